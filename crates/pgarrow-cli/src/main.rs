@@ -1,0 +1,526 @@
+//! `pgarrow`: export PostgreSQL queries and tables to Parquet and Arrow.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, bail};
+use arrow_array::RecordBatch;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pgarrow::{Client, Config, DecodeOptions, ExportOptions, ExportPlan, Source};
+use pgarrow_sink::{Compression, Format, Output, Sink, SinkOptions};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Exit status after Ctrl-C, as shells report SIGINT.
+const EXIT_INTERRUPTED: i32 = 130;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pgarrow",
+    version,
+    about = "Export PostgreSQL queries and tables to Parquet and Arrow, exactly and fast",
+    long_about = "Export PostgreSQL queries and tables to Parquet and Arrow, exactly and fast.\n\n\
+                  Connection: --url, else DATABASE_URL, else the PG* environment variables \
+                  (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE) as libpq reads them."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Export a query or table to a file (or stdout).
+    Export(ExportArgs),
+    /// Print the Arrow schema an export would produce, with each column's PostgreSQL type
+    /// (the query is described, not run).
+    Schema(SourceArgs),
+    /// Start a scratch PostgreSQL, load a 1M-row lineitem table and export it to Parquet.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+struct SourceArgs {
+    /// Connection URL (postgresql://user:pass@host:port/db) or libpq key=value string.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// SQL query to export (SELECT, TABLE, VALUES, WITH ...).
+    #[arg(
+        long,
+        short = 'q',
+        value_name = "SQL",
+        conflicts_with = "table",
+        required_unless_present = "table"
+    )]
+    query: Option<String>,
+    /// Table to export: name or schema.name (exact, case-sensitive; quote parts with dots).
+    #[arg(long, short = 't', value_name = "NAME")]
+    table: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct OutputArgs {
+    /// Output format: parquet, arrow (IPC file), arrow-stream (IPC stream) or null (decode
+    /// and discard). Default: from the output file's extension.
+    #[arg(long, value_name = "FORMAT")]
+    to: Option<String>,
+    /// Output file, or - for standard output.
+    #[arg(long, short = 'o', value_name = "PATH")]
+    output: Option<String>,
+    /// Parquet compression: zstd[:LEVEL], snappy, lz4, gzip, none.
+    #[arg(long, default_value = "zstd", value_name = "CODEC")]
+    compression: String,
+    /// Rows per Parquet row group.
+    #[arg(long, default_value_t = 1 << 20, value_name = "N")]
+    row_group_rows: usize,
+    /// Rows per Arrow batch.
+    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_ROWS, value_name = "N")]
+    batch_rows: usize,
+    /// Bytes of field data per Arrow batch, at most (a batch is cut at whichever limit comes
+    /// first).
+    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_BYTES, value_name = "BYTES")]
+    batch_bytes: usize,
+    /// No progress bar and no summary.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Rows in the sample lineitem table.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(()) => 0,
+        Err(e) if e.is::<Interrupted>() => {
+            eprintln!("pgarrow: interrupted; no output was written");
+            EXIT_INTERRUPTED
+        }
+        Err(e) => {
+            eprintln!("pgarrow: error: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Ctrl-C was pressed.
+#[derive(Debug)]
+struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+fn run(cli: Cli) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Export(args) => {
+            let config = connection_config(args.source.url.as_deref())?;
+            let source = source(&args.source)?;
+            export(&rt, &config, &source, &args.output)
+        }
+        Command::Schema(args) => {
+            let config = connection_config(args.url.as_deref())?;
+            let source = source(&args)?;
+            schema(&rt, &config, &source)
+        }
+        Command::Demo(args) => demo(&rt, args),
+    }
+}
+
+/// Runs `fut`, or fails with [`Interrupted`] on Ctrl-C (dropping `fut`, which closes the
+/// connection; the server stops the query when its next write fails).
+fn block_on_interruptible<T>(
+    rt: &tokio::runtime::Runtime,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    rt.block_on(async {
+        tokio::select! {
+            r = fut => r,
+            _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
+        }
+    })
+}
+
+fn connection_config(url: Option<&str>) -> Result<Config> {
+    let url = url
+        .map(str::to_owned)
+        .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()));
+    Ok(match url {
+        Some(u) => Config::parse(&u)?,
+        None => Config::from_env()?,
+    })
+}
+
+fn source(args: &SourceArgs) -> Result<Source> {
+    match (&args.query, &args.table) {
+        (Some(q), None) => Ok(Source::query(q.clone())),
+        (None, Some(t)) => Ok(Source::table(t)?),
+        _ => bail!("give either --query or --table"),
+    }
+}
+
+async fn connect(config: &Config) -> Result<Client> {
+    Client::connect(config).await.map_err(|e| anyhow!("{e}"))
+}
+
+fn schema(rt: &tokio::runtime::Runtime, config: &Config, source: &Source) -> Result<()> {
+    let plan = block_on_interruptible(rt, async {
+        let mut client = connect(config).await?;
+        let plan = client.plan(source).await?;
+        let _ = client.close().await;
+        Ok(plan)
+    })?;
+    print!("{}", render_schema(&plan));
+    Ok(())
+}
+
+fn render_schema(plan: &ExportPlan) -> String {
+    let rows: Vec<[String; 4]> = plan
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let arrow = plan.schema.field(i).data_type().to_string();
+            let note = match (c.cast, c.kind.extension_name()) {
+                (Some(cast), _) => format!("no binary decoder: sent as {cast}"),
+                (None, Some(ext)) => format!("extension {ext}"),
+                (None, None) => String::new(),
+            };
+            [
+                c.column.name.clone(),
+                c.column.type_name.clone(),
+                arrow,
+                note,
+            ]
+        })
+        .collect();
+    let headers = ["column", "postgres type", "arrow type", "note"];
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .chain([headers[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let w = [width(0), width(1), width(2)];
+    let mut out = String::new();
+    let line = |out: &mut String, r: [&str; 4]| {
+        let s = format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2]
+        );
+        out.push_str(s.trim_end());
+        out.push('\n');
+    };
+    line(&mut out, headers);
+    for r in &rows {
+        line(&mut out, [&r[0], &r[1], &r[2], &r[3]]);
+    }
+    out
+}
+
+/// Where an export writes, resolved from `--to` and `-o`.
+fn resolve_output(args: &OutputArgs) -> Result<(Format, Output)> {
+    let format = match &args.to {
+        Some(f) => Some(f.parse::<Format>()?),
+        None => None,
+    };
+    match (format, args.output.as_deref()) {
+        (Some(Format::Null), None) => Ok((Format::Null, Output::Discard)),
+        (Some(Format::Null), Some(_)) => bail!("--to null writes nothing: drop -o"),
+        (Some(f), Some("-")) => Ok((f, Output::Stdout)),
+        (None, Some("-")) => bail!("writing to stdout (-o -) needs --to FORMAT"),
+        (Some(f), Some(p)) => Ok((f, Output::File(PathBuf::from(p)))),
+        (None, Some(p)) => {
+            let path = PathBuf::from(p);
+            let f = Format::from_path(&path).ok_or_else(|| {
+                anyhow!(
+                    "cannot tell the format from \"{p}\": use a .parquet, .arrow or .arrows \
+                     extension, or --to"
+                )
+            })?;
+            Ok((f, Output::File(path)))
+        }
+        (_, None) => bail!("give an output file with -o PATH (or --to null)"),
+    }
+}
+
+/// What an export did, for the summary line.
+struct Summary {
+    rows: u64,
+    copy_bytes: u64,
+    written: u64,
+    elapsed: Duration,
+}
+
+fn export(
+    rt: &tokio::runtime::Runtime,
+    config: &Config,
+    source: &Source,
+    args: &OutputArgs,
+) -> Result<()> {
+    let (format, output) = resolve_output(args)?;
+    let sink_options = SinkOptions {
+        compression: args.compression.parse::<Compression>()?,
+        row_group_rows: args.row_group_rows,
+        metadata: vec![(
+            "pgarrow.version".to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        )],
+    };
+    let options = ExportOptions {
+        decode: DecodeOptions {
+            batch_rows: args.batch_rows,
+            batch_bytes: args.batch_bytes,
+        },
+    };
+    let start = Instant::now();
+    let (mut client, plan) = block_on_interruptible(rt, async {
+        let mut client = connect(config).await?;
+        let plan = client.plan(source).await?;
+        Ok((client, plan))
+    })?;
+    // The sink's temporary file is created before the query runs: a bad path fails first.
+    let sink = Sink::create(format, output.clone(), &plan.schema, &sink_options)?;
+    let progress = progress_bar(args.quiet);
+
+    // Decoding runs here; encoding and writing on their own thread, two batches apart.
+    let (tx, rx) = sync_channel::<RecordBatch>(2);
+    let writer = std::thread::Builder::new()
+        .name("pgarrow-writer".into())
+        .spawn(move || write_batches(sink, rx))?;
+    let pumped = block_on_interruptible(rt, async {
+        let mut export = client.export_plan(plan, &options).await?;
+        while let Some(batch) = export.next_batch().await? {
+            if tx.send(batch).is_err() {
+                // The writer failed; its error is reported below.
+                break;
+            }
+            progress.set_message(progress_message(
+                export.rows(),
+                export.bytes(),
+                start.elapsed(),
+            ));
+        }
+        drop(tx);
+        Ok((export.rows(), export.bytes()))
+    });
+    let written = writer
+        .join()
+        .map_err(|_| anyhow!("the writer thread panicked"))?;
+    progress.finish_and_clear();
+    // A decode or server error comes first: it is the cause when both failed.
+    let (rows, copy_bytes) = pumped?;
+    let sink = written?;
+    let written = sink.finish()?;
+    drop(client);
+    if !args.quiet {
+        let summary = Summary {
+            rows,
+            copy_bytes,
+            written,
+            elapsed: start.elapsed(),
+        };
+        eprintln!("{}", summary_line(&summary, format, &output));
+    }
+    Ok(())
+}
+
+fn write_batches(mut sink: Sink, rx: Receiver<RecordBatch>) -> Result<Sink> {
+    for batch in rx {
+        sink.write(&batch)?;
+    }
+    Ok(sink)
+}
+
+fn progress_bar(quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb.set_message("running the query...");
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
+}
+
+fn progress_message(rows: u64, bytes: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    format!(
+        "{} rows, {} read, {} rows/s, {:.1} s",
+        group(rows),
+        human_bytes(bytes),
+        group((rows as f64 / secs) as u64),
+        secs
+    )
+}
+
+fn summary_line(s: &Summary, format: Format, output: &Output) -> String {
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    let target = match output {
+        Output::File(p) => format!("{} ({format}, {})", p.display(), human_bytes(s.written)),
+        Output::Stdout => format!("stdout ({format}, {})", human_bytes(s.written)),
+        Output::Discard => "nowhere (--to null)".to_owned(),
+    };
+    format!(
+        "exported {} rows ({} of COPY data) to {target} in {secs:.2} s: {} rows/s, {}/s",
+        group(s.rows),
+        human_bytes(s.copy_bytes),
+        group((s.rows as f64 / secs) as u64),
+        human_bytes((s.copy_bytes as f64 / secs) as u64),
+    )
+}
+
+/// 1234567 -> "1,234,567".
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+fn demo(rt: &tokio::runtime::Runtime, mut args: DemoArgs) -> Result<()> {
+    if args.output.output.is_none() && args.output.to.as_deref() != Some("null") {
+        args.output.output = Some("demo.parquet".to_owned());
+    }
+    let bin = pgarrow_testkit::find_bin_dir().ok_or_else(|| {
+        anyhow!(
+            "no PostgreSQL server binaries found (initdb, pg_ctl): install them \
+             (apt-get install postgresql) or point PG_BIN at their directory"
+        )
+    })?;
+    eprintln!(
+        "starting a scratch PostgreSQL cluster from {} ...",
+        bin.display()
+    );
+    let cluster = pgarrow_testkit::Cluster::start_in(&bin)?;
+    eprintln!(
+        "loading {} rows into table lineitem (generate_series) ...",
+        group(args.rows)
+    );
+    let config = Config::parse(&cluster.socket_url("postgres"))?;
+    let load_started = Instant::now();
+    block_on_interruptible(rt, async {
+        let mut client = connect(&config).await?;
+        client
+            .connection()
+            .simple_query(&pgarrow_testkit::fixtures::lineitem_sql(
+                "lineitem", args.rows,
+            ))
+            .await?;
+        Ok(())
+    })?;
+    eprintln!(
+        "loaded in {:.1} s; exporting with `pgarrow export --table lineitem -o {}`",
+        load_started.elapsed().as_secs_f64(),
+        args.output.output.as_deref().unwrap_or("-")
+    );
+    let source = Source::table("lineitem")?;
+    export(rt, &config, &source, &args.output)?;
+    if let Some(path) = args.output.output.as_deref().filter(|p| *p != "-") {
+        let abs = std::fs::canonicalize(Path::new(path)).unwrap_or_else(|_| PathBuf::from(path));
+        eprintln!("wrote {}", abs.display());
+    }
+    drop(cluster);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_for_people() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(1234567), "1,234,567");
+        assert_eq!(group(100), "100");
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+    }
+
+    fn out(to: Option<&str>, o: Option<&str>) -> OutputArgs {
+        OutputArgs {
+            to: to.map(str::to_owned),
+            output: o.map(str::to_owned),
+            compression: "zstd".into(),
+            row_group_rows: 1,
+            batch_rows: 1,
+            batch_bytes: 1,
+            quiet: true,
+        }
+    }
+
+    #[test]
+    fn output_resolution() {
+        assert_eq!(
+            resolve_output(&out(None, Some("a.parquet"))).unwrap(),
+            (Format::Parquet, Output::File("a.parquet".into()))
+        );
+        assert_eq!(
+            resolve_output(&out(Some("arrow-stream"), Some("-"))).unwrap(),
+            (Format::ArrowStream, Output::Stdout)
+        );
+        assert_eq!(
+            resolve_output(&out(Some("null"), None)).unwrap(),
+            (Format::Null, Output::Discard)
+        );
+        assert!(resolve_output(&out(None, Some("a.csv"))).is_err());
+        assert!(resolve_output(&out(None, Some("-"))).is_err());
+        assert!(resolve_output(&out(Some("parquet"), None)).is_err());
+    }
+}

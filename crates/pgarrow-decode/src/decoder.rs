@@ -1,0 +1,514 @@
+//! The push decoder for PostgreSQL's binary COPY format.
+//!
+//! BE ADVISED: the input arrives in chunks split anywhere (CopyData messages, file reads, fuzz
+//! input), so every unit of the format (the header, a tuple's field count, a field's length, a
+//! field's body) may straddle two calls. The fast path decodes units straight from `input`; a
+//! unit that is cut off is copied into one reusable scratch buffer and completed on the next
+//! call. The scratch buffer only ever grows by bytes actually received, never by a length read
+//! from the stream, so a corrupt length cannot make us allocate gigabytes.
+//!
+//! Stream layout (PostgreSQL `doc/src/sgml/ref/copy.sgml`, "Binary Format"): the 11-byte
+//! signature `PGCOPY\n\xff\r\n\0`, i32 flags, i32 header-extension length plus that many bytes;
+//! then tuples of i16 field count and per field an i32 length (-1 is NULL) and the bytes; then
+//! the trailer, an i16 -1.
+
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, RecordBatchOptions};
+use arrow_schema::{Schema, SchemaRef};
+
+use crate::column::{Column, FinishError};
+use crate::error::{Error, ErrorKind, FieldError, Result};
+use crate::types::{ColumnKind, PgColumn, arrow_field};
+
+/// The 11-byte signature that starts every binary COPY stream.
+pub const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
+/// Header flag bit 16: each tuple carries an OID field not counted in the field count.
+const FLAG_HAS_OIDS: u32 = 1 << 16;
+/// Header flag bits 16..31 are critical: an unknown one means we cannot read the stream.
+const CRITICAL_FLAGS: u32 = 0xffff_0000;
+
+/// Default number of rows per batch.
+pub const DEFAULT_BATCH_ROWS: usize = 65_536;
+/// Default number of field bytes per batch.
+pub const DEFAULT_BATCH_BYTES: usize = 64 << 20;
+/// The largest allowed `batch_bytes`: with PostgreSQL's 1 GiB row limit this keeps every
+/// variable-width array under Arrow's 2 GiB offset limit.
+pub const MAX_BATCH_BYTES: usize = 1 << 30;
+
+/// How the decoder cuts batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// A batch is ready after this many rows.
+    pub batch_rows: usize,
+    /// A batch is ready once its rows hold this many field bytes (clamped to
+    /// [`MAX_BATCH_BYTES`]).
+    pub batch_bytes: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            batch_rows: DEFAULT_BATCH_ROWS,
+            batch_bytes: DEFAULT_BATCH_BYTES,
+        }
+    }
+}
+
+/// A column to decode: what the server said about it, and how to decode it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnPlan {
+    /// The column as described by the server (its original type, before any cast).
+    pub column: PgColumn,
+    /// The decoder for the bytes that will arrive.
+    pub kind: ColumnKind,
+    /// The server-side cast applied in the projection, if the type has no decoder.
+    pub cast: Option<&'static str>,
+}
+
+impl ColumnPlan {
+    /// Plans a column: its own decoder when there is one, else a cast to `text`.
+    pub fn for_column(column: PgColumn) -> ColumnPlan {
+        match ColumnKind::for_type(column.oid, column.typmod) {
+            Some(kind) => ColumnPlan {
+                column,
+                kind,
+                cast: None,
+            },
+            None => ColumnPlan {
+                column,
+                kind: ColumnKind::Text,
+                cast: Some("text"),
+            },
+        }
+    }
+
+    /// The Arrow field this column produces.
+    pub fn field(&self) -> arrow_schema::Field {
+        arrow_field(&self.column, self.kind, self.cast)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for signature, flags and extension length (19 bytes).
+    Header,
+    /// Skipping the header extension.
+    HeaderExt {
+        remaining: usize,
+    },
+    /// At a tuple boundary: a field count or the trailer comes next.
+    TupleStart,
+    /// Skipping the per-tuple OID field (flag bit 16): its length, then its body.
+    OidLen,
+    OidBody {
+        remaining: usize,
+    },
+    /// Waiting for the length of field `col`.
+    FieldLen {
+        col: usize,
+    },
+    /// Waiting for `len` body bytes of field `col`.
+    FieldBody {
+        col: usize,
+        len: usize,
+    },
+    /// The trailer was read; nothing may follow.
+    Done,
+}
+
+/// Decodes a binary COPY stream into Arrow [`RecordBatch`]es.
+///
+/// Call [`decode`](CopyDecoder::decode) with bytes as they arrive; when
+/// [`has_batch`](CopyDecoder::has_batch) is true (it stopped early to let you), or whenever you
+/// like, call [`flush`](CopyDecoder::flush); at the end call [`finish`](CopyDecoder::finish).
+///
+/// ```
+/// use pgarrow_decode::{CopyDecoder, DecodeOptions, PgColumn, types::oid};
+///
+/// // COPY (SELECT 7::int4 AS n) TO STDOUT (FORMAT binary)
+/// let mut bytes = b"PGCOPY\n\xff\r\n\0".to_vec();
+/// bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]); // flags, extension length
+/// bytes.extend_from_slice(&[0, 1, 0, 0, 0, 4, 0, 0, 0, 7]); // 1 field, 4 bytes: 7
+/// bytes.extend_from_slice(&[0xff, 0xff]); // trailer
+///
+/// let columns = vec![PgColumn::new("n", oid::INT4, -1)];
+/// let mut decoder = CopyDecoder::new(columns, DecodeOptions::default())?;
+/// let mut input = &bytes[..];
+/// while !input.is_empty() {
+///     let used = decoder.decode(input)?;
+///     input = &input[used..];
+/// }
+/// let batch = decoder.finish()?.expect("one row");
+/// assert_eq!(batch.num_rows(), 1);
+/// # Ok::<(), pgarrow_decode::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct CopyDecoder {
+    schema: SchemaRef,
+    plans: Vec<ColumnPlan>,
+    columns: Vec<Column>,
+    options: DecodeOptions,
+    state: State,
+    scratch: Vec<u8>,
+    has_oids: bool,
+    /// Rows completed since the last flush.
+    batch_rows: usize,
+    /// Field bytes in rows since the last flush.
+    batch_bytes: usize,
+    /// Rows completed before the current batch.
+    rows_flushed: u64,
+    /// Bytes consumed before the current `decode` call.
+    offset: u64,
+}
+
+impl CopyDecoder {
+    /// A decoder for a stream whose columns the server described as `columns`, each decoded by
+    /// its own decoder or, for types without one, as text (the caller must then have cast it).
+    pub fn new(columns: Vec<PgColumn>, options: DecodeOptions) -> Result<Self> {
+        Self::with_plans(
+            columns.into_iter().map(ColumnPlan::for_column).collect(),
+            options,
+        )
+    }
+
+    /// A decoder for explicitly planned columns.
+    pub fn with_plans(plans: Vec<ColumnPlan>, options: DecodeOptions) -> Result<Self> {
+        let options = DecodeOptions {
+            batch_rows: options.batch_rows.max(1),
+            batch_bytes: options.batch_bytes.clamp(1, MAX_BATCH_BYTES),
+        };
+        let schema = Arc::new(Schema::new(
+            plans.iter().map(ColumnPlan::field).collect::<Vec<_>>(),
+        ));
+        let first = options.batch_rows.min(1024);
+        let columns = plans.iter().map(|p| Column::new(p.kind, first)).collect();
+        Ok(CopyDecoder {
+            schema,
+            plans,
+            columns,
+            options,
+            state: State::Header,
+            scratch: Vec::new(),
+            has_oids: false,
+            batch_rows: 0,
+            batch_bytes: 0,
+            rows_flushed: 0,
+            offset: 0,
+        })
+    }
+
+    /// The Arrow schema of the batches this decoder produces.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// The column plans, in order.
+    pub fn plans(&self) -> &[ColumnPlan] {
+        &self.plans
+    }
+
+    /// Rows fully decoded so far, flushed or not.
+    pub fn rows_decoded(&self) -> u64 {
+        self.rows_flushed + self.batch_rows as u64
+    }
+
+    /// Bytes of COPY stream consumed so far.
+    pub fn bytes_consumed(&self) -> u64 {
+        self.offset
+    }
+
+    /// Whether a batch is full: `decode` consumes nothing more until it is flushed.
+    pub fn has_batch(&self) -> bool {
+        self.batch_rows >= self.options.batch_rows || self.batch_bytes >= self.options.batch_bytes
+    }
+
+    /// Whether the trailer has been read.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Consumes bytes from `input` and returns how many were used.
+    ///
+    /// It uses all of `input` unless a batch fills up first (see
+    /// [`has_batch`](CopyDecoder::has_batch)); a unit cut off at the end of `input` is kept and
+    /// completed by the next call.
+    ///
+    /// # Errors
+    /// Malformed stream structure is [`ErrorKind::Protocol`]; a value that cannot be represented
+    /// is [`ErrorKind::Value`] with its row and column. After an error the decoder must not be
+    /// used again.
+    pub fn decode(&mut self, input: &[u8]) -> Result<usize> {
+        let mut pos = 0;
+        let ncols = self.columns.len();
+        'units: loop {
+            match self.state {
+                State::Header => {
+                    let Some(h) = take(&mut self.scratch, input, &mut pos, 19) else {
+                        break;
+                    };
+                    if &h[..11] != SIGNATURE {
+                        return Err(self.protocol_err(0, "missing PGCOPY signature"));
+                    }
+                    let flags = u32::from_be_bytes([h[11], h[12], h[13], h[14]]);
+                    let ext = i32::from_be_bytes([h[15], h[16], h[17], h[18]]);
+                    self.scratch.clear();
+                    if flags & CRITICAL_FLAGS & !FLAG_HAS_OIDS != 0 {
+                        return Err(self.protocol_err(
+                            11,
+                            format!("unknown critical header flags 0x{flags:08x}"),
+                        ));
+                    }
+                    self.has_oids = flags & FLAG_HAS_OIDS != 0;
+                    let Ok(ext) = usize::try_from(ext) else {
+                        return Err(self.protocol_err(15, "negative header extension length"));
+                    };
+                    self.state = State::HeaderExt { remaining: ext };
+                }
+                State::HeaderExt { remaining } => {
+                    let n = remaining.min(input.len() - pos);
+                    pos += n;
+                    if n < remaining {
+                        self.state = State::HeaderExt {
+                            remaining: remaining - n,
+                        };
+                        break;
+                    }
+                    self.state = State::TupleStart;
+                }
+                State::TupleStart => {
+                    if self.has_batch() {
+                        break;
+                    }
+                    let at = pos;
+                    let Some(b) = take(&mut self.scratch, input, &mut pos, 2) else {
+                        break;
+                    };
+                    let count = i16::from_be_bytes([b[0], b[1]]);
+                    self.scratch.clear();
+                    if count == -1 {
+                        self.state = State::Done;
+                        continue;
+                    }
+                    if count as usize != ncols || count < 0 {
+                        return Err(self.protocol_err(
+                            at,
+                            format!("tuple has {count} fields, expected {ncols}"),
+                        ));
+                    }
+                    self.state = if self.has_oids {
+                        State::OidLen
+                    } else {
+                        State::FieldLen { col: 0 }
+                    };
+                    if ncols == 0 && !self.has_oids {
+                        self.end_row();
+                    }
+                }
+                State::OidLen => {
+                    let at = pos;
+                    let Some(b) = take(&mut self.scratch, input, &mut pos, 4) else {
+                        break;
+                    };
+                    let len = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                    self.scratch.clear();
+                    self.state = State::OidBody {
+                        remaining: usize::try_from(len.max(0)).unwrap_or(0),
+                    };
+                    if len < -1 {
+                        return Err(self.protocol_err(at, format!("bad OID field length {len}")));
+                    }
+                }
+                State::OidBody { remaining } => {
+                    let n = remaining.min(input.len() - pos);
+                    pos += n;
+                    if n < remaining {
+                        self.state = State::OidBody {
+                            remaining: remaining - n,
+                        };
+                        break;
+                    }
+                    self.state = State::FieldLen { col: 0 };
+                    if ncols == 0 {
+                        self.end_row();
+                    }
+                }
+                State::FieldLen { mut col } => {
+                    // Fast path: whole fields straight from `input`.
+                    while col < ncols {
+                        if !self.scratch.is_empty() || input.len() - pos < 4 {
+                            let at = pos;
+                            let Some(b) = take(&mut self.scratch, input, &mut pos, 4) else {
+                                self.state = State::FieldLen { col };
+                                break 'units;
+                            };
+                            let len = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                            self.scratch.clear();
+                            if len == -1 {
+                                self.columns[col].push_null();
+                                col += 1;
+                                continue;
+                            }
+                            let len = self.field_len(at, len)?;
+                            self.state = State::FieldBody { col, len };
+                            continue 'units;
+                        }
+                        let at = pos;
+                        let len = i32::from_be_bytes([
+                            input[pos],
+                            input[pos + 1],
+                            input[pos + 2],
+                            input[pos + 3],
+                        ]);
+                        pos += 4;
+                        if len == -1 {
+                            self.columns[col].push_null();
+                            col += 1;
+                            continue;
+                        }
+                        let len = self.field_len(at, len)?;
+                        if input.len() - pos < len {
+                            self.state = State::FieldBody { col, len };
+                            continue 'units;
+                        }
+                        let body = &input[pos..pos + len];
+                        pos += len;
+                        if let Err(e) = self.columns[col].push(body) {
+                            return Err(self.value_err(col, e));
+                        }
+                        self.batch_bytes += len;
+                        col += 1;
+                    }
+                    self.end_row();
+                    self.state = State::TupleStart;
+                }
+                State::FieldBody { col, len } => {
+                    let Some(body) = take(&mut self.scratch, input, &mut pos, len) else {
+                        break;
+                    };
+                    let res = self.columns[col].push(body);
+                    self.scratch.clear();
+                    if let Err(e) = res {
+                        return Err(self.value_err(col, e));
+                    }
+                    self.batch_bytes += len;
+                    if col + 1 == ncols {
+                        self.end_row();
+                        self.state = State::TupleStart;
+                    } else {
+                        self.state = State::FieldLen { col: col + 1 };
+                    }
+                }
+                State::Done => {
+                    if pos < input.len() {
+                        return Err(self.protocol_err(pos, "data after the COPY trailer"));
+                    }
+                    break;
+                }
+            }
+        }
+        self.offset += pos as u64;
+        Ok(pos)
+    }
+
+    /// Builds a RecordBatch from the rows buffered since the last flush, if there are any.
+    ///
+    /// # Errors
+    /// A text value that is not valid UTF-8 is reported here, with its row and column.
+    pub fn flush(&mut self) -> Result<Option<RecordBatch>> {
+        if self.batch_rows == 0 {
+            return Ok(None);
+        }
+        let rows = self.batch_rows;
+        let mut arrays = Vec::with_capacity(self.columns.len());
+        for (col, column) in self.columns.iter_mut().enumerate() {
+            match column.finish(rows.min(self.options.batch_rows)) {
+                Ok(a) => arrays.push(a),
+                Err(FinishError::Field { index, error }) => {
+                    let row = self.rows_flushed + index as u64 + 1;
+                    return Err(value_error(&self.plans[col], col, row, error));
+                }
+                Err(FinishError::Arrow(e)) => return Err(e.into()),
+            }
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        let batch = RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)?;
+        self.rows_flushed += rows as u64;
+        self.batch_rows = 0;
+        self.batch_bytes = 0;
+        Ok(Some(batch))
+    }
+
+    /// Ends the stream: fails if it stopped before the trailer, else flushes the last rows.
+    ///
+    /// # Errors
+    /// A stream that ended in the header, mid-tuple or without the trailer.
+    pub fn finish(&mut self) -> Result<Option<RecordBatch>> {
+        match self.state {
+            State::Done => self.flush(),
+            State::Header | State::HeaderExt { .. } => {
+                Err(self.protocol_err(0, "stream ended inside the COPY header"))
+            }
+            State::TupleStart => Err(self.protocol_err(0, "stream ended without the COPY trailer")),
+            _ => Err(self.protocol_err(0, "stream ended in the middle of a row")),
+        }
+    }
+
+    #[inline]
+    fn end_row(&mut self) {
+        self.batch_rows += 1;
+    }
+
+    fn field_len(&self, at: usize, len: i32) -> Result<usize> {
+        usize::try_from(len).map_err(|_| self.protocol_err(at, format!("bad field length {len}")))
+    }
+
+    fn protocol_err(&self, at: usize, message: impl Into<std::borrow::Cow<'static, str>>) -> Error {
+        let row = match self.state {
+            State::Header | State::HeaderExt { .. } => 0,
+            _ => self.rows_decoded() + 1,
+        };
+        Error::protocol(self.offset + at as u64, row, message)
+    }
+
+    fn value_err(&self, col: usize, e: FieldError) -> Error {
+        value_error(&self.plans[col], col, self.rows_decoded() + 1, e)
+    }
+}
+
+fn value_error(plan: &ColumnPlan, column: usize, row: u64, e: FieldError) -> Error {
+    Error::new(ErrorKind::Value {
+        row,
+        column,
+        name: plan.column.name.clone(),
+        pg_type: plan.column.type_name.clone(),
+        message: e.0,
+    })
+}
+
+/// Returns the next `n` bytes of the stream, from `input` directly when they are all there and
+/// nothing is pending, else through `scratch`; `None` when fewer than `n` are available yet (the
+/// available ones are then kept in `scratch`). The caller clears `scratch` after using a unit.
+#[inline]
+fn take<'a>(
+    scratch: &'a mut Vec<u8>,
+    input: &'a [u8],
+    pos: &mut usize,
+    n: usize,
+) -> Option<&'a [u8]> {
+    let avail = input.len() - *pos;
+    if scratch.is_empty() && avail >= n {
+        let unit = &input[*pos..*pos + n];
+        *pos += n;
+        return Some(unit);
+    }
+    let want = n - scratch.len();
+    let got = want.min(avail);
+    scratch.extend_from_slice(&input[*pos..*pos + got]);
+    *pos += got;
+    if got == want {
+        Some(&scratch[..])
+    } else {
+        None
+    }
+}

@@ -1,0 +1,34 @@
+//! PostgreSQL binary COPY format to Apache Arrow.
+//!
+//! [`CopyDecoder`] is a push decoder: hand it bytes of a `COPY ... TO STDOUT (FORMAT binary)`
+//! stream split anywhere, get Arrow [`RecordBatch`](arrow_array::RecordBatch)es out. Each
+//! column gets one typed decoder chosen from its PostgreSQL type OID and typmod
+//! ([`ColumnKind::for_type`]); the values go straight into vectors that become Arrow buffers
+//! without a copy. There are no sockets here: the decoder is fed by the network client, by a
+//! file written with `COPY ... TO 'file' (FORMAT binary)`, by a fuzzer or by a benchmark.
+//!
+//! Values that Arrow cannot hold exactly (infinite dates and timestamps, numeric NaN, a
+//! `time` of 24:00:00, ...) are errors naming the row and column, never silently changed.
+//!
+//! ```
+//! use pgarrow_decode::{CopyDecoder, DecodeOptions, PgColumn, types::oid};
+//!
+//! let columns = vec![PgColumn::new("id", oid::INT8, -1), PgColumn::new("name", oid::TEXT, -1)];
+//! let decoder = CopyDecoder::new(columns, DecodeOptions::default())?;
+//! assert_eq!(decoder.schema().field(1).name(), "name");
+//! # Ok::<(), pgarrow_decode::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod column;
+mod decoder;
+mod error;
+pub mod numeric;
+pub mod types;
+
+pub use decoder::{
+    ColumnPlan, CopyDecoder, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions,
+    MAX_BATCH_BYTES, SIGNATURE,
+};
+pub use error::{Error, ErrorKind, FieldError, Result};
+pub use types::{ColumnKind, PgColumn};

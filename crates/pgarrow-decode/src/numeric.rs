@@ -1,0 +1,359 @@
+//! `numeric`: base-10000 digits to exact Arrow decimals or decimal text.
+//!
+//! Wire layout (`numeric_send` in `src/backend/utils/adt/numeric.c`): i16 ndigits, i16 weight,
+//! u16 sign, u16 dscale, then ndigits x i16 base-10000 digits, most significant first. The value
+//! is `sum(digit[i] * 10000^(weight - i))`. Trailing zero groups are dropped, so 1000000 is one
+//! digit (100) with weight 1. Special values (NaN, +-Infinity since PostgreSQL 14) have no
+//! digits, and their weight and dscale mean nothing.
+
+use arrow_buffer::i256;
+
+use crate::error::FieldError;
+
+const SIGN_POS: u16 = 0x0000;
+const SIGN_NEG: u16 = 0x4000;
+const SIGN_NAN: u16 = 0xC000;
+const SIGN_PINF: u16 = 0xD000;
+const SIGN_NINF: u16 = 0xF000;
+
+/// A parsed `numeric` value borrowing its digits from the wire.
+#[derive(Debug, Clone, Copy)]
+pub struct Numeric<'a> {
+    /// Whether the value is negative.
+    pub negative: bool,
+    /// Weight of the first digit group, in powers of 10000.
+    pub weight: i16,
+    /// Number of decimal digits after the point to display.
+    pub dscale: u16,
+    digits: &'a [u8],
+}
+
+/// A `numeric` that is not a finite number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumericSpecial {
+    /// `NaN`.
+    NaN,
+    /// `Infinity`.
+    PosInfinity,
+    /// `-Infinity`.
+    NegInfinity,
+}
+
+impl NumericSpecial {
+    /// The message for a special value that the target type cannot hold.
+    pub fn message(self) -> &'static str {
+        match self {
+            NumericSpecial::NaN => "numeric NaN has no exact Arrow decimal representation",
+            NumericSpecial::PosInfinity => {
+                "numeric Infinity has no exact Arrow decimal representation"
+            }
+            NumericSpecial::NegInfinity => {
+                "numeric -Infinity has no exact Arrow decimal representation"
+            }
+        }
+    }
+}
+
+impl<'a> Numeric<'a> {
+    /// Parses the binary `numeric` layout.
+    ///
+    /// # Errors
+    /// A length that does not match the digit count, a digit outside 0..9999 or an unknown
+    /// sign word is a [`FieldError`]; a NaN or infinity is `Ok(Err(special))`.
+    pub fn parse(b: &'a [u8]) -> Result<Result<Numeric<'a>, NumericSpecial>, FieldError> {
+        if b.len() < 8 {
+            return Err(FieldError::new(
+                "numeric field shorter than its 8-byte header",
+            ));
+        }
+        let ndigits = i16::from_be_bytes([b[0], b[1]]);
+        let weight = i16::from_be_bytes([b[2], b[3]]);
+        let sign = u16::from_be_bytes([b[4], b[5]]);
+        let dscale = u16::from_be_bytes([b[6], b[7]]);
+        let negative = match sign {
+            SIGN_POS => false,
+            SIGN_NEG => true,
+            SIGN_NAN => return Ok(Err(NumericSpecial::NaN)),
+            SIGN_PINF => return Ok(Err(NumericSpecial::PosInfinity)),
+            SIGN_NINF => return Ok(Err(NumericSpecial::NegInfinity)),
+            _ => {
+                return Err(FieldError::new(format!(
+                    "numeric has unknown sign 0x{sign:04x}"
+                )));
+            }
+        };
+        if ndigits < 0 || b.len() != 8 + 2 * ndigits as usize {
+            return Err(FieldError::new(format!(
+                "numeric claims {ndigits} digits but has {} bytes",
+                b.len()
+            )));
+        }
+        if dscale > 0x3fff {
+            return Err(FieldError::new(format!(
+                "numeric dscale {dscale} out of range"
+            )));
+        }
+        let digits = &b[8..];
+        if digits
+            .chunks_exact(2)
+            .any(|d| u16::from_be_bytes([d[0], d[1]]) > 9999)
+        {
+            return Err(FieldError::new("numeric digit outside 0..9999"));
+        }
+        Ok(Ok(Numeric {
+            negative,
+            weight,
+            dscale,
+            digits,
+        }))
+    }
+
+    /// Number of base-10000 digit groups.
+    pub fn ndigits(&self) -> usize {
+        self.digits.len() / 2
+    }
+
+    /// The `i`th base-10000 digit group; 0 past the end.
+    #[inline]
+    pub fn digit(&self, i: usize) -> u16 {
+        match self.digits.get(2 * i..2 * i + 2) {
+            Some(d) => u16::from_be_bytes([d[0], d[1]]),
+            None => 0,
+        }
+    }
+
+    /// The value as an integer scaled by `10^scale`, if it fits in `precision` decimal digits
+    /// and needs no rounding.
+    pub fn to_i128(&self, precision: u8, scale: i8) -> Result<i128, FieldError> {
+        let mut acc: i128 = 0;
+        for i in 0..self.ndigits() {
+            acc = acc
+                .checked_mul(10_000)
+                .and_then(|a| a.checked_add(i128::from(self.digit(i))))
+                .ok_or_else(|| self.overflow(precision, scale))?;
+        }
+        // acc * 10000^(weight - ndigits + 1) * 10^scale
+        let exp10 = 4 * (i32::from(self.weight) - self.ndigits() as i32 + 1) + i32::from(scale);
+        let v = if exp10 >= 0 {
+            pow10_i128(exp10)
+                .and_then(|p| acc.checked_mul(p))
+                .ok_or_else(|| self.overflow(precision, scale))?
+        } else {
+            let div = pow10_i128(-exp10);
+            match div {
+                Some(div) if acc % div == 0 => acc / div,
+                // A divisor beyond i128 leaves nothing but zero.
+                None if acc == 0 => 0,
+                _ => return Err(self.rounding(scale)),
+            }
+        };
+        if pow10_i128(i32::from(precision)).is_some_and(|limit| v >= limit) {
+            return Err(self.overflow(precision, scale));
+        }
+        Ok(if self.negative { -v } else { v })
+    }
+
+    /// The value as a 256-bit integer scaled by `10^scale`, if it fits in `precision` digits.
+    pub fn to_i256(&self, precision: u8, scale: i8) -> Result<i256, FieldError> {
+        let ten_k = i256::from_i128(10_000);
+        let mut acc = i256::ZERO;
+        for i in 0..self.ndigits() {
+            acc = acc
+                .checked_mul(ten_k)
+                .and_then(|a| a.checked_add(i256::from_i128(i128::from(self.digit(i)))))
+                .ok_or_else(|| self.overflow(precision, scale))?;
+        }
+        let exp10 = 4 * (i32::from(self.weight) - self.ndigits() as i32 + 1) + i32::from(scale);
+        let ten = i256::from_i128(10);
+        let v = if exp10 >= 0 {
+            ten.checked_pow(exp10 as u32)
+                .and_then(|p| acc.checked_mul(p))
+                .ok_or_else(|| self.overflow(precision, scale))?
+        } else {
+            match ten.checked_pow((-exp10) as u32) {
+                Some(div) => match acc.checked_div_rem(div) {
+                    Some((q, r)) if r == i256::ZERO => q,
+                    _ => return Err(self.rounding(scale)),
+                },
+                None if acc == i256::ZERO => i256::ZERO,
+                None => return Err(self.rounding(scale)),
+            }
+        };
+        let limit = ten.checked_pow(u32::from(precision)).unwrap_or(i256::MAX);
+        if v >= limit {
+            return Err(self.overflow(precision, scale));
+        }
+        Ok(if self.negative { v.wrapping_neg() } else { v })
+    }
+
+    fn overflow(&self, precision: u8, scale: i8) -> FieldError {
+        let mut text = String::new();
+        self.write_text(&mut text);
+        FieldError::new(format!(
+            "numeric value {text} does not fit Decimal({precision},{scale})"
+        ))
+    }
+
+    fn rounding(&self, scale: i8) -> FieldError {
+        let mut text = String::new();
+        self.write_text(&mut text);
+        FieldError::new(format!(
+            "numeric value {text} has more than {scale} fractional digits; it would be rounded"
+        ))
+    }
+
+    /// Appends the value's exact text, as PostgreSQL's `numeric_out` renders it (`dscale`
+    /// fractional digits, no exponent).
+    pub fn write_text(&self, out: &mut String) {
+        let mut buf = Vec::with_capacity(self.text_len_hint());
+        self.write_text_bytes(&mut buf);
+        // Only ASCII digits, '-' and '.' were written.
+        out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
+    }
+
+    /// An upper bound on the text length, for reserving.
+    pub fn text_len_hint(&self) -> usize {
+        let int_digits = if self.weight >= 0 {
+            4 * (self.weight as usize + 1)
+        } else {
+            1
+        };
+        2 + int_digits + self.dscale as usize
+    }
+
+    /// Appends the value's exact text as bytes (see [`Numeric::write_text`]).
+    pub fn write_text_bytes(&self, out: &mut Vec<u8>) {
+        if self.negative {
+            out.push(b'-');
+        }
+        // Integer part.
+        if self.weight < 0 {
+            out.push(b'0');
+        } else {
+            for d in 0..=self.weight as usize {
+                let g = self.digit(d);
+                if d == 0 {
+                    push_group_trimmed(out, g);
+                } else {
+                    push_group(out, g);
+                }
+            }
+        }
+        // Fractional part: dscale digits, groups after the point start at weight + 1.
+        if self.dscale > 0 {
+            out.push(b'.');
+            let mut left = self.dscale as usize;
+            let mut d = i32::from(self.weight) + 1;
+            while left > 0 {
+                let g = if d < 0 { 0 } else { self.digit(d as usize) };
+                let mut tmp = [0u8; 4];
+                group_digits(g, &mut tmp);
+                let take = left.min(4);
+                out.extend_from_slice(&tmp[..take]);
+                left -= take;
+                d += 1;
+            }
+        }
+    }
+}
+
+fn group_digits(g: u16, out: &mut [u8; 4]) {
+    out[0] = b'0' + (g / 1000) as u8;
+    out[1] = b'0' + (g / 100 % 10) as u8;
+    out[2] = b'0' + (g / 10 % 10) as u8;
+    out[3] = b'0' + (g % 10) as u8;
+}
+
+fn push_group(out: &mut Vec<u8>, g: u16) {
+    let mut tmp = [0u8; 4];
+    group_digits(g, &mut tmp);
+    out.extend_from_slice(&tmp);
+}
+
+fn push_group_trimmed(out: &mut Vec<u8>, g: u16) {
+    let mut tmp = [0u8; 4];
+    group_digits(g, &mut tmp);
+    let first = tmp.iter().position(|&c| c != b'0').unwrap_or(3);
+    out.extend_from_slice(&tmp[first..]);
+}
+
+fn pow10_i128(exp: i32) -> Option<i128> {
+    if !(0..=38).contains(&exp) {
+        return None;
+    }
+    Some(10i128.pow(exp as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(negative: bool, weight: i16, dscale: u16, digits: &[u16]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&(digits.len() as i16).to_be_bytes());
+        b.extend_from_slice(&weight.to_be_bytes());
+        b.extend_from_slice(&(if negative { SIGN_NEG } else { SIGN_POS }).to_be_bytes());
+        b.extend_from_slice(&dscale.to_be_bytes());
+        for d in digits {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        b
+    }
+
+    fn text(b: &[u8]) -> String {
+        let mut s = String::new();
+        Numeric::parse(b).unwrap().unwrap().write_text(&mut s);
+        s
+    }
+
+    #[test]
+    fn renders_like_numeric_out() {
+        assert_eq!(text(&enc(false, 0, 0, &[])), "0");
+        assert_eq!(text(&enc(false, 0, 3, &[])), "0.000");
+        assert_eq!(text(&enc(false, 1, 0, &[100])), "1000000");
+        assert_eq!(text(&enc(false, -2, 8, &[1234])), "0.00001234");
+        assert_eq!(text(&enc(false, 0, 4, &[1])), "1.0000");
+        assert_eq!(text(&enc(true, 0, 3, &[123, 4560])), "-123.456");
+        assert_eq!(text(&enc(false, -250, 1000, &[1])).len(), 1002);
+        assert_eq!(text(&enc(false, 2, 0, &[12, 3456, 7890])), "1234567890");
+    }
+
+    #[test]
+    fn decimal128_exact_or_error() {
+        let v = enc(true, 0, 3, &[123, 4560]);
+        let n = Numeric::parse(&v).unwrap().unwrap();
+        assert_eq!(n.to_i128(10, 3).unwrap(), -123_456);
+        assert_eq!(n.to_i128(10, 5).unwrap(), -12_345_600);
+        assert!(n.to_i128(10, 2).is_err(), "would round");
+        assert!(n.to_i128(4, 3).is_err(), "does not fit precision 4");
+        let big = enc(false, 1, 0, &[100]);
+        let n = Numeric::parse(&big).unwrap().unwrap();
+        assert_eq!(n.to_i128(7, 0).unwrap(), 1_000_000);
+        assert_eq!(n.to_i128(7, -2).unwrap(), 10_000);
+        assert_eq!(n.to_i256(40, 2).unwrap(), i256::from_i128(100_000_000));
+        let zero = enc(false, 0, 3, &[]);
+        assert_eq!(
+            Numeric::parse(&zero)
+                .unwrap()
+                .unwrap()
+                .to_i128(5, 3)
+                .unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn rejects_bad_layouts() {
+        assert!(Numeric::parse(&[0, 1]).is_err());
+        let mut v = enc(false, 0, 0, &[1]);
+        v.pop();
+        assert!(Numeric::parse(&v).is_err());
+        assert!(Numeric::parse(&enc(false, 0, 0, &[10_000])).is_err());
+        let mut nan = enc(false, 0, 0, &[]);
+        nan[4..6].copy_from_slice(&SIGN_NAN.to_be_bytes());
+        assert_eq!(
+            Numeric::parse(&nan).unwrap().unwrap_err(),
+            NumericSpecial::NaN
+        );
+    }
+}

@@ -1,0 +1,387 @@
+//! PostgreSQL types and the Arrow types they map to.
+//!
+//! The mapping is chosen once per column, from the type OID and typmod the server reports in
+//! its RowDescription. Columns whose type has no binary decoder here are cast to `text` in the
+//! query's projection by the caller (see [`ColumnKind::for_type`] returning `None`), so an
+//! export never fails on a type.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, TimeUnit};
+
+/// Type OIDs of the built-in types this crate decodes (from `pg_type.dat`).
+#[allow(missing_docs)]
+pub mod oid {
+    pub const BOOL: u32 = 16;
+    pub const BYTEA: u32 = 17;
+    pub const NAME: u32 = 19;
+    pub const INT8: u32 = 20;
+    pub const INT2: u32 = 21;
+    pub const INT4: u32 = 23;
+    pub const REGPROC: u32 = 24;
+    pub const TEXT: u32 = 25;
+    pub const OID: u32 = 26;
+    pub const XID: u32 = 28;
+    pub const CID: u32 = 29;
+    pub const JSON: u32 = 114;
+    pub const FLOAT4: u32 = 700;
+    pub const FLOAT8: u32 = 701;
+    pub const BPCHAR: u32 = 1042;
+    pub const VARCHAR: u32 = 1043;
+    pub const DATE: u32 = 1082;
+    pub const TIME: u32 = 1083;
+    pub const TIMESTAMP: u32 = 1114;
+    pub const TIMESTAMPTZ: u32 = 1184;
+    pub const INTERVAL: u32 = 1186;
+    pub const NUMERIC: u32 = 1700;
+    pub const REGPROCEDURE: u32 = 2202;
+    pub const REGOPER: u32 = 2203;
+    pub const REGOPERATOR: u32 = 2204;
+    pub const REGCLASS: u32 = 2205;
+    pub const REGTYPE: u32 = 2206;
+    pub const UUID: u32 = 2950;
+    pub const JSONB: u32 = 3802;
+    pub const REGCONFIG: u32 = 3734;
+    pub const REGDICTIONARY: u32 = 3769;
+    pub const REGNAMESPACE: u32 = 4089;
+    pub const REGROLE: u32 = 4096;
+    pub const REGCOLLATION: u32 = 4191;
+}
+
+/// Field metadata key: the PostgreSQL type name (`format_type` output, e.g. `numeric(12,2)`).
+pub const META_PG_TYPE: &str = "pgarrow.pg_type";
+/// Field metadata key: the PostgreSQL type OID.
+pub const META_PG_OID: &str = "pgarrow.pg_oid";
+/// Field metadata key: the PostgreSQL typmod (-1 when none).
+pub const META_PG_TYPMOD: &str = "pgarrow.pg_typmod";
+/// Field metadata key, present when the column was cast to `text` on the server because it
+/// has no binary decoder; its value is the cast applied.
+pub const META_PG_CAST: &str = "pgarrow.cast";
+/// Arrow's extension type name key.
+pub const META_EXTENSION_NAME: &str = "ARROW:extension:name";
+/// Arrow's extension type metadata key.
+pub const META_EXTENSION_METADATA: &str = "ARROW:extension:metadata";
+
+/// A result column as the server describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgColumn {
+    /// Column name.
+    pub name: String,
+    /// Type OID.
+    pub oid: u32,
+    /// Type modifier (-1 when none).
+    pub typmod: i32,
+    /// Type name for messages and metadata, as `format_type(oid, typmod)` renders it.
+    pub type_name: String,
+}
+
+impl PgColumn {
+    /// A column with the built-in name of its type (or `oid N` for unknown types).
+    pub fn new(name: impl Into<String>, oid: u32, typmod: i32) -> Self {
+        let type_name = builtin_type_name(oid, typmod);
+        PgColumn {
+            name: name.into(),
+            oid,
+            typmod,
+            type_name,
+        }
+    }
+}
+
+/// How one column's binary fields are decoded, and into which Arrow type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ColumnKind {
+    /// `bool` -> Boolean.
+    Bool,
+    /// `int2` -> Int16.
+    Int2,
+    /// `int4` -> Int32.
+    Int4,
+    /// `int8` -> Int64.
+    Int8,
+    /// `oid`, `xid`, `cid`, `reg*` -> UInt32.
+    Oid,
+    /// `float4` -> Float32.
+    Float4,
+    /// `float8` -> Float64.
+    Float8,
+    /// `numeric(p,s)` with an Arrow precision up to 38 -> Decimal128.
+    Decimal128 {
+        /// Arrow precision.
+        precision: u8,
+        /// Arrow scale.
+        scale: i8,
+    },
+    /// `numeric(p,s)` with an Arrow precision from 39 to 76 -> Decimal256.
+    Decimal256 {
+        /// Arrow precision.
+        precision: u8,
+        /// Arrow scale.
+        scale: i8,
+    },
+    /// Unconstrained `numeric` -> Utf8 holding the exact decimal text.
+    NumericText,
+    /// `text`, `varchar`, `bpchar`, `name`, and anything cast to text -> Utf8.
+    Text,
+    /// `bytea` -> Binary.
+    Bytea,
+    /// `uuid` -> FixedSizeBinary(16), extension `arrow.uuid`.
+    Uuid,
+    /// `json` -> Utf8, extension `arrow.json`.
+    Json,
+    /// `jsonb` -> Utf8, extension `arrow.json` (version byte checked and stripped).
+    Jsonb,
+    /// `date` -> Date32.
+    Date,
+    /// `time` -> Time64(us).
+    Time,
+    /// `timestamp` -> Timestamp(us, None).
+    Timestamp,
+    /// `timestamptz` -> Timestamp(us, "UTC").
+    Timestamptz,
+    /// `interval` -> Interval(MonthDayNano).
+    Interval,
+}
+
+/// The precision and scale of a `numeric` typmod, or `None` when unconstrained.
+///
+/// The scale may be negative or larger than the precision (PostgreSQL 15+).
+pub fn numeric_typmod(typmod: i32) -> Option<(u16, i16)> {
+    if typmod < 4 {
+        return None;
+    }
+    let t = typmod - 4;
+    let precision = ((t >> 16) & 0xffff) as u16;
+    // The scale is an 11-bit two's complement number.
+    let scale = (((t & 0x7ff) ^ 1024) - 1024) as i16;
+    Some((precision, scale))
+}
+
+impl ColumnKind {
+    /// The decoder for a type, or `None` when it has no binary decoder and the caller must cast
+    /// the column to `text` in the projection.
+    pub fn for_type(oid: u32, typmod: i32) -> Option<ColumnKind> {
+        use oid::*;
+        Some(match oid {
+            BOOL => ColumnKind::Bool,
+            INT2 => ColumnKind::Int2,
+            INT4 => ColumnKind::Int4,
+            INT8 => ColumnKind::Int8,
+            OID | XID | CID | REGPROC | REGPROCEDURE | REGOPER | REGOPERATOR | REGCLASS
+            | REGTYPE | REGCONFIG | REGDICTIONARY | REGNAMESPACE | REGROLE | REGCOLLATION => {
+                ColumnKind::Oid
+            }
+            FLOAT4 => ColumnKind::Float4,
+            FLOAT8 => ColumnKind::Float8,
+            NUMERIC => numeric_kind(typmod),
+            TEXT | VARCHAR | BPCHAR | NAME => ColumnKind::Text,
+            BYTEA => ColumnKind::Bytea,
+            UUID => ColumnKind::Uuid,
+            JSON => ColumnKind::Json,
+            JSONB => ColumnKind::Jsonb,
+            DATE => ColumnKind::Date,
+            TIME => ColumnKind::Time,
+            TIMESTAMP => ColumnKind::Timestamp,
+            TIMESTAMPTZ => ColumnKind::Timestamptz,
+            INTERVAL => ColumnKind::Interval,
+            _ => return None,
+        })
+    }
+
+    /// The Arrow type this kind produces.
+    pub fn data_type(&self) -> DataType {
+        match *self {
+            ColumnKind::Bool => DataType::Boolean,
+            ColumnKind::Int2 => DataType::Int16,
+            ColumnKind::Int4 => DataType::Int32,
+            ColumnKind::Int8 => DataType::Int64,
+            ColumnKind::Oid => DataType::UInt32,
+            ColumnKind::Float4 => DataType::Float32,
+            ColumnKind::Float8 => DataType::Float64,
+            ColumnKind::Decimal128 { precision, scale } => DataType::Decimal128(precision, scale),
+            ColumnKind::Decimal256 { precision, scale } => DataType::Decimal256(precision, scale),
+            ColumnKind::NumericText | ColumnKind::Text | ColumnKind::Json | ColumnKind::Jsonb => {
+                DataType::Utf8
+            }
+            ColumnKind::Bytea => DataType::Binary,
+            ColumnKind::Uuid => DataType::FixedSizeBinary(16),
+            ColumnKind::Date => DataType::Date32,
+            ColumnKind::Time => DataType::Time64(TimeUnit::Microsecond),
+            ColumnKind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            ColumnKind::Timestamptz => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC")))
+            }
+            ColumnKind::Interval => DataType::Interval(arrow_schema::IntervalUnit::MonthDayNano),
+        }
+    }
+
+    /// The Arrow extension type name this kind carries, if any.
+    pub fn extension_name(&self) -> Option<&'static str> {
+        match self {
+            ColumnKind::Uuid => Some("arrow.uuid"),
+            ColumnKind::Json | ColumnKind::Jsonb => Some("arrow.json"),
+            _ => None,
+        }
+    }
+}
+
+/// Arrow decimal for a `numeric` typmod.
+///
+/// A negative scale `s` (values are multiples of 10^-s) becomes scale 0 with `p - s` digits, and
+/// a scale beyond the precision becomes `Decimal(s, s)`, so every value of the column fits and
+/// the type stays one that Parquet and other readers accept.
+fn numeric_kind(typmod: i32) -> ColumnKind {
+    let Some((p, s)) = numeric_typmod(typmod) else {
+        return ColumnKind::NumericText;
+    };
+    let (p, s) = if s < 0 {
+        (i32::from(p) - i32::from(s), 0)
+    } else if i32::from(s) > i32::from(p) {
+        (i32::from(s), s)
+    } else {
+        (i32::from(p), s)
+    };
+    match p {
+        1..=38 => ColumnKind::Decimal128 {
+            precision: p as u8,
+            scale: s as i8,
+        },
+        39..=76 => ColumnKind::Decimal256 {
+            precision: p as u8,
+            scale: s as i8,
+        },
+        _ => ColumnKind::NumericText,
+    }
+}
+
+/// The Arrow field for a column decoded as `kind`, carrying the PostgreSQL type in its metadata.
+///
+/// `cast` names the server-side cast applied to the column, if any (`"text"`).
+pub fn arrow_field(column: &PgColumn, kind: ColumnKind, cast: Option<&str>) -> Field {
+    let mut meta = HashMap::new();
+    meta.insert(META_PG_TYPE.to_owned(), column.type_name.clone());
+    meta.insert(META_PG_OID.to_owned(), column.oid.to_string());
+    meta.insert(META_PG_TYPMOD.to_owned(), column.typmod.to_string());
+    if let Some(cast) = cast {
+        meta.insert(META_PG_CAST.to_owned(), cast.to_owned());
+    }
+    if let Some(ext) = kind.extension_name() {
+        meta.insert(META_EXTENSION_NAME.to_owned(), ext.to_owned());
+        meta.insert(META_EXTENSION_METADATA.to_owned(), String::new());
+    }
+    Field::new(&column.name, kind.data_type(), true).with_metadata(meta)
+}
+
+/// The built-in name of a type, rendered like `format_type(oid, typmod)` for the types this
+/// crate knows; `oid N` otherwise. Callers that can ask the server should prefer its answer.
+pub fn builtin_type_name(oid: u32, typmod: i32) -> String {
+    use oid::*;
+    let base = match oid {
+        BOOL => "boolean",
+        BYTEA => "bytea",
+        NAME => "name",
+        INT8 => "bigint",
+        INT2 => "smallint",
+        INT4 => "integer",
+        REGPROC => "regproc",
+        TEXT => "text",
+        OID => "oid",
+        XID => "xid",
+        CID => "cid",
+        JSON => "json",
+        FLOAT4 => "real",
+        FLOAT8 => "double precision",
+        BPCHAR => "character",
+        VARCHAR => "character varying",
+        DATE => "date",
+        TIME => "time without time zone",
+        TIMESTAMP => "timestamp without time zone",
+        TIMESTAMPTZ => "timestamp with time zone",
+        INTERVAL => "interval",
+        NUMERIC => "numeric",
+        REGCLASS => "regclass",
+        REGTYPE => "regtype",
+        UUID => "uuid",
+        JSONB => "jsonb",
+        _ => return format!("oid {oid}"),
+    };
+    match oid {
+        NUMERIC => match numeric_typmod(typmod) {
+            Some((p, s)) => format!("numeric({p},{s})"),
+            None => base.to_owned(),
+        },
+        BPCHAR | VARCHAR if typmod >= 4 => format!("{base}({})", typmod - 4),
+        _ => base.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric_mod(p: i32, s: i32) -> i32 {
+        ((p << 16) | (s & 0x7ff)) + 4
+    }
+
+    #[test]
+    fn numeric_typmods() {
+        assert_eq!(numeric_typmod(-1), None);
+        assert_eq!(numeric_typmod(numeric_mod(12, 2)), Some((12, 2)));
+        assert_eq!(numeric_typmod(numeric_mod(5, -2)), Some((5, -2)));
+        assert_eq!(numeric_typmod(numeric_mod(1000, 1000)), Some((1000, 1000)));
+    }
+
+    #[test]
+    fn numeric_kinds() {
+        let k = |p, s| ColumnKind::for_type(oid::NUMERIC, numeric_mod(p, s)).unwrap();
+        assert_eq!(
+            k(12, 2),
+            ColumnKind::Decimal128 {
+                precision: 12,
+                scale: 2
+            }
+        );
+        assert_eq!(
+            k(38, 0),
+            ColumnKind::Decimal128 {
+                precision: 38,
+                scale: 0
+            }
+        );
+        assert_eq!(
+            k(39, 5),
+            ColumnKind::Decimal256 {
+                precision: 39,
+                scale: 5
+            }
+        );
+        assert_eq!(
+            k(5, -2),
+            ColumnKind::Decimal128 {
+                precision: 7,
+                scale: 0
+            }
+        );
+        assert_eq!(
+            k(2, 5),
+            ColumnKind::Decimal128 {
+                precision: 5,
+                scale: 5
+            }
+        );
+        assert_eq!(k(77, 0), ColumnKind::NumericText);
+        assert_eq!(
+            ColumnKind::for_type(oid::NUMERIC, -1),
+            Some(ColumnKind::NumericText)
+        );
+    }
+
+    #[test]
+    fn unknown_types_need_a_cast() {
+        assert_eq!(ColumnKind::for_type(869 /* inet */, -1), None);
+        assert_eq!(builtin_type_name(869, -1), "oid 869");
+        assert_eq!(builtin_type_name(oid::VARCHAR, 24), "character varying(20)");
+    }
+}

@@ -1,0 +1,216 @@
+//! The protocol crate's error type, and the server's own errors with every field kept.
+
+use std::fmt;
+use std::io;
+
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::message::backend::ErrorFields;
+
+/// A specialized `Result` for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error talking to PostgreSQL.
+#[derive(Debug)]
+pub struct Error(Box<ErrorKind>);
+
+/// What went wrong.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The connection settings are invalid.
+    Config(String),
+    /// The server could not be reached.
+    Connect {
+        /// `user@host:port/db`, without the password.
+        target: String,
+        /// The underlying failure.
+        source: io::Error,
+    },
+    /// Reading or writing the socket failed.
+    Io(io::Error),
+    /// The server closed the connection unexpectedly.
+    Closed,
+    /// An operation did not finish in time.
+    Timeout(String),
+    /// Authentication could not proceed (no password, unsupported method, bad server proof).
+    Auth(String),
+    /// The server reported an error.
+    Db(DbError),
+    /// The server sent something that breaks the protocol.
+    Protocol(String),
+    /// The connection is unusable: it was left in the middle of a COPY or failed earlier.
+    Broken(String),
+}
+
+impl Error {
+    /// The kind of error.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.0
+    }
+
+    /// The server's error, if this is one.
+    pub fn as_db_error(&self) -> Option<&DbError> {
+        match &*self.0 {
+            ErrorKind::Db(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The SQLSTATE code, if the server sent one.
+    pub fn code(&self) -> Option<&str> {
+        self.as_db_error().map(|e| e.code.as_str())
+    }
+
+    pub(crate) fn new(kind: ErrorKind) -> Self {
+        Error(Box::new(kind))
+    }
+
+    pub(crate) fn config(msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config(msg.into()))
+    }
+
+    pub(crate) fn protocol(msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Protocol(msg.into()))
+    }
+
+    pub(crate) fn auth(msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Auth(msg.into()))
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            return Error::new(ErrorKind::Closed);
+        }
+        Error::new(ErrorKind::Io(e))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.0 {
+            ErrorKind::Config(m) => write!(f, "invalid connection settings: {m}"),
+            ErrorKind::Connect { target, source } => {
+                write!(f, "could not connect to {target}: {source}")
+            }
+            ErrorKind::Io(e) => write!(f, "connection error: {e}"),
+            ErrorKind::Closed => f.write_str("the server closed the connection unexpectedly"),
+            ErrorKind::Timeout(m) => write!(f, "timed out: {m}"),
+            ErrorKind::Auth(m) => write!(f, "authentication failed: {m}"),
+            ErrorKind::Db(e) => e.fmt(f),
+            ErrorKind::Protocol(m) => write!(f, "protocol error: {m}"),
+            ErrorKind::Broken(m) => write!(f, "connection unusable: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &*self.0 {
+            ErrorKind::Connect { source, .. } => Some(source),
+            ErrorKind::Io(e) => Some(e),
+            ErrorKind::Db(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// An ErrorResponse or NoticeResponse from the server, every field kept.
+///
+/// Field meanings: PostgreSQL `doc/src/sgml/protocol.sgml`, "Error and Notice Message Fields".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DbError {
+    /// `ERROR`, `FATAL`, `PANIC`, `WARNING`, `NOTICE`, ... (not localized when available).
+    pub severity: String,
+    /// The SQLSTATE code.
+    pub code: String,
+    /// The primary message.
+    pub message: String,
+    /// Optional detail.
+    pub detail: Option<String>,
+    /// Optional hint.
+    pub hint: Option<String>,
+    /// Cursor position in the query string (1-based characters).
+    pub position: Option<u32>,
+    /// Position in an internally generated query.
+    pub internal_position: Option<u32>,
+    /// The internally generated query.
+    pub internal_query: Option<String>,
+    /// Context (call stack) of the error.
+    pub where_: Option<String>,
+    /// Schema name.
+    pub schema: Option<String>,
+    /// Table name.
+    pub table: Option<String>,
+    /// Column name.
+    pub column: Option<String>,
+    /// Data type name.
+    pub datatype: Option<String>,
+    /// Constraint name.
+    pub constraint: Option<String>,
+    /// Server source file.
+    pub file: Option<String>,
+    /// Server source line.
+    pub line: Option<u32>,
+    /// Server source routine.
+    pub routine: Option<String>,
+}
+
+impl DbError {
+    /// Reads the fields of an ErrorResponse or NoticeResponse.
+    pub fn parse(fields: &mut ErrorFields<'_>) -> Result<DbError> {
+        let mut e = DbError::default();
+        let mut localized_severity = String::new();
+        while let Some(field) = fields
+            .next()
+            .map_err(|err| Error::protocol(format!("malformed error fields: {err}")))?
+        {
+            let v = String::from_utf8_lossy(field.value_bytes()).into_owned();
+            match field.type_() {
+                b'S' => localized_severity = v,
+                b'V' => e.severity = v,
+                b'C' => e.code = v,
+                b'M' => e.message = v,
+                b'D' => e.detail = Some(v),
+                b'H' => e.hint = Some(v),
+                b'P' => e.position = v.parse().ok(),
+                b'p' => e.internal_position = v.parse().ok(),
+                b'q' => e.internal_query = Some(v),
+                b'W' => e.where_ = Some(v),
+                b's' => e.schema = Some(v),
+                b't' => e.table = Some(v),
+                b'c' => e.column = Some(v),
+                b'd' => e.datatype = Some(v),
+                b'n' => e.constraint = Some(v),
+                b'F' => e.file = Some(v),
+                b'L' => e.line = v.parse().ok(),
+                b'R' => e.routine = Some(v),
+                _ => {}
+            }
+        }
+        if e.severity.is_empty() {
+            e.severity = localized_severity;
+        }
+        Ok(e)
+    }
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} (SQLSTATE {})",
+            self.severity, self.message, self.code
+        )?;
+        if let Some(d) = &self.detail {
+            write!(f, "\nDETAIL: {d}")?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\nHINT: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DbError {}

@@ -1,0 +1,61 @@
+//! The PostgreSQL wire protocol as pgarrow speaks it.
+//!
+//! [`Config`] reads connection settings from a URL, a libpq `key=value` string and the `PG*`
+//! environment. [`Connection`] connects over TCP or a Unix socket, authenticates (trust,
+//! cleartext password, md5, SCRAM-SHA-256), forces `client_encoding=UTF8`, and offers the three
+//! operations an export needs: [`Connection::describe`] (Parse/Describe/Sync: a query's columns
+//! without running it), [`Connection::simple_query`] (catalog look-ups, as text) and
+//! [`Connection::copy_out`], whose [`CopyOut`] hands out COPY data straight from the read
+//! buffer. Message encoding, decoding and SCRAM come from `postgres-protocol`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), pgarrow_protocol::Error> {
+//! use pgarrow_protocol::{Config, Connection};
+//!
+//! let config = Config::parse("postgresql://postgres@localhost/postgres")?;
+//! let mut conn = Connection::connect(&config).await?;
+//! let mut copy = conn.copy_out("COPY (SELECT 1) TO STDOUT (FORMAT binary)").await?;
+//! loop {
+//!     let chunk = copy.fill().await?;
+//!     if chunk.is_empty() {
+//!         break;
+//!     }
+//!     let n = chunk.len(); // hand `chunk` to a decoder here
+//!     copy.consume(n);
+//! }
+//! assert_eq!(copy.rows(), Some(1));
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod config;
+mod conn;
+mod error;
+
+pub use config::{Config, Host, SslMode, redact};
+pub use conn::{Connection, CopyOut, Described, FieldDescription, MAX_MESSAGE_LEN, TextRow};
+pub use error::{DbError, Error, ErrorKind, Result};
+
+/// Quotes an SQL identifier: wraps it in double quotes, doubling any inside.
+pub fn quote_ident(ident: &str) -> String {
+    let mut s = String::with_capacity(ident.len() + 2);
+    s.push('"');
+    for c in ident.chars() {
+        if c == '"' {
+            s.push('"');
+        }
+        s.push(c);
+    }
+    s.push('"');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quote_ident() {
+        assert_eq!(super::quote_ident("a"), "\"a\"");
+        assert_eq!(super::quote_ident("we\"ird"), "\"we\"\"ird\"");
+    }
+}

@@ -1,0 +1,647 @@
+//! Where exported batches go: Parquet, Arrow IPC file or stream, or nowhere (for measuring).
+//!
+//! A [`Sink`] writes RecordBatches of one schema to an [`Output`]. File outputs are written to a
+//! temporary file in the target's directory and renamed over the target only by
+//! [`Sink::finish`]: a sink dropped without finishing (an error, a cancellation) leaves no file
+//! at the target path and removes its temporary file.
+//!
+//! Parquet cannot hold everything Arrow can: arrow-rs refuses `Interval(MonthDayNano)`, and
+//! Parquet's own INTERVAL keeps only milliseconds. The Parquet sink therefore writes an interval
+//! column as `Struct{months: Int32, days: Int32, microseconds: Int64}`, which is exact for
+//! PostgreSQL intervals, and says so in the field's metadata (`pgarrow.interval_encoding`).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use arrow_array::{Int32Array, RecordBatch};
+//! use arrow_schema::{DataType, Field, Schema};
+//! use pgarrow_sink::{Format, Output, Sink, SinkOptions};
+//!
+//! let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, true)]));
+//! let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![1, 2]))])?;
+//! let dir = std::env::temp_dir().join(format!("pgarrow-sink-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let path = dir.join("n.parquet");
+//! let mut sink = Sink::create(Format::Parquet, Output::File(path.clone()), &schema, &SinkOptions::default())?;
+//! sink.write(&batch)?;
+//! let written = sink.finish()?;
+//! assert!(written > 0 && path.exists());
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![warn(missing_docs)]
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow_array::types::IntervalMonthDayNanoType;
+use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StructArray};
+use arrow_schema::{ArrowError, DataType, Field, Fields, IntervalUnit, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{GzipLevel, ZstdLevel};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use tempfile::NamedTempFile;
+
+/// Field metadata key saying how the Parquet sink encoded an interval column.
+pub const META_INTERVAL_ENCODING: &str = "pgarrow.interval_encoding";
+
+/// An error writing output.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Creating, writing or renaming a file failed.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// The failure.
+        source: io::Error,
+    },
+    /// Writing to standard output failed.
+    #[error("writing to standard output: {0}")]
+    Stdout(io::Error),
+    /// The Parquet writer refused.
+    #[error("Parquet: {0}")]
+    Parquet(#[from] ParquetError),
+    /// The Arrow IPC writer refused.
+    #[error("Arrow IPC: {0}")]
+    Arrow(#[from] ArrowError),
+    /// An option value is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A specialized `Result` for sinks.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Apache Parquet.
+    Parquet,
+    /// Arrow IPC file format (Feather v2).
+    ArrowFile,
+    /// Arrow IPC streaming format.
+    ArrowStream,
+    /// Decode and discard: for measuring.
+    Null,
+}
+
+impl Format {
+    /// The format implied by a file name's extension, if any.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "parquet" | "pq" => Format::Parquet,
+            "arrow" | "feather" | "ipc" => Format::ArrowFile,
+            "arrows" => Format::ArrowStream,
+            _ => return None,
+        })
+    }
+}
+
+impl FromStr for Format {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Format> {
+        Ok(match s {
+            "parquet" => Format::Parquet,
+            "arrow" | "ipc" | "feather" => Format::ArrowFile,
+            "arrow-stream" | "arrows" => Format::ArrowStream,
+            "null" => Format::Null,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unknown format \"{other}\" (expected parquet, arrow, arrow-stream or null)"
+                )));
+            }
+        })
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Parquet => "parquet",
+            Format::ArrowFile => "arrow",
+            Format::ArrowStream => "arrow-stream",
+            Format::Null => "null",
+        })
+    }
+}
+
+/// Parquet compression codecs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Zstandard at the given level (default 3).
+    Zstd(i32),
+    /// Snappy.
+    Snappy,
+    /// LZ4 (raw).
+    Lz4,
+    /// Gzip at level 6.
+    Gzip,
+    /// No compression.
+    None,
+}
+
+impl FromStr for Compression {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Compression> {
+        let (name, level) = match s.split_once(':') {
+            Some((n, l)) => (n, Some(l)),
+            None => (s, None),
+        };
+        Ok(match (name, level) {
+            ("zstd", None) => Compression::Zstd(3),
+            ("zstd", Some(l)) => Compression::Zstd(
+                l.parse()
+                    .map_err(|_| Error::Invalid(format!("invalid zstd level \"{l}\"")))?,
+            ),
+            ("snappy", None) => Compression::Snappy,
+            ("lz4", None) => Compression::Lz4,
+            ("gzip", None) => Compression::Gzip,
+            ("none" | "uncompressed", None) => Compression::None,
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "unknown compression \"{s}\" (expected zstd[:LEVEL], snappy, lz4, gzip or none)"
+                )));
+            }
+        })
+    }
+}
+
+/// Options for the file formats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkOptions {
+    /// Parquet compression (default zstd level 3).
+    pub compression: Compression,
+    /// Rows per Parquet row group (default 1,048,576).
+    pub row_group_rows: usize,
+    /// Key-value metadata added to the file.
+    pub metadata: Vec<(String, String)>,
+}
+
+impl Default for SinkOptions {
+    fn default() -> Self {
+        SinkOptions {
+            compression: Compression::Zstd(3),
+            row_group_rows: 1 << 20,
+            metadata: Vec::new(),
+        }
+    }
+}
+
+/// Where a sink writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A file, written atomically (temporary file, renamed on success).
+    File(PathBuf),
+    /// Standard output (cannot be made atomic).
+    Stdout,
+    /// Nothing (only with [`Format::Null`]).
+    Discard,
+}
+
+/// Counts the bytes going through a writer.
+#[derive(Debug)]
+struct Counting<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The bytes destination under a format writer.
+#[derive(Debug)]
+enum Dest {
+    Temp(BufWriter<NamedTempFile>),
+    Stdout(BufWriter<io::Stdout>),
+}
+
+impl Write for Dest {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Dest::Temp(w) => w.write(buf),
+            Dest::Stdout(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Dest::Temp(w) => w.flush(),
+            Dest::Stdout(w) => w.flush(),
+        }
+    }
+}
+
+type Out = Counting<Dest>;
+
+enum Writer {
+    Parquet(Box<ArrowWriter<Out>>),
+    File(arrow_ipc::writer::FileWriter<Out>),
+    Stream(arrow_ipc::writer::StreamWriter<Out>),
+    Null,
+}
+
+/// Writes batches of one schema in one format.
+pub struct Sink {
+    writer: Writer,
+    target: Option<PathBuf>,
+    /// Interval columns converted for Parquet, and the schema after conversion.
+    parquet_schema: Option<SchemaRef>,
+    rows: u64,
+}
+
+impl fmt::Debug for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sink")
+            .field("target", &self.target)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sink {
+    /// Opens a sink. For a file, the temporary file is created now, next to the target, so a
+    /// missing or read-only directory fails before any work is done.
+    ///
+    /// # Errors
+    /// The temporary file cannot be created, or the writer refuses the schema.
+    pub fn create(
+        format: Format,
+        output: Output,
+        schema: &SchemaRef,
+        options: &SinkOptions,
+    ) -> Result<Sink> {
+        if format == Format::Null {
+            return Ok(Sink {
+                writer: Writer::Null,
+                target: None,
+                parquet_schema: None,
+                rows: 0,
+            });
+        }
+        let (dest, target) = match output {
+            Output::File(path) => {
+                let dir = match path.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "output".to_owned());
+                let tmp = tempfile::Builder::new()
+                    .prefix(&format!(".{name}."))
+                    .suffix(".pgarrow-tmp")
+                    .tempfile_in(&dir)
+                    .map_err(|source| Error::Io {
+                        what: "creating a temporary file in",
+                        path: dir.clone(),
+                        source,
+                    })?;
+                (
+                    Dest::Temp(BufWriter::with_capacity(1 << 20, tmp)),
+                    Some(path),
+                )
+            }
+            Output::Stdout => (
+                Dest::Stdout(BufWriter::with_capacity(1 << 20, io::stdout())),
+                None,
+            ),
+            Output::Discard => {
+                return Err(Error::Invalid(format!(
+                    "format {format} needs an output file or stdout"
+                )));
+            }
+        };
+        let out = Counting {
+            inner: dest,
+            bytes: 0,
+        };
+        let mut parquet_schema = None;
+        let writer = match format {
+            Format::Parquet => {
+                let converted = parquet_compatible_schema(schema);
+                let props = writer_properties(options)?;
+                let w = ArrowWriter::try_new(out, converted.clone(), Some(props))?;
+                if converted != *schema {
+                    parquet_schema = Some(converted);
+                }
+                Writer::Parquet(Box::new(w))
+            }
+            Format::ArrowFile => {
+                let schema = with_metadata(schema, options);
+                Writer::File(arrow_ipc::writer::FileWriter::try_new(out, &schema)?)
+            }
+            Format::ArrowStream => {
+                let schema = with_metadata(schema, options);
+                Writer::Stream(arrow_ipc::writer::StreamWriter::try_new(out, &schema)?)
+            }
+            Format::Null => Writer::Null,
+        };
+        Ok(Sink {
+            writer,
+            target,
+            parquet_schema,
+            rows: 0,
+        })
+    }
+
+    /// Writes one batch.
+    ///
+    /// # Errors
+    /// The writer or the output failed.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        match &mut self.writer {
+            Writer::Parquet(w) => match &self.parquet_schema {
+                Some(schema) => w.write(&parquet_compatible_batch(batch, schema)?)?,
+                None => w.write(batch)?,
+            },
+            Writer::File(w) => w.write(batch)?,
+            Writer::Stream(w) => w.write(batch)?,
+            Writer::Null => {}
+        }
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Finishes the format, flushes, and renames the temporary file over the target.
+    /// Returns the number of bytes written.
+    ///
+    /// # Errors
+    /// Finishing, flushing or renaming failed; the temporary file is then removed.
+    pub fn finish(self) -> Result<u64> {
+        let out = match self.writer {
+            Writer::Parquet(w) => w.into_inner()?,
+            Writer::File(mut w) => {
+                w.finish()?;
+                w.into_inner()?
+            }
+            Writer::Stream(mut w) => {
+                w.finish()?;
+                w.into_inner()?
+            }
+            Writer::Null => return Ok(0),
+        };
+        let bytes = out.bytes;
+        match out.inner {
+            Dest::Stdout(mut w) => w.flush().map_err(Error::Stdout)?,
+            Dest::Temp(w) => {
+                let target = self.target.unwrap_or_default();
+                let io_err = |what, source| Error::Io {
+                    what,
+                    path: target.clone(),
+                    source,
+                };
+                let tmp = w
+                    .into_inner()
+                    .map_err(|e| io_err("writing", e.into_error()))?;
+                tmp.as_file().sync_all().map_err(|e| io_err("syncing", e))?;
+                tmp.persist(&target)
+                    .map_err(|e| io_err("renaming the temporary file to", e.error))?;
+            }
+        }
+        Ok(bytes)
+    }
+}
+
+fn writer_properties(options: &SinkOptions) -> Result<WriterProperties> {
+    let compression = match options.compression {
+        Compression::Zstd(level) => parquet::basic::Compression::ZSTD(
+            ZstdLevel::try_new(level).map_err(|e| Error::Invalid(format!("zstd level: {e}")))?,
+        ),
+        Compression::Snappy => parquet::basic::Compression::SNAPPY,
+        Compression::Lz4 => parquet::basic::Compression::LZ4_RAW,
+        Compression::Gzip => parquet::basic::Compression::GZIP(GzipLevel::default()),
+        Compression::None => parquet::basic::Compression::UNCOMPRESSED,
+    };
+    let kv: Vec<KeyValue> = options
+        .metadata
+        .iter()
+        .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+        .collect();
+    Ok(WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
+        .set_created_by(format!("pgarrow {}", env!("CARGO_PKG_VERSION")))
+        .set_key_value_metadata((!kv.is_empty()).then_some(kv))
+        .build())
+}
+
+fn with_metadata(schema: &SchemaRef, options: &SinkOptions) -> Schema {
+    let mut meta: HashMap<String, String> = schema.metadata().clone().into();
+    meta.extend(options.metadata.iter().cloned());
+    Schema::new_with_metadata(schema.fields().clone(), meta)
+}
+
+/// The fields of the struct an interval becomes in Parquet.
+fn interval_struct_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("months", DataType::Int32, false),
+        Field::new("days", DataType::Int32, false),
+        Field::new("microseconds", DataType::Int64, false),
+    ])
+}
+
+/// The schema with every top-level `Interval(MonthDayNano)` replaced by the exact struct.
+pub fn parquet_compatible_schema(schema: &SchemaRef) -> SchemaRef {
+    if !schema.fields().iter().any(|f| is_interval(f.data_type())) {
+        return schema.clone();
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if is_interval(f.data_type()) {
+                let mut meta: HashMap<String, String> = f.metadata().clone().into();
+                meta.insert(
+                    META_INTERVAL_ENCODING.to_owned(),
+                    "struct<months:int32,days:int32,microseconds:int64>".to_owned(),
+                );
+                Field::new(f.name(), DataType::Struct(interval_struct_fields()), true)
+                    .with_metadata(meta)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+fn is_interval(t: &DataType) -> bool {
+    matches!(t, DataType::Interval(IntervalUnit::MonthDayNano))
+}
+
+/// Converts a batch's interval columns to the struct of [`parquet_compatible_schema`].
+fn parquet_compatible_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| -> Result<ArrayRef> {
+            let Some(iv) = c
+                .as_any()
+                .downcast_ref::<arrow_array::PrimitiveArray<IntervalMonthDayNanoType>>()
+            else {
+                return Ok(c.clone());
+            };
+            let mut months = Vec::with_capacity(iv.len());
+            let mut days = Vec::with_capacity(iv.len());
+            let mut micros = Vec::with_capacity(iv.len());
+            for v in iv.values().iter() {
+                months.push(v.months);
+                days.push(v.days);
+                // Exact: PostgreSQL intervals have whole microseconds.
+                micros.push(v.nanoseconds / 1000);
+            }
+            let s = StructArray::try_new(
+                interval_struct_fields(),
+                vec![
+                    Arc::new(Int32Array::from(months)),
+                    Arc::new(Int32Array::from(days)),
+                    Arc::new(Int64Array::from(micros)),
+                ],
+                iv.nulls().cloned(),
+            )?;
+            Ok(Arc::new(s))
+        })
+        .collect::<Result<_>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int32Array, IntervalMonthDayNanoArray};
+    use arrow_buffer::IntervalMonthDayNano;
+    use std::fs::File;
+
+    fn batch() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int32, true),
+            Field::new("iv", DataType::Interval(IntervalUnit::MonthDayNano), true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(vec![Some(1), None])),
+                Arc::new(IntervalMonthDayNanoArray::from(vec![
+                    Some(IntervalMonthDayNano::new(1, -2, 3_000)),
+                    None,
+                ])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn parquet_interval_becomes_exact_struct() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let b = batch();
+        let mut sink = Sink::create(
+            Format::Parquet,
+            Output::File(path.clone()),
+            &b.schema(),
+            &SinkOptions::default(),
+        )
+        .unwrap();
+        sink.write(&b).unwrap();
+        sink.finish().unwrap();
+        let file = File::open(&path).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        let iv = batches[0]
+            .column(1)
+            .as_any()
+            .downcast_ref::<StructArray>()
+            .unwrap();
+        let micros = iv.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(micros.value(0), 3);
+        assert!(iv.is_null(1));
+        // Only the target remains in the directory.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn dropped_sink_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        for format in [Format::Parquet, Format::ArrowFile, Format::ArrowStream] {
+            let path = dir.path().join("t.out");
+            let b = batch();
+            let schema = b.schema();
+            let mut sink = Sink::create(
+                format,
+                Output::File(path.clone()),
+                &schema,
+                &SinkOptions::default(),
+            )
+            .unwrap();
+            sink.write(&b).unwrap();
+            drop(sink);
+            assert!(!path.exists());
+            assert_eq!(
+                std::fs::read_dir(dir.path()).unwrap().count(),
+                0,
+                "{format}"
+            );
+        }
+    }
+
+    #[test]
+    fn parses_options() {
+        assert_eq!(
+            "zstd:9".parse::<Compression>().unwrap(),
+            Compression::Zstd(9)
+        );
+        assert!("brotli".parse::<Compression>().is_err());
+        assert_eq!(
+            "arrow-stream".parse::<Format>().unwrap(),
+            Format::ArrowStream
+        );
+        assert_eq!(
+            Format::from_path(Path::new("x.PARQUET")),
+            Some(Format::Parquet)
+        );
+        assert_eq!(Format::from_path(Path::new("x.csv")), None);
+    }
+
+    #[test]
+    fn missing_directory_fails_early() {
+        let b = batch();
+        let err = Sink::create(
+            Format::Parquet,
+            Output::File(PathBuf::from("/nonexistent-dir-pgarrow/x.parquet")),
+            &b.schema(),
+            &SinkOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent-dir-pgarrow"),
+            "{err}"
+        );
+    }
+}
