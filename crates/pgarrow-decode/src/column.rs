@@ -124,9 +124,12 @@ pub fn timestamp_from_sql(b: &[u8]) -> FieldResult<i64> {
         i64::MIN => Err(FieldError::new(
             "timestamp '-infinity' has no Arrow Timestamp value",
         )),
-        t => t
-            .checked_add(PG_EPOCH_US)
-            .ok_or_else(|| FieldError::new(format!("timestamp {t} us from 2000 out of range"))),
+        t => t.checked_add(PG_EPOCH_US).ok_or_else(|| {
+            FieldError::new(
+                "timestamp is past Arrow Timestamp(us)'s last instant, \
+                 294247-01-10 04:00:54.775807 (PostgreSQL's range goes on to 294276 AD)",
+            )
+        }),
     }
 }
 
@@ -503,6 +506,8 @@ mod tests {
         assert_eq!(timestamp_from_sql(&0i64.to_be_bytes()), Ok(PG_EPOCH_US));
         assert!(timestamp_from_sql(&i64::MAX.to_be_bytes()).is_err());
         assert!(timestamp_from_sql(&[0; 7]).is_err());
+        // 294276-12-31 23:59:59.999999, PostgreSQL's last timestamp, is past Arrow's range.
+        assert!(timestamp_from_sql(&9_223_371_331_199_999_999i64.to_be_bytes()).is_err());
     }
 
     #[test]

@@ -308,6 +308,8 @@ impl Sink {
                 let tmp = tempfile::Builder::new()
                     .prefix(&format!(".{name}."))
                     .suffix(".pgarrow-tmp")
+                    // As a plain `File::create` would: 0666 less the umask, not tempfile's 0600.
+                    .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
                     .tempfile_in(&dir)
                     .map_err(|source| Error::Io {
                         what: "creating a temporary file in",
@@ -581,9 +583,16 @@ mod tests {
         let micros = iv.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
         assert_eq!(micros.value(0), 3);
         assert!(iv.is_null(1));
-        // Only the target remains in the directory.
+        // Only the target remains in the directory, with the mode any new file gets.
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+        let other = tempfile::tempdir().unwrap();
+        let plain = other.path().join("plain");
+        File::create(&plain).unwrap();
+        let mode = |p: &Path| {
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+        };
+        assert_eq!(mode(&path), mode(&plain));
     }
 
     #[test]
