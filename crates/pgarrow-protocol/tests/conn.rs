@@ -1,0 +1,255 @@
+//! The connection against a real server: authentication methods, describe, simple queries,
+//! COPY OUT with notices and errors, and the connection's state afterwards.
+
+use pgarrow_protocol::{Config, Connection, ErrorKind};
+use pgarrow_testkit::{
+    Cluster, MD5_PASSWORD, MD5_USER, PLAIN_PASSWORD, PLAIN_USER, SCRAM_PASSWORD, SCRAM_USER,
+};
+
+fn setup(prefix: &str) -> Option<(&'static Cluster, String)> {
+    let pg = Cluster::shared()?;
+    let db = pg.create_database(prefix).expect("create database");
+    Some((pg, db))
+}
+
+async fn connect(url: &str) -> Connection {
+    Connection::connect(&Config::parse(url).unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"))
+}
+
+/// Reads a whole COPY and returns its bytes and the server's row count.
+async fn read_copy(
+    conn: &mut Connection,
+    sql: &str,
+) -> Result<(Vec<u8>, Option<u64>), pgarrow_protocol::Error> {
+    let mut copy = conn.copy_out(sql).await?;
+    let mut data = Vec::new();
+    loop {
+        let chunk = copy.fill().await?;
+        if chunk.is_empty() {
+            break;
+        }
+        let n = chunk.len();
+        data.extend_from_slice(chunk);
+        copy.consume(n);
+    }
+    Ok((data, copy.rows()))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn every_password_method_and_the_socket() {
+    let Some((pg, db)) = setup("auth") else {
+        return;
+    };
+    for (user, password) in [
+        (SCRAM_USER, SCRAM_PASSWORD),
+        (MD5_USER, MD5_PASSWORD),
+        (PLAIN_USER, PLAIN_PASSWORD),
+    ] {
+        let mut conn = connect(&pg.url_for(user, password, &db)).await;
+        let rows = conn.simple_query("SELECT current_user").await.unwrap();
+        assert_eq!(rows, vec![vec![Some(user.to_owned())]]);
+        assert_eq!(conn.parameter("client_encoding"), Some("UTF8"));
+        assert_eq!(conn.parameter("application_name"), Some("pgarrow"));
+        conn.close().await.unwrap();
+
+        let wrong = Config::parse(&pg.url_for(user, "not the password", &db)).unwrap();
+        let err = Connection::connect(&wrong).await.unwrap_err();
+        assert_eq!(err.code(), Some("28P01"), "{user}: {err}");
+        assert!(!err.to_string().contains("not the password"));
+
+        let mut none = Config::parse(&pg.url(&db)).unwrap();
+        none.user = user.to_owned();
+        let err = Connection::connect(&none).await.unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::Auth(_)),
+            "{user} without a password: {err}"
+        );
+    }
+    let mut conn = connect(&pg.socket_url(&db)).await;
+    assert!(conn.backend_pid() > 0);
+    assert!(conn.server_version_num() >= 100_000);
+    assert_eq!(conn.simple_query("SELECT 1").await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn startup_errors_are_the_servers() {
+    let Some((pg, _)) = setup("startup") else {
+        return;
+    };
+    let err = Connection::connect(&Config::parse(&pg.url("no_such_db")).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("3D000"), "{err}");
+    let refused = Config::parse("host=127.0.0.1 port=1 user=x dbname=x").unwrap();
+    let err = Connection::connect(&refused).await.unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Connect { .. }), "{err}");
+    assert!(err.to_string().contains("x@127.0.0.1:1/x"), "{err}");
+    let tls = Config::parse(&format!("{}?sslmode=require", pg.url("postgres"))).unwrap();
+    let err = Connection::connect(&tls).await.unwrap_err();
+    assert!(err.to_string().contains("TLS"), "{err}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn describe_without_running() {
+    let Some((pg, db)) = setup("describe") else {
+        return;
+    };
+    pg.psql(
+        &db,
+        "CREATE TABLE t (a int, b numeric(12,2), c varchar(7)); CREATE TABLE side (n int);",
+    )
+    .unwrap();
+    let mut conn = connect(&pg.url(&db)).await;
+    let d = conn
+        .describe("INSERT INTO side VALUES (1) RETURNING n")
+        .await
+        .unwrap();
+    assert_eq!(d.columns.unwrap()[0].name, "n");
+    // Described, not run.
+    assert_eq!(
+        conn.simple_query("SELECT count(*) FROM side")
+            .await
+            .unwrap(),
+        vec![vec![Some("0".to_owned())]]
+    );
+    let d = conn
+        .describe("SELECT a, b, c, a AS a FROM t")
+        .await
+        .unwrap();
+    let cols = d.columns.unwrap();
+    let shape: Vec<(&str, u32, i32)> = cols
+        .iter()
+        .map(|c| (c.name.as_str(), c.type_oid, c.type_modifier))
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            ("a", 23, -1),
+            ("b", 1700, (12 << 16 | 2) + 4),
+            ("c", 1043, 7 + 4),
+            ("a", 23, -1)
+        ]
+    );
+    assert_eq!(
+        conn.describe("SELECT $1::int").await.unwrap().params,
+        vec![23]
+    );
+    assert_eq!(
+        conn.describe("CREATE TABLE x (a int)")
+            .await
+            .unwrap()
+            .columns,
+        None
+    );
+    let err = conn.describe("SELECT * FROM missing").await.unwrap_err();
+    assert_eq!(err.code(), Some("42P01"));
+    let db_err = err.as_db_error().unwrap();
+    assert!(db_err.message.contains("missing"));
+    assert_eq!(db_err.position, Some(15));
+    // Still usable after an error.
+    assert_eq!(conn.simple_query("SELECT 2").await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn copy_out_with_notices_and_counts() {
+    let Some((pg, db)) = setup("copy") else {
+        return;
+    };
+    pg.psql(
+        &db,
+        "CREATE FUNCTION noisy(g int) RETURNS int LANGUAGE plpgsql AS $$
+         BEGIN IF g % 1000 = 0 THEN RAISE NOTICE 'at %', g; END IF; RETURN g; END $$;",
+    )
+    .unwrap();
+    let mut conn = connect(&pg.url(&db)).await;
+    let expected = pg
+        .copy_binary(&db, "SELECT noisy(g) FROM generate_series(1, 5000) g")
+        .unwrap();
+    let (data, rows) = read_copy(
+        &mut conn,
+        "COPY (SELECT noisy(g) FROM generate_series(1, 5000) g) TO STDOUT (FORMAT binary)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows, Some(5000));
+    assert_eq!(data, expected, "COPY bytes equal psql's");
+    let notices = conn.take_notices();
+    assert_eq!(notices.len(), 5);
+    assert_eq!(notices[4].message, "at 5000");
+    // Zero rows: header and trailer only.
+    let (data, rows) = read_copy(
+        &mut conn,
+        "COPY (SELECT 1 WHERE false) TO STDOUT (FORMAT binary)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows, Some(0));
+    assert_eq!(data.len(), 19 + 2);
+    // A text COPY is reported as such.
+    let copy = conn.copy_out("COPY (SELECT 1) TO STDOUT").await.unwrap();
+    assert!(!copy.is_binary());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn errors_before_and_during_copy_leave_the_connection_usable() {
+    let Some((pg, db)) = setup("copyerr") else {
+        return;
+    };
+    let mut conn = connect(&pg.url(&db)).await;
+    let err = read_copy(
+        &mut conn,
+        "COPY (SELECT * FROM missing) TO STDOUT (FORMAT binary)",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Some("42P01"));
+    assert_eq!(conn.simple_query("SELECT 1").await.unwrap().len(), 1);
+
+    let mut copy = conn
+        .copy_out("COPY (SELECT g, 1/(g - 30000) FROM generate_series(1, 40000) g) TO STDOUT (FORMAT binary)")
+        .await
+        .unwrap();
+    let mut bytes = 0;
+    let err = loop {
+        match copy.fill().await {
+            Ok(chunk) if chunk.is_empty() => panic!("the copy should fail"),
+            Ok(chunk) => {
+                let n = chunk.len();
+                bytes += n;
+                copy.consume(n);
+            }
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.code(), Some("22012"), "{err}");
+    assert!(bytes > 0, "rows before the error arrived");
+    drop(copy);
+    assert_eq!(
+        conn.simple_query("SELECT 'still here'").await.unwrap(),
+        vec![vec![Some("still here".to_owned())]]
+    );
+
+    // A statement that is not a COPY is refused, and the connection stays usable.
+    let err = conn.copy_out("SELECT 1").await.unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Protocol(_)), "{err}");
+    assert_eq!(conn.simple_query("SELECT 1").await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_abandoned_copy_poisons_the_connection() {
+    let Some((pg, db)) = setup("abandon") else {
+        return;
+    };
+    let mut conn = connect(&pg.url(&db)).await;
+    let mut copy = conn
+        .copy_out("COPY (SELECT g FROM generate_series(1, 100000) g) TO STDOUT (FORMAT binary)")
+        .await
+        .unwrap();
+    let n = copy.fill().await.unwrap().len();
+    copy.consume(n);
+    drop(copy);
+    let err = conn.simple_query("SELECT 1").await.unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Broken(_)), "{err}");
+}
