@@ -154,8 +154,11 @@ pub struct CopyDecoder {
     has_oids: bool,
     /// Rows completed since the last flush.
     batch_rows: usize,
-    /// Field bytes in rows since the last flush.
+    /// Field bytes in complete rows since the last flush.
     batch_bytes: usize,
+    /// Field bytes of the row being decoded: they count toward the batch when it completes,
+    /// so a batch is never "full" in the middle of a row.
+    row_bytes: usize,
     /// Rows completed before the current batch.
     rows_flushed: u64,
     /// Bytes consumed before the current `decode` call.
@@ -193,6 +196,7 @@ impl CopyDecoder {
             has_oids: false,
             batch_rows: 0,
             batch_bytes: 0,
+            row_bytes: 0,
             rows_flushed: 0,
             offset: 0,
         })
@@ -219,6 +223,8 @@ impl CopyDecoder {
     }
 
     /// Whether a batch is full: `decode` consumes nothing more until it is flushed.
+    ///
+    /// Only ever true between rows, so [`flush`](CopyDecoder::flush) then returns a batch.
     pub fn has_batch(&self) -> bool {
         self.batch_rows >= self.options.batch_rows || self.batch_bytes >= self.options.batch_bytes
     }
@@ -296,14 +302,12 @@ impl CopyDecoder {
                             format!("tuple has {count} fields, expected {ncols}"),
                         ));
                     }
+                    // With zero columns, FieldLen { col: 0 } ends the row at once.
                     self.state = if self.has_oids {
                         State::OidLen
                     } else {
                         State::FieldLen { col: 0 }
                     };
-                    if ncols == 0 && !self.has_oids {
-                        self.end_row();
-                    }
                 }
                 State::OidLen => {
                     let at = pos;
@@ -329,9 +333,6 @@ impl CopyDecoder {
                         break;
                     }
                     self.state = State::FieldLen { col: 0 };
-                    if ncols == 0 {
-                        self.end_row();
-                    }
                 }
                 State::FieldLen { mut col } => {
                     // Fast path: whole fields straight from `input`.
@@ -376,7 +377,7 @@ impl CopyDecoder {
                         if let Err(e) = self.columns[col].push(body) {
                             return Err(self.value_err(col, e));
                         }
-                        self.batch_bytes += len;
+                        self.row_bytes += len;
                         col += 1;
                     }
                     self.end_row();
@@ -391,7 +392,7 @@ impl CopyDecoder {
                     if let Err(e) = res {
                         return Err(self.value_err(col, e));
                     }
-                    self.batch_bytes += len;
+                    self.row_bytes += len;
                     if col + 1 == ncols {
                         self.end_row();
                         self.state = State::TupleStart;
@@ -413,10 +414,19 @@ impl CopyDecoder {
 
     /// Builds a RecordBatch from the rows buffered since the last flush, if there are any.
     ///
+    /// Returns `None` when no row is complete, or when called in the middle of a row (the
+    /// buffered values stay for the next flush): call it when [`decode`](CopyDecoder::decode)
+    /// stopped with [`has_batch`](CopyDecoder::has_batch), or whenever you like between rows.
+    ///
     /// # Errors
     /// A text value that is not valid UTF-8 is reported here, with its row and column.
     pub fn flush(&mut self) -> Result<Option<RecordBatch>> {
-        if self.batch_rows == 0 {
+        // Mid-row, some columns hold one value more than others: keep everything buffered.
+        let between_rows = matches!(
+            self.state,
+            State::Header | State::HeaderExt { .. } | State::TupleStart | State::Done
+        );
+        if self.batch_rows == 0 || !between_rows {
             return Ok(None);
         }
         let rows = self.batch_rows;
@@ -457,6 +467,7 @@ impl CopyDecoder {
     #[inline]
     fn end_row(&mut self) {
         self.batch_rows += 1;
+        self.batch_bytes += std::mem::take(&mut self.row_bytes);
     }
 
     fn field_len(&self, at: usize, len: i32) -> Result<usize> {

@@ -195,10 +195,10 @@ fn corrupted_streams_never_panic() {
                 Ok(used) => rest = &rest[used..],
                 Err(e) => break Err(e),
             }
-            if decoder.has_batch() {
-                if let Err(e) = decoder.flush() {
-                    break Err(e);
-                }
+            if decoder.has_batch()
+                && let Err(e) = decoder.flush()
+            {
+                break Err(e);
             }
         };
         if let Err(e) = result {

@@ -492,8 +492,10 @@ impl Export<'_> {
             return Ok(None);
         }
         loop {
-            if self.decoder.has_batch() {
-                return Ok(self.decoder.flush()?);
+            if self.decoder.has_batch()
+                && let Some(batch) = self.decoder.flush()?
+            {
+                return Ok(Some(batch));
             }
             let chunk = self.copy.fill().await?;
             if chunk.is_empty() {
