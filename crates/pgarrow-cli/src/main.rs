@@ -75,14 +75,14 @@ struct OutputArgs {
     #[arg(long, default_value = "zstd", value_name = "CODEC")]
     compression: String,
     /// Rows per Parquet row group.
-    #[arg(long, default_value_t = 1 << 20, value_name = "N")]
+    #[arg(long, default_value_t = 1 << 20, value_name = "N", value_parser = at_least_one)]
     row_group_rows: usize,
     /// Rows per Arrow batch.
-    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_ROWS, value_name = "N")]
+    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_ROWS, value_name = "N", value_parser = at_least_one)]
     batch_rows: usize,
     /// Bytes of field data per Arrow batch, at most (a batch is cut at whichever limit comes
     /// first).
-    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_BYTES, value_name = "BYTES")]
+    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_BYTES, value_name = "BYTES", value_parser = at_least_one)]
     batch_bytes: usize,
     /// No progress bar and no summary.
     #[arg(long)]
@@ -104,6 +104,14 @@ struct DemoArgs {
     rows: u64,
     #[command(flatten)]
     output: OutputArgs,
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn main() {
@@ -262,6 +270,9 @@ fn resolve_output(args: &OutputArgs) -> Result<(Format, Output)> {
         (Some(Format::Null), Some(_)) => bail!("--to null writes nothing: drop -o"),
         (Some(f), Some("-")) => Ok((f, Output::Stdout)),
         (None, Some("-")) => bail!("writing to stdout (-o -) needs --to FORMAT"),
+        (_, Some(p)) if Path::new(p).is_dir() => {
+            bail!("-o {p} is a directory: give a file name")
+        }
         (Some(f), Some(p)) => Ok((f, Output::File(PathBuf::from(p)))),
         (None, Some(p)) => {
             let path = PathBuf::from(p);
@@ -300,6 +311,10 @@ fn export(
             env!("CARGO_PKG_VERSION").to_owned(),
         )],
     };
+    // Every option is checked before connecting.
+    if format != Format::Null {
+        sink_options.validate()?;
+    }
     let options = ExportOptions {
         decode: DecodeOptions {
             batch_rows: args.batch_rows,
@@ -411,7 +426,7 @@ fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

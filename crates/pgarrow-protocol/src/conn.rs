@@ -213,7 +213,9 @@ impl Connection {
                 Message::ReadyForQuery(_) => break,
                 Message::ErrorResponse(e) => {
                     self.state = State::Broken;
-                    return Err(Error::new(ErrorKind::Db(DbError::parse(&mut e.fields())?)));
+                    return Err(Error::new(ErrorKind::Db(Box::new(DbError::parse(
+                        &mut e.fields(),
+                    )?))));
                 }
                 other => return Err(self.unexpected(&other, "startup")),
             }
@@ -264,7 +266,9 @@ impl Connection {
                 }
                 Message::ErrorResponse(e) => {
                     self.state = State::Broken;
-                    return Err(Error::new(ErrorKind::Db(DbError::parse(&mut e.fields())?)));
+                    return Err(Error::new(ErrorKind::Db(Box::new(DbError::parse(
+                        &mut e.fields(),
+                    )?))));
                 }
                 Message::AuthenticationKerberosV5
                 | Message::AuthenticationScmCredential
@@ -293,7 +297,9 @@ impl Connection {
                 .update(body.data())
                 .map_err(|e| Error::auth(format!("bad SCRAM server-first message: {e}")))?,
             Message::ErrorResponse(e) => {
-                return Err(Error::new(ErrorKind::Db(DbError::parse(&mut e.fields())?)));
+                return Err(Error::new(ErrorKind::Db(Box::new(DbError::parse(
+                    &mut e.fields(),
+                )?))));
             }
             other => return Err(self.unexpected(&other, "SCRAM exchange")),
         }
@@ -303,9 +309,9 @@ impl Connection {
             Message::AuthenticationSaslFinal(body) => scram
                 .finish(body.data())
                 .map_err(|e| Error::auth(format!("the server's SCRAM proof is invalid: {e}"))),
-            Message::ErrorResponse(e) => {
-                Err(Error::new(ErrorKind::Db(DbError::parse(&mut e.fields())?)))
-            }
+            Message::ErrorResponse(e) => Err(Error::new(ErrorKind::Db(Box::new(DbError::parse(
+                &mut e.fields(),
+            )?)))),
             other => Err(self.unexpected(&other, "SCRAM exchange")),
         }
     }
@@ -381,7 +387,7 @@ impl Connection {
             }
         }
         match error {
-            Some(e) => Err(Error::new(ErrorKind::Db(e))),
+            Some(e) => Err(Error::new(ErrorKind::Db(Box::new(e)))),
             None => Ok(rows),
         }
     }
@@ -419,7 +425,7 @@ impl Connection {
             }
         }
         match error {
-            Some(e) => Err(Error::new(ErrorKind::Db(e))),
+            Some(e) => Err(Error::new(ErrorKind::Db(Box::new(e)))),
             None => Ok(Described { params, columns }),
         }
     }
@@ -456,7 +462,7 @@ impl Connection {
                 Message::ParameterStatus(p) => self.set_param(&p)?,
                 Message::ReadyForQuery(_) => {
                     return Err(match error {
-                        Some(e) => Error::new(ErrorKind::Db(e)),
+                        Some(e) => Error::new(ErrorKind::Db(Box::new(e))),
                         None => Error::protocol("the statement did not start a COPY TO STDOUT"),
                     });
                 }
@@ -745,7 +751,7 @@ impl CopyOut<'_> {
                     self.done = true;
                     self.conn.state = State::Idle;
                     if let Some(e) = self.error.take() {
-                        return Err(Error::new(ErrorKind::Db(e)));
+                        return Err(Error::new(ErrorKind::Db(Box::new(e))));
                     }
                 }
                 other => return Err(self.conn.unexpected(&other, "COPY OUT")),

@@ -35,7 +35,7 @@ pub enum ErrorKind {
     /// Authentication could not proceed (no password, unsupported method, bad server proof).
     Auth(String),
     /// The server reported an error.
-    Db(DbError),
+    Db(Box<DbError>),
     /// The server sent something that breaks the protocol.
     Protocol(String),
     /// The connection is unusable: it was left in the middle of a COPY or failed earlier.
@@ -110,7 +110,7 @@ impl std::error::Error for Error {
         match &*self.0 {
             ErrorKind::Connect { source, .. } => Some(source),
             ErrorKind::Io(e) => Some(e),
-            ErrorKind::Db(e) => Some(e),
+            ErrorKind::Db(e) => Some(e.as_ref()),
             _ => None,
         }
     }

@@ -427,6 +427,19 @@ impl Sink {
     }
 }
 
+impl SinkOptions {
+    /// Checks the options (compression level, row group size) without writing anything.
+    ///
+    /// # Errors
+    /// The first invalid option.
+    pub fn validate(&self) -> Result<()> {
+        if self.row_group_rows == 0 {
+            return Err(Error::Invalid("row groups need at least one row".into()));
+        }
+        writer_properties(self).map(|_| ())
+    }
+}
+
 fn writer_properties(options: &SinkOptions) -> Result<WriterProperties> {
     let compression = match options.compression {
         Compression::Zstd(level) => parquet::basic::Compression::ZSTD(
@@ -627,6 +640,14 @@ mod tests {
             Compression::Zstd(9)
         );
         assert!("brotli".parse::<Compression>().is_err());
+        let options = |compression, row_group_rows| SinkOptions {
+            compression,
+            row_group_rows,
+            metadata: Vec::new(),
+        };
+        assert!(options(Compression::Zstd(22), 1).validate().is_ok());
+        assert!(options(Compression::Zstd(99), 1).validate().is_err());
+        assert!(options(Compression::None, 0).validate().is_err());
         assert_eq!(
             "arrow-stream".parse::<Format>().unwrap(),
             Format::ArrowStream
