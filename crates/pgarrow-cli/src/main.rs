@@ -9,7 +9,10 @@ use anyhow::{Result, anyhow, bail};
 use arrow_array::RecordBatch;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pgarrow::{Client, Config, DecodeOptions, ExportOptions, ExportPlan, Source};
+use pgarrow::policy::{
+    EnumLayout, InvalidUtf8, NumericTarget, Overflow, SpecialValues, TextLayout,
+};
+use pgarrow::{Client, Config, DecodeOptions, ExportOptions, ExportPlan, Policies, Source};
 use pgarrow_sink::{Compression, Format, Output, Sink, SinkOptions};
 
 #[global_allocator]
@@ -37,8 +40,8 @@ enum Command {
     /// Export a query or table to a file (or stdout).
     Export(ExportArgs),
     /// Print the Arrow schema an export would produce, with each column's PostgreSQL type
-    /// (the query is described, not run).
-    Schema(SourceArgs),
+    /// and the policies that could apply (the query is described, not run).
+    Schema(SchemaArgs),
     /// Start a scratch PostgreSQL, load a 1M-row lineitem table and export it to Parquet.
     Demo(DemoArgs),
 }
@@ -60,6 +63,57 @@ struct SourceArgs {
     /// Table to export: name or schema.name (exact, case-sensitive; quote parts with dots).
     #[arg(long, short = 't', value_name = "NAME")]
     table: Option<String>,
+}
+
+/// Conversion policies: what to do where a value has no exact Arrow form. Every default
+/// refuses to lose information; every other choice is counted and reported.
+#[derive(Args, Debug, Clone)]
+struct PolicyArgs {
+    /// Unconstrained numeric columns: string (exact text), float64 (rounded),
+    /// decimal128:P:S or decimal256:P:S.
+    #[arg(long, default_value = "string", value_name = "TARGET", value_parser = parse_policy::<NumericTarget>)]
+    numeric: NumericTarget,
+    /// Numeric values too large or too precise for their decimal: error or null.
+    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<Overflow>)]
+    numeric_overflow: Overflow,
+    /// NaN, +-infinity, time 24:00:00 and values past Arrow's range: error, null or clamp.
+    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<SpecialValues>)]
+    special_values: SpecialValues,
+    /// Text columns as utf8, large (64-bit offsets) or view.
+    #[arg(long, default_value = "utf8", value_name = "LAYOUT", value_parser = parse_policy::<TextLayout>)]
+    text: TextLayout,
+    /// Text that is not valid UTF-8 (SQL_ASCII databases): error, replace (U+FFFD) or binary
+    /// (every text column as Binary).
+    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<InvalidUtf8>)]
+    invalid_utf8: InvalidUtf8,
+    /// Enum columns as dictionary (Dictionary(Int16, Utf8) in pg_enum order) or utf8.
+    #[arg(long = "enum", default_value = "dictionary", value_name = "LAYOUT", value_parser = parse_policy::<EnumLayout>)]
+    enums: EnumLayout,
+}
+
+impl PolicyArgs {
+    fn policies(&self) -> Policies {
+        Policies {
+            numeric: self.numeric,
+            numeric_overflow: self.numeric_overflow,
+            special: self.special_values,
+            text: self.text,
+            invalid_utf8: self.invalid_utf8,
+            enums: self.enums,
+        }
+    }
+}
+
+fn parse_policy<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, String> {
+    s.parse()
+}
+
+#[derive(Args, Debug)]
+struct SchemaArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    #[command(flatten)]
+    policies: PolicyArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -95,6 +149,8 @@ struct ExportArgs {
     source: SourceArgs,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten)]
+    policies: PolicyArgs,
 }
 
 #[derive(Args, Debug)]
@@ -104,6 +160,8 @@ struct DemoArgs {
     rows: u64,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten)]
+    policies: PolicyArgs,
 }
 
 fn at_least_one(s: &str) -> Result<usize, String> {
@@ -150,12 +208,18 @@ fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => {
             let config = connection_config(args.source.url.as_deref())?;
             let source = source(&args.source)?;
-            export(&rt, &config, &source, &args.output)
+            export(
+                &rt,
+                &config,
+                &source,
+                &args.output,
+                &args.policies.policies(),
+            )
         }
         Command::Schema(args) => {
-            let config = connection_config(args.url.as_deref())?;
-            let source = source(&args)?;
-            schema(&rt, &config, &source)
+            let config = connection_config(args.source.url.as_deref())?;
+            let source = source(&args.source)?;
+            schema(&rt, &config, &source, &args.policies.policies())
         }
         Command::Demo(args) => demo(&rt, args),
     }
@@ -197,10 +261,15 @@ async fn connect(config: &Config) -> Result<Client> {
     Client::connect(config).await.map_err(|e| anyhow!("{e}"))
 }
 
-fn schema(rt: &tokio::runtime::Runtime, config: &Config, source: &Source) -> Result<()> {
+fn schema(
+    rt: &tokio::runtime::Runtime,
+    config: &Config,
+    source: &Source,
+    policies: &Policies,
+) -> Result<()> {
     let plan = block_on_interruptible(rt, async {
         let mut client = connect(config).await?;
-        let plan = client.plan(source).await?;
+        let plan = client.plan_with(source, policies).await?;
         let _ = client.close().await;
         Ok(plan)
     })?;
@@ -214,12 +283,19 @@ fn render_schema(plan: &ExportPlan) -> String {
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let arrow = plan.schema.field(i).data_type().to_string();
-            let note = match (c.cast, c.kind.extension_name()) {
-                (Some(cast), _) => format!("no binary decoder: sent as {cast}"),
-                (None, Some(ext)) => format!("extension {ext}"),
-                (None, None) => String::new(),
-            };
+            let arrow = short_type(plan.schema.field(i).data_type());
+            let mut notes = Vec::new();
+            match (c.cast, c.kind.extension_name()) {
+                (Some(cast), _) => notes.push(format!("no binary decoder: sent as {cast}")),
+                (None, Some(ext)) => notes.push(format!("extension {ext}")),
+                (None, None) => {}
+            }
+            let mut flags = Vec::new();
+            applicable_policies(&c.kind, c.cast.is_some(), &mut flags);
+            if !flags.is_empty() {
+                notes.push(format!("policies: {}", flags.join(" ")));
+            }
+            let note = notes.join("; ");
             [
                 c.column.name.clone(),
                 c.column.type_name.clone(),
@@ -257,6 +333,75 @@ fn render_schema(plan: &ExportPlan) -> String {
         line(&mut out, [&r[0], &r[1], &r[2], &r[3]]);
     }
     out
+}
+
+/// An Arrow type without field metadata: `List<Struct<x: Int32, m: Dictionary<Int16, Utf8>>>`.
+fn short_type(t: &arrow_schema::DataType) -> String {
+    use arrow_schema::DataType as T;
+    let fields = |fs: &arrow_schema::Fields| {
+        fs.iter()
+            .map(|f| format!("{}: {}", f.name(), short_type(f.data_type())))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match t {
+        T::List(f) | T::LargeList(f) => format!("List<{}>", short_type(f.data_type())),
+        T::FixedSizeList(f, n) => format!("FixedSizeList<{}; {n}>", short_type(f.data_type())),
+        T::Struct(fs) => format!("Struct<{}>", fields(fs)),
+        T::Map(f, _) => match f.data_type() {
+            T::Struct(kv) if kv.len() == 2 => format!(
+                "Map<{}, {}>",
+                short_type(kv[0].data_type()),
+                short_type(kv[1].data_type())
+            ),
+            other => format!("Map<{}>", short_type(other)),
+        },
+        T::Dictionary(k, v) => format!("Dictionary<{}, {}>", short_type(k), short_type(v)),
+        other => other.to_string(),
+    }
+}
+
+/// The policy flags that can change how values of `plan` come out.
+fn applicable_policies(plan: &pgarrow::TypePlan, cast: bool, out: &mut Vec<&'static str>) {
+    use pgarrow::{ColumnKind as K, TypePlan as P};
+    let mut add = |flag: &'static str| {
+        if !out.contains(&flag) {
+            out.push(flag);
+        }
+    };
+    match plan {
+        P::Scalar { kind, .. } => match kind {
+            K::NumericText | K::NumericFloat64 => {
+                add("--numeric");
+                add("--special-values");
+            }
+            K::Decimal128 { .. } | K::Decimal256 { .. } => {
+                add("--numeric-overflow");
+                add("--special-values");
+            }
+            K::Date | K::Time | K::Timestamp | K::Timestamptz | K::Interval => {
+                add("--special-values")
+            }
+            K::Text | K::Json | K::Jsonb | K::Char | K::Ltree => {
+                add("--text");
+                add("--invalid-utf8");
+            }
+            _ if cast => {
+                add("--text");
+                add("--invalid-utf8");
+            }
+            _ => {}
+        },
+        P::List { element, .. } => applicable_policies(element, false, out),
+        P::Multirange(e) | P::Range(e) => applicable_policies(e, false, out),
+        P::Struct(fields) => {
+            for f in fields {
+                applicable_policies(&f.plan, false, out);
+            }
+        }
+        P::Enum(_) => add("--enum"),
+        _ => {}
+    }
 }
 
 /// Where an export writes, resolved from `--to` and `-o`.
@@ -301,6 +446,7 @@ fn export(
     config: &Config,
     source: &Source,
     args: &OutputArgs,
+    policies: &Policies,
 ) -> Result<()> {
     let (format, output) = resolve_output(args)?;
     let sink_options = SinkOptions {
@@ -320,11 +466,12 @@ fn export(
             batch_rows: args.batch_rows,
             batch_bytes: args.batch_bytes,
         },
+        policies: *policies,
     };
     let start = Instant::now();
     let (mut client, plan) = block_on_interruptible(rt, async {
         let mut client = connect(config).await?;
-        let plan = client.plan(source).await?;
+        let plan = client.plan_with(source, policies).await?;
         Ok((client, plan))
     })?;
     // The sink's temporary file is created before the query runs: a bad path fails first.
@@ -350,16 +497,20 @@ fn export(
             ));
         }
         drop(tx);
-        Ok((export.rows(), export.bytes()))
+        Ok((export.rows(), export.bytes(), export.losses()))
     });
     let written = writer
         .join()
         .map_err(|_| anyhow!("the writer thread panicked"))?;
     progress.finish_and_clear();
     // A decode or server error comes first: it is the cause when both failed.
-    let (rows, copy_bytes) = pumped?;
+    let (rows, copy_bytes, losses) = pumped?;
     let sink = written?;
-    let written = sink.finish()?;
+    let mut metadata = Vec::new();
+    if !losses.is_empty() {
+        metadata.push(("pgarrow.lossy_conversions".to_owned(), losses.to_string()));
+    }
+    let written = sink.finish_with_metadata(&metadata)?;
     drop(client);
     if !args.quiet {
         let summary = Summary {
@@ -369,6 +520,12 @@ fn export(
             elapsed: start.elapsed(),
         };
         eprintln!("{}", summary_line(&summary, format, &output));
+        if !losses.is_empty() {
+            eprintln!(
+                "lossy conversions (counted; see the policy flags): {} values: {losses}",
+                group(losses.total())
+            );
+        }
     }
     Ok(())
 }
@@ -486,7 +643,13 @@ fn demo(rt: &tokio::runtime::Runtime, mut args: DemoArgs) -> Result<()> {
         args.output.output.as_deref().unwrap_or("-")
     );
     let source = Source::table("lineitem")?;
-    export(rt, &config, &source, &args.output)?;
+    export(
+        rt,
+        &config,
+        &source,
+        &args.output,
+        &args.policies.policies(),
+    )?;
     if let Some(path) = args.output.output.as_deref().filter(|p| *p != "-") {
         let abs = std::fs::canonicalize(Path::new(path)).unwrap_or_else(|_| PathBuf::from(path));
         eprintln!("wrote {}", abs.display());

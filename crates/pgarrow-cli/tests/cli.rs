@@ -532,34 +532,37 @@ fn schema_lists_postgres_and_arrow_types() {
         ["column", "postgres type", "arrow type", "note"],
         "{text}"
     );
-    let expected: [(&str, &str, &str); 16] = [
-        ("l_orderkey", "bigint", "Int64"),
-        ("l_partkey", "integer", "Int32"),
-        ("l_suppkey", "integer", "Int32"),
-        ("l_linenumber", "integer", "Int32"),
-        ("l_quantity", "numeric(15,2)", "Decimal128(15, 2)"),
-        ("l_extendedprice", "numeric(15,2)", "Decimal128(15, 2)"),
-        ("l_discount", "numeric(15,2)", "Decimal128(15, 2)"),
-        ("l_tax", "numeric(15,2)", "Decimal128(15, 2)"),
-        ("l_returnflag", "character(1)", "Utf8"),
-        ("l_linestatus", "character(1)", "Utf8"),
-        ("l_shipdate", "date", "Date32"),
-        ("l_commitdate", "date", "Date32"),
-        ("l_receiptdate", "date", "Date32"),
-        ("l_shipinstruct", "character(25)", "Utf8"),
-        ("l_shipmode", "character(10)", "Utf8"),
-        ("l_comment", "character varying(44)", "Utf8"),
+    let numeric = "policies: --numeric-overflow --special-values";
+    let text_policies = "policies: --text --invalid-utf8";
+    let date = "policies: --special-values";
+    let expected: [(&str, &str, &str, &str); 16] = [
+        ("l_orderkey", "bigint", "Int64", ""),
+        ("l_partkey", "integer", "Int32", ""),
+        ("l_suppkey", "integer", "Int32", ""),
+        ("l_linenumber", "integer", "Int32", ""),
+        ("l_quantity", "numeric(15,2)", "Decimal128(15, 2)", numeric),
+        ("l_extendedprice", "numeric(15,2)", "Decimal128(15, 2)", numeric),
+        ("l_discount", "numeric(15,2)", "Decimal128(15, 2)", numeric),
+        ("l_tax", "numeric(15,2)", "Decimal128(15, 2)", numeric),
+        ("l_returnflag", "character(1)", "Utf8", text_policies),
+        ("l_linestatus", "character(1)", "Utf8", text_policies),
+        ("l_shipdate", "date", "Date32", date),
+        ("l_commitdate", "date", "Date32", date),
+        ("l_receiptdate", "date", "Date32", date),
+        ("l_shipinstruct", "character(25)", "Utf8", text_policies),
+        ("l_shipmode", "character(10)", "Utf8", text_policies),
+        ("l_comment", "character varying(44)", "Utf8", text_policies),
     ];
     assert_eq!(rows.len(), 1 + LINEITEM_COLUMNS.len(), "{text}");
-    for ((row, name), (col, pg_type, arrow_type)) in
+    for ((row, name), (col, pg_type, arrow_type, note)) in
         rows[1..].iter().zip(LINEITEM_COLUMNS).zip(expected)
     {
         assert_eq!(col, name);
-        assert_eq!(
-            row,
-            &[col.to_owned(), pg_type.to_owned(), arrow_type.to_owned()],
-            "{text}"
-        );
+        let mut want = vec![col.to_owned(), pg_type.to_owned(), arrow_type.to_owned()];
+        if !note.is_empty() {
+            want.push(note.to_owned());
+        }
+        assert_eq!(row, &want, "{text}");
     }
 }
 

@@ -1,10 +1,12 @@
-//! Typed column decoders: one per result column, chosen once from its [`ColumnKind`].
+//! Typed column decoders: one per result column, chosen once from its [`TypePlan`], nested
+//! for arrays, composites, ranges and maps.
 //!
 //! Each decoder appends one field's bytes (or a NULL) at a time into plain vectors that become
 //! Arrow buffers without copying when the batch is flushed. The per-type wire functions are
 //! small pure functions named after the PostgreSQL type, each documenting its layout (see the
 //! `*_send` functions in PostgreSQL's `src/backend/utils/adt/`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::types::{
@@ -13,17 +15,20 @@ use arrow_array::types::{
     UInt32Type,
 };
 use arrow_array::{
-    ArrayRef, ArrowPrimitiveType, BinaryArray, BooleanArray, FixedSizeBinaryArray, PrimitiveArray,
-    StringArray,
+    Array, ArrayRef, ArrowPrimitiveType, BinaryArray, BooleanArray, DictionaryArray,
+    FixedSizeBinaryArray, FixedSizeListArray, Float32Array, LargeStringArray, ListArray, MapArray,
+    PrimitiveArray, StringArray, StringViewArray, StructArray,
 };
 use arrow_buffer::{
-    BooleanBufferBuilder, Buffer, IntervalMonthDayNano, NullBufferBuilder, OffsetBuffer,
-    ScalarBuffer, i256,
+    BooleanBufferBuilder, Buffer, IntervalMonthDayNano, NullBuffer, NullBufferBuilder,
+    OffsetBuffer, ScalarBuffer, i256,
 };
-use arrow_schema::ArrowError;
+use arrow_schema::{ArrowError, DataType, Field, Fields};
 
-use crate::error::FieldError;
+use crate::error::{FieldError, Special};
 use crate::numeric::Numeric;
+use crate::plan::{StrLayout, TypePlan, hstore_entries, range_fields, struct_fields};
+use crate::policy::{InvalidUtf8, LossKind, Losses, Overflow, Policies, SpecialValues};
 use crate::types::ColumnKind;
 
 /// Microseconds from the Unix epoch to PostgreSQL's epoch, 2000-01-01.
@@ -85,13 +90,20 @@ pub fn float8_from_sql(b: &[u8]) -> FieldResult<f64> {
 pub fn date_from_sql(b: &[u8]) -> FieldResult<i32> {
     let d = i32::from_be_bytes(fixed(b, "date")?);
     match d {
-        i32::MAX => Err(FieldError::new("date 'infinity' has no Arrow Date32 value")),
-        i32::MIN => Err(FieldError::new(
+        i32::MAX => Err(FieldError::special(
+            Special::PosInfinity,
+            "date 'infinity' has no Arrow Date32 value",
+        )),
+        i32::MIN => Err(FieldError::special(
+            Special::NegInfinity,
             "date '-infinity' has no Arrow Date32 value",
         )),
-        d => d
-            .checked_add(PG_EPOCH_DAYS)
-            .ok_or_else(|| FieldError::new(format!("date {d} days from 2000-01-01 out of range"))),
+        d => d.checked_add(PG_EPOCH_DAYS).ok_or_else(|| {
+            FieldError::special(
+                Special::AboveRange,
+                format!("date {d} days from 2000-01-01 out of range"),
+            )
+        }),
     }
 }
 
@@ -101,7 +113,8 @@ pub fn date_from_sql(b: &[u8]) -> FieldResult<i32> {
 pub fn time_from_sql(b: &[u8]) -> FieldResult<i64> {
     let t = i64::from_be_bytes(fixed(b, "time")?);
     if t == US_PER_DAY {
-        return Err(FieldError::new(
+        return Err(FieldError::special(
+            Special::Time2400,
             "time 24:00:00 is outside Arrow Time64's range (00:00:00 to 23:59:59.999999)",
         ));
     }
@@ -118,14 +131,17 @@ pub fn time_from_sql(b: &[u8]) -> FieldResult<i64> {
 pub fn timestamp_from_sql(b: &[u8]) -> FieldResult<i64> {
     let t = i64::from_be_bytes(fixed(b, "timestamp")?);
     match t {
-        i64::MAX => Err(FieldError::new(
+        i64::MAX => Err(FieldError::special(
+            Special::PosInfinity,
             "timestamp 'infinity' has no Arrow Timestamp value",
         )),
-        i64::MIN => Err(FieldError::new(
+        i64::MIN => Err(FieldError::special(
+            Special::NegInfinity,
             "timestamp '-infinity' has no Arrow Timestamp value",
         )),
         t => t.checked_add(PG_EPOCH_US).ok_or_else(|| {
-            FieldError::new(
+            FieldError::special(
+                Special::AboveRange,
                 "timestamp is past Arrow Timestamp(us)'s last instant, \
                  294247-01-10 04:00:54.775807 (PostgreSQL's range goes on to 294276 AD)",
             )
@@ -144,15 +160,29 @@ pub fn interval_from_sql(b: &[u8]) -> FieldResult<IntervalMonthDayNano> {
     let days = i32::from_be_bytes(b[8..12].try_into().unwrap_or_default());
     let months = i32::from_be_bytes(b[12..16].try_into().unwrap_or_default());
     if (us, days, months) == (i64::MAX, i32::MAX, i32::MAX) {
-        return Err(FieldError::new("interval 'infinity' has no Arrow value"));
+        return Err(FieldError::special(
+            Special::PosInfinity,
+            "interval 'infinity' has no Arrow value",
+        ));
     }
     if (us, days, months) == (i64::MIN, i32::MIN, i32::MIN) {
-        return Err(FieldError::new("interval '-infinity' has no Arrow value"));
+        return Err(FieldError::special(
+            Special::NegInfinity,
+            "interval '-infinity' has no Arrow value",
+        ));
     }
     let nanos = us.checked_mul(1000).ok_or_else(|| {
-        FieldError::new(format!(
-            "interval time part of {us} us exceeds Arrow's nanosecond range (+-2562047 hours)"
-        ))
+        let side = if us > 0 {
+            Special::AboveRange
+        } else {
+            Special::BelowRange
+        };
+        FieldError::special(
+            side,
+            format!(
+                "interval time part of {us} us exceeds Arrow's nanosecond range (+-2562047 hours)"
+            ),
+        )
     })?;
     Ok(IntervalMonthDayNano::new(months, days, nanos))
 }
@@ -168,6 +198,150 @@ pub fn jsonb_from_sql(b: &[u8]) -> FieldResult<&[u8]> {
         Some((1, text)) => Ok(text),
         Some((v, _)) => Err(FieldError::new(format!("unsupported jsonb version {v}"))),
         None => Err(FieldError::new("empty jsonb field")),
+    }
+}
+
+/// `"char"`: one byte, rendered as `charout` renders it: `\0` as the empty string, a byte
+/// with the high bit set as a backslash and three octal digits, others as themselves.
+pub fn char_from_sql(b: &[u8], out: &mut Vec<u8>) -> FieldResult<()> {
+    match fixed::<1>(b, "\"char\"")?[0] {
+        0 => {}
+        c if c >= 0x80 => out.extend_from_slice(format!("\\{c:03o}").as_bytes()),
+        c => out.push(c),
+    }
+    Ok(())
+}
+
+/// `ltree`: a version byte (1) and the label path as text.
+pub fn ltree_from_sql(b: &[u8]) -> FieldResult<&[u8]> {
+    match b.split_first() {
+        Some((1, text)) => Ok(text),
+        Some((v, _)) => Err(FieldError::new(format!("unsupported ltree version {v}"))),
+        None => Err(FieldError::new("empty ltree field")),
+    }
+}
+
+/// Reads the parts of a composite wire value (arrays, records, ranges, maps).
+struct Reader<'a> {
+    b: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn new(b: &'a [u8], what: &'static str) -> Self {
+        Reader { b, what }
+    }
+
+    fn take(&mut self, n: usize) -> FieldResult<&'a [u8]> {
+        if self.b.len() < n {
+            return Err(FieldError::new(format!(
+                "{} value truncated: needs {n} more bytes, has {}",
+                self.what,
+                self.b.len()
+            )));
+        }
+        let (head, rest) = self.b.split_at(n);
+        self.b = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> FieldResult<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn i16(&mut self) -> FieldResult<i16> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn i32(&mut self) -> FieldResult<i32> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A length-prefixed part: `None` for length -1 (NULL).
+    fn field(&mut self) -> FieldResult<Option<&'a [u8]>> {
+        match self.i32()? {
+            -1 => Ok(None),
+            n if n < 0 => Err(FieldError::new(format!(
+                "{} has a bad length {n}",
+                self.what
+            ))),
+            n => self.take(n as usize).map(Some),
+        }
+    }
+
+    fn remaining(&self) -> usize {
+        self.b.len()
+    }
+
+    fn end(&self) -> FieldResult<()> {
+        if self.b.is_empty() {
+            Ok(())
+        } else {
+            Err(FieldError::new(format!(
+                "{} value has {} bytes left over",
+                self.what,
+                self.b.len()
+            )))
+        }
+    }
+}
+
+/// The policies of an export and the loss counts of the column being decoded.
+#[derive(Debug)]
+pub(crate) struct Cx<'a> {
+    pub(crate) policies: &'a Policies,
+    pub(crate) losses: &'a mut Losses,
+}
+
+impl Cx<'_> {
+    /// Applies the policies to a value that failed: `Ok(Some(v))` to write `v`, `Ok(None)` to
+    /// write NULL, or the error back.
+    fn apply<T>(
+        &mut self,
+        e: FieldError,
+        clamp: impl FnOnce(Special) -> Option<T>,
+    ) -> FieldResult<Option<T>> {
+        let Some(special) = e.special else {
+            return Err(e);
+        };
+        if special == Special::Overflow {
+            return match self.policies.numeric_overflow {
+                Overflow::Error => Err(e),
+                Overflow::Null => {
+                    self.losses.count(LossKind::NumericOverflowToNull);
+                    Ok(None)
+                }
+            };
+        }
+        let to_null = match special {
+            Special::PosInfinity | Special::NegInfinity => LossKind::InfinityToNull,
+            Special::NaN => LossKind::NanToNull,
+            Special::Time2400 => LossKind::Time2400ToNull,
+            _ => LossKind::OutOfRangeToNull,
+        };
+        match self.policies.special {
+            SpecialValues::Error => Err(e),
+            SpecialValues::Null => {
+                self.losses.count(to_null);
+                Ok(None)
+            }
+            SpecialValues::Clamp => match clamp(special) {
+                Some(v) => {
+                    self.losses.count(match special {
+                        Special::PosInfinity | Special::NegInfinity => LossKind::InfinityClamped,
+                        Special::Time2400 => LossKind::Time2400Clamped,
+                        _ => LossKind::OutOfRangeClamped,
+                    });
+                    Ok(Some(v))
+                }
+                None => {
+                    self.losses.count(to_null);
+                    Ok(None)
+                }
+            },
+        }
     }
 }
 
@@ -196,6 +370,24 @@ impl<T: Default + Copy + arrow_buffer::ArrowNativeType> Prim<T> {
     fn push_null(&mut self) {
         self.values.push(T::default());
         self.nulls.append_null();
+    }
+
+    /// Pushes a decoded value, or applies the policies to its error.
+    #[inline]
+    fn push_or(
+        &mut self,
+        r: FieldResult<T>,
+        cx: &mut Cx<'_>,
+        clamp: impl FnOnce(Special) -> Option<T>,
+    ) -> FieldResult<()> {
+        match r {
+            Ok(v) => self.push(v),
+            Err(e) => match cx.apply(e, clamp)? {
+                Some(v) => self.push(v),
+                None => self.push_null(),
+            },
+        }
+        Ok(())
     }
 
     fn finish<A>(&mut self, rows_hint: usize) -> PrimitiveArray<A>
@@ -227,6 +419,10 @@ impl Var {
         }
     }
 
+    fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
     #[inline]
     fn end(&mut self) -> FieldResult<()> {
         let end = i32::try_from(self.values.len())
@@ -249,12 +445,10 @@ impl Var {
         self.nulls.append_null();
     }
 
-    fn take(
-        &mut self,
-        rows_hint: usize,
-    ) -> (OffsetBuffer<i32>, Buffer, Option<arrow_buffer::NullBuffer>) {
+    fn take(&mut self) -> (OffsetBuffer<i32>, Buffer, Option<NullBuffer>) {
+        let rows = self.len();
         let bytes_hint = self.values.len();
-        let mut fresh_offsets = Vec::with_capacity(rows_hint + 1);
+        let mut fresh_offsets = Vec::with_capacity(rows + 1);
         fresh_offsets.push(0);
         let offsets = std::mem::replace(&mut self.offsets, fresh_offsets);
         let values = std::mem::replace(&mut self.values, Vec::with_capacity(bytes_hint));
@@ -264,26 +458,77 @@ impl Var {
         (offsets, Buffer::from_vec(values), nulls)
     }
 
-    /// Builds a StringArray, naming the first row that is not valid UTF-8.
-    fn finish_utf8(&mut self, rows_hint: usize) -> Result<StringArray, FinishError> {
-        let (offsets, values, nulls) = self.take(rows_hint);
-        match StringArray::try_new(offsets.clone(), values.clone(), nulls) {
-            Ok(a) => Ok(a),
+    fn finish_binary(&mut self) -> Result<ArrayRef, FinishError> {
+        let (offsets, values, nulls) = self.take();
+        Ok(Arc::new(BinaryArray::try_new(offsets, values, nulls)?))
+    }
+
+    /// Builds a text array in `layout`, validating UTF-8: invalid values are replaced or named
+    /// as the invalid-UTF-8 policy says.
+    fn finish_text(&mut self, layout: StrLayout, cx: &mut Cx<'_>) -> Result<ArrayRef, FinishError> {
+        if layout == StrLayout::Binary {
+            return self.finish_binary();
+        }
+        let (offsets, values, nulls) = self.take();
+        let strings = match StringArray::try_new(offsets.clone(), values.clone(), nulls.clone()) {
+            Ok(a) => a,
             Err(e) => {
-                let row = offsets.windows(2).position(|w| {
-                    std::str::from_utf8(&values[w[0] as usize..w[1] as usize]).is_err()
-                });
-                match row {
-                    Some(row) => Err(FinishError::Field {
-                        index: row,
-                        error: FieldError::new(
-                            "invalid UTF-8 in a text value (is the database SQL_ASCII?)",
-                        ),
-                    }),
-                    None => Err(FinishError::Arrow(e)),
+                let bad =
+                    |w: &[i32]| std::str::from_utf8(&values[w[0] as usize..w[1] as usize]).is_err();
+                match cx.policies.invalid_utf8 {
+                    InvalidUtf8::Replace => {
+                        let mut fixed: Vec<u8> = Vec::with_capacity(values.len());
+                        let mut new_offsets = Vec::with_capacity(offsets.len());
+                        new_offsets.push(0i32);
+                        for w in offsets.windows(2) {
+                            let v = &values[w[0] as usize..w[1] as usize];
+                            if bad(w) {
+                                cx.losses.count(LossKind::InvalidUtf8Replaced);
+                                fixed.extend_from_slice(String::from_utf8_lossy(v).as_bytes());
+                            } else {
+                                fixed.extend_from_slice(v);
+                            }
+                            let end = i32::try_from(fixed.len()).map_err(|_| {
+                                FinishError::Arrow(ArrowError::InvalidArgumentError(
+                                    "text exceeds 2 GiB in one batch".into(),
+                                ))
+                            })?;
+                            new_offsets.push(end);
+                        }
+                        StringArray::try_new(
+                            OffsetBuffer::new(ScalarBuffer::from(new_offsets)),
+                            Buffer::from_vec(fixed),
+                            nulls,
+                        )?
+                    }
+                    _ => {
+                        return Err(match offsets.windows(2).position(bad) {
+                            Some(index) => FinishError::Field {
+                                index,
+                                error: FieldError::new(
+                                    "invalid UTF-8 in a text value (is the database SQL_ASCII? \
+                                     see the invalid-UTF-8 policy)",
+                                ),
+                            },
+                            None => FinishError::Arrow(e),
+                        });
+                    }
                 }
             }
-        }
+        };
+        Ok(match layout {
+            StrLayout::Utf8 | StrLayout::Binary => Arc::new(strings),
+            StrLayout::View => Arc::new(StringViewArray::from(&strings)),
+            StrLayout::Large => {
+                let (offsets, values, nulls) = strings.into_parts();
+                let wide: Vec<i64> = offsets.iter().map(|&o| i64::from(o)).collect();
+                Arc::new(LargeStringArray::try_new(
+                    OffsetBuffer::new(ScalarBuffer::from(wide)),
+                    values,
+                    nulls,
+                )?)
+            }
+        })
     }
 }
 
@@ -302,6 +547,16 @@ impl From<ArrowError> for FinishError {
     }
 }
 
+/// How the bytes of a text-like value become text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StrWire {
+    Plain,
+    Jsonb,
+    Ltree,
+    Char,
+    Numeric,
+}
+
 /// One column's decoder and the values it has buffered for the current batch.
 #[derive(Debug)]
 pub(crate) enum Column {
@@ -314,62 +569,122 @@ pub(crate) enum Column {
     Float8(Prim<f64>),
     Decimal128(Prim<i128>, u8, i8),
     Decimal256(Prim<i256>, u8, i8),
-    NumericText(Var),
-    Text(Var),
-    Json(Var),
-    Jsonb(Var),
-    Bytea(Var),
+    NumericFloat64(Prim<f64>),
+    Str(Var, StrWire, StrLayout),
+    Bytes(Var),
     Uuid(Vec<u8>, NullBufferBuilder),
     Date(Prim<i32>),
     Time(Prim<i64>),
     Timestamp(Prim<i64>, Option<Arc<str>>),
     Interval(Prim<IntervalMonthDayNano>),
+    List(Box<ListCol>),
+    Struct(Box<StructCol>),
+    Enum(Box<EnumCol>),
+    Range(Box<RangeCol>),
+    Hstore(Box<HstoreCol>),
+    Vector(Box<VectorCol>),
 }
 
 impl Column {
-    /// A decoder for `kind`, sized for `rows` rows.
-    pub(crate) fn new(kind: ColumnKind, rows: usize) -> Column {
+    /// A decoder for `plan`, sized for `rows` rows.
+    pub(crate) fn new(plan: &TypePlan, rows: usize) -> Column {
         let var = || Var::with_capacity(rows, rows * 16);
+        let kind = match plan {
+            TypePlan::Scalar { kind, layout } => (*kind, *layout),
+            TypePlan::List { element, dims } => {
+                return Column::List(Box::new(ListCol::new(element, *dims, false, rows)));
+            }
+            TypePlan::Multirange(range) => {
+                return Column::List(Box::new(ListCol::new(range, 1, true, rows)));
+            }
+            TypePlan::Struct(fields) => {
+                return Column::Struct(Box::new(StructCol {
+                    children: fields.iter().map(|f| Column::new(&f.plan, rows)).collect(),
+                    fields: struct_fields(fields),
+                    nulls: NullBufferBuilder::new(rows),
+                }));
+            }
+            TypePlan::Enum(labels) => return Column::Enum(Box::new(EnumCol::new(labels, rows))),
+            TypePlan::Range(sub) => {
+                return Column::Range(Box::new(RangeCol {
+                    lower: Column::new(sub, rows),
+                    upper: Column::new(sub, rows),
+                    lower_inclusive: BooleanBufferBuilder::new(rows),
+                    upper_inclusive: BooleanBufferBuilder::new(rows),
+                    empty: BooleanBufferBuilder::new(rows),
+                    nulls: NullBufferBuilder::new(rows),
+                    fields: range_fields(sub),
+                }));
+            }
+            TypePlan::Hstore => {
+                return Column::Hstore(Box::new(HstoreCol {
+                    offsets: vec![0],
+                    keys: var(),
+                    values: var(),
+                    nulls: NullBufferBuilder::new(rows),
+                }));
+            }
+            TypePlan::Vector(dim) => {
+                return Column::Vector(Box::new(VectorCol {
+                    dim: *dim,
+                    values: Vec::new(),
+                    offsets: vec![0],
+                    nulls: NullBufferBuilder::new(rows),
+                }));
+            }
+        };
         match kind {
-            ColumnKind::Bool => Column::Bool(
+            (ColumnKind::Bool, _) => Column::Bool(
                 BooleanBufferBuilder::new(rows),
                 NullBufferBuilder::new(rows),
             ),
-            ColumnKind::Int2 => Column::Int2(Prim::with_capacity(rows)),
-            ColumnKind::Int4 => Column::Int4(Prim::with_capacity(rows)),
-            ColumnKind::Int8 => Column::Int8(Prim::with_capacity(rows)),
-            ColumnKind::Oid => Column::Oid(Prim::with_capacity(rows)),
-            ColumnKind::Float4 => Column::Float4(Prim::with_capacity(rows)),
-            ColumnKind::Float8 => Column::Float8(Prim::with_capacity(rows)),
-            ColumnKind::Decimal128 { precision, scale } => {
+            (ColumnKind::Int2, _) => Column::Int2(Prim::with_capacity(rows)),
+            (ColumnKind::Int4, _) => Column::Int4(Prim::with_capacity(rows)),
+            (ColumnKind::Int8, _) => Column::Int8(Prim::with_capacity(rows)),
+            (ColumnKind::Oid, _) => Column::Oid(Prim::with_capacity(rows)),
+            (ColumnKind::Float4, _) => Column::Float4(Prim::with_capacity(rows)),
+            (ColumnKind::Float8, _) => Column::Float8(Prim::with_capacity(rows)),
+            (ColumnKind::Decimal128 { precision, scale }, _) => {
                 Column::Decimal128(Prim::with_capacity(rows), precision, scale)
             }
-            ColumnKind::Decimal256 { precision, scale } => {
+            (ColumnKind::Decimal256 { precision, scale }, _) => {
                 Column::Decimal256(Prim::with_capacity(rows), precision, scale)
             }
-            ColumnKind::NumericText => Column::NumericText(var()),
-            ColumnKind::Text => Column::Text(var()),
-            ColumnKind::Json => Column::Json(var()),
-            ColumnKind::Jsonb => Column::Jsonb(var()),
-            ColumnKind::Bytea => Column::Bytea(var()),
-            ColumnKind::Uuid => {
+            (ColumnKind::NumericFloat64, _) => Column::NumericFloat64(Prim::with_capacity(rows)),
+            (ColumnKind::NumericText, layout) => {
+                let layout = if layout == StrLayout::Binary {
+                    StrLayout::Utf8
+                } else {
+                    layout
+                };
+                Column::Str(var(), StrWire::Numeric, layout)
+            }
+            (ColumnKind::Text | ColumnKind::Json, layout) => {
+                Column::Str(var(), StrWire::Plain, layout)
+            }
+            (ColumnKind::Jsonb, layout) => Column::Str(var(), StrWire::Jsonb, layout),
+            (ColumnKind::Ltree, layout) => Column::Str(var(), StrWire::Ltree, layout),
+            (ColumnKind::Char, layout) => Column::Str(var(), StrWire::Char, layout),
+            (ColumnKind::Bytea | ColumnKind::Wkb, _) => Column::Bytes(var()),
+            (ColumnKind::Uuid, _) => {
                 Column::Uuid(Vec::with_capacity(rows * 16), NullBufferBuilder::new(rows))
             }
-            ColumnKind::Date => Column::Date(Prim::with_capacity(rows)),
-            ColumnKind::Time => Column::Time(Prim::with_capacity(rows)),
-            ColumnKind::Timestamp => Column::Timestamp(Prim::with_capacity(rows), None),
-            ColumnKind::Timestamptz => {
+            (ColumnKind::Date, _) => Column::Date(Prim::with_capacity(rows)),
+            (ColumnKind::Time, _) => Column::Time(Prim::with_capacity(rows)),
+            (ColumnKind::Timestamp, _) => Column::Timestamp(Prim::with_capacity(rows), None),
+            (ColumnKind::Timestamptz, _) => {
                 Column::Timestamp(Prim::with_capacity(rows), Some(Arc::from("UTC")))
             }
-            ColumnKind::Interval => Column::Interval(Prim::with_capacity(rows)),
+            (ColumnKind::Interval, _) => Column::Interval(Prim::with_capacity(rows)),
         }
     }
 
     /// Appends one non-NULL field.
     ///
-    /// On error nothing is appended, so the column stays consistent with the others.
+    /// On a scalar's error nothing is appended; an error inside a nested value may leave the
+    /// column torn, but decoding errors end the export.
     #[inline]
-    pub(crate) fn push(&mut self, b: &[u8]) -> FieldResult<()> {
+    pub(crate) fn push(&mut self, b: &[u8], cx: &mut Cx<'_>) -> FieldResult<()> {
         match self {
             Column::Bool(values, nulls) => {
                 values.append(bool_from_sql(b)?);
@@ -382,28 +697,93 @@ impl Column {
             Column::Float4(p) => p.push(float4_from_sql(b)?),
             Column::Float8(p) => p.push(float8_from_sql(b)?),
             Column::Decimal128(p, precision, scale) => {
-                let n = Numeric::parse(b)?.map_err(|s| FieldError::new(s.message()))?;
-                p.push(n.to_i128(*precision, *scale)?);
+                let r = Numeric::parse(b)?
+                    .map_err(|s| s.error())
+                    .and_then(|n| n.to_i128(*precision, *scale));
+                let max = 10i128
+                    .checked_pow(u32::from(*precision))
+                    .map_or(i128::MAX, |m| m - 1);
+                p.push_or(r, cx, |s| match s {
+                    Special::PosInfinity => Some(max),
+                    Special::NegInfinity => Some(-max),
+                    _ => None,
+                })?;
             }
             Column::Decimal256(p, precision, scale) => {
-                let n = Numeric::parse(b)?.map_err(|s| FieldError::new(s.message()))?;
-                p.push(n.to_i256(*precision, *scale)?);
+                let r = Numeric::parse(b)?
+                    .map_err(|s| s.error())
+                    .and_then(|n| n.to_i256(*precision, *scale));
+                let max = i256::from_i128(10)
+                    .checked_pow(u32::from(*precision))
+                    .map_or(i256::MAX, |m| m.wrapping_sub(i256::ONE));
+                p.push_or(r, cx, |s| match s {
+                    Special::PosInfinity => Some(max),
+                    Special::NegInfinity => Some(max.wrapping_neg()),
+                    _ => None,
+                })?;
             }
-            Column::NumericText(v) => {
-                let n = Numeric::parse(b)?.map_err(|s| FieldError::new(s.message()))?;
-                n.write_text_bytes(&mut v.values);
+            Column::NumericFloat64(p) => match Numeric::parse(b)? {
+                Ok(n) => {
+                    let mut text = String::with_capacity(n.text_len_hint());
+                    n.write_text(&mut text);
+                    let v: f64 = text.parse().map_err(|_| {
+                        FieldError::new(format!("numeric {text} does not parse as float64"))
+                    })?;
+                    cx.losses.count(LossKind::NumericToFloat64);
+                    p.push(v);
+                }
+                Err(crate::numeric::NumericSpecial::NaN) => p.push(f64::NAN),
+                Err(crate::numeric::NumericSpecial::PosInfinity) => p.push(f64::INFINITY),
+                Err(crate::numeric::NumericSpecial::NegInfinity) => p.push(f64::NEG_INFINITY),
+            },
+            Column::Str(v, wire, _) => {
+                match wire {
+                    StrWire::Plain => v.values.extend_from_slice(b),
+                    StrWire::Jsonb => v.values.extend_from_slice(jsonb_from_sql(b)?),
+                    StrWire::Ltree => v.values.extend_from_slice(ltree_from_sql(b)?),
+                    StrWire::Char => char_from_sql(b, &mut v.values)?,
+                    StrWire::Numeric => match Numeric::parse(b)? {
+                        Ok(n) => n.write_text_bytes(&mut v.values),
+                        // Exact as text, as PostgreSQL prints them.
+                        Err(special) => v.values.extend_from_slice(special.text().as_bytes()),
+                    },
+                }
                 v.end()?;
             }
-            Column::Text(v) | Column::Json(v) | Column::Bytea(v) => v.push(b)?,
-            Column::Jsonb(v) => v.push(jsonb_from_sql(b)?)?,
+            Column::Bytes(v) => v.push(b)?,
             Column::Uuid(values, nulls) => {
                 values.extend_from_slice(&uuid_from_sql(b)?);
                 nulls.append_non_null();
             }
-            Column::Date(p) => p.push(date_from_sql(b)?),
-            Column::Time(p) => p.push(time_from_sql(b)?),
-            Column::Timestamp(p, _) => p.push(timestamp_from_sql(b)?),
-            Column::Interval(p) => p.push(interval_from_sql(b)?),
+            Column::Date(p) => p.push_or(date_from_sql(b), cx, |s| match s {
+                Special::NegInfinity | Special::BelowRange => Some(i32::MIN),
+                _ => Some(i32::MAX),
+            })?,
+            Column::Time(p) => p.push_or(time_from_sql(b), cx, |_| Some(US_PER_DAY - 1))?,
+            Column::Timestamp(p, _) => p.push_or(timestamp_from_sql(b), cx, |s| match s {
+                Special::NegInfinity | Special::BelowRange => Some(i64::MIN),
+                _ => Some(i64::MAX),
+            })?,
+            Column::Interval(p) => {
+                let parts = interval_parts(b);
+                p.push_or(interval_from_sql(b), cx, |s| match (s, parts) {
+                    (Special::PosInfinity, _) => Some(IntervalMonthDayNano::MAX),
+                    (Special::NegInfinity, _) => Some(IntervalMonthDayNano::MIN),
+                    (Special::AboveRange, Some((m, d))) => {
+                        Some(IntervalMonthDayNano::new(m, d, i64::MAX))
+                    }
+                    (Special::BelowRange, Some((m, d))) => {
+                        Some(IntervalMonthDayNano::new(m, d, i64::MIN))
+                    }
+                    _ => None,
+                })?
+            }
+            Column::List(l) => l.push(b, cx)?,
+            Column::Struct(s) => s.push(b, cx)?,
+            Column::Enum(e) => e.push(b)?,
+            Column::Range(r) => r.push(b, cx)?,
+            Column::Hstore(h) => h.push(b)?,
+            Column::Vector(v) => v.push(b)?,
         }
         Ok(())
     }
@@ -424,11 +804,8 @@ impl Column {
             Column::Float8(p) => p.push_null(),
             Column::Decimal128(p, ..) => p.push_null(),
             Column::Decimal256(p, ..) => p.push_null(),
-            Column::NumericText(v)
-            | Column::Text(v)
-            | Column::Json(v)
-            | Column::Jsonb(v)
-            | Column::Bytea(v) => v.push_null(),
+            Column::NumericFloat64(p) => p.push_null(),
+            Column::Str(v, ..) | Column::Bytes(v) => v.push_null(),
             Column::Uuid(values, nulls) => {
                 values.extend_from_slice(&[0; 16]);
                 nulls.append_null();
@@ -437,11 +814,17 @@ impl Column {
             Column::Time(p) => p.push_null(),
             Column::Timestamp(p, _) => p.push_null(),
             Column::Interval(p) => p.push_null(),
+            Column::List(l) => l.push_null(),
+            Column::Struct(s) => s.push_null(),
+            Column::Enum(e) => e.keys.push_null(),
+            Column::Range(r) => r.push_null(),
+            Column::Hstore(h) => h.push_null(),
+            Column::Vector(v) => v.push_null(),
         }
     }
 
     /// Hands out the buffered values as an array and starts a new batch sized like this one.
-    pub(crate) fn finish(&mut self, rows: usize) -> Result<ArrayRef, FinishError> {
+    pub(crate) fn finish(&mut self, rows: usize, cx: &mut Cx<'_>) -> Result<ArrayRef, FinishError> {
         Ok(match self {
             Column::Bool(values, nulls) => {
                 let v = values.finish();
@@ -453,7 +836,9 @@ impl Column {
             Column::Int8(p) => Arc::new(p.finish::<Int64Type>(rows)),
             Column::Oid(p) => Arc::new(p.finish::<UInt32Type>(rows)),
             Column::Float4(p) => Arc::new(p.finish::<Float32Type>(rows)),
-            Column::Float8(p) => Arc::new(p.finish::<Float64Type>(rows)),
+            Column::Float8(p) | Column::NumericFloat64(p) => {
+                Arc::new(p.finish::<Float64Type>(rows))
+            }
             Column::Decimal128(p, precision, scale) => Arc::new(
                 p.finish::<Decimal128Type>(rows)
                     .with_precision_and_scale(*precision, *scale)?,
@@ -462,13 +847,8 @@ impl Column {
                 p.finish::<Decimal256Type>(rows)
                     .with_precision_and_scale(*precision, *scale)?,
             ),
-            Column::NumericText(v) | Column::Text(v) | Column::Json(v) | Column::Jsonb(v) => {
-                Arc::new(v.finish_utf8(rows)?)
-            }
-            Column::Bytea(v) => {
-                let (offsets, values, nulls) = v.take(rows);
-                Arc::new(BinaryArray::try_new(offsets, values, nulls)?)
-            }
+            Column::Str(v, _, layout) => v.finish_text(*layout, cx)?,
+            Column::Bytes(v) => v.finish_binary()?,
             Column::Uuid(values, nulls) => {
                 let len = values.len();
                 let v = std::mem::replace(values, Vec::with_capacity(len));
@@ -485,6 +865,485 @@ impl Column {
                     .with_timezone_opt(tz.clone()),
             ),
             Column::Interval(p) => Arc::new(p.finish::<IntervalMonthDayNanoType>(rows)),
+            Column::List(l) => l.finish(rows, cx)?,
+            Column::Struct(s) => s.finish(rows, cx)?,
+            Column::Enum(e) => e.finish(rows)?,
+            Column::Range(r) => r.finish(rows, cx)?,
+            Column::Hstore(h) => h.finish(cx)?,
+            Column::Vector(v) => v.finish()?,
+        })
+    }
+}
+
+/// Months and days of an interval's wire value, for clamping its time part.
+fn interval_parts(b: &[u8]) -> Option<(i32, i32)> {
+    let b: &[u8; 16] = b.try_into().ok()?;
+    let days = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+    let months = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+    Some((months, days))
+}
+
+/// Arrays (`dims` nested Lists) and multiranges (a List of ranges).
+///
+/// Array layout (`array_send`): i32 ndim (0 for an empty array), i32 flags (1: has NULLs),
+/// u32 element OID, ndim x (i32 length, i32 lower bound), then the elements in row-major order,
+/// each an i32 length (-1 for NULL) and its bytes. Multirange layout (`multirange_send`): i32
+/// range count, then each range as i32 length and its bytes.
+#[derive(Debug)]
+pub(crate) struct ListCol {
+    /// Offsets of each nesting level, outermost (one per row) first.
+    levels: Vec<Vec<i32>>,
+    nulls: NullBufferBuilder,
+    child: Column,
+    multirange: bool,
+}
+
+impl ListCol {
+    fn new(element: &TypePlan, dims: usize, multirange: bool, rows: usize) -> Self {
+        let mut levels = vec![Vec::with_capacity(rows + 1); dims.max(1)];
+        for l in &mut levels {
+            l.push(0);
+        }
+        ListCol {
+            levels,
+            nulls: NullBufferBuilder::new(rows),
+            child: Column::new(element, rows),
+            multirange,
+        }
+    }
+
+    fn push(&mut self, b: &[u8], cx: &mut Cx<'_>) -> FieldResult<()> {
+        if self.multirange {
+            let mut r = Reader::new(b, "multirange");
+            let n = r.i32()?;
+            if n < 0 || n as usize > r.remaining() / 4 {
+                return Err(FieldError::new(format!("multirange claims {n} ranges")));
+            }
+            for _ in 0..n {
+                let range = r
+                    .field()?
+                    .ok_or_else(|| FieldError::new("NULL range in a multirange"))?;
+                self.child.push(range, cx)?;
+            }
+            r.end()?;
+            push_offset(&mut self.levels[0], n as usize)?;
+            self.nulls.append_non_null();
+            return Ok(());
+        }
+        let mut r = Reader::new(b, "array");
+        let ndim = r.i32()?;
+        let flags = r.i32()?;
+        let _element_oid = r.i32()?;
+        if flags & !1 != 0 {
+            return Err(FieldError::new(format!("array has unknown flags {flags}")));
+        }
+        let dims = self.levels.len();
+        if ndim == 0 {
+            push_offset(&mut self.levels[0], 0)?;
+            self.nulls.append_non_null();
+            return r.end();
+        }
+        if ndim < 0 || ndim as usize != dims {
+            return Err(FieldError::new(format!(
+                "array has {ndim} dimension(s) but the column was planned with {dims} (from \
+                 the column's declared dimensions; declare them, e.g. int4[][], or cast)"
+            )));
+        }
+        let mut lengths = [0usize; 6];
+        let mut total: usize = 1;
+        let mut lower_bound_dropped = false;
+        for len in lengths.iter_mut().take(dims) {
+            let n = r.i32()?;
+            let lower = r.i32()?;
+            if n < 0 {
+                return Err(FieldError::new(format!("array dimension of length {n}")));
+            }
+            lower_bound_dropped |= lower != 1;
+            *len = n as usize;
+            total = total
+                .checked_mul(n as usize)
+                .ok_or_else(|| FieldError::new("array dimensions overflow"))?;
+        }
+        // Each element needs at least its 4-byte length: refuse claims the bytes cannot hold.
+        if total > r.remaining() / 4 {
+            return Err(FieldError::new(format!(
+                "array claims {total} elements in {} bytes",
+                r.remaining()
+            )));
+        }
+        let mut lists = 1usize;
+        for (level, &len) in self.levels.iter_mut().zip(&lengths[..dims]) {
+            for _ in 0..lists {
+                push_offset(level, len)?;
+            }
+            lists *= len;
+        }
+        for _ in 0..total {
+            match r.field()? {
+                Some(e) => self.child.push(e, cx)?,
+                None => self.child.push_null(),
+            }
+        }
+        r.end()?;
+        if lower_bound_dropped {
+            cx.losses.count(LossKind::ArrayLowerBoundDropped);
+        }
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    fn push_null(&mut self) {
+        let last = *self.levels[0].last().unwrap_or(&0);
+        self.levels[0].push(last);
+        self.nulls.append_null();
+    }
+
+    fn finish(&mut self, rows: usize, cx: &mut Cx<'_>) -> Result<ArrayRef, FinishError> {
+        let child_rows = *self.levels.last().and_then(|l| l.last()).unwrap_or(&0) as usize;
+        let mut array = match self.child.finish(child_rows, cx) {
+            Ok(a) => a,
+            Err(FinishError::Field { index, error }) => {
+                // Map an element's index back to its row through every level.
+                let mut index = index;
+                for level in self.levels.iter().rev() {
+                    index = level
+                        .partition_point(|&o| o as usize <= index)
+                        .saturating_sub(1);
+                }
+                return Err(FinishError::Field { index, error });
+            }
+            Err(e) => return Err(e),
+        };
+        let depth = self.levels.len();
+        for (i, level) in self.levels.iter_mut().enumerate().rev() {
+            let mut fresh = Vec::with_capacity(if i == 0 { rows + 1 } else { level.len() });
+            fresh.push(0);
+            let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(level, fresh)));
+            let field = Arc::new(Field::new("item", array.data_type().clone(), true));
+            let nulls = if i == 0 { self.nulls.finish() } else { None };
+            array = Arc::new(ListArray::try_new(field, offsets, array, nulls)?);
+        }
+        debug_assert!(depth >= 1);
+        Ok(array)
+    }
+}
+
+fn push_offset(level: &mut Vec<i32>, n: usize) -> FieldResult<()> {
+    let last = *level.last().unwrap_or(&0);
+    let next = i32::try_from(n)
+        .ok()
+        .and_then(|n| last.checked_add(n))
+        .ok_or_else(|| FieldError::new("more than 2^31 array elements in one batch"))?;
+    level.push(next);
+    Ok(())
+}
+
+/// Composites as Structs. Layout (`record_send`): i32 count of live attributes, then for each
+/// a u32 type OID, an i32 length (-1 for NULL) and the bytes.
+#[derive(Debug)]
+pub(crate) struct StructCol {
+    children: Vec<Column>,
+    fields: Fields,
+    nulls: NullBufferBuilder,
+}
+
+impl StructCol {
+    fn push(&mut self, b: &[u8], cx: &mut Cx<'_>) -> FieldResult<()> {
+        let mut r = Reader::new(b, "record");
+        let n = r.i32()?;
+        if n < 0 || n as usize != self.children.len() {
+            return Err(FieldError::new(format!(
+                "record has {n} fields, the type has {} (was it altered during the export?)",
+                self.children.len()
+            )));
+        }
+        for child in &mut self.children {
+            let _oid = r.i32()?;
+            match r.field()? {
+                Some(v) => child.push(v, cx)?,
+                None => child.push_null(),
+            }
+        }
+        r.end()?;
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    fn push_null(&mut self) {
+        for c in &mut self.children {
+            c.push_null();
+        }
+        self.nulls.append_null();
+    }
+
+    fn finish(&mut self, rows: usize, cx: &mut Cx<'_>) -> Result<ArrayRef, FinishError> {
+        let arrays = self
+            .children
+            .iter_mut()
+            .map(|c| c.finish(rows, cx))
+            .collect::<Result<Vec<_>, _>>()?;
+        let nulls = self.nulls.finish();
+        if self.fields.is_empty() {
+            let len = nulls.as_ref().map_or(0, NullBuffer::len);
+            return Ok(Arc::new(StructArray::new_empty_fields(len, nulls)));
+        }
+        Ok(Arc::new(StructArray::try_new(
+            self.fields.clone(),
+            arrays,
+            nulls,
+        )?))
+    }
+}
+
+/// Enums as Dictionary(Int16, Utf8): the dictionary is every label in `pg_enum` order, each value
+/// the index of its label. Layout: the label's text.
+#[derive(Debug)]
+pub(crate) struct EnumCol {
+    keys: Prim<i16>,
+    index: HashMap<Box<[u8]>, i16>,
+    labels: ArrayRef,
+}
+
+impl EnumCol {
+    fn new(labels: &[String], rows: usize) -> Self {
+        let index = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.as_bytes().into(), i as i16))
+            .collect();
+        EnumCol {
+            keys: Prim::with_capacity(rows),
+            index,
+            labels: Arc::new(StringArray::from_iter_values(labels)),
+        }
+    }
+
+    fn push(&mut self, b: &[u8]) -> FieldResult<()> {
+        match self.index.get(b) {
+            Some(&k) => {
+                self.keys.push(k);
+                Ok(())
+            }
+            None => Err(FieldError::new(format!(
+                "enum label \"{}\" was not among the labels when the export started",
+                String::from_utf8_lossy(b)
+            ))),
+        }
+    }
+
+    fn finish(&mut self, rows: usize) -> Result<ArrayRef, FinishError> {
+        let keys = self.keys.finish::<Int16Type>(rows);
+        Ok(Arc::new(DictionaryArray::<Int16Type>::try_new(
+            keys,
+            self.labels.clone(),
+        )?))
+    }
+}
+
+const RANGE_EMPTY: u8 = 0x01;
+const RANGE_LB_INC: u8 = 0x02;
+const RANGE_UB_INC: u8 = 0x04;
+const RANGE_LB_INF: u8 = 0x08;
+const RANGE_UB_INF: u8 = 0x10;
+
+/// Ranges as Struct{lower, upper, lower_inclusive, upper_inclusive, empty}. An unbounded side
+/// is a NULL bound; an `infinity` bound is a value (and meets the special-value policy).
+/// Layout (`range_send`): u8 flags (0x01 empty, 0x02/0x04 lower/upper inclusive, 0x08/0x10
+/// lower/upper unbounded), then each bounded bound as an i32 length and its bytes.
+#[derive(Debug)]
+pub(crate) struct RangeCol {
+    lower: Column,
+    upper: Column,
+    lower_inclusive: BooleanBufferBuilder,
+    upper_inclusive: BooleanBufferBuilder,
+    empty: BooleanBufferBuilder,
+    nulls: NullBufferBuilder,
+    fields: Fields,
+}
+
+impl RangeCol {
+    fn push(&mut self, b: &[u8], cx: &mut Cx<'_>) -> FieldResult<()> {
+        let mut r = Reader::new(b, "range");
+        let flags = r.u8()?;
+        if flags & RANGE_EMPTY != 0 {
+            self.lower.push_null();
+            self.upper.push_null();
+        } else {
+            for (bound, unbounded) in [
+                (&mut self.lower, RANGE_LB_INF),
+                (&mut self.upper, RANGE_UB_INF),
+            ] {
+                if flags & unbounded != 0 {
+                    bound.push_null();
+                } else {
+                    let v = r
+                        .field()?
+                        .ok_or_else(|| FieldError::new("NULL range bound"))?;
+                    bound.push(v, cx)?;
+                }
+            }
+        }
+        r.end()?;
+        self.lower_inclusive.append(flags & RANGE_LB_INC != 0);
+        self.upper_inclusive.append(flags & RANGE_UB_INC != 0);
+        self.empty.append(flags & RANGE_EMPTY != 0);
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    fn push_null(&mut self) {
+        self.lower.push_null();
+        self.upper.push_null();
+        self.lower_inclusive.append(false);
+        self.upper_inclusive.append(false);
+        self.empty.append(false);
+        self.nulls.append_null();
+    }
+
+    fn finish(&mut self, rows: usize, cx: &mut Cx<'_>) -> Result<ArrayRef, FinishError> {
+        let flag = |b: &mut BooleanBufferBuilder| -> ArrayRef {
+            Arc::new(BooleanArray::new(b.finish(), None))
+        };
+        let arrays = vec![
+            self.lower.finish(rows, cx)?,
+            self.upper.finish(rows, cx)?,
+            flag(&mut self.lower_inclusive),
+            flag(&mut self.upper_inclusive),
+            flag(&mut self.empty),
+        ];
+        Ok(Arc::new(StructArray::try_new(
+            self.fields.clone(),
+            arrays,
+            self.nulls.finish(),
+        )?))
+    }
+}
+
+/// `hstore` as Map<Utf8, Utf8>. Layout (`hstore_send`): i32 pair count, then each pair as an i32
+/// key length and key, an i32 value length (-1 for NULL) and value.
+#[derive(Debug)]
+pub(crate) struct HstoreCol {
+    offsets: Vec<i32>,
+    keys: Var,
+    values: Var,
+    nulls: NullBufferBuilder,
+}
+
+impl HstoreCol {
+    fn push(&mut self, b: &[u8]) -> FieldResult<()> {
+        let mut r = Reader::new(b, "hstore");
+        let n = r.i32()?;
+        if n < 0 || n as usize > r.remaining() / 8 {
+            return Err(FieldError::new(format!("hstore claims {n} pairs")));
+        }
+        for _ in 0..n {
+            let key = r
+                .field()?
+                .ok_or_else(|| FieldError::new("NULL hstore key"))?;
+            self.keys.push(key)?;
+            match r.field()? {
+                Some(v) => self.values.push(v)?,
+                None => self.values.push_null(),
+            }
+        }
+        r.end()?;
+        push_offset(&mut self.offsets, n as usize)?;
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    fn push_null(&mut self) {
+        let last = *self.offsets.last().unwrap_or(&0);
+        self.offsets.push(last);
+        self.nulls.append_null();
+    }
+
+    fn finish(&mut self, cx: &mut Cx<'_>) -> Result<ArrayRef, FinishError> {
+        let keys = self.keys.finish_text(StrLayout::Utf8, cx)?;
+        let values = self.values.finish_text(StrLayout::Utf8, cx)?;
+        let DataType::Struct(entry_fields) = hstore_entries().data_type().clone() else {
+            unreachable!("hstore entries are a struct")
+        };
+        let entries = StructArray::try_new(entry_fields, vec![keys, values], None)?;
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(
+            &mut self.offsets,
+            vec![0],
+        )));
+        Ok(Arc::new(MapArray::try_new(
+            Arc::new(hstore_entries()),
+            offsets,
+            entries,
+            self.nulls.finish(),
+            false,
+        )?))
+    }
+}
+
+/// pgvector `vector`. Layout (`vector_send`): i16 dimension, i16 unused, then that many
+/// float4 values.
+#[derive(Debug)]
+pub(crate) struct VectorCol {
+    dim: Option<i32>,
+    values: Vec<f32>,
+    offsets: Vec<i32>,
+    nulls: NullBufferBuilder,
+}
+
+impl VectorCol {
+    fn push(&mut self, b: &[u8]) -> FieldResult<()> {
+        let mut r = Reader::new(b, "vector");
+        let n = r.i16()?;
+        let _unused = r.i16()?;
+        if n < 0 || r.remaining() != 4 * n as usize {
+            return Err(FieldError::new(format!(
+                "vector of dimension {n} has {} bytes of values",
+                r.remaining()
+            )));
+        }
+        if let Some(dim) = self.dim
+            && i32::from(n) != dim
+        {
+            return Err(FieldError::new(format!(
+                "vector has dimension {n}, the column {dim}"
+            )));
+        }
+        for c in r.take(4 * n as usize)?.chunks_exact(4) {
+            self.values
+                .push(f32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        }
+        if self.dim.is_none() {
+            push_offset(&mut self.offsets, n as usize)?;
+        }
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    fn push_null(&mut self) {
+        match self.dim {
+            Some(dim) => self.values.extend(std::iter::repeat_n(0.0, dim as usize)),
+            None => {
+                let last = *self.offsets.last().unwrap_or(&0);
+                self.offsets.push(last);
+            }
+        }
+        self.nulls.append_null();
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, FinishError> {
+        let values = Arc::new(Float32Array::from(std::mem::take(&mut self.values)));
+        let item = Arc::new(Field::new("item", DataType::Float32, true));
+        let nulls = self.nulls.finish();
+        Ok(match self.dim {
+            Some(dim) => Arc::new(FixedSizeListArray::try_new(item, dim, values, nulls)?),
+            None => {
+                let offsets = std::mem::replace(&mut self.offsets, vec![0]);
+                Arc::new(ListArray::try_new(
+                    item,
+                    OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                    values,
+                    nulls,
+                )?)
+            }
         })
     }
 }
@@ -496,9 +1355,17 @@ mod tests {
     #[test]
     fn temporal_edges() {
         assert_eq!(date_from_sql(&0i32.to_be_bytes()), Ok(PG_EPOCH_DAYS));
-        assert!(date_from_sql(&i32::MAX.to_be_bytes()).is_err());
+        assert_eq!(
+            date_from_sql(&i32::MAX.to_be_bytes()).unwrap_err().special,
+            Some(Special::PosInfinity)
+        );
         assert!(date_from_sql(&i32::MIN.to_be_bytes()).is_err());
-        assert!(time_from_sql(&US_PER_DAY.to_be_bytes()).is_err());
+        assert_eq!(
+            time_from_sql(&US_PER_DAY.to_be_bytes())
+                .unwrap_err()
+                .special,
+            Some(Special::Time2400)
+        );
         assert_eq!(
             time_from_sql(&(US_PER_DAY - 1).to_be_bytes()),
             Ok(US_PER_DAY - 1)
@@ -507,7 +1374,12 @@ mod tests {
         assert!(timestamp_from_sql(&i64::MAX.to_be_bytes()).is_err());
         assert!(timestamp_from_sql(&[0; 7]).is_err());
         // 294276-12-31 23:59:59.999999, PostgreSQL's last timestamp, is past Arrow's range.
-        assert!(timestamp_from_sql(&9_223_371_331_199_999_999i64.to_be_bytes()).is_err());
+        assert_eq!(
+            timestamp_from_sql(&9_223_371_331_199_999_999i64.to_be_bytes())
+                .unwrap_err()
+                .special,
+            Some(Special::AboveRange)
+        );
     }
 
     #[test]
@@ -527,10 +1399,20 @@ mod tests {
     }
 
     #[test]
-    fn jsonb_version() {
+    fn jsonb_ltree_char() {
         assert_eq!(jsonb_from_sql(b"\x01{}"), Ok(&b"{}"[..]));
         assert!(jsonb_from_sql(b"\x02{}").is_err());
         assert!(jsonb_from_sql(b"").is_err());
+        assert_eq!(ltree_from_sql(b"\x01a.b"), Ok(&b"a.b"[..]));
+        assert!(ltree_from_sql(b"\x02a").is_err());
+        let text = |b: u8| {
+            let mut v = Vec::new();
+            char_from_sql(&[b], &mut v).unwrap();
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(text(0), "");
+        assert_eq!(text(b'x'), "x");
+        assert_eq!(text(0xe9), "\\351");
     }
 
     #[test]
@@ -542,5 +1424,53 @@ mod tests {
                 .unwrap()
                 .is_nan()
         );
+    }
+
+    #[test]
+    fn policies_null_and_clamp() {
+        let mut losses = Losses::default();
+        let clamp = Policies {
+            special: SpecialValues::Clamp,
+            ..Policies::default()
+        };
+        let mut cx = Cx {
+            policies: &clamp,
+            losses: &mut losses,
+        };
+        let plan = TypePlan::builtin(crate::types::oid::DATE, -1, &clamp).unwrap();
+        let mut col = Column::new(&plan, 4);
+        col.push(&i32::MAX.to_be_bytes(), &mut cx).unwrap();
+        col.push(&i32::MIN.to_be_bytes(), &mut cx).unwrap();
+        let a = col.finish(4, &mut cx).unwrap();
+        let d = a
+            .as_any()
+            .downcast_ref::<arrow_array::Date32Array>()
+            .unwrap();
+        assert_eq!((d.value(0), d.value(1)), (i32::MAX, i32::MIN));
+        assert_eq!(losses.get(LossKind::InfinityClamped), 2);
+
+        let mut losses = Losses::default();
+        let null = Policies {
+            special: SpecialValues::Null,
+            ..Policies::default()
+        };
+        let mut cx = Cx {
+            policies: &null,
+            losses: &mut losses,
+        };
+        let plan = TypePlan::builtin(crate::types::oid::TIME, -1, &null).unwrap();
+        let mut col = Column::new(&plan, 4);
+        col.push(&US_PER_DAY.to_be_bytes(), &mut cx).unwrap();
+        assert!(col.finish(4, &mut cx).unwrap().is_null(0));
+        assert_eq!(losses.get(LossKind::Time2400ToNull), 1);
+
+        let mut losses = Losses::default();
+        let strict = Policies::default();
+        let mut cx = Cx {
+            policies: &strict,
+            losses: &mut losses,
+        };
+        let mut col = Column::new(&plan, 4);
+        assert!(col.push(&US_PER_DAY.to_be_bytes(), &mut cx).is_err());
     }
 }

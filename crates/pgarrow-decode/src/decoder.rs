@@ -17,9 +17,12 @@ use std::sync::Arc;
 use arrow_array::{RecordBatch, RecordBatchOptions};
 use arrow_schema::{Schema, SchemaRef};
 
+use crate::column::Cx;
 use crate::column::{Column, FinishError};
 use crate::error::{Error, ErrorKind, FieldError, Result};
-use crate::types::{ColumnKind, PgColumn, arrow_field};
+use crate::plan::{Catalog, StrLayout, TypePlan};
+use crate::policy::{LossReport, Losses, Policies};
+use crate::types::{ColumnKind, PgColumn, arrow_field, oid};
 
 /// The 11-byte signature that starts every binary COPY stream.
 pub const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
@@ -61,23 +64,38 @@ pub struct ColumnPlan {
     /// The column as described by the server (its original type, before any cast).
     pub column: PgColumn,
     /// The decoder for the bytes that will arrive.
-    pub kind: ColumnKind,
+    pub kind: TypePlan,
     /// The server-side cast applied in the projection, if the type has no decoder.
     pub cast: Option<&'static str>,
 }
 
 impl ColumnPlan {
-    /// Plans a column: its own decoder when there is one, else a cast to `text`.
+    /// Plans a built-in column with the default policies: its own decoder when there is one,
+    /// else a cast to `text`.
     pub fn for_column(column: PgColumn) -> ColumnPlan {
-        match ColumnKind::for_type(column.oid, column.typmod) {
+        Self::plan(column, &Catalog::new(), &Policies::default(), 1)
+    }
+
+    /// Plans a column with a catalog (for arrays, composites, enums, domains, ranges and
+    /// extension types) and policies; `dims` is the array dimension count to plan for.
+    pub fn plan(
+        column: PgColumn,
+        catalog: &Catalog,
+        policies: &Policies,
+        dims: usize,
+    ) -> ColumnPlan {
+        match TypePlan::resolve(column.oid, column.typmod, catalog, policies, dims) {
             Some(kind) => ColumnPlan {
                 column,
                 kind,
                 cast: None,
             },
             None => ColumnPlan {
+                kind: TypePlan::builtin(oid::TEXT, -1, policies).unwrap_or(TypePlan::Scalar {
+                    kind: ColumnKind::Text,
+                    layout: StrLayout::Utf8,
+                }),
                 column,
-                kind: ColumnKind::Text,
                 cast: Some("text"),
             },
         }
@@ -85,7 +103,7 @@ impl ColumnPlan {
 
     /// The Arrow field this column produces.
     pub fn field(&self) -> arrow_schema::Field {
-        arrow_field(&self.column, self.kind, self.cast)
+        arrow_field(&self.column, &self.kind, self.cast)
     }
 }
 
@@ -149,6 +167,8 @@ pub struct CopyDecoder {
     plans: Vec<ColumnPlan>,
     columns: Vec<Column>,
     options: DecodeOptions,
+    policies: Policies,
+    losses: Vec<Losses>,
     state: State,
     scratch: Vec<u8>,
     has_oids: bool,
@@ -175,8 +195,17 @@ impl CopyDecoder {
         )
     }
 
-    /// A decoder for explicitly planned columns.
+    /// A decoder for explicitly planned columns, with the default policies.
     pub fn with_plans(plans: Vec<ColumnPlan>, options: DecodeOptions) -> Result<Self> {
+        Self::with_policies(plans, options, Policies::default())
+    }
+
+    /// A decoder for planned columns and the policies they were planned with.
+    pub fn with_policies(
+        plans: Vec<ColumnPlan>,
+        options: DecodeOptions,
+        policies: Policies,
+    ) -> Result<Self> {
         let options = DecodeOptions {
             batch_rows: options.batch_rows.max(1),
             batch_bytes: options.batch_bytes.clamp(1, MAX_BATCH_BYTES),
@@ -185,12 +214,15 @@ impl CopyDecoder {
             plans.iter().map(ColumnPlan::field).collect::<Vec<_>>(),
         ));
         let first = options.batch_rows.min(1024);
-        let columns = plans.iter().map(|p| Column::new(p.kind, first)).collect();
+        let columns = plans.iter().map(|p| Column::new(&p.kind, first)).collect();
+        let losses = vec![Losses::default(); plans.len()];
         Ok(CopyDecoder {
             schema,
             plans,
             columns,
             options,
+            policies,
+            losses,
             state: State::Header,
             scratch: Vec::new(),
             has_oids: false,
@@ -227,6 +259,19 @@ impl CopyDecoder {
     /// Only ever true between rows, so [`flush`](CopyDecoder::flush) then returns a batch.
     pub fn has_batch(&self) -> bool {
         self.batch_rows >= self.options.batch_rows || self.batch_bytes >= self.options.batch_bytes
+    }
+
+    /// Lossy conversions made so far under the policies, per column.
+    pub fn losses(&self) -> LossReport {
+        LossReport {
+            columns: self
+                .plans
+                .iter()
+                .zip(&self.losses)
+                .filter(|(_, l)| !l.is_empty())
+                .map(|(p, l)| (p.column.name.clone(), *l))
+                .collect(),
+        }
     }
 
     /// Whether the trailer has been read.
@@ -374,7 +419,11 @@ impl CopyDecoder {
                         }
                         let body = &input[pos..pos + len];
                         pos += len;
-                        if let Err(e) = self.columns[col].push(body) {
+                        let mut cx = Cx {
+                            policies: &self.policies,
+                            losses: &mut self.losses[col],
+                        };
+                        if let Err(e) = self.columns[col].push(body, &mut cx) {
                             return Err(self.value_err(col, e));
                         }
                         self.row_bytes += len;
@@ -387,7 +436,11 @@ impl CopyDecoder {
                     let Some(body) = take(&mut self.scratch, input, &mut pos, len) else {
                         break;
                     };
-                    let res = self.columns[col].push(body);
+                    let mut cx = Cx {
+                        policies: &self.policies,
+                        losses: &mut self.losses[col],
+                    };
+                    let res = self.columns[col].push(body, &mut cx);
                     self.scratch.clear();
                     if let Err(e) = res {
                         return Err(self.value_err(col, e));
@@ -432,7 +485,11 @@ impl CopyDecoder {
         let rows = self.batch_rows;
         let mut arrays = Vec::with_capacity(self.columns.len());
         for (col, column) in self.columns.iter_mut().enumerate() {
-            match column.finish(rows.min(self.options.batch_rows)) {
+            let mut cx = Cx {
+                policies: &self.policies,
+                losses: &mut self.losses[col],
+            };
+            match column.finish(rows.min(self.options.batch_rows), &mut cx) {
                 Ok(a) => arrays.push(a),
                 Err(FinishError::Field { index, error }) => {
                     let row = self.rows_flushed + index as u64 + 1;
@@ -493,7 +550,7 @@ fn value_error(plan: &ColumnPlan, column: usize, row: u64, e: FieldError) -> Err
         column,
         name: plan.column.name.clone(),
         pg_type: plan.column.type_name.clone(),
-        message: e.0,
+        message: e.message,
     })
 }
 

@@ -144,19 +144,53 @@ impl std::error::Error for Error {
     }
 }
 
+/// A value with no exact Arrow form, which a policy may turn into NULL or a clamped value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Special {
+    /// `infinity` / `Infinity`.
+    PosInfinity,
+    /// `-infinity` / `-Infinity`.
+    NegInfinity,
+    /// numeric `NaN`.
+    NaN,
+    /// `time` 24:00:00.
+    Time2400,
+    /// Past the largest value Arrow's type holds.
+    AboveRange,
+    /// Before the smallest value Arrow's type holds.
+    BelowRange,
+    /// A numeric too large (or too precise) for its decimal.
+    Overflow,
+}
+
 /// Why a single field could not be decoded; the decoder adds the position.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError(pub Cow<'static, str>);
+pub struct FieldError {
+    /// What was wrong.
+    pub message: Cow<'static, str>,
+    /// Set when the value is valid but has no exact Arrow form (policies apply).
+    pub special: Option<Special>,
+}
 
 impl FieldError {
     pub(crate) fn new(message: impl Into<Cow<'static, str>>) -> Self {
-        FieldError(message.into())
+        FieldError {
+            message: message.into(),
+            special: None,
+        }
+    }
+
+    pub(crate) fn special(special: Special, message: impl Into<Cow<'static, str>>) -> Self {
+        FieldError {
+            message: message.into(),
+            special: Some(special),
+        }
     }
 }
 
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 

@@ -24,11 +24,15 @@ pub mod column;
 mod decoder;
 mod error;
 pub mod numeric;
+pub mod plan;
+pub mod policy;
 pub mod types;
 
 pub use decoder::{
     ColumnPlan, CopyDecoder, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions,
     MAX_BATCH_BYTES, SIGNATURE,
 };
-pub use error::{Error, ErrorKind, FieldError, Result};
+pub use error::{Error, ErrorKind, FieldError, Result, Special};
+pub use plan::{Attribute, Catalog, CatalogKind, CatalogType, StrLayout, TypePlan};
+pub use policy::{LossKind, LossReport, Losses, Policies};
 pub use types::{ColumnKind, PgColumn};

@@ -8,7 +8,7 @@
 
 use arrow_buffer::i256;
 
-use crate::error::FieldError;
+use crate::error::{FieldError, Special};
 
 const SIGN_POS: u16 = 0x0000;
 const SIGN_NEG: u16 = 0x4000;
@@ -40,6 +40,25 @@ pub enum NumericSpecial {
 }
 
 impl NumericSpecial {
+    /// The error for a special value that the target type cannot hold.
+    pub fn error(self) -> FieldError {
+        let special = match self {
+            NumericSpecial::NaN => Special::NaN,
+            NumericSpecial::PosInfinity => Special::PosInfinity,
+            NumericSpecial::NegInfinity => Special::NegInfinity,
+        };
+        FieldError::special(special, self.message())
+    }
+
+    /// The text PostgreSQL renders for it.
+    pub fn text(self) -> &'static str {
+        match self {
+            NumericSpecial::NaN => "NaN",
+            NumericSpecial::PosInfinity => "Infinity",
+            NumericSpecial::NegInfinity => "-Infinity",
+        }
+    }
+
     /// The message for a special value that the target type cannot hold.
     pub fn message(self) -> &'static str {
         match self {
@@ -189,17 +208,21 @@ impl<'a> Numeric<'a> {
     fn overflow(&self, precision: u8, scale: i8) -> FieldError {
         let mut text = String::new();
         self.write_text(&mut text);
-        FieldError::new(format!(
-            "numeric value {text} does not fit Decimal({precision},{scale})"
-        ))
+        FieldError::special(
+            Special::Overflow,
+            format!("numeric value {text} does not fit Decimal({precision},{scale})"),
+        )
     }
 
     fn rounding(&self, scale: i8) -> FieldError {
         let mut text = String::new();
         self.write_text(&mut text);
-        FieldError::new(format!(
-            "numeric value {text} has more than {scale} fractional digits; it would be rounded"
-        ))
+        FieldError::special(
+            Special::Overflow,
+            format!(
+                "numeric value {text} has more than {scale} fractional digits; it would be rounded"
+            ),
+        )
     }
 
     /// Appends the value's exact text, as PostgreSQL's `numeric_out` renders it (`dscale`

@@ -5,7 +5,6 @@
 //! query's projection by the caller (see [`ColumnKind::for_type`] returning `None`), so an
 //! export never fails on a type.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, TimeUnit};
@@ -15,6 +14,7 @@ use arrow_schema::{DataType, Field, TimeUnit};
 pub mod oid {
     pub const BOOL: u32 = 16;
     pub const BYTEA: u32 = 17;
+    pub const CHAR: u32 = 18;
     pub const NAME: u32 = 19;
     pub const INT8: u32 = 20;
     pub const INT2: u32 = 21;
@@ -25,6 +25,7 @@ pub mod oid {
     pub const XID: u32 = 28;
     pub const CID: u32 = 29;
     pub const JSON: u32 = 114;
+    pub const XML: u32 = 142;
     pub const FLOAT4: u32 = 700;
     pub const FLOAT8: u32 = 701;
     pub const BPCHAR: u32 = 1042;
@@ -143,6 +144,14 @@ pub enum ColumnKind {
     Timestamptz,
     /// `interval` -> Interval(MonthDayNano).
     Interval,
+    /// `"char"` -> Utf8, rendered as `charout` does (`\\0` is empty, high bytes `\\ooo`).
+    Char,
+    /// `ltree` (extension) -> Utf8 (version byte checked and stripped).
+    Ltree,
+    /// PostGIS `geometry` / `geography` -> Binary EWKB, extension `geoarrow.wkb`.
+    Wkb,
+    /// `numeric` under the `float64` policy -> Float64 (rounded, counted).
+    NumericFloat64,
 }
 
 /// The precision and scale of a `numeric` typmod, or `None` when unconstrained.
@@ -176,7 +185,8 @@ impl ColumnKind {
             FLOAT4 => ColumnKind::Float4,
             FLOAT8 => ColumnKind::Float8,
             NUMERIC => numeric_kind(typmod),
-            TEXT | VARCHAR | BPCHAR | NAME => ColumnKind::Text,
+            TEXT | VARCHAR | BPCHAR | NAME | XML => ColumnKind::Text,
+            CHAR => ColumnKind::Char,
             BYTEA => ColumnKind::Bytea,
             UUID => ColumnKind::Uuid,
             JSON => ColumnKind::Json,
@@ -190,9 +200,24 @@ impl ColumnKind {
         })
     }
 
-    /// The Arrow type this kind produces.
+    /// The Arrow type this kind produces with text as Utf8.
     pub fn data_type(&self) -> DataType {
+        self.data_type_with(crate::plan::StrLayout::Utf8)
+    }
+
+    /// The Arrow type this kind produces, text-like kinds laid out as `layout`.
+    pub fn data_type_with(&self, layout: crate::plan::StrLayout) -> DataType {
+        use crate::plan::StrLayout;
         match *self {
+            ColumnKind::NumericText if layout == StrLayout::Binary => DataType::Utf8,
+            ColumnKind::NumericText
+            | ColumnKind::Text
+            | ColumnKind::Json
+            | ColumnKind::Jsonb
+            | ColumnKind::Char
+            | ColumnKind::Ltree => layout.data_type(),
+            ColumnKind::Wkb => DataType::Binary,
+            ColumnKind::NumericFloat64 => DataType::Float64,
             ColumnKind::Bool => DataType::Boolean,
             ColumnKind::Int2 => DataType::Int16,
             ColumnKind::Int4 => DataType::Int32,
@@ -202,9 +227,6 @@ impl ColumnKind {
             ColumnKind::Float8 => DataType::Float64,
             ColumnKind::Decimal128 { precision, scale } => DataType::Decimal128(precision, scale),
             ColumnKind::Decimal256 { precision, scale } => DataType::Decimal256(precision, scale),
-            ColumnKind::NumericText | ColumnKind::Text | ColumnKind::Json | ColumnKind::Jsonb => {
-                DataType::Utf8
-            }
             ColumnKind::Bytea => DataType::Binary,
             ColumnKind::Uuid => DataType::FixedSizeBinary(16),
             ColumnKind::Date => DataType::Date32,
@@ -222,6 +244,7 @@ impl ColumnKind {
         match self {
             ColumnKind::Uuid => Some("arrow.uuid"),
             ColumnKind::Json | ColumnKind::Jsonb => Some("arrow.json"),
+            ColumnKind::Wkb => Some("geoarrow.wkb"),
             _ => None,
         }
     }
@@ -256,22 +279,15 @@ fn numeric_kind(typmod: i32) -> ColumnKind {
     }
 }
 
-/// The Arrow field for a column decoded as `kind`, carrying the PostgreSQL type in its metadata.
+/// The Arrow field for a column decoded by `plan`, carrying the PostgreSQL type in its metadata.
 ///
 /// `cast` names the server-side cast applied to the column, if any (`"text"`).
-pub fn arrow_field(column: &PgColumn, kind: ColumnKind, cast: Option<&str>) -> Field {
-    let mut meta = HashMap::new();
-    meta.insert(META_PG_TYPE.to_owned(), column.type_name.clone());
-    meta.insert(META_PG_OID.to_owned(), column.oid.to_string());
-    meta.insert(META_PG_TYPMOD.to_owned(), column.typmod.to_string());
+pub fn arrow_field(column: &PgColumn, plan: &crate::plan::TypePlan, cast: Option<&str>) -> Field {
+    let mut meta = crate::plan::type_metadata(&column.type_name, column.oid, column.typmod, plan);
     if let Some(cast) = cast {
         meta.insert(META_PG_CAST.to_owned(), cast.to_owned());
     }
-    if let Some(ext) = kind.extension_name() {
-        meta.insert(META_EXTENSION_NAME.to_owned(), ext.to_owned());
-        meta.insert(META_EXTENSION_METADATA.to_owned(), String::new());
-    }
-    Field::new(&column.name, kind.data_type(), true).with_metadata(meta)
+    Field::new(&column.name, plan.data_type(), true).with_metadata(meta)
 }
 
 /// The built-in name of a type, rendered like `format_type(oid, typmod)` for the types this
@@ -281,6 +297,8 @@ pub fn builtin_type_name(oid: u32, typmod: i32) -> String {
     let base = match oid {
         BOOL => "boolean",
         BYTEA => "bytea",
+        CHAR => "\"char\"",
+        XML => "xml",
         NAME => "name",
         INT8 => "bigint",
         INT2 => "smallint",

@@ -393,9 +393,27 @@ impl Sink {
     /// # Errors
     /// Finishing, flushing or renaming failed; the temporary file is then removed.
     pub fn finish(self) -> Result<u64> {
+        self.finish_with_metadata(&[])
+    }
+
+    /// As [`Sink::finish`], adding key-value metadata known only at the end (such as counts of
+    /// lossy conversions) to the Parquet footer or the Arrow IPC file footer. An Arrow IPC
+    /// stream has no footer: there the metadata is not written.
+    ///
+    /// # Errors
+    /// As [`Sink::finish`].
+    pub fn finish_with_metadata(self, metadata: &[(String, String)]) -> Result<u64> {
         let out = match self.writer {
-            Writer::Parquet(w) => w.into_inner()?,
+            Writer::Parquet(mut w) => {
+                for (k, v) in metadata {
+                    w.append_key_value_metadata(KeyValue::new(k.clone(), v.clone()));
+                }
+                w.into_inner()?
+            }
             Writer::File(mut w) => {
+                for (k, v) in metadata {
+                    w.write_metadata(k.clone(), v.clone());
+                }
                 w.finish()?;
                 w.into_inner()?
             }

@@ -27,12 +27,14 @@ use std::fmt;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
+pub use pgarrow_decode::policy;
 pub use pgarrow_decode::{
-    ColumnKind, ColumnPlan, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions, PgColumn,
+    ColumnKind, ColumnPlan, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions, LossKind,
+    LossReport, PgColumn, Policies, TypePlan,
 };
 pub use pgarrow_protocol::{Config, Connection, DbError, quote_ident, redact};
 
-use pgarrow_decode::CopyDecoder;
+use pgarrow_decode::{Attribute, Catalog, CatalogKind, CatalogType, CopyDecoder};
 use pgarrow_protocol::CopyOut;
 
 /// An export failure, with the number of rows delivered before it.
@@ -252,6 +254,8 @@ fn split_qualified(spec: &str) -> Option<Vec<String>> {
 pub struct ExportOptions {
     /// How batches are cut.
     pub decode: DecodeOptions,
+    /// What to do where a value has no exact Arrow form.
+    pub policies: Policies,
 }
 
 /// A described source: its columns, decoders, Arrow schema and the COPY statement to run.
@@ -301,6 +305,14 @@ impl Client {
     /// The server's error for a query that does not parse (a missing table, a syntax error),
     /// a statement that returns no rows, or a query with `$n` parameters.
     pub async fn plan(&mut self, source: &Source) -> Result<ExportPlan> {
+        self.plan_with(source, &Policies::default()).await
+    }
+
+    /// Describes `source` and plans the export under `policies`.
+    ///
+    /// # Errors
+    /// As [`Client::plan`].
+    pub async fn plan_with(&mut self, source: &Source, policies: &Policies) -> Result<ExportPlan> {
         let sql = source.sql();
         let described = self.conn.describe(&sql).await?;
         if !described.params.is_empty() {
@@ -315,17 +327,18 @@ impl Client {
                 "the statement returns no rows; export a SELECT, TABLE, VALUES or a table name",
             ));
         };
-        let type_names = self.type_names(&fields).await?;
+        let catalog = self.catalog(&fields).await?;
         let columns: Vec<ColumnPlan> = fields
             .iter()
-            .zip(type_names)
-            .map(|(f, type_name)| {
-                ColumnPlan::for_column(PgColumn {
+            .enumerate()
+            .map(|(i, f)| {
+                let column = PgColumn {
                     name: f.name.clone(),
                     oid: f.type_oid,
                     typmod: f.type_modifier,
-                    type_name,
-                })
+                    type_name: catalog.names[i].clone(),
+                };
+                ColumnPlan::plan(column, &catalog.types, policies, catalog.dims[i])
             })
             .collect();
         let copy_sql = copy_statement(&sql, &columns);
@@ -339,40 +352,128 @@ impl Client {
         })
     }
 
-    /// `format_type(oid, typmod)` of every column, in one query.
-    async fn type_names(
+    /// Everything the plan needs from the catalog, in one query: each column's type name and
+    /// declared array dimensions, and every type reachable from the columns' types (array
+    /// elements, domain bases, composite attributes, range subtypes, multirange ranges) with
+    /// enum labels and composite attributes. Only numbers we format go into the statement.
+    async fn catalog(
         &mut self,
         fields: &[pgarrow_protocol::FieldDescription],
-    ) -> Result<Vec<String>> {
+    ) -> Result<ColumnCatalog> {
+        let mut out = ColumnCatalog {
+            names: fields
+                .iter()
+                .map(|f| format!("oid {}", f.type_oid))
+                .collect(),
+            dims: vec![1; fields.len()],
+            types: Catalog::new(),
+        };
         if fields.is_empty() {
-            return Ok(Vec::new());
+            return Ok(out);
         }
-        // Only numbers we formatted go into this statement.
-        let oids: Vec<String> = fields.iter().map(|f| f.type_oid.to_string()).collect();
-        let mods: Vec<String> = fields.iter().map(|f| f.type_modifier.to_string()).collect();
-        let sql = format!(
-            "SELECT pg_catalog.format_type(t.o, NULLIF(t.m, -1)) FROM \
-             unnest('{{{}}}'::pg_catalog.oid[], '{{{}}}'::pg_catalog.int4[]) WITH ORDINALITY \
-             AS t(o, m, n) ORDER BY t.n",
-            oids.join(","),
-            mods.join(",")
-        );
+        let list = |f: &dyn Fn(&pgarrow_protocol::FieldDescription) -> String| {
+            fields.iter().map(f).collect::<Vec<_>>().join(",")
+        };
+        let oids = list(&|f| f.type_oid.to_string());
+        let mods = list(&|f| f.type_modifier.to_string());
+        let rels = list(&|f| f.table_oid.to_string());
+        let atts = list(&|f| f.column_id.to_string());
+        let multirange = self.conn.server_version_num() >= 140_000;
+        let sql = catalog_query(&oids, &mods, &rels, &atts, multirange);
         let rows = self.conn.simple_query(&sql).await?;
-        if rows.len() != fields.len() {
-            return Err(Error::query(
-                "the type-name lookup returned the wrong number of rows",
-            ));
-        }
-        Ok(rows
-            .into_iter()
-            .zip(fields)
-            .map(|(r, f)| {
-                r.into_iter()
-                    .next()
+        let mut attributes: Vec<(u32, i32, Attribute)> = Vec::new();
+        let mut labels: Vec<(u32, f64, String)> = Vec::new();
+        let mut types: Vec<TypeRow> = Vec::new();
+        for row in &rows {
+            let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+            let num = |i: usize| get(i).parse::<i64>().unwrap_or(0);
+            let opt = |i: usize| {
+                row.get(i)
+                    .cloned()
                     .flatten()
-                    .unwrap_or_else(|| format!("oid {}", f.type_oid))
-            })
-            .collect())
+                    .and_then(|v| v.parse::<u32>().ok())
+            };
+            match get(0).as_str() {
+                "n" => {
+                    if let Some(name) = out.names.get_mut((num(1) as usize).wrapping_sub(1)) {
+                        *name = get(2);
+                    }
+                }
+                "d" => {
+                    if let Some(d) = out.dims.get_mut((num(1) as usize).wrapping_sub(1)) {
+                        *d = num(2).clamp(1, 6) as usize;
+                    }
+                }
+                "a" => attributes.push((
+                    num(1) as u32,
+                    num(2) as i32,
+                    Attribute {
+                        name: get(3),
+                        oid: num(4) as u32,
+                        typmod: num(5) as i32,
+                        display: get(6),
+                    },
+                )),
+                "e" => labels.push((num(1) as u32, get(2).parse().unwrap_or(0.0), get(3))),
+                "t" => types.push(TypeRow {
+                    oid: num(1) as u32,
+                    schema: get(2),
+                    name: get(3),
+                    typtype: get(4),
+                    elem: num(5) as u32,
+                    base: num(6) as u32,
+                    typmod: num(7) as i32,
+                    display: get(8),
+                    typlen: num(9),
+                    range_subtype: opt(10),
+                    multirange_of: opt(11),
+                }),
+                _ => return Err(Error::query("unexpected row from the catalog query")),
+            }
+        }
+        attributes.sort_by_key(|(owner, attnum, _)| (*owner, *attnum));
+        labels.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        for t in types {
+            let kind = match t.typtype.as_str() {
+                "d" => CatalogKind::Domain {
+                    base: t.base,
+                    typmod: t.typmod,
+                },
+                "c" => CatalogKind::Composite {
+                    fields: attributes
+                        .iter()
+                        .filter(|(owner, _, _)| *owner == t.oid)
+                        .map(|(_, _, a)| a.clone())
+                        .collect(),
+                },
+                "e" => CatalogKind::Enum {
+                    labels: labels
+                        .iter()
+                        .filter(|(owner, _, _)| *owner == t.oid)
+                        .map(|(_, _, l)| l.clone())
+                        .collect(),
+                },
+                "r" => match t.range_subtype {
+                    Some(subtype) => CatalogKind::Range { subtype },
+                    None => CatalogKind::Other,
+                },
+                "m" => match t.multirange_of {
+                    Some(range) => CatalogKind::Multirange { range },
+                    None => CatalogKind::Other,
+                },
+                "b" if t.elem != 0 && t.typlen == -1 => CatalogKind::Array { element: t.elem },
+                "b" => CatalogKind::Base,
+                _ => CatalogKind::Other,
+            };
+            out.types.insert(CatalogType {
+                oid: t.oid,
+                schema: t.schema,
+                name: t.name,
+                display: t.display,
+                kind,
+            });
+        }
+        Ok(out)
     }
 
     /// Starts exporting `source`: plans it, then runs its COPY.
@@ -380,7 +481,7 @@ impl Client {
     /// # Errors
     /// See [`Client::plan`]; the server's error if the COPY fails to start.
     pub async fn export(&mut self, source: &Source, options: &ExportOptions) -> Result<Export<'_>> {
-        let plan = self.plan(source).await?;
+        let plan = self.plan_with(source, &options.policies).await?;
         self.export_plan(plan, options).await
     }
 
@@ -393,7 +494,7 @@ impl Client {
         plan: ExportPlan,
         options: &ExportOptions,
     ) -> Result<Export<'_>> {
-        let decoder = CopyDecoder::with_plans(plan.columns, options.decode)?;
+        let decoder = CopyDecoder::with_policies(plan.columns, options.decode, options.policies)?;
         let copy = self.conn.copy_out(&plan.copy_sql).await?;
         if !copy.is_binary() {
             return Err(Error::query(
@@ -415,6 +516,90 @@ impl Client {
     pub async fn close(self) -> Result<()> {
         Ok(self.conn.close().await?)
     }
+}
+
+/// One `t` row of the catalog query.
+struct TypeRow {
+    oid: u32,
+    schema: String,
+    name: String,
+    typtype: String,
+    elem: u32,
+    base: u32,
+    typmod: i32,
+    display: String,
+    typlen: i64,
+    range_subtype: Option<u32>,
+    multirange_of: Option<u32>,
+}
+
+/// What the catalog query found.
+struct ColumnCatalog {
+    /// `format_type(oid, typmod)` per result column.
+    names: Vec<String>,
+    /// Array dimensions to plan per result column (`pg_attribute.attndims`, at least 1).
+    dims: Vec<usize>,
+    /// Every type reachable from the result columns' types.
+    types: Catalog,
+}
+
+/// The one catalog query of an export. Rows are tagged: `n` (column number, type name),
+/// `d` (column number, declared array dimensions), `t` (a type), `a` (a composite's attribute),
+/// `e` (an enum label). All arguments are comma-separated numbers formatted by us.
+fn catalog_query(oids: &str, mods: &str, rels: &str, atts: &str, multirange: bool) -> String {
+    let (multi_child, multi_col) = if multirange {
+        (
+            "UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid",
+            "(SELECT r.rngtypid::text FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid)",
+        )
+    } else {
+        ("", "NULL::text")
+    };
+    format!(
+        "WITH RECURSIVE closure(oid) AS (
+    SELECT DISTINCT unnest('{{{oids}}}'::pg_catalog.oid[])
+  UNION
+    SELECT c.child FROM closure
+    JOIN pg_catalog.pg_type t ON t.oid = closure.oid
+    CROSS JOIN LATERAL (
+        SELECT t.typelem WHERE t.typelem <> 0 AND t.typlen = -1
+        UNION ALL SELECT t.typbasetype WHERE t.typtype = 'd'
+        UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+            WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0
+              AND NOT a.attisdropped
+        UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid
+        {multi_child}
+    ) AS c(child)
+), cols AS (
+    SELECT * FROM unnest('{{{oids}}}'::pg_catalog.oid[], '{{{mods}}}'::pg_catalog.int4[],
+                         '{{{rels}}}'::pg_catalog.oid[], '{{{atts}}}'::pg_catalog.int2[])
+        WITH ORDINALITY AS c(o, m, rel, att, n)
+)
+SELECT 'n', n::text, pg_catalog.format_type(o, NULLIF(m, -1)), NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL
+FROM cols
+UNION ALL
+SELECT 'd', cols.n::text, a.attndims::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM cols JOIN pg_catalog.pg_attribute a ON a.attrelid = cols.rel AND a.attnum = cols.att
+WHERE cols.rel <> 0 AND a.attndims > 1
+UNION ALL
+SELECT 't', t.oid::text, n.nspname::text, t.typname::text, t.typtype::text, t.typelem::text,
+       t.typbasetype::text, t.typtypmod::text, pg_catalog.format_type(t.oid, NULL),
+       t.typlen::text,
+       (SELECT r.rngsubtype::text FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid),
+       {multi_col}
+FROM closure JOIN pg_catalog.pg_type t ON t.oid = closure.oid
+JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+UNION ALL
+SELECT 'a', t.oid::text, a.attnum::text, a.attname::text, a.atttypid::text, a.atttypmod::text,
+       pg_catalog.format_type(a.atttypid, NULLIF(a.atttypmod, -1)), NULL, NULL, NULL, NULL, NULL
+FROM closure JOIN pg_catalog.pg_type t ON t.oid = closure.oid AND t.typtype = 'c'
+JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+UNION ALL
+SELECT 'e', e.enumtypid::text, e.enumsortorder::text, e.enumlabel::text, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL
+FROM closure JOIN pg_catalog.pg_enum e ON e.enumtypid = closure.oid"
+    )
 }
 
 /// The COPY statement for a described query: the query itself when every column has a binary
@@ -468,6 +653,11 @@ impl Export<'_> {
     /// Bytes of COPY data received so far.
     pub fn bytes(&self) -> u64 {
         self.copy.bytes()
+    }
+
+    /// Lossy conversions the policies made so far (empty under the default policies).
+    pub fn losses(&self) -> LossReport {
+        self.decoder.losses()
     }
 
     /// The next batch, or `None` at the end.

@@ -1,0 +1,503 @@
+//! Planning: from a column's type OID, the catalog and the policies to a decoder and its Arrow
+//! type.
+//!
+//! Built-in scalar types are known by OID. Everything else is looked up in a [`Catalog`] made
+//! from one catalog query per export: arrays (any element type, any number of dimensions),
+//! composites (their live attributes in order), enums (labels in `pg_enum` order), domains
+//! (their base type), ranges and multiranges, and extension types by name (`citext`, `ltree`,
+//! `hstore`, `vector`, PostGIS `geometry`/`geography`), since extension OIDs differ between
+//! databases. A type with nothing to decode it anywhere inside resolves to `None`, and the
+//! caller casts the whole column to `text`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Fields};
+
+use crate::policy::{EnumLayout, InvalidUtf8, NumericTarget, Policies, TextLayout};
+use crate::types::{
+    ColumnKind, META_EXTENSION_METADATA, META_EXTENSION_NAME, META_PG_OID, META_PG_TYPE,
+    META_PG_TYPMOD,
+};
+
+/// Field metadata key on list columns: the number of dimensions planned.
+pub const META_ARRAY_DIMS: &str = "pgarrow.array_dims";
+
+/// What the catalog says about one type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogType {
+    /// Type OID.
+    pub oid: u32,
+    /// Schema of the type.
+    pub schema: String,
+    /// `pg_type.typname`.
+    pub name: String,
+    /// `format_type(oid, NULL)`, for messages and metadata.
+    pub display: String,
+    /// The kind of type.
+    pub kind: CatalogKind,
+}
+
+/// The structure of a type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogKind {
+    /// A base type (built in or from an extension).
+    Base,
+    /// An array of `element`.
+    Array {
+        /// Element type OID.
+        element: u32,
+    },
+    /// A domain over `base`, with the domain's own typmod.
+    Domain {
+        /// Base type OID.
+        base: u32,
+        /// Typmod of the base type in the domain (-1 when none).
+        typmod: i32,
+    },
+    /// A composite type: its live (non-dropped) attributes in order.
+    Composite {
+        /// The attributes.
+        fields: Vec<Attribute>,
+    },
+    /// An enum: its labels in `pg_enum.enumsortorder` order.
+    Enum {
+        /// The labels.
+        labels: Vec<String>,
+    },
+    /// A range over `subtype`.
+    Range {
+        /// Subtype OID.
+        subtype: u32,
+    },
+    /// A multirange of `range`.
+    Multirange {
+        /// Range type OID.
+        range: u32,
+    },
+    /// A pseudo-type or anything else.
+    Other,
+}
+
+/// One attribute of a composite type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    /// Attribute name.
+    pub name: String,
+    /// Type OID.
+    pub oid: u32,
+    /// Typmod.
+    pub typmod: i32,
+    /// `format_type(oid, typmod)`.
+    pub display: String,
+}
+
+/// The types one export needs, looked up once. Never cached across exports: extension types
+/// and enums can change between them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    types: HashMap<u32, CatalogType>,
+}
+
+impl Catalog {
+    /// An empty catalog: only built-in scalar types resolve.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a type.
+    pub fn insert(&mut self, t: CatalogType) {
+        self.types.insert(t.oid, t);
+    }
+
+    /// Looks a type up.
+    pub fn get(&self, oid: u32) -> Option<&CatalogType> {
+        self.types.get(&oid)
+    }
+}
+
+/// How text-like values are laid out in Arrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrLayout {
+    /// Utf8.
+    Utf8,
+    /// LargeUtf8.
+    Large,
+    /// Utf8View.
+    View,
+    /// Binary: the bytes as the server sent them (invalid-UTF-8 policy `binary`).
+    Binary,
+}
+
+impl StrLayout {
+    fn from_policies(p: &Policies) -> StrLayout {
+        match (p.invalid_utf8, p.text) {
+            (InvalidUtf8::Binary, _) => StrLayout::Binary,
+            (_, TextLayout::Utf8) => StrLayout::Utf8,
+            (_, TextLayout::Large) => StrLayout::Large,
+            (_, TextLayout::View) => StrLayout::View,
+        }
+    }
+
+    /// The Arrow type.
+    pub fn data_type(self) -> DataType {
+        match self {
+            StrLayout::Utf8 => DataType::Utf8,
+            StrLayout::Large => DataType::LargeUtf8,
+            StrLayout::View => DataType::Utf8View,
+            StrLayout::Binary => DataType::Binary,
+        }
+    }
+}
+
+/// A field of a planned composite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StructField {
+    /// The attribute.
+    pub attribute: Attribute,
+    /// How it is decoded.
+    pub plan: TypePlan,
+}
+
+/// How a value is decoded, recursively, and the Arrow type it becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TypePlan {
+    /// A scalar; text-like kinds use `layout`.
+    Scalar {
+        /// The decoder.
+        kind: ColumnKind,
+        /// Layout of text-like values.
+        layout: StrLayout,
+    },
+    /// An array with `dims` dimensions: `dims` nested Lists of the element.
+    List {
+        /// The element.
+        element: Box<TypePlan>,
+        /// Dimensions (1 or more).
+        dims: usize,
+    },
+    /// A composite: a Struct.
+    Struct(Vec<StructField>),
+    /// An enum as Dictionary(Int16, Utf8) in `pg_enum` order.
+    Enum(Arc<[String]>),
+    /// A range: Struct{lower, upper, lower_inclusive, upper_inclusive, empty}.
+    Range(Box<TypePlan>),
+    /// A multirange: List of ranges.
+    Multirange(Box<TypePlan>),
+    /// `hstore`: Map<Utf8, Utf8>.
+    Hstore,
+    /// pgvector `vector`: FixedSizeList<Float32> when the typmod gives the dimension, else
+    /// List<Float32>.
+    Vector(Option<i32>),
+}
+
+/// Nesting deeper than this is refused (PostgreSQL types cannot be cyclic, but a catalog given
+/// by a caller could be).
+const MAX_DEPTH: usize = 32;
+
+impl TypePlan {
+    /// Resolves a type; `None` when something in it has no decoder (cast the column to text).
+    ///
+    /// `dims` is the number of dimensions to plan for an array (from `pg_attribute.attndims`
+    /// when known, else 1).
+    pub fn resolve(
+        oid: u32,
+        typmod: i32,
+        catalog: &Catalog,
+        policies: &Policies,
+        dims: usize,
+    ) -> Option<TypePlan> {
+        Self::resolve_depth(oid, typmod, catalog, policies, dims.max(1), 0)
+    }
+
+    fn resolve_depth(
+        type_oid: u32,
+        typmod: i32,
+        catalog: &Catalog,
+        policies: &Policies,
+        dims: usize,
+        depth: usize,
+    ) -> Option<TypePlan> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let layout = StrLayout::from_policies(policies);
+        let scalar = |kind| Some(TypePlan::Scalar { kind, layout });
+        if let Some(kind) = ColumnKind::for_type(type_oid, typmod) {
+            return match kind {
+                ColumnKind::NumericText => match policies.numeric {
+                    NumericTarget::String => scalar(kind),
+                    NumericTarget::Float64 => scalar(ColumnKind::NumericFloat64),
+                    NumericTarget::Decimal128(precision, scale) => {
+                        scalar(ColumnKind::Decimal128 { precision, scale })
+                    }
+                    NumericTarget::Decimal256(precision, scale) => {
+                        scalar(ColumnKind::Decimal256 { precision, scale })
+                    }
+                },
+                _ => scalar(kind),
+            };
+        }
+        let t = catalog.get(type_oid)?;
+        let recurse = |oid, typmod, dims| {
+            Self::resolve_depth(oid, typmod, catalog, policies, dims, depth + 1)
+        };
+        match &t.kind {
+            CatalogKind::Domain { base, typmod } => recurse(*base, *typmod, dims),
+            CatalogKind::Array { element } => Some(TypePlan::List {
+                // An array's typmod applies to its elements (varchar(10)[]).
+                element: Box::new(recurse(*element, typmod, 1)?),
+                dims,
+            }),
+            CatalogKind::Composite { fields } => {
+                let fields = fields
+                    .iter()
+                    .map(|a| {
+                        Some(StructField {
+                            attribute: a.clone(),
+                            plan: recurse(a.oid, a.typmod, 1)?,
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                Some(TypePlan::Struct(fields))
+            }
+            CatalogKind::Enum { labels } => match policies.enums {
+                EnumLayout::Dictionary if labels.len() <= i16::MAX as usize => {
+                    Some(TypePlan::Enum(labels.clone().into()))
+                }
+                _ => scalar(ColumnKind::Text),
+            },
+            CatalogKind::Range { subtype } => {
+                Some(TypePlan::Range(Box::new(recurse(*subtype, -1, 1)?)))
+            }
+            CatalogKind::Multirange { range } => {
+                Some(TypePlan::Multirange(Box::new(recurse(*range, -1, 1)?)))
+            }
+            CatalogKind::Base => match t.name.as_str() {
+                "citext" => scalar(ColumnKind::Text),
+                "ltree" => scalar(ColumnKind::Ltree),
+                "hstore" => Some(TypePlan::Hstore),
+                "vector" => Some(TypePlan::Vector((typmod > 0).then_some(typmod))),
+                "geometry" | "geography" => scalar(ColumnKind::Wkb),
+                _ => None,
+            },
+            CatalogKind::Other => None,
+        }
+    }
+
+    /// The plan of a scalar built-in type, without a catalog.
+    pub fn builtin(oid: u32, typmod: i32, policies: &Policies) -> Option<TypePlan> {
+        Self::resolve(oid, typmod, &Catalog::new(), policies, 1)
+    }
+
+    /// The Arrow type.
+    pub fn data_type(&self) -> DataType {
+        match self {
+            TypePlan::Scalar { kind, layout } => kind.data_type_with(*layout),
+            TypePlan::List { element, dims } => {
+                let mut t = element.data_type();
+                for _ in 0..*dims {
+                    t = DataType::List(Arc::new(Field::new("item", t, true)));
+                }
+                t
+            }
+            TypePlan::Struct(fields) => DataType::Struct(struct_fields(fields)),
+            TypePlan::Enum(_) => {
+                DataType::Dictionary(Box::new(DataType::Int16), Box::new(DataType::Utf8))
+            }
+            TypePlan::Range(sub) => DataType::Struct(range_fields(sub)),
+            TypePlan::Multirange(range) => {
+                DataType::List(Arc::new(Field::new("item", range.data_type(), true)))
+            }
+            TypePlan::Hstore => DataType::Map(Arc::new(hstore_entries()), false),
+            TypePlan::Vector(Some(dim)) => {
+                DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), *dim)
+            }
+            TypePlan::Vector(None) => {
+                DataType::List(Arc::new(Field::new("item", DataType::Float32, true)))
+            }
+        }
+    }
+
+    /// The Arrow extension type name of the values, if any.
+    pub fn extension_name(&self) -> Option<&'static str> {
+        match self {
+            TypePlan::Scalar { kind, .. } => kind.extension_name(),
+            _ => None,
+        }
+    }
+}
+
+/// The fields of a planned composite, each with its PostgreSQL type in the metadata.
+pub fn struct_fields(fields: &[StructField]) -> Fields {
+    fields
+        .iter()
+        .map(|f| {
+            let meta = type_metadata(
+                &f.attribute.display,
+                f.attribute.oid,
+                f.attribute.typmod,
+                &f.plan,
+            );
+            Field::new(&f.attribute.name, f.plan.data_type(), true).with_metadata(meta)
+        })
+        .collect()
+}
+
+/// The fields of a range's struct.
+pub fn range_fields(subtype: &TypePlan) -> Fields {
+    let t = subtype.data_type();
+    Fields::from(vec![
+        Field::new("lower", t.clone(), true),
+        Field::new("upper", t, true),
+        Field::new("lower_inclusive", DataType::Boolean, false),
+        Field::new("upper_inclusive", DataType::Boolean, false),
+        Field::new("empty", DataType::Boolean, false),
+    ])
+}
+
+/// The entries field of an hstore map.
+pub fn hstore_entries() -> Field {
+    Field::new(
+        "entries",
+        DataType::Struct(Fields::from(vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("value", DataType::Utf8, true),
+        ])),
+        false,
+    )
+}
+
+/// Metadata naming a value's PostgreSQL type, plus its extension type if any.
+pub fn type_metadata(
+    display: &str,
+    oid: u32,
+    typmod: i32,
+    plan: &TypePlan,
+) -> HashMap<String, String> {
+    let mut meta = HashMap::new();
+    meta.insert(META_PG_TYPE.to_owned(), display.to_owned());
+    meta.insert(META_PG_OID.to_owned(), oid.to_string());
+    meta.insert(META_PG_TYPMOD.to_owned(), typmod.to_string());
+    if let Some(ext) = plan.extension_name() {
+        meta.insert(META_EXTENSION_NAME.to_owned(), ext.to_owned());
+        meta.insert(META_EXTENSION_METADATA.to_owned(), String::new());
+    }
+    if let TypePlan::List { dims, .. } = plan {
+        meta.insert(META_ARRAY_DIMS.to_owned(), dims.to_string());
+    }
+    meta
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::oid;
+
+    fn catalog() -> Catalog {
+        let mut c = Catalog::new();
+        let mut add = |oid, name: &str, kind| {
+            c.insert(CatalogType {
+                oid,
+                schema: "public".into(),
+                name: name.into(),
+                display: name.into(),
+                kind,
+            })
+        };
+        add(1007, "_int4", CatalogKind::Array { element: oid::INT4 });
+        add(
+            90000,
+            "mood",
+            CatalogKind::Enum {
+                labels: vec!["sad".into(), "ok".into()],
+            },
+        );
+        add(
+            90001,
+            "pair",
+            CatalogKind::Composite {
+                fields: vec![
+                    Attribute {
+                        name: "a".into(),
+                        oid: oid::INT4,
+                        typmod: -1,
+                        display: "integer".into(),
+                    },
+                    Attribute {
+                        name: "m".into(),
+                        oid: 90000,
+                        typmod: -1,
+                        display: "mood".into(),
+                    },
+                ],
+            },
+        );
+        add(
+            90002,
+            "posint",
+            CatalogKind::Domain {
+                base: 1007,
+                typmod: -1,
+            },
+        );
+        add(3904, "int4range", CatalogKind::Range { subtype: oid::INT4 });
+        add(90003, "weird", CatalogKind::Base);
+        add(90004, "_weird", CatalogKind::Array { element: 90003 });
+        c
+    }
+
+    #[test]
+    fn resolves_nested_types() {
+        let c = catalog();
+        let p = Policies::default();
+        let arr = TypePlan::resolve(90002, -1, &c, &p, 2).unwrap();
+        assert_eq!(arr.data_type().to_string(), "List(List(Int32))");
+        let pair = TypePlan::resolve(90001, -1, &c, &p, 1).unwrap();
+        assert!(matches!(&pair, TypePlan::Struct(f) if f.len() == 2));
+        assert!(matches!(
+            TypePlan::resolve(90000, -1, &c, &p, 1).unwrap(),
+            TypePlan::Enum(_)
+        ));
+        let utf8_enums = Policies {
+            enums: EnumLayout::Utf8,
+            ..p
+        };
+        assert_eq!(
+            TypePlan::resolve(90000, -1, &c, &utf8_enums, 1)
+                .unwrap()
+                .data_type(),
+            DataType::Utf8
+        );
+        assert!(TypePlan::resolve(3904, -1, &c, &p, 1).is_some());
+        // Nothing decodes `weird`, so neither it nor its array resolves.
+        assert_eq!(TypePlan::resolve(90003, -1, &c, &p, 1), None);
+        assert_eq!(TypePlan::resolve(90004, -1, &c, &p, 1), None);
+    }
+
+    #[test]
+    fn policies_shape_types() {
+        let p = Policies {
+            numeric: NumericTarget::Float64,
+            text: TextLayout::Large,
+            ..Policies::default()
+        };
+        assert_eq!(
+            TypePlan::builtin(oid::NUMERIC, -1, &p).unwrap().data_type(),
+            DataType::Float64
+        );
+        assert_eq!(
+            TypePlan::builtin(oid::TEXT, -1, &p).unwrap().data_type(),
+            DataType::LargeUtf8
+        );
+        let b = Policies {
+            invalid_utf8: InvalidUtf8::Binary,
+            ..p
+        };
+        assert_eq!(
+            TypePlan::builtin(oid::TEXT, -1, &b).unwrap().data_type(),
+            DataType::Binary
+        );
+    }
+}

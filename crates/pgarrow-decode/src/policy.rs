@@ -1,0 +1,371 @@
+//! What to do where a value has no exact Arrow form, and the count of every time it happened.
+//!
+//! Every default refuses to lose information: it is an error naming the row and column. The
+//! other choices are explicit, and each conversion they make is counted in [`Losses`], which
+//! the library reports in its statistics and writes into the output file's metadata.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// NaN, ±infinity, `time` 24:00:00 and values past Arrow's range (timestamps after 294247 AD,
+/// intervals beyond ±2562047 hours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpecialValues {
+    /// Refuse: the export fails naming row and column (default).
+    #[default]
+    Error,
+    /// Write NULL.
+    Null,
+    /// Write the nearest value Arrow can hold (`infinity` becomes the type's largest value;
+    /// 24:00:00 becomes 23:59:59.999999). NaN has no nearest value and becomes NULL.
+    Clamp,
+}
+
+/// The Arrow type of an unconstrained `numeric` column (or one above precision 76).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NumericTarget {
+    /// Utf8 holding the exact decimal text (default).
+    #[default]
+    String,
+    /// Decimal128 with this precision and scale.
+    Decimal128(u8, i8),
+    /// Decimal256 with this precision and scale.
+    Decimal256(u8, i8),
+    /// Float64, rounded to the nearest double (every value is counted as rounded).
+    Float64,
+}
+
+/// A numeric value that does not fit its Arrow decimal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Refuse (default).
+    #[default]
+    Error,
+    /// Write NULL.
+    Null,
+}
+
+/// The Arrow layout of text columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TextLayout {
+    /// Utf8, 32-bit offsets (default).
+    #[default]
+    Utf8,
+    /// LargeUtf8, 64-bit offsets.
+    Large,
+    /// Utf8View.
+    View,
+}
+
+/// Text that is not valid UTF-8 (only possible from a `SQL_ASCII` database).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InvalidUtf8 {
+    /// Refuse (default).
+    #[default]
+    Error,
+    /// Replace bad sequences with U+FFFD.
+    Replace,
+    /// Export every text column as Binary: the bytes exactly as stored.
+    Binary,
+}
+
+/// The Arrow type of enum columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EnumLayout {
+    /// Dictionary(Int16, Utf8) whose dictionary is the labels in `pg_enum` order (default).
+    #[default]
+    Dictionary,
+    /// Utf8 labels.
+    Utf8,
+}
+
+/// All conversion policies of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Policies {
+    /// Unconstrained numeric.
+    pub numeric: NumericTarget,
+    /// Numeric values that do not fit their decimal.
+    pub numeric_overflow: Overflow,
+    /// NaN, infinities, 24:00:00, out-of-range temporal values.
+    pub special: SpecialValues,
+    /// Text layout.
+    pub text: TextLayout,
+    /// Invalid UTF-8.
+    pub invalid_utf8: InvalidUtf8,
+    /// Enums.
+    pub enums: EnumLayout,
+}
+
+fn bad(what: &str, value: &str, expected: &str) -> String {
+    format!("invalid {what} policy \"{value}\" (expected {expected})")
+}
+
+impl FromStr for SpecialValues {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "error" => Ok(Self::Error),
+            "null" => Ok(Self::Null),
+            "clamp" => Ok(Self::Clamp),
+            _ => Err(bad("special-value", s, "error, null or clamp")),
+        }
+    }
+}
+
+impl FromStr for NumericTarget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let expected = "string, float64, decimal128:P:S or decimal256:P:S";
+        let ps = |max: u8| -> Result<(u8, i8), String> {
+            let p: u8 = parts[1].parse().map_err(|_| bad("numeric", s, expected))?;
+            let sc: i8 = parts[2].parse().map_err(|_| bad("numeric", s, expected))?;
+            if p == 0 || p > max || i16::from(sc) > i16::from(p) {
+                return Err(format!(
+                    "invalid numeric policy \"{s}\": precision must be 1..={max} and scale at most the precision"
+                ));
+            }
+            Ok((p, sc))
+        };
+        match parts.as_slice() {
+            ["string"] => Ok(Self::String),
+            ["float64"] => Ok(Self::Float64),
+            ["decimal128", _, _] => ps(38).map(|(p, s)| Self::Decimal128(p, s)),
+            ["decimal256", _, _] => ps(76).map(|(p, s)| Self::Decimal256(p, s)),
+            _ => Err(bad("numeric", s, expected)),
+        }
+    }
+}
+
+impl FromStr for Overflow {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "error" => Ok(Self::Error),
+            "null" => Ok(Self::Null),
+            _ => Err(bad("numeric overflow", s, "error or null")),
+        }
+    }
+}
+
+impl FromStr for TextLayout {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "utf8" => Ok(Self::Utf8),
+            "large" => Ok(Self::Large),
+            "view" => Ok(Self::View),
+            _ => Err(bad("text", s, "utf8, large or view")),
+        }
+    }
+}
+
+impl FromStr for InvalidUtf8 {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "error" => Ok(Self::Error),
+            "replace" => Ok(Self::Replace),
+            "binary" => Ok(Self::Binary),
+            _ => Err(bad("invalid UTF-8", s, "error, replace or binary")),
+        }
+    }
+}
+
+impl FromStr for EnumLayout {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "dictionary" => Ok(Self::Dictionary),
+            "utf8" => Ok(Self::Utf8),
+            _ => Err(bad("enum", s, "dictionary or utf8")),
+        }
+    }
+}
+
+/// A kind of lossy conversion that a policy made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum LossKind {
+    /// ±infinity written as NULL.
+    InfinityToNull,
+    /// ±infinity written as the type's extreme value.
+    InfinityClamped,
+    /// NaN written as NULL.
+    NanToNull,
+    /// `time` 24:00:00 written as NULL.
+    Time2400ToNull,
+    /// `time` 24:00:00 written as 23:59:59.999999.
+    Time2400Clamped,
+    /// A value past Arrow's range written as NULL.
+    OutOfRangeToNull,
+    /// A value past Arrow's range written as the nearest representable value.
+    OutOfRangeClamped,
+    /// A numeric too large for its decimal written as NULL.
+    NumericOverflowToNull,
+    /// A numeric rounded to Float64.
+    NumericToFloat64,
+    /// Invalid UTF-8 replaced with U+FFFD.
+    InvalidUtf8Replaced,
+    /// An array's lower bound other than 1 dropped (Arrow lists start at 0).
+    ArrayLowerBoundDropped,
+}
+
+impl LossKind {
+    const ALL: [LossKind; 11] = [
+        LossKind::InfinityToNull,
+        LossKind::InfinityClamped,
+        LossKind::NanToNull,
+        LossKind::Time2400ToNull,
+        LossKind::Time2400Clamped,
+        LossKind::OutOfRangeToNull,
+        LossKind::OutOfRangeClamped,
+        LossKind::NumericOverflowToNull,
+        LossKind::NumericToFloat64,
+        LossKind::InvalidUtf8Replaced,
+        LossKind::ArrayLowerBoundDropped,
+    ];
+
+    /// A short description for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LossKind::InfinityToNull => "infinity written as NULL",
+            LossKind::InfinityClamped => "infinity clamped to the largest value",
+            LossKind::NanToNull => "NaN written as NULL",
+            LossKind::Time2400ToNull => "24:00:00 written as NULL",
+            LossKind::Time2400Clamped => "24:00:00 clamped to 23:59:59.999999",
+            LossKind::OutOfRangeToNull => "out-of-range value written as NULL",
+            LossKind::OutOfRangeClamped => "out-of-range value clamped",
+            LossKind::NumericOverflowToNull => "numeric too large for its decimal written as NULL",
+            LossKind::NumericToFloat64 => "numeric rounded to float64",
+            LossKind::InvalidUtf8Replaced => "invalid UTF-8 replaced with U+FFFD",
+            LossKind::ArrayLowerBoundDropped => "array lower bound other than 1 dropped",
+        }
+    }
+}
+
+/// Counts of lossy conversions for one column, by kind. Counting never allocates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Losses([u64; LossKind::ALL.len()]);
+
+impl Losses {
+    /// Counts one conversion.
+    #[inline]
+    pub fn count(&mut self, kind: LossKind) {
+        self.0[kind as usize] += 1;
+    }
+
+    /// Counts `n` conversions.
+    pub fn add(&mut self, kind: LossKind, n: u64) {
+        self.0[kind as usize] += n;
+    }
+
+    /// How many conversions of `kind` happened.
+    pub fn get(&self, kind: LossKind) -> u64 {
+        self.0[kind as usize]
+    }
+
+    /// Whether nothing was converted lossily.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&n| n == 0)
+    }
+
+    /// The kinds that happened, with their counts.
+    pub fn iter(&self) -> impl Iterator<Item = (LossKind, u64)> + '_ {
+        LossKind::ALL
+            .iter()
+            .map(|&k| (k, self.get(k)))
+            .filter(|&(_, n)| n > 0)
+    }
+
+    /// Adds another column's counts.
+    pub fn merge(&mut self, other: &Losses) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+}
+
+/// Lossy conversions of a whole export: per column name, per kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LossReport {
+    /// `(column name, counts)` for columns where something happened.
+    pub columns: Vec<(String, Losses)>,
+}
+
+impl LossReport {
+    /// Whether nothing was converted lossily.
+    pub fn is_empty(&self) -> bool {
+        self.columns.iter().all(|(_, l)| l.is_empty())
+    }
+
+    /// Total conversions.
+    pub fn total(&self) -> u64 {
+        self.columns
+            .iter()
+            .flat_map(|(_, l)| l.iter().map(|(_, n)| n))
+            .sum()
+    }
+}
+
+impl fmt::Display for LossReport {
+    /// `col: 3 infinity written as NULL; other: 1 NaN written as NULL`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (name, losses) in &self.columns {
+            for (kind, n) in losses.iter() {
+                if !first {
+                    f.write_str("; ")?;
+                }
+                first = false;
+                write!(f, "{name}: {n} {}", kind.describe())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses() {
+        assert_eq!("clamp".parse(), Ok(SpecialValues::Clamp));
+        assert_eq!(
+            "decimal128:20:4".parse(),
+            Ok(NumericTarget::Decimal128(20, 4))
+        );
+        assert_eq!(
+            "decimal256:60:-2".parse(),
+            Ok(NumericTarget::Decimal256(60, -2))
+        );
+        assert!("decimal128:40:4".parse::<NumericTarget>().is_err());
+        assert!("decimal128:4:5".parse::<NumericTarget>().is_err());
+        assert!("double".parse::<NumericTarget>().is_err());
+        assert_eq!("view".parse(), Ok(TextLayout::View));
+        assert_eq!("binary".parse(), Ok(InvalidUtf8::Binary));
+        assert_eq!("utf8".parse(), Ok(EnumLayout::Utf8));
+    }
+
+    #[test]
+    fn reports() {
+        let mut a = Losses::default();
+        a.count(LossKind::InfinityToNull);
+        a.count(LossKind::InfinityToNull);
+        let mut b = Losses::default();
+        b.count(LossKind::NanToNull);
+        let r = LossReport {
+            columns: vec![
+                ("d".into(), a),
+                ("n".into(), b),
+                ("x".into(), Losses::default()),
+            ],
+        };
+        assert_eq!(r.total(), 3);
+        assert_eq!(
+            r.to_string(),
+            "d: 2 infinity written as NULL; n: 1 NaN written as NULL"
+        );
+    }
+}
