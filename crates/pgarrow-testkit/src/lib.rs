@@ -43,6 +43,7 @@
 #![warn(missing_docs)]
 
 pub mod copy;
+pub mod copygen;
 pub mod fixtures;
 
 pub use copy::CopyBuilder;

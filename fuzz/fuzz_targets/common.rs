@@ -1,0 +1,50 @@
+//! Shared by the fuzz targets: decode a stream completely; any error is fine, a panic is a bug.
+
+#[path = "../../crates/pgarrow-decode/tests/common/shapes.rs"]
+#[allow(dead_code)]
+pub mod shapes;
+
+use pgarrow_decode::{ColumnPlan, CopyDecoder, DecodeOptions};
+use pgarrow_testkit::copygen::{Entropy, Gen, Shape};
+
+/// Decodes `input` split in two at a point chosen by the input, flushing small batches.
+pub fn decode(plans: &[ColumnPlan], input: &[u8], split: usize) {
+    let options = DecodeOptions {
+        batch_rows: 5,
+        ..DecodeOptions::default()
+    };
+    let Ok(mut d) = CopyDecoder::with_plans(plans.to_vec(), options) else {
+        return;
+    };
+    let split = split.min(input.len());
+    for mut chunk in [&input[..split], &input[split..]] {
+        while !chunk.is_empty() {
+            match d.decode(chunk) {
+                Ok(used) => chunk = &chunk[used..],
+                Err(_) => return,
+            }
+            if d.has_batch() && d.flush().is_err() {
+                return;
+            }
+        }
+    }
+    let _ = d.finish();
+}
+
+/// A structure-aware case: the fuzzer's bytes drive the generator for `shapes`, then corrupt
+/// the stream about half of the time.
+// Unused by `copy_decoder`, which feeds raw bytes.
+#[allow(dead_code)]
+pub fn structured(data: &[u8], shapes: &[Shape]) {
+    let plans = shapes::plans(shapes);
+    let mut g = Gen {
+        entropy: Entropy::Bytes(data),
+    };
+    let rows = 1 + g.entropy.below(8) as usize;
+    let mut stream = g.stream(shapes, rows);
+    if g.entropy.chance(50) {
+        g.corrupt(&mut stream);
+    }
+    let split = g.entropy.below(stream.len() as u64 + 1) as usize;
+    decode(&plans, &stream, split);
+}
