@@ -541,7 +541,12 @@ fn schema_lists_postgres_and_arrow_types() {
         ("l_suppkey", "integer", "Int32", ""),
         ("l_linenumber", "integer", "Int32", ""),
         ("l_quantity", "numeric(15,2)", "Decimal128(15, 2)", numeric),
-        ("l_extendedprice", "numeric(15,2)", "Decimal128(15, 2)", numeric),
+        (
+            "l_extendedprice",
+            "numeric(15,2)",
+            "Decimal128(15, 2)",
+            numeric,
+        ),
         ("l_discount", "numeric(15,2)", "Decimal128(15, 2)", numeric),
         ("l_tax", "numeric(15,2)", "Decimal128(15, 2)", numeric),
         ("l_returnflag", "character(1)", "Utf8", text_policies),
