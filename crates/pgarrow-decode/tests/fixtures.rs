@@ -1,29 +1,19 @@
 //! Captured binary COPY streams (`testdata/copy/*.bin`, made by `just regen-fixtures` from the
 //! `.sql` beside them) decode the same however the input is split.
 
-use std::path::PathBuf;
-
 use arrow_array::RecordBatch;
 use pgarrow_decode::{CopyDecoder, DecodeOptions, PgColumn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 fn fixture(name: &str) -> (Vec<PgColumn>, Vec<u8>) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/copy");
-    let bin = std::fs::read(dir.join(format!("{name}.bin"))).expect("fixture .bin");
-    let columns = std::fs::read_to_string(dir.join(format!("{name}.columns")))
-        .expect("fixture .columns")
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let mut parts = l.split('\t');
-            let name = parts.next().unwrap();
-            let oid = parts.next().unwrap().parse().unwrap();
-            let typmod = parts.next().unwrap().parse().unwrap();
-            PgColumn::new(name, oid, typmod)
-        })
+    let copy = pgarrow_testkit::fixtures::captured_copy(name);
+    let columns = copy
+        .columns
+        .into_iter()
+        .map(|(name, oid, typmod)| PgColumn::new(name, oid, typmod))
         .collect();
-    (columns, bin)
+    (columns, copy.bytes)
 }
 
 /// Decodes `chunks` in order, flushing whenever a batch is full, and returns all batches.
