@@ -85,7 +85,9 @@ impl<'a> Numeric<'a> {
                 "numeric field shorter than its 8-byte header",
             ));
         }
-        let ndigits = i16::from_be_bytes([b[0], b[1]]);
+        // numeric_recv reads the digit count as unsigned: the largest numerics have more
+        // than 32767 groups.
+        let ndigits = u16::from_be_bytes([b[0], b[1]]);
         let weight = i16::from_be_bytes([b[2], b[3]]);
         let sign = u16::from_be_bytes([b[4], b[5]]);
         let dscale = u16::from_be_bytes([b[6], b[7]]);
@@ -101,7 +103,7 @@ impl<'a> Numeric<'a> {
                 )));
             }
         };
-        if ndigits < 0 || b.len() != 8 + 2 * ndigits as usize {
+        if b.len() != 8 + 2 * usize::from(ndigits) {
             return Err(FieldError::new(format!(
                 "numeric claims {ndigits} digits but has {} bytes",
                 b.len()
@@ -141,68 +143,81 @@ impl<'a> Numeric<'a> {
         }
     }
 
+    /// The power of ten of group `i` once the value is scaled by `10^scale`.
+    #[inline]
+    fn group_exponent(&self, i: usize, scale: i8) -> i32 {
+        4 * (i32::from(self.weight) - i as i32) + i32::from(scale)
+    }
+
     /// The value as an integer scaled by `10^scale`, if it fits in `precision` decimal digits
     /// and needs no rounding.
+    ///
+    /// Each digit group is added at its own power of ten, so the zero padding of the last
+    /// group never overflows, and a group below the scale must be zero where it falls.
     pub fn to_i128(&self, precision: u8, scale: i8) -> Result<i128, FieldError> {
         let mut acc: i128 = 0;
         for i in 0..self.ndigits() {
+            let d = i128::from(self.digit(i));
+            if d == 0 {
+                continue;
+            }
+            let e = self.group_exponent(i, scale);
+            let term = if e >= 0 {
+                pow10_i128(e)
+                    .and_then(|p| d.checked_mul(p))
+                    .ok_or_else(|| self.overflow(precision, scale))?
+            } else {
+                match pow10_i128(-e) {
+                    Some(div) if d % div == 0 => d / div,
+                    _ => return Err(self.rounding(scale)),
+                }
+            };
             acc = acc
-                .checked_mul(10_000)
-                .and_then(|a| a.checked_add(i128::from(self.digit(i))))
+                .checked_add(term)
                 .ok_or_else(|| self.overflow(precision, scale))?;
         }
-        // acc * 10000^(weight - ndigits + 1) * 10^scale
-        let exp10 = 4 * (i32::from(self.weight) - self.ndigits() as i32 + 1) + i32::from(scale);
-        let v = if exp10 >= 0 {
-            pow10_i128(exp10)
-                .and_then(|p| acc.checked_mul(p))
-                .ok_or_else(|| self.overflow(precision, scale))?
-        } else {
-            let div = pow10_i128(-exp10);
-            match div {
-                Some(div) if acc % div == 0 => acc / div,
-                // A divisor beyond i128 leaves nothing but zero.
-                None if acc == 0 => 0,
-                _ => return Err(self.rounding(scale)),
-            }
-        };
-        if pow10_i128(i32::from(precision)).is_some_and(|limit| v >= limit) {
+        if pow10_i128(i32::from(precision)).is_some_and(|limit| acc >= limit) {
             return Err(self.overflow(precision, scale));
         }
-        Ok(if self.negative { -v } else { v })
+        Ok(if self.negative { -acc } else { acc })
     }
 
-    /// The value as a 256-bit integer scaled by `10^scale`, if it fits in `precision` digits.
+    /// The value as a 256-bit integer scaled by `10^scale`, if it fits in `precision` digits
+    /// and needs no rounding (see [`Numeric::to_i128`]).
     pub fn to_i256(&self, precision: u8, scale: i8) -> Result<i256, FieldError> {
-        let ten_k = i256::from_i128(10_000);
+        let ten = i256::from_i128(10);
         let mut acc = i256::ZERO;
         for i in 0..self.ndigits() {
+            let d = i128::from(self.digit(i));
+            if d == 0 {
+                continue;
+            }
+            let e = self.group_exponent(i, scale);
+            let term = if e >= 0 {
+                u32::try_from(e)
+                    .ok()
+                    .and_then(|e| ten.checked_pow(e))
+                    .and_then(|p| i256::from_i128(d).checked_mul(p))
+                    .ok_or_else(|| self.overflow(precision, scale))?
+            } else {
+                match pow10_i128(-e) {
+                    Some(div) if d % div == 0 => i256::from_i128(d / div),
+                    _ => return Err(self.rounding(scale)),
+                }
+            };
             acc = acc
-                .checked_mul(ten_k)
-                .and_then(|a| a.checked_add(i256::from_i128(i128::from(self.digit(i)))))
+                .checked_add(term)
                 .ok_or_else(|| self.overflow(precision, scale))?;
         }
-        let exp10 = 4 * (i32::from(self.weight) - self.ndigits() as i32 + 1) + i32::from(scale);
-        let ten = i256::from_i128(10);
-        let v = if exp10 >= 0 {
-            ten.checked_pow(exp10 as u32)
-                .and_then(|p| acc.checked_mul(p))
-                .ok_or_else(|| self.overflow(precision, scale))?
-        } else {
-            match ten.checked_pow((-exp10) as u32) {
-                Some(div) => match acc.checked_div_rem(div) {
-                    Some((q, r)) if r == i256::ZERO => q,
-                    _ => return Err(self.rounding(scale)),
-                },
-                None if acc == i256::ZERO => i256::ZERO,
-                None => return Err(self.rounding(scale)),
-            }
-        };
         let limit = ten.checked_pow(u32::from(precision)).unwrap_or(i256::MAX);
-        if v >= limit {
+        if acc >= limit {
             return Err(self.overflow(precision, scale));
         }
-        Ok(if self.negative { v.wrapping_neg() } else { v })
+        Ok(if self.negative {
+            acc.wrapping_neg()
+        } else {
+            acc
+        })
     }
 
     fn overflow(&self, precision: u8, scale: i8) -> FieldError {
@@ -313,7 +328,7 @@ mod tests {
 
     fn enc(negative: bool, weight: i16, dscale: u16, digits: &[u16]) -> Vec<u8> {
         let mut b = Vec::new();
-        b.extend_from_slice(&(digits.len() as i16).to_be_bytes());
+        b.extend_from_slice(&(digits.len() as u16).to_be_bytes());
         b.extend_from_slice(&weight.to_be_bytes());
         b.extend_from_slice(&(if negative { SIGN_NEG } else { SIGN_POS }).to_be_bytes());
         b.extend_from_slice(&dscale.to_be_bytes());
@@ -363,6 +378,30 @@ mod tests {
                 .unwrap(),
             0
         );
+    }
+
+    #[test]
+    fn full_precision_and_high_scales() {
+        // 9999999999999999999999999999.9999999999 as numeric(38,10): the last group is 9900.
+        let mut digits = vec![9999u16; 7];
+        digits.extend([9999, 9999, 9900]);
+        let v = enc(false, 6, 10, &digits);
+        let n = Numeric::parse(&v).unwrap().unwrap();
+        assert_eq!(n.to_i128(38, 10).unwrap(), 10i128.pow(38) - 1);
+        assert_eq!(
+            n.to_i256(76, 10).unwrap(),
+            i256::from_i128(10i128.pow(38) - 1)
+        );
+        // Zero at a scale where 10^(4 + scale) overflows.
+        let zero = enc(false, 0, 38, &[]);
+        let n = Numeric::parse(&zero).unwrap().unwrap();
+        assert_eq!(n.to_i128(38, 38).unwrap(), 0);
+        assert_eq!(n.to_i256(76, 76).unwrap(), i256::ZERO);
+        // More than 32767 digit groups.
+        let big = enc(false, 32_767, 0, &vec![9999; 32_768]);
+        let n = Numeric::parse(&big).unwrap().unwrap();
+        assert_eq!(n.ndigits(), 32_768);
+        assert!(n.to_i128(38, 0).is_err());
     }
 
     #[test]

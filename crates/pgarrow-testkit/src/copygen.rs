@@ -128,8 +128,8 @@ impl Gen<'_> {
                 out.extend_from_slice(&0u32.to_be_bytes());
                 for &n in &lens {
                     out.extend_from_slice(&n.to_be_bytes());
-                    let lower = if e.chance(10) { 5 } else { 1 };
-                    out.extend_from_slice(&(lower as i32).to_be_bytes());
+                    let lower: i32 = if e.chance(10) { 5 } else { 1 };
+                    out.extend_from_slice(&lower.to_be_bytes());
                 }
                 let total: i32 = lens.iter().product();
                 for _ in 0..total {

@@ -1,0 +1,486 @@
+//! Shared helpers for the integration tests: one database per test, exports collected into
+//! batches, and reference renderings computed by the server itself.
+//!
+//! The principle: every expected value comes from PostgreSQL's own rendering of the same stored
+//! value (through psql), never from constants copied from pgarrow's output, so that a decoder bug
+//! cannot be mirrored in the expectation.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type, Int16Type, Int32Type,
+    Int64Type, IntervalMonthDayNanoType, Time64MicrosecondType, TimestampMicrosecondType,
+    UInt32Type,
+};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
+use pgarrow::{Client, DecodeOptions, ExportOptions, Source};
+use pgarrow_testkit::Cluster;
+
+/// A fresh database on the shared cluster.
+#[derive(Debug)]
+pub struct Db {
+    pub cluster: &'static Cluster,
+    pub name: String,
+}
+
+impl Db {
+    /// A new database, or `None` (the test should return) when PostgreSQL is not installed.
+    pub fn new(prefix: &str) -> Option<Db> {
+        let cluster = Cluster::shared()?;
+        let name = cluster
+            .create_database(prefix)
+            .unwrap_or_else(|e| panic!("creating a database for {prefix}: {e}"));
+        Some(Db { cluster, name })
+    }
+
+    /// The server's `server_version_num`.
+    pub fn version(&self) -> u32 {
+        self.cluster.server_version_num()
+    }
+
+    /// Runs a script with psql and returns its stdout (panics on failure).
+    pub fn psql(&self, sql: &str) -> String {
+        self.cluster.psql(&self.name, sql).unwrap_or_else(|e| {
+            let shown: String = sql.chars().take(300).collect();
+            panic!("psql failed: {e}\nSQL: {shown}")
+        })
+    }
+
+    /// The output lines of a script.
+    pub fn lines(&self, sql: &str) -> Vec<String> {
+        self.psql(sql).lines().map(str::to_owned).collect()
+    }
+
+    /// The single value a script prints.
+    pub fn scalar(&self, sql: &str) -> String {
+        let out = self.psql(sql);
+        let out = out.strip_suffix('\n').unwrap_or(&out);
+        assert!(
+            !out.contains('\n'),
+            "expected one line from {sql:?}, got {out:?}"
+        );
+        out.to_owned()
+    }
+
+    /// Creates `CREATE TABLE <table> (id int, v <ty>)` holding `values` (SQL expressions, `NULL`
+    /// allowed) with ids 1, 2, ... in order.
+    pub fn table(&self, table: &str, ty: &str, values: &[&str]) {
+        let rows: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("({}, {v})", i + 1))
+            .collect();
+        self.psql(&format!(
+            "CREATE TABLE {table} (id int PRIMARY KEY, v {ty});\n\
+             INSERT INTO {table} (id, v) VALUES {};",
+            rows.join(",\n")
+        ));
+    }
+
+    pub fn url(&self) -> String {
+        self.cluster.url(&self.name)
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect_str(&self.url())
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.name))
+    }
+
+    /// Exports `sql` with default options.
+    pub async fn export(&self, sql: &str) -> Exported {
+        self.export_with(sql, &ExportOptions::default()).await
+    }
+
+    /// Exports `sql` and collects every batch.
+    pub async fn export_with(&self, sql: &str, options: &ExportOptions) -> Exported {
+        let mut client = self.client().await;
+        let mut export = client
+            .export(&Source::query(sql), options)
+            .await
+            .unwrap_or_else(|e| panic!("starting the export of {sql:?}: {e}"));
+        let schema = export.schema();
+        let mut batches = Vec::new();
+        while let Some(batch) = export
+            .next_batch()
+            .await
+            .unwrap_or_else(|e| panic!("exporting {sql:?}: {e}"))
+        {
+            assert_eq!(
+                batch.schema(),
+                schema,
+                "batch schema differs from export schema"
+            );
+            batches.push(batch);
+        }
+        Exported { schema, batches }
+    }
+
+    /// Exports `sql`, expecting the export to fail while reading batches.
+    pub async fn export_err(&self, sql: &str, options: &ExportOptions) -> pgarrow::Error {
+        let mut client = self.client().await;
+        let mut export = client
+            .export(&Source::query(sql), options)
+            .await
+            .unwrap_or_else(|e| panic!("starting the export of {sql:?}: {e}"));
+        loop {
+            match export.next_batch().await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("exporting {sql:?} succeeded; expected an error"),
+                Err(e) => return e,
+            }
+        }
+    }
+
+    /// The server's rendering of `expr` for every row of `table`, by `id`: runs
+    /// `SELECT id, (expr)::text FROM table ORDER BY id` (with `extra_float_digits = 3`) and
+    /// transports each value hex-encoded as UTF-8, so that any character survives psql.
+    pub fn reference(&self, table: &str, expr: &str) -> Vec<(i64, Option<String>)> {
+        let sql = format!(
+            "SET extra_float_digits = 3;\n\
+             SELECT id::text || ':' || CASE WHEN r IS NULL THEN 'N' \
+             ELSE 'V' || encode(convert_to(r, 'UTF8'), 'hex') END \
+             FROM (SELECT id, ({expr})::text AS r FROM {table}) AS s ORDER BY id;"
+        );
+        self.lines(&sql)
+            .iter()
+            .map(|line| {
+                let (id, rest) = line
+                    .split_once(':')
+                    .unwrap_or_else(|| panic!("bad reference line {line:?}"));
+                let id: i64 = id.parse().expect("reference id");
+                let value = match rest.strip_prefix('V') {
+                    Some(hex) => {
+                        Some(String::from_utf8(unhex(hex)).expect("reference value is valid UTF-8"))
+                    }
+                    None => {
+                        assert_eq!(rest, "N", "bad reference line {line:?}");
+                        None
+                    }
+                };
+                (id, value)
+            })
+            .collect()
+    }
+}
+
+/// Every batch of one export.
+#[derive(Debug)]
+pub struct Exported {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl Exported {
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// Column `col` of every row, through `f` (called for non-NULL values only).
+    pub fn column<T>(&self, col: usize, f: impl Fn(&dyn Array, usize) -> T) -> Vec<Option<T>> {
+        let mut out = Vec::with_capacity(self.rows());
+        for batch in &self.batches {
+            let array = batch.column(col).as_ref();
+            for i in 0..array.len() {
+                out.push(array.is_valid(i).then(|| f(array, i)));
+            }
+        }
+        out
+    }
+
+    /// Column `col` of every row in the canonical text of [`render`].
+    pub fn rendered(&self, col: usize) -> Vec<Option<String>> {
+        self.column(col, render)
+    }
+
+    /// The `id` column (column 0, int4), which must have no NULLs.
+    pub fn ids(&self) -> Vec<i64> {
+        self.column(0, |a, i| i64::from(a.as_primitive::<Int32Type>().value(i)))
+            .into_iter()
+            .map(|v| v.expect("id is never NULL"))
+            .collect()
+    }
+
+    /// (id, rendered value of `col`) for every row.
+    pub fn by_id(&self, col: usize) -> Vec<(i64, Option<String>)> {
+        self.ids().into_iter().zip(self.rendered(col)).collect()
+    }
+
+    /// Field metadata value.
+    pub fn meta(&self, col: usize, key: &str) -> Option<String> {
+        self.schema.field(col).metadata().get(key).cloned()
+    }
+}
+
+/// Asserts that our (id, value) pairs equal the server's, row by row.
+#[track_caller]
+pub fn assert_rows_eq(
+    what: &str,
+    ours: &[(i64, Option<String>)],
+    theirs: &[(i64, Option<String>)],
+) {
+    assert_eq!(
+        ours.len(),
+        theirs.len(),
+        "{what}: {} rows exported, the server has {}",
+        ours.len(),
+        theirs.len()
+    );
+    for (o, t) in ours.iter().zip(theirs) {
+        assert_eq!(o.0, t.0, "{what}: row order differs");
+        assert!(
+            o.1 == t.1,
+            "{what}: id {} differs\n  ours:   {}\n  server: {}",
+            o.0,
+            shorten(o.1.as_deref()),
+            shorten(t.1.as_deref())
+        );
+    }
+}
+
+fn shorten(v: Option<&str>) -> String {
+    match v {
+        None => "NULL".to_owned(),
+        Some(s) if s.chars().count() > 200 => {
+            let head: String = s.chars().take(100).collect();
+            let tail: String = s.chars().skip(s.chars().count() - 100).collect();
+            format!("{head:?}...{tail:?} ({} bytes)", s.len())
+        }
+        Some(s) => format!("{s:?}"),
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        write!(s, "{b:02x}").expect("writing to a String");
+    }
+    s
+}
+
+pub fn unhex(s: &str) -> Vec<u8> {
+    assert!(s.len().is_multiple_of(2), "odd hex length");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
+        .collect()
+}
+
+/// `digits` (an integer's decimal text, maybe with a leading '-') divided by 10^scale, rendered
+/// like PostgreSQL's `numeric_out` renders a value with exactly `scale` fractional digits.
+pub fn scaled_decimal(digits: &str, scale: i8) -> String {
+    let (neg, abs) = match digits.strip_prefix('-') {
+        Some(a) => (true, a),
+        None => (false, digits),
+    };
+    let sign = if neg { "-" } else { "" };
+    if scale <= 0 {
+        let zeros = "0".repeat(usize::from(scale.unsigned_abs()));
+        if abs == "0" {
+            return "0".to_owned();
+        }
+        return format!("{sign}{abs}{zeros}");
+    }
+    let scale = scale as usize;
+    let padded = format!("{abs:0>width$}", width = scale + 1);
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    format!("{sign}{int}.{frac}")
+}
+
+/// Canonical text of a float32 for comparisons: its bit pattern, or `NaN`.
+pub fn f32_key(v: f32) -> String {
+    if v.is_nan() {
+        "NaN".to_owned()
+    } else {
+        format!("f32:{:08x}", v.to_bits())
+    }
+}
+
+/// Canonical text of a float64 for comparisons: its bit pattern, or `NaN`.
+pub fn f64_key(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_owned()
+    } else {
+        format!("f64:{:016x}", v.to_bits())
+    }
+}
+
+/// Parses float text as PostgreSQL's `float8out` prints it.
+pub fn parse_pg_f64(s: &str) -> f64 {
+    match s {
+        "NaN" => f64::NAN,
+        "Infinity" => f64::INFINITY,
+        "-Infinity" => f64::NEG_INFINITY,
+        _ => s
+            .parse()
+            .unwrap_or_else(|e| panic!("server float {s:?}: {e}")),
+    }
+}
+
+/// Parses float text as PostgreSQL's `float4out` prints it.
+pub fn parse_pg_f32(s: &str) -> f32 {
+    match s {
+        "NaN" => f32::NAN,
+        "Infinity" => f32::INFINITY,
+        "-Infinity" => f32::NEG_INFINITY,
+        _ => s
+            .parse()
+            .unwrap_or_else(|e| panic!("server float {s:?}: {e}")),
+    }
+}
+
+/// `8-4-4-4-12` lowercase text of a UUID's 16 bytes.
+pub fn uuid_text(b: &[u8]) -> String {
+    assert_eq!(b.len(), 16);
+    let h = hex(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// One value in a canonical text form that a server expression can also produce:
+/// - integers: decimal (`v::text`);
+/// - floats: [`f32_key`] / [`f64_key`] (the reference side parses `v::text`);
+/// - decimals: `numeric_out` text with exactly `scale` fractional digits (`v::text`);
+/// - Utf8: the string itself; Binary: lowercase hex (`encode(v, 'hex')`);
+/// - FixedSizeBinary(16): UUID text (`v::text`); Boolean: `true`/`false` (`v::text`);
+/// - Date32: days since 1970-01-01 (`v - DATE '1970-01-01'`);
+/// - Time64(us), Timestamp(us): microseconds since midnight / since the Unix epoch;
+/// - Interval(MonthDayNano): `months|days|microseconds` (nanoseconds must be whole us).
+pub fn render(a: &dyn Array, i: usize) -> String {
+    match a.data_type() {
+        DataType::Boolean => a.as_boolean().value(i).to_string(),
+        DataType::Int16 => a.as_primitive::<Int16Type>().value(i).to_string(),
+        DataType::Int32 => a.as_primitive::<Int32Type>().value(i).to_string(),
+        DataType::Int64 => a.as_primitive::<Int64Type>().value(i).to_string(),
+        DataType::UInt32 => a.as_primitive::<UInt32Type>().value(i).to_string(),
+        DataType::Float32 => f32_key(a.as_primitive::<Float32Type>().value(i)),
+        DataType::Float64 => f64_key(a.as_primitive::<Float64Type>().value(i)),
+        DataType::Decimal128(_, s) => {
+            scaled_decimal(&a.as_primitive::<Decimal128Type>().value(i).to_string(), *s)
+        }
+        DataType::Decimal256(_, s) => {
+            scaled_decimal(&a.as_primitive::<Decimal256Type>().value(i).to_string(), *s)
+        }
+        DataType::Utf8 => a.as_string::<i32>().value(i).to_owned(),
+        DataType::Binary => hex(a.as_binary::<i32>().value(i)),
+        DataType::FixedSizeBinary(16) => uuid_text(a.as_fixed_size_binary().value(i)),
+        DataType::Date32 => a.as_primitive::<Date32Type>().value(i).to_string(),
+        DataType::Time64(TimeUnit::Microsecond) => a
+            .as_primitive::<Time64MicrosecondType>()
+            .value(i)
+            .to_string(),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => a
+            .as_primitive::<TimestampMicrosecondType>()
+            .value(i)
+            .to_string(),
+        DataType::Interval(arrow_schema::IntervalUnit::MonthDayNano) => {
+            let v = a.as_primitive::<IntervalMonthDayNanoType>().value(i);
+            assert_eq!(
+                v.nanoseconds % 1000,
+                0,
+                "interval nanoseconds {} are not whole microseconds",
+                v.nanoseconds
+            );
+            format!("{}|{}|{}", v.months, v.days, v.nanoseconds / 1000)
+        }
+        other => panic!("no canonical rendering for {other}"),
+    }
+}
+
+/// Server expression: microseconds since the Unix epoch of the `timestamp` expression `v`,
+/// exact over the whole range (`extract(epoch ...)` rounds near the top of the range).
+pub fn ts_micros_sql(v: &str) -> String {
+    format!(
+        "(({v})::date - DATE '1970-01-01')::int8 * 86400000000 \
+         + (extract(epoch FROM ({v})::time) * 1000000)::int8"
+    )
+}
+
+/// Server expression: `months|days|microseconds` of the interval expression `v`.
+pub fn interval_parts_sql(v: &str) -> String {
+    format!(
+        "CASE WHEN {v} IS NULL THEN NULL ELSE \
+         concat_ws('|', extract(year FROM {v}) * 12 + extract(month FROM {v}), \
+         extract(day FROM {v}), \
+         extract(hour FROM {v}) * 3600000000 + extract(minute FROM {v}) * 60000000 \
+         + extract(microseconds FROM {v})) END"
+    )
+}
+
+/// Options that cut batches every `rows` rows.
+pub fn batch_rows(rows: usize) -> ExportOptions {
+    ExportOptions {
+        decode: DecodeOptions {
+            batch_rows: rows,
+            batch_bytes: pgarrow::DEFAULT_BATCH_BYTES,
+        },
+        ..ExportOptions::default()
+    }
+}
+
+/// JSON text of a string, escaped like PostgreSQL's `escape_json`.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                write!(out, "\\u{:04x}", u32::from(c)).expect("writing to a String");
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Nested values as compact JSON, the way `array_to_json` / `row_to_json` print them: lists as
+/// arrays, structs as objects with their field names, strings and enum labels quoted, integers
+/// and booleans bare, NULL as `null`.
+pub fn render_json(a: &dyn Array, i: usize) -> String {
+    if a.is_null(i) {
+        return "null".to_owned();
+    }
+    match a.data_type() {
+        DataType::List(_) => {
+            let items = a.as_list::<i32>().value(i);
+            let parts: Vec<String> = (0..items.len())
+                .map(|j| render_json(items.as_ref(), j))
+                .collect();
+            format!("[{}]", parts.join(","))
+        }
+        DataType::Struct(fields) => {
+            let s = a.as_struct();
+            let parts: Vec<String> = fields
+                .iter()
+                .zip(s.columns())
+                .map(|(f, c)| format!("{}:{}", json_string(f.name()), render_json(c.as_ref(), i)))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        DataType::Dictionary(_, _) => {
+            let d = a.as_dictionary::<Int16Type>();
+            let key = usize::try_from(d.keys().value(i)).expect("non-negative key");
+            render_json(d.values().as_ref(), key)
+        }
+        DataType::Utf8 => json_string(a.as_string::<i32>().value(i)),
+        DataType::Boolean | DataType::Int16 | DataType::Int32 | DataType::Int64 => render(a, i),
+        other => panic!("no JSON rendering for {other}"),
+    }
+}
