@@ -602,6 +602,7 @@ impl Column {
                     children: fields.iter().map(|f| Column::new(&f.plan, rows)).collect(),
                     fields: struct_fields(fields),
                     nulls: NullBufferBuilder::new(rows),
+                    len: 0,
                 }));
             }
             TypePlan::Enum(labels) => return Column::Enum(Box::new(EnumCol::new(labels, rows))),
@@ -1045,6 +1046,8 @@ pub(crate) struct StructCol {
     children: Vec<Column>,
     fields: Fields,
     nulls: NullBufferBuilder,
+    /// Rows buffered: a composite without live attributes has no child to count them.
+    len: usize,
 }
 
 impl StructCol {
@@ -1066,6 +1069,7 @@ impl StructCol {
         }
         r.end()?;
         self.nulls.append_non_null();
+        self.len += 1;
         Ok(())
     }
 
@@ -1074,6 +1078,7 @@ impl StructCol {
             c.push_null();
         }
         self.nulls.append_null();
+        self.len += 1;
     }
 
     fn finish(&mut self, rows: usize, cx: &mut Cx<'_>) -> Result<ArrayRef, FinishError> {
@@ -1083,8 +1088,8 @@ impl StructCol {
             .map(|c| c.finish(rows, cx))
             .collect::<Result<Vec<_>, _>>()?;
         let nulls = self.nulls.finish();
+        let len = std::mem::take(&mut self.len);
         if self.fields.is_empty() {
-            let len = nulls.as_ref().map_or(0, NullBuffer::len);
             return Ok(Arc::new(StructArray::new_empty_fields(len, nulls)));
         }
         Ok(Arc::new(StructArray::try_new(
@@ -1259,8 +1264,22 @@ impl HstoreCol {
     }
 
     fn finish(&mut self, cx: &mut Cx<'_>) -> Result<ArrayRef, FinishError> {
-        let keys = self.keys.finish_text(StrLayout::Utf8, cx)?;
-        let values = self.values.finish_text(StrLayout::Utf8, cx)?;
+        // An error names a pair: report the row holding it.
+        let offsets = &self.offsets;
+        let to_row = |e: FinishError| match e {
+            FinishError::Field { index, error } => FinishError::Field {
+                index: offsets
+                    .partition_point(|&o| o as usize <= index)
+                    .saturating_sub(1),
+                error,
+            },
+            e => e,
+        };
+        let keys = self.keys.finish_text(StrLayout::Utf8, cx).map_err(to_row)?;
+        let values = self
+            .values
+            .finish_text(StrLayout::Utf8, cx)
+            .map_err(to_row)?;
         let DataType::Struct(entry_fields) = hstore_entries().data_type().clone() else {
             unreachable!("hstore entries are a struct")
         };

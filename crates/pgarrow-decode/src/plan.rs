@@ -54,6 +54,8 @@ pub enum CatalogKind {
         base: u32,
         /// Typmod of the base type in the domain (-1 when none).
         typmod: i32,
+        /// Declared array dimensions of a domain over an array (`typndims`), 0 if none.
+        dims: usize,
     },
     /// A composite type: its live (non-dropped) attributes in order.
     Composite {
@@ -90,6 +92,8 @@ pub struct Attribute {
     pub typmod: i32,
     /// `format_type(oid, typmod)`.
     pub display: String,
+    /// Declared array dimensions (`attndims`), 0 when not declared.
+    pub dims: usize,
 }
 
 /// The types one export needs, looked up once. Never cached across exports: extension types
@@ -244,7 +248,13 @@ impl TypePlan {
             Self::resolve_depth(oid, typmod, catalog, policies, dims, depth + 1)
         };
         match &t.kind {
-            CatalogKind::Domain { base, typmod } => recurse(*base, *typmod, dims),
+            // A domain declared over `int[][]` knows its dimensions even where the column does
+            // not (`attndims` is 0 for views and CREATE TABLE AS).
+            CatalogKind::Domain {
+                base,
+                typmod,
+                dims: declared,
+            } => recurse(*base, *typmod, if *declared > 0 { *declared } else { dims }),
             CatalogKind::Array { element } => Some(TypePlan::List {
                 // An array's typmod applies to its elements (varchar(10)[]).
                 element: Box::new(recurse(*element, typmod, 1)?),
@@ -256,7 +266,7 @@ impl TypePlan {
                     .map(|a| {
                         Some(StructField {
                             attribute: a.clone(),
-                            plan: recurse(a.oid, a.typmod, 1)?,
+                            plan: recurse(a.oid, a.typmod, a.dims.max(1))?,
                         })
                     })
                     .collect::<Option<Vec<_>>>()?;
@@ -424,12 +434,14 @@ mod tests {
                         oid: oid::INT4,
                         typmod: -1,
                         display: "integer".into(),
+                        dims: 0,
                     },
                     Attribute {
                         name: "m".into(),
                         oid: 90000,
                         typmod: -1,
                         display: "mood".into(),
+                        dims: 0,
                     },
                 ],
             },
@@ -440,6 +452,7 @@ mod tests {
             CatalogKind::Domain {
                 base: 1007,
                 typmod: -1,
+                dims: 0,
             },
         );
         add(3904, "int4range", CatalogKind::Range { subtype: oid::INT4 });

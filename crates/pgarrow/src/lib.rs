@@ -281,9 +281,15 @@ impl Client {
     /// # Errors
     /// See [`Connection::connect`].
     pub async fn connect(config: &Config) -> Result<Client> {
-        Ok(Client {
-            conn: Connection::connect(config).await?,
-        })
+        let mut conn = Connection::connect(config).await?;
+        // A SQL_ASCII database stores bytes in no particular encoding: asked for UTF8, the
+        // server refuses the first non-ASCII byte (22021). Take the bytes as they are and let
+        // the invalid-UTF-8 policy decide (error naming the row, replace, or binary).
+        if conn.parameter("server_encoding") == Some("SQL_ASCII") {
+            conn.simple_query("SET client_encoding TO 'SQL_ASCII'")
+                .await?;
+        }
+        Ok(Client { conn })
     }
 
     /// Connects with a URL or `key=value` string (the `PG*` environment fills in the rest).
@@ -412,6 +418,7 @@ impl Client {
                         oid: num(4) as u32,
                         typmod: num(5) as i32,
                         display: get(6),
+                        dims: num(7).clamp(0, 6) as usize,
                     },
                 )),
                 "e" => labels.push((num(1) as u32, get(2).parse().unwrap_or(0.0), get(3))),
@@ -427,6 +434,7 @@ impl Client {
                     typlen: num(9),
                     range_subtype: opt(10),
                     multirange_of: opt(11),
+                    dims: num(12).clamp(0, 6) as usize,
                 }),
                 _ => return Err(Error::query("unexpected row from the catalog query")),
             }
@@ -438,6 +446,7 @@ impl Client {
                 "d" => CatalogKind::Domain {
                     base: t.base,
                     typmod: t.typmod,
+                    dims: t.dims,
                 },
                 "c" => CatalogKind::Composite {
                     fields: attributes
@@ -531,6 +540,7 @@ struct TypeRow {
     typlen: i64,
     range_subtype: Option<u32>,
     multirange_of: Option<u32>,
+    dims: usize,
 }
 
 /// What the catalog query found.
@@ -544,7 +554,7 @@ struct ColumnCatalog {
 }
 
 /// The one catalog query of an export. Rows are tagged: `n` (column number, type name),
-/// `d` (column number, declared array dimensions), `t` (a type), `a` (a composite's attribute),
+/// `d` (column number, declared array dimensions, of the column or of its domain), `t` (a type), `a` (a composite's attribute),
 /// `e` (an enum label). All arguments are comma-separated numbers formatted by us.
 fn catalog_query(oids: &str, mods: &str, rels: &str, atts: &str, multirange: bool) -> String {
     let (multi_child, multi_col) = if multirange {
@@ -576,28 +586,32 @@ fn catalog_query(oids: &str, mods: &str, rels: &str, atts: &str, multirange: boo
         WITH ORDINALITY AS c(o, m, rel, att, n)
 )
 SELECT 'n', n::text, pg_catalog.format_type(o, NULLIF(m, -1)), NULL, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL
+       NULL, NULL, NULL, NULL, NULL
 FROM cols
 UNION ALL
-SELECT 'd', cols.n::text, a.attndims::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+SELECT 'd', cols.n::text, dims.n::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL
 FROM cols JOIN pg_catalog.pg_attribute a ON a.attrelid = cols.rel AND a.attnum = cols.att
-WHERE cols.rel <> 0 AND a.attndims > 1
+JOIN pg_catalog.pg_type at ON at.oid = a.atttypid
+CROSS JOIN LATERAL (SELECT GREATEST(a.attndims, at.typndims) AS n) AS dims
+WHERE cols.rel <> 0 AND dims.n > 1
 UNION ALL
 SELECT 't', t.oid::text, n.nspname::text, t.typname::text, t.typtype::text, t.typelem::text,
        t.typbasetype::text, t.typtypmod::text, pg_catalog.format_type(t.oid, NULL),
        t.typlen::text,
        (SELECT r.rngsubtype::text FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid),
-       {multi_col}
+       {multi_col}, t.typndims::text
 FROM closure JOIN pg_catalog.pg_type t ON t.oid = closure.oid
 JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
 UNION ALL
 SELECT 'a', t.oid::text, a.attnum::text, a.attname::text, a.atttypid::text, a.atttypmod::text,
-       pg_catalog.format_type(a.atttypid, NULLIF(a.atttypmod, -1)), NULL, NULL, NULL, NULL, NULL
+       pg_catalog.format_type(a.atttypid, NULLIF(a.atttypmod, -1)), a.attndims::text, NULL,
+       NULL, NULL, NULL, NULL
 FROM closure JOIN pg_catalog.pg_type t ON t.oid = closure.oid AND t.typtype = 'c'
 JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
 UNION ALL
 SELECT 'e', e.enumtypid::text, e.enumsortorder::text, e.enumlabel::text, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL
+       NULL, NULL, NULL, NULL, NULL
 FROM closure JOIN pg_catalog.pg_enum e ON e.enumtypid = closure.oid"
     )
 }

@@ -40,6 +40,7 @@ fn register(shape: &Shape, catalog: &mut Catalog, next: &mut u32) -> (u32, i32) 
                         oid,
                         typmod,
                         display: "gen".into(),
+                        dims: 0,
                     }
                 })
                 .collect();
