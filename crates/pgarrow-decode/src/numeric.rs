@@ -315,11 +315,20 @@ fn push_group_trimmed(out: &mut Vec<u8>, g: u16) {
     out.extend_from_slice(&tmp[first..]);
 }
 
-fn pow10_i128(exp: i32) -> Option<i128> {
-    if !(0..=38).contains(&exp) {
-        return None;
+/// 10^0 ..= 10^38, the powers of ten an i128 holds.
+const POW10: [i128; 39] = {
+    let mut t = [1i128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
     }
-    Some(10i128.pow(exp as u32))
+    t
+};
+
+#[inline]
+fn pow10_i128(exp: i32) -> Option<i128> {
+    usize::try_from(exp).ok().and_then(|e| POW10.get(e).copied())
 }
 
 #[cfg(test)]
