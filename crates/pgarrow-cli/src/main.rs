@@ -63,6 +63,14 @@ struct SourceArgs {
     /// Table to export: name or schema.name (exact, case-sensitive; quote parts with dots).
     #[arg(long, short = 't', value_name = "NAME")]
     table: Option<String>,
+    /// Server-side statement_timeout for the session: 30s, 5min, 1500ms (a bare number is
+    /// milliseconds). A longer query fails with SQLSTATE 57014.
+    #[arg(long, value_name = "DURATION", value_parser = statement_timeout)]
+    statement_timeout: Option<Duration>,
+}
+
+fn statement_timeout(s: &str) -> Result<Duration, String> {
+    pgarrow::protocol::parse_duration(s, Duration::from_millis(1))
 }
 
 /// Conversion policies: what to do where a value has no exact Arrow form. Every default
@@ -181,7 +189,10 @@ fn main() {
             EXIT_INTERRUPTED
         }
         Err(e) => {
-            eprintln!("pgarrow: error: {e}");
+            // One line, always: a server message or DETAIL may hold line breaks.
+            let text = e.to_string();
+            let line: Vec<&str> = text.split(['\n', '\r']).map(str::trim).collect();
+            eprintln!("pgarrow: error: {}", line.join(" ").trim());
             1
         }
     };
@@ -206,7 +217,7 @@ fn run(cli: Cli) -> Result<()> {
         .build()?;
     match cli.command {
         Command::Export(args) => {
-            let config = connection_config(args.source.url.as_deref())?;
+            let config = connection_config(&args.source)?;
             let source = source(&args.source)?;
             export(
                 &rt,
@@ -217,7 +228,7 @@ fn run(cli: Cli) -> Result<()> {
             )
         }
         Command::Schema(args) => {
-            let config = connection_config(args.source.url.as_deref())?;
+            let config = connection_config(&args.source)?;
             let source = source(&args.source)?;
             schema(&rt, &config, &source, &args.policies.policies())
         }
@@ -225,8 +236,8 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Runs `fut`, or fails with [`Interrupted`] on Ctrl-C (dropping `fut`, which closes the
-/// connection; the server stops the query when its next write fails).
+/// Runs `fut`, or fails with [`Interrupted`] on Ctrl-C or SIGTERM (dropping `fut`, which
+/// closes the connection).
 fn block_on_interruptible<T>(
     rt: &tokio::runtime::Runtime,
     fut: impl Future<Output = Result<T>>,
@@ -234,19 +245,59 @@ fn block_on_interruptible<T>(
     rt.block_on(async {
         tokio::select! {
             r = fut => r,
-            _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
+            _ = interrupt_signal() => Err(Interrupted.into()),
         }
     })
 }
 
-fn connection_config(url: Option<&str>) -> Result<Config> {
-    let url = url
-        .map(str::to_owned)
+/// As [`block_on_interruptible`], for a running query: on Ctrl-C or SIGTERM the server is
+/// first asked to cancel it (a CancelRequest, over TLS when the session uses TLS; at most a
+/// second), then `fut` is dropped, which closes the connection.
+fn block_on_cancellable<T>(
+    rt: &tokio::runtime::Runtime,
+    cancel: &pgarrow::CancelToken,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    rt.block_on(async {
+        tokio::select! {
+            r = fut => r,
+            _ = interrupt_signal() => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), cancel.cancel()).await;
+                Err(Interrupted.into())
+            }
+        }
+    })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn interrupt_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let terminate = async {
+        match term.as_mut() {
+            Some(t) => drop(t.recv().await),
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
+fn connection_config(args: &SourceArgs) -> Result<Config> {
+    let url = args
+        .url
+        .clone()
         .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()));
-    Ok(match url {
+    let mut config = match url {
         Some(u) => Config::parse(&u)?,
         None => Config::from_env()?,
-    })
+    };
+    if args.statement_timeout.is_some() {
+        config.statement_timeout = args.statement_timeout;
+    }
+    Ok(config)
 }
 
 fn source(args: &SourceArgs) -> Result<Source> {
@@ -483,7 +534,8 @@ fn export(
     let writer = std::thread::Builder::new()
         .name("pgarrow-writer".into())
         .spawn(move || write_batches(sink, rx))?;
-    let pumped = block_on_interruptible(rt, async {
+    let cancel = client.connection().cancel_token();
+    let pumped = block_on_cancellable(rt, &cancel, async {
         let mut export = client.export_plan(plan, &options).await?;
         while let Some(batch) = export.next_batch().await? {
             if tx.send(batch).is_err() {

@@ -1,11 +1,22 @@
-//! Connection configuration: URLs, libpq `key=value` strings and the `PG*` environment.
+//! Connection configuration: URLs, libpq `key=value` strings, service files and the `PG*`
+//! environment.
 //!
-//! As in libpq, the environment supplies defaults for what the connection string leaves out:
-//! `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGAPPNAME`, `PGOPTIONS`,
-//! `PGCONNECT_TIMEOUT`, `PGSSLMODE`.
+//! As in libpq, settings come from (highest first) the connection string, the service named
+//! by `service=` / `PGSERVICE` (`pg_service.conf`), the environment (`PGHOST`, `PGPORT`,
+//! `PGUSER`, `PGPASSWORD`, `PGPASSFILE`, `PGDATABASE`, `PGAPPNAME`, `PGOPTIONS`,
+//! `PGCONNECT_TIMEOUT`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`,
+//! `PGSSLNEGOTIATION`, `PGCHANNELBINDING`, `PGSERVICEFILE`, `PGSYSCONFDIR`), then defaults.
+//! A password missing from all of them is looked up in the password file (`.pgpass`) when the
+//! server asks for one.
+//!
+//! Beyond libpq, two pgarrow settings are accepted: `read_timeout` (seconds the server may stay
+//! silent while a reply is awaited; off by default, since a query may legitimately compute for
+//! hours before its first row) and `statement_timeout` (sent to the server at startup;
+//! milliseconds, or a number with a unit: `30s`, `5min`).
 
 use std::fmt;
-use std::path::PathBuf;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -28,20 +39,23 @@ impl fmt::Display for Host {
     }
 }
 
-/// libpq's `sslmode`.
+/// libpq's `sslmode`. TLS is never used over a Unix socket, whatever the mode (as in libpq:
+/// the kernel is the transport).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
     /// Never use TLS.
     Disable,
-    /// Plain first, TLS if the server insists.
+    /// Plain first; TLS if the server rejects the plain connection during authentication.
     Allow,
-    /// TLS if the server offers it (libpq's default).
+    /// TLS if the server offers it, no certificate checks; plain if it refuses TLS or rejects
+    /// the TLS connection during authentication (libpq's default).
     Prefer,
-    /// TLS or fail, no certificate checks.
+    /// TLS or fail. No certificate checks, unless a root certificate is given or
+    /// `~/.postgresql/root.crt` exists: then as `VerifyCa`.
     Require,
-    /// TLS with the server certificate checked against a CA.
+    /// TLS with the server certificate checked against the root certificates.
     VerifyCa,
-    /// TLS with the certificate checked and the host name matched.
+    /// As `VerifyCa`, and the certificate must name the host.
     VerifyFull,
 }
 
@@ -57,6 +71,94 @@ impl SslMode {
             other => return Err(Error::config(format!("invalid sslmode \"{other}\""))),
         })
     }
+
+    /// The name libpq uses (`verify-full`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    /// Whether a TCP connection must use TLS (`require`, `verify-ca`, `verify-full`).
+    pub fn requires_tls(self) -> bool {
+        matches!(
+            self,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
+        )
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where trusted root certificates come from (`sslrootcert`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SslRootCert {
+    /// A PEM file of one or more certificates.
+    File(PathBuf),
+    /// The platform's trusted roots (`sslrootcert=system`); implies `sslmode=verify-full`.
+    System,
+}
+
+/// libpq's `sslnegotiation` (PostgreSQL 17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslNegotiation {
+    /// Ask with an SSLRequest packet first, then start TLS if the server agrees (every server).
+    Postgres,
+    /// Start the TLS handshake at once, with ALPN `postgresql`: one round trip less, but only
+    /// PostgreSQL 17 and later understand it. Needs `sslmode` `require` or stricter.
+    Direct,
+}
+
+/// libpq's `channel_binding`: whether SCRAM binds the authentication to the TLS channel
+/// (SCRAM-SHA-256-PLUS, `tls-server-end-point`), which defeats a man in the middle holding a
+/// certificate the client accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelBinding {
+    /// Never bind.
+    Disable,
+    /// Bind when TLS is in use and the server offers SCRAM-SHA-256-PLUS (the default).
+    Prefer,
+    /// Refuse to authenticate without channel binding: no plain connections, no password or
+    /// md5 or trust authentication, no server that does not offer SCRAM-SHA-256-PLUS.
+    Require,
+}
+
+/// TCP keepalive settings (`keepalives`, `keepalives_idle`, `keepalives_interval`,
+/// `keepalives_count`).
+///
+/// Unlike libpq, which leaves the idle time to the system (two hours on Linux), pgarrow
+/// defaults to 60 s idle, 10 s interval, 6 probes: a dead server or network path is noticed
+/// in about two minutes during a long export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalives {
+    /// Whether keepalives are on (`keepalives=1`, the default).
+    pub enabled: bool,
+    /// Idle time before the first probe.
+    pub idle: Duration,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped.
+    pub count: u32,
+}
+
+impl Default for Keepalives {
+    fn default() -> Self {
+        Keepalives {
+            enabled: true,
+            idle: Duration::from_secs(60),
+            interval: Duration::from_secs(10),
+            count: 6,
+        }
+    }
 }
 
 /// Everything needed to open a connection.
@@ -64,53 +166,143 @@ impl SslMode {
 /// `Debug` and [`Config::display_target`] never show the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Server host or Unix socket directory.
+    /// Server host or Unix socket directory. The host name is what `verify-full` checks.
     pub host: Host,
+    /// An IP address to connect to instead of resolving `host` (libpq's `hostaddr`).
+    pub hostaddr: Option<IpAddr>,
     /// Server port (also names the Unix socket file).
     pub port: u16,
     /// User name.
     pub user: String,
     /// Password, if any.
     pub password: Option<String>,
+    /// Password file consulted when no password is given: `passfile`, else `PGPASSFILE`,
+    /// else `~/.pgpass`.
+    pub passfile: Option<PathBuf>,
     /// Database name.
     pub dbname: String,
-    /// `application_name` reported to the server.
+    /// `application_name` reported to the server (`pgarrow` unless set).
     pub application_name: String,
     /// Command-line options sent to the server at startup (`-c name=value ...`).
     pub options: Option<String>,
-    /// How long to wait for the connection and authentication.
+    /// How long to wait for the connection, TLS and authentication.
     pub connect_timeout: Option<Duration>,
-    /// TLS mode. TLS itself is not implemented yet: modes that require it are refused when
-    /// connecting, the others connect without TLS.
+    /// How long the server may stay silent while a reply or COPY data is awaited (pgarrow's
+    /// own setting; off by default). When it passes, the call fails with
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) and the connection is unusable.
+    pub read_timeout: Option<Duration>,
+    /// `statement_timeout` set for the session at startup (pgarrow's own setting).
+    pub statement_timeout: Option<Duration>,
+    /// TCP keepalives.
+    pub keepalives: Keepalives,
+    /// `TCP_USER_TIMEOUT`: how long sent data may stay unacknowledged (libpq's
+    /// `tcp_user_timeout`, in milliseconds there). `None` keeps the system's.
+    pub tcp_user_timeout: Option<Duration>,
+    /// TLS mode.
     pub ssl_mode: SslMode,
+    /// Trusted root certificates: `sslrootcert`, else `~/.postgresql/root.crt` if it exists.
+    pub ssl_root_cert: Option<SslRootCert>,
+    /// Client certificate (PEM): `sslcert`, else `~/.postgresql/postgresql.crt` if it exists.
+    pub ssl_cert: Option<PathBuf>,
+    /// Client private key (PEM): `sslkey`, else `~/.postgresql/postgresql.key` if it exists.
+    pub ssl_key: Option<PathBuf>,
+    /// How TLS is started.
+    pub ssl_negotiation: SslNegotiation,
+    /// SCRAM channel binding.
+    pub channel_binding: ChannelBinding,
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("host", &self.host)
+            .field("hostaddr", &self.hostaddr)
             .field("port", &self.port)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("passfile", &self.passfile)
             .field("dbname", &self.dbname)
             .field("application_name", &self.application_name)
             .field("options", &self.options)
             .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("keepalives", &self.keepalives)
+            .field("tcp_user_timeout", &self.tcp_user_timeout)
             .field("ssl_mode", &self.ssl_mode)
+            .field("ssl_root_cert", &self.ssl_root_cert)
+            .field("ssl_cert", &self.ssl_cert)
+            .field("ssl_key", &self.ssl_key)
+            .field("ssl_negotiation", &self.ssl_negotiation)
+            .field("channel_binding", &self.channel_binding)
             .finish()
     }
 }
 
-const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
+/// libpq's default Unix socket directory on Debian-family systems.
+pub(crate) const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
+/// libpq's compiled-in `sysconfdir` on Debian-family systems (for `pg_service.conf`).
+const DEFAULT_SYSCONFDIR: &str = "/etc/postgresql-common";
+
+/// Every parameter a connection string may hold.
+const KNOWN_PARAMS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "user",
+    "password",
+    "passfile",
+    "dbname",
+    "application_name",
+    "fallback_application_name",
+    "options",
+    "connect_timeout",
+    "read_timeout",
+    "statement_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslnegotiation",
+    "channel_binding",
+    "client_encoding",
+    "service",
+];
+
+/// The settings given explicitly, last one wins.
+#[derive(Default)]
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn take(&self, key: &str) -> Option<String> {
+        self.get(key).map(str::to_owned)
+    }
+}
 
 impl Config {
     /// The configuration from the `PG*` environment variables alone, with libpq's defaults.
+    ///
+    /// # Errors
+    /// Invalid values in the environment, or a service file problem.
     pub fn from_env() -> Result<Config> {
         Self::build(Vec::new(), &|k| std::env::var(k).ok())
     }
 
-    /// Parses a `postgresql://` URL or a libpq `key=value` string, with the `PG*` environment
-    /// supplying whatever it leaves out.
+    /// Parses a `postgresql://` URL or a libpq `key=value` string, with the service file and
+    /// the `PG*` environment supplying whatever it leaves out.
     ///
     /// # Errors
     /// Malformed strings, unknown parameters and invalid values, naming the offending part
@@ -119,7 +311,11 @@ impl Config {
         Self::parse_with_env(s, &|k| std::env::var(k).ok())
     }
 
-    /// As [`Config::parse`], with the environment given by `env` (for tests).
+    /// As [`Config::parse`], with the environment given by `env` (for tests). `HOME` is read
+    /// through `env` too.
+    ///
+    /// # Errors
+    /// As [`Config::parse`].
     pub fn parse_with_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
         let s = s.trim();
         let params = if s.starts_with("postgresql://") || s.starts_with("postgres://") {
@@ -134,103 +330,227 @@ impl Config {
         params: Vec<(String, String)>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config> {
-        let mut host = None;
-        let mut port = None;
-        let mut user = None;
-        let mut password = None;
-        let mut dbname = None;
-        let mut application_name = None;
-        let mut options = None;
-        let mut connect_timeout = None;
-        let mut sslmode = None;
-        for (k, v) in params {
-            match k.as_str() {
-                "host" | "hostaddr" => host = Some(v),
-                "port" => port = Some(v),
-                "user" => user = Some(v),
-                "password" => password = Some(v),
-                "dbname" => dbname = Some(v),
-                "application_name" | "fallback_application_name" => application_name = Some(v),
-                "options" => options = Some(v),
-                "connect_timeout" => connect_timeout = Some(v),
-                "sslmode" => sslmode = Some(v),
-                "client_encoding" if v.eq_ignore_ascii_case("utf8") => {}
-                "client_encoding" => {
-                    return Err(Error::config(
-                        "client_encoding must be UTF8: pgarrow forces it so that text is valid UTF-8",
-                    ));
-                }
-                other => {
-                    return Err(Error::config(format!(
-                        "unknown connection parameter \"{other}\""
-                    )));
-                }
+        for (k, _) in &params {
+            if !KNOWN_PARAMS.contains(&k.as_str()) {
+                return Err(Error::config(format!(
+                    "unknown connection parameter \"{k}\""
+                )));
             }
         }
-        let host = host.or_else(|| env("PGHOST")).filter(|h| !h.is_empty());
+        let mut params = Params(params);
+        // The service file fills in what the string left out, before the environment does.
+        let service = params
+            .take("service")
+            .or_else(|| nonempty(env("PGSERVICE")));
+        if let Some(name) = service {
+            let from_service = service_params(&name, env)?;
+            let mut merged: Vec<(String, String)> = from_service
+                .into_iter()
+                .filter(|(k, _)| params.get(k).is_none())
+                .collect();
+            merged.append(&mut params.0);
+            params = Params(merged);
+        }
+        let home = nonempty(env("HOME")).map(PathBuf::from);
+        let get = |key: &str, var: Option<&str>| -> Option<String> {
+            params
+                .take(key)
+                .or_else(|| var.and_then(|v| nonempty(env(v))))
+        };
+
+        if let Some(enc) = params.get("client_encoding")
+            && !enc.eq_ignore_ascii_case("utf8")
+        {
+            return Err(Error::config(
+                "client_encoding must be UTF8: pgarrow forces it so that text is valid UTF-8",
+            ));
+        }
+
+        let hostaddr = match get("hostaddr", Some("PGHOSTADDR")) {
+            Some(a) => Some(a.parse::<IpAddr>().map_err(|_| {
+                Error::config(format!("invalid hostaddr \"{a}\": not an IP address"))
+            })?),
+            None => None,
+        };
+        let host = get("host", Some("PGHOST")).filter(|h| !h.is_empty());
         if host.as_deref().is_some_and(|h| h.contains(',')) {
             return Err(Error::config("multiple hosts are not supported"));
         }
-        let host = match host {
-            Some(h) if h.starts_with('/') => Host::Unix(PathBuf::from(h)),
-            Some(h) => Host::Tcp(h),
-            None if std::path::Path::new(DEFAULT_SOCKET_DIR).is_dir() => {
+        let host = match (host, hostaddr) {
+            (Some(h), _) if h.starts_with('/') => Host::Unix(PathBuf::from(h)),
+            (Some(h), _) => Host::Tcp(h),
+            (None, Some(a)) => Host::Tcp(a.to_string()),
+            (None, None) if Path::new(DEFAULT_SOCKET_DIR).is_dir() => {
                 Host::Unix(PathBuf::from(DEFAULT_SOCKET_DIR))
             }
-            None => Host::Tcp("localhost".to_owned()),
+            (None, None) => Host::Tcp("localhost".to_owned()),
         };
-        let port = match port.or_else(|| env("PGPORT")).filter(|p| !p.is_empty()) {
+        let port = match get("port", Some("PGPORT")) {
             Some(p) => p
                 .parse::<u16>()
-                .map_err(|_| Error::config(format!("invalid port \"{p}\"")))?,
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| Error::config(format!("invalid port \"{p}\"")))?,
             None => 5432,
         };
-        let user = user
-            .or_else(|| env("PGUSER"))
-            .or_else(|| env("USER"))
-            .filter(|u| !u.is_empty())
+        let user = get("user", Some("PGUSER"))
+            .or_else(|| nonempty(env("USER")))
             .unwrap_or_else(|| "postgres".to_owned());
-        let password = password.or_else(|| env("PGPASSWORD"));
-        let dbname = dbname
-            .or_else(|| env("PGDATABASE"))
-            .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| user.clone());
-        let application_name = application_name
-            .or_else(|| env("PGAPPNAME"))
+        let password = params.take("password").or_else(|| env("PGPASSWORD"));
+        let passfile = get("passfile", Some("PGPASSFILE"))
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".pgpass")));
+        let dbname = get("dbname", Some("PGDATABASE")).unwrap_or_else(|| user.clone());
+        let application_name = get("application_name", Some("PGAPPNAME"))
+            .or_else(|| params.take("fallback_application_name"))
             .unwrap_or_else(|| "pgarrow".to_owned());
-        let options = options
-            .or_else(|| env("PGOPTIONS"))
-            .filter(|o| !o.is_empty());
-        let connect_timeout = match connect_timeout
-            .or_else(|| env("PGCONNECT_TIMEOUT"))
-            .filter(|t| !t.is_empty())
-        {
+        let options = get("options", Some("PGOPTIONS"));
+
+        // libpq: zero or negative waits forever; values below 2 s mean 2 s.
+        let connect_timeout = match get("connect_timeout", Some("PGCONNECT_TIMEOUT")) {
             Some(t) => {
                 let secs: i64 = t
+                    .trim()
                     .parse()
                     .map_err(|_| Error::config(format!("invalid connect_timeout \"{t}\"")))?;
-                // libpq: zero or negative waits forever; values below 2 s mean 2 s.
                 (secs > 0).then(|| Duration::from_secs(secs.max(2) as u64))
             }
             None => None,
         };
-        let ssl_mode = match sslmode
-            .or_else(|| env("PGSSLMODE"))
-            .filter(|m| !m.is_empty())
-        {
+        let read_timeout = match get("read_timeout", None) {
+            Some(t) => Some(
+                parse_duration(&t, Duration::from_secs(1))
+                    .map_err(|e| Error::config(format!("invalid read_timeout \"{t}\": {e}")))?,
+            )
+            .filter(|d| !d.is_zero()),
+            None => None,
+        };
+        let statement_timeout =
+            match get("statement_timeout", None) {
+                Some(t) => Some(parse_duration(&t, Duration::from_millis(1)).map_err(|e| {
+                    Error::config(format!("invalid statement_timeout \"{t}\": {e}"))
+                })?),
+                None => None,
+            };
+
+        let mut keepalives = Keepalives::default();
+        if let Some(k) = get("keepalives", None) {
+            keepalives.enabled = match k.trim() {
+                "1" => true,
+                "0" => false,
+                _ => return Err(Error::config(format!("invalid keepalives \"{k}\""))),
+            };
+        }
+        let secs = |key: &str| -> Result<Option<u64>> {
+            match get(key, None) {
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| Error::config(format!("invalid {key} \"{v}\""))),
+                None => Ok(None),
+            }
+        };
+        // libpq: 0 means "the system default"; pgarrow's default then applies.
+        if let Some(s) = secs("keepalives_idle")?.filter(|&s| s > 0) {
+            keepalives.idle = Duration::from_secs(s);
+        }
+        if let Some(s) = secs("keepalives_interval")?.filter(|&s| s > 0) {
+            keepalives.interval = Duration::from_secs(s);
+        }
+        if let Some(n) = secs("keepalives_count")?.filter(|&n| n > 0) {
+            keepalives.count = u32::try_from(n)
+                .map_err(|_| Error::config(format!("invalid keepalives_count \"{n}\"")))?;
+        }
+        let tcp_user_timeout = secs("tcp_user_timeout")?
+            .filter(|&ms| ms > 0)
+            .map(Duration::from_millis);
+
+        let sslmode_given = get("sslmode", Some("PGSSLMODE"));
+        let ssl_root_cert = match get("sslrootcert", Some("PGSSLROOTCERT")) {
+            Some(r) if r == "system" => Some(SslRootCert::System),
+            Some(r) => Some(SslRootCert::File(PathBuf::from(r))),
+            None => home
+                .as_ref()
+                .map(|h| h.join(".postgresql/root.crt"))
+                .filter(|p| p.is_file())
+                .map(SslRootCert::File),
+        };
+        let ssl_mode = match sslmode_given {
             Some(m) => SslMode::parse(&m)?,
+            // libpq 16: sslrootcert=system defaults to verify-full.
+            None if ssl_root_cert == Some(SslRootCert::System) => SslMode::VerifyFull,
             None => SslMode::Prefer,
         };
+        if ssl_root_cert == Some(SslRootCert::System) && ssl_mode != SslMode::VerifyFull {
+            return Err(Error::config(format!(
+                "weak sslmode \"{ssl_mode}\" may not be used with sslrootcert=system (use \
+                 \"verify-full\")"
+            )));
+        }
+        let default_file = |name: &str| {
+            home.as_ref()
+                .map(|h| h.join(".postgresql").join(name))
+                .filter(|p| p.is_file())
+        };
+        let ssl_cert = get("sslcert", Some("PGSSLCERT"))
+            .map(PathBuf::from)
+            .or_else(|| default_file("postgresql.crt"));
+        let ssl_key = get("sslkey", Some("PGSSLKEY"))
+            .map(PathBuf::from)
+            .or_else(|| default_file("postgresql.key"));
+        let ssl_negotiation = match get("sslnegotiation", Some("PGSSLNEGOTIATION")).as_deref() {
+            None | Some("postgres") => SslNegotiation::Postgres,
+            Some("direct") => SslNegotiation::Direct,
+            Some(other) => {
+                return Err(Error::config(format!(
+                    "invalid sslnegotiation \"{other}\" (use \"postgres\" or \"direct\")"
+                )));
+            }
+        };
+        if ssl_negotiation == SslNegotiation::Direct && !ssl_mode.requires_tls() {
+            return Err(Error::config(format!(
+                "weak sslmode \"{ssl_mode}\" may not be used with sslnegotiation=direct (use \
+                 \"require\", \"verify-ca\", or \"verify-full\")"
+            )));
+        }
+        let channel_binding = match get("channel_binding", Some("PGCHANNELBINDING")).as_deref() {
+            None | Some("prefer") => ChannelBinding::Prefer,
+            Some("disable") => ChannelBinding::Disable,
+            Some("require") => ChannelBinding::Require,
+            Some(other) => {
+                return Err(Error::config(format!(
+                    "invalid channel_binding \"{other}\" (use \"disable\", \"prefer\" or \
+                     \"require\")"
+                )));
+            }
+        };
+        if channel_binding == ChannelBinding::Require && ssl_mode == SslMode::Disable {
+            return Err(Error::config(
+                "channel_binding=require needs TLS, but sslmode is \"disable\"",
+            ));
+        }
         Ok(Config {
             host,
+            hostaddr,
             port,
             user,
             password,
+            passfile,
             dbname,
             application_name,
             options,
             connect_timeout,
+            read_timeout,
+            statement_timeout,
+            keepalives,
+            tcp_user_timeout,
             ssl_mode,
+            ssl_root_cert,
+            ssl_cert,
+            ssl_key,
+            ssl_negotiation,
+            channel_binding,
         })
     }
 
@@ -250,6 +570,148 @@ impl Config {
             ),
         }
     }
+
+    /// The host name a `.pgpass` line must match: the host as given, `localhost` for the
+    /// default socket directory (libpq's `passwordFromFile`).
+    pub(crate) fn passfile_host(&self) -> String {
+        match &self.host {
+            Host::Tcp(h) => h.clone(),
+            Host::Unix(dir) if dir == Path::new(DEFAULT_SOCKET_DIR) => "localhost".to_owned(),
+            Host::Unix(dir) => dir.display().to_string(),
+        }
+    }
+}
+
+fn nonempty(v: Option<String>) -> Option<String> {
+    v.filter(|v| !v.is_empty())
+}
+
+/// Parses a duration as PostgreSQL reads time settings: a non-negative integer with an
+/// optional unit (`us`, `ms`, `s`, `min`, `h`, `d`); a bare number counts `unit`s.
+///
+/// ```
+/// use std::time::Duration;
+/// use pgarrow_protocol::parse_duration;
+/// assert_eq!(parse_duration("1500", Duration::from_millis(1)), Ok(Duration::from_millis(1500)));
+/// assert_eq!(parse_duration("2min", Duration::from_millis(1)), Ok(Duration::from_secs(120)));
+/// assert!(parse_duration("soon", Duration::from_secs(1)).is_err());
+/// ```
+///
+/// # Errors
+/// Anything else, as a short explanation.
+pub fn parse_duration(s: &str, unit: Duration) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, suffix) = s.split_at(digits);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| "expected a non-negative whole number, optionally with a unit".to_owned())?;
+    let unit = match suffix.trim() {
+        "" => unit,
+        "us" => Duration::from_micros(1),
+        "ms" => Duration::from_millis(1),
+        "s" => Duration::from_secs(1),
+        "min" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        "d" => Duration::from_secs(86400),
+        other => {
+            return Err(format!(
+                "unknown unit \"{other}\" (use us, ms, s, min, h or d)"
+            ));
+        }
+    };
+    u32::try_from(n)
+        .ok()
+        .and_then(|n| unit.checked_mul(n))
+        .ok_or_else(|| "too large".to_owned())
+}
+
+/// The settings of service `name`: from `PGSERVICEFILE` (else `~/.pg_service.conf`), else from
+/// `PGSYSCONFDIR/pg_service.conf`, the first file that defines it (libpq's `parseServiceInfo`).
+fn service_params(
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>> {
+    let user_file = nonempty(env("PGSERVICEFILE"))
+        .map(PathBuf::from)
+        .or_else(|| nonempty(env("HOME")).map(|h| PathBuf::from(h).join(".pg_service.conf")));
+    let system_file = PathBuf::from(
+        nonempty(env("PGSYSCONFDIR")).unwrap_or_else(|| DEFAULT_SYSCONFDIR.to_owned()),
+    )
+    .join("pg_service.conf");
+    for file in user_file.iter().chain([&system_file]) {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(Error::config(format!(
+                    "cannot read service file \"{}\": {e}",
+                    file.display()
+                )));
+            }
+        };
+        if let Some(params) = parse_service_file(&text, name, file)? {
+            return Ok(params);
+        }
+    }
+    Err(Error::config(format!(
+        "definition of service \"{name}\" not found"
+    )))
+}
+
+/// The `key=value` lines of section `[name]`, or `None` if the file has no such section.
+fn parse_service_file(
+    text: &str,
+    name: &str,
+    file: &Path,
+) -> Result<Option<Vec<(String, String)>>> {
+    let mut in_section = false;
+    let mut found = None::<Vec<(String, String)>>;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[') {
+            if found.is_some() {
+                break;
+            }
+            in_section = section.strip_suffix(']') == Some(name);
+            if in_section {
+                found = Some(Vec::new());
+            }
+            continue;
+        }
+        if !in_section {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(Error::config(format!(
+                "syntax error in service file \"{}\", line {}",
+                file.display(),
+                i + 1
+            )));
+        };
+        let k = k.trim();
+        if k == "service" {
+            return Err(Error::config(format!(
+                "nested service specifications not supported in service file \"{}\", line {}",
+                file.display(),
+                i + 1
+            )));
+        }
+        if !KNOWN_PARAMS.contains(&k) {
+            return Err(Error::config(format!(
+                "unknown connection parameter \"{k}\" in service file \"{}\", line {}",
+                file.display(),
+                i + 1
+            )));
+        }
+        if let Some(params) = found.as_mut() {
+            params.push((k.to_owned(), v.trim().to_owned()));
+        }
+    }
+    Ok(found)
 }
 
 /// Removes the password from a connection string, for showing it to people.
@@ -423,9 +885,17 @@ fn parse_key_values(s: &str) -> Result<Vec<(String, String)>> {
             chars.next();
         }
         if chars.next() != Some('=') {
-            return Err(Error::config(format!(
-                "missing \"=\" after \"{key}\" in the connection string"
-            )));
+            // After an unquoted password with a space, `key` is a piece of the password.
+            let after_password = params
+                .last()
+                .is_some_and(|(k, _): &(String, String)| k == "password");
+            return Err(Error::config(if after_password {
+                "missing \"=\" after the password in the connection string (quote values \
+                 with spaces: password='...')"
+                    .to_owned()
+            } else {
+                format!("missing \"=\" after \"{key}\" in the connection string")
+            }));
         }
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
@@ -521,6 +991,202 @@ mod tests {
         assert!(Config::parse_with_env("host", &no_env).is_err());
         assert!(Config::parse_with_env("port=99999", &no_env).is_err());
         assert!(Config::parse_with_env("client_encoding=latin1", &no_env).is_err());
+    }
+
+    #[test]
+    fn tls_and_auth_settings() {
+        let c = Config::parse_with_env("host=h", &no_env).unwrap();
+        assert_eq!(c.ssl_mode, SslMode::Prefer);
+        assert_eq!(c.channel_binding, ChannelBinding::Prefer);
+        assert_eq!(c.ssl_negotiation, SslNegotiation::Postgres);
+        assert_eq!(c.ssl_root_cert, None);
+        assert_eq!(c.keepalives, Keepalives::default());
+        assert!(c.keepalives.enabled);
+        assert_eq!(c.application_name, "pgarrow");
+        assert_eq!(c.passfile, None);
+        let c = Config::parse_with_env(
+            "host=db.example hostaddr=10.1.2.3 sslmode=verify-full sslrootcert=/ca.pem \
+             sslcert=/c.crt sslkey=/c.key sslnegotiation=direct channel_binding=require \
+             keepalives_idle=30 keepalives_interval=5 keepalives_count=3 tcp_user_timeout=9000 \
+             read_timeout=15 statement_timeout=2min fallback_application_name=fb",
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(c.host, Host::Tcp("db.example".into()));
+        assert_eq!(c.hostaddr, Some("10.1.2.3".parse().unwrap()));
+        assert_eq!(c.ssl_root_cert, Some(SslRootCert::File("/ca.pem".into())));
+        assert_eq!(c.ssl_cert, Some(PathBuf::from("/c.crt")));
+        assert_eq!(c.ssl_key, Some(PathBuf::from("/c.key")));
+        assert_eq!(c.ssl_negotiation, SslNegotiation::Direct);
+        assert_eq!(c.channel_binding, ChannelBinding::Require);
+        assert_eq!(
+            c.keepalives,
+            Keepalives {
+                enabled: true,
+                idle: Duration::from_secs(30),
+                interval: Duration::from_secs(5),
+                count: 3
+            }
+        );
+        assert_eq!(c.tcp_user_timeout, Some(Duration::from_millis(9000)));
+        assert_eq!(c.read_timeout, Some(Duration::from_secs(15)));
+        assert_eq!(c.statement_timeout, Some(Duration::from_secs(120)));
+        assert_eq!(c.application_name, "fb");
+        // application_name and PGAPPNAME outrank fallback_application_name.
+        let env = |k: &str| (k == "PGAPPNAME").then(|| "from-env".to_owned());
+        let c = Config::parse_with_env("fallback_application_name=fb", &env).unwrap();
+        assert_eq!(c.application_name, "from-env");
+        // hostaddr alone is the host.
+        let c = Config::parse_with_env("hostaddr=::1", &no_env).unwrap();
+        assert_eq!(c.host, Host::Tcp("::1".into()));
+        // sslrootcert=system means verify-full, and refuses weaker modes.
+        let c = Config::parse_with_env("host=h sslrootcert=system", &no_env).unwrap();
+        assert_eq!(c.ssl_mode, SslMode::VerifyFull);
+        assert_eq!(c.ssl_root_cert, Some(SslRootCert::System));
+        for bad in [
+            "sslrootcert=system sslmode=require",
+            "sslnegotiation=direct",
+            "sslnegotiation=direct sslmode=prefer",
+            "sslnegotiation=sideways",
+            "channel_binding=maybe",
+            "channel_binding=require sslmode=disable",
+            "keepalives=2",
+            "keepalives_count=x",
+            "hostaddr=not-an-ip",
+            "read_timeout=soon",
+            "statement_timeout=5 fortnights",
+            "sslmode=verify",
+        ] {
+            assert!(Config::parse_with_env(bad, &no_env).is_err(), "{bad}");
+        }
+        // The environment supplies TLS settings too.
+        let env = |k: &str| {
+            Some(
+                match k {
+                    "PGSSLMODE" => "verify-ca",
+                    "PGSSLROOTCERT" => "/env-ca.pem",
+                    "PGCHANNELBINDING" => "disable",
+                    "PGSSLNEGOTIATION" => "direct",
+                    "PGPASSFILE" => "/env/pgpass",
+                    _ => return None,
+                }
+                .to_owned(),
+            )
+        };
+        let c = Config::parse_with_env("host=h", &env).unwrap();
+        assert_eq!(c.ssl_mode, SslMode::VerifyCa);
+        assert_eq!(
+            c.ssl_root_cert,
+            Some(SslRootCert::File("/env-ca.pem".into()))
+        );
+        assert_eq!(c.channel_binding, ChannelBinding::Disable);
+        assert_eq!(c.ssl_negotiation, SslNegotiation::Direct);
+        assert_eq!(c.passfile, Some(PathBuf::from("/env/pgpass")));
+    }
+
+    #[test]
+    fn home_defaults() {
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path().to_string_lossy().into_owned();
+        let env = move |k: &str| (k == "HOME").then(|| h.clone());
+        let c = Config::parse_with_env("host=h sslmode=require", &env).unwrap();
+        assert_eq!(c.passfile, Some(home.path().join(".pgpass")));
+        // Absent default files are not used.
+        assert_eq!(c.ssl_root_cert, None);
+        assert_eq!(c.ssl_cert, None);
+        std::fs::create_dir(home.path().join(".postgresql")).unwrap();
+        for f in ["root.crt", "postgresql.crt", "postgresql.key"] {
+            std::fs::write(home.path().join(".postgresql").join(f), "").unwrap();
+        }
+        let c = Config::parse_with_env("host=h sslmode=require", &env).unwrap();
+        let dir = home.path().join(".postgresql");
+        assert_eq!(
+            c.ssl_root_cert,
+            Some(SslRootCert::File(dir.join("root.crt")))
+        );
+        assert_eq!(c.ssl_cert, Some(dir.join("postgresql.crt")));
+        assert_eq!(c.ssl_key, Some(dir.join("postgresql.key")));
+    }
+
+    #[test]
+    fn service_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let user_file = dir.path().join("services.conf");
+        std::fs::write(
+            &user_file,
+            "# services\n[other]\nhost=nowhere\n\n[mydb]\nhost = svc.example\nport=6000\n\
+             dbname=svcdb\nuser=svcuser\nsslmode=require\n",
+        )
+        .unwrap();
+        let sysconf = dir.path().join("sys");
+        std::fs::create_dir(&sysconf).unwrap();
+        std::fs::write(
+            sysconf.join("pg_service.conf"),
+            "[sysonly]\nhost=sys.example\n[bad]\nbogus=1\n[nested]\nservice=mydb\n",
+        )
+        .unwrap();
+        let (f, s) = (
+            user_file.to_string_lossy().into_owned(),
+            sysconf.to_string_lossy().into_owned(),
+        );
+        let env = move |k: &str| match k {
+            "PGSERVICEFILE" => Some(f.clone()),
+            "PGSYSCONFDIR" => Some(s.clone()),
+            "PGPORT" => Some("7777".to_owned()),
+            _ => None,
+        };
+        // The string outranks the service, the service outranks the environment.
+        let c = Config::parse_with_env("service=mydb dbname=explicit", &env).unwrap();
+        assert_eq!(c.host, Host::Tcp("svc.example".into()));
+        assert_eq!(c.port, 6000);
+        assert_eq!(c.dbname, "explicit");
+        assert_eq!(c.user, "svcuser");
+        assert_eq!(c.ssl_mode, SslMode::Require);
+        let c = Config::parse_with_env("postgresql:///?service=sysonly", &env).unwrap();
+        assert_eq!(c.host, Host::Tcp("sys.example".into()));
+        assert_eq!(c.port, 7777);
+        let err = Config::parse_with_env("service=missing", &env).unwrap_err();
+        assert!(err.to_string().contains("\"missing\" not found"), "{err}");
+        let err = Config::parse_with_env("service=bad", &env).unwrap_err();
+        assert!(err.to_string().contains("\"bogus\""), "{err}");
+        let err = Config::parse_with_env("service=nested", &env).unwrap_err();
+        assert!(err.to_string().contains("nested"), "{err}");
+        // PGSERVICE names the service when the string does not.
+        let env2 = move |k: &str| {
+            if k == "PGSERVICE" {
+                Some("mydb".to_owned())
+            } else {
+                env(k)
+            }
+        };
+        assert_eq!(Config::parse_with_env("", &env2).unwrap().port, 6000);
+    }
+
+    #[test]
+    fn durations() {
+        let ms = Duration::from_millis(1);
+        assert_eq!(parse_duration("0", ms), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("250", ms), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration(" 30s ", ms), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5 min", ms), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h", ms), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1d", ms), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("10us", ms), Ok(Duration::from_micros(10)));
+        for bad in ["", "-1", "1.5s", "s", "3 weeks", "99999999999999"] {
+            assert!(parse_duration(bad, ms).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn errors_never_echo_the_password() {
+        let err = Config::parse_with_env("host=h password=hunter2 secret", &no_env).unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+        let err =
+            Config::parse_with_env("postgresql://u:hunter2@h:notaport/d", &no_env).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let c = Config::parse_with_env("postgresql://u:hunter2@h/d", &no_env).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!c.display_target().contains("hunter2"));
     }
 
     #[test]

@@ -32,8 +32,18 @@ pub enum ErrorKind {
     Closed,
     /// An operation did not finish in time.
     Timeout(String),
-    /// Authentication could not proceed (no password, unsupported method, bad server proof).
+    /// Authentication could not proceed (no password, unsupported method, bad server proof,
+    /// channel binding refused).
     Auth(String),
+    /// TLS could not be set up: the server refused it under a mode that requires it, a
+    /// certificate did not verify, a key or certificate file is unusable, or the handshake
+    /// failed.
+    Tls {
+        /// What failed, for people.
+        message: String,
+        /// The underlying TLS or I/O error, if any.
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// The server reported an error.
     Db(Box<DbError>),
     /// The server sent something that breaks the protocol.
@@ -76,11 +86,44 @@ impl Error {
     pub(crate) fn auth(msg: impl Into<String>) -> Self {
         Self::new(ErrorKind::Auth(msg.into()))
     }
+
+    pub(crate) fn tls(msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Tls {
+            message: msg.into(),
+            source: None,
+        })
+    }
+
+    pub(crate) fn tls_with(
+        msg: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::new(ErrorKind::Tls {
+            message: msg.into(),
+            source: Some(source.into()),
+        })
+    }
+
+    pub(crate) fn db(e: DbError) -> Self {
+        Self::new(ErrorKind::Db(Box::new(e)))
+    }
+
+    pub(crate) fn timeout(msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Timeout(msg.into()))
+    }
 }
 
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
+        // A reset or a TLS session ending without close_notify is the same event for the
+        // caller as a clean close: the server went away mid-conversation.
+        if matches!(
+            e.kind(),
+            io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+        ) {
             return Error::new(ErrorKind::Closed);
         }
         Error::new(ErrorKind::Io(e))
@@ -98,6 +141,10 @@ impl fmt::Display for Error {
             ErrorKind::Closed => f.write_str("the server closed the connection unexpectedly"),
             ErrorKind::Timeout(m) => write!(f, "timed out: {m}"),
             ErrorKind::Auth(m) => write!(f, "authentication failed: {m}"),
+            ErrorKind::Tls { message, source } => match source {
+                Some(s) => write!(f, "TLS error: {message}: {s}"),
+                None => write!(f, "TLS error: {message}"),
+            },
             ErrorKind::Db(e) => e.fmt(f),
             ErrorKind::Protocol(m) => write!(f, "protocol error: {m}"),
             ErrorKind::Broken(m) => write!(f, "connection unusable: {m}"),
@@ -111,12 +158,17 @@ impl std::error::Error for Error {
             ErrorKind::Connect { source, .. } => Some(source),
             ErrorKind::Io(e) => Some(e),
             ErrorKind::Db(e) => Some(e.as_ref()),
+            ErrorKind::Tls {
+                source: Some(s), ..
+            } => Some(s.as_ref()),
             _ => None,
         }
     }
 }
 
 /// An ErrorResponse or NoticeResponse from the server, every field kept.
+///
+/// `Display` gives one line: `SEVERITY: message (SQLSTATE code); DETAIL: ...; HINT: ...`.
 ///
 /// Field meanings: PostgreSQL `doc/src/sgml/protocol.sgml`, "Error and Notice Message Fields".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -204,12 +256,20 @@ impl fmt::Display for DbError {
             self.severity, self.message, self.code
         )?;
         if let Some(d) = &self.detail {
-            write!(f, "\nDETAIL: {d}")?;
+            write!(f, "; DETAIL: {d}")?;
         }
         if let Some(h) = &self.hint {
-            write!(f, "\nHINT: {h}")?;
+            write!(f, "; HINT: {h}")?;
         }
         Ok(())
+    }
+}
+
+impl DbError {
+    /// Whether the server ends the session after this error (severity `FATAL` or `PANIC`):
+    /// no ReadyForQuery follows, the connection closes.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self.severity.as_str(), "FATAL" | "PANIC")
     }
 }
 

@@ -1,12 +1,19 @@
 //! The PostgreSQL wire protocol as pgarrow speaks it.
 //!
-//! [`Config`] reads connection settings from a URL, a libpq `key=value` string and the `PG*`
-//! environment. [`Connection`] connects over TCP or a Unix socket, authenticates (trust,
-//! cleartext password, md5, SCRAM-SHA-256), forces `client_encoding=UTF8`, and offers the three
-//! operations an export needs: [`Connection::describe`] (Parse/Describe/Sync: a query's columns
-//! without running it), [`Connection::simple_query`] (catalog look-ups, as text) and
+//! [`Config`] reads connection settings from a URL, a libpq `key=value` string, a service file
+//! and the `PG*` environment. [`Connection`] connects over TCP (with TLS per libpq's `sslmode`,
+//! rustls underneath) or a Unix socket, authenticates (trust, cleartext password, md5,
+//! SCRAM-SHA-256 and SCRAM-SHA-256-PLUS with channel binding, client certificates; passwords
+//! from the password file), forces `client_encoding=UTF8`, and offers the three operations an
+//! export needs: [`Connection::describe`] (Parse/Describe/Sync: a query's columns without
+//! running it), [`Connection::simple_query`] (catalog look-ups, as text) and
 //! [`Connection::copy_out`], whose [`CopyOut`] hands out COPY data straight from the read
-//! buffer. Message encoding, decoding and SCRAM come from `postgres-protocol`.
+//! buffer. A [`CancelToken`] stops a running query from anywhere. Message encoding, decoding
+//! and SCRAM come from `postgres-protocol`.
+//!
+//! Nothing here waits forever unless told to: `connect_timeout` bounds connecting, TCP
+//! keepalives (on by default) notice a dead peer, and the optional `read_timeout` bounds how
+//! long a silent server is waited for.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), pgarrow_protocol::Error> {
@@ -29,11 +36,18 @@
 //! ```
 #![warn(missing_docs)]
 
+mod cancel;
 mod config;
 mod conn;
 mod error;
+mod pgpass;
+mod tls;
 
-pub use config::{Config, Host, SslMode, redact};
+pub use cancel::CancelToken;
+pub use config::{
+    ChannelBinding, Config, Host, Keepalives, SslMode, SslNegotiation, SslRootCert, parse_duration,
+    redact,
+};
 pub use conn::{Connection, CopyOut, Described, FieldDescription, MAX_MESSAGE_LEN, TextRow};
 pub use error::{DbError, Error, ErrorKind, Result};
 

@@ -1,6 +1,8 @@
 //! The connection against a real server: authentication methods, describe, simple queries,
 //! COPY OUT with notices and errors, and the connection's state afterwards.
 
+use std::os::unix::fs::PermissionsExt;
+
 use pgarrow_protocol::{Config, Connection, ErrorKind};
 use pgarrow_testkit::{
     Cluster, MD5_PASSWORD, MD5_USER, PLAIN_PASSWORD, PLAIN_USER, SCRAM_PASSWORD, SCRAM_USER,
@@ -57,6 +59,16 @@ async fn every_password_method_and_the_socket() {
         let wrong = Config::parse(&pg.url_for(user, "not the password", &db)).unwrap();
         let err = Connection::connect(&wrong).await.unwrap_err();
         assert_eq!(err.code(), Some("28P01"), "{user}: {err}");
+        // sslmode=allow tries TLS next, which this server refuses: the server's first answer
+        // is the one reported.
+        let allow = format!(
+            "{}?sslmode=allow",
+            pg.url_for(user, "not the password", &db)
+        );
+        let err = Connection::connect(&Config::parse(&allow).unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some("28P01"), "{user}: {err}");
         assert!(!err.to_string().contains("not the password"));
 
         let mut none = Config::parse(&pg.url(&db)).unwrap();
@@ -69,6 +81,10 @@ async fn every_password_method_and_the_socket() {
     }
     let mut conn = connect(&pg.socket_url(&db)).await;
     assert!(conn.backend_pid() > 0);
+    assert!(!conn.is_tls());
+    // As in libpq, a Unix socket never uses TLS, whatever sslmode says.
+    let local = connect(&format!("{}&sslmode=require", pg.socket_url(&db))).await;
+    assert!(!local.is_tls());
     assert!(conn.server_version_num() >= 100_000);
     assert_eq!(conn.simple_query("SELECT 1").await.unwrap().len(), 1);
 }
@@ -252,4 +268,114 @@ async fn an_abandoned_copy_poisons_the_connection() {
     drop(copy);
     let err = conn.simple_query("SELECT 1").await.unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::Broken(_)), "{err}");
+}
+
+/// Writes `text` to a new file of `dir` with mode `mode`.
+fn write_file(dir: &std::path::Path, name: &str, text: &str, mode: u32) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn passwords_from_the_password_file_and_services() {
+    let Some((pg, db)) = setup("pgpass") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = pg.port();
+    // The SCRAM password has a ':' that the file must escape; the md5 user matches a
+    // wildcard line after a line for another database.
+    let escaped = SCRAM_PASSWORD.replace('\\', "\\\\").replace(':', "\\:");
+    let passfile = write_file(
+        dir.path(),
+        "pgpass",
+        &format!(
+            "# comment\n127.0.0.1:{port}:{db}:{SCRAM_USER}:{escaped}\n\
+             127.0.0.1:{port}:otherdb:{MD5_USER}:wrong\n\
+             *:*:*:{MD5_USER}:{MD5_PASSWORD}\n"
+        ),
+        0o600,
+    );
+    for user in [SCRAM_USER, MD5_USER] {
+        let url = format!(
+            "postgresql://{user}@127.0.0.1:{port}/{db}?passfile={passfile}&sslmode=disable"
+        );
+        let mut conn = connect(&url).await;
+        let rows = conn.simple_query("SELECT current_user").await.unwrap();
+        assert_eq!(rows, vec![vec![Some(user.to_owned())]]);
+    }
+    // A password given explicitly wins over the file.
+    let url = format!("postgresql://{SCRAM_USER}:nope@127.0.0.1:{port}/{db}?passfile={passfile}");
+    let err = Connection::connect(&Config::parse(&url).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("28P01"));
+    // A file others may read is ignored, and the error says why.
+    let loose = write_file(dir.path(), "loose", &format!("*:*:*:*:{escaped}\n"), 0o644);
+    let url = format!("postgresql://{SCRAM_USER}@127.0.0.1:{port}/{db}?passfile={loose}");
+    let err = Connection::connect(&Config::parse(&url).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Auth(_)), "{err}");
+    assert!(err.to_string().contains("group or world access"), "{err}");
+
+    // A service file supplies host, port, database and user; the password file the password.
+    let services = write_file(
+        dir.path(),
+        "services",
+        &format!(
+            "[pgarrow_test]\nhost=127.0.0.1\nport={port}\ndbname={db}\nuser={MD5_USER}\n\
+             passfile={passfile}\nstatement_timeout=1500\napplication_name=from-service\n"
+        ),
+        0o600,
+    );
+    let env = move |k: &str| match k {
+        "PGSERVICEFILE" => Some(services.clone()),
+        "PGSERVICE" => Some("pgarrow_test".to_owned()),
+        _ => None,
+    };
+    let config = Config::parse_with_env("", &env).unwrap();
+    let mut conn = Connection::connect(&config).await.unwrap();
+    let rows = conn
+        .simple_query(
+            "SELECT current_user, current_setting('statement_timeout'), \
+             current_setting('application_name')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![vec![
+            Some(MD5_USER.to_owned()),
+            Some("1500ms".to_owned()),
+            Some("from-service".to_owned())
+        ]]
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn pgarrow_is_the_application_name_and_statement_timeout_applies() {
+    let Some((pg, db)) = setup("appname") else {
+        return;
+    };
+    let mut conn = connect(&format!("{}?statement_timeout=200ms", pg.url(&db))).await;
+    let pid = conn.backend_pid();
+    let seen = pg
+        .psql(
+            "postgres",
+            &format!("SELECT application_name FROM pg_stat_activity WHERE pid = {pid}"),
+        )
+        .unwrap();
+    assert_eq!(seen.trim(), "pgarrow");
+    let err = read_copy(
+        &mut conn,
+        "COPY (SELECT pg_sleep(5)) TO STDOUT (FORMAT binary)",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Some("57014"), "{err}");
+    assert!(err.to_string().contains("statement timeout"), "{err}");
+    assert!(conn.is_ready());
 }

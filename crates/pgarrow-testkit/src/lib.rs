@@ -45,6 +45,7 @@
 pub mod copy;
 pub mod copygen;
 pub mod fixtures;
+pub mod tls;
 
 pub use copy::CopyBuilder;
 

@@ -32,7 +32,9 @@ pub use pgarrow_decode::{
     ColumnKind, ColumnPlan, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions, LossKind,
     LossReport, PgColumn, Policies, TypePlan,
 };
-pub use pgarrow_protocol::{Config, Connection, DbError, quote_ident, redact};
+/// The wire-protocol crate, for its error kinds ([`protocol::ErrorKind`]) and settings.
+pub use pgarrow_protocol as protocol;
+pub use pgarrow_protocol::{CancelToken, Config, Connection, DbError, quote_ident, redact};
 
 use pgarrow_decode::{Attribute, Catalog, CatalogKind, CatalogType, CopyDecoder};
 use pgarrow_protocol::CopyOut;
@@ -643,8 +645,10 @@ fn copy_statement(sql: &str, columns: &[ColumnPlan]) -> String {
 ///
 /// # Termination
 /// [`next_batch`](Export::next_batch) returns `Ok(None)` after the last batch, once the server
-/// confirmed the end of the COPY and its row count matched. Dropping an unfinished export
-/// leaves the connection unusable for further queries.
+/// confirmed the end of the COPY and its row count matched. [`cancel`](Export::cancel) stops
+/// an unfinished export and keeps the connection usable. Dropping an unfinished export instead
+/// closes the connection (never reused mid-COPY) and, inside a tokio runtime, sends the server
+/// a CancelRequest from a spawned task (see [`pgarrow_protocol::CopyOut`]).
 #[derive(Debug)]
 pub struct Export<'c> {
     copy: CopyOut<'c>,
@@ -667,6 +671,20 @@ impl Export<'_> {
     /// Bytes of COPY data received so far.
     pub fn bytes(&self) -> u64 {
         self.copy.bytes()
+    }
+
+    /// What is needed to cancel this export's query from elsewhere (a signal handler).
+    pub fn cancel_token(&self) -> CancelToken {
+        self.copy.cancel_token()
+    }
+
+    /// Stops the export: cancels the query on the server and drains the connection back to
+    /// ReadyForQuery, so that the client can run further queries.
+    ///
+    /// # Errors
+    /// See [`pgarrow_protocol::CopyOut::cancel`].
+    pub async fn cancel(self) -> Result<()> {
+        Ok(self.copy.cancel().await?)
     }
 
     /// Lossy conversions the policies made so far (empty under the default policies).

@@ -1,0 +1,208 @@
+//! Cancelling exports in the library: `Export::cancel`, a `CancelToken` used from another
+//! task, and dropping an export mid-COPY (the connection is closed, never reused, and the
+//! query cancelled). The server's view is checked in `pg_stat_activity`, polled with a
+//! deadline.
+
+use std::time::{Duration, Instant};
+
+use pgarrow::protocol::ErrorKind as WireKind;
+use pgarrow::{Client, ExportOptions, Source};
+use pgarrow_testkit::Cluster;
+
+fn setup(prefix: &str) -> Option<(&'static Cluster, String)> {
+    let pg = Cluster::shared()?;
+    let db = pg.create_database(prefix).unwrap();
+    pg.psql(
+        &db,
+        "CREATE FUNCTION slow(g bigint) RETURNS bigint LANGUAGE plpgsql AS
+         $$ BEGIN PERFORM pg_sleep(0.001); RETURN g; END $$;",
+    )
+    .unwrap();
+    Some((pg, db))
+}
+
+/// The backend's `state` in pg_stat_activity, or `None` once it is gone. Runs psql on the
+/// blocking pool, so that the runtime keeps running spawned tasks meanwhile.
+async fn backend_state(pg: &'static Cluster, pid: i32) -> Option<String> {
+    let out = tokio::task::spawn_blocking(move || {
+        pg.psql(
+            "postgres",
+            &format!("SELECT coalesce(state, '?') FROM pg_stat_activity WHERE pid = {pid}"),
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    let state = out.trim();
+    (!state.is_empty()).then(|| state.to_owned())
+}
+
+/// Polls until `cond` holds for the backend's state, failing after `limit`.
+async fn wait_for(
+    pg: &'static Cluster,
+    pid: i32,
+    limit: Duration,
+    what: &str,
+    cond: impl Fn(Option<&str>) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let state = backend_state(pg, pid).await;
+        if cond(state.as_deref()) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "backend {pid} not {what} within {limit:?} (state {state:?})"
+        );
+    }
+}
+
+/// Rows one by one, slowly, forever (a set-returning function in the select list streams; one
+/// in FROM would be materialized first).
+const STREAMING: &str = "SELECT slow(generate_series(1, 100000000)) AS g";
+
+fn options(batch_rows: usize) -> ExportOptions {
+    let mut o = ExportOptions::default();
+    o.decode.batch_rows = batch_rows;
+    o
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn dropping_an_export_ends_the_backend_within_two_seconds() {
+    let Some((pg, db)) = setup("dropcancel") else {
+        return;
+    };
+    let mut client = Client::connect_str(&pg.url(&db)).await.unwrap();
+    let pid = client.connection().backend_pid();
+    let mut export = client
+        .export(&Source::query(STREAMING), &options(100))
+        .await
+        .unwrap();
+    export.next_batch().await.unwrap().unwrap();
+    wait_for(pg, pid, Duration::from_secs(30), "active", |s| {
+        s == Some("active")
+    })
+    .await;
+    drop(export);
+    let took = wait_for(pg, pid, Duration::from_secs(2), "gone", |s| s.is_none()).await;
+    eprintln!("streaming query: backend gone {took:?} after the drop");
+    // The connection is never handed back mid-COPY.
+    let err = client
+        .connection()
+        .simple_query("SELECT 1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), WireKind::Broken(m) if m.contains("abandoned")),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn dropping_a_client_mid_query_cancels_a_query_that_computes() {
+    let Some((pg, db)) = setup("dropcompute") else {
+        return;
+    };
+    // The server sends nothing (not even CopyOutResponse, which waits in its send buffer)
+    // while it sleeps, and does not notice a closed socket then: only a CancelRequest stops
+    // it.
+    let mut client = Client::connect_str(&pg.url(&db)).await.unwrap();
+    let pid = client.connection().backend_pid();
+    {
+        let source = Source::query("SELECT 1 AS x FROM pg_sleep(60)");
+        let opts = options(1);
+        let export = client.export(&source, &opts);
+        let mut export = std::pin::pin!(export);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            tokio::select! {
+                r = &mut export => panic!("the export should still be running: {:?}", r.err()),
+                state = backend_state(pg, pid) => {
+                    if state.as_deref() == Some("active") {
+                        break;
+                    }
+                    assert!(Instant::now() < deadline, "the query never ran");
+                }
+            }
+        }
+    }
+    // The export's future is gone mid-statement; dropping the client closes the socket and
+    // cancels the query.
+    drop(client);
+    let took = wait_for(pg, pid, Duration::from_secs(2), "gone", |s| s.is_none()).await;
+    eprintln!("computing query: backend gone {took:?} after the drop");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn export_cancel_keeps_the_connection_usable() {
+    let Some((pg, db)) = setup("exportcancel") else {
+        return;
+    };
+    let mut client = Client::connect_str(&pg.url(&db)).await.unwrap();
+    let pid = client.connection().backend_pid();
+    let mut export = client
+        .export(&Source::query(STREAMING), &options(100))
+        .await
+        .unwrap();
+    export.next_batch().await.unwrap().unwrap();
+    let start = Instant::now();
+    export.cancel().await.unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    // Same backend, idle, and ready for the next statement.
+    assert!(client.connection().is_ready());
+    let rows = client
+        .connection()
+        .simple_query("SELECT pg_backend_pid()")
+        .await
+        .unwrap();
+    assert_eq!(rows[0][0].as_deref(), Some(pid.to_string().as_str()));
+    wait_for(pg, pid, Duration::from_secs(2), "idle", |s| {
+        s == Some("idle")
+    })
+    .await;
+    // And it exports again.
+    let mut export = client
+        .export(&Source::query("SELECT 1 AS one"), &options(100))
+        .await
+        .unwrap();
+    assert_eq!(export.next_batch().await.unwrap().unwrap().num_rows(), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_cancel_token_stops_the_export_from_another_task() {
+    let Some((pg, db)) = setup("tokencancel") else {
+        return;
+    };
+    let mut client = Client::connect_str(&pg.url(&db)).await.unwrap();
+    let mut export = client
+        .export(&Source::query(STREAMING), &options(100))
+        .await
+        .unwrap();
+    export.next_batch().await.unwrap().unwrap();
+    let token = export.cancel_token();
+    let canceller = tokio::spawn(async move { token.cancel().await });
+    let err = loop {
+        match export.next_batch().await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the export should be cancelled"),
+            Err(e) => break e,
+        }
+    };
+    canceller.await.unwrap().unwrap();
+    assert_eq!(err.code(), Some("57014"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("canceling statement due to user request"),
+        "{err}"
+    );
+    assert!(err.rows_delivered().unwrap() >= 100);
+    drop(export);
+    // The server ended the statement cleanly: the connection is usable.
+    assert!(client.connection().is_ready());
+    client.connection().simple_query("SELECT 1").await.unwrap();
+}

@@ -1,0 +1,526 @@
+//! Failures during an export, each checked for its exact error class, the rows delivered
+//! before it, and that no file is left at the target path (nor any temporary file):
+//!
+//! - a scripted fake server for what a real server cannot be made to do on demand: errors
+//!   before the COPY header, between rows and after the trailer, frames cut short, the
+//!   connection closed at every byte of a whole export, unknown messages, absurd lengths, a
+//!   wrong row count, a server that goes silent;
+//! - a real server: division by zero at row N, statement_timeout mid-COPY,
+//!   pg_terminate_backend mid-COPY, invalid UTF-8 from a SQL_ASCII database, and the server
+//!   restarted mid-export.
+
+#[path = "../../pgarrow-protocol/tests/support/fault_server.rs"]
+mod fault_server;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use fault_server::{End, FaultServer, Script, Wait, msg};
+use pgarrow::protocol::ErrorKind as WireKind;
+use pgarrow::{Client, ErrorKind, ExportOptions, Source};
+use pgarrow_sink::{Format, Output, Sink, SinkOptions};
+use pgarrow_testkit::Cluster;
+
+/// Exports `source` into a Parquet file at `target`, `batch_rows` rows per batch, the way the
+/// CLI does (temporary file, renamed by `finish`). Returns the rows written.
+async fn export_to_file(
+    url: &str,
+    source: &Source,
+    batch_rows: usize,
+    target: &Path,
+) -> pgarrow::Result<u64> {
+    let mut client = Client::connect_str(url).await?;
+    let plan = client.plan(source).await?;
+    let mut sink = Sink::create(
+        Format::Parquet,
+        Output::File(target.to_path_buf()),
+        &plan.schema,
+        &SinkOptions::default(),
+    )
+    .expect("sink");
+    let mut options = ExportOptions::default();
+    options.decode.batch_rows = batch_rows;
+    let mut export = client.export_plan(plan, &options).await?;
+    while let Some(batch) = export.next_batch().await? {
+        sink.write(&batch).expect("write");
+    }
+    let rows = export.rows();
+    sink.finish().expect("finish");
+    Ok(rows)
+}
+
+/// A directory for one export's output.
+struct Out {
+    dir: tempfile::TempDir,
+}
+
+impl Out {
+    fn new() -> Out {
+        Out {
+            dir: tempfile::Builder::new()
+                .prefix("pgarrow-faults")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    fn target(&self) -> PathBuf {
+        self.dir.path().join("out.parquet")
+    }
+
+    /// Nothing at all: no target, no temporary file.
+    fn assert_empty(&self, case: &str) {
+        let entries: Vec<_> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(entries.is_empty(), "{case}: left behind {entries:?}");
+    }
+}
+
+fn wire_kind(e: &pgarrow::Error) -> &WireKind {
+    match e.kind() {
+        ErrorKind::Protocol(p) => p.kind(),
+        other => panic!("expected a protocol error, got {other:?}: {e}"),
+    }
+}
+
+const INT4: &[(&str, u32)] = &[("g", 23)];
+
+/// Login, describe, the catalog query, then `copy` as the answer to the COPY.
+fn export_script(copy: Vec<u8>) -> Script {
+    Script::new(vec![
+        (Wait::Startup, msg::login()),
+        (Wait::Sync, msg::described(INT4)),
+        (Wait::Query, msg::catalog(&["integer"])),
+        (Wait::Query, copy),
+    ])
+}
+
+fn source() -> Source {
+    Source::query("SELECT g FROM t")
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn scripted_server_faults() {
+    let header_and_row = [msg::copy_header(), msg::int4_tuple(1)].concat();
+    let half_tuple = [1i16.to_be_bytes().as_slice(), &4i32.to_be_bytes(), &[0, 0]].concat();
+    let error = msg::error("ERROR", "22012", "division by zero");
+    type Check = fn(&pgarrow::Error) -> bool;
+    let db_22012: Check = |e| e.code() == Some("22012");
+    let cases: Vec<(&str, Vec<u8>, End, Check, u64)> = vec![
+        (
+            "error before the COPY header",
+            [msg::copy_out_response(1), error.clone(), msg::ready()].concat(),
+            End::Idle,
+            db_22012,
+            0,
+        ),
+        (
+            "error between rows",
+            [
+                msg::copy_out_response(1),
+                msg::copy_data(&header_and_row),
+                msg::copy_data(&msg::int4_tuple(2)),
+                error.clone(),
+                msg::ready(),
+            ]
+            .concat(),
+            End::Idle,
+            db_22012,
+            2,
+        ),
+        (
+            "error after the trailer",
+            [
+                msg::copy_out_response(1),
+                msg::copy_data(&header_and_row),
+                msg::copy_data(&msg::copy_trailer()),
+                error.clone(),
+                msg::ready(),
+            ]
+            .concat(),
+            End::Idle,
+            db_22012,
+            1,
+        ),
+        (
+            "FATAL mid-COPY (pg_terminate_backend)",
+            [
+                msg::copy_out_response(1),
+                msg::copy_data(&header_and_row),
+                msg::error(
+                    "FATAL",
+                    "57P01",
+                    "terminating connection due to administrator command",
+                ),
+            ]
+            .concat(),
+            End::Close,
+            |e| e.code() == Some("57P01"),
+            1,
+        ),
+        (
+            "frame cut mid-field, then the COPY ends",
+            [
+                msg::copy_out_response(1),
+                msg::copy_data(&[msg::copy_header(), half_tuple.clone()].concat()),
+                msg::copy_done(),
+                msg::complete("COPY 1"),
+                msg::ready(),
+            ]
+            .concat(),
+            End::Idle,
+            |e| matches!(e.kind(), ErrorKind::Decode(_)),
+            0,
+        ),
+        (
+            "frame cut mid-field, then the connection closes",
+            [
+                msg::copy_out_response(1),
+                msg::copy_data(&[msg::copy_header(), half_tuple.clone()].concat())[..30].to_vec(),
+            ]
+            .concat(),
+            End::Close,
+            |e| matches!(wire_kind(e), WireKind::Closed),
+            0,
+        ),
+        (
+            "unknown message type",
+            [
+                msg::copy_out_response(1),
+                msg::copy_data(&header_and_row),
+                msg::raw(b'!', b"?"),
+            ]
+            .concat(),
+            End::Hang,
+            |e| matches!(wire_kind(e), WireKind::Protocol(m) if m.contains("unknown message tag")),
+            1,
+        ),
+        (
+            "length prefix claiming 2 GiB",
+            [
+                msg::copy_out_response(1),
+                msg::copy_data(&header_and_row),
+                vec![b'N', 0x7f, 0xff, 0xff, 0xff],
+            ]
+            .concat(),
+            End::Hang,
+            |e| matches!(wire_kind(e), WireKind::Protocol(m) if m.contains("over the")),
+            1,
+        ),
+        (
+            "row count mismatch",
+            [
+                msg::copy_out_response(1),
+                msg::copy_data(&header_and_row),
+                msg::copy_data(&msg::copy_trailer()),
+                msg::copy_done(),
+                msg::complete("COPY 5"),
+                msg::ready(),
+            ]
+            .concat(),
+            End::Idle,
+            |e| {
+                matches!(
+                    e.kind(),
+                    ErrorKind::RowCount {
+                        server: 5,
+                        decoded: 1
+                    }
+                )
+            },
+            1,
+        ),
+        (
+            "server stops answering mid-COPY (read_timeout)",
+            [msg::copy_out_response(1), msg::copy_data(&header_and_row)].concat(),
+            End::Hang,
+            |e| matches!(wire_kind(e), WireKind::Timeout(_)),
+            1,
+        ),
+    ];
+    for (case, copy, end, check, rows) in cases {
+        let mut script = export_script(copy);
+        script.end = end;
+        let server = FaultServer::start(script).await;
+        let out = Out::new();
+        let err = export_to_file(
+            &server.url("read_timeout=300ms"),
+            &source(),
+            1,
+            &out.target(),
+        )
+        .await
+        .expect_err(case);
+        assert!(check(&err), "{case}: {:?}: {err}", err.kind());
+        assert_eq!(err.rows_delivered(), Some(rows), "{case}: {err}");
+        let line = err.to_string();
+        assert!(!line.contains('\n'), "{case}: one line: {line:?}");
+        out.assert_empty(case);
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_connection_closed_at_every_byte_of_an_export() {
+    let script = export_script(msg::int4_copy(20));
+    let total = script.total_len();
+    for cut in 0..=total {
+        let mut s = script.clone();
+        s.cut_at = Some(cut);
+        let server = FaultServer::start(s).await;
+        let out = Out::new();
+        match export_to_file(&server.url(""), &source(), 7, &out.target()).await {
+            Ok(rows) => {
+                assert_eq!(cut, total, "only the whole conversation succeeds");
+                assert_eq!(rows, 20);
+                assert!(out.target().is_file());
+            }
+            Err(e) => {
+                assert!(cut < total, "{e}");
+                assert!(
+                    matches!(wire_kind(&e), WireKind::Closed),
+                    "cut at {cut}: {e}"
+                );
+                assert!(e.rows_delivered().is_none_or(|r| r <= 20));
+                out.assert_empty(&format!("cut at {cut}"));
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_silent_server_times_out_while_connecting() {
+    let server = FaultServer::start(Script {
+        turns: vec![(Wait::Startup, Vec::new())],
+        cut_at: None,
+        end: End::Hang,
+    })
+    .await;
+    let out = Out::new();
+    let start = Instant::now();
+    let err = export_to_file(
+        &server.url("connect_timeout=2"),
+        &source(),
+        1,
+        &out.target(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(wire_kind(&err), WireKind::Timeout(_)), "{err}");
+    assert_eq!(err.rows_delivered(), None);
+    assert!(start.elapsed() < Duration::from_secs(6));
+    out.assert_empty("connect timeout");
+}
+
+fn shared() -> Option<(&'static Cluster, String)> {
+    let pg = Cluster::shared()?;
+    let db = pg.create_database("faults").unwrap();
+    Some((pg, db))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn division_by_zero_at_row_n() {
+    let Some((pg, db)) = shared() else { return };
+    let out = Out::new();
+    let err = export_to_file(
+        &pg.url(&db),
+        &Source::query("SELECT g, 1 / (g - 5000) AS x FROM generate_series(1, 10000) g"),
+        1000,
+        &out.target(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Some("22012"), "{err}");
+    // Rows 1..=4999 arrived; four whole batches were handed out before the error.
+    assert_eq!(err.rows_delivered(), Some(4000), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "ERROR: division by zero (SQLSTATE 22012) [after 4000 rows]"
+    );
+    out.assert_empty("division by zero");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn statement_timeout_mid_copy() {
+    let Some((pg, db)) = shared() else { return };
+    pg.psql(
+        &db,
+        "CREATE FUNCTION slow(g int) RETURNS int LANGUAGE plpgsql AS
+         $$ BEGIN PERFORM pg_sleep(0.005); RETURN g; END $$;",
+    )
+    .unwrap();
+    let out = Out::new();
+    let err = export_to_file(
+        &format!("{}?statement_timeout=1s", pg.url(&db)),
+        &Source::query(
+            "SELECT slow(g) AS g, repeat('x', 4000) AS pad FROM generate_series(1, 100000) g",
+        ),
+        1,
+        &out.target(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Some("57014"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("canceling statement due to statement timeout"),
+        "{err}"
+    );
+    assert!(err.rows_delivered().unwrap() > 0, "{err}");
+    out.assert_empty("statement_timeout");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn pg_terminate_backend_mid_copy() {
+    let Some((pg, db)) = shared() else { return };
+    // Rows arrive slowly, so the backend is not blocked on a full socket when the signal
+    // comes: it then reports FATAL 57P01 before hanging up. (Blocked in a write, it exits
+    // without a word, and the error is "the server closed the connection".)
+    pg.psql(
+        &db,
+        "CREATE FUNCTION slow(g int) RETURNS int LANGUAGE plpgsql AS
+         $$ BEGIN PERFORM pg_sleep(0.0005); RETURN g; END $$;",
+    )
+    .unwrap();
+    let out = Out::new();
+    let mut client = Client::connect_str(&pg.url(&db)).await.unwrap();
+    let pid = client.connection().backend_pid();
+    let plan = client
+        .plan(&Source::query(
+            "SELECT slow(generate_series(1, 100000000)) AS g, repeat('x', 100) AS pad",
+        ))
+        .await
+        .unwrap();
+    let mut sink = Sink::create(
+        Format::Parquet,
+        Output::File(out.target()),
+        &plan.schema,
+        &SinkOptions::default(),
+    )
+    .unwrap();
+    let mut options = ExportOptions::default();
+    options.decode.batch_rows = 100;
+    let mut export = client.export_plan(plan, &options).await.unwrap();
+    let first = export.next_batch().await.unwrap().unwrap();
+    sink.write(&first).unwrap();
+    let killed = pg
+        .psql("postgres", &format!("SELECT pg_terminate_backend({pid})"))
+        .unwrap();
+    assert_eq!(killed.trim(), "t");
+    let err = loop {
+        match export.next_batch().await {
+            Ok(Some(b)) => sink.write(&b).unwrap(),
+            Ok(None) => panic!("the export should fail"),
+            Err(e) => break e,
+        }
+    };
+    drop(sink);
+    assert_eq!(err.code(), Some("57P01"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("terminating connection due to administrator command"),
+        "{err}"
+    );
+    assert!(err.rows_delivered().unwrap() >= 100, "{err}");
+    drop(export);
+    let again = client
+        .connection()
+        .simple_query("SELECT 1")
+        .await
+        .unwrap_err();
+    assert!(matches!(again.kind(), WireKind::Broken(_)), "{again}");
+    out.assert_empty("pg_terminate_backend");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn invalid_utf8_from_a_sql_ascii_database() {
+    let Some((pg, base)) = shared() else { return };
+    let db = format!("{base}_ascii");
+    pg.psql(
+        "postgres",
+        &format!(
+            "CREATE DATABASE {db} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' \
+             LC_CTYPE 'C'"
+        ),
+    )
+    .unwrap();
+    pg.psql(
+        &db,
+        "CREATE TABLE t (id int, s text);
+         INSERT INTO t SELECT g, 'ok' FROM generate_series(1, 10) g;
+         INSERT INTO t VALUES (11, E'caf\\xe9');",
+    )
+    .unwrap();
+    let out = Out::new();
+    let err = export_to_file(
+        &pg.url(&db),
+        &Source::query("SELECT id, s FROM t ORDER BY id"),
+        4,
+        &out.target(),
+    )
+    .await
+    .unwrap_err();
+    // The library reads a SQL_ASCII database's bytes as they are, and the decoder refuses
+    // the invalid text, naming row and column. (A session left at client_encoding UTF8
+    // would get the server's own refusal instead: 22021 at the same row.)
+    let text = err.to_string();
+    match err.kind() {
+        ErrorKind::Decode(_) => {
+            assert!(text.contains("row 11") && text.contains("\"s\""), "{text}");
+            assert!(text.contains("invalid UTF-8"), "{text}");
+        }
+        _ => assert_eq!(err.code(), Some("22021"), "{text}"),
+    }
+    // Two whole batches of four rows were handed out before row 11.
+    assert_eq!(err.rows_delivered(), Some(8), "{err}");
+    out.assert_empty("invalid UTF-8");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_server_restarted_mid_export() {
+    // A cluster of its own: restarting the shared one would break the other tests.
+    if pgarrow_testkit::find_bin_dir().is_none() {
+        eprintln!("SKIPPED: no PostgreSQL binaries");
+        return;
+    }
+    let pg = Cluster::start().unwrap();
+    let url = pg.url("postgres");
+    let out = Out::new();
+    let mut client = Client::connect_str(&url).await.unwrap();
+    let plan = client
+        .plan(&Source::query(
+            "SELECT generate_series(1, 100000000) AS g, repeat('x', 100) AS pad",
+        ))
+        .await
+        .unwrap();
+    let mut sink = Sink::create(
+        Format::Parquet,
+        Output::File(out.target()),
+        &plan.schema,
+        &SinkOptions::default(),
+    )
+    .unwrap();
+    let mut options = ExportOptions::default();
+    options.decode.batch_rows = 10_000;
+    let mut export = client.export_plan(plan, &options).await.unwrap();
+    sink.write(&export.next_batch().await.unwrap().unwrap())
+        .unwrap();
+    pgarrow_testkit::tls::restart(&pg).unwrap();
+    let err = loop {
+        match export.next_batch().await {
+            Ok(Some(b)) => sink.write(&b).unwrap(),
+            Ok(None) => panic!("the export should fail"),
+            Err(e) => break e,
+        }
+    };
+    drop(sink);
+    let ok = err.code() == Some("57P01") || matches!(wire_kind(&err), WireKind::Closed);
+    assert!(ok, "{:?}: {err}", err.kind());
+    assert!(err.rows_delivered().unwrap() >= 10_000);
+    out.assert_empty("restart");
+    drop(export);
+    // The server is back: a new connection works.
+    let mut again = Client::connect_str(&url).await.unwrap();
+    again.connection().simple_query("SELECT 1").await.unwrap();
+}
