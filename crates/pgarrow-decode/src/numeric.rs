@@ -328,7 +328,9 @@ const POW10: [i128; 39] = {
 
 #[inline]
 fn pow10_i128(exp: i32) -> Option<i128> {
-    usize::try_from(exp).ok().and_then(|e| POW10.get(e).copied())
+    usize::try_from(exp)
+        .ok()
+        .and_then(|e| POW10.get(e).copied())
 }
 
 #[cfg(test)]
