@@ -230,19 +230,27 @@ impl<W: Write> Write for Counting<W> {
 #[derive(Debug)]
 enum Dest {
     Temp(BufWriter<NamedTempFile>),
+    Direct(BufWriter<std::fs::File>),
     Stdout(BufWriter<io::Stdout>),
+}
+
+/// Whether `path` exists and is not a regular file (a character device, a FIFO, a socket).
+fn is_special_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 impl Write for Dest {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Dest::Temp(w) => w.write(buf),
+            Dest::Direct(w) => w.write(buf),
             Dest::Stdout(w) => w.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Dest::Temp(w) => w.flush(),
+            Dest::Direct(w) => w.flush(),
             Dest::Stdout(w) => w.flush(),
         }
     }
@@ -296,6 +304,19 @@ impl Sink {
             });
         }
         let (dest, target) = match output {
+            // A device or a pipe (`-o /dev/null`, a FIFO) cannot be replaced by a rename, and
+            // must not be: write to it directly.
+            Output::File(path) if is_special_file(&path) => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|source| Error::Io {
+                        what: "opening",
+                        path: path.clone(),
+                        source,
+                    })?;
+                (Dest::Direct(BufWriter::with_capacity(1 << 20, file)), None)
+            }
             Output::File(path) => {
                 let dir = match path.parent() {
                     Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -426,6 +447,11 @@ impl Sink {
         let bytes = out.bytes;
         match out.inner {
             Dest::Stdout(mut w) => w.flush().map_err(Error::Stdout)?,
+            Dest::Direct(mut w) => w.flush().map_err(|source| Error::Io {
+                what: "writing",
+                path: PathBuf::from("the output device"),
+                source,
+            })?,
             Dest::Temp(w) => {
                 let target = self.target.unwrap_or_default();
                 let io_err = |what, source| Error::Io {
@@ -649,6 +675,28 @@ mod tests {
                 "{format}"
             );
         }
+    }
+
+    #[test]
+    fn devices_are_written_not_replaced() {
+        let dev_null = Path::new("/dev/null");
+        let before = std::fs::metadata(dev_null).unwrap();
+        let b = batch();
+        let mut sink = Sink::create(
+            Format::ArrowStream,
+            Output::File(dev_null.to_path_buf()),
+            &b.schema(),
+            &SinkOptions::default(),
+        )
+        .unwrap();
+        sink.write(&b).unwrap();
+        assert!(sink.finish().unwrap() > 0);
+        let after = std::fs::metadata(dev_null).unwrap();
+        assert!(!after.is_file(), "/dev/null is still a device");
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::ino(&before),
+            std::os::unix::fs::MetadataExt::ino(&after)
+        );
     }
 
     #[test]
