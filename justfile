@@ -23,3 +23,24 @@ ci:
 # Rebuild testdata/copy/*.bin and *.columns from the .sql beside them, with a scratch cluster.
 regen-fixtures:
     cargo run -p pgarrow-testkit --example regen_fixtures
+
+# Install the benchmark peers: Python venv (benches/venv), pg2parquet (benches/tools).
+bench-setup:
+    bash benches/setup.sh
+
+# Build what the end-to-end benchmarks run: the release pgarrow and the testkit's `serve`.
+bench-build:
+    cargo build --release -p pgarrow-cli
+    cargo build --release -p pgarrow-testkit --example serve
+
+# End-to-end benchmark: pgarrow vs raw COPY and the peers, median of `reps` rounds -> benches/RESULTS.md.
+bench rows="6000000" wide_rows="2000000" reps="3": bench-setup bench-build
+    python3 benches/e2e.py --rows {{rows}} --wide-rows {{wide_rows}} --reps {{reps}}
+
+# Peak RSS of long Parquet exports (lineitem of `base` rows repeated up to `rows`).
+bench-memory rows="50000000" base="2000000": bench-build
+    python3 benches/e2e.py --memory --memory-rows {{rows}} --rows {{base}}
+
+# Decoder micro benchmarks on testdata/copy (criterion, no server); saved as baseline `baseline`.
+bench-decode baseline="main":
+    cargo bench -p pgarrow-decode --bench decode -- --save-baseline {{baseline}}

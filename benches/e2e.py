@@ -1,0 +1,530 @@
+#!/usr/bin/env python3
+"""The end-to-end benchmark: pgarrow against the raw COPY read and its peers (issue #4).
+
+Run it through `just bench` (or `just bench-memory`), which builds what it needs first:
+`benches/setup.sh` (Python venv with the peers, pg2parquet), the release `pgarrow` binary and
+the testkit's `serve` example. Standard library only; run it with any Python 3.9+.
+
+What it does:
+1. starts a scratch PostgreSQL cluster with `target/release/examples/serve`, which loads the
+   deterministic tables `lineitem` (TPC-H shaped, --rows) and `wide` (21 mixed-type columns,
+   about 10% NULLs, --wide-rows);
+2. reads each table once with psql into a pipe to count the bytes of its COPY stream (and to
+   warm the caches);
+3. runs every tool on every table --reps times, interleaved (tool A, B, C, A, B, C, ...),
+   each as its own process, and records the wall time, the client's CPU time (user + system,
+   all threads, from wait4's rusage) and its peak RSS (maxrss);
+4. prints the table of medians and writes it into benches/RESULTS.md (between the markers of
+   its section; the rest of that file is kept).
+
+Every tool exports `SELECT * FROM <table>` over TCP to 127.0.0.1 as the superuser. The limit is
+psql running `COPY (SELECT * FROM <table>) TO STDOUT (FORMAT binary)` into /dev/null: one
+backend producing the stream, nothing decoding it. The Python peers (benches/peers.py) time
+themselves from connecting to the last row, without the interpreter's start and imports; their
+whole-process time is in the "process s" column.
+
+--memory instead exports lineitem repeated (UNION ALL of the table) at 2 or 3 sizes up to
+--memory-rows to Parquet and to null, reporting peak RSS at each size.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCHES = os.path.join(ROOT, "benches")
+DATA = os.path.join(BENCHES, "data")
+PGARROW = os.path.join(ROOT, "target", "release", "pgarrow")
+SERVE = os.path.join(ROOT, "target", "release", "examples", "serve")
+VENV_PY = os.path.join(BENCHES, "venv", "bin", "python")
+PEERS = os.path.join(BENCHES, "peers.py")
+PG2PARQUET = os.path.join(BENCHES, "tools", "bin", "pg2parquet")
+RESULTS = os.path.join(BENCHES, "RESULTS.md")
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+def run_measured(argv, stdout_path=None, env=None):
+    """Runs argv to completion; returns its wall seconds, CPU seconds (user + system, all
+    threads, from wait4's rusage), peak RSS in KiB (maxrss), exit code, and its stdout (unless
+    `stdout_path` is os.devnull) and stderr text."""
+    with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL if stdout_path == os.devnull else out,
+            stderr=err,
+            env=env,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return {
+            "wall": wall,
+            "cpu": usage.ru_utime + usage.ru_stime,
+            "maxrss_kib": usage.ru_maxrss,
+            "rc": proc.returncode,
+            "stdout": out.read().decode(errors="replace"),
+            "stderr": err.read().decode(errors="replace"),
+        }
+
+
+def last_line(text):
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    # Python tracebacks end with the exception; Rust errors with the message.
+    return lines[-1].strip() if lines else "(no output)"
+
+
+class Server:
+    """`serve`: a scratch cluster with the tables loaded, stopped when we close its stdin."""
+
+    def __init__(self, lineitem_rows, wide_rows):
+        self.args = [SERVE, "--lineitem", str(lineitem_rows), "--wide", str(wide_rows)]
+
+    def __enter__(self):
+        print(f"== starting the cluster: {shlex.join(self.args)}", flush=True)
+        self.proc = subprocess.Popen(
+            self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.info = {}
+        for line in self.proc.stdout:
+            line = line.strip()
+            if line == "ready":
+                break
+            key, _, value = line.partition("=")
+            self.info[key] = value
+        else:
+            self.proc.wait()
+            sys.exit(f"serve exited ({self.proc.returncode}) before it was ready")
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=120)
+
+    @property
+    def url(self):
+        return self.info["url"]
+
+    def psql_args(self):
+        i = self.info
+        return [i["psql"], "-X", "-q", "-h", i["host"], "-p", i["port"], "-U", i["user"], "-d", i["dbname"]]
+
+    def psql(self, sql):
+        out = subprocess.run(
+            self.psql_args() + ["-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            check=True, capture_output=True, text=True,
+        )
+        return out.stdout.strip()
+
+
+# --- the tools ------------------------------------------------------------------------------
+
+
+class Tool:
+    """One way to export a table: `argv(server, query, table, out)` builds the command."""
+
+    def __init__(self, name, output, kind, argv, needs=None, env=None):
+        self.name, self.output, self.kind, self.argv, self.needs = name, output, kind, argv, needs
+        self.env = dict(os.environ, **env) if env else None
+        self.missing = None  # why it cannot run here, if it cannot
+
+    def out_path(self, dataset):
+        if self.output != "parquet":
+            return os.devnull
+        return os.path.join(DATA, f"{re.sub(r'[^a-z0-9]+', '-', self.name.lower())}-{dataset}.parquet")
+
+
+def pgarrow_argv(extra):
+    return lambda s, q, t, out: [PGARROW, "export", "--url", s.url, "--query", q, *extra(out)]
+
+
+def peer_argv(tool):
+    return lambda s, q, t, out: [VENV_PY, PEERS, tool, s.url, t, out]
+
+
+TOOLS = [
+    Tool("psql COPY binary > /dev/null (the limit)", "null", "limit",
+         lambda s, q, t, out: s.psql_args() + ["-c", f"COPY ({q}) TO STDOUT (FORMAT binary)"]),
+    Tool("pgarrow --to null", "null", "pgarrow", pgarrow_argv(lambda out: ["--to", "null"])),
+    Tool("pgarrow --to arrow-stream -o - > /dev/null", "null", "pgarrow",
+         pgarrow_argv(lambda out: ["--to", "arrow-stream", "-o", "-"])),
+    Tool("pgarrow --to parquet (zstd 3)", "parquet", "pgarrow",
+         pgarrow_argv(lambda out: ["--to", "parquet", "-o", out])),
+    Tool("psycopg 3 binary COPY read, no decoding", "null", "python", peer_argv("psycopg-copy"),
+         needs="psycopg-copy"),
+    Tool("ConnectorX read_sql -> Arrow table", "null", "python", peer_argv("connectorx-arrow"),
+         needs="connectorx-arrow"),
+    Tool("ADBC PostgreSQL -> Arrow batches", "null", "python", peer_argv("adbc-arrow"),
+         needs="adbc-arrow"),
+    Tool("ADBC PostgreSQL + pyarrow -> Parquet (zstd 3)", "parquet", "python",
+         peer_argv("adbc-parquet"), needs="adbc-parquet"),
+    Tool("DuckDB postgres ext -> Arrow batches", "null", "python", peer_argv("duckdb-arrow"),
+         needs="duckdb-arrow"),
+    Tool("DuckDB postgres ext -> Parquet (zstd 3)", "parquet", "python",
+         peer_argv("duckdb-parquet"), needs="duckdb-parquet"),
+    Tool("pg2parquet (zstd 3)", "parquet", "pg2parquet",
+         lambda s, q, t, out: [PG2PARQUET, "export", "--quiet", "-c", s.url, "-q", q, "-o", out],
+         # Without a password it asks for one on the terminal (trust ignores this one).
+         env={"PGPASSWORD": "unused"}),
+]
+
+
+def check_tools(tools):
+    """Marks tools that cannot run here, with the reason."""
+    for tool in tools:
+        if tool.kind == "pgarrow" and not os.path.exists(PGARROW):
+            tool.missing = f"{PGARROW} not built (cargo build --release -p pgarrow-cli)"
+        elif tool.kind == "pg2parquet" and not os.path.exists(PG2PARQUET):
+            tool.missing = (
+                "not installed: no benches/tools/bin/pg2parquet "
+                "(`cargo install pg2parquet --root benches/tools` failed or was not run)"
+            )
+        elif tool.kind == "python":
+            if not os.path.exists(VENV_PY):
+                tool.missing = "not installed: no benches/venv (run benches/setup.sh)"
+                continue
+            # The same imports the peer makes.
+            code = (
+                "import sys; sys.path.insert(0, %r); import peers\n"
+                "for m in peers.IMPORTS[%r]: __import__(m)" % (BENCHES, tool.needs)
+            )
+            r = subprocess.run([VENV_PY, "-c", code], capture_output=True, text=True)
+            if r.returncode != 0:
+                tool.missing = "not installed: " + last_line(r.stderr)
+
+
+def parquet_rows(path):
+    if not os.path.exists(VENV_PY):
+        return None
+    code = "import sys, pyarrow.parquet as pq; print(pq.ParquetFile(sys.argv[1]).metadata.num_rows)"
+    r = subprocess.run([VENV_PY, "-c", code, path], capture_output=True, text=True)
+    return int(r.stdout) if r.returncode == 0 else None
+
+
+def run_tool(tool, server, dataset, table, query, expected_rows):
+    """One run of `tool`: a dict of measurements, or with "error"."""
+    out = tool.out_path(dataset)
+    argv = tool.argv(server, query, table, out)
+    r = run_measured(argv, stdout_path=None if tool.kind == "python" else os.devnull, env=tool.env)
+    res = {"wall": r["wall"], "cpu": r["cpu"], "maxrss_kib": r["maxrss_kib"],
+           "process_wall": r["wall"], "process_cpu": r["cpu"]}
+    if r["rc"] != 0:
+        res["error"] = f"exit {r['rc']}: {last_line(r['stderr'] or r['stdout'])}"
+        return res
+    rows = None
+    if tool.kind == "python":
+        try:
+            inner = json.loads(last_line(r["stdout"]))
+        except ValueError:
+            res["error"] = "no result line: " + last_line(r["stdout"] + r["stderr"])
+            return res
+        res["wall"], res["cpu"], rows = inner["seconds"], inner["cpu"], inner["rows"]
+    elif tool.kind == "pgarrow":
+        m = re.search(r"exported ([\d,]+) rows", r["stderr"])
+        rows = int(m.group(1).replace(",", "")) if m else None
+    elif tool.kind == "limit":
+        rows = expected_rows  # psql -q prints no row count for COPY TO STDOUT
+    if tool.output == "parquet":
+        res["output_bytes"] = os.path.getsize(out) if os.path.exists(out) else None
+        file_rows = parquet_rows(out) if os.path.exists(out) else None
+        rows = file_rows if rows is None else rows
+        if file_rows is not None and file_rows != rows:
+            res["error"] = f"reported {rows} rows but the file has {file_rows}"
+        if os.path.exists(out):
+            os.remove(out)
+    if rows != expected_rows and "error" not in res:
+        res["error"] = f"{rows} rows, expected {expected_rows}"
+    res["rows"] = rows
+    return res
+
+
+def copy_stream_bytes(server, query):
+    """Bytes of the binary COPY stream of `query` (read once through a pipe)."""
+    proc = subprocess.Popen(
+        server.psql_args() + ["-c", f"COPY ({query}) TO STDOUT (FORMAT binary)"],
+        stdout=subprocess.PIPE,
+    )
+    n = 0
+    while chunk := proc.stdout.read(1 << 20):
+        n += len(chunk)
+    if proc.wait() != 0:
+        sys.exit(f"psql COPY of {query!r} failed")
+    return n
+
+
+# --- reporting ------------------------------------------------------------------------------
+
+
+def summarize(runs):
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return {"error": runs[0]["error"] if runs else "not run"}
+    med = lambda k: statistics.median(r[k] for r in ok)
+    return {
+        "n": len(ok),
+        "wall": med("wall"),
+        "wall_min": min(r["wall"] for r in ok),
+        "wall_max": max(r["wall"] for r in ok),
+        "cpu": med("cpu"),
+        "process_wall": med("process_wall"),
+        "maxrss_mib": max(r["maxrss_kib"] for r in ok) / 1024,
+        "output_bytes": ok[-1].get("output_bytes"),
+        "failed_runs": len(runs) - len(ok),
+    }
+
+
+def fmt_table(dataset, rows, copy_bytes, results, tools):
+    limit = results.get(tools[0].name, {})
+    limit_wall = limit.get("wall")
+    limit_cpu = limit.get("cpu")
+    head = (
+        "| tool | output | s (median) | min-max s | x limit | client CPU s | CPU x psql "
+        "| rows/s | MB/s of COPY | peak RSS MiB | process s | runs |\n"
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+    )
+    lines = []
+    for tool in tools:
+        s = results.get(tool.name)
+        if tool.missing or s is None:
+            why = tool.missing or "not run"
+            lines.append(f"| {tool.name} | {tool.output} | {why} |" + " |" * 9)
+            continue
+        if "error" in s:
+            lines.append(f"| {tool.name} | {tool.output} | failed: {s['error']} |" + " |" * 9)
+            continue
+        ratio = f"{s['wall'] / limit_wall:.2f}" if limit_wall else "-"
+        cpu_ratio = f"{s['cpu'] / limit_cpu:.2f}" if limit_cpu else "-"
+        size = ""
+        if s.get("output_bytes"):
+            size = f" ({s['output_bytes'] / 2**20:.0f} MiB)"
+        lines.append(
+            f"| {tool.name} | {tool.output}{size} | {s['wall']:.2f} | {s['wall_min']:.2f}-{s['wall_max']:.2f} "
+            f"| **{ratio}** | {s['cpu']:.2f} | {cpu_ratio} | {rows / s['wall']:,.0f} "
+            f"| {copy_bytes / s['wall'] / 1e6:,.0f} | {s['maxrss_mib']:,.0f} | {s['process_wall']:.2f} "
+            f"| {s['n']}{' (+%d failed)' % s['failed_runs'] if s['failed_runs'] else ''} |"
+        )
+    title = f"### {dataset}: {rows:,} rows, {copy_bytes / 1e6:,.1f} MB of binary COPY ({copy_bytes / rows:.0f} bytes/row)\n\n"
+    return title + head + "\n".join(lines) + "\n"
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, shell=isinstance(cmd, str)).stdout.strip()
+    except OSError:
+        return ""
+
+
+def machine_info(server):
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kib = int(next(l for l in f if l.startswith("MemTotal")).split()[1])
+            mem = f"{kib / 2**20:.1f} GiB"
+    except (OSError, StopIteration):
+        pass
+    peers = {}
+    if os.path.exists(VENV_PY):
+        try:
+            peers = json.loads(sh([VENV_PY, PEERS, "--versions"]) or "{}")
+        except ValueError:
+            peers = {}
+    git = sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+    dirty = " (with uncommitted changes)" if sh(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]) else ""
+    return {
+        "started": datetime.datetime.now(datetime.timezone.utc),
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory": mem,
+        "kernel": platform.release(),
+        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "postgres": f"{sh([server.info['psql'], '--version'])} (server_version_num {server.info.get('server_version_num')})",
+        "pgarrow": f"{sh([PGARROW, '--version'])}, commit {git}{dirty}",
+        "rustc": sh(["rustc", "--version"]),
+        "python": sh([VENV_PY, "--version"]) if os.path.exists(VENV_PY) else "no venv",
+        "pg2parquet": sh([PG2PARQUET, "--version"]) if os.path.exists(PG2PARQUET) else "not installed",
+        "peers": peers,
+    }
+
+
+def describe_machine(info, command):
+    peers = ", ".join(f"{k} {v or 'not installed'}" for k, v in info["peers"].items()) or "no venv"
+    return (
+        f"- Run: {info['started']:%Y-%m-%d %H:%M} UTC, command: `{command}`\n"
+        f"- Machine: {info['cpus']} CPUs ({info['cpu_model']}), {info['memory']} memory, "
+        f"Linux {info['kernel']}; load average at the start: {info['loadavg']}\n"
+        f"- {info['postgres']}; the scratch cluster of pgarrow-testkit (fsync off), same machine, TCP 127.0.0.1\n"
+        f"- {info['pgarrow']}; {info['rustc']}\n"
+        f"- Peers: {info['pg2parquet']}; {info['python']}: {peers}\n"
+    )
+
+
+def write_section(name, text):
+    """Replaces the section `name` of RESULTS (between its markers), keeping the rest."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{text.rstrip()}\n{end}\n"
+    old = ""
+    if os.path.exists(RESULTS):
+        with open(RESULTS) as f:
+            old = f.read()
+    if begin in old and end in old:
+        new = old[: old.index(begin)] + block + old[old.index(end) + len(end) + 1 :]
+    elif old:
+        new = old.rstrip() + "\n\n" + block
+    else:
+        new = "# Benchmark results\n\nWritten by `benches/e2e.py` (`just bench`, `just bench-memory`); see benches/README.md.\n\n" + block
+    with open(RESULTS, "w") as f:
+        f.write(new)
+
+
+# --- the suites -----------------------------------------------------------------------------
+
+
+def suite(args, command):
+    tools = [t for t in TOOLS if not args.tools or any(k in t.name.lower() for k in args.tools)]
+    if tools[0] is not TOOLS[0]:
+        tools.insert(0, TOOLS[0])  # the limit is always measured
+    check_tools(tools)
+    for t in tools:
+        if t.missing:
+            print(f"   {t.name}: {t.missing}", flush=True)
+    datasets = [("lineitem", args.rows), ("wide", args.wide_rows)]
+    datasets = [(d, n) for d, n in datasets if n > 0 and (not args.datasets or d in args.datasets)]
+    sizes = dict(datasets)
+    tables = []
+    with Server(sizes.get("lineitem", 0), sizes.get("wide", 0)) as server:
+        info = machine_info(server)
+        for dataset, rows in datasets:
+            query = f'SELECT * FROM "{dataset}"'
+            copy_bytes = copy_stream_bytes(server, query)
+            print(f"== {dataset}: {rows:,} rows, {copy_bytes:,} bytes of COPY; "
+                  f"{args.reps} rounds of {len(tools)} tools", flush=True)
+            runs = {t.name: [] for t in tools if not t.missing}
+            for rep in range(args.reps):
+                for tool in tools:
+                    if tool.missing:
+                        continue
+                    # A tool that failed its first run fails the same way again: run it once.
+                    if rep > 0 and runs[tool.name] and all("error" in r for r in runs[tool.name]):
+                        continue
+                    r = run_tool(tool, server, dataset, dataset, query, rows)
+                    runs[tool.name].append(r)
+                    status = r.get("error") or (
+                        f"{r['wall']:.2f} s, CPU {r['cpu']:.2f} s, RSS {r['maxrss_kib'] / 1024:.0f} MiB")
+                    print(f"   [{rep + 1}/{args.reps}] {tool.name}: {status}", flush=True)
+            results = {name: summarize(rs) for name, rs in runs.items()}
+            tables.append(fmt_table(dataset, rows, copy_bytes, results, tools))
+            with open(os.path.join(DATA, f"e2e-{dataset}.json"), "w") as f:
+                json.dump({"rows": rows, "copy_bytes": copy_bytes, "runs": runs}, f, indent=1)
+    text = "## End-to-end (`just bench`)\n\n" + describe_machine(info, command) + (
+        "- Medians of the runs; tools interleaved in each round. `x limit`: wall time over the "
+        "limit's (psql reading the same COPY into /dev/null). `client CPU s`: user+system CPU of "
+        "the client process, all threads (wait4 rusage; for the Python peers, measured in-process "
+        "from connecting to the last row, like their `s`). `peak RSS`: maxrss of the client "
+        "process (the largest run). `process s`: wall time of the whole client process, including "
+        "the Python interpreter's start and imports for the Python peers.\n\n"
+    ) + "\n".join(tables)
+    print()
+    print(text)
+    write_section("e2e", text)
+
+
+def memory_suite(args, command):
+    base = args.rows
+    top = max(args.memory_rows, base)
+    factors = sorted({1, max(1, round(top / base / 5)), max(1, round(top / base))})
+    free = shutil.disk_usage(DATA).free
+    # About 35 bytes of zstd Parquet per lineitem row.
+    if free < top * 35 * 2:
+        print(f"warning: {free / 2**30:.1f} GiB free in {DATA}; the largest file needs about "
+              f"{top * 35 / 2**30:.1f} GiB", flush=True)
+    tools = [TOOLS[0]] + [t for t in TOOLS if t.kind == "pgarrow" and t.output in ("parquet",)] + [TOOLS[1]]
+    check_tools(tools)
+    lines = []
+    with Server(base, 0) as server:
+        info = machine_info(server)
+        for k in factors:
+            rows = base * k
+            query = " UNION ALL ".join(["SELECT * FROM lineitem"] * k)
+            copy_bytes = base and copy_stream_bytes(server, "SELECT * FROM lineitem") * k
+            results = {}
+            for tool in tools:
+                if tool.missing:
+                    continue
+                runs = [run_tool(tool, server, f"memory{k}", "lineitem", query, rows) for _ in range(args.reps)]
+                results[tool.name] = summarize(runs)
+                s = results[tool.name]
+                status = s.get("error") or f"{s['wall']:.2f} s, RSS {s['maxrss_mib']:.0f} MiB"
+                print(f"   {rows:,} rows: {tool.name}: {status}", flush=True)
+            limit = results[tools[0].name].get("wall")
+            for tool in tools:
+                s = results.get(tool.name, {"error": tool.missing})
+                if "error" in s:
+                    lines.append(f"| {rows:,} | {tool.name} | failed: {s['error']} | | | | |")
+                    continue
+                size = f"{s['output_bytes'] / 2**20:,.0f} MiB" if s.get("output_bytes") else ""
+                lines.append(
+                    f"| {rows:,} | {tool.name} | {s['wall']:.1f} | {s['wall'] / limit:.2f} | {s['cpu']:.1f} "
+                    f"| **{s['maxrss_mib']:,.0f}** | {size} |")
+            print(f"== {rows:,} rows, {copy_bytes / 1e9:.1f} GB of COPY", flush=True)
+    text = (
+        "## Memory (`just bench-memory`)\n\n" + describe_machine(info, command)
+        + f"- lineitem ({base:,} rows) exported as `SELECT * FROM lineitem UNION ALL ...` "
+        "repeated to each size: the same shape and types, no extra disk; "
+        f"{args.reps} run(s) each, medians, RSS the largest.\n\n"
+        "| rows | tool | s | x limit | client CPU s | peak RSS MiB | output |\n"
+        "|--:|---|--:|--:|--:|--:|--:|\n" + "\n".join(lines) + "\n"
+    )
+    print()
+    print(text)
+    write_section("memory", text)
+
+
+def main():
+    global RESULTS
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=6_000_000, help="lineitem rows (default 6,000,000)")
+    p.add_argument("--wide-rows", type=int, default=2_000_000, help="wide rows (default 2,000,000; 0: skip)")
+    p.add_argument("--reps", type=int, default=3, help="rounds (default 3; the median is reported)")
+    p.add_argument("--tools", nargs="*", help="only tools whose name contains one of these words")
+    p.add_argument("--datasets", nargs="*", help="only these tables (lineitem, wide)")
+    p.add_argument("--memory", action="store_true", help="the memory suite instead")
+    p.add_argument("--memory-rows", type=int, default=50_000_000, help="largest export of --memory")
+    p.add_argument("--results", default=RESULTS, help="the Markdown file to update (default benches/RESULTS.md)")
+    args = p.parse_args()
+    RESULTS = os.path.abspath(args.results)
+    os.makedirs(DATA, exist_ok=True)
+    for path in (PGARROW, SERVE):
+        if not os.path.exists(path):
+            sys.exit(f"{path} is missing: run `just bench` (it builds it), or cargo build --release")
+    command = "python benches/e2e.py " + shlex.join(sys.argv[1:])
+    if args.memory:
+        if args.reps == p.get_default("reps"):
+            args.reps = 1
+        memory_suite(args, command)
+    else:
+        suite(args, command)
+
+
+if __name__ == "__main__":
+    main()

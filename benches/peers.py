@@ -1,0 +1,216 @@
+"""One export by a Python peer, timed from inside: run by benches/e2e.py with the venv's python.
+
+    python peers.py TOOL URL TABLE [OUTPUT]
+
+exports `SELECT * FROM TABLE` and prints one JSON line: {"rows": N, "seconds": S, "cpu": C} where S is the wall time and C the
+user+system CPU time of this process (all threads) from connecting to the last row, without
+the interpreter's start and the imports (e2e.py also records the whole process).
+
+    python peers.py --versions        # JSON: the version of each peer package, or why not
+
+TOOL is one of:
+  psycopg-copy       psycopg 3 reads COPY (...) TO STDOUT (FORMAT binary) and drops the bytes
+  connectorx-arrow   connectorx.read_sql(return_type="arrow"): a pyarrow Table
+  adbc-arrow         ADBC PostgreSQL driver, fetch_record_batch(): batches, dropped
+  adbc-parquet       ADBC PostgreSQL driver batches -> pyarrow.parquet.ParquetWriter (zstd 3)
+  duckdb-arrow       DuckDB + postgres extension: ATTACH ... (TYPE postgres), then
+                     SELECT * FROM pg.public.TABLE as Arrow batches, dropped
+  duckdb-parquet     the same into COPY (...) TO 'file' (FORMAT parquet, zstd 3)
+
+DuckDB reads a table its usual way: binary COPY of ctid ranges, possibly over several
+connections in parallel (its defaults); the others run one query on one connection.
+"""
+
+import importlib.metadata
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+import urllib.parse
+
+PACKAGES = [
+    "psycopg",
+    "psycopg-binary",
+    "connectorx",
+    "adbc-driver-postgresql",
+    "adbc-driver-manager",
+    "pyarrow",
+    "duckdb",
+    "duckdb-extension-postgres",
+]
+
+
+def versions():
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def libpq_string(url):
+    """postgresql://user@host:port/db -> 'host=... port=... user=... dbname=...'."""
+    u = urllib.parse.urlsplit(url)
+    parts = {
+        "host": u.hostname,
+        "port": u.port,
+        "user": urllib.parse.unquote(u.username or ""),
+        "dbname": urllib.parse.unquote(u.path.lstrip("/")),
+    }
+    return " ".join(f"{k}={v}" for k, v in parts.items() if v)
+
+
+def psycopg_copy(url, query, _out):
+    import psycopg
+
+    n = 0
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        with cur.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)") as copy:
+            for data in copy:
+                n += len(data)
+        rows = cur.rowcount
+    return rows, {"copy_bytes": n}
+
+
+def connectorx_arrow(url, query, _out):
+    import connectorx
+
+    table = connectorx.read_sql(url, query, return_type="arrow")
+    return table.num_rows, {}
+
+
+def adbc_batches(url, query):
+    import adbc_driver_postgresql.dbapi as adbc
+
+    conn = adbc.connect(url)
+    cur = conn.cursor()
+    cur.execute(query)
+    return conn, cur, cur.fetch_record_batch()
+
+
+def adbc_arrow(url, query, _out):
+    conn, cur, reader = adbc_batches(url, query)
+    rows = 0
+    for batch in reader:
+        rows += batch.num_rows
+    cur.close()
+    conn.close()
+    return rows, {}
+
+
+def adbc_parquet(url, query, out):
+    import pyarrow.parquet as pq
+
+    conn, cur, reader = adbc_batches(url, query)
+    rows = 0
+    with pq.ParquetWriter(out, reader.schema, compression="zstd", compression_level=3) as w:
+        for batch in reader:
+            rows += batch.num_rows
+            w.write_batch(batch)
+    cur.close()
+    conn.close()
+    return rows, {}
+
+
+def duckdb_load():
+    """An in-memory DuckDB with the postgres extension loaded (before the timer starts, like an
+    import)."""
+    import duckdb
+    import duckdb_extension_postgres
+
+    # `INSTALL postgres` needs the internet; the extension ships in this Python package and
+    # loads from a file named after it.
+    src = os.path.join(
+        os.path.dirname(duckdb_extension_postgres.__file__),
+        "extensions",
+        f"v{duckdb.__version__}",
+        "postgres.duckdb_extension",
+    )
+    ext_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "venv", "duckdb-ext")
+    os.makedirs(ext_dir, exist_ok=True)
+    ext = os.path.join(ext_dir, "postgres_scanner.duckdb_extension")
+    if not os.path.exists(ext):
+        shutil.copyfile(src, ext)
+    con = duckdb.connect()
+    con.execute(f"LOAD '{ext}'")
+    return con
+
+
+def duckdb_attach(con, url):
+    con.execute(f"ATTACH '{libpq_string(url)}' AS pg (TYPE postgres, READ_ONLY)")
+
+
+def duckdb_arrow(url, table, _out, con):
+    duckdb_attach(con, url)
+    result = con.execute(f'SELECT * FROM pg.public."{table}"')
+    if hasattr(result, "to_arrow_reader"):
+        reader = result.to_arrow_reader()
+    else:
+        reader = result.fetch_record_batch()
+    rows = 0
+    for batch in reader:
+        rows += batch.num_rows
+    return rows, {}
+
+
+def duckdb_parquet(url, table, out, con):
+    duckdb_attach(con, url)
+    target = out.replace("'", "''")
+    res = con.execute(
+        f'COPY (SELECT * FROM pg.public."{table}") TO \'{target}\' '
+        "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 3)"
+    ).fetchall()
+    return int(res[0][0]), {}
+
+
+TOOLS = {
+    "psycopg-copy": psycopg_copy,
+    "connectorx-arrow": connectorx_arrow,
+    "adbc-arrow": adbc_arrow,
+    "adbc-parquet": adbc_parquet,
+    "duckdb-arrow": duckdb_arrow,
+    "duckdb-parquet": duckdb_parquet,
+}
+
+IMPORTS = {
+    "psycopg-copy": ["psycopg"],
+    "connectorx-arrow": ["connectorx", "pyarrow"],
+    "adbc-arrow": ["adbc_driver_postgresql.dbapi", "pyarrow"],
+    "adbc-parquet": ["adbc_driver_postgresql.dbapi", "pyarrow.parquet"],
+    "duckdb-arrow": ["duckdb", "duckdb_extension_postgres", "pyarrow"],
+    "duckdb-parquet": ["duckdb", "duckdb_extension_postgres"],
+}
+
+
+def cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def main(argv):
+    if argv[1:] == ["--versions"]:
+        print(json.dumps(versions()))
+        return 0
+    tool, url, table = argv[1], argv[2], argv[3]
+    out = argv[4] if len(argv) > 4 else os.devnull
+    # DuckDB reads the table itself; the others run this query.
+    target = table if tool.startswith("duckdb") else f'SELECT * FROM "{table}"'
+    # Imports first: they are not part of the export.
+    for module in IMPORTS[tool]:
+        __import__(module)
+    args = (url, target, out)
+    if tool.startswith("duckdb"):
+        args += (duckdb_load(),)
+    wall0, cpu0 = time.perf_counter(), cpu_seconds()
+    rows, extra = TOOLS[tool](*args)
+    wall, cpu = time.perf_counter() - wall0, cpu_seconds() - cpu0
+    print(json.dumps({"rows": rows, "seconds": wall, "cpu": cpu, **extra}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
