@@ -701,12 +701,12 @@ impl Column {
                 let r = Numeric::parse(b)?
                     .map_err(|s| s.error())
                     .and_then(|n| n.to_i128(*precision, *scale));
-                let max = 10i128
-                    .checked_pow(u32::from(*precision))
-                    .map_or(i128::MAX, |m| m - 1);
+                // Only a special value (rare) needs the type's largest value.
+                let precision = u32::from(*precision);
+                let max = move || 10i128.checked_pow(precision).map_or(i128::MAX, |m| m - 1);
                 p.push_or(r, cx, |s| match s {
-                    Special::PosInfinity => Some(max),
-                    Special::NegInfinity => Some(-max),
+                    Special::PosInfinity => Some(max()),
+                    Special::NegInfinity => Some(-max()),
                     _ => None,
                 })?;
             }
@@ -714,12 +714,15 @@ impl Column {
                 let r = Numeric::parse(b)?
                     .map_err(|s| s.error())
                     .and_then(|n| n.to_i256(*precision, *scale));
-                let max = i256::from_i128(10)
-                    .checked_pow(u32::from(*precision))
-                    .map_or(i256::MAX, |m| m.wrapping_sub(i256::ONE));
+                let precision = u32::from(*precision);
+                let max = move || {
+                    i256::from_i128(10)
+                        .checked_pow(precision)
+                        .map_or(i256::MAX, |m| m.wrapping_sub(i256::ONE))
+                };
                 p.push_or(r, cx, |s| match s {
-                    Special::PosInfinity => Some(max),
-                    Special::NegInfinity => Some(max.wrapping_neg()),
+                    Special::PosInfinity => Some(max()),
+                    Special::NegInfinity => Some(max().wrapping_neg()),
                     _ => None,
                 })?;
             }
