@@ -328,6 +328,12 @@ impl CopyDecoder {
                     self.state = State::TupleStart;
                 }
                 State::TupleStart => {
+                    if self.scratch.is_empty() && !self.has_oids {
+                        self.decode_rows(input, &mut pos)?;
+                        if self.state != State::TupleStart {
+                            continue;
+                        }
+                    }
                     if self.has_batch() {
                         break;
                     }
@@ -519,6 +525,76 @@ impl CopyDecoder {
             State::TupleStart => Err(self.protocol_err(0, "stream ended without the COPY trailer")),
             _ => Err(self.protocol_err(0, "stream ended in the middle of a row")),
         }
+    }
+
+    /// The fast path: whole rows straight from `input`, each field going to its column's
+    /// inlined [`Column::push_fast`], until a batch is full or a row is cut off or unusual.
+    ///
+    /// It returns in state `TupleStart` when the next tuple's field count is not all there or
+    /// is not an ordinary row (the trailer, a wrong count: the general path deals with it),
+    /// or in `FieldLen` when a row is cut off mid-way (or has a bad length) at a field the
+    /// general path takes over from. Only called at a tuple boundary with nothing pending.
+    #[inline]
+    fn decode_rows(&mut self, input: &[u8], pos: &mut usize) -> Result<()> {
+        debug_assert!(self.scratch.is_empty() && self.state == State::TupleStart);
+        let ncols = self.columns.len();
+        // An i16 count equal to the column count, as it appears on the wire.
+        let Ok(count) = i16::try_from(ncols) else {
+            return Ok(());
+        };
+        let count = count.to_be_bytes();
+        let mut p = *pos;
+        while !self.has_batch() {
+            if input.get(p..p + 2) != Some(&count[..]) {
+                break;
+            }
+            p += 2;
+            let mut row_bytes = 0;
+            for (col, column) in self.columns.iter_mut().enumerate() {
+                let Some(&len) = input.get(p..p + 4).and_then(|b| b.first_chunk::<4>()) else {
+                    return self.cut_row(pos, p, col, row_bytes);
+                };
+                let len = i32::from_be_bytes(len);
+                if len == -1 {
+                    column.push_null();
+                    p += 4;
+                    continue;
+                }
+                // A negative length other than -1 is refused by the general path.
+                let Ok(len) = usize::try_from(len) else {
+                    return self.cut_row(pos, p, col, row_bytes);
+                };
+                let rest = &input[p + 4..];
+                let Some(body) = rest.get(..len) else {
+                    return self.cut_row(pos, p, col, row_bytes);
+                };
+                p += 4 + len;
+                row_bytes += len;
+                if !column.push_fast(body, rest) {
+                    let mut cx = Cx {
+                        policies: &self.policies,
+                        losses: &mut self.losses[col],
+                    };
+                    if let Err(e) = column.push(body, &mut cx) {
+                        *pos = p;
+                        return Err(self.value_err(col, e));
+                    }
+                }
+            }
+            self.batch_rows += 1;
+            self.batch_bytes += row_bytes;
+            *pos = p;
+        }
+        Ok(())
+    }
+
+    /// Hands a row cut off before field `col` (at `p`) to the general path.
+    #[cold]
+    fn cut_row(&mut self, pos: &mut usize, p: usize, col: usize, row_bytes: usize) -> Result<()> {
+        *pos = p;
+        self.row_bytes = row_bytes;
+        self.state = State::FieldLen { col };
+        Ok(())
     }
 
     #[inline]

@@ -220,6 +220,66 @@ impl<'a> Numeric<'a> {
         })
     }
 
+    /// The common case of [`Numeric::to_i128`] straight from the wire, in 64-bit arithmetic:
+    /// a finite value of at most four digit groups whose value scaled by `10^scale` is below
+    /// `limit` (at most 10^18).
+    ///
+    /// `None` means "take the general path", which also reports every error: for any input
+    /// this returns either `None` or exactly what `parse` and `to_i128` would give.
+    #[inline]
+    pub fn scaled_i64(b: &[u8], scale: i8, limit: i64) -> Option<i64> {
+        let (head, digits) = b.split_first_chunk::<8>()?;
+        let ndigits = usize::from(u16::from_be_bytes([head[0], head[1]]));
+        let weight = i32::from(i16::from_be_bytes([head[2], head[3]]));
+        let sign = u16::from_be_bytes([head[4], head[5]]);
+        let dscale = u16::from_be_bytes([head[6], head[7]]);
+        if ndigits > 4 || digits.len() != 2 * ndigits || dscale > 0x3fff {
+            return None;
+        }
+        let negative = match sign {
+            SIGN_POS => false,
+            SIGN_NEG => true,
+            _ => return None,
+        };
+        // All groups but the last (below 10^12), then the last on its own: a fractional
+        // last group is divided by a power of ten, which needs only its four digits.
+        let Some((head, last)) = digits.split_last_chunk::<2>() else {
+            // No digits: zero, whatever the weight.
+            return Some(0);
+        };
+        let mut acc: i64 = 0;
+        for d in head.chunks_exact(2) {
+            let d = u16::from_be_bytes([d[0], d[1]]);
+            if d > 9999 {
+                return None;
+            }
+            acc = acc * 10_000 + i64::from(d);
+        }
+        let last = u16::from_be_bytes(*last);
+        if last > 9999 {
+            return None;
+        }
+        // The last group's power of ten once scaled.
+        let e = 4 * (weight + 1 - ndigits as i32) + i32::from(scale);
+        let acc = if e >= 0 {
+            (acc * 10_000 + i64::from(last)).checked_mul(*POW10_I64.get(e as usize)?)?
+        } else if e >= -4 {
+            let k = (-e) as usize;
+            let (q, r) = div_pow10(last, k);
+            if r != 0 {
+                return None;
+            }
+            acc * POW10_I64[4 - k] + i64::from(q)
+        } else {
+            // Two or more groups below the scale: only zeros would fit; rare.
+            return None;
+        };
+        if acc >= limit {
+            return None;
+        }
+        Some(if negative { -acc } else { acc })
+    }
+
     fn overflow(&self, precision: u8, scale: i8) -> FieldError {
         let mut text = String::new();
         self.write_text(&mut text);
@@ -326,6 +386,41 @@ const POW10: [i128; 39] = {
     t
 };
 
+/// `x / 10^k` and `x % 10^k` for a digit group `x <= 9999` and `k` in 1..=4, by multiplying
+/// with a reciprocal: a `match` of plain divisions by constants is merged by LLVM into a
+/// table of divisors and a real division, the slowest instruction on the row path.
+#[inline(always)]
+fn div_pow10(x: u16, k: usize) -> (u16, u16) {
+    let x32 = u32::from(x);
+    // Each multiplier is ceil(2^shift / 10^k); exact for every x <= 9999 (tested).
+    let q = match k {
+        1 => (x32 * 52_429) >> 19,
+        2 => (x32 * 5_243) >> 19,
+        3 => (x32 * 8_389) >> 23,
+        _ => 0,
+    } as u16;
+    (q, x - q * POW10_U16[k])
+}
+
+const POW10_U16: [u16; 5] = [1, 10, 100, 1000, 10_000];
+
+/// 10^0 ..= 10^18, the powers of ten an i64 holds.
+const POW10_I64: [i64; 19] = {
+    let mut t = [1i64; 19];
+    let mut i = 1;
+    while i < 19 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+/// The exclusive bound of a scaled Decimal of `precision` digits that
+/// [`Numeric::scaled_i64`] may produce: 10^precision, at most 10^18.
+pub fn i64_limit(precision: u8) -> i64 {
+    POW10_I64[usize::from(precision.min(18))]
+}
+
 #[inline]
 fn pow10_i128(exp: i32) -> Option<i128> {
     usize::try_from(exp)
@@ -413,6 +508,65 @@ mod tests {
         let n = Numeric::parse(&big).unwrap().unwrap();
         assert_eq!(n.ndigits(), 32_768);
         assert!(n.to_i128(38, 0).is_err());
+    }
+
+    #[test]
+    fn div_pow10_is_exact() {
+        for x in 0..=9999u16 {
+            for k in 1..=4 {
+                let p = 10u16.pow(k as u32);
+                assert_eq!(div_pow10(x, k), (x / p, x % p), "{x} / 10^{k}");
+            }
+        }
+    }
+
+    /// The 64-bit fast path gives the general path's answer or steps aside, never another.
+    #[test]
+    fn scaled_i64_agrees_with_to_i128() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut taken = 0;
+        for _ in 0..200_000 {
+            let n = rng.random_range(0..=6usize);
+            let digits: Vec<u16> = (0..n)
+                .map(|_| match rng.random_range(0..10) {
+                    0 => 0,
+                    1 => 9999,
+                    2 => 10_000 + rng.random_range(0..10),
+                    _ => rng.random_range(0..10_000),
+                })
+                .collect();
+            let mut b = enc(
+                rng.random_bool(0.5),
+                rng.random_range(-6..6),
+                rng.random_range(0..12),
+                &digits,
+            );
+            match rng.random_range(0..40) {
+                0 => b[4..6].copy_from_slice(&SIGN_NAN.to_be_bytes()),
+                1 => b[4..6].copy_from_slice(&0x1234u16.to_be_bytes()),
+                2 => {
+                    b.pop();
+                }
+                3 => b[6..8].copy_from_slice(&0x4000u16.to_be_bytes()),
+                _ => {}
+            }
+            let precision: u8 = rng.random_range(1..=38);
+            let scale: i8 = rng.random_range(-4..=precision.min(20) as i8);
+            let general = match Numeric::parse(&b) {
+                Ok(Ok(n)) => n.to_i128(precision, scale).ok(),
+                _ => None,
+            };
+            if let Some(fast) = Numeric::scaled_i64(&b, scale, i64_limit(precision)) {
+                taken += 1;
+                assert_eq!(
+                    Some(i128::from(fast)),
+                    general,
+                    "{b:?} ({precision},{scale})"
+                );
+            }
+        }
+        assert!(taken > 20_000, "the fast path took only {taken} values");
     }
 
     #[test]
