@@ -1204,6 +1204,29 @@ impl CopyOut<'_> {
         self.conn.cancel_token()
     }
 
+    /// Returns the next bytes of COPY data if they are already buffered: the synchronous part
+    /// of [`fill`](CopyOut::fill), without a trip through the async machinery per frame.
+    ///
+    /// PostgreSQL sends one CopyData message per row, so a caller that drains `buffered`
+    /// before awaiting `fill` handles a whole socket read (hundreds of rows) per await.
+    /// `None` means "call `fill`": nothing is buffered, or the next message is not CopyData.
+    #[inline]
+    pub fn buffered(&mut self) -> Option<&[u8]> {
+        if self.remaining == 0 {
+            let buf = &self.conn.read_buf;
+            if buf.len() < 5 || buf[0] != b'd' {
+                return None;
+            }
+            let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+            // A bad length is for `fill` to report.
+            let payload = usize::try_from(len).ok()?.checked_sub(4)?;
+            self.conn.read_buf.advance(5);
+            self.remaining = payload;
+        }
+        let n = self.remaining.min(self.conn.read_buf.len());
+        (n > 0).then(|| &self.conn.read_buf[..n])
+    }
+
     /// Returns the next bytes of COPY data, reading from the socket when none are buffered; an
     /// empty slice at the end of the copy.
     ///

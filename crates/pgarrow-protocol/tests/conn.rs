@@ -21,13 +21,28 @@ async fn connect(url: &str) -> Connection {
 }
 
 /// Reads a whole COPY and returns its bytes and the server's row count.
+///
+/// It drains what `buffered` hands out (taking every other piece in two halves, as a decoder
+/// stopping at a full batch does) before each `fill`, as pgarrow's export loop does.
 async fn read_copy(
     conn: &mut Connection,
     sql: &str,
 ) -> Result<(Vec<u8>, Option<u64>), pgarrow_protocol::Error> {
     let mut copy = conn.copy_out(sql).await?;
     let mut data = Vec::new();
+    let mut split = false;
     loop {
+        while let Some(chunk) = copy.buffered() {
+            assert!(!chunk.is_empty(), "buffered hands out data or None");
+            let n = if split {
+                chunk.len().div_ceil(2)
+            } else {
+                chunk.len()
+            };
+            split = !split;
+            data.extend_from_slice(&chunk[..n]);
+            copy.consume(n);
+        }
         let chunk = copy.fill().await?;
         if chunk.is_empty() {
             break;

@@ -183,15 +183,23 @@ pub struct SinkOptions {
     pub compression: Compression,
     /// Rows per Parquet row group (default 1,048,576).
     pub row_group_rows: usize,
+    /// A Parquet row group is also closed once its encoded data buffered in memory reaches
+    /// this many bytes (default 32 MiB): the writer holds a whole row group until it is
+    /// closed, so this is what bounds its memory on wide rows.
+    pub row_group_bytes: usize,
     /// Key-value metadata added to the file.
     pub metadata: Vec<(String, String)>,
 }
+
+/// The default of [`SinkOptions::row_group_bytes`].
+pub const DEFAULT_ROW_GROUP_BYTES: usize = 32 << 20;
 
 impl Default for SinkOptions {
     fn default() -> Self {
         SinkOptions {
             compression: Compression::Zstd(3),
             row_group_rows: 1 << 20,
+            row_group_bytes: DEFAULT_ROW_GROUP_BYTES,
             metadata: Vec::new(),
         }
     }
@@ -271,6 +279,7 @@ pub struct Sink {
     target: Option<PathBuf>,
     /// Interval columns converted for Parquet, and the schema after conversion.
     parquet_schema: Option<SchemaRef>,
+    row_group_bytes: usize,
     rows: u64,
 }
 
@@ -300,6 +309,7 @@ impl Sink {
                 writer: Writer::Null,
                 target: None,
                 parquet_schema: None,
+                row_group_bytes: options.row_group_bytes,
                 rows: 0,
             });
         }
@@ -381,6 +391,7 @@ impl Sink {
             writer,
             target,
             parquet_schema,
+            row_group_bytes: options.row_group_bytes,
             rows: 0,
         })
     }
@@ -392,10 +403,15 @@ impl Sink {
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
         match &mut self.writer {
-            Writer::Parquet(w) => match &self.parquet_schema {
-                Some(schema) => w.write(&parquet_compatible_batch(batch, schema)?)?,
-                None => w.write(batch)?,
-            },
+            Writer::Parquet(w) => {
+                match &self.parquet_schema {
+                    Some(schema) => w.write(&parquet_compatible_batch(batch, schema)?)?,
+                    None => w.write(batch)?,
+                }
+                if w.in_progress_size() >= self.row_group_bytes {
+                    w.flush()?;
+                }
+            }
             Writer::File(w) => w.write(batch)?,
             Writer::Stream(w) => w.write(batch)?,
             Writer::Null => {}
@@ -479,6 +495,9 @@ impl SinkOptions {
     pub fn validate(&self) -> Result<()> {
         if self.row_group_rows == 0 {
             return Err(Error::Invalid("row groups need at least one row".into()));
+        }
+        if self.row_group_bytes == 0 {
+            return Err(Error::Invalid("row groups need at least one byte".into()));
         }
         writer_properties(self).map(|_| ())
     }
@@ -612,6 +631,52 @@ mod tests {
         .unwrap()
     }
 
+    /// Row groups end at the byte bound as well as at the row count: the writer's memory.
+    #[test]
+    fn parquet_row_groups_bounded_by_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, false)]));
+        let batch = |start: i32| {
+            let values = Int32Array::from_iter_values(start..start + 10_000);
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap()
+        };
+        let write = |row_group_bytes| {
+            let options = SinkOptions {
+                compression: Compression::None,
+                row_group_bytes,
+                ..SinkOptions::default()
+            };
+            let mut sink = Sink::create(
+                Format::Parquet,
+                Output::File(path.clone()),
+                &schema,
+                &options,
+            )
+            .unwrap();
+            for i in 0..10 {
+                sink.write(&batch(i * 10_000)).unwrap();
+            }
+            sink.finish().unwrap();
+            let file = File::open(&path).unwrap();
+            let builder =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap();
+            let groups = builder.metadata().num_row_groups();
+            let rows: usize = builder
+                .build()
+                .unwrap()
+                .map(|b| b.unwrap().num_rows())
+                .sum();
+            assert_eq!(rows, 100_000);
+            groups
+        };
+        assert_eq!(write(DEFAULT_ROW_GROUP_BYTES), 1);
+        // 10,000 int32 values are about 40 KB in memory: a group per batch or two.
+        let groups = write(40_000);
+        assert!((5..=10).contains(&groups), "{groups} row groups");
+    }
+
     #[test]
     fn parquet_interval_becomes_exact_struct() {
         let dir = tempfile::tempdir().unwrap();
@@ -709,7 +774,7 @@ mod tests {
         let options = |compression, row_group_rows| SinkOptions {
             compression,
             row_group_rows,
-            metadata: Vec::new(),
+            ..SinkOptions::default()
         };
         assert!(options(Compression::Zstd(22), 1).validate().is_ok());
         assert!(options(Compression::Zstd(99), 1).validate().is_err());

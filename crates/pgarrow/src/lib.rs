@@ -719,6 +719,17 @@ impl Export<'_> {
             {
                 return Ok(Some(batch));
             }
+            // Everything already read, frame by frame, before awaiting the socket again.
+            while let Some(chunk) = self.copy.buffered() {
+                let used = self.decoder.decode(chunk)?;
+                self.copy.consume(used);
+                if self.decoder.has_batch() {
+                    break;
+                }
+            }
+            if self.decoder.has_batch() {
+                continue;
+            }
             let chunk = self.copy.fill().await?;
             if chunk.is_empty() {
                 self.finished = true;
