@@ -820,6 +820,36 @@ impl Column {
                 }
                 _ => return false,
             },
+            Column::Uuid(values, nulls) => match b.first_chunk::<16>() {
+                Some(v) if b.len() == 16 => {
+                    values.extend_from_slice(v);
+                    nulls.append_non_null();
+                }
+                _ => return false,
+            },
+            Column::Time(p) => match b.try_into().map(i64::from_be_bytes) {
+                Ok(t) if (0..US_PER_DAY).contains(&t) => p.push(t),
+                _ => return false,
+            },
+            Column::Interval(p) => {
+                let Ok(b) = <&[u8; 16]>::try_from(b) else {
+                    return false;
+                };
+                let (us, rest) = b.split_at(8);
+                let us = i64::from_be_bytes(us.try_into().unwrap_or_default());
+                let days = i32::from_be_bytes(rest[..4].try_into().unwrap_or_default());
+                let months = i32::from_be_bytes(rest[4..].try_into().unwrap_or_default());
+                // Infinite intervals are i64/i32 MAX or MIN throughout; their `us` part alone
+                // already fails the nanosecond range check below.
+                match us.checked_mul(1000) {
+                    Some(nanos) => p.push(IntervalMonthDayNano::new(months, days, nanos)),
+                    None => return false,
+                }
+            }
+            Column::Str(v, StrWire::Jsonb, _) => match b.split_first() {
+                Some((1, text)) => return v.try_push(text, &rest[1..]),
+                _ => return false,
+            },
             _ => return false,
         }
         true
