@@ -223,6 +223,31 @@ async fn copy_out_with_notices_and_counts() {
     assert!(!copy.is_binary());
 }
 
+/// A COPY whose rows trickle in (the server pauses between them) arrives whole: each pause
+/// leaves less than the raised receive low-water mark in the socket, which only the timed
+/// read without waiting picks up. The same after a fast COPY, on the same connection.
+#[tokio::test(flavor = "current_thread")]
+async fn slow_and_fast_copies_arrive_whole() {
+    let Some((pg, db)) = setup("trickle") else {
+        return;
+    };
+    let mut conn = connect(&pg.url(&db)).await;
+    let slow = "SELECT g, repeat('x', g * 1000) FROM generate_series(1, 6) g, \
+                LATERAL (SELECT pg_sleep(0.03)) s";
+    let fast = "SELECT g, repeat('y', g % 100) FROM generate_series(1, 300000) g";
+    for sql in [slow, fast, slow] {
+        let expected = pg.copy_binary(&db, sql).unwrap();
+        // Not a speed limit: a lost wake-up hangs for ever, this turns it into a failure.
+        let copy_sql = format!("COPY ({sql}) TO STDOUT (FORMAT binary)");
+        let copy = read_copy(&mut conn, &copy_sql);
+        let (data, _) = tokio::time::timeout(std::time::Duration::from_secs(120), copy)
+            .await
+            .expect("the COPY hung")
+            .unwrap();
+        assert_eq!(data, expected, "{sql}");
+    }
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn errors_before_and_during_copy_leave_the_connection_usable() {
     let Some((pg, db)) = setup("copyerr") else {
