@@ -395,7 +395,7 @@ impl<T: Default + Copy + arrow_buffer::ArrowNativeType> Prim<T> {
         A: ArrowPrimitiveType<Native = T>,
     {
         let values = std::mem::replace(&mut self.values, Vec::with_capacity(rows_hint));
-        let nulls = self.nulls.finish();
+        let nulls = finish_nulls(&mut self.nulls, rows_hint);
         PrimitiveArray::<A>::new(ScalarBuffer::from(values), nulls)
     }
 }
@@ -488,7 +488,7 @@ impl Var {
         fresh_offsets.push(0);
         let offsets = std::mem::replace(&mut self.offsets, fresh_offsets);
         let values = std::mem::replace(&mut self.values, Vec::with_capacity(bytes_hint));
-        let nulls = self.nulls.finish();
+        let nulls = finish_nulls(&mut self.nulls, rows);
         // Offsets start at 0 and never decrease: `end` appends the growing length.
         let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
         (offsets, Buffer::from_vec(values), nulls)
@@ -600,6 +600,13 @@ fn ascii_strings(
     // above); every slice of an all-ASCII buffer is valid UTF-8 (asserted above). These are
     // all of `new_unchecked`'s requirements.
     unsafe { StringArray::new_unchecked(offsets, values, nulls) }
+}
+
+/// The validity of the batch, leaving a builder that will size its bitmap (if a NULL comes)
+/// for `rows` rows at once: `NullBufferBuilder::finish` keeps the first batch's small
+/// capacity, and a nullable column then regrew its bitmap in every batch.
+fn finish_nulls(nulls: &mut NullBufferBuilder, rows: usize) -> Option<NullBuffer> {
+    std::mem::replace(nulls, NullBufferBuilder::new(rows)).finish()
 }
 
 /// Why a column could not be turned into an array.
