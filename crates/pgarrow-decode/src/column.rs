@@ -772,6 +772,10 @@ impl Column {
     /// [`push`](Column::push).
     #[inline(always)]
     pub(crate) fn push_fast(&mut self, b: &[u8], rest: &[u8]) -> bool {
+        // These arms read the same layouts as the `*_from_sql` functions, on purpose: calling
+        // those (whose errors carry a formatted message) cost 13% more instructions per
+        // lineitem row (callgrind), even with the error paths never taken. Every arm declines
+        // what its function would refuse or flag, and `push` then decides.
         match self {
             Column::Int8(p) => match b.try_into() {
                 Ok(a) => p.push(i64::from_be_bytes(a)),

@@ -1014,16 +1014,14 @@ impl Connection {
         // Straight from the socket (non-blocking, as tokio set it up): tokio's own try_read
         // trusts its readiness flag, which the raised low-water mark keeps clear, and so would
         // not even look. A rare path: the end of a COPY, or a server that paused.
-        let mut piece = vec![0; COPY_LOWAT];
-        let read = (&*socket2::SockRef::from(tcp)).read(&mut piece);
+        let start = self.read_buf.len();
+        self.read_buf.resize(start + COPY_LOWAT, 0);
+        let read = (&*socket2::SockRef::from(tcp)).read(&mut self.read_buf[start..]);
+        self.read_buf.truncate(start + *read.as_ref().unwrap_or(&0));
         match read {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => None,
-            Ok(n) => {
-                self.read_buf.extend_from_slice(&piece[..n]);
-                Some(self.read_result(Ok(n)))
-            }
-            Err(e) => Some(self.read_result(Err(e))),
+            read => Some(self.read_result(read)),
         }
     }
 
