@@ -26,6 +26,7 @@ mod error;
 pub mod numeric;
 pub mod plan;
 pub mod policy;
+mod recycle;
 pub mod types;
 
 pub use decoder::{

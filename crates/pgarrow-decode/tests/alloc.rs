@@ -1,10 +1,13 @@
-//! The decoder allocates per batch, never per row or per field (issue #4).
+//! The decoder allocates per batch, never per row or per field, and reuses its buffers once a
+//! batch is dropped (issue #4).
 //!
 //! A counting global allocator counts, on the test's own thread, every `alloc`,
 //! `alloc_zeroed` and `realloc` made while a captured stream (`testdata/copy/*.bin`) is decoded
 //! with small and large batches. Allocations must grow with the number of batches, not rows:
 //! each batch may cost a bounded number of allocations per column (its buffers, their growth,
 //! the arrays built at flush), and the whole stream far fewer allocations than it has rows.
+//! It counts the bytes asked for as well: once the consumer drops its batches, their buffers
+//! come back and a batch allocates a few percent of its own size.
 
 // `GlobalAlloc` is an unsafe trait: implementing it is the only way to count allocations. The
 // implementation below only forwards to `System`; this file is the one place it is allowed.
@@ -25,10 +28,17 @@ thread_local! {
     /// Allocations (`alloc`, `alloc_zeroed`, `realloc`) made by this thread. A const-initialised
     /// `Cell<u64>` has no destructor, so reading it never allocates and never fails.
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    /// Bytes those allocations asked for (a `realloc` counts its new size).
+    static BYTES: Cell<u64> = const { Cell::new(0) };
 }
 
-fn count_one() {
+fn count_one(bytes: usize) {
     let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    let _ = BYTES.try_with(|n| n.set(n.get() + bytes as u64));
+}
+
+fn allocated_bytes() -> u64 {
+    BYTES.with(Cell::get)
 }
 
 fn allocations() -> u64 {
@@ -41,19 +51,19 @@ fn allocations() -> u64 {
 // thread-local `Cell`, which does not allocate, does not unwind and does not touch the memory.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_one();
+        count_one(layout.size());
         // SAFETY: the caller upholds `alloc`'s contract for `layout`.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_one();
+        count_one(layout.size());
         // SAFETY: the caller upholds `alloc_zeroed`'s contract for `layout`.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_one();
+        count_one(new_size);
         // SAFETY: the caller upholds `realloc`'s contract: `ptr` came from this allocator (that
         // is, from `System`) with `layout`, and `new_size` is valid for its alignment.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -82,6 +92,10 @@ struct Cost {
     rows: Vec<usize>,
     /// Allocations made while each batch was decoded and flushed.
     allocations: Vec<u64>,
+    /// Bytes allocated while each batch was decoded and flushed.
+    bytes: Vec<u64>,
+    /// Bytes of Arrow buffers in each batch.
+    batch_bytes: Vec<u64>,
 }
 
 /// Decodes `bin` handed over in pieces of `chunk` bytes with batches of `batch_rows` rows, and
@@ -96,24 +110,31 @@ fn decode_counting(columns: &[PgColumn], bin: &[u8], batch_rows: usize, chunk: u
     let mut cost = Cost {
         rows: Vec::with_capacity(1024),
         allocations: Vec::with_capacity(1024),
+        bytes: Vec::with_capacity(1024),
+        batch_bytes: Vec::with_capacity(1024),
     };
-    let mut record = |batch: Option<arrow_array::RecordBatch>, start: u64| {
+    let mut record = |batch: Option<arrow_array::RecordBatch>, (start, start_bytes): (u64, u64)| {
         let n = batch.as_ref().map_or(0, |b| b.num_rows());
+        let size = batch
+            .as_ref()
+            .map_or(0, |b| b.get_array_memory_size() as u64);
         // Free the batch before counting, as a consumer would once it is written.
         drop(batch);
         if n > 0 {
             cost.rows.push(n);
             cost.allocations.push(allocations() - start);
+            cost.bytes.push(allocated_bytes() - start_bytes);
+            cost.batch_bytes.push(size);
         }
     };
-    let mut start = allocations();
+    let mut start = (allocations(), allocated_bytes());
     for mut piece in bin.chunks(chunk) {
         while !piece.is_empty() {
             let used = decoder.decode(piece).unwrap();
             piece = &piece[used..];
             if decoder.has_batch() {
                 record(decoder.flush().unwrap(), start);
-                start = allocations();
+                start = (allocations(), allocated_bytes());
             }
         }
     }
@@ -194,4 +215,37 @@ fn the_counter_counts() {
     let s: Vec<String> = (0..100).map(|i| i.to_string()).collect();
     assert!(allocations() - before >= 100, "one String per item");
     drop(s);
+}
+
+/// A consumer that drops each batch gives its buffers back: after the first two batches
+/// (buffers growing, then sized), a batch allocates a few percent of its own size (arrays,
+/// validity bitmaps, booleans), not fresh buffers for all its values.
+fn buffers_come_back(name: &str) {
+    let (columns, bin) = fixture(name);
+    let cost = decode_counting(&columns, &bin, 1_000, 64 << 10);
+    assert!(cost.rows.len() >= 10, "{name}: {} batches", cost.rows.len());
+    let steady = 2..cost.rows.len() - 1;
+    let allocated: u64 = cost.bytes[steady.clone()].iter().sum();
+    let held: u64 = cost.batch_bytes[steady.clone()].iter().sum();
+    eprintln!(
+        "{name}: batches {steady:?} allocated {allocated} bytes for {held} bytes of arrays \
+         (first batches: {:?})",
+        &cost.bytes[..2]
+    );
+    assert!(held > 0);
+    assert!(
+        allocated * 10 < held,
+        "{name}: steady batches allocated {allocated} bytes for {held} bytes of arrays: \
+         their buffers were not reused"
+    );
+}
+
+#[test]
+fn lineitem_buffers_come_back() {
+    buffers_come_back("lineitem");
+}
+
+#[test]
+fn wide_buffers_come_back() {
+    buffers_come_back("wide");
 }
