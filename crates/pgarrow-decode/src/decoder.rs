@@ -549,10 +549,16 @@ impl CopyDecoder {
                 break;
             }
             p += 2;
-            let mut row_bytes = 0;
-            for (col, column) in self.columns.iter_mut().enumerate() {
+            let fields = p;
+            // The column index is only needed off the fast path: it is worked out from what is
+            // left of the iterator there, so the loop does not carry it (nor a byte count: a
+            // row's field bytes are its length less the 4-byte field lengths). Both cost
+            // registers, and the loop already spills.
+            let mut columns = self.columns.iter_mut();
+            while let Some(column) = columns.next() {
                 let Some(&len) = input.get(p..p + 4).and_then(|b| b.first_chunk::<4>()) else {
-                    return self.cut_row(pos, p, col, row_bytes);
+                    let col = ncols - 1 - columns.len();
+                    return self.cut_row(pos, p, col, p - fields - 4 * col);
                 };
                 let len = i32::from_be_bytes(len);
                 if len == -1 {
@@ -562,15 +568,17 @@ impl CopyDecoder {
                 }
                 // A negative length other than -1 is refused by the general path.
                 let Ok(len) = usize::try_from(len) else {
-                    return self.cut_row(pos, p, col, row_bytes);
+                    let col = ncols - 1 - columns.len();
+                    return self.cut_row(pos, p, col, p - fields - 4 * col);
                 };
                 let rest = &input[p + 4..];
                 let Some(body) = rest.get(..len) else {
-                    return self.cut_row(pos, p, col, row_bytes);
+                    let col = ncols - 1 - columns.len();
+                    return self.cut_row(pos, p, col, p - fields - 4 * col);
                 };
                 p += 4 + len;
-                row_bytes += len;
                 if !column.push_fast(body, rest) {
+                    let col = ncols - 1 - columns.len();
                     let mut cx = Cx {
                         policies: &self.policies,
                         losses: &mut self.losses[col],
@@ -582,7 +590,7 @@ impl CopyDecoder {
                 }
             }
             self.batch_rows += 1;
-            self.batch_bytes += row_bytes;
+            self.batch_bytes += p - fields - 4 * ncols;
             *pos = p;
         }
         Ok(())
