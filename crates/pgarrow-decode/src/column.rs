@@ -464,11 +464,19 @@ impl Var {
         {
             self.push_block(block, b.len());
         } else {
-            self.values.extend_from_slice(b);
+            self.push_long(b);
         }
         self.offsets.push(end);
         self.nulls.append_non_null();
         true
+    }
+
+    /// The `memcpy` call for a long value, kept out of the row loop: a call there made the
+    /// compiler keep the loop's position in memory for every field (callgrind: 5% more
+    /// instructions on lineitem, which has no value this long).
+    #[inline(never)]
+    fn push_long(&mut self, b: &[u8]) {
+        self.values.extend_from_slice(b);
     }
 
     /// Appends the first `len` bytes of `block` by copying all `N` and cutting the rest off
