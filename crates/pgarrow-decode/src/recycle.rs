@@ -10,8 +10,9 @@
 //! A [`Recycler`] keeps the vector instead: the buffer handed to Arrow owns it through
 //! [`Returned`], whose `drop` (when the last array using the buffer goes) puts it in the
 //! column's spares, and the column's next batch starts from a spare. Memory stays bounded: a
-//! column keeps at most [`SPARES`] vectors, and a spare only exists while fewer batches are in
-//! flight than when it was made. A consumer that keeps its batches simply never returns them.
+//! column keeps at most [`SPARES`] vectors, and only a dropped batch makes one, so a column never
+//! holds more than it had in flight at its busiest. A consumer that keeps its batches simply
+//! never returns them.
 
 use std::panic::RefUnwindSafe;
 use std::ptr::NonNull;
@@ -64,10 +65,10 @@ impl<T: ArrowNativeType + RefUnwindSafe> Recycler<T> {
             home: Arc::downgrade(&self.spares),
         });
         // SAFETY: `ptr` points to the vector's `len` initialised bytes (its values, of an Arrow
-        // native type: no padding). The vector lives in `owner`, which the
-        // buffer keeps alive (it is the buffer's deallocation) and nothing else can reach: it
-        // is not read, moved out of or changed until `Returned::drop` runs, after the last
-        // reference to the buffer is gone. Moving the vector into the `Arc` did not move its
+        // native type: no padding). The vector lives in `owner`, which the buffer keeps alive
+        // (it is the buffer's deallocation) and nothing else can reach: it is not read, moved
+        // out of or changed until `Returned::drop` runs, after the last reference to the buffer
+        // is gone. Moving the vector into the `Arc` did not move its
         // heap allocation, which `ptr` points into, and its alignment is `T`'s, as with
         // `Buffer::from_vec`. Exercised by every decode test; `recycle`'s tests check the
         // bytes after the buffer moved threads and after the vector came back.
