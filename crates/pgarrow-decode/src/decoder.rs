@@ -333,6 +333,11 @@ impl CopyDecoder {
                         if self.state != State::TupleStart {
                             continue;
                         }
+                        // All used: the common end of a call, as the client hands over one
+                        // CopyData message (one row) at a time.
+                        if pos == input.len() {
+                            break;
+                        }
                     }
                     if self.has_batch() {
                         break;
