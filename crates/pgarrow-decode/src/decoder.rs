@@ -562,8 +562,8 @@ impl CopyDecoder {
             let mut columns = self.columns.iter_mut();
             while let Some(column) = columns.next() {
                 let Some(&len) = input.get(p..p + 4).and_then(|b| b.first_chunk::<4>()) else {
-                    let col = ncols - 1 - columns.len();
-                    return self.cut_row(pos, p, col, p - fields - 4 * col);
+                    let left = columns.len();
+                    return self.cut_row(pos, p, fields, left);
                 };
                 let len = i32::from_be_bytes(len);
                 if len == -1 {
@@ -573,13 +573,13 @@ impl CopyDecoder {
                 }
                 // A negative length other than -1 is refused by the general path.
                 let Ok(len) = usize::try_from(len) else {
-                    let col = ncols - 1 - columns.len();
-                    return self.cut_row(pos, p, col, p - fields - 4 * col);
+                    let left = columns.len();
+                    return self.cut_row(pos, p, fields, left);
                 };
                 let rest = &input[p + 4..];
                 let Some(body) = rest.get(..len) else {
-                    let col = ncols - 1 - columns.len();
-                    return self.cut_row(pos, p, col, p - fields - 4 * col);
+                    let left = columns.len();
+                    return self.cut_row(pos, p, fields, left);
                 };
                 p += 4 + len;
                 if !column.push_fast(body, rest) {
@@ -601,11 +601,14 @@ impl CopyDecoder {
         Ok(())
     }
 
-    /// Hands a row cut off before field `col` (at `p`) to the general path.
+    /// Hands a row cut off at `p` to the general path: its fields started at `fields`, and
+    /// `left` columns follow the one it was cut before. Each field before that one took its
+    /// 4-byte length and its bytes, so the row's field bytes so far are the rest.
     #[cold]
-    fn cut_row(&mut self, pos: &mut usize, p: usize, col: usize, row_bytes: usize) -> Result<()> {
+    fn cut_row(&mut self, pos: &mut usize, p: usize, fields: usize, left: usize) -> Result<()> {
+        let col = self.columns.len() - 1 - left;
         *pos = p;
-        self.row_bytes = row_bytes;
+        self.row_bytes = p - fields - 4 * col;
         self.state = State::FieldLen { col };
         Ok(())
     }

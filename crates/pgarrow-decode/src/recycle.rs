@@ -68,10 +68,10 @@ impl<T: ArrowNativeType + RefUnwindSafe> Recycler<T> {
         // native type: no padding). The vector lives in `owner`, which the buffer keeps alive
         // (it is the buffer's deallocation) and nothing else can reach: it is not read, moved
         // out of or changed until `Returned::drop` runs, after the last reference to the buffer
-        // is gone. Moving the vector into the `Arc` did not move its
-        // heap allocation, which `ptr` points into, and its alignment is `T`'s, as with
-        // `Buffer::from_vec`. Exercised by every decode test; `recycle`'s tests check the
-        // bytes after the buffer moved threads and after the vector came back.
+        // is gone. Moving the vector into the `Arc` did not move its heap allocation, which
+        // `ptr` points into, and its alignment is `T`'s, as with `Buffer::from_vec`. Exercised
+        // by every decode test; `recycle`'s tests check the bytes after the buffer moved
+        // threads and after the vector came back.
         #[allow(unsafe_code)]
         unsafe {
             Buffer::from_custom_allocation(ptr, len, owner)
@@ -87,9 +87,7 @@ struct Returned<T> {
 
 impl<T> Drop for Returned<T> {
     fn drop(&mut self) {
-        if self.values.capacity() == 0 {
-            return;
-        }
+        // `Recycler::buffer` lends only vectors with an allocation.
         if let Some(home) = self.home.upgrade()
             && let Ok(mut spares) = home.lock()
             && spares.len() < SPARES
