@@ -109,6 +109,51 @@ impl CopyBuilder {
     }
 }
 
+/// Wraps a whole binary COPY stream in CopyData messages (`d`, an `i32` length counting
+/// itself, the payload) the way PostgreSQL sends it: the header rides in the first row's
+/// message, then one message per row, and the trailer in a message of its own (with no rows,
+/// the header and the trailer share one).
+///
+/// The rows are found by walking `ncols` field lengths from each tuple's start; the stream
+/// must not carry OIDs. Panics on a stream that does not have that shape.
+pub fn copy_data_messages(stream: &[u8], ncols: usize) -> Vec<u8> {
+    let ext = u32::from_be_bytes(stream[15..19].try_into().expect("a header"));
+    // A cut after each row: the header goes with the first, the trailer is left alone.
+    let mut cuts = Vec::new();
+    let mut p = 19 + ext as usize;
+    while p + 2 < stream.len() {
+        let count = i16::from_be_bytes([stream[p], stream[p + 1]]);
+        assert_eq!(count as usize, ncols, "tuple at byte {p}");
+        p += 2;
+        for _ in 0..ncols {
+            let len = i32::from_be_bytes(stream[p..p + 4].try_into().expect("a field length"));
+            p += 4 + usize::try_from(len).unwrap_or(0);
+        }
+        cuts.push(p);
+    }
+    copy_data_split(stream, &cuts)
+}
+
+/// Wraps `stream` in CopyData messages cut at the given byte offsets (ascending, each inside
+/// the stream): framing no server uses, for testing a decoder that walks messages against
+/// rows split across them and messages holding several.
+pub fn copy_data_split(stream: &[u8], cuts: &[usize]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(stream.len() + 5 * (cuts.len() + 1));
+    let mut start = 0;
+    for &end in cuts.iter().chain([&stream.len()]) {
+        assert!(start <= end && end <= stream.len(), "cut at {end}");
+        if end == start {
+            continue;
+        }
+        let len = i32::try_from(end - start + 4).expect("message under 2 GiB");
+        out.push(b'd');
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&stream[start..end]);
+        start = end;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +204,34 @@ mod tests {
         // finish does not consume: further appends still work.
         b.trailer();
         assert_eq!(b.finish(), b"PGCOPY\x01\x02\xff\xff");
+    }
+
+    #[test]
+    fn messages_as_postgres_sends_them() {
+        let one = 1i32.to_be_bytes();
+        let stream = CopyBuilder::new()
+            .row(&[Some(&one)])
+            .row(&[None])
+            .trailer()
+            .finish();
+        let framed = copy_data_messages(&stream, 1);
+        let mut expected = vec![b'd', 0, 0, 0, 4 + 19 + 10];
+        expected.extend_from_slice(&stream[..29]);
+        expected.extend_from_slice(&[b'd', 0, 0, 0, 4 + 6]);
+        expected.extend_from_slice(&stream[29..35]);
+        expected.extend_from_slice(&[b'd', 0, 0, 0, 4 + 2, 0xff, 0xff]);
+        assert_eq!(framed, expected);
+
+        // No rows: header and trailer in one message.
+        let empty = CopyBuilder::new().trailer().finish();
+        let mut expected = vec![b'd', 0, 0, 0, 4 + 21];
+        expected.extend_from_slice(&empty);
+        assert_eq!(copy_data_messages(&empty, 1), expected);
+    }
+
+    #[test]
+    fn split_anywhere() {
+        let framed = copy_data_split(b"abcdef", &[1, 1, 4]);
+        assert_eq!(framed, b"d\0\0\0\x05ad\0\0\0\x07bcdd\0\0\0\x06ef".to_vec());
     }
 }
