@@ -135,6 +135,19 @@ enum State {
     Done,
 }
 
+/// What [`CopyDecoder::decode_messages`] used of a buffer of protocol messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Taken {
+    /// Bytes of the buffer used: whole CopyData messages, possibly followed by the start of
+    /// one more (see `left`).
+    pub bytes: usize,
+    /// The COPY data among them: the payloads, without the messages' 5-byte headers.
+    pub data: usize,
+    /// Payload bytes of the last message used that are still to come (0 when `bytes` ends
+    /// where a message does): they are for [`CopyDecoder::decode`].
+    pub left: usize,
+}
+
 /// Decodes a binary COPY stream into Arrow [`RecordBatch`]es.
 ///
 /// Call [`decode`](CopyDecoder::decode) with bytes as they arrive; when
@@ -542,75 +555,156 @@ impl CopyDecoder {
     #[inline]
     fn decode_rows(&mut self, input: &[u8], pos: &mut usize) -> Result<()> {
         debug_assert!(self.scratch.is_empty() && self.state == State::TupleStart);
-        let ncols = self.columns.len();
         // An i16 count equal to the column count, as it appears on the wire.
-        let Ok(count) = i16::try_from(ncols) else {
+        let Ok(count) = i16::try_from(self.columns.len()) else {
             return Ok(());
         };
         let count = count.to_be_bytes();
-        let mut p = *pos;
         while !self.has_batch() {
-            if input.get(p..p + 2) != Some(&count[..]) {
+            if input.get(*pos..*pos + 2) != Some(&count[..]) {
                 break;
             }
-            p += 2;
-            let fields = p;
-            // The column index is only needed off the fast path: it is worked out from what is
-            // left of the iterator there, so the loop does not carry it (nor a byte count: a
-            // row's field bytes are its length less the 4-byte field lengths). Both cost
-            // registers, and the loop already spills.
-            let mut columns = self.columns.iter_mut();
-            while let Some(column) = columns.next() {
-                let Some(&len) = input.get(p..p + 4).and_then(|b| b.first_chunk::<4>()) else {
-                    let left = columns.len();
-                    return self.cut_row(pos, p, fields, left);
-                };
-                let len = i32::from_be_bytes(len);
-                if len == -1 {
-                    column.push_null();
-                    p += 4;
-                    continue;
-                }
-                // A negative length other than -1 is refused by the general path.
-                let Ok(len) = usize::try_from(len) else {
-                    let left = columns.len();
-                    return self.cut_row(pos, p, fields, left);
-                };
-                let rest = &input[p + 4..];
-                let Some(body) = rest.get(..len) else {
-                    let left = columns.len();
-                    return self.cut_row(pos, p, fields, left);
-                };
-                p += 4 + len;
-                if !column.push_fast(body, rest) {
-                    let col = ncols - 1 - columns.len();
-                    let mut cx = Cx {
-                        policies: &self.policies,
-                        losses: &mut self.losses[col],
-                    };
-                    if let Err(e) = column.push(body, &mut cx) {
-                        *pos = p;
-                        return Err(self.value_err(col, e));
-                    }
-                }
+            if !self.row::<false>(input, *pos + 2, input.len(), pos)? {
+                break;
             }
-            self.batch_rows += 1;
-            self.batch_bytes += p - fields - 4 * ncols;
-            *pos = p;
         }
         Ok(())
+    }
+
+    /// Decodes whole rows straight from a buffer of protocol messages as they arrived from
+    /// the server, each a CopyData message (`d`, an i32 length, the payload) holding one row,
+    /// as PostgreSQL sends them: the per-message step of walking the framing, handing each
+    /// payload to [`decode`](CopyDecoder::decode) and coming back, is gone, and a row's last
+    /// text value can be copied as a block that runs on into the next message.
+    ///
+    /// It stops, having used what it says, at the first message that is not a whole CopyData
+    /// message holding exactly one ordinary row (the first one, which carries the header; the
+    /// trailer; one cut off at the end of `buf`; any other message), when a batch is full, or
+    /// when the decoder is not between rows. What it declines is for `decode`, payload by
+    /// payload: a message it stopped inside has [`Taken::left`] payload bytes still to go
+    /// there. The bytes of each field are checked against its message's length, not just the
+    /// buffer's.
+    ///
+    /// # Errors
+    /// As [`decode`](CopyDecoder::decode), for a value that cannot be represented.
+    pub fn decode_messages(&mut self, buf: &[u8]) -> Result<Taken> {
+        let mut taken = Taken::default();
+        if self.state != State::TupleStart || !self.scratch.is_empty() || self.has_oids {
+            return Ok(taken);
+        }
+        let Ok(count) = i16::try_from(self.columns.len()) else {
+            return Ok(taken);
+        };
+        let count = count.to_be_bytes();
+        let mut p = 0;
+        while !self.has_batch() {
+            // The message's type and length, and the row's field count.
+            let Some(head) = buf.get(p..p + 7) else {
+                break;
+            };
+            let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+            let Ok(len) = usize::try_from(len) else {
+                break;
+            };
+            let end = p + 1 + len;
+            if head[0] != b'd' || head[5..7] != count || len < 6 || end > buf.len() {
+                break;
+            }
+            let start = p + 5;
+            let mut at = start;
+            let whole = self.row::<true>(buf, start + 2, end, &mut at);
+            // `at` is where the row ended, was cut off, or failed.
+            taken.bytes = at;
+            taken.data += at - start;
+            match whole {
+                Ok(true) if at == end => p = end,
+                Ok(_) => {
+                    // The row ended before its message did, or was cut off at its end: the
+                    // rest of the message goes to `decode`.
+                    taken.left = end - at;
+                    break;
+                }
+                Err(e) => {
+                    self.offset += taken.data as u64;
+                    return Err(e);
+                }
+            }
+        }
+        self.offset += taken.data as u64;
+        Ok(taken)
+    }
+
+    /// One row's fields from `input[p..end]`, the field count already read; `*pos` is set to
+    /// where the row ended (returns `true`) or where it was cut off, to be taken up by the
+    /// general path in state `FieldLen` (returns `false`). A value may be copied from `input`
+    /// past `end` as part of a fixed-size block (see [`Column::push_fast`]); only `FRAMED`
+    /// callers pass an `end` short of the input's.
+    #[inline(always)]
+    fn row<const FRAMED: bool>(
+        &mut self,
+        input: &[u8],
+        mut p: usize,
+        end: usize,
+        pos: &mut usize,
+    ) -> Result<bool> {
+        let ncols = self.columns.len();
+        let frame = if FRAMED { &input[..end] } else { input };
+        let fields = p;
+        // The column index is only needed off the fast path: it is worked out from what is
+        // left of the iterator there, so the loop does not carry it (nor a byte count: a
+        // row's field bytes are its length less the 4-byte field lengths). Both cost
+        // registers, and the loop already spills.
+        let mut columns = self.columns.iter_mut();
+        while let Some(column) = columns.next() {
+            let Some(&len) = frame.get(p..p + 4).and_then(|b| b.first_chunk::<4>()) else {
+                let left = columns.len();
+                return Ok(self.cut_row(pos, p, fields, left));
+            };
+            let len = i32::from_be_bytes(len);
+            if len == -1 {
+                column.push_null();
+                p += 4;
+                continue;
+            }
+            // A negative length other than -1 is refused by the general path.
+            let Ok(len) = usize::try_from(len) else {
+                let left = columns.len();
+                return Ok(self.cut_row(pos, p, fields, left));
+            };
+            let Some(body) = frame.get(p + 4..p + 4 + len) else {
+                let left = columns.len();
+                return Ok(self.cut_row(pos, p, fields, left));
+            };
+            let rest = &input[p + 4..];
+            p += 4 + len;
+            if !column.push_fast(body, rest) {
+                let col = ncols - 1 - columns.len();
+                let mut cx = Cx {
+                    policies: &self.policies,
+                    losses: &mut self.losses[col],
+                };
+                if let Err(e) = column.push(body, &mut cx) {
+                    *pos = p;
+                    return Err(self.value_err(col, e));
+                }
+            }
+        }
+        self.batch_rows += 1;
+        self.batch_bytes += p - fields - 4 * ncols;
+        *pos = p;
+        Ok(true)
     }
 
     /// Hands a row cut off at `p` to the general path: its fields started at `fields`, and
     /// `left` columns follow the one it was cut before. Each field before that one took its
     /// 4-byte length and its bytes, so the row's field bytes so far are the rest.
     #[cold]
-    fn cut_row(&mut self, pos: &mut usize, p: usize, fields: usize, left: usize) -> Result<()> {
+    fn cut_row(&mut self, pos: &mut usize, p: usize, fields: usize, left: usize) -> bool {
         let col = self.columns.len() - 1 - left;
         *pos = p;
         self.row_bytes = p - fields - 4 * col;
         self.state = State::FieldLen { col };
-        Ok(())
+        false
     }
 
     #[inline]

@@ -31,7 +31,7 @@ pub mod types;
 
 pub use decoder::{
     ColumnPlan, CopyDecoder, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions,
-    MAX_BATCH_BYTES, SIGNATURE,
+    MAX_BATCH_BYTES, SIGNATURE, Taken,
 };
 pub use error::{Error, ErrorKind, FieldError, Result, Special};
 pub use plan::{Attribute, Catalog, CatalogKind, CatalogType, StrLayout, TypePlan};

@@ -226,7 +226,7 @@ impl<'a> Numeric<'a> {
     ///
     /// `None` means "take the general path", which also reports every error: for any input
     /// this returns either `None` or exactly what `parse` and `to_i128` would give.
-    #[inline]
+    #[inline(always)]
     pub fn scaled_i64(b: &[u8], scale: i8, limit: i64) -> Option<i64> {
         let (head, digits) = b.split_first_chunk::<8>()?;
         let ndigits = usize::from(u16::from_be_bytes([head[0], head[1]]));

@@ -223,3 +223,217 @@ fn garbage_never_panics() {
         }
     }
 }
+
+/// Walks `framed` (CopyData messages) as the client does, the bytes arriving `read` at a time:
+/// whole rows through `decode_messages`, and payload by payload through `decode` what it
+/// declines or stops inside. Returns the batches and the COPY data bytes handed over, or the
+/// first error's text.
+fn walk_messages(
+    columns: &[PgColumn],
+    options: DecodeOptions,
+    framed: &[u8],
+    read: usize,
+) -> Result<(Vec<RecordBatch>, usize), String> {
+    let mut decoder = CopyDecoder::new(columns.to_vec(), options).unwrap();
+    let mut batches = Vec::new();
+    let (mut arrived, mut pos, mut remaining, mut data) = (0, 0, 0, 0);
+    loop {
+        if decoder.has_batch() {
+            batches.extend(decoder.flush().map_err(|e| e.to_string())?);
+        }
+        loop {
+            if remaining == 0 && pos < arrived {
+                let taken = decoder
+                    .decode_messages(&framed[pos..arrived])
+                    .map_err(|e| e.to_string())?;
+                assert!(taken.data <= taken.bytes && pos + taken.bytes <= arrived);
+                pos += taken.bytes;
+                remaining = taken.left;
+                data += taken.data;
+                if decoder.has_batch() {
+                    break;
+                }
+            }
+            if remaining == 0 {
+                if arrived - pos < 5 {
+                    break;
+                }
+                assert_eq!(framed[pos], b'd', "a message at byte {pos}");
+                let len = i32::from_be_bytes(framed[pos + 1..pos + 5].try_into().unwrap());
+                remaining = len as usize - 4;
+                pos += 5;
+            }
+            let n = remaining.min(arrived - pos);
+            if n == 0 {
+                break;
+            }
+            let used = decoder
+                .decode(&framed[pos..pos + n])
+                .map_err(|e| e.to_string())?;
+            pos += used;
+            remaining -= used;
+            data += used;
+            if decoder.has_batch() {
+                break;
+            }
+        }
+        if decoder.has_batch() {
+            continue;
+        }
+        if arrived == framed.len() {
+            break;
+        }
+        arrived = (arrived + read).min(framed.len());
+    }
+    assert_eq!((pos, remaining), (framed.len(), 0), "all of it used");
+    assert_eq!(decoder.bytes_consumed(), data as u64);
+    batches.extend(decoder.finish().map_err(|e| e.to_string())?);
+    Ok((batches, data))
+}
+
+/// Decodes `bin` in one piece, with the errors as text, for comparing with `walk_messages`.
+fn decode_whole(
+    columns: &[PgColumn],
+    options: DecodeOptions,
+    bin: &[u8],
+) -> Result<Vec<RecordBatch>, String> {
+    let mut decoder = CopyDecoder::new(columns.to_vec(), options).unwrap();
+    let mut batches = Vec::new();
+    let mut rest = bin;
+    while !rest.is_empty() {
+        let used = decoder.decode(rest).map_err(|e| e.to_string())?;
+        rest = &rest[used..];
+        if decoder.has_batch() {
+            batches.extend(decoder.flush().map_err(|e| e.to_string())?);
+        }
+    }
+    batches.extend(decoder.finish().map_err(|e| e.to_string())?);
+    Ok(batches)
+}
+
+#[test]
+fn messages_walked_as_postgres_sends_them() {
+    for name in ["lineitem", "wide", "mixed"] {
+        let (columns, bin) = fixture(name);
+        let framed = pgarrow_testkit::copy::copy_data_messages(&bin, columns.len());
+        for batch_rows in [1000, 65_536] {
+            let options = DecodeOptions {
+                batch_rows,
+                ..DecodeOptions::default()
+            };
+            let whole = decode_whole(&columns, options, &bin).unwrap();
+            for read in [framed.len(), 65_536, 8192, 333, 7] {
+                let (batches, data) = walk_messages(&columns, options, &framed, read).unwrap();
+                assert_eq!(data, bin.len(), "{name}, reads of {read}");
+                assert_eq!(batches, whole, "{name}, reads of {read}, {batch_rows} rows");
+            }
+        }
+    }
+}
+
+/// Framing no server uses: rows cut across messages anywhere, several rows in one message.
+#[test]
+fn messages_split_anywhere() {
+    let mut rng = StdRng::seed_from_u64(5);
+    for name in ["lineitem", "wide", "mixed"] {
+        let (columns, bin) = fixture(name);
+        let options = DecodeOptions {
+            batch_rows: 777,
+            ..DecodeOptions::default()
+        };
+        let whole = decode_whole(&columns, options, &bin).unwrap();
+        for round in 0..12 {
+            // From a cut every few bytes to one every few rows.
+            let gap = [3, 40, 300, 2000][round % 4];
+            let mut cuts = Vec::new();
+            let mut at = 0;
+            loop {
+                at += rng.random_range(1..=gap);
+                if at >= bin.len() {
+                    break;
+                }
+                cuts.push(at);
+            }
+            let framed = pgarrow_testkit::copy::copy_data_split(&bin, &cuts);
+            let read = rng.random_range(1..=framed.len().min(100_000));
+            let (batches, data) = walk_messages(&columns, options, &framed, read).unwrap();
+            assert_eq!(data, bin.len());
+            assert_eq!(batches, whole, "{name}, round {round}");
+        }
+    }
+}
+
+#[test]
+fn messages_stop_at_other_messages() {
+    let (columns, bin) = fixture("mixed");
+    let framed = pgarrow_testkit::copy::copy_data_messages(&bin, columns.len());
+    let first = 1 + i32::from_be_bytes(framed[1..5].try_into().unwrap()) as usize;
+    let second =
+        first + 1 + i32::from_be_bytes(framed[first + 1..first + 5].try_into().unwrap()) as usize;
+    // A NoticeResponse between the second and the third row.
+    let mut buf = framed[..second].to_vec();
+    buf.extend_from_slice(b"N\0\0\0\x04");
+    buf.extend_from_slice(&framed[second..]);
+    let mut decoder = CopyDecoder::new(columns, DecodeOptions::default()).unwrap();
+    // The first message carries the header: declined.
+    assert_eq!(decoder.decode_messages(&buf).unwrap().bytes, 0);
+    assert_eq!(decoder.decode(&buf[5..first]).unwrap(), first - 5);
+    let taken = decoder.decode_messages(&buf[first..]).unwrap();
+    assert_eq!(
+        (taken.bytes, taken.data, taken.left),
+        (second - first, second - first - 5, 0)
+    );
+    assert_eq!(decoder.rows_decoded(), 2);
+    assert_eq!(decoder.decode_messages(&buf[second..]).unwrap().bytes, 0);
+    // A message cut off at the end of what arrived is declined too.
+    let third = &buf[second + 5..];
+    assert_eq!(decoder.decode_messages(&third[..20]).unwrap().bytes, 0);
+    assert_eq!(decoder.rows_decoded(), 2);
+}
+
+/// A bad value or a bad length inside a message is reported as `decode` reports it: the same
+/// row, column and byte offset of the COPY stream.
+#[test]
+fn messages_report_errors_like_decode() {
+    let (columns, bin) = fixture("lineitem");
+    let framed = pgarrow_testkit::copy::copy_data_messages(&bin, columns.len());
+    // Row 3's message: its l_orderkey (int8) field length, then a byte of its value.
+    let mut at = 0;
+    for _ in 0..2 {
+        at += 1 + i32::from_be_bytes(framed[at + 1..at + 5].try_into().unwrap()) as usize;
+    }
+    // Where each field's length is, in row 3's message.
+    let mut lens = vec![at + 5 + 2];
+    for _ in 1..columns.len() {
+        let p = lens[lens.len() - 1];
+        let len = i32::from_be_bytes(framed[p..p + 4].try_into().unwrap());
+        lens.push(p + 4 + len as usize);
+    }
+    let last = lens[columns.len() - 1];
+    let options = DecodeOptions::default();
+    for (what, offset, value, row) in [
+        ("a 7-byte int8", lens[0] + 3, 7u8, "row 3"),
+        ("a negative length", lens[0], 0xfe, "row 3"),
+        // l_comment 3 bytes longer: in the stream it runs on into the next row (never into
+        // the next message's header), whose field count is then wrong.
+        (
+            "a length past the message",
+            last + 3,
+            framed[last + 3] + 3,
+            "row 4",
+        ),
+    ] {
+        let mut bad = framed.clone();
+        bad[offset] = value;
+        // The same corruption in the plain stream: framing bytes removed.
+        let mut plain = bin.clone();
+        let payload_offset = offset - 5 * 3;
+        plain[payload_offset] = value;
+        let expected = decode_whole(&columns, options, &plain).unwrap_err();
+        for read in [bad.len(), 1000] {
+            let err = walk_messages(&columns, options, &bad, read).unwrap_err();
+            assert_eq!(err, expected, "{what}, reads of {read}");
+        }
+        assert!(expected.contains(row), "{what}: {expected}");
+    }
+}
