@@ -1297,6 +1297,37 @@ impl CopyOut<'_> {
         (n > 0).then(|| &self.conn.read_buf[..n])
     }
 
+    /// Everything buffered, when it starts at a message boundary: the protocol messages as
+    /// they arrived, the last one possibly cut off. For a decoder that walks CopyData messages
+    /// itself ([`consume_messages`](CopyOut::consume_messages) then says what it used); it is
+    /// read-only, and anything the decoder declines is left for [`buffered`](CopyOut::buffered)
+    /// and [`fill`](CopyOut::fill), which check every message. `None` in the middle of a
+    /// message, or when nothing is buffered.
+    #[inline]
+    pub fn messages(&self) -> Option<&[u8]> {
+        let buf = &self.conn.read_buf;
+        (self.remaining == 0 && !buf.is_empty()).then_some(&buf[..])
+    }
+
+    /// Advances past `bytes` of what [`messages`](CopyOut::messages) returned: whole CopyData
+    /// messages carrying `data` bytes of COPY data in all, except that the last may have been
+    /// left part-way, with `left` bytes of its payload still to come (through `buffered` or
+    /// `fill`).
+    ///
+    /// # Panics
+    /// If called in the middle of a message, or with more bytes than are buffered.
+    #[inline]
+    pub fn consume_messages(&mut self, bytes: usize, data: usize, left: usize) {
+        assert!(
+            self.remaining == 0 && bytes <= self.conn.read_buf.len(),
+            "consumed messages that were not handed out"
+        );
+        debug_assert!(data <= bytes && (bytes == 0 || self.conn.read_buf[0] == b'd'));
+        self.conn.read_buf.advance(bytes);
+        self.remaining = left;
+        self.bytes += data as u64;
+    }
+
     /// Returns the next bytes of COPY data, reading from the socket when none are buffered; an
     /// empty slice at the end of the copy.
     ///

@@ -719,8 +719,22 @@ impl Export<'_> {
             {
                 return Ok(Some(batch));
             }
-            // Everything already read, frame by frame, before awaiting the socket again.
-            while let Some(chunk) = self.copy.buffered() {
+            // Everything already read, before awaiting the socket again: whole rows straight
+            // from the read buffer, the decoder walking the CopyData messages (one per row), and
+            // payload by payload what it declines (the first message, which carries the header;
+            // the trailer; a message cut off at the end of the read).
+            loop {
+                if let Some(buf) = self.copy.messages() {
+                    let taken = self.decoder.decode_messages(buf)?;
+                    self.copy
+                        .consume_messages(taken.bytes, taken.data, taken.left);
+                    if self.decoder.has_batch() {
+                        break;
+                    }
+                }
+                let Some(chunk) = self.copy.buffered() else {
+                    break;
+                };
                 let used = self.decoder.decode(chunk)?;
                 self.copy.consume(used);
                 if self.decoder.has_batch() {
