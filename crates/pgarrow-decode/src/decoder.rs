@@ -666,12 +666,18 @@ impl CopyDecoder {
                 p += 4;
                 continue;
             }
-            // A negative length other than -1 is refused by the general path.
-            let Ok(len) = usize::try_from(len) else {
+            // A negative length other than -1 is refused by the general path. Read as a u32,
+            // it is longer than any message (at most i32::MAX bytes): only a plain input, which
+            // may be longer, needs its sign checked.
+            let len = if FRAMED {
+                len as u32 as usize
+            } else if let Ok(len) = usize::try_from(len) {
+                len
+            } else {
                 let left = columns.len();
                 return Ok(self.cut_row(pos, p, fields, left));
             };
-            let Some(body) = frame.get(p + 4..p + 4 + len) else {
+            let Some(body) = frame[p + 4..].get(..len) else {
                 let left = columns.len();
                 return Ok(self.cut_row(pos, p, fields, left));
             };
