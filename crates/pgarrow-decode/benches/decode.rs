@@ -9,7 +9,11 @@
 //!   so fields straddling two pieces take the scratch-buffer path;
 //! - `<case>_x10`: the stream's tuples repeated ten times, decoded with the default batch
 //!   size: several full batches, so later batches start from buffers sized by the last one,
-//!   as in a long export.
+//!   as in a long export;
+//! - `messages/<case>_x10`: that stream in CopyData messages, one per row as the server sends
+//!   them, walked as pgarrow's client does (`decode_messages`, in 64 KiB reads): the decoder's
+//!   share of a real export. Throughput is still in bytes of COPY data (the messages' headers
+//!   not counted).
 //!
 //! The global allocator is mimalloc, as in the `pgarrow` binary: with the system allocator,
 //! every batch's fresh buffers come from `mmap` and a tenth of the time goes to page faults.
@@ -19,6 +23,9 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pgarrow_decode::{CopyDecoder, DecodeOptions, PgColumn};
+
+#[path = "../tests/common/messages.rs"]
+mod messages;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -110,6 +117,26 @@ fn bench_case(c: &mut Criterion, group: &str, case: &Case, chunks: &[usize]) {
     g.finish();
 }
 
+/// The decoder walking `case` framed as CopyData messages, in 64 KiB reads.
+fn bench_messages(c: &mut Criterion, case: &Case) {
+    let framed = pgarrow_testkit::copy::copy_data_messages(&case.bin, case.columns.len());
+    let mut g = c.benchmark_group("messages");
+    g.throughput(Throughput::Bytes(case.bin.len() as u64));
+    g.bench_function(&case.name, |b| {
+        b.iter(|| {
+            let mut decoder =
+                CopyDecoder::new(case.columns.clone(), DecodeOptions::default()).expect("decoder");
+            let mut rows = 0;
+            let data = messages::walk_messages(&mut decoder, black_box(&framed), 64 << 10, |b| {
+                rows += black_box(b).num_rows();
+            })
+            .expect("decode");
+            assert_eq!((rows, data), (case.rows, case.bin.len()));
+        });
+    });
+    g.finish();
+}
+
 fn decoder_benches(c: &mut Criterion) {
     let lineitem = fixture("lineitem", 20_000);
     let wide = fixture("wide", 20_000);
@@ -121,7 +148,9 @@ fn decoder_benches(c: &mut Criterion) {
         bench_case(c, "chunks", case, &[64 << 10, 8 << 10]);
     }
     for case in [&lineitem, &wide] {
-        bench_case(c, "decode", &repeated(case, 10), &[usize::MAX]);
+        let x10 = repeated(case, 10);
+        bench_case(c, "decode", &x10, &[usize::MAX]);
+        bench_messages(c, &x10);
     }
 }
 

@@ -1,13 +1,18 @@
 //! Decodes a captured stream (`testdata/copy/<name>.bin`) `times` times in one go, for
 //! profilers: `valgrind --tool=callgrind target/release/examples/decode_fixture lineitem 10`.
 //! With a third argument `messages`, the rows are first wrapped in CopyData messages, one per
-//! row as the server sends them, and decoded with `decode_messages` the way the client does.
+//! row as the server sends them, and decoded with `decode_messages` the way the client does
+//! (in 64 KiB reads).
 //! The benchmark numbers come from `benches/decode.rs`, not from this.
 
 use std::hint::black_box;
 
 use pgarrow_decode::{CopyDecoder, DecodeOptions, PgColumn};
 use pgarrow_testkit::copy::copy_data_messages;
+
+#[path = "../tests/common/messages.rs"]
+mod messages;
+use messages::walk_messages;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -48,36 +53,20 @@ fn main() {
         }
         stream.extend_from_slice(&[0xff, 0xff]);
         let framed = copy_data_messages(&stream, decoder.schema().fields().len());
-        let mut buf = &framed[..];
-        while !buf.is_empty() {
-            let taken = decoder.decode_messages(black_box(buf)).expect("decode");
-            buf = &buf[taken.bytes..];
-            // What it declined, or the rest of a message it stopped in, goes to `decode`.
-            let payload = if taken.left > 0 {
-                taken.left
-            } else if taken.bytes == 0 {
-                let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
-                buf = &buf[5..];
-                len as usize - 4
-            } else {
-                0
-            };
-            rows += feed(&mut decoder, &buf[..payload]);
-            buf = &buf[payload..];
-            if decoder.has_batch() {
-                rows += decoder.flush().expect("flush").map_or(0, |b| b.num_rows());
-            }
-        }
+        walk_messages(&mut decoder, black_box(&framed), 64 << 10, |b| {
+            rows += b.num_rows();
+        })
+        .expect("decode");
     } else {
         rows += feed(&mut decoder, header);
         for _ in 0..times {
             rows += feed(&mut decoder, tuples);
         }
         rows += feed(&mut decoder, &[0xff, 0xff]);
+        rows += decoder
+            .finish()
+            .expect("finish")
+            .map_or(0, |b| b.num_rows());
     }
-    rows += decoder
-        .finish()
-        .expect("finish")
-        .map_or(0, |b| b.num_rows());
     println!("{rows} rows, {} bytes", decoder.bytes_consumed());
 }

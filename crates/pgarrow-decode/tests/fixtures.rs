@@ -6,6 +6,10 @@ use pgarrow_decode::{CopyDecoder, DecodeOptions, PgColumn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+#[path = "common/messages.rs"]
+mod messages;
+use messages::walk_messages;
+
 fn fixture(name: &str) -> (Vec<PgColumn>, Vec<u8>) {
     let copy = pgarrow_testkit::fixtures::captured_copy(name);
     let columns = copy
@@ -224,11 +228,8 @@ fn garbage_never_panics() {
     }
 }
 
-/// Walks `framed` (CopyData messages) as the client does, the bytes arriving `read` at a time:
-/// whole rows through `decode_messages`, and payload by payload through `decode` what it
-/// declines or stops inside. Returns the batches and the COPY data bytes handed over, or the
-/// first error's text.
-fn walk_messages(
+/// `walk_messages` on a new decoder, with the errors as text.
+fn walk(
     columns: &[PgColumn],
     options: DecodeOptions,
     framed: &[u8],
@@ -236,58 +237,8 @@ fn walk_messages(
 ) -> Result<(Vec<RecordBatch>, usize), String> {
     let mut decoder = CopyDecoder::new(columns.to_vec(), options).unwrap();
     let mut batches = Vec::new();
-    let (mut arrived, mut pos, mut remaining, mut data) = (0, 0, 0, 0);
-    loop {
-        if decoder.has_batch() {
-            batches.extend(decoder.flush().map_err(|e| e.to_string())?);
-        }
-        loop {
-            if remaining == 0 && pos < arrived {
-                let taken = decoder
-                    .decode_messages(&framed[pos..arrived])
-                    .map_err(|e| e.to_string())?;
-                assert!(taken.data <= taken.bytes && pos + taken.bytes <= arrived);
-                pos += taken.bytes;
-                remaining = taken.left;
-                data += taken.data;
-                if decoder.has_batch() {
-                    break;
-                }
-            }
-            if remaining == 0 {
-                if arrived - pos < 5 {
-                    break;
-                }
-                assert_eq!(framed[pos], b'd', "a message at byte {pos}");
-                let len = i32::from_be_bytes(framed[pos + 1..pos + 5].try_into().unwrap());
-                remaining = len as usize - 4;
-                pos += 5;
-            }
-            let n = remaining.min(arrived - pos);
-            if n == 0 {
-                break;
-            }
-            let used = decoder
-                .decode(&framed[pos..pos + n])
-                .map_err(|e| e.to_string())?;
-            pos += used;
-            remaining -= used;
-            data += used;
-            if decoder.has_batch() {
-                break;
-            }
-        }
-        if decoder.has_batch() {
-            continue;
-        }
-        if arrived == framed.len() {
-            break;
-        }
-        arrived = (arrived + read).min(framed.len());
-    }
-    assert_eq!((pos, remaining), (framed.len(), 0), "all of it used");
-    assert_eq!(decoder.bytes_consumed(), data as u64);
-    batches.extend(decoder.finish().map_err(|e| e.to_string())?);
+    let data = walk_messages(&mut decoder, framed, read, |b| batches.push(b))
+        .map_err(|e| e.to_string())?;
     Ok((batches, data))
 }
 
@@ -323,7 +274,7 @@ fn messages_walked_as_postgres_sends_them() {
             };
             let whole = decode_whole(&columns, options, &bin).unwrap();
             for read in [framed.len(), 65_536, 8192, 333, 7] {
-                let (batches, data) = walk_messages(&columns, options, &framed, read).unwrap();
+                let (batches, data) = walk(&columns, options, &framed, read).unwrap();
                 assert_eq!(data, bin.len(), "{name}, reads of {read}");
                 assert_eq!(batches, whole, "{name}, reads of {read}, {batch_rows} rows");
             }
@@ -356,7 +307,7 @@ fn messages_split_anywhere() {
             }
             let framed = pgarrow_testkit::copy::copy_data_split(&bin, &cuts);
             let read = rng.random_range(1..=framed.len().min(100_000));
-            let (batches, data) = walk_messages(&columns, options, &framed, read).unwrap();
+            let (batches, data) = walk(&columns, options, &framed, read).unwrap();
             assert_eq!(data, bin.len());
             assert_eq!(batches, whole, "{name}, round {round}");
         }
@@ -431,7 +382,7 @@ fn messages_report_errors_like_decode() {
         plain[payload_offset] = value;
         let expected = decode_whole(&columns, options, &plain).unwrap_err();
         for read in [bad.len(), 1000] {
-            let err = walk_messages(&columns, options, &bad, read).unwrap_err();
+            let err = walk(&columns, options, &bad, read).unwrap_err();
             assert_eq!(err, expected, "{what}, reads of {read}");
         }
         assert!(expected.contains(row), "{what}: {expected}");
