@@ -348,7 +348,7 @@ fn messages_stop_at_other_messages() {
 fn messages_report_errors_like_decode() {
     let (columns, bin) = fixture("lineitem");
     let framed = pgarrow_testkit::copy::copy_data_messages(&bin, columns.len());
-    // Row 3's message: its l_orderkey (int8) field length, then a byte of its value.
+    // The start of row 3's message (the first carries the header and row 1).
     let mut at = 0;
     for _ in 0..2 {
         at += 1 + i32::from_be_bytes(framed[at + 1..at + 5].try_into().unwrap()) as usize;
@@ -376,7 +376,7 @@ fn messages_report_errors_like_decode() {
     ] {
         let mut bad = framed.clone();
         bad[offset] = value;
-        // The same corruption in the plain stream: framing bytes removed.
+        // The same corruption in the plain stream: three message headers before it.
         let mut plain = bin.clone();
         let payload_offset = offset - 5 * 3;
         plain[payload_offset] = value;
