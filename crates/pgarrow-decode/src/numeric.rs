@@ -167,10 +167,7 @@ impl<'a> Numeric<'a> {
                     .and_then(|p| d.checked_mul(p))
                     .ok_or_else(|| self.overflow(precision, scale))?
             } else {
-                match pow10_i128(-e) {
-                    Some(div) if d % div == 0 => d / div,
-                    _ => return Err(self.rounding(scale)),
-                }
+                i128::from(self.fraction_group(i, -e, scale)?)
             };
             acc = acc
                 .checked_add(term)
@@ -200,10 +197,7 @@ impl<'a> Numeric<'a> {
                     .and_then(|p| i256::from_i128(d).checked_mul(p))
                     .ok_or_else(|| self.overflow(precision, scale))?
             } else {
-                match pow10_i128(-e) {
-                    Some(div) if d % div == 0 => i256::from_i128(d / div),
-                    _ => return Err(self.rounding(scale)),
-                }
+                i256::from_i128(i128::from(self.fraction_group(i, -e, scale)?))
             };
             acc = acc
                 .checked_add(term)
@@ -221,7 +215,7 @@ impl<'a> Numeric<'a> {
     }
 
     /// The common case of [`Numeric::to_i128`] straight from the wire, in 64-bit arithmetic:
-    /// a finite value of at most four digit groups whose value scaled by `10^scale` is below
+    /// a finite value of at most five digit groups whose value scaled by `10^scale` is below
     /// `limit` (at most 10^18).
     ///
     /// `None` means "take the general path", which also reports every error: for any input
@@ -233,7 +227,7 @@ impl<'a> Numeric<'a> {
         let weight = i32::from(i16::from_be_bytes([head[2], head[3]]));
         let sign = u16::from_be_bytes([head[4], head[5]]);
         let dscale = u16::from_be_bytes([head[6], head[7]]);
-        if ndigits > 4 || digits.len() != 2 * ndigits || dscale > 0x3fff {
+        if ndigits > 5 || digits.len() != 2 * ndigits || dscale > 0x3fff {
             return None;
         }
         let negative = match sign {
@@ -241,19 +235,21 @@ impl<'a> Numeric<'a> {
             SIGN_NEG => true,
             _ => return None,
         };
-        // All groups but the last (below 10^12), then the last on its own: a fractional
-        // last group is divided by a power of ten, which needs only its four digits.
+        // All groups but the last (below 10^16), then the last on its own: a fractional last
+        // group is divided by a power of ten, which needs only its four digits. Unsigned, so
+        // that nothing here can overflow: a fractional last group makes the value below
+        // 10^19, and an integral one is scaled in 128 bits (below 10^38).
         let Some((head, last)) = digits.split_last_chunk::<2>() else {
             // No digits: zero, whatever the weight.
             return Some(0);
         };
-        let mut acc: i64 = 0;
+        let mut acc: u64 = 0;
         for d in head.chunks_exact(2) {
             let d = u16::from_be_bytes([d[0], d[1]]);
             if d > 9999 {
                 return None;
             }
-            acc = acc * 10_000 + i64::from(d);
+            acc = acc * 10_000 + u64::from(d);
         }
         let last = u16::from_be_bytes(*last);
         if last > 9999 {
@@ -262,22 +258,39 @@ impl<'a> Numeric<'a> {
         // The last group's power of ten once scaled.
         let e = 4 * (weight + 1 - ndigits as i32) + i32::from(scale);
         let acc = if e >= 0 {
-            (acc * 10_000 + i64::from(last)).checked_mul(*POW10_I64.get(e as usize)?)?
+            let pow = u128::from(POW10_U64.get(e as usize)?.to_owned());
+            let v = (u128::from(acc) * 10_000 + u128::from(last)) * pow;
+            u64::try_from(v).ok()?
         } else if e >= -4 {
             let k = (-e) as usize;
             let (q, r) = div_pow10(last, k);
             if r != 0 {
                 return None;
             }
-            acc * POW10_I64[4 - k] + i64::from(q)
+            acc * POW10_U64[4 - k] + u64::from(q)
         } else {
             // Two or more groups below the scale: only zeros would fit; rare.
             return None;
         };
-        if acc >= limit {
+        // `limit` is at most 10^18, so what passes fits an i64.
+        if acc >= limit as u64 {
             return None;
         }
+        let acc = acc as i64;
         Some(if negative { -acc } else { acc })
+    }
+
+    /// Group `i` (not zero) divided by `10^k` (k > 0), where it falls below the scale: only
+    /// exact if the digits cut off are zeros, which needs k < 4. In 16-bit arithmetic: an i128
+    /// division is a library call.
+    fn fraction_group(&self, i: usize, k: i32, scale: i8) -> Result<u16, FieldError> {
+        match usize::try_from(k) {
+            Ok(k @ 1..=3) => match div_pow10(self.digit(i), k) {
+                (q, 0) => Ok(q),
+                _ => Err(self.rounding(scale)),
+            },
+            _ => Err(self.rounding(scale)),
+        }
     }
 
     fn overflow(&self, precision: u8, scale: i8) -> FieldError {
@@ -405,8 +418,8 @@ fn div_pow10(x: u16, k: usize) -> (u16, u16) {
 const POW10_U16: [u16; 5] = [1, 10, 100, 1000, 10_000];
 
 /// 10^0 ..= 10^18, the powers of ten an i64 holds.
-const POW10_I64: [i64; 19] = {
-    let mut t = [1i64; 19];
+const POW10_U64: [u64; 19] = {
+    let mut t = [1u64; 19];
     let mut i = 1;
     while i < 19 {
         t[i] = t[i - 1] * 10;
@@ -418,7 +431,7 @@ const POW10_I64: [i64; 19] = {
 /// The exclusive bound of a scaled Decimal of `precision` digits that
 /// [`Numeric::scaled_i64`] may produce: 10^precision, at most 10^18.
 pub fn i64_limit(precision: u8) -> i64 {
-    POW10_I64[usize::from(precision.min(18))]
+    POW10_U64[usize::from(precision.min(18))] as i64
 }
 
 #[inline]
