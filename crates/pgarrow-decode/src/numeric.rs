@@ -333,60 +333,70 @@ impl<'a> Numeric<'a> {
     }
 
     /// Appends the value's exact text as bytes (see [`Numeric::write_text`]).
+    ///
+    /// Every digit group goes out as one 4-byte store (from a table of digit pairs), the
+    /// first group's leading zeros and the digits past `dscale` then cut off by shifting and
+    /// truncating, not by copies of varying length (a `memcpy` call each).
     pub fn write_text_bytes(&self, out: &mut Vec<u8>) {
+        out.reserve(self.text_len_hint() + 4);
         if self.negative {
             out.push(b'-');
         }
-        // Integer part.
-        if self.weight < 0 {
-            out.push(b'0');
-        } else {
-            for d in 0..=self.weight as usize {
-                let g = self.digit(d);
-                if d == 0 {
-                    push_group_trimmed(out, g);
-                } else {
-                    push_group(out, g);
-                }
+        // Integer part. PostgreSQL sends no leading zero groups, but a stream might.
+        let weight = usize::try_from(self.weight).ok();
+        let lead = weight.and_then(|w| (0..=w).find(|&d| self.digit(d) != 0));
+        if let (Some(weight), Some(lead)) = (weight, lead) {
+            let first = self.digit(lead);
+            let len = out.len();
+            let n = match first {
+                1000.. => 4,
+                100.. => 3,
+                10.. => 2,
+                _ => 1,
+            };
+            // Little-endian: shifting right drops the leading digits.
+            let shifted = u32::from_le_bytes(group_ascii(first)) >> (8 * (4 - n));
+            out.extend_from_slice(&shifted.to_le_bytes());
+            out.truncate(len + n);
+            for d in lead + 1..=weight {
+                out.extend_from_slice(&group_ascii(self.digit(d)));
             }
+        } else {
+            out.push(b'0');
         }
         // Fractional part: dscale digits, groups after the point start at weight + 1.
         if self.dscale > 0 {
             out.push(b'.');
-            let mut left = self.dscale as usize;
+            let end = out.len() + usize::from(self.dscale);
             let mut d = i32::from(self.weight) + 1;
-            while left > 0 {
-                let g = if d < 0 { 0 } else { self.digit(d as usize) };
-                let mut tmp = [0u8; 4];
-                group_digits(g, &mut tmp);
-                let take = left.min(4);
-                out.extend_from_slice(&tmp[..take]);
-                left -= take;
+            while out.len() < end {
+                let g = usize::try_from(d).map_or(0, |d| self.digit(d));
+                out.extend_from_slice(&group_ascii(g));
                 d += 1;
             }
+            out.truncate(end);
         }
     }
 }
 
-fn group_digits(g: u16, out: &mut [u8; 4]) {
-    out[0] = b'0' + (g / 1000) as u8;
-    out[1] = b'0' + (g / 100 % 10) as u8;
-    out[2] = b'0' + (g / 10 % 10) as u8;
-    out[3] = b'0' + (g % 10) as u8;
+/// The four ASCII digits of a digit group (at most 9999), most significant first.
+#[inline]
+fn group_ascii(g: u16) -> [u8; 4] {
+    let (hi, lo) = (usize::from(g / 100) % 100, usize::from(g % 100));
+    let (hi, lo) = (DIGIT_PAIRS[hi], DIGIT_PAIRS[lo]);
+    [hi[0], hi[1], lo[0], lo[1]]
 }
 
-fn push_group(out: &mut Vec<u8>, g: u16) {
-    let mut tmp = [0u8; 4];
-    group_digits(g, &mut tmp);
-    out.extend_from_slice(&tmp);
-}
-
-fn push_group_trimmed(out: &mut Vec<u8>, g: u16) {
-    let mut tmp = [0u8; 4];
-    group_digits(g, &mut tmp);
-    let first = tmp.iter().position(|&c| c != b'0').unwrap_or(3);
-    out.extend_from_slice(&tmp[first..]);
-}
+/// "00" ..= "99".
+const DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
 
 /// 10^0 ..= 10^38, the powers of ten an i128 holds.
 const POW10: [i128; 39] = {
@@ -473,6 +483,47 @@ mod tests {
         assert_eq!(text(&enc(true, 0, 3, &[123, 4560])), "-123.456");
         assert_eq!(text(&enc(false, -250, 1000, &[1])).len(), 1002);
         assert_eq!(text(&enc(false, 2, 0, &[12, 3456, 7890])), "1234567890");
+    }
+
+    /// Random layouts against a plain rendering: groups as `{:04}`, leading zeros trimmed,
+    /// the fraction cut to `dscale` digits.
+    #[test]
+    fn renders_random_values() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for _ in 0..20_000 {
+            let n = rng.random_range(0..=8usize);
+            let digits: Vec<u16> = (0..n).map(|_| rng.random_range(0..10_000)).collect();
+            let weight: i16 = rng.random_range(-5..8);
+            let dscale: u16 = rng.random_range(0..20);
+            let negative = rng.random_bool(0.3);
+            let group = |i: i32| {
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| digits.get(i))
+                    .map_or_else(|| "0000".to_owned(), |g| format!("{g:04}"))
+            };
+            let int: String = (0..=i32::from(weight)).map(group).collect();
+            let int = int.trim_start_matches('0');
+            let mut expected = format!(
+                "{}{}",
+                if negative { "-" } else { "" },
+                if int.is_empty() { "0" } else { int }
+            );
+            if dscale > 0 {
+                let frac: String = (i32::from(weight) + 1..)
+                    .take(5 + usize::from(dscale) / 4)
+                    .map(group)
+                    .collect();
+                expected.push('.');
+                expected.push_str(&frac[..usize::from(dscale)]);
+            }
+            assert_eq!(
+                text(&enc(negative, weight, dscale, &digits)),
+                expected,
+                "{weight} {dscale} {digits:?}"
+            );
+        }
     }
 
     #[test]
