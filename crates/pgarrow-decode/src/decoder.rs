@@ -555,11 +555,9 @@ impl CopyDecoder {
     #[inline]
     fn decode_rows(&mut self, input: &[u8], pos: &mut usize) -> Result<()> {
         debug_assert!(self.scratch.is_empty() && self.state == State::TupleStart);
-        // An i16 count equal to the column count, as it appears on the wire.
-        let Ok(count) = i16::try_from(self.columns.len()) else {
+        let Some(count) = self.wire_count() else {
             return Ok(());
         };
-        let count = count.to_be_bytes();
         while !self.has_batch() {
             if input.get(*pos..*pos + 2) != Some(&count[..]) {
                 break;
@@ -592,10 +590,9 @@ impl CopyDecoder {
         if self.state != State::TupleStart || !self.scratch.is_empty() || self.has_oids {
             return Ok(taken);
         }
-        let Ok(count) = i16::try_from(self.columns.len()) else {
+        let Some(count) = self.wire_count() else {
             return Ok(taken);
         };
-        let count = count.to_be_bytes();
         let mut p = 0;
         while !self.has_batch() {
             // The message's type and length, and the row's field count.
@@ -699,6 +696,13 @@ impl CopyDecoder {
         self.batch_bytes += p - fields - 4 * ncols;
         *pos = p;
         Ok(true)
+    }
+
+    /// A tuple's field count as it appears on the wire when it equals the column count; `None`
+    /// for more columns than an i16 counts (the general path then refuses every tuple).
+    #[inline]
+    fn wire_count(&self) -> Option<[u8; 2]> {
+        i16::try_from(self.columns.len()).ok().map(i16::to_be_bytes)
     }
 
     /// Hands a row cut off at `p` to the general path: its fields started at `fields`, and

@@ -258,7 +258,7 @@ impl<'a> Numeric<'a> {
         // The last group's power of ten once scaled.
         let e = 4 * (weight + 1 - ndigits as i32) + i32::from(scale);
         let acc = if e >= 0 {
-            let pow = u128::from(POW10_U64.get(e as usize)?.to_owned());
+            let pow = u128::from(*POW10_U64.get(e as usize)?);
             let v = (u128::from(acc) * 10_000 + u128::from(last)) * pow;
             u64::try_from(v).ok()?
         } else if e >= -4 {
