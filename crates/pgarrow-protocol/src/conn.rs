@@ -1,6 +1,7 @@
 //! One connection to a PostgreSQL server: TLS, startup, authentication, queries, COPY OUT,
 //! cancellation.
 
+use std::borrow::{Borrow, BorrowMut};
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
@@ -803,7 +804,13 @@ impl Connection {
     /// # Errors
     /// The server's error before the copy starts (with the connection ready again), or a
     /// statement that is not a COPY TO STDOUT.
-    pub async fn copy_out(&mut self, sql: &str) -> Result<CopyOut<'_>> {
+    pub async fn copy_out(&mut self, sql: &str) -> Result<CopyOut<&mut Connection>> {
+        CopyOut::start(self, sql).await
+    }
+
+    /// Sends `sql` and waits for CopyOutResponse; returns whether the format is binary and
+    /// whether the socket's low-water mark was raised.
+    async fn start_copy_out(&mut self, sql: &str) -> Result<(bool, bool)> {
         self.check_idle()?;
         self.encode(|buf| frontend::query(sql, buf))?;
         self.state = State::Busy;
@@ -816,16 +823,7 @@ impl Connection {
                     // Wake up for 64 KiB at a time instead of each 8 KiB the server sends;
                     // with a read_timeout the plain path keeps its exact semantics.
                     let lowat = self.read_timeout.is_none() && self.set_recv_lowat(COPY_LOWAT);
-                    return Ok(CopyOut {
-                        binary: body.format() == 1,
-                        conn: self,
-                        remaining: 0,
-                        rows: None,
-                        error: None,
-                        done: false,
-                        bytes: 0,
-                        lowat,
-                    });
+                    return Ok((body.format() == 1, lowat));
                 }
                 Message::ReadyForQuery(_) => {
                     self.state = State::Idle;
@@ -1233,8 +1231,8 @@ fn message_name(m: &Message) -> &'static str {
 /// write fails and the backend ends), and if a tokio runtime is running, a CancelRequest is
 /// sent from a spawned task (for a query still computing its first rows).
 #[derive(Debug)]
-pub struct CopyOut<'c> {
-    conn: &'c mut Connection,
+pub struct CopyOut<C: BorrowMut<Connection>> {
+    conn: C,
     binary: bool,
     /// Bytes of the current CopyData frame not yet handed out.
     remaining: usize,
@@ -1247,10 +1245,41 @@ pub struct CopyOut<'c> {
     lowat: bool,
 }
 
-impl CopyOut<'_> {
+impl<C: BorrowMut<Connection>> CopyOut<C> {
+    /// Runs `sql`, a `COPY ... TO STDOUT`, on `conn`, which the copy then holds: a borrowed
+    /// `&mut Connection` ([`Connection::copy_out`]) or an owned `Connection` or
+    /// `Box<Connection>`, for a copy that must outlive the scope that made it (a stream
+    /// handed to another task, a reader kept in a struct).
+    ///
+    /// # Errors
+    /// As [`Connection::copy_out`].
+    pub async fn start(mut conn: C, sql: &str) -> Result<CopyOut<C>> {
+        let (binary, lowat) = conn.borrow_mut().start_copy_out(sql).await?;
+        Ok(CopyOut {
+            conn,
+            binary,
+            remaining: 0,
+            rows: None,
+            error: None,
+            done: false,
+            bytes: 0,
+            lowat,
+        })
+    }
+
+    #[inline]
+    fn conn(&self) -> &Connection {
+        Borrow::<Connection>::borrow(&self.conn)
+    }
+
+    #[inline]
+    fn conn_mut(&mut self) -> &mut Connection {
+        BorrowMut::<Connection>::borrow_mut(&mut self.conn)
+    }
+
     fn reset_lowat(&mut self) {
         if std::mem::take(&mut self.lowat) {
-            self.conn.set_recv_lowat(1);
+            self.conn_mut().set_recv_lowat(1);
         }
     }
 
@@ -1271,7 +1300,7 @@ impl CopyOut<'_> {
 
     /// What is needed to cancel this COPY from elsewhere.
     pub fn cancel_token(&self) -> CancelToken {
-        self.conn.cancel_token()
+        self.conn().cancel_token()
     }
 
     /// Returns the next bytes of COPY data if they are already buffered: the synchronous part
@@ -1283,18 +1312,18 @@ impl CopyOut<'_> {
     #[inline]
     pub fn buffered(&mut self) -> Option<&[u8]> {
         if self.remaining == 0 {
-            let buf = &self.conn.read_buf;
+            let buf = &self.conn_mut().read_buf;
             if buf.len() < 5 || buf[0] != b'd' {
                 return None;
             }
             let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
             // A bad length is for `fill` to report.
             let payload = usize::try_from(len).ok()?.checked_sub(4)?;
-            self.conn.read_buf.advance(5);
+            self.conn_mut().read_buf.advance(5);
             self.remaining = payload;
         }
-        let n = self.remaining.min(self.conn.read_buf.len());
-        (n > 0).then(|| &self.conn.read_buf[..n])
+        let n = self.remaining.min(self.conn_mut().read_buf.len());
+        (n > 0).then(|| &self.conn_mut().read_buf[..n])
     }
 
     /// Everything buffered, when it starts at a message boundary: the protocol messages as
@@ -1305,7 +1334,7 @@ impl CopyOut<'_> {
     /// message, or when nothing is buffered.
     #[inline]
     pub fn messages(&self) -> Option<&[u8]> {
-        let buf = &self.conn.read_buf;
+        let buf = &self.conn().read_buf;
         (self.remaining == 0 && !buf.is_empty()).then_some(&buf[..])
     }
 
@@ -1319,11 +1348,11 @@ impl CopyOut<'_> {
     #[inline]
     pub fn consume_messages(&mut self, bytes: usize, data: usize, left: usize) {
         assert!(
-            self.remaining == 0 && bytes <= self.conn.read_buf.len(),
+            self.remaining == 0 && bytes <= self.conn_mut().read_buf.len(),
             "consumed messages that were not handed out"
         );
-        debug_assert!(data <= bytes && (bytes == 0 || self.conn.read_buf[0] == b'd'));
-        self.conn.read_buf.advance(bytes);
+        debug_assert!(data <= bytes && (bytes == 0 || self.conn_mut().read_buf[0] == b'd'));
+        self.conn_mut().read_buf.advance(bytes);
         self.remaining = left;
         self.bytes += data as u64;
     }
@@ -1336,11 +1365,11 @@ impl CopyOut<'_> {
     /// violation, or the `read_timeout`.
     pub async fn fill(&mut self) -> Result<&[u8]> {
         match self.advance().await {
-            Ok(n) => Ok(&self.conn.read_buf[..n]),
+            Ok(n) => Ok(&self.conn_mut().read_buf[..n]),
             Err(e) => {
                 // Whatever went wrong mid-COPY, the connection is not reusable.
-                if self.conn.state == State::InCopy {
-                    self.conn.state = State::Broken(format!("a COPY failed: {e}"));
+                if self.conn_mut().state == State::InCopy {
+                    self.conn_mut().state = State::Broken(format!("a COPY failed: {e}"));
                 }
                 Err(e)
             }
@@ -1352,8 +1381,8 @@ impl CopyOut<'_> {
     async fn advance(&mut self) -> Result<usize> {
         loop {
             if self.remaining > 0 {
-                if !self.conn.read_buf.is_empty() {
-                    return Ok(self.remaining.min(self.conn.read_buf.len()));
+                if !self.conn_mut().read_buf.is_empty() {
+                    return Ok(self.remaining.min(self.conn_mut().read_buf.len()));
                 }
                 self.read_more().await?;
                 continue;
@@ -1361,32 +1390,32 @@ impl CopyOut<'_> {
             if self.done {
                 return Ok(0);
             }
-            let buf = &self.conn.read_buf;
+            let buf = &self.conn_mut().read_buf;
             if buf.len() >= 5 && buf[0] == b'd' {
                 let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
                 if len < 4 {
                     return Err(self
-                        .conn
+                        .conn_mut()
                         .broken_protocol(format!("CopyData with invalid length {len}")));
                 }
-                self.conn.read_buf.advance(5);
+                self.conn_mut().read_buf.advance(5);
                 self.remaining = len as usize - 4;
                 continue;
             }
-            if !self.conn.message_ready()? {
+            if !self.conn_mut().message_ready()? {
                 self.read_more().await?;
                 continue;
             }
-            let tag = self.conn.read_buf[0];
-            let msg = match Message::parse(&mut self.conn.read_buf) {
+            let tag = self.conn_mut().read_buf[0];
+            let msg = match Message::parse(&mut self.conn_mut().read_buf) {
                 Ok(Some(m)) => m,
                 Ok(None) => {
                     return Err(self
-                        .conn
+                        .conn_mut()
                         .broken_protocol("incomplete message after length check"));
                 }
                 Err(e) => {
-                    return Err(self.conn.broken_protocol(format!(
+                    return Err(self.conn_mut().broken_protocol(format!(
                         "malformed message '{}' during COPY: {e}",
                         tag.escape_ascii()
                     )));
@@ -1403,25 +1432,25 @@ impl CopyOut<'_> {
                 Message::ErrorResponse(e) => {
                     let e = parse_error(&e)?;
                     if e.is_fatal() {
-                        return Err(self.conn.fatal(e));
+                        return Err(self.conn_mut().fatal(e));
                     }
                     self.error = Some(e);
                 }
                 Message::NoticeResponse(n) => {
                     let n = DbError::parse(&mut n.fields())?;
-                    self.conn.notice(n);
+                    self.conn_mut().notice(n);
                 }
-                Message::ParameterStatus(p) => self.conn.set_param(&p)?,
+                Message::ParameterStatus(p) => self.conn_mut().set_param(&p)?,
                 Message::NotificationResponse(_) => {}
                 Message::ReadyForQuery(_) => {
                     self.done = true;
-                    self.conn.state = State::Idle;
+                    self.conn_mut().state = State::Idle;
                     self.reset_lowat();
                     if let Some(e) = self.error.take() {
                         return Err(Error::db(e));
                     }
                 }
-                other => return Err(self.conn.unexpected(&other, "COPY OUT")),
+                other => return Err(self.conn_mut().unexpected(&other, "COPY OUT")),
             }
         }
     }
@@ -1435,17 +1464,17 @@ impl CopyOut<'_> {
     async fn read_more(&mut self) -> Result<()> {
         let read = if self.lowat {
             loop {
-                match tokio::time::timeout(LOWAT_WAIT, self.conn.read_more()).await {
+                match tokio::time::timeout(LOWAT_WAIT, self.conn_mut().read_more()).await {
                     Ok(read) => break read,
                     Err(_) => {
-                        if let Some(read) = self.conn.try_read_more() {
+                        if let Some(read) = self.conn_mut().try_read_more() {
                             break read;
                         }
                     }
                 }
             }
         } else {
-            self.conn.read_more().await
+            self.conn_mut().read_more().await
         };
         match read {
             Ok(()) => Ok(()),
@@ -1463,7 +1492,7 @@ impl CopyOut<'_> {
             n <= self.remaining,
             "consumed more COPY data than was handed out"
         );
-        self.conn.read_buf.advance(n);
+        self.conn_mut().read_buf.advance(n);
         self.remaining -= n;
         self.bytes += n as u64;
     }
@@ -1481,11 +1510,11 @@ impl CopyOut<'_> {
         if self.done {
             return Ok(());
         }
-        if self.conn.state != State::InCopy {
+        if self.conn_mut().state != State::InCopy {
             // Failed earlier: say how.
-            return self.conn.check_idle();
+            return self.conn_mut().check_idle();
         }
-        let sent = self.conn.cancel.clone().cancel().await;
+        let sent = self.conn_mut().cancel.clone().cancel().await;
         let drain = async {
             loop {
                 let n = self.advance().await?;
@@ -1497,7 +1526,9 @@ impl CopyOut<'_> {
         };
         match tokio::time::timeout(CANCEL_DRAIN_TIMEOUT, drain).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) if self.conn.state == State::Idle && e.code() == Some("57014") => Ok(()),
+            Ok(Err(e)) if self.conn_mut().state == State::Idle && e.code() == Some("57014") => {
+                Ok(())
+            }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(match sent {
                 Err(e) => e,
@@ -1510,10 +1541,10 @@ impl CopyOut<'_> {
     }
 }
 
-impl Drop for CopyOut<'_> {
+impl<C: BorrowMut<Connection>> Drop for CopyOut<C> {
     fn drop(&mut self) {
         if !self.done {
-            self.conn.abandon();
+            self.conn_mut().abandon();
         }
     }
 }

@@ -17,7 +17,7 @@ async fn connect(server: &FaultServer, extra: &str) -> Result<Connection, Error>
 }
 
 /// Reads a COPY to its end: the bytes and the error, if any.
-async fn drain(copy: &mut CopyOut<'_>) -> (Vec<u8>, Option<Error>) {
+async fn drain(copy: &mut CopyOut<&mut Connection>) -> (Vec<u8>, Option<Error>) {
     let mut data = Vec::new();
     loop {
         match copy.fill().await {
