@@ -44,8 +44,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::{
-    Cluster, Error, MD5_USER, PLAIN_USER, REQUIRE_PG_ENV, Result, SCRAM_PASSWORD, SUPERUSER,
-    percent_encode, quote_literal,
+    Cluster, Error, ErrorKind, MD5_USER, PLAIN_USER, REQUIRE_PG_ENV, Result, SCRAM_PASSWORD,
+    SUPERUSER, percent_encode, quote_literal,
 };
 
 /// The DNS name in the server certificate (with `localhost`).
@@ -194,12 +194,15 @@ impl Certs {
                 )
             })?;
         if !out.status.success() {
-            return Err(Error::new(format!(
-                "openssl {} failed ({}): {}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+            return Err(Error::new(
+                ErrorKind::Command,
+                format!(
+                    "openssl {} failed ({}): {}",
+                    args.join(" "),
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            ));
         }
         Ok(())
     }
@@ -392,10 +395,13 @@ impl TlsCluster {
             }
             if start.elapsed() > RELOAD_DEADLINE {
                 let log = fs::read_to_string(self.cluster.log_path()).unwrap_or_default();
-                return Err(Error::new(format!(
-                    "the server did not turn ssl on within {RELOAD_DEADLINE:?}; server log:\n{}",
-                    crate::tail_lines(&log, 20)
-                )));
+                return Err(Error::new(
+                    ErrorKind::Command,
+                    format!(
+                        "the server did not turn ssl on within {RELOAD_DEADLINE:?}; server log:\n{}",
+                        crate::tail_lines(&log, 20)
+                    ),
+                ));
             }
         }
     }
@@ -407,7 +413,7 @@ impl TlsCluster {
 ///
 /// # Errors
 /// `pg_ctl` fails.
-pub fn restart(cluster: &Cluster) -> Result<()> {
+pub fn restart(cluster: &pgarrow_scratch::Cluster) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let data = cluster.data_dir();
     let owner =
@@ -430,11 +436,14 @@ pub fn restart(cluster: &Cluster) -> Result<()> {
         .output()
         .map_err(|e| Error::io("cannot run pg_ctl restart", e))?;
     if !out.status.success() {
-        return Err(Error::new(format!(
-            "pg_ctl restart failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(Error::new(
+            ErrorKind::Command,
+            format!(
+                "pg_ctl restart failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
     }
     Ok(())
 }
