@@ -70,6 +70,15 @@ pub struct ColumnPlan {
 }
 
 impl ColumnPlan {
+    /// The policies that can change how this column's values come out, by the names of
+    /// [`Policies`]' options as the CLI spells them (`numeric`, `numeric_overflow`,
+    /// `special_values`, `text`, `invalid_utf8`, `enum`), nested types included.
+    pub fn applicable_policies(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        policies_for(&self.kind, self.cast.is_some(), &mut out);
+        out
+    }
+
     /// Plans a built-in column with the default policies: its own decoder when there is one,
     /// else a cast to `text`.
     pub fn for_column(column: PgColumn) -> ColumnPlan {
@@ -774,5 +783,48 @@ fn take<'a>(
         Some(&scratch[..])
     } else {
         None
+    }
+}
+
+/// The policies that can change how values of `plan` come out.
+fn policies_for(plan: &TypePlan, cast: bool, out: &mut Vec<&'static str>) {
+    use {ColumnKind as K, TypePlan as P};
+    let mut add = |flag: &'static str| {
+        if !out.contains(&flag) {
+            out.push(flag);
+        }
+    };
+    match plan {
+        P::Scalar { kind, .. } => match kind {
+            K::NumericText | K::NumericFloat64 => {
+                add("numeric");
+                add("special_values");
+            }
+            K::Decimal128 { .. } | K::Decimal256 { .. } => {
+                add("numeric_overflow");
+                add("special_values");
+            }
+            K::Date | K::Time | K::Timestamp | K::Timestamptz | K::Interval => {
+                add("special_values")
+            }
+            K::Text | K::Json | K::Jsonb | K::Char | K::Ltree => {
+                add("text");
+                add("invalid_utf8");
+            }
+            _ if cast => {
+                add("text");
+                add("invalid_utf8");
+            }
+            _ => {}
+        },
+        P::List { element, .. } => policies_for(element, false, out),
+        P::Multirange(e) | P::Range(e) => policies_for(e, false, out),
+        P::Struct(fields) => {
+            for f in fields {
+                policies_for(&f.plan, false, out);
+            }
+        }
+        P::Enum(_) => add("enum"),
+        _ => {}
     }
 }

@@ -226,6 +226,23 @@ impl LossKind {
         LossKind::ArrayLowerBoundDropped,
     ];
 
+    /// A stable machine-readable name (`infinity_to_null`, ...), for JSON reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            LossKind::InfinityToNull => "infinity_to_null",
+            LossKind::InfinityClamped => "infinity_clamped",
+            LossKind::NanToNull => "nan_to_null",
+            LossKind::Time2400ToNull => "time_2400_to_null",
+            LossKind::Time2400Clamped => "time_2400_clamped",
+            LossKind::OutOfRangeToNull => "out_of_range_to_null",
+            LossKind::OutOfRangeClamped => "out_of_range_clamped",
+            LossKind::NumericOverflowToNull => "numeric_overflow_to_null",
+            LossKind::NumericToFloat64 => "numeric_to_float64",
+            LossKind::InvalidUtf8Replaced => "invalid_utf8_replaced",
+            LossKind::ArrayLowerBoundDropped => "array_lower_bound_dropped",
+        }
+    }
+
     /// A short description for reports.
     pub fn describe(self) -> &'static str {
         match self {

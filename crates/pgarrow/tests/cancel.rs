@@ -73,7 +73,7 @@ async fn dropping_an_export_ends_the_backend_within_two_seconds() {
     let Some((pg, db)) = setup("dropcancel") else {
         return;
     };
-    let mut client = Client::connect_str(&pg.url(&db)).await.unwrap();
+    let mut client = Client::connect(&pg.url(&db)).await.unwrap();
     let pid = client.connection().backend_pid();
     let mut export = client
         .export(&Source::query(STREAMING), &options(100))
@@ -107,7 +107,7 @@ async fn dropping_a_client_mid_query_cancels_a_query_that_computes() {
     // The server sends nothing (not even CopyOutResponse, which waits in its send buffer)
     // while it sleeps, and does not notice a closed socket then: only a CancelRequest stops
     // it.
-    let mut client = Client::connect_str(&pg.url(&db)).await.unwrap();
+    let mut client = Client::connect(&pg.url(&db)).await.unwrap();
     let pid = client.connection().backend_pid();
     {
         let source = Source::query("SELECT 1 AS x FROM pg_sleep(60)");
@@ -139,7 +139,7 @@ async fn export_cancel_keeps_the_connection_usable() {
     let Some((pg, db)) = setup("exportcancel") else {
         return;
     };
-    let mut client = Client::connect_str(&pg.url(&db)).await.unwrap();
+    let mut client = Client::connect(&pg.url(&db)).await.unwrap();
     let pid = client.connection().backend_pid();
     let mut export = client
         .export(&Source::query(STREAMING), &options(100))
@@ -178,7 +178,7 @@ async fn a_cancel_token_stops_the_export_from_another_task() {
     let Some((pg, db)) = setup("tokencancel") else {
         return;
     };
-    let mut client = Client::connect_str(&pg.url(&db)).await.unwrap();
+    let mut client = Client::connect(&pg.url(&db)).await.unwrap();
     let mut export = client
         .export(&Source::query(STREAMING), &options(100))
         .await
@@ -205,4 +205,69 @@ async fn a_cancel_token_stops_the_export_from_another_task() {
     // The server ended the statement cleanly: the connection is usable.
     assert!(client.connection().is_ready());
     client.connection().simple_query("SELECT 1").await.unwrap();
+}
+
+/// Dropped while a `next()` of the stream is half-way (its read is pending inside the export):
+/// the backend still ends at once.
+#[tokio::test(flavor = "current_thread")]
+async fn dropping_a_stream_mid_batch_ends_the_backend() {
+    use futures_util::StreamExt;
+    let Some((pg, db)) = setup("streamdrop") else {
+        return;
+    };
+    let mut client = Client::connect(&pg.url(&db)).await.unwrap();
+    let pid = client.backend_pid();
+    let mut export = client.export(STREAMING, &options(1000)).await.unwrap();
+    // A batch of 1000 slow rows takes a second: the timeout leaves the read pending.
+    let waited = tokio::time::timeout(Duration::from_millis(50), export.next()).await;
+    assert!(waited.is_err(), "the first batch came too early");
+    wait_for(pg, pid, Duration::from_secs(30), "active", |s| {
+        s == Some("active")
+    })
+    .await;
+    drop(export);
+    let took = wait_for(pg, pid, Duration::from_secs(2), "gone", |s| s.is_none()).await;
+    eprintln!("stream dropped mid-batch: backend gone {took:?} after the drop");
+}
+
+/// The blocking reader, dropped before its end outside any runtime, cancels the query too.
+#[test]
+fn dropping_a_blocking_reader_ends_the_backend() {
+    let Some((pg, db)) = setup("readerdrop") else {
+        return;
+    };
+    // 100 rows of 1 kB reach the client (past the server's 8 kB send buffer), then the server
+    // sleeps without writing: a closed socket goes unnoticed, only a CancelRequest stops it.
+    let query = "SELECT g, repeat('x', 1000) AS pad, \
+                 CASE WHEN g > 100 THEN pg_sleep(600) IS NULL END AS s \
+                 FROM generate_series(1, 1000) AS g";
+    let mut reader = pgarrow::blocking::export(pg.url(&db), query, &options(20)).unwrap();
+    assert_eq!(reader.next().unwrap().unwrap().num_rows(), 20);
+    let pids = pg
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT pid FROM pg_stat_activity WHERE datname = '{db}' AND state = 'active'"
+            ),
+        )
+        .unwrap();
+    let pid: i32 = pids.trim().parse().expect("one active backend");
+    drop(reader);
+    let start = Instant::now();
+    loop {
+        let left = pg
+            .psql(
+                "postgres",
+                &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
+            )
+            .unwrap();
+        if left.trim() == "0" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "backend {pid} still there {:?} after the drop",
+            start.elapsed()
+        );
+    }
 }

@@ -29,7 +29,7 @@ async fn export_to_file(
     batch_rows: usize,
     target: &Path,
 ) -> pgarrow::Result<u64> {
-    let mut client = Client::connect_str(url).await?;
+    let mut client = Client::connect(url).await?;
     let plan = client.plan(source).await?;
     let mut sink = Sink::create(
         Format::Parquet,
@@ -384,7 +384,7 @@ async fn pg_terminate_backend_mid_copy() {
     )
     .unwrap();
     let out = Out::new();
-    let mut client = Client::connect_str(&pg.url(&db)).await.unwrap();
+    let mut client = Client::connect(&pg.url(&db)).await.unwrap();
     let pid = client.connection().backend_pid();
     let plan = client
         .plan(&Source::query(
@@ -487,7 +487,7 @@ async fn the_server_restarted_mid_export() {
     let pg = Cluster::start().unwrap();
     let url = pg.url("postgres");
     let out = Out::new();
-    let mut client = Client::connect_str(&url).await.unwrap();
+    let mut client = Client::connect(&url).await.unwrap();
     let plan = client
         .plan(&Source::query(
             "SELECT generate_series(1, 100000000) AS g, repeat('x', 100) AS pad",
@@ -521,6 +521,6 @@ async fn the_server_restarted_mid_export() {
     out.assert_empty("restart");
     drop(export);
     // The server is back: a new connection works.
-    let mut again = Client::connect_str(&url).await.unwrap();
+    let mut again = Client::connect(&url).await.unwrap();
     again.connection().simple_query("SELECT 1").await.unwrap();
 }

@@ -85,7 +85,7 @@ impl Db {
     }
 
     pub async fn client(&self) -> Client {
-        Client::connect_str(&self.url())
+        Client::connect(&self.url())
             .await
             .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.name))
     }

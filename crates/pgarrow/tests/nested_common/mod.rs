@@ -113,7 +113,7 @@ impl Db {
         policies: Policies,
         decode: DecodeOptions,
     ) -> Result<Out, pgarrow::Error> {
-        let mut client = pgarrow::Client::connect_str(&self.url())
+        let mut client = pgarrow::Client::connect(&self.url())
             .await
             .unwrap_or_else(|e| panic!("connect to {}: {e}", self.name));
         let options = ExportOptions { decode, policies };
@@ -172,7 +172,7 @@ impl Db {
 
     /// Plans `sql` under `policies`.
     pub async fn plan(&self, sql: &str, policies: &Policies) -> pgarrow::ExportPlan {
-        let mut client = pgarrow::Client::connect_str(&self.url())
+        let mut client = pgarrow::Client::connect(&self.url())
             .await
             .unwrap_or_else(|e| panic!("connect to {}: {e}", self.name));
         client

@@ -1,0 +1,501 @@
+//! The client: connecting, describing a source, planning its columns (one catalog query) and
+//! starting its COPY.
+
+use std::time::{Duration, Instant};
+
+use arrow_schema::SchemaRef;
+
+use pgarrow_decode::{Attribute, Catalog, CatalogKind, CatalogType};
+
+use crate::export::{ConnSlot, Export};
+use crate::{
+    ColumnPlan, Config, Connection, DecodeOptions, Error, PgColumn, Policies, Result, Source,
+};
+
+/// Options of one export.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// How batches are cut.
+    pub decode: DecodeOptions,
+    /// What to do where a value has no exact Arrow form.
+    pub policies: Policies,
+}
+
+/// A described source: its columns, decoders, Arrow schema and the COPY statement to run.
+#[derive(Debug, Clone)]
+pub struct ExportPlan {
+    /// One plan per result column.
+    pub columns: Vec<ColumnPlan>,
+    /// The Arrow schema of the batches.
+    pub schema: SchemaRef,
+    /// The COPY statement that will be sent.
+    pub copy_sql: String,
+    /// How long describing took, the catalog query included.
+    pub(crate) describe_time: Duration,
+    /// How long the catalog query took.
+    pub(crate) catalog_time: Duration,
+}
+
+/// A connection to PostgreSQL that exports queries as Arrow.
+#[derive(Debug)]
+pub struct Client {
+    conn: Connection,
+    /// How long connecting took, until the first export reports it.
+    connect_time: Option<Duration>,
+}
+
+/// What [`Client::connect`] accepts: a [`Config`], or a `postgresql://` URL or libpq
+/// `key=value` string (the `PG*` environment fills in what it leaves out).
+pub trait IntoConfig {
+    /// The configuration.
+    ///
+    /// # Errors
+    /// A string that is neither a valid URL nor a valid `key=value` string.
+    fn into_config(self) -> Result<Config>;
+}
+
+impl IntoConfig for Config {
+    fn into_config(self) -> Result<Config> {
+        Ok(self)
+    }
+}
+
+impl IntoConfig for &Config {
+    fn into_config(self) -> Result<Config> {
+        Ok(self.clone())
+    }
+}
+
+impl IntoConfig for &str {
+    fn into_config(self) -> Result<Config> {
+        Ok(Config::parse(self)?)
+    }
+}
+
+impl IntoConfig for String {
+    fn into_config(self) -> Result<Config> {
+        self.as_str().into_config()
+    }
+}
+
+impl IntoConfig for &String {
+    fn into_config(self) -> Result<Config> {
+        self.as_str().into_config()
+    }
+}
+
+impl Client {
+    /// Connects with a [`Config`], a `postgresql://` URL or a libpq `key=value` string.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), pgarrow::Error> {
+    /// let client = pgarrow::Client::connect("postgresql://postgres@localhost/postgres").await?;
+    /// let client = pgarrow::Client::connect("host=/var/run/postgresql dbname=app").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// An invalid string, or see [`Connection::connect`].
+    pub async fn connect(config: impl IntoConfig) -> Result<Client> {
+        let config = config.into_config()?;
+        let started = Instant::now();
+        let mut conn = Connection::connect(&config).await?;
+        // A SQL_ASCII database stores bytes in no particular encoding: asked for UTF8, the
+        // server refuses the first non-ASCII byte (22021). Take the bytes as they are and let
+        // the invalid-UTF-8 policy decide (error naming the row, replace, or binary).
+        if conn.parameter("server_encoding") == Some("SQL_ASCII") {
+            conn.simple_query("SET client_encoding TO 'SQL_ASCII'")
+                .await?;
+        }
+        Ok(Client {
+            conn,
+            connect_time: Some(started.elapsed()),
+        })
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The server process serving this connection (`pg_backend_pid()`).
+    pub fn backend_pid(&self) -> i32 {
+        self.conn.backend_pid()
+    }
+
+    /// The underlying connection, for other statements.
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Describes `source` without running it and plans the export.
+    ///
+    /// # Errors
+    /// The server's error for a query that does not parse (a missing table, a syntax error),
+    /// a statement that returns no rows, or a query with `$n` parameters.
+    pub async fn plan(&mut self, source: &Source) -> Result<ExportPlan> {
+        self.plan_with(source, &Policies::default()).await
+    }
+
+    /// Describes `source` and plans the export under `policies`.
+    ///
+    /// # Errors
+    /// As [`Client::plan`].
+    pub async fn plan_with(&mut self, source: &Source, policies: &Policies) -> Result<ExportPlan> {
+        let started = Instant::now();
+        let sql = source.sql();
+        let described = self.conn.describe(&sql).await?;
+        if !described.params.is_empty() {
+            return Err(Error::query(format!(
+                "the query uses {} parameter(s) ($1...); pgarrow exports queries without \
+                 parameters",
+                described.params.len()
+            )));
+        }
+        let Some(fields) = described.columns else {
+            return Err(Error::query(
+                "the statement returns no rows; export a SELECT, TABLE, VALUES or a table name",
+            ));
+        };
+        let catalog_started = Instant::now();
+        let catalog = self.catalog(&fields).await?;
+        let catalog_time = catalog_started.elapsed();
+        let columns: Vec<ColumnPlan> = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let column = PgColumn {
+                    name: f.name.clone(),
+                    oid: f.type_oid,
+                    typmod: f.type_modifier,
+                    type_name: catalog.names[i].clone(),
+                };
+                ColumnPlan::plan(column, &catalog.types, policies, catalog.dims[i])
+            })
+            .collect();
+        let copy_sql = copy_statement(&sql, &columns);
+        let schema = std::sync::Arc::new(arrow_schema::Schema::new(
+            columns.iter().map(ColumnPlan::field).collect::<Vec<_>>(),
+        ));
+        Ok(ExportPlan {
+            columns,
+            schema,
+            copy_sql,
+            describe_time: started.elapsed(),
+            catalog_time,
+        })
+    }
+
+    /// Everything the plan needs from the catalog, in one query: each column's type name and
+    /// declared array dimensions, and every type reachable from the columns' types (array
+    /// elements, domain bases, composite attributes, range subtypes, multirange ranges) with
+    /// enum labels and composite attributes. Only numbers we format go into the statement.
+    async fn catalog(
+        &mut self,
+        fields: &[pgarrow_protocol::FieldDescription],
+    ) -> Result<ColumnCatalog> {
+        let mut out = ColumnCatalog {
+            names: fields
+                .iter()
+                .map(|f| format!("oid {}", f.type_oid))
+                .collect(),
+            dims: vec![1; fields.len()],
+            types: Catalog::new(),
+        };
+        if fields.is_empty() {
+            return Ok(out);
+        }
+        let list = |f: &dyn Fn(&pgarrow_protocol::FieldDescription) -> String| {
+            fields.iter().map(f).collect::<Vec<_>>().join(",")
+        };
+        let oids = list(&|f| f.type_oid.to_string());
+        let mods = list(&|f| f.type_modifier.to_string());
+        let rels = list(&|f| f.table_oid.to_string());
+        let atts = list(&|f| f.column_id.to_string());
+        let multirange = self.conn.server_version_num() >= 140_000;
+        let sql = catalog_query(&oids, &mods, &rels, &atts, multirange);
+        let rows = self.conn.simple_query(&sql).await?;
+        let mut attributes: Vec<(u32, i32, Attribute)> = Vec::new();
+        let mut labels: Vec<(u32, f64, String)> = Vec::new();
+        let mut types: Vec<TypeRow> = Vec::new();
+        for row in &rows {
+            let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+            let num = |i: usize| get(i).parse::<i64>().unwrap_or(0);
+            let opt = |i: usize| {
+                row.get(i)
+                    .cloned()
+                    .flatten()
+                    .and_then(|v| v.parse::<u32>().ok())
+            };
+            match get(0).as_str() {
+                "n" => {
+                    if let Some(name) = out.names.get_mut((num(1) as usize).wrapping_sub(1)) {
+                        *name = get(2);
+                    }
+                }
+                "d" => {
+                    if let Some(d) = out.dims.get_mut((num(1) as usize).wrapping_sub(1)) {
+                        *d = num(2).clamp(1, 6) as usize;
+                    }
+                }
+                "a" => attributes.push((
+                    num(1) as u32,
+                    num(2) as i32,
+                    Attribute {
+                        name: get(3),
+                        oid: num(4) as u32,
+                        typmod: num(5) as i32,
+                        display: get(6),
+                        dims: num(7).clamp(0, 6) as usize,
+                    },
+                )),
+                "e" => labels.push((num(1) as u32, get(2).parse().unwrap_or(0.0), get(3))),
+                "t" => types.push(TypeRow {
+                    oid: num(1) as u32,
+                    schema: get(2),
+                    name: get(3),
+                    typtype: get(4),
+                    elem: num(5) as u32,
+                    base: num(6) as u32,
+                    typmod: num(7) as i32,
+                    display: get(8),
+                    typlen: num(9),
+                    range_subtype: opt(10),
+                    multirange_of: opt(11),
+                    dims: num(12).clamp(0, 6) as usize,
+                }),
+                _ => return Err(Error::query("unexpected row from the catalog query")),
+            }
+        }
+        attributes.sort_by_key(|(owner, attnum, _)| (*owner, *attnum));
+        labels.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        for t in types {
+            let kind = match t.typtype.as_str() {
+                "d" => CatalogKind::Domain {
+                    base: t.base,
+                    typmod: t.typmod,
+                    dims: t.dims,
+                },
+                "c" => CatalogKind::Composite {
+                    fields: attributes
+                        .iter()
+                        .filter(|(owner, _, _)| *owner == t.oid)
+                        .map(|(_, _, a)| a.clone())
+                        .collect(),
+                },
+                "e" => CatalogKind::Enum {
+                    labels: labels
+                        .iter()
+                        .filter(|(owner, _, _)| *owner == t.oid)
+                        .map(|(_, _, l)| l.clone())
+                        .collect(),
+                },
+                "r" => match t.range_subtype {
+                    Some(subtype) => CatalogKind::Range { subtype },
+                    None => CatalogKind::Other,
+                },
+                "m" => match t.multirange_of {
+                    Some(range) => CatalogKind::Multirange { range },
+                    None => CatalogKind::Other,
+                },
+                "b" if t.elem != 0 && t.typlen == -1 => CatalogKind::Array { element: t.elem },
+                "b" => CatalogKind::Base,
+                _ => CatalogKind::Other,
+            };
+            out.types.insert(CatalogType {
+                oid: t.oid,
+                schema: t.schema,
+                name: t.name,
+                display: t.display,
+                kind,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Starts exporting `source` (SQL text, or a [`Source`]): plans it, then runs its COPY.
+    /// The export borrows the client until it is dropped.
+    ///
+    /// # Errors
+    /// See [`Client::plan`]; the server's error if the COPY fails to start.
+    pub async fn export(
+        &mut self,
+        source: impl Into<Source>,
+        options: &ExportOptions,
+    ) -> Result<Export<'_>> {
+        let plan = self.plan_with(&source.into(), &options.policies).await?;
+        self.export_plan(plan, options).await
+    }
+
+    /// As [`Client::export`], for an export that owns its connection: it can be moved to
+    /// another task or kept in a struct (`Export<'static>`). The connection is closed when the
+    /// export is dropped.
+    ///
+    /// # Errors
+    /// As [`Client::export`].
+    pub async fn into_export(
+        mut self,
+        source: impl Into<Source>,
+        options: &ExportOptions,
+    ) -> Result<Export<'static>> {
+        let plan = self.plan_with(&source.into(), &options.policies).await?;
+        let connect = self.connect_time.take();
+        Export::start(ConnSlot::Owned(Box::new(self.conn)), plan, options, connect).await
+    }
+
+    /// Runs the COPY of an already made plan.
+    ///
+    /// # Errors
+    /// The server's error if the COPY fails to start.
+    pub async fn export_plan(
+        &mut self,
+        plan: ExportPlan,
+        options: &ExportOptions,
+    ) -> Result<Export<'_>> {
+        let connect = self.connect_time.take();
+        Export::start(ConnSlot::Borrowed(&mut self.conn), plan, options, connect).await
+    }
+
+    /// Closes the connection politely (Terminate).
+    ///
+    /// # Errors
+    /// Socket errors while closing.
+    pub async fn close(self) -> Result<()> {
+        Ok(self.conn.close().await?)
+    }
+}
+
+/// One `t` row of the catalog query.
+struct TypeRow {
+    oid: u32,
+    schema: String,
+    name: String,
+    typtype: String,
+    elem: u32,
+    base: u32,
+    typmod: i32,
+    display: String,
+    typlen: i64,
+    range_subtype: Option<u32>,
+    multirange_of: Option<u32>,
+    dims: usize,
+}
+
+/// What the catalog query found.
+struct ColumnCatalog {
+    /// `format_type(oid, typmod)` per result column.
+    names: Vec<String>,
+    /// Array dimensions to plan per result column (`pg_attribute.attndims`, at least 1).
+    dims: Vec<usize>,
+    /// Every type reachable from the result columns' types.
+    types: Catalog,
+}
+
+/// The one catalog query of an export. Rows are tagged: `n` (column number, type name),
+/// `d` (column number, declared array dimensions, of the column or of its domain), `t` (a type), `a` (a composite's attribute),
+/// `e` (an enum label). All arguments are comma-separated numbers formatted by us.
+fn catalog_query(oids: &str, mods: &str, rels: &str, atts: &str, multirange: bool) -> String {
+    let (multi_child, multi_col) = if multirange {
+        (
+            "UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid",
+            "(SELECT r.rngtypid::text FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid)",
+        )
+    } else {
+        ("", "NULL::text")
+    };
+    format!(
+        "WITH RECURSIVE closure(oid) AS (
+    SELECT DISTINCT unnest('{{{oids}}}'::pg_catalog.oid[])
+  UNION
+    SELECT c.child FROM closure
+    JOIN pg_catalog.pg_type t ON t.oid = closure.oid
+    CROSS JOIN LATERAL (
+        SELECT t.typelem WHERE t.typelem <> 0 AND t.typlen = -1
+        UNION ALL SELECT t.typbasetype WHERE t.typtype = 'd'
+        UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+            WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0
+              AND NOT a.attisdropped
+        UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid
+        {multi_child}
+    ) AS c(child)
+), cols AS (
+    SELECT * FROM unnest('{{{oids}}}'::pg_catalog.oid[], '{{{mods}}}'::pg_catalog.int4[],
+                         '{{{rels}}}'::pg_catalog.oid[], '{{{atts}}}'::pg_catalog.int2[])
+        WITH ORDINALITY AS c(o, m, rel, att, n)
+)
+SELECT 'n', n::text, pg_catalog.format_type(o, NULLIF(m, -1)), NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL
+FROM cols
+UNION ALL
+SELECT 'd', cols.n::text, dims.n::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL
+FROM cols JOIN pg_catalog.pg_attribute a ON a.attrelid = cols.rel AND a.attnum = cols.att
+JOIN pg_catalog.pg_type at ON at.oid = a.atttypid
+CROSS JOIN LATERAL (SELECT GREATEST(a.attndims, at.typndims) AS n) AS dims
+WHERE cols.rel <> 0 AND dims.n > 1
+UNION ALL
+SELECT 't', t.oid::text, n.nspname::text, t.typname::text, t.typtype::text, t.typelem::text,
+       t.typbasetype::text, t.typtypmod::text, pg_catalog.format_type(t.oid, NULL),
+       t.typlen::text,
+       (SELECT r.rngsubtype::text FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid),
+       {multi_col}, t.typndims::text
+FROM closure JOIN pg_catalog.pg_type t ON t.oid = closure.oid
+JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+UNION ALL
+SELECT 'a', t.oid::text, a.attnum::text, a.attname::text, a.atttypid::text, a.atttypmod::text,
+       pg_catalog.format_type(a.atttypid, NULLIF(a.atttypmod, -1)), a.attndims::text, NULL,
+       NULL, NULL, NULL, NULL
+FROM closure JOIN pg_catalog.pg_type t ON t.oid = closure.oid AND t.typtype = 'c'
+JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+UNION ALL
+SELECT 'e', e.enumtypid::text, e.enumsortorder::text, e.enumlabel::text, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL
+FROM closure JOIN pg_catalog.pg_enum e ON e.enumtypid = closure.oid"
+    )
+}
+
+/// The COPY statement for a described query: the query itself when every column has a binary
+/// decoder, else a projection over it that casts the others to text. The projection renames the
+/// columns positionally (`AS _pgarrow(c1, c2, ...)`), so duplicate or odd names do not matter.
+fn copy_statement(sql: &str, columns: &[ColumnPlan]) -> String {
+    if columns.iter().all(|c| c.cast.is_none()) {
+        return format!("COPY ({sql}\n) TO STDOUT (FORMAT binary)");
+    }
+    let aliases: Vec<String> = (1..=columns.len()).map(|i| format!("c{i}")).collect();
+    let select: Vec<String> = columns
+        .iter()
+        .zip(&aliases)
+        .map(|(c, a)| match c.cast {
+            Some(cast) => format!("{a}::{cast}"),
+            None => a.clone(),
+        })
+        .collect();
+    format!(
+        "COPY (SELECT {} FROM ({sql}\n) AS _pgarrow({})) TO STDOUT (FORMAT binary)",
+        select.join(", "),
+        aliases.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_statement_casts_only_when_needed() {
+        let plain = vec![ColumnPlan::for_column(PgColumn::new("a", 23, -1))];
+        assert_eq!(
+            copy_statement("SELECT 1", &plain),
+            "COPY (SELECT 1\n) TO STDOUT (FORMAT binary)"
+        );
+        let mixed = vec![
+            ColumnPlan::for_column(PgColumn::new("a", 23, -1)),
+            ColumnPlan::for_column(PgColumn::new("a", 869, -1)),
+        ];
+        assert_eq!(
+            copy_statement("SELECT 1, '1.2.3.4'::inet", &mixed),
+            "COPY (SELECT c1, c2::text FROM (SELECT 1, '1.2.3.4'::inet\n) AS _pgarrow(c1, c2)) \
+             TO STDOUT (FORMAT binary)"
+        );
+    }
+}

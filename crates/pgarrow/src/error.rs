@@ -1,0 +1,156 @@
+//! The library's error: what failed, with the rows delivered before it.
+
+use std::fmt;
+
+use arrow_schema::ArrowError;
+
+use crate::DbError;
+
+/// An export failure, with the number of rows delivered before it.
+#[derive(Debug)]
+pub struct Error {
+    kind: Box<ErrorKind>,
+    rows: Option<u64>,
+}
+
+/// What failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Connecting, a server error, or the protocol.
+    Protocol(pgarrow_protocol::Error),
+    /// The COPY data could not be decoded into Arrow.
+    Decode(pgarrow_decode::Error),
+    /// The query cannot be exported (it returns no rows, it takes parameters, ...).
+    Query(String),
+    /// The server's row count does not match the rows decoded.
+    RowCount {
+        /// Rows the server says it sent.
+        server: u64,
+        /// Rows decoded.
+        decoded: u64,
+    },
+    /// Creating, writing or finishing an output file failed.
+    Sink(pgarrow_sink::Error),
+    /// A [`RecordBatchWriter`](arrow_array::RecordBatchWriter) given to
+    /// [`Export::write_to`](crate::Export::write_to) failed.
+    Write(ArrowError),
+    /// The export was cancelled (the cancel future of its [`Hooks`](crate::Hooks) resolved):
+    /// the server query was cancelled and nothing was written.
+    Cancelled,
+    /// Something pgarrow itself got wrong (a worker thread panicked, ...): a bug to report.
+    Internal(String),
+}
+
+impl Error {
+    /// What failed.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// Rows delivered to the caller before the failure, when the export had started.
+    pub fn rows_delivered(&self) -> Option<u64> {
+        self.rows
+    }
+
+    /// The server's error, if the server sent one.
+    pub fn as_db_error(&self) -> Option<&DbError> {
+        match &*self.kind {
+            ErrorKind::Protocol(e) => e.as_db_error(),
+            _ => None,
+        }
+    }
+
+    /// The server's SQLSTATE, if the server sent an error.
+    pub fn code(&self) -> Option<&str> {
+        self.as_db_error().map(|e| e.code.as_str())
+    }
+
+    /// Whether the export was cancelled by its caller.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(*self.kind, ErrorKind::Cancelled)
+    }
+
+    pub(crate) fn with_rows(mut self, rows: u64) -> Self {
+        if self.rows.is_none() {
+            self.rows = Some(rows);
+        }
+        self
+    }
+
+    pub(crate) fn query(msg: impl Into<String>) -> Self {
+        ErrorKind::Query(msg.into()).into()
+    }
+}
+
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Self {
+        Error {
+            kind: Box::new(kind),
+            rows: None,
+        }
+    }
+}
+
+impl From<pgarrow_protocol::Error> for Error {
+    fn from(e: pgarrow_protocol::Error) -> Self {
+        ErrorKind::Protocol(e).into()
+    }
+}
+
+impl From<pgarrow_decode::Error> for Error {
+    fn from(e: pgarrow_decode::Error) -> Self {
+        ErrorKind::Decode(e).into()
+    }
+}
+
+impl From<pgarrow_sink::Error> for Error {
+    fn from(e: pgarrow_sink::Error) -> Self {
+        ErrorKind::Sink(e).into()
+    }
+}
+
+impl From<Error> for ArrowError {
+    /// For arrow interfaces ([`RecordBatchReader`](arrow_array::RecordBatchReader)): the error
+    /// travels as [`ArrowError::ExternalError`] and can be downcast back.
+    fn from(e: Error) -> Self {
+        ArrowError::ExternalError(Box::new(e))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.kind {
+            ErrorKind::Protocol(e) => e.fmt(f)?,
+            ErrorKind::Decode(e) => e.fmt(f)?,
+            ErrorKind::Query(m) => f.write_str(m)?,
+            ErrorKind::RowCount { server, decoded } => write!(
+                f,
+                "the server reported {server} rows but {decoded} were decoded"
+            )?,
+            ErrorKind::Sink(e) => e.fmt(f)?,
+            ErrorKind::Write(e) => write!(f, "the batch writer failed: {e}")?,
+            ErrorKind::Cancelled => f.write_str("the export was cancelled")?,
+            ErrorKind::Internal(m) => write!(f, "internal error (a bug in pgarrow): {m}")?,
+        }
+        if let Some(rows) = self.rows {
+            write!(f, " [after {rows} rows]")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &*self.kind {
+            ErrorKind::Protocol(e) => Some(e),
+            ErrorKind::Decode(e) => Some(e),
+            ErrorKind::Sink(e) => Some(e),
+            ErrorKind::Write(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A specialized `Result` for exports.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,338 @@
+//! A running export: RecordBatches decoded straight from the COPY stream, as a `Stream`.
+
+use std::borrow::{Borrow, BorrowMut};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use futures_core::Stream;
+use pgarrow_decode::CopyDecoder;
+use pgarrow_protocol::CopyOut;
+
+use crate::Result;
+use crate::stats::{ExportStats, peak_rss};
+use crate::{CancelToken, Connection, Error, ErrorKind, ExportOptions, ExportPlan, LossReport};
+
+/// The connection under an export: the client's, borrowed, or its own.
+#[derive(Debug)]
+pub(crate) enum ConnSlot<'c> {
+    Borrowed(&'c mut Connection),
+    Owned(Box<Connection>),
+}
+
+impl Borrow<Connection> for ConnSlot<'_> {
+    fn borrow(&self) -> &Connection {
+        match self {
+            ConnSlot::Borrowed(c) => c,
+            ConnSlot::Owned(c) => c,
+        }
+    }
+}
+
+impl BorrowMut<Connection> for ConnSlot<'_> {
+    fn borrow_mut(&mut self) -> &mut Connection {
+        match self {
+            ConnSlot::Borrowed(c) => c,
+            ConnSlot::Owned(c) => c,
+        }
+    }
+}
+
+/// A running export: RecordBatches decoded straight from the COPY stream.
+///
+/// It is a [`Stream`] of `Result<RecordBatch>` (use it with `futures::StreamExt`), and
+/// [`next_batch`](Export::next_batch) does the same without the trait. The schema is known
+/// before the first batch; [`stats`](Export::stats) says what happened so far.
+///
+/// Decoding happens on the task that polls the export: no thread, no channel between the
+/// socket and the decoder. [`write_to`](Export::write_to) adds a writer thread behind it.
+///
+/// # Termination
+/// The stream ends (`None`, or `Ok(None)` from `next_batch`) after the last batch, once the
+/// server confirmed the end of the COPY and its row count matched the rows decoded. After an
+/// error it ends too.
+///
+/// [`cancel`](Export::cancel) stops an unfinished export and keeps the connection usable.
+/// Dropping an unfinished export instead closes the connection (it is never reused mid-COPY)
+/// and, inside a tokio runtime, sends the server a CancelRequest from a spawned task, so the
+/// backend stops at once even when it is computing rather than sending.
+pub struct Export<'c> {
+    schema: SchemaRef,
+    cancel: CancelToken,
+    /// The decoding state, at home between batches; `None` while `pending` holds it.
+    core: Option<Box<Core<'c>>>,
+    pending: Option<Pending<'c>>,
+    /// What was known when the core last came home.
+    stats: ExportStats,
+    /// Where the export started (connecting included when the client had not been used).
+    started: Instant,
+    /// The wall time, once it ended.
+    ended: Option<Duration>,
+}
+
+type Pending<'c> =
+    Pin<Box<dyn Future<Output = (Box<Core<'c>>, Result<Option<RecordBatch>>)> + Send + 'c>>;
+
+impl std::fmt::Debug for Export<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Export")
+            .field("schema", &self.schema)
+            .field("stats", &self.stats)
+            .field("pending", &self.pending.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The COPY, its decoder, and the clocks of the phases they run.
+struct Core<'c> {
+    copy: CopyOut<ConnSlot<'c>>,
+    decoder: CopyDecoder,
+    finished: bool,
+    rows: u64,
+    batches: u64,
+    /// When the COPY was sent.
+    copy_sent: Instant,
+    first_byte: Option<Duration>,
+    read: Duration,
+    decode: Duration,
+}
+
+impl<'c> Export<'c> {
+    /// Sends the plan's COPY on `conn`.
+    pub(crate) async fn start(
+        conn: ConnSlot<'c>,
+        plan: ExportPlan,
+        options: &ExportOptions,
+        connect: Option<Duration>,
+    ) -> Result<Export<'c>> {
+        let (describe, catalog) = (plan.describe_time, plan.catalog_time);
+        let now = Instant::now();
+        let started = now
+            .checked_sub(describe + connect.unwrap_or_default())
+            .unwrap_or(now);
+        let decoder = CopyDecoder::with_policies(plan.columns, options.decode, options.policies)?;
+        let copy_sent = Instant::now();
+        let copy = CopyOut::start(conn, &plan.copy_sql).await?;
+        if !copy.is_binary() {
+            return Err(Error::query(
+                "the server started a text COPY instead of binary",
+            ));
+        }
+        let cancel = copy.cancel_token();
+        let stats = ExportStats {
+            connect: connect.unwrap_or_default(),
+            describe,
+            catalog,
+            ..ExportStats::default()
+        };
+        Ok(Export {
+            schema: decoder.schema(),
+            cancel,
+            core: Some(Box::new(Core {
+                copy,
+                decoder,
+                finished: false,
+                rows: 0,
+                batches: 0,
+                copy_sent,
+                first_byte: None,
+                read: Duration::ZERO,
+                decode: Duration::ZERO,
+            })),
+            pending: None,
+            stats,
+            started,
+            ended: None,
+        })
+    }
+
+    /// The schema of every batch.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Rows handed out so far.
+    pub fn rows(&self) -> u64 {
+        self.stats.rows
+    }
+
+    /// Bytes of COPY data received so far (as of the last batch).
+    pub fn bytes(&self) -> u64 {
+        self.stats.bytes
+    }
+
+    /// What is needed to cancel this export's query from elsewhere (a signal handler).
+    pub fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
+    }
+
+    /// Lossy conversions the policies made so far (empty under the default policies).
+    pub fn losses(&self) -> LossReport {
+        self.stats.losses.clone()
+    }
+
+    /// What the export did so far: counts and time per phase, as of the last batch handed out
+    /// (the `total` and `peak_rss` are read now).
+    pub fn stats(&self) -> ExportStats {
+        let mut stats = self.stats.clone();
+        stats.total = self.ended.unwrap_or_else(|| self.started.elapsed());
+        stats.peak_rss = peak_rss();
+        stats
+    }
+
+    /// Stops the export: cancels the query on the server and drains the connection back to
+    /// ReadyForQuery, so that the client can run further queries.
+    ///
+    /// # Errors
+    /// See [`pgarrow_protocol::CopyOut::cancel`].
+    pub async fn cancel(mut self) -> Result<()> {
+        if let Some(pending) = self.pending.take() {
+            // A batch was being read: ask the server to stop, then let the read see it.
+            let _ = self.cancel.cancel().await;
+            let (core, _) = pending.await;
+            self.core = Some(core);
+        }
+        match self.core.take() {
+            // After a decode error too: the COPY is drained and the connection usable again.
+            Some(core) => Ok(core.copy.cancel().await?),
+            None => Ok(()),
+        }
+    }
+
+    /// The next batch, or `None` at the end.
+    ///
+    /// # Errors
+    /// The server's error (SQLSTATE and message), a value that cannot be decoded (row,
+    /// column, type), a broken connection, or a row-count mismatch; each carries the rows
+    /// delivered before it.
+    pub async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        std::future::poll_fn(|cx| self.poll_batch(cx)).await
+    }
+
+    fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<RecordBatch>>> {
+        if self.pending.is_none() {
+            let Some(mut core) = self.core.take() else {
+                return Poll::Ready(Ok(None));
+            };
+            if core.finished {
+                self.core = Some(core);
+                return Poll::Ready(Ok(None));
+            }
+            self.pending = Some(Box::pin(async move {
+                let result = core.next_batch().await;
+                (core, result)
+            }));
+        }
+        let pending = self.pending.as_mut().expect("set above");
+        let (core, result) = ready!(pending.as_mut().poll(cx));
+        self.pending = None;
+        self.stats.rows = core.rows;
+        self.stats.batches = core.batches;
+        self.stats.bytes = core.copy.bytes();
+        self.stats.first_byte = core.first_byte.unwrap_or_default();
+        self.stats.read = core.read;
+        self.stats.decode = core.decode;
+        self.stats.losses = core.decoder.losses();
+        if core.finished {
+            self.ended = Some(self.started.elapsed());
+        }
+        self.core = Some(core);
+        Poll::Ready(result)
+    }
+}
+
+impl Stream for Export<'_> {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_batch(cx).map(Result::transpose)
+    }
+}
+
+impl Core<'_> {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        match self.next_inner().await {
+            Ok(Some(batch)) => {
+                self.rows += batch.num_rows() as u64;
+                self.batches += 1;
+                Ok(Some(batch))
+            }
+            Ok(None) => {
+                self.finished = true;
+                Ok(None)
+            }
+            Err(e) => {
+                self.finished = true;
+                Err(e.with_rows(self.rows))
+            }
+        }
+    }
+
+    async fn next_inner(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            let started = Instant::now();
+            let batch = self.drain();
+            self.decode += started.elapsed();
+            if let Some(batch) = batch? {
+                return Ok(Some(batch));
+            }
+            let started = Instant::now();
+            let n = self.copy.fill().await?.len();
+            match self.first_byte {
+                None if n > 0 => self.first_byte = Some(self.copy_sent.elapsed()),
+                _ => self.read += started.elapsed(),
+            }
+            if n == 0 {
+                let started = Instant::now();
+                let last = self.decoder.finish();
+                self.decode += started.elapsed();
+                let last = last?;
+                let decoded = self.decoder.rows_decoded();
+                if let Some(server) = self.copy.rows()
+                    && server != decoded
+                {
+                    return Err(ErrorKind::RowCount { server, decoded }.into());
+                }
+                return Ok(last);
+            }
+        }
+    }
+
+    /// Decodes everything already read, without awaiting the socket, until a batch is ready:
+    /// whole rows straight from the read buffer, the decoder walking the CopyData messages (one
+    /// per row), and payload by payload what it declines (the first message, which carries
+    /// the header; the trailer; a message cut off at the end of the read).
+    fn drain(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if self.decoder.has_batch()
+                && let Some(batch) = self.decoder.flush()?
+            {
+                return Ok(Some(batch));
+            }
+            loop {
+                if let Some(buf) = self.copy.messages() {
+                    let taken = self.decoder.decode_messages(buf)?;
+                    self.copy
+                        .consume_messages(taken.bytes, taken.data, taken.left);
+                    if self.decoder.has_batch() {
+                        break;
+                    }
+                }
+                let Some(chunk) = self.copy.buffered() else {
+                    break;
+                };
+                let used = self.decoder.decode(chunk)?;
+                self.copy.consume(used);
+                if self.decoder.has_batch() {
+                    break;
+                }
+            }
+            if !self.decoder.has_batch() {
+                return Ok(None);
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! What an export did and where its time went.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::LossReport;
+
+/// Statistics of one export: counts, and the time spent in each phase.
+///
+/// Phases follow the data: `connect`, `describe` (Parse/Describe and the catalog query, also
+/// counted apart as `catalog`), `first_byte` (from sending the COPY until its first data
+/// arrived: the server planning and starting the query), `read` (waiting for the socket after
+/// that), `decode` (walking the COPY data into Arrow buffers and building batches), and, when a
+/// pipeline writes the batches, `write` (encoding and writing, on the writer thread, in
+/// parallel with reading and decoding) and `finish` (footer, flush, sync and rename).
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ExportStats {
+    /// Connecting and authenticating (zero when the client had already been used).
+    pub connect: Duration,
+    /// Describing the source, the catalog query included.
+    pub describe: Duration,
+    /// The catalog query alone (part of `describe`).
+    pub catalog: Duration,
+    /// From sending the COPY until its first data arrived.
+    pub first_byte: Duration,
+    /// Waiting for the socket after the first data.
+    pub read: Duration,
+    /// Decoding COPY data into batches.
+    pub decode: Duration,
+    /// Encoding and writing batches (writer thread).
+    pub write: Duration,
+    /// Finishing the output.
+    pub finish: Duration,
+    /// Wall time from the start of the export (connecting included when reported) to now or
+    /// its end.
+    pub total: Duration,
+    /// Rows delivered.
+    pub rows: u64,
+    /// Batches delivered.
+    pub batches: u64,
+    /// Bytes of COPY data received.
+    pub bytes: u64,
+    /// Bytes written to the output, when a pipeline wrote a file or stream.
+    pub written: Option<u64>,
+    /// Lossy conversions the policies made (empty under the default policies).
+    pub losses: LossReport,
+    /// The process's peak resident memory so far, where the system tells (Linux).
+    pub peak_rss: Option<u64>,
+}
+
+impl ExportStats {
+    /// The phases in order, with their names as [`to_json`](ExportStats::to_json) writes them.
+    pub fn phases(&self) -> [(&'static str, Duration); 8] {
+        [
+            ("connect", self.connect),
+            ("describe", self.describe),
+            ("catalog", self.catalog),
+            ("first_byte", self.first_byte),
+            ("read", self.read),
+            ("decode", self.decode),
+            ("write", self.write),
+            ("finish", self.finish),
+        ]
+    }
+
+    /// The statistics as one JSON object: counts, `phases` in seconds, `losses` per column and
+    /// kind.
+    pub fn to_json(&self) -> String {
+        let mut s = String::from("{");
+        let opt = |v: Option<u64>| v.map_or("null".to_owned(), |v| v.to_string());
+        let _ = write!(
+            s,
+            "\"rows\":{},\"batches\":{},\"bytes\":{},\"written\":{},\"peak_rss\":{},\
+             \"total_s\":{:.6},\"phases\":{{",
+            self.rows,
+            self.batches,
+            self.bytes,
+            opt(self.written),
+            opt(self.peak_rss),
+            self.total.as_secs_f64()
+        );
+        for (i, (name, d)) in self.phases().iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let _ = write!(s, "{sep}\"{name}_s\":{:.6}", d.as_secs_f64());
+        }
+        s.push_str("},\"losses\":{");
+        for (i, (column, losses)) in self.losses.columns.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            json_string(&mut s, column);
+            s.push_str(":{");
+            for (j, (kind, n)) in losses.iter().enumerate() {
+                if j > 0 {
+                    s.push(',');
+                }
+                json_string(&mut s, kind.name());
+                let _ = write!(s, ":{n}");
+            }
+            s.push('}');
+        }
+        s.push_str("}}");
+        s
+    }
+}
+
+/// Appends `v` as a JSON string.
+fn json_string(out: &mut String, v: &str) {
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The process's peak resident set size (`VmHWM` in `/proc/self/status`), in bytes.
+pub(crate) fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{LossKind, Losses};
+
+    #[test]
+    fn json_has_every_phase_and_escapes_names() {
+        let mut losses = Losses::default();
+        losses.add(LossKind::InfinityToNull, 3);
+        let stats = ExportStats {
+            rows: 7,
+            decode: Duration::from_millis(1500),
+            losses: LossReport {
+                columns: vec![("a\"b\n".to_owned(), losses)],
+            },
+            ..ExportStats::default()
+        };
+        let json = stats.to_json();
+        assert!(json.starts_with("{\"rows\":7,"), "{json}");
+        assert!(json.contains("\"decode_s\":1.500000"), "{json}");
+        assert!(json.contains("\"written\":null"), "{json}");
+        for (name, _) in stats.phases() {
+            assert!(json.contains(&format!("\"{name}_s\":")), "{name}: {json}");
+        }
+        let kind = LossKind::InfinityToNull.name();
+        assert!(
+            json.contains(&format!("\"losses\":{{\"a\\\"b\\n\":{{\"{kind}\":3}}}}")),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn peak_rss_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(peak_rss().is_some_and(|b| b > 0));
+        }
+    }
+}
