@@ -2,18 +2,19 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
-use arrow_array::RecordBatch;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pgarrow::policy::{
     EnumLayout, InvalidUtf8, NumericTarget, Overflow, SpecialValues, TextLayout,
 };
-use pgarrow::{Client, Config, DecodeOptions, ExportOptions, ExportPlan, Policies, Source};
-use pgarrow_sink::{Compression, Format, Output, Sink, SinkOptions};
+use pgarrow::sink::{Compression, Format, Output, SinkOptions};
+use pgarrow::{
+    Client, Config, DecodeOptions, ExportOptions, ExportPlan, ExportStats, FileTarget, Hooks,
+    Policies, Source,
+};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -141,7 +142,7 @@ struct OutputArgs {
     row_group_rows: usize,
     /// A Parquet row group also ends once its encoded data held in memory reaches this many
     /// bytes: the bound on the writer's memory for wide rows.
-    #[arg(long, default_value_t = pgarrow_sink::DEFAULT_ROW_GROUP_BYTES, value_name = "BYTES", value_parser = at_least_one)]
+    #[arg(long, default_value_t = pgarrow::sink::DEFAULT_ROW_GROUP_BYTES, value_name = "BYTES", value_parser = at_least_one)]
     row_group_bytes: usize,
     /// Rows per Arrow batch.
     #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_ROWS, value_name = "N", value_parser = at_least_one)]
@@ -153,6 +154,13 @@ struct OutputArgs {
     /// No progress bar and no summary.
     #[arg(long)]
     quiet: bool,
+    /// After the export, print where the time went (connect, describe, first byte, read,
+    /// decode, write, finish) and the counts, as a table on stderr.
+    #[arg(long)]
+    stats: bool,
+    /// Write the same statistics as one JSON object to FILE.
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -273,25 +281,6 @@ fn block_on_interruptible<T>(
     })
 }
 
-/// As [`block_on_interruptible`], for a running query: on Ctrl-C or SIGTERM the server is
-/// first asked to cancel it (a CancelRequest, over TLS when the session uses TLS; at most a
-/// second), then `fut` is dropped, which closes the connection.
-fn block_on_cancellable<T>(
-    rt: &tokio::runtime::Runtime,
-    cancel: &pgarrow::CancelToken,
-    fut: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    rt.block_on(async {
-        tokio::select! {
-            r = fut => r,
-            _ = interrupt_signal() => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), cancel.cancel()).await;
-                Err(Interrupted.into())
-            }
-        }
-    })
-}
-
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 async fn interrupt_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -332,7 +321,7 @@ fn source(args: &SourceArgs) -> Result<Source> {
 }
 
 async fn connect(config: &Config) -> Result<Client> {
-    Client::connect(config).await.map_err(|e| anyhow!("{e}"))
+    Ok(Client::connect(config).await?)
 }
 
 fn schema(
@@ -364,8 +353,11 @@ fn render_schema(plan: &ExportPlan) -> String {
                 (None, Some(ext)) => notes.push(format!("extension {ext}")),
                 (None, None) => {}
             }
-            let mut flags = Vec::new();
-            applicable_policies(&c.kind, c.cast.is_some(), &mut flags);
+            let flags: Vec<String> = c
+                .applicable_policies()
+                .iter()
+                .map(|p| format!("--{}", p.replace('_', "-")))
+                .collect();
             if !flags.is_empty() {
                 notes.push(format!("policies: {}", flags.join(" ")));
             }
@@ -435,49 +427,6 @@ fn short_type(t: &arrow_schema::DataType) -> String {
     }
 }
 
-/// The policy flags that can change how values of `plan` come out.
-fn applicable_policies(plan: &pgarrow::TypePlan, cast: bool, out: &mut Vec<&'static str>) {
-    use pgarrow::{ColumnKind as K, TypePlan as P};
-    let mut add = |flag: &'static str| {
-        if !out.contains(&flag) {
-            out.push(flag);
-        }
-    };
-    match plan {
-        P::Scalar { kind, .. } => match kind {
-            K::NumericText | K::NumericFloat64 => {
-                add("--numeric");
-                add("--special-values");
-            }
-            K::Decimal128 { .. } | K::Decimal256 { .. } => {
-                add("--numeric-overflow");
-                add("--special-values");
-            }
-            K::Date | K::Time | K::Timestamp | K::Timestamptz | K::Interval => {
-                add("--special-values")
-            }
-            K::Text | K::Json | K::Jsonb | K::Char | K::Ltree => {
-                add("--text");
-                add("--invalid-utf8");
-            }
-            _ if cast => {
-                add("--text");
-                add("--invalid-utf8");
-            }
-            _ => {}
-        },
-        P::List { element, .. } => applicable_policies(element, false, out),
-        P::Multirange(e) | P::Range(e) => applicable_policies(e, false, out),
-        P::Struct(fields) => {
-            for f in fields {
-                applicable_policies(&f.plan, false, out);
-            }
-        }
-        P::Enum(_) => add("--enum"),
-        _ => {}
-    }
-}
-
 /// Where an export writes, resolved from `--to` and `-o`.
 fn resolve_output(args: &OutputArgs) -> Result<(Format, Output)> {
     let format = match &args.to {
@@ -523,18 +472,19 @@ fn export(
     policies: &Policies,
 ) -> Result<()> {
     let (format, output) = resolve_output(args)?;
-    let sink_options = SinkOptions {
-        compression: args.compression.parse::<Compression>()?,
-        row_group_rows: args.row_group_rows,
-        row_group_bytes: args.row_group_bytes,
-        metadata: vec![(
-            "pgarrow.version".to_owned(),
-            env!("CARGO_PKG_VERSION").to_owned(),
-        )],
+    let target = FileTarget {
+        format,
+        output: output.clone(),
+        options: SinkOptions {
+            compression: args.compression.parse::<Compression>()?,
+            row_group_rows: args.row_group_rows,
+            row_group_bytes: args.row_group_bytes,
+            metadata: Vec::new(),
+        },
     };
     // Every option is checked before connecting.
     if format != Format::Null {
-        sink_options.validate()?;
+        target.options.validate()?;
     }
     let options = ExportOptions {
         decode: DecodeOptions {
@@ -543,77 +493,89 @@ fn export(
         },
         policies: *policies,
     };
-    let start = Instant::now();
-    let (mut client, plan) = block_on_interruptible(rt, async {
-        let mut client = connect(config).await?;
-        let plan = client.plan_with(source, policies).await?;
-        Ok((client, plan))
-    })?;
-    // The sink's temporary file is created before the query runs: a bad path fails first.
-    let sink = Sink::create(format, output.clone(), &plan.schema, &sink_options)?;
+    let mut client = block_on_interruptible(rt, connect(config))?;
     let progress = progress_bar(args.quiet);
-
-    // Decoding runs here; encoding and writing on their own thread. One batch waits between
-    // them: the slower side sets the pace, and at most three batches are alive at once (one
-    // being decoded, one waiting, one being written); a second slot bought no speed and cost a
-    // batch of memory (measured on the wide table: 255 -> 225 MiB peak RSS).
-    let (tx, rx) = sync_channel::<RecordBatch>(1);
-    let writer = std::thread::Builder::new()
-        .name("pgarrow-writer".into())
-        .spawn(move || write_batches(sink, rx))?;
-    let cancel = client.connection().cancel_token();
-    let pumped = block_on_cancellable(rt, &cancel, async {
-        let mut export = client.export_plan(plan, &options).await?;
-        while let Some(batch) = export.next_batch().await? {
-            if tx.send(batch).is_err() {
-                // The writer failed; its error is reported below.
-                break;
-            }
-            progress.set_message(progress_message(
-                export.rows(),
-                export.bytes(),
-                start.elapsed(),
-            ));
-        }
-        drop(tx);
-        Ok((export.rows(), export.bytes(), export.losses()))
-    });
-    let written = writer
-        .join()
-        .map_err(|_| anyhow!("the writer thread panicked"))?;
+    let bar = progress.clone();
+    let hooks = Hooks::new()
+        .on_progress(move |s| bar.set_message(progress_message(s.rows, s.bytes, s.total)))
+        .cancel_on(interrupt_signal());
+    let result = rt.block_on(client.export_to_file(source.clone(), &options, &target, hooks));
     progress.finish_and_clear();
-    // A decode or server error comes first: it is the cause when both failed.
-    let (rows, copy_bytes, losses) = pumped?;
-    let sink = written?;
-    let mut metadata = Vec::new();
-    if !losses.is_empty() {
-        metadata.push(("pgarrow.lossy_conversions".to_owned(), losses.to_string()));
-    }
-    let written = sink.finish_with_metadata(&metadata)?;
     drop(client);
+    let stats = match result {
+        Err(e) if e.is_cancelled() => return Err(Interrupted.into()),
+        other => other?,
+    };
+    if let Some(path) = &args.stats_json {
+        std::fs::write(path, stats.to_json() + "\n")
+            .map_err(|e| anyhow!("cannot write the statistics to {}: {e}", path.display()))?;
+    }
     if !args.quiet {
         let summary = Summary {
-            rows,
-            copy_bytes,
-            written,
-            elapsed: start.elapsed(),
+            rows: stats.rows,
+            copy_bytes: stats.bytes,
+            written: stats.written.unwrap_or(0),
+            elapsed: stats.total,
         };
         eprintln!("{}", summary_line(&summary, format, &output));
-        if !losses.is_empty() {
+        if !stats.losses.is_empty() {
             eprintln!(
-                "lossy conversions (counted; see the policy flags): {} values: {losses}",
-                group(losses.total())
+                "lossy conversions (counted; see the policy flags): {} values: {}",
+                group(stats.losses.total()),
+                stats.losses
             );
         }
+    }
+    if args.stats {
+        eprint!("{}", stats_table(&stats));
     }
     Ok(())
 }
 
-fn write_batches(mut sink: Sink, rx: Receiver<RecordBatch>) -> Result<Sink> {
-    for batch in rx {
-        sink.write(&batch)?;
+/// `--stats`: where the time went, phase by phase, and the counts.
+fn stats_table(s: &ExportStats) -> String {
+    let notes = |phase: &str| match phase {
+        "connect" => "connecting and authenticating",
+        "describe" => "Parse/Describe of the query, catalog query included",
+        "catalog" => "the catalog query (part of describe)",
+        "first_byte" => "from sending the COPY to its first data: the server starting the query",
+        "read" => "waiting for the socket after that",
+        "decode" => "COPY data into Arrow batches",
+        "write" => "encoding and writing, on the writer thread (overlaps read and decode)",
+        "finish" => "footer, flush, sync and rename",
+        _ => "",
+    };
+    let mut out = String::from("phase        seconds  what\n");
+    for (name, d) in s.phases() {
+        out.push_str(&format!(
+            "{:<11} {:>8.3}  {}\n",
+            name.replace('_', " "),
+            d.as_secs_f64(),
+            notes(name)
+        ));
     }
-    Ok(sink)
+    out.push_str(&format!(
+        "{:<11} {:>8.3}  wall time\n",
+        "total",
+        s.total.as_secs_f64()
+    ));
+    let mut counts = vec![
+        format!("{} rows", group(s.rows)),
+        format!("{} batches", group(s.batches)),
+        format!("{} of COPY data", human_bytes(s.bytes)),
+    ];
+    if let Some(w) = s.written {
+        counts.push(format!("{} written", human_bytes(w)));
+    }
+    if let Some(rss) = s.peak_rss {
+        counts.push(format!("peak memory {}", human_bytes(rss)));
+    }
+    if !s.losses.is_empty() {
+        counts.push(format!("{} lossy conversions", group(s.losses.total())));
+    }
+    out.push_str(&counts.join(", "));
+    out.push('\n');
+    out
 }
 
 fn progress_bar(quiet: bool) -> ProgressBar {
@@ -689,7 +651,7 @@ fn demo(rt: &tokio::runtime::Runtime, mut args: DemoArgs) -> Result<()> {
     if args.output.output.is_none() && args.output.to.as_deref() != Some("null") {
         args.output.output = Some("demo.parquet".to_owned());
     }
-    let bin = pgarrow_testkit::find_bin_dir().ok_or_else(|| {
+    let bin = pgarrow_scratch::find_bin_dir().ok_or_else(|| {
         anyhow!(
             "no PostgreSQL server binaries found (initdb, pg_ctl): install them \
              (apt-get install postgresql) or point PG_BIN at their directory"
@@ -699,7 +661,7 @@ fn demo(rt: &tokio::runtime::Runtime, mut args: DemoArgs) -> Result<()> {
         "starting a scratch PostgreSQL cluster from {} ...",
         bin.display()
     );
-    let cluster = pgarrow_testkit::Cluster::start_in(&bin)?;
+    let cluster = pgarrow_scratch::Cluster::start_in(&bin)?;
     eprintln!(
         "loading {} rows into table lineitem (generate_series) ...",
         group(args.rows)
@@ -710,7 +672,7 @@ fn demo(rt: &tokio::runtime::Runtime, mut args: DemoArgs) -> Result<()> {
         let mut client = connect(&config).await?;
         client
             .connection()
-            .simple_query(&pgarrow_testkit::fixtures::lineitem_sql(
+            .simple_query(&pgarrow_scratch::sample::lineitem_sql(
                 "lineitem", args.rows,
             ))
             .await?;
@@ -760,6 +722,8 @@ mod tests {
             batch_rows: 1,
             batch_bytes: 1,
             quiet: true,
+            stats: false,
+            stats_json: None,
         }
     }
 

@@ -1164,3 +1164,66 @@ fn zero_column_rows_are_counted_once() {
     assert_eq!(row_count(&batches), 5);
     assert!(batches.iter().all(|b| b.num_columns() == 0));
 }
+
+/// `--stats` prints every phase on stderr; `--stats-json` writes the same as JSON whose counts
+/// match the file written.
+#[test]
+fn stats_table_and_json() {
+    let Some(pg) = Cluster::shared() else {
+        return;
+    };
+    let db = lineitem_db(pg);
+    let dir = tempdir();
+    let target = dir.path().join("l.parquet");
+    let json_path = dir.path().join("stats.json");
+    let out = run(pgarrow([
+        "export",
+        "--url",
+        &pg.url(db),
+        "--table",
+        "lineitem",
+        "-o",
+        path_str(&target),
+        "--batch-rows",
+        "50000",
+        "--stats",
+        "--stats-json",
+        path_str(&json_path),
+    ]));
+    let err = assert_success(&out);
+    for phase in [
+        "connect",
+        "describe",
+        "catalog",
+        "first byte",
+        "read",
+        "decode",
+        "write",
+        "finish",
+        "total",
+    ] {
+        assert!(
+            err.lines().any(|l| l.starts_with(phase)),
+            "no {phase} line in:\n{err}"
+        );
+    }
+    assert!(err.contains("200,000 rows, 4 batches"), "{err}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(json["rows"], LINEITEM_ROWS);
+    assert_eq!(json["batches"], 4);
+    let written = std::fs::metadata(&target).unwrap().len();
+    assert_eq!(json["written"], written);
+    assert!(json["bytes"].as_u64().unwrap() > LINEITEM_ROWS * 100);
+    assert!(json["peak_rss"].as_u64().unwrap() > 1 << 20);
+    let phases = json["phases"].as_object().unwrap();
+    assert_eq!(phases.len(), 8, "{phases:?}");
+    for (name, seconds) in phases {
+        assert!(seconds.as_f64().unwrap() >= 0.0, "{name}");
+    }
+    assert!(phases["decode_s"].as_f64().unwrap() > 0.0);
+    assert!(phases["write_s"].as_f64().unwrap() > 0.0);
+    assert!(json["total_s"].as_f64().unwrap() >= phases["connect_s"].as_f64().unwrap());
+    assert_eq!(json["losses"], serde_json::json!({}));
+    assert_eq!(row_count(&read_parquet(&target)), LINEITEM_ROWS);
+}
