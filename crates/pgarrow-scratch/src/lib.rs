@@ -293,12 +293,17 @@ impl Cluster {
     }
 
     /// URL over TCP for `user` with `password` (both percent-encoded):
-    /// `postgresql://USER:PASSWORD@127.0.0.1:PORT/DB`.
+    /// `postgresql://USER:PASSWORD@127.0.0.1:PORT/DB`; an empty password gives no
+    /// `:PASSWORD` part.
     pub fn url_for(&self, user: &str, password: &str, db: &str) -> String {
+        let password = if password.is_empty() {
+            String::new()
+        } else {
+            format!(":{}", percent_encode(password))
+        };
         format!(
-            "postgresql://{}:{}@127.0.0.1:{}/{}",
+            "postgresql://{}{password}@127.0.0.1:{}/{}",
             percent_encode(user),
-            percent_encode(password),
             self.port,
             percent_encode(db)
         )

@@ -206,30 +206,9 @@ fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percent_encoding() {
-        assert_eq!(percent_encode("scram secret:@/"), "scram%20secret%3A%40%2F");
-        assert_eq!(percent_encode("/tmp/pgatAb1"), "%2Ftmp%2FpgatAb1");
-        assert_eq!(percent_encode("a-b_c.d~"), "a-b_c.d~");
-        assert_eq!(percent_encode("é"), "%C3%A9");
-    }
 
     #[test]
     fn quoting() {

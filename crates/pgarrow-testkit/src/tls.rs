@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use crate::{
     Cluster, Error, ErrorKind, MD5_USER, PLAIN_USER, REQUIRE_PG_ENV, Result, SCRAM_PASSWORD,
-    SUPERUSER, percent_encode, quote_literal,
+    SUPERUSER, quote_literal,
 };
 
 /// The DNS name in the server certificate (with `localhost`).
@@ -321,22 +321,12 @@ impl TlsCluster {
     /// percent-encoded; `params` as given, `&`-separated). An empty password gives no
     /// `:PASSWORD` part.
     pub fn url_for(&self, user: &str, password: &str, db: &str, params: &str) -> String {
-        let password = if password.is_empty() {
-            String::new()
+        let url = self.cluster.url_for(user, password, db);
+        if params.is_empty() {
+            url
         } else {
-            format!(":{}", percent_encode(password))
-        };
-        let params = if params.is_empty() {
-            String::new()
-        } else {
-            format!("?{params}")
-        };
-        format!(
-            "postgresql://{}{password}@127.0.0.1:{}/{}{params}",
-            percent_encode(user),
-            self.cluster.port(),
-            percent_encode(db)
-        )
+            format!("{url}?{params}")
+        }
     }
 
     fn enable(&self) -> Result<()> {

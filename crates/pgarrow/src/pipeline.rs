@@ -235,24 +235,35 @@ async fn pump<D: Destination>(
 ) -> Result<ExportStats> {
     let (tx, done) = spawn_writer(dest)?;
     let mut progress = hooks.progress.take();
+    // Whether the export reached its end (else the writer failed first).
     let read = async {
         while let Some(batch) = export.next_batch().await? {
             if tx.send(ToWriter::Batch(batch)).await.is_err() {
                 // The writer failed; its error is reported below.
-                break;
+                return Ok(false);
             }
             if let Some(p) = progress.as_mut() {
                 p(&export.stats());
             }
         }
-        Ok::<(), Error>(())
+        Ok::<bool, Error>(true)
     };
     let read = hooks.or_cancelled(read).await;
     hooks.progress = progress;
+    let may_run = match &read {
+        None | Some(Ok(false)) => true,
+        // A server error ended the COPY itself.
+        Some(Err(e)) => e.as_db_error().is_none(),
+        Some(Ok(true)) => false,
+    };
+    if may_run {
+        // Stopped before the end: the server is told to stop here (the connection's drop
+        // cannot send the request once the runtime is gone), then the connection is closed.
+        let token = export.cancel_token();
+        let _ = tokio::time::timeout(CANCEL_REQUEST_TIMEOUT, token.cancel()).await;
+    }
     match read {
         None => {
-            let token = export.cancel_token();
-            let _ = tokio::time::timeout(CANCEL_REQUEST_TIMEOUT, token.cancel()).await;
             drop(export);
             drop(tx);
             // Wait for the writer to drop its output (a temporary file is removed).
@@ -265,13 +276,12 @@ async fn pump<D: Destination>(
             let _ = done.await;
             Err(e)
         }
-        Some(Ok(())) => {
+        Some(Ok(_)) => {
             let mut stats = export.stats();
             let read_ended = Instant::now();
             let _ = tx.send(ToWriter::Finish(Box::new(stats.clone()))).await;
             drop(tx);
-            // Unfinished only when the writer failed, which is reported below; dropping it
-            // then closes the connection.
+            // Unfinished only when the writer failed, which is reported below.
             drop(export);
             match done.await {
                 Ok(Ok(Some((written, writing, finishing)))) => {
