@@ -149,8 +149,19 @@ class Tool:
         return os.path.join(DATA, f"{re.sub(r'[^a-z0-9]+', '-', self.name.lower())}-{dataset}.parquet")
 
 
-def pgarrow_argv(extra):
-    return lambda s, q, t, out: [PGARROW, "export", "--url", s.url, "--query", q, *extra(out)]
+def pgarrow_argv(extra, binary=None):
+    return lambda s, q, t, out: [binary or PGARROW, "export", "--url", s.url, "--query", q, *extra(out)]
+
+
+def baseline_tools(binary):
+    """The pgarrow tools again, run with another build of pgarrow (`--baseline`), labelled."""
+    extras = {
+        "pgarrow --to null": lambda out: ["--to", "null"],
+        "pgarrow --to arrow-stream -o - > /dev/null": lambda out: ["--to", "arrow-stream", "-o", "-"],
+        "pgarrow --to parquet (zstd 3)": lambda out: ["--to", "parquet", "-o", out],
+    }
+    return [Tool(f"{name} [baseline]", "parquet" if "parquet" in name else "null", "pgarrow",
+                 pgarrow_argv(extra, binary)) for name, extra in extras.items()]
 
 
 def peer_argv(tool):
@@ -511,7 +522,12 @@ def main():
     p.add_argument("--memory", action="store_true", help="the memory suite instead")
     p.add_argument("--memory-rows", type=int, default=50_000_000, help="largest export of --memory")
     p.add_argument("--results", default=RESULTS, help="the Markdown file to update (default benches/RESULTS.md)")
+    p.add_argument("--baseline", metavar="BIN",
+                   help="also run the pgarrow cases with this other pgarrow binary, interleaved in "
+                        "the same rounds (labelled [baseline]): a change's cost in one run")
     args = p.parse_args()
+    if args.baseline:
+        TOOLS.extend(baseline_tools(os.path.abspath(args.baseline)))
     RESULTS = os.path.abspath(args.results)
     os.makedirs(DATA, exist_ok=True)
     for path in (PGARROW, SERVE):
