@@ -11,10 +11,11 @@ demo rows="1000000":
 test:
     cargo test --workspace
 
-# Formatting and lints, as CI runs them.
+# Formatting, lints and documentation, as CI runs them.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 # Everything CI does.
 ci:

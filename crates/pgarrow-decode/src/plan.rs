@@ -191,8 +191,8 @@ pub enum TypePlan {
     Multirange(Box<TypePlan>),
     /// `hstore`: Map<Utf8, Utf8>.
     Hstore,
-    /// pgvector `vector`: FixedSizeList<Float32> when the typmod gives the dimension, else
-    /// List<Float32>.
+    /// pgvector `vector`: `FixedSizeList<Float32>` when the typmod gives the dimension, else
+    /// `List<Float32>`.
     Vector(Option<i32>),
 }
 
