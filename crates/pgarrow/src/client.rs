@@ -218,53 +218,39 @@ impl Client {
         let mut attributes: Vec<(u32, i32, Attribute)> = Vec::new();
         let mut labels: Vec<(u32, f64, String)> = Vec::new();
         let mut types: Vec<TypeRow> = Vec::new();
+        let columns = fields.len();
         for row in &rows {
-            let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-            let num = |i: usize| get(i).parse::<i64>().unwrap_or(0);
-            let opt = |i: usize| {
-                row.get(i)
-                    .cloned()
-                    .flatten()
-                    .and_then(|v| v.parse::<u32>().ok())
-            };
-            match get(0).as_str() {
-                "n" => {
-                    if let Some(name) = out.names.get_mut((num(1) as usize).wrapping_sub(1)) {
-                        *name = get(2);
-                    }
-                }
-                "d" => {
-                    if let Some(d) = out.dims.get_mut((num(1) as usize).wrapping_sub(1)) {
-                        *d = num(2).clamp(1, 6) as usize;
-                    }
-                }
+            let row = CatalogRow(row);
+            match row.text(0)?.as_str() {
+                "n" => out.names[row.column(1, columns)?] = row.text(2)?,
+                "d" => out.dims[row.column(1, columns)?] = row.num::<usize>(2)?.clamp(1, MAX_DIMS),
                 "a" => attributes.push((
-                    num(1) as u32,
-                    num(2) as i32,
+                    row.num(1)?,
+                    row.num(2)?,
                     Attribute {
-                        name: get(3),
-                        oid: num(4) as u32,
-                        typmod: num(5) as i32,
-                        display: get(6),
-                        dims: num(7).clamp(0, 6) as usize,
+                        name: row.text(3)?,
+                        oid: row.num(4)?,
+                        typmod: row.num(5)?,
+                        display: row.text(6)?,
+                        dims: row.num::<usize>(7)?.min(MAX_DIMS),
                     },
                 )),
-                "e" => labels.push((num(1) as u32, get(2).parse().unwrap_or(0.0), get(3))),
+                "e" => labels.push((row.num(1)?, row.num(2)?, row.text(3)?)),
                 "t" => types.push(TypeRow {
-                    oid: num(1) as u32,
-                    schema: get(2),
-                    name: get(3),
-                    typtype: get(4),
-                    elem: num(5) as u32,
-                    base: num(6) as u32,
-                    typmod: num(7) as i32,
-                    display: get(8),
-                    typlen: num(9),
-                    range_subtype: opt(10),
-                    multirange_of: opt(11),
-                    dims: num(12).clamp(0, 6) as usize,
+                    oid: row.num(1)?,
+                    schema: row.text(2)?,
+                    name: row.text(3)?,
+                    typtype: row.text(4)?,
+                    elem: row.num(5)?,
+                    base: row.num(6)?,
+                    typmod: row.num(7)?,
+                    display: row.text(8)?,
+                    typlen: row.num(9)?,
+                    range_subtype: row.opt_num(10)?,
+                    multirange_of: row.opt_num(11)?,
+                    dims: row.num::<usize>(12)?.min(MAX_DIMS),
                 }),
-                _ => return Err(Error::query("unexpected row from the catalog query")),
+                other => return Err(row.unexpected(0, Some(other))),
             }
         }
         attributes.sort_by_key(|(owner, attnum, _)| (*owner, *attnum));
@@ -362,6 +348,54 @@ impl Client {
     /// Socket errors while closing.
     pub async fn close(self) -> Result<()> {
         Ok(self.conn.close().await?)
+    }
+}
+
+/// PostgreSQL's limit on array dimensions (`MAXDIM`).
+const MAX_DIMS: usize = 6;
+
+/// A row of the catalog query, read strictly: a missing or unparsable value is an error that
+/// names it, never a default.
+struct CatalogRow<'r>(&'r pgarrow_protocol::TextRow);
+
+impl CatalogRow<'_> {
+    fn value(&self, i: usize) -> Option<&str> {
+        self.0.get(i).and_then(|v| v.as_deref())
+    }
+
+    fn text(&self, i: usize) -> Result<String> {
+        self.value(i)
+            .map(str::to_owned)
+            .ok_or_else(|| self.unexpected(i, None))
+    }
+
+    fn num<T: std::str::FromStr>(&self, i: usize) -> Result<T> {
+        self.opt_num(i)?.ok_or_else(|| self.unexpected(i, None))
+    }
+
+    fn opt_num<T: std::str::FromStr>(&self, i: usize) -> Result<Option<T>> {
+        self.value(i)
+            .map(|v| v.parse().map_err(|_| self.unexpected(i, Some(v))))
+            .transpose()
+    }
+
+    /// A 1-based result column number, as an index below `columns`.
+    fn column(&self, i: usize, columns: usize) -> Result<usize> {
+        match self.num::<usize>(i)? {
+            n @ 1.. if n <= columns => Ok(n - 1),
+            _ => Err(self.unexpected(i, self.value(i))),
+        }
+    }
+
+    fn unexpected(&self, i: usize, value: Option<&str>) -> Error {
+        let tag = self.value(0).unwrap_or("?");
+        Error::query(format!(
+            "unexpected answer to pgarrow's catalog query: field {i} of a '{tag}' row is {}",
+            match value {
+                Some(v) => format!("{v:?}"),
+                None => "missing".to_owned(),
+            }
+        ))
     }
 }
 
@@ -480,6 +514,26 @@ fn copy_statement(sql: &str, columns: &[ColumnPlan]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catalog_rows_are_read_strictly() {
+        let row: pgarrow_protocol::TextRow = vec![
+            Some("t".into()),
+            Some("23".into()),
+            None,
+            Some("x".into()),
+            Some("3".into()),
+        ];
+        let row = CatalogRow(&row);
+        assert_eq!(row.num::<u32>(1).unwrap(), 23);
+        assert_eq!(row.opt_num::<u32>(2).unwrap(), None);
+        assert_eq!(row.column(4, 3).unwrap(), 2);
+        let msg = |e: Error| e.to_string();
+        assert!(msg(row.num::<u32>(2).unwrap_err()).contains("field 2 of a 't' row is missing"));
+        assert!(msg(row.num::<u32>(3).unwrap_err()).contains("field 3 of a 't' row is \"x\""));
+        assert!(msg(row.column(4, 2).unwrap_err()).contains("is \"3\""));
+        assert!(row.column(1, 100).is_ok() && row.text(9).is_err());
+    }
 
     #[test]
     fn copy_statement_casts_only_when_needed() {
