@@ -1227,3 +1227,49 @@ fn stats_table_and_json() {
     assert_eq!(json["losses"], serde_json::json!({}));
     assert_eq!(row_count(&read_parquet(&target)), LINEITEM_ROWS);
 }
+
+/// A result with no columns, or with a composite of no attributes: Arrow IPC keeps them with
+/// their row count; Parquet cannot, and says so naming the column before writing anything.
+#[test]
+fn zero_columns_and_empty_composites() {
+    let Some(pg) = Cluster::shared() else { return };
+    let db = fresh_db(pg, "cli_zero_columns");
+    pg.psql(
+        &db,
+        "CREATE TYPE nothing AS (); \
+         CREATE TABLE t (id int, n nothing); \
+         INSERT INTO t VALUES (1, ROW()), (2, NULL), (3, ROW());",
+    )
+    .expect("setup");
+    let dir = tempdir();
+    for (query, column_note) in [
+        ("SELECT FROM t", "no columns"),
+        ("SELECT id, n FROM t", "column \"n\""),
+    ] {
+        let out = run(pgarrow([
+            "export",
+            "--url",
+            &pg.url(&db),
+            "--query",
+            query,
+            "-o",
+            path_str(&dir.path().join("x.parquet")),
+        ]));
+        assert_error(&out, &[column_note, "--to arrow"]);
+        assert_dir_holds(dir.path(), &[]);
+        let arrow = dir.path().join("x.arrow");
+        let out = run(pgarrow([
+            "export",
+            "--url",
+            &pg.url(&db),
+            "--query",
+            query,
+            "-o",
+            path_str(&arrow),
+        ]));
+        let err = assert_success(&out);
+        assert!(err.contains("exported 3 rows"), "{err}");
+        assert_eq!(row_count(&read_arrow_file(&arrow)), 3, "{query}");
+        std::fs::remove_file(&arrow).unwrap();
+    }
+}

@@ -78,6 +78,9 @@ pub enum Error {
     /// An option value is invalid.
     #[error("{0}")]
     Invalid(String),
+    /// The format cannot hold this schema exactly (checked before any file is created).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// A specialized `Result` for sinks.
@@ -306,6 +309,9 @@ impl Sink {
         schema: &SchemaRef,
         options: &SinkOptions,
     ) -> Result<Sink> {
+        if format == Format::Parquet {
+            check_parquet_schema(schema)?;
+        }
         if format == Format::Null {
             return Ok(Sink {
                 writer: Writer::Null,
@@ -548,6 +554,42 @@ fn with_metadata(schema: &SchemaRef, options: &SinkOptions) -> Schema {
     Schema::new_with_metadata(schema.fields().clone(), meta)
 }
 
+/// Refuses what Parquet cannot hold: a schema with no columns (a Parquet file counts rows per
+/// column chunk, so its rows would be lost) and a struct with no fields (arrow-rs refuses
+/// them), naming the column.
+fn check_parquet_schema(schema: &Schema) -> Result<()> {
+    if schema.fields().is_empty() {
+        return Err(Error::Unsupported(
+            "the result has no columns, and a Parquet file without columns cannot hold its rows: \
+             export to Arrow IPC (--to arrow) instead, or select a column"
+                .into(),
+        ));
+    }
+    fn walk(path: &str, t: &DataType) -> Result<()> {
+        match t {
+            DataType::Struct(fields) if fields.is_empty() => Err(Error::Unsupported(format!(
+                "column \"{path}\" is a composite type with no attributes, which Parquet cannot \
+                 hold: export to Arrow IPC (--to arrow) instead, or leave the column out"
+            ))),
+            DataType::Struct(fields) => fields
+                .iter()
+                .try_for_each(|f| walk(&format!("{path}.{}", f.name()), f.data_type())),
+            DataType::List(f)
+            | DataType::LargeList(f)
+            | DataType::ListView(f)
+            | DataType::LargeListView(f)
+            | DataType::FixedSizeList(f, _)
+            | DataType::Map(f, _) => walk(&format!("{path}[]"), f.data_type()),
+            DataType::Dictionary(_, v) => walk(path, v),
+            _ => Ok(()),
+        }
+    }
+    schema
+        .fields()
+        .iter()
+        .try_for_each(|f| walk(f.name(), f.data_type()))
+}
+
 /// The fields of the struct an interval becomes in Parquet.
 fn interval_struct_fields() -> Fields {
     Fields::from(vec![
@@ -756,6 +798,62 @@ mod tests {
             arrow_ipc::reader::FileReader::try_new(File::open(&path).unwrap(), None).unwrap();
         let rows: usize = reader.map(|r| r.unwrap().num_rows()).sum();
         assert_eq!(rows, 2 * b.num_rows());
+    }
+
+    /// Shapes Parquet cannot hold fail before any file exists, naming the column; Arrow IPC
+    /// keeps them, row count included.
+    #[test]
+    fn zero_columns_and_empty_structs() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = Arc::new(Schema::empty());
+        let rows3 = RecordBatch::try_new_with_options(
+            empty.clone(),
+            vec![],
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(3)),
+        )
+        .unwrap();
+        let nested = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, true),
+            Field::new(
+                "c",
+                DataType::List(Arc::new(Field::new(
+                    "item",
+                    DataType::Struct(Fields::from(vec![Field::new(
+                        "e",
+                        DataType::Struct(Fields::empty()),
+                        true,
+                    )])),
+                    true,
+                ))),
+                true,
+            ),
+        ]));
+        let parquet = dir.path().join("t.parquet");
+        for (schema, needle) in [(&empty, "no columns"), (&nested, "column \"c[].e\"")] {
+            let err = Sink::create(
+                Format::Parquet,
+                Output::File(parquet.clone()),
+                schema,
+                &SinkOptions::default(),
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains(needle), "{err}");
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
+        let arrow = dir.path().join("t.arrow");
+        let mut sink = Sink::create(
+            Format::ArrowFile,
+            Output::File(arrow.clone()),
+            &empty,
+            &SinkOptions::default(),
+        )
+        .unwrap();
+        sink.write(&rows3).unwrap();
+        sink.finish().unwrap();
+        let reader =
+            arrow_ipc::reader::FileReader::try_new(File::open(&arrow).unwrap(), None).unwrap();
+        let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+        assert_eq!(rows, 3);
     }
 
     #[test]
