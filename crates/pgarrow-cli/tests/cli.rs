@@ -1273,3 +1273,43 @@ fn zero_columns_and_empty_composites() {
         std::fs::remove_file(&arrow).unwrap();
     }
 }
+
+/// Intervals inside arrays and composites reach Parquet in their exact struct form.
+#[test]
+fn nested_intervals_to_parquet() {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int32Type, Int64Type};
+    let Some(pg) = Cluster::shared() else { return };
+    let db = fresh_db(pg, "cli_nested_intervals");
+    pg.psql(&db, "CREATE TYPE span AS (d interval, n int)")
+        .expect("setup");
+    let dir = tempdir();
+    let target = dir.path().join("iv.parquet");
+    let out = run(pgarrow([
+        "export",
+        "--url",
+        &pg.url(&db),
+        "--query",
+        "SELECT ARRAY['1 mon -2 days 00:00:00.000003'::interval, NULL] AS ivs, \
+         ROW('-3 years 4 hours'::interval, 1)::span AS r",
+        "-o",
+        path_str(&target),
+    ]));
+    assert_success(&out);
+    let batches = read_parquet(&target);
+    let ivs = batches[0].column(0).as_list::<i32>();
+    let inner = ivs.values().as_struct();
+    assert_eq!(inner.len(), 2);
+    assert!(inner.is_valid(0) && inner.is_null(1));
+    assert_eq!(inner.column(0).as_primitive::<Int32Type>().value(0), 1);
+    assert_eq!(inner.column(1).as_primitive::<Int32Type>().value(0), -2);
+    assert_eq!(inner.column(2).as_primitive::<Int64Type>().value(0), 3);
+    let r = batches[0].column(1).as_struct();
+    let iv = r.column(0).as_struct();
+    assert_eq!(iv.column(0).as_primitive::<Int32Type>().value(0), -36);
+    assert_eq!(
+        iv.column(2).as_primitive::<Int64Type>().value(0),
+        4 * 3_600_000_000
+    );
+}

@@ -6,9 +6,12 @@
 //! at the target path and removes its temporary file.
 //!
 //! Parquet cannot hold everything Arrow can: arrow-rs refuses `Interval(MonthDayNano)`, and
-//! Parquet's own INTERVAL keeps only milliseconds. The Parquet sink therefore writes an interval
-//! column as `Struct{months: Int32, days: Int32, microseconds: Int64}`, which is exact for
-//! PostgreSQL intervals, and says so in the field's metadata (`pgarrow.interval_encoding`).
+//! Parquet's own INTERVAL keeps only milliseconds. The Parquet sink therefore writes an interval,
+//! at any depth (a column, a list element, a struct field), as
+//! `Struct{months: Int32, days: Int32, microseconds: Int64}`, which is exact for PostgreSQL
+//! intervals, and says so in the field's metadata (`pgarrow.interval_encoding`). A result with
+//! no columns, or a struct with no fields, which Parquet cannot hold, is refused before any file
+//! is created, naming the column.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -30,23 +33,23 @@
 //! ```
 #![warn(missing_docs)]
 
-use std::collections::HashMap;
-use std::fmt;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::sync::Arc;
+mod parquet_compat;
 
-use arrow_array::types::IntervalMonthDayNanoType;
-use arrow_array::{
-    Array, ArrayRef, Int32Array, Int64Array, RecordBatch, RecordBatchWriter, StructArray,
-};
-use arrow_schema::{ArrowError, DataType, Field, Fields, IntervalUnit, Schema, SchemaRef};
+pub use parquet_compat::parquet_compatible_schema;
+use parquet_compat::{check_parquet_schema, parquet_compatible_batch};
+
+use arrow_array::{RecordBatch, RecordBatchWriter};
+use arrow_schema::{ArrowError, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{GzipLevel, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use tempfile::NamedTempFile;
 
 /// Field metadata key saying how the Parquet sink encoded an interval column.
@@ -554,122 +557,14 @@ fn with_metadata(schema: &SchemaRef, options: &SinkOptions) -> Schema {
     Schema::new_with_metadata(schema.fields().clone(), meta)
 }
 
-/// Refuses what Parquet cannot hold: a schema with no columns (a Parquet file counts rows per
-/// column chunk, so its rows would be lost) and a struct with no fields (arrow-rs refuses
-/// them), naming the column.
-fn check_parquet_schema(schema: &Schema) -> Result<()> {
-    if schema.fields().is_empty() {
-        return Err(Error::Unsupported(
-            "the result has no columns, and a Parquet file without columns cannot hold its rows: \
-             export to Arrow IPC (--to arrow) instead, or select a column"
-                .into(),
-        ));
-    }
-    fn walk(path: &str, t: &DataType) -> Result<()> {
-        match t {
-            DataType::Struct(fields) if fields.is_empty() => Err(Error::Unsupported(format!(
-                "column \"{path}\" is a composite type with no attributes, which Parquet cannot \
-                 hold: export to Arrow IPC (--to arrow) instead, or leave the column out"
-            ))),
-            DataType::Struct(fields) => fields
-                .iter()
-                .try_for_each(|f| walk(&format!("{path}.{}", f.name()), f.data_type())),
-            DataType::List(f)
-            | DataType::LargeList(f)
-            | DataType::ListView(f)
-            | DataType::LargeListView(f)
-            | DataType::FixedSizeList(f, _)
-            | DataType::Map(f, _) => walk(&format!("{path}[]"), f.data_type()),
-            DataType::Dictionary(_, v) => walk(path, v),
-            _ => Ok(()),
-        }
-    }
-    schema
-        .fields()
-        .iter()
-        .try_for_each(|f| walk(f.name(), f.data_type()))
-}
-
-/// The fields of the struct an interval becomes in Parquet.
-fn interval_struct_fields() -> Fields {
-    Fields::from(vec![
-        Field::new("months", DataType::Int32, false),
-        Field::new("days", DataType::Int32, false),
-        Field::new("microseconds", DataType::Int64, false),
-    ])
-}
-
-/// The schema with every top-level `Interval(MonthDayNano)` replaced by the exact struct.
-pub fn parquet_compatible_schema(schema: &SchemaRef) -> SchemaRef {
-    if !schema.fields().iter().any(|f| is_interval(f.data_type())) {
-        return schema.clone();
-    }
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            if is_interval(f.data_type()) {
-                let mut meta: HashMap<String, String> = f.metadata().clone().into();
-                meta.insert(
-                    META_INTERVAL_ENCODING.to_owned(),
-                    "struct<months:int32,days:int32,microseconds:int64>".to_owned(),
-                );
-                Field::new(f.name(), DataType::Struct(interval_struct_fields()), true)
-                    .with_metadata(meta)
-            } else {
-                f.as_ref().clone()
-            }
-        })
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
-}
-
-fn is_interval(t: &DataType) -> bool {
-    matches!(t, DataType::Interval(IntervalUnit::MonthDayNano))
-}
-
-/// Converts a batch's interval columns to the struct of [`parquet_compatible_schema`].
-fn parquet_compatible_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
-    let columns: Vec<ArrayRef> = batch
-        .columns()
-        .iter()
-        .map(|c| -> Result<ArrayRef> {
-            let Some(iv) = c
-                .as_any()
-                .downcast_ref::<arrow_array::PrimitiveArray<IntervalMonthDayNanoType>>()
-            else {
-                return Ok(c.clone());
-            };
-            let mut months = Vec::with_capacity(iv.len());
-            let mut days = Vec::with_capacity(iv.len());
-            let mut micros = Vec::with_capacity(iv.len());
-            for v in iv.values().iter() {
-                months.push(v.months);
-                days.push(v.days);
-                // Exact: PostgreSQL intervals have whole microseconds.
-                micros.push(v.nanoseconds / 1000);
-            }
-            let s = StructArray::try_new(
-                interval_struct_fields(),
-                vec![
-                    Arc::new(Int32Array::from(months)),
-                    Arc::new(Int32Array::from(days)),
-                    Arc::new(Int64Array::from(micros)),
-                ],
-                iv.nulls().cloned(),
-            )?;
-            Ok(Arc::new(s))
-        })
-        .collect::<Result<_>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::{Int32Array, IntervalMonthDayNanoArray};
+    use arrow_array::{Array, Int32Array, Int64Array, IntervalMonthDayNanoArray, StructArray};
     use arrow_buffer::IntervalMonthDayNano;
+    use arrow_schema::{DataType, Field, Fields, IntervalUnit};
     use std::fs::File;
+    use std::sync::Arc;
 
     fn batch() -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
