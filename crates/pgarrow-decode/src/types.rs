@@ -25,6 +25,7 @@ pub mod oid {
     pub const XID: u32 = 28;
     pub const CID: u32 = 29;
     pub const JSON: u32 = 114;
+    pub const INET: u32 = 869;
     pub const XML: u32 = 142;
     pub const FLOAT4: u32 = 700;
     pub const FLOAT8: u32 = 701;

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use arrow_schema::SchemaRef;
 
+use pgarrow_decode::types::oid;
 use pgarrow_decode::{Attribute, Catalog, CatalogKind, CatalogType};
 
 use crate::export::{ConnSlot, Export};
@@ -500,6 +501,12 @@ fn copy_statement(sql: &str, columns: &[ColumnPlan]) -> String {
         .iter()
         .zip(&aliases)
         .map(|(c, a)| match c.cast {
+            // `inet`'s cast to text always shows the netmask (`1.2.3.4/32`), unlike its output
+            // function (`1.2.3.4`), which psql, COPY's text format and the text of an `inet[]`
+            // or of a composite use: `abbrev(inet)` is that output function. A domain over
+            // inet is described as inet. Every other type without a decoder casts to text
+            // through its output function (pg_cast), `cidr` included.
+            Some(_) if c.column.oid == oid::INET => format!("pg_catalog.abbrev({a})"),
             Some(cast) => format!("{a}::{cast}"),
             None => a.clone(),
         })
@@ -544,11 +551,13 @@ mod tests {
         );
         let mixed = vec![
             ColumnPlan::for_column(PgColumn::new("a", 23, -1)),
-            ColumnPlan::for_column(PgColumn::new("a", 869, -1)),
+            ColumnPlan::for_column(PgColumn::new("a", 650, -1)),
+            ColumnPlan::for_column(PgColumn::new("a", oid::INET, -1)),
         ];
         assert_eq!(
-            copy_statement("SELECT 1, '1.2.3.4'::inet", &mixed),
-            "COPY (SELECT c1, c2::text FROM (SELECT 1, '1.2.3.4'::inet\n) AS _pgarrow(c1, c2)) \
+            copy_statement("SELECT 1, '10/8'::cidr, '1.2.3.4'::inet", &mixed),
+            "COPY (SELECT c1, c2::text, pg_catalog.abbrev(c3) FROM \
+             (SELECT 1, '10/8'::cidr, '1.2.3.4'::inet\n) AS _pgarrow(c1, c2, c3)) \
              TO STDOUT (FORMAT binary)"
         );
     }

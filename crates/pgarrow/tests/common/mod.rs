@@ -484,3 +484,11 @@ pub fn render_json(a: &dyn Array, i: usize) -> String {
         other => panic!("no JSON rendering for {other}"),
     }
 }
+
+/// SQL for `expr` as its type's output function prints it, as psql shows it (NULL stays NULL;
+/// the test is on the text, as a composite of NULLs `IS NULL`):
+/// `format('%s')` calls the output function, which a cast to text does not always do
+/// (`'1.2.3.4'::inet::text` is `1.2.3.4/32`, its output `1.2.3.4`).
+pub fn output_of(expr: &str) -> String {
+    format!("CASE WHEN ({expr})::text IS NOT NULL THEN format('%s', {expr}) END")
+}
