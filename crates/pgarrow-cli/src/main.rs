@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pgarrow::policy::{
-    EnumLayout, InvalidUtf8, NumericTarget, Overflow, SpecialValues, TextLayout,
+    EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, SpecialValues, TextLayout,
 };
 use pgarrow::sink::{Compression, Format, Output, SinkOptions};
 use pgarrow::{
@@ -85,9 +85,15 @@ struct PolicyArgs {
     /// Numeric values too large or too precise for their decimal: error or null.
     #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<Overflow>)]
     numeric_overflow: Overflow,
-    /// NaN, +-infinity, time 24:00:00 and values past Arrow's range: error, null or clamp.
-    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<SpecialValues>)]
-    special_values: SpecialValues,
+    /// Date and timestamp +-infinity: extreme (the Arrow type's largest/smallest value, as
+    /// PostgreSQL stores them; declared in field metadata), null or error.
+    #[arg(long, default_value = "extreme", value_name = "POLICY", value_parser = parse_policy::<Infinity>)]
+    infinity: Infinity,
+    /// Values Arrow cannot hold: numeric NaN and Infinity in decimals, time 24:00:00,
+    /// timestamps after 294247 AD, intervals beyond +-2562047 hours or infinite: error, null
+    /// or clamp.
+    #[arg(long, visible_alias = "special-values", default_value = "error", value_name = "POLICY", value_parser = parse_policy::<SpecialValues>)]
+    out_of_range: SpecialValues,
     /// Text columns as utf8, large (64-bit offsets) or view.
     #[arg(long, default_value = "utf8", value_name = "LAYOUT", value_parser = parse_policy::<TextLayout>)]
     text: TextLayout,
@@ -105,7 +111,8 @@ impl PolicyArgs {
         Policies {
             numeric: self.numeric,
             numeric_overflow: self.numeric_overflow,
-            special: self.special_values,
+            infinity: self.infinity,
+            special: self.out_of_range,
             text: self.text,
             invalid_utf8: self.invalid_utf8,
             enums: self.enums,

@@ -532,9 +532,9 @@ fn schema_lists_postgres_and_arrow_types() {
         ["column", "postgres type", "arrow type", "note"],
         "{text}"
     );
-    let numeric = "policies: --numeric-overflow --special-values";
+    let numeric = "policies: --numeric-overflow --out-of-range";
     let text_policies = "policies: --text --invalid-utf8";
-    let date = "policies: --special-values";
+    let date = "policies: --infinity";
     let expected: [(&str, &str, &str, &str); 16] = [
         ("l_orderkey", "bigint", "Int64", ""),
         ("l_partkey", "integer", "Int32", ""),

@@ -27,8 +27,11 @@ use arrow_schema::{ArrowError, DataType, Field, Fields};
 
 use crate::error::{FieldError, Special};
 use crate::numeric::Numeric;
-use crate::plan::{StrLayout, TypePlan, hstore_entries, range_fields, struct_fields};
-use crate::policy::{InvalidUtf8, LossKind, Losses, Overflow, Policies, SpecialValues};
+use crate::plan::{
+    DATE_INFINITY, StrLayout, TIMESTAMP_INFINITY, TypePlan, hstore_entries, range_fields,
+    struct_fields,
+};
+use crate::policy::{Infinity, InvalidUtf8, LossKind, Losses, Overflow, Policies, SpecialValues};
 use crate::recycle::Recycler;
 use crate::types::ColumnKind;
 
@@ -87,17 +90,18 @@ pub fn float8_from_sql(b: &[u8]) -> FieldResult<f64> {
 
 /// `date`: i32 days since 2000-01-01, returned as days since 1970-01-01 (Arrow Date32).
 ///
-/// `infinity` and `-infinity` (i32 MAX and MIN) have no Date32 value and are an error.
+/// `infinity` and `-infinity` (i32 MAX and MIN) are reported as such, for the infinity policy
+/// (which writes them back as the extremes by default).
 pub fn date_from_sql(b: &[u8]) -> FieldResult<i32> {
     let d = i32::from_be_bytes(fixed(b, "date")?);
     match d {
         i32::MAX => Err(FieldError::special(
             Special::PosInfinity,
-            "date 'infinity' has no Arrow Date32 value",
+            "date 'infinity' has no Date32 value of its own",
         )),
         i32::MIN => Err(FieldError::special(
             Special::NegInfinity,
-            "date '-infinity' has no Arrow Date32 value",
+            "date '-infinity' has no Date32 value of its own",
         )),
         d => d.checked_add(PG_EPOCH_DAYS).ok_or_else(|| {
             FieldError::special(
@@ -128,17 +132,17 @@ pub fn time_from_sql(b: &[u8]) -> FieldResult<i64> {
 /// `timestamp` and `timestamptz`: i64 microseconds since 2000-01-01 (UTC for timestamptz),
 /// returned as microseconds since the Unix epoch.
 ///
-/// `infinity` and `-infinity` (i64 MAX and MIN) are an error.
+/// `infinity` and `-infinity` (i64 MAX and MIN) are reported as such, for the infinity policy.
 pub fn timestamp_from_sql(b: &[u8]) -> FieldResult<i64> {
     let t = i64::from_be_bytes(fixed(b, "timestamp")?);
     match t {
         i64::MAX => Err(FieldError::special(
             Special::PosInfinity,
-            "timestamp 'infinity' has no Arrow Timestamp value",
+            "timestamp 'infinity' has no Timestamp value of its own",
         )),
         i64::MIN => Err(FieldError::special(
             Special::NegInfinity,
-            "timestamp '-infinity' has no Arrow Timestamp value",
+            "timestamp '-infinity' has no Timestamp value of its own",
         )),
         t => t.checked_add(PG_EPOCH_US).ok_or_else(|| {
             FieldError::special(
@@ -389,6 +393,50 @@ impl<T: Default + Copy + arrow_buffer::ArrowNativeType + std::panic::RefUnwindSa
                 Some(v) => self.push(v),
                 None => self.push_null(),
             },
+        }
+        Ok(())
+    }
+
+    /// As [`push_or`](Prim::push_or), for a date or a timestamp: its ±infinity is the
+    /// infinity policy's, written as `min`/`max` (how PostgreSQL stores it) by default.
+    fn push_temporal(
+        &mut self,
+        r: FieldResult<T>,
+        cx: &mut Cx<'_>,
+        (min, max): (T, T),
+        clamp: impl FnOnce(Special) -> Option<T>,
+    ) -> FieldResult<()> {
+        let infinite = match &r {
+            Err(e) => match e.special {
+                Some(Special::PosInfinity) => Some(max),
+                Some(Special::NegInfinity) => Some(min),
+                _ => None,
+            },
+            Ok(_) => None,
+        };
+        let Some(extreme) = infinite else {
+            return self.push_or(r, cx, clamp);
+        };
+        match cx.policies.infinity {
+            Infinity::Extreme => {
+                cx.losses.count(LossKind::InfinityAsExtreme);
+                self.push(extreme);
+            }
+            Infinity::Null => {
+                cx.losses.count(LossKind::InfinityToNull);
+                self.push_null();
+            }
+            Infinity::Error => {
+                return r.map(drop).map_err(|mut e| {
+                    e.message = format!(
+                        "{}, and the infinity policy is error (--infinity extreme writes the \
+                         type's extreme value, as PostgreSQL stores it; --infinity null, NULL)",
+                        e.message
+                    )
+                    .into();
+                    e
+                });
+            }
         }
         Ok(())
     }
@@ -1005,15 +1053,22 @@ impl Column {
                 values.extend_from_slice(&uuid_from_sql(b)?);
                 nulls.append_non_null();
             }
-            Column::Date(p) => p.push_or(date_from_sql(b), cx, |s| match s {
-                Special::NegInfinity | Special::BelowRange => Some(i32::MIN),
-                _ => Some(i32::MAX),
-            })?,
+            Column::Date(p) => {
+                p.push_temporal(date_from_sql(b), cx, DATE_INFINITY, |s| match s {
+                    // Finite, past Date32 (not reachable from PostgreSQL's range): the last
+                    // finite days, the extremes stand for ±infinity.
+                    Special::BelowRange => Some(i32::MIN + 1),
+                    _ => Some(i32::MAX - 1),
+                })?
+            }
             Column::Time(p) => p.push_or(time_from_sql(b), cx, |_| Some(US_PER_DAY - 1))?,
-            Column::Timestamp(p, _) => p.push_or(timestamp_from_sql(b), cx, |s| match s {
-                Special::NegInfinity | Special::BelowRange => Some(i64::MIN),
-                _ => Some(i64::MAX),
-            })?,
+            Column::Timestamp(p, _) => {
+                p.push_temporal(timestamp_from_sql(b), cx, TIMESTAMP_INFINITY, |s| match s {
+                    // Arrow's last finite instants: the extremes stand for ±infinity.
+                    Special::BelowRange => Some(i64::MIN + 1),
+                    _ => Some(i64::MAX - 1),
+                })?
+            }
             Column::Interval(p) => {
                 let parts = interval_parts(b);
                 p.push_or(interval_from_sql(b), cx, |s| match (s, parts) {
@@ -1715,7 +1770,48 @@ mod tests {
             .downcast_ref::<arrow_array::Date32Array>()
             .unwrap();
         assert_eq!((d.value(0), d.value(1)), (i32::MAX, i32::MIN));
-        assert_eq!(losses.get(LossKind::InfinityClamped), 2);
+        // Date infinities follow the infinity policy (extreme by default), not `special`.
+        assert_eq!(losses.get(LossKind::InfinityAsExtreme), 2);
+        assert_eq!(losses.get(LossKind::InfinityClamped), 0);
+
+        for (infinity, kind, null) in [
+            (Infinity::Null, LossKind::InfinityToNull, true),
+            (Infinity::Extreme, LossKind::InfinityAsExtreme, false),
+        ] {
+            let mut losses = Losses::default();
+            let policies = Policies {
+                infinity,
+                ..Policies::default()
+            };
+            let mut cx = Cx {
+                policies: &policies,
+                losses: &mut losses,
+            };
+            let plan = TypePlan::builtin(crate::types::oid::TIMESTAMPTZ, -1, &policies).unwrap();
+            let mut col = Column::new(&plan, 4);
+            col.push(&i64::MIN.to_be_bytes(), &mut cx).unwrap();
+            let a = col.finish(4, &mut cx).unwrap();
+            assert_eq!(a.is_null(0), null, "{infinity:?}");
+            if !null {
+                use arrow_array::cast::AsArray;
+                let ts = a.as_primitive::<arrow_array::types::TimestampMicrosecondType>();
+                assert_eq!(ts.value(0), i64::MIN);
+            }
+            assert_eq!(losses.get(kind), 1, "{infinity:?}");
+        }
+        let error = Policies {
+            infinity: Infinity::Error,
+            special: SpecialValues::Clamp,
+            ..Policies::default()
+        };
+        let mut losses = Losses::default();
+        let mut cx = Cx {
+            policies: &error,
+            losses: &mut losses,
+        };
+        let mut col = Column::new(&plan, 4);
+        let e = col.push(&i32::MAX.to_be_bytes(), &mut cx).unwrap_err();
+        assert!(e.message.contains("infinity"), "{}", e.message);
 
         let mut losses = Losses::default();
         let null = Policies {

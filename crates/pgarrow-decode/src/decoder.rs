@@ -72,7 +72,7 @@ pub struct ColumnPlan {
 impl ColumnPlan {
     /// The policies that can change how this column's values come out, by the names of
     /// [`Policies`]' options as the CLI spells them (`numeric`, `numeric_overflow`,
-    /// `special_values`, `text`, `invalid_utf8`, `enum`), nested types included.
+    /// `infinity`, `out_of_range`, `text`, `invalid_utf8`, `enum`), nested types included.
     pub fn applicable_policies(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
         policies_for(&self.kind, self.cast.is_some(), &mut out);
@@ -798,15 +798,18 @@ fn policies_for(plan: &TypePlan, cast: bool, out: &mut Vec<&'static str>) {
         P::Scalar { kind, .. } => match kind {
             K::NumericText | K::NumericFloat64 => {
                 add("numeric");
-                add("special_values");
+                add("out_of_range");
             }
             K::Decimal128 { .. } | K::Decimal256 { .. } => {
                 add("numeric_overflow");
-                add("special_values");
+                add("out_of_range");
             }
-            K::Date | K::Time | K::Timestamp | K::Timestamptz | K::Interval => {
-                add("special_values")
+            K::Date => add("infinity"),
+            K::Timestamp | K::Timestamptz => {
+                add("infinity");
+                add("out_of_range");
             }
+            K::Time | K::Interval => add("out_of_range"),
             K::Text | K::Json | K::Jsonb | K::Char | K::Ltree => {
                 add("text");
                 add("invalid_utf8");

@@ -22,6 +22,19 @@ use crate::types::{
 
 /// Field metadata key on list columns: the number of dimensions planned.
 pub const META_ARRAY_DIMS: &str = "pgarrow.array_dims";
+/// Field metadata on a field holding dates or timestamps (at any depth): how ±infinity is
+/// written under the default infinity policy ([`INFINITY_ENCODING`]).
+pub const META_INFINITY: &str = "pgarrow.infinity";
+/// The value of [`META_INFINITY`]: `infinity` is the Arrow type's largest value, `-infinity` its
+/// smallest (`i32::MAX`/`MIN` days, `i64::MAX`/`MIN` microseconds), as PostgreSQL stores them.
+/// No finite PostgreSQL date or timestamp reaches them.
+pub const INFINITY_ENCODING: &str = "+infinity=max,-infinity=min";
+/// `date` `-infinity` and `infinity` in Arrow Date32 (days since 1970): PostgreSQL's own
+/// representation. The one place that says so, for both directions.
+pub const DATE_INFINITY: (i32, i32) = (i32::MIN, i32::MAX);
+/// `timestamp`/`timestamptz` `-infinity` and `infinity` in Arrow Timestamp(µs): PostgreSQL's
+/// own representation.
+pub const TIMESTAMP_INFINITY: (i64, i64) = (i64::MIN, i64::MAX);
 
 /// What the catalog says about one type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,6 +343,20 @@ impl TypePlan {
         }
     }
 
+    /// Whether dates or timestamps are among the values, at any depth.
+    pub fn has_temporal(&self) -> bool {
+        match self {
+            TypePlan::Scalar { kind, .. } => matches!(
+                kind,
+                ColumnKind::Date | ColumnKind::Timestamp | ColumnKind::Timestamptz
+            ),
+            TypePlan::List { element, .. } => element.has_temporal(),
+            TypePlan::Struct(fields) => fields.iter().any(|f| f.plan.has_temporal()),
+            TypePlan::Range(sub) | TypePlan::Multirange(sub) => sub.has_temporal(),
+            TypePlan::Enum(_) | TypePlan::Hstore | TypePlan::Vector(_) => false,
+        }
+    }
+
     /// The Arrow extension type name of the values, if any.
     pub fn extension_name(&self) -> Option<&'static str> {
         match self {
@@ -358,9 +385,20 @@ pub fn struct_fields(fields: &[StructField]) -> Fields {
 /// The fields of a range's struct.
 pub fn range_fields(subtype: &TypePlan) -> Fields {
     let t = subtype.data_type();
+    let bound = |name: &str| {
+        let field = Field::new(name, t.clone(), true);
+        if subtype.has_temporal() {
+            field.with_metadata(HashMap::from([(
+                META_INFINITY.to_owned(),
+                INFINITY_ENCODING.to_owned(),
+            )]))
+        } else {
+            field
+        }
+    };
     Fields::from(vec![
-        Field::new("lower", t.clone(), true),
-        Field::new("upper", t, true),
+        bound("lower"),
+        bound("upper"),
         Field::new("lower_inclusive", DataType::Boolean, false),
         Field::new("upper_inclusive", DataType::Boolean, false),
         Field::new("empty", DataType::Boolean, false),
@@ -396,6 +434,9 @@ pub fn type_metadata(
     }
     if let TypePlan::List { dims, .. } = plan {
         meta.insert(META_ARRAY_DIMS.to_owned(), dims.to_string());
+    }
+    if plan.has_temporal() {
+        meta.insert(META_INFINITY.to_owned(), INFINITY_ENCODING.to_owned());
     }
     meta
 }

@@ -7,8 +7,28 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// NaN, ±infinity, `time` 24:00:00 and values past Arrow's range (timestamps after 294247 AD,
-/// intervals beyond ±2562047 hours).
+/// `date`, `timestamp` and `timestamptz` ±infinity, anywhere (plain, in arrays, composites,
+/// range bounds).
+///
+/// PostgreSQL itself stores them as the type's extreme integer (a date's `infinity` is
+/// `i32::MAX` days, a timestamp's `i64::MAX` microseconds), and no finite value reaches those
+/// extremes, so the same extremes in Arrow are not a loss but the same representation: the
+/// fields say so in their metadata ([`META_INFINITY`](crate::plan::META_INFINITY)), and DuckDB
+/// reads them back as ±infinity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Infinity {
+    /// The Arrow type's largest (`infinity`) or smallest (`-infinity`) value (default; counted).
+    #[default]
+    Extreme,
+    /// Write NULL (counted).
+    Null,
+    /// Refuse: the export fails naming row and column.
+    Error,
+}
+
+/// Values Arrow cannot hold exactly, other than date and timestamp infinities: numeric NaN and
+/// ±Infinity in a decimal, `time` 24:00:00, timestamps after 294247 AD, intervals beyond
+/// ±2562047 hours or infinite (PostgreSQL 17).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SpecialValues {
     /// Refuse: the export fails naming row and column (default).
@@ -16,8 +36,10 @@ pub enum SpecialValues {
     Error,
     /// Write NULL.
     Null,
-    /// Write the nearest value Arrow can hold (`infinity` becomes the type's largest value;
-    /// 24:00:00 becomes 23:59:59.999999). NaN has no nearest value and becomes NULL.
+    /// Write the nearest value Arrow can hold (a numeric `Infinity` becomes the decimal's
+    /// largest value; 24:00:00 becomes 23:59:59.999999; a timestamp past Arrow's range its last
+    /// finite instant, one microsecond before the extreme that stands for `infinity`). NaN has
+    /// no nearest value and becomes NULL.
     Clamp,
 }
 
@@ -86,7 +108,9 @@ pub struct Policies {
     pub numeric: NumericTarget,
     /// Numeric values that do not fit their decimal.
     pub numeric_overflow: Overflow,
-    /// NaN, infinities, 24:00:00, out-of-range temporal values.
+    /// Date and timestamp ±infinity.
+    pub infinity: Infinity,
+    /// NaN, numeric and interval infinities, 24:00:00, out-of-range temporal values.
     pub special: SpecialValues,
     /// Text layout.
     pub text: TextLayout,
@@ -98,6 +122,18 @@ pub struct Policies {
 
 fn bad(what: &str, value: &str, expected: &str) -> String {
     format!("invalid {what} policy \"{value}\" (expected {expected})")
+}
+
+impl FromStr for Infinity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "extreme" => Ok(Self::Extreme),
+            "null" => Ok(Self::Null),
+            "error" => Ok(Self::Error),
+            _ => Err(bad("infinity", s, "extreme, null or error")),
+        }
+    }
 }
 
 impl FromStr for SpecialValues {
@@ -187,6 +223,9 @@ impl FromStr for EnumLayout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum LossKind {
+    /// Date or timestamp ±infinity written as the type's extreme value, as PostgreSQL stores
+    /// it (declared in the field's metadata; not lossy, counted so that it is seen).
+    InfinityAsExtreme,
     /// ±infinity written as NULL.
     InfinityToNull,
     /// ±infinity written as the type's extreme value.
@@ -212,7 +251,8 @@ pub enum LossKind {
 }
 
 impl LossKind {
-    const ALL: [LossKind; 11] = [
+    const ALL: [LossKind; 12] = [
+        LossKind::InfinityAsExtreme,
         LossKind::InfinityToNull,
         LossKind::InfinityClamped,
         LossKind::NanToNull,
@@ -229,6 +269,7 @@ impl LossKind {
     /// A stable machine-readable name (`infinity_to_null`, ...), for JSON reports.
     pub fn name(self) -> &'static str {
         match self {
+            LossKind::InfinityAsExtreme => "infinity_as_extreme",
             LossKind::InfinityToNull => "infinity_to_null",
             LossKind::InfinityClamped => "infinity_clamped",
             LossKind::NanToNull => "nan_to_null",
@@ -246,6 +287,9 @@ impl LossKind {
     /// A short description for reports.
     pub fn describe(self) -> &'static str {
         match self {
+            LossKind::InfinityAsExtreme => {
+                "infinity written as the type's extreme value (as PostgreSQL stores it)"
+            }
             LossKind::InfinityToNull => "infinity written as NULL",
             LossKind::InfinityClamped => "infinity clamped to the largest value",
             LossKind::NanToNull => "NaN written as NULL",

@@ -23,11 +23,13 @@ use nested_common::{
     value_error,
 };
 use pgarrow::policy::{
-    EnumLayout, InvalidUtf8, NumericTarget, Overflow, SpecialValues, TextLayout,
+    EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, SpecialValues, TextLayout,
 };
 use pgarrow::{LossKind, Policies, TypePlan};
 
 const META_DIMS: &str = "pgarrow.array_dims";
+const META_INFINITY: &str = "pgarrow.infinity";
+const INFINITY_ENCODING: &str = "+infinity=max,-infinity=min";
 const META_PG_TYPE: &str = "pgarrow.pg_type";
 const META_CAST: &str = "pgarrow.cast";
 const META_EXT: &str = "ARROW:extension:name";
@@ -1082,27 +1084,31 @@ INSERT INTO ri VALUES
 "#;
 
 #[tokio::test(flavor = "current_thread")]
-async fn range_infinity_bounds_are_values_under_the_special_value_policy() {
+async fn range_infinity_bounds_are_values_under_the_infinity_policy() {
     let Some(db) = Db::new("nested_range_inf") else {
         return;
     };
     db.exec(RANGE_INFINITY);
     let sql = "SELECT id, dr, tr FROM ri ORDER BY id";
-    // Default (Error): an infinity bound is an error naming row and column.
+    // Error: an infinity bound is an error naming row and column.
+    let strict = Policies {
+        infinity: Infinity::Error,
+        ..policies()
+    };
     let e = db
-        .export_value_error("SELECT id, dr FROM ri ORDER BY id", policies())
+        .export_value_error("SELECT id, dr FROM ri ORDER BY id", strict)
         .await;
     assert_eq!((e.row, e.name.as_str()), (1, "dr"), "{}", e.display);
     assert!(e.display.contains("infinity"), "{}", e.display);
     let e = db
-        .export_value_error("SELECT id, tr FROM ri WHERE id > 1 ORDER BY id", policies())
+        .export_value_error("SELECT id, tr FROM ri WHERE id > 1 ORDER BY id", strict)
         .await;
     assert_eq!((e.row, e.name.as_str()), (2, "tr"), "{}", e.display);
 
     // Null: the bound becomes NULL (indistinguishable from unbounded in the data, told apart
     // only by the InfinityToNull count); the inclusivity flags stay the server's.
     let null = Policies {
-        special: SpecialValues::Null,
+        infinity: Infinity::Null,
         ..policies()
     };
     let out = db.export(sql, null).await;
@@ -1132,20 +1138,28 @@ async fn range_infinity_bounds_are_values_under_the_special_value_policy() {
     let upper = |r: usize| child(dr[r].1.as_ref(), "upper").is_null(0);
     assert!(upper(0) && upper(1));
 
-    // Clamp: the bound becomes the type's extreme value, counted.
-    let clamp = Policies {
-        special: SpecialValues::Clamp,
-        ..policies()
-    };
-    let out = db.export(sql, clamp).await;
+    // The default: the bound is the type's extreme value, as PostgreSQL stores it, counted
+    // and declared on the bound's field.
+    let out = db.export(sql, policies()).await;
     assert_eq!(
-        out.loss("dr", LossKind::InfinityClamped),
+        out.loss("dr", LossKind::InfinityAsExtreme),
         infinite_bounds("dr")
     );
     assert_eq!(
-        out.loss("tr", LossKind::InfinityClamped),
+        out.loss("tr", LossKind::InfinityAsExtreme),
         infinite_bounds("tr")
     );
+    let DataType::Struct(bounds) = out.data_type("dr") else {
+        panic!("{:?}", out.data_type("dr"));
+    };
+    for side in ["lower", "upper"] {
+        let (_, f) = bounds.find(side).unwrap();
+        assert_eq!(
+            f.metadata().get(META_INFINITY).map(String::as_str),
+            Some(INFINITY_ENCODING),
+            "{side}"
+        );
+    }
     let dr = out.rows("dr");
     let tr = out.rows("tr");
     let date = |r: usize, side: &str| {
@@ -1157,7 +1171,7 @@ async fn range_infinity_bounds_are_values_under_the_special_value_policy() {
         (!c.is_null(0)).then(|| c.value(0))
     };
     assert_eq!(date(0, "upper"), Some(i32::MAX));
-    assert_eq!(date(1, "upper"), None, "unbounded stays NULL under clamp");
+    assert_eq!(date(1, "upper"), None, "unbounded stays NULL");
     assert_eq!(
         (date(2, "lower"), date(2, "upper")),
         (Some(i32::MIN), Some(i32::MAX))
@@ -1660,16 +1674,22 @@ async fn special_values_are_errors_by_default() {
         return;
     };
     db.exec(SPECIALS);
-    for (c, what) in [
-        ("d", "infinity"),
-        ("ts", "infinity"),
-        ("tz", "infinity"),
-        ("t", "24:00"),
-        ("n", "NaN"),
-        ("iv", "interval"),
+    // Date and timestamp infinities are errors only when asked (by default they are the
+    // extremes, see `infinity_is_the_extreme_value_by_default`).
+    let strict = Policies {
+        infinity: Infinity::Error,
+        ..policies()
+    };
+    for (c, what, policies) in [
+        ("d", "infinity", strict),
+        ("ts", "infinity", strict),
+        ("tz", "infinity", strict),
+        ("t", "24:00", policies()),
+        ("n", "NaN", policies()),
+        ("iv", "interval", policies()),
     ] {
         let e = db
-            .export_value_error(&format!("SELECT id, {c} FROM sv ORDER BY id"), policies())
+            .export_value_error(&format!("SELECT id, {c} FROM sv ORDER BY id"), policies)
             .await;
         assert_eq!(
             (e.row, e.column, e.name.as_str()),
@@ -1693,7 +1713,7 @@ async fn special_values_are_errors_by_default() {
     }
     // -infinity on its own row.
     let e = db
-        .export_value_error("SELECT id, d FROM sv WHERE id <> 2 ORDER BY id", policies())
+        .export_value_error("SELECT id, d FROM sv WHERE id <> 2 ORDER BY id", strict)
         .await;
     assert_eq!((e.row, e.name.as_str()), (2, "d"), "{}", e.display);
     assert!(e.display.contains("-infinity"), "{}", e.display);
@@ -1717,6 +1737,92 @@ async fn special_values_are_errors_by_default() {
     assert!(out.losses.is_empty());
 }
 
+/// By default, date and timestamp ±infinity (plain, in arrays, in composites) are the Arrow
+/// type's extreme values, as PostgreSQL stores them: counted, and declared on the field.
+#[tokio::test(flavor = "current_thread")]
+async fn infinity_is_the_extreme_value_by_default() {
+    let Some(db) = Db::new("nested_infinity_extreme") else {
+        return;
+    };
+    db.exec(SPECIALS);
+    db.exec(
+        "CREATE TYPE stay AS (since date, until timestamptz);
+         CREATE TABLE st (id int, ds date[], s stay);
+         INSERT INTO st VALUES (1, '{2020-01-01,infinity,-infinity,NULL}',
+                                   ROW('-infinity', 'infinity')),
+                               (2, '{}', ROW('2020-01-01', '2020-01-01 00:00+00'));",
+    );
+    let out = db
+        .export(
+            "SELECT id, d, ts, tz FROM sv WHERE id <> 5 ORDER BY id",
+            policies(),
+        )
+        .await;
+    let d = out.rows("d");
+    let date = |r: usize| d[r].1.as_primitive::<Date32Type>().value(0);
+    assert_eq!((date(1), date(2)), (i32::MAX, i32::MIN));
+    for c in ["ts", "tz"] {
+        let ts = out.rows(c);
+        let v = |r: usize| ts[r].1.as_primitive::<TimestampMicrosecondType>().value(0);
+        assert_eq!((v(1), v(2)), (i64::MAX, i64::MIN), "{c}");
+    }
+    for c in ["d", "ts", "tz"] {
+        assert_eq!(out.loss(c, LossKind::InfinityAsExtreme), 2, "{c}");
+        assert_eq!(
+            out.field(c)
+                .metadata()
+                .get(META_INFINITY)
+                .map(String::as_str),
+            Some(INFINITY_ENCODING),
+            "{c}"
+        );
+    }
+    assert_eq!(out.losses.total(), 6, "{}", out.losses);
+    // Finite rows are exact.
+    let finite = db
+        .export(
+            "SELECT id, d, ts, tz FROM sv WHERE id IN (1, 6) ORDER BY id",
+            policies(),
+        )
+        .await;
+    assert!(finite.losses.is_empty());
+
+    let out = db
+        .export("SELECT id, ds, s FROM st ORDER BY id", policies())
+        .await;
+    let ds = out.rows("ds");
+    let days: Vec<Option<i32>> = ds[0]
+        .1
+        .as_list::<i32>()
+        .value(0)
+        .as_primitive::<Date32Type>()
+        .iter()
+        .collect();
+    assert_eq!(days, [Some(18262), Some(i32::MAX), Some(i32::MIN), None]);
+    let s = out.rows("s");
+    let since = child(s[0].1.as_ref(), "since");
+    let until = child(s[0].1.as_ref(), "until");
+    assert_eq!(since.as_primitive::<Date32Type>().value(0), i32::MIN);
+    assert_eq!(
+        until.as_primitive::<TimestampMicrosecondType>().value(0),
+        i64::MAX
+    );
+    assert_eq!(out.loss("ds", LossKind::InfinityAsExtreme), 2);
+    assert_eq!(out.loss("s", LossKind::InfinityAsExtreme), 2);
+    for c in ["ds", "s"] {
+        assert_eq!(
+            out.field(c)
+                .metadata()
+                .get(META_INFINITY)
+                .map(String::as_str),
+            Some(INFINITY_ENCODING),
+            "{c}"
+        );
+    }
+    // A column without dates or timestamps says nothing about infinity.
+    assert!(!out.field("id").metadata().contains_key(META_INFINITY));
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn special_values_become_null_and_are_counted() {
     let Some(db) = Db::new("nested_special_null") else {
@@ -1724,6 +1830,7 @@ async fn special_values_become_null_and_are_counted() {
     };
     db.exec(SPECIALS);
     let null = Policies {
+        infinity: Infinity::Null,
         special: SpecialValues::Null,
         ..policies()
     };
@@ -1804,12 +1911,18 @@ async fn special_values_clamp_to_the_extremes() {
     let out = db.export("SELECT * FROM sv ORDER BY id", clamp).await;
     let d = out.rows("d");
     let date = |r: usize| d[r].1.as_primitive::<Date32Type>().value(0);
+    // Infinities are the extremes (the infinity policy's default), and a finite value past
+    // Arrow's range clamps one short of them, so that the extremes still mean infinity.
     assert_eq!((date(1), date(2)), (i32::MAX, i32::MIN));
     for c in ["ts", "tz"] {
         let ts = out.rows(c);
         let v = |r: usize| ts[r].1.as_primitive::<TimestampMicrosecondType>().value(0);
-        assert_eq!((v(1), v(2), v(4)), (i64::MAX, i64::MIN, i64::MAX), "{c}");
-        assert_eq!(out.loss(c, LossKind::InfinityClamped), 2, "{c}");
+        assert_eq!(
+            (v(1), v(2), v(4)),
+            (i64::MAX, i64::MIN, i64::MAX - 1),
+            "{c}"
+        );
+        assert_eq!(out.loss(c, LossKind::InfinityAsExtreme), 2, "{c}");
         assert_eq!(out.loss(c, LossKind::OutOfRangeClamped), 1, "{c}");
     }
     let t = out.rows("t");
@@ -1823,7 +1936,7 @@ async fn special_values_clamp_to_the_extremes() {
     assert_eq!((i(2).months, i(2).days, i(2).nanoseconds), (0, 0, i64::MIN));
     // NaN has no nearest value: NULL.
     assert!(out.rows("n")[1].1.is_null(0));
-    assert_eq!(out.loss("d", LossKind::InfinityClamped), 2);
+    assert_eq!(out.loss("d", LossKind::InfinityAsExtreme), 2);
     assert_eq!(out.loss("t", LossKind::Time2400Clamped), 1);
     assert_eq!(out.loss("n", LossKind::NanToNull), 1);
     assert_eq!(out.loss("iv", LossKind::OutOfRangeClamped), 2);
@@ -1883,14 +1996,20 @@ async fn special_values_inside_nested_types() {
               ARRAY[ROW('2020-01-01', '24:00')::shift, ROW('-infinity', '00:00')::shift]),
           (4, NULL, NULL, '{NULL}');",
     );
-    // Errors name the row of the containing value.
+    // Errors name the row of the containing value (`ds` holds only infinities, an error
+    // when the infinity policy says so).
+    let strict = Policies {
+        infinity: Infinity::Error,
+        ..policies()
+    };
     for (c, row) in [("ds", 3), ("s", 3), ("ss", 3)] {
         let e = db
-            .export_value_error(&format!("SELECT id, {c} FROM sn ORDER BY id"), policies())
+            .export_value_error(&format!("SELECT id, {c} FROM sn ORDER BY id"), strict)
             .await;
         assert_eq!((e.row, e.name.as_str()), (row, c), "{}", e.display);
     }
     let null = Policies {
+        infinity: Infinity::Null,
         special: SpecialValues::Null,
         ..policies()
     };

@@ -18,6 +18,7 @@ use common::{
     Db, Exported, assert_rows_eq, batch_rows, f32_key, f64_key, interval_parts_sql, output_of,
     parse_pg_f32, parse_pg_f64, render, render_json, ts_micros_sql,
 };
+use pgarrow::policy::Infinity;
 use pgarrow::{DecodeOptions, ExportOptions, Source};
 
 const META_PG_TYPE: &str = "pgarrow.pg_type";
@@ -575,15 +576,16 @@ async fn values_without_arrow_value_fail_with_row_and_column() {
         cases.push(("interval", "'infinity'", "infinity"));
         cases.push(("interval", "'-infinity'", "-infinity"));
     }
+    // Date and timestamp infinities are errors when the infinity policy says so (by default
+    // they are the extremes: see the nested tests).
+    let mut strict = ExportOptions::default();
+    strict.policies.infinity = Infinity::Error;
     for (n, (ty, bad, fragment)) in cases.into_iter().enumerate() {
         let table = format!("e{n}");
         db.table(&table, ty, &["NULL", "NULL", bad, "NULL"]);
         let pg_type = format_type(&db, &table, "v");
         let err = db
-            .export_err(
-                &format!("SELECT id, v FROM {table} ORDER BY id"),
-                &ExportOptions::default(),
-            )
+            .export_err(&format!("SELECT id, v FROM {table} ORDER BY id"), &strict)
             .await;
         let msg = err.to_string();
         let position = format!("row 3, column 2 \"v\" ({pg_type})");
@@ -626,8 +628,10 @@ async fn value_error_in_a_later_batch_counts_rows() {
          INSERT INTO t SELECT g, DATE '2000-01-01' + g FROM generate_series(1, 2500) g;\n\
          INSERT INTO t VALUES (2501, 'infinity'), (2502, DATE '2000-01-01');",
     );
+    let mut options = batch_rows(1000);
+    options.policies.infinity = Infinity::Error;
     let err = db
-        .export_err("SELECT id, d FROM t ORDER BY id", &batch_rows(1000))
+        .export_err("SELECT id, d FROM t ORDER BY id", &options)
         .await;
     let msg = err.to_string();
     assert!(
