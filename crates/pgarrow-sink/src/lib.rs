@@ -38,6 +38,8 @@ mod parquet_compat;
 pub use parquet_compat::parquet_compatible_schema;
 use parquet_compat::{check_parquet_schema, parquet_compatible_batch};
 
+use std::sync::Arc;
+
 use arrow_array::{RecordBatch, RecordBatchWriter};
 use arrow_schema::{ArrowError, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
@@ -380,7 +382,10 @@ impl Sink {
         let mut parquet_schema = None;
         let writer = match format {
             Format::Parquet => {
-                let converted = parquet_compatible_schema(schema);
+                // The file's key-value metadata also goes into the embedded Arrow schema, which
+                // is where pyarrow and pandas look for it.
+                let converted =
+                    Arc::new(with_metadata(&parquet_compatible_schema(schema), options));
                 let props = writer_properties(options)?;
                 let w = ArrowWriter::try_new(out, converted.clone(), Some(props))?;
                 if converted != *schema {

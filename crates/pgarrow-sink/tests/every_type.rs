@@ -419,3 +419,76 @@ fn every_leaf_in_every_container_through_every_format() {
     }
     assert_eq!(cases, leaves().len() * 5);
 }
+
+/// uuid and json columns carry Parquet's UUID and JSON logical types (from the `arrow.uuid` and
+/// `arrow.json` extension types the decoder sets), so that readers such as DuckDB see UUID and
+/// JSON rather than BLOB and VARCHAR; the file's metadata is also the Arrow schema's.
+#[test]
+fn uuid_and_json_get_their_parquet_logical_types() {
+    use parquet::basic::LogicalType;
+    use std::collections::HashMap;
+    let ext = |name: &str| {
+        HashMap::from([
+            ("ARROW:extension:name".to_owned(), name.to_owned()),
+            ("ARROW:extension:metadata".to_owned(), String::new()),
+        ])
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("u", DataType::FixedSizeBinary(16), true).with_metadata(ext("arrow.uuid")),
+        Field::new("j", DataType::Utf8, true).with_metadata(ext("arrow.json")),
+        Field::new("t", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(
+                FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+                    vec![Some([7u8; 16]), None].into_iter(),
+                    16,
+                )
+                .unwrap(),
+            ),
+            Arc::new(StringArray::from(vec![Some("{\"a\": 1}"), None])),
+            Arc::new(StringArray::from(vec![Some("x"), None])),
+        ],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    let options = SinkOptions {
+        metadata: vec![("pgarrow.version".to_owned(), "9.9.9".to_owned())],
+        ..SinkOptions::default()
+    };
+    let mut sink = Sink::create(
+        Format::Parquet,
+        Output::File(path.clone()),
+        &schema,
+        &options,
+    )
+    .unwrap();
+    sink.write(&batch).unwrap();
+    sink.finish().unwrap();
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        File::open(&path).unwrap(),
+    )
+    .unwrap();
+    // The file's metadata is in the embedded Arrow schema too (where pyarrow looks).
+    assert_eq!(
+        builder
+            .schema()
+            .metadata()
+            .get("pgarrow.version")
+            .map(String::as_str),
+        Some("9.9.9")
+    );
+    let descr = builder.metadata().file_metadata().schema_descr();
+    assert_eq!(descr.column(0).logical_type_ref(), Some(&LogicalType::Uuid));
+    assert_eq!(descr.column(1).logical_type_ref(), Some(&LogicalType::Json));
+    assert_eq!(
+        descr.column(2).logical_type_ref(),
+        Some(&LogicalType::String)
+    );
+    let back: Vec<RecordBatch> = builder.build().unwrap().map(Result::unwrap).collect();
+    assert_eq!(back[0].column(0), batch.column(0));
+    assert_eq!(back[0].column(1), batch.column(1));
+}
