@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use pgarrow::protocol::ErrorKind as WireKind;
-use pgarrow::{Client, ExportOptions, Source};
+use pgarrow::sink::{Format, Output};
+use pgarrow::{Client, ExportOptions, FileTarget, Hooks, Source};
 use pgarrow_testkit::Cluster;
 
 fn setup(prefix: &str) -> Option<(&'static Cluster, String)> {
@@ -253,6 +254,12 @@ fn dropping_a_blocking_reader_ends_the_backend() {
         .unwrap();
     let pid: i32 = pids.trim().parse().expect("one active backend");
     drop(reader);
+    let took = backend_gone_within(pg, pid, Duration::from_secs(2));
+    eprintln!("blocking reader dropped: backend gone {took:?} after the drop");
+}
+
+/// Polls `pg_stat_activity` (synchronously) until backend `pid` is gone, failing after `limit`.
+fn backend_gone_within(pg: &Cluster, pid: i32, limit: Duration) -> Duration {
     let start = Instant::now();
     loop {
         let left = pg
@@ -262,12 +269,45 @@ fn dropping_a_blocking_reader_ends_the_backend() {
             )
             .unwrap();
         if left.trim() == "0" {
-            break;
+            return start.elapsed();
         }
         assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "backend {pid} still there {:?} after the drop",
+            start.elapsed() < limit,
+            "backend {pid} still there {:?} later",
             start.elapsed()
         );
     }
+}
+
+/// Cancelling through the hooks: the run fails with `Cancelled`, no file and no temporary
+/// file remain, and the backend is gone.
+#[tokio::test(flavor = "current_thread")]
+async fn cancelled_file_export_leaves_nothing() {
+    let Some((pg, db)) = setup("cancelfile") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.arrow");
+    let mut client = Client::connect(pg.url(&db)).await.unwrap();
+    let pid = client.backend_pid();
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut first_tx = Some(first_tx);
+    let hooks = Hooks::new()
+        .on_progress(move |_| {
+            if let Some(tx) = first_tx.take() {
+                let _ = tx.send(());
+            }
+        })
+        .cancel_on(async {
+            let _ = first_rx.await;
+        });
+    let target = FileTarget::new(Format::ArrowFile, Output::File(path.clone()));
+    let err = client
+        .export_to_file(STREAMING, &options(50), &target, hooks)
+        .await
+        .unwrap_err();
+    assert!(err.is_cancelled(), "{err:?}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    let took = backend_gone_within(pg, pid, Duration::from_secs(2));
+    eprintln!("file export cancelled by its hooks: backend gone {took:?} later");
 }
