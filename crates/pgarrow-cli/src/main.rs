@@ -8,7 +8,8 @@ use anyhow::{Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pgarrow::policy::{
-    EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, SpecialValues, TextLayout,
+    ArrayShape, EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, SpecialValues,
+    TextLayout,
 };
 use pgarrow::sink::{Compression, Format, Output, SinkOptions};
 use pgarrow::{
@@ -101,6 +102,11 @@ struct PolicyArgs {
     /// (every text column as Binary).
     #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<InvalidUtf8>)]
     invalid_utf8: InvalidUtf8,
+    /// Array columns: data (as many nested Lists as the values have dimensions: declared, or
+    /// else those of the column's first non-empty value) or flatten (a 1-D List of each
+    /// array's elements in row-major order; multi-dimensional values are counted).
+    #[arg(long, default_value = "data", value_name = "SHAPE", value_parser = parse_policy::<ArrayShape>)]
+    array_shape: ArrayShape,
     /// Enum columns as dictionary (Dictionary(Int16, Utf8) in pg_enum order) or utf8.
     #[arg(long = "enum", default_value = "dictionary", value_name = "LAYOUT", value_parser = parse_policy::<EnumLayout>)]
     enums: EnumLayout,
@@ -116,6 +122,7 @@ impl PolicyArgs {
             text: self.text,
             invalid_utf8: self.invalid_utf8,
             enums: self.enums,
+            array_shape: self.array_shape,
         }
     }
 }
@@ -359,6 +366,9 @@ fn render_schema(plan: &ExportPlan) -> String {
                 (Some(cast), _) => notes.push(format!("no binary decoder: sent as {cast}")),
                 (None, Some(ext)) => notes.push(format!("extension {ext}")),
                 (None, None) => {}
+            }
+            if c.kind.list_depth_from_data() {
+                notes.push("array depth from the data".to_owned());
             }
             let flags: Vec<String> = c
                 .applicable_policies()

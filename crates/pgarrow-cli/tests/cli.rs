@@ -1313,3 +1313,53 @@ fn nested_intervals_to_parquet() {
         4 * 3_600_000_000
     );
 }
+
+/// An `int[]` column holding 2-D values (through CREATE TABLE AS, which declares no dimensions)
+/// reaches the file as nested lists; `schema` says the depth comes from the data.
+#[test]
+fn array_depth_from_the_data_to_a_file() {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    let Some(pg) = Cluster::shared() else { return };
+    let db = fresh_db(pg, "cli_array_depth");
+    pg.psql(
+        &db,
+        "CREATE TABLE grid AS SELECT 1 AS id, '{{1,2},{3,4}}'::int[] AS g \
+         UNION ALL SELECT 2, NULL;",
+    )
+    .expect("setup");
+    let out = run(pgarrow([
+        "schema",
+        "--url",
+        &pg.url(&db),
+        "--table",
+        "grid",
+    ]));
+    let text = assert_success(&out);
+    let text = format!("{text}{}", stdout(&out));
+    assert!(text.contains("array depth from the data"), "{text}");
+    let dir = tempdir();
+    let target = dir.path().join("g.parquet");
+    let out = run(pgarrow([
+        "export",
+        "--url",
+        &pg.url(&db),
+        "--table",
+        "grid",
+        "-o",
+        path_str(&target),
+    ]));
+    assert_success(&out);
+    let batches = read_parquet(&target);
+    let g = batches[0].column(1).as_list::<i32>();
+    let first = g.value(0);
+    let rows = first.as_list::<i32>();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        rows.value(1)
+            .as_primitive::<arrow_array::types::Int32Type>()
+            .values(),
+        &[3, 4]
+    );
+    assert!(g.is_null(1));
+}

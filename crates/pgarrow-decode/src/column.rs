@@ -28,8 +28,8 @@ use arrow_schema::{ArrowError, DataType, Field, Fields};
 use crate::error::{FieldError, Special};
 use crate::numeric::Numeric;
 use crate::plan::{
-    DATE_INFINITY, StrLayout, TIMESTAMP_INFINITY, TypePlan, hstore_entries, range_fields,
-    struct_fields,
+    DATE_INFINITY, ListShape, StrLayout, TIMESTAMP_INFINITY, TypePlan, hstore_entries,
+    range_fields, struct_fields,
 };
 use crate::policy::{Infinity, InvalidUtf8, LossKind, Losses, Overflow, Policies, SpecialValues};
 use crate::recycle::Recycler;
@@ -769,11 +769,21 @@ impl Column {
         let var = || Var::with_capacity(rows, rows * 16);
         let kind = match plan {
             TypePlan::Scalar { kind, layout } => (*kind, *layout),
-            TypePlan::List { element, dims } => {
-                return Column::List(Box::new(ListCol::new(element, *dims, false, rows)));
+            TypePlan::List {
+                element,
+                dims,
+                shape,
+            } => {
+                return Column::List(Box::new(ListCol::new(element, *dims, *shape, false, rows)));
             }
             TypePlan::Multirange(range) => {
-                return Column::List(Box::new(ListCol::new(range, 1, true, rows)));
+                return Column::List(Box::new(ListCol::new(
+                    range,
+                    1,
+                    ListShape::Declared,
+                    true,
+                    rows,
+                )));
             }
             TypePlan::Struct(fields) => {
                 return Column::Struct(Box::new(StructCol {
@@ -1200,11 +1210,19 @@ pub(crate) struct ListCol {
     levels: Vec<Vec<i32>>,
     nulls: NullBufferBuilder,
     child: Column,
+    /// Where the number of levels comes from (what a value of other dimensions means).
+    shape: ListShape,
     multirange: bool,
 }
 
 impl ListCol {
-    fn new(element: &TypePlan, dims: usize, multirange: bool, rows: usize) -> Self {
+    fn new(
+        element: &TypePlan,
+        dims: usize,
+        shape: ListShape,
+        multirange: bool,
+        rows: usize,
+    ) -> Self {
         let mut levels = vec![Vec::with_capacity(rows + 1); dims.max(1)];
         for l in &mut levels {
             l.push(0);
@@ -1213,6 +1231,7 @@ impl ListCol {
             levels,
             nulls: NullBufferBuilder::new(rows),
             child: Column::new(element, rows),
+            shape,
             multirange,
         }
     }
@@ -1248,16 +1267,25 @@ impl ListCol {
             self.nulls.append_non_null();
             return r.end();
         }
-        if ndim < 0 || ndim as usize != dims {
+        if !(1..=6).contains(&ndim) {
+            return Err(FieldError::new(format!("array has {ndim} dimensions")));
+        }
+        let ndim = ndim as usize;
+        if ndim != dims && self.shape != ListShape::Flatten {
+            let from = match self.shape {
+                ListShape::Declared => "declared for the column",
+                ListShape::Seen => "seen in the column's first non-empty value",
+                _ => "planned: the column's values before the first batch were all NULL or empty",
+            };
             return Err(FieldError::new(format!(
-                "array has {ndim} dimension(s) but the column was planned with {dims} (from \
-                 the column's declared dimensions; declare them, e.g. int4[][], or cast)"
+                "array has {ndim} dimension(s) but the column has {dims} ({from}); \
+                 --array-shape flatten exports every array as a 1-D list of its elements"
             )));
         }
         let mut lengths = [0usize; 6];
         let mut total: usize = 1;
         let mut lower_bound_dropped = false;
-        for len in lengths.iter_mut().take(dims) {
+        for len in lengths.iter_mut().take(ndim) {
             let n = r.i32()?;
             let lower = r.i32()?;
             if n < 0 {
@@ -1276,12 +1304,19 @@ impl ListCol {
                 r.remaining()
             )));
         }
-        let mut lists = 1usize;
-        for (level, &len) in self.levels.iter_mut().zip(&lengths[..dims]) {
-            for _ in 0..lists {
-                push_offset(level, len)?;
+        if self.shape == ListShape::Flatten {
+            push_offset(&mut self.levels[0], total)?;
+            if ndim > 1 {
+                cx.losses.count(LossKind::ArrayFlattened);
             }
-            lists *= len;
+        } else {
+            let mut lists = 1usize;
+            for (level, &len) in self.levels.iter_mut().zip(&lengths[..dims]) {
+                for _ in 0..lists {
+                    push_offset(level, len)?;
+                }
+                lists *= len;
+            }
         }
         for _ in 0..total {
             match r.field()? {

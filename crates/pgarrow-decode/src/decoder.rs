@@ -72,7 +72,8 @@ pub struct ColumnPlan {
 impl ColumnPlan {
     /// The policies that can change how this column's values come out, by the names of
     /// [`Policies`]' options as the CLI spells them (`numeric`, `numeric_overflow`,
-    /// `infinity`, `out_of_range`, `text`, `invalid_utf8`, `enum`), nested types included.
+    /// `infinity`, `out_of_range`, `text`, `invalid_utf8`, `enum`, `array_shape`), nested types
+    /// included.
     pub fn applicable_policies(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
         policies_for(&self.kind, self.cast.is_some(), &mut out);
@@ -820,7 +821,10 @@ fn policies_for(plan: &TypePlan, cast: bool, out: &mut Vec<&'static str>) {
             }
             _ => {}
         },
-        P::List { element, .. } => policies_for(element, false, out),
+        P::List { element, .. } => {
+            add("array_shape");
+            policies_for(element, false, out);
+        }
         P::Multirange(e) | P::Range(e) => policies_for(e, false, out),
         P::Struct(fields) => {
             for f in fields {

@@ -24,6 +24,7 @@ pub mod column;
 mod decoder;
 mod error;
 pub mod numeric;
+mod peek;
 pub mod plan;
 pub mod policy;
 mod recycle;
@@ -34,6 +35,7 @@ pub use decoder::{
     MAX_BATCH_BYTES, SIGNATURE, Taken,
 };
 pub use error::{Error, ErrorKind, FieldError, Result, Special};
-pub use plan::{Attribute, Catalog, CatalogKind, CatalogType, StrLayout, TypePlan};
+pub use peek::ArrayDepths;
+pub use plan::{Attribute, Catalog, CatalogKind, CatalogType, ListShape, StrLayout, TypePlan};
 pub use policy::{LossKind, LossReport, Losses, Policies};
 pub use types::{ColumnKind, PgColumn};

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Fields};
 
-use crate::policy::{EnumLayout, InvalidUtf8, NumericTarget, Policies, TextLayout};
+use crate::policy::{ArrayShape, EnumLayout, InvalidUtf8, NumericTarget, Policies, TextLayout};
 use crate::types::{
     ColumnKind, META_EXTENSION_METADATA, META_EXTENSION_NAME, META_PG_OID, META_PG_TYPE,
     META_PG_TYPMOD,
@@ -193,6 +193,8 @@ pub enum TypePlan {
         element: Box<TypePlan>,
         /// Dimensions (1 or more).
         dims: usize,
+        /// Where `dims` comes from, and what a value of other dimensions does.
+        shape: ListShape,
     },
     /// A composite: a Struct.
     Struct(Vec<StructField>),
@@ -207,6 +209,21 @@ pub enum TypePlan {
     /// pgvector `vector`: `FixedSizeList<Float32>` when the typmod gives the dimension, else
     /// `List<Float32>`.
     Vector(Option<i32>),
+}
+
+/// Where an array plan's dimensions come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListShape {
+    /// Declared (two or more) by the column, its domain or a composite's attribute; a value of
+    /// other dimensions is an error.
+    Declared,
+    /// Not declared (or just one, which PostgreSQL does not enforce either): to be taken from
+    /// the data ([`TypePlan::with_list_depth`]); until then one dimension is planned.
+    FromData,
+    /// Taken from the data: the first non-empty value had `dims` dimensions.
+    Seen,
+    /// `--array-shape flatten`: one List of every value's elements in row-major order.
+    Flatten,
 }
 
 /// Nesting deeper than this is refused (PostgreSQL types cannot be cyclic, but a catalog given
@@ -225,9 +242,11 @@ impl TypePlan {
         policies: &Policies,
         dims: usize,
     ) -> Option<TypePlan> {
-        Self::resolve_depth(oid, typmod, catalog, policies, dims.max(1), 0)
+        Self::resolve_depth(oid, typmod, catalog, policies, dims.max(1), 0, true)
     }
 
+    /// `top`: the type is a result column's (through domains), where an array's dimensions can
+    /// come from the data ([`ListShape::FromData`]); nested arrays keep what is declared.
     fn resolve_depth(
         type_oid: u32,
         typmod: i32,
@@ -235,6 +254,7 @@ impl TypePlan {
         policies: &Policies,
         dims: usize,
         depth: usize,
+        top: bool,
     ) -> Option<TypePlan> {
         if depth > MAX_DEPTH {
             return None;
@@ -257,8 +277,8 @@ impl TypePlan {
             };
         }
         let t = catalog.get(type_oid)?;
-        let recurse = |oid, typmod, dims| {
-            Self::resolve_depth(oid, typmod, catalog, policies, dims, depth + 1)
+        let nested = |oid, typmod, dims| {
+            Self::resolve_depth(oid, typmod, catalog, policies, dims, depth + 1, false)
         };
         match &t.kind {
             // A domain declared over `int[][]` knows its dimensions even where the column does
@@ -267,11 +287,27 @@ impl TypePlan {
                 base,
                 typmod,
                 dims: declared,
-            } => recurse(*base, *typmod, if *declared > 0 { *declared } else { dims }),
+            } => Self::resolve_depth(
+                *base,
+                *typmod,
+                catalog,
+                policies,
+                if *declared > 0 { *declared } else { dims },
+                depth + 1,
+                top,
+            ),
             CatalogKind::Array { element } => Some(TypePlan::List {
                 // An array's typmod applies to its elements (varchar(10)[]).
-                element: Box::new(recurse(*element, typmod, 1)?),
-                dims,
+                element: Box::new(nested(*element, typmod, 1)?),
+                dims: match policies.array_shape {
+                    ArrayShape::Flatten => 1,
+                    ArrayShape::Data => dims,
+                },
+                shape: match policies.array_shape {
+                    ArrayShape::Flatten => ListShape::Flatten,
+                    ArrayShape::Data if dims >= 2 || !top => ListShape::Declared,
+                    ArrayShape::Data => ListShape::FromData,
+                },
             }),
             CatalogKind::Composite { fields } => {
                 let fields = fields
@@ -279,7 +315,7 @@ impl TypePlan {
                     .map(|a| {
                         Some(StructField {
                             attribute: a.clone(),
-                            plan: recurse(a.oid, a.typmod, a.dims.max(1))?,
+                            plan: nested(a.oid, a.typmod, a.dims.max(1))?,
                         })
                     })
                     .collect::<Option<Vec<_>>>()?;
@@ -292,10 +328,10 @@ impl TypePlan {
                 _ => scalar(ColumnKind::Text),
             },
             CatalogKind::Range { subtype } => {
-                Some(TypePlan::Range(Box::new(recurse(*subtype, -1, 1)?)))
+                Some(TypePlan::Range(Box::new(nested(*subtype, -1, 1)?)))
             }
             CatalogKind::Multirange { range } => {
-                Some(TypePlan::Multirange(Box::new(recurse(*range, -1, 1)?)))
+                Some(TypePlan::Multirange(Box::new(nested(*range, -1, 1)?)))
             }
             CatalogKind::Base => match t.name.as_str() {
                 "citext" => scalar(ColumnKind::Text),
@@ -318,7 +354,7 @@ impl TypePlan {
     pub fn data_type(&self) -> DataType {
         match self {
             TypePlan::Scalar { kind, layout } => kind.data_type_with(*layout),
-            TypePlan::List { element, dims } => {
+            TypePlan::List { element, dims, .. } => {
                 let mut t = element.data_type();
                 for _ in 0..*dims {
                     t = DataType::List(Arc::new(Field::new("item", t, true)));
@@ -340,6 +376,31 @@ impl TypePlan {
             TypePlan::Vector(None) => {
                 DataType::List(Arc::new(Field::new("item", DataType::Float32, true)))
             }
+        }
+    }
+
+    /// Whether this is an array whose dimensions are to be taken from the data (at the top:
+    /// nested arrays keep what their attribute declares).
+    pub fn list_depth_from_data(&self) -> bool {
+        matches!(
+            self,
+            TypePlan::List {
+                shape: ListShape::FromData,
+                ..
+            }
+        )
+    }
+
+    /// This array plan with `dims` dimensions, seen in the data (fixed from now on: a value of
+    /// other dimensions is an error naming both).
+    pub fn with_list_depth(&self, dims: usize) -> TypePlan {
+        match self {
+            TypePlan::List { element, .. } => TypePlan::List {
+                element: element.clone(),
+                dims,
+                shape: ListShape::Seen,
+            },
+            other => other.clone(),
         }
     }
 

@@ -43,6 +43,21 @@ pub enum SpecialValues {
     Clamp,
 }
 
+/// The nesting of array columns. PostgreSQL does not enforce declared dimensions (`int[]` and
+/// `int[][]` are one type, and views and `CREATE TABLE AS` declare none), so a column's values
+/// may have any number of dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ArrayShape {
+    /// As many nested Lists as the values have dimensions (default): declared when the column
+    /// declares two or more, else from the column's first non-empty value, seen before the
+    /// schema is handed out. A later value of another depth is an error naming both.
+    #[default]
+    Data,
+    /// Every array as a 1-D List of its elements in row-major order (each multi-dimensional
+    /// value counted).
+    Flatten,
+}
+
 /// The Arrow type of an unconstrained `numeric` column (or one above precision 76).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NumericTarget {
@@ -118,6 +133,8 @@ pub struct Policies {
     pub invalid_utf8: InvalidUtf8,
     /// Enums.
     pub enums: EnumLayout,
+    /// Array nesting.
+    pub array_shape: ArrayShape,
 }
 
 fn bad(what: &str, value: &str, expected: &str) -> String {
@@ -144,6 +161,17 @@ impl FromStr for SpecialValues {
             "null" => Ok(Self::Null),
             "clamp" => Ok(Self::Clamp),
             _ => Err(bad("special-value", s, "error, null or clamp")),
+        }
+    }
+}
+
+impl FromStr for ArrayShape {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "data" => Ok(Self::Data),
+            "flatten" => Ok(Self::Flatten),
+            _ => Err(bad("array-shape", s, "data or flatten")),
         }
     }
 }
@@ -248,10 +276,12 @@ pub enum LossKind {
     InvalidUtf8Replaced,
     /// An array's lower bound other than 1 dropped (Arrow lists start at 0).
     ArrayLowerBoundDropped,
+    /// A multi-dimensional array flattened to a 1-D list (`--array-shape flatten`).
+    ArrayFlattened,
 }
 
 impl LossKind {
-    const ALL: [LossKind; 12] = [
+    const ALL: [LossKind; 13] = [
         LossKind::InfinityAsExtreme,
         LossKind::InfinityToNull,
         LossKind::InfinityClamped,
@@ -264,6 +294,7 @@ impl LossKind {
         LossKind::NumericToFloat64,
         LossKind::InvalidUtf8Replaced,
         LossKind::ArrayLowerBoundDropped,
+        LossKind::ArrayFlattened,
     ];
 
     /// A stable machine-readable name (`infinity_to_null`, ...), for JSON reports.
@@ -281,6 +312,7 @@ impl LossKind {
             LossKind::NumericToFloat64 => "numeric_to_float64",
             LossKind::InvalidUtf8Replaced => "invalid_utf8_replaced",
             LossKind::ArrayLowerBoundDropped => "array_lower_bound_dropped",
+            LossKind::ArrayFlattened => "array_flattened",
         }
     }
 
@@ -301,6 +333,7 @@ impl LossKind {
             LossKind::NumericToFloat64 => "numeric rounded to float64",
             LossKind::InvalidUtf8Replaced => "invalid UTF-8 replaced with U+FFFD",
             LossKind::ArrayLowerBoundDropped => "array lower bound other than 1 dropped",
+            LossKind::ArrayFlattened => "multi-dimensional array flattened to 1-D",
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use futures_core::Stream;
-use pgarrow_decode::CopyDecoder;
+use pgarrow_decode::{ArrayDepths, CopyDecoder};
 use pgarrow_protocol::CopyOut;
 
 use crate::Result;
@@ -89,6 +89,9 @@ impl std::fmt::Debug for Export<'_> {
 /// The COPY, its decoder, and the clocks of the phases they run.
 struct Core<'c> {
     copy: CopyOut<ConnSlot<'c>>,
+    /// COPY data read ahead to settle array depths, decoded before the rest.
+    prefix: Vec<u8>,
+    prefix_used: usize,
     decoder: CopyDecoder,
     finished: bool,
     rows: u64,
@@ -113,14 +116,16 @@ impl<'c> Export<'c> {
         let started = now
             .checked_sub(describe + connect.unwrap_or_default())
             .unwrap_or(now);
-        let decoder = CopyDecoder::with_policies(plan.columns, options.decode, options.policies)?;
+        let mut columns = plan.columns;
         let copy_sent = Instant::now();
-        let copy = CopyOut::start(conn, &plan.copy_sql).await?;
+        let mut copy = CopyOut::start(conn, &plan.copy_sql).await?;
         if !copy.is_binary() {
             return Err(Error::query(
                 "the server started a text COPY instead of binary",
             ));
         }
+        let prefix = settle_array_depths(&mut copy, &mut columns, options).await?;
+        let decoder = CopyDecoder::with_policies(columns, options.decode, options.policies)?;
         let cancel = copy.cancel_token();
         let stats = ExportStats {
             connect: connect.unwrap_or_default(),
@@ -133,6 +138,8 @@ impl<'c> Export<'c> {
             cancel,
             core: Some(Box::new(Core {
                 copy,
+                prefix,
+                prefix_used: 0,
                 decoder,
                 finished: false,
                 rows: 0,
@@ -244,6 +251,44 @@ impl<'c> Export<'c> {
     }
 }
 
+/// Settles the depth of the array columns whose dimensions come from the data
+/// ([`TypePlan::list_depth_from_data`](crate::TypePlan::list_depth_from_data)): reads the COPY
+/// ahead until each has a non-empty value, a batch's worth of rows or bytes went by, or the COPY
+/// ended, and plans each with the depth it saw (a column with no value keeps one dimension).
+/// Returns the bytes read, for the decoder to take first.
+async fn settle_array_depths(
+    copy: &mut CopyOut<ConnSlot<'_>>,
+    columns: &mut [crate::ColumnPlan],
+    options: &ExportOptions,
+) -> Result<Vec<u8>> {
+    let targets: Vec<usize> = (0..columns.len())
+        .filter(|&i| columns[i].kind.list_depth_from_data())
+        .collect();
+    let mut prefix = Vec::new();
+    if targets.is_empty() {
+        return Ok(prefix);
+    }
+    let mut depths = ArrayDepths::new(targets.clone());
+    while !depths.scan(&prefix)
+        && prefix.len() < options.decode.batch_bytes
+        && depths.rows() < options.decode.batch_rows as u64
+    {
+        let chunk = copy.fill().await?;
+        if chunk.is_empty() {
+            break;
+        }
+        let n = chunk.len();
+        prefix.extend_from_slice(chunk);
+        copy.consume(n);
+    }
+    for i in targets {
+        if let Some(dims) = depths.depth(i) {
+            columns[i].kind = columns[i].kind.with_list_depth(dims);
+        }
+    }
+    Ok(prefix)
+}
+
 impl Stream for Export<'_> {
     type Item = Result<RecordBatch>;
 
@@ -313,6 +358,17 @@ impl Core<'_> {
                 return Ok(Some(batch));
             }
             loop {
+                if self.prefix_used < self.prefix.len() {
+                    self.prefix_used += self.decoder.decode(&self.prefix[self.prefix_used..])?;
+                    if self.prefix_used == self.prefix.len() {
+                        self.prefix = Vec::new();
+                        self.prefix_used = 0;
+                    }
+                    if self.decoder.has_batch() {
+                        break;
+                    }
+                    continue;
+                }
                 if let Some(buf) = self.copy.messages() {
                     let taken = self.decoder.decode_messages(buf)?;
                     self.copy

@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use arrow_array::{RecordBatch, RecordBatchWriter};
+use arrow_schema::SchemaRef;
 use pgarrow_sink::{Format, Output, Sink, SinkOptions};
 use tokio::sync::{mpsc, oneshot};
 
@@ -368,15 +369,31 @@ impl Client {
             return Err(cancelled().await);
         };
         let plan = plan?;
-        let sink = Sink::create(
-            target.format,
-            target.output.clone(),
-            &plan.schema,
-            &sink_options,
-        )?;
+        // The output is created before the query runs, so that a bad path fails first; made
+        // again when an array column's depth, taken from the data, changed the schema.
+        let create = |schema: &SchemaRef| {
+            Sink::create(target.format, target.output.clone(), schema, &sink_options)
+        };
+        let planned = plan.schema.clone();
+        let mut sink = create(&planned)?;
         let Some(export) = hooks.or_cancelled(self.export_plan(plan, options)).await else {
             return Err(cancelled().await);
         };
-        pump(export?, sink, &mut hooks).await
+        let export = export?;
+        if export.schema() != planned {
+            drop(sink);
+            sink = match create(&export.schema()) {
+                Ok(sink) => sink,
+                Err(e) => {
+                    let _ = tokio::time::timeout(
+                        CANCEL_REQUEST_TIMEOUT,
+                        export.cancel_token().cancel(),
+                    )
+                    .await;
+                    return Err(e.into());
+                }
+            };
+        }
+        pump(export, sink, &mut hooks).await
     }
 }

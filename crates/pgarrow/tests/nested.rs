@@ -23,7 +23,8 @@ use nested_common::{
     value_error,
 };
 use pgarrow::policy::{
-    EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, SpecialValues, TextLayout,
+    ArrayShape, EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, SpecialValues,
+    TextLayout,
 };
 use pgarrow::{LossKind, Policies, TypePlan};
 
@@ -351,7 +352,7 @@ async fn arrays_declared_dimensions_become_nested_lists() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn arrays_with_more_dimensions_than_planned_fail_with_a_hint() {
+async fn arrays_of_mixed_depths_fail_with_a_hint_or_flatten() {
     let Some(db) = Db::new("nested_arrays_dims_err") else {
         return;
     };
@@ -361,7 +362,7 @@ async fn arrays_with_more_dimensions_than_planned_fail_with_a_hint() {
          CREATE TABLE grid (id int, g int4[][]);
          INSERT INTO grid VALUES (1, '{{1}}'), (2, '{1,2}');",
     );
-    // A query expression has no declared dimensions: planned as 1.
+    // A query expression has no declared dimensions: its depth is its first non-empty value's.
     let e = db
         .export_value_error(
             "SELECT id, CASE WHEN id < 3 THEN ARRAY[id] ELSE ARRAY[[id, id], [id, id]] END AS x \
@@ -377,10 +378,15 @@ async fn arrays_with_more_dimensions_than_planned_fail_with_a_hint() {
     );
     assert!(e.display.contains("row 3"), "{}", e.display);
     assert!(e.display.contains("\"x\""), "{}", e.display);
-    assert!(e.display.contains("2 dimension"), "{}", e.display);
     assert!(
-        e.display.contains("declare") && e.display.contains("int4[][]"),
-        "the message should hint at declaring the dimensions: {}",
+        e.display
+            .contains("2 dimension(s) but the column has 1 (seen in the column's first"),
+        "both depths: {}",
+        e.display
+    );
+    assert!(
+        e.display.contains("--array-shape flatten"),
+        "the message should name the way through: {}",
         e.display
     );
     // PostgreSQL does not enforce declared dimensions: a stored 2-D value in an int4[] column.
@@ -404,6 +410,94 @@ async fn arrays_with_more_dimensions_than_planned_fail_with_a_hint() {
         e.display
     );
     assert!(e.display.contains("1 dimension"), "{}", e.display);
+    assert!(e.display.contains("declared"), "{}", e.display);
+
+    // --array-shape flatten: every array a 1-D list of its elements, row-major, counted.
+    let flatten = Policies {
+        array_shape: ArrayShape::Flatten,
+        ..policies()
+    };
+    for (sql, col, flattened) in [
+        ("SELECT id, v FROM flat ORDER BY id", "v", 1),
+        ("SELECT id, g FROM grid ORDER BY id", "g", 1),
+    ] {
+        let out = db.export(sql, flatten).await;
+        assert_eq!(out.data_type(col), &list_of(DataType::Int32), "{col}");
+        let rows: Vec<Vec<Option<i32>>> = out
+            .rows(col)
+            .iter()
+            .map(|(_, a)| {
+                a.as_list::<i32>()
+                    .value(0)
+                    .as_primitive::<arrow_array::types::Int32Type>()
+                    .iter()
+                    .collect()
+            })
+            .collect();
+        let server: Vec<Vec<Option<i32>>> = db
+            .by_id(&format!(
+                "SELECT id, array_to_string(ARRAY(SELECT unnest({col})), ',') FROM {}",
+                if col == "v" { "flat" } else { "grid" }
+            ))
+            .into_iter()
+            .map(|(_, v)| {
+                v[0].as_deref()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|n| Some(n.parse().unwrap()))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(rows, server, "{col}");
+        assert_eq!(out.loss(col, LossKind::ArrayFlattened), flattened, "{col}");
+    }
+}
+
+/// PostgreSQL does not enforce declared dimensions, and views and CREATE TABLE AS declare none:
+/// an `int[]` column holding 2-D or 3-D values becomes that many nested Lists, from a table, a
+/// view or CTAS alike, NULLs and empty arrays before the first value notwithstanding.
+#[tokio::test(flavor = "current_thread")]
+async fn arrays_take_their_depth_from_the_data() {
+    let Some(db) = Db::new("nested_arrays_from_data") else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE m (id int, x int[], y int[], z int[]);
+         INSERT INTO m VALUES (1, NULL, '{}', '{1}'),
+                              (2, '{{1,2},{3,NULL}}', '{{{1}},{{2}}}', '{2,3}'),
+                              (3, '{}', NULL, NULL),
+                              (4, '[0:0][2:3]={{5,6}}', '{{{7,8}}}', '{}');
+         CREATE VIEW mv AS SELECT * FROM m;
+         CREATE TABLE mc AS SELECT * FROM m;",
+    );
+    for table in ["m", "mv", "mc"] {
+        let sql = format!("SELECT id, x, y, z FROM {table} ORDER BY id");
+        let plan = db.plan(&sql, &policies()).await;
+        for c in &plan.columns[1..] {
+            assert!(c.kind.list_depth_from_data(), "{table}.{}", c.column.name);
+        }
+        let out = db.export(&sql, policies()).await;
+        assert_eq!(
+            out.data_type("x"),
+            &list_of(list_of(DataType::Int32)),
+            "{table}"
+        );
+        assert_eq!(
+            out.data_type("y"),
+            &list_of(list_of(list_of(DataType::Int32))),
+            "{table}"
+        );
+        assert_eq!(out.data_type("z"), &list_of(DataType::Int32), "{table}");
+        assert_eq!(
+            out.field("y").metadata().get(META_DIMS).map(String::as_str),
+            Some("3"),
+            "{table}"
+        );
+        check_array_column(&db, &out, table, "x", 2, "{e}::text");
+        check_array_column(&db, &out, table, "y", 3, "{e}::text");
+        check_array_column(&db, &out, table, "z", 1, "{e}::text");
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]
