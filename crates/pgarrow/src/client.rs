@@ -27,7 +27,10 @@ pub struct ExportOptions {
 pub struct ExportPlan {
     /// One plan per result column.
     pub columns: Vec<ColumnPlan>,
-    /// The Arrow schema of the batches.
+    /// The Arrow schema of the batches, as planned: an array column whose depth comes from the
+    /// data ([`TypePlan::list_depth_from_data`](crate::TypePlan::list_depth_from_data)) has one
+    /// level here and gets as many as its first values have once the COPY runs
+    /// ([`Export::schema`](crate::Export::schema) is the batches' own).
     pub schema: SchemaRef,
     /// The COPY statement that will be sent.
     pub copy_sql: String,
