@@ -29,6 +29,10 @@ pub const META_INFINITY: &str = "pgarrow.infinity";
 /// smallest (`i32::MAX`/`MIN` days, `i64::MAX`/`MIN` microseconds), as PostgreSQL stores them.
 /// No finite PostgreSQL date or timestamp reaches them.
 pub const INFINITY_ENCODING: &str = "+infinity=max,-infinity=min";
+/// Field metadata on an enum field, or an array of enums (at any depth): its labels in
+/// `pg_enum` order, as a JSON array. The dictionary of each batch holds them in that order too, but a format that
+/// rebuilds dictionaries (Parquet: in order of first appearance) loses it.
+pub const META_ENUM_LABELS: &str = "pgarrow.enum_labels";
 /// `date` `-infinity` and `infinity` in Arrow Date32 (days since 1970): PostgreSQL's own
 /// representation. The one place that says so, for both directions.
 pub const DATE_INFINITY: (i32, i32) = (i32::MIN, i32::MAX);
@@ -498,6 +502,22 @@ pub fn type_metadata(
     }
     if plan.has_temporal() {
         meta.insert(META_INFINITY.to_owned(), INFINITY_ENCODING.to_owned());
+    }
+    // An enum's, or an array of enums' (whose element fields carry no metadata).
+    let mut leaf = plan;
+    while let TypePlan::List { element, .. } = leaf {
+        leaf = element;
+    }
+    if let TypePlan::Enum(labels) = leaf {
+        let mut json = String::from("[");
+        for (i, label) in labels.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            crate::types::push_json_string(&mut json, label);
+        }
+        json.push(']');
+        meta.insert(META_ENUM_LABELS.to_owned(), json);
     }
     meta
 }

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::LossReport;
+use pgarrow_decode::types::push_json_string;
 
 /// Statistics of one export: counts, and the time spent in each phase.
 ///
@@ -89,13 +90,13 @@ impl ExportStats {
             if i > 0 {
                 s.push(',');
             }
-            json_string(&mut s, column);
+            push_json_string(&mut s, column);
             s.push_str(":{");
             for (j, (kind, n)) in losses.iter().enumerate() {
                 if j > 0 {
                     s.push(',');
                 }
-                json_string(&mut s, kind.name());
+                push_json_string(&mut s, kind.name());
                 let _ = write!(s, ":{n}");
             }
             s.push('}');
@@ -103,25 +104,6 @@ impl ExportStats {
         s.push_str("}}");
         s
     }
-}
-
-/// Appends `v` as a JSON string.
-fn json_string(out: &mut String, v: &str) {
-    out.push('"');
-    for c in v.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// The process's peak resident set size (`VmHWM` in `/proc/self/status`), in bytes.

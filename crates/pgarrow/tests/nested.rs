@@ -924,6 +924,18 @@ async fn enums_are_dictionaries_of_every_label_in_pg_enum_order() {
             ],
         );
         check_array_column(&db, out, "en", "ms", 1, "{e}::text");
+        // The order is also in the fields' metadata, for formats that rebuild dictionaries.
+        let DataType::Struct(ff) = out.data_type("f") else {
+            panic!("f is not a struct")
+        };
+        for field in [out.field("m"), out.field("ms"), ff[1].as_ref()] {
+            let json = field
+                .metadata()
+                .get("pgarrow.enum_labels")
+                .unwrap_or_else(|| panic!("{}: {:?}", field.name(), field.metadata()));
+            let listed: Vec<String> = serde_json::from_str(json).unwrap();
+            assert_eq!(listed, labels, "{}", field.name());
+        }
     }
 
     // The Utf8 layout: plain labels, also inside arrays and composites.
