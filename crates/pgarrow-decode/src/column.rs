@@ -1067,16 +1067,16 @@ impl Column {
                 p.push_temporal(date_from_sql(b), cx, DATE_INFINITY, |s| match s {
                     // Finite, past Date32 (not reachable from PostgreSQL's range): the last
                     // finite days, the extremes stand for ±infinity.
-                    Special::BelowRange => Some(i32::MIN + 1),
-                    _ => Some(i32::MAX - 1),
+                    Special::BelowRange => Some(DATE_INFINITY.0 + 1),
+                    _ => Some(DATE_INFINITY.1 - 1),
                 })?
             }
             Column::Time(p) => p.push_or(time_from_sql(b), cx, |_| Some(US_PER_DAY - 1))?,
             Column::Timestamp(p, _) => {
                 p.push_temporal(timestamp_from_sql(b), cx, TIMESTAMP_INFINITY, |s| match s {
                     // Arrow's last finite instants: the extremes stand for ±infinity.
-                    Special::BelowRange => Some(i64::MIN + 1),
-                    _ => Some(i64::MAX - 1),
+                    Special::BelowRange => Some(TIMESTAMP_INFINITY.0 + 1),
+                    _ => Some(TIMESTAMP_INFINITY.1 - 1),
                 })?
             }
             Column::Interval(p) => {
@@ -1804,7 +1804,7 @@ mod tests {
             .as_any()
             .downcast_ref::<arrow_array::Date32Array>()
             .unwrap();
-        assert_eq!((d.value(0), d.value(1)), (i32::MAX, i32::MIN));
+        assert_eq!((d.value(0), d.value(1)), (i32::MAX, -i32::MAX));
         // Date infinities follow the infinity policy (extreme by default), not `special`.
         assert_eq!(losses.get(LossKind::InfinityAsExtreme), 2);
         assert_eq!(losses.get(LossKind::InfinityClamped), 0);
@@ -1830,7 +1830,7 @@ mod tests {
             if !null {
                 use arrow_array::cast::AsArray;
                 let ts = a.as_primitive::<arrow_array::types::TimestampMicrosecondType>();
-                assert_eq!(ts.value(0), i64::MIN);
+                assert_eq!(ts.value(0), -i64::MAX);
             }
             assert_eq!(losses.get(kind), 1, "{infinity:?}");
         }

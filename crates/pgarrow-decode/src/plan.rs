@@ -25,20 +25,22 @@ pub const META_ARRAY_DIMS: &str = "pgarrow.array_dims";
 /// Field metadata on a field holding dates or timestamps (at any depth): how ±infinity is
 /// written under the default infinity policy ([`INFINITY_ENCODING`]).
 pub const META_INFINITY: &str = "pgarrow.infinity";
-/// The value of [`META_INFINITY`]: `infinity` is the Arrow type's largest value, `-infinity` its
-/// smallest (`i32::MAX`/`MIN` days, `i64::MAX`/`MIN` microseconds), as PostgreSQL stores them.
-/// No finite PostgreSQL date or timestamp reaches them.
-pub const INFINITY_ENCODING: &str = "+infinity=max,-infinity=min";
+/// The value of [`META_INFINITY`]: `infinity` is the Arrow type's largest value and
+/// `-infinity` its negation (`±i32::MAX` days, `±i64::MAX` microseconds), as DuckDB stores them,
+/// so that DuckDB reads them back as ±infinity. (PostgreSQL keeps `-infinity` one lower, at the
+/// type's minimum, which DuckDB's casts refuse.) No finite PostgreSQL date or timestamp comes
+/// near either.
+pub const INFINITY_ENCODING: &str = "+infinity=max,-infinity=-max";
+/// `date` `-infinity` and `infinity` in Arrow Date32 (days since 1970). The one place that says
+/// so, for both directions.
+pub const DATE_INFINITY: (i32, i32) = (-i32::MAX, i32::MAX);
+/// `timestamp`/`timestamptz` `-infinity` and `infinity` in Arrow Timestamp(µs).
+pub const TIMESTAMP_INFINITY: (i64, i64) = (-i64::MAX, i64::MAX);
 /// Field metadata on an enum field, or an array of enums (at any depth): its labels in
-/// `pg_enum` order, as a JSON array. The dictionary of each batch holds them in that order too, but a format that
-/// rebuilds dictionaries (Parquet: in order of first appearance) loses it.
+/// `pg_enum` order, as a JSON array. The dictionary of each batch holds them in that order
+/// too, but a format that rebuilds dictionaries (Parquet: in order of first appearance) loses
+/// it.
 pub const META_ENUM_LABELS: &str = "pgarrow.enum_labels";
-/// `date` `-infinity` and `infinity` in Arrow Date32 (days since 1970): PostgreSQL's own
-/// representation. The one place that says so, for both directions.
-pub const DATE_INFINITY: (i32, i32) = (i32::MIN, i32::MAX);
-/// `timestamp`/`timestamptz` `-infinity` and `infinity` in Arrow Timestamp(µs): PostgreSQL's
-/// own representation.
-pub const TIMESTAMP_INFINITY: (i64, i64) = (i64::MIN, i64::MAX);
 
 /// What the catalog says about one type.
 #[derive(Debug, Clone, PartialEq, Eq)]
