@@ -1212,6 +1212,8 @@ pub(crate) struct ListCol {
     child: Column,
     /// Where the number of levels comes from (what a value of other dimensions means).
     shape: ListShape,
+    /// The innermost level's field (with the element's extension type).
+    item: Arc<Field>,
     multirange: bool,
 }
 
@@ -1232,6 +1234,7 @@ impl ListCol {
             nulls: NullBufferBuilder::new(rows),
             child: Column::new(element, rows),
             shape,
+            item: Arc::new(element.item_field()),
             multirange,
         }
     }
@@ -1359,7 +1362,11 @@ impl ListCol {
             let mut fresh = Vec::with_capacity(if i == 0 { rows + 1 } else { level.len() });
             fresh.push(0);
             let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(level, fresh)));
-            let field = Arc::new(Field::new("item", array.data_type().clone(), true));
+            let field = if i + 1 == depth {
+                self.item.clone()
+            } else {
+                Arc::new(Field::new("item", array.data_type().clone(), true))
+            };
             let nulls = if i == 0 { self.nulls.finish() } else { None };
             array = Arc::new(ListArray::try_new(field, offsets, array, nulls)?);
         }

@@ -361,8 +361,8 @@ impl TypePlan {
         match self {
             TypePlan::Scalar { kind, layout } => kind.data_type_with(*layout),
             TypePlan::List { element, dims, .. } => {
-                let mut t = element.data_type();
-                for _ in 0..*dims {
+                let mut t = DataType::List(Arc::new(element.item_field()));
+                for _ in 1..*dims {
                     t = DataType::List(Arc::new(Field::new("item", t, true)));
                 }
                 t
@@ -382,6 +382,19 @@ impl TypePlan {
             TypePlan::Vector(None) => {
                 DataType::List(Arc::new(Field::new("item", DataType::Float32, true)))
             }
+        }
+    }
+
+    /// The innermost `item` field of a list of these values: it carries the values' extension
+    /// type (`uuid[]` is a list of `arrow.uuid`), so that Parquet writes their logical type.
+    pub fn item_field(&self) -> Field {
+        let field = Field::new("item", self.data_type(), true);
+        match self.extension_name() {
+            Some(ext) => field.with_metadata(HashMap::from([
+                (META_EXTENSION_NAME.to_owned(), ext.to_owned()),
+                (META_EXTENSION_METADATA.to_owned(), String::new()),
+            ])),
+            None => field,
         }
     }
 

@@ -437,6 +437,14 @@ fn uuid_and_json_get_their_parquet_logical_types() {
         Field::new("u", DataType::FixedSizeBinary(16), true).with_metadata(ext("arrow.uuid")),
         Field::new("j", DataType::Utf8, true).with_metadata(ext("arrow.json")),
         Field::new("t", DataType::Utf8, true),
+        Field::new(
+            "ua",
+            DataType::List(Arc::new(
+                Field::new("item", DataType::FixedSizeBinary(16), true)
+                    .with_metadata(ext("arrow.uuid")),
+            )),
+            true,
+        ),
     ]));
     let batch = RecordBatch::try_new(
         schema.clone(),
@@ -450,6 +458,21 @@ fn uuid_and_json_get_their_parquet_logical_types() {
             ),
             Arc::new(StringArray::from(vec![Some("{\"a\": 1}"), None])),
             Arc::new(StringArray::from(vec![Some("x"), None])),
+            Arc::new(ListArray::new(
+                Arc::new(
+                    Field::new("item", DataType::FixedSizeBinary(16), true)
+                        .with_metadata(ext("arrow.uuid")),
+                ),
+                OffsetBuffer::new(vec![0, 1, 1].into()),
+                Arc::new(
+                    FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+                        vec![Some([9u8; 16])].into_iter(),
+                        16,
+                    )
+                    .unwrap(),
+                ),
+                None,
+            )),
         ],
     )
     .unwrap();
@@ -488,6 +511,8 @@ fn uuid_and_json_get_their_parquet_logical_types() {
         descr.column(2).logical_type_ref(),
         Some(&LogicalType::String)
     );
+    // The elements of a list (uuid[]) too, from their item field's extension type.
+    assert_eq!(descr.column(3).logical_type_ref(), Some(&LogicalType::Uuid));
     let back: Vec<RecordBatch> = builder.build().unwrap().map(Result::unwrap).collect();
     assert_eq!(back[0].column(0), batch.column(0));
     assert_eq!(back[0].column(1), batch.column(1));

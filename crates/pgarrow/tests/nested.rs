@@ -1559,7 +1559,15 @@ async fn postgis_geometry_and_geography_are_ewkb() {
         );
         assert_eq!(out.field(c).metadata().get(META_CAST), None, "{c}");
     }
-    assert_eq!(out.data_type("ga"), &list_of(DataType::Binary));
+    // The elements of geometry[] carry the extension type too.
+    let DataType::List(item) = out.data_type("ga") else {
+        panic!("{:?}", out.data_type("ga"));
+    };
+    assert_eq!(item.data_type(), &DataType::Binary);
+    assert_eq!(
+        item.metadata().get(META_EXT).map(String::as_str),
+        Some("geoarrow.wkb")
+    );
     compare_paths(
         &db,
         &out,
