@@ -20,16 +20,12 @@
 //! The reader runs its own single-threaded tokio runtime: do not use it from inside an async
 //! runtime (use [`Export`] there).
 
-use std::time::Duration;
-
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
+use crate::export::request_cancel;
 use crate::stats::ExportStats;
 use crate::{Client, Error, ErrorKind, Export, ExportOptions, IntoConfig, Result, Source};
-
-/// How long dropping an unfinished reader waits for the server to take its CancelRequest.
-const CANCEL_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Connects, describes `source` and starts its COPY; the returned reader yields its batches.
 ///
@@ -142,9 +138,7 @@ impl Drop for Reader {
             // send it here, then close.
             let token = export.cancel_token();
             drop(export);
-            let _ = self.runtime.block_on(async {
-                tokio::time::timeout(CANCEL_REQUEST_TIMEOUT, token.cancel()).await
-            });
+            self.runtime.block_on(request_cancel(&token));
         }
     }
 }

@@ -16,6 +16,17 @@ use crate::Result;
 use crate::stats::{ExportStats, peak_rss};
 use crate::{CancelToken, Connection, Error, ErrorKind, ExportOptions, ExportPlan, LossReport};
 
+/// How long a caller that stops an export early waits for the server to take its
+/// CancelRequest.
+const CANCEL_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Asks the server to cancel `token`'s query, waiting at most [`CANCEL_REQUEST_TIMEOUT`]:
+/// for callers that close the connection next, where the connection's own drop cannot send the
+/// request (no runtime left to run it). Best effort: the closed socket stops a query that sends.
+pub(crate) async fn request_cancel(token: &CancelToken) {
+    let _ = tokio::time::timeout(CANCEL_REQUEST_TIMEOUT, token.cancel()).await;
+}
+
 /// The connection under an export: the client's, borrowed, or its own.
 #[derive(Debug)]
 pub(crate) enum ConnSlot<'c> {

@@ -15,11 +15,9 @@ use arrow_schema::SchemaRef;
 use pgarrow_sink::{Format, Output, Sink, SinkOptions};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::export::request_cancel;
 use crate::stats::ExportStats;
 use crate::{Client, Error, ErrorKind, Export, ExportOptions, Result, Source};
-
-/// How long a cancelled pipeline waits for the server to take its CancelRequest.
-const CANCEL_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Optional callbacks of a pipeline run: progress after each batch, and a future whose
 /// completion cancels the export (a Ctrl-C handler, a timeout, a shutdown signal).
@@ -260,8 +258,7 @@ async fn pump<D: Destination>(
     if may_run {
         // Stopped before the end: the server is told to stop here (the connection's drop
         // cannot send the request once the runtime is gone), then the connection is closed.
-        let token = export.cancel_token();
-        let _ = tokio::time::timeout(CANCEL_REQUEST_TIMEOUT, token.cancel()).await;
+        request_cancel(&export.cancel_token()).await;
     }
     match read {
         None => {
@@ -359,7 +356,7 @@ impl Client {
         // is told to stop here, since its drop cannot send the request once the runtime ends.
         let token = self.conn().cancel_token();
         let cancelled = || async {
-            let _ = tokio::time::timeout(CANCEL_REQUEST_TIMEOUT, token.cancel()).await;
+            request_cancel(&token).await;
             Error::from(ErrorKind::Cancelled)
         };
         let Some(plan) = hooks
@@ -385,11 +382,7 @@ impl Client {
             sink = match create(&export.schema()) {
                 Ok(sink) => sink,
                 Err(e) => {
-                    let _ = tokio::time::timeout(
-                        CANCEL_REQUEST_TIMEOUT,
-                        export.cancel_token().cancel(),
-                    )
-                    .await;
+                    request_cancel(&export.cancel_token()).await;
                     return Err(e.into());
                 }
             };
