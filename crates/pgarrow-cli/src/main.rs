@@ -9,9 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pgarrow::policy::{
     ArrayShape, EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, SpecialValues,
-    TextLayout,
+    TextLayout, WideNumeric,
 };
-use pgarrow::sink::{Compression, Format, Output, SinkOptions};
+use pgarrow::sink::{Compression, Format, IntervalEncoding, Output, SinkOptions};
 use pgarrow::{
     Client, Config, DecodeOptions, ExportOptions, ExportPlan, ExportStats, FileTarget, Hooks,
     Policies, Source,
@@ -83,6 +83,10 @@ struct PolicyArgs {
     /// decimal128:P:S or decimal256:P:S.
     #[arg(long, default_value = "string", value_name = "TARGET", value_parser = parse_policy::<NumericTarget>)]
     numeric: NumericTarget,
+    /// numeric(p, s) columns wider than 38 digits: decimal256 (exact; DuckDB reads it from
+    /// Parquet as DOUBLE, polars not at all) or string (the exact text, for any reader).
+    #[arg(long, default_value = "decimal256", value_name = "TARGET", value_parser = parse_policy::<WideNumeric>)]
+    wide_numeric: WideNumeric,
     /// Numeric values too large or too precise for their decimal: error or null.
     #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<Overflow>)]
     numeric_overflow: Overflow,
@@ -116,6 +120,7 @@ impl PolicyArgs {
     fn policies(&self) -> Policies {
         Policies {
             numeric: self.numeric,
+            wide_numeric: self.wide_numeric,
             numeric_overflow: self.numeric_overflow,
             infinity: self.infinity,
             special: self.out_of_range,
@@ -158,6 +163,11 @@ struct OutputArgs {
     /// bytes: the bound on the writer's memory for wide rows.
     #[arg(long, default_value_t = pgarrow::sink::DEFAULT_ROW_GROUP_BYTES, value_name = "BYTES", value_parser = at_least_one)]
     row_group_bytes: usize,
+    /// Intervals in Arrow IPC files: native (Arrow's MonthDayNano interval) or struct
+    /// (months, days, microseconds: as Parquet files hold them, for readers without
+    /// MonthDayNano such as polars).
+    #[arg(long, default_value = "native", value_name = "ENCODING", value_parser = parse_policy::<IntervalEncoding>)]
+    intervals: IntervalEncoding,
     /// Rows per Arrow batch.
     #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_ROWS, value_name = "N", value_parser = at_least_one)]
     batch_rows: usize,
@@ -497,6 +507,7 @@ fn export(
             row_group_rows: args.row_group_rows,
             row_group_bytes: args.row_group_bytes,
             metadata: Vec::new(),
+            intervals: args.intervals,
         },
     };
     // Every option is checked before connecting.
@@ -736,6 +747,7 @@ mod tests {
             compression: "zstd".into(),
             row_group_rows: 1,
             row_group_bytes: 1,
+            intervals: IntervalEncoding::Native,
             batch_rows: 1,
             batch_bytes: 1,
             quiet: true,

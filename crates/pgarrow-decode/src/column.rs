@@ -747,6 +747,8 @@ pub(crate) enum Column {
     /// Values, precision, scale, and the bound for [`Numeric::scaled_i64`].
     Decimal128(Prim<i128>, u8, i8, i64),
     Decimal256(Prim<i256>, u8, i8),
+    /// `money`: its int8 count of minor units, and the scale.
+    Money(Prim<i128>, i8),
     NumericFloat64(Prim<f64>),
     Str(Var, StrWire, StrLayout),
     Bytes(Var),
@@ -843,6 +845,7 @@ impl Column {
                 Column::Decimal256(Prim::with_capacity(rows), precision, scale)
             }
             (ColumnKind::NumericFloat64, _) => Column::NumericFloat64(Prim::with_capacity(rows)),
+            (ColumnKind::Money { scale }, _) => Column::Money(Prim::with_capacity(rows), scale),
             (ColumnKind::NumericText, layout) => {
                 let layout = if layout == StrLayout::Binary {
                     StrLayout::Utf8
@@ -972,6 +975,7 @@ impl Column {
             // does not check the tag's range first (two instructions a field).
             Column::Oid(_)
             | Column::Decimal256(..)
+            | Column::Money(..)
             | Column::NumericFloat64(_)
             | Column::Str(..)
             | Column::List(_)
@@ -998,6 +1002,7 @@ impl Column {
             Column::Int2(p) => p.push(int2_from_sql(b)?),
             Column::Int4(p) => p.push(int4_from_sql(b)?),
             Column::Int8(p) => p.push(int8_from_sql(b)?),
+            Column::Money(p, _) => p.push(i128::from(int8_from_sql(b)?)),
             Column::Oid(p) => p.push(oid_from_sql(b)?),
             Column::Float4(p) => p.push(float4_from_sql(b)?),
             Column::Float8(p) => p.push(float8_from_sql(b)?),
@@ -1119,6 +1124,7 @@ impl Column {
             Column::Float8(p) => p.push_null(),
             Column::Decimal128(p, ..) => p.push_null(),
             Column::Decimal256(p, ..) => p.push_null(),
+            Column::Money(p, _) => p.push_null(),
             Column::NumericFloat64(p) => p.push_null(),
             Column::Str(v, ..) | Column::Bytes(v) => v.push_null(),
             Column::Uuid(values, nulls, _) => {
@@ -1161,6 +1167,10 @@ impl Column {
             Column::Decimal256(p, precision, scale) => Arc::new(
                 p.finish::<Decimal256Type>(rows)
                     .with_precision_and_scale(*precision, *scale)?,
+            ),
+            Column::Money(p, scale) => Arc::new(
+                p.finish::<Decimal128Type>(rows)
+                    .with_precision_and_scale(crate::types::MONEY_PRECISION, *scale)?,
             ),
             Column::Str(v, _, layout) => v.finish_text(*layout, cx)?,
             Column::Bytes(v) => v.finish_binary()?,

@@ -71,7 +71,7 @@ pub struct ColumnPlan {
 
 impl ColumnPlan {
     /// The policies that can change how this column's values come out, by the names of
-    /// [`Policies`]' options as the CLI spells them (`numeric`, `numeric_overflow`,
+    /// [`Policies`]' options as the CLI spells them (`numeric`, `wide_numeric`, `numeric_overflow`,
     /// `infinity`, `out_of_range`, `text`, `invalid_utf8`, `enum`, `array_shape`), nested types
     /// included.
     pub fn applicable_policies(&self) -> Vec<&'static str> {
@@ -801,7 +801,12 @@ fn policies_for(plan: &TypePlan, cast: bool, out: &mut Vec<&'static str>) {
                 add("numeric");
                 add("out_of_range");
             }
-            K::Decimal128 { .. } | K::Decimal256 { .. } => {
+            K::Decimal128 { .. } => {
+                add("numeric_overflow");
+                add("out_of_range");
+            }
+            K::Decimal256 { .. } => {
+                add("wide_numeric");
                 add("numeric_overflow");
                 add("out_of_range");
             }

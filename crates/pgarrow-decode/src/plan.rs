@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Fields};
 
-use crate::policy::{ArrayShape, EnumLayout, InvalidUtf8, NumericTarget, Policies, TextLayout};
+use crate::policy::{
+    ArrayShape, EnumLayout, InvalidUtf8, NumericTarget, Policies, TextLayout, WideNumeric,
+};
 use crate::types::{
     ColumnKind, META_EXTENSION_METADATA, META_EXTENSION_NAME, META_PG_OID, META_PG_TYPE,
     META_PG_TYPMOD,
@@ -120,6 +122,7 @@ pub struct Attribute {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Catalog {
     types: HashMap<u32, CatalogType>,
+    money_scale: Option<i8>,
 }
 
 impl Catalog {
@@ -136,6 +139,17 @@ impl Catalog {
     /// Looks a type up.
     pub fn get(&self, oid: u32) -> Option<&CatalogType> {
         self.types.get(&oid)
+    }
+
+    /// Sets the session's `money` fraction digits (`lc_monetary`; the scale of
+    /// `'0'::money::numeric`). Without it, `money` has no decoder and goes through text.
+    pub fn set_money_scale(&mut self, scale: i8) {
+        self.money_scale = Some(scale);
+    }
+
+    /// The session's `money` fraction digits, if known.
+    pub fn money_scale(&self) -> Option<i8> {
+        self.money_scale
     }
 }
 
@@ -267,6 +281,11 @@ impl TypePlan {
         }
         let layout = StrLayout::from_policies(policies);
         let scalar = |kind| Some(TypePlan::Scalar { kind, layout });
+        if type_oid == crate::types::oid::MONEY {
+            return scalar(ColumnKind::Money {
+                scale: catalog.money_scale()?,
+            });
+        }
         if let Some(kind) = ColumnKind::for_type(type_oid, typmod) {
             return match kind {
                 ColumnKind::NumericText => match policies.numeric {
@@ -279,6 +298,9 @@ impl TypePlan {
                         scalar(ColumnKind::Decimal256 { precision, scale })
                     }
                 },
+                ColumnKind::Decimal256 { .. } if policies.wide_numeric == WideNumeric::String => {
+                    scalar(ColumnKind::NumericText)
+                }
                 _ => scalar(kind),
             };
         }

@@ -72,6 +72,19 @@ pub enum NumericTarget {
     Float64,
 }
 
+/// The Arrow type of `numeric(p, s)` columns wider than Decimal128 (39 to 76 digits).
+///
+/// Decimal256 is exact, but DuckDB reads it from Parquet as DOUBLE (rounding silently) and
+/// polars refuses it; the exact decimal text is what every reader can keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WideNumeric {
+    /// Decimal256 with the column's precision and scale (default).
+    #[default]
+    Decimal256,
+    /// Utf8 holding the exact decimal text, as PostgreSQL prints it.
+    String,
+}
+
 /// A numeric value that does not fit its Arrow decimal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overflow {
@@ -121,6 +134,8 @@ pub enum EnumLayout {
 pub struct Policies {
     /// Unconstrained numeric.
     pub numeric: NumericTarget,
+    /// Numeric columns too wide for Decimal128.
+    pub wide_numeric: WideNumeric,
     /// Numeric values that do not fit their decimal.
     pub numeric_overflow: Overflow,
     /// Date and timestamp ±infinity.
@@ -197,6 +212,17 @@ impl FromStr for NumericTarget {
             ["decimal128", _, _] => ps(38).map(|(p, s)| Self::Decimal128(p, s)),
             ["decimal256", _, _] => ps(76).map(|(p, s)| Self::Decimal256(p, s)),
             _ => Err(bad("numeric", s, expected)),
+        }
+    }
+}
+
+impl FromStr for WideNumeric {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "decimal256" => Ok(Self::Decimal256),
+            "string" => Ok(Self::String),
+            _ => Err(bad("wide numeric", s, "decimal256 or string")),
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod oid {
     pub const CID: u32 = 29;
     pub const JSON: u32 = 114;
     pub const INET: u32 = 869;
+    pub const MONEY: u32 = 790;
     pub const XML: u32 = 142;
     pub const FLOAT4: u32 = 700;
     pub const FLOAT8: u32 = 701;
@@ -154,7 +155,17 @@ pub enum ColumnKind {
     Wkb,
     /// `numeric` under the `float64` policy -> Float64 (rounded, counted).
     NumericFloat64,
+    /// `money` -> Decimal128(19, scale): its int8 count of the currency's minor unit, with the
+    /// session's `lc_monetary` fraction digits as the scale (exact; planned only when the
+    /// catalog gives the scale, see [`Catalog::set_money_scale`](crate::Catalog)).
+    Money {
+        /// Fraction digits of `lc_monetary` (0 to 10).
+        scale: i8,
+    },
 }
+
+/// The Arrow precision of `money`: every int8 has at most 19 digits.
+pub const MONEY_PRECISION: u8 = 19;
 
 /// The precision and scale of a `numeric` typmod, or `None` when unconstrained.
 ///
@@ -229,6 +240,7 @@ impl ColumnKind {
             ColumnKind::Float8 => DataType::Float64,
             ColumnKind::Decimal128 { precision, scale } => DataType::Decimal128(precision, scale),
             ColumnKind::Decimal256 { precision, scale } => DataType::Decimal256(precision, scale),
+            ColumnKind::Money { scale } => DataType::Decimal128(MONEY_PRECISION, scale),
             ColumnKind::Bytea => DataType::Binary,
             ColumnKind::Uuid => DataType::FixedSizeBinary(16),
             ColumnKind::Date => DataType::Date32,
@@ -339,6 +351,7 @@ pub fn builtin_type_name(oid: u32, typmod: i32) -> String {
         TIMESTAMP => "timestamp without time zone",
         TIMESTAMPTZ => "timestamp with time zone",
         INTERVAL => "interval",
+        MONEY => "money",
         NUMERIC => "numeric",
         REGCLASS => "regclass",
         REGTYPE => "regtype",

@@ -199,6 +199,32 @@ pub struct SinkOptions {
     pub row_group_bytes: usize,
     /// Key-value metadata added to the file.
     pub metadata: Vec<(String, String)>,
+    /// How Arrow IPC files hold intervals (Parquet always holds the struct form).
+    pub intervals: IntervalEncoding,
+}
+
+/// How intervals (`Interval(MonthDayNano)`, at any depth) are written to Arrow IPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IntervalEncoding {
+    /// Arrow's own MonthDayNano interval (default): exact, read by pyarrow, pandas and DuckDB.
+    #[default]
+    Native,
+    /// `Struct{months: Int32, days: Int32, microseconds: Int64}`, as Parquet files hold
+    /// them: exact, and readable by readers without MonthDayNano (polars).
+    Struct,
+}
+
+impl std::str::FromStr for IntervalEncoding {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "native" => Ok(Self::Native),
+            "struct" => Ok(Self::Struct),
+            _ => Err(format!(
+                "invalid interval encoding \"{s}\" (expected native or struct)"
+            )),
+        }
+    }
 }
 
 /// The default of [`SinkOptions::row_group_bytes`].
@@ -211,6 +237,7 @@ impl Default for SinkOptions {
             row_group_rows: 1 << 20,
             row_group_bytes: DEFAULT_ROW_GROUP_BYTES,
             metadata: Vec::new(),
+            intervals: IntervalEncoding::Native,
         }
     }
 }
@@ -287,8 +314,9 @@ enum Writer {
 pub struct Sink {
     writer: Writer,
     target: Option<PathBuf>,
-    /// Interval columns converted for Parquet, and the schema after conversion.
-    parquet_schema: Option<SchemaRef>,
+    /// The schema after converting intervals to structs (for Parquet, or IPC on request),
+    /// when the batches' schema has intervals.
+    converted: Option<SchemaRef>,
     row_group_bytes: usize,
     rows: u64,
 }
@@ -321,7 +349,7 @@ impl Sink {
             return Ok(Sink {
                 writer: Writer::Null,
                 target: None,
-                parquet_schema: None,
+                converted: None,
                 row_group_bytes: options.row_group_bytes,
                 rows: 0,
             });
@@ -379,34 +407,39 @@ impl Sink {
             inner: dest,
             bytes: 0,
         };
-        let mut parquet_schema = None;
+        let interval_structs =
+            format == Format::Parquet || options.intervals == IntervalEncoding::Struct;
+        // The file's key-value metadata also goes into the embedded Arrow schema, which is where
+        // pyarrow and pandas look for it in a Parquet file.
+        let (file_schema, converted) = match interval_structs {
+            true => {
+                let converted = parquet_compatible_schema(schema);
+                let changed = converted != *schema;
+                (
+                    Arc::new(with_metadata(&converted, options)),
+                    changed.then_some(converted),
+                )
+            }
+            false => (Arc::new(with_metadata(schema, options)), None),
+        };
         let writer = match format {
             Format::Parquet => {
-                // The file's key-value metadata also goes into the embedded Arrow schema, which
-                // is where pyarrow and pandas look for it.
-                let converted =
-                    Arc::new(with_metadata(&parquet_compatible_schema(schema), options));
                 let props = writer_properties(options)?;
-                let w = ArrowWriter::try_new(out, converted.clone(), Some(props))?;
-                if converted != *schema {
-                    parquet_schema = Some(converted);
-                }
+                let w = ArrowWriter::try_new(out, file_schema, Some(props))?;
                 Writer::Parquet(Box::new(w))
             }
             Format::ArrowFile => {
-                let schema = with_metadata(schema, options);
-                Writer::File(arrow_ipc::writer::FileWriter::try_new(out, &schema)?)
+                Writer::File(arrow_ipc::writer::FileWriter::try_new(out, &file_schema)?)
             }
             Format::ArrowStream => {
-                let schema = with_metadata(schema, options);
-                Writer::Stream(arrow_ipc::writer::StreamWriter::try_new(out, &schema)?)
+                Writer::Stream(arrow_ipc::writer::StreamWriter::try_new(out, &file_schema)?)
             }
             Format::Null => Writer::Null,
         };
         Ok(Sink {
             writer,
             target,
-            parquet_schema,
+            converted,
             row_group_bytes: options.row_group_bytes,
             rows: 0,
         })
@@ -418,12 +451,17 @@ impl Sink {
     /// The writer or the output failed.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
+        let converted;
+        let batch = match &self.converted {
+            Some(schema) => {
+                converted = parquet_compatible_batch(batch, schema)?;
+                &converted
+            }
+            None => batch,
+        };
         match &mut self.writer {
             Writer::Parquet(w) => {
-                match &self.parquet_schema {
-                    Some(schema) => w.write(&parquet_compatible_batch(batch, schema)?)?,
-                    None => w.write(batch)?,
-                }
+                w.write(batch)?;
                 if w.in_progress_size() >= self.row_group_bytes {
                     w.flush()?;
                 }

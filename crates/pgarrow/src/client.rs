@@ -240,6 +240,11 @@ impl Client {
                     },
                 )),
                 "e" => labels.push((row.num(1)?, row.num(2)?, row.text(3)?)),
+                // `money`'s fraction digits under the session's lc_monetary (0 to 10).
+                "f" => match row.num::<i8>(1)? {
+                    scale @ 0..=10 => out.types.set_money_scale(scale),
+                    _ => return Err(row.unexpected(1, row.value(1))),
+                },
                 "t" => types.push(TypeRow {
                     oid: row.num(1)?,
                     schema: row.text(2)?,
@@ -488,7 +493,11 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND N
 UNION ALL
 SELECT 'e', e.enumtypid::text, e.enumsortorder::text, e.enumlabel::text, NULL, NULL, NULL, NULL,
        NULL, NULL, NULL, NULL, NULL
-FROM closure JOIN pg_catalog.pg_enum e ON e.enumtypid = closure.oid"
+FROM closure JOIN pg_catalog.pg_enum e ON e.enumtypid = closure.oid
+UNION ALL
+SELECT 'f', pg_catalog.scale('0'::pg_catalog.money::pg_catalog.numeric)::text, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+WHERE EXISTS (SELECT FROM closure WHERE closure.oid = 'pg_catalog.money'::pg_catalog.regtype)"
     )
 }
 

@@ -18,7 +18,7 @@ use common::{
     Db, Exported, assert_rows_eq, batch_rows, f32_key, f64_key, interval_parts_sql, output_of,
     parse_pg_f32, parse_pg_f64, render, render_json, ts_micros_sql,
 };
-use pgarrow::policy::Infinity;
+use pgarrow::policy::{Infinity, WideNumeric};
 use pgarrow::{DecodeOptions, ExportOptions, Source};
 
 const META_PG_TYPE: &str = "pgarrow.pg_type";
@@ -400,6 +400,53 @@ async fn numeric_constrained_is_exact_decimal() {
         "v::text",
     )
     .await;
+}
+
+/// `--wide-numeric string`: numeric columns wider than Decimal128 become their exact text
+/// (for readers without Decimal256), in arrays too; narrower ones stay decimals.
+#[tokio::test(flavor = "current_thread")]
+async fn wide_numeric_as_exact_text() {
+    let Some(db) = Db::new("numeric_wide") else {
+        return;
+    };
+    let mut options = ExportOptions::default();
+    options.policies.wide_numeric = WideNumeric::String;
+    let values = numeric_edge_values(50, 10);
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    db.table("w", "numeric(50,10)", &values);
+    db.psql(
+        "ALTER TABLE w ADD COLUMN a numeric(50,2)[], ADD COLUMN n numeric(38,2);
+         UPDATE w SET a = ARRAY[v::numeric(50,2), NULL], n = 1.5;",
+    );
+    let out = db
+        .export_with("SELECT id, v, a, n FROM w ORDER BY id", &options)
+        .await;
+    assert_eq!(out.schema.field(1).data_type(), &DataType::Utf8);
+    assert_eq!(
+        out.schema.field(2).data_type(),
+        &DataType::List(Arc::new(arrow_schema::Field::new(
+            "item",
+            DataType::Utf8,
+            true
+        )))
+    );
+    assert_eq!(
+        out.schema.field(3).data_type(),
+        &DataType::Decimal128(38, 2)
+    );
+    assert_rows_eq(
+        "numeric(50,10)",
+        &out.by_id(1),
+        &db.reference("w", "v::text"),
+    );
+    assert_rows_eq(
+        "numeric(50,2)[]",
+        &out.ids()
+            .into_iter()
+            .zip(out.column(2, render_json))
+            .collect::<Vec<_>>(),
+        &db.reference("w", "array_to_json(a::text[])"),
+    );
 }
 
 async fn check_numeric_typmods(db: &Db, cases: &[(i32, i32, DataType)]) {
@@ -1182,7 +1229,7 @@ async fn other_types_arrive_as_their_text() {
     let Some(db) = Db::new("fallback") else {
         return;
     };
-    let columns: [(&str, &str, [&str; 3]); 10] = [
+    let columns: [(&str, &str, [&str; 3]); 9] = [
         (
             "inet",
             "inet",
@@ -1200,11 +1247,6 @@ async fn other_types_arrive_as_their_text() {
             ["'{}'", "'{NULL,1.2.3.4}'", "'[0:1]={::1,10.0.0.0/8}'"],
         ),
         ("pt", "point", ["'(1.5,-2)'", "'(0,-0)'", "'(1e300,NaN)'"]),
-        (
-            "money",
-            "money",
-            ["'12.34'", "'-0.01'", "'-92233720368547758.08'"],
-        ),
         ("tsv", "tsvector", ["'a fat cat'", "''", "'é:1A 😀:2'"]),
         (
             "ttz",
@@ -1280,7 +1322,7 @@ async fn other_types_arrive_as_their_text() {
     }
     // Duplicate and odd column names survive the positional projection.
     let out = db
-        .export("SELECT c_inet AS \"x\", c_inet AS \"x\", c_money AS \"a b\" FROM t ORDER BY id")
+        .export("SELECT c_inet AS \"x\", c_inet AS \"x\", c_pt AS \"a b\" FROM t ORDER BY id")
         .await;
     let names: Vec<&str> = out
         .schema
@@ -1290,6 +1332,69 @@ async fn other_types_arrive_as_their_text() {
         .collect();
     assert_eq!(names, ["x", "x", "a b"]);
     assert_eq!(out.rendered(0), out.rendered(1));
+}
+
+/// `money` is an int8 count of the currency's minor unit: a Decimal128(19, s) with the
+/// session's fraction digits is exact, plain, in arrays and in composites, down to the int8
+/// extremes.
+#[tokio::test(flavor = "current_thread")]
+async fn money_is_an_exact_decimal() {
+    let Some(db) = Db::new("money") else {
+        return;
+    };
+    // The scale is lc_monetary's fraction digits, as the server computes them.
+    let scale: i8 = db
+        .scalar("SELECT scale('0'::money::numeric)")
+        .parse()
+        .unwrap();
+    let out = check_type(
+        &db,
+        "m",
+        "money",
+        &[
+            "'12.34'",
+            "'-0.01'",
+            "'0'",
+            "'-92233720368547758.08'",
+            "'92233720368547758.07'",
+            "NULL",
+        ],
+        &DataType::Decimal128(19, scale),
+        "v::numeric::text",
+    )
+    .await;
+    assert_eq!(out.meta(1, META_CAST), None);
+    assert_eq!(out.meta(1, META_PG_TYPE).as_deref(), Some("money"));
+    db.psql(
+        "CREATE TYPE price AS (amount money, note text);
+         CREATE TABLE mc (id int, a money[], c price);
+         INSERT INTO mc VALUES (1, '{1.5,NULL,-3}', ROW('2.25', 'x')), (2, NULL, NULL);",
+    );
+    let out = db.export("SELECT id, a, c FROM mc ORDER BY id").await;
+    let DataType::List(item) = out.schema.field(1).data_type() else {
+        panic!("money[] is {}", out.schema.field(1).data_type());
+    };
+    assert_eq!(item.data_type(), &DataType::Decimal128(19, scale));
+    let json = |c: usize| -> Vec<(i64, Option<String>)> {
+        out.ids()
+            .into_iter()
+            .zip(out.column(c, render_json))
+            .collect()
+    };
+    assert_rows_eq(
+        "money[]",
+        &json(1),
+        &db.reference("mc", "array_to_json(a::numeric[])"),
+    );
+    assert_rows_eq(
+        "price",
+        &json(2),
+        &db.reference(
+            "mc",
+            "(SELECT row_to_json(x) FROM (SELECT (c).amount::numeric AS amount, \
+             (c).note AS note) AS x WHERE c IS NOT NULL)",
+        ),
+    );
 }
 
 /// Server expression: a range as the JSON object pgarrow's range Struct renders to.

@@ -480,7 +480,11 @@ pub fn render_json(a: &dyn Array, i: usize) -> String {
             render_json(d.values().as_ref(), key)
         }
         DataType::Utf8 => json_string(a.as_string::<i32>().value(i)),
-        DataType::Boolean | DataType::Int16 | DataType::Int32 | DataType::Int64 => render(a, i),
+        DataType::Boolean
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::Decimal128(..) => render(a, i),
         other => panic!("no JSON rendering for {other}"),
     }
 }
