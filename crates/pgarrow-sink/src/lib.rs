@@ -42,7 +42,8 @@ use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchWriter};
 use arrow_schema::{ArrowError, Schema, SchemaRef};
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
+use parquet::arrow::{ARROW_SCHEMA_META_KEY, ArrowWriter, encode_arrow_schema};
 use parquet::basic::{GzipLevel, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
@@ -304,7 +305,9 @@ impl Write for Dest {
 type Out = Counting<Dest>;
 
 enum Writer {
-    Parquet(Box<ArrowWriter<Out>>),
+    /// The writer, and the Arrow schema to embed in the footer when it is finished (with the
+    /// metadata known only then).
+    Parquet(Box<ArrowWriter<Out>>, SchemaRef),
     File(arrow_ipc::writer::FileWriter<Out>),
     Stream(arrow_ipc::writer::StreamWriter<Out>),
     Null,
@@ -424,9 +427,14 @@ impl Sink {
         };
         let writer = match format {
             Format::Parquet => {
-                let props = writer_properties(options)?;
-                let w = ArrowWriter::try_new(out, file_schema, Some(props))?;
-                Writer::Parquet(Box::new(w))
+                // The Arrow schema is embedded at the end, once the metadata known only then
+                // (lossy conversions) can be in it too: pyarrow and pandas read the schema's
+                // metadata from there, not from the footer's key-value list.
+                let options = ArrowWriterOptions::new()
+                    .with_properties(writer_properties(options)?)
+                    .with_skip_arrow_metadata(true);
+                let w = ArrowWriter::try_new_with_options(out, file_schema.clone(), options)?;
+                Writer::Parquet(Box::new(w), file_schema)
             }
             Format::ArrowFile => {
                 Writer::File(arrow_ipc::writer::FileWriter::try_new(out, &file_schema)?)
@@ -460,7 +468,7 @@ impl Sink {
             None => batch,
         };
         match &mut self.writer {
-            Writer::Parquet(w) => {
+            Writer::Parquet(w, _) => {
                 w.write(batch)?;
                 if w.in_progress_size() >= self.row_group_bytes {
                     w.flush()?;
@@ -495,10 +503,17 @@ impl Sink {
     /// As [`Sink::finish`].
     pub fn finish_with_metadata(self, metadata: &[(String, String)]) -> Result<u64> {
         let out = match self.writer {
-            Writer::Parquet(mut w) => {
+            Writer::Parquet(mut w, schema) => {
                 for (k, v) in metadata {
                     w.append_key_value_metadata(KeyValue::new(k.clone(), v.clone()));
                 }
+                let mut meta = schema.metadata().clone();
+                meta.extend(metadata.iter().cloned());
+                let schema = Schema::new_with_metadata(schema.fields().clone(), meta);
+                w.append_key_value_metadata(KeyValue::new(
+                    ARROW_SCHEMA_META_KEY.to_owned(),
+                    encode_arrow_schema(&schema),
+                ));
                 w.into_inner()?
             }
             Writer::File(mut w) => {
