@@ -45,3 +45,8 @@ bench-memory rows="50000000" base="2000000": bench-build
 # Decoder micro benchmarks on testdata/copy (criterion, no server); saved as baseline `baseline`.
 bench-decode baseline="main":
     cargo bench -p pgarrow-decode --bench decode -- --save-baseline {{baseline}}
+
+# What a change costs: builds refs A and B (WORKTREE = uncommitted files) and runs the decoder
+# benchmarks and the end-to-end export interleaved; prints B/A per case.
+bench-compare a b *args:
+    python3 benches/compare.py {{a}} {{b}} {{args}}

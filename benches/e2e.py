@@ -512,7 +512,7 @@ def memory_suite(args, command):
 
 
 def main():
-    global RESULTS
+    global RESULTS, PGARROW
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=6_000_000, help="lineitem rows (default 6,000,000)")
     p.add_argument("--wide-rows", type=int, default=2_000_000, help="wide rows (default 2,000,000; 0: skip)")
@@ -522,10 +522,14 @@ def main():
     p.add_argument("--memory", action="store_true", help="the memory suite instead")
     p.add_argument("--memory-rows", type=int, default=50_000_000, help="largest export of --memory")
     p.add_argument("--results", default=RESULTS, help="the Markdown file to update (default benches/RESULTS.md)")
+    p.add_argument("--pgarrow", metavar="BIN",
+                   help="the pgarrow binary to measure (default target/release/pgarrow)")
     p.add_argument("--baseline", metavar="BIN",
                    help="also run the pgarrow cases with this other pgarrow binary, interleaved in "
                         "the same rounds (labelled [baseline]): a change's cost in one run")
     args = p.parse_args()
+    if args.pgarrow:
+        PGARROW = os.path.abspath(args.pgarrow)
     if args.baseline:
         TOOLS.extend(baseline_tools(os.path.abspath(args.baseline)))
     RESULTS = os.path.abspath(args.results)

@@ -11,7 +11,7 @@
 //!   size: several full batches, so later batches start from buffers sized by the last one,
 //!   as in a long export;
 //! - `messages/<case>_x10`: that stream in CopyData messages, one per row as the server sends
-//!   them, walked as pgarrow's client does (`decode_messages`, in 64 KiB reads): the decoder's
+//!   them, walked as pgarrow's client does (`CopyDataWalk` and `decode_payloads`, in 64 KiB reads): the decoder's
 //!   share of a real export. Throughput is still in bytes of COPY data (the messages' headers
 //!   not counted).
 //!

@@ -1,7 +1,7 @@
 //! Decodes a captured stream (`testdata/copy/<name>.bin`) `times` times in one go, for
 //! profilers: `valgrind --tool=callgrind target/release/examples/decode_fixture lineitem 10`.
 //! With a third argument `messages`, the rows are first wrapped in CopyData messages, one per
-//! row as the server sends them, and decoded with `decode_messages` the way the client does
+//! row as the server sends them, and decoded with `decode_payloads` over a `CopyDataWalk` the way the client does
 //! (in 64 KiB reads).
 //! The benchmark numbers come from `benches/decode.rs`, not from this.
 

@@ -12,6 +12,7 @@
 //! then tuples of i16 field count and per field an i32 length (-1 is NULL) and the bytes; then
 //! the trailer, an i16 -1.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchOptions};
@@ -143,19 +144,6 @@ enum State {
     },
     /// The trailer was read; nothing may follow.
     Done,
-}
-
-/// What [`CopyDecoder::decode_messages`] used of a buffer of protocol messages.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Taken {
-    /// Bytes of the buffer used: whole CopyData messages, possibly followed by the start of
-    /// one more (see `left`).
-    pub bytes: usize,
-    /// The COPY data among them: the payloads, without the messages' 5-byte headers.
-    pub data: usize,
-    /// Payload bytes of the last message used that are still to come (0 when `bytes` ends
-    /// where a message does): they are for [`CopyDecoder::decode`].
-    pub left: usize,
 }
 
 /// Decodes a binary COPY stream into Arrow [`RecordBatch`]es.
@@ -579,66 +567,57 @@ impl CopyDecoder {
         Ok(())
     }
 
-    /// Decodes whole rows straight from a buffer of protocol messages as they arrived from
-    /// the server, each a CopyData message (`d`, an i32 length, the payload) holding one row,
-    /// as PostgreSQL sends them: the per-message step of walking the framing, handing each
-    /// payload to [`decode`](CopyDecoder::decode) and coming back, is gone, and a row's last
-    /// text value can be copied as a block that runs on into the next message.
+    /// Decodes the payloads of CopyData messages lying in `buf`, as they arrived from the
+    /// server: `payloads` yields each one's range of `buf`, in order (the protocol crate's
+    /// `framing::CopyDataWalk` walks a read buffer so). PostgreSQL sends one row per message:
+    /// such a payload is decoded in place by the fast path, and a row's last text value may be
+    /// copied as a block that runs on into the next message, since the buffer goes on; any
+    /// other payload (the header, the trailer, a row split across messages, several rows in
+    /// one) goes through [`decode`](CopyDecoder::decode). The decoder never sees a message
+    /// header.
     ///
-    /// It stops, having used what it says, at the first message that is not a whole CopyData
-    /// message holding exactly one ordinary row (the first one, which carries the header; the
-    /// trailer; one cut off at the end of `buf`; any other message), when a batch is full, or
-    /// when the decoder is not between rows. What it declines is for `decode`, payload by
-    /// payload: a message it stopped inside has [`Taken::left`] payload bytes still to go
-    /// there. The bytes of each field are checked against its message's length, not just the
-    /// buffer's.
+    /// It takes payloads until a batch is full ([`has_batch`](CopyDecoder::has_batch)) or
+    /// there are no more. Each payload taken is used whole, except when a batch fills inside
+    /// one: then it returns `Some(at)`, the index in `buf` of the first byte not used (in the
+    /// last payload taken), whose rest is for `decode` once the batch is flushed. `None` means
+    /// every payload taken was used whole.
     ///
     /// # Errors
-    /// As [`decode`](CopyDecoder::decode), for a value that cannot be represented.
-    pub fn decode_messages(&mut self, buf: &[u8]) -> Result<Taken> {
-        let mut taken = Taken::default();
-        if self.state != State::TupleStart || !self.scratch.is_empty() || self.has_oids {
-            return Ok(taken);
-        }
-        let Some(count) = self.wire_count() else {
-            return Ok(taken);
-        };
-        let mut p = 0;
+    /// As [`decode`](CopyDecoder::decode).
+    pub fn decode_payloads(
+        &mut self,
+        buf: &[u8],
+        payloads: &mut impl Iterator<Item = Range<usize>>,
+    ) -> Result<Option<usize>> {
         while !self.has_batch() {
-            // The message's type and length, and the row's field count.
-            let Some(head) = buf.get(p..p + 7) else {
-                break;
+            let Some(Range { start, end }) = payloads.next() else {
+                return Ok(None);
             };
-            let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
-            let Ok(len) = usize::try_from(len) else {
-                break;
-            };
-            let end = p + 1 + len;
-            if head[0] != b'd' || head[5..7] != count || len < 6 || end > buf.len() {
-                break;
-            }
-            let start = p + 5;
             let mut at = start;
-            let whole = self.row::<true>(buf, start + 2, end, &mut at);
-            // `at` is where the row ended, was cut off, or failed.
-            taken.bytes = at;
-            taken.data += at - start;
-            match whole {
-                Ok(true) if at == end => p = end,
-                Ok(_) => {
+            if self.state == State::TupleStart
+                && self.scratch.is_empty()
+                && !self.has_oids
+                && let Some(count) = self.wire_count()
+                && buf.get(start..start + 2) == Some(&count[..])
+                && end >= start + 2
+            {
+                // `at` is where the row ended, was cut off, or failed.
+                let whole = self.row::<true>(buf, start + 2, end, &mut at);
+                self.offset += (at - start) as u64;
+                match whole {
+                    Ok(true) if at == end => continue,
                     // The row ended before its message did, or was cut off at its end: the
                     // rest of the message goes to `decode`.
-                    taken.left = end - at;
-                    break;
-                }
-                Err(e) => {
-                    self.offset += taken.data as u64;
-                    return Err(e);
+                    Ok(_) => {}
+                    Err(e) => return Err(e),
                 }
             }
+            at += self.decode(&buf[at..end])?;
+            if at < end {
+                return Ok(Some(at));
+            }
         }
-        self.offset += taken.data as u64;
-        Ok(taken)
+        Ok(None)
     }
 
     /// One row's fields from `input[p..end]`, the field count already read; `*pos` is set to

@@ -32,7 +32,7 @@ pub mod types;
 
 pub use decoder::{
     ColumnPlan, CopyDecoder, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions,
-    MAX_BATCH_BYTES, SIGNATURE, Taken,
+    MAX_BATCH_BYTES, SIGNATURE,
 };
 pub use error::{Error, ErrorKind, FieldError, Result, Special};
 pub use peek::ArrayDepths;

@@ -3,6 +3,7 @@
 
 use arrow_array::RecordBatch;
 use pgarrow_decode::{CopyDecoder, DecodeOptions, PgColumn};
+use pgarrow_protocol::framing::CopyDataWalk;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -326,20 +327,58 @@ fn messages_stop_at_other_messages() {
     buf.extend_from_slice(b"N\0\0\0\x04");
     buf.extend_from_slice(&framed[second..]);
     let mut decoder = CopyDecoder::new(columns, DecodeOptions::default()).unwrap();
-    // The first message carries the header: declined.
-    assert_eq!(decoder.decode_messages(&buf).unwrap().bytes, 0);
-    assert_eq!(decoder.decode(&buf[5..first]).unwrap(), first - 5);
-    let taken = decoder.decode_messages(&buf[first..]).unwrap();
+    // The first message (the header and row 1) and the second, then the notice stops it.
+    let mut walk = CopyDataWalk::new(&buf);
+    let stopped = decoder.decode_payloads(walk.buf(), &mut walk).unwrap();
+    let walked = walk.finish(stopped);
     assert_eq!(
-        (taken.bytes, taken.data, taken.left),
-        (second - first, second - first - 5, 0)
+        (walked.bytes(), walked.data(), walked.left()),
+        (second, second - 10, 0)
     );
     assert_eq!(decoder.rows_decoded(), 2);
-    assert_eq!(decoder.decode_messages(&buf[second..]).unwrap().bytes, 0);
-    // A message cut off at the end of what arrived is declined too.
+    assert_eq!(decoder.bytes_consumed(), (second - 10) as u64);
+    // A message cut off at the end of what arrived is not taken.
     let third = &buf[second + 5..];
-    assert_eq!(decoder.decode_messages(&third[..20]).unwrap().bytes, 0);
+    let mut walk = CopyDataWalk::new(&third[..20]);
+    assert_eq!(
+        decoder.decode_payloads(walk.buf(), &mut walk).unwrap(),
+        None
+    );
+    assert_eq!(walk.finish(None).bytes(), 0);
     assert_eq!(decoder.rows_decoded(), 2);
+}
+
+/// A batch that fills inside a message holding several rows stops there: the rest of the
+/// message is given back, and comes through `decode` after the flush.
+#[test]
+fn a_full_batch_stops_inside_a_message() {
+    let (columns, bin) = fixture("mixed");
+    // Two messages: the first holds the header and rows 1 to 3, the second the rest.
+    let row = |n: usize| {
+        let mut decoder = CopyDecoder::new(columns.clone(), DecodeOptions::default()).unwrap();
+        let mut at = 0;
+        while decoder.rows_decoded() < n as u64 {
+            at += decoder.decode(&bin[at..at + 1]).unwrap();
+        }
+        at
+    };
+    let (row1, row3) = (row(1), row(3));
+    let framed = pgarrow_testkit::copy::copy_data_split(&bin, &[row3]);
+    let options = DecodeOptions {
+        batch_rows: 1,
+        ..DecodeOptions::default()
+    };
+    let mut decoder = CopyDecoder::new(columns, options).unwrap();
+    let mut walk = CopyDataWalk::new(&framed);
+    let stopped = decoder.decode_payloads(walk.buf(), &mut walk).unwrap();
+    // Stopped after row 1, inside the first payload (which starts after its 5-byte header).
+    assert_eq!(stopped, Some(5 + row1));
+    let walked = walk.finish(stopped);
+    assert_eq!(
+        (walked.bytes(), walked.data(), walked.left()),
+        (5 + row1, row1, row3 - row1)
+    );
+    assert_eq!(decoder.rows_decoded(), 1);
 }
 
 /// A bad value or a bad length inside a message is reported as `decode` reports it: the same

@@ -39,8 +39,13 @@
 mod cancel;
 mod config;
 mod conn;
+mod copy;
 mod error;
+pub mod framing;
 mod pgpass;
+mod query;
+mod socket;
+mod startup;
 mod tls;
 
 pub use cancel::CancelToken;
@@ -48,8 +53,10 @@ pub use config::{
     ChannelBinding, Config, Host, Keepalives, SslMode, SslNegotiation, SslRootCert, parse_duration,
     redact,
 };
-pub use conn::{Connection, CopyOut, Described, FieldDescription, MAX_MESSAGE_LEN, TextRow};
+pub use conn::Connection;
+pub use copy::CopyOut;
 pub use error::{DbError, Error, ErrorKind, Result};
+pub use query::{Described, FieldDescription, TextRow};
 
 /// Quotes an SQL identifier: wraps it in double quotes, doubling any inside.
 pub fn quote_ident(ident: &str) -> String {

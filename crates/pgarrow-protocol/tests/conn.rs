@@ -23,9 +23,9 @@ async fn connect(url: &str) -> Connection {
 /// Reads a whole COPY and returns its bytes and the server's row count.
 ///
 /// It drains what is buffered before each `fill`, as pgarrow's export loop does: whole
-/// CopyData messages taken straight from `messages` (every other time stopping half-way into
-/// the last one, as a decoder does at a row cut off), and through `buffered` what is left
-/// (taking every other piece in two halves, as a decoder stopping at a full batch does).
+/// CopyData messages through a `walk` (every other time stopping half-way into the last one
+/// taken, as a decoder does at a full batch), and through `buffered` what is left (taking
+/// every other piece in two halves).
 async fn read_copy(
     conn: &mut Connection,
     sql: &str,
@@ -35,9 +35,24 @@ async fn read_copy(
     let mut split = false;
     loop {
         loop {
-            if let Some(buf) = copy.messages() {
-                let (bytes, payload, left) = whole_messages(buf, split, &mut data);
-                copy.consume_messages(bytes, payload, left);
+            if let Some(mut walk) = copy.walk() {
+                let buf = walk.buf();
+                let mut last = None;
+                for payload in walk.by_ref() {
+                    data.extend_from_slice(&buf[payload.clone()]);
+                    last = Some(payload);
+                }
+                // Give back the second half of the last payload taken, every other time.
+                let stopped = match last {
+                    Some(p) if split => {
+                        let half = p.start + (p.end - p.start).div_ceil(2);
+                        data.truncate(data.len() - (p.end - half));
+                        Some(half)
+                    }
+                    _ => None,
+                };
+                split = !split;
+                copy.consume_walk(walk.finish(stopped));
             }
             let Some(chunk) = copy.buffered() else {
                 break;
@@ -62,33 +77,6 @@ async fn read_copy(
     }
     assert_eq!(copy.bytes(), data.len() as u64);
     Ok((data, copy.rows()))
-}
-
-/// Takes the complete CopyData messages at the start of `buf`, their payloads into `data`;
-/// with `half`, only half of the last one's payload. Returns what `consume_messages` needs.
-fn whole_messages(buf: &[u8], half: bool, data: &mut Vec<u8>) -> (usize, usize, usize) {
-    // The payloads of the complete CopyData messages, as (start, end).
-    let mut payloads = Vec::new();
-    let mut p = 0;
-    while buf.len() - p >= 5 && buf[p] == b'd' {
-        let len = i32::from_be_bytes(buf[p + 1..p + 5].try_into().unwrap()) as usize - 4;
-        if buf.len() - p - 5 < len {
-            break;
-        }
-        payloads.push((p + 5, p + 5 + len));
-        p += 5 + len;
-    }
-    let mut left = 0;
-    if half && let Some(last) = payloads.last_mut() {
-        left = (last.1 - last.0) / 2;
-        last.1 -= left;
-    }
-    let mut taken = 0;
-    for &(start, end) in &payloads {
-        data.extend_from_slice(&buf[start..end]);
-        taken += end - start;
-    }
-    (payloads.last().map_or(0, |l| l.1), taken, left)
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -358,9 +358,9 @@ impl Core<'_> {
     }
 
     /// Decodes everything already read, without awaiting the socket, until a batch is ready:
-    /// whole rows straight from the read buffer, the decoder walking the CopyData messages (one
-    /// per row), and payload by payload what it declines (the first message, which carries
-    /// the header; the trailer; a message cut off at the end of the read).
+    /// the whole CopyData messages in the read buffer, walked by the protocol's framing and
+    /// decoded in place, then through `buffered` what is left (a message cut off at the end of
+    /// the read, the rest of one a full batch stopped in).
     fn drain(&mut self) -> Result<Option<RecordBatch>> {
         loop {
             if self.decoder.has_batch()
@@ -380,10 +380,10 @@ impl Core<'_> {
                     }
                     continue;
                 }
-                if let Some(buf) = self.copy.messages() {
-                    let taken = self.decoder.decode_messages(buf)?;
-                    self.copy
-                        .consume_messages(taken.bytes, taken.data, taken.left);
+                if let Some(mut walk) = self.copy.walk() {
+                    let stopped = self.decoder.decode_payloads(walk.buf(), &mut walk)?;
+                    let walked = walk.finish(stopped);
+                    self.copy.consume_walk(walked);
                     if self.decoder.has_batch() {
                         break;
                     }

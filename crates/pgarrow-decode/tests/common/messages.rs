@@ -1,13 +1,15 @@
-//! Walking a buffer of CopyData messages as pgarrow's client does: shared by
-//! `tests/fixtures.rs`, `benches/decode.rs` and `examples/decode_fixture.rs` (which include
-//! this file by path).
+//! Walking a buffer of CopyData messages as pgarrow's client does, with the protocol crate's
+//! framing (`CopyDataWalk`): shared by `tests/fixtures.rs`, `benches/decode.rs` and
+//! `examples/decode_fixture.rs` (which include this file by path).
 
 use arrow_array::RecordBatch;
 use pgarrow_decode::CopyDecoder;
+use pgarrow_protocol::framing::{CopyDataWalk, HEADER_LEN, Header, header, tag};
 
 /// Walks `framed` (CopyData messages, as `pgarrow_testkit::copy` makes them), the bytes
-/// arriving `read` at a time: whole rows through `decode_messages`, and payload by payload
-/// through `decode` what it declines or stops inside, flushing every full batch into
+/// arriving `read` at a time, as `CopyOut` hands them out: the whole messages that have
+/// arrived through `decode_payloads`, and through `decode` the rest of a message cut off at
+/// the end of what arrived or stopped in by a full batch; flushing every full batch into
 /// `batches` and finishing at the end. Returns the bytes of COPY data handed over.
 ///
 /// # Panics
@@ -26,23 +28,28 @@ pub fn walk_messages(
         }
         loop {
             if remaining == 0 && pos < arrived {
-                let taken = decoder.decode_messages(&framed[pos..arrived])?;
-                assert!(taken.data <= taken.bytes && pos + taken.bytes <= arrived);
-                pos += taken.bytes;
-                remaining = taken.left;
-                data += taken.data;
+                let mut walk = CopyDataWalk::new(&framed[pos..arrived]);
+                let stopped = decoder.decode_payloads(walk.buf(), &mut walk)?;
+                let walked = walk.finish(stopped);
+                pos += walked.bytes();
+                remaining = walked.left();
+                data += walked.data();
                 if decoder.has_batch() {
                     break;
                 }
             }
             if remaining == 0 {
-                if arrived - pos < 5 {
-                    break;
+                match header(&framed[pos..arrived]) {
+                    Header::Incomplete => break,
+                    Header::Message {
+                        tag: tag::COPY_DATA,
+                        body,
+                    } => {
+                        remaining = body;
+                        pos += HEADER_LEN;
+                    }
+                    other => panic!("{other:?} at byte {pos}: not a CopyData message"),
                 }
-                assert_eq!(framed[pos], b'd', "a CopyData message at byte {pos}");
-                let len = i32::from_be_bytes(framed[pos + 1..pos + 5].try_into().unwrap());
-                remaining = usize::try_from(len - 4).expect("a CopyData length");
-                pos += 5;
             }
             let n = remaining.min(arrived - pos);
             if n == 0 {
