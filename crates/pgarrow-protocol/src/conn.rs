@@ -86,9 +86,13 @@ impl Connection {
     /// (e.g. 150018), or 0 if unknown.
     pub fn server_version_num(&self) -> u32 {
         let v = self.parameter("server_version").unwrap_or("");
-        let mut parts = v
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|p| !p.is_empty())
+        // The leading dotted number only: `18beta1` is 18 (180000, as the server's own
+        // server_version_num), `17.2 (Debian 17.2-1)` is 17.2.
+        let end = v
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(v.len());
+        let mut parts = v[..end]
+            .split('.')
             .map(|p| p.parse::<u32>().unwrap_or(0));
         let major = parts.next().unwrap_or(0);
         let minor = parts.next().unwrap_or(0);
