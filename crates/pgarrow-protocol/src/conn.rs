@@ -91,9 +91,7 @@ impl Connection {
         let end = v
             .find(|c: char| !c.is_ascii_digit() && c != '.')
             .unwrap_or(v.len());
-        let mut parts = v[..end]
-            .split('.')
-            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let mut parts = v[..end].split('.').map(|p| p.parse::<u32>().unwrap_or(0));
         let major = parts.next().unwrap_or(0);
         let minor = parts.next().unwrap_or(0);
         if major >= 10 {
