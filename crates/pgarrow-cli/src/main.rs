@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pgarrow::policy::{
@@ -244,14 +244,32 @@ fn main() {
             EXIT_INTERRUPTED
         }
         Err(e) => {
-            // One line, always: a server message or DETAIL may hold line breaks.
-            let text = e.to_string();
-            let line: Vec<&str> = text.split(['\n', '\r']).map(str::trim).collect();
-            eprintln!("pgarrow: error: {}", line.join(" ").trim());
+            eprintln!("pgarrow: error: {}", error_line(&e));
             1
         }
     };
     std::process::exit(code);
+}
+
+/// An error and its causes on one line (a server message or DETAIL may hold line breaks):
+/// each cause follows after ": " unless the text so far already says it (errors that wrap
+/// another often print it too).
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text: Vec<&str> = text.split(['\n', '\r']).map(str::trim).collect();
+        let text = text.join(" ");
+        let text = text.trim();
+        if text.is_empty() || line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    line
 }
 
 /// Ctrl-C was pressed.
@@ -536,7 +554,7 @@ fn export(
     };
     if let Some(path) = &args.stats_json {
         std::fs::write(path, stats.to_json() + "\n")
-            .map_err(|e| anyhow!("cannot write the statistics to {}: {e}", path.display()))?;
+            .with_context(|| format!("cannot write the statistics to {}", path.display()))?;
     }
     if !args.quiet {
         let summary = Summary {
@@ -730,6 +748,20 @@ fn demo(rt: &tokio::runtime::Runtime, mut args: DemoArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_line_holds_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied");
+        let e = anyhow::Error::new(io).context("cannot write the statistics to /x.json");
+        assert_eq!(
+            error_line(&e),
+            "cannot write the statistics to /x.json: Permission denied"
+        );
+        // A wrapper that prints its cause itself: the cause is not repeated.
+        let inner = anyhow!("server said\nDETAIL: no");
+        let e = inner.context("export failed: server said DETAIL: no");
+        assert_eq!(error_line(&e), "export failed: server said DETAIL: no");
+    }
 
     #[test]
     fn numbers_for_people() {

@@ -25,7 +25,7 @@ use arrow_buffer::{
 };
 use arrow_schema::{ArrowError, DataType, Field, Fields};
 
-use crate::error::{FieldError, Special};
+use crate::error::{FieldError, Special, Unrepresentable};
 use crate::numeric::Numeric;
 use crate::plan::{
     DATE_INFINITY, ListShape, StrLayout, TIMESTAMP_INFINITY, TypePlan, hstore_entries,
@@ -44,46 +44,58 @@ pub const US_PER_DAY: i64 = 86_400_000_000;
 
 type FieldResult<T> = Result<T, FieldError>;
 
+#[inline(always)]
 fn fixed<const N: usize>(b: &[u8], type_name: &'static str) -> FieldResult<[u8; N]> {
-    b.try_into().map_err(|_| {
-        FieldError::new(format!(
-            "{type_name} field has {} bytes, expected {N}",
-            b.len()
-        ))
+    b.try_into().map_err(|_| FieldError::Size {
+        type_name,
+        expected: N,
+        got: b.len(),
     })
 }
 
+// The wire parsers: one per type, each documenting its layout (PostgreSQL's `*_send`). Both
+// the row loop's fast path (`Column::push_fast`, which declines a value on any error) and the
+// general path (`Column::push`, which applies the policies) call them; their errors are typed
+// and allocate nothing, so inlined they cost the fast path nothing.
+
 /// `bool`: one byte, non-zero is true.
+#[inline(always)]
 pub fn bool_from_sql(b: &[u8]) -> FieldResult<bool> {
     Ok(fixed::<1>(b, "bool")?[0] != 0)
 }
 
 /// `int2`: big-endian i16.
+#[inline(always)]
 pub fn int2_from_sql(b: &[u8]) -> FieldResult<i16> {
     Ok(i16::from_be_bytes(fixed(b, "int2")?))
 }
 
 /// `int4`: big-endian i32.
+#[inline(always)]
 pub fn int4_from_sql(b: &[u8]) -> FieldResult<i32> {
     Ok(i32::from_be_bytes(fixed(b, "int4")?))
 }
 
 /// `int8`: big-endian i64.
+#[inline(always)]
 pub fn int8_from_sql(b: &[u8]) -> FieldResult<i64> {
     Ok(i64::from_be_bytes(fixed(b, "int8")?))
 }
 
 /// `oid` (and `xid`, `cid`, `reg*`): big-endian u32.
+#[inline(always)]
 pub fn oid_from_sql(b: &[u8]) -> FieldResult<u32> {
     Ok(u32::from_be_bytes(fixed(b, "oid")?))
 }
 
 /// `float4`: IEEE 754 bits, big-endian; -0, NaN and infinities survive.
+#[inline(always)]
 pub fn float4_from_sql(b: &[u8]) -> FieldResult<f32> {
     Ok(f32::from_bits(u32::from_be_bytes(fixed(b, "float4")?)))
 }
 
 /// `float8`: IEEE 754 bits, big-endian; -0, NaN and infinities survive.
+#[inline(always)]
 pub fn float8_from_sql(b: &[u8]) -> FieldResult<f64> {
     Ok(f64::from_bits(u64::from_be_bytes(fixed(b, "float8")?)))
 }
@@ -92,65 +104,45 @@ pub fn float8_from_sql(b: &[u8]) -> FieldResult<f64> {
 ///
 /// `infinity` and `-infinity` (i32 MAX and MIN) are reported as such, for the infinity policy
 /// (which writes them back as the extremes by default).
+#[inline(always)]
 pub fn date_from_sql(b: &[u8]) -> FieldResult<i32> {
-    let d = i32::from_be_bytes(fixed(b, "date")?);
-    match d {
-        i32::MAX => Err(FieldError::special(
-            Special::PosInfinity,
-            "date 'infinity' has no Date32 value of its own",
-        )),
-        i32::MIN => Err(FieldError::special(
-            Special::NegInfinity,
-            "date '-infinity' has no Date32 value of its own",
-        )),
-        d => d.checked_add(PG_EPOCH_DAYS).ok_or_else(|| {
-            FieldError::special(
-                Special::AboveRange,
-                format!("date {d} days from 2000-01-01 out of range"),
-            )
-        }),
+    let unrepresentable = |u| Err(FieldError::Unrepresentable(u));
+    match i32::from_be_bytes(fixed(b, "date")?) {
+        i32::MAX => unrepresentable(Unrepresentable::DateInfinity(Special::PosInfinity)),
+        i32::MIN => unrepresentable(Unrepresentable::DateInfinity(Special::NegInfinity)),
+        d => match d.checked_add(PG_EPOCH_DAYS) {
+            Some(d) => Ok(d),
+            None => unrepresentable(Unrepresentable::DateRange(d)),
+        },
     }
 }
 
 /// `time`: i64 microseconds since midnight (Arrow Time64(us)).
 ///
-/// PostgreSQL accepts `24:00:00`, which is outside Arrow's range for a time of day: an error.
+/// PostgreSQL accepts `24:00:00`, which is outside Arrow's range for a time of day.
+#[inline(always)]
 pub fn time_from_sql(b: &[u8]) -> FieldResult<i64> {
-    let t = i64::from_be_bytes(fixed(b, "time")?);
-    if t == US_PER_DAY {
-        return Err(FieldError::special(
-            Special::Time2400,
-            "time 24:00:00 is outside Arrow Time64's range (00:00:00 to 23:59:59.999999)",
-        ));
+    match i64::from_be_bytes(fixed(b, "time")?) {
+        t @ 0..US_PER_DAY => Ok(t),
+        US_PER_DAY => Err(FieldError::Unrepresentable(Unrepresentable::Time2400)),
+        t => Err(FieldError::TimeOfDay(t)),
     }
-    if !(0..US_PER_DAY).contains(&t) {
-        return Err(FieldError::new(format!("time {t} us is not within a day")));
-    }
-    Ok(t)
 }
 
 /// `timestamp` and `timestamptz`: i64 microseconds since 2000-01-01 (UTC for timestamptz),
 /// returned as microseconds since the Unix epoch.
 ///
 /// `infinity` and `-infinity` (i64 MAX and MIN) are reported as such, for the infinity policy.
+#[inline(always)]
 pub fn timestamp_from_sql(b: &[u8]) -> FieldResult<i64> {
-    let t = i64::from_be_bytes(fixed(b, "timestamp")?);
-    match t {
-        i64::MAX => Err(FieldError::special(
-            Special::PosInfinity,
-            "timestamp 'infinity' has no Timestamp value of its own",
-        )),
-        i64::MIN => Err(FieldError::special(
-            Special::NegInfinity,
-            "timestamp '-infinity' has no Timestamp value of its own",
-        )),
-        t => t.checked_add(PG_EPOCH_US).ok_or_else(|| {
-            FieldError::special(
-                Special::AboveRange,
-                "timestamp is past Arrow Timestamp(us)'s last instant, \
-                 294247-01-10 04:00:54.775807 (PostgreSQL's range goes on to 294276 AD)",
-            )
-        }),
+    let unrepresentable = |u| Err(FieldError::Unrepresentable(u));
+    match i64::from_be_bytes(fixed(b, "timestamp")?) {
+        i64::MAX => unrepresentable(Unrepresentable::TimestampInfinity(Special::PosInfinity)),
+        i64::MIN => unrepresentable(Unrepresentable::TimestampInfinity(Special::NegInfinity)),
+        t => match t.checked_add(PG_EPOCH_US) {
+            Some(t) => Ok(t),
+            None => unrepresentable(Unrepresentable::TimestampRange),
+        },
     }
 }
 
@@ -158,51 +150,81 @@ pub fn timestamp_from_sql(b: &[u8]) -> FieldResult<i64> {
 /// MonthDayNano. Months and days stay separate from the time part, as in PostgreSQL.
 ///
 /// A time part beyond +-2562047 hours overflows nanoseconds, and PostgreSQL 17's infinite
-/// intervals have no Arrow value: both are errors.
+/// intervals have no Arrow value.
+#[inline(always)]
 pub fn interval_from_sql(b: &[u8]) -> FieldResult<IntervalMonthDayNano> {
     let b: [u8; 16] = fixed(b, "interval")?;
-    let us = i64::from_be_bytes(b[0..8].try_into().unwrap_or_default());
-    let days = i32::from_be_bytes(b[8..12].try_into().unwrap_or_default());
-    let months = i32::from_be_bytes(b[12..16].try_into().unwrap_or_default());
-    if (us, days, months) == (i64::MAX, i32::MAX, i32::MAX) {
-        return Err(FieldError::special(
-            Special::PosInfinity,
-            "interval 'infinity' has no Arrow value",
-        ));
+    let [
+        u0,
+        u1,
+        u2,
+        u3,
+        u4,
+        u5,
+        u6,
+        u7,
+        d0,
+        d1,
+        d2,
+        d3,
+        m0,
+        m1,
+        m2,
+        m3,
+    ] = b;
+    let us = i64::from_be_bytes([u0, u1, u2, u3, u4, u5, u6, u7]);
+    let days = i32::from_be_bytes([d0, d1, d2, d3]);
+    let months = i32::from_be_bytes([m0, m1, m2, m3]);
+    match us.checked_mul(1000) {
+        Some(nanos) => Ok(IntervalMonthDayNano::new(months, days, nanos)),
+        // Infinite intervals are MAX or MIN throughout; their time part alone already
+        // overflows.
+        None => Err(FieldError::Unrepresentable(match (us, days, months) {
+            (i64::MAX, i32::MAX, i32::MAX) => {
+                Unrepresentable::IntervalInfinity(Special::PosInfinity)
+            }
+            (i64::MIN, i32::MIN, i32::MIN) => {
+                Unrepresentable::IntervalInfinity(Special::NegInfinity)
+            }
+            _ => Unrepresentable::IntervalRange(us),
+        })),
     }
-    if (us, days, months) == (i64::MIN, i32::MIN, i32::MIN) {
-        return Err(FieldError::special(
-            Special::NegInfinity,
-            "interval '-infinity' has no Arrow value",
-        ));
-    }
-    let nanos = us.checked_mul(1000).ok_or_else(|| {
-        let side = if us > 0 {
-            Special::AboveRange
-        } else {
-            Special::BelowRange
-        };
-        FieldError::special(
-            side,
-            format!(
-                "interval time part of {us} us exceeds Arrow's nanosecond range (+-2562047 hours)"
-            ),
-        )
-    })?;
-    Ok(IntervalMonthDayNano::new(months, days, nanos))
 }
 
 /// `uuid`: 16 bytes.
-pub fn uuid_from_sql(b: &[u8]) -> FieldResult<[u8; 16]> {
-    fixed(b, "uuid")
+#[inline(always)]
+pub fn uuid_from_sql(b: &[u8]) -> FieldResult<&[u8; 16]> {
+    b.try_into().map_err(|_| FieldError::Size {
+        type_name: "uuid",
+        expected: 16,
+        got: b.len(),
+    })
 }
 
 /// `jsonb`: a version byte (1) and the document's text.
+#[inline(always)]
 pub fn jsonb_from_sql(b: &[u8]) -> FieldResult<&[u8]> {
+    versioned(b, "jsonb")
+}
+
+/// `ltree`: a version byte (1) and the label path as text.
+#[inline(always)]
+pub fn ltree_from_sql(b: &[u8]) -> FieldResult<&[u8]> {
+    versioned(b, "ltree")
+}
+
+#[inline(always)]
+fn versioned<'b>(b: &'b [u8], type_name: &'static str) -> FieldResult<&'b [u8]> {
     match b.split_first() {
         Some((1, text)) => Ok(text),
-        Some((v, _)) => Err(FieldError::new(format!("unsupported jsonb version {v}"))),
-        None => Err(FieldError::new("empty jsonb field")),
+        Some((v, _)) => Err(FieldError::Version {
+            type_name,
+            version: Some(*v),
+        }),
+        None => Err(FieldError::Version {
+            type_name,
+            version: None,
+        }),
     }
 }
 
@@ -211,19 +233,15 @@ pub fn jsonb_from_sql(b: &[u8]) -> FieldResult<&[u8]> {
 pub fn char_from_sql(b: &[u8], out: &mut Vec<u8>) -> FieldResult<()> {
     match fixed::<1>(b, "\"char\"")?[0] {
         0 => {}
-        c if c >= 0x80 => out.extend_from_slice(format!("\\{c:03o}").as_bytes()),
+        c if c >= 0x80 => out.extend_from_slice(&[
+            b'\\',
+            b'0' + (c >> 6),
+            b'0' + ((c >> 3) & 7),
+            b'0' + (c & 7),
+        ]),
         c => out.push(c),
     }
     Ok(())
-}
-
-/// `ltree`: a version byte (1) and the label path as text.
-pub fn ltree_from_sql(b: &[u8]) -> FieldResult<&[u8]> {
-    match b.split_first() {
-        Some((1, text)) => Ok(text),
-        Some((v, _)) => Err(FieldError::new(format!("unsupported ltree version {v}"))),
-        None => Err(FieldError::new("empty ltree field")),
-    }
 }
 
 /// Reads the parts of a composite wire value (arrays, records, ranges, maps).
@@ -308,7 +326,7 @@ impl Cx<'_> {
         e: FieldError,
         clamp: impl FnOnce(Special) -> Option<T>,
     ) -> FieldResult<Option<T>> {
-        let Some(special) = e.special else {
+        let Some(special) = e.special() else {
             return Err(e);
         };
         if special == Special::Overflow {
@@ -407,7 +425,7 @@ impl<T: Default + Copy + arrow_buffer::ArrowNativeType + std::panic::RefUnwindSa
         clamp: impl FnOnce(Special) -> Option<T>,
     ) -> FieldResult<()> {
         let infinite = match &r {
-            Err(e) => match e.special {
+            Err(e) => match e.special() {
                 Some(Special::PosInfinity) => Some(max),
                 Some(Special::NegInfinity) => Some(min),
                 _ => None,
@@ -427,14 +445,10 @@ impl<T: Default + Copy + arrow_buffer::ArrowNativeType + std::panic::RefUnwindSa
                 self.push_null();
             }
             Infinity::Error => {
-                return r.map(drop).map_err(|mut e| {
-                    e.message = format!(
-                        "{}, and the infinity policy is error (--infinity extreme writes the \
-                         type's extreme value, as PostgreSQL stores it; --infinity null, NULL)",
-                        e.message
-                    )
-                    .into();
-                    e
+                return r.map(drop).map_err(|e| FieldError::Refused {
+                    error: Box::new(e),
+                    policy: "the infinity policy is error (--infinity extreme writes the type's \
+                             extreme value, as PostgreSQL stores it; --infinity null, NULL)",
                 });
             }
         }
@@ -882,29 +896,27 @@ impl Column {
     /// [`push`](Column::push).
     #[inline(always)]
     pub(crate) fn push_fast(&mut self, b: &[u8], rest: &[u8]) -> bool {
-        // These arms read the same layouts as the `*_from_sql` functions, on purpose: calling
-        // those (whose errors carry a formatted message) cost 13% more instructions per
-        // lineitem row (callgrind), even with the error paths never taken. Every arm declines
-        // what its function would refuse or flag, and `push` then decides.
+        // The same wire parsers as `push`: inlined, their typed errors cost nothing here, and
+        // any error (a bad size, a special value) declines the value for `push` to decide.
         match self {
-            Column::Int8(p) => match b.try_into() {
-                Ok(a) => p.push(i64::from_be_bytes(a)),
+            Column::Int8(p) => match int8_from_sql(b) {
+                Ok(v) => p.push(v),
                 Err(_) => return false,
             },
-            Column::Int4(p) => match b.try_into() {
-                Ok(a) => p.push(i32::from_be_bytes(a)),
+            Column::Int4(p) => match int4_from_sql(b) {
+                Ok(v) => p.push(v),
                 Err(_) => return false,
             },
-            Column::Int2(p) => match b.try_into() {
-                Ok(a) => p.push(i16::from_be_bytes(a)),
+            Column::Int2(p) => match int2_from_sql(b) {
+                Ok(v) => p.push(v),
                 Err(_) => return false,
             },
-            Column::Float8(p) => match b.try_into() {
-                Ok(a) => p.push(f64::from_bits(u64::from_be_bytes(a))),
+            Column::Float8(p) => match float8_from_sql(b) {
+                Ok(v) => p.push(v),
                 Err(_) => return false,
             },
-            Column::Float4(p) => match b.try_into() {
-                Ok(a) => p.push(f32::from_bits(u32::from_be_bytes(a))),
+            Column::Float4(p) => match float4_from_sql(b) {
+                Ok(v) => p.push(v),
                 Err(_) => return false,
             },
             Column::Decimal128(p, _, scale, limit) => {
@@ -914,62 +926,39 @@ impl Column {
                 }
             }
             Column::Str(v, StrWire::Plain, _) | Column::Bytes(v) => return v.try_push(b, rest),
-            Column::Date(p) => {
-                let Ok(a) = b.try_into() else { return false };
-                match i32::from_be_bytes(a) {
-                    i32::MAX | i32::MIN => return false,
-                    d => match d.checked_add(PG_EPOCH_DAYS) {
-                        Some(d) => p.push(d),
-                        None => return false,
-                    },
-                }
-            }
-            Column::Timestamp(p, _) => {
-                let Ok(a) = b.try_into() else { return false };
-                match i64::from_be_bytes(a) {
-                    i64::MAX | i64::MIN => return false,
-                    t => match t.checked_add(PG_EPOCH_US) {
-                        Some(t) => p.push(t),
-                        None => return false,
-                    },
-                }
-            }
-            Column::Bool(values, nulls) => match b {
-                [v] => {
-                    values.append(*v != 0);
+            Column::Date(p) => match date_from_sql(b) {
+                Ok(v) => p.push(v),
+                Err(_) => return false,
+            },
+            Column::Timestamp(p, _) => match timestamp_from_sql(b) {
+                Ok(v) => p.push(v),
+                Err(_) => return false,
+            },
+            Column::Bool(values, nulls) => match bool_from_sql(b) {
+                Ok(v) => {
+                    values.append(v);
                     nulls.append_non_null();
                 }
-                _ => return false,
+                Err(_) => return false,
             },
-            Column::Uuid(values, nulls, _) => match b.first_chunk::<16>() {
-                Some(v) if b.len() == 16 => {
+            Column::Uuid(values, nulls, _) => match uuid_from_sql(b) {
+                Ok(v) => {
                     values.extend_from_slice(v);
                     nulls.append_non_null();
                 }
-                _ => return false,
+                Err(_) => return false,
             },
-            Column::Time(p) => match b.try_into().map(i64::from_be_bytes) {
-                Ok(t) if (0..US_PER_DAY).contains(&t) => p.push(t),
-                _ => return false,
+            Column::Time(p) => match time_from_sql(b) {
+                Ok(v) => p.push(v),
+                Err(_) => return false,
             },
-            Column::Interval(p) => {
-                let Ok(b) = <&[u8; 16]>::try_from(b) else {
-                    return false;
-                };
-                let (us, rest) = b.split_at(8);
-                let us = i64::from_be_bytes(us.try_into().unwrap_or_default());
-                let days = i32::from_be_bytes(rest[..4].try_into().unwrap_or_default());
-                let months = i32::from_be_bytes(rest[4..].try_into().unwrap_or_default());
-                // Infinite intervals are i64/i32 MAX or MIN throughout; their `us` part alone
-                // already fails the nanosecond range check below.
-                match us.checked_mul(1000) {
-                    Some(nanos) => p.push(IntervalMonthDayNano::new(months, days, nanos)),
-                    None => return false,
-                }
-            }
-            Column::Str(v, StrWire::Jsonb, _) => match b.split_first() {
-                Some((1, text)) => return v.try_push(text, &rest[1..]),
-                _ => return false,
+            Column::Interval(p) => match interval_from_sql(b) {
+                Ok(v) => p.push(v),
+                Err(_) => return false,
+            },
+            Column::Str(v, StrWire::Jsonb, _) => match jsonb_from_sql(b) {
+                Ok(text) => return v.try_push(text, &rest[1..]),
+                Err(_) => return false,
             },
             // Listed rather than `_`, so that the jump table covers every tag and the row loop
             // does not check the tag's range first (two instructions a field).
@@ -1065,7 +1054,7 @@ impl Column {
             }
             Column::Bytes(v) => v.push(b)?,
             Column::Uuid(values, nulls, _) => {
-                values.extend_from_slice(&uuid_from_sql(b)?);
+                values.extend_from_slice(uuid_from_sql(b)?);
                 nulls.append_non_null();
             }
             Column::Date(p) => {
@@ -1731,14 +1720,16 @@ mod tests {
     fn temporal_edges() {
         assert_eq!(date_from_sql(&0i32.to_be_bytes()), Ok(PG_EPOCH_DAYS));
         assert_eq!(
-            date_from_sql(&i32::MAX.to_be_bytes()).unwrap_err().special,
+            date_from_sql(&i32::MAX.to_be_bytes())
+                .unwrap_err()
+                .special(),
             Some(Special::PosInfinity)
         );
         assert!(date_from_sql(&i32::MIN.to_be_bytes()).is_err());
         assert_eq!(
             time_from_sql(&US_PER_DAY.to_be_bytes())
                 .unwrap_err()
-                .special,
+                .special(),
             Some(Special::Time2400)
         );
         assert_eq!(
@@ -1752,7 +1743,7 @@ mod tests {
         assert_eq!(
             timestamp_from_sql(&9_223_371_331_199_999_999i64.to_be_bytes())
                 .unwrap_err()
-                .special,
+                .special(),
             Some(Special::AboveRange)
         );
     }
@@ -1863,7 +1854,7 @@ mod tests {
         };
         let mut col = Column::new(&plan, 4);
         let e = col.push(&i32::MAX.to_be_bytes(), &mut cx).unwrap_err();
-        assert!(e.message.contains("infinity"), "{}", e.message);
+        assert!(e.to_string().contains("infinity"), "{e}");
 
         let mut losses = Losses::default();
         let null = Policies {

@@ -446,7 +446,8 @@ impl CopyDecoder {
                             losses: &mut self.losses[col],
                         };
                         if let Err(e) = self.columns[col].push(body, &mut cx) {
-                            return Err(self.value_err(col, e));
+                            let offset = self.offset + (pos - len) as u64;
+                            return Err(self.value_err(col, offset, e));
                         }
                         self.row_bytes += len;
                         col += 1;
@@ -465,7 +466,10 @@ impl CopyDecoder {
                     let res = self.columns[col].push(body, &mut cx);
                     self.scratch.clear();
                     if let Err(e) = res {
-                        return Err(self.value_err(col, e));
+                        // The body ends at `pos` of this input (it may have begun in an
+                        // earlier one).
+                        let offset = (self.offset + pos as u64).saturating_sub(len as u64);
+                        return Err(self.value_err(col, offset, e));
                     }
                     self.row_bytes += len;
                     if col + 1 == ncols {
@@ -515,7 +519,7 @@ impl CopyDecoder {
                 Ok(a) => arrays.push(a),
                 Err(FinishError::Field { index, error }) => {
                     let row = self.rows_flushed + index as u64 + 1;
-                    return Err(value_error(&self.plans[col], col, row, error));
+                    return Err(value_error(&self.plans[col], col, row, None, error));
                 }
                 Err(FinishError::Arrow(e)) => return Err(e.into()),
             }
@@ -560,7 +564,8 @@ impl CopyDecoder {
             if input.get(*pos..*pos + 2) != Some(&count[..]) {
                 break;
             }
-            if !self.row::<false>(input, *pos + 2, input.len(), pos)? {
+            // `self.offset` is the stream offset of `input[0]` until the call returns.
+            if !self.row::<false>(input, *pos + 2, input.len(), pos, self.offset)? {
                 break;
             }
         }
@@ -602,7 +607,9 @@ impl CopyDecoder {
                 && end >= start + 2
             {
                 // `at` is where the row ended, was cut off, or failed.
-                let whole = self.row::<true>(buf, start + 2, end, &mut at);
+                // The payload starts at stream offset `self.offset`.
+                let base = self.offset.wrapping_sub(start as u64);
+                let whole = self.row::<true>(buf, start + 2, end, &mut at, base);
                 self.offset += (at - start) as u64;
                 match whole {
                     Ok(true) if at == end => continue,
@@ -620,7 +627,8 @@ impl CopyDecoder {
         Ok(None)
     }
 
-    /// One row's fields from `input[p..end]`, the field count already read; `*pos` is set to
+    /// One row's fields from `input[p..end]` (`input[x]` being byte `base + x` of the stream,
+    /// wrapping), the field count already read; `*pos` is set to
     /// where the row ended (returns `true`) or where it was cut off, to be taken up by the
     /// general path in state `FieldLen` (returns `false`). A value may be copied from `input`
     /// past `end` as part of a fixed-size block (see [`Column::push_fast`]); only `FRAMED`
@@ -632,6 +640,7 @@ impl CopyDecoder {
         mut p: usize,
         end: usize,
         pos: &mut usize,
+        base: u64,
     ) -> Result<bool> {
         let ncols = self.columns.len();
         let frame = if FRAMED { &input[..end] } else { input };
@@ -676,8 +685,9 @@ impl CopyDecoder {
                     losses: &mut self.losses[col],
                 };
                 if let Err(e) = column.push(body, &mut cx) {
+                    let offset = base.wrapping_add((p - len) as u64);
                     *pos = p;
-                    return Err(self.value_err(col, e));
+                    return Err(self.value_err(col, offset, e));
                 }
             }
         }
@@ -724,18 +734,35 @@ impl CopyDecoder {
         Error::protocol(self.offset + at as u64, row, message)
     }
 
-    fn value_err(&self, col: usize, e: FieldError) -> Error {
-        value_error(&self.plans[col], col, self.rows_decoded() + 1, e)
+    /// The error for a value of column `col`, whose bytes start at byte `offset` of the
+    /// stream.
+    #[cold]
+    fn value_err(&self, col: usize, offset: u64, e: FieldError) -> Error {
+        value_error(
+            &self.plans[col],
+            col,
+            self.rows_decoded() + 1,
+            Some(offset),
+            e,
+        )
     }
 }
 
-fn value_error(plan: &ColumnPlan, column: usize, row: u64, e: FieldError) -> Error {
+#[cold]
+fn value_error(
+    plan: &ColumnPlan,
+    column: usize,
+    row: u64,
+    offset: Option<u64>,
+    cause: FieldError,
+) -> Error {
     Error::new(ErrorKind::Value {
         row,
         column,
         name: plan.column.name.clone(),
         pg_type: plan.column.type_name.clone(),
-        message: e.message,
+        offset,
+        cause,
     })
 }
 

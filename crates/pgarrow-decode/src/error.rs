@@ -27,7 +27,7 @@ pub enum ErrorKind {
         /// What was wrong.
         message: Cow<'static, str>,
     },
-    /// One field could not be represented exactly in its Arrow type.
+    /// One field could not be decoded, or represented exactly in its Arrow type.
     Value {
         /// 1-based row number.
         row: u64,
@@ -37,8 +37,11 @@ pub enum ErrorKind {
         name: String,
         /// PostgreSQL type name of the column.
         pg_type: String,
+        /// Byte offset in the COPY stream where the field's value starts, when known (not
+        /// for what is found when a batch is built, such as invalid UTF-8).
+        offset: Option<u64>,
         /// What was wrong with the value.
-        message: Cow<'static, str>,
+        cause: FieldError,
     },
     /// A column's type has no decoder and was not cast to text.
     Unsupported {
@@ -114,10 +117,11 @@ impl fmt::Display for Error {
                 column,
                 name,
                 pg_type,
-                message,
+                cause,
+                ..
             } => write!(
                 f,
-                "row {row}, column {} \"{name}\" ({pg_type}): {message}",
+                "row {row}, column {} \"{name}\" ({pg_type}): {cause}",
                 column + 1
             ),
             ErrorKind::Unsupported {
@@ -139,6 +143,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &*self.0 {
             ErrorKind::Arrow(e) => Some(e),
+            ErrorKind::Value { cause, .. } => cause.source(),
             _ => None,
         }
     }
@@ -163,34 +168,158 @@ pub enum Special {
     Overflow,
 }
 
-/// Why a single field could not be decoded; the decoder adds the position.
+/// Why a single field could not be decoded, in typed form: building one allocates nothing for
+/// the scalar types, so the wire parsers (`*_from_sql`) serve the decoder's fast path as well
+/// as its general one. The decoder adds the row, column, type and byte offset
+/// ([`ErrorKind::Value`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// What was wrong.
-    pub message: Cow<'static, str>,
-    /// Set when the value is valid but has no exact Arrow form (policies apply).
-    pub special: Option<Special>,
+#[non_exhaustive]
+pub enum FieldError {
+    /// A fixed-size type's field has another size.
+    Size {
+        /// The PostgreSQL type.
+        type_name: &'static str,
+        /// Its size on the wire.
+        expected: usize,
+        /// The field's size.
+        got: usize,
+    },
+    /// A version byte other than 1 (`jsonb`, `ltree`), or an empty field.
+    Version {
+        /// The PostgreSQL type.
+        type_name: &'static str,
+        /// The version byte, `None` for an empty field.
+        version: Option<u8>,
+    },
+    /// A value PostgreSQL holds but the Arrow type cannot: the policies decide what happens
+    /// (see [`special`](FieldError::special)).
+    Unrepresentable(Unrepresentable),
+    /// A `time` outside a day (PostgreSQL never sends one).
+    TimeOfDay(i64),
+    /// Anything else wrong with a value, chiefly the structure of a nested one (arrays,
+    /// composites, ranges, maps) or a numeric, described.
+    Invalid(Cow<'static, str>),
+    /// A value the policies were asked to refuse: the value's error, and how to accept it.
+    Refused {
+        /// What the value is.
+        error: Box<FieldError>,
+        /// What the policy says, and the options that would accept the value.
+        policy: &'static str,
+    },
+}
+
+/// A valid PostgreSQL value with no exact Arrow form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unrepresentable {
+    /// `date` `infinity` or `-infinity` ([`Special::PosInfinity`] or `NegInfinity`).
+    DateInfinity(Special),
+    /// A date Date32 cannot hold (days from 2000-01-01).
+    DateRange(i32),
+    /// `time` 24:00:00.
+    Time2400,
+    /// `timestamp` `infinity` or `-infinity`.
+    TimestampInfinity(Special),
+    /// A timestamp past Arrow's last microsecond (294247 AD).
+    TimestampRange,
+    /// `interval` `infinity` or `-infinity` (PostgreSQL 17).
+    IntervalInfinity(Special),
+    /// An interval whose time part (microseconds) overflows nanoseconds.
+    IntervalRange(i64),
+    /// A numeric NaN or ±Infinity, or a value that does not fit its decimal, described.
+    Numeric(Special, Cow<'static, str>),
+}
+
+impl Unrepresentable {
+    /// The kind of special value.
+    pub fn special(&self) -> Special {
+        match self {
+            Unrepresentable::DateInfinity(s)
+            | Unrepresentable::TimestampInfinity(s)
+            | Unrepresentable::IntervalInfinity(s)
+            | Unrepresentable::Numeric(s, _) => *s,
+            Unrepresentable::DateRange(_) | Unrepresentable::TimestampRange => Special::AboveRange,
+            Unrepresentable::Time2400 => Special::Time2400,
+            Unrepresentable::IntervalRange(us) if *us > 0 => Special::AboveRange,
+            Unrepresentable::IntervalRange(_) => Special::BelowRange,
+        }
+    }
+}
+
+fn sign(s: Special) -> &'static str {
+    if s == Special::NegInfinity { "-" } else { "" }
+}
+
+impl fmt::Display for Unrepresentable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unrepresentable::DateInfinity(s) => write!(
+                f,
+                "date '{}infinity' has no Date32 value of its own",
+                sign(*s)
+            ),
+            Unrepresentable::DateRange(d) => {
+                write!(f, "date {d} days from 2000-01-01 out of range")
+            }
+            Unrepresentable::Time2400 => f.write_str(
+                "time 24:00:00 is outside Arrow Time64's range (00:00:00 to 23:59:59.999999)",
+            ),
+            Unrepresentable::TimestampInfinity(s) => write!(
+                f,
+                "timestamp '{}infinity' has no Timestamp value of its own",
+                sign(*s)
+            ),
+            Unrepresentable::TimestampRange => f.write_str(
+                "timestamp is past Arrow Timestamp(us)'s last instant, \
+                 294247-01-10 04:00:54.775807 (PostgreSQL's range goes on to 294276 AD)",
+            ),
+            Unrepresentable::IntervalInfinity(s) => {
+                write!(f, "interval '{}infinity' has no Arrow value", sign(*s))
+            }
+            Unrepresentable::IntervalRange(us) => write!(
+                f,
+                "interval time part of {us} us exceeds Arrow's nanosecond range (+-2562047 hours)"
+            ),
+            Unrepresentable::Numeric(_, message) => f.write_str(message),
+        }
+    }
 }
 
 impl FieldError {
     pub(crate) fn new(message: impl Into<Cow<'static, str>>) -> Self {
-        FieldError {
-            message: message.into(),
-            special: None,
-        }
+        FieldError::Invalid(message.into())
     }
 
-    pub(crate) fn special(special: Special, message: impl Into<Cow<'static, str>>) -> Self {
-        FieldError {
-            message: message.into(),
-            special: Some(special),
+    /// Set when the value is valid but has no exact Arrow form (the policies apply).
+    pub fn special(&self) -> Option<Special> {
+        match self {
+            FieldError::Unrepresentable(u) => Some(u.special()),
+            _ => None,
         }
     }
 }
 
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        match self {
+            FieldError::Size {
+                type_name,
+                expected,
+                got,
+            } => write!(f, "{type_name} field has {got} bytes, expected {expected}"),
+            FieldError::Version {
+                type_name,
+                version: Some(v),
+            } => write!(f, "unsupported {type_name} version {v}"),
+            FieldError::Version {
+                type_name,
+                version: None,
+            } => write!(f, "empty {type_name} field"),
+            FieldError::Unrepresentable(u) => u.fmt(f),
+            FieldError::TimeOfDay(t) => write!(f, "time {t} us is not within a day"),
+            FieldError::Invalid(message) => f.write_str(message),
+            FieldError::Refused { error, policy } => write!(f, "{error}, and {policy}"),
+        }
     }
 }
 

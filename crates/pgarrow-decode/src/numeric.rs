@@ -8,7 +8,7 @@
 
 use arrow_buffer::i256;
 
-use crate::error::{FieldError, Special};
+use crate::error::{FieldError, Special, Unrepresentable};
 
 const SIGN_POS: u16 = 0x0000;
 const SIGN_NEG: u16 = 0x4000;
@@ -47,7 +47,7 @@ impl NumericSpecial {
             NumericSpecial::PosInfinity => Special::PosInfinity,
             NumericSpecial::NegInfinity => Special::NegInfinity,
         };
-        FieldError::special(special, self.message())
+        FieldError::Unrepresentable(Unrepresentable::Numeric(special, self.message().into()))
     }
 
     /// The text PostgreSQL renders for it.
@@ -296,21 +296,22 @@ impl<'a> Numeric<'a> {
     fn overflow(&self, precision: u8, scale: i8) -> FieldError {
         let mut text = String::new();
         self.write_text(&mut text);
-        FieldError::special(
+        FieldError::Unrepresentable(Unrepresentable::Numeric(
             Special::Overflow,
-            format!("numeric value {text} does not fit Decimal({precision},{scale})"),
-        )
+            format!("numeric value {text} does not fit Decimal({precision},{scale})").into(),
+        ))
     }
 
     fn rounding(&self, scale: i8) -> FieldError {
         let mut text = String::new();
         self.write_text(&mut text);
-        FieldError::special(
+        FieldError::Unrepresentable(Unrepresentable::Numeric(
             Special::Overflow,
             format!(
                 "numeric value {text} has more than {scale} fractional digits; it would be rounded"
-            ),
-        )
+            )
+            .into(),
+        ))
     }
 
     /// Appends the value's exact text, as PostgreSQL's `numeric_out` renders it (`dscale`

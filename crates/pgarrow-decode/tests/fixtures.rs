@@ -427,3 +427,46 @@ fn messages_report_errors_like_decode() {
         assert!(expected.contains(row), "{what}: {expected}");
     }
 }
+
+/// A value error says where the value starts in the COPY stream, whichever way the stream
+/// arrives: in one piece, in small pieces, or framed as CopyData messages.
+#[test]
+fn value_errors_carry_the_byte_offset_of_the_value() {
+    let (columns, bin) = fixture("lineitem");
+    // Where row 3 starts: decode byte by byte until two rows are done.
+    let mut decoder = CopyDecoder::new(columns.clone(), DecodeOptions::default()).unwrap();
+    let mut row3 = 0;
+    while decoder.rows_decoded() < 2 {
+        row3 += decoder.decode(&bin[row3..row3 + 1]).unwrap();
+    }
+    // Row 3's first field (an int8) claims 7 bytes: its value starts after the field count
+    // and the length word.
+    let mut bad = bin.clone();
+    bad[row3 + 2..row3 + 6].copy_from_slice(&7i32.to_be_bytes());
+    let value_start = (row3 + 6) as u64;
+    let offset_of = |e: pgarrow_decode::Error| match e.into_kind() {
+        pgarrow_decode::ErrorKind::Value { offset, row, .. } => (offset, row),
+        other => panic!("not a value error: {other:?}"),
+    };
+    for piece in [bad.len(), 1000, 7, 1] {
+        let mut decoder = CopyDecoder::new(columns.clone(), DecodeOptions::default()).unwrap();
+        let mut at = 0;
+        let err = loop {
+            let end = (at + piece).min(bad.len());
+            match decoder.decode(&bad[at..end]) {
+                Ok(used) => at += used,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(offset_of(err), (Some(value_start), 3), "pieces of {piece}");
+    }
+    // Framed: one message per row, the first also holding the header; row 3 is in the third.
+    let mut framed = pgarrow_testkit::copy::copy_data_messages(&bin, columns.len());
+    let in_framed = row3 + 3 * 5;
+    framed[in_framed + 2..in_framed + 6].copy_from_slice(&7i32.to_be_bytes());
+    for read in [framed.len(), 1000] {
+        let mut decoder = CopyDecoder::new(columns.clone(), DecodeOptions::default()).unwrap();
+        let err = walk_messages(&mut decoder, &framed, read, drop).unwrap_err();
+        assert_eq!(offset_of(err), (Some(value_start), 3), "reads of {read}");
+    }
+}
