@@ -20,19 +20,23 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod column;
+mod buffers;
+mod column;
+mod column_plan;
 mod decoder;
 mod error;
+mod nested;
 pub mod numeric;
 mod peek;
 pub mod plan;
 pub mod policy;
 mod recycle;
 pub mod types;
+pub mod wire;
 
+pub use column_plan::ColumnPlan;
 pub use decoder::{
-    ColumnPlan, CopyDecoder, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions,
-    MAX_BATCH_BYTES, SIGNATURE,
+    CopyDecoder, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions, MAX_BATCH_BYTES, SIGNATURE,
 };
 pub use error::{Error, ErrorKind, FieldError, Result, Special};
 pub use peek::ArrayDepths;

@@ -5,6 +5,9 @@
 //! is `sum(digit[i] * 10000^(weight - i))`. Trailing zero groups are dropped, so 1000000 is one
 //! digit (100) with weight 1. Special values (NaN, +-Infinity since PostgreSQL 14) have no
 //! digits, and their weight and dscale mean nothing.
+//!
+//! Over ~600 lines because of its tests (a third of the file, checking every conversion against
+//! PostgreSQL's own rendering rules).
 
 use arrow_buffer::i256;
 

@@ -8,6 +8,9 @@
 //! `hstore`, `vector`, PostGIS `geometry`/`geography`), since extension OIDs differ between
 //! databases. A type with nothing to decode it anywhere inside resolves to `None`, and the
 //! caller casts the whole column to `text`.
+//!
+//! Over ~600 lines because of its tests (a sixth of the file); the planning itself is one
+//! recursive function and the Arrow types it produces.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -13,13 +13,19 @@
 //! silent while a reply is awaited; off by default, since a query may legitimately compute for
 //! hours before its first row) and `statement_timeout` (sent to the server at startup;
 //! milliseconds, or a number with a unit: `30s`, `5min`).
+//!
+//! Over ~600 lines on purpose: the settings and libpq's precedence between their sources live
+//! in one place; a third of the file is their tests. The syntaxes of a connection string are
+//! in `conninfo`, service files in `service`, the password file in `pgpass`.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::conninfo::{parse_key_values, parse_url};
 use crate::error::{Error, Result};
+use crate::service::service_params;
 
 /// Where the server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,10 +248,10 @@ impl fmt::Debug for Config {
 /// libpq's default Unix socket directory on Debian-family systems.
 pub(crate) const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 /// libpq's compiled-in `sysconfdir` on Debian-family systems (for `pg_service.conf`).
-const DEFAULT_SYSCONFDIR: &str = "/etc/postgresql-common";
+pub(crate) const DEFAULT_SYSCONFDIR: &str = "/etc/postgresql-common";
 
 /// Every parameter a connection string may hold.
-const KNOWN_PARAMS: &[&str] = &[
+pub(crate) const KNOWN_PARAMS: &[&str] = &[
     "host",
     "hostaddr",
     "port",
@@ -582,7 +588,7 @@ impl Config {
     }
 }
 
-fn nonempty(v: Option<String>) -> Option<String> {
+pub(crate) fn nonempty(v: Option<String>) -> Option<String> {
     v.filter(|v| !v.is_empty())
 }
 
@@ -624,314 +630,6 @@ pub fn parse_duration(s: &str, unit: Duration) -> std::result::Result<Duration, 
         .ok()
         .and_then(|n| unit.checked_mul(n))
         .ok_or_else(|| "too large".to_owned())
-}
-
-/// The settings of service `name`: from `PGSERVICEFILE` (else `~/.pg_service.conf`), else from
-/// `PGSYSCONFDIR/pg_service.conf`, the first file that defines it (libpq's `parseServiceInfo`).
-fn service_params(
-    name: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<(String, String)>> {
-    let user_file = nonempty(env("PGSERVICEFILE"))
-        .map(PathBuf::from)
-        .or_else(|| nonempty(env("HOME")).map(|h| PathBuf::from(h).join(".pg_service.conf")));
-    let system_file = PathBuf::from(
-        nonempty(env("PGSYSCONFDIR")).unwrap_or_else(|| DEFAULT_SYSCONFDIR.to_owned()),
-    )
-    .join("pg_service.conf");
-    for file in user_file.iter().chain([&system_file]) {
-        let text = match std::fs::read_to_string(file) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                return Err(Error::config(format!(
-                    "cannot read service file \"{}\": {e}",
-                    file.display()
-                )));
-            }
-        };
-        if let Some(params) = parse_service_file(&text, name, file)? {
-            return Ok(params);
-        }
-    }
-    Err(Error::config(format!(
-        "definition of service \"{name}\" not found"
-    )))
-}
-
-/// The `key=value` lines of section `[name]`, or `None` if the file has no such section.
-fn parse_service_file(
-    text: &str,
-    name: &str,
-    file: &Path,
-) -> Result<Option<Vec<(String, String)>>> {
-    let mut in_section = false;
-    let mut found = None::<Vec<(String, String)>>;
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if let Some(section) = line.strip_prefix('[') {
-            if found.is_some() {
-                break;
-            }
-            in_section = section.strip_suffix(']') == Some(name);
-            if in_section {
-                found = Some(Vec::new());
-            }
-            continue;
-        }
-        if !in_section {
-            continue;
-        }
-        let Some((k, v)) = line.split_once('=') else {
-            return Err(Error::config(format!(
-                "syntax error in service file \"{}\", line {}",
-                file.display(),
-                i + 1
-            )));
-        };
-        let k = k.trim();
-        if k == "service" {
-            return Err(Error::config(format!(
-                "nested service specifications not supported in service file \"{}\", line {}",
-                file.display(),
-                i + 1
-            )));
-        }
-        if !KNOWN_PARAMS.contains(&k) {
-            return Err(Error::config(format!(
-                "unknown connection parameter \"{k}\" in service file \"{}\", line {}",
-                file.display(),
-                i + 1
-            )));
-        }
-        if let Some(params) = found.as_mut() {
-            params.push((k.to_owned(), v.trim().to_owned()));
-        }
-    }
-    Ok(found)
-}
-
-/// Removes the password from a connection string, for showing it to people.
-///
-/// URLs lose the `:password` of their user info and any `password=` query parameter;
-/// key=value strings lose their `password=` pair's value.
-pub fn redact(s: &str) -> String {
-    let t = s.trim();
-    if let Some(rest) = t
-        .strip_prefix("postgresql://")
-        .map(|r| ("postgresql://", r))
-        .or_else(|| t.strip_prefix("postgres://").map(|r| ("postgres://", r)))
-    {
-        let (scheme, rest) = rest;
-        let (authority, tail) = match rest.find(['/', '?']) {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        let authority = match authority.rfind('@') {
-            Some(at) => {
-                let (userinfo, hosts) = authority.split_at(at);
-                match userinfo.split_once(':') {
-                    Some((u, _)) => format!("{u}:***{hosts}"),
-                    None => authority.to_owned(),
-                }
-            }
-            None => authority.to_owned(),
-        };
-        let tail = match tail.split_once('?') {
-            Some((path, query)) => {
-                let q: Vec<String> = query
-                    .split('&')
-                    .map(|kv| match kv.split_once('=') {
-                        Some(("password", _)) => "password=***".to_owned(),
-                        _ => kv.to_owned(),
-                    })
-                    .collect();
-                format!("{path}?{}", q.join("&"))
-            }
-            None => tail.to_owned(),
-        };
-        return format!("{scheme}{authority}{tail}");
-    }
-    match parse_key_values(t) {
-        Ok(pairs) => pairs
-            .into_iter()
-            .map(|(k, v)| {
-                if k == "password" {
-                    "password=***".to_owned()
-                } else {
-                    format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        Err(_) => "<unparseable connection string>".to_owned(),
-    }
-}
-
-fn percent_decode(s: &str, what: &str) -> Result<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| {
-                    Error::config(format!("invalid percent-encoding in the URL's {what}"))
-                })?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out)
-        .map_err(|_| Error::config(format!("the URL's {what} is not valid UTF-8 once decoded")))
-}
-
-/// `postgresql://[user[:password]@][host][:port][/dbname][?param=value&...]`
-fn parse_url(s: &str) -> Result<Vec<(String, String)>> {
-    let rest = s
-        .strip_prefix("postgresql://")
-        .or_else(|| s.strip_prefix("postgres://"))
-        .unwrap_or(s);
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, Some(q)),
-        None => (rest, None),
-    };
-    let (authority, path) = match rest.split_once('/') {
-        Some((a, p)) => (a, Some(p)),
-        None => (rest, None),
-    };
-    let mut params = Vec::new();
-    let hostport = match authority.rsplit_once('@') {
-        Some((userinfo, hostport)) => {
-            let (user, password) = match userinfo.split_once(':') {
-                Some((u, p)) => (u, Some(p)),
-                None => (userinfo, None),
-            };
-            if !user.is_empty() {
-                params.push(("user".to_owned(), percent_decode(user, "user")?));
-            }
-            if let Some(p) = password {
-                params.push(("password".to_owned(), percent_decode(p, "password")?));
-            }
-            hostport
-        }
-        None => authority,
-    };
-    if !hostport.is_empty() {
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| Error::config("unterminated [ in the URL's host"))?;
-            (h.to_owned(), after.strip_prefix(':'))
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (percent_decode(h, "host")?, Some(p)),
-                None => (percent_decode(hostport, "host")?, None),
-            }
-        };
-        if !host.is_empty() {
-            params.push(("host".to_owned(), host));
-        }
-        if let Some(port) = port.filter(|p| !p.is_empty()) {
-            params.push(("port".to_owned(), port.to_owned()));
-        }
-    }
-    if let Some(db) = path.filter(|p| !p.is_empty()) {
-        params.push(("dbname".to_owned(), percent_decode(db, "database name")?));
-    }
-    if let Some(query) = query {
-        for kv in query.split('&').filter(|kv| !kv.is_empty()) {
-            let (k, v) = kv
-                .split_once('=')
-                .ok_or_else(|| Error::config(format!("URL parameter \"{kv}\" has no value")))?;
-            params.push((
-                percent_decode(k, "parameters")?,
-                percent_decode(v, "parameters")?,
-            ));
-        }
-    }
-    Ok(params)
-}
-
-/// libpq's `key = value ...`, values optionally single-quoted with `\'` and `\\` escapes.
-fn parse_key_values(s: &str) -> Result<Vec<(String, String)>> {
-    let mut params = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            break;
-        }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_whitespace() {
-                break;
-            }
-            key.push(c);
-            chars.next();
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.next() != Some('=') {
-            // After an unquoted password with a space, `key` is a piece of the password.
-            let after_password = params
-                .last()
-                .is_some_and(|(k, _): &(String, String)| k == "password");
-            return Err(Error::config(if after_password {
-                "missing \"=\" after the password in the connection string (quote values \
-                 with spaces: password='...')"
-                    .to_owned()
-            } else {
-                format!("missing \"=\" after \"{key}\" in the connection string")
-            }));
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'\'') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('\\') => match chars.next() {
-                        Some(c) => value.push(c),
-                        None => return Err(Error::config("unterminated quoted value")),
-                    },
-                    Some('\'') => break,
-                    Some(c) => value.push(c),
-                    None => return Err(Error::config("unterminated quoted value")),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
-                    break;
-                }
-                chars.next();
-                if c == '\\' {
-                    if let Some(n) = chars.next() {
-                        value.push(n);
-                    }
-                } else {
-                    value.push(c);
-                }
-            }
-        }
-        params.push((key, value));
-    }
-    Ok(params)
 }
 
 #[cfg(test)]
@@ -1109,60 +807,6 @@ mod tests {
     }
 
     #[test]
-    fn service_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let user_file = dir.path().join("services.conf");
-        std::fs::write(
-            &user_file,
-            "# services\n[other]\nhost=nowhere\n\n[mydb]\nhost = svc.example\nport=6000\n\
-             dbname=svcdb\nuser=svcuser\nsslmode=require\n",
-        )
-        .unwrap();
-        let sysconf = dir.path().join("sys");
-        std::fs::create_dir(&sysconf).unwrap();
-        std::fs::write(
-            sysconf.join("pg_service.conf"),
-            "[sysonly]\nhost=sys.example\n[bad]\nbogus=1\n[nested]\nservice=mydb\n",
-        )
-        .unwrap();
-        let (f, s) = (
-            user_file.to_string_lossy().into_owned(),
-            sysconf.to_string_lossy().into_owned(),
-        );
-        let env = move |k: &str| match k {
-            "PGSERVICEFILE" => Some(f.clone()),
-            "PGSYSCONFDIR" => Some(s.clone()),
-            "PGPORT" => Some("7777".to_owned()),
-            _ => None,
-        };
-        // The string outranks the service, the service outranks the environment.
-        let c = Config::parse_with_env("service=mydb dbname=explicit", &env).unwrap();
-        assert_eq!(c.host, Host::Tcp("svc.example".into()));
-        assert_eq!(c.port, 6000);
-        assert_eq!(c.dbname, "explicit");
-        assert_eq!(c.user, "svcuser");
-        assert_eq!(c.ssl_mode, SslMode::Require);
-        let c = Config::parse_with_env("postgresql:///?service=sysonly", &env).unwrap();
-        assert_eq!(c.host, Host::Tcp("sys.example".into()));
-        assert_eq!(c.port, 7777);
-        let err = Config::parse_with_env("service=missing", &env).unwrap_err();
-        assert!(err.to_string().contains("\"missing\" not found"), "{err}");
-        let err = Config::parse_with_env("service=bad", &env).unwrap_err();
-        assert!(err.to_string().contains("\"bogus\""), "{err}");
-        let err = Config::parse_with_env("service=nested", &env).unwrap_err();
-        assert!(err.to_string().contains("nested"), "{err}");
-        // PGSERVICE names the service when the string does not.
-        let env2 = move |k: &str| {
-            if k == "PGSERVICE" {
-                Some("mydb".to_owned())
-            } else {
-                env(k)
-            }
-        };
-        assert_eq!(Config::parse_with_env("", &env2).unwrap().port, 6000);
-    }
-
-    #[test]
     fn durations() {
         let ms = Duration::from_millis(1);
         assert_eq!(parse_duration("0", ms), Ok(Duration::ZERO));
@@ -1187,16 +831,5 @@ mod tests {
         let c = Config::parse_with_env("postgresql://u:hunter2@h/d", &no_env).unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(!c.display_target().contains("hunter2"));
-    }
-
-    #[test]
-    fn redaction() {
-        assert_eq!(
-            redact("postgresql://u:secret@h:5/db?password=x&sslmode=require"),
-            "postgresql://u:***@h:5/db?password=***&sslmode=require"
-        );
-        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
-        let r = redact("host=h password='se cret' user=u");
-        assert!(!r.contains("se cret") && r.contains("password=***"), "{r}");
     }
 }

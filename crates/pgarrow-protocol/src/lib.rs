@@ -39,11 +39,13 @@
 mod cancel;
 mod config;
 mod conn;
+mod conninfo;
 mod copy;
 mod error;
 pub mod framing;
 mod pgpass;
 mod query;
+mod service;
 mod socket;
 mod startup;
 mod tls;
@@ -51,12 +53,20 @@ mod tls;
 pub use cancel::CancelToken;
 pub use config::{
     ChannelBinding, Config, Host, Keepalives, SslMode, SslNegotiation, SslRootCert, parse_duration,
-    redact,
 };
 pub use conn::Connection;
+pub use conninfo::redact;
 pub use copy::CopyOut;
 pub use error::{DbError, Error, ErrorKind, Result};
 pub use query::{Described, FieldDescription, TextRow};
+
+/// Internals exposed for the cargo-fuzz targets in `fuzz/` (a separate crate, so `pub(crate)`
+/// does not reach it). Hidden from the docs on purpose: not part of the API, and free to change
+/// without notice.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::pgpass::find as pgpass_find;
+}
 
 /// Quotes an SQL identifier: wraps it in double quotes, doubling any inside.
 pub fn quote_ident(ident: &str) -> String {

@@ -53,7 +53,10 @@ pub(crate) fn lookup(path: &Path, host: &str, port: u16, dbname: &str, user: &st
 }
 
 /// The password of the first line of `text` matching the four tokens.
-pub(crate) fn find(text: &str, host: &str, port: &str, dbname: &str, user: &str) -> Option<String> {
+///
+/// `pub` only so that `crate::fuzzing` can re-export it for the fuzz targets; the module is
+/// private, so this is not part of the API.
+pub fn find(text: &str, host: &str, port: &str, dbname: &str, user: &str) -> Option<String> {
     if dbname.is_empty() || user.is_empty() {
         return None;
     }

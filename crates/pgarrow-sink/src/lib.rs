@@ -33,7 +33,14 @@
 //! ```
 #![warn(missing_docs)]
 
+mod options;
+mod output;
 mod parquet_compat;
+
+use options::writer_properties;
+pub use options::{Compression, DEFAULT_ROW_GROUP_BYTES, Format, IntervalEncoding, SinkOptions};
+use output::Out;
+pub use output::Output;
 
 pub use parquet_compat::parquet_compatible_schema;
 use parquet_compat::{check_parquet_schema, parquet_compatible_batch};
@@ -44,16 +51,12 @@ use arrow_array::{RecordBatch, RecordBatchWriter};
 use arrow_schema::{ArrowError, Schema, SchemaRef};
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::{ARROW_SCHEMA_META_KEY, ArrowWriter, encode_arrow_schema};
-use parquet::basic::{GzipLevel, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use tempfile::NamedTempFile;
+use std::io;
+use std::path::PathBuf;
 
 /// Field metadata key saying how the Parquet sink encoded an interval column.
 pub const META_INTERVAL_ENCODING: &str = "pgarrow.interval_encoding";
@@ -91,218 +94,6 @@ pub enum Error {
 
 /// A specialized `Result` for sinks.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// Apache Parquet.
-    Parquet,
-    /// Arrow IPC file format (Feather v2).
-    ArrowFile,
-    /// Arrow IPC streaming format.
-    ArrowStream,
-    /// Decode and discard: for measuring.
-    Null,
-}
-
-impl Format {
-    /// The format implied by a file name's extension, if any.
-    pub fn from_path(path: &Path) -> Option<Format> {
-        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-        Some(match ext.as_str() {
-            "parquet" | "pq" => Format::Parquet,
-            "arrow" | "feather" | "ipc" => Format::ArrowFile,
-            "arrows" => Format::ArrowStream,
-            _ => return None,
-        })
-    }
-}
-
-impl FromStr for Format {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Format> {
-        Ok(match s {
-            "parquet" => Format::Parquet,
-            "arrow" | "ipc" | "feather" => Format::ArrowFile,
-            "arrow-stream" | "arrows" => Format::ArrowStream,
-            "null" => Format::Null,
-            other => {
-                return Err(Error::Invalid(format!(
-                    "unknown format \"{other}\" (expected parquet, arrow, arrow-stream or null)"
-                )));
-            }
-        })
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Format::Parquet => "parquet",
-            Format::ArrowFile => "arrow",
-            Format::ArrowStream => "arrow-stream",
-            Format::Null => "null",
-        })
-    }
-}
-
-/// Parquet compression codecs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// Zstandard at the given level (default 3).
-    Zstd(i32),
-    /// Snappy.
-    Snappy,
-    /// LZ4 (raw).
-    Lz4,
-    /// Gzip at level 6.
-    Gzip,
-    /// No compression.
-    None,
-}
-
-impl FromStr for Compression {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Compression> {
-        let (name, level) = match s.split_once(':') {
-            Some((n, l)) => (n, Some(l)),
-            None => (s, None),
-        };
-        Ok(match (name, level) {
-            ("zstd", None) => Compression::Zstd(3),
-            ("zstd", Some(l)) => Compression::Zstd(
-                l.parse()
-                    .map_err(|_| Error::Invalid(format!("invalid zstd level \"{l}\"")))?,
-            ),
-            ("snappy", None) => Compression::Snappy,
-            ("lz4", None) => Compression::Lz4,
-            ("gzip", None) => Compression::Gzip,
-            ("none" | "uncompressed", None) => Compression::None,
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "unknown compression \"{s}\" (expected zstd[:LEVEL], snappy, lz4, gzip or none)"
-                )));
-            }
-        })
-    }
-}
-
-/// Options for the file formats.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SinkOptions {
-    /// Parquet compression (default zstd level 3).
-    pub compression: Compression,
-    /// Rows per Parquet row group (default 1,048,576).
-    pub row_group_rows: usize,
-    /// A Parquet row group is also closed once its encoded data buffered in memory reaches
-    /// this many bytes (default 32 MiB): the writer holds a whole row group until it is
-    /// closed, so this is what bounds its memory on wide rows.
-    pub row_group_bytes: usize,
-    /// Key-value metadata added to the file.
-    pub metadata: Vec<(String, String)>,
-    /// How Arrow IPC files hold intervals (Parquet always holds the struct form).
-    pub intervals: IntervalEncoding,
-}
-
-/// How intervals (`Interval(MonthDayNano)`, at any depth) are written to Arrow IPC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IntervalEncoding {
-    /// Arrow's own MonthDayNano interval (default): exact, read by pyarrow, pandas and DuckDB.
-    #[default]
-    Native,
-    /// `Struct{months: Int32, days: Int32, microseconds: Int64}`, as Parquet files hold
-    /// them: exact, and readable by readers without MonthDayNano (polars).
-    Struct,
-}
-
-impl std::str::FromStr for IntervalEncoding {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "native" => Ok(Self::Native),
-            "struct" => Ok(Self::Struct),
-            _ => Err(format!(
-                "invalid interval encoding \"{s}\" (expected native or struct)"
-            )),
-        }
-    }
-}
-
-/// The default of [`SinkOptions::row_group_bytes`].
-pub const DEFAULT_ROW_GROUP_BYTES: usize = 32 << 20;
-
-impl Default for SinkOptions {
-    fn default() -> Self {
-        SinkOptions {
-            compression: Compression::Zstd(3),
-            row_group_rows: 1 << 20,
-            row_group_bytes: DEFAULT_ROW_GROUP_BYTES,
-            metadata: Vec::new(),
-            intervals: IntervalEncoding::Native,
-        }
-    }
-}
-
-/// Where a sink writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// A file, written atomically (temporary file, renamed on success).
-    File(PathBuf),
-    /// Standard output (cannot be made atomic).
-    Stdout,
-    /// Nothing (only with [`Format::Null`]).
-    Discard,
-}
-
-/// Counts the bytes going through a writer.
-#[derive(Debug)]
-struct Counting<W> {
-    inner: W,
-    bytes: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// The bytes destination under a format writer.
-#[derive(Debug)]
-enum Dest {
-    Temp(BufWriter<NamedTempFile>),
-    Direct(BufWriter<std::fs::File>),
-    Stdout(BufWriter<io::Stdout>),
-}
-
-/// Whether `path` exists and is not a regular file (a character device, a FIFO, a socket).
-fn is_special_file(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
-}
-
-impl Write for Dest {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Dest::Temp(w) => w.write(buf),
-            Dest::Direct(w) => w.write(buf),
-            Dest::Stdout(w) => w.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Dest::Temp(w) => w.flush(),
-            Dest::Direct(w) => w.flush(),
-            Dest::Stdout(w) => w.flush(),
-        }
-    }
-}
-
-type Out = Counting<Dest>;
 
 enum Writer {
     /// The writer, and the Arrow schema to embed in the footer when it is finished (with the
@@ -357,59 +148,7 @@ impl Sink {
                 rows: 0,
             });
         }
-        let (dest, target) = match output {
-            // A device or a pipe (`-o /dev/null`, a FIFO) cannot be replaced by a rename, and
-            // must not be: write to it directly.
-            Output::File(path) if is_special_file(&path) => {
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(|source| Error::Io {
-                        what: "opening",
-                        path: path.clone(),
-                        source,
-                    })?;
-                (Dest::Direct(BufWriter::with_capacity(1 << 20, file)), None)
-            }
-            Output::File(path) => {
-                let dir = match path.parent() {
-                    Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-                    _ => PathBuf::from("."),
-                };
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "output".to_owned());
-                let tmp = tempfile::Builder::new()
-                    .prefix(&format!(".{name}."))
-                    .suffix(".pgarrow-tmp")
-                    // As a plain `File::create` would: 0666 less the umask, not tempfile's 0600.
-                    .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-                    .tempfile_in(&dir)
-                    .map_err(|source| Error::Io {
-                        what: "creating a temporary file in",
-                        path: dir.clone(),
-                        source,
-                    })?;
-                (
-                    Dest::Temp(BufWriter::with_capacity(1 << 20, tmp)),
-                    Some(path),
-                )
-            }
-            Output::Stdout => (
-                Dest::Stdout(BufWriter::with_capacity(1 << 20, io::stdout())),
-                None,
-            ),
-            Output::Discard => {
-                return Err(Error::Invalid(format!(
-                    "format {format} needs an output file or stdout"
-                )));
-            }
-        };
-        let out = Counting {
-            inner: dest,
-            bytes: 0,
-        };
+        let (out, target) = output::open(output, format)?;
         let interval_structs =
             format == Format::Parquet || options.intervals == IntervalEncoding::Struct;
         // The file's key-value metadata also goes into the embedded Arrow schema, which is where
@@ -529,30 +268,7 @@ impl Sink {
             }
             Writer::Null => return Ok(0),
         };
-        let bytes = out.bytes;
-        match out.inner {
-            Dest::Stdout(mut w) => w.flush().map_err(Error::Stdout)?,
-            Dest::Direct(mut w) => w.flush().map_err(|source| Error::Io {
-                what: "writing",
-                path: PathBuf::from("the output device"),
-                source,
-            })?,
-            Dest::Temp(w) => {
-                let target = self.target.unwrap_or_default();
-                let io_err = |what, source| Error::Io {
-                    what,
-                    path: target.clone(),
-                    source,
-                };
-                let tmp = w
-                    .into_inner()
-                    .map_err(|e| io_err("writing", e.into_error()))?;
-                tmp.as_file().sync_all().map_err(|e| io_err("syncing", e))?;
-                tmp.persist(&target)
-                    .map_err(|e| io_err("renaming the temporary file to", e.error))?;
-            }
-        }
-        Ok(bytes)
+        output::finish(out, self.target)
     }
 }
 
@@ -570,45 +286,6 @@ impl RecordBatchWriter for Sink {
     }
 }
 
-impl SinkOptions {
-    /// Checks the options (compression level, row group size) without writing anything.
-    ///
-    /// # Errors
-    /// The first invalid option.
-    pub fn validate(&self) -> Result<()> {
-        if self.row_group_rows == 0 {
-            return Err(Error::Invalid("row groups need at least one row".into()));
-        }
-        if self.row_group_bytes == 0 {
-            return Err(Error::Invalid("row groups need at least one byte".into()));
-        }
-        writer_properties(self).map(|_| ())
-    }
-}
-
-fn writer_properties(options: &SinkOptions) -> Result<WriterProperties> {
-    let compression = match options.compression {
-        Compression::Zstd(level) => parquet::basic::Compression::ZSTD(
-            ZstdLevel::try_new(level).map_err(|e| Error::Invalid(format!("zstd level: {e}")))?,
-        ),
-        Compression::Snappy => parquet::basic::Compression::SNAPPY,
-        Compression::Lz4 => parquet::basic::Compression::LZ4_RAW,
-        Compression::Gzip => parquet::basic::Compression::GZIP(GzipLevel::default()),
-        Compression::None => parquet::basic::Compression::UNCOMPRESSED,
-    };
-    let kv: Vec<KeyValue> = options
-        .metadata
-        .iter()
-        .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
-        .collect();
-    Ok(WriterProperties::builder()
-        .set_compression(compression)
-        .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
-        .set_created_by(format!("pgarrow {}", env!("CARGO_PKG_VERSION")))
-        .set_key_value_metadata((!kv.is_empty()).then_some(kv))
-        .build())
-}
-
 fn with_metadata(schema: &SchemaRef, options: &SinkOptions) -> Schema {
     let mut meta: HashMap<String, String> = schema.metadata().clone().into();
     meta.extend(options.metadata.iter().cloned());
@@ -622,6 +299,7 @@ mod tests {
     use arrow_buffer::IntervalMonthDayNano;
     use arrow_schema::{DataType, Field, Fields, IntervalUnit};
     use std::fs::File;
+    use std::path::Path;
     use std::sync::Arc;
 
     fn batch() -> RecordBatch {

@@ -1,0 +1,205 @@
+//! The command line: subcommands and their options (clap).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use pgarrow::Policies;
+use pgarrow::policy::{
+    ArrayShape, EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, SpecialValues,
+    TextLayout, WideNumeric,
+};
+use pgarrow::sink::IntervalEncoding;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pgarrow",
+    version,
+    about = "Export PostgreSQL queries and tables to Parquet and Arrow, exactly and fast",
+    long_about = "Export PostgreSQL queries and tables to Parquet and Arrow, exactly and fast.\n\n\
+                  Connection: --url, else DATABASE_URL, else the PG* environment variables \
+                  (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE) as libpq reads them."
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Export a query or table to a file (or stdout).
+    Export(ExportArgs),
+    /// Print the Arrow schema an export would produce, with each column's PostgreSQL type
+    /// and the policies that could apply (the query is described, not run).
+    Schema(SchemaArgs),
+    /// Start a scratch PostgreSQL, load a 1M-row lineitem table and export it to Parquet.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SourceArgs {
+    /// Connection URL (postgresql://user:pass@host:port/db) or libpq key=value string.
+    #[arg(long, value_name = "URL")]
+    pub(crate) url: Option<String>,
+    /// SQL query to export (SELECT, TABLE, VALUES, WITH ...).
+    #[arg(
+        long,
+        short = 'q',
+        value_name = "SQL",
+        conflicts_with = "table",
+        required_unless_present = "table"
+    )]
+    pub(crate) query: Option<String>,
+    /// Table to export: name or schema.name (exact, case-sensitive; quote parts with dots).
+    #[arg(long, short = 't', value_name = "NAME")]
+    pub(crate) table: Option<String>,
+    /// Server-side statement_timeout for the session: 30s, 5min, 1500ms (a bare number is
+    /// milliseconds). A longer query fails with SQLSTATE 57014.
+    #[arg(long, value_name = "DURATION", value_parser = statement_timeout)]
+    pub(crate) statement_timeout: Option<Duration>,
+}
+
+pub(crate) fn statement_timeout(s: &str) -> Result<Duration, String> {
+    pgarrow::protocol::parse_duration(s, Duration::from_millis(1))
+}
+
+/// Conversion policies: what to do where a value has no exact Arrow form. Every default
+/// refuses to lose information; every other choice is counted and reported.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct PolicyArgs {
+    /// Unconstrained numeric columns: string (exact text), float64 (rounded),
+    /// decimal128:P:S or decimal256:P:S.
+    #[arg(long, default_value = "string", value_name = "TARGET", value_parser = parse_policy::<NumericTarget>)]
+    pub(crate) numeric: NumericTarget,
+    /// numeric(p, s) columns wider than 38 digits: decimal256 (exact; DuckDB reads it from
+    /// Parquet as DOUBLE, polars not at all) or string (the exact text, for any reader).
+    #[arg(long, default_value = "decimal256", value_name = "TARGET", value_parser = parse_policy::<WideNumeric>)]
+    pub(crate) wide_numeric: WideNumeric,
+    /// Numeric values too large or too precise for their decimal: error or null.
+    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<Overflow>)]
+    pub(crate) numeric_overflow: Overflow,
+    /// Date and timestamp +-infinity: extreme (the Arrow type's largest/smallest value, as
+    /// PostgreSQL stores them; declared in field metadata), null or error.
+    #[arg(long, default_value = "extreme", value_name = "POLICY", value_parser = parse_policy::<Infinity>)]
+    pub(crate) infinity: Infinity,
+    /// Values Arrow cannot hold: numeric NaN and Infinity in decimals, time 24:00:00,
+    /// timestamps after 294247 AD, intervals beyond +-2562047 hours or infinite: error, null
+    /// or clamp.
+    #[arg(long, visible_alias = "special-values", default_value = "error", value_name = "POLICY", value_parser = parse_policy::<SpecialValues>)]
+    pub(crate) out_of_range: SpecialValues,
+    /// Text columns as utf8, large (64-bit offsets) or view.
+    #[arg(long, default_value = "utf8", value_name = "LAYOUT", value_parser = parse_policy::<TextLayout>)]
+    pub(crate) text: TextLayout,
+    /// Text that is not valid UTF-8 (SQL_ASCII databases): error, replace (U+FFFD) or binary
+    /// (every text column as Binary).
+    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<InvalidUtf8>)]
+    pub(crate) invalid_utf8: InvalidUtf8,
+    /// Array columns: data (as many nested Lists as the values have dimensions: declared, or
+    /// else those of the column's first non-empty value) or flatten (a 1-D List of each
+    /// array's elements in row-major order; multi-dimensional values are counted).
+    #[arg(long, default_value = "data", value_name = "SHAPE", value_parser = parse_policy::<ArrayShape>)]
+    pub(crate) array_shape: ArrayShape,
+    /// Enum columns as dictionary (Dictionary(Int16, Utf8) in pg_enum order) or utf8.
+    #[arg(long = "enum", default_value = "dictionary", value_name = "LAYOUT", value_parser = parse_policy::<EnumLayout>)]
+    pub(crate) enums: EnumLayout,
+}
+
+impl PolicyArgs {
+    pub(crate) fn policies(&self) -> Policies {
+        Policies {
+            numeric: self.numeric,
+            wide_numeric: self.wide_numeric,
+            numeric_overflow: self.numeric_overflow,
+            infinity: self.infinity,
+            special: self.out_of_range,
+            text: self.text,
+            invalid_utf8: self.invalid_utf8,
+            enums: self.enums,
+            array_shape: self.array_shape,
+        }
+    }
+}
+
+pub(crate) fn parse_policy<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, String> {
+    s.parse()
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SchemaArgs {
+    #[command(flatten)]
+    pub(crate) source: SourceArgs,
+    #[command(flatten)]
+    pub(crate) policies: PolicyArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct OutputArgs {
+    /// Output format: parquet, arrow (IPC file), arrow-stream (IPC stream) or null (decode
+    /// and discard). Default: from the output file's extension.
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) to: Option<String>,
+    /// Output file, or - for standard output.
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub(crate) output: Option<String>,
+    /// Parquet compression: zstd[:LEVEL], snappy, lz4, gzip, none.
+    #[arg(long, default_value = "zstd", value_name = "CODEC")]
+    pub(crate) compression: String,
+    /// Rows per Parquet row group.
+    #[arg(long, default_value_t = 1 << 20, value_name = "N", value_parser = at_least_one)]
+    pub(crate) row_group_rows: usize,
+    /// A Parquet row group also ends once its encoded data held in memory reaches this many
+    /// bytes: the bound on the writer's memory for wide rows.
+    #[arg(long, default_value_t = pgarrow::sink::DEFAULT_ROW_GROUP_BYTES, value_name = "BYTES", value_parser = at_least_one)]
+    pub(crate) row_group_bytes: usize,
+    /// Intervals in Arrow IPC files: native (Arrow's MonthDayNano interval) or struct
+    /// (months, days, microseconds: as Parquet files hold them, for readers without
+    /// MonthDayNano such as polars).
+    #[arg(long, default_value = "native", value_name = "ENCODING", value_parser = parse_policy::<IntervalEncoding>)]
+    pub(crate) intervals: IntervalEncoding,
+    /// Rows per Arrow batch.
+    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_ROWS, value_name = "N", value_parser = at_least_one)]
+    pub(crate) batch_rows: usize,
+    /// Bytes of field data per Arrow batch, at most (a batch is cut at whichever limit comes
+    /// first).
+    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_BYTES, value_name = "BYTES", value_parser = at_least_one)]
+    pub(crate) batch_bytes: usize,
+    /// No progress bar and no summary.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+    /// After the export, print where the time went (connect, describe, first byte, read,
+    /// decode, write, finish) and the counts, as a table on stderr.
+    #[arg(long)]
+    pub(crate) stats: bool,
+    /// Write the same statistics as one JSON object to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) stats_json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ExportArgs {
+    #[command(flatten)]
+    pub(crate) source: SourceArgs,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+    #[command(flatten)]
+    pub(crate) policies: PolicyArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct DemoArgs {
+    /// Rows in the sample lineitem table.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) rows: u64,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+    #[command(flatten)]
+    pub(crate) policies: PolicyArgs,
+}
+
+pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}

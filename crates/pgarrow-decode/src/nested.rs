@@ -1,0 +1,536 @@
+//! The decoders of nested values: arrays and multiranges (Lists), composites (Structs),
+//! enums (Dictionaries), ranges, `hstore` (Maps) and pgvector `vector`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::types::Int16Type;
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, DictionaryArray, FixedSizeListArray, Float32Array, ListArray,
+    MapArray, StringArray, StructArray,
+};
+use arrow_buffer::{BooleanBufferBuilder, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
+use arrow_schema::{DataType, Field, Fields};
+
+use crate::error::FieldError;
+use crate::plan::{ListShape, StrLayout, TypePlan, hstore_entries};
+use crate::policy::LossKind;
+
+use crate::buffers::{Prim, Var};
+use crate::column::{Column, Cx, FinishError};
+use crate::wire::{FieldResult, Reader};
+
+/// Arrays (`dims` nested Lists) and multiranges (a List of ranges).
+///
+/// Array layout (`array_send`): i32 ndim (0 for an empty array), i32 flags (1: has NULLs),
+/// u32 element OID, ndim x (i32 length, i32 lower bound), then the elements in row-major order,
+/// each an i32 length (-1 for NULL) and its bytes. Multirange layout (`multirange_send`): i32
+/// range count, then each range as i32 length and its bytes.
+#[derive(Debug)]
+pub(crate) struct ListCol {
+    /// Offsets of each nesting level, outermost (one per row) first.
+    pub(crate) levels: Vec<Vec<i32>>,
+    pub(crate) nulls: NullBufferBuilder,
+    pub(crate) child: Column,
+    /// Where the number of levels comes from (what a value of other dimensions means).
+    pub(crate) shape: ListShape,
+    /// The innermost level's field (with the element's extension type).
+    pub(crate) item: Arc<Field>,
+    pub(crate) multirange: bool,
+}
+
+impl ListCol {
+    pub(crate) fn new(
+        element: &TypePlan,
+        dims: usize,
+        shape: ListShape,
+        multirange: bool,
+        rows: usize,
+    ) -> Self {
+        let mut levels = vec![Vec::with_capacity(rows + 1); dims.max(1)];
+        for l in &mut levels {
+            l.push(0);
+        }
+        ListCol {
+            levels,
+            nulls: NullBufferBuilder::new(rows),
+            child: Column::new(element, rows),
+            shape,
+            item: Arc::new(element.item_field()),
+            multirange,
+        }
+    }
+
+    pub(crate) fn push(&mut self, b: &[u8], cx: &mut Cx<'_>) -> FieldResult<()> {
+        if self.multirange {
+            let mut r = Reader::new(b, "multirange");
+            let n = r.i32()?;
+            if n < 0 || n as usize > r.remaining() / 4 {
+                return Err(FieldError::new(format!("multirange claims {n} ranges")));
+            }
+            for _ in 0..n {
+                let range = r
+                    .field()?
+                    .ok_or_else(|| FieldError::new("NULL range in a multirange"))?;
+                self.child.push(range, cx)?;
+            }
+            r.end()?;
+            push_offset(&mut self.levels[0], n as usize)?;
+            self.nulls.append_non_null();
+            return Ok(());
+        }
+        let mut r = Reader::new(b, "array");
+        let ndim = r.i32()?;
+        let flags = r.i32()?;
+        let _element_oid = r.i32()?;
+        if flags & !1 != 0 {
+            return Err(FieldError::new(format!("array has unknown flags {flags}")));
+        }
+        let dims = self.levels.len();
+        if ndim == 0 {
+            push_offset(&mut self.levels[0], 0)?;
+            self.nulls.append_non_null();
+            return r.end();
+        }
+        if !(1..=6).contains(&ndim) {
+            return Err(FieldError::new(format!("array has {ndim} dimensions")));
+        }
+        let ndim = ndim as usize;
+        if ndim != dims && self.shape != ListShape::Flatten {
+            let from = match self.shape {
+                ListShape::Declared => "declared for the column",
+                ListShape::Seen => "seen in the column's first non-empty value",
+                _ => "planned: the column's values before the first batch were all NULL or empty",
+            };
+            return Err(FieldError::new(format!(
+                "array has {ndim} dimension(s) but the column has {dims} ({from}); \
+                 --array-shape flatten exports every array as a 1-D list of its elements"
+            )));
+        }
+        let mut lengths = [0usize; 6];
+        let mut total: usize = 1;
+        let mut lower_bound_dropped = false;
+        for len in lengths.iter_mut().take(ndim) {
+            let n = r.i32()?;
+            let lower = r.i32()?;
+            if n < 0 {
+                return Err(FieldError::new(format!("array dimension of length {n}")));
+            }
+            lower_bound_dropped |= lower != 1;
+            *len = n as usize;
+            total = total
+                .checked_mul(n as usize)
+                .ok_or_else(|| FieldError::new("array dimensions overflow"))?;
+        }
+        // Each element needs at least its 4-byte length: refuse claims the bytes cannot hold.
+        if total > r.remaining() / 4 {
+            return Err(FieldError::new(format!(
+                "array claims {total} elements in {} bytes",
+                r.remaining()
+            )));
+        }
+        if self.shape == ListShape::Flatten {
+            push_offset(&mut self.levels[0], total)?;
+            if ndim > 1 {
+                cx.losses.count(LossKind::ArrayFlattened);
+            }
+        } else {
+            let mut lists = 1usize;
+            for (level, &len) in self.levels.iter_mut().zip(&lengths[..dims]) {
+                for _ in 0..lists {
+                    push_offset(level, len)?;
+                }
+                lists *= len;
+            }
+        }
+        for _ in 0..total {
+            match r.field()? {
+                Some(e) => self.child.push(e, cx)?,
+                None => self.child.push_null(),
+            }
+        }
+        r.end()?;
+        if lower_bound_dropped {
+            cx.losses.count(LossKind::ArrayLowerBoundDropped);
+        }
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    pub(crate) fn push_null(&mut self) {
+        let last = *self.levels[0].last().unwrap_or(&0);
+        self.levels[0].push(last);
+        self.nulls.append_null();
+    }
+
+    pub(crate) fn finish(&mut self, rows: usize, cx: &mut Cx<'_>) -> Result<ArrayRef, FinishError> {
+        let child_rows = *self.levels.last().and_then(|l| l.last()).unwrap_or(&0) as usize;
+        let mut array = match self.child.finish(child_rows, cx) {
+            Ok(a) => a,
+            Err(FinishError::Field { index, error }) => {
+                // Map an element's index back to its row through every level.
+                let mut index = index;
+                for level in self.levels.iter().rev() {
+                    index = level
+                        .partition_point(|&o| o as usize <= index)
+                        .saturating_sub(1);
+                }
+                return Err(FinishError::Field { index, error });
+            }
+            Err(e) => return Err(e),
+        };
+        let depth = self.levels.len();
+        for (i, level) in self.levels.iter_mut().enumerate().rev() {
+            let mut fresh = Vec::with_capacity(if i == 0 { rows + 1 } else { level.len() });
+            fresh.push(0);
+            let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(level, fresh)));
+            let field = if i + 1 == depth {
+                self.item.clone()
+            } else {
+                Arc::new(Field::new("item", array.data_type().clone(), true))
+            };
+            let nulls = if i == 0 { self.nulls.finish() } else { None };
+            array = Arc::new(ListArray::try_new(field, offsets, array, nulls)?);
+        }
+        debug_assert!(depth >= 1);
+        Ok(array)
+    }
+}
+
+pub(crate) fn push_offset(level: &mut Vec<i32>, n: usize) -> FieldResult<()> {
+    let last = *level.last().unwrap_or(&0);
+    let next = i32::try_from(n)
+        .ok()
+        .and_then(|n| last.checked_add(n))
+        .ok_or_else(|| FieldError::new("more than 2^31 array elements in one batch"))?;
+    level.push(next);
+    Ok(())
+}
+
+/// Composites as Structs. Layout (`record_send`): i32 count of live attributes, then for each
+/// a u32 type OID, an i32 length (-1 for NULL) and the bytes.
+#[derive(Debug)]
+pub(crate) struct StructCol {
+    pub(crate) children: Vec<Column>,
+    pub(crate) fields: Fields,
+    pub(crate) nulls: NullBufferBuilder,
+    /// Rows buffered: a composite without live attributes has no child to count them.
+    pub(crate) len: usize,
+}
+
+impl StructCol {
+    pub(crate) fn push(&mut self, b: &[u8], cx: &mut Cx<'_>) -> FieldResult<()> {
+        let mut r = Reader::new(b, "record");
+        let n = r.i32()?;
+        if n < 0 || n as usize != self.children.len() {
+            return Err(FieldError::new(format!(
+                "record has {n} fields, the type has {} (was it altered during the export?)",
+                self.children.len()
+            )));
+        }
+        for child in &mut self.children {
+            let _oid = r.i32()?;
+            match r.field()? {
+                Some(v) => child.push(v, cx)?,
+                None => child.push_null(),
+            }
+        }
+        r.end()?;
+        self.nulls.append_non_null();
+        self.len += 1;
+        Ok(())
+    }
+
+    pub(crate) fn push_null(&mut self) {
+        for c in &mut self.children {
+            c.push_null();
+        }
+        self.nulls.append_null();
+        self.len += 1;
+    }
+
+    pub(crate) fn finish(&mut self, rows: usize, cx: &mut Cx<'_>) -> Result<ArrayRef, FinishError> {
+        let arrays = self
+            .children
+            .iter_mut()
+            .map(|c| c.finish(rows, cx))
+            .collect::<Result<Vec<_>, _>>()?;
+        let nulls = self.nulls.finish();
+        let len = std::mem::take(&mut self.len);
+        if self.fields.is_empty() {
+            return Ok(Arc::new(StructArray::new_empty_fields(len, nulls)));
+        }
+        Ok(Arc::new(StructArray::try_new(
+            self.fields.clone(),
+            arrays,
+            nulls,
+        )?))
+    }
+}
+
+/// Enums as Dictionary(Int16, Utf8): the dictionary is every label in `pg_enum` order, each value
+/// the index of its label. Layout: the label's text.
+#[derive(Debug)]
+pub(crate) struct EnumCol {
+    pub(crate) keys: Prim<i16>,
+    pub(crate) index: HashMap<Box<[u8]>, i16>,
+    pub(crate) labels: ArrayRef,
+}
+
+impl EnumCol {
+    pub(crate) fn new(labels: &[String], rows: usize) -> Self {
+        let index = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.as_bytes().into(), i as i16))
+            .collect();
+        EnumCol {
+            keys: Prim::with_capacity(rows),
+            index,
+            labels: Arc::new(StringArray::from_iter_values(labels)),
+        }
+    }
+
+    pub(crate) fn push(&mut self, b: &[u8]) -> FieldResult<()> {
+        match self.index.get(b) {
+            Some(&k) => {
+                self.keys.push(k);
+                Ok(())
+            }
+            None => Err(FieldError::new(format!(
+                "enum label \"{}\" was not among the labels when the export started",
+                String::from_utf8_lossy(b)
+            ))),
+        }
+    }
+
+    pub(crate) fn finish(&mut self, rows: usize) -> Result<ArrayRef, FinishError> {
+        let keys = self.keys.finish::<Int16Type>(rows);
+        Ok(Arc::new(DictionaryArray::<Int16Type>::try_new(
+            keys,
+            self.labels.clone(),
+        )?))
+    }
+}
+
+pub(crate) const RANGE_EMPTY: u8 = 0x01;
+pub(crate) const RANGE_LB_INC: u8 = 0x02;
+pub(crate) const RANGE_UB_INC: u8 = 0x04;
+pub(crate) const RANGE_LB_INF: u8 = 0x08;
+pub(crate) const RANGE_UB_INF: u8 = 0x10;
+
+/// Ranges as Struct{lower, upper, lower_inclusive, upper_inclusive, empty}. An unbounded side
+/// is a NULL bound; an `infinity` bound is a value (and meets the special-value policy).
+/// Layout (`range_send`): u8 flags (0x01 empty, 0x02/0x04 lower/upper inclusive, 0x08/0x10
+/// lower/upper unbounded), then each bounded bound as an i32 length and its bytes.
+#[derive(Debug)]
+pub(crate) struct RangeCol {
+    pub(crate) lower: Column,
+    pub(crate) upper: Column,
+    pub(crate) lower_inclusive: BooleanBufferBuilder,
+    pub(crate) upper_inclusive: BooleanBufferBuilder,
+    pub(crate) empty: BooleanBufferBuilder,
+    pub(crate) nulls: NullBufferBuilder,
+    pub(crate) fields: Fields,
+}
+
+impl RangeCol {
+    pub(crate) fn push(&mut self, b: &[u8], cx: &mut Cx<'_>) -> FieldResult<()> {
+        let mut r = Reader::new(b, "range");
+        let flags = r.u8()?;
+        if flags & RANGE_EMPTY != 0 {
+            self.lower.push_null();
+            self.upper.push_null();
+        } else {
+            for (bound, unbounded) in [
+                (&mut self.lower, RANGE_LB_INF),
+                (&mut self.upper, RANGE_UB_INF),
+            ] {
+                if flags & unbounded != 0 {
+                    bound.push_null();
+                } else {
+                    let v = r
+                        .field()?
+                        .ok_or_else(|| FieldError::new("NULL range bound"))?;
+                    bound.push(v, cx)?;
+                }
+            }
+        }
+        r.end()?;
+        self.lower_inclusive.append(flags & RANGE_LB_INC != 0);
+        self.upper_inclusive.append(flags & RANGE_UB_INC != 0);
+        self.empty.append(flags & RANGE_EMPTY != 0);
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    pub(crate) fn push_null(&mut self) {
+        self.lower.push_null();
+        self.upper.push_null();
+        self.lower_inclusive.append(false);
+        self.upper_inclusive.append(false);
+        self.empty.append(false);
+        self.nulls.append_null();
+    }
+
+    pub(crate) fn finish(&mut self, rows: usize, cx: &mut Cx<'_>) -> Result<ArrayRef, FinishError> {
+        let flag = |b: &mut BooleanBufferBuilder| -> ArrayRef {
+            Arc::new(BooleanArray::new(b.finish(), None))
+        };
+        let arrays = vec![
+            self.lower.finish(rows, cx)?,
+            self.upper.finish(rows, cx)?,
+            flag(&mut self.lower_inclusive),
+            flag(&mut self.upper_inclusive),
+            flag(&mut self.empty),
+        ];
+        Ok(Arc::new(StructArray::try_new(
+            self.fields.clone(),
+            arrays,
+            self.nulls.finish(),
+        )?))
+    }
+}
+
+/// `hstore` as Map<Utf8, Utf8>. Layout (`hstore_send`): i32 pair count, then each pair as an i32
+/// key length and key, an i32 value length (-1 for NULL) and value.
+#[derive(Debug)]
+pub(crate) struct HstoreCol {
+    pub(crate) offsets: Vec<i32>,
+    pub(crate) keys: Var,
+    pub(crate) values: Var,
+    pub(crate) nulls: NullBufferBuilder,
+}
+
+impl HstoreCol {
+    pub(crate) fn push(&mut self, b: &[u8]) -> FieldResult<()> {
+        let mut r = Reader::new(b, "hstore");
+        let n = r.i32()?;
+        if n < 0 || n as usize > r.remaining() / 8 {
+            return Err(FieldError::new(format!("hstore claims {n} pairs")));
+        }
+        for _ in 0..n {
+            let key = r
+                .field()?
+                .ok_or_else(|| FieldError::new("NULL hstore key"))?;
+            self.keys.push(key)?;
+            match r.field()? {
+                Some(v) => self.values.push(v)?,
+                None => self.values.push_null(),
+            }
+        }
+        r.end()?;
+        push_offset(&mut self.offsets, n as usize)?;
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    pub(crate) fn push_null(&mut self) {
+        let last = *self.offsets.last().unwrap_or(&0);
+        self.offsets.push(last);
+        self.nulls.append_null();
+    }
+
+    pub(crate) fn finish(&mut self, cx: &mut Cx<'_>) -> Result<ArrayRef, FinishError> {
+        // An error names a pair: report the row holding it.
+        let offsets = &self.offsets;
+        let to_row = |e: FinishError| match e {
+            FinishError::Field { index, error } => FinishError::Field {
+                index: offsets
+                    .partition_point(|&o| o as usize <= index)
+                    .saturating_sub(1),
+                error,
+            },
+            e => e,
+        };
+        let keys = self.keys.finish_text(StrLayout::Utf8, cx).map_err(to_row)?;
+        let values = self
+            .values
+            .finish_text(StrLayout::Utf8, cx)
+            .map_err(to_row)?;
+        let DataType::Struct(entry_fields) = hstore_entries().data_type().clone() else {
+            unreachable!("hstore entries are a struct")
+        };
+        let entries = StructArray::try_new(entry_fields, vec![keys, values], None)?;
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(
+            &mut self.offsets,
+            vec![0],
+        )));
+        Ok(Arc::new(MapArray::try_new(
+            Arc::new(hstore_entries()),
+            offsets,
+            entries,
+            self.nulls.finish(),
+            false,
+        )?))
+    }
+}
+
+/// pgvector `vector`. Layout (`vector_send`): i16 dimension, i16 unused, then that many
+/// float4 values.
+#[derive(Debug)]
+pub(crate) struct VectorCol {
+    pub(crate) dim: Option<i32>,
+    pub(crate) values: Vec<f32>,
+    pub(crate) offsets: Vec<i32>,
+    pub(crate) nulls: NullBufferBuilder,
+}
+
+impl VectorCol {
+    pub(crate) fn push(&mut self, b: &[u8]) -> FieldResult<()> {
+        let mut r = Reader::new(b, "vector");
+        let n = r.i16()?;
+        let _unused = r.i16()?;
+        if n < 0 || r.remaining() != 4 * n as usize {
+            return Err(FieldError::new(format!(
+                "vector of dimension {n} has {} bytes of values",
+                r.remaining()
+            )));
+        }
+        if let Some(dim) = self.dim
+            && i32::from(n) != dim
+        {
+            return Err(FieldError::new(format!(
+                "vector has dimension {n}, the column {dim}"
+            )));
+        }
+        for c in r.take(4 * n as usize)?.chunks_exact(4) {
+            self.values
+                .push(f32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        }
+        if self.dim.is_none() {
+            push_offset(&mut self.offsets, n as usize)?;
+        }
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    pub(crate) fn push_null(&mut self) {
+        match self.dim {
+            Some(dim) => self.values.extend(std::iter::repeat_n(0.0, dim as usize)),
+            None => {
+                let last = *self.offsets.last().unwrap_or(&0);
+                self.offsets.push(last);
+            }
+        }
+        self.nulls.append_null();
+    }
+
+    pub(crate) fn finish(&mut self) -> Result<ArrayRef, FinishError> {
+        let values = Arc::new(Float32Array::from(std::mem::take(&mut self.values)));
+        let item = Arc::new(Field::new("item", DataType::Float32, true));
+        let nulls = self.nulls.finish();
+        Ok(match self.dim {
+            Some(dim) => Arc::new(FixedSizeListArray::try_new(item, dim, values, nulls)?),
+            None => {
+                let offsets = std::mem::replace(&mut self.offsets, vec![0]);
+                Arc::new(ListArray::try_new(
+                    item,
+                    OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                    values,
+                    nulls,
+                )?)
+            }
+        })
+    }
+}

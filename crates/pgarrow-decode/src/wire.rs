@@ -1,0 +1,365 @@
+//! The wire formats: one parser per PostgreSQL type's binary form (its `*_send` function in
+//! PostgreSQL's `src/backend/utils/adt/`), and a reader for the parts of composite values
+//! (arrays, records, ranges, maps). Pure functions over bytes; the column decoders call them.
+
+use arrow_buffer::IntervalMonthDayNano;
+
+use crate::error::{FieldError, Special, Unrepresentable};
+
+/// Microseconds from the Unix epoch to PostgreSQL's epoch, 2000-01-01.
+pub const PG_EPOCH_US: i64 = 946_684_800_000_000;
+/// Days from the Unix epoch to PostgreSQL's epoch, 2000-01-01.
+pub const PG_EPOCH_DAYS: i32 = 10_957;
+/// Microseconds in a day; `time` 24:00:00 is this value.
+pub const US_PER_DAY: i64 = 86_400_000_000;
+
+/// A field's value, or why it has none.
+pub type FieldResult<T> = Result<T, FieldError>;
+
+#[inline(always)]
+fn fixed<const N: usize>(b: &[u8], type_name: &'static str) -> FieldResult<[u8; N]> {
+    b.try_into().map_err(|_| FieldError::Size {
+        type_name,
+        expected: N,
+        got: b.len(),
+    })
+}
+
+// The wire parsers: one per type, each documenting its layout (PostgreSQL's `*_send`). Both
+// the row loop's fast path (`Column::push_fast`, which declines a value on any error) and the
+// general path (`Column::push`, which applies the policies) call them; their errors are typed
+// and allocate nothing, so inlined they cost the fast path nothing.
+
+/// `bool`: one byte, non-zero is true.
+#[inline(always)]
+pub fn bool_from_sql(b: &[u8]) -> FieldResult<bool> {
+    Ok(fixed::<1>(b, "bool")?[0] != 0)
+}
+
+/// `int2`: big-endian i16.
+#[inline(always)]
+pub fn int2_from_sql(b: &[u8]) -> FieldResult<i16> {
+    Ok(i16::from_be_bytes(fixed(b, "int2")?))
+}
+
+/// `int4`: big-endian i32.
+#[inline(always)]
+pub fn int4_from_sql(b: &[u8]) -> FieldResult<i32> {
+    Ok(i32::from_be_bytes(fixed(b, "int4")?))
+}
+
+/// `int8`: big-endian i64.
+#[inline(always)]
+pub fn int8_from_sql(b: &[u8]) -> FieldResult<i64> {
+    Ok(i64::from_be_bytes(fixed(b, "int8")?))
+}
+
+/// `oid` (and `xid`, `cid`, `reg*`): big-endian u32.
+#[inline(always)]
+pub fn oid_from_sql(b: &[u8]) -> FieldResult<u32> {
+    Ok(u32::from_be_bytes(fixed(b, "oid")?))
+}
+
+/// `float4`: IEEE 754 bits, big-endian; -0, NaN and infinities survive.
+#[inline(always)]
+pub fn float4_from_sql(b: &[u8]) -> FieldResult<f32> {
+    Ok(f32::from_bits(u32::from_be_bytes(fixed(b, "float4")?)))
+}
+
+/// `float8`: IEEE 754 bits, big-endian; -0, NaN and infinities survive.
+#[inline(always)]
+pub fn float8_from_sql(b: &[u8]) -> FieldResult<f64> {
+    Ok(f64::from_bits(u64::from_be_bytes(fixed(b, "float8")?)))
+}
+
+/// `date`: i32 days since 2000-01-01, returned as days since 1970-01-01 (Arrow Date32).
+///
+/// `infinity` and `-infinity` (i32 MAX and MIN) are reported as such, for the infinity policy
+/// (which writes them back as the extremes by default).
+#[inline(always)]
+pub fn date_from_sql(b: &[u8]) -> FieldResult<i32> {
+    let unrepresentable = |u| Err(FieldError::Unrepresentable(u));
+    match i32::from_be_bytes(fixed(b, "date")?) {
+        i32::MAX => unrepresentable(Unrepresentable::DateInfinity(Special::PosInfinity)),
+        i32::MIN => unrepresentable(Unrepresentable::DateInfinity(Special::NegInfinity)),
+        d => match d.checked_add(PG_EPOCH_DAYS) {
+            Some(d) => Ok(d),
+            None => unrepresentable(Unrepresentable::DateRange(d)),
+        },
+    }
+}
+
+/// `time`: i64 microseconds since midnight (Arrow Time64(us)).
+///
+/// PostgreSQL accepts `24:00:00`, which is outside Arrow's range for a time of day.
+#[inline(always)]
+pub fn time_from_sql(b: &[u8]) -> FieldResult<i64> {
+    match i64::from_be_bytes(fixed(b, "time")?) {
+        t @ 0..US_PER_DAY => Ok(t),
+        US_PER_DAY => Err(FieldError::Unrepresentable(Unrepresentable::Time2400)),
+        t => Err(FieldError::TimeOfDay(t)),
+    }
+}
+
+/// `timestamp` and `timestamptz`: i64 microseconds since 2000-01-01 (UTC for timestamptz),
+/// returned as microseconds since the Unix epoch.
+///
+/// `infinity` and `-infinity` (i64 MAX and MIN) are reported as such, for the infinity policy.
+#[inline(always)]
+pub fn timestamp_from_sql(b: &[u8]) -> FieldResult<i64> {
+    let unrepresentable = |u| Err(FieldError::Unrepresentable(u));
+    match i64::from_be_bytes(fixed(b, "timestamp")?) {
+        i64::MAX => unrepresentable(Unrepresentable::TimestampInfinity(Special::PosInfinity)),
+        i64::MIN => unrepresentable(Unrepresentable::TimestampInfinity(Special::NegInfinity)),
+        t => match t.checked_add(PG_EPOCH_US) {
+            Some(t) => Ok(t),
+            None => unrepresentable(Unrepresentable::TimestampRange),
+        },
+    }
+}
+
+/// `interval`: i64 microseconds, i32 days, i32 months (in that order), returned as Arrow's
+/// MonthDayNano. Months and days stay separate from the time part, as in PostgreSQL.
+///
+/// A time part beyond +-2562047 hours overflows nanoseconds, and PostgreSQL 17's infinite
+/// intervals have no Arrow value.
+#[inline(always)]
+pub fn interval_from_sql(b: &[u8]) -> FieldResult<IntervalMonthDayNano> {
+    let b: [u8; 16] = fixed(b, "interval")?;
+    let [
+        u0,
+        u1,
+        u2,
+        u3,
+        u4,
+        u5,
+        u6,
+        u7,
+        d0,
+        d1,
+        d2,
+        d3,
+        m0,
+        m1,
+        m2,
+        m3,
+    ] = b;
+    let us = i64::from_be_bytes([u0, u1, u2, u3, u4, u5, u6, u7]);
+    let days = i32::from_be_bytes([d0, d1, d2, d3]);
+    let months = i32::from_be_bytes([m0, m1, m2, m3]);
+    match us.checked_mul(1000) {
+        Some(nanos) => Ok(IntervalMonthDayNano::new(months, days, nanos)),
+        // Infinite intervals are MAX or MIN throughout; their time part alone already
+        // overflows.
+        None => Err(FieldError::Unrepresentable(match (us, days, months) {
+            (i64::MAX, i32::MAX, i32::MAX) => {
+                Unrepresentable::IntervalInfinity(Special::PosInfinity)
+            }
+            (i64::MIN, i32::MIN, i32::MIN) => {
+                Unrepresentable::IntervalInfinity(Special::NegInfinity)
+            }
+            _ => Unrepresentable::IntervalRange(us),
+        })),
+    }
+}
+
+/// `uuid`: 16 bytes.
+#[inline(always)]
+pub fn uuid_from_sql(b: &[u8]) -> FieldResult<&[u8; 16]> {
+    b.try_into().map_err(|_| FieldError::Size {
+        type_name: "uuid",
+        expected: 16,
+        got: b.len(),
+    })
+}
+
+/// `jsonb`: a version byte (1) and the document's text.
+#[inline(always)]
+pub fn jsonb_from_sql(b: &[u8]) -> FieldResult<&[u8]> {
+    versioned(b, "jsonb")
+}
+
+/// `ltree`: a version byte (1) and the label path as text.
+#[inline(always)]
+pub fn ltree_from_sql(b: &[u8]) -> FieldResult<&[u8]> {
+    versioned(b, "ltree")
+}
+
+#[inline(always)]
+fn versioned<'b>(b: &'b [u8], type_name: &'static str) -> FieldResult<&'b [u8]> {
+    match b.split_first() {
+        Some((1, text)) => Ok(text),
+        Some((v, _)) => Err(FieldError::Version {
+            type_name,
+            version: Some(*v),
+        }),
+        None => Err(FieldError::Version {
+            type_name,
+            version: None,
+        }),
+    }
+}
+
+/// `"char"`: one byte, rendered as `charout` renders it: `\0` as the empty string, a byte
+/// with the high bit set as a backslash and three octal digits, others as themselves.
+pub fn char_from_sql(b: &[u8], out: &mut Vec<u8>) -> FieldResult<()> {
+    match fixed::<1>(b, "\"char\"")?[0] {
+        0 => {}
+        c if c >= 0x80 => out.extend_from_slice(&[
+            b'\\',
+            b'0' + (c >> 6),
+            b'0' + ((c >> 3) & 7),
+            b'0' + (c & 7),
+        ]),
+        c => out.push(c),
+    }
+    Ok(())
+}
+
+/// Reads the parts of a composite wire value (arrays, records, ranges, maps).
+pub(crate) struct Reader<'a> {
+    pub(crate) b: &'a [u8],
+    pub(crate) what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(b: &'a [u8], what: &'static str) -> Self {
+        Reader { b, what }
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> FieldResult<&'a [u8]> {
+        if self.b.len() < n {
+            return Err(FieldError::new(format!(
+                "{} value truncated: needs {n} more bytes, has {}",
+                self.what,
+                self.b.len()
+            )));
+        }
+        let (head, rest) = self.b.split_at(n);
+        self.b = rest;
+        Ok(head)
+    }
+
+    pub(crate) fn u8(&mut self) -> FieldResult<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub(crate) fn i16(&mut self) -> FieldResult<i16> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    pub(crate) fn i32(&mut self) -> FieldResult<i32> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A length-prefixed part: `None` for length -1 (NULL).
+    pub(crate) fn field(&mut self) -> FieldResult<Option<&'a [u8]>> {
+        match self.i32()? {
+            -1 => Ok(None),
+            n if n < 0 => Err(FieldError::new(format!(
+                "{} has a bad length {n}",
+                self.what
+            ))),
+            n => self.take(n as usize).map(Some),
+        }
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.b.len()
+    }
+
+    pub(crate) fn end(&self) -> FieldResult<()> {
+        if self.b.is_empty() {
+            Ok(())
+        } else {
+            Err(FieldError::new(format!(
+                "{} value has {} bytes left over",
+                self.what,
+                self.b.len()
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    pub(crate) fn temporal_edges() {
+        assert_eq!(date_from_sql(&0i32.to_be_bytes()), Ok(PG_EPOCH_DAYS));
+        assert_eq!(
+            date_from_sql(&i32::MAX.to_be_bytes())
+                .unwrap_err()
+                .special(),
+            Some(Special::PosInfinity)
+        );
+        assert!(date_from_sql(&i32::MIN.to_be_bytes()).is_err());
+        assert_eq!(
+            time_from_sql(&US_PER_DAY.to_be_bytes())
+                .unwrap_err()
+                .special(),
+            Some(Special::Time2400)
+        );
+        assert_eq!(
+            time_from_sql(&(US_PER_DAY - 1).to_be_bytes()),
+            Ok(US_PER_DAY - 1)
+        );
+        assert_eq!(timestamp_from_sql(&0i64.to_be_bytes()), Ok(PG_EPOCH_US));
+        assert!(timestamp_from_sql(&i64::MAX.to_be_bytes()).is_err());
+        assert!(timestamp_from_sql(&[0; 7]).is_err());
+        // 294276-12-31 23:59:59.999999, PostgreSQL's last timestamp, is past Arrow's range.
+        assert_eq!(
+            timestamp_from_sql(&9_223_371_331_199_999_999i64.to_be_bytes())
+                .unwrap_err()
+                .special(),
+            Some(Special::AboveRange)
+        );
+    }
+
+    #[test]
+    pub(crate) fn interval_keeps_parts() {
+        let mut b = Vec::new();
+        b.extend_from_slice(&(-1_500_000i64).to_be_bytes());
+        b.extend_from_slice(&30i32.to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(
+            interval_from_sql(&b),
+            Ok(IntervalMonthDayNano::new(-1, 30, -1_500_000_000))
+        );
+        let mut big = Vec::new();
+        big.extend_from_slice(&(2_562_048i64 * 3_600_000_000).to_be_bytes());
+        big.extend_from_slice(&[0; 8]);
+        assert!(interval_from_sql(&big).is_err());
+    }
+
+    #[test]
+    pub(crate) fn jsonb_ltree_char() {
+        assert_eq!(jsonb_from_sql(b"\x01{}"), Ok(&b"{}"[..]));
+        assert!(jsonb_from_sql(b"\x02{}").is_err());
+        assert!(jsonb_from_sql(b"").is_err());
+        assert_eq!(ltree_from_sql(b"\x01a.b"), Ok(&b"a.b"[..]));
+        assert!(ltree_from_sql(b"\x02a").is_err());
+        let text = |b: u8| {
+            let mut v = Vec::new();
+            char_from_sql(&[b], &mut v).unwrap();
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(text(0), "");
+        assert_eq!(text(b'x'), "x");
+        assert_eq!(text(0xe9), "\\351");
+    }
+
+    #[test]
+    pub(crate) fn floats_keep_bits() {
+        let neg_zero = float8_from_sql(&(-0.0f64).to_bits().to_be_bytes()).unwrap();
+        assert!(neg_zero.is_sign_negative() && neg_zero == 0.0);
+        assert!(
+            float4_from_sql(&f32::NAN.to_bits().to_be_bytes())
+                .unwrap()
+                .is_nan()
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! Where a sink's bytes go: a file written atomically (a temporary file beside the target,
+//! synced and renamed over it only when the sink finishes), a device or pipe written directly,
+//! or standard output; each counting the bytes written.
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use crate::{Error, Format, Result};
+
+/// Where a sink writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A file, written atomically (temporary file, renamed on success).
+    File(PathBuf),
+    /// Standard output (cannot be made atomic).
+    Stdout,
+    /// Nothing (only with [`Format::Null`]).
+    Discard,
+}
+
+/// Counts the bytes going through a writer.
+#[derive(Debug)]
+pub(crate) struct Counting<W> {
+    inner: W,
+    pub(crate) bytes: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The bytes destination under a format writer.
+#[derive(Debug)]
+pub(crate) enum Dest {
+    Temp(BufWriter<NamedTempFile>),
+    Direct(BufWriter<std::fs::File>),
+    Stdout(BufWriter<io::Stdout>),
+}
+
+/// Whether `path` exists and is not a regular file (a character device, a FIFO, a socket).
+fn is_special_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+impl Write for Dest {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Dest::Temp(w) => w.write(buf),
+            Dest::Direct(w) => w.write(buf),
+            Dest::Stdout(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Dest::Temp(w) => w.flush(),
+            Dest::Direct(w) => w.flush(),
+            Dest::Stdout(w) => w.flush(),
+        }
+    }
+}
+
+pub(crate) type Out = Counting<Dest>;
+
+/// Opens the destination of `output` for `format`: for a file, its temporary file, created now
+/// next to the target (so a missing or read-only directory fails before any work); returns the
+/// writer and the path to rename the temporary file to.
+pub(crate) fn open(output: Output, format: Format) -> Result<(Out, Option<PathBuf>)> {
+    let (dest, target) = match output {
+        // A device or a pipe (`-o /dev/null`, a FIFO) cannot be replaced by a rename, and
+        // must not be: write to it directly.
+        Output::File(path) if is_special_file(&path) => {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|source| Error::Io {
+                    what: "opening",
+                    path: path.clone(),
+                    source,
+                })?;
+            (Dest::Direct(BufWriter::with_capacity(1 << 20, file)), None)
+        }
+        Output::File(path) => {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "output".to_owned());
+            let tmp = tempfile::Builder::new()
+                .prefix(&format!(".{name}."))
+                .suffix(".pgarrow-tmp")
+                // As a plain `File::create` would: 0666 less the umask, not tempfile's 0600.
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+                .tempfile_in(&dir)
+                .map_err(|source| Error::Io {
+                    what: "creating a temporary file in",
+                    path: dir.clone(),
+                    source,
+                })?;
+            (
+                Dest::Temp(BufWriter::with_capacity(1 << 20, tmp)),
+                Some(path),
+            )
+        }
+        Output::Stdout => (
+            Dest::Stdout(BufWriter::with_capacity(1 << 20, io::stdout())),
+            None,
+        ),
+        Output::Discard => {
+            return Err(Error::Invalid(format!(
+                "format {format} needs an output file or stdout"
+            )));
+        }
+    };
+    Ok((
+        Counting {
+            inner: dest,
+            bytes: 0,
+        },
+        target,
+    ))
+}
+
+/// Flushes what `out` holds and, for a temporary file, syncs it and renames it over `target`.
+/// Returns the bytes written.
+pub(crate) fn finish(out: Out, target: Option<PathBuf>) -> Result<u64> {
+    let bytes = out.bytes;
+    match out.inner {
+        Dest::Stdout(mut w) => w.flush().map_err(Error::Stdout)?,
+        Dest::Direct(mut w) => w.flush().map_err(|source| Error::Io {
+            what: "writing",
+            path: PathBuf::from("the output device"),
+            source,
+        })?,
+        Dest::Temp(w) => {
+            let target = target.unwrap_or_default();
+            let io_err = |what, source| Error::Io {
+                what,
+                path: target.clone(),
+                source,
+            };
+            let tmp = w
+                .into_inner()
+                .map_err(|e| io_err("writing", e.into_error()))?;
+            tmp.as_file().sync_all().map_err(|e| io_err("syncing", e))?;
+            tmp.persist(&target)
+                .map_err(|e| io_err("renaming the temporary file to", e.error))?;
+        }
+    }
+    Ok(bytes)
+}
