@@ -90,6 +90,20 @@ impl Error {
     pub(crate) fn new(kind: ErrorKind) -> Self {
         Error(Box::new(kind))
     }
+
+    /// Adds `base` (wrapping) to a value error's offset: the row loops record where a value
+    /// starts in their input, and their callers know where that input starts in the stream.
+    #[cold]
+    pub(crate) fn rebased(mut self, base: u64) -> Self {
+        if let ErrorKind::Value {
+            offset: Some(offset),
+            ..
+        } = &mut *self.0
+        {
+            *offset = offset.wrapping_add(base);
+        }
+        self
+    }
 }
 
 impl From<ArrowError> for Error {

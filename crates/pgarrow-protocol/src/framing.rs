@@ -90,10 +90,9 @@ pub struct CopyDataWalk<'a> {
     buf: &'a [u8],
     /// Where the next message starts: the end of the last payload taken.
     pos: usize,
-    /// Where the last payload taken starts (`None` before the first).
-    last: Option<usize>,
-    /// Payload bytes taken.
-    data: usize,
+    /// Messages taken. (The payload bytes and where the last payload starts follow from
+    /// these two: the walk's hot path keeps nothing else.)
+    messages: usize,
 }
 
 impl<'a> CopyDataWalk<'a> {
@@ -103,8 +102,7 @@ impl<'a> CopyDataWalk<'a> {
         CopyDataWalk {
             buf,
             pos: 0,
-            last: None,
-            data: 0,
+            messages: 0,
         }
     }
 
@@ -122,11 +120,12 @@ impl<'a> CopyDataWalk<'a> {
     /// If `stopped_at` is not within the last payload taken.
     #[inline]
     pub fn finish(self, stopped_at: Option<usize>) -> Walked {
+        let data = self.pos - HEADER_LEN * self.messages;
         let left = match stopped_at {
             None => 0,
             Some(at) => {
                 assert!(
-                    self.last
+                    self.last_payload_start()
                         .is_some_and(|start| (start..=self.pos).contains(&at)),
                     "stopped outside the last payload taken"
                 );
@@ -135,9 +134,24 @@ impl<'a> CopyDataWalk<'a> {
         };
         Walked {
             bytes: self.pos - left,
-            data: self.data - left,
+            data: data - left,
             left,
         }
+    }
+
+    /// Where the last payload taken starts, found again from the start of the buffer (only
+    /// needed when a consumer stops inside it).
+    fn last_payload_start(&self) -> Option<usize> {
+        let mut start = None;
+        let mut p = 0;
+        for _ in 0..self.messages {
+            let Header::Message { body, .. } = header(&self.buf[p..]) else {
+                return None;
+            };
+            start = Some(p + HEADER_LEN);
+            p += HEADER_LEN + body;
+        }
+        start
     }
 }
 
@@ -159,8 +173,7 @@ impl Iterator for CopyDataWalk<'_> {
         let start = self.pos + HEADER_LEN;
         let end = start.checked_add(body).filter(|&e| e <= self.buf.len())?;
         self.pos = end;
-        self.last = Some(start);
-        self.data += body;
+        self.messages += 1;
         Some(start..end)
     }
 }
