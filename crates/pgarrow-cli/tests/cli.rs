@@ -9,8 +9,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::*;
-use pgarrow_testkit::Cluster;
+use pgarrow_testkit::activity::poll_until;
 use pgarrow_testkit::fixtures::{LINEITEM_COLUMNS, lineitem_sql};
+use pgarrow_testkit::{
+    Cluster, MD5_PASSWORD, MD5_USER, PLAIN_PASSWORD, PLAIN_USER, SCRAM_PASSWORD, SCRAM_USER,
+};
 
 /// Rows of the shared lineitem table.
 const LINEITEM_ROWS: u64 = 200_000;
@@ -26,10 +29,29 @@ fn lineitem_db(pg: &Cluster) -> &'static str {
     })
 }
 
-/// A fresh, empty database.
-fn fresh_db(pg: &Cluster, prefix: &str) -> String {
-    pg.create_database(prefix).expect("create database")
+/// The shared lineitem database (with a directory of its own) and the server's aggregates.
+fn lineitem() -> Option<(Setup, LineitemStats)> {
+    let pg = Cluster::shared()?;
+    let db = lineitem_db(pg);
+    Some((Setup::on(pg, db), server_lineitem_stats(pg, db)))
 }
+
+/// The auth-test roles, each with its password.
+const USERS: [(&str, &str); 3] = [
+    (SCRAM_USER, SCRAM_PASSWORD),
+    (MD5_USER, MD5_PASSWORD),
+    (PLAIN_USER, PLAIN_PASSWORD),
+];
+
+/// The file formats: `--to` and a file name of that format.
+const FORMATS: [(&str, &str); 3] = [
+    ("parquet", "out.parquet"),
+    ("arrow", "out.arrow"),
+    ("arrow-stream", "out.arrows"),
+];
+
+/// Environment variables for a run.
+type Env<'a> = Vec<(&'a str, String)>;
 
 /// A query that tells who and where we are connected, with `rows` rows.
 fn whoami_query(rows: u32) -> String {
@@ -51,137 +73,155 @@ fn assert_whoami(path: &std::path::Path, rows: u32, user: &str, db: &str) {
     assert_eq!(g, (1..=i64::from(rows)).collect::<Vec<_>>());
 }
 
+/// A query that fails with division by zero at row 300,000 of 400,000.
+const MIDWAY: &str = "SELECT g, 1/(g-300000) AS boom FROM generate_series(1, 400000) g";
+
 // ---------------------------------------------------------------------------------------------
 // 1. Authentication failures
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn wrong_password_fails_cleanly_without_leaking_it() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_wrong_password");
+fn wrong_or_missing_passwords_fail_cleanly_without_leaking_them() {
+    let Some(t) = Setup::new("cli_wrong_password", "") else {
+        return;
+    };
     let wrong = "Not-The-Password-7391";
-    let users = [
-        (pgarrow_testkit::SCRAM_USER, pgarrow_testkit::SCRAM_PASSWORD),
-        (pgarrow_testkit::MD5_USER, pgarrow_testkit::MD5_PASSWORD),
-        (pgarrow_testkit::PLAIN_USER, pgarrow_testkit::PLAIN_PASSWORD),
-    ];
-    for (user, right) in users {
-        let dir = tempdir();
-        let target = dir.path().join("out.parquet");
-        let url = pg.url_for(user, wrong, &db);
-        let out = run(pgarrow([
-            "export",
-            "--url",
+    let mut cases: Vec<(String, String, Vec<&str>)> = USERS
+        .iter()
+        .map(|&(user, _)| {
+            let needles = vec!["password authentication failed", "28P01", user];
+            (
+                format!("{user}, wrong"),
+                t.pg.url_for(user, wrong, &t.db),
+                needles,
+            )
+        })
+        .collect();
+    let no_password = format!(
+        "postgresql://{SCRAM_USER}@127.0.0.1:{}/{}",
+        t.pg.port(),
+        t.db
+    );
+    let needles = vec!["password", SCRAM_USER, "PGPASSWORD"];
+    cases.push(("no password".into(), no_password, needles));
+    for (case, url, needles) in cases {
+        let err = export_error(
             &url,
-            "--query",
-            "SELECT 1 AS one",
-            "-o",
-            path_str(&target),
-        ]));
-        let err = assert_error(&out, &["password authentication failed", "28P01", user]);
-        for secret in [wrong, right, "scram%20secret", "scram secret"] {
+            &["--query", "SELECT 1 AS one"],
+            "out.parquet",
+            &needles,
+        );
+        let secrets = [wrong, "scram secret", "scram%20secret"];
+        for secret in secrets.into_iter().chain(USERS.map(|u| u.1)) {
             assert!(
                 !err.contains(secret),
-                "stderr leaks a password ({secret:?}): {err:?}"
+                "{case}: stderr leaks a password ({secret:?}): {err:?}"
             );
         }
-        assert!(!target.exists());
-        assert_dir_holds(dir.path(), &[]);
     }
 }
 
-#[test]
-fn missing_password_is_explained() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_no_password");
-    let dir = tempdir();
-    let target = dir.path().join("out.parquet");
-    let url = format!(
-        "postgresql://{}@127.0.0.1:{}/{db}",
-        pgarrow_testkit::SCRAM_USER,
-        pg.port()
-    );
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &url,
-        "--query",
-        "SELECT 1 AS one",
-        "-o",
-        path_str(&target),
-    ]));
-    assert_error(
-        &out,
-        &["password", pgarrow_testkit::SCRAM_USER, "PGPASSWORD"],
-    );
-    assert_dir_holds(dir.path(), &[]);
-}
-
 // ---------------------------------------------------------------------------------------------
-// 2. Correct passwords
+// 2. Correct passwords, and connection settings from the environment
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn correct_passwords_work_for_every_auth_method() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_passwords");
-    let users = [
-        (pgarrow_testkit::SCRAM_USER, pgarrow_testkit::SCRAM_PASSWORD),
-        (pgarrow_testkit::MD5_USER, pgarrow_testkit::MD5_PASSWORD),
-        (pgarrow_testkit::PLAIN_USER, pgarrow_testkit::PLAIN_PASSWORD),
-    ];
-    let dir = tempdir();
-    for (user, password) in users {
-        let target = dir.path().join(format!("{user}.parquet"));
-        let out = run(pgarrow([
-            "export",
-            "--url",
-            &pg.url_for(user, password, &db),
-            "--query",
-            &whoami_query(7),
-            "-o",
-            path_str(&target),
-        ]));
-        let err = assert_success(&out);
-        assert!(err.contains("exported 7 rows"), "{err}");
-        assert!(!err.contains(password), "stderr leaks the password: {err}");
-        assert_whoami(&target, 7, user, &db);
-    }
-    assert_dir_holds(
-        dir.path(),
-        &[
-            "pgarrow_md5.parquet",
-            "pgarrow_plain.parquet",
-            "pgarrow_scram.parquet",
-        ],
-    );
-}
-
-#[test]
-fn password_from_pgpassword_with_url_without_password() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_pgpassword");
-    let dir = tempdir();
-    let target = dir.path().join("out.parquet");
-    let url = format!(
-        "postgresql://{}@127.0.0.1:{}/{db}",
-        pgarrow_testkit::SCRAM_USER,
-        pg.port()
-    );
-    let mut cmd = pgarrow([
-        "export",
-        "--url",
-        &url,
-        "--query",
-        &whoami_query(3),
-        "-o",
-        path_str(&target),
+fn connection_settings_from_the_url_and_the_environment() {
+    let Some(t) = Setup::new("cli_connection_settings", "") else {
+        return;
+    };
+    let port = t.pg.port().to_string();
+    let pg_env = |user: &str| {
+        vec![
+            ("PGHOST", "127.0.0.1".to_owned()),
+            ("PGPORT", port.clone()),
+            ("PGUSER", user.to_owned()),
+            ("PGDATABASE", t.db.clone()),
+        ]
+    };
+    let mut pg_env_scram = pg_env(SCRAM_USER);
+    pg_env_scram.push(("PGPASSWORD", SCRAM_PASSWORD.to_owned()));
+    let nowhere = format!("postgresql://postgres@127.0.0.1:{}/nowhere", closed_port());
+    let bare_scram = format!("postgresql://{SCRAM_USER}@127.0.0.1:{port}/{}", t.db);
+    // (file, --url, environment, the user connected, rows)
+    let mut cases: Vec<(String, Option<String>, Env<'_>, &str, u32)> = USERS
+        .iter()
+        .map(|&(user, password)| {
+            let url = t.pg.url_for(user, password, &t.db);
+            (format!("{user}.parquet"), Some(url), Vec::new(), user, 7)
+        })
+        .collect();
+    cases.extend([
+        (
+            "pgpassword.parquet".into(),
+            Some(bare_scram),
+            vec![("PGPASSWORD", SCRAM_PASSWORD.to_owned())],
+            SCRAM_USER,
+            3,
+        ),
+        (
+            "database_url.parquet".into(),
+            None,
+            vec![("DATABASE_URL", t.url.clone())],
+            "postgres",
+            4,
+        ),
+        // --url wins over DATABASE_URL (which points nowhere here).
+        (
+            "url_wins.parquet".into(),
+            Some(t.url.clone()),
+            vec![("DATABASE_URL", nowhere)],
+            "postgres",
+            2,
+        ),
+        (
+            "pg_env.parquet".into(),
+            None,
+            pg_env("postgres"),
+            "postgres",
+            5,
+        ),
+        (
+            "pg_env_scram.parquet".into(),
+            None,
+            pg_env_scram,
+            SCRAM_USER,
+            1,
+        ),
     ]);
-    cmd.env("PGPASSWORD", pgarrow_testkit::SCRAM_PASSWORD);
-    let err = assert_success(&run(cmd));
-    assert!(!err.contains(pgarrow_testkit::SCRAM_PASSWORD), "{err}");
-    assert_whoami(&target, 3, pgarrow_testkit::SCRAM_USER, &db);
-    assert_dir_holds(dir.path(), &["out.parquet"]);
+    for (name, url, env, user, rows) in &cases {
+        let target = t.path(name);
+        let query = whoami_query(*rows);
+        let mut args = vec!["--query", &query, "-o", path_str(&target)];
+        if let Some(url) = url {
+            args.extend(["--url", url]);
+        }
+        let err = assert_success(&t.export_env(&args, env));
+        assert!(
+            err.contains(&format!("exported {rows} rows")),
+            "{name}: {err}"
+        );
+        for (_, password) in USERS {
+            assert!(
+                !err.contains(password),
+                "{name}: stderr leaks a password: {err}"
+            );
+        }
+        assert_whoami(&target, *rows, user, &t.db);
+    }
+    let mut names: Vec<&str> = cases.iter().map(|c| c.0.as_str()).collect();
+    names.sort();
+    t.assert_holds(&names);
+
+    // The schema command reads the same settings.
+    let mut cmd = pgarrow(["schema", "--query", "SELECT 1::int2 AS small"]);
+    cmd.envs(pg_env("postgres"));
+    let out = run(cmd);
+    assert_success(&out);
+    assert_eq!(
+        schema_rows(&stdout(&out))[1],
+        ["small", "smallint", "Int16"]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,48 +229,29 @@ fn password_from_pgpassword_with_url_without_password() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn closed_port_cannot_connect() {
+fn unreachable_servers_fail_naming_the_address() {
     let port = closed_port();
-    let dir = tempdir();
-    let target = dir.path().join("out.parquet");
-    let url = format!("postgresql://postgres@127.0.0.1:{port}/postgres");
-    let out = run_within(
-        pgarrow([
-            "export",
-            "--url",
+    let cases = [
+        (
+            format!("postgresql://postgres@127.0.0.1:{port}/postgres"),
+            format!("127.0.0.1:{port}"),
+        ),
+        // No connect_timeout: name resolution of the reserved .invalid TLD must fail on its
+        // own (the deadline turns a hang into a failure).
+        (
+            "postgresql://postgres@nonexistent.invalid:5432/postgres".to_owned(),
+            "nonexistent.invalid".to_owned(),
+        ),
+    ];
+    for (url, address) in cases {
+        let needles = ["could not connect", &address];
+        export_error(
             &url,
-            "--query",
-            "SELECT 1 AS one",
-            "-o",
-            path_str(&target),
-        ]),
-        Duration::from_secs(60),
-    );
-    assert_error(&out, &["could not connect", &format!("127.0.0.1:{port}")]);
-    assert_dir_holds(dir.path(), &[]);
-}
-
-#[test]
-fn unresolvable_host_fails_naming_the_host() {
-    let dir = tempdir();
-    let target = dir.path().join("out.parquet");
-    // No connect_timeout: name resolution of the reserved .invalid TLD must fail on its own
-    // (the deadline below turns a hang into a failure).
-    let url = "postgresql://postgres@nonexistent.invalid:5432/postgres";
-    let out = run_within(
-        pgarrow([
-            "export",
-            "--url",
-            url,
-            "--query",
-            "SELECT 1 AS one",
-            "-o",
-            path_str(&target),
-        ]),
-        Duration::from_secs(60),
-    );
-    assert_error(&out, &["could not connect", "nonexistent.invalid"]);
-    assert_dir_holds(dir.path(), &[]);
+            &["--query", "SELECT 1 AS one"],
+            "out.parquet",
+            &needles,
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,32 +260,19 @@ fn unresolvable_host_fails_naming_the_host() {
 
 #[test]
 fn missing_table_is_42p01_and_writes_nothing() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_missing_table");
-    let dir = tempdir();
-    let target = dir.path().join("out.parquet");
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &pg.url(&db),
-        "--table",
-        "no_such_table",
-        "-o",
-        path_str(&target),
-    ]));
-    assert_error(&out, &["42P01", "no_such_table"]);
-    assert!(!target.exists());
-    assert_dir_holds(dir.path(), &[]);
-
+    let Some(t) = Setup::new("cli_missing_table", "") else {
+        return;
+    };
+    let needles = ["42P01", "no_such_table"];
+    export_error(
+        &t.url,
+        &["--table", "no_such_table"],
+        "out.parquet",
+        &needles,
+    );
     // The schema command fails the same way.
-    let out = run(pgarrow([
-        "schema",
-        "--url",
-        &pg.url(&db),
-        "--table",
-        "no_such_table",
-    ]));
-    assert_error(&out, &["42P01", "no_such_table"]);
+    let out = run(t.command("schema", &["--table", "no_such_table"]));
+    assert_error(&out, &needles);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,55 +281,29 @@ fn missing_table_is_42p01_and_writes_nothing() {
 
 #[test]
 fn query_failing_midway_leaves_no_file() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_midway");
-    let query = "SELECT g, 1/(g-300000) AS boom FROM generate_series(1, 400000) g";
-    for (to, name) in [
-        ("parquet", "out.parquet"),
-        ("arrow", "out.arrow"),
-        ("arrow-stream", "out.arrows"),
-    ] {
-        let dir = tempdir();
-        let target = dir.path().join(name);
-        let out = run(pgarrow([
-            "export",
-            "--url",
-            &pg.url(&db),
-            "--query",
-            query,
-            "--to",
-            to,
-            "-o",
-            path_str(&target),
-        ]));
-        let err = assert_error(&out, &["division by zero", "22012", "after "]);
+    let Some(t) = Setup::new("cli_midway", "") else {
+        return;
+    };
+    for (to, name) in FORMATS {
+        // No `.out.parquet.*.pgarrow-tmp` (or anything else) left behind.
+        let needles = ["division by zero", "22012", "after "];
+        let err = export_error(&t.url, &["--query", MIDWAY, "--to", to], name, &needles);
         let rows = rows_after(&err).unwrap_or_else(|| panic!("no row count in {err:?}"));
         assert!(rows < 300_000, "{to}: {rows} rows before the error: {err}");
-        assert!(!target.exists(), "{to}: {} exists", target.display());
-        // No `.out.parquet.*.pgarrow-tmp` (or anything else) left behind.
-        assert_dir_holds(dir.path(), &[]);
     }
 }
 
 #[test]
 fn failed_export_keeps_an_existing_target_intact() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_keep_target");
-    let dir = tempdir();
-    let target = dir.path().join("out.parquet");
+    let Some(t) = Setup::new("cli_keep_target", "") else {
+        return;
+    };
+    let target = t.path("out.parquet");
     std::fs::write(&target, b"previous contents").expect("write");
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &pg.url(&db),
-        "--query",
-        "SELECT g, 1/(g-300000) AS boom FROM generate_series(1, 400000) g",
-        "-o",
-        path_str(&target),
-    ]));
+    let out = t.export(&["--query", MIDWAY, "-o", path_str(&target)]);
     assert_error(&out, &["22012"]);
     assert_eq!(std::fs::read(&target).expect("read"), b"previous contents");
-    assert_dir_holds(dir.path(), &["out.parquet"]);
+    t.assert_holds(&["out.parquet"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -330,25 +312,23 @@ fn failed_export_keeps_an_existing_target_intact() {
 
 #[test]
 fn lineitem_round_trips_through_every_file_format() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = lineitem_db(pg);
-    let expected = server_lineitem_stats(pg, db);
+    let Some((t, expected)) = lineitem() else {
+        return;
+    };
     assert_eq!(expected.rows, LINEITEM_ROWS);
-    let dir = tempdir();
-    let url = pg.url(db);
     let cases: [(&str, Option<&str>, &str); 3] = [
         ("x.parquet", None, "parquet"),
         ("x.arrow", None, "arrow"),
         ("x.arrows", Some("arrow-stream"), "arrow-stream"),
     ];
     for (name, to, format) in cases {
-        let target = dir.path().join(name);
-        let mut args = vec!["export", "--url", &url, "--table", "lineitem"];
+        let target = t.path(name);
+        let mut args = vec!["--table", "lineitem"];
         if let Some(to) = to {
             args.extend(["--to", to]);
         }
         args.extend(["-o", path_str(&target)]);
-        let out = run(pgarrow(args));
+        let out = t.export(&args);
         let err = assert_success(&out);
         assert!(
             out.stdout.is_empty(),
@@ -369,30 +349,15 @@ fn lineitem_round_trips_through_every_file_format() {
         let batches = read_back(format, &target);
         assert_eq!(lineitem_stats(&batches), expected, "{format}");
     }
-    assert_dir_holds(dir.path(), &["x.arrow", "x.arrows", "x.parquet"]);
+    t.assert_holds(&["x.arrow", "x.arrows", "x.parquet"]);
 }
 
 #[test]
 fn lineitem_to_stdout_and_to_null() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = lineitem_db(pg);
-    let expected = server_lineitem_stats(pg, db);
-    let url = pg.url(db);
-    let dir = tempdir();
-
-    let mut cmd = pgarrow([
-        "export",
-        "--url",
-        &url,
-        "--table",
-        "lineitem",
-        "--to",
-        "arrow-stream",
-        "-o",
-        "-",
-    ]);
-    cmd.current_dir(dir.path());
-    let out = run(cmd);
+    let Some((t, expected)) = lineitem() else {
+        return;
+    };
+    let out = t.export(&["--table", "lineitem", "--to", "arrow-stream", "-o", "-"]);
     let err = assert_success(&out);
     assert!(
         err.contains("exported 200,000 rows") && err.contains("to stdout (arrow-stream, "),
@@ -401,32 +366,29 @@ fn lineitem_to_stdout_and_to_null() {
     let batches = read_arrow_stream_bytes(out.stdout);
     assert_eq!(lineitem_stats(&batches), expected);
 
-    let mut cmd = pgarrow([
-        "export", "--url", &url, "--table", "lineitem", "--to", "null",
-    ]);
-    cmd.current_dir(dir.path());
-    let out = run(cmd);
+    let out = t.export(&["--table", "lineitem", "--to", "null"]);
     let err = assert_success(&out);
     assert!(out.stdout.is_empty());
     assert!(err.contains("200,000 rows"), "{err}");
     assert!(err.contains("nowhere (--to null)"), "{err}");
-    assert_dir_holds(dir.path(), &[]);
+    t.assert_holds(&[]);
 }
 
 #[test]
 fn lineitem_with_writer_options() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = lineitem_db(pg);
-    let expected = server_lineitem_stats(pg, db);
-    let url = pg.url(db);
-    let dir = tempdir();
+    let Some((t, expected)) = lineitem() else {
+        return;
+    };
+    let quiet = |args: &[&str]| {
+        let out = t.export(&[args, &["--quiet"]].concat());
+        assert_success(&out);
+        assert!(out.stderr.is_empty(), "--quiet: {}", stderr(&out));
+    };
 
     // Parquet: codec and row-group size are honoured.
-    let target = dir.path().join("y.parquet");
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &url,
+    let target = t.path("y.parquet");
+    let path = path_str(&target);
+    quiet(&[
         "--table",
         "lineitem",
         "--compression",
@@ -434,11 +396,8 @@ fn lineitem_with_writer_options() {
         "--row-group-rows",
         "50000",
         "-o",
-        path_str(&target),
-        "--quiet",
-    ]));
-    assert_success(&out);
-    assert!(out.stderr.is_empty(), "--quiet: {}", stderr(&out));
+        path,
+    ]);
     let file = std::fs::File::open(&target).expect("open");
     let builder =
         parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).expect("meta");
@@ -458,41 +417,26 @@ fn lineitem_with_writer_options() {
     assert_eq!(lineitem_stats(&batches), expected);
 
     // Arrow: batches are cut at --batch-rows.
-    let target = dir.path().join("y.arrow");
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &url,
+    let target = t.path("y.arrow");
+    quiet(&[
         "--query",
         "TABLE lineitem;",
         "--batch-rows",
         "30000",
         "-o",
         path_str(&target),
-        "--quiet",
-    ]));
-    assert_success(&out);
-    assert!(out.stderr.is_empty(), "--quiet: {}", stderr(&out));
+    ]);
     let batches = read_arrow_file(&target);
     assert!(batches.iter().all(|b| b.num_rows() <= 30_000));
     assert!(batches.len() >= 7, "{} batches", batches.len());
     assert_eq!(lineitem_stats(&batches), expected);
 
     // An invalid codec is refused before anything is written.
-    let target = dir.path().join("z.parquet");
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &url,
-        "--table",
-        "lineitem",
-        "--compression",
-        "brotli",
-        "-o",
-        path_str(&target),
-    ]));
+    let target = t.path("z.parquet");
+    let args = ["--table", "lineitem", "--compression", "brotli", "-o"];
+    let out = t.export(&[&args[..], &[path_str(&target)]].concat());
     assert_error(&out, &["unknown compression \"brotli\""]);
-    assert_dir_holds(dir.path(), &["y.arrow", "y.parquet"]);
+    t.assert_holds(&["y.arrow", "y.parquet"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -514,18 +458,11 @@ fn schema_rows(text: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn schema_lists_postgres_and_arrow_types() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = lineitem_db(pg);
-    let out = run(pgarrow([
-        "schema",
-        "--url",
-        &pg.url(db),
-        "--table",
-        "lineitem",
-    ]));
-    let err = assert_success(&out);
+    let Some((t, _)) = lineitem() else {
+        return;
+    };
+    let (text, err) = t.schema(&["--table", "lineitem"]);
     assert!(err.is_empty(), "{err}");
-    let text = stdout(&out);
     let rows = schema_rows(&text);
     assert_eq!(
         rows[0],
@@ -571,21 +508,18 @@ fn schema_lists_postgres_and_arrow_types() {
     }
 }
 
+/// A sequence `s` that has given one value: a query that would advance it must not run.
+const SEQUENCE: &str = "CREATE SEQUENCE s; SELECT nextval('s');";
+
 #[test]
 fn schema_notes_text_casts_and_does_not_run_the_query() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_schema_notes");
-    pg.psql(&db, "CREATE SEQUENCE s; SELECT nextval('s');")
-        .expect("sequence");
-    let out = run(pgarrow([
-        "schema",
-        "--url",
-        &pg.url(&db),
+    let Some(t) = Setup::new("cli_schema_notes", SEQUENCE) else {
+        return;
+    };
+    let (text, _) = t.schema(&[
         "--query",
         "SELECT '10.1.2.3/24'::inet AS addr, nextval('s') AS n, '{}'::jsonb AS doc",
-    ]));
-    assert_success(&out);
-    let text = stdout(&out);
+    ]);
     let rows = schema_rows(&text);
     assert_eq!(rows.len(), 4, "{text}");
     assert_eq!(rows[1][..3], ["addr", "inet", "Utf8"], "{text}");
@@ -597,10 +531,7 @@ fn schema_notes_text_casts_and_does_not_run_the_query() {
     assert_eq!(rows[2], ["n", "bigint", "Int64"], "{text}");
     assert_eq!(rows[3][..3], ["doc", "jsonb", "Utf8"], "{text}");
     // Described, not run: the sequence did not advance.
-    let last = pg
-        .psql(&db, "SELECT last_value FROM s")
-        .expect("last_value");
-    assert_eq!(last.trim(), "1");
+    assert_eq!(t.psql("SELECT last_value FROM s"), "1");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -609,34 +540,20 @@ fn schema_notes_text_casts_and_does_not_run_the_query() {
 
 #[test]
 fn table_names_are_quoted_not_interpolated() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_table_quoting");
-    pg.psql(
-        &db,
-        &format!(
-            "{}\
-             CREATE SCHEMA \"Odd.Schema\";\n\
-             CREATE TABLE \"Odd.Schema\".\"Mixed Case\"\"Quote\" (id bigint, label text);\n\
-             INSERT INTO \"Odd.Schema\".\"Mixed Case\"\"Quote\" \
-             SELECT g, 'row ' || g FROM generate_series(1, 5) g;\n",
-            lineitem_sql("lineitem", 10)
-        ),
-    )
-    .expect("setup");
-    let url = pg.url(&db);
-    let dir = tempdir();
-
-    let target = dir.path().join("odd.parquet");
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &url,
-        "--table",
-        r#""Odd.Schema"."Mixed Case""Quote""#,
-        "-o",
-        path_str(&target),
-    ]));
-    let err = assert_success(&out);
+    let setup = format!(
+        "{}\
+         CREATE SCHEMA \"Odd.Schema\";\n\
+         CREATE TABLE \"Odd.Schema\".\"Mixed Case\"\"Quote\" (id bigint, label text);\n\
+         INSERT INTO \"Odd.Schema\".\"Mixed Case\"\"Quote\" \
+         SELECT g, 'row ' || g FROM generate_series(1, 5) g;\n",
+        lineitem_sql("lineitem", 10)
+    );
+    let Some(t) = Setup::new("cli_table_quoting", &setup) else {
+        return;
+    };
+    let target = t.path("odd.parquet");
+    let odd = r#""Odd.Schema"."Mixed Case""Quote""#;
+    let err = assert_success(&t.export(&["--table", odd, "-o", path_str(&target)]));
     assert!(err.contains("exported 5 rows"), "{err}");
     let batches = read_parquet(&target);
     assert_eq!(int64s(&batches, "id"), [1, 2, 3, 4, 5]);
@@ -647,128 +564,20 @@ fn table_names_are_quoted_not_interpolated() {
             .collect::<Vec<_>>()
     );
 
-    let target = dir.path().join("evil.parquet");
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &url,
-        "--table",
-        "x; DROP TABLE lineitem",
-        "-o",
-        path_str(&target),
-    ]));
-    assert_error(&out, &["42P01", "x; DROP TABLE lineitem"]);
-    assert!(!target.exists());
-    let count = pg
-        .psql(&db, "SELECT count(*) FROM lineitem")
-        .expect("lineitem must still exist");
-    assert_eq!(count.trim(), "10");
+    let evil = "x; DROP TABLE lineitem";
+    export_error(&t.url, &["--table", evil], "evil.parquet", &["42P01", evil]);
+    assert_eq!(t.psql("SELECT count(*) FROM lineitem"), "10");
 
-    // Names are exact: unquoted upper case is not folded.
-    let out = run(pgarrow([
-        "export", "--url", &url, "--table", "LINEITEM", "--to", "null",
-    ]));
-    assert_error(&out, &["42P01", "LINEITEM"]);
-
-    // Malformed names are refused before connecting.
-    let out = run(pgarrow([
-        "export", "--url", &url, "--table", "a.b.c", "--to", "null",
-    ]));
-    assert_error(&out, &["invalid table name", "a.b.c"]);
-    assert_dir_holds(dir.path(), &["odd.parquet"]);
-}
-
-// ---------------------------------------------------------------------------------------------
-// 9. Connection settings from the environment
-// ---------------------------------------------------------------------------------------------
-
-#[test]
-fn connection_from_database_url() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_database_url");
-    let dir = tempdir();
-    let target = dir.path().join("env.parquet");
-    let mut cmd = pgarrow([
-        "export",
-        "--query",
-        &whoami_query(4),
-        "-o",
-        path_str(&target),
-    ]);
-    cmd.env("DATABASE_URL", pg.url(&db));
-    assert_success(&run(cmd));
-    assert_whoami(&target, 4, "postgres", &db);
-
-    // --url wins over DATABASE_URL (which points nowhere here).
-    let target = dir.path().join("url.parquet");
-    let mut cmd = pgarrow([
-        "export",
-        "--url",
-        &pg.url(&db),
-        "--query",
-        &whoami_query(2),
-        "-o",
-        path_str(&target),
-    ]);
-    cmd.env(
-        "DATABASE_URL",
-        format!("postgresql://postgres@127.0.0.1:{}/nowhere", closed_port()),
-    );
-    assert_success(&run(cmd));
-    assert_whoami(&target, 2, "postgres", &db);
-    assert_dir_holds(dir.path(), &["env.parquet", "url.parquet"]);
-}
-
-#[test]
-fn connection_from_pg_environment_variables() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_pg_env");
-    let dir = tempdir();
-    let target = dir.path().join("env.parquet");
-    let mut cmd = pgarrow([
-        "export",
-        "--query",
-        &whoami_query(5),
-        "-o",
-        path_str(&target),
-    ]);
-    cmd.env("PGHOST", "127.0.0.1")
-        .env("PGPORT", pg.port().to_string())
-        .env("PGUSER", "postgres")
-        .env("PGDATABASE", &db);
-    assert_success(&run(cmd));
-    assert_whoami(&target, 5, "postgres", &db);
-
-    // The PG* variables with a password, for a SCRAM user.
-    let target = dir.path().join("scram.parquet");
-    let mut cmd = pgarrow([
-        "export",
-        "--query",
-        &whoami_query(1),
-        "-o",
-        path_str(&target),
-    ]);
-    cmd.env("PGHOST", "127.0.0.1")
-        .env("PGPORT", pg.port().to_string())
-        .env("PGUSER", pgarrow_testkit::SCRAM_USER)
-        .env("PGPASSWORD", pgarrow_testkit::SCRAM_PASSWORD)
-        .env("PGDATABASE", &db);
-    assert_success(&run(cmd));
-    assert_whoami(&target, 1, pgarrow_testkit::SCRAM_USER, &db);
-
-    // The schema command reads the same settings.
-    let mut cmd = pgarrow(["schema", "--query", "SELECT 1::int2 AS small"]);
-    cmd.env("PGHOST", "127.0.0.1")
-        .env("PGPORT", pg.port().to_string())
-        .env("PGUSER", "postgres")
-        .env("PGDATABASE", &db);
-    let out = run(cmd);
-    assert_success(&out);
-    assert_eq!(
-        schema_rows(&stdout(&out))[1],
-        ["small", "smallint", "Int16"]
-    );
-    assert_dir_holds(dir.path(), &["env.parquet", "scram.parquet"]);
+    // Names are exact: unquoted upper case is not folded. Malformed names are refused before
+    // connecting.
+    for (name, needles) in [
+        ("LINEITEM", ["42P01", "LINEITEM"]),
+        ("a.b.c", ["invalid table name", "a.b.c"]),
+    ] {
+        let out = t.export(&["--table", name, "--to", "null"]);
+        assert_error(&out, &needles);
+    }
+    t.assert_holds(&["odd.parquet"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -847,28 +656,20 @@ fn usage_errors_are_reported_by_the_parser() {
 
 #[test]
 fn output_into_a_missing_directory_fails_before_the_query_runs() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_missing_dir");
-    pg.psql(&db, "CREATE SEQUENCE s; SELECT nextval('s');")
-        .expect("sequence");
-    let dir = tempdir();
-    let target = dir.path().join("missing").join("out.parquet");
+    let Some(t) = Setup::new("cli_missing_dir", SEQUENCE) else {
+        return;
+    };
     // The query would advance the sequence if it ran.
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &pg.url(&db),
+    let target = t.path("missing").join("out.parquet");
+    let out = t.export(&[
         "--query",
         "SELECT nextval('s') AS n",
         "-o",
         path_str(&target),
-    ]));
+    ]);
     assert_error(&out, &["missing"]);
-    assert_dir_holds(dir.path(), &[]);
-    let last = pg
-        .psql(&db, "SELECT last_value FROM s")
-        .expect("last_value");
-    assert_eq!(last.trim(), "1");
+    t.assert_holds(&[]);
+    assert_eq!(t.psql("SELECT last_value FROM s"), "1");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -915,97 +716,77 @@ fn demo_exports_a_sample_table() {
 // More: Ctrl-C, file permissions, odd result shapes
 // ---------------------------------------------------------------------------------------------
 
-/// Number of active COPY statements in `db` (other than psql's own query).
-fn active_copies(pg: &Cluster, db: &str) -> u32 {
-    pg.psql(
-        "postgres",
-        &format!(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' \
-             AND state = 'active' AND query LIKE 'COPY %'"
-        ),
-    )
-    .expect("pg_stat_activity")
-    .trim()
-    .parse()
-    .expect("count")
-}
-
-/// Polls `cond` (each poll is a psql round trip, no sleeping) until it holds or `limit` passes.
-fn poll_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting until {what}");
-    }
-}
-
 #[test]
 fn ctrl_c_stops_the_export_and_removes_the_temporary_file() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_ctrl_c");
-    let dir = tempdir();
-    let target = dir.path().join("out.parquet");
+    let Some(t) = Setup::new("cli_ctrl_c", "") else {
+        return;
+    };
+    // Number of active COPY statements in the database (other than psql's own query).
+    let active_copies = || {
+        t.pg.psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' \
+                 AND state = 'active' AND query LIKE 'COPY %'",
+                t.db
+            ),
+        )
+        .expect("pg_stat_activity")
+        .trim()
+        .to_owned()
+    };
     // An endless stream of rows (a set-returning function in the select list streams; one in
     // FROM would be materialized first).
-    let mut cmd = pgarrow([
+    let target = t.path("out.parquet");
+    let child = spawn(t.command(
         "export",
-        "--url",
-        &pg.url(&db),
-        "--query",
-        "SELECT generate_series(1::bigint, 9000000000000) AS g",
-        "-o",
-        path_str(&target),
-    ]);
-    cmd.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().expect("spawn pgarrow");
-    let pid = child.id();
+        &[
+            "--query",
+            "SELECT generate_series(1::bigint, 9000000000000) AS g",
+            "-o",
+            path_str(&target),
+        ],
+    ));
     // Ready when the server runs the COPY: the output's temporary file exists by then.
     poll_until(Duration::from_secs(60), "the COPY runs", || {
-        active_copies(pg, &db) == 1
+        active_copies() == "1"
     });
-    let entries = dir_entries(dir.path());
+    let entries = dir_entries(t.dir.path());
     assert!(
         entries.len() == 1
             && entries[0].starts_with(".out.parquet.")
             && entries[0].ends_with(".pgarrow-tmp"),
         "expected only the temporary file while exporting: {entries:?}"
     );
-    assert!(signal(pid, "INT"), "kill -INT {pid}");
-    let out = wait_within(child, Duration::from_secs(60));
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(130), "{err}");
-    assert_eq!(err, "pgarrow: interrupted; no output was written\n");
-    assert!(out.stdout.is_empty());
-    assert_dir_holds(dir.path(), &[]);
+    let (out, _) = interrupt(child, "INT", Duration::from_secs(60));
+    assert_interrupted(&out, "INT");
+    t.assert_holds(&[]);
     // The server notices the closed connection and ends the query.
     poll_until(Duration::from_secs(60), "the COPY ends", || {
-        active_copies(pg, &db) == 0
+        active_copies() == "0"
     });
 }
 
 #[test]
 fn output_files_get_the_permissions_of_any_new_file() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_permissions");
-    let dir = tempdir();
-    let plain = dir.path().join("plain");
+    let Some(t) = Setup::new("cli_permissions", "") else {
+        return;
+    };
+    let plain = t.path("plain");
     std::fs::File::create(&plain).expect("create");
     let mode = |p: &std::path::Path| {
         use std::os::unix::fs::PermissionsExt;
         std::fs::metadata(p).expect("metadata").permissions().mode() & 0o7777
     };
     for name in ["p.parquet", "a.arrow", "s.arrows"] {
-        let target = dir.path().join(name);
-        let out = run(pgarrow([
-            "export",
-            "--url",
-            &pg.url(&db),
+        let target = t.path(name);
+        let out = t.export(&[
             "--query",
             "SELECT 1 AS one",
             "-o",
             path_str(&target),
             "--quiet",
-        ]));
+        ]);
         assert_success(&out);
         assert_eq!(mode(&target), mode(&plain), "{name}");
     }
@@ -1013,42 +794,17 @@ fn output_files_get_the_permissions_of_any_new_file() {
 
 #[test]
 fn empty_results_and_duplicate_column_names() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_shapes");
-    let dir = tempdir();
-    for (to, name) in [
-        ("parquet", "e.parquet"),
-        ("arrow", "e.arrow"),
-        ("arrow-stream", "e.arrows"),
-    ] {
-        let target = dir.path().join(name);
-        let out = run(pgarrow([
-            "export",
-            "--url",
-            &pg.url(&db),
-            "--query",
-            "SELECT 1::bigint AS g WHERE false",
-            "-o",
-            path_str(&target),
-        ]));
-        let err = assert_success(&out);
-        assert!(err.contains("exported 0 rows"), "{err}");
-        let batches = read_back(to, &target);
-        assert_eq!(row_count(&batches), 0, "{to}");
+    let Some(t) = Setup::new("cli_shapes", "") else {
+        return;
+    };
+    for name in ["e.parquet", "e.arrow", "e.arrows"] {
+        t.export_rows(&["--query", "SELECT 1::bigint AS g WHERE false"], name, 0);
     }
-    let target = dir.path().join("dup.arrow");
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &pg.url(&db),
-        "--query",
-        "SELECT 1::bigint AS a, 2::bigint AS a",
-        "-o",
-        path_str(&target),
-    ]));
-    assert_success(&out);
-    let batches = read_arrow_file(&target);
-    assert_eq!(row_count(&batches), 1);
+    let (batches, _) = t.export_rows(
+        &["--query", "SELECT 1::bigint AS a, 2::bigint AS a"],
+        "dup.arrow",
+        1,
+    );
     assert_eq!(batches[0].num_columns(), 2);
 
     // Statements that return no rows, or take parameters, are refused with a reason.
@@ -1056,25 +812,15 @@ fn empty_results_and_duplicate_column_names() {
         ("CREATE TABLE t (a int)", "returns no rows"),
         ("SELECT $1::int AS p", "parameter"),
     ] {
-        let out = run(pgarrow([
-            "export",
-            "--url",
-            &pg.url(&db),
-            "--query",
-            query,
-            "--to",
-            "null",
-        ]));
+        let out = t.export(&["--query", query, "--to", "null"]);
         assert_error(&out, &[needle]);
     }
-    let tables = pg
-        .psql(&db, "SELECT count(*) FROM pg_class WHERE relname = 't'")
-        .expect("pg_class");
-    assert_eq!(tables.trim(), "0", "the CREATE TABLE must not have run");
-    assert_dir_holds(
-        dir.path(),
-        &["dup.arrow", "e.arrow", "e.arrows", "e.parquet"],
+    assert_eq!(
+        t.psql("SELECT count(*) FROM pg_class WHERE relname = 't'"),
+        "0",
+        "the CREATE TABLE must not have run"
     );
+    t.assert_holds(&["dup.arrow", "e.arrow", "e.arrows", "e.parquet"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1083,59 +829,25 @@ fn empty_results_and_duplicate_column_names() {
 
 #[test]
 fn batch_bytes_reached_mid_row_does_not_truncate_the_export() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_bug_mid_row");
-    let dir = tempdir();
-    let target = dir.path().join("wide.arrow");
+    let Some(t) = Setup::new("cli_bug_mid_row", "") else {
+        return;
+    };
     // Field `a` alone exceeds --batch-bytes; field `b` (8 MiB) cannot arrive in the same read.
     // With the default --batch-bytes (64 MiB) the same happens for a row of two 65 MiB fields.
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &pg.url(&db),
-        "--query",
-        "SELECT g::bigint AS g, repeat('x', 2000) AS a, repeat('y', 8 * 1024 * 1024) AS b \
-         FROM generate_series(1, 3) AS g",
-        "--batch-bytes",
-        "1000",
-        "-o",
-        path_str(&target),
-    ]));
-    let err = assert_success(&out);
-    assert!(err.contains("exported 3 rows"), "{err}");
-    let batches = read_arrow_file(&target);
-    assert_eq!(row_count(&batches), 3);
+    let sql = "SELECT g::bigint AS g, repeat('x', 2000) AS a, repeat('y', 8 * 1024 * 1024) AS b \
+               FROM generate_series(1, 3) AS g";
+    let (batches, _) = t.export_rows(&["--query", sql, "--batch-bytes", "1000"], "wide.arrow", 3);
     assert_eq!(int64s(&batches, "g"), [1, 2, 3]);
     for v in strings(&batches, "b") {
         assert_eq!(v.map(|s| s.len()), Some(8 * 1024 * 1024));
     }
-}
 
-#[test]
-fn batch_bytes_reached_mid_row_after_complete_rows_exports_every_row() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_bug_mid_row2");
-    let dir = tempdir();
-    let target = dir.path().join("wide.arrow");
     // Row 1 (614 bytes) stays under --batch-bytes 1000; row 2's `g` and `a` cross it before
     // its 8 MB `b` has arrived.
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &pg.url(&db),
-        "--query",
-        "SELECT g, repeat('x', 600) AS a, \
-         repeat('y', CASE WHEN g = 1 THEN 10 ELSE 8000000 END) AS b \
-         FROM generate_series(1, 2) AS g",
-        "--batch-bytes",
-        "1000",
-        "-o",
-        path_str(&target),
-    ]));
-    let err = assert_success(&out);
-    assert!(err.contains("exported 2 rows"), "{err}");
-    let batches = read_arrow_file(&target);
-    assert_eq!(row_count(&batches), 2);
+    let sql = "SELECT g, repeat('x', 600) AS a, \
+               repeat('y', CASE WHEN g = 1 THEN 10 ELSE 8000000 END) AS b \
+               FROM generate_series(1, 2) AS g";
+    let (batches, _) = t.export_rows(&["--query", sql, "--batch-bytes", "1000"], "wide2.arrow", 2);
     let lens: Vec<Option<usize>> = strings(&batches, "b")
         .into_iter()
         .map(|v| v.map(|s| s.len()))
@@ -1145,23 +857,11 @@ fn batch_bytes_reached_mid_row_after_complete_rows_exports_every_row() {
 
 #[test]
 fn zero_column_rows_are_counted_once() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_bug_zero_columns");
-    let dir = tempdir();
-    let target = dir.path().join("empty.arrow");
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &pg.url(&db),
-        "--query",
-        "SELECT FROM generate_series(1, 5)",
-        "-o",
-        path_str(&target),
-    ]));
-    let err = assert_success(&out);
-    assert!(err.contains("exported 5 rows"), "{err}");
-    let batches = read_arrow_file(&target);
-    assert_eq!(row_count(&batches), 5);
+    let Some(t) = Setup::new("cli_bug_zero_columns", "") else {
+        return;
+    };
+    let sql = "SELECT FROM generate_series(1, 5)";
+    let (batches, _) = t.export_rows(&["--query", sql], "empty.arrow", 5);
     assert!(batches.iter().all(|b| b.num_columns() == 0));
 }
 
@@ -1169,17 +869,12 @@ fn zero_column_rows_are_counted_once() {
 /// match the file written.
 #[test]
 fn stats_table_and_json() {
-    let Some(pg) = Cluster::shared() else {
+    let Some((t, _)) = lineitem() else {
         return;
     };
-    let db = lineitem_db(pg);
-    let dir = tempdir();
-    let target = dir.path().join("l.parquet");
-    let json_path = dir.path().join("stats.json");
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &pg.url(db),
+    let target = t.path("l.parquet");
+    let json_path = t.path("stats.json");
+    let out = t.export(&[
         "--table",
         "lineitem",
         "-o",
@@ -1189,7 +884,7 @@ fn stats_table_and_json() {
         "--stats",
         "--stats-json",
         path_str(&json_path),
-    ]));
+    ]);
     let err = assert_success(&out);
     for phase in [
         "connect",
@@ -1232,45 +927,22 @@ fn stats_table_and_json() {
 /// their row count; Parquet cannot, and says so naming the column before writing anything.
 #[test]
 fn zero_columns_and_empty_composites() {
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_zero_columns");
-    pg.psql(
-        &db,
+    let Some(t) = Setup::new(
+        "cli_zero_columns",
         "CREATE TYPE nothing AS (); \
          CREATE TABLE t (id int, n nothing); \
          INSERT INTO t VALUES (1, ROW()), (2, NULL), (3, ROW());",
-    )
-    .expect("setup");
-    let dir = tempdir();
+    ) else {
+        return;
+    };
     for (query, column_note) in [
         ("SELECT FROM t", "no columns"),
         ("SELECT id, n FROM t", "column \"n\""),
     ] {
-        let out = run(pgarrow([
-            "export",
-            "--url",
-            &pg.url(&db),
-            "--query",
-            query,
-            "-o",
-            path_str(&dir.path().join("x.parquet")),
-        ]));
-        assert_error(&out, &[column_note, "--to arrow"]);
-        assert_dir_holds(dir.path(), &[]);
-        let arrow = dir.path().join("x.arrow");
-        let out = run(pgarrow([
-            "export",
-            "--url",
-            &pg.url(&db),
-            "--query",
-            query,
-            "-o",
-            path_str(&arrow),
-        ]));
-        let err = assert_success(&out);
-        assert!(err.contains("exported 3 rows"), "{err}");
-        assert_eq!(row_count(&read_arrow_file(&arrow)), 3, "{query}");
-        std::fs::remove_file(&arrow).unwrap();
+        let needles = [column_note, "--to arrow"];
+        export_error(&t.url, &["--query", query], "x.parquet", &needles);
+        t.export_rows(&["--query", query], "x.arrow", 3);
+        std::fs::remove_file(t.path("x.arrow")).unwrap();
     }
 }
 
@@ -1280,24 +952,15 @@ fn nested_intervals_to_parquet() {
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Int32Type, Int64Type};
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_nested_intervals");
-    pg.psql(&db, "CREATE TYPE span AS (d interval, n int)")
-        .expect("setup");
-    let dir = tempdir();
-    let target = dir.path().join("iv.parquet");
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &pg.url(&db),
-        "--query",
-        "SELECT ARRAY['1 mon -2 days 00:00:00.000003'::interval, NULL] AS ivs, \
-         ROW('-3 years 4 hours'::interval, 1)::span AS r",
-        "-o",
-        path_str(&target),
-    ]));
-    assert_success(&out);
-    let batches = read_parquet(&target);
+    let Some(t) = Setup::new(
+        "cli_nested_intervals",
+        "CREATE TYPE span AS (d interval, n int)",
+    ) else {
+        return;
+    };
+    let sql = "SELECT ARRAY['1 mon -2 days 00:00:00.000003'::interval, NULL] AS ivs, \
+               ROW('-3 years 4 hours'::interval, 1)::span AS r";
+    let (batches, _) = t.export_rows(&["--query", sql], "iv.parquet", 1);
     let ivs = batches[0].column(0).as_list::<i32>();
     let inner = ivs.values().as_struct();
     assert_eq!(inner.len(), 2);
@@ -1320,37 +983,17 @@ fn nested_intervals_to_parquet() {
 fn array_depth_from_the_data_to_a_file() {
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
-    let Some(pg) = Cluster::shared() else { return };
-    let db = fresh_db(pg, "cli_array_depth");
-    pg.psql(
-        &db,
+    let Some(t) = Setup::new(
+        "cli_array_depth",
         "CREATE TABLE grid AS SELECT 1 AS id, '{{1,2},{3,4}}'::int[] AS g \
          UNION ALL SELECT 2, NULL;",
-    )
-    .expect("setup");
-    let out = run(pgarrow([
-        "schema",
-        "--url",
-        &pg.url(&db),
-        "--table",
-        "grid",
-    ]));
-    let text = assert_success(&out);
-    let text = format!("{text}{}", stdout(&out));
+    ) else {
+        return;
+    };
+    let (out, err) = t.schema(&["--table", "grid"]);
+    let text = format!("{err}{out}");
     assert!(text.contains("array depth from the data"), "{text}");
-    let dir = tempdir();
-    let target = dir.path().join("g.parquet");
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &pg.url(&db),
-        "--table",
-        "grid",
-        "-o",
-        path_str(&target),
-    ]));
-    assert_success(&out);
-    let batches = read_parquet(&target);
+    let (batches, _) = t.export_rows(&["--table", "grid"], "g.parquet", 2);
     let g = batches[0].column(1).as_list::<i32>();
     let first = g.value(0);
     let rows = first.as_list::<i32>();

@@ -150,18 +150,12 @@ fn read_all(python: &str, dir: &Path) -> Matrix {
         })
         .collect();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/readers/read_all.py");
-    let out = Command::new(python)
-        .arg(&script)
-        .arg(Value::Object(files).to_string())
-        // polars prints a Rust backtrace for the panics it turns into Python exceptions.
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("running read_all.py");
-    assert!(
-        out.status.success(),
-        "read_all.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = Command::new(python);
+    cmd.arg(&script).arg(Value::Object(files).to_string());
+    // polars prints a Rust backtrace for the panics it turns into Python exceptions.
+    cmd.env("RUST_BACKTRACE", "0");
+    let out = run(cmd);
+    assert!(out.status.success(), "read_all.py failed: {}", stderr(&out));
     let json: Value = serde_json::from_slice(&out.stdout).expect("read_all.py prints JSON");
     eprintln!("readers: {}", json["versions"]);
     let cells = json["cells"]
@@ -176,24 +170,17 @@ fn read_all(python: &str, dir: &Path) -> Matrix {
 #[test]
 fn every_reader_opens_every_type_or_the_readme_says_why() {
     let python = "python3";
-    let Some(pg) = Cluster::shared() else { return };
-    if !readers_available(python) {
+    if Cluster::shared().is_none() || !readers_available(python) {
         return;
     }
-    let db = pg.create_database("cli_readers").expect("create database");
-    pg.psql(&db, TABLE).expect("create the type matrix");
-    let url = pg.url(&db);
-    let dir = tempdir();
+    let t = Setup::new("cli_readers", TABLE).expect("the shared cluster");
     for (label, name, extra) in FILES {
-        let target = dir.path().join(name);
-        let mut args = vec!["export", "--url", &url, "-t", "tm", "--quiet", "-o"];
-        args.push(path_str(&target));
-        args.extend_from_slice(extra);
-        let out = run(pgarrow(args));
-        assert_success(&out);
+        let target = t.path(name);
+        let args = ["-t", "tm", "--quiet", "-o", path_str(&target)];
+        assert_success(&t.export(&[&args[..], extra].concat()));
         assert!(target.exists(), "{label}");
     }
-    let m = read_all(python, dir.path());
+    let m = read_all(python, t.dir.path());
 
     // Who opens what: exactly the refusals the README lists.
     let mut refused = BTreeSet::new();

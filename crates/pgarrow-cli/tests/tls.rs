@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
+use pgarrow_testkit::activity::{backend_gone_within, wait_for_pid};
 use pgarrow_testkit::tls::{CERT_USER, SERVER_NAME, TlsCluster};
 use pgarrow_testkit::{MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER};
 
@@ -79,22 +79,11 @@ fn verify_full_export_and_refusals() {
         ),
     ];
     for (url, needles) in cases {
-        let dir = tempdir();
-        let out = run(pgarrow([
-            "export",
-            "--url",
-            &url,
-            "--query",
-            "SELECT 1",
-            "-o",
-            path_str(&dir.path().join("x.parquet")),
-        ]));
-        let line = assert_error(&out, &needles);
+        let line = export_error(&url, &["--query", "SELECT 1"], "x.parquet", &needles);
         assert!(
             !line.contains(SCRAM_PASSWORD) && !line.contains(MD5_PASSWORD),
             "{line}"
         );
-        assert_dir_holds(dir.path(), &[]);
     }
 }
 
@@ -136,49 +125,16 @@ fn ctrl_c_cancels_over_tls() {
     let dir = tempdir();
     let target = dir.path().join("out.parquet");
     let url = pg.url_for(SCRAM_USER, SCRAM_PASSWORD, "postgres", "sslmode=require");
-    let mut cmd = pgarrow([
-        "export",
-        "--url",
-        &url,
-        "--query",
-        "SELECT 1 AS x FROM pg_sleep(600)",
-        "-o",
-        path_str(&target),
-    ]);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = cmd.spawn().unwrap();
+    let mut cmd = pgarrow(["export", "--url", &url, "-o", path_str(&target)]);
+    cmd.args(["--query", "SELECT 1 AS x FROM pg_sleep(600)"]);
+    let child = spawn(cmd);
     // The session's backend, running the COPY over TLS.
     let find = "SELECT a.pid FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
                 WHERE a.application_name = 'pgarrow' AND a.state = 'active' AND s.ssl";
-    let start = Instant::now();
-    let backend: i32 = loop {
-        if let Ok(pid) = pg.psql("postgres", find).unwrap().trim().parse() {
-            break pid;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the COPY never ran"
-        );
-    };
-    assert!(signal(child.id(), "INT"));
-    let out = wait_within(child, Duration::from_secs(30));
+    let backend = wait_for_pid(pg.cluster(), find, Duration::from_secs(60));
+    let (out, _) = interrupt(child, "INT", Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert_dir_holds(dir.path(), &[]);
     // Only the cancel request stops a sleeping backend so fast.
-    let start = Instant::now();
-    loop {
-        let n = pg
-            .psql(
-                "postgres",
-                &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {backend}"),
-            )
-            .unwrap();
-        if n.trim() == "0" {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "backend {backend} still there"
-        );
-    }
+    backend_gone_within(pg.cluster(), backend, Duration::from_secs(2));
 }

@@ -18,6 +18,10 @@ use std::cell::Cell;
 
 use pgarrow_decode::{CopyDecoder, DecodeOptions, PgColumn};
 
+#[path = "common/fixture.rs"]
+mod fixture;
+use fixture::fixture;
+
 /// Counts allocations on the current thread, forwarding everything to [`System`].
 struct CountingAllocator;
 
@@ -73,16 +77,6 @@ unsafe impl GlobalAlloc for CountingAllocator {
         // SAFETY: the caller upholds `dealloc`'s contract: `ptr` came from `System` with `layout`.
         unsafe { System.dealloc(ptr, layout) }
     }
-}
-
-fn fixture(name: &str) -> (Vec<PgColumn>, Vec<u8>) {
-    let copy = pgarrow_testkit::fixtures::captured_copy(name);
-    let columns = copy
-        .columns
-        .into_iter()
-        .map(|(name, oid, typmod)| PgColumn::new(name, oid, typmod))
-        .collect();
-    (columns, copy.bytes)
 }
 
 /// What decoding one stream cost.

@@ -7,19 +7,15 @@ use pgarrow_protocol::framing::CopyDataWalk;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+#[path = "common/feed.rs"]
+mod feed;
+#[path = "common/fixture.rs"]
+mod fixture;
 #[path = "common/messages.rs"]
 mod messages;
+use feed::feed;
+use fixture::fixture;
 use messages::walk_messages;
-
-fn fixture(name: &str) -> (Vec<PgColumn>, Vec<u8>) {
-    let copy = pgarrow_testkit::fixtures::captured_copy(name);
-    let columns = copy
-        .columns
-        .into_iter()
-        .map(|(name, oid, typmod)| PgColumn::new(name, oid, typmod))
-        .collect();
-    (columns, copy.bytes)
-}
 
 /// Decodes `chunks` in order, flushing whenever a batch is full, and returns all batches.
 fn decode_chunks<'a>(
@@ -28,18 +24,7 @@ fn decode_chunks<'a>(
     chunks: impl IntoIterator<Item = &'a [u8]>,
 ) -> Vec<RecordBatch> {
     let mut decoder = CopyDecoder::new(columns.to_vec(), options).unwrap();
-    let mut batches = Vec::new();
-    for mut chunk in chunks {
-        while !chunk.is_empty() {
-            let used = decoder.decode(chunk).unwrap();
-            chunk = &chunk[used..];
-            if decoder.has_batch() {
-                batches.extend(decoder.flush().unwrap());
-            }
-        }
-    }
-    batches.extend(decoder.finish().unwrap());
-    batches
+    feed(&mut decoder, chunks).unwrap()
 }
 
 fn concat(batches: &[RecordBatch]) -> RecordBatch {

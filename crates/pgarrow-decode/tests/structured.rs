@@ -6,6 +6,7 @@
 mod common;
 
 use arrow_array::RecordBatch;
+use common::feed::feed;
 use common::shapes::{plans, shapes};
 use pgarrow_decode::{ColumnPlan, CopyDecoder, DecodeOptions};
 use pgarrow_testkit::copygen::{Entropy, Gen};
@@ -19,19 +20,7 @@ fn decode(
         ..DecodeOptions::default()
     };
     let mut d = CopyDecoder::with_plans(plans.to_vec(), options)?;
-    let mut out = Vec::new();
-    for chunk in chunks {
-        let mut rest = *chunk;
-        while !rest.is_empty() {
-            let used = d.decode(rest)?;
-            rest = &rest[used..];
-            if d.has_batch() {
-                out.extend(d.flush()?);
-            }
-        }
-    }
-    out.extend(d.finish()?);
-    Ok(out)
+    feed(&mut d, chunks.iter().copied())
 }
 
 #[test]

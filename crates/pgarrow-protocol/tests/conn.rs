@@ -14,6 +14,14 @@ fn setup(prefix: &str) -> Option<(&'static Cluster, String)> {
     Some((pg, db))
 }
 
+/// A new database with `sql` run in it, and a connection to it.
+async fn connected(prefix: &str, sql: &str) -> Option<(&'static Cluster, String, Connection)> {
+    let (pg, db) = setup(prefix)?;
+    pg.psql(&db, sql).expect("setup script");
+    let conn = connect(&pg.url(&db)).await;
+    Some((pg, db, conn))
+}
+
 async fn connect(url: &str) -> Connection {
     Connection::connect(&Config::parse(url).unwrap())
         .await
@@ -67,16 +75,25 @@ async fn read_copy(
             data.extend_from_slice(&chunk[..n]);
             copy.consume(n);
         }
-        let chunk = copy.fill().await?;
-        if chunk.is_empty() {
-            break;
+        match copy.fill().await? {
+            [] => break,
+            chunk => {
+                let n = chunk.len();
+                data.extend_from_slice(chunk);
+                copy.consume(n);
+            }
         }
-        let n = chunk.len();
-        data.extend_from_slice(chunk);
-        copy.consume(n);
     }
     assert_eq!(copy.bytes(), data.len() as u64);
     Ok((data, copy.rows()))
+}
+
+/// [`read_copy`] of `COPY (select) TO STDOUT (FORMAT binary)`.
+async fn copy_query(
+    conn: &mut Connection,
+    select: &str,
+) -> Result<(Vec<u8>, Option<u64>), pgarrow_protocol::Error> {
+    read_copy(conn, &format!("COPY ({select}) TO STDOUT (FORMAT binary)")).await
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -149,15 +166,11 @@ async fn startup_errors_are_the_servers() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn describe_without_running() {
-    let Some((pg, db)) = setup("describe") else {
+    let tables =
+        "CREATE TABLE t (a int, b numeric(12,2), c varchar(7)); CREATE TABLE side (n int);";
+    let Some((_, _, mut conn)) = connected("describe", tables).await else {
         return;
     };
-    pg.psql(
-        &db,
-        "CREATE TABLE t (a int, b numeric(12,2), c varchar(7)); CREATE TABLE side (n int);",
-    )
-    .unwrap();
-    let mut conn = connect(&pg.url(&db)).await;
     let d = conn
         .describe("INSERT INTO side VALUES (1) RETURNING n")
         .await
@@ -210,37 +223,21 @@ async fn describe_without_running() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn copy_out_with_notices_and_counts() {
-    let Some((pg, db)) = setup("copy") else {
+    let noisy = "CREATE FUNCTION noisy(g int) RETURNS int LANGUAGE plpgsql AS $$
+         BEGIN IF g % 1000 = 0 THEN RAISE NOTICE 'at %', g; END IF; RETURN g; END $$;";
+    let Some((pg, db, mut conn)) = connected("copy", noisy).await else {
         return;
     };
-    pg.psql(
-        &db,
-        "CREATE FUNCTION noisy(g int) RETURNS int LANGUAGE plpgsql AS $$
-         BEGIN IF g % 1000 = 0 THEN RAISE NOTICE 'at %', g; END IF; RETURN g; END $$;",
-    )
-    .unwrap();
-    let mut conn = connect(&pg.url(&db)).await;
-    let expected = pg
-        .copy_binary(&db, "SELECT noisy(g) FROM generate_series(1, 5000) g")
-        .unwrap();
-    let (data, rows) = read_copy(
-        &mut conn,
-        "COPY (SELECT noisy(g) FROM generate_series(1, 5000) g) TO STDOUT (FORMAT binary)",
-    )
-    .await
-    .unwrap();
+    let sql = "SELECT noisy(g) FROM generate_series(1, 5000) g";
+    let expected = pg.copy_binary(&db, sql).unwrap();
+    let (data, rows) = copy_query(&mut conn, sql).await.unwrap();
     assert_eq!(rows, Some(5000));
     assert_eq!(data, expected, "COPY bytes equal psql's");
     let notices = conn.take_notices();
     assert_eq!(notices.len(), 5);
     assert_eq!(notices[4].message, "at 5000");
     // Zero rows: header and trailer only.
-    let (data, rows) = read_copy(
-        &mut conn,
-        "COPY (SELECT 1 WHERE false) TO STDOUT (FORMAT binary)",
-    )
-    .await
-    .unwrap();
+    let (data, rows) = copy_query(&mut conn, "SELECT 1 WHERE false").await.unwrap();
     assert_eq!(rows, Some(0));
     assert_eq!(data.len(), 19 + 2);
     // A text COPY is reported as such.
@@ -263,8 +260,7 @@ async fn slow_and_fast_copies_arrive_whole() {
     for sql in [slow, fast, slow] {
         let expected = pg.copy_binary(&db, sql).unwrap();
         // Not a speed limit: a lost wake-up hangs for ever, this turns it into a failure.
-        let copy_sql = format!("COPY ({sql}) TO STDOUT (FORMAT binary)");
-        let copy = read_copy(&mut conn, &copy_sql);
+        let copy = copy_query(&mut conn, sql);
         let (data, _) = tokio::time::timeout(std::time::Duration::from_secs(120), copy)
             .await
             .expect("the COPY hung")
@@ -279,12 +275,9 @@ async fn errors_before_and_during_copy_leave_the_connection_usable() {
         return;
     };
     let mut conn = connect(&pg.url(&db)).await;
-    let err = read_copy(
-        &mut conn,
-        "COPY (SELECT * FROM missing) TO STDOUT (FORMAT binary)",
-    )
-    .await
-    .unwrap_err();
+    let err = copy_query(&mut conn, "SELECT * FROM missing")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("42P01"));
     assert_eq!(conn.simple_query("SELECT 1").await.unwrap().len(), 1);
 
@@ -434,12 +427,9 @@ async fn pgarrow_is_the_application_name_and_statement_timeout_applies() {
         )
         .unwrap();
     assert_eq!(seen.trim(), "pgarrow");
-    let err = read_copy(
-        &mut conn,
-        "COPY (SELECT pg_sleep(5)) TO STDOUT (FORMAT binary)",
-    )
-    .await
-    .unwrap_err();
+    let err = copy_query(&mut conn, "SELECT pg_sleep(5)")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("57014"), "{err}");
     assert!(err.to_string().contains("statement timeout"), "{err}");
     assert!(conn.is_ready());

@@ -9,7 +9,7 @@ mod fault_server;
 
 use std::time::{Duration, Instant};
 
-use fault_server::{End, Event, FaultServer, KEY, PID, Script, Wait, msg};
+use fault_server::{End, ErrorAt, Event, FaultServer, KEY, PID, Script, Wait, msg};
 use pgarrow_protocol::{Config, Connection, CopyOut, Error, ErrorKind};
 
 async fn connect(server: &FaultServer, extra: &str) -> Result<Connection, Error> {
@@ -37,13 +37,36 @@ type Check = fn(&Error) -> bool;
 
 const COPY_SQL: &str = "COPY (SELECT g FROM t) TO STDOUT (FORMAT binary)";
 
-/// Login, then COPY with `copy` as the server's answer, then a `SELECT 1` that answers `1`.
-fn copy_script(copy: Vec<u8>) -> Script {
-    Script::new(vec![
-        (Wait::Startup, msg::login()),
-        (Wait::Query, copy),
-        (Wait::Query, select_one()),
-    ])
+/// Login, then COPY with `copy` as the server's answer, then a `SELECT 1` that answers `1`;
+/// then `end`.
+fn copy_script(copy: Vec<u8>, end: End) -> Script {
+    Script {
+        end,
+        ..Script::new(vec![
+            (Wait::Startup, msg::login()),
+            (Wait::Query, copy),
+            (Wait::Query, select_one()),
+        ])
+    }
+}
+
+/// A server answering the COPY with `copy` after a login (and nothing after: then `end`), and
+/// a connection to it with the URL parameters `extra`.
+async fn serve_copy(copy: Vec<u8>, end: End, extra: &str) -> (FaultServer, Connection) {
+    let mut script = copy_script(copy, end);
+    script.turns.truncate(2);
+    let server = FaultServer::start(script).await;
+    let conn = connect(&server, extra).await.unwrap();
+    (server, conn)
+}
+
+/// The CancelRequest every scripted session's cancel sends.
+fn cancel_event(tls: bool) -> Event {
+    Event::Cancel {
+        pid: PID,
+        key: KEY,
+        tls,
+    }
 }
 
 fn select_one() -> Vec<u8> {
@@ -79,100 +102,47 @@ async fn wait_for_cancel(server: &FaultServer) -> Vec<Event> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn server_errors_at_every_point_of_a_copy() {
-    let header_and_row = [msg::copy_header(), msg::int4_tuple(1)].concat();
-    let error = msg::error("ERROR", "22012", "division by zero");
-    let cases: Vec<(&str, Vec<u8>, usize)> = vec![
-        // Before CopyOutResponse: copy_out itself fails.
-        (
-            "before CopyOutResponse",
-            [error.clone(), msg::ready()].concat(),
-            0,
-        ),
-        (
-            "before the COPY header",
-            [msg::copy_out_response(1), error.clone(), msg::ready()].concat(),
-            0,
-        ),
-        (
-            "between rows",
-            [
-                msg::copy_out_response(1),
-                msg::copy_data(&header_and_row),
-                msg::copy_data(&msg::int4_tuple(2)),
-                error.clone(),
-                msg::ready(),
-            ]
-            .concat(),
-            19 + 2 * 10,
-        ),
-        (
-            "after the trailer",
-            [
-                msg::copy_out_response(1),
-                msg::copy_data(&header_and_row),
-                msg::copy_data(&msg::copy_trailer()),
-                error.clone(),
-                msg::ready(),
-            ]
-            .concat(),
-            19 + 10 + 2,
-        ),
-        (
-            "after CopyDone",
-            [
-                msg::copy_out_response(1),
-                msg::copy_data(&header_and_row),
-                msg::copy_data(&msg::copy_trailer()),
-                msg::copy_done(),
-                error.clone(),
-                msg::ready(),
-            ]
-            .concat(),
-            19 + 10 + 2,
-        ),
+    // The COPY data bytes handed out before the error; at `Start`, copy_out itself fails.
+    let cases = [
+        (ErrorAt::Start, 0),
+        (ErrorAt::Header, 0),
+        (ErrorAt::BetweenRows, 19 + 2 * 10),
+        (ErrorAt::Trailer, 19 + 10 + 2),
+        (ErrorAt::CopyDone, 19 + 10 + 2),
     ];
-    for (case, copy, bytes) in cases {
-        let server = FaultServer::start(copy_script(copy)).await;
+    for (case, bytes) in cases {
+        let server = FaultServer::start(copy_script(msg::copy_failing(case), End::Idle)).await;
         let mut conn = connect(&server, "").await.unwrap();
         let err = match conn.copy_out(COPY_SQL).await {
             Err(e) => e,
             Ok(mut copy) => {
                 let (data, err) = drain(&mut copy).await;
-                assert_eq!(data.len(), bytes, "{case}");
-                err.unwrap_or_else(|| panic!("{case}: the COPY should fail"))
+                assert_eq!(data.len(), bytes, "{case:?}");
+                err.unwrap_or_else(|| panic!("{case:?}: the COPY should fail"))
             }
         };
-        assert_eq!(err.code(), Some("22012"), "{case}: {err}");
+        assert_eq!(err.code(), Some("22012"), "{case:?}: {err}");
         assert_eq!(err.to_string(), "ERROR: division by zero (SQLSTATE 22012)");
         // The error ended the statement cleanly: the connection is usable.
-        assert!(conn.is_ready(), "{case}");
+        assert!(conn.is_ready(), "{case:?}");
         assert_eq!(
             conn.simple_query("SELECT 1").await.unwrap().len(),
             1,
-            "{case}"
+            "{case:?}"
         );
-        assert!(server.cancels().is_empty(), "{case}: no cancel needed");
+        assert!(server.cancels().is_empty(), "{case:?}: no cancel needed");
     }
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_fatal_error_mid_copy_ends_the_session_at_once() {
     // pg_terminate_backend: FATAL 57P01, then the server hangs up (no ReadyForQuery).
-    let copy = [
-        msg::copy_out_response(1),
-        msg::copy_data(&[msg::copy_header(), msg::int4_tuple(1)].concat()),
-        msg::error(
-            "FATAL",
-            "57P01",
-            "terminating connection due to administrator command",
-        ),
-    ]
-    .concat();
-    let mut script = copy_script(copy);
-    script.turns.truncate(2);
-    script.end = End::Close;
-    let server = FaultServer::start(script).await;
-    let mut conn = connect(&server, "").await.unwrap();
+    let fatal = msg::error(
+        "FATAL",
+        "57P01",
+        "terminating connection due to administrator command",
+    );
+    let (server, mut conn) = serve_copy(msg::copy_row_1_then(&[fatal]), End::Close, "").await;
     let mut copy = conn.copy_out(COPY_SQL).await.unwrap();
     let (data, err) = drain(&mut copy).await;
     let err = err.unwrap();
@@ -261,11 +231,7 @@ async fn broken_frames() {
         ),
     ];
     for (case, copy, expected) in cases {
-        let mut script = copy_script(copy);
-        script.turns.truncate(2);
-        script.end = End::Close;
-        let server = FaultServer::start(script).await;
-        let mut conn = connect(&server, "").await.unwrap();
+        let (server, mut conn) = serve_copy(copy, End::Close, "").await;
         let mut copy = conn.copy_out(COPY_SQL).await.unwrap();
         let (_, err) = drain(&mut copy).await;
         let err = err.unwrap_or_else(|| panic!("{case}: should fail"));
@@ -281,15 +247,7 @@ async fn broken_frames() {
         if !is_closed(&err) {
             // The server may still be running the query: dropping the COPY cancelled it.
             let cancels = wait_for_cancel(&server).await;
-            assert_eq!(
-                cancels,
-                vec![Event::Cancel {
-                    pid: PID,
-                    key: KEY,
-                    tls: false
-                }],
-                "{case}"
-            );
+            assert_eq!(cancels, [cancel_event(false)], "{case}");
         }
     }
 }
@@ -386,7 +344,7 @@ async fn startup_faults() {
         assert!(expected(&err), "{case}: {:?}: {err}", err.kind());
     }
     // What pgarrow sends at startup.
-    let server = FaultServer::start(copy_script(Vec::new())).await;
+    let server = FaultServer::start(copy_script(Vec::new(), End::Idle)).await;
     let _conn = connect(&server, "statement_timeout=1500&application_name=")
         .await
         .unwrap();
@@ -397,7 +355,7 @@ async fn startup_faults() {
     assert_eq!(get("client_encoding"), Some("UTF8"));
     assert_eq!(get("statement_timeout"), Some("1500ms"));
     assert_eq!(get("user"), Some("fault"));
-    let server = FaultServer::start(copy_script(Vec::new())).await;
+    let server = FaultServer::start(copy_script(Vec::new(), End::Idle)).await;
     let _conn = connect(&server, "").await.unwrap();
     let Event::Startup(params) = &server.events()[0] else {
         panic!();
@@ -427,16 +385,8 @@ async fn a_server_that_stops_answering() {
 
     // Stops mid-COPY with the socket open: read_timeout fires, and dropping the COPY sends
     // a cancel (the server may be alive but stuck).
-    let copy = [
-        msg::copy_out_response(1),
-        msg::copy_data(&[msg::copy_header(), msg::int4_tuple(1)].concat()),
-    ]
-    .concat();
-    let mut script = copy_script(copy);
-    script.turns.truncate(2);
-    script.end = End::Hang;
-    let server = FaultServer::start(script).await;
-    let mut conn = connect(&server, "read_timeout=200ms").await.unwrap();
+    let (server, mut conn) =
+        serve_copy(msg::copy_row_1_then(&[]), End::Hang, "read_timeout=200ms").await;
     let mut copy = conn.copy_out(COPY_SQL).await.unwrap();
     let start = Instant::now();
     let (data, err) = drain(&mut copy).await;
@@ -452,15 +402,8 @@ async fn a_server_that_stops_answering() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn dropping_a_copy_cancels_it_and_never_reuses_the_connection() {
-    let copy = [
-        msg::copy_out_response(1),
-        msg::copy_data(&[msg::copy_header(), msg::int4_tuple(1)].concat()),
-        msg::copy_data(&msg::int4_tuple(2)),
-    ]
-    .concat();
-    let mut script = copy_script(copy);
-    script.end = End::Hang;
-    let server = FaultServer::start(script).await;
+    let copy = msg::copy_row_1_then(&[msg::copy_data(&msg::int4_tuple(2))]);
+    let server = FaultServer::start(copy_script(copy, End::Hang)).await;
     let mut conn = connect(&server, "").await.unwrap();
     let token = conn.cancel_token();
     assert_eq!(token.process_id(), PID);
@@ -469,15 +412,7 @@ async fn dropping_a_copy_cancels_it_and_never_reuses_the_connection() {
     let n = copy.fill().await.unwrap().len();
     copy.consume(n);
     drop(copy);
-    let cancels = wait_for_cancel(&server).await;
-    assert_eq!(
-        cancels,
-        vec![Event::Cancel {
-            pid: PID,
-            key: KEY,
-            tls: false
-        }]
-    );
+    assert_eq!(wait_for_cancel(&server).await, [cancel_event(false)]);
     let err = conn.simple_query("SELECT 1").await.unwrap_err();
     assert!(
         matches!(err.kind(), ErrorKind::Broken(m) if m.contains("abandoned")),
@@ -518,14 +453,7 @@ async fn cancel_requests_use_tls_when_the_session_does() {
             Ok(Box::new(tls) as Box<dyn fault_server::Io>)
         })
     });
-    let mut script = copy_script(
-        [
-            msg::copy_out_response(1),
-            msg::copy_data(&[msg::copy_header(), msg::int4_tuple(1)].concat()),
-        ]
-        .concat(),
-    );
-    script.end = End::Hang;
+    let script = copy_script(msg::copy_row_1_then(&[]), End::Hang);
     let server = FaultServer::start_with(script, Some(upgrade)).await;
     let url = format!(
         "postgresql://fault@127.0.0.1:{}/fault?sslmode=verify-full&host=pgarrow.test&\
@@ -540,14 +468,7 @@ async fn cancel_requests_use_tls_when_the_session_does() {
     let token = conn.cancel_token();
     assert!(token.uses_tls());
     token.cancel().await.unwrap();
-    assert_eq!(
-        server.cancels(),
-        vec![Event::Cancel {
-            pid: PID,
-            key: KEY,
-            tls: true
-        }]
-    );
+    assert_eq!(server.cancels(), [cancel_event(true)]);
     // Dropped mid-COPY over TLS: the spawned cancel goes over TLS too.
     let mut copy = conn.copy_out(COPY_SQL).await.unwrap();
     let n = copy.fill().await.unwrap().len();

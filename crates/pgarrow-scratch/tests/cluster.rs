@@ -1,10 +1,14 @@
 //! Scratch clusters against the real server binaries (skipped, loudly, when
 //! there are none, unless `PGARROW_REQUIRE_PG=1`).
 
+#[path = "support/psql.rs"]
+mod psql;
+
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use pgarrow_scratch::{Cluster, ErrorKind, find_bin_dir, sample};
+use psql::{host_auth_methods, psql_url, stdout, superuser};
 
 /// The server binaries, or `None` after a `SKIPPED` line.
 fn bin_dir() -> Option<PathBuf> {
@@ -17,32 +21,6 @@ fn bin_dir() -> Option<PathBuf> {
         eprintln!("SKIPPED: no PostgreSQL server binaries found");
     }
     dir
-}
-
-/// psql against a connection URL with `-w` (never prompt) and no password
-/// file, so the URL alone decides.
-fn psql_url(cluster: &Cluster, url: &str, sql: &str) -> Output {
-    Command::new(cluster.psql_path())
-        .args(["-X", "-w", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
-        .args(["-d", url, "-c", sql])
-        .env("PGPASSFILE", "/dev/null")
-        .env_remove("PGPASSWORD")
-        .env("PGCONNECT_TIMEOUT", "10")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run psql")
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .trim()
-        .to_owned()
 }
 
 #[test]
@@ -125,11 +103,10 @@ fn default_cluster() {
     assert_eq!(stdout(&out), format!("postgres|{db}|t|{}", pg.port()));
 
     // Other roles need a SCRAM password over TCP.
-    pg.psql(
-        "postgres",
+    superuser(
+        &pg,
         "CREATE ROLE app LOGIN PASSWORD 'app secret'; CREATE ROLE nopass LOGIN;",
-    )
-    .unwrap();
+    );
     let no_password = format!("postgresql://app@127.0.0.1:{}/postgres", pg.port());
     let out = psql_url(&pg, &no_password, "SELECT 1");
     assert!(!out.status.success(), "password-less TCP login accepted");
@@ -151,29 +128,16 @@ fn default_cluster() {
         "SELECT current_user",
     );
     assert_eq!(stdout(&out), "app");
-    let stored = pg
-        .psql(
-            "postgres",
-            "SELECT left(rolpassword, 14) FROM pg_authid WHERE rolname = 'app'",
-        )
-        .unwrap();
-    assert_eq!(stored, "SCRAM-SHA-256$\n");
+    let stored = "SELECT left(rolpassword, 14) FROM pg_authid WHERE rolname = 'app'";
+    assert_eq!(superuser(&pg, stored), "SCRAM-SHA-256$\n");
     // No other login roles than the superuser and ours.
-    let roles = pg
-        .psql(
-            "postgres",
-            "SELECT rolname FROM pg_roles WHERE rolcanlogin ORDER BY rolname",
-        )
-        .unwrap();
-    assert_eq!(roles, "app\nnopass\npostgres\n");
+    let roles = "SELECT rolname FROM pg_roles WHERE rolcanlogin ORDER BY rolname";
+    assert_eq!(superuser(&pg, roles), "app\nnopass\npostgres\n");
     if pg.server_version_num() >= 100_000 {
-        let rules = pg
-            .psql(
-                "postgres",
-                "SELECT type, user_name[1], auth_method FROM pg_hba_file_rules \
-                 ORDER BY line_number",
-            )
-            .unwrap();
+        let rules = superuser(
+            &pg,
+            "SELECT type, user_name[1], auth_method FROM pg_hba_file_rules ORDER BY line_number",
+        );
         assert_eq!(
             rules,
             "local|all|trust\nhost|postgres|trust\nhost|all|scram-sha-256\n"
@@ -205,14 +169,13 @@ fn extra_hba_lines_come_before_scram() {
         .with_bin_dir(bin)
         .start()
         .unwrap();
-    pg.psql(
-        "postgres",
+    superuser(
+        &pg,
         "SET password_encryption = 'md5';\n\
          CREATE ROLE app_md5 LOGIN PASSWORD 'md5 secret';\n\
          RESET password_encryption;\n\
          CREATE ROLE app_plain LOGIN PASSWORD 'plain:secret@';\n",
-    )
-    .unwrap();
+    );
     for (user, password) in [("app_md5", "md5 secret"), ("app_plain", "plain:secret@")] {
         let out = psql_url(
             &pg,
@@ -224,15 +187,8 @@ fn extra_hba_lines_come_before_scram() {
         assert!(!out.status.success(), "{user} accepted a wrong password");
     }
     if pg.server_version_num() >= 100_000 {
-        let methods = pg
-            .psql(
-                "postgres",
-                "SELECT user_name[1], auth_method FROM pg_hba_file_rules \
-                 WHERE type = 'host' ORDER BY line_number",
-            )
-            .unwrap();
         assert_eq!(
-            methods,
+            host_auth_methods(&pg),
             "postgres|trust\napp_md5|md5\napp_plain|password\nall|scram-sha-256\n"
         );
     }

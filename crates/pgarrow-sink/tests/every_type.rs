@@ -290,13 +290,7 @@ fn write_and_read_with(
     batch: &RecordBatch,
     options: &SinkOptions,
 ) -> Vec<RecordBatch> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t");
-    let mut sink = Sink::create(format, Output::File(path.clone()), &batch.schema(), options)
-        .unwrap_or_else(|e| panic!("{format}: {e}"));
-    sink.write(batch)
-        .unwrap_or_else(|e| panic!("{format}: {e}"));
-    sink.finish().unwrap_or_else(|e| panic!("{format}: {e}"));
+    let (_dir, path) = write_file(format, batch, options);
     let file = File::open(&path).unwrap();
     match format {
         Format::Parquet => {
@@ -317,6 +311,23 @@ fn write_and_read_with(
             .collect(),
         Format::Null => unreachable!(),
     }
+}
+
+/// Writes `batch` through a sink into a new file: the file's directory (which removes it when
+/// dropped) and its path.
+fn write_file(
+    format: Format,
+    batch: &RecordBatch,
+    options: &SinkOptions,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t");
+    let mut sink = Sink::create(format, Output::File(path.clone()), &batch.schema(), options)
+        .unwrap_or_else(|e| panic!("{format}: {e}"));
+    sink.write(batch)
+        .unwrap_or_else(|e| panic!("{format}: {e}"));
+    sink.finish().unwrap_or_else(|e| panic!("{format}: {e}"));
+    (dir, path)
 }
 
 /// The intervals of `a`, at any depth, as `(months, days, microseconds)`, from either form.
@@ -495,21 +506,11 @@ fn uuid_and_json_get_their_parquet_logical_types() {
         ],
     )
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.parquet");
     let options = SinkOptions {
         metadata: vec![("pgarrow.version".to_owned(), "9.9.9".to_owned())],
         ..SinkOptions::default()
     };
-    let mut sink = Sink::create(
-        Format::Parquet,
-        Output::File(path.clone()),
-        &schema,
-        &options,
-    )
-    .unwrap();
-    sink.write(&batch).unwrap();
-    sink.finish().unwrap();
+    let (_dir, path) = write_file(Format::Parquet, &batch, &options);
     let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
         File::open(&path).unwrap(),
     )

@@ -41,6 +41,7 @@
 //! gets real ones from the server.
 #![warn(missing_docs)]
 
+pub mod activity;
 pub mod copy;
 pub mod copygen;
 pub mod fixtures;

@@ -1,48 +1,15 @@
 //! Integration tests of the ephemeral clusters (skipped, loudly, without
 //! PostgreSQL binaries unless `PGARROW_REQUIRE_PG=1`).
 
-use std::process::{Command, Output, Stdio};
+#[path = "../../pgarrow-scratch/tests/support/psql.rs"]
+mod psql;
+
+use std::process::{Command, Stdio};
 
 use pgarrow_testkit::{
     Cluster, MD5_PASSWORD, MD5_USER, PLAIN_PASSWORD, PLAIN_USER, SCRAM_PASSWORD, SCRAM_USER,
 };
-
-/// Runs psql against a connection URL with `-w` (never prompt) and no
-/// password file, so the URL alone decides.
-fn psql_url(cluster: &Cluster, url: &str, sql: &str) -> Output {
-    Command::new(cluster.psql_path())
-        .args([
-            "-X",
-            "-w",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            url,
-            "-c",
-            sql,
-        ])
-        .env("PGPASSFILE", "/dev/null")
-        .env_remove("PGPASSWORD")
-        .env("PGCONNECT_TIMEOUT", "10")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run psql")
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .trim()
-        .to_owned()
-}
+use psql::{host_auth_methods, psql_url, stdout, superuser};
 
 #[test]
 fn shared_cluster_basics() {
@@ -78,12 +45,8 @@ fn shared_cluster_basics() {
 #[test]
 fn psql_errors_include_stderr() {
     let Some(pg) = Cluster::shared() else { return };
-    let err = pg
-        .psql(
-            "postgres",
-            "SELECT 1;\nSELECT * FROM no_such_table;\nSELECT 2",
-        )
-        .unwrap_err();
+    let script = "SELECT 1;\nSELECT * FROM no_such_table;\nSELECT 2";
+    let err = pg.psql("postgres", script).unwrap_err();
     let message = err.to_string();
     assert!(message.contains("no_such_table"), "{message}");
     // Nothing after the failing statement ran (ON_ERROR_STOP).
@@ -119,9 +82,7 @@ fn create_database_makes_unique_databases() {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
         );
     }
-    let names = pg
-        .psql("postgres", "SELECT datname FROM pg_database")
-        .unwrap();
+    let names = superuser(pg, "SELECT datname FROM pg_database");
     let names: Vec<&str> = names.lines().collect();
     assert!(names.contains(&a.as_str()), "{names:?}");
     assert!(names.contains(&b.as_str()), "{names:?}");
@@ -230,13 +191,11 @@ fn scram_auth_rejects_wrong_password_and_accepts_right_one() {
 #[test]
 fn md5_and_plain_roles() {
     let Some(pg) = Cluster::shared() else { return };
-    let stored = pg
-        .psql(
-            "postgres",
-            "SELECT rolname, left(rolpassword, 3) FROM pg_authid \
-             WHERE rolname LIKE 'pgarrow%' ORDER BY rolname",
-        )
-        .unwrap();
+    let stored = superuser(
+        pg,
+        "SELECT rolname, left(rolpassword, 3) FROM pg_authid \
+         WHERE rolname LIKE 'pgarrow%' ORDER BY rolname",
+    );
     assert_eq!(
         stored,
         "pgarrow_md5|md5\npgarrow_plain|SCR\npgarrow_scram|SCR\n"
@@ -255,11 +214,8 @@ fn md5_and_plain_roles() {
         );
         assert!(!out.status.success(), "{user} accepted a wrong password");
     }
-    let methods = pg
-        .psql("postgres", "SELECT user_name[1], auth_method FROM pg_hba_file_rules WHERE type = 'host' ORDER BY line_number")
-        .unwrap();
     assert_eq!(
-        methods,
+        host_auth_methods(pg),
         "postgres|trust\npgarrow_md5|md5\npgarrow_plain|password\nall|scram-sha-256\n"
     );
 }

@@ -7,19 +7,16 @@ use std::time::{Duration, Instant};
 
 use pgarrow::protocol::ErrorKind as WireKind;
 use pgarrow::sink::{Format, Output};
-use pgarrow::{Client, ExportOptions, FileTarget, Hooks, Source};
+use pgarrow::{Client, Export, ExportOptions, FileTarget, Hooks, Source};
 use pgarrow_testkit::Cluster;
+use pgarrow_testkit::activity::{backend_gone_within, slow_database};
 
-fn setup(prefix: &str) -> Option<(&'static Cluster, String)> {
-    let pg = Cluster::shared()?;
-    let db = pg.create_database(prefix).unwrap();
-    pg.psql(
-        &db,
-        "CREATE FUNCTION slow(g bigint) RETURNS bigint LANGUAGE plpgsql AS
-         $$ BEGIN PERFORM pg_sleep(0.001); RETURN g; END $$;",
-    )
-    .unwrap();
-    Some((pg, db))
+/// A client of a new database holding `slow()`, and its backend's pid.
+async fn connect(prefix: &str) -> Option<(&'static Cluster, Client, i32)> {
+    let (pg, db) = slow_database(prefix, "0.001")?;
+    let client = Client::connect(&pg.url(&db)).await.unwrap();
+    let pid = client.backend_pid();
+    Some((pg, client, pid))
 }
 
 /// The backend's `state` in pg_stat_activity, or `None` once it is gone. Runs psql on the
@@ -38,25 +35,36 @@ async fn backend_state(pg: &'static Cluster, pid: i32) -> Option<String> {
     (!state.is_empty()).then(|| state.to_owned())
 }
 
-/// Polls until `cond` holds for the backend's state, failing after `limit`.
+/// Polls until the backend's state is `state` (`None`: gone), failing after `limit`; returns
+/// how long it took.
 async fn wait_for(
     pg: &'static Cluster,
     pid: i32,
     limit: Duration,
-    what: &str,
-    cond: impl Fn(Option<&str>) -> bool,
+    state: Option<&str>,
 ) -> Duration {
     let start = Instant::now();
     loop {
-        let state = backend_state(pg, pid).await;
-        if cond(state.as_deref()) {
+        let now = backend_state(pg, pid).await;
+        if now.as_deref() == state {
             return start.elapsed();
         }
         assert!(
             start.elapsed() < limit,
-            "backend {pid} not {what} within {limit:?} (state {state:?})"
+            "backend {pid} not {state:?} within {limit:?} (state {now:?})"
         );
     }
+}
+
+/// Waits (30 s at most) until the backend runs a query.
+async fn wait_active(pg: &'static Cluster, pid: i32) {
+    wait_for(pg, pid, Duration::from_secs(30), Some("active")).await;
+}
+
+/// Waits until the backend is gone, which must take under two seconds; returns how long it
+/// took.
+async fn wait_gone(pg: &'static Cluster, pid: i32) -> Duration {
+    wait_for(pg, pid, Duration::from_secs(2), None).await
 }
 
 /// Rows one by one, slowly, forever (a set-returning function in the select list streams; one
@@ -69,24 +77,25 @@ fn options(batch_rows: usize) -> ExportOptions {
     o
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn dropping_an_export_ends_the_backend_within_two_seconds() {
-    let Some((pg, db)) = setup("dropcancel") else {
-        return;
-    };
-    let mut client = Client::connect(&pg.url(&db)).await.unwrap();
-    let pid = client.connection().backend_pid();
+/// An export of [`STREAMING`] in batches of 100, its first batch read.
+async fn streaming(client: &mut Client) -> Export<'_> {
     let mut export = client
         .export(&Source::query(STREAMING), &options(100))
         .await
         .unwrap();
     export.next_batch().await.unwrap().unwrap();
-    wait_for(pg, pid, Duration::from_secs(30), "active", |s| {
-        s == Some("active")
-    })
-    .await;
+    export
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn dropping_an_export_ends_the_backend_within_two_seconds() {
+    let Some((pg, mut client, pid)) = connect("dropcancel").await else {
+        return;
+    };
+    let export = streaming(&mut client).await;
+    wait_active(pg, pid).await;
     drop(export);
-    let took = wait_for(pg, pid, Duration::from_secs(2), "gone", |s| s.is_none()).await;
+    let took = wait_gone(pg, pid).await;
     eprintln!("streaming query: backend gone {took:?} after the drop");
     // The connection is never handed back mid-COPY.
     let err = client
@@ -102,14 +111,12 @@ async fn dropping_an_export_ends_the_backend_within_two_seconds() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn dropping_a_client_mid_query_cancels_a_query_that_computes() {
-    let Some((pg, db)) = setup("dropcompute") else {
+    let Some((pg, mut client, pid)) = connect("dropcompute").await else {
         return;
     };
     // The server sends nothing (not even CopyOutResponse, which waits in its send buffer)
     // while it sleeps, and does not notice a closed socket then: only a CancelRequest stops
     // it.
-    let mut client = Client::connect(&pg.url(&db)).await.unwrap();
-    let pid = client.connection().backend_pid();
     {
         let source = Source::query("SELECT 1 AS x FROM pg_sleep(60)");
         let opts = options(1);
@@ -131,29 +138,20 @@ async fn dropping_a_client_mid_query_cancels_a_query_that_computes() {
     // The export's future is gone mid-statement; dropping the client closes the socket and
     // cancels the query.
     drop(client);
-    let took = wait_for(pg, pid, Duration::from_secs(2), "gone", |s| s.is_none()).await;
+    let took = wait_gone(pg, pid).await;
     eprintln!("computing query: backend gone {took:?} after the drop");
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn export_cancel_keeps_the_connection_usable() {
-    let Some((pg, db)) = setup("exportcancel") else {
+    let Some((pg, mut client, pid)) = connect("exportcancel").await else {
         return;
     };
-    let mut client = Client::connect(&pg.url(&db)).await.unwrap();
-    let pid = client.connection().backend_pid();
-    let mut export = client
-        .export(&Source::query(STREAMING), &options(100))
-        .await
-        .unwrap();
-    export.next_batch().await.unwrap().unwrap();
+    let export = streaming(&mut client).await;
     let start = Instant::now();
     export.cancel().await.unwrap();
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(2), "the cancel took {took:?}");
     // Same backend, idle, and ready for the next statement.
     assert!(client.connection().is_ready());
     let rows = client
@@ -162,10 +160,7 @@ async fn export_cancel_keeps_the_connection_usable() {
         .await
         .unwrap();
     assert_eq!(rows[0][0].as_deref(), Some(pid.to_string().as_str()));
-    wait_for(pg, pid, Duration::from_secs(2), "idle", |s| {
-        s == Some("idle")
-    })
-    .await;
+    wait_for(pg, pid, Duration::from_secs(2), Some("idle")).await;
     // And it exports again.
     let mut export = client
         .export(&Source::query("SELECT 1 AS one"), &options(100))
@@ -176,15 +171,10 @@ async fn export_cancel_keeps_the_connection_usable() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_cancel_token_stops_the_export_from_another_task() {
-    let Some((pg, db)) = setup("tokencancel") else {
+    let Some((_, mut client, _)) = connect("tokencancel").await else {
         return;
     };
-    let mut client = Client::connect(&pg.url(&db)).await.unwrap();
-    let mut export = client
-        .export(&Source::query(STREAMING), &options(100))
-        .await
-        .unwrap();
-    export.next_batch().await.unwrap().unwrap();
+    let mut export = streaming(&mut client).await;
     let token = export.cancel_token();
     let canceller = tokio::spawn(async move { token.cancel().await });
     let err = loop {
@@ -213,28 +203,23 @@ async fn a_cancel_token_stops_the_export_from_another_task() {
 #[tokio::test(flavor = "current_thread")]
 async fn dropping_a_stream_mid_batch_ends_the_backend() {
     use futures_util::StreamExt;
-    let Some((pg, db)) = setup("streamdrop") else {
+    let Some((pg, mut client, pid)) = connect("streamdrop").await else {
         return;
     };
-    let mut client = Client::connect(&pg.url(&db)).await.unwrap();
-    let pid = client.backend_pid();
     let mut export = client.export(STREAMING, &options(1000)).await.unwrap();
     // A batch of 1000 slow rows takes a second: the timeout leaves the read pending.
     let waited = tokio::time::timeout(Duration::from_millis(50), export.next()).await;
     assert!(waited.is_err(), "the first batch came too early");
-    wait_for(pg, pid, Duration::from_secs(30), "active", |s| {
-        s == Some("active")
-    })
-    .await;
+    wait_active(pg, pid).await;
     drop(export);
-    let took = wait_for(pg, pid, Duration::from_secs(2), "gone", |s| s.is_none()).await;
+    let took = wait_gone(pg, pid).await;
     eprintln!("stream dropped mid-batch: backend gone {took:?} after the drop");
 }
 
 /// The blocking reader, dropped before its end outside any runtime, cancels the query too.
 #[test]
 fn dropping_a_blocking_reader_ends_the_backend() {
-    let Some((pg, db)) = setup("readerdrop") else {
+    let Some((pg, db)) = slow_database("readerdrop", "0.001") else {
         return;
     };
     // 100 rows of 1 kB reach the client (past the server's 8 kB send buffer), then the server
@@ -258,38 +243,14 @@ fn dropping_a_blocking_reader_ends_the_backend() {
     eprintln!("blocking reader dropped: backend gone {took:?} after the drop");
 }
 
-/// Polls `pg_stat_activity` (synchronously) until backend `pid` is gone, failing after `limit`.
-fn backend_gone_within(pg: &Cluster, pid: i32, limit: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let left = pg
-            .psql(
-                "postgres",
-                &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
-            )
-            .unwrap();
-        if left.trim() == "0" {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < limit,
-            "backend {pid} still there {:?} later",
-            start.elapsed()
-        );
-    }
-}
-
 /// Cancelling through the hooks: the run fails with `Cancelled`, no file and no temporary
 /// file remain, and the backend is gone.
 #[tokio::test(flavor = "current_thread")]
 async fn cancelled_file_export_leaves_nothing() {
-    let Some((pg, db)) = setup("cancelfile") else {
+    let Some((pg, mut client, pid)) = connect("cancelfile").await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.arrow");
-    let mut client = Client::connect(pg.url(&db)).await.unwrap();
-    let pid = client.backend_pid();
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
     let mut first_tx = Some(first_tx);
     let hooks = Hooks::new()
@@ -301,13 +262,13 @@ async fn cancelled_file_export_leaves_nothing() {
         .cancel_on(async {
             let _ = first_rx.await;
         });
-    let target = FileTarget::new(Format::ArrowFile, Output::File(path.clone()));
+    let target = FileTarget::new(Format::ArrowFile, Output::File(dir.path().join("t.arrow")));
     let err = client
         .export_to_file(STREAMING, &options(50), &target, hooks)
         .await
         .unwrap_err();
     assert!(err.is_cancelled(), "{err:?}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    let took = backend_gone_within(pg, pid, Duration::from_secs(2));
+    let took = wait_gone(pg, pid).await;
     eprintln!("file export cancelled by its hooks: backend gone {took:?} later");
 }

@@ -15,14 +15,90 @@ mod fault_server;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use fault_server::{End, FaultServer, Script, Wait, msg};
+use fault_server::{End, ErrorAt, FaultServer, Script, Wait, msg};
 use pgarrow::protocol::ErrorKind as WireKind;
-use pgarrow::{Client, ErrorKind, ExportOptions, Source};
+use pgarrow::{Client, ErrorKind, Export, ExportOptions, Source};
 use pgarrow_sink::{Format, Output, Sink, SinkOptions};
 use pgarrow_testkit::Cluster;
+use pgarrow_testkit::activity::slow_database;
 
-/// Exports `source` into a Parquet file at `target`, `batch_rows` rows per batch, the way the
-/// CLI does (temporary file, renamed by `finish`). Returns the rows written.
+/// An export into a Parquet file, written the way the CLI writes one (a temporary file,
+/// renamed by `finish`).
+struct FileExport<'c> {
+    export: Export<'c>,
+    sink: Sink,
+}
+
+impl<'c> FileExport<'c> {
+    /// Plans `source`, creates the file's sink at `target` and starts the COPY, `batch_rows`
+    /// rows per batch.
+    async fn start(
+        client: &'c mut Client,
+        source: &Source,
+        batch_rows: usize,
+        target: &Path,
+    ) -> pgarrow::Result<FileExport<'c>> {
+        let plan = client.plan(source).await?;
+        let sink = Sink::create(
+            Format::Parquet,
+            Output::File(target.to_path_buf()),
+            &plan.schema,
+            &SinkOptions::default(),
+        )
+        .expect("sink");
+        let mut options = ExportOptions::default();
+        options.decode.batch_rows = batch_rows;
+        let export = client.export_plan(plan, &options).await?;
+        Ok(FileExport { export, sink })
+    }
+
+    /// As [`FileExport::start`] with a query, once the first batch is written.
+    async fn first_batch_written(
+        client: &'c mut Client,
+        sql: &str,
+        batch_rows: usize,
+        target: &Path,
+    ) -> FileExport<'c> {
+        let source = Source::query(sql);
+        let mut export = FileExport::start(client, &source, batch_rows, target)
+            .await
+            .unwrap();
+        assert!(export.write_next().await.unwrap(), "{sql}: no first batch");
+        export
+    }
+
+    /// Writes the next batch; `false` at the end.
+    async fn write_next(&mut self) -> pgarrow::Result<bool> {
+        let Some(batch) = self.export.next_batch().await? else {
+            return Ok(false);
+        };
+        self.sink.write(&batch).expect("write");
+        Ok(true)
+    }
+
+    /// Writes every batch and finishes the file: the rows written.
+    async fn finish(mut self) -> pgarrow::Result<u64> {
+        while self.write_next().await? {}
+        let rows = self.export.rows();
+        self.sink.finish().expect("finish");
+        Ok(rows)
+    }
+
+    /// Writes batches until the export fails, which it must; the file is left unfinished (and
+    /// the sink dropped), the export given back.
+    async fn until_error(mut self) -> (pgarrow::Error, Export<'c>) {
+        loop {
+            match self.write_next().await {
+                Ok(true) => {}
+                Ok(false) => panic!("the export should fail"),
+                Err(e) => return (e, self.export),
+            }
+        }
+    }
+}
+
+/// Exports `source` into a Parquet file at `target` (see [`FileExport`]), `batch_rows` rows per
+/// batch. Returns the rows written.
 async fn export_to_file(
     url: &str,
     source: &Source,
@@ -30,37 +106,26 @@ async fn export_to_file(
     target: &Path,
 ) -> pgarrow::Result<u64> {
     let mut client = Client::connect(url).await?;
-    let plan = client.plan(source).await?;
-    let mut sink = Sink::create(
-        Format::Parquet,
-        Output::File(target.to_path_buf()),
-        &plan.schema,
-        &SinkOptions::default(),
-    )
-    .expect("sink");
-    let mut options = ExportOptions::default();
-    options.decode.batch_rows = batch_rows;
-    let mut export = client.export_plan(plan, &options).await?;
-    while let Some(batch) = export.next_batch().await? {
-        sink.write(&batch).expect("write");
-    }
-    let rows = export.rows();
-    sink.finish().expect("finish");
-    Ok(rows)
+    FileExport::start(&mut client, source, batch_rows, target)
+        .await?
+        .finish()
+        .await
 }
 
-/// A directory for one export's output.
+/// A directory for one export's output, and the case it is for.
 struct Out {
     dir: tempfile::TempDir,
+    case: String,
 }
 
 impl Out {
-    fn new() -> Out {
+    fn new(case: impl Into<String>) -> Out {
         Out {
             dir: tempfile::Builder::new()
                 .prefix("pgarrow-faults")
                 .tempdir()
                 .unwrap(),
+            case: case.into(),
         }
     }
 
@@ -68,13 +133,25 @@ impl Out {
         self.dir.path().join("out.parquet")
     }
 
+    /// Exports `sql` from `url` into [`Out::target`], `batch_rows` rows per batch.
+    async fn export(&self, url: &str, sql: &str, batch_rows: usize) -> pgarrow::Result<u64> {
+        export_to_file(url, &Source::query(sql), batch_rows, &self.target()).await
+    }
+
+    /// As [`Out::export`], which must fail: its error.
+    async fn export_err(&self, url: &str, sql: &str, batch_rows: usize) -> pgarrow::Error {
+        self.export(url, sql, batch_rows)
+            .await
+            .expect_err(&self.case)
+    }
+
     /// Nothing at all: no target, no temporary file.
-    fn assert_empty(&self, case: &str) {
+    fn assert_empty(&self) {
         let entries: Vec<_> = std::fs::read_dir(self.dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert!(entries.is_empty(), "{case}: left behind {entries:?}");
+        assert!(entries.is_empty(), "{}: left behind {entries:?}", self.case);
     }
 }
 
@@ -85,77 +162,44 @@ fn wire_kind(e: &pgarrow::Error) -> &WireKind {
     }
 }
 
-const INT4: &[(&str, u32)] = &[("g", 23)];
-
-/// Login, describe, the catalog query, then `copy` as the answer to the COPY.
-fn export_script(copy: Vec<u8>) -> Script {
-    Script::new(vec![
-        (Wait::Startup, msg::login()),
-        (Wait::Sync, msg::described(INT4)),
-        (Wait::Query, msg::catalog(&["integer"])),
-        (Wait::Query, copy),
-    ])
-}
-
-fn source() -> Source {
-    Source::query("SELECT g FROM t")
-}
+/// What the scripted server's export is of (see `Script::export`).
+const SQL: &str = "SELECT g FROM t";
 
 #[tokio::test(flavor = "current_thread")]
 async fn scripted_server_faults() {
-    let header_and_row = [msg::copy_header(), msg::int4_tuple(1)].concat();
     let half_tuple = [1i16.to_be_bytes().as_slice(), &4i32.to_be_bytes(), &[0, 0]].concat();
-    let error = msg::error("ERROR", "22012", "division by zero");
+    let cut_frame = msg::copy_data(&[msg::copy_header(), half_tuple].concat());
     type Check = fn(&pgarrow::Error) -> bool;
     let db_22012: Check = |e| e.code() == Some("22012");
     let cases: Vec<(&str, Vec<u8>, End, Check, u64)> = vec![
         (
             "error before the COPY header",
-            [msg::copy_out_response(1), error.clone(), msg::ready()].concat(),
+            msg::copy_failing(ErrorAt::Header),
             End::Idle,
             db_22012,
             0,
         ),
         (
             "error between rows",
-            [
-                msg::copy_out_response(1),
-                msg::copy_data(&header_and_row),
-                msg::copy_data(&msg::int4_tuple(2)),
-                error.clone(),
-                msg::ready(),
-            ]
-            .concat(),
+            msg::copy_failing(ErrorAt::BetweenRows),
             End::Idle,
             db_22012,
             2,
         ),
         (
             "error after the trailer",
-            [
-                msg::copy_out_response(1),
-                msg::copy_data(&header_and_row),
-                msg::copy_data(&msg::copy_trailer()),
-                error.clone(),
-                msg::ready(),
-            ]
-            .concat(),
+            msg::copy_failing(ErrorAt::Trailer),
             End::Idle,
             db_22012,
             1,
         ),
         (
             "FATAL mid-COPY (pg_terminate_backend)",
-            [
-                msg::copy_out_response(1),
-                msg::copy_data(&header_and_row),
-                msg::error(
-                    "FATAL",
-                    "57P01",
-                    "terminating connection due to administrator command",
-                ),
-            ]
-            .concat(),
+            msg::copy_row_1_then(&[msg::error(
+                "FATAL",
+                "57P01",
+                "terminating connection due to administrator command",
+            )]),
             End::Close,
             |e| e.code() == Some("57P01"),
             1,
@@ -164,7 +208,7 @@ async fn scripted_server_faults() {
             "frame cut mid-field, then the COPY ends",
             [
                 msg::copy_out_response(1),
-                msg::copy_data(&[msg::copy_header(), half_tuple.clone()].concat()),
+                cut_frame.clone(),
                 msg::copy_done(),
                 msg::complete("COPY 1"),
                 msg::ready(),
@@ -176,50 +220,33 @@ async fn scripted_server_faults() {
         ),
         (
             "frame cut mid-field, then the connection closes",
-            [
-                msg::copy_out_response(1),
-                msg::copy_data(&[msg::copy_header(), half_tuple.clone()].concat())[..30].to_vec(),
-            ]
-            .concat(),
+            [msg::copy_out_response(1), cut_frame[..30].to_vec()].concat(),
             End::Close,
             |e| matches!(wire_kind(e), WireKind::Closed),
             0,
         ),
         (
             "unknown message type",
-            [
-                msg::copy_out_response(1),
-                msg::copy_data(&header_and_row),
-                msg::raw(b'!', b"?"),
-            ]
-            .concat(),
+            msg::copy_row_1_then(&[msg::raw(b'!', b"?")]),
             End::Hang,
             |e| matches!(wire_kind(e), WireKind::Protocol(m) if m.contains("unknown message tag")),
             1,
         ),
         (
             "length prefix claiming 2 GiB",
-            [
-                msg::copy_out_response(1),
-                msg::copy_data(&header_and_row),
-                vec![b'N', 0x7f, 0xff, 0xff, 0xff],
-            ]
-            .concat(),
+            msg::copy_row_1_then(&[vec![b'N', 0x7f, 0xff, 0xff, 0xff]]),
             End::Hang,
             |e| matches!(wire_kind(e), WireKind::Protocol(m) if m.contains("over the")),
             1,
         ),
         (
             "row count mismatch",
-            [
-                msg::copy_out_response(1),
-                msg::copy_data(&header_and_row),
+            msg::copy_row_1_then(&[
                 msg::copy_data(&msg::copy_trailer()),
                 msg::copy_done(),
                 msg::complete("COPY 5"),
                 msg::ready(),
-            ]
-            .concat(),
+            ]),
             End::Idle,
             |e| {
                 matches!(
@@ -234,43 +261,36 @@ async fn scripted_server_faults() {
         ),
         (
             "server stops answering mid-COPY (read_timeout)",
-            [msg::copy_out_response(1), msg::copy_data(&header_and_row)].concat(),
+            msg::copy_row_1_then(&[]),
             End::Hang,
             |e| matches!(wire_kind(e), WireKind::Timeout(_)),
             1,
         ),
     ];
     for (case, copy, end, check, rows) in cases {
-        let mut script = export_script(copy);
-        script.end = end;
-        let server = FaultServer::start(script).await;
-        let out = Out::new();
-        let err = export_to_file(
-            &server.url("read_timeout=300ms"),
-            &source(),
-            1,
-            &out.target(),
-        )
-        .await
-        .expect_err(case);
+        let server = FaultServer::start(Script::export(copy, end)).await;
+        let out = Out::new(case);
+        let err = out
+            .export_err(&server.url("read_timeout=300ms"), SQL, 1)
+            .await;
         assert!(check(&err), "{case}: {:?}: {err}", err.kind());
         assert_eq!(err.rows_delivered(), Some(rows), "{case}: {err}");
         let line = err.to_string();
         assert!(!line.contains('\n'), "{case}: one line: {line:?}");
-        out.assert_empty(case);
+        out.assert_empty();
     }
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_connection_closed_at_every_byte_of_an_export() {
-    let script = export_script(msg::int4_copy(20));
+    let script = Script::export(msg::int4_copy(20), End::Idle);
     let total = script.total_len();
     for cut in 0..=total {
         let mut s = script.clone();
         s.cut_at = Some(cut);
         let server = FaultServer::start(s).await;
-        let out = Out::new();
-        match export_to_file(&server.url(""), &source(), 7, &out.target()).await {
+        let out = Out::new(format!("cut at {cut}"));
+        match out.export(&server.url(""), SQL, 7).await {
             Ok(rows) => {
                 assert_eq!(cut, total, "only the whole conversation succeeds");
                 assert_eq!(rows, 20);
@@ -283,7 +303,7 @@ async fn the_connection_closed_at_every_byte_of_an_export() {
                     "cut at {cut}: {e}"
                 );
                 assert!(e.rows_delivered().is_none_or(|r| r <= 20));
-                out.assert_empty(&format!("cut at {cut}"));
+                out.assert_empty();
             }
         }
     }
@@ -297,40 +317,29 @@ async fn a_silent_server_times_out_while_connecting() {
         end: End::Hang,
     })
     .await;
-    let out = Out::new();
+    let out = Out::new("connect timeout");
     let start = Instant::now();
-    let err = export_to_file(
-        &server.url("connect_timeout=2"),
-        &source(),
-        1,
-        &out.target(),
-    )
-    .await
-    .unwrap_err();
+    let err = out
+        .export_err(&server.url("connect_timeout=2"), SQL, 1)
+        .await;
     assert!(matches!(wire_kind(&err), WireKind::Timeout(_)), "{err}");
     assert_eq!(err.rows_delivered(), None);
     assert!(start.elapsed() < Duration::from_secs(6));
-    out.assert_empty("connect timeout");
-}
-
-fn shared() -> Option<(&'static Cluster, String)> {
-    let pg = Cluster::shared()?;
-    let db = pg.create_database("faults").unwrap();
-    Some((pg, db))
+    out.assert_empty();
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn division_by_zero_at_row_n() {
-    let Some((pg, db)) = shared() else { return };
-    let out = Out::new();
-    let err = export_to_file(
-        &pg.url(&db),
-        &Source::query("SELECT g, 1 / (g - 5000) AS x FROM generate_series(1, 10000) g"),
-        1000,
-        &out.target(),
-    )
-    .await
-    .unwrap_err();
+    let Some(pg) = Cluster::shared() else { return };
+    let db = pg.create_database("faults").unwrap();
+    let out = Out::new("division by zero");
+    let err = out
+        .export_err(
+            &pg.url(&db),
+            "SELECT g, 1 / (g - 5000) AS x FROM generate_series(1, 10000) g",
+            1000,
+        )
+        .await;
     assert_eq!(err.code(), Some("22012"), "{err}");
     // Rows 1..=4999 arrived; four whole batches were handed out before the error.
     assert_eq!(err.rows_delivered(), Some(4000), "{err}");
@@ -338,29 +347,22 @@ async fn division_by_zero_at_row_n() {
         err.to_string(),
         "ERROR: division by zero (SQLSTATE 22012) [after 4000 rows]"
     );
-    out.assert_empty("division by zero");
+    out.assert_empty();
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn statement_timeout_mid_copy() {
-    let Some((pg, db)) = shared() else { return };
-    pg.psql(
-        &db,
-        "CREATE FUNCTION slow(g int) RETURNS int LANGUAGE plpgsql AS
-         $$ BEGIN PERFORM pg_sleep(0.005); RETURN g; END $$;",
-    )
-    .unwrap();
-    let out = Out::new();
-    let err = export_to_file(
-        &format!("{}?statement_timeout=1s", pg.url(&db)),
-        &Source::query(
+    let Some((pg, db)) = slow_database("faults", "0.005") else {
+        return;
+    };
+    let out = Out::new("statement_timeout");
+    let err = out
+        .export_err(
+            &format!("{}?statement_timeout=1s", pg.url(&db)),
             "SELECT slow(g) AS g, repeat('x', 4000) AS pad FROM generate_series(1, 100000) g",
-        ),
-        1,
-        &out.target(),
-    )
-    .await
-    .unwrap_err();
+            1,
+        )
+        .await;
     assert_eq!(err.code(), Some("57014"), "{err}");
     assert!(
         err.to_string()
@@ -368,54 +370,27 @@ async fn statement_timeout_mid_copy() {
         "{err}"
     );
     assert!(err.rows_delivered().unwrap() > 0, "{err}");
-    out.assert_empty("statement_timeout");
+    out.assert_empty();
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn pg_terminate_backend_mid_copy() {
-    let Some((pg, db)) = shared() else { return };
     // Rows arrive slowly, so the backend is not blocked on a full socket when the signal
     // comes: it then reports FATAL 57P01 before hanging up. (Blocked in a write, it exits
     // without a word, and the error is "the server closed the connection".)
-    pg.psql(
-        &db,
-        "CREATE FUNCTION slow(g int) RETURNS int LANGUAGE plpgsql AS
-         $$ BEGIN PERFORM pg_sleep(0.0005); RETURN g; END $$;",
-    )
-    .unwrap();
-    let out = Out::new();
+    let Some((pg, db)) = slow_database("faults", "0.0005") else {
+        return;
+    };
     let mut client = Client::connect(&pg.url(&db)).await.unwrap();
     let pid = client.connection().backend_pid();
-    let plan = client
-        .plan(&Source::query(
-            "SELECT slow(generate_series(1, 100000000)) AS g, repeat('x', 100) AS pad",
-        ))
-        .await
-        .unwrap();
-    let mut sink = Sink::create(
-        Format::Parquet,
-        Output::File(out.target()),
-        &plan.schema,
-        &SinkOptions::default(),
-    )
-    .unwrap();
-    let mut options = ExportOptions::default();
-    options.decode.batch_rows = 100;
-    let mut export = client.export_plan(plan, &options).await.unwrap();
-    let first = export.next_batch().await.unwrap().unwrap();
-    sink.write(&first).unwrap();
+    let out = Out::new("pg_terminate_backend");
+    let sql = "SELECT slow(generate_series(1, 100000000)) AS g, repeat('x', 100) AS pad";
+    let export = FileExport::first_batch_written(&mut client, sql, 100, &out.target()).await;
     let killed = pg
         .psql("postgres", &format!("SELECT pg_terminate_backend({pid})"))
         .unwrap();
     assert_eq!(killed.trim(), "t");
-    let err = loop {
-        match export.next_batch().await {
-            Ok(Some(b)) => sink.write(&b).unwrap(),
-            Ok(None) => panic!("the export should fail"),
-            Err(e) => break e,
-        }
-    };
-    drop(sink);
+    let (err, export) = export.until_error().await;
     assert_eq!(err.code(), Some("57P01"), "{err}");
     assert!(
         err.to_string()
@@ -430,13 +405,13 @@ async fn pg_terminate_backend_mid_copy() {
         .await
         .unwrap_err();
     assert!(matches!(again.kind(), WireKind::Broken(_)), "{again}");
-    out.assert_empty("pg_terminate_backend");
+    out.assert_empty();
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn invalid_utf8_from_a_sql_ascii_database() {
-    let Some((pg, base)) = shared() else { return };
-    let db = format!("{base}_ascii");
+    let Some(pg) = Cluster::shared() else { return };
+    let db = format!("{}_ascii", pg.create_database("faults").unwrap());
     pg.psql(
         "postgres",
         &format!(
@@ -452,15 +427,10 @@ async fn invalid_utf8_from_a_sql_ascii_database() {
          INSERT INTO t VALUES (11, E'caf\\xe9');",
     )
     .unwrap();
-    let out = Out::new();
-    let err = export_to_file(
-        &pg.url(&db),
-        &Source::query("SELECT id, s FROM t ORDER BY id"),
-        4,
-        &out.target(),
-    )
-    .await
-    .unwrap_err();
+    let out = Out::new("invalid UTF-8");
+    let err = out
+        .export_err(&pg.url(&db), "SELECT id, s FROM t ORDER BY id", 4)
+        .await;
     // The library reads a SQL_ASCII database's bytes as they are, and the decoder refuses
     // the invalid text, naming row and column. (A session left at client_encoding UTF8
     // would get the server's own refusal instead: 22021 at the same row.)
@@ -474,7 +444,7 @@ async fn invalid_utf8_from_a_sql_ascii_database() {
     }
     // Two whole batches of four rows were handed out before row 11.
     assert_eq!(err.rows_delivered(), Some(8), "{err}");
-    out.assert_empty("invalid UTF-8");
+    out.assert_empty();
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -486,39 +456,16 @@ async fn the_server_restarted_mid_export() {
     }
     let pg = Cluster::start().unwrap();
     let url = pg.url("postgres");
-    let out = Out::new();
+    let out = Out::new("restart");
     let mut client = Client::connect(&url).await.unwrap();
-    let plan = client
-        .plan(&Source::query(
-            "SELECT generate_series(1, 100000000) AS g, repeat('x', 100) AS pad",
-        ))
-        .await
-        .unwrap();
-    let mut sink = Sink::create(
-        Format::Parquet,
-        Output::File(out.target()),
-        &plan.schema,
-        &SinkOptions::default(),
-    )
-    .unwrap();
-    let mut options = ExportOptions::default();
-    options.decode.batch_rows = 10_000;
-    let mut export = client.export_plan(plan, &options).await.unwrap();
-    sink.write(&export.next_batch().await.unwrap().unwrap())
-        .unwrap();
+    let sql = "SELECT generate_series(1, 100000000) AS g, repeat('x', 100) AS pad";
+    let export = FileExport::first_batch_written(&mut client, sql, 10_000, &out.target()).await;
     pgarrow_testkit::tls::restart(&pg).unwrap();
-    let err = loop {
-        match export.next_batch().await {
-            Ok(Some(b)) => sink.write(&b).unwrap(),
-            Ok(None) => panic!("the export should fail"),
-            Err(e) => break e,
-        }
-    };
-    drop(sink);
+    let (err, export) = export.until_error().await;
     let ok = err.code() == Some("57P01") || matches!(wire_kind(&err), WireKind::Closed);
     assert!(ok, "{:?}: {err}", err.kind());
     assert!(err.rows_delivered().unwrap() >= 10_000);
-    out.assert_empty("restart");
+    out.assert_empty();
     drop(export);
     // The server is back: a new connection works.
     let mut again = Client::connect(&url).await.unwrap();

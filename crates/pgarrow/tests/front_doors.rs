@@ -13,7 +13,8 @@ use pgarrow::sink::{Format, Output};
 use pgarrow::{Client, ErrorKind, ExportOptions, FileTarget, Hooks, Source};
 use pgarrow_testkit::Cluster;
 
-fn setup(prefix: &str) -> Option<(&'static Cluster, String)> {
+/// The URL of a new database holding `t`: ids 1 to 10000 (bigint) and their labels.
+fn setup(prefix: &str) -> Option<String> {
     let pg = Cluster::shared()?;
     let db = pg.create_database(prefix).unwrap();
     pg.psql(
@@ -22,7 +23,20 @@ fn setup(prefix: &str) -> Option<(&'static Cluster, String)> {
          FROM generate_series(1, 10000) g;",
     )
     .unwrap();
-    Some((pg, db))
+    Some(pg.url(&db))
+}
+
+/// A new temporary directory, and the path of `name` in it.
+fn temp_path(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    (dir, path)
+}
+
+/// A client (connected with a `String` URL) of a new database holding `t`, as [`setup`].
+async fn client(prefix: &str) -> Option<Client> {
+    let url = setup(prefix)?;
+    Some(Client::connect(url).await.unwrap())
 }
 
 fn batch_rows(n: usize) -> ExportOptions {
@@ -47,10 +61,8 @@ fn sum_ids(batches: &[RecordBatch]) -> i64 {
 /// The issue's "done when": connect with a URL, export SQL text, read with `StreamExt::next`.
 #[tokio::test(flavor = "current_thread")]
 async fn stream_of_batches_from_sql_text() {
-    let Some((pg, db)) = setup("stream") else {
-        return;
-    };
-    let mut client = Client::connect(pg.url(&db).as_str()).await.unwrap();
+    let Some(url) = setup("stream") else { return };
+    let mut client = Client::connect(url.as_str()).await.unwrap();
     let mut export = client
         .export("SELECT id, label FROM t ORDER BY id", &batch_rows(3000))
         .await
@@ -106,10 +118,10 @@ async fn stream_of_batches_from_sql_text() {
 /// A stream ends after its first error, which carries the SQLSTATE and the rows before it.
 #[tokio::test(flavor = "current_thread")]
 async fn stream_errors_end_the_stream() {
-    let Some((pg, db)) = setup("streamerr") else {
+    let Some(url) = setup("streamerr") else {
         return;
     };
-    let mut client = Client::connect(&pg.url(&db)).await.unwrap();
+    let mut client = Client::connect(&url).await.unwrap();
     let mut export = client
         // A sequential scan of the new table: rows in id order, the error at row 5000.
         .export("SELECT 1 / (id - 5000) AS x FROM t", &batch_rows(1000))
@@ -133,10 +145,9 @@ async fn stream_errors_end_the_stream() {
 /// An export that owns its connection is `Send + 'static`: it can run on another task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owned_export_runs_on_another_task() {
-    let Some((pg, db)) = setup("owned") else {
+    let Some(client) = client("owned").await else {
         return;
     };
-    let client = Client::connect(pg.url(&db)).await.unwrap();
     let export = client
         .into_export("SELECT id FROM t", &batch_rows(4096))
         .await
@@ -155,11 +166,8 @@ async fn owned_export_runs_on_another_task() {
 /// `blocking::export` is an arrow RecordBatchReader; its errors downcast to pgarrow's.
 #[test]
 fn blocking_reader() {
-    let Some((pg, db)) = setup("blocking") else {
-        return;
-    };
-    let reader =
-        pgarrow::blocking::export(pg.url(&db), "SELECT id FROM t", &batch_rows(4000)).unwrap();
+    let Some(url) = setup("blocking") else { return };
+    let reader = pgarrow::blocking::export(&url, "SELECT id FROM t", &batch_rows(4000)).unwrap();
     fn total_rows(reader: impl RecordBatchReader) -> (usize, i64) {
         assert_eq!(reader.schema().field(0).name(), "id");
         let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
@@ -167,12 +175,8 @@ fn blocking_reader() {
     }
     assert_eq!(total_rows(reader), (3, 10000 * 10001 / 2));
 
-    let mut reader = pgarrow::blocking::export(
-        pg.url(&db),
-        "SELECT 1 / (id - 9000) FROM t",
-        &batch_rows(4000),
-    )
-    .unwrap();
+    let mut reader =
+        pgarrow::blocking::export(url, "SELECT 1 / (id - 9000) FROM t", &batch_rows(4000)).unwrap();
     assert_eq!(reader.next().unwrap().unwrap().num_rows(), 4000);
     assert_eq!(reader.next().unwrap().unwrap().num_rows(), 4000);
     let err = reader.next().unwrap().unwrap_err();
@@ -189,12 +193,10 @@ fn blocking_reader() {
 /// `write_to` drives any arrow RecordBatchWriter on the writer thread and closes it.
 #[tokio::test(flavor = "current_thread")]
 async fn write_to_an_arrow_writer() {
-    let Some((pg, db)) = setup("writeto") else {
+    let Some(mut client) = client("writeto").await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.arrow");
-    let mut client = Client::connect(pg.url(&db)).await.unwrap();
+    let (_dir, path) = temp_path("t.arrow");
     let export = client
         .export("SELECT id, label FROM t", &batch_rows(1500))
         .await
@@ -231,10 +233,9 @@ async fn a_failing_writer_fails_the_export() {
             Ok(())
         }
     }
-    let Some((pg, db)) = setup("failwriter") else {
+    let Some(mut client) = client("failwriter").await else {
         return;
     };
-    let mut client = Client::connect(pg.url(&db)).await.unwrap();
     let export = client
         .export("SELECT id FROM t", &batch_rows(100))
         .await
@@ -248,12 +249,10 @@ async fn a_failing_writer_fails_the_export() {
 /// file's footer metadata.
 #[tokio::test(flavor = "current_thread")]
 async fn export_to_file_reports_progress_and_stats() {
-    let Some((pg, db)) = setup("tofile") else {
+    let Some(mut client) = client("tofile").await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.parquet");
-    let mut client = Client::connect(pg.url(&db)).await.unwrap();
+    let (_dir, path) = temp_path("t.parquet");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen2 = seen.clone();
     let hooks = Hooks::new().on_progress(move |s| seen2.lock().unwrap().push(s.rows));

@@ -8,7 +8,7 @@
 //! never from our own output. Each test has its own database on the shared cluster and returns
 //! early (the cluster prints SKIPPED) when PostgreSQL is not installed.
 
-mod nested_common;
+mod common;
 
 use arrow_array::Array;
 use arrow_array::cast::AsArray;
@@ -17,10 +17,10 @@ use arrow_array::types::{
     TimestampMicrosecondType,
 };
 use arrow_schema::{DataType, TimeUnit};
-use nested_common::{
-    Db, Out, ValueError, child, decode_copy, decode_value_error, f64_bits, hex, item_type, leaf,
-    list_at, list_leaves, list_of, our_leaves, pg_bool, required, server_leaves, struct_names,
-    value_error,
+use common::{
+    Db, Exported, ValueError, child, decode_copy, decode_value_error, f64_bits, hex, item_type,
+    leaf, list_at, list_leaves, list_of, our_leaves, pg_bool, required, server_leaves,
+    struct_names, under, unhex, value_error,
 };
 use pgarrow::policy::{
     ArrayShape, EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, SpecialValues,
@@ -80,7 +80,7 @@ fn at_path(a: &dyn Array, i: usize, path: &[&str]) -> Option<String> {
 
 /// Compares `(column, path)` values of our export with server expressions over `from`
 /// (which must give an `id`).
-fn compare_paths(db: &Db, out: &Out, from: &str, checks: &[(&str, &[&str], &str)]) {
+fn compare_paths(db: &Db, out: &Exported, from: &str, checks: &[(&str, &[&str], &str)]) {
     let exprs: Vec<&str> = checks.iter().map(|c| c.2).collect();
     let server = db.by_id(&format!("SELECT id, {} FROM {from}", exprs.join(", ")));
     assert!(!server.is_empty(), "{from}: no rows to compare");
@@ -112,7 +112,7 @@ fn compare_paths(db: &Db, out: &Out, from: &str, checks: &[(&str, &[&str], &str)
 
 /// The shape of each row of a `depth`-deep list column: `None` for NULL, else the length of
 /// every level (0 below an empty level). Asserts that each level is rectangular.
-fn our_shapes(out: &Out, column: &str, depth: usize) -> Vec<(i32, Option<Vec<i64>>)> {
+fn our_shapes(out: &Exported, column: &str, depth: usize) -> Vec<(i32, Option<Vec<i64>>)> {
     out.rows(column)
         .into_iter()
         .map(|(id, a)| {
@@ -147,7 +147,14 @@ fn our_shapes(out: &Out, column: &str, depth: usize) -> Vec<(i32, Option<Vec<i64
 /// Checks a `depth`-dimensional array column of `table` element by element against the
 /// server: NULL-ness and lengths per dimension, then every element (`elem` renders the element
 /// expression `{e}` as the server's text, to be compared with [`leaf`]).
-fn check_array_column(db: &Db, out: &Out, table: &str, column: &str, depth: usize, elem: &str) {
+fn check_array_column(
+    db: &Db,
+    out: &Exported,
+    table: &str,
+    column: &str,
+    depth: usize,
+    elem: &str,
+) {
     check_array_shapes(db, out, table, column, depth);
     let subs: Vec<String> = (1..=depth)
         .map(|k| format!("generate_subscripts({column}, {k}) AS s{k}"))
@@ -174,7 +181,7 @@ fn check_array_column(db: &Db, out: &Out, table: &str, column: &str, depth: usiz
 }
 
 /// Checks NULL-ness and the length of every dimension of each row of an array column.
-fn check_array_shapes(db: &Db, out: &Out, table: &str, column: &str, depth: usize) {
+fn check_array_shapes(db: &Db, out: &Exported, table: &str, column: &str, depth: usize) {
     let lens: Vec<String> = (1..=depth)
         .map(|k| format!("coalesce(array_length({column}, {k}), 0)"))
         .collect();
@@ -204,7 +211,7 @@ fn lower_bound_rows(db: &Db, table: &str, column: &str, depth: usize) -> u64 {
     let conds: Vec<String> = (1..=depth)
         .map(|k| format!("array_lower({column}, {k}) <> 1"))
         .collect();
-    db.scalar(&format!(
+    db.value(&format!(
         "SELECT count(*) FROM {table} WHERE {}",
         conds.join(" OR ")
     ))
@@ -232,13 +239,11 @@ INSERT INTO a1 VALUES
 
 #[tokio::test(flavor = "current_thread")]
 async fn arrays_one_dimension_elements_nulls_empty_lower_bounds() {
-    let Some(db) = Db::new("nested_arrays_1d") else {
+    let Some(db) = Db::with("nested_arrays_1d", ARRAYS_1D) else {
         return;
     };
-    db.exec(ARRAYS_1D);
     let sql = "SELECT id, v, s, n, d, b FROM a1 ORDER BY id";
-    let one = db.export(sql, policies()).await;
-    let batched = db.export_batched(sql, policies(), 3).await;
+    let [one, batched] = db.export_both(sql, 3).await;
     for out in [&one, &batched] {
         assert_eq!(out.data_type("v"), &list_of(DataType::Int32));
         assert_eq!(out.data_type("s"), &list_of(DataType::Utf8));
@@ -246,19 +251,9 @@ async fn arrays_one_dimension_elements_nulls_empty_lower_bounds() {
         assert_eq!(out.data_type("d"), &list_of(DataType::Date32));
         assert_eq!(out.data_type("b"), &list_of(DataType::Boolean));
         for c in ["v", "s", "n", "d", "b"] {
-            assert_eq!(
-                out.field(c).metadata().get(META_DIMS).map(String::as_str),
-                Some("1"),
-                "{c}"
-            );
+            assert_eq!(out.field_meta(c, META_DIMS), Some("1"), "{c}");
         }
-        assert_eq!(
-            out.field("n")
-                .metadata()
-                .get(META_PG_TYPE)
-                .map(String::as_str),
-            Some("numeric(6,2)[]")
-        );
+        assert_eq!(out.field_meta("n", META_PG_TYPE), Some("numeric(6,2)[]"));
         check_array_column(&db, out, "a1", "v", 1, "{e}::text");
         check_array_column(&db, out, "a1", "s", 1, "{e}");
         check_array_column(&db, out, "a1", "n", 1, "{e}::text");
@@ -293,10 +288,9 @@ INSERT INTO a2 VALUES
 
 #[tokio::test(flavor = "current_thread")]
 async fn arrays_declared_dimensions_become_nested_lists() {
-    let Some(db) = Db::new("nested_arrays_nd") else {
+    let Some(db) = Db::with("nested_arrays_nd", ARRAYS_ND) else {
         return;
     };
-    db.exec(ARRAYS_ND);
     let sql = "SELECT id, m, t, c, one FROM a2 ORDER BY id";
     let plan = db.plan(sql, &policies()).await;
     let dims: Vec<Option<usize>> = plan
@@ -310,8 +304,7 @@ async fn arrays_declared_dimensions_become_nested_lists() {
     assert_eq!(dims, [None, Some(2), Some(2), Some(3), Some(1)]);
     assert!(plan.columns.iter().all(|c| c.cast.is_none()));
 
-    let one = db.export(sql, policies()).await;
-    let batched = db.export_batched(sql, policies(), 4).await;
+    let [one, batched] = db.export_both(sql, 4).await;
     for out in [&one, &batched] {
         assert_eq!(out.data_type("m"), &list_of(list_of(DataType::Int32)));
         assert_eq!(out.data_type("t"), &list_of(list_of(DataType::Utf8)));
@@ -321,11 +314,7 @@ async fn arrays_declared_dimensions_become_nested_lists() {
         );
         assert_eq!(out.data_type("one"), &list_of(DataType::Int32));
         for (c, d) in [("m", "2"), ("t", "2"), ("c", "3"), ("one", "1")] {
-            assert_eq!(
-                out.field(c).metadata().get(META_DIMS).map(String::as_str),
-                Some(d),
-                "{c}"
-            );
+            assert_eq!(out.field_meta(c, META_DIMS), Some(d), "{c}");
         }
         check_array_column(&db, out, "a2", "m", 2, "{e}::text");
         check_array_column(&db, out, "a2", "t", 2, "{e}");
@@ -342,9 +331,7 @@ async fn arrays_declared_dimensions_become_nested_lists() {
         assert_eq!(out.losses.total(), 2, "losses: {}", out.losses);
     }
     // The same column keeps its dimensions when renamed in a query.
-    let renamed = db
-        .export("SELECT id, m AS grid FROM a2 ORDER BY id", policies())
-        .await;
+    let renamed = db.export("SELECT id, m AS grid FROM a2 ORDER BY id").await;
     assert_eq!(
         renamed.data_type("grid"),
         &list_of(list_of(DataType::Int32))
@@ -356,7 +343,7 @@ async fn arrays_of_mixed_depths_fail_with_a_hint_or_flatten() {
     let Some(db) = Db::new("nested_arrays_dims_err") else {
         return;
     };
-    db.exec(
+    db.psql(
         "CREATE TABLE flat (id int, v int4[]);
          INSERT INTO flat VALUES (1, '{1}'), (2, '{2,3}'), (3, '{{4,5},{6,7}}'), (4, '{8}');
          CREATE TABLE grid (id int, g int4[][]);
@@ -370,14 +357,9 @@ async fn arrays_of_mixed_depths_fail_with_a_hint_or_flatten() {
             policies(),
         )
         .await;
-    assert_eq!(
-        (e.row, e.column, e.name.as_str()),
-        (3, 1, "x"),
-        "{}",
-        e.display
-    );
-    assert!(e.display.contains("row 3"), "{}", e.display);
-    assert!(e.display.contains("\"x\""), "{}", e.display);
+    e.assert_at(3, 1, "x");
+    e.assert_says("row 3");
+    e.assert_says("\"x\"");
     assert!(
         e.display
             .contains("2 dimension(s) but the column has 1 (seen in the column's first"),
@@ -393,24 +375,14 @@ async fn arrays_of_mixed_depths_fail_with_a_hint_or_flatten() {
     let e = db
         .export_value_error("SELECT id, v FROM flat ORDER BY id", policies())
         .await;
-    assert_eq!(
-        (e.row, e.column, e.name.as_str()),
-        (3, 1, "v"),
-        "{}",
-        e.display
-    );
+    e.assert_at(3, 1, "v");
     // And a 1-D value in an int4[][] column is refused too (not silently reshaped).
     let e = db
         .export_value_error("SELECT id, g FROM grid ORDER BY id", policies())
         .await;
-    assert_eq!(
-        (e.row, e.column, e.name.as_str()),
-        (2, 1, "g"),
-        "{}",
-        e.display
-    );
-    assert!(e.display.contains("1 dimension"), "{}", e.display);
-    assert!(e.display.contains("declared"), "{}", e.display);
+    e.assert_at(2, 1, "g");
+    e.assert_says("1 dimension");
+    e.assert_says("declared");
 
     // --array-shape flatten: every array a 1-D list of its elements, row-major, counted.
     let flatten = Policies {
@@ -421,7 +393,7 @@ async fn arrays_of_mixed_depths_fail_with_a_hint_or_flatten() {
         ("SELECT id, v FROM flat ORDER BY id", "v", 1),
         ("SELECT id, g FROM grid ORDER BY id", "g", 1),
     ] {
-        let out = db.export(sql, flatten).await;
+        let out = db.export_under(sql, flatten).await;
         assert_eq!(out.data_type(col), &list_of(DataType::Int32), "{col}");
         let rows: Vec<Vec<Option<i32>>> = out
             .rows(col)
@@ -462,7 +434,7 @@ async fn arrays_take_their_depth_from_the_data() {
     let Some(db) = Db::new("nested_arrays_from_data") else {
         return;
     };
-    db.exec(
+    db.psql(
         "CREATE TABLE m (id int, x int[], y int[], z int[]);
          INSERT INTO m VALUES (1, NULL, '{}', '{1}'),
                               (2, '{{1,2},{3,NULL}}', '{{{1}},{{2}}}', '{2,3}'),
@@ -477,7 +449,7 @@ async fn arrays_take_their_depth_from_the_data() {
         for c in &plan.columns[1..] {
             assert!(c.kind.list_depth_from_data(), "{table}.{}", c.column.name);
         }
-        let out = db.export(&sql, policies()).await;
+        let out = db.export(&sql).await;
         assert_eq!(
             out.data_type("x"),
             &list_of(list_of(DataType::Int32)),
@@ -489,11 +461,7 @@ async fn arrays_take_their_depth_from_the_data() {
             "{table}"
         );
         assert_eq!(out.data_type("z"), &list_of(DataType::Int32), "{table}");
-        assert_eq!(
-            out.field("y").metadata().get(META_DIMS).map(String::as_str),
-            Some("3"),
-            "{table}"
-        );
+        assert_eq!(out.field_meta("y", META_DIMS), Some("3"), "{table}");
         check_array_column(&db, &out, table, "x", 2, "{e}::text");
         check_array_column(&db, &out, table, "y", 3, "{e}::text");
         check_array_column(&db, &out, table, "z", 1, "{e}::text");
@@ -505,14 +473,12 @@ async fn domain_over_multidimensional_array_keeps_its_dimensions() {
     let Some(db) = Db::new("nested_domain_nd") else {
         return;
     };
-    db.exec(
+    db.psql(
         "CREATE DOMAIN grid AS int4[][];
          CREATE TABLE dg (id int, g grid);
          INSERT INTO dg VALUES (1, '{{1,2},{3,4}}'), (2, NULL), (3, '{}');",
     );
-    let out = db
-        .export("SELECT id, g FROM dg ORDER BY id", policies())
-        .await;
+    let out = db.export("SELECT id, g FROM dg ORDER BY id").await;
     assert_eq!(out.data_type("g"), &list_of(list_of(DataType::Int32)));
     check_array_column(&db, &out, "dg", "g", 2, "{e}::text");
 }
@@ -522,14 +488,12 @@ async fn composite_attribute_with_declared_dimensions() {
     let Some(db) = Db::new("nested_comp_nd") else {
         return;
     };
-    db.exec(
+    db.psql(
         "CREATE TYPE mat AS (name text, cells int4[][]);
          CREATE TABLE cm (id int, m mat);
          INSERT INTO cm VALUES (1, ROW('a', '{{1,2},{3,4}}')), (2, ROW('b', NULL)), (3, NULL);",
     );
-    let out = db
-        .export("SELECT id, m FROM cm ORDER BY id", policies())
-        .await;
+    let out = db.export("SELECT id, m FROM cm ORDER BY id").await;
     let DataType::Struct(fields) = out.data_type("m") else {
         panic!("m is not a struct")
     };
@@ -573,12 +537,10 @@ const COMPOSITES_SQL: &str = "SELECT c.id, c.p, c.s, c.ps, c.dp, c.di, c.dd, h A
 
 #[tokio::test(flavor = "current_thread")]
 async fn composites_nested_dropped_attributes_domains_and_arrays() {
-    let Some(db) = Db::new("nested_composites") else {
+    let Some(db) = Db::with("nested_composites", COMPOSITES) else {
         return;
     };
-    db.exec(COMPOSITES);
-    let one = db.export(COMPOSITES_SQL, policies()).await;
-    let batched = db.export_batched(COMPOSITES_SQL, policies(), 2).await;
+    let [one, batched] = db.export_both(COMPOSITES_SQL, 2).await;
     for out in [&one, &batched] {
         // Types: live attributes only, in order, each with its PostgreSQL type.
         assert_eq!(struct_names(out.data_type("p")), ["x", "label", "amount"]);
@@ -717,7 +679,7 @@ async fn composites_nested_dropped_attributes_domains_and_arrays() {
     }
 
     // Arrays of composites holding composites and arrays: List<Struct<Struct, List>>.
-    db.exec(
+    db.psql(
         "CREATE TABLE deep (id int, segs seg[]);
          INSERT INTO deep VALUES
           (1, ARRAY[ROW(ROW(1, 'a', 1), NULL, '{x,NULL,y}', ROW(1, 'c'))::seg,
@@ -727,7 +689,7 @@ async fn composites_nested_dropped_attributes_domains_and_arrays() {
     );
     let sql = "SELECT id, segs FROM deep ORDER BY id";
     for out in [
-        db.export(sql, policies()).await,
+        db.export(sql).await,
         db.export_batched(sql, policies(), 2).await,
     ] {
         assert_eq!(
@@ -795,7 +757,7 @@ INSERT INTO zp VALUES (1, ROW(), ROW()), (2, NULL, NULL), (3, ROW(), ROW());
 ";
 
 /// Checks a Struct column without fields: its type, length and NULLs against the server.
-fn check_fieldless(db: &Db, out: &Out, where_: &str) {
+fn check_fieldless(db: &Db, out: &Exported, where_: &str) {
     let server: Vec<(i32, Vec<Option<String>>)> = db.by_id(&format!(
         "SELECT id, n::text IS NULL, g::text IS NULL FROM zp {where_}"
     ));
@@ -827,27 +789,20 @@ fn check_fieldless(db: &Db, out: &Out, where_: &str) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn composites_without_live_attributes_with_nulls() {
-    let Some(db) = Db::new("nested_no_attributes") else {
+    let Some(db) = Db::with("nested_no_attributes", NO_ATTRIBUTES) else {
         return;
     };
-    db.exec(NO_ATTRIBUTES);
-    let out = db
-        .export("SELECT id, n, g FROM zp ORDER BY id", policies())
-        .await;
+    let out = db.export("SELECT id, n, g FROM zp ORDER BY id").await;
     check_fieldless(&db, &out, "");
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn composites_without_live_attributes_never_null() {
-    let Some(db) = Db::new("nested_no_attributes_nn") else {
+    let Some(db) = Db::with("nested_no_attributes_nn", NO_ATTRIBUTES) else {
         return;
     };
-    db.exec(NO_ATTRIBUTES);
     let out = db
-        .export(
-            "SELECT id, n, g FROM zp WHERE id <> 2 ORDER BY id",
-            policies(),
-        )
+        .export("SELECT id, n, g FROM zp WHERE id <> 2 ORDER BY id")
         .await;
     check_fieldless(&db, &out, "WHERE id <> 2");
 }
@@ -876,16 +831,15 @@ INSERT INTO en VALUES
 
 #[tokio::test(flavor = "current_thread")]
 async fn enums_are_dictionaries_of_every_label_in_pg_enum_order() {
-    let Some(db) = Db::new("nested_enums") else {
+    let Some(db) = Db::with("nested_enums", ENUMS) else {
         return;
     };
-    db.exec(ENUMS);
     // Squeeze many labels between two neighbours: fractional sort orders (and, once float4
     // runs out of room, PostgreSQL's renumbering).
     let squeeze: String = (1..=30)
         .map(|i| format!("ALTER TYPE mood ADD VALUE 'b{i}' BEFORE 'ok';\n"))
         .collect();
-    db.exec(&squeeze);
+    db.psql(&squeeze);
     let labels: Vec<String> = db
         .query("SELECT enumlabel FROM pg_enum WHERE enumtypid = 'mood'::regtype ORDER BY enumsortorder")
         .into_iter()
@@ -895,8 +849,7 @@ async fn enums_are_dictionaries_of_every_label_in_pg_enum_order() {
     assert_eq!(labels.first().map(String::as_str), Some("angry"));
     let dict = DataType::Dictionary(Box::new(DataType::Int16), Box::new(DataType::Utf8));
     let sql = "SELECT id, m, ms, f FROM en ORDER BY id";
-    let one = db.export(sql, policies()).await;
-    let batched = db.export_batched(sql, policies(), 4).await;
+    let [one, batched] = db.export_both(sql, 4).await;
     for out in [&one, &batched] {
         assert_eq!(out.data_type("m"), &dict);
         assert_eq!(out.data_type("ms"), &list_of(dict.clone()));
@@ -943,7 +896,7 @@ async fn enums_are_dictionaries_of_every_label_in_pg_enum_order() {
         enums: EnumLayout::Utf8,
         ..policies()
     };
-    let out = db.export(sql, utf8).await;
+    let out = db.export_under(sql, utf8).await;
     assert_eq!(out.data_type("m"), &DataType::Utf8);
     assert_eq!(out.data_type("ms"), &list_of(DataType::Utf8));
     let DataType::Struct(ff) = out.data_type("f") else {
@@ -965,7 +918,7 @@ async fn enums_with_more_labels_than_int16_keys_fall_back_to_utf8() {
         return;
     };
     // 32767 labels fit Int16 keys; 32768 do not.
-    db.exec(
+    db.psql(
         "DO $$ BEGIN
            EXECUTE (SELECT 'CREATE TYPE fits AS ENUM (' ||
                     string_agg(quote_literal('l' || g), ',' ORDER BY g) || ')'
@@ -977,9 +930,7 @@ async fn enums_with_more_labels_than_int16_keys_fall_back_to_utf8() {
          CREATE TABLE es (id int, f fits, t too_many);
          INSERT INTO es VALUES (1, 'l1', 'l1'), (2, 'l32767', 'l32768'), (3, NULL, NULL);",
     );
-    let out = db
-        .export("SELECT id, f, t FROM es ORDER BY id", policies())
-        .await;
+    let out = db.export("SELECT id, f, t FROM es ORDER BY id").await;
     assert_eq!(
         out.data_type("f"),
         &DataType::Dictionary(Box::new(DataType::Int16), Box::new(DataType::Utf8))
@@ -1004,9 +955,24 @@ async fn enums_with_more_labels_than_int16_keys_fall_back_to_utf8() {
 // Ranges and multiranges
 // ---------------------------------------------------------------------------------------------
 
+/// The fields of the one-row range Struct `r` as the server's range functions render them:
+/// `isempty`, `lower_inc`, `upper_inc`, `lower`, `upper`.
+fn range_fields(r: &dyn Array) -> Vec<Option<String>> {
+    [
+        "empty",
+        "lower_inclusive",
+        "upper_inclusive",
+        "lower",
+        "upper",
+    ]
+    .iter()
+    .map(|f| leaf(child(r, f).as_ref(), 0))
+    .collect()
+}
+
 /// Compares a range column with the server: NULL-ness, flags and bounds (`render` turns a
 /// bound expression `{b}` into the server text [`leaf`] renders ours as).
-fn check_range_column(db: &Db, out: &Out, table: &str, column: &str, render: &str) {
+fn check_range_column(db: &Db, out: &Exported, table: &str, column: &str, render: &str) {
     let lower = render.replace("{b}", &format!("lower({column})"));
     let upper = render.replace("{b}", &format!("upper({column})"));
     let server = db.by_id(&format!(
@@ -1096,13 +1062,11 @@ INSERT INTO rg VALUES
 
 #[tokio::test(flavor = "current_thread")]
 async fn ranges_bounds_flags_empty_and_unbounded() {
-    let Some(db) = Db::new("nested_ranges") else {
+    let Some(db) = Db::with("nested_ranges", RANGES) else {
         return;
     };
-    db.exec(RANGES);
     let sql = "SELECT id, i4, i8, nr, dr, tr, tz, fr, ra FROM rg ORDER BY id";
-    let one = db.export(sql, policies()).await;
-    let batched = db.export_batched(sql, policies(), 3).await;
+    let [one, batched] = db.export_both(sql, 3).await;
     for out in [&one, &batched] {
         for (c, sub) in [
             ("i4", DataType::Int32),
@@ -1148,16 +1112,7 @@ async fn ranges_bounds_flags_empty_and_unbounded() {
                 let v = if r.is_null(0) {
                     vec![None; 5]
                 } else {
-                    [
-                        "empty",
-                        "lower_inclusive",
-                        "upper_inclusive",
-                        "lower",
-                        "upper",
-                    ]
-                    .iter()
-                    .map(|f| leaf(child(r.as_ref(), f).as_ref(), 0))
-                    .collect()
+                    range_fields(r.as_ref())
                 };
                 ours.push((id, k as i64, v));
             }
@@ -1191,10 +1146,9 @@ INSERT INTO ri VALUES
 
 #[tokio::test(flavor = "current_thread")]
 async fn range_infinity_bounds_are_values_under_the_infinity_policy() {
-    let Some(db) = Db::new("nested_range_inf") else {
+    let Some(db) = Db::with("nested_range_inf", RANGE_INFINITY) else {
         return;
     };
-    db.exec(RANGE_INFINITY);
     let sql = "SELECT id, dr, tr FROM ri ORDER BY id";
     // Error: an infinity bound is an error naming row and column.
     let strict = Policies {
@@ -1205,7 +1159,7 @@ async fn range_infinity_bounds_are_values_under_the_infinity_policy() {
         .export_value_error("SELECT id, dr FROM ri ORDER BY id", strict)
         .await;
     assert_eq!((e.row, e.name.as_str()), (1, "dr"), "{}", e.display);
-    assert!(e.display.contains("infinity"), "{}", e.display);
+    e.assert_says("infinity");
     let e = db
         .export_value_error("SELECT id, tr FROM ri WHERE id > 1 ORDER BY id", strict)
         .await;
@@ -1217,9 +1171,9 @@ async fn range_infinity_bounds_are_values_under_the_infinity_policy() {
         infinity: Infinity::Null,
         ..policies()
     };
-    let out = db.export(sql, null).await;
+    let out = db.export_under(sql, null).await;
     let infinite_bounds = |c: &str| -> u64 {
-        db.scalar(&format!(
+        db.value(&format!(
             "SELECT count(*) FILTER (WHERE NOT lower_inf({c}) AND NOT isfinite(lower({c}))) + \
              count(*) FILTER (WHERE NOT upper_inf({c}) AND NOT isfinite(upper({c}))) FROM ri"
         ))
@@ -1246,7 +1200,7 @@ async fn range_infinity_bounds_are_values_under_the_infinity_policy() {
 
     // The default: the bound is the type's extreme value, as PostgreSQL stores it, counted
     // and declared on the bound's field.
-    let out = db.export(sql, policies()).await;
+    let out = db.export(sql).await;
     assert_eq!(
         out.loss("dr", LossKind::InfinityAsExtreme),
         infinite_bounds("dr")
@@ -1319,14 +1273,13 @@ async fn multiranges_are_lists_of_range_structs() {
     let Some(db) = Db::new("nested_multiranges") else {
         return;
     };
-    if db.pg.server_version_num() < 140_000 {
+    if db.cluster.server_version_num() < 140_000 {
         eprintln!("SKIPPED multiranges: server older than 14");
         return;
     }
-    db.exec(MULTIRANGES);
+    db.psql(MULTIRANGES);
     let sql = "SELECT id, im, dm, nm FROM mr ORDER BY id";
-    let one = db.export(sql, policies()).await;
-    let batched = db.export_batched(sql, policies(), 2).await;
+    let [one, batched] = db.export_both(sql, 2).await;
     for out in [&one, &batched] {
         for (c, sub, render) in [
             ("im", DataType::Int32, "{b}::text"),
@@ -1363,17 +1316,7 @@ async fn multiranges_are_lists_of_range_structs() {
                 for k in 0..ranges.len() {
                     let r = ranges.slice(k, 1);
                     assert!(!r.is_null(0), "a range inside a multirange is never NULL");
-                    let v: Vec<Option<String>> = [
-                        "empty",
-                        "lower_inclusive",
-                        "upper_inclusive",
-                        "lower",
-                        "upper",
-                    ]
-                    .iter()
-                    .map(|f| leaf(child(r.as_ref(), f).as_ref(), 0))
-                    .collect();
-                    ours.push((id, k as i64, v));
+                    ours.push((id, k as i64, range_fields(r.as_ref())));
                 }
             }
             let lower = render.replace("{b}", "lower(r)");
@@ -1404,7 +1347,7 @@ async fn hstore_is_a_map_of_utf8_with_null_values() {
     let Some(db) = Db::new("nested_hstore") else {
         return;
     };
-    db.exec(
+    db.psql(
         r#"CREATE EXTENSION hstore;
         CREATE TABLE hs (id int, h hstore);
         INSERT INTO hs VALUES
@@ -1415,8 +1358,7 @@ async fn hstore_is_a_map_of_utf8_with_null_values() {
          (5, 'é=>😀, z=>"NULL", n=>NULL, x=>"|"');"#,
     );
     let sql = "SELECT id, h FROM hs ORDER BY id";
-    let one = db.export(sql, policies()).await;
-    let batched = db.export_batched(sql, policies(), 2).await;
+    let [one, batched] = db.export_both(sql, 2).await;
     for out in [&one, &batched] {
         let DataType::Map(entries, sorted) = out.data_type("h") else {
             panic!("h is {}", out.data_type("h"))
@@ -1468,7 +1410,7 @@ async fn citext_ltree_xml_and_char_are_utf8() {
     let Some(db) = Db::new("nested_textlike") else {
         return;
     };
-    db.exec(
+    db.psql(
         r#"CREATE EXTENSION citext;
         CREATE EXTENSION ltree;
         CREATE TABLE tl (id int, c citext, l ltree, x xml, ch "char", ca citext[], la ltree[]);
@@ -1483,15 +1425,12 @@ async fn citext_ltree_xml_and_char_are_utf8() {
          (7, 'q', 'q', '<r/>', (-128)::"char", '{q}', '{q}');"#,
     );
     let out = db
-        .export(
-            "SELECT id, c, l, x, ch, ca, la FROM tl ORDER BY id",
-            policies(),
-        )
+        .export("SELECT id, c, l, x, ch, ca, la FROM tl ORDER BY id")
         .await;
     for c in ["c", "l", "x", "ch"] {
         assert_eq!(out.data_type(c), &DataType::Utf8, "{c}");
         assert_eq!(
-            out.field(c).metadata().get(META_CAST),
+            out.field_meta(c, META_CAST),
             None,
             "{c} is decoded, not cast"
         );
@@ -1519,22 +1458,27 @@ async fn citext_ltree_xml_and_char_are_utf8() {
     check_array_column(&db, &out, "tl", "la", 1, "{e}::text");
 }
 
+/// A new database with the extension `name`, or `None` (SKIPPED) when it is not installed,
+/// unless the environment switch `require` is `1`.
+fn with_extension(prefix: &str, name: &str, require: &str) -> Option<Db> {
+    let db = Db::new(prefix)?;
+    if let Err(e) = db.try_psql(&format!("CREATE EXTENSION {name}")) {
+        assert!(
+            !required(require),
+            "{require}=1 but CREATE EXTENSION {name} failed: {e}"
+        );
+        eprintln!("SKIPPED {prefix}: CREATE EXTENSION {name} failed: {e}");
+        return None;
+    }
+    Some(db)
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn postgis_geometry_and_geography_are_ewkb() {
-    let Some(db) = Db::new("nested_postgis") else {
+    let Some(db) = with_extension("nested_postgis", "postgis", "PGARROW_REQUIRE_POSTGIS") else {
         return;
     };
-    if let Err(e) = db.try_exec("CREATE EXTENSION postgis") {
-        assert!(
-            !required("PGARROW_REQUIRE_POSTGIS"),
-            "PGARROW_REQUIRE_POSTGIS=1 but CREATE EXTENSION postgis failed: {e}"
-        );
-        eprintln!(
-            "SKIPPED postgis_geometry_and_geography_are_ewkb: CREATE EXTENSION postgis failed: {e}"
-        );
-        return;
-    }
-    db.exec(
+    db.psql(
         "CREATE TABLE geo (id int, g geometry, gp geometry(Point, 4326), gg geography,
                            ga geometry[]);
          INSERT INTO geo VALUES
@@ -1548,16 +1492,12 @@ async fn postgis_geometry_and_geography_are_ewkb() {
           (6, 'GEOMETRYCOLLECTION(POINT(1 1), LINESTRING(0 0, 2 2))', NULL, NULL, NULL);",
     );
     let out = db
-        .export("SELECT id, g, gp, gg, ga FROM geo ORDER BY id", policies())
+        .export("SELECT id, g, gp, gg, ga FROM geo ORDER BY id")
         .await;
     for c in ["g", "gp", "gg"] {
         assert_eq!(out.data_type(c), &DataType::Binary, "{c}");
-        assert_eq!(
-            out.field(c).metadata().get(META_EXT).map(String::as_str),
-            Some("geoarrow.wkb"),
-            "{c}"
-        );
-        assert_eq!(out.field(c).metadata().get(META_CAST), None, "{c}");
+        assert_eq!(out.field_meta(c, META_EXT), Some("geoarrow.wkb"), "{c}");
+        assert_eq!(out.field_meta(c, META_CAST), None, "{c}");
     }
     // The elements of geometry[] carry the extension type too.
     let DataType::List(item) = out.data_type("ga") else {
@@ -1583,20 +1523,10 @@ async fn postgis_geometry_and_geography_are_ewkb() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn pgvector_vectors_are_float32_lists() {
-    let Some(db) = Db::new("nested_pgvector") else {
+    let Some(db) = with_extension("nested_pgvector", "vector", "PGARROW_REQUIRE_PGVECTOR") else {
         return;
     };
-    if let Err(e) = db.try_exec("CREATE EXTENSION vector") {
-        assert!(
-            !required("PGARROW_REQUIRE_PGVECTOR"),
-            "PGARROW_REQUIRE_PGVECTOR=1 but CREATE EXTENSION vector failed: {e}"
-        );
-        eprintln!(
-            "SKIPPED pgvector_vectors_are_float32_lists: CREATE EXTENSION vector failed: {e}"
-        );
-        return;
-    }
-    db.exec(
+    db.psql(
         "CREATE TABLE vec (id int, v3 vector(3), v vector);
          INSERT INTO vec VALUES
           (1, '[1,2,3]', '[0.5]'),
@@ -1604,9 +1534,7 @@ async fn pgvector_vectors_are_float32_lists() {
           (3, NULL, NULL),
           (4, '[3.4028235e38,-0,1]', '[-0.0000001,7]');",
     );
-    let out = db
-        .export("SELECT id, v3, v FROM vec ORDER BY id", policies())
-        .await;
+    let out = db.export("SELECT id, v3, v FROM vec ORDER BY id").await;
     match out.data_type("v3") {
         DataType::FixedSizeList(f, 3) => assert_eq!(f.data_type(), &DataType::Float32),
         other => panic!("v3 is {other}"),
@@ -1648,7 +1576,7 @@ async fn types_without_a_decoder_are_cast_to_text_whole() {
     let Some(db) = Db::new("nested_cast_text") else {
         return;
     };
-    db.exec(
+    db.psql(
         r#"CREATE TYPE with_inet AS (a int, addr inet);
         CREATE TYPE inetrange AS RANGE (subtype = inet);
         CREATE DOMAIN host AS inet;
@@ -1673,7 +1601,7 @@ async fn types_without_a_decoder_are_cast_to_text_whole() {
         assert_eq!(p.cast, Some("text"), "{c} is cast");
         assert_eq!(p.column.name, *c);
     }
-    let out = db.export(sql, policies()).await;
+    let out = db.export(sql).await;
     let mut checks: Vec<(&str, &[&str], String)> = Vec::new();
     for c in cols {
         assert_eq!(out.data_type(c), &DataType::Utf8, "{c}");
@@ -1691,13 +1619,7 @@ async fn types_without_a_decoder_are_cast_to_text_whole() {
             format!("CASE WHEN {c}::text IS NOT NULL THEN format('%s', {c}) END"),
         ));
     }
-    assert_eq!(
-        out.field("ips")
-            .metadata()
-            .get(META_PG_TYPE)
-            .map(String::as_str),
-        Some("inet[]")
-    );
+    assert_eq!(out.field_meta("ips", META_PG_TYPE), Some("inet[]"));
     let checks: Vec<(&str, &[&str], &str)> = checks
         .iter()
         .map(|(c, p, e)| (*c, *p, e.as_str()))
@@ -1710,7 +1632,7 @@ async fn types_without_a_decoder_are_cast_to_text_whole() {
     let plan = db.plan(sql, &policies()).await;
     let casts: Vec<Option<&str>> = plan.columns.iter().map(|c| c.cast).collect();
     assert_eq!(casts, [None, Some("text"), Some("text")]);
-    let out = db.export(sql, policies()).await;
+    let out = db.export(sql).await;
     compare_paths(
         &db,
         &out,
@@ -1759,7 +1681,7 @@ fn special_reference(db: &Db) -> Vec<(i32, Vec<Option<String>>)> {
     )
 }
 
-fn special_ours(out: &Out) -> Vec<(i32, Vec<Option<String>>)> {
+fn special_ours(out: &Exported) -> Vec<(i32, Vec<Option<String>>)> {
     let cols = ["d", "ts", "tz", "t", "n"].map(|c| out.cells(c));
     let iv: Vec<Option<String>> = out
         .rows("iv")
@@ -1783,10 +1705,9 @@ fn special_ours(out: &Out) -> Vec<(i32, Vec<Option<String>>)> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn special_values_are_errors_by_default() {
-    let Some(db) = Db::new("nested_special_error") else {
+    let Some(db) = Db::with("nested_special_error", SPECIALS) else {
         return;
     };
-    db.exec(SPECIALS);
     // Date and timestamp infinities are errors only when asked (by default they are the
     // extremes, see `infinity_is_the_extreme_value_by_default`).
     let strict = Policies {
@@ -1804,14 +1725,9 @@ async fn special_values_are_errors_by_default() {
         let e = db
             .export_value_error(&format!("SELECT id, {c} FROM sv ORDER BY id"), policies)
             .await;
-        assert_eq!(
-            (e.row, e.column, e.name.as_str()),
-            (2, 1, c),
-            "{}",
-            e.display
-        );
-        assert!(e.display.contains("row 2"), "{}", e.display);
-        assert!(e.display.contains(&format!("\"{c}\"")), "{}", e.display);
+        e.assert_at(2, 1, c);
+        e.assert_says("row 2");
+        e.assert_says(&format!("\"{c}\""));
         assert!(e.display.contains(what), "{c}: {}", e.display);
     }
     // Past Arrow's range without being infinite: 294276 AD (row 5 is the 3rd row here).
@@ -1829,13 +1745,10 @@ async fn special_values_are_errors_by_default() {
         .export_value_error("SELECT id, d FROM sv WHERE id <> 2 ORDER BY id", strict)
         .await;
     assert_eq!((e.row, e.name.as_str()), (2, "d"), "{}", e.display);
-    assert!(e.display.contains("-infinity"), "{}", e.display);
+    e.assert_says("-infinity");
     // Everything else exports exactly.
     let out = db
-        .export(
-            "SELECT * FROM sv WHERE id IN (1, 4, 6) ORDER BY id",
-            policies(),
-        )
+        .export("SELECT * FROM sv WHERE id IN (1, 4, 6) ORDER BY id")
         .await;
     assert_eq!(out.data_type("d"), &DataType::Date32);
     assert_eq!(out.data_type("ts"), &ts_us());
@@ -1854,11 +1767,10 @@ async fn special_values_are_errors_by_default() {
 /// type's extreme values, as PostgreSQL stores them: counted, and declared on the field.
 #[tokio::test(flavor = "current_thread")]
 async fn infinity_is_the_extreme_value_by_default() {
-    let Some(db) = Db::new("nested_infinity_extreme") else {
+    let Some(db) = Db::with("nested_infinity_extreme", SPECIALS) else {
         return;
     };
-    db.exec(SPECIALS);
-    db.exec(
+    db.psql(
         "CREATE TYPE stay AS (since date, until timestamptz);
          CREATE TABLE st (id int, ds date[], s stay);
          INSERT INTO st VALUES (1, '{2020-01-01,infinity,-infinity,NULL}',
@@ -1866,10 +1778,7 @@ async fn infinity_is_the_extreme_value_by_default() {
                                (2, '{}', ROW('2020-01-01', '2020-01-01 00:00+00'));",
     );
     let out = db
-        .export(
-            "SELECT id, d, ts, tz FROM sv WHERE id <> 5 ORDER BY id",
-            policies(),
-        )
+        .export("SELECT id, d, ts, tz FROM sv WHERE id <> 5 ORDER BY id")
         .await;
     let d = out.rows("d");
     let date = |r: usize| d[r].1.as_primitive::<Date32Type>().value(0);
@@ -1882,10 +1791,7 @@ async fn infinity_is_the_extreme_value_by_default() {
     for c in ["d", "ts", "tz"] {
         assert_eq!(out.loss(c, LossKind::InfinityAsExtreme), 2, "{c}");
         assert_eq!(
-            out.field(c)
-                .metadata()
-                .get(META_INFINITY)
-                .map(String::as_str),
+            out.field_meta(c, META_INFINITY),
             Some(INFINITY_ENCODING),
             "{c}"
         );
@@ -1893,16 +1799,11 @@ async fn infinity_is_the_extreme_value_by_default() {
     assert_eq!(out.losses.total(), 6, "{}", out.losses);
     // Finite rows are exact.
     let finite = db
-        .export(
-            "SELECT id, d, ts, tz FROM sv WHERE id IN (1, 6) ORDER BY id",
-            policies(),
-        )
+        .export("SELECT id, d, ts, tz FROM sv WHERE id IN (1, 6) ORDER BY id")
         .await;
     assert!(finite.losses.is_empty());
 
-    let out = db
-        .export("SELECT id, ds, s FROM st ORDER BY id", policies())
-        .await;
+    let out = db.export("SELECT id, ds, s FROM st ORDER BY id").await;
     let ds = out.rows("ds");
     let days: Vec<Option<i32>> = ds[0]
         .1
@@ -1924,10 +1825,7 @@ async fn infinity_is_the_extreme_value_by_default() {
     assert_eq!(out.loss("s", LossKind::InfinityAsExtreme), 2);
     for c in ["ds", "s"] {
         assert_eq!(
-            out.field(c)
-                .metadata()
-                .get(META_INFINITY)
-                .map(String::as_str),
+            out.field_meta(c, META_INFINITY),
             Some(INFINITY_ENCODING),
             "{c}"
         );
@@ -1938,22 +1836,21 @@ async fn infinity_is_the_extreme_value_by_default() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn special_values_become_null_and_are_counted() {
-    let Some(db) = Db::new("nested_special_null") else {
+    let Some(db) = Db::with("nested_special_null", SPECIALS) else {
         return;
     };
-    db.exec(SPECIALS);
     let null = Policies {
         infinity: Infinity::Null,
         special: SpecialValues::Null,
         ..policies()
     };
-    let out = db.export("SELECT * FROM sv ORDER BY id", null).await;
+    let out = db.export_under("SELECT * FROM sv ORDER BY id", null).await;
     assert_same(
         "sv under null",
         &special_ours(&out),
         &special_reference(&db),
     );
-    let count = |sql: &str| -> u64 { db.scalar(sql).unwrap().parse().unwrap() };
+    let count = |sql: &str| -> u64 { db.value(sql).unwrap().parse().unwrap() };
     let expected = [
         (
             "d",
@@ -2009,11 +1906,10 @@ async fn special_values_become_null_and_are_counted() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn special_values_clamp_to_the_extremes() {
-    let Some(db) = Db::new("nested_special_clamp") else {
+    let Some(db) = Db::with("nested_special_clamp", SPECIALS) else {
         return;
     };
-    db.exec(SPECIALS);
-    db.exec(
+    db.psql(
         "CREATE TABLE un (id int, v numeric);
          INSERT INTO un VALUES (1, 'Infinity'), (2, '-Infinity'), (3, 'NaN'), (4, 1.5), (5, NULL);",
     );
@@ -2021,7 +1917,7 @@ async fn special_values_clamp_to_the_extremes() {
         special: SpecialValues::Clamp,
         ..policies()
     };
-    let out = db.export("SELECT * FROM sv ORDER BY id", clamp).await;
+    let out = db.export_under("SELECT * FROM sv ORDER BY id", clamp).await;
     let d = out.rows("d");
     let date = |r: usize| d[r].1.as_primitive::<Date32Type>().value(0);
     // Infinities are the extremes (the infinity policy's default), and a finite value past
@@ -2070,7 +1966,9 @@ async fn special_values_clamp_to_the_extremes() {
         numeric: NumericTarget::Decimal128(10, 2),
         ..clamp
     };
-    let out = db.export("SELECT id, v FROM un ORDER BY id", dec).await;
+    let out = db
+        .export_under("SELECT id, v FROM un ORDER BY id", dec)
+        .await;
     assert_eq!(out.data_type("v"), &DataType::Decimal128(10, 2));
     let raw: Vec<Option<i128>> = out
         .rows("v")
@@ -2099,7 +1997,7 @@ async fn special_values_inside_nested_types() {
     let Some(db) = Db::new("nested_special_nested") else {
         return;
     };
-    db.exec(
+    db.psql(
         "CREATE TYPE shift AS (day date, starts time);
          CREATE TABLE sn (id int, ds date[], s shift, ss shift[]);
          INSERT INTO sn VALUES
@@ -2128,7 +2026,7 @@ async fn special_values_inside_nested_types() {
     };
     let sql = "SELECT id, ds, s, ss FROM sn ORDER BY id";
     for out in [
-        db.export(sql, null).await,
+        db.export_under(sql, null).await,
         db.export_batched(sql, null, 2).await,
     ] {
         check_array_column(
@@ -2176,7 +2074,7 @@ async fn unconstrained_numeric_targets() {
     let Some(db) = Db::new("nested_numeric_targets") else {
         return;
     };
-    db.exec(
+    db.psql(
         "CREATE TABLE nu (id int, v numeric);
          INSERT INTO nu VALUES (1, 1.5), (2, -123.456), (3, 0.00001234), (4, 12345678901234.5678),
            (5, 'NaN'), (6, 'Infinity'), (7, '-Infinity'), (8, NULL), (9, 0.000), (10, 1000000),
@@ -2189,9 +2087,7 @@ async fn unconstrained_numeric_targets() {
            (5, 'NaN');",
     );
     // Default: exact text, specials as PostgreSQL prints them.
-    let out = db
-        .export("SELECT id, v FROM nu ORDER BY id", policies())
-        .await;
+    let out = db.export("SELECT id, v FROM nu ORDER BY id").await;
     assert_eq!(out.data_type("v"), &DataType::Utf8);
     compare_paths(&db, &out, "nu", &[("v", &[], "v::text")]);
     let text: Vec<Option<String>> = out.cells("v").into_iter().map(|(_, v)| v).collect();
@@ -2206,7 +2102,9 @@ async fn unconstrained_numeric_targets() {
         numeric: NumericTarget::Float64,
         ..policies()
     };
-    let out = db.export("SELECT id, v FROM nu ORDER BY id", float).await;
+    let out = db
+        .export_under("SELECT id, v FROM nu ORDER BY id", float)
+        .await;
     assert_eq!(out.data_type("v"), &DataType::Float64);
     let server = db.by_id("SELECT id, v::float8::text FROM nu");
     let ours: Vec<(i32, Option<u64>)> = out
@@ -2223,7 +2121,7 @@ async fn unconstrained_numeric_targets() {
         .collect();
     assert_same("numeric as float64", &ours, &server);
     let finite: u64 = db
-        .scalar("SELECT count(*) FROM nu WHERE v NOT IN ('NaN', 'Infinity', '-Infinity')")
+        .value("SELECT count(*) FROM nu WHERE v NOT IN ('NaN', 'Infinity', '-Infinity')")
         .unwrap()
         .parse()
         .unwrap();
@@ -2235,7 +2133,9 @@ async fn unconstrained_numeric_targets() {
         numeric: NumericTarget::Decimal128(20, 4),
         ..policies()
     };
-    let out = db.export("SELECT id, v FROM nd ORDER BY id", dec).await;
+    let out = db
+        .export_under("SELECT id, v FROM nd ORDER BY id", dec)
+        .await;
     assert_eq!(out.data_type("v"), &DataType::Decimal128(20, 4));
     compare_paths(&db, &out, "nd", &[("v", &[], "v::numeric(20,4)::text")]);
     assert!(out.losses.is_empty());
@@ -2243,13 +2143,8 @@ async fn unconstrained_numeric_targets() {
     let e = db
         .export_value_error("SELECT id, v FROM nbad ORDER BY id", dec)
         .await;
-    assert_eq!(
-        (e.row, e.column, e.name.as_str()),
-        (2, 1, "v"),
-        "{}",
-        e.display
-    );
-    assert!(e.display.contains("1.23456"), "{}", e.display);
+    e.assert_at(2, 1, "v");
+    e.assert_says("1.23456");
     let e = db
         .export_value_error("SELECT id, v FROM nbad WHERE id <> 2 ORDER BY id", dec)
         .await;
@@ -2261,7 +2156,7 @@ async fn unconstrained_numeric_targets() {
         ..dec
     };
     let out = db
-        .export("SELECT id, v FROM nbad ORDER BY id", overflow_null)
+        .export_under("SELECT id, v FROM nbad ORDER BY id", overflow_null)
         .await;
     let raw: Vec<Option<String>> = out.cells("v").into_iter().map(|(_, v)| v).collect();
     assert_eq!(
@@ -2293,11 +2188,13 @@ async fn unconstrained_numeric_targets() {
         special: SpecialValues::Clamp,
         ..policies()
     };
-    let out = db.export("SELECT id, v FROM nd ORDER BY id", wide).await;
+    let out = db
+        .export_under("SELECT id, v FROM nd ORDER BY id", wide)
+        .await;
     assert_eq!(out.data_type("v"), &DataType::Decimal256(40, 5));
     compare_paths(&db, &out, "nd", &[("v", &[], "v::numeric(40,5)::text")]);
     let out = db
-        .export(
+        .export_under(
             "SELECT id, v FROM nu WHERE v IN ('Infinity', '-Infinity') ORDER BY id",
             wide,
         )
@@ -2317,7 +2214,7 @@ async fn text_layouts_large_and_view_keep_values() {
     let Some(db) = Db::new("nested_text_layouts") else {
         return;
     };
-    db.exec(
+    db.psql(
         r#"CREATE TABLE tx (id int, t text, vc varchar(5), ta text[], n numeric, j jsonb, c "char");
         INSERT INTO tx VALUES
          (1, 'plain', 'abc', '{a,NULL,""}', 1.5, '{"a": [1, 2]}', 'x'),
@@ -2326,7 +2223,7 @@ async fn text_layouts_large_and_view_keep_values() {
          (4, repeat('long text é😀 ', 200), 'é😀', '{"x y","z"}', -0.000, 'null', 'é');"#,
     );
     let sql = "SELECT id, t, vc, ta, n, j, c FROM tx ORDER BY id";
-    let baseline = db.export(sql, policies()).await;
+    let baseline = db.export(sql).await;
     for (layout, dt) in [
         (TextLayout::Large, DataType::LargeUtf8),
         (TextLayout::View, DataType::Utf8View),
@@ -2335,7 +2232,10 @@ async fn text_layouts_large_and_view_keep_values() {
             text: layout,
             ..policies()
         };
-        for out in [db.export(sql, p).await, db.export_batched(sql, p, 3).await] {
+        for out in [
+            db.export_under(sql, p).await,
+            db.export_batched(sql, p, 3).await,
+        ] {
             for c in ["t", "vc", "n", "j", "c"] {
                 assert_eq!(out.data_type(c), &dt, "{c} under {layout:?}");
                 assert_eq!(out.cells(c), baseline.cells(c), "{c} under {layout:?}");
@@ -2387,13 +2287,6 @@ INSERT INTO bad VALUES
 
 const INVALID_UTF8_SQL: &str = "SELECT id, t, ta, lc FROM bad ORDER BY id";
 
-fn unhex(h: &str) -> Vec<u8> {
-    (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex"))
-        .collect()
-}
-
 /// The stored bytes of `expr` per row, as hex, from the server.
 fn raw_hex(db: &Db, expr: &str) -> Vec<(i32, Option<String>)> {
     db.by_id(&format!(
@@ -2408,7 +2301,7 @@ fn raw_hex(db: &Db, expr: &str) -> Vec<(i32, Option<String>)> {
 async fn check_invalid_utf8<F, Fut>(db: &Db, export: F)
 where
     F: Fn(Policies) -> Fut,
-    Fut: std::future::Future<Output = Result<Out, ValueError>>,
+    Fut: std::future::Future<Output = Result<Exported, ValueError>>,
 {
     let t_hex = raw_hex(db, "t");
     let invalid_rows: Vec<i32> = t_hex
@@ -2426,13 +2319,8 @@ where
     let e = export(policies())
         .await
         .expect_err("invalid UTF-8 is an error by default");
-    assert_eq!(
-        (e.row, e.column, e.name.as_str()),
-        (3, 1, "t"),
-        "{}",
-        e.display
-    );
-    assert!(e.display.contains("SQL_ASCII"), "{}", e.display);
+    e.assert_at(3, 1, "t");
+    e.assert_says("SQL_ASCII");
 
     // Replace: U+FFFD for each bad sequence, counted per value.
     let replace = Policies {
@@ -2515,7 +2403,7 @@ where
 /// The COPY bytes of `sql` as a `SQL_ASCII` client receives them (psql's client encoding
 /// follows the database's when it is not a terminal): the stored bytes, unconverted.
 fn sql_ascii_copy(db: &Db, sql: &str) -> Vec<u8> {
-    db.pg
+    db.cluster
         .copy_binary(&db.name, sql)
         .unwrap_or_else(|e| panic!("COPY of {sql}: {e}"))
 }
@@ -2527,7 +2415,7 @@ async fn invalid_utf8_policies_decode_sql_ascii_bytes() {
     let Some(db) = sql_ascii_db("nested_sql_ascii_decode") else {
         return;
     };
-    db.exec(INVALID_UTF8);
+    db.psql(INVALID_UTF8);
     let bytes = sql_ascii_copy(&db, INVALID_UTF8_SQL);
     assert!(
         bytes.windows(2).any(|w| w == b"\xffA"),
@@ -2566,11 +2454,11 @@ async fn invalid_utf8_policies_through_the_client() {
     let Some(db) = sql_ascii_db("nested_sql_ascii_client") else {
         return;
     };
-    db.exec(INVALID_UTF8);
+    db.psql(INVALID_UTF8);
     check_invalid_utf8(&db, |p: Policies| {
         let db = &db;
         async move {
-            db.try_export(INVALID_UTF8_SQL, p)
+            db.try_export(INVALID_UTF8_SQL, &under(p))
                 .await
                 .map_err(|e| value_error(&e))
         }
@@ -2593,7 +2481,7 @@ async fn invalid_utf8_in_hstore_is_replaced_and_counted() {
     let Some(db) = sql_ascii_db("nested_sql_ascii_hstore_replace") else {
         return;
     };
-    db.exec(HSTORE_INVALID);
+    db.psql(HSTORE_INVALID);
     let sql = "SELECT id, h FROM hb ORDER BY id";
     let replace = Policies {
         invalid_utf8: InvalidUtf8::Replace,
@@ -2613,7 +2501,7 @@ async fn invalid_utf8_in_hstore_error_names_the_row() {
     let Some(db) = sql_ascii_db("nested_sql_ascii_hstore_error") else {
         return;
     };
-    db.exec(HSTORE_INVALID);
+    db.psql(HSTORE_INVALID);
     let sql = "SELECT id, h FROM hb ORDER BY id";
     let plan = db.plan(sql, &policies()).await;
     let e = decode_copy(&sql_ascii_copy(&db, sql), plan.columns, policies(), 1000)

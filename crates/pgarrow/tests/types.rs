@@ -51,7 +51,7 @@ async fn check_type(
         .export(&format!("SELECT id, v FROM {table} ORDER BY id"))
         .await;
     assert_eq!(out.schema.field(1).data_type(), expected, "{table} ({ty})");
-    assert_eq!(out.rows(), values.len(), "{table}: row count");
+    assert_eq!(out.num_rows(), values.len(), "{table}: row count");
     let ours = out.by_id(1);
     assert!(
         ours.iter().any(|(_, v)| v.is_none()),
@@ -82,76 +82,59 @@ async fn integers_oid_bool() {
     let Some(db) = Db::new("integers") else {
         return;
     };
-    check_type(
-        &db,
-        "t_int2",
-        "int2",
-        &["-32768", "-1", "0", "1", "32767", "NULL"],
-        &DataType::Int16,
-        "v::text",
-    )
-    .await;
-    check_type(
-        &db,
-        "t_int4",
-        "int4",
-        &["-2147483648", "-1", "0", "1", "2147483647", "NULL"],
-        &DataType::Int32,
-        "v::text",
-    )
-    .await;
-    check_type(
-        &db,
-        "t_int8",
-        "int8",
-        &[
-            "-9223372036854775808",
-            "-1",
-            "0",
-            "1",
-            "9223372036854775807",
-            "NULL",
-        ],
-        &DataType::Int64,
-        "v::text",
-    )
-    .await;
-    check_type(
-        &db,
-        "t_oid",
-        "oid",
-        &[
-            "0",
-            "1",
-            "2147483647",
-            "2147483648",
-            "4000000000",
-            "4294967295",
-            "NULL",
-        ],
-        &DataType::UInt32,
-        "v::text",
-    )
-    .await;
-    // reg* types are oids on the wire.
-    check_type(
-        &db,
-        "t_regclass",
-        "regclass",
-        &["'pg_class'", "'pg_type'", "NULL"],
-        &DataType::UInt32,
-        "v::oid::text",
-    )
-    .await;
-    check_type(
-        &db,
-        "t_bool",
-        "bool",
-        &["true", "false", "NULL"],
-        &DataType::Boolean,
-        "v::text",
-    )
-    .await;
+    let int8 = [
+        "-9223372036854775808",
+        "-1",
+        "0",
+        "1",
+        "9223372036854775807",
+        "NULL",
+    ];
+    let oid = [
+        "0",
+        "1",
+        "2147483647",
+        "2147483648",
+        "4000000000",
+        "4294967295",
+        "NULL",
+    ];
+    // (table, type, values, Arrow type, reference): reg* types are oids on the wire.
+    let cases: [(&str, &str, &[&str], DataType, &str); 6] = [
+        (
+            "t_int2",
+            "int2",
+            &["-32768", "-1", "0", "1", "32767", "NULL"],
+            DataType::Int16,
+            "v::text",
+        ),
+        (
+            "t_int4",
+            "int4",
+            &["-2147483648", "-1", "0", "1", "2147483647", "NULL"],
+            DataType::Int32,
+            "v::text",
+        ),
+        ("t_int8", "int8", &int8, DataType::Int64, "v::text"),
+        ("t_oid", "oid", &oid, DataType::UInt32, "v::text"),
+        (
+            "t_regclass",
+            "regclass",
+            &["'pg_class'", "'pg_type'", "NULL"],
+            DataType::UInt32,
+            "v::oid::text",
+        ),
+        (
+            "t_bool",
+            "bool",
+            &["true", "false", "NULL"],
+            DataType::Boolean,
+            "v::text",
+        ),
+    ];
+    for (table, ty, values, expected, reference) in cases {
+        check_type(&db, table, ty, values, &expected, reference).await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -554,7 +537,7 @@ async fn numeric_precision_4_exhaustive() {
             names.join(", ")
         ))
         .await;
-    assert_eq!(out.rows(), 19_999);
+    assert_eq!(out.num_rows(), 19_999);
     let server: Vec<Vec<String>> = db
         .lines(&format!(
             "SELECT id, {} FROM t ORDER BY id",
@@ -662,7 +645,7 @@ async fn values_without_arrow_value_fail_with_row_and_column() {
         &interval_parts_sql("v"),
     )
     .await;
-    assert_eq!(out.rows(), 4);
+    assert_eq!(out.num_rows(), 4);
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -944,46 +927,37 @@ async fn uuid_values() {
 #[tokio::test(flavor = "current_thread")]
 async fn json_and_jsonb_values() {
     let Some(db) = Db::new("json") else { return };
-    let json = check_type(
-        &db,
-        "t_json",
-        "json",
-        &[
-            "'{\"a\": 1,  \"a\": 2}'",
-            "'  {\"k\" : [1, 2.50, true, null]}  '",
-            "'\"\\u00e9 é 😀\"'",
-            "'null'",
-            "'[]'",
-            "NULL",
-            "(SELECT json_agg(json_build_object('i', i, 's', repeat('é', i % 7))) \
-              FROM generate_series(1, 5000) i)",
-        ],
-        &DataType::Utf8,
-        "v::text",
-    )
-    .await;
-    assert_eq!(json.meta(1, META_EXT).as_deref(), Some("arrow.json"));
-    // SQL NULL and JSON null stay distinct.
-    assert_eq!(json.rendered(1)[3].as_deref(), Some("null"));
-    let jsonb = check_type(
-        &db,
-        "t_jsonb",
-        "jsonb",
-        &[
-            "'{\"b\": 1, \"a\": {\"nested\": [1, {\"x\": \"é😀\"}]}, \"a\": 3}'",
-            "'\"\\u00e9\"'",
-            "'null'",
-            "'1.50'",
-            "'{}'",
-            "NULL",
-            "(SELECT jsonb_agg(jsonb_build_object('i', i, 's', repeat('€', i % 7))) \
-              FROM generate_series(1, 5000) i)",
-        ],
-        &DataType::Utf8,
-        "v::text",
-    )
-    .await;
-    assert_eq!(jsonb.meta(1, META_EXT).as_deref(), Some("arrow.json"));
+    let json = [
+        "'{\"a\": 1,  \"a\": 2}'",
+        "'  {\"k\" : [1, 2.50, true, null]}  '",
+        "'\"\\u00e9 é 😀\"'",
+        "'null'",
+        "'[]'",
+        "NULL",
+        "(SELECT json_agg(json_build_object('i', i, 's', repeat('é', i % 7))) \
+          FROM generate_series(1, 5000) i)",
+    ];
+    let jsonb = [
+        "'{\"b\": 1, \"a\": {\"nested\": [1, {\"x\": \"é😀\"}]}, \"a\": 3}'",
+        "'\"\\u00e9\"'",
+        "'null'",
+        "'1.50'",
+        "'{}'",
+        "NULL",
+        "(SELECT jsonb_agg(jsonb_build_object('i', i, 's', repeat('€', i % 7))) \
+          FROM generate_series(1, 5000) i)",
+    ];
+    // (table, type, values, the row holding JSON null)
+    let cases = [
+        ("t_json", "json", &json, 3),
+        ("t_jsonb", "jsonb", &jsonb, 2),
+    ];
+    for (table, ty, values, json_null) in cases {
+        let out = check_type(&db, table, ty, values, &DataType::Utf8, "v::text").await;
+        assert_eq!(out.meta(1, META_EXT).as_deref(), Some("arrow.json"), "{ty}");
+        // SQL NULL and JSON null stay distinct.
+        assert_eq!(out.rendered(1)[json_null].as_deref(), Some("null"), "{ty}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1324,13 +1298,7 @@ async fn other_types_arrive_as_their_text() {
     let out = db
         .export("SELECT c_inet AS \"x\", c_inet AS \"x\", c_pt AS \"a b\" FROM t ORDER BY id")
         .await;
-    let names: Vec<&str> = out
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect();
-    assert_eq!(names, ["x", "x", "a b"]);
+    assert_eq!(out.names(), ["x", "x", "a b"]);
     assert_eq!(out.rendered(0), out.rendered(1));
 }
 
@@ -1375,12 +1343,7 @@ async fn money_is_an_exact_decimal() {
         panic!("money[] is {}", out.schema.field(1).data_type());
     };
     assert_eq!(item.data_type(), &DataType::Decimal128(19, scale));
-    let json = |c: usize| -> Vec<(i64, Option<String>)> {
-        out.ids()
-            .into_iter()
-            .zip(out.column(c, render_json))
-            .collect()
-    };
+    let json = |c: usize| out.json_by_id(c);
     assert_rows_eq(
         "money[]",
         &json(1),
@@ -1459,12 +1422,7 @@ async fn arrays_enums_composites_ranges_are_nested() {
         assert_eq!(out.meta(c, META_CAST), None, "column {c} is not cast");
     }
 
-    let json = |c: usize| -> Vec<(i64, Option<String>)> {
-        out.ids()
-            .into_iter()
-            .zip(out.column(c, render_json))
-            .collect()
-    };
+    let json = |c: usize| out.json_by_id(c);
     assert_rows_eq(
         "int4[]",
         &json(1),
@@ -1595,7 +1553,7 @@ async fn field_metadata_names_the_postgres_type() {
         .collect();
     db.psql(&format!("CREATE TABLE t ({});", defs.join(", ")));
     let out = db.export("SELECT * FROM t").await;
-    assert_eq!(out.rows(), 0);
+    assert_eq!(out.num_rows(), 0);
     let catalog: Vec<Vec<String>> = db
         .lines(
             "SELECT attname, format_type(atttypid, atttypmod), atttypid, atttypmod \
@@ -1679,7 +1637,7 @@ async fn zero_rows_keep_the_schema() {
     };
     db.psql("CREATE TABLE t (id int, v text, n numeric(12,2), a inet);");
     let out = db.export("SELECT id, v, n, a FROM t WHERE id > 0").await;
-    assert_eq!(out.rows(), 0);
+    assert_eq!(out.num_rows(), 0);
     assert!(out.batches.iter().all(|b| b.num_rows() == 0));
     let types: Vec<&DataType> = out.schema.fields().iter().map(|f| f.data_type()).collect();
     assert_eq!(
@@ -1691,17 +1649,11 @@ async fn zero_rows_keep_the_schema() {
             &DataType::Utf8
         ]
     );
-    let names: Vec<&str> = out
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect();
-    assert_eq!(names, ["id", "v", "n", "a"]);
+    assert_eq!(out.names(), ["id", "v", "n", "a"]);
     // No rows and no columns.
     let out = db.export("SELECT WHERE false").await;
     assert_eq!(out.schema.fields().len(), 0);
-    assert_eq!(out.rows(), 0);
+    assert_eq!(out.num_rows(), 0);
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -1711,7 +1663,7 @@ async fn zero_columns_count_rows() {
     };
     let out = db.export("SELECT FROM generate_series(1, 5)").await;
     assert_eq!(out.schema.fields().len(), 0);
-    assert_eq!(out.rows(), 5);
+    assert_eq!(out.num_rows(), 5);
     assert!(out.batches.iter().all(|b| b.num_columns() == 0));
     let out = db
         .export_with("SELECT FROM generate_series(1, 5)", &batch_rows(2))
@@ -1760,7 +1712,7 @@ async fn all_null_rows() {
         defs.join(", ")
     ));
     let out = db.export("SELECT * FROM t ORDER BY id").await;
-    assert_eq!(out.rows(), 3);
+    assert_eq!(out.num_rows(), 3);
     assert_eq!(out.ids(), [1, 2, 3]);
     for (i, ty) in types.iter().enumerate() {
         let nulls: usize = out
@@ -1792,7 +1744,7 @@ async fn sixteen_hundred_columns() {
     );
     let out = db.export(&sql).await;
     assert_eq!(out.schema.fields().len(), N);
-    assert_eq!(out.rows(), 3);
+    assert_eq!(out.num_rows(), 3);
     for j in 0..N - 1 {
         assert_eq!(out.schema.field(j).name(), &format!("c{j}"));
         let values = out.column(j, |a, i| a.as_primitive::<Int32Type>().value(i));
@@ -1874,7 +1826,7 @@ async fn batches_cut_by_bytes() {
         ..ExportOptions::default()
     };
     let out = db.export_with(sql, &options).await;
-    assert_eq!(out.rows(), 95);
+    assert_eq!(out.num_rows(), 95);
     let sizes: Vec<usize> = out.batches.iter().map(RecordBatch::num_rows).collect();
     let (last, full) = sizes.split_last().expect("batches");
     assert!(

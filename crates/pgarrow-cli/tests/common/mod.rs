@@ -6,16 +6,17 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Cursor, Read};
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Decimal128Type, Int64Type};
-use arrow_array::{Array, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use pgarrow_testkit::Cluster;
 
 /// Connection-related environment variables that must not leak in from the host.
 const CONNECTION_ENV: [&str; 11] = [
@@ -90,6 +91,34 @@ pub fn signal(pid: u32, name: &str) -> bool {
 /// Runs `cmd` with the default deadline.
 pub fn run(cmd: Command) -> Output {
     run_within(cmd, DEADLINE)
+}
+
+/// Starts `cmd` with stdout and stderr piped, to be stopped with [`interrupt`].
+pub fn spawn(mut cmd: Command) -> Child {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.spawn().expect("cannot start the pgarrow binary")
+}
+
+/// Sends signal `name` to `child` and waits for it to exit, within `limit`: its output, and
+/// how long after the signal it exited.
+pub fn interrupt(child: Child, name: &str, limit: Duration) -> (Output, Duration) {
+    let pid = child.id();
+    let sent = Instant::now();
+    assert!(signal(pid, name), "kill -{name} {pid}");
+    let out = wait_within(child, limit);
+    (out, sent.elapsed())
+}
+
+/// Asserts the documented shape of an interrupted run: exit status 130, one line on stderr,
+/// nothing on stdout.
+pub fn assert_interrupted(out: &Output, what: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(130), "{what}: {err}");
+    assert_eq!(
+        err, "pgarrow: interrupted; no output was written\n",
+        "{what}"
+    );
+    assert!(out.stdout.is_empty(), "{what}");
 }
 
 pub fn stderr(out: &Output) -> String {
@@ -237,32 +266,45 @@ pub fn row_count(batches: &[RecordBatch]) -> u64 {
     batches.iter().map(|b| b.num_rows() as u64).sum()
 }
 
+/// Column `name` of every batch, each checked to be of type `ty`.
+pub fn columns<'a>(
+    batches: &'a [RecordBatch],
+    name: &'a str,
+    ty: &'a DataType,
+) -> impl Iterator<Item = &'a ArrayRef> + 'a {
+    batches.iter().map(move |b| {
+        let col = b
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("no column {name}"));
+        assert_eq!(col.data_type(), ty, "{name}");
+        col
+    })
+}
+
+/// As [`columns`], each also checked to hold no NULL.
+pub fn non_null_columns<'a>(
+    batches: &'a [RecordBatch],
+    name: &'a str,
+    ty: &'a DataType,
+) -> impl Iterator<Item = &'a ArrayRef> + 'a {
+    columns(batches, name, ty).inspect(move |col| assert_eq!(col.null_count(), 0, "{name}"))
+}
+
 /// All values of a Utf8 column, in order (nulls as `None`).
 pub fn strings(batches: &[RecordBatch], column: &str) -> Vec<Option<String>> {
-    let mut out = Vec::new();
-    for b in batches {
-        let col = b
-            .column_by_name(column)
-            .unwrap_or_else(|| panic!("no column {column}"));
-        assert_eq!(col.data_type(), &DataType::Utf8, "{column}");
-        let a = col.as_string::<i32>();
-        out.extend((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_owned())));
-    }
-    out
+    columns(batches, column, &DataType::Utf8)
+        .flat_map(|col| {
+            let a = col.as_string::<i32>();
+            (0..a.len()).map(move |i| a.is_valid(i).then(|| a.value(i).to_owned()))
+        })
+        .collect()
 }
 
 /// All values of an Int64 column, in order.
 pub fn int64s(batches: &[RecordBatch], column: &str) -> Vec<i64> {
-    let mut out = Vec::new();
-    for b in batches {
-        let col = b
-            .column_by_name(column)
-            .unwrap_or_else(|| panic!("no column {column}"));
-        assert_eq!(col.data_type(), &DataType::Int64, "{column}");
-        assert_eq!(col.null_count(), 0, "{column}");
-        out.extend(col.as_primitive::<Int64Type>().values().iter().copied());
-    }
-    out
+    non_null_columns(batches, column, &DataType::Int64)
+        .flat_map(|col| col.as_primitive::<Int64Type>().values().iter().copied())
+        .collect()
 }
 
 /// Aggregates of a lineitem export, comparable with the server's.
@@ -313,10 +355,6 @@ pub fn format_scaled(v: i128, scale: u32) -> String {
 
 /// The aggregates of exported lineitem batches, checking the column types on the way.
 pub fn lineitem_stats(batches: &[RecordBatch]) -> LineitemStats {
-    let mut orderkey: i128 = 0;
-    let mut price: i128 = 0;
-    let mut days: i64 = 0;
-    let mut chars: u64 = 0;
     for b in batches {
         let names: Vec<&str> = b
             .schema_ref()
@@ -325,46 +363,24 @@ pub fn lineitem_stats(batches: &[RecordBatch]) -> LineitemStats {
             .map(|f| f.name().as_str())
             .collect();
         assert_eq!(names, pgarrow_testkit::fixtures::LINEITEM_COLUMNS);
-
-        let c = b.column_by_name("l_orderkey").expect("l_orderkey");
-        assert_eq!(c.data_type(), &DataType::Int64);
-        assert_eq!(c.null_count(), 0);
-        orderkey += c
-            .as_primitive::<Int64Type>()
-            .values()
-            .iter()
-            .map(|&v| i128::from(v))
-            .sum::<i128>();
-
-        let c = b
-            .column_by_name("l_extendedprice")
-            .expect("l_extendedprice");
-        assert_eq!(c.data_type(), &DataType::Decimal128(15, 2));
-        assert_eq!(c.null_count(), 0);
-        price += c
-            .as_primitive::<Decimal128Type>()
-            .values()
-            .iter()
-            .sum::<i128>();
-
-        let c = b.column_by_name("l_shipdate").expect("l_shipdate");
-        assert_eq!(c.data_type(), &DataType::Date32);
-        assert_eq!(c.null_count(), 0);
-        days += c
-            .as_primitive::<Date32Type>()
-            .values()
-            .iter()
-            .map(|&d| i64::from(d))
-            .sum::<i64>();
-
-        let c = b.column_by_name("l_comment").expect("l_comment");
-        assert_eq!(c.data_type(), &DataType::Utf8);
-        assert_eq!(c.null_count(), 0);
-        let s = c.as_string::<i32>();
-        chars += (0..s.len())
-            .map(|i| s.value(i).chars().count() as u64)
-            .sum::<u64>();
     }
+    let orderkey: i128 = non_null_columns(batches, "l_orderkey", &DataType::Int64)
+        .flat_map(|c| c.as_primitive::<Int64Type>().values().iter())
+        .map(|&v| i128::from(v))
+        .sum();
+    let price: i128 = non_null_columns(batches, "l_extendedprice", &DataType::Decimal128(15, 2))
+        .flat_map(|c| c.as_primitive::<Decimal128Type>().values().iter())
+        .sum();
+    let days: i64 = non_null_columns(batches, "l_shipdate", &DataType::Date32)
+        .flat_map(|c| c.as_primitive::<Date32Type>().values().iter())
+        .map(|&d| i64::from(d))
+        .sum();
+    let chars: u64 = non_null_columns(batches, "l_comment", &DataType::Utf8)
+        .flat_map(|c| {
+            let s = c.as_string::<i32>();
+            (0..s.len()).map(move |i| s.value(i).chars().count() as u64)
+        })
+        .sum();
     LineitemStats {
         rows: row_count(batches),
         sum_orderkey: orderkey.to_string(),
@@ -379,4 +395,139 @@ pub fn rows_after(message: &str) -> Option<u64> {
     let (_, rest) = message.split_once("after ")?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
+}
+
+/// How long a run that must fail may take.
+pub const FAILURE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs `pgarrow export --url URL ARGS -o DIR/NAME` in a new directory `DIR` (also its working
+/// directory): asserts the one-line failure of [`assert_error`] with every needle, within
+/// [`FAILURE_DEADLINE`], and that nothing was written. Returns the error line.
+pub fn export_error(url: &str, args: &[&str], name: &str, needles: &[&str]) -> String {
+    let dir = tempdir();
+    let target = dir.path().join(name);
+    let mut cmd = pgarrow(["export", "--url", url]);
+    cmd.args(args)
+        .args(["-o", path_str(&target)])
+        .current_dir(dir.path());
+    let err = assert_error(&run_within(cmd, FAILURE_DEADLINE), needles);
+    assert_dir_holds(dir.path(), &[]);
+    err
+}
+
+/// One test's database on the shared cluster, and a temporary directory for its files (the
+/// working directory of the runs it makes).
+pub struct Setup {
+    pub pg: &'static Cluster,
+    pub db: String,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Setup {
+    /// A fresh database named after `prefix` with `sql` run in it (unless empty), or `None`
+    /// (the test returns; the cluster printed SKIPPED) without PostgreSQL.
+    pub fn new(prefix: &str, sql: &str) -> Option<Setup> {
+        let pg = Cluster::shared()?;
+        let db = pg.create_database(prefix).expect("create database");
+        let setup = Setup::on(pg, &db);
+        if !sql.is_empty() {
+            setup.psql(sql);
+        }
+        Some(setup)
+    }
+
+    /// The database `db`, which exists.
+    pub fn on(pg: &'static Cluster, db: &str) -> Setup {
+        Setup {
+            pg,
+            db: db.to_owned(),
+            url: pg.url(db),
+            dir: tempdir(),
+        }
+    }
+
+    /// The trimmed output of `sql` run in the database (panics on failure).
+    pub fn psql(&self, sql: &str) -> String {
+        self.pg
+            .psql(&self.db, sql)
+            .unwrap_or_else(|e| panic!("psql failed: {e}\nSQL: {sql}"))
+            .trim()
+            .to_owned()
+    }
+
+    /// The path of `name` in the directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `pgarrow COMMAND --url URL ARGS`, to run in the directory.
+    pub fn command(&self, command: &str, args: &[&str]) -> Command {
+        let mut cmd = pgarrow([command, "--url", &self.url]);
+        cmd.args(args).current_dir(self.dir.path());
+        cmd
+    }
+
+    /// `pgarrow export ARGS` with the environment `env` (and no `--url`), run to its end.
+    pub fn export_env(&self, args: &[&str], env: &[(&str, String)]) -> Output {
+        let mut cmd = pgarrow(["export"]);
+        cmd.args(args).current_dir(self.dir.path());
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        run(cmd)
+    }
+
+    /// `pgarrow export --url URL ARGS`, run to its end.
+    pub fn export(&self, args: &[&str]) -> Output {
+        run(self.command("export", args))
+    }
+
+    /// `pgarrow schema --url URL ARGS`: asserts success and returns stdout and stderr.
+    pub fn schema(&self, args: &[&str]) -> (String, String) {
+        let out = run(self.command("schema", args));
+        let err = assert_success(&out);
+        (stdout(&out), err)
+    }
+
+    /// Exports with `args` (the source, and options) into the file `name` (its format from
+    /// the extension): asserts success, `exported ROWS rows` in the summary and `rows` rows in
+    /// the file. Returns the batches read back, and stderr.
+    pub fn export_rows(&self, args: &[&str], name: &str, rows: u64) -> (Vec<RecordBatch>, String) {
+        let target = self.path(name);
+        let out = self.export(&[args, &["-o", path_str(&target)]].concat());
+        let err = assert_success(&out);
+        let summary = format!("exported {} rows", thousands(rows));
+        assert!(err.contains(&summary), "{args:?}: {summary:?} in {err}");
+        let batches = read_file(&target);
+        assert_eq!(row_count(&batches), rows, "{args:?}: rows in {name}");
+        (batches, err)
+    }
+
+    /// Asserts that the directory holds exactly `names`.
+    pub fn assert_holds(&self, names: &[&str]) {
+        assert_dir_holds(self.dir.path(), names);
+    }
+}
+
+/// `n` with `,` between groups of three digits, as the summary line prints counts.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Reads a file written by an export back, with the reader its extension names (`.parquet`,
+/// `.arrow`, `.arrows`).
+pub fn read_file(path: &Path) -> Vec<RecordBatch> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("parquet") => read_parquet(path),
+        Some("arrow") => read_arrow_file(path),
+        Some("arrows") => read_arrow_stream(path),
+        other => panic!("no reader for {other:?} files"),
+    }
 }

@@ -16,7 +16,6 @@
 #![allow(dead_code)]
 
 use std::fmt::Debug;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -42,7 +41,9 @@ use pgwire::messages::response::{NoticeResponse, ReadyForQuery, TransactionStatu
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use tokio::net::TcpListener;
+
+#[path = "accept.rs"]
+mod accept;
 
 /// The user every test connects as.
 pub const USER: &str = "conformance";
@@ -80,15 +81,8 @@ pub type Script = Arc<dyn Fn(&str) -> Vec<PgWireBackendMessage> + Send + Sync>;
 /// A running conformance server on a fresh port of 127.0.0.1. It stops accepting when
 /// dropped; connections already open end when their client goes.
 pub struct ConformanceServer {
-    addr: SocketAddr,
+    accept: accept::Acceptor,
     queries: Arc<Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for ConformanceServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl ConformanceServer {
@@ -102,8 +96,6 @@ impl ConformanceServer {
         server_version: &str,
         script: impl Fn(&str) -> Vec<PgWireBackendMessage> + Send + Sync + 'static,
     ) -> ConformanceServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local_addr");
         let queries = Arc::new(Mutex::new(Vec::new()));
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.server_version = server_version.to_owned();
@@ -117,29 +109,21 @@ impl ConformanceServer {
                 queries: queries.clone(),
             }),
         });
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let handlers = handlers.clone();
-                tokio::spawn(async move {
-                    let _ = pgwire::tokio::process_socket(socket, None, handlers).await;
-                });
+        let accept = accept::Acceptor::start(move |socket| {
+            let handlers = handlers.clone();
+            async move {
+                let _ = pgwire::tokio::process_socket(socket, None, handlers).await;
             }
-        });
-        ConformanceServer {
-            addr,
-            queries,
-            task,
-        }
+        })
+        .await;
+        ConformanceServer { accept, queries }
     }
 
     /// A URL for [`USER`], without TLS and without a password.
     pub fn url(&self) -> String {
         format!(
             "postgresql://{USER}@{}/conformance?sslmode=disable",
-            self.addr
+            self.accept.addr()
         )
     }
 

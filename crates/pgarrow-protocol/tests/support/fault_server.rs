@@ -12,20 +12,22 @@
 //! also records what it saw ([`Event`]): startup parameters, SSLRequests and CancelRequests
 //! (which may arrive on connections of their own).
 //!
-//! Shared by `pgarrow-protocol/tests` and `pgarrow/tests` (included with `#[path]`): it uses
-//! only std and tokio.
+//! Shared by `pgarrow-protocol/tests`, `pgarrow/tests` and `pgarrow-cli/tests` (included with
+//! `#[path]`): it uses only std and tokio.
 
 #![allow(dead_code)]
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+
+#[path = "accept.rs"]
+mod accept;
 
 /// What the server waits for before writing a turn's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +74,20 @@ impl Script {
         }
     }
 
+    /// pgarrow's export of `SELECT g FROM t` (one int4 column `g`): login, the describe and
+    /// catalog replies for `g`, then `copy` as the answer to the COPY, and `end` after it.
+    pub fn export(copy: Vec<u8>, end: End) -> Script {
+        Script {
+            end,
+            ..Script::new(vec![
+                (Wait::Startup, msg::login()),
+                (Wait::Sync, msg::described(&[("g", 23)])),
+                (Wait::Query, msg::catalog(&["integer"])),
+                (Wait::Query, copy),
+            ])
+        }
+    }
+
     /// Every byte the script would write, in order.
     pub fn total_len(&self) -> usize {
         self.turns.iter().map(|(_, b)| b.len()).sum()
@@ -109,15 +125,8 @@ pub const KEY: i32 = 0x5ec2e7;
 
 /// A running fake server. It stops when dropped.
 pub struct FaultServer {
-    addr: SocketAddr,
+    accept: accept::Acceptor,
     events: Arc<Mutex<Vec<Event>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FaultServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl FaultServer {
@@ -128,30 +137,22 @@ impl FaultServer {
 
     /// As [`FaultServer::start`], answering SSLRequests with `S` and `upgrade`.
     pub async fn start_with(script: Script, upgrade: Option<Upgrade>) -> FaultServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local_addr");
         let events = Arc::new(Mutex::new(Vec::new()));
         let log = events.clone();
         let script = Arc::new(script);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let script = script.clone();
-                let log = log.clone();
-                let upgrade = upgrade.clone();
-                tokio::spawn(async move {
-                    let _ = serve(socket, &script, &log, upgrade).await;
-                });
+        let accept = accept::Acceptor::start(move |socket| {
+            let (script, log, upgrade) = (script.clone(), log.clone(), upgrade.clone());
+            async move {
+                let _ = serve(socket, &script, &log, upgrade).await;
             }
-        });
-        FaultServer { addr, events, task }
+        })
+        .await;
+        FaultServer { accept, events }
     }
 
     /// The port it listens on.
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.accept.addr().port()
     }
 
     /// A URL for it: no TLS, no password, `extra` appended as parameters.
@@ -318,9 +319,24 @@ async fn hang_up(mut s: Box<dyn Io>) -> io::Result<()> {
     Ok(())
 }
 
+/// Where [`msg::copy_failing`] puts its error in a COPY of int4 rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorAt {
+    /// Instead of CopyOutResponse.
+    Start,
+    /// After CopyOutResponse, before the COPY header.
+    Header,
+    /// After rows 1 and 2.
+    BetweenRows,
+    /// After row 1 and the trailer.
+    Trailer,
+    /// After row 1, the trailer and CopyDone.
+    CopyDone,
+}
+
 /// Backend messages, built by hand.
 pub mod msg {
-    use super::{KEY, PID};
+    use super::{ErrorAt, KEY, PID};
 
     /// A message: tag, length (counting itself), body.
     pub fn raw(tag: u8, body: &[u8]) -> Vec<u8> {
@@ -500,6 +516,29 @@ pub mod msg {
     /// The binary COPY trailer.
     pub fn copy_trailer() -> Vec<u8> {
         (-1i16).to_be_bytes().to_vec()
+    }
+
+    /// The start of a COPY of int4 rows: CopyOutResponse, then one CopyData with the header and
+    /// row 1; then `rest`.
+    pub fn copy_row_1_then(rest: &[Vec<u8>]) -> Vec<u8> {
+        let start = [
+            copy_out_response(1),
+            copy_data(&[copy_header(), int4_tuple(1)].concat()),
+        ];
+        [&start[..], rest].concat().concat()
+    }
+
+    /// The answer to a COPY of int4 rows that fails `at` with ERROR 22012 (division by zero),
+    /// the statement then ended by ReadyForQuery.
+    pub fn copy_failing(at: ErrorAt) -> Vec<u8> {
+        let start = match at {
+            ErrorAt::Start => Vec::new(),
+            ErrorAt::Header => copy_out_response(1),
+            ErrorAt::BetweenRows => copy_row_1_then(&[copy_data(&int4_tuple(2))]),
+            ErrorAt::Trailer => copy_row_1_then(&[copy_data(&copy_trailer())]),
+            ErrorAt::CopyDone => copy_row_1_then(&[copy_data(&copy_trailer()), copy_done()]),
+        };
+        [start, error("ERROR", "22012", "division by zero"), ready()].concat()
     }
 
     /// A whole successful COPY of `rows` int4 values 1..=rows, one CopyData per row (the

@@ -1,5 +1,7 @@
-//! Shared helpers for the integration tests: one database per test, exports collected into
-//! batches, and reference renderings computed by the server itself.
+//! The one database harness of this crate's integration tests (`types.rs`, `nested.rs`): a
+//! database per test on the shared cluster, exports collected into batches (with their loss
+//! report), the server's own rendering of values read back through psql, and our exports
+//! walked value by value.
 //!
 //! The principle: every expected value comes from PostgreSQL's own rendering of the same stored
 //! value (through psql), never from constants copied from pgarrow's output, so that a decoder bug
@@ -7,6 +9,7 @@
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -14,10 +17,13 @@ use arrow_array::types::{
     Int64Type, IntervalMonthDayNanoType, Time64MicrosecondType, TimestampMicrosecondType,
     UInt32Type,
 };
-use arrow_array::{Array, RecordBatch};
-use arrow_schema::{DataType, SchemaRef, TimeUnit};
-use pgarrow::{Client, DecodeOptions, ExportOptions, Source};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, SchemaRef, TimeUnit};
+use pgarrow::{Client, DecodeOptions, ExportOptions, LossKind, LossReport, Policies, Source};
 use pgarrow_testkit::Cluster;
+
+/// How psql prints NULL in [`Db::query`].
+const NULL_MARK: &str = "<<NULL>>";
 
 /// A fresh database on the shared cluster.
 #[derive(Debug)]
@@ -27,13 +33,29 @@ pub struct Db {
 }
 
 impl Db {
-    /// A new database, or `None` (the test should return) when PostgreSQL is not installed.
+    /// A new database, or `None` (the test should return; the cluster printed SKIPPED) when
+    /// PostgreSQL is not installed.
     pub fn new(prefix: &str) -> Option<Db> {
         let cluster = Cluster::shared()?;
         let name = cluster
             .create_database(prefix)
             .unwrap_or_else(|e| panic!("creating a database for {prefix}: {e}"));
         Some(Db { cluster, name })
+    }
+
+    /// A new database with `script` run in it, or `None` as [`Db::new`].
+    pub fn with(prefix: &str, script: &str) -> Option<Db> {
+        let db = Db::new(prefix)?;
+        db.psql(script);
+        Some(db)
+    }
+
+    /// A database that already exists (created by the test itself).
+    pub fn existing(cluster: &'static Cluster, name: &str) -> Db {
+        Db {
+            cluster,
+            name: name.to_owned(),
+        }
     }
 
     /// The server's `server_version_num`.
@@ -43,10 +65,15 @@ impl Db {
 
     /// Runs a script with psql and returns its stdout (panics on failure).
     pub fn psql(&self, sql: &str) -> String {
-        self.cluster.psql(&self.name, sql).unwrap_or_else(|e| {
+        self.try_psql(sql).unwrap_or_else(|e| {
             let shown: String = sql.chars().take(300).collect();
-            panic!("psql failed: {e}\nSQL: {shown}")
+            panic!("psql failed in {}: {e}\nSQL: {shown}", self.name)
         })
+    }
+
+    /// Runs a script, returning psql's failure.
+    pub fn try_psql(&self, sql: &str) -> Result<String, pgarrow_testkit::Error> {
+        self.cluster.psql(&self.name, sql)
     }
 
     /// The output lines of a script.
@@ -63,6 +90,49 @@ impl Db {
             "expected one line from {sql:?}, got {out:?}"
         );
         out.to_owned()
+    }
+
+    /// The rows of one query as the server renders them (`None` for NULL). Values may hold
+    /// `|` and newlines: fields and records are separated by control characters.
+    pub fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let out = self.psql(&format!(
+            "\\pset fieldsep '\\037'\n\\pset recordsep '\\036'\n\\pset null '{NULL_MARK}'\n{sql};\n"
+        ));
+        let out = out.strip_suffix('\n').unwrap_or(&out);
+        if out.is_empty() {
+            return Vec::new();
+        }
+        out.split('\u{1e}')
+            .map(|row| {
+                row.split('\u{1f}')
+                    .map(|f| (f != NULL_MARK).then(|| f.to_owned()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The one value of a one-row query, `None` for NULL.
+    pub fn value(&self, sql: &str) -> Option<String> {
+        let rows = self.query(sql);
+        assert_eq!(rows.len(), 1, "{sql}: expected one row, got {rows:?}");
+        rows[0][0].clone()
+    }
+
+    /// Rows of `(id, values...)` with the id parsed, in id order (ties in server order).
+    pub fn by_id(&self, sql: &str) -> Vec<(i32, Vec<Option<String>>)> {
+        let mut rows: Vec<(i32, Vec<Option<String>>)> = self
+            .query(sql)
+            .into_iter()
+            .map(|mut r| {
+                let id = r
+                    .remove(0)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| panic!("{sql}: first column must be a non-NULL int id"));
+                (id, r)
+            })
+            .collect();
+        rows.sort_by_key(|(id, _)| *id);
+        rows
     }
 
     /// Creates `CREATE TABLE <table> (id int, v <ty>)` holding `values` (SQL expressions, `NULL`
@@ -90,25 +160,17 @@ impl Db {
             .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.name))
     }
 
-    /// Exports `sql` with default options.
-    pub async fn export(&self, sql: &str) -> Exported {
-        self.export_with(sql, &ExportOptions::default()).await
-    }
-
-    /// Exports `sql` and collects every batch.
-    pub async fn export_with(&self, sql: &str, options: &ExportOptions) -> Exported {
+    /// Exports `sql` with `options`, collecting every batch and the loss report.
+    pub async fn try_export(
+        &self,
+        sql: &str,
+        options: &ExportOptions,
+    ) -> Result<Exported, pgarrow::Error> {
         let mut client = self.client().await;
-        let mut export = client
-            .export(&Source::query(sql), options)
-            .await
-            .unwrap_or_else(|e| panic!("starting the export of {sql:?}: {e}"));
+        let mut export = client.export(&Source::query(sql), options).await?;
         let schema = export.schema();
         let mut batches = Vec::new();
-        while let Some(batch) = export
-            .next_batch()
-            .await
-            .unwrap_or_else(|e| panic!("exporting {sql:?}: {e}"))
-        {
+        while let Some(batch) = export.next_batch().await? {
             assert_eq!(
                 batch.schema(),
                 schema,
@@ -116,10 +178,61 @@ impl Db {
             );
             batches.push(batch);
         }
-        Exported { schema, batches }
+        let losses = export.losses();
+        Ok(Exported {
+            schema,
+            batches,
+            losses,
+        })
     }
 
-    /// Exports `sql`, expecting the export to fail while reading batches.
+    /// Exports `sql` with default options.
+    pub async fn export(&self, sql: &str) -> Exported {
+        self.export_with(sql, &ExportOptions::default()).await
+    }
+
+    /// Exports `sql` with `options`, panicking on failure.
+    pub async fn export_with(&self, sql: &str, options: &ExportOptions) -> Exported {
+        self.try_export(sql, options)
+            .await
+            .unwrap_or_else(|e| panic!("exporting {sql:?}: {e}"))
+    }
+
+    /// Exports `sql` under `policies`, panicking on failure.
+    pub async fn export_under(&self, sql: &str, policies: Policies) -> Exported {
+        self.export_with(sql, &under(policies)).await
+    }
+
+    /// Exports `sql` under `policies` in batches of `rows`, which must make several batches.
+    pub async fn export_batched(&self, sql: &str, policies: Policies, rows: usize) -> Exported {
+        let mut options = under(policies);
+        options.decode.batch_rows = rows;
+        let out = self.export_with(sql, &options).await;
+        assert!(out.batches.len() > 1, "{sql}: expected several batches");
+        out
+    }
+
+    /// Exports `sql` under the default policies whole, and in batches of `rows` (which must
+    /// make several batches).
+    pub async fn export_both(&self, sql: &str, rows: usize) -> [Exported; 2] {
+        let one = self.export(sql).await;
+        let batched = self.export_batched(sql, Policies::default(), rows).await;
+        [one, batched]
+    }
+
+    /// Exports `sql` under `policies` expecting a decode error about one value.
+    pub async fn export_value_error(&self, sql: &str, policies: Policies) -> ValueError {
+        match self.try_export(sql, &under(policies)).await {
+            Ok(out) => panic!(
+                "export of {sql:?} succeeded ({} rows, losses {}) but should fail",
+                out.num_rows(),
+                out.losses
+            ),
+            Err(e) => value_error(&e),
+        }
+    }
+
+    /// Exports `sql`, expecting the export to start and then fail while reading batches.
     pub async fn export_err(&self, sql: &str, options: &ExportOptions) -> pgarrow::Error {
         let mut client = self.client().await;
         let mut export = client
@@ -133,6 +246,15 @@ impl Db {
                 Err(e) => return e,
             }
         }
+    }
+
+    /// Plans `sql` under `policies`.
+    pub async fn plan(&self, sql: &str, policies: &Policies) -> pgarrow::ExportPlan {
+        self.client()
+            .await
+            .plan_with(&Source::query(sql), policies)
+            .await
+            .unwrap_or_else(|e| panic!("plan of {sql:?} failed: {e}"))
     }
 
     /// The server's rendering of `expr` for every row of `table`, by `id`: runs
@@ -167,21 +289,30 @@ impl Db {
     }
 }
 
-/// Every batch of one export.
+/// Default options but for `policies`.
+pub fn under(policies: Policies) -> ExportOptions {
+    ExportOptions {
+        policies,
+        ..ExportOptions::default()
+    }
+}
+
+/// Every batch of one export (or one decoded stream), and its loss report.
 #[derive(Debug)]
 pub struct Exported {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
+    pub losses: LossReport,
 }
 
 impl Exported {
-    pub fn rows(&self) -> usize {
+    pub fn num_rows(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()
     }
 
     /// Column `col` of every row, through `f` (called for non-NULL values only).
     pub fn column<T>(&self, col: usize, f: impl Fn(&dyn Array, usize) -> T) -> Vec<Option<T>> {
-        let mut out = Vec::with_capacity(self.rows());
+        let mut out = Vec::with_capacity(self.num_rows());
         for batch in &self.batches {
             let array = batch.column(col).as_ref();
             for i in 0..array.len() {
@@ -213,6 +344,173 @@ impl Exported {
     pub fn meta(&self, col: usize, key: &str) -> Option<String> {
         self.schema.field(col).metadata().get(key).cloned()
     }
+
+    pub fn field(&self, name: &str) -> &Field {
+        self.schema
+            .field_with_name(name)
+            .unwrap_or_else(|_| panic!("no column {name} in {:?}", self.schema))
+    }
+
+    pub fn data_type(&self, name: &str) -> &DataType {
+        self.field(name).data_type()
+    }
+
+    /// Field metadata value of column `name`.
+    pub fn field_meta(&self, name: &str, key: &str) -> Option<&str> {
+        self.field(name).metadata().get(key).map(String::as_str)
+    }
+
+    /// The column names, in order.
+    pub fn names(&self) -> Vec<&str> {
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect()
+    }
+
+    /// (id, [`render_json`] of `col`) for every row.
+    pub fn json_by_id(&self, col: usize) -> Vec<(i64, Option<String>)> {
+        self.ids()
+            .into_iter()
+            .zip(self.column(col, render_json))
+            .collect()
+    }
+
+    /// `(id, one-row slice of column `name`)` for every row, ids from the Int32 column `id`.
+    pub fn rows(&self, name: &str) -> Vec<(i32, ArrayRef)> {
+        let mut out = Vec::new();
+        for b in &self.batches {
+            let ids = b
+                .column_by_name("id")
+                .expect("export has an id column")
+                .as_primitive::<Int32Type>();
+            let col = b
+                .column_by_name(name)
+                .unwrap_or_else(|| panic!("no column {name}"));
+            for i in 0..b.num_rows() {
+                out.push((ids.value(i), col.slice(i, 1)));
+            }
+        }
+        out
+    }
+
+    /// `(id, leaf value rendered)` of a scalar column.
+    pub fn cells(&self, name: &str) -> Vec<(i32, Option<String>)> {
+        self.rows(name)
+            .into_iter()
+            .map(|(id, a)| (id, leaf(&a, 0)))
+            .collect()
+    }
+
+    /// Losses of `kind` in column `name`.
+    pub fn loss(&self, name: &str, kind: LossKind) -> u64 {
+        self.losses
+            .columns
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, l)| l.get(kind))
+            .sum()
+    }
+}
+
+/// A decode error about one value: where, and what the user sees.
+#[derive(Debug)]
+pub struct ValueError {
+    /// 1-based row.
+    pub row: u64,
+    /// 0-based column.
+    pub column: usize,
+    /// Column name.
+    pub name: String,
+    /// The whole message as displayed.
+    pub display: String,
+}
+
+impl ValueError {
+    /// Asserts that the error is about row `row` (1-based) of column `column` (0-based) named
+    /// `name`.
+    #[track_caller]
+    pub fn assert_at(&self, row: u64, column: usize, name: &str) {
+        assert_eq!(
+            (self.row, self.column, self.name.as_str()),
+            (row, column, name),
+            "{}",
+            self.display
+        );
+    }
+
+    /// Asserts that the message holds `needle`.
+    #[track_caller]
+    pub fn assert_says(&self, needle: &str) {
+        assert!(
+            self.display.contains(needle),
+            "{needle:?} in: {}",
+            self.display
+        );
+    }
+}
+
+/// The row/column of a decode error about a value; panics on any other error.
+pub fn value_error(e: &pgarrow::Error) -> ValueError {
+    let display = e.to_string();
+    let pgarrow::ErrorKind::Decode(d) = e.kind() else {
+        panic!("expected a decode error, got {display}");
+    };
+    ValueError {
+        display,
+        ..decode_value_error(d)
+    }
+}
+
+/// The row/column of a decoder error about a value; panics on any other error.
+pub fn decode_value_error(d: &pgarrow_decode::Error) -> ValueError {
+    let display = d.to_string();
+    match d.kind() {
+        pgarrow_decode::ErrorKind::Value {
+            row, column, name, ..
+        } => ValueError {
+            row: *row,
+            column: *column,
+            name: name.clone(),
+            display,
+        },
+        _ => panic!("expected an error about a value, got {display}"),
+    }
+}
+
+/// Decodes a whole binary COPY stream (`bytes`) with `plans` and `policies` in batches of
+/// `batch_rows`, as [`Db::try_export`] would decode it from the connection.
+pub fn decode_copy(
+    bytes: &[u8],
+    plans: Vec<pgarrow::ColumnPlan>,
+    policies: Policies,
+    batch_rows: usize,
+) -> Result<Exported, pgarrow_decode::Error> {
+    let options = DecodeOptions {
+        batch_rows,
+        ..DecodeOptions::default()
+    };
+    let mut decoder = pgarrow_decode::CopyDecoder::with_policies(plans, options, policies)?;
+    let mut batches = Vec::new();
+    let mut input = bytes;
+    while !input.is_empty() {
+        let used = decoder.decode(input)?;
+        input = &input[used..];
+        if decoder.has_batch()
+            && let Some(b) = decoder.flush()?
+        {
+            batches.push(b);
+        }
+    }
+    if let Some(b) = decoder.finish()? {
+        batches.push(b);
+    }
+    Ok(Exported {
+        schema: decoder.schema(),
+        batches,
+        losses: decoder.losses(),
+    })
 }
 
 /// Asserts that our (id, value) pairs equal the server's, row by row.
@@ -495,4 +793,152 @@ pub fn render_json(a: &dyn Array, i: usize) -> String {
 /// (`'1.2.3.4'::inet::text` is `1.2.3.4/32`, its output `1.2.3.4`).
 pub fn output_of(expr: &str) -> String {
     format!("CASE WHEN ({expr})::text IS NOT NULL THEN format('%s', {expr}) END")
+}
+
+/// Renders a scalar Arrow value the way the server queries of `nested.rs` render it: bool as
+/// t/f, floats as Rust prints them (compare floats with [`f64_bits`]), decimals with their
+/// scale, enum dictionary values as their label, and everything else as [`render`] does
+/// (integers and text as themselves, binary as lower-case hex, Date32 as days since 1970,
+/// Time64/Timestamp as their microseconds).
+pub fn leaf(a: &dyn Array, i: usize) -> Option<String> {
+    if a.is_null(i) {
+        return None;
+    }
+    Some(match a.data_type() {
+        DataType::Boolean => if a.as_boolean().value(i) { "t" } else { "f" }.to_owned(),
+        DataType::Float32 => a.as_primitive::<Float32Type>().value(i).to_string(),
+        DataType::Float64 => a.as_primitive::<Float64Type>().value(i).to_string(),
+        DataType::LargeUtf8 => a.as_string::<i64>().value(i).to_owned(),
+        DataType::Utf8View => a.as_string_view().value(i).to_owned(),
+        DataType::Decimal128(..) => a.as_primitive::<Decimal128Type>().value_as_string(i),
+        DataType::Decimal256(..) => a.as_primitive::<Decimal256Type>().value_as_string(i),
+        DataType::Dictionary(k, v) if **k == DataType::Int16 && **v == DataType::Utf8 => {
+            let d = a.as_dictionary::<Int16Type>();
+            let key = usize::try_from(d.keys().value(i)).expect("non-negative dictionary key");
+            d.values().as_string::<i32>().value(key).to_owned()
+        }
+        _ => render(a, i),
+    })
+}
+
+/// The bits of a float the server printed (`NaN`, `Infinity`, shortest round-trip digits).
+pub fn f64_bits(s: &str) -> u64 {
+    parse_pg_f64(s).to_bits()
+}
+
+/// The element array of a List value at `i`, `None` when the list is NULL.
+pub fn list_at(a: &dyn Array, i: usize) -> Option<ArrayRef> {
+    let l = a.as_list::<i32>();
+    (!l.is_null(i)).then(|| l.value(i))
+}
+
+/// Every leaf of a `depth`-deep List value at `i`, with its 0-based path, in order. Inner lists
+/// are never NULL (a PostgreSQL array is rectangular).
+pub fn list_leaves(a: &dyn Array, i: usize, depth: usize) -> Vec<(Vec<i64>, Option<String>)> {
+    fn walk(
+        a: &dyn Array,
+        i: usize,
+        depth: usize,
+        path: &mut Vec<i64>,
+        out: &mut Vec<(Vec<i64>, Option<String>)>,
+    ) {
+        if depth == 0 {
+            out.push((path.clone(), leaf(a, i)));
+            return;
+        }
+        let l = a.as_list::<i32>();
+        assert!(!l.is_null(i), "inner list at {path:?} is NULL");
+        let v = l.value(i);
+        for k in 0..v.len() {
+            path.push(k as i64);
+            walk(&v, k, depth - 1, path, out);
+            path.pop();
+        }
+    }
+    let mut out = Vec::new();
+    if !a.is_null(i) {
+        walk(a, i, depth, &mut Vec::new(), &mut out);
+    }
+    out
+}
+
+/// A child of a Struct array by name.
+pub fn child<'a>(a: &'a dyn Array, name: &str) -> &'a ArrayRef {
+    a.as_struct()
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("struct has no field {name}: {:?}", a.data_type()))
+}
+
+/// The names of a Struct type's fields.
+pub fn struct_names(t: &DataType) -> Vec<String> {
+    match t {
+        DataType::Struct(f) => f.iter().map(|f| f.name().clone()).collect(),
+        other => panic!("expected a Struct, got {other}"),
+    }
+}
+
+/// `List(item)` with a nullable `item` field, as pgarrow builds lists.
+pub fn list_of(t: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new("item", t, true)))
+}
+
+/// The element type of a List.
+pub fn item_type(t: &DataType) -> &DataType {
+    match t {
+        DataType::List(f) => f.data_type(),
+        other => panic!("expected a List, got {other}"),
+    }
+}
+
+/// Parses `(id, path..., value)` server rows into `(id, path, value)`.
+pub fn server_leaves(
+    rows: Vec<(i32, Vec<Option<String>>)>,
+) -> Vec<(i32, Vec<i64>, Option<String>)> {
+    let mut out: Vec<(i32, Vec<i64>, Option<String>)> = rows
+        .into_iter()
+        .map(|(id, mut r)| {
+            let value = r.pop().expect("a value column");
+            let path = r
+                .into_iter()
+                .map(|p| p.expect("subscript").parse().expect("integer subscript"))
+                .collect();
+            (id, path, value)
+        })
+        .collect();
+    out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    out
+}
+
+/// Our leaves of a `depth`-deep list column as `(id, path, value)`, sorted like
+/// [`server_leaves`].
+pub fn our_leaves(
+    out: &Exported,
+    column: &str,
+    depth: usize,
+) -> Vec<(i32, Vec<i64>, Option<String>)> {
+    let mut v: Vec<(i32, Vec<i64>, Option<String>)> = out
+        .rows(column)
+        .into_iter()
+        .flat_map(|(id, a)| {
+            list_leaves(&a, 0, depth)
+                .into_iter()
+                .map(move |(p, v)| (id, p, v))
+        })
+        .collect();
+    v.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    v
+}
+
+/// Whether an environment switch is `1`.
+pub fn required(var: &str) -> bool {
+    std::env::var_os(var).is_some_and(|v| v == "1")
+}
+
+/// A server boolean.
+pub fn pg_bool(v: &Option<String>) -> bool {
+    match v.as_deref() {
+        Some("t") => true,
+        Some("f") => false,
+        other => panic!("not a boolean: {other:?}"),
+    }
 }
