@@ -4,10 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use pgarrow::Policies;
 use pgarrow::policy::{
-    ArrayShape, EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, SpecialValues,
-    TextLayout, WideNumeric,
+    ArrayShape, EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, Policies,
+    SpecialValues, TextLayout, WideNumeric,
 };
 use pgarrow::sink::IntervalEncoding;
 

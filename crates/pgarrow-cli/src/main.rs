@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
+use pgarrow::policy::Policies;
 use pgarrow::sink::{Compression, Format, Output, SinkOptions};
-use pgarrow::{Client, Config, DecodeOptions, ExportOptions, FileTarget, Hooks, Policies, Source};
+use pgarrow::{Client, Config, DecodeOptions, ExportOptions, FileTarget, Hooks, Source};
 
 use args::{Cli, Command, DemoArgs, OutputArgs, SourceArgs};
 use report::{

@@ -26,9 +26,9 @@ use arrow_schema::{Schema, SchemaRef};
 use crate::column::Cx;
 use crate::column::{Column, FinishError};
 use crate::column_plan::ColumnPlan;
+use crate::column_plan::PgColumn;
 use crate::error::{Error, ErrorKind, FieldError, Result};
 use crate::policy::{LossReport, Losses, Policies};
-use crate::types::PgColumn;
 
 /// The 11-byte signature that starts every binary COPY stream.
 pub const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";

@@ -3,7 +3,7 @@
 //! [`CopyDecoder`] is a push decoder: hand it bytes of a `COPY ... TO STDOUT (FORMAT binary)`
 //! stream split anywhere, get Arrow [`RecordBatch`](arrow_array::RecordBatch)es out. Each
 //! column gets one typed decoder chosen from its PostgreSQL type OID and typmod
-//! ([`ColumnKind::for_type`]); the values go straight into vectors that become Arrow buffers
+//! ([`types::ColumnKind::for_type`]); the values go straight into vectors that become Arrow buffers
 //! without a copy. There are no sockets here: the decoder is fed by the network client, by a
 //! file written with `COPY ... TO 'file' (FORMAT binary)`, by a fuzzer or by a benchmark.
 //!
@@ -34,12 +34,9 @@ mod recycle;
 pub mod types;
 pub mod wire;
 
-pub use column_plan::ColumnPlan;
+pub use column_plan::{ColumnPlan, PgColumn};
 pub use decoder::{
     CopyDecoder, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions, MAX_BATCH_BYTES, SIGNATURE,
 };
-pub use error::{Error, ErrorKind, FieldError, Result, Special};
+pub use error::{Error, ErrorKind, FieldError, Result, Special, Unrepresentable};
 pub use peek::ArrayDepths;
-pub use plan::{Attribute, Catalog, CatalogKind, CatalogType, ListShape, StrLayout, TypePlan};
-pub use policy::{LossKind, LossReport, Losses, Policies};
-pub use types::{ColumnKind, PgColumn};

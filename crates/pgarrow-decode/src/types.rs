@@ -67,32 +67,6 @@ pub const META_EXTENSION_NAME: &str = "ARROW:extension:name";
 /// Arrow's extension type metadata key.
 pub const META_EXTENSION_METADATA: &str = "ARROW:extension:metadata";
 
-/// A result column as the server describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PgColumn {
-    /// Column name.
-    pub name: String,
-    /// Type OID.
-    pub oid: u32,
-    /// Type modifier (-1 when none).
-    pub typmod: i32,
-    /// Type name for messages and metadata, as `format_type(oid, typmod)` renders it.
-    pub type_name: String,
-}
-
-impl PgColumn {
-    /// A column with the built-in name of its type (or `oid N` for unknown types).
-    pub fn new(name: impl Into<String>, oid: u32, typmod: i32) -> Self {
-        let type_name = builtin_type_name(oid, typmod);
-        PgColumn {
-            name: name.into(),
-            oid,
-            typmod,
-            type_name,
-        }
-    }
-}
-
 /// How one column's binary fields are decoded, and into which Arrow type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -157,7 +131,7 @@ pub enum ColumnKind {
     NumericFloat64,
     /// `money` -> Decimal128(19, scale): its int8 count of the currency's minor unit, with the
     /// session's `lc_monetary` fraction digits as the scale (exact; planned only when the
-    /// catalog gives the scale, see [`Catalog::set_money_scale`](crate::Catalog)).
+    /// catalog gives the scale, see [`Catalog::set_money_scale`](crate::plan::Catalog::set_money_scale)).
     Money {
         /// Fraction digits of `lc_monetary` (0 to 10).
         scale: i8,
@@ -315,7 +289,11 @@ pub fn push_json_string(out: &mut String, v: &str) {
 /// The Arrow field for a column decoded by `plan`, carrying the PostgreSQL type in its metadata.
 ///
 /// `cast` names the server-side cast applied to the column, if any (`"text"`).
-pub fn arrow_field(column: &PgColumn, plan: &crate::plan::TypePlan, cast: Option<&str>) -> Field {
+pub fn arrow_field(
+    column: &crate::PgColumn,
+    plan: &crate::plan::TypePlan,
+    cast: Option<&str>,
+) -> Field {
     let mut meta = crate::plan::type_metadata(&column.type_name, column.oid, column.typmod, plan);
     if let Some(cast) = cast {
         meta.insert(META_PG_CAST.to_owned(), cast.to_owned());

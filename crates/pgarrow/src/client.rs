@@ -5,13 +5,12 @@ use std::time::{Duration, Instant};
 
 use arrow_schema::SchemaRef;
 
+use pgarrow_decode::plan::{Attribute, Catalog, CatalogKind, CatalogType};
 use pgarrow_decode::types::oid;
-use pgarrow_decode::{Attribute, Catalog, CatalogKind, CatalogType};
 
 use crate::export::{ConnSlot, Export};
-use crate::{
-    ColumnPlan, Config, Connection, DecodeOptions, Error, PgColumn, Policies, Result, Source,
-};
+use crate::policy::Policies;
+use crate::{ColumnPlan, Config, Connection, DecodeOptions, Error, PgColumn, Result, Source};
 
 /// Options of one export.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,7 +27,7 @@ pub struct ExportPlan {
     /// One plan per result column.
     pub columns: Vec<ColumnPlan>,
     /// The Arrow schema of the batches, as planned: an array column whose depth comes from the
-    /// data ([`TypePlan::list_depth_from_data`](crate::TypePlan::list_depth_from_data)) has one
+    /// data ([`TypePlan::list_depth_from_data`](crate::plan::TypePlan::list_depth_from_data)) has one
     /// level here and gets as many as its first values have once the COPY runs
     /// ([`Export::schema`](crate::Export::schema) is the batches' own).
     pub schema: SchemaRef,

@@ -13,8 +13,9 @@ use pgarrow_decode::{ArrayDepths, CopyDecoder};
 use pgarrow_protocol::CopyOut;
 
 use crate::Result;
+use crate::policy::LossReport;
 use crate::stats::{ExportStats, peak_rss};
-use crate::{CancelToken, Connection, Error, ErrorKind, ExportOptions, ExportPlan, LossReport};
+use crate::{CancelToken, Connection, Error, ErrorKind, ExportOptions, ExportPlan};
 
 /// How long a caller that stops an export early waits for the server to take its
 /// CancelRequest.

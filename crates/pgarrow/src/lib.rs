@@ -45,10 +45,16 @@ pub use pipeline::{FileTarget, Hooks};
 pub use source::Source;
 pub use stats::ExportStats;
 
+/// How PostgreSQL types become Arrow types: type plans, the catalog they are made from,
+/// and the metadata keys of the fields.
+pub use pgarrow_decode::plan;
+/// What to do where a value has no exact Arrow form ([`policy::Policies`]), and the count of
+/// each conversion made ([`policy::LossReport`]).
 pub use pgarrow_decode::policy;
+/// Type OIDs and the scalar decoders ([`types::ColumnKind`]).
+pub use pgarrow_decode::types;
 pub use pgarrow_decode::{
-    ColumnKind, ColumnPlan, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions, LossKind,
-    LossReport, PgColumn, Policies, TypePlan,
+    ColumnPlan, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions, PgColumn,
 };
 /// The wire-protocol crate, for its error kinds ([`protocol::ErrorKind`]) and settings.
 pub use pgarrow_protocol as protocol;

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::LossReport;
+use crate::policy::LossReport;
 use pgarrow_decode::types::push_json_string;
 
 /// Statistics of one export: counts, and the time spent in each phase.

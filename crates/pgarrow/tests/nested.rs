@@ -22,11 +22,11 @@ use common::{
     leaf, list_at, list_leaves, list_of, our_leaves, pg_bool, required, server_leaves,
     struct_names, under, unhex, value_error,
 };
+use pgarrow::plan::TypePlan;
 use pgarrow::policy::{
-    ArrayShape, EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, SpecialValues,
-    TextLayout,
+    ArrayShape, EnumLayout, Infinity, InvalidUtf8, LossKind, NumericTarget, Overflow, Policies,
+    SpecialValues, TextLayout,
 };
-use pgarrow::{LossKind, Policies, TypePlan};
 
 const META_DIMS: &str = "pgarrow.array_dims";
 const META_INFINITY: &str = "pgarrow.infinity";

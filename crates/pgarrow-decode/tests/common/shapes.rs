@@ -1,9 +1,9 @@
 //! Generator shapes mapped onto a synthetic catalog: shared by `tests/structured.rs` and the
 //! cargo-fuzz targets in `fuzz/` (which include this file by path).
 
-use pgarrow_decode::{
-    Attribute, Catalog, CatalogKind, CatalogType, ColumnPlan, PgColumn, Policies, types::oid,
-};
+use pgarrow_decode::plan::{Attribute, Catalog, CatalogKind, CatalogType};
+use pgarrow_decode::policy::Policies;
+use pgarrow_decode::{ColumnPlan, PgColumn, types::oid};
 use pgarrow_testkit::copygen::Shape;
 
 fn add(catalog: &mut Catalog, next: &mut u32, name: &str, kind: CatalogKind) -> (u32, i32) {

@@ -19,7 +19,8 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, SchemaRef, TimeUnit};
-use pgarrow::{Client, DecodeOptions, ExportOptions, LossKind, LossReport, Policies, Source};
+use pgarrow::policy::{LossKind, LossReport, Policies};
+use pgarrow::{Client, DecodeOptions, ExportOptions, Source};
 use pgarrow_testkit::Cluster;
 
 /// How psql prints NULL in [`Db::query`].
