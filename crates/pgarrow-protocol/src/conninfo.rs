@@ -35,7 +35,12 @@ pub fn redact(s: &str) -> String {
                 let q: Vec<String> = query
                     .split('&')
                     .map(|kv| match kv.split_once('=') {
-                        Some(("password", _)) => "password=***".to_owned(),
+                        // Keys are percent-decoded when parsed (`pass%77ord` is `password`).
+                        Some((key, _))
+                            if is_secret(&percent_decode(key, "").unwrap_or_default()) =>
+                        {
+                            format!("{key}=***")
+                        }
                         _ => kv.to_owned(),
                     })
                     .collect();
@@ -49,8 +54,8 @@ pub fn redact(s: &str) -> String {
         Ok(pairs) => pairs
             .into_iter()
             .map(|(k, v)| {
-                if k == "password" {
-                    "password=***".to_owned()
+                if is_secret(&k) {
+                    format!("{k}=***")
                 } else {
                     format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
                 }
@@ -61,6 +66,11 @@ pub fn redact(s: &str) -> String {
     }
 }
 
+/// Whether a connection setting holds a secret.
+fn is_secret(key: &str) -> bool {
+    matches!(key, "password" | "sslpassword")
+}
+
 pub(crate) fn percent_decode(s: &str, what: &str) -> Result<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -69,6 +79,8 @@ pub(crate) fn percent_decode(s: &str, what: &str) -> Result<String> {
         if b[i] == b'%' {
             let hex = b
                 .get(i + 1..i + 3)
+                // Two hex digits: `from_str_radix` alone would take `+1`.
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or_else(|| {
@@ -237,5 +249,19 @@ mod tests {
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
         let r = redact("host=h password='se cret' user=u");
         assert!(!r.contains("se cret") && r.contains("password=***"), "{r}");
+        // The parser decodes query keys: so does the redaction (found by the `config` fuzz
+        // target's property).
+        assert_eq!(
+            redact("postgres://?pass%77ord=cdef&p%61ssword=x"),
+            "postgres://?pass%77ord=***&p%61ssword=***"
+        );
+    }
+
+    #[test]
+    fn percent_escapes_are_two_hex_digits() {
+        assert_eq!(percent_decode("a%41%7e", "x").unwrap(), "aA~");
+        for bad in ["%+1", "%-1", "%4", "%g0", "% 1"] {
+            assert!(percent_decode(bad, "x").is_err(), "{bad}");
+        }
     }
 }
