@@ -267,8 +267,8 @@ impl Column {
     /// [`push`](Column::push).
     #[inline(always)]
     pub(crate) fn push_fast(&mut self, b: &[u8], rest: &[u8]) -> bool {
-        // The same wire parsers as `push`: inlined, their typed errors cost nothing here, and
-        // any error (a bad size, a special value) declines the value for `push` to decide.
+        // The same wire parsers as `push` (see `wire` for their cost here); any error (a bad
+        // size, a special value) declines the value for `push` to decide.
         match self {
             Column::Int8(p) => match int8_from_sql(b) {
                 Ok(v) => p.push(v),
