@@ -10,7 +10,7 @@ use arrow_array::{
 use arrow_buffer::{Buffer, NullBuffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::ArrowError;
 
-use crate::error::{FieldError, Special};
+use crate::error::{FieldError, Refusal, Special};
 use crate::plan::StrLayout;
 use crate::policy::{Infinity, InvalidUtf8, LossKind};
 use crate::recycle::Recycler;
@@ -95,10 +95,13 @@ impl<T: Default + Copy + arrow_buffer::ArrowNativeType + std::panic::RefUnwindSa
                 self.push_null();
             }
             Infinity::Error => {
-                return r.map(drop).map_err(|e| FieldError::Refused {
-                    error: Box::new(e),
-                    policy: "the infinity policy is error (--infinity extreme writes the type's \
-                             extreme value, as PostgreSQL stores it; --infinity null, NULL)",
+                return r.map(drop).map_err(|error| {
+                    FieldError::Refused(Box::new(Refusal {
+                        error,
+                        policy: "the infinity policy is error (--infinity extreme writes the \
+                                 type's extreme value, as PostgreSQL stores it; --infinity null, \
+                                 NULL)",
+                    }))
                 });
             }
         }

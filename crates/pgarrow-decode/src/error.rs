@@ -186,22 +186,25 @@ pub enum Special {
 /// the scalar types, so the wire parsers (`*_from_sql`) serve the decoder's fast path as well
 /// as its general one. The decoder adds the row, column, type and byte offset
 /// ([`ErrorKind::Value`]).
+///
+/// It is two words wide (what is rare and large is boxed), so that the `Result`s the wire
+/// parsers return inside the row loop stay small.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FieldError {
     /// A fixed-size type's field has another size.
     Size {
         /// The PostgreSQL type.
-        type_name: &'static str,
+        ty: WireType,
         /// Its size on the wire.
-        expected: usize,
+        expected: u8,
         /// The field's size.
-        got: usize,
+        got: u32,
     },
     /// A version byte other than 1 (`jsonb`, `ltree`), or an empty field.
     Version {
         /// The PostgreSQL type.
-        type_name: &'static str,
+        ty: WireType,
         /// The version byte, `None` for an empty field.
         version: Option<u8>,
     },
@@ -212,14 +215,83 @@ pub enum FieldError {
     TimeOfDay(i64),
     /// Anything else wrong with a value, chiefly the structure of a nested one (arrays,
     /// composites, ranges, maps) or a numeric, described.
-    Invalid(Cow<'static, str>),
+    Invalid(Box<Cow<'static, str>>),
     /// A value the policies were asked to refuse: the value's error, and how to accept it.
-    Refused {
-        /// What the value is.
-        error: Box<FieldError>,
-        /// What the policy says, and the options that would accept the value.
-        policy: &'static str,
-    },
+    Refused(Box<Refusal>),
+}
+
+/// A value the policies refused ([`FieldError::Refused`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What the value is.
+    pub error: FieldError,
+    /// What the policy says, and the options that would accept the value.
+    pub policy: &'static str,
+}
+
+/// The scalar wire formats, as size and version errors name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WireType {
+    /// `bool`.
+    Bool,
+    /// `"char"`.
+    Char,
+    /// `int2`.
+    Int2,
+    /// `int4`.
+    Int4,
+    /// `int8`.
+    Int8,
+    /// `oid`.
+    Oid,
+    /// `float4`.
+    Float4,
+    /// `float8`.
+    Float8,
+    /// `date`.
+    Date,
+    /// `time`.
+    Time,
+    /// `timestamp` and `timestamptz`.
+    Timestamp,
+    /// `interval`.
+    Interval,
+    /// `uuid`.
+    Uuid,
+    /// `jsonb`.
+    Jsonb,
+    /// `ltree`.
+    Ltree,
+}
+
+impl WireType {
+    /// The type's name in PostgreSQL.
+    pub fn name(self) -> &'static str {
+        match self {
+            WireType::Bool => "bool",
+            WireType::Char => "\"char\"",
+            WireType::Int2 => "int2",
+            WireType::Int4 => "int4",
+            WireType::Int8 => "int8",
+            WireType::Oid => "oid",
+            WireType::Float4 => "float4",
+            WireType::Float8 => "float8",
+            WireType::Date => "date",
+            WireType::Time => "time",
+            WireType::Timestamp => "timestamp",
+            WireType::Interval => "interval",
+            WireType::Uuid => "uuid",
+            WireType::Jsonb => "jsonb",
+            WireType::Ltree => "ltree",
+        }
+    }
+}
+
+impl fmt::Display for WireType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// A valid PostgreSQL value with no exact Arrow form.
@@ -241,7 +313,7 @@ pub enum Unrepresentable {
     /// An interval whose time part (microseconds) overflows nanoseconds.
     IntervalRange(i64),
     /// A numeric NaN or ±Infinity, or a value that does not fit its decimal, described.
-    Numeric(Special, Cow<'static, str>),
+    Numeric(Special, Box<Cow<'static, str>>),
 }
 
 impl Unrepresentable {
@@ -301,7 +373,7 @@ impl fmt::Display for Unrepresentable {
 
 impl FieldError {
     pub(crate) fn new(message: impl Into<Cow<'static, str>>) -> Self {
-        FieldError::Invalid(message.into())
+        FieldError::Invalid(Box::new(message.into()))
     }
 
     /// Set when the value is valid but has no exact Arrow form (the policies apply).
@@ -316,25 +388,32 @@ impl FieldError {
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FieldError::Size {
-                type_name,
-                expected,
-                got,
-            } => write!(f, "{type_name} field has {got} bytes, expected {expected}"),
+            FieldError::Size { ty, expected, got } => {
+                write!(f, "{ty} field has {got} bytes, expected {expected}")
+            }
             FieldError::Version {
-                type_name,
+                ty,
                 version: Some(v),
-            } => write!(f, "unsupported {type_name} version {v}"),
-            FieldError::Version {
-                type_name,
-                version: None,
-            } => write!(f, "empty {type_name} field"),
+            } => write!(f, "unsupported {ty} version {v}"),
+            FieldError::Version { ty, version: None } => write!(f, "empty {ty} field"),
             FieldError::Unrepresentable(u) => u.fmt(f),
             FieldError::TimeOfDay(t) => write!(f, "time {t} us is not within a day"),
             FieldError::Invalid(message) => f.write_str(message),
-            FieldError::Refused { error, policy } => write!(f, "{error}, and {policy}"),
+            FieldError::Refused(r) => write!(f, "{}, and {}", r.error, r.policy),
         }
     }
 }
 
 impl std::error::Error for FieldError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_errors_are_two_words_wide() {
+        // Kept small for the row loop (see `FieldError`).
+        assert_eq!(std::mem::size_of::<FieldError>(), 16);
+        assert_eq!(std::mem::size_of::<Result<i64, FieldError>>(), 16);
+    }
+}

@@ -38,5 +38,7 @@ pub use column_plan::{ColumnPlan, PgColumn};
 pub use decoder::{
     CopyDecoder, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions, MAX_BATCH_BYTES, SIGNATURE,
 };
-pub use error::{Error, ErrorKind, FieldError, Result, Special, Unrepresentable};
+pub use error::{
+    Error, ErrorKind, FieldError, Refusal, Result, Special, Unrepresentable, WireType,
+};
 pub use peek::ArrayDepths;

@@ -50,7 +50,10 @@ impl NumericSpecial {
             NumericSpecial::PosInfinity => Special::PosInfinity,
             NumericSpecial::NegInfinity => Special::NegInfinity,
         };
-        FieldError::Unrepresentable(Unrepresentable::Numeric(special, self.message().into()))
+        FieldError::Unrepresentable(Unrepresentable::Numeric(
+            special,
+            Box::new(self.message().into()),
+        ))
     }
 
     /// The text PostgreSQL renders for it.
@@ -301,7 +304,9 @@ impl<'a> Numeric<'a> {
         self.write_text(&mut text);
         FieldError::Unrepresentable(Unrepresentable::Numeric(
             Special::Overflow,
-            format!("numeric value {text} does not fit Decimal({precision},{scale})").into(),
+            Box::new(
+                format!("numeric value {text} does not fit Decimal({precision},{scale})").into(),
+            ),
         ))
     }
 
@@ -310,10 +315,12 @@ impl<'a> Numeric<'a> {
         self.write_text(&mut text);
         FieldError::Unrepresentable(Unrepresentable::Numeric(
             Special::Overflow,
-            format!(
-                "numeric value {text} has more than {scale} fractional digits; it would be rounded"
-            )
-            .into(),
+            Box::new(
+                format!(
+                    "numeric value {text} has more than {scale} fractional digits; it would be rounded"
+                )
+                .into(),
+            ),
         ))
     }
 
