@@ -9,8 +9,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use pgarrow::policy::Policies;
+use pgarrow::protocol::Config;
 use pgarrow::sink::{Compression, Format, Output, SinkOptions};
-use pgarrow::{Client, Config, DecodeOptions, ExportOptions, FileTarget, Hooks, Source};
+use pgarrow::{Client, DecodeOptions, ExportOptions, FileTarget, Hooks, Source};
 
 use args::{Cli, Command, DemoArgs, OutputArgs, SourceArgs};
 use report::{

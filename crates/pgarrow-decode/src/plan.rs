@@ -9,6 +9,13 @@
 //! databases. A type with nothing to decode it anywhere inside resolves to `None`, and the
 //! caller casts the whole column to `text`.
 //!
+//! A column's type is described once per stage, one enum each: [`ColumnKind`] is a scalar
+//! (its wire format and Arrow type, picked from the OID and the policies); [`TypePlan`] is the
+//! tree of scalars, arrays, composites, enums, ranges and maps that a column is, with
+//! [`StrLayout`] the Arrow layout its text takes; the decoder built from a plan (the crate's
+//! private `Column`, whose tag is the row loop's jump table) holds a batch's buffers. Nothing
+//! else describes a type.
+//!
 //! Over ~600 lines because of its tests (a sixth of the file); the planning itself is one
 //! recursive function and the Arrow types it produces.
 

@@ -19,13 +19,27 @@
 //!
 //! The reader runs its own single-threaded tokio runtime: do not use it from inside an async
 //! runtime (use [`Export`] there).
+//!
+//! A host that must stay responsive while it waits (an interpreter that handles Ctrl-C, say)
+//! passes a check to [`export_checked`] and [`Reader::next_batch_checked`]: it runs every
+//! [`CHECK_EVERY`] while the call waits on the server, and when it says stop, the server
+//! query is cancelled and the call fails with [`ErrorKind::Cancelled`]. [`Reader::into_ffi_stream`]
+//! hands the export to any Arrow implementation in the process (the C stream interface).
 
+use std::future::Future;
+use std::time::Duration;
+
+use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
 use crate::export::request_cancel;
 use crate::stats::ExportStats;
 use crate::{Client, Error, ErrorKind, Export, ExportOptions, IntoConfig, Result, Source};
+
+/// How often the check of [`export_checked`] and [`Reader::next_batch_checked`] runs while
+/// they wait.
+pub const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// Connects, describes `source` and starts its COPY; the returned reader yields its batches.
 ///
@@ -36,18 +50,34 @@ pub fn export(
     source: impl Into<Source>,
     options: &ExportOptions,
 ) -> Result<Reader> {
+    export_checked(config, source, options, &mut || true)
+}
+
+/// [`export`], calling `check` every [`CHECK_EVERY`] while it waits: when `check` returns
+/// `false`, the connection is closed (nothing was run yet but the description) and the call
+/// fails with [`ErrorKind::Cancelled`].
+///
+/// # Errors
+/// As [`export`], and [`ErrorKind::Cancelled`].
+pub fn export_checked(
+    config: impl IntoConfig,
+    source: impl Into<Source>,
+    options: &ExportOptions,
+    check: &mut dyn FnMut() -> bool,
+) -> Result<Reader> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| ErrorKind::Internal(format!("cannot start a tokio runtime: {e}")))?;
     let config = config.into_config()?;
     let source = source.into();
-    let export = runtime.block_on(async {
+    let connect = async {
         Client::connect(config)
             .await?
             .into_export(source, options)
             .await
-    })?;
+    };
+    let export = block_on_checked(&runtime, connect, check).ok_or(ErrorKind::Cancelled)??;
     Ok(Reader {
         schema: export.schema(),
         export: Some(export),
@@ -97,6 +127,44 @@ impl Reader {
         result
     }
 
+    /// [`next_batch`](Reader::next_batch), calling `check` every [`CHECK_EVERY`] while it
+    /// waits: when `check` returns `false`, the server query is cancelled, the reader ends and
+    /// the call fails with [`ErrorKind::Cancelled`].
+    ///
+    /// # Errors
+    /// As [`Export::next_batch`], and [`ErrorKind::Cancelled`].
+    pub fn next_batch_checked(
+        &mut self,
+        check: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<RecordBatch>> {
+        let Some(export) = self.export.as_mut() else {
+            return Ok(None);
+        };
+        let result = match block_on_checked(&self.runtime, export.next_batch(), check) {
+            Some(result) => result,
+            None => {
+                let export = self.export.take().expect("checked above");
+                self.last = export.stats();
+                // A cancel that cannot be sent still closes the connection, which ends the
+                // query at the server's next write.
+                let _ = self.runtime.block_on(export.cancel());
+                return Err(Error::from(ErrorKind::Cancelled).with_rows(self.last.rows));
+            }
+        };
+        if !matches!(result, Ok(Some(_))) {
+            self.last = export.stats();
+            self.export = None;
+        }
+        result
+    }
+
+    /// The export as an Arrow C stream (`ArrowArrayStream`), for any Arrow implementation in
+    /// the process: its errors carry this crate's message, and releasing the stream before
+    /// its end cancels the server query.
+    pub fn into_ffi_stream(self) -> FFI_ArrowArrayStream {
+        FFI_ArrowArrayStream::new(Box::new(self))
+    }
+
     /// What the export did so far, or in all once it ended.
     pub fn stats(&self) -> ExportStats {
         match &self.export {
@@ -113,6 +181,27 @@ impl Reader {
         match self.export.take() {
             Some(export) => self.runtime.block_on(export.cancel()),
             None => Ok(()),
+        }
+    }
+}
+
+/// Runs `fut` on `runtime`, calling `check` every [`CHECK_EVERY`] while it is pending; `None`
+/// when `check` said stop (the future is dropped unfinished).
+fn block_on_checked<F: Future>(
+    runtime: &tokio::runtime::Runtime,
+    fut: F,
+    check: &mut dyn FnMut() -> bool,
+) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        // The future is polled where it left off: a timeout does not restart it. (The timer
+        // is made inside the runtime, which it needs.)
+        let waited =
+            runtime.block_on(async { tokio::time::timeout(CHECK_EVERY, fut.as_mut()).await });
+        match waited {
+            Ok(out) => return Some(out),
+            Err(_) if check() => {}
+            Err(_) => return None,
         }
     }
 }

@@ -10,7 +10,8 @@ use pgarrow_decode::types::oid;
 
 use crate::export::{ConnSlot, Export};
 use crate::policy::Policies;
-use crate::{ColumnPlan, Config, Connection, DecodeOptions, Error, PgColumn, Result, Source};
+use crate::protocol::{Config, Connection};
+use crate::{ColumnPlan, DecodeOptions, Error, PgColumn, Result, Source};
 
 /// Options of one export.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::fmt;
 
 use arrow_schema::ArrowError;
 
-use crate::DbError;
+use crate::protocol::DbError;
 
 /// An export failure, with the number of rows delivered before it.
 #[derive(Debug)]

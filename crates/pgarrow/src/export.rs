@@ -14,8 +14,9 @@ use pgarrow_protocol::CopyOut;
 
 use crate::Result;
 use crate::policy::LossReport;
+use crate::protocol::{CancelToken, Connection};
 use crate::stats::{ExportStats, peak_rss};
-use crate::{CancelToken, Connection, Error, ErrorKind, ExportOptions, ExportPlan};
+use crate::{Error, ErrorKind, ExportOptions, ExportPlan};
 
 /// How long a caller that stops an export early waits for the server to take its
 /// CancelRequest.

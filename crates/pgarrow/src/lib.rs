@@ -57,7 +57,9 @@ pub use pgarrow_decode::{
     ColumnPlan, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions, PgColumn,
 };
 /// The wire-protocol crate, for its error kinds ([`protocol::ErrorKind`]) and settings.
+/// The wire protocol client: [`Config`](protocol::Config) (what [`Client::connect`] takes,
+/// besides URLs), [`Connection`](protocol::Connection), [`DbError`](protocol::DbError), the
+/// cancel token; reachable only here, so that each item has one path.
 pub use pgarrow_protocol as protocol;
-pub use pgarrow_protocol::{CancelToken, Config, Connection, DbError, quote_ident, redact};
 /// The output files: formats, compression, the [`sink::Sink`] itself.
 pub use pgarrow_sink as sink;

@@ -1,6 +1,7 @@
 //! What to export: a query or a table.
 
-use crate::{Error, Result, quote_ident};
+use crate::protocol::quote_ident;
+use crate::{Error, Result};
 
 /// What to export.
 #[derive(Debug, Clone, PartialEq, Eq)]

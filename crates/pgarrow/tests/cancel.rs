@@ -243,6 +243,51 @@ fn dropping_a_blocking_reader_ends_the_backend() {
     eprintln!("blocking reader dropped: backend gone {took:?} after the drop");
 }
 
+/// The checked reader: while it waits on a server that sends nothing, its check runs every
+/// `CHECK_EVERY`; when the check says stop, the call fails with `Cancelled`, the rows already
+/// delivered are counted, and the backend ends.
+#[test]
+fn checked_reader_cancels_when_its_check_says_stop() {
+    let Some((pg, db)) = slow_database("readercheck", "0.001") else {
+        return;
+    };
+    // As above: 100 rows reach the client, then the server sleeps without writing.
+    let query = "SELECT g, repeat('x', 1000) AS pad, \
+                 CASE WHEN g > 100 THEN pg_sleep(600) IS NULL END AS s \
+                 FROM generate_series(1, 1000) AS g";
+    let mut reader =
+        pgarrow::blocking::export_checked(pg.url(&db), query, &options(20), &mut || true).unwrap();
+    let mut rows = 0;
+    let mut checks = 0;
+    let err = loop {
+        let next = reader.next_batch_checked(&mut || {
+            checks += 1;
+            checks < 3
+        });
+        match next {
+            Ok(Some(batch)) => rows += batch.num_rows(),
+            Ok(None) => panic!("the export ended"),
+            Err(e) => break e,
+        }
+    };
+    assert!(err.is_cancelled(), "{err}");
+    assert_eq!(checks, 3);
+    // What reached the client before the sleep: whole batches (the server's send buffer
+    // holds back the last few rows).
+    assert!(rows >= 60 && rows % 20 == 0, "{rows} rows");
+    assert_eq!(err.rows_delivered(), Some(rows as u64));
+    assert!(reader.next_batch_checked(&mut || true).unwrap().is_none());
+    let gone =
+        pgarrow_testkit::activity::poll_until(Duration::from_secs(2), "the backend ends", || {
+            pg.psql(
+                "postgres",
+                &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}'"),
+            )
+            .is_ok_and(|n| n.trim() == "0")
+        });
+    eprintln!("checked reader stopped: backend gone {gone:?} later");
+}
+
 /// Cancelling through the hooks: the run fails with `Cancelled`, no file and no temporary
 /// file remain, and the backend is gone.
 #[tokio::test(flavor = "current_thread")]

@@ -190,6 +190,31 @@ fn blocking_reader() {
     assert_eq!(reader.stats().rows, 8000);
 }
 
+/// The export as an Arrow C stream, read back through arrow's own importer (as another Arrow
+/// implementation in the process would): the same batches, and a server error's message.
+#[test]
+fn ffi_stream() {
+    use arrow_array::ffi_stream::ArrowArrayStreamReader;
+    let Some(url) = setup("ffistream") else {
+        return;
+    };
+    let reader = pgarrow::blocking::export(&url, "SELECT id FROM t", &batch_rows(4000)).unwrap();
+    let imported = ArrowArrayStreamReader::try_new(reader.into_ffi_stream()).unwrap();
+    assert_eq!(imported.schema().field(0).name(), "id");
+    let batches: Vec<RecordBatch> = imported.map(Result::unwrap).collect();
+    assert_eq!(batches.len(), 3);
+    assert_eq!(sum_ids(&batches), 10000 * 10001 / 2);
+
+    let reader =
+        pgarrow::blocking::export(url, "SELECT 1 / (id - 9000) FROM t", &batch_rows(4000)).unwrap();
+    let mut imported = ArrowArrayStreamReader::try_new(reader.into_ffi_stream()).unwrap();
+    assert_eq!(imported.next().unwrap().unwrap().num_rows(), 4000);
+    assert_eq!(imported.next().unwrap().unwrap().num_rows(), 4000);
+    let err = imported.next().unwrap().unwrap_err().to_string();
+    assert!(err.contains("division by zero"), "{err}");
+    assert!(err.contains("22012"), "{err}");
+}
+
 /// `write_to` drives any arrow RecordBatchWriter on the writer thread and closes it.
 #[tokio::test(flavor = "current_thread")]
 async fn write_to_an_arrow_writer() {
