@@ -198,7 +198,7 @@ pub fn ltree_from_sql(b: &[u8]) -> FieldResult<&[u8]> {
 }
 
 #[inline(always)]
-fn versioned<'b>(b: &'b [u8], ty: WireType) -> FieldResult<&'b [u8]> {
+fn versioned(b: &[u8], ty: WireType) -> FieldResult<&[u8]> {
     match b.split_first() {
         Some((1, text)) => Ok(text),
         Some((v, _)) => Err(FieldError::Version {

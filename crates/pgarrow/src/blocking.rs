@@ -54,8 +54,8 @@ pub fn export(
 }
 
 /// [`export`], calling `check` every [`CHECK_EVERY`] while it waits: when `check` returns
-/// `false`, the connection is closed (nothing was run yet but the description) and the call
-/// fails with [`ErrorKind::Cancelled`].
+/// `false`, the server is sent a cancel request (if the query was sent), the connection is
+/// closed and the call fails with [`ErrorKind::Cancelled`].
 ///
 /// # Errors
 /// As [`export`], and [`ErrorKind::Cancelled`].
@@ -71,13 +71,18 @@ pub fn export_checked(
         .map_err(|e| ErrorKind::Internal(format!("cannot start a tokio runtime: {e}")))?;
     let config = config.into_config()?;
     let source = source.into();
-    let connect = async {
-        Client::connect(config)
-            .await?
-            .into_export(source, options)
-            .await
+    let mut client = block_on_checked(&runtime, Client::connect(config), check)
+        .ok_or(ErrorKind::Cancelled)??;
+    // Stopped while the server describes or starts the query, the connection is closed: a
+    // server that computes before its first row would not notice that, so it is also sent a
+    // cancel request.
+    let token = client.connection().cancel_token();
+    let start = client.into_export(source, options);
+    let Some(export) = block_on_checked(&runtime, start, check) else {
+        runtime.block_on(request_cancel(&token));
+        return Err(ErrorKind::Cancelled.into());
     };
-    let export = block_on_checked(&runtime, connect, check).ok_or(ErrorKind::Cancelled)??;
+    let export = export?;
     Ok(Reader {
         schema: export.schema(),
         export: Some(export),

@@ -194,12 +194,12 @@ fn blocking_reader() {
 /// implementation in the process would): the same batches, and a server error's message.
 #[test]
 fn ffi_stream() {
-    use arrow_array::ffi_stream::ArrowArrayStreamReader;
+    use arrow_array::ffi_stream::RecordBatchStreamReader;
     let Some(url) = setup("ffistream") else {
         return;
     };
     let reader = pgarrow::blocking::export(&url, "SELECT id FROM t", &batch_rows(4000)).unwrap();
-    let imported = ArrowArrayStreamReader::try_new(reader.into_ffi_stream()).unwrap();
+    let imported = RecordBatchStreamReader::try_new(reader.into_ffi_stream()).unwrap();
     assert_eq!(imported.schema().field(0).name(), "id");
     let batches: Vec<RecordBatch> = imported.map(Result::unwrap).collect();
     assert_eq!(batches.len(), 3);
@@ -207,7 +207,7 @@ fn ffi_stream() {
 
     let reader =
         pgarrow::blocking::export(url, "SELECT 1 / (id - 9000) FROM t", &batch_rows(4000)).unwrap();
-    let mut imported = ArrowArrayStreamReader::try_new(reader.into_ffi_stream()).unwrap();
+    let mut imported = RecordBatchStreamReader::try_new(reader.into_ffi_stream()).unwrap();
     assert_eq!(imported.next().unwrap().unwrap().num_rows(), 4000);
     assert_eq!(imported.next().unwrap().unwrap().num_rows(), 4000);
     let err = imported.next().unwrap().unwrap_err().to_string();

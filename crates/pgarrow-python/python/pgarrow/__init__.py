@@ -1,0 +1,225 @@
+"""PostgreSQL to Apache Arrow, exactly and fast.
+
+One call gives a pyarrow Table, a polars or pandas DataFrame, a streaming RecordBatchReader, or
+a Parquet / Arrow IPC file::
+
+    import pgarrow
+    table = pgarrow.read_arrow("postgresql://user@host/db", "SELECT * FROM orders")
+
+The data crosses from Rust through the Arrow C data interface, without copying the buffers.
+Every wait on the server runs with the GIL released; Ctrl-C cancels the server query and
+raises KeyboardInterrupt.
+
+Connections: ``url`` is a ``postgresql://`` URL or a libpq ``key=value`` string; ``None``
+means ``DATABASE_URL``, else the ``PG*`` environment variables (PGHOST, PGPORT, PGUSER,
+PGPASSWORD, PGDATABASE, ...), ``~/.pgpass`` and the service file, as libpq reads them.
+
+Sources: ``query`` is SQL (SELECT, TABLE, VALUES, WITH ...) or a table name (``orders``,
+``sales.orders``, ``"Mixed Case"``): a bare, possibly qualified name is read as a table.
+
+Options (keyword arguments, as the CLI's flags; every one is checked, with a ValueError naming
+a bad one, before anything connects):
+
+- ``batch_rows`` (int, default 131072), ``batch_bytes`` (int): where batches are cut.
+- ``statement_timeout``: seconds, a ``timedelta``, or text such as ``"30s"``.
+- type policies: ``numeric`` ("string", "float64", "decimal128:P:S", "decimal256:P:S"),
+  ``wide_numeric`` ("decimal256", "string"), ``numeric_overflow`` ("error", "null"),
+  ``infinity`` ("extreme", "null", "error"), ``out_of_range`` ("error", "null", "clamp"),
+  ``text`` ("utf8", "large", "view"), ``invalid_utf8`` ("error", "replace", "binary"),
+  ``array_shape`` ("data", "declared", "flat"), ``enum`` ("dictionary", "string").
+- files only (``export``): ``compression`` ("zstd", "zstd:LEVEL", "snappy", "lz4", "gzip",
+  "none"), ``row_group_rows``, ``row_group_bytes``, ``intervals`` ("native", "struct").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
+
+from . import _pgarrow
+from ._pgarrow import ConnectError, DecodeError, Error, OutputError, QueryError
+
+if TYPE_CHECKING:
+    import os
+
+    import pandas
+    import polars
+    import pyarrow
+
+__version__: str = _pgarrow.__version__
+
+__all__ = [
+    "ConnectError",
+    "DecodeError",
+    "Error",
+    "OutputError",
+    "QueryError",
+    "export",
+    "read_arrow",
+    "read_batches",
+    "read_pandas",
+    "read_polars",
+    "schema",
+]
+
+# A table name: one or two parts, each a plain identifier or a double-quoted one.
+_PART = r'(?:[A-Za-z_\x80-\uffff][A-Za-z0-9_$\x80-\uffff]*|"(?:[^"]|"")+")'
+_TABLE = re.compile(rf"\s*{_PART}(?:\s*\.\s*{_PART})?\s*")
+
+
+def _source(query: Optional[str], table: Optional[str]) -> tuple[str, bool]:
+    """The source text and whether it is a table."""
+    if (query is None) == (table is None):
+        raise ValueError("give either a query or table=")
+    if table is not None:
+        return table, True
+    assert query is not None
+    if not isinstance(query, str):
+        raise TypeError(f"query must be a str, not {type(query).__name__}")
+    return query, _TABLE.fullmatch(query) is not None
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+    except ImportError as e:  # pragma: no cover - pyarrow is a dependency
+        raise ImportError("pgarrow needs pyarrow: pip install pyarrow") from e
+    return pyarrow
+
+
+def _batches(export: Any) -> Iterator[pyarrow.RecordBatch]:
+    pa = _pyarrow()
+    try:
+        while True:
+            batch = export.next_batch()
+            if batch is None:
+                return
+            yield pa.record_batch(batch)
+    finally:
+        # Stopped early (an exception, or the reader dropped): cancel the server query now.
+        export.close()
+
+
+def read_batches(
+    url: Optional[str] = None,
+    query: Optional[str] = None,
+    *,
+    table: Optional[str] = None,
+    **options: Any,
+) -> pyarrow.RecordBatchReader:
+    """Starts an export and returns its batches as a streaming ``pyarrow.RecordBatchReader``.
+
+    Memory stays bounded by about one batch (``batch_rows``/``batch_bytes``) whatever the size
+    of the result. Reading waits on the server with the GIL released. Closing the reader (or
+    dropping it) before its end cancels the server query.
+
+    Raises ConnectError, QueryError, DecodeError (subclasses of pgarrow.Error) or ValueError
+    for bad options, before or while reading.
+    """
+    pa = _pyarrow()
+    text, is_table = _source(query, table)
+    export = _pgarrow.Export(url, text, is_table, options)
+    schema = pa.schema(export)
+    return pa.RecordBatchReader.from_batches(schema, _batches(export))
+
+
+def read_arrow(
+    url: Optional[str] = None,
+    query: Optional[str] = None,
+    *,
+    table: Optional[str] = None,
+    **options: Any,
+) -> pyarrow.Table:
+    """Runs the query (or reads the table) into a ``pyarrow.Table``.
+
+    The schema carries PostgreSQL's type of each column in its field metadata
+    (``pgarrow.pg_type``), and counts of values changed by a non-default option in the schema
+    metadata (``pgarrow.lossy_conversions``).
+    """
+    pa = _pyarrow()
+    text, is_table = _source(query, table)
+    export = _pgarrow.Export(url, text, is_table, options)
+    schema = pa.schema(export)
+    batches = list(_batches(export))
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def read_polars(
+    url: Optional[str] = None,
+    query: Optional[str] = None,
+    *,
+    table: Optional[str] = None,
+    **options: Any,
+) -> polars.DataFrame:
+    """``read_arrow`` as a ``polars.DataFrame`` (polars must be installed)."""
+    try:
+        import polars
+    except ImportError as e:
+        raise ImportError(
+            "pgarrow.read_polars needs polars, which is not installed: pip install polars"
+        ) from e
+    return polars.from_arrow(read_arrow(url, query, table=table, **options))
+
+
+def read_pandas(
+    url: Optional[str] = None,
+    query: Optional[str] = None,
+    *,
+    table: Optional[str] = None,
+    arrow_dtypes: bool = False,
+    **options: Any,
+) -> pandas.DataFrame:
+    """``read_arrow`` as a ``pandas.DataFrame`` (pandas must be installed).
+
+    With ``arrow_dtypes=True`` the columns keep their Arrow types (``pd.ArrowDtype``): exact
+    decimals, nanosecond-free timestamps past 2262, nested lists and structs.
+    """
+    try:
+        import pandas
+    except ImportError as e:
+        raise ImportError(
+            "pgarrow.read_pandas needs pandas, which is not installed: pip install pandas"
+        ) from e
+    table_ = read_arrow(url, query, table=table, **options)
+    if arrow_dtypes:
+        return table_.to_pandas(types_mapper=pandas.ArrowDtype)
+    return table_.to_pandas()
+
+
+def export(
+    url: Optional[str],
+    query_or_table: str,
+    path: Union[str, os.PathLike[str]],
+    format: Optional[str] = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Exports the query or table to a Parquet or Arrow IPC file, written atomically.
+
+    ``format`` is "parquet", "arrow" (IPC file) or "arrow-stream"; by default it comes from
+    the extension (.parquet, .arrow, .arrows). On any failure, including Ctrl-C, nothing is
+    left at ``path``.
+
+    Returns the statistics: rows, batches, bytes (of COPY data), written (file bytes), the
+    time of each phase in seconds, peak RSS, and the values changed by non-default options.
+    """
+    import os
+
+    text, is_table = _source(query_or_table, None)
+    stats = _pgarrow.export_file(url, text, os.fspath(path), format, is_table, options)
+    return json.loads(stats)
+
+
+def schema(
+    url: Optional[str] = None,
+    query: Optional[str] = None,
+    *,
+    table: Optional[str] = None,
+    **options: Any,
+) -> pyarrow.Schema:
+    """The Arrow schema an export would produce, without running the query (it is described,
+    and the catalog read for its column types). The type policies apply."""
+    pa = _pyarrow()
+    text, is_table = _source(query, table)
+    capsule = _pgarrow.schema(url, text, is_table, options)
+    return pa.Schema._import_from_c_capsule(capsule)

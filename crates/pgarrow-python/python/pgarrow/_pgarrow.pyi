@@ -1,0 +1,49 @@
+"""Type stubs for the native module (pgarrow._pgarrow); users call the functions of `pgarrow`."""
+
+from typing import Any, Optional
+
+__version__: str
+
+class Error(Exception):
+    sqlstate: Optional[str]
+    server_message: Optional[str]
+    detail: Optional[str]
+    hint: Optional[str]
+    rows: Optional[int]
+
+class ConnectError(Error): ...
+class QueryError(Error): ...
+class DecodeError(Error): ...
+class OutputError(Error): ...
+
+class Batch:
+    def __arrow_c_array__(self, requested_schema: Optional[object] = None) -> tuple[object, object]: ...
+
+class Export:
+    def __init__(
+        self,
+        conninfo: Optional[str],
+        source: str,
+        is_table: bool = False,
+        options: Optional[dict[str, Any]] = None,
+    ) -> None: ...
+    def __arrow_c_schema__(self) -> object: ...
+    def __arrow_c_stream__(self, requested_schema: Optional[object] = None) -> object: ...
+    def next_batch(self) -> Optional[Batch]: ...
+    def stats_json(self) -> str: ...
+    def close(self) -> None: ...
+
+def schema(
+    conninfo: Optional[str],
+    source: str,
+    is_table: bool = False,
+    options: Optional[dict[str, Any]] = None,
+) -> object: ...
+def export_file(
+    conninfo: Optional[str],
+    source: str,
+    path: str,
+    format: Optional[str] = None,
+    is_table: bool = False,
+    options: Optional[dict[str, Any]] = None,
+) -> str: ...

@@ -1,0 +1,540 @@
+//! The native half of the Python package: `pgarrow._pgarrow`, wrapped by
+//! `python/pgarrow/__init__.py` (which users import).
+//!
+//! Data crosses through the Arrow C data and stream interfaces (PyCapsules named
+//! `arrow_schema`, `arrow_array` and `arrow_array_stream`), so pyarrow, polars, DuckDB or any
+//! other Arrow implementation takes the buffers without a copy. Every wait on the server runs
+//! with the GIL released, checking for signals every 100 ms: Ctrl-C cancels the server query
+//! and raises `KeyboardInterrupt`.
+
+use std::ffi::CStr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use arrow_array::ffi::to_ffi;
+use arrow_array::{Array, RecordBatch, StructArray};
+use arrow_schema::SchemaRef;
+use arrow_schema::ffi::FFI_ArrowSchema;
+use pgarrow::blocking::{self, CHECK_EVERY, Reader};
+use pgarrow::policy::Policies;
+use pgarrow::protocol::{Config, ErrorKind as WireKind, parse_duration};
+use pgarrow::sink::{Compression, Format, IntervalEncoding, Output, SinkOptions};
+use pgarrow::{Client, ExportOptions, ExportStats, FileTarget, Hooks, Source};
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyCapsule, PyDict, PyTuple};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+pyo3::create_exception!(
+    _pgarrow,
+    Error,
+    PyException,
+    "Base class of pgarrow's errors. Attributes: `sqlstate` and `server_message` (when the \
+     server reported the error, else None), `detail`, `hint`, and `rows` (rows delivered \
+     before the failure, when the export had started)."
+);
+pyo3::create_exception!(
+    _pgarrow,
+    ConnectError,
+    Error,
+    "Connecting or authenticating failed, or the connection broke."
+);
+pyo3::create_exception!(
+    _pgarrow,
+    QueryError,
+    Error,
+    "The server refused or aborted the query (see `sqlstate`), or it cannot be exported."
+);
+pyo3::create_exception!(
+    _pgarrow,
+    DecodeError,
+    Error,
+    "A value has no exact Arrow form under the chosen options; the message names the column, \
+     the row, and the option that would let it through."
+);
+pyo3::create_exception!(
+    _pgarrow,
+    OutputError,
+    Error,
+    "Writing the output file failed; nothing was left behind."
+);
+
+/// The Python exception for a pgarrow error, with its attributes set.
+fn py_err(py: Python<'_>, e: &pgarrow::Error) -> PyErr {
+    use pgarrow::ErrorKind as K;
+    let message = e.to_string();
+    let err = match e.kind() {
+        K::Protocol(p) if p.as_db_error().is_some() => {
+            let code = e.code().unwrap_or_default();
+            // Class 08 (connection), 28 (authorization) and 3D (no such database) are about
+            // getting a connection, not about the query.
+            if ["08", "28", "3D"].iter().any(|c| code.starts_with(c)) {
+                ConnectError::new_err(message)
+            } else {
+                QueryError::new_err(message)
+            }
+        }
+        K::Protocol(p) => match p.kind() {
+            WireKind::Config(_) => PyValueError::new_err(message),
+            _ => ConnectError::new_err(message),
+        },
+        K::Decode(_) => DecodeError::new_err(message),
+        K::Query(_) | K::RowCount { .. } => QueryError::new_err(message),
+        K::Sink(_) | K::Write(_) => OutputError::new_err(message),
+        _ => Error::new_err(message),
+    };
+    let value = err.value(py);
+    let db = e.as_db_error();
+    // Setting attributes on a fresh exception instance does not fail.
+    let _ = value.setattr("sqlstate", db.map(|d| d.code.clone()));
+    let _ = value.setattr("server_message", db.map(|d| d.message.clone()));
+    let _ = value.setattr("detail", db.and_then(|d| d.detail.clone()));
+    let _ = value.setattr("hint", db.and_then(|d| d.hint.clone()));
+    let _ = value.setattr("rows", e.rows_delivered());
+    err
+}
+
+/// Runs `f` with the GIL released, giving it a check that takes the GIL back for a moment to
+/// run Python's signal handlers (every [`CHECK_EVERY`] while it waits). A handler's exception
+/// (`KeyboardInterrupt`) wins over the cancellation it caused.
+fn detached<T: Send>(
+    py: Python<'_>,
+    f: impl FnOnce(&mut (dyn FnMut() -> bool + Send)) -> pgarrow::Result<T> + Send,
+) -> PyResult<T> {
+    let mut raised: Option<PyErr> = None;
+    let result = py.detach(|| {
+        let mut check = || match Python::attach(|py| py.check_signals()) {
+            Ok(()) => true,
+            Err(e) => {
+                raised = Some(e);
+                false
+            }
+        };
+        f(&mut check)
+    });
+    match (result, raised) {
+        (_, Some(e)) => Err(e),
+        (Ok(v), None) => Ok(v),
+        (Err(e), None) => Err(py_err(py, &e)),
+    }
+}
+
+/// The connection settings: a URL or `key=value` string, else `DATABASE_URL`, else the `PG*`
+/// environment (as the CLI).
+fn config(conninfo: Option<&str>, timeout: Option<Duration>) -> PyResult<Config> {
+    let env_url = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty());
+    let parsed = match conninfo.map(str::to_owned).or(env_url) {
+        Some(s) => Config::parse(&s),
+        None => Config::from_env(),
+    };
+    let mut config = parsed.map_err(|e| PyValueError::new_err(e.to_string()))?;
+    if timeout.is_some() {
+        config.statement_timeout = timeout;
+    }
+    Ok(config)
+}
+
+fn source(text: &str, is_table: bool) -> PyResult<Source> {
+    if is_table {
+        Source::table(text).map_err(|e| PyValueError::new_err(e.to_string()))
+    } else {
+        Ok(Source::query(text))
+    }
+}
+
+/// The options, as keyword arguments, checked: every unknown name and bad value is a
+/// `ValueError` naming it, before anything connects.
+#[derive(Default)]
+struct Options {
+    export: ExportOptions,
+    sink: SinkOptions,
+    statement_timeout: Option<Duration>,
+}
+
+const OPTION_NAMES: &str = "batch_rows, batch_bytes, statement_timeout, numeric, wide_numeric, \
+     numeric_overflow, infinity, out_of_range, text, invalid_utf8, array_shape, enum, \
+     compression, row_group_rows, row_group_bytes, intervals";
+
+impl Options {
+    fn parse(options: Option<&Bound<'_, PyDict>>, file: bool) -> PyResult<Options> {
+        let mut o = Options::default();
+        let Some(options) = options else {
+            return Ok(o);
+        };
+        let p: &mut Policies = &mut o.export.policies;
+        for (key, value) in options.iter() {
+            let key: String = key.extract()?;
+            if value.is_none() {
+                continue;
+            }
+            let bad = |why: String| PyValueError::new_err(format!("{key}: {why}"));
+            let text = || -> PyResult<String> {
+                value
+                    .extract::<String>()
+                    .map_err(|_| bad(format!("expected a string, got {value}")))
+            };
+            let size = || -> PyResult<usize> {
+                match value.extract::<usize>() {
+                    Ok(n) if n >= 1 => Ok(n),
+                    _ => Err(bad(format!("expected a positive integer, got {value}"))),
+                }
+            };
+            let policy = |v: String| bad(v);
+            match key.as_str() {
+                "batch_rows" => o.export.decode.batch_rows = size()?,
+                "batch_bytes" => o.export.decode.batch_bytes = size()?,
+                "statement_timeout" => o.statement_timeout = Some(duration(&value).map_err(bad)?),
+                "numeric" => p.numeric = text()?.parse().map_err(policy)?,
+                "wide_numeric" => p.wide_numeric = text()?.parse().map_err(policy)?,
+                "numeric_overflow" => p.numeric_overflow = text()?.parse().map_err(policy)?,
+                "infinity" => p.infinity = text()?.parse().map_err(policy)?,
+                "out_of_range" | "special_values" => p.special = text()?.parse().map_err(policy)?,
+                "text" => p.text = text()?.parse().map_err(policy)?,
+                "invalid_utf8" => p.invalid_utf8 = text()?.parse().map_err(policy)?,
+                "array_shape" => p.array_shape = text()?.parse().map_err(policy)?,
+                "enum" | "enums" => p.enums = text()?.parse().map_err(policy)?,
+                "compression" | "row_group_rows" | "row_group_bytes" | "intervals" if !file => {
+                    return Err(bad(
+                        "applies to files only (pgarrow.export); Arrow data in memory is not \
+                         compressed or split into row groups"
+                            .to_owned(),
+                    ));
+                }
+                "compression" => {
+                    o.sink.compression = text()?
+                        .parse::<Compression>()
+                        .map_err(|e| bad(e.to_string()))?;
+                }
+                "row_group_rows" => o.sink.row_group_rows = size()?,
+                "row_group_bytes" => o.sink.row_group_bytes = size()?,
+                "intervals" => {
+                    o.sink.intervals = text()?.parse::<IntervalEncoding>().map_err(policy)?;
+                }
+                _ => {
+                    return Err(PyValueError::new_err(format!(
+                        "unknown option {key:?}; the options are {OPTION_NAMES}"
+                    )));
+                }
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// A statement timeout: seconds (int or float), a `datetime.timedelta`, or text as the CLI
+/// takes it (`30s`, `5min`, `1500ms`).
+fn duration(value: &Bound<'_, PyAny>) -> Result<Duration, String> {
+    let seconds = if let Ok(s) = value.extract::<String>() {
+        return parse_duration(&s, Duration::from_secs(1));
+    } else if let Ok(td) = value.call_method0("total_seconds") {
+        td.extract::<f64>().map_err(|e| e.to_string())?
+    } else {
+        value.extract::<f64>().map_err(|_| {
+            format!("expected seconds, a timedelta or text such as '30s', got {value}")
+        })?
+    };
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("expected a positive duration, got {seconds} seconds"))
+}
+
+/// A PyCapsule holding `value` (boxed: the capsule's pointer is the value's address, as the
+/// Arrow PyCapsule interface requires); a consumer moves the value out and leaves it released,
+/// and dropping it then does nothing.
+fn capsule<'py, T: Send + 'static>(
+    py: Python<'py>,
+    value: T,
+    name: &'static CStr,
+) -> PyResult<Bound<'py, PyCapsule>> {
+    PyCapsule::new_with_value(py, value, name)
+}
+
+fn schema_capsule<'py>(py: Python<'py>, schema: &SchemaRef) -> PyResult<Bound<'py, PyCapsule>> {
+    let ffi = FFI_ArrowSchema::try_from(schema.as_ref())
+        .map_err(|e| Error::new_err(format!("exporting the schema: {e}")))?;
+    capsule(py, ffi, c"arrow_schema")
+}
+
+/// A running export (made by `pgarrow._pgarrow.Export(...)`): its schema, its batches one at
+/// a time (`next_batch`, interruptible), or the whole stream (`__arrow_c_stream__`).
+#[pyclass(module = "pgarrow._pgarrow", name = "Export")]
+struct PyExport {
+    schema: SchemaRef,
+    /// `None` once handed out as a stream or closed.
+    reader: Mutex<Option<Reader>>,
+    /// The statistics when the reader was handed out or closed.
+    last: Mutex<Option<ExportStats>>,
+}
+
+impl PyExport {
+    fn take(&self) -> Option<Reader> {
+        let reader = self.reader.lock().expect("not poisoned").take();
+        if let Some(r) = &reader {
+            *self.last.lock().expect("not poisoned") = Some(r.stats());
+        }
+        reader
+    }
+}
+
+#[pymethods]
+impl PyExport {
+    /// Connects, describes the source and starts its COPY.
+    #[new]
+    #[pyo3(signature = (conninfo, source, is_table=false, options=None))]
+    fn new(
+        py: Python<'_>,
+        conninfo: Option<&str>,
+        source: &str,
+        is_table: bool,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let options = Options::parse(options, false)?;
+        let config = config(conninfo, options.statement_timeout)?;
+        let source = self::source(source, is_table)?;
+        let export = options.export;
+        let reader = detached(py, move |check| {
+            blocking::export_checked(config, source, &export, check)
+        })?;
+        Ok(PyExport {
+            schema: arrow_array::RecordBatchReader::schema(&reader),
+            reader: Mutex::new(Some(reader)),
+            last: Mutex::new(None),
+        })
+    }
+
+    /// The schema as an `arrow_schema` PyCapsule (the Arrow PyCapsule interface).
+    fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
+        schema_capsule(py, &self.schema)
+    }
+
+    /// The next batch (an object with `__arrow_c_array__`), or None at the end. Waits with the
+    /// GIL released; Ctrl-C cancels the server query and raises KeyboardInterrupt.
+    fn next_batch(&self, py: Python<'_>) -> PyResult<Option<PyBatch>> {
+        let mut guard = self.reader.lock().expect("not poisoned");
+        let Some(reader) = guard.as_mut() else {
+            return Ok(None);
+        };
+        let next = detached(py, |check| reader.next_batch_checked(check));
+        if !matches!(next, Ok(Some(_))) {
+            *self.last.lock().expect("not poisoned") = Some(reader.stats());
+            *guard = None;
+        }
+        Ok(next?.map(|batch| PyBatch {
+            batch: Mutex::new(Some(batch)),
+        }))
+    }
+
+    /// The rest of the export as an `arrow_array_stream` PyCapsule, for any consumer of the
+    /// Arrow PyCapsule interface. Once only.
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
+        // The schema is the export's own: a consumer's request is a hint it may ignore.
+        let _ = requested_schema;
+        let reader = self
+            .take()
+            .ok_or_else(|| Error::new_err("this export was already consumed or closed"))?;
+        capsule(py, reader.into_ffi_stream(), c"arrow_array_stream")
+    }
+
+    /// What the export did so far (or in all, once it ended), as JSON text; once handed out
+    /// as a stream, what it did until then.
+    fn stats_json(&self) -> String {
+        match self.reader.lock().expect("not poisoned").as_ref() {
+            Some(r) => r.stats().to_json(),
+            None => self
+                .last
+                .lock()
+                .expect("not poisoned")
+                .clone()
+                .unwrap_or_default()
+                .to_json(),
+        }
+    }
+
+    /// Stops the export: the server query is cancelled and the connection closed.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        match self.take() {
+            Some(reader) => py.detach(|| reader.cancel()).map_err(|e| py_err(py, &e)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One record batch, handed to Python through the Arrow C data interface.
+#[pyclass(module = "pgarrow._pgarrow", name = "Batch")]
+struct PyBatch {
+    batch: Mutex<Option<RecordBatch>>,
+}
+
+#[pymethods]
+impl PyBatch {
+    /// The batch as a pair of `arrow_schema` and `arrow_array` PyCapsules. Once only.
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_array__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let _ = requested_schema;
+        let batch = self
+            .batch
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .ok_or_else(|| Error::new_err("this batch was already consumed"))?;
+        let data = StructArray::from(batch).into_data();
+        let (array, schema) =
+            to_ffi(&data).map_err(|e| Error::new_err(format!("exporting a batch: {e}")))?;
+        let schema = capsule(py, schema, c"arrow_schema")?;
+        let array = capsule(py, array, c"arrow_array")?;
+        PyTuple::new(py, [schema.into_any(), array.into_any()])
+    }
+}
+
+/// The Arrow schema an export of `source` would produce (described, not run), as an
+/// `arrow_schema` PyCapsule.
+#[pyfunction]
+#[pyo3(signature = (conninfo, source, is_table=false, options=None))]
+fn schema<'py>(
+    py: Python<'py>,
+    conninfo: Option<&str>,
+    source: &str,
+    is_table: bool,
+    options: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyCapsule>> {
+    let options = Options::parse(options, false)?;
+    let config = config(conninfo, options.statement_timeout)?;
+    let source = self::source(source, is_table)?;
+    let policies = options.export.policies;
+    let schema = detached(py, move |check| {
+        runtime()?.block_on(async move {
+            interruptible(check, async move {
+                let mut client = Client::connect(config).await?;
+                let plan = client.plan_with(&source, &policies).await?;
+                client.close().await?;
+                Ok(plan.schema)
+            })
+            .await
+        })
+    })?;
+    schema_capsule(py, &schema)
+}
+
+/// Exports `source` to a Parquet or Arrow IPC file at `path` (written atomically); returns
+/// the statistics as JSON text.
+#[pyfunction]
+#[pyo3(signature = (conninfo, source, path, format=None, is_table=false, options=None))]
+fn export_file(
+    py: Python<'_>,
+    conninfo: Option<&str>,
+    source: &str,
+    path: PathBuf,
+    format: Option<&str>,
+    is_table: bool,
+    options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<String> {
+    let options = Options::parse(options, true)?;
+    let config = config(conninfo, options.statement_timeout)?;
+    let source = self::source(source, is_table)?;
+    let format = match format {
+        Some(f) => f
+            .parse::<Format>()
+            .map_err(|e| PyValueError::new_err(format!("format: {e}")))?,
+        None => Format::from_path(&path).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "cannot tell the format from {}: use a .parquet, .arrow or .arrows extension, \
+                 or format=",
+                path.display()
+            ))
+        })?,
+    };
+    if format == Format::Null {
+        return Err(PyValueError::new_err(
+            "format 'null' writes nothing: use pgarrow.read_batches to read without a file",
+        ));
+    }
+    if path.is_dir() {
+        return Err(PyValueError::new_err(format!(
+            "{} is a directory: give a file name",
+            path.display()
+        )));
+    }
+    let target = FileTarget {
+        format,
+        output: Output::File(path),
+        options: options.sink,
+    };
+    target
+        .options
+        .validate()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let export = options.export;
+    let stats = detached(py, move |check| {
+        runtime()?.block_on(async move {
+            let mut client = interruptible(check, Client::connect(config)).await?;
+            // Polled by the export between its steps: a signal cancels the server query and
+            // removes the temporary file.
+            let signal = async move {
+                loop {
+                    tokio::time::sleep(CHECK_EVERY).await;
+                    if !check() {
+                        return;
+                    }
+                }
+            };
+            let hooks = Hooks::new().cancel_on(signal);
+            client.export_to_file(source, &export, &target, hooks).await
+        })
+    })?;
+    Ok(stats.to_json())
+}
+
+fn runtime() -> pgarrow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            pgarrow::ErrorKind::Internal(format!("cannot start a tokio runtime: {e}")).into()
+        })
+}
+
+/// Runs `fut`, calling `check` every [`CHECK_EVERY`]; fails with `Cancelled` (dropping `fut`)
+/// when it returns false.
+async fn interruptible<T>(
+    check: &mut dyn FnMut() -> bool,
+    fut: impl std::future::Future<Output = pgarrow::Result<T>>,
+) -> pgarrow::Result<T> {
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        match tokio::time::timeout(CHECK_EVERY, fut.as_mut()).await {
+            Ok(out) => return out,
+            Err(_) if check() => {}
+            Err(_) => return Err(pgarrow::ErrorKind::Cancelled.into()),
+        }
+    }
+}
+
+/// The module.
+#[pymodule]
+fn _pgarrow(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("Error", py.get_type::<Error>())?;
+    m.add("ConnectError", py.get_type::<ConnectError>())?;
+    m.add("QueryError", py.get_type::<QueryError>())?;
+    m.add("DecodeError", py.get_type::<DecodeError>())?;
+    m.add("OutputError", py.get_type::<OutputError>())?;
+    m.add_class::<PyExport>()?;
+    m.add_class::<PyBatch>()?;
+    m.add_function(wrap_pyfunction!(schema, m)?)?;
+    m.add_function(wrap_pyfunction!(export_file, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! Runs the Python package's pytest suite (`tests/test_*.py`) with the `python3` on PATH,
+//! against a database of the shared testkit cluster (`PGARROW_TEST_URL`).
+//!
+//! The package must be installed in that interpreter (`pip install ./crates/pgarrow-python`,
+//! as `.ci/run` does): the suite tests the package as users get it. Skipped (loudly) when
+//! `pgarrow`, pytest or psycopg cannot be imported, unless `PGARROW_REQUIRE_PYTHON=1`.
+
+use std::path::Path;
+use std::process::Command;
+
+use pgarrow_testkit::Cluster;
+
+#[test]
+fn pytest_suite() {
+    let require = std::env::var_os("PGARROW_REQUIRE_PYTHON").is_some_and(|v| v == "1");
+    let probe = Command::new("python3")
+        .args(["-c", "import pgarrow, pytest, psycopg, pyarrow"])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        assert!(
+            !require,
+            "PGARROW_REQUIRE_PYTHON=1 but python3 cannot import pgarrow, pytest, psycopg and \
+             pyarrow (pip install ./crates/pgarrow-python pytest 'psycopg[binary]'): {probe:?}"
+        );
+        eprintln!("SKIPPED: the pgarrow Python package, pytest or psycopg is not installed");
+        return;
+    }
+    let Some(pg) = Cluster::shared() else {
+        return;
+    };
+    let db = pg.create_database("pytest").expect("a database for pytest");
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let status = Command::new("python3")
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"])
+        .arg(&tests)
+        .env("PGARROW_TEST_URL", pg.url(&db))
+        .status()
+        .expect("running pytest");
+    assert!(status.success(), "pytest failed: {status}");
+}
