@@ -216,18 +216,19 @@ async fn dropping_a_stream_mid_batch_ends_the_backend() {
     eprintln!("stream dropped mid-batch: backend gone {took:?} after the drop");
 }
 
+/// 100 rows of 1 kB reach the client (past the server's 8 kB send buffer), then the server
+/// sleeps without writing: a closed socket goes unnoticed, only a CancelRequest stops it.
+const STALLS: &str = "SELECT g, repeat('x', 1000) AS pad, \
+                      CASE WHEN g > 100 THEN pg_sleep(600) IS NULL END AS s \
+                      FROM generate_series(1, 1000) AS g";
+
 /// The blocking reader, dropped before its end outside any runtime, cancels the query too.
 #[test]
 fn dropping_a_blocking_reader_ends_the_backend() {
     let Some((pg, db)) = slow_database("readerdrop", "0.001") else {
         return;
     };
-    // 100 rows of 1 kB reach the client (past the server's 8 kB send buffer), then the server
-    // sleeps without writing: a closed socket goes unnoticed, only a CancelRequest stops it.
-    let query = "SELECT g, repeat('x', 1000) AS pad, \
-                 CASE WHEN g > 100 THEN pg_sleep(600) IS NULL END AS s \
-                 FROM generate_series(1, 1000) AS g";
-    let mut reader = pgarrow::blocking::export(pg.url(&db), query, &options(20)).unwrap();
+    let mut reader = pgarrow::blocking::export(pg.url(&db), STALLS, &options(20)).unwrap();
     assert_eq!(reader.next().unwrap().unwrap().num_rows(), 20);
     let pids = pg
         .psql(
@@ -251,12 +252,8 @@ fn checked_reader_cancels_when_its_check_says_stop() {
     let Some((pg, db)) = slow_database("readercheck", "0.001") else {
         return;
     };
-    // As above: 100 rows reach the client, then the server sleeps without writing.
-    let query = "SELECT g, repeat('x', 1000) AS pad, \
-                 CASE WHEN g > 100 THEN pg_sleep(600) IS NULL END AS s \
-                 FROM generate_series(1, 1000) AS g";
     let mut reader =
-        pgarrow::blocking::export_checked(pg.url(&db), query, &options(20), &mut || true).unwrap();
+        pgarrow::blocking::export_checked(pg.url(&db), STALLS, &options(20), &mut || true).unwrap();
     let mut rows = 0;
     let mut checks = 0;
     let err = loop {
