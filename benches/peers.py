@@ -9,6 +9,9 @@ the interpreter's start and the imports (e2e.py also records the whole process).
     python peers.py --versions        # JSON: the version of each peer package, or why not
 
 TOOL is one of:
+  pgarrow-arrow      pgarrow's Python package (pgarrow-engine): pgarrow.read_arrow(), a
+                     pyarrow Table
+  pgarrow-batches    pgarrow.read_batches(): a streaming RecordBatchReader, batches dropped
   psycopg-copy       psycopg 3 reads COPY (...) TO STDOUT (FORMAT binary) and drops the bytes
   connectorx-arrow   connectorx.read_sql(return_type="arrow"): a pyarrow Table
   adbc-arrow         ADBC PostgreSQL driver, fetch_record_batch(): batches, dropped
@@ -31,6 +34,7 @@ import time
 import urllib.parse
 
 PACKAGES = [
+    "pgarrow-engine",
     "psycopg",
     "psycopg-binary",
     "connectorx",
@@ -74,6 +78,22 @@ def psycopg_copy(url, query, _out):
                 n += len(data)
         rows = cur.rowcount
     return rows, {"copy_bytes": n}
+
+
+def pgarrow_arrow(url, query, _out):
+    import pgarrow
+
+    table = pgarrow.read_arrow(url, query)
+    return table.num_rows, {}
+
+
+def pgarrow_batches(url, query, _out):
+    import pgarrow
+
+    rows = 0
+    for batch in pgarrow.read_batches(url, query):
+        rows += batch.num_rows
+    return rows, {}
 
 
 def connectorx_arrow(url, query, _out):
@@ -169,6 +189,8 @@ def duckdb_parquet(url, table, out, con):
 
 TOOLS = {
     "psycopg-copy": psycopg_copy,
+    "pgarrow-arrow": pgarrow_arrow,
+    "pgarrow-batches": pgarrow_batches,
     "connectorx-arrow": connectorx_arrow,
     "adbc-arrow": adbc_arrow,
     "adbc-parquet": adbc_parquet,
@@ -178,6 +200,8 @@ TOOLS = {
 
 IMPORTS = {
     "psycopg-copy": ["psycopg"],
+    "pgarrow-arrow": ["pgarrow", "pyarrow"],
+    "pgarrow-batches": ["pgarrow", "pyarrow"],
     "connectorx-arrow": ["connectorx", "pyarrow"],
     "adbc-arrow": ["adbc_driver_postgresql.dbapi", "pyarrow"],
     "adbc-parquet": ["adbc_driver_postgresql.dbapi", "pyarrow.parquet"],

@@ -26,6 +26,11 @@ if [ -x venv/bin/python ]; then
             echo "setup: could not install $req (the benchmark reports it as not installed)"
         fi
     done
+    # pgarrow's own Python package, built from this checkout (rebuilt when the sources changed).
+    echo "== pip install ../crates/pgarrow-python into benches/venv"
+    if ! venv/bin/python -m pip install -q ../crates/pgarrow-python; then
+        echo "setup: could not build the pgarrow Python package (the benchmark reports it as not installed)"
+    fi
 else
     echo "setup: no Python virtual environment (python3 -m venv failed): the Python peers are skipped"
 fi
