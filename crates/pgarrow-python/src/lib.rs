@@ -25,8 +25,10 @@ use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict, PyTuple};
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The system allocator, not mimalloc as in the CLI: `read_arrow` keeps every batch, and with
+// mimalloc that memory cost 1.1-1.3 s of system time on 2M lineitem rows (mimalloc's options
+// set at import came too late to change it); with glibc's malloc, 0.3 s and a smaller peak.
+// See benches/RESULTS.md.
 
 pyo3::create_exception!(
     _pgarrow,
