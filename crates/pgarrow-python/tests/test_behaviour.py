@@ -187,3 +187,17 @@ def test_arrow_c_stream_for_any_consumer(url):
     assert json.loads(export.stats_json())["rows"] == 0
     with pytest.raises(pgarrow.Error, match="already consumed"):
         export.__arrow_c_stream__()
+
+
+def test_keyboard_interrupt_during_a_file_export_leaves_nothing(url, conn, tmp_path):
+    marker = "kbint_file"
+    threading.Timer(0.5, _thread.interrupt_main).start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        pgarrow.export(url, SLOW.replace("SELECT", f"SELECT /* {marker} */"), tmp_path / "x.parquet", batch_rows=20)
+    assert time.monotonic() - start < 10
+    assert os.listdir(tmp_path) == [], "a file or temporary file is left"
+    deadline = time.monotonic() + 2
+    while backends(conn, marker) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert backends(conn, marker) == 0

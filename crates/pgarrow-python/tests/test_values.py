@@ -21,6 +21,17 @@ DIRECT = [
     ("float4", "float4", ["1.5", "'-0'", "3.4e38"]),
     ("float8", "float8", ["2.5", "1e308", "'-1e-300'"]),
     ("numeric", "numeric", ["12.34", "'-9999999999.99'", "0.01", "'NaN'"]),
+    ("numeric_scaled", "numeric(12,2)", ["12.34", "'-9999999999.99'", "0.01"]),
+    ("numeric_wide", "numeric(50,3)", ["'12345678901234567890123456789012345678901234567.891'"]),
+    ("oid", "oid", ["0", "4294967295"]),
+    ("char_n", "char(4)", ["'ab'", "'abcd'"]),
+    ("name", "name", ["'pg_class'"]),
+    ("bpchar_1", '"char"', ["'a'"]),
+    ("xml", "xml", ["'<a>1</a>'"]),
+    ("domain", "posint", ["1", "2147483647"]),
+    ("int_array_2d", "int4[]", ["'{{1,2},{3,4}}'", "'{{5,6},{7,8}}'"]),
+    ("ltree", "ltree", ["'a.b.c'", "''"]),
+    ("citext", "citext", ["'MiXeD'"]),
     ("text", "text", ["'héllo'", "''", "'a\tb'"]),
     ("varchar", "varchar(5)", ["'abc'"]),
     ("bytea", "bytea", ["'\\x0001ff'::bytea", "''::bytea"]),
@@ -36,9 +47,17 @@ DIRECT = [
 ]
 
 
-def values_query(sql_type: str, literals: list[str]) -> str:
-    rows = ", ".join(f"({i}, {lit}::{sql_type})" for i, lit in enumerate(literals))
-    return f"SELECT i, v FROM (VALUES {rows}, ({len(literals)}, NULL::{sql_type})) AS t(i, v) ORDER BY i"
+_tables = iter(range(1_000_000))
+
+
+def values_query(conn, sql_type: str, literals: list[str]) -> str:
+    """A table of one column of `sql_type` (a table, so that typmods such as numeric(12,2)
+    reach the export), holding `literals` and a NULL; the query that reads it in order."""
+    name = f"vals_{next(_tables)}"
+    conn.execute(f"DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (i int, v {sql_type})")
+    rows = ", ".join(f"({i}, {lit})" for i, lit in enumerate(literals + ["NULL"]))
+    conn.execute(f"INSERT INTO {name} VALUES {rows}")
+    return f"SELECT i, v FROM {name} ORDER BY i"
 
 
 def normalize(value):
@@ -58,9 +77,20 @@ def normalize(value):
     return value
 
 
+@pytest.fixture(scope="module")
+def types(conn):
+    conn.execute("CREATE EXTENSION IF NOT EXISTS ltree")
+    conn.execute("CREATE EXTENSION IF NOT EXISTS citext")
+    conn.execute("CREATE EXTENSION IF NOT EXISTS hstore")
+    conn.execute("DROP DOMAIN IF EXISTS posint CASCADE; CREATE DOMAIN posint AS int CHECK (VALUE > 0)")
+    conn.execute("DROP TYPE IF EXISTS pair CASCADE; DROP TYPE IF EXISTS mood CASCADE")
+    conn.execute("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')")
+    conn.execute("CREATE TYPE pair AS (a int, iv interval)")
+
+
 @pytest.mark.parametrize("name,sql_type,literals", DIRECT, ids=[c[0] for c in DIRECT])
-def test_values_equal_psycopg(url, conn, name, sql_type, literals):
-    query = values_query(sql_type, literals)
+def test_values_equal_psycopg(url, conn, types, name, sql_type, literals):
+    query = values_query(conn, sql_type, literals)
     table = pgarrow.read_arrow(url, query)
     ours = [normalize(v) for v in table.column("v").to_pylist()]
     theirs = []
@@ -88,14 +118,16 @@ THROUGH_SERVER = [
     ("int4range", "int4range", ["'[1,5)'", "'empty'", "'(,3]'"]),
     ("enum", "mood", ["'happy'", "'sad'"]),
     ("composite", "pair", ["ROW(1, '1 day')", "ROW(NULL, NULL)"]),
+    ("regclass", "regclass", ["'pg_class'", "'pg_type'"]),
+    ("multirange", "int4multirange", ["'{[1,3), [5,7)}'", "'{}'"]),
+    ("hstore", "hstore", ["'a=>1, b=>NULL'", "''"]),
+    ("enum_array", "mood[]", ["'{happy,sad}'", "'{}'"]),
+    ("cidr", "cidr", ["'10.0.0.0/8'"]),
+    ("macaddr", "macaddr", ["'08:00:2b:01:02:03'"]),
+    ("bit", "bit varying", ["B'1011'"]),
+    ("tsvector", "tsvector", ["'a fat cat'"]),
+    ("point", "point", ["'(1.5,2)'"]),
 ]
-
-
-@pytest.fixture(scope="module")
-def types(conn):
-    conn.execute("DROP TYPE IF EXISTS pair; DROP TYPE IF EXISTS mood")
-    conn.execute("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')")
-    conn.execute("CREATE TYPE pair AS (a int, iv interval)")
 
 
 def server_parts(conn, name, sql_type, literal):
@@ -112,8 +144,22 @@ def server_parts(conn, name, sql_type, literal):
         return (months, days, int(micros) * 1000)
     if name == "money":
         return q(f"SELECT {v}::numeric")
-    if name == "inet":
-        return q(f"SELECT format('%s', {v})")  # inet's output function, as COPY renders it
+    if name in ("inet", "cidr", "macaddr", "bit", "tsvector", "point"):
+        return q(f"SELECT format('%s', {v})")  # the type's output function, as psql shows it
+    if name == "regclass":
+        return q(f"SELECT {v}::oid::int8")
+    if name == "multirange":
+        return q(
+            f"SELECT coalesce(array_agg(lower(r) || ',' || upper(r) ORDER BY lower(r)), '{{}}')"
+            f" FROM unnest({v}) AS r"
+        )
+    if name == "hstore":
+        return q(
+            f"SELECT coalesce(array_agg(key || '=' || coalesce(value, 'NULL') ORDER BY key), '{{}}')"
+            f" FROM each({v})"
+        )
+    if name == "enum_array":
+        return q(f"SELECT array_to_json({v}::text[])::text")
     if name == "int4range":
         return q(
             f"SELECT CASE WHEN isempty({v}) THEN 'empty' ELSE"
@@ -127,6 +173,14 @@ def server_parts(conn, name, sql_type, literal):
 
 
 def arrow_parts(name, value):
+    if name == "multirange":
+        return [f"{r['lower']},{r['upper']}" for r in value]
+    if name == "hstore":
+        return sorted(f"{k}={'NULL' if v is None else v}" for k, v in value)
+    if name == "enum_array":
+        import json
+
+        return json.dumps(value, separators=(",", ":"))
     if name == "interval":
         return (value.months, value.days, value.nanoseconds)
     if name == "money":
@@ -147,7 +201,7 @@ def arrow_parts(name, value):
 
 @pytest.mark.parametrize("name,sql_type,literals", THROUGH_SERVER, ids=[c[0] for c in THROUGH_SERVER])
 def test_values_through_server(url, conn, types, name, sql_type, literals):
-    table = pgarrow.read_arrow(url, values_query(sql_type, literals))
+    table = pgarrow.read_arrow(url, values_query(conn, sql_type, literals))
     got = table.column("v").to_pylist()
     assert got[-1] is None
     for literal, value in zip(literals, got):
@@ -181,3 +235,32 @@ def test_table_names_and_options(url, conn):
         pgarrow.read_arrow(url, "SELECT 1", batch_rows=0)
     with pytest.raises(ValueError, match="files only"):
         pgarrow.read_arrow(url, "SELECT 1", compression="zstd")
+
+
+def extension(conn, name: str, require_env: str) -> None:
+    """Creates an extension, or skips (fails under `require_env`=1) when it is not installed."""
+    import os
+
+    try:
+        conn.execute(f"CREATE EXTENSION IF NOT EXISTS {name}")
+    except Exception as e:  # the extension's files are not installed
+        if os.environ.get(require_env) == "1":
+            raise
+        pytest.skip(f"extension {name} is not installed: {e}")
+
+
+def test_postgis_geometry_is_the_servers_ewkb(url, conn):
+    extension(conn, "postgis", "PGARROW_REQUIRE_POSTGIS")
+    literals = ["'SRID=4326;POINT(1 2)'", "'LINESTRING(0 0, 1 1)'"]
+    query = values_query(conn, "geometry", literals)
+    got = pgarrow.read_arrow(url, query).column("v").to_pylist()
+    want = [r[0] for r in conn.execute(query.replace("SELECT i, v", "SELECT ST_AsEWKB(v)")).fetchall()]
+    assert got == [None if w is None else bytes(w) for w in want]
+
+
+def test_pgvector_is_float32_lists(url, conn):
+    extension(conn, "vector", "PGARROW_REQUIRE_PGVECTOR")
+    query = values_query(conn, "vector(3)", ["'[1,2.5,-3]'"])
+    got = pgarrow.read_arrow(url, query).column("v").to_pylist()
+    want = conn.execute(query.replace("SELECT i, v", "SELECT v::real[]")).fetchall()
+    assert got == [None if w is None else w for (w,) in want]
