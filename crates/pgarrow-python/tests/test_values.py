@@ -264,3 +264,16 @@ def test_pgvector_is_float32_lists(url, conn):
     got = pgarrow.read_arrow(url, query).column("v").to_pylist()
     want = conn.execute(query.replace("SELECT i, v", "SELECT v::real[]")).fetchall()
     assert got == [None if w is None else w for (w,) in want]
+
+
+def test_documented_option_values_are_accepted(url):
+    """Every value the module's docstring lists for an option is accepted."""
+    import re
+
+    doc = pgarrow.__doc__
+    for option, values in re.findall(r"``(\w+)`` \(((?:\"[^\"]+\"(?:, )?)+)\)", doc):
+        for value in re.findall(r'"([^"]+)"', values):
+            if option in ("compression", "intervals"):
+                continue  # files only: checked by test_export_files
+            value = value.replace("P:S", "20:2").replace("LEVEL", "5")
+            assert pgarrow.schema(url, "SELECT 1 AS x", **{option: value}).names == ["x"], (option, value)

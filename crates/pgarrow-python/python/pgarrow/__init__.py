@@ -20,13 +20,14 @@ Sources: ``query`` is SQL (SELECT, TABLE, VALUES, WITH ...) or a table name (``o
 Options (keyword arguments, as the CLI's flags; every one is checked, with a ValueError naming
 a bad one, before anything connects):
 
-- ``batch_rows`` (int, default 131072), ``batch_bytes`` (int): where batches are cut.
+- ``batch_rows`` (int, default 65536), ``batch_bytes`` (int, default 64 MiB): where batches
+  are cut.
 - ``statement_timeout``: seconds, a ``timedelta``, or text such as ``"30s"``.
 - type policies: ``numeric`` ("string", "float64", "decimal128:P:S", "decimal256:P:S"),
   ``wide_numeric`` ("decimal256", "string"), ``numeric_overflow`` ("error", "null"),
   ``infinity`` ("extreme", "null", "error"), ``out_of_range`` ("error", "null", "clamp"),
   ``text`` ("utf8", "large", "view"), ``invalid_utf8`` ("error", "replace", "binary"),
-  ``array_shape`` ("data", "declared", "flat"), ``enum`` ("dictionary", "string").
+  ``array_shape`` ("data", "flatten"), ``enum`` ("dictionary", "utf8").
 - files only (``export``): ``compression`` ("zstd", "zstd:LEVEL", "snappy", "lz4", "gzip",
   "none"), ``row_group_rows``, ``row_group_bytes``, ``intervals`` ("native", "struct").
 """
