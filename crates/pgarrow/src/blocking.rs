@@ -120,16 +120,7 @@ impl Reader {
     /// # Errors
     /// As [`Export::next_batch`].
     pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        let Some(export) = self.export.as_mut() else {
-            return Ok(None);
-        };
-        let result = self.runtime.block_on(export.next_batch());
-        if !matches!(result, Ok(Some(_))) {
-            // Ended or failed: the connection is closed now rather than when dropped.
-            self.last = export.stats();
-            self.export = None;
-        }
-        result
+        self.next_batch_checked(&mut || true)
     }
 
     /// [`next_batch`](Reader::next_batch), calling `check` every [`CHECK_EVERY`] while it
@@ -157,6 +148,7 @@ impl Reader {
             }
         };
         if !matches!(result, Ok(Some(_))) {
+            // Ended or failed: the connection is closed now rather than when dropped.
             self.last = export.stats();
             self.export = None;
         }
