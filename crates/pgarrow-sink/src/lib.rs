@@ -36,6 +36,7 @@
 mod options;
 mod output;
 mod parquet_compat;
+mod row_groups;
 
 use options::writer_properties;
 pub use options::{Compression, DEFAULT_ROW_GROUP_BYTES, Format, IntervalEncoding, SinkOptions};
@@ -44,6 +45,7 @@ pub use output::Output;
 
 pub use parquet_compat::parquet_compatible_schema;
 use parquet_compat::{check_parquet_schema, parquet_compatible_batch};
+pub use row_groups::{EncodedRowGroup, RowGroupEncoder, RowGroupEncoders, RowGroupFile};
 
 use std::sync::Arc;
 
@@ -218,6 +220,34 @@ impl Sink {
             Writer::Null => {}
         }
         Ok(())
+    }
+
+    /// A Parquet sink, before any batch, split for encoding on several threads: the file
+    /// that row groups are appended to, and the encoders that make them (see
+    /// [`RowGroupFile`]). Any other sink comes back unchanged as the error.
+    ///
+    /// # Errors
+    /// The sink is not a Parquet sink, or batches were already written to it (`Ok(Err(sink))`);
+    /// the writer failed to start (`Err`).
+    #[allow(clippy::type_complexity)]
+    pub fn into_row_groups(
+        self,
+        options: &SinkOptions,
+    ) -> Result<std::result::Result<(RowGroupFile, RowGroupEncoders), Sink>> {
+        match self.writer {
+            Writer::Parquet(w, schema) if self.rows == 0 => {
+                let (writer, factory) = w.into_serialized_writer()?;
+                Ok(Ok(RowGroupFile::new(
+                    writer,
+                    factory,
+                    self.target,
+                    schema,
+                    self.converted,
+                    options,
+                )))
+            }
+            writer => Ok(Err(Sink { writer, ..self })),
+        }
     }
 
     /// Rows written so far.
