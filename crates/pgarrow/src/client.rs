@@ -122,6 +122,15 @@ impl Client {
         &self.conn
     }
 
+    /// How long connecting took, the first time it is asked.
+    pub(crate) fn take_connect_time(&mut self) -> Option<Duration> {
+        self.connect_time.take()
+    }
+
+    pub(crate) fn into_connection(self) -> Connection {
+        self.conn
+    }
+
     /// The server process serving this connection (`pg_backend_pid()`).
     pub fn backend_pid(&self) -> i32 {
         self.conn.backend_pid()
@@ -504,7 +513,7 @@ WHERE EXISTS (SELECT FROM closure WHERE closure.oid = 'pg_catalog.money'::pg_cat
 /// The COPY statement for a described query: the query itself when every column has a binary
 /// decoder, else a projection over it that casts the others to text. The projection renames the
 /// columns positionally (`AS _pgarrow(c1, c2, ...)`), so duplicate or odd names do not matter.
-fn copy_statement(sql: &str, columns: &[ColumnPlan]) -> String {
+pub(crate) fn copy_statement(sql: &str, columns: &[ColumnPlan]) -> String {
     if columns.iter().all(|c| c.cast.is_none()) {
         return format!("COPY ({sql}\n) TO STDOUT (FORMAT binary)");
     }

@@ -10,7 +10,7 @@ use crate::protocol::DbError;
 #[derive(Debug)]
 pub struct Error {
     kind: Box<ErrorKind>,
-    rows: Option<u64>,
+    pub(crate) rows: Option<u64>,
 }
 
 /// What failed.
@@ -38,6 +38,14 @@ pub enum ErrorKind {
     /// The export was cancelled (the cancel future of its [`Hooks`](crate::Hooks) resolved):
     /// the server query was cancelled and nothing was written.
     Cancelled,
+    /// An error explained by what was being done (a part of a partitioned export, importing
+    /// a snapshot); the cause is its `source()`.
+    Context {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: Box<Error>,
+    },
     /// Something pgarrow itself got wrong (a worker thread panicked, ...): a bug to report.
     Internal(String),
 }
@@ -57,6 +65,7 @@ impl Error {
     pub fn as_db_error(&self) -> Option<&DbError> {
         match &*self.kind {
             ErrorKind::Protocol(e) => e.as_db_error(),
+            ErrorKind::Context { source, .. } => source.as_db_error(),
             _ => None,
         }
     }
@@ -68,7 +77,11 @@ impl Error {
 
     /// Whether the export was cancelled by its caller.
     pub fn is_cancelled(&self) -> bool {
-        matches!(*self.kind, ErrorKind::Cancelled)
+        match &*self.kind {
+            ErrorKind::Cancelled => true,
+            ErrorKind::Context { source, .. } => source.is_cancelled(),
+            _ => false,
+        }
     }
 
     pub(crate) fn with_rows(mut self, rows: u64) -> Self {
@@ -132,6 +145,7 @@ impl fmt::Display for Error {
             ErrorKind::Write(e) => write!(f, "the batch writer failed: {e}")?,
             ErrorKind::Cancelled => f.write_str("the export was cancelled")?,
             ErrorKind::Internal(m) => write!(f, "internal error (a bug in pgarrow): {m}")?,
+            ErrorKind::Context { what, source } => write!(f, "{what}: {source}")?,
         }
         if let Some(rows) = self.rows {
             write!(f, " [after {rows} rows]")?;
@@ -147,6 +161,7 @@ impl std::error::Error for Error {
             ErrorKind::Decode(e) => Some(e),
             ErrorKind::Sink(e) => Some(e),
             ErrorKind::Write(e) => Some(e),
+            ErrorKind::Context { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }

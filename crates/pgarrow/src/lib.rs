@@ -34,6 +34,7 @@ pub mod blocking;
 mod client;
 mod error;
 mod export;
+pub mod partition;
 mod pipeline;
 mod source;
 mod stats;

@@ -34,11 +34,11 @@ use crate::{Client, Error, ErrorKind, Export, ExportOptions, Result, Source};
 /// ```
 #[derive(Default)]
 pub struct Hooks<'a> {
-    progress: Option<Progress<'a>>,
+    pub(crate) progress: Option<Progress<'a>>,
     cancel: Option<Pin<Box<dyn Future<Output = ()> + Send + 'a>>>,
 }
 
-type Progress<'a> = Box<dyn FnMut(&ExportStats) + Send + 'a>;
+pub(crate) type Progress<'a> = Box<dyn FnMut(&ExportStats) + Send + 'a>;
 
 impl std::fmt::Debug for Hooks<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -71,7 +71,7 @@ impl<'a> Hooks<'a> {
     }
 
     /// Runs `fut` unless the cancel signal comes first (then `None`).
-    async fn or_cancelled<T>(&mut self, fut: impl Future<Output = T>) -> Option<T> {
+    pub(crate) async fn or_cancelled<T>(&mut self, fut: impl Future<Output = T>) -> Option<T> {
         match self.cancel.as_mut() {
             Some(cancel) => tokio::select! {
                 r = fut => Some(r),
@@ -105,7 +105,7 @@ impl FileTarget {
 }
 
 /// What the writer thread does with batches, and how it ends.
-trait Destination: Send + 'static {
+pub(crate) trait Destination: Send + 'static {
     /// Bytes written, when known.
     fn write(&mut self, batch: &RecordBatch) -> Result<()>;
     fn finish(self, stats: &ExportStats) -> Result<Option<u64>>;

@@ -1,0 +1,226 @@
+//! Exports over several connections, reading disjoint parts of one consistent snapshot.
+//!
+//! One connection is one server backend, and on a plain table the backend is the limit: the
+//! decoder keeps up with it. A partitioned export splits the source into parts and reads them
+//! over several connections at once:
+//!
+//! 1. **One snapshot.** A coordinating connection opens a `REPEATABLE READ, READ ONLY`
+//!    transaction and exports its snapshot (`pg_export_snapshot()`); every worker connection
+//!    imports it (`SET TRANSACTION SNAPSHOT`) before reading, so the parts together are the
+//!    table as of one instant, whatever commits meanwhile. [`SnapshotMode::PerConnection`]
+//!    gives each connection its own snapshot instead, for servers that cannot export one.
+//! 2. **Parts.** A `--table` export is split into physical block ranges
+//!    (`ctid >= '(a,0)' AND ctid < '(b,0)'`, a TID range scan on PostgreSQL 14+), sized from
+//!    the relation's size on disk (`pg_relation_size`): no COUNT or MIN/MAX scan. Partitioned
+//!    tables and inheritance parents are expanded to their leaves, each read with `ONLY`.
+//!    With [`PartitionOptions::by`], an integer, date or timestamp column is split into key
+//!    ranges instead (bounds from the `pg_stats` histogram, else from its MIN and MAX), which
+//!    also works for queries. Without either, a query is one part.
+//! 3. **A shared queue.** There are more parts than connections (four per connection unless
+//!    [`PartitionOptions::parts`] says otherwise), and each connection takes the next part
+//!    when it finishes one, so a faster connection reads more.
+//! 4. **Bounded memory.** Batches and encoded row groups waiting between the connections and
+//!    the writer are counted against [`PartitionOptions::memory_limit`]; a connection that
+//!    would exceed it waits (and the server then waits on its socket).
+//!
+//! The [`PartitionPlan`] (parts, snapshot, schema) is plain data that serializes to JSON: an
+//! external scheduler can plan once, hold the snapshot with [`Coordinator`], and run each part
+//! anywhere with [`export_part`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), pgarrow::Error> {
+//! use pgarrow::partition::{PartitionOptions, PartitionedExport};
+//! use pgarrow::Source;
+//!
+//! let options = PartitionOptions::new(4);
+//! let mut export = PartitionedExport::start(
+//!     "postgresql://postgres@localhost/db",
+//!     Source::table("orders")?,
+//!     &Default::default(),
+//!     &options,
+//! )
+//! .await?;
+//! while let Some((part, batch)) = export.next_batch().await? {
+//!     println!("part {part}: {} rows", batch.num_rows());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod budget;
+mod manifest;
+mod plan;
+mod run;
+
+pub use manifest::{MANIFEST_NAME, Manifest, ManifestFile};
+pub use plan::ArrayDims;
+pub use plan::{Coordinator, Part, PartRange, PartitionPlan, export_part};
+pub use run::{
+    DirTarget, PartResult, PartitionedExport, PartitionedStats, export_to_dir, export_to_file,
+};
+
+/// The default [`PartitionOptions::memory_limit`]: 1 GiB.
+pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
+
+/// How the connections of a partitioned export see the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SnapshotMode {
+    /// One snapshot, exported by the coordinating connection and imported by every worker:
+    /// the parts together are the source as of one instant.
+    #[default]
+    Shared,
+    /// Each connection takes its own snapshot when it starts reading: rows committed between
+    /// two connections' starts may be seen by one part and not another, or moved between
+    /// parts (duplicated or missed). For servers that cannot export snapshots.
+    PerConnection,
+}
+
+impl std::str::FromStr for SnapshotMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "shared" => Ok(SnapshotMode::Shared),
+            "per-connection" => Ok(SnapshotMode::PerConnection),
+            other => Err(format!(
+                "unknown snapshot mode \"{other}\": expected shared or per-connection"
+            )),
+        }
+    }
+}
+
+/// How to split an export over connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartitionOptions {
+    /// Connections reading at once (at least 1).
+    pub connections: usize,
+    /// Parts to plan; `None`: four per connection for block ranges and key ranges.
+    pub parts: Option<usize>,
+    /// Split on this result column's values (an integer, date or timestamp column) instead of
+    /// block ranges; required to split a query.
+    pub by: Option<String>,
+    /// One shared snapshot (the default), or one per connection.
+    pub snapshot: SnapshotMode,
+    /// Bytes that batches and encoded row groups in flight may take, together, at most.
+    pub memory_limit: usize,
+    /// Write a single output in the source's order (parts in plan order, block ranges in table
+    /// order): parts that finish early wait in memory, within the limit, for those before.
+    pub order_preserving: bool,
+}
+
+impl PartitionOptions {
+    /// `connections` connections, with every other option at its default.
+    pub fn new(connections: usize) -> Self {
+        PartitionOptions {
+            connections: connections.max(1),
+            parts: None,
+            by: None,
+            snapshot: SnapshotMode::Shared,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            order_preserving: false,
+        }
+    }
+
+    /// Split on `column`'s values.
+    pub fn by(mut self, column: impl Into<String>) -> Self {
+        self.by = Some(column.into());
+        self
+    }
+
+    /// Plan `parts` parts.
+    pub fn parts(mut self, parts: usize) -> Self {
+        self.parts = Some(parts.max(1));
+        self
+    }
+
+    /// The snapshot mode.
+    pub fn snapshot(mut self, mode: SnapshotMode) -> Self {
+        self.snapshot = mode;
+        self
+    }
+
+    /// The memory limit, in bytes.
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// Keep the source's order in a single output.
+    pub fn order_preserving(mut self, yes: bool) -> Self {
+        self.order_preserving = yes;
+        self
+    }
+
+    /// The number of parts to plan.
+    pub(crate) fn planned_parts(&self) -> usize {
+        self.parts.unwrap_or(self.connections * 4).max(1)
+    }
+}
+
+/// Parses a byte size: `1073741824`, `512MiB`, `1GiB`, `64MB`, `2G`.
+///
+/// # Errors
+/// Not a number with an optional unit (B, kB/KiB, MB/MiB, GB/GiB, TB/TiB, or K/M/G/T).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid size \"{s}\": expected a number of bytes such as 512MiB"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "kb" => 1e3,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "mb" => 1e6,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "gb" => 1e9,
+        "t" | "tib" => 1024.0f64.powi(4),
+        "tb" => 1e12,
+        other => {
+            return Err(format!(
+                "invalid size \"{s}\": unknown unit \"{other}\" (use B, KiB, MiB, GiB, kB, MB, GB)"
+            ));
+        }
+    };
+    let bytes = number * factor;
+    if !(1.0..=usize::MAX as f64).contains(&bytes) {
+        return Err(format!("invalid size \"{s}\": must be at least one byte"));
+    }
+    Ok(bytes as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        assert_eq!(parse_size("64MB").unwrap(), 64_000_000);
+        assert_eq!(parse_size("1.5KiB").unwrap(), 1536);
+        for bad in ["", "0", "MiB", "12 parsecs", "-1"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn options() {
+        let o = PartitionOptions::new(0);
+        assert_eq!(o.connections, 1);
+        assert_eq!(o.planned_parts(), 4);
+        assert_eq!(PartitionOptions::new(3).parts(0).planned_parts(), 1);
+        assert_eq!(
+            "per-connection".parse::<SnapshotMode>(),
+            Ok(SnapshotMode::PerConnection)
+        );
+        assert!("none".parse::<SnapshotMode>().is_err());
+    }
+}
