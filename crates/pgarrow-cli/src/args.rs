@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use pgarrow::partition::{SnapshotMode, parse_size};
 use pgarrow::policy::{
     ArrayShape, EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, Policies,
     SpecialValues, TextLayout, WideNumeric,
@@ -31,6 +32,10 @@ pub(crate) enum Command {
     /// Print the Arrow schema an export would produce, with each column's PostgreSQL type
     /// and the policies that could apply (the query is described, not run).
     Schema(SchemaArgs),
+    /// Plan a partitioned export for an external scheduler: print the parts (ranges), the
+    /// snapshot and the schema as JSON; with --hold, keep the snapshot open while the parts
+    /// run elsewhere (`pgarrow export --plan FILE --part K`).
+    Plan(PlanArgs),
     /// Start a scratch PostgreSQL, load a 1M-row lineitem table and export it to Parquet.
     Demo(DemoArgs),
 }
@@ -41,13 +46,7 @@ pub(crate) struct SourceArgs {
     #[arg(long, value_name = "URL")]
     pub(crate) url: Option<String>,
     /// SQL query to export (SELECT, TABLE, VALUES, WITH ...).
-    #[arg(
-        long,
-        short = 'q',
-        value_name = "SQL",
-        conflicts_with = "table",
-        required_unless_present = "table"
-    )]
+    #[arg(long, short = 'q', value_name = "SQL", conflicts_with = "table")]
     pub(crate) query: Option<String>,
     /// Table to export: name or schema.name (exact, case-sensitive; quote parts with dots).
     #[arg(long, short = 't', value_name = "NAME")]
@@ -181,6 +180,84 @@ pub(crate) struct ExportArgs {
     #[command(flatten)]
     pub(crate) output: OutputArgs,
     #[command(flatten)]
+    pub(crate) partition: PartitionArgs,
+    /// Export one part of a plan made by `pgarrow plan` (with --part), in the plan's
+    /// snapshot; the source comes from the plan. Give the same type policy flags as the plan.
+    #[arg(long, value_name = "FILE", requires = "part", conflicts_with_all = ["query", "table"])]
+    pub(crate) plan: Option<PathBuf>,
+    /// The part of --plan to export (0-based).
+    #[arg(long, value_name = "K", requires = "plan")]
+    pub(crate) part: Option<usize>,
+    #[command(flatten)]
+    pub(crate) policies: PolicyArgs,
+}
+
+/// Reading over several connections, in one snapshot.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct PartitionArgs {
+    /// Read over N connections at once, all in one snapshot: a --table in block ranges of its
+    /// (leaf) relations, or any source in key ranges with --partition-by.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
+    pub(crate) partitions: usize,
+    /// Parts to split the source into (default: 4 per connection; a connection that finishes
+    /// a part takes the next, so faster ones take more).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    pub(crate) parts: Option<usize>,
+    /// Split on this integer, date or timestamp result column instead (bounds from the
+    /// pg_stats histogram, else between its MIN and MAX); the way to split a --query.
+    #[arg(long, value_name = "COLUMN")]
+    pub(crate) partition_by: Option<String>,
+    /// One file per part in DIR (part-00000.parquet, ...), each written atomically, then
+    /// DIR/_manifest.json (snapshot, WAL position, schema, each file's range and rows).
+    #[arg(long, value_name = "DIR", conflicts_with = "output")]
+    pub(crate) output_dir: Option<PathBuf>,
+    /// With --partitions into one file: write it in the source's order (parts that finish
+    /// early wait in memory, within --memory-limit).
+    #[arg(long)]
+    pub(crate) order_preserving: bool,
+    /// shared (one exported snapshot: the parts are the source as of one instant) or
+    /// per-connection (for servers that cannot export one; rows that change during the
+    /// export may be duplicated or missed).
+    #[arg(long, default_value = "shared", value_name = "MODE", value_parser = parse_policy::<SnapshotMode>)]
+    pub(crate) snapshot: SnapshotMode,
+    /// Memory for what is in flight between the connections and the output (batches,
+    /// encoded row groups, parts waiting for their turn): 512MiB, 2GiB, ...
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
+    pub(crate) memory_limit: usize,
+}
+
+impl PartitionArgs {
+    /// Whether the export runs partitioned.
+    pub(crate) fn partitioned(&self) -> bool {
+        self.partitions > 1 || self.output_dir.is_some() || self.partition_by.is_some()
+    }
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    pub(crate) source: SourceArgs,
+    /// Parts to plan (one per task of the scheduler).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    pub(crate) partitions: usize,
+    /// Split on this integer, date or timestamp result column (see `export --partition-by`).
+    #[arg(long, value_name = "COLUMN")]
+    pub(crate) partition_by: Option<String>,
+    /// shared or per-connection (see `export --snapshot`).
+    #[arg(long, default_value = "shared", value_name = "MODE", value_parser = parse_policy::<SnapshotMode>)]
+    pub(crate) snapshot: SnapshotMode,
+    /// Write the plan to FILE (atomically) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// After writing the plan, keep its snapshot open (standard output is closed, so a reader
+    /// sees the plan end) until SIGTERM or Ctrl-C, the end of standard input when it is a
+    /// pipe, or the exit of the parent process.
+    #[arg(long)]
+    pub(crate) hold: bool,
+    /// Nothing on stderr but errors.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+    #[command(flatten)]
     pub(crate) policies: PolicyArgs,
 }
 
@@ -191,6 +268,8 @@ pub(crate) struct DemoArgs {
     pub(crate) rows: u64,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
+    #[command(flatten)]
+    pub(crate) partition: PartitionArgs,
     #[command(flatten)]
     pub(crate) policies: PolicyArgs,
 }

@@ -1,6 +1,7 @@
 //! `pgarrow`: export PostgreSQL queries and tables to Parquet and Arrow.
 
 mod args;
+mod partition;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use pgarrow::protocol::Config;
 use pgarrow::sink::{Compression, Format, Output, SinkOptions};
 use pgarrow::{Client, DecodeOptions, ExportOptions, FileTarget, Hooks, Source};
 
-use args::{Cli, Command, DemoArgs, OutputArgs, SourceArgs};
+use args::{Cli, Command, DemoArgs, OutputArgs, PartitionArgs, SourceArgs};
 use report::{
     Summary, group, progress_bar, progress_message, render_schema, stats_table, summary_line,
 };
@@ -99,14 +100,24 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Export(args) => {
             let config = connection_config(&args.source)?;
+            let policies = args.policies.policies();
+            if let (Some(plan), Some(part)) = (&args.plan, args.part) {
+                return partition::export_part(&rt, &config, plan, part, &args.output, &policies);
+            }
             let source = source(&args.source)?;
             export(
                 &rt,
                 &config,
                 &source,
                 &args.output,
-                &args.policies.policies(),
+                &args.partition,
+                &policies,
             )
+        }
+        Command::Plan(args) => {
+            let config = connection_config(&args.source)?;
+            let source = source(&args.source)?;
+            partition::plan(&rt, &config, &source, &args)
         }
         Command::Schema(args) => {
             let config = connection_config(&args.source)?;
@@ -166,7 +177,8 @@ fn source(args: &SourceArgs) -> Result<Source> {
     match (&args.query, &args.table) {
         (Some(q), None) => Ok(Source::query(q.clone())),
         (None, Some(t)) => Ok(Source::table(t)?),
-        _ => bail!("give either --query or --table"),
+        (None, None) => bail!("give what to export: --query SQL or --table NAME"),
+        _ => bail!("give either --query or --table, not both"),
     }
 }
 
@@ -219,36 +231,54 @@ fn resolve_output(args: &OutputArgs) -> Result<(Format, Output)> {
     }
 }
 
-fn export(
-    rt: &tokio::runtime::Runtime,
-    config: &Config,
-    source: &Source,
-    args: &OutputArgs,
-    policies: &Policies,
-) -> Result<()> {
+/// The output of an export, from `--to`, `-o` and the Parquet options.
+fn file_target(args: &OutputArgs) -> Result<FileTarget> {
     let (format, output) = resolve_output(args)?;
     let target = FileTarget {
         format,
-        output: output.clone(),
-        options: SinkOptions {
-            compression: args.compression.parse::<Compression>()?,
-            row_group_rows: args.row_group_rows,
-            row_group_bytes: args.row_group_bytes,
-            metadata: Vec::new(),
-            intervals: args.intervals,
-        },
+        output,
+        options: sink_options(args)?,
     };
     // Every option is checked before connecting.
     if format != Format::Null {
         target.options.validate()?;
     }
-    let options = ExportOptions {
+    Ok(target)
+}
+
+fn sink_options(args: &OutputArgs) -> Result<SinkOptions> {
+    Ok(SinkOptions {
+        compression: args.compression.parse::<Compression>()?,
+        row_group_rows: args.row_group_rows,
+        row_group_bytes: args.row_group_bytes,
+        metadata: Vec::new(),
+        intervals: args.intervals,
+    })
+}
+
+fn export_options(args: &OutputArgs, policies: &Policies) -> ExportOptions {
+    ExportOptions {
         decode: DecodeOptions {
             batch_rows: args.batch_rows,
             batch_bytes: args.batch_bytes,
         },
         policies: *policies,
-    };
+    }
+}
+
+fn export(
+    rt: &tokio::runtime::Runtime,
+    config: &Config,
+    source: &Source,
+    args: &OutputArgs,
+    partition: &PartitionArgs,
+    policies: &Policies,
+) -> Result<()> {
+    if partition.partitioned() {
+        return partition::export(rt, config, source, args, partition, policies);
+    }
+    let target = file_target(args)?;
+    let options = export_options(args, policies);
     let mut client = block_on_interruptible(rt, connect(config))?;
     let progress = progress_bar(args.quiet);
     let bar = progress.clone();
@@ -262,8 +292,26 @@ fn export(
         Err(e) if e.is_cancelled() => return Err(Interrupted.into()),
         other => other?,
     };
+    report(args, &stats, &target, None)
+}
+
+/// The summary line, the lossy conversions, `--stats` and `--stats-json`; `extra` adds fields
+/// to the JSON object and a line to the table (partitioned exports).
+fn report(
+    args: &OutputArgs,
+    stats: &pgarrow::ExportStats,
+    target: &FileTarget,
+    extra: Option<(&str, String)>,
+) -> Result<()> {
     if let Some(path) = &args.stats_json {
-        std::fs::write(path, stats.to_json() + "\n")
+        let mut json = stats.to_json();
+        if let Some((fields, _)) = &extra {
+            json.pop();
+            json.push(',');
+            json.push_str(fields);
+            json.push('}');
+        }
+        std::fs::write(path, json + "\n")
             .with_context(|| format!("cannot write the statistics to {}", path.display()))?;
     }
     if !args.quiet {
@@ -273,7 +321,11 @@ fn export(
             written: stats.written.unwrap_or(0),
             elapsed: stats.total,
         };
-        eprintln!("{}", summary_line(&summary, format, &output));
+        let mut line = summary_line(&summary, target.format, &target.output);
+        if let Some((_, more)) = &extra {
+            line.push_str(&format!(" ({more})"));
+        }
+        eprintln!("{line}");
         if !stats.losses.is_empty() {
             eprintln!(
                 "lossy conversions (counted; see the policy flags): {} values: {}",
@@ -283,13 +335,19 @@ fn export(
         }
     }
     if args.stats {
-        eprint!("{}", stats_table(&stats));
+        eprint!("{}", stats_table(stats));
+        if let Some((_, more)) = &extra {
+            eprintln!("{more}");
+        }
     }
     Ok(())
 }
 
 fn demo(rt: &tokio::runtime::Runtime, mut args: DemoArgs) -> Result<()> {
-    if args.output.output.is_none() && args.output.to.as_deref() != Some("null") {
+    if args.output.output.is_none()
+        && args.output.to.as_deref() != Some("null")
+        && args.partition.output_dir.is_none()
+    {
         args.output.output = Some("demo.parquet".to_owned());
     }
     let bin = pgarrow_scratch::find_bin_dir().ok_or_else(|| {
@@ -330,9 +388,13 @@ fn demo(rt: &tokio::runtime::Runtime, mut args: DemoArgs) -> Result<()> {
         &config,
         &source,
         &args.output,
+        &args.partition,
         &args.policies.policies(),
     )?;
-    if let Some(path) = args.output.output.as_deref().filter(|p| *p != "-") {
+    if let Some(dir) = &args.partition.output_dir {
+        let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        eprintln!("wrote {}", abs.display());
+    } else if let Some(path) = args.output.output.as_deref().filter(|p| *p != "-") {
         let abs = std::fs::canonicalize(Path::new(path)).unwrap_or_else(|_| PathBuf::from(path));
         eprintln!("wrote {}", abs.display());
     }

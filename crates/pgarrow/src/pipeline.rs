@@ -227,7 +227,7 @@ impl Export<'_> {
 }
 
 /// Decodes `export` here and writes on a worker thread into `dest`.
-async fn pump<D: Destination>(
+pub(crate) async fn pump<D: Destination>(
     mut export: Export<'_>,
     dest: D,
     hooks: &mut Hooks<'_>,

@@ -56,7 +56,8 @@ pub use manifest::{MANIFEST_NAME, Manifest, ManifestFile};
 pub use plan::ArrayDims;
 pub use plan::{Coordinator, Part, PartRange, PartitionPlan, export_part};
 pub use run::{
-    DirTarget, PartResult, PartitionedExport, PartitionedStats, export_to_dir, export_to_file,
+    DirTarget, PartResult, PartitionedExport, PartitionedStats, export_part_to_file, export_to_dir,
+    export_to_file,
 };
 
 /// The default [`PartitionOptions::memory_limit`]: 1 GiB.

@@ -167,6 +167,8 @@ pub struct PartitionedExport {
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Event>,
     workers: Vec<std::thread::JoinHandle<()>>,
+    /// How many workers were started.
+    connections: usize,
     /// Events in the order the caller gets them.
     ready: VecDeque<Event>,
     order: Option<Reorder>,
@@ -228,9 +230,7 @@ impl PartitionedExport {
         let started = Instant::now();
         let plan = coordinator.plan().clone();
         let n = partitions.connections.min(plan.parts.len()).max(1);
-        // Half the budget for what is in flight between threads, half for what each
-        // connection holds itself (the batch it builds, the row group it encodes).
-        let own = (partitions.memory_limit / (4 * n)).max(64 << 10);
+        let own = own_share(partitions);
         let mut options = options.clone();
         options.decode.batch_bytes = options.decode.batch_bytes.min(own);
         let ordered = partitions.order_preserving && !matches!(output, WorkerOutput::Files(_));
@@ -288,6 +288,7 @@ impl PartitionedExport {
             schema,
             shared,
             rx,
+            connections: workers.len(),
             workers,
             ready: VecDeque::new(),
             order,
@@ -339,7 +340,7 @@ impl PartitionedExport {
         PartitionedStats {
             export,
             parts: self.parts.iter().flatten().cloned().collect(),
-            connections: self.workers.len(),
+            connections: self.connections,
             in_flight_peak: self.shared.budget.peak() as u64,
             manifest: None,
         }
@@ -970,6 +971,44 @@ pub async fn export_to_dir(
         WorkerOutput::Files(target.clone()),
     )?;
     export.write_dir(&target, &mut hooks).await
+}
+
+/// Exports part `index` of `plan` into a file, in the plan's snapshot (see [`export_part`]):
+/// the output is created first (so that a bad path fails before connecting), written on a
+/// worker thread, and renamed over the target at the end, as [`Client::export_to_file`] does.
+///
+/// # Errors
+/// As [`export_part`], the output's errors, and [`ErrorKind::Cancelled`].
+pub async fn export_part_to_file(
+    config: impl IntoConfig,
+    plan: &PartitionPlan,
+    index: usize,
+    options: &ExportOptions,
+    target: &FileTarget,
+    hooks: Hooks<'_>,
+) -> Result<ExportStats> {
+    let mut hooks = hooks;
+    plan.part(index)?;
+    let sink_options = file_options(&target.options);
+    if target.format != Format::Null {
+        sink_options.validate()?;
+    }
+    let schema = Arc::new(plan.schema.clone());
+    let sink = Sink::create(target.format, target.output.clone(), &schema, &sink_options)?;
+    let Some(export) = hooks
+        .or_cancelled(super::export_part(config, plan, index, options))
+        .await
+    else {
+        return Err(ErrorKind::Cancelled.into());
+    };
+    crate::pipeline::pump(export?, sink, &mut hooks).await
+}
+
+/// What each connection may hold itself, for the batch it builds and for the row group it
+/// encodes: a quarter of its share of half the memory limit each (the other half is for what
+/// is in flight between threads).
+fn own_share(partitions: &PartitionOptions) -> usize {
+    (partitions.memory_limit / (4 * partitions.connections.max(1))).max(64 << 10)
 }
 
 /// The file options with `pgarrow.version` in the metadata, as single exports have it.

@@ -1,0 +1,303 @@
+//! Partitioned exports on the command line: `export --partitions N` (one file, or one file per
+//! part with `--output-dir`), `plan` (with `--hold`) and `export --plan FILE --part K`.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use pgarrow::partition::{
+    Coordinator, DirTarget, PartitionOptions, PartitionPlan, PartitionedStats, export_part_to_file,
+    export_to_dir, export_to_file,
+};
+use pgarrow::policy::Policies;
+use pgarrow::protocol::Config;
+use pgarrow::sink::{Format, Output};
+use pgarrow::{FileTarget, Hooks, Source};
+
+use crate::args::{OutputArgs, PartitionArgs, PlanArgs};
+use crate::report::{group, human_bytes, progress_bar, progress_message};
+use crate::{
+    Interrupted, block_on_interruptible, export_options, file_target, interrupt_signal, report,
+    sink_options,
+};
+
+fn partition_options(p: &PartitionArgs) -> PartitionOptions {
+    let mut o = PartitionOptions::new(p.partitions)
+        .snapshot(p.snapshot)
+        .memory_limit(p.memory_limit)
+        .order_preserving(p.order_preserving);
+    if let Some(n) = p.parts {
+        o = o.parts(n);
+    }
+    if let Some(by) = &p.partition_by {
+        o = o.by(by.clone());
+    }
+    o
+}
+
+/// `export --partitions N`: into one file (or stdout, or nowhere), or one file per part.
+pub(crate) fn export(
+    rt: &tokio::runtime::Runtime,
+    config: &Config,
+    source: &Source,
+    args: &OutputArgs,
+    partition: &PartitionArgs,
+    policies: &Policies,
+) -> Result<()> {
+    let options = export_options(args, policies);
+    let popts = partition_options(partition);
+    let progress = progress_bar(args.quiet);
+    let bar = progress.clone();
+    let hooks = Hooks::new()
+        .on_progress(move |s| bar.set_message(progress_message(s.rows, s.bytes, s.total)))
+        .cancel_on(interrupt_signal());
+    let (result, target) = match &partition.output_dir {
+        Some(dir) => {
+            if partition.order_preserving {
+                bail!(
+                    "--order-preserving orders one output file; with --output-dir each part \
+                     has its own file (the manifest lists them in order)"
+                );
+            }
+            let format = match &args.to {
+                Some(f) => f.parse::<Format>()?,
+                None => Format::Parquet,
+            };
+            if format == Format::Null {
+                bail!("--output-dir writes files: --to parquet, arrow or arrow-stream");
+            }
+            let target = DirTarget {
+                dir: dir.clone(),
+                format,
+                options: sink_options(args)?,
+            };
+            target.options.validate()?;
+            let run = export_to_dir(config, source.clone(), &options, &popts, &target, hooks);
+            let shown = FileTarget::new(format, Output::File(dir.clone()));
+            (rt.block_on(run), shown)
+        }
+        None => {
+            let target = file_target(args)?;
+            let run = export_to_file(config, source.clone(), &options, &popts, &target, hooks);
+            (rt.block_on(run), target)
+        }
+    };
+    progress.finish_and_clear();
+    let stats = match result {
+        Err(e) if e.is_cancelled() => return Err(Interrupted.into()),
+        other => other?,
+    };
+    let extra = describe(&stats);
+    report(args, &stats.export, &target, Some((&extra.0, extra.1)))
+}
+
+/// The JSON fields and the words a partitioned export adds to the report.
+fn describe(stats: &PartitionedStats) -> (String, String) {
+    let manifest = stats
+        .manifest
+        .as_ref()
+        .map(|m| format!(", manifest {}", m.display()))
+        .unwrap_or_default();
+    let json = format!(
+        "\"connections\":{},\"parts\":{},\"in_flight_peak\":{}",
+        stats.connections,
+        stats.parts.len(),
+        stats.in_flight_peak
+    );
+    let words = format!(
+        "{} connections, {} parts, at most {} in flight{manifest}",
+        stats.connections,
+        group(stats.parts.len() as u64),
+        human_bytes(stats.in_flight_peak)
+    );
+    (json, words)
+}
+
+/// `export --plan FILE --part K`.
+pub(crate) fn export_part(
+    rt: &tokio::runtime::Runtime,
+    config: &Config,
+    plan_path: &Path,
+    part: usize,
+    args: &OutputArgs,
+    policies: &Policies,
+) -> Result<()> {
+    let text = std::fs::read_to_string(plan_path)
+        .with_context(|| format!("cannot read the plan {}", plan_path.display()))?;
+    let plan =
+        PartitionPlan::from_json(&text).with_context(|| format!("in {}", plan_path.display()))?;
+    plan.part(part)?;
+    let target = file_target(args)?;
+    let options = export_options(args, policies);
+    let progress = progress_bar(args.quiet);
+    let bar = progress.clone();
+    let hooks = Hooks::new()
+        .on_progress(move |s| bar.set_message(progress_message(s.rows, s.bytes, s.total)))
+        .cancel_on(interrupt_signal());
+    let result = rt.block_on(export_part_to_file(
+        config, &plan, part, &options, &target, hooks,
+    ));
+    progress.finish_and_clear();
+    let stats = match result {
+        Err(e) if e.is_cancelled() => return Err(Interrupted.into()),
+        other => other?,
+    };
+    let extra = (
+        format!("\"part\":{part}"),
+        format!("part {part} of {}", plan.parts.len()),
+    );
+    report(args, &stats, &target, Some((&extra.0, extra.1)))
+}
+
+/// `pgarrow plan`: the plan as JSON; with `--hold`, the snapshot kept open after it.
+pub(crate) fn plan(
+    rt: &tokio::runtime::Runtime,
+    config: &Config,
+    source: &Source,
+    args: &PlanArgs,
+) -> Result<()> {
+    let mut popts = PartitionOptions::new(args.partitions)
+        .parts(args.partitions)
+        .snapshot(args.snapshot);
+    if let Some(by) = &args.partition_by {
+        popts = popts.by(by.clone());
+    }
+    let options = pgarrow::ExportOptions {
+        policies: args.policies.policies(),
+        ..Default::default()
+    };
+    let mut coordinator = block_on_interruptible(rt, async {
+        Ok(Coordinator::begin(config, source.clone(), &options, &popts).await?)
+    })?;
+    let json = coordinator.plan().to_json() + "\n";
+    match &args.output {
+        Some(path) => write_atomically(path, &json)?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(json.as_bytes())
+                .and_then(|()| out.flush())
+                .context("writing the plan to standard output")?;
+        }
+    }
+    if !args.hold {
+        rt.block_on(coordinator.close())?;
+        return Ok(());
+    }
+    if args.output.is_none() {
+        // Whoever reads the plan from a pipe sees it end here.
+        close_stdout()?;
+    }
+    if !args.quiet {
+        let snapshot = coordinator.plan().snapshot.as_deref().unwrap_or("(none)");
+        eprintln!(
+            "pgarrow: holding snapshot {snapshot} for {} parts; stop with SIGTERM or Ctrl-C{}",
+            coordinator.plan().parts.len(),
+            if stdin_is_pipe() {
+                ", or by closing standard input"
+            } else {
+                ""
+            }
+        );
+    }
+    let held: pgarrow::Result<()> = rt.block_on(async {
+        let parent = std::os::unix::process::parent_id();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut checks = 0u32;
+        let stdin_closed = stdin_eof();
+        let interrupted = interrupt_signal();
+        tokio::pin!(stdin_closed, interrupted);
+        loop {
+            tokio::select! {
+                () = &mut interrupted => return Ok(()),
+                () = &mut stdin_closed => return Ok(()),
+                _ = tick.tick() => {
+                    if std::os::unix::process::parent_id() != parent {
+                        return Ok(());
+                    }
+                    checks += 1;
+                    // The snapshot lives as long as the connection: say so when it is lost.
+                    if checks.is_multiple_of(10) {
+                        coordinator.check().await?;
+                    }
+                }
+            }
+        }
+    });
+    if let Err(e) = held {
+        return Err(anyhow::Error::new(e).context(
+            "the coordinating connection was lost: the plan's snapshot is gone, and parts \
+             not yet exported cannot be",
+        ));
+    }
+    rt.block_on(coordinator.close())?;
+    Ok(())
+}
+
+/// Writes `text` to `path` through a temporary file renamed over it.
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write the plan to {}", path.display()))?;
+    tmp.write_all(text.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write the plan to {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write the plan to {}", path.display()))?;
+    Ok(())
+}
+
+/// Whether standard input is a pipe or a socket, whose end means "stop holding" (a terminal,
+/// `/dev/null` or a file says nothing).
+fn stdin_is_pipe() -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata("/dev/stdin")
+        .map(|m| m.file_type().is_fifo() || m.file_type().is_socket())
+        .unwrap_or(false)
+}
+
+/// Resolves when standard input, a pipe, reaches its end; never otherwise.
+async fn stdin_eof() {
+    if !stdin_is_pipe() {
+        return std::future::pending().await;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("pgarrow-stdin".into())
+        .spawn(move || {
+            use std::io::Read as _;
+            let mut buf = [0u8; 512];
+            let mut stdin = std::io::stdin().lock();
+            while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+            let _ = tx.send(());
+        });
+    match spawned {
+        Ok(_) => {
+            let _ = rx.await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Points standard output at `/dev/null`, closing the original (a pipe's reader then sees its
+/// end while this process lives on).
+#[allow(unsafe_code)]
+fn close_stdout() -> Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .context("cannot open /dev/null")?;
+    // SAFETY: dup2 with two valid descriptors: `null` is open for the whole call, and 1 is
+    // standard output, which Rust's stdout handle keeps using afterwards (now /dev/null).
+    // Nothing else holds descriptor 1 as an owned handle that this could invalidate. The
+    // `plan --hold` test in tests/cli.rs reads the plan through a pipe to its end this way.
+    let rc = unsafe { libc::dup2(null.as_raw_fd(), 1) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error()).context("cannot close standard output");
+    }
+    Ok(())
+}
