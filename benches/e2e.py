@@ -176,6 +176,11 @@ TOOLS = [
          pgarrow_argv(lambda out: ["--to", "arrow-stream", "-o", "-"])),
     Tool("pgarrow --to parquet (zstd 3)", "parquet", "pgarrow",
          pgarrow_argv(lambda out: ["--to", "parquet", "-o", out])),
+    *[Tool(f"pgarrow --partitions {n} --to {fmt}", fmt if fmt == "parquet" else "null", "pgarrow",
+           (lambda n, fmt: lambda s, q, t, out: [PGARROW, "export", "--url", s.url, "--table", t,
+                                                 "--partitions", str(n), "--to", fmt,
+                                                 *(["-o", out] if fmt == "parquet" else [])])(n, fmt))
+      for fmt in ("null", "parquet") for n in (2, 4)],
     Tool("psycopg 3 binary COPY read, no decoding", "null", "python", peer_argv("psycopg-copy"),
          needs="psycopg-copy"),
     Tool("pgarrow Python read_arrow -> Arrow table", "null", "python", peer_argv("pgarrow-arrow"),

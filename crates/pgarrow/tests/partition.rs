@@ -441,6 +441,29 @@ fn files_and_directories_hold_the_same_rows() {
     );
     let got = read_parquet(&path);
     assert_eq!(got, expected, "order-preserving: the table's order");
+    // In any order, a connection's row group goes on from one part into the next: one row
+    // group per connection here, not one per part.
+    let path = dir.path().join("any.parquet");
+    let target = FileTarget::new(Format::Parquet, Output::File(path.clone()));
+    rt.block_on(export_to_file(
+        db.url(),
+        &source,
+        &ExportOptions::default(),
+        &options,
+        &target,
+        Hooks::new(),
+    ))
+    .unwrap();
+    assert_eq!(sorted(read_parquet(&path)), sorted(expected.clone()));
+    let file = std::fs::File::open(&path).unwrap();
+    let groups = parquet::file::reader::FileReader::metadata(
+        &parquet::file::serialized_reader::SerializedFileReader::new(file).unwrap(),
+    )
+    .num_row_groups();
+    assert!(
+        (1..=3).contains(&groups),
+        "{groups} row groups for 6 parts on 3 connections"
+    );
     // Arrow IPC, in any order.
     let path = dir.path().join("t.arrow");
     let target = FileTarget::new(Format::ArrowFile, Output::File(path.clone()));

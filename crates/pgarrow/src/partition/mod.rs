@@ -16,9 +16,10 @@
 //!    With [`PartitionOptions::by`], an integer, date or timestamp column is split into key
 //!    ranges instead (bounds from the `pg_stats` histogram, else from its MIN and MAX), which
 //!    also works for queries. Without either, a query is one part.
-//! 3. **A shared queue.** There are more parts than connections (four per connection unless
-//!    [`PartitionOptions::parts`] says otherwise), and each connection takes the next part
-//!    when it finishes one, so a faster connection reads more.
+//! 3. **A shared queue.** There are more parts than connections (four per connection, but no
+//!    smaller than [`MIN_PART_BYTES`] on disk, unless [`PartitionOptions::parts`] says
+//!    otherwise), and each connection takes the next part when it finishes one, so a faster
+//!    connection reads more.
 //! 4. **Bounded memory.** Batches and encoded row groups waiting between the connections and
 //!    the writer are counted against [`PartitionOptions::memory_limit`]; a connection that
 //!    would exceed it waits (and the server then waits on its socket).
@@ -60,6 +61,9 @@ pub use run::{
     export_to_file,
 };
 
+/// The smallest part the default plan makes of a table (on disk): 64 MiB.
+pub const MIN_PART_BYTES: u64 = 64 << 20;
+
 /// The default [`PartitionOptions::memory_limit`]: 1 GiB.
 pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
 
@@ -96,7 +100,8 @@ impl std::str::FromStr for SnapshotMode {
 pub struct PartitionOptions {
     /// Connections reading at once (at least 1).
     pub connections: usize,
-    /// Parts to plan; `None`: four per connection for block ranges and key ranges.
+    /// Parts to plan; `None`: four per connection (block ranges: no smaller than
+    /// [`MIN_PART_BYTES`], but at least one per connection).
     pub parts: Option<usize>,
     /// Split on this result column's values (an integer, date or timestamp column) instead of
     /// block ranges; required to split a query.
@@ -153,9 +158,17 @@ impl PartitionOptions {
         self
     }
 
-    /// The number of parts to plan.
-    pub(crate) fn planned_parts(&self) -> usize {
-        self.parts.unwrap_or(self.connections * 4).max(1)
+    /// The number of parts to plan; for a source of `bytes` on disk, the default stops at one
+    /// part per [`MIN_PART_BYTES`] (but gives each connection one): small parts cost a COPY
+    /// each, and as files of their own (`--output-dir`) they compress worse.
+    pub(crate) fn planned_parts(&self, bytes: Option<u64>) -> usize {
+        let by_default = match bytes {
+            Some(b) => (self.connections * 4)
+                .min(b.div_ceil(MIN_PART_BYTES) as usize)
+                .max(self.connections),
+            None => self.connections * 4,
+        };
+        self.parts.unwrap_or(by_default).max(1)
     }
 }
 
@@ -216,8 +229,13 @@ mod tests {
     fn options() {
         let o = PartitionOptions::new(0);
         assert_eq!(o.connections, 1);
-        assert_eq!(o.planned_parts(), 4);
-        assert_eq!(PartitionOptions::new(3).parts(0).planned_parts(), 1);
+        assert_eq!(o.planned_parts(None), 4);
+        assert_eq!(PartitionOptions::new(3).parts(0).planned_parts(None), 1);
+        let four = PartitionOptions::new(4);
+        assert_eq!(four.planned_parts(Some(10 << 30)), 16);
+        assert_eq!(four.planned_parts(Some(600 << 20)), 10);
+        assert_eq!(four.planned_parts(Some(1 << 20)), 4);
+        assert_eq!(four.parts(7).planned_parts(Some(1 << 20)), 7);
         assert_eq!(
             "per-connection".parse::<SnapshotMode>(),
             Ok(SnapshotMode::PerConnection)

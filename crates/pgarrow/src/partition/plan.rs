@@ -419,7 +419,7 @@ async fn plan_parts(
     columns: &ExportPlan,
     partitions: &PartitionOptions,
 ) -> Result<Vec<Part>> {
-    let n = partitions.planned_parts();
+    let n = partitions.planned_parts(None);
     if let Some(by) = &partitions.by {
         return key_parts(client, sql, columns, by, n).await;
     }
@@ -432,7 +432,7 @@ async fn plan_parts(
         None => quote_ident(name),
     };
     if client.conn().server_version_num() >= TID_RANGE_SCANS {
-        return block_parts(client, &qualified, columns, n).await;
+        return block_parts(client, &qualified, columns, partitions).await;
     }
     // Before PostgreSQL 14 a ctid range is a scan of the whole relation: split on a
     // single-column integer primary key instead, else read leaf by leaf.
@@ -553,16 +553,14 @@ async fn block_parts(
     client: &mut Client,
     qualified: &str,
     columns: &ExportPlan,
-    n: usize,
+    partitions: &PartitionOptions,
 ) -> Result<Vec<Part>> {
     let leaves = leaves(client, qualified).await?;
     let cols = column_list(columns);
     let blocks = |l: &Leaf| l.bytes.div_ceil(l.block_size);
-    let total: u64 = leaves
-        .iter()
-        .filter(|l| has_blocks(&l.kind))
-        .map(blocks)
-        .sum();
+    let with_blocks = || leaves.iter().filter(|l| has_blocks(&l.kind));
+    let total: u64 = with_blocks().map(blocks).sum();
+    let n = partitions.planned_parts(Some(with_blocks().map(|l| l.bytes).sum()));
     let target = total.div_ceil(n as u64).max(1);
     let mut parts = Vec::new();
     for leaf in &leaves {

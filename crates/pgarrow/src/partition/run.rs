@@ -147,6 +147,8 @@ struct Shared {
     budget: Budget,
     /// Each worker's cancel token, to stop their queries.
     tokens: Mutex<Vec<CancelToken>>,
+    /// Whether the output keeps the parts in order.
+    ordered: bool,
     /// Rows and COPY bytes decoded so far, for progress.
     rows: AtomicU64,
     bytes: AtomicU64,
@@ -253,6 +255,7 @@ impl PartitionedExport {
             next: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             budget: Budget::new((partitions.memory_limit / 2).max(1)),
+            ordered,
             tokens: Mutex::new(Vec::new()),
             rows: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -766,6 +769,21 @@ async fn work(shared: &Shared, tx: &mpsc::Sender<Event>) -> Result<()> {
     if stopped() {
         return Ok(());
     }
+    if let Some(encoder) = encoder.as_mut()
+        && let Some(group) = encoder.finish()?
+    {
+        let held = group.bytes();
+        // Its part is the last this worker read; the order does not matter here.
+        let part = shared.plan.parts.len();
+        if !shared.budget.acquire(part, held)
+            || tx
+                .send(Event::RowGroup { part, group, held })
+                .await
+                .is_err()
+        {
+            return Ok(());
+        }
+    }
     client.connection().simple_query("COMMIT").await?;
     client.close().await
 }
@@ -858,8 +876,11 @@ async fn read_part(
     let mut stats = export.stats();
     drop(export);
     let started = Instant::now();
-    // A part's row groups end with it, so that an order-preserving file keeps the order.
-    if let Some(encoder) = encoder.as_mut()
+    // In an order-preserving file a part's row groups end with it; otherwise a row group
+    // goes on into the next part, so that it has its full size (row groups cut at every part
+    // compress worse and cost more to encode), and the last one ends with the worker.
+    if shared.ordered
+        && let Some(encoder) = encoder.as_mut()
         && let Some(group) = encoder.finish()?
     {
         let held = group.bytes();
