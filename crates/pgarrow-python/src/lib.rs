@@ -17,6 +17,7 @@ use arrow_array::{Array, RecordBatch, StructArray};
 use arrow_schema::SchemaRef;
 use arrow_schema::ffi::FFI_ArrowSchema;
 use pgarrow::blocking::{self, CHECK_EVERY, Reader};
+use pgarrow::partition::{self, PartitionOptions, parse_size};
 use pgarrow::policy::Policies;
 use pgarrow::protocol::{Config, ErrorKind as WireKind, parse_duration};
 use pgarrow::sink::{Compression, Format, IntervalEncoding, Output, SinkOptions};
@@ -154,10 +155,13 @@ struct Options {
     export: ExportOptions,
     sink: SinkOptions,
     statement_timeout: Option<Duration>,
+    /// Reading over several connections, when any of its options was given.
+    partitions: Option<PartitionOptions>,
 }
 
 const OPTION_NAMES: &str = "batch_rows, batch_bytes, statement_timeout, numeric, wide_numeric, \
      numeric_overflow, infinity, out_of_range, text, invalid_utf8, array_shape, enum, \
+     partitions, parts, partition_by, snapshot, memory_limit, order_preserving, \
      compression, row_group_rows, row_group_bytes, intervals";
 
 impl Options {
@@ -185,6 +189,9 @@ impl Options {
                 }
             };
             let policy = |v: String| bad(v);
+            if partition_option(&mut o.partitions, &key, &value)? {
+                continue;
+            }
             match key.as_str() {
                 "batch_rows" => o.export.decode.batch_rows = size()?,
                 "batch_bytes" => o.export.decode.batch_bytes = size()?,
@@ -224,6 +231,57 @@ impl Options {
         }
         Ok(o)
     }
+}
+
+/// Takes `key` if it is an option of partitioned reads (setting `parts` up on the first);
+/// whether it was one.
+fn partition_option(
+    parts: &mut Option<PartitionOptions>,
+    key: &str,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    let bad = |why: String| PyValueError::new_err(format!("{key}: {why}"));
+    let text = || -> PyResult<String> {
+        value
+            .extract::<String>()
+            .map_err(|_| bad(format!("expected a string, got {value}")))
+    };
+    let count = || -> PyResult<usize> {
+        match value.extract::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(bad(format!("expected a positive integer, got {value}"))),
+        }
+    };
+    let known = [
+        "partitions",
+        "parts",
+        "partition_by",
+        "snapshot",
+        "memory_limit",
+        "order_preserving",
+    ];
+    if !known.contains(&key) {
+        return Ok(false);
+    }
+    let p = parts.get_or_insert_with(|| PartitionOptions::new(1));
+    match key {
+        "partitions" => p.connections = count()?,
+        "parts" => p.parts = Some(count()?),
+        "partition_by" => p.by = Some(text()?),
+        "snapshot" => p.snapshot = text()?.parse().map_err(bad)?,
+        "memory_limit" => {
+            p.memory_limit = match value.extract::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => parse_size(&text()?).map_err(bad)?,
+            }
+        }
+        _ => {
+            p.order_preserving = value
+                .extract::<bool>()
+                .map_err(|_| bad(format!("expected True or False, got {value}")))?;
+        }
+    }
+    Ok(true)
 }
 
 /// A statement timeout: seconds (int or float), a `datetime.timedelta`, or text as the CLI
@@ -298,8 +356,10 @@ impl PyExport {
         let config = config(conninfo, options.statement_timeout)?;
         let source = self::source(source, is_table)?;
         let export = options.export;
-        let reader = detached(py, move |check| {
-            blocking::export_checked(config, source, &export, check)
+        let partitions = options.partitions;
+        let reader = detached(py, move |check| match partitions {
+            Some(p) => blocking::export_partitioned_checked(config, source, &export, &p, check),
+            None => blocking::export_checked(config, source, &export, check),
         })?;
         Ok(PyExport {
             schema: arrow_array::RecordBatchReader::schema(&reader),
@@ -479,8 +539,23 @@ fn export_file(
         .validate()
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let export = options.export;
+    let partitions = options.partitions;
     let stats = detached(py, move |check| {
         runtime()?.block_on(async move {
+            if let Some(p) = partitions {
+                let signal = async move {
+                    loop {
+                        tokio::time::sleep(CHECK_EVERY).await;
+                        if !check() {
+                            return;
+                        }
+                    }
+                };
+                let hooks = Hooks::new().cancel_on(signal);
+                let stats =
+                    partition::export_to_file(config, source, &export, &p, &target, hooks).await?;
+                return Ok(stats.export);
+            }
             let mut client = interruptible(check, Client::connect(config)).await?;
             // Polled by the export between its steps: a signal cancels the server query and
             // removes the temporary file.

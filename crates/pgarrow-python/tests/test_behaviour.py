@@ -201,3 +201,27 @@ def test_keyboard_interrupt_during_a_file_export_leaves_nothing(url, conn, tmp_p
     while backends(conn, marker) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert backends(conn, marker) == 0
+
+
+def test_partitions_read_one_snapshot_over_several_connections(url, conn, tmp_path):
+    conn.execute("DROP TABLE IF EXISTS parted")
+    conn.execute(
+        "CREATE TABLE parted AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 30000) g"
+    )
+    one = pgarrow.read_arrow(url, "parted").sort_by("id")
+    for options in ({"partitions": 3, "parts": 7}, {"partitions": 2, "partition_by": "id"}):
+        got = pgarrow.read_arrow(url, "parted", **options)
+        assert got.sort_by("id").equals(one), options
+    ordered = pgarrow.read_arrow(url, "parted", partitions=2, parts=5, order_preserving=True)
+    assert ordered.column("id").to_pylist() == one.column("id").to_pylist()
+    total = sum(b.num_rows for b in pgarrow.read_batches(url, table="parted", partitions=2, parts=4))
+    assert total == 30000
+    stats = pgarrow.export(url, "parted", tmp_path / "p.parquet", partitions=2, memory_limit="64MiB")
+    assert stats["rows"] == 30000
+    assert pq.read_table(tmp_path / "p.parquet").sort_by("id").equals(one)
+    # A query is split on a column; one that cannot be split is refused, naming it.
+    with pytest.raises(pgarrow.QueryError, match="--partition-by h"):
+        pgarrow.read_arrow(url, "SELECT * FROM parted", partitions=2, partition_by="h")
+    for bad in ({"partitions": 0}, {"snapshot": "none"}, {"memory_limit": "lots"}, {"order_preserving": "yes"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            pgarrow.read_arrow(url, "parted", **bad)

@@ -34,6 +34,7 @@ use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
 use crate::export::request_cancel;
+use crate::partition::{PartitionOptions, PartitionedExport};
 use crate::stats::ExportStats;
 use crate::{Client, Error, ErrorKind, Export, ExportOptions, IntoConfig, Result, Source};
 
@@ -85,10 +86,73 @@ pub fn export_checked(
     let export = export?;
     Ok(Reader {
         schema: export.schema(),
-        export: Some(export),
+        export: Some(Running::One(Box::new(export))),
         last: ExportStats::default(),
         runtime,
     })
+}
+
+/// [`export_checked`] over several connections in one snapshot (see [`crate::partition`]):
+/// the reader yields the batches of every part as they come, in no particular order unless
+/// [`PartitionOptions::order_preserving`].
+///
+/// # Errors
+/// As [`PartitionedExport::start`], and [`ErrorKind::Cancelled`].
+pub fn export_partitioned_checked(
+    config: impl IntoConfig,
+    source: impl Into<Source>,
+    options: &ExportOptions,
+    partitions: &PartitionOptions,
+    check: &mut dyn FnMut() -> bool,
+) -> Result<Reader> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ErrorKind::Internal(format!("cannot start a tokio runtime: {e}")))?;
+    let start = PartitionedExport::start(config, source, options, partitions);
+    // Stopped while planning: the coordinating connection is closed with the future.
+    let export = block_on_checked(&runtime, start, check).ok_or(ErrorKind::Cancelled)??;
+    Ok(Reader {
+        schema: export.schema(),
+        export: Some(Running::Parts(Box::new(export))),
+        last: ExportStats::default(),
+        runtime,
+    })
+}
+
+/// What a [`Reader`] reads: one connection's export, or a partitioned one.
+#[derive(Debug)]
+enum Running {
+    One(Box<Export<'static>>),
+    Parts(Box<PartitionedExport>),
+}
+
+impl Running {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        match self {
+            Running::One(e) => e.next_batch().await,
+            Running::Parts(p) => Ok(p.next_batch().await?.map(|(_, batch)| batch)),
+        }
+    }
+
+    fn stats(&self) -> ExportStats {
+        match self {
+            Running::One(e) => e.stats(),
+            Running::Parts(p) => p.stats().export,
+        }
+    }
+
+    /// Stops it: cancels the server queries (and drains the connection of one export).
+    async fn cancel(self) -> Result<()> {
+        match self {
+            Running::One(e) => e.cancel().await,
+            // Dropping stops the workers and cancels their queries.
+            Running::Parts(p) => {
+                drop(p);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// A running export as an arrow [`RecordBatchReader`]: an iterator of
@@ -99,7 +163,7 @@ pub fn export_checked(
 pub struct Reader {
     schema: SchemaRef,
     /// `None` once it ended or failed.
-    export: Option<Export<'static>>,
+    export: Option<Running>,
     /// The statistics at the end.
     last: ExportStats,
     runtime: tokio::runtime::Runtime,
@@ -219,12 +283,17 @@ impl RecordBatchReader for Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        if let Some(export) = self.export.take() {
-            // Outside the runtime, the connection's own drop cannot send the cancel request:
-            // send it here, then close.
-            let token = export.cancel_token();
-            drop(export);
-            self.runtime.block_on(request_cancel(&token));
+        match self.export.take() {
+            Some(Running::One(export)) => {
+                // Outside the runtime, the connection's own drop cannot send the cancel
+                // request: send it here, then close.
+                let token = export.cancel_token();
+                drop(export);
+                self.runtime.block_on(request_cancel(&token));
+            }
+            // Its own drop stops its workers and cancels their queries.
+            Some(Running::Parts(p)) => drop(p),
+            None => {}
         }
     }
 }

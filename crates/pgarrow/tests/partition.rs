@@ -638,3 +638,21 @@ fn dropping_an_export_midway_stops_its_connections() {
         || db.scalar(others) == "0",
     );
 }
+
+#[test]
+fn a_blocking_reader_over_parts() {
+    let Some(db) = Db::with("part_blocking", MIXED) else {
+        return;
+    };
+    let source = Source::table("t").unwrap();
+    let reader = pgarrow::blocking::export_partitioned_checked(
+        db.url(),
+        &source,
+        &ExportOptions::default(),
+        &PartitionOptions::new(2).parts(5),
+        &mut || true,
+    )
+    .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    assert_eq!(sorted(rows(&batches)), sorted(single(&db, &source)));
+}

@@ -28,6 +28,10 @@ a bad one, before anything connects):
   ``infinity`` ("extreme", "null", "error"), ``out_of_range`` ("error", "null", "clamp"),
   ``text`` ("utf8", "large", "view"), ``invalid_utf8`` ("error", "replace", "binary"),
   ``array_shape`` ("data", "flatten"), ``enum`` ("dictionary", "utf8").
+- several connections, one snapshot (see the README): ``partitions`` (int: connections),
+  ``parts`` (int), ``partition_by`` (a column: the way to split a query), ``snapshot``
+  ("shared", "per-connection"), ``memory_limit`` (bytes, or text such as ``"1GiB"``),
+  ``order_preserving`` (bool). Batches then come from every part as they are read.
 - files only (``export``): ``compression`` ("zstd", "zstd:LEVEL", "snappy", "lz4", "gzip",
   "none"), ``row_group_rows``, ``row_group_bytes``, ``intervals`` ("native", "struct").
 """

@@ -61,8 +61,8 @@ pub use run::{
     export_to_file,
 };
 
-/// The smallest part the default plan makes of a table (on disk): 64 MiB.
-pub const MIN_PART_BYTES: u64 = 64 << 20;
+/// The smallest part the default plan makes of a table (on disk): 16 MiB.
+pub const MIN_PART_BYTES: u64 = 16 << 20;
 
 /// The default [`PartitionOptions::memory_limit`]: 1 GiB.
 pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
@@ -161,12 +161,15 @@ impl PartitionOptions {
     /// The number of parts to plan; for a source of `bytes` on disk, the default stops at one
     /// part per [`MIN_PART_BYTES`] (but gives each connection one): small parts cost a COPY
     /// each, and as files of their own (`--output-dir`) they compress worse.
+    /// It is a multiple of the connections, so that none is left reading the last part alone
+    /// for long.
     pub(crate) fn planned_parts(&self, bytes: Option<u64>) -> usize {
+        let n = self.connections;
         let by_default = match bytes {
-            Some(b) => (self.connections * 4)
-                .min(b.div_ceil(MIN_PART_BYTES) as usize)
-                .max(self.connections),
-            None => self.connections * 4,
+            Some(b) => (n * 4)
+                .min((b.div_ceil(MIN_PART_BYTES) as usize).next_multiple_of(n))
+                .max(n),
+            None => n * 4,
         };
         self.parts.unwrap_or(by_default).max(1)
     }
@@ -233,7 +236,7 @@ mod tests {
         assert_eq!(PartitionOptions::new(3).parts(0).planned_parts(None), 1);
         let four = PartitionOptions::new(4);
         assert_eq!(four.planned_parts(Some(10 << 30)), 16);
-        assert_eq!(four.planned_parts(Some(600 << 20)), 10);
+        assert_eq!(four.planned_parts(Some(100 << 20)), 8);
         assert_eq!(four.planned_parts(Some(1 << 20)), 4);
         assert_eq!(four.parts(7).planned_parts(Some(1 << 20)), 7);
         assert_eq!(
