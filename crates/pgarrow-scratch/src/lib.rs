@@ -191,7 +191,43 @@ impl Cluster {
         Builder::new()
     }
 
+    /// A hot standby of this cluster: a new cluster made with `pg_basebackup -R` from this
+    /// one (all its databases as they are now), streaming its changes from then on, read-only.
+    ///
+    /// # Errors
+    ///
+    /// `pg_basebackup` or the server start failed.
+    pub fn start_standby(&self) -> Result<Cluster> {
+        let from = (self.socket_dir.clone(), self.port);
+        Cluster::launch_with(&self.bin_dir, |cluster| {
+            let mut cmd = cluster.server_command(cluster.bin_dir.join("pg_basebackup"));
+            cmd.arg("-h")
+                .arg(&from.0)
+                .arg("-p")
+                .arg(from.1.to_string())
+                .args([
+                    "-U",
+                    SUPERUSER,
+                    "-R",
+                    "-X",
+                    "stream",
+                    "-c",
+                    "fast",
+                    "--no-sync",
+                    "-D",
+                ])
+                .arg(&cluster.data_dir);
+            cluster.run_server_command(cmd, "pg_basebackup")?;
+            Ok(())
+        })
+    }
+
     fn launch(bin_dir: &Path, hba_lines: &[String]) -> Result<Cluster> {
+        Cluster::launch_with(bin_dir, |cluster| cluster.initdb(hba_lines))
+    }
+
+    /// Sets up a cluster's directory, makes its data directory with `make`, and starts it.
+    fn launch_with(bin_dir: &Path, make: impl FnOnce(&Cluster) -> Result<()>) -> Result<Cluster> {
         for name in SERVER_BINARIES {
             if !bin_dir.join(name).is_file() {
                 return Err(Error::new(
@@ -232,7 +268,7 @@ impl Cluster {
         };
         // From here on, dropping `cluster` (also on error) cleans up.
         cluster.watchdog = Some(cluster.spawn_watchdog()?);
-        cluster.initdb(hba_lines)?;
+        make(&cluster)?;
         cluster.start_server()?;
         let version = cluster.psql("postgres", "SHOW server_version_num")?;
         cluster.server_version_num = version.trim().parse().map_err(|_| {

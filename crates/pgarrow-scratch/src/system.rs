@@ -157,6 +157,7 @@ pub(crate) fn chown(path: &Path, user: &ServerUser) -> Result<()> {
 pub(crate) fn hba_conf(extra: &[String]) -> String {
     let mut text = format!(
         "local all all trust\n\
+         local replication all trust\n\
          host all {SUPERUSER} 127.0.0.1/32 trust\n"
     );
     for line in extra {

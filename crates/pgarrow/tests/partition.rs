@@ -656,3 +656,64 @@ fn a_blocking_reader_over_parts() {
     let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
     assert_eq!(sorted(rows(&batches)), sorted(single(&db, &source)));
 }
+
+#[test]
+fn a_hot_standby_exports_its_snapshot_too() {
+    // Since PostgreSQL 10 a standby exports snapshots; the plan's WAL position is its replay
+    // position.
+    let Some(shared) = pgarrow_testkit::Cluster::shared() else {
+        return;
+    };
+    let primary = pgarrow_scratch::Cluster::start_in(shared.scratch().bin_dir()).unwrap();
+    primary
+        .psql(
+            "postgres",
+            "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 20000) g;",
+        )
+        .unwrap();
+    let standby = primary.start_standby().unwrap();
+    assert_eq!(
+        standby
+            .psql("postgres", "SELECT pg_is_in_recovery()")
+            .unwrap()
+            .trim(),
+        "t"
+    );
+    let source = Source::table("t").unwrap();
+    let url = standby.url("postgres");
+    let rt = runtime();
+    let coordinator = rt
+        .block_on(Coordinator::begin(
+            &url,
+            &source,
+            &ExportOptions::default(),
+            &PartitionOptions::new(2).parts(4),
+        ))
+        .unwrap();
+    assert!(coordinator.plan().snapshot.is_some());
+    assert!(coordinator.plan().wal_lsn.is_some());
+    drop(coordinator);
+    let expected = {
+        let reader =
+            pgarrow::blocking::export(primary.url("postgres"), &source, &ExportOptions::default())
+                .unwrap();
+        let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+        sorted(rows(&batches))
+    };
+    let got = rt.block_on(async {
+        let mut export = PartitionedExport::start(
+            &url,
+            &source,
+            &ExportOptions::default(),
+            &PartitionOptions::new(2).parts(4),
+        )
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        while let Some((_, b)) = export.next_batch().await.unwrap() {
+            out.push(b);
+        }
+        out
+    });
+    assert_eq!(sorted(rows(&got)), expected);
+}
