@@ -105,9 +105,17 @@ fn describe(stats: &PartitionedStats) -> (String, String) {
         stats.parts.len(),
         stats.in_flight_peak
     );
+    let capped = match stats.connections < stats.connections_wanted {
+        true => format!(
+            " (of {} asked: --memory-limit leaves room for {} Parquet encoders)",
+            stats.connections_wanted, stats.connections
+        ),
+        false => String::new(),
+    };
     let words = format!(
-        "{} connections, {} parts, at most {} in flight{manifest}",
+        "{} connection{}{capped}, {} parts, at most {} in flight{manifest}",
         stats.connections,
+        if stats.connections == 1 { "" } else { "s" },
         group(stats.parts.len() as u64),
         human_bytes(stats.in_flight_peak)
     );

@@ -520,6 +520,42 @@ fn files_and_directories_hold_the_same_rows() {
     assert_eq!(sorted(all), sorted(expected));
 }
 
+#[test]
+fn a_small_memory_limit_means_fewer_parquet_encoders() {
+    let Some(db) = Db::with("part_memory", MIXED) else {
+        return;
+    };
+    let source = Source::table("t").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    // Six leaf columns: each Parquet encoder holds about 12 MiB whatever its row groups, so a
+    // 48 MiB limit (36 MiB for the connections) leaves room for one; decoding to nowhere, four.
+    let options = PartitionOptions::new(4).parts(6).memory_limit(48 << 20);
+    for (format, connections) in [(Format::Parquet, 1), (Format::Null, 4)] {
+        let output = match format {
+            Format::Null => Output::Discard,
+            _ => Output::File(dir.path().join("t.parquet")),
+        };
+        let stats = rt
+            .block_on(export_to_file(
+                db.url(),
+                &source,
+                &ExportOptions::default(),
+                &options,
+                &FileTarget::new(format, output),
+                Hooks::new(),
+            ))
+            .unwrap();
+        assert_eq!(stats.export.rows, 20000);
+        assert_eq!(
+            (stats.connections, stats.connections_wanted),
+            (connections, 4),
+            "{format}"
+        );
+        assert!(stats.in_flight_peak <= 12 << 20, "{stats:?}");
+    }
+}
+
 fn read_parquet(path: &std::path::Path) -> Vec<String> {
     let file = std::fs::File::open(path).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)

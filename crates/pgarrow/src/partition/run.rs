@@ -85,6 +85,9 @@ pub struct PartitionedStats {
     pub parts: Vec<PartResult>,
     /// Connections that read.
     pub connections: usize,
+    /// Connections asked for (at most one per part): more than read when the memory limit
+    /// leaves room for fewer (each connection writing Parquet holds an encoder of its own).
+    pub connections_wanted: usize,
     /// The most bytes of batches and row groups held between the connections and the output
     /// at once (the part of the memory the limit bounds).
     pub in_flight_peak: u64,
@@ -169,8 +172,9 @@ pub struct PartitionedExport {
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Event>,
     workers: Vec<std::thread::JoinHandle<()>>,
-    /// How many workers were started.
+    /// How many workers were started, and how many were asked for.
     connections: usize,
+    connections_wanted: usize,
     /// Events in the order the caller gets them.
     ready: VecDeque<Event>,
     order: Option<Reorder>,
@@ -212,12 +216,14 @@ impl PartitionedExport {
     ) -> Result<PartitionedExport> {
         let config = config.into_config()?;
         let coordinator = Coordinator::begin(&config, source, options, partitions).await?;
+        let shares = Shares::new(partitions, coordinator.plan(), options, None);
         Self::spawn(
             config,
             coordinator,
             options,
             partitions,
             WorkerOutput::Forward,
+            shares,
         )
     }
 
@@ -228,17 +234,17 @@ impl PartitionedExport {
         options: &ExportOptions,
         partitions: &PartitionOptions,
         output: WorkerOutput,
+        shares: Shares,
     ) -> Result<PartitionedExport> {
         let started = Instant::now();
         let plan = coordinator.plan().clone();
-        let n = partitions.connections.min(plan.parts.len()).max(1);
-        let own = own_share(partitions);
+        let n = shares.connections;
         let mut options = options.clone();
-        options.decode.batch_bytes = options.decode.batch_bytes.min(own);
+        options.decode.batch_bytes = shares.batch_bytes;
         let ordered = partitions.order_preserving && !matches!(output, WorkerOutput::Files(_));
         let output = match output {
             WorkerOutput::Files(mut dir) => {
-                dir.options.row_group_bytes = dir.options.row_group_bytes.min(own);
+                dir.options.row_group_bytes = shares.row_group_bytes;
                 WorkerOutput::Files(dir)
             }
             other => other,
@@ -254,7 +260,7 @@ impl PartitionedExport {
             output,
             next: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
-            budget: Budget::new((partitions.memory_limit / 2).max(1)),
+            budget: Budget::new(shares.in_flight),
             ordered,
             tokens: Mutex::new(Vec::new()),
             rows: AtomicU64::new(0),
@@ -292,6 +298,7 @@ impl PartitionedExport {
             shared,
             rx,
             connections: workers.len(),
+            connections_wanted: shares.wanted,
             workers,
             ready: VecDeque::new(),
             order,
@@ -344,6 +351,7 @@ impl PartitionedExport {
             export,
             parts: self.parts.iter().flatten().cloned().collect(),
             connections: self.connections,
+            connections_wanted: self.connections_wanted,
             in_flight_peak: self.shared.budget.peak() as u64,
             manifest: None,
         }
@@ -926,7 +934,7 @@ pub async fn export_to_file(
 ) -> Result<PartitionedStats> {
     let mut hooks = hooks;
     let config = config.into_config()?;
-    let sink_options = file_options(&target.options);
+    let mut sink_options = file_options(&target.options);
     if target.format != Format::Null {
         sink_options.validate()?;
     }
@@ -937,6 +945,9 @@ pub async fn export_to_file(
         return Err(ErrorKind::Cancelled.into());
     };
     let coordinator = coordinator?;
+    let parquet = (target.format == Format::Parquet).then_some(&sink_options);
+    let shares = Shares::new(partitions, coordinator.plan(), options, parquet);
+    sink_options.row_group_bytes = shares.row_group_bytes;
     let schema = Arc::new(coordinator.plan().schema.clone());
     let sink = Sink::create(target.format, target.output.clone(), &schema, &sink_options)?;
     let (out, output) = match target.format {
@@ -947,7 +958,8 @@ pub async fn export_to_file(
         },
         _ => (FileOut::Batches(sink), WorkerOutput::Forward),
     };
-    let export = PartitionedExport::spawn(config, coordinator, options, partitions, output)?;
+    let export =
+        PartitionedExport::spawn(config, coordinator, options, partitions, output, shares)?;
     export.write_file(out, &mut hooks).await
 }
 
@@ -984,12 +996,15 @@ pub async fn export_to_dir(
         return Err(ErrorKind::Cancelled.into());
     };
     let coordinator = coordinator?;
+    let parquet = (target.format == Format::Parquet).then_some(&target.options);
+    let shares = Shares::new(partitions, coordinator.plan(), options, parquet);
     let export = PartitionedExport::spawn(
         config,
         coordinator,
         options,
         partitions,
         WorkerOutput::Files(target.clone()),
+        shares,
     )?;
     export.write_dir(&target, &mut hooks).await
 }
@@ -1025,11 +1040,79 @@ pub async fn export_part_to_file(
     crate::pipeline::pump(export?, sink, &mut hooks).await
 }
 
-/// What each connection may hold itself, for the batch it builds and for the row group it
-/// encodes: a quarter of its share of half the memory limit each (the other half is for what
-/// is in flight between threads).
-fn own_share(partitions: &PartitionOptions) -> usize {
-    (partitions.memory_limit / (4 * partitions.connections.max(1))).max(64 << 10)
+/// What a Parquet encoder holds per leaf column whatever the row group's size, about: its
+/// zstd context, its dictionary (up to the 1 MiB dictionary page limit) and the dictionary
+/// page kept until the row group ends. Measured with massif on the `wide` table: 40-45 MiB
+/// for 24 leaves.
+const PARQUET_LEAF_STATE: usize = 2 << 20;
+
+/// The least a connection gets for its batches (one being built, one being written) and its
+/// row group.
+const MIN_CONNECTION: usize = 8 << 20;
+
+/// How the memory limit is shared: a quarter for what is in flight between threads, the rest
+/// between the connections, each holding the batch it builds, the batch it writes and, for
+/// Parquet, its row group and its encoder's fixed state. Fewer connections read than asked
+/// when that many would not fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shares {
+    pub(crate) connections: usize,
+    pub(crate) batch_bytes: usize,
+    pub(crate) row_group_bytes: usize,
+    pub(crate) in_flight: usize,
+    /// Connections asked for (at most one per part).
+    pub(crate) wanted: usize,
+}
+
+impl Shares {
+    /// The shares for `plan` read under `partitions`; `parquet`: the Parquet options, when
+    /// each connection encodes Parquet.
+    pub(crate) fn new(
+        partitions: &PartitionOptions,
+        plan: &PartitionPlan,
+        options: &ExportOptions,
+        parquet: Option<&SinkOptions>,
+    ) -> Shares {
+        let limit = partitions.memory_limit.max(1);
+        let in_flight = (limit / 4).max(1);
+        let for_connections = limit - in_flight;
+        let fixed = match parquet {
+            Some(_) => {
+                let schema =
+                    pgarrow_sink::parquet_compatible_schema(&Arc::new(plan.schema.clone()));
+                let leaves: usize = schema.fields().iter().map(|f| leaves(f.data_type())).sum();
+                leaves.max(1) * PARQUET_LEAF_STATE
+            }
+            None => 0,
+        };
+        let wanted = partitions.connections.min(plan.parts.len()).max(1);
+        let fit = (for_connections / (fixed + MIN_CONNECTION)).max(1);
+        let connections = wanted.min(fit);
+        let own = (for_connections / connections)
+            .saturating_sub(fixed)
+            .max(MIN_CONNECTION);
+        let row_group = parquet.map_or(0, |o| o.row_group_bytes);
+        Shares {
+            connections,
+            batch_bytes: options.decode.batch_bytes.min(own / 4).max(64 << 10),
+            row_group_bytes: row_group.min(own / 2).max(64 << 10),
+            in_flight,
+            wanted,
+        }
+    }
+}
+
+/// The primitive leaves of a type, as Parquet stores them (one column chunk each).
+fn leaves(t: &arrow_schema::DataType) -> usize {
+    use arrow_schema::DataType as T;
+    match t {
+        T::Struct(fields) => fields.iter().map(|f| leaves(f.data_type())).sum(),
+        T::List(f) | T::LargeList(f) | T::FixedSizeList(f, _) | T::ListView(f) | T::Map(f, _) => {
+            leaves(f.data_type())
+        }
+        T::Dictionary(_, v) => leaves(v),
+        _ => 1,
+    }
 }
 
 /// The file options with `pgarrow.version` in the metadata, as single exports have it.
