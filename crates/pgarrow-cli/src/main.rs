@@ -65,6 +65,19 @@ fn error_line(e: &anyhow::Error) -> String {
     line
 }
 
+/// Exits as clap does for a usage error (status 2, with the subcommand's usage): for rules the
+/// parser cannot say, such as a source that may also come from `--plan`.
+fn usage_error(command: &str, message: &str) -> ! {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    cli.build();
+    let sub = cli
+        .find_subcommand_mut(command)
+        .expect("a subcommand of Cli");
+    sub.error(clap::error::ErrorKind::MissingRequiredArgument, message)
+        .exit()
+}
+
 /// Ctrl-C was pressed.
 #[derive(Debug)]
 struct Interrupted;
@@ -83,12 +96,13 @@ fn run(cli: Cli) -> Result<()> {
         .build()?;
     match cli.command {
         Command::Export(args) => {
-            let config = connection_config(&args.source)?;
             let policies = args.policies.policies();
             if let (Some(plan), Some(part)) = (&args.plan, args.part) {
+                let config = connection_config(&args.source)?;
                 return partition::export_part(&rt, &config, plan, part, &args.output, &policies);
             }
-            let source = source(&args.source)?;
+            let source = source("export", &args.source)?;
+            let config = connection_config(&args.source)?;
             export(
                 &rt,
                 &config,
@@ -99,13 +113,13 @@ fn run(cli: Cli) -> Result<()> {
             )
         }
         Command::Plan(args) => {
+            let source = source("plan", &args.source)?;
             let config = connection_config(&args.source)?;
-            let source = source(&args.source)?;
             partition::plan(&rt, &config, &source, &args)
         }
         Command::Schema(args) => {
+            let source = source("schema", &args.source)?;
             let config = connection_config(&args.source)?;
-            let source = source(&args.source)?;
             schema(&rt, &config, &source, &args.policies.policies())
         }
         Command::Demo(args) => demo(&rt, args),
@@ -157,11 +171,14 @@ fn connection_config(args: &SourceArgs) -> Result<Config> {
     Ok(config)
 }
 
-fn source(args: &SourceArgs) -> Result<Source> {
+fn source(command: &str, args: &SourceArgs) -> Result<Source> {
     match (&args.query, &args.table) {
         (Some(q), None) => Ok(Source::query(q.clone())),
         (None, Some(t)) => Ok(Source::table(t)?),
-        (None, None) => bail!("give what to export: --query SQL or --table NAME"),
+        (None, None) => usage_error(
+            command,
+            "the following required arguments were not provided:\n  --query <SQL> or --table <NAME>",
+        ),
         _ => bail!("give either --query or --table, not both"),
     }
 }

@@ -114,6 +114,7 @@ impl Builder {
     ///
     /// ```text
     /// local all all trust
+    /// local replication all trust
     /// host all postgres 127.0.0.1/32 trust
     /// host all all 127.0.0.1/32 scram-sha-256
     /// ```
@@ -664,6 +665,7 @@ mod tests {
         assert_eq!(
             hba_conf(&[]),
             "local all all trust\n\
+             local replication all trust\n\
              host all postgres 127.0.0.1/32 trust\n\
              host all all 127.0.0.1/32 scram-sha-256\n"
         );
@@ -674,6 +676,7 @@ mod tests {
         assert_eq!(
             hba_conf(&extra),
             "local all all trust\n\
+             local replication all trust\n\
              host all postgres 127.0.0.1/32 trust\n\
              host all a 127.0.0.1/32 md5\n\
              host all b 127.0.0.1/32 password\n\

@@ -136,11 +136,12 @@ fn default_cluster() {
     if pg.server_version_num() >= 100_000 {
         let rules = superuser(
             &pg,
+            // The second local line is for replication (`pg_basebackup`, a standby).
             "SELECT type, user_name[1], auth_method FROM pg_hba_file_rules ORDER BY line_number",
         );
         assert_eq!(
             rules,
-            "local|all|trust\nhost|postgres|trust\nhost|all|scram-sha-256\n"
+            "local|all|trust\nlocal|all|trust\nhost|postgres|trust\nhost|all|scram-sha-256\n"
         );
     }
 
