@@ -298,3 +298,50 @@ fn a_plan_written_to_a_file_and_a_hold_ended_by_a_signal() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn ctrl_c_stops_every_connection_and_leaves_nothing() {
+    use pgarrow_testkit::activity::{backend_gone_within, slow_database, wait_for_pid};
+    use std::time::Duration;
+    let Some((pg, db)) = slow_database("cli_part_sigint", "0.001") else {
+        return;
+    };
+    let t = Setup::on(pg, &db);
+    // Analyzed, so that planning takes the key's bounds from the statistics without running
+    // the (slow) query.
+    t.psql("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100000) g; ANALYZE t;");
+    let child = spawn(t.command(
+        "export",
+        &[
+            "--query",
+            "SELECT id, slow(id) AS s FROM t",
+            "--partitions",
+            "2",
+            "--partition-by",
+            "id",
+            "-o",
+            "out.parquet",
+        ],
+    ));
+    let find = format!(
+        "SELECT pid FROM pg_stat_activity WHERE datname = '{db}' \
+         AND application_name = 'pgarrow' AND query LIKE 'COPY %' AND state = 'active' LIMIT 1"
+    );
+    let backend = wait_for_pid(t.pg, &find, Duration::from_secs(60));
+    let (out, took) = interrupt(child, "INT", Duration::from_secs(30));
+    assert_interrupted(&out, "INT during a partitioned export");
+    assert!(
+        took < Duration::from_secs(3),
+        "exited {took:?} after the signal"
+    );
+    t.assert_holds(&[]);
+    backend_gone_within(t.pg, backend, Duration::from_secs(2));
+    let left = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND application_name = 'pgarrow'"
+    );
+    pgarrow_testkit::activity::poll_until(
+        Duration::from_secs(2),
+        "every connection is gone",
+        || t.pg.psql("postgres", &left).unwrap().trim() == "0",
+    );
+}
