@@ -281,11 +281,7 @@ fn export(
     let target = file_target(args)?;
     let options = export_options(args, policies);
     let mut client = block_on_interruptible(rt, connect(config))?;
-    let progress = progress_bar(args.quiet);
-    let bar = progress.clone();
-    let hooks = Hooks::new()
-        .on_progress(move |s| bar.set_message(progress_message(s.rows, s.bytes, s.total)))
-        .cancel_on(interrupt_signal());
+    let (progress, hooks) = progress_hooks(args.quiet);
     let result = rt.block_on(client.export_to_file(source.clone(), &options, &target, hooks));
     progress.finish_and_clear();
     drop(client);
@@ -294,6 +290,17 @@ fn export(
         other => other?,
     };
     report(args, &stats, &target, None)
+}
+
+/// The progress bar (hidden when quiet or not on a terminal), and hooks that update it after
+/// each batch and cancel the export on Ctrl-C or SIGTERM.
+fn progress_hooks(quiet: bool) -> (indicatif::ProgressBar, Hooks<'static>) {
+    let progress = progress_bar(quiet);
+    let bar = progress.clone();
+    let hooks = Hooks::new()
+        .on_progress(move |s| bar.set_message(progress_message(s.rows, s.bytes, s.total)))
+        .cancel_on(interrupt_signal());
+    (progress, hooks)
 }
 
 /// The summary line, the lossy conversions, `--stats` and `--stats-json`; `extra` adds fields

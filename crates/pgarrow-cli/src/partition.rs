@@ -13,13 +13,13 @@ use pgarrow::partition::{
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
 use pgarrow::sink::{Format, Output};
-use pgarrow::{FileTarget, Hooks, Source};
+use pgarrow::{FileTarget, Source};
 
 use crate::args::{OutputArgs, PartitionArgs, PlanArgs};
-use crate::report::{group, human_bytes, progress_bar, progress_message};
+use crate::report::{group, human_bytes};
 use crate::{
-    Interrupted, block_on_interruptible, export_options, file_target, interrupt_signal, report,
-    sink_options,
+    Interrupted, block_on_interruptible, export_options, file_target, interrupt_signal,
+    progress_hooks, report, sink_options,
 };
 
 fn partition_options(p: &PartitionArgs) -> PartitionOptions {
@@ -47,11 +47,7 @@ pub(crate) fn export(
 ) -> Result<()> {
     let options = export_options(args, policies);
     let popts = partition_options(partition);
-    let progress = progress_bar(args.quiet);
-    let bar = progress.clone();
-    let hooks = Hooks::new()
-        .on_progress(move |s| bar.set_message(progress_message(s.rows, s.bytes, s.total)))
-        .cancel_on(interrupt_signal());
+    let (progress, hooks) = progress_hooks(args.quiet);
     let (result, target) = match &partition.output_dir {
         Some(dir) => {
             if partition.order_preserving {
@@ -138,11 +134,7 @@ pub(crate) fn export_part(
     plan.part(part)?;
     let target = file_target(args)?;
     let options = export_options(args, policies);
-    let progress = progress_bar(args.quiet);
-    let bar = progress.clone();
-    let hooks = Hooks::new()
-        .on_progress(move |s| bar.set_message(progress_message(s.rows, s.bytes, s.total)))
-        .cancel_on(interrupt_signal());
+    let (progress, hooks) = progress_hooks(args.quiet);
     let result = rt.block_on(export_part_to_file(
         config, &plan, part, &options, &target, hooks,
     ));

@@ -176,20 +176,15 @@ impl Options {
             if value.is_none() {
                 continue;
             }
-            let bad = |why: String| PyValueError::new_err(format!("{key}: {why}"));
-            let text = || -> PyResult<String> {
-                value
-                    .extract::<String>()
-                    .map_err(|_| bad(format!("expected a string, got {value}")))
+            let arg = Arg {
+                key: &key,
+                value: &value,
             };
-            let size = || -> PyResult<usize> {
-                match value.extract::<usize>() {
-                    Ok(n) if n >= 1 => Ok(n),
-                    _ => Err(bad(format!("expected a positive integer, got {value}"))),
-                }
-            };
+            let bad = |why: String| arg.bad(why);
+            let text = || arg.text();
+            let size = || arg.count();
             let policy = |v: String| bad(v);
-            if partition_option(&mut o.partitions, &key, &value)? {
+            if partition_option(&mut o.partitions, &arg)? {
                 continue;
             }
             match key.as_str() {
@@ -233,25 +228,39 @@ impl Options {
     }
 }
 
+/// One keyword argument, for messages that name it.
+struct Arg<'a, 'py> {
+    key: &'a str,
+    value: &'a Bound<'py, PyAny>,
+}
+
+impl Arg<'_, '_> {
+    fn bad(&self, why: String) -> PyErr {
+        PyValueError::new_err(format!("{}: {why}", self.key))
+    }
+
+    fn text(&self) -> PyResult<String> {
+        self.value
+            .extract::<String>()
+            .map_err(|_| self.bad(format!("expected a string, got {}", self.value)))
+    }
+
+    /// A positive integer.
+    fn count(&self) -> PyResult<usize> {
+        match self.value.extract::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(self.bad(format!("expected a positive integer, got {}", self.value))),
+        }
+    }
+}
+
 /// Takes `key` if it is an option of partitioned reads (setting `parts` up on the first);
 /// whether it was one.
-fn partition_option(
-    parts: &mut Option<PartitionOptions>,
-    key: &str,
-    value: &Bound<'_, PyAny>,
-) -> PyResult<bool> {
-    let bad = |why: String| PyValueError::new_err(format!("{key}: {why}"));
-    let text = || -> PyResult<String> {
-        value
-            .extract::<String>()
-            .map_err(|_| bad(format!("expected a string, got {value}")))
-    };
-    let count = || -> PyResult<usize> {
-        match value.extract::<usize>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => Err(bad(format!("expected a positive integer, got {value}"))),
-        }
-    };
+fn partition_option(parts: &mut Option<PartitionOptions>, arg: &Arg<'_, '_>) -> PyResult<bool> {
+    let (key, value) = (arg.key, arg.value);
+    let bad = |why: String| arg.bad(why);
+    let text = || arg.text();
+    let count = || arg.count();
     let known = [
         "partitions",
         "parts",
@@ -543,35 +552,31 @@ fn export_file(
     let stats = detached(py, move |check| {
         runtime()?.block_on(async move {
             if let Some(p) = partitions {
-                let signal = async move {
-                    loop {
-                        tokio::time::sleep(CHECK_EVERY).await;
-                        if !check() {
-                            return;
-                        }
-                    }
-                };
-                let hooks = Hooks::new().cancel_on(signal);
+                let hooks = checked_hooks(check);
                 let stats =
                     partition::export_to_file(config, source, &export, &p, &target, hooks).await?;
                 return Ok(stats.export);
             }
             let mut client = interruptible(check, Client::connect(config)).await?;
-            // Polled by the export between its steps: a signal cancels the server query and
-            // removes the temporary file.
-            let signal = async move {
-                loop {
-                    tokio::time::sleep(CHECK_EVERY).await;
-                    if !check() {
-                        return;
-                    }
-                }
-            };
-            let hooks = Hooks::new().cancel_on(signal);
+            let hooks = checked_hooks(check);
             client.export_to_file(source, &export, &target, hooks).await
         })
     })?;
     Ok(stats.to_json())
+}
+
+/// Hooks that run `check` every [`CHECK_EVERY`] while an export runs, and cancel it when
+/// `check` says stop (a signal handler raised): the server query is cancelled and the
+/// temporary file removed.
+fn checked_hooks<'a>(check: &'a mut (dyn FnMut() -> bool + Send)) -> Hooks<'a> {
+    Hooks::new().cancel_on(async move {
+        loop {
+            tokio::time::sleep(CHECK_EVERY).await;
+            if !check() {
+                return;
+            }
+        }
+    })
 }
 
 fn runtime() -> pgarrow::Result<tokio::runtime::Runtime> {

@@ -66,10 +66,7 @@ pub fn export_checked(
     options: &ExportOptions,
     check: &mut dyn FnMut() -> bool,
 ) -> Result<Reader> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ErrorKind::Internal(format!("cannot start a tokio runtime: {e}")))?;
+    let runtime = runtime()?;
     let config = config.into_config()?;
     let source = source.into();
     let mut client = block_on_checked(&runtime, Client::connect(config), check)
@@ -105,10 +102,7 @@ pub fn export_partitioned_checked(
     partitions: &PartitionOptions,
     check: &mut dyn FnMut() -> bool,
 ) -> Result<Reader> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ErrorKind::Internal(format!("cannot start a tokio runtime: {e}")))?;
+    let runtime = runtime()?;
     let start = PartitionedExport::start(config, source, options, partitions);
     // Stopped while planning: the coordinating connection is closed with the future.
     let export = block_on_checked(&runtime, start, check).ok_or(ErrorKind::Cancelled)??;
@@ -244,6 +238,14 @@ impl Reader {
             None => Ok(()),
         }
     }
+}
+
+/// A single-threaded runtime with timers and I/O, for a blocking front door or a worker.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ErrorKind::Internal(format!("cannot start a tokio runtime: {e}")).into())
 }
 
 /// Runs `fut` on `runtime`, calling `check` every [`CHECK_EVERY`] while it is pending; `None`

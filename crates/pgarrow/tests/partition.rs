@@ -366,19 +366,9 @@ fn a_failed_part_fails_the_whole_export_and_leaves_nothing() {
     );
     let options = PartitionOptions::new(2).by("id");
     let dir = tempfile::tempdir().unwrap();
-    let rt = runtime();
     let file = dir.path().join("all.parquet");
     let target = FileTarget::new(Format::Parquet, Output::File(file.clone()));
-    let e = rt
-        .block_on(export_to_file(
-            db.url(),
-            &source,
-            &ExportOptions::default(),
-            &options,
-            &target,
-            Hooks::new(),
-        ))
-        .unwrap_err();
+    let e = to_file(&db, &source, &options, &target).unwrap_err();
     assert!(e.to_string().contains("part "), "{e}");
     let out = dir.path().join("parts");
     let dir_target = DirTarget {
@@ -386,16 +376,7 @@ fn a_failed_part_fails_the_whole_export_and_leaves_nothing() {
         format: Format::Parquet,
         options: SinkOptions::default(),
     };
-    let e = rt
-        .block_on(export_to_dir(
-            db.url(),
-            &source,
-            &ExportOptions::default(),
-            &options,
-            &dir_target,
-            Hooks::new(),
-        ))
-        .unwrap_err();
+    let e = to_dir(&db, &source, &options, &dir_target).unwrap_err();
     assert!(e.to_string().contains("part "), "{e}");
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -419,21 +400,17 @@ fn files_and_directories_hold_the_same_rows() {
     let source = Source::table("t").unwrap();
     let expected = single(&db, &source);
     let dir = tempfile::tempdir().unwrap();
-    let rt = runtime();
     let options = PartitionOptions::new(3).parts(6);
     // One Parquet file, in table order: row groups encoded by the connections' threads.
     let path = dir.path().join("t.parquet");
     let target = FileTarget::new(Format::Parquet, Output::File(path.clone()));
-    let stats = rt
-        .block_on(export_to_file(
-            db.url(),
-            &source,
-            &ExportOptions::default(),
-            &options.clone().order_preserving(true).memory_limit(4 << 20),
-            &target,
-            Hooks::new(),
-        ))
-        .unwrap();
+    let stats = to_file(
+        &db,
+        &source,
+        &options.clone().order_preserving(true).memory_limit(4 << 20),
+        &target,
+    )
+    .unwrap();
     assert_eq!(stats.export.rows, 20000);
     assert!(
         stats.in_flight_peak > 0 && stats.in_flight_peak <= 4 << 20,
@@ -445,15 +422,7 @@ fn files_and_directories_hold_the_same_rows() {
     // group per connection here, not one per part.
     let path = dir.path().join("any.parquet");
     let target = FileTarget::new(Format::Parquet, Output::File(path.clone()));
-    rt.block_on(export_to_file(
-        db.url(),
-        &source,
-        &ExportOptions::default(),
-        &options,
-        &target,
-        Hooks::new(),
-    ))
-    .unwrap();
+    to_file(&db, &source, &options, &target).unwrap();
     assert_eq!(sorted(read_parquet(&path)), sorted(expected.clone()));
     let file = std::fs::File::open(&path).unwrap();
     let groups = parquet::file::reader::FileReader::metadata(
@@ -467,15 +436,7 @@ fn files_and_directories_hold_the_same_rows() {
     // Arrow IPC, in any order.
     let path = dir.path().join("t.arrow");
     let target = FileTarget::new(Format::ArrowFile, Output::File(path.clone()));
-    rt.block_on(export_to_file(
-        db.url(),
-        &source,
-        &ExportOptions::default(),
-        &options,
-        &target,
-        Hooks::new(),
-    ))
-    .unwrap();
+    to_file(&db, &source, &options, &target).unwrap();
     let file = std::fs::File::open(&path).unwrap();
     let batches: Vec<RecordBatch> = arrow_ipc::reader::FileReader::try_new(file, None)
         .unwrap()
@@ -491,16 +452,7 @@ fn files_and_directories_hold_the_same_rows() {
         format: Format::Parquet,
         options: SinkOptions::default(),
     };
-    let stats = rt
-        .block_on(export_to_dir(
-            db.url(),
-            &source,
-            &ExportOptions::default(),
-            &options,
-            &target,
-            Hooks::new(),
-        ))
-        .unwrap();
+    let stats = to_dir(&db, &source, &options, &target).unwrap();
     assert_eq!(
         stats.manifest.as_deref(),
         Some(out.join(MANIFEST_NAME).as_path())
@@ -527,7 +479,6 @@ fn a_small_memory_limit_means_fewer_parquet_encoders() {
     };
     let source = Source::table("t").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let rt = runtime();
     // Six leaf columns: each Parquet encoder holds about 12 MiB whatever its row groups, so a
     // 48 MiB limit (36 MiB for the connections) leaves room for one; decoding to nowhere, four.
     let options = PartitionOptions::new(4).parts(6).memory_limit(48 << 20);
@@ -536,16 +487,7 @@ fn a_small_memory_limit_means_fewer_parquet_encoders() {
             Format::Null => Output::Discard,
             _ => Output::File(dir.path().join("t.parquet")),
         };
-        let stats = rt
-            .block_on(export_to_file(
-                db.url(),
-                &source,
-                &ExportOptions::default(),
-                &options,
-                &FileTarget::new(format, output),
-                Hooks::new(),
-            ))
-            .unwrap();
+        let stats = to_file(&db, &source, &options, &FileTarget::new(format, output)).unwrap();
         assert_eq!(stats.export.rows, 20000);
         assert_eq!(
             (stats.connections, stats.connections_wanted),
@@ -554,6 +496,40 @@ fn a_small_memory_limit_means_fewer_parquet_encoders() {
         );
         assert!(stats.in_flight_peak <= 12 << 20, "{stats:?}");
     }
+}
+
+/// A partitioned export of `source` into one file.
+fn to_file(
+    db: &Db,
+    source: &Source,
+    options: &PartitionOptions,
+    target: &FileTarget,
+) -> pgarrow::Result<pgarrow::partition::PartitionedStats> {
+    runtime().block_on(export_to_file(
+        db.url(),
+        source,
+        &ExportOptions::default(),
+        options,
+        target,
+        Hooks::new(),
+    ))
+}
+
+/// A partitioned export of `source` into a directory.
+fn to_dir(
+    db: &Db,
+    source: &Source,
+    options: &PartitionOptions,
+    target: &DirTarget,
+) -> pgarrow::Result<pgarrow::partition::PartitionedStats> {
+    runtime().block_on(export_to_dir(
+        db.url(),
+        source,
+        &ExportOptions::default(),
+        options,
+        target,
+        Hooks::new(),
+    ))
 }
 
 fn read_parquet(path: &std::path::Path) -> Vec<String> {

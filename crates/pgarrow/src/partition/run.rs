@@ -457,15 +457,7 @@ impl PartitionedExport {
     /// Stops every worker: no new parts, no more waiting, their queries cancelled, their
     /// connections closed.
     async fn stop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.budget.stop();
-        self.rx.close();
-        let tokens = self
-            .shared
-            .tokens
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let tokens = self.halt();
         for t in &tokens {
             request_cancel(t).await;
         }
@@ -474,6 +466,19 @@ impl PartitionedExport {
         self.join();
         self.ended = Some(self.started.elapsed());
         self.coordinator = None;
+    }
+
+    /// Tells the workers to stop (no new part, no more waiting for memory, no more sending)
+    /// and returns their cancel tokens, for their queries.
+    fn halt(&mut self) -> Vec<CancelToken> {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.budget.stop();
+        self.rx.close();
+        self.shared
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Waits for the worker threads; whether one panicked.
@@ -632,22 +637,11 @@ impl Drop for PartitionedExport {
         if self.workers.is_empty() {
             return;
         }
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.budget.stop();
-        self.rx.close();
-        let tokens = self
-            .shared
-            .tokens
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let tokens = self.halt();
         let cancel = std::thread::Builder::new()
             .name("pgarrow-cancel".into())
             .spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
+                if let Ok(rt) = crate::blocking::runtime() {
                     rt.block_on(async {
                         for t in &tokens {
                             request_cancel(t).await;
@@ -717,14 +711,10 @@ fn merge_losses(into: &mut LossReport, from: &LossReport) {
 
 /// One worker thread: a connection in the plan's snapshot, taking parts until none is left.
 fn worker(shared: &Shared, tx: &mpsc::Sender<Event>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::blocking::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            let e = ErrorKind::Internal(format!("cannot start a tokio runtime: {e}"));
-            let _ = tx.blocking_send(Event::Failed(e.into()));
+            let _ = tx.blocking_send(Event::Failed(e));
             return;
         }
     };
@@ -938,13 +928,7 @@ pub async fn export_to_file(
     if target.format != Format::Null {
         sink_options.validate()?;
     }
-    let Some(coordinator) = hooks
-        .or_cancelled(Coordinator::begin(&config, source, options, partitions))
-        .await
-    else {
-        return Err(ErrorKind::Cancelled.into());
-    };
-    let coordinator = coordinator?;
+    let coordinator = begin(&mut hooks, &config, source, options, partitions).await?;
     let parquet = (target.format == Format::Parquet).then_some(&sink_options);
     let shares = Shares::new(partitions, coordinator.plan(), options, parquet);
     sink_options.row_group_bytes = shares.row_group_bytes;
@@ -989,13 +973,7 @@ pub async fn export_to_dir(
     target.options = file_options(&target.options);
     target.options.validate()?;
     prepare_dir(&target.dir)?;
-    let Some(coordinator) = hooks
-        .or_cancelled(Coordinator::begin(&config, source, options, partitions))
-        .await
-    else {
-        return Err(ErrorKind::Cancelled.into());
-    };
-    let coordinator = coordinator?;
+    let coordinator = begin(&mut hooks, &config, source, options, partitions).await?;
     let parquet = (target.format == Format::Parquet).then_some(&target.options);
     let shares = Shares::new(partitions, coordinator.plan(), options, parquet);
     let export = PartitionedExport::spawn(
@@ -1038,6 +1016,20 @@ pub async fn export_part_to_file(
         return Err(ErrorKind::Cancelled.into());
     };
     crate::pipeline::pump(export?, sink, &mut hooks).await
+}
+
+/// [`Coordinator::begin`], unless the hooks cancel first.
+async fn begin(
+    hooks: &mut Hooks<'_>,
+    config: &Config,
+    source: impl Into<Source>,
+    options: &ExportOptions,
+    partitions: &PartitionOptions,
+) -> Result<Coordinator> {
+    hooks
+        .or_cancelled(Coordinator::begin(config, source, options, partitions))
+        .await
+        .ok_or(ErrorKind::Cancelled)?
 }
 
 /// What a Parquet encoder holds per leaf column whatever the row group's size, about: its
