@@ -41,6 +41,7 @@ mod config;
 mod conn;
 mod conninfo;
 mod copy;
+mod copy_in;
 mod error;
 pub mod framing;
 mod pgpass;
@@ -57,6 +58,7 @@ pub use config::{
 pub use conn::Connection;
 pub use conninfo::redact;
 pub use copy::CopyOut;
+pub use copy_in::{COPY_IN_MESSAGE, CopyIn};
 pub use error::{DbError, Error, ErrorKind, Result};
 pub use query::{Described, FieldDescription, TextRow};
 
