@@ -161,8 +161,8 @@ struct Shared {
 ///
 /// [`next_batch`](PartitionedExport::next_batch) gives the batches of all parts as they come
 /// (each with its part), in no particular order unless
-/// [`PartitionOptions::order_preserving`]. [`write_to_file`](PartitionedExport::write_to_file)
-/// and [`write_to_dir`](PartitionedExport::write_to_dir) write them instead.
+/// [`PartitionOptions::order_preserving`]. [`export_to_file`] and [`export_to_dir`] write them
+/// instead.
 ///
 /// Dropping it before the end stops the workers: their queries are cancelled and their
 /// connections closed.
@@ -987,12 +987,12 @@ pub async fn export_to_dir(
     export.write_dir(&target, &mut hooks).await
 }
 
-/// Exports part `index` of `plan` into a file, in the plan's snapshot (see [`export_part`]):
+/// Exports part `index` of `plan` into a file, in the plan's snapshot (see [`export_part`](super::export_part)):
 /// the output is created first (so that a bad path fails before connecting), written on a
 /// worker thread, and renamed over the target at the end, as [`Client::export_to_file`] does.
 ///
 /// # Errors
-/// As [`export_part`], the output's errors, and [`ErrorKind::Cancelled`].
+/// As [`export_part`](super::export_part), the output's errors, and [`ErrorKind::Cancelled`].
 pub async fn export_part_to_file(
     config: impl IntoConfig,
     plan: &PartitionPlan,

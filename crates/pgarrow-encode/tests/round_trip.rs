@@ -1,0 +1,303 @@
+//! PostgreSQL -> Arrow (pgarrow's export) -> binary COPY (this crate) -> PostgreSQL, compared by
+//! the server's rendering on both sides; Arrow types other writers choose; values that do not
+//! fit, named by column and row.
+
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, Decimal128Array, DictionaryArray, Int64Array, LargeStringArray, RecordBatch,
+    StringArray, TimestampNanosecondArray, types::Int8Type,
+};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use pgarrow::{Client, ExportOptions, Source};
+use pgarrow_encode::{HEADER, RowEncoder, TRAILER};
+use pgarrow_testkit::Cluster;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A new database with `sql` run in it, and its URL.
+fn database(prefix: &str, sql: &str) -> Option<(&'static Cluster, String, String)> {
+    let pg = Cluster::shared()?;
+    let db = pg.create_database(prefix).unwrap();
+    pg.psql(&db, sql).unwrap();
+    let url = pg.url(&db);
+    Some((pg, db, url))
+}
+
+/// Loads `batches` into `table` with one binary COPY; the server's row count, or the error
+/// (the encoder's, or the server's as text).
+async fn load(url: &str, table: &str, batches: &[RecordBatch]) -> Result<u64, String> {
+    let mut client = Client::connect(url).await.unwrap();
+    let plan = client
+        .plan(&Source::table(table).unwrap())
+        .await
+        .map_err(|e| e.to_string())?;
+    let schema = batches[0].schema();
+    let encoder = RowEncoder::new(&plan.columns, &schema).map_err(|e| e.to_string())?;
+    let mut out = HEADER.to_vec();
+    let mut row = 0;
+    for b in batches {
+        encoder
+            .encode(b, row, &mut out)
+            .map_err(|e| e.to_string())?;
+        row += b.num_rows() as u64;
+    }
+    out.extend_from_slice(TRAILER);
+    let conn = client.connection();
+    let mut copy = conn
+        .copy_in(&format!("COPY {table} FROM STDIN (FORMAT binary)"))
+        .await
+        .map_err(|e| e.to_string())?;
+    copy.write(&out).await.map_err(|e| e.to_string())?;
+    copy.finish().await.map_err(|e| e.to_string())
+}
+
+/// Every row of `table` as the server renders it, in `id` order.
+fn rendered(pg: &Cluster, db: &str, table: &str) -> String {
+    pg.psql(
+        db,
+        &format!("SELECT _row::text FROM {table} _row ORDER BY id"),
+    )
+    .unwrap()
+}
+
+const TYPES: &str = "
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE src (
+    id int, b bool, i2 int2, i4 int4, i8 int8, o oid, f4 float4, f8 float8,
+    n numeric, n12 numeric(12,2), n40 numeric(40,10), t text, v varchar(10), c char(5),
+    nm name, by bytea, u uuid, j json, jb jsonb, d date, tm time, ts timestamp,
+    tz timestamptz, iv interval, m mood
+);
+INSERT INTO src VALUES
+ (1, true, -32768, -2147483648, -9223372036854775808, 0, 'NaN', '-0', 'NaN', -9999999999.99,
+  '-123456789012345678901234567890.0123456789', '', '', '', '', '\\x', '00000000-0000-0000-0000-000000000000',
+  'null', '[]', '-infinity', '00:00', '-infinity', '-infinity', '-178000000 years', 'sad'),
+ (2, false, 32767, 2147483647, 9223372036854775807, 4294967295, 'Infinity', '-Infinity',
+  'Infinity', 9999999999.99, '999999999999999999999999999999.9999999999', 'héllo wörld ✓',
+  'ten chars!', 'ab', 'a name', '\\x00ff10', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+  '{\"a\": [1, 2.50, null]}', '{\"b\": {\"c\": true}}', 'infinity', '00:00:00.000001', 'infinity',
+  'infinity', '1 year 2 mons 3 days 04:05:06.789', 'happy'),
+ (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (4, true, 0, 0, 0, 1, 1.5, 2.2250738585072014e-308, '-Infinity', 0, 0, 'x', 'y', 'z', 'n', '\\x00',
+  'ffffffff-ffff-ffff-ffff-ffffffffffff', '\"s\"', '1', '4713-11-24 BC', '23:59:59.999999',
+  '4713-11-24 00:00:00 BC', '294246-12-31 23:59:59.999999+00', '-1 day -00:00:00.000001', 'ok'),
+ (5, false, 1, 2, 3, 4, 3.4028235e38, 1.7976931348623157e308, 0.000000001, 0.01, 1e-10,
+  repeat('long ', 1000), 'v', 'c', repeat('n', 63), decode(repeat('ab', 5000), 'hex'),
+  'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12', '{}', '{\"k\": \"\\u00e9\"}', '5874897-12-31',
+  '12:34:56.5', '2024-02-29 12:00:00.000001', '1999-12-31 23:59:59.999999-08',
+  '-2147483648 days', 'sad');
+CREATE TABLE dst (LIKE src);
+";
+
+#[test]
+fn every_supported_type_comes_back_the_same() {
+    let Some((pg, db, url)) = database("encode_types", TYPES) else {
+        return;
+    };
+    // Small batches: rows cross batch boundaries, row numbers count across them.
+    let mut options = ExportOptions::default();
+    options.decode.batch_rows = 2;
+    let reader = pgarrow::blocking::export(&url, Source::table("src").unwrap(), &options).unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    assert!(batches.len() >= 3);
+    let rows = runtime().block_on(load(&url, "dst", &batches)).unwrap();
+    assert_eq!(rows, 5);
+    let (src, dst) = (rendered(pg, &db, "src"), rendered(pg, &db, "dst"));
+    assert_eq!(dst, src);
+    assert!(src.contains("-infinity") && src.contains("NaN"), "{src}");
+}
+
+#[test]
+fn arrow_types_other_writers_choose() {
+    let Some((pg, db, url)) = database(
+        "encode_peers",
+        "CREATE TYPE mood AS ENUM ('sad', 'ok');
+         CREATE TABLE dst (id int8, ts timestamp, tz timestamptz, t text, m mood, n numeric(12,2),
+                           small int2);",
+    ) else {
+        return;
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+        Field::new(
+            "tz",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("+02:00".into())),
+            true,
+        ),
+        Field::new("t", DataType::LargeUtf8, true),
+        Field::new(
+            "m",
+            DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8)),
+            true,
+        ),
+        Field::new("n", DataType::Decimal128(10, 3), true),
+        Field::new("small", DataType::Int64, true),
+    ]));
+    let moods: DictionaryArray<Int8Type> = vec!["ok", "sad", "ok"].into_iter().collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(vec![1, 2, 3])),
+        // 2024-01-01 00:00:00.0000015 rounds half to even: .000002.
+        Arc::new(TimestampNanosecondArray::from(vec![
+            Some(1_704_067_200_000_001_500),
+            None,
+            Some(0),
+        ])),
+        Arc::new(
+            TimestampNanosecondArray::from(vec![Some(1_704_067_200_000_000_000), Some(0), None])
+                .with_timezone("+02:00"),
+        ),
+        Arc::new(LargeStringArray::from(vec![Some("large"), None, Some("")])),
+        Arc::new(moods),
+        Arc::new(
+            Decimal128Array::from(vec![Some(12_340), Some(-5), None])
+                .with_precision_and_scale(10, 3)
+                .unwrap(),
+        ),
+        Arc::new(Int64Array::from(vec![Some(-32768), Some(32767), Some(0)])),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    // -0.005 does not fit numeric(12,2): refused, naming column, row and value.
+    let e = runtime()
+        .block_on(load(&url, "dst", std::slice::from_ref(&batch)))
+        .unwrap_err();
+    assert!(
+        e.contains("column \"n\" (numeric(12,2)), row 1") && e.contains("-0.005"),
+        "{e}"
+    );
+    let fixed: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match i {
+            5 => Arc::new(
+                Decimal128Array::from(vec![Some(12_340), Some(-50), None])
+                    .with_precision_and_scale(10, 3)
+                    .unwrap(),
+            ) as ArrayRef,
+            _ => c.clone(),
+        })
+        .collect();
+    let batch = RecordBatch::try_new(schema, fixed).unwrap();
+    assert_eq!(runtime().block_on(load(&url, "dst", &[batch])).unwrap(), 3);
+    let got = pg
+        .psql(
+            &db,
+            "SET TimeZone = 'UTC'; SELECT id, ts, tz, t, m, n, small FROM dst ORDER BY id",
+        )
+        .unwrap();
+    assert_eq!(
+        got,
+        "1|2024-01-01 00:00:00.000002|2024-01-01 00:00:00+00|large|ok|12.34|-32768\n\
+         2||1970-01-01 00:00:00+00||sad|-0.05|32767\n\
+         3|1970-01-01 00:00:00|||ok||0\n"
+    );
+}
+
+#[test]
+fn values_that_do_not_fit_are_named_and_load_nothing() {
+    let Some((pg, db, url)) = database(
+        "encode_refusals",
+        "CREATE TYPE mood AS ENUM ('sad', 'ok');
+         CREATE TABLE dst (id int8, small int2, m mood, nm name, ts timestamp, n text NOT NULL);
+         INSERT INTO dst VALUES (0, 0, 'ok', 'x', NULL, 'before');",
+    ) else {
+        return;
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("small", DataType::Int64, true),
+        Field::new("m", DataType::Utf8, true),
+        Field::new("nm", DataType::Utf8, true),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), true),
+        Field::new("n", DataType::Utf8, true),
+    ]));
+    let good = || -> Vec<ArrayRef> {
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2])),
+            Arc::new(Int64Array::from(vec![1, 2])),
+            Arc::new(StringArray::from(vec!["sad", "ok"])),
+            Arc::new(StringArray::from(vec!["a", "b"])),
+            Arc::new(arrow_array::TimestampSecondArray::from(vec![0, 1])),
+            Arc::new(StringArray::from(vec![Some("x"), Some("y")])),
+        ]
+    };
+    let cases: Vec<(usize, ArrayRef, &[&str])> = vec![
+        (
+            1,
+            Arc::new(Int64Array::from(vec![1, 40_000])),
+            &[
+                "column \"small\" (smallint), row 1",
+                "40000 is out of its range",
+            ],
+        ),
+        (
+            2,
+            Arc::new(StringArray::from(vec!["sad", "glad"])),
+            &["column \"m\" (mood), row 1", "\"glad\" is not a label"],
+        ),
+        (
+            3,
+            Arc::new(StringArray::from(vec!["a".repeat(64), "b".into()])),
+            &[
+                "column \"nm\" (name), row 0",
+                "longer than a name's 63 bytes",
+            ],
+        ),
+        (
+            4,
+            Arc::new(arrow_array::TimestampSecondArray::from(vec![
+                0,
+                9_300_000_000_000,
+            ])),
+            &[
+                "column \"ts\" (timestamp without time zone), row 1",
+                "outside timestamp's range",
+            ],
+        ),
+        // The server's own check, with its line number (the row + 1).
+        (
+            5,
+            Arc::new(StringArray::from(vec![Some("x"), None])),
+            &["null value in column \"n\"", "23502"],
+        ),
+    ];
+    for (column, array, needles) in cases {
+        let mut columns = good();
+        columns[column] = array;
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let e = runtime().block_on(load(&url, "dst", &[batch])).unwrap_err();
+        for n in needles {
+            assert!(e.contains(n), "{n:?} in {e}");
+        }
+        assert_eq!(
+            pg.psql(&db, "SELECT count(*) FROM dst").unwrap().trim(),
+            "1"
+        );
+    }
+    // A column whose Arrow type cannot go into its target is refused before any row.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("small", DataType::Int64, true),
+        Field::new("m", DataType::Utf8, true),
+        Field::new("nm", DataType::Utf8, true),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), true),
+        Field::new("n", DataType::Utf8, true),
+    ]));
+    let mut columns = good();
+    columns[0] = Arc::new(StringArray::from(vec!["1", "2"]));
+    let batch = RecordBatch::try_new(schema, columns).unwrap();
+    let e = runtime().block_on(load(&url, "dst", &[batch])).unwrap_err();
+    assert!(
+        e.contains("column \"id\" (bigint): an Arrow Utf8 column cannot be loaded into it"),
+        "{e}"
+    );
+    let _ = db;
+}
