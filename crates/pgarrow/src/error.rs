@@ -21,6 +21,10 @@ pub enum ErrorKind {
     Protocol(pgarrow_protocol::Error),
     /// The COPY data could not be decoded into Arrow.
     Decode(pgarrow_decode::Error),
+    /// A value or a column cannot go into its target column (a load).
+    Encode(pgarrow_encode::EncodeError),
+    /// Reading a load's input failed.
+    Input(ArrowError),
     /// The query cannot be exported (it returns no rows, it takes parameters, ...).
     Query(String),
     /// The server's row count does not match the rows decoded.
@@ -136,6 +140,8 @@ impl fmt::Display for Error {
         match &*self.kind {
             ErrorKind::Protocol(e) => e.fmt(f)?,
             ErrorKind::Decode(e) => e.fmt(f)?,
+            ErrorKind::Encode(e) => e.fmt(f)?,
+            ErrorKind::Input(e) => write!(f, "reading the input failed: {e}")?,
             ErrorKind::Query(m) => f.write_str(m)?,
             ErrorKind::RowCount { server, decoded } => write!(
                 f,
@@ -159,6 +165,8 @@ impl std::error::Error for Error {
         match &*self.kind {
             ErrorKind::Protocol(e) => Some(e),
             ErrorKind::Decode(e) => Some(e),
+            ErrorKind::Encode(e) => Some(e),
+            ErrorKind::Input(e) => Some(e),
             ErrorKind::Sink(e) => Some(e),
             ErrorKind::Write(e) => Some(e),
             ErrorKind::Context { source, .. } => Some(source.as_ref()),

@@ -1,0 +1,256 @@
+//! Loading Arrow data into PostgreSQL: append, replace and upsert in one transaction, a round
+//! trip through Parquet, and failures (a value, the server, a killed backend) that leave the
+//! table as it was.
+
+mod common;
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{ArrowError, DataType, Field, Schema};
+use common::Db;
+use pgarrow::sink::{Format, Output};
+use pgarrow::{Client, ExportOptions, FileTarget, Hooks, LoadMode, Source};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("v", DataType::Utf8, true),
+    ]))
+}
+
+fn batch(ids: &[i64], v: &[Option<&str>]) -> RecordBatch {
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(ids.to_vec())),
+        Arc::new(StringArray::from(v.to_vec())),
+    ];
+    RecordBatch::try_new(schema(), columns).unwrap()
+}
+
+/// Loads `batches` into `table` with `mode`: the rows loaded, or the error's text.
+fn load(db: &Db, table: &str, batches: Vec<RecordBatch>, mode: &LoadMode) -> Result<u64, String> {
+    runtime().block_on(async {
+        let mut client = Client::connect(db.url()).await.unwrap();
+        client
+            .load(table, &schema(), batches.into_iter().map(Ok), mode)
+            .await
+            .map(|s| s.rows)
+            .map_err(|e| e.to_string())
+    })
+}
+
+const TABLE: &str = "CREATE TABLE t (id int8 PRIMARY KEY, v varchar(5), d text DEFAULT 'dflt');
+                     INSERT INTO t (id, v) VALUES (1, 'one'), (2, 'two');";
+
+#[test]
+fn append_replace_and_upsert() {
+    let Some(db) = Db::with("load_modes", TABLE) else {
+        return;
+    };
+    let rows = load(
+        &db,
+        "t",
+        vec![
+            batch(&[3, 4], &[Some("three"), None]),
+            batch(&[5], &[Some("five")]),
+        ],
+        &LoadMode::Append,
+    )
+    .unwrap();
+    assert_eq!(rows, 3);
+    assert_eq!(
+        db.psql("SELECT id, v, d FROM t ORDER BY id"),
+        "1|one|dflt\n2|two|dflt\n3|three|dflt\n4||dflt\n5|five|dflt\n"
+    );
+    let upsert = LoadMode::Upsert {
+        key: vec!["id".into()],
+    };
+    load(
+        &db,
+        "t",
+        vec![batch(&[2, 6], &[Some("TWO"), Some("six")])],
+        &upsert,
+    )
+    .unwrap();
+    assert_eq!(
+        db.psql("SELECT id, v FROM t ORDER BY id"),
+        "1|one\n2|TWO\n3|three\n4|\n5|five\n6|six\n"
+    );
+    load(
+        &db,
+        "t",
+        vec![batch(&[9], &[Some("nine")])],
+        &LoadMode::Replace,
+    )
+    .unwrap();
+    assert_eq!(db.psql("SELECT id, v FROM t ORDER BY id"), "9|nine\n");
+}
+
+#[test]
+fn failures_leave_the_table_as_it_was() {
+    let Some(db) = Db::with("load_failures", TABLE) else {
+        return;
+    };
+    let before = db.psql("SELECT id, v, d FROM t ORDER BY id");
+    let good = || batch(&[10, 11], &[Some("a"), Some("b")]);
+    for (mode, batches, needles) in [
+        // The server's check (varchar(5)), in the second batch: its line is the row + 1.
+        (
+            LoadMode::Replace,
+            vec![good(), batch(&[12], &[Some("too long")])],
+            &["value too long", "22001"][..],
+        ),
+        // A duplicate key, in append mode.
+        (
+            LoadMode::Append,
+            vec![batch(&[1], &[Some("x")])],
+            &["23505"][..],
+        ),
+        // The upsert's key without a unique index.
+        (
+            LoadMode::Upsert {
+                key: vec!["v".into()],
+            },
+            vec![good()],
+            &["ON CONFLICT"][..],
+        ),
+    ] {
+        let e = load(&db, "t", batches, &mode).unwrap_err();
+        for n in needles {
+            assert!(e.contains(n), "{mode:?}: {n:?} in {e}");
+        }
+        assert_eq!(
+            db.psql("SELECT id, v, d FROM t ORDER BY id"),
+            before,
+            "{mode:?}"
+        );
+    }
+    // An input that fails while being read.
+    let e = runtime().block_on(async {
+        let mut client = Client::connect(db.url()).await.unwrap();
+        let input = vec![
+            Ok(good()),
+            Err(ArrowError::ParseError("the file is cut short".into())),
+        ];
+        client
+            .load("t", &schema(), input, &LoadMode::Replace)
+            .await
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(e.contains("the file is cut short"), "{e}");
+    // A column the table does not have.
+    let other = Arc::new(Schema::new(vec![Field::new("nope", DataType::Int64, true)]));
+    let e = runtime().block_on(async {
+        let mut client = Client::connect(db.url()).await.unwrap();
+        let b = RecordBatch::try_new(
+            other.clone(),
+            vec![Arc::new(Int64Array::from(vec![1])) as ArrayRef],
+        )
+        .unwrap();
+        client
+            .load("t", &other, vec![Ok(b)], &LoadMode::Append)
+            .await
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(e.contains("nope") && e.contains("42703"), "{e}");
+    assert_eq!(db.psql("SELECT id, v, d FROM t ORDER BY id"), before);
+}
+
+#[test]
+fn a_backend_killed_midway_loads_nothing() {
+    let Some(db) = Db::with("load_killed", TABLE) else {
+        return;
+    };
+    let before = db.psql("SELECT id, v FROM t ORDER BY id");
+    let e = runtime().block_on(async {
+        let mut client = Client::connect(db.url()).await.unwrap();
+        let pid = client.backend_pid();
+        // The second batch is read after the first went out: the backend is killed then.
+        let mut n = 0;
+        let input = std::iter::from_fn(|| {
+            n += 1;
+            match n {
+                1 => Some(Ok(batch(
+                    &(100..20_100).collect::<Vec<_>>(),
+                    &vec![Some("x"); 20_000],
+                ))),
+                2 => {
+                    db.psql(&format!("SELECT pg_terminate_backend({pid})"));
+                    Some(Ok(batch(
+                        &(20_100..40_100).collect::<Vec<_>>(),
+                        &vec![Some("y"); 20_000],
+                    )))
+                }
+                _ => None,
+            }
+        });
+        client
+            .load("t", &schema(), input, &LoadMode::Replace)
+            .await
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(
+        e.contains("57P01") || e.contains("terminat") || e.contains("closed"),
+        "{e}"
+    );
+    assert_eq!(db.psql("SELECT id, v FROM t ORDER BY id"), before);
+}
+
+#[test]
+fn a_round_trip_through_parquet() {
+    let Some(db) = Db::with(
+        "load_parquet",
+        "CREATE TYPE mood AS ENUM ('sad', 'ok');
+         CREATE TABLE src AS SELECT g::int8 AS id, g * 1.25 AS n, ('2024-01-01'::timestamptz
+             + g * interval '1 hour 1 second') AS at, (g || ' days 3 hours')::interval AS iv,
+             ARRAY['sad', 'ok']::mood[] IS NULL AS flag, (ARRAY['sad', 'ok'])[1 + g % 2]::mood AS m,
+             CASE WHEN g % 5 = 0 THEN NULL ELSE md5(g::text) END AS h,
+             CASE WHEN g = 1 THEN 'infinity'::date ELSE '2000-01-01'::date + g END AS d
+         FROM generate_series(1, 5000) g;
+         CREATE TABLE dst (LIKE src);",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("src.parquet");
+    let target = FileTarget::new(Format::Parquet, Output::File(path.clone()));
+    runtime().block_on(async {
+        let mut client = Client::connect(db.url()).await.unwrap();
+        client
+            .export_to_file(
+                Source::table("src").unwrap(),
+                &ExportOptions::default(),
+                &target,
+                Hooks::new(),
+            )
+            .await
+            .unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&path).unwrap(),
+        )
+        .unwrap()
+        .with_batch_size(1000)
+        .build()
+        .unwrap();
+        let schema = arrow_array::RecordBatchReader::schema(&reader);
+        let stats = client
+            .load("dst", &schema, reader, &LoadMode::Append)
+            .await
+            .unwrap();
+        assert_eq!(stats.rows, 5000);
+    });
+    assert_eq!(
+        db.psql("SELECT _r::text FROM dst _r ORDER BY id"),
+        db.psql("SELECT _r::text FROM src _r ORDER BY id")
+    );
+}
