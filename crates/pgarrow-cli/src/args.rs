@@ -36,6 +36,9 @@ pub(crate) enum Command {
     /// snapshot and the schema as JSON; with --hold, keep the snapshot open while the parts
     /// run elsewhere (`pgarrow export --plan FILE --part K`).
     Plan(PlanArgs),
+    /// Load Parquet or Arrow IPC files (or an IPC stream on stdin) into a table, in one
+    /// transaction: append, replace or upsert.
+    Import(ImportArgs),
     /// Start a scratch PostgreSQL, load a 1M-row lineitem table and export it to Parquet.
     Demo(DemoArgs),
 }
@@ -259,6 +262,37 @@ pub(crate) struct PlanArgs {
     pub(crate) quiet: bool,
     #[command(flatten)]
     pub(crate) policies: PolicyArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ImportArgs {
+    /// Connection URL (postgresql://user:pass@host:port/db) or libpq key=value string.
+    #[arg(long, value_name = "URL")]
+    pub(crate) url: Option<String>,
+    /// Files to load: .parquet, .arrow (IPC file) or .arrows (IPC stream), all with the same
+    /// columns; - reads an IPC stream from standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// The table (name or schema.name, exact): the input's columns go into its columns of the
+    /// same names; the others get their defaults.
+    #[arg(long, value_name = "TABLE")]
+    pub(crate) into: String,
+    /// append (add the rows), replace (TRUNCATE first) or upsert (insert new keys, update the
+    /// others: needs --key). All in one transaction: a failure leaves the table as it was.
+    #[arg(long, default_value = "append", value_name = "MODE")]
+    pub(crate) mode: String,
+    /// The upsert's key: columns of a unique index, comma-separated.
+    #[arg(long, value_name = "COLUMNS")]
+    pub(crate) key: Option<String>,
+    /// Rows per batch read from Parquet files.
+    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_ROWS, value_name = "N", value_parser = at_least_one)]
+    pub(crate) batch_rows: usize,
+    /// No summary.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+    /// After the load, where the time went (describe, read, encode, send, commit).
+    #[arg(long)]
+    pub(crate) stats: bool,
 }
 
 #[derive(Args, Debug)]

@@ -1,6 +1,7 @@
 //! `pgarrow`: export PostgreSQL queries and tables to Parquet and Arrow.
 
 mod args;
+mod import;
 mod partition;
 mod report;
 
@@ -122,6 +123,10 @@ fn run(cli: Cli) -> Result<()> {
             let config = connection_config(&args.source)?;
             schema(&rt, &config, &source, &args.policies.policies())
         }
+        Command::Import(args) => {
+            let config = config_from(args.url.as_deref(), None)?;
+            import::import(&rt, &config, &args)
+        }
         Command::Demo(args) => demo(&rt, args),
     }
 }
@@ -157,16 +162,23 @@ async fn interrupt_signal() {
 }
 
 fn connection_config(args: &SourceArgs) -> Result<Config> {
-    let url = args
-        .url
-        .clone()
+    config_from(args.url.as_deref(), args.statement_timeout)
+}
+
+/// `--url`, else `DATABASE_URL`, else the `PG*` environment.
+fn config_from(
+    url: Option<&str>,
+    statement_timeout: Option<std::time::Duration>,
+) -> Result<Config> {
+    let url = url
+        .map(str::to_owned)
         .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()));
     let mut config = match url {
         Some(u) => Config::parse(&u)?,
         None => Config::from_env()?,
     };
-    if args.statement_timeout.is_some() {
-        config.statement_timeout = args.statement_timeout;
+    if statement_timeout.is_some() {
+        config.statement_timeout = statement_timeout;
     }
     Ok(config)
 }

@@ -1,0 +1,155 @@
+//! `pgarrow import`: Parquet and Arrow IPC files (or an IPC stream on stdin) into a table, in
+//! one transaction.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_schema::{ArrowError, SchemaRef};
+use pgarrow::protocol::Config;
+use pgarrow::{Client, LoadMode, LoadStats};
+
+use crate::args::ImportArgs;
+use crate::block_on_interruptible;
+use crate::report::{group, human_bytes};
+
+/// One input, opened: its schema and its batches.
+type Input = (
+    SchemaRef,
+    Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>>>,
+);
+
+/// Opens `path` by its extension (`.parquet`, `.arrow`/`.feather`, `.arrows`), or stdin for `-`
+/// (an IPC stream).
+fn open(path: &Path, batch_rows: usize) -> Result<Input> {
+    let shown = path.display();
+    if path.as_os_str() == "-" {
+        let reader =
+            arrow_ipc::reader::StreamReader::try_new(BufReader::new(std::io::stdin()), None)
+                .context("reading an Arrow IPC stream from standard input")?;
+        return Ok((reader.schema(), Box::new(reader)));
+    }
+    let file = File::open(path).with_context(|| format!("cannot open {shown}"))?;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("parquet") => {
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .with_context(|| format!("{shown} is not a Parquet file"))?
+                    .with_batch_size(batch_rows)
+                    .build()
+                    .with_context(|| format!("reading {shown}"))?;
+            Ok((reader.schema(), Box::new(reader)))
+        }
+        Some("arrow" | "feather" | "ipc") => {
+            let reader = arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None)
+                .with_context(|| format!("{shown} is not an Arrow IPC file"))?;
+            Ok((reader.schema(), Box::new(reader)))
+        }
+        Some("arrows") => {
+            let reader = arrow_ipc::reader::StreamReader::try_new(BufReader::new(file), None)
+                .with_context(|| format!("{shown} is not an Arrow IPC stream"))?;
+            Ok((reader.schema(), Box::new(reader)))
+        }
+        _ => bail!(
+            "cannot tell the format of {shown}: use a .parquet, .arrow (IPC file) or .arrows \
+             (IPC stream) file, or - for an IPC stream on standard input"
+        ),
+    }
+}
+
+/// The fields that must agree between files: names and types (metadata may differ).
+fn same_columns(a: &SchemaRef, b: &SchemaRef) -> bool {
+    a.fields().len() == b.fields().len()
+        && a.fields()
+            .iter()
+            .zip(b.fields())
+            .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
+}
+
+pub(crate) fn import(
+    rt: &tokio::runtime::Runtime,
+    config: &Config,
+    args: &ImportArgs,
+) -> Result<()> {
+    let mode = match (args.mode.as_str(), &args.key) {
+        ("append", None) => LoadMode::Append,
+        ("replace", None) => LoadMode::Replace,
+        ("upsert", Some(key)) => LoadMode::Upsert {
+            key: key.split(',').map(|k| k.trim().to_owned()).collect(),
+        },
+        ("upsert", None) => bail!("--mode upsert needs --key COLUMN[,COLUMN...]"),
+        ("append" | "replace", Some(_)) => bail!("--key applies to --mode upsert only"),
+        (other, _) => bail!("unknown --mode {other:?}: expected append, replace or upsert"),
+    };
+    if args.files.iter().filter(|f| f.as_os_str() == "-").count() > 0 && args.files.len() > 1 {
+        bail!("- (standard input) cannot be combined with files");
+    }
+    // Every file is opened (and its schema checked) before connecting.
+    let mut inputs = Vec::with_capacity(args.files.len());
+    for path in &args.files {
+        inputs.push((path.clone(), open(path, args.batch_rows)?));
+    }
+    let schema = inputs[0].1.0.clone();
+    for (path, (s, _)) in &inputs[1..] {
+        if !same_columns(&schema, s) {
+            bail!(
+                "{} does not have the columns of {}: {} against {}",
+                path.display(),
+                args.files[0].display(),
+                columns(s),
+                columns(&schema)
+            );
+        }
+    }
+    let names: Vec<PathBuf> = inputs.iter().map(|(p, _)| p.clone()).collect();
+    let batches = inputs.into_iter().flat_map(|(_, (_, batches))| batches);
+    let table = args.into.clone();
+    let stats: LoadStats = block_on_interruptible(rt, async {
+        let mut client = Client::connect(config).await?;
+        let stats = client.load(&table, &schema, batches, &mode).await?;
+        let _ = client.close().await;
+        Ok(stats)
+    })?;
+    if !args.quiet {
+        let secs = stats.total.as_secs_f64().max(1e-9);
+        eprintln!(
+            "loaded {} rows from {} into {table} ({}) in {secs:.2} s: {} rows/s, {} of COPY data",
+            group(stats.rows),
+            match names.len() {
+                1 => names[0].display().to_string(),
+                n => format!("{n} files"),
+            },
+            args.mode,
+            group((stats.rows as f64 / secs) as u64),
+            human_bytes(stats.bytes)
+        );
+    }
+    if args.stats {
+        eprintln!(
+            "describe {:.3} s, read {:.3} s, encode {:.3} s, send {:.3} s, commit {:.3} s, \
+             total {:.3} s",
+            stats.describe.as_secs_f64(),
+            stats.read.as_secs_f64(),
+            stats.encode.as_secs_f64(),
+            stats.send.as_secs_f64(),
+            stats.commit.as_secs_f64(),
+            stats.total.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn columns(schema: &SchemaRef) -> String {
+    let list: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .collect();
+    format!("({})", list.join(", "))
+}
