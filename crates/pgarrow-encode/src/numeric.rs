@@ -165,6 +165,79 @@ impl NumericValue {
     }
 }
 
+/// Writes `v * 10^-scale` in the binary form without allocating, with `dscale` the target's
+/// scale when `typmod` gives one (`numeric(p,s)`), else `scale`. Returns `false`, writing
+/// nothing, when the value does not fit the typmod (the caller reports it) or when the fast
+/// path cannot take it (a negative or very large scale, a magnitude that would overflow).
+pub(crate) fn write_i128(
+    v: i128,
+    scale: i32,
+    typmod: Option<(u32, i32)>,
+    out: &mut Vec<u8>,
+) -> bool {
+    if !(0..=38).contains(&scale) {
+        return false;
+    }
+    let magnitude = v.unsigned_abs();
+    let dscale = match typmod {
+        Some((precision, target)) => {
+            if target < 0 {
+                return false;
+            }
+            // No non-zero digit beyond the target's scale, and room before the point.
+            let mut m = magnitude;
+            let mut trailing = 0;
+            while m != 0 && m.is_multiple_of(10) && trailing < scale {
+                m /= 10;
+                trailing += 1;
+            }
+            let significant = if magnitude == 0 { 0 } else { scale - trailing };
+            if significant > target {
+                return false;
+            }
+            let digits = if magnitude == 0 {
+                0
+            } else {
+                magnitude.ilog10() as i32 + 1
+            };
+            if i64::from(digits - scale) > i64::from(precision) - i64::from(target) {
+                return false;
+            }
+            target
+        }
+        None => scale,
+    };
+    // Align the fraction to whole groups of four digits.
+    let pad = (4 - scale % 4) % 4;
+    let Some(mut m) = magnitude.checked_mul(10u128.pow(pad as u32)) else {
+        return false;
+    };
+    let frac_groups = (scale + pad) / 4;
+    // At most 10 groups for 39 digits (+3 of padding).
+    let mut groups = [0u16; 11];
+    let mut n = 0;
+    while m != 0 {
+        groups[n] = (m % 10_000) as u16;
+        m /= 10_000;
+        n += 1;
+    }
+    let dscale = dscale as u16;
+    if n == 0 {
+        header(out, 0, 0, SIGN_POS, dscale);
+        return true;
+    }
+    // groups[0..n] hold the value least significant first; the first (most significant) has
+    // weight n - frac_groups - 1. Trailing zero groups (the least significant) are left out.
+    let weight = n as i32 - frac_groups - 1;
+    let skip = groups[..n].iter().take_while(|&&g| g == 0).count();
+    let sign = if v < 0 { SIGN_NEG } else { SIGN_POS };
+    header(out, (n - skip) as i16, weight as i16, sign, dscale);
+    for g in groups[skip..n].iter().rev() {
+        out.extend_from_slice(&g.to_be_bytes());
+    }
+    true
+}
+
 fn header(out: &mut Vec<u8>, ndigits: i16, weight: i16, sign: u16, dscale: u16) {
     out.extend_from_slice(&ndigits.to_be_bytes());
     out.extend_from_slice(&weight.to_be_bytes());
@@ -221,6 +294,57 @@ mod tests {
         }
         for bad in ["", "abc", "1.2.3", "--1", "1e", "e5", "1x"] {
             assert!(NumericValue::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_fast_path_writes_what_the_general_one_does() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut cases: Vec<(i128, i32, Option<(u32, i32)>)> = vec![
+            (0, 0, None),
+            (0, 2, Some((12, 2))),
+            (1, 0, None),
+            (-1, 5, None),
+            (10_000, 0, None),
+            (123_456_789, 4, Some((15, 4))),
+            (12_340, 3, Some((12, 2))),
+            (i128::MAX / 1000, 38, None),
+            (-99_999_999_999_999, 2, Some((15, 2))),
+        ];
+        for _ in 0..20_000 {
+            let digits = (next() % 30) as u32;
+            let v =
+                (next() as i128 % 10i128.pow(digits.max(1))) * if next() % 2 == 0 { 1 } else { -1 };
+            let scale = (next() % 12) as i32;
+            let typmod = match next() % 3 {
+                0 => None,
+                _ => Some((38, scale + (next() % 3) as i32)),
+            };
+            cases.push((v, scale, typmod));
+        }
+        for (v, scale, typmod) in cases {
+            let mut fast = Vec::new();
+            let took = write_i128(v, scale, typmod, &mut fast);
+            let d = Decimal::from_unscaled(v < 0, &v.unsigned_abs().to_string(), scale);
+            let d = match typmod {
+                Some((_, t)) if d.significant_scale() <= t => d.with_scale(t),
+                Some(_) => {
+                    assert!(!took, "{v} at scale {scale} into {typmod:?}");
+                    continue;
+                }
+                None => d,
+            };
+            let mut slow = Vec::new();
+            NumericValue::Finite(d).write(&mut slow);
+            if took {
+                assert_eq!(fast, slow, "{v} at scale {scale} into {typmod:?}");
+            }
         }
     }
 

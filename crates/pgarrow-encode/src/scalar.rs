@@ -179,8 +179,29 @@ impl Target {
                 })
             }
             Target::Numeric(typmod) => {
-                let get = numeric_getter(array);
                 let typmod = *typmod;
+                if let DataType::Decimal128(_, scale) = array.data_type() {
+                    // The common case (a round trip, Parquet decimals): no allocation.
+                    let a = array.as_primitive::<Decimal128Type>();
+                    let scale = i32::from(*scale);
+                    let get = numeric_getter(array);
+                    return Box::new(move |i, out| {
+                        let v = a.value(i);
+                        if crate::numeric::write_i128(v, scale, typmod, out) {
+                            return Ok(());
+                        }
+                        // Out of the fast path's reach, or refused: the general path says why.
+                        let value = match (get(i)?, typmod) {
+                            (NumericValue::Finite(d), Some((precision, scale))) => {
+                                NumericValue::Finite(fit_numeric(d, precision, scale)?)
+                            }
+                            (value, _) => value,
+                        };
+                        value.write(out);
+                        Ok(())
+                    });
+                }
+                let get = numeric_getter(array);
                 Box::new(move |i, out| {
                     let value = get(i)?;
                     let value = match (value, typmod) {
