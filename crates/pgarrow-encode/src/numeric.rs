@@ -306,7 +306,8 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let mut cases: Vec<(i128, i32, Option<(u32, i32)>)> = vec![
+        type Case = (i128, i32, Option<(u32, i32)>);
+        let mut cases: Vec<Case> = vec![
             (0, 0, None),
             (0, 2, Some((12, 2))),
             (1, 0, None),
