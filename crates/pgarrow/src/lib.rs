@@ -13,6 +13,9 @@
 //!   written atomically, with progress and cancellation ([`Hooks`]).
 //!
 //! [`blocking::export`] gives the same as an arrow `RecordBatchReader` for synchronous code.
+//! [`partition`] reads a source over several connections in one snapshot (or one part of a
+//! plan, anywhere), and [`Client::load`] goes the other way: Arrow batches into a table, with
+//! one binary `COPY ... FROM STDIN` in one transaction.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), pgarrow::Error> {
