@@ -39,6 +39,9 @@ pub(crate) enum Command {
     /// Load Parquet or Arrow IPC files (or an IPC stream on stdin) into a table, in one
     /// transaction: append, replace or upsert.
     Import(ImportArgs),
+    /// Copy a table or query from one PostgreSQL into a table of another (or the same), in
+    /// one transaction on the target: binary COPY out, Arrow, binary COPY in, pipelined.
+    Copy(CopyArgs),
     /// Start a scratch PostgreSQL, load a 1M-row lineitem table and export it to Parquet.
     Demo(DemoArgs),
 }
@@ -284,6 +287,11 @@ pub(crate) struct ImportArgs {
     /// The upsert's key: columns of a unique index, comma-separated.
     #[arg(long, value_name = "COLUMNS")]
     pub(crate) key: Option<String>,
+    /// Create the table when it does not exist, with the PostgreSQL types the input's field
+    /// metadata names (as pgarrow exports write them) where they exist here, else the types
+    /// the Arrow types map to.
+    #[arg(long)]
+    pub(crate) create: bool,
     /// Rows per batch read from Parquet files.
     #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_ROWS, value_name = "N", value_parser = at_least_one)]
     pub(crate) batch_rows: usize,
@@ -293,6 +301,51 @@ pub(crate) struct ImportArgs {
     /// After the load, where the time went (describe, read, encode, send, commit).
     #[arg(long)]
     pub(crate) stats: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct CopyArgs {
+    /// The source: URL or key=value string (default: DATABASE_URL, else the PG* variables).
+    #[arg(long, value_name = "URL")]
+    pub(crate) from: Option<String>,
+    /// The target: URL or key=value string (default: the source's).
+    #[arg(long, value_name = "URL")]
+    pub(crate) to: Option<String>,
+    /// SQL query to copy (SELECT, TABLE, VALUES, WITH ...); needs --into.
+    #[arg(long, short = 'q', value_name = "SQL", conflicts_with = "table")]
+    pub(crate) query: Option<String>,
+    /// Table to copy: name or schema.name (exact).
+    #[arg(
+        long,
+        short = 't',
+        value_name = "NAME",
+        required_unless_present = "query"
+    )]
+    pub(crate) table: Option<String>,
+    /// The target table (default: the --table name).
+    #[arg(long, value_name = "TABLE", required_unless_present = "table")]
+    pub(crate) into: Option<String>,
+    /// append, replace (TRUNCATE first) or upsert (needs --key), in one transaction.
+    #[arg(long, default_value = "append", value_name = "MODE")]
+    pub(crate) mode: String,
+    /// The upsert's key: columns of a unique index, comma-separated.
+    #[arg(long, value_name = "COLUMNS")]
+    pub(crate) key: Option<String>,
+    /// Create the target table when it does not exist, with the source's column types where
+    /// they exist in the target database.
+    #[arg(long)]
+    pub(crate) create: bool,
+    /// Read over N connections at once in one snapshot (a --table in block ranges).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
+    pub(crate) partitions: usize,
+    /// No progress and no summary.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+    /// After the copy, where the time went.
+    #[arg(long)]
+    pub(crate) stats: bool,
+    #[command(flatten)]
+    pub(crate) policies: PolicyArgs,
 }
 
 #[derive(Args, Debug)]

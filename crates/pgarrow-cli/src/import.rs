@@ -4,16 +4,18 @@
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 use pgarrow::protocol::Config;
-use pgarrow::{Client, LoadMode, LoadStats};
+use pgarrow::{Client, LoadHooks, LoadMode, LoadOptions, LoadStats};
 
 use crate::args::ImportArgs;
-use crate::block_on_interruptible;
-use crate::report::{group, human_bytes};
+use crate::report::{group, human_bytes, progress_bar};
+use crate::{Interrupted, interrupt_signal};
 
 /// One input, opened: its schema and its batches.
 type Input = (
@@ -72,12 +74,9 @@ fn same_columns(a: &SchemaRef, b: &SchemaRef) -> bool {
             .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
 }
 
-pub(crate) fn import(
-    rt: &tokio::runtime::Runtime,
-    config: &Config,
-    args: &ImportArgs,
-) -> Result<()> {
-    let mode = match (args.mode.as_str(), &args.key) {
+/// The mode, key and `--create` of `import` and `copy`.
+pub(crate) fn load_options(mode: &str, key: Option<&str>, create: bool) -> Result<LoadOptions> {
+    let mode = match (mode, key) {
         ("append", None) => LoadMode::Append,
         ("replace", None) => LoadMode::Replace,
         ("upsert", Some(key)) => LoadMode::Upsert {
@@ -87,6 +86,15 @@ pub(crate) fn import(
         ("append" | "replace", Some(_)) => bail!("--key applies to --mode upsert only"),
         (other, _) => bail!("unknown --mode {other:?}: expected append, replace or upsert"),
     };
+    Ok(LoadOptions::new(mode).with_create(create))
+}
+
+pub(crate) fn import(
+    rt: &tokio::runtime::Runtime,
+    config: &Config,
+    args: &ImportArgs,
+) -> Result<()> {
+    let options = load_options(&args.mode, args.key.as_deref(), args.create)?;
     if args.files.iter().filter(|f| f.as_os_str() == "-").count() > 0 && args.files.len() > 1 {
         bail!("- (standard input) cannot be combined with files");
     }
@@ -109,28 +117,101 @@ pub(crate) fn import(
     }
     let names: Vec<PathBuf> = inputs.iter().map(|(p, _)| p.clone()).collect();
     let batches = inputs.into_iter().flat_map(|(_, (_, batches))| batches);
-    let table = args.into.clone();
-    let stats: LoadStats = block_on_interruptible(rt, async {
-        let mut client = Client::connect(config).await?;
-        let stats = client.load(&table, &schema, batches, &mode).await?;
-        let _ = client.close().await;
-        Ok(stats)
-    })?;
-    if !args.quiet {
+    let from = match names.len() {
+        1 => names[0].display().to_string(),
+        n => format!("{n} files"),
+    };
+    let stats = load(
+        rt, config, &args.into, &schema, batches, &options, args.quiet,
+    )?;
+    report(
+        &stats, &from, &args.into, &args.mode, args.quiet, args.stats,
+    );
+    Ok(())
+}
+
+/// Loads `batches` into `table` on a new connection, with a progress line on a terminal. On
+/// Ctrl-C or SIGTERM the load stops at its next batch: CopyFail, ROLLBACK (the table is as it
+/// was), and [`Interrupted`]; a load that does not stop within a few seconds is dropped with
+/// its connection (the server rolls back then too).
+pub(crate) fn load(
+    rt: &tokio::runtime::Runtime,
+    config: &Config,
+    table: &str,
+    schema: &SchemaRef,
+    batches: impl IntoIterator<Item = Result<RecordBatch, ArrowError>>,
+    options: &LoadOptions,
+    quiet: bool,
+) -> Result<LoadStats> {
+    let stop = AtomicBool::new(false);
+    let bar = progress_bar(quiet);
+    bar.set_message("connecting...");
+    let started = Instant::now();
+    let mut hooks = LoadHooks::default();
+    hooks.stop = Some(Box::new(|| stop.load(Ordering::Relaxed)));
+    hooks.progress = Some(Box::new(|rows, bytes| {
+        bar.set_message(load_message(rows, bytes, started.elapsed()));
+    }));
+    let result = rt.block_on(async {
+        let run = async {
+            let mut client = Client::connect(config).await?;
+            let stats = client
+                .load_with(table, schema, batches, options, &mut hooks)
+                .await?;
+            let _ = client.close().await;
+            Ok::<_, pgarrow::Error>(stats)
+        };
+        tokio::select! {
+            r = run => r.map_err(|e| match e.is_cancelled() {
+                true => anyhow::Error::new(Interrupted::nothing_loaded()),
+                false => anyhow::Error::new(e),
+            }),
+            _ = async {
+                interrupt_signal().await;
+                stop.store(true, Ordering::Relaxed);
+                tokio::time::sleep(STOP_GRACE).await;
+            } => Err(Interrupted::nothing_loaded().into()),
+        }
+    });
+    bar.finish_and_clear();
+    result
+}
+
+/// How long a stopped load may take to send CopyFail and roll back before it is dropped.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+fn load_message(rows: u64, bytes: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    format!(
+        "{} rows, {} sent, {} rows/s, {:.1} s",
+        group(rows),
+        human_bytes(bytes),
+        group((rows as f64 / secs) as u64),
+        secs
+    )
+}
+
+/// The summary line and, with `--stats`, where the time went.
+pub(crate) fn report(
+    stats: &LoadStats,
+    from: &str,
+    table: &str,
+    mode: &str,
+    quiet: bool,
+    phases: bool,
+) {
+    if !quiet {
         let secs = stats.total.as_secs_f64().max(1e-9);
         eprintln!(
-            "loaded {} rows from {} into {table} ({}) in {secs:.2} s: {} rows/s, {} of COPY data",
+            "loaded {} {} from {from} into {table} ({mode}) in {secs:.2} s: {} rows/s, {} of \
+             COPY data",
             group(stats.rows),
-            match names.len() {
-                1 => names[0].display().to_string(),
-                n => format!("{n} files"),
-            },
-            args.mode,
+            if stats.rows == 1 { "row" } else { "rows" },
             group((stats.rows as f64 / secs) as u64),
             human_bytes(stats.bytes)
         );
     }
-    if args.stats {
+    if phases {
         eprintln!(
             "describe {:.3} s, read {:.3} s, encode {:.3} s, send {:.3} s, commit {:.3} s, \
              total {:.3} s",
@@ -142,7 +223,6 @@ pub(crate) fn import(
             stats.total.as_secs_f64()
         );
     }
-    Ok(())
 }
 
 fn columns(schema: &SchemaRef) -> String {

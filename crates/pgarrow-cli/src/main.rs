@@ -1,6 +1,7 @@
 //! `pgarrow`: export PostgreSQL queries and tables to Parquet and Arrow.
 
 mod args;
+mod copy;
 mod import;
 mod partition;
 mod report;
@@ -34,7 +35,8 @@ fn main() {
     let code = match run(cli) {
         Ok(()) => 0,
         Err(e) if e.is::<Interrupted>() => {
-            eprintln!("pgarrow: interrupted; no output was written");
+            let what = e.downcast_ref::<Interrupted>().map_or("", |i| i.0);
+            eprintln!("pgarrow: interrupted; {what}");
             EXIT_INTERRUPTED
         }
         Err(e) => {
@@ -79,9 +81,21 @@ fn usage_error(command: &str, message: &str) -> ! {
         .exit()
 }
 
-/// Ctrl-C was pressed.
+/// Ctrl-C was pressed; what that left.
 #[derive(Debug)]
-struct Interrupted;
+pub(crate) struct Interrupted(&'static str);
+
+impl Interrupted {
+    /// An export stopped by Ctrl-C.
+    fn nothing_written() -> Interrupted {
+        Interrupted("no output was written")
+    }
+
+    /// A load stopped by Ctrl-C.
+    pub(crate) fn nothing_loaded() -> Interrupted {
+        Interrupted("nothing was loaded (the transaction was rolled back)")
+    }
+}
 
 impl std::fmt::Display for Interrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,6 +141,7 @@ fn run(cli: Cli) -> Result<()> {
             let config = config_from(args.url.as_deref(), None)?;
             import::import(&rt, &config, &args)
         }
+        Command::Copy(args) => copy::copy(&rt, &args),
         Command::Demo(args) => demo(&rt, args),
     }
 }
@@ -140,13 +155,13 @@ fn block_on_interruptible<T>(
     rt.block_on(async {
         tokio::select! {
             r = fut => r,
-            _ = interrupt_signal() => Err(Interrupted.into()),
+            _ = interrupt_signal() => Err(Interrupted::nothing_written().into()),
         }
     })
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn interrupt_signal() {
+pub(crate) async fn interrupt_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).ok();
     let terminate = async {
@@ -166,7 +181,7 @@ fn connection_config(args: &SourceArgs) -> Result<Config> {
 }
 
 /// `--url`, else `DATABASE_URL`, else the `PG*` environment.
-fn config_from(
+pub(crate) fn config_from(
     url: Option<&str>,
     statement_timeout: Option<std::time::Duration>,
 ) -> Result<Config> {
@@ -298,7 +313,7 @@ fn export(
     progress.finish_and_clear();
     drop(client);
     let stats = match result {
-        Err(e) if e.is_cancelled() => return Err(Interrupted.into()),
+        Err(e) if e.is_cancelled() => return Err(Interrupted::nothing_written().into()),
         other => other?,
     };
     report(args, &stats, &target, None)

@@ -81,7 +81,7 @@ pub(crate) fn export(
     };
     progress.finish_and_clear();
     let stats = match result {
-        Err(e) if e.is_cancelled() => return Err(Interrupted.into()),
+        Err(e) if e.is_cancelled() => return Err(Interrupted::nothing_written().into()),
         other => other?,
     };
     let extra = describe(&stats);
@@ -140,7 +140,7 @@ pub(crate) fn export_part(
     ));
     progress.finish_and_clear();
     let stats = match result {
-        Err(e) if e.is_cancelled() => return Err(Interrupted.into()),
+        Err(e) if e.is_cancelled() => return Err(Interrupted::nothing_written().into()),
         other => other?,
     };
     let extra = (

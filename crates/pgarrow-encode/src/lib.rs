@@ -11,25 +11,35 @@
 //! Sans-IO: [`RowEncoder::encode`] appends whole rows to a buffer; the COPY FROM STDIN around
 //! it is the caller's (`pgarrow_protocol::CopyIn`).
 //!
-//! Supported targets so far: `bool`, `int2`/`int4`/`int8`, `oid`, `float4`/`float8`,
-//! `numeric` (constrained or not), `text`/`varchar`/`char(n)`/`name`/`citext`, `bytea`, `uuid`,
-//! `json`, `jsonb`, `date`, `time`, `timestamp`, `timestamptz`, `interval` and enums. Other
-//! targets (arrays, composites, ranges, hstore, ...) are refused when the encoder is made,
-//! naming the column.
+//! Targets: `bool`, `int2`/`int4`/`int8`, `oid`, `float4`/`float8`, `numeric` (constrained or
+//! not), `money`, `text`/`varchar(n)`/`char(n)`/`name`/`citext`/`xml`, `"char"`, `bytea`,
+//! `uuid`, `json`, `jsonb`, `date`, `time`, `timestamp`, `timestamptz`, `interval`, enums,
+//! `ltree`, PostGIS `geometry`/`geography` (EWKB), and, around any of those, arrays of any
+//! number of dimensions (nested Lists), composites (Structs), ranges and multiranges (as
+//! pgarrow exports them), `hstore` (a Map) and pgvector `vector` (a List of floats), through
+//! domains.
+//!
+//! A column of any other type (`inet`, `bit`, `tsvector`, `point`, ...) whose input is text
+//! is a *text column*
+//! ([`RowEncoder::text_columns`]): its values are sent as text, and the caller loads them
+//! through a table of text columns and a cast (`CAST(value AS type)`), so that the server's
+//! own input function reads them, as it reads what pgarrow's export gives for such types.
 
 #![warn(missing_docs)]
 
 mod numeric;
 mod read;
 mod scalar;
+mod shape;
 mod temporal;
 
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Schema};
 use pgarrow_decode::ColumnPlan;
-use pgarrow_decode::plan::TypePlan;
+use pgarrow_decode::plan::Catalog;
 
-pub use scalar::Target;
+pub use scalar::{Target, TextLimit};
+use shape::{Shape, field};
 
 /// The 19-byte header of a binary COPY stream: signature, flags, no extension.
 pub const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -55,8 +65,10 @@ pub struct EncodeError {
 struct Column {
     name: String,
     pg_type: String,
-    target: Target,
+    shape: Shape,
     input: DataType,
+    /// Sent as text, for the caller to cast.
+    text: bool,
 }
 
 /// Encodes record batches into binary COPY rows for one target table.
@@ -67,12 +79,17 @@ pub struct RowEncoder {
 
 impl RowEncoder {
     /// An encoder writing `input`'s columns, in order, into the target columns `targets` (as
-    /// many).
+    /// many), whose types `catalog` describes (arrays, composites, domains, enums, ranges and
+    /// extension types; built-in scalars need nothing).
     ///
     /// # Errors
-    /// The counts differ, a target type is not supported, or an input column's Arrow type
-    /// cannot be converted into its target's type; the error names the column and both types.
-    pub fn new(targets: &[ColumnPlan], input: &Schema) -> Result<RowEncoder, EncodeError> {
+    /// The counts differ, or an input column's Arrow type cannot be converted into its
+    /// target's type; the error names the column and both types.
+    pub fn new(
+        targets: &[ColumnPlan],
+        catalog: &Catalog,
+        input: &Schema,
+    ) -> Result<RowEncoder, EncodeError> {
         if targets.len() != input.fields().len() {
             return Err(EncodeError {
                 column: String::new(),
@@ -89,31 +106,57 @@ impl RowEncoder {
             .iter()
             .zip(input.fields())
             .map(|(plan, field)| {
-                let error = |message: String| EncodeError {
-                    column: plan.column.name.clone(),
-                    pg_type: plan.column.type_name.clone(),
-                    row: None,
-                    message,
-                };
-                let target = match (&plan.kind, plan.cast) {
-                    (TypePlan::Scalar { kind, .. }, None) => {
-                        Target::for_scalar(*kind, &plan.column).ok_or_else(|| {
-                            error("loading this type is not supported yet".to_owned())
-                        })?
+                let c = &plan.column;
+                let t = field.data_type();
+                let shape = Shape::resolve(c.oid, c.typmod, catalog);
+                let accepted = shape.as_ref().map(|s| s.accepts(t));
+                let (shape, text) = match accepted {
+                    Some(Ok(())) => (shape.expect("resolved"), false),
+                    // No binary encoder: the server reads the text with the type's input
+                    // function.
+                    None if scalar::is_text(t) => {
+                        (Shape::Scalar(Target::Text(TextLimit::None)), true)
                     }
-                    (TypePlan::Enum(labels), None) => Target::Enum(labels.clone()),
-                    _ => return Err(error("loading this type is not supported yet".to_owned())),
+                    Some(Err(message)) => {
+                        return Err(EncodeError {
+                            column: c.name.clone(),
+                            pg_type: c.type_name.clone(),
+                            row: None,
+                            message,
+                        });
+                    }
+                    None => {
+                        return Err(EncodeError {
+                            column: c.name.clone(),
+                            pg_type: c.type_name.clone(),
+                            row: None,
+                            message: format!(
+                                "an Arrow {t} column cannot be loaded into it: this type is \
+                                 loaded from its text form (a text column)"
+                            ),
+                        });
+                    }
                 };
-                target.accepts(field.data_type()).map_err(error)?;
                 Ok(Column {
-                    name: plan.column.name.clone(),
-                    pg_type: plan.column.type_name.clone(),
-                    target,
-                    input: field.data_type().clone(),
+                    name: c.name.clone(),
+                    pg_type: c.type_name.clone(),
+                    shape,
+                    input: t.clone(),
+                    text,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(RowEncoder { columns })
+    }
+
+    /// The columns (by position) whose values are sent as text: their type has no binary
+    /// encoder here (`inet`, `bit`, `tsvector`, arrays of those, ...). The caller copies
+    /// them into `text` columns and casts them to their types (the server's input function
+    /// reads them).
+    pub fn text_columns(&self) -> Vec<usize> {
+        (0..self.columns.len())
+            .filter(|&i| self.columns[i].text)
+            .collect()
     }
 
     /// Appends the rows of `batch` to `out`; `first_row` is the input row number of its first
@@ -136,7 +179,7 @@ impl RowEncoder {
                 if *array.data_type() != c.input {
                     return Err(self.error(c, None, "the batch's type changed".to_owned()));
                 }
-                Ok(c.target.writer(array.as_ref()))
+                Ok(c.shape.writer(array.as_ref()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let count = i16::try_from(self.columns.len()).map_err(|_| EncodeError {
@@ -152,13 +195,8 @@ impl RowEncoder {
                     out.extend_from_slice(&(-1i32).to_be_bytes());
                     continue;
                 }
-                let at = out.len();
-                out.extend_from_slice(&[0; 4]);
-                w(row, out).map_err(|m| self.error(c, Some(first_row + row as u64), m))?;
-                let len = i32::try_from(out.len() - at - 4).map_err(|_| {
-                    self.error(c, Some(first_row + row as u64), "value over 2 GiB".into())
-                })?;
-                out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+                field(out, |out| w(row, out))
+                    .map_err(|m| self.error(c, Some(first_row + row as u64), m))?;
             }
         }
         Ok(())

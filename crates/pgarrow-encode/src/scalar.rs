@@ -7,8 +7,7 @@ use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Decimal128Type, Decimal256Type};
 use arrow_schema::{DataType, IntervalUnit};
-use pgarrow_decode::PgColumn;
-use pgarrow_decode::types::ColumnKind;
+use pgarrow_decode::types::{ColumnKind, oid};
 
 use crate::numeric::{Decimal, NumericValue};
 use crate::read::{bytes_getter, float_getter, int_getter, str_getter};
@@ -37,11 +36,10 @@ pub enum Target {
     Float8,
     /// `numeric`, with its declared precision and scale when it has them.
     Numeric(Option<(u32, i32)>),
-    /// `text`, `varchar`, `char(n)`, `citext`; `name` is limited to 63 bytes.
-    Text {
-        /// Whether the target is `name`.
-        name: bool,
-    },
+    /// `text`, `varchar(n)`, `char(n)`, `name`, `citext`, `xml`, with the type's length limit.
+    Text(TextLimit),
+    /// `"char"`: one byte, as `charout` shows it (empty for `\0`, `\ooo` for a high byte).
+    Char,
     /// `bytea`.
     Bytea,
     /// `uuid`.
@@ -62,6 +60,27 @@ pub enum Target {
     Interval,
     /// An enum, with its labels.
     Enum(Arc<[String]>),
+    /// `ltree` (extension): its text.
+    Ltree,
+    /// PostGIS `geometry` / `geography`: (E)WKB bytes.
+    Wkb,
+    /// `money`, with the session's `lc_monetary` fraction digits.
+    Money(i8),
+}
+
+/// The length limit of a text target, checked before sending so that the error names the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TextLimit {
+    /// None (`text`, `citext`, `xml`, unconstrained `varchar` or `bpchar`).
+    None,
+    /// `name`: at most 63 bytes.
+    Name,
+    /// `varchar(n)`: at most n characters. (PostgreSQL would cut trailing spaces past n
+    /// silently; we refuse, since that is a loss.)
+    Varchar(usize),
+    /// `char(n)`: at most n characters besides trailing spaces (which `char(n)` does not keep).
+    Bpchar(usize),
 }
 
 /// Reads the value of one row.
@@ -71,9 +90,15 @@ pub(crate) type Getter<'a, T> = Box<dyn Fn(usize) -> T + 'a>;
 pub(crate) type Writer<'a> = Box<dyn Fn(usize, &mut Vec<u8>) -> Result<(), String> + 'a>;
 
 impl Target {
-    /// The target for a scalar column as the decoder plans it.
-    pub(crate) fn for_scalar(kind: ColumnKind, column: &PgColumn) -> Option<Target> {
-        Some(match kind {
+    /// The target for a built-in scalar type (`money` needs the session's fraction digits),
+    /// or `None` when it has no binary encoder here.
+    pub(crate) fn for_type(type_oid: u32, typmod: i32, money_scale: Option<i8>) -> Option<Target> {
+        if type_oid == oid::MONEY {
+            return money_scale.map(Target::Money);
+        }
+        // A length typmod is the limit plus 4 (VARHDRSZ); -1 when none.
+        let length = || usize::try_from(typmod - 4).ok();
+        Some(match ColumnKind::for_type(type_oid, typmod)? {
             ColumnKind::Bool => Target::Bool,
             ColumnKind::Int2 => Target::Int2,
             ColumnKind::Int4 => Target::Int4,
@@ -84,10 +109,14 @@ impl Target {
             ColumnKind::Decimal128 { .. }
             | ColumnKind::Decimal256 { .. }
             | ColumnKind::NumericText
-            | ColumnKind::NumericFloat64 => Target::Numeric(numeric_typmod(column.typmod)),
-            ColumnKind::Text => Target::Text {
-                name: column.type_name == "name",
-            },
+            | ColumnKind::NumericFloat64 => Target::Numeric(numeric_typmod(typmod)),
+            ColumnKind::Text => Target::Text(match type_oid {
+                oid::NAME => TextLimit::Name,
+                oid::VARCHAR => length().map_or(TextLimit::None, TextLimit::Varchar),
+                oid::BPCHAR => length().map_or(TextLimit::None, TextLimit::Bpchar),
+                _ => TextLimit::None,
+            }),
+            ColumnKind::Char => Target::Char,
             ColumnKind::Bytea => Target::Bytea,
             ColumnKind::Uuid => Target::Uuid,
             ColumnKind::Json => Target::Json,
@@ -116,8 +145,16 @@ impl Target {
                     || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
                     || is_text(t)
             }
-            Target::Text { .. } | Target::Json | Target::Jsonb | Target::Enum(_) => is_text(t),
-            Target::Bytea => matches!(
+            Target::Text(_)
+            | Target::Char
+            | Target::Json
+            | Target::Jsonb
+            | Target::Enum(_)
+            | Target::Ltree => is_text(t),
+            Target::Money(_) => {
+                t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
+            }
+            Target::Bytea | Target::Wkb => matches!(
                 t,
                 DataType::Binary
                     | DataType::LargeBinary
@@ -214,21 +251,39 @@ impl Target {
                     Ok(())
                 })
             }
-            Target::Text { name } => {
+            Target::Text(limit) => {
                 let get = str_getter(array);
-                let name = *name;
+                let limit = *limit;
                 Box::new(move |i, out| {
                     let s = get(i);
-                    if name && s.len() > NAME_MAX {
-                        return Err(format!(
-                            "{} is longer than a name's {NAME_MAX} bytes",
-                            quoted(s)
-                        ));
-                    }
+                    check_length(s, limit)?;
                     out.extend_from_slice(s.as_bytes());
                     Ok(())
                 })
             }
+            Target::Char => {
+                let get = str_getter(array);
+                Box::new(move |i, out| {
+                    let s = get(i);
+                    let byte = char_byte(s).ok_or_else(|| {
+                        format!(
+                            "{} is not a \"char\" (one ASCII character, \\ooo, or empty)",
+                            quoted(s)
+                        )
+                    })?;
+                    out.push(byte);
+                    Ok(())
+                })
+            }
+            Target::Ltree => {
+                let get = str_getter(array);
+                Box::new(move |i, out| {
+                    out.push(1);
+                    out.extend_from_slice(get(i).as_bytes());
+                    Ok(())
+                })
+            }
+            Target::Money(scale) => money_writer(array, *scale),
             Target::Json => {
                 let get = str_getter(array);
                 Box::new(move |i, out| {
@@ -259,7 +314,7 @@ impl Target {
                     Ok(())
                 })
             }
-            Target::Bytea => {
+            Target::Bytea | Target::Wkb => {
                 let get = bytes_getter(array);
                 Box::new(move |i, out| {
                     out.extend_from_slice(get(i));
@@ -347,13 +402,83 @@ fn decimal_text(d: &Decimal) -> String {
     format!("{sign}{int}.{frac}")
 }
 
-fn quoted(s: &str) -> String {
+/// Checks a text value against its target's length limit.
+fn check_length(s: &str, limit: TextLimit) -> Result<(), String> {
+    let (max, kept) = match limit {
+        TextLimit::None => return Ok(()),
+        TextLimit::Name if s.len() > NAME_MAX => {
+            return Err(format!(
+                "{} is longer than a name's {NAME_MAX} bytes",
+                quoted(s)
+            ));
+        }
+        TextLimit::Name => return Ok(()),
+        // Bytes bound characters from above: most values need no count.
+        TextLimit::Varchar(n) if s.len() > n => (n, s),
+        TextLimit::Bpchar(n) if s.len() > n => (n, s.trim_end_matches(' ')),
+        TextLimit::Varchar(_) | TextLimit::Bpchar(_) => return Ok(()),
+    };
+    let chars = kept.chars().count();
+    if chars > max {
+        let t = match limit {
+            TextLimit::Bpchar(_) => "character",
+            _ => "character varying",
+        };
+        return Err(format!(
+            "{} has {chars} characters, more than {t}({max}) holds",
+            quoted(s)
+        ));
+    }
+    Ok(())
+}
+
+/// The byte of a `"char"` from its text (as `charout` writes it; empty is `\0`): `None` if it
+/// is not one. (`charrecv` takes exactly one byte.)
+fn char_byte(s: &str) -> Option<u8> {
+    match s.as_bytes() {
+        [] => Some(0),
+        [c] if c.is_ascii() => Some(*c),
+        [b'\\', o @ ..] if o.len() == 3 && o.iter().all(|c| (b'0'..=b'7').contains(c)) => {
+            let v = o.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0'));
+            u8::try_from(v).ok()
+        }
+        _ => None,
+    }
+}
+
+/// `money` from decimals (their scale brought to the session's fraction digits, never rounded)
+/// or integers (whole units); sent as `cash_recv` takes it, an int8 of minor units.
+fn money_writer(array: &dyn Array, scale: i8) -> Writer<'_> {
+    let get = numeric_getter(array);
+    Box::new(move |i, out| {
+        let value = match get(i)? {
+            NumericValue::Finite(d) => d,
+            _ => return Err("money has no NaN or infinity".to_owned()),
+        };
+        let text = decimal_text(&value);
+        if value.significant_scale() > i32::from(scale) {
+            return Err(format!(
+                "{text} has more decimal places than money's {scale} (it would be rounded)"
+            ));
+        }
+        let d = value.with_scale(i32::from(scale));
+        let units = std::str::from_utf8(&d.digits)
+            .ok()
+            .and_then(|t| t.parse::<i64>().ok())
+            .map(|u| if d.negative { -u } else { u })
+            .ok_or_else(|| format!("{text} is outside money's range"))?;
+        out.extend_from_slice(&units.to_be_bytes());
+        Ok(())
+    })
+}
+
+pub(crate) fn quoted(s: &str) -> String {
     let shown: String = s.chars().take(60).collect();
     let more = if s.chars().count() > 60 { "..." } else { "" };
     format!("{shown:?}{more}")
 }
 
-fn is_text(t: &DataType) -> bool {
+pub(crate) fn is_text(t: &DataType) -> bool {
     match t {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
         DataType::Dictionary(k, v) => k.is_integer() && is_text(v),
@@ -508,6 +633,16 @@ mod tests {
         assert!(e.contains("at most 3 digits"), "{e}");
         assert!(fit_numeric(d("12300"), 5, -2).is_ok());
         assert!(fit_numeric(d("12345"), 5, -2).is_err());
+    }
+
+    #[test]
+    fn chars_as_charout_writes_them() {
+        assert_eq!(char_byte(""), Some(0));
+        assert_eq!(char_byte("x"), Some(b'x'));
+        assert_eq!(char_byte("\\351"), Some(0o351));
+        assert_eq!(char_byte("\\777"), None);
+        assert_eq!(char_byte("xy"), None);
+        assert_eq!(char_byte("é"), None);
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub struct ExportPlan {
     pub schema: SchemaRef,
     /// The COPY statement that will be sent.
     pub copy_sql: String,
+    /// The types the columns' plans were resolved from (arrays, composites, domains, enums,
+    /// ranges, extension types): what loading into these columns needs too.
+    pub catalog: Catalog,
     /// How long describing took, the catalog query included.
     pub(crate) describe_time: Duration,
     /// How long the catalog query took.
@@ -194,6 +197,7 @@ impl Client {
             columns,
             schema,
             copy_sql,
+            catalog: catalog.types,
             describe_time: started.elapsed(),
             catalog_time,
         })

@@ -35,6 +35,7 @@
 
 pub mod blocking;
 mod client;
+mod create;
 mod error;
 mod export;
 mod load;
@@ -46,7 +47,7 @@ mod stats;
 pub use client::{Client, ExportOptions, ExportPlan, IntoConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use export::Export;
-pub use load::{LoadMode, LoadStats};
+pub use load::{LoadHooks, LoadMode, LoadOptions, LoadStats};
 pub use pipeline::{FileTarget, Hooks};
 pub use source::Source;
 pub use stats::ExportStats;
