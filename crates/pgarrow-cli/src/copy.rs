@@ -8,18 +8,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 
 use anyhow::{Context, Result, anyhow};
-use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_array::RecordBatchReader;
 use arrow_schema::ArrowError;
 use pgarrow::partition::PartitionOptions;
 use pgarrow::{DecodeOptions, ExportOptions, ExportStats, Source, blocking};
 
 use crate::args::CopyArgs;
 use crate::config_from;
-use crate::import::{load, load_options, report};
+use crate::import::{channel, load, load_options, report};
 use crate::report::{group, human_bytes};
-
-/// Batches in flight between the export and the load (besides the one each is working on).
-const IN_FLIGHT: usize = 2;
 
 pub(crate) fn copy(rt: &tokio::runtime::Runtime, args: &CopyArgs) -> Result<()> {
     let options = load_options(&args.mode, args.key.as_deref(), args.create)?;
@@ -44,7 +41,7 @@ pub(crate) fn copy(rt: &tokio::runtime::Runtime, args: &CopyArgs) -> Result<()> 
     };
     let partitions = args.partitions;
     let stop = Arc::new(AtomicBool::new(false));
-    let (batches_tx, batches_rx) = sync_channel::<Result<RecordBatch, ArrowError>>(IN_FLIGHT);
+    let (batches_tx, batches_rx) = channel();
     let (schema_tx, schema_rx) = sync_channel(1);
     let exporter = {
         let stop = Arc::clone(&stop);
@@ -75,13 +72,17 @@ pub(crate) fn copy(rt: &tokio::runtime::Runtime, args: &CopyArgs) -> Result<()> 
                         Ok(Some(batch)) => {
                             // The load ended (failed or stopped): dropping the reader cancels
                             // the source's query.
-                            if batches_tx.send(Ok(batch)).is_err() {
+                            if batches_tx.send(Some(Ok(batch))).is_err() {
                                 return None;
                             }
                         }
-                        Ok(None) => return Some(reader.stats()),
+                        Ok(None) => {
+                            let _ = batches_tx.send(None);
+                            return Some(reader.stats());
+                        }
                         Err(e) => {
-                            let _ = batches_tx.send(Err(ArrowError::ExternalError(Box::new(e))));
+                            let e = ArrowError::ExternalError(Box::new(SourceFailed(e)));
+                            let _ = batches_tx.send(Some(Err(e)));
                             return None;
                         }
                     }
@@ -119,4 +120,20 @@ pub(crate) fn copy(rt: &tokio::runtime::Runtime, args: &CopyArgs) -> Result<()> 
         );
     }
     Ok(())
+}
+
+/// The source's error, as the load's input reports it.
+#[derive(Debug)]
+struct SourceFailed(pgarrow::Error);
+
+impl std::fmt::Display for SourceFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the source failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for SourceFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }

@@ -4,7 +4,9 @@
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -20,7 +22,7 @@ use crate::{Interrupted, interrupt_signal};
 /// One input, opened: its schema and its batches.
 type Input = (
     SchemaRef,
-    Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>>>,
+    Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>,
 );
 
 /// Opens `path` by its extension (`.parquet`, `.arrow`/`.feather`, `.arrows`), or stdin for `-`
@@ -116,34 +118,119 @@ pub(crate) fn import(
         }
     }
     let names: Vec<PathBuf> = inputs.iter().map(|(p, _)| p.clone()).collect();
-    let batches = inputs.into_iter().flat_map(|(_, (_, batches))| batches);
     let from = match names.len() {
         1 => names[0].display().to_string(),
         n => format!("{n} files"),
     };
-    let stats = load(
-        rt, config, &args.into, &schema, batches, &options, args.quiet,
-    )?;
+    // The files are read on their own thread, so that a stalled input (a pipe) cannot keep
+    // Ctrl-C from stopping the load.
+    let (tx, input) = channel();
+    std::thread::Builder::new()
+        .name("pgarrow-import-read".into())
+        .spawn(move || {
+            for batch in inputs.into_iter().flat_map(|(_, (_, batches))| batches) {
+                if tx.send(Some(batch)).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(None);
+        })?;
+    let stats = load(rt, config, &args.into, &schema, input, &options, args.quiet)?;
     report(
         &stats, &from, &args.into, &args.mode, args.quiet, args.stats,
     );
     Ok(())
 }
 
-/// Loads `batches` into `table` on a new connection, with a progress line on a terminal. On
-/// Ctrl-C or SIGTERM the load stops at its next batch: CopyFail, ROLLBACK (the table is as it
-/// was), and [`Interrupted`]; a load that does not stop within a few seconds is dropped with
-/// its connection (the server rolls back then too).
+/// Batches in flight between the reading thread and the load.
+const IN_FLIGHT: usize = 2;
+
+/// The sending side of a load's input: `Some` batch (or the input's error), then `None` at
+/// the end. A sender dropped without `None` is an input that broke off (a thread that died).
+pub(crate) type InputSender = SyncSender<Option<Result<RecordBatch, ArrowError>>>;
+
+/// The receiving side, for [`load`].
+pub(crate) type InputReceiver = Receiver<Option<Result<RecordBatch, ArrowError>>>;
+
+/// A bounded channel for a load's input.
+pub(crate) fn channel() -> (InputSender, InputReceiver) {
+    sync_channel(IN_FLIGHT)
+}
+
+/// The load's view of its input: waits for batches, but gives up with an error when Ctrl-C
+/// was pressed meanwhile (the load then fails, sending CopyFail).
+struct Stoppable<'a> {
+    input: InputReceiver,
+    stop: &'a AtomicBool,
+    ended: bool,
+}
+
+impl Iterator for Stoppable<'_> {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                self.ended = true;
+                return Some(Err(ArrowError::ExternalError("interrupted".into())));
+            }
+            match self.input.recv_timeout(Duration::from_millis(50)) {
+                Ok(Some(batch)) => return Some(batch),
+                Ok(None) => {
+                    self.ended = true;
+                    return None;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.ended = true;
+                    return Some(Err(ArrowError::ExternalError(
+                        "the input ended before its end (its reading thread stopped)".into(),
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// Sets `stop` on Ctrl-C or SIGTERM, from a thread of its own (whatever the main thread is
+/// blocked on).
+fn stop_on_signal(stop: Arc<AtomicBool>) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("pgarrow-signals".into())
+        .spawn(move || {
+            rt.block_on(interrupt_signal());
+            stop.store(true, Ordering::Relaxed);
+        })?;
+    Ok(())
+}
+
+/// Loads the batches of `input` into `table` on a new connection, with a progress line on a
+/// terminal. On Ctrl-C or SIGTERM the load stops at its next batch or wait: CopyFail,
+/// ROLLBACK (the table is as it was), and [`Interrupted`]; a load that does not stop within a
+/// few seconds (a server that does not read) is dropped with its connection, and the server
+/// rolls back then too.
 pub(crate) fn load(
     rt: &tokio::runtime::Runtime,
     config: &Config,
     table: &str,
     schema: &SchemaRef,
-    batches: impl IntoIterator<Item = Result<RecordBatch, ArrowError>>,
+    input: InputReceiver,
     options: &LoadOptions,
     quiet: bool,
 ) -> Result<LoadStats> {
-    let stop = AtomicBool::new(false);
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signal(Arc::clone(&stop))?;
+    let batches = Stoppable {
+        input,
+        stop: &stop,
+        ended: false,
+    };
     let bar = progress_bar(quiet);
     bar.set_message("connecting...");
     let started = Instant::now();
@@ -162,19 +249,20 @@ pub(crate) fn load(
             Ok::<_, pgarrow::Error>(stats)
         };
         tokio::select! {
-            r = run => r.map_err(|e| match e.is_cancelled() {
-                true => anyhow::Error::new(Interrupted::nothing_loaded()),
-                false => anyhow::Error::new(e),
-            }),
+            r = run => r.map_err(anyhow::Error::new),
             _ = async {
-                interrupt_signal().await;
-                stop.store(true, Ordering::Relaxed);
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 tokio::time::sleep(STOP_GRACE).await;
             } => Err(Interrupted::nothing_loaded().into()),
         }
     });
     bar.finish_and_clear();
-    result
+    match result {
+        Err(_) if stop.load(Ordering::Relaxed) => Err(Interrupted::nothing_loaded().into()),
+        other => other,
+    }
 }
 
 /// How long a stopped load may take to send CopyFail and roll back before it is dropped.

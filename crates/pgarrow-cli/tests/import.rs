@@ -5,6 +5,7 @@ mod common;
 
 use std::io::Write as _;
 use std::process::Stdio;
+use std::time::Duration;
 
 use common::*;
 
@@ -123,4 +124,162 @@ fn what_import_refuses() {
         assert_error(&out, needles);
     }
     assert_eq!(t.psql("SELECT count(*) FROM dst"), "0");
+}
+
+#[test]
+fn copy_between_databases_creating_the_table() {
+    let Some(t) = Setup::new("cli_copy", TABLES) else {
+        return;
+    };
+    // The target database has the enum (created by name) but not the table.
+    let target = t.pg.create_database("cli_copy_target").unwrap();
+    t.pg.psql(&target, "CREATE TYPE mood AS ENUM ('sad', 'ok')")
+        .unwrap();
+    let target_url = t.pg.url(&target);
+    let render = |db: &str, table: &str| {
+        t.pg.psql(db, &format!("SELECT _r::text FROM {table} _r ORDER BY id"))
+            .unwrap()
+    };
+    let copy = |args: &[&str]| {
+        let mut cmd = pgarrow(["copy", "--from", &t.url, "--to", &target_url]);
+        cmd.args(args);
+        run(cmd)
+    };
+    // Without --create, a missing table is the server's error, and nothing is made.
+    assert_error(&copy(&["--table", "src"]), &["src", "42P01"]);
+    let err = assert_success(&copy(&[
+        "--table",
+        "src",
+        "--create",
+        "--partitions",
+        "2",
+        "--stats",
+    ]));
+    assert!(
+        err.contains("loaded 3,000 rows from src into src (append)") && err.contains("source:"),
+        "{err}"
+    );
+    assert_eq!(render(&target, "src"), render(&t.db, "src"));
+    let types =
+        t.pg.psql(
+            &target,
+            "SELECT string_agg(format_type(atttypid, atttypmod), ',' ORDER BY attnum) FROM \
+             pg_attribute WHERE attrelid = 'src'::regclass AND attnum > 0",
+        )
+        .unwrap();
+    assert_eq!(types.trim(), "bigint,numeric,text,mood,interval,date");
+    // A query upserted into a table with a key: changed rows updated, none added.
+    t.pg.psql(&target, "ALTER TABLE src ADD PRIMARY KEY (id)")
+        .unwrap();
+    t.psql("UPDATE src SET h = 'changed' WHERE id % 3 = 0");
+    let err = assert_success(&copy(&[
+        "--query",
+        "SELECT id, h FROM src WHERE id % 3 = 0",
+        "--into",
+        "src",
+        "--mode",
+        "upsert",
+        "--key",
+        "id",
+    ]));
+    assert!(err.contains("loaded 1,000 rows from the query"), "{err}");
+    assert_eq!(render(&target, "src"), render(&t.db, "src"));
+    // A failure in the source mid-way (a division by zero at row 2,000) loads nothing.
+    let err = assert_error(
+        &copy(&[
+            "--query",
+            "SELECT id + 100000 AS id, 1 / (id - 2000) AS n FROM src",
+            "--into",
+            "src",
+        ]),
+        &["division by zero", "22012"],
+    );
+    assert!(err.contains("the source"), "{err}");
+    assert_eq!(
+        t.pg.psql(&target, "SELECT count(*) FROM src")
+            .unwrap()
+            .trim(),
+        "3000"
+    );
+}
+
+#[test]
+fn import_creates_a_table_with_the_exported_types() {
+    let Some(t) = Setup::new(
+        "cli_import_create",
+        "CREATE TABLE src (id int PRIMARY KEY, n numeric(12,2), v varchar(10), a int[],
+                           ts timestamptz, ip inet);
+         INSERT INTO src SELECT g, g / 4.0, 'v' || g, ARRAY[g, -g], '2024-01-01'::timestamptz,
+                                ('10.0.0.' || (g % 250) || '/32')::inet FROM generate_series(1, 500) g;",
+    ) else {
+        return;
+    };
+    assert_success(&t.export(&["--table", "src", "-o", "s.parquet"]));
+    let err = assert_success(&run(
+        t.command("import", &["s.parquet", "--into", "made", "--create"])
+    ));
+    assert!(err.contains("loaded 500 rows"), "{err}");
+    assert_eq!(
+        t.psql(
+            "SELECT string_agg(format_type(atttypid, atttypmod), ',' ORDER BY attnum) FROM \
+             pg_attribute WHERE attrelid = 'made'::regclass AND attnum > 0"
+        ),
+        "integer,numeric(12,2),character varying(10),integer[],timestamp with time zone,inet"
+    );
+    assert_eq!(rows(&t, "made"), rows(&t, "src"));
+    // --create on a table that exists appends to it.
+    assert_success(&run(t.command(
+        "import",
+        &[
+            "s.parquet",
+            "--into",
+            "src",
+            "--create",
+            "--mode",
+            "replace",
+        ],
+    )));
+    assert_eq!(t.psql("SELECT count(*) FROM src"), "500");
+}
+
+#[test]
+fn ctrl_c_during_an_import_sends_copy_fail_and_loads_nothing() {
+    let Some(t) = Setup::new("cli_import_sigint", TABLES) else {
+        return;
+    };
+    assert_success(&t.export(&["--table", "src", "--to", "arrow-stream", "-o", "s.arrows"]));
+    let bytes = std::fs::read(t.path("s.arrows")).unwrap();
+    let mut cmd = t.command("import", &["-", "--into", "dst"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Part of the stream, and stdin left open: the load has begun and waits for the rest.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    stdin.flush().unwrap();
+    let find = format!(
+        "SELECT pid FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'COPY \"dst\"%'",
+        t.db
+    );
+    let backend = pgarrow_testkit::activity::wait_for_pid(t.pg, &find, DEADLINE);
+    let (out, took) = interrupt(child, "INT", Duration::from_secs(30));
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "pgarrow: interrupted; nothing was loaded (the transaction was rolled back)\n"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "exited {took:?} after the signal"
+    );
+    assert_eq!(t.psql("SELECT count(*) FROM dst"), "0");
+    pgarrow_testkit::activity::backend_gone_within(t.pg, backend, Duration::from_secs(2));
+    // The server was told (CopyFail), not left to find a closed socket.
+    let log = std::fs::read_to_string(t.pg.log_path()).unwrap_or_default();
+    assert!(
+        log.contains("COPY from stdin failed: pgarrow:"),
+        "no CopyFail in the server log"
+    );
 }

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use arrow_array::ffi::to_ffi;
+use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
 use arrow_array::{Array, RecordBatch, StructArray};
 use arrow_schema::SchemaRef;
 use arrow_schema::ffi::FFI_ArrowSchema;
@@ -21,8 +22,10 @@ use pgarrow::partition::{self, PartitionOptions, parse_size};
 use pgarrow::policy::Policies;
 use pgarrow::protocol::{Config, ErrorKind as WireKind, parse_duration};
 use pgarrow::sink::{Compression, Format, IntervalEncoding, Output, SinkOptions};
-use pgarrow::{Client, ExportOptions, ExportStats, FileTarget, Hooks, Source};
-use pyo3::exceptions::{PyException, PyValueError};
+use pgarrow::{
+    Client, ExportOptions, ExportStats, FileTarget, Hooks, LoadMode, LoadOptions, Source,
+};
+use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict, PyTuple};
 
@@ -565,6 +568,79 @@ fn export_file(
     Ok(stats.to_json())
 }
 
+/// Loads `data` (anything with `__arrow_c_stream__`: a pyarrow Table or RecordBatchReader, a
+/// polars DataFrame, a DuckDB result, ...) into `table` in one transaction; returns the
+/// statistics as JSON text. The GIL is released while it runs (the producer's stream takes it
+/// back when it needs it); Ctrl-C stops it with CopyFail and a rollback.
+#[pyfunction]
+#[pyo3(signature = (conninfo, table, data, mode="append", key=None, create=false))]
+fn write(
+    py: Python<'_>,
+    conninfo: Option<&str>,
+    table: &str,
+    data: &Bound<'_, PyAny>,
+    mode: &str,
+    key: Option<Vec<String>>,
+    create: bool,
+) -> PyResult<String> {
+    let mode = match (mode, key) {
+        ("append", None) => LoadMode::Append,
+        ("replace", None) => LoadMode::Replace,
+        ("upsert", Some(key)) if !key.is_empty() => LoadMode::Upsert { key },
+        ("upsert", _) => {
+            return Err(PyValueError::new_err(
+                "mode='upsert' needs key=[...]: the columns of a unique index",
+            ));
+        }
+        ("append" | "replace", Some(_)) => {
+            return Err(PyValueError::new_err("key= applies to mode='upsert' only"));
+        }
+        (other, _) => {
+            return Err(PyValueError::new_err(format!(
+                "mode: expected 'append', 'replace' or 'upsert', not {other:?}"
+            )));
+        }
+    };
+    let options = LoadOptions::new(mode).with_create(create);
+    let config = config(conninfo, None)?;
+    if !data.hasattr("__arrow_c_stream__")? {
+        return Err(PyTypeError::new_err(format!(
+            "data must have __arrow_c_stream__ (a pyarrow Table or RecordBatchReader, a polars \
+             DataFrame, a DuckDB result, ...), not {}",
+            data.get_type().name()?
+        )));
+    }
+    let capsule = data
+        .call_method0("__arrow_c_stream__")?
+        .cast_into::<PyCapsule>()
+        .map_err(|_| PyTypeError::new_err("__arrow_c_stream__() did not return a capsule"))?;
+    let pointer = capsule.pointer_checked(Some(c"arrow_array_stream"))?;
+    // SAFETY: the capsule is named "arrow_array_stream", so by the Arrow PyCapsule interface
+    // it holds a valid FFI_ArrowArrayStream that its consumer may move out; `from_raw` moves
+    // it and leaves a released stream behind (release = NULL), which the capsule's destructor
+    // then skips. Exercised by the pytest suite's write tests (pyarrow, polars, a generator).
+    #[allow(unsafe_code)]
+    let stream = unsafe { FFI_ArrowArrayStream::from_raw(pointer.as_ptr().cast()) };
+    let input = RecordBatchStreamReader::try_new(stream)
+        .map_err(|e| PyValueError::new_err(format!("data's Arrow stream: {e}")))?;
+    let table = table.to_owned();
+    let stats = detached(py, move |check| {
+        blocking::load_checked(config, &table, input, &options, check)
+    })?;
+    Ok(format!(
+        "{{\"rows\": {}, \"bytes\": {}, \"total_s\": {:.6}, \"describe_s\": {:.6}, \
+         \"read_s\": {:.6}, \"encode_s\": {:.6}, \"send_s\": {:.6}, \"commit_s\": {:.6}}}",
+        stats.rows,
+        stats.bytes,
+        stats.total.as_secs_f64(),
+        stats.describe.as_secs_f64(),
+        stats.read.as_secs_f64(),
+        stats.encode.as_secs_f64(),
+        stats.send.as_secs_f64(),
+        stats.commit.as_secs_f64()
+    ))
+}
+
 /// Hooks that run `check` every [`CHECK_EVERY`] while an export runs, and cancel it when
 /// `check` says stop (a signal handler raised): the server query is cancelled and the
 /// temporary file removed.
@@ -618,5 +694,6 @@ fn _pgarrow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBatch>()?;
     m.add_function(wrap_pyfunction!(schema, m)?)?;
     m.add_function(wrap_pyfunction!(export_file, m)?)?;
+    m.add_function(wrap_pyfunction!(write, m)?)?;
     Ok(())
 }

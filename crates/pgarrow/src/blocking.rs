@@ -34,6 +34,7 @@ use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
 use crate::export::request_cancel;
+use crate::load::{LoadHooks, LoadOptions, LoadStats};
 use crate::partition::{PartitionOptions, PartitionedExport};
 use crate::stats::ExportStats;
 use crate::{Client, Error, ErrorKind, Export, ExportOptions, IntoConfig, Result, Source};
@@ -112,6 +113,40 @@ pub fn export_partitioned_checked(
         last: ExportStats::default(),
         runtime,
     })
+}
+
+/// Connects and loads `input`'s batches into `table` in one transaction (see
+/// [`Client::load`]), calling `check` before each batch and every [`CHECK_EVERY`] while it
+/// waits on the server: when `check` says stop, the load sends CopyFail (or, while waiting,
+/// closes the connection), the server rolls back, and the call fails with
+/// [`ErrorKind::Cancelled`]. Either way the table is as it was.
+///
+/// # Errors
+/// As [`Client::connect`] and [`Client::load`], and [`ErrorKind::Cancelled`].
+pub fn load_checked(
+    config: impl IntoConfig,
+    table: &str,
+    input: impl RecordBatchReader,
+    options: &LoadOptions,
+    check: &mut dyn FnMut() -> bool,
+) -> Result<crate::LoadStats> {
+    let runtime = runtime()?;
+    let config = config.into_config()?;
+    let check = std::cell::RefCell::new(check);
+    // The hook runs inside the load's polls and the waiting check between them: never both.
+    let mut call = || (check.borrow_mut())();
+    let mut client = block_on_checked(&runtime, Client::connect(config), &mut call)
+        .ok_or(ErrorKind::Cancelled)??;
+    let schema = input.schema();
+    let mut hooks = LoadHooks {
+        stop: Some(Box::new(|| !(check.borrow_mut())())),
+        ..LoadHooks::default()
+    };
+    let load = client.load_with(table, &schema, input, options, &mut hooks);
+    let stats: LoadStats = block_on_checked(&runtime, load, &mut || (check.borrow_mut())())
+        .ok_or(ErrorKind::Cancelled)??;
+    let _ = runtime.block_on(client.close());
+    Ok(stats)
 }
 
 /// What a [`Reader`] reads: one connection's export, or a partitioned one.

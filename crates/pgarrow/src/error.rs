@@ -141,6 +141,9 @@ impl fmt::Display for Error {
             ErrorKind::Protocol(e) => e.fmt(f)?,
             ErrorKind::Decode(e) => e.fmt(f)?,
             ErrorKind::Encode(e) => e.fmt(f)?,
+            ErrorKind::Input(ArrowError::ExternalError(e)) => {
+                write!(f, "reading the input failed: {e}")?
+            }
             ErrorKind::Input(e) => write!(f, "reading the input failed: {e}")?,
             ErrorKind::Query(m) => f.write_str(m)?,
             ErrorKind::RowCount { server, decoded } => write!(
@@ -149,7 +152,7 @@ impl fmt::Display for Error {
             )?,
             ErrorKind::Sink(e) => e.fmt(f)?,
             ErrorKind::Write(e) => write!(f, "the batch writer failed: {e}")?,
-            ErrorKind::Cancelled => f.write_str("the export was cancelled")?,
+            ErrorKind::Cancelled => f.write_str("cancelled by the caller")?,
             ErrorKind::Internal(m) => write!(f, "internal error (a bug in pgarrow): {m}")?,
             ErrorKind::Context { what, source } => write!(f, "{what}: {source}")?,
         }

@@ -282,7 +282,7 @@ impl Client {
                 // The server discards what it took; its own error, if it has one, is the
                 // same as ours or follows from it.
                 let _ = copy.fail(&format!("pgarrow: {e}")).await;
-                return Err(e.with_rows(0));
+                return Err(e);
             }
             let t = Instant::now();
             stats.rows = copy.finish().await.map_err(|e| at_input_row(e.into()))?;

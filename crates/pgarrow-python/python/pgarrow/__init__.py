@@ -1,10 +1,11 @@
-"""PostgreSQL to Apache Arrow, exactly and fast.
+"""PostgreSQL to Apache Arrow and back, exactly and fast.
 
 One call gives a pyarrow Table, a polars or pandas DataFrame, a streaming RecordBatchReader, or
-a Parquet / Arrow IPC file::
+a Parquet / Arrow IPC file, and one call loads Arrow data into a table::
 
     import pgarrow
     table = pgarrow.read_arrow("postgresql://user@host/db", "SELECT * FROM orders")
+    pgarrow.write("postgresql://user@host/other", "orders", table, mode="upsert", key=["id"])
 
 The data crosses from Rust through the Arrow C data interface, without copying the buffers.
 Every wait on the server runs with the GIL released; Ctrl-C cancels the server query and
@@ -66,6 +67,7 @@ __all__ = [
     "read_pandas",
     "read_polars",
     "schema",
+    "write",
 ]
 
 # A table name: one or two parts, each a plain identifier or a double-quoted one.
@@ -228,3 +230,32 @@ def schema(
     text, is_table = _source(query, table)
     capsule = _pgarrow.schema(url, text, is_table, options)
     return pa.Schema._import_from_c_capsule(capsule)
+
+
+def write(
+    url: Optional[str],
+    table: str,
+    data: Any,
+    mode: str = "append",
+    *,
+    key: Union[str, list[str], None] = None,
+    create: bool = False,
+) -> dict[str, Any]:
+    """Loads ``data`` into ``table`` (``name`` or ``schema.name``, exact) with binary COPY, in
+    one transaction: any failure, Ctrl-C included, leaves the table as it was.
+
+    ``data`` is anything with ``__arrow_c_stream__``: a pyarrow Table or RecordBatchReader, a
+    polars DataFrame, a DuckDB result, ... Its columns go into the table's columns of the same
+    names (the others get their defaults); every value is converted exactly or refused with
+    its column, its row and the value (see the README's "Loading into PostgreSQL").
+
+    ``mode`` is "append", "replace" (TRUNCATE in the same transaction) or "upsert" (insert new
+    keys, update the others; ``key`` names the columns of a unique index). ``create=True``
+    creates a missing table from the schema, with the PostgreSQL types pgarrow's field
+    metadata names where they exist.
+
+    Returns the statistics: rows, bytes (of COPY data), and the time of each phase in seconds.
+    """
+    if isinstance(key, str):
+        key = [k.strip() for k in key.split(",")]
+    return json.loads(_pgarrow.write(url, table, data, mode, key, create))

@@ -47,3 +47,11 @@ def export_file(
     is_table: bool = False,
     options: Optional[dict[str, Any]] = None,
 ) -> str: ...
+def write(
+    conninfo: Optional[str],
+    table: str,
+    data: Any,
+    mode: str = "append",
+    key: Optional[list[str]] = None,
+    create: bool = False,
+) -> str: ...
