@@ -159,13 +159,13 @@ pub(crate) fn channel() -> (InputSender, InputReceiver) {
 
 /// The load's view of its input: waits for batches, but gives up with an error when Ctrl-C
 /// was pressed meanwhile (the load then fails, sending CopyFail).
-struct Stoppable<'a> {
+struct Stoppable {
     input: InputReceiver,
-    stop: &'a AtomicBool,
+    stop: Arc<AtomicBool>,
     ended: bool,
 }
 
-impl Iterator for Stoppable<'_> {
+impl Iterator for Stoppable {
     type Item = Result<RecordBatch, ArrowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -228,17 +228,18 @@ pub(crate) fn load(
     stop_on_signal(Arc::clone(&stop))?;
     let batches = Stoppable {
         input,
-        stop: &stop,
+        stop: Arc::clone(&stop),
         ended: false,
     };
     let bar = progress_bar(quiet);
     bar.set_message("connecting...");
     let started = Instant::now();
-    let mut hooks = LoadHooks::default();
-    hooks.stop = Some(Box::new(|| stop.load(Ordering::Relaxed)));
-    hooks.progress = Some(Box::new(|rows, bytes| {
-        bar.set_message(load_message(rows, bytes, started.elapsed()));
-    }));
+    let mut hooks = LoadHooks {
+        stop: Some(Box::new(|| stop.load(Ordering::Relaxed))),
+        progress: Some(Box::new(|rows, bytes| {
+            bar.set_message(load_message(rows, bytes, started.elapsed()));
+        })),
+    };
     let result = rt.block_on(async {
         let run = async {
             let mut client = Client::connect(config).await?;

@@ -288,45 +288,47 @@ fn list_depth(element: &Shape, t: &DataType) -> Result<usize, String> {
     }
 }
 
+/// The item range (start, end) of a list's row.
+type Range<'a> = Box<dyn Fn(usize) -> (usize, usize) + 'a>;
+
 /// One list level: the item range of each of its rows, and its items.
 struct ListLevel<'a> {
     array: &'a dyn Array,
-    range: Box<dyn Fn(usize) -> (usize, usize) + 'a>,
+    range: Range<'a>,
     values: &'a dyn Array,
 }
 
 impl<'a> ListLevel<'a> {
     fn new(array: &'a dyn Array) -> Option<ListLevel<'a>> {
-        let (range, values): (Box<dyn Fn(usize) -> (usize, usize) + 'a>, &'a dyn Array) =
-            match array.data_type() {
-                DataType::List(_) => {
-                    let l = array.as_list::<i32>();
-                    let o = l.value_offsets();
-                    (
-                        Box::new(move |i| (o[i] as usize, o[i + 1] as usize)),
-                        l.values().as_ref(),
-                    )
-                }
-                DataType::LargeList(_) => {
-                    let l = array.as_list::<i64>();
-                    let o = l.value_offsets();
-                    (
-                        Box::new(move |i| (o[i] as usize, o[i + 1] as usize)),
-                        l.values().as_ref(),
-                    )
-                }
-                DataType::FixedSizeList(..) => {
-                    let l = array.as_fixed_size_list();
-                    (
-                        Box::new(move |i| {
-                            let start = l.value_offset_at(i);
-                            (start, start + l.value_length() as usize)
-                        }),
-                        l.values().as_ref(),
-                    )
-                }
-                _ => return None,
-            };
+        let (range, values): (Range<'a>, &'a dyn Array) = match array.data_type() {
+            DataType::List(_) => {
+                let l = array.as_list::<i32>();
+                let o = l.value_offsets();
+                (
+                    Box::new(move |i| (o[i] as usize, o[i + 1] as usize)),
+                    l.values().as_ref(),
+                )
+            }
+            DataType::LargeList(_) => {
+                let l = array.as_list::<i64>();
+                let o = l.value_offsets();
+                (
+                    Box::new(move |i| (o[i] as usize, o[i + 1] as usize)),
+                    l.values().as_ref(),
+                )
+            }
+            DataType::FixedSizeList(..) => {
+                let l = array.as_fixed_size_list();
+                (
+                    Box::new(move |i| {
+                        let start = l.value_offset_at(i);
+                        (start, start + l.value_length() as usize)
+                    }),
+                    l.values().as_ref(),
+                )
+            }
+            _ => return None,
+        };
         Some(ListLevel {
             array,
             range,
@@ -418,7 +420,9 @@ fn array_writer<'a>(element_oid: u32, element: &'a Shape, array: &'a dyn Array) 
 /// the struct lacks is NULL.
 fn composite_writer<'a>(attrs: &'a [Attr], array: &'a dyn Array) -> Writer<'a> {
     let s = array.as_struct();
-    let parts: Vec<(&Attr, Option<(&dyn Array, Writer<'a>)>)> = attrs
+    // Each attribute, with its struct field's values and writer when the struct has one.
+    type Part<'a> = (&'a Attr, Option<(&'a dyn Array, Writer<'a>)>);
+    let parts: Vec<Part<'a>> = attrs
         .iter()
         .map(|a| {
             let child = s.column_by_name(&a.name).map(|c| c.as_ref());

@@ -25,7 +25,7 @@ use pgarrow::sink::{Compression, Format, IntervalEncoding, Output, SinkOptions};
 use pgarrow::{
     Client, ExportOptions, ExportStats, FileTarget, Hooks, LoadMode, LoadOptions, Source,
 };
-use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict, PyTuple};
 
@@ -72,7 +72,12 @@ pyo3::create_exception!(
 fn py_err(py: Python<'_>, e: &pgarrow::Error) -> PyErr {
     use pgarrow::ErrorKind as K;
     let message = e.to_string();
-    let err = match e.kind() {
+    // The class comes from what failed, under any context the message adds.
+    let mut inner = e;
+    while let K::Context { source, .. } = inner.kind() {
+        inner = source;
+    }
+    let err = match inner.kind() {
         K::Protocol(p) if p.as_db_error().is_some() => {
             let code = e.code().unwrap_or_default();
             // Class 08 (connection), 28 (authorization) and 3D (no such database) are about
@@ -90,6 +95,11 @@ fn py_err(py: Python<'_>, e: &pgarrow::Error) -> PyErr {
         K::Decode(_) => DecodeError::new_err(message),
         K::Query(_) | K::RowCount { .. } => QueryError::new_err(message),
         K::Sink(_) | K::Write(_) => OutputError::new_err(message),
+        // Ctrl-C while a Python producer of `write`'s input ran: the handler raised inside it,
+        // and its C stream can pass on only the text.
+        K::Input(_) if message.contains("\nKeyboardInterrupt") => {
+            PyKeyboardInterrupt::new_err(message)
+        }
         _ => Error::new_err(message),
     };
     let value = err.value(py);

@@ -126,7 +126,7 @@ pub fn export_partitioned_checked(
 pub fn load_checked(
     config: impl IntoConfig,
     table: &str,
-    input: impl RecordBatchReader,
+    input: impl RecordBatchReader + Send + 'static,
     options: &LoadOptions,
     check: &mut dyn FnMut() -> bool,
 ) -> Result<crate::LoadStats> {

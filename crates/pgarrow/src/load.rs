@@ -134,18 +134,24 @@ impl Client {
     /// `pgarrow_encode`). A failure of any kind (a value, the server, the input) rolls back:
     /// the table is as it was.
     ///
-    /// `options` is a [`LoadMode`] or [`LoadOptions`].
+    /// `options` is a [`LoadMode`] or [`LoadOptions`]. The batches are read and encoded on a
+    /// thread of the load's own, a few chunks ahead of the socket, so that encoding overlaps
+    /// the server's work.
     ///
     /// # Errors
     /// An input column the table does not have; one whose type cannot go into its column; a
     /// value that does not fit (column, row, value); the server's error; the input's error.
-    pub async fn load(
+    pub async fn load<I>(
         &mut self,
         table: &str,
         schema: &Schema,
-        batches: impl IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+        batches: I,
         options: impl Into<LoadOptions>,
-    ) -> Result<LoadStats> {
+    ) -> Result<LoadStats>
+    where
+        I: IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+        I::IntoIter: Send + 'static,
+    {
         self.load_with(
             table,
             schema,
@@ -165,14 +171,18 @@ impl Client {
     ///
     /// # Errors
     /// As [`load`](Client::load), and [`ErrorKind::Cancelled`] when `hooks.stop` said so.
-    pub async fn load_with(
+    pub async fn load_with<I>(
         &mut self,
         table: &str,
         schema: &Schema,
-        batches: impl IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+        batches: I,
         options: &LoadOptions,
         hooks: &mut LoadHooks<'_>,
-    ) -> Result<LoadStats> {
+    ) -> Result<LoadStats>
+    where
+        I: IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+        I::IntoIter: Send + 'static,
+    {
         let started = Instant::now();
         let mut stats = LoadStats::default();
         let Source::Table { schema: ns, name } = Source::table(table)? else {
@@ -236,47 +246,45 @@ impl Client {
             };
             let sql = format!("COPY {into} ({list}) FROM STDIN (FORMAT binary)");
             let mut copy = conn.copy_in(&sql).await?;
-            let mut buf = Vec::with_capacity(SEND_AT + (64 << 10));
-            buf.extend_from_slice(HEADER);
-            let mut row = 0u64;
-            let mut read_started = Instant::now();
+            // Reading and encoding run on a thread of their own, a few buffers ahead of the
+            // socket: the server takes one buffer while the next is encoded.
+            let (chunks, mut encoded) = tokio::sync::mpsc::channel(IN_FLIGHT);
+            let (recycle, recycled) = std::sync::mpsc::channel();
+            let input = batches.into_iter();
+            std::thread::Builder::new()
+                .name("pgarrow-load-encode".into())
+                .spawn(move || encode_input(input, &encoder, &chunks, &recycled))
+                .map_err(|e| {
+                    Error::from(ErrorKind::Internal(format!(
+                        "cannot start the encoding thread: {e}"
+                    )))
+                })?;
             let sent: Result<()> = async {
-                for batch in batches {
-                    let batch = batch.map_err(|e| Error::from(ErrorKind::Input(e)))?;
-                    stats.read += read_started.elapsed();
+                loop {
+                    let chunk = encoded.recv().await.ok_or_else(|| {
+                        Error::from(ErrorKind::Internal(
+                            "the encoding thread stopped without a word".into(),
+                        ))
+                    })??;
                     if hooks.stopped() {
                         return Err(ErrorKind::Cancelled.into());
                     }
                     let t = Instant::now();
-                    encoder
-                        .encode(&batch, row, &mut buf)
-                        .map_err(|e| Error::from(ErrorKind::Encode(e)))?;
-                    stats.encode += t.elapsed();
-                    row += batch.num_rows() as u64;
-                    if buf.len() >= SEND_AT {
-                        if hooks.stopped() {
-                            return Err(ErrorKind::Cancelled.into());
-                        }
-                        let t = Instant::now();
-                        copy.write(&buf).await?;
-                        stats.send += t.elapsed();
-                        buf.clear();
-                    }
+                    copy.write(&chunk.buf).await?;
+                    stats.send += t.elapsed();
                     if let Some(progress) = hooks.progress.as_mut() {
-                        progress(row, copy.bytes() + buf.len() as u64);
+                        progress(chunk.rows, copy.bytes());
                     }
-                    read_started = Instant::now();
+                    if let Some((read, encode)) = chunk.last {
+                        (stats.read, stats.encode) = (read, encode);
+                        return Ok(());
+                    }
+                    let _ = recycle.send(chunk.buf);
                 }
-                if hooks.stopped() {
-                    return Err(ErrorKind::Cancelled.into());
-                }
-                buf.extend_from_slice(TRAILER);
-                let t = Instant::now();
-                copy.write(&buf).await?;
-                stats.send += t.elapsed();
-                Ok(())
             }
             .await;
+            // Whatever happened, the encoding thread stops at its next send.
+            drop(encoded);
             stats.bytes = copy.bytes();
             if let Err(e) = sent.map_err(at_input_row) {
                 // The server discards what it took; its own error, if it has one, is the
@@ -337,6 +345,82 @@ impl Client {
     }
 }
 
+/// Encoded rows on their way to the socket.
+struct Chunk {
+    /// Whole rows of binary COPY data (the header first, the trailer last).
+    buf: Vec<u8>,
+    /// Input rows encoded so far.
+    rows: u64,
+    /// With the last chunk: the time spent reading the input and encoding.
+    last: Option<(Duration, Duration)>,
+}
+
+/// Chunks in flight between the encoding thread and the socket (about 1 MiB each).
+const IN_FLIGHT: usize = 4;
+/// Rows encoded at a time, so that chunks stay near [`SEND_AT`] whatever the batch size.
+const SLICE_ROWS: usize = 4096;
+
+/// The encoding thread: reads `input`, encodes it in slices of [`SLICE_ROWS`] and hands
+/// chunks of about [`SEND_AT`] bytes to `chunks` (buffers come back through `recycled`). Ends
+/// after the last chunk, at the first error (sent), or when the receiver is gone.
+fn encode_input(
+    input: impl Iterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+    encoder: &RowEncoder,
+    chunks: &tokio::sync::mpsc::Sender<Result<Chunk>>,
+    recycled: &std::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    let capacity = SEND_AT + SEND_AT / 2;
+    let mut buf = Vec::with_capacity(capacity);
+    buf.extend_from_slice(HEADER);
+    let (mut read, mut encode) = (Duration::ZERO, Duration::ZERO);
+    let mut row = 0u64;
+    let mut read_started = Instant::now();
+    for batch in input {
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = chunks.blocking_send(Err(ErrorKind::Input(e).into()));
+                return;
+            }
+        };
+        read += read_started.elapsed();
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let n = SLICE_ROWS.min(batch.num_rows() - offset);
+            let t = Instant::now();
+            let encoded = encoder.encode(&batch.slice(offset, n), row + offset as u64, &mut buf);
+            encode += t.elapsed();
+            if let Err(e) = encoded {
+                let _ = chunks.blocking_send(Err(ErrorKind::Encode(e).into()));
+                return;
+            }
+            offset += n;
+            if buf.len() >= SEND_AT {
+                let mut next = recycled
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(capacity));
+                next.clear();
+                let chunk = Chunk {
+                    buf: std::mem::replace(&mut buf, next),
+                    rows: row + offset as u64,
+                    last: None,
+                };
+                if chunks.blocking_send(Ok(chunk)).is_err() {
+                    return;
+                }
+            }
+        }
+        row += batch.num_rows() as u64;
+        read_started = Instant::now();
+    }
+    buf.extend_from_slice(TRAILER);
+    let _ = chunks.blocking_send(Ok(Chunk {
+        buf,
+        rows: row,
+        last: Some((read, encode)),
+    }));
+}
+
 /// A server error raised by the COPY names its line (`COPY t, line 3, column v: ...`): the
 /// input row is that line less one (rows count from 0 here, lines from 1).
 fn at_input_row(e: Error) -> Error {
@@ -355,10 +439,14 @@ fn at_input_row(e: Error) -> Error {
     else {
         return e;
     };
+    // The context names the column for a value its input function refused; a constraint's
+    // error names it in its own field.
     let column = parts
         .next()
         .and_then(|c| c.strip_prefix("column "))
-        .map(|c| format!("column \"{}\", ", c.split(':').next().unwrap_or(c)))
+        .map(|c| c.split(':').next().unwrap_or(c).to_owned())
+        .or_else(|| e.as_db_error().and_then(|d| d.column.clone()))
+        .map(|c| format!("column \"{c}\", "))
         .unwrap_or_default();
     e.context(format!(
         "{column}row {} of the input",
