@@ -283,3 +283,32 @@ fn ctrl_c_during_an_import_sends_copy_fail_and_loads_nothing() {
         "no CopyFail in the server log"
     );
 }
+
+#[test]
+fn every_type_round_trips_through_parquet_and_between_databases() {
+    for (name, sql) in [
+        ("types", include_str!("../../../testdata/load/types.sql")),
+        ("nested", include_str!("../../../testdata/load/nested.sql")),
+    ] {
+        let Some(t) = Setup::new(&format!("cli_round_trip_{name}"), sql) else {
+            return;
+        };
+        let src = rows(&t, "src");
+        // PG -> Parquet -> PG.
+        assert_success(&t.export(&["--table", "src", "-o", "s.parquet"]));
+        assert_success(&run(t.command("import", &["s.parquet", "--into", "dst"])));
+        assert_eq!(rows(&t, "dst"), src, "{name}: through Parquet");
+        // PG -> PG, into another database with the same types.
+        let other =
+            t.pg.create_database(&format!("cli_round_trip_{name}_to"))
+                .unwrap();
+        t.pg.psql(&other, sql).unwrap();
+        let mut cmd = pgarrow(["copy", "--from", &t.url, "--to", &t.pg.url(&other)]);
+        cmd.args(["--table", "src", "--into", "dst"]);
+        assert_success(&run(cmd));
+        let copied =
+            t.pg.psql(&other, "SELECT _r::text FROM dst _r ORDER BY id")
+                .unwrap();
+        assert_eq!(copied.trim(), src, "{name}: PG -> PG");
+    }
+}
