@@ -27,6 +27,8 @@
 //! hands the export to any Arrow implementation in the process (the C stream interface).
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arrow_array::ffi_stream::FFI_ArrowArrayStream;
@@ -129,7 +131,7 @@ pub fn load_checked(
     input: impl RecordBatchReader + Send + 'static,
     options: &LoadOptions,
     check: &mut dyn FnMut() -> bool,
-) -> Result<crate::LoadStats> {
+) -> Result<LoadStats> {
     let runtime = runtime()?;
     let config = config.into_config()?;
     let check = std::cell::RefCell::new(check);
@@ -138,15 +140,50 @@ pub fn load_checked(
     let mut client = block_on_checked(&runtime, Client::connect(config), &mut call)
         .ok_or(ErrorKind::Cancelled)??;
     let schema = input.schema();
+    // The load reads `input` on a thread of its own; that thread must be done with it before
+    // this returns (the input may be a producer in a host, such as Python, that is gone later).
+    let ended = Arc::new(AtomicBool::new(false));
+    let (alive, gone) = std::sync::mpsc::channel::<()>();
+    let input = Owned {
+        input,
+        ended: Arc::clone(&ended),
+        _alive: alive,
+    };
     let mut hooks = LoadHooks {
         stop: Some(Box::new(|| !(check.borrow_mut())())),
         ..LoadHooks::default()
     };
     let load = client.load_with(table, &schema, input, options, &mut hooks);
-    let stats: LoadStats = block_on_checked(&runtime, load, &mut || (check.borrow_mut())())
-        .ok_or(ErrorKind::Cancelled)??;
+    let loaded = block_on_checked(&runtime, load, &mut || (check.borrow_mut())());
+    drop(hooks);
+    ended.store(true, Ordering::Relaxed);
+    loop {
+        match gone.recv_timeout(CHECK_EVERY) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if (check.borrow_mut())() => {}
+            _ => break,
+        }
+    }
+    let stats = loaded.ok_or(ErrorKind::Cancelled)??;
     let _ = runtime.block_on(client.close());
     Ok(stats)
+}
+
+/// A load's input that ends once `ended` is set, and whose drop the caller can wait for.
+struct Owned<R> {
+    input: R,
+    ended: Arc<AtomicBool>,
+    _alive: std::sync::mpsc::Sender<()>,
+}
+
+impl<R: Iterator> Iterator for Owned<R> {
+    type Item = R::Item;
+
+    fn next(&mut self) -> Option<R::Item> {
+        match self.ended.load(Ordering::Relaxed) {
+            true => None,
+            false => self.input.next(),
+        }
+    }
 }
 
 /// What a [`Reader`] reads: one connection's export, or a partitioned one.
