@@ -280,6 +280,16 @@ pub(crate) struct ImportArgs {
     /// same names; the others get their defaults.
     #[arg(long, value_name = "TABLE")]
     pub(crate) into: String,
+    /// Rows per batch read from Parquet files.
+    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_ROWS, value_name = "N", value_parser = at_least_one)]
+    pub(crate) batch_rows: usize,
+    #[command(flatten)]
+    pub(crate) load: LoadArgs,
+}
+
+/// How `import` and `copy` load.
+#[derive(Args, Debug)]
+pub(crate) struct LoadArgs {
     /// append (add the rows), replace (TRUNCATE first) or upsert (insert new keys, update the
     /// others: needs --key). All in one transaction: a failure leaves the table as it was.
     #[arg(long, default_value = "append", value_name = "MODE")]
@@ -292,10 +302,7 @@ pub(crate) struct ImportArgs {
     /// the Arrow types map to.
     #[arg(long)]
     pub(crate) create: bool,
-    /// Rows per batch read from Parquet files.
-    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_ROWS, value_name = "N", value_parser = at_least_one)]
-    pub(crate) batch_rows: usize,
-    /// No summary.
+    /// No progress and no summary.
     #[arg(long)]
     pub(crate) quiet: bool,
     /// After the load, where the time went (describe, read, encode, send, commit).
@@ -325,25 +332,11 @@ pub(crate) struct CopyArgs {
     /// The target table (default: the --table name).
     #[arg(long, value_name = "TABLE", required_unless_present = "table")]
     pub(crate) into: Option<String>,
-    /// append, replace (TRUNCATE first) or upsert (needs --key), in one transaction.
-    #[arg(long, default_value = "append", value_name = "MODE")]
-    pub(crate) mode: String,
-    /// The upsert's key: columns of a unique index, comma-separated.
-    #[arg(long, value_name = "COLUMNS")]
-    pub(crate) key: Option<String>,
-    /// Create the target table when it does not exist, with the source's column types where
-    /// they exist in the target database.
-    #[arg(long)]
-    pub(crate) create: bool,
     /// Read over N connections at once in one snapshot (a --table in block ranges).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
     pub(crate) partitions: usize,
-    /// No progress and no summary.
-    #[arg(long)]
-    pub(crate) quiet: bool,
-    /// After the copy, where the time went.
-    #[arg(long)]
-    pub(crate) stats: bool,
+    #[command(flatten)]
+    pub(crate) load: LoadArgs,
     #[command(flatten)]
     pub(crate) policies: PolicyArgs,
 }

@@ -19,7 +19,7 @@ use crate::import::{channel, load, load_options, report};
 use crate::report::{group, human_bytes};
 
 pub(crate) fn copy(rt: &tokio::runtime::Runtime, args: &CopyArgs) -> Result<()> {
-    let options = load_options(&args.mode, args.key.as_deref(), args.create)?;
+    let options = load_options(&args.load.mode, args.load.key.as_deref(), args.load.create)?;
     let source = match (&args.table, &args.query) {
         (Some(t), None) => Source::table(t)?,
         (None, Some(q)) => Source::query(q.clone()),
@@ -97,7 +97,15 @@ pub(crate) fn copy(rt: &tokio::runtime::Runtime, args: &CopyArgs) -> Result<()> 
         }
         Err(_) => return Err(anyhow!("the export thread ended without a word")),
     };
-    let loaded = load(rt, &to, &into, &schema, batches_rx, &options, args.quiet);
+    let loaded = load(
+        rt,
+        &to,
+        &into,
+        &schema,
+        batches_rx,
+        &options,
+        args.load.quiet,
+    );
     if loaded.is_err() {
         stop.store(true, Ordering::Relaxed);
     }
@@ -109,8 +117,15 @@ pub(crate) fn copy(rt: &tokio::runtime::Runtime, args: &CopyArgs) -> Result<()> 
         (Some(t), _) => t.clone(),
         (None, _) => "the query".to_owned(),
     };
-    report(&stats, &from, &into, &args.mode, args.quiet, args.stats);
-    if let (true, Some(e)) = (args.stats, exported) {
+    report(
+        &stats,
+        &from,
+        &into,
+        &args.load.mode,
+        args.load.quiet,
+        args.load.stats,
+    );
+    if let (true, Some(e)) = (args.load.stats, exported) {
         eprintln!(
             "source: {} rows, {} of COPY data read in {:.3} s (decoding {:.3} s)",
             group(e.rows),

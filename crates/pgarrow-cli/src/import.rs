@@ -16,7 +16,7 @@ use pgarrow::protocol::Config;
 use pgarrow::{Client, LoadHooks, LoadMode, LoadOptions, LoadStats};
 
 use crate::args::ImportArgs;
-use crate::report::{group, human_bytes, progress_bar};
+use crate::report::{group, human_bytes, progress_bar, rate_message};
 use crate::{Interrupted, interrupt_signal};
 
 /// One input, opened: its schema and its batches.
@@ -96,7 +96,7 @@ pub(crate) fn import(
     config: &Config,
     args: &ImportArgs,
 ) -> Result<()> {
-    let options = load_options(&args.mode, args.key.as_deref(), args.create)?;
+    let options = load_options(&args.load.mode, args.load.key.as_deref(), args.load.create)?;
     if args.files.iter().filter(|f| f.as_os_str() == "-").count() > 0 && args.files.len() > 1 {
         bail!("- (standard input) cannot be combined with files");
     }
@@ -135,9 +135,22 @@ pub(crate) fn import(
             }
             let _ = tx.send(None);
         })?;
-    let stats = load(rt, config, &args.into, &schema, input, &options, args.quiet)?;
+    let stats = load(
+        rt,
+        config,
+        &args.into,
+        &schema,
+        input,
+        &options,
+        args.load.quiet,
+    )?;
     report(
-        &stats, &from, &args.into, &args.mode, args.quiet, args.stats,
+        &stats,
+        &from,
+        &args.into,
+        &args.load.mode,
+        args.load.quiet,
+        args.load.stats,
     );
     Ok(())
 }
@@ -237,7 +250,7 @@ pub(crate) fn load(
     let mut hooks = LoadHooks {
         stop: Some(Box::new(|| stop.load(Ordering::Relaxed))),
         progress: Some(Box::new(|rows, bytes| {
-            bar.set_message(load_message(rows, bytes, started.elapsed()));
+            bar.set_message(rate_message(rows, bytes, "sent", started.elapsed()));
         })),
     };
     let result = rt.block_on(async {
@@ -268,17 +281,6 @@ pub(crate) fn load(
 
 /// How long a stopped load may take to send CopyFail and roll back before it is dropped.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-
-fn load_message(rows: u64, bytes: u64, elapsed: Duration) -> String {
-    let secs = elapsed.as_secs_f64().max(1e-9);
-    format!(
-        "{} rows, {} sent, {} rows/s, {:.1} s",
-        group(rows),
-        human_bytes(bytes),
-        group((rows as f64 / secs) as u64),
-        secs
-    )
-}
 
 /// The summary line and, with `--stats`, where the time went.
 pub(crate) fn report(

@@ -167,9 +167,14 @@ pub(crate) fn progress_bar(quiet: bool) -> ProgressBar {
 }
 
 pub(crate) fn progress_message(rows: u64, bytes: u64, elapsed: Duration) -> String {
+    rate_message(rows, bytes, "read", elapsed)
+}
+
+/// `N rows, B <done>, R rows/s, T s`: a progress line.
+pub(crate) fn rate_message(rows: u64, bytes: u64, done: &str, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(1e-9);
     format!(
-        "{} rows, {} read, {} rows/s, {:.1} s",
+        "{} rows, {} {done}, {} rows/s, {:.1} s",
         group(rows),
         human_bytes(bytes),
         group((rows as f64 / secs) as u64),
