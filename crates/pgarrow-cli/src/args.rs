@@ -305,7 +305,7 @@ pub(crate) struct LoadArgs {
     /// No progress and no summary.
     #[arg(long)]
     pub(crate) quiet: bool,
-    /// After the load, where the time went (describe, read, encode, send, commit).
+    /// After the load, where the time went (connect, describe, read, encode, send, commit).
     #[arg(long)]
     pub(crate) stats: bool,
 }

@@ -255,10 +255,14 @@ pub(crate) fn load(
     };
     let result = rt.block_on(async {
         let run = async {
+            let t = Instant::now();
             let mut client = Client::connect(config).await?;
-            let stats = client
+            let connect = t.elapsed();
+            let mut stats = client
                 .load_with(table, schema, batches, options, &mut hooks)
                 .await?;
+            stats.connect = connect;
+            stats.total += connect;
             let _ = client.close().await;
             Ok::<_, pgarrow::Error>(stats)
         };
@@ -304,8 +308,9 @@ pub(crate) fn report(
     }
     if phases {
         eprintln!(
-            "describe {:.3} s, read {:.3} s, encode {:.3} s, send {:.3} s, commit {:.3} s, \
-             total {:.3} s",
+            "connect {:.3} s, describe {:.3} s, read {:.3} s, encode {:.3} s, send {:.3} s, \
+             commit {:.3} s, total {:.3} s (reading and encoding overlap sending)",
+            stats.connect.as_secs_f64(),
             stats.describe.as_secs_f64(),
             stats.read.as_secs_f64(),
             stats.encode.as_secs_f64(),

@@ -638,11 +638,13 @@ fn write(
         blocking::load_checked(config, &table, input, &options, check)
     })?;
     Ok(format!(
-        "{{\"rows\": {}, \"bytes\": {}, \"total_s\": {:.6}, \"describe_s\": {:.6}, \
-         \"read_s\": {:.6}, \"encode_s\": {:.6}, \"send_s\": {:.6}, \"commit_s\": {:.6}}}",
+        "{{\"rows\": {}, \"bytes\": {}, \"total_s\": {:.6}, \"connect_s\": {:.6}, \
+         \"describe_s\": {:.6}, \"read_s\": {:.6}, \"encode_s\": {:.6}, \"send_s\": {:.6}, \
+         \"commit_s\": {:.6}}}",
         stats.rows,
         stats.bytes,
         stats.total.as_secs_f64(),
+        stats.connect.as_secs_f64(),
         stats.describe.as_secs_f64(),
         stats.read.as_secs_f64(),
         stats.encode.as_secs_f64(),

@@ -137,8 +137,10 @@ pub fn load_checked(
     let check = std::cell::RefCell::new(check);
     // The hook runs inside the load's polls and the waiting check between them: never both.
     let mut call = || (check.borrow_mut())();
+    let started = std::time::Instant::now();
     let mut client = block_on_checked(&runtime, Client::connect(config), &mut call)
         .ok_or(ErrorKind::Cancelled)??;
+    let connect = started.elapsed();
     let schema = input.schema();
     // The load reads `input` on a thread of its own; that thread must be done with it before
     // this returns (the input may be a producer in a host, such as Python, that is gone later).
@@ -163,7 +165,9 @@ pub fn load_checked(
             _ => break,
         }
     }
-    let stats = loaded.ok_or(ErrorKind::Cancelled)??;
+    let mut stats = loaded.ok_or(ErrorKind::Cancelled)??;
+    stats.connect = connect;
+    stats.total += connect;
     let _ = runtime.block_on(client.close());
     Ok(stats)
 }

@@ -35,6 +35,9 @@ pub struct LoadStats {
     pub rows: u64,
     /// Bytes of COPY data sent.
     pub bytes: u64,
+    /// Connecting, where the load made its connection ([`crate::blocking::load_checked`]);
+    /// zero when it was given one.
+    pub connect: Duration,
     /// Describing the table.
     pub describe: Duration,
     /// Reading the input (the batches' iterator).

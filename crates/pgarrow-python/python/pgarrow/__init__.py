@@ -254,7 +254,8 @@ def write(
     creates a missing table from the schema, with the PostgreSQL types pgarrow's field
     metadata names where they exist.
 
-    Returns the statistics: rows, bytes (of COPY data), and the time of each phase in seconds.
+    Returns the statistics: rows, bytes (of COPY data), and seconds: total_s, connect_s,
+    describe_s, read_s, encode_s, send_s, commit_s (reading and encoding overlap sending).
     """
     if isinstance(key, str):
         key = [k.strip() for k in key.split(",")]
