@@ -42,6 +42,11 @@ bench rows="6000000" wide_rows="2000000" reps="3": bench-setup bench-build
 bench-memory rows="50000000" base="2000000": bench-build
     python3 benches/e2e.py --memory --memory-rows {{rows}} --rows {{base}}
 
+# Loading benchmark: lineitem (`rows`) from Parquet into PostgreSQL (pgarrow import, ADBC, pgpq)
+# and PostgreSQL -> PostgreSQL, against the server reading its own COPY file -> benches/RESULTS.md.
+bench-load rows="2000000" reps="3": bench-setup bench-build
+    python3 benches/e2e.py --load --rows {{rows}} --reps {{reps}}
+
 # Decoder micro benchmarks on testdata/copy (criterion, no server); saved as baseline `baseline`.
 bench-decode baseline="main":
     cargo bench -p pgarrow-decode --bench decode -- --save-baseline {{baseline}}

@@ -25,6 +25,18 @@ whole-process time is in the "process s" column.
 
 --memory instead exports lineitem repeated (UNION ALL of the table) at 2 or 3 sizes up to
 --memory-rows to Parquet and to null, reporting peak RSS at each size.
+
+--load measures the other direction (issue #17): loading lineitem (--rows, 2,000,000 unless
+given) from a Parquet file into an empty table `lineitem_load (LIKE lineitem)`. Once per run,
+`pgarrow export` writes the table to benches/data/lineitem.parquet and the server writes its
+own binary COPY file into its data directory. Before every run the target table is dropped
+and created again and a CHECKPOINT is taken (not timed); after it its rows are counted (and on
+a tool's first run compared with lineitem's, EXCEPT ALL). The limit is psql running `COPY
+lineitem_load FROM '<the server's file>' (FORMAT binary)`: the server reading its own file, no
+client work. Then the same file sent by psql through COPY FROM STDIN (the socket path, nothing
+to encode), `pgarrow import`, the ADBC driver's adbc_ingest and pgpq + psycopg (which
+read the Parquet file themselves, timed), and, PostgreSQL -> PostgreSQL, `pgarrow copy` (when
+the binary has that subcommand) and a psql-to-psql pipe of the binary COPY.
 """
 
 import argparse
@@ -124,9 +136,11 @@ class Server:
         i = self.info
         return [i["psql"], "-X", "-q", "-h", i["host"], "-p", i["port"], "-U", i["user"], "-d", i["dbname"]]
 
-    def psql(self, sql):
+    def psql(self, *sql):
+        """Runs each statement of `sql` as its own query (own transaction); the output."""
         out = subprocess.run(
-            self.psql_args() + ["-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            self.psql_args() + ["-A", "-t", "-v", "ON_ERROR_STOP=1",
+                                *[a for q in sql for a in ("-c", q)]],
             check=True, capture_output=True, text=True,
         )
         return out.stdout.strip()
@@ -136,7 +150,8 @@ class Server:
 
 
 class Tool:
-    """One way to export a table: `argv(server, query, table, out)` builds the command."""
+    """One way to export a table: `argv(server, query, table, out)` builds the command (for the
+    load tools of LOAD_TOOLS: `argv(server, inputs, target)`)."""
 
     def __init__(self, name, output, kind, argv, needs=None, env=None):
         self.name, self.output, self.kind, self.argv, self.needs = name, output, kind, argv, needs
@@ -204,11 +219,61 @@ TOOLS = [
 ]
 
 
+# --- the load tools (--load) ---------------------------------------------------------------
+
+LOAD_TARGET = "lineitem_load"
+
+
+def load_peer_argv(tool):
+    return lambda s, inputs, target: [VENV_PY, PEERS, tool, s.url, target, inputs["parquet"]]
+
+
+def pgarrow_copy_argv(s, inputs, target):
+    url = s.url if s else "URL"
+    return [PGARROW, "copy", "--from", url, "--to", url, "--table", "lineitem", "--into", target]
+
+
+LOAD_TOOLS = [
+    Tool("psql COPY FROM the server's own binary file (the limit)", "server's COPY file", "limit",
+         lambda s, inputs, target: s.psql_args() + [
+             "-c", f"COPY {target} FROM '{inputs['server_file']}' (FORMAT binary)"]),
+    # The same file streamed by psql over the connection: the socket path with nothing to
+    # encode, what a client can hope for at best.
+    Tool("psql COPY FROM STDIN < that file (the socket path, nothing to encode)",
+         "server's COPY file", "psql-stdin",
+         lambda s, inputs, target: ["bash", "-c", "{} < {}".format(
+             shlex.join(s.psql_args() + ["-c", f"COPY {target} FROM STDIN (FORMAT binary)"]),
+             shlex.quote(inputs["server_file"]))]),
+    Tool("pgarrow import", "Parquet", "pgarrow",
+         lambda s, inputs, target: [PGARROW, "import", inputs["parquet"], "--into", target,
+                                    "--url", s.url]),
+    Tool("ADBC PostgreSQL adbc_ingest (pyarrow reads the file)", "Parquet", "python",
+         load_peer_argv("adbc-ingest"), needs="adbc-ingest"),
+    Tool("pgpq + psycopg 3 COPY FROM STDIN (pyarrow reads the file)", "Parquet", "python",
+         load_peer_argv("pgpq-psycopg"), needs="pgpq-psycopg"),
+    # PostgreSQL -> PostgreSQL (the same server, lineitem into lineitem_load).
+    Tool("pgarrow copy", "table lineitem", "pgarrow-copy", pgarrow_copy_argv),
+    Tool("psql COPY TO STDOUT piped into psql COPY FROM STDIN (binary)", "table lineitem", "pipe",
+         lambda s, inputs, target: ["bash", "-c", "set -o pipefail; {} | {}".format(
+             shlex.join(s.psql_args() + ["-c", "COPY lineitem TO STDOUT (FORMAT binary)"]),
+             shlex.join(s.psql_args() + ["-c", f"COPY {target} FROM STDIN (FORMAT binary)"]))]),
+]
+
+
 def check_tools(tools):
     """Marks tools that cannot run here, with the reason."""
     for tool in tools:
-        if tool.kind == "pgarrow" and not os.path.exists(PGARROW):
+        if tool.kind in ("pgarrow", "pgarrow-copy") and not os.path.exists(PGARROW):
             tool.missing = f"{PGARROW} not built (cargo build --release -p pgarrow-cli)"
+        elif tool.kind == "pgarrow-copy":
+            r = subprocess.run([PGARROW, "copy", "--help"], capture_output=True, text=True)
+            if r.returncode != 0:
+                first = next((l.strip() for l in (r.stderr or r.stdout).splitlines() if l.strip()),
+                             f"exit {r.returncode}")
+                argv = ["pgarrow", *pgarrow_copy_argv(None, {}, LOAD_TARGET)[1:]]
+                tool.missing = (
+                    f"not built: this pgarrow has no `copy` subcommand (`pgarrow copy --help`: "
+                    f"{first}); would run `{shlex.join(argv)}`")
         elif tool.kind == "pg2parquet" and not os.path.exists(PG2PARQUET):
             tool.missing = (
                 "not installed: no benches/tools/bin/pg2parquet "
@@ -412,7 +477,7 @@ def write_section(name, text):
     elif old:
         new = old.rstrip() + "\n\n" + block
     else:
-        new = "# Benchmark results\n\nWritten by `benches/e2e.py` (`just bench`, `just bench-memory`); see benches/README.md.\n\n" + block
+        new = "# Benchmark results\n\nWritten by `benches/e2e.py` (`just bench`, `just bench-memory`, `just bench-load`); see benches/README.md.\n\n" + block
     with open(RESULTS, "w") as f:
         f.write(new)
 
@@ -520,15 +585,175 @@ def memory_suite(args, command):
     write_section("memory", text)
 
 
+def run_load_tool(tool, server, inputs, expected_rows, compare):
+    """One load by `tool` into a fresh, empty LOAD_TARGET: a dict of measurements, or with
+    "error". `compare`: also check the loaded rows against lineitem's (EXCEPT ALL)."""
+    # Not timed: a new empty table, and no checkpoint left over from the previous run.
+    server.psql(f"DROP TABLE IF EXISTS {LOAD_TARGET}",
+                f"CREATE TABLE {LOAD_TARGET} (LIKE lineitem)", "CHECKPOINT")
+    argv = tool.argv(server, inputs, LOAD_TARGET)
+    r = run_measured(argv, stdout_path=None if tool.kind == "python" else os.devnull)
+    res = {"wall": r["wall"], "cpu": r["cpu"], "maxrss_kib": r["maxrss_kib"],
+           "process_wall": r["wall"], "process_cpu": r["cpu"]}
+    if r["rc"] != 0:
+        res["error"] = f"exit {r['rc']}: {last_line(r['stderr'] or r['stdout'])}"
+        return res
+    reported = None
+    if tool.kind == "python":
+        try:
+            inner = json.loads(last_line(r["stdout"]))
+        except ValueError:
+            res["error"] = "no result line: " + last_line(r["stdout"] + r["stderr"])
+            return res
+        res["wall"], res["cpu"], reported = inner["seconds"], inner["cpu"], inner["rows"]
+    elif tool.kind in ("pgarrow", "pgarrow-copy"):
+        res["stderr"] = r["stderr"].strip()
+        m = re.search(r"(?:loaded|copied) ([\d,]+) rows", r["stderr"])
+        reported = int(m.group(1).replace(",", "")) if m else None
+    rows = int(server.psql(f"SELECT count(*) FROM {LOAD_TARGET}"))
+    res["rows"] = rows
+    if rows != expected_rows:
+        res["error"] = f"{rows} rows in {LOAD_TARGET}, expected {expected_rows}"
+    elif reported is not None and reported != rows:
+        res["error"] = f"reported {reported} rows but {LOAD_TARGET} has {rows}"
+    elif compare:
+        differ = int(server.psql(
+            f"SELECT count(*) FROM (SELECT * FROM lineitem EXCEPT ALL SELECT * FROM {LOAD_TARGET}) d"))
+        if differ:
+            res["error"] = f"{differ:,} rows of lineitem missing or different in {LOAD_TARGET}"
+    return res
+
+
+def fmt_load_table(title, results, tools, limit_wall, copy_bytes, rows):
+    head = (
+        "| tool | input | s (median) | min-max s | x limit | client CPU s | rows/s "
+        "| MB/s of COPY | peak RSS MiB | process s | runs |\n"
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+    )
+    lines = []
+    for tool in tools:
+        s = results.get(tool.name)
+        if tool.missing or s is None:
+            lines.append(f"| {tool.name} | {tool.output} | {tool.missing or 'not run'} |" + " |" * 8)
+            continue
+        if "error" in s:
+            lines.append(f"| {tool.name} | {tool.output} | failed: {s['error']} |" + " |" * 8)
+            continue
+        ratio = f"{s['wall'] / limit_wall:.2f}" if limit_wall else "-"
+        lines.append(
+            f"| {tool.name} | {tool.output} | {s['wall']:.2f} | {s['wall_min']:.2f}-{s['wall_max']:.2f} "
+            f"| **{ratio}** | {s['cpu']:.2f} | {rows / s['wall']:,.0f} "
+            f"| {copy_bytes / s['wall'] / 1e6:,.0f} | {s['maxrss_mib']:,.0f} | {s['process_wall']:.2f} "
+            f"| {s['n']}{' (+%d failed)' % s['failed_runs'] if s['failed_runs'] else ''} |"
+        )
+    return f"### {title}\n\n" + head + "\n".join(lines) + "\n"
+
+
+def load_suite(args, command):
+    tools = [t for t in LOAD_TOOLS if not args.tools or any(k in t.name.lower() for k in args.tools)]
+    if tools[0] is not LOAD_TOOLS[0]:
+        tools.insert(0, LOAD_TOOLS[0])  # the limit is always measured
+    check_tools(tools)
+    for t in tools:
+        if t.missing:
+            print(f"   {t.name}: {t.missing}", flush=True)
+    rows = args.rows
+    parquet = os.path.join(DATA, "lineitem.parquet")
+    with Server(rows, 0) as server:
+        info = machine_info(server)
+        server_file = os.path.join(server.info["data_dir"], "pgarrow-bench-lineitem.bin")
+        inputs = {"parquet": parquet, "server_file": server_file}
+        # Prepared once, not timed: the Parquet file (pgarrow's defaults: zstd) and the server's
+        # own binary COPY file, written and read back by the server (the superuser may).
+        export = [PGARROW, "export", "--url", server.url, "--table", "lineitem", "-o", parquet]
+        print(f"== {shlex.join(export)}", flush=True)
+        r = run_measured(export, stdout_path=os.devnull)
+        if r["rc"] != 0:
+            sys.exit(f"pgarrow export failed: {last_line(r['stderr'])}")
+        file_rows = parquet_rows(parquet)
+        if file_rows not in (None, rows):
+            sys.exit(f"{parquet} has {file_rows} rows, expected {rows}")
+        server.psql(f"COPY lineitem TO '{server_file}' (FORMAT binary)")
+        copy_bytes = os.path.getsize(server_file)
+        parquet_bytes = os.path.getsize(parquet)
+        print(f"== lineitem: {rows:,} rows, {copy_bytes:,} bytes of binary COPY ({server_file}), "
+              f"{parquet_bytes:,} bytes of Parquet; {args.reps} rounds of {len(tools)} tools", flush=True)
+        runs = {t.name: [] for t in tools if not t.missing}
+        for rep in range(args.reps):
+            for tool in tools:
+                if tool.missing:
+                    continue
+                if rep > 0 and runs[tool.name] and all("error" in r for r in runs[tool.name]):
+                    continue
+                r = run_load_tool(tool, server, inputs, rows, compare=not runs[tool.name])
+                runs[tool.name].append(r)
+                status = r.get("error") or (
+                    f"{r['wall']:.2f} s, CPU {r['cpu']:.2f} s, RSS {r['maxrss_kib'] / 1024:.0f} MiB")
+                print(f"   [{rep + 1}/{args.reps}] {tool.name}: {status}", flush=True)
+        # One more run of each pgarrow tool with --stats (where its time goes), not in the table.
+        stats = []
+        for tool in tools:
+            if tool.kind not in ("pgarrow", "pgarrow-copy") or tool.missing:
+                continue
+            with_stats = Tool(tool.name, tool.output, tool.kind,
+                              lambda s, inputs, target, t=tool: t.argv(s, inputs, target) + ["--stats"])
+            r = run_load_tool(with_stats, server, inputs, rows, compare=False)
+            out = r.get("error") or r.get("stderr") or "(no output)"
+            stats.append((tool.name, f"{r['wall']:.2f}", out))
+            print(f"   {tool.name} --stats ({r['wall']:.2f} s): {out}", flush=True)
+        server.psql(f"DROP TABLE IF EXISTS {LOAD_TARGET}")
+        if os.path.exists(server_file):
+            os.remove(server_file)
+    results = {name: summarize(rs) for name, rs in runs.items()}
+    limit_wall = results.get(tools[0].name, {}).get("wall")
+    from_file = [t for t in tools if t.kind != "pgarrow-copy" and t.kind != "pipe"]
+    pg_to_pg = [tools[0]] + [t for t in tools if t.kind in ("pgarrow-copy", "pipe")]
+    tables = [fmt_load_table(
+        f"Parquet -> PostgreSQL: lineitem, {rows:,} rows, Parquet file {parquet_bytes / 2**20:,.1f} MiB, "
+        f"{copy_bytes / 1e6:,.1f} MB of binary COPY ({copy_bytes / rows:.0f} bytes/row)",
+        results, from_file, limit_wall, copy_bytes, rows)]
+    if len(pg_to_pg) > 1:
+        tables.append(fmt_load_table(
+            "PostgreSQL -> PostgreSQL: lineitem into lineitem_load on the same server",
+            results, pg_to_pg, limit_wall, copy_bytes, rows))
+    with open(os.path.join(DATA, "e2e-load.json"), "w") as f:
+        json.dump({"rows": rows, "copy_bytes": copy_bytes, "parquet_bytes": parquet_bytes,
+                   "runs": runs}, f, indent=1)
+    text = "## Loading (`just bench-load`)\n\n" + describe_machine(info, command) + (
+        f"- Each run loads all {rows:,} rows into a new empty `{LOAD_TARGET} (LIKE lineitem)` "
+        "(no indexes; dropped, created and CHECKPOINTed before the run, not timed), in one "
+        "transaction, and its rows are counted after it (and compared with lineitem's on each "
+        "tool's first run). Medians of the runs; tools interleaved in each round. `x limit`: wall "
+        "time over the limit's (the server reading the binary COPY file it wrote itself, no client "
+        "work). The Parquet file was written by `pgarrow export --table lineitem` (zstd); the "
+        "Python peers read it with pyarrow inside their timed part, as `pgarrow import` does. "
+        "`client CPU s`: user+system CPU of the client process, all threads (for the Python peers, "
+        "in-process from opening the file to the commit); the server's work is not in it. `MB/s of "
+        "COPY`: the binary COPY size of the table over the wall time. `peak RSS`: maxrss of the "
+        "client process (the largest run). `process s`: the whole client process, including the "
+        "Python interpreter's start and imports.\n\n"
+    ) + "\n".join(tables)
+    for name, wall, out in stats:
+        text += (f"\nOne more `{name}` run with `--stats` (after the rounds, not in the table; "
+                 f"{wall} s):\n\n" + "\n".join("    " + l for l in out.splitlines()) + "\n")
+    print()
+    print(text)
+    write_section("load", text)
+
+
 def main():
     global RESULTS, PGARROW
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rows", type=int, default=6_000_000, help="lineitem rows (default 6,000,000)")
+    p.add_argument("--rows", type=int, default=6_000_000,
+                   help="lineitem rows (default 6,000,000; 2,000,000 with --load)")
     p.add_argument("--wide-rows", type=int, default=2_000_000, help="wide rows (default 2,000,000; 0: skip)")
     p.add_argument("--reps", type=int, default=3, help="rounds (default 3; the median is reported)")
     p.add_argument("--tools", nargs="*", help="only tools whose name contains one of these words")
     p.add_argument("--datasets", nargs="*", help="only these tables (lineitem, wide)")
     p.add_argument("--memory", action="store_true", help="the memory suite instead")
+    p.add_argument("--load", action="store_true",
+                   help="the loading suite instead: Parquet -> PostgreSQL (and PostgreSQL -> "
+                        "PostgreSQL) against the server reading its own COPY file")
     p.add_argument("--memory-rows", type=int, default=50_000_000, help="largest export of --memory")
     p.add_argument("--results", default=RESULTS, help="the Markdown file to update (default benches/RESULTS.md)")
     p.add_argument("--pgarrow", metavar="BIN",
@@ -551,6 +776,10 @@ def main():
         if args.reps == p.get_default("reps"):
             args.reps = 1
         memory_suite(args, command)
+    elif args.load:
+        if args.rows == p.get_default("rows"):
+            args.rows = 2_000_000
+        load_suite(args, command)
     else:
         suite(args, command)
 

@@ -1,10 +1,16 @@
-"""One export by a Python peer, timed from inside: run by benches/e2e.py with the venv's python.
+"""One export or load by a Python peer, timed from inside: run by benches/e2e.py with the venv's
+python.
 
-    python peers.py TOOL URL TABLE [OUTPUT]
+    python peers.py TOOL URL TABLE [OUTPUT]      # an export tool
+    python peers.py TOOL URL TABLE INPUT         # a load tool (`e2e.py --load`)
 
-exports `SELECT * FROM TABLE` and prints one JSON line: {"rows": N, "seconds": S, "cpu": C} where S is the wall time and C the
-user+system CPU time of this process (all threads) from connecting to the last row, without
-the interpreter's start and the imports (e2e.py also records the whole process).
+An export tool exports `SELECT * FROM TABLE` (to OUTPUT where it writes a file); a load tool
+reads the Parquet file INPUT and appends its rows to the existing table TABLE, committed. Both
+print one JSON line: {"rows": N, "seconds": S, "cpu": C} where S is the wall time and C the
+user+system CPU time of this process (all threads) from connecting (a load: from opening the
+Parquet file) to the last row (a load: the commit), without the interpreter's start and the
+imports (e2e.py also records the whole process). N is the row count the tool reports, or null
+where it reports none (e2e.py counts the table's rows after a load anyway).
 
     python peers.py --versions        # JSON: the version of each peer package, or why not
 
@@ -19,6 +25,13 @@ TOOL is one of:
   duckdb-arrow       DuckDB + postgres extension: ATTACH ... (TYPE postgres), then
                      SELECT * FROM pg.public.TABLE as Arrow batches, dropped
   duckdb-parquet     the same into COPY (...) TO 'file' (FORMAT parquet, zstd 3)
+
+Load tools (INPUT: a Parquet file, read batch by batch with pyarrow.parquet.ParquetFile):
+  adbc-ingest        ADBC PostgreSQL driver: cursor.adbc_ingest(TABLE, reader, mode="append"),
+                     then commit
+  pgpq-psycopg       pgpq's ArrowToPostgresBinaryEncoder encodes each batch to binary COPY,
+                     written through psycopg 3's cursor.copy("COPY TABLE FROM STDIN (FORMAT
+                     binary)"), then commit
 
 DuckDB reads a table its usual way: binary COPY of ctid ranges, possibly over several
 connections in parallel (its defaults); the others run one query on one connection.
@@ -43,6 +56,7 @@ PACKAGES = [
     "pyarrow",
     "duckdb",
     "duckdb-extension-postgres",
+    "pgpq",
 ]
 
 
@@ -187,6 +201,48 @@ def duckdb_parquet(url, table, out, con):
     return int(res[0][0]), {}
 
 
+def parquet_reader(path):
+    """The Parquet file as a stream of record batches (pyarrow's default 64Ki-row batches)."""
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    return pyarrow.RecordBatchReader.from_batches(pf.schema_arrow, pf.iter_batches())
+
+
+def adbc_ingest(url, table, path):
+    import adbc_driver_postgresql.dbapi as adbc
+
+    reader = parquet_reader(path)
+    conn = adbc.connect(url)
+    cur = conn.cursor()
+    rows = cur.adbc_ingest(table, reader, mode="append")
+    conn.commit()
+    cur.close()
+    conn.close()
+    return (rows if rows is not None and rows >= 0 else None), {}
+
+
+def pgpq_psycopg(url, table, path):
+    import psycopg
+    from pgpq import ArrowToPostgresBinaryEncoder
+
+    reader = parquet_reader(path)
+    encoder = ArrowToPostgresBinaryEncoder(reader.schema)
+    n = 0
+    # Leaving the connection's block commits.
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        with cur.copy(f'COPY "{table}" FROM STDIN (FORMAT binary)') as copy:
+            copy.write(encoder.write_header())
+            for batch in reader:
+                data = encoder.write_batch(batch)
+                n += len(data)
+                copy.write(data)
+            copy.write(encoder.finish())
+        rows = cur.rowcount
+    return (rows if rows >= 0 else None), {"copy_bytes": n}
+
+
 TOOLS = {
     "psycopg-copy": psycopg_copy,
     "pgarrow-arrow": pgarrow_arrow,
@@ -196,7 +252,12 @@ TOOLS = {
     "adbc-parquet": adbc_parquet,
     "duckdb-arrow": duckdb_arrow,
     "duckdb-parquet": duckdb_parquet,
+    "adbc-ingest": adbc_ingest,
+    "pgpq-psycopg": pgpq_psycopg,
 }
+
+# The tools that load a file into TABLE (their fourth argument is the input).
+LOADERS = {"adbc-ingest", "pgpq-psycopg"}
 
 IMPORTS = {
     "psycopg-copy": ["psycopg"],
@@ -207,6 +268,8 @@ IMPORTS = {
     "adbc-parquet": ["adbc_driver_postgresql.dbapi", "pyarrow.parquet"],
     "duckdb-arrow": ["duckdb", "duckdb_extension_postgres", "pyarrow"],
     "duckdb-parquet": ["duckdb", "duckdb_extension_postgres"],
+    "adbc-ingest": ["adbc_driver_postgresql.dbapi", "pyarrow.parquet"],
+    "pgpq-psycopg": ["psycopg", "pgpq", "pyarrow.parquet"],
 }
 
 
@@ -221,8 +284,8 @@ def main(argv):
         return 0
     tool, url, table = argv[1], argv[2], argv[3]
     out = argv[4] if len(argv) > 4 else os.devnull
-    # DuckDB reads the table itself; the others run this query.
-    target = table if tool.startswith("duckdb") else f'SELECT * FROM "{table}"'
+    # DuckDB reads the table itself and the loaders write into it; the others run this query.
+    target = table if tool.startswith("duckdb") or tool in LOADERS else f'SELECT * FROM "{table}"'
     # Imports first: they are not part of the export.
     for module in IMPORTS[tool]:
         __import__(module)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the peers of the end-to-end benchmark (`just bench-setup`; `just bench` runs it):
+# Installs the peers of the end-to-end benchmarks (`just bench-setup`; `just bench` and
+# `just bench-load` run it):
 # - benches/venv: a Python virtual environment with the packages of benches/requirements.txt;
 # - benches/tools/bin/pg2parquet: `cargo install pg2parquet` (a long compile, done once).
 # Idempotent. A peer that cannot be installed is reported here and skipped; benches/e2e.py then
