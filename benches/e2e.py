@@ -301,25 +301,34 @@ def parquet_rows(path):
     return int(r.stdout) if r.returncode == 0 else None
 
 
-def run_tool(tool, server, dataset, table, query, expected_rows):
-    """One run of `tool`: a dict of measurements, or with "error"."""
-    out = tool.out_path(dataset)
-    argv = tool.argv(server, query, table, out)
+def measure(tool, argv):
+    """Runs `tool`'s argv once: the run, its measurements (with "error" if it failed), and the
+    rows a Python peer reported (None for the others). A Python peer's own wall and CPU time
+    (from connecting to the end) replace the whole process's, which stay as process_*."""
     r = run_measured(argv, stdout_path=None if tool.kind == "python" else os.devnull, env=tool.env)
     res = {"wall": r["wall"], "cpu": r["cpu"], "maxrss_kib": r["maxrss_kib"],
            "process_wall": r["wall"], "process_cpu": r["cpu"]}
     if r["rc"] != 0:
         res["error"] = f"exit {r['rc']}: {last_line(r['stderr'] or r['stdout'])}"
-        return res
+        return r, res, None
     rows = None
     if tool.kind == "python":
         try:
             inner = json.loads(last_line(r["stdout"]))
         except ValueError:
             res["error"] = "no result line: " + last_line(r["stdout"] + r["stderr"])
-            return res
+            return r, res, None
         res["wall"], res["cpu"], rows = inner["seconds"], inner["cpu"], inner["rows"]
-    elif tool.kind == "pgarrow":
+    return r, res, rows
+
+
+def run_tool(tool, server, dataset, table, query, expected_rows):
+    """One run of `tool`: a dict of measurements, or with "error"."""
+    out = tool.out_path(dataset)
+    r, res, rows = measure(tool, tool.argv(server, query, table, out))
+    if "error" in res:
+        return res
+    if tool.kind == "pgarrow":
         m = re.search(r"exported ([\d,]+) rows", r["stderr"])
         rows = int(m.group(1).replace(",", "")) if m else None
     elif tool.kind == "limit":
@@ -591,22 +600,10 @@ def run_load_tool(tool, server, inputs, expected_rows, compare):
     # Not timed: a new empty table, and no checkpoint left over from the previous run.
     server.psql(f"DROP TABLE IF EXISTS {LOAD_TARGET}",
                 f"CREATE TABLE {LOAD_TARGET} (LIKE lineitem)", "CHECKPOINT")
-    argv = tool.argv(server, inputs, LOAD_TARGET)
-    r = run_measured(argv, stdout_path=None if tool.kind == "python" else os.devnull)
-    res = {"wall": r["wall"], "cpu": r["cpu"], "maxrss_kib": r["maxrss_kib"],
-           "process_wall": r["wall"], "process_cpu": r["cpu"]}
-    if r["rc"] != 0:
-        res["error"] = f"exit {r['rc']}: {last_line(r['stderr'] or r['stdout'])}"
+    r, res, reported = measure(tool, tool.argv(server, inputs, LOAD_TARGET))
+    if "error" in res:
         return res
-    reported = None
-    if tool.kind == "python":
-        try:
-            inner = json.loads(last_line(r["stdout"]))
-        except ValueError:
-            res["error"] = "no result line: " + last_line(r["stdout"] + r["stderr"])
-            return res
-        res["wall"], res["cpu"], reported = inner["seconds"], inner["cpu"], inner["rows"]
-    elif tool.kind in ("pgarrow", "pgarrow-copy"):
+    if tool.kind in ("pgarrow", "pgarrow-copy"):
         res["stderr"] = r["stderr"].strip()
         m = re.search(r"(?:loaded|copied) ([\d,]+) rows", r["stderr"])
         reported = int(m.group(1).replace(",", "")) if m else None
