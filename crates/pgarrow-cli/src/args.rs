@@ -16,50 +16,134 @@ use pgarrow::sink::IntervalEncoding;
     name = "pgarrow",
     version,
     about = "Export PostgreSQL queries and tables to Parquet and Arrow, exactly and fast",
-    long_about = "Export PostgreSQL queries and tables to Parquet and Arrow, exactly and fast.\n\n\
-                  Connection: --url, else DATABASE_URL, else the PG* environment variables \
-                  (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE) as libpq reads them."
+    long_about = "Export PostgreSQL queries and tables to Parquet and Arrow, exactly and fast; \
+                  load them back; copy between servers.",
+    after_help = CONNECTION_HELP,
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
 }
 
+/// How the connection settings combine, shown under every command that connects.
+pub(crate) const CONNECTION_HELP: &str = "\
+Connection settings, strongest first: -h/-p/-U and a -d that is a database name; then --url \
+or a -d that is a URL or key=value string; else DATABASE_URL; then the service file \
+(service=, PGSERVICE) and the PG* variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, \
+PGSSLMODE, ...) as libpq reads them; the password last from ~/.pgpass (PGPASSFILE), or a \
+prompt with -W.
+
+Exit status: 0 done; 1 the export or load failed; 2 a usage error or no connection (bad \
+settings, server unreachable, authentication refused); 130 after Ctrl-C, 143 after SIGTERM \
+(nothing written, nothing loaded).";
+
+const EXPORT_EXAMPLES: &str = "\
+Examples:
+  pgarrow export -h db1 -U app -d shop -t orders -o orders.parquet
+  pgarrow export -d postgresql://app@db1/shop -q 'select * from orders where day = current_date' -o today.parquet
+  pgarrow export -t orders --columns id,total --where 'total > 100' --limit 1000 -o big.parquet
+  pgarrow export -f report.sql --to arrow-stream -o - | python consume.py
+  pgarrow export --schema sales --output-dir sales/       # every table, one snapshot
+  pgarrow export -t 'sales.order_*' -t customers --output-dir out/
+  pgarrow export -t events --partitions 4 -o events.parquet
+  pgarrow export -t orders -o orders.parquet --dry-run    # the plan, without running it";
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
-    /// Export a query or table to a file (or stdout).
+    /// Export a query or table to a file (or stdout), or several tables to a directory.
+    #[command(after_help = [EXPORT_EXAMPLES, "\n\n", CONNECTION_HELP].concat())]
     Export(ExportArgs),
     /// Print the Arrow schema an export would produce, with each column's PostgreSQL type
     /// and the policies that could apply (the query is described, not run).
+    #[command(after_help = CONNECTION_HELP)]
     Schema(SchemaArgs),
     /// Plan a partitioned export for an external scheduler: print the parts (ranges), the
     /// snapshot and the schema as JSON; with --hold, keep the snapshot open while the parts
     /// run elsewhere (`pgarrow export --plan FILE --part K`).
+    #[command(after_help = CONNECTION_HELP)]
     Plan(PlanArgs),
     /// Load Parquet or Arrow IPC files (or an IPC stream on stdin) into a table, in one
     /// transaction: append, replace or upsert.
+    #[command(after_help = CONNECTION_HELP)]
     Import(ImportArgs),
     /// Copy a table or query from one PostgreSQL into a table of another (or the same), in
     /// one transaction on the target: binary COPY out, Arrow, binary COPY in, pipelined.
     Copy(CopyArgs),
     /// Start a scratch PostgreSQL, load a 1M-row lineitem table and export it to Parquet.
     Demo(DemoArgs),
+    /// Print a completion script for a shell: bash, zsh, fish, elvish or powershell
+    /// (e.g. `pgarrow completions bash > /etc/bash_completion.d/pgarrow`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on standard output, or write one page per command into
+    /// a directory (`man ./pgarrow.1` reads it).
+    Man {
+        /// Write pgarrow.1 and pgarrow-COMMAND.1 into DIR.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
-#[derive(Args, Debug)]
-pub(crate) struct SourceArgs {
+/// Where to connect, spelled as psql and pg_dump spell it.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Connection")]
+pub(crate) struct ConnArgs {
+    /// Server host name or Unix socket directory.
+    #[arg(short = 'h', long, value_name = "HOST")]
+    pub(crate) host: Option<String>,
+    /// Server port.
+    #[arg(short = 'p', long, value_name = "PORT")]
+    pub(crate) port: Option<String>,
+    /// User name.
+    #[arg(short = 'U', long, value_name = "USER")]
+    pub(crate) username: Option<String>,
+    /// Database name, or a whole connection string (postgresql://... URL or key=value
+    /// pairs), as psql takes it.
+    #[arg(short = 'd', long, value_name = "DBNAME")]
+    pub(crate) dbname: Option<String>,
+    /// Prompt for the password on the terminal.
+    #[arg(short = 'W', long = "password")]
+    pub(crate) password_prompt: bool,
     /// Connection URL (postgresql://user:pass@host:port/db) or libpq key=value string.
     #[arg(long, value_name = "URL")]
     pub(crate) url: Option<String>,
-    /// SQL query to export (SELECT, TABLE, VALUES, WITH ...).
-    #[arg(long, short = 'q', value_name = "SQL", conflicts_with = "table")]
+}
+
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Source")]
+pub(crate) struct SourceArgs {
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+    /// SQL query to export (SELECT, TABLE, VALUES, WITH ...); - reads it from standard
+    /// input. A trailing ; and comments are fine.
+    #[arg(long, short = 'q', value_name = "SQL", help_heading = "Source", conflicts_with_all = ["table", "file", "schema"])]
     pub(crate) query: Option<String>,
-    /// Table to export: name or schema.name (exact, case-sensitive; quote parts with dots).
-    #[arg(long, short = 't', value_name = "NAME")]
-    pub(crate) table: Option<String>,
+    /// Read the query from FILE.
+    #[arg(long, short = 'f', value_name = "FILE", help_heading = "Source", conflicts_with_all = ["table", "schema"])]
+    pub(crate) file: Option<PathBuf>,
+    /// Table to export, as SQL names it: unquoted names fold to lower case, "Quoted" parts
+    /// keep theirs; schema.name; pg_dump patterns (* and ?) select several. Repeatable.
+    #[arg(long, short = 't', value_name = "PATTERN", help_heading = "Source")]
+    pub(crate) table: Vec<String>,
+    /// Export every table, view and materialized view of the schemas matching PATTERN.
+    /// Repeatable.
+    #[arg(long, short = 'n', value_name = "PATTERN", help_heading = "Source")]
+    pub(crate) schema: Vec<String>,
+    /// Only these columns of the --table, in this order: a,b,"Mixed Case".
+    #[arg(long, value_name = "COLUMNS", help_heading = "Source")]
+    pub(crate) columns: Option<String>,
+    /// Only the --table's rows for which this SQL condition holds.
+    #[arg(long = "where", value_name = "CONDITION", help_heading = "Source")]
+    pub(crate) where_: Option<String>,
+    /// At most N rows of the --table.
+    #[arg(long, value_name = "N", help_heading = "Source")]
+    pub(crate) limit: Option<u64>,
     /// Server-side statement_timeout for the session: 30s, 5min, 1500ms (a bare number is
     /// milliseconds). A longer query fails with SQLSTATE 57014.
-    #[arg(long, value_name = "DURATION", value_parser = statement_timeout)]
+    #[arg(long, value_name = "DURATION", value_parser = statement_timeout, help_heading = "Connection")]
     pub(crate) statement_timeout: Option<Duration>,
 }
 
@@ -70,6 +154,7 @@ pub(crate) fn statement_timeout(s: &str) -> Result<Duration, String> {
 /// Conversion policies: what to do where a value has no exact Arrow form. Every default
 /// refuses to lose information; every other choice is counted and reported.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Type policies")]
 pub(crate) struct PolicyArgs {
     /// Unconstrained numeric columns: string (exact text), float64 (rounded),
     /// decimal128:P:S or decimal256:P:S.
@@ -137,39 +222,25 @@ pub(crate) struct SchemaArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Output")]
 pub(crate) struct OutputArgs {
     /// Output format: parquet, arrow (IPC file), arrow-stream (IPC stream) or null (decode
-    /// and discard). Default: from the output file's extension.
+    /// and discard). Default: from the output file's extension (.parquet, .arrow, .arrows).
     #[arg(long, value_name = "FORMAT")]
     pub(crate) to: Option<String>,
-    /// Output file, or - for standard output.
+    /// Output file, or - for standard output (not a terminal).
     #[arg(long, short = 'o', value_name = "PATH")]
     pub(crate) output: Option<String>,
-    /// Parquet compression: zstd[:LEVEL], snappy, lz4, gzip, none.
-    #[arg(long, default_value = "zstd", value_name = "CODEC")]
-    pub(crate) compression: String,
-    /// Rows per Parquet row group.
-    #[arg(long, default_value_t = 1 << 20, value_name = "N", value_parser = at_least_one)]
-    pub(crate) row_group_rows: usize,
-    /// A Parquet row group also ends once its encoded data held in memory reaches this many
-    /// bytes: the bound on the writer's memory for wide rows.
-    #[arg(long, default_value_t = pgarrow::sink::DEFAULT_ROW_GROUP_BYTES, value_name = "BYTES", value_parser = at_least_one)]
-    pub(crate) row_group_bytes: usize,
-    /// Intervals in Arrow IPC files: native (Arrow's MonthDayNano interval) or struct
-    /// (months, days, microseconds: as Parquet files hold them, for readers without
-    /// MonthDayNano such as polars).
-    #[arg(long, default_value = "native", value_name = "ENCODING", value_parser = parse_policy::<IntervalEncoding>)]
-    pub(crate) intervals: IntervalEncoding,
-    /// Rows per Arrow batch.
-    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_ROWS, value_name = "N", value_parser = at_least_one)]
-    pub(crate) batch_rows: usize,
-    /// Bytes of field data per Arrow batch, at most (a batch is cut at whichever limit comes
-    /// first).
-    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_BYTES, value_name = "BYTES", value_parser = at_least_one)]
-    pub(crate) batch_bytes: usize,
     /// No progress bar and no summary.
     #[arg(long)]
     pub(crate) quiet: bool,
+    /// Print the summary and statistics as one JSON object on standard output.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Print the plan (source, COPY statement, output, policies, schema) without running
+    /// the export.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     /// After the export, print where the time went (connect, describe, first byte, read,
     /// decode, write, finish) and the counts, as a table on stderr.
     #[arg(long)]
@@ -177,6 +248,28 @@ pub(crate) struct OutputArgs {
     /// Write the same statistics as one JSON object to FILE.
     #[arg(long, value_name = "FILE")]
     pub(crate) stats_json: Option<PathBuf>,
+    /// Parquet compression: zstd[:LEVEL], snappy, lz4, gzip, none [default: zstd].
+    #[arg(long, value_name = "CODEC", help_heading = "Parquet")]
+    pub(crate) compression: Option<String>,
+    /// Rows per Parquet row group [default: 1048576].
+    #[arg(long, value_name = "N", value_parser = at_least_one, help_heading = "Parquet")]
+    pub(crate) row_group_rows: Option<usize>,
+    /// A Parquet row group also ends once its encoded data held in memory reaches this many
+    /// bytes: the bound on the writer's memory for wide rows [default: 33554432 (32 MiB)].
+    #[arg(long, value_name = "BYTES", value_parser = at_least_one, help_heading = "Parquet")]
+    pub(crate) row_group_bytes: Option<usize>,
+    /// Intervals in Arrow IPC files: native (Arrow's MonthDayNano interval) or struct
+    /// (months, days, microseconds: as Parquet files hold them, for readers without
+    /// MonthDayNano such as polars) [default: native].
+    #[arg(long, value_name = "ENCODING", value_parser = parse_policy::<IntervalEncoding>, help_heading = "Arrow IPC")]
+    pub(crate) intervals: Option<IntervalEncoding>,
+    /// Rows per Arrow batch.
+    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_ROWS, value_name = "N", value_parser = at_least_one, help_heading = "Batches")]
+    pub(crate) batch_rows: usize,
+    /// Bytes of field data per Arrow batch, at most (a batch is cut at whichever limit comes
+    /// first).
+    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_BYTES, value_name = "BYTES", value_parser = at_least_one, help_heading = "Batches")]
+    pub(crate) batch_bytes: usize,
 }
 
 #[derive(Args, Debug)]
@@ -189,10 +282,10 @@ pub(crate) struct ExportArgs {
     pub(crate) partition: PartitionArgs,
     /// Export one part of a plan made by `pgarrow plan` (with --part), in the plan's
     /// snapshot; the source comes from the plan. Give the same type policy flags as the plan.
-    #[arg(long, value_name = "FILE", requires = "part", conflicts_with_all = ["query", "table"])]
+    #[arg(long, value_name = "FILE", requires = "part", conflicts_with_all = ["query", "file", "table", "schema"], help_heading = "Parallel reads")]
     pub(crate) plan: Option<PathBuf>,
     /// The part of --plan to export (0-based).
-    #[arg(long, value_name = "K", requires = "plan")]
+    #[arg(long, value_name = "K", requires = "plan", help_heading = "Parallel reads")]
     pub(crate) part: Option<usize>,
     #[command(flatten)]
     pub(crate) policies: PolicyArgs,
@@ -200,6 +293,7 @@ pub(crate) struct ExportArgs {
 
 /// Reading over several connections, in one snapshot.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Parallel reads")]
 pub(crate) struct PartitionArgs {
     /// Read over N connections at once, all in one snapshot: a --table in block ranges of its
     /// (leaf) relations, or any source in key ranges with --partition-by.
@@ -213,9 +307,10 @@ pub(crate) struct PartitionArgs {
     /// pg_stats histogram, else between its MIN and MAX); the way to split a --query.
     #[arg(long, value_name = "COLUMN")]
     pub(crate) partition_by: Option<String>,
-    /// One file per part in DIR (part-00000.parquet, ...), each written atomically, then
-    /// DIR/_manifest.json (snapshot, WAL position, schema, each file's range and rows).
-    #[arg(long, value_name = "DIR", conflicts_with = "output")]
+    /// Write into DIR, each file atomically, then DIR/_manifest.json: one file per table
+    /// (schema.table.parquet) for several tables (patterns, repeated --table, --schema), all
+    /// read in one snapshot; else one file per part (part-00000.parquet, ...).
+    #[arg(long, value_name = "DIR", conflicts_with = "output", help_heading = "Output")]
     pub(crate) output_dir: Option<PathBuf>,
     /// With --partitions into one file: write it in the source's order (parts that finish
     /// early wait in memory, within --memory-limit).
@@ -269,9 +364,8 @@ pub(crate) struct PlanArgs {
 
 #[derive(Args, Debug)]
 pub(crate) struct ImportArgs {
-    /// Connection URL (postgresql://user:pass@host:port/db) or libpq key=value string.
-    #[arg(long, value_name = "URL")]
-    pub(crate) url: Option<String>,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
     /// Files to load: .parquet, .arrow (IPC file) or .arrows (IPC stream), all with the same
     /// columns; - reads an IPC stream from standard input.
     #[arg(required = true, value_name = "FILE")]

@@ -30,9 +30,9 @@ pub(crate) fn copy(rt: &tokio::runtime::Runtime, args: &CopyArgs) -> Result<()> 
         .clone()
         .or_else(|| args.table.clone())
         .expect("clap requires --into without --table");
-    let from = config_from(args.from.as_deref(), None).context("the source (--from)")?;
+    let from = config_from(args.from.as_deref()).context("the source (--from)")?;
     let to = match &args.to {
-        Some(url) => config_from(Some(url), None).context("the target (--to)")?,
+        Some(url) => config_from(Some(url)).context("the target (--to)")?,
         None => from.clone(),
     };
     let export_options = ExportOptions {

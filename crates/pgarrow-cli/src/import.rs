@@ -244,13 +244,13 @@ pub(crate) fn load(
         stop: Arc::clone(&stop),
         ended: false,
     };
-    let bar = progress_bar(quiet);
+    let bar = progress_bar(quiet, None);
     bar.set_message("connecting...");
     let started = Instant::now();
     let mut hooks = LoadHooks {
         stop: Some(Box::new(|| stop.load(Ordering::Relaxed))),
         progress: Some(Box::new(|rows, bytes| {
-            bar.set_message(rate_message(rows, bytes, "sent", started.elapsed()));
+            bar.set_message(rate_message(rows, bytes, "sent to the server", started.elapsed()));
         })),
     };
     let result = rt.block_on(async {

@@ -1,24 +1,34 @@
 //! `pgarrow`: export PostgreSQL queries and tables to Parquet and Arrow.
 
 mod args;
+mod conn;
 mod copy;
+mod errors;
 mod import;
+mod names;
+mod output;
 mod partition;
 mod report;
+mod tables;
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow, bail};
-use clap::Parser;
+use anyhow::{Context, Result, anyhow};
+use clap::{Arg, ArgAction, CommandFactory, FromArgMatches};
 use pgarrow::policy::Policies;
-use pgarrow::protocol::Config;
-use pgarrow::sink::{Compression, Format, Output, SinkOptions};
-use pgarrow::{Client, DecodeOptions, ExportOptions, FileTarget, Hooks, Source};
+use pgarrow::protocol::{Config, quote_ident};
+use pgarrow::sink::Output;
+use pgarrow::{Client, FileTarget, Hooks, Source};
 
 use args::{Cli, Command, DemoArgs, OutputArgs, PartitionArgs, SourceArgs};
+pub(crate) use conn::config_from;
+pub(crate) use errors::{Interrupted, usage};
+use names::TablePattern;
+pub(crate) use output::{export_options, file_target, sink_options};
 use report::{
-    Summary, group, progress_bar, progress_message, render_schema, stats_table, summary_line,
+    Summary, advance, group, progress_bar, render_schema, stats_table, summary_line,
 };
 
 // The system allocator (glibc's malloc), not mimalloc: measured in one run, five interleaved
@@ -27,52 +37,35 @@ use report::{
 // Parquet 159 vs 232 MiB (1.68 vs 1.95 s, 1.42 vs 1.94 s of CPU); mimalloc's per-thread pages
 // and purges cost system time and memory once several threads allocate.
 
-/// Exit status after Ctrl-C, as shells report SIGINT.
-const EXIT_INTERRUPTED: i32 = 130;
-
 fn main() {
-    let cli = Cli::parse();
+    let matches = command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let code = match run(cli) {
         Ok(()) => 0,
-        Err(e) if e.is::<Interrupted>() => {
-            let what = e.downcast_ref::<Interrupted>().map_or("", |i| i.0);
-            eprintln!("pgarrow: interrupted; {what}");
-            EXIT_INTERRUPTED
-        }
-        Err(e) => {
-            eprintln!("pgarrow: error: {}", error_line(&e));
-            1
-        }
+        Err(e) => errors::report(&e),
     };
     std::process::exit(code);
 }
 
-/// An error and its causes on one line (a server message or DETAIL may hold line breaks):
-/// each cause follows after ": " unless the text so far already says it (errors that wrap
-/// another often print it too).
-fn error_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        let text: Vec<&str> = text.split(['\n', '\r']).map(str::trim).collect();
-        let text = text.join(" ");
-        let text = text.trim();
-        if text.is_empty() || line.contains(text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(text);
-    }
-    line
+/// The command line: help is `--help` and `-?` as in psql, since `-h` is the host.
+fn command() -> clap::Command {
+    let help = || {
+        Arg::new("help")
+            .short('?')
+            .long("help")
+            .action(ArgAction::Help)
+            .help("Print help")
+    };
+    Cli::command()
+        .disable_help_flag(true)
+        .arg(help().short('h').short_alias('?'))
+        .mut_subcommands(move |s| s.disable_help_flag(true).arg(help()))
 }
 
 /// Exits as clap does for a usage error (status 2, with the subcommand's usage): for rules the
 /// parser cannot say, such as a source that may also come from `--plan`.
 fn usage_error(command: &str, message: &str) -> ! {
-    use clap::CommandFactory;
-    let mut cli = Cli::command();
+    let mut cli = self::command();
     cli.build();
     let sub = cli
         .find_subcommand_mut(command)
@@ -80,30 +73,6 @@ fn usage_error(command: &str, message: &str) -> ! {
     sub.error(clap::error::ErrorKind::MissingRequiredArgument, message)
         .exit()
 }
-
-/// Ctrl-C was pressed; what that left.
-#[derive(Debug)]
-pub(crate) struct Interrupted(&'static str);
-
-impl Interrupted {
-    /// An export stopped by Ctrl-C.
-    fn nothing_written() -> Interrupted {
-        Interrupted("no output was written")
-    }
-
-    /// A load stopped by Ctrl-C.
-    pub(crate) fn nothing_loaded() -> Interrupted {
-        Interrupted("nothing was loaded (the transaction was rolled back)")
-    }
-}
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("interrupted")
-    }
-}
-
-impl std::error::Error for Interrupted {}
 
 fn run(cli: Cli) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -113,36 +82,171 @@ fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => {
             let policies = args.policies.policies();
             if let (Some(plan), Some(part)) = (&args.plan, args.part) {
-                let config = connection_config(&args.source)?;
+                let config = read_only_config(&args.source)?;
                 return partition::export_part(&rt, &config, plan, part, &args.output, &policies);
             }
-            let source = source("export", &args.source)?;
-            let config = connection_config(&args.source)?;
-            export(
-                &rt,
-                &config,
-                &source,
-                &args.output,
-                &args.partition,
-                &policies,
-            )
+            match select("export", &args.source)? {
+                Selected::One(source) => {
+                    let config = read_only_config(&args.source)?;
+                    export(
+                        &rt,
+                        &config,
+                        &source,
+                        &args.output,
+                        &args.partition,
+                        &policies,
+                    )
+                }
+                Selected::Tables(patterns) => {
+                    let Some(dir) = &args.partition.output_dir else {
+                        return Err(usage(
+                            "several tables (a pattern, a repeated --table or --schema) go to \
+                             --output-dir DIR, one file per table",
+                        ));
+                    };
+                    if args.partition.partitions > 1 || args.partition.partition_by.is_some() {
+                        return Err(usage(
+                            "--partitions and --partition-by split one table or query; several \
+                             tables are read one after another, in one snapshot",
+                        ));
+                    }
+                    let config = read_only_config(&args.source)?;
+                    tables::export(&rt, &config, &patterns, dir, &args.output, &policies)
+                }
+            }
         }
         Command::Plan(args) => {
-            let source = source("plan", &args.source)?;
-            let config = connection_config(&args.source)?;
+            let source = one_source("plan", &args.source)?;
+            let config = read_only_config(&args.source)?;
             partition::plan(&rt, &config, &source, &args)
         }
         Command::Schema(args) => {
-            let source = source("schema", &args.source)?;
-            let config = connection_config(&args.source)?;
+            let source = one_source("schema", &args.source)?;
+            let config = read_only_config(&args.source)?;
             schema(&rt, &config, &source, &args.policies.policies())
         }
         Command::Import(args) => {
-            let config = config_from(args.url.as_deref(), None)?;
+            let config = conn::config(&args.conn, None)?;
             import::import(&rt, &config, &args)
         }
         Command::Copy(args) => copy::copy(&rt, &args),
         Command::Demo(args) => demo(&rt, args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "pgarrow", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { dir } => man(dir.as_deref()),
+    }
+}
+
+/// `pgarrow man`: the pages, generated from the same definitions as the parser.
+fn man(dir: Option<&Path>) -> Result<()> {
+    match dir {
+        None => clap_mangen::Man::new(command())
+            .render(&mut std::io::stdout())
+            .context("writing the manual page"),
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(command(), dir)
+                .with_context(|| format!("cannot write the manual pages into {}", dir.display()))
+        }
+    }
+}
+
+/// The connection settings of a command that only reads: its session is read-only, so a
+/// statement that writes fails and changes nothing.
+fn read_only_config(args: &SourceArgs) -> Result<Config> {
+    let mut config = conn::config(&args.conn, args.statement_timeout)?;
+    config.read_only = true;
+    Ok(config)
+}
+
+/// What the source options select.
+enum Selected {
+    /// A query, or one table (perhaps narrowed by --columns, --where, --limit).
+    One(Source),
+    /// Several tables: patterns, a repeated --table, --schema.
+    Tables(Vec<TablePattern>),
+}
+
+fn select(command: &str, args: &SourceArgs) -> Result<Selected> {
+    let query = match (&args.query, &args.file) {
+        (Some(q), _) if q == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read the query from standard input (--query -)")?;
+            Some(text)
+        }
+        (Some(q), _) => Some(q.clone()),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read the query from {}", f.display()))?,
+        ),
+        (None, None) => None,
+    };
+    let narrowed = args.columns.is_some() || args.where_.is_some() || args.limit.is_some();
+    if let Some(text) = query {
+        if narrowed {
+            return Err(usage(
+                "--columns, --where and --limit narrow a --table; write them into the query",
+            ));
+        }
+        let source = Source::query(text.clone());
+        if source.sql().trim().is_empty() {
+            return Err(usage("the query is empty (only white space or comments)"));
+        }
+        errors::remember_query(&text);
+        return Ok(Selected::One(source));
+    }
+    let mut patterns = Vec::new();
+    for t in &args.table {
+        patterns.push(TablePattern::parse(t).map_err(|e| usage(&e.to_string()))?);
+    }
+    if patterns.is_empty() && args.schema.is_empty() {
+        usage_error(
+            command,
+            "the following required arguments were not provided:\n  --query <SQL>, --file \
+             <FILE>, --table <PATTERN> or --schema <PATTERN>",
+        );
+    }
+    if let ([one], true) = (patterns.as_slice(), args.schema.is_empty())
+        && let Some(table) = one.exact()
+    {
+        errors::remember_table(&one.text);
+        if !narrowed {
+            return Ok(Selected::One(table));
+        }
+        let source = names::table_query(
+            &table,
+            args.columns.as_deref(),
+            args.where_.as_deref(),
+            args.limit,
+        )
+        .map_err(|e| usage(&e.to_string()))?;
+        // The condition stands on lines of its own: an error in it points there.
+        errors::remember_query(&source.sql());
+        return Ok(Selected::One(source));
+    }
+    if narrowed {
+        return Err(usage(
+            "--columns, --where and --limit narrow one table, not a pattern or several",
+        ));
+    }
+    for s in &args.schema {
+        patterns.push(TablePattern::schema(s).map_err(|e| usage(&e.to_string()))?);
+    }
+    Ok(Selected::Tables(patterns))
+}
+
+/// The one source of a command that takes one (`schema`, `plan`).
+fn one_source(command: &str, args: &SourceArgs) -> Result<Source> {
+    match select(command, args)? {
+        Selected::One(source) => Ok(source),
+        Selected::Tables(_) => Err(usage(&format!(
+            "pgarrow {command} takes one table or query; `export --output-dir` exports several"
+        ))),
     }
 }
 
@@ -171,42 +275,8 @@ pub(crate) async fn interrupt_signal() {
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
-}
-
-fn connection_config(args: &SourceArgs) -> Result<Config> {
-    config_from(args.url.as_deref(), args.statement_timeout)
-}
-
-/// `--url`, else `DATABASE_URL`, else the `PG*` environment.
-pub(crate) fn config_from(
-    url: Option<&str>,
-    statement_timeout: Option<std::time::Duration>,
-) -> Result<Config> {
-    let url = url
-        .map(str::to_owned)
-        .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()));
-    let mut config = match url {
-        Some(u) => Config::parse(&u)?,
-        None => Config::from_env()?,
-    };
-    if statement_timeout.is_some() {
-        config.statement_timeout = statement_timeout;
-    }
-    Ok(config)
-}
-
-fn source(command: &str, args: &SourceArgs) -> Result<Source> {
-    match (&args.query, &args.table) {
-        (Some(q), None) => Ok(Source::query(q.clone())),
-        (None, Some(t)) => Ok(Source::table(t)?),
-        (None, None) => usage_error(
-            command,
-            "the following required arguments were not provided:\n  --query <SQL> or --table <NAME>",
-        ),
-        _ => bail!("give either --query or --table, not both"),
+        _ = tokio::signal::ctrl_c() => errors::remember_signal(libc::SIGINT),
+        _ = terminate => errors::remember_signal(libc::SIGTERM),
     }
 }
 
@@ -230,70 +300,6 @@ fn schema(
     Ok(())
 }
 
-/// Where an export writes, resolved from `--to` and `-o`.
-fn resolve_output(args: &OutputArgs) -> Result<(Format, Output)> {
-    let format = match &args.to {
-        Some(f) => Some(f.parse::<Format>()?),
-        None => None,
-    };
-    match (format, args.output.as_deref()) {
-        (Some(Format::Null), None) => Ok((Format::Null, Output::Discard)),
-        (Some(Format::Null), Some(_)) => bail!("--to null writes nothing: drop -o"),
-        (Some(f), Some("-")) => Ok((f, Output::Stdout)),
-        (None, Some("-")) => bail!("writing to stdout (-o -) needs --to FORMAT"),
-        (_, Some(p)) if Path::new(p).is_dir() => {
-            bail!("-o {p} is a directory: give a file name")
-        }
-        (Some(f), Some(p)) => Ok((f, Output::File(PathBuf::from(p)))),
-        (None, Some(p)) => {
-            let path = PathBuf::from(p);
-            let f = Format::from_path(&path).ok_or_else(|| {
-                anyhow!(
-                    "cannot tell the format from \"{p}\": use a .parquet, .arrow or .arrows \
-                     extension, or --to"
-                )
-            })?;
-            Ok((f, Output::File(path)))
-        }
-        (_, None) => bail!("give an output file with -o PATH (or --to null)"),
-    }
-}
-
-/// The output of an export, from `--to`, `-o` and the Parquet options.
-fn file_target(args: &OutputArgs) -> Result<FileTarget> {
-    let (format, output) = resolve_output(args)?;
-    let target = FileTarget {
-        format,
-        output,
-        options: sink_options(args)?,
-    };
-    // Every option is checked before connecting.
-    if format != Format::Null {
-        target.options.validate()?;
-    }
-    Ok(target)
-}
-
-fn sink_options(args: &OutputArgs) -> Result<SinkOptions> {
-    Ok(SinkOptions {
-        compression: args.compression.parse::<Compression>()?,
-        row_group_rows: args.row_group_rows,
-        row_group_bytes: args.row_group_bytes,
-        metadata: Vec::new(),
-        intervals: args.intervals,
-    })
-}
-
-fn export_options(args: &OutputArgs, policies: &Policies) -> ExportOptions {
-    ExportOptions {
-        decode: DecodeOptions {
-            batch_rows: args.batch_rows,
-            batch_bytes: args.batch_bytes,
-        },
-        policies: *policies,
-    }
-}
-
 fn export(
     rt: &tokio::runtime::Runtime,
     config: &Config,
@@ -302,13 +308,30 @@ fn export(
     partition: &PartitionArgs,
     policies: &Policies,
 ) -> Result<()> {
-    if partition.partitioned() {
+    if partition.partitioned() && !args.dry_run {
         return partition::export(rt, config, source, args, partition, policies);
     }
-    let target = file_target(args)?;
+    let target = match &partition.output_dir {
+        Some(dir) => FileTarget::new(
+            args.to
+                .as_deref()
+                .unwrap_or("parquet")
+                .parse()
+                .map_err(|e: pgarrow::sink::Error| usage(&e.to_string()))?,
+            Output::File(dir.clone()),
+        ),
+        None => file_target(args)?,
+    };
     let options = export_options(args, policies);
     let mut client = block_on_interruptible(rt, connect(config))?;
-    let (progress, hooks) = progress_hooks(args.quiet);
+    if args.dry_run {
+        return dry_run(rt, &mut client, source, &target, partition, policies);
+    }
+    let expected = match report::progress_shown(args.quiet) {
+        true => rt.block_on(estimate_rows(&mut client, source)),
+        false => None,
+    };
+    let (progress, hooks) = progress_hooks(args.quiet, expected);
     let result = rt.block_on(client.export_to_file(source.clone(), &options, &target, hooks));
     progress.finish_and_clear();
     drop(client);
@@ -319,13 +342,77 @@ fn export(
     report(args, &stats, &target, None)
 }
 
-/// The progress bar (hidden when quiet or not on a terminal), and hooks that update it after
-/// each batch and cancel the export on Ctrl-C or SIGTERM.
-fn progress_hooks(quiet: bool) -> (indicatif::ProgressBar, Hooks<'static>) {
-    let progress = progress_bar(quiet);
+/// `--dry-run`: what the export would run and write, from the described query.
+fn dry_run(
+    rt: &tokio::runtime::Runtime,
+    client: &mut Client,
+    source: &Source,
+    target: &FileTarget,
+    partition: &PartitionArgs,
+    policies: &Policies,
+) -> Result<()> {
+    let plan = block_on_interruptible(rt, async { Ok(client.plan_with(source, policies).await?) })?;
+    let output = match &target.output {
+        Output::File(p) if partition.output_dir.is_some() => {
+            format!("{} (one {} file per part, then the manifest)", p.display(), target.format)
+        }
+        Output::File(p) => format!("{} ({})", p.display(), target.format),
+        Output::Stdout => format!("standard output ({})", target.format),
+        Output::Discard => "nowhere (--to null)".to_owned(),
+    };
+    println!("source:    {}", source.sql());
+    println!("statement: {}", plan.copy_sql);
+    println!("output:    {output}");
+    if partition.partitioned() {
+        println!(
+            "reading:   over {} {} in one snapshot{}",
+            partition.partitions,
+            report::plural(partition.partitions as u64, "connection", "connections"),
+            partition
+                .partition_by
+                .as_deref()
+                .map(|c| format!(", split on {c}"))
+                .unwrap_or_default()
+        );
+    }
+    println!();
+    print!("{}", render_schema(&plan));
+    println!("\n(a dry run: nothing was exported)");
+    Ok(())
+}
+
+/// The rows the catalog expects a table to hold (`pg_class.reltuples`, summed over the leaf
+/// partitions), for the progress bar; `None` for a query, a view, or a table never analyzed.
+async fn estimate_rows(client: &mut Client, source: &Source) -> Option<u64> {
+    let Source::Table { schema, name } = source else {
+        return None;
+    };
+    let relation = match schema {
+        Some(s) => format!("{}.{}", quote_ident(s), quote_ident(name)),
+        None => quote_ident(name),
+    };
+    let sql = format!(
+        "SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::int8::text \
+         FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass({})) t \
+         JOIN pg_catalog.pg_class c ON c.oid = t.relid WHERE t.isleaf",
+        names::quote_literal(&relation)
+    );
+    let rows = client.connection().simple_query(&sql).await.ok()?;
+    let n: u64 = rows.first()?.first()?.as_deref()?.parse().ok()?;
+    (n > 0).then_some(n)
+}
+
+/// The progress bar (hidden when quiet or not on a terminal; with a percentage when the rows
+/// to expect are known), and hooks that update it after each batch and cancel the export on
+/// Ctrl-C or SIGTERM.
+fn progress_hooks(
+    quiet: bool,
+    expected: Option<u64>,
+) -> (indicatif::ProgressBar, Hooks<'static>) {
+    let progress = progress_bar(quiet, expected);
     let bar = progress.clone();
     let hooks = Hooks::new()
-        .on_progress(move |s| bar.set_message(progress_message(s.rows, s.bytes, s.total)))
+        .on_progress(move |s| advance(&bar, s.rows, s.bytes, s.total))
         .cancel_on(interrupt_signal());
     (progress, hooks)
 }
@@ -338,6 +425,21 @@ fn report(
     target: &FileTarget,
     extra: Option<(&str, String)>,
 ) -> Result<()> {
+    if args.json {
+        let mut json: serde_json::Value = serde_json::from_str(&stats.to_json())?;
+        json["format"] = target.format.to_string().into();
+        json["output"] = match &target.output {
+            Output::File(p) => p.display().to_string().into(),
+            Output::Stdout => "-".into(),
+            Output::Discard => serde_json::Value::Null,
+        };
+        if let Some((fields, _)) = &extra
+            && let serde_json::Value::Object(more) = serde_json::from_str(&format!("{{{fields}}}"))?
+        {
+            json.as_object_mut().map(|o| o.extend(more));
+        }
+        println!("{json}");
+    }
     if let Some(path) = &args.stats_json {
         let mut json = stats.to_json();
         if let Some((fields, _)) = &extra {
@@ -441,21 +543,6 @@ fn demo(rt: &tokio::runtime::Runtime, mut args: DemoArgs) -> Result<()> {
 mod tests {
     use super::*;
     use crate::report::human_bytes;
-    use pgarrow::sink::IntervalEncoding;
-
-    #[test]
-    fn an_error_line_holds_each_cause_once() {
-        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied");
-        let e = anyhow::Error::new(io).context("cannot write the statistics to /x.json");
-        assert_eq!(
-            error_line(&e),
-            "cannot write the statistics to /x.json: Permission denied"
-        );
-        // A wrapper that prints its cause itself: the cause is not repeated.
-        let inner = anyhow!("server said\nDETAIL: no");
-        let e = inner.context("export failed: server said DETAIL: no");
-        assert_eq!(error_line(&e), "export failed: server said DETAIL: no");
-    }
 
     #[test]
     fn numbers_for_people() {
@@ -466,38 +553,8 @@ mod tests {
         assert_eq!(human_bytes(3 << 20), "3.0 MiB");
     }
 
-    fn out(to: Option<&str>, o: Option<&str>) -> OutputArgs {
-        OutputArgs {
-            to: to.map(str::to_owned),
-            output: o.map(str::to_owned),
-            compression: "zstd".into(),
-            row_group_rows: 1,
-            row_group_bytes: 1,
-            intervals: IntervalEncoding::Native,
-            batch_rows: 1,
-            batch_bytes: 1,
-            quiet: true,
-            stats: false,
-            stats_json: None,
-        }
-    }
-
     #[test]
-    fn output_resolution() {
-        assert_eq!(
-            resolve_output(&out(None, Some("a.parquet"))).unwrap(),
-            (Format::Parquet, Output::File("a.parquet".into()))
-        );
-        assert_eq!(
-            resolve_output(&out(Some("arrow-stream"), Some("-"))).unwrap(),
-            (Format::ArrowStream, Output::Stdout)
-        );
-        assert_eq!(
-            resolve_output(&out(Some("null"), None)).unwrap(),
-            (Format::Null, Output::Discard)
-        );
-        assert!(resolve_output(&out(None, Some("a.csv"))).is_err());
-        assert!(resolve_output(&out(None, Some("-"))).is_err());
-        assert!(resolve_output(&out(Some("parquet"), None)).is_err());
+    fn the_command_line_is_consistent() {
+        command().debug_assert();
     }
 }

@@ -47,7 +47,7 @@ pub(crate) fn export(
 ) -> Result<()> {
     let options = export_options(args, policies);
     let popts = partition_options(partition);
-    let (progress, hooks) = progress_hooks(args.quiet);
+    let (progress, hooks) = progress_hooks(args.quiet, None);
     let (result, target) = match &partition.output_dir {
         Some(dir) => {
             if partition.order_preserving {
@@ -63,6 +63,7 @@ pub(crate) fn export(
             if format == Format::Null {
                 bail!("--output-dir writes files: --to parquet, arrow or arrow-stream");
             }
+            crate::output::check_format(format, &Output::File(dir.clone()), args)?;
             let target = DirTarget {
                 dir: dir.clone(),
                 format,
@@ -134,7 +135,7 @@ pub(crate) fn export_part(
     plan.part(part)?;
     let target = file_target(args)?;
     let options = export_options(args, policies);
-    let (progress, hooks) = progress_hooks(args.quiet);
+    let (progress, hooks) = progress_hooks(args.quiet, None);
     let result = rt.block_on(export_part_to_file(
         config, &plan, part, &options, &target, hooks,
     ));
@@ -235,18 +236,18 @@ pub(crate) fn plan(
 }
 
 /// Writes `text` to `path` through a temporary file renamed over it.
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write the plan to {}", path.display()))?;
+        .with_context(|| format!("cannot write {}", path.display()))?;
     tmp.write_all(text.as_bytes())
         .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write the plan to {}", path.display()))?;
+        .with_context(|| format!("cannot write {}", path.display()))?;
     tmp.persist(path)
-        .with_context(|| format!("cannot write the plan to {}", path.display()))?;
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

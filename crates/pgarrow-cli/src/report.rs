@@ -152,48 +152,74 @@ pub(crate) fn stats_table(s: &ExportStats) -> String {
     out
 }
 
-pub(crate) fn progress_bar(quiet: bool) -> ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() {
+/// Whether a progress bar would show (not quiet, stderr a terminal).
+pub(crate) fn progress_shown(quiet: bool) -> bool {
+    !quiet && std::io::stderr().is_terminal()
+}
+
+/// A spinner with a message on stderr (hidden when quiet or not on a terminal); with the
+/// number of rows expected, a percentage and the time left too.
+pub(crate) fn progress_bar(quiet: bool, expected: Option<u64>) -> ProgressBar {
+    if !progress_shown(quiet) {
         return ProgressBar::hidden();
     }
-    let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let pb = ProgressBar::with_draw_target(expected, ProgressDrawTarget::stderr());
+    let template = match expected {
+        Some(_) => "{spinner} {prefix}{percent:>3}% {msg}, about {eta} left",
+        None => "{spinner} {prefix}{msg}",
+    };
     pb.set_style(
-        ProgressStyle::with_template("{spinner} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     pb.set_message("running the query...");
     pb.enable_steady_tick(Duration::from_millis(120));
     pb
 }
 
-pub(crate) fn progress_message(rows: u64, bytes: u64, elapsed: Duration) -> String {
-    rate_message(rows, bytes, "read", elapsed)
+/// Moves `bar` to `rows` (of an estimated total, which grows when the estimate was short).
+pub(crate) fn advance(bar: &ProgressBar, rows: u64, bytes: u64, elapsed: Duration) {
+    if let Some(len) = bar.length()
+        && rows > len
+    {
+        bar.set_length(rows);
+    }
+    bar.set_position(rows);
+    bar.set_message(rate_message(rows, bytes, "from the server", elapsed));
 }
 
-/// `N rows, B <done>, R rows/s, T s`: a progress line.
-pub(crate) fn rate_message(rows: u64, bytes: u64, done: &str, elapsed: Duration) -> String {
+/// `N rows (B <whence>), R rows/s, T s`: a progress line.
+pub(crate) fn rate_message(rows: u64, bytes: u64, whence: &str, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(1e-9);
     format!(
-        "{} rows, {} {done}, {} rows/s, {:.1} s",
+        "{} {} ({} {whence}), {} rows/s, {:.1} s",
         group(rows),
+        plural(rows, "row", "rows"),
         human_bytes(bytes),
         group((rows as f64 / secs) as u64),
         secs
     )
 }
 
+/// `one` for 1, else `many`.
+pub(crate) fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
+}
+
+/// `exported 1 row to x.parquet (parquet, 1.2 KiB) in 0.05 s, 20 rows/s; read 33 B from the
+/// server (660 B/s)`.
 pub(crate) fn summary_line(s: &Summary, format: Format, output: &Output) -> String {
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     let target = match output {
         Output::File(p) => format!("{} ({format}, {})", p.display(), human_bytes(s.written)),
-        Output::Stdout => format!("stdout ({format}, {})", human_bytes(s.written)),
+        Output::Stdout => format!("standard output ({format}, {})", human_bytes(s.written)),
         Output::Discard => "nowhere (--to null)".to_owned(),
     };
     format!(
-        "exported {} rows ({} of COPY data) to {target} in {secs:.2} s: {} rows/s, {}/s",
+        "exported {} {} to {target} in {secs:.2} s, {} rows/s; read {} from the server ({}/s)",
         group(s.rows),
-        human_bytes(s.copy_bytes),
+        plural(s.rows, "row", "rows"),
         group((s.rows as f64 / secs) as u64),
+        human_bytes(s.copy_bytes),
         human_bytes((s.copy_bytes as f64 / secs) as u64),
     )
 }

@@ -281,7 +281,8 @@ impl Var {
                                 index,
                                 error: FieldError::new(
                                     "invalid UTF-8 in a text value (is the database SQL_ASCII? \
-                                     see the invalid-UTF-8 policy)",
+                                     --invalid-utf8 replace writes U+FFFD for it, \
+                                     --invalid-utf8 binary keeps the bytes)",
                                 ),
                             },
                             None => FinishError::Arrow(e),

@@ -19,7 +19,7 @@ use arrow_array::{ArrayRef, BooleanArray, FixedSizeBinaryArray};
 use arrow_buffer::{BooleanBufferBuilder, IntervalMonthDayNano, NullBufferBuilder, i256};
 use arrow_schema::ArrowError;
 
-use crate::error::{FieldError, Special};
+use crate::error::{FieldError, Refusal, Special};
 use crate::numeric::Numeric;
 use crate::plan::{
     DATE_INFINITY, ListShape, StrLayout, TIMESTAMP_INFINITY, TypePlan, range_fields, struct_fields,
@@ -52,7 +52,11 @@ impl Cx<'_> {
         };
         if special == Special::Overflow {
             return match self.policies.numeric_overflow {
-                Overflow::Error => Err(e),
+                Overflow::Error => Err(refused(
+                    e,
+                    "the numeric overflow policy is error (--numeric-overflow null writes NULL; \
+                     a wider --numeric decimal or --numeric string keeps the value)",
+                )),
                 Overflow::Null => {
                     self.losses.count(LossKind::NumericOverflowToNull);
                     Ok(None)
@@ -66,7 +70,11 @@ impl Cx<'_> {
             _ => LossKind::OutOfRangeToNull,
         };
         match self.policies.special {
-            SpecialValues::Error => Err(e),
+            SpecialValues::Error => Err(refused(
+                e,
+                "the out-of-range policy is error (--out-of-range null writes NULL, \
+                 --out-of-range clamp the nearest value Arrow holds)",
+            )),
             SpecialValues::Null => {
                 self.losses.count(to_null);
                 Ok(None)
@@ -87,6 +95,12 @@ impl Cx<'_> {
             },
         }
     }
+}
+
+/// `e`, refused by a policy that `policy` names with the options that would accept it.
+#[cold]
+fn refused(error: FieldError, policy: &'static str) -> FieldError {
+    FieldError::Refused(Box::new(Refusal { error, policy }))
 }
 
 /// Why a column could not be turned into an array.

@@ -216,6 +216,9 @@ pub struct Config {
     pub ssl_negotiation: SslNegotiation,
     /// SCRAM channel binding.
     pub channel_binding: ChannelBinding,
+    /// Start the session read-only (`default_transaction_read_only`), so that a statement
+    /// that writes fails and changes nothing: what an export wants (off unless set).
+    pub read_only: bool,
 }
 
 impl fmt::Debug for Config {
@@ -241,7 +244,18 @@ impl fmt::Debug for Config {
             .field("ssl_key", &self.ssl_key)
             .field("ssl_negotiation", &self.ssl_negotiation)
             .field("channel_binding", &self.channel_binding)
+            .field("read_only", &self.read_only)
             .finish()
+    }
+}
+
+/// The parameters of a `postgresql://` URL or a `key=value` string.
+fn parse_string(s: &str) -> Result<Vec<(String, String)>> {
+    let s = s.trim();
+    if s.starts_with("postgresql://") || s.starts_with("postgres://") {
+        parse_url(s)
+    } else {
+        parse_key_values(s)
     }
 }
 
@@ -323,13 +337,26 @@ impl Config {
     /// # Errors
     /// As [`Config::parse`].
     pub fn parse_with_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
-        let s = s.trim();
-        let params = if s.starts_with("postgresql://") || s.starts_with("postgres://") {
-            parse_url(s)?
-        } else {
-            parse_key_values(s)?
+        Self::build(parse_string(s)?, env)
+    }
+
+    /// As [`Config::parse`] (or [`Config::from_env`] without a string), with `overrides`
+    /// (`("host", "db1")`, ...) taking precedence over the string, the service file and the
+    /// environment: what psql's `-h`, `-p`, `-U` and `-d` flags do to its connection string.
+    ///
+    /// # Errors
+    /// As [`Config::parse`]; an unknown parameter name in `overrides` too.
+    pub fn parse_with_overrides(s: Option<&str>, overrides: &[(&str, &str)]) -> Result<Config> {
+        let mut params = match s {
+            Some(s) => parse_string(s)?,
+            None => Vec::new(),
         };
-        Self::build(params, env)
+        params.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        Self::build(params, &|k| std::env::var(k).ok())
     }
 
     fn build(
@@ -557,6 +584,7 @@ impl Config {
             ssl_key,
             ssl_negotiation,
             channel_binding,
+            read_only: false,
         })
     }
 

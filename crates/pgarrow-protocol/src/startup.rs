@@ -256,6 +256,9 @@ impl Connection {
         if let Some(t) = &statement_timeout {
             params.push(("statement_timeout", t));
         }
+        if config.read_only {
+            params.push(("default_transaction_read_only", "on"));
+        }
         frontend::startup_message(params.iter().copied(), &mut self.write_buf)
             .map_err(|_| Error::config("connection settings cannot contain NUL characters"))?;
         self.flush().await?;

@@ -103,10 +103,11 @@ pub(crate) fn open(output: Output, format: Format) -> Result<(Out, Option<PathBu
                 // As a plain `File::create` would: 0666 less the umask, not tempfile's 0600.
                 .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
                 .tempfile_in(&dir)
-                .map_err(|source| Error::Io {
-                    what: "creating a temporary file in",
-                    path: dir.clone(),
-                    source,
+                // Named after the user's path: the temporary file is ours, not theirs.
+                .map_err(|e| Error::Io {
+                    what: "cannot create",
+                    path: path.clone(),
+                    source: without_path(e),
                 })?;
             (
                 Dest::Temp(BufWriter::with_capacity(1 << 20, tmp)),
@@ -130,6 +131,26 @@ pub(crate) fn open(output: Output, format: Format) -> Result<(Out, Option<PathBu
         },
         target,
     ))
+}
+
+/// The OS error under `tempfile`'s (which adds the temporary file's path to its message).
+fn without_path(e: io::Error) -> io::Error {
+    let os = e
+        .get_ref()
+        .and_then(|inner| inner.source())
+        .and_then(|cause| cause.downcast_ref::<io::Error>())
+        .and_then(io::Error::raw_os_error)
+        .or_else(|| e.raw_os_error());
+    match os {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => {
+            let text = e.to_string();
+            match text.find(" at path ") {
+                Some(end) => io::Error::new(e.kind(), &text[..end]),
+                None => e,
+            }
+        }
+    }
 }
 
 /// Flushes what `out` holds and, for a temporary file, syncs it and renames it over `target`.

@@ -160,7 +160,11 @@ impl Client {
     pub async fn plan_with(&mut self, source: &Source, policies: &Policies) -> Result<ExportPlan> {
         let started = Instant::now();
         let sql = source.sql();
-        let described = self.conn.describe(&sql).await?;
+        let described = self
+            .conn
+            .describe(&sql)
+            .await
+            .map_err(|e| Error::from(e).in_query())?;
         if !described.params.is_empty() {
             return Err(Error::query(format!(
                 "the query uses {} parameter(s) ($1...); pgarrow exports queries without \

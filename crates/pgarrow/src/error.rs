@@ -11,6 +11,9 @@ use crate::protocol::DbError;
 pub struct Error {
     kind: Box<ErrorKind>,
     pub(crate) rows: Option<u64>,
+    /// Whether the server's error was about the source's own SQL (see
+    /// [`Error::query_position`]).
+    in_query: bool,
 }
 
 /// What failed.
@@ -88,6 +91,24 @@ impl Error {
         }
     }
 
+    /// Where in the source's SQL ([`Source::sql`](crate::Source::sql), which keeps a query's
+    /// text as written up to its last token) the server's error points, in characters from
+    /// 1: set for errors found while the query was parsed and described (a syntax error, an
+    /// unknown column), to show the user the spot as psql does.
+    pub fn query_position(&self) -> Option<u32> {
+        match &*self.kind {
+            _ if self.in_query => self.as_db_error().and_then(|e| e.position),
+            ErrorKind::Context { source, .. } => source.query_position(),
+            _ => None,
+        }
+    }
+
+    /// Marks a server error as one about the source's SQL.
+    pub(crate) fn in_query(mut self) -> Self {
+        self.in_query = true;
+        self
+    }
+
     pub(crate) fn with_rows(mut self, rows: u64) -> Self {
         if self.rows.is_none() {
             self.rows = Some(rows);
@@ -105,6 +126,7 @@ impl From<ErrorKind> for Error {
         Error {
             kind: Box::new(kind),
             rows: None,
+            in_query: false,
         }
     }
 }

@@ -18,7 +18,8 @@ pub enum Source {
 }
 
 impl Source {
-    /// A query. A trailing semicolon is allowed.
+    /// A query. Trailing semicolons and comments are allowed (and left out of the statement
+    /// run); the rest is sent as written, so the server's error positions point into it.
     pub fn query(sql: impl Into<String>) -> Source {
         Source::Query(sql.into())
     }
@@ -49,16 +50,117 @@ impl Source {
     /// The SELECT this source stands for, identifiers quoted.
     pub fn sql(&self) -> String {
         match self {
-            Source::Query(q) => q
-                .trim()
-                .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
-                .to_owned(),
+            Source::Query(q) => statement_body(q).to_owned(),
             Source::Table { schema, name } => match schema {
                 Some(s) => format!("SELECT * FROM {}.{}", quote_ident(s), quote_ident(name)),
                 None => format!("SELECT * FROM {}", quote_ident(name)),
             },
         }
     }
+}
+
+/// `sql` up to the end of its last token that is not a semicolon: without the trailing
+/// semicolons, comments and white space that cannot go inside `COPY (...)`. Strings, quoted
+/// identifiers, dollar quotes and comments are skipped whole, so a `;` or `--` inside them
+/// stays.
+fn statement_body(sql: &str) -> &str {
+    let b = sql.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+    let mut end = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let start = i;
+        i = match c {
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                // A line comment: not a token.
+                match b[i..].iter().position(|&c| c == b'\n') {
+                    Some(n) => i + n + 1,
+                    None => b.len(),
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                // A block comment (they nest): not a token.
+                let mut depth = 0usize;
+                let mut j = i;
+                while j < b.len() {
+                    if b[j..].starts_with(b"/*") {
+                        depth += 1;
+                        j += 2;
+                    } else if b[j..].starts_with(b"*/") {
+                        depth -= 1;
+                        j += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        j += 1;
+                    }
+                }
+                j
+            }
+            c if c.is_ascii_whitespace() => i + 1,
+            b'\'' => {
+                // E'...' takes backslash escapes.
+                let escapes = i > 0
+                    && matches!(b[i - 1], b'e' | b'E')
+                    && (i < 2 || !ident(b[i - 2]));
+                let mut j = i + 1;
+                while j < b.len() {
+                    match b[j] {
+                        b'\\' if escapes => j += 2,
+                        b'\'' if b.get(j + 1) == Some(&b'\'') => j += 2,
+                        b'\'' => break,
+                        _ => j += 1,
+                    }
+                }
+                j + 1
+            }
+            b'"' => {
+                let mut j = i + 1;
+                while j < b.len() {
+                    match b[j] {
+                        b'"' if b.get(j + 1) == Some(&b'"') => j += 2,
+                        b'"' => break,
+                        _ => j += 1,
+                    }
+                }
+                j + 1
+            }
+            b'$' if i == 0 || !ident(b[i - 1]) => match dollar_tag(&b[i..]) {
+                Some(tag) => match find(&b[i + tag.len()..], tag) {
+                    Some(n) => i + tag.len() + n + tag.len(),
+                    None => b.len(),
+                },
+                None => i + 1,
+            },
+            _ => i + 1,
+        };
+        let token = !(c.is_ascii_whitespace()
+            || c == b';'
+            || (c == b'-' && b.get(start + 1) == Some(&b'-'))
+            || (c == b'/' && b.get(start + 1) == Some(&b'*')));
+        if token {
+            end = i.min(b.len());
+        }
+    }
+    // `end` is after an ASCII byte or at the end of a quoted token: a char boundary.
+    sql.get(..end).unwrap_or(sql)
+}
+
+/// The opening `$tag$` of a dollar quote at the start of `b`, if there is one.
+fn dollar_tag(b: &[u8]) -> Option<&[u8]> {
+    let close = b[1..].iter().position(|&c| c == b'$')? + 1;
+    let tag = &b[1..close];
+    let valid = tag.first().is_none_or(|c| !c.is_ascii_digit())
+        && tag
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80);
+    valid.then_some(&b[..=close])
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Splits `a.b` / `"a.b".c` into parts, unquoting quoted ones.
@@ -155,8 +257,25 @@ mod tests {
     }
 
     #[test]
-    fn query_trailing_semicolons() {
-        assert_eq!(Source::query(" SELECT 1 ;\n").sql(), "SELECT 1");
+    fn query_trailing_semicolons_and_comments() {
+        let cases = [
+            (" SELECT 1 ;\n", " SELECT 1"),
+            ("select 1; -- the end", "select 1"),
+            ("select 1 /* c /* nested */ */ ;\n-- x\n", "select 1"),
+            ("select ';' -- a\n;;", "select ';'"),
+            ("select 'a--b'", "select 'a--b'"),
+            ("select E'it\\'s;' ;", "select E'it\\'s;'"),
+            ("select \"a;\"\"b\" from t;", "select \"a;\"\"b\" from t"),
+            ("select $$;--$$ ;", "select $$;--$$"),
+            ("select $q$ $$; $q$;", "select $q$ $$; $q$"),
+            ("select a$b from t;", "select a$b from t"),
+            ("select 1; select 2;", "select 1; select 2"),
+            ("select 'é' ;", "select 'é'"),
+            ("-- only a comment", ""),
+        ];
+        for (sql, body) in cases {
+            assert_eq!(Source::query(sql).sql(), body, "{sql:?}");
+        }
     }
 
     #[test]

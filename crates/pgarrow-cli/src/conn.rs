@@ -1,0 +1,94 @@
+//! Where to connect, from the command line: psql's `-h/-p/-U/-d/-W`, `--url`, `DATABASE_URL`
+//! and the `PG*` environment, in that order of strength (see `args::CONNECTION_HELP`).
+
+use std::time::Duration;
+
+use anyhow::Result;
+use pgarrow::protocol::Config;
+
+use crate::args::ConnArgs;
+use crate::usage;
+
+/// The connection settings `args` give, over `DATABASE_URL` and the environment.
+pub(crate) fn config(args: &ConnArgs, statement_timeout: Option<Duration>) -> Result<Config> {
+    // A -d holding `=` or a URL is a whole connection string, as psql reads it.
+    let (dbname, dsn) = match args.dbname.as_deref() {
+        Some(d) if is_connection_string(d) => (None, Some(d)),
+        other => (other, None),
+    };
+    if let (Some(_), Some(_)) = (dsn, &args.url) {
+        return Err(usage(
+            "give the connection string once: -d as a URL or key=value string, or --url",
+        ));
+    }
+    let base = dsn
+        .or(args.url.as_deref())
+        .map(str::to_owned)
+        .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()));
+    let mut overrides: Vec<(&str, String)> = Vec::new();
+    for (key, value) in [
+        ("host", &args.host),
+        ("port", &args.port),
+        ("user", &args.username),
+    ] {
+        if let Some(v) = value {
+            overrides.push((key, v.clone()));
+        }
+    }
+    if let Some(d) = dbname {
+        overrides.push(("dbname", d.to_owned()));
+    }
+    if args.password_prompt {
+        overrides.push(("password", prompt_password()?));
+    }
+    let pairs: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut config = Config::parse_with_overrides(base.as_deref(), &pairs)?;
+    if statement_timeout.is_some() {
+        config.statement_timeout = statement_timeout;
+    }
+    Ok(config)
+}
+
+/// `--url` (or a `--from`/`--to` of `copy`), else `DATABASE_URL`, else the `PG*` environment.
+pub(crate) fn config_from(url: Option<&str>) -> Result<Config> {
+    config(
+        &ConnArgs {
+            url: url.map(str::to_owned),
+            ..ConnArgs::default()
+        },
+        None,
+    )
+}
+
+fn is_connection_string(s: &str) -> bool {
+    s.contains('=') || s.starts_with("postgresql://") || s.starts_with("postgres://")
+}
+
+/// `-W`: the password, typed on the terminal without echo.
+fn prompt_password() -> Result<String> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_err() {
+        return Err(usage(
+            "-W prompts for the password on a terminal, and there is none: set PGPASSWORD, \
+             put it in ~/.pgpass, or give it in the connection string",
+        ));
+    }
+    rpassword::prompt_password("Password: ").map_err(|e| {
+        usage(&format!(
+            "-W prompts for the password on a terminal, and reading it failed ({e}): set \
+             PGPASSWORD or use ~/.pgpass"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_strings_are_told_from_names() {
+        assert!(is_connection_string("postgresql://u@h/db"));
+        assert!(is_connection_string("host=h dbname=db"));
+        assert!(!is_connection_string("shop"));
+    }
+}

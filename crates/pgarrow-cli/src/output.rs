@@ -1,0 +1,205 @@
+//! Where an export writes, from `--to`, `-o` and the format options, checked before anything
+//! connects: a contradiction or an option the format would ignore is an error.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use pgarrow::sink::{Compression, Format, IntervalEncoding, Output, SinkOptions};
+use pgarrow::{DecodeOptions, ExportOptions, FileTarget};
+
+use crate::args::OutputArgs;
+use crate::errors::usage;
+use pgarrow::policy::Policies;
+
+/// The format and destination `--to` and `-o` name.
+pub(crate) fn resolve_output(args: &OutputArgs) -> Result<(Format, Output)> {
+    let format = match &args.to {
+        Some(f) => Some(f.parse::<Format>().map_err(|e| usage(&e.to_string()))?),
+        None => None,
+    };
+    match (format, args.output.as_deref()) {
+        (Some(Format::Null), None) => Ok((Format::Null, Output::Discard)),
+        (Some(Format::Null), Some(_)) => Err(usage("--to null writes nothing: drop -o")),
+        (Some(f), Some("-")) => Ok((f, Output::Stdout)),
+        (None, Some("-")) => Err(usage(
+            "writing to standard output (-o -) needs --to parquet, arrow or arrow-stream",
+        )),
+        (_, Some(p)) if Path::new(p).is_dir() => Err(usage(&format!(
+            "-o {p} is a directory: give a file name (or --output-dir for one file per table \
+             or part)"
+        ))),
+        (Some(f), Some(p)) => match Format::from_path(Path::new(p)) {
+            Some(implied) if implied != f => Err(usage(&format!(
+                "--to {} contradicts -o {p}, a .{} name ({implied}): name the file for its \
+                 format, or drop --to",
+                args.to.as_deref().unwrap_or_default(),
+                Path::new(p)
+                    .extension()
+                    .map(|e| e.to_string_lossy())
+                    .unwrap_or_default(),
+            ))),
+            _ => Ok((f, Output::File(PathBuf::from(p)))),
+        },
+        (None, Some(p)) => {
+            let path = PathBuf::from(p);
+            let f = Format::from_path(&path).ok_or_else(|| {
+                usage(&format!(
+                    "cannot tell the format from \"{p}\": use a .parquet, .arrow or .arrows \
+                     extension, or --to"
+                ))
+            })?;
+            Ok((f, Output::File(path)))
+        }
+        (_, None) => Err(usage("give an output file with -o PATH (or --to null)")),
+    }
+}
+
+/// Refuses the options that `format` would ignore, and binary output to a terminal.
+pub(crate) fn check_format(format: Format, output: &Output, args: &OutputArgs) -> Result<()> {
+    let parquet_only = [
+        ("--compression", args.compression.is_some()),
+        ("--row-group-rows", args.row_group_rows.is_some()),
+        ("--row-group-bytes", args.row_group_bytes.is_some()),
+    ];
+    for (flag, given) in parquet_only {
+        if given && format != Format::Parquet {
+            return Err(usage(&format!(
+                "{flag} applies to Parquet output (--to parquet), and this export writes {format}"
+            )));
+        }
+    }
+    if args.intervals.is_some() && !matches!(format, Format::ArrowFile | Format::ArrowStream) {
+        return Err(usage(&format!(
+            "--intervals applies to Arrow IPC output (arrow, arrow-stream), and this export \
+             writes {format} (Parquet always writes intervals as its own INTERVAL)"
+        )));
+    }
+    if *output == Output::Stdout && std::io::stdout().is_terminal() {
+        return Err(usage(&format!(
+            "refusing to write binary {format} data to a terminal: redirect standard output \
+             to a file or a pipe, or give -o FILE"
+        )));
+    }
+    if args.json && *output == Output::Stdout {
+        return Err(usage(
+            "--json prints on standard output, which -o - already writes the data to: write \
+             the data to a file, or use --stats-json FILE",
+        ));
+    }
+    Ok(())
+}
+
+/// The output of an export, from `--to`, `-o` and the format options, all checked.
+pub(crate) fn file_target(args: &OutputArgs) -> Result<FileTarget> {
+    let (format, output) = resolve_output(args)?;
+    check_format(format, &output, args)?;
+    let target = FileTarget {
+        format,
+        output,
+        options: sink_options(args)?,
+    };
+    if format != Format::Null {
+        target.options.validate()?;
+    }
+    Ok(target)
+}
+
+pub(crate) fn sink_options(args: &OutputArgs) -> Result<SinkOptions> {
+    let defaults = SinkOptions::default();
+    let compression = match &args.compression {
+        Some(c) => c
+            .parse::<Compression>()
+            .map_err(|e| usage(&format!("--compression {c}: {e}")))?,
+        None => defaults.compression,
+    };
+    Ok(SinkOptions {
+        compression,
+        row_group_rows: args.row_group_rows.unwrap_or(defaults.row_group_rows),
+        row_group_bytes: args.row_group_bytes.unwrap_or(defaults.row_group_bytes),
+        metadata: Vec::new(),
+        intervals: args.intervals.unwrap_or(IntervalEncoding::Native),
+    })
+}
+
+pub(crate) fn export_options(args: &OutputArgs, policies: &Policies) -> ExportOptions {
+    ExportOptions {
+        decode: DecodeOptions {
+            batch_rows: args.batch_rows,
+            batch_bytes: args.batch_bytes,
+        },
+        policies: *policies,
+    }
+}
+
+/// The file extension of `format`.
+pub(crate) fn extension(format: Format) -> &'static str {
+    match format {
+        Format::Parquet => "parquet",
+        Format::ArrowFile => "arrow",
+        Format::ArrowStream => "arrows",
+        Format::Null => "null",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn out(to: Option<&str>, o: Option<&str>) -> OutputArgs {
+        OutputArgs {
+            to: to.map(str::to_owned),
+            output: o.map(str::to_owned),
+            compression: None,
+            row_group_rows: None,
+            row_group_bytes: None,
+            intervals: None,
+            batch_rows: 1,
+            batch_bytes: 1,
+            quiet: true,
+            json: false,
+            dry_run: false,
+            stats: false,
+            stats_json: None,
+        }
+    }
+
+    #[test]
+    fn output_resolution() {
+        assert_eq!(
+            resolve_output(&out(None, Some("a.parquet"))).unwrap(),
+            (Format::Parquet, Output::File("a.parquet".into()))
+        );
+        assert_eq!(
+            resolve_output(&out(Some("arrow-stream"), Some("-"))).unwrap(),
+            (Format::ArrowStream, Output::Stdout)
+        );
+        assert_eq!(
+            resolve_output(&out(Some("null"), None)).unwrap(),
+            (Format::Null, Output::Discard)
+        );
+        assert_eq!(
+            resolve_output(&out(Some("arrow"), Some("a.dat"))).unwrap(),
+            (Format::ArrowFile, Output::File("a.dat".into()))
+        );
+        assert!(resolve_output(&out(None, Some("a.csv"))).is_err());
+        assert!(resolve_output(&out(None, Some("-"))).is_err());
+        assert!(resolve_output(&out(Some("parquet"), None)).is_err());
+        let e = resolve_output(&out(Some("arrow"), Some("x.parquet"))).unwrap_err();
+        assert!(e.to_string().contains("--to arrow contradicts -o x.parquet"), "{e}");
+    }
+
+    #[test]
+    fn options_of_another_format_are_refused() {
+        let file = Output::File("x".into());
+        let mut a = out(None, None);
+        a.compression = Some("snappy".into());
+        assert!(check_format(Format::Parquet, &file, &a).is_ok());
+        let e = check_format(Format::ArrowFile, &file, &a).unwrap_err();
+        assert!(e.to_string().contains("--compression"), "{e}");
+        let mut a = out(None, None);
+        a.intervals = Some(IntervalEncoding::Struct);
+        assert!(check_format(Format::ArrowStream, &file, &a).is_ok());
+        assert!(check_format(Format::Parquet, &file, &a).is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! Several tables in one command (`--table` patterns, repeated `--table`, `--schema`): one
+//! file per table in `--output-dir`, all read in one snapshot (one `REPEATABLE READ, READ
+//! ONLY` transaction on one connection), then `_manifest.json` naming the snapshot, the WAL
+//! position and each file's table and rows.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use pgarrow::policy::Policies;
+use pgarrow::protocol::Config;
+use pgarrow::sink::{Format, Output};
+use pgarrow::{Client, ExportStats, FileTarget};
+use serde_json::json;
+
+use crate::args::OutputArgs;
+use crate::errors::{Interrupted, usage};
+use crate::names::{TableName, TablePattern, resolve};
+use crate::output::{check_format, export_options, extension, sink_options};
+use crate::report::{group, human_bytes, plural, render_schema};
+use crate::partition::write_atomically;
+use crate::{block_on_interruptible, progress_hooks};
+
+/// The manifest's file name, as partitioned exports name theirs.
+const MANIFEST: &str = pgarrow::partition::MANIFEST_NAME;
+
+/// One exported table.
+struct Written {
+    table: TableName,
+    file: String,
+    stats: ExportStats,
+}
+
+/// Exports every table `patterns` match into `dir`.
+pub(crate) fn export(
+    rt: &tokio::runtime::Runtime,
+    config: &Config,
+    patterns: &[TablePattern],
+    dir: &Path,
+    args: &OutputArgs,
+    policies: &Policies,
+) -> Result<()> {
+    let format = match &args.to {
+        Some(f) => f.parse::<Format>().map_err(|e| usage(&e.to_string()))?,
+        None => Format::Parquet,
+    };
+    if format == Format::Null {
+        return Err(usage(
+            "--output-dir writes files: --to parquet, arrow or arrow-stream",
+        ));
+    }
+    check_format(format, &Output::File(dir.to_path_buf()), args)?;
+    let options = sink_options(args)?;
+    options.validate()?;
+    let export_options = export_options(args, policies);
+    let started = Instant::now();
+
+    let (mut client, snapshot, lsn, tables) = block_on_interruptible(rt, async {
+        let mut client = Client::connect(config).await?;
+        let conn = client.connection();
+        conn.simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
+        let rows = conn
+            .simple_query(
+                "SELECT pg_catalog.pg_export_snapshot(), (CASE WHEN \
+                 pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() \
+                 ELSE pg_catalog.pg_current_wal_lsn() END)::text",
+            )
+            .await?;
+        let get = |i: usize| rows.first().and_then(|r| r.get(i).cloned().flatten());
+        let (snapshot, lsn) = (get(0), get(1));
+        let tables = resolve(conn, patterns).await?;
+        Ok((client, snapshot, lsn, tables))
+    })?;
+
+    if args.dry_run {
+        return dry_run(rt, &mut client, &tables, dir, format, policies);
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    // An old manifest would vouch for files this run replaces: it goes first, and the new
+    // one comes last.
+    let manifest = dir.join(MANIFEST);
+    match std::fs::remove_file(&manifest) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("cannot remove {}", manifest.display()));
+        }
+        _ => {}
+    }
+
+    let mut written: Vec<Written> = Vec::new();
+    for table in &tables {
+        let file = file_name(table, format);
+        let target = FileTarget {
+            format,
+            output: Output::File(dir.join(&file)),
+            options: options.clone(),
+        };
+        let (progress, hooks) = progress_hooks(args.quiet, None);
+        progress.set_prefix(table.display());
+        let result = rt.block_on(client.export_to_file(
+            table.source(),
+            &export_options,
+            &target,
+            hooks,
+        ));
+        progress.finish_and_clear();
+        match result {
+            Ok(stats) => {
+                if !args.quiet {
+                    eprintln!(
+                        "{}: {} {} to {file}",
+                        table.display(),
+                        group(stats.rows),
+                        plural(stats.rows, "row", "rows")
+                    );
+                }
+                written.push(Written {
+                    table: table.clone(),
+                    file,
+                    stats,
+                });
+            }
+            Err(e) => {
+                for w in &written {
+                    let _ = std::fs::remove_file(dir.join(&w.file));
+                }
+                if e.is_cancelled() {
+                    return Err(Interrupted::nothing_written().into());
+                }
+                return Err(anyhow::Error::new(e).context(format!(
+                    "exporting {} (the files of this run were removed)",
+                    table.display()
+                )));
+            }
+        }
+    }
+    let _ = rt.block_on(client.close());
+
+    let rows: u64 = written.iter().map(|w| w.stats.rows).sum();
+    let value = json!({
+        "pgarrow_manifest": 1,
+        "pgarrow_version": env!("CARGO_PKG_VERSION"),
+        "snapshot": snapshot,
+        "wal_lsn": lsn,
+        "format": format.to_string(),
+        "rows": rows,
+        "tables": written.iter().map(|w| json!({
+            "table": w.table.display(),
+            "schema": w.table.schema,
+            "name": w.table.name,
+            "file": w.file,
+            "rows": w.stats.rows,
+            "bytes": w.stats.written,
+        })).collect::<Vec<_>>(),
+    });
+    write_atomically(&manifest, &(serde_json::to_string_pretty(&value)? + "\n"))?;
+
+    let elapsed = started.elapsed().as_secs_f64();
+    let copy_bytes: u64 = written.iter().map(|w| w.stats.bytes).sum();
+    if args.json {
+        let mut summary = value;
+        summary["output_dir"] = json!(dir.display().to_string());
+        summary["manifest"] = json!(manifest.display().to_string());
+        summary["seconds"] = json!(elapsed);
+        summary["copy_bytes"] = json!(copy_bytes);
+        println!("{summary}");
+    }
+    if !args.quiet {
+        eprintln!(
+            "exported {} {} ({} {}) to {} in {elapsed:.2} s, in one snapshot; read {} from the \
+             server; manifest {}",
+            written.len(),
+            plural(written.len() as u64, "table", "tables"),
+            group(rows),
+            plural(rows, "row", "rows"),
+            dir.display(),
+            human_bytes(copy_bytes),
+            manifest.display()
+        );
+    }
+    Ok(())
+}
+
+/// `--dry-run`: the tables, their files and their schemas.
+fn dry_run(
+    rt: &tokio::runtime::Runtime,
+    client: &mut Client,
+    tables: &[TableName],
+    dir: &Path,
+    format: Format,
+    policies: &Policies,
+) -> Result<()> {
+    println!(
+        "would export {} {} into {} ({format}), in one snapshot, then {MANIFEST}:",
+        tables.len(),
+        plural(tables.len() as u64, "table", "tables"),
+        dir.display()
+    );
+    for table in tables {
+        let plan = block_on_interruptible(rt, async {
+            Ok(client.plan_with(&table.source(), policies).await?)
+        })?;
+        println!(
+            "\n{} -> {}\n{}\n",
+            table.display(),
+            dir.join(file_name(table, format)).display(),
+            plan.copy_sql
+        );
+        print!("{}", render_schema(&plan));
+    }
+    Ok(())
+}
+
+/// `schema.table.parquet`: named after the table, with no path separator in it.
+fn file_name(table: &TableName, format: Format) -> String {
+    let name = format!("{}.{}.{}", table.schema, table.name, extension(format));
+    name.replace(['/', '\0'], "_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_named_after_their_tables() {
+        let t = TableName {
+            schema: "s".into(),
+            name: "a/b".into(),
+        };
+        assert_eq!(file_name(&t, Format::Parquet), "s.a_b.parquet");
+        assert_eq!(file_name(&t, Format::ArrowStream), "s.a_b.arrows");
+    }
+}
