@@ -173,7 +173,7 @@ fn passwords_stay_out_of_every_error() {
     for url in urls {
         let mut cmd = pgarrow(["export", "--url", &url]);
         cmd.args(["--query", "SELECT 1", "--to", "null"]);
-        let line = assert_error(&run(cmd), &[]);
+        let line = assert_connection_error(&run(cmd), &[]);
         assert!(!line.contains(secret) && !line.contains("s3cret"), "{line}");
     }
 }

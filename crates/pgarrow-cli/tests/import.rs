@@ -268,7 +268,7 @@ fn ctrl_c_during_an_import_sends_copy_fail_and_loads_nothing() {
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert_eq!(
         stderr(&out),
-        "pgarrow: interrupted; nothing was loaded (the transaction was rolled back)\n"
+        "pgarrow: interrupted (Ctrl-C); nothing was loaded (the transaction was rolled back)\n"
     );
     assert!(
         took < Duration::from_secs(3),

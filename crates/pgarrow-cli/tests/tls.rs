@@ -79,7 +79,7 @@ fn verify_full_export_and_refusals() {
         ),
     ];
     for (url, needles) in cases {
-        let line = export_error(&url, &["--query", "SELECT 1"], "x.parquet", &needles);
+        let line = export_connection_error(&url, &["--query", "SELECT 1"], "x.parquet", &needles);
         assert!(
             !line.contains(SCRAM_PASSWORD) && !line.contains(MD5_PASSWORD),
             "{line}"

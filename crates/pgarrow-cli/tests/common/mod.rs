@@ -111,14 +111,21 @@ pub fn interrupt(child: Child, name: &str, limit: Duration) -> (Output, Duration
 
 /// Asserts the documented shape of an interrupted run: exit status 130, one line on stderr,
 /// nothing on stdout.
-pub fn assert_interrupted(out: &Output, what: &str) {
+/// An export stopped by `signal` (`INT` or `TERM`): exit status 128 + its number, as shells
+/// report it, and one line saying nothing was written.
+pub fn assert_interrupted(out: &Output, signal: &str) {
     let err = stderr(out);
-    assert_eq!(out.status.code(), Some(130), "{what}: {err}");
+    let (code, name) = match signal {
+        "TERM" => (143, "SIGTERM"),
+        _ => (130, "Ctrl-C"),
+    };
+    assert_eq!(out.status.code(), Some(code), "{signal}: {err}");
     assert_eq!(
-        err, "pgarrow: interrupted; no output was written\n",
-        "{what}"
+        err,
+        format!("pgarrow: interrupted ({name}); no output was written\n"),
+        "{signal}"
     );
-    assert!(out.stdout.is_empty(), "{what}");
+    assert!(out.stdout.is_empty(), "{signal}");
 }
 
 pub fn stderr(out: &Output) -> String {
@@ -143,11 +150,32 @@ pub fn assert_success(out: &Output) -> String {
 /// Asserts the documented failure shape: exit code 1, nothing on stdout, and exactly one
 /// `pgarrow: error: ...` line on stderr that contains every needle. Returns that line.
 pub fn assert_error(out: &Output, needles: &[&str]) -> String {
+    assert_error_status(out, 1, needles)
+}
+
+/// As [`assert_error`], for a connection that could not be made or a usage error: exit
+/// status 2.
+pub fn assert_connection_error(out: &Output, needles: &[&str]) -> String {
+    assert_error_status(out, 2, needles)
+}
+
+/// As [`assert_error`], for a command line that asks for something impossible: exit status 2.
+pub fn assert_usage_error(out: &Output, needles: &[&str]) -> String {
+    assert_error_status(out, 2, needles)
+}
+
+/// The summary's start for `rows` rows: `exported 1 row`, `exported 2,000 rows`.
+pub fn exported(rows: u64) -> String {
+    let noun = if rows == 1 { "row" } else { "rows" };
+    format!("exported {} {noun}", thousands(rows))
+}
+
+fn assert_error_status(out: &Output, code: i32, needles: &[&str]) -> String {
     let err = stderr(out);
     assert_eq!(
         out.status.code(),
-        Some(1),
-        "expected exit code 1, got {}; stderr: {err}",
+        Some(code),
+        "expected exit code {code}, got {}; stderr: {err}",
         out.status
     );
     assert!(
@@ -404,13 +432,22 @@ pub const FAILURE_DEADLINE: Duration = Duration::from_secs(60);
 /// directory): asserts the one-line failure of [`assert_error`] with every needle, within
 /// [`FAILURE_DEADLINE`], and that nothing was written. Returns the error line.
 pub fn export_error(url: &str, args: &[&str], name: &str, needles: &[&str]) -> String {
+    export_failure(url, args, name, 1, needles)
+}
+
+/// As [`export_error`], for a connection that cannot be made: exit status 2.
+pub fn export_connection_error(url: &str, args: &[&str], name: &str, needles: &[&str]) -> String {
+    export_failure(url, args, name, 2, needles)
+}
+
+fn export_failure(url: &str, args: &[&str], name: &str, code: i32, needles: &[&str]) -> String {
     let dir = tempdir();
     let target = dir.path().join(name);
     let mut cmd = pgarrow(["export", "--url", url]);
     cmd.args(args)
         .args(["-o", path_str(&target)])
         .current_dir(dir.path());
-    let err = assert_error(&run_within(cmd, FAILURE_DEADLINE), needles);
+    let err = assert_error_status(&run_within(cmd, FAILURE_DEADLINE), code, needles);
     assert_dir_holds(dir.path(), &[]);
     err
 }
@@ -489,13 +526,13 @@ impl Setup {
     }
 
     /// Exports with `args` (the source, and options) into the file `name` (its format from
-    /// the extension): asserts success, `exported ROWS rows` in the summary and `rows` rows in
+    /// the extension): asserts success, `exported ROWS row(s)` in the summary and `rows` rows in
     /// the file. Returns the batches read back, and stderr.
     pub fn export_rows(&self, args: &[&str], name: &str, rows: u64) -> (Vec<RecordBatch>, String) {
         let target = self.path(name);
         let out = self.export(&[args, &["-o", path_str(&target)]].concat());
         let err = assert_success(&out);
-        let summary = format!("exported {} rows", thousands(rows));
+        let summary = exported(rows);
         assert!(err.contains(&summary), "{args:?}: {summary:?} in {err}");
         let batches = read_file(&target);
         assert_eq!(row_count(&batches), rows, "{args:?}: rows in {name}");
