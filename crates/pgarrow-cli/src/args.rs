@@ -40,7 +40,7 @@ settings, server unreachable, authentication refused); 130 after Ctrl-C, 143 aft
 const EXPORT_EXAMPLES: &str = "\
 Examples:
   pgarrow export -h db1 -U app -d shop -t orders -o orders.parquet
-  pgarrow export -d postgresql://app@db1/shop -q 'select * from orders where day = current_date' -o today.parquet
+  pgarrow export -d postgresql://app@db1/shop -q 'select * from orders limit 10' -o ten.parquet
   pgarrow export -t orders --columns id,total --where 'total > 100' --limit 1000 -o big.parquet
   pgarrow export -f report.sql --to arrow-stream -o - | python consume.py
   pgarrow export --schema sales --output-dir sales/       # every table, one snapshot
@@ -52,7 +52,7 @@ Examples:
 pub(crate) enum Command {
     /// Export a query or table to a file (or stdout), or several tables to a directory.
     #[command(after_help = [EXPORT_EXAMPLES, "\n\n", CONNECTION_HELP].concat())]
-    Export(ExportArgs),
+    Export(Box<ExportArgs>),
     /// Print the Arrow schema an export would produce, with each column's PostgreSQL type
     /// and the policies that could apply (the query is described, not run).
     #[command(after_help = CONNECTION_HELP)]
@@ -285,7 +285,12 @@ pub(crate) struct ExportArgs {
     #[arg(long, value_name = "FILE", requires = "part", conflicts_with_all = ["query", "file", "table", "schema"], help_heading = "Parallel reads")]
     pub(crate) plan: Option<PathBuf>,
     /// The part of --plan to export (0-based).
-    #[arg(long, value_name = "K", requires = "plan", help_heading = "Parallel reads")]
+    #[arg(
+        long,
+        value_name = "K",
+        requires = "plan",
+        help_heading = "Parallel reads"
+    )]
     pub(crate) part: Option<usize>,
     #[command(flatten)]
     pub(crate) policies: PolicyArgs,
@@ -310,7 +315,12 @@ pub(crate) struct PartitionArgs {
     /// Write into DIR, each file atomically, then DIR/_manifest.json: one file per table
     /// (schema.table.parquet) for several tables (patterns, repeated --table, --schema), all
     /// read in one snapshot; else one file per part (part-00000.parquet, ...).
-    #[arg(long, value_name = "DIR", conflicts_with = "output", help_heading = "Output")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "output",
+        help_heading = "Output"
+    )]
     pub(crate) output_dir: Option<PathBuf>,
     /// With --partitions into one file: write it in the source's order (parts that finish
     /// early wait in memory, within --memory-limit).

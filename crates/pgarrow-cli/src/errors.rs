@@ -92,7 +92,11 @@ impl std::error::Error for Interrupted {}
 pub(crate) fn report(e: &anyhow::Error) -> i32 {
     if let Some(i) = e.downcast_ref::<Interrupted>() {
         let signal = SIGNAL.load(Ordering::Relaxed);
-        let name = if signal == libc::SIGTERM { "SIGTERM" } else { "Ctrl-C" };
+        let name = if signal == libc::SIGTERM {
+            "SIGTERM"
+        } else {
+            "Ctrl-C"
+        };
         eprintln!("pgarrow: interrupted ({name}); {}", i.0);
         return 128 + signal;
     }

@@ -18,7 +18,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow};
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches};
 use pgarrow::policy::Policies;
-use pgarrow::protocol::{Config, quote_ident};
+use pgarrow::protocol::{Config, quote_ident, quote_literal};
 use pgarrow::sink::Output;
 use pgarrow::{Client, FileTarget, Hooks, Source};
 
@@ -27,9 +27,7 @@ pub(crate) use conn::config_from;
 pub(crate) use errors::{Interrupted, usage};
 use names::TablePattern;
 pub(crate) use output::{export_options, file_target, sink_options};
-use report::{
-    Summary, advance, group, progress_bar, render_schema, stats_table, summary_line,
-};
+use report::{Summary, advance, group, progress_bar, render_schema, stats_table, summary_line};
 
 // The system allocator (glibc's malloc), not mimalloc: measured in one run, five interleaved
 // rounds each (2M lineitem rows, 500k `wide` rows), it was as fast or faster and used 30-65%
@@ -55,6 +53,7 @@ fn command() -> clap::Command {
             .long("help")
             .action(ArgAction::Help)
             .help("Print help")
+            .help_heading(None::<&str>)
     };
     Cli::command()
         .disable_help_flag(true)
@@ -354,7 +353,11 @@ fn dry_run(
     let plan = block_on_interruptible(rt, async { Ok(client.plan_with(source, policies).await?) })?;
     let output = match &target.output {
         Output::File(p) if partition.output_dir.is_some() => {
-            format!("{} (one {} file per part, then the manifest)", p.display(), target.format)
+            format!(
+                "{} (one {} file per part, then the manifest)",
+                p.display(),
+                target.format
+            )
         }
         Output::File(p) => format!("{} ({})", p.display(), target.format),
         Output::Stdout => format!("standard output ({})", target.format),
@@ -383,7 +386,7 @@ fn dry_run(
 
 /// The rows the catalog expects a table to hold (`pg_class.reltuples`, summed over the leaf
 /// partitions), for the progress bar; `None` for a query, a view, or a table never analyzed.
-async fn estimate_rows(client: &mut Client, source: &Source) -> Option<u64> {
+pub(crate) async fn estimate_rows(client: &mut Client, source: &Source) -> Option<u64> {
     let Source::Table { schema, name } = source else {
         return None;
     };
@@ -391,11 +394,14 @@ async fn estimate_rows(client: &mut Client, source: &Source) -> Option<u64> {
         Some(s) => format!("{}.{}", quote_ident(s), quote_ident(name)),
         None => quote_ident(name),
     };
+    // pg_partition_tree lists a partitioned table's partitions (and nothing for a plain one).
     let sql = format!(
-        "SELECT COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::int8::text \
-         FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass({})) t \
-         JOIN pg_catalog.pg_class c ON c.oid = t.relid WHERE t.isleaf",
-        names::quote_literal(&relation)
+        "SELECT (CASE WHEN c.relkind = 'p' THEN \
+           (SELECT sum(GREATEST(l.reltuples, 0)) FROM pg_catalog.pg_partition_tree(c.oid) t \
+            JOIN pg_catalog.pg_class l ON l.oid = t.relid WHERE t.isleaf) \
+           ELSE GREATEST(c.reltuples, 0) END)::int8::text \
+         FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass({})",
+        quote_literal(&relation)
     );
     let rows = client.connection().simple_query(&sql).await.ok()?;
     let n: u64 = rows.first()?.first()?.as_deref()?.parse().ok()?;
@@ -405,10 +411,7 @@ async fn estimate_rows(client: &mut Client, source: &Source) -> Option<u64> {
 /// The progress bar (hidden when quiet or not on a terminal; with a percentage when the rows
 /// to expect are known), and hooks that update it after each batch and cancel the export on
 /// Ctrl-C or SIGTERM.
-fn progress_hooks(
-    quiet: bool,
-    expected: Option<u64>,
-) -> (indicatif::ProgressBar, Hooks<'static>) {
+fn progress_hooks(quiet: bool, expected: Option<u64>) -> (indicatif::ProgressBar, Hooks<'static>) {
     let progress = progress_bar(quiet, expected);
     let bar = progress.clone();
     let hooks = Hooks::new()
@@ -435,8 +438,9 @@ fn report(
         };
         if let Some((fields, _)) = &extra
             && let serde_json::Value::Object(more) = serde_json::from_str(&format!("{{{fields}}}"))?
+            && let Some(object) = json.as_object_mut()
         {
-            json.as_object_mut().map(|o| o.extend(more));
+            object.extend(more);
         }
         println!("{json}");
     }

@@ -186,7 +186,11 @@ mod tests {
         assert!(resolve_output(&out(None, Some("-"))).is_err());
         assert!(resolve_output(&out(Some("parquet"), None)).is_err());
         let e = resolve_output(&out(Some("arrow"), Some("x.parquet"))).unwrap_err();
-        assert!(e.to_string().contains("--to arrow contradicts -o x.parquet"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("--to arrow contradicts -o x.parquet"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -165,7 +165,7 @@ pub(crate) fn progress_bar(quiet: bool, expected: Option<u64>) -> ProgressBar {
     }
     let pb = ProgressBar::with_draw_target(expected, ProgressDrawTarget::stderr());
     let template = match expected {
-        Some(_) => "{spinner} {prefix}{percent:>3}% {msg}, about {eta} left",
+        Some(_) => "{spinner} {prefix}{percent:>3}% {msg}, {eta} left",
         None => "{spinner} {prefix}{msg}",
     };
     pb.set_style(
@@ -184,14 +184,15 @@ pub(crate) fn advance(bar: &ProgressBar, rows: u64, bytes: u64, elapsed: Duratio
         bar.set_length(rows);
     }
     bar.set_position(rows);
-    bar.set_message(rate_message(rows, bytes, "from the server", elapsed));
+    bar.set_message(rate_message(rows, bytes, "read", elapsed));
 }
 
-/// `N rows (B <whence>), R rows/s, T s`: a progress line.
-pub(crate) fn rate_message(rows: u64, bytes: u64, whence: &str, elapsed: Duration) -> String {
+/// `N rows, B <done>, R rows/s, T s`: a progress line, short enough for 80 columns with a
+/// percentage and the time left.
+pub(crate) fn rate_message(rows: u64, bytes: u64, done: &str, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(1e-9);
     format!(
-        "{} {} ({} {whence}), {} rows/s, {:.1} s",
+        "{} {}, {} {done}, {} rows/s, {:.1} s",
         group(rows),
         plural(rows, "row", "rows"),
         human_bytes(bytes),
@@ -249,5 +250,40 @@ pub(crate) fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_grows_when_the_estimate_was_short() {
+        let bar = ProgressBar::hidden();
+        bar.set_length(10);
+        advance(&bar, 4, 100, Duration::from_secs(1));
+        assert_eq!((bar.position(), bar.length()), (4, Some(10)));
+        advance(&bar, 15, 200, Duration::from_secs(2));
+        assert_eq!((bar.position(), bar.length()), (15, Some(15)));
+    }
+
+    #[test]
+    fn one_row_is_a_row() {
+        let s = Summary {
+            rows: 1,
+            copy_bytes: 33,
+            written: 900,
+            elapsed: Duration::from_millis(10),
+        };
+        let line = summary_line(&s, Format::Parquet, &Output::File("x.parquet".into()));
+        assert!(
+            line.starts_with("exported 1 row to x.parquet (parquet, 900 B)"),
+            "{line}"
+        );
+        assert!(line.contains("read 33 B from the server"), "{line}");
+        assert_eq!(
+            rate_message(2, 10, "read", Duration::from_secs(1)),
+            "2 rows, 10 B read, 2 rows/s, 1.0 s"
+        );
     }
 }

@@ -17,9 +17,9 @@ use crate::args::OutputArgs;
 use crate::errors::{Interrupted, usage};
 use crate::names::{TableName, TablePattern, resolve};
 use crate::output::{check_format, export_options, extension, sink_options};
-use crate::report::{group, human_bytes, plural, render_schema};
 use crate::partition::write_atomically;
-use crate::{block_on_interruptible, progress_hooks};
+use crate::report::{group, human_bytes, plural, render_schema};
+use crate::{block_on_interruptible, estimate_rows, progress_hooks};
 
 /// The manifest's file name, as partitioned exports name theirs.
 const MANIFEST: &str = pgarrow::partition::MANIFEST_NAME;
@@ -96,14 +96,14 @@ pub(crate) fn export(
             output: Output::File(dir.join(&file)),
             options: options.clone(),
         };
-        let (progress, hooks) = progress_hooks(args.quiet, None);
-        progress.set_prefix(table.display());
-        let result = rt.block_on(client.export_to_file(
-            table.source(),
-            &export_options,
-            &target,
-            hooks,
-        ));
+        let expected = match crate::report::progress_shown(args.quiet) {
+            true => rt.block_on(estimate_rows(&mut client, &table.source())),
+            false => None,
+        };
+        let (progress, hooks) = progress_hooks(args.quiet, expected);
+        progress.set_prefix(format!("{}: ", table.display()));
+        let result =
+            rt.block_on(client.export_to_file(table.source(), &export_options, &target, hooks));
         progress.finish_and_clear();
         match result {
             Ok(stats) => {

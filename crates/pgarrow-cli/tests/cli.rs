@@ -197,10 +197,7 @@ fn connection_settings_from_the_url_and_the_environment() {
             args.extend(["--url", url]);
         }
         let err = assert_success(&t.export_env(&args, env));
-        assert!(
-            err.contains(&exported(u64::from(*rows))),
-            "{name}: {err}"
-        );
+        assert!(err.contains(&exported(u64::from(*rows))), "{name}: {err}");
         for (_, password) in USERS {
             assert!(
                 !err.contains(password),

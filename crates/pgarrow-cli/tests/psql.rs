@@ -186,7 +186,8 @@ fn psql_connection_flags_take_precedence_over_urls_and_the_environment() {
     let port_db = format!("-p {port} -d {}", t.db);
     let over_url = format!("--url {nowhere} {port_db}");
     let (d_url, url) = (format!("-d {}", t.url), format!("--url {}", t.url));
-    let cases: [(&str, &str, &[(&str, String)]); 5] = [
+    type Env<'a> = &'a [(&'a str, String)];
+    let cases: [(&str, &str, Env<'_>); 5] = [
         // -p and -d replace the port and the database of --url.
         ("over_url", &over_url, &[]),
         ("over_database_url", &flags, &db_nowhere),
@@ -534,7 +535,7 @@ fn psql_summary_says_row_or_rows() {
     setup!(t, "psql_summary", "");
     let (_, err) = export_to(&t, &["-q", "select 1 as a"], "one.parquet", 1);
     assert!(
-        err.contains("exported 1 row ") && !err.contains("1 rows"),
+        err.contains("exported 1 row ") && !err.contains("exported 1 rows"),
         "{err}"
     );
     assert!(err.contains("from the server"), "{err}");

@@ -84,8 +84,25 @@ pub fn quote_ident(ident: &str) -> String {
     s
 }
 
+/// Quotes an SQL string literal (`E'...'` when it holds backslashes, so that it means the
+/// same whatever `standard_conforming_strings` says).
+pub fn quote_literal(s: &str) -> String {
+    let body = s.replace('\'', "''");
+    if s.contains('\\') {
+        format!("E'{}'", body.replace('\\', "\\\\"))
+    } else {
+        format!("'{body}'")
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn quote_literal() {
+        assert_eq!(super::quote_literal("a'b"), "'a''b'");
+        assert_eq!(super::quote_literal(r"a\b'"), r"E'a\\b'''");
+    }
+
     #[test]
     fn quote_ident() {
         assert_eq!(super::quote_ident("a"), "\"a\"");

@@ -9,7 +9,7 @@
 
 use arrow_schema::{DataType, Field, Schema};
 
-use crate::partition::quote_literal;
+use crate::protocol::quote_literal;
 use crate::protocol::{Connection, quote_ident};
 use crate::types::{META_EXTENSION_NAME, META_PG_OID, META_PG_TYPE, META_PG_TYPMOD};
 use crate::{Error, Result};

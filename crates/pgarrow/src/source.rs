@@ -102,9 +102,8 @@ fn statement_body(sql: &str) -> &str {
             c if c.is_ascii_whitespace() => i + 1,
             b'\'' => {
                 // E'...' takes backslash escapes.
-                let escapes = i > 0
-                    && matches!(b[i - 1], b'e' | b'E')
-                    && (i < 2 || !ident(b[i - 2]));
+                let escapes =
+                    i > 0 && matches!(b[i - 1], b'e' | b'E') && (i < 2 || !ident(b[i - 2]));
                 let mut j = i + 1;
                 while j < b.len() {
                     match b[j] {

@@ -55,7 +55,6 @@ mod run;
 
 pub use manifest::{MANIFEST_NAME, Manifest, ManifestFile};
 pub use plan::ArrayDims;
-pub(crate) use plan::quote_literal;
 pub use plan::{Coordinator, Part, PartRange, PartitionPlan, export_part};
 pub use run::{
     DirTarget, PartResult, PartitionedExport, PartitionedStats, export_part_to_file, export_to_dir,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::copy_statement;
 use crate::export::ConnSlot;
-use crate::protocol::{Connection, quote_ident};
+use crate::protocol::{Connection, quote_ident, quote_literal};
 use crate::types::oid;
 use crate::{
     Client, ColumnPlan, Error, ErrorKind, Export, ExportOptions, ExportPlan, IntoConfig, Result,
@@ -805,17 +805,6 @@ fn parse_array_text(text: &str) -> Vec<String> {
     out
 }
 
-/// An SQL string literal (`E'...'` when it holds backslashes, so that it means the same
-/// whatever `standard_conforming_strings` says).
-pub(crate) fn quote_literal(s: &str) -> String {
-    let body = s.replace('\'', "''");
-    if s.contains('\\') {
-        format!("E'{}'", body.replace('\\', "\\\\"))
-    } else {
-        format!("'{body}'")
-    }
-}
-
 impl Error {
     /// This error, explained by `what` (which comes first in the message).
     pub(crate) fn context(mut self, what: impl Into<String>) -> Error {
@@ -853,12 +842,6 @@ mod tests {
         assert_eq!(pick(&b, 1), Vec::<String>::new());
         let two: Vec<String> = vec!["1".into(), "9".into()];
         assert_eq!(pick(&two, 4), ["1", "9", "9"]);
-    }
-
-    #[test]
-    fn literals() {
-        assert_eq!(quote_literal("a'b"), "'a''b'");
-        assert_eq!(quote_literal(r"a\b'"), r"E'a\\b'''");
     }
 
     #[test]
