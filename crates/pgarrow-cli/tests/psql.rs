@@ -237,6 +237,49 @@ fn psql_password_prompt_without_a_terminal_is_a_usage_error() {
 }
 
 #[test]
+fn psql_password_prompt_reads_the_terminal() {
+    if !have("script") {
+        eprintln!("SKIPPED: no `script` command (util-linux) to give the run a terminal");
+        return;
+    }
+    setup!(t, "psql_prompt", "");
+    let port = t.pg.port().to_string();
+    let target = t.path("prompted.parquet");
+    let user = pgarrow_testkit::SCRAM_USER;
+    let args = [
+        "export",
+        "-W",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        user,
+        "-d",
+        &t.db,
+    ];
+    let mut inner = pgarrow(args);
+    inner.args(["-q", CURRENT_DB, "-o", path_str(&target)]);
+    let script: Vec<OsString> = vec!["-qec".into(), shell_line(&inner).into(), "/dev/null".into()];
+    let mut cmd = wrap(&inner, "script", script);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("script");
+    // Typed on the terminal (script's stdin), kept open until the run ends.
+    let mut keys = child.stdin.take().expect("stdin");
+    keys.write_all(format!("{}\n", pgarrow_testkit::SCRAM_PASSWORD).as_bytes())
+        .expect("typing the password");
+    let out = wait_within(child, DEADLINE);
+    drop(keys);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("Password:"), "{text}");
+    let batches = read_parquet(&target);
+    assert_eq!(strings(&batches, "db"), [Some(t.db.clone())]);
+}
+
+#[test]
 fn psql_contradictory_output_flags_fail_before_connecting() {
     let url = unreachable();
     let dir = tempdir();
