@@ -28,7 +28,8 @@ pub(crate) struct Cli {
 /// How the connection settings combine, shown under every command that connects.
 pub(crate) const CONNECTION_HELP: &str = "\
 Connection settings, strongest first: -h/-p/-U and a -d that is a database name; then --url \
-or a -d that is a URL or key=value string; else DATABASE_URL; then the service file \
+or a -d that is a URL or key=value string; else DATABASE_URL (only when no -h/-p/-U/-d is \
+given); then the service file \
 (service=, PGSERVICE) and the PG* variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, \
 PGSSLMODE, ...) as libpq reads them; the password last from ~/.pgpass (PGPASSFILE), or a \
 prompt with -W.

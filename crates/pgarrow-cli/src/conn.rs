@@ -21,10 +21,17 @@ pub(crate) fn config(args: &ConnArgs, statement_timeout: Option<Duration>) -> Re
             "give the connection string once: -d as a URL or key=value string, or --url",
         ));
     }
-    let base = dsn
-        .or(args.url.as_deref())
-        .map(str::to_owned)
-        .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()));
+    // DATABASE_URL only when nothing on the command line says where to connect: its user
+    // and password must not go to a server that -h names.
+    let flags = args.host.is_some()
+        || args.port.is_some()
+        || args.username.is_some()
+        || args.dbname.is_some();
+    let base = dsn.or(args.url.as_deref()).map(str::to_owned).or_else(|| {
+        std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty() && !flags)
+    });
     let mut overrides: Vec<(&str, String)> = Vec::new();
     for (key, value) in [
         ("host", &args.host),

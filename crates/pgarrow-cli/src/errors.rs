@@ -2,7 +2,7 @@
 //! shows it), and the exit status (see `args::CONNECTION_HELP`).
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use pgarrow::protocol::ErrorKind as ProtocolKind;
 
@@ -33,11 +33,12 @@ pub(crate) fn remember_table(text: &str) {
         }
         !quoted && c.is_ascii_uppercase()
     });
-    if capitals {
+    if capitals && !text.contains('"') {
+        let quoted: Vec<String> = text.split('.').map(|p| format!("\"{p}\"")).collect();
         let _ = TABLE_HINT.set(format!(
             "hint: unquoted names fold to lower case, as in SQL; for a table named with \
-             capitals, quote it: --table '\"{}\"'\n",
-            text.replace('"', "")
+             capitals, quote it: --table '{}'\n",
+            quoted.join(".")
         ));
     }
 }
@@ -45,6 +46,26 @@ pub(crate) fn remember_table(text: &str) {
 /// Remembers which signal stops the run.
 pub(crate) fn remember_signal(signal: i32) {
     SIGNAL.store(signal, Ordering::Relaxed);
+}
+
+/// Whether the export writes to standard output (where a closed pipe ends it quietly).
+static TO_STDOUT: AtomicBool = AtomicBool::new(false);
+
+/// Remembers that the data goes to standard output.
+pub(crate) fn remember_stdout() {
+    TO_STDOUT.store(true, Ordering::Relaxed);
+}
+
+/// The context of an error raised while connecting (whatever its kind: a timeout, a server
+/// that hung up during startup): exit status 2.
+#[derive(Debug)]
+pub(crate) struct Connecting;
+
+impl std::fmt::Display for Connecting {
+    // Says nothing: the cause says what failed, and names the server.
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
+    }
 }
 
 /// A command line that asks for something impossible or contradictory: exit status 2.
@@ -120,6 +141,9 @@ pub(crate) fn report(e: &anyhow::Error) -> i32 {
 
 /// 2 for usage and connection failures, 1 for the rest.
 fn exit_status(e: &anyhow::Error) -> i32 {
+    if e.downcast_ref::<Connecting>().is_some() {
+        return EXIT_USAGE;
+    }
     for cause in e.chain() {
         if cause.is::<Usage>() {
             return EXIT_USAGE;
@@ -150,8 +174,12 @@ fn exit_status(e: &anyhow::Error) -> i32 {
     1
 }
 
-/// Whether `e` comes from writing into a pipe whose reader has gone.
+/// Whether `e` comes from writing the data into a pipe whose reader has gone.
 fn broken_pipe(e: &anyhow::Error) -> bool {
+    TO_STDOUT.load(Ordering::Relaxed) && pipe_closed(e)
+}
+
+fn pipe_closed(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
@@ -194,7 +222,12 @@ fn query_context(e: &anyhow::Error) -> Option<String> {
 /// The line holding character `position` (from 1) of `text`, and a caret under it.
 fn caret(text: &str, position: u32) -> Option<String> {
     let index = usize::try_from(position).ok()?.checked_sub(1)?;
-    let (offset, _) = text.char_indices().nth(index)?;
+    // One past the last character: "syntax error at end of input".
+    let offset = match text.char_indices().nth(index) {
+        Some((offset, _)) => offset,
+        None if index == text.chars().count() => text.len(),
+        None => return None,
+    };
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
     let number = text[..offset].matches('\n').count() + 1;
@@ -242,6 +275,10 @@ mod tests {
             caret("select 'é',\tx", 13).unwrap(),
             "LINE 1: select 'é',\tx\n                   \t^\n"
         );
+        assert_eq!(
+            caret("select (1", 10).unwrap(),
+            "LINE 1: select (1\n                 ^\n"
+        );
         assert_eq!(caret("x", 5), None);
         assert_eq!(caret("x", 0), None);
     }
@@ -252,12 +289,17 @@ mod tests {
         assert_eq!(exit_status(&anyhow::anyhow!("query failed")), 1);
         let config = pgarrow::protocol::Config::parse("port=0").unwrap_err();
         assert_eq!(exit_status(&anyhow::Error::new(config).context("x")), 2);
+        let timeout = anyhow::anyhow!("timed out")
+            .context(Connecting)
+            .context("more");
+        assert_eq!(exit_status(&timeout), 2);
+        assert_eq!(error_line(&timeout), "more: timed out");
     }
 
     #[test]
     fn broken_pipes_are_recognised_through_the_chain() {
         let io = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
-        assert!(broken_pipe(&anyhow::Error::new(io).context("writing")));
-        assert!(!broken_pipe(&anyhow::anyhow!("other")));
+        assert!(pipe_closed(&anyhow::Error::new(io).context("writing")));
+        assert!(!pipe_closed(&anyhow::anyhow!("other")));
     }
 }

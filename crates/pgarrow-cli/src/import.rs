@@ -250,12 +250,7 @@ pub(crate) fn load(
     let mut hooks = LoadHooks {
         stop: Some(Box::new(|| stop.load(Ordering::Relaxed))),
         progress: Some(Box::new(|rows, bytes| {
-            bar.set_message(rate_message(
-                rows,
-                bytes,
-                "sent to the server",
-                started.elapsed(),
-            ));
+            bar.set_message(rate_message(rows, bytes, "sent", started.elapsed()));
         })),
     };
     let result = rt.block_on(async {

@@ -103,11 +103,24 @@ fn run(cli: Cli) -> Result<()> {
                              --output-dir DIR, one file per table",
                         ));
                     };
-                    if args.partition.partitions > 1 || args.partition.partition_by.is_some() {
-                        return Err(usage(
-                            "--partitions and --partition-by split one table or query; several \
-                             tables are read one after another, in one snapshot",
-                        ));
+                    let p = &args.partition;
+                    let split = [
+                        ("--partitions", p.partitions > 1),
+                        ("--partition-by", p.partition_by.is_some()),
+                        ("--parts", p.parts.is_some()),
+                        ("--order-preserving", p.order_preserving),
+                        (
+                            "--snapshot",
+                            p.snapshot != pgarrow::partition::SnapshotMode::Shared,
+                        ),
+                        ("--stats", args.output.stats),
+                        ("--stats-json", args.output.stats_json.is_some()),
+                    ];
+                    if let Some((flag, _)) = split.iter().find(|(_, given)| *given) {
+                        return Err(usage(&format!(
+                            "{flag} applies to one table or query; several tables are read one \
+                             after another in one snapshot (--json gives each one's rows)"
+                        )));
                     }
                     let config = read_only_config(&args.source)?;
                     tables::export(&rt, &config, &patterns, dir, &args.output, &policies)
@@ -279,8 +292,10 @@ pub(crate) async fn interrupt_signal() {
     }
 }
 
-async fn connect(config: &Config) -> Result<Client> {
-    Ok(Client::connect(config).await?)
+pub(crate) async fn connect(config: &Config) -> Result<Client> {
+    Client::connect(config)
+        .await
+        .map_err(|e| anyhow::Error::new(e).context(errors::Connecting))
 }
 
 fn schema(

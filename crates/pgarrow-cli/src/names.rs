@@ -96,7 +96,18 @@ fn split(text: &str, sep: char, wildcards: bool) -> Result<Vec<NamePart>> {
                 finish(&mut literal, &mut regex, &mut wild, empty)?;
                 empty = true;
             }
-            c if !quoted && c.is_whitespace() && sep == ',' => {}
+            c if !quoted && c.is_whitespace() && sep == ',' => {
+                // Around a name, not inside one: `first name` needs quotes.
+                let next = chars.peek().copied();
+                if !empty
+                    && !literal.is_empty()
+                    && next.is_some_and(|n| n != sep && !n.is_whitespace())
+                {
+                    bail!(
+                        "a space inside the unquoted name in \"{text}\": quote it (\"first name\")"
+                    );
+                }
+            }
             '*' | '?' if !quoted && wildcards => {
                 wild = true;
                 empty = false;
@@ -172,7 +183,13 @@ impl TablePattern {
     /// schemas.
     fn condition(&self) -> String {
         let schema = match &self.schema {
-            None => "pg_catalog.pg_table_is_visible(c.oid)".to_owned(),
+            None if self.name.literal.is_some() => {
+                "pg_catalog.pg_table_is_visible(c.oid)".to_owned()
+            }
+            // pg_catalog is always on the search path: a wildcard leaves it out.
+            None => "pg_catalog.pg_table_is_visible(c.oid) AND n.nspname !~ '^pg_' \
+                     AND n.nspname <> 'information_schema'"
+                .to_owned(),
             Some(s) if s.literal.is_some() => format!("n.nspname ~ {}", quote_literal(&s.regex)),
             Some(s) => format!(
                 "n.nspname ~ {} AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'",
@@ -187,9 +204,9 @@ impl TablePattern {
 }
 
 /// The relations `patterns` match (tables, partitioned tables, views, materialized views and
-/// foreign tables) in schema and name order, each once. A partition is left out when its
-/// partitioned table is in: that table's export holds its rows. Fails naming a pattern that
-/// matches nothing.
+/// foreign tables) in schema and name order, each once. A partition is left out when one of
+/// its partitioned ancestors is in: that table's export holds its rows. Fails naming a
+/// pattern that matches nothing.
 pub(crate) async fn resolve(
     conn: &mut Connection,
     patterns: &[TablePattern],
@@ -198,7 +215,8 @@ pub(crate) async fn resolve(
     for p in patterns {
         let sql = format!(
             "SELECT n.nspname, c.relname, c.oid::int8::text, \
-               COALESCE(pg_catalog.pg_partition_root(c.oid), c.oid)::int8::text \
+               pg_catalog.array_to_string(ARRAY(SELECT a.relid::int8 \
+                 FROM pg_catalog.pg_partition_ancestors(c.oid) a WHERE a.relid <> c.oid), ',') \
              FROM pg_catalog.pg_class c \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {} \
@@ -221,7 +239,11 @@ pub(crate) async fn resolve(
         }
     }
     let oids: Vec<String> = tables.iter().map(|(_, oid, _)| oid.clone()).collect();
-    tables.retain(|(_, oid, root)| root == oid || !oids.contains(root));
+    tables.retain(|(_, _, ancestors)| {
+        !ancestors
+            .split(',')
+            .any(|a| !a.is_empty() && oids.iter().any(|o| o == a))
+    });
     tables.sort_by(|a, b| (&a.0.schema, &a.0.name).cmp(&(&b.0.schema, &b.0.name)));
     Ok(tables.into_iter().map(|(t, _, _)| t).collect())
 }
@@ -313,6 +335,8 @@ mod tests {
         assert!(c.contains("c.relname ~ '^(t.)$'"), "{c}");
         assert!(c.contains("n.nspname ~ '^(sales_.*)$'"), "{c}");
         assert!(c.contains("!~ '^pg_'"), "{c}");
+        let visible = TablePattern::parse("t*").unwrap().condition();
+        assert!(visible.contains("pg_table_is_visible") && visible.contains("!~ '^pg_'"));
         let dots = TablePattern::parse("\"a+b\"").unwrap().condition();
         assert!(dots.contains("E'^(a\\\\+b)$'"), "{dots}");
         assert!(dots.contains("pg_table_is_visible"), "{dots}");
@@ -334,6 +358,8 @@ mod tests {
             "SELECT \"b\", \"Mixed Case\", \"a\" FROM \"s\".\"t\" WHERE (\na > 1 -- c\n) LIMIT 5"
         );
         assert!(table_query(&t, Some("a,,b"), None, None).is_err());
+        assert!(table_query(&t, Some("first name"), None, None).is_err());
+        assert!(table_query(&t, Some(" a , b "), None, None).is_ok());
         assert!(table_query(&Source::query("select 1"), None, None, Some(1)).is_err());
     }
 

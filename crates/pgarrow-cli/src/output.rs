@@ -94,6 +94,9 @@ pub(crate) fn check_format(format: Format, output: &Output, args: &OutputArgs) -
 pub(crate) fn file_target(args: &OutputArgs) -> Result<FileTarget> {
     let (format, output) = resolve_output(args)?;
     check_format(format, &output, args)?;
+    if output == Output::Stdout {
+        crate::errors::remember_stdout();
+    }
     let target = FileTarget {
         format,
         output,

@@ -56,23 +56,36 @@ pub(crate) fn export(
     let started = Instant::now();
 
     let (mut client, snapshot, lsn, tables) = block_on_interruptible(rt, async {
-        let mut client = Client::connect(config).await?;
+        let mut client = crate::connect(config).await?;
         let conn = client.connection();
-        conn.simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await?;
-        let rows = conn
+        let begin = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+        conn.simple_query(begin).await?;
+        // The snapshot's name is for the manifest only (one connection reads every table): a
+        // server that cannot export one (a standby before PostgreSQL 10) still exports, in a
+        // transaction begun again.
+        let snapshot = match conn
+            .simple_query("SELECT pg_catalog.pg_export_snapshot()")
+            .await
+        {
+            Ok(rows) => first_value(&rows),
+            Err(_) => {
+                conn.simple_query("ROLLBACK").await?;
+                conn.simple_query(begin).await?;
+                None
+            }
+        };
+        let lsn = conn
             .simple_query(
-                "SELECT pg_catalog.pg_export_snapshot(), (CASE WHEN \
-                 pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() \
-                 ELSE pg_catalog.pg_current_wal_lsn() END)::text",
+                "SELECT (CASE WHEN pg_catalog.pg_is_in_recovery() THEN \
+                 pg_catalog.pg_last_wal_replay_lsn() ELSE pg_catalog.pg_current_wal_lsn() \
+                 END)::text",
             )
             .await?;
-        let get = |i: usize| rows.first().and_then(|r| r.get(i).cloned().flatten());
-        let (snapshot, lsn) = (get(0), get(1));
         let tables = resolve(conn, patterns).await?;
-        Ok((client, snapshot, lsn, tables))
+        Ok((client, snapshot, first_value(&lsn), tables))
     })?;
 
+    check_file_names(&tables, format)?;
     if args.dry_run {
         return dry_run(rt, &mut client, &tables, dir, format, policies);
     }
@@ -212,6 +225,30 @@ fn dry_run(
     Ok(())
 }
 
+/// The first column of the first row.
+fn first_value(rows: &[pgarrow::protocol::TextRow]) -> Option<String> {
+    rows.first().and_then(|r| r.first().cloned().flatten())
+}
+
+/// Refuses tables whose files would have one name (`"a.b".c` and `a."b.c"`; `"T"` and `t`
+/// on a file system that ignores case), before anything is written.
+fn check_file_names(tables: &[TableName], format: Format) -> Result<()> {
+    let mut seen: std::collections::HashMap<String, &TableName> = Default::default();
+    for table in tables {
+        let name = file_name(table, format).to_lowercase();
+        if let Some(other) = seen.insert(name, table) {
+            anyhow::bail!(
+                "{} and {} would be written to files of the same name ({}): export them \
+                 separately",
+                other.display(),
+                table.display(),
+                file_name(table, format)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `schema.table.parquet`: named after the table, with no path separator in it.
 fn file_name(table: &TableName, format: Format) -> String {
     let name = format!("{}.{}.{}", table.schema, table.name, extension(format));
@@ -230,5 +267,15 @@ mod tests {
         };
         assert_eq!(file_name(&t, Format::Parquet), "s.a_b.parquet");
         assert_eq!(file_name(&t, Format::ArrowStream), "s.a_b.arrows");
+        let table = |schema: &str, name: &str| TableName {
+            schema: schema.into(),
+            name: name.into(),
+        };
+        let clash = [table("a.b", "c"), table("a", "b.c")];
+        assert!(check_file_names(&clash, Format::Parquet).is_err());
+        let case = [table("s", "T"), table("s", "t")];
+        assert!(check_file_names(&case, Format::Parquet).is_err());
+        let fine = [table("s", "a"), table("s", "b")];
+        assert!(check_file_names(&fine, Format::Parquet).is_ok());
     }
 }

@@ -135,7 +135,7 @@ fn failures_a_scripted_server_produces_are_one_line_and_leave_nothing() {
         ),
     ];
     for (copy, end, needles) in cases {
-        let port = fault_server(Script::export(copy, end));
+        let port = fault_server(Script::read_only_export(copy, end));
         let url = format!(
             "postgresql://fault:hunter2-secret@127.0.0.1:{port}/fault?sslmode=disable&\
              read_timeout=300ms"

@@ -678,6 +678,27 @@ fn psql_table_patterns_select_tables() {
 }
 
 #[test]
+fn psql_patterns_leave_out_system_catalogs_and_partitions() {
+    let setup = "CREATE TABLE psql_p (k int) PARTITION BY RANGE (k); \
+                 CREATE TABLE psql_p_1 PARTITION OF psql_p FOR VALUES FROM (0) TO (10) \
+                 PARTITION BY RANGE (k); \
+                 CREATE TABLE psql_p_1a PARTITION OF psql_p_1 FOR VALUES FROM (0) TO (5); \
+                 CREATE TABLE psql_p_1b PARTITION OF psql_p_1 FOR VALUES FROM (5) TO (10); \
+                 INSERT INTO psql_p SELECT g FROM generate_series(0, 9) g;";
+    setup!(t, "psql_system", setup);
+    let entry = |table: &str| {
+        let file = format!("public.{table}.parquet");
+        (format!("public.{table}"), file, 10)
+    };
+    // `*` follows the search path without pg_catalog; the partitions are in their table.
+    assert_success(&t.export(&["--table", "*", "--output-dir", "all"]));
+    assert_eq!(manifest(&t.path("all")), [entry("psql_p")]);
+    // A partition that is itself partitioned holds its sub-partitions' rows.
+    assert_success(&t.export(&["--table", "psql_p_1*", "--output-dir", "sub"]));
+    assert_eq!(manifest(&t.path("sub")), [entry("psql_p_1")]);
+}
+
+#[test]
 fn psql_several_tables_need_an_output_dir() {
     setup!(t, "psql_many_usage", MANY);
     for args in [

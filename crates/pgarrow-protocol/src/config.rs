@@ -216,8 +216,9 @@ pub struct Config {
     pub ssl_negotiation: SslNegotiation,
     /// SCRAM channel binding.
     pub channel_binding: ChannelBinding,
-    /// Start the session read-only (`default_transaction_read_only`), so that a statement
-    /// that writes fails and changes nothing: what an export wants (off unless set).
+    /// Make the session read-only (`SET default_transaction_read_only = on` once connected),
+    /// so that a statement that writes fails and changes nothing: what an export wants (off
+    /// unless set).
     pub read_only: bool,
 }
 

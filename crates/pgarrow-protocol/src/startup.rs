@@ -256,9 +256,6 @@ impl Connection {
         if let Some(t) = &statement_timeout {
             params.push(("statement_timeout", t));
         }
-        if config.read_only {
-            params.push(("default_transaction_read_only", "on"));
-        }
         frontend::startup_message(params.iter().copied(), &mut self.write_buf)
             .map_err(|_| Error::config("connection settings cannot contain NUL characters"))?;
         self.flush().await?;
@@ -282,6 +279,12 @@ impl Connection {
             Some("UTF8") => {
                 self.state = State::Idle;
                 self.started = true;
+                if config.read_only {
+                    // A statement rather than a startup parameter: connection poolers such as
+                    // pgbouncer refuse startup parameters they do not know.
+                    self.simple_query("SET default_transaction_read_only = on")
+                        .await?;
+                }
                 Ok(())
             }
             other => Err(Error::protocol(format!(

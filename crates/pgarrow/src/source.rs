@@ -71,6 +71,8 @@ fn statement_body(sql: &str) -> &str {
     while i < b.len() {
         let c = b[i];
         let start = i;
+        // An unterminated block comment is kept, for the server to refuse.
+        let mut open_comment = false;
         i = match c {
             b'-' if b.get(i + 1) == Some(&b'-') => {
                 // A line comment: not a token.
@@ -97,6 +99,7 @@ fn statement_body(sql: &str) -> &str {
                         j += 1;
                     }
                 }
+                open_comment = depth > 0;
                 j
             }
             c if c.is_ascii_whitespace() => i + 1,
@@ -138,7 +141,7 @@ fn statement_body(sql: &str) -> &str {
         let token = !(c.is_ascii_whitespace()
             || c == b';'
             || (c == b'-' && b.get(start + 1) == Some(&b'-'))
-            || (c == b'/' && b.get(start + 1) == Some(&b'*')));
+            || (c == b'/' && b.get(start + 1) == Some(&b'*') && !open_comment));
         if token {
             end = i.min(b.len());
         }
@@ -271,6 +274,7 @@ mod tests {
             ("select 1; select 2;", "select 1; select 2"),
             ("select 'é' ;", "select 'é'"),
             ("-- only a comment", ""),
+            ("select 1 /* open", "select 1 /* open"),
         ];
         for (sql, body) in cases {
             assert_eq!(Source::query(sql).sql(), body, "{sql:?}");

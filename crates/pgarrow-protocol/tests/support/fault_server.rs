@@ -88,6 +88,15 @@ impl Script {
         }
     }
 
+    /// As [`Script::export`], for a read-only session (`pgarrow export`): the login is
+    /// followed by the answer to `SET default_transaction_read_only = on`.
+    pub fn read_only_export(copy: Vec<u8>, end: End) -> Script {
+        let mut script = Script::export(copy, end);
+        let set = [msg::complete("SET"), msg::ready()].concat();
+        script.turns.insert(1, (Wait::Query, set));
+        script
+    }
+
     /// Every byte the script would write, in order.
     pub fn total_len(&self) -> usize {
         self.turns.iter().map(|(_, b)| b.len()).sum()
