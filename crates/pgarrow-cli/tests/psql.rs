@@ -101,6 +101,18 @@ fn shell_line(inner: &Command) -> String {
         .join(" ")
 }
 
+/// `inner` run on a terminal of its own (a pty from util-linux `script`, which makes the
+/// run's stdin, stdout and stderr that terminal), or `None` where there is no `script` (the
+/// test is then skipped, saying so).
+fn on_a_terminal(inner: &Command) -> Option<Command> {
+    if !have("script") {
+        eprintln!("SKIPPED: no `script` command (util-linux) to give the run a terminal");
+        return None;
+    }
+    let args: Vec<OsString> = vec!["-qec".into(), shell_line(inner).into(), "/dev/null".into()];
+    Some(wrap(inner, "script", args))
+}
+
 /// `let Some(t) = Setup::new(prefix, sql) else { return };`: a test's database, or the test
 /// returns (the cluster printed SKIPPED) without PostgreSQL.
 macro_rules! setup {
@@ -238,10 +250,6 @@ fn psql_password_prompt_without_a_terminal_is_a_usage_error() {
 
 #[test]
 fn psql_password_prompt_reads_the_terminal() {
-    if !have("script") {
-        eprintln!("SKIPPED: no `script` command (util-linux) to give the run a terminal");
-        return;
-    }
     setup!(t, "psql_prompt", "");
     let port = t.pg.port().to_string();
     let target = t.path("prompted.parquet");
@@ -260,8 +268,9 @@ fn psql_password_prompt_reads_the_terminal() {
     ];
     let mut inner = pgarrow(args);
     inner.args(["-q", CURRENT_DB, "-o", path_str(&target)]);
-    let script: Vec<OsString> = vec!["-qec".into(), shell_line(&inner).into(), "/dev/null".into()];
-    let mut cmd = wrap(&inner, "script", script);
+    let Some(mut cmd) = on_a_terminal(&inner) else {
+        return;
+    };
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -467,15 +476,12 @@ fn psql_a_reader_closing_the_pipe_early_is_not_an_error() {
 
 #[test]
 fn psql_arrow_to_a_terminal_is_refused() {
-    if !have("script") {
-        eprintln!("SKIPPED: no `script` command (util-linux) to give the run a terminal");
-        return;
-    }
     setup!(t, "psql_terminal", "");
     let args = [vec!["-q", "select 1 as a"], words("--to arrow -o -")].concat();
-    let inner = t.command("export", &args);
-    let args: Vec<OsString> = vec!["-qec".into(), shell_line(&inner).into(), "/dev/null".into()];
-    let out = run_within(wrap(&inner, "script", args), FAILURE_DEADLINE);
+    let Some(cmd) = on_a_terminal(&t.command("export", &args)) else {
+        return;
+    };
+    let out = run_within(cmd, FAILURE_DEADLINE);
     // Under script, the run's stdout and stderr are both the terminal: script's stdout.
     let text = format!("{}{}", stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(2), "{text}");
