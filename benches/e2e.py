@@ -364,6 +364,26 @@ def copy_stream_bytes(server, query):
 # --- reporting ------------------------------------------------------------------------------
 
 
+def interleaved(tools, reps, run):
+    """Runs `run(tool, first)` for every tool that is there, `reps` rounds of all of them in
+    turn (A, B, C, A, B, C, ...), printing each result; `first` is set on a tool's first run.
+    Returns each tool's runs by name."""
+    runs = {t.name: [] for t in tools if not t.missing}
+    for rep in range(reps):
+        for tool in tools:
+            if tool.missing:
+                continue
+            # A tool that failed its first run fails the same way again: run it once.
+            if rep > 0 and runs[tool.name] and all("error" in r for r in runs[tool.name]):
+                continue
+            r = run(tool, not runs[tool.name])
+            runs[tool.name].append(r)
+            status = r.get("error") or (
+                f"{r['wall']:.2f} s, CPU {r['cpu']:.2f} s, RSS {r['maxrss_kib'] / 1024:.0f} MiB")
+            print(f"   [{rep + 1}/{reps}] {tool.name}: {status}", flush=True)
+    return runs
+
+
 def summarize(runs):
     ok = [r for r in runs if "error" not in r]
     if not ok:
@@ -513,19 +533,8 @@ def suite(args, command):
             copy_bytes = copy_stream_bytes(server, query)
             print(f"== {dataset}: {rows:,} rows, {copy_bytes:,} bytes of COPY; "
                   f"{args.reps} rounds of {len(tools)} tools", flush=True)
-            runs = {t.name: [] for t in tools if not t.missing}
-            for rep in range(args.reps):
-                for tool in tools:
-                    if tool.missing:
-                        continue
-                    # A tool that failed its first run fails the same way again: run it once.
-                    if rep > 0 and runs[tool.name] and all("error" in r for r in runs[tool.name]):
-                        continue
-                    r = run_tool(tool, server, dataset, dataset, query, rows)
-                    runs[tool.name].append(r)
-                    status = r.get("error") or (
-                        f"{r['wall']:.2f} s, CPU {r['cpu']:.2f} s, RSS {r['maxrss_kib'] / 1024:.0f} MiB")
-                    print(f"   [{rep + 1}/{args.reps}] {tool.name}: {status}", flush=True)
+            runs = interleaved(tools, args.reps, lambda tool, _: run_tool(
+                tool, server, dataset, dataset, query, rows))
             results = {name: summarize(rs) for name, rs in runs.items()}
             tables.append(fmt_table(dataset, rows, copy_bytes, results, tools))
             with open(os.path.join(DATA, f"e2e-{dataset}.json"), "w") as f:
@@ -675,18 +684,8 @@ def load_suite(args, command):
         parquet_bytes = os.path.getsize(parquet)
         print(f"== lineitem: {rows:,} rows, {copy_bytes:,} bytes of binary COPY ({server_file}), "
               f"{parquet_bytes:,} bytes of Parquet; {args.reps} rounds of {len(tools)} tools", flush=True)
-        runs = {t.name: [] for t in tools if not t.missing}
-        for rep in range(args.reps):
-            for tool in tools:
-                if tool.missing:
-                    continue
-                if rep > 0 and runs[tool.name] and all("error" in r for r in runs[tool.name]):
-                    continue
-                r = run_load_tool(tool, server, inputs, rows, compare=not runs[tool.name])
-                runs[tool.name].append(r)
-                status = r.get("error") or (
-                    f"{r['wall']:.2f} s, CPU {r['cpu']:.2f} s, RSS {r['maxrss_kib'] / 1024:.0f} MiB")
-                print(f"   [{rep + 1}/{args.reps}] {tool.name}: {status}", flush=True)
+        runs = interleaved(tools, args.reps, lambda tool, first: run_load_tool(
+            tool, server, inputs, rows, compare=first))
         # One more run of each pgarrow tool with --stats (where its time goes), not in the table.
         stats = []
         for tool in tools:
