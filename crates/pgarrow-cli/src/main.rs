@@ -326,14 +326,7 @@ fn export(
         return partition::export(rt, config, source, args, partition, policies);
     }
     let target = match &partition.output_dir {
-        Some(dir) => FileTarget::new(
-            args.to
-                .as_deref()
-                .unwrap_or("parquet")
-                .parse()
-                .map_err(|e: pgarrow::sink::Error| usage(&e.to_string()))?,
-            Output::File(dir.clone()),
-        ),
+        Some(dir) => FileTarget::new(output::dir_format(args, dir)?, Output::File(dir.clone())),
         None => file_target(args)?,
     };
     let options = export_options(args, policies);

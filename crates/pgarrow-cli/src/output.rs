@@ -55,6 +55,22 @@ pub(crate) fn resolve_output(args: &OutputArgs) -> Result<(Format, Output)> {
     }
 }
 
+/// The format of the files an export writes into `--output-dir dir` (`--to`, else Parquet),
+/// its options checked.
+pub(crate) fn dir_format(args: &OutputArgs, dir: &Path) -> Result<Format> {
+    let format = match &args.to {
+        Some(f) => f.parse::<Format>().map_err(|e| usage(&e.to_string()))?,
+        None => Format::Parquet,
+    };
+    if format == Format::Null {
+        return Err(usage(
+            "--output-dir writes files: --to parquet, arrow or arrow-stream",
+        ));
+    }
+    check_format(format, &Output::File(dir.to_path_buf()), args)?;
+    Ok(format)
+}
+
 /// Refuses the options that `format` would ignore, and binary output to a terminal.
 pub(crate) fn check_format(format: Format, output: &Output, args: &OutputArgs) -> Result<()> {
     let parquet_only = [
@@ -132,16 +148,6 @@ pub(crate) fn export_options(args: &OutputArgs, policies: &Policies) -> ExportOp
             batch_bytes: args.batch_bytes,
         },
         policies: *policies,
-    }
-}
-
-/// The file extension of `format`.
-pub(crate) fn extension(format: Format) -> &'static str {
-    match format {
-        Format::Parquet => "parquet",
-        Format::ArrowFile => "arrow",
-        Format::ArrowStream => "arrows",
-        Format::Null => "null",
     }
 }
 

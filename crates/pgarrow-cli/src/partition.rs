@@ -5,14 +5,14 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use pgarrow::partition::{
     Coordinator, DirTarget, PartitionOptions, PartitionPlan, PartitionedStats, export_part_to_file,
     export_to_dir, export_to_file,
 };
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
-use pgarrow::sink::{Format, Output};
+use pgarrow::sink::Output;
 use pgarrow::{FileTarget, Source};
 
 use crate::args::{OutputArgs, PartitionArgs, PlanArgs};
@@ -51,19 +51,12 @@ pub(crate) fn export(
     let (result, target) = match &partition.output_dir {
         Some(dir) => {
             if partition.order_preserving {
-                bail!(
+                return Err(crate::usage(
                     "--order-preserving orders one output file; with --output-dir each part \
-                     has its own file (the manifest lists them in order)"
-                );
+                     has its own file (the manifest lists them in order)",
+                ));
             }
-            let format = match &args.to {
-                Some(f) => f.parse::<Format>()?,
-                None => Format::Parquet,
-            };
-            if format == Format::Null {
-                bail!("--output-dir writes files: --to parquet, arrow or arrow-stream");
-            }
-            crate::output::check_format(format, &Output::File(dir.clone()), args)?;
+            let format = crate::output::dir_format(args, dir)?;
             let target = DirTarget {
                 dir: dir.clone(),
                 format,

@@ -14,9 +14,9 @@ use pgarrow::{Client, ExportStats, FileTarget};
 use serde_json::json;
 
 use crate::args::OutputArgs;
-use crate::errors::{Interrupted, usage};
+use crate::errors::Interrupted;
 use crate::names::{TableName, TablePattern, resolve};
-use crate::output::{check_format, export_options, extension, sink_options};
+use crate::output::{dir_format, export_options, sink_options};
 use crate::partition::write_atomically;
 use crate::report::{group, human_bytes, plural, render_schema};
 use crate::{block_on_interruptible, estimate_rows, progress_hooks};
@@ -40,16 +40,7 @@ pub(crate) fn export(
     args: &OutputArgs,
     policies: &Policies,
 ) -> Result<()> {
-    let format = match &args.to {
-        Some(f) => f.parse::<Format>().map_err(|e| usage(&e.to_string()))?,
-        None => Format::Parquet,
-    };
-    if format == Format::Null {
-        return Err(usage(
-            "--output-dir writes files: --to parquet, arrow or arrow-stream",
-        ));
-    }
-    check_format(format, &Output::File(dir.to_path_buf()), args)?;
+    let format = dir_format(args, dir)?;
     let options = sink_options(args)?;
     options.validate()?;
     let export_options = export_options(args, policies);
@@ -251,7 +242,7 @@ fn check_file_names(tables: &[TableName], format: Format) -> Result<()> {
 
 /// `schema.table.parquet`: named after the table, with no path separator in it.
 fn file_name(table: &TableName, format: Format) -> String {
-    let name = format!("{}.{}.{}", table.schema, table.name, extension(format));
+    let name = format!("{}.{}.{}", table.schema, table.name, format.extension());
     name.replace(['/', '\0'], "_")
 }
 

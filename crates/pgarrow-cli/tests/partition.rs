@@ -105,7 +105,8 @@ fn options_that_do_not_fit_are_refused() {
     let Some(t) = Setup::new("cli_part_bad", TABLE) else {
         return;
     };
-    let cases: [(&[&str], &[&str]); 4] = [
+    // What the server refuses: status 1.
+    let cases: [(&[&str], &[&str]); 2] = [
         (
             &[
                 "--table",
@@ -120,14 +121,6 @@ fn options_that_do_not_fit_are_refused() {
             &["--partition-by h", "text column cannot be split"],
         ),
         (
-            &["--table", "t", "--output-dir", "d", "--order-preserving"],
-            &["--order-preserving"],
-        ),
-        (
-            &["--table", "t", "--output-dir", "d", "--to", "null"],
-            &["--output-dir writes files"],
-        ),
-        (
             &["--plan", "nowhere.json", "--part", "0", "--to", "null"],
             &["cannot read the plan"],
         ),
@@ -135,6 +128,21 @@ fn options_that_do_not_fit_are_refused() {
     for (args, needles) in cases {
         let out = t.export(args);
         assert_error(&out, needles);
+    }
+    // What the command line contradicts: a usage error, status 2.
+    let cases: [(&[&str], &[&str]); 2] = [
+        (
+            &["--table", "t", "--output-dir", "d", "--order-preserving"],
+            &["--order-preserving"],
+        ),
+        (
+            &["--table", "t", "--output-dir", "d", "--to", "null"],
+            &["--output-dir writes files"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let out = t.export(args);
+        assert_usage_error(&out, needles);
     }
     // A size that is not one is a usage error (status 2, as clap reports them).
     let out = t.export(&[

@@ -25,6 +25,17 @@ pub enum Format {
 }
 
 impl Format {
+    /// The extension of a file in this format, as pgarrow names its files (`parquet`,
+    /// `arrow`, `arrows`; `null` for [`Format::Null`], which writes none).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::ArrowFile => "arrow",
+            Format::ArrowStream => "arrows",
+            Format::Null => "null",
+        }
+    }
+
     /// The format implied by a file name's extension, if any.
     pub fn from_path(path: &Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();

@@ -48,13 +48,7 @@ pub struct DirTarget {
 impl DirTarget {
     /// The file name of part `part`: `part-00000.parquet`.
     pub fn file_name(&self, part: usize) -> String {
-        let ext = match self.format {
-            Format::Parquet => "parquet",
-            Format::ArrowFile => "arrow",
-            Format::ArrowStream => "arrows",
-            Format::Null => "null",
-        };
-        format!("part-{part:05}.{ext}")
+        format!("part-{part:05}.{}", self.format.extension())
     }
 }
 
