@@ -642,7 +642,7 @@ impl CopyDecoder {
             };
             let len = i32::from_be_bytes(len);
             if len == -1 {
-                column.push_null();
+                push_null_outlined(column);
                 p += 4;
                 continue;
             }
@@ -669,7 +669,7 @@ impl CopyDecoder {
                     policies: &self.policies,
                     losses: &mut self.losses[col],
                 };
-                if let Err(e) = column.push(body, &mut cx) {
+                if let Err(e) = push_outlined(column, body, &mut cx) {
                     let offset = (p - len) as u64;
                     *pos = p;
                     return Err(self.value_err(col, offset, e));
@@ -731,6 +731,20 @@ impl CopyDecoder {
             e,
         )
     }
+}
+
+/// [`Column::push`] kept out of the row loop: with it inlined there (as it may be wherever the
+/// generic payload loop is instantiated) the loop was four times larger and 10-25% slower with
+/// the same work, its hot path spread over more of the instruction cache.
+#[inline(never)]
+fn push_outlined(column: &mut Column, b: &[u8], cx: &mut Cx<'_>) -> crate::wire::FieldResult<()> {
+    column.push(b, cx)
+}
+
+/// [`Column::push_null`] kept out of the row loop, as [`push_outlined`].
+#[inline(never)]
+fn push_null_outlined(column: &mut Column) {
+    column.push_null();
 }
 
 #[cold]
