@@ -49,17 +49,18 @@
 //! ```
 
 mod budget;
+mod files;
 mod manifest;
 mod plan;
 mod run;
+mod split;
+mod worker;
 
+pub use files::{DirTarget, export_part_to_file, export_to_dir, export_to_file};
 pub use manifest::{MANIFEST_NAME, Manifest, ManifestFile};
 pub use plan::ArrayDims;
 pub use plan::{Coordinator, Part, PartRange, PartitionPlan, export_part};
-pub use run::{
-    DirTarget, PartResult, PartitionedExport, PartitionedStats, export_part_to_file, export_to_dir,
-    export_to_file,
-};
+pub use run::{PartResult, PartitionedExport, PartitionedStats};
 
 /// The smallest part the default plan makes of a table (on disk): 16 MiB.
 pub const MIN_PART_BYTES: u64 = 16 << 20;

@@ -1,0 +1,235 @@
+//! Partitioned exports into files: one file for all parts ([`export_to_file`]), one file per
+//! part with a manifest ([`export_to_dir`]), or one part of a plan made elsewhere
+//! ([`export_part_to_file`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pgarrow_sink::{Format, Sink, SinkOptions};
+
+use super::budget::Shares;
+use super::plan::{Coordinator, PartitionPlan};
+use super::run::{PartitionedExport, PartitionedStats};
+use super::worker::{Event, WorkerOutput};
+use super::{MANIFEST_NAME, PartitionOptions};
+use crate::pipeline::Destination;
+use crate::policy::LossReport;
+use crate::protocol::Config;
+use crate::stats::ExportStats;
+use crate::{Error, ErrorKind, ExportOptions, FileTarget, Hooks, IntoConfig, Result, Source};
+
+/// Where a partitioned export writes one file per part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirTarget {
+    /// The directory (created if missing).
+    pub dir: PathBuf,
+    /// The files' format (not [`Format::Null`]).
+    pub format: Format,
+    /// The files' options.
+    pub options: SinkOptions,
+}
+
+impl DirTarget {
+    /// The file name of part `part`: `part-00000.parquet`.
+    pub fn file_name(&self, part: usize) -> String {
+        format!("part-{part:05}.{}", self.format.extension())
+    }
+}
+
+/// The single output of [`PartitionedExport::write_file`].
+pub(super) enum FileOut {
+    RowGroups(pgarrow_sink::RowGroupFile),
+    Batches(Sink),
+    Nothing,
+}
+
+impl FileOut {
+    /// Writes what `event` carries; the bytes it held, to release.
+    pub(super) fn take(&mut self, event: Event) -> Result<Option<usize>> {
+        match (self, event) {
+            (FileOut::RowGroups(file), Event::RowGroup { group, held, .. }) => {
+                file.append(group)?;
+                Ok(Some(held))
+            }
+            (FileOut::Batches(sink), Event::Batch { batch, held, .. }) => {
+                Destination::write(sink, &batch)?;
+                Ok(Some(held))
+            }
+            (_, Event::Batch { held, .. } | Event::RowGroup { held, .. }) => Ok(Some(held)),
+            _ => Ok(None),
+        }
+    }
+
+    pub(super) fn finish(self, totals: &ExportStats) -> Result<Option<u64>> {
+        let metadata = loss_metadata(&totals.losses);
+        match self {
+            FileOut::RowGroups(file) => Ok(Some(file.finish_with_metadata(&metadata)?)),
+            FileOut::Batches(sink) => Destination::finish(sink, totals),
+            FileOut::Nothing => Ok(None),
+        }
+    }
+}
+
+pub(super) fn loss_metadata(losses: &LossReport) -> Vec<(String, String)> {
+    match losses.is_empty() {
+        true => Vec::new(),
+        false => vec![("pgarrow.lossy_conversions".to_owned(), losses.to_string())],
+    }
+}
+
+/// Exports `source` over `partitions.connections` connections into one file (or stdout,
+/// or nowhere with [`Format::Null`]), all reading one snapshot. For Parquet, each
+/// connection's thread encodes its own row groups, which are appended to the file here.
+/// Atomic as [`Client::export_to_file`](crate::Client::export_to_file): a failure of any part leaves no file.
+///
+/// # Errors
+/// As [`Coordinator::begin`]; the first failure of any part, naming it; the output's.
+pub async fn export_to_file(
+    config: impl IntoConfig,
+    source: impl Into<Source>,
+    options: &ExportOptions,
+    partitions: &PartitionOptions,
+    target: &FileTarget,
+    hooks: Hooks<'_>,
+) -> Result<PartitionedStats> {
+    let mut hooks = hooks;
+    let config = config.into_config()?;
+    let mut sink_options = file_options(&target.options);
+    if target.format != Format::Null {
+        sink_options.validate()?;
+    }
+    let coordinator = begin(&mut hooks, &config, source, options, partitions).await?;
+    let parquet = (target.format == Format::Parquet).then_some(&sink_options);
+    let shares = Shares::new(partitions, coordinator.plan(), options, parquet);
+    sink_options.row_group_bytes = shares.row_group_bytes;
+    let schema = Arc::new(coordinator.plan().schema.clone());
+    let sink = Sink::create(target.format, target.output.clone(), &schema, &sink_options)?;
+    let (out, output) = match target.format {
+        Format::Null => (FileOut::Nothing, WorkerOutput::Discard),
+        Format::Parquet => match sink.into_row_groups(&sink_options)? {
+            Ok((file, encoders)) => (FileOut::RowGroups(file), WorkerOutput::RowGroups(encoders)),
+            Err(sink) => (FileOut::Batches(sink), WorkerOutput::Forward),
+        },
+        _ => (FileOut::Batches(sink), WorkerOutput::Forward),
+    };
+    let export =
+        PartitionedExport::spawn(config, coordinator, options, partitions, output, shares)?;
+    export.write_file(out, &mut hooks).await
+}
+
+/// Exports `source` over `partitions.connections` connections into one file per part in
+/// `target.dir` (each written atomically, by the connection that read it), then writes
+/// `_manifest.json` ([`Manifest`](super::Manifest)) last. A failure of any part leaves no manifest and
+/// removes the files this run wrote.
+///
+/// # Errors
+/// As [`export_to_file`]; the directory cannot be made.
+pub async fn export_to_dir(
+    config: impl IntoConfig,
+    source: impl Into<Source>,
+    options: &ExportOptions,
+    partitions: &PartitionOptions,
+    target: &DirTarget,
+    hooks: Hooks<'_>,
+) -> Result<PartitionedStats> {
+    let mut hooks = hooks;
+    let config = config.into_config()?;
+    if target.format == Format::Null {
+        return Err(Error::query(
+            "an export into a directory writes files: choose parquet, arrow or arrow-stream",
+        ));
+    }
+    let mut target = target.clone();
+    target.options = file_options(&target.options);
+    target.options.validate()?;
+    prepare_dir(&target.dir)?;
+    let coordinator = begin(&mut hooks, &config, source, options, partitions).await?;
+    let parquet = (target.format == Format::Parquet).then_some(&target.options);
+    let shares = Shares::new(partitions, coordinator.plan(), options, parquet);
+    let export = PartitionedExport::spawn(
+        config,
+        coordinator,
+        options,
+        partitions,
+        WorkerOutput::Files(target.clone()),
+        shares,
+    )?;
+    export.write_dir(&target, &mut hooks).await
+}
+
+/// Exports part `index` of `plan` into a file, in the plan's snapshot (see [`export_part`](super::export_part)):
+/// the output is created first (so that a bad path fails before connecting), written on a
+/// worker thread, and renamed over the target at the end, as [`Client::export_to_file`](crate::Client::export_to_file) does.
+///
+/// # Errors
+/// As [`export_part`](super::export_part), the output's errors, and [`ErrorKind::Cancelled`].
+pub async fn export_part_to_file(
+    config: impl IntoConfig,
+    plan: &PartitionPlan,
+    index: usize,
+    options: &ExportOptions,
+    target: &FileTarget,
+    hooks: Hooks<'_>,
+) -> Result<ExportStats> {
+    let mut hooks = hooks;
+    plan.part(index)?;
+    let sink_options = file_options(&target.options);
+    if target.format != Format::Null {
+        sink_options.validate()?;
+    }
+    let schema = Arc::new(plan.schema.clone());
+    let sink = Sink::create(target.format, target.output.clone(), &schema, &sink_options)?;
+    let Some(export) = hooks
+        .or_cancelled(super::export_part(config, plan, index, options))
+        .await
+    else {
+        return Err(ErrorKind::Cancelled.into());
+    };
+    crate::pipeline::pump(export?, sink, &mut hooks).await
+}
+
+/// [`Coordinator::begin`], unless the hooks cancel first.
+async fn begin(
+    hooks: &mut Hooks<'_>,
+    config: &Config,
+    source: impl Into<Source>,
+    options: &ExportOptions,
+    partitions: &PartitionOptions,
+) -> Result<Coordinator> {
+    hooks
+        .or_cancelled(Coordinator::begin(config, source, options, partitions))
+        .await
+        .ok_or(ErrorKind::Cancelled)?
+}
+
+/// The file options with `pgarrow.version` in the metadata, as single exports have it.
+fn file_options(options: &SinkOptions) -> SinkOptions {
+    let mut options = options.clone();
+    if !options.metadata.iter().any(|(k, _)| k == "pgarrow.version") {
+        options.metadata.push((
+            "pgarrow.version".to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        ));
+    }
+    options
+}
+
+/// Makes the output directory, and removes a manifest left there by an earlier export, so
+/// that a manifest is only ever this run's, complete.
+fn prepare_dir(dir: &Path) -> Result<()> {
+    let io = |what: &'static str, path: &Path, e: std::io::Error| -> Error {
+        ErrorKind::Sink(pgarrow_sink::Error::Io {
+            what,
+            path: path.to_owned(),
+            source: e,
+        })
+        .into()
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io("cannot create the directory", dir, e))?;
+    let manifest = dir.join(MANIFEST_NAME);
+    match std::fs::remove_file(&manifest) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io("cannot remove the old manifest", &manifest, e)),
+    }
+}

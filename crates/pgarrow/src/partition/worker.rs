@@ -1,0 +1,279 @@
+//! The worker connections of a partitioned export: each an OS thread with a single-threaded
+//! runtime and one connection in the plan's snapshot, taking parts from the shared queue until
+//! none is left, and sending on (or writing) what it reads.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use pgarrow_sink::{EncodedRowGroup, Output, RowGroupEncoders, Sink};
+use tokio::sync::mpsc;
+
+use super::budget::Budget;
+use super::files::{DirTarget, loss_metadata};
+use super::plan::{PartitionPlan, enter_snapshot, part_export_plan};
+use crate::protocol::{CancelToken, Config};
+use crate::stats::ExportStats;
+use crate::{Client, Error, ExportOptions, ExportPlan, Result};
+
+/// What a worker does with its batches.
+pub(super) enum WorkerOutput {
+    /// Sends them to the caller.
+    Forward,
+    /// Encodes them into Parquet row groups and sends those.
+    RowGroups(RowGroupEncoders),
+    /// Writes each part into its own file.
+    Files(DirTarget),
+    /// Drops them.
+    Discard,
+}
+
+pub(super) enum Event {
+    Batch {
+        part: usize,
+        batch: RecordBatch,
+        held: usize,
+    },
+    RowGroup {
+        part: usize,
+        group: EncodedRowGroup,
+        held: usize,
+    },
+    PartDone {
+        part: usize,
+        stats: Box<ExportStats>,
+        file: Option<(PathBuf, u64)>,
+    },
+    Failed(Error),
+}
+
+impl Event {
+    pub(super) fn part(&self) -> Option<usize> {
+        match self {
+            Event::Batch { part, .. } | Event::RowGroup { part, .. } => Some(*part),
+            Event::PartDone { part, .. } => Some(*part),
+            Event::Failed(_) => None,
+        }
+    }
+}
+
+/// What the workers share.
+pub(super) struct Shared {
+    pub(super) config: Config,
+    pub(super) plan: PartitionPlan,
+    pub(super) columns: ExportPlan,
+    pub(super) options: ExportOptions,
+    pub(super) output: WorkerOutput,
+    /// The next part to take.
+    pub(super) next: AtomicUsize,
+    /// Set when the export stops early (an error, a cancel): workers quit quietly.
+    pub(super) stop: AtomicBool,
+    pub(super) budget: Budget,
+    /// Each worker's cancel token, to stop their queries.
+    pub(super) tokens: Mutex<Vec<CancelToken>>,
+    /// Whether the output keeps the parts in order.
+    pub(super) ordered: bool,
+    /// Rows and COPY bytes decoded so far, for progress.
+    pub(super) rows: AtomicU64,
+    pub(super) bytes: AtomicU64,
+}
+
+/// One worker thread: a connection in the plan's snapshot, taking parts until none is left.
+pub(super) fn worker(shared: &Shared, tx: &mpsc::Sender<Event>) {
+    let runtime = match crate::blocking::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = tx.blocking_send(Event::Failed(e));
+            return;
+        }
+    };
+    if let Err(e) = runtime.block_on(work(shared, tx))
+        && !shared.stop.load(Ordering::SeqCst)
+    {
+        // The first failure stops the others; theirs (cancelled queries) are not news.
+        shared.stop.store(true, Ordering::SeqCst);
+        let _ = tx.blocking_send(Event::Failed(e));
+    }
+}
+
+async fn work(shared: &Shared, tx: &mpsc::Sender<Event>) -> Result<()> {
+    let mut client = Client::connect(&shared.config).await?;
+    shared
+        .tokens
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(client.conn().cancel_token());
+    enter_snapshot(client.connection(), shared.plan.snapshot.as_deref()).await?;
+    let mut encoder = match &shared.output {
+        WorkerOutput::RowGroups(e) => Some(e.encoder()),
+        _ => None,
+    };
+    let stopped = || shared.stop.load(Ordering::SeqCst);
+    while !stopped() {
+        let index = shared.next.fetch_add(1, Ordering::SeqCst);
+        let Some(part) = shared.plan.parts.get(index) else {
+            break;
+        };
+        let what = || match &part.relation {
+            Some(r) => format!("part {index} ({r})"),
+            None => format!("part {index}"),
+        };
+        let result = read_part(
+            shared,
+            tx,
+            &mut client,
+            &mut encoder,
+            index,
+            part_export_plan(&shared.columns, part),
+        )
+        .await;
+        match result {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => return Err(e.context(what())),
+        }
+    }
+    if stopped() {
+        return Ok(());
+    }
+    if let Some(encoder) = encoder.as_mut()
+        && let Some(group) = encoder.finish()?
+    {
+        let held = group.bytes();
+        // Its part is the last this worker read; the order does not matter here.
+        let part = shared.plan.parts.len();
+        if !shared.budget.acquire(part, held)
+            || tx
+                .send(Event::RowGroup { part, group, held })
+                .await
+                .is_err()
+        {
+            return Ok(());
+        }
+    }
+    client.connection().simple_query("COMMIT").await?;
+    client.close().await
+}
+
+/// Reads one part; `false` when the export stopped meanwhile.
+async fn read_part(
+    shared: &Shared,
+    tx: &mpsc::Sender<Event>,
+    client: &mut Client,
+    encoder: &mut Option<pgarrow_sink::RowGroupEncoder>,
+    index: usize,
+    plan: ExportPlan,
+) -> Result<bool> {
+    let stopped = || shared.stop.load(Ordering::SeqCst);
+    let send = |event: Event, held: usize| async move {
+        if !shared.budget.acquire(index, held) {
+            return false;
+        }
+        tx.send(event).await.is_ok()
+    };
+    let schema = plan.schema.clone();
+    let mut file = match &shared.output {
+        WorkerOutput::Files(dir) => {
+            let path = dir.dir.join(dir.file_name(index));
+            let sink = Sink::create(
+                dir.format,
+                Output::File(path.clone()),
+                &schema,
+                &dir.options,
+            )?;
+            Some((sink, path))
+        }
+        _ => None,
+    };
+    let mut export = client.export_plan(plan, &shared.options).await?;
+    let mut writing = Duration::ZERO;
+    let (mut rows, mut bytes) = (0, 0);
+    while let Some(batch) = export.next_batch().await? {
+        if stopped() {
+            return Ok(false);
+        }
+        shared
+            .rows
+            .fetch_add(export.rows() - rows, Ordering::Relaxed);
+        shared
+            .bytes
+            .fetch_add(export.bytes() - bytes, Ordering::Relaxed);
+        (rows, bytes) = (export.rows(), export.bytes());
+        let started = Instant::now();
+        match (&shared.output, encoder.as_mut(), file.as_mut()) {
+            (WorkerOutput::Forward, _, _) => {
+                let held = batch.get_array_memory_size();
+                if !send(
+                    Event::Batch {
+                        part: index,
+                        batch,
+                        held,
+                    },
+                    held,
+                )
+                .await
+                {
+                    return Ok(false);
+                }
+            }
+            (WorkerOutput::RowGroups(_), Some(encoder), _) => {
+                for group in encoder.write(&batch)? {
+                    let held = group.bytes();
+                    let event = Event::RowGroup {
+                        part: index,
+                        group,
+                        held,
+                    };
+                    if !send(event, held).await {
+                        return Ok(false);
+                    }
+                }
+            }
+            (WorkerOutput::Files(_), _, Some((sink, _))) => sink.write(&batch)?,
+            _ => {}
+        }
+        writing += started.elapsed();
+    }
+    shared
+        .rows
+        .fetch_add(export.rows() - rows, Ordering::Relaxed);
+    shared
+        .bytes
+        .fetch_add(export.bytes() - bytes, Ordering::Relaxed);
+    let mut stats = export.stats();
+    drop(export);
+    let started = Instant::now();
+    // In an order-preserving file a part's row groups end with it; otherwise a row group
+    // goes on into the next part, so that it has its full size (row groups cut at every part
+    // compress worse and cost more to encode), and the last one ends with the worker.
+    if shared.ordered
+        && let Some(encoder) = encoder.as_mut()
+        && let Some(group) = encoder.finish()?
+    {
+        let held = group.bytes();
+        let event = Event::RowGroup {
+            part: index,
+            group,
+            held,
+        };
+        if !send(event, held).await {
+            return Ok(false);
+        }
+    }
+    let file = match file {
+        Some((sink, path)) => {
+            let written = sink.finish_with_metadata(&loss_metadata(&stats.losses))?;
+            Some((path, written))
+        }
+        None => None,
+    };
+    stats.write = writing + started.elapsed();
+    let done = Event::PartDone {
+        part: index,
+        stats: Box::new(stats),
+        file,
+    };
+    Ok(tx.send(done).await.is_ok())
+}
