@@ -18,16 +18,16 @@ use arrow_array::{Array, RecordBatch, StructArray};
 use arrow_schema::SchemaRef;
 use arrow_schema::ffi::FFI_ArrowSchema;
 use pgarrow::blocking::{self, CHECK_EVERY, Reader};
-use pgarrow::partition::{self, PartitionOptions, parse_size};
-use pgarrow::policy::Policies;
-use pgarrow::protocol::{Config, ErrorKind as WireKind, parse_duration};
-use pgarrow::sink::{Compression, Format, IntervalEncoding, Output, SinkOptions};
-use pgarrow::{
-    Client, ExportOptions, ExportStats, FileTarget, Hooks, LoadMode, LoadOptions, Source,
-};
+use pgarrow::partition::{self};
+use pgarrow::protocol::{Config, ErrorKind as WireKind};
+use pgarrow::sink::{Format, Output};
+use pgarrow::{Client, ExportStats, FileTarget, Hooks, LoadMode, LoadOptions, Source};
 use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict, PyTuple};
+
+mod options;
+use options::Options;
 
 // The system allocator, not mimalloc as in the CLI: `read_arrow` keeps every batch, and with
 // mimalloc that memory cost 1.1-1.3 s of system time on 2M lineitem rows (mimalloc's options
@@ -159,169 +159,6 @@ fn source(text: &str, is_table: bool) -> PyResult<Source> {
     } else {
         Ok(Source::query(text))
     }
-}
-
-/// The options, as keyword arguments, checked: every unknown name and bad value is a
-/// `ValueError` naming it, before anything connects.
-#[derive(Default)]
-struct Options {
-    export: ExportOptions,
-    sink: SinkOptions,
-    statement_timeout: Option<Duration>,
-    /// Reading over several connections, when any of its options was given.
-    partitions: Option<PartitionOptions>,
-}
-
-const OPTION_NAMES: &str = "batch_rows, batch_bytes, statement_timeout, numeric, wide_numeric, \
-     numeric_overflow, infinity, out_of_range, text, invalid_utf8, array_shape, enum, \
-     partitions, parts, partition_by, snapshot, memory_limit, order_preserving, \
-     compression, row_group_rows, row_group_bytes, intervals";
-
-impl Options {
-    fn parse(options: Option<&Bound<'_, PyDict>>, file: bool) -> PyResult<Options> {
-        let mut o = Options::default();
-        let Some(options) = options else {
-            return Ok(o);
-        };
-        let p: &mut Policies = &mut o.export.policies;
-        for (key, value) in options.iter() {
-            let key: String = key.extract()?;
-            if value.is_none() {
-                continue;
-            }
-            let arg = Arg {
-                key: &key,
-                value: &value,
-            };
-            let bad = |why: String| arg.bad(why);
-            let text = || arg.text();
-            let size = || arg.count();
-            let policy = |v: String| bad(v);
-            if partition_option(&mut o.partitions, &arg)? {
-                continue;
-            }
-            match key.as_str() {
-                "batch_rows" => o.export.decode.batch_rows = size()?,
-                "batch_bytes" => o.export.decode.batch_bytes = size()?,
-                "statement_timeout" => o.statement_timeout = Some(duration(&value).map_err(bad)?),
-                "numeric" => p.numeric = text()?.parse().map_err(policy)?,
-                "wide_numeric" => p.wide_numeric = text()?.parse().map_err(policy)?,
-                "numeric_overflow" => p.numeric_overflow = text()?.parse().map_err(policy)?,
-                "infinity" => p.infinity = text()?.parse().map_err(policy)?,
-                "out_of_range" | "special_values" => p.special = text()?.parse().map_err(policy)?,
-                "text" => p.text = text()?.parse().map_err(policy)?,
-                "invalid_utf8" => p.invalid_utf8 = text()?.parse().map_err(policy)?,
-                "array_shape" => p.array_shape = text()?.parse().map_err(policy)?,
-                "enum" | "enums" => p.enums = text()?.parse().map_err(policy)?,
-                "compression" | "row_group_rows" | "row_group_bytes" | "intervals" if !file => {
-                    return Err(bad(
-                        "applies to files only (pgarrow.export); Arrow data in memory is not \
-                         compressed or split into row groups"
-                            .to_owned(),
-                    ));
-                }
-                "compression" => {
-                    o.sink.compression = text()?
-                        .parse::<Compression>()
-                        .map_err(|e| bad(e.to_string()))?;
-                }
-                "row_group_rows" => o.sink.row_group_rows = size()?,
-                "row_group_bytes" => o.sink.row_group_bytes = size()?,
-                "intervals" => {
-                    o.sink.intervals = text()?.parse::<IntervalEncoding>().map_err(policy)?;
-                }
-                _ => {
-                    return Err(PyValueError::new_err(format!(
-                        "unknown option {key:?}; the options are {OPTION_NAMES}"
-                    )));
-                }
-            }
-        }
-        Ok(o)
-    }
-}
-
-/// One keyword argument, for messages that name it.
-struct Arg<'a, 'py> {
-    key: &'a str,
-    value: &'a Bound<'py, PyAny>,
-}
-
-impl Arg<'_, '_> {
-    fn bad(&self, why: String) -> PyErr {
-        PyValueError::new_err(format!("{}: {why}", self.key))
-    }
-
-    fn text(&self) -> PyResult<String> {
-        self.value
-            .extract::<String>()
-            .map_err(|_| self.bad(format!("expected a string, got {}", self.value)))
-    }
-
-    /// A positive integer.
-    fn count(&self) -> PyResult<usize> {
-        match self.value.extract::<usize>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => Err(self.bad(format!("expected a positive integer, got {}", self.value))),
-        }
-    }
-}
-
-/// Takes `key` if it is an option of partitioned reads (setting `parts` up on the first);
-/// whether it was one.
-fn partition_option(parts: &mut Option<PartitionOptions>, arg: &Arg<'_, '_>) -> PyResult<bool> {
-    let (key, value) = (arg.key, arg.value);
-    let bad = |why: String| arg.bad(why);
-    let text = || arg.text();
-    let count = || arg.count();
-    let known = [
-        "partitions",
-        "parts",
-        "partition_by",
-        "snapshot",
-        "memory_limit",
-        "order_preserving",
-    ];
-    if !known.contains(&key) {
-        return Ok(false);
-    }
-    let p = parts.get_or_insert_with(|| PartitionOptions::new(1));
-    match key {
-        "partitions" => p.connections = count()?,
-        "parts" => p.parts = Some(count()?),
-        "partition_by" => p.by = Some(text()?),
-        "snapshot" => p.snapshot = text()?.parse().map_err(bad)?,
-        "memory_limit" => {
-            p.memory_limit = match value.extract::<usize>() {
-                Ok(n) if n >= 1 => n,
-                _ => parse_size(&text()?).map_err(bad)?,
-            }
-        }
-        _ => {
-            p.order_preserving = value
-                .extract::<bool>()
-                .map_err(|_| bad(format!("expected True or False, got {value}")))?;
-        }
-    }
-    Ok(true)
-}
-
-/// A statement timeout: seconds (int or float), a `datetime.timedelta`, or text as the CLI
-/// takes it (`30s`, `5min`, `1500ms`).
-fn duration(value: &Bound<'_, PyAny>) -> Result<Duration, String> {
-    let seconds = if let Ok(s) = value.extract::<String>() {
-        return parse_duration(&s, Duration::from_secs(1));
-    } else if let Ok(td) = value.call_method0("total_seconds") {
-        td.extract::<f64>().map_err(|e| e.to_string())?
-    } else {
-        value.extract::<f64>().map_err(|_| {
-            format!("expected seconds, a timedelta or text such as '30s', got {value}")
-        })?
-    };
-    Duration::try_from_secs_f64(seconds)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("expected a positive duration, got {seconds} seconds"))
 }
 
 /// A PyCapsule holding `value` (boxed: the capsule's pointer is the value's address, as the
