@@ -2,6 +2,10 @@
 //!
 //! Every run of the binary gets a controlled environment (no `DATABASE_URL` or `PG*` from the
 //! host, stdin null) and a deadline: a run that hangs fails the test instead of blocking it.
+//!
+//! Long on purpose: each test runs the command a few times and checks what a user sees; kept in one
+//! binary (with `psql.rs` beside it for the psql-like flags) because each test binary links arrow,
+//! parquet and the server harness again, and CI builds them all.
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! snapshot, errors that name the flag or show the position, exit statuses, pipes and terminals,
 //! `--json`, `--dry-run`, completions and man pages. Run as a user runs them, against a real
 //! server; every database object is prefixed `psql_` and every test has a database of its own.
+//!
+//! Over ~600 lines for the same reason as `cli.rs`: one binary for one surface of the command.
 
 mod common;
 

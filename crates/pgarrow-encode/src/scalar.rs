@@ -1,5 +1,9 @@
 //! Scalar targets: which Arrow types each accepts, and how a value is checked and written in
 //! the target type's binary format (the `*_recv` functions of PostgreSQL).
+//!
+//! Slightly over ~600 lines: `Target::writer` is one `match` over every scalar target, kept
+//! whole so that each target's accepted Arrow types and checks read side by side; its helpers
+//! (numeric fitting, text limits, money) follow it.
 
 use std::sync::Arc;
 

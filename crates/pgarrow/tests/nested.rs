@@ -7,6 +7,10 @@
 //! element by element (`generate_subscripts`, `(p).x`, `lower(r)`, `unnest(mr)`, `each(h)`),
 //! never from our own output. Each test has its own database on the shared cluster and returns
 //! early (the cluster prints SKIPPED) when PostgreSQL is not installed.
+//!
+//! Long on purpose: some fifty tests, one or two per type family or policy, each a table of cases;
+//! kept in one binary because each test binary links arrow, parquet and the server harness again,
+//! and CI builds them all.
 
 mod common;
 

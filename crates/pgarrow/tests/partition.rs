@@ -1,5 +1,9 @@
 //! Partitioned exports against a real server: every split reads exactly the rows one
 //! connection reads, in one snapshot, whatever commits meanwhile; failures leave nothing.
+//!
+//! Over ~600 lines: every way of splitting, checked against the single-connection export, in one
+//! binary because each test binary links arrow, parquet and the server harness again, and CI builds
+//! them all.
 
 mod common;
 

@@ -4,6 +4,10 @@
 //!
 //! Each test uses its own database on the shared cluster and returns early (printing SKIPPED)
 //! when PostgreSQL is not installed.
+//!
+//! Long on purpose: some forty tests, one per type family, each a table of edge values; kept in one
+//! binary because each test binary links arrow, parquet and the server harness again, and CI builds
+//! them all.
 
 mod common;
 
