@@ -514,14 +514,21 @@ def write_section(name, text):
 # --- the suites -----------------------------------------------------------------------------
 
 
-def suite(args, command):
-    tools = [t for t in TOOLS if not args.tools or any(k in t.name.lower() for k in args.tools)]
-    if tools[0] is not TOOLS[0]:
-        tools.insert(0, TOOLS[0])  # the limit is always measured
+def chosen_tools(args, all_tools):
+    """The tools `--tools` names (all by default), the limit (the first) always among them,
+    checked; says which are missing."""
+    tools = [t for t in all_tools if not args.tools or any(k in t.name.lower() for k in args.tools)]
+    if tools[0] is not all_tools[0]:
+        tools.insert(0, all_tools[0])  # the limit is always measured
     check_tools(tools)
     for t in tools:
         if t.missing:
             print(f"   {t.name}: {t.missing}", flush=True)
+    return tools
+
+
+def suite(args, command):
+    tools = chosen_tools(args, TOOLS)
     datasets = [("lineitem", args.rows), ("wide", args.wide_rows)]
     datasets = [(d, n) for d, n in datasets if n > 0 and (not args.datasets or d in args.datasets)]
     sizes = dict(datasets)
@@ -656,13 +663,7 @@ def fmt_load_table(title, results, tools, limit_wall, copy_bytes, rows):
 
 
 def load_suite(args, command):
-    tools = [t for t in LOAD_TOOLS if not args.tools or any(k in t.name.lower() for k in args.tools)]
-    if tools[0] is not LOAD_TOOLS[0]:
-        tools.insert(0, LOAD_TOOLS[0])  # the limit is always measured
-    check_tools(tools)
-    for t in tools:
-        if t.missing:
-            print(f"   {t.name}: {t.missing}", flush=True)
+    tools = chosen_tools(args, LOAD_TOOLS)
     rows = args.rows
     parquet = os.path.join(DATA, "lineitem.parquet")
     with Server(rows, 0) as server:

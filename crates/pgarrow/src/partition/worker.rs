@@ -16,7 +16,7 @@ use super::files::{DirTarget, loss_metadata};
 use super::plan::{PartitionPlan, enter_snapshot, part_export_plan};
 use crate::protocol::{CancelToken, Config};
 use crate::stats::ExportStats;
-use crate::{Client, Error, ExportOptions, ExportPlan, Result};
+use crate::{Client, Error, Export, ExportOptions, ExportPlan, Result};
 
 /// What a worker does with its batches.
 pub(super) enum WorkerOutput {
@@ -157,6 +157,17 @@ async fn work(shared: &Shared, tx: &mpsc::Sender<Event>) -> Result<()> {
     client.close().await
 }
 
+impl Shared {
+    /// Adds what `export` decoded since `counted` (its rows and bytes when last counted) to
+    /// the progress totals, and moves `counted` on.
+    fn count(&self, export: &Export<'_>, counted: &mut (u64, u64)) {
+        let now = (export.rows(), export.bytes());
+        self.rows.fetch_add(now.0 - counted.0, Ordering::Relaxed);
+        self.bytes.fetch_add(now.1 - counted.1, Ordering::Relaxed);
+        *counted = now;
+    }
+}
+
 /// Reads one part; `false` when the export stopped meanwhile.
 async fn read_part(
     shared: &Shared,
@@ -172,6 +183,17 @@ async fn read_part(
             return false;
         }
         tx.send(event).await.is_ok()
+    };
+    let send_group = |group: EncodedRowGroup| {
+        let held = group.bytes();
+        send(
+            Event::RowGroup {
+                part: index,
+                group,
+                held,
+            },
+            held,
+        )
     };
     let schema = plan.schema.clone();
     let mut file = match &shared.output {
@@ -189,18 +211,12 @@ async fn read_part(
     };
     let mut export = client.export_plan(plan, &shared.options).await?;
     let mut writing = Duration::ZERO;
-    let (mut rows, mut bytes) = (0, 0);
+    let mut counted = (0, 0);
     while let Some(batch) = export.next_batch().await? {
         if stopped() {
             return Ok(false);
         }
-        shared
-            .rows
-            .fetch_add(export.rows() - rows, Ordering::Relaxed);
-        shared
-            .bytes
-            .fetch_add(export.bytes() - bytes, Ordering::Relaxed);
-        (rows, bytes) = (export.rows(), export.bytes());
+        shared.count(&export, &mut counted);
         let started = Instant::now();
         match (&shared.output, encoder.as_mut(), file.as_mut()) {
             (WorkerOutput::Forward, _, _) => {
@@ -220,13 +236,7 @@ async fn read_part(
             }
             (WorkerOutput::RowGroups(_), Some(encoder), _) => {
                 for group in encoder.write(&batch)? {
-                    let held = group.bytes();
-                    let event = Event::RowGroup {
-                        part: index,
-                        group,
-                        held,
-                    };
-                    if !send(event, held).await {
+                    if !send_group(group).await {
                         return Ok(false);
                     }
                 }
@@ -236,12 +246,7 @@ async fn read_part(
         }
         writing += started.elapsed();
     }
-    shared
-        .rows
-        .fetch_add(export.rows() - rows, Ordering::Relaxed);
-    shared
-        .bytes
-        .fetch_add(export.bytes() - bytes, Ordering::Relaxed);
+    shared.count(&export, &mut counted);
     let mut stats = export.stats();
     drop(export);
     let started = Instant::now();
@@ -251,16 +256,9 @@ async fn read_part(
     if shared.ordered
         && let Some(encoder) = encoder.as_mut()
         && let Some(group) = encoder.finish()?
+        && !send_group(group).await
     {
-        let held = group.bytes();
-        let event = Event::RowGroup {
-            part: index,
-            group,
-            held,
-        };
-        if !send(event, held).await {
-            return Ok(false);
-        }
+        return Ok(false);
     }
     let file = match file {
         Some((sink, path)) => {
