@@ -1,4 +1,6 @@
-//! Exports for synchronous programs: an arrow [`RecordBatchReader`].
+//! Exports, loads and copies for synchronous programs: an arrow [`RecordBatchReader`], and
+//! the one adapter ([`block_on`]) that runs any of the engine's async calls to its end or
+//! until its [`Stop`].
 //!
 //! ```no_run
 //! # fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,10 +23,11 @@
 //! runtime (use [`Export`] there).
 //!
 //! A host that must stay responsive while it waits (an interpreter that handles Ctrl-C, say)
-//! passes a check to [`export_checked`] and [`Reader::next_batch_checked`]: it runs every
-//! [`CHECK_EVERY`] while the call waits on the server, and when it says stop, the server
-//! query is cancelled and the call fails with [`ErrorKind::Cancelled`]. [`Reader::into_ffi_stream`]
-//! hands the export to any Arrow implementation in the process (the C stream interface).
+//! passes a [`Stop::polled`] to [`export_with`], [`load`] or [`block_on`]: its check runs on
+//! the calling thread every [`CHECK_EVERY`] while the call waits on the server, and when it
+//! says stop, the server query is cancelled and the call fails with [`ErrorKind::Cancelled`].
+//! [`Reader::into_ffi_stream`] hands the export to any Arrow implementation in the process
+//! (the C stream interface).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,10 +42,12 @@ use crate::export::request_cancel;
 use crate::load::{LoadHooks, LoadOptions, LoadStats};
 use crate::partition::{PartitionOptions, PartitionedExport};
 use crate::stats::ExportStats;
-use crate::{Client, Error, ErrorKind, Export, ExportOptions, IntoConfig, Result, Source};
+use crate::{
+    Client, Error, ErrorKind, Export, ExportOptions, IntoConfig, IntoTableName, Result, Source,
+    Stop,
+};
 
-/// How often the check of [`export_checked`] and [`Reader::next_batch_checked`] runs while
-/// they wait.
+/// How often a blocking call polls its [`Stop`] while it waits.
 pub const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// Connects, describes `source` and starts its COPY; the returned reader yields its batches.
@@ -54,92 +59,111 @@ pub fn export(
     source: impl Into<Source>,
     options: &ExportOptions,
 ) -> Result<Reader> {
-    export_checked(config, source, options, &mut || true)
+    export_with(config, source, options, &Stop::new())
 }
 
-/// [`export`], calling `check` every [`CHECK_EVERY`] while it waits: when `check` returns
-/// `false`, the server is sent a cancel request (if the query was sent), the connection is
-/// closed and the call fails with [`ErrorKind::Cancelled`].
+/// [`export`], stopped by `stop` (while it starts, and while its reader waits): the server is
+/// sent a cancel request (if the query was sent), the connection is closed and the call fails
+/// with [`ErrorKind::Cancelled`].
 ///
 /// # Errors
 /// As [`export`], and [`ErrorKind::Cancelled`].
-pub fn export_checked(
+pub fn export_with(
     config: impl IntoConfig,
     source: impl Into<Source>,
     options: &ExportOptions,
-    check: &mut dyn FnMut() -> bool,
+    stop: &Stop,
 ) -> Result<Reader> {
     let runtime = runtime()?;
     let config = config.into_config()?;
     let source = source.into();
-    let mut client = block_on_checked(&runtime, Client::connect(config), check)
-        .ok_or(ErrorKind::Cancelled)??;
+    let mut client = block_on(&runtime, stop, Client::connect(config))?;
     // Stopped while the server describes or starts the query, the connection is closed: a
     // server that computes before its first row would not notice that, so it is also sent a
     // cancel request.
     let token = client.connection().cancel_token();
     let start = client.into_export(source, options);
-    let Some(export) = block_on_checked(&runtime, start, check) else {
-        runtime.block_on(request_cancel(&token));
-        return Err(ErrorKind::Cancelled.into());
+    let export = match block_on(&runtime, stop, start) {
+        Err(e) if e.is_cancelled() => {
+            runtime.block_on(request_cancel(&token));
+            return Err(e);
+        }
+        other => other?,
     };
-    let export = export?;
     Ok(Reader {
         schema: export.schema(),
         export: Some(Running::One(Box::new(export))),
         last: ExportStats::default(),
+        stop: stop.clone(),
         runtime,
     })
 }
 
-/// [`export_checked`] over several connections in one snapshot (see [`crate::partition`]):
+/// [`export_with`] over several connections in one snapshot (see [`crate::partition`]):
 /// the reader yields the batches of every part as they come, in no particular order unless
 /// [`PartitionOptions::order_preserving`].
 ///
 /// # Errors
 /// As [`PartitionedExport::start`], and [`ErrorKind::Cancelled`].
-pub fn export_partitioned_checked(
+pub fn export_partitioned(
     config: impl IntoConfig,
     source: impl Into<Source>,
     options: &ExportOptions,
     partitions: &PartitionOptions,
-    check: &mut dyn FnMut() -> bool,
+    stop: &Stop,
 ) -> Result<Reader> {
     let runtime = runtime()?;
     let start = PartitionedExport::start(config, source, options, partitions);
     // Stopped while planning: the coordinating connection is closed with the future.
-    let export = block_on_checked(&runtime, start, check).ok_or(ErrorKind::Cancelled)??;
+    let export = block_on(&runtime, stop, start)?;
     Ok(Reader {
         schema: export.schema(),
         export: Some(Running::Parts(Box::new(export))),
         last: ExportStats::default(),
+        stop: stop.clone(),
         runtime,
     })
 }
 
 /// Connects and loads `input`'s batches into `table` in one transaction (see
-/// [`Client::load`]), calling `check` before each batch and every [`CHECK_EVERY`] while it
-/// waits on the server: when `check` says stop, the load sends CopyFail (or, while waiting,
-/// closes the connection), the server rolls back, and the call fails with
-/// [`ErrorKind::Cancelled`]. Either way the table is as it was.
+/// [`Client::load`]). When `stop` stops it (between chunks, or while it waits on the
+/// server), the load sends CopyFail (or closes the connection), the server rolls back, and
+/// the call fails with [`ErrorKind::Cancelled`]. Either way the table is as it was.
 ///
 /// # Errors
 /// As [`Client::connect`] and [`Client::load`], and [`ErrorKind::Cancelled`].
-pub fn load_checked(
+pub fn load(
     config: impl IntoConfig,
-    table: &str,
+    table: impl IntoTableName,
     input: impl RecordBatchReader + Send + 'static,
     options: &LoadOptions,
-    check: &mut dyn FnMut() -> bool,
+    stop: &Stop,
+) -> Result<LoadStats> {
+    load_with(
+        config,
+        table,
+        input,
+        options,
+        LoadHooks::default().stop(stop),
+    )
+}
+
+/// [`load`] with progress: `hooks.stop` stops it.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_with(
+    config: impl IntoConfig,
+    table: impl IntoTableName,
+    input: impl RecordBatchReader + Send + 'static,
+    options: &LoadOptions,
+    mut hooks: LoadHooks<'_>,
 ) -> Result<LoadStats> {
     let runtime = runtime()?;
     let config = config.into_config()?;
-    let check = std::cell::RefCell::new(check);
-    // The hook runs inside the load's polls and the waiting check between them: never both.
-    let mut call = || (check.borrow_mut())();
+    let stop = hooks.stop.clone();
     let started = std::time::Instant::now();
-    let mut client = block_on_checked(&runtime, Client::connect(config), &mut call)
-        .ok_or(ErrorKind::Cancelled)??;
+    let mut client = block_on(&runtime, &stop, Client::connect(config))?;
     let connect = started.elapsed();
     let schema = input.schema();
     // The load reads `input` on a thread of its own; that thread must be done with it before
@@ -151,21 +175,19 @@ pub fn load_checked(
         ended: Arc::clone(&ended),
         _alive: alive,
     };
-    let mut hooks = LoadHooks {
-        stop: Some(Box::new(|| !(check.borrow_mut())())),
-        ..LoadHooks::default()
-    };
     let load = client.load_with(table, &schema, input, options, &mut hooks);
-    let loaded = block_on_checked(&runtime, load, &mut || (check.borrow_mut())());
+    // The load watches its stop itself (it sends CopyFail and rolls back, within a grace
+    // period), so it is polled here, never cut off.
+    let loaded = drive(&runtime, &stop, load);
     drop(hooks);
     ended.store(true, Ordering::Relaxed);
     loop {
         match gone.recv_timeout(CHECK_EVERY) {
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if (check.borrow_mut())() => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !stop.poll() => {}
             _ => break,
         }
     }
-    let mut stats = loaded.ok_or(ErrorKind::Cancelled)??;
+    let mut stats = loaded?;
     stats.connect = connect;
     stats.total += connect;
     let _ = runtime.block_on(client.close());
@@ -236,6 +258,8 @@ pub struct Reader {
     export: Option<Running>,
     /// The statistics at the end.
     last: ExportStats,
+    /// Stops it while it waits.
+    stop: Stop,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -249,42 +273,33 @@ impl std::fmt::Debug for Reader {
 }
 
 impl Reader {
-    /// The next batch, or `None` at the end, with pgarrow's own error.
-    ///
-    /// # Errors
-    /// As [`Export::next_batch`].
-    pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        self.next_batch_checked(&mut || true)
-    }
-
-    /// [`next_batch`](Reader::next_batch), calling `check` every [`CHECK_EVERY`] while it
-    /// waits: when `check` returns `false`, the server query is cancelled, the reader ends and
-    /// the call fails with [`ErrorKind::Cancelled`].
+    /// The next batch, or `None` at the end, with pgarrow's own error. When the reader's
+    /// [`Stop`] (given to [`export_with`]) stops it while it waits, the server query is
+    /// cancelled, the reader ends and the call fails with [`ErrorKind::Cancelled`].
     ///
     /// # Errors
     /// As [`Export::next_batch`], and [`ErrorKind::Cancelled`].
-    pub fn next_batch_checked(
-        &mut self,
-        check: &mut dyn FnMut() -> bool,
-    ) -> Result<Option<RecordBatch>> {
+    pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         let Some(export) = self.export.as_mut() else {
             return Ok(None);
         };
-        let result = match block_on_checked(&self.runtime, export.next_batch(), check) {
-            Some(result) => result,
-            None => {
-                let export = self.export.take().expect("checked above");
-                self.last = export.stats();
-                // A cancel that cannot be sent still closes the connection, which ends the
-                // query at the server's next write.
-                let _ = self.runtime.block_on(export.cancel());
+        let result = block_on(&self.runtime, &self.stop, export.next_batch());
+        match &result {
+            Ok(Some(_)) => {}
+            Err(e) if e.is_cancelled() => {
+                if let Some(export) = self.export.take() {
+                    self.last = export.stats();
+                    // A cancel that cannot be sent still closes the connection, which ends
+                    // the query at the server's next write.
+                    let _ = self.runtime.block_on(export.cancel());
+                }
                 return Err(Error::from(ErrorKind::Cancelled).with_rows(self.last.rows));
             }
-        };
-        if !matches!(result, Ok(Some(_))) {
             // Ended or failed: the connection is closed now rather than when dropped.
-            self.last = export.stats();
-            self.export = None;
+            _ => {
+                self.last = export.stats();
+                self.export = None;
+            }
         }
         result
     }
@@ -317,20 +332,34 @@ impl Reader {
 }
 
 /// A single-threaded runtime with timers and I/O, for a blocking front door or a worker.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+///
+/// # Errors
+/// [`ErrorKind::Internal`] when the system refuses it.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| ErrorKind::Internal(format!("cannot start a tokio runtime: {e}")).into())
+        .map_err(|e| Error::internal(format!("cannot start a tokio runtime: {e}")))
 }
 
-/// Runs `fut` on `runtime`, calling `check` every [`CHECK_EVERY`] while it is pending; `None`
-/// when `check` said stop (the future is dropped unfinished).
-fn block_on_checked<F: Future>(
+/// Runs `fut` on `runtime` to its end, unless `stop` is stopped first: then `fut` is dropped
+/// unfinished (closing whatever connection it holds) and the result is
+/// [`ErrorKind::Cancelled`]. While it waits, `stop` is [polled](Stop::poll) on this thread
+/// every [`CHECK_EVERY`]. The one blocking adapter of every front door (the CLI, Python).
+///
+/// # Errors
+/// `fut`'s error, or [`ErrorKind::Cancelled`].
+pub fn block_on<T>(
     runtime: &tokio::runtime::Runtime,
-    fut: F,
-    check: &mut dyn FnMut() -> bool,
-) -> Option<F::Output> {
+    stop: &Stop,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    drive(runtime, stop, stop.run(fut))?
+}
+
+/// Runs `fut` on `runtime` to its end, polling `stop` on this thread every [`CHECK_EVERY`]
+/// while it is pending (for work that watches `stop` itself and winds down on its own).
+fn drive<F: Future>(runtime: &tokio::runtime::Runtime, stop: &Stop, fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     loop {
         // The future is polled where it left off: a timeout does not restart it. (The timer
@@ -338,9 +367,10 @@ fn block_on_checked<F: Future>(
         let waited =
             runtime.block_on(async { tokio::time::timeout(CHECK_EVERY, fut.as_mut()).await });
         match waited {
-            Ok(out) => return Some(out),
-            Err(_) if check() => {}
-            Err(_) => return None,
+            Ok(out) => return out,
+            Err(_) => {
+                stop.poll();
+            }
         }
     }
 }

@@ -166,14 +166,14 @@ impl Client {
             .await
             .map_err(|e| Error::from(e).in_query())?;
         if !described.params.is_empty() {
-            return Err(Error::query(format!(
+            return Err(Error::usage(format!(
                 "the query uses {} parameter(s) ($1...); pgarrow exports queries without \
                  parameters",
                 described.params.len()
             )));
         }
         let Some(fields) = described.columns else {
-            return Err(Error::query(
+            return Err(Error::usage(
                 "the statement returns no rows; export a SELECT, TABLE, VALUES or a table name",
             ));
         };
@@ -415,7 +415,7 @@ impl CatalogRow<'_> {
 
     fn unexpected(&self, i: usize, value: Option<&str>) -> Error {
         let tag = self.value(0).unwrap_or("?");
-        Error::query(format!(
+        Error::unexpected(format!(
             "unexpected answer to pgarrow's catalog query: field {i} of a '{tag}' row is {}",
             match value {
                 Some(v) => format!("{v:?}"),

@@ -33,7 +33,7 @@ pub(crate) async fn create_table(
         return Ok(());
     }
     if schema.fields().is_empty() {
-        return Err(Error::query(format!(
+        return Err(Error::usage(format!(
             "cannot create {table} from an input without columns"
         )));
     }
@@ -50,7 +50,7 @@ pub(crate) async fn create_table(
         let pg_type = match first_value(&rows, i) {
             Some(t) => t,
             None => arrow_type(f.data_type(), f).ok_or_else(|| {
-                Error::query(format!(
+                Error::usage(format!(
                     "cannot create column \"{}\" of {table}: no PostgreSQL type for Arrow {} (and \
                      its metadata names none that exists here); create the table first",
                     f.name(),

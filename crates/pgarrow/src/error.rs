@@ -1,12 +1,18 @@
-//! The library's error: what failed, with the rows delivered before it.
+//! The library's error: what failed, sorted by what the caller can do about it, with the rows
+//! delivered before it.
 
 use std::fmt;
 
 use arrow_schema::ArrowError;
 
-use crate::protocol::DbError;
+use crate::protocol::{DbError, ErrorKind as WireKind};
 
-/// An export failure, with the number of rows delivered before it.
+/// A failure of any pgarrow call, with the number of rows delivered before it.
+///
+/// [`kind`](Error::kind) says what failed; [`category`](Error::category) (and the `is_*`
+/// methods) says what the caller can do about it: fix the call, check the server or the
+/// network, fix a value, free the output, or report a bug. Wrapped errors stay reachable
+/// through [`std::error::Error::source`].
 #[derive(Debug)]
 pub struct Error {
     kind: Box<ErrorKind>,
@@ -20,16 +26,25 @@ pub struct Error {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// Connecting, a server error, or the protocol.
+    /// The call asks for something impossible or contradictory: an invalid name or option, a
+    /// statement that returns no rows, a file that is not what it should be. Nothing ran.
+    Usage(String),
+    /// Connecting failed (the settings, the network, TLS, authentication, or the server
+    /// refusing the session); nothing ran.
+    Connect(pgarrow_protocol::Error),
+    /// The server reported an error (with its SQLSTATE), or the connection failed or broke
+    /// while working.
     Protocol(pgarrow_protocol::Error),
-    /// The COPY data could not be decoded into Arrow.
+    /// The server answered in a way pgarrow does not expect (a catalog query, a snapshot):
+    /// a server, proxy or extension pgarrow does not understand.
+    Unexpected(String),
+    /// The COPY data could not be decoded into Arrow: a value (column, row) has no exact form
+    /// under the options, or the bytes are malformed.
     Decode(pgarrow_decode::Error),
     /// A value or a column cannot go into its target column (a load).
     Encode(pgarrow_encode::EncodeError),
     /// Reading a load's input failed.
     Input(ArrowError),
-    /// The query cannot be exported (it returns no rows, it takes parameters, ...).
-    Query(String),
     /// The server's row count does not match the rows decoded.
     RowCount {
         /// Rows the server says it sent.
@@ -37,16 +52,16 @@ pub enum ErrorKind {
         /// Rows decoded.
         decoded: u64,
     },
-    /// Creating, writing or finishing an output file failed.
+    /// Creating, writing or finishing an output failed.
     Sink(pgarrow_sink::Error),
     /// A [`RecordBatchWriter`](arrow_array::RecordBatchWriter) given to
     /// [`Export::write_to`](crate::Export::write_to) failed.
     Write(ArrowError),
-    /// The export was cancelled (the cancel future of its [`Hooks`](crate::Hooks) resolved):
-    /// the server query was cancelled and nothing was written.
+    /// The work was stopped through its [`Stop`](crate::Stop): the server query was
+    /// cancelled, nothing was written (a load rolled back).
     Cancelled,
-    /// An error explained by what was being done (a part of a partitioned export, importing
-    /// a snapshot); the cause is its `source()`.
+    /// An error explained by what was being done (a part of a partitioned export, a table of
+    /// several); the cause is its `source()`.
     Context {
         /// What was being done.
         what: String,
@@ -57,10 +72,112 @@ pub enum ErrorKind {
     Internal(String),
 }
 
+/// What the caller can do about an [`Error`]: the coarse class that exit statuses, Python
+/// exception classes and retries are chosen by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Category {
+    /// Fix the call: an argument, an option, the connection settings, an input file's shape.
+    Usage,
+    /// No session: the server could not be reached or refused the connection.
+    Connection,
+    /// The server reported an error while working (see [`Error::code`]), or the connection
+    /// broke.
+    Server,
+    /// A value cannot be converted exactly (the message names the column and row).
+    Value,
+    /// Reading the input of a load failed.
+    Input,
+    /// Writing the output failed.
+    Output,
+    /// The caller stopped the work.
+    Cancelled,
+    /// A bug in pgarrow.
+    Internal,
+}
+
 impl Error {
     /// What failed.
     pub fn kind(&self) -> &ErrorKind {
         &self.kind
+    }
+
+    /// The innermost error under any [`ErrorKind::Context`].
+    fn root(&self) -> &Error {
+        let mut e = self;
+        while let ErrorKind::Context { source, .. } = &*e.kind {
+            e = source;
+        }
+        e
+    }
+
+    /// What the caller can do about it.
+    pub fn category(&self) -> Category {
+        match &*self.root().kind {
+            ErrorKind::Usage(_) => Category::Usage,
+            ErrorKind::Connect(p) if matches!(p.kind(), WireKind::Config(_)) => Category::Usage,
+            ErrorKind::Connect(_) => Category::Connection,
+            ErrorKind::Protocol(p) => match p.kind() {
+                WireKind::Config(_) => Category::Usage,
+                WireKind::Connect { .. } | WireKind::Auth(_) | WireKind::Tls { .. } => {
+                    Category::Connection
+                }
+                _ => Category::Server,
+            },
+            ErrorKind::Unexpected(_) | ErrorKind::RowCount { .. } => Category::Server,
+            ErrorKind::Decode(_) | ErrorKind::Encode(_) => Category::Value,
+            ErrorKind::Input(_) => Category::Input,
+            ErrorKind::Sink(
+                pgarrow_sink::Error::Invalid(_) | pgarrow_sink::Error::Unsupported(_),
+            ) => Category::Usage,
+            ErrorKind::Sink(_) | ErrorKind::Write(_) => Category::Output,
+            ErrorKind::Cancelled => Category::Cancelled,
+            ErrorKind::Internal(_) => Category::Internal,
+            ErrorKind::Context { .. } => unreachable!("root() looks under every context"),
+        }
+    }
+
+    /// The call asked for something impossible (see [`Category::Usage`]).
+    pub fn is_usage(&self) -> bool {
+        self.category() == Category::Usage
+    }
+
+    /// No session could be had (see [`Category::Connection`]).
+    pub fn is_connection(&self) -> bool {
+        self.category() == Category::Connection
+    }
+
+    /// A value could not be converted exactly (see [`Category::Value`]).
+    pub fn is_value(&self) -> bool {
+        self.category() == Category::Value
+    }
+
+    /// Writing the output failed (see [`Category::Output`]).
+    pub fn is_output(&self) -> bool {
+        self.category() == Category::Output
+    }
+
+    /// Whether the work was stopped by its caller.
+    pub fn is_cancelled(&self) -> bool {
+        self.category() == Category::Cancelled
+    }
+
+    /// Whether writing failed because the reader of a pipe closed it (`| head`): the reader
+    /// has what it wanted.
+    pub fn is_broken_pipe(&self) -> bool {
+        if !self.is_output() {
+            return false;
+        }
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(c) = cause {
+            if c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return true;
+            }
+            cause = c.source();
+        }
+        false
     }
 
     /// Rows delivered to the caller before the failure, when the export had started.
@@ -70,9 +187,8 @@ impl Error {
 
     /// The server's error, if the server sent one.
     pub fn as_db_error(&self) -> Option<&DbError> {
-        match &*self.kind {
-            ErrorKind::Protocol(e) => e.as_db_error(),
-            ErrorKind::Context { source, .. } => source.as_db_error(),
+        match &*self.root().kind {
+            ErrorKind::Protocol(e) | ErrorKind::Connect(e) => e.as_db_error(),
             _ => None,
         }
     }
@@ -80,15 +196,6 @@ impl Error {
     /// The server's SQLSTATE, if the server sent an error.
     pub fn code(&self) -> Option<&str> {
         self.as_db_error().map(|e| e.code.as_str())
-    }
-
-    /// Whether the export was cancelled by its caller.
-    pub fn is_cancelled(&self) -> bool {
-        match &*self.kind {
-            ErrorKind::Cancelled => true,
-            ErrorKind::Context { source, .. } => source.is_cancelled(),
-            _ => false,
-        }
     }
 
     /// Where in the source's SQL ([`Source::sql`](crate::Source::sql), which keeps a query's
@@ -116,8 +223,31 @@ impl Error {
         self
     }
 
-    pub(crate) fn query(msg: impl Into<String>) -> Self {
-        ErrorKind::Query(msg.into()).into()
+    /// An [`ErrorKind::Usage`] error.
+    pub(crate) fn usage(msg: impl Into<String>) -> Self {
+        ErrorKind::Usage(msg.into()).into()
+    }
+
+    /// An [`ErrorKind::Unexpected`] error.
+    pub(crate) fn unexpected(msg: impl Into<String>) -> Self {
+        ErrorKind::Unexpected(msg.into()).into()
+    }
+
+    /// An [`ErrorKind::Internal`] error.
+    pub(crate) fn internal(msg: impl Into<String>) -> Self {
+        ErrorKind::Internal(msg.into()).into()
+    }
+
+    /// This error, explained by what was being done.
+    pub(crate) fn context(mut self, what: impl Into<String>) -> Self {
+        // The rows are said once, by the outer error.
+        let rows = self.rows.take();
+        let mut e = Error::from(ErrorKind::Context {
+            what: what.into(),
+            source: Box::new(self),
+        });
+        e.rows = rows;
+        e
     }
 }
 
@@ -160,14 +290,14 @@ impl From<Error> for ArrowError {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &*self.kind {
-            ErrorKind::Protocol(e) => e.fmt(f)?,
+            ErrorKind::Protocol(e) | ErrorKind::Connect(e) => e.fmt(f)?,
             ErrorKind::Decode(e) => e.fmt(f)?,
             ErrorKind::Encode(e) => e.fmt(f)?,
             ErrorKind::Input(ArrowError::ExternalError(e)) => {
                 write!(f, "reading the input failed: {e}")?
             }
             ErrorKind::Input(e) => write!(f, "reading the input failed: {e}")?,
-            ErrorKind::Query(m) => f.write_str(m)?,
+            ErrorKind::Usage(m) | ErrorKind::Unexpected(m) => f.write_str(m)?,
             ErrorKind::RowCount { server, decoded } => write!(
                 f,
                 "the server reported {server} rows but {decoded} were decoded"
@@ -188,7 +318,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &*self.kind {
-            ErrorKind::Protocol(e) => Some(e),
+            ErrorKind::Protocol(e) | ErrorKind::Connect(e) => Some(e),
             ErrorKind::Decode(e) => Some(e),
             ErrorKind::Encode(e) => Some(e),
             ErrorKind::Input(e) => Some(e),
@@ -202,3 +332,29 @@ impl std::error::Error for Error {
 
 /// A specialized `Result` for exports.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categories_look_under_context() {
+        let e = Error::usage("bad").context("table t");
+        assert_eq!(e.category(), Category::Usage);
+        assert!(e.is_usage() && !e.is_connection());
+        let config = crate::protocol::Config::parse("port=0").unwrap_err();
+        assert!(Error::from(config).is_usage());
+        let cancelled = Error::from(ErrorKind::Cancelled).context("part 3");
+        assert!(cancelled.is_cancelled());
+        assert_eq!(Error::internal("x").category(), Category::Internal);
+    }
+
+    #[test]
+    fn broken_pipes_are_found_through_the_sources() {
+        let io = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let e = Error::from(pgarrow_sink::Error::Stdout(io));
+        assert!(e.is_broken_pipe(), "{e}");
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(!Error::from(pgarrow_sink::Error::Stdout(other)).is_broken_pipe());
+    }
+}

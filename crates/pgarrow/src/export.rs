@@ -133,7 +133,7 @@ impl<'c> Export<'c> {
         let copy_sent = Instant::now();
         let mut copy = CopyOut::start(conn, &plan.copy_sql).await?;
         if !copy.is_binary() {
-            return Err(Error::query(
+            return Err(Error::unexpected(
                 "the server started a text COPY instead of binary",
             ));
         }

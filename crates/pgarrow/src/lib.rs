@@ -39,18 +39,22 @@ mod create;
 mod error;
 mod export;
 mod load;
+pub mod names;
 pub mod partition;
 mod pipeline;
 mod source;
 mod stats;
+mod stop;
 
 pub use client::{Client, ExportOptions, ExportPlan, IntoConfig};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Category, Error, ErrorKind, Result};
 pub use export::Export;
 pub use load::{LoadHooks, LoadMode, LoadOptions, LoadStats};
+pub use names::{IntoTableName, TableName, TablePattern};
 pub use pipeline::{FileTarget, Hooks};
 pub use source::Source;
 pub use stats::ExportStats;
+pub use stop::Stop;
 
 /// How PostgreSQL types become Arrow types: type plans, the catalog they are made from,
 /// and the metadata keys of the fields.

@@ -9,7 +9,7 @@ use pgarrow_encode::{HEADER, RowEncoder, TRAILER};
 
 use crate::create::create_table;
 use crate::protocol::quote_ident;
-use crate::{Client, Error, ErrorKind, Result, Source};
+use crate::{Client, Error, ErrorKind, IntoTableName, Result, Source, Stop};
 
 /// What a load does with the rows already in the table.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -100,30 +100,43 @@ impl From<&LoadOptions> for LoadOptions {
     }
 }
 
-/// What a caller sees of a load while it runs.
+/// What a caller sees of a load while it runs, and how it stops it.
 #[derive(Default)]
 pub struct LoadHooks<'a> {
     /// Called after each batch is encoded: input rows so far, bytes of COPY data so far.
     pub progress: Option<Box<dyn FnMut(u64, u64) + 'a>>,
-    /// Checked before each batch is read and before each write to the server: `true` stops the
-    /// load, which sends CopyFail, rolls back and fails with [`ErrorKind::Cancelled`].
-    pub stop: Option<Box<dyn FnMut() -> bool + 'a>>,
+    /// Stops the load, between chunks or while it waits on the server: it sends CopyFail
+    /// (or, with a server that does not answer within a few seconds, drops the connection),
+    /// rolls back and fails with [`ErrorKind::Cancelled`].
+    pub stop: Stop,
 }
 
 impl std::fmt::Debug for LoadHooks<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadHooks")
             .field("progress", &self.progress.is_some())
-            .field("stop", &self.stop.is_some())
+            .field("stop", &self.stop)
             .finish()
     }
 }
 
-impl LoadHooks<'_> {
-    fn stopped(&mut self) -> bool {
-        self.stop.as_mut().is_some_and(|stop| stop())
+impl<'a> LoadHooks<'a> {
+    /// Hooks that stop the load with `stop`.
+    pub fn stop(mut self, stop: &Stop) -> Self {
+        self.stop = stop.clone();
+        self
+    }
+
+    /// Calls `f` after each chunk is sent: input rows so far, bytes of COPY data so far.
+    pub fn on_progress(mut self, f: impl FnMut(u64, u64) + 'a) -> Self {
+        self.progress = Some(Box::new(f));
+        self
     }
 }
+
+/// How long a stopped load may take to send CopyFail and roll back before its connection is
+/// dropped (the server rolls back then too).
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Bytes of encoded rows handed to the connection at a time.
 const SEND_AT: usize = 1 << 20;
@@ -146,7 +159,7 @@ impl Client {
     /// value that does not fit (column, row, value); the server's error; the input's error.
     pub async fn load<I>(
         &mut self,
-        table: &str,
+        table: impl IntoTableName,
         schema: &Schema,
         batches: I,
         options: impl Into<LoadOptions>,
@@ -176,7 +189,7 @@ impl Client {
     /// As [`load`](Client::load), and [`ErrorKind::Cancelled`] when `hooks.stop` said so.
     pub async fn load_with<I>(
         &mut self,
-        table: &str,
+        table: impl IntoTableName,
         schema: &Schema,
         batches: I,
         options: &LoadOptions,
@@ -188,13 +201,8 @@ impl Client {
     {
         let started = Instant::now();
         let mut stats = LoadStats::default();
-        let Source::Table { schema: ns, name } = Source::table(table)? else {
-            unreachable!("Source::table makes a table");
-        };
-        let qualified = match &ns {
-            Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&name)),
-            None => quote_ident(&name),
-        };
+        let table = table.into_table_name()?;
+        let qualified = table.quoted();
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let list = columns
             .iter()
@@ -262,18 +270,14 @@ impl Client {
                         "cannot start the encoding thread: {e}"
                     )))
                 })?;
+            let stop = hooks.stop.clone();
             let sent: Result<()> = async {
                 loop {
-                    let chunk = encoded.recv().await.ok_or_else(|| {
-                        Error::from(ErrorKind::Internal(
-                            "the encoding thread stopped without a word".into(),
-                        ))
+                    let chunk = stop.run(encoded.recv()).await?.ok_or_else(|| {
+                        Error::internal("the encoding thread stopped without a word")
                     })??;
-                    if hooks.stopped() {
-                        return Err(ErrorKind::Cancelled.into());
-                    }
                     let t = Instant::now();
-                    copy.write(&chunk.buf).await?;
+                    stop.run(copy.write(&chunk.buf)).await??;
                     stats.send += t.elapsed();
                     if let Some(progress) = hooks.progress.as_mut() {
                         progress(chunk.rows, copy.bytes());
@@ -291,8 +295,14 @@ impl Client {
             stats.bytes = copy.bytes();
             if let Err(e) = sent.map_err(at_input_row) {
                 // The server discards what it took; its own error, if it has one, is the
-                // same as ours or follows from it.
-                let _ = copy.fail(&format!("pgarrow: {e}")).await;
+                // same as ours or follows from it. A stopped load gives a server that does
+                // not read a few seconds, then drops the connection (which rolls back too).
+                let message = format!("pgarrow: {e}");
+                let fail = copy.fail(&message);
+                match e.is_cancelled() {
+                    true => drop(tokio::time::timeout(STOP_GRACE, fail).await),
+                    false => drop(fail.await),
+                }
                 return Err(e);
             }
             let t = Instant::now();
@@ -339,7 +349,7 @@ impl Client {
         if let Err(e) = result {
             let conn = self.connection();
             if conn.is_ready() {
-                let _ = conn.simple_query("ROLLBACK").await;
+                let _ = tokio::time::timeout(STOP_GRACE, conn.simple_query("ROLLBACK")).await;
             }
             return Err(e);
         }
@@ -460,12 +470,12 @@ fn at_input_row(e: Error) -> Error {
 /// `INSERT ... SELECT values ... ON CONFLICT (key) DO UPDATE` from the load's temporary table.
 fn upsert_sql(table: &str, columns: &[String], values: &str, key: &[String]) -> Result<String> {
     if key.is_empty() {
-        return Err(Error::query(
+        return Err(Error::usage(
             "an upsert needs a key: the columns of a unique index",
         ));
     }
     if let Some(k) = key.iter().find(|k| !columns.contains(k)) {
-        return Err(Error::query(format!(
+        return Err(Error::usage(format!(
             "the upsert key {k:?} is not among the input's columns ({})",
             columns.join(", ")
         )));

@@ -7,7 +7,6 @@
 //! table: 255 -> 225 MiB peak RSS).
 
 use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use arrow_array::{RecordBatch, RecordBatchWriter};
@@ -17,25 +16,23 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::export::request_cancel;
 use crate::stats::ExportStats;
-use crate::{Client, Error, ErrorKind, Export, ExportOptions, Result, Source};
+use crate::{Client, Error, ErrorKind, Export, ExportOptions, Result, Source, Stop};
 
-/// Optional callbacks of a pipeline run: progress after each batch, and a future whose
-/// completion cancels the export (a Ctrl-C handler, a timeout, a shutdown signal).
+/// What a caller sees of a running export and how it stops it: progress after each batch,
+/// and a [`Stop`].
 ///
 /// ```
-/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let stop = pgarrow::Stop::new();
 /// let hooks = pgarrow::Hooks::new()
 ///     .on_progress(|stats| eprintln!("{} rows", stats.rows))
-///     .cancel_on(async {
-///         let _ = stopped.await;
-///     });
-/// // `stop.send(())`, from any thread, cancels the export that runs with `hooks`.
+///     .with_stop(stop.clone());
+/// // `stop.stop()`, from any thread, cancels the export that runs with `hooks`.
 /// # drop((hooks, stop));
 /// ```
 #[derive(Default)]
 pub struct Hooks<'a> {
     pub(crate) progress: Option<Progress<'a>>,
-    cancel: Option<Pin<Box<dyn Future<Output = ()> + Send + 'a>>>,
+    pub(crate) stop: Stop,
 }
 
 pub(crate) type Progress<'a> = Box<dyn FnMut(&ExportStats) + Send + 'a>;
@@ -44,13 +41,13 @@ impl std::fmt::Debug for Hooks<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hooks")
             .field("progress", &self.progress.is_some())
-            .field("cancel", &self.cancel.is_some())
+            .field("stop", &self.stop)
             .finish()
     }
 }
 
 impl<'a> Hooks<'a> {
-    /// No progress callback, no cancellation.
+    /// No progress callback, and a stop nobody else holds.
     pub fn new() -> Self {
         Self::default()
     }
@@ -61,24 +58,23 @@ impl<'a> Hooks<'a> {
         self
     }
 
-    /// Cancels the export when `signal` completes: the server is sent a CancelRequest (waiting
+    /// Stops the export when `stop` is stopped: the server is sent a CancelRequest (waiting
     /// at most a second for it to be taken), the connection is closed, the writer is dropped
     /// without finishing (a [`Sink`] then removes its temporary file), and the run fails with
     /// [`ErrorKind::Cancelled`].
-    pub fn cancel_on(mut self, signal: impl Future<Output = ()> + Send + 'a) -> Self {
-        self.cancel = Some(Box::pin(signal));
+    pub fn with_stop(mut self, stop: Stop) -> Self {
+        self.stop = stop;
         self
     }
 
-    /// Runs `fut` unless the cancel signal comes first (then `None`).
+    /// The stop.
+    pub fn stop(&self) -> &Stop {
+        &self.stop
+    }
+
+    /// Runs `fut` unless the stop comes first (then `None`).
     pub(crate) async fn or_cancelled<T>(&mut self, fut: impl Future<Output = T>) -> Option<T> {
-        match self.cancel.as_mut() {
-            Some(cancel) => tokio::select! {
-                r = fut => Some(r),
-                () = cancel => None,
-            },
-            None => Some(fut.await),
-        }
+        self.stop.run(fut).await.ok()
     }
 }
 

@@ -1,7 +1,6 @@
 //! What to export: a query or a table.
 
-use crate::protocol::quote_ident;
-use crate::{Error, Result};
+use crate::{Result, TableName};
 
 /// What to export.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,12 +8,7 @@ pub enum Source {
     /// Any query returning rows (`SELECT`, `TABLE`, `VALUES`, `WITH ...`).
     Query(String),
     /// A table, view or materialized view, by exact (case-sensitive) name.
-    Table {
-        /// Schema; `None` follows the `search_path`.
-        schema: Option<String>,
-        /// Table name.
-        name: String,
-    },
+    Table(TableName),
 }
 
 impl Source {
@@ -24,38 +18,36 @@ impl Source {
         Source::Query(sql.into())
     }
 
-    /// A table from `name` or `schema.name`; either part may be double-quoted (`"a.b"."c"`)
-    /// to contain dots. Names are exact: `Orders` and `orders` are different tables.
+    /// A table from `name` or `schema.name` (see [`TableName::parse`]): either part may be
+    /// double-quoted (`"a.b"."c"`) to contain dots. Names are exact: `Orders` and `orders`
+    /// are different tables.
     ///
     /// # Errors
     /// An empty part, a stray quote, or more than two parts.
     pub fn table(spec: &str) -> Result<Source> {
-        let parts = split_qualified(spec)
-            .ok_or_else(|| Error::query(format!("invalid table name \"{spec}\"")))?;
-        match parts.as_slice() {
-            [name] => Ok(Source::Table {
-                schema: None,
-                name: name.clone(),
-            }),
-            [schema, name] => Ok(Source::Table {
-                schema: Some(schema.clone()),
-                name: name.clone(),
-            }),
-            _ => Err(Error::query(format!(
-                "invalid table name \"{spec}\": expected name or schema.name"
-            ))),
-        }
+        TableName::parse(spec).map(Source::Table)
     }
 
     /// The SELECT this source stands for, identifiers quoted.
     pub fn sql(&self) -> String {
         match self {
             Source::Query(q) => statement_body(q).to_owned(),
-            Source::Table { schema, name } => match schema {
-                Some(s) => format!("SELECT * FROM {}.{}", quote_ident(s), quote_ident(name)),
-                None => format!("SELECT * FROM {}", quote_ident(name)),
-            },
+            Source::Table(t) => format!("SELECT * FROM {}", t.quoted()),
         }
+    }
+
+    /// The table, for a table source.
+    pub fn as_table(&self) -> Option<&TableName> {
+        match self {
+            Source::Table(t) => Some(t),
+            Source::Query(_) => None,
+        }
+    }
+}
+
+impl From<TableName> for Source {
+    fn from(table: TableName) -> Source {
+        Source::Table(table)
     }
 }
 
@@ -163,48 +155,6 @@ fn dollar_tag(b: &[u8]) -> Option<&[u8]> {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Splits `a.b` / `"a.b".c` into parts, unquoting quoted ones.
-fn split_qualified(spec: &str) -> Option<Vec<String>> {
-    let mut parts = Vec::new();
-    let mut chars = spec.chars().peekable();
-    loop {
-        let mut part = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next()? {
-                    '"' if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        part.push('"');
-                    }
-                    '"' => break,
-                    c => part.push(c),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == '.' {
-                    break;
-                }
-                if c == '"' {
-                    return None;
-                }
-                part.push(c);
-                chars.next();
-            }
-        }
-        if part.is_empty() {
-            return None;
-        }
-        parts.push(part);
-        match chars.next() {
-            None => return Some(parts),
-            Some('.') => {}
-            Some(_) => return None,
-        }
-    }
 }
 
 impl From<&str> for Source {

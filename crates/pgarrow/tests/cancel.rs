@@ -244,23 +244,25 @@ fn dropping_a_blocking_reader_ends_the_backend() {
     eprintln!("blocking reader dropped: backend gone {took:?} after the drop");
 }
 
-/// The checked reader: while it waits on a server that sends nothing, its check runs every
-/// `CHECK_EVERY`; when the check says stop, the call fails with `Cancelled`, the rows already
-/// delivered are counted, and the backend ends.
+/// A reader with a polled stop: while it waits on a server that sends nothing, its check
+/// runs every `CHECK_EVERY` on the reading thread; when the check says stop, the call fails
+/// with `Cancelled`, the rows already delivered are counted, and the backend ends.
 #[test]
-fn checked_reader_cancels_when_its_check_says_stop() {
+fn a_polled_stop_cancels_a_waiting_reader() {
     let Some((pg, db)) = slow_database("readercheck", "0.001") else {
         return;
     };
+    let checks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&checks);
+    // Stops on the third check.
+    let stop = pgarrow::Stop::polled(move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= 3
+    });
     let mut reader =
-        pgarrow::blocking::export_checked(pg.url(&db), STALLS, &options(20), &mut || true).unwrap();
+        pgarrow::blocking::export_with(pg.url(&db), STALLS, &options(20), &stop).unwrap();
     let mut rows = 0;
-    let mut checks = 0;
     let err = loop {
-        let next = reader.next_batch_checked(&mut || {
-            checks += 1;
-            checks < 3
-        });
+        let next = reader.next_batch();
         match next {
             Ok(Some(batch)) => rows += batch.num_rows(),
             Ok(None) => panic!("the export ended"),
@@ -268,12 +270,12 @@ fn checked_reader_cancels_when_its_check_says_stop() {
         }
     };
     assert!(err.is_cancelled(), "{err}");
-    assert_eq!(checks, 3);
+    assert_eq!(checks.load(std::sync::atomic::Ordering::SeqCst), 3);
     // What reached the client before the sleep: whole batches (the server's send buffer
     // holds back the last few rows).
     assert!(rows >= 60 && rows % 20 == 0, "{rows} rows");
     assert_eq!(err.rows_delivered(), Some(rows as u64));
-    assert!(reader.next_batch_checked(&mut || true).unwrap().is_none());
+    assert!(reader.next_batch().unwrap().is_none());
     let gone =
         pgarrow_testkit::activity::poll_until(Duration::from_secs(2), "the backend ends", || {
             pg.psql(
@@ -285,7 +287,7 @@ fn checked_reader_cancels_when_its_check_says_stop() {
     eprintln!("checked reader stopped: backend gone {gone:?} later");
 }
 
-/// Cancelling through the hooks: the run fails with `Cancelled`, no file and no temporary
+/// Stopping through the hooks: the run fails with `Cancelled`, no file and no temporary
 /// file remain, and the backend is gone.
 #[tokio::test(flavor = "current_thread")]
 async fn cancelled_file_export_leaves_nothing() {
@@ -293,17 +295,12 @@ async fn cancelled_file_export_leaves_nothing() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut first_tx = Some(first_tx);
+    // Stopped after the first batch.
+    let stop = pgarrow::Stop::new();
+    let stopper = stop.clone();
     let hooks = Hooks::new()
-        .on_progress(move |_| {
-            if let Some(tx) = first_tx.take() {
-                let _ = tx.send(());
-            }
-        })
-        .cancel_on(async {
-            let _ = first_rx.await;
-        });
+        .on_progress(move |_| stopper.stop())
+        .with_stop(stop);
     let target = FileTarget::new(Format::ArrowFile, Output::File(dir.path().join("t.arrow")));
     let err = client
         .export_to_file(STREAMING, &options(50), &target, hooks)

@@ -661,12 +661,12 @@ fn a_blocking_reader_over_parts() {
         return;
     };
     let source = Source::table("t").unwrap();
-    let reader = pgarrow::blocking::export_partitioned_checked(
+    let reader = pgarrow::blocking::export_partitioned(
         db.url(),
         &source,
         &ExportOptions::default(),
         &PartitionOptions::new(2).parts(5),
-        &mut || true,
+        &pgarrow::Stop::new(),
     )
     .unwrap();
     let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();

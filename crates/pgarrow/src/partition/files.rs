@@ -135,7 +135,7 @@ pub async fn export_to_dir(
     let mut hooks = hooks;
     let config = config.into_config()?;
     if target.format == Format::Null {
-        return Err(Error::query(
+        return Err(Error::usage(
             "an export into a directory writes files: choose parquet, arrow or arrow-stream",
         ));
     }

@@ -94,10 +94,10 @@ impl Manifest {
         let path = dir.join(MANIFEST_NAME);
         let text = std::fs::read_to_string(&path).map_err(|e| io_error("read", &path, e))?;
         let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
-            Error::query(format!("{} is not a pgarrow manifest: {e}", path.display()))
+            Error::usage(format!("{} is not a pgarrow manifest: {e}", path.display()))
         })?;
         if manifest.pgarrow_manifest != MANIFEST_VERSION {
-            return Err(Error::query(format!(
+            return Err(Error::usage(format!(
                 "{}: manifest format {} is not supported (this pgarrow reads format \
                  {MANIFEST_VERSION})",
                 path.display(),

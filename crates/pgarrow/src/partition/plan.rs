@@ -11,8 +11,7 @@ use crate::client::copy_statement;
 use crate::export::ConnSlot;
 use crate::protocol::{Connection, quote_literal};
 use crate::{
-    Client, ColumnPlan, Error, ErrorKind, Export, ExportOptions, ExportPlan, IntoConfig, Result,
-    Source,
+    Client, ColumnPlan, Error, Export, ExportOptions, ExportPlan, IntoConfig, Result, Source,
 };
 
 use super::{PartitionOptions, SnapshotMode};
@@ -108,9 +107,9 @@ impl PartitionPlan {
     /// Not a plan pgarrow wrote, or one of another version.
     pub fn from_json(json: &str) -> Result<PartitionPlan> {
         let plan: PartitionPlan = serde_json::from_str(json)
-            .map_err(|e| Error::query(format!("not a pgarrow plan: {e}")))?;
+            .map_err(|e| Error::usage(format!("not a pgarrow plan: {e}")))?;
         if plan.pgarrow_plan != PLAN_VERSION {
-            return Err(Error::query(format!(
+            return Err(Error::usage(format!(
                 "plan format {} is not supported by this pgarrow (it reads format {PLAN_VERSION})",
                 plan.pgarrow_plan
             )));
@@ -129,7 +128,7 @@ impl PartitionPlan {
     /// There is no such part.
     pub fn part(&self, index: usize) -> Result<&Part> {
         self.parts.get(index).ok_or_else(|| {
-            Error::query(format!(
+            Error::usage(format!(
                 "the plan has {} parts (0 to {}); there is no part {index}",
                 self.parts.len(),
                 self.parts.len().saturating_sub(1)
@@ -200,7 +199,9 @@ impl Coordinator {
             }
         };
         if partitions.snapshot == SnapshotMode::Shared && snapshot.is_none() {
-            return Err(Error::query("pg_export_snapshot() returned no snapshot"));
+            return Err(Error::unexpected(
+                "pg_export_snapshot() returned no snapshot",
+            ));
         }
         let mut columns = client.plan_with(&source, &options.policies).await?;
         let sql = source.sql();
@@ -297,7 +298,7 @@ pub(crate) async fn describe_for_parts(
     }
     columns.schema = schema_of(&columns.columns);
     if *columns.schema != plan.schema {
-        return Err(Error::query(format!(
+        return Err(Error::usage(format!(
             "the source's columns are not those of the plan (the table changed since it was \
              planned?): the plan has {}, the server now describes {}",
             field_list(&plan.schema),
@@ -399,7 +400,7 @@ async fn settle_depths(
         let dims = match seen {
             Some(v) => v
                 .parse::<usize>()
-                .map_err(|_| Error::query(format!("unexpected array_ndims() answer {v:?}")))?,
+                .map_err(|_| Error::unexpected(format!("unexpected array_ndims() answer {v:?}")))?,
             None => 1,
         };
         columns.columns[i].kind = columns.columns[i].kind.with_list_depth(dims);
@@ -407,22 +408,6 @@ async fn settle_depths(
     }
     columns.schema = schema_of(&columns.columns);
     Ok(out)
-}
-
-impl Error {
-    /// This error, explained by `what` (which comes first in the message).
-    pub(crate) fn context(mut self, what: impl Into<String>) -> Error {
-        // The rows are said once, by the outer error.
-        let rows = self.rows.take();
-        let e = Error::from(ErrorKind::Context {
-            what: what.into(),
-            source: Box::new(self),
-        });
-        match rows {
-            Some(r) => e.with_rows(r),
-            None => e,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -25,14 +25,11 @@ pub(super) async fn plan_parts(
     if let Some(by) = &partitions.by {
         return key_parts(client, sql, columns, by, n).await;
     }
-    let Source::Table { schema, name } = source else {
+    let Source::Table(table) = source else {
         // A query has no blocks to split: one part, unless a key column was given.
         return Ok(vec![whole(sql)]);
     };
-    let qualified = match schema {
-        Some(s) => format!("{}.{}", quote_ident(s), quote_ident(name)),
-        None => quote_ident(name),
-    };
+    let qualified = table.quoted();
     if client.conn().server_version_num() >= TID_RANGE_SCANS {
         return block_parts(client, &qualified, columns, partitions).await;
     }
@@ -127,14 +124,14 @@ ORDER BY c.oid",
         .map(|r| {
             let get = |i: usize| {
                 r.get(i).cloned().flatten().ok_or_else(|| {
-                    Error::query(format!(
+                    Error::unexpected(format!(
                         "unexpected answer to pgarrow's relation query: {r:?}"
                     ))
                 })
             };
             let num = |i: usize| {
                 get(i)?.parse::<u64>().map_err(|_| {
-                    Error::query(format!(
+                    Error::unexpected(format!(
                         "unexpected answer to pgarrow's relation query: {r:?}"
                     ))
                 })
@@ -238,14 +235,14 @@ async fn key_parts(
                 .iter()
                 .map(|c| c.column.name.as_str())
                 .collect();
-            return Err(Error::query(format!(
+            return Err(Error::usage(format!(
                 "--partition-by {by}: the result has no column of that name (its columns: {}); \
                  names are exact",
                 names.join(", ")
             )));
         }
         _ => {
-            return Err(Error::query(format!(
+            return Err(Error::usage(format!(
                 "--partition-by {by}: the result has {} columns of that name; rename them",
                 matching.len()
             )));
@@ -257,7 +254,7 @@ async fn key_parts(
         oid::DATE => KeyClass::Date,
         oid::TIMESTAMP | oid::TIMESTAMPTZ => KeyClass::Timestamp,
         _ => {
-            return Err(Error::query(format!(
+            return Err(Error::usage(format!(
                 "--partition-by {by}: a {} column cannot be split into ranges; use an integer, \
                  date or timestamp column",
                 column.type_name

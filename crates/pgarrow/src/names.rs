@@ -1,0 +1,505 @@
+//! Relation names: one type that holds a `schema.name` exactly and quotes it for SQL (so that
+//! no statement is built by pasting a user's name), and the patterns of `pg_dump` (`--table`,
+//! `--schema`) that select several relations, resolved through the catalog.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{Connection, quote_ident, quote_literal};
+use crate::{Error, Result, Source};
+
+/// A table, view or other relation, by exact name: `name` (found through the `search_path`)
+/// or `schema.name`. Case and every character are kept as given; [`quoted`](TableName::quoted)
+/// is the form for SQL, and [`Display`](fmt::Display) the form for people (quoted only where
+/// SQL needs it).
+///
+/// ```
+/// use pgarrow::TableName;
+///
+/// let t = TableName::parse("sales.\"Orders\"")?;
+/// assert_eq!(t.quoted(), "\"sales\".\"Orders\"");
+/// assert_eq!(t.to_string(), "sales.\"Orders\"");
+/// # Ok::<(), pgarrow::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableName {
+    /// The schema; `None` follows the `search_path`.
+    pub schema: Option<String>,
+    /// The relation's name.
+    pub name: String,
+}
+
+impl TableName {
+    /// A name in `schema` (or on the `search_path` when `None`).
+    pub fn new(schema: Option<impl Into<String>>, name: impl Into<String>) -> TableName {
+        TableName {
+            schema: schema.map(Into::into),
+            name: name.into(),
+        }
+    }
+
+    /// Reads `name` or `schema.name`; either part may be double-quoted (`"a.b"."c"`, `""` for
+    /// a quote) to hold dots. Names are exact: `Orders` and `orders` are different tables
+    /// (the command line's `--table` folds unquoted names as SQL does, through
+    /// [`TablePattern`](TablePattern)).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Usage`](crate::ErrorKind::Usage): an empty part, a stray quote, or more
+    /// than two parts.
+    pub fn parse(spec: &str) -> Result<TableName> {
+        let parts = split_qualified(spec)
+            .ok_or_else(|| Error::usage(format!("invalid table name \"{spec}\"")))?;
+        match <[String; 2]>::try_from(parts) {
+            Ok([schema, name]) => Ok(TableName::new(Some(schema), name)),
+            Err(parts) => match <[String; 1]>::try_from(parts) {
+                Ok([name]) => Ok(TableName::new(None::<String>, name)),
+                Err(_) => Err(Error::usage(format!(
+                    "invalid table name \"{spec}\": expected name or schema.name"
+                ))),
+            },
+        }
+    }
+
+    /// The name for SQL, each part quoted: `"schema"."name"`.
+    pub fn quoted(&self) -> String {
+        match &self.schema {
+            Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&self.name)),
+            None => quote_ident(&self.name),
+        }
+    }
+}
+
+impl fmt::Display for TableName {
+    /// `schema.name`, each part quoted only where SQL would not read it back unchanged.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = &self.schema {
+            write!(f, "{}.", plain_ident(s))?;
+        }
+        f.write_str(&plain_ident(&self.name))
+    }
+}
+
+impl std::str::FromStr for TableName {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<TableName> {
+        TableName::parse(s)
+    }
+}
+
+/// What the calls that take a table accept: a [`TableName`], or text read by
+/// [`TableName::parse`] (exact names: `sales."Orders"`).
+pub trait IntoTableName {
+    /// The name.
+    ///
+    /// # Errors
+    /// Text that is not a valid name.
+    fn into_table_name(self) -> Result<TableName>;
+}
+
+impl IntoTableName for TableName {
+    fn into_table_name(self) -> Result<TableName> {
+        Ok(self)
+    }
+}
+
+impl IntoTableName for &TableName {
+    fn into_table_name(self) -> Result<TableName> {
+        Ok(self.clone())
+    }
+}
+
+impl IntoTableName for &str {
+    fn into_table_name(self) -> Result<TableName> {
+        TableName::parse(self)
+    }
+}
+
+impl IntoTableName for &String {
+    fn into_table_name(self) -> Result<TableName> {
+        TableName::parse(self)
+    }
+}
+
+/// `s` unquoted when SQL would read it back as the same name, else quoted.
+pub(crate) fn plain_ident(s: &str) -> String {
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain { s.to_owned() } else { quote_ident(s) }
+}
+
+/// Splits `a.b` / `"a.b".c` into parts, unquoting quoted ones.
+fn split_qualified(spec: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut chars = spec.chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    '"' => break,
+                    c => part.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' {
+                    break;
+                }
+                if c == '"' {
+                    return None;
+                }
+                part.push(c);
+                chars.next();
+            }
+        }
+        if part.is_empty() {
+            return None;
+        }
+        parts.push(part);
+        match chars.next() {
+            None => return Some(parts),
+            Some('.') => {}
+            Some(_) => return None,
+        }
+    }
+}
+
+/// One part of a name (a schema or a relation) as typed: unquoted text folds to lower case
+/// and may hold the wildcards `*` and `?`; `"quoted"` text is kept as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NamePart {
+    /// The name, when the part has no wildcard.
+    literal: Option<String>,
+    /// An anchored POSIX regular expression for the part.
+    regex: String,
+}
+
+/// A `--table` pattern: `name`, `schema.name`, either part a pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablePattern {
+    /// As typed, for messages.
+    pub text: String,
+    schema: Option<NamePart>,
+    name: NamePart,
+}
+
+/// Splits `text` at the dots and commas outside double quotes into parts, each read as SQL
+/// reads an identifier (unquoted: lower case; quoted: as is, `""` for a quote), with the
+/// wildcards `*` and `?` allowed outside quotes when `wildcards` is set.
+fn split(text: &str, sep: char, wildcards: bool) -> Result<Vec<NamePart>, String> {
+    let mut parts = Vec::new();
+    let mut literal = String::new();
+    let mut regex = String::new();
+    let mut wild = false;
+    let mut quoted = false;
+    let mut empty = true;
+    let mut chars = text.chars().peekable();
+    let mut finish = |literal: &mut String, regex: &mut String, wild: &mut bool, empty: bool| {
+        if empty {
+            return Err(format!("empty name in \"{text}\""));
+        }
+        parts.push(NamePart {
+            literal: (!*wild).then(|| std::mem::take(literal)),
+            regex: format!("^({})$", std::mem::take(regex)),
+        });
+        literal.clear();
+        *wild = false;
+        Ok(())
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                literal.push('"');
+                regex.push('"');
+            }
+            '"' => {
+                quoted = !quoted;
+                empty = false;
+            }
+            c if !quoted && c == sep => {
+                finish(&mut literal, &mut regex, &mut wild, empty)?;
+                empty = true;
+            }
+            c if !quoted && c.is_whitespace() && sep == ',' => {
+                // Around a name, not inside one: `first name` needs quotes.
+                let next = chars.peek().copied();
+                if !empty
+                    && !literal.is_empty()
+                    && next.is_some_and(|n| n != sep && !n.is_whitespace())
+                {
+                    return Err(format!(
+                        "a space inside the unquoted name in \"{text}\": quote it (\"first name\")"
+                    ));
+                }
+            }
+            '*' | '?' if !quoted && wildcards => {
+                wild = true;
+                empty = false;
+                regex.push_str(if c == '*' { ".*" } else { "." });
+            }
+            c => {
+                let c = if quoted { c } else { c.to_ascii_lowercase() };
+                empty = false;
+                literal.push(c);
+                if c.is_alphanumeric() || c == '_' {
+                    regex.push(c);
+                } else {
+                    regex.push('\\');
+                    regex.push(c);
+                }
+            }
+        }
+    }
+    if quoted {
+        return Err(format!("unterminated quoted name in \"{text}\""));
+    }
+    finish(&mut literal, &mut regex, &mut wild, empty)?;
+    Ok(parts)
+}
+
+impl TablePattern {
+    /// Reads a `--table` argument.
+    pub fn parse(text: &str) -> Result<TablePattern> {
+        let mut parts = split(text, '.', true)
+            .map_err(|e| Error::usage(format!("--table {text}: {e}")))?
+            .into_iter();
+        let (schema, name) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(name), None, None) => (None, name),
+            (Some(schema), Some(name), None) => (Some(schema), name),
+            _ => {
+                return Err(Error::usage(format!(
+                    "--table {text}: expected name or schema.name (quote a part that holds a dot)"
+                )));
+            }
+        };
+        Ok(TablePattern {
+            text: text.to_owned(),
+            schema,
+            name,
+        })
+    }
+
+    /// A `--schema` argument: every relation of the matching schemas.
+    pub fn schema(text: &str) -> Result<TablePattern> {
+        let parts =
+            split(text, '.', true).map_err(|e| Error::usage(format!("--schema {text}: {e}")))?;
+        let [schema] = <[NamePart; 1]>::try_from(parts)
+            .map_err(|_| Error::usage(format!("--schema {text}: expected one name")))?;
+        Ok(TablePattern {
+            text: text.to_owned(),
+            schema: Some(schema),
+            name: NamePart {
+                literal: None,
+                regex: "^(.*)$".to_owned(),
+            },
+        })
+    }
+
+    /// The table, when the pattern names exactly one (no wildcard).
+    pub fn exact(&self) -> Option<TableName> {
+        let name = self.name.literal.clone()?;
+        let schema = match &self.schema {
+            Some(s) => Some(s.literal.clone()?),
+            None => None,
+        };
+        Some(TableName { schema, name })
+    }
+
+    /// The condition on `c` (pg_class) and `n` (pg_namespace) for this pattern. A pattern
+    /// without a schema follows the search_path; a schema wildcard leaves out the system
+    /// schemas.
+    fn condition(&self) -> String {
+        let schema = match &self.schema {
+            None if self.name.literal.is_some() => {
+                "pg_catalog.pg_table_is_visible(c.oid)".to_owned()
+            }
+            // pg_catalog is always on the search path: a wildcard leaves it out.
+            None => "pg_catalog.pg_table_is_visible(c.oid) AND n.nspname !~ '^pg_' \
+                     AND n.nspname <> 'information_schema'"
+                .to_owned(),
+            Some(s) if s.literal.is_some() => format!("n.nspname ~ {}", quote_literal(&s.regex)),
+            Some(s) => format!(
+                "n.nspname ~ {} AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'",
+                quote_literal(&s.regex)
+            ),
+        };
+        format!(
+            "(c.relname ~ {} AND {schema})",
+            quote_literal(&self.name.regex)
+        )
+    }
+}
+
+/// The relations `patterns` match (tables, partitioned tables, views, materialized views and
+/// foreign tables) in schema and name order, each once. A partition is left out when one of
+/// its partitioned ancestors is in: that table's export holds its rows. Fails naming a
+/// pattern that matches nothing.
+///
+/// # Errors
+/// [`ErrorKind::Usage`](crate::ErrorKind::Usage) for a pattern that matches nothing; the
+/// server's error.
+pub async fn resolve(conn: &mut Connection, patterns: &[TablePattern]) -> Result<Vec<TableName>> {
+    let mut tables: Vec<(TableName, String, String)> = Vec::new();
+    for p in patterns {
+        let sql = format!(
+            "SELECT n.nspname, c.relname, c.oid::int8::text, \
+               pg_catalog.array_to_string(ARRAY(SELECT a.relid::int8 \
+                 FROM pg_catalog.pg_partition_ancestors(c.oid) a WHERE a.relid <> c.oid), ',') \
+             FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {} \
+             ORDER BY 1, 2",
+            p.condition()
+        );
+        let rows = conn.simple_query(&sql).await?;
+        if rows.is_empty() {
+            return Err(Error::usage(format!(
+                "no table, view or materialized view matches \"{}\" (unquoted names fold to \
+                 lower case: quote a name with capitals, as in '\"Orders\"')",
+                p.text
+            )));
+        }
+        for row in rows {
+            let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+            let table = TableName::new(Some(get(0)), get(1));
+            if !tables.iter().any(|(t, _, _)| *t == table) {
+                tables.push((table, get(2), get(3)));
+            }
+        }
+    }
+    let oids: Vec<String> = tables.iter().map(|(_, oid, _)| oid.clone()).collect();
+    tables.retain(|(_, _, ancestors)| {
+        !ancestors
+            .split(',')
+            .any(|a| !a.is_empty() && oids.iter().any(|o| o == a))
+    });
+    tables.sort_by(|a, b| (&a.0.schema, &a.0.name).cmp(&(&b.0.schema, &b.0.name)));
+    Ok(tables.into_iter().map(|(t, _, _)| t).collect())
+}
+
+/// The query for `--columns`, `--where` and `--limit` on one table: names quoted, the
+/// condition in parentheses of its own.
+///
+/// # Errors
+/// [`ErrorKind::Usage`](crate::ErrorKind::Usage): an empty or unquoted spaced column name.
+pub fn table_query(
+    table: &TableName,
+    columns: Option<&str>,
+    condition: Option<&str>,
+    limit: Option<u64>,
+) -> Result<Source> {
+    let from = table.quoted();
+    let select = match columns {
+        Some(list) => {
+            let parts =
+                split(list, ',', false).map_err(|e| Error::usage(format!("--columns: {e}")))?;
+            parts
+                .iter()
+                .map(|p| quote_ident(p.literal.as_deref().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+        None => "*".to_owned(),
+    };
+    let mut sql = format!("SELECT {select} FROM {from}");
+    if let Some(c) = condition {
+        // On lines of their own: a trailing comment in the condition ends there.
+        sql.push_str(&format!(" WHERE (\n{c}\n)"));
+    }
+    if let Some(n) = limit {
+        sql.push_str(&format!(" LIMIT {n}"));
+    }
+    Ok(Source::query(sql))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_exactly_and_quote_for_sql() {
+        let t = TableName::parse("s.T").unwrap();
+        assert_eq!(t, TableName::new(Some("s"), "T"));
+        assert_eq!(t.quoted(), "\"s\".\"T\"");
+        assert_eq!(t.to_string(), "s.\"T\"");
+        let odd = TableName::parse("\"a.b\".\"c\"\"d\"").unwrap();
+        assert_eq!(odd, TableName::new(Some("a.b"), "c\"d"));
+        assert_eq!(odd.quoted(), "\"a.b\".\"c\"\"d\"");
+        let injected = TableName::parse("x; DROP TABLE y").unwrap();
+        assert_eq!(injected.quoted(), "\"x; DROP TABLE y\"");
+        assert_eq!(TableName::parse("t").unwrap().to_string(), "t");
+        for bad in ["", "a.", ".a", "a.b.c", "\"a", "a\"b"] {
+            let e = TableName::parse(bad).unwrap_err();
+            assert!(e.is_usage(), "{bad}: {e}");
+        }
+    }
+
+    fn exact(text: &str) -> Option<TableName> {
+        TablePattern::parse(text).unwrap().exact()
+    }
+
+    #[test]
+    fn unquoted_names_fold_and_quoted_ones_keep_their_case() {
+        let table = |schema: Option<&str>, name: &str| Some(TableName::new(schema, name));
+        assert_eq!(exact("BARS_Basic"), table(None, "bars_basic"));
+        assert_eq!(exact("Sales.\"Orders\""), table(Some("sales"), "Orders"));
+        assert_eq!(exact("\"a.b\".\"c\"\"d\""), table(Some("a.b"), "c\"d"));
+        assert_eq!(exact("\"x*\""), table(None, "x*"));
+        for bad in ["", "a.", ".a", "a.b.c", "\"a", "a..b"] {
+            assert!(TablePattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wildcards_become_anchored_regular_expressions() {
+        let p = TablePattern::parse("Sales_*.t?").unwrap();
+        assert_eq!(p.exact(), None);
+        let c = p.condition();
+        assert!(c.contains("c.relname ~ '^(t.)$'"), "{c}");
+        assert!(c.contains("n.nspname ~ '^(sales_.*)$'"), "{c}");
+        assert!(c.contains("!~ '^pg_'"), "{c}");
+        let visible = TablePattern::parse("t*").unwrap().condition();
+        assert!(visible.contains("pg_table_is_visible") && visible.contains("!~ '^pg_'"));
+        let dots = TablePattern::parse("\"a+b\"").unwrap().condition();
+        assert!(dots.contains("E'^(a\\\\+b)$'"), "{dots}");
+        assert!(dots.contains("pg_table_is_visible"), "{dots}");
+        let s = TablePattern::schema("public").unwrap().condition();
+        assert!(
+            s.contains("n.nspname ~ '^(public)$'") && !s.contains("!~"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn table_queries_quote_names_and_keep_the_condition_apart() {
+        let t = exact("s.T").unwrap();
+        let q = table_query(&t, Some("b, \"Mixed Case\",A"), Some("a > 1 -- c"), Some(5))
+            .unwrap()
+            .sql();
+        assert_eq!(
+            q,
+            "SELECT \"b\", \"Mixed Case\", \"a\" FROM \"s\".\"t\" WHERE (\na > 1 -- c\n) LIMIT 5"
+        );
+        assert!(table_query(&t, Some("a,,b"), None, None).is_err());
+        assert!(table_query(&t, Some("first name"), None, None).is_err());
+        assert!(table_query(&t, Some(" a , b "), None, None).is_ok());
+    }
+
+    #[test]
+    fn display_names_quote_only_where_needed() {
+        let t = TableName::new(Some("public"), "Orders");
+        assert_eq!(t.to_string(), "public.\"Orders\"");
+    }
+}
