@@ -47,6 +47,8 @@ use crate::{
     Stop,
 };
 
+pub use crate::copy::{CopyOptions, CopyStats, copy};
+
 /// How often a blocking call polls its [`Stop`] while it waits.
 pub const CHECK_EVERY: Duration = Duration::from_millis(100);
 
@@ -359,7 +361,11 @@ pub fn block_on<T>(
 
 /// Runs `fut` on `runtime` to its end, polling `stop` on this thread every [`CHECK_EVERY`]
 /// while it is pending (for work that watches `stop` itself and winds down on its own).
-fn drive<F: Future>(runtime: &tokio::runtime::Runtime, stop: &Stop, fut: F) -> F::Output {
+pub(crate) fn drive<F: Future>(
+    runtime: &tokio::runtime::Runtime,
+    stop: &Stop,
+    fut: F,
+) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     loop {
         // The future is polled where it left off: a timeout does not restart it. (The timer

@@ -103,17 +103,21 @@ impl Client {
     /// ```
     ///
     /// # Errors
-    /// An invalid string, or see [`Connection::connect`].
+    /// An invalid string ([`ErrorKind::Usage`](crate::ErrorKind::Usage)); any failure while
+    /// connecting is [`ErrorKind::Connect`](crate::ErrorKind::Connect) (see
+    /// [`Connection::connect`]).
     pub async fn connect(config: impl IntoConfig) -> Result<Client> {
         let config = config.into_config()?;
         let started = Instant::now();
-        let mut conn = Connection::connect(&config).await?;
+        let connecting = |e| Error::from(crate::ErrorKind::Connect(e));
+        let mut conn = Connection::connect(&config).await.map_err(connecting)?;
         // A SQL_ASCII database stores bytes in no particular encoding: asked for UTF8, the
         // server refuses the first non-ASCII byte (22021). Take the bytes as they are and let
         // the invalid-UTF-8 policy decide (error naming the row, replace, or binary).
         if conn.parameter("server_encoding") == Some("SQL_ASCII") {
             conn.simple_query("SET client_encoding TO 'SQL_ASCII'")
-                .await?;
+                .await
+                .map_err(connecting)?;
         }
         Ok(Client {
             conn,

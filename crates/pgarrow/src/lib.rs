@@ -35,26 +35,36 @@
 
 pub mod blocking;
 mod client;
+mod copy;
 mod create;
 mod error;
+mod estimate;
 mod export;
+mod input;
 mod load;
+mod manifest;
 pub mod names;
 pub mod partition;
 mod pipeline;
 mod source;
 mod stats;
 mod stop;
+mod tables;
 
 pub use client::{Client, ExportOptions, ExportPlan, IntoConfig};
 pub use error::{Category, Error, ErrorKind, Result};
 pub use export::Export;
+pub use input::{DEFAULT_INPUT_BATCH_ROWS, Input, InputOptions};
 pub use load::{LoadHooks, LoadMode, LoadOptions, LoadStats};
+pub use manifest::{
+    DirTarget, MANIFEST_NAME, MANIFEST_VERSION, Manifest, ManifestFile, write_atomically,
+};
 pub use names::{IntoTableName, TableName, TablePattern};
 pub use pipeline::{FileTarget, Hooks};
 pub use source::Source;
 pub use stats::ExportStats;
 pub use stop::Stop;
+pub use tables::{TablesExport, TablesStats, export_tables};
 
 /// How PostgreSQL types become Arrow types: type plans, the catalog they are made from,
 /// and the metadata keys of the fields.

@@ -27,29 +27,37 @@ pub enum LoadMode {
     },
 }
 
-/// What a load did.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What a load did. Its document form (`--json`, Python's dict) names times in seconds:
+/// `total_s`, `connect_s`, `describe_s`, `read_s`, `encode_s`, `send_s`, `commit_s`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct LoadStats {
     /// Rows loaded (as the server counted them).
     pub rows: u64,
     /// Bytes of COPY data sent.
     pub bytes: u64,
-    /// Connecting, where the load made its connection ([`crate::blocking::load_checked`]);
-    /// zero when it was given one.
+    /// Wall time.
+    #[serde(rename = "total_s", serialize_with = "crate::stats::seconds")]
+    pub total: Duration,
+    /// Connecting, where the load made its connection ([`crate::blocking::load`]); zero
+    /// when it was given one.
+    #[serde(rename = "connect_s", serialize_with = "crate::stats::seconds")]
     pub connect: Duration,
     /// Describing the table.
+    #[serde(rename = "describe_s", serialize_with = "crate::stats::seconds")]
     pub describe: Duration,
     /// Reading the input (the batches' iterator).
+    #[serde(rename = "read_s", serialize_with = "crate::stats::seconds")]
     pub read: Duration,
     /// Encoding rows.
+    #[serde(rename = "encode_s", serialize_with = "crate::stats::seconds")]
     pub encode: Duration,
     /// Sending them, and the server taking them.
+    #[serde(rename = "send_s", serialize_with = "crate::stats::seconds")]
     pub send: Duration,
     /// The upsert's INSERT (if any) and COMMIT.
+    #[serde(rename = "commit_s", serialize_with = "crate::stats::seconds")]
     pub commit: Duration,
-    /// Wall time.
-    pub total: Duration,
 }
 
 /// How a load runs: what it does with the rows already there, and whether it may create the
@@ -79,6 +87,41 @@ impl LoadOptions {
     pub fn with_create(mut self, create: bool) -> Self {
         self.create = create;
         self
+    }
+}
+
+impl LoadMode {
+    /// The mode named `mode` (`append`, `replace` or `upsert`), with upsert's `key` columns:
+    /// how the command line's `--mode`/`--key` and Python's `mode=`/`key=` are read, with one
+    /// message for each mistake.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Usage`]: an unknown mode, an upsert without a key, a key without upsert.
+    pub fn parse(mode: &str, key: Option<Vec<String>>) -> Result<LoadMode> {
+        let key = key.filter(|k| !k.is_empty());
+        match (mode, key) {
+            ("append", None) => Ok(LoadMode::Append),
+            ("replace", None) => Ok(LoadMode::Replace),
+            ("upsert", Some(key)) => Ok(LoadMode::Upsert { key }),
+            ("upsert", None) => Err(Error::usage(
+                "mode upsert needs a key: the columns of a unique index",
+            )),
+            ("append" | "replace", Some(_)) => Err(Error::usage(format!(
+                "a key applies to mode upsert only, not {mode}"
+            ))),
+            (other, _) => Err(Error::usage(format!(
+                "unknown load mode {other:?}: expected append, replace or upsert"
+            ))),
+        }
+    }
+
+    /// Its name: `append`, `replace` or `upsert`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LoadMode::Append => "append",
+            LoadMode::Replace => "replace",
+            LoadMode::Upsert { .. } => "upsert",
+        }
     }
 }
 
@@ -502,6 +545,21 @@ fn upsert_sql(table: &str, columns: &[String], values: &str, key: &[String]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modes_parse_with_their_keys() {
+        assert_eq!(LoadMode::parse("append", None).unwrap(), LoadMode::Append);
+        let key = Some(vec!["id".to_owned()]);
+        assert_eq!(
+            LoadMode::parse("upsert", key.clone()).unwrap(),
+            LoadMode::Upsert {
+                key: vec!["id".to_owned()]
+            }
+        );
+        for (mode, key) in [("upsert", None), ("replace", key), ("merge", None)] {
+            assert!(LoadMode::parse(mode, key).unwrap_err().is_usage(), "{mode}");
+        }
+    }
 
     #[test]
     fn upserts() {

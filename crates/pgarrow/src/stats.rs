@@ -1,10 +1,10 @@
 //! What an export did and where its time went.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
+use serde::{Serialize, Serializer};
+
 use crate::policy::LossReport;
-use pgarrow_decode::types::push_json_string;
 
 /// Statistics of one export: counts, and the time spent in each phase.
 ///
@@ -51,7 +51,7 @@ pub struct ExportStats {
 }
 
 impl ExportStats {
-    /// The phases in order, with their names as [`to_json`](ExportStats::to_json) writes them.
+    /// The phases in order, with their names (in JSON, each is `NAME_s`).
     pub fn phases(&self) -> [(&'static str, Duration); 8] {
         [
             ("connect", self.connect),
@@ -65,45 +65,89 @@ impl ExportStats {
         ]
     }
 
-    /// The statistics as one JSON object: counts, `phases` in seconds, `losses` per column and
-    /// kind.
+    /// The statistics as one JSON object (its [`Serialize`] form): counts, `total_s`,
+    /// `phases` in seconds (`connect_s`, ...), `losses` per column and kind.
     pub fn to_json(&self) -> String {
-        let mut s = String::from("{");
-        let opt = |v: Option<u64>| v.map_or("null".to_owned(), |v| v.to_string());
-        let _ = write!(
-            s,
-            "\"rows\":{},\"batches\":{},\"bytes\":{},\"written\":{},\"peak_rss\":{},\
-             \"total_s\":{:.6},\"phases\":{{",
-            self.rows,
-            self.batches,
-            self.bytes,
-            opt(self.written),
-            opt(self.peak_rss),
-            self.total.as_secs_f64()
-        );
-        for (i, (name, d)) in self.phases().iter().enumerate() {
-            let sep = if i == 0 { "" } else { "," };
-            let _ = write!(s, "{sep}\"{name}_s\":{:.6}", d.as_secs_f64());
-        }
-        s.push_str("},\"losses\":{");
-        for (i, (column, losses)) in self.losses.columns.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            push_json_string(&mut s, column);
-            s.push_str(":{");
-            for (j, (kind, n)) in losses.iter().enumerate() {
-                if j > 0 {
-                    s.push(',');
-                }
-                push_json_string(&mut s, kind.name());
-                let _ = write!(s, ":{n}");
-            }
-            s.push('}');
-        }
-        s.push_str("}}");
-        s
+        // Numbers and strings only: serializing cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// The document form of [`ExportStats`]: what `--json`, `--stats-json` and Python's dicts
+/// hold.
+#[derive(Serialize)]
+struct StatsDocument<'a> {
+    rows: u64,
+    batches: u64,
+    bytes: u64,
+    written: Option<u64>,
+    peak_rss: Option<u64>,
+    #[serde(serialize_with = "seconds")]
+    total_s: Duration,
+    phases: Phases,
+    #[serde(serialize_with = "losses")]
+    losses: &'a LossReport,
+}
+
+#[derive(Serialize)]
+struct Phases {
+    #[serde(serialize_with = "seconds")]
+    connect_s: Duration,
+    #[serde(serialize_with = "seconds")]
+    describe_s: Duration,
+    #[serde(serialize_with = "seconds")]
+    catalog_s: Duration,
+    #[serde(serialize_with = "seconds")]
+    first_byte_s: Duration,
+    #[serde(serialize_with = "seconds")]
+    read_s: Duration,
+    #[serde(serialize_with = "seconds")]
+    decode_s: Duration,
+    #[serde(serialize_with = "seconds")]
+    write_s: Duration,
+    #[serde(serialize_with = "seconds")]
+    finish_s: Duration,
+}
+
+impl Serialize for ExportStats {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StatsDocument {
+            rows: self.rows,
+            batches: self.batches,
+            bytes: self.bytes,
+            written: self.written,
+            peak_rss: self.peak_rss,
+            total_s: self.total,
+            phases: Phases {
+                connect_s: self.connect,
+                describe_s: self.describe,
+                catalog_s: self.catalog,
+                first_byte_s: self.first_byte,
+                read_s: self.read,
+                decode_s: self.decode,
+                write_s: self.write,
+                finish_s: self.finish,
+            },
+            losses: &self.losses,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// A duration as seconds (a float), as every document writes times.
+pub(crate) fn seconds<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(d.as_secs_f64())
+}
+
+/// `{"column": {"kind": count, ...}, ...}` in column order.
+fn losses<S: Serializer>(report: &&LossReport, serializer: S) -> Result<S::Ok, S::Error> {
+    struct Counts<'a>(&'a crate::policy::Losses);
+    impl Serialize for Counts<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.iter().map(|(kind, n)| (kind.name(), n)))
+        }
+    }
+    serializer.collect_map(report.columns.iter().map(|(c, l)| (c, Counts(l))))
 }
 
 /// The process's peak resident set size (`VmHWM` in `/proc/self/status`), in bytes.
@@ -139,7 +183,7 @@ mod tests {
         };
         let json = stats.to_json();
         assert!(json.starts_with("{\"rows\":7,"), "{json}");
-        assert!(json.contains("\"decode_s\":1.500000"), "{json}");
+        assert!(json.contains("\"decode_s\":1.5"), "{json}");
         assert!(json.contains("\"written\":null"), "{json}");
         for (name, _) in stats.phases() {
             assert!(json.contains(&format!("\"{name}_s\":")), "{name}: {json}");

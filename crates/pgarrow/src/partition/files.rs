@@ -2,39 +2,21 @@
 //! part with a manifest ([`export_to_dir`]), or one part of a plan made elsewhere
 //! ([`export_part_to_file`]).
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pgarrow_sink::{Format, Sink, SinkOptions};
 
+use super::PartitionOptions;
 use super::budget::Shares;
 use super::plan::{Coordinator, PartitionPlan};
 use super::run::{PartitionedExport, PartitionedStats};
 use super::worker::{Event, WorkerOutput};
-use super::{MANIFEST_NAME, PartitionOptions};
+use crate::manifest::DirTarget;
 use crate::pipeline::Destination;
 use crate::policy::LossReport;
 use crate::protocol::Config;
 use crate::stats::ExportStats;
-use crate::{Error, ErrorKind, ExportOptions, FileTarget, Hooks, IntoConfig, Result, Source};
-
-/// Where a partitioned export writes one file per part.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirTarget {
-    /// The directory (created if missing).
-    pub dir: PathBuf,
-    /// The files' format (not [`Format::Null`]).
-    pub format: Format,
-    /// The files' options.
-    pub options: SinkOptions,
-}
-
-impl DirTarget {
-    /// The file name of part `part`: `part-00000.parquet`.
-    pub fn file_name(&self, part: usize) -> String {
-        format!("part-{part:05}.{}", self.format.extension())
-    }
-}
+use crate::{ErrorKind, ExportOptions, FileTarget, Hooks, IntoConfig, Result, Source};
 
 /// The single output of [`PartitionedExport::write_file`].
 pub(super) enum FileOut {
@@ -119,7 +101,7 @@ pub async fn export_to_file(
 
 /// Exports `source` over `partitions.connections` connections into one file per part in
 /// `target.dir` (each written atomically, by the connection that read it), then writes
-/// `_manifest.json` ([`Manifest`](super::Manifest)) last. A failure of any part leaves no manifest and
+/// `_manifest.json` ([`Manifest`](crate::Manifest)) last. A failure of any part leaves no manifest and
 /// removes the files this run wrote.
 ///
 /// # Errors
@@ -134,15 +116,10 @@ pub async fn export_to_dir(
 ) -> Result<PartitionedStats> {
     let mut hooks = hooks;
     let config = config.into_config()?;
-    if target.format == Format::Null {
-        return Err(Error::usage(
-            "an export into a directory writes files: choose parquet, arrow or arrow-stream",
-        ));
-    }
     let mut target = target.clone();
     target.options = file_options(&target.options);
-    target.options.validate()?;
-    prepare_dir(&target.dir)?;
+    target.check()?;
+    target.prepare()?;
     let coordinator = begin(&mut hooks, &config, source, options, partitions).await?;
     let parquet = (target.format == Format::Parquet).then_some(&target.options);
     let shares = Shares::new(partitions, coordinator.plan(), options, parquet);
@@ -203,7 +180,7 @@ async fn begin(
 }
 
 /// The file options with `pgarrow.version` in the metadata, as single exports have it.
-fn file_options(options: &SinkOptions) -> SinkOptions {
+pub(crate) fn file_options(options: &SinkOptions) -> SinkOptions {
     let mut options = options.clone();
     if !options.metadata.iter().any(|(k, _)| k == "pgarrow.version") {
         options.metadata.push((
@@ -212,24 +189,4 @@ fn file_options(options: &SinkOptions) -> SinkOptions {
         ));
     }
     options
-}
-
-/// Makes the output directory, and removes a manifest left there by an earlier export, so
-/// that a manifest is only ever this run's, complete.
-fn prepare_dir(dir: &Path) -> Result<()> {
-    let io = |what: &'static str, path: &Path, e: std::io::Error| -> Error {
-        ErrorKind::Sink(pgarrow_sink::Error::Io {
-            what,
-            path: path.to_owned(),
-            source: e,
-        })
-        .into()
-    };
-    std::fs::create_dir_all(dir).map_err(|e| io("cannot create the directory", dir, e))?;
-    let manifest = dir.join(MANIFEST_NAME);
-    match std::fs::remove_file(&manifest) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io("cannot remove the old manifest", &manifest, e)),
-    }
 }

@@ -49,15 +49,13 @@
 //! ```
 
 mod budget;
-mod files;
-mod manifest;
+pub(crate) mod files;
 mod plan;
 mod run;
 mod split;
 mod worker;
 
-pub use files::{DirTarget, export_part_to_file, export_to_dir, export_to_file};
-pub use manifest::{MANIFEST_NAME, Manifest, ManifestFile};
+pub use files::{export_part_to_file, export_to_dir, export_to_file};
 pub use plan::ArrayDims;
 pub use plan::{Coordinator, Part, PartRange, PartitionPlan, export_part};
 pub use run::{PartResult, PartitionedExport, PartitionedStats};

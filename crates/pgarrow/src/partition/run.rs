@@ -21,11 +21,11 @@ use tokio::sync::mpsc;
 use super::PartitionOptions;
 use super::budget::Budget;
 use super::budget::Shares;
-use super::files::{DirTarget, FileOut};
-use super::manifest::{Manifest, ManifestFile};
+use super::files::FileOut;
 use super::plan::{Coordinator, PartitionPlan};
 use super::worker::{Event, Shared, WorkerOutput, worker};
 use crate::export::request_cancel;
+use crate::manifest::{DirTarget, Manifest, ManifestFile};
 use crate::policy::LossReport;
 use crate::protocol::{CancelToken, Config};
 use crate::stats::{ExportStats, peak_rss};
@@ -48,16 +48,20 @@ pub struct PartResult {
     pub file: Option<(PathBuf, u64)>,
 }
 
-/// What a partitioned export did.
-#[derive(Debug, Clone, PartialEq)]
+/// What a partitioned export did. Its document form (`--json`, Python) is the export's
+/// statistics with `connections`, `connections_wanted`, `parts` (their number),
+/// `in_flight_peak` and `manifest` added.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct PartitionedStats {
     /// The whole export: counts summed over the parts; `connect` and `describe` are the
     /// coordinator's; `first_byte`, `read`, `decode` and `write` are summed over the
     /// connections (time spent by all of them, so more than the wall time); `total` is the
     /// wall time.
+    #[serde(flatten)]
     pub export: ExportStats,
     /// Each part, in plan order.
+    #[serde(serialize_with = "count")]
     pub parts: Vec<PartResult>,
     /// Connections that read.
     pub connections: usize,
@@ -69,6 +73,11 @@ pub struct PartitionedStats {
     pub in_flight_peak: u64,
     /// The manifest, for an export into a directory.
     pub manifest: Option<PathBuf>,
+}
+
+/// A list as its length.
+fn count<S: serde::Serializer, T>(list: &[T], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(list.len() as u64)
 }
 
 /// A partitioned export in progress: worker connections reading parts of one snapshot.
@@ -508,18 +517,27 @@ impl PartitionedExport {
                     .zip(&self.parts)
                     .map(|(part, done)| {
                         let done = done.as_ref().expect("every part was read");
-                        ManifestFile {
-                            path: target.file_name(part.part),
-                            part: part.part,
-                            relation: part.relation.clone(),
-                            range: part.range.clone(),
-                            rows: done.rows,
-                            bytes: done.file.as_ref().map_or(0, |(_, b)| *b),
-                        }
+                        let mut file = ManifestFile::new(
+                            target.part_file(part.part),
+                            done.rows,
+                            done.file.as_ref().map_or(0, |(_, b)| *b),
+                        );
+                        file.part = Some(part.part);
+                        file.relation = part.relation.clone();
+                        file.range = Some(part.range.clone());
+                        file
                     })
                     .collect();
-                let manifest =
-                    Manifest::new(&self.shared.plan, &target.format.to_string(), entries);
+                let plan = &self.shared.plan;
+                let mut manifest = Manifest::new(
+                    target.format,
+                    plan.snapshot.clone(),
+                    plan.wal_lsn.clone(),
+                    Some(plan.server_version),
+                    entries,
+                );
+                manifest.source = Some(plan.source.clone());
+                manifest.schema = Some(plan.schema.clone());
                 let written = manifest.write(&target.dir);
                 self.totals.finish = finishing.elapsed();
                 written
@@ -536,7 +554,7 @@ impl PartitionedExport {
                 // Once every worker stopped, so that none renames a file in after this.
                 self.stop().await;
                 for part in &self.shared.plan.parts {
-                    let _ = std::fs::remove_file(target.dir.join(target.file_name(part.part)));
+                    let _ = std::fs::remove_file(target.dir.join(target.part_file(part.part)));
                 }
                 Err(e)
             }

@@ -12,8 +12,9 @@ use pgarrow_sink::{EncodedRowGroup, Output, RowGroupEncoders, Sink};
 use tokio::sync::mpsc;
 
 use super::budget::Budget;
-use super::files::{DirTarget, loss_metadata};
+use super::files::loss_metadata;
 use super::plan::{PartitionPlan, enter_snapshot, part_export_plan};
+use crate::manifest::DirTarget;
 use crate::protocol::{CancelToken, Config};
 use crate::stats::ExportStats;
 use crate::{Client, Error, Export, ExportOptions, ExportPlan, Result};
@@ -198,7 +199,7 @@ async fn read_part(
     let schema = plan.schema.clone();
     let mut file = match &shared.output {
         WorkerOutput::Files(dir) => {
-            let path = dir.dir.join(dir.file_name(index));
+            let path = dir.dir.join(dir.part_file(index));
             let sink = Sink::create(
                 dir.format,
                 Output::File(path.clone()),

@@ -1,0 +1,208 @@
+//! PostgreSQL to PostgreSQL: a table or query of one server into a table of another (or the
+//! same), pipelined. The export runs on a thread of its own (one connection, or several in
+//! one snapshot) and hands whole batches through a bounded channel to the load, which
+//! encodes and sends them on the target's connection, in one transaction.
+
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_schema::{ArrowError, SchemaRef};
+use serde::Serialize;
+
+use crate::blocking::{self, block_on, drive};
+use crate::partition::PartitionOptions;
+use crate::{
+    Client, Error, ExportOptions, ExportStats, IntoConfig, IntoTableName, LoadHooks, LoadOptions,
+    LoadStats, Result, Source, Stop,
+};
+
+/// How a copy reads and loads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CopyOptions {
+    /// How the source is read (batches, type policies).
+    pub export: ExportOptions,
+    /// Read the source over several connections in one snapshot.
+    pub partitions: Option<PartitionOptions>,
+    /// What the load does with the target's rows, and whether it creates the table.
+    pub load: LoadOptions,
+}
+
+/// What a copy did: the load's statistics, and the source's under `source`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct CopyStats {
+    /// The load.
+    #[serde(flatten)]
+    pub load: LoadStats,
+    /// The export of the source.
+    pub source: ExportStats,
+}
+
+/// Batches in flight between the export and the load.
+const IN_FLIGHT: usize = 2;
+
+type Message = Option<std::result::Result<RecordBatch, ArrowError>>;
+
+/// Copies `source` (on `from`) into `table` (on `to`) in one transaction of the target; any
+/// failure (the source's, a value's, the target's) or `hooks.stop` rolls the target back and
+/// cancels the source's query.
+///
+/// # Errors
+/// The source's error (in the context "the source"), the load's, or
+/// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled).
+pub fn copy(
+    from: impl IntoConfig,
+    source: impl Into<Source>,
+    to: impl IntoConfig,
+    table: impl IntoTableName,
+    options: &CopyOptions,
+    hooks: LoadHooks<'_>,
+) -> Result<CopyStats> {
+    let from = from.into_config()?;
+    let to = to.into_config()?;
+    let table = table.into_table_name()?;
+    let source = source.into();
+    let mut hooks = hooks;
+    let stop = hooks.stop.clone();
+    // The export's own stop: the caller's (read from its flag: a polled stop's check runs on
+    // this thread only), or the load's end.
+    let outer = stop.clone();
+    let export_stop = Stop::polled(move || outer.is_stopped());
+    let (batches_tx, batches_rx) = sync_channel::<Message>(IN_FLIGHT);
+    let (schema_tx, schema_rx) = sync_channel::<Result<SchemaRef>>(1);
+    let exporter = {
+        let stop = export_stop.clone();
+        let export = options.export.clone();
+        let partitions = options.partitions.clone();
+        std::thread::Builder::new()
+            .name("pgarrow-copy-export".into())
+            .spawn(move || {
+                export_thread(
+                    from, source, &export, partitions, &stop, schema_tx, batches_tx,
+                )
+            })
+            .map_err(|e| Error::internal(format!("cannot start the export thread: {e}")))?
+    };
+    let stopped = |e: Error| {
+        export_stop.stop();
+        e
+    };
+    let schema = match schema_rx.recv() {
+        Ok(Ok(schema)) => schema,
+        Ok(Err(e)) => {
+            let _ = exporter.join();
+            return Err(match e.is_cancelled() {
+                true => e,
+                false => e.context("the source"),
+            });
+        }
+        Err(_) => return Err(Error::internal("the export thread ended without a word")),
+    };
+    let runtime = blocking::runtime()?;
+    let input = ChannelInput {
+        schema: schema.clone(),
+        batches: batches_rx,
+        ended: false,
+    };
+    let started = std::time::Instant::now();
+    let loaded = block_on(&runtime, &stop, Client::connect(to)).and_then(|mut client| {
+        let connect = started.elapsed();
+        let load = client.load_with(table, &schema, input, &options.load, &mut hooks);
+        // The load watches its stop itself (CopyFail, rollback): polled, never cut off.
+        let mut stats = drive(&runtime, &stop, load)?;
+        stats.connect = connect;
+        stats.total += connect;
+        let _ = runtime.block_on(client.close());
+        Ok(stats)
+    });
+    let loaded = loaded.map_err(stopped);
+    let exported = exporter
+        .join()
+        .map_err(|_| Error::internal("the export thread panicked"))?;
+    Ok(CopyStats {
+        load: loaded?,
+        source: exported,
+    })
+}
+
+/// The export's thread: the schema first, then every batch, then `None`; an error ends it.
+/// Returns the export's statistics.
+fn export_thread(
+    from: crate::protocol::Config,
+    source: Source,
+    options: &ExportOptions,
+    partitions: Option<PartitionOptions>,
+    stop: &Stop,
+    schema_tx: SyncSender<Result<SchemaRef>>,
+    batches: SyncSender<Message>,
+) -> ExportStats {
+    let reader = match &partitions {
+        Some(p) => blocking::export_partitioned(from, source, options, p, stop),
+        None => blocking::export_with(from, source, options, stop),
+    };
+    let mut reader = match reader {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = schema_tx.send(Err(e));
+            return ExportStats::default();
+        }
+    };
+    let _ = schema_tx.send(Ok(reader.schema()));
+    loop {
+        match reader.next_batch() {
+            // The load ended (failed or stopped): dropping the reader cancels the query.
+            Ok(Some(batch)) => {
+                if batches.send(Some(Ok(batch))).is_err() {
+                    return reader.stats();
+                }
+            }
+            Ok(None) => {
+                let _ = batches.send(None);
+                return reader.stats();
+            }
+            Err(e) => {
+                let e = ArrowError::from(e.context("the source"));
+                let _ = batches.send(Some(Err(e)));
+                return reader.stats();
+            }
+        }
+    }
+}
+
+/// The load's view of the export: its batches, then the end; an export that went away
+/// without saying so is an error.
+struct ChannelInput {
+    schema: SchemaRef,
+    batches: Receiver<Message>,
+    ended: bool,
+}
+
+impl Iterator for ChannelInput {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        match self.batches.recv() {
+            Ok(Some(batch)) => Some(batch),
+            Ok(None) => {
+                self.ended = true;
+                None
+            }
+            Err(_) => {
+                self.ended = true;
+                Some(Err(ArrowError::from(Error::from(
+                    crate::ErrorKind::Cancelled,
+                ))))
+            }
+        }
+    }
+}
+
+impl RecordBatchReader for ChannelInput {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}

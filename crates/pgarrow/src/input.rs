@@ -1,0 +1,392 @@
+//! A load's input, opened as the outputs are written: Parquet, Arrow IPC files and streams
+//! (by the extensions exports give them, or an explicit format), standard input (an IPC
+//! stream), several files of the same columns, or a directory with a manifest (exactly the
+//! files it lists, each checked against its row count).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_schema::{ArrowError, SchemaRef};
+
+use crate::manifest::{MANIFEST_NAME, Manifest};
+use crate::sink::Format;
+use crate::{Error, ErrorKind, Result};
+
+/// Rows per batch read from Parquet files, unless an [`InputOptions`] says otherwise.
+pub const DEFAULT_INPUT_BATCH_ROWS: usize = 65_536;
+
+/// How inputs are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InputOptions {
+    /// Rows per batch read from Parquet (IPC keeps the batches it holds).
+    pub batch_rows: usize,
+    /// The format of every file, instead of telling it by extension.
+    pub format: Option<Format>,
+}
+
+impl Default for InputOptions {
+    fn default() -> Self {
+        InputOptions {
+            batch_rows: DEFAULT_INPUT_BATCH_ROWS,
+            format: None,
+        }
+    }
+}
+
+type Batches = Box<dyn Iterator<Item = std::result::Result<RecordBatch, ArrowError>> + Send>;
+
+/// The batches of one or more inputs, in order, as one arrow [`RecordBatchReader`]: what
+/// [`Client::load`](crate::Client::load) and [`blocking::load`](crate::blocking::load) take.
+/// Errors travel as [`ArrowError::ExternalError`] around a [`crate::Error`] naming the file.
+pub struct Input {
+    schema: SchemaRef,
+    /// What it reads, for messages: a path, `N files`, or `standard input`.
+    name: String,
+    batches: Batches,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Input")
+            .field("name", &self.name)
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Input {
+    /// Opens `paths`: files (Parquet `.parquet`/`.pq`, IPC files `.arrow`/`.feather`/`.ipc`,
+    /// IPC streams `.arrows`, or all of `options.format`), `-` alone for an IPC stream on
+    /// standard input, or one directory holding a manifest. Every file is opened and its
+    /// schema checked before this returns, so a bad input fails before anything connects.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Usage`]: no path, `-` with files, an unknown extension, a directory
+    /// without a manifest, a manifest of several tables, files whose columns differ.
+    /// [`ErrorKind::Input`]: a file that cannot be opened or read as its format.
+    pub fn open(paths: &[PathBuf], options: &InputOptions) -> Result<Input> {
+        match paths {
+            [] => Err(Error::usage("no input: give files, a directory, or -")),
+            [one] if one.as_os_str() == "-" => {
+                let reader = arrow_ipc::reader::StreamReader::try_new(
+                    BufReader::new(std::io::stdin()),
+                    None,
+                )
+                .map_err(|e| input_error("standard input", "an Arrow IPC stream", e))?;
+                Ok(Input {
+                    schema: reader.schema(),
+                    name: "standard input".to_owned(),
+                    batches: Box::new(reader),
+                })
+            }
+            _ if paths.iter().any(|p| p.as_os_str() == "-") => Err(Error::usage(
+                "- (standard input) cannot be combined with files",
+            )),
+            [dir] if dir.is_dir() => Input::open_dir(dir, options),
+            _ if paths.iter().any(|p| p.is_dir()) => Err(Error::usage(
+                "a directory (with its manifest) is read alone, not with other inputs",
+            )),
+            files => {
+                let files: Vec<(PathBuf, Option<u64>)> =
+                    files.iter().map(|p| (p.clone(), None)).collect();
+                let name = match files.as_slice() {
+                    [(one, _)] => one.display().to_string(),
+                    more => format!("{} files", more.len()),
+                };
+                Input::open_files(name, files, options)
+            }
+        }
+    }
+
+    /// The files `DIR/_manifest.json` lists, each to hold the rows it says.
+    fn open_dir(dir: &Path, options: &InputOptions) -> Result<Input> {
+        if !dir.join(MANIFEST_NAME).exists() {
+            return Err(Error::usage(format!(
+                "{} has no {MANIFEST_NAME}: a directory is read through the manifest of the \
+                 export that wrote it (give the files themselves otherwise)",
+                dir.display()
+            )));
+        }
+        let manifest = Manifest::read(dir)?;
+        let tables: Vec<String> = manifest
+            .files
+            .iter()
+            .filter_map(|f| f.table.as_ref().map(ToString::to_string))
+            .collect();
+        if tables.len() > 1 {
+            return Err(Error::usage(format!(
+                "{} holds several tables ({}): load one file at a time",
+                dir.display(),
+                tables.join(", ")
+            )));
+        }
+        if manifest.files.is_empty() {
+            return Err(Error::usage(format!(
+                "the manifest of {} lists no file",
+                dir.display()
+            )));
+        }
+        let format = manifest.format.parse::<Format>().ok();
+        let mut options = options.clone();
+        options.format = options.format.or(format);
+        let files = manifest
+            .files
+            .iter()
+            .map(|f| (dir.join(&f.path), Some(f.rows)))
+            .collect();
+        Input::open_files(dir.display().to_string(), files, &options)
+    }
+
+    /// Opens every file (checking that their columns agree), and chains their batches;
+    /// files with an expected row count are checked against it as they end.
+    fn open_files(
+        name: String,
+        files: Vec<(PathBuf, Option<u64>)>,
+        options: &InputOptions,
+    ) -> Result<Input> {
+        let mut opened = Vec::with_capacity(files.len());
+        for (path, rows) in files {
+            let (schema, batches) = open_file(&path, options)?;
+            opened.push((path, rows, schema, batches));
+        }
+        let schema = opened[0].2.clone();
+        for (path, _, s, _) in &opened[1..] {
+            if !same_columns(&schema, s) {
+                return Err(Error::usage(format!(
+                    "{} does not have the columns of {}: {} against {}",
+                    path.display(),
+                    opened[0].0.display(),
+                    columns(s),
+                    columns(&schema)
+                )));
+            }
+        }
+        let batches = opened
+            .into_iter()
+            .flat_map(|(path, rows, _, batches)| Counted {
+                path,
+                expected: rows,
+                seen: 0,
+                batches: Some(batches),
+            });
+        Ok(Input {
+            schema,
+            name,
+            batches: Box::new(batches),
+        })
+    }
+
+    /// What it reads, for messages: a path, `N files`, a directory, or `standard input`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Iterator for Input {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.batches.next()
+    }
+}
+
+impl RecordBatchReader for Input {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+/// One file's batches, its rows counted and checked against the manifest at its end.
+struct Counted {
+    path: PathBuf,
+    expected: Option<u64>,
+    seen: u64,
+    /// `None` once it ended.
+    batches: Option<Batches>,
+}
+
+impl Iterator for Counted {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let batches = self.batches.as_mut()?;
+        match batches.next() {
+            Some(Ok(batch)) => {
+                self.seen += batch.num_rows() as u64;
+                Some(Ok(batch))
+            }
+            Some(Err(e)) => {
+                self.batches = None;
+                Some(Err(ArrowError::from(
+                    Error::from(ErrorKind::Input(e)).context(self.path.display().to_string()),
+                )))
+            }
+            None => {
+                self.batches = None;
+                match self.expected {
+                    Some(rows) if rows != self.seen => {
+                        Some(Err(ArrowError::from(Error::usage(format!(
+                            "{} holds {} rows, and its manifest says {rows}: the directory \
+                             is not what its export wrote",
+                            self.path.display(),
+                            self.seen
+                        )))))
+                    }
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+/// Opens one file by its format (given, else from its extension).
+fn open_file(path: &Path, options: &InputOptions) -> Result<(SchemaRef, Batches)> {
+    let shown = path.display().to_string();
+    let format = match options.format.or_else(|| Format::from_path(path)) {
+        Some(Format::Null) | None => {
+            return Err(Error::usage(format!(
+                "cannot tell the format of {shown}: use a .parquet, .arrow (IPC file) or \
+                 .arrows (IPC stream) file, or say the format"
+            )));
+        }
+        Some(f) => f,
+    };
+    let file = File::open(path).map_err(|e| {
+        Error::from(ErrorKind::Input(ArrowError::IoError(
+            format!("cannot open {shown}: {e}"),
+            e,
+        )))
+    })?;
+    Ok(match format {
+        Format::Parquet => {
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .and_then(|b| b.with_batch_size(options.batch_rows.max(1)).build())
+                    .map_err(|e| input_error(&shown, "a Parquet file", e.into()))?;
+            (reader.schema(), Box::new(reader))
+        }
+        Format::ArrowFile => {
+            let reader = arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None)
+                .map_err(|e| input_error(&shown, "an Arrow IPC file", e))?;
+            (reader.schema(), Box::new(reader))
+        }
+        _ => {
+            let reader = arrow_ipc::reader::StreamReader::try_new(BufReader::new(file), None)
+                .map_err(|e| input_error(&shown, "an Arrow IPC stream", e))?;
+            (reader.schema(), Box::new(reader))
+        }
+    })
+}
+
+fn input_error(what: &str, expected: &str, e: ArrowError) -> Error {
+    Error::from(ErrorKind::Input(e)).context(format!("{what} is not {expected}"))
+}
+
+/// The fields that must agree between files: names and types (metadata may differ).
+fn same_columns(a: &SchemaRef, b: &SchemaRef) -> bool {
+    a.fields().len() == b.fields().len()
+        && a.fields()
+            .iter()
+            .zip(b.fields())
+            .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
+}
+
+fn columns(schema: &SchemaRef) -> String {
+    let list: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .collect();
+    format!("({})", list.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::Int32Array;
+    use arrow_schema::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::manifest::ManifestFile;
+
+    fn write_ipc(path: &Path, values: &[i32], name: &str) {
+        let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Int32, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int32Array::from(values.to_vec()))],
+        )
+        .unwrap();
+        let file = File::create(path).unwrap();
+        let mut w = arrow_ipc::writer::FileWriter::try_new(file, &schema).unwrap();
+        w.write(&batch).unwrap();
+        w.finish().unwrap();
+    }
+
+    fn rows(input: Input) -> std::result::Result<usize, String> {
+        let mut n = 0;
+        for b in input {
+            n += b.map_err(|e| e.to_string())?.num_rows();
+        }
+        Ok(n)
+    }
+
+    #[test]
+    fn files_and_manifest_directories_open_as_one_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("part-00000.arrow");
+        let b = dir.path().join("part-00001.feather");
+        write_ipc(&a, &[1, 2], "v");
+        write_ipc(&b, &[3], "v");
+        let opts = InputOptions::default();
+        assert_eq!(
+            rows(Input::open(&[a.clone(), b.clone()], &opts).unwrap()),
+            Ok(3)
+        );
+
+        // No manifest: refused.
+        let e = Input::open(&[dir.path().to_owned()], &opts).unwrap_err();
+        assert!(e.is_usage() && e.to_string().contains(MANIFEST_NAME), "{e}");
+
+        // A manifest lists only the first file: only it is read.
+        let listed = vec![ManifestFile::new("part-00000.arrow", 2, 0)];
+        let m = Manifest::new(Format::ArrowFile, None, None, None, listed);
+        m.write(dir.path()).unwrap();
+        let input = Input::open(&[dir.path().to_owned()], &opts).unwrap();
+        assert_eq!(rows(input), Ok(2));
+
+        // A manifest whose count is wrong: the load's input fails naming the file.
+        let wrong = vec![ManifestFile::new("part-00000.arrow", 5, 0)];
+        Manifest::new(Format::ArrowFile, None, None, None, wrong)
+            .write(dir.path())
+            .unwrap();
+        let e = rows(Input::open(&[dir.path().to_owned()], &opts).unwrap()).unwrap_err();
+        assert!(e.contains("holds 2 rows, and its manifest says 5"), "{e}");
+    }
+
+    #[test]
+    fn bad_inputs_are_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.arrow");
+        let c = dir.path().join("c.arrow");
+        write_ipc(&a, &[1], "v");
+        write_ipc(&c, &[1], "w");
+        let opts = InputOptions::default();
+        let e = Input::open(&[a.clone(), c], &opts).unwrap_err();
+        assert!(e.is_usage() && e.to_string().contains("columns"), "{e}");
+        let e = Input::open(&[dir.path().join("x.csv")], &opts).unwrap_err();
+        assert!(e.to_string().contains("cannot tell the format"), "{e}");
+        let e = Input::open(&[a.clone(), "-".into()], &opts).unwrap_err();
+        assert!(e.is_usage(), "{e}");
+        let e = Input::open(&[dir.path().join("missing.parquet")], &opts).unwrap_err();
+        assert_eq!(e.category(), crate::Category::Input, "{e}");
+        // An IPC file read as Parquet: an input error naming the file.
+        let pq = dir.path().join("a.pq");
+        std::fs::copy(&a, &pq).unwrap();
+        let e = Input::open(&[pq], &opts).unwrap_err();
+        assert!(e.to_string().contains("is not a Parquet file"), "{e}");
+    }
+}

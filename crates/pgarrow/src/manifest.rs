@@ -1,0 +1,312 @@
+//! Directories of results: where an export writes one file per part or per table
+//! ([`DirTarget`]), and `_manifest.json` ([`Manifest`]), written last, which lists them.
+
+use std::path::{Path, PathBuf};
+
+use arrow_schema::Schema;
+use pgarrow_sink::{Format, SinkOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::partition::PartRange;
+use crate::{Error, ErrorKind, Result, TableName};
+
+/// The manifest's file name in an output directory.
+pub const MANIFEST_NAME: &str = "_manifest.json";
+
+/// The version of the manifest's format that this pgarrow writes
+/// ([`Manifest::pgarrow_manifest`]). Version 1 manifests of partitioned exports read as
+/// version 2 (the fields they had kept their names and meaning).
+pub const MANIFEST_VERSION: u32 = 2;
+
+/// Where an export writes one file per part or per table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirTarget {
+    /// The directory (created if missing).
+    pub dir: PathBuf,
+    /// The files' format (not [`Format::Null`]).
+    pub format: Format,
+    /// The files' options.
+    pub options: SinkOptions,
+}
+
+impl DirTarget {
+    /// Files of `format` with default options in `dir`.
+    pub fn new(dir: impl Into<PathBuf>, format: Format) -> DirTarget {
+        DirTarget {
+            dir: dir.into(),
+            format,
+            options: SinkOptions::default(),
+        }
+    }
+
+    /// The file name of part `part`: `part-00000.parquet`.
+    pub fn part_file(&self, part: usize) -> String {
+        format!("part-{part:05}.{}", self.format.extension())
+    }
+
+    /// The file name of a table: `schema.table.parquet`, with no path separator in it.
+    pub fn table_file(&self, table: &TableName) -> String {
+        let name = match &table.schema {
+            Some(s) => format!("{s}.{}.{}", table.name, self.format.extension()),
+            None => format!("{}.{}", table.name, self.format.extension()),
+        };
+        name.replace(['/', '\0'], "_")
+    }
+
+    /// Refuses what cannot be written as files ([`Format::Null`]) and bad file options.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.format == Format::Null {
+            return Err(Error::usage(
+                "an export into a directory writes files: choose parquet, arrow or arrow-stream",
+            ));
+        }
+        Ok(self.options.validate()?)
+    }
+
+    /// Makes the directory, and removes a manifest left there by an earlier export, so that
+    /// a manifest is only ever this run's, complete.
+    pub(crate) fn prepare(&self) -> Result<()> {
+        let dir = &self.dir;
+        std::fs::create_dir_all(dir).map_err(|e| io("cannot create the directory", dir, e))?;
+        let manifest = dir.join(MANIFEST_NAME);
+        match std::fs::remove_file(&manifest) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("cannot remove the old manifest", &manifest, e)),
+        }
+    }
+}
+
+/// What an export into a directory wrote: one file per part of one source (all read in one
+/// snapshot), or one file per table (all read in one snapshot). It is written (atomically)
+/// only after every file was, so its presence means the export is complete; the files it
+/// lists are the export (others in the directory are not).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Manifest {
+    /// The version of this format ([`MANIFEST_VERSION`]).
+    pub pgarrow_manifest: u32,
+    /// The pgarrow that wrote it.
+    pub pgarrow_version: String,
+    /// The snapshot every file was read in (`None` under per-connection snapshots, or where
+    /// the server could not export one).
+    pub snapshot: Option<String>,
+    /// The server's WAL position when the snapshot was taken.
+    pub wal_lsn: Option<String>,
+    /// `server_version_num`.
+    #[serde(default)]
+    pub server_version: Option<u32>,
+    /// `parquet`, `arrow` or `arrow-stream`.
+    pub format: String,
+    /// Rows in all files.
+    pub rows: u64,
+    /// The source of a partitioned export, as one SELECT (`None` for several tables).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The Arrow schema of every file's batches in a partitioned export (before
+    /// format-specific changes such as Parquet's interval structs); `None` for several tables,
+    /// whose files each have their own.
+    #[serde(default)]
+    pub schema: Option<Schema>,
+    /// The files, in part order or in table order.
+    pub files: Vec<ManifestFile>,
+}
+
+/// One file of a [`Manifest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ManifestFile {
+    /// The file name, relative to the manifest's directory.
+    pub path: String,
+    /// Its rows.
+    pub rows: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// The table it holds (an export of several tables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableName>,
+    /// The part of the plan it holds (a partitioned export).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<usize>,
+    /// The relation the part read, for block ranges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation: Option<String>,
+    /// The range the part holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<PartRange>,
+}
+
+impl ManifestFile {
+    /// A file of `rows` rows and `bytes` bytes at `path`, relative to the manifest.
+    pub fn new(path: impl Into<String>, rows: u64, bytes: u64) -> ManifestFile {
+        ManifestFile {
+            path: path.into(),
+            rows,
+            bytes,
+            table: None,
+            part: None,
+            relation: None,
+            range: None,
+        }
+    }
+}
+
+impl Manifest {
+    /// A manifest of `files` in `format`, read in `snapshot` at `wal_lsn`.
+    pub(crate) fn new(
+        format: Format,
+        snapshot: Option<String>,
+        wal_lsn: Option<String>,
+        server_version: Option<u32>,
+        files: Vec<ManifestFile>,
+    ) -> Manifest {
+        Manifest {
+            pgarrow_manifest: MANIFEST_VERSION,
+            pgarrow_version: env!("CARGO_PKG_VERSION").to_owned(),
+            snapshot,
+            wal_lsn,
+            server_version,
+            format: format.to_string(),
+            rows: files.iter().map(|f| f.rows).sum(),
+            source: None,
+            schema: None,
+            files,
+        }
+    }
+
+    /// The manifest as JSON, indented.
+    pub fn to_json(&self) -> String {
+        // Plain data (strings, numbers, an Arrow schema): serializing it cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Reads `DIR/_manifest.json`.
+    ///
+    /// # Errors
+    /// It cannot be read ([`ErrorKind::Sink`]), or is not a manifest this pgarrow reads
+    /// ([`ErrorKind::Usage`]).
+    pub fn read(dir: &Path) -> Result<Manifest> {
+        let path = dir.join(MANIFEST_NAME);
+        let text = std::fs::read_to_string(&path).map_err(|e| io("cannot read", &path, e))?;
+        Manifest::from_json(&text).map_err(|e| e.context(path.display().to_string()))
+    }
+
+    /// Reads a manifest from its JSON text.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Usage`]: not a manifest, or of a version this pgarrow does not read.
+    pub fn from_json(text: &str) -> Result<Manifest> {
+        #[derive(Deserialize)]
+        struct Version {
+            pgarrow_manifest: u32,
+        }
+        let version: Version = serde_json::from_str(text)
+            .map_err(|e| Error::usage(format!("not a pgarrow manifest: {e}")))?;
+        if !(1..=MANIFEST_VERSION).contains(&version.pgarrow_manifest) {
+            return Err(Error::usage(format!(
+                "manifest format {} is not supported (this pgarrow reads formats 1 to \
+                 {MANIFEST_VERSION})",
+                version.pgarrow_manifest
+            )));
+        }
+        serde_json::from_str(text).map_err(|e| {
+            Error::usage(format!(
+                "not a pgarrow manifest of format {}: {e}{}",
+                version.pgarrow_manifest,
+                match version.pgarrow_manifest {
+                    1 => " (format 1 manifests of several tables are not read: export again)",
+                    _ => "",
+                }
+            ))
+        })
+    }
+
+    /// Writes `DIR/_manifest.json` atomically (a temporary file renamed over it).
+    pub(crate) fn write(&self, dir: &Path) -> Result<PathBuf> {
+        let path = dir.join(MANIFEST_NAME);
+        write_atomically(&path, &(self.to_json() + "\n"))?;
+        Ok(path)
+    }
+}
+
+/// Writes `text` to `path` through a temporary file beside it, synced and renamed over it:
+/// readers see the old file or the whole new one.
+///
+/// # Errors
+/// [`ErrorKind::Sink`], naming `path`.
+pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.pgarrow-tmp"));
+    let write = || -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io("cannot write", path, e)
+    })
+}
+
+fn io(what: &'static str, path: &Path, e: std::io::Error) -> Error {
+    ErrorKind::Sink(pgarrow_sink::Error::Io {
+        what,
+        path: path.to_owned(),
+        source: e,
+    })
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_round_trip_and_old_part_manifests_still_read() {
+        let mut file = ManifestFile::new("public.t.parquet", 3, 100);
+        file.table = Some(TableName::new(Some("public"), "t"));
+        let m = Manifest::new(
+            Format::Parquet,
+            Some("snap".into()),
+            None,
+            Some(170000),
+            vec![file],
+        );
+        let back = Manifest::from_json(&m.to_json()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.rows, 3);
+        let v1 = r#"{"pgarrow_manifest":1,"pgarrow_version":"0.1.0","source":"SELECT 1",
+            "snapshot":null,"wal_lsn":"0/1","server_version":150000,"format":"parquet",
+            "rows":2,"schema":{"fields":[],"metadata":{}},
+            "files":[{"path":"part-00000.parquet","part":0,"relation":null,
+                      "range":{"kind":"all"},"rows":2,"bytes":10}]}"#;
+        let old = Manifest::from_json(v1).unwrap();
+        assert_eq!(old.files[0].part, Some(0));
+        assert_eq!(old.server_version, Some(150000));
+        let tables_v1 = r#"{"pgarrow_manifest":1,"pgarrow_version":"0.1.0","snapshot":null,
+            "wal_lsn":null,"format":"parquet","rows":1,
+            "tables":[{"table":"public.t","schema":"public","name":"t","file":"f","rows":1,"bytes":1}]}"#;
+        let e = Manifest::from_json(tables_v1).unwrap_err();
+        assert!(
+            e.is_usage() && e.to_string().contains("export again"),
+            "{e}"
+        );
+        let future = Manifest::from_json(r#"{"pgarrow_manifest":9}"#).unwrap_err();
+        assert!(future.to_string().contains("format 9"), "{future}");
+    }
+
+    #[test]
+    fn file_names_hold_no_separator() {
+        let t = DirTarget::new("/d", Format::ArrowStream);
+        assert_eq!(
+            t.table_file(&TableName::new(Some("s"), "a/b")),
+            "s.a_b.arrows"
+        );
+        assert_eq!(t.part_file(7), "part-00007.arrows");
+    }
+}
