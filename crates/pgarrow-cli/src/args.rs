@@ -9,7 +9,7 @@ use pgarrow::policy::{
     ArrayShape, EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, Policies,
     SpecialValues, TextLayout, WideNumeric,
 };
-use pgarrow::sink::IntervalEncoding;
+use pgarrow::sink::{Compression, Format, IntervalEncoding};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -214,6 +214,13 @@ pub(crate) fn parse_policy<T: std::str::FromStr<Err = String>>(s: &str) -> Resul
     s.parse()
 }
 
+/// A value read by the library's own `FromStr` (one message for every door).
+pub(crate) fn parse_option<T: std::str::FromStr<Err: std::fmt::Display>>(
+    s: &str,
+) -> Result<T, String> {
+    s.parse().map_err(|e: T::Err| e.to_string())
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct SchemaArgs {
     #[command(flatten)]
@@ -227,8 +234,8 @@ pub(crate) struct SchemaArgs {
 pub(crate) struct OutputArgs {
     /// Output format: parquet, arrow (IPC file), arrow-stream (IPC stream) or null (decode
     /// and discard). Default: from the output file's extension (.parquet, .arrow, .arrows).
-    #[arg(long, value_name = "FORMAT")]
-    pub(crate) to: Option<String>,
+    #[arg(long, value_name = "FORMAT", value_parser = parse_option::<Format>)]
+    pub(crate) to: Option<Format>,
     /// Output file, or - for standard output (not a terminal).
     #[arg(long, short = 'o', value_name = "PATH")]
     pub(crate) output: Option<String>,
@@ -250,8 +257,8 @@ pub(crate) struct OutputArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) stats_json: Option<PathBuf>,
     /// Parquet compression: zstd[:LEVEL], snappy, lz4, gzip, none [default: zstd].
-    #[arg(long, value_name = "CODEC", help_heading = "Parquet")]
-    pub(crate) compression: Option<String>,
+    #[arg(long, value_name = "CODEC", value_parser = parse_option::<Compression>, help_heading = "Parquet")]
+    pub(crate) compression: Option<Compression>,
     /// Rows per Parquet row group [default: 1048576].
     #[arg(long, value_name = "N", value_parser = at_least_one, help_heading = "Parquet")]
     pub(crate) row_group_rows: Option<usize>,
@@ -397,7 +404,7 @@ pub(crate) struct ImportArgs {
 pub(crate) struct LoadArgs {
     /// append (add the rows), replace (TRUNCATE first) or upsert (insert new keys, update the
     /// others: needs --key). All in one transaction: a failure leaves the table as it was.
-    #[arg(long, default_value = "append", value_name = "MODE")]
+    #[arg(long, default_value = "append", value_name = "MODE", value_parser = ["append", "replace", "upsert"])]
     pub(crate) mode: String,
     /// The upsert's key: columns of a unique index, comma-separated.
     #[arg(long, value_name = "COLUMNS")]

@@ -1,72 +1,131 @@
 //! How a failure ends the process: the message (with the spot in the user's query, as psql
-//! shows it), and the exit status (see `args::CONNECTION_HELP`).
+//! shows it), and the exit status (see `args::CONNECTION_HELP`), both from what the library
+//! says the error is ([`pgarrow::Category`]), never from its text.
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 
-use pgarrow::protocol::ErrorKind as ProtocolKind;
+use pgarrow::{Category, Stop};
 
 /// The status after a usage error or a connection that could not be made.
 pub(crate) const EXIT_USAGE: i32 = 2;
 
-/// The query text as the user gave it, for placing the server's error position.
-static QUERY: OnceLock<String> = OnceLock::new();
-
-/// How to name the `--table` the user gave, when it held capitals that SQL folded away.
-static TABLE_HINT: OnceLock<String> = OnceLock::new();
-
-/// The signal that interrupted the run (SIGINT unless SIGTERM came).
-static SIGNAL: AtomicI32 = AtomicI32::new(libc::SIGINT);
-
-/// Remembers the user's query, to show where in it the server's error points.
-pub(crate) fn remember_query(text: &str) {
-    let _ = QUERY.set(text.to_owned());
-}
-
-/// Remembers a `--table` argument: one with unquoted capitals gets a hint if the table is
-/// not found.
-pub(crate) fn remember_table(text: &str) {
-    let mut quoted = false;
-    let capitals = text.chars().any(|c| {
-        if c == '"' {
-            quoted = !quoted;
-        }
-        !quoted && c.is_ascii_uppercase()
-    });
-    if capitals && !text.contains('"') {
-        let quoted: Vec<String> = text.split('.').map(|p| format!("\"{p}\"")).collect();
-        let _ = TABLE_HINT.set(format!(
-            "hint: unquoted names fold to lower case, as in SQL; for a table named with \
-             capitals, quote it: --table '{}'\n",
-            quoted.join(".")
-        ));
-    }
-}
-
-/// Remembers which signal stops the run.
-pub(crate) fn remember_signal(signal: i32) {
-    SIGNAL.store(signal, Ordering::Relaxed);
-}
-
-/// Whether the export writes to standard output (where a closed pipe ends it quietly).
-static TO_STDOUT: AtomicBool = AtomicBool::new(false);
-
-/// Remembers that the data goes to standard output.
-pub(crate) fn remember_stdout() {
-    TO_STDOUT.store(true, Ordering::Relaxed);
-}
-
-/// The context of an error raised while connecting (whatever its kind: a timeout, a server
-/// that hung up during startup): exit status 2.
+/// What the run knows that its error report needs: the query as the user wrote it (for the
+/// caret), a hint for a `--table` with capitals, whether the data goes to standard output,
+/// what an interruption leaves, and the stop that Ctrl-C and SIGTERM set.
 #[derive(Debug)]
-pub(crate) struct Connecting;
+pub(crate) struct Session {
+    /// Stopped by Ctrl-C or SIGTERM (see [`Session::on_signals`]).
+    pub(crate) stop: Stop,
+    /// The signal that stopped the run, or 0.
+    signal: Arc<AtomicI32>,
+    /// The query text as the user gave it, for placing the server's error position.
+    pub(crate) query: Option<String>,
+    /// How to name the `--table` the user gave, when it held capitals that SQL folded away.
+    pub(crate) table_hint: Option<String>,
+    /// Whether the data goes to standard output (where a closed pipe ends it quietly).
+    pub(crate) to_stdout: bool,
+    /// What an interrupted run leaves.
+    pub(crate) interrupted: &'static str,
+}
 
-impl std::fmt::Display for Connecting {
-    // Says nothing: the cause says what failed, and names the server.
-    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        Ok(())
+impl Session {
+    /// A session whose stop Ctrl-C and SIGTERM set, from a thread of their own (whatever the
+    /// main thread waits on).
+    pub(crate) fn on_signals() -> std::io::Result<Session> {
+        let session = Session {
+            stop: Stop::new(),
+            signal: Arc::new(AtomicI32::new(0)),
+            query: None,
+            table_hint: None,
+            to_stdout: false,
+            interrupted: NOTHING_WRITTEN,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (stop, signal) = (session.stop.clone(), Arc::clone(&session.signal));
+        // Installed here, before the thread runs: a signal from now on is caught.
+        let mut term = rt.block_on(async {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        })?;
+        let mut int = rt.block_on(async {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        })?;
+        std::thread::Builder::new()
+            .name("pgarrow-signals".into())
+            .spawn(move || {
+                let which = rt.block_on(async {
+                    tokio::select! {
+                        _ = int.recv() => libc::SIGINT,
+                        _ = term.recv() => libc::SIGTERM,
+                    }
+                });
+                signal.store(which, Ordering::SeqCst);
+                stop.stop();
+            })?;
+        Ok(session)
+    }
+
+    /// Remembers a `--table` argument: one with unquoted capitals gets a hint if the table
+    /// is not found.
+    pub(crate) fn remember_table(&mut self, text: &str) {
+        let mut quoted = false;
+        let capitals = text.chars().any(|c| {
+            if c == '"' {
+                quoted = !quoted;
+            }
+            !quoted && c.is_ascii_uppercase()
+        });
+        if capitals && !text.contains('"') {
+            let quoted: Vec<String> = text.split('.').map(|p| format!("\"{p}\"")).collect();
+            self.table_hint = Some(format!(
+                "hint: unquoted names fold to lower case, as in SQL; for a table named with \
+                 capitals, quote it: --table '{}'\n",
+                quoted.join(".")
+            ));
+        }
+    }
+
+    /// Prints what `e` says (nothing for a closed pipe) and returns the exit status.
+    pub(crate) fn report(&self, e: &anyhow::Error) -> i32 {
+        let library = e.chain().find_map(|c| c.downcast_ref::<pgarrow::Error>());
+        if library.is_some_and(pgarrow::Error::is_cancelled) || self.stop.is_stopped() {
+            let signal = match self.signal.load(Ordering::SeqCst) {
+                0 => libc::SIGINT,
+                s => s,
+            };
+            let name = if signal == libc::SIGTERM {
+                "SIGTERM"
+            } else {
+                "Ctrl-C"
+            };
+            eprintln!("pgarrow: interrupted ({name}); {}", self.interrupted);
+            return 128 + signal;
+        }
+        if self.to_stdout && library.is_some_and(pgarrow::Error::is_broken_pipe) {
+            // The reader of standard output closed it (`| head`): it has what it wanted.
+            return 0;
+        }
+        eprintln!("pgarrow: error: {}", error_line(e));
+        if let Some(position) = library.and_then(pgarrow::Error::query_position)
+            && let Some(context) = self.query.as_deref().and_then(|q| caret(q, position))
+        {
+            eprint!("{context}");
+        }
+        if let (Some(hint), Some(e)) = (&self.table_hint, library)
+            && e.code() == Some("42P01")
+        {
+            eprint!("{hint}");
+        }
+        exit_status(e)
     }
 }
+
+/// What an interrupted export leaves.
+pub(crate) const NOTHING_WRITTEN: &str = "no output was written";
+/// What an interrupted load leaves.
+pub(crate) const NOTHING_LOADED: &str = "nothing was loaded (the transaction was rolled back)";
 
 /// A command line that asks for something impossible or contradictory: exit status 2.
 #[derive(Debug)]
@@ -85,107 +144,20 @@ pub(crate) fn usage(message: &str) -> anyhow::Error {
     Usage(message.to_owned()).into()
 }
 
-/// Ctrl-C or SIGTERM stopped the run; what that left.
-#[derive(Debug)]
-pub(crate) struct Interrupted(pub(crate) &'static str);
-
-impl Interrupted {
-    /// An export stopped by a signal.
-    pub(crate) fn nothing_written() -> Interrupted {
-        Interrupted("no output was written")
-    }
-
-    /// A load stopped by a signal.
-    pub(crate) fn nothing_loaded() -> Interrupted {
-        Interrupted("nothing was loaded (the transaction was rolled back)")
-    }
-}
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("interrupted")
-    }
-}
-
-impl std::error::Error for Interrupted {}
-
-/// Prints what `e` says (nothing for a closed pipe) and returns the exit status.
-pub(crate) fn report(e: &anyhow::Error) -> i32 {
-    if let Some(i) = e.downcast_ref::<Interrupted>() {
-        let signal = SIGNAL.load(Ordering::Relaxed);
-        let name = if signal == libc::SIGTERM {
-            "SIGTERM"
-        } else {
-            "Ctrl-C"
-        };
-        eprintln!("pgarrow: interrupted ({name}); {}", i.0);
-        return 128 + signal;
-    }
-    if broken_pipe(e) {
-        // The reader of standard output closed it (`| head`): it has what it wanted.
-        return 0;
-    }
-    eprintln!("pgarrow: error: {}", error_line(e));
-    if let Some(context) = query_context(e) {
-        eprint!("{context}");
-    }
-    let missing = e
-        .chain()
-        .filter_map(|c| c.downcast_ref::<pgarrow::Error>())
-        .any(|p| p.code() == Some("42P01"));
-    if let (true, Some(hint)) = (missing, TABLE_HINT.get()) {
-        eprint!("{hint}");
-    }
-    exit_status(e)
-}
-
 /// 2 for usage and connection failures, 1 for the rest.
 fn exit_status(e: &anyhow::Error) -> i32 {
-    if e.downcast_ref::<Connecting>().is_some() {
-        return EXIT_USAGE;
-    }
     for cause in e.chain() {
-        if cause.is::<Usage>() {
+        if cause.is::<Usage>() || cause.is::<clap::Error>() {
             return EXIT_USAGE;
         }
-        if cause.is::<clap::Error>() {
-            return EXIT_USAGE;
-        }
-        if let Some(p) = cause.downcast_ref::<pgarrow::protocol::Error>() {
-            let connecting = match p.kind() {
-                ProtocolKind::Config(_)
-                | ProtocolKind::Connect { .. }
-                | ProtocolKind::Auth(_)
-                | ProtocolKind::Tls { .. } => true,
-                // Refused at startup: authentication (28), the connection (08), no such
-                // database, too many connections, the server starting or stopping.
-                ProtocolKind::Db(db) => {
-                    db.code.starts_with("28")
-                        || db.code.starts_with("08")
-                        || matches!(db.code.as_str(), "3D000" | "53300" | "57P03")
-                }
-                _ => false,
+        if let Some(p) = cause.downcast_ref::<pgarrow::Error>() {
+            return match p.category() {
+                Category::Usage | Category::Connection => EXIT_USAGE,
+                _ => 1,
             };
-            if connecting {
-                return EXIT_USAGE;
-            }
         }
     }
     1
-}
-
-/// Whether `e` comes from writing the data into a pipe whose reader has gone.
-fn broken_pipe(e: &anyhow::Error) -> bool {
-    TO_STDOUT.load(Ordering::Relaxed) && pipe_closed(e)
-}
-
-fn pipe_closed(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            || cause.to_string().contains("Broken pipe (os error 32)")
-    })
 }
 
 /// An error and its causes on one line (a server message or DETAIL may hold line breaks):
@@ -207,16 +179,6 @@ pub(crate) fn error_line(e: &anyhow::Error) -> String {
         line.push_str(text);
     }
     line
-}
-
-/// psql's `LINE n:` and caret under the spot the server's error points at, in the query as
-/// the user wrote it.
-fn query_context(e: &anyhow::Error) -> Option<String> {
-    let position = e
-        .chain()
-        .find_map(|c| c.downcast_ref::<pgarrow::Error>())
-        .and_then(pgarrow::Error::query_position)?;
-    caret(QUERY.get()?, position)
 }
 
 /// The line holding character `position` (from 1) of `text`, and a caret under it.
@@ -288,18 +250,9 @@ mod tests {
         assert_eq!(exit_status(&usage("no")), 2);
         assert_eq!(exit_status(&anyhow::anyhow!("query failed")), 1);
         let config = pgarrow::protocol::Config::parse("port=0").unwrap_err();
-        assert_eq!(exit_status(&anyhow::Error::new(config).context("x")), 2);
-        let timeout = anyhow::anyhow!("timed out")
-            .context(Connecting)
-            .context("more");
-        assert_eq!(exit_status(&timeout), 2);
-        assert_eq!(error_line(&timeout), "more: timed out");
-    }
-
-    #[test]
-    fn broken_pipes_are_recognised_through_the_chain() {
-        let io = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
-        assert!(pipe_closed(&anyhow::Error::new(io).context("writing")));
-        assert!(!pipe_closed(&anyhow::anyhow!("other")));
+        let config = anyhow::Error::new(pgarrow::Error::from(config)).context("x");
+        assert_eq!(exit_status(&config), 2);
+        let name = pgarrow::TableName::parse("a.b.c").unwrap_err();
+        assert_eq!(exit_status(&anyhow::Error::new(name)), 2);
     }
 }

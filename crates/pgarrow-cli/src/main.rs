@@ -5,7 +5,6 @@ mod conn;
 mod copy;
 mod errors;
 mod import;
-mod names;
 mod output;
 mod partition;
 mod report;
@@ -17,15 +16,17 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches};
+use pgarrow::blocking::{block_on, wait};
+use pgarrow::names::table_query;
 use pgarrow::policy::Policies;
-use pgarrow::protocol::{Config, quote_ident, quote_literal};
+use pgarrow::protocol::Config;
 use pgarrow::sink::Output;
-use pgarrow::{Client, FileTarget, Hooks, Source};
+use pgarrow::{Client, FileTarget, Hooks, Source, Stop, TablePattern};
+use serde::Serialize;
 
 use args::{Cli, Command, DemoArgs, OutputArgs, PartitionArgs, SourceArgs};
 pub(crate) use conn::config_from;
-pub(crate) use errors::{Interrupted, usage};
-use names::TablePattern;
+pub(crate) use errors::{Session, usage};
 pub(crate) use output::{export_options, file_target, sink_options};
 use report::{Summary, advance, group, progress_bar, render_schema, stats_table, summary_line};
 
@@ -38,9 +39,16 @@ use report::{Summary, advance, group, progress_bar, render_schema, stats_table, 
 fn main() {
     let matches = command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let code = match run(cli) {
+    let mut session = match Session::on_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pgarrow: error: cannot watch for Ctrl-C and SIGTERM: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match run(cli, &mut session) {
         Ok(()) => 0,
-        Err(e) => errors::report(&e),
+        Err(e) => session.report(&e),
     };
     std::process::exit(code);
 }
@@ -73,22 +81,29 @@ fn usage_error(command: &str, message: &str) -> ! {
         .exit()
 }
 
-fn run(cli: Cli) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+fn run(cli: Cli, session: &mut Session) -> Result<()> {
+    let rt = pgarrow::blocking::runtime()?;
     match cli.command {
         Command::Export(args) => {
             let policies = args.policies.policies();
             if let (Some(plan), Some(part)) = (&args.plan, args.part) {
                 let config = read_only_config(&args.source)?;
-                return partition::export_part(&rt, &config, plan, part, &args.output, &policies);
+                return partition::export_part(
+                    &rt,
+                    session,
+                    &config,
+                    plan,
+                    part,
+                    &args.output,
+                    &policies,
+                );
             }
-            match select("export", &args.source)? {
+            match select("export", &args.source, session)? {
                 Selected::One(source) => {
                     let config = read_only_config(&args.source)?;
                     export(
                         &rt,
+                        session,
                         &config,
                         &source,
                         &args.output,
@@ -123,26 +138,30 @@ fn run(cli: Cli) -> Result<()> {
                         )));
                     }
                     let config = read_only_config(&args.source)?;
-                    tables::export(&rt, &config, &patterns, dir, &args.output, &policies)
+                    tables::export(&rt, session, &config, &patterns, dir, &args.output, &policies)
                 }
             }
         }
         Command::Plan(args) => {
-            let source = one_source("plan", &args.source)?;
+            let source = one_source("plan", &args.source, session)?;
             let config = read_only_config(&args.source)?;
-            partition::plan(&rt, &config, &source, &args)
+            partition::plan(&rt, session, &config, &source, &args)
         }
         Command::Schema(args) => {
-            let source = one_source("schema", &args.source)?;
+            let source = one_source("schema", &args.source, session)?;
             let config = read_only_config(&args.source)?;
-            schema(&rt, &config, &source, &args.policies.policies())
+            schema(&rt, &session.stop, &config, &source, &args.policies.policies())
         }
         Command::Import(args) => {
+            session.interrupted = errors::NOTHING_LOADED;
             let config = conn::config(&args.conn, None)?;
-            import::import(&rt, &config, &args)
+            import::import(&session.stop, &config, &args)
         }
-        Command::Copy(args) => copy::copy(&rt, &args),
-        Command::Demo(args) => demo(&rt, args),
+        Command::Copy(args) => {
+            session.interrupted = errors::NOTHING_LOADED;
+            copy::copy(&session.stop, &args)
+        }
+        Command::Demo(args) => demo(&rt, session, args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "pgarrow", &mut std::io::stdout());
             Ok(())
@@ -182,7 +201,7 @@ enum Selected {
     Tables(Vec<TablePattern>),
 }
 
-fn select(command: &str, args: &SourceArgs) -> Result<Selected> {
+fn select(command: &str, args: &SourceArgs, session: &mut Session) -> Result<Selected> {
     let query = match (&args.query, &args.file) {
         (Some(q), _) if q == "-" => {
             let mut text = String::new();
@@ -209,12 +228,12 @@ fn select(command: &str, args: &SourceArgs) -> Result<Selected> {
         if source.sql().trim().is_empty() {
             return Err(usage("the query is empty (only white space or comments)"));
         }
-        errors::remember_query(&text);
+        session.query = Some(text);
         return Ok(Selected::One(source));
     }
     let mut patterns = Vec::new();
     for t in &args.table {
-        patterns.push(TablePattern::parse(t).map_err(|e| usage(&e.to_string()))?);
+        patterns.push(TablePattern::parse(t)?);
     }
     if patterns.is_empty() && args.schema.is_empty() {
         usage_error(
@@ -226,19 +245,18 @@ fn select(command: &str, args: &SourceArgs) -> Result<Selected> {
     if let ([one], true) = (patterns.as_slice(), args.schema.is_empty())
         && let Some(table) = one.exact()
     {
-        errors::remember_table(&one.text);
+        session.remember_table(&one.text);
         if !narrowed {
-            return Ok(Selected::One(table));
+            return Ok(Selected::One(Source::Table(table)));
         }
-        let source = names::table_query(
+        let source = table_query(
             &table,
             args.columns.as_deref(),
             args.where_.as_deref(),
             args.limit,
-        )
-        .map_err(|e| usage(&e.to_string()))?;
+        )?;
         // The condition stands on lines of its own: an error in it points there.
-        errors::remember_query(&source.sql());
+        session.query = Some(source.sql());
         return Ok(Selected::One(source));
     }
     if narrowed {
@@ -247,14 +265,14 @@ fn select(command: &str, args: &SourceArgs) -> Result<Selected> {
         ));
     }
     for s in &args.schema {
-        patterns.push(TablePattern::schema(s).map_err(|e| usage(&e.to_string()))?);
+        patterns.push(TablePattern::schema(s)?);
     }
     Ok(Selected::Tables(patterns))
 }
 
 /// The one source of a command that takes one (`schema`, `plan`).
-fn one_source(command: &str, args: &SourceArgs) -> Result<Source> {
-    match select(command, args)? {
+fn one_source(command: &str, args: &SourceArgs, session: &mut Session) -> Result<Source> {
+    match select(command, args, session)? {
         Selected::One(source) => Ok(source),
         Selected::Tables(_) => Err(usage(&format!(
             "pgarrow {command} takes one table or query; `export --output-dir` exports several"
@@ -262,50 +280,15 @@ fn one_source(command: &str, args: &SourceArgs) -> Result<Source> {
     }
 }
 
-/// Runs `fut`, or fails with [`Interrupted`] on Ctrl-C or SIGTERM (dropping `fut`, which
-/// closes the connection).
-fn block_on_interruptible<T>(
-    rt: &tokio::runtime::Runtime,
-    fut: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    rt.block_on(async {
-        tokio::select! {
-            r = fut => r,
-            _ = interrupt_signal() => Err(Interrupted::nothing_written().into()),
-        }
-    })
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub(crate) async fn interrupt_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let terminate = async {
-        match term.as_mut() {
-            Some(t) => drop(t.recv().await),
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => errors::remember_signal(libc::SIGINT),
-        _ = terminate => errors::remember_signal(libc::SIGTERM),
-    }
-}
-
-pub(crate) async fn connect(config: &Config) -> Result<Client> {
-    Client::connect(config)
-        .await
-        .map_err(|e| anyhow::Error::new(e).context(errors::Connecting))
-}
-
 fn schema(
     rt: &tokio::runtime::Runtime,
+    stop: &Stop,
     config: &Config,
     source: &Source,
     policies: &Policies,
 ) -> Result<()> {
-    let plan = block_on_interruptible(rt, async {
-        let mut client = connect(config).await?;
+    let plan = block_on(rt, stop, async {
+        let mut client = Client::connect(config).await?;
         let plan = client.plan_with(source, policies).await?;
         let _ = client.close().await;
         Ok(plan)
@@ -316,6 +299,7 @@ fn schema(
 
 fn export(
     rt: &tokio::runtime::Runtime,
+    session: &mut Session,
     config: &Config,
     source: &Source,
     args: &OutputArgs,
@@ -323,42 +307,44 @@ fn export(
     policies: &Policies,
 ) -> Result<()> {
     if partition.partitioned() && !args.dry_run {
-        return partition::export(rt, config, source, args, partition, policies);
+        return partition::export(rt, session, config, source, args, partition, policies);
     }
     let target = match &partition.output_dir {
         Some(dir) => FileTarget::new(output::dir_format(args, dir)?, Output::File(dir.clone())),
         None => file_target(args)?,
     };
+    session.to_stdout = target.output == Output::Stdout;
     let options = export_options(args, policies);
-    let mut client = block_on_interruptible(rt, connect(config))?;
+    let stop = session.stop.clone();
+    let mut client = block_on(rt, &stop, Client::connect(config))?;
     if args.dry_run {
-        return dry_run(rt, &mut client, source, &target, partition, policies);
+        return dry_run(rt, &stop, &mut client, source, &target, partition, policies);
     }
     let expected = match report::progress_shown(args.quiet) {
-        true => rt.block_on(estimate_rows(&mut client, source)),
+        true => block_on(rt, &stop, async { Ok(client.estimate_rows(source).await) })?,
         false => None,
     };
-    let (progress, hooks) = progress_hooks(args.quiet, expected);
-    let result = rt.block_on(client.export_to_file(source.clone(), &options, &target, hooks));
+    let (progress, hooks) = progress_hooks(args.quiet, expected, &stop);
+    // The export watches the stop itself: stopped, it cancels the query and removes its
+    // temporary file before it returns.
+    let result = wait(rt, &stop, client.export_to_file(source.clone(), &options, &target, hooks));
     progress.finish_and_clear();
     drop(client);
-    let stats = match result {
-        Err(e) if e.is_cancelled() => return Err(Interrupted::nothing_written().into()),
-        other => other?,
-    };
-    report(args, &stats, &target, None)
+    let stats = result?;
+    report(args, &stats, &stats, &target, None)
 }
 
 /// `--dry-run`: what the export would run and write, from the described query.
 fn dry_run(
     rt: &tokio::runtime::Runtime,
+    stop: &Stop,
     client: &mut Client,
     source: &Source,
     target: &FileTarget,
     partition: &PartitionArgs,
     policies: &Policies,
 ) -> Result<()> {
-    let plan = block_on_interruptible(rt, async { Ok(client.plan_with(source, policies).await?) })?;
+    let plan = block_on(rt, stop, client.plan_with(source, policies))?;
     let output = match &target.output {
         Output::File(p) if partition.output_dir.is_some() => {
             format!(
@@ -392,75 +378,57 @@ fn dry_run(
     Ok(())
 }
 
-/// The rows the catalog expects a table to hold (`pg_class.reltuples`, summed over the leaf
-/// partitions), for the progress bar; `None` for a query, a view, or a table never analyzed.
-pub(crate) async fn estimate_rows(client: &mut Client, source: &Source) -> Option<u64> {
-    let Source::Table { schema, name } = source else {
-        return None;
-    };
-    let relation = match schema {
-        Some(s) => format!("{}.{}", quote_ident(s), quote_ident(name)),
-        None => quote_ident(name),
-    };
-    // pg_partition_tree lists a partitioned table's partitions (and nothing for a plain one).
-    let sql = format!(
-        "SELECT (CASE WHEN c.relkind = 'p' THEN \
-           (SELECT sum(GREATEST(l.reltuples, 0)) FROM pg_catalog.pg_partition_tree(c.oid) t \
-            JOIN pg_catalog.pg_class l ON l.oid = t.relid WHERE t.isleaf) \
-           ELSE GREATEST(c.reltuples, 0) END)::int8::text \
-         FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass({})",
-        quote_literal(&relation)
-    );
-    let rows = client.connection().simple_query(&sql).await.ok()?;
-    let n: u64 = rows.first()?.first()?.as_deref()?.parse().ok()?;
-    (n > 0).then_some(n)
-}
-
 /// The progress bar (hidden when quiet or not on a terminal; with a percentage when the rows
-/// to expect are known), and hooks that update it after each batch and cancel the export on
-/// Ctrl-C or SIGTERM.
-fn progress_hooks(quiet: bool, expected: Option<u64>) -> (indicatif::ProgressBar, Hooks<'static>) {
+/// to expect are known), and hooks that update it after each batch and stop with `stop`.
+fn progress_hooks(
+    quiet: bool,
+    expected: Option<u64>,
+    stop: &Stop,
+) -> (indicatif::ProgressBar, Hooks<'static>) {
     let progress = progress_bar(quiet, expected);
     let bar = progress.clone();
     let hooks = Hooks::new()
         .on_progress(move |s| advance(&bar, s.rows, s.bytes, s.total))
-        .cancel_on(interrupt_signal());
+        .with_stop(stop.clone());
     (progress, hooks)
 }
 
-/// The summary line, the lossy conversions, `--stats` and `--stats-json`; `extra` adds fields
-/// to the JSON object and a line to the table (partitioned exports).
-fn report(
+/// `--json`'s object: the statistics' own document, with the format and the output.
+#[derive(Serialize)]
+struct JsonReport<'a, D: Serialize> {
+    #[serde(flatten)]
+    stats: &'a D,
+    format: String,
+    output: Option<String>,
+}
+
+/// The summary line, the lossy conversions, `--stats` and `--stats-json`; `document` is
+/// what `--json` and `--stats-json` write (the statistics, or a partitioned export's), and
+/// `more` adds words to the summary and the table.
+fn report<D: Serialize>(
     args: &OutputArgs,
+    document: &D,
     stats: &pgarrow::ExportStats,
     target: &FileTarget,
-    extra: Option<(&str, String)>,
+    more: Option<String>,
 ) -> Result<()> {
-    if args.json {
-        let mut json: serde_json::Value = serde_json::from_str(&stats.to_json())?;
-        json["format"] = target.format.to_string().into();
-        json["output"] = match &target.output {
-            Output::File(p) => p.display().to_string().into(),
-            Output::Stdout => "-".into(),
-            Output::Discard => serde_json::Value::Null,
+    let json = || {
+        let output = match &target.output {
+            Output::File(p) => Some(p.display().to_string()),
+            Output::Stdout => Some("-".to_owned()),
+            Output::Discard => None,
         };
-        if let Some((fields, _)) = &extra
-            && let serde_json::Value::Object(more) = serde_json::from_str(&format!("{{{fields}}}"))?
-            && let Some(object) = json.as_object_mut()
-        {
-            object.extend(more);
-        }
-        println!("{json}");
+        serde_json::to_string(&JsonReport {
+            stats: document,
+            format: target.format.to_string(),
+            output,
+        })
+    };
+    if args.json {
+        println!("{}", json()?);
     }
     if let Some(path) = &args.stats_json {
-        let mut json = stats.to_json();
-        if let Some((fields, _)) = &extra {
-            json.pop();
-            json.push(',');
-            json.push_str(fields);
-            json.push('}');
-        }
-        std::fs::write(path, json + "\n")
+        std::fs::write(path, json()? + "\n")
             .with_context(|| format!("cannot write the statistics to {}", path.display()))?;
     }
     if !args.quiet {
@@ -471,7 +439,7 @@ fn report(
             elapsed: stats.total,
         };
         let mut line = summary_line(&summary, target.format, &target.output);
-        if let Some((_, more)) = &extra {
+        if let Some(more) = &more {
             line.push_str(&format!(" ({more})"));
         }
         eprintln!("{line}");
@@ -485,16 +453,16 @@ fn report(
     }
     if args.stats {
         eprint!("{}", stats_table(stats));
-        if let Some((_, more)) = &extra {
+        if let Some(more) = &more {
             eprintln!("{more}");
         }
     }
     Ok(())
 }
 
-fn demo(rt: &tokio::runtime::Runtime, mut args: DemoArgs) -> Result<()> {
+fn demo(rt: &tokio::runtime::Runtime, session: &mut Session, mut args: DemoArgs) -> Result<()> {
     if args.output.output.is_none()
-        && args.output.to.as_deref() != Some("null")
+        && args.output.to != Some(pgarrow::sink::Format::Null)
         && args.partition.output_dir.is_none()
     {
         args.output.output = Some("demo.parquet".to_owned());
@@ -516,8 +484,8 @@ fn demo(rt: &tokio::runtime::Runtime, mut args: DemoArgs) -> Result<()> {
     );
     let config = Config::parse(&cluster.socket_url("postgres"))?;
     let load_started = Instant::now();
-    block_on_interruptible(rt, async {
-        let mut client = connect(&config).await?;
+    block_on(rt, &session.stop, async {
+        let mut client = Client::connect(&config).await?;
         client
             .connection()
             .simple_query(&pgarrow_scratch::sample::lineitem_sql(
@@ -534,6 +502,7 @@ fn demo(rt: &tokio::runtime::Runtime, mut args: DemoArgs) -> Result<()> {
     let source = Source::table("lineitem")?;
     export(
         rt,
+        session,
         &config,
         &source,
         &args.output,

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use pgarrow::sink::{Compression, Format, IntervalEncoding, Output, SinkOptions};
+use pgarrow::sink::{Format, IntervalEncoding, Output, SinkOptions};
 use pgarrow::{DecodeOptions, ExportOptions, FileTarget};
 
 use crate::args::OutputArgs;
@@ -14,11 +14,7 @@ use pgarrow::policy::Policies;
 
 /// The format and destination `--to` and `-o` name.
 pub(crate) fn resolve_output(args: &OutputArgs) -> Result<(Format, Output)> {
-    let format = match &args.to {
-        Some(f) => Some(f.parse::<Format>().map_err(|e| usage(&e.to_string()))?),
-        None => None,
-    };
-    match (format, args.output.as_deref()) {
+    match (args.to, args.output.as_deref()) {
         (Some(Format::Null), None) => Ok((Format::Null, Output::Discard)),
         (Some(Format::Null), Some(_)) => Err(usage("--to null writes nothing: drop -o")),
         (Some(f), Some("-")) => Ok((f, Output::Stdout)),
@@ -31,9 +27,8 @@ pub(crate) fn resolve_output(args: &OutputArgs) -> Result<(Format, Output)> {
         ))),
         (Some(f), Some(p)) => match Format::from_path(Path::new(p)) {
             Some(implied) if implied != f => Err(usage(&format!(
-                "--to {} contradicts -o {p}, a .{} name ({implied}): name the file for its \
+                "--to {f} contradicts -o {p}, a .{} name ({implied}): name the file for its \
                  format, or drop --to",
-                args.to.as_deref().unwrap_or_default(),
                 Path::new(p)
                     .extension()
                     .map(|e| e.to_string_lossy())
@@ -58,10 +53,7 @@ pub(crate) fn resolve_output(args: &OutputArgs) -> Result<(Format, Output)> {
 /// The format of the files an export writes into `--output-dir dir` (`--to`, else Parquet),
 /// its options checked.
 pub(crate) fn dir_format(args: &OutputArgs, dir: &Path) -> Result<Format> {
-    let format = match &args.to {
-        Some(f) => f.parse::<Format>().map_err(|e| usage(&e.to_string()))?,
-        None => Format::Parquet,
-    };
+    let format = args.to.unwrap_or(Format::Parquet);
     if format == Format::Null {
         return Err(usage(
             "--output-dir writes files: --to parquet, arrow or arrow-stream",
@@ -110,9 +102,6 @@ pub(crate) fn check_format(format: Format, output: &Output, args: &OutputArgs) -
 pub(crate) fn file_target(args: &OutputArgs) -> Result<FileTarget> {
     let (format, output) = resolve_output(args)?;
     check_format(format, &output, args)?;
-    if output == Output::Stdout {
-        crate::errors::remember_stdout();
-    }
     let target = FileTarget {
         format,
         output,
@@ -126,14 +115,8 @@ pub(crate) fn file_target(args: &OutputArgs) -> Result<FileTarget> {
 
 pub(crate) fn sink_options(args: &OutputArgs) -> Result<SinkOptions> {
     let defaults = SinkOptions::default();
-    let compression = match &args.compression {
-        Some(c) => c
-            .parse::<Compression>()
-            .map_err(|e| usage(&format!("--compression {c}: {e}")))?,
-        None => defaults.compression,
-    };
     Ok(SinkOptions {
-        compression,
+        compression: args.compression.unwrap_or(defaults.compression),
         row_group_rows: args.row_group_rows.unwrap_or(defaults.row_group_rows),
         row_group_bytes: args.row_group_bytes.unwrap_or(defaults.row_group_bytes),
         metadata: Vec::new(),
@@ -157,7 +140,7 @@ mod tests {
 
     pub(crate) fn out(to: Option<&str>, o: Option<&str>) -> OutputArgs {
         OutputArgs {
-            to: to.map(str::to_owned),
+            to: to.map(|f| f.parse().unwrap()),
             output: o.map(str::to_owned),
             compression: None,
             row_group_rows: None,
@@ -206,7 +189,7 @@ mod tests {
     fn options_of_another_format_are_refused() {
         let file = Output::File("x".into());
         let mut a = out(None, None);
-        a.compression = Some("snappy".into());
+        a.compression = Some("snappy".parse().unwrap());
         assert!(check_format(Format::Parquet, &file, &a).is_ok());
         let e = check_format(Format::ArrowFile, &file, &a).unwrap_err();
         assert!(e.to_string().contains("--compression"), "{e}");

@@ -6,21 +6,19 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use pgarrow::blocking::{block_on, wait};
 use pgarrow::partition::{
-    Coordinator, DirTarget, PartitionOptions, PartitionPlan, PartitionedStats, export_part_to_file,
+    Coordinator, PartitionOptions, PartitionPlan, PartitionedStats, export_part_to_file,
     export_to_dir, export_to_file,
 };
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
 use pgarrow::sink::Output;
-use pgarrow::{FileTarget, Source};
+use pgarrow::{DirTarget, FileTarget, Source, write_atomically};
 
 use crate::args::{OutputArgs, PartitionArgs, PlanArgs};
 use crate::report::{group, human_bytes};
-use crate::{
-    Interrupted, block_on_interruptible, export_options, file_target, interrupt_signal,
-    progress_hooks, report, sink_options,
-};
+use crate::{Session, export_options, file_target, progress_hooks, report, sink_options};
 
 fn partition_options(p: &PartitionArgs) -> PartitionOptions {
     let mut o = PartitionOptions::new(p.partitions)
@@ -39,6 +37,7 @@ fn partition_options(p: &PartitionArgs) -> PartitionOptions {
 /// `export --partitions N`: into one file (or stdout, or nowhere), or one file per part.
 pub(crate) fn export(
     rt: &tokio::runtime::Runtime,
+    session: &mut Session,
     config: &Config,
     source: &Source,
     args: &OutputArgs,
@@ -47,7 +46,8 @@ pub(crate) fn export(
 ) -> Result<()> {
     let options = export_options(args, policies);
     let popts = partition_options(partition);
-    let (progress, hooks) = progress_hooks(args.quiet, None);
+    let stop = session.stop.clone();
+    let (progress, hooks) = progress_hooks(args.quiet, None, &stop);
     let (result, target) = match &partition.output_dir {
         Some(dir) => {
             if partition.order_preserving {
@@ -63,38 +63,30 @@ pub(crate) fn export(
                 options: sink_options(args)?,
             };
             target.options.validate()?;
+            // Watching the stop itself, the export removes its files before it returns.
             let run = export_to_dir(config, source.clone(), &options, &popts, &target, hooks);
             let shown = FileTarget::new(format, Output::File(dir.clone()));
-            (rt.block_on(run), shown)
+            (wait(rt, &stop, run), shown)
         }
         None => {
             let target = file_target(args)?;
+            session.to_stdout = target.output == Output::Stdout;
             let run = export_to_file(config, source.clone(), &options, &popts, &target, hooks);
-            (rt.block_on(run), target)
+            (wait(rt, &stop, run), target)
         }
     };
     progress.finish_and_clear();
-    let stats = match result {
-        Err(e) if e.is_cancelled() => return Err(Interrupted::nothing_written().into()),
-        other => other?,
-    };
-    let extra = describe(&stats);
-    report(args, &stats.export, &target, Some((&extra.0, extra.1)))
+    let stats = result?;
+    report(args, &stats, &stats.export, &target, Some(describe(&stats)))
 }
 
-/// The JSON fields and the words a partitioned export adds to the report.
-fn describe(stats: &PartitionedStats) -> (String, String) {
+/// The words a partitioned export adds to the report.
+fn describe(stats: &PartitionedStats) -> String {
     let manifest = stats
         .manifest
         .as_ref()
         .map(|m| format!(", manifest {}", m.display()))
         .unwrap_or_default();
-    let json = format!(
-        "\"connections\":{},\"parts\":{},\"in_flight_peak\":{}",
-        stats.connections,
-        stats.parts.len(),
-        stats.in_flight_peak
-    );
     let capped = match stats.connections < stats.connections_wanted {
         true => format!(
             " (of {} asked: --memory-limit leaves room for {} Parquet encoders)",
@@ -102,19 +94,27 @@ fn describe(stats: &PartitionedStats) -> (String, String) {
         ),
         false => String::new(),
     };
-    let words = format!(
+    format!(
         "{} connection{}{capped}, {} parts, at most {} in flight{manifest}",
         stats.connections,
         if stats.connections == 1 { "" } else { "s" },
         group(stats.parts.len() as u64),
         human_bytes(stats.in_flight_peak)
-    );
-    (json, words)
+    )
+}
+
+/// `--json`'s object for one part of a plan: its statistics and its number.
+#[derive(serde::Serialize)]
+struct PartReport<'a> {
+    #[serde(flatten)]
+    stats: &'a pgarrow::ExportStats,
+    part: usize,
 }
 
 /// `export --plan FILE --part K`.
 pub(crate) fn export_part(
     rt: &tokio::runtime::Runtime,
+    session: &mut Session,
     config: &Config,
     plan_path: &Path,
     part: usize,
@@ -127,26 +127,25 @@ pub(crate) fn export_part(
         PartitionPlan::from_json(&text).with_context(|| format!("in {}", plan_path.display()))?;
     plan.part(part)?;
     let target = file_target(args)?;
+    session.to_stdout = target.output == Output::Stdout;
     let options = export_options(args, policies);
-    let (progress, hooks) = progress_hooks(args.quiet, None);
-    let result = rt.block_on(export_part_to_file(
-        config, &plan, part, &options, &target, hooks,
-    ));
+    let (progress, hooks) = progress_hooks(args.quiet, None, &session.stop);
+    let run = export_part_to_file(config, &plan, part, &options, &target, hooks);
+    let result = wait(rt, &session.stop, run);
     progress.finish_and_clear();
-    let stats = match result {
-        Err(e) if e.is_cancelled() => return Err(Interrupted::nothing_written().into()),
-        other => other?,
+    let stats = result?;
+    let document = PartReport {
+        stats: &stats,
+        part,
     };
-    let extra = (
-        format!("\"part\":{part}"),
-        format!("part {part} of {}", plan.parts.len()),
-    );
-    report(args, &stats, &target, Some((&extra.0, extra.1)))
+    let words = format!("part {part} of {}", plan.parts.len());
+    report(args, &document, &stats, &target, Some(words))
 }
 
 /// `pgarrow plan`: the plan as JSON; with `--hold`, the snapshot kept open after it.
 pub(crate) fn plan(
     rt: &tokio::runtime::Runtime,
+    session: &Session,
     config: &Config,
     source: &Source,
     args: &PlanArgs,
@@ -161,9 +160,12 @@ pub(crate) fn plan(
         policies: args.policies.policies(),
         ..Default::default()
     };
-    let mut coordinator = block_on_interruptible(rt, async {
-        Ok(Coordinator::begin(config, source.clone(), &options, &popts).await?)
-    })?;
+    let stop = &session.stop;
+    let mut coordinator = block_on(
+        rt,
+        stop,
+        Coordinator::begin(config, source.clone(), &options, &popts),
+    )?;
     let json = coordinator.plan().to_json() + "\n";
     match &args.output {
         Some(path) => write_atomically(path, &json)?,
@@ -199,7 +201,7 @@ pub(crate) fn plan(
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut checks = 0u32;
         let stdin_closed = stdin_eof();
-        let interrupted = interrupt_signal();
+        let interrupted = stop.stopped();
         tokio::pin!(stdin_closed, interrupted);
         loop {
             tokio::select! {
@@ -225,22 +227,6 @@ pub(crate) fn plan(
         ));
     }
     rt.block_on(coordinator.close())?;
-    Ok(())
-}
-
-/// Writes `text` to `path` through a temporary file renamed over it.
-pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.write_all(text.as_bytes())
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

@@ -180,7 +180,7 @@ pub fn load_with(
     let load = client.load_with(table, &schema, input, options, &mut hooks);
     // The load watches its stop itself (it sends CopyFail and rolls back, within a grace
     // period), so it is polled here, never cut off.
-    let loaded = drive(&runtime, &stop, load);
+    let loaded = wait(&runtime, &stop, load);
     drop(hooks);
     ended.store(true, Ordering::Relaxed);
     loop {
@@ -356,16 +356,15 @@ pub fn block_on<T>(
     stop: &Stop,
     fut: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    drive(runtime, stop, stop.run(fut))?
+    wait(runtime, stop, stop.run(fut))?
 }
 
 /// Runs `fut` on `runtime` to its end, polling `stop` on this thread every [`CHECK_EVERY`]
-/// while it is pending (for work that watches `stop` itself and winds down on its own).
-pub(crate) fn drive<F: Future>(
-    runtime: &tokio::runtime::Runtime,
-    stop: &Stop,
-    fut: F,
-) -> F::Output {
+/// while it is pending: for work that watches `stop` itself and winds down on its own when
+/// stopped (an export given [`Hooks::with_stop`](crate::Hooks::with_stop) removes its
+/// temporary file first; a load sends CopyFail and rolls back), which [`block_on`] would cut
+/// off.
+pub fn wait<F: Future>(runtime: &tokio::runtime::Runtime, stop: &Stop, fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     loop {
         // The future is polled where it left off: a timeout does not restart it. (The timer

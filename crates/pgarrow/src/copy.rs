@@ -9,7 +9,7 @@ use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 use serde::Serialize;
 
-use crate::blocking::{self, block_on, drive};
+use crate::blocking::{self, block_on, wait};
 use crate::partition::PartitionOptions;
 use crate::{
     Client, Error, ExportOptions, ExportStats, IntoConfig, IntoTableName, LoadHooks, LoadOptions,
@@ -110,7 +110,7 @@ pub fn copy(
         let connect = started.elapsed();
         let load = client.load_with(table, &schema, input, &options.load, &mut hooks);
         // The load watches its stop itself (CopyFail, rollback): polled, never cut off.
-        let mut stats = drive(&runtime, &stop, load)?;
+        let mut stats = wait(&runtime, &stop, load)?;
         stats.connect = connect;
         stats.total += connect;
         let _ = runtime.block_on(client.close());

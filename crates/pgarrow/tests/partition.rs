@@ -14,11 +14,11 @@ use arrow_array::{Array, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use common::Db;
 use pgarrow::partition::{
-    Coordinator, DirTarget, MANIFEST_NAME, Manifest, PartRange, PartitionOptions,
-    PartitionedExport, SnapshotMode, export_part, export_to_dir, export_to_file,
+    Coordinator, PartRange, PartitionOptions, PartitionedExport, SnapshotMode, export_part,
+    export_to_dir, export_to_file,
 };
 use pgarrow::sink::{Format, Output, SinkOptions};
-use pgarrow::{ExportOptions, FileTarget, Hooks, Source};
+use pgarrow::{DirTarget, ExportOptions, FileTarget, Hooks, MANIFEST_NAME, Manifest, Source};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -465,7 +465,9 @@ fn files_and_directories_hold_the_same_rows() {
     assert_eq!(manifest.rows, 20000);
     assert!(manifest.snapshot.is_some() && manifest.wal_lsn.is_some());
     assert_eq!(manifest.format, "parquet");
-    assert_eq!(manifest.schema.fields().len(), 6);
+    assert_eq!(manifest.schema.as_ref().unwrap().fields().len(), 6);
+    assert_eq!(manifest.pgarrow_manifest, pgarrow::MANIFEST_VERSION);
+    assert!(manifest.files.iter().all(|f| f.part.is_some() && f.table.is_none()));
     let mut all = Vec::new();
     for f in &manifest.files {
         let rows = read_parquet(&out.join(&f.path));
