@@ -49,7 +49,8 @@ pub(crate) fn config(args: &ConnArgs, statement_timeout: Option<Duration>) -> Re
         overrides.push(("password", prompt_password()?));
     }
     let pairs: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut config = Config::parse_with_overrides(base.as_deref(), &pairs)?;
+    let mut config =
+        Config::parse_with_overrides(base.as_deref(), &pairs).map_err(pgarrow::Error::from)?;
     if statement_timeout.is_some() {
         config.statement_timeout = statement_timeout;
     }

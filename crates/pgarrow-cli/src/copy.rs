@@ -23,13 +23,12 @@ pub(crate) fn copy(stop: &Stop, args: &CopyArgs) -> Result<()> {
         Some(url) => config_from(Some(url)).context("the target (--to)")?,
         None => from.clone(),
     };
-    let mut options = CopyOptions::default();
-    options.export = ExportOptions {
-        policies: args.policies.policies(),
-        ..ExportOptions::default()
-    };
-    options.partitions = (args.partitions > 1).then(|| PartitionOptions::new(args.partitions));
-    options.load = load;
+    let options = CopyOptions::new(load)
+        .with_export(ExportOptions {
+            policies: args.policies.policies(),
+            ..ExportOptions::default()
+        })
+        .with_partitions((args.partitions > 1).then(|| PartitionOptions::new(args.partitions)));
     let (bar, hooks) = load_hooks(args.load.quiet, stop);
     let stats = pgarrow::blocking::copy(from, source, to, &into, &options, hooks);
     bar.finish_and_clear();

@@ -138,7 +138,15 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
                         )));
                     }
                     let config = read_only_config(&args.source)?;
-                    tables::export(&rt, session, &config, &patterns, dir, &args.output, &policies)
+                    tables::export(
+                        &rt,
+                        session,
+                        &config,
+                        &patterns,
+                        dir,
+                        &args.output,
+                        &policies,
+                    )
                 }
             }
         }
@@ -150,7 +158,13 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
         Command::Schema(args) => {
             let source = one_source("schema", &args.source, session)?;
             let config = read_only_config(&args.source)?;
-            schema(&rt, &session.stop, &config, &source, &args.policies.policies())
+            schema(
+                &rt,
+                &session.stop,
+                &config,
+                &source,
+                &args.policies.policies(),
+            )
         }
         Command::Import(args) => {
             session.interrupted = errors::NOTHING_LOADED;
@@ -327,7 +341,11 @@ fn export(
     let (progress, hooks) = progress_hooks(args.quiet, expected, &stop);
     // The export watches the stop itself: stopped, it cancels the query and removes its
     // temporary file before it returns.
-    let result = wait(rt, &stop, client.export_to_file(source.clone(), &options, &target, hooks));
+    let result = wait(
+        rt,
+        &stop,
+        client.export_to_file(source.clone(), &options, &target, hooks),
+    );
     progress.finish_and_clear();
     drop(client);
     let stats = result?;

@@ -99,29 +99,46 @@ fn what_import_refuses() {
     assert_success(&t.export(&["--table", "src", "-o", "a.parquet"]));
     assert_success(&t.export(&["--query", "SELECT id, h FROM src", "-o", "b.parquet"]));
     assert_success(&t.export(&["--table", "src", "-o", "c.arrow"]));
-    let cases: [(&[&str], &[&str]); 6] = [
+    // Usage errors (exit status 2) are found before anything connects; the missing table
+    // is the server's error (1).
+    let cases: [(&[&str], i32, &[&str]); 6] = [
         (
             &["a.parquet", "b.parquet", "--into", "dst"],
+            2,
             &["b.parquet does not have the columns of a.parquet"],
         ),
         (
             &["a.parquet", "c.arrow", "--into", "dst"],
+            2,
             &["c.arrow does not have the columns of a.parquet"],
         ),
         (
             &["a.parquet", "--into", "dst", "--mode", "upsert"],
-            &["--mode upsert needs --key"],
+            2,
+            &["mode upsert needs a key"],
         ),
         (
             &["a.parquet", "--into", "dst", "--mode", "merge"],
-            &["unknown --mode \"merge\""],
+            2,
+            &["invalid value 'merge'", "append, replace, upsert"],
         ),
-        (&["a.csv", "--into", "dst"], &["cannot open a.csv"]),
-        (&["a.parquet", "--into", "nowhere"], &["nowhere", "42P01"]),
+        (
+            &["a.csv", "--into", "dst"],
+            2,
+            &["cannot tell the format of a.csv"],
+        ),
+        (
+            &["a.parquet", "--into", "nowhere"],
+            1,
+            &["nowhere", "42P01"],
+        ),
     ];
-    for (args, needles) in cases {
+    for (args, status, needles) in cases {
         let out = run(t.command("import", args));
-        assert_error(&out, needles);
+        match status {
+            2 => assert_usage_error(&out, needles),
+            _ => assert_error(&out, needles),
+        };
     }
     assert_eq!(t.psql("SELECT count(*) FROM dst"), "0");
 }
@@ -311,4 +328,47 @@ fn every_type_round_trips_through_parquet_and_between_databases() {
                 .unwrap();
         assert_eq!(copied.trim(), src, "{name}: PG -> PG");
     }
+}
+
+/// `pgarrow import DIR` loads exactly the files of the directory's manifest (not a stray file
+/// beside them), and refuses a directory whose files do not hold the rows it lists.
+#[test]
+fn a_directory_is_read_through_its_manifest() {
+    let Some(t) = Setup::new("cli_import_dir", TABLES) else {
+        return;
+    };
+    let args = [
+        "--table",
+        "src",
+        "--partitions",
+        "2",
+        "--output-dir",
+        "parts",
+    ];
+    assert_success(&t.export(&args));
+    std::fs::copy(
+        t.path("parts/part-00000.parquet"),
+        t.path("parts/stray.parquet"),
+    )
+    .unwrap();
+    let out = run(t.command("import", &["parts", "--into", "dst"]));
+    let err = assert_success(&out);
+    assert!(
+        err.contains("loaded 3,000 rows from parts into dst"),
+        "{err}"
+    );
+    assert_eq!(rows(&t, "dst"), rows(&t, "src"));
+
+    let manifest = t.path("parts/_manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["files"][0]["rows"] = serde_json::json!(7);
+    std::fs::write(&manifest, json.to_string()).unwrap();
+    let out = run(t.command("import", &["parts", "--into", "dst", "--mode", "replace"]));
+    assert_usage_error(&out, &["its manifest says 7"]);
+    assert_eq!(t.psql("SELECT count(*) FROM dst"), "3000");
+
+    std::fs::remove_file(&manifest).unwrap();
+    let out = run(t.command("import", &["parts", "--into", "dst"]));
+    assert_usage_error(&out, &["parts has no _manifest.json"]);
 }

@@ -627,14 +627,20 @@ fn manifest(dir: &Path) -> Vec<(String, String, u64)> {
         json["snapshot"].is_string() && json["wal_lsn"].is_string(),
         "{json}"
     );
-    let tables = json["tables"]
+    assert_eq!(json["pgarrow_manifest"], 2, "{json}");
+    let files = json["files"]
         .as_array()
-        .unwrap_or_else(|| panic!("no tables: {json}"));
-    let mut entries: Vec<(String, String, u64)> = tables
+        .unwrap_or_else(|| panic!("no files: {json}"));
+    let mut entries: Vec<(String, String, u64)> = files
         .iter()
         .map(|e| {
-            let table = e["table"].as_str().expect("table").to_owned();
-            let file = e["file"].as_str().expect("file").to_owned();
+            let (schema, name) = (&e["table"]["schema"], &e["table"]["name"]);
+            let table = format!(
+                "{}.{}",
+                schema.as_str().expect("schema"),
+                name.as_str().expect("name")
+            );
+            let file = e["path"].as_str().expect("path").to_owned();
             let rows = e["rows"].as_u64().expect("rows");
             assert_eq!(row_count(&read_parquet(&dir.join(&file))), rows, "{file}");
             (table, file, rows)
@@ -680,8 +686,9 @@ fn psql_table_patterns_select_tables() {
     assert_many(&t, &["--table", "psql_many.?"], "one", &all[..3]);
     let two = words("--table psql_many.a --table psql_many.b");
     assert_many(&t, &two, "two", &all[..2]);
+    // A pattern that names nothing is a usage error (status 2).
     let out = t.export(&["--table", "psql_many.zz*", "--output-dir", "none"]);
-    assert_fails(&out, 1, &["psql_many.zz*"]);
+    assert_fails(&out, 2, &["psql_many.zz*"]);
     assert!(!t.path("none").join("_manifest.json").exists());
 }
 

@@ -9,7 +9,7 @@
 
 use std::ffi::CStr;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow_array::ffi::to_ffi;
@@ -17,14 +17,17 @@ use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
 use arrow_array::{Array, RecordBatch, StructArray};
 use arrow_schema::SchemaRef;
 use arrow_schema::ffi::FFI_ArrowSchema;
-use pgarrow::blocking::{self, CHECK_EVERY, Reader};
-use pgarrow::partition::{self};
-use pgarrow::protocol::{Config, ErrorKind as WireKind};
+use pgarrow::blocking::{self, CopyOptions, Reader};
+use pgarrow::partition;
+use pgarrow::protocol::Config;
 use pgarrow::sink::{Format, Output};
-use pgarrow::{Client, ExportStats, FileTarget, Hooks, LoadMode, LoadOptions, Source};
+use pgarrow::{
+    Category, Client, DirTarget, ExportStats, FileTarget, Hooks, Input, InputOptions, LoadHooks,
+    LoadMode, LoadOptions, Source, Stop, TableName, TablePattern,
+};
 use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyCapsule, PyDict, PyTuple};
+use pyo3::types::{PyCapsule, PyDict, PyList, PyTuple, PyType};
 
 mod options;
 use options::Options;
@@ -46,13 +49,15 @@ pyo3::create_exception!(
     _pgarrow,
     ConnectError,
     Error,
-    "Connecting or authenticating failed, or the connection broke."
+    "Connecting or authenticating failed (the server is unreachable, refused the connection, \
+     or the database does not exist)."
 );
 pyo3::create_exception!(
     _pgarrow,
     QueryError,
     Error,
-    "The server refused or aborted the query (see `sqlstate`), or it cannot be exported."
+    "The server refused or aborted the query (see `sqlstate`), or the connection broke while \
+     it ran."
 );
 pyo3::create_exception!(
     _pgarrow,
@@ -67,37 +72,21 @@ pyo3::create_exception!(
     Error,
     "Writing the output file failed; nothing was left behind."
 );
-
-/// The Python exception for a pgarrow error, with its attributes set.
+/// The Python exception for a pgarrow error, its class from what the caller can do about it
+/// ([`Category`]), with its attributes set.
 fn py_err(py: Python<'_>, e: &pgarrow::Error) -> PyErr {
-    use pgarrow::ErrorKind as K;
     let message = e.to_string();
-    // The class comes from what failed, under any context the message adds.
-    let mut inner = e;
-    while let K::Context { source, .. } = inner.kind() {
-        inner = source;
-    }
-    let err = match inner.kind() {
-        K::Protocol(p) if p.as_db_error().is_some() => {
-            let code = e.code().unwrap_or_default();
-            // Class 08 (connection), 28 (authorization) and 3D (no such database) are about
-            // getting a connection, not about the query.
-            if ["08", "28", "3D"].iter().any(|c| code.starts_with(c)) {
-                ConnectError::new_err(message)
-            } else {
-                QueryError::new_err(message)
-            }
+    let err = match e.category() {
+        Category::Usage => usage_error(py, message),
+        Category::Connection => ConnectError::new_err(message),
+        Category::Server => QueryError::new_err(message),
+        Category::Value if matches!(root_kind(e), pgarrow::ErrorKind::Decode(_)) => {
+            DecodeError::new_err(message)
         }
-        K::Protocol(p) => match p.kind() {
-            WireKind::Config(_) => PyValueError::new_err(message),
-            _ => ConnectError::new_err(message),
-        },
-        K::Decode(_) => DecodeError::new_err(message),
-        K::Query(_) | K::RowCount { .. } => QueryError::new_err(message),
-        K::Sink(_) | K::Write(_) => OutputError::new_err(message),
+        Category::Output => OutputError::new_err(message),
         // Ctrl-C while a Python producer of `write`'s input ran: the handler raised inside it,
         // and its C stream can pass on only the text.
-        K::Input(_) if message.contains("\nKeyboardInterrupt") => {
+        Category::Input if message.contains("\nKeyboardInterrupt") => {
             PyKeyboardInterrupt::new_err(message)
         }
         _ => Error::new_err(message),
@@ -113,29 +102,75 @@ fn py_err(py: Python<'_>, e: &pgarrow::Error) -> PyErr {
     err
 }
 
-/// Runs `f` with the GIL released, giving it a check that takes the GIL back for a moment to
-/// run Python's signal handlers (every [`CHECK_EVERY`] while it waits). A handler's exception
-/// (`KeyboardInterrupt`) wins over the cancellation it caused.
+/// `pgarrow.UsageError` (defined in Python, as a subclass of both `pgarrow.Error` and
+/// `ValueError`), or a plain `ValueError` if the package cannot be imported.
+fn usage_error(py: Python<'_>, message: impl Into<String>) -> PyErr {
+    let message = message.into();
+    match py
+        .import("pgarrow")
+        .and_then(|m| m.getattr("UsageError"))
+        .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from))
+    {
+        Ok(class) => PyErr::from_type(class, message),
+        Err(_) => PyValueError::new_err(message),
+    }
+}
+
+/// What failed, under any context the message adds.
+fn root_kind(e: &pgarrow::Error) -> &pgarrow::ErrorKind {
+    let mut inner = e;
+    while let pgarrow::ErrorKind::Context { source, .. } = inner.kind() {
+        inner = source;
+    }
+    inner.kind()
+}
+
+/// A [`Stop`] that Python's signal handlers set: its check (run by the library's blocking
+/// adapter on this thread, every `CHECK_EVERY` while it waits) takes the GIL back for a
+/// moment to run them; the exception a handler raised (`KeyboardInterrupt`) is kept, and
+/// wins over the cancellation it caused.
+struct Interrupt {
+    stop: Stop,
+    raised: Arc<Mutex<Option<PyErr>>>,
+}
+
+impl Interrupt {
+    fn new() -> Interrupt {
+        let raised: Arc<Mutex<Option<PyErr>>> = Arc::default();
+        let slot = Arc::clone(&raised);
+        let stop = Stop::polled(move || match Python::attach(|py| py.check_signals()) {
+            Ok(()) => false,
+            Err(e) => {
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                true
+            }
+        });
+        Interrupt { stop, raised }
+    }
+
+    /// Runs `f` with the GIL released, stopped by Python's signal handlers.
+    fn run<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&Stop) -> pgarrow::Result<T> + Send,
+    ) -> PyResult<T> {
+        let stop = &self.stop;
+        let result = py.detach(|| f(stop));
+        let raised = self.raised.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match (result, raised) {
+            (_, Some(e)) => Err(e),
+            (Ok(v), None) => Ok(v),
+            (Err(e), None) => Err(py_err(py, &e)),
+        }
+    }
+}
+
+/// Runs `f` with the GIL released and a fresh [`Interrupt`]'s stop.
 fn detached<T: Send>(
     py: Python<'_>,
-    f: impl FnOnce(&mut (dyn FnMut() -> bool + Send)) -> pgarrow::Result<T> + Send,
+    f: impl FnOnce(&Stop) -> pgarrow::Result<T> + Send,
 ) -> PyResult<T> {
-    let mut raised: Option<PyErr> = None;
-    let result = py.detach(|| {
-        let mut check = || match Python::attach(|py| py.check_signals()) {
-            Ok(()) => true,
-            Err(e) => {
-                raised = Some(e);
-                false
-            }
-        };
-        f(&mut check)
-    });
-    match (result, raised) {
-        (_, Some(e)) => Err(e),
-        (Ok(v), None) => Ok(v),
-        (Err(e), None) => Err(py_err(py, &e)),
-    }
+    Interrupt::new().run(py, f)
 }
 
 /// The connection settings: a URL or `key=value` string, else `DATABASE_URL`, else the `PG*`
@@ -183,6 +218,8 @@ fn schema_capsule<'py>(py: Python<'py>, schema: &SchemaRef) -> PyResult<Bound<'p
 #[pyclass(module = "pgarrow._pgarrow", name = "Export")]
 struct PyExport {
     schema: SchemaRef,
+    /// Stops the reader while it waits (Ctrl-C).
+    interrupt: Interrupt,
     /// `None` once handed out as a stream or closed.
     reader: Mutex<Option<Reader>>,
     /// The statistics when the reader was handed out or closed.
@@ -216,12 +253,14 @@ impl PyExport {
         let source = self::source(source, is_table)?;
         let export = options.export;
         let partitions = options.partitions;
-        let reader = detached(py, move |check| match partitions {
-            Some(p) => blocking::export_partitioned_checked(config, source, &export, &p, check),
-            None => blocking::export_checked(config, source, &export, check),
+        let interrupt = Interrupt::new();
+        let reader = interrupt.run(py, move |stop| match partitions {
+            Some(p) => blocking::export_partitioned(config, source, &export, &p, stop),
+            None => blocking::export_with(config, source, &export, stop),
         })?;
         Ok(PyExport {
             schema: arrow_array::RecordBatchReader::schema(&reader),
+            interrupt,
             reader: Mutex::new(Some(reader)),
             last: Mutex::new(None),
         })
@@ -239,7 +278,8 @@ impl PyExport {
         let Some(reader) = guard.as_mut() else {
             return Ok(None);
         };
-        let next = detached(py, |check| reader.next_batch_checked(check));
+        // The reader was made with the interrupt's stop: it is what a signal handler sets.
+        let next = self.interrupt.run(py, |_| reader.next_batch());
         if !matches!(next, Ok(Some(_))) {
             *self.last.lock().expect("not poisoned") = Some(reader.stats());
             *guard = None;
@@ -335,15 +375,13 @@ fn schema<'py>(
     let config = config(conninfo, options.statement_timeout)?;
     let source = self::source(source, is_table)?;
     let policies = options.export.policies;
-    let schema = detached(py, move |check| {
-        runtime()?.block_on(async move {
-            interruptible(check, async move {
-                let mut client = Client::connect(config).await?;
-                let plan = client.plan_with(&source, &policies).await?;
-                client.close().await?;
-                Ok(plan.schema)
-            })
-            .await
+    let schema = detached(py, move |stop| {
+        let runtime = blocking::runtime()?;
+        blocking::block_on(&runtime, stop, async move {
+            let mut client = Client::connect(config).await?;
+            let plan = client.plan_with(&source, &policies).await?;
+            client.close().await?;
+            Ok(plan.schema)
         })
     })?;
     schema_capsule(py, &schema)
@@ -399,28 +437,34 @@ fn export_file(
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let export = options.export;
     let partitions = options.partitions;
-    let stats = detached(py, move |check| {
-        runtime()?.block_on(async move {
-            if let Some(p) = partitions {
-                let hooks = checked_hooks(check);
-                let stats =
-                    partition::export_to_file(config, source, &export, &p, &target, hooks).await?;
-                return Ok(stats.export);
+    detached(py, move |stop| {
+        let runtime = blocking::runtime()?;
+        let hooks = Hooks::new().with_stop(stop.clone());
+        // The export watches the stop itself: stopped, it cancels the query and removes its
+        // temporary file before it returns.
+        match partitions {
+            Some(p) => {
+                let run = partition::export_to_file(config, source, &export, &p, &target, hooks);
+                document(&blocking::wait(&runtime, stop, run)?)
             }
-            let mut client = interruptible(check, Client::connect(config)).await?;
-            let hooks = checked_hooks(check);
-            client.export_to_file(source, &export, &target, hooks).await
-        })
-    })?;
-    Ok(stats.to_json())
+            None => {
+                let mut client = blocking::block_on(&runtime, stop, Client::connect(config))?;
+                let run = client.export_to_file(source, &export, &target, hooks);
+                document(&blocking::wait(&runtime, stop, run)?)
+            }
+        }
+    })
 }
 
-/// Loads `data` (anything with `__arrow_c_stream__`: a pyarrow Table or RecordBatchReader, a
-/// polars DataFrame, a DuckDB result, ...) into `table` in one transaction; returns the
-/// statistics as JSON text. The GIL is released while it runs (the producer's stream takes it
-/// back when it needs it); Ctrl-C stops it with CopyFail and a rollback.
+/// Loads `data` into `table` in one transaction; returns the statistics as JSON text. `data`
+/// is anything with `__arrow_c_stream__` (a pyarrow Table or RecordBatchReader, a polars
+/// DataFrame, a DuckDB result, ...), or paths: files (Parquet, Arrow IPC file or stream, by
+/// extension) or one directory written by an export (the files its manifest lists, each
+/// checked against its row count). The GIL is released while it runs (a producer's stream
+/// takes it back when it needs it); Ctrl-C stops it with CopyFail and a rollback.
 #[pyfunction]
-#[pyo3(signature = (conninfo, table, data, mode="append", key=None, create=false))]
+#[pyo3(signature = (conninfo, table, data, mode="append", key=None, create=false, batch_rows=None))]
+#[allow(clippy::too_many_arguments)]
 fn write(
     py: Python<'_>,
     conninfo: Option<&str>,
@@ -429,31 +473,27 @@ fn write(
     mode: &str,
     key: Option<Vec<String>>,
     create: bool,
+    batch_rows: Option<usize>,
 ) -> PyResult<String> {
-    let mode = match (mode, key) {
-        ("append", None) => LoadMode::Append,
-        ("replace", None) => LoadMode::Replace,
-        ("upsert", Some(key)) if !key.is_empty() => LoadMode::Upsert { key },
-        ("upsert", _) => {
-            return Err(PyValueError::new_err(
-                "mode='upsert' needs key=[...]: the columns of a unique index",
-            ));
-        }
-        ("append" | "replace", Some(_)) => {
-            return Err(PyValueError::new_err("key= applies to mode='upsert' only"));
-        }
-        (other, _) => {
-            return Err(PyValueError::new_err(format!(
-                "mode: expected 'append', 'replace' or 'upsert', not {other:?}"
-            )));
-        }
-    };
+    let mode = LoadMode::parse(mode, key).map_err(|e| py_err(py, &e))?;
     let options = LoadOptions::new(mode).with_create(create);
     let config = config(conninfo, None)?;
+    let table = TableName::parse(table).map_err(|e| py_err(py, &e))?;
+    if let Some(paths) = paths(data)? {
+        let mut input_options = InputOptions::default();
+        if let Some(rows) = batch_rows {
+            input_options.batch_rows = rows.max(1);
+        }
+        // Every file is opened, and its columns checked, before connecting.
+        let input = Input::open(&paths, &input_options).map_err(|e| py_err(py, &e))?;
+        return detached(py, move |stop| {
+            document(&blocking::load(config, table, input, &options, stop)?)
+        });
+    }
     if !data.hasattr("__arrow_c_stream__")? {
         return Err(PyTypeError::new_err(format!(
             "data must have __arrow_c_stream__ (a pyarrow Table or RecordBatchReader, a polars \
-             DataFrame, a DuckDB result, ...), not {}",
+             DataFrame, a DuckDB result, ...) or be a path or a list of paths, not {}",
             data.get_type().name()?
         )));
     }
@@ -470,63 +510,162 @@ fn write(
     let stream = unsafe { FFI_ArrowArrayStream::from_raw(pointer.as_ptr().cast()) };
     let input = RecordBatchStreamReader::try_new(stream)
         .map_err(|e| PyValueError::new_err(format!("data's Arrow stream: {e}")))?;
-    let table = table.to_owned();
-    let stats = detached(py, move |check| {
-        blocking::load_checked(config, &table, input, &options, check)
-    })?;
-    Ok(format!(
-        "{{\"rows\": {}, \"bytes\": {}, \"total_s\": {:.6}, \"connect_s\": {:.6}, \
-         \"describe_s\": {:.6}, \"read_s\": {:.6}, \"encode_s\": {:.6}, \"send_s\": {:.6}, \
-         \"commit_s\": {:.6}}}",
-        stats.rows,
-        stats.bytes,
-        stats.total.as_secs_f64(),
-        stats.connect.as_secs_f64(),
-        stats.describe.as_secs_f64(),
-        stats.read.as_secs_f64(),
-        stats.encode.as_secs_f64(),
-        stats.send.as_secs_f64(),
-        stats.commit.as_secs_f64()
-    ))
-}
-
-/// Hooks that run `check` every [`CHECK_EVERY`] while an export runs, and cancel it when
-/// `check` says stop (a signal handler raised): the server query is cancelled and the
-/// temporary file removed.
-fn checked_hooks<'a>(check: &'a mut (dyn FnMut() -> bool + Send)) -> Hooks<'a> {
-    Hooks::new().cancel_on(async move {
-        loop {
-            tokio::time::sleep(CHECK_EVERY).await;
-            if !check() {
-                return;
-            }
-        }
+    detached(py, move |stop| {
+        document(&blocking::load(config, table, input, &options, stop)?)
     })
 }
 
-fn runtime() -> pgarrow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            pgarrow::ErrorKind::Internal(format!("cannot start a tokio runtime: {e}")).into()
-        })
+/// `data` as paths, when it is a `str`, an `os.PathLike` or a list or tuple of them.
+fn paths(data: &Bound<'_, PyAny>) -> PyResult<Option<Vec<PathBuf>>> {
+    if let Ok(path) = data.extract::<PathBuf>() {
+        return Ok(Some(vec![path]));
+    }
+    if data.is_instance_of::<PyList>() || data.is_instance_of::<PyTuple>() {
+        let paths: Vec<PathBuf> = data.extract().map_err(|_| {
+            PyTypeError::new_err("a list given as data must hold paths (str or os.PathLike)")
+        })?;
+        return Ok(Some(paths));
+    }
+    Ok(None)
 }
 
-/// Runs `fut`, calling `check` every [`CHECK_EVERY`]; fails with `Cancelled` (dropping `fut`)
-/// when it returns false.
-async fn interruptible<T>(
-    check: &mut dyn FnMut() -> bool,
-    fut: impl std::future::Future<Output = pgarrow::Result<T>>,
-) -> pgarrow::Result<T> {
-    let mut fut = std::pin::pin!(fut);
-    loop {
-        match tokio::time::timeout(CHECK_EVERY, fut.as_mut()).await {
-            Ok(out) => return out,
-            Err(_) if check() => {}
-            Err(_) => return Err(pgarrow::ErrorKind::Cancelled.into()),
-        }
+/// Exports every relation that the `table` and `schema` patterns match (as the CLI's
+/// `--table` and `--schema` read them) into `output_dir`, one file per table, in one
+/// snapshot, then `_manifest.json`; returns the statistics (the manifest's fields) as JSON.
+#[pyfunction]
+#[pyo3(signature = (conninfo, tables, schemas, output_dir, format=None, options=None))]
+fn export_tables(
+    py: Python<'_>,
+    conninfo: Option<&str>,
+    tables: Vec<String>,
+    schemas: Vec<String>,
+    output_dir: PathBuf,
+    format: Option<&str>,
+    options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<String> {
+    let options = Options::parse(options, true)?;
+    if options.partitions.is_some() {
+        return Err(usage_error(
+            py,
+            "several tables are read one after another in one snapshot: the options of \
+             partitioned reads apply to one table or query",
+        ));
     }
+    let mut config = config(conninfo, options.statement_timeout)?;
+    config.read_only = true;
+    let mut patterns = Vec::new();
+    for t in &tables {
+        patterns.push(TablePattern::parse(t).map_err(|e| py_err(py, &e))?);
+    }
+    for s in &schemas {
+        patterns.push(TablePattern::schema(s).map_err(|e| py_err(py, &e))?);
+    }
+    if patterns.is_empty() {
+        return Err(usage_error(py, "give table= or schema= patterns"));
+    }
+    let target = DirTarget {
+        dir: output_dir,
+        format: dir_format(py, format)?,
+        options: options.sink,
+    };
+    let export = options.export;
+    detached(py, move |stop| {
+        let runtime = blocking::runtime()?;
+        let hooks = Hooks::new().with_stop(stop.clone());
+        let run = pgarrow::export_tables(config, &patterns, &export, target, hooks);
+        document(&blocking::wait(&runtime, stop, run)?)
+    })
+}
+
+/// Exports `source` into `output_dir`, one file per part (over `partitions` connections in
+/// one snapshot), then `_manifest.json`; returns the statistics as JSON.
+#[pyfunction]
+#[pyo3(signature = (conninfo, source, output_dir, format=None, is_table=false, options=None))]
+fn export_dir(
+    py: Python<'_>,
+    conninfo: Option<&str>,
+    source: &str,
+    output_dir: PathBuf,
+    format: Option<&str>,
+    is_table: bool,
+    options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<String> {
+    let options = Options::parse(options, true)?;
+    let mut config = config(conninfo, options.statement_timeout)?;
+    config.read_only = true;
+    let source = self::source(source, is_table)?;
+    let target = DirTarget {
+        dir: output_dir,
+        format: dir_format(py, format)?,
+        options: options.sink,
+    };
+    let partitions = options
+        .partitions
+        .unwrap_or_else(|| partition::PartitionOptions::new(1));
+    let export = options.export;
+    detached(py, move |stop| {
+        let runtime = blocking::runtime()?;
+        let hooks = Hooks::new().with_stop(stop.clone());
+        let run = partition::export_to_dir(config, source, &export, &partitions, &target, hooks);
+        document(&blocking::wait(&runtime, stop, run)?)
+    })
+}
+
+/// The format of the files in a directory: `format`, else Parquet.
+fn dir_format(py: Python<'_>, format: Option<&str>) -> PyResult<Format> {
+    match format {
+        None => Ok(Format::Parquet),
+        Some(f) => match f.parse::<Format>() {
+            Ok(Format::Null) => Err(usage_error(
+                py,
+                "format: a directory holds files: parquet, arrow or arrow-stream",
+            )),
+            Ok(f) => Ok(f),
+            Err(e) => Err(usage_error(py, format!("format: {e}"))),
+        },
+    }
+}
+
+/// Copies `source` (on `from_conninfo`) into `table` (on `to_conninfo`) in one transaction
+/// of the target; returns the statistics as JSON.
+#[pyfunction]
+#[pyo3(signature = (from_conninfo, source, to_conninfo, table, is_table=false, mode="append", key=None, create=false, options=None))]
+#[allow(clippy::too_many_arguments)]
+fn copy(
+    py: Python<'_>,
+    from_conninfo: Option<&str>,
+    source: &str,
+    to_conninfo: Option<&str>,
+    table: &str,
+    is_table: bool,
+    mode: &str,
+    key: Option<Vec<String>>,
+    create: bool,
+    options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<String> {
+    let options = Options::parse(options, false)?;
+    let mode = LoadMode::parse(mode, key).map_err(|e| py_err(py, &e))?;
+    let mut from = config(from_conninfo, options.statement_timeout)?;
+    from.read_only = true;
+    let to = match to_conninfo {
+        Some(_) => config(to_conninfo, None)?,
+        None => config(from_conninfo, None)?,
+    };
+    let source = self::source(source, is_table)?;
+    let table = TableName::parse(table).map_err(|e| py_err(py, &e))?;
+    let copy = CopyOptions::new(LoadOptions::new(mode).with_create(create))
+        .with_export(options.export)
+        .with_partitions(options.partitions);
+    detached(py, move |stop| {
+        let hooks = LoadHooks::default().stop(stop);
+        document(&blocking::copy(from, source, to, table, &copy, hooks)?)
+    })
+}
+
+/// A statistics document (its serde form) as JSON text, for Python's `json.loads`.
+fn document(stats: &impl serde::Serialize) -> pgarrow::Result<String> {
+    serde_json::to_string(stats)
+        .map_err(|e| pgarrow::ErrorKind::Internal(format!("statistics as JSON: {e}")).into())
 }
 
 /// The module.
@@ -543,6 +682,9 @@ fn _pgarrow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBatch>()?;
     m.add_function(wrap_pyfunction!(schema, m)?)?;
     m.add_function(wrap_pyfunction!(export_file, m)?)?;
+    m.add_function(wrap_pyfunction!(export_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(export_tables, m)?)?;
     m.add_function(wrap_pyfunction!(write, m)?)?;
+    m.add_function(wrap_pyfunction!(copy, m)?)?;
     Ok(())
 }

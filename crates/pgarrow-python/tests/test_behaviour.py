@@ -220,7 +220,7 @@ def test_partitions_read_one_snapshot_over_several_connections(url, conn, tmp_pa
     assert stats["rows"] == 30000
     assert pq.read_table(tmp_path / "p.parquet").sort_by("id").equals(one)
     # A query is split on a column; one that cannot be split is refused, naming it.
-    with pytest.raises(pgarrow.QueryError, match="--partition-by h"):
+    with pytest.raises(pgarrow.UsageError, match="--partition-by h"):
         pgarrow.read_arrow(url, "SELECT * FROM parted", partitions=2, partition_by="h")
     for bad in ({"partitions": 0}, {"snapshot": "none"}, {"memory_limit": "lots"}, {"order_preserving": "yes"}):
         with pytest.raises(ValueError, match=next(iter(bad))):

@@ -28,6 +28,28 @@ pub struct CopyOptions {
     pub load: LoadOptions,
 }
 
+impl CopyOptions {
+    /// Loads with `load`, reading the source on one connection with the default options.
+    pub fn new(load: LoadOptions) -> CopyOptions {
+        CopyOptions {
+            load,
+            ..CopyOptions::default()
+        }
+    }
+
+    /// Reads the source with `export`'s batches and type policies.
+    pub fn with_export(mut self, export: ExportOptions) -> Self {
+        self.export = export;
+        self
+    }
+
+    /// Reads the source over several connections in one snapshot.
+    pub fn with_partitions(mut self, partitions: Option<PartitionOptions>) -> Self {
+        self.partitions = partitions;
+        self
+    }
+}
+
 /// What a copy did: the load's statistics, and the source's under `source`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]

@@ -102,13 +102,22 @@ impl Error {
         &self.kind
     }
 
-    /// The innermost error under any [`ErrorKind::Context`].
+    /// The innermost error under any [`ErrorKind::Context`], and under an input that failed
+    /// with pgarrow's own error (the source of a copy, a manifest's count): what failed.
     fn root(&self) -> &Error {
         let mut e = self;
-        while let ErrorKind::Context { source, .. } = &*e.kind {
-            e = source;
+        loop {
+            e = match &*e.kind {
+                ErrorKind::Context { source, .. } => source,
+                ErrorKind::Input(ArrowError::ExternalError(inner)) => {
+                    match inner.downcast_ref::<Error>() {
+                        Some(inner) => inner,
+                        None => return e,
+                    }
+                }
+                _ => return e,
+            };
         }
-        e
     }
 
     /// What the caller can do about it.
@@ -293,6 +302,9 @@ impl fmt::Display for Error {
             ErrorKind::Protocol(e) | ErrorKind::Connect(e) => e.fmt(f)?,
             ErrorKind::Decode(e) => e.fmt(f)?,
             ErrorKind::Encode(e) => e.fmt(f)?,
+            // pgarrow's own error, raised by an input it made (a manifest's file, the source
+            // of a copy), says what failed itself.
+            ErrorKind::Input(ArrowError::ExternalError(e)) if e.is::<Error>() => e.fmt(f)?,
             ErrorKind::Input(ArrowError::ExternalError(e)) => {
                 write!(f, "reading the input failed: {e}")?
             }
@@ -321,6 +333,8 @@ impl std::error::Error for Error {
             ErrorKind::Protocol(e) | ErrorKind::Connect(e) => Some(e),
             ErrorKind::Decode(e) => Some(e),
             ErrorKind::Encode(e) => Some(e),
+            // The wrapped error itself, not its "External error" wrapper.
+            ErrorKind::Input(ArrowError::ExternalError(e)) => Some(e.as_ref()),
             ErrorKind::Input(e) => Some(e),
             ErrorKind::Sink(e) => Some(e),
             ErrorKind::Write(e) => Some(e),

@@ -467,7 +467,12 @@ fn files_and_directories_hold_the_same_rows() {
     assert_eq!(manifest.format, "parquet");
     assert_eq!(manifest.schema.as_ref().unwrap().fields().len(), 6);
     assert_eq!(manifest.pgarrow_manifest, pgarrow::MANIFEST_VERSION);
-    assert!(manifest.files.iter().all(|f| f.part.is_some() && f.table.is_none()));
+    assert!(
+        manifest
+            .files
+            .iter()
+            .all(|f| f.part.is_some() && f.table.is_none())
+    );
     let mut all = Vec::new();
     for f in &manifest.files {
         let rows = read_parquet(&out.join(&f.path));

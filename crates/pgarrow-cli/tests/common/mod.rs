@@ -183,13 +183,14 @@ fn assert_error_status(out: &Output, code: i32, needles: &[&str]) -> String {
         "nothing should be written to stdout on error, got {} bytes",
         out.stdout.len()
     );
+    // A value the parser itself refuses gets clap's message (usage, and the valid values).
+    let clap = code == 2 && err.starts_with("error: invalid value ");
     assert!(
-        err.starts_with("pgarrow: error: "),
+        err.starts_with("pgarrow: error: ") || clap,
         "stderr should start with `pgarrow: error: `: {err:?}"
     );
-    assert_eq!(
-        err.lines().count(),
-        1,
+    assert!(
+        clap || err.lines().count() == 1,
         "the error should be one line: {err:?}"
     );
     for needle in needles {
@@ -433,6 +434,12 @@ pub const FAILURE_DEADLINE: Duration = Duration::from_secs(60);
 /// [`FAILURE_DEADLINE`], and that nothing was written. Returns the error line.
 pub fn export_error(url: &str, args: &[&str], name: &str, needles: &[&str]) -> String {
     export_failure(url, args, name, 1, needles)
+}
+
+/// As [`export_error`], for what the chosen output cannot hold or the command line
+/// contradicts: a usage error, exit status 2.
+pub fn export_usage_error(url: &str, args: &[&str], name: &str, needles: &[&str]) -> String {
+    export_failure(url, args, name, 2, needles)
 }
 
 /// As [`export_error`], for a connection that cannot be made: exit status 2.

@@ -1,11 +1,18 @@
 """PostgreSQL to Apache Arrow and back, exactly and fast.
 
 One call gives a pyarrow Table, a polars or pandas DataFrame, a streaming RecordBatchReader, or
-a Parquet / Arrow IPC file, and one call loads Arrow data into a table::
+a Parquet / Arrow IPC file (or a directory of them: parts, or several tables in one snapshot);
+one call loads Arrow data or files into a table, and one copies between servers::
 
     import pgarrow
     table = pgarrow.read_arrow("postgresql://user@host/db", "SELECT * FROM orders")
     pgarrow.write("postgresql://user@host/other", "orders", table, mode="upsert", key=["id"])
+    pgarrow.export("postgresql://user@host/db", schema="sales", output_dir="sales/")
+    pgarrow.write("postgresql://user@host/other", "orders", "orders/")  # a manifest directory
+    pgarrow.copy("postgresql://user@host/db", "orders", "postgresql://user@host/other")
+
+Every call is the same engine call as the ``pgarrow`` command's, with keyword arguments named
+as its flags.
 
 The data crosses from Rust through the Arrow C data interface, without copying the buffers.
 Every wait on the server runs with the GIL released; Ctrl-C cancels the server query and
@@ -46,6 +53,12 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 from . import _pgarrow
 from ._pgarrow import ConnectError, DecodeError, Error, OutputError, QueryError
 
+
+class UsageError(Error, ValueError):
+    """The call asks for something impossible: a bad option or name, connection settings that
+    do not parse, a statement that returns no rows, an input file that is not what it should
+    be. Nothing ran. A ValueError too."""
+
 if TYPE_CHECKING:
     import os
 
@@ -61,6 +74,8 @@ __all__ = [
     "Error",
     "OutputError",
     "QueryError",
+    "UsageError",
+    "copy",
     "export",
     "read_arrow",
     "read_batches",
@@ -194,25 +209,66 @@ def read_pandas(
     return table_.to_pandas()
 
 
+def _patterns(value: Union[str, list[str], None]) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
 def export(
     url: Optional[str],
-    query_or_table: str,
-    path: Union[str, os.PathLike[str]],
+    query_or_table: Optional[str] = None,
+    path: Union[str, os.PathLike[str], None] = None,
     format: Optional[str] = None,
+    *,
+    table: Union[str, list[str], None] = None,
+    schema: Union[str, list[str], None] = None,
+    output_dir: Union[str, os.PathLike[str], None] = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Exports the query or table to a Parquet or Arrow IPC file, written atomically.
+    """Exports to a Parquet or Arrow IPC file, or to a directory, written atomically.
+
+    - ``export(url, "orders", "orders.parquet")``: a query or table into one file. With
+      ``partitions=N`` it is read over N connections in one snapshot.
+    - ``export(url, "orders", output_dir="orders/", partitions=4)``: one file per part, then
+      ``_manifest.json`` (as ``pgarrow export --output-dir``).
+    - ``export(url, table=["sales.order_*", "customers"], schema="crm", output_dir="out/")``:
+      every relation the patterns match (``--table`` and ``--schema`` as the CLI reads them:
+      unquoted names fold to lower case, ``*`` and ``?`` are wildcards), one file per table
+      named ``schema.table.parquet``, all read in one snapshot, then ``_manifest.json``.
 
     ``format`` is "parquet", "arrow" (IPC file) or "arrow-stream"; by default it comes from
-    the extension (.parquet, .arrow, .arrows). On any failure, including Ctrl-C, nothing is
-    left at ``path``.
+    the file's extension (.parquet, .arrow, .arrows), and is Parquet for a directory. On any
+    failure, including Ctrl-C, nothing is left: no file, and no manifest (the files of the
+    run are removed).
 
     Returns the statistics: rows, batches, bytes (of COPY data), written (file bytes), the
-    time of each phase in seconds, peak RSS, and the values changed by non-default options.
+    time of each phase in seconds, peak RSS, and the values changed by non-default options;
+    for a directory, the manifest's fields (files, snapshot, wal_lsn, ...) or the parts'
+    (connections, parts, manifest).
     """
     import os
 
+    patterns, schemas = _patterns(table), _patterns(schema)
+    if patterns or schemas:
+        if query_or_table is not None or path is not None:
+            raise UsageError("table= and schema= patterns go to output_dir=, without a query or path")
+        if output_dir is None:
+            raise UsageError("several tables (table= or schema= patterns) go to output_dir=")
+        stats = _pgarrow.export_tables(url, patterns, schemas, os.fspath(output_dir), format, options)
+        return json.loads(stats)
+    if query_or_table is None:
+        raise UsageError("give a query or table, or table= / schema= patterns")
     text, is_table = _source(query_or_table, None)
+    if output_dir is not None:
+        if path is not None:
+            raise UsageError("give a path or output_dir=, not both")
+        stats = _pgarrow.export_dir(url, text, os.fspath(output_dir), format, is_table, options)
+        return json.loads(stats)
+    if path is None:
+        raise UsageError("give a path to write, or output_dir=")
     stats = _pgarrow.export_file(url, text, os.fspath(path), format, is_table, options)
     return json.loads(stats)
 
@@ -240,23 +296,61 @@ def write(
     *,
     key: Union[str, list[str], None] = None,
     create: bool = False,
+    batch_rows: Optional[int] = None,
 ) -> dict[str, Any]:
     """Loads ``data`` into ``table`` (``name`` or ``schema.name``, exact) with binary COPY, in
     one transaction: any failure, Ctrl-C included, leaves the table as it was.
 
-    ``data`` is anything with ``__arrow_c_stream__``: a pyarrow Table or RecordBatchReader, a
-    polars DataFrame, a DuckDB result, ... Its columns go into the table's columns of the same
-    names (the others get their defaults); every value is converted exactly or refused with
-    its column, its row and the value (see the README's "Loading into PostgreSQL").
+    ``data`` is anything with ``__arrow_c_stream__`` (a pyarrow Table or RecordBatchReader, a
+    polars DataFrame, a DuckDB result, ...), or files: a path or a list of paths (Parquet,
+    Arrow IPC file or stream, by extension, as ``pgarrow import`` reads them), or one directory
+    written by an export (exactly the files its ``_manifest.json`` lists, each checked against
+    its row count). Its columns go into the table's columns of the same names (the others get
+    their defaults); every value is converted exactly or refused with its column, its row and
+    the value (see the README's "Loading into PostgreSQL").
 
     ``mode`` is "append", "replace" (TRUNCATE in the same transaction) or "upsert" (insert new
     keys, update the others; ``key`` names the columns of a unique index). ``create=True``
     creates a missing table from the schema, with the PostgreSQL types pgarrow's field
-    metadata names where they exist.
+    metadata names where they exist. ``batch_rows`` sets the rows per batch read from Parquet.
 
     Returns the statistics: rows, bytes (of COPY data), and seconds: total_s, connect_s,
     describe_s, read_s, encode_s, send_s, commit_s (reading and encoding overlap sending).
     """
     if isinstance(key, str):
         key = [k.strip() for k in key.split(",")]
-    return json.loads(_pgarrow.write(url, table, data, mode, key, create))
+    return json.loads(_pgarrow.write(url, table, data, mode, key, create, batch_rows))
+
+
+def copy(
+    url: Optional[str],
+    query_or_table: str,
+    to: Optional[str] = None,
+    into: Optional[str] = None,
+    mode: str = "append",
+    *,
+    key: Union[str, list[str], None] = None,
+    create: bool = False,
+    **options: Any,
+) -> dict[str, Any]:
+    """Copies a query or table of one PostgreSQL (``url``) into a table of another (``to``;
+    by default the same server), as ``pgarrow copy``: the source is read with binary COPY
+    (over ``partitions=N`` connections in one snapshot, if given) while the target loads it,
+    in one transaction of the target; any failure leaves the target as it was and cancels the
+    source's query.
+
+    ``into`` is the target table (by default the source table's name; required for a query).
+    ``mode``, ``key`` and ``create`` are as in ``write``; the type policies and partitioned
+    reads take the options of ``read_arrow``.
+
+    Returns the load's statistics, with the source's export statistics under ``source``.
+    """
+    text, is_table = _source(query_or_table, None)
+    if into is None:
+        if not is_table:
+            raise UsageError("copying a query needs into=: the target table")
+        into = text
+    if isinstance(key, str):
+        key = [k.strip() for k in key.split(",")]
+    stats = _pgarrow.copy(url, text, to, into, is_table, mode, key, create, options)
+    return json.loads(stats)

@@ -47,6 +47,22 @@ def export_file(
     is_table: bool = False,
     options: Optional[dict[str, Any]] = None,
 ) -> str: ...
+def export_dir(
+    conninfo: Optional[str],
+    source: str,
+    output_dir: str,
+    format: Optional[str] = None,
+    is_table: bool = False,
+    options: Optional[dict[str, Any]] = None,
+) -> str: ...
+def export_tables(
+    conninfo: Optional[str],
+    tables: list[str],
+    schemas: list[str],
+    output_dir: str,
+    format: Optional[str] = None,
+    options: Optional[dict[str, Any]] = None,
+) -> str: ...
 def write(
     conninfo: Optional[str],
     table: str,
@@ -54,4 +70,16 @@ def write(
     mode: str = "append",
     key: Optional[list[str]] = None,
     create: bool = False,
+    batch_rows: Optional[int] = None,
+) -> str: ...
+def copy(
+    from_conninfo: Optional[str],
+    source: str,
+    to_conninfo: Optional[str],
+    table: str,
+    is_table: bool = False,
+    mode: str = "append",
+    key: Optional[list[str]] = None,
+    create: bool = False,
+    options: Optional[dict[str, Any]] = None,
 ) -> str: ...

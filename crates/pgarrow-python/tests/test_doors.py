@@ -1,0 +1,103 @@
+"""The engine calls every door shares, from Python: several tables into a directory in one
+snapshot, a partitioned export into a directory, loading files and manifest directories, copying
+between databases, and errors sorted by what the caller can do."""
+
+import json
+import os
+
+import pyarrow.parquet as pq
+import pytest
+
+import pgarrow
+
+TABLES = """
+DROP SCHEMA IF EXISTS d_sales CASCADE;
+CREATE SCHEMA d_sales;
+CREATE TABLE d_sales.orders AS SELECT g AS id, g * 2 AS amount FROM generate_series(1, 2500) g;
+CREATE TABLE d_sales."Lines" AS SELECT g AS id FROM generate_series(1, 4) g;
+"""
+
+
+def test_several_tables_go_to_a_directory_with_a_manifest(url, conn, tmp_path):
+    conn.execute(TABLES)
+    out = tmp_path / "out"
+    stats = pgarrow.export(url, schema="d_sales", output_dir=out)
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["pgarrow_manifest"] == 2
+    assert stats["files"] == manifest["files"]
+    assert stats["rows"] == manifest["rows"] == 2504
+    assert stats["manifest"] == os.fspath(out / "_manifest.json")
+    tables = [(f["table"]["schema"], f["table"]["name"]) for f in manifest["files"]]
+    assert tables == [("d_sales", "Lines"), ("d_sales", "orders")]
+    for f in manifest["files"]:
+        assert pq.read_metadata(out / f["path"]).num_rows == f["rows"]
+
+    # Patterns as the CLI reads them; the table list and the patterns combine.
+    stats = pgarrow.export(url, table=["d_sales.ord*"], output_dir=tmp_path / "one", format="arrow")
+    assert [f["path"] for f in stats["files"]] == ["d_sales.orders.arrow"]
+
+    with pytest.raises(pgarrow.UsageError, match="nothing_here"):
+        pgarrow.export(url, table="nothing_here", output_dir=tmp_path / "none")
+    assert not (tmp_path / "none" / "_manifest.json").exists()
+    with pytest.raises(pgarrow.UsageError, match="output_dir"):
+        pgarrow.export(url, schema="d_sales")
+    with pytest.raises(ValueError, match="one table or query"):
+        pgarrow.export(url, schema="d_sales", output_dir=tmp_path / "p", partitions=2)
+
+
+def test_parts_and_files_load_back_through_their_manifest(url, conn, tmp_path):
+    conn.execute(TABLES)
+    parts = tmp_path / "parts"
+    stats = pgarrow.export(url, "d_sales.orders", output_dir=parts, partitions=2)
+    assert stats["rows"] == 2500 and stats["connections"] >= 1
+    manifest = json.loads((parts / "_manifest.json").read_text())
+    assert all(f["part"] is not None for f in manifest["files"])
+
+    conn.execute("DROP TABLE IF EXISTS d_sales.back; CREATE TABLE d_sales.back (id int, amount int)")
+    loaded = pgarrow.write(url, "d_sales.back", parts)
+    assert loaded["rows"] == 2500
+    assert conn.execute("SELECT sum(amount) FROM d_sales.back").fetchone()[0] == 2500 * 2501
+
+    # Files, as a list of paths.
+    files = [parts / f["path"] for f in manifest["files"]]
+    loaded = pgarrow.write(url, "d_sales.back", files, mode="replace")
+    assert loaded["rows"] == 2500
+    assert conn.execute("SELECT count(*) FROM d_sales.back").fetchone()[0] == 2500
+
+    # A manifest whose counts are wrong loads nothing.
+    manifest["files"][0]["rows"] += 1
+    (parts / "_manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(pgarrow.UsageError, match="its manifest says"):
+        pgarrow.write(url, "d_sales.back", parts, mode="replace")
+    assert conn.execute("SELECT count(*) FROM d_sales.back").fetchone()[0] == 2500
+    with pytest.raises(pgarrow.UsageError, match="cannot tell the format"):
+        pgarrow.write(url, "d_sales.back", tmp_path / "x.csv")
+
+
+def test_copy_between_databases(url, conn):
+    conn.execute(TABLES)
+    conn.execute("DROP TABLE IF EXISTS d_sales.copied")
+    stats = pgarrow.copy(url, "d_sales.orders", into="d_sales.copied", create=True, partitions=2)
+    assert stats["rows"] == 2500 and stats["source"]["rows"] == 2500
+    assert conn.execute("SELECT sum(amount) FROM d_sales.copied").fetchone()[0] == 2500 * 2501
+    conn.execute("ALTER TABLE d_sales.copied ADD PRIMARY KEY (id)")
+    stats = pgarrow.copy(
+        url, "SELECT id, amount + 1 AS amount FROM d_sales.orders", into="d_sales.copied",
+        mode="upsert", key="id",
+    )
+    assert stats["rows"] == 2500
+    assert conn.execute("SELECT sum(amount) FROM d_sales.copied").fetchone()[0] == 2500 * 2501 + 2500
+    with pytest.raises(pgarrow.UsageError, match="into="):
+        pgarrow.copy(url, "SELECT 1")
+    with pytest.raises(pgarrow.QueryError) as e:
+        pgarrow.copy(url, "SELECT 1 / (g - 10) AS x FROM generate_series(1, 20) g", into="d_sales.nope", create=True)
+    assert e.value.sqlstate == "22012"
+    assert conn.execute("SELECT to_regclass('d_sales.nope') IS NULL").fetchone()[0]
+
+
+def test_errors_are_classed_by_what_the_caller_can_do(url):
+    with pytest.raises(pgarrow.UsageError) as e:
+        pgarrow.read_arrow(url, "CREATE TABLE d_never (a int)")
+    assert isinstance(e.value, ValueError) and isinstance(e.value, pgarrow.Error)
+    with pytest.raises(pgarrow.UsageError, match="mode"):
+        pgarrow.write(url, "t", [], mode="merge")
