@@ -155,9 +155,10 @@ impl Out {
     }
 }
 
+/// The wire protocol's error under `e`: raised while connecting or while working.
 fn wire_kind(e: &pgarrow::Error) -> &WireKind {
     match e.kind() {
-        ErrorKind::Protocol(p) => p.kind(),
+        ErrorKind::Protocol(p) | ErrorKind::Connect(p) => p.kind(),
         other => panic!("expected a protocol error, got {other:?}: {e}"),
     }
 }
