@@ -1,12 +1,14 @@
 //! Apache Arrow to PostgreSQL's binary COPY format: the inverse of `pgarrow-decode`.
 //!
-//! A [`RowEncoder`] is made from the target table's columns, as the decoder's planning
-//! describes them ([`ColumnPlan`]: the type plan, the type name and typmod), and the Arrow
-//! schema of the input. Each input column is checked against its target once: a compatible
-//! Arrow type is converted value by value with checks (integers of any width, decimals and
-//! floats into `numeric`, any timestamp unit into `timestamp`/`timestamptz`, ...), and a
-//! value the target cannot hold exactly is an error that names the column, the row (counted
-//! in the input) and the value. Nothing is rounded or truncated silently.
+//! A [`RowEncoder`] is made from the target table's columns as the server describes them
+//! ([`PgColumn`]: name, type OID, typmod and type name), the [`Catalog`] of their types, and
+//! the Arrow schema of the input; all of the PostgreSQL side comes from `pgarrow-types`, so
+//! this crate does not depend on the decoder. Each input column is parsed against its target
+//! once, into the encoder of that pair (which Arrow type feeds which PostgreSQL type): a
+//! compatible Arrow type is converted value by value with checks (integers of any width,
+//! decimals and floats into `numeric`, any timestamp unit into `timestamp`/`timestamptz`,
+//! ...), and a value the target cannot hold exactly is an error that names the column, the
+//! row (counted in the input) and the value. Nothing is rounded or truncated silently.
 //!
 //! Sans-IO: [`RowEncoder::encode`] appends whole rows to a buffer; the COPY FROM STDIN around
 //! it is the caller's (`pgarrow_protocol::CopyIn`).
@@ -35,8 +37,7 @@ mod temporal;
 
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Schema};
-use pgarrow_decode::ColumnPlan;
-use pgarrow_decode::plan::Catalog;
+use pgarrow_types::{Catalog, PgColumn};
 
 pub use scalar::{Target, TextLimit};
 use shape::{Shape, field};
@@ -85,11 +86,12 @@ impl RowEncoder {
     /// # Errors
     /// The counts differ, or an input column's Arrow type cannot be converted into its
     /// target's type; the error names the column and both types.
-    pub fn new(
-        targets: &[ColumnPlan],
+    pub fn new<'a>(
+        targets: impl IntoIterator<Item = &'a PgColumn>,
         catalog: &Catalog,
         input: &Schema,
     ) -> Result<RowEncoder, EncodeError> {
+        let targets: Vec<&PgColumn> = targets.into_iter().collect();
         if targets.len() != input.fields().len() {
             return Err(EncodeError {
                 column: String::new(),
@@ -103,10 +105,9 @@ impl RowEncoder {
             });
         }
         let columns = targets
-            .iter()
+            .into_iter()
             .zip(input.fields())
-            .map(|(plan, field)| {
-                let c = &plan.column;
+            .map(|(c, field)| {
                 let t = field.data_type();
                 let shape = Shape::resolve(c.oid, c.typmod, catalog);
                 let accepted = shape.as_ref().map(|s| s.accepts(t));

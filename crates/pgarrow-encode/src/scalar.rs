@@ -11,7 +11,7 @@ use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Decimal128Type, Decimal256Type};
 use arrow_schema::{DataType, IntervalUnit};
-use pgarrow_decode::types::{ColumnKind, oid};
+use pgarrow_types::{BuiltinType, numeric_typmod};
 
 use crate::numeric::{Decimal, NumericValue};
 use crate::read::{bytes_getter, float_getter, int_getter, str_getter};
@@ -97,40 +97,35 @@ impl Target {
     /// The target for a built-in scalar type (`money` needs the session's fraction digits),
     /// or `None` when it has no binary encoder here.
     pub(crate) fn for_type(type_oid: u32, typmod: i32, money_scale: Option<i8>) -> Option<Target> {
-        if type_oid == oid::MONEY {
-            return money_scale.map(Target::Money);
-        }
+        use BuiltinType as B;
         // A length typmod is the limit plus 4 (VARHDRSZ); -1 when none.
-        let length = || usize::try_from(typmod - 4).ok();
-        Some(match ColumnKind::for_type(type_oid, typmod)? {
-            ColumnKind::Bool => Target::Bool,
-            ColumnKind::Int2 => Target::Int2,
-            ColumnKind::Int4 => Target::Int4,
-            ColumnKind::Int8 => Target::Int8,
-            ColumnKind::Oid => Target::Oid,
-            ColumnKind::Float4 => Target::Float4,
-            ColumnKind::Float8 => Target::Float8,
-            ColumnKind::Decimal128 { .. }
-            | ColumnKind::Decimal256 { .. }
-            | ColumnKind::NumericText
-            | ColumnKind::NumericFloat64 => Target::Numeric(numeric_typmod(typmod)),
-            ColumnKind::Text => Target::Text(match type_oid {
-                oid::NAME => TextLimit::Name,
-                oid::VARCHAR => length().map_or(TextLimit::None, TextLimit::Varchar),
-                oid::BPCHAR => length().map_or(TextLimit::None, TextLimit::Bpchar),
-                _ => TextLimit::None,
-            }),
-            ColumnKind::Char => Target::Char,
-            ColumnKind::Bytea => Target::Bytea,
-            ColumnKind::Uuid => Target::Uuid,
-            ColumnKind::Json => Target::Json,
-            ColumnKind::Jsonb => Target::Jsonb,
-            ColumnKind::Date => Target::Date,
-            ColumnKind::Time => Target::Time,
-            ColumnKind::Timestamp => Target::Timestamp,
-            ColumnKind::Timestamptz => Target::Timestamptz,
-            ColumnKind::Interval => Target::Interval,
-            _ => return None,
+        let length = || typmod.checked_sub(4).and_then(|n| usize::try_from(n).ok());
+        Some(match BuiltinType::from_oid(type_oid)? {
+            B::Bool => Target::Bool,
+            B::Int2 => Target::Int2,
+            B::Int4 => Target::Int4,
+            B::Int8 => Target::Int8,
+            B::Oid => Target::Oid,
+            B::Float4 => Target::Float4,
+            B::Float8 => Target::Float8,
+            B::Numeric => {
+                Target::Numeric(numeric_typmod(typmod).map(|(p, s)| (u32::from(p), i32::from(s))))
+            }
+            B::Money => Target::Money(money_scale?),
+            B::Text | B::Xml => Target::Text(TextLimit::None),
+            B::Name => Target::Text(TextLimit::Name),
+            B::Varchar => Target::Text(length().map_or(TextLimit::None, TextLimit::Varchar)),
+            B::Bpchar => Target::Text(length().map_or(TextLimit::None, TextLimit::Bpchar)),
+            B::Char => Target::Char,
+            B::Bytea => Target::Bytea,
+            B::Uuid => Target::Uuid,
+            B::Json => Target::Json,
+            B::Jsonb => Target::Jsonb,
+            B::Date => Target::Date,
+            B::Time => Target::Time,
+            B::Timestamp => Target::Timestamp,
+            B::Timestamptz => Target::Timestamptz,
+            B::Interval => Target::Interval,
         })
     }
 
@@ -350,17 +345,6 @@ impl Target {
             Target::Interval => interval_writer(array),
         }
     }
-}
-
-/// `numeric(p,s)`'s precision and scale from its typmod (scale may be negative, PG15+).
-fn numeric_typmod(typmod: i32) -> Option<(u32, i32)> {
-    if typmod < 4 {
-        return None;
-    }
-    let t = typmod - 4;
-    let precision = ((t >> 16) & 0xffff) as u32;
-    let scale = ((t & 0x7ff) ^ 1024) - 1024;
-    Some((precision, scale))
 }
 
 /// Checks that `d` fits `numeric(precision, scale)` without rounding, and gives it that scale.
@@ -621,10 +605,19 @@ mod tests {
 
     #[test]
     fn typmods_and_fits() {
-        assert_eq!(numeric_typmod(-1), None);
-        assert_eq!(numeric_typmod(((12 << 16) | 2) + 4), Some((12, 2)));
         // numeric(5,-2), PostgreSQL 15.
-        assert_eq!(numeric_typmod(((5 << 16) | (2048 - 2)) + 4), Some((5, -2)));
+        assert_eq!(
+            Target::for_type(
+                pgarrow_types::oid::NUMERIC,
+                ((5 << 16) | (2048 - 2)) + 4,
+                None
+            ),
+            Some(Target::Numeric(Some((5, -2))))
+        );
+        assert_eq!(
+            Target::for_type(pgarrow_types::oid::NUMERIC, -1, None),
+            Some(Target::Numeric(None))
+        );
         let d = |t: &str| match NumericValue::parse(t).unwrap() {
             NumericValue::Finite(d) => d,
             _ => unreachable!(),

@@ -9,7 +9,7 @@
 use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_schema::DataType;
-use pgarrow_decode::plan::{Catalog, CatalogKind};
+use pgarrow_types::{Catalog, CatalogKind};
 
 use crate::read::{float_getter, str_getter};
 use crate::scalar::{Target, Writer};

@@ -12,7 +12,7 @@ use arrow_array::types::{
     TimestampSecondType,
 };
 use arrow_schema::{DataType, TimeUnit};
-use pgarrow_decode::plan::{DATE_INFINITY, TIMESTAMP_INFINITY};
+use pgarrow_types::{DATE_INFINITY, TIMESTAMP_INFINITY};
 
 use crate::scalar::{Getter, Writer};
 
