@@ -1,35 +1,11 @@
 //! A result column's plan: what the server said about it, how its bytes are decoded (or cast
 //! to text by the server first), and which policies can change what comes out.
 
+use pgarrow_types::PgColumn;
+
 use crate::plan::{Catalog, StrLayout, TypePlan};
 use crate::policy::Policies;
-use crate::types::{ColumnKind, arrow_field, builtin_type_name, oid};
-
-/// A result column as the server describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PgColumn {
-    /// Column name.
-    pub name: String,
-    /// Type OID.
-    pub oid: u32,
-    /// Type modifier (-1 when none).
-    pub typmod: i32,
-    /// Type name for messages and metadata, as `format_type(oid, typmod)` renders it.
-    pub type_name: String,
-}
-
-impl PgColumn {
-    /// A column with the built-in name of its type (or `oid N` for unknown types).
-    pub fn new(name: impl Into<String>, oid: u32, typmod: i32) -> Self {
-        let type_name = builtin_type_name(oid, typmod);
-        PgColumn {
-            name: name.into(),
-            oid,
-            typmod,
-            type_name,
-        }
-    }
-}
+use crate::types::{ColumnKind, arrow_field, oid};
 
 /// A column to decode: what the server said about it, and how to decode it.
 #[derive(Debug, Clone, PartialEq, Eq)]

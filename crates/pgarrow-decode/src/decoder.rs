@@ -23,10 +23,10 @@ use std::sync::Arc;
 use arrow_array::{RecordBatch, RecordBatchOptions};
 use arrow_schema::{Schema, SchemaRef};
 
+use crate::PgColumn;
 use crate::column::Cx;
 use crate::column::{Column, FinishError};
 use crate::column_plan::ColumnPlan;
-use crate::column_plan::PgColumn;
 use crate::error::{Error, ErrorKind, FieldError, Result};
 use crate::policy::{LossReport, Losses, Policies};
 

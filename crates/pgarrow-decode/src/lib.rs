@@ -7,6 +7,10 @@
 //! without a copy. There are no sockets here: the decoder is fed by the network client, by a
 //! file written with `COPY ... TO 'file' (FORMAT binary)`, by a fuzzer or by a benchmark.
 //!
+//! What describes PostgreSQL rather than Arrow (type OIDs, [`PgColumn`], the catalog model
+//! [`plan::Catalog`], the ±infinity values) is `pgarrow-types`', shared with the encoder and
+//! re-exported here where it always was.
+//!
 //! Values that Arrow cannot hold exactly (infinite dates and timestamps, numeric NaN, a
 //! `time` of 24:00:00, ...) are errors naming the row and column, never silently changed.
 //!
@@ -34,7 +38,7 @@ mod recycle;
 pub mod types;
 pub mod wire;
 
-pub use column_plan::{ColumnPlan, PgColumn};
+pub use column_plan::ColumnPlan;
 pub use decoder::{
     CopyDecoder, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions, MAX_BATCH_BYTES, SIGNATURE,
 };
@@ -42,3 +46,5 @@ pub use error::{
     Error, ErrorKind, FieldError, Refusal, Result, Special, Unrepresentable, WireType,
 };
 pub use peek::ArrayDepths;
+/// A result column as the server describes it, from `pgarrow-types`.
+pub use pgarrow_types::PgColumn;

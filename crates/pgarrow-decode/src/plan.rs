@@ -24,6 +24,12 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Fields};
 
+/// The catalog model and the ±infinity values, from `pgarrow-types` (the encoder reads them
+/// too).
+pub use pgarrow_types::{
+    Attribute, Catalog, CatalogKind, CatalogType, DATE_INFINITY, TIMESTAMP_INFINITY,
+};
+
 use crate::policy::{
     ArrayShape, EnumLayout, InvalidUtf8, NumericTarget, Policies, TextLayout, WideNumeric,
 };
@@ -38,130 +44,17 @@ pub const META_ARRAY_DIMS: &str = "pgarrow.array_dims";
 /// written under the default infinity policy ([`INFINITY_ENCODING`]).
 pub const META_INFINITY: &str = "pgarrow.infinity";
 /// The value of [`META_INFINITY`]: `infinity` is the Arrow type's largest value and
-/// `-infinity` its negation (`±i32::MAX` days, `±i64::MAX` microseconds), as DuckDB stores them,
+/// `-infinity` its negation (`±i32::MAX` days, `±i64::MAX` microseconds: [`DATE_INFINITY`],
+/// [`TIMESTAMP_INFINITY`]), as DuckDB stores them,
 /// so that DuckDB reads them back as ±infinity. (PostgreSQL keeps `-infinity` one lower, at the
 /// type's minimum, which DuckDB's casts refuse.) No finite PostgreSQL date or timestamp comes
 /// near either.
 pub const INFINITY_ENCODING: &str = "+infinity=max,-infinity=-max";
-/// `date` `-infinity` and `infinity` in Arrow Date32 (days since 1970). The one place that says
-/// so, for both directions.
-pub const DATE_INFINITY: (i32, i32) = (-i32::MAX, i32::MAX);
-/// `timestamp`/`timestamptz` `-infinity` and `infinity` in Arrow Timestamp(µs).
-pub const TIMESTAMP_INFINITY: (i64, i64) = (-i64::MAX, i64::MAX);
 /// Field metadata on an enum field, or an array of enums (at any depth): its labels in
 /// `pg_enum` order, as a JSON array. The dictionary of each batch holds them in that order
 /// too, but a format that rebuilds dictionaries (Parquet: in order of first appearance) loses
 /// it.
 pub const META_ENUM_LABELS: &str = "pgarrow.enum_labels";
-
-/// What the catalog says about one type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CatalogType {
-    /// Type OID.
-    pub oid: u32,
-    /// Schema of the type.
-    pub schema: String,
-    /// `pg_type.typname`.
-    pub name: String,
-    /// `format_type(oid, NULL)`, for messages and metadata.
-    pub display: String,
-    /// The kind of type.
-    pub kind: CatalogKind,
-}
-
-/// The structure of a type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CatalogKind {
-    /// A base type (built in or from an extension).
-    Base,
-    /// An array of `element`.
-    Array {
-        /// Element type OID.
-        element: u32,
-    },
-    /// A domain over `base`, with the domain's own typmod.
-    Domain {
-        /// Base type OID.
-        base: u32,
-        /// Typmod of the base type in the domain (-1 when none).
-        typmod: i32,
-        /// Declared array dimensions of a domain over an array (`typndims`), 0 if none.
-        dims: usize,
-    },
-    /// A composite type: its live (non-dropped) attributes in order.
-    Composite {
-        /// The attributes.
-        fields: Vec<Attribute>,
-    },
-    /// An enum: its labels in `pg_enum.enumsortorder` order.
-    Enum {
-        /// The labels.
-        labels: Vec<String>,
-    },
-    /// A range over `subtype`.
-    Range {
-        /// Subtype OID.
-        subtype: u32,
-    },
-    /// A multirange of `range`.
-    Multirange {
-        /// Range type OID.
-        range: u32,
-    },
-    /// A pseudo-type or anything else.
-    Other,
-}
-
-/// One attribute of a composite type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attribute {
-    /// Attribute name.
-    pub name: String,
-    /// Type OID.
-    pub oid: u32,
-    /// Typmod.
-    pub typmod: i32,
-    /// `format_type(oid, typmod)`.
-    pub display: String,
-    /// Declared array dimensions (`attndims`), 0 when not declared.
-    pub dims: usize,
-}
-
-/// The types one export needs, looked up once. Never cached across exports: extension types
-/// and enums can change between them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Catalog {
-    types: HashMap<u32, CatalogType>,
-    money_scale: Option<i8>,
-}
-
-impl Catalog {
-    /// An empty catalog: only built-in scalar types resolve.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a type.
-    pub fn insert(&mut self, t: CatalogType) {
-        self.types.insert(t.oid, t);
-    }
-
-    /// Looks a type up.
-    pub fn get(&self, oid: u32) -> Option<&CatalogType> {
-        self.types.get(&oid)
-    }
-
-    /// Sets the session's `money` fraction digits (`lc_monetary`; the scale of
-    /// `'0'::money::numeric`). Without it, `money` has no decoder and goes through text.
-    pub fn set_money_scale(&mut self, scale: i8) {
-        self.money_scale = Some(scale);
-    }
-
-    /// The session's `money` fraction digits, if known.
-    pub fn money_scale(&self) -> Option<i8> {
-        self.money_scale
-    }
-}
 
 /// How text-like values are laid out in Arrow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,48 +10,10 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, TimeUnit};
 
-/// Type OIDs of the built-in types this crate decodes (from `pg_type.dat`).
-#[allow(missing_docs)]
-pub mod oid {
-    pub const BOOL: u32 = 16;
-    pub const BYTEA: u32 = 17;
-    pub const CHAR: u32 = 18;
-    pub const NAME: u32 = 19;
-    pub const INT8: u32 = 20;
-    pub const INT2: u32 = 21;
-    pub const INT4: u32 = 23;
-    pub const REGPROC: u32 = 24;
-    pub const TEXT: u32 = 25;
-    pub const OID: u32 = 26;
-    pub const XID: u32 = 28;
-    pub const CID: u32 = 29;
-    pub const JSON: u32 = 114;
-    pub const INET: u32 = 869;
-    pub const MONEY: u32 = 790;
-    pub const XML: u32 = 142;
-    pub const FLOAT4: u32 = 700;
-    pub const FLOAT8: u32 = 701;
-    pub const BPCHAR: u32 = 1042;
-    pub const VARCHAR: u32 = 1043;
-    pub const DATE: u32 = 1082;
-    pub const TIME: u32 = 1083;
-    pub const TIMESTAMP: u32 = 1114;
-    pub const TIMESTAMPTZ: u32 = 1184;
-    pub const INTERVAL: u32 = 1186;
-    pub const NUMERIC: u32 = 1700;
-    pub const REGPROCEDURE: u32 = 2202;
-    pub const REGOPER: u32 = 2203;
-    pub const REGOPERATOR: u32 = 2204;
-    pub const REGCLASS: u32 = 2205;
-    pub const REGTYPE: u32 = 2206;
-    pub const UUID: u32 = 2950;
-    pub const JSONB: u32 = 3802;
-    pub const REGCONFIG: u32 = 3734;
-    pub const REGDICTIONARY: u32 = 3769;
-    pub const REGNAMESPACE: u32 = 4089;
-    pub const REGROLE: u32 = 4096;
-    pub const REGCOLLATION: u32 = 4191;
-}
+/// Type OIDs of the built-in types (from `pg_type.dat`), from `pgarrow-types`.
+pub use pgarrow_types::oid;
+/// PostgreSQL's own descriptions of built-in types, from `pgarrow-types`.
+pub use pgarrow_types::{BuiltinType, builtin_type_name, numeric_typmod};
 
 /// Field metadata key: the PostgreSQL type name (`format_type` output, e.g. `numeric(12,2)`).
 pub const META_PG_TYPE: &str = "pgarrow.pg_type";
@@ -141,49 +103,33 @@ pub enum ColumnKind {
 /// The Arrow precision of `money`: every int8 has at most 19 digits.
 pub const MONEY_PRECISION: u8 = 19;
 
-/// The precision and scale of a `numeric` typmod, or `None` when unconstrained.
-///
-/// The scale may be negative or larger than the precision (PostgreSQL 15+).
-pub fn numeric_typmod(typmod: i32) -> Option<(u16, i16)> {
-    if typmod < 4 {
-        return None;
-    }
-    let t = typmod - 4;
-    let precision = ((t >> 16) & 0xffff) as u16;
-    // The scale is an 11-bit two's complement number.
-    let scale = (((t & 0x7ff) ^ 1024) - 1024) as i16;
-    Some((precision, scale))
-}
-
 impl ColumnKind {
     /// The decoder for a type, or `None` when it has no binary decoder and the caller must cast
     /// the column to `text` in the projection.
     pub fn for_type(oid: u32, typmod: i32) -> Option<ColumnKind> {
-        use oid::*;
-        Some(match oid {
-            BOOL => ColumnKind::Bool,
-            INT2 => ColumnKind::Int2,
-            INT4 => ColumnKind::Int4,
-            INT8 => ColumnKind::Int8,
-            OID | XID | CID | REGPROC | REGPROCEDURE | REGOPER | REGOPERATOR | REGCLASS
-            | REGTYPE | REGCONFIG | REGDICTIONARY | REGNAMESPACE | REGROLE | REGCOLLATION => {
-                ColumnKind::Oid
-            }
-            FLOAT4 => ColumnKind::Float4,
-            FLOAT8 => ColumnKind::Float8,
-            NUMERIC => numeric_kind(typmod),
-            TEXT | VARCHAR | BPCHAR | NAME | XML => ColumnKind::Text,
-            CHAR => ColumnKind::Char,
-            BYTEA => ColumnKind::Bytea,
-            UUID => ColumnKind::Uuid,
-            JSON => ColumnKind::Json,
-            JSONB => ColumnKind::Jsonb,
-            DATE => ColumnKind::Date,
-            TIME => ColumnKind::Time,
-            TIMESTAMP => ColumnKind::Timestamp,
-            TIMESTAMPTZ => ColumnKind::Timestamptz,
-            INTERVAL => ColumnKind::Interval,
-            _ => return None,
+        use BuiltinType as B;
+        Some(match BuiltinType::from_oid(oid)? {
+            B::Bool => ColumnKind::Bool,
+            B::Int2 => ColumnKind::Int2,
+            B::Int4 => ColumnKind::Int4,
+            B::Int8 => ColumnKind::Int8,
+            B::Oid => ColumnKind::Oid,
+            B::Float4 => ColumnKind::Float4,
+            B::Float8 => ColumnKind::Float8,
+            B::Numeric => numeric_kind(typmod),
+            B::Text | B::Varchar | B::Bpchar | B::Name | B::Xml => ColumnKind::Text,
+            B::Char => ColumnKind::Char,
+            B::Bytea => ColumnKind::Bytea,
+            B::Uuid => ColumnKind::Uuid,
+            B::Json => ColumnKind::Json,
+            B::Jsonb => ColumnKind::Jsonb,
+            B::Date => ColumnKind::Date,
+            B::Time => ColumnKind::Time,
+            B::Timestamp => ColumnKind::Timestamp,
+            B::Timestamptz => ColumnKind::Timestamptz,
+            B::Interval => ColumnKind::Interval,
+            // Its scale is the session's: planned with the catalog (`TypePlan::resolve`).
+            B::Money => return None,
         })
     }
 
@@ -301,66 +247,12 @@ pub fn arrow_field(
     Field::new(&column.name, plan.data_type(), true).with_metadata(meta)
 }
 
-/// The built-in name of a type, rendered like `format_type(oid, typmod)` for the types this
-/// crate knows; `oid N` otherwise. Callers that can ask the server should prefer its answer.
-pub fn builtin_type_name(oid: u32, typmod: i32) -> String {
-    use oid::*;
-    let base = match oid {
-        BOOL => "boolean",
-        BYTEA => "bytea",
-        CHAR => "\"char\"",
-        XML => "xml",
-        NAME => "name",
-        INT8 => "bigint",
-        INT2 => "smallint",
-        INT4 => "integer",
-        REGPROC => "regproc",
-        TEXT => "text",
-        OID => "oid",
-        XID => "xid",
-        CID => "cid",
-        JSON => "json",
-        FLOAT4 => "real",
-        FLOAT8 => "double precision",
-        BPCHAR => "character",
-        VARCHAR => "character varying",
-        DATE => "date",
-        TIME => "time without time zone",
-        TIMESTAMP => "timestamp without time zone",
-        TIMESTAMPTZ => "timestamp with time zone",
-        INTERVAL => "interval",
-        MONEY => "money",
-        NUMERIC => "numeric",
-        REGCLASS => "regclass",
-        REGTYPE => "regtype",
-        UUID => "uuid",
-        JSONB => "jsonb",
-        _ => return format!("oid {oid}"),
-    };
-    match oid {
-        NUMERIC => match numeric_typmod(typmod) {
-            Some((p, s)) => format!("numeric({p},{s})"),
-            None => base.to_owned(),
-        },
-        BPCHAR | VARCHAR if typmod >= 4 => format!("{base}({})", typmod - 4),
-        _ => base.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn numeric_mod(p: i32, s: i32) -> i32 {
         ((p << 16) | (s & 0x7ff)) + 4
-    }
-
-    #[test]
-    fn numeric_typmods() {
-        assert_eq!(numeric_typmod(-1), None);
-        assert_eq!(numeric_typmod(numeric_mod(12, 2)), Some((12, 2)));
-        assert_eq!(numeric_typmod(numeric_mod(5, -2)), Some((5, -2)));
-        assert_eq!(numeric_typmod(numeric_mod(1000, 1000)), Some((1000, 1000)));
     }
 
     #[test]
@@ -410,8 +302,8 @@ mod tests {
 
     #[test]
     fn unknown_types_need_a_cast() {
-        assert_eq!(ColumnKind::for_type(869 /* inet */, -1), None);
-        assert_eq!(builtin_type_name(869, -1), "oid 869");
-        assert_eq!(builtin_type_name(oid::VARCHAR, 24), "character varying(20)");
+        assert_eq!(ColumnKind::for_type(oid::INET, -1), None);
+        // money's scale is the session's: planned with the catalog.
+        assert_eq!(ColumnKind::for_type(oid::MONEY, -1), None);
     }
 }

@@ -1,12 +1,14 @@
 //! Apache Arrow to PostgreSQL's binary COPY format: the inverse of `pgarrow-decode`.
 //!
-//! A [`RowEncoder`] is made from the target table's columns, as the decoder's planning
-//! describes them ([`ColumnPlan`]: the type plan, the type name and typmod), and the Arrow
-//! schema of the input. Each input column is checked against its target once: a compatible
-//! Arrow type is converted value by value with checks (integers of any width, decimals and
-//! floats into `numeric`, any timestamp unit into `timestamp`/`timestamptz`, ...), and a
-//! value the target cannot hold exactly is an error that names the column, the row (counted
-//! in the input) and the value. Nothing is rounded or truncated silently.
+//! A [`RowEncoder`] is made from the target table's columns as the server describes them
+//! ([`PgColumn`]: name, type OID, typmod and type name), the [`Catalog`] of their types, and
+//! the Arrow schema of the input; all of the PostgreSQL side comes from `pgarrow-types`, so
+//! this crate does not depend on the decoder. Each input column is parsed against its target
+//! once, into the encoder of that pair (which Arrow type feeds which PostgreSQL type): a
+//! compatible Arrow type is converted value by value with checks (integers of any width,
+//! decimals and floats into `numeric`, any timestamp unit into `timestamp`/`timestamptz`,
+//! ...), and a value the target cannot hold exactly is an error that names the column, the
+//! row (counted in the input) and the value. Nothing is rounded or truncated silently.
 //!
 //! Sans-IO: [`RowEncoder::encode`] appends whole rows to a buffer; the COPY FROM STDIN around
 //! it is the caller's (`pgarrow_protocol::CopyIn`).
@@ -27,6 +29,7 @@
 
 #![warn(missing_docs)]
 
+mod nested;
 mod numeric;
 mod read;
 mod scalar;
@@ -35,11 +38,13 @@ mod temporal;
 
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Schema};
-use pgarrow_decode::ColumnPlan;
-use pgarrow_decode::plan::Catalog;
+use pgarrow_types::{Catalog, PgColumn};
 
+use nested::field;
+use read::Strs;
+use scalar::ScalarEncoder;
 pub use scalar::{Target, TextLimit};
-use shape::{Shape, field};
+use shape::{Encoder, Shape};
 
 /// The 19-byte header of a binary COPY stream: signature, flags, no extension.
 pub const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -65,7 +70,7 @@ pub struct EncodeError {
 struct Column {
     name: String,
     pg_type: String,
-    shape: Shape,
+    encoder: Encoder,
     input: DataType,
     /// Sent as text, for the caller to cast.
     text: bool,
@@ -82,14 +87,38 @@ impl RowEncoder {
     /// many), whose types `catalog` describes (arrays, composites, domains, enums, ranges and
     /// extension types; built-in scalars need nothing).
     ///
+    /// ```
+    /// use arrow_schema::{DataType, Field, Schema};
+    /// use pgarrow_encode::RowEncoder;
+    /// use pgarrow_types::{Catalog, PgColumn, oid};
+    ///
+    /// let targets = [PgColumn::new("id", oid::INT8, -1), PgColumn::new("name", oid::TEXT, -1)];
+    /// let input = Schema::new(vec![
+    ///     Field::new("id", DataType::Int32, false),
+    ///     Field::new("name", DataType::Utf8View, true),
+    /// ]);
+    /// let encoder = RowEncoder::new(&targets, &Catalog::new(), &input)?;
+    /// assert!(encoder.text_columns().is_empty());
+    ///
+    /// // A column that cannot go into its target is refused here, not at the first row.
+    /// let wrong = Schema::new(vec![
+    ///     Field::new("id", DataType::Utf8, false),
+    ///     Field::new("name", DataType::Utf8, true),
+    /// ]);
+    /// let e = RowEncoder::new(&targets, &Catalog::new(), &wrong).unwrap_err();
+    /// assert_eq!((e.column.as_str(), e.pg_type.as_str()), ("id", "bigint"));
+    /// # Ok::<(), pgarrow_encode::EncodeError>(())
+    /// ```
+    ///
     /// # Errors
     /// The counts differ, or an input column's Arrow type cannot be converted into its
     /// target's type; the error names the column and both types.
-    pub fn new(
-        targets: &[ColumnPlan],
+    pub fn new<'a>(
+        targets: impl IntoIterator<Item = &'a PgColumn>,
         catalog: &Catalog,
         input: &Schema,
     ) -> Result<RowEncoder, EncodeError> {
+        let targets: Vec<&PgColumn> = targets.into_iter().collect();
         if targets.len() != input.fields().len() {
             return Err(EncodeError {
                 column: String::new(),
@@ -103,44 +132,35 @@ impl RowEncoder {
             });
         }
         let columns = targets
-            .iter()
+            .into_iter()
             .zip(input.fields())
-            .map(|(plan, field)| {
-                let c = &plan.column;
+            .map(|(c, field)| {
                 let t = field.data_type();
-                let shape = Shape::resolve(c.oid, c.typmod, catalog);
-                let accepted = shape.as_ref().map(|s| s.accepts(t));
-                let (shape, text) = match accepted {
-                    Some(Ok(())) => (shape.expect("resolved"), false),
+                let parsed = match Shape::resolve(c.oid, c.typmod, catalog) {
+                    Some(shape) => shape.encoder(t).map(|encoder| (encoder, false)),
                     // No binary encoder: the server reads the text with the type's input
                     // function.
-                    None if scalar::is_text(t) => {
-                        (Shape::Scalar(Target::Text(TextLimit::None)), true)
-                    }
-                    Some(Err(message)) => {
-                        return Err(EncodeError {
-                            column: c.name.clone(),
-                            pg_type: c.type_name.clone(),
-                            row: None,
-                            message,
-                        });
-                    }
-                    None => {
-                        return Err(EncodeError {
-                            column: c.name.clone(),
-                            pg_type: c.type_name.clone(),
-                            row: None,
-                            message: format!(
-                                "an Arrow {t} column cannot be loaded into it: this type is \
-                                 loaded from its text form (a text column)"
-                            ),
-                        });
-                    }
+                    None => match Strs::of(t) {
+                        Some(strs) => Ok((
+                            Encoder::Scalar(ScalarEncoder::Text(TextLimit::None, strs)),
+                            true,
+                        )),
+                        None => Err(format!(
+                            "an Arrow {t} column cannot be loaded into it: this type is loaded \
+                             from its text form (a text column)"
+                        )),
+                    },
                 };
+                let (encoder, text) = parsed.map_err(|message| EncodeError {
+                    column: c.name.clone(),
+                    pg_type: c.type_name.clone(),
+                    row: None,
+                    message,
+                })?;
                 Ok(Column {
                     name: c.name.clone(),
                     pg_type: c.type_name.clone(),
-                    shape,
+                    encoder,
                     input: t.clone(),
                     text,
                 })
@@ -177,9 +197,20 @@ impl RowEncoder {
             .zip(batch.columns())
             .map(|(c, array)| {
                 if *array.data_type() != c.input {
-                    return Err(self.error(c, None, "the batch's type changed".to_owned()));
+                    return Err(self.error(
+                        c,
+                        None,
+                        format!(
+                            "the batch's type changed: an Arrow {} column, where the input's \
+                             schema has {}",
+                            array.data_type(),
+                            c.input
+                        ),
+                    ));
                 }
-                Ok(c.shape.writer(array.as_ref()))
+                c.encoder
+                    .writer(array.as_ref())
+                    .map_err(|m| self.error(c, None, m))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let count = i16::try_from(self.columns.len()).map_err(|_| EncodeError {
@@ -209,5 +240,234 @@ impl RowEncoder {
             row,
             message,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int64Type, TimestampMicrosecondType};
+    use arrow_array::{
+        ArrayRef, Float64Array, Int32Array, Int64Array, ListArray, StringArray,
+        TimestampNanosecondArray,
+    };
+    use arrow_schema::{Field, TimeUnit};
+    use pgarrow_decode::{CopyDecoder, DecodeOptions};
+    use pgarrow_types::{CatalogKind, CatalogType, oid};
+
+    use super::*;
+
+    fn schema(types: &[DataType]) -> Schema {
+        Schema::new(
+            types
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Field::new(format!("c{i}"), t.clone(), true))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn batch(columns: Vec<ArrayRef>) -> RecordBatch {
+        let types: Vec<DataType> = columns.iter().map(|c| c.data_type().clone()).collect();
+        RecordBatch::try_new(Arc::new(schema(&types)), columns).unwrap()
+    }
+
+    /// A catalog with `int4[]` (1007) and a composite `pair(a int4, b text)` (90001).
+    fn catalog() -> Catalog {
+        let mut c = Catalog::new();
+        let mut add = |oid, name: &str, kind| {
+            c.insert(CatalogType {
+                oid,
+                schema: "public".into(),
+                name: name.into(),
+                display: name.into(),
+                kind,
+            })
+        };
+        add(1007, "_int4", CatalogKind::Array { element: oid::INT4 });
+        let attribute = |name: &str, oid| pgarrow_types::Attribute {
+            name: name.into(),
+            oid,
+            typmod: -1,
+            display: String::new(),
+            dims: 0,
+        };
+        add(
+            90001,
+            "pair",
+            CatalogKind::Composite {
+                fields: vec![attribute("a", oid::INT4), attribute("b", oid::TEXT)],
+            },
+        );
+        c
+    }
+
+    #[test]
+    fn a_mismatch_names_the_column_and_both_types() {
+        let targets = [
+            PgColumn::new("id", oid::INT4, -1),
+            PgColumn::new("at", oid::TIMESTAMPTZ, -1),
+        ];
+        let e = RowEncoder::new(
+            &targets,
+            &Catalog::new(),
+            &schema(&[DataType::Int64, DataType::Utf8]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.column.as_str(), e.pg_type.as_str(), e.row),
+            ("at", "timestamp with time zone", None)
+        );
+        let shown = e.to_string();
+        for part in ["\"at\"", "timestamp with time zone", "Arrow Utf8"] {
+            assert!(shown.contains(part), "{shown}");
+        }
+        // float8 into float4 would round: refused for the column, not at a value.
+        let e = RowEncoder::new(
+            [&PgColumn::new("f", oid::FLOAT4, -1)],
+            &Catalog::new(),
+            &schema(&[DataType::Float64]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("Float64"), "{e}");
+        // money takes no floats (binary fractions are not cents).
+        let mut money = Catalog::new();
+        money.set_money_scale(2);
+        let e = RowEncoder::new(
+            [&PgColumn::new("m", oid::MONEY, -1)],
+            &money,
+            &schema(&[DataType::Float64]),
+        )
+        .unwrap_err();
+        assert_eq!(e.pg_type, "money");
+        let e = RowEncoder::new(&targets[..1], &Catalog::new(), &schema(&[])).unwrap_err();
+        assert!(e.message.contains("0 columns and the target 1"), "{e}");
+    }
+
+    #[test]
+    fn nested_mismatches_say_where() {
+        let c = catalog();
+        let list_of = |t: DataType| DataType::List(Arc::new(Field::new("item", t, true)));
+        let array = [PgColumn {
+            type_name: "integer[]".into(),
+            ..PgColumn::new("xs", 1007, -1)
+        }];
+        let e = RowEncoder::new(&array, &c, &schema(&[list_of(DataType::Utf8)])).unwrap_err();
+        assert!(e.message.contains("Arrow Utf8"), "{e}");
+        let e = RowEncoder::new(&array, &c, &schema(&[DataType::Int32])).unwrap_err();
+        assert!(e.message.contains("a List can"), "{e}");
+        // Seven list levels: one more than PostgreSQL's arrays have.
+        let deep = (0..7).fold(DataType::Int32, |t, _| list_of(t));
+        let e = RowEncoder::new(&array, &c, &schema(&[deep])).unwrap_err();
+        assert!(e.message.contains("6 array dimensions"), "{e}");
+        let pair = [PgColumn::new("p", 90001, -1)];
+        let fields = vec![
+            Field::new("a", DataType::Int32, true),
+            Field::new("z", DataType::Utf8, true),
+        ];
+        let e =
+            RowEncoder::new(&pair, &c, &schema(&[DataType::Struct(fields.into())])).unwrap_err();
+        assert!(e.message.contains("\"z\" is not an attribute"), "{e}");
+        let fields = vec![Field::new("b", DataType::Int32, true)];
+        let e =
+            RowEncoder::new(&pair, &c, &schema(&[DataType::Struct(fields.into())])).unwrap_err();
+        assert!(e.message.contains("attribute \"b\""), "{e}");
+    }
+
+    #[test]
+    fn types_without_a_binary_encoder_are_text_columns() {
+        let inet = [PgColumn::new("addr", oid::INET, -1)];
+        let encoder = RowEncoder::new(&inet, &Catalog::new(), &schema(&[DataType::Utf8])).unwrap();
+        assert_eq!(encoder.text_columns(), [0]);
+        let e = RowEncoder::new(&inet, &Catalog::new(), &schema(&[DataType::Int32])).unwrap_err();
+        assert!(e.message.contains("(a text column)"), "{e}");
+    }
+
+    #[test]
+    fn a_batch_of_another_type_is_an_error_not_a_panic() {
+        let targets = [PgColumn::new("id", oid::INT8, -1)];
+        let encoder =
+            RowEncoder::new(&targets, &Catalog::new(), &schema(&[DataType::Int64])).unwrap();
+        let wrong = batch(vec![Arc::new(Int32Array::from(vec![1]))]);
+        let e = encoder.encode(&wrong, 0, &mut Vec::new()).unwrap_err();
+        assert_eq!((e.column.as_str(), e.row), ("id", None));
+        assert!(
+            e.message.contains("Int32") && e.message.contains("Int64"),
+            "{e}"
+        );
+    }
+
+    /// Encodes `columns` into `targets`, then decodes the COPY stream with the decoder.
+    fn round_trip(targets: Vec<PgColumn>, columns: Vec<ArrayRef>) -> RecordBatch {
+        let batch = batch(columns);
+        let encoder = RowEncoder::new(&targets, &Catalog::new(), &batch.schema()).unwrap();
+        let mut out = HEADER.to_vec();
+        encoder.encode(&batch, 0, &mut out).unwrap();
+        out.extend_from_slice(TRAILER);
+        let mut decoder = CopyDecoder::new(targets, DecodeOptions::default()).unwrap();
+        assert_eq!(decoder.decode(&out).unwrap(), out.len());
+        decoder.finish().unwrap().unwrap()
+    }
+
+    #[test]
+    fn the_decoder_reads_back_what_is_written() {
+        let out = round_trip(
+            vec![
+                PgColumn::new("n", oid::INT8, -1),
+                PgColumn::new("s", oid::TEXT, -1),
+                PgColumn::new("x", oid::NUMERIC, -1),
+                PgColumn::new("t", oid::TIMESTAMP, -1),
+            ],
+            vec![
+                Arc::new(Int32Array::from(vec![Some(-7), None, Some(i32::MAX)])),
+                Arc::new(StringArray::from(vec![Some("é"), Some(""), None])),
+                Arc::new(Float64Array::from(vec![0.1, f64::NAN, -2.5e-7])),
+                Arc::new(TimestampNanosecondArray::from(vec![1_500, 2_500, 0])),
+            ],
+        );
+        let n = out.column(0).as_primitive::<Int64Type>();
+        assert_eq!(
+            n.iter().collect::<Vec<_>>(),
+            [Some(-7), None, Some(2_147_483_647)]
+        );
+        let s = out.column(1).as_string::<i32>();
+        assert_eq!(s.iter().collect::<Vec<_>>(), [Some("é"), Some(""), None]);
+        let x = out.column(2).as_string::<i32>();
+        assert_eq!(
+            x.iter().collect::<Vec<_>>(),
+            [Some("0.1"), Some("NaN"), Some("-0.00000025")]
+        );
+        // Nanoseconds round half to even, as PostgreSQL rounds its input.
+        let t = out.column(3).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(t.values().to_vec(), [2, 2, 0]);
+        assert_eq!(
+            *out.schema().field(3).data_type(),
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        );
+    }
+
+    #[test]
+    fn a_value_that_does_not_fit_names_its_row() {
+        let targets = [PgColumn::new("small", oid::INT2, -1)];
+        let values = Int64Array::from(vec![1, 40_000]);
+        let b = batch(vec![Arc::new(values)]);
+        let encoder = RowEncoder::new(&targets, &Catalog::new(), &b.schema()).unwrap();
+        let e = encoder.encode(&b, 10, &mut Vec::new()).unwrap_err();
+        assert_eq!(e.row, Some(11));
+        assert!(e.message.contains("40000 is out of its range"), "{e}");
+        // An array's elements are checked the same way.
+        let c = catalog();
+        let array = [PgColumn::new("xs", 1007, -1)];
+        let list = ListArray::from_iter_primitive::<Int64Type, _, _>([Some(vec![
+            Some(1),
+            None,
+            Some(1 << 40),
+        ])]);
+        let b = batch(vec![Arc::new(list)]);
+        let encoder = RowEncoder::new(&array, &c, &b.schema()).unwrap();
+        let e = encoder.encode(&b, 0, &mut Vec::new()).unwrap_err();
+        assert!(e.message.starts_with("element 3:"), "{e}");
     }
 }

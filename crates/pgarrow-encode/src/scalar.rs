@@ -1,21 +1,29 @@
-//! Scalar targets: which Arrow types each accepts, and how a value is checked and written in
+//! Scalar targets: which Arrow types each takes, and how a value is checked and written in
 //! the target type's binary format (the `*_recv` functions of PostgreSQL).
 //!
-//! Slightly over ~600 lines: `Target::writer` is one `match` over every scalar target, kept
-//! whole so that each target's accepted Arrow types and checks read side by side; its helpers
-//! (numeric fitting, text limits, money) follow it.
+//! [`Target::encoder`] parses an input's Arrow type against a target into a
+//! [`ScalarEncoder`], which names the target and the exact Arrow type that feeds it; each
+//! batch's writer is built from that with one `match`, so nothing later has to agree with an
+//! earlier check.
+//!
+//! Over ~600 lines: `Target::encoder` and `ScalarEncoder::writer` are each one `match` over
+//! every scalar target, kept whole so that each target's accepted Arrow types and checks read
+//! side by side; their helpers (numeric fitting, text limits, money) follow them.
 
 use std::sync::Arc;
 
 use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Decimal128Type, Decimal256Type};
-use arrow_schema::{DataType, IntervalUnit};
-use pgarrow_decode::types::{ColumnKind, oid};
+use arrow_schema::{DataType, TimeUnit};
+use pgarrow_types::{BuiltinType, numeric_typmod};
 
 use crate::numeric::{Decimal, NumericValue};
-use crate::read::{bytes_getter, float_getter, int_getter, str_getter};
-use crate::temporal::{date_writer, interval_writer, time_writer, timestamp_writer};
+use crate::read::{Binaries, Floats, Getter, Ints, Strs, changed, primitive};
+use crate::temporal::{
+    Dates, Intervals, Times, date_writer, interval_writer, time_writer, timestamp_unit,
+    timestamp_writer,
+};
 
 /// The longest `name` (`NAMEDATALEN - 1` bytes).
 const NAME_MAX: usize = 63;
@@ -87,176 +95,230 @@ pub enum TextLimit {
     Bpchar(usize),
 }
 
-/// Reads the value of one row.
-pub(crate) type Getter<'a, T> = Box<dyn Fn(usize) -> T + 'a>;
-
 /// Writes the value of one row (known not to be null); the error says what is wrong.
 pub(crate) type Writer<'a> = Box<dyn Fn(usize, &mut Vec<u8>) -> Result<(), String> + 'a>;
+
+/// The integer targets, by the range they hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IntTarget {
+    Int2,
+    Int4,
+    Int8,
+    Oid,
+}
+
+/// The Arrow types a number (`numeric`, `money`) is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NumberInput {
+    /// Decimal128, with its scale.
+    Decimal128(i8),
+    /// Decimal256, with its scale.
+    Decimal256(i8),
+    Int(Ints),
+    Float(Floats),
+    /// Text, parsed as `numeric_in` does.
+    Text(Strs),
+}
+
+impl NumberInput {
+    fn of(t: &DataType) -> Option<NumberInput> {
+        Some(match t {
+            DataType::Decimal128(_, scale) => NumberInput::Decimal128(*scale),
+            DataType::Decimal256(_, scale) => NumberInput::Decimal256(*scale),
+            t => match (Ints::of(t), Floats::of(t)) {
+                (Some(ints), _) => NumberInput::Int(ints),
+                (_, Some(floats)) => NumberInput::Float(floats),
+                _ => NumberInput::Text(Strs::of(t)?),
+            },
+        })
+    }
+}
+
+/// A scalar target with the Arrow type that feeds it, as [`Target::encoder`] parses them: what
+/// builds each batch's writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ScalarEncoder {
+    Bool,
+    Int(IntTarget, Ints),
+    /// `float4` from Float16 or Float32 (exact in f32).
+    Float4(Floats),
+    Float8(Floats),
+    /// `numeric`, with its declared precision and scale when it has them.
+    Numeric(Option<(u32, i32)>, NumberInput),
+    /// `money` from integers or decimals, with the session's fraction digits.
+    Money(i8, NumberInput),
+    Text(TextLimit, Strs),
+    Char(Strs),
+    Ltree(Strs),
+    Json(Strs),
+    Jsonb(Strs),
+    Enum(Arc<[String]>, Strs),
+    /// `bytea`, PostGIS `geometry`/`geography`: the bytes as they are.
+    Bytes(Binaries),
+    /// `uuid` from FixedSizeBinary(16).
+    UuidBytes,
+    /// `uuid` from its text.
+    UuidText(Strs),
+    Date(Dates),
+    Time(Times),
+    /// `timestamp`/`timestamptz` from a Timestamp of this unit.
+    Timestamp(TimeUnit),
+    Interval(Intervals),
+}
 
 impl Target {
     /// The target for a built-in scalar type (`money` needs the session's fraction digits),
     /// or `None` when it has no binary encoder here.
     pub(crate) fn for_type(type_oid: u32, typmod: i32, money_scale: Option<i8>) -> Option<Target> {
-        if type_oid == oid::MONEY {
-            return money_scale.map(Target::Money);
-        }
+        use BuiltinType as B;
         // A length typmod is the limit plus 4 (VARHDRSZ); -1 when none.
-        let length = || usize::try_from(typmod - 4).ok();
-        Some(match ColumnKind::for_type(type_oid, typmod)? {
-            ColumnKind::Bool => Target::Bool,
-            ColumnKind::Int2 => Target::Int2,
-            ColumnKind::Int4 => Target::Int4,
-            ColumnKind::Int8 => Target::Int8,
-            ColumnKind::Oid => Target::Oid,
-            ColumnKind::Float4 => Target::Float4,
-            ColumnKind::Float8 => Target::Float8,
-            ColumnKind::Decimal128 { .. }
-            | ColumnKind::Decimal256 { .. }
-            | ColumnKind::NumericText
-            | ColumnKind::NumericFloat64 => Target::Numeric(numeric_typmod(typmod)),
-            ColumnKind::Text => Target::Text(match type_oid {
-                oid::NAME => TextLimit::Name,
-                oid::VARCHAR => length().map_or(TextLimit::None, TextLimit::Varchar),
-                oid::BPCHAR => length().map_or(TextLimit::None, TextLimit::Bpchar),
-                _ => TextLimit::None,
-            }),
-            ColumnKind::Char => Target::Char,
-            ColumnKind::Bytea => Target::Bytea,
-            ColumnKind::Uuid => Target::Uuid,
-            ColumnKind::Json => Target::Json,
-            ColumnKind::Jsonb => Target::Jsonb,
-            ColumnKind::Date => Target::Date,
-            ColumnKind::Time => Target::Time,
-            ColumnKind::Timestamp => Target::Timestamp,
-            ColumnKind::Timestamptz => Target::Timestamptz,
-            ColumnKind::Interval => Target::Interval,
-            _ => return None,
+        let length = || typmod.checked_sub(4).and_then(|n| usize::try_from(n).ok());
+        Some(match BuiltinType::from_oid(type_oid)? {
+            B::Bool => Target::Bool,
+            B::Int2 => Target::Int2,
+            B::Int4 => Target::Int4,
+            B::Int8 => Target::Int8,
+            B::Oid => Target::Oid,
+            B::Float4 => Target::Float4,
+            B::Float8 => Target::Float8,
+            B::Numeric => {
+                Target::Numeric(numeric_typmod(typmod).map(|(p, s)| (u32::from(p), i32::from(s))))
+            }
+            B::Money => Target::Money(money_scale?),
+            B::Text | B::Xml => Target::Text(TextLimit::None),
+            B::Name => Target::Text(TextLimit::Name),
+            B::Varchar => Target::Text(length().map_or(TextLimit::None, TextLimit::Varchar)),
+            B::Bpchar => Target::Text(length().map_or(TextLimit::None, TextLimit::Bpchar)),
+            B::Char => Target::Char,
+            B::Bytea => Target::Bytea,
+            B::Uuid => Target::Uuid,
+            B::Json => Target::Json,
+            B::Jsonb => Target::Jsonb,
+            B::Date => Target::Date,
+            B::Time => Target::Time,
+            B::Timestamp => Target::Timestamp,
+            B::Timestamptz => Target::Timestamptz,
+            B::Interval => Target::Interval,
         })
     }
 
-    /// Whether values of Arrow type `t` can go into this target; the reason when not.
-    pub(crate) fn accepts(&self, t: &DataType) -> Result<(), String> {
-        let ok = match self {
-            Target::Bool => matches!(t, DataType::Boolean),
-            Target::Int2 | Target::Int4 | Target::Int8 | Target::Oid => t.is_integer(),
-            Target::Float4 => matches!(t, DataType::Float16 | DataType::Float32),
-            Target::Float8 => {
-                matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64)
-            }
-            Target::Numeric(_) => {
-                t.is_integer()
-                    || t.is_floating()
-                    || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
-                    || is_text(t)
-            }
-            Target::Text(_)
-            | Target::Char
-            | Target::Json
-            | Target::Jsonb
-            | Target::Enum(_)
-            | Target::Ltree => is_text(t),
-            Target::Money(_) => {
-                t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
-            }
-            Target::Bytea | Target::Wkb => matches!(
-                t,
-                DataType::Binary
-                    | DataType::LargeBinary
-                    | DataType::BinaryView
-                    | DataType::FixedSizeBinary(_)
-            ),
-            Target::Uuid => matches!(t, DataType::FixedSizeBinary(16)) || is_text(t),
-            Target::Date => matches!(t, DataType::Date32 | DataType::Date64),
-            Target::Time => matches!(t, DataType::Time32(_) | DataType::Time64(_)),
-            Target::Timestamp | Target::Timestamptz => matches!(t, DataType::Timestamp(..)),
-            Target::Interval => {
-                matches!(
-                    t,
-                    DataType::Interval(IntervalUnit::MonthDayNano) | DataType::Duration(_)
-                ) || is_interval_struct(t)
-            }
+    /// The encoder of Arrow type `t`'s values into this target; why not, when they cannot go
+    /// into it.
+    pub(crate) fn encoder(&self, t: &DataType) -> Result<ScalarEncoder, String> {
+        use ScalarEncoder as E;
+        let int = |target| Ints::of(t).map(|ints| E::Int(target, ints));
+        let encoder = match self {
+            Target::Bool => matches!(t, DataType::Boolean).then_some(E::Bool),
+            Target::Int2 => int(IntTarget::Int2),
+            Target::Int4 => int(IntTarget::Int4),
+            Target::Int8 => int(IntTarget::Int8),
+            Target::Oid => int(IntTarget::Oid),
+            Target::Float4 => match Floats::of(t) {
+                Some(Floats::Float64) | None => None,
+                Some(floats) => Some(E::Float4(floats)),
+            },
+            Target::Float8 => Floats::of(t).map(E::Float8),
+            Target::Numeric(typmod) => NumberInput::of(t).map(|n| E::Numeric(*typmod, n)),
+            Target::Money(scale) => match NumberInput::of(t) {
+                Some(NumberInput::Float(_) | NumberInput::Text(_)) | None => None,
+                Some(n) => Some(E::Money(*scale, n)),
+            },
+            Target::Text(limit) => Strs::of(t).map(|s| E::Text(*limit, s)),
+            Target::Char => Strs::of(t).map(E::Char),
+            Target::Json => Strs::of(t).map(E::Json),
+            Target::Jsonb => Strs::of(t).map(E::Jsonb),
+            Target::Enum(labels) => Strs::of(t).map(|s| E::Enum(labels.clone(), s)),
+            Target::Ltree => Strs::of(t).map(E::Ltree),
+            Target::Bytea | Target::Wkb => Binaries::of(t).map(E::Bytes),
+            Target::Uuid => match t {
+                DataType::FixedSizeBinary(16) => Some(E::UuidBytes),
+                t => Strs::of(t).map(E::UuidText),
+            },
+            Target::Date => Dates::of(t).map(E::Date),
+            Target::Time => Times::of(t).map(E::Time),
+            Target::Timestamp | Target::Timestamptz => timestamp_unit(t).map(E::Timestamp),
+            Target::Interval => Intervals::of(t).map(E::Interval),
         };
-        match ok {
-            true => Ok(()),
-            false => Err(format!("an Arrow {t} column cannot be loaded into it")),
-        }
+        encoder.ok_or_else(|| format!("an Arrow {t} column cannot be loaded into it"))
     }
+}
 
-    /// The writer of `array`'s values (its type accepted by [`accepts`](Target::accepts)).
-    pub(crate) fn writer<'a>(&'a self, array: &'a dyn Array) -> Writer<'a> {
-        match self {
-            Target::Bool => {
-                let a = array.as_boolean();
+impl ScalarEncoder {
+    /// The writer of `array`'s values, an array of the type this encoder was parsed from.
+    ///
+    /// # Errors
+    /// `array` is of another type.
+    pub(crate) fn writer<'a>(&'a self, array: &'a dyn Array) -> Result<Writer<'a>, String> {
+        Ok(match self {
+            ScalarEncoder::Bool => {
+                let a = array.as_boolean_opt().ok_or_else(|| changed(array))?;
                 Box::new(move |i, out| {
                     out.push(u8::from(a.value(i)));
                     Ok(())
                 })
             }
-            Target::Int2 => int_writer(array, i16::MIN.into(), i16::MAX.into(), |v, out| {
-                out.extend_from_slice(&(v as i16).to_be_bytes());
-            }),
-            Target::Int4 => int_writer(array, i32::MIN.into(), i32::MAX.into(), |v, out| {
-                out.extend_from_slice(&(v as i32).to_be_bytes());
-            }),
-            Target::Int8 => int_writer(array, i64::MIN.into(), i64::MAX.into(), |v, out| {
-                out.extend_from_slice(&(v as i64).to_be_bytes());
-            }),
-            Target::Oid => int_writer(array, 0, u32::MAX.into(), |v, out| {
-                out.extend_from_slice(&(v as u32).to_be_bytes());
-            }),
-            Target::Float4 => {
-                let get = float_getter(array);
+            ScalarEncoder::Int(target, ints) => {
+                let get = ints.getter(array)?;
+                match target {
+                    IntTarget::Int2 => {
+                        int_writer(get, i16::MIN.into(), i16::MAX.into(), |v, out| {
+                            out.extend_from_slice(&(v as i16).to_be_bytes());
+                        })
+                    }
+                    IntTarget::Int4 => {
+                        int_writer(get, i32::MIN.into(), i32::MAX.into(), |v, out| {
+                            out.extend_from_slice(&(v as i32).to_be_bytes());
+                        })
+                    }
+                    IntTarget::Int8 => {
+                        int_writer(get, i64::MIN.into(), i64::MAX.into(), |v, out| {
+                            out.extend_from_slice(&(v as i64).to_be_bytes());
+                        })
+                    }
+                    IntTarget::Oid => int_writer(get, 0, u32::MAX.into(), |v, out| {
+                        out.extend_from_slice(&(v as u32).to_be_bytes());
+                    }),
+                }
+            }
+            ScalarEncoder::Float4(floats) => {
+                let get = floats.getter(array)?;
                 Box::new(move |i, out| {
-                    // Only Float16 and Float32 are accepted: exact in f32.
+                    // Only Float16 and Float32 are parsed: exact in f32.
                     out.extend_from_slice(&(get(i) as f32).to_bits().to_be_bytes());
                     Ok(())
                 })
             }
-            Target::Float8 => {
-                let get = float_getter(array);
+            ScalarEncoder::Float8(floats) => {
+                let get = floats.getter(array)?;
                 Box::new(move |i, out| {
                     out.extend_from_slice(&get(i).to_bits().to_be_bytes());
                     Ok(())
                 })
             }
-            Target::Numeric(typmod) => {
+            ScalarEncoder::Numeric(typmod, input) => {
                 let typmod = *typmod;
-                if let DataType::Decimal128(_, scale) = array.data_type() {
+                let get = numeric_getter(input, array)?;
+                if let NumberInput::Decimal128(scale) = input {
                     // The common case (a round trip, Parquet decimals): no allocation.
-                    let a = array.as_primitive::<Decimal128Type>();
+                    let a = primitive::<Decimal128Type>(array)?;
                     let scale = i32::from(*scale);
-                    let get = numeric_getter(array);
-                    return Box::new(move |i, out| {
+                    return Ok(Box::new(move |i, out| {
                         let v = a.value(i);
                         if crate::numeric::write_i128(v, scale, typmod, out) {
                             return Ok(());
                         }
                         // Out of the fast path's reach, or refused: the general path says why.
-                        let value = match (get(i)?, typmod) {
-                            (NumericValue::Finite(d), Some((precision, scale))) => {
-                                NumericValue::Finite(fit_numeric(d, precision, scale)?)
-                            }
-                            (value, _) => value,
-                        };
-                        value.write(out);
+                        fit_typmod(get(i)?, typmod)?.write(out);
                         Ok(())
-                    });
+                    }));
                 }
-                let get = numeric_getter(array);
                 Box::new(move |i, out| {
-                    let value = get(i)?;
-                    let value = match (value, typmod) {
-                        (NumericValue::Finite(d), Some((precision, scale))) => {
-                            NumericValue::Finite(fit_numeric(d, precision, scale)?)
-                        }
-                        (value, _) => value,
-                    };
-                    value.write(out);
+                    fit_typmod(get(i)?, typmod)?.write(out);
                     Ok(())
                 })
             }
-            Target::Text(limit) => {
-                let get = str_getter(array);
+            ScalarEncoder::Text(limit, strs) => {
+                let get = strs.getter(array)?;
                 let limit = *limit;
                 Box::new(move |i, out| {
                     let s = get(i);
@@ -265,8 +327,8 @@ impl Target {
                     Ok(())
                 })
             }
-            Target::Char => {
-                let get = str_getter(array);
+            ScalarEncoder::Char(strs) => {
+                let get = strs.getter(array)?;
                 Box::new(move |i, out| {
                     let s = get(i);
                     let byte = char_byte(s).ok_or_else(|| {
@@ -279,32 +341,27 @@ impl Target {
                     Ok(())
                 })
             }
-            Target::Ltree => {
-                let get = str_getter(array);
+            ScalarEncoder::Ltree(strs) | ScalarEncoder::Jsonb(strs) => {
+                // A version byte (1), then the text.
+                let get = strs.getter(array)?;
                 Box::new(move |i, out| {
                     out.push(1);
                     out.extend_from_slice(get(i).as_bytes());
                     Ok(())
                 })
             }
-            Target::Money(scale) => money_writer(array, *scale),
-            Target::Json => {
-                let get = str_getter(array);
+            ScalarEncoder::Money(scale, input) => {
+                money_writer(numeric_getter(input, array)?, *scale)
+            }
+            ScalarEncoder::Json(strs) => {
+                let get = strs.getter(array)?;
                 Box::new(move |i, out| {
                     out.extend_from_slice(get(i).as_bytes());
                     Ok(())
                 })
             }
-            Target::Jsonb => {
-                let get = str_getter(array);
-                Box::new(move |i, out| {
-                    out.push(1);
-                    out.extend_from_slice(get(i).as_bytes());
-                    Ok(())
-                })
-            }
-            Target::Enum(labels) => {
-                let get = str_getter(array);
+            ScalarEncoder::Enum(labels, strs) => {
+                let get = strs.getter(array)?;
                 Box::new(move |i, out| {
                     let s = get(i);
                     if !labels.iter().any(|l| l == s) {
@@ -318,49 +375,49 @@ impl Target {
                     Ok(())
                 })
             }
-            Target::Bytea | Target::Wkb => {
-                let get = bytes_getter(array);
+            ScalarEncoder::Bytes(binaries) => {
+                let get = binaries.getter(array)?;
                 Box::new(move |i, out| {
                     out.extend_from_slice(get(i));
                     Ok(())
                 })
             }
-            Target::Uuid => match array.data_type() {
-                DataType::FixedSizeBinary(_) => {
-                    let a = array.as_fixed_size_binary();
-                    Box::new(move |i, out| {
-                        out.extend_from_slice(a.value(i));
-                        Ok(())
-                    })
-                }
-                _ => {
-                    let get = str_getter(array);
-                    Box::new(move |i, out| {
-                        let s = get(i);
-                        let bytes =
-                            parse_uuid(s).ok_or_else(|| format!("{} is not a UUID", quoted(s)))?;
-                        out.extend_from_slice(&bytes);
-                        Ok(())
-                    })
-                }
-            },
-            Target::Date => date_writer(array),
-            Target::Time => time_writer(array),
-            Target::Timestamp | Target::Timestamptz => timestamp_writer(array),
-            Target::Interval => interval_writer(array),
-        }
+            ScalarEncoder::UuidBytes => {
+                let a = array
+                    .as_fixed_size_binary_opt()
+                    .ok_or_else(|| changed(array))?;
+                Box::new(move |i, out| {
+                    out.extend_from_slice(a.value(i));
+                    Ok(())
+                })
+            }
+            ScalarEncoder::UuidText(strs) => {
+                let get = strs.getter(array)?;
+                Box::new(move |i, out| {
+                    let s = get(i);
+                    let bytes =
+                        parse_uuid(s).ok_or_else(|| format!("{} is not a UUID", quoted(s)))?;
+                    out.extend_from_slice(&bytes);
+                    Ok(())
+                })
+            }
+            ScalarEncoder::Date(dates) => date_writer(*dates, array)?,
+            ScalarEncoder::Time(times) => time_writer(*times, array)?,
+            ScalarEncoder::Timestamp(unit) => timestamp_writer(*unit, array)?,
+            ScalarEncoder::Interval(intervals) => interval_writer(*intervals, array)?,
+        })
     }
 }
 
-/// `numeric(p,s)`'s precision and scale from its typmod (scale may be negative, PG15+).
-fn numeric_typmod(typmod: i32) -> Option<(u32, i32)> {
-    if typmod < 4 {
-        return None;
-    }
-    let t = typmod - 4;
-    let precision = ((t >> 16) & 0xffff) as u32;
-    let scale = ((t & 0x7ff) ^ 1024) - 1024;
-    Some((precision, scale))
+/// A number checked against a `numeric(p,s)` typmod and given its scale; as it is when
+/// unconstrained or not finite.
+fn fit_typmod(value: NumericValue, typmod: Option<(u32, i32)>) -> Result<NumericValue, String> {
+    Ok(match (value, typmod) {
+        (NumericValue::Finite(d), Some((precision, scale))) => {
+            NumericValue::Finite(fit_numeric(d, precision, scale)?)
+        }
+        (value, _) => value,
+    })
 }
 
 /// Checks that `d` fits `numeric(precision, scale)` without rounding, and gives it that scale.
@@ -452,8 +509,7 @@ fn char_byte(s: &str) -> Option<u8> {
 
 /// `money` from decimals (their scale brought to the session's fraction digits, never rounded)
 /// or integers (whole units); sent as `cash_recv` takes it, an int8 of minor units.
-fn money_writer(array: &dyn Array, scale: i8) -> Writer<'_> {
-    let get = numeric_getter(array);
+fn money_writer(get: Getter<'_, Result<NumericValue, String>>, scale: i8) -> Writer<'_> {
     Box::new(move |i, out| {
         let value = match get(i)? {
             NumericValue::Finite(d) => d,
@@ -482,41 +538,12 @@ pub(crate) fn quoted(s: &str) -> String {
     format!("{shown:?}{more}")
 }
 
-pub(crate) fn is_text(t: &DataType) -> bool {
-    match t {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
-        DataType::Dictionary(k, v) => k.is_integer() && is_text(v),
-        _ => false,
-    }
-}
-
-/// `Struct{months: Int32, days: Int32, microseconds: Int64}`: how pgarrow writes intervals
-/// into Parquet.
-fn is_interval_struct(t: &DataType) -> bool {
-    match t {
-        DataType::Struct(fields) => {
-            let names: Vec<(&str, &DataType)> = fields
-                .iter()
-                .map(|f| (f.name().as_str(), f.data_type()))
-                .collect();
-            names
-                == [
-                    ("months", &DataType::Int32),
-                    ("days", &DataType::Int32),
-                    ("microseconds", &DataType::Int64),
-                ]
-        }
-        _ => false,
-    }
-}
-
 fn int_writer<'a>(
-    array: &'a dyn Array,
+    get: Getter<'a, i128>,
     min: i128,
     max: i128,
     write: impl Fn(i128, &mut Vec<u8>) + 'a,
 ) -> Writer<'a> {
-    let get = int_getter(array);
     Box::new(move |i, out| {
         let v = get(i);
         if !(min..=max).contains(&v) {
@@ -527,12 +554,14 @@ fn int_writer<'a>(
     })
 }
 
+/// The values of a number array (decimals, integers, floats or text) as `numeric` values.
 fn numeric_getter<'a>(
+    input: &NumberInput,
     array: &'a dyn Array,
-) -> Box<dyn Fn(usize) -> Result<NumericValue, String> + 'a> {
-    match array.data_type() {
-        DataType::Decimal128(_, scale) => {
-            let a = array.as_primitive::<Decimal128Type>();
+) -> Result<Getter<'a, Result<NumericValue, String>>, String> {
+    Ok(match input {
+        NumberInput::Decimal128(scale) => {
+            let a = primitive::<Decimal128Type>(array)?;
             let scale = i32::from(*scale);
             Box::new(move |i| {
                 let v = a.value(i);
@@ -543,8 +572,8 @@ fn numeric_getter<'a>(
                 )))
             })
         }
-        DataType::Decimal256(_, scale) => {
-            let a = array.as_primitive::<Decimal256Type>();
+        NumberInput::Decimal256(scale) => {
+            let a = primitive::<Decimal256Type>(array)?;
             let scale = i32::from(*scale);
             Box::new(move |i| {
                 let text = a.value(i).to_string();
@@ -557,26 +586,27 @@ fn numeric_getter<'a>(
                 )))
             })
         }
-        t if t.is_floating() => {
-            let get = float_getter(array);
+        NumberInput::Float(floats) => {
+            let get = floats.getter(array)?;
             Box::new(move |i| {
                 let v = get(i);
-                Ok(if v.is_nan() {
-                    NumericValue::NaN
+                if v.is_nan() {
+                    Ok(NumericValue::NaN)
                 } else if v.is_infinite() {
-                    if v > 0.0 {
-                        NumericValue::PosInfinity
-                    } else {
-                        NumericValue::NegInfinity
-                    }
+                    Ok(match v > 0.0 {
+                        true => NumericValue::PosInfinity,
+                        false => NumericValue::NegInfinity,
+                    })
                 } else {
-                    // Rust prints the shortest decimal that reads back as the same double.
-                    NumericValue::parse(&v.to_string()).expect("a finite float's text")
-                })
+                    // Rust prints the shortest decimal that reads back as the same double,
+                    // with no exponent: always a number `numeric_in` reads.
+                    NumericValue::parse(&v.to_string())
+                        .ok_or_else(|| format!("{v} has no decimal form numeric can read"))
+                }
             })
         }
-        t if t.is_integer() => {
-            let get = int_getter(array);
+        NumberInput::Int(ints) => {
+            let get = ints.getter(array)?;
             Box::new(move |i| {
                 let v = get(i);
                 Ok(NumericValue::Finite(Decimal::from_unscaled(
@@ -586,14 +616,14 @@ fn numeric_getter<'a>(
                 )))
             })
         }
-        _ => {
-            let get = str_getter(array);
+        NumberInput::Text(strs) => {
+            let get = strs.getter(array)?;
             Box::new(move |i| {
                 let s = get(i);
                 NumericValue::parse(s).ok_or_else(|| format!("{} is not a number", quoted(s)))
             })
         }
-    }
+    })
 }
 
 fn parse_uuid(s: &str) -> Option<[u8; 16]> {
@@ -621,10 +651,19 @@ mod tests {
 
     #[test]
     fn typmods_and_fits() {
-        assert_eq!(numeric_typmod(-1), None);
-        assert_eq!(numeric_typmod(((12 << 16) | 2) + 4), Some((12, 2)));
         // numeric(5,-2), PostgreSQL 15.
-        assert_eq!(numeric_typmod(((5 << 16) | (2048 - 2)) + 4), Some((5, -2)));
+        assert_eq!(
+            Target::for_type(
+                pgarrow_types::oid::NUMERIC,
+                ((5 << 16) | (2048 - 2)) + 4,
+                None
+            ),
+            Some(Target::Numeric(Some((5, -2))))
+        );
+        assert_eq!(
+            Target::for_type(pgarrow_types::oid::NUMERIC, -1, None),
+            Some(Target::Numeric(None))
+        );
         let d = |t: &str| match NumericValue::parse(t).unwrap() {
             NumericValue::Finite(d) => d,
             _ => unreachable!(),

@@ -11,10 +11,11 @@ use arrow_array::types::{
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
     TimestampSecondType,
 };
-use arrow_schema::{DataType, TimeUnit};
-use pgarrow_decode::plan::{DATE_INFINITY, TIMESTAMP_INFINITY};
+use arrow_schema::{DataType, IntervalUnit, TimeUnit};
+use pgarrow_types::{DATE_INFINITY, TIMESTAMP_INFINITY};
 
-use crate::scalar::{Getter, Writer};
+use crate::read::{Getter, changed, primitive};
+use crate::scalar::Writer;
 
 /// Days from 1970-01-01 (Arrow's epoch) to 2000-01-01 (PostgreSQL's).
 const EPOCH_DAYS: i64 = 10_957;
@@ -27,14 +28,33 @@ const TIMESTAMP_RANGE: std::ops::Range<i64> = -211_813_488_000_000_000..9_223_37
 /// `time`'s range in microseconds, 24:00:00 included.
 const TIME_MAX: i64 = 86_400_000_000;
 
-pub(crate) fn date_writer<'a>(array: &'a dyn Array) -> Writer<'a> {
-    let days: Box<dyn Fn(usize) -> Result<i64, String> + 'a> = match array.data_type() {
-        DataType::Date32 => {
-            let a = array.as_primitive::<Date32Type>();
+/// A date Arrow type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dates {
+    /// Days from 1970-01-01.
+    Date32,
+    /// Milliseconds from 1970-01-01, whole days only.
+    Date64,
+}
+
+impl Dates {
+    pub(crate) fn of(t: &DataType) -> Option<Dates> {
+        match t {
+            DataType::Date32 => Some(Dates::Date32),
+            DataType::Date64 => Some(Dates::Date64),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn date_writer(dates: Dates, array: &dyn Array) -> Result<Writer<'_>, String> {
+    let days: Getter<'_, Result<i64, String>> = match dates {
+        Dates::Date32 => {
+            let a = primitive::<Date32Type>(array)?;
             Box::new(move |i| Ok(i64::from(a.value(i))))
         }
-        _ => {
-            let a = array.as_primitive::<Date64Type>();
+        Dates::Date64 => {
+            let a = primitive::<Date64Type>(array)?;
             Box::new(move |i| {
                 let ms = a.value(i);
                 match ms % 86_400_000 {
@@ -44,7 +64,7 @@ pub(crate) fn date_writer<'a>(array: &'a dyn Array) -> Writer<'a> {
             })
         }
     };
-    Box::new(move |i, out| {
+    Ok(Box::new(move |i, out| {
         let d = days(i)?;
         let pg = if d == i64::from(DATE_INFINITY.1) {
             i32::MAX
@@ -61,7 +81,7 @@ pub(crate) fn date_writer<'a>(array: &'a dyn Array) -> Writer<'a> {
         };
         out.extend_from_slice(&pg.to_be_bytes());
         Ok(())
-    })
+    }))
 }
 
 /// Microseconds from a value in `unit`, rounding nanoseconds half to even as PostgreSQL rounds
@@ -82,30 +102,34 @@ fn to_micros(v: i64, unit: TimeUnit) -> Option<i64> {
     }
 }
 
-pub(crate) fn timestamp_writer<'a>(array: &'a dyn Array) -> Writer<'a> {
-    let DataType::Timestamp(unit, _) = array.data_type() else {
-        unreachable!("accepts() admits only timestamps");
-    };
-    let unit = *unit;
-    let get: Box<dyn Fn(usize) -> i64 + 'a> = match unit {
+/// The unit of a Timestamp Arrow type (any time zone: the instant is what is written).
+pub(crate) fn timestamp_unit(t: &DataType) -> Option<TimeUnit> {
+    match t {
+        DataType::Timestamp(unit, _) => Some(*unit),
+        _ => None,
+    }
+}
+
+pub(crate) fn timestamp_writer(unit: TimeUnit, array: &dyn Array) -> Result<Writer<'_>, String> {
+    let get: Getter<'_, i64> = match unit {
         TimeUnit::Second => {
-            let a = array.as_primitive::<TimestampSecondType>();
+            let a = primitive::<TimestampSecondType>(array)?;
             Box::new(move |i| a.value(i))
         }
         TimeUnit::Millisecond => {
-            let a = array.as_primitive::<TimestampMillisecondType>();
+            let a = primitive::<TimestampMillisecondType>(array)?;
             Box::new(move |i| a.value(i))
         }
         TimeUnit::Microsecond => {
-            let a = array.as_primitive::<TimestampMicrosecondType>();
+            let a = primitive::<TimestampMicrosecondType>(array)?;
             Box::new(move |i| a.value(i))
         }
         TimeUnit::Nanosecond => {
-            let a = array.as_primitive::<TimestampNanosecondType>();
+            let a = primitive::<TimestampNanosecondType>(array)?;
             Box::new(move |i| a.value(i))
         }
     };
-    Box::new(move |i, out| {
+    Ok(Box::new(move |i, out| {
         let v = get(i);
         let pg = if v == TIMESTAMP_INFINITY.1 {
             i64::MAX
@@ -123,42 +147,125 @@ pub(crate) fn timestamp_writer<'a>(array: &'a dyn Array) -> Writer<'a> {
         };
         out.extend_from_slice(&pg.to_be_bytes());
         Ok(())
-    })
+    }))
 }
 
-pub(crate) fn time_writer<'a>(array: &'a dyn Array) -> Writer<'a> {
-    let get: Box<dyn Fn(usize) -> Option<i64> + 'a> = match array.data_type() {
-        DataType::Time32(TimeUnit::Second) => {
-            let a = array.as_primitive::<Time32SecondType>();
+/// A time-of-day Arrow type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Times {
+    /// Time32(s).
+    Seconds,
+    /// Time32(ms).
+    Millis,
+    /// Time64(µs).
+    Micros,
+    /// Time64(ns).
+    Nanos,
+}
+
+impl Times {
+    pub(crate) fn of(t: &DataType) -> Option<Times> {
+        match t {
+            DataType::Time32(TimeUnit::Second) => Some(Times::Seconds),
+            DataType::Time32(TimeUnit::Millisecond) => Some(Times::Millis),
+            DataType::Time64(TimeUnit::Microsecond) => Some(Times::Micros),
+            DataType::Time64(TimeUnit::Nanosecond) => Some(Times::Nanos),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn time_writer(times: Times, array: &dyn Array) -> Result<Writer<'_>, String> {
+    let get: Getter<'_, Option<i64>> = match times {
+        Times::Seconds => {
+            let a = primitive::<Time32SecondType>(array)?;
             Box::new(move |i| to_micros(i64::from(a.value(i)), TimeUnit::Second))
         }
-        DataType::Time32(_) => {
-            let a = array.as_primitive::<Time32MillisecondType>();
+        Times::Millis => {
+            let a = primitive::<Time32MillisecondType>(array)?;
             Box::new(move |i| to_micros(i64::from(a.value(i)), TimeUnit::Millisecond))
         }
-        DataType::Time64(TimeUnit::Nanosecond) => {
-            let a = array.as_primitive::<Time64NanosecondType>();
+        Times::Nanos => {
+            let a = primitive::<Time64NanosecondType>(array)?;
             Box::new(move |i| to_micros(a.value(i), TimeUnit::Nanosecond))
         }
-        _ => {
-            let a = array.as_primitive::<Time64MicrosecondType>();
+        Times::Micros => {
+            let a = primitive::<Time64MicrosecondType>(array)?;
             Box::new(move |i| Some(a.value(i)))
         }
     };
-    Box::new(move |i, out| {
+    Ok(Box::new(move |i, out| {
         let us = get(i)
             .filter(|us| (0..=TIME_MAX).contains(us))
             .ok_or_else(|| "the time is outside 00:00:00 to 24:00:00".to_owned())?;
         out.extend_from_slice(&us.to_be_bytes());
         Ok(())
+    }))
+}
+
+/// An Arrow type that holds intervals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intervals {
+    /// Interval(MonthDayNano).
+    MonthDayNano,
+    /// Duration, in any unit: a time part only (no months or days).
+    Duration(TimeUnit),
+    /// `Struct{months: Int32, days: Int32, microseconds: Int64}`: how pgarrow writes intervals
+    /// into Parquet.
+    Struct,
+}
+
+impl Intervals {
+    pub(crate) fn of(t: &DataType) -> Option<Intervals> {
+        match t {
+            DataType::Interval(IntervalUnit::MonthDayNano) => Some(Intervals::MonthDayNano),
+            DataType::Duration(unit) => Some(Intervals::Duration(*unit)),
+            DataType::Struct(fields) => {
+                let parts: Vec<(&str, &DataType)> = fields
+                    .iter()
+                    .map(|f| (f.name().as_str(), f.data_type()))
+                    .collect();
+                let expected = [
+                    ("months", &DataType::Int32),
+                    ("days", &DataType::Int32),
+                    ("microseconds", &DataType::Int64),
+                ];
+                (parts == expected).then_some(Intervals::Struct)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn duration_getter(unit: TimeUnit, array: &dyn Array) -> Result<Getter<'_, i64>, String> {
+    Ok(match unit {
+        TimeUnit::Second => {
+            let a = primitive::<DurationSecondType>(array)?;
+            Box::new(move |i| a.value(i))
+        }
+        TimeUnit::Millisecond => {
+            let a = primitive::<DurationMillisecondType>(array)?;
+            Box::new(move |i| a.value(i))
+        }
+        TimeUnit::Microsecond => {
+            let a = primitive::<DurationMicrosecondType>(array)?;
+            Box::new(move |i| a.value(i))
+        }
+        TimeUnit::Nanosecond => {
+            let a = primitive::<DurationNanosecondType>(array)?;
+            Box::new(move |i| a.value(i))
+        }
     })
 }
 
-pub(crate) fn interval_writer<'a>(array: &'a dyn Array) -> Writer<'a> {
+pub(crate) fn interval_writer(
+    intervals: Intervals,
+    array: &dyn Array,
+) -> Result<Writer<'_>, String> {
     // (months, days, microseconds)
-    let get: Getter<'a, Option<(i32, i32, i64)>> = match array.data_type() {
-        DataType::Interval(_) => {
-            let a = array.as_primitive::<IntervalMonthDayNanoType>();
+    let get: Getter<'_, Option<(i32, i32, i64)>> = match intervals {
+        Intervals::MonthDayNano => {
+            let a = primitive::<IntervalMonthDayNanoType>(array)?;
             Box::new(move |i| {
                 let v = a.value(i);
                 Some((
@@ -168,44 +275,27 @@ pub(crate) fn interval_writer<'a>(array: &'a dyn Array) -> Writer<'a> {
                 ))
             })
         }
-        DataType::Duration(unit) => {
-            let unit = *unit;
-            let get: Box<dyn Fn(usize) -> i64 + 'a> = match unit {
-                TimeUnit::Second => {
-                    let a = array.as_primitive::<DurationSecondType>();
-                    Box::new(move |i| a.value(i))
-                }
-                TimeUnit::Millisecond => {
-                    let a = array.as_primitive::<DurationMillisecondType>();
-                    Box::new(move |i| a.value(i))
-                }
-                TimeUnit::Microsecond => {
-                    let a = array.as_primitive::<DurationMicrosecondType>();
-                    Box::new(move |i| a.value(i))
-                }
-                TimeUnit::Nanosecond => {
-                    let a = array.as_primitive::<DurationNanosecondType>();
-                    Box::new(move |i| a.value(i))
-                }
-            };
+        Intervals::Duration(unit) => {
+            let get = duration_getter(unit, array)?;
             Box::new(move |i| Some((0, 0, to_micros(get(i), unit)?)))
         }
-        _ => {
-            let s = array.as_struct();
-            let months = s.column(0).as_primitive::<Int32Type>();
-            let days = s.column(1).as_primitive::<Int32Type>();
-            let micros = s.column(2).as_primitive::<Int64Type>();
+        Intervals::Struct => {
+            let s = array.as_struct_opt().ok_or_else(|| changed(array))?;
+            let part = |k: usize| s.columns().get(k).ok_or_else(|| changed(array));
+            let months = primitive::<Int32Type>(part(0)?)?;
+            let days = primitive::<Int32Type>(part(1)?)?;
+            let micros = primitive::<Int64Type>(part(2)?)?;
             Box::new(move |i| Some((months.value(i), days.value(i), micros.value(i))))
         }
     };
-    Box::new(move |i, out| {
+    Ok(Box::new(move |i, out| {
         let (months, days, micros) =
             get(i).ok_or_else(|| "the interval's time part overflows".to_owned())?;
         out.extend_from_slice(&micros.to_be_bytes());
         out.extend_from_slice(&days.to_be_bytes());
         out.extend_from_slice(&months.to_be_bytes());
         Ok(())
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -219,5 +309,27 @@ mod tests {
         assert_eq!(to_micros(2_501, TimeUnit::Nanosecond), Some(3));
         assert_eq!(to_micros(-1_500, TimeUnit::Nanosecond), Some(-2));
         assert_eq!(to_micros(i64::MAX, TimeUnit::Second), None);
+    }
+
+    #[test]
+    fn temporal_types_parse() {
+        assert_eq!(Dates::of(&DataType::Date64), Some(Dates::Date64));
+        assert_eq!(
+            Times::of(&DataType::Time64(TimeUnit::Nanosecond)),
+            Some(Times::Nanos)
+        );
+        // Not a valid Arrow type (Time32 holds seconds or milliseconds): refused up front.
+        assert_eq!(Times::of(&DataType::Time32(TimeUnit::Microsecond)), None);
+        assert_eq!(
+            Intervals::of(&DataType::Interval(IntervalUnit::DayTime)),
+            None
+        );
+        assert_eq!(
+            timestamp_unit(&DataType::Timestamp(
+                TimeUnit::Millisecond,
+                Some("UTC".into())
+            )),
+            Some(TimeUnit::Millisecond)
+        );
     }
 }

@@ -38,8 +38,8 @@ async fn load(url: &str, table: &str, batches: &[RecordBatch]) -> Result<u64, St
         .await
         .map_err(|e| e.to_string())?;
     let schema = batches[0].schema();
-    let encoder =
-        RowEncoder::new(&plan.columns, &plan.catalog, &schema).map_err(|e| e.to_string())?;
+    let targets = plan.columns.iter().map(|c| &c.column);
+    let encoder = RowEncoder::new(targets, &plan.catalog, &schema).map_err(|e| e.to_string())?;
     let mut out = HEADER.to_vec();
     let mut row = 0;
     for b in batches {

@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod blocking;
+mod catalog;
 mod client;
 mod copy;
 mod create;

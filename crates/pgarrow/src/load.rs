@@ -267,7 +267,8 @@ impl Client {
                 .plan(&Source::query(format!("SELECT {list} FROM {qualified}")))
                 .await
                 .map_err(|e| e.context(format!("the columns of {table}")))?;
-            let encoder = RowEncoder::new(&plan.columns, &plan.catalog, schema)
+            let targets = plan.columns.iter().map(|c| &c.column);
+            let encoder = RowEncoder::new(targets, &plan.catalog, schema)
                 .map_err(|e| Error::from(ErrorKind::Encode(e)))?;
             let text_columns = encoder.text_columns();
             stats.describe = started.elapsed();

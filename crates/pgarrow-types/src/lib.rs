@@ -1,0 +1,61 @@
+//! The PostgreSQL side of pgarrow: what both directions, binary COPY to Arrow
+//! (`pgarrow-decode`) and Arrow to binary COPY (`pgarrow-encode`), know about PostgreSQL's
+//! types, with no Arrow, no sockets and no I/O.
+//!
+//! * [`oid`]: the OIDs of the built-in types, and [`BuiltinType`], the built-in scalar types
+//!   with a binary format pgarrow reads and writes, by OID;
+//! * [`PgColumn`]: a result column as the server describes it (name, type OID, typmod, type
+//!   name), and [`builtin_type_name`], how `format_type` names a built-in type;
+//! * [`Catalog`]: the types a set of columns needs, from one catalog query: arrays,
+//!   composites ([`Attribute`]s), enums, domains, ranges, multiranges and extension types
+//!   ([`CatalogType`], [`CatalogKind`]), and the session's `money` scale;
+//! * [`numeric_typmod`]: a `numeric(p,s)` typmod's precision and scale;
+//! * [`DATE_INFINITY`] and [`TIMESTAMP_INFINITY`]: the values pgarrow gives ±infinity in
+//!   Arrow's dates and timestamps, which the decoder writes and the encoder reads back.
+//!
+//! How these types become Arrow types is the decoder's business (its `plan` module); how Arrow
+//! values are written in their binary formats is the encoder's.
+//!
+//! ```
+//! use pgarrow_types::{BuiltinType, Catalog, CatalogKind, CatalogType, PgColumn, oid};
+//!
+//! // numeric(12,2): the typmod the server reports in a RowDescription.
+//! let price = PgColumn::new("price", oid::NUMERIC, ((12 << 16) | 2) + 4);
+//! assert_eq!(price.type_name, "numeric(12,2)");
+//! assert_eq!(BuiltinType::from_oid(price.oid), Some(BuiltinType::Numeric));
+//!
+//! // `integer[]` is not a scalar: the catalog says what it is.
+//! let mut catalog = Catalog::new();
+//! catalog.insert(CatalogType {
+//!     oid: 1007,
+//!     schema: "pg_catalog".into(),
+//!     name: "_int4".into(),
+//!     display: "integer[]".into(),
+//!     kind: CatalogKind::Array { element: oid::INT4 },
+//! });
+//! assert_eq!(BuiltinType::from_oid(1007), None);
+//! assert_eq!(catalog.get(1007).unwrap().kind, CatalogKind::Array { element: oid::INT4 });
+//! ```
+#![warn(missing_docs)]
+
+mod builtin;
+mod catalog;
+mod column;
+pub mod oid;
+
+pub use builtin::{BuiltinType, builtin_type_name, numeric_typmod};
+pub use catalog::{Attribute, Catalog, CatalogKind, CatalogType};
+pub use column::PgColumn;
+
+/// `date` `-infinity` and `infinity` as pgarrow writes them in Arrow's Date32 (days since
+/// 1970): `∓i32::MAX`. The one place that says so, for both directions: the decoder writes
+/// them, the encoder reads them back as ±infinity.
+///
+/// They are the Arrow type's largest value and its negation, as DuckDB stores them, so that
+/// DuckDB reads them back as ±infinity. (PostgreSQL keeps `-infinity` one lower, at the type's
+/// minimum, which DuckDB's casts refuse.) No finite PostgreSQL date comes near either.
+pub const DATE_INFINITY: (i32, i32) = (-i32::MAX, i32::MAX);
+
+/// `timestamp`/`timestamptz` `-infinity` and `infinity` as pgarrow writes them in Arrow's
+/// Timestamp(µs) (microseconds since 1970): `∓i64::MAX`, as [`DATE_INFINITY`] is for dates.
+pub const TIMESTAMP_INFINITY: (i64, i64) = (-i64::MAX, i64::MAX);
