@@ -137,7 +137,7 @@ impl<'c> Export<'c> {
                 "the server started a text COPY instead of binary",
             ));
         }
-        let prefix = settle_array_depths(&mut copy, &mut columns, options).await?;
+        let (prefix, _) = settle_array_depths(&mut copy, &mut columns, options).await?;
         let decoder = CopyDecoder::with_policies(columns, options.decode, options.policies)?;
         let cancel = copy.cancel_token();
         let stats = ExportStats {
@@ -268,18 +268,22 @@ impl<'c> Export<'c> {
 /// ([`TypePlan::list_depth_from_data`](crate::TypePlan::list_depth_from_data)): reads the COPY
 /// ahead until each has a non-empty value, a batch's worth of rows or bytes went by, or the COPY
 /// ended, and plans each with the depth it saw (a column with no value keeps one dimension).
-/// Returns the bytes read, for the decoder to take first.
+/// Returns the bytes read, for the decoder to take first, and each such column's depth when
+/// one was seen.
+///
+/// The one place depths are settled: a single export does it on its own COPY, and a
+/// partitioned export's plan on a COPY of the source's first rows ([`probe_array_depths`]).
 async fn settle_array_depths(
     copy: &mut CopyOut<ConnSlot<'_>>,
     columns: &mut [crate::ColumnPlan],
     options: &ExportOptions,
-) -> Result<Vec<u8>> {
+) -> Result<(Vec<u8>, Vec<(usize, Option<usize>)>)> {
     let targets: Vec<usize> = (0..columns.len())
         .filter(|&i| columns[i].kind.list_depth_from_data())
         .collect();
     let mut prefix = Vec::new();
     if targets.is_empty() {
-        return Ok(prefix);
+        return Ok((prefix, Vec::new()));
     }
     let mut depths = ArrayDepths::new(targets.clone());
     while !depths.scan(&prefix)
@@ -294,12 +298,54 @@ async fn settle_array_depths(
         prefix.extend_from_slice(chunk);
         copy.consume(n);
     }
+    let mut settled = Vec::with_capacity(targets.len());
     for i in targets {
-        if let Some(dims) = depths.depth(i) {
+        let dims = depths.depth(i);
+        if let Some(dims) = dims {
             columns[i].kind = columns[i].kind.with_list_depth(dims);
         }
+        settled.push((i, dims));
     }
-    Ok(prefix)
+    Ok((prefix, settled))
+}
+
+/// Settles the array depths of `sql`'s columns (see [`settle_array_depths`]) from a COPY of
+/// its first `batch_rows` rows on `conn`, before any part of a partitioned export runs (its
+/// parts must agree on one schema); a column with no value there gets one dimension. The
+/// connection is idle again after it. Returns each such column's depth.
+pub(crate) async fn probe_array_depths(
+    conn: &mut Connection,
+    sql: &str,
+    columns: &mut [crate::ColumnPlan],
+    options: &ExportOptions,
+) -> Result<Vec<(usize, usize)>> {
+    if !columns.iter().any(|c| c.kind.list_depth_from_data()) {
+        return Ok(Vec::new());
+    }
+    let first_rows = format!(
+        "SELECT * FROM ({sql}\n) AS _pgarrow_probe LIMIT {}",
+        options.decode.batch_rows
+    );
+    let copy_sql = crate::client::copy_statement(&first_rows, columns);
+    let mut copy = CopyOut::start(ConnSlot::Borrowed(conn), &copy_sql).await?;
+    let (_, seen) = settle_array_depths(&mut copy, columns, options).await?;
+    let settled: Vec<(usize, usize)> = seen
+        .into_iter()
+        .map(|(i, dims)| {
+            let dims = dims.unwrap_or(1);
+            columns[i].kind = columns[i].kind.with_list_depth(dims);
+            (i, dims)
+        })
+        .collect();
+    // The rest of those rows (a batch at most) is read, to leave the connection idle.
+    loop {
+        let n = copy.fill().await?.len();
+        if n == 0 {
+            break;
+        }
+        copy.consume(n);
+    }
+    Ok(settled)
 }
 
 impl Stream for Export<'_> {

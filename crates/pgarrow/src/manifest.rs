@@ -53,14 +53,15 @@ impl DirTarget {
         name.replace(['/', '\0'], "_")
     }
 
-    /// Refuses what cannot be written as files ([`Format::Null`]) and bad file options.
+    /// Refuses what cannot be written as files ([`Format::Null`]); the options are checked
+    /// with every export's (`pipeline::file_options`).
     pub(crate) fn check(&self) -> Result<()> {
         if self.format == Format::Null {
             return Err(Error::usage(
                 "an export into a directory writes files: choose parquet, arrow or arrow-stream",
             ));
         }
-        Ok(self.options.validate()?)
+        Ok(())
     }
 
     /// Makes the directory, and removes a manifest left there by an earlier export, so that

@@ -130,14 +130,34 @@ impl Destination for Sink {
     }
 
     fn finish(self, stats: &ExportStats) -> Result<Option<u64>> {
-        let mut metadata = Vec::new();
-        if !stats.losses.is_empty() {
-            metadata.push((
-                "pgarrow.lossy_conversions".to_owned(),
-                stats.losses.to_string(),
-            ));
-        }
-        Ok(Some(self.finish_with_metadata(&metadata)?))
+        Ok(Some(
+            self.finish_with_metadata(&loss_metadata(&stats.losses))?,
+        ))
+    }
+}
+
+/// The output's preparation, the same for every export that writes files (single,
+/// partitioned, one part of a plan, several tables): the options with `pgarrow.version` in the
+/// file's metadata (unless the caller set it), checked unless nothing is written.
+pub(crate) fn file_options(options: &SinkOptions, format: Format) -> Result<SinkOptions> {
+    let mut options = options.clone();
+    if !options.metadata.iter().any(|(k, _)| k == "pgarrow.version") {
+        options.metadata.push((
+            "pgarrow.version".to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        ));
+    }
+    if format != Format::Null {
+        options.validate()?;
+    }
+    Ok(options)
+}
+
+/// The footer's metadata at the end of an export: the lossy conversions made, if any.
+pub(crate) fn loss_metadata(losses: &crate::policy::LossReport) -> Vec<(String, String)> {
+    match losses.is_empty() {
+        true => Vec::new(),
+        false => vec![("pgarrow.lossy_conversions".to_owned(), losses.to_string())],
     }
 }
 
@@ -333,20 +353,7 @@ impl Client {
     ) -> Result<ExportStats> {
         let mut hooks = hooks;
         let source = source.into();
-        let mut sink_options = target.options.clone();
-        if !sink_options
-            .metadata
-            .iter()
-            .any(|(k, _)| k == "pgarrow.version")
-        {
-            sink_options.metadata.push((
-                "pgarrow.version".to_owned(),
-                env!("CARGO_PKG_VERSION").to_owned(),
-            ));
-        }
-        if target.format != Format::Null {
-            sink_options.validate()?;
-        }
+        let sink_options = file_options(&target.options, target.format)?;
         // Cancelled while a statement runs (describing, or starting a COPY whose query computes
         // before its first row), the connection is left mid-exchange and unusable; the server
         // is told to stop here, since its drop cannot send the request once the runtime ends.

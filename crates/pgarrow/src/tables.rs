@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::manifest::{DirTarget, Manifest, ManifestFile};
 use crate::names::{TablePattern, resolve};
-use crate::partition::files::file_options;
+use crate::pipeline::file_options;
 use crate::protocol::TextRow;
 use crate::{
     Client, Error, ExportOptions, ExportStats, FileTarget, Hooks, IntoConfig, Result, TableName,
@@ -89,8 +89,8 @@ impl TablesExport {
     ) -> Result<TablesExport> {
         let started = Instant::now();
         let mut target = target;
-        target.options = file_options(&target.options);
         target.check()?;
+        target.options = file_options(&target.options, target.format)?;
         let mut client = Client::connect(config).await?;
         let conn = client.connection();
         let begin = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";

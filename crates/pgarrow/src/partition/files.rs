@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use pgarrow_sink::{Format, Sink, SinkOptions};
+use pgarrow_sink::{Format, Sink};
 
 use super::PartitionOptions;
 use super::budget::Shares;
@@ -12,8 +12,7 @@ use super::plan::{Coordinator, PartitionPlan};
 use super::run::{PartitionedExport, PartitionedStats};
 use super::worker::{Event, WorkerOutput};
 use crate::manifest::DirTarget;
-use crate::pipeline::Destination;
-use crate::policy::LossReport;
+use crate::pipeline::{Destination, file_options, loss_metadata};
 use crate::protocol::Config;
 use crate::stats::ExportStats;
 use crate::{ErrorKind, ExportOptions, FileTarget, Hooks, IntoConfig, Result, Source};
@@ -52,13 +51,6 @@ impl FileOut {
     }
 }
 
-pub(super) fn loss_metadata(losses: &LossReport) -> Vec<(String, String)> {
-    match losses.is_empty() {
-        true => Vec::new(),
-        false => vec![("pgarrow.lossy_conversions".to_owned(), losses.to_string())],
-    }
-}
-
 /// Exports `source` over `partitions.connections` connections into one file (or stdout,
 /// or nowhere with [`Format::Null`]), all reading one snapshot. For Parquet, each
 /// connection's thread encodes its own row groups, which are appended to the file here.
@@ -76,10 +68,7 @@ pub async fn export_to_file(
 ) -> Result<PartitionedStats> {
     let mut hooks = hooks;
     let config = config.into_config()?;
-    let mut sink_options = file_options(&target.options);
-    if target.format != Format::Null {
-        sink_options.validate()?;
-    }
+    let mut sink_options = file_options(&target.options, target.format)?;
     let coordinator = begin(&mut hooks, &config, source, options, partitions).await?;
     let parquet = (target.format == Format::Parquet).then_some(&sink_options);
     let shares = Shares::new(partitions, coordinator.plan(), options, parquet);
@@ -117,8 +106,8 @@ pub async fn export_to_dir(
     let mut hooks = hooks;
     let config = config.into_config()?;
     let mut target = target.clone();
-    target.options = file_options(&target.options);
     target.check()?;
+    target.options = file_options(&target.options, target.format)?;
     target.prepare()?;
     let coordinator = begin(&mut hooks, &config, source, options, partitions).await?;
     let parquet = (target.format == Format::Parquet).then_some(&target.options);
@@ -150,10 +139,7 @@ pub async fn export_part_to_file(
 ) -> Result<ExportStats> {
     let mut hooks = hooks;
     plan.part(index)?;
-    let sink_options = file_options(&target.options);
-    if target.format != Format::Null {
-        sink_options.validate()?;
-    }
+    let sink_options = file_options(&target.options, target.format)?;
     let schema = Arc::new(plan.schema.clone());
     let sink = Sink::create(target.format, target.output.clone(), &schema, &sink_options)?;
     let Some(export) = hooks
@@ -177,16 +163,4 @@ async fn begin(
         .or_cancelled(Coordinator::begin(config, source, options, partitions))
         .await
         .ok_or(ErrorKind::Cancelled)?
-}
-
-/// The file options with `pgarrow.version` in the metadata, as single exports have it.
-pub(crate) fn file_options(options: &SinkOptions) -> SinkOptions {
-    let mut options = options.clone();
-    if !options.metadata.iter().any(|(k, _)| k == "pgarrow.version") {
-        options.metadata.push((
-            "pgarrow.version".to_owned(),
-            env!("CARGO_PKG_VERSION").to_owned(),
-        ));
-    }
-    options
 }

@@ -49,7 +49,7 @@
 //! ```
 
 mod budget;
-pub(crate) mod files;
+mod files;
 mod plan;
 mod run;
 mod split;

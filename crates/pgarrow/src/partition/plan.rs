@@ -358,56 +358,26 @@ pub async fn export_part(
     .await
 }
 
-/// Fixes the depth of every array column whose depth comes from the data, from the source's
-/// first `batch_rows` rows (the rows a single-connection export reads ahead for the same
-/// purpose): the first non-empty value's dimensions, or one.
+/// Fixes the depth of every array column whose depth comes from the data, from the COPY data
+/// of the source's first `batch_rows` rows (as a single-connection export reads ahead for the
+/// same purpose, by the same code): the first non-empty value's dimensions, or one.
 async fn settle_depths(
     client: &mut Client,
     sql: &str,
     columns: &mut ExportPlan,
     options: &ExportOptions,
 ) -> Result<Vec<ArrayDims>> {
-    let targets: Vec<usize> = (0..columns.columns.len())
-        .filter(|&i| columns.columns[i].kind.list_depth_from_data())
-        .collect();
-    if targets.is_empty() {
+    let settled =
+        crate::export::probe_array_depths(client.connection(), sql, &mut columns.columns, options)
+            .await?;
+    if settled.is_empty() {
         return Ok(Vec::new());
     }
-    let aliases: Vec<String> = (1..=columns.columns.len())
-        .map(|i| format!("c{i}"))
-        .collect();
-    let probes: Vec<String> = targets
-        .iter()
-        .map(|i| {
-            let c = &aliases[*i];
-            format!(
-                "(SELECT pg_catalog.array_ndims(x.{c}) FROM x \
-                 WHERE pg_catalog.array_ndims(x.{c}) IS NOT NULL LIMIT 1)::text"
-            )
-        })
-        .collect();
-    let probe = format!(
-        "WITH x AS MATERIALIZED (SELECT * FROM ({sql}\n) AS s({}) LIMIT {}) SELECT {}",
-        aliases.join(", "),
-        options.decode.batch_rows,
-        probes.join(", ")
-    );
-    let rows = client.connection().simple_query(&probe).await?;
-    let row = rows.first();
-    let mut out = Vec::new();
-    for (k, i) in targets.into_iter().enumerate() {
-        let seen = row.and_then(|r| r.get(k).cloned().flatten());
-        let dims = match seen {
-            Some(v) => v
-                .parse::<usize>()
-                .map_err(|_| Error::unexpected(format!("unexpected array_ndims() answer {v:?}")))?,
-            None => 1,
-        };
-        columns.columns[i].kind = columns.columns[i].kind.with_list_depth(dims);
-        out.push(ArrayDims { column: i, dims });
-    }
     columns.schema = schema_of(&columns.columns);
-    Ok(out)
+    Ok(settled
+        .into_iter()
+        .map(|(column, dims)| ArrayDims { column, dims })
+        .collect())
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@ use pgarrow_sink::{EncodedRowGroup, Output, RowGroupEncoders, Sink};
 use tokio::sync::mpsc;
 
 use super::budget::Budget;
-use super::files::loss_metadata;
 use super::plan::{PartitionPlan, enter_snapshot, part_export_plan};
 use crate::manifest::DirTarget;
+use crate::pipeline::loss_metadata;
 use crate::protocol::{CancelToken, Config};
 use crate::stats::ExportStats;
 use crate::{Client, Error, Export, ExportOptions, ExportPlan, Result};
