@@ -79,7 +79,7 @@ pub enum Error {
     },
     /// Writing to standard output failed.
     #[error("writing to standard output: {0}")]
-    Stdout(io::Error),
+    Stdout(#[source] io::Error),
     /// The Parquet writer refused.
     #[error("Parquet: {0}")]
     Parquet(#[from] ParquetError),
