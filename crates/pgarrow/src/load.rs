@@ -39,8 +39,8 @@ pub struct LoadStats {
     pub rows: u64,
     /// Bytes of COPY data sent.
     pub bytes: u64,
-    /// Connecting, where the load made its connection ([`crate::blocking::load_checked`]);
-    /// zero when it was given one.
+    /// Connecting, where the load made its connection ([`crate::blocking::load`]); zero
+    /// when it was given one.
     pub connect: Duration,
     /// Describing the table.
     pub describe: Duration,
