@@ -104,11 +104,14 @@ fn shell_line(inner: &Command) -> String {
 }
 
 /// `inner` run on a terminal of its own (a pty from util-linux `script`, which makes the
-/// run's stdin, stdout and stderr that terminal), or `None` where there is no `script` (the
-/// test is then skipped, saying so).
+/// run's stdin, stdout and stderr that terminal). Without `script` the test fails, or gets
+/// `None` and is skipped, saying so, when the run allows skipping (`PGARROW_ALLOW_SKIP=1`).
 fn on_a_terminal(inner: &Command) -> Option<Command> {
     if !have("script") {
-        eprintln!("SKIPPED: no `script` command (util-linux) to give the run a terminal");
+        pgarrow_testkit::missing(
+            "the `script` command",
+            "it gives the run a terminal (util-linux; apt-get install bsdutils)",
+        );
         return None;
     }
     let args: Vec<OsString> = vec!["-qec".into(), shell_line(inner).into(), "/dev/null".into()];

@@ -8,7 +8,7 @@
 //! reader limit listed there is real (and has the way around it that the README gives). A
 //! reader that starts or stops failing on a column fails the test, so the table stays true.
 //!
-//! Skipped (loudly) when python3 lacks the readers, unless `PGARROW_REQUIRE_READERS=1`.
+//! Fails when python3 lacks the readers, unless `PGARROW_ALLOW_SKIP=1` skips it (loudly).
 
 mod common;
 
@@ -92,18 +92,18 @@ const COLUMNS: [&str; 30] = [
 ];
 
 fn readers_available(python: &str) -> bool {
-    let require = std::env::var_os("PGARROW_REQUIRE_READERS").is_some_and(|v| v == "1");
     let probe = Command::new(python)
         .args(["-c", "import duckdb, pandas, polars, pyarrow"])
         .output();
     let ok = probe.as_ref().is_ok_and(|o| o.status.success());
     if !ok {
-        assert!(
-            !require,
-            "PGARROW_REQUIRE_READERS=1 but {python} cannot import duckdb, pandas, polars and \
-             pyarrow: {probe:?}"
+        pgarrow_testkit::missing(
+            "the readers (duckdb, pandas, polars, pyarrow)",
+            &format!(
+                "{python} cannot import them (pip install -r .ci/python-requirements.txt): \
+                 {probe:?}"
+            ),
         );
-        eprintln!("SKIPPED: the readers (duckdb, pandas, polars, pyarrow) are not installed");
     }
     ok
 }

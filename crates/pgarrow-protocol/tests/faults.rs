@@ -427,9 +427,15 @@ async fn dropping_a_copy_cancels_it_and_never_reuses_the_connection() {
 async fn cancel_requests_use_tls_when_the_session_does() {
     use std::sync::Arc;
     use tokio_rustls::rustls;
-    let Ok(certs) = pgarrow_testkit::tls::Certs::generate() else {
-        eprintln!("SKIPPED: no openssl to make test certificates");
-        return;
+    let certs = match pgarrow_testkit::tls::Certs::generate() {
+        Ok(certs) => certs,
+        Err(e) => {
+            pgarrow_testkit::missing(
+                "test certificates",
+                &format!("openssl could not make them (apt-get install openssl): {e}"),
+            );
+            return;
+        }
     };
     use rustls::pki_types::pem::PemObject;
     let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(certs.server_cert())

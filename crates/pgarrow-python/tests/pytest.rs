@@ -2,8 +2,9 @@
 //! against a database of the shared testkit cluster (`PGARROW_TEST_URL`).
 //!
 //! The package must be installed in that interpreter (`pip install ./crates/pgarrow-python`,
-//! as `.ci/run` does): the suite tests the package as users get it. Skipped (loudly) when
-//! `pgarrow`, pytest or psycopg cannot be imported, unless `PGARROW_REQUIRE_PYTHON=1`.
+//! as `.ci/run` does): the suite tests the package as users get it. Fails when `pgarrow`,
+//! pytest, psycopg or pyarrow cannot be imported, unless `PGARROW_ALLOW_SKIP=1` skips it
+//! (loudly).
 
 use std::path::Path;
 use std::process::Command;
@@ -12,17 +13,17 @@ use pgarrow_testkit::Cluster;
 
 #[test]
 fn pytest_suite() {
-    let require = std::env::var_os("PGARROW_REQUIRE_PYTHON").is_some_and(|v| v == "1");
     let probe = Command::new("python3")
         .args(["-c", "import pgarrow, pytest, psycopg, pyarrow"])
         .output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        assert!(
-            !require,
-            "PGARROW_REQUIRE_PYTHON=1 but python3 cannot import pgarrow, pytest, psycopg and \
-             pyarrow (pip install ./crates/pgarrow-python pytest 'psycopg[binary]'): {probe:?}"
+        pgarrow_testkit::missing(
+            "the pgarrow Python package, pytest, psycopg or pyarrow",
+            &format!(
+                "python3 cannot import them (pip install ./crates/pgarrow-python pytest \
+                 'psycopg[binary]' pyarrow): {probe:?}"
+            ),
         );
-        eprintln!("SKIPPED: the pgarrow Python package, pytest or psycopg is not installed");
         return;
     }
     let Some(pg) = Cluster::shared() else {

@@ -1,5 +1,5 @@
-//! Scratch clusters against the real server binaries (skipped, loudly, when
-//! there are none, unless `PGARROW_REQUIRE_PG=1`).
+//! Scratch clusters against the real server binaries (they fail when there
+//! are none, unless `PGARROW_ALLOW_SKIP=1` skips them loudly).
 
 #[path = "support/psql.rs"]
 mod psql;
@@ -10,15 +10,15 @@ use std::process::{Command, Stdio};
 use pgarrow_scratch::{Cluster, ErrorKind, find_bin_dir, sample};
 use psql::{host_auth_methods, psql_url, stdout, superuser};
 
-/// The server binaries, or `None` after a `SKIPPED` line.
+/// The server binaries, or `None` after a `SKIPPED` line where the run allows
+/// skipping (see `pgarrow_testkit::missing`).
 fn bin_dir() -> Option<PathBuf> {
     let dir = find_bin_dir();
     if dir.is_none() {
-        assert!(
-            std::env::var_os("PGARROW_REQUIRE_PG").is_none_or(|v| v != "1"),
-            "PGARROW_REQUIRE_PG=1 but no PostgreSQL server binaries found"
+        pgarrow_testkit::missing(
+            "PostgreSQL",
+            "no server binaries found (apt-get install postgresql, or set PG_BIN)",
         );
-        eprintln!("SKIPPED: no PostgreSQL server binaries found");
     }
     dir
 }

@@ -17,10 +17,10 @@
 //!   (cleartext `password` method); see
 //!   [`url_for`](pgarrow_scratch::Cluster::url_for). Their passwords are
 //!   public, which is why they live here and not in `pgarrow-scratch`.
-//! * [`Cluster::shared`] gives one cluster per process for tests, or `None`
-//!   (with a loud `SKIPPED` line on stderr) when no PostgreSQL binaries
-//!   exist, unless `PGARROW_REQUIRE_PG=1` is set, which turns that into a
-//!   panic:
+//! * [`Cluster::shared`] gives one cluster per process for tests. Without
+//!   PostgreSQL server binaries it fails the test, unless the run allows
+//!   skipping (`PGARROW_ALLOW_SKIP=1`): then it returns `None` after a loud
+//!   `SKIPPED` line on stderr (see [`missing`]):
 //!
 //! ```no_run
 //! let Some(pg) = pgarrow_testkit::Cluster::shared() else { return };
@@ -31,6 +31,14 @@
 //! ```
 //!
 //! [`tls::TlsCluster`] is a cluster that also speaks TLS.
+//!
+//! # Missing parts
+//!
+//! Every test that lacks something it needs (a server, `openssl`, pyarrow,
+//! an extension) says so through [`missing`] or [`missing_opt_in`], which
+//! hold the one rule: a required part fails the test unless
+//! `PGARROW_ALLOW_SKIP=1`; an opt-in part (PostGIS, pgvector) is skipped
+//! loudly unless its own `PGARROW_REQUIRE_*` variable is `1`.
 //!
 //! Everything here is synchronous (`std::process::Command`).
 //!
@@ -45,11 +53,13 @@ pub mod activity;
 pub mod copy;
 pub mod copygen;
 pub mod fixtures;
+mod skip;
 pub mod tls;
 
 pub use copy::CopyBuilder;
 pub use pgarrow_scratch as scratch;
 pub use pgarrow_scratch::{Error, ErrorKind, PG_BIN_ENV, Result, SUPERUSER, find_bin_dir};
+pub use skip::{ALLOW_SKIP_ENV, missing, missing_opt_in, skip_allowed};
 
 use std::ops::Deref;
 use std::path::Path;
@@ -72,10 +82,6 @@ pub const PLAIN_USER: &str = "pgarrow_plain";
 /// Password of [`PLAIN_USER`].
 pub const PLAIN_PASSWORD: &str = "plain-secret";
 
-/// Environment variable that, when set to `1`, makes [`Cluster::shared`]
-/// panic instead of skipping when no PostgreSQL binaries are found.
-pub const REQUIRE_PG_ENV: &str = "PGARROW_REQUIRE_PG";
-
 /// A scratch cluster with the auth-test roles ([`SCRAM_USER`], [`MD5_USER`],
 /// [`PLAIN_USER`]) and their `pg_hba.conf` lines. Derefs to the
 /// [`pgarrow_scratch::Cluster`] it wraps; dropping it stops the server and
@@ -86,7 +92,7 @@ pub struct Cluster(pgarrow_scratch::Cluster);
 /// Why [`Cluster::shared`] has no cluster.
 #[derive(Debug)]
 enum Unavailable {
-    /// No server binaries: the message to print when skipping.
+    /// No server binaries: how to get them.
     Missing(String),
     Failed(String),
 }
@@ -134,13 +140,15 @@ impl Cluster {
     /// ends).
     ///
     /// Returns `None`, after printing a `SKIPPED: ...` line to stderr, when no
-    /// PostgreSQL server binaries are found.
+    /// PostgreSQL server binaries are found and the run allows skipping
+    /// (`PGARROW_ALLOW_SKIP=1`, see [`missing`]).
     ///
     /// # Panics
     ///
-    /// When the binaries are missing and the environment variable
-    /// `PGARROW_REQUIRE_PG` is `1`, and whenever starting the cluster fails
-    /// (on every call, not only the first).
+    /// When the binaries are missing and the run does not allow skipping, and
+    /// whenever starting the cluster fails (on every call, not only the
+    /// first).
+    #[track_caller]
     pub fn shared() -> Option<&'static Cluster> {
         let state = SHARED.get_or_init(|| {
             Cluster::start().map_err(|e| match e.kind() {
@@ -151,10 +159,7 @@ impl Cluster {
         match state {
             Ok(cluster) => Some(cluster),
             Err(Unavailable::Missing(message)) => {
-                if std::env::var_os(REQUIRE_PG_ENV).is_some_and(|v| v == "1") {
-                    panic!("{REQUIRE_PG_ENV}=1 but {message}");
-                }
-                eprintln!("SKIPPED: {message}");
+                missing("PostgreSQL", message);
                 None
             }
             Err(Unavailable::Failed(message)) => {

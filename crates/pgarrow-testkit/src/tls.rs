@@ -44,8 +44,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::{
-    Cluster, Error, ErrorKind, MD5_USER, PLAIN_USER, REQUIRE_PG_ENV, Result, SCRAM_PASSWORD,
-    SUPERUSER, quote_literal,
+    Cluster, Error, ErrorKind, MD5_USER, PLAIN_USER, Result, SCRAM_PASSWORD, SUPERUSER,
+    quote_literal,
 };
 
 /// The DNS name in the server certificate (with `localhost`).
@@ -250,7 +250,12 @@ pub struct TlsCluster {
     certs: Certs,
 }
 
-static SHARED: OnceLock<std::result::Result<Option<TlsCluster>, String>> = OnceLock::new();
+/// The TLS cluster, what it misses (and how to get it), or why it did not start.
+static SHARED: OnceLock<std::result::Result<std::result::Result<TlsCluster, Missing>, String>> =
+    OnceLock::new();
+
+/// A part the TLS cluster needs and does not have, and how to get it.
+type Missing = (&'static str, &'static str);
 
 impl Deref for TlsCluster {
     type Target = Cluster;
@@ -274,11 +279,15 @@ impl TlsCluster {
         Ok(tls)
     }
 
-    /// One TLS cluster per process, like [`Cluster::shared`]: `None` (after a `SKIPPED`
-    /// line) when PostgreSQL or `openssl` is missing, unless `PGARROW_REQUIRE_PG=1`.
+    /// One TLS cluster per process, like [`Cluster::shared`]: without PostgreSQL or the
+    /// `openssl` command it fails the test, unless the run allows skipping
+    /// (`PGARROW_ALLOW_SKIP=1`): then it returns `None` after a `SKIPPED` line (see
+    /// [`missing`](crate::missing)).
     ///
     /// # Panics
-    /// When `PGARROW_REQUIRE_PG=1` and something is missing, and when starting fails.
+    /// When something is missing and the run does not allow skipping, and when starting
+    /// fails.
+    #[track_caller]
     pub fn shared() -> Option<&'static TlsCluster> {
         let state = SHARED.get_or_init(|| {
             let openssl = Command::new("openssl")
@@ -287,20 +296,24 @@ impl TlsCluster {
                 .stderr(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success());
-            if crate::find_bin_dir().is_none() || !openssl {
-                return Ok(None);
+            if crate::find_bin_dir().is_none() {
+                return Ok(Err((
+                    "PostgreSQL",
+                    "no server binaries found (apt-get install postgresql, or set PG_BIN)",
+                )));
             }
-            TlsCluster::start().map(Some).map_err(|e| e.to_string())
+            if !openssl {
+                return Ok(Err((
+                    "the openssl command",
+                    "it makes the TLS cluster's certificates (apt-get install openssl)",
+                )));
+            }
+            TlsCluster::start().map(Ok).map_err(|e| e.to_string())
         });
         match state {
-            Ok(Some(c)) => Some(c),
-            Ok(None) => {
-                let message = "no PostgreSQL server binaries or no openssl command: the TLS \
-                               cluster cannot start";
-                if std::env::var_os(REQUIRE_PG_ENV).is_some_and(|v| v == "1") {
-                    panic!("{REQUIRE_PG_ENV}=1 but {message}");
-                }
-                eprintln!("SKIPPED: {message}");
+            Ok(Ok(c)) => Some(c),
+            Ok(Err((what, how))) => {
+                crate::missing(what, how);
                 None
             }
             Err(message) => panic!("cannot start the TLS PostgreSQL cluster: {message}"),

@@ -1,5 +1,5 @@
-//! Integration tests of the ephemeral clusters (skipped, loudly, without
-//! PostgreSQL binaries unless `PGARROW_REQUIRE_PG=1`).
+//! Integration tests of the ephemeral clusters (they fail without PostgreSQL
+//! binaries, unless `PGARROW_ALLOW_SKIP=1` skips them loudly).
 
 #[path = "../../pgarrow-scratch/tests/support/psql.rs"]
 mod psql;

@@ -12,21 +12,21 @@ use arrow_schema::{DataType, Field, Schema};
 use crate::protocol::quote_literal;
 use crate::protocol::{Connection, quote_ident};
 use crate::types::{META_EXTENSION_NAME, META_PG_OID, META_PG_TYPE, META_PG_TYPMOD};
-use crate::{Error, Result};
+use crate::{Error, Result, TableName};
 
 /// OIDs below this are built in, the same in every database (`FirstNormalObjectId`).
 const FIRST_NORMAL_OID: u32 = 16_384;
 
-/// Creates `table` (already quoted) from `schema` unless it exists.
+/// Creates `table` from `schema` unless it exists.
 pub(crate) async fn create_table(
     conn: &mut Connection,
-    table: &str,
+    table: &TableName,
     schema: &Schema,
 ) -> Result<()> {
     let exists = conn
         .simple_query(&format!(
             "SELECT to_regclass({}) IS NOT NULL",
-            quote_literal(table)
+            quote_literal(&table.quoted())
         ))
         .await?;
     if first_value(&exists, 0).as_deref() == Some("t") {
@@ -60,8 +60,12 @@ pub(crate) async fn create_table(
         };
         columns.push(format!("{} {pg_type}", quote_ident(f.name())));
     }
-    conn.simple_query(&format!("CREATE TABLE {table} ({})", columns.join(", ")))
-        .await?;
+    conn.simple_query(&format!(
+        "CREATE TABLE {} ({})",
+        table.quoted(),
+        columns.join(", ")
+    ))
+    .await?;
     Ok(())
 }
 

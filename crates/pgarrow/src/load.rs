@@ -8,8 +8,12 @@ use arrow_schema::{ArrowError, Schema};
 use pgarrow_encode::{HEADER, RowEncoder, TRAILER};
 
 use crate::create::create_table;
-use crate::protocol::quote_ident;
-use crate::{Client, Error, ErrorKind, IntoTableName, Result, Source, Stop};
+use crate::protocol::Connection;
+use crate::{Client, ColumnPlan, Error, ErrorKind, IntoTableName, Result, Source, Stop};
+
+mod plan;
+
+use plan::LoadPlan;
 
 /// What a load does with the rows already in the table.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -183,8 +187,6 @@ pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Bytes of encoded rows handed to the connection at a time.
 const SEND_AT: usize = 1 << 20;
-/// The temporary table a staged load copies into (upserts, text columns).
-const STAGE: &str = "_pgarrow_load";
 
 impl Client {
     /// Loads `batches` (all of `schema`) into `table` (`name` or `schema.name`) in one
@@ -245,26 +247,19 @@ impl Client {
         let started = Instant::now();
         let mut stats = LoadStats::default();
         let table = table.into_table_name()?;
-        let qualified = table.quoted();
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let list = columns
-            .iter()
-            .map(|c| quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(", ");
-        if let LoadMode::Upsert { key } = &options.mode {
-            upsert_sql(&qualified, &columns, &list, key)?;
-        }
+        // The statements come from names: a usage error is found here, before anything is sent.
+        let load = LoadPlan::new(&table, &columns, &options.mode)?;
         let conn = self.connection();
         conn.simple_query("BEGIN").await?;
         let result = async {
             if options.create {
-                create_table(self.connection(), &qualified, schema).await?;
+                create_table(self.connection(), &table, schema).await?;
             }
             // The target's types, in the input's order (a missing column is the server's
             // error, naming it).
             let plan = self
-                .plan(&Source::query(format!("SELECT {list} FROM {qualified}")))
+                .plan(&Source::query(load.describe.as_str()))
                 .await
                 .map_err(|e| e.context(format!("the columns of {table}")))?;
             let targets = plan.columns.iter().map(|c| &c.column);
@@ -272,118 +267,17 @@ impl Client {
                 .map_err(|e| Error::from(ErrorKind::Encode(e)))?;
             let text_columns = encoder.text_columns();
             stats.describe = started.elapsed();
+            let load = load.with_text_columns(&text_types(&text_columns, &plan.columns)?)?;
             let conn = self.connection();
-            if options.mode == LoadMode::Replace {
-                conn.simple_query(&format!("TRUNCATE {qualified}")).await?;
+            for sql in load.before_copy() {
+                conn.simple_query(sql).await?;
             }
-            let staged =
-                !text_columns.is_empty() || matches!(options.mode, LoadMode::Upsert { .. });
-            let into = match staged {
-                false => qualified.clone(),
-                true => {
-                    // The input's columns with their types, text where the values are text.
-                    let select = columns
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| match text_columns.contains(&i) {
-                            true => format!("CAST({0} AS text) AS {0}", quote_ident(c)),
-                            false => quote_ident(c),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    conn.simple_query(&format!(
-                        "CREATE TEMPORARY TABLE {STAGE} ON COMMIT DROP AS SELECT {select} FROM \
-                         {qualified} WITH NO DATA"
-                    ))
-                    .await?;
-                    STAGE.to_owned()
-                }
-            };
-            let sql = format!("COPY {into} ({list}) FROM STDIN (FORMAT binary)");
-            let mut copy = conn.copy_in(&sql).await?;
-            // Reading and encoding run on a thread of their own, a few buffers ahead of the
-            // socket: the server takes one buffer while the next is encoded.
-            let (chunks, mut encoded) = tokio::sync::mpsc::channel(IN_FLIGHT);
-            let (recycle, recycled) = std::sync::mpsc::channel();
-            let input = batches.into_iter();
-            std::thread::Builder::new()
-                .name("pgarrow-load-encode".into())
-                .spawn(move || encode_input(input, &encoder, &chunks, &recycled))
-                .map_err(|e| {
-                    Error::from(ErrorKind::Internal(format!(
-                        "cannot start the encoding thread: {e}"
-                    )))
-                })?;
-            let stop = hooks.stop.clone();
-            let sent: Result<()> = async {
-                loop {
-                    let chunk = stop.run(encoded.recv()).await?.ok_or_else(|| {
-                        Error::internal("the encoding thread stopped without a word")
-                    })??;
-                    let t = Instant::now();
-                    stop.run(copy.write(&chunk.buf)).await??;
-                    stats.send += t.elapsed();
-                    if let Some(progress) = hooks.progress.as_mut() {
-                        progress(chunk.rows, copy.bytes());
-                    }
-                    if let Some((read, encode)) = chunk.last {
-                        (stats.read, stats.encode) = (read, encode);
-                        return Ok(());
-                    }
-                    let _ = recycle.send(chunk.buf);
-                }
-            }
-            .await;
-            // Whatever happened, the encoding thread stops at its next send.
-            drop(encoded);
-            stats.bytes = copy.bytes();
-            if let Err(e) = sent.map_err(at_input_row) {
-                // The server discards what it took; its own error, if it has one, is the
-                // same as ours or follows from it. A stopped load gives a server that does
-                // not read a few seconds, then drops the connection (which rolls back too).
-                let message = format!("pgarrow: {e}");
-                let fail = copy.fail(&message);
-                match e.is_cancelled() {
-                    true => drop(tokio::time::timeout(STOP_GRACE, fail).await),
-                    false => drop(fail.await),
-                }
-                return Err(e);
-            }
+            copy_rows(conn, &load.copy, encoder, batches, hooks, &mut stats).await?;
             let t = Instant::now();
-            stats.rows = copy.finish().await.map_err(|e| at_input_row(e.into()))?;
-            stats.send += t.elapsed();
-            let t = Instant::now();
-            if staged {
-                let values = columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| match text_columns.contains(&i) {
-                        true => format!(
-                            "CAST({} AS {})",
-                            quote_ident(c),
-                            plan.columns[i].column.type_name
-                        ),
-                        false => quote_ident(c),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let insert = match &options.mode {
-                    LoadMode::Upsert { key } => upsert_sql(&qualified, &columns, &values, key)?,
-                    _ => format!("INSERT INTO {qualified} ({list}) SELECT {values} FROM {STAGE}"),
-                };
-                conn.simple_query(&insert)
+            if let Some(insert) = &load.insert {
+                conn.simple_query(insert)
                     .await
-                    .map_err(|e| match text_columns.is_empty() {
-                        true => Error::from(e),
-                        false => Error::from(e).context(format!(
-                            "casting the text columns ({}) into their types",
-                            text_columns
-                                .iter()
-                                .map(|&i| columns[i].as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )),
-                    })?;
+                    .map_err(|e| load.insert_failed(e.into()))?;
             }
             conn.simple_query("COMMIT").await?;
             stats.commit = t.elapsed();
@@ -400,6 +294,96 @@ impl Client {
         stats.total = started.elapsed();
         Ok(stats)
     }
+}
+
+/// The encoder's text columns with their target columns' types, for [`LoadPlan`].
+fn text_types<'a>(
+    text_columns: &[usize],
+    targets: &'a [ColumnPlan],
+) -> Result<Vec<(usize, &'a str)>> {
+    text_columns
+        .iter()
+        .map(|&i| match targets.get(i) {
+            Some(c) => Ok((i, c.column.type_name.as_str())),
+            None => Err(Error::internal(format!(
+                "the encoder's text column {i} is not among the {} target columns",
+                targets.len()
+            ))),
+        })
+        .collect()
+}
+
+/// Runs the COPY `sql` on `conn`: `batches` are read and encoded on a thread of their own, a
+/// few chunks ahead of the socket, and each chunk is sent as it comes (then `hooks.progress`
+/// hears of it). `stats` gets the rows the server counted, the bytes sent and the time spent
+/// reading, encoding and sending.
+///
+/// # Errors
+/// The input's, the encoder's or the server's error (the server's names the input row: see
+/// [`at_input_row`]), or [`ErrorKind::Cancelled`] when `hooks.stop` stops it; the COPY has
+/// been failed (CopyFail) then, and the caller rolls back.
+async fn copy_rows<I>(
+    conn: &mut Connection,
+    sql: &str,
+    encoder: RowEncoder,
+    batches: I,
+    hooks: &mut LoadHooks<'_>,
+    stats: &mut LoadStats,
+) -> Result<()>
+where
+    I: IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+    I::IntoIter: Send + 'static,
+{
+    let mut copy = conn.copy_in(sql).await?;
+    // Reading and encoding run on a thread of their own, a few buffers ahead of the
+    // socket: the server takes one buffer while the next is encoded.
+    let (chunks, mut encoded) = tokio::sync::mpsc::channel(IN_FLIGHT);
+    let (recycle, recycled) = std::sync::mpsc::channel();
+    let input = batches.into_iter();
+    std::thread::Builder::new()
+        .name("pgarrow-load-encode".into())
+        .spawn(move || encode_input(input, &encoder, &chunks, &recycled))
+        .map_err(|e| Error::internal(format!("cannot start the encoding thread: {e}")))?;
+    let stop = hooks.stop.clone();
+    let sent: Result<()> = async {
+        loop {
+            let chunk = stop
+                .run(encoded.recv())
+                .await?
+                .ok_or_else(|| Error::internal("the encoding thread stopped without a word"))??;
+            let t = Instant::now();
+            stop.run(copy.write(&chunk.buf)).await??;
+            stats.send += t.elapsed();
+            if let Some(progress) = hooks.progress.as_mut() {
+                progress(chunk.rows, copy.bytes());
+            }
+            if let Some((read, encode)) = chunk.last {
+                (stats.read, stats.encode) = (read, encode);
+                return Ok(());
+            }
+            let _ = recycle.send(chunk.buf);
+        }
+    }
+    .await;
+    // Whatever happened, the encoding thread stops at its next send.
+    drop(encoded);
+    stats.bytes = copy.bytes();
+    if let Err(e) = sent.map_err(at_input_row) {
+        // The server discards what it took; its own error, if it has one, is the same as
+        // ours or follows from it. A stopped load gives a server that does not read a few
+        // seconds, then drops the connection (which rolls back too).
+        let message = format!("pgarrow: {e}");
+        let fail = copy.fail(&message);
+        match e.is_cancelled() {
+            true => drop(tokio::time::timeout(STOP_GRACE, fail).await),
+            false => drop(fail.await),
+        }
+        return Err(e);
+    }
+    let t = Instant::now();
+    stats.rows = copy.finish().await.map_err(|e| at_input_row(e.into()))?;
+    stats.send += t.elapsed();
+    Ok(())
 }
 
 /// Encoded rows on their way to the socket.
@@ -511,38 +495,6 @@ fn at_input_row(e: Error) -> Error {
     ))
 }
 
-/// `INSERT ... SELECT values ... ON CONFLICT (key) DO UPDATE` from the load's temporary table.
-fn upsert_sql(table: &str, columns: &[String], values: &str, key: &[String]) -> Result<String> {
-    if key.is_empty() {
-        return Err(Error::usage(
-            "an upsert needs a key: the columns of a unique index",
-        ));
-    }
-    if let Some(k) = key.iter().find(|k| !columns.contains(k)) {
-        return Err(Error::usage(format!(
-            "the upsert key {k:?} is not among the input's columns ({})",
-            columns.join(", ")
-        )));
-    }
-    let list = |cols: &mut dyn Iterator<Item = &String>| {
-        cols.map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
-    };
-    let all = list(&mut columns.iter());
-    let keys = list(&mut key.iter());
-    let updates: Vec<String> = columns
-        .iter()
-        .filter(|c| !key.contains(c))
-        .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c)))
-        .collect();
-    let action = match updates.is_empty() {
-        true => "NOTHING".to_owned(),
-        false => format!("UPDATE SET {}", updates.join(", ")),
-    };
-    Ok(format!(
-        "INSERT INTO {table} ({all}) SELECT {values} FROM {STAGE} ON CONFLICT ({keys}) DO {action}"
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,28 +512,5 @@ mod tests {
         for (mode, key) in [("upsert", None), ("replace", key), ("merge", None)] {
             assert!(LoadMode::parse(mode, key).unwrap_err().is_usage(), "{mode}");
         }
-    }
-
-    #[test]
-    fn upserts() {
-        let cols = ["id".to_owned(), "v".to_owned(), "w x".to_owned()];
-        assert_eq!(
-            upsert_sql("\"t\"", &cols, "\"id\", \"v\", \"w x\"", &["id".to_owned()]).unwrap(),
-            "INSERT INTO \"t\" (\"id\", \"v\", \"w x\") SELECT \"id\", \"v\", \"w x\" FROM \
-             _pgarrow_load ON CONFLICT (\"id\") DO UPDATE SET \"v\" = EXCLUDED.\"v\", \
-             \"w x\" = EXCLUDED.\"w x\""
-        );
-        assert!(
-            upsert_sql("t", &cols[..1], "id", &["id".to_owned()])
-                .unwrap()
-                .ends_with("DO NOTHING")
-        );
-        assert!(upsert_sql("t", &cols, "", &[]).is_err());
-        assert!(
-            upsert_sql("t", &cols, "", &["nope".to_owned()])
-                .unwrap_err()
-                .to_string()
-                .contains("nope")
-        );
     }
 }

@@ -42,7 +42,7 @@ impl TableName {
     /// Reads `name` or `schema.name`; either part may be double-quoted (`"a.b"."c"`, `""` for
     /// a quote) to hold dots. Names are exact: `Orders` and `orders` are different tables
     /// (the command line's `--table` folds unquoted names as SQL does, through
-    /// [`TablePattern`](TablePattern)).
+    /// [`TablePattern`]).
     ///
     /// # Errors
     /// [`ErrorKind::Usage`](crate::ErrorKind::Usage): an empty part, a stray quote, or more

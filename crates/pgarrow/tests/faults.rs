@@ -452,7 +452,10 @@ async fn invalid_utf8_from_a_sql_ascii_database() {
 async fn the_server_restarted_mid_export() {
     // A cluster of its own: restarting the shared one would break the other tests.
     if pgarrow_testkit::find_bin_dir().is_none() {
-        eprintln!("SKIPPED: no PostgreSQL binaries");
+        pgarrow_testkit::missing(
+            "PostgreSQL",
+            "no server binaries found (apt-get install postgresql, or set PG_BIN)",
+        );
         return;
     }
     let pg = Cluster::start().unwrap();

@@ -10,7 +10,10 @@ use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use common::Db;
 use pgarrow::sink::{Format, Output};
-use pgarrow::{Client, ExportOptions, FileTarget, Hooks, LoadMode, Source};
+use pgarrow::{
+    Client, ExportOptions, FileTarget, Hooks, LoadHooks, LoadMode, LoadOptions, Source, Stop,
+    TableName,
+};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -255,4 +258,117 @@ fn a_round_trip_through_parquet() {
         db.psql("SELECT _r::text FROM dst _r ORDER BY id"),
         db.psql("SELECT _r::text FROM src _r ORDER BY id")
     );
+}
+
+#[test]
+fn odd_names_and_text_columns_upsert() {
+    let Some(db) = Db::with(
+        "load_odd_names",
+        r#"CREATE SCHEMA "My ""Schema"".x";
+           CREATE TABLE "My ""Schema"".x"."Tab le" ("Id" int8 PRIMARY KEY, "a.b c" text,
+               "we""ird" inet, n int DEFAULT 7);
+           INSERT INTO "My ""Schema"".x"."Tab le" VALUES (1, 'one', '10.0.0.1', 1);
+           CREATE TABLE _pgarrow_load (id int8 PRIMARY KEY, v text);"#,
+    ) else {
+        return;
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("Id", DataType::Int64, false),
+        Field::new("a.b c", DataType::Utf8, true),
+        Field::new("we\"ird", DataType::Utf8, true),
+    ]));
+    let batch = |ids: Vec<i64>, a: Vec<&str>, inet: Vec<&str>| {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(StringArray::from(a)),
+            Arc::new(StringArray::from(inet)),
+        ];
+        RecordBatch::try_new(schema.clone(), columns).unwrap()
+    };
+    let table = TableName::new(Some("My \"Schema\".x"), "Tab le");
+    let upsert = LoadMode::Upsert {
+        key: vec!["Id".into()],
+    };
+    let run = |table: &TableName, schema: &Schema, b: RecordBatch, mode: &LoadMode| {
+        runtime().block_on(async {
+            let mut client = Client::connect(db.url()).await.unwrap();
+            client.load(table, schema, vec![Ok(b)], mode).await
+        })
+    };
+    // inet has no binary encoder: it is staged as text and cast by the upsert.
+    let b = batch(vec![1, 2], vec!["uno", "two"], vec!["10.0.0.2", "::1"]);
+    assert_eq!(run(&table, &schema, b, &upsert).unwrap().rows, 2);
+    let select = r#"SELECT "Id", "a.b c", "we""ird", n FROM "My ""Schema"".x"."Tab le" ORDER BY 1"#;
+    assert_eq!(db.psql(select), "1|uno|10.0.0.2|1\n2|two|::1|7\n");
+    // A value the cast refuses: the text column is named, and nothing changed.
+    let b = batch(vec![3], vec!["three"], vec!["not an address"]);
+    let e = run(&table, &schema, b, &LoadMode::Append).unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.contains(r#"casting the text columns ("we""ird")"#) && e.code() == Some("22P02"),
+        "{message}"
+    );
+    assert_eq!(db.psql(select), "1|uno|10.0.0.2|1\n2|two|::1|7\n");
+    // A table named as the load's temporary table, given with its schema, is not confused
+    // with it.
+    let stage_named = TableName::new(Some("public"), "_pgarrow_load");
+    let two = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("v", DataType::Utf8, true),
+    ]));
+    let b = RecordBatch::try_new(
+        two.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef,
+            Arc::new(StringArray::from(vec!["a", "b"])),
+        ],
+    )
+    .unwrap();
+    let key = LoadMode::Upsert {
+        key: vec!["id".into()],
+    };
+    assert_eq!(run(&stage_named, &two, b, &key).unwrap().rows, 2);
+    assert_eq!(
+        db.psql("SELECT id, v FROM public._pgarrow_load ORDER BY id"),
+        "1|a\n2|b\n"
+    );
+}
+
+#[test]
+fn a_stopped_load_rolls_back_and_leaves_the_connection_usable() {
+    let Some(db) = Db::with("load_stopped", TABLE) else {
+        return;
+    };
+    let before = db.psql("SELECT id, v, d FROM t ORDER BY id");
+    let stop = Stop::new();
+    let stopper = stop.clone();
+    // The input stops the load while it is being read, after the first chunks went out.
+    let mut n = 0;
+    let input = std::iter::from_fn(move || {
+        n += 1;
+        if n == 3 {
+            stopper.stop();
+        }
+        let first = 100 + n * 20_000;
+        (n <= 5).then(|| {
+            Ok(batch(
+                &(first..first + 20_000).collect::<Vec<_>>(),
+                &vec![Some("x"); 20_000],
+            ))
+        })
+    });
+    runtime().block_on(async {
+        let mut client = Client::connect(db.url()).await.unwrap();
+        let mut hooks = LoadHooks::default().stop(&stop);
+        let options = LoadOptions::new(LoadMode::Replace);
+        let e = client
+            .load_with("t", &schema(), input, &options, &mut hooks)
+            .await
+            .unwrap_err();
+        assert!(e.is_cancelled(), "{e}");
+        // CopyFail and ROLLBACK left the session ready for more.
+        let rows = client.connection().simple_query("SELECT 1").await.unwrap();
+        assert_eq!(rows.len(), 1);
+    });
+    assert_eq!(db.psql("SELECT id, v, d FROM t ORDER BY id"), before);
 }

@@ -5,8 +5,10 @@
 //!
 //! Expected values always come from the server's own rendering of the stored values, extracted
 //! element by element (`generate_subscripts`, `(p).x`, `lower(r)`, `unnest(mr)`, `each(h)`),
-//! never from our own output. Each test has its own database on the shared cluster and returns
-//! early (the cluster prints SKIPPED) when PostgreSQL is not installed.
+//! never from our own output. Each test has its own database on the shared cluster; without
+//! PostgreSQL it fails, or returns early (the cluster prints SKIPPED) when the run allows skipping
+//! (`PGARROW_ALLOW_SKIP=1`). PostGIS and pgvector are skipped loudly when not installed, unless
+//! `PGARROW_REQUIRE_POSTGIS=1` / `PGARROW_REQUIRE_PGVECTOR=1`.
 //!
 //! Long on purpose: some fifty tests, one or two per type family or policy, each a table of cases;
 //! kept in one binary because each test binary links arrow, parquet and the server harness again,
@@ -23,8 +25,8 @@ use arrow_array::types::{
 use arrow_schema::{DataType, TimeUnit};
 use common::{
     Db, Exported, ValueError, child, decode_copy, decode_value_error, f64_bits, hex, item_type,
-    leaf, list_at, list_leaves, list_of, our_leaves, pg_bool, required, server_leaves,
-    struct_names, under, unhex, value_error,
+    leaf, list_at, list_leaves, list_of, our_leaves, pg_bool, server_leaves, struct_names, under,
+    unhex, value_error,
 };
 use pgarrow::plan::TypePlan;
 use pgarrow::policy::{
@@ -1463,15 +1465,15 @@ async fn citext_ltree_xml_and_char_are_utf8() {
 }
 
 /// A new database with the extension `name`, or `None` (SKIPPED) when it is not installed,
-/// unless the environment switch `require` is `1`.
+/// unless the environment switch `require` is `1` (see `pgarrow_testkit::missing_opt_in`).
 fn with_extension(prefix: &str, name: &str, require: &str) -> Option<Db> {
     let db = Db::new(prefix)?;
     if let Err(e) = db.try_psql(&format!("CREATE EXTENSION {name}")) {
-        assert!(
-            !required(require),
-            "{require}=1 but CREATE EXTENSION {name} failed: {e}"
+        pgarrow_testkit::missing_opt_in(
+            require,
+            &format!("the {name} extension ({prefix})"),
+            &format!("CREATE EXTENSION {name} failed: {e}"),
         );
-        eprintln!("SKIPPED {prefix}: CREATE EXTENSION {name} failed: {e}");
         return None;
     }
     Some(db)

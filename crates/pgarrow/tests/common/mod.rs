@@ -31,7 +31,7 @@ pub struct Db {
 
 impl Db {
     /// A new database, or `None` (the test should return; the cluster printed SKIPPED) when
-    /// PostgreSQL is not installed.
+    /// PostgreSQL is not installed and the run allows skipping (`PGARROW_ALLOW_SKIP=1`).
     pub fn new(prefix: &str) -> Option<Db> {
         let cluster = Cluster::shared()?;
         let name = cluster

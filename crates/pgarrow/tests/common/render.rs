@@ -396,11 +396,6 @@ pub fn our_leaves(
     v
 }
 
-/// Whether an environment switch is `1`.
-pub fn required(var: &str) -> bool {
-    std::env::var_os(var).is_some_and(|v| v == "1")
-}
-
 /// A server boolean.
 pub fn pg_bool(v: &Option<String>) -> bool {
     match v.as_deref() {
