@@ -175,8 +175,27 @@ def baseline_tools(binary):
         "pgarrow --to arrow-stream -o - > /dev/null": lambda out: ["--to", "arrow-stream", "-o", "-"],
         "pgarrow --to parquet (zstd 3)": lambda out: ["--to", "parquet", "-o", out],
     }
-    return [Tool(f"{name} [baseline]", "parquet" if "parquet" in name else "null", "pgarrow",
-                 pgarrow_argv(extra, binary)) for name, extra in extras.items()]
+    tools = [Tool(f"{name} [baseline]", "parquet" if "parquet" in name else "null", "pgarrow",
+                  pgarrow_argv(extra, binary)) for name, extra in extras.items()]
+    for fmt in ("null", "parquet"):
+        tools.append(Tool(
+            f"pgarrow --partitions 2 --to {fmt} [baseline]", fmt, "pgarrow",
+            (lambda fmt: lambda s, q, t, out: [binary, "export", "--url", s.url, "--table", t,
+                                               "--partitions", "2", "--to", fmt,
+                                               *(["-o", out] if fmt == "parquet" else [])])(fmt)))
+    return tools
+
+
+def baseline_load_tools(binary):
+    """`pgarrow import` and `pgarrow copy` again with another build (`--baseline --load`)."""
+    return [
+        Tool("pgarrow import [baseline]", "Parquet", "pgarrow",
+             lambda s, inputs, target: [binary, "import", inputs["parquet"], "--into", target,
+                                        "--url", s.url]),
+        Tool("pgarrow copy [baseline]", "table lineitem", "pgarrow-copy",
+             lambda s, inputs, target: [binary, "copy", "--from", s.url, "--to", s.url,
+                                        "--table", "lineitem", "--into", target]),
+    ]
 
 
 def peer_argv(tool):
@@ -763,6 +782,7 @@ def main():
         PGARROW = os.path.abspath(args.pgarrow)
     if args.baseline:
         TOOLS.extend(baseline_tools(os.path.abspath(args.baseline)))
+        LOAD_TOOLS.extend(baseline_load_tools(os.path.abspath(args.baseline)))
     RESULTS = os.path.abspath(args.results)
     os.makedirs(DATA, exist_ok=True)
     for path in (PGARROW, SERVE):

@@ -522,7 +522,11 @@ fn paths(data: &Bound<'_, PyAny>) -> PyResult<Option<Vec<PathBuf>>> {
     }
     if data.is_instance_of::<PyList>() || data.is_instance_of::<PyTuple>() {
         let paths: Vec<PathBuf> = data.extract().map_err(|_| {
-            PyTypeError::new_err("a list given as data must hold paths (str or os.PathLike)")
+            PyTypeError::new_err(
+                "a list given as data must hold paths (str or os.PathLike) of files to load; \
+                 Arrow data is anything with __arrow_c_stream__ (a pyarrow Table, a polars \
+                 DataFrame, ...)",
+            )
         })?;
         return Ok(Some(paths));
     }
