@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::budget::Budget;
 use super::plan::{PartitionPlan, enter_snapshot, part_export_plan};
 use crate::manifest::DirTarget;
-use crate::pipeline::loss_metadata;
+use crate::pipeline::Destination;
 use crate::protocol::{CancelToken, Config};
 use crate::stats::ExportStats;
 use crate::{Client, Error, Export, ExportOptions, ExportPlan, Result};
@@ -242,7 +242,7 @@ async fn read_part(
                     }
                 }
             }
-            (WorkerOutput::Files(_), _, Some((sink, _))) => sink.write(&batch)?,
+            (WorkerOutput::Files(_), _, Some((sink, _))) => Destination::write(sink, &batch)?,
             _ => {}
         }
         writing += started.elapsed();
@@ -262,10 +262,8 @@ async fn read_part(
         return Ok(false);
     }
     let file = match file {
-        Some((sink, path)) => {
-            let written = sink.finish_with_metadata(&loss_metadata(&stats.losses))?;
-            Some((path, written))
-        }
+        // Finished as every file of every export is (the loss counts in its footer).
+        Some((sink, path)) => Some((path, Destination::finish(sink, &stats)?.unwrap_or(0))),
         None => None,
     };
     stats.write = writing + started.elapsed();
