@@ -221,6 +221,46 @@ pub(crate) fn parse_option<T: std::str::FromStr<Err: std::fmt::Display>>(
     s.parse().map_err(|e: T::Err| e.to_string())
 }
 
+/// Object-store settings, for commands that read or write files.
+#[derive(Args, Clone, Default)]
+#[command(next_help_heading = "Object stores")]
+pub(crate) struct StorageArgs {
+    /// An object-store setting, KEY=VALUE (repeatable): aws_endpoint=http://localhost:9000,
+    /// aws_allow_http=true, aws_virtual_hosted_style_request=false, aws_profile=NAME,
+    /// azure_storage_account_name=..., google_service_account=FILE, part_size=64MiB, ...
+    /// (see the README's "Object stores"). The clouds' environment variables are read first.
+    #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = parse_storage_option)]
+    pub(crate) storage_options: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for StorageArgs {
+    /// The keys only: values may be secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set()
+            .entries(self.storage_options.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
+
+impl StorageArgs {
+    /// The settings.
+    pub(crate) fn options(&self) -> pgarrow::StorageOptions {
+        self.storage_options.iter().cloned().collect()
+    }
+
+    /// A path or URL given on the command line.
+    pub(crate) fn location(&self, path: &std::path::Path) -> pgarrow::Result<pgarrow::Location> {
+        match path.to_str() {
+            Some(text) => pgarrow::Location::parse(text, &self.options()),
+            None => Ok(pgarrow::Location::Local(path.to_owned())),
+        }
+    }
+}
+
+fn parse_storage_option(s: &str) -> Result<(String, String), String> {
+    pgarrow::StorageOptions::parse_pair(s).map_err(|e| e.to_string())
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct SchemaArgs {
     #[command(flatten)]
@@ -236,7 +276,8 @@ pub(crate) struct OutputArgs {
     /// and discard). Default: from the output file's extension (.parquet, .arrow, .arrows).
     #[arg(long, value_name = "FORMAT", value_parser = parse_option::<Format>)]
     pub(crate) to: Option<Format>,
-    /// Output file, or - for standard output (not a terminal).
+    /// Output file, or an object URL (s3://bucket/key.parquet, gs://..., az://...,
+    /// abfss://...), or - for standard output (not a terminal).
     #[arg(long, short = 'o', value_name = "PATH")]
     pub(crate) output: Option<String>,
     /// No progress bar and no summary.
@@ -253,9 +294,11 @@ pub(crate) struct OutputArgs {
     /// decode, write, finish) and the counts, as a table on stderr.
     #[arg(long)]
     pub(crate) stats: bool,
-    /// Write the same statistics as one JSON object to FILE.
+    /// Write the same statistics as one JSON object to FILE (a path or an object URL).
     #[arg(long, value_name = "FILE")]
     pub(crate) stats_json: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) storage: StorageArgs,
     /// Parquet compression: zstd[:LEVEL], snappy, lz4, gzip, none [default: zstd].
     #[arg(long, value_name = "CODEC", value_parser = parse_option::<Compression>, help_heading = "Parquet")]
     pub(crate) compression: Option<Compression>,
@@ -365,9 +408,12 @@ pub(crate) struct PlanArgs {
     /// shared or per-connection (see `export --snapshot`).
     #[arg(long, default_value = "shared", value_name = "MODE", value_parser = parse_policy::<SnapshotMode>)]
     pub(crate) snapshot: SnapshotMode,
-    /// Write the plan to FILE (atomically) instead of standard output.
+    /// Write the plan to FILE (atomically; a path or an object URL) instead of standard
+    /// output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) storage: StorageArgs,
     /// After writing the plan, keep its snapshot open (standard output is closed, so a reader
     /// sees the plan end) until SIGTERM or Ctrl-C, the end of standard input when it is a
     /// pipe, or the exit of the parent process.
@@ -385,9 +431,13 @@ pub(crate) struct ImportArgs {
     #[command(flatten)]
     pub(crate) conn: ConnArgs,
     /// Files to load: .parquet, .arrow (IPC file) or .arrows (IPC stream), all with the same
-    /// columns; - reads an IPC stream from standard input.
+    /// columns; a directory (or prefix) with the manifest of the export that wrote it;
+    /// object URLs (s3://bucket/orders.parquet, or a pattern: s3://bucket/orders/*.parquet);
+    /// - reads an IPC stream from standard input.
     #[arg(required = true, value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) storage: StorageArgs,
     /// The table (name or schema.name, exact): the input's columns go into its columns of the
     /// same names; the others get their defaults.
     #[arg(long, value_name = "TABLE")]

@@ -25,7 +25,12 @@ pub(crate) fn import(stop: &Stop, config: &Config, args: &ImportArgs) -> Result<
     let mut input_options = InputOptions::default();
     input_options.batch_rows = args.batch_rows;
     // Every file is opened (and its schema checked) before connecting.
-    let input = Input::open(&args.files, &input_options)?;
+    let inputs = args
+        .files
+        .iter()
+        .map(|f| args.storage.location(f))
+        .collect::<pgarrow::Result<Vec<_>>>()?;
+    let input = Input::open(&inputs, &input_options)?;
     let from = input.name().to_owned();
     let (bar, hooks) = load_hooks(args.load.quiet, stop);
     let stats = pgarrow::blocking::load_with(config, &args.into, input, &options, hooks);

@@ -324,7 +324,10 @@ fn export(
         return partition::export(rt, session, config, source, args, partition, policies);
     }
     let target = match &partition.output_dir {
-        Some(dir) => FileTarget::new(output::dir_format(args, dir)?, Output::File(dir.clone())),
+        Some(dir) => FileTarget::new(
+            output::dir_format(args, dir)?,
+            args.storage.location(dir)?.output(),
+        ),
         None => file_target(args)?,
     };
     session.to_stdout = target.output == Output::Stdout;
@@ -352,6 +355,16 @@ fn export(
     report(args, &stats, &stats, &target, None)
 }
 
+/// A file's path or an object's URL.
+pub(crate) fn output_name(output: &Output) -> String {
+    match output {
+        Output::File(p) => p.display().to_string(),
+        Output::Remote(r) => r.name().to_owned(),
+        Output::Stdout => "standard output".to_owned(),
+        Output::Discard => "nowhere".to_owned(),
+    }
+}
+
 /// `--dry-run`: what the export would run and write, from the described query.
 fn dry_run(
     rt: &tokio::runtime::Runtime,
@@ -364,14 +377,16 @@ fn dry_run(
 ) -> Result<()> {
     let plan = block_on(rt, stop, client.plan_with(source, policies))?;
     let output = match &target.output {
-        Output::File(p) if partition.output_dir.is_some() => {
+        Output::File(_) | Output::Remote(_) if partition.output_dir.is_some() => {
             format!(
                 "{} (one {} file per part, then the manifest)",
-                p.display(),
+                output_name(&target.output),
                 target.format
             )
         }
-        Output::File(p) => format!("{} ({})", p.display(), target.format),
+        Output::File(_) | Output::Remote(_) => {
+            format!("{} ({})", output_name(&target.output), target.format)
+        }
         Output::Stdout => format!("standard output ({})", target.format),
         Output::Discard => "nowhere (--to null)".to_owned(),
     };
@@ -432,7 +447,7 @@ fn report<D: Serialize>(
 ) -> Result<()> {
     let json = || {
         let output = match &target.output {
-            Output::File(p) => Some(p.display().to_string()),
+            Output::File(_) | Output::Remote(_) => Some(output_name(&target.output)),
             Output::Stdout => Some("-".to_owned()),
             Output::Discard => None,
         };
@@ -446,8 +461,10 @@ fn report<D: Serialize>(
         println!("{}", json()?);
     }
     if let Some(path) = &args.stats_json {
-        std::fs::write(path, json()? + "\n")
-            .with_context(|| format!("cannot write the statistics to {}", path.display()))?;
+        let location = args.storage.location(path)?;
+        location
+            .write_atomically((json()? + "\n").as_bytes())
+            .with_context(|| format!("cannot write the statistics to {location}"))?;
     }
     if !args.quiet {
         let summary = Summary {

@@ -21,7 +21,7 @@ pub(crate) fn resolve_output(args: &OutputArgs) -> Result<(Format, Output)> {
         (None, Some("-")) => Err(usage(
             "writing to standard output (-o -) needs --to parquet, arrow or arrow-stream",
         )),
-        (_, Some(p)) if Path::new(p).is_dir() => Err(usage(&format!(
+        (_, Some(p)) if !p.contains("://") && Path::new(p).is_dir() => Err(usage(&format!(
             "-o {p} is a directory: give a file name (or --output-dir for one file per table \
              or part)"
         ))),
@@ -34,7 +34,7 @@ pub(crate) fn resolve_output(args: &OutputArgs) -> Result<(Format, Output)> {
                     .map(|e| e.to_string_lossy())
                     .unwrap_or_default(),
             ))),
-            _ => Ok((f, Output::File(PathBuf::from(p)))),
+            _ => Ok((f, args.storage.location(Path::new(p))?.output())),
         },
         (None, Some(p)) => {
             let path = PathBuf::from(p);
@@ -44,7 +44,7 @@ pub(crate) fn resolve_output(args: &OutputArgs) -> Result<(Format, Output)> {
                      extension, or --to"
                 ))
             })?;
-            Ok((f, Output::File(path)))
+            Ok((f, args.storage.location(&path)?.output()))
         }
         (_, None) => Err(usage("give an output file with -o PATH (or --to null)")),
     }
@@ -153,6 +153,7 @@ mod tests {
             dry_run: false,
             stats: false,
             stats_json: None,
+            storage: Default::default(),
         }
     }
 

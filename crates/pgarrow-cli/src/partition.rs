@@ -14,7 +14,7 @@ use pgarrow::partition::{
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
 use pgarrow::sink::Output;
-use pgarrow::{DirTarget, FileTarget, Source, write_atomically};
+use pgarrow::{DirTarget, FileTarget, Source};
 
 use crate::args::{OutputArgs, PartitionArgs, PlanArgs};
 use crate::report::{group, human_bytes};
@@ -57,15 +57,16 @@ pub(crate) fn export(
                 ));
             }
             let format = crate::output::dir_format(args, dir)?;
+            let location = args.storage.location(dir)?;
             let target = DirTarget {
-                dir: dir.clone(),
+                dir: location.clone(),
                 format,
                 options: sink_options(args)?,
             };
             target.options.validate()?;
             // Watching the stop itself, the export removes its files before it returns.
             let run = export_to_dir(config, source.clone(), &options, &popts, &target, hooks);
-            let shown = FileTarget::new(format, Output::File(dir.clone()));
+            let shown = FileTarget::new(format, location.output());
             (wait(rt, &stop, run), shown)
         }
         None => {
@@ -85,7 +86,7 @@ fn describe(stats: &PartitionedStats) -> String {
     let manifest = stats
         .manifest
         .as_ref()
-        .map(|m| format!(", manifest {}", m.display()))
+        .map(|m| format!(", manifest {m}"))
         .unwrap_or_default();
     let capped = match stats.connections < stats.connections_wanted {
         true => format!(
@@ -121,10 +122,12 @@ pub(crate) fn export_part(
     args: &OutputArgs,
     policies: &Policies,
 ) -> Result<()> {
-    let text = std::fs::read_to_string(plan_path)
-        .with_context(|| format!("cannot read the plan {}", plan_path.display()))?;
-    let plan =
-        PartitionPlan::from_json(&text).with_context(|| format!("in {}", plan_path.display()))?;
+    let location = args.storage.location(plan_path)?;
+    let bytes = location
+        .read()
+        .with_context(|| format!("cannot read the plan {location}"))?;
+    let plan = PartitionPlan::from_json(&String::from_utf8_lossy(&bytes))
+        .with_context(|| format!("in {location}"))?;
     plan.part(part)?;
     let target = file_target(args)?;
     session.to_stdout = target.output == Output::Stdout;
@@ -168,7 +171,10 @@ pub(crate) fn plan(
     )?;
     let json = coordinator.plan().to_json() + "\n";
     match &args.output {
-        Some(path) => write_atomically(path, &json)?,
+        Some(path) => args
+            .storage
+            .location(path)?
+            .write_atomically(json.as_bytes())?,
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(json.as_bytes())

@@ -212,6 +212,7 @@ pub(crate) fn summary_line(s: &Summary, format: Format, output: &Output) -> Stri
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     let target = match output {
         Output::File(p) => format!("{} ({format}, {})", p.display(), human_bytes(s.written)),
+        Output::Remote(r) => format!("{r} ({format}, {})", human_bytes(s.written)),
         Output::Stdout => format!("standard output ({format}, {})", human_bytes(s.written)),
         Output::Discard => "nowhere (--to null)".to_owned(),
     };

@@ -26,7 +26,7 @@ pub(crate) fn export(
     policies: &Policies,
 ) -> Result<()> {
     let target = DirTarget {
-        dir: dir.to_owned(),
+        dir: args.storage.location(dir)?,
         format: dir_format(args, dir)?,
         options: sink_options(args)?,
     };
@@ -71,10 +71,10 @@ pub(crate) fn export(
             plural(tables, "table", "tables"),
             group(stats.manifest.rows),
             plural(stats.manifest.rows, "row", "rows"),
-            dir.display(),
+            stats.output_dir,
             stats.total.as_secs_f64(),
             human_bytes(stats.copy_bytes),
-            stats.manifest_path.display()
+            stats.manifest_path
         );
     }
     Ok(())
@@ -93,7 +93,7 @@ fn dry_run(
         "would export {} {} into {} ({}), in one snapshot, then {MANIFEST_NAME}:",
         tables.len(),
         plural(tables.len() as u64, "table", "tables"),
-        target.dir.display(),
+        target.dir,
         target.format
     );
     let client = export.client()?;
@@ -102,7 +102,7 @@ fn dry_run(
         let plan = block_on(rt, &session.stop, client.plan_with(&source, policies))?;
         println!(
             "\n{table} -> {}\n{}\n",
-            target.dir.join(target.table_file(&table)).display(),
+            target.dir.join(&target.table_file(&table)),
             plan.copy_sql
         );
         print!("{}", render_schema(&plan));

@@ -7,8 +7,9 @@
 //! with the GIL released, checking for signals every 100 ms: Ctrl-C cancels the server query
 //! and raises `KeyboardInterrupt`.
 
+use std::collections::HashMap;
 use std::ffi::CStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,10 +21,10 @@ use arrow_schema::ffi::FFI_ArrowSchema;
 use pgarrow::blocking::{self, CopyOptions, Reader};
 use pgarrow::partition;
 use pgarrow::protocol::Config;
-use pgarrow::sink::{Format, Output};
+use pgarrow::sink::Format;
 use pgarrow::{
     Category, Client, DirTarget, ExportStats, FileTarget, Hooks, Input, InputOptions, LoadHooks,
-    LoadMode, LoadOptions, Source, Stop, TableName, TablePattern,
+    LoadMode, LoadOptions, Location, Source, Stop, StorageOptions, TableName, TablePattern,
 };
 use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -390,7 +391,8 @@ fn schema<'py>(
 /// Exports `source` to a Parquet or Arrow IPC file at `path` (written atomically); returns
 /// the statistics as JSON text.
 #[pyfunction]
-#[pyo3(signature = (conninfo, source, path, format=None, is_table=false, options=None))]
+#[pyo3(signature = (conninfo, source, path, format=None, is_table=false, options=None, storage_options=None))]
+#[allow(clippy::too_many_arguments)]
 fn export_file(
     py: Python<'_>,
     conninfo: Option<&str>,
@@ -399,7 +401,9 @@ fn export_file(
     format: Option<&str>,
     is_table: bool,
     options: Option<&Bound<'_, PyDict>>,
+    storage_options: Option<HashMap<String, String>>,
 ) -> PyResult<String> {
+    let location = location(py, &path, storage_options)?;
     let options = Options::parse(options, true)?;
     let config = config(conninfo, options.statement_timeout)?;
     let source = self::source(source, is_table)?;
@@ -420,15 +424,14 @@ fn export_file(
             "format 'null' writes nothing: use pgarrow.read_batches to read without a file",
         ));
     }
-    if path.is_dir() {
+    if location.as_local().is_some_and(Path::is_dir) {
         return Err(PyValueError::new_err(format!(
-            "{} is a directory: give a file name",
-            path.display()
+            "{location} is a directory: give a file name"
         )));
     }
     let target = FileTarget {
         format,
-        output: Output::File(path),
+        output: location.output(),
         options: options.sink,
     };
     target
@@ -463,7 +466,7 @@ fn export_file(
 /// checked against its row count). The GIL is released while it runs (a producer's stream
 /// takes it back when it needs it); Ctrl-C stops it with CopyFail and a rollback.
 #[pyfunction]
-#[pyo3(signature = (conninfo, table, data, mode="append", key=None, create=false, batch_rows=None))]
+#[pyo3(signature = (conninfo, table, data, mode="append", key=None, create=false, batch_rows=None, storage_options=None))]
 #[allow(clippy::too_many_arguments)]
 fn write(
     py: Python<'_>,
@@ -474,6 +477,7 @@ fn write(
     key: Option<Vec<String>>,
     create: bool,
     batch_rows: Option<usize>,
+    storage_options: Option<HashMap<String, String>>,
 ) -> PyResult<String> {
     let mode = LoadMode::parse(mode, key).map_err(|e| py_err(py, &e))?;
     let options = LoadOptions::new(mode).with_create(create);
@@ -484,8 +488,14 @@ fn write(
         if let Some(rows) = batch_rows {
             input_options.batch_rows = rows.max(1);
         }
+        let storage: StorageOptions = storage_options.unwrap_or_default().into_iter().collect();
+        let inputs = paths
+            .iter()
+            .map(|p| parse_location(p, &storage))
+            .collect::<pgarrow::Result<Vec<_>>>()
+            .map_err(|e| py_err(py, &e))?;
         // Every file is opened, and its columns checked, before connecting.
-        let input = Input::open(&paths, &input_options).map_err(|e| py_err(py, &e))?;
+        let input = Input::open(&inputs, &input_options).map_err(|e| py_err(py, &e))?;
         return detached(py, move |stop| {
             document(&blocking::load(config, table, input, &options, stop)?)
         });
@@ -537,7 +547,8 @@ fn paths(data: &Bound<'_, PyAny>) -> PyResult<Option<Vec<PathBuf>>> {
 /// `--table` and `--schema` read them) into `output_dir`, one file per table, in one
 /// snapshot, then `_manifest.json`; returns the statistics (the manifest's fields) as JSON.
 #[pyfunction]
-#[pyo3(signature = (conninfo, tables, schemas, output_dir, format=None, options=None))]
+#[pyo3(signature = (conninfo, tables, schemas, output_dir, format=None, options=None, storage_options=None))]
+#[allow(clippy::too_many_arguments)]
 fn export_tables(
     py: Python<'_>,
     conninfo: Option<&str>,
@@ -546,7 +557,9 @@ fn export_tables(
     output_dir: PathBuf,
     format: Option<&str>,
     options: Option<&Bound<'_, PyDict>>,
+    storage_options: Option<HashMap<String, String>>,
 ) -> PyResult<String> {
+    let output_dir = location(py, &output_dir, storage_options)?;
     let options = Options::parse(options, true)?;
     if options.partitions.is_some() {
         return Err(usage_error(
@@ -584,7 +597,8 @@ fn export_tables(
 /// Exports `source` into `output_dir`, one file per part (over `partitions` connections in
 /// one snapshot), then `_manifest.json`; returns the statistics as JSON.
 #[pyfunction]
-#[pyo3(signature = (conninfo, source, output_dir, format=None, is_table=false, options=None))]
+#[pyo3(signature = (conninfo, source, output_dir, format=None, is_table=false, options=None, storage_options=None))]
+#[allow(clippy::too_many_arguments)]
 fn export_dir(
     py: Python<'_>,
     conninfo: Option<&str>,
@@ -593,7 +607,9 @@ fn export_dir(
     format: Option<&str>,
     is_table: bool,
     options: Option<&Bound<'_, PyDict>>,
+    storage_options: Option<HashMap<String, String>>,
 ) -> PyResult<String> {
+    let output_dir = location(py, &output_dir, storage_options)?;
     let options = Options::parse(options, true)?;
     let mut config = config(conninfo, options.statement_timeout)?;
     config.read_only = true;
@@ -613,6 +629,24 @@ fn export_dir(
         let run = partition::export_to_dir(config, source, &export, &partitions, &target, hooks);
         document(&blocking::wait(&runtime, stop, run)?)
     })
+}
+
+/// A path or URL, with the object stores' settings.
+fn parse_location(path: &Path, storage: &StorageOptions) -> pgarrow::Result<Location> {
+    match path.to_str() {
+        Some(text) => Location::parse(text, storage),
+        None => Ok(Location::Local(path.to_owned())),
+    }
+}
+
+/// [`parse_location`] for Python: a bad URL or setting is a `UsageError`.
+fn location(
+    py: Python<'_>,
+    path: &Path,
+    storage_options: Option<HashMap<String, String>>,
+) -> PyResult<Location> {
+    let storage: StorageOptions = storage_options.unwrap_or_default().into_iter().collect();
+    parse_location(path, &storage).map_err(|e| py_err(py, &e))
 }
 
 /// The format of the files in a directory: `format`, else Parquet.

@@ -41,7 +41,7 @@ mod row_groups;
 use options::writer_properties;
 pub use options::{Compression, DEFAULT_ROW_GROUP_BYTES, Format, IntervalEncoding, SinkOptions};
 use output::Out;
-pub use output::Output;
+pub use output::{Output, Remote, RemoteWrite};
 
 pub use parquet_compat::parquet_compatible_schema;
 use parquet_compat::{check_parquet_schema, parquet_compatible_batch};

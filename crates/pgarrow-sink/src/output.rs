@@ -1,9 +1,12 @@
 //! Where a sink's bytes go: a file written atomically (a temporary file beside the target,
 //! synced and renamed over it only when the sink finishes), a device or pipe written directly,
-//! or standard output; each counting the bytes written.
+//! standard output, or a [`Remote`] object (made visible only by its commit); each counting
+//! the bytes written.
 
+use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tempfile::NamedTempFile;
 
@@ -18,7 +21,67 @@ pub enum Output {
     Stdout,
     /// Nothing (only with [`Format::Null`]).
     Discard,
+    /// An object somewhere else (an object store), written atomically by its own writer.
+    Remote(Remote),
 }
+
+/// The bytes of one remote object, written as they come and made visible only by
+/// [`commit`](RemoteWrite::commit); dropped uncommitted, it must leave nothing behind.
+pub trait RemoteWrite: Write + Send {
+    /// Makes everything written visible as one object.
+    ///
+    /// # Errors
+    /// The object could not be completed (it is then not there).
+    fn commit(self: Box<Self>) -> io::Result<()>;
+}
+
+type OpenRemote = dyn Fn() -> io::Result<Box<dyn RemoteWrite>> + Send + Sync;
+
+/// A remote output: its name (for messages, with no secret in it) and how to open its writer.
+#[derive(Clone)]
+pub struct Remote {
+    name: String,
+    open: Arc<OpenRemote>,
+}
+
+impl Remote {
+    /// A remote output named `name`, opened by `open` when a sink is created (so that an
+    /// unusable destination fails before any work).
+    pub fn new(
+        name: impl Into<String>,
+        open: impl Fn() -> io::Result<Box<dyn RemoteWrite>> + Send + Sync + 'static,
+    ) -> Remote {
+        Remote {
+            name: name.into(),
+            open: Arc::new(open),
+        }
+    }
+
+    /// Its name, such as `s3://bucket/orders.parquet`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Remote").field(&self.name).finish()
+    }
+}
+
+impl fmt::Display for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl PartialEq for Remote {
+    fn eq(&self, other: &Remote) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.open, &other.open)
+    }
+}
+
+impl Eq for Remote {}
 
 /// Counts the bytes going through a writer.
 #[derive(Debug)]
@@ -39,11 +102,22 @@ impl<W: Write> Write for Counting<W> {
 }
 
 /// The bytes destination under a format writer.
-#[derive(Debug)]
 pub(crate) enum Dest {
     Temp(BufWriter<NamedTempFile>),
     Direct(BufWriter<std::fs::File>),
     Stdout(BufWriter<io::Stdout>),
+    Remote(Box<dyn RemoteWrite>),
+}
+
+impl fmt::Debug for Dest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dest::Temp(_) => "Temp",
+            Dest::Direct(_) => "Direct",
+            Dest::Stdout(_) => "Stdout",
+            Dest::Remote(_) => "Remote",
+        })
+    }
 }
 
 /// Whether `path` exists and is not a regular file (a character device, a FIFO, a socket).
@@ -57,6 +131,7 @@ impl Write for Dest {
             Dest::Temp(w) => w.write(buf),
             Dest::Direct(w) => w.write(buf),
             Dest::Stdout(w) => w.write(buf),
+            Dest::Remote(w) => w.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -64,6 +139,7 @@ impl Write for Dest {
             Dest::Temp(w) => w.flush(),
             Dest::Direct(w) => w.flush(),
             Dest::Stdout(w) => w.flush(),
+            Dest::Remote(w) => w.flush(),
         }
     }
 }
@@ -118,6 +194,14 @@ pub(crate) fn open(output: Output, format: Format) -> Result<(Out, Option<PathBu
             Dest::Stdout(BufWriter::with_capacity(1 << 20, io::stdout())),
             None,
         ),
+        Output::Remote(remote) => {
+            let writer = (remote.open)().map_err(|source| Error::Io {
+                what: "cannot create",
+                path: PathBuf::from(&remote.name),
+                source,
+            })?;
+            (Dest::Remote(writer), Some(PathBuf::from(remote.name)))
+        }
         Output::Discard => {
             return Err(Error::Invalid(format!(
                 "format {format} needs an output file or stdout"
@@ -162,6 +246,11 @@ pub(crate) fn finish(out: Out, target: Option<PathBuf>) -> Result<u64> {
         Dest::Direct(mut w) => w.flush().map_err(|source| Error::Io {
             what: "writing",
             path: PathBuf::from("the output device"),
+            source,
+        })?,
+        Dest::Remote(w) => w.commit().map_err(|source| Error::Io {
+            what: "cannot complete",
+            path: target.unwrap_or_default(),
             source,
         })?,
         Dest::Temp(w) => {

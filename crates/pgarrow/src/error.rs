@@ -54,6 +54,9 @@ pub enum ErrorKind {
     },
     /// Creating, writing or finishing an output failed.
     Sink(pgarrow_sink::Error),
+    /// An object store refused or failed: the bucket, the credentials, the permissions, the
+    /// settings (usage), or the network and the service (output).
+    Storage(crate::store::StorageError),
     /// A [`RecordBatchWriter`](arrow_array::RecordBatchWriter) given to
     /// [`Export::write_to`](crate::Export::write_to) failed.
     Write(ArrowError),
@@ -139,6 +142,8 @@ impl Error {
             ErrorKind::Sink(
                 pgarrow_sink::Error::Invalid(_) | pgarrow_sink::Error::Unsupported(_),
             ) => Category::Usage,
+            ErrorKind::Storage(e) if e.is_usage() => Category::Usage,
+            ErrorKind::Storage(_) => Category::Output,
             ErrorKind::Sink(_) | ErrorKind::Write(_) => Category::Output,
             ErrorKind::Cancelled => Category::Cancelled,
             ErrorKind::Internal(_) => Category::Internal,
@@ -282,9 +287,32 @@ impl From<pgarrow_decode::Error> for Error {
     }
 }
 
+impl From<crate::store::StorageError> for Error {
+    fn from(e: crate::store::StorageError) -> Self {
+        ErrorKind::Storage(e).into()
+    }
+}
+
 impl From<pgarrow_sink::Error> for Error {
+    /// An object store's failure under a sink's I/O error is told as itself: which object,
+    /// what was done, and whether the call must change.
     fn from(e: pgarrow_sink::Error) -> Self {
-        ErrorKind::Sink(e).into()
+        match e {
+            pgarrow_sink::Error::Io { source, .. }
+                if source
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<crate::store::StorageError>()) =>
+            {
+                match source
+                    .into_inner()
+                    .map(|inner| inner.downcast::<crate::store::StorageError>())
+                {
+                    Some(Ok(storage)) => ErrorKind::Storage(*storage).into(),
+                    _ => ErrorKind::Internal("a storage error went missing".into()).into(),
+                }
+            }
+            e => ErrorKind::Sink(e).into(),
+        }
     }
 }
 
@@ -315,6 +343,7 @@ impl fmt::Display for Error {
                 "the server reported {server} rows but {decoded} were decoded"
             )?,
             ErrorKind::Sink(e) => e.fmt(f)?,
+            ErrorKind::Storage(e) => e.fmt(f)?,
             ErrorKind::Write(e) => write!(f, "the batch writer failed: {e}")?,
             ErrorKind::Cancelled => f.write_str("cancelled by the caller")?,
             ErrorKind::Internal(m) => write!(f, "internal error (a bug in pgarrow): {m}")?,
@@ -337,6 +366,7 @@ impl std::error::Error for Error {
             ErrorKind::Input(ArrowError::ExternalError(e)) => Some(e.as_ref()),
             ErrorKind::Input(e) => Some(e),
             ErrorKind::Sink(e) => Some(e),
+            ErrorKind::Storage(e) => Some(e),
             ErrorKind::Write(e) => Some(e),
             ErrorKind::Context { source, .. } => Some(source.as_ref()),
             _ => None,

@@ -5,14 +5,15 @@
 
 use std::fs::File;
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
 use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::sink::Format;
-use crate::{Error, ErrorKind, Result};
+use crate::store::{ObjectLocation, ObjectReader};
+use crate::{Error, ErrorKind, Location, Result};
 
 /// Rows per batch read from Parquet files, unless an [`InputOptions`] says otherwise.
 pub const DEFAULT_INPUT_BATCH_ROWS: usize = 65_536;
@@ -58,19 +59,25 @@ impl std::fmt::Debug for Input {
 }
 
 impl Input {
-    /// Opens `paths`: files (Parquet `.parquet`/`.pq`, IPC files `.arrow`/`.feather`/`.ipc`,
-    /// IPC streams `.arrows`, or all of `options.format`), `-` alone for an IPC stream on
-    /// standard input, or one directory holding a manifest. Every file is opened and its
-    /// schema checked before this returns, so a bad input fails before anything connects.
+    /// Opens `inputs`: files or objects (Parquet `.parquet`/`.pq`, IPC files
+    /// `.arrow`/`.feather`/`.ipc`, IPC streams `.arrows`, or all of `options.format`), `-`
+    /// alone for an IPC stream on standard input, one directory or object-store prefix
+    /// holding a manifest, or object URLs whose last segments hold `*` or `?` (matched
+    /// within one segment: `s3://b/orders/*.parquet`), in name order. Every file is opened
+    /// and its schema checked before this returns, so a bad input fails before anything
+    /// connects; objects are read in place, by ranges.
     ///
     /// # Errors
-    /// [`ErrorKind::Usage`]: no path, `-` with files, an unknown extension, a directory
-    /// without a manifest, a manifest of several tables, files whose columns differ.
-    /// [`ErrorKind::Input`]: a file that cannot be opened or read as its format.
-    pub fn open(paths: &[PathBuf], options: &InputOptions) -> Result<Input> {
-        match paths {
+    /// [`ErrorKind::Usage`]: no input, `-` with files, an unknown extension, a directory
+    /// without a manifest, a manifest of several tables, files whose columns differ, a
+    /// pattern that matches nothing. [`ErrorKind::Input`]: a file that cannot be opened or
+    /// read as its format. [`ErrorKind::Storage`]: an object store refused.
+    pub fn open<L: Clone + Into<Location>>(inputs: &[L], options: &InputOptions) -> Result<Input> {
+        let inputs: Vec<Location> = inputs.iter().cloned().map(Into::into).collect();
+        let is_stdin = |l: &Location| l.as_local().is_some_and(|p| p.as_os_str() == "-");
+        match inputs.as_slice() {
             [] => Err(Error::usage("no input: give files, a directory, or -")),
-            [one] if one.as_os_str() == "-" => {
+            [one] if is_stdin(one) => {
                 let reader = arrow_ipc::reader::StreamReader::try_new(
                     BufReader::new(std::io::stdin()),
                     None,
@@ -82,32 +89,45 @@ impl Input {
                     batches: Box::new(reader),
                 })
             }
-            _ if paths.iter().any(|p| p.as_os_str() == "-") => Err(Error::usage(
+            _ if inputs.iter().any(is_stdin) => Err(Error::usage(
                 "- (standard input) cannot be combined with files",
             )),
-            [dir] if dir.is_dir() => Input::open_dir(dir, options),
-            _ if paths.iter().any(|p| p.is_dir()) => Err(Error::usage(
-                "a directory (with its manifest) is read alone, not with other inputs",
-            )),
-            files => {
-                let files: Vec<(PathBuf, Option<u64>)> =
-                    files.iter().map(|p| (p.clone(), None)).collect();
-                let name = match files.as_slice() {
-                    [(one, _)] => one.display().to_string(),
-                    more => format!("{} files", more.len()),
-                };
-                Input::open_files(name, files, options)
+            _ => {
+                let mut files = Vec::new();
+                let mut dirs = Vec::new();
+                for input in &inputs {
+                    match input {
+                        Location::Local(p) if p.is_dir() => dirs.push(input.clone()),
+                        Location::Local(_) => files.push((input.clone(), None, None)),
+                        Location::Object(o) => match object_input(o)? {
+                            ObjectInput::Dir => dirs.push(input.clone()),
+                            ObjectInput::Files(found) => files.extend(found),
+                        },
+                    }
+                }
+                match (dirs.as_slice(), files.is_empty()) {
+                    ([dir], true) => Input::open_dir(dir, options),
+                    ([], _) => {
+                        let name = match files.as_slice() {
+                            [(one, _, _)] => one.to_string(),
+                            more => format!("{} files", more.len()),
+                        };
+                        Input::open_files(name, files, options)
+                    }
+                    _ => Err(Error::usage(
+                        "a directory (with its manifest) is read alone, not with other inputs",
+                    )),
+                }
             }
         }
     }
 
     /// The files `DIR/_manifest.json` lists, each to hold the rows it says.
-    fn open_dir(dir: &Path, options: &InputOptions) -> Result<Input> {
-        if !dir.join(MANIFEST_NAME).exists() {
+    fn open_dir(dir: &Location, options: &InputOptions) -> Result<Input> {
+        if !dir.join(MANIFEST_NAME).exists()? {
             return Err(Error::usage(format!(
-                "{} has no {MANIFEST_NAME}: a directory is read through the manifest of the \
-                 export that wrote it (give the files themselves otherwise)",
-                dir.display()
+                "{dir} has no {MANIFEST_NAME}: a directory is read through the manifest of the \
+                 export that wrote it (give the files themselves otherwise)"
             )));
         }
         let manifest = Manifest::read(dir)?;
@@ -118,16 +138,12 @@ impl Input {
             .collect();
         if tables.len() > 1 {
             return Err(Error::usage(format!(
-                "{} holds several tables ({}): load one file at a time",
-                dir.display(),
+                "{dir} holds several tables ({}): load one file at a time",
                 tables.join(", ")
             )));
         }
         if manifest.files.is_empty() {
-            return Err(Error::usage(format!(
-                "the manifest of {} lists no file",
-                dir.display()
-            )));
+            return Err(Error::usage(format!("the manifest of {dir} lists no file")));
         }
         let format = manifest.format.parse::<Format>().ok();
         let mut options = options.clone();
@@ -135,30 +151,25 @@ impl Input {
         let files = manifest
             .files
             .iter()
-            .map(|f| (dir.join(&f.path), Some(f.rows)))
+            .map(|f| (dir.join(&f.path), Some(f.rows), None))
             .collect();
-        Input::open_files(dir.display().to_string(), files, &options)
+        Input::open_files(dir.to_string(), files, &options)
     }
 
     /// Opens every file (checking that their columns agree), and chains their batches;
     /// files with an expected row count are checked against it as they end.
-    fn open_files(
-        name: String,
-        files: Vec<(PathBuf, Option<u64>)>,
-        options: &InputOptions,
-    ) -> Result<Input> {
+    fn open_files(name: String, files: Vec<InputFile>, options: &InputOptions) -> Result<Input> {
         let mut opened = Vec::with_capacity(files.len());
-        for (path, rows) in files {
-            let (schema, batches) = open_file(&path, options)?;
+        for (path, rows, size) in files {
+            let (schema, batches) = open_file(&path, size, options)?;
             opened.push((path, rows, schema, batches));
         }
         let schema = opened[0].2.clone();
         for (path, _, s, _) in &opened[1..] {
             if !same_columns(&schema, s) {
                 return Err(Error::usage(format!(
-                    "{} does not have the columns of {}: {} against {}",
-                    path.display(),
-                    opened[0].0.display(),
+                    "{path} does not have the columns of {}: {} against {}",
+                    opened[0].0,
                     columns(s),
                     columns(&schema)
                 )));
@@ -199,9 +210,79 @@ impl RecordBatchReader for Input {
     }
 }
 
+/// An input file: where, the rows its manifest says, its size when a listing gave it.
+type InputFile = (Location, Option<u64>, Option<u64>);
+
+/// What an object URL names: objects (one, or those a pattern matches), or a prefix with a
+/// manifest.
+enum ObjectInput {
+    Files(Vec<InputFile>),
+    Dir,
+}
+
+/// Whether a `*` or `?` makes `key` a pattern.
+fn is_pattern(key: &str) -> bool {
+    key.contains(['*', '?'])
+}
+
+/// `text` matches `pattern`: `*` is any run of characters but `/`, `?` any one but `/`.
+fn matches(pattern: &[u8], text: &[u8]) -> bool {
+    match (pattern.split_first(), text.split_first()) {
+        (None, None) => true,
+        (Some((b'*', rest)), _) => {
+            matches(rest, text)
+                || text
+                    .split_first()
+                    .is_some_and(|(c, t)| *c != b'/' && matches(pattern, t))
+        }
+        (Some((b'?', rest)), Some((c, t))) => *c != b'/' && matches(rest, t),
+        (Some((p, rest)), Some((c, t))) => p == c && matches(rest, t),
+        _ => false,
+    }
+}
+
+/// Finds what an object URL names: the objects a pattern matches (listed under the prefix
+/// before its first pattern segment), the object itself, or a prefix with a manifest.
+fn object_input(o: &ObjectLocation) -> Result<ObjectInput> {
+    let key = o.key();
+    if is_pattern(key) {
+        let fixed: Vec<&str> = key
+            .split('/')
+            .take_while(|segment| !is_pattern(segment))
+            .collect();
+        let prefix = o.at(object_store::path::Path::from_iter(fixed.iter().copied()));
+        let mut found: Vec<InputFile> = prefix
+            .list()?
+            .into_iter()
+            .filter(|(path, _)| matches(key.as_bytes(), path.as_ref().as_bytes()))
+            .map(|(path, size)| (Location::Object(o.at(path)), None, Some(size)))
+            .collect();
+        if found.is_empty() {
+            return Err(Error::usage(format!("no object matches {o}")));
+        }
+        found.sort_by_key(|(l, _, _)| l.to_string());
+        return Ok(ObjectInput::Files(found));
+    }
+    if !key.is_empty()
+        && let Some(size) = o.size()?
+    {
+        return Ok(ObjectInput::Files(vec![(
+            Location::Object(o.clone()),
+            None,
+            Some(size),
+        )]));
+    }
+    if o.child(MANIFEST_NAME).size()?.is_some() {
+        return Ok(ObjectInput::Dir);
+    }
+    Err(Error::usage(format!(
+        "{o}: no such object, and no {MANIFEST_NAME} under it"
+    )))
+}
+
 /// One file's batches, its rows counted and checked against the manifest at its end.
 struct Counted {
-    path: PathBuf,
+    path: Location,
     expected: Option<u64>,
     seen: u64,
     /// `None` once it ended.
@@ -221,7 +302,7 @@ impl Iterator for Counted {
             Some(Err(e)) => {
                 self.batches = None;
                 Some(Err(ArrowError::from(
-                    Error::from(ErrorKind::Input(e)).context(self.path.display().to_string()),
+                    Error::from(ErrorKind::Input(e)).context(self.path.to_string()),
                 )))
             }
             None => {
@@ -231,8 +312,7 @@ impl Iterator for Counted {
                         Some(Err(ArrowError::from(Error::usage(format!(
                             "{} holds {} rows, and its manifest says {rows}: the directory \
                              is not what its export wrote",
-                            self.path.display(),
-                            self.seen
+                            self.path, self.seen
                         )))))
                     }
                     _ => None,
@@ -242,10 +322,18 @@ impl Iterator for Counted {
     }
 }
 
-/// Opens one file by its format (given, else from its extension).
-fn open_file(path: &Path, options: &InputOptions) -> Result<(SchemaRef, Batches)> {
-    let shown = path.display().to_string();
-    let format = match options.format.or_else(|| Format::from_path(path)) {
+/// Opens one file or object by its format (given, else from its extension).
+fn open_file(
+    location: &Location,
+    size: Option<u64>,
+    options: &InputOptions,
+) -> Result<(SchemaRef, Batches)> {
+    let shown = location.to_string();
+    let named = location.file_name().unwrap_or_default();
+    let format = match options
+        .format
+        .or_else(|| Format::from_path(Path::new(&named)))
+    {
         Some(Format::Null) | None => {
             return Err(Error::usage(format!(
                 "cannot tell the format of {shown}: use a .parquet, .arrow (IPC file) or \
@@ -254,28 +342,59 @@ fn open_file(path: &Path, options: &InputOptions) -> Result<(SchemaRef, Batches)
         }
         Some(f) => f,
     };
+    let path = match location {
+        Location::Local(path) => path,
+        Location::Object(o) => {
+            let reader = match size {
+                Some(len) => ObjectReader::with_len(o, len),
+                None => ObjectReader::open(o)?,
+            };
+            return read_format(format, reader.clone(), reader, &shown, options);
+        }
+    };
     let file = File::open(path).map_err(|e| {
         Error::from(ErrorKind::Input(ArrowError::IoError(
             format!("cannot open {shown}: {e}"),
             e,
         )))
     })?;
+    let buffered = BufReader::new(file.try_clone().map_err(|e| {
+        Error::from(ErrorKind::Input(ArrowError::IoError(
+            format!("cannot open {shown}: {e}"),
+            e,
+        )))
+    })?);
+    read_format(format, file, buffered, &shown, options)
+}
+
+/// The batches of `format` read from `chunks` (Parquet) or `seekable` (Arrow IPC).
+fn read_format<C, S>(
+    format: Format,
+    chunks: C,
+    seekable: S,
+    shown: &str,
+    options: &InputOptions,
+) -> Result<(SchemaRef, Batches)>
+where
+    C: parquet::file::reader::ChunkReader + 'static,
+    S: std::io::Read + std::io::Seek + Send + 'static,
+{
     Ok(match format {
         Format::Parquet => {
             let reader =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(chunks)
                     .and_then(|b| b.with_batch_size(options.batch_rows.max(1)).build())
-                    .map_err(|e| input_error(&shown, "a Parquet file", e.into()))?;
+                    .map_err(|e| input_error(shown, "a Parquet file", e.into()))?;
             (reader.schema(), Box::new(reader))
         }
         Format::ArrowFile => {
-            let reader = arrow_ipc::reader::FileReader::try_new(BufReader::new(file), None)
-                .map_err(|e| input_error(&shown, "an Arrow IPC file", e))?;
+            let reader = arrow_ipc::reader::FileReader::try_new(seekable, None)
+                .map_err(|e| input_error(shown, "an Arrow IPC file", e))?;
             (reader.schema(), Box::new(reader))
         }
         _ => {
-            let reader = arrow_ipc::reader::StreamReader::try_new(BufReader::new(file), None)
-                .map_err(|e| input_error(&shown, "an Arrow IPC stream", e))?;
+            let reader = arrow_ipc::reader::StreamReader::try_new(seekable, None)
+                .map_err(|e| input_error(shown, "an Arrow IPC stream", e))?;
             (reader.schema(), Box::new(reader))
         }
     })
@@ -354,14 +473,14 @@ mod tests {
         // A manifest lists only the first file: only it is read.
         let listed = vec![ManifestFile::new("part-00000.arrow", 2, 0)];
         let m = Manifest::new(Format::ArrowFile, None, None, None, listed);
-        m.write(dir.path()).unwrap();
+        m.write(&dir.path().into()).unwrap();
         let input = Input::open(&[dir.path().to_owned()], &opts).unwrap();
         assert_eq!(rows(input), Ok(2));
 
         // A manifest whose count is wrong: the load's input fails naming the file.
         let wrong = vec![ManifestFile::new("part-00000.arrow", 5, 0)];
         Manifest::new(Format::ArrowFile, None, None, None, wrong)
-            .write(dir.path())
+            .write(&dir.path().into())
             .unwrap();
         let e = rows(Input::open(&[dir.path().to_owned()], &opts).unwrap()).unwrap_err();
         assert!(e.contains("holds 2 rows, and its manifest says 5"), "{e}");

@@ -50,6 +50,7 @@ mod pipeline;
 mod source;
 mod stats;
 mod stop;
+mod store;
 mod tables;
 
 pub use client::{Client, ExportOptions, ExportPlan, IntoConfig};
@@ -65,6 +66,10 @@ pub use pipeline::{FileTarget, Hooks};
 pub use source::Source;
 pub use stats::ExportStats;
 pub use stop::Stop;
+pub use store::{
+    Cloud, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PART_SIZE, Location, ObjectLocation, StorageError,
+    StorageOptions, StorageProblem,
+};
 pub use tables::{TablesExport, TablesStats, export_tables};
 
 /// How PostgreSQL types become Arrow types: type plans, the catalog they are made from,

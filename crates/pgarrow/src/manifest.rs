@@ -1,14 +1,15 @@
 //! Directories of results: where an export writes one file per part or per table
 //! ([`DirTarget`]), and `_manifest.json` ([`Manifest`]), written last, which lists them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arrow_schema::Schema;
 use pgarrow_sink::{Format, SinkOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::partition::PartRange;
-use crate::{Error, ErrorKind, Result, TableName};
+use crate::store::local_io as io;
+use crate::{Error, Location, Result, TableName};
 
 /// The manifest's file name in an output directory.
 pub const MANIFEST_NAME: &str = "_manifest.json";
@@ -18,11 +19,12 @@ pub const MANIFEST_NAME: &str = "_manifest.json";
 /// version 2 (the fields they had kept their names and meaning).
 pub const MANIFEST_VERSION: u32 = 2;
 
-/// Where an export writes one file per part or per table.
+/// Where an export writes one file per part or per table: a local directory or an object
+/// store's prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirTarget {
-    /// The directory (created if missing).
-    pub dir: PathBuf,
+    /// The directory (created if missing), or the prefix.
+    pub dir: Location,
     /// The files' format (not [`Format::Null`]).
     pub format: Format,
     /// The files' options.
@@ -30,8 +32,9 @@ pub struct DirTarget {
 }
 
 impl DirTarget {
-    /// Files of `format` with default options in `dir`.
-    pub fn new(dir: impl Into<PathBuf>, format: Format) -> DirTarget {
+    /// Files of `format` with default options in `dir` (a path, or a [`Location`] parsed
+    /// from a URL).
+    pub fn new(dir: impl Into<Location>, format: Format) -> DirTarget {
         DirTarget {
             dir: dir.into(),
             format,
@@ -64,17 +67,15 @@ impl DirTarget {
         Ok(())
     }
 
-    /// Makes the directory, and removes a manifest left there by an earlier export, so that
-    /// a manifest is only ever this run's, complete.
+    /// Makes the directory (for an object store: checks that the bucket is there and may be
+    /// written, before any query), and removes a manifest left there by an earlier export,
+    /// so that a manifest is only ever this run's, complete.
     pub(crate) fn prepare(&self) -> Result<()> {
-        let dir = &self.dir;
-        std::fs::create_dir_all(dir).map_err(|e| io("cannot create the directory", dir, e))?;
-        let manifest = dir.join(MANIFEST_NAME);
-        match std::fs::remove_file(&manifest) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io("cannot remove the old manifest", &manifest, e)),
-        }
+        self.dir.prepare_dir()?;
+        self.dir
+            .join(MANIFEST_NAME)
+            .remove()
+            .map_err(|e| e.context("removing the old manifest"))
     }
 }
 
@@ -181,21 +182,23 @@ impl Manifest {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// Reads `DIR/_manifest.json`.
+    /// Reads `DIR/_manifest.json` (a local directory, or an object store's prefix).
     ///
     /// # Errors
-    /// It cannot be read ([`ErrorKind::Sink`]), or is not a manifest this pgarrow reads
-    /// ([`ErrorKind::Usage`]).
-    pub fn read(dir: &Path) -> Result<Manifest> {
-        let path = dir.join(MANIFEST_NAME);
-        let text = std::fs::read_to_string(&path).map_err(|e| io("cannot read", &path, e))?;
-        Manifest::from_json(&text).map_err(|e| e.context(path.display().to_string()))
+    /// It cannot be read ([`ErrorKind::Sink`](crate::ErrorKind::Sink),
+    /// [`ErrorKind::Storage`](crate::ErrorKind::Storage)), or is not a manifest this pgarrow
+    /// reads ([`ErrorKind::Usage`](crate::ErrorKind::Usage)).
+    pub fn read(dir: impl Into<Location>) -> Result<Manifest> {
+        let path = dir.into().join(MANIFEST_NAME);
+        let bytes = path.read()?;
+        let text = String::from_utf8_lossy(&bytes);
+        Manifest::from_json(&text).map_err(|e| e.context(path.to_string()))
     }
 
     /// Reads a manifest from its JSON text.
     ///
     /// # Errors
-    /// [`ErrorKind::Usage`]: not a manifest, or of a version this pgarrow does not read.
+    /// [`ErrorKind::Usage`](crate::ErrorKind::Usage): not a manifest, or of a version this pgarrow does not read.
     pub fn from_json(text: &str) -> Result<Manifest> {
         #[derive(Deserialize)]
         struct Version {
@@ -222,10 +225,11 @@ impl Manifest {
         })
     }
 
-    /// Writes `DIR/_manifest.json` atomically (a temporary file renamed over it).
-    pub(crate) fn write(&self, dir: &Path) -> Result<PathBuf> {
+    /// Writes `DIR/_manifest.json` atomically (a temporary file renamed over it; one PUT to
+    /// an object store).
+    pub(crate) fn write(&self, dir: &Location) -> Result<Location> {
         let path = dir.join(MANIFEST_NAME);
-        write_atomically(&path, &(self.to_json() + "\n"))?;
+        path.write_atomically((self.to_json() + "\n").as_bytes())?;
         Ok(path)
     }
 }
@@ -234,8 +238,13 @@ impl Manifest {
 /// readers see the old file or the whole new one.
 ///
 /// # Errors
-/// [`ErrorKind::Sink`], naming `path`.
+/// [`ErrorKind::Sink`](crate::ErrorKind::Sink), naming `path`.
 pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    write_local_atomically(path, text.as_bytes())
+}
+
+/// [`write_atomically`] of bytes.
+pub(crate) fn write_local_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -244,7 +253,7 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
     let write = || -> std::io::Result<()> {
         use std::io::Write as _;
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
@@ -252,15 +261,6 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         io("cannot write", path, e)
     })
-}
-
-fn io(what: &'static str, path: &Path, e: std::io::Error) -> Error {
-    ErrorKind::Sink(pgarrow_sink::Error::Io {
-        what,
-        path: path.to_owned(),
-        source: e,
-    })
-    .into()
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! connection, then `_manifest.json` naming the snapshot, the WAL position and each file's
 //! table and rows.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -24,11 +23,11 @@ pub struct TablesStats {
     /// The manifest, as written.
     #[serde(flatten)]
     pub manifest: Manifest,
-    /// The directory.
-    pub output_dir: PathBuf,
-    /// The manifest's path.
+    /// The directory or prefix: its path or URL.
+    pub output_dir: String,
+    /// The manifest's path or URL.
     #[serde(rename = "manifest")]
-    pub manifest_path: PathBuf,
+    pub manifest_path: String,
     /// Bytes of COPY data received, over every table.
     pub copy_bytes: u64,
     /// Wall time, from connecting to the manifest.
@@ -56,7 +55,7 @@ pub struct TablesStats {
 ///     println!("{table}: {} rows", stats.rows);
 /// }
 /// let stats = export.finish().await?;
-/// println!("manifest {}", stats.manifest_path.display());
+/// println!("manifest {}", stats.manifest_path);
 /// # Ok(())
 /// # }
 /// ```
@@ -184,7 +183,7 @@ impl TablesExport {
         let file = self.target.table_file(&table);
         let target = FileTarget {
             format: self.target.format,
-            output: crate::sink::Output::File(self.target.dir.join(&file)),
+            output: self.target.dir.join(&file).output(),
             options: self.target.options.clone(),
         };
         let client = self.client()?;
@@ -268,8 +267,8 @@ impl TablesExport {
             .collect();
         Ok(TablesStats {
             manifest,
-            output_dir: self.target.dir.clone(),
-            manifest_path,
+            output_dir: self.target.dir.to_string(),
+            manifest_path: manifest_path.to_string(),
             copy_bytes: tables.iter().map(|s| s.bytes).sum(),
             total: self.started.elapsed(),
             tables,
@@ -278,7 +277,7 @@ impl TablesExport {
 
     fn remove_files(&mut self) {
         for (file, _) in self.written.drain(..) {
-            let _ = std::fs::remove_file(self.target.dir.join(&file.path));
+            let _ = self.target.dir.join(&file.path).remove();
         }
     }
 }

@@ -376,7 +376,7 @@ fn a_failed_part_fails_the_whole_export_and_leaves_nothing() {
     assert!(e.to_string().contains("part "), "{e}");
     let out = dir.path().join("parts");
     let dir_target = DirTarget {
-        dir: out.clone(),
+        dir: out.clone().into(),
         format: Format::Parquet,
         options: SinkOptions::default(),
     };
@@ -452,14 +452,14 @@ fn files_and_directories_hold_the_same_rows() {
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join(MANIFEST_NAME), "stale").unwrap();
     let target = DirTarget {
-        dir: out.clone(),
+        dir: out.clone().into(),
         format: Format::Parquet,
         options: SinkOptions::default(),
     };
     let stats = to_dir(&db, &source, &options, &target).unwrap();
     assert_eq!(
         stats.manifest.as_deref(),
-        Some(out.join(MANIFEST_NAME).as_path())
+        Some(out.join(MANIFEST_NAME).display().to_string().as_str())
     );
     let manifest = Manifest::read(&out).unwrap();
     assert_eq!(manifest.rows, 20000);

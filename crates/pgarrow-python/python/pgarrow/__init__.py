@@ -226,9 +226,18 @@ def export(
     table: Union[str, list[str], None] = None,
     schema: Union[str, list[str], None] = None,
     output_dir: Union[str, os.PathLike[str], None] = None,
+    storage_options: Optional[dict[str, str]] = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Exports to a Parquet or Arrow IPC file, or to a directory, written atomically.
+
+    ``path`` and ``output_dir`` may be object URLs: ``s3://bucket/key.parquet``,
+    ``gs://...``, ``az://container/...``, ``abfss://...``. The object appears only when the
+    export succeeded (a multipart upload completed at the end, aborted on failure or
+    Ctrl-C). Credentials come from each cloud's environment variables (and AWS profiles);
+    ``storage_options`` adds or overrides settings by the ``object_store`` crate's keys, as
+    delta-rs and polars name them (``{"aws_endpoint": "http://localhost:9000",
+    "aws_allow_http": "true"}``); see the README's "Object stores".
 
     - ``export(url, "orders", "orders.parquet")``: a query or table into one file. With
       ``partitions=N`` it is read over N connections in one snapshot.
@@ -257,7 +266,9 @@ def export(
             raise UsageError("table= and schema= patterns go to output_dir=, without a query or path")
         if output_dir is None:
             raise UsageError("several tables (table= or schema= patterns) go to output_dir=")
-        stats = _pgarrow.export_tables(url, patterns, schemas, os.fspath(output_dir), format, options)
+        stats = _pgarrow.export_tables(
+            url, patterns, schemas, os.fspath(output_dir), format, options, storage_options
+        )
         return json.loads(stats)
     if query_or_table is None:
         raise UsageError("give a query or table, or table= / schema= patterns")
@@ -265,11 +276,15 @@ def export(
     if output_dir is not None:
         if path is not None:
             raise UsageError("give a path or output_dir=, not both")
-        stats = _pgarrow.export_dir(url, text, os.fspath(output_dir), format, is_table, options)
+        stats = _pgarrow.export_dir(
+            url, text, os.fspath(output_dir), format, is_table, options, storage_options
+        )
         return json.loads(stats)
     if path is None:
         raise UsageError("give a path to write, or output_dir=")
-    stats = _pgarrow.export_file(url, text, os.fspath(path), format, is_table, options)
+    stats = _pgarrow.export_file(
+        url, text, os.fspath(path), format, is_table, options, storage_options
+    )
     return json.loads(stats)
 
 
@@ -297,6 +312,7 @@ def write(
     key: Union[str, list[str], None] = None,
     create: bool = False,
     batch_rows: Optional[int] = None,
+    storage_options: Optional[dict[str, str]] = None,
 ) -> dict[str, Any]:
     """Loads ``data`` into ``table`` (``name`` or ``schema.name``, exact) with binary COPY, in
     one transaction: any failure, Ctrl-C included, leaves the table as it was.
@@ -305,7 +321,9 @@ def write(
     polars DataFrame, a DuckDB result, ...), or files: a path or a list of paths (Parquet,
     Arrow IPC file or stream, by extension, as ``pgarrow import`` reads them), or one directory
     written by an export (exactly the files its ``_manifest.json`` lists, each checked against
-    its row count). Its columns go into the table's columns of the same names (the others get
+    its row count). Paths may be object URLs (``s3://bucket/orders.parquet``, a pattern such as
+    ``s3://bucket/orders/*.parquet``, or a prefix with a manifest), read in place by ranges,
+    with ``storage_options`` as for :func:`export`. Its columns go into the table's columns of the same names (the others get
     their defaults); every value is converted exactly or refused with its column, its row and
     the value (see the README's "Loading into PostgreSQL").
 
@@ -319,7 +337,9 @@ def write(
     """
     if isinstance(key, str):
         key = [k.strip() for k in key.split(",")]
-    return json.loads(_pgarrow.write(url, table, data, mode, key, create, batch_rows))
+    return json.loads(
+        _pgarrow.write(url, table, data, mode, key, create, batch_rows, storage_options)
+    )
 
 
 def copy(

@@ -46,6 +46,7 @@ def export_file(
     format: Optional[str] = None,
     is_table: bool = False,
     options: Optional[dict[str, Any]] = None,
+    storage_options: Optional[dict[str, str]] = None,
 ) -> str: ...
 def export_dir(
     conninfo: Optional[str],
@@ -54,6 +55,7 @@ def export_dir(
     format: Optional[str] = None,
     is_table: bool = False,
     options: Optional[dict[str, Any]] = None,
+    storage_options: Optional[dict[str, str]] = None,
 ) -> str: ...
 def export_tables(
     conninfo: Optional[str],
@@ -62,6 +64,7 @@ def export_tables(
     output_dir: str,
     format: Optional[str] = None,
     options: Optional[dict[str, Any]] = None,
+    storage_options: Optional[dict[str, str]] = None,
 ) -> str: ...
 def write(
     conninfo: Optional[str],
@@ -71,6 +74,7 @@ def write(
     key: Optional[list[str]] = None,
     create: bool = False,
     batch_rows: Optional[int] = None,
+    storage_options: Optional[dict[str, str]] = None,
 ) -> str: ...
 def copy(
     from_conninfo: Optional[str],

@@ -9,7 +9,6 @@
 //! [`Budget`].
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -24,6 +23,7 @@ use super::budget::Shares;
 use super::files::FileOut;
 use super::plan::{Coordinator, PartitionPlan};
 use super::worker::{Event, Shared, WorkerOutput, worker};
+use crate::Location;
 use crate::export::request_cancel;
 use crate::manifest::{DirTarget, Manifest, ManifestFile};
 use crate::policy::LossReport;
@@ -45,7 +45,7 @@ pub struct PartResult {
     /// Its COPY data, in bytes.
     pub bytes: u64,
     /// Its file, for an export into a directory, and the bytes written to it.
-    pub file: Option<(PathBuf, u64)>,
+    pub file: Option<(Location, u64)>,
 }
 
 /// What a partitioned export did. Its document form (`--json`, Python) is the export's
@@ -71,8 +71,8 @@ pub struct PartitionedStats {
     /// The most bytes of batches and row groups held between the connections and the output
     /// at once (the part of the memory the limit bounds).
     pub in_flight_peak: u64,
-    /// The manifest, for an export into a directory.
-    pub manifest: Option<PathBuf>,
+    /// The manifest, for an export into a directory: its path or URL.
+    pub manifest: Option<String>,
 }
 
 /// A list as its length.
@@ -335,7 +335,7 @@ impl PartitionedExport {
         }
     }
 
-    fn record(&mut self, part: usize, stats: &ExportStats, file: Option<(PathBuf, u64)>) {
+    fn record(&mut self, part: usize, stats: &ExportStats, file: Option<(Location, u64)>) {
         let t = &mut self.totals;
         t.rows += stats.rows;
         t.batches += stats.batches;
@@ -547,14 +547,14 @@ impl PartitionedExport {
         match manifest {
             Ok(path) => {
                 let mut stats = self.stats();
-                stats.manifest = Some(path);
+                stats.manifest = Some(path.to_string());
                 Ok(stats)
             }
             Err(e) => {
                 // Once every worker stopped, so that none renames a file in after this.
                 self.stop().await;
                 for part in &self.shared.plan.parts {
-                    let _ = std::fs::remove_file(target.dir.join(target.part_file(part.part)));
+                    let _ = target.dir.join(&target.part_file(part.part)).remove();
                 }
                 Err(e)
             }

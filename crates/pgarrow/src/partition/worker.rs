@@ -2,13 +2,12 @@
 //! runtime and one connection in the plan's snapshot, taking parts from the shared queue until
 //! none is left, and sending on (or writing) what it reads.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use pgarrow_sink::{EncodedRowGroup, Output, RowGroupEncoders, Sink};
+use pgarrow_sink::{EncodedRowGroup, RowGroupEncoders, Sink};
 use tokio::sync::mpsc;
 
 use super::budget::Budget;
@@ -45,7 +44,7 @@ pub(super) enum Event {
     PartDone {
         part: usize,
         stats: Box<ExportStats>,
-        file: Option<(PathBuf, u64)>,
+        file: Option<(crate::Location, u64)>,
     },
     Failed(Error),
 }
@@ -199,13 +198,8 @@ async fn read_part(
     let schema = plan.schema.clone();
     let mut file = match &shared.output {
         WorkerOutput::Files(dir) => {
-            let path = dir.dir.join(dir.part_file(index));
-            let sink = Sink::create(
-                dir.format,
-                Output::File(path.clone()),
-                &schema,
-                &dir.options,
-            )?;
+            let path = dir.dir.join(&dir.part_file(index));
+            let sink = Sink::create(dir.format, path.output(), &schema, &dir.options)?;
             Some((sink, path))
         }
         _ => None,

@@ -1,0 +1,999 @@
+//! Where files live: a local path, or an object in S3 (or an S3-compatible store), Google Cloud
+//! Storage or Azure Blob Storage, named by a URL ([`Location`]).
+//!
+//! Objects are written as local files are, atomically: a multipart upload whose parts go out
+//! while the file is still being encoded (at most [`StorageOptions`]' `max_in_flight` parts
+//! of `part_size` bytes at once), completed only when the file is finished and aborted when it
+//! is dropped unfinished, so that a failed or stopped export leaves no object and no pending
+//! upload. Objects are read by ranges, a window at a time, with the next window fetched while
+//! the current one is read: never downloaded whole first.
+//!
+//! Every request runs on one small runtime of pgarrow's own (two threads, `pgarrow-io`), so
+//! that the calls work the same from the CLI, Python, a caller's runtime or none.
+
+mod aws_profile;
+mod read;
+mod runtime;
+mod write;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload, RetryConfig};
+use url::Url;
+
+pub(crate) use read::ObjectReader;
+use write::ObjectWriter;
+
+use crate::sink::{Output, Remote};
+use crate::{Error, ErrorKind, Result};
+
+/// The default size of an upload's parts: 16 MiB (S3 takes 10,000 parts: objects up to
+/// 160 GB; set `part_size` higher for more).
+pub const DEFAULT_PART_SIZE: usize = 16 << 20;
+/// The default number of parts one object's upload has in flight at once.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+
+/// Settings of object stores: `KEY=VALUE` pairs, as the CLI's `--storage-option` and Python's
+/// `storage_options` give them. Keys are the `object_store` crate's for each cloud
+/// (`aws_endpoint`, `allow_http`, `aws_virtual_hosted_style_request`, `azure_storage_account_name`,
+/// `google_service_account`, ...; the `AWS_*`, `AZURE_*` and `GOOGLE_*` environment variables
+/// are read first and these override them), `aws_profile`, and pgarrow's own: `part_size`
+/// (bytes per uploaded part, `16MiB` by default, at least 5 MiB), `max_in_flight` (parts
+/// uploading at once per object, 4), `max_retries` (10) and `retry_timeout` (seconds, 180).
+/// Values are never shown: `Debug` prints the keys only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct StorageOptions {
+    pairs: Vec<(String, String)>,
+}
+
+impl fmt::Debug for StorageOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set()
+            .entries(self.pairs.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
+
+impl StorageOptions {
+    /// No options: everything from the environment.
+    pub fn new() -> StorageOptions {
+        StorageOptions::default()
+    }
+
+    /// Adds `key` = `value` (a later value of the same key wins).
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> StorageOptions {
+        self.insert(key, value);
+        self
+    }
+
+    /// Adds `key` = `value` (a later value of the same key wins).
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let key = key.into().trim().to_ascii_lowercase();
+        self.pairs.retain(|(k, _)| *k != key);
+        self.pairs.push((key, value.into()));
+    }
+
+    /// Parses `KEY=VALUE`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Usage`]: no `=`, or an empty key.
+    pub fn parse_pair(text: &str) -> Result<(String, String)> {
+        match text.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_ascii_lowercase(), v.to_owned()))
+            }
+            _ => Err(Error::usage(format!(
+                "a storage option is KEY=VALUE (such as aws_endpoint=http://localhost:9000), \
+                 not {:?}",
+                redact_pair(text)
+            ))),
+        }
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().map(|(k, _)| k.as_str())
+    }
+
+    fn first(&self, keys: &[&str]) -> Option<&str> {
+        keys.iter().find_map(|k| self.get(k))
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for StorageOptions {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> StorageOptions {
+        let mut options = StorageOptions::new();
+        for (k, v) in iter {
+            options.insert(k, v);
+        }
+        options
+    }
+}
+
+/// `KEY=...` of a bad `KEY=VALUE`, so that a value typed without its key is not echoed.
+fn redact_pair(text: &str) -> String {
+    match text.split_once('=') {
+        Some((k, _)) => format!("{k}=..."),
+        None if text.chars().count() > 12 => {
+            format!("{}...", text.chars().take(4).collect::<String>())
+        }
+        None => text.to_owned(),
+    }
+}
+
+/// pgarrow's own keys, which are not the `object_store` crate's.
+const OWN_KEYS: &[&str] = &[
+    "part_size",
+    "max_in_flight",
+    "max_retries",
+    "retry_timeout",
+    "aws_profile",
+    "profile",
+];
+
+/// Which cloud an object lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    /// Amazon S3 or an S3-compatible store (`s3://`, `s3a://`).
+    S3,
+    /// Google Cloud Storage (`gs://`).
+    Gcs,
+    /// Azure Blob Storage or Data Lake (`az://`, `azure://`, `abfs://`, `abfss://`,
+    /// `adl://`).
+    Azure,
+}
+
+/// A file's place: a local path, or an object named by a URL (`s3://bucket/key`,
+/// `gs://bucket/key`, `az://container/key`, `abfss://container@account.dfs.core.windows.net/key`).
+/// `file://` URLs and everything that is not a URL are local paths.
+///
+/// ```
+/// use pgarrow::{Location, StorageOptions};
+///
+/// let local = Location::parse("out/orders.parquet", &StorageOptions::new())?;
+/// assert!(local.is_local());
+/// let object = Location::parse("s3://bucket/orders.parquet", &StorageOptions::new())?;
+/// assert_eq!(object.to_string(), "s3://bucket/orders.parquet");
+/// # Ok::<(), pgarrow::Error>(())
+/// ```
+#[derive(Clone)]
+pub enum Location {
+    /// A local path.
+    Local(PathBuf),
+    /// An object in an object store.
+    Object(ObjectLocation),
+}
+
+/// An object's place: its store (with its credentials and settings) and its key.
+#[derive(Clone)]
+pub struct ObjectLocation {
+    store: Arc<Store>,
+    path: ObjectPath,
+}
+
+/// One bucket's client.
+pub(crate) struct Store {
+    pub(crate) store: Arc<dyn ObjectStore>,
+    /// `s3://bucket`, for messages.
+    root: String,
+    pub(crate) cloud: Cloud,
+    pub(crate) part_size: usize,
+    pub(crate) max_in_flight: usize,
+    /// Values that must never appear in a message.
+    secrets: Vec<String>,
+}
+
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Local(p) => f.debug_tuple("Local").field(p).finish(),
+            Location::Object(o) => f.debug_tuple("Object").field(&o.to_string()).finish(),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Local(p) => write!(f, "{}", p.display()),
+            Location::Object(o) => o.fmt(f),
+        }
+    }
+}
+
+impl fmt::Debug for ObjectLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ObjectLocation")
+            .field(&self.to_string())
+            .finish()
+    }
+}
+
+impl fmt::Display for ObjectLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.path.as_ref() {
+            "" => write!(f, "{}/", self.store.root),
+            p => write!(f, "{}/{p}", self.store.root),
+        }
+    }
+}
+
+impl PartialEq for Location {
+    fn eq(&self, other: &Location) -> bool {
+        match (self, other) {
+            (Location::Local(a), Location::Local(b)) => a == b,
+            (Location::Object(a), Location::Object(b)) => {
+                Arc::ptr_eq(&a.store, &b.store) && a.path == b.path
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Location {}
+
+impl From<PathBuf> for Location {
+    fn from(p: PathBuf) -> Location {
+        Location::Local(p)
+    }
+}
+
+impl From<&Path> for Location {
+    fn from(p: &Path) -> Location {
+        Location::Local(p.to_owned())
+    }
+}
+
+impl From<&PathBuf> for Location {
+    fn from(p: &PathBuf) -> Location {
+        Location::Local(p.clone())
+    }
+}
+
+impl From<&Location> for Location {
+    fn from(l: &Location) -> Location {
+        l.clone()
+    }
+}
+
+impl From<&str> for Location {
+    /// A local path (use [`Location::parse`] for URLs).
+    fn from(p: &str) -> Location {
+        Location::Local(PathBuf::from(p))
+    }
+}
+
+impl From<ObjectLocation> for Location {
+    fn from(o: ObjectLocation) -> Location {
+        Location::Object(o)
+    }
+}
+
+/// The cloud of a URL scheme, `None` for `file`, an error for other schemes.
+fn cloud_of(scheme: &str) -> Result<Option<Cloud>> {
+    Ok(Some(match scheme {
+        "s3" | "s3a" => Cloud::S3,
+        "gs" => Cloud::Gcs,
+        "az" | "azure" | "abfs" | "abfss" | "adl" => Cloud::Azure,
+        "file" => return Ok(None),
+        other => {
+            return Err(Error::usage(format!(
+                "{other}:// is not a storage pgarrow knows: use s3://, gs://, az://, abfss:// or \
+                 file:// URLs, or a local path"
+            )));
+        }
+    }))
+}
+
+impl Location {
+    /// Parses a path or a URL; an object's client is made now from the environment and
+    /// `options` (no request is sent yet).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Usage`]: an unknown scheme or storage option, a bad URL or option value,
+    /// an AWS profile that cannot be used.
+    pub fn parse(text: &str, options: &StorageOptions) -> Result<Location> {
+        let Some((scheme, _)) = text.split_once("://") else {
+            return Ok(Location::Local(PathBuf::from(text)));
+        };
+        if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Ok(Location::Local(PathBuf::from(text)));
+        }
+        let scheme = scheme.to_ascii_lowercase();
+        let bad_url = |e: &dyn fmt::Display| {
+            Error::usage(format!("{} is not a valid URL: {e}", shown_url(text)))
+        };
+        let url = Url::parse(text).map_err(|e| bad_url(&e))?;
+        let Some(cloud) = cloud_of(&scheme)? else {
+            return url
+                .to_file_path()
+                .map(Location::Local)
+                .map_err(|()| bad_url(&"not a local file's URL"));
+        };
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad_url(&"it names no bucket or container"));
+        }
+        let path = ObjectPath::from_url_path(url.path()).map_err(|e| bad_url(&e))?;
+        let store = Store::build(cloud, &url, options)?;
+        Ok(Location::Object(ObjectLocation {
+            store: Arc::new(store),
+            path,
+        }))
+    }
+
+    /// Whether it is a local path.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Location::Local(_))
+    }
+
+    /// The local path, if it is one.
+    pub fn as_local(&self) -> Option<&Path> {
+        match self {
+            Location::Local(p) => Some(p),
+            Location::Object(_) => None,
+        }
+    }
+
+    /// The entry `name` under this directory or prefix.
+    pub fn join(&self, name: &str) -> Location {
+        match self {
+            Location::Local(p) => Location::Local(p.join(name)),
+            Location::Object(o) => Location::Object(o.child(name)),
+        }
+    }
+
+    /// The last segment of the path or key.
+    pub fn file_name(&self) -> Option<String> {
+        match self {
+            Location::Local(p) => p.file_name().map(|n| n.to_string_lossy().into_owned()),
+            Location::Object(o) => o.path.filename().map(str::to_owned),
+        }
+    }
+
+    /// What a [`Sink`](crate::sink::Sink) writes to here: the local file (through a temporary
+    /// file renamed at the end), or the object (through an upload completed at the end).
+    pub fn output(&self) -> Output {
+        match self {
+            Location::Local(p) => Output::File(p.clone()),
+            Location::Object(o) => {
+                let o = o.clone();
+                Output::Remote(Remote::new(o.to_string(), move || {
+                    ObjectWriter::start(&o)
+                        .map(|w| Box::new(w) as Box<dyn crate::sink::RemoteWrite>)
+                        .map_err(std::io::Error::other)
+                }))
+            }
+        }
+    }
+
+    /// Reads it whole (a manifest, a plan).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] or [`ErrorKind::Sink`] for local files.
+    pub fn read(&self) -> Result<Vec<u8>> {
+        match self {
+            Location::Local(p) => std::fs::read(p).map_err(|e| local_io("cannot read", p, e)),
+            Location::Object(o) => o.read_all(),
+        }
+    }
+
+    /// Writes `bytes` atomically: readers see the old contents or the whole new ones.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] or [`ErrorKind::Sink`] for local files.
+    pub fn write_atomically(&self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Location::Local(p) => crate::manifest::write_local_atomically(p, bytes),
+            Location::Object(o) => o.put(bytes),
+        }
+    }
+
+    /// Removes it; nothing to remove is not an error.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] or [`ErrorKind::Sink`] for local files.
+    pub fn remove(&self) -> Result<()> {
+        match self {
+            Location::Local(p) => match std::fs::remove_file(p) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(local_io("cannot remove", p, e)),
+            },
+            Location::Object(o) => o.delete(),
+        }
+    }
+
+    /// Whether a file or object is there (a local directory counts).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`]: the store cannot be asked.
+    pub fn exists(&self) -> Result<bool> {
+        match self {
+            Location::Local(p) => Ok(p.exists()),
+            Location::Object(o) => o.size().map(|s| s.is_some()),
+        }
+    }
+
+    /// Makes it ready to hold files (a directory or prefix): a local directory is created; an
+    /// object store is asked whether the bucket is there and this client may write to it, so
+    /// that an unusable destination fails before any query runs.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Storage`] (usage: the bucket, the credentials, the permissions) or
+    /// [`ErrorKind::Sink`] for local directories.
+    pub fn prepare_dir(&self) -> Result<()> {
+        match self {
+            Location::Local(dir) => std::fs::create_dir_all(dir)
+                .map_err(|e| local_io("cannot create the directory", dir, e)),
+            Location::Object(o) => o.check_writable(),
+        }
+    }
+}
+
+pub(crate) fn local_io(what: &'static str, path: &Path, e: std::io::Error) -> Error {
+    ErrorKind::Sink(pgarrow_sink::Error::Io {
+        what,
+        path: path.to_owned(),
+        source: e,
+    })
+    .into()
+}
+
+/// A URL for messages: no user info, no query string (an Azure SAS token travels there).
+fn shown_url(text: &str) -> String {
+    let text = text.split(['?', '#']).next().unwrap_or(text);
+    match text.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            match authority.rsplit_once('@') {
+                // `abfss://container@account...` names its container there: keep it unless
+                // it looks like credentials (a colon).
+                Some((user, host)) if user.contains(':') => format!("{scheme}://***@{host}{path}"),
+                _ => format!("{scheme}://{authority}{path}"),
+            }
+        }
+        None => text.to_owned(),
+    }
+}
+
+impl ObjectLocation {
+    /// The entry `name` under this prefix.
+    pub(crate) fn child(&self, name: &str) -> ObjectLocation {
+        ObjectLocation {
+            store: self.store.clone(),
+            path: self.path.clone().join(name),
+        }
+    }
+
+    /// The object at `path` in the same bucket.
+    pub(crate) fn at(&self, path: ObjectPath) -> ObjectLocation {
+        ObjectLocation {
+            store: self.store.clone(),
+            path,
+        }
+    }
+
+    /// The object's key.
+    pub fn key(&self) -> &str {
+        self.path.as_ref()
+    }
+
+    /// Which cloud.
+    pub fn cloud(&self) -> Cloud {
+        self.store.cloud
+    }
+
+    pub(crate) fn path(&self) -> &ObjectPath {
+        &self.path
+    }
+
+    pub(crate) fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// An error of `action` on this object, its message cleared of secrets.
+    pub(crate) fn error(&self, action: &'static str, e: object_store::Error) -> StorageError {
+        StorageError::new(self.to_string(), action, &e, &self.store.secrets)
+    }
+
+    fn read_all(&self) -> Result<Vec<u8>> {
+        let (store, path) = (self.store.store.clone(), self.path.clone());
+        runtime::run(async move { store.get(&path).await?.bytes().await })
+            .map(|b| b.to_vec())
+            .map_err(|e| self.error("cannot read", e).into())
+    }
+
+    fn put(&self, bytes: &[u8]) -> Result<()> {
+        let (store, path) = (self.store.store.clone(), self.path.clone());
+        let payload = PutPayload::from(bytes.to_vec());
+        runtime::run(async move { store.put(&path, payload).await })
+            .map(drop)
+            .map_err(|e| self.error("cannot write", e).into())
+    }
+
+    fn delete(&self) -> Result<()> {
+        let (store, path) = (self.store.store.clone(), self.path.clone());
+        match runtime::run(async move { store.delete(&path).await }) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("cannot remove", e).into()),
+        }
+    }
+
+    /// The object's size, `None` when there is none.
+    pub(crate) fn size(&self) -> Result<Option<u64>> {
+        let (store, path) = (self.store.store.clone(), self.path.clone());
+        match runtime::run(async move { store.head(&path).await }) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error("cannot look up", e).into()),
+        }
+    }
+
+    /// The objects under this prefix (as a directory: `prefix/...`), with their sizes.
+    pub(crate) fn list(&self) -> Result<Vec<(ObjectPath, u64)>> {
+        use futures_util::TryStreamExt as _;
+        let (store, path) = (self.store.store.clone(), self.path.clone());
+        runtime::run(async move {
+            let prefix = (!path.as_ref().is_empty()).then_some(path);
+            store
+                .list(prefix.as_ref())
+                .map_ok(|m| (m.location, m.size))
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .map_err(|e| self.error("cannot list", e).into())
+    }
+
+    /// Whether the bucket is there and this client may write to it, asked without leaving
+    /// anything behind: an upload started and aborted where a started upload is a request
+    /// (S3, GCS), a marker object written and removed where it is not (Azure).
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        let marker = self.child(".pgarrow-write-check");
+        let (store, path, cloud) = (
+            self.store.store.clone(),
+            marker.path.clone(),
+            self.store.cloud,
+        );
+        runtime::run(async move {
+            match cloud {
+                Cloud::Azure => {
+                    store.put(&path, PutPayload::default()).await?;
+                    store.delete(&path).await
+                }
+                Cloud::S3 | Cloud::Gcs => {
+                    let mut upload = store.put_multipart(&path).await?;
+                    upload.abort().await
+                }
+            }
+        })
+        .map_err(|e| self.error("cannot write to", e).into())
+    }
+}
+
+/// An object store's failure: which object, what was being done, and the store's message
+/// without secrets.
+#[derive(Debug, Clone)]
+pub struct StorageError {
+    /// The object or prefix, as a URL without secrets.
+    pub url: String,
+    /// What was being done (`cannot write to`).
+    pub action: &'static str,
+    /// What kind of failure.
+    pub problem: StorageProblem,
+    message: String,
+}
+
+/// What kind of object-store failure: whether the call must change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageProblem {
+    /// No such bucket, container or object.
+    NotFound,
+    /// The credentials were refused, or are missing.
+    Unauthenticated,
+    /// The credentials are good but may not do this.
+    PermissionDenied,
+    /// A setting is wrong (an unknown option, a bad value, a missing account name).
+    Config,
+    /// Anything else: the network, the service, an aborted upload.
+    Other,
+}
+
+impl StorageError {
+    fn new(url: String, action: &'static str, e: &object_store::Error, secrets: &[String]) -> Self {
+        use object_store::Error as E;
+        let problem = match e {
+            E::NotFound { .. } => StorageProblem::NotFound,
+            E::Unauthenticated { .. } => StorageProblem::Unauthenticated,
+            E::PermissionDenied { .. } => StorageProblem::PermissionDenied,
+            E::UnknownConfigurationKey { .. } => StorageProblem::Config,
+            other => classify_text(&other.to_string()),
+        };
+        StorageError {
+            url,
+            action,
+            problem,
+            message: scrub(&condense(&full_message(e)), secrets),
+        }
+    }
+
+    /// Whether the call must change (a bucket, credentials, permissions, settings), rather
+    /// than the work having failed on its way.
+    pub fn is_usage(&self) -> bool {
+        self.problem != StorageProblem::Other
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.action, self.url, self.message)?;
+        match self.problem {
+            StorageProblem::NotFound => f.write_str(" (is the bucket or container there?)"),
+            StorageProblem::Unauthenticated => f.write_str(
+                " (check the credentials: the environment, the AWS profile, --storage-option)",
+            ),
+            StorageProblem::PermissionDenied => {
+                f.write_str(" (the credentials may not do this here)")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+/// Error texts the `object_store` crate leaves as generic, by the status and code they carry.
+fn classify_text(text: &str) -> StorageProblem {
+    let has = |needle: &str| text.contains(needle);
+    if has("NoSuchBucket") || has("ContainerNotFound") || has("404 Not Found") {
+        StorageProblem::NotFound
+    } else if has("InvalidAccessKeyId")
+        || has("SignatureDoesNotMatch")
+        || has("AuthenticationFailed")
+        || has("401 Unauthorized")
+        || has("credential")
+    {
+        StorageProblem::Unauthenticated
+    } else if has("AccessDenied") || has("AuthorizationPermissionMismatch") || has("403 Forbidden")
+    {
+        StorageProblem::PermissionDenied
+    } else {
+        StorageProblem::Other
+    }
+}
+
+/// A store's error text made short: the service's own code and message (from an XML or JSON
+/// error body) and the request that got it, instead of the whole body.
+fn condense(text: &str) -> String {
+    let between = |open: &str, close: &str| {
+        let start = text.find(open)? + open.len();
+        let end = text[start..].find(close)? + start;
+        Some(text[start..end].trim().to_owned())
+    };
+    let code = between("<Code>", "</Code>");
+    let message = between("<Message>", "</Message>")
+        .or_else(|| between("\"message\": \"", "\""))
+        .or_else(|| between("\"message\":\"", "\""));
+    let request = between("Error performing ", " in ");
+    let status = between("status code: ", ":").or_else(|| between("status code: ", "\n"));
+    match (code, message, request) {
+        (code, Some(message), Some(request)) => {
+            let message = message.split('\n').next().unwrap_or_default().to_owned();
+            format!(
+                "{}{message} ({request}{})",
+                code.map(|c| format!("{c}: ")).unwrap_or_default(),
+                status.map(|s| format!(": {s}")).unwrap_or_default()
+            )
+        }
+        (Some(code), None, Some(request)) => format!(
+            "{code} ({request}{})",
+            status.map(|s| format!(": {s}")).unwrap_or_default()
+        ),
+        _ => text.to_owned(),
+    }
+}
+
+/// The error and its causes, one after another.
+fn full_message(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// `text` with every secret value and every URL's query string (Azure SAS signatures travel
+/// there) replaced.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(s.as_str(), "***");
+    }
+    for key in [
+        "sig=",
+        "signature=",
+        "X-Amz-Signature=",
+        "X-Amz-Credential=",
+    ] {
+        while let Some(at) = out.find(key) {
+            let start = at + key.len();
+            let end = out[start..]
+                .find(['&', ' ', '"', '\'', ')'])
+                .map_or(out.len(), |n| start + n);
+            if out[start..end] == *"***" {
+                break;
+            }
+            out.replace_range(start..end, "***");
+        }
+    }
+    out
+}
+
+/// Option and environment keys whose values are secret.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["secret", "token", "key", "password", "sas", "signature"]
+        .iter()
+        .any(|w| key.contains(w))
+        && !key.ends_with("key_id")
+        && !key.ends_with("_file")
+        && !key.contains("kms_key")
+}
+
+fn parse_size(key: &str, value: &str) -> Result<usize> {
+    let v = value.trim();
+    let (number, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => 0,
+    };
+    number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "storage option {key}={value}: expected a size such as 16MiB"
+            ))
+        })
+}
+
+fn parse_number(key: &str, value: &str) -> Result<u64> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| Error::usage(format!("storage option {key}={value}: expected a number")))
+}
+
+impl Store {
+    fn build(cloud: Cloud, url: &Url, options: &StorageOptions) -> Result<Store> {
+        install_crypto();
+        let shown = shown_url(url.as_str());
+        let root = match shown.find("://") {
+            Some(at) => {
+                let rest = &shown[at + 3..];
+                shown[..at + 3 + rest.find('/').unwrap_or(rest.len())].to_owned()
+            }
+            None => shown.clone(),
+        };
+        let part_size = match options.get("part_size") {
+            Some(v) => parse_size("part_size", v)?,
+            None => DEFAULT_PART_SIZE,
+        };
+        if part_size < 5 << 20 {
+            return Err(Error::usage(format!(
+                "storage option part_size={part_size}: parts are at least 5 MiB (S3's least)"
+            )));
+        }
+        let max_in_flight = match options.get("max_in_flight") {
+            Some(v) => parse_number("max_in_flight", v)?.max(1) as usize,
+            None => DEFAULT_MAX_IN_FLIGHT,
+        };
+        let mut retry = RetryConfig::default();
+        if let Some(v) = options.get("max_retries") {
+            retry.max_retries = parse_number("max_retries", v)? as usize;
+        }
+        if let Some(v) = options.get("retry_timeout") {
+            retry.retry_timeout = Duration::from_secs(parse_number("retry_timeout", v)?);
+        }
+        let mut secrets: Vec<String> = options
+            .pairs
+            .iter()
+            .filter(|(k, _)| is_secret_key(k))
+            .map(|(_, v)| v.clone())
+            .collect();
+        secrets.extend(
+            std::env::vars()
+                .filter(|(k, _)| {
+                    ["AWS_", "AZURE_", "GOOGLE_"]
+                        .iter()
+                        .any(|p| k.starts_with(p))
+                        && is_secret_key(k)
+                })
+                .map(|(_, v)| v),
+        );
+        let config_error = |key: &str| {
+            Error::usage(format!(
+                "unknown storage option {key} for {root} (see the README's \"Object stores\")"
+            ))
+        };
+        let build_error = |e: object_store::Error, secrets: &[String]| {
+            Error::from(ErrorKind::Storage(StorageError {
+                url: shown.clone(),
+                action: "cannot use",
+                problem: StorageProblem::Config,
+                message: scrub(&full_message(&e), secrets),
+            }))
+        };
+        let theirs = options
+            .pairs
+            .iter()
+            .filter(|(k, _)| !OWN_KEYS.contains(&k.as_str()));
+        let store: Arc<dyn ObjectStore> = match cloud {
+            Cloud::S3 => {
+                use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+                let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
+                let profile = aws_profile::chosen(options.first(&["aws_profile", "profile"]));
+                let keys_given = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+                    || options
+                        .first(&["aws_access_key_id", "access_key_id"])
+                        .is_some()
+                    || std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").is_some();
+                if let Some(p) = aws_profile::load(&profile, keys_given)? {
+                    for (key, value) in p.settings() {
+                        if is_secret_key(key) {
+                            secrets.push(value.clone());
+                        }
+                        let key: AmazonS3ConfigKey = key.parse().map_err(|_| config_error(key))?;
+                        b = b.with_config(key, value);
+                    }
+                }
+                for (k, v) in theirs {
+                    let key: AmazonS3ConfigKey = k.parse().map_err(|_| config_error(k))?;
+                    b = b.with_config(key, v);
+                }
+                Arc::new(
+                    b.with_retry(retry)
+                        .build()
+                        .map_err(|e| build_error(e, &secrets))?,
+                )
+            }
+            Cloud::Gcs => {
+                use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+                let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+                for (k, v) in theirs {
+                    let key: GoogleConfigKey = k.parse().map_err(|_| config_error(k))?;
+                    b = b.with_config(key, v);
+                }
+                Arc::new(
+                    b.with_retry(retry)
+                        .build()
+                        .map_err(|e| build_error(e, &secrets))?,
+                )
+            }
+            Cloud::Azure => {
+                use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+                let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+                for (k, v) in theirs {
+                    let key: AzureConfigKey = k.parse().map_err(|_| config_error(k))?;
+                    b = b.with_config(key, v);
+                }
+                Arc::new(
+                    b.with_retry(retry)
+                        .build()
+                        .map_err(|e| build_error(e, &secrets))?,
+                )
+            }
+        };
+        Ok(Store {
+            store,
+            root,
+            cloud,
+            part_size,
+            max_in_flight,
+            secrets,
+        })
+    }
+}
+
+/// The TLS of the object stores' HTTP client is rustls on ring (the crypto the wire protocol
+/// already uses), installed once as the process's default.
+fn install_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Another library of the process may have installed one first: that one serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_urls() {
+        let none = StorageOptions::new();
+        assert!(Location::parse("a/b.parquet", &none).unwrap().is_local());
+        assert_eq!(
+            Location::parse("file:///tmp/x.parquet", &none).unwrap(),
+            Location::Local(PathBuf::from("/tmp/x.parquet"))
+        );
+        let o = Location::parse("s3://bucket/dir/x.parquet", &none).unwrap();
+        assert_eq!(o.to_string(), "s3://bucket/dir/x.parquet");
+        assert_eq!(o.join("y").to_string(), "s3://bucket/dir/x.parquet/y");
+        assert_eq!(o.file_name().as_deref(), Some("x.parquet"));
+        let e = Location::parse("ftp://host/x", &none).unwrap_err();
+        assert!(e.is_usage(), "{e}");
+        assert!(e.to_string().contains("ftp://"), "{e}");
+        let e = Location::parse("s3:///x", &none).unwrap_err();
+        assert!(e.to_string().contains("no bucket"), "{e}");
+    }
+
+    #[test]
+    fn unknown_options_and_bad_values_are_refused_by_name() {
+        let bad = StorageOptions::new().with("aws_endpoit", "http://x");
+        let e = Location::parse("s3://b/k", &bad).unwrap_err();
+        assert!(e.is_usage() && e.to_string().contains("aws_endpoit"), "{e}");
+        let small = StorageOptions::new().with("part_size", "1MiB");
+        let e = Location::parse("s3://b/k", &small).unwrap_err();
+        assert!(e.to_string().contains("5 MiB"), "{e}");
+        assert!(StorageOptions::parse_pair("novalue").is_err());
+        let e = StorageOptions::parse_pair("s3cr3tvaluewithoutkey").unwrap_err();
+        assert!(!e.to_string().contains("s3cr3tvaluewithoutkey"), "{e}");
+        assert_eq!(parse_size("part_size", "16MiB").unwrap(), 16 << 20);
+        assert_eq!(parse_size("part_size", "6000000").unwrap(), 6_000_000);
+    }
+
+    #[test]
+    fn secrets_never_show() {
+        let options = StorageOptions::new()
+            .with("aws_secret_access_key", "verysecretvalue")
+            .with("aws_region", "eu-west-1");
+        assert!(!format!("{options:?}").contains("verysecretvalue"));
+        let text = scrub(
+            "GET https://a.blob.core.windows.net/c/x?sv=1&sig=abcdef%3D&se=2 failed: verysecretvalue",
+            &["verysecretvalue".to_owned()],
+        );
+        assert!(
+            !text.contains("abcdef") && !text.contains("verysecretvalue"),
+            "{text}"
+        );
+        assert_eq!(
+            shown_url("az://c/x?sv=1&sig=zzz"),
+            "az://c/x",
+            "a URL's query is never shown"
+        );
+        assert_eq!(shown_url("s3://user:pw@b/x"), "s3://***@b/x");
+        assert!(is_secret_key("aws_secret_access_key"));
+        assert!(is_secret_key("azure_storage_sas_key"));
+        assert!(!is_secret_key("aws_access_key_id"));
+        assert!(!is_secret_key("aws_region"));
+    }
+}

@@ -1,0 +1,189 @@
+//! An object written as a local file is: its parts upload while the file is being encoded,
+//! and it appears only when [`commit`](RemoteWrite::commit) completes the upload; dropped
+//! before that, the upload is aborted (its parts are deleted by the store).
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use object_store::{MultipartUpload, ObjectStoreExt as _, PutPayload};
+use tokio::task::JoinHandle;
+
+use super::{ObjectLocation, runtime};
+use crate::sink::RemoteWrite;
+
+/// How long dropping an unfinished upload waits for its abort to be taken.
+const ABORT_WAIT: Duration = Duration::from_secs(30);
+
+pub(crate) struct ObjectWriter {
+    location: ObjectLocation,
+    /// `None` once completed or aborted.
+    upload: Option<Box<dyn MultipartUpload>>,
+    buffer: Vec<u8>,
+    part_size: usize,
+    max_in_flight: usize,
+    in_flight: VecDeque<(JoinHandle<()>, mpsc::Receiver<object_store::Result<()>>)>,
+    parts: usize,
+    /// Azure only: no blob was there at the start, so an aborted upload's uncommitted blocks
+    /// can be discarded by writing and removing an empty blob (Azure keeps them otherwise,
+    /// invisible, for a week).
+    discard_blocks: bool,
+}
+
+impl ObjectWriter {
+    /// Starts the upload now (a request on S3 and GCS: a missing bucket or a refused write
+    /// fails here, before any work).
+    pub(crate) fn start(location: &ObjectLocation) -> Result<ObjectWriter, super::StorageError> {
+        let store = location.store();
+        let mut discard_blocks = false;
+        if store.cloud == super::Cloud::Azure {
+            // Starting an Azure upload asks nothing of the service: ask it here.
+            location
+                .parent_check()
+                .map_err(|e| location.error("cannot write to", e))?;
+            let (s, path) = (store.store.clone(), location.path().clone());
+            discard_blocks = match runtime::run(async move { s.head(&path).await }) {
+                Ok(_) => false,
+                Err(object_store::Error::NotFound { .. }) => true,
+                Err(e) => return Err(location.error("cannot look up", e)),
+            };
+        }
+        let (s, path) = (store.store.clone(), location.path().clone());
+        let upload = runtime::run(async move { s.put_multipart(&path).await })
+            .map_err(|e| location.error("cannot write to", e))?;
+        Ok(ObjectWriter {
+            location: location.clone(),
+            upload: Some(upload),
+            buffer: Vec::with_capacity(store.part_size),
+            part_size: store.part_size,
+            max_in_flight: store.max_in_flight,
+            in_flight: VecDeque::new(),
+            parts: 0,
+            discard_blocks,
+        })
+    }
+
+    fn failed(&self, e: object_store::Error) -> io::Error {
+        io::Error::other(self.location.error("cannot upload", e))
+    }
+
+    /// Waits for the oldest part in flight.
+    fn wait_one(&mut self) -> io::Result<()> {
+        let Some((_, rx)) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        match rx.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.failed(e)),
+            Err(_) => Err(io::Error::other("an upload task ended without an answer")),
+        }
+    }
+
+    /// Sends what the buffer holds as the next part.
+    fn send(&mut self) -> io::Result<()> {
+        while self.in_flight.len() >= self.max_in_flight {
+            self.wait_one()?;
+        }
+        let part = std::mem::replace(&mut self.buffer, Vec::with_capacity(self.part_size));
+        let Some(upload) = self.upload.as_mut() else {
+            return Err(io::Error::other("the upload already ended"));
+        };
+        let request = upload.put_part(PutPayload::from(part));
+        self.in_flight.push_back(runtime::spawn(request));
+        self.parts += 1;
+        Ok(())
+    }
+}
+
+impl Write for ObjectWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let n = rest.len().min(self.part_size - self.buffer.len());
+            self.buffer.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if self.buffer.len() == self.part_size {
+                self.send()?;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl RemoteWrite for ObjectWriter {
+    fn commit(mut self: Box<Self>) -> io::Result<()> {
+        if !self.buffer.is_empty() || self.parts == 0 {
+            self.send()?;
+        }
+        while !self.in_flight.is_empty() {
+            self.wait_one()?;
+        }
+        let Some(mut upload) = self.upload.take() else {
+            return Err(io::Error::other("the upload already ended"));
+        };
+        match runtime::run(async move {
+            match upload.complete().await {
+                Ok(_) => Ok(Ok(())),
+                // Not completed: its parts must not stay behind.
+                Err(e) => Ok(Err((e, upload.abort().await))),
+            }
+        }) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((e, _))) | Err(e) => Err(self.failed(e)),
+        }
+    }
+}
+
+impl Drop for ObjectWriter {
+    /// Unfinished (an error, a stop): the parts in flight are stopped and the upload aborted,
+    /// waiting (up to 30 s) for the store to take it, so that no part stays behind.
+    fn drop(&mut self) {
+        let Some(mut upload) = self.upload.take() else {
+            return;
+        };
+        for (task, _) in self.in_flight.drain(..) {
+            task.abort();
+        }
+        let discard = self.discard_blocks.then(|| {
+            (
+                self.location.store().store.clone(),
+                self.location.path().clone(),
+            )
+        });
+        let (_task, rx) = runtime::spawn(async move {
+            upload.abort().await?;
+            if let Some((store, path)) = discard {
+                store.put(&path, PutPayload::default()).await?;
+                store.delete(&path).await?;
+            }
+            Ok::<(), object_store::Error>(())
+        });
+        let _ = rx.recv_timeout(ABORT_WAIT);
+    }
+}
+
+impl ObjectLocation {
+    /// Azure's check before an upload: the container is there and this client may write to
+    /// it (a marker blob written and removed beside the object).
+    fn parent_check(&self) -> object_store::Result<()> {
+        let name = format!(
+            "{}.pgarrow-write-check",
+            self.path().filename().unwrap_or("object")
+        );
+        let parts: Vec<_> = self.path().parts().collect();
+        let marker = match parts.split_last() {
+            Some((_, dir)) => object_store::path::Path::from_iter(dir.iter().cloned()).join(name),
+            None => object_store::path::Path::from(name),
+        };
+        let (store, path) = (self.store().store.clone(), marker);
+        runtime::run(async move {
+            store.put(&path, PutPayload::default()).await?;
+            store.delete(&path).await
+        })
+    }
+}
