@@ -1,10 +1,15 @@
 """Fixtures: the database (PGARROW_TEST_URL, set by tests/pytest.rs from a testkit cluster)
-and a psycopg connection to it, the reference reader the values are compared with."""
+and a psycopg connection to it, the reference reader the values are compared with; and the
+object-store emulators (emulators.py), each started once per session on first use: `s3`,
+`s3_auth` (moto enforcing IAM), `azure` (Azurite) and `gcs` (fake-gcs-server)."""
 
 import os
+import warnings
 
 import psycopg
 import pytest
+
+from emulators import AzureEmulator, GcsEmulator, Missing, S3Emulator
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +33,46 @@ def backends(conn, marker: str) -> int:
         (f"%{marker}%",),
     ).fetchone()
     return row[0]
+
+
+def _emulator(make):
+    """Starts an emulator for the session and stops it at the end. A missing one fails the
+    tests that need it, unless PGARROW_ALLOW_SKIP=1 (then they skip, loudly)."""
+    emulator = make()
+    try:
+        emulator.start()
+    except Missing as e:
+        if os.environ.get("PGARROW_ALLOW_SKIP") == "1":
+            # A warning, so that the run's summary names what was skipped.
+            warnings.warn(f"SKIPPED: {e}", stacklevel=1)
+            pytest.skip(f"SKIPPED (PGARROW_ALLOW_SKIP=1): {e}")
+        pytest.fail(f"{e} (PGARROW_ALLOW_SKIP=1 skips these tests instead)", pytrace=False)
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """moto's S3 server, no authentication (any keys)."""
+    yield from _emulator(S3Emulator)
+
+
+@pytest.fixture(scope="session")
+def s3_auth():
+    """A second moto server enforcing IAM, with `bucket`, `admin_options`, `readonly_options`
+    and `bad_options`."""
+    yield from _emulator(lambda: S3Emulator(auth=True))
+
+
+@pytest.fixture(scope="session")
+def azure():
+    """Azurite's blob service with the development account."""
+    yield from _emulator(AzureEmulator)
+
+
+@pytest.fixture(scope="session")
+def gcs():
+    """fake-gcs-server (reads through object_store work; its XML upload API does not exist)."""
+    yield from _emulator(GcsEmulator)

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -223,7 +222,11 @@ class S3Emulator:
         admin = user("pgarrow-admin", "*")
         reader = user("pgarrow-reader", ["s3:GetObject", "s3:ListBucket", "s3:ListBucketMultipartUploads"])
         self.client().create_bucket(Bucket=self.bucket)
-        req = urllib.request.Request(f"{self.endpoint}/moto-api/reset-auth", data=b"0", method="POST")
+        # Not a form (urllib's default type): moto reads the count from the raw body.
+        req = urllib.request.Request(
+            f"{self.endpoint}/moto-api/reset-auth", data=b"0", method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
         with urllib.request.urlopen(req, timeout=30) as r:
             if r.status != 200:
                 raise RuntimeError(f"moto refused /moto-api/reset-auth: {r.status} {r.read()!r}")
@@ -274,7 +277,7 @@ class AzureEmulator:
         path = os.environ.get("PGARROW_AZURITE") or shutil.which("azurite-blob")
         if not path or not os.access(path, os.X_OK):
             raise Missing(
-                "Azurite is not installed: `npm install --prefix ~/.cache/pgarrow-npm azurite@3.37.0` "
+                "Azurite is not installed: `npm install --prefix ~/.cache/pgarrow-npm azurite@3.35.0` "
                 "and set PGARROW_AZURITE=~/.cache/pgarrow-npm/node_modules/.bin/azurite-blob "
                 f"(as .ci/run does), or put azurite-blob on PATH (PGARROW_AZURITE={os.environ.get('PGARROW_AZURITE')!r})"
             )
@@ -378,7 +381,13 @@ class AzureEmulator:
 
 class GcsEmulator:
     """fake-gcs-server (in-memory backend, plain HTTP). object_store reaches it through a
-    service-account file naming the base URL with OAuth disabled."""
+    service-account file naming the base URL with OAuth disabled (`google_service_account`).
+
+    object_store's GCS client speaks the XML API (GET/HEAD/DELETE /bucket/object, GET
+    /bucket?list-type=2, PUT /bucket/object, POST ?uploads): `-public-host 127.0.0.1:PORT`
+    routes its reads, but fake-gcs-server (1.54, and upstream to this day) has no XML upload,
+    simple or multipart, so objects are written here through the JSON API only
+    (test_gcs_xml_api_reads_but_takes_no_uploads watches for that to change)."""
 
     def __init__(self):
         self.endpoint = ""
