@@ -37,6 +37,12 @@ bench-build:
 # End-to-end benchmark: pgarrow vs raw COPY and the peers, median of `reps` rounds -> benches/RESULTS.md.
 bench rows="6000000" wide_rows="2000000" reps="3": bench-setup bench-build
     python3 benches/e2e.py --rows {{rows}} --wide-rows {{wide_rows}} --reps {{reps}}
+    python3 benches/e2e.py --object-store --rows 2000000 --reps {{reps}}
+
+# Object stores: lineitem (`rows`) to Parquet on the local disk vs moto's S3 server, one
+# connection and two, and import from each -> benches/RESULTS.md.
+bench-s3 rows="2000000" reps="3": bench-setup bench-build
+    python3 benches/e2e.py --object-store --rows {{rows}} --reps {{reps}}
 
 # Peak RSS of long Parquet exports (lineitem of `base` rows repeated up to `rows`).
 bench-memory rows="50000000" base="2000000": bench-build

@@ -51,7 +51,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHES = os.path.join(ROOT, "benches")
@@ -757,6 +759,106 @@ def load_suite(args, command):
     write_section("load", text)
 
 
+class Moto:
+    """moto's S3 server from benches/venv on a free port of 127.0.0.1, ready when it says it
+    runs; one bucket."""
+
+    BUCKET = "pgarrow-bench"
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(
+            [VENV_PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        seen = []
+        for line in self.proc.stdout:
+            seen.append(line)
+            m = re.search(r"Running on (http://127\.0\.0\.1:\d+)", line)
+            if m:
+                self.endpoint = m.group(1)
+                break
+        else:
+            sys.exit("moto's server did not start:\n" + "".join(seen))
+        # Its log is not read after this: drain it so that the server never blocks on it.
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        req = urllib.request.Request(f"{self.endpoint}/{self.BUCKET}", method="PUT")
+        urllib.request.urlopen(req, timeout=30).close()
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+    def options(self):
+        opts = {"aws_endpoint": self.endpoint, "aws_allow_http": "true", "aws_region": "us-east-1",
+                "aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
+        return [f for k, v in opts.items() for f in ("--storage-option", f"{k}={v}")]
+
+
+def object_store_suite(args, command):
+    """Issue #28: lineitem to Parquet on the local disk vs to the S3 emulator, one connection
+    and two, and import from each; interleaved rounds, one run."""
+    rows = args.rows
+    local = os.path.join(DATA, "objstore-lineitem.parquet")
+    if not os.path.exists(VENV_PY):
+        sys.exit("benches/venv is missing: run `just bench-setup`")
+    with Server(rows, 0) as server, Moto() as s3:
+        info = machine_info(server)
+        url = f"s3://{Moto.BUCKET}/lineitem.parquet"
+        base = [PGARROW, "export", "--url", server.url, "--table", "lineitem", "--quiet"]
+        load = [PGARROW, "import", "--url", server.url, "--into", LOAD_TARGET, "--quiet"]
+
+        def reset_target():
+            server.psql(f"DROP TABLE IF EXISTS {LOAD_TARGET}; CREATE TABLE {LOAD_TARGET} (LIKE lineitem); CHECKPOINT")
+
+        cases = [
+            ("export, 1 connection, local file", base + ["-o", local], None),
+            ("export, 1 connection, S3 emulator", base + ["-o", url] + s3.options(), None),
+            ("export, --partitions 2, local file", base + ["--partitions", "2", "-o", local], None),
+            ("export, --partitions 2, S3 emulator", base + ["--partitions", "2", "-o", url] + s3.options(), None),
+            ("import, local file", load + [local], reset_target),
+            ("import, S3 emulator", load + [url] + s3.options(), reset_target),
+        ]
+        tools = [Tool(name, "parquet", "pgarrow", lambda *_: argv) for name, argv, _ in cases]
+        setup = {name: before for name, _, before in cases}
+        argvs = {name: argv for name, argv, _ in cases}
+
+        def run(tool, first):
+            if setup[tool.name]:
+                setup[tool.name]()
+            r = run_measured(argvs[tool.name], stdout_path=os.devnull)
+            if r["rc"] != 0:
+                return {"error": last_line(r["stderr"]), **r}
+            r["process_wall"] = r["wall"]
+            return r
+
+        print(f"== lineitem: {rows:,} rows; {args.reps} rounds of {len(tools)} cases", flush=True)
+        runs = interleaved(tools, args.reps, run)
+        server.psql(f"DROP TABLE IF EXISTS {LOAD_TARGET}")
+    results = {name: summarize(rs) for name, rs in runs.items()}
+    lines = []
+    for i in range(0, len(cases), 2):
+        (here, _, _), (there, _, _) = cases[i], cases[i + 1]
+        a, b = results[here], results[there]
+        if "error" in a or "error" in b:
+            lines.append(f"| {there} | failed: {a.get('error') or b.get('error')} | | | |")
+            continue
+        lines.append(f"| {here} | {a['wall']:.2f} | | {a['cpu']:.2f} | {a['maxrss_mib']:,.0f} |")
+        lines.append(f"| {there} | {b['wall']:.2f} | **{b['wall'] / a['wall']:.2f}** | {b['cpu']:.2f} | {b['maxrss_mib']:,.0f} |")
+    if os.path.exists(local):
+        os.remove(local)
+    text = "## Object stores (`just bench-s3`)\n\n" + describe_machine(info, command) + (
+        f"- lineitem, {rows:,} rows, to Parquet (zstd) on the local disk and to moto's S3 server "
+        "on 127.0.0.1 (in-memory, HTTP), and `pgarrow import` from each into an empty table; "
+        "medians of the rounds, cases interleaved. `x local`: wall time over the same case's on "
+        "the local disk (the target: at most 1.15). Parts of 16 MiB, at most 4 in flight.\n\n"
+        "| case | s | x local | client CPU s | peak RSS MiB |\n|---|--:|--:|--:|--:|\n"
+    ) + "\n".join(lines) + "\n"
+    print()
+    print(text)
+    write_section("object-store", text)
+
+
 def main():
     global RESULTS, PGARROW
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -770,6 +872,9 @@ def main():
     p.add_argument("--load", action="store_true",
                    help="the loading suite instead: Parquet -> PostgreSQL (and PostgreSQL -> "
                         "PostgreSQL) against the server reading its own COPY file")
+    p.add_argument("--object-store", action="store_true",
+                   help="the object-store suite instead: lineitem (2,000,000 rows unless --rows) "
+                        "to Parquet on the local disk vs to moto's S3 server, and import from each")
     p.add_argument("--memory-rows", type=int, default=50_000_000, help="largest export of --memory")
     p.add_argument("--results", default=RESULTS, help="the Markdown file to update (default benches/RESULTS.md)")
     p.add_argument("--pgarrow", metavar="BIN",
@@ -797,6 +902,10 @@ def main():
         if args.rows == p.get_default("rows"):
             args.rows = 2_000_000
         load_suite(args, command)
+    elif args.object_store:
+        if args.rows == p.get_default("rows"):
+            args.rows = 2_000_000
+        object_store_suite(args, command)
     else:
         suite(args, command)
 

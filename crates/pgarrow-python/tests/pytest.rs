@@ -11,6 +11,17 @@ use std::process::Command;
 
 use pgarrow_testkit::Cluster;
 
+/// The `pgarrow` binary of this build (cargo builds the workspace's binaries before its
+/// tests run): `target/<profile>/pgarrow`, beside `deps/` where this test runs from.
+fn pgarrow_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/<profile>/deps");
+    profile_dir.join("pgarrow")
+}
+
 #[test]
 fn pytest_suite() {
     let probe = Command::new("python3")
@@ -35,6 +46,7 @@ fn pytest_suite() {
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"])
         .arg(&tests)
         .env("PGARROW_TEST_URL", pg.url(&db))
+        .env("PGARROW_BIN", pgarrow_bin())
         .status()
         .expect("running pytest");
     assert!(status.success(), "pytest failed: {status}");
