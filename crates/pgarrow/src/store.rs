@@ -12,6 +12,7 @@
 //! that the calls work the same from the CLI, Python, a caller's runtime or none.
 
 mod aws_profile;
+mod gcs;
 mod read;
 mod runtime;
 mod write;
@@ -198,6 +199,8 @@ pub(crate) struct Store {
     pub(crate) max_in_flight: usize,
     /// Values that must never appear in a message.
     secrets: Vec<String>,
+    /// GCS only: its uploads, through the JSON API (see `gcs`).
+    pub(crate) gcs: Option<Arc<gcs::Gcs>>,
 }
 
 impl fmt::Debug for Location {
@@ -522,10 +525,17 @@ impl ObjectLocation {
 
     fn put(&self, bytes: &[u8]) -> Result<()> {
         let (store, path) = (self.store.store.clone(), self.path.clone());
-        let payload = PutPayload::from(bytes.to_vec());
-        runtime::run(async move { store.put(&path, payload).await })
-            .map(drop)
-            .map_err(|e| self.error("cannot write", e).into())
+        let result = match self.store.gcs.clone() {
+            Some(gcs) => {
+                let bytes = bytes.to_vec();
+                runtime::run(async move { gcs.put(path.as_ref(), bytes).await })
+            }
+            None => {
+                let payload = PutPayload::from(bytes.to_vec());
+                runtime::run(async move { store.put(&path, payload).await.map(drop) })
+            }
+        };
+        result.map_err(|e| self.error("cannot write", e).into())
     }
 
     fn delete(&self) -> Result<()> {
@@ -566,12 +576,16 @@ impl ObjectLocation {
     /// (S3, GCS), a marker object written and removed where it is not (Azure).
     pub(crate) fn check_writable(&self) -> Result<()> {
         let marker = self.child(".pgarrow-write-check");
-        let (store, path, cloud) = (
+        let (store, path, cloud, gcs) = (
             self.store.store.clone(),
             marker.path.clone(),
             self.store.cloud,
+            self.store.gcs.clone(),
         );
         runtime::run(async move {
+            if let Some(gcs) = gcs {
+                return gcs.start(path.as_ref()).await?.cancel().await;
+            }
             match cloud {
                 Cloud::Azure => {
                     store.put(&path, PutPayload::default()).await?;
@@ -807,12 +821,19 @@ impl Store {
             Some(v) => parse_size("part_size", v)?,
             None => DEFAULT_PART_SIZE,
         };
+        // GCS takes chunks of whole 256 KiB.
+        let part_size = match cloud {
+            Cloud::Gcs => part_size - part_size % gcs::CHUNK_MULTIPLE,
+            _ => part_size,
+        };
         if part_size < 5 << 20 {
             return Err(Error::usage(format!(
                 "storage option part_size={part_size}: parts are at least 5 MiB (S3's least)"
             )));
         }
         let max_in_flight = match options.get("max_in_flight") {
+            // A resumable upload takes its chunks in order, one at a time.
+            _ if cloud == Cloud::Gcs => 1,
             Some(v) => parse_number("max_in_flight", v)?.max(1) as usize,
             None => DEFAULT_MAX_IN_FLIGHT,
         };
@@ -852,6 +873,7 @@ impl Store {
                 message: scrub(&full_message(&e), secrets),
             }))
         };
+        let mut gcs_uploads = None;
         let theirs = options
             .pairs
             .iter()
@@ -892,11 +914,17 @@ impl Store {
                     let key: GoogleConfigKey = k.parse().map_err(|_| config_error(k))?;
                     b = b.with_config(key, v);
                 }
-                Arc::new(
-                    b.with_retry(retry)
-                        .build()
+                let base = gcs::Gcs::base_url(&b);
+                let built = b
+                    .with_retry(retry)
+                    .build()
+                    .map_err(|e| build_error(e, &secrets))?;
+                let bucket = url.host_str().unwrap_or_default().to_owned();
+                gcs_uploads = Some(Arc::new(
+                    gcs::Gcs::new(base, bucket, built.credentials().clone())
                         .map_err(|e| build_error(e, &secrets))?,
-                )
+                ));
+                Arc::new(built)
             }
             Cloud::Azure => {
                 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
@@ -919,6 +947,7 @@ impl Store {
             part_size,
             max_in_flight,
             secrets,
+            gcs: gcs_uploads,
         })
     }
 }

@@ -10,16 +10,23 @@ use std::time::Duration;
 use object_store::{MultipartUpload, ObjectStoreExt as _, PutPayload};
 use tokio::task::JoinHandle;
 
-use super::{ObjectLocation, runtime};
+use super::{ObjectLocation, gcs, runtime};
 use crate::sink::RemoteWrite;
 
 /// How long dropping an unfinished upload waits for its abort to be taken.
 const ABORT_WAIT: Duration = Duration::from_secs(30);
 
+/// How the parts go: an `object_store` multipart upload (S3, Azure), or a resumable upload
+/// of GCS's JSON API (see `gcs`), whose chunks go in order.
+enum Upload {
+    Multipart(Box<dyn MultipartUpload>),
+    Resumable { session: gcs::Session, sent: u64 },
+}
+
 pub(crate) struct ObjectWriter {
     location: ObjectLocation,
     /// `None` once completed or aborted.
-    upload: Option<Box<dyn MultipartUpload>>,
+    upload: Option<Upload>,
     buffer: Vec<u8>,
     part_size: usize,
     max_in_flight: usize,
@@ -50,8 +57,14 @@ impl ObjectWriter {
             };
         }
         let (s, path) = (store.store.clone(), location.path().clone());
-        let upload = runtime::run(async move { s.put_multipart(&path).await })
-            .map_err(|e| location.error("cannot write to", e))?;
+        let upload = match store.gcs.clone() {
+            Some(gcs) => runtime::run(async move { gcs.start(path.as_ref()).await })
+                .map(|session| Upload::Resumable { session, sent: 0 }),
+            None => {
+                runtime::run(async move { s.put_multipart(&path).await }).map(Upload::Multipart)
+            }
+        }
+        .map_err(|e| location.error("cannot write to", e))?;
         Ok(ObjectWriter {
             location: location.clone(),
             upload: Some(upload),
@@ -86,10 +99,15 @@ impl ObjectWriter {
             self.wait_one()?;
         }
         let part = std::mem::replace(&mut self.buffer, Vec::with_capacity(self.part_size));
-        let Some(upload) = self.upload.as_mut() else {
-            return Err(io::Error::other("the upload already ended"));
+        let request = match self.upload.as_mut() {
+            Some(Upload::Multipart(upload)) => upload.put_part(PutPayload::from(part)),
+            Some(Upload::Resumable { session, sent }) => {
+                let (session, offset) = (session.clone(), *sent);
+                *sent += part.len() as u64;
+                Box::pin(async move { session.send(part, offset, None).await })
+            }
+            None => return Err(io::Error::other("the upload already ended")),
         };
-        let request = upload.put_part(PutPayload::from(part));
         self.in_flight.push_back(runtime::spawn(request));
         self.parts += 1;
         Ok(())
@@ -117,13 +135,32 @@ impl Write for ObjectWriter {
 
 impl RemoteWrite for ObjectWriter {
     fn commit(mut self: Box<Self>) -> io::Result<()> {
+        if let Some(Upload::Resumable { .. }) = &self.upload {
+            // The last chunk, with the total, makes the object.
+            while !self.in_flight.is_empty() {
+                self.wait_one()?;
+            }
+            let Some(Upload::Resumable { session, sent }) = self.upload.take() else {
+                return Err(io::Error::other("the upload already ended"));
+            };
+            let last = std::mem::take(&mut self.buffer);
+            let total = sent + last.len() as u64;
+            let done = session.clone();
+            return match runtime::run(async move { done.send(last, sent, Some(total)).await }) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    let _ = runtime::run(async move { session.cancel().await });
+                    Err(self.failed(e))
+                }
+            };
+        }
         if !self.buffer.is_empty() || self.parts == 0 {
             self.send()?;
         }
         while !self.in_flight.is_empty() {
             self.wait_one()?;
         }
-        let Some(mut upload) = self.upload.take() else {
+        let Some(Upload::Multipart(mut upload)) = self.upload.take() else {
             return Err(io::Error::other("the upload already ended"));
         };
         match runtime::run(async move {
@@ -143,12 +180,20 @@ impl Drop for ObjectWriter {
     /// Unfinished (an error, a stop): the parts in flight are stopped and the upload aborted,
     /// waiting (up to 30 s) for the store to take it, so that no part stays behind.
     fn drop(&mut self) {
-        let Some(mut upload) = self.upload.take() else {
+        let Some(upload) = self.upload.take() else {
             return;
         };
         for (task, _) in self.in_flight.drain(..) {
             task.abort();
         }
+        let mut upload = match upload {
+            Upload::Multipart(upload) => upload,
+            Upload::Resumable { session, .. } => {
+                let (_task, rx) = runtime::spawn(async move { session.cancel().await });
+                let _ = rx.recv_timeout(ABORT_WAIT);
+                return;
+            }
+        };
         let discard = self.discard_blocks.then(|| {
             (
                 self.location.store().store.clone(),
