@@ -11,6 +11,7 @@ query, with exit status 2 and no secret in the message."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -161,8 +162,10 @@ def test_exports_read_back_equal_to_the_local_export(url, tables, store, tmp_pat
         "--output-dir", store.url(bucket, "parts"), "--quiet", *opts,
     )
     keys = store.keys(bucket, "parts/")
-    assert keys == ["parts/_manifest.json", "parts/part-00000.parquet", "parts/part-00001.parquet"], keys
-    parts = pa.concat_tables([read_object(store, bucket, k) for k in keys[1:]])
+    manifest = json.loads(store.get(bucket, "parts/_manifest.json"))
+    listed = [f"parts/{f['path']}" for f in manifest["files"]]
+    assert keys == ["parts/_manifest.json", *listed], keys
+    parts = pa.concat_tables([read_object(store, bucket, k) for k in listed])
     assert same_rows(parts, expected)
 
     done = run(
@@ -276,6 +279,41 @@ def test_ctrl_c_mid_upload_leaves_no_object_and_no_pending_upload(url, conn, tab
     assert proc.returncode != 0, err
     assert store.keys(bucket, "") == []
     assert store.pending(bucket) == []
+
+
+def test_the_store_dying_mid_upload_fails_the_export_clearly(url, conn, tables):
+    """The emulator killed while parts go out: the export stops with an error naming the
+    object, promptly (no retries here), and writes nothing anywhere else. What the store kept
+    of the upload cannot be cleaned by a client that cannot reach it: S3's lifecycle rule
+    AbortIncompleteMultipartUpload is the way (see the README)."""
+    from emulators import S3Emulator
+
+    s3 = S3Emulator().start()
+    try:
+        s3.create_bucket("pgarrow-dying")
+        # Over 100 MB of rows, read at full speed: parts keep going out after the kill.
+        query = " UNION ALL ".join([f"SELECT id, note, note AS again FROM {tables}"] * 3)
+        flags = [f for k, v in s3.storage_options.items() for f in ("--storage-option", f"{k}={v}")]
+        args = [
+            pgarrow_bin(), "export", "--url", url, "-q", query, "--compression", "none", "--quiet",
+            "--row-group-rows", "20000", "-o", "s3://pgarrow-dying/x.parquet",
+            "--storage-option", "part_size=5MiB", "--storage-option", "max_retries=0", *flags,
+        ]
+        proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline and not s3.pending_uploads("pgarrow-dying"):
+            time.sleep(0.01)  # between polls of the emulator
+        assert proc.poll() is None and s3.pending_uploads("pgarrow-dying"), "an upload under way"
+    finally:
+        s3.stop()
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode not in (0, None), err
+    assert "s3://pgarrow-dying/x.parquet" in err, err
+    assert "Traceback" not in err and "panicked" not in err, err
 
 
 def test_unusable_destinations_fail_before_the_query(url, s3_auth, azure, gcs, tmp_path):

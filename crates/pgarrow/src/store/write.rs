@@ -93,6 +93,27 @@ impl ObjectWriter {
         }
     }
 
+    /// Takes the answers of the parts that finished, oldest first, without waiting: a part
+    /// that failed fails the file at its next write, not only at the end.
+    fn reap(&mut self) -> io::Result<()> {
+        while let Some((_, rx)) = self.in_flight.front() {
+            match rx.try_recv() {
+                Ok(Ok(())) => {
+                    self.in_flight.pop_front();
+                }
+                Ok(Err(e)) => {
+                    self.in_flight.pop_front();
+                    return Err(self.failed(e));
+                }
+                Err(mpsc::TryRecvError::Empty) => return Ok(()),
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    return Err(io::Error::other("an upload task ended without an answer"));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Sends what the buffer holds as the next part.
     fn send(&mut self) -> io::Result<()> {
         while self.in_flight.len() >= self.max_in_flight {
@@ -116,6 +137,7 @@ impl ObjectWriter {
 
 impl Write for ObjectWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.reap()?;
         let mut rest = buf;
         while !rest.is_empty() {
             let n = rest.len().min(self.part_size - self.buffer.len());
