@@ -386,6 +386,41 @@ impl Location {
         }
     }
 
+    /// For an object store: the same place, its uploads held to `bytes` of buffers (parts in
+    /// flight fewer, down to one: at least two parts' worth); a local path as it is.
+    pub fn with_upload_memory(&self, bytes: usize) -> Location {
+        match self {
+            Location::Local(_) => self.clone(),
+            Location::Object(o) => {
+                let s = &o.store;
+                let in_flight = (bytes / s.part_size)
+                    .saturating_sub(1)
+                    .clamp(1, s.max_in_flight.max(1));
+                Location::Object(ObjectLocation {
+                    store: Arc::new(Store {
+                        store: s.store.clone(),
+                        root: s.root.clone(),
+                        cloud: s.cloud,
+                        part_size: s.part_size,
+                        max_in_flight: in_flight,
+                        secrets: s.secrets.clone(),
+                        gcs: s.gcs.clone(),
+                    }),
+                    path: o.path.clone(),
+                })
+            }
+        }
+    }
+
+    /// The most bytes one object's upload holds: `part_size × (max_in_flight + 1)`; none for a
+    /// local path.
+    pub fn upload_memory(&self) -> usize {
+        match self {
+            Location::Local(_) => 0,
+            Location::Object(o) => o.store.part_size * (o.store.max_in_flight + 1),
+        }
+    }
+
     /// Reads it whole (a manifest, a plan).
     ///
     /// # Errors
@@ -983,6 +1018,33 @@ mod tests {
         assert!(e.to_string().contains("ftp://"), "{e}");
         let e = Location::parse("s3:///x", &none).unwrap_err();
         assert!(e.to_string().contains("no bucket"), "{e}");
+    }
+
+    #[test]
+    fn upload_memory_is_held_to_a_share() {
+        let o = Location::parse("s3://b/k", &StorageOptions::new()).unwrap();
+        assert_eq!(
+            o.upload_memory(),
+            DEFAULT_PART_SIZE * (DEFAULT_MAX_IN_FLIGHT + 1)
+        );
+        assert_eq!(o.with_upload_memory(48 << 20).upload_memory(), 48 << 20);
+        // Never below two parts: one filling, one going out.
+        assert_eq!(
+            o.with_upload_memory(1).upload_memory(),
+            2 * DEFAULT_PART_SIZE
+        );
+        // Never above what the options allow.
+        assert_eq!(
+            o.with_upload_memory(1 << 40).upload_memory(),
+            o.upload_memory()
+        );
+        let gcs = Location::parse("gs://b/k", &StorageOptions::new()).unwrap();
+        assert_eq!(
+            gcs.upload_memory(),
+            2 * DEFAULT_PART_SIZE,
+            "GCS: one chunk in flight"
+        );
+        assert_eq!(Location::from("x").upload_memory(), 0);
     }
 
     #[test]

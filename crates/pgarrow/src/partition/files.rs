@@ -109,6 +109,18 @@ pub async fn export_to_dir(
     target.check()?;
     target.options = file_options(&target.options, target.format)?;
     target.prepare()?;
+    // Uploads to an object store hold parts in memory: their buffers come out of the limit
+    // (a quarter of it at most, each connection's uploads held to their share).
+    let mut partitions = partitions.clone();
+    let uploads = target.dir.upload_memory() * partitions.connections.max(1);
+    if uploads > 0 {
+        let reserve = uploads.min(partitions.memory_limit / 4);
+        target.dir = target
+            .dir
+            .with_upload_memory(reserve / partitions.connections.max(1));
+        partitions.memory_limit -= reserve;
+    }
+    let partitions = &partitions;
     let coordinator = begin(&mut hooks, &config, source, options, partitions).await?;
     let parquet = (target.format == Format::Parquet).then_some(&target.options);
     let shares = Shares::new(partitions, coordinator.plan(), options, parquet);
