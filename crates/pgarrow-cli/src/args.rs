@@ -229,36 +229,41 @@ pub(crate) struct StorageArgs {
     /// aws_allow_http=true, aws_virtual_hosted_style_request=false, aws_profile=NAME,
     /// azure_storage_account_name=..., google_service_account=FILE, part_size=64MiB, ...
     /// (see the README's "Object stores"). The clouds' environment variables are read first.
-    #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = parse_storage_option)]
-    pub(crate) storage_options: Vec<(String, String)>,
+    #[arg(long = "storage-option", value_name = "KEY=VALUE")]
+    pub(crate) storage_options: Vec<String>,
 }
 
 impl std::fmt::Debug for StorageArgs {
     /// The keys only: values may be secrets.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_set()
-            .entries(self.storage_options.iter().map(|(k, _)| k))
+            .entries(
+                self.storage_options
+                    .iter()
+                    .map(|o| o.split_once('=').map_or("?", |(k, _)| k)),
+            )
             .finish()
     }
 }
 
 impl StorageArgs {
     /// The settings.
-    pub(crate) fn options(&self) -> pgarrow::StorageOptions {
-        self.storage_options.iter().cloned().collect()
+    /// Parsed here rather than by clap, whose message would echo a value typed without its
+    /// key (a secret).
+    pub(crate) fn options(&self) -> pgarrow::Result<pgarrow::StorageOptions> {
+        self.storage_options
+            .iter()
+            .map(|o| pgarrow::StorageOptions::parse_pair(o))
+            .collect()
     }
 
     /// A path or URL given on the command line.
     pub(crate) fn location(&self, path: &std::path::Path) -> pgarrow::Result<pgarrow::Location> {
         match path.to_str() {
-            Some(text) => pgarrow::Location::parse(text, &self.options()),
+            Some(text) => pgarrow::Location::parse(text, &self.options()?),
             None => Ok(pgarrow::Location::Local(path.to_owned())),
         }
     }
-}
-
-fn parse_storage_option(s: &str) -> Result<(String, String), String> {
-    pgarrow::StorageOptions::parse_pair(s).map_err(|e| e.to_string())
 }
 
 #[derive(Args, Debug)]

@@ -86,6 +86,10 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
     match cli.command {
         Command::Export(args) => {
             let policies = args.policies.policies();
+            // The statistics' URL and the storage options are checked before any work.
+            if let Some(path) = &args.output.stats_json {
+                args.output.storage.location(path)?;
+            }
             if let (Some(plan), Some(part)) = (&args.plan, args.part) {
                 let config = read_only_config(&args.source)?;
                 return partition::export_part(

@@ -494,9 +494,10 @@ fn write(
             .map(|p| parse_location(p, &storage))
             .collect::<pgarrow::Result<Vec<_>>>()
             .map_err(|e| py_err(py, &e))?;
-        // Every file is opened, and its columns checked, before connecting.
-        let input = Input::open(&inputs, &input_options).map_err(|e| py_err(py, &e))?;
+        // Every file is opened, and its columns checked, before connecting; without the GIL,
+        // since objects are asked for over the network.
         return detached(py, move |stop| {
+            let input = Input::open(&inputs, &input_options)?;
             document(&blocking::load(config, table, input, &options, stop)?)
         });
     }

@@ -349,7 +349,9 @@ fn open_file(
                 Some(len) => ObjectReader::with_len(o, len),
                 None => ObjectReader::open(o)?,
             };
-            return read_format(format, reader.clone(), reader, &shown, options);
+            let opened = read_format(format, reader.clone(), reader.clone(), &shown, options);
+            reader.release();
+            return opened;
         }
     };
     let file = File::open(path).map_err(|e| {

@@ -35,6 +35,10 @@ use crate::{Error, ErrorKind, Result};
 /// The default size of an upload's parts: 16 MiB (S3 takes 10,000 parts: objects up to
 /// 160 GB; set `part_size` higher for more).
 pub const DEFAULT_PART_SIZE: usize = 16 << 20;
+/// How long one request may take, unless the `timeout` option says otherwise: long enough
+/// for a 16 MiB part over a slow link (`object_store`'s own default is 30 s).
+const DEFAULT_TIMEOUT: &str = "300s";
+
 /// The default number of parts one object's upload has in flight at once.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
 
@@ -314,6 +318,17 @@ impl Location {
     /// an AWS profile that cannot be used.
     pub fn parse(text: &str, options: &StorageOptions) -> Result<Location> {
         let Some((scheme, _)) = text.split_once("://") else {
+            // `s3:/bucket/key`: a typo, or a URL that went through a path type (which
+            // collapses `//`); not a local directory named `s3:`.
+            if let Some((scheme, _)) = text.split_once(":/")
+                && cloud_of(&scheme.to_ascii_lowercase()).is_ok_and(|c| c.is_some())
+            {
+                return Err(Error::usage(format!(
+                    "{} is not a URL: write {scheme}://bucket/key (a path type such as \
+                     pathlib.Path turns // into /: pass the URL as text)",
+                    shown_url(text)
+                )));
+            }
             return Ok(Location::Local(PathBuf::from(text)));
         };
         if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -323,13 +338,20 @@ impl Location {
         let bad_url = |e: &dyn fmt::Display| {
             Error::usage(format!("{} is not a valid URL: {e}", shown_url(text)))
         };
-        let url = Url::parse(text).map_err(|e| bad_url(&e))?;
         let Some(cloud) = cloud_of(&scheme)? else {
+            let url = Url::parse(text).map_err(|e| bad_url(&e))?;
             return url
                 .to_file_path()
                 .map(Location::Local)
                 .map_err(|()| bad_url(&"not a local file's URL"));
         };
+        // An object's key may hold `?` and `#` (a pattern's wildcard, a name): they are the
+        // key's, not a query or a fragment.
+        let escaped = text
+            .replace('%', "%25")
+            .replace('?', "%3F")
+            .replace('#', "%23");
+        let url = Url::parse(&escaped).map_err(|e| bad_url(&e))?;
         if url.host_str().is_none_or(str::is_empty) {
             return Err(bad_url(&"it names no bucket or container"));
         }
@@ -496,14 +518,19 @@ pub(crate) fn local_io(what: &'static str, path: &Path, e: std::io::Error) -> Er
 
 /// A URL for messages: no user info, no query string (an Azure SAS token travels there).
 fn shown_url(text: &str) -> String {
-    let text = text.split(['?', '#']).next().unwrap_or(text);
     match text.split_once("://") {
         Some((scheme, rest)) => {
             let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let azure = matches!(
+                scheme.to_ascii_lowercase().as_str(),
+                "az" | "azure" | "abfs" | "abfss" | "adl"
+            );
             match authority.rsplit_once('@') {
                 // `abfss://container@account...` names its container there: keep it unless
-                // it looks like credentials (a colon).
-                Some((user, host)) if user.contains(':') => format!("{scheme}://***@{host}{path}"),
+                // it looks like credentials (a colon). Elsewhere user info is credentials.
+                Some((user, host)) if !azure || user.contains(':') => {
+                    format!("{scheme}://***@{host}{path}")
+                }
                 _ => format!("{scheme}://{authority}{path}"),
             }
         }
@@ -686,7 +713,9 @@ impl StorageError {
     /// Whether the call must change (a bucket, credentials, permissions, settings), rather
     /// than the work having failed on its way.
     pub fn is_usage(&self) -> bool {
+        // Found on the way (a part refused, an upload gone): the work failed, not the call.
         self.problem != StorageProblem::Other
+            && !matches!(self.action, "cannot upload" | "cannot complete")
     }
 }
 
@@ -786,16 +815,16 @@ fn scrub(text: &str, secrets: &[String]) -> String {
         "signature=",
         "X-Amz-Signature=",
         "X-Amz-Credential=",
+        "upload_id=",
     ] {
-        while let Some(at) = out.find(key) {
-            let start = at + key.len();
+        let mut from = 0;
+        while let Some(at) = out[from..].find(key) {
+            let start = from + at + key.len();
             let end = out[start..]
                 .find(['&', ' ', '"', '\'', ')'])
                 .map_or(out.len(), |n| start + n);
-            if out[start..end] == *"***" {
-                break;
-            }
             out.replace_range(start..end, "***");
+            from = start + 3;
         }
     }
     out
@@ -861,6 +890,11 @@ impl Store {
             Cloud::Gcs => part_size - part_size % gcs::CHUNK_MULTIPLE,
             _ => part_size,
         };
+        if part_size > 5 << 30 {
+            return Err(Error::usage(format!(
+                "storage option part_size={part_size}: parts are at most 5 GiB (S3's most)"
+            )));
+        }
         if part_size < 5 << 20 {
             return Err(Error::usage(format!(
                 "storage option part_size={part_size}: parts are at least 5 MiB (S3's least)"
@@ -869,7 +903,7 @@ impl Store {
         let max_in_flight = match options.get("max_in_flight") {
             // A resumable upload takes its chunks in order, one at a time.
             _ if cloud == Cloud::Gcs => 1,
-            Some(v) => parse_number("max_in_flight", v)?.max(1) as usize,
+            Some(v) => parse_number("max_in_flight", v)?.clamp(1, 64) as usize,
             None => DEFAULT_MAX_IN_FLIGHT,
         };
         let mut retry = RetryConfig::default();
@@ -879,12 +913,23 @@ impl Store {
         if let Some(v) = options.get("retry_timeout") {
             retry.retry_timeout = Duration::from_secs(parse_number("retry_timeout", v)?);
         }
-        let mut secrets: Vec<String> = options
-            .pairs
-            .iter()
-            .filter(|(k, _)| is_secret_key(k))
-            .map(|(_, v)| v.clone())
+        let mut secrets: Vec<String> = url
+            .password()
+            .map(str::to_owned)
+            .into_iter()
+            // `abfss://container@account`: the container, not a secret.
+            .chain(
+                std::iter::once(url.username().to_owned())
+                    .filter(|u| !u.is_empty() && cloud != Cloud::Azure),
+            )
             .collect();
+        secrets.extend(
+            options
+                .pairs
+                .iter()
+                .filter(|(k, _)| is_secret_key(k))
+                .map(|(_, v)| v.clone()),
+        );
         secrets.extend(
             std::env::vars()
                 .filter(|(k, _)| {
@@ -918,7 +963,10 @@ impl Store {
                 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
                 let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
                 let profile = aws_profile::chosen(options.first(&["aws_profile", "profile"]));
-                let keys_given = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+                // `aws_profile=NAME` is the CLI's `--profile`: its keys beat the environment's.
+                let profile_option = options.first(&["aws_profile", "profile"]).is_some();
+                let keys_given = (!profile_option
+                    && std::env::var_os("AWS_ACCESS_KEY_ID").is_some())
                     || options
                         .first(&["aws_access_key_id", "access_key_id"])
                         .is_some()
@@ -931,6 +979,9 @@ impl Store {
                         let key: AmazonS3ConfigKey = key.parse().map_err(|_| config_error(key))?;
                         b = b.with_config(key, value);
                     }
+                }
+                if let Ok(key) = "timeout".parse::<AmazonS3ConfigKey>() {
+                    b = b.with_config(key, DEFAULT_TIMEOUT);
                 }
                 for (k, v) in theirs {
                     let key: AmazonS3ConfigKey = k.parse().map_err(|_| config_error(k))?;
@@ -945,6 +996,9 @@ impl Store {
             Cloud::Gcs => {
                 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
                 let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+                if let Ok(key) = "timeout".parse::<GoogleConfigKey>() {
+                    b = b.with_config(key, DEFAULT_TIMEOUT);
+                }
                 for (k, v) in theirs {
                     let key: GoogleConfigKey = k.parse().map_err(|_| config_error(k))?;
                     b = b.with_config(key, v);
@@ -964,6 +1018,9 @@ impl Store {
             Cloud::Azure => {
                 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
                 let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+                if let Ok(key) = "timeout".parse::<AzureConfigKey>() {
+                    b = b.with_config(key, DEFAULT_TIMEOUT);
+                }
                 for (k, v) in theirs {
                     let key: AzureConfigKey = k.parse().map_err(|_| config_error(k))?;
                     b = b.with_config(key, v);
@@ -1016,6 +1073,10 @@ mod tests {
         let e = Location::parse("ftp://host/x", &none).unwrap_err();
         assert!(e.is_usage(), "{e}");
         assert!(e.to_string().contains("ftp://"), "{e}");
+        let pattern = Location::parse("s3://bucket/p/part-0?.parquet", &none).unwrap();
+        assert_eq!(pattern.to_string(), "s3://bucket/p/part-0?.parquet");
+        let e = Location::parse("s3:/bucket/x", &none).unwrap_err();
+        assert!(e.is_usage() && e.to_string().contains("not a URL"), "{e}");
         let e = Location::parse("s3:///x", &none).unwrap_err();
         assert!(e.to_string().contains("no bucket"), "{e}");
     }
@@ -1076,12 +1137,14 @@ mod tests {
             !text.contains("abcdef") && !text.contains("verysecretvalue"),
             "{text}"
         );
-        assert_eq!(
-            shown_url("az://c/x?sv=1&sig=zzz"),
-            "az://c/x",
-            "a URL's query is never shown"
-        );
         assert_eq!(shown_url("s3://user:pw@b/x"), "s3://***@b/x");
+        assert_eq!(shown_url("s3://AKIAKEY@b/x"), "s3://***@b/x");
+        assert_eq!(
+            shown_url("abfss://c@acct.dfs.core.windows.net/x"),
+            "abfss://c@acct.dfs.core.windows.net/x"
+        );
+        let twice = scrub("a?sig=one&x=1 b?sig=two", &[]);
+        assert!(!twice.contains("one") && !twice.contains("two"), "{twice}");
         assert!(is_secret_key("aws_secret_access_key"));
         assert!(is_secret_key("azure_storage_sas_key"));
         assert!(!is_secret_key("aws_access_key_id"));

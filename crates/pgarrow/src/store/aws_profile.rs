@@ -93,16 +93,13 @@ fn sections(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
     out
 }
 
-/// Loads the chosen profile. `None` when none was chosen and there is no `default`, or when
-/// `keys_given` and none was chosen (keys in the environment win over the default profile).
+/// Loads the chosen profile. `None` when none was chosen and there is no `default`. With
+/// `keys_given` (keys in the environment win) only its region and endpoint are taken.
 ///
 /// # Errors
 /// A chosen profile that neither file has, or one whose keys come from a role, SSO or a
 /// process.
 pub(crate) fn load(chosen: &Option<String>, keys_given: bool) -> Result<Option<Profile>> {
-    if chosen.is_none() && keys_given {
-        return Ok(None);
-    }
     let name = chosen.as_deref().unwrap_or("default");
     let read = |path: &Option<PathBuf>| {
         path.as_ref()

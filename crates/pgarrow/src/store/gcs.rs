@@ -19,7 +19,6 @@ pub(crate) const CHUNK_MULTIPLE: usize = 256 << 10;
 const DEFAULT_BASE_URL: &str = "https://storage.googleapis.com";
 
 /// One bucket's JSON-API uploads.
-#[derive(Debug)]
 pub(crate) struct Gcs {
     http: reqwest::Client,
     base: String,
@@ -28,10 +27,25 @@ pub(crate) struct Gcs {
 }
 
 /// A resumable upload under way: where its chunks go.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Session {
     gcs: Arc<Gcs>,
+    /// A capability for the upload: never shown.
     uri: String,
+}
+
+impl std::fmt::Debug for Gcs {
+    /// The bucket only: the credentials hold a bearer token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gcs")
+            .field("bucket", &self.bucket)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request's failure, without its URL (a session's address is a capability).
+fn failed(e: reqwest::Error) -> object_store::Error {
+    generic(e.without_url())
 }
 
 fn generic(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> object_store::Error {
@@ -93,7 +107,11 @@ impl Gcs {
         bucket: String,
         credentials: GcpCredentialProvider,
     ) -> object_store::Result<Gcs> {
-        let http = reqwest::Client::builder().build().map_err(generic)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(30))
+            .timeout(std::time::Duration::from_secs(300))
+            .build()
+            .map_err(failed)?;
         Ok(Gcs {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -136,7 +154,7 @@ impl Gcs {
             .await?
             .send()
             .await
-            .map_err(generic)?;
+            .map_err(failed)?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
@@ -167,7 +185,7 @@ impl Gcs {
             .await?
             .send()
             .await
-            .map_err(generic)?;
+            .map_err(failed)?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
@@ -203,7 +221,7 @@ impl Session {
             .await?
             .send()
             .await
-            .map_err(generic)?;
+            .map_err(failed)?;
         let status = response.status();
         let expected = match total {
             // 308: the chunk was taken, more are expected.
@@ -227,6 +245,6 @@ impl Session {
             .send()
             .await
             .map(drop)
-            .map_err(generic)
+            .map_err(failed)
     }
 }

@@ -78,6 +78,13 @@ impl ObjectReader {
         }
     }
 
+    /// Drops the blocks held and asked for: an input opens every file first (to check their
+    /// columns) and reads them one after another; what opening fetched is not kept meanwhile.
+    pub(crate) fn release(&self) {
+        let mut blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
+        *blocks = Blocks::default();
+    }
+
     fn blocks(&self) -> u64 {
         self.len.div_ceil(BLOCK)
     }

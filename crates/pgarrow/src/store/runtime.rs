@@ -3,23 +3,36 @@
 //! the caller has.
 
 use std::future::Future;
-use std::sync::OnceLock;
 use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError};
 
-use tokio::runtime::{Builder, Runtime};
+use tokio::runtime::{Builder, Handle};
 use tokio::task::JoinHandle;
 
-fn runtime() -> &'static Runtime {
-    static IO: OnceLock<Runtime> = OnceLock::new();
-    IO.get_or_init(|| {
-        Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("pgarrow-io")
-            .enable_all()
-            .build()
-            // Without threads or a timer the process cannot do anything else either.
-            .unwrap_or_else(|e| panic!("pgarrow cannot start its I/O threads: {e}"))
-    })
+/// The runtime's handle, made by this process: a child forked after it was made (Python's
+/// `multiprocessing`) has none of its threads, so it makes its own (the parent's is left
+/// alone: dropping it there would wait for threads that do not exist).
+fn runtime() -> Handle {
+    static IO: Mutex<Option<(u32, Handle)>> = Mutex::new(None);
+    let mut io = IO.lock().unwrap_or_else(PoisonError::into_inner);
+    let pid = std::process::id();
+    if let Some((owner, handle)) = io.as_ref()
+        && *owner == pid
+    {
+        return handle.clone();
+    }
+    let runtime = Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("pgarrow-io")
+        .enable_all()
+        .build()
+        // Without threads or a timer the process cannot do anything else either.
+        .unwrap_or_else(|e| panic!("pgarrow cannot start its I/O threads: {e}"));
+    let handle = runtime.handle().clone();
+    // It lives as long as the process.
+    std::mem::forget(runtime);
+    *io = Some((pid, handle.clone()));
+    handle
 }
 
 /// Starts `fut` on the I/O runtime; its result comes through the returned receiver.

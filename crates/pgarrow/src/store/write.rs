@@ -7,14 +7,16 @@ use std::io::{self, Write};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use object_store::{MultipartUpload, ObjectStoreExt as _, PutPayload};
+use object_store::{
+    MultipartUpload, ObjectStore as _, ObjectStoreExt as _, PutMode, PutOptions, PutPayload,
+};
 use tokio::task::JoinHandle;
 
 use super::{ObjectLocation, gcs, runtime};
 use crate::sink::RemoteWrite;
 
 /// How long dropping an unfinished upload waits for its abort to be taken.
-const ABORT_WAIT: Duration = Duration::from_secs(30);
+const ABORT_WAIT: Duration = Duration::from_secs(60);
 
 /// How the parts go: an `object_store` multipart upload (S3, Azure), or a resumable upload
 /// of GCS's JSON API (see `gcs`), whose chunks go in order.
@@ -199,21 +201,19 @@ impl RemoteWrite for ObjectWriter {
 }
 
 impl Drop for ObjectWriter {
-    /// Unfinished (an error, a stop): the parts in flight are stopped and the upload aborted,
-    /// waiting (up to 30 s) for the store to take it, so that no part stays behind.
+    /// Unfinished (an error, a stop): the parts in flight are stopped (and waited for, so
+    /// that none lands after the abort) and the upload aborted, waiting (up to a minute) for
+    /// the store to take it, so that no part stays behind. An abort the store refused or did
+    /// not answer is told on stderr: its parts then stay until the store expires them.
     fn drop(&mut self) {
         let Some(upload) = self.upload.take() else {
             return;
         };
-        for (task, _) in self.in_flight.drain(..) {
-            task.abort();
-        }
-        let mut upload = match upload {
-            Upload::Multipart(upload) => upload,
-            Upload::Resumable { session, .. } => {
-                let (_task, rx) = runtime::spawn(async move { session.cancel().await });
-                let _ = rx.recv_timeout(ABORT_WAIT);
-                return;
+        let tasks: Vec<_> = self.in_flight.drain(..).map(|(task, _)| task).collect();
+        let stop_parts = async move {
+            for task in tasks {
+                task.abort();
+                let _ = task.await;
             }
         };
         let discard = self.discard_blocks.then(|| {
@@ -223,14 +223,47 @@ impl Drop for ObjectWriter {
             )
         });
         let (_task, rx) = runtime::spawn(async move {
-            upload.abort().await?;
-            if let Some((store, path)) = discard {
-                store.put(&path, PutPayload::default()).await?;
-                store.delete(&path).await?;
+            stop_parts.await;
+            match upload {
+                Upload::Resumable { session, .. } => session.cancel().await,
+                Upload::Multipart(mut upload) => {
+                    upload.abort().await?;
+                    // Azure has no abort: a new blob's uncommitted blocks are dropped by
+                    // creating it empty (only if nobody made it meanwhile) and removing it.
+                    if let Some((store, path)) = discard {
+                        let create = PutOptions {
+                            mode: PutMode::Create,
+                            ..PutOptions::default()
+                        };
+                        match store.put_opts(&path, PutPayload::default(), create).await {
+                            Ok(_) => store.delete(&path).await?,
+                            Err(object_store::Error::AlreadyExists { .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Ok(())
+                }
             }
-            Ok::<(), object_store::Error>(())
         });
-        let _ = rx.recv_timeout(ABORT_WAIT);
+        let told = match rx.recv_timeout(ABORT_WAIT) {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(
+                self.location
+                    .error("cannot abort the upload of", e)
+                    .to_string(),
+            ),
+            Err(_) => Some(format!(
+                "the upload of {} was not aborted within {} s",
+                self.location,
+                ABORT_WAIT.as_secs()
+            )),
+        };
+        if let Some(text) = told {
+            eprintln!(
+                "pgarrow: warning: {text}; its parts stay with the store until it expires them \
+                 (S3: a lifecycle rule with AbortIncompleteMultipartUpload)"
+            );
+        }
     }
 }
 
