@@ -7,9 +7,7 @@ use std::io::{self, Write};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use object_store::{
-    MultipartUpload, ObjectStore as _, ObjectStoreExt as _, PutMode, PutOptions, PutPayload,
-};
+use object_store::{MultipartUpload, ObjectStoreExt as _, PutPayload};
 use tokio::task::JoinHandle;
 
 use super::{ObjectLocation, gcs, runtime};
@@ -229,15 +227,16 @@ impl Drop for ObjectWriter {
                 Upload::Multipart(mut upload) => {
                     upload.abort().await?;
                     // Azure has no abort: a new blob's uncommitted blocks are dropped by
-                    // creating it empty (only if nobody made it meanwhile) and removing it.
+                    // writing it empty and removing it, unless somebody made it meanwhile.
+                    // (A conditional create cannot do it: the service counts a blob of
+                    // uncommitted blocks as existing.)
                     if let Some((store, path)) = discard {
-                        let create = PutOptions {
-                            mode: PutMode::Create,
-                            ..PutOptions::default()
-                        };
-                        match store.put_opts(&path, PutPayload::default(), create).await {
-                            Ok(_) => store.delete(&path).await?,
-                            Err(object_store::Error::AlreadyExists { .. }) => {}
+                        match store.head(&path).await {
+                            Err(object_store::Error::NotFound { .. }) => {
+                                store.put(&path, PutPayload::default()).await?;
+                                store.delete(&path).await?;
+                            }
+                            Ok(_) => {}
                             Err(e) => return Err(e),
                         }
                     }
