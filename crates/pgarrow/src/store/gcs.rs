@@ -131,6 +131,29 @@ impl Gcs {
         })
     }
 
+    /// Sends `request` with the credentials; a reply `ok` does not take is refused as
+    /// `what` of `name`.
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        ok: impl Fn(StatusCode) -> bool,
+        what: &str,
+        name: &str,
+    ) -> object_store::Result<reqwest::Response> {
+        let response = self
+            .authorized(request)
+            .await?
+            .send()
+            .await
+            .map_err(failed)?;
+        let status = response.status();
+        if !ok(status) {
+            let body = response.text().await.unwrap_or_default();
+            return Err(refused(what, name, status, &body));
+        }
+        Ok(response)
+    }
+
     fn upload_url(&self, kind: &str, name: &str) -> object_store::Result<Url> {
         Url::parse_with_params(
             &format!("{}/upload/storage/v1/b/{}/o", self.base, self.bucket),
@@ -150,16 +173,13 @@ impl Gcs {
             .header("Content-Type", "application/json; charset=UTF-8")
             .body("{}");
         let response = self
-            .authorized(request)
-            .await?
-            .send()
-            .await
-            .map_err(failed)?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(refused("cannot start an upload of", name, status, &body));
-        }
+            .exchange(
+                request,
+                |s| s.is_success(),
+                "cannot start an upload of",
+                name,
+            )
+            .await?;
         let uri = response
             .headers()
             .get(reqwest::header::LOCATION)
@@ -180,18 +200,9 @@ impl Gcs {
             .post(url)
             .header("Content-Type", "application/octet-stream")
             .body(bytes);
-        let response = self
-            .authorized(request)
-            .await?
-            .send()
+        self.exchange(request, |s| s.is_success(), "cannot write", name)
             .await
-            .map_err(failed)?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(refused("cannot write", name, status, &body));
-        }
-        Ok(())
+            .map(drop)
     }
 }
 
@@ -215,24 +226,15 @@ impl Session {
             .put(&self.uri)
             .header("Content-Range", range)
             .body(bytes);
-        let response = self
-            .gcs
-            .authorized(request)
-            .await?
-            .send()
-            .await
-            .map_err(failed)?;
-        let status = response.status();
-        let expected = match total {
-            // 308: the chunk was taken, more are expected.
-            None => status.as_u16() == 308,
-            Some(_) => status.is_success(),
+        // 308: the chunk was taken, more are expected; the last one makes the object.
+        let ok = |s: StatusCode| match total {
+            None => s.as_u16() == 308,
+            Some(_) => s.is_success(),
         };
-        if !expected {
-            let body = response.text().await.unwrap_or_default();
-            return Err(refused("cannot upload to", &self.gcs.bucket, status, &body));
-        }
-        Ok(())
+        self.gcs
+            .exchange(request, ok, "cannot upload to", &self.gcs.bucket)
+            .await
+            .map(drop)
     }
 
     /// Cancels the upload: no object is made of it.
