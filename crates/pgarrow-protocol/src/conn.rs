@@ -58,10 +58,26 @@ pub struct Connection {
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) cancel: CancelToken,
     pub(crate) notices: Vec<DbError>,
+    pub(crate) notifications: Vec<Notification>,
 }
 
 /// Notices kept per connection; older ones are dropped.
 const MAX_NOTICES: usize = 100;
+
+/// Notifications kept per connection until taken; older ones are dropped.
+const MAX_NOTIFICATIONS: usize = 10_000;
+
+/// A NOTIFY this session received on a channel it LISTENs on (delivered between its
+/// statements, and taken with [`Connection::take_notifications`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The notifying backend's process id.
+    pub process_id: i32,
+    /// The channel.
+    pub channel: String,
+    /// The payload (empty when none was given).
+    pub payload: String,
+}
 
 pub(crate) fn encode_err(e: io::Error) -> Error {
     Error::protocol(format!("cannot encode the message: {e}"))
@@ -130,6 +146,13 @@ impl Connection {
     /// Notices received so far (the last 100), oldest first; clears the list.
     pub fn take_notices(&mut self) -> Vec<DbError> {
         std::mem::take(&mut self.notices)
+    }
+
+    /// Notifications received so far on the channels this session LISTENs on (the last
+    /// 10,000), oldest first; clears the list. The server sends them while the session is
+    /// idle, so they arrive with the next statement's replies (`SELECT 1` fetches them).
+    pub fn take_notifications(&mut self) -> Vec<Notification> {
+        std::mem::take(&mut self.notifications)
     }
 
     /// Encodes a message into the write buffer; nothing of it stays there on failure.
@@ -401,7 +424,16 @@ impl Connection {
                     self.notice(n);
                 }
                 Message::ParameterStatus(p) => self.set_param(&p)?,
-                Message::NotificationResponse(_) => {}
+                Message::NotificationResponse(n) => {
+                    if self.notifications.len() == MAX_NOTIFICATIONS {
+                        self.notifications.remove(0);
+                    }
+                    self.notifications.push(Notification {
+                        process_id: n.process_id(),
+                        channel: n.channel().map_err(malformed)?.to_owned(),
+                        payload: n.message().map_err(malformed)?.to_owned(),
+                    });
+                }
                 other => return Ok(other),
             }
         }

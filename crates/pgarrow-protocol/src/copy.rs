@@ -144,6 +144,16 @@ impl<C: BorrowMut<Connection>> CopyOut<C> {
         }
     }
 
+    /// The connection, once the COPY ended (its CommandComplete and ReadyForQuery read):
+    /// ready for the next statement of the same transaction, such as its COMMIT.
+    pub fn ended_connection(&mut self) -> Option<&mut Connection> {
+        if self.done && self.conn().is_ready() {
+            Some(self.conn_mut())
+        } else {
+            None
+        }
+    }
+
     /// Whether the server announced the binary format.
     pub fn is_binary(&self) -> bool {
         self.binary

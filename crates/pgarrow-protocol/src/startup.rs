@@ -230,6 +230,7 @@ impl Connection {
                 target: config.display_target(),
             },
             notices: Vec::new(),
+            notifications: Vec::new(),
         };
         match conn.startup(config).await {
             Ok(()) => Ok(conn),

@@ -19,7 +19,7 @@ use arrow_array::{Array, RecordBatch, StructArray};
 use arrow_schema::SchemaRef;
 use arrow_schema::ffi::FFI_ArrowSchema;
 use pgarrow::blocking::{self, CopyOptions, Reader};
-use pgarrow::partition;
+use pgarrow::partition::{self, Coordinator, Holder, PartRead, PartitionOptions, PartitionPlan};
 use pgarrow::protocol::Config;
 use pgarrow::sink::Format;
 use pgarrow::{
@@ -258,6 +258,47 @@ impl PyExport {
         let reader = interrupt.run(py, move |stop| match partitions {
             Some(p) => blocking::export_partitioned(config, source, &export, &p, stop),
             None => blocking::export_with(config, source, &export, stop),
+        })?;
+        Ok(PyExport {
+            schema: arrow_array::RecordBatchReader::schema(&reader),
+            interrupt,
+            reader: Mutex::new(Some(reader)),
+            last: Mutex::new(None),
+        })
+    }
+
+    /// Connects and starts reading part `index` of a plan (its JSON form) in the plan's
+    /// snapshot: some `columns`, the rows where `filter` holds, at most `limit` rows.
+    #[staticmethod]
+    #[pyo3(signature = (conninfo, plan_json, index, options=None, columns=None, filter=None, limit=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn part(
+        py: Python<'_>,
+        conninfo: Option<&str>,
+        plan_json: &str,
+        index: usize,
+        options: Option<&Bound<'_, PyDict>>,
+        columns: Option<Vec<String>>,
+        filter: Option<String>,
+        limit: Option<u64>,
+    ) -> PyResult<Self> {
+        let options = Options::parse(options, false)?;
+        if options.partitions.is_some() {
+            return Err(usage_error(
+                py,
+                "a part is read over one connection: partition options belong to the plan",
+            ));
+        }
+        let config = config(conninfo, options.statement_timeout)?;
+        let plan = PartitionPlan::from_json(plan_json).map_err(|e| py_err(py, &e))?;
+        let mut read = PartRead::new();
+        read.columns = columns;
+        read.filter = filter;
+        read.limit = limit;
+        let export = options.export;
+        let interrupt = Interrupt::new();
+        let reader = interrupt.run(py, move |stop| {
+            blocking::export_part(config, &plan, index, &export, &read, stop)
         })?;
         Ok(PyExport {
             schema: arrow_array::RecordBatchReader::schema(&reader),
@@ -701,6 +742,152 @@ fn copy(
     })
 }
 
+/// The settings, source and options of a plan, checked; the partition options default to
+/// `parts` parts (the engines' tasks), one connection each.
+fn plan_inputs(
+    conninfo: Option<&str>,
+    source: &str,
+    is_table: bool,
+    options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<(Config, Source, pgarrow::ExportOptions, PartitionOptions)> {
+    let options = Options::parse(options, false)?;
+    let config = config(conninfo, options.statement_timeout)?;
+    let source = self::source(source, is_table)?;
+    let mut partitions = options
+        .partitions
+        .unwrap_or_else(|| PartitionOptions::new(1));
+    if partitions.parts.is_none() {
+        partitions.parts = Some(partitions.connections);
+    }
+    Ok((config, source, options.export, partitions))
+}
+
+/// A plan whose snapshot this process holds (`pgarrow.plan(...)`): its coordinating
+/// transaction stays open until `close()`, or until the object is dropped.
+#[pyclass(module = "pgarrow._pgarrow", name = "Plan")]
+struct PyPlan {
+    json: String,
+    /// The coordinator, then the runtime its connection runs on (dropped in this order).
+    held: Mutex<Option<(Coordinator, tokio::runtime::Runtime)>>,
+}
+
+#[pymethods]
+impl PyPlan {
+    /// Connects, opens the snapshot and plans the parts.
+    #[new]
+    #[pyo3(signature = (conninfo, source, is_table=false, options=None))]
+    fn new(
+        py: Python<'_>,
+        conninfo: Option<&str>,
+        source: &str,
+        is_table: bool,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let (config, source, export, partitions) =
+            plan_inputs(conninfo, source, is_table, options)?;
+        let (coordinator, runtime) = detached(py, move |stop| {
+            let runtime = blocking::runtime()?;
+            let begin = Coordinator::begin(config, source, &export, &partitions);
+            let coordinator = blocking::block_on(&runtime, stop, begin)?;
+            Ok((coordinator, runtime))
+        })?;
+        Ok(PyPlan {
+            json: coordinator.plan().to_json(),
+            held: Mutex::new(Some((coordinator, runtime))),
+        })
+    }
+
+    /// The plan as JSON.
+    fn plan_json(&self) -> String {
+        self.json.clone()
+    }
+
+    /// Whether the snapshot is still held by this object (not closed).
+    fn held(&self) -> bool {
+        self.held.lock().expect("not poisoned").is_some()
+    }
+
+    /// Ends the coordinating transaction, releasing the snapshot. Idempotent.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let held = self.held.lock().expect("not poisoned").take();
+        match held {
+            Some((coordinator, runtime)) => py
+                .detach(|| runtime.block_on(coordinator.close()))
+                .map_err(|e| py_err(py, &e)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A plan held until every part was read once (`python -m pgarrow._hold`, the detached
+/// holder of lazy engines): see `pgarrow::partition::Holder`.
+#[pyclass(module = "pgarrow._pgarrow", name = "Holder")]
+struct PyHolder {
+    json: String,
+    held: Mutex<Option<(Holder, tokio::runtime::Runtime)>>,
+}
+
+#[pymethods]
+impl PyHolder {
+    /// Connects, opens the snapshot, plans the parts and listens for their ends.
+    #[new]
+    #[pyo3(signature = (conninfo, source, is_table=false, options=None))]
+    fn new(
+        py: Python<'_>,
+        conninfo: Option<&str>,
+        source: &str,
+        is_table: bool,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let (config, source, export, partitions) =
+            plan_inputs(conninfo, source, is_table, options)?;
+        let (holder, runtime) = detached(py, move |stop| {
+            let runtime = blocking::runtime()?;
+            let start = async {
+                let coordinator =
+                    Coordinator::begin(config.clone(), source, &export, &partitions).await?;
+                Holder::start(coordinator, config).await
+            };
+            let holder = blocking::block_on(&runtime, stop, start)?;
+            Ok((holder, runtime))
+        })?;
+        Ok(PyHolder {
+            json: holder.plan().to_json(),
+            held: Mutex::new(Some((holder, runtime))),
+        })
+    }
+
+    /// The plan as JSON (with the channel its parts notify).
+    fn plan_json(&self) -> String {
+        self.json.clone()
+    }
+
+    /// Holds the snapshot until every part was read once ("all_read") or `idle` seconds
+    /// passed without a part finishing ("idle"); then releases it.
+    fn wait(&self, py: Python<'_>, idle: f64) -> PyResult<&'static str> {
+        let idle = Duration::try_from_secs_f64(idle).map_err(|_| {
+            PyValueError::new_err(format!("hold_timeout: expected seconds, got {idle}"))
+        })?;
+        let Some((holder, runtime)) = self.held.lock().expect("not poisoned").take() else {
+            return Err(usage_error(py, "this holder already ended"));
+        };
+        let released = detached(py, move |stop| {
+            blocking::block_on(&runtime, stop, holder.wait(idle))
+        })?;
+        Ok(match released {
+            partition::Released::AllRead => "all_read",
+            _ => "idle",
+        })
+    }
+}
+
+/// The Arrow schema of a plan (its JSON form), as an `arrow_schema` PyCapsule.
+#[pyfunction]
+fn plan_schema<'py>(py: Python<'py>, plan_json: &str) -> PyResult<Bound<'py, PyCapsule>> {
+    let plan = PartitionPlan::from_json(plan_json).map_err(|e| py_err(py, &e))?;
+    schema_capsule(py, &Arc::new(plan.schema))
+}
+
 /// A statistics document (its serde form) as JSON text, for Python's `json.loads`.
 fn document(stats: &impl serde::Serialize) -> pgarrow::Result<String> {
     serde_json::to_string(stats)
@@ -719,6 +906,9 @@ fn _pgarrow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("OutputError", py.get_type::<OutputError>())?;
     m.add_class::<PyExport>()?;
     m.add_class::<PyBatch>()?;
+    m.add_class::<PyPlan>()?;
+    m.add_class::<PyHolder>()?;
+    m.add_function(wrap_pyfunction!(plan_schema, m)?)?;
     m.add_function(wrap_pyfunction!(schema, m)?)?;
     m.add_function(wrap_pyfunction!(export_file, m)?)?;
     m.add_function(wrap_pyfunction!(export_dir, m)?)?;

@@ -40,7 +40,7 @@ use arrow_schema::{ArrowError, SchemaRef};
 
 use crate::export::request_cancel;
 use crate::load::{LoadHooks, LoadOptions, LoadStats};
-use crate::partition::{PartitionOptions, PartitionedExport};
+use crate::partition::{PartRead, PartitionOptions, PartitionPlan, PartitionedExport};
 use crate::stats::ExportStats;
 use crate::{
     Client, Error, ErrorKind, Export, ExportOptions, IntoConfig, IntoTableName, Result, Source,
@@ -121,6 +121,32 @@ pub fn export_partitioned(
     Ok(Reader {
         schema: export.schema(),
         export: Some(Running::Parts(Box::new(export))),
+        last: ExportStats::default(),
+        stop: stop.clone(),
+        runtime,
+    })
+}
+
+/// Reads part `index` of `plan` on a new connection, in the plan's snapshot (see
+/// [`crate::partition::export_part_with`]): what a worker of an engine runs, in any process.
+///
+/// # Errors
+/// As [`crate::partition::export_part_with`], and [`ErrorKind::Cancelled`].
+pub fn export_part(
+    config: impl IntoConfig,
+    plan: &PartitionPlan,
+    index: usize,
+    options: &ExportOptions,
+    read: &PartRead,
+    stop: &Stop,
+) -> Result<Reader> {
+    let runtime = runtime()?;
+    let config = config.into_config()?;
+    let start = crate::partition::export_part_with(config, plan, index, options, read);
+    let export = block_on(&runtime, stop, start)?;
+    Ok(Reader {
+        schema: export.schema(),
+        export: Some(Running::One(Box::new(export))),
         last: ExportStats::default(),
         stop: stop.clone(),
         runtime,

@@ -114,6 +114,9 @@ struct Core<'c> {
     first_byte: Option<Duration>,
     read: Duration,
     decode: Duration,
+    /// A statement run on the connection once the COPY ended well (a part's COMMIT, which
+    /// delivers the notification that it was read).
+    finish: Option<&'static str>,
 }
 
 impl<'c> Export<'c> {
@@ -161,12 +164,21 @@ impl<'c> Export<'c> {
                 first_byte: None,
                 read: Duration::ZERO,
                 decode: Duration::ZERO,
+                finish: None,
             })),
             pending: None,
             stats,
             started,
             ended: None,
         })
+    }
+
+    /// Runs `sql` on the connection once the COPY has ended and every row was decoded; the
+    /// export fails if it fails.
+    pub(crate) fn finish_with(&mut self, sql: &'static str) {
+        if let Some(core) = self.core.as_mut() {
+            core.finish = Some(sql);
+        }
     }
 
     /// The schema of every batch.
@@ -399,6 +411,12 @@ impl Core<'_> {
                     && server != decoded
                 {
                     return Err(ErrorKind::RowCount { server, decoded }.into());
+                }
+                if let Some(sql) = self.finish.take() {
+                    let conn = self.copy.ended_connection().ok_or_else(|| {
+                        Error::unexpected("the connection is not idle after the COPY")
+                    })?;
+                    conn.simple_query(sql).await?;
                 }
                 return Ok(last);
             }

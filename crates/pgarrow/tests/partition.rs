@@ -14,8 +14,8 @@ use arrow_array::{Array, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use common::Db;
 use pgarrow::partition::{
-    Coordinator, PartRange, PartitionOptions, PartitionedExport, SnapshotMode, export_part,
-    export_to_dir, export_to_file,
+    Coordinator, Holder, PartRange, PartRead, PartitionOptions, PartitionedExport, Released,
+    SnapshotMode, export_part, export_part_with, export_to_dir, export_to_file,
 };
 use pgarrow::sink::{Format, Output, SinkOptions};
 use pgarrow::{DirTarget, ExportOptions, FileTarget, Hooks, MANIFEST_NAME, Manifest, Source};
@@ -604,6 +604,97 @@ fn parts_run_elsewhere_while_the_coordinator_holds_the_snapshot() {
             .to_string()
             .contains("no part 99")
     );
+}
+
+/// Reads part `part` of `plan` to its end (or only its first batch), with `read`.
+fn read_part(
+    rt: &tokio::runtime::Runtime,
+    db: &Db,
+    plan: &pgarrow::partition::PartitionPlan,
+    part: usize,
+    read: &PartRead,
+    to_end: bool,
+) -> pgarrow::Result<Vec<RecordBatch>> {
+    rt.block_on(async {
+        let mut export =
+            export_part_with(db.url(), plan, part, &ExportOptions::default(), read).await?;
+        let mut out = Vec::new();
+        while let Some(b) = export.next_batch().await? {
+            out.push(b);
+            if !to_end {
+                break;
+            }
+        }
+        Ok(out)
+    })
+}
+
+#[test]
+fn a_holder_keeps_the_snapshot_until_every_part_was_read() {
+    let Some(db) = Db::with(
+        "part_holder",
+        "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 30000) g;
+         ANALYZE t;",
+    ) else {
+        return;
+    };
+    let source = Source::table("t").unwrap();
+    let expected = sorted(single(&db, &source));
+    let rt = runtime();
+    // The holder runs on its own thread and runtime (its connections are that runtime's), as
+    // it would in its own process; it hands the plan back, then waits.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let url = db.url();
+    let waiter = std::thread::spawn(move || {
+        runtime().block_on(async {
+            let c = Coordinator::begin(
+                url.as_str(),
+                Source::table("t").unwrap(),
+                &ExportOptions::default(),
+                &PartitionOptions::new(3).parts(3),
+            )
+            .await?;
+            let holder = Holder::start(c, pgarrow::protocol::Config::parse(&url)?).await?;
+            tx.send(holder.plan().clone()).unwrap();
+            holder.wait(std::time::Duration::from_secs(60)).await
+        })
+    });
+    let plan = rx.recv().unwrap();
+    assert_eq!(
+        plan.notify.as_deref(),
+        Some(pgarrow::partition::NOTIFY_CHANNEL)
+    );
+    assert_eq!(plan.parts.len(), 3);
+    let estimated: u64 = plan.parts.iter().map(|p| p.estimated_rows.unwrap()).sum();
+    assert!((29_000..=31_000).contains(&estimated), "{estimated}");
+    db.psql("DELETE FROM t WHERE id <= 100;");
+    // A part stopped after its first batch does not count as read: its transaction rolls back.
+    read_part(&rt, &db, &plan, 0, &PartRead::new(), false).unwrap();
+    // Some columns, a condition, a limit.
+    let narrow = PartRead::new()
+        .columns(["h", "id"])
+        .filter("id % 2 = 0")
+        .limit(7);
+    let some = read_part(&rt, &db, &plan, 1, &narrow, false).unwrap();
+    assert_eq!(some[0].schema().field(0).name(), "h");
+    assert_eq!(some.iter().map(RecordBatch::num_rows).sum::<usize>(), 7);
+    let e = read_part(&rt, &db, &plan, 1, &PartRead::new().columns(["nope"]), true).unwrap_err();
+    assert!(e.to_string().contains("no column \"nope\""), "{e}");
+    let mut got = Vec::new();
+    for part in 0..plan.parts.len() {
+        assert!(
+            !waiter.is_finished(),
+            "released before part {part} was read"
+        );
+        got.extend(rows(
+            &read_part(&rt, &db, &plan, part, &PartRead::new(), true).unwrap(),
+        ));
+    }
+    assert_eq!(sorted(got), expected);
+    let released = waiter.join().unwrap().unwrap();
+    assert_eq!(released, Released::AllRead);
+    let e = read_part(&rt, &db, &plan, 0, &PartRead::new(), true).unwrap_err();
+    assert!(e.to_string().contains("no longer held"), "{e}");
 }
 
 #[test]

@@ -76,7 +76,10 @@ __all__ = [
     "QueryError",
     "UsageError",
     "copy",
+    "Part",
+    "Plan",
     "export",
+    "plan",
     "read_arrow",
     "read_batches",
     "read_pandas",
@@ -108,6 +111,9 @@ def _pyarrow() -> Any:
     except ImportError as e:  # pragma: no cover - pyarrow is a dependency
         raise ImportError("pgarrow needs pyarrow: pip install pyarrow") from e
     return pyarrow
+
+
+from ._plan import Part, Plan, plan  # noqa: E402  (after UsageError, which it raises)
 
 
 def _batches(export: Any) -> Iterator[pyarrow.RecordBatch]:

@@ -50,14 +50,18 @@
 
 mod budget;
 mod files;
+mod hold;
 mod plan;
 mod run;
 mod split;
 mod worker;
 
 pub use files::{export_part_to_file, export_to_dir, export_to_file};
+pub use hold::{Holder, NOTIFY_CHANNEL, Released};
 pub use plan::ArrayDims;
-pub use plan::{Coordinator, Part, PartRange, PartitionPlan, export_part};
+pub use plan::{
+    Coordinator, Part, PartRange, PartRead, PartitionPlan, export_part, export_part_with,
+};
 pub use run::{PartResult, PartitionedExport, PartitionedStats};
 
 /// The smallest part the default plan makes of a table (on disk): 16 MiB.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::copy_statement;
 use crate::export::ConnSlot;
-use crate::protocol::{Connection, quote_literal};
+use crate::protocol::{Connection, quote_ident, quote_literal};
 use crate::{
     Client, ColumnPlan, Error, Export, ExportOptions, ExportPlan, IntoConfig, Result, Source,
 };
@@ -46,6 +46,11 @@ pub struct PartitionPlan {
     pub schema: Schema,
     /// The parts, in the source's order.
     pub parts: Vec<Part>,
+    /// When set, each part's reader notifies this channel (`pg_notify`) as its transaction
+    /// commits at the end of the part, with the payload `"<snapshot> <part>"`: how a
+    /// [`Holder`](super::Holder) learns that every part was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<String>,
 }
 
 /// An array column's depth, fixed by the plan.
@@ -71,6 +76,95 @@ pub struct Part {
     pub sql: String,
     /// Its size on disk, for block ranges (a guide to its rows, not a count).
     pub estimated_bytes: Option<u64>,
+    /// Its rows, estimated from the statistics (`reltuples`) for block ranges: a guide for a
+    /// scheduler, not a count.
+    #[serde(default)]
+    pub estimated_rows: Option<u64>,
+}
+
+/// What a worker reads of its part: all of it by default, or some columns, the rows matching
+/// a condition, at most some rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartRead {
+    /// The columns, in this order (names of the plan's schema); all when `None`.
+    pub columns: Option<Vec<String>>,
+    /// A SQL boolean expression over the part's result columns.
+    pub filter: Option<String>,
+    /// At most this many rows.
+    pub limit: Option<u64>,
+}
+
+impl PartRead {
+    /// The whole part.
+    pub fn new() -> PartRead {
+        PartRead::default()
+    }
+
+    /// Only `columns`, in this order.
+    pub fn columns(mut self, columns: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.columns = Some(columns.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Only the rows for which `condition` (SQL over the result columns) is true.
+    pub fn filter(mut self, condition: impl Into<String>) -> Self {
+        self.filter = Some(condition.into());
+        self
+    }
+
+    /// At most `rows` rows.
+    pub fn limit(mut self, rows: u64) -> Self {
+        self.limit = Some(rows);
+        self
+    }
+
+    /// The described columns narrowed to this read, with the SELECT that reads it of `part`.
+    fn apply(&self, columns: &ExportPlan, part: &Part) -> Result<(ExportPlan, String)> {
+        if self.columns.is_none() && self.filter.is_none() && self.limit.is_none() {
+            return Ok((columns.clone(), part.sql.clone()));
+        }
+        let mut narrowed = columns.clone();
+        let select = match &self.columns {
+            None => "*".to_owned(),
+            Some(names) => {
+                let mut picked = Vec::with_capacity(names.len());
+                for name in names {
+                    let mut found = columns.columns.iter().filter(|c| &c.column.name == name);
+                    match (found.next(), found.next()) {
+                        (Some(c), None) => picked.push(c.clone()),
+                        (None, _) => {
+                            return Err(Error::usage(format!(
+                                "the plan has no column {name:?}; its columns are {}",
+                                field_list(&columns.schema)
+                            )));
+                        }
+                        (Some(_), Some(_)) => {
+                            return Err(Error::usage(format!(
+                                "the plan has several columns named {name:?}: it cannot be \
+                                 picked by name"
+                            )));
+                        }
+                    }
+                }
+                narrowed.schema = schema_of(&picked);
+                narrowed.columns = picked;
+                names
+                    .iter()
+                    .map(|n| quote_ident(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        let mut sql = format!("SELECT {select} FROM ({}\n) AS _pgarrow_read", part.sql);
+        if let Some(filter) = &self.filter {
+            sql.push_str(&format!("\nWHERE ({filter}\n)"));
+        }
+        if let Some(limit) = self.limit {
+            sql.push_str(&format!("\nLIMIT {limit}"));
+        }
+        Ok((narrowed, sql))
+    }
 }
 
 /// What a part reads.
@@ -122,12 +216,17 @@ impl PartitionPlan {
         serde_json::to_string_pretty(self).expect("a plan always serializes")
     }
 
-    /// The part at `index`.
+    /// Part number `index` (its [`Part::part`]; a plan trimmed to some of its parts keeps
+    /// their numbers).
     ///
     /// # Errors
     /// There is no such part.
     pub fn part(&self, index: usize) -> Result<&Part> {
-        self.parts.get(index).ok_or_else(|| {
+        let found = match self.parts.get(index) {
+            Some(p) if p.part == index => Some(p),
+            _ => self.parts.iter().find(|p| p.part == index),
+        };
+        found.ok_or_else(|| {
             Error::usage(format!(
                 "the plan has {} parts (0 to {}); there is no part {index}",
                 self.parts.len(),
@@ -217,6 +316,7 @@ impl Coordinator {
             array_dims,
             schema: columns.schema.as_ref().clone(),
             parts,
+            notify: None,
         };
         Ok(Coordinator {
             client,
@@ -230,6 +330,12 @@ impl Coordinator {
     /// The plan.
     pub fn plan(&self) -> &PartitionPlan {
         &self.plan
+    }
+
+    /// The plan, to change before handing it out (a [`Holder`](super::Holder) sets its
+    /// `notify`).
+    pub(crate) fn plan_mut(&mut self) -> &mut PartitionPlan {
+        &mut self.plan
     }
 
     /// How long connecting took, and planning after that.
@@ -272,9 +378,11 @@ pub(crate) async fn enter_snapshot(conn: &mut Connection, snapshot: Option<&str>
             .await
             .map_err(|e| {
                 Error::from(e).context(format!(
-                    "cannot read in the plan's snapshot {id}: the transaction that exported \
-                     it must still be open (is `pgarrow plan --hold` still running, on this \
-                     database?)"
+                    "cannot read in the plan's snapshot {id}: it is no longer held (the plan \
+                     was closed, its holder ended once every part was read or its hold timed \
+                     out, or its connection ended), or this is another database. Make a new \
+                     plan, or hold this one for as long as the job reads it (`pgarrow plan \
+                     --hold`, a `with pgarrow.plan(...)` block, or a longer hold_timeout)"
                 ))
             })?;
     }
@@ -343,19 +451,61 @@ pub async fn export_part(
     index: usize,
     options: &ExportOptions,
 ) -> Result<Export<'static>> {
+    export_part_with(config, plan, index, options, &PartRead::new()).await
+}
+
+/// [`export_part`], reading only what `read` asks for: some columns, the rows matching a
+/// condition, at most some rows (`SELECT cols FROM (part) WHERE ... LIMIT n`, in the plan's
+/// snapshot). When the plan has a [`PartitionPlan::notify`] channel, the part's transaction
+/// notifies it and commits once every row was read.
+///
+/// # Errors
+/// As [`export_part`]; a column the plan does not have.
+pub async fn export_part_with(
+    config: impl IntoConfig,
+    plan: &PartitionPlan,
+    index: usize,
+    options: &ExportOptions,
+    read: &PartRead,
+) -> Result<Export<'static>> {
     let part = plan.part(index)?;
     let mut client = Client::connect(config).await?;
     enter_snapshot(client.connection(), plan.snapshot.as_deref()).await?;
     let columns = describe_for_parts(&mut client, plan, options).await?;
-    let export_plan = part_export_plan(&columns, part);
+    let (columns, sql) = read.apply(&columns, part)?;
+    let export_plan = ExportPlan {
+        copy_sql: copy_statement(&sql, &columns.columns),
+        ..columns
+    };
+    let notify = match (&plan.notify, &plan.snapshot) {
+        (Some(channel), Some(snapshot)) => {
+            // Queued now, delivered by the COMMIT at the end: a part that fails (its
+            // transaction rolled back) does not count as read.
+            let payload = format!("{snapshot} {}", part.part);
+            client
+                .connection()
+                .simple_query(&format!(
+                    "SELECT pg_catalog.pg_notify({}, {})",
+                    quote_literal(channel),
+                    quote_literal(&payload)
+                ))
+                .await?;
+            true
+        }
+        _ => false,
+    };
     let connect = client.take_connect_time();
-    Export::start(
+    let mut export = Export::start(
         ConnSlot::Owned(Box::new(client.into_connection())),
         export_plan,
         options,
         connect,
     )
-    .await
+    .await?;
+    if notify {
+        export.finish_with("COMMIT");
+    }
+    Ok(export)
 }
 
 /// Fixes the depth of every array column whose depth comes from the data, from the COPY data
@@ -407,7 +557,9 @@ mod tests {
                 },
                 sql: "SELECT 1".into(),
                 estimated_bytes: Some(65536),
+                estimated_rows: Some(100),
             }],
+            notify: None,
         };
         let json = plan.to_json();
         assert!(json.contains("\"kind\": \"blocks\""), "{json}");

@@ -66,6 +66,7 @@ pub(super) async fn plan_parts(
                     range: PartRange::All,
                     sql: format!("SELECT {cols} FROM ONLY {}", leaf.name),
                     estimated_bytes: Some(leaf.bytes),
+                    estimated_rows: leaf.rows_in(leaf.bytes.div_ceil(leaf.block_size)),
                 })
                 .collect())
         }
@@ -79,6 +80,7 @@ fn whole(sql: &str) -> Part {
         range: PartRange::All,
         sql: sql.to_owned(),
         estimated_bytes: None,
+        estimated_rows: None,
     }
 }
 
@@ -100,6 +102,21 @@ struct Leaf {
     kind: String,
     bytes: u64,
     block_size: u64,
+    /// `reltuples`, when the statistics know it.
+    tuples: Option<u64>,
+    /// `relpages`, the pages `reltuples` was counted over.
+    pages: u64,
+}
+
+impl Leaf {
+    /// Rows in `blocks` of its blocks, estimated from the statistics' rows per page.
+    fn rows_in(&self, blocks: u64) -> Option<u64> {
+        let tuples = self.tuples?;
+        if self.pages == 0 {
+            return (tuples == 0).then_some(0);
+        }
+        Some((u128::from(tuples) * u128::from(blocks) / u128::from(self.pages)) as u64)
+    }
 }
 
 /// The relation and, for a partitioned table or an inheritance parent, every relation below
@@ -112,7 +129,8 @@ async fn leaves(client: &mut Client, qualified: &str) -> Result<Vec<Leaf>> {
     SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.oid
 )
 SELECT n.nspname::text, c.relname::text, c.relkind::text,
-       pg_catalog.pg_relation_size(c.oid)::text, pg_catalog.current_setting('block_size')
+       pg_catalog.pg_relation_size(c.oid)::text, pg_catalog.current_setting('block_size'),
+       c.reltuples::bigint::text, c.relpages::text
 FROM tree JOIN pg_catalog.pg_class c ON c.oid = tree.oid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind <> 'p'
@@ -141,6 +159,9 @@ ORDER BY c.oid",
                 kind: get(2)?,
                 bytes: num(3)?,
                 block_size: num(4)?.max(1),
+                // -1 (PostgreSQL 14+) when never vacuumed or analyzed: unknown.
+                tuples: get(5)?.parse::<u64>().ok(),
+                pages: num(6)?,
             })
         })
         .collect()
@@ -172,6 +193,7 @@ async fn block_parts(
                 range: PartRange::All,
                 sql: base,
                 estimated_bytes: None,
+                estimated_rows: None,
             });
             continue;
         }
@@ -191,6 +213,7 @@ async fn block_parts(
                 range: PartRange::Blocks { start, end },
                 sql,
                 estimated_bytes: Some(end.unwrap_or(b).saturating_sub(start) * leaf.block_size),
+                estimated_rows: leaf.rows_in(end.unwrap_or(b).saturating_sub(start)),
             });
         }
     }
@@ -295,6 +318,7 @@ async fn key_parts(
             },
             sql: format!("SELECT * FROM ({sql}\n) AS _pgarrow_part WHERE {condition}"),
             estimated_bytes: None,
+            estimated_rows: None,
         });
     }
     Ok(parts)
