@@ -862,17 +862,20 @@ impl PyHolder {
         self.json.clone()
     }
 
-    /// Holds the snapshot until every part was read once ("all_read") or `idle` seconds
-    /// passed without a part finishing ("idle"); then releases it.
-    fn wait(&self, py: Python<'_>, idle: f64) -> PyResult<&'static str> {
-        let idle = Duration::try_from_secs_f64(idle).map_err(|_| {
-            PyValueError::new_err(format!("hold_timeout: expected seconds, got {idle}"))
-        })?;
+    /// Holds the snapshot while parts are read: until `idle` seconds pass without a part
+    /// starting or finishing ("idle"), or `linger` seconds so once every part was read
+    /// ("all_read"); then releases it.
+    fn wait(&self, py: Python<'_>, idle: f64, linger: f64) -> PyResult<&'static str> {
+        let seconds = |name: &str, s: f64| {
+            Duration::try_from_secs_f64(s)
+                .map_err(|_| PyValueError::new_err(format!("{name}: expected seconds, got {s}")))
+        };
+        let (idle, linger) = (seconds("hold_timeout", idle)?, seconds("linger", linger)?);
         let Some((holder, runtime)) = self.held.lock().expect("not poisoned").take() else {
             return Err(usage_error(py, "this holder already ended"));
         };
         let released = detached(py, move |stop| {
-            blocking::block_on(&runtime, stop, holder.wait(idle))
+            blocking::block_on(&runtime, stop, holder.wait(idle, linger))
         })?;
         Ok(match released {
             partition::Released::AllRead => "all_read",

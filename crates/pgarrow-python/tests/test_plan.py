@@ -109,9 +109,11 @@ def test_a_part_after_its_snapshot_says_what_to_do(url, lineitem):
     assert e.value.sqlstate == "22023"
 
 
-def test_detached_holder_ends_once_every_part_was_read(url, lineitem):
+def test_detached_holder_ends_after_every_part_was_read_and_its_linger(url, lineitem):
     whole = pgarrow.read_arrow(url, table=lineitem)
-    plan = pgarrow.plan(url, table=lineitem, partitions=2, detached=True, hold_timeout=120)
+    plan = pgarrow.plan(
+        url, table=lineitem, partitions=2, detached=True, hold_timeout=120, linger=1
+    )
     try:
         assert plan.detached and plan.held
         # Stopped after its first batch, a part does not count: the snapshot stays.
@@ -121,6 +123,8 @@ def test_detached_holder_ends_once_every_part_was_read(url, lineitem):
         tables = [plan.parts[0].read_arrow()]
         assert plan.held
         tables.append(plan.parts[1].read_arrow())
+        # Read again within the linger time (an engine reading its input twice): still held.
+        assert plan.parts[1].read_arrow().num_rows == tables[1].num_rows
         assert _wait_released(plan)
         assert plan._holder.returncode == 0
         assert rows_multiset(pa.concat_tables(tables)) == rows_multiset(whole)
@@ -132,6 +136,8 @@ def test_detached_holder_ends_once_every_part_was_read(url, lineitem):
 
 def test_detached_holder_ends_after_its_hold_timeout_and_on_close(url, lineitem):
     plan = pgarrow.plan(url, table=lineitem, partitions=2, detached=True, hold_timeout=1)
+    # Only one part read: the holder waits for the other until hold_timeout passes.
+    plan.parts[0].read_arrow()
     assert _wait_released(plan, 30)
     with pytest.raises(pgarrow.QueryError, match="no longer held"):
         plan.parts[0].read_arrow()
@@ -159,7 +165,7 @@ def test_the_holder_is_a_separate_process_that_outlives_its_parent(url, lineitem
     """What Spark does: the planner process makes the plan and exits; workers read later."""
     script = (
         "import pickle, sys, pgarrow\n"
-        f"p = pgarrow.plan({url!r}, table={lineitem!r}, partitions=2, detached=True, hold_timeout=60)\n"
+        f"p = pgarrow.plan({url!r}, table={lineitem!r}, partitions=2, detached=True, linger=1)\n"
         "sys.stdout.buffer.write(pickle.dumps(p.parts))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)

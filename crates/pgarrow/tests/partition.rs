@@ -656,7 +656,12 @@ fn a_holder_keeps_the_snapshot_until_every_part_was_read() {
             .await?;
             let holder = Holder::start(c, pgarrow::protocol::Config::parse(&url)?).await?;
             tx.send(holder.plan().clone()).unwrap();
-            holder.wait(std::time::Duration::from_secs(60)).await
+            holder
+                .wait(
+                    std::time::Duration::from_secs(60),
+                    std::time::Duration::from_millis(500),
+                )
+                .await
         })
     });
     let plan = rx.recv().unwrap();

@@ -1,10 +1,9 @@
 """The detached snapshot holder: ``python -m pgarrow._hold`` (started by
 ``pgarrow.plan(..., detached=True)``).
 
-Reads the request (JSON: url, source, is_table, options, hold_timeout) from stdin, plans, and
-writes one line of JSON to stdout: ``{"plan": ...}`` or ``{"error": ..., "class": ...}``. It
-then holds the snapshot until every part was read once or hold_timeout seconds passed without
-a part finishing, and exits. SIGTERM (``plan.close()``) ends it, and the snapshot with it.
+Reads the request (JSON: url, source, is_table, options, hold_timeout, linger) from stdin,
+plans, and writes one line of JSON to stdout: ``{"plan": ...}`` or ``{"error": ..., "class":
+...}``. It then holds the snapshot while parts are read (see ``pgarrow.plan``), and exits. SIGTERM (``plan.close()``) ends it, and the snapshot with it.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ def main() -> int:
     sys.stdout.flush()
     sys.stdout.close()
     try:
-        holder.wait(float(request["hold_timeout"]))
+        holder.wait(float(request["hold_timeout"]), float(request["linger"]))
     except Exception:
         # The transaction ended under it: nothing left to hold; the parts that still need
         # the snapshot fail with a message that says so.

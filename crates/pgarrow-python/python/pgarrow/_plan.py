@@ -12,11 +12,14 @@ The snapshot lives as long as the transaction that exported it:
 - ``pgarrow.plan(...)`` holds it in this process, until ``plan.close()``, the end of a ``with``
   block, or the object's garbage collection.
 - ``pgarrow.plan(..., detached=True)`` holds it in a small background process (this Python,
-  ``-m pgarrow._hold``), which ends when every part has been read to its end once, or when
-  ``hold_timeout`` seconds pass without a part finishing, or at ``plan.close()``. This is for
-  engines that plan in one process and read later in others (Spark's planner is a short-lived
-  worker). A part whose read fails does not count as read, so a retried task still finds the
-  snapshot.
+  ``-m pgarrow._hold``) while parts are being read: every part's reader tells it when it
+  starts and when it has read its part to the end. The process ends ``linger`` seconds (30)
+  after every part was read and none started or finished since; or ``hold_timeout`` seconds
+  (600) after the last part started or finished, if some part was never read; or at
+  ``plan.close()``. This is for engines that plan in one process and read later in others
+  (Spark's planner is a short-lived worker). A part whose read fails does not count as read,
+  so a retried task still finds the snapshot; an engine that reads its input twice (Spark's
+  sort samples it first) reads the second time within the linger time.
 
 A part read after its snapshot is gone fails with a :class:`pgarrow.QueryError` that says so.
 
@@ -286,7 +289,12 @@ class Plan:
 
 
 def _start_holder(
-    url: Optional[str], text: str, is_table: bool, options: dict[str, Any], hold_timeout: float
+    url: Optional[str],
+    text: str,
+    is_table: bool,
+    options: dict[str, Any],
+    hold_timeout: float,
+    linger: float,
 ) -> tuple[str, subprocess.Popen]:
     """Starts `python -m pgarrow._hold` in its own session, hands it the request on stdin
     and reads the plan (or the error) from its stdout."""
@@ -297,6 +305,7 @@ def _start_holder(
             "is_table": is_table,
             "options": options,
             "hold_timeout": hold_timeout,
+            "linger": linger,
         }
     )
     proc = subprocess.Popen(
@@ -346,6 +355,7 @@ def plan(
     partition_by: Optional[str] = None,
     detached: bool = False,
     hold_timeout: float = 600.0,
+    linger: float = 30.0,
     **options: Any,
 ) -> Plan:
     """Plans ``partitions`` parts of the query or table in one exported snapshot; see the
@@ -354,9 +364,10 @@ def plan(
     - ``partitions``: how many parts (block ranges of a table, by its size on disk; key
       ranges of ``partition_by``, an integer, date or timestamp column, from its statistics;
       a query without ``partition_by`` is one part). ``parts`` overrides the count.
-    - ``detached``: hold the snapshot in a background process that ends once every part was
-      read, or ``hold_timeout`` seconds after the last part finished (or after planning, if
-      none did), instead of in this object.
+    - ``detached``: hold the snapshot in a background process while parts are read, instead
+      of in this object: it ends ``linger`` seconds after every part was read to its end and
+      none started or finished since, or ``hold_timeout`` seconds after the last part started
+      or finished (or after planning, if none did).
     - ``options``: the type policies and batch sizes of :func:`pgarrow.read_arrow`, which every
       part's reader uses.
     """
@@ -364,8 +375,9 @@ def plan(
 
     if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
         raise ValueError(f"partitions must be a positive int, got {partitions!r}")
-    if not isinstance(hold_timeout, (int, float)) or hold_timeout <= 0:
-        raise ValueError(f"hold_timeout must be positive seconds, got {hold_timeout!r}")
+    for name, value in (("hold_timeout", hold_timeout), ("linger", linger)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"{name} must be positive seconds, got {value!r}")
     text, is_table = _source(query, table)
     read_options, plan_options = _split_options(options)
     native_options = dict(read_options, **plan_options)
@@ -374,7 +386,9 @@ def plan(
     if partition_by is not None:
         native_options["partition_by"] = partition_by
     if detached:
-        plan_json, proc = _start_holder(url, text, is_table, native_options, float(hold_timeout))
+        plan_json, proc = _start_holder(
+            url, text, is_table, native_options, float(hold_timeout), float(linger)
+        )
         return Plan(url, plan_json, read_options, holder=proc)
     native = _pgarrow.Plan(url, text, is_table, native_options)
     return Plan(url, native.plan_json(), read_options, native=native)

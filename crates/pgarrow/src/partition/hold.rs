@@ -3,9 +3,11 @@
 //! An engine such as Spark plans in one short-lived process and reads the parts later, in
 //! others: no scope of the caller spans the reads. A [`Holder`] keeps the coordinating
 //! transaction open and listens on a second connection: each part's reader notifies the
-//! plan's channel as its transaction commits at the end of the part (a failed part rolls
-//! back and does not count, so a retried part still finds the snapshot). The snapshot is
-//! released when every part was read, or when no part finished for the idle time given.
+//! plan's channel as it starts, and again as its transaction commits at the end of the part
+//! (a failed part rolls back and does not count as read, so a retried part still finds the
+//! snapshot). The snapshot is released a short while (the linger time) after every part was
+//! read and none started or finished since, or after the idle time without any part
+//! starting or finishing.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -27,9 +29,10 @@ const CHECK_EVERY: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Released {
-    /// Every part was read to its end once.
+    /// Every part was read to its end, and no part started or finished for the linger
+    /// time after.
     AllRead,
-    /// No part finished within the idle time.
+    /// No part started or finished within the idle time.
     Idle,
 }
 
@@ -80,14 +83,15 @@ impl Holder {
         self.coordinator.plan()
     }
 
-    /// Holds the snapshot until every part was read once, or `idle` passed without a part
-    /// finishing (counted from this call, then from each part's end); then ends the
-    /// transaction and closes both connections.
+    /// Holds the snapshot while parts are being read: until `idle` passes without a part
+    /// starting or finishing, or, once every part was read to its end at least once, until
+    /// `linger` passes so (an engine may read its input twice: Spark's sort samples it
+    /// first). Then ends the transaction and closes both connections.
     ///
     /// # Errors
     /// The coordinating transaction ended under it (a terminated backend, a broken
     /// connection): the parts not yet started cannot be read.
-    pub async fn wait(mut self, idle: Duration) -> Result<Released> {
+    pub async fn wait(mut self, idle: Duration, linger: Duration) -> Result<Released> {
         let prefix = format!(
             "{} ",
             self.coordinator.plan().snapshot.as_deref().unwrap_or("")
@@ -100,28 +104,32 @@ impl Holder {
             .map(|p| p.part)
             .collect();
         let mut read = BTreeSet::new();
-        let mut last_end = Instant::now();
+        let mut last_activity = Instant::now();
         let mut last_check = Instant::now();
         let released = loop {
             if let Some(listener) = self.listener.as_mut() {
                 let conn = listener.connection();
                 conn.simple_query("SELECT 1").await?;
                 for n in conn.take_notifications() {
-                    let part = n
-                        .payload
-                        .strip_prefix(&prefix)
-                        .and_then(|p| p.parse::<usize>().ok());
-                    if let Some(part) = part.filter(|p| wanted.contains(p))
-                        && read.insert(part)
-                    {
-                        last_end = Instant::now();
+                    let Some(rest) = n.payload.strip_prefix(&prefix) else {
+                        continue;
+                    };
+                    let mut words = rest.split(' ');
+                    let part = words.next().and_then(|p| p.parse::<usize>().ok());
+                    let Some(part) = part.filter(|p| wanted.contains(p)) else {
+                        continue;
+                    };
+                    last_activity = Instant::now();
+                    if words.next() == Some("end") {
+                        read.insert(part);
                     }
                 }
-                if read.len() == wanted.len() {
-                    break Released::AllRead;
-                }
             }
-            if last_end.elapsed() >= idle {
+            let all_read = read.len() == wanted.len();
+            if all_read && last_activity.elapsed() >= linger {
+                break Released::AllRead;
+            }
+            if last_activity.elapsed() >= idle {
                 break Released::Idle;
             }
             if last_check.elapsed() >= CHECK_EVERY {

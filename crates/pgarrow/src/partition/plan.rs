@@ -46,9 +46,10 @@ pub struct PartitionPlan {
     pub schema: Schema,
     /// The parts, in the source's order.
     pub parts: Vec<Part>,
-    /// When set, each part's reader notifies this channel (`pg_notify`) as its transaction
-    /// commits at the end of the part, with the payload `"<snapshot> <part>"`: how a
-    /// [`Holder`](super::Holder) learns that every part was read.
+    /// When set, each part's reader notifies this channel (`pg_notify`) as it starts, with
+    /// the payload `"<snapshot> <part> start"`, and as its transaction commits at the end of
+    /// the part, with `"<snapshot> <part> end"`: how a [`Holder`](super::Holder) follows the
+    /// reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<String>,
 }
@@ -470,6 +471,15 @@ pub async fn export_part_with(
 ) -> Result<Export<'static>> {
     let part = plan.part(index)?;
     let mut client = Client::connect(config).await?;
+    let notify = match (&plan.notify, &plan.snapshot) {
+        (Some(channel), Some(snapshot)) => Some((channel, format!("{snapshot} {}", part.part))),
+        _ => None,
+    };
+    if let Some((channel, payload)) = &notify {
+        // Outside the transaction, so delivered now: the holder counts a part starting as
+        // activity, and keeps the snapshot while parts still start.
+        notify_holder(client.connection(), channel, &format!("{payload} start")).await?;
+    }
     enter_snapshot(client.connection(), plan.snapshot.as_deref()).await?;
     let columns = describe_for_parts(&mut client, plan, options).await?;
     let (columns, sql) = read.apply(&columns, part)?;
@@ -477,23 +487,11 @@ pub async fn export_part_with(
         copy_sql: copy_statement(&sql, &columns.columns),
         ..columns
     };
-    let notify = match (&plan.notify, &plan.snapshot) {
-        (Some(channel), Some(snapshot)) => {
-            // Queued now, delivered by the COMMIT at the end: a part that fails (its
-            // transaction rolled back) does not count as read.
-            let payload = format!("{snapshot} {}", part.part);
-            client
-                .connection()
-                .simple_query(&format!(
-                    "SELECT pg_catalog.pg_notify({}, {})",
-                    quote_literal(channel),
-                    quote_literal(&payload)
-                ))
-                .await?;
-            true
-        }
-        _ => false,
-    };
+    if let Some((channel, payload)) = &notify {
+        // Queued in the transaction, delivered by the COMMIT at the end: a part that fails
+        // (its transaction rolled back) is not counted as read.
+        notify_holder(client.connection(), channel, &format!("{payload} end")).await?;
+    }
     let connect = client.take_connect_time();
     let mut export = Export::start(
         ConnSlot::Owned(Box::new(client.into_connection())),
@@ -502,10 +500,20 @@ pub async fn export_part_with(
         connect,
     )
     .await?;
-    if notify {
+    if notify.is_some() {
         export.finish_with("COMMIT");
     }
     Ok(export)
+}
+
+async fn notify_holder(conn: &mut Connection, channel: &str, payload: &str) -> Result<()> {
+    conn.simple_query(&format!(
+        "SELECT pg_catalog.pg_notify({}, {})",
+        quote_literal(channel),
+        quote_literal(payload)
+    ))
+    .await?;
+    Ok(())
 }
 
 /// Fixes the depth of every array column whose depth comes from the data, from the COPY data
