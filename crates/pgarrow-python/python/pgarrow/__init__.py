@@ -54,6 +54,12 @@ from . import _pgarrow
 from ._pgarrow import ConnectError, DecodeError, Error, OutputError, QueryError
 
 
+# The native classes say they live in `pgarrow`, where users (and pickle, which engines use to
+# send a worker's error back to the driver) find them.
+for _cls in (Error, ConnectError, DecodeError, OutputError, QueryError):
+    _cls.__module__ = "pgarrow"
+
+
 class UsageError(Error, ValueError):
     """The call asks for something impossible: a bad option or name, connection settings that
     do not parse, a statement that returns no rows, an input file that is not what it should

@@ -125,6 +125,10 @@ class Part:
         for k, v in state.items():
             setattr(self, k, v)
 
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        # Deterministic: the same part of the same plan (Dask names its tasks by it).
+        return ("pgarrow.Part", self._url, self._plan, self.index, sorted(self._options.items()))
+
     def __repr__(self) -> str:
         rows = f", ~{self.estimated_rows} rows" if self.estimated_rows is not None else ""
         return f"<pgarrow.Part {self.index}{rows}: {self.sql[:80]}>"
