@@ -86,6 +86,8 @@ pub struct Cluster {
     user: Option<ServerUser>,
     tempdir: Option<tempfile::TempDir>,
     watchdog: Option<Child>,
+    /// `postgresql.conf` lines added by [`Builder::with_settings`].
+    settings: Vec<String>,
 }
 
 static DB_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -107,6 +109,8 @@ static DB_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub struct Builder {
     bin_dir: Option<PathBuf>,
     hba_lines: Vec<String>,
+    settings: Vec<String>,
+    preload: Vec<String>,
 }
 
 impl Builder {
@@ -143,6 +147,28 @@ impl Builder {
         self
     }
 
+    /// Adds `postgresql.conf` lines (`name = value`), after pgarrow-scratch's own.
+    pub fn with_settings<I>(mut self, lines: I) -> Builder
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.settings.extend(lines.into_iter().map(Into::into));
+        self
+    }
+
+    /// Loads these server libraries at start (`shared_preload_libraries`), each only when the
+    /// server's library directory has it (`pg_stat_statements`, say, which a server built
+    /// without its contrib modules lacks).
+    pub fn with_preload_if_available<I>(mut self, libraries: I) -> Builder
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.preload.extend(libraries.into_iter().map(Into::into));
+        self
+    }
+
     /// Initialises and starts a new cluster.
     ///
     /// Picks a free TCP port and retries with another one when the server
@@ -162,8 +188,35 @@ impl Builder {
                 Error::new(ErrorKind::NoServerBinaries, missing_binaries_message())
             })?,
         };
-        Cluster::launch(&bin_dir, &self.hba_lines)
+        let mut settings = self.settings;
+        let preload: Vec<String> = self
+            .preload
+            .into_iter()
+            .filter(|name| library_available(&bin_dir, name))
+            .collect();
+        if !preload.is_empty() {
+            settings.push(format!(
+                "shared_preload_libraries = '{}'",
+                preload.join(",")
+            ));
+        }
+        Cluster::launch(&bin_dir, &self.hba_lines, settings)
     }
+}
+
+/// Whether the server of `bin_dir` has the loadable library `name` (in its `lib` or
+/// `lib/postgresql` directory beside `bin`, following symbolic links).
+fn library_available(bin_dir: &Path, name: &str) -> bool {
+    let Ok(postgres) = fs::canonicalize(bin_dir.join("postgres")) else {
+        return false;
+    };
+    let Some(prefix) = postgres.parent().and_then(Path::parent) else {
+        return false;
+    };
+    let file = format!("{name}.so");
+    [prefix.join("lib"), prefix.join("lib").join("postgresql")]
+        .iter()
+        .any(|dir| dir.join(&file).is_file())
 }
 
 impl Cluster {
@@ -200,7 +253,7 @@ impl Cluster {
     /// `pg_basebackup` or the server start failed.
     pub fn start_standby(&self) -> Result<Cluster> {
         let from = (self.socket_dir.clone(), self.port);
-        Cluster::launch_with(&self.bin_dir, |cluster| {
+        Cluster::launch_with(&self.bin_dir, Vec::new(), |cluster| {
             let mut cmd = cluster.server_command(cluster.bin_dir.join("pg_basebackup"));
             cmd.arg("-h")
                 .arg(&from.0)
@@ -223,12 +276,16 @@ impl Cluster {
         })
     }
 
-    fn launch(bin_dir: &Path, hba_lines: &[String]) -> Result<Cluster> {
-        Cluster::launch_with(bin_dir, |cluster| cluster.initdb(hba_lines))
+    fn launch(bin_dir: &Path, hba_lines: &[String], settings: Vec<String>) -> Result<Cluster> {
+        Cluster::launch_with(bin_dir, settings, |cluster| cluster.initdb(hba_lines))
     }
 
     /// Sets up a cluster's directory, makes its data directory with `make`, and starts it.
-    fn launch_with(bin_dir: &Path, make: impl FnOnce(&Cluster) -> Result<()>) -> Result<Cluster> {
+    fn launch_with(
+        bin_dir: &Path,
+        settings: Vec<String>,
+        make: impl FnOnce(&Cluster) -> Result<()>,
+    ) -> Result<Cluster> {
         for name in SERVER_BINARIES {
             if !bin_dir.join(name).is_file() {
                 return Err(Error::new(
@@ -266,6 +323,7 @@ impl Cluster {
             user,
             tempdir: Some(tempdir),
             watchdog: None,
+            settings,
         };
         // From here on, dropping `cluster` (also on error) cleans up.
         cluster.watchdog = Some(cluster.spawn_watchdog()?);
@@ -556,9 +614,13 @@ exit 0"#;
                  unix_socket_directories = '{}'\n\
                  max_connections = 100\n\
                  log_min_messages = warning\n\
-                 password_encryption = 'scram-sha-256'\n",
+                 password_encryption = 'scram-sha-256'\n{}",
                 self.port,
                 self.socket_dir.display().to_string().replace('\'', "''"),
+                self.settings
+                    .iter()
+                    .map(|line| format!("{line}\n"))
+                    .collect::<String>(),
             );
             write_file(&conf, &format!("{base_conf}{settings}"))?;
             let log_start = fs::metadata(&self.log_path).map(|m| m.len()).unwrap_or(0);

@@ -129,7 +129,11 @@ impl Cluster {
     }
 
     fn launch(builder: pgarrow_scratch::Builder) -> Result<Cluster> {
-        let cluster = builder.with_hba_lines(test_hba_lines()).start()?;
+        // pg_stat_statements: the Python suite checks the SQL each engine sent.
+        let cluster = builder
+            .with_hba_lines(test_hba_lines())
+            .with_preload_if_available(["pg_stat_statements"])
+            .start()?;
         // On failure, dropping `cluster` stops and removes it.
         create_roles(&cluster)?;
         Ok(Cluster(cluster))

@@ -90,6 +90,7 @@ __all__ = [
     "read_batches",
     "read_pandas",
     "read_polars",
+    "scan_polars",
     "schema",
     "write",
 ]
@@ -120,6 +121,7 @@ def _pyarrow() -> Any:
 
 
 from ._plan import Part, Plan, plan  # noqa: E402  (after UsageError, which it raises)
+from ._polars_scan import scan_polars  # noqa: E402
 
 
 def _batches(export: Any) -> Iterator[pyarrow.RecordBatch]:
