@@ -7,14 +7,32 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import decimal
+import importlib
+import os
 import random
 import threading
+import warnings
 from typing import Any
 
 import psycopg
 import pyarrow as pa
 
 LINEITEM_ROWS = 20_000
+
+
+def require(module: str) -> Any:
+    """Imports an engine's module for a test file; a missing one fails the file, unless
+    PGARROW_ALLOW_SKIP=1 (then it skips, loudly)."""
+    import pytest
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        message = f"{module} is not installed (pip install -r .ci/python-requirements.txt): {e}"
+        if os.environ.get("PGARROW_ALLOW_SKIP") == "1":
+            warnings.warn(f"SKIPPED: {message}", stacklevel=2)
+            pytest.skip(f"SKIPPED (PGARROW_ALLOW_SKIP=1): {message}", allow_module_level=True)
+        pytest.fail(f"{message} (PGARROW_ALLOW_SKIP=1 skips these tests instead)", pytrace=False)
 
 
 def lineitem_sql(name: str, rows: int) -> str:

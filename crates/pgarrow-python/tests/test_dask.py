@@ -7,16 +7,20 @@ import pickle
 import threading
 import time
 
-import dask.dataframe as dd
 import pandas as pd
 import psycopg
 import pyarrow as pa
 import pytest
+
+from engines import Mover, create_all_types, create_lineitem, rows_multiset, require
+
+require("dask.dataframe")
+require("distributed")
+import dask.dataframe as dd  # noqa: E402
 from distributed import Client, LocalCluster
 
 import pgarrow
 import pgarrow.dask
-from engines import Mover, create_all_types, create_lineitem, rows_multiset
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,14 @@ import time
 import psycopg
 import pyarrow as pa
 import pytest
-import ray
+
+from engines import Mover, create_all_types, create_lineitem, rows_multiset, require
+
+require("ray")
+import ray  # noqa: E402
 
 import pgarrow
 import pgarrow.ray
-from engines import Mover, create_all_types, create_lineitem, rows_multiset
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,11 @@ import psycopg
 import pyarrow as pa
 import pytest
 
+from engines import ALL_TYPES_ROWS, Mover, create_all_types, create_lineitem, rows_multiset, require
+
+require("pyspark")
+
 import pgarrow
-from engines import ALL_TYPES_ROWS, Mover, create_all_types, create_lineitem, rows_multiset
 
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
