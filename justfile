@@ -44,6 +44,11 @@ bench rows="6000000" wide_rows="2000000" reps="3": bench-setup bench-build
 bench-s3 rows="2000000" reps="3": bench-setup bench-build
     python3 benches/e2e.py --object-store --rows {{rows}} --reps {{reps}}
 
+# Engines: pgarrow's Spark/Ray/Dask readers vs Spark's JDBC source, ray.data.read_sql and
+# dd.read_sql_table on lineitem (`rows`), two partitions, scan and Parquet -> benches/RESULTS.md.
+bench-engines rows="2000000" reps="3": bench-setup bench-build
+    python3 benches/engines.py --rows {{rows}} --reps {{reps}}
+
 # Peak RSS of long Parquet exports (lineitem of `base` rows repeated up to `rows`).
 bench-memory rows="50000000" base="2000000": bench-build
     python3 benches/e2e.py --memory --memory-rows {{rows}} --rows {{base}}

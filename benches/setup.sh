@@ -36,6 +36,18 @@ else
     echo "setup: no Python virtual environment (python3 -m venv failed): the Python peers are skipped"
 fi
 
+# Spark's JDBC source needs PostgreSQL's JDBC driver (the engines suite), from the system's
+# packages.
+if [ ! -f /usr/share/java/postgresql.jar ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "== apt-get install libpostgresql-jdbc-java (Spark's JDBC source)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpostgresql-jdbc-java >/dev/null \
+            || echo "setup: could not install libpostgresql-jdbc-java (the Spark JDBC peer cannot run)"
+    else
+        echo "setup: /usr/share/java/postgresql.jar is missing: apt-get install libpostgresql-jdbc-java (the Spark JDBC peer cannot run)"
+    fi
+fi
+
 if [ ! -x tools/bin/pg2parquet ]; then
     echo "== cargo install pg2parquet (a few minutes, once)"
     if ! cargo install pg2parquet --version 0.2.2 --locked --root tools; then

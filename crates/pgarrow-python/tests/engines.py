@@ -11,6 +11,7 @@ import importlib
 import os
 import random
 import threading
+import time
 import warnings
 from typing import Any
 
@@ -215,3 +216,43 @@ class Mover:
             self._thread.join()
         if self.error is not None and exc[0] is None:
             raise AssertionError(f"the mover failed: {self.error!r}") from self.error
+
+
+def slow_part_query(conn, name: str) -> str:
+    """A table `name` of ids 1 to 1000, and a query over it whose part holding id 900 sleeps
+    for a minute, only in its COPY (not while a plan describes or splits it)."""
+    conn.execute(f"DROP TABLE IF EXISTS {name}")
+    conn.execute(f"CREATE TABLE {name} AS SELECT g AS id FROM generate_series(1, 1000) g")
+    return (
+        "SELECT id, CASE WHEN id = 900 AND pg_catalog.current_query() LIKE 'COPY%' "
+        f"THEN pg_catalog.pg_sleep(60)::text END AS s FROM {name}"
+    )
+
+
+def fail_the_slow_part(url: str, job) -> BaseException | None:
+    """Runs `job` (an engine's action over slow_part_query) on a thread, terminates the
+    backend of the slow part as soon as it runs, and returns the exception the job raised
+    (None if it did not fail)."""
+    failure: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            job()
+        except BaseException as e:  # the job's failure, returned
+            failure["error"] = e
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    terminated = False
+    deadline = time.monotonic() + 120
+    with psycopg.connect(url, autocommit=True) as c:
+        while not terminated and time.monotonic() < deadline and thread.is_alive():
+            terminated = c.execute(
+                "SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) FROM pg_stat_activity "
+                "WHERE query LIKE 'COPY%pg_sleep(60)%' AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+            if not terminated:
+                thread.join(0.1)
+    thread.join(180)
+    assert terminated, "the slow part never started"
+    return failure.get("error")

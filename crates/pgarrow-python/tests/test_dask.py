@@ -4,15 +4,13 @@ computation needs pushed into the parts' queries, one snapshot while another ses
 a failing part failing the computation with pgarrow's message."""
 
 import pickle
-import threading
 import time
 
 import pandas as pd
-import psycopg
 import pyarrow as pa
 import pytest
 
-from engines import Mover, create_all_types, create_lineitem, rows_multiset, require
+from engines import Mover, create_all_types, create_lineitem, rows_multiset, fail_the_slow_part, require, slow_part_query
 
 require("dask.dataframe")
 require("distributed")
@@ -83,37 +81,11 @@ def test_one_snapshot_while_others_commit(dask_client, url):
 
 
 def test_a_failing_part_fails_the_computation_with_pgarrows_message(dask_client, url, conn):
-    conn.execute("DROP TABLE IF EXISTS dask_slow")
-    conn.execute("CREATE TABLE dask_slow AS SELECT g AS id FROM generate_series(1, 1000) g")
-    query = (
-        "SELECT id, CASE WHEN id = 900 AND pg_catalog.current_query() LIKE 'COPY%' "
-        "THEN pg_catalog.pg_sleep(60)::text END AS s FROM dask_slow"
-    )
-    df = pgarrow.dask.read_postgres(url, query, partitions=2, partition_by="id", hold_timeout=5)
-    failure = {}
-
-    def run():
-        try:
-            df.compute()
-        except Exception as e:  # the computation's failure, checked below
-            failure["error"] = e
-
-    job = threading.Thread(target=run)
-    job.start()
-    deadline = time.monotonic() + 120
-    terminated = False
-    with psycopg.connect(url, autocommit=True) as c:
-        while not terminated and time.monotonic() < deadline and job.is_alive():
-            terminated = c.execute(
-                "SELECT bool_or(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE query LIKE 'COPY%pg_sleep(60)%' AND pid <> pg_backend_pid()"
-            ).fetchone()[0] or False
-            if not terminated:
-                job.join(0.1)
-    job.join(120)
-    assert terminated, "the slow part never started"
-    assert isinstance(failure.get("error"), pgarrow.QueryError), failure
-    assert "terminating connection due to administrator command" in str(failure["error"])
+    query = slow_part_query(conn, "dask_slow")
+    df = pgarrow.dask.read_postgres(url, query, partitions=2, partition_by="id", hold_timeout=60)
+    error = fail_the_slow_part(url, df.compute)
+    assert isinstance(error, pgarrow.QueryError), error
+    assert "terminating connection due to administrator command" in str(error)
 
 
 def test_after_the_snapshot_is_released_a_computation_says_what_to_do(dask_client, url, conn):

@@ -4,14 +4,12 @@ commits, a failing part failing the job with pgarrow's message, no password in t
 
 import os
 import pickle
-import threading
-import time
 
 import psycopg
 import pyarrow as pa
 import pytest
 
-from engines import Mover, create_all_types, create_lineitem, rows_multiset, require
+from engines import Mover, create_all_types, create_lineitem, rows_multiset, fail_the_slow_part, require, slow_part_query
 
 require("ray")
 import ray  # noqa: E402
@@ -65,37 +63,11 @@ def test_each_execution_reads_one_snapshot_while_others_commit(ray_cluster, url)
 
 
 def test_a_failing_part_fails_the_job_with_pgarrows_message(ray_cluster, url, conn):
-    conn.execute("DROP TABLE IF EXISTS ray_slow")
-    conn.execute("CREATE TABLE ray_slow AS SELECT g AS id FROM generate_series(1, 1000) g")
-    query = (
-        "SELECT id, CASE WHEN id = 900 AND pg_catalog.current_query() LIKE 'COPY%' "
-        "THEN pg_catalog.pg_sleep(60)::text END AS s FROM ray_slow"
-    )
-    ds = pgarrow.ray.read_postgres(url, query, partitions=2, partition_by="id", hold_timeout=5)
-    failure = {}
-
-    def run():
-        try:
-            arrow_of(ds.materialize())
-        except Exception as e:  # the job's failure, checked below
-            failure["error"] = e
-
-    job = threading.Thread(target=run)
-    job.start()
-    deadline = time.monotonic() + 120
-    terminated = False
-    with psycopg.connect(url, autocommit=True) as c:
-        while not terminated and time.monotonic() < deadline and job.is_alive():
-            terminated = c.execute(
-                "SELECT bool_or(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE query LIKE 'COPY%pg_sleep(60)%' AND pid <> pg_backend_pid()"
-            ).fetchone()[0] or False
-            if not terminated:
-                job.join(0.1)
-    job.join(180)
-    assert terminated, "the slow part never started"
-    assert "error" in failure, "the job did not fail"
-    assert "terminating connection due to administrator command" in str(failure["error"])
+    query = slow_part_query(conn, "ray_slow")
+    ds = pgarrow.ray.read_postgres(url, query, partitions=2, partition_by="id", hold_timeout=60)
+    error = fail_the_slow_part(url, lambda: arrow_of(ds.materialize()))
+    assert error is not None, "the job did not fail"
+    assert "terminating connection due to administrator command" in str(error)
 
 
 def test_tasks_carry_no_password_from_the_environment(ray_cluster, url, conn):

@@ -5,14 +5,11 @@ message."""
 
 import os
 import sys
-import threading
-import time
 
-import psycopg
 import pyarrow as pa
 import pytest
 
-from engines import ALL_TYPES_ROWS, Mover, create_all_types, create_lineitem, rows_multiset, require
+from engines import ALL_TYPES_ROWS, Mover, create_all_types, create_lineitem, rows_multiset, fail_the_slow_part, require, slow_part_query
 
 require("pyspark")
 
@@ -117,38 +114,11 @@ def test_one_action_reads_one_snapshot_while_others_commit(spark, url):
 
 
 def test_a_failing_part_fails_the_job_with_pgarrows_message(spark, url, conn):
-    conn.execute("DROP TABLE IF EXISTS spark_slow")
-    conn.execute("CREATE TABLE spark_slow AS SELECT g AS id FROM generate_series(1, 1000) g")
-    # Only the part holding id 900 sleeps, and only in its COPY (not while planning).
-    query = (
-        "SELECT id, CASE WHEN id = 900 AND pg_catalog.current_query() LIKE 'COPY%' "
-        "THEN pg_catalog.pg_sleep(60)::text END AS s FROM spark_slow"
-    )
-    df = load(spark, url, query=query, partitions=2, partition_by="id", hold_timeout=5)
-    failure = {}
-
-    def run():
-        try:
-            df.collect()
-        except Exception as e:  # the job's failure, checked below
-            failure["error"] = e
-
-    job = threading.Thread(target=run)
-    job.start()
-    deadline = time.monotonic() + 120
-    terminated = False
-    with psycopg.connect(url, autocommit=True) as c:
-        while not terminated and time.monotonic() < deadline and job.is_alive():
-            terminated = c.execute(
-                "SELECT bool_or(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE query LIKE 'COPY%pg_sleep(60)%' AND pid <> pg_backend_pid()"
-            ).fetchone()[0] or False
-            if not terminated:
-                job.join(0.1)
-    job.join(120)
-    assert terminated, "the slow part never started"
-    assert "error" in failure, "the job did not fail"
-    assert "terminating connection due to administrator command" in str(failure["error"])
+    query = slow_part_query(conn, "spark_slow")
+    df = load(spark, url, query=query, partitions=2, partition_by="id", hold_timeout=60)
+    error = fail_the_slow_part(url, df.collect)
+    assert error is not None, "the job did not fail"
+    assert "terminating connection due to administrator command" in str(error)
 
 
 def test_bad_options_are_clear(spark, url):
