@@ -85,7 +85,10 @@ def test_tasks_carry_no_password_from_the_environment(ray_cluster, url, conn):
         tasks = source.get_read_tasks(2)
         blob = ray.cloudpickle.dumps(tasks) + pickle.dumps(source)
         assert b"RaySecretPw29" not in blob
-        ds = pgarrow.ray.read_postgres(bare, table="lineitem", partitions=2)
+        # The workers started before PGPASSWORD was set here: it reaches them through the
+        # tasks' runtime environment, not through the tasks.
+        env = {"runtime_env": {"env_vars": {"PGPASSWORD": "RaySecretPw29"}}}
+        ds = pgarrow.ray.read_postgres(bare, table="lineitem", partitions=2, ray_remote_args=env)
         assert ds.count() == conn.execute("SELECT count(*) FROM lineitem").fetchone()[0]
         source.plan().close()
     finally:

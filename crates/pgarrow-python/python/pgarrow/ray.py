@@ -134,12 +134,15 @@ def read_postgres(
     plan: Optional[pgarrow.Plan] = None,
     hold_timeout: float = 600.0,
     linger: float = 30.0,
+    ray_remote_args: Optional[dict[str, Any]] = None,
     **options: Any,
 ) -> ray.data.Dataset:
     """A ``ray.data.Dataset`` of the query or table (a bare name is a table, as everywhere in
     pgarrow): ``partitions`` read tasks, one per part of one snapshot (block ranges of a
     table, key ranges of ``partition_by``). ``options`` are the type policies and batch sizes
-    of :func:`pgarrow.read_arrow`. With ``plan=``, the parts of that (held) plan."""
+    of :func:`pgarrow.read_arrow`. With ``plan=``, the parts of that (held) plan.
+    ``ray_remote_args`` go to the read tasks (``{"runtime_env": {"env_vars": {"PGPASSWORD":
+    ...}}}`` gives workers a password that the URL, and so the tasks, do not carry)."""
     if query is not None and table is None:
         from . import _source
 
@@ -157,4 +160,4 @@ def read_postgres(
         linger=linger,
         **options,
     )
-    return ray.data.read_datasource(source)
+    return ray.data.read_datasource(source, ray_remote_args=ray_remote_args)
