@@ -44,25 +44,14 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql import types as T
 
 import pgarrow
+from pgarrow._plan import _READ_OPTIONS
 
 __all__ = ["PgarrowDataSource", "register", "spark_schema"]
 
 DEFAULT_PARTITIONS = 4
 
-_POLICIES = (
-    "batch_rows",
-    "batch_bytes",
-    "statement_timeout",
-    "numeric",
-    "wide_numeric",
-    "numeric_overflow",
-    "infinity",
-    "out_of_range",
-    "text",
-    "invalid_utf8",
-    "array_shape",
-    "enum",
-)
+# The options every part's reader takes: type policies, batch sizes, the statement timeout.
+_POLICIES = _READ_OPTIONS
 _OPTIONS = ("url", "table", "query", "partitions", "partition_by", "hold_timeout", "linger") + _POLICIES
 _INTEGER_OPTIONS = ("batch_rows", "batch_bytes")
 
