@@ -152,6 +152,46 @@ pub struct Policies {
     pub array_shape: ArrayShape,
 }
 
+/// The policies' names, as [`Policies::set`] takes them (and the CLI's flags, Python's
+/// keyword arguments and the ADBC driver's `pgarrow.*` options spell them).
+pub const POLICY_NAMES: &[&str] = &[
+    "numeric",
+    "wide_numeric",
+    "numeric_overflow",
+    "infinity",
+    "out_of_range",
+    "text",
+    "invalid_utf8",
+    "array_shape",
+    "enum",
+];
+
+impl Policies {
+    /// Sets the policy `name` (one of [`POLICY_NAMES`]; `special_values` and `enums` are
+    /// taken too) to `value`, as text. `None` when `name` is no policy's.
+    ///
+    /// # Errors
+    /// A value the policy does not take, with the values it takes.
+    pub fn set(&mut self, name: &str, value: &str) -> Option<Result<(), String>> {
+        fn put<T: FromStr<Err = String>>(slot: &mut T, value: &str) -> Result<(), String> {
+            *slot = value.parse()?;
+            Ok(())
+        }
+        Some(match name {
+            "numeric" => put(&mut self.numeric, value),
+            "wide_numeric" => put(&mut self.wide_numeric, value),
+            "numeric_overflow" => put(&mut self.numeric_overflow, value),
+            "infinity" => put(&mut self.infinity, value),
+            "out_of_range" | "special_values" => put(&mut self.special, value),
+            "text" => put(&mut self.text, value),
+            "invalid_utf8" => put(&mut self.invalid_utf8, value),
+            "array_shape" => put(&mut self.array_shape, value),
+            "enum" | "enums" => put(&mut self.enums, value),
+            _ => return None,
+        })
+    }
+}
+
 fn bad(what: &str, value: &str, expected: &str) -> String {
     format!("invalid {what} policy \"{value}\" (expected {expected})")
 }

@@ -59,6 +59,19 @@ pub struct Connection {
     pub(crate) cancel: CancelToken,
     pub(crate) notices: Vec<DbError>,
     pub(crate) notifications: Vec<Notification>,
+    /// The transaction status of the last ReadyForQuery.
+    pub(crate) transaction: TransactionStatus,
+}
+
+/// Where the session stands in a transaction, as its last ReadyForQuery said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionStatus {
+    /// Not in a transaction block.
+    Idle,
+    /// In a transaction block (after `BEGIN`).
+    InBlock,
+    /// In a failed transaction block: statements are refused until it ends.
+    Failed,
 }
 
 /// Notices kept per connection; older ones are dropped.
@@ -141,6 +154,11 @@ impl Connection {
     /// Whether the connection accepts a new statement (it is not broken, not mid-COPY).
     pub fn is_ready(&self) -> bool {
         self.state == State::Idle
+    }
+
+    /// Where the session stands in a transaction, as of the last statement.
+    pub fn transaction_status(&self) -> TransactionStatus {
+        self.transaction
     }
 
     /// Notices received so far (the last 100), oldest first; clears the list.
@@ -433,6 +451,14 @@ impl Connection {
                         channel: n.channel().map_err(malformed)?.to_owned(),
                         payload: n.message().map_err(malformed)?.to_owned(),
                     });
+                }
+                Message::ReadyForQuery(ref body) => {
+                    self.transaction = match body.status() {
+                        b'T' => TransactionStatus::InBlock,
+                        b'E' => TransactionStatus::Failed,
+                        _ => TransactionStatus::Idle,
+                    };
+                    return Ok(msg);
                 }
                 other => return Ok(other),
             }

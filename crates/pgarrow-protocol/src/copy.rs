@@ -93,7 +93,8 @@ impl Connection {
 /// sent from a spawned task (for a query still computing its first rows).
 #[derive(Debug)]
 pub struct CopyOut<C: BorrowMut<Connection>> {
-    conn: C,
+    /// `None` only once [`CopyOut::into_connection`] took it.
+    conn: Option<C>,
     binary: bool,
     /// Bytes of the current CopyData frame not yet handed out.
     remaining: usize,
@@ -114,10 +115,23 @@ impl<C: BorrowMut<Connection>> CopyOut<C> {
     ///
     /// # Errors
     /// As [`Connection::copy_out`].
-    pub async fn start(mut conn: C, sql: &str) -> Result<CopyOut<C>> {
-        let (binary, lowat) = conn.borrow_mut().start_copy_out(sql).await?;
+    pub async fn start(conn: C, sql: &str) -> Result<CopyOut<C>> {
+        Self::try_start(conn, sql).await.map_err(|(e, _)| e)
+    }
+
+    /// As [`CopyOut::start`], handing `conn` back when the COPY did not start (the server
+    /// refused it: a permission, a failing function at plan time), ready for the next
+    /// statement when [`Connection::is_ready`] says so.
+    ///
+    /// # Errors
+    /// As [`Connection::copy_out`], with the connection.
+    pub async fn try_start(mut conn: C, sql: &str) -> std::result::Result<CopyOut<C>, (Error, C)> {
+        let (binary, lowat) = match conn.borrow_mut().start_copy_out(sql).await {
+            Ok(started) => started,
+            Err(e) => return Err((e, conn)),
+        };
         Ok(CopyOut {
-            conn,
+            conn: Some(conn),
             binary,
             remaining: 0,
             rows: None,
@@ -130,12 +144,12 @@ impl<C: BorrowMut<Connection>> CopyOut<C> {
 
     #[inline]
     fn conn(&self) -> &Connection {
-        Borrow::<Connection>::borrow(&self.conn)
+        Borrow::<Connection>::borrow(self.conn.as_ref().expect(TAKEN))
     }
 
     #[inline]
     fn conn_mut(&mut self) -> &mut Connection {
-        BorrowMut::<Connection>::borrow_mut(&mut self.conn)
+        BorrowMut::<Connection>::borrow_mut(self.conn.as_mut().expect(TAKEN))
     }
 
     fn reset_lowat(&mut self) {
@@ -384,6 +398,21 @@ impl<C: BorrowMut<Connection>> CopyOut<C> {
     /// fails while draining, or the COPY ended with an error other than the cancel's
     /// (`57014`); the error says which.
     pub async fn cancel(mut self) -> Result<()> {
+        self.stop().await
+    }
+
+    /// The connection back, ready for the next statement: at once when the COPY ended, else
+    /// after stopping it as [`CopyOut::cancel`] does.
+    ///
+    /// # Errors
+    /// As [`CopyOut::cancel`]; the connection is closed then.
+    pub async fn into_connection(mut self) -> Result<C> {
+        self.stop().await?;
+        self.reset_lowat();
+        Ok(self.conn.take().expect(TAKEN))
+    }
+
+    async fn stop(&mut self) -> Result<()> {
         if self.done {
             return Ok(());
         }
@@ -418,9 +447,12 @@ impl<C: BorrowMut<Connection>> CopyOut<C> {
     }
 }
 
+/// The one state without a connection: after [`CopyOut::into_connection`], which consumes it.
+const TAKEN: &str = "a CopyOut's connection is taken only by into_connection, which consumes it";
+
 impl<C: BorrowMut<Connection>> Drop for CopyOut<C> {
     fn drop(&mut self) {
-        if !self.done {
+        if !self.done && self.conn.is_some() {
             self.conn_mut().abandon();
         }
     }

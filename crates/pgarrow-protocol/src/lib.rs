@@ -55,7 +55,7 @@ pub use cancel::CancelToken;
 pub use config::{
     ChannelBinding, Config, Host, Keepalives, SslMode, SslNegotiation, SslRootCert, parse_duration,
 };
-pub use conn::{Connection, Notification};
+pub use conn::{Connection, Notification, TransactionStatus};
 pub use conninfo::redact;
 pub use copy::CopyOut;
 pub use copy_in::{COPY_IN_MESSAGE, CopyIn};

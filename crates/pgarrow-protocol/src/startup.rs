@@ -231,6 +231,7 @@ impl Connection {
             },
             notices: Vec::new(),
             notifications: Vec::new(),
+            transaction: crate::conn::TransactionStatus::Idle,
         };
         match conn.startup(config).await {
             Ok(()) => Ok(conn),

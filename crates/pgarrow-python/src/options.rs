@@ -47,23 +47,18 @@ impl Options {
             let bad = |why: String| arg.bad(why);
             let text = || arg.text();
             let size = || arg.count();
-            let policy = |v: String| bad(v);
             if partition_option(&mut o.partitions, &arg)? {
+                continue;
+            }
+            // A policy's value that is not text is refused by the policy, naming what it takes.
+            if let Some(set) = p.set(&key, &value.str()?.to_string()) {
+                set.map_err(bad)?;
                 continue;
             }
             match key.as_str() {
                 "batch_rows" => o.export.decode.batch_rows = size()?,
                 "batch_bytes" => o.export.decode.batch_bytes = size()?,
                 "statement_timeout" => o.statement_timeout = Some(duration(&value).map_err(bad)?),
-                "numeric" => p.numeric = text()?.parse().map_err(policy)?,
-                "wide_numeric" => p.wide_numeric = text()?.parse().map_err(policy)?,
-                "numeric_overflow" => p.numeric_overflow = text()?.parse().map_err(policy)?,
-                "infinity" => p.infinity = text()?.parse().map_err(policy)?,
-                "out_of_range" | "special_values" => p.special = text()?.parse().map_err(policy)?,
-                "text" => p.text = text()?.parse().map_err(policy)?,
-                "invalid_utf8" => p.invalid_utf8 = text()?.parse().map_err(policy)?,
-                "array_shape" => p.array_shape = text()?.parse().map_err(policy)?,
-                "enum" | "enums" => p.enums = text()?.parse().map_err(policy)?,
                 "compression" | "row_group_rows" | "row_group_bytes" | "intervals" if !file => {
                     return Err(bad(
                         "applies to files only (pgarrow.export); Arrow data in memory is not \

@@ -11,7 +11,7 @@ use pgarrow_decode::types::oid;
 use crate::catalog;
 use crate::export::{ConnSlot, Export};
 use crate::policy::Policies;
-use crate::protocol::{Config, Connection};
+use crate::protocol::{Config, Connection, FieldDescription};
 use crate::{ColumnPlan, DecodeOptions, Error, PgColumn, Result, Source};
 
 /// Options of one export.
@@ -126,6 +126,14 @@ impl Client {
         })
     }
 
+    /// A client over a connection that is ready for statements.
+    pub(crate) fn from_connection(conn: Connection) -> Client {
+        Client {
+            conn,
+            connect_time: None,
+        }
+    }
+
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
     }
@@ -142,6 +150,11 @@ impl Client {
     /// The server process serving this connection (`pg_backend_pid()`).
     pub fn backend_pid(&self) -> i32 {
         self.conn.backend_pid()
+    }
+
+    /// Whether the connection takes a next statement (it is not broken, not mid-COPY).
+    pub fn is_ready(&self) -> bool {
+        self.conn.is_ready()
     }
 
     /// The underlying connection, for other statements.
@@ -182,8 +195,20 @@ impl Client {
                 "the statement returns no rows; export a SELECT, TABLE, VALUES or a table name",
             ));
         };
+        self.plan_fields(&sql, &fields, policies, started).await
+    }
+
+    /// The plan of a described statement's result columns `fields` (`sql` is the statement;
+    /// `started` when describing began).
+    pub(crate) async fn plan_fields(
+        &mut self,
+        sql: &str,
+        fields: &[FieldDescription],
+        policies: &Policies,
+        started: Instant,
+    ) -> Result<ExportPlan> {
         let catalog_started = Instant::now();
-        let catalog = catalog::lookup(&mut self.conn, &fields).await?;
+        let catalog = catalog::lookup(&mut self.conn, fields).await?;
         let catalog_time = catalog_started.elapsed();
         let columns: Vec<ColumnPlan> = fields
             .iter()
@@ -198,7 +223,7 @@ impl Client {
                 ColumnPlan::plan(column, &catalog.types, policies, catalog.dims[i])
             })
             .collect();
-        let copy_sql = copy_statement(&sql, &columns);
+        let copy_sql = copy_statement(sql, &columns);
         let schema = std::sync::Arc::new(arrow_schema::Schema::new(
             columns.iter().map(ColumnPlan::field).collect::<Vec<_>>(),
         ));
@@ -240,6 +265,31 @@ impl Client {
         let plan = self.plan_with(&source.into(), &options.policies).await?;
         let connect = self.connect_time.take();
         Export::start(ConnSlot::Owned(Box::new(self.conn)), plan, options, connect).await
+    }
+
+    /// As [`Client::into_export`], for a plan already made ([`Client::plan_with`]), and
+    /// keeping the session: when the COPY fails to start, the client comes back with the
+    /// error (`None` when its connection broke); [`Export::into_client`] gives it back after
+    /// the export. What a front door that keeps one session for many statements (the ADBC
+    /// driver) runs.
+    ///
+    /// # Errors
+    /// As [`Client::export_plan`], with the client when it is still usable.
+    pub async fn into_export_plan(
+        self,
+        plan: ExportPlan,
+        options: &ExportOptions,
+    ) -> std::result::Result<Export<'static>, (Error, Option<Client>)> {
+        let connect = self.connect_time;
+        Export::start_keeping(ConnSlot::Owned(Box::new(self.conn)), plan, options, connect)
+            .await
+            .map_err(|(e, conn)| {
+                let client = conn.and_then(|c| match c {
+                    ConnSlot::Owned(c) => Some(Client::from_connection(*c)),
+                    ConnSlot::Borrowed(_) => None,
+                });
+                (e, client)
+            })
     }
 
     /// Runs the COPY of an already made plan.

@@ -127,6 +127,19 @@ impl<'c> Export<'c> {
         options: &ExportOptions,
         connect: Option<Duration>,
     ) -> Result<Export<'c>> {
+        Self::start_keeping(conn, plan, options, connect)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// As [`Export::start`], handing the connection back, ready for the next statement, when
+    /// the export failed to start and the connection is still usable.
+    pub(crate) async fn start_keeping(
+        conn: ConnSlot<'c>,
+        plan: ExportPlan,
+        options: &ExportOptions,
+        connect: Option<Duration>,
+    ) -> std::result::Result<Export<'c>, (Error, Option<ConnSlot<'c>>)> {
         let (describe, catalog) = (plan.describe_time, plan.catalog_time);
         let now = Instant::now();
         let started = now
@@ -134,14 +147,28 @@ impl<'c> Export<'c> {
             .unwrap_or(now);
         let mut columns = plan.columns;
         let copy_sent = Instant::now();
-        let mut copy = CopyOut::start(conn, &plan.copy_sql).await?;
-        if !copy.is_binary() {
-            return Err(Error::unexpected(
-                "the server started a text COPY instead of binary",
-            ));
+        let mut copy = match CopyOut::try_start(conn, &plan.copy_sql).await {
+            Ok(copy) => copy,
+            Err((e, mut conn)) => {
+                let usable = BorrowMut::<Connection>::borrow_mut(&mut conn).is_ready();
+                return Err((e.into(), usable.then_some(conn)));
+            }
+        };
+        let begun = async {
+            if !copy.is_binary() {
+                return Err(Error::unexpected(
+                    "the server started a text COPY instead of binary",
+                ));
+            }
+            let (prefix, _) = settle_array_depths(&mut copy, &mut columns, options).await?;
+            let decoder = CopyDecoder::with_policies(columns, options.decode, options.policies)?;
+            Ok((prefix, decoder))
         }
-        let (prefix, _) = settle_array_depths(&mut copy, &mut columns, options).await?;
-        let decoder = CopyDecoder::with_policies(columns, options.decode, options.policies)?;
+        .await;
+        let (prefix, decoder) = match begun {
+            Ok(begun) => begun,
+            Err(e) => return Err((e, copy.into_connection().await.ok())),
+        };
         let cancel = copy.cancel_token();
         let stats = ExportStats {
             connect: connect.unwrap_or_default(),
@@ -231,6 +258,28 @@ impl<'c> Export<'c> {
             // After a decode error too: the COPY is drained and the connection usable again.
             Some(core) => Ok(core.copy.cancel().await?),
             None => Ok(()),
+        }
+    }
+
+    /// Ends the export (cancelling its query when it has not ended) and hands back the
+    /// client whose connection it owned ([`Client::into_export`](crate::Client::into_export)),
+    /// ready for the next statement of the same session: a transaction goes on. `None` for an
+    /// export that borrows its client, which has it back once the export is dropped.
+    ///
+    /// # Errors
+    /// As [`Export::cancel`]: the connection could not be brought back; it is closed.
+    pub async fn into_client(mut self) -> Result<Option<crate::Client>> {
+        if let Some(pending) = self.pending.take() {
+            let _ = self.cancel.cancel().await;
+            let (core, _) = pending.await;
+            self.core = Some(core);
+        }
+        let Some(core) = self.core.take() else {
+            return Ok(None);
+        };
+        match core.copy.into_connection().await? {
+            ConnSlot::Owned(conn) => Ok(Some(crate::Client::from_connection(*conn))),
+            ConnSlot::Borrowed(_) => Ok(None),
         }
     }
 

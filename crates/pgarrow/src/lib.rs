@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod blocking;
+mod bound;
 mod catalog;
 mod client;
 mod copy;
@@ -53,6 +54,7 @@ mod stop;
 mod store;
 mod tables;
 
+pub use bound::{BoundResult, BoundStatement};
 pub use client::{Client, ExportOptions, ExportPlan, IntoConfig};
 pub use error::{Category, Error, ErrorKind, Result};
 pub use export::Export;

@@ -8,7 +8,7 @@ use arrow_schema::{ArrowError, Schema};
 use pgarrow_encode::{HEADER, RowEncoder, TRAILER};
 
 use crate::create::create_table;
-use crate::protocol::Connection;
+use crate::protocol::{Connection, TransactionStatus};
 use crate::{Client, ColumnPlan, Error, ErrorKind, IntoTableName, Result, Source, Stop};
 
 mod plan;
@@ -250,8 +250,20 @@ impl Client {
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         // The statements come from names: a usage error is found here, before anything is sent.
         let load = LoadPlan::new(&table, &columns, &options.mode)?;
+        // Inside the caller's transaction block (an ADBC connection without autocommit, say),
+        // the load is a savepoint of it: a failure undoes the load alone, and the caller's
+        // COMMIT or ROLLBACK decides the rest.
         let conn = self.connection();
-        conn.simple_query("BEGIN").await?;
+        let nested = conn.transaction_status() == TransactionStatus::InBlock;
+        let (begin, commit, rollback) = match nested {
+            true => (
+                "SAVEPOINT _pgarrow_load",
+                "RELEASE SAVEPOINT _pgarrow_load",
+                "ROLLBACK TO SAVEPOINT _pgarrow_load; RELEASE SAVEPOINT _pgarrow_load",
+            ),
+            false => ("BEGIN", "COMMIT", "ROLLBACK"),
+        };
+        conn.simple_query(begin).await?;
         let result = async {
             if options.create {
                 create_table(self.connection(), &table, schema).await?;
@@ -279,7 +291,7 @@ impl Client {
                     .await
                     .map_err(|e| load.insert_failed(e.into()))?;
             }
-            conn.simple_query("COMMIT").await?;
+            conn.simple_query(commit).await?;
             stats.commit = t.elapsed();
             Ok::<(), Error>(())
         }
@@ -287,7 +299,7 @@ impl Client {
         if let Err(e) = result {
             let conn = self.connection();
             if conn.is_ready() {
-                let _ = tokio::time::timeout(STOP_GRACE, conn.simple_query("ROLLBACK")).await;
+                let _ = tokio::time::timeout(STOP_GRACE, conn.simple_query(rollback)).await;
             }
             return Err(e);
         }
