@@ -1,0 +1,435 @@
+//! ADBC statements: queries through pgarrow's binary COPY path, updates, bulk ingest through
+//! its load (binary COPY FROM), and partitions of one exported snapshot.
+
+use std::sync::Arc;
+
+use adbc_core::error::Status;
+use adbc_core::options::{IngestMode, OptionStatement, OptionValue};
+use adbc_core::{CancelHandle, Optionable, PartitionedResult};
+use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
+use arrow_schema::{Schema, SchemaRef};
+use pgarrow::protocol::{TransactionStatus, quote_literal};
+use pgarrow::{Client, LoadHooks, LoadMode, LoadOptions, Source, TableName};
+
+use crate::error::{OrAdbc, Result, bad_option, error, from_pgarrow, unknown_option};
+use crate::reader::ExportReader;
+use crate::session::Session;
+use crate::settings::{Settings, value_bool, value_text};
+use crate::{SessionCancel, partitions};
+
+/// A batch reader that can go to another thread.
+type Batches = Box<dyn RecordBatchReader + Send>;
+
+/// What an ingest writes into, and how.
+#[derive(Debug, Clone)]
+struct Ingest {
+    table: Option<String>,
+    db_schema: Option<String>,
+    catalog: Option<String>,
+    mode: IngestMode,
+    temporary: bool,
+}
+
+impl Default for Ingest {
+    fn default() -> Self {
+        Ingest {
+            table: None,
+            db_schema: None,
+            catalog: None,
+            mode: IngestMode::Create,
+            temporary: false,
+        }
+    }
+}
+
+/// An ADBC statement on a connection's session.
+pub struct Statement {
+    session: Arc<Session>,
+    sql: Option<String>,
+    /// Data bound by `bind` or `bind_stream`: an ingest's rows, or a query's parameters.
+    bound: Option<Batches>,
+    ingest: Ingest,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for Statement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Statement")
+            .field("sql", &self.sql)
+            .field("bound", &self.bound.is_some())
+            .field("ingest", &self.ingest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Statement {
+    pub(crate) fn new(session: Arc<Session>) -> Statement {
+        Statement {
+            session,
+            sql: None,
+            bound: None,
+            ingest: Ingest::default(),
+            settings: Settings::default(),
+        }
+    }
+
+    fn sql(&self) -> Result<String> {
+        self.sql.clone().ok_or_else(|| {
+            error(
+                Status::InvalidState,
+                "pgarrow: the statement has no SQL query (set one, or an ingest target table)",
+            )
+        })
+    }
+
+    /// The table an ingest writes into.
+    fn target(&self) -> Result<TableName> {
+        let Some(table) = &self.ingest.table else {
+            return Err(error(
+                Status::InvalidState,
+                "pgarrow: no ingest target table",
+            ));
+        };
+        if let Some(catalog) = &self.ingest.catalog {
+            let current = self
+                .session
+                .query_value("SELECT pg_catalog.current_database()")?;
+            if current.as_deref() != Some(catalog.as_str()) {
+                return Err(error(
+                    Status::InvalidArguments,
+                    format!(
+                        "pgarrow: the target catalog {catalog:?} is not this connection's \
+                         database ({}); PostgreSQL writes into its own database only",
+                        current.unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        let schema = match (&self.ingest.db_schema, self.ingest.temporary) {
+            (Some(_), true) => {
+                return Err(error(
+                    Status::InvalidArguments,
+                    "pgarrow: a temporary table has no schema of its own: set either \
+                     adbc.ingest.target_db_schema or adbc.ingest.temporary",
+                ));
+            }
+            (_, true) => Some("pg_temp".to_owned()),
+            (schema, false) => schema.clone(),
+        };
+        Ok(TableName::new(schema, table.clone()))
+    }
+
+    /// Loads the bound data into the target table; the rows loaded.
+    fn ingest(&mut self) -> Result<i64> {
+        let input = self.bound.take().ok_or_else(|| {
+            error(
+                Status::InvalidState,
+                "pgarrow: bind the data to ingest (bind or bind_stream) before executing",
+            )
+        })?;
+        let table = self.target()?;
+        let mode = self.ingest.mode;
+        let rows = self.session.run(true, |mut client| async move {
+            let loaded = ingest_into(&mut client, &table, mode, input).await;
+            (client, loaded)
+        })?;
+        Ok(i64::try_from(rows).unwrap_or(i64::MAX))
+    }
+
+    /// Runs a statement that returns no rows; its row count.
+    fn update(&mut self) -> Result<Option<i64>> {
+        let sql = self.sql()?;
+        let count = self.session.execute(&sql, true)?;
+        Ok(count.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
+    }
+}
+
+/// Loads `input` into `table` as ADBC's `mode` says, in one transaction (a savepoint of the
+/// session's, when one is open): a failure leaves the table as it was.
+async fn ingest_into(
+    client: &mut Client,
+    table: &TableName,
+    mode: IngestMode,
+    input: Batches,
+) -> Result<u64> {
+    let schema = input.schema();
+    let outer = client.connection().transaction_status() == TransactionStatus::Idle;
+    let (begin, end, undo) = match outer {
+        true => ("BEGIN", "COMMIT", "ROLLBACK"),
+        false => (
+            "SAVEPOINT _pgarrow_ingest",
+            "RELEASE SAVEPOINT _pgarrow_ingest",
+            "ROLLBACK TO SAVEPOINT _pgarrow_ingest; RELEASE SAVEPOINT _pgarrow_ingest",
+        ),
+    };
+    let conn = client.connection();
+    conn.simple_query(begin)
+        .await
+        .map_err(pgarrow::Error::from)
+        .or_adbc()?;
+    let loaded = async {
+        let exists_sql = format!(
+            "SELECT pg_catalog.to_regclass({}) IS NOT NULL",
+            quote_literal(&table.quoted())
+        );
+        let rows = client.connection().simple_query(&exists_sql).await;
+        let rows = rows.map_err(pgarrow::Error::from).or_adbc()?;
+        let exists = rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .is_some_and(|v| v == "t");
+        let create = match (mode, exists) {
+            (IngestMode::Create, true) => {
+                return Err(error(
+                    Status::AlreadyExists,
+                    format!("pgarrow: table {table} already exists (ingest mode create)"),
+                ));
+            }
+            (IngestMode::Append, false) => {
+                return Err(error(
+                    Status::NotFound,
+                    format!("pgarrow: table {table} does not exist (ingest mode append)"),
+                ));
+            }
+            (IngestMode::Replace, true) => {
+                let drop = format!("DROP TABLE {}", table.quoted());
+                let dropped = client.connection().simple_query(&drop).await;
+                dropped.map_err(pgarrow::Error::from).or_adbc()?;
+                true
+            }
+            (IngestMode::Append, true) | (IngestMode::CreateAppend, true) => false,
+            (IngestMode::Create | IngestMode::Replace | IngestMode::CreateAppend, false) => true,
+        };
+        let options = LoadOptions::new(LoadMode::Append).with_create(create);
+        client
+            .load_with(table, &schema, input, &options, &mut LoadHooks::default())
+            .await
+            .or_adbc()
+    }
+    .await;
+    let conn = client.connection();
+    match loaded {
+        Ok(stats) => {
+            let ended = conn.simple_query(end).await;
+            ended.map_err(pgarrow::Error::from).or_adbc()?;
+            Ok(stats.rows)
+        }
+        Err(e) => {
+            if conn.is_ready() {
+                let _ = conn.simple_query(undo).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+impl Optionable for Statement {
+    type Option = OptionStatement;
+
+    fn set_option(&mut self, key: OptionStatement, value: OptionValue) -> Result<()> {
+        let name = key.as_ref().to_owned();
+        match key {
+            OptionStatement::IngestMode => self.ingest.mode = IngestMode::try_from(&value)?,
+            OptionStatement::TargetTable => {
+                self.ingest.table = Some(value_text(&name, &value)?);
+                self.sql = None;
+            }
+            OptionStatement::TargetDbSchema => {
+                self.ingest.db_schema = Some(value_text(&name, &value)?);
+            }
+            OptionStatement::TargetCatalog => {
+                self.ingest.catalog = Some(value_text(&name, &value)?);
+            }
+            OptionStatement::Temporary => self.ingest.temporary = value_bool(&name, &value)?,
+            OptionStatement::Incremental => {
+                if value_bool(&name, &value)? {
+                    return Err(error(
+                        Status::NotImplemented,
+                        "pgarrow: incremental execution is not supported",
+                    ));
+                }
+            }
+            OptionStatement::Other(key) => self.settings.set(&key, &value)?,
+            _ => return Err(unknown_option(&name)),
+        }
+        Ok(())
+    }
+
+    fn get_option_string(&self, key: OptionStatement) -> Result<String> {
+        let not_set = |what: &str| error(Status::NotFound, format!("pgarrow: {what} is not set"));
+        match key {
+            OptionStatement::IngestMode => Ok(String::from(self.ingest.mode)),
+            OptionStatement::TargetTable => self.ingest.table.clone().ok_or(not_set("table")),
+            OptionStatement::TargetDbSchema => {
+                self.ingest.db_schema.clone().ok_or(not_set("schema"))
+            }
+            OptionStatement::TargetCatalog => self.ingest.catalog.clone().ok_or(not_set("catalog")),
+            OptionStatement::Temporary => Ok(self.ingest.temporary.to_string()),
+            OptionStatement::Other(key) => self.settings.get(&key),
+            other => Err(unknown_option(other.as_ref())),
+        }
+    }
+
+    fn get_option_bytes(&self, key: OptionStatement) -> Result<Vec<u8>> {
+        Err(unknown_option(key.as_ref()))
+    }
+
+    fn get_option_int(&self, key: OptionStatement) -> Result<i64> {
+        let text = self.get_option_string(key.clone())?;
+        text.parse()
+            .map_err(|_| bad_option(key.as_ref(), "not an integer"))
+    }
+
+    fn get_option_double(&self, key: OptionStatement) -> Result<f64> {
+        let text = self.get_option_string(key.clone())?;
+        text.parse()
+            .map_err(|_| bad_option(key.as_ref(), "not a number"))
+    }
+}
+
+impl adbc_core::Statement for Statement {
+    fn bind(&mut self, batch: RecordBatch) -> Result<()> {
+        let schema = batch.schema();
+        self.bound = Some(Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema)));
+        Ok(())
+    }
+
+    fn bind_stream(&mut self, reader: Box<dyn RecordBatchReader + Send>) -> Result<()> {
+        self.bound = Some(reader);
+        Ok(())
+    }
+
+    fn execute(&mut self) -> Result<Box<dyn RecordBatchReader + Send + 'static>> {
+        if self.ingest.table.is_some() {
+            self.ingest()?;
+            return Ok(empty(Arc::new(Schema::empty())));
+        }
+        let sql = self.sql()?;
+        if let Some(params) = self.bound.take() {
+            let (schema, batches) =
+                crate::params::query(&self.session, &sql, params, &self.settings.export)?;
+            let batches: Vec<_> = batches.into_iter().map(Ok).collect();
+            return Ok(Box::new(RecordBatchIterator::new(batches, schema)));
+        }
+        let options = self.settings.export.clone();
+        let session = Arc::clone(&self.session);
+        let mut client = session.take(true)?;
+        let described = session.runtime().block_on(async {
+            let conn = client.connection();
+            match conn.describe(&sql).await {
+                Ok(d) => Ok(d.columns.is_some()),
+                // Several statements cannot be described as one: they run as they are.
+                Err(e) if e.code() == Some("42601") && sql.contains(';') => Ok(false),
+                Err(e) => Err(pgarrow::Error::from(e)),
+            }
+        });
+        let returns_rows = match described {
+            Ok(rows) => rows,
+            Err(e) => {
+                session.give_back(Some(client), &e.to_string());
+                return Err(from_pgarrow(&e));
+            }
+        };
+        if !returns_rows {
+            let ran = session
+                .runtime()
+                .block_on(client.connection().execute(&sql))
+                .map_err(pgarrow::Error::from);
+            session.give_back(Some(client), "the connection broke");
+            ran.or_adbc()?;
+            return Ok(empty(Arc::new(Schema::empty())));
+        }
+        let source = Source::query(sql);
+        let planned = session
+            .runtime()
+            .block_on(client.plan_with(&source, &options.policies));
+        let plan = match planned {
+            Ok(plan) => plan,
+            Err(e) => {
+                session.give_back(Some(client), &e.to_string());
+                return Err(from_pgarrow(&e));
+            }
+        };
+        match session
+            .runtime()
+            .block_on(client.into_export_plan(plan, &options))
+        {
+            Ok(export) => Ok(Box::new(ExportReader::on_session(export, session))),
+            Err((e, client)) => {
+                session.give_back(client, &e.to_string());
+                Err(from_pgarrow(&e))
+            }
+        }
+    }
+
+    fn execute_update(&mut self) -> Result<Option<i64>> {
+        if self.ingest.table.is_some() {
+            return self.ingest().map(Some);
+        }
+        if let Some(params) = self.bound.take() {
+            let sql = self.sql()?;
+            let count = crate::params::update(&self.session, &sql, params)?;
+            return Ok(count.map(|n| i64::try_from(n).unwrap_or(i64::MAX)));
+        }
+        self.update()
+    }
+
+    fn execute_schema(&mut self) -> Result<Schema> {
+        let sql = self.sql()?;
+        let policies = self.settings.export.policies;
+        self.session.run(true, |mut client| async move {
+            let described = client.connection().describe(&sql).await;
+            let schema = match described.map_err(pgarrow::Error::from) {
+                Ok(d) if d.columns.is_none() => Ok(Schema::empty()),
+                Ok(_) => crate::params::schema(&mut client, &sql, &policies).await,
+                Err(e) => Err(e),
+            };
+            (client, schema.or_adbc())
+        })
+    }
+
+    fn execute_partitions(&mut self) -> Result<PartitionedResult> {
+        let sql = self.sql()?;
+        partitions::execute(&self.session, &sql, &self.settings)
+    }
+
+    fn get_parameter_schema(&self) -> Result<Schema> {
+        let sql = self.sql()?;
+        crate::params::parameter_schema(&self.session, &sql)
+    }
+
+    fn prepare(&mut self) -> Result<()> {
+        // Checked now (a syntax error, a missing table), run later: the server plans the
+        // statement anew each time, as it does an unnamed statement.
+        let sql = self.sql()?;
+        self.session.run(false, |mut client| async move {
+            let described = client.connection().describe(&sql).await;
+            (
+                client,
+                described.map(drop).map_err(pgarrow::Error::from).or_adbc(),
+            )
+        })
+    }
+
+    fn set_sql_query(&mut self, query: impl AsRef<str>) -> Result<()> {
+        self.sql = Some(query.as_ref().to_owned());
+        self.ingest.table = None;
+        Ok(())
+    }
+
+    fn set_substrait_plan(&mut self, _plan: impl AsRef<[u8]>) -> Result<()> {
+        Err(error(
+            Status::NotImplemented,
+            "pgarrow: PostgreSQL takes SQL, not Substrait plans",
+        ))
+    }
+
+    fn get_cancel_handle(&self) -> Box<dyn CancelHandle> {
+        Box::new(SessionCancel(self.session.cancel_token()))
+    }
+}
+
+/// A reader of no batches.
+fn empty(schema: SchemaRef) -> Box<dyn RecordBatchReader + Send + 'static> {
+    Box::new(RecordBatchIterator::new(Vec::new(), schema))
+}
