@@ -71,10 +71,8 @@ pub(crate) fn from_pgarrow(e: &pgarrow::Error) -> Error {
 
 /// The ADBC status for `e`.
 fn status_of(e: &pgarrow::Error) -> Status {
-    if let Some(code) = e.code() {
-        if let Some(status) = status_of_sqlstate(code) {
-            return status;
-        }
+    if let Some(status) = e.code().and_then(status_of_sqlstate) {
+        return status;
     }
     match e.category() {
         Category::Usage => Status::InvalidArguments,

@@ -73,6 +73,9 @@ use session::Session;
 use settings::{value_bool, value_text};
 pub use statement::Statement;
 
+/// The driver's entry point, for driver managers that take one by name.
+pub const ENTRYPOINT: &str = "PgarrowAdbcDriverInit";
+
 /// The driver: makes [`Database`]s.
 #[derive(Debug, Default)]
 pub struct Driver;

@@ -141,5 +141,5 @@ pub(crate) fn read(config: &Config, descriptor: &[u8]) -> Result<ExportReader> {
             &PartRead::new(),
         ))
         .or_adbc()?;
-    Ok(ExportReader::owned(export, runtime))
+    ExportReader::owned(export, runtime).prefetched()
 }

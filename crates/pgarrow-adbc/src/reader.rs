@@ -24,6 +24,8 @@ pub(crate) struct ExportReader {
     /// `None` once it ended.
     export: Option<Export<'static>>,
     home: Home,
+    /// A batch read ahead ([`ExportReader::prefetched`]).
+    first: Option<RecordBatch>,
 }
 
 impl ExportReader {
@@ -34,6 +36,7 @@ impl ExportReader {
             schema: export.schema(),
             export: Some(export),
             home: Home::Session(session),
+            first: None,
         }
     }
 
@@ -44,6 +47,7 @@ impl ExportReader {
             schema: export.schema(),
             export: Some(export),
             home: Home::Own(runtime),
+            first: None,
         }
     }
 
@@ -65,8 +69,43 @@ impl ExportReader {
                 drop(export);
                 if !finished {
                     let wait = std::time::Duration::from_secs(1);
-                    let _ = runtime.block_on(tokio::time::timeout(wait, token.cancel()));
+                    // The timer is made inside the runtime, which it needs.
+                    let _ = runtime
+                        .block_on(async { tokio::time::timeout(wait, token.cancel()).await });
                 }
+            }
+        }
+    }
+}
+
+impl ExportReader {
+    /// The reader with its first batch read: an error before the first rows is the
+    /// caller's now.
+    pub(crate) fn prefetched(mut self) -> crate::error::Result<ExportReader> {
+        self.first = self.next_batch()?;
+        Ok(self)
+    }
+
+    fn next_batch(&mut self) -> crate::error::Result<Option<RecordBatch>> {
+        if let Some(first) = self.first.take() {
+            return Ok(Some(first));
+        }
+        let Some(export) = self.export.as_mut() else {
+            return Ok(None);
+        };
+        let runtime = match &self.home {
+            Home::Session(s) => s.runtime(),
+            Home::Own(r) => r,
+        };
+        match runtime.block_on(export.next_batch()) {
+            Ok(Some(batch)) => Ok(Some(batch)),
+            Ok(None) => {
+                self.end(true, "the connection broke at the end of a result set");
+                Ok(None)
+            }
+            Err(e) => {
+                self.end(true, &e.to_string());
+                Err(crate::error::from_pgarrow(&e))
             }
         }
     }
@@ -76,24 +115,9 @@ impl Iterator for ExportReader {
     type Item = Result<RecordBatch, ArrowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let export = self.export.as_mut()?;
-        let runtime = match &self.home {
-            Home::Session(s) => s.runtime(),
-            Home::Own(r) => r,
-        };
-        match runtime.block_on(export.next_batch()) {
-            Ok(Some(batch)) => Some(Ok(batch)),
-            Ok(None) => {
-                self.end(true, "the connection broke at the end of a result set");
-                None
-            }
-            Err(e) => {
-                self.end(true, &e.to_string());
-                Some(Err(ArrowError::ExternalError(Box::new(
-                    crate::error::from_pgarrow(&e),
-                ))))
-            }
-        }
+        self.next_batch()
+            .map_err(|e| ArrowError::ExternalError(Box::new(e)))
+            .transpose()
     }
 }
 

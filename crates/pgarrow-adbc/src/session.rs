@@ -192,11 +192,11 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if let Ok(slot) = self.slot.get_mut() {
-            if let Slot::Ready(client) = std::mem::replace(slot, Slot::Lent) {
-                // Terminate politely; an open transaction rolls back with the session.
-                let _ = self.runtime.block_on(client.close());
-            }
+        if let Ok(slot) = self.slot.get_mut()
+            && let Slot::Ready(client) = std::mem::replace(slot, Slot::Lent)
+        {
+            // Terminate politely; an open transaction rolls back with the session.
+            let _ = self.runtime.block_on(client.close());
         }
     }
 }

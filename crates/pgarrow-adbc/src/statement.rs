@@ -8,7 +8,7 @@ use adbc_core::options::{IngestMode, OptionStatement, OptionValue};
 use adbc_core::{CancelHandle, Optionable, PartitionedResult};
 use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
 use arrow_schema::{Schema, SchemaRef};
-use pgarrow::protocol::{TransactionStatus, quote_literal};
+use pgarrow::protocol::{Described, TransactionStatus, quote_literal};
 use pgarrow::{Client, LoadHooks, LoadMode, LoadOptions, Source, TableName};
 
 use crate::error::{OrAdbc, Result, bad_option, error, from_pgarrow, unknown_option};
@@ -314,17 +314,11 @@ impl adbc_core::Statement for Statement {
         let options = self.settings.export.clone();
         let session = Arc::clone(&self.session);
         let mut client = session.take(true)?;
-        let described = session.runtime().block_on(async {
-            let conn = client.connection();
-            match conn.describe(&sql).await {
-                Ok(d) => Ok(d.columns.is_some()),
-                // Several statements cannot be described as one: they run as they are.
-                Err(e) if e.code() == Some("42601") && sql.contains(';') => Ok(false),
-                Err(e) => Err(pgarrow::Error::from(e)),
-            }
-        });
+        let described = session
+            .runtime()
+            .block_on(describe_script(&mut client, &sql));
         let returns_rows = match described {
-            Ok(rows) => rows,
+            Ok(d) => d.is_some_and(|d| d.columns.is_some()),
             Err(e) => {
                 session.give_back(Some(client), &e.to_string());
                 return Err(from_pgarrow(&e));
@@ -354,7 +348,12 @@ impl adbc_core::Statement for Statement {
             .runtime()
             .block_on(client.into_export_plan(plan, &options))
         {
-            Ok(export) => Ok(Box::new(ExportReader::on_session(export, session))),
+            // The first batch is read here, so that a query that fails or is cancelled
+            // before its first rows fails here, with its status and SQLSTATE (an error while
+            // the stream is read reaches the caller as the stream's error message only).
+            Ok(export) => Ok(Box::new(
+                ExportReader::on_session(export, session).prefetched()?,
+            )),
             Err((e, client)) => {
                 session.give_back(client, &e.to_string());
                 Err(from_pgarrow(&e))
@@ -403,11 +402,8 @@ impl adbc_core::Statement for Statement {
         // statement anew each time, as it does an unnamed statement.
         let sql = self.sql()?;
         self.session.run(false, |mut client| async move {
-            let described = client.connection().describe(&sql).await;
-            (
-                client,
-                described.map(drop).map_err(pgarrow::Error::from).or_adbc(),
-            )
+            let described = describe_script(&mut client, &sql).await;
+            (client, described.map(drop).or_adbc())
         })
     }
 
@@ -426,6 +422,16 @@ impl adbc_core::Statement for Statement {
 
     fn get_cancel_handle(&self) -> Box<dyn CancelHandle> {
         Box::new(SessionCancel(self.session.cancel_token()))
+    }
+}
+
+/// Describes `sql`; `None` for a script of several statements, which cannot be described
+/// (or take parameters) and runs as it is.
+async fn describe_script(client: &mut Client, sql: &str) -> pgarrow::Result<Option<Described>> {
+    match client.connection().describe(sql).await {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if e.code() == Some("42601") && sql.contains(';') && client.is_ready() => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -162,12 +162,21 @@ fn updates_count_rows_and_errors_keep_the_session() {
             .any(|(k, v)| k == "PG_DIAG_SQLSTATE" && v == b"42P01"),
         "{details:?}"
     );
-    // A failure mid-result (the server's error after rows were sent) ends the stream with
-    // the error, and the session goes on.
+    // A failure before the first batch fails the execute, with its SQLSTATE; one after
+    // rows were handed out ends the stream with the error. The session goes on.
+    let sql = "SELECT 1 / (3 - g) FROM generate_series(1, 5) g";
     let mut stmt = conn.new_statement().unwrap();
-    stmt.set_sql_query("SELECT 1 / (3 - g) FROM generate_series(1, 5) g")
-        .unwrap();
+    stmt.set_sql_query(sql).unwrap();
+    let e = stmt.execute().map(drop).unwrap_err();
+    assert_eq!(e.sqlstate.map(|c| c as u8), *b"22012", "{e}");
+    assert_eq!(e.status, Status::InvalidData);
+    stmt.set_option(
+        OptionStatement::Other("pgarrow.batch_rows".into()),
+        OptionValue::Int(1),
+    )
+    .unwrap();
     let results: Vec<_> = stmt.execute().unwrap().collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 2);
     let err = results
         .iter()
         .find_map(|r| r.as_ref().err())

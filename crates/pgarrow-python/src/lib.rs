@@ -902,6 +902,8 @@ fn document(stats: &impl serde::Serialize) -> pgarrow::Result<String> {
 fn _pgarrow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // This module's file is also an ADBC driver (pgarrow.adbc), entered here.
+    m.add("ADBC_ENTRYPOINT", pgarrow_adbc::ENTRYPOINT)?;
     m.add("Error", py.get_type::<Error>())?;
     m.add("ConnectError", py.get_type::<ConnectError>())?;
     m.add("QueryError", py.get_type::<QueryError>())?;

@@ -74,7 +74,7 @@ impl Options {
                 "row_group_rows" => o.sink.row_group_rows = size()?,
                 "row_group_bytes" => o.sink.row_group_bytes = size()?,
                 "intervals" => {
-                    o.sink.intervals = text()?.parse::<IntervalEncoding>().map_err(policy)?;
+                    o.sink.intervals = text()?.parse::<IntervalEncoding>().map_err(bad)?;
                 }
                 _ => {
                     return Err(PyValueError::new_err(format!(

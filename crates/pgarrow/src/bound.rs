@@ -219,12 +219,12 @@ impl Client {
     }
 }
 
+/// Parameter rows: each parameter's value (`None` is NULL), encoded.
+type ParamRows = Vec<Vec<Option<Vec<u8>>>>;
+
 /// Every parameter row of `params` as values for a Bind, and each parameter's format (text
 /// for the types the encoder sends as text).
-fn encode_params<I>(
-    statement: &BoundStatement,
-    params: I,
-) -> Result<(Vec<Vec<Option<Vec<u8>>>>, Vec<i16>)>
+fn encode_params<I>(statement: &BoundStatement, params: I) -> Result<(ParamRows, Vec<i16>)>
 where
     I: IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
 {
@@ -254,7 +254,7 @@ where
 }
 
 /// Splits binary COPY tuples of `width` fields into their values.
-fn split_tuples(buf: &[u8], width: usize, out: &mut Vec<Vec<Option<Vec<u8>>>>) -> Result<()> {
+fn split_tuples(buf: &[u8], width: usize, out: &mut ParamRows) -> Result<()> {
     let broken = || Error::internal("the parameter encoder wrote a malformed tuple");
     let mut at = 0;
     let take = |at: &mut usize, n: usize| -> Result<&[u8]> {

@@ -1,0 +1,364 @@
+"""pgarrow's ADBC driver through the real ADBC driver manager (adbc-driver-manager from the
+package index), loading the driver library by path: the DBAPI connection of
+`pgarrow.adbc.connect`, the driver manager's low-level API, polars and pandas over it."""
+
+import multiprocessing
+import threading
+import time
+
+import adbc_driver_manager
+import adbc_driver_manager.dbapi as dbapi
+import pyarrow as pa
+import pytest
+
+import pgarrow
+import pgarrow.adbc
+from test_values import DIRECT, THROUGH_SERVER, types, values_query  # noqa: F401 (a fixture)
+
+
+@pytest.fixture
+def db(url):
+    with pgarrow.adbc.connect(url, autocommit=True) as c:
+        yield c
+
+
+def run(db, sql, parameters=None):
+    with db.cursor() as cur:
+        cur.execute(sql, parameters)
+        return cur.fetch_arrow_table()
+
+
+def test_driver_is_this_package(url):
+    assert pgarrow.adbc.driver_path() == pgarrow._pgarrow.__file__
+    # The driver manager's own loading, by path and entry point, with options.
+    db = adbc_driver_manager.AdbcDatabase(
+        driver=pgarrow.adbc.driver_path(), entrypoint=pgarrow.adbc.ENTRYPOINT, uri=url
+    )
+    conn = adbc_driver_manager.AdbcConnection(db)
+    handle = conn.get_info()
+    rows = pa.RecordBatchReader._import_from_c(handle.address).read_all().to_pylist()
+    info = {row["info_name"]: row["info_value"] for row in rows}
+    assert info[0] == "PostgreSQL"
+    assert info[100] == "pgarrow ADBC driver"
+    conn.close()
+    db.close()
+
+
+def test_connect_by_url_and_by_options(url, conn):
+    user, host_part = url.removeprefix("postgresql://").split("@", 1)
+    no_user = f"postgresql://{host_part}"
+    with pgarrow.adbc.connect(no_user, username=user) as c:
+        assert run(c, "SELECT current_user AS u").column("u").to_pylist() == [user]
+    host, rest = host_part.split(":", 1)
+    port, dbname = rest.split("/", 1)
+    kv = f"host={host} port={port} dbname={dbname} user={user}"
+    with pgarrow.adbc.connect(kv) as c:
+        assert run(c, "SELECT current_database() AS d").column("d").to_pylist() == [dbname]
+    with pytest.raises(dbapi.OperationalError, match="127.0.0.1:1"):
+        pgarrow.adbc.connect(f"postgresql://{user}@127.0.0.1:1/{dbname}?connect_timeout=2")
+
+
+CASES = DIRECT + THROUGH_SERVER
+
+
+@pytest.mark.parametrize("name,sql_type,literals", CASES, ids=[c[0] for c in CASES])
+def test_every_type_as_the_export(url, conn, types, db, name, sql_type, literals):  # noqa: F811
+    query = values_query(conn, sql_type, literals)
+    ours = run(db, query)
+    assert ours.equals(pgarrow.read_arrow(url, query), check_metadata=True)
+    with db.cursor() as cur:
+        assert cur.adbc_execute_schema(query) == pgarrow.schema(url, query)
+
+
+def test_updates_count_rows(db):
+    # ExecuteUpdate (the driver manager's execute_update; DBAPI's executemany). A DBAPI
+    # execute() runs ExecuteQuery, whose row count adbc_ffi 0.25 always reports as -1.
+    with db.cursor() as cur:
+        stmt = cur.adbc_statement
+
+        def update(sql):
+            stmt.set_sql_query(sql)
+            return stmt.execute_update()
+
+        assert update("DROP TABLE IF EXISTS adbc_counts; CREATE TABLE adbc_counts (a int)") == -1
+        assert update("INSERT INTO adbc_counts SELECT generate_series(1, 7)") == 7
+        assert update("UPDATE adbc_counts SET a = 0 WHERE a > 4") == 3
+        assert update("DELETE FROM adbc_counts") == 7
+
+
+BOUND = [
+    ("bool", pa.array([True, None, False])),
+    ("int2", pa.array([-32768, None, 32767], pa.int16())),
+    ("int4", pa.array([-(2**31), None, 2**31 - 1], pa.int32())),
+    ("int8", pa.array([-(2**63), None, 2**63 - 1], pa.int64())),
+    ("float4", pa.array([1.5, None, -0.0], pa.float32())),
+    ("float8", pa.array([2.5, None, float("inf")], pa.float64())),
+    ("numeric(12,2)", pa.array([1234, None, -1], pa.decimal128(12, 2))),
+    ("text", pa.array(["héllo", None, ""])),
+    ("bytea", pa.array([b"\x00\xff", None, b""])),
+    ("date", pa.array([19000, None, 0], pa.date32())),
+    ("time", pa.array([1, None, 86_399_999_999], pa.time64("us"))),
+    ("timestamp", pa.array([1, None, -1], pa.timestamp("us"))),
+    ("timestamptz", pa.array([1, None, 0], pa.timestamp("us", "UTC"))),
+    ("int4[]", pa.array([[1, None], None, []], pa.list_(pa.int32()))),
+]
+
+
+@pytest.mark.parametrize("sql_type,values", BOUND, ids=[b[0] for b in BOUND])
+def test_bound_parameters_of_every_scalar_type(db, sql_type, values):
+    params = pa.table({"v": values})
+    got = run(db, f"SELECT $1::{sql_type} AS v", params)
+    # One execution per bound row, results in order, NULLs kept.
+    assert got.column("v").combine_chunks().cast(values.type).to_pylist() == values.to_pylist()
+
+
+def test_executemany_and_prepared_statements(db):
+    with db.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS adbc_many; CREATE TABLE adbc_many (a int, b text)")
+        cur.executemany("INSERT INTO adbc_many VALUES ($1, $2)", [(1, "x"), (2, None), (3, "z")])
+        assert cur.rowcount == 3
+        cur.execute("SELECT b FROM adbc_many WHERE a = $1", parameters=(2,))
+        assert cur.fetchall() == [(None,)]
+        with pytest.raises(dbapi.Error, match="70000"):
+            cur.execute(
+                "INSERT INTO adbc_many (a) VALUES ($1::int2)",
+                parameters=pa.table({"a": pa.array([1, 70000], pa.int32())}),
+            )
+        cur.execute("SELECT count(*) AS n FROM adbc_many")
+        assert cur.fetchone() == (3,)
+
+
+def test_transactions(url, conn):
+    conn.execute("DROP TABLE IF EXISTS adbc_tx; CREATE TABLE adbc_tx (a int)")
+    count = lambda: conn.execute("SELECT count(*) FROM adbc_tx").fetchone()[0]  # noqa: E731
+    with pgarrow.adbc.connect(url) as c:  # DBAPI: autocommit off
+        with c.cursor() as cur:
+            cur.execute("INSERT INTO adbc_tx VALUES (1)")
+            assert count() == 0
+            c.rollback()
+            cur.execute("INSERT INTO adbc_tx VALUES (2)")
+            c.commit()
+            assert count() == 1
+            cur.execute("INSERT INTO adbc_tx VALUES (3)")
+            # Switching autocommit on commits what is open.
+            c.adbc_connection.set_autocommit(True)
+            assert count() == 2
+            cur.execute("INSERT INTO adbc_tx VALUES (4)")
+            assert count() == 3
+
+
+def objects(db, depth, **filters):
+    return db.adbc_get_objects(depth=depth, **filters).read_all().to_pylist()
+
+
+def test_get_objects_depth_by_depth(db, conn):
+    conn.execute(
+        "DROP SCHEMA IF EXISTS adbc_objs CASCADE; CREATE SCHEMA adbc_objs;"
+        "CREATE TABLE adbc_objs.parent (a int, b text, PRIMARY KEY (a, b));"
+        'CREATE TABLE adbc_objs."Child" (id serial PRIMARY KEY, pa int NOT NULL, pb text,'
+        " note text DEFAULT 'x', UNIQUE (note), FOREIGN KEY (pa, pb) REFERENCES adbc_objs.parent);"
+        "CREATE VIEW adbc_objs.v AS SELECT 1 AS one;"
+        "CREATE MATERIALIZED VIEW adbc_objs.mv AS SELECT 1 AS one;"
+    )
+    dbname = conn.execute("SELECT current_database()").fetchone()[0]
+    cats = objects(db, "catalogs")
+    assert cats == [{"catalog_name": dbname, "catalog_db_schemas": None}]
+    assert objects(db, "catalogs", catalog_filter="no_such_%") == []
+
+    schemas = objects(db, "db_schemas")[0]["catalog_db_schemas"]
+    names = [s["db_schema_name"] for s in schemas]
+    expected = [r[0] for r in conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_(toast|temp_)' ORDER BY 1"
+    )]
+    assert names == expected
+    assert all(s["db_schema_tables"] is None for s in schemas)
+
+    tables = objects(db, "tables", db_schema_filter="adbc_objs")[0]["catalog_db_schemas"][0]
+    assert {(t["table_name"], t["table_type"]) for t in tables["db_schema_tables"]} == {
+        ("parent", "table"), ("Child", "table"), ("v", "view"), ("mv", "materialized_view")
+    }
+    only_views = objects(db, "tables", db_schema_filter="adbc_objs", table_types_filter=["view"])
+    assert [t["table_name"] for t in only_views[0]["catalog_db_schemas"][0]["db_schema_tables"]] == ["v"]
+
+    full = objects(db, "all", db_schema_filter="adbc_objs", table_name_filter="Child")
+    child = full[0]["catalog_db_schemas"][0]["db_schema_tables"][0]
+    columns = {c["column_name"]: c for c in child["table_columns"]}
+    catalog_columns = conn.execute(
+        "SELECT attname, attnum, attnotnull FROM pg_attribute"
+        " WHERE attrelid = 'adbc_objs.\"Child\"'::regclass AND attnum > 0 AND NOT attisdropped"
+    ).fetchall()
+    assert {(n, columns[n]["ordinal_position"], columns[n]["xdbc_nullable"] == 0) for n, _, _ in catalog_columns} == set(catalog_columns)
+    assert columns["id"]["xdbc_is_autoincrement"] is True
+    assert columns["note"]["xdbc_column_def"] == "'x'::text"
+    constraints = {c["constraint_type"]: c for c in child["table_constraints"]}
+    assert constraints["PRIMARY KEY"]["constraint_column_names"] == ["id"]
+    assert constraints["UNIQUE"]["constraint_column_names"] == ["note"]
+    fk = constraints["FOREIGN KEY"]
+    assert fk["constraint_column_names"] == ["pa", "pb"]
+    assert [(u["fk_table"], u["fk_column_name"]) for u in fk["constraint_column_usage"]] == [
+        ("parent", "a"), ("parent", "b")
+    ]
+    one_column = objects(db, "columns", db_schema_filter="adbc_objs", table_name_filter="Child",
+                         column_name_filter="p_")
+    cols = one_column[0]["catalog_db_schemas"][0]["db_schema_tables"][0]["table_columns"]
+    assert [c["column_name"] for c in cols] == ["pa", "pb"]
+
+    schema = db.adbc_get_table_schema("Child", db_schema_filter="adbc_objs")
+    assert schema.names == ["id", "pa", "pb", "note"]
+    assert db.adbc_get_table_types() == [
+        "table", "view", "materialized_view", "foreign_table", "partitioned_table"
+    ]
+
+
+def count_rows(db, table):
+    return run(db, f'SELECT count(*) AS n FROM "{table}"').column("n")[0].as_py()
+
+
+def test_ingest_in_every_mode(db):
+    data = pa.table({"id": pa.array([1, 2], pa.int32()), "name": ["a", None]})
+    with db.cursor() as cur:
+        cur.execute('DROP TABLE IF EXISTS "Ingest"')
+        assert cur.adbc_ingest("Ingest", data, mode="create") == 2
+        with pytest.raises(dbapi.ProgrammingError, match="already exists"):
+            cur.adbc_ingest("Ingest", data, mode="create")
+        assert cur.adbc_ingest("Ingest", data, mode="append") == 2
+        assert count_rows(db, "Ingest") == 4
+        with pytest.raises(dbapi.ProgrammingError, match="does not exist"):
+            cur.adbc_ingest("no_such_table", data, mode="append")
+        assert cur.adbc_ingest("Ingest", data.slice(0, 1), mode="replace") == 1
+        assert count_rows(db, "Ingest") == 1
+        assert cur.adbc_ingest("Ingest", data, mode="create_append") == 2
+        assert count_rows(db, "Ingest") == 3
+        # A failing ingest leaves the table as it was.
+        cur.execute('DELETE FROM "Ingest" WHERE id = 1; ALTER TABLE "Ingest" ADD UNIQUE (id)')
+        with pytest.raises(dbapi.IntegrityError):
+            cur.adbc_ingest("Ingest", pa.table({"id": pa.array([9, 9], pa.int32())}), mode="append")
+        assert count_rows(db, "Ingest") == 1
+        with pytest.raises(dbapi.Error, match="id"):
+            cur.adbc_ingest("Ingest", pa.table({"id": ["not a number"]}), mode="append")
+        assert count_rows(db, "Ingest") == 1
+        # Temporary tables and a stream of batches.
+        stream = pa.RecordBatchReader.from_batches(data.schema, data.to_batches() * 3)
+        assert cur.adbc_ingest("tmp_ingest", stream, mode="create", temporary=True) == 6
+        kind = run(db, "SELECT relpersistence::text AS p FROM pg_class WHERE relname = 'tmp_ingest'")
+        assert kind.column("p").to_pylist() == ["t"]
+
+
+def read_partition_elsewhere(url, descriptor, queue):
+    """Runs in a spawned process: reads one partition on a connection of its own."""
+    import pgarrow.adbc
+
+    with pgarrow.adbc.connect(url, autocommit=True) as c, c.cursor() as cur:
+        cur.adbc_read_partition(descriptor)
+        table = cur.fetch_arrow_table()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    queue.put(sink.getvalue().to_pybytes())
+
+
+def test_partitions_in_other_processes_under_a_writer(url, conn, db):
+    conn.execute(
+        "DROP TABLE IF EXISTS adbc_parts; CREATE TABLE adbc_parts (id int PRIMARY KEY, v int);"
+        "INSERT INTO adbc_parts SELECT g, g FROM generate_series(1, 20000) g"
+    )
+    with db.cursor() as cur:
+        cur.adbc_statement.set_options(**{"pgarrow.partitions": "4", "pgarrow.partition_by": "id"})
+        descriptors, schema = cur.adbc_execute_partitions("SELECT * FROM adbc_parts")
+    assert len(descriptors) == 4
+    before = run(db, "SELECT * FROM adbc_parts ORDER BY id")
+
+    stop = threading.Event()
+
+    def writer():
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as w:
+            step = 0
+            while not stop.is_set() and step < 2000:
+                step += 1
+                w.execute("UPDATE adbc_parts SET v = v + 1 WHERE id %% 97 = %s", (step % 97,))
+                w.execute("INSERT INTO adbc_parts VALUES (%s, 0)", (100000 + step,))
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        ctx = multiprocessing.get_context("spawn")
+        queue = ctx.Queue()
+        procs = [ctx.Process(target=read_partition_elsewhere, args=(url, d, queue)) for d in descriptors]
+        for p in procs:
+            p.start()
+        tables = [pa.ipc.open_stream(queue.get(timeout=120)).read_all() for _ in procs]
+        for p in procs:
+            p.join(60)
+            assert p.exitcode == 0
+    finally:
+        stop.set()
+        t.join()
+    union = pa.concat_tables(tables).sort_by("id")
+    assert union.schema == schema
+    assert union.equals(before)
+    assert run(db, "SELECT count(*) AS n FROM adbc_parts").column("n")[0].as_py() > 20000
+
+
+def running(conn, marker: str) -> int:
+    """Backends running (not idle after) a query that contains `marker`."""
+    return conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s"
+        " AND pid <> pg_backend_pid()",
+        (f"%{marker}%",),
+    ).fetchone()[0]
+
+
+def test_cancel_stops_the_backend(db, conn):
+    marker = "adbc_cancel_marker"
+    errors = []
+
+    def long_query():
+        with db.cursor() as cur:
+            try:
+                cur.execute(f"SELECT pg_sleep(60) AS {marker}")
+                cur.fetchall()
+            except dbapi.Error as e:
+                errors.append(e)
+
+    t = threading.Thread(target=long_query)
+    t.start()
+    deadline = time.monotonic() + 30
+    while not running(conn, marker) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert running(conn, marker) == 1
+    db.adbc_cancel()
+    t.join(30)
+    assert not t.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], dbapi.OperationalError), errors
+    assert errors[0].sqlstate == "57014"
+    deadline = time.monotonic() + 5
+    while running(conn, marker) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert running(conn, marker) == 0
+    # The connection goes on.
+    assert run(db, "SELECT 1 AS one").column("one").to_pylist() == [1]
+
+
+def test_errors_carry_the_servers_fields(db):
+    with db.cursor() as cur:
+        with pytest.raises(dbapi.ProgrammingError) as e:
+            cur.execute("SELECT * FROM no_such_table_here")
+    assert e.value.sqlstate == "42P01"
+    details = {k.decode(): v for k, v in e.value.details}
+    assert details["PG_DIAG_SQLSTATE"] == b"42P01"
+    assert b"no_such_table_here" in details["PG_DIAG_MESSAGE_PRIMARY"]
+
+
+def test_polars_and_pandas_over_the_connection(db, url):
+    import pandas as pd
+    import polars as pl
+
+    sql = "SELECT g AS id, g * 1.5::numeric(10,2) AS amount FROM generate_series(1, 100) g"
+    expected = pgarrow.read_arrow(url, sql)
+    frame = pl.read_database(sql, connection=db)
+    assert frame.height == 100
+    assert frame["amount"].to_list() == expected.column("amount").to_pylist()
+    df = pd.read_sql(sql, db)
+    assert list(df["id"]) == list(range(1, 101))
