@@ -49,6 +49,12 @@ bench-s3 rows="2000000" reps="3": bench-setup bench-build
 bench-engines rows="2000000" reps="3": bench-setup bench-build
     python3 benches/engines.py --rows {{rows}} --reps {{reps}}
 
+# ADBC: lineitem (`rows`) read and ingested through the ADBC driver manager, pgarrow's driver vs
+# the official PostgreSQL driver (and pgarrow's own Python read) -> benches/RESULTS.md.
+bench-adbc rows="2000000" reps="3": bench-setup bench-build
+    python3 benches/e2e.py --rows {{rows}} --wide-rows 0 --reps {{reps}} --tools adbc read_batches --section adbc-read --heading "ADBC drivers: reading (\`just bench-adbc\`)"
+    python3 benches/e2e.py --load --rows {{rows}} --reps {{reps}} --tools adbc --section adbc-load --heading "ADBC drivers: ingest (\`just bench-adbc\`)"
+
 # Peak RSS of long Parquet exports (lineitem of `base` rows repeated up to `rows`).
 bench-memory rows="50000000" base="2000000": bench-build
     python3 benches/e2e.py --memory --memory-rows {{rows}} --rows {{base}}

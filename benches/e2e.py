@@ -227,6 +227,8 @@ TOOLS = [
          needs="connectorx-arrow"),
     Tool("ADBC PostgreSQL -> Arrow batches", "null", "python", peer_argv("adbc-arrow"),
          needs="adbc-arrow"),
+    Tool("pgarrow ADBC driver (driver manager) -> Arrow batches", "null", "python",
+         peer_argv("pgarrow-adbc-arrow"), needs="pgarrow-adbc-arrow"),
     Tool("ADBC PostgreSQL + pyarrow -> Parquet (zstd 3)", "parquet", "python",
          peer_argv("adbc-parquet"), needs="adbc-parquet"),
     Tool("DuckDB postgres ext -> Arrow batches", "null", "python", peer_argv("duckdb-arrow"),
@@ -270,6 +272,8 @@ LOAD_TOOLS = [
                                     "--url", s.url]),
     Tool("ADBC PostgreSQL adbc_ingest (pyarrow reads the file)", "Parquet", "python",
          load_peer_argv("adbc-ingest"), needs="adbc-ingest"),
+    Tool("pgarrow ADBC driver adbc_ingest (pyarrow reads the file)", "Parquet", "python",
+         load_peer_argv("pgarrow-adbc-ingest"), needs="pgarrow-adbc-ingest"),
     Tool("pgpq + psycopg 3 COPY FROM STDIN (pyarrow reads the file)", "Parquet", "python",
          load_peer_argv("pgpq-psycopg"), needs="pgpq-psycopg"),
     # PostgreSQL -> PostgreSQL (the same server, lineitem into lineitem_load).
@@ -514,6 +518,13 @@ def describe_machine(info, command):
     )
 
 
+def section_heading(args, text):
+    """`text` under `--heading` when given (a partial run written to a section of its own)."""
+    if not args.heading:
+        return text
+    return f"## {args.heading}\n" + text.split("\n", 1)[1]
+
+
 def write_section(name, text):
     """Replaces the section `name` of RESULTS (between its markers), keeping the rest."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
@@ -577,7 +588,7 @@ def suite(args, command):
     ) + "\n".join(tables)
     print()
     print(text)
-    write_section("e2e", text)
+    write_section(args.section or "e2e", section_heading(args, text))
 
 
 def memory_suite(args, command):
@@ -756,7 +767,7 @@ def load_suite(args, command):
                  f"{wall} s):\n\n" + "\n".join("    " + l for l in out.splitlines()) + "\n")
     print()
     print(text)
-    write_section("load", text)
+    write_section(args.section or "load", section_heading(args, text))
 
 
 class Moto:
@@ -867,6 +878,8 @@ def main():
     p.add_argument("--wide-rows", type=int, default=2_000_000, help="wide rows (default 2,000,000; 0: skip)")
     p.add_argument("--reps", type=int, default=3, help="rounds (default 3; the median is reported)")
     p.add_argument("--tools", nargs="*", help="only tools whose name contains one of these words")
+    p.add_argument("--section", help="the section of RESULTS.md to write (default: the suite's)")
+    p.add_argument("--heading", help="the heading of that section (default: the suite's)")
     p.add_argument("--datasets", nargs="*", help="only these tables (lineitem, wide)")
     p.add_argument("--memory", action="store_true", help="the memory suite instead")
     p.add_argument("--load", action="store_true",

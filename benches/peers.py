@@ -21,6 +21,7 @@ TOOL is one of:
   psycopg-copy       psycopg 3 reads COPY (...) TO STDOUT (FORMAT binary) and drops the bytes
   connectorx-arrow   connectorx.read_sql(return_type="arrow"): a pyarrow Table
   adbc-arrow         ADBC PostgreSQL driver, fetch_record_batch(): batches, dropped
+  pgarrow-adbc-arrow pgarrow's ADBC driver through the same driver manager, fetch_record_batch()
   adbc-parquet       ADBC PostgreSQL driver batches -> pyarrow.parquet.ParquetWriter (zstd 3)
   duckdb-arrow       DuckDB + postgres extension: ATTACH ... (TYPE postgres), then
                      SELECT * FROM pg.public.TABLE as Arrow batches, dropped
@@ -29,6 +30,7 @@ TOOL is one of:
 Load tools (INPUT: a Parquet file, read batch by batch with pyarrow.parquet.ParquetFile):
   adbc-ingest        ADBC PostgreSQL driver: cursor.adbc_ingest(TABLE, reader, mode="append"),
                      then commit
+  pgarrow-adbc-ingest  pgarrow's ADBC driver: the same adbc_ingest call
   pgpq-psycopg       pgpq's ArrowToPostgresBinaryEncoder encodes each batch to binary COPY,
                      written through psycopg 3's cursor.copy("COPY TABLE FROM STDIN (FORMAT
                      binary)"), then commit
@@ -117,17 +119,31 @@ def connectorx_arrow(url, query, _out):
     return table.num_rows, {}
 
 
-def adbc_batches(url, query):
+def adbc_connect(url, pgarrow_driver=False):
+    """A DBAPI connection through the ADBC driver manager: the official PostgreSQL driver, or
+    pgarrow's."""
+    if pgarrow_driver:
+        import pgarrow.adbc
+
+        return pgarrow.adbc.connect(url)
     import adbc_driver_postgresql.dbapi as adbc
 
-    conn = adbc.connect(url)
+    return adbc.connect(url)
+
+
+def adbc_batches(url, query, pgarrow_driver=False):
+    conn = adbc_connect(url, pgarrow_driver)
     cur = conn.cursor()
     cur.execute(query)
     return conn, cur, cur.fetch_record_batch()
 
 
-def adbc_arrow(url, query, _out):
-    conn, cur, reader = adbc_batches(url, query)
+def pgarrow_adbc_arrow(url, query, out):
+    return adbc_arrow(url, query, out, pgarrow_driver=True)
+
+
+def adbc_arrow(url, query, _out, pgarrow_driver=False):
+    conn, cur, reader = adbc_batches(url, query, pgarrow_driver)
     rows = 0
     for batch in reader:
         rows += batch.num_rows
@@ -210,11 +226,13 @@ def parquet_reader(path):
     return pyarrow.RecordBatchReader.from_batches(pf.schema_arrow, pf.iter_batches())
 
 
-def adbc_ingest(url, table, path):
-    import adbc_driver_postgresql.dbapi as adbc
+def pgarrow_adbc_ingest(url, table, path):
+    return adbc_ingest(url, table, path, pgarrow_driver=True)
 
+
+def adbc_ingest(url, table, path, pgarrow_driver=False):
     reader = parquet_reader(path)
-    conn = adbc.connect(url)
+    conn = adbc_connect(url, pgarrow_driver)
     cur = conn.cursor()
     rows = cur.adbc_ingest(table, reader, mode="append")
     conn.commit()
@@ -254,10 +272,12 @@ TOOLS = {
     "duckdb-parquet": duckdb_parquet,
     "adbc-ingest": adbc_ingest,
     "pgpq-psycopg": pgpq_psycopg,
+    "pgarrow-adbc-arrow": pgarrow_adbc_arrow,
+    "pgarrow-adbc-ingest": pgarrow_adbc_ingest,
 }
 
 # The tools that load a file into TABLE (their fourth argument is the input).
-LOADERS = {"adbc-ingest", "pgpq-psycopg"}
+LOADERS = {"adbc-ingest", "pgpq-psycopg", "pgarrow-adbc-ingest"}
 
 IMPORTS = {
     "psycopg-copy": ["psycopg"],
@@ -270,6 +290,8 @@ IMPORTS = {
     "duckdb-parquet": ["duckdb", "duckdb_extension_postgres"],
     "adbc-ingest": ["adbc_driver_postgresql.dbapi", "pyarrow.parquet"],
     "pgpq-psycopg": ["psycopg", "pgpq", "pyarrow.parquet"],
+    "pgarrow-adbc-arrow": ["pgarrow.adbc", "adbc_driver_manager.dbapi", "pyarrow"],
+    "pgarrow-adbc-ingest": ["pgarrow.adbc", "adbc_driver_manager.dbapi", "pyarrow.parquet"],
 }
 
 

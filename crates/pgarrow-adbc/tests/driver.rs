@@ -514,6 +514,33 @@ fn partitions_read_anywhere_in_one_snapshot() {
     assert_eq!(ids, (1..=10000).collect::<Vec<i32>>());
     let garbage = other.read_partition(b"{}").map(drop).unwrap_err();
     assert_eq!(garbage.status, Status::InvalidArguments);
+
+    // Once every partition was read and the linger time passed, the snapshot is released:
+    // a partition read after that fails, saying so.
+    let mut stmt = conn.new_statement().unwrap();
+    stmt.set_sql_query("SELECT * FROM t").unwrap();
+    for (k, v) in [("pgarrow.linger", "0"), ("pgarrow.partitions", "1")] {
+        stmt.set_option(
+            OptionStatement::Other(k.into()),
+            OptionValue::String(v.into()),
+        )
+        .unwrap();
+    }
+    let planned = stmt.execute_partitions().unwrap();
+    let descriptor = &planned.partitions[0];
+    collect(other.read_partition(descriptor).unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let gone = loop {
+        match other.read_partition(descriptor) {
+            Err(e) => break e,
+            Ok(reader) => drop(collect(reader)),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the snapshot was never released"
+        );
+    };
+    assert!(gone.message.contains("no longer held"), "{}", gone.message);
 }
 
 #[test]

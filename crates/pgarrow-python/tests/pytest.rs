@@ -22,6 +22,20 @@ fn pgarrow_bin() -> std::path::PathBuf {
     profile_dir.join("pgarrow")
 }
 
+/// The stand-alone ADBC driver library of this build (pgarrow-adbc's cdylib, which cargo
+/// builds beside this test for the driver's own tests): `target/<profile>/deps/`.
+fn adbc_library() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let deps = exe
+        .parent()
+        .expect("the test runs from target/<profile>/deps");
+    deps.join(format!(
+        "{}pgarrow_adbc{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ))
+}
+
 #[test]
 fn pytest_suite() {
     let probe = Command::new("python3")
@@ -47,6 +61,7 @@ fn pytest_suite() {
         .arg(&tests)
         .env("PGARROW_TEST_URL", pg.url(&db))
         .env("PGARROW_BIN", pgarrow_bin())
+        .env("PGARROW_ADBC_LIB", adbc_library())
         .status()
         .expect("running pytest");
     assert!(status.success(), "pytest failed: {status}");

@@ -44,6 +44,21 @@ def test_driver_is_this_package(url):
     db.close()
 
 
+def test_standalone_library(url):
+    """The library other languages load (`libpgarrow_adbc.so`), through the same driver
+    manager, by path, with its default entry point."""
+    import os
+
+    lib = os.environ.get("PGARROW_ADBC_LIB")
+    if not lib or not os.path.exists(lib):
+        pytest.fail(f"PGARROW_ADBC_LIB is not the driver library ({lib!r}): run through cargo test")
+    with dbapi.connect(driver=lib, db_kwargs={"uri": url}, autocommit=True) as c:
+        assert c.adbc_get_info()["driver_name"] == "pgarrow ADBC driver"
+        assert run(c, "SELECT 2::numeric(3,1) AS x").column("x").to_pylist() == [
+            __import__("decimal").Decimal("2.0")
+        ]
+
+
 def test_connect_by_url_and_by_options(url, conn):
     user, host_part = url.removeprefix("postgresql://").split("@", 1)
     no_user = f"postgresql://{host_part}"
@@ -310,12 +325,14 @@ def running(conn, marker: str) -> int:
     ).fetchone()[0]
 
 
-def test_cancel_stops_the_backend(db, conn):
-    marker = "adbc_cancel_marker"
+@pytest.mark.parametrize("by", ["connection", "cursor"])
+def test_cancel_stops_the_backend(db, conn, by):
+    marker = f"adbc_cancel_marker_{by}"
     errors = []
+    cur = db.cursor()
 
     def long_query():
-        with db.cursor() as cur:
+        with cur:
             try:
                 cur.execute(f"SELECT pg_sleep(60) AS {marker}")
                 cur.fetchall()
@@ -328,7 +345,10 @@ def test_cancel_stops_the_backend(db, conn):
     while not running(conn, marker) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert running(conn, marker) == 1
-    db.adbc_cancel()
+    if by == "connection":
+        db.adbc_cancel()
+    else:
+        cur.adbc_cancel()
     t.join(30)
     assert not t.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], dbapi.OperationalError), errors

@@ -3,6 +3,7 @@
 from typing import Any, Optional
 
 __version__: str
+ADBC_ENTRYPOINT: str
 
 class Error(Exception):
     sqlstate: Optional[str]
