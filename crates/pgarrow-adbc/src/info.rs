@@ -19,16 +19,6 @@ pub const ADBC_VERSION: i64 = 1_001_000;
 /// The Arrow implementation the driver builds its arrays with.
 const ARROW_VERSION: &str = "arrow-rs 60";
 
-/// The table types `GetTableTypes` lists and `GetObjects` reports, one per `pg_class`
-/// relation kind that holds rows.
-pub(crate) const TABLE_TYPES: [&str; 5] = [
-    "table",
-    "view",
-    "materialized_view",
-    "foreign_table",
-    "partitioned_table",
-];
-
 /// One `GetInfo` value: the union member it goes in.
 enum Value {
     Text(String),
@@ -114,11 +104,14 @@ pub(crate) fn info_batch(
     )
 }
 
-/// The `GetTableTypes` batch.
+/// The `GetTableTypes` batch: one type per `pg_class` relation kind that holds rows, as
+/// `GetObjects` reports them.
 pub(crate) fn table_types_batch() -> Result<RecordBatch, ArrowError> {
     RecordBatch::try_new(
         GET_TABLE_TYPES_SCHEMA.clone(),
-        vec![Arc::new(StringArray::from(TABLE_TYPES.to_vec()))],
+        vec![Arc::new(StringArray::from_iter_values(
+            crate::objects::TABLE_KINDS.iter().map(|(_, name)| *name),
+        ))],
     )
 }
 

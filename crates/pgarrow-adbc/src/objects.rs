@@ -38,7 +38,7 @@ pub(crate) struct ObjectFilter {
 }
 
 /// The `pg_class` relation kinds that hold rows, with the table type GetObjects reports.
-const TABLE_KINDS: [(char, &str); 5] = [
+pub(crate) const TABLE_KINDS: [(char, &str); 5] = [
     ('r', "table"),
     ('v', "view"),
     ('m', "materialized_view"),
