@@ -5,6 +5,7 @@ mod conn;
 mod copy;
 mod errors;
 mod import;
+mod incremental;
 mod output;
 mod partition;
 mod report;
@@ -102,7 +103,27 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
                     &policies,
                 );
             }
+            let incremental = args.incremental.incremental_by.is_some();
+            if incremental && args.plan.is_some() {
+                return Err(usage("--incremental-by reads a --table, not a --plan"));
+            }
             match select("export", &args.source, session)? {
+                Selected::One(source) if incremental => {
+                    let config = read_only_config(&args.source)?;
+                    incremental::export(
+                        &rt,
+                        session,
+                        &config,
+                        &source,
+                        &args.output,
+                        &args.partition,
+                        &args.incremental,
+                        &policies,
+                    )
+                }
+                Selected::Tables(_) if incremental => Err(usage(
+                    "--incremental-by reads one --table, not a pattern or several tables",
+                )),
                 Selected::One(source) => {
                     let config = read_only_config(&args.source)?;
                     export(

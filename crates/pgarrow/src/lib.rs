@@ -42,6 +42,7 @@ mod create;
 mod error;
 mod estimate;
 mod export;
+pub mod incremental;
 mod input;
 mod load;
 mod manifest;
