@@ -55,6 +55,11 @@ bench-adbc rows="2000000" reps="3": bench-setup bench-build
     python3 benches/e2e.py --rows {{rows}} --wide-rows 0 --reps {{reps}} --tools adbc read_batches --section adbc-read --heading "ADBC drivers: reading (\`just bench-adbc\`)"
     python3 benches/e2e.py --load --rows {{rows}} --reps {{reps}} --tools adbc --section adbc-load --heading "ADBC drivers: ingest (\`just bench-adbc\`)"
 
+# Incremental runs: lineitem (`rows`) with an indexed cursor column, 1% of it updated per round;
+# the next `--incremental-by` run against a full export -> benches/RESULTS.md.
+bench-incremental rows="6000000" reps="3": bench-build
+    python3 benches/incremental.py --rows {{rows}} --reps {{reps}}
+
 # Peak RSS of long Parquet exports (lineitem of `base` rows repeated up to `rows`).
 bench-memory rows="50000000" base="2000000": bench-build
     python3 benches/e2e.py --memory --memory-rows {{rows}} --rows {{base}}

@@ -35,18 +35,21 @@ pub(crate) fn export(
              follows the table's row versions",
         ));
     };
-    if partition.partitioned() || args.dry_run {
+    if args.dry_run {
         return Err(usage(
-            "--incremental-by runs on one connection, into -o FILE (--partitions, \
-             --output-dir and --dry-run are not supported with it yet)",
+            "--dry-run shows an export, not an incremental run: a run depends on the state",
         ));
     }
     let previous = IncrementalState::load(state_path)?;
     let run = previous.as_ref().map_or(1, |s| s.run + 1);
     let mut run_args = args.clone();
     run_args.output = args.output.as_deref().map(|o| run_file(o, run));
-    let target = file_target(&run_args)?;
-    session.to_stdout = target.output == Output::Stdout;
+    // Checked before connecting: a bad output fails first.
+    let target = match partition.output_dir {
+        None => Some(file_target(&run_args)?),
+        Some(_) => None,
+    };
+    session.to_stdout = target.as_ref().is_some_and(|t| t.output == Output::Stdout);
     let mut options = IncrementalOptions::new(table.clone(), column.clone())
         .late_rows(incremental.late_rows)
         .restart(incremental.restart);
@@ -62,14 +65,46 @@ pub(crate) fn export(
         client.begin_incremental(&options, previous.as_ref()),
     )
     .with_context(|| format!("the incremental state {}", state_path.display()))?;
-    let (progress, hooks) = progress_hooks(args.quiet, None, &stop);
-    let result = wait(
-        rt,
-        &stop,
-        client.export_to_file(begun.source.clone(), &export_options, &target, hooks),
-    );
-    progress.finish_and_clear();
-    let stats = result?;
+    let (stats, target, more) = match partition.partitioned() {
+        false => {
+            let target = target.context("an output (checked above)")?;
+            let (progress, hooks) = progress_hooks(args.quiet, None, &stop);
+            let result = wait(
+                rt,
+                &stop,
+                client.export_to_file(begun.source.clone(), &export_options, &target, hooks),
+            );
+            progress.finish_and_clear();
+            (result?, target, None)
+        }
+        true => {
+            // The parts read in this run's snapshot, shared while its transaction stays open;
+            // the changes since the last run are a query, split on the cursor's values.
+            let id = block_on(rt, &stop, client.share_incremental_snapshot())?;
+            let mut split = partition.clone();
+            if matches!(begun.source, Source::Query(_)) && split.partition_by.is_none() {
+                split.partition_by = Some(column.clone());
+            }
+            if let Some(dir) = &split.output_dir {
+                split.output_dir = Some(dir.join(format!("run-{run:06}")));
+            }
+            let (stats, target) = crate::partition::run(
+                rt,
+                session,
+                config,
+                &begun.source,
+                &run_args,
+                &split,
+                policies,
+                Some(id),
+            )?;
+            (
+                stats.export.clone(),
+                target,
+                Some(crate::partition::describe(&stats)),
+            )
+        }
+    };
     block_on(rt, &stop, client.end_incremental())?;
     drop(client);
     let files = match &target.output {
@@ -88,6 +123,10 @@ pub(crate) fn export(
     state
         .save(state_path)
         .with_context(|| "the run's files are written, but its state is not: rerun it")?;
+    let what = match more {
+        Some(more) => format!("{what}; {more}"),
+        None => what,
+    };
     report(args, &stats, &stats, &target, Some(what))
 }
 

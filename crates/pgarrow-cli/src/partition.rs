@@ -44,8 +44,28 @@ pub(crate) fn export(
     partition: &PartitionArgs,
     policies: &Policies,
 ) -> Result<()> {
+    let (stats, target) = run(rt, session, config, source, args, partition, policies, None)?;
+    report(args, &stats, &stats.export, &target, Some(describe(&stats)))
+}
+
+/// A partitioned export (in the exported snapshot `snapshot` when given): its statistics, and
+/// what it wrote, for the report.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run(
+    rt: &tokio::runtime::Runtime,
+    session: &mut Session,
+    config: &Config,
+    source: &Source,
+    args: &OutputArgs,
+    partition: &PartitionArgs,
+    policies: &Policies,
+    snapshot: Option<String>,
+) -> Result<(PartitionedStats, FileTarget)> {
     let options = export_options(args, policies);
-    let popts = partition_options(partition);
+    let mut popts = partition_options(partition);
+    if let Some(id) = snapshot {
+        popts = popts.import_snapshot(id);
+    }
     let stop = session.stop.clone();
     let (progress, hooks) = progress_hooks(args.quiet, None, &stop);
     let (result, target) = match &partition.output_dir {
@@ -77,12 +97,11 @@ pub(crate) fn export(
         }
     };
     progress.finish_and_clear();
-    let stats = result?;
-    report(args, &stats, &stats.export, &target, Some(describe(&stats)))
+    Ok((result?, target))
 }
 
 /// The words a partitioned export adds to the report.
-fn describe(stats: &PartitionedStats) -> String {
+pub(crate) fn describe(stats: &PartitionedStats) -> String {
     let manifest = stats
         .manifest
         .as_ref()

@@ -130,7 +130,7 @@ fn what_an_incremental_run_refuses() {
         "t.parquet",
     ]);
     assert_usage_error(&out, &["follows column \"updated_at\"", "--restart"]);
-    // A query, several tables, partitions.
+    // A query, several tables.
     let out = t.export(&[
         "--query",
         "SELECT * FROM t",
@@ -142,8 +142,6 @@ fn what_an_incremental_run_refuses() {
         "q.parquet",
     ]);
     assert_usage_error(&out, &["reads one --table"]);
-    let out = run(&t, &["--partitions", "2"]);
-    assert_usage_error(&out, &["one connection"]);
     // --state without --incremental-by, and the reverse, are clap's usage errors.
     let out = t.export(&["--table", "t", "--state", "s.json", "-o", "x.parquet"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -160,4 +158,70 @@ fn what_an_incremental_run_refuses() {
         "t.parquet",
     ]);
     assert_usage_error(&out, &["bad.json is not an incremental state"]);
+}
+
+#[test]
+fn partitioned_runs_read_the_run_snapshot_into_run_directories() {
+    let Some(t) = Setup::new("cli_incr_parts", TABLE) else {
+        return;
+    };
+    let args = [
+        "--table",
+        "t",
+        "--incremental-by",
+        "updated_at",
+        "--state",
+        "p.json",
+        "--partitions",
+        "2",
+        "--output-dir",
+        "out",
+    ];
+    let dir_ids = |run: u32| {
+        let dir = t.path(&format!("out/run-{run:06}"));
+        assert!(dir.join("_manifest.json").exists(), "{dir:?}");
+        let mut ids: Vec<i64> = dir_entries(&dir)
+            .iter()
+            .filter(|n| n.ends_with(".parquet"))
+            .flat_map(|n| int64s(&read_parquet(&dir.join(n)), "id"))
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let err = assert_success(&t.export(&args));
+    assert!(
+        err.contains("run 1: the first") && err.contains("2 connections"),
+        "{err}"
+    );
+    assert_eq!(dir_ids(1), (1..=1000).collect::<Vec<_>>());
+    // A transaction open across run 2 commits a late row after it: run 3 has it.
+    let mut late = spawn({
+        let mut cmd = std::process::Command::new(t.pg.psql_path());
+        cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &t.url])
+            .stdin(std::process::Stdio::piped());
+        cmd
+    });
+    {
+        use std::io::Write as _;
+        let stdin = late.stdin.as_mut().unwrap();
+        writeln!(stdin, "BEGIN; INSERT INTO t (id, v) VALUES (5000, 'late');").unwrap();
+        stdin.flush().unwrap();
+    }
+    // The late row's transaction holds its ID before run 2 reads: wait until it shows.
+    let started = Instant::now();
+    while t.psql("SELECT count(*) FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()") == "0" {
+        assert!(started.elapsed() < Duration::from_secs(30), "the late transaction never began");
+    }
+    t.psql("UPDATE t SET v = 'p' WHERE id BETWEEN 100 AND 104");
+    assert_success(&t.export(&args));
+    assert_eq!(dir_ids(2), vec![100, 101, 102, 103, 104]);
+    {
+        use std::io::Write as _;
+        let mut stdin = late.stdin.take().unwrap();
+        writeln!(stdin, "COMMIT;").unwrap();
+    }
+    let out = wait_within(late, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&t.export(&args));
+    assert_eq!(dir_ids(3), vec![5000]);
 }

@@ -369,10 +369,7 @@ impl Client {
         let since_sql = since.as_deref().map(|v| format!("{column} >= {}", cast(v)));
         let (sql, late_scan, high_water) = match previous {
             None => {
-                let sql = match &since_sql {
-                    Some(cond) => format!("{from} WHERE {cond}"),
-                    None => from,
-                };
+                let sql = since_sql.map(|cond| format!("{from} WHERE {cond}"));
                 (sql, false, facts.high_water.clone())
             }
             Some(state) => {
@@ -386,18 +383,18 @@ impl Client {
                     .unwrap_or_default();
                 let sql = match &state.high_water {
                     // No cursor value yet: every row version the last run could not see.
-                    None => format!("{from} WHERE {unseen}{and_since}"),
+                    None => Some(format!("{from} WHERE {unseen}{and_since}")),
                     Some(mark) => {
                         let mark = cast(mark);
                         let above =
                             format!("{from} WHERE {column} >= {mark} AND {unseen}{and_since}");
-                        match late_scan {
+                        Some(match late_scan {
                             false => above,
                             true => format!(
                                 "{above}\nUNION ALL\n{from} WHERE ({column} < {mark} OR \
                                  {column} IS NULL) AND {unseen}{and_since}"
                             ),
-                        }
+                        })
                     }
                 };
                 let high_water = max_text(
@@ -418,7 +415,8 @@ impl Client {
             }
         };
         Ok(IncrementalRun {
-            source: Source::query(sql),
+            // A whole first run is the table itself: split in block ranges when partitioned.
+            source: sql.map_or_else(|| Source::Table(options.table.clone()), Source::query),
             first: previous.is_none(),
             late_scan,
             state: IncrementalState {
@@ -438,6 +436,22 @@ impl Client {
                 taken_at: facts.taken_at,
             },
         })
+    }
+
+    /// Exports the run's snapshot (`pg_export_snapshot()`) for other connections to read in,
+    /// while this client's transaction stays open: what a partitioned run reads its parts in
+    /// ([`PartitionOptions::import_snapshot`](crate::partition::PartitionOptions::import_snapshot)).
+    ///
+    /// # Errors
+    /// The server's (a standby before PostgreSQL 10 cannot export snapshots).
+    pub async fn share_incremental_snapshot(&mut self) -> Result<String> {
+        let rows = self
+            .connection()
+            .simple_query("SELECT pg_catalog.pg_export_snapshot()")
+            .await?;
+        rows.first()
+            .and_then(|r| r.first().cloned().flatten())
+            .ok_or_else(|| Error::unexpected("pg_export_snapshot() returned no snapshot"))
     }
 
     /// Ends the transaction of [`Client::begin_incremental`] (it only read).

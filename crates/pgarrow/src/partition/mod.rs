@@ -111,6 +111,10 @@ pub struct PartitionOptions {
     pub by: Option<String>,
     /// One shared snapshot (the default), or one per connection.
     pub snapshot: SnapshotMode,
+    /// Read in this exported snapshot instead of taking one (with [`SnapshotMode::Shared`]):
+    /// the `pg_export_snapshot()` of a transaction the caller keeps open, or the snapshot a
+    /// replication slot exported as it was created, while its connection stays idle.
+    pub import_snapshot: Option<String>,
     /// Bytes that batches and encoded row groups in flight may take, together, at most.
     pub memory_limit: usize,
     /// Write a single output in the source's order (parts in plan order, block ranges in table
@@ -126,6 +130,7 @@ impl PartitionOptions {
             parts: None,
             by: None,
             snapshot: SnapshotMode::Shared,
+            import_snapshot: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             order_preserving: false,
         }
@@ -146,6 +151,12 @@ impl PartitionOptions {
     /// The snapshot mode.
     pub fn snapshot(mut self, mode: SnapshotMode) -> Self {
         self.snapshot = mode;
+        self
+    }
+
+    /// Read in the exported snapshot `id` (see [`PartitionOptions::import_snapshot`]).
+    pub fn import_snapshot(mut self, id: impl Into<String>) -> Self {
+        self.import_snapshot = Some(id.into());
         self
     }
 

@@ -273,8 +273,24 @@ impl Coordinator {
             .await?;
         let lsn = "(CASE WHEN pg_catalog.pg_is_in_recovery() THEN \
                    pg_catalog.pg_last_wal_replay_lsn() ELSE pg_catalog.pg_current_wal_lsn() END)::text";
-        let (snapshot, wal_lsn) = match partitions.snapshot {
-            SnapshotMode::Shared => {
+        let (snapshot, wal_lsn) = match (&partitions.import_snapshot, partitions.snapshot) {
+            (Some(id), SnapshotMode::Shared) => {
+                // The caller's snapshot: the parts read in it too; when it was taken is the
+                // caller's to know, so no WAL position is claimed for it.
+                let set = format!("SET TRANSACTION SNAPSHOT {}", quote_literal(id));
+                conn.simple_query(&set).await.map_err(|e| {
+                    Error::from(e).context(format!(
+                        "cannot read in snapshot {id} (its transaction must still be open)"
+                    ))
+                })?;
+                (Some(id.clone()), None)
+            }
+            (Some(_), SnapshotMode::PerConnection) => {
+                return Err(Error::usage(
+                    "an imported snapshot is shared: it cannot go with per-connection snapshots",
+                ));
+            }
+            (None, SnapshotMode::Shared) => {
                 let rows = conn
                     .simple_query(&format!("SELECT pg_catalog.pg_export_snapshot(), {lsn}"))
                     .await
@@ -290,7 +306,7 @@ impl Coordinator {
                 let get = |i: usize| row.and_then(|r| r.get(i).cloned().flatten());
                 (get(0), get(1))
             }
-            SnapshotMode::PerConnection => {
+            (None, SnapshotMode::PerConnection) => {
                 let rows = conn.simple_query(&format!("SELECT {lsn}")).await?;
                 (
                     None,

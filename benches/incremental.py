@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Incremental runs against a full export (`just bench-incremental`).
+
+lineitem (`--rows`, default 6M) gets a cursor column `updated_at` (timestamptz, indexed); one
+first run of `pgarrow export --incremental-by updated_at` exports the table, then each round
+updates 1% of the rows (`--changed`) and times, interleaved: the next incremental run (Parquet)
+and a full `pgarrow export --table lineitem` (Parquet), both with the release binary against
+one scratch cluster. Prints the medians and their ratio, and appends the table to
+benches/RESULTS.md under "Incremental runs". Standard library only.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e import PGARROW, ROOT, Server, sh, write_section  # noqa: E402
+
+
+def timed(argv):
+    start = time.perf_counter()
+    out = subprocess.run(argv, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed: {out.stderr.strip()}")
+    return elapsed, out.stderr.strip()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=6_000_000)
+    p.add_argument("--changed", type=float, default=0.01, help="fraction updated per round")
+    p.add_argument("--reps", type=int, default=3)
+    a = p.parse_args()
+    if not os.path.exists(PGARROW):
+        sys.exit(f"{PGARROW} is missing: cargo build --release -p pgarrow-cli")
+    every = round(1 / a.changed)
+    with Server(a.rows, 0) as server, tempfile.TemporaryDirectory() as out:
+        server.psql(
+            "ALTER TABLE lineitem ADD COLUMN updated_at timestamptz NOT NULL "
+            "DEFAULT '2026-01-01 00:00:00+00'",
+            "CREATE INDEX ON lineitem (updated_at)",
+            "VACUUM ANALYZE lineitem",
+        )
+        state = os.path.join(out, "state.json")
+        incr = [PGARROW, "export", "--url", server.url, "--table", "lineitem",
+                "--incremental-by", "updated_at", "--state", state,
+                "-o", os.path.join(out, "incr.parquet"), "--quiet"]
+        full = [PGARROW, "export", "--url", server.url, "--table", "lineitem",
+                "-o", os.path.join(out, "full.parquet"), "--quiet"]
+        first, _ = timed(incr)
+        print(f"first run (the whole table): {first:.2f} s", flush=True)
+        times = {"incremental": [], "full": []}
+        rows = []
+        for r in range(a.reps):
+            # 1% of the rows, a different 1% each round.
+            server.psql(
+                f"UPDATE lineitem SET updated_at = now(), l_comment = 'round {r}' "
+                f"WHERE l_orderkey % {every} = {r}",
+                "VACUUM ANALYZE lineitem",
+            )
+            t_incr, _ = timed(incr)
+            with open(state) as f:
+                rows.append(json.load(f)["rows"])
+            t_full, _ = timed(full)
+            times["incremental"].append(t_incr)
+            times["full"].append(t_full)
+            print(f"[{r + 1}/{a.reps}] incremental {t_incr:.3f} s ({rows[-1]:,} rows), "
+                  f"full {t_full:.2f} s", flush=True)
+    inc = statistics.median(times["incremental"])
+    ful = statistics.median(times["full"])
+    table = [
+        f"- Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {sh(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD'])}, "
+        f"`python3 benches/incremental.py --rows {a.rows} --changed {a.changed} --reps {a.reps}`",
+        f"- lineitem {a.rows:,} rows with `updated_at timestamptz` (indexed); each round updates "
+        f"{a.changed:.0%} of the rows (a different {a.changed:.0%}), then times the next "
+        "incremental run and a full export, both to Parquet (zstd), interleaved; medians.",
+        "",
+        "| run | s (median) | min-max s | rows | x full export |",
+        "|---|--:|--:|--:|--:|",
+        f"| full `export --table lineitem` | {ful:.2f} | {min(times['full']):.2f}-"
+        f"{max(times['full']):.2f} | {a.rows:,} | 1.000 |",
+        f"| incremental run (`--incremental-by updated_at`) | {inc:.3f} | "
+        f"{min(times['incremental']):.3f}-{max(times['incremental']):.3f} | "
+        f"{statistics.median(rows):,.0f} | **{inc / ful:.3f}** |",
+        "",
+        f"First run (the whole table, recording the state): {first:.2f} s.",
+    ]
+    print("\n".join(table))
+    write_section("incremental", "## Incremental runs (`just bench-incremental`)\n\n" + "\n".join(table))
+
+
+if __name__ == "__main__":
+    main()
