@@ -253,24 +253,24 @@ impl Snapshot {
     }
 
     /// SQL that is true for a row version (of the FROM item) this snapshot could not see,
-    /// from its 32-bit `xmin`. `d` is the row's xmin after the snapshot's xmin, modulo 2^32:
-    /// below 2^31 it is that many transactions after (the runs are refused when further
-    /// apart), above it the row is older. Raw IDs 0 to 2 are invalid, bootstrap and frozen.
+    /// from its 32-bit `xmin`: written at or after the snapshot's `xmax`, or by a transaction
+    /// then in progress. `age(xid)` is the distance back from one reference ID, fixed for
+    /// the reading transaction (its own, or the next to be assigned when it has none), so
+    /// comparing the row's age with the age of `xmax` compares the IDs, whatever the reading
+    /// transaction; a negative age is a row more than 2^31 transactions old (the runs are
+    /// refused when further apart), and frozen or bootstrap IDs are `INT_MAX` old. One C
+    /// function call a row: the late-row scan runs at the server's scan speed.
     fn unseen_sql(&self) -> String {
         const WRAP: u64 = 1 << 32;
-        let x = "xmin::text::bigint";
-        let base = self.xmin % WRAP;
-        let window = self.xmax - self.xmin;
-        let d = format!("(({x} - {base} + {WRAP}) % {WRAP})");
         let mut sql = format!(
-            "({x} >= 3 AND ({d} BETWEEN {window} AND {}",
-            (1u64 << 31) - 1
+            "(pg_catalog.age(xmin) BETWEEN 0 AND pg_catalog.age('{}'::xid)",
+            self.xmax % WRAP
         );
         if !self.xip.is_empty() {
             let xip: Vec<String> = self.xip.iter().map(|x| (x % WRAP).to_string()).collect();
-            sql.push_str(&format!(" OR {x} IN ({})", xip.join(", ")));
+            sql.push_str(&format!(" OR xmin = ANY('{{{}}}'::xid[])", xip.join(",")));
         }
-        sql.push_str("))");
+        sql.push(')');
         sql
     }
 }
@@ -668,34 +668,42 @@ mod tests {
         assert!(Snapshot::parse("7:8:1:2").is_none());
     }
 
-    /// The predicate evaluated here as the server would, for raw 32-bit xmins.
-    fn unseen(s: &Snapshot, x: u64) -> bool {
+    /// The predicate evaluated here as the server would, for raw 32-bit xmins, with `next`
+    /// the reading transaction's reference ID (`age`'s).
+    fn unseen(s: &Snapshot, next: u64, x: u32) -> bool {
         const WRAP: u64 = 1 << 32;
-        let d = (x + WRAP - s.xmin % WRAP) % WRAP;
-        x >= 3 && ((d >= s.xmax - s.xmin && d < 1 << 31) || s.xip.iter().any(|i| i % WRAP == x))
+        let age = |x: u32| match x {
+            0..=2 => i32::MAX,
+            _ => (next as u32).wrapping_sub(x) as i32,
+        };
+        let xmax = (s.xmax % WRAP) as u32;
+        (0..=age(xmax)).contains(&age(x)) || s.xip.iter().any(|i| (i % WRAP) as u32 == x)
     }
 
     #[test]
     fn unseen_follows_the_snapshot_across_the_wrap() {
-        // A snapshot of epoch 1, just before the 32-bit counter wraps.
+        // A snapshot of epoch 1, just before the 32-bit counter wraps, read after it wrapped.
         let epoch = 1u64 << 32;
         let s = Snapshot {
             xmin: epoch + 4_294_967_000,
             xmax: epoch + 4_294_967_290,
             xip: vec![epoch + 4_294_967_100],
         };
+        let next = 2 * epoch + 500;
         // Older rows and those committed before the snapshot: seen.
-        assert!(!unseen(&s, 4_294_966_000));
-        assert!(!unseen(&s, 4_294_967_050));
-        // In progress at the snapshot, and started after it (across the wrap): unseen.
-        assert!(unseen(&s, 4_294_967_100));
-        assert!(unseen(&s, 4_294_967_290));
-        assert!(unseen(&s, 5));
-        // Frozen and bootstrap rows: seen.
-        assert!(!unseen(&s, 2));
-        assert!(!unseen(&s, 1));
+        assert!(!unseen(&s, next, 4_294_966_000));
+        assert!(!unseen(&s, next, 4_294_967_050));
+        // In progress at the snapshot, and written after it (across the wrap): unseen.
+        assert!(unseen(&s, next, 4_294_967_100));
+        assert!(unseen(&s, next, 4_294_967_290));
+        assert!(unseen(&s, next, 5));
+        assert!(unseen(&s, next, 499));
+        // Frozen and bootstrap IDs, and raw IDs more than 2^31 back: seen.
+        assert!(!unseen(&s, next, 2));
+        assert!(!unseen(&s, next, 1));
+        assert!(!unseen(&s, next, 2_000_000_000));
         let sql = s.unseen_sql();
-        assert!(sql.contains("BETWEEN 290 AND 2147483647"), "{sql}");
-        assert!(sql.contains("IN (4294967100)"), "{sql}");
+        assert!(sql.contains("age('4294967290'::xid)"), "{sql}");
+        assert!(sql.contains("ANY('{4294967100}'::xid[])"), "{sql}");
     }
 }
