@@ -20,7 +20,7 @@ use crate::args::{OutputArgs, PartitionArgs, PlanArgs};
 use crate::report::{group, human_bytes};
 use crate::{Session, export_options, file_target, progress_hooks, report, sink_options};
 
-fn partition_options(p: &PartitionArgs) -> PartitionOptions {
+pub(crate) fn partition_options(p: &PartitionArgs) -> PartitionOptions {
     let mut o = PartitionOptions::new(p.partitions)
         .snapshot(p.snapshot)
         .memory_limit(p.memory_limit)

@@ -32,8 +32,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::partition::{PartitionOptions, PartitionedStats, export_to_dir, export_to_file};
 use crate::protocol::{Connection, quote_ident, quote_literal};
-use crate::{Client, Error, Result, Source, TableName};
+use crate::{
+    Client, DirTarget, Error, ExportOptions, ExportStats, FileTarget, Hooks, IntoConfig, Result,
+    Source, TableName,
+};
 
 /// The version of the state's JSON form ([`IncrementalState::pgarrow_incremental`]).
 pub const STATE_VERSION: u32 = 1;
@@ -464,6 +468,131 @@ impl Client {
     }
 }
 
+/// Where a run writes: one file, or a directory of files with their manifest (partitioned).
+#[derive(Debug, Clone)]
+pub enum RunTarget {
+    /// One file (or standard output), as [`Client::export_to_file`] writes it.
+    File(FileTarget),
+    /// One file per part and `_manifest.json`, as [`export_to_dir`] writes them.
+    Dir(DirTarget),
+}
+
+/// What a run did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RunResult {
+    /// The export's statistics.
+    pub stats: ExportStats,
+    /// A partitioned run's own (parts, connections, manifest).
+    pub parts: Option<PartitionedStats>,
+    /// The state to save now that the output is written.
+    pub state: IncrementalState,
+    /// Whether it was a first run.
+    pub first: bool,
+    /// Whether it scanned for late rows.
+    pub late_scan: bool,
+}
+
+/// The run number the next run after `previous` has.
+pub fn next_run(previous: Option<&IncrementalState>) -> u64 {
+    previous.map_or(1, |s| s.run + 1)
+}
+
+/// The name of run `run`'s output, from the name the runs share: `orders.parquet` →
+/// `orders.run-000003.parquet` (the extension kept last), a directory `out/orders` →
+/// `out/orders/run-000003` (with `dir`), `-` (standard output) as it is. Works on paths and
+/// object URLs alike.
+pub fn run_name(output: &str, run: u64, dir: bool) -> String {
+    let tag = format!("run-{run:06}");
+    if output == "-" {
+        return output.to_owned();
+    }
+    if dir {
+        return format!("{}/{tag}", output.trim_end_matches('/'));
+    }
+    let (parent, name) = match output.rfind('/') {
+        Some(i) => output.split_at(i + 1),
+        None => ("", output),
+    };
+    match name.rfind('.') {
+        Some(i) if i > 0 => format!("{parent}{}.{tag}{}", &name[..i], &name[i..]),
+        _ => format!("{parent}{name}.{tag}"),
+    }
+}
+
+/// One incremental run, whole: begins it (see [`Client::begin_incremental`]), exports what it
+/// reads into `target` (over several connections in the run's snapshot with `partitions`:
+/// a later run is a query, split on the cursor column unless `partitions.by` says
+/// otherwise), ends its transaction, and returns the state to save. Name `target` for the run
+/// with [`run_name`] and [`next_run`]; save the state only after this returns.
+///
+/// # Errors
+/// As [`Client::begin_incremental`] and the export.
+pub async fn export_run(
+    config: impl IntoConfig,
+    options: &IncrementalOptions,
+    previous: Option<&IncrementalState>,
+    export: &ExportOptions,
+    partitions: Option<&PartitionOptions>,
+    target: &RunTarget,
+    hooks: Hooks<'_>,
+) -> Result<RunResult> {
+    let config = config.into_config()?;
+    let mut client = Client::connect(&config).await?;
+    let run = client.begin_incremental(options, previous).await?;
+    let (stats, parts, files) = match (partitions, target) {
+        (None, RunTarget::File(file)) => {
+            let stats = client
+                .export_to_file(run.source.clone(), export, file, hooks)
+                .await?;
+            (stats, None, file_names(&file.output))
+        }
+        (None, RunTarget::Dir(_)) => {
+            return Err(Error::usage(
+                "a run into a directory reads over several connections: give partitions",
+            ));
+        }
+        (Some(partitions), target) => {
+            let id = client.share_incremental_snapshot().await?;
+            let mut split = partitions.clone().import_snapshot(id);
+            if matches!(run.source, Source::Query(_)) && split.by.is_none() {
+                split = split.by(options.column.clone());
+            }
+            let source = run.source.clone();
+            let (stats, files) = match target {
+                RunTarget::File(file) => (
+                    export_to_file(&config, source, export, &split, file, hooks).await?,
+                    file_names(&file.output),
+                ),
+                RunTarget::Dir(dir) => (
+                    export_to_dir(&config, source, export, &split, dir, hooks).await?,
+                    vec![dir.dir.to_string()],
+                ),
+            };
+            (stats.export.clone(), Some(stats), files)
+        }
+    };
+    client.end_incremental().await?;
+    let (first, late_scan) = (run.first, run.late_scan);
+    Ok(RunResult {
+        state: run.finish(stats.rows, files),
+        stats,
+        parts,
+        first,
+        late_scan,
+    })
+}
+
+/// The files an output names (none for standard output or nowhere).
+fn file_names(output: &crate::sink::Output) -> Vec<String> {
+    use crate::sink::Output;
+    match output {
+        Output::File(path) => vec![path.display().to_string()],
+        Output::Remote(remote) => vec![remote.name().to_owned()],
+        Output::Stdout | Output::Discard => Vec::new(),
+    }
+}
+
 async fn rollback(conn: &mut Connection) {
     if conn.is_ready() {
         let _ = conn.simple_query("ROLLBACK").await;
@@ -650,6 +779,23 @@ fn check_previous(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_run_has_its_own_name() {
+        assert_eq!(
+            run_name("orders.parquet", 3, false),
+            "orders.run-000003.parquet"
+        );
+        assert_eq!(
+            run_name("s3://b/x.y/orders.arrow", 12, false),
+            "s3://b/x.y/orders.run-000012.arrow"
+        );
+        assert_eq!(run_name("out/orders", 1, false), "out/orders.run-000001");
+        assert_eq!(run_name(".hidden", 1, false), ".hidden.run-000001");
+        assert_eq!(run_name("-", 1, false), "-");
+        assert_eq!(run_name("out/orders/", 2, true), "out/orders/run-000002");
+        assert_eq!(next_run(None), 1);
+    }
 
     #[test]
     fn snapshots_parse() {
