@@ -352,7 +352,33 @@ pub(crate) struct ExportArgs {
     #[command(flatten)]
     pub(crate) incremental: IncrementalArgs,
     #[command(flatten)]
+    pub(crate) slot: SlotArgs,
+    #[command(flatten)]
     pub(crate) policies: PolicyArgs,
+}
+
+/// The hand-off to logical replication.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Hand-off to logical replication")]
+pub(crate) struct SlotArgs {
+    /// With --create-slot: create logical replication slot NAME first (on a replication
+    /// connection, as the same role: it needs the REPLICATION attribute, and wal_level =
+    /// logical), and export in the snapshot it exports: a consumer streaming from the slot
+    /// gets exactly the changes after this export. The slot and its consistent point (LSN)
+    /// are printed, in --json and in the manifest.
+    #[arg(long, value_name = "NAME", requires = "create_slot", conflicts_with_all = ["incremental_by", "plan"])]
+    pub(crate) replication_slot: Option<String>,
+    /// Create the --replication-slot (an existing slot has no snapshot to export in).
+    #[arg(long, requires = "replication_slot")]
+    pub(crate) create_slot: bool,
+    /// The slot's output plugin.
+    #[arg(
+        long,
+        value_name = "PLUGIN",
+        default_value = "pgoutput",
+        requires = "replication_slot"
+    )]
+    pub(crate) slot_plugin: String,
 }
 
 /// Incremental runs: each exports what changed since the previous one.

@@ -9,6 +9,7 @@ mod incremental;
 mod output;
 mod partition;
 mod report;
+mod slot;
 mod tables;
 
 use std::io::Read as _;
@@ -123,6 +124,23 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
                 }
                 Selected::Tables(_) if incremental => Err(usage(
                     "--incremental-by reads one --table, not a pattern or several tables",
+                )),
+                Selected::One(source) if args.slot.replication_slot.is_some() => {
+                    let config = read_only_config(&args.source)?;
+                    slot::export(
+                        &rt,
+                        session,
+                        &config,
+                        &source,
+                        &args.output,
+                        &args.partition,
+                        &args.slot,
+                        &policies,
+                    )
+                }
+                Selected::Tables(_) if args.slot.replication_slot.is_some() => Err(usage(
+                    "--replication-slot hands one table or query off to replication, not \
+                     several tables",
                 )),
                 Selected::One(source) => {
                     let config = read_only_config(&args.source)?;

@@ -14,6 +14,7 @@ use pgarrow::partition::{
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
 use pgarrow::sink::Output;
+use pgarrow::slot::SlotInfo;
 use pgarrow::{DirTarget, FileTarget, Source};
 
 use crate::args::{OutputArgs, PartitionArgs, PlanArgs};
@@ -59,12 +60,13 @@ pub(crate) fn run(
     args: &OutputArgs,
     partition: &PartitionArgs,
     policies: &Policies,
-    snapshot: Option<String>,
+    slot: Option<&SlotInfo>,
 ) -> Result<(PartitionedStats, FileTarget)> {
     let options = export_options(args, policies);
     let mut popts = partition_options(partition);
-    if let Some(id) = snapshot {
-        popts = popts.import_snapshot(id);
+    if let Some(slot) = slot {
+        popts =
+            popts.import_snapshot_at(&slot.snapshot_name, &slot.slot_name, &slot.consistent_point);
     }
     let stop = session.stop.clone();
     let (progress, hooks) = progress_hooks(args.quiet, None, &stop);

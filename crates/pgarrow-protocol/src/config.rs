@@ -220,6 +220,10 @@ pub struct Config {
     /// so that a statement that writes fails and changes nothing: what an export wants (off
     /// unless set).
     pub read_only: bool,
+    /// Open a replication connection in database mode (`replication=database` at startup):
+    /// replication commands such as `CREATE_REPLICATION_SLOT` beside SQL; the role needs the
+    /// REPLICATION attribute (off unless set).
+    pub replication: bool,
 }
 
 impl fmt::Debug for Config {
@@ -246,6 +250,7 @@ impl fmt::Debug for Config {
             .field("ssl_negotiation", &self.ssl_negotiation)
             .field("channel_binding", &self.channel_binding)
             .field("read_only", &self.read_only)
+            .field("replication", &self.replication)
             .finish()
     }
 }
@@ -586,6 +591,7 @@ impl Config {
             ssl_negotiation,
             channel_binding,
             read_only: false,
+            replication: false,
         })
     }
 

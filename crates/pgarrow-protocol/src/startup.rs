@@ -258,6 +258,9 @@ impl Connection {
         if let Some(t) = &statement_timeout {
             params.push(("statement_timeout", t));
         }
+        if config.replication {
+            params.push(("replication", "database"));
+        }
         frontend::startup_message(params.iter().copied(), &mut self.write_buf)
             .map_err(|_| Error::config("connection settings cannot contain NUL characters"))?;
         self.flush().await?;

@@ -49,6 +49,7 @@ mod manifest;
 pub mod names;
 pub mod partition;
 mod pipeline;
+pub mod slot;
 mod source;
 mod stats;
 mod stop;

@@ -93,8 +93,13 @@ pub struct Manifest {
     /// The snapshot every file was read in (`None` under per-connection snapshots, or where
     /// the server could not export one).
     pub snapshot: Option<String>,
-    /// The server's WAL position when the snapshot was taken.
+    /// The server's WAL position when the snapshot was taken; for an export in a replication
+    /// slot's snapshot, the slot's consistent point: where its changes start.
     pub wal_lsn: Option<String>,
+    /// The logical replication slot whose snapshot every file was read in: streaming from it
+    /// gives exactly the changes after this export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_slot: Option<String>,
     /// `server_version_num`.
     #[serde(default)]
     pub server_version: Option<u32>,
@@ -167,6 +172,7 @@ impl Manifest {
             pgarrow_version: env!("CARGO_PKG_VERSION").to_owned(),
             snapshot,
             wal_lsn,
+            replication_slot: None,
             server_version,
             format: format.to_string(),
             rows: files.iter().map(|f| f.rows).sum(),

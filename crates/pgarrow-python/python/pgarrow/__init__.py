@@ -241,6 +241,11 @@ def export(
     schema: Union[str, list[str], None] = None,
     output_dir: Union[str, os.PathLike[str], None] = None,
     storage_options: Optional[dict[str, str]] = None,
+    incremental_by: Optional[str] = None,
+    state: Union[str, os.PathLike[str], None] = None,
+    since: Optional[str] = None,
+    restart: bool = False,
+    late_rows: str = "auto",
     **options: Any,
 ) -> dict[str, Any]:
     """Exports to a Parquet or Arrow IPC file, or to a directory, written atomically.
@@ -267,12 +272,46 @@ def export(
     failure, including Ctrl-C, nothing is left: no file, and no manifest (the files of the
     run are removed).
 
+    - ``export(url, "orders", "orders.parquet", incremental_by="updated_at",
+      state="orders.state.json")``: one incremental run (as ``pgarrow export
+      --incremental-by``): the first exports the table (from ``since`` when given), each
+      later one the rows changed since the previous run's snapshot, late commits included,
+      into ``orders.run-000002.parquet``, ... (``output_dir=``: ``run-000002/`` there, with
+      its manifest; ``partitions=N`` reads over N connections in the run's snapshot); then
+      the state is replaced. ``restart=True`` starts over; ``late_rows="always"`` scans for
+      late rows every run. The result adds ``run``, ``first``, ``late_scan`` and ``state``.
+
     Returns the statistics: rows, batches, bytes (of COPY data), written (file bytes), the
     time of each phase in seconds, peak RSS, and the values changed by non-default options;
     for a directory, the manifest's fields (files, snapshot, wal_lsn, ...) or the parts'
     (connections, parts, manifest).
     """
     import os
+
+    if incremental_by is not None or state is not None:
+        if incremental_by is None or state is None:
+            raise UsageError("incremental_by= and state= go together")
+        if query_or_table is None:
+            raise UsageError("an incremental run reads a table: give its name")
+        if table is not None or schema is not None:
+            raise UsageError("an incremental run reads one table, not table= / schema= patterns")
+        stats = _pgarrow.export_incremental(
+            url,
+            query_or_table,
+            incremental_by,
+            os.fspath(state),
+            None if path is None else os.fspath(path),
+            None if output_dir is None else os.fspath(output_dir),
+            format,
+            since,
+            restart,
+            late_rows,
+            options,
+            storage_options,
+        )
+        return json.loads(stats)
+    if since is not None or restart or late_rows != "auto":
+        raise UsageError("since=, restart= and late_rows= are options of incremental_by=")
 
     patterns, schemas = _patterns(table), _patterns(schema)
     if patterns or schemas:

@@ -92,6 +92,20 @@ def export_dir(
     options: Optional[dict[str, Any]] = None,
     storage_options: Optional[dict[str, str]] = None,
 ) -> str: ...
+def export_incremental(
+    conninfo: Optional[str],
+    table: str,
+    column: str,
+    state: str,
+    path: Optional[str] = None,
+    output_dir: Optional[str] = None,
+    format: Optional[str] = None,
+    since: Optional[str] = None,
+    restart: bool = False,
+    late_rows: str = "auto",
+    options: Optional[dict[str, Any]] = None,
+    storage_options: Optional[dict[str, str]] = None,
+) -> str: ...
 def export_tables(
     conninfo: Optional[str],
     tables: list[str],

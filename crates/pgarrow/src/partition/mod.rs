@@ -115,6 +115,11 @@ pub struct PartitionOptions {
     /// the `pg_export_snapshot()` of a transaction the caller keeps open, or the snapshot a
     /// replication slot exported as it was created, while its connection stays idle.
     pub import_snapshot: Option<String>,
+    /// Where the imported snapshot stands in the WAL, when the caller knows (a slot's
+    /// consistent point): the plan's and the manifest's `wal_lsn`.
+    pub snapshot_lsn: Option<String>,
+    /// The replication slot the imported snapshot is of, for the plan and the manifest.
+    pub replication_slot: Option<String>,
     /// Bytes that batches and encoded row groups in flight may take, together, at most.
     pub memory_limit: usize,
     /// Write a single output in the source's order (parts in plan order, block ranges in table
@@ -131,6 +136,8 @@ impl PartitionOptions {
             by: None,
             snapshot: SnapshotMode::Shared,
             import_snapshot: None,
+            snapshot_lsn: None,
+            replication_slot: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             order_preserving: false,
         }
@@ -157,6 +164,20 @@ impl PartitionOptions {
     /// Read in the exported snapshot `id` (see [`PartitionOptions::import_snapshot`]).
     pub fn import_snapshot(mut self, id: impl Into<String>) -> Self {
         self.import_snapshot = Some(id.into());
+        self
+    }
+
+    /// Read in the snapshot replication slot `slot` exported as it was created, whose changes
+    /// start at `lsn` (its consistent point): see [`crate::slot`].
+    pub fn import_snapshot_at(
+        mut self,
+        id: impl Into<String>,
+        slot: impl Into<String>,
+        lsn: impl Into<String>,
+    ) -> Self {
+        self.import_snapshot = Some(id.into());
+        self.replication_slot = Some(slot.into());
+        self.snapshot_lsn = Some(lsn.into());
         self
     }
 

@@ -52,6 +52,10 @@ pub struct PartitionPlan {
     /// reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<String>,
+    /// The logical replication slot whose snapshot the parts read in
+    /// ([`PartitionOptions::import_snapshot_at`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_slot: Option<String>,
 }
 
 /// An array column's depth, fixed by the plan.
@@ -283,7 +287,7 @@ impl Coordinator {
                         "cannot read in snapshot {id} (its transaction must still be open)"
                     ))
                 })?;
-                (Some(id.clone()), None)
+                (Some(id.clone()), partitions.snapshot_lsn.clone())
             }
             (Some(_), SnapshotMode::PerConnection) => {
                 return Err(Error::usage(
@@ -334,6 +338,7 @@ impl Coordinator {
             schema: columns.schema.as_ref().clone(),
             parts,
             notify: None,
+            replication_slot: partitions.replication_slot.clone(),
         };
         Ok(Coordinator {
             client,
@@ -584,6 +589,7 @@ mod tests {
                 estimated_rows: Some(100),
             }],
             notify: None,
+            replication_slot: None,
         };
         let json = plan.to_json();
         assert!(json.contains("\"kind\": \"blocks\""), "{json}");

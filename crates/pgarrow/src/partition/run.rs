@@ -537,6 +537,7 @@ impl PartitionedExport {
                     entries,
                 );
                 manifest.source = Some(plan.source.clone());
+                manifest.replication_slot = plan.replication_slot.clone();
                 manifest.schema = Some(plan.schema.clone());
                 let written = manifest.write(&target.dir);
                 self.totals.finish = finishing.elapsed();
