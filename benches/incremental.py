@@ -19,7 +19,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e import PGARROW, ROOT, Server, sh, write_section  # noqa: E402
+from e2e import PGARROW, ROOT, VENV_PY, Server, sh, write_section  # noqa: E402
+
+DLT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dlt_incremental.py")
 
 
 def timed(argv):
@@ -36,7 +38,14 @@ def main():
     p.add_argument("--rows", type=int, default=6_000_000)
     p.add_argument("--changed", type=float, default=0.01, help="fraction updated per round")
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--dlt", nargs="*", default=["connectorx", "pyarrow"],
+                   help="dlt backends to run beside (none: --dlt with no value)")
     a = p.parse_args()
+    dlt = [b for b in a.dlt if os.path.exists(VENV_PY) and subprocess.run(
+        [VENV_PY, "-c", "import dlt, connectorx"], capture_output=True).returncode == 0]
+    if a.dlt and not dlt:
+        print("dlt is not in benches/venv (pip install 'dlt[parquet,sql_database]' "
+              "psycopg2-binary connectorx): running without it", flush=True)
     if not os.path.exists(PGARROW):
         sys.exit(f"{PGARROW} is missing: cargo build --release -p pgarrow-cli")
     every = round(1 / a.changed)
@@ -59,10 +68,16 @@ def main():
                 "-o", os.path.join(out, "scan.parquet"), "--quiet"]
         full = [PGARROW, "export", "--url", server.url, "--table", "lineitem",
                 "-o", os.path.join(out, "full.parquet"), "--quiet"]
+        peers = {b: [VENV_PY, DLT, server.url, os.path.join(out, f"dlt-{b}"), b] for b in dlt}
         first, _ = timed(incr)
         timed(scan)
+        for b, argv in peers.items():
+            t, _ = timed(argv)
+            print(f"dlt ({b}) first run: {t:.2f} s", flush=True)
         print(f"first run (the whole table): {first:.2f} s", flush=True)
         times = {"incremental": [], "full": [], "scan": []}
+        times.update({f"dlt-{b}": [] for b in dlt})
+        dlt_rows = {b: [] for b in dlt}
         rows = []
         scans = []
         for r in range(a.reps):
@@ -79,6 +94,15 @@ def main():
             with open(state) as f:
                 rows.append(json.load(f)["rows"])
             t_scan, _ = timed(scan)
+            for b, argv in peers.items():
+                start = time.perf_counter()
+                done = subprocess.run(argv, capture_output=True, text=True)
+                times[f"dlt-{b}"].append(time.perf_counter() - start)
+                if done.returncode != 0:
+                    sys.exit(f"dlt ({b}) failed: {done.stderr.strip()[-2000:]}")
+                dlt_rows[b].append(int(done.stdout.strip().splitlines()[-1]))
+                print(f"   dlt ({b}): {times[f'dlt-{b}'][-1]:.2f} s, {dlt_rows[b][-1]:,} rows",
+                      flush=True)
             t_full, _ = timed(full)
             times["scan"].append(t_scan)
             times["incremental"].append(t_incr)
@@ -107,6 +131,15 @@ def main():
         f"snapshot taken while a transaction was open) | {sca:.3f} | "
         f"{min(times['scan']):.3f}-{max(times['scan']):.3f} | "
         f"{statistics.median(rows):,.0f} | {sca / ful:.3f} |",
+        *[
+            f"| dlt `sql_table(incremental=dlt.sources.incremental('updated_at'), "
+            f"backend='{b}')` to Parquet files | {statistics.median(times[f'dlt-{b}']):.3f} | "
+            f"{min(times[f'dlt-{b}']):.3f}-{max(times[f'dlt-{b}']):.3f} | "
+            f"{statistics.median(dlt_rows[b]):,.0f} | "
+            f"{statistics.median(times[f'dlt-{b}']) / ful:.3f} "
+            f"(pgarrow's run {statistics.median(times[f'dlt-{b}']) / inc:.1f}x faster) |"
+            for b in dlt
+        ],
         "",
         f"First run (the whole table, recording the state): {first:.2f} s. Each round: "
         + ", ".join(

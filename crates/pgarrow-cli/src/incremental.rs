@@ -2,18 +2,16 @@
 //! files of its own, the state replaced once they are written.
 
 use anyhow::{Context, Result};
+use pgarrow::Source;
 use pgarrow::blocking::wait;
-use pgarrow::incremental::{
-    IncrementalOptions, IncrementalState, RunTarget, export_run, next_run, run_name,
-};
+use pgarrow::incremental::{IncrementalOptions, IncrementalState, export_run, next_run, run_name};
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
 use pgarrow::sink::Output;
-use pgarrow::{DirTarget, FileTarget, Source};
 
 use crate::args::{IncrementalArgs, OutputArgs, PartitionArgs};
 use crate::errors::usage;
-use crate::output::{dir_format, export_options, file_target, sink_options};
+use crate::output::{export_options, run_target};
 use crate::partition::{describe, partition_options};
 use crate::{Session, progress_hooks, report};
 
@@ -46,29 +44,12 @@ pub(crate) fn export(
     let previous = IncrementalState::load(state_path)?;
     let run = next_run(previous.as_ref());
     // The run's own output, checked before connecting: a bad one fails first.
-    let (target, shown) = match &partition.output_dir {
-        Some(dir) => {
-            let dir = run_name(&dir.to_string_lossy(), run, true);
-            let location = args.storage.location(std::path::Path::new(&dir))?;
-            let format = dir_format(args, std::path::Path::new(&dir))?;
-            let target = DirTarget {
-                dir: location.clone(),
-                format,
-                options: sink_options(args)?,
-            };
-            target.options.validate()?;
-            (
-                RunTarget::Dir(target),
-                FileTarget::new(format, location.output()),
-            )
-        }
-        None => {
-            let mut run_args = args.clone();
-            run_args.output = args.output.as_deref().map(|o| run_name(o, run, false));
-            let target = file_target(&run_args)?;
-            (RunTarget::File(target.clone()), target)
-        }
-    };
+    let dir = partition
+        .output_dir
+        .as_ref()
+        .map(|d| run_name(&d.to_string_lossy(), run, true));
+    let file = args.output.as_deref().map(|o| run_name(o, run, false));
+    let (target, shown) = run_target(args, dir.as_deref(), file)?;
     session.to_stdout = shown.output == Output::Stdout;
     let mut options = IncrementalOptions::new(table.clone(), column.clone())
         .late_rows(incremental.late_rows)

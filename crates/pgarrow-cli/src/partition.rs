@@ -14,7 +14,6 @@ use pgarrow::partition::{
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
 use pgarrow::sink::Output;
-use pgarrow::slot::SlotInfo;
 use pgarrow::{DirTarget, FileTarget, Source};
 
 use crate::args::{OutputArgs, PartitionArgs, PlanArgs};
@@ -45,29 +44,8 @@ pub(crate) fn export(
     partition: &PartitionArgs,
     policies: &Policies,
 ) -> Result<()> {
-    let (stats, target) = run(rt, session, config, source, args, partition, policies, None)?;
-    report(args, &stats, &stats.export, &target, Some(describe(&stats)))
-}
-
-/// A partitioned export (in the exported snapshot `snapshot` when given): its statistics, and
-/// what it wrote, for the report.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn run(
-    rt: &tokio::runtime::Runtime,
-    session: &mut Session,
-    config: &Config,
-    source: &Source,
-    args: &OutputArgs,
-    partition: &PartitionArgs,
-    policies: &Policies,
-    slot: Option<&SlotInfo>,
-) -> Result<(PartitionedStats, FileTarget)> {
     let options = export_options(args, policies);
-    let mut popts = partition_options(partition);
-    if let Some(slot) = slot {
-        popts =
-            popts.import_snapshot_at(&slot.snapshot_name, &slot.slot_name, &slot.consistent_point);
-    }
+    let popts = partition_options(partition);
     let stop = session.stop.clone();
     let (progress, hooks) = progress_hooks(args.quiet, None, &stop);
     let (result, target) = match &partition.output_dir {
@@ -99,7 +77,8 @@ pub(crate) fn run(
         }
     };
     progress.finish_and_clear();
-    Ok((result?, target))
+    let stats = result?;
+    report(args, &stats, &stats.export, &target, Some(describe(&stats)))
 }
 
 /// The words a partitioned export adds to the report.

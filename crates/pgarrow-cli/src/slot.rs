@@ -3,16 +3,18 @@
 
 use anyhow::Result;
 use pgarrow::Source;
-use pgarrow::blocking::block_on;
+use pgarrow::blocking::wait;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
-use pgarrow::slot::{ReplicationSlot, SlotInfo};
+use pgarrow::sink::Output;
+use pgarrow::slot::{SlotInfo, export_in_new_slot};
 use serde::Serialize;
 
 use crate::args::{OutputArgs, PartitionArgs, SlotArgs};
 use crate::errors::usage;
-use crate::partition::describe;
-use crate::{Session, report};
+use crate::output::{export_options, run_target};
+use crate::partition::{describe, partition_options};
+use crate::{Session, progress_hooks, report};
 
 /// `--json`'s document: the export's statistics and the slot.
 #[derive(Serialize)]
@@ -41,33 +43,31 @@ pub(crate) fn export(
     if args.dry_run {
         return Err(usage("--dry-run creates no replication slot"));
     }
+    let dir = partition.output_dir.as_ref().map(|d| d.to_string_lossy());
+    let (target, shown) = run_target(args, dir.as_deref(), args.output.clone())?;
+    session.to_stdout = shown.output == Output::Stdout;
     let stop = session.stop.clone();
-    let slot = block_on(
-        rt,
-        &stop,
-        ReplicationSlot::create(config, name, &slot_args.slot_plugin),
-    )?;
-    let info = slot.info().clone();
+    let (options, partitions) = (export_options(args, policies), partition_options(partition));
+    let (progress, hooks) = progress_hooks(args.quiet, None, &stop);
+    let run = export_in_new_slot(
+        config,
+        name,
+        &slot_args.slot_plugin,
+        source.clone(),
+        &options,
+        &partitions,
+        &target,
+        hooks,
+    );
+    let result = wait(rt, &stop, run);
+    progress.finish_and_clear();
+    let (stats, info) = result?;
     if !args.quiet {
         eprintln!(
             "created replication slot {} ({}); its changes start at {}",
             info.slot_name, info.output_plugin, info.consistent_point
         );
     }
-    // The slot's connection stays open and idle while the parts read in its snapshot.
-    let exported = crate::partition::run(
-        rt,
-        session,
-        config,
-        source,
-        args,
-        partition,
-        policies,
-        Some(&info),
-    );
-    let released = block_on(rt, &stop, slot.release());
-    let (stats, target) = exported?;
-    released?;
     let words = format!(
         "{}; replication slot {} continues from {}",
         describe(&stats),
@@ -78,5 +78,5 @@ pub(crate) fn export(
         stats: &stats,
         replication_slot: &info,
     };
-    report(args, &document, &stats.export, &target, Some(words))
+    report(args, &document, &stats.export, &shown, Some(words))
 }

@@ -484,6 +484,12 @@ fn export_file(
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let export = options.export;
     let partitions = options.partitions;
+    if let Some(slot) = options.slot {
+        let target = RunTarget::File(target);
+        return detached(py, move |stop| {
+            export_in_slot(config, slot, source, &export, partitions, &target, stop)
+        });
+    }
     detached(py, move |stop| {
         let runtime = blocking::runtime()?;
         let hooks = Hooks::new().with_stop(stop.clone());
@@ -664,15 +670,59 @@ fn export_dir(
         format: dir_format(py, format)?,
         options: options.sink,
     };
+    let export = options.export;
+    if let Some(slot) = options.slot {
+        let target = RunTarget::Dir(target);
+        let partitions = options.partitions;
+        return detached(py, move |stop| {
+            export_in_slot(config, slot, source, &export, partitions, &target, stop)
+        });
+    }
     let partitions = options
         .partitions
         .unwrap_or_else(|| partition::PartitionOptions::new(1));
-    let export = options.export;
     detached(py, move |stop| {
         let runtime = blocking::runtime()?;
         let hooks = Hooks::new().with_stop(stop.clone());
         let run = partition::export_to_dir(config, source, &export, &partitions, &target, hooks);
         document(&blocking::wait(&runtime, stop, run)?)
+    })
+}
+
+/// `replication_slot=`: the slot created, the export read in its snapshot (over one
+/// connection unless `partitions` says more); the statistics with the slot, as JSON.
+fn export_in_slot(
+    config: Config,
+    (name, plugin): (String, String),
+    source: Source,
+    export: &pgarrow::ExportOptions,
+    partitions: Option<PartitionOptions>,
+    target: &RunTarget,
+    stop: &Stop,
+) -> pgarrow::Result<String> {
+    #[derive(serde::Serialize)]
+    struct Report<'a> {
+        #[serde(flatten)]
+        stats: &'a partition::PartitionedStats,
+        replication_slot: &'a pgarrow::slot::SlotInfo,
+    }
+    let runtime = blocking::runtime()?;
+    let hooks = Hooks::new().with_stop(stop.clone());
+    let partitions = partitions.unwrap_or_else(|| PartitionOptions::new(1));
+    let run = pgarrow::slot::export_in_new_slot(
+        config,
+        &name,
+        &plugin,
+        source,
+        export,
+        &partitions,
+        target,
+        hooks,
+    );
+    let (stats, info) = blocking::wait(&runtime, stop, run)?;
+    document(&Report {
+        stats: &stats,
+        replication_slot: &info,
     })
 }
 

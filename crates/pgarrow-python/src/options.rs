@@ -21,12 +21,15 @@ pub(crate) struct Options {
     pub(crate) statement_timeout: Option<Duration>,
     /// Reading over several connections, when any of its options was given.
     pub(crate) partitions: Option<PartitionOptions>,
+    /// A logical replication slot to create and export in the snapshot of, with its output
+    /// plugin (`replication_slot`, `slot_plugin`).
+    pub(crate) slot: Option<(String, String)>,
 }
 
 const OPTION_NAMES: &str = "batch_rows, batch_bytes, statement_timeout, numeric, wide_numeric, \
      numeric_overflow, infinity, out_of_range, text, invalid_utf8, array_shape, enum, \
      partitions, parts, partition_by, snapshot, memory_limit, order_preserving, \
-     compression, row_group_rows, row_group_bytes, intervals";
+     compression, row_group_rows, row_group_bytes, intervals, replication_slot, slot_plugin";
 
 impl Options {
     pub(crate) fn parse(options: Option<&Bound<'_, PyDict>>, file: bool) -> PyResult<Options> {
@@ -72,6 +75,19 @@ impl Options {
                         .map_err(|e| bad(e.to_string()))?;
                 }
                 "row_group_rows" => o.sink.row_group_rows = size()?,
+                "replication_slot" | "slot_plugin" if !file => {
+                    return Err(bad(
+                        "applies to exports into files (pgarrow.export)".to_owned()
+                    ));
+                }
+                "replication_slot" => {
+                    let plugin = o.slot.take().map(|(_, p)| p);
+                    o.slot = Some((text()?, plugin.unwrap_or_else(|| "pgoutput".to_owned())));
+                }
+                "slot_plugin" => {
+                    let name = o.slot.take().map(|(n, _)| n).unwrap_or_default();
+                    o.slot = Some((name, text()?));
+                }
                 "row_group_bytes" => o.sink.row_group_bytes = size()?,
                 "intervals" => {
                     o.sink.intervals = text()?.parse::<IntervalEncoding>().map_err(bad)?;
@@ -82,6 +98,11 @@ impl Options {
                     )));
                 }
             }
+        }
+        if o.slot.as_ref().is_some_and(|(name, _)| name.is_empty()) {
+            return Err(PyValueError::new_err(
+                "slot_plugin goes with replication_slot (the slot to create)",
+            ));
         }
         Ok(o)
     }

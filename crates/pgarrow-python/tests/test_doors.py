@@ -141,3 +141,18 @@ def test_incremental_runs_from_python(url, conn, tmp_path):
         pgarrow.export(url, "d_incr", path, incremental_by="version")
     with pytest.raises(pgarrow.UsageError, match="late_rows"):
         pgarrow.export(url, "d_incr", path, incremental_by="version", state=state, late_rows="sometimes")
+
+
+def test_a_replication_slot_hand_off_reaches_the_server(url, conn, tmp_path):
+    # The test cluster has wal_level = replica and admits no replication connection over
+    # TCP: the hand-off (tested whole in the CLI's tests/slot.rs, same library call) fails
+    # saying which, and writes nothing.
+    conn.execute("DROP TABLE IF EXISTS d_slot; CREATE TABLE d_slot (id int)")
+    path = tmp_path / "d_slot.parquet"
+    with pytest.raises(pgarrow.Error, match="wal_level must be logical|REPLICATION attribute"):
+        pgarrow.export(url, "d_slot", path, replication_slot="d_slot_s", slot_plugin="test_decoding")
+    assert not path.exists()
+    with pytest.raises(ValueError, match="slot_plugin goes with replication_slot"):
+        pgarrow.export(url, "d_slot", path, slot_plugin="test_decoding")
+    with pytest.raises(ValueError, match="applies to exports into files"):
+        pgarrow.read_arrow(url, "d_slot", replication_slot="x")

@@ -134,3 +134,52 @@ impl ReplicationSlot {
         self.conn.close().await.map_err(Error::from)
     }
 }
+
+/// Creates logical slot `name` (output plugin `plugin`) and exports `source` into `target` in
+/// its snapshot, over `partitions.connections` connections, then closes the slot's connection
+/// (the slot stays). The statistics' manifest (for a directory) records the slot and its
+/// consistent point.
+///
+/// # Errors
+/// As [`ReplicationSlot::create`], and the export's; a failed export leaves the slot (it is
+/// created first): drop it, or export again in a new one.
+#[allow(clippy::too_many_arguments)]
+pub async fn export_in_new_slot(
+    config: impl crate::IntoConfig,
+    name: &str,
+    plugin: &str,
+    source: impl Into<crate::Source>,
+    options: &crate::ExportOptions,
+    partitions: &crate::partition::PartitionOptions,
+    target: &crate::incremental::RunTarget,
+    hooks: crate::Hooks<'_>,
+) -> Result<(crate::partition::PartitionedStats, SlotInfo)> {
+    use crate::incremental::RunTarget;
+    use crate::partition::{export_to_dir, export_to_file};
+    let config = config.into_config()?;
+    let slot = ReplicationSlot::create(&config, name, plugin).await?;
+    let info = slot.info().clone();
+    let partitions = partitions.clone().import_snapshot_at(
+        &info.snapshot_name,
+        &info.slot_name,
+        &info.consistent_point,
+    );
+    // The slot's connection stays open and idle while the parts read in its snapshot.
+    let exported = match target {
+        RunTarget::File(file) => {
+            export_to_file(&config, source, options, &partitions, file, hooks).await
+        }
+        RunTarget::Dir(dir) => {
+            export_to_dir(&config, source, options, &partitions, dir, hooks).await
+        }
+    };
+    let released = slot.release().await;
+    let stats = exported.map_err(|e| {
+        e.context(format!(
+            "exporting in the snapshot of replication slot {name:?} (the slot stays: drop it \
+             with SELECT pg_drop_replication_slot('{name}') before exporting again)"
+        ))
+    })?;
+    released?;
+    Ok((stats, info))
+}

@@ -281,6 +281,13 @@ def export(
       the state is replaced. ``restart=True`` starts over; ``late_rows="always"`` scans for
       late rows every run. The result adds ``run``, ``first``, ``late_scan`` and ``state``.
 
+    - ``export(url, "orders", output_dir="orders/", replication_slot="orders_cdc",
+      partitions=4)``: creates logical replication slot ``orders_cdc`` (``slot_plugin=``,
+      default ``pgoutput``; the role needs REPLICATION, the server ``wal_level = logical``)
+      and exports in the snapshot it exported: streaming from the slot gives exactly the
+      changes after this export. The result adds ``replication_slot`` (its name,
+      ``consistent_point``, snapshot and plugin); the manifest records the slot and LSN.
+
     Returns the statistics: rows, batches, bytes (of COPY data), written (file bytes), the
     time of each phase in seconds, peak RSS, and the values changed by non-default options;
     for a directory, the manifest's fields (files, snapshot, wal_lsn, ...) or the parts'
