@@ -57,7 +57,7 @@ bench-adbc rows="2000000" reps="3": bench-setup bench-build
 
 # Incremental runs: lineitem (`rows`) with an indexed cursor column, 1% of it updated per round;
 # the next `--incremental-by` run against a full export -> benches/RESULTS.md.
-bench-incremental rows="6000000" reps="3": bench-build
+bench-incremental rows="6000000" reps="3": bench-setup bench-build
     python3 benches/incremental.py --rows {{rows}} --reps {{reps}}
 
 # Peak RSS of long Parquet exports (lineitem of `base` rows repeated up to `rows`).
