@@ -16,19 +16,20 @@ CREATE TRIGGER touch BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION touch();
 INSERT INTO t (id, v) SELECT g, 'v' || g FROM generate_series(1, 1000) g;
 ";
 
+/// The arguments every run of `t` shares.
+const RUN: [&str; 8] = [
+    "--table",
+    "t",
+    "--incremental-by",
+    "updated_at",
+    "--state",
+    "t.state.json",
+    "-o",
+    "t.parquet",
+];
+
 fn run(t: &Setup, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "--table",
-        "t",
-        "--incremental-by",
-        "updated_at",
-        "--state",
-        "t.state.json",
-        "-o",
-        "t.parquet",
-    ];
-    args.extend_from_slice(extra);
-    t.export(&args)
+    t.export(&[&RUN[..], extra].concat())
 }
 
 /// The ids of a run's file, sorted.
@@ -69,20 +70,7 @@ fn runs_write_their_own_files_and_share_the_state() {
     // Killed while run 3 writes: the state is still run 2's, and no file of run 3 is left.
     t.psql("INSERT INTO t (id, v) SELECT g, repeat('w', 200) FROM generate_series(2000, 300000) g");
     let before = std::fs::read(t.path("t.state.json")).unwrap();
-    let cmd = t.command(
-        "export",
-        &[
-            "--table",
-            "t",
-            "--incremental-by",
-            "updated_at",
-            "--state",
-            "t.state.json",
-            "-o",
-            "t.parquet",
-            "--quiet",
-        ],
-    );
+    let cmd = t.command("export", &[&RUN[..], &["--quiet"]].concat());
     let child = spawn(cmd);
     let started = Instant::now();
     let temp = loop {

@@ -99,23 +99,25 @@ fn export_then_the_slots_changes_is_the_final_table() {
         std::thread::yield_now();
     }
     let dir = tempdir();
-    let out = run(pgarrow([
-        "export",
-        "--url",
+    // `export --table t --replication-slot SLOT --create-slot EXTRA...` on `url`.
+    let hand_off = |url: &str, slot: &str, extra: &[&str]| {
+        let base = ["export", "--url", url, "--table", "t"];
+        let slot = ["--replication-slot", slot, "--create-slot"];
+        run(pgarrow([&base[..], &slot, extra].concat()))
+    };
+    let out = hand_off(
         &url,
-        "--table",
-        "t",
-        "--replication-slot",
         "handoff",
-        "--create-slot",
-        "--slot-plugin",
-        "test_decoding",
-        "--partitions",
-        "2",
-        "--output-dir",
-        path_str(&dir.path().join("out")),
-        "--json",
-    ]));
+        &[
+            "--slot-plugin",
+            "test_decoding",
+            "--partitions",
+            "2",
+            "--output-dir",
+            path_str(&dir.path().join("out")),
+            "--json",
+        ],
+    );
     let err = assert_success(&out);
     let during = commits.load(Ordering::SeqCst);
     // A few more commits after the export, then the writer stops.
@@ -204,33 +206,20 @@ fn export_then_the_slots_changes_is_the_final_table() {
     );
 
     // The slot exists now; a role without REPLICATION.
-    let out = run(pgarrow([
-        "export",
-        "--url",
+    let out = hand_off(
         &url,
-        "--table",
-        "t",
-        "--replication-slot",
         "handoff",
-        "--create-slot",
-        "-o",
-        path_str(&dir.path().join("x.parquet")),
-    ]));
+        &["-o", path_str(&dir.path().join("x.parquet"))],
+    );
     assert_error(&out, &["replication slot \"handoff\" exists"]);
     pg.psql(&db, "CREATE ROLE plain LOGIN PASSWORD 'pw'")
         .unwrap();
-    let out = run(pgarrow([
-        "export",
-        "--url",
-        &pg.url_for("plain", "pw", &db),
-        "--table",
-        "t",
-        "--replication-slot",
+    let plain = pg.url_for("plain", "pw", &db);
+    let out = hand_off(
+        &plain,
         "other",
-        "--create-slot",
-        "-o",
-        path_str(&dir.path().join("y.parquet")),
-    ]));
+        &["-o", path_str(&dir.path().join("y.parquet"))],
+    );
     let err = stderr(&out);
     assert!(
         !out.status.success() && err.contains("REPLICATION attribute"),
