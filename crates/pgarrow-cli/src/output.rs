@@ -135,6 +135,38 @@ pub(crate) fn export_options(args: &OutputArgs, policies: &Policies) -> ExportOp
     }
 }
 
+/// Where an export writes, as the library takes it: the directory `dir` (files and their
+/// manifest), else `output` as `-o` would be; with the target the report shows.
+pub(crate) fn run_target(
+    args: &OutputArgs,
+    dir: Option<&str>,
+    output: Option<String>,
+) -> Result<(RunTarget, FileTarget)> {
+    match dir {
+        Some(dir) => {
+            let path = Path::new(dir);
+            let location = args.storage.location(path)?;
+            let format = dir_format(args, path)?;
+            let target = DirTarget {
+                dir: location.clone(),
+                format,
+                options: sink_options(args)?,
+            };
+            target.options.validate()?;
+            Ok((
+                RunTarget::Dir(target),
+                FileTarget::new(format, location.output()),
+            ))
+        }
+        None => {
+            let mut file_args = args.clone();
+            file_args.output = output;
+            let target = file_target(&file_args)?;
+            Ok((RunTarget::File(target.clone()), target))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,37 +231,5 @@ mod tests {
         a.intervals = Some(IntervalEncoding::Struct);
         assert!(check_format(Format::ArrowStream, &file, &a).is_ok());
         assert!(check_format(Format::Parquet, &file, &a).is_err());
-    }
-}
-
-/// Where an export writes, as the library takes it: the directory `dir` (files and their
-/// manifest), else `output` as `-o` would be; with the target the report shows.
-pub(crate) fn run_target(
-    args: &OutputArgs,
-    dir: Option<&str>,
-    output: Option<String>,
-) -> Result<(RunTarget, FileTarget)> {
-    match dir {
-        Some(dir) => {
-            let path = Path::new(dir);
-            let location = args.storage.location(path)?;
-            let format = dir_format(args, path)?;
-            let target = DirTarget {
-                dir: location.clone(),
-                format,
-                options: sink_options(args)?,
-            };
-            target.options.validate()?;
-            Ok((
-                RunTarget::Dir(target),
-                FileTarget::new(format, location.output()),
-            ))
-        }
-        None => {
-            let mut file_args = args.clone();
-            file_args.output = output;
-            let target = file_target(&file_args)?;
-            Ok((RunTarget::File(target.clone()), target))
-        }
     }
 }
