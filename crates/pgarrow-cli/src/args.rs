@@ -393,7 +393,7 @@ pub(crate) struct IncrementalArgs {
     pub(crate) incremental_by: Option<String>,
     /// The state file the runs share (JSON: the column, the high-water mark, the run's
     /// snapshot and files, the run counter), replaced atomically after each run's output is
-    /// written.
+    /// written; a path or an object URL (s3://bucket/orders.state.json, ...).
     #[arg(long, value_name = "PATH", requires = "incremental_by")]
     pub(crate) state: Option<PathBuf>,
     /// The first run starts from this cursor value (inclusive) instead of the whole table.

@@ -41,7 +41,9 @@ pub(crate) fn export(
             "--dry-run shows an export, not an incremental run: a run depends on the state",
         ));
     }
-    let previous = IncrementalState::load(state_path)?;
+    // A path or an object URL, as -o takes.
+    let state_at = args.storage.location(state_path)?;
+    let previous = IncrementalState::load(&state_at)?;
     let run = next_run(previous.as_ref());
     // The run's own output, checked before connecting: a bad one fails first.
     let dir = partition
@@ -77,9 +79,9 @@ pub(crate) fn export(
         ),
     );
     progress.finish_and_clear();
-    let done = result.with_context(|| format!("incremental state {}", state_path.display()))?;
+    let done = result.with_context(|| format!("incremental state {state_at}"))?;
     done.state
-        .save(state_path)
+        .save(&state_at)
         .context("the run's output is written, but its state is not: rerun it")?;
     let mut what = match (done.first, done.late_scan) {
         (true, _) => format!("run {run}: the first"),

@@ -765,6 +765,7 @@ fn export_incremental(
     let late_rows: LateRows = late_rows
         .parse()
         .map_err(|e: String| usage_error(py, format!("late_rows: {e}")))?;
+    let state = location(py, &state, storage_options.clone())?;
     let previous = IncrementalState::load(&state).map_err(|e| py_err(py, &e))?;
     let run = next_run(previous.as_ref());
     let named = |p: &Path, dir: bool| PathBuf::from(run_name(&p.to_string_lossy(), run, dir));

@@ -28,15 +28,13 @@
 //! more than 2^32 transactions ago whose stored `xmin` falls in the window between two runs
 //! may be exported again (never lost).
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 
 use crate::partition::{PartitionOptions, PartitionedStats, export_to_dir, export_to_file};
 use crate::protocol::{Connection, quote_ident, quote_literal};
 use crate::{
-    Client, DirTarget, Error, ExportOptions, ExportStats, FileTarget, Hooks, IntoConfig, Result,
-    Source, TableName,
+    Client, DirTarget, Error, ExportOptions, ExportStats, FileTarget, Hooks, IntoConfig, Location,
+    Result, Source, TableName,
 };
 
 /// The version of the state's JSON form ([`IncrementalState::pgarrow_incremental`]).
@@ -167,46 +165,42 @@ pub struct IncrementalState {
 }
 
 impl IncrementalState {
-    /// The state saved at `path`, or `None` when there is no file there.
+    /// The state saved at `location` (a path, or an object URL parsed into a
+    /// [`Location`]), or `None` when there is nothing there yet.
     ///
     /// # Errors
-    /// A file that cannot be read or is not a state of this version.
-    pub fn load(path: &Path) -> Result<Option<IncrementalState>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(Error::usage(format!(
-                    "cannot read the state file {}: {e}",
-                    path.display()
-                )));
-            }
-        };
-        let state: IncrementalState = serde_json::from_str(&text).map_err(|e| {
+    /// A file or object that cannot be read or is not a state of this version.
+    pub fn load(location: impl Into<Location>) -> Result<Option<IncrementalState>> {
+        let location = location.into();
+        if !location.exists()? {
+            return Ok(None);
+        }
+        let bytes = location.read()?;
+        let state: IncrementalState = serde_json::from_slice(&bytes).map_err(|e| {
             Error::usage(format!(
-                "{} is not an incremental state of pgarrow: {e}",
-                path.display()
+                "{location} is not an incremental state of pgarrow: {e}"
             ))
         })?;
         if state.pgarrow_incremental != STATE_VERSION {
             return Err(Error::usage(format!(
-                "{} is an incremental state of version {}; this pgarrow reads version {}",
-                path.display(),
-                state.pgarrow_incremental,
-                STATE_VERSION
+                "{location} is an incremental state of version {}; this pgarrow reads version {}",
+                state.pgarrow_incremental, STATE_VERSION
             )));
         }
         Ok(Some(state))
     }
 
-    /// Replaces the state at `path` atomically (a temporary file, synced, renamed over it).
+    /// Replaces the state at `location` atomically (a local file: a temporary file, synced,
+    /// renamed over it; an object: one PUT).
     ///
     /// # Errors
-    /// The file cannot be written.
-    pub fn save(&self, path: &Path) -> Result<()> {
+    /// The file or object cannot be written.
+    pub fn save(&self, location: impl Into<Location>) -> Result<()> {
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| Error::internal(format!("the incremental state as JSON: {e}")))?;
-        crate::manifest::write_local_atomically(path, format!("{text}\n").as_bytes())
+        location
+            .into()
+            .write_atomically(format!("{text}\n").as_bytes())
     }
 }
 

@@ -225,3 +225,70 @@ fn exports_to_objects_and_reads_them_back_in_place() {
     assert!(err.to_string().contains("pgarrow-no-such-bucket"), "{err}");
     assert!(!err.to_string().contains("division"), "{err}");
 }
+
+#[test]
+fn incremental_runs_keep_their_state_and_files_in_the_store() {
+    use pgarrow::incremental::{
+        IncrementalOptions, IncrementalState, RunTarget, export_run, next_run, run_name,
+    };
+    let Some(pg) = Cluster::shared() else {
+        return;
+    };
+    let Some(moto) = Moto::start() else {
+        return;
+    };
+    moto.create_bucket("pgarrow-incr");
+    let db = pg.create_database("object_store_incr").unwrap();
+    pg.psql(
+        &db,
+        "CREATE TABLE t (id int PRIMARY KEY, note text, n bigint NOT NULL);
+         INSERT INTO t SELECT g, 'a', g FROM generate_series(1, 1000) g",
+    )
+    .unwrap();
+    let url = pg.url(&db);
+    let options = moto.options();
+    let rt = blocking::runtime().unwrap();
+    let state_at = Location::parse("s3://pgarrow-incr/t.state.json", &options).unwrap();
+    let table = pgarrow::TableName::parse("t").unwrap();
+    let run_once = || {
+        let previous = IncrementalState::load(&state_at).unwrap();
+        let name = run_name(
+            "s3://pgarrow-incr/t.arrow",
+            next_run(previous.as_ref()),
+            false,
+        );
+        let object = Location::parse(&name, &options).unwrap();
+        let target = RunTarget::File(FileTarget::new(Format::ArrowFile, object.output()));
+        let done = rt
+            .block_on(export_run(
+                url.as_str(),
+                &IncrementalOptions::new(table.clone(), "n"),
+                previous.as_ref(),
+                &ExportOptions::default(),
+                None,
+                &target,
+                Hooks::new(),
+            ))
+            .unwrap();
+        done.state.save(&state_at).unwrap();
+        (name, done.state)
+    };
+    let (first, s1) = run_once();
+    assert_eq!(
+        (first.as_str(), s1.rows),
+        ("s3://pgarrow-incr/t.run-000001.arrow", 1000)
+    );
+    pg.psql(&db, "UPDATE t SET note = 'b', n = 2000 WHERE id = 3")
+        .unwrap();
+    let (second, s2) = run_once();
+    assert_eq!(s2.run, 2);
+    assert_eq!(s2.files, vec![second.clone()]);
+    let read = Input::open(
+        &[Location::parse(&second, &options).unwrap()],
+        &InputOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(rows(read), vec!["3:b".to_owned()]);
+    // The state in the store is the second run's.
+    assert_eq!(IncrementalState::load(&state_at).unwrap(), Some(s2));
+}
