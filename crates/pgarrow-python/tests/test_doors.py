@@ -139,6 +139,8 @@ def test_incremental_runs_from_python(url, conn, tmp_path):
         pgarrow.export(url, "d_incr", path, incremental_by="id", state=state)
     with pytest.raises(pgarrow.UsageError, match="go together"):
         pgarrow.export(url, "d_incr", path, incremental_by="version")
+    with pytest.raises(pgarrow.UsageError, match="one or the other"):
+        pgarrow.export(url, "d_incr", path, incremental_by="version", state=state, replication_slot="s")
     with pytest.raises(pgarrow.UsageError, match="late_rows"):
         pgarrow.export(url, "d_incr", path, incremental_by="version", state=state, late_rows="sometimes")
 

@@ -302,6 +302,11 @@ def export(
             raise UsageError("an incremental run reads a table: give its name")
         if table is not None or schema is not None:
             raise UsageError("an incremental run reads one table, not table= / schema= patterns")
+        if options.get("replication_slot") is not None or options.get("slot_plugin") is not None:
+            raise UsageError(
+                "replication_slot= hands a whole export off to replication; an incremental run "
+                "follows a cursor: one or the other"
+            )
         stats = _pgarrow.export_incremental(
             url,
             query_or_table,
