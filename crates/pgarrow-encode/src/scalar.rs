@@ -522,10 +522,13 @@ fn money_writer(get: Getter<'_, Result<NumericValue, String>>, scale: i8) -> Wri
             ));
         }
         let d = value.with_scale(i32::from(scale));
+        // The magnitude is parsed wider than i64: the minimum's (2^63 units) is one more than
+        // the maximum's, and only fits once negated.
         let units = std::str::from_utf8(&d.digits)
             .ok()
-            .and_then(|t| t.parse::<i64>().ok())
+            .and_then(|t| t.parse::<i128>().ok())
             .map(|u| if d.negative { -u } else { u })
+            .and_then(|u| i64::try_from(u).ok())
             .ok_or_else(|| format!("{text} is outside money's range"))?;
         out.extend_from_slice(&units.to_be_bytes());
         Ok(())

@@ -88,6 +88,29 @@ fn every_supported_type_comes_back_the_same() {
 }
 
 #[test]
+fn money_keeps_its_whole_range() {
+    let Some((pg, db, url)) = database(
+        "encode_money",
+        "SET lc_monetary = 'C';
+         CREATE TABLE src (id int, m money);
+         INSERT INTO src VALUES (1, '-92233720368547758.08'), (2, '92233720368547758.07'),
+             (3, '-0.01'), (4, NULL);
+         CREATE TABLE dst (LIKE src);",
+    ) else {
+        return;
+    };
+    let reader =
+        pgarrow::blocking::export(&url, Source::table("src").unwrap(), &Default::default())
+            .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    let rows = runtime().block_on(load(&url, "dst", &batches)).unwrap();
+    assert_eq!(rows, 4);
+    let (src, dst) = (rendered(pg, &db, "src"), rendered(pg, &db, "dst"));
+    assert_eq!(dst, src);
+    assert!(src.contains("92,233,720,368,547,758.08"), "{src}");
+}
+
+#[test]
 fn arrow_types_other_writers_choose() {
     let Some((pg, db, url)) = database(
         "encode_peers",
