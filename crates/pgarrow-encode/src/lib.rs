@@ -59,7 +59,8 @@ pub struct EncodeError {
     pub column: String,
     /// Its PostgreSQL type.
     pub pg_type: String,
-    /// The input row (0-based, counted over every batch given), for a value.
+    /// The input row (1-based, counted over every batch given, as the export's errors number
+    /// theirs), for a value.
     pub row: Option<u64>,
     /// What is wrong, with the value.
     pub message: String,
@@ -227,7 +228,7 @@ impl RowEncoder {
                     continue;
                 }
                 field(out, |out| w(row, out))
-                    .map_err(|m| self.error(c, Some(first_row + row as u64), m))?;
+                    .map_err(|m| self.error(c, Some(first_row + row as u64 + 1), m))?;
             }
         }
         Ok(())
@@ -455,7 +456,7 @@ mod tests {
         let b = batch(vec![Arc::new(values)]);
         let encoder = RowEncoder::new(&targets, &Catalog::new(), &b.schema()).unwrap();
         let e = encoder.encode(&b, 10, &mut Vec::new()).unwrap_err();
-        assert_eq!(e.row, Some(11));
+        assert_eq!(e.row, Some(12));
         assert!(e.message.contains("40000 is out of its range"), "{e}");
         // An array's elements are checked the same way.
         let c = catalog();

@@ -165,7 +165,7 @@ fn arrow_types_other_writers_choose() {
         .block_on(load(&url, "dst", std::slice::from_ref(&batch)))
         .unwrap_err();
     assert!(
-        e.contains("column \"n\" (numeric(12,2)), row 1") && e.contains("-0.005"),
+        e.contains("column \"n\" (numeric(12,2)), row 2") && e.contains("-0.005"),
         "{e}"
     );
     let fixed: Vec<ArrayRef> = batch
@@ -230,20 +230,20 @@ fn values_that_do_not_fit_are_named_and_load_nothing() {
             1,
             Arc::new(Int64Array::from(vec![1, 40_000])),
             &[
-                "column \"small\" (smallint), row 1",
+                "column \"small\" (smallint), row 2",
                 "40000 is out of its range",
             ],
         ),
         (
             2,
             Arc::new(StringArray::from(vec!["sad", "glad"])),
-            &["column \"m\" (mood), row 1", "\"glad\" is not a label"],
+            &["column \"m\" (mood), row 2", "\"glad\" is not a label"],
         ),
         (
             3,
             Arc::new(StringArray::from(vec!["a".repeat(64), "b".into()])),
             &[
-                "column \"nm\" (name), row 0",
+                "column \"nm\" (name), row 1",
                 "longer than a name's 63 bytes",
             ],
         ),
@@ -254,11 +254,11 @@ fn values_that_do_not_fit_are_named_and_load_nothing() {
                 9_300_000_000_000,
             ])),
             &[
-                "column \"ts\" (timestamp without time zone), row 1",
+                "column \"ts\" (timestamp without time zone), row 2",
                 "outside timestamp's range",
             ],
         ),
-        // The server's own check, with its line number (the row + 1).
+        // The server's own check (its COPY line number is the row's, from 1).
         (
             5,
             Arc::new(StringArray::from(vec![Some("x"), None])),
@@ -392,25 +392,25 @@ fn nested_values_that_do_not_fit_are_named() {
                 "b",
             ),
             &[
-                "column \"m2\" (integer[]), row 1",
+                "column \"m2\" (integer[]), row 2",
                 "lists of 2 and 1 items at depth 2",
             ],
         ),
         (
             batch(list2(&[Some(vec![Some(vec![1]), None]), None]), "a", "b"),
-            &["row 0", "a NULL list at depth 2"],
+            &["row 1", "a NULL list at depth 2"],
         ),
         (
             batch(good(), "abcd", "b"),
             &[
-                "column \"v\" (character varying(3)), row 1",
+                "column \"v\" (character varying(3)), row 2",
                 "\"abcd\" has 4 characters",
             ],
         ),
         (
             batch(good(), "a", "abc"),
             &[
-                "column \"c\" (character(2)), row 1",
+                "column \"c\" (character(2)), row 2",
                 "more than character(2) holds",
             ],
         ),

@@ -93,14 +93,14 @@ def test_bad_values_name_column_and_row_and_load_nothing(url, conn):
     bad = pa.table({"id": pa.array([1, 70000], pa.int64()), "v": ["a", "b"]})
     with pytest.raises(pgarrow.Error) as e:
         pgarrow.write(url, "w_bad", bad)
-    assert 'column "id" (smallint), row 1' in str(e.value) and "70000" in str(e.value)
+    assert 'column "id" (smallint), row 2' in str(e.value) and "70000" in str(e.value)
     too_long = pa.table({"id": pa.array([1, 2], pa.int16()), "v": ["abc", "abcd"]})
-    with pytest.raises(pgarrow.Error, match=r'column "v" \(character varying\(3\)\), row 1'):
+    with pytest.raises(pgarrow.Error, match=r'column "v" \(character varying\(3\)\), row 2'):
         pgarrow.write(url, "w_bad", too_long)
     nulls = pa.table({"id": pa.array([1, None], pa.int16()), "v": ["a", "b"]})
     with pytest.raises(pgarrow.QueryError) as e:
         pgarrow.write(url, "w_bad", nulls)
-    assert e.value.sqlstate == "23502" and 'column "id", row 1 of the input' in str(e.value)
+    assert e.value.sqlstate == "23502" and 'column "id", row 2 of the input' in str(e.value)
     assert conn.execute("SELECT id, v FROM w_bad").fetchall() == [(0, "old")]
     with pytest.raises(TypeError, match="__arrow_c_stream__"):
         pgarrow.write(url, "w_bad", [1, 2])

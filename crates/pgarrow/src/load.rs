@@ -475,7 +475,7 @@ fn encode_input(
 }
 
 /// A server error raised by the COPY names its line (`COPY t, line 3, column v: ...`): the
-/// input row is that line less one (rows count from 0 here, lines from 1).
+/// input row of that number (both count from 1, as the export's errors do).
 fn at_input_row(e: Error) -> Error {
     let Some(context) = e.as_db_error().and_then(|d| d.where_.clone()) else {
         return e;
@@ -501,10 +501,7 @@ fn at_input_row(e: Error) -> Error {
         .or_else(|| e.as_db_error().and_then(|d| d.column.clone()))
         .map(|c| format!("column \"{c}\", "))
         .unwrap_or_default();
-    e.context(format!(
-        "{column}row {} of the input",
-        line.saturating_sub(1)
-    ))
+    e.context(format!("{column}row {line} of the input"))
 }
 
 #[cfg(test)]

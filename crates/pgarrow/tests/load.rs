@@ -108,7 +108,7 @@ fn failures_leave_the_table_as_it_was() {
         (
             LoadMode::Replace,
             vec![good(), batch(&[12], &[Some("too long")])],
-            &["column \"v\" (character varying(5)), row 2", "8 characters"][..],
+            &["column \"v\" (character varying(5)), row 3", "8 characters"][..],
         ),
         // A duplicate key, in append mode.
         (
