@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{Schema, SchemaRef};
 use pgarrow::policy::Policies;
-use pgarrow::{Client, ExportOptions};
+use pgarrow::{Client, EncodePolicies, ExportOptions};
 
 use crate::error::{OrAdbc, Result};
 use crate::session::Session;
@@ -17,11 +17,13 @@ pub(crate) fn query(
     sql: &str,
     params: Box<dyn RecordBatchReader + Send>,
     options: &ExportOptions,
+    encode: EncodePolicies,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let (sql, options) = (sql.to_owned(), options.clone());
     session.run(true, |mut client| async move {
         let ran = async {
             let statement = client.describe_bound(&sql, &options.policies).await?;
+            let statement = statement.with_encode_policies(encode);
             client.run_bound(&statement, params, &options).await
         }
         .await;
@@ -34,12 +36,14 @@ pub(crate) fn update(
     session: &Session,
     sql: &str,
     params: Box<dyn RecordBatchReader + Send>,
+    encode: EncodePolicies,
 ) -> Result<Option<u64>> {
     let sql = sql.to_owned();
     session.run(true, |mut client| async move {
         let ran = async {
             let options = ExportOptions::default();
             let statement = client.describe_bound(&sql, &options.policies).await?;
+            let statement = statement.with_encode_policies(encode);
             client.run_bound(&statement, params, &options).await
         }
         .await;

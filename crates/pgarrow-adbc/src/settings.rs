@@ -32,6 +32,8 @@ pub(crate) struct Settings {
     pub(crate) partition_by: Option<String>,
     pub(crate) hold_timeout: Duration,
     pub(crate) linger: Duration,
+    /// What ingest and bound parameters do with values their columns cannot hold exactly.
+    pub(crate) encode: pgarrow::EncodePolicies,
 }
 
 impl Default for Settings {
@@ -43,6 +45,7 @@ impl Default for Settings {
             partition_by: None,
             hold_timeout: DEFAULT_HOLD_TIMEOUT,
             linger: DEFAULT_LINGER,
+            encode: pgarrow::EncodePolicies::default(),
         }
     }
 }
@@ -126,6 +129,10 @@ impl Settings {
                     self.linger = seconds(text)?;
                     false
                 }
+                "nanoseconds" => {
+                    self.encode.nanoseconds = text.parse()?;
+                    false
+                }
                 _ => return Ok(false),
             },
         };
@@ -147,6 +154,13 @@ impl Settings {
             "partition_by" => self.partition_by.clone(),
             "hold_timeout" => Some(self.hold_timeout.as_secs_f64().to_string()),
             "linger" => Some(self.linger.as_secs_f64().to_string()),
+            "nanoseconds" => Some(
+                match self.encode.nanoseconds {
+                    pgarrow::Nanoseconds::Round => "round",
+                    _ => "error",
+                }
+                .to_owned(),
+            ),
             "batch_rows" => Some(self.export.decode.batch_rows.to_string()),
             "batch_bytes" => Some(self.export.decode.batch_bytes.to_string()),
             _ => self

@@ -129,8 +129,9 @@ impl Statement {
         })?;
         let table = self.target()?;
         let mode = self.ingest.mode;
+        let encode = self.settings.encode;
         let rows = self.session.run(true, |mut client| async move {
-            let loaded = ingest_into(&mut client, &table, mode, input).await;
+            let loaded = ingest_into(&mut client, &table, mode, input, encode).await;
             (client, loaded)
         })?;
         Ok(i64::try_from(rows).unwrap_or(i64::MAX))
@@ -151,6 +152,7 @@ async fn ingest_into(
     table: &TableName,
     mode: IngestMode,
     input: Batches,
+    encode: pgarrow::EncodePolicies,
 ) -> Result<u64> {
     let schema = input.schema();
     let outer = client.connection().transaction_status() == TransactionStatus::Idle;
@@ -200,7 +202,9 @@ async fn ingest_into(
             (IngestMode::Append, true) | (IngestMode::CreateAppend, true) => false,
             (IngestMode::Create | IngestMode::Replace | IngestMode::CreateAppend, false) => true,
         };
-        let options = LoadOptions::new(LoadMode::Append).with_create(create);
+        let options = LoadOptions::new(LoadMode::Append)
+            .with_create(create)
+            .with_policies(encode);
         client
             .load_with(table, &schema, input, &options, &mut LoadHooks::default())
             .await
@@ -306,8 +310,13 @@ impl adbc_core::Statement for Statement {
         }
         let sql = self.sql()?;
         if let Some(params) = self.bound.take() {
-            let (schema, batches) =
-                crate::params::query(&self.session, &sql, params, &self.settings.export)?;
+            let (schema, batches) = crate::params::query(
+                &self.session,
+                &sql,
+                params,
+                &self.settings.export,
+                self.settings.encode,
+            )?;
             let batches: Vec<_> = batches.into_iter().map(Ok).collect();
             return Ok(Box::new(RecordBatchIterator::new(batches, schema)));
         }
@@ -367,7 +376,7 @@ impl adbc_core::Statement for Statement {
         }
         if let Some(params) = self.bound.take() {
             let sql = self.sql()?;
-            let count = crate::params::update(&self.session, &sql, params)?;
+            let count = crate::params::update(&self.session, &sql, params, self.settings.encode)?;
             return Ok(count.map(|n| i64::try_from(n).unwrap_or(i64::MAX)));
         }
         self.update()

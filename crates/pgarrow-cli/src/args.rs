@@ -527,6 +527,11 @@ pub(crate) struct LoadArgs {
     /// the Arrow types map to.
     #[arg(long)]
     pub(crate) create: bool,
+    /// Nanoseconds that are not whole microseconds (timestamps, times, durations, intervals;
+    /// PostgreSQL keeps microseconds): error, or round (half to even, as PostgreSQL rounds
+    /// its input; counted).
+    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<pgarrow::Nanoseconds>)]
+    pub(crate) nanoseconds: pgarrow::Nanoseconds,
     /// No progress and no summary.
     #[arg(long)]
     pub(crate) quiet: bool,

@@ -8,7 +8,7 @@ use pgarrow::{ExportOptions, Source, Stop};
 
 use crate::args::CopyArgs;
 use crate::config_from;
-use crate::import::{load_hooks, load_options, report};
+use crate::import::{load_hooks, load_options, lossy_line, report};
 use crate::report::{group, human_bytes};
 
 pub(crate) fn copy(stop: &Stop, args: &CopyArgs) -> Result<()> {
@@ -34,6 +34,9 @@ pub(crate) fn copy(stop: &Stop, args: &CopyArgs) -> Result<()> {
     bar.finish_and_clear();
     let stats = stats?;
     let from = args.table.as_deref().unwrap_or("the query");
+    if !args.load.quiet {
+        lossy_line("reading the source", &stats.source.losses);
+    }
     report(&stats.load, from, &into, &options.load.mode, &args.load);
     if args.load.stats {
         let e = &stats.source;

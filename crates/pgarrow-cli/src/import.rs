@@ -17,7 +17,11 @@ pub(crate) fn load_options(args: &LoadArgs) -> Result<LoadOptions> {
         .key
         .as_deref()
         .map(|k| k.split(',').map(|c| c.trim().to_owned()).collect());
-    Ok(LoadOptions::new(LoadMode::parse(&args.mode, key)?).with_create(args.create))
+    let mut policies = pgarrow::EncodePolicies::default();
+    policies.nanoseconds = args.nanoseconds;
+    Ok(LoadOptions::new(LoadMode::parse(&args.mode, key)?)
+        .with_create(args.create)
+        .with_policies(policies))
 }
 
 pub(crate) fn import(stop: &Stop, config: &Config, args: &ImportArgs) -> Result<()> {
@@ -67,6 +71,7 @@ pub(crate) fn report(stats: &LoadStats, from: &str, table: &str, mode: &LoadMode
             group((stats.rows as f64 / secs) as u64),
             human_bytes(stats.bytes)
         );
+        lossy_line("loading", &stats.losses);
     }
     if args.stats {
         eprintln!(
@@ -79,6 +84,16 @@ pub(crate) fn report(stats: &LoadStats, from: &str, table: &str, mode: &LoadMode
             stats.send.as_secs_f64(),
             stats.commit.as_secs_f64(),
             stats.total.as_secs_f64()
+        );
+    }
+}
+
+/// The lossy conversions a policy made, if any, on one line of stderr.
+pub(crate) fn lossy_line(during: &str, losses: &pgarrow::policy::LossReport) {
+    if !losses.is_empty() {
+        eprintln!(
+            "lossy conversions {during} (counted; see the policy flags): {} values: {losses}",
+            group(losses.total())
         );
     }
 }

@@ -356,8 +356,9 @@ impl fmt::Display for Unrepresentable {
                 sign(*s)
             ),
             Unrepresentable::TimestampRange => f.write_str(
-                "timestamp is past Arrow Timestamp(us)'s last instant, \
-                 294247-01-10 04:00:54.775807 (PostgreSQL's range goes on to 294276 AD)",
+                "timestamp is past Arrow Timestamp(us)'s last finite instant, \
+                 294247-01-10 04:00:54.775806 (the next is the value that means infinity; \
+                 PostgreSQL's range goes on to 294276 AD)",
             ),
             Unrepresentable::IntervalInfinity(s) => {
                 write!(f, "interval '{}infinity' has no Arrow value", sign(*s))

@@ -344,10 +344,13 @@ pub enum LossKind {
     ArrayLowerBoundDropped,
     /// A multi-dimensional array flattened to a 1-D list (`--array-shape flatten`).
     ArrayFlattened,
+    /// Loading: nanoseconds that are not whole microseconds rounded half to even
+    /// (`--nanoseconds round`).
+    NanosecondsRounded,
 }
 
 impl LossKind {
-    const ALL: [LossKind; 13] = [
+    const ALL: [LossKind; 14] = [
         LossKind::InfinityAsExtreme,
         LossKind::InfinityToNull,
         LossKind::InfinityClamped,
@@ -361,6 +364,7 @@ impl LossKind {
         LossKind::InvalidUtf8Replaced,
         LossKind::ArrayLowerBoundDropped,
         LossKind::ArrayFlattened,
+        LossKind::NanosecondsRounded,
     ];
 
     /// A stable machine-readable name (`infinity_to_null`, ...), for JSON reports.
@@ -379,6 +383,7 @@ impl LossKind {
             LossKind::InvalidUtf8Replaced => "invalid_utf8_replaced",
             LossKind::ArrayLowerBoundDropped => "array_lower_bound_dropped",
             LossKind::ArrayFlattened => "array_flattened",
+            LossKind::NanosecondsRounded => "nanoseconds_rounded",
         }
     }
 
@@ -400,6 +405,7 @@ impl LossKind {
             LossKind::InvalidUtf8Replaced => "invalid UTF-8 replaced with U+FFFD",
             LossKind::ArrayLowerBoundDropped => "array lower bound other than 1 dropped",
             LossKind::ArrayFlattened => "multi-dimensional array flattened to 1-D",
+            LossKind::NanosecondsRounded => "nanoseconds rounded to microseconds",
         }
     }
 }

@@ -127,9 +127,12 @@ pub fn timestamp_from_sql(b: &[u8]) -> FieldResult<i64> {
     match i64::from_be_bytes(fixed(b, WireType::Timestamp)?) {
         i64::MAX => unrepresentable(Unrepresentable::TimestampInfinity(Special::PosInfinity)),
         i64::MIN => unrepresentable(Unrepresentable::TimestampInfinity(Special::NegInfinity)),
+        // i64::MAX microseconds from 1970 is a finite instant (294247-01-10
+        // 04:00:54.775807), but it is the value that means `infinity` in Arrow
+        // (`TIMESTAMP_INFINITY`): past the range, so the out-of-range policy decides.
         t => match t.checked_add(PG_EPOCH_US) {
-            Some(t) => Ok(t),
-            None => unrepresentable(Unrepresentable::TimestampRange),
+            Some(t) if t != i64::MAX => Ok(t),
+            _ => unrepresentable(Unrepresentable::TimestampRange),
         },
     }
 }
@@ -319,6 +322,17 @@ mod tests {
         assert_eq!(timestamp_from_sql(&0i64.to_be_bytes()), Ok(PG_EPOCH_US));
         assert!(timestamp_from_sql(&i64::MAX.to_be_bytes()).is_err());
         assert!(timestamp_from_sql(&[0; 7]).is_err());
+        // The finite instant that lands on infinity's representation is past the range.
+        assert_eq!(
+            timestamp_from_sql(&(i64::MAX - PG_EPOCH_US).to_be_bytes())
+                .unwrap_err()
+                .special(),
+            Some(Special::AboveRange)
+        );
+        assert_eq!(
+            timestamp_from_sql(&(i64::MAX - PG_EPOCH_US - 1).to_be_bytes()),
+            Ok(i64::MAX - 1)
+        );
         // 294276-12-31 23:59:59.999999, PostgreSQL's last timestamp, is past Arrow's range.
         assert_eq!(
             timestamp_from_sql(&9_223_371_331_199_999_999i64.to_be_bytes())

@@ -36,6 +36,8 @@ mod scalar;
 mod shape;
 mod temporal;
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Schema};
 use pgarrow_types::{Catalog, PgColumn};
@@ -45,6 +47,7 @@ use read::Strs;
 use scalar::ScalarEncoder;
 pub use scalar::{Target, TextLimit};
 use shape::{Encoder, Shape};
+use temporal::WriteCx;
 
 /// The 19-byte header of a binary COPY stream: signature, flags, no extension.
 pub const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -66,8 +69,43 @@ pub struct EncodeError {
     pub message: String,
 }
 
+/// What a load does with an input value its column cannot hold exactly. Every default
+/// refuses (the error names the policy that would take the value); every other choice is
+/// counted ([`RowEncoder::rounded`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EncodePolicies {
+    /// Nanoseconds that are not whole microseconds (timestamps, times, durations, intervals):
+    /// PostgreSQL keeps microseconds.
+    pub nanoseconds: Nanoseconds,
+}
+
+/// What to do with nanoseconds that are not whole microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Nanoseconds {
+    /// Refuse the value, naming row, column and value.
+    #[default]
+    Error,
+    /// Round half to even, as PostgreSQL rounds its own input, and count it.
+    Round,
+}
+
+impl std::str::FromStr for Nanoseconds {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "error" => Ok(Nanoseconds::Error),
+            "round" => Ok(Nanoseconds::Round),
+            _ => Err(format!(
+                "unknown nanoseconds policy {s:?}: expected error or round"
+            )),
+        }
+    }
+}
+
 /// One target column and how its input is converted.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Column {
     name: String,
     pg_type: String,
@@ -75,12 +113,28 @@ struct Column {
     input: DataType,
     /// Sent as text, for the caller to cast.
     text: bool,
+    /// Values whose nanoseconds were rounded, over every batch encoded.
+    rounded: std::sync::atomic::AtomicU64,
+}
+
+impl Clone for Column {
+    fn clone(&self) -> Self {
+        Column {
+            name: self.name.clone(),
+            pg_type: self.pg_type.clone(),
+            encoder: self.encoder.clone(),
+            input: self.input.clone(),
+            text: self.text,
+            rounded: self.rounded.load(Relaxed).into(),
+        }
+    }
 }
 
 /// Encodes record batches into binary COPY rows for one target table.
 #[derive(Debug, Clone)]
 pub struct RowEncoder {
     columns: Vec<Column>,
+    policies: EncodePolicies,
 }
 
 impl RowEncoder {
@@ -118,6 +172,19 @@ impl RowEncoder {
         targets: impl IntoIterator<Item = &'a PgColumn>,
         catalog: &Catalog,
         input: &Schema,
+    ) -> Result<RowEncoder, EncodeError> {
+        RowEncoder::with_policies(targets, catalog, input, EncodePolicies::default())
+    }
+
+    /// [`new`](RowEncoder::new) with `policies` for the values that cannot be held exactly.
+    ///
+    /// # Errors
+    /// As [`new`](RowEncoder::new).
+    pub fn with_policies<'a>(
+        targets: impl IntoIterator<Item = &'a PgColumn>,
+        catalog: &Catalog,
+        input: &Schema,
+        policies: EncodePolicies,
     ) -> Result<RowEncoder, EncodeError> {
         let targets: Vec<&PgColumn> = targets.into_iter().collect();
         if targets.len() != input.fields().len() {
@@ -164,10 +231,21 @@ impl RowEncoder {
                     encoder,
                     input: t.clone(),
                     text,
+                    rounded: 0.into(),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(RowEncoder { columns })
+        Ok(RowEncoder { columns, policies })
+    }
+
+    /// The values rounded under [`Nanoseconds::Round`] so far, per column (by name, in
+    /// column order; columns with none are left out).
+    pub fn rounded(&self) -> Vec<(String, u64)> {
+        self.columns
+            .iter()
+            .map(|c| (c.name.clone(), c.rounded.load(Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     /// The columns (by position) whose values are sent as text: their type has no binary
@@ -192,11 +270,29 @@ impl RowEncoder {
         first_row: u64,
         out: &mut Vec<u8>,
     ) -> Result<(), EncodeError> {
+        let round = self.policies.nanoseconds == Nanoseconds::Round;
+        let cxs: Vec<WriteCx> = self.columns.iter().map(|_| WriteCx::new(round)).collect();
+        let written = self.encode_in(batch, first_row, out, &cxs);
+        // Counted whether or not the batch was written whole: a failed batch fails the load.
+        for (c, cx) in self.columns.iter().zip(&cxs) {
+            c.rounded.fetch_add(cx.rounded.get(), Relaxed);
+        }
+        written
+    }
+
+    fn encode_in(
+        &self,
+        batch: &RecordBatch,
+        first_row: u64,
+        out: &mut Vec<u8>,
+        cxs: &[WriteCx],
+    ) -> Result<(), EncodeError> {
         let writers = self
             .columns
             .iter()
             .zip(batch.columns())
-            .map(|(c, array)| {
+            .zip(cxs)
+            .map(|((c, array), cx)| {
                 if *array.data_type() != c.input {
                     return Err(self.error(
                         c,
@@ -210,7 +306,7 @@ impl RowEncoder {
                     ));
                 }
                 c.encoder
-                    .writer(array.as_ref())
+                    .writer(array.as_ref(), cx)
                     .map_err(|m| self.error(c, None, m))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -400,10 +496,16 @@ mod tests {
         );
     }
 
-    /// Encodes `columns` into `targets`, then decodes the COPY stream with the decoder.
+    /// Encodes `columns` into `targets` (rounding nanoseconds), then decodes the COPY stream
+    /// with the decoder.
     fn round_trip(targets: Vec<PgColumn>, columns: Vec<ArrayRef>) -> RecordBatch {
         let batch = batch(columns);
-        let encoder = RowEncoder::new(&targets, &Catalog::new(), &batch.schema()).unwrap();
+        let policies = EncodePolicies {
+            nanoseconds: Nanoseconds::Round,
+        };
+        let encoder =
+            RowEncoder::with_policies(&targets, &Catalog::new(), &batch.schema(), policies)
+                .unwrap();
         let mut out = HEADER.to_vec();
         encoder.encode(&batch, 0, &mut out).unwrap();
         out.extend_from_slice(TRAILER);
@@ -447,6 +549,73 @@ mod tests {
             *out.schema().field(3).data_type(),
             DataType::Timestamp(TimeUnit::Microsecond, None)
         );
+    }
+
+    #[test]
+    fn nanoseconds_are_refused_or_rounded_and_counted() {
+        let targets = [
+            PgColumn::new("t", oid::TIMESTAMP, -1),
+            PgColumn::new("d", oid::INTERVAL, -1),
+        ];
+        let b = batch(vec![
+            Arc::new(TimestampNanosecondArray::from(vec![2_000, 1, 500, 1_500])),
+            Arc::new(arrow_array::DurationNanosecondArray::from(vec![
+                1_000, 0, 0, 7,
+            ])),
+        ]);
+        // By default the first value that is not whole microseconds is refused, by row.
+        let strict = RowEncoder::new(&targets, &Catalog::new(), &b.schema()).unwrap();
+        let e = strict.encode(&b, 0, &mut Vec::new()).unwrap_err();
+        assert_eq!((e.column.as_str(), e.row), ("t", Some(2)));
+        assert!(
+            e.message.contains("1 ns") && e.message.contains("--nanoseconds round"),
+            "{e}"
+        );
+        // Whole microseconds go through untouched, and nothing is counted.
+        let whole = b.slice(0, 1);
+        strict.encode(&whole, 0, &mut Vec::new()).unwrap();
+        assert!(strict.rounded().is_empty());
+        // Rounding: counted per column, over every batch.
+        let policies = EncodePolicies {
+            nanoseconds: Nanoseconds::Round,
+        };
+        let lenient =
+            RowEncoder::with_policies(&targets, &Catalog::new(), &b.schema(), policies).unwrap();
+        lenient.encode(&b, 0, &mut Vec::new()).unwrap();
+        lenient.encode(&b.slice(1, 1), 4, &mut Vec::new()).unwrap();
+        assert_eq!(
+            lenient.rounded(),
+            [("t".to_owned(), 4), ("d".to_owned(), 1)]
+        );
+        assert_eq!("round".parse(), Ok(Nanoseconds::Round));
+        assert!("truncate".parse::<Nanoseconds>().is_err());
+    }
+
+    #[test]
+    fn only_microseconds_hold_the_infinity_sentinel() {
+        let targets = [PgColumn::new("t", oid::TIMESTAMP, -1)];
+        let encode = |column: ArrayRef| {
+            let b = batch(vec![column]);
+            let encoder = RowEncoder::new(&targets, &Catalog::new(), &b.schema()).unwrap();
+            let mut out = Vec::new();
+            encoder.encode(&b, 0, &mut out).map(|()| out)
+        };
+        // i64::MAX microseconds: infinity, as pgarrow and DuckDB write it.
+        let out = encode(Arc::new(arrow_array::TimestampMicrosecondArray::from(
+            vec![i64::MAX],
+        )))
+        .unwrap();
+        assert_eq!(out[6..], i64::MAX.to_be_bytes());
+        // i64::MAX nanoseconds is pandas' Timestamp.max, 2262-04-11 23:47:16.854775807: a
+        // finite instant, refused for its nanoseconds (never infinity).
+        let e = encode(Arc::new(TimestampNanosecondArray::from(vec![i64::MAX]))).unwrap_err();
+        assert!(e.message.contains("ns"), "{e}");
+        // i64::MAX seconds is past the range.
+        let e = encode(Arc::new(arrow_array::TimestampSecondArray::from(vec![
+            i64::MAX,
+        ])))
+        .unwrap_err();
+        assert!(e.message.contains("outside timestamp's range"), "{e}");
     }
 
     #[test]

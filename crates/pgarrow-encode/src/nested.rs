@@ -9,6 +9,7 @@ use arrow_array::{Array, BooleanArray};
 use crate::read::{Floats, Getter, Strs, changed};
 use crate::scalar::Writer;
 use crate::shape::{AttrEncoder, Encoder, ListKind, MAX_DIMS, RangeEncoder};
+use crate::temporal::WriteCx;
 
 /// Range flags (`rangetypes.h`).
 const RANGE_EMPTY: u8 = 0x01;
@@ -22,21 +23,25 @@ impl Encoder {
     ///
     /// # Errors
     /// `array` (or a child of it) is of another type.
-    pub(crate) fn writer<'a>(&'a self, array: &'a dyn Array) -> Result<Writer<'a>, String> {
+    pub(crate) fn writer<'a>(
+        &'a self,
+        array: &'a dyn Array,
+        cx: &'a WriteCx,
+    ) -> Result<Writer<'a>, String> {
         match self {
-            Encoder::Scalar(scalar) => scalar.writer(array),
+            Encoder::Scalar(scalar) => scalar.writer(array, cx),
             Encoder::Array {
                 element_oid,
                 outer,
                 inner,
                 element,
-            } => array_writer(*element_oid, *outer, inner, element, array),
-            Encoder::Composite(attrs) => composite_writer(attrs, array),
-            Encoder::Range(range) => range_writer(range, array),
+            } => array_writer(*element_oid, *outer, inner, element, array, cx),
+            Encoder::Composite(attrs) => composite_writer(attrs, array, cx),
+            Encoder::Range(range) => range_writer(range, array, cx),
             Encoder::Multirange { list, range } => {
                 let list = ListLevel::new(*list, array)?;
                 let ranges = list.values;
-                let write = range_writer(range, ranges)?;
+                let write = range_writer(range, ranges, cx)?;
                 Ok(Box::new(move |i, out| {
                     let (start, end) = (list.range)(i);
                     out.extend_from_slice(&count(end - start)?.to_be_bytes());
@@ -136,6 +141,7 @@ fn array_writer<'a>(
     inner: &[ListKind],
     element: &'a Encoder,
     array: &'a dyn Array,
+    cx: &'a WriteCx,
 ) -> Result<Writer<'a>, String> {
     let depth = 1 + inner.len();
     if depth > MAX_DIMS {
@@ -151,7 +157,7 @@ fn array_writer<'a>(
         items = level.values;
         levels.push(level);
     }
-    let write = element.writer(items)?;
+    let write = element.writer(items, cx)?;
     Ok(Box::new(move |i, out| {
         let mut dims = [0usize; MAX_DIMS];
         let (mut start, mut end) = (outer.range)(i);
@@ -222,6 +228,7 @@ fn array_writer<'a>(
 fn composite_writer<'a>(
     attrs: &'a [AttrEncoder],
     array: &'a dyn Array,
+    cx: &'a WriteCx,
 ) -> Result<Writer<'a>, String> {
     let s = array.as_struct_opt().ok_or_else(|| changed(array))?;
     // Each attribute, with its struct field's values and writer when the struct has one.
@@ -233,7 +240,10 @@ fn composite_writer<'a>(
                 return Ok((a, None));
             };
             let child = s.columns().get(*index).ok_or_else(|| changed(array))?;
-            Ok((a, Some((child.as_ref(), encoder.writer(child.as_ref())?))))
+            Ok((
+                a,
+                Some((child.as_ref(), encoder.writer(child.as_ref(), cx)?)),
+            ))
         })
         .collect::<Result<Vec<Part<'a>>, String>>()?;
     let n = attrs.len() as i32;
@@ -253,7 +263,11 @@ fn composite_writer<'a>(
 
 /// `range_recv`'s layout: u8 flags, then each bounded side as i32 length and bytes. A NULL
 /// bound is unbounded (as pgarrow exports it); `empty` wins over everything else.
-fn range_writer<'a>(range: &'a RangeEncoder, array: &'a dyn Array) -> Result<Writer<'a>, String> {
+fn range_writer<'a>(
+    range: &'a RangeEncoder,
+    array: &'a dyn Array,
+    cx: &'a WriteCx,
+) -> Result<Writer<'a>, String> {
     let s = array.as_struct_opt().ok_or_else(|| changed(array))?;
     let column = |k: usize| {
         s.columns()
@@ -271,8 +285,8 @@ fn range_writer<'a>(range: &'a RangeEncoder, array: &'a dyn Array) -> Result<Wri
         flag(range.upper_inclusive)?,
         flag(range.empty)?,
     );
-    let write_lower = range.lower.1.writer(lower)?;
-    let write_upper = range.upper.1.writer(upper)?;
+    let write_lower = range.lower.1.writer(lower, cx)?;
+    let write_upper = range.upper.1.writer(upper, cx)?;
     Ok(Box::new(move |i, out| {
         let set = |a: &BooleanArray| a.is_valid(i) && a.value(i);
         if set(empty) {

@@ -21,7 +21,7 @@ use pgarrow_types::{BuiltinType, numeric_typmod};
 use crate::numeric::{Decimal, NumericValue};
 use crate::read::{Binaries, Floats, Getter, Ints, Strs, changed, primitive};
 use crate::temporal::{
-    Dates, Intervals, Times, date_writer, interval_writer, time_writer, timestamp_unit,
+    Dates, Intervals, Times, WriteCx, date_writer, interval_writer, time_writer, timestamp_unit,
     timestamp_writer,
 };
 
@@ -248,7 +248,11 @@ impl ScalarEncoder {
     ///
     /// # Errors
     /// `array` is of another type.
-    pub(crate) fn writer<'a>(&'a self, array: &'a dyn Array) -> Result<Writer<'a>, String> {
+    pub(crate) fn writer<'a>(
+        &'a self,
+        array: &'a dyn Array,
+        cx: &'a WriteCx,
+    ) -> Result<Writer<'a>, String> {
         Ok(match self {
             ScalarEncoder::Bool => {
                 let a = array.as_boolean_opt().ok_or_else(|| changed(array))?;
@@ -402,9 +406,9 @@ impl ScalarEncoder {
                 })
             }
             ScalarEncoder::Date(dates) => date_writer(*dates, array)?,
-            ScalarEncoder::Time(times) => time_writer(*times, array)?,
-            ScalarEncoder::Timestamp(unit) => timestamp_writer(*unit, array)?,
-            ScalarEncoder::Interval(intervals) => interval_writer(*intervals, array)?,
+            ScalarEncoder::Time(times) => time_writer(*times, array, cx)?,
+            ScalarEncoder::Timestamp(unit) => timestamp_writer(*unit, array, cx)?,
+            ScalarEncoder::Interval(intervals) => interval_writer(*intervals, array, cx)?,
         })
     }
 }

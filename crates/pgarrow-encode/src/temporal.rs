@@ -84,6 +84,43 @@ pub(crate) fn date_writer(dates: Dates, array: &dyn Array) -> Result<Writer<'_>,
     }))
 }
 
+/// What the writers of one batch do with values their target cannot hold exactly, and what
+/// they counted (a batch is written on one thread: the counts are cells, summed into the
+/// encoder's totals after the batch).
+#[derive(Debug, Default)]
+pub(crate) struct WriteCx {
+    /// Round nanoseconds to microseconds (half to even) instead of refusing them.
+    pub(crate) round_nanos: bool,
+    /// Values whose nanoseconds were rounded.
+    pub(crate) rounded: std::cell::Cell<u64>,
+}
+
+impl WriteCx {
+    pub(crate) fn new(round_nanos: bool) -> WriteCx {
+        WriteCx {
+            round_nanos,
+            rounded: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Microseconds from `v` in `unit` (`None` on overflow): exact, or (nanoseconds that are
+    /// not whole microseconds) rounded half to even and counted when the policy says so, else
+    /// refused.
+    fn micros(&self, v: i64, unit: TimeUnit, what: &str) -> Result<Option<i64>, String> {
+        if unit == TimeUnit::Nanosecond && v % 1_000 != 0 {
+            if !self.round_nanos {
+                return Err(format!(
+                    "{what} {v} ns is not a whole number of microseconds, and PostgreSQL \
+                     keeps microseconds (the nanosecond policy is error: --nanoseconds round \
+                     rounds them half to even, as PostgreSQL rounds its input, and counts them)"
+                ));
+            }
+            self.rounded.set(self.rounded.get() + 1);
+        }
+        Ok(to_micros(v, unit))
+    }
+}
+
 /// Microseconds from a value in `unit`, rounding nanoseconds half to even as PostgreSQL rounds
 /// its input; `None` on overflow.
 fn to_micros(v: i64, unit: TimeUnit) -> Option<i64> {
@@ -110,7 +147,11 @@ pub(crate) fn timestamp_unit(t: &DataType) -> Option<TimeUnit> {
     }
 }
 
-pub(crate) fn timestamp_writer(unit: TimeUnit, array: &dyn Array) -> Result<Writer<'_>, String> {
+pub(crate) fn timestamp_writer<'a>(
+    unit: TimeUnit,
+    array: &'a dyn Array,
+    cx: &'a WriteCx,
+) -> Result<Writer<'a>, String> {
     let get: Getter<'_, i64> = match unit {
         TimeUnit::Second => {
             let a = primitive::<TimestampSecondType>(array)?;
@@ -129,14 +170,22 @@ pub(crate) fn timestamp_writer(unit: TimeUnit, array: &dyn Array) -> Result<Writ
             Box::new(move |i| a.value(i))
         }
     };
+    // ±i64::MAX means ±infinity in microseconds only (as pgarrow and DuckDB write them); in
+    // nanoseconds it is a finite instant (pandas' Timestamp.max), in seconds and milliseconds
+    // one past PostgreSQL's range.
+    let infinity = match unit {
+        TimeUnit::Microsecond => TIMESTAMP_INFINITY,
+        _ => (i64::MIN, i64::MIN),
+    };
     Ok(Box::new(move |i, out| {
         let v = get(i);
-        let pg = if v == TIMESTAMP_INFINITY.1 {
+        let pg = if v == infinity.1 {
             i64::MAX
-        } else if v == TIMESTAMP_INFINITY.0 {
+        } else if v == infinity.0 {
             i64::MIN
         } else {
-            let pg = to_micros(v, unit)
+            let pg = cx
+                .micros(v, unit, "the timestamp")?
                 .and_then(|us| us.checked_sub(EPOCH_MICROS))
                 .filter(|pg| TIMESTAMP_RANGE.contains(pg));
             pg.ok_or_else(|| {
@@ -175,27 +224,31 @@ impl Times {
     }
 }
 
-pub(crate) fn time_writer(times: Times, array: &dyn Array) -> Result<Writer<'_>, String> {
-    let get: Getter<'_, Option<i64>> = match times {
+pub(crate) fn time_writer<'a>(
+    times: Times,
+    array: &'a dyn Array,
+    cx: &'a WriteCx,
+) -> Result<Writer<'a>, String> {
+    let get: Getter<'_, Result<Option<i64>, String>> = match times {
         Times::Seconds => {
             let a = primitive::<Time32SecondType>(array)?;
-            Box::new(move |i| to_micros(i64::from(a.value(i)), TimeUnit::Second))
+            Box::new(move |i| cx.micros(i64::from(a.value(i)), TimeUnit::Second, "the time"))
         }
         Times::Millis => {
             let a = primitive::<Time32MillisecondType>(array)?;
-            Box::new(move |i| to_micros(i64::from(a.value(i)), TimeUnit::Millisecond))
+            Box::new(move |i| cx.micros(i64::from(a.value(i)), TimeUnit::Millisecond, "the time"))
         }
         Times::Nanos => {
             let a = primitive::<Time64NanosecondType>(array)?;
-            Box::new(move |i| to_micros(a.value(i), TimeUnit::Nanosecond))
+            Box::new(move |i| cx.micros(a.value(i), TimeUnit::Nanosecond, "the time"))
         }
         Times::Micros => {
             let a = primitive::<Time64MicrosecondType>(array)?;
-            Box::new(move |i| Some(a.value(i)))
+            Box::new(move |i| Ok(Some(a.value(i))))
         }
     };
     Ok(Box::new(move |i, out| {
-        let us = get(i)
+        let us = get(i)?
             .filter(|us| (0..=TIME_MAX).contains(us))
             .ok_or_else(|| "the time is outside 00:00:00 to 24:00:00".to_owned())?;
         out.extend_from_slice(&us.to_be_bytes());
@@ -258,26 +311,29 @@ fn duration_getter(unit: TimeUnit, array: &dyn Array) -> Result<Getter<'_, i64>,
     })
 }
 
-pub(crate) fn interval_writer(
+pub(crate) fn interval_writer<'a>(
     intervals: Intervals,
-    array: &dyn Array,
-) -> Result<Writer<'_>, String> {
-    // (months, days, microseconds)
-    let get: Getter<'_, Option<(i32, i32, i64)>> = match intervals {
+    array: &'a dyn Array,
+    cx: &'a WriteCx,
+) -> Result<Writer<'a>, String> {
+    // (months, days, microseconds); `None` when the time part overflows.
+    type Parts = Result<Option<(i32, i32, i64)>, String>;
+    let get: Getter<'_, Parts> = match intervals {
         Intervals::MonthDayNano => {
             let a = primitive::<IntervalMonthDayNanoType>(array)?;
             Box::new(move |i| {
                 let v = a.value(i);
-                Some((
-                    v.months,
-                    v.days,
-                    to_micros(v.nanoseconds, TimeUnit::Nanosecond)?,
-                ))
+                let us = cx.micros(v.nanoseconds, TimeUnit::Nanosecond, "the interval's time")?;
+                Ok(us.map(|us| (v.months, v.days, us)))
             })
         }
         Intervals::Duration(unit) => {
             let get = duration_getter(unit, array)?;
-            Box::new(move |i| Some((0, 0, to_micros(get(i), unit)?)))
+            Box::new(move |i| {
+                Ok(cx
+                    .micros(get(i), unit, "the duration")?
+                    .map(|us| (0, 0, us)))
+            })
         }
         Intervals::Struct => {
             let s = array.as_struct_opt().ok_or_else(|| changed(array))?;
@@ -285,12 +341,12 @@ pub(crate) fn interval_writer(
             let months = primitive::<Int32Type>(part(0)?)?;
             let days = primitive::<Int32Type>(part(1)?)?;
             let micros = primitive::<Int64Type>(part(2)?)?;
-            Box::new(move |i| Some((months.value(i), days.value(i), micros.value(i))))
+            Box::new(move |i| Ok(Some((months.value(i), days.value(i), micros.value(i)))))
         }
     };
     Ok(Box::new(move |i, out| {
         let (months, days, micros) =
-            get(i).ok_or_else(|| "the interval's time part overflows".to_owned())?;
+            get(i)?.ok_or_else(|| "the interval's time part overflows".to_owned())?;
         out.extend_from_slice(&micros.to_be_bytes());
         out.extend_from_slice(&days.to_be_bytes());
         out.extend_from_slice(&months.to_be_bytes());

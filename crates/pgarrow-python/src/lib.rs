@@ -516,7 +516,7 @@ fn export_file(
 /// checked against its row count). The GIL is released while it runs (a producer's stream
 /// takes it back when it needs it); Ctrl-C stops it with CopyFail and a rollback.
 #[pyfunction]
-#[pyo3(signature = (conninfo, table, data, mode="append", key=None, create=false, batch_rows=None, storage_options=None))]
+#[pyo3(signature = (conninfo, table, data, mode="append", key=None, create=false, batch_rows=None, storage_options=None, nanoseconds="error"))]
 #[allow(clippy::too_many_arguments)]
 fn write(
     py: Python<'_>,
@@ -528,9 +528,16 @@ fn write(
     create: bool,
     batch_rows: Option<usize>,
     storage_options: Option<HashMap<String, String>>,
+    nanoseconds: &str,
 ) -> PyResult<String> {
     let mode = LoadMode::parse(mode, key).map_err(|e| py_err(py, &e))?;
-    let options = LoadOptions::new(mode).with_create(create);
+    let mut policies = pgarrow::EncodePolicies::default();
+    policies.nanoseconds = nanoseconds
+        .parse()
+        .map_err(|e: String| usage_error(py, format!("nanoseconds: {e}")))?;
+    let options = LoadOptions::new(mode)
+        .with_create(create)
+        .with_policies(policies);
     let config = config(conninfo, None)?;
     let table = TableName::parse(table).map_err(|e| py_err(py, &e))?;
     if let Some(paths) = paths(data)? {

@@ -71,7 +71,11 @@ def test_types_pyarrow_chooses_from_a_parquet_file(url, conn, tmp_path):
     path = tmp_path / "peer.parquet"
     pq.write_table(table, path)
     back = pq.read_table(path)
-    assert pgarrow.write(url, "w_pq", back)["rows"] == 3
+    # 1,500 ns is not whole microseconds: refused unless rounding is asked for (counted).
+    with pytest.raises(pgarrow.Error, match=r'column "tz" .*row 2.*--nanoseconds round'):
+        pgarrow.write(url, "w_pq", back)
+    stats = pgarrow.write(url, "w_pq", back, nanoseconds="round")
+    assert stats["rows"] == 3 and stats["losses"] == {"tz": {"nanoseconds_rounded": 1}}
     conn.execute("SET TimeZone = 'UTC'")
     try:
         got = conn.execute(

@@ -15,7 +15,7 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, Field, SchemaRef};
 use pgarrow_decode::{ArrayDepths, CopyDecoder};
-use pgarrow_encode::{HEADER, RowEncoder, TRAILER};
+use pgarrow_encode::{EncodePolicies, HEADER, RowEncoder, TRAILER};
 
 use crate::catalog;
 use crate::plan::Catalog;
@@ -35,6 +35,8 @@ pub struct BoundStatement {
     param_plans: Vec<ColumnPlan>,
     /// `None` when the statement returns no rows.
     result: Option<ExportPlan>,
+    /// What the parameters' encoder does with values their types cannot hold exactly.
+    encode: EncodePolicies,
 }
 
 /// What a bound statement returned.
@@ -64,6 +66,13 @@ impl BoundStatement {
     /// The result's planned schema, `None` when the statement returns no rows.
     pub fn result_schema(&self) -> Option<SchemaRef> {
         self.result.as_ref().map(|r| r.schema.clone())
+    }
+
+    /// Encodes parameters with `policies` (by default, a value its type cannot hold exactly
+    /// is refused, as a load refuses it).
+    pub fn with_encode_policies(mut self, policies: EncodePolicies) -> Self {
+        self.encode = policies;
+        self
     }
 }
 
@@ -122,6 +131,7 @@ impl Client {
             catalog: types.types,
             param_plans,
             result,
+            encode: EncodePolicies::default(),
         })
     }
 
@@ -236,13 +246,18 @@ where
         let encoder = match &mut encoder {
             Some(e) => e,
             None => encoder.insert(
-                RowEncoder::new(&statement.params, &statement.catalog, &batch.schema())
-                    .map_err(|e| Error::from(ErrorKind::Encode(e)))?,
+                RowEncoder::with_policies(
+                    &statement.params,
+                    &statement.catalog,
+                    &batch.schema(),
+                    statement.encode,
+                )
+                .map_err(|e| Error::from(ErrorKind::Encode(e)))?,
             ),
         };
         buf.clear();
         encoder
-            .encode(&batch, rows.len() as u64 + 1, &mut buf)
+            .encode(&batch, rows.len() as u64, &mut buf)
             .map_err(|e| Error::from(ErrorKind::Encode(e)))?;
         split_tuples(&buf, statement.params.len(), &mut rows)?;
     }

@@ -10,6 +10,8 @@ use std::path::Path;
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
+mod parquet_file;
+
 use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::sink::Format;
 use crate::store::{ObjectLocation, ObjectReader};
@@ -294,7 +296,11 @@ impl Iterator for Counted {
 
     fn next(&mut self) -> Option<Self::Item> {
         let batches = self.batches.as_mut()?;
-        match batches.next() {
+        // A reader that panics on a malformed file (the parquet and IPC readers have had such
+        // bugs) ends this file's batches with an error, as any other read error does.
+        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batches.next()))
+            .unwrap_or_else(|panic| Some(Err(ArrowError::ExternalError(panicked(panic).into()))));
+        match next {
             Some(Ok(batch)) => {
                 self.seen += batch.num_rows() as u64;
                 Some(Ok(batch))
@@ -349,7 +355,13 @@ fn open_file(
                 Some(len) => ObjectReader::with_len(o, len),
                 None => ObjectReader::open(o)?,
             };
-            let opened = read_format(format, reader.clone(), reader.clone(), &shown, options);
+            let opened = read_format(
+                format,
+                (reader.clone(), reader.clone()),
+                reader.clone(),
+                &shown,
+                options,
+            );
             reader.release();
             return opened;
         }
@@ -360,35 +372,74 @@ fn open_file(
             e,
         )))
     })?;
-    let buffered = BufReader::new(file.try_clone().map_err(|e| {
-        Error::from(ErrorKind::Input(ArrowError::IoError(
-            format!("cannot open {shown}: {e}"),
-            e,
-        )))
-    })?);
-    read_format(format, file, buffered, &shown, options)
+    let handle = || {
+        file.try_clone().map_err(|e| {
+            Error::from(ErrorKind::Input(ArrowError::IoError(
+                format!("cannot open {shown}: {e}"),
+                e,
+            )))
+        })
+    };
+    let (probe, buffered) = (handle()?, BufReader::new(handle()?));
+    read_format(format, (file, probe), buffered, &shown, options)
 }
 
-/// The batches of `format` read from `chunks` (Parquet) or `seekable` (Arrow IPC).
-fn read_format<C, S>(
+/// The batches of `format` read from `chunks` (Parquet: two handles on the file, one for
+/// the INT96 scan) or `seekable` (Arrow IPC). A reader that panics on a malformed file gives
+/// an input error.
+fn read_format<C, P, S>(
     format: Format,
-    chunks: C,
+    chunks: (C, P),
     seekable: S,
     shown: &str,
     options: &InputOptions,
 ) -> Result<(SchemaRef, Batches)>
 where
     C: parquet::file::reader::ChunkReader + 'static,
+    P: parquet::file::reader::ChunkReader + 'static,
+    S: std::io::Read + std::io::Seek + Send + 'static,
+{
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_format_as(format, chunks, seekable, shown, options)
+    }));
+    opened.unwrap_or_else(|panic| {
+        let expected = match format {
+            Format::Parquet => "a Parquet file",
+            Format::ArrowFile => "an Arrow IPC file",
+            _ => "an Arrow IPC stream",
+        };
+        Err(input_error(
+            shown,
+            expected,
+            ArrowError::ExternalError(panicked(panic).into()),
+        ))
+    })
+}
+
+/// What a caught panic said, as an error's text.
+fn panicked(panic: Box<dyn std::any::Any + Send>) -> String {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    format!("the reader failed on malformed data ({what})")
+}
+
+fn read_format_as<C, P, S>(
+    format: Format,
+    (chunks, probe): (C, P),
+    seekable: S,
+    shown: &str,
+    options: &InputOptions,
+) -> Result<(SchemaRef, Batches)>
+where
+    C: parquet::file::reader::ChunkReader + 'static,
+    P: parquet::file::reader::ChunkReader + 'static,
     S: std::io::Read + std::io::Seek + Send + 'static,
 {
     Ok(match format {
-        Format::Parquet => {
-            let reader =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(chunks)
-                    .and_then(|b| b.with_batch_size(options.batch_rows.max(1)).build())
-                    .map_err(|e| input_error(shown, "a Parquet file", e.into()))?;
-            (reader.schema(), Box::new(reader))
-        }
+        Format::Parquet => parquet_file::open(chunks, probe, options.batch_rows, shown)?,
         Format::ArrowFile => {
             let reader = arrow_ipc::reader::FileReader::try_new(seekable, None)
                 .map_err(|e| input_error(shown, "an Arrow IPC file", e))?;
@@ -486,6 +537,82 @@ mod tests {
             .unwrap();
         let e = rows(Input::open(&[dir.path().to_owned()], &opts).unwrap()).unwrap_err();
         assert!(e.contains("holds 2 rows, and its manifest says 5"), "{e}");
+    }
+
+    /// A Parquet file of `values` (no dictionary), with every column chunk's dictionary page
+    /// offset set to 0, as some writers set it for "no dictionary".
+    fn parquet_with_zero_dictionary_offsets(path: &Path, values: &[i64]) {
+        use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(arrow_array::Int64Array::from(values.to_vec()))],
+        )
+        .unwrap();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
+            .build();
+        let mut bytes = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let metadata = ParquetMetaDataReader::new()
+            .parse_and_finish(&bytes::Bytes::from(bytes.clone()))
+            .unwrap();
+        let footer =
+            u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap());
+        bytes.truncate(bytes.len() - 8 - footer as usize);
+        let mut builder = metadata.into_builder();
+        let row_groups = builder
+            .take_row_groups()
+            .into_iter()
+            .map(|rg| {
+                let mut rg = rg.into_builder();
+                let columns = rg
+                    .take_columns()
+                    .into_iter()
+                    .map(|c| {
+                        c.into_builder()
+                            .set_dictionary_page_offset(Some(0))
+                            .build()
+                            .unwrap()
+                    })
+                    .collect();
+                rg.set_column_metadata(columns).build().unwrap()
+            })
+            .collect();
+        let metadata = builder.set_row_groups(row_groups).build();
+        ParquetMetaDataWriter::new(&mut bytes, &metadata)
+            .finish()
+            .unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_dictionary_page_offset_of_zero_means_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zero.parquet");
+        parquet_with_zero_dictionary_offsets(&path, &[7, -1, 1 << 40]);
+        // The file is as described: the offset reads back as 0.
+        let file = File::open(&path).unwrap();
+        let plain = parquet::file::serialized_reader::SerializedFileReader::new(file).unwrap();
+        use parquet::file::reader::FileReader;
+        let column = plain.metadata().row_group(0).column(0).clone();
+        assert_eq!(column.dictionary_page_offset(), Some(0));
+        let input = Input::open(&[path], &InputOptions::default()).unwrap();
+        let values: Vec<i64> = input
+            .flat_map(|b| {
+                let b = b.unwrap();
+                let c = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow_array::Int64Array>()
+                    .unwrap();
+                c.values().to_vec()
+            })
+            .collect();
+        assert_eq!(values, [7, -1, 1 << 40]);
     }
 
     #[test]

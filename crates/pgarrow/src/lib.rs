@@ -87,6 +87,9 @@ pub use pgarrow_decode::types;
 pub use pgarrow_decode::{
     ColumnPlan, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions, PgColumn,
 };
+/// What a load does with an input value its column cannot hold exactly
+/// ([`LoadOptions::policies`]).
+pub use pgarrow_encode::{EncodePolicies, Nanoseconds};
 /// The wire-protocol crate, for its error kinds ([`protocol::ErrorKind`]) and settings.
 /// The wire protocol client: [`Config`](protocol::Config) (what [`Client::connect`] takes,
 /// besides URLs), [`Connection`](protocol::Connection), [`DbError`](protocol::DbError), the

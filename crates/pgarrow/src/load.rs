@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, Schema};
-use pgarrow_encode::{HEADER, RowEncoder, TRAILER};
+use pgarrow_encode::{EncodePolicies, HEADER, RowEncoder, TRAILER};
 
 use crate::create::create_table;
+use crate::policy::{LossKind, LossReport, Losses};
 use crate::protocol::{Connection, TransactionStatus};
 use crate::{Client, ColumnPlan, Error, ErrorKind, IntoTableName, Result, Source, Stop};
 
@@ -32,7 +33,8 @@ pub enum LoadMode {
 }
 
 /// What a load did. Its document form (`--json`, Python's dict) names times in seconds:
-/// `total_s`, `connect_s`, `describe_s`, `read_s`, `encode_s`, `send_s`, `commit_s`.
+/// `total_s`, `connect_s`, `describe_s`, `read_s`, `encode_s`, `send_s`, `commit_s`, and
+/// the lossy conversions as `losses` (per column and kind, as an export's).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct LoadStats {
@@ -62,6 +64,9 @@ pub struct LoadStats {
     /// The upsert's INSERT (if any) and COMMIT.
     #[serde(rename = "commit_s", serialize_with = "crate::stats::seconds")]
     pub commit: Duration,
+    /// The values a policy converted with a loss ([`LoadOptions::policies`]), per column.
+    #[serde(serialize_with = "crate::stats::loss_report")]
+    pub losses: LossReport,
 }
 
 /// How a load runs: what it does with the rows already there, and whether it may create the
@@ -71,6 +76,9 @@ pub struct LoadStats {
 pub struct LoadOptions {
     /// Append, replace or upsert.
     pub mode: LoadMode,
+    /// What to do with values their columns cannot hold exactly: by default they are
+    /// refused; a policy that takes them counts them ([`LoadStats::losses`]).
+    pub policies: EncodePolicies,
     /// Create the table from the input's schema when it does not exist (in the load's
     /// transaction): each column gets the PostgreSQL type its field metadata names
     /// (`pgarrow.pg_type`, as pgarrow exports write it) where that type exists in the target
@@ -83,8 +91,15 @@ impl LoadOptions {
     pub fn new(mode: LoadMode) -> Self {
         LoadOptions {
             mode,
+            policies: EncodePolicies::default(),
             create: false,
         }
+    }
+
+    /// Loads with `policies` for the values their columns cannot hold exactly.
+    pub fn with_policies(mut self, policies: EncodePolicies) -> Self {
+        self.policies = policies;
+        self
     }
 
     /// Creates the table when it does not exist.
@@ -275,8 +290,9 @@ impl Client {
                 .await
                 .map_err(|e| e.context(format!("the columns of {table}")))?;
             let targets = plan.columns.iter().map(|c| &c.column);
-            let encoder = RowEncoder::new(targets, &plan.catalog, schema)
-                .map_err(|e| Error::from(ErrorKind::Encode(e)))?;
+            let encoder =
+                RowEncoder::with_policies(targets, &plan.catalog, schema, options.policies)
+                    .map_err(|e| Error::from(ErrorKind::Encode(e)))?;
             let text_columns = encoder.text_columns();
             stats.describe = started.elapsed();
             let load = load.with_text_columns(&text_types(&text_columns, &plan.columns)?)?;
@@ -369,8 +385,9 @@ where
             if let Some(progress) = hooks.progress.as_mut() {
                 progress(chunk.rows, copy.bytes());
             }
-            if let Some((read, encode)) = chunk.last {
-                (stats.read, stats.encode) = (read, encode);
+            if let Some(last) = chunk.last {
+                (stats.read, stats.encode) = (last.read, last.encode);
+                stats.losses = last.losses;
                 return Ok(());
             }
             let _ = recycle.send(chunk.buf);
@@ -404,8 +421,33 @@ struct Chunk {
     buf: Vec<u8>,
     /// Input rows encoded so far.
     rows: u64,
-    /// With the last chunk: the time spent reading the input and encoding.
-    last: Option<(Duration, Duration)>,
+    /// With the last chunk: what the encoding thread measured and counted.
+    last: Option<Last>,
+}
+
+/// What the encoding thread tells with its last chunk.
+struct Last {
+    /// Time spent reading the input.
+    read: Duration,
+    /// Time spent encoding.
+    encode: Duration,
+    /// The conversions a policy made.
+    losses: LossReport,
+}
+
+/// The encoder's counts as a report of the export's kind.
+fn encoder_losses(encoder: &RowEncoder) -> LossReport {
+    LossReport {
+        columns: encoder
+            .rounded()
+            .into_iter()
+            .map(|(column, n)| {
+                let mut losses = Losses::default();
+                losses.add(LossKind::NanosecondsRounded, n);
+                (column, losses)
+            })
+            .collect(),
+    }
 }
 
 /// Chunks in flight between the encoding thread and the socket (about 1 MiB each).
@@ -470,7 +512,11 @@ fn encode_input(
     let _ = chunks.blocking_send(Ok(Chunk {
         buf,
         rows: row,
-        last: Some((read, encode)),
+        last: Some(Last {
+            read,
+            encode,
+            losses: encoder_losses(encoder),
+        }),
     }));
 }
 

@@ -141,6 +141,14 @@ pub(crate) fn seconds<S: Serializer>(d: &Duration, serializer: S) -> Result<S::O
 
 /// `{"column": {"kind": count, ...}, ...}` in column order.
 fn losses<S: Serializer>(report: &&LossReport, serializer: S) -> Result<S::Ok, S::Error> {
+    loss_report(report, serializer)
+}
+
+/// `{"column": {"kind": count, ...}, ...}` in column order.
+pub(crate) fn loss_report<S: Serializer>(
+    report: &LossReport,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     struct Counts<'a>(&'a crate::policy::Losses);
     impl Serialize for Counts<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -594,6 +594,9 @@ async fn values_without_arrow_value_fail_with_row_and_column() {
         ("timestamptz", "'-infinity'", "-infinity"),
         // Valid in PostgreSQL, but beyond i64 microseconds since the Unix epoch.
         ("timestamp", "'294247-01-10 04:00:54.775808'", ""),
+        // Finite, but i64::MAX us after 1970: the value that means infinity in Arrow.
+        ("timestamp", "'294247-01-10 04:00:54.775807'", ""),
+        ("timestamptz", "'294247-01-10 04:00:54.775807+00'", ""),
         ("timestamp", "'294276-12-31 23:59:59.999999'", ""),
         ("timestamptz", "'294276-12-31 23:59:59.999999+00'", ""),
         ("time", "'24:00:00'", "24:00:00"),
@@ -1040,8 +1043,9 @@ async fn timestamps() {
             "'0001-01-01 00:00:00'",
             "'4713-01-01 00:00:00 BC'",
             "'4714-11-24 00:00:00 BC'",
-            // the last instant of Arrow Timestamp(us): i64::MAX us after 1970
-            "'294247-01-10 04:00:54.775807'",
+            // the last finite instant of Arrow Timestamp(us): i64::MAX - 1 us after 1970
+            // (i64::MAX itself means infinity)
+            "'294247-01-10 04:00:54.775806'",
             "NULL",
         ],
         &ts_type(None),
@@ -1118,7 +1122,7 @@ async fn timestamptz_is_utc_whatever_the_session_time_zone() {
             // local mean time before 1883: an offset with seconds
             "'1800-01-01 00:00:00'",
             "'4714-11-24 00:00:00+00 BC'",
-            "'294247-01-10 04:00:54.775807+00'",
+            "'294247-01-10 04:00:54.775806+00'",
             "NULL",
         ],
         &ts_type(Some("UTC")),

@@ -378,6 +378,7 @@ def write(
     create: bool = False,
     batch_rows: Optional[int] = None,
     storage_options: Optional[dict[str, str]] = None,
+    nanoseconds: str = "error",
 ) -> dict[str, Any]:
     """Loads ``data`` into ``table`` (``name`` or ``schema.name``, exact) with binary COPY, in
     one transaction: any failure, Ctrl-C included, leaves the table as it was.
@@ -396,14 +397,20 @@ def write(
     keys, update the others; ``key`` names the columns of a unique index). ``create=True``
     creates a missing table from the schema, with the PostgreSQL types pgarrow's field
     metadata names where they exist. ``batch_rows`` sets the rows per batch read from Parquet.
+    ``nanoseconds`` says what to do with nanoseconds that are not whole microseconds
+    (PostgreSQL keeps microseconds): "error" (the default: refused, naming row and column) or
+    "round" (half to even, as PostgreSQL rounds its input; counted under ``losses``).
 
-    Returns the statistics: rows, bytes (of COPY data), and seconds: total_s, connect_s,
-    describe_s, read_s, encode_s, send_s, commit_s (reading and encoding overlap sending).
+    Returns the statistics: rows, bytes (of COPY data), seconds (total_s, connect_s,
+    describe_s, read_s, encode_s, send_s, commit_s; reading and encoding overlap sending), and
+    ``losses``: the values a policy converted, per column and kind.
     """
     if isinstance(key, str):
         key = [k.strip() for k in key.split(",")]
     return json.loads(
-        _pgarrow.write(url, table, data, mode, key, create, batch_rows, storage_options)
+        _pgarrow.write(
+            url, table, data, mode, key, create, batch_rows, storage_options, nanoseconds
+        )
     )
 
 

@@ -124,6 +124,7 @@ def write(
     create: bool = False,
     batch_rows: Optional[int] = None,
     storage_options: Optional[dict[str, str]] = None,
+    nanoseconds: str = "error",
 ) -> str: ...
 def copy(
     from_conninfo: Optional[str],

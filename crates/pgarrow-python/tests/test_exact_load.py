@@ -1,0 +1,196 @@
+"""Loads never write a value other than the input's without saying so (issue #32): files
+written by other writers (INT96 timestamps as Spark writes them, page checksums, nanosecond
+units), sentinels, and malformed files."""
+
+import datetime
+import struct
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+
+import pgarrow
+
+# Microseconds from 1970 of instants outside Arrow's nanosecond range (1677 to 2262).
+Y9999 = 253_402_300_799_999_999  # 9999-12-31 23:59:59.999999
+Y290000 = 9_089_380_454_400_000_000  # about 290000 AD
+Y1 = -62_135_596_800_000_000  # 0001-01-01 00:00:00
+
+
+def server_instant(conn, micros):
+    # Whole days, then the microseconds left (an interval times a large number is rounded
+    # through a double).
+    return conn.execute(
+        "SELECT (timestamp '1970-01-01' + (%(m)s::int8 / 86400000000) * interval '1 day'"
+        " + (%(m)s::int8 %% 86400000000) * interval '1 microsecond')::text",
+        {"m": micros},
+    ).fetchone()[0]
+
+
+def test_int96_outside_the_nanosecond_range_loads_exactly(url, conn, tmp_path):
+    # As Spark writes them: INT96, and no Arrow schema in the file to hint a unit.
+    micros = [Y9999, Y1, 1_704_067_200_000_001, None]
+    table = pa.table({"id": [1, 2, 3, 4], "ts": pa.array(micros, pa.timestamp("us"))})
+    path = tmp_path / "spark.parquet"
+    pq.write_table(table, path, use_deprecated_int96_timestamps=True, store_schema=False)
+    assert pq.ParquetFile(path).schema.column(1).physical_type == "INT96"
+    conn.execute("DROP TABLE IF EXISTS x_int96; CREATE TABLE x_int96 (id int, ts timestamp)")
+    assert pgarrow.write(url, "x_int96", str(path))["rows"] == 4
+    got = conn.execute("SELECT ts::text FROM x_int96 ORDER BY id").fetchall()
+    assert got == [(server_instant(conn, m),) if m is not None else (None,) for m in micros]
+    assert got[0] == ("9999-12-31 23:59:59.999999",)
+
+    # Year 290000: still microseconds (PostgreSQL goes on to 294276).
+    path = tmp_path / "far.parquet"
+    far = pa.table({"id": [1], "ts": pa.array([Y290000], pa.timestamp("us"))})
+    pq.write_table(far, path, use_deprecated_int96_timestamps=True, store_schema=False)
+    conn.execute("TRUNCATE x_int96")
+    pgarrow.write(url, "x_int96", str(path))
+    assert conn.execute("SELECT ts::text FROM x_int96").fetchall() == [(server_instant(conn, Y290000),)]
+
+
+def test_int96_with_nanoseconds_follows_the_nanosecond_policy(url, conn, tmp_path):
+    table = pa.table({"ts": pa.array([1_704_067_200_000_000_500, 0], pa.timestamp("ns"))})
+    path = tmp_path / "impala.parquet"
+    pq.write_table(table, path, use_deprecated_int96_timestamps=True, store_schema=False)
+    conn.execute("DROP TABLE IF EXISTS x_ns96; CREATE TABLE x_ns96 (ts timestamp)")
+    with pytest.raises(pgarrow.Error, match=r'column "ts" .*row 1.*--nanoseconds round'):
+        pgarrow.write(url, "x_ns96", str(path))
+    stats = pgarrow.write(url, "x_ns96", str(path), nanoseconds="round")
+    assert stats["losses"] == {"ts": {"nanoseconds_rounded": 1}}
+    # 500 ns rounds half to even: down.
+    assert conn.execute("SELECT ts::text FROM x_ns96 ORDER BY ts").fetchall() == [
+        ("1970-01-01 00:00:00",),
+        ("2024-01-01 00:00:00",),
+    ]
+
+
+def test_nanosecond_units_are_refused_or_rounded_and_counted(url, conn):
+    conn.execute(
+        "DROP TABLE IF EXISTS x_nanos;"
+        " CREATE TABLE x_nanos (id int, ts timestamptz, t time, d interval)"
+    )
+    ns_per_day = 86_400_000_000_000
+    table = pa.table(
+        {
+            "id": pa.array([1, 2, 3], pa.int32()),
+            "ts": pa.array([1, 2_000, 2**63 - 1], pa.timestamp("ns", tz="UTC")),
+            "t": pa.array([ns_per_day - 1, 1_000, 0], pa.time64("ns")),
+            "d": pa.array([500, 1_500, 3_000], pa.duration("ns")),
+        }
+    )
+    # By default the first inexact value is refused, naming column and row; nothing loads.
+    with pytest.raises(pgarrow.Error) as e:
+        pgarrow.write(url, "x_nanos", table)
+    assert 'column "ts" (timestamp with time zone), row 1' in str(e.value)
+    assert "--nanoseconds round" in str(e.value)
+    assert conn.execute("SELECT count(*) FROM x_nanos").fetchone() == (0,)
+    with pytest.raises(pgarrow.UsageError, match="error or round"):
+        pgarrow.write(url, "x_nanos", table, nanoseconds="truncate")
+    stats = pgarrow.write(url, "x_nanos", table, nanoseconds="round")
+    assert stats["losses"] == {
+        "ts": {"nanoseconds_rounded": 2},
+        "t": {"nanoseconds_rounded": 1},
+        "d": {"nanoseconds_rounded": 2},
+    }
+    conn.execute("SET TimeZone = 'UTC'")
+    try:
+        got = conn.execute("SELECT ts::text, t::text, d::text FROM x_nanos ORDER BY id").fetchall()
+    finally:
+        conn.execute("RESET TimeZone")
+    assert got == [
+        ("1970-01-01 00:00:00+00", "24:00:00", "00:00:00"),
+        ("1970-01-01 00:00:00.000002+00", "00:00:00.000001", "00:00:00.000002"),
+        # i64::MAX ns is pandas' Timestamp.max, a finite instant: never infinity.
+        ("2262-04-11 23:47:16.854776+00", "00:00:00", "00:00:00.000003"),
+    ]
+
+
+def test_only_microseconds_hold_the_infinity_sentinel(url, conn):
+    conn.execute("DROP TABLE IF EXISTS x_inf; CREATE TABLE x_inf (id int, ts timestamp)")
+    us = pa.table({"id": [1, 2], "ts": pa.array([2**63 - 1, -(2**63 - 1)], pa.timestamp("us"))})
+    pgarrow.write(url, "x_inf", us)
+    assert conn.execute("SELECT ts::text FROM x_inf ORDER BY id").fetchall() == [
+        ("infinity",),
+        ("-infinity",),
+    ]
+    # In milliseconds the same number is past the range, not infinity.
+    ms = pa.table({"id": [3], "ts": pa.array([2**63 - 1], pa.timestamp("ms"))})
+    with pytest.raises(pgarrow.Error, match="outside timestamp's range"):
+        pgarrow.write(url, "x_inf", ms)
+
+
+def test_a_finite_timestamp_on_the_sentinel_is_not_exported_as_infinity(url, conn):
+    conn.execute(
+        "DROP TABLE IF EXISTS x_edge; CREATE TABLE x_edge (id int, ts timestamp);"
+        " INSERT INTO x_edge VALUES (1, '294247-01-10 04:00:54.775807')"
+    )
+    with pytest.raises(pgarrow.Error, match="out-of-range|past Arrow"):
+        pgarrow.read_arrow(url, "x_edge")
+    # The out-of-range policy decides: NULL, counted.
+    table = pgarrow.read_arrow(url, "x_edge", out_of_range="null")
+    assert table.column("ts").null_count == 1
+
+
+def test_a_date64_with_a_time_of_day_is_refused(url, conn, tmp_path):
+    conn.execute("DROP TABLE IF EXISTS x_d64; CREATE TABLE x_d64 (d date)")
+    day = 86_400_000
+    table = pa.table({"d": pa.array([19_000 * day, 19_000 * day + 3_600_000], pa.date64())})
+    path = tmp_path / "d64.arrow"
+    with ipc.new_file(path, table.schema) as w:
+        w.write_table(table)
+    with pytest.raises(pgarrow.Error, match=r'column "d" \(date\), row 2.*not a whole day'):
+        pgarrow.write(url, "x_d64", str(path))
+    assert conn.execute("SELECT count(*) FROM x_d64").fetchone() == (0,)
+
+
+def test_a_flipped_bit_is_caught_by_the_page_checksum(url, conn, tmp_path):
+    marker = 0x1122334455667788
+    table = pa.table({"v": pa.array([1, marker, 3], pa.int64())})
+    path = tmp_path / "crc.parquet"
+    pq.write_table(
+        table,
+        path,
+        write_page_checksum=True,
+        compression="NONE",
+        use_dictionary=False,
+        write_statistics=False,
+    )
+    data = bytearray(path.read_bytes())
+    at = data.index(struct.pack("<q", marker))
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+    conn.execute("DROP TABLE IF EXISTS x_crc; CREATE TABLE x_crc (v int8)")
+    with pytest.raises(pgarrow.Error, match="(?i)checksum"):
+        pgarrow.write(url, "x_crc", str(path))
+    assert conn.execute("SELECT count(*) FROM x_crc").fetchone() == (0,)
+
+
+def test_malformed_files_are_errors_never_crashes(url, conn, tmp_path):
+    table = pa.table(
+        {
+            "id": pa.array(range(200), pa.int64()),
+            "s": pa.array([f"v{i}" for i in range(200)]),
+            "l": pa.array([[i, None] for i in range(200)], pa.list_(pa.int32())),
+        }
+    )
+    good = tmp_path / "good.parquet"
+    pq.write_table(table, good, row_group_size=50)
+    conn.execute("DROP TABLE IF EXISTS x_bad; CREATE TABLE x_bad (id int8, s text, l int4[])")
+    original = good.read_bytes()
+    refused = 0
+    # Every 7th byte set to 0xff in turn: each load either loads the file's 200 rows or fails
+    # with pgarrow's error; the process never dies and nothing half-loads.
+    for at in range(0, len(original), 7):
+        data = bytearray(original)
+        data[at] = 0xFF
+        bad = tmp_path / "bad.parquet"
+        bad.write_bytes(bytes(data))
+        try:
+            stats = pgarrow.write(url, "x_bad", str(bad), mode="replace")
+            assert stats["rows"] == 200
+        except pgarrow.Error:
+            refused += 1
+        assert conn.execute("SELECT count(*) IN (0, 200) FROM x_bad").fetchone() == (True,)
+    assert refused > 0

@@ -1,0 +1,260 @@
+//! Opening a Parquet file for a load so that every value it holds is read as written:
+//!
+//! - INT96 timestamps (Spark's, Impala's, Hive's) are read at a unit that holds them. Arrow's
+//!   default is nanoseconds, which wrap silently outside 1677 to 2262 (year 9999 comes back as
+//!   1815); each INT96 column is scanned once first, and read in nanoseconds only when every
+//!   value fits, else in microseconds when no value has digits below the microsecond, else
+//!   refused (no unit holds both).
+//! - A column chunk whose dictionary page offset is 0 has no dictionary page (offset 0 is
+//!   the file's magic number; some writers put 0 for "none"): it is read from its first data
+//!   page.
+//! - Page checksums are verified where the writer wrote them (the `crc` feature of the
+//!   parquet crate): a flipped bit is an error, never a value.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatchReader;
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::basic::Type as PhysicalType;
+use parquet::column::reader::ColumnReader;
+use parquet::data_type::Int96;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::metadata::page_index::RowGroupPageIndex;
+use parquet::file::properties::ReaderProperties;
+use parquet::file::reader::{ChunkReader, RowGroupReader};
+use parquet::file::serialized_reader::SerializedRowGroupReader;
+
+use super::Batches;
+use crate::{Error, ErrorKind, Result};
+
+/// The Julian day of 1970-01-01.
+const UNIX_EPOCH_JULIAN_DAY: i128 = 2_440_588;
+const NANOS_PER_DAY: i128 = 86_400_000_000_000;
+
+/// What an INT96 column holds, from a scan of its values.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Int96Scan {
+    /// Some value is outside i64 nanoseconds from 1970 (1677-09-21 to 2262-04-11).
+    pub(crate) beyond_nanos: bool,
+    /// Some value is outside i64 microseconds from 1970 (about ±292,000 years).
+    pub(crate) beyond_micros: bool,
+    /// Some value has nanoseconds that are not whole microseconds.
+    pub(crate) sub_micros: bool,
+}
+
+impl Int96Scan {
+    pub(crate) fn add(&mut self, v: &Int96) {
+        let &[lo, hi, day] = v.data() else {
+            return;
+        };
+        let nanos_of_day = i128::from(u64::from(lo) | (u64::from(hi) << 32));
+        let nanos = (i128::from(day) - UNIX_EPOCH_JULIAN_DAY) * NANOS_PER_DAY + nanos_of_day;
+        self.beyond_nanos |= i64::try_from(nanos).is_err();
+        self.beyond_micros |= i64::try_from(nanos.div_euclid(1_000)).is_err();
+        self.sub_micros |= nanos % 1_000 != 0;
+    }
+
+    /// The unit to read the column at; why none holds it.
+    fn unit(&self, column: &str) -> Result<TimeUnit, String> {
+        match (self.beyond_nanos, self.beyond_micros, self.sub_micros) {
+            (false, _, _) => Ok(TimeUnit::Nanosecond),
+            (true, false, false) => Ok(TimeUnit::Microsecond),
+            (true, true, _) => Err(format!(
+                "column \"{column}\": an INT96 timestamp is more than 292,000 years from 1970, \
+                 outside every timestamp PostgreSQL holds"
+            )),
+            (true, false, true) => Err(format!(
+                "column \"{column}\": its INT96 timestamps are both outside 1677 to 2262 \
+                 (Arrow's nanosecond range) and finer than microseconds: no Arrow unit holds \
+                 them exactly"
+            )),
+        }
+    }
+}
+
+/// The batches of the Parquet file `chunks` (`probe` is a second handle on the same bytes, for
+/// the INT96 scan), `batch_rows` rows at a time; `shown` names it in errors.
+///
+/// # Errors
+/// [`ErrorKind::Input`]: not a Parquet file, or an INT96 column no unit holds.
+pub(super) fn open<C, P>(
+    chunks: C,
+    probe: P,
+    batch_rows: usize,
+    shown: &str,
+) -> Result<(SchemaRef, Batches)>
+where
+    C: ChunkReader + 'static,
+    P: ChunkReader + 'static,
+{
+    let not_parquet = |e: ParquetError| {
+        Error::from(ErrorKind::Input(e.into())).context(format!("{shown} is not a Parquet file"))
+    };
+    let loaded =
+        ArrowReaderMetadata::load(&chunks, ArrowReaderOptions::new()).map_err(not_parquet)?;
+    let metadata = without_zero_dictionary_offsets(loaded.metadata());
+    let schema = loaded.schema().clone();
+    // Top-level INT96 columns: (Arrow field index, leaf column index).
+    let descr = metadata.file_metadata().schema_descr();
+    let int96: Vec<(usize, usize)> = (0..descr.num_columns())
+        .filter(|&leaf| {
+            let column = descr.column(leaf);
+            column.physical_type() == PhysicalType::INT96 && column.path().parts().len() == 1
+        })
+        .filter_map(|leaf| {
+            let column = descr.column(leaf);
+            let name = column.path().parts().first()?;
+            schema.index_of(name).ok().map(|field| (field, leaf))
+        })
+        .filter(|&(field, _)| {
+            matches!(
+                schema.field(field).data_type(),
+                DataType::Timestamp(TimeUnit::Nanosecond, _)
+            )
+        })
+        .collect();
+    let mut options = ArrowReaderOptions::new();
+    if !int96.is_empty() {
+        let scans = scan_int96(probe, &metadata, int96.iter().map(|&(_, leaf)| leaf))
+            .map_err(|e| Error::from(ErrorKind::Input(e.into())).context(shown.to_owned()))?;
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for (&(index, _), scan) in int96.iter().zip(scans) {
+            let field = &fields[index];
+            let unit = scan.unit(field.name()).map_err(|m| {
+                Error::from(ErrorKind::Input(ArrowError::ParquetError(m))).context(shown.to_owned())
+            })?;
+            let DataType::Timestamp(_, zone) = field.data_type() else {
+                continue;
+            };
+            fields[index] = field
+                .clone()
+                .with_data_type(DataType::Timestamp(unit, zone.clone()));
+        }
+        let hinted = Schema::new_with_metadata(fields, schema.metadata().clone());
+        options = options.with_schema(Arc::new(hinted));
+    }
+    let metadata =
+        ArrowReaderMetadata::try_new(Arc::new(metadata), options).map_err(not_parquet)?;
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(chunks, metadata)
+        .with_batch_size(batch_rows.max(1))
+        .build()
+        .map_err(not_parquet)?;
+    Ok((reader.schema(), Box::new(reader)))
+}
+
+/// `metadata` with every dictionary page offset of 0 taken as none.
+fn without_zero_dictionary_offsets(metadata: &Arc<ParquetMetaData>) -> ParquetMetaData {
+    let zero = metadata
+        .row_groups()
+        .iter()
+        .flat_map(|rg| rg.columns())
+        .any(|c| c.dictionary_page_offset() == Some(0));
+    if !zero {
+        return metadata.as_ref().clone();
+    }
+    let mut builder = metadata.as_ref().clone().into_builder();
+    let row_groups = builder
+        .take_row_groups()
+        .into_iter()
+        .map(|rg| {
+            let mut rg = rg.into_builder();
+            let columns = rg
+                .take_columns()
+                .into_iter()
+                .map(|c| match c.dictionary_page_offset() {
+                    Some(0) => c.into_builder().set_dictionary_page_offset(None).build(),
+                    _ => Ok(c),
+                })
+                .collect::<Result<Vec<_>, ParquetError>>()?;
+            rg.set_column_metadata(columns).build()
+        })
+        .collect::<Result<Vec<_>, ParquetError>>();
+    match row_groups {
+        Ok(row_groups) => builder.set_row_groups(row_groups).build(),
+        // The builders refuse only what the file's own metadata already passed.
+        Err(_) => metadata.as_ref().clone(),
+    }
+}
+
+/// Scans the INT96 leaf columns `leaves` of every row group.
+fn scan_int96<P: ChunkReader + 'static>(
+    probe: P,
+    metadata: &ParquetMetaData,
+    leaves: impl Iterator<Item = usize> + Clone,
+) -> std::result::Result<Vec<Int96Scan>, ParquetError> {
+    let probe = Arc::new(probe);
+    let properties = Arc::new(ReaderProperties::builder().build());
+    let mut scans = vec![Int96Scan::default(); leaves.clone().count()];
+    let mut values: Vec<Int96> = Vec::new();
+    let mut levels: Vec<i16> = Vec::new();
+    for (i, rg) in metadata.row_groups().iter().enumerate() {
+        let reader = SerializedRowGroupReader::new(
+            probe.clone(),
+            rg,
+            RowGroupPageIndex::new(i, None),
+            properties.clone(),
+        )?;
+        for (scan, leaf) in scans.iter_mut().zip(leaves.clone()) {
+            let ColumnReader::Int96ColumnReader(mut column) = reader.get_column_reader(leaf)?
+            else {
+                continue;
+            };
+            loop {
+                values.clear();
+                levels.clear();
+                let (records, _, _) =
+                    column.read_records(8192, Some(&mut levels), None, &mut values)?;
+                values.iter().for_each(|v| scan.add(v));
+                if records == 0 {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(scans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int96(day: u32, nanos: u64) -> Int96 {
+        let mut v = Int96::new();
+        v.set_data(nanos as u32, (nanos >> 32) as u32, day);
+        v
+    }
+
+    #[test]
+    fn int96_scans_choose_the_unit() {
+        let scan = |values: &[Int96]| {
+            let mut s = Int96Scan::default();
+            values.iter().for_each(|v| s.add(v));
+            s.unit("ts")
+        };
+        // 1970-01-01 and 2024: nanoseconds hold them, with any digits.
+        assert_eq!(scan(&[int96(2_440_588, 1)]), Ok(TimeUnit::Nanosecond));
+        // 9999-12-31 (Julian day 5373484): microseconds.
+        assert_eq!(
+            scan(&[int96(5_373_484, 86_399_999_999_000), int96(2_440_588, 7)]),
+            Err(
+                "column \"ts\": its INT96 timestamps are both outside 1677 to 2262 (Arrow's \
+                 nanosecond range) and finer than microseconds: no Arrow unit holds them exactly"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            scan(&[int96(5_373_484, 86_399_999_999_000)]),
+            Ok(TimeUnit::Microsecond)
+        );
+        // Year 290000 still fits microseconds; the largest Julian day does not.
+        assert_eq!(
+            scan(&[int96(2_440_588 + 105_200_000, 0)]),
+            Ok(TimeUnit::Microsecond)
+        );
+        assert!(scan(&[int96(u32::MAX, 0)]).unwrap_err().contains("292,000"));
+    }
+}
