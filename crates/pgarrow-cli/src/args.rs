@@ -501,7 +501,8 @@ pub(crate) struct ImportArgs {
     pub(crate) files: Vec<PathBuf>,
     #[command(flatten)]
     pub(crate) storage: StorageArgs,
-    /// The table (name or schema.name, exact): the input's columns go into its columns of the
+    /// The table (name or schema.name, read as SQL reads it: unquoted names fold to lower
+    /// case, "Quoted" ones keep their case): the input's columns go into its columns of the
     /// same names; the others get their defaults.
     #[arg(long, value_name = "TABLE")]
     pub(crate) into: String,
@@ -551,7 +552,7 @@ pub(crate) struct CopyArgs {
     /// SQL query to copy (SELECT, TABLE, VALUES, WITH ...); needs --into.
     #[arg(long, short = 'q', value_name = "SQL", conflicts_with = "table")]
     pub(crate) query: Option<String>,
-    /// Table to copy: name or schema.name (exact).
+    /// Table to copy: name or schema.name (unquoted names fold to lower case, as in SQL).
     #[arg(
         long,
         short = 't',

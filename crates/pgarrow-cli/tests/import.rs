@@ -372,3 +372,45 @@ fn a_directory_is_read_through_its_manifest() {
     let out = run(t.command("import", &["parts", "--into", "dst"]));
     assert_usage_error(&out, &["parts has no _manifest.json"]);
 }
+
+#[test]
+fn a_name_means_the_same_table_in_every_command() {
+    // Two tables whose names differ only in case: unquoted names fold to lower case, as SQL
+    // and `export --table` read them; quoted ones keep their case.
+    let Some(t) = Setup::new(
+        "cli_names",
+        "CREATE SCHEMA probes;
+         CREATE TABLE probes.foo (v int); INSERT INTO probes.foo VALUES (1);
+         CREATE TABLE probes.\"Foo\" (v int); INSERT INTO probes.\"Foo\" VALUES (2);
+         CREATE TABLE probes.bar (v int);
+         CREATE TABLE probes.\"Bar\" (v int);",
+    ) else {
+        return;
+    };
+    assert_success(&t.export(&["--table", "probes.Foo", "-o", "lower.parquet"]));
+    assert_success(&t.export(&["--table", "probes.\"Foo\"", "-o", "upper.parquet"]));
+    for (file, into) in [
+        ("lower.parquet", "probes.Bar"),
+        ("upper.parquet", "probes.\"Bar\""),
+    ] {
+        assert_success(&run(t.command("import", &[file, "--into", into])));
+    }
+    assert_eq!(t.psql("SELECT v FROM probes.bar"), "1");
+    assert_eq!(t.psql("SELECT v FROM probes.\"Bar\""), "2");
+    // copy: --table and --into read names the same way.
+    let copy = |args: &[&str]| {
+        let mut cmd = pgarrow(["copy", "--from", &t.url]);
+        cmd.args(args).current_dir(t.dir.path());
+        assert_success(&run(cmd));
+    };
+    copy(&["--table", "PROBES.FOO", "--into", "Probes.Bar"]);
+    copy(&["--table", "probes.\"Foo\"", "--into", "probes.\"Bar\""]);
+    assert_eq!(
+        t.psql("SELECT string_agg(v::text, ',' ORDER BY v) FROM probes.bar"),
+        "1,1"
+    );
+    assert_eq!(
+        t.psql("SELECT string_agg(v::text, ',' ORDER BY v) FROM probes.\"Bar\""),
+        "2,2"
+    );
+}

@@ -227,7 +227,7 @@ def test_table_names_and_options(url, conn):
     assert t.column("x").to_pylist()[0] == decimal.Decimal("0.3300")
     # The values need two fractional digits: refused, naming the value.
     with pytest.raises(pgarrow.DecodeError, match="numeric value 0.33") as e:
-        pgarrow.read_arrow(url, table="Mixed Case", numeric="decimal128:20:1")
+        pgarrow.read_arrow(url, table='"Mixed Case"', numeric="decimal128:20:1")
     assert e.value.sqlstate is None
     with pytest.raises(ValueError, match="unknown option"):
         pgarrow.read_arrow(url, "SELECT 1", batch_row=5)

@@ -156,3 +156,17 @@ def test_keyboard_interrupt_sends_copy_fail_and_leaves_the_table(url, conn):
             break
         time.sleep(0.01)
     assert left == 0
+
+
+def test_table_names_fold_as_sql_reads_them(url, conn):
+    conn.execute(
+        'DROP TABLE IF EXISTS w_fold, "W_Fold"; CREATE TABLE w_fold (v int); CREATE TABLE "W_Fold" (v int)'
+    )
+    data = pa.table({"v": pa.array([1], pa.int32())})
+    pgarrow.write(url, "W_Fold", data)
+    pgarrow.write(url, '"W_Fold"', pa.table({"v": pa.array([2], pa.int32())}))
+    assert conn.execute("SELECT v FROM w_fold").fetchall() == [(1,)]
+    assert conn.execute('SELECT v FROM "W_Fold"').fetchall() == [(2,)]
+    # Reading folds the same way.
+    assert pgarrow.read_arrow(url, table="W_FOLD").column("v").to_pylist() == [1]
+    assert pgarrow.read_arrow(url, table='"W_Fold"').column("v").to_pylist() == [2]

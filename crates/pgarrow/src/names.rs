@@ -9,15 +9,18 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::{Connection, quote_ident, quote_literal};
 use crate::{Error, Result, Source};
 
-/// A table, view or other relation, by exact name: `name` (found through the `search_path`)
-/// or `schema.name`. Case and every character are kept as given; [`quoted`](TableName::quoted)
-/// is the form for SQL, and [`Display`](fmt::Display) the form for people (quoted only where
-/// SQL needs it).
+/// A table, view or other relation: `name` (found through the `search_path`) or
+/// `schema.name`. Its fields hold the names as the catalog does (exact: case and every
+/// character kept); [`parse`](TableName::parse) reads them from text as SQL does, and
+/// [`quoted`](TableName::quoted) is the form for SQL, [`Display`](fmt::Display) the form for
+/// people (quoted only where SQL needs it).
 ///
 /// ```
 /// use pgarrow::TableName;
 ///
-/// let t = TableName::parse("sales.\"Orders\"")?;
+/// // Unquoted parts fold to lower case, as in SQL; quoted ones keep their case.
+/// let t = TableName::parse("Sales.\"Orders\"")?;
+/// assert_eq!(t, TableName::new(Some("sales"), "Orders"));
 /// assert_eq!(t.quoted(), "\"sales\".\"Orders\"");
 /// assert_eq!(t.to_string(), "sales.\"Orders\"");
 /// # Ok::<(), pgarrow::Error>(())
@@ -39,10 +42,10 @@ impl TableName {
         }
     }
 
-    /// Reads `name` or `schema.name`; either part may be double-quoted (`"a.b"."c"`, `""` for
-    /// a quote) to hold dots. Names are exact: `Orders` and `orders` are different tables
-    /// (the command line's `--table` folds unquoted names as SQL does, through
-    /// [`TablePattern`]).
+    /// Reads `name` or `schema.name` as SQL reads it: an unquoted part folds to lower case
+    /// (`Orders` is `orders`), a double-quoted one keeps its case and may hold dots
+    /// (`"a.b"."Orders"`, `""` for a quote). Every door that takes a table name as text reads
+    /// it this way, as `export --table` does: one name means one table everywhere.
     ///
     /// # Errors
     /// [`ErrorKind::Usage`](crate::ErrorKind::Usage): an empty part, a stray quote, or more
@@ -159,7 +162,9 @@ fn split_qualified(spec: &str) -> Option<Vec<String>> {
                 if c == '"' {
                     return None;
                 }
-                part.push(c);
+                // PostgreSQL's downcase_identifier: ASCII letters only (multibyte UTF-8
+                // characters keep their case).
+                part.push(c.to_ascii_lowercase());
                 chars.next();
             }
         }
@@ -429,16 +434,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_parse_exactly_and_quote_for_sql() {
-        let t = TableName::parse("s.T").unwrap();
+    fn names_parse_as_sql_reads_them_and_quote_for_sql() {
+        let t = TableName::parse("S.\"T\"").unwrap();
         assert_eq!(t, TableName::new(Some("s"), "T"));
         assert_eq!(t.quoted(), "\"s\".\"T\"");
         assert_eq!(t.to_string(), "s.\"T\"");
+        // One meaning per name: parse folds as --table's patterns do.
+        for text in ["probes.Foo", "PROBES.\"Foo\"", "\"probes\".foo", "Élan.Ünï"] {
+            assert_eq!(
+                TableName::parse(text).ok(),
+                TablePattern::parse(text).unwrap().exact(),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            TableName::parse("Élan").unwrap().name,
+            "Élan",
+            "non-ASCII letters keep their case, as PostgreSQL's downcase_identifier does"
+        );
         let odd = TableName::parse("\"a.b\".\"c\"\"d\"").unwrap();
         assert_eq!(odd, TableName::new(Some("a.b"), "c\"d"));
         assert_eq!(odd.quoted(), "\"a.b\".\"c\"\"d\"");
         let injected = TableName::parse("x; DROP TABLE y").unwrap();
-        assert_eq!(injected.quoted(), "\"x; DROP TABLE y\"");
+        assert_eq!(injected.quoted(), "\"x; drop table y\"");
         assert_eq!(TableName::parse("t").unwrap().to_string(), "t");
         for bad in ["", "a.", ".a", "a.b.c", "\"a", "a\"b"] {
             let e = TableName::parse(bad).unwrap_err();

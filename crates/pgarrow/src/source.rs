@@ -18,9 +18,9 @@ impl Source {
         Source::Query(sql.into())
     }
 
-    /// A table from `name` or `schema.name` (see [`TableName::parse`]): either part may be
-    /// double-quoted (`"a.b"."c"`) to contain dots. Names are exact: `Orders` and `orders`
-    /// are different tables.
+    /// A table from `name` or `schema.name`, read as SQL reads it (see [`TableName::parse`]):
+    /// unquoted parts fold to lower case; a double-quoted part (`"a.b"."Orders"`) keeps its
+    /// case and may contain dots.
     ///
     /// # Errors
     /// An empty part, a stray quote, or more than two parts.
@@ -192,8 +192,12 @@ mod tests {
     fn table_names() {
         assert_eq!(Source::table("t").unwrap().sql(), "SELECT * FROM \"t\"");
         assert_eq!(
-            Source::table("s.T").unwrap().sql(),
+            Source::table("s.\"T\"").unwrap().sql(),
             "SELECT * FROM \"s\".\"T\""
+        );
+        assert_eq!(
+            Source::table("S.T").unwrap().sql(),
+            "SELECT * FROM \"s\".\"t\""
         );
         assert_eq!(
             Source::table("\"a.b\".\"c\"\"d\"").unwrap().sql(),
@@ -201,7 +205,7 @@ mod tests {
         );
         assert_eq!(
             Source::table("x; DROP TABLE y").unwrap().sql(),
-            "SELECT * FROM \"x; DROP TABLE y\""
+            "SELECT * FROM \"x; drop table y\""
         );
         for bad in ["", "a.", ".a", "a.b.c", "\"a", "a\"b"] {
             assert!(Source::table(bad).is_err(), "{bad}");

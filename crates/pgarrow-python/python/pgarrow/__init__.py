@@ -380,7 +380,8 @@ def write(
     storage_options: Optional[dict[str, str]] = None,
     nanoseconds: str = "error",
 ) -> dict[str, Any]:
-    """Loads ``data`` into ``table`` (``name`` or ``schema.name``, exact) with binary COPY, in
+    """Loads ``data`` into ``table`` (``name`` or ``schema.name``, read as SQL reads it:
+    unquoted names fold to lower case, ``'"Orders"'`` keeps its case) with binary COPY, in
     one transaction: any failure, Ctrl-C included, leaves the table as it was.
 
     ``data`` is anything with ``__arrow_c_stream__`` (a pyarrow Table or RecordBatchReader, a
