@@ -216,6 +216,9 @@ pub struct Config {
     pub ssl_negotiation: SslNegotiation,
     /// SCRAM channel binding.
     pub channel_binding: ChannelBinding,
+    /// The authentication methods the server may use (`require_auth`); `None` accepts any
+    /// pgarrow supports.
+    pub require_auth: Option<RequireAuth>,
     /// Make the session read-only (`SET default_transaction_read_only = on` once connected),
     /// so that a statement that writes fails and changes nothing: what an export wants (off
     /// unless set).
@@ -249,6 +252,7 @@ impl fmt::Debug for Config {
             .field("ssl_key", &self.ssl_key)
             .field("ssl_negotiation", &self.ssl_negotiation)
             .field("channel_binding", &self.channel_binding)
+            .field("require_auth", &self.require_auth)
             .field("read_only", &self.read_only)
             .field("replication", &self.replication)
             .finish()
@@ -298,7 +302,72 @@ pub(crate) const KNOWN_PARAMS: &[&str] = &[
     "channel_binding",
     "client_encoding",
     "service",
+    "require_auth",
+    "load_balance_hosts",
+    "min_protocol_version",
+    "max_protocol_version",
 ];
+
+/// An authentication method the server may ask for, as libpq's `require_auth` names them.
+const AUTH_METHODS: &[&str] = &[
+    "password",
+    "md5",
+    "gss",
+    "sspi",
+    "scram-sha-256",
+    "oauth",
+    "none",
+];
+
+/// libpq's `require_auth`: the authentication methods the client accepts from the server
+/// (`scram-sha-256`, `md5,password`), or the ones it refuses (`!password`); `none` stands for
+/// a server that asks for none (`trust`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequireAuth {
+    /// The methods named, each one of `password`, `md5`, `gss`, `sspi`, `scram-sha-256`,
+    /// `oauth`, `none`.
+    pub methods: Vec<String>,
+    /// The list names the methods refused (`!md5,!password`), not the ones accepted.
+    pub negated: bool,
+}
+
+impl RequireAuth {
+    /// Reads libpq's syntax: methods separated by commas, all of them negated with `!` or
+    /// none.
+    ///
+    /// # Errors
+    /// An unknown method, a list mixing negated and plain methods, or an empty list.
+    pub fn parse(text: &str) -> Result<RequireAuth> {
+        let bad = |why: String| Error::config(format!("invalid require_auth \"{text}\": {why}"));
+        let mut methods = Vec::new();
+        let mut negated = None;
+        for part in text.split(',').map(str::trim) {
+            let (neg, method) = match part.strip_prefix('!') {
+                Some(m) => (true, m),
+                None => (false, part),
+            };
+            if !AUTH_METHODS.contains(&method) {
+                return Err(bad(format!(
+                    "unknown method \"{method}\" (use password, md5, gss, sspi, scram-sha-256, \
+                     oauth or none, or their negations with !)"
+                )));
+            }
+            if *negated.get_or_insert(neg) != neg {
+                return Err(bad("negated and plain methods cannot be mixed".to_owned()));
+            }
+            methods.push(method.to_owned());
+        }
+        Ok(RequireAuth {
+            methods,
+            negated: negated.unwrap_or(false),
+        })
+    }
+
+    /// Whether the server may authenticate the client with `method` (`none`: no request).
+    pub fn allows(&self, method: &str) -> bool {
+        self.methods.iter().any(|m| m == method) != self.negated
+    }
+}
 
 /// The settings given explicitly, last one wins.
 #[derive(Default)]
@@ -569,6 +638,36 @@ impl Config {
                 "channel_binding=require needs TLS, but sslmode is \"disable\"",
             ));
         }
+        let require_auth = match get("require_auth", Some("PGREQUIREAUTH")) {
+            Some(text) => Some(RequireAuth::parse(&text)?),
+            None => None,
+        };
+        // One host: `random` has nothing to choose among (several hosts are refused above).
+        match get("load_balance_hosts", Some("PGLOADBALANCEHOSTS")).as_deref() {
+            None | Some("disable" | "random") => {}
+            Some(other) => {
+                return Err(Error::config(format!(
+                    "invalid load_balance_hosts \"{other}\" (use \"disable\" or \"random\")"
+                )));
+            }
+        }
+        // pgarrow speaks protocol 3.0, which every server since 7.4 speaks.
+        let version = |key: &str, var: &str| -> Result<Option<String>> {
+            match get(key, Some(var)) {
+                None => Ok(None),
+                Some(v) if matches!(v.as_str(), "3.0" | "3.2" | "latest") => Ok(Some(v)),
+                Some(other) => Err(Error::config(format!(
+                    "invalid {key} \"{other}\" (use \"3.0\", \"3.2\" or \"latest\")"
+                ))),
+            }
+        };
+        let min_version = version("min_protocol_version", "PGMINPROTOCOLVERSION")?;
+        version("max_protocol_version", "PGMAXPROTOCOLVERSION")?;
+        if let Some(min) = min_version.filter(|v| v != "3.0") {
+            return Err(Error::config(format!(
+                "min_protocol_version={min}: pgarrow speaks protocol version 3.0 only"
+            )));
+        }
         Ok(Config {
             host,
             hostaddr,
@@ -590,6 +689,7 @@ impl Config {
             ssl_key,
             ssl_negotiation,
             channel_binding,
+            require_auth,
             read_only: false,
             replication: false,
         })
@@ -673,6 +773,43 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn recent_libpq_parameters() {
+        let env = |_: &str| None;
+        let c =
+            Config::parse_with_env("host=h user=u require_auth=scram-sha-256,md5", &env).unwrap();
+        let r = c.require_auth.unwrap();
+        assert!(r.allows("md5") && r.allows("scram-sha-256") && !r.allows("password"));
+        assert!(!r.allows("none"));
+        let c = Config::parse_with_env("host=h user=u require_auth=!password,!none", &env).unwrap();
+        let r = c.require_auth.unwrap();
+        assert!(r.allows("scram-sha-256") && !r.allows("password") && !r.allows("none"));
+        for (bad, why) in [
+            ("require_auth=md5,!password", "cannot be mixed"),
+            ("require_auth=kerberos", "unknown method \"kerberos\""),
+            (
+                "load_balance_hosts=sometimes",
+                "use \"disable\" or \"random\"",
+            ),
+            ("min_protocol_version=3.2", "3.0 only"),
+            ("max_protocol_version=4", "invalid max_protocol_version"),
+        ] {
+            let e = Config::parse_with_env(&format!("host=h user=u {bad}"), &env).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+        for ok in [
+            "load_balance_hosts=random",
+            "min_protocol_version=3.0 max_protocol_version=latest",
+            "sslnegotiation=postgres",
+        ] {
+            Config::parse_with_env(&format!("host=h user=u {ok}"), &env)
+                .unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        let from_env = |k: &str| (k == "PGREQUIREAUTH").then(|| "none".to_owned());
+        let c = Config::parse_with_env("host=h user=u", &from_env).unwrap();
+        assert!(c.require_auth.unwrap().allows("none"));
     }
 
     #[test]

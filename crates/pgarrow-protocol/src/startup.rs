@@ -332,9 +332,43 @@ impl Connection {
                  the channel"
             ))
         };
+        // require_auth: the method the server asks for must be one the client accepts.
+        let required = |method: &str, asked: &str| match &config.require_auth {
+            Some(r) if !r.allows(method) => Err(Error::auth(format!(
+                "require_auth={} refuses {asked}, which the server asks for",
+                if r.negated {
+                    r.methods
+                        .iter()
+                        .map(|m| format!("!{m}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                } else {
+                    r.methods.join(",")
+                },
+            ))),
+            _ => Ok(()),
+        };
+        let mut asked = false;
         let mut pending = None;
         loop {
-            match self.next_message(&mut pending).await? {
+            let message = self.next_message(&mut pending).await?;
+            match &message {
+                Message::AuthenticationOk if !asked => {
+                    required("none", "no authentication (the server trusts the client)")?;
+                }
+                Message::AuthenticationCleartextPassword => {
+                    required("password", "a cleartext password")?;
+                }
+                Message::AuthenticationMd5Password(_) => required("md5", "an md5 password")?,
+                Message::AuthenticationSasl(_) => required("scram-sha-256", "SCRAM-SHA-256")?,
+                Message::AuthenticationGss | Message::AuthenticationGssContinue(_) => {
+                    required("gss", "GSSAPI")?;
+                }
+                Message::AuthenticationSspi => required("sspi", "SSPI")?,
+                _ => {}
+            }
+            asked = true;
+            match message {
                 Message::AuthenticationOk => {
                     if require && !self.channel_bound {
                         return Err(Error::auth(

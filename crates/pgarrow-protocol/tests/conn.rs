@@ -147,6 +147,59 @@ async fn every_password_method_and_the_socket() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn require_auth_refuses_the_methods_it_does_not_name() {
+    let Some((pg, db)) = setup("require_auth") else {
+        return;
+    };
+    let with = |user: &str, password: &str, require: &str| {
+        let url = format!("{}?require_auth={require}", pg.url_for(user, password, &db));
+        Config::parse(&url).unwrap()
+    };
+    // Accepted: the method named, or one not refused.
+    for (user, password, require) in [
+        (SCRAM_USER, SCRAM_PASSWORD, "scram-sha-256"),
+        (MD5_USER, MD5_PASSWORD, "md5,password"),
+        (PLAIN_USER, PLAIN_PASSWORD, "!md5"),
+    ] {
+        let mut conn = Connection::connect(&with(user, password, require))
+            .await
+            .unwrap_or_else(|e| panic!("{user} with require_auth={require}: {e}"));
+        conn.close().await.unwrap();
+    }
+    // Refused before any password is sent.
+    for (user, password, require, asked) in [
+        (
+            PLAIN_USER,
+            PLAIN_PASSWORD,
+            "scram-sha-256",
+            "a cleartext password",
+        ),
+        (MD5_USER, MD5_PASSWORD, "!md5", "an md5 password"),
+        (SCRAM_USER, SCRAM_PASSWORD, "password", "SCRAM-SHA-256"),
+    ] {
+        let err = Connection::connect(&with(user, password, require))
+            .await
+            .unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::Auth(_)), "{user}: {err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("require_auth={require} refuses {asked}")),
+            "{user}: {err}"
+        );
+    }
+    // The test cluster trusts its local socket: "none" must be allowed for that.
+    let trusting = format!("{}&require_auth=scram-sha-256", pg.socket_url(&db));
+    let err = Connection::connect(&Config::parse(&trusting).unwrap())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no authentication"), "{err}");
+    let trusting = format!("{}&require_auth=none", pg.socket_url(&db));
+    Connection::connect(&Config::parse(&trusting).unwrap())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn startup_errors_are_the_servers() {
     let Some((pg, _)) = setup("startup") else {
         return;
