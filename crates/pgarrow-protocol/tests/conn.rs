@@ -161,7 +161,7 @@ async fn require_auth_refuses_the_methods_it_does_not_name() {
         (MD5_USER, MD5_PASSWORD, "md5,password"),
         (PLAIN_USER, PLAIN_PASSWORD, "!md5"),
     ] {
-        let mut conn = Connection::connect(&with(user, password, require))
+        let conn = Connection::connect(&with(user, password, require))
             .await
             .unwrap_or_else(|e| panic!("{user} with require_auth={require}: {e}"));
         conn.close().await.unwrap();
