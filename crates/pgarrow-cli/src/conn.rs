@@ -54,7 +54,34 @@ pub(crate) fn config(args: &ConnArgs, statement_timeout: Option<Duration>) -> Re
     if statement_timeout.is_some() {
         config.statement_timeout = statement_timeout;
     }
+    config.on_notice = Some(pgarrow::protocol::NoticeHandler::new(show_notice));
     Ok(config)
+}
+
+/// Whether the server's notices are printed (not with `--quiet`).
+static SHOW_NOTICES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// `--quiet`: the server's notices are not printed.
+pub(crate) fn quiet_notices(quiet: bool) {
+    if quiet {
+        SHOW_NOTICES.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A NOTICE, WARNING or INFO of the server on stderr, as psql prints it (`WARNING:  ...`),
+/// with its detail and hint.
+fn show_notice(n: &pgarrow::protocol::DbError) {
+    if !SHOW_NOTICES.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let mut line = format!("{}:  {}", n.severity, n.message);
+    if let Some(detail) = &n.detail {
+        line.push_str(&format!("\nDETAIL:  {detail}"));
+    }
+    if let Some(hint) = &n.hint {
+        line.push_str(&format!("\nHINT:  {hint}"));
+    }
+    eprintln!("{line}");
 }
 
 /// `--url` (or a `--from`/`--to` of `copy`), else `DATABASE_URL`, else the `PG*` environment.

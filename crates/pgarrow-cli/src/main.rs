@@ -85,6 +85,14 @@ fn usage_error(command: &str, message: &str) -> ! {
 
 fn run(cli: Cli, session: &mut Session) -> Result<()> {
     let rt = pgarrow::blocking::runtime()?;
+    conn::quiet_notices(match &cli.command {
+        Command::Export(args) => args.output.quiet,
+        Command::Import(args) => args.load.quiet,
+        Command::Copy(args) => args.load.quiet,
+        Command::Plan(args) => args.quiet,
+        Command::Demo(args) => args.output.quiet,
+        _ => false,
+    });
     match cli.command {
         Command::Export(args) => {
             let policies = args.policies.policies();

@@ -414,3 +414,33 @@ fn a_name_means_the_same_table_in_every_command() {
         "2,2"
     );
 }
+
+#[test]
+fn the_servers_notices_are_shown_unless_quiet() {
+    let Some(t) = Setup::new(
+        "cli_notices",
+        "CREATE FUNCTION warn() RETURNS int LANGUAGE plpgsql AS $$
+         BEGIN RAISE WARNING 'careful: %', 42 USING HINT = 'be careful'; RETURN 1; END $$;
+         CREATE TABLE loud (v int);
+         CREATE FUNCTION said() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE NOTICE 'loading %', NEW.v; RETURN NEW; END $$;
+         CREATE TRIGGER said BEFORE INSERT ON loud FOR EACH ROW EXECUTE FUNCTION said();",
+    ) else {
+        return;
+    };
+    let out = t.export(&["--query", "SELECT warn() AS v", "-o", "w.parquet"]);
+    let err = assert_success(&out);
+    assert!(
+        err.contains("WARNING:  careful: 42\nHINT:  be careful"),
+        "{err}"
+    );
+    let out = t.export(&["--query", "SELECT warn() AS v", "-o", "w.parquet", "--quiet"]);
+    let err = assert_success(&out);
+    assert!(!err.contains("careful"), "{err}");
+    // A load: the trigger's notices, once per row.
+    let err = assert_success(&run(t.command("import", &["w.parquet", "--into", "loud"])));
+    assert!(err.contains("NOTICE:  loading 1"), "{err}");
+    let out = run(t.command("import", &["w.parquet", "--into", "loud", "--quiet"]));
+    assert!(!stderr(&out).contains("loading"), "{}", stderr(&out));
+    assert_eq!(t.psql("SELECT count(*) FROM loud"), "2");
+}

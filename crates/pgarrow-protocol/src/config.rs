@@ -167,6 +167,38 @@ impl Default for Keepalives {
     }
 }
 
+/// What a session does with each NOTICE, WARNING or INFO the server sends, besides keeping
+/// the last ones ([`Connection::take_notices`](crate::Connection::take_notices)): a shared
+/// callback, called on the task that reads the connection, as the message arrives. Two
+/// handlers are equal when they are the same callback.
+#[derive(Clone)]
+pub struct NoticeHandler(std::sync::Arc<dyn Fn(&crate::DbError) + Send + Sync>);
+
+impl NoticeHandler {
+    /// A handler calling `f`.
+    pub fn new(f: impl Fn(&crate::DbError) + Send + Sync + 'static) -> NoticeHandler {
+        NoticeHandler(std::sync::Arc::new(f))
+    }
+
+    pub(crate) fn call(&self, notice: &crate::DbError) {
+        (self.0)(notice);
+    }
+}
+
+impl PartialEq for NoticeHandler {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for NoticeHandler {}
+
+impl fmt::Debug for NoticeHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NoticeHandler")
+    }
+}
+
 /// Everything needed to open a connection.
 ///
 /// `Debug` and [`Config::display_target`] never show the password.
@@ -227,6 +259,8 @@ pub struct Config {
     /// replication commands such as `CREATE_REPLICATION_SLOT` beside SQL; the role needs the
     /// REPLICATION attribute (off unless set).
     pub replication: bool,
+    /// Called with each notice the server sends (none unless set: notices are kept only).
+    pub on_notice: Option<NoticeHandler>,
 }
 
 impl fmt::Debug for Config {
@@ -255,6 +289,7 @@ impl fmt::Debug for Config {
             .field("require_auth", &self.require_auth)
             .field("read_only", &self.read_only)
             .field("replication", &self.replication)
+            .field("on_notice", &self.on_notice)
             .finish()
     }
 }
@@ -692,6 +727,7 @@ impl Config {
             require_auth,
             read_only: false,
             replication: false,
+            on_notice: None,
         })
     }
 

@@ -58,6 +58,7 @@ pub struct Connection {
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) cancel: CancelToken,
     pub(crate) notices: Vec<DbError>,
+    pub(crate) on_notice: Option<crate::config::NoticeHandler>,
     pub(crate) notifications: Vec<Notification>,
     /// The transaction status of the last ReadyForQuery.
     pub(crate) transaction: TransactionStatus,
@@ -250,6 +251,9 @@ impl Connection {
     }
 
     pub(crate) fn notice(&mut self, n: DbError) {
+        if let Some(handler) = &self.on_notice {
+            handler.call(&n);
+        }
         if self.notices.len() == MAX_NOTICES {
             self.notices.remove(0);
         }

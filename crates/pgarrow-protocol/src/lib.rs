@@ -53,8 +53,8 @@ mod tls;
 
 pub use cancel::CancelToken;
 pub use config::{
-    ChannelBinding, Config, Host, Keepalives, RequireAuth, SslMode, SslNegotiation, SslRootCert,
-    parse_duration,
+    ChannelBinding, Config, Host, Keepalives, NoticeHandler, RequireAuth, SslMode, SslNegotiation,
+    SslRootCert, parse_duration,
 };
 pub use conn::{Connection, Notification, TransactionStatus};
 pub use conninfo::redact;

@@ -230,6 +230,7 @@ impl Connection {
                 target: config.display_target(),
             },
             notices: Vec::new(),
+            on_notice: config.on_notice.clone(),
             notifications: Vec::new(),
             transaction: crate::conn::TransactionStatus::Idle,
         };
