@@ -72,6 +72,13 @@ pub(crate) fn report(stats: &LoadStats, from: &str, table: &str, mode: &LoadMode
             human_bytes(stats.bytes)
         );
         lossy_line("loading", &stats.losses);
+        if !stats.skipped_generated.is_empty() {
+            eprintln!(
+                "left out the input's values for generated columns (the server computes \
+                 them): {}",
+                stats.skipped_generated.join(", ")
+            );
+        }
     }
     if args.stats {
         eprintln!(

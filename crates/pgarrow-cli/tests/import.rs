@@ -434,7 +434,13 @@ fn the_servers_notices_are_shown_unless_quiet() {
         err.contains("WARNING:  careful: 42\nHINT:  be careful"),
         "{err}"
     );
-    let out = t.export(&["--query", "SELECT warn() AS v", "-o", "w.parquet", "--quiet"]);
+    let out = t.export(&[
+        "--query",
+        "SELECT warn() AS v",
+        "-o",
+        "w.parquet",
+        "--quiet",
+    ]);
     let err = assert_success(&out);
     assert!(!err.contains("careful"), "{err}");
     // A load: the trigger's notices, once per row.

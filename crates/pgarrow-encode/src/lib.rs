@@ -208,6 +208,8 @@ impl RowEncoder {
                     Some(shape) => shape.encoder(t).map(|encoder| (encoder, false)),
                     // No binary encoder: the server reads the text with the type's input
                     // function.
+                    // Arrow's null type: NULL in any column, whatever its type.
+                    None if *t == DataType::Null => Ok((Encoder::Null, false)),
                     None => match Strs::of(t) {
                         Some(strs) => Ok((
                             Encoder::Scalar(ScalarEncoder::Text(TextLimit::None, strs)),
@@ -319,7 +321,7 @@ impl RowEncoder {
         for row in 0..batch.num_rows() {
             out.extend_from_slice(&count.to_be_bytes());
             for ((c, w), array) in self.columns.iter().zip(&writers).zip(batch.columns()) {
-                if array.is_null(row) {
+                if read::null_at(array.as_ref(), row) {
                     out.extend_from_slice(&(-1i32).to_be_bytes());
                     continue;
                 }

@@ -52,6 +52,8 @@ pub(crate) struct Attr {
 /// list levels, struct fields and scalar inputs that each batch's writer reads, found once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Encoder {
+    /// Arrow's null type: every value is NULL, whatever the target.
+    Null,
     Scalar(ScalarEncoder),
     /// An array: the list levels that make its dimensions (the outermost, then the others
     /// inwards: at most `MAX_DIMS` in all), then its elements.
@@ -176,6 +178,9 @@ impl Shape {
     /// The encoder of Arrow type `t`'s values into this target; why not, when they cannot go
     /// into it.
     pub(crate) fn encoder(&self, t: &DataType) -> Result<Encoder, String> {
+        if *t == DataType::Null {
+            return Ok(Encoder::Null);
+        }
         match self {
             Shape::Scalar(target) => target.encoder(t).map(Encoder::Scalar),
             Shape::Array {

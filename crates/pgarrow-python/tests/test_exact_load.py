@@ -194,3 +194,40 @@ def test_malformed_files_are_errors_never_crashes(url, conn, tmp_path):
             refused += 1
         assert conn.execute("SELECT count(*) IN (0, 200) FROM x_bad").fetchone() == (True,)
     assert refused > 0
+
+
+def test_generated_and_identity_columns_and_the_null_type(url, conn):
+    conn.execute(
+        "DROP TABLE IF EXISTS x_gen, x_gen2, x_null;"
+        " CREATE TABLE x_gen (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, a int,"
+        "  twice int GENERATED ALWAYS AS (a * 2) STORED);"
+        " INSERT INTO x_gen (a) VALUES (1), (2);"
+        " CREATE TABLE x_gen2 (LIKE x_gen INCLUDING ALL)"
+    )
+    data = pgarrow.read_arrow(url, "x_gen")
+    assert data.column_names == ["id", "a", "twice"]
+    # The generated column's values are left out (the server computes them, and says so);
+    # the identity column takes the input's values, appended or upserted.
+    stats = pgarrow.write(url, "x_gen2", data)
+    assert stats["skipped_generated"] == ["twice"]
+    changed = data.set_column(1, "a", pa.array([10, 20], pa.int32()))
+    pgarrow.write(url, "x_gen2", changed, mode="upsert", key="id")
+    assert conn.execute("SELECT id, a, twice FROM x_gen2 ORDER BY id").fetchall() == [
+        (1, 10, 20),
+        (2, 20, 40),
+    ]
+    # A column of Arrow's null type: a text column with create=True, NULL in any column.
+    nulls = pa.table({"id": pa.array([1, 2], pa.int32()), "n": pa.nulls(2), "l": pa.array([[None], None], pa.list_(pa.null()))})
+    pgarrow.write(url, "x_null", nulls, create=True)
+    types = conn.execute(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+        " WHERE attrelid = 'x_null'::regclass AND attnum > 0 ORDER BY attnum"
+    ).fetchall()
+    assert types == [("id", "integer"), ("n", "text"), ("l", "text[]")]
+    assert conn.execute("SELECT id, n, l::text FROM x_null ORDER BY id").fetchall() == [
+        (1, None, "{NULL}"),
+        (2, None, None),
+    ]
+    conn.execute("ALTER TABLE x_null ADD COLUMN ip inet")
+    pgarrow.write(url, "x_null", pa.table({"id": pa.array([3], pa.int32()), "ip": pa.nulls(1)}))
+    assert conn.execute("SELECT count(*) FROM x_null WHERE id = 3 AND ip IS NULL").fetchone() == (1,)

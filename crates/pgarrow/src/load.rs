@@ -67,6 +67,9 @@ pub struct LoadStats {
     /// The values a policy converted with a loss ([`LoadOptions::policies`]), per column.
     #[serde(serialize_with = "crate::stats::loss_report")]
     pub losses: LossReport,
+    /// Input columns left out because they are generated columns of the table (the server
+    /// computes them).
+    pub skipped_generated: Vec<String>,
 }
 
 /// How a load runs: what it does with the rows already there, and whether it may create the
@@ -264,7 +267,9 @@ impl Client {
         let table = table.into_table_name()?;
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         // The statements come from names: a usage error is found here, before anything is sent.
-        let load = LoadPlan::new(&table, &columns, &options.mode)?;
+        let mut load = LoadPlan::new(&table, &columns, &options.mode)?;
+        let mut schema = std::borrow::Cow::Borrowed(schema);
+        let mut keep: Option<Vec<usize>> = None;
         // Inside the caller's transaction block (an ADBC connection without autocommit, say),
         // the load is a savepoint of it: a failure undoes the load alone, and the caller's
         // COMMIT or ROLLBACK decides the rest.
@@ -281,7 +286,33 @@ impl Client {
         conn.simple_query(begin).await?;
         let result = async {
             if options.create {
-                create_table(self.connection(), &table, schema).await?;
+                create_table(self.connection(), &table, &schema).await?;
+            }
+            // Generated columns are computed by the server: the input's values for them are
+            // left out (and named in the statistics), as COPY would refuse them.
+            let generated = generated_columns(self.connection(), &table).await?;
+            if columns.iter().any(|c| generated.contains(c)) {
+                let kept: Vec<usize> = (0..columns.len())
+                    .filter(|&i| !generated.contains(&columns[i]))
+                    .collect();
+                if kept.is_empty() {
+                    return Err(Error::usage(format!(
+                        "every input column is a generated column of {table}: nothing to load"
+                    )));
+                }
+                stats.skipped_generated = columns
+                    .iter()
+                    .filter(|c| generated.contains(c))
+                    .cloned()
+                    .collect();
+                let names: Vec<String> = kept.iter().map(|&i| columns[i].clone()).collect();
+                load = LoadPlan::new(&table, &names, &options.mode)?;
+                schema = std::borrow::Cow::Owned(
+                    schema
+                        .project(&kept)
+                        .map_err(|e| Error::internal(format!("projecting the input: {e}")))?,
+                );
+                keep = Some(kept);
             }
             // The target's types, in the input's order (a missing column is the server's
             // error, naming it).
@@ -291,7 +322,7 @@ impl Client {
                 .map_err(|e| e.context(format!("the columns of {table}")))?;
             let targets = plan.columns.iter().map(|c| &c.column);
             let encoder =
-                RowEncoder::with_policies(targets, &plan.catalog, schema, options.policies)
+                RowEncoder::with_policies(targets, &plan.catalog, &schema, options.policies)
                     .map_err(|e| Error::from(ErrorKind::Encode(e)))?;
             let text_columns = encoder.text_columns();
             stats.describe = started.elapsed();
@@ -300,6 +331,15 @@ impl Client {
             for sql in load.before_copy() {
                 conn.simple_query(sql).await?;
             }
+            let batches = batches.into_iter();
+            let batches: Box<dyn Iterator<Item = _> + Send> = match keep.take() {
+                None => Box::new(batches),
+                Some(kept) => {
+                    Box::new(batches.map(move |b: std::result::Result<RecordBatch, _>| {
+                        b.and_then(|b| b.project(&kept))
+                    }))
+                }
+            };
             copy_rows(conn, &load.copy, encoder, batches, hooks, &mut stats).await?;
             let t = Instant::now();
             if let Some(insert) = &load.insert {
@@ -322,6 +362,21 @@ impl Client {
         stats.total = started.elapsed();
         Ok(stats)
     }
+}
+
+/// The generated columns of `table` (none when it does not exist yet).
+async fn generated_columns(conn: &mut Connection, table: &crate::TableName) -> Result<Vec<String>> {
+    let rows = conn
+        .simple_query(&format!(
+            "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = \
+             to_regclass({})::oid AND attnum > 0 AND NOT attisdropped AND attgenerated <> ''",
+            crate::protocol::quote_literal(&table.quoted())
+        ))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect())
 }
 
 /// The encoder's text columns with their target columns' types, for [`LoadPlan`].

@@ -162,7 +162,11 @@ impl LoadPlan {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let mut insert = format!("INSERT INTO {target} ({list}) SELECT {values} FROM {stage}");
+        // OVERRIDING SYSTEM VALUE: an identity column GENERATED ALWAYS takes the input's values,
+        // as COPY gives them to it when the load is not staged (no effect on other columns).
+        let mut insert = format!(
+            "INSERT INTO {target} ({list}) OVERRIDING SYSTEM VALUE SELECT {values} FROM {stage}"
+        );
         if let LoadMode::Upsert { key } = &mode {
             let updates = columns
                 .iter()
@@ -276,7 +280,7 @@ mod tests {
             [
                 r#"CREATE TEMPORARY TABLE pg_temp."_pgarrow_load" ON COMMIT DROP AS SELECT "id", "v", "w x" FROM "t" WITH NO DATA"#,
                 r#"COPY pg_temp."_pgarrow_load" ("id", "v", "w x") FROM STDIN (FORMAT binary)"#,
-                r#"INSERT INTO "t" ("id", "v", "w x") SELECT "id", "v", "w x" FROM pg_temp."_pgarrow_load" ON CONFLICT ("id") DO UPDATE SET "v" = EXCLUDED."v", "w x" = EXCLUDED."w x""#,
+                r#"INSERT INTO "t" ("id", "v", "w x") OVERRIDING SYSTEM VALUE SELECT "id", "v", "w x" FROM pg_temp."_pgarrow_load" ON CONFLICT ("id") DO UPDATE SET "v" = EXCLUDED."v", "w x" = EXCLUDED."w x""#,
             ]
         );
     }
@@ -287,7 +291,7 @@ mod tests {
         assert_eq!(
             plan.insert.as_deref(),
             Some(
-                r#"INSERT INTO "t" ("a", "b") SELECT "a", "b" FROM pg_temp."_pgarrow_load" ON CONFLICT ("b", "a") DO NOTHING"#
+                r#"INSERT INTO "t" ("a", "b") OVERRIDING SYSTEM VALUE SELECT "a", "b" FROM pg_temp."_pgarrow_load" ON CONFLICT ("b", "a") DO NOTHING"#
             )
         );
     }
@@ -304,7 +308,7 @@ mod tests {
                 r#"TRUNCATE "t""#,
                 r#"CREATE TEMPORARY TABLE pg_temp."_pgarrow_load" ON COMMIT DROP AS SELECT "id", CAST("addr" AS text) AS "addr", CAST("bits" AS text) AS "bits" FROM "t" WITH NO DATA"#,
                 r#"COPY pg_temp."_pgarrow_load" ("id", "addr", "bits") FROM STDIN (FORMAT binary)"#,
-                r#"INSERT INTO "t" ("id", "addr", "bits") SELECT "id", CAST("addr" AS inet), CAST("bits" AS bit varying(8)[]) FROM pg_temp."_pgarrow_load""#,
+                r#"INSERT INTO "t" ("id", "addr", "bits") OVERRIDING SYSTEM VALUE SELECT "id", CAST("addr" AS inet), CAST("bits" AS bit varying(8)[]) FROM pg_temp."_pgarrow_load""#,
             ]
         );
         // An upsert with text columns: the same stage, the cast in the upsert.
@@ -315,7 +319,7 @@ mod tests {
         assert_eq!(
             plan.insert.as_deref(),
             Some(
-                r#"INSERT INTO "t" ("id", "addr") SELECT "id", CAST("addr" AS inet) FROM pg_temp."_pgarrow_load" ON CONFLICT ("id") DO UPDATE SET "addr" = EXCLUDED."addr""#
+                r#"INSERT INTO "t" ("id", "addr") OVERRIDING SYSTEM VALUE SELECT "id", CAST("addr" AS inet) FROM pg_temp."_pgarrow_load" ON CONFLICT ("id") DO UPDATE SET "addr" = EXCLUDED."addr""#
             )
         );
         // No text columns: the plan is the one made without them.
@@ -342,7 +346,7 @@ mod tests {
                 ),
                 format!(r#"COPY pg_temp."_pgarrow_load" ({list}) FROM STDIN (FORMAT binary)"#),
                 format!(
-                    r#"INSERT INTO {target} ({list}) SELECT "Id", "a.b", "we""ird", CAST("sp ace" AS "My Type") FROM pg_temp."_pgarrow_load" ON CONFLICT ("Id", "we""ird") DO UPDATE SET "a.b" = EXCLUDED."a.b", "sp ace" = EXCLUDED."sp ace""#
+                    r#"INSERT INTO {target} ({list}) OVERRIDING SYSTEM VALUE SELECT "Id", "a.b", "we""ird", CAST("sp ace" AS "My Type") FROM pg_temp."_pgarrow_load" ON CONFLICT ("Id", "we""ird") DO UPDATE SET "a.b" = EXCLUDED."a.b", "sp ace" = EXCLUDED."sp ace""#
                 ),
             ]
         );
