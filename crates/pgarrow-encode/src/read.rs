@@ -207,6 +207,12 @@ impl Binaries {
     }
 }
 
+/// Whether value `i` of `array` is NULL: its validity says so, or it is of Arrow's null type
+/// (whose arrays have no validity buffer, every value being NULL).
+pub(crate) fn null_at(array: &dyn Array, i: usize) -> bool {
+    array.is_null(i) || *array.data_type() == arrow_schema::DataType::Null
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -253,10 +259,4 @@ mod tests {
         let plain: Arc<dyn Array> = Arc::new(StringArray::from(vec!["x"]));
         assert!(parsed.getter(plain.as_ref()).is_err());
     }
-}
-
-/// Whether value `i` of `array` is NULL: its validity says so, or it is of Arrow's null type
-/// (whose arrays have no validity buffer, every value being NULL).
-pub(crate) fn null_at(array: &dyn Array, i: usize) -> bool {
-    array.is_null(i) || *array.data_type() == arrow_schema::DataType::Null
 }
