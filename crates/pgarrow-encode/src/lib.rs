@@ -29,6 +29,7 @@
 
 #![warn(missing_docs)]
 
+mod json;
 mod nested;
 mod numeric;
 mod read;

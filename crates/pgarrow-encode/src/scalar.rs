@@ -152,6 +152,11 @@ pub(crate) enum ScalarEncoder {
     Ltree(Strs),
     Json(Strs),
     Jsonb(Strs),
+    /// A nested value (Struct, Map, List) as JSON text, for `json`, `jsonb` (with its version
+    /// byte when `jsonb`) and `text`.
+    AsJson {
+        jsonb: bool,
+    },
     Enum(Arc<[String]>, Strs),
     /// `bytea`, PostGIS `geometry`/`geography`: the bytes as they are.
     Bytes(Binaries),
@@ -239,6 +244,15 @@ impl Target {
             Target::Timestamp | Target::Timestamptz => timestamp_unit(t).map(E::Timestamp),
             Target::Interval => Intervals::of(t).map(E::Interval),
         };
+        // Nested values from any writer go into json, jsonb and text as JSON.
+        let as_json = |jsonb| {
+            (crate::json::is_nested(t) && crate::json::supported(t)).then_some(E::AsJson { jsonb })
+        };
+        let encoder = encoder.or_else(|| match self {
+            Target::Json | Target::Text(TextLimit::None) => as_json(false),
+            Target::Jsonb => as_json(true),
+            _ => None,
+        });
         encoder.ok_or_else(|| format!("an Arrow {t} column cannot be loaded into it"))
     }
 }
@@ -356,6 +370,19 @@ impl ScalarEncoder {
             }
             ScalarEncoder::Money(scale, input) => {
                 money_writer(numeric_getter(input, array)?, *scale)
+            }
+            ScalarEncoder::AsJson { jsonb } => {
+                let write = crate::json::writer(array)?;
+                let jsonb = *jsonb;
+                Box::new(move |i, out| {
+                    let mut text = String::new();
+                    write(i, &mut text)?;
+                    if jsonb {
+                        out.push(1);
+                    }
+                    out.extend_from_slice(text.as_bytes());
+                    Ok(())
+                })
             }
             ScalarEncoder::Json(strs) => {
                 let get = strs.getter(array)?;

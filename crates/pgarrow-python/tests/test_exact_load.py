@@ -231,3 +231,57 @@ def test_generated_and_identity_columns_and_the_null_type(url, conn):
     conn.execute("ALTER TABLE x_null ADD COLUMN ip inet")
     pgarrow.write(url, "x_null", pa.table({"id": pa.array([3], pa.int32()), "ip": pa.nulls(1)}))
     assert conn.execute("SELECT count(*) FROM x_null WHERE id = 3 AND ip IS NULL").fetchone() == (1,)
+
+
+def test_structs_and_maps_from_any_writer_load_as_json(url, conn, tmp_path):
+    import decimal
+    import json
+
+    people = pa.array(
+        [{"name": "Ann", "age": 41, "tags": ["a", None]}, None, {"name": 'q"uote', "age": None, "tags": []}],
+        pa.struct([("name", pa.string()), ("age", pa.int64()), ("tags", pa.list_(pa.string()))]),
+    )
+    attrs = pa.array([[("k", 1), ("z", None)], [], None], pa.map_(pa.string(), pa.int32()))
+    by_id = pa.array([[(1, "one")], None, []], pa.map_(pa.int64(), pa.string()))
+    points = pa.array([[{"x": 1.5, "y": decimal.Decimal("12345678901234567890.123")}], [], None],
+                      pa.list_(pa.struct([("x", pa.float64()), ("y", pa.decimal128(38, 3))])))
+    table = pa.table({"id": [1, 2, 3], "person": people, "attrs": attrs, "by_id": by_id, "points": points})
+    # As Spark and other writers leave them: no pgarrow metadata.
+    path = tmp_path / "nested.parquet"
+    pq.write_table(table, path)
+    conn.execute("DROP TABLE IF EXISTS x_json, x_json2")
+    pgarrow.write(url, "x_json", str(path), create=True)
+    types = conn.execute(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+        " WHERE attrelid = 'x_json'::regclass AND attnum > 1 ORDER BY attnum"
+    ).fetchall()
+    assert types == [("jsonb",)] * 4
+    got = conn.execute("SELECT person, attrs, by_id, points::text FROM x_json ORDER BY id").fetchall()
+    assert got[0][0] == {"name": "Ann", "age": 41, "tags": ["a", None]}
+    assert got[0][1] == {"k": 1, "z": None}
+    assert got[0][2] == [{"key": 1, "value": "one"}]
+    # Every digit of the decimal, as a JSON number.
+    assert got[0][3] == '[{"x": 1.5, "y": 12345678901234567890.123}]'
+    assert got[1] == (None, {}, None, "[]")
+    assert got[2][0] == {"name": 'q"uote', "age": None, "tags": []}
+    # Into json and text columns made by hand: the same JSON text.
+    conn.execute("CREATE TABLE x_json2 (id int, person json, attrs text, by_id jsonb, points text)")
+    pgarrow.write(url, "x_json2", table)
+    row = conn.execute("SELECT person::text, attrs FROM x_json2 WHERE id = 1").fetchone()
+    assert json.loads(row[0]) == {"name": "Ann", "age": 41, "tags": ["a", None]}
+    assert json.loads(row[1]) == {"k": 1, "z": None}
+    # A float JSON cannot hold is refused, naming the row.
+    bad = pa.table({"id": [9], "points": pa.array([[{"x": float("nan"), "y": None}]], points.type)})
+    with pytest.raises(pgarrow.Error, match=r'column "points" \(text\), row 1.*NaN has no JSON form'):
+        pgarrow.write(url, "x_json2", bad)
+
+
+def test_create_refuses_a_type_the_target_lacks_by_its_name(url, conn):
+    conn.execute(
+        "DROP TABLE IF EXISTS x_enum_src, x_enum_dst; DROP TYPE IF EXISTS x_feel;"
+        " CREATE TYPE x_feel AS ENUM ('meh'); CREATE TABLE x_enum_src AS SELECT 'meh'::x_feel AS f"
+    )
+    data = pgarrow.read_arrow(url, "x_enum_src")
+    conn.execute("DROP TABLE x_enum_src; DROP TYPE x_feel")
+    with pytest.raises(pgarrow.UsageError, match=r'column "f" of x_enum_dst: its type x_feel .*does not exist'):
+        pgarrow.write(url, "x_enum_dst", data, create=True)

@@ -49,6 +49,20 @@ pub(crate) async fn create_table(
     for (i, f) in schema.fields().iter().enumerate() {
         let pg_type = match first_value(&rows, i) {
             Some(t) => t,
+            // The metadata names a type this database lacks (an enum, a composite, a range or
+            // an extension's type): refused by its name, never another type silently.
+            None if f.metadata().contains_key(META_PG_TYPE) => {
+                return Err(Error::usage(format!(
+                    "cannot create column \"{}\" of {table}: its type {} (named by the input's \
+                     field metadata) does not exist in the target database; create the type \
+                     (or the table) first",
+                    f.name(),
+                    f.metadata()
+                        .get(META_PG_TYPE)
+                        .map(String::as_str)
+                        .unwrap_or_default()
+                )));
+            }
             None => arrow_type(f.data_type(), f).ok_or_else(|| {
                 Error::usage(format!(
                     "cannot create column \"{}\" of {table}: no PostgreSQL type for Arrow {} (and \
@@ -142,7 +156,11 @@ fn arrow_type(t: &DataType, f: &Field) -> Option<String> {
         {
             "interval".to_owned()
         }
-        // Every level of nested lists is one more dimension of one array type.
+        // A Struct or Map from any writer (pgarrow's own name their type in the metadata):
+        // jsonb, an object per value.
+        DataType::Struct(_) | DataType::Map(..) => "jsonb".to_owned(),
+        // Every level of nested lists is one more dimension of one array type; lists of
+        // structs or maps are one jsonb array each.
         DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
             let mut item = item.as_ref();
             while let DataType::List(i) | DataType::LargeList(i) | DataType::FixedSizeList(i, _) =
@@ -150,7 +168,10 @@ fn arrow_type(t: &DataType, f: &Field) -> Option<String> {
             {
                 item = i.as_ref();
             }
-            format!("{}[]", arrow_type(item.data_type(), item)?)
+            match item.data_type() {
+                DataType::Struct(_) | DataType::Map(..) => "jsonb".to_owned(),
+                t => format!("{}[]", arrow_type(t, item)?),
+            }
         }
         _ => return None,
     })
@@ -205,11 +226,11 @@ mod tests {
             .unwrap(),
             "timestamptz"
         );
-        assert!(
-            t(DataType::Struct(
-                vec![Field::new("a", DataType::Int32, true)].into()
-            ))
-            .is_none()
-        );
+        // A struct or map without metadata (Spark's, any writer's): jsonb, lists of them too.
+        let strukt = DataType::Struct(vec![Field::new("a", DataType::Int32, true)].into());
+        assert_eq!(t(strukt.clone()).unwrap(), "jsonb");
+        assert_eq!(t(list(strukt)).unwrap(), "jsonb");
+        assert_eq!(t(DataType::Null).unwrap(), "text");
+        assert!(t(DataType::UInt64).is_some() && t(DataType::Float16).is_some());
     }
 }
