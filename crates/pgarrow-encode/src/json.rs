@@ -503,52 +503,53 @@ pub(crate) fn writer(array: &dyn Array) -> Result<JsonWriter<'_>, String> {
         | DataType::FixedSizeList(..)
         | DataType::ListView(_)
         | DataType::LargeListView(_) => {
-            let (range, items): (Box<dyn Fn(usize) -> (usize, usize) + '_>, &dyn Array) =
-                match array.data_type() {
-                    DataType::List(_) => {
-                        let l = array.as_list_opt::<i32>().ok_or_else(|| changed(array))?;
-                        let o = l.value_offsets();
-                        (
-                            Box::new(move |i| (o[i] as usize, o[i + 1] as usize)),
-                            l.values().as_ref(),
-                        )
-                    }
-                    DataType::LargeList(_) => {
-                        let l = array.as_list_opt::<i64>().ok_or_else(|| changed(array))?;
-                        let o = l.value_offsets();
-                        (
-                            Box::new(move |i| (o[i] as usize, o[i + 1] as usize)),
-                            l.values().as_ref(),
-                        )
-                    }
-                    DataType::FixedSizeList(_, n) => {
-                        let l = array
-                            .as_fixed_size_list_opt()
-                            .ok_or_else(|| changed(array))?;
-                        let n = *n as usize;
-                        (Box::new(move |i| (i * n, i * n + n)), l.values().as_ref())
-                    }
-                    DataType::ListView(_) => {
-                        let l = array
-                            .as_list_view_opt::<i32>()
-                            .ok_or_else(|| changed(array))?;
-                        let (o, s) = (l.value_offsets(), l.value_sizes());
-                        (
-                            Box::new(move |i| (o[i] as usize, o[i] as usize + s[i] as usize)),
-                            l.values().as_ref(),
-                        )
-                    }
-                    _ => {
-                        let l = array
-                            .as_list_view_opt::<i64>()
-                            .ok_or_else(|| changed(array))?;
-                        let (o, s) = (l.value_offsets(), l.value_sizes());
-                        (
-                            Box::new(move |i| (o[i] as usize, o[i] as usize + s[i] as usize)),
-                            l.values().as_ref(),
-                        )
-                    }
-                };
+            // Each list's items `start..end`, and the items.
+            type Ranges<'a> = (Box<dyn Fn(usize) -> (usize, usize) + 'a>, &'a dyn Array);
+            let (range, items): Ranges<'_> = match array.data_type() {
+                DataType::List(_) => {
+                    let l = array.as_list_opt::<i32>().ok_or_else(|| changed(array))?;
+                    let o = l.value_offsets();
+                    (
+                        Box::new(move |i| (o[i] as usize, o[i + 1] as usize)),
+                        l.values().as_ref(),
+                    )
+                }
+                DataType::LargeList(_) => {
+                    let l = array.as_list_opt::<i64>().ok_or_else(|| changed(array))?;
+                    let o = l.value_offsets();
+                    (
+                        Box::new(move |i| (o[i] as usize, o[i + 1] as usize)),
+                        l.values().as_ref(),
+                    )
+                }
+                DataType::FixedSizeList(_, n) => {
+                    let l = array
+                        .as_fixed_size_list_opt()
+                        .ok_or_else(|| changed(array))?;
+                    let n = *n as usize;
+                    (Box::new(move |i| (i * n, i * n + n)), l.values().as_ref())
+                }
+                DataType::ListView(_) => {
+                    let l = array
+                        .as_list_view_opt::<i32>()
+                        .ok_or_else(|| changed(array))?;
+                    let (o, s) = (l.value_offsets(), l.value_sizes());
+                    (
+                        Box::new(move |i| (o[i] as usize, o[i] as usize + s[i] as usize)),
+                        l.values().as_ref(),
+                    )
+                }
+                _ => {
+                    let l = array
+                        .as_list_view_opt::<i64>()
+                        .ok_or_else(|| changed(array))?;
+                    let (o, s) = (l.value_offsets(), l.value_sizes());
+                    (
+                        Box::new(move |i| (o[i] as usize, o[i] as usize + s[i] as usize)),
+                        l.values().as_ref(),
+                    )
+                }
+            };
             let write = writer(items)?;
             Box::new(move |i, out| {
                 let (start, end) = range(i);
