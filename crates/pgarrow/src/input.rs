@@ -10,7 +10,9 @@ use std::path::Path;
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
+mod ipc;
 mod parquet_file;
+mod thrift;
 
 use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::sink::Format;
@@ -81,7 +83,7 @@ impl Input {
             [] => Err(Error::usage("no input: give files, a directory, or -")),
             [one] if is_stdin(one) => {
                 let reader = arrow_ipc::reader::StreamReader::try_new(
-                    BufReader::new(std::io::stdin()),
+                    ipc::CheckedStream::new(BufReader::new(std::io::stdin())),
                     None,
                 )
                 .map_err(|e| input_error("standard input", "an Arrow IPC stream", e))?;
@@ -441,13 +443,18 @@ where
     Ok(match format {
         Format::Parquet => parquet_file::open(chunks, probe, options.batch_rows, shown)?,
         Format::ArrowFile => {
+            let mut seekable = seekable;
+            ipc::check_file(&mut seekable).map_err(|what| {
+                input_error(shown, "an Arrow IPC file", ArrowError::ParseError(what))
+            })?;
             let reader = arrow_ipc::reader::FileReader::try_new(seekable, None)
                 .map_err(|e| input_error(shown, "an Arrow IPC file", e))?;
             (reader.schema(), Box::new(reader))
         }
         _ => {
-            let reader = arrow_ipc::reader::StreamReader::try_new(seekable, None)
-                .map_err(|e| input_error(shown, "an Arrow IPC stream", e))?;
+            let reader =
+                arrow_ipc::reader::StreamReader::try_new(ipc::CheckedStream::new(seekable), None)
+                    .map_err(|e| input_error(shown, "an Arrow IPC stream", e))?;
             (reader.schema(), Box::new(reader))
         }
     })
@@ -540,8 +547,8 @@ mod tests {
     }
 
     /// A Parquet file of `values` (no dictionary), with every column chunk's dictionary page
-    /// offset set to 0, as some writers set it for "no dictionary".
-    fn parquet_with_zero_dictionary_offsets(path: &Path, values: &[i64]) {
+    /// offset set to `offset` (0, as some writers set it for "no dictionary"; or nonsense).
+    fn parquet_with_dictionary_offsets(path: &Path, values: &[i64], offset: i64) {
         use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
         let batch = RecordBatch::try_new(
@@ -574,7 +581,7 @@ mod tests {
                     .into_iter()
                     .map(|c| {
                         c.into_builder()
-                            .set_dictionary_page_offset(Some(0))
+                            .set_dictionary_page_offset(Some(offset))
                             .build()
                             .unwrap()
                     })
@@ -590,10 +597,27 @@ mod tests {
     }
 
     #[test]
+    fn a_column_chunk_outside_the_file_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, offset) in [("negative", -5), ("past", 1 << 40)] {
+            let path = dir.path().join(format!("{name}.parquet"));
+            parquet_with_dictionary_offsets(&path, &[1, 2], offset);
+            let e = Input::open(&[path], &InputOptions::default()).unwrap_err();
+            let e = e.to_string();
+            assert!(e.contains("is not a Parquet file"), "{e}");
+            assert!(
+                e.contains("column \"v\" of row group 0 claims 33 bytes")
+                    && e.contains(&format!("at offset {offset}, outside the file")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn a_dictionary_page_offset_of_zero_means_none() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("zero.parquet");
-        parquet_with_zero_dictionary_offsets(&path, &[7, -1, 1 << 40]);
+        parquet_with_dictionary_offsets(&path, &[7, -1, 1 << 40], 0);
         // The file is as described: the offset reads back as 0.
         let file = File::open(&path).unwrap();
         let plain = parquet::file::serialized_reader::SerializedFileReader::new(file).unwrap();

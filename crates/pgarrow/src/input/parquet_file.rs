@@ -81,6 +81,27 @@ impl Int96Scan {
 ///
 /// # Errors
 /// [`ErrorKind::Input`]: not a Parquet file, or an INT96 column no unit holds.
+/// Walks the footer's encoding ([`super::thrift::check_footer`]) when the file ends as a
+/// Parquet file with a plain footer that fits it; anything else is left to the parquet
+/// crate, which says what is wrong.
+fn check_footer<C: ChunkReader>(chunks: &C) -> std::result::Result<(), String> {
+    let len = chunks.len();
+    if len < 12 {
+        return Ok(());
+    }
+    let Ok(tail) = chunks.get_bytes(len - 8, 8) else {
+        return Ok(());
+    };
+    let footer_len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if &tail[4..] != b"PAR1" || footer_len > len - 8 {
+        return Ok(());
+    }
+    let Ok(footer) = chunks.get_bytes(len - 8 - footer_len, footer_len as usize) else {
+        return Ok(());
+    };
+    super::thrift::check_footer(&footer)
+}
+
 pub(super) fn open<C, P>(
     chunks: C,
     probe: P,
@@ -94,9 +115,12 @@ where
     let not_parquet = |e: ParquetError| {
         Error::from(ErrorKind::Input(e.into())).context(format!("{shown} is not a Parquet file"))
     };
+    check_footer(&chunks).map_err(|what| not_parquet(ParquetError::General(what)))?;
     let loaded =
         ArrowReaderMetadata::load(&chunks, ArrowReaderOptions::new()).map_err(not_parquet)?;
     let metadata = without_zero_dictionary_offsets(loaded.metadata());
+    check_column_ranges(&metadata, chunks.len())
+        .map_err(|what| not_parquet(ParquetError::General(what)))?;
     let schema = loaded.schema().clone();
     // Top-level INT96 columns: (Arrow field index, leaf column index).
     let descr = metadata.file_metadata().schema_descr();
@@ -147,6 +171,35 @@ where
 }
 
 /// `metadata` with every dictionary page offset of 0 taken as none.
+/// Every column chunk's bytes (from its dictionary or first data page, its compressed size)
+/// inside the file: the parquet crate panics on a negative offset or size, and reads past the
+/// end of the file as an I/O error that does not say which column.
+fn check_column_ranges(
+    metadata: &ParquetMetaData,
+    file_len: u64,
+) -> std::result::Result<(), String> {
+    for (g, group) in metadata.row_groups().iter().enumerate() {
+        for column in group.columns() {
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or(column.data_page_offset());
+            let size = column.compressed_size();
+            let end = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(size).ok())
+                .and_then(|(start, size)| start.checked_add(size));
+            if !end.is_some_and(|end| end <= file_len) {
+                return Err(format!(
+                    "column {} of row group {g} claims {size} bytes at offset {start}, outside \
+                     the file's {file_len}",
+                    column.column_path()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn without_zero_dictionary_offsets(metadata: &Arc<ParquetMetaData>) -> ParquetMetaData {
     let zero = metadata
         .row_groups()
