@@ -255,6 +255,10 @@ pub struct Config {
     /// so that a statement that writes fails and changes nothing: what an export wants (off
     /// unless set).
     pub read_only: bool,
+    /// Settings applied with `SET name = 'value'` once connected (statements rather than
+    /// startup parameters, which connection poolers refuse): what a caller needs the session
+    /// to render as it expects (`DateStyle`, say).
+    pub settings: Vec<(String, String)>,
     /// Open a replication connection in database mode (`replication=database` at startup):
     /// replication commands such as `CREATE_REPLICATION_SLOT` beside SQL; the role needs the
     /// REPLICATION attribute (off unless set).
@@ -288,6 +292,7 @@ impl fmt::Debug for Config {
             .field("channel_binding", &self.channel_binding)
             .field("require_auth", &self.require_auth)
             .field("read_only", &self.read_only)
+            .field("settings", &self.settings)
             .field("replication", &self.replication)
             .field("on_notice", &self.on_notice)
             .finish()
@@ -726,6 +731,7 @@ impl Config {
             channel_binding,
             require_auth,
             read_only: false,
+            settings: Vec::new(),
             replication: false,
             on_notice: None,
         })

@@ -291,6 +291,14 @@ impl Connection {
                     self.simple_query("SET default_transaction_read_only = on")
                         .await?;
                 }
+                for (name, value) in &config.settings {
+                    self.simple_query(&format!(
+                        "SET {} = {}",
+                        crate::quote_ident(name),
+                        crate::quote_literal(value)
+                    ))
+                    .await?;
+                }
                 Ok(())
             }
             other => Err(Error::protocol(format!(

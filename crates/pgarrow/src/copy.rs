@@ -11,21 +11,37 @@ use serde::Serialize;
 
 use crate::blocking::{self, block_on, wait};
 use crate::partition::PartitionOptions;
+use crate::policy::ArrayShape;
 use crate::{
     Client, Error, ExportOptions, ExportStats, IntoConfig, IntoTableName, LoadHooks, LoadOptions,
     LoadStats, Result, Source, Stop,
 };
 
 /// How a copy reads and loads.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CopyOptions {
-    /// How the source is read (batches, type policies).
+    /// How the source is read (batches, type policies). By default arrays are read as the
+    /// server's text ([`ArrayShape::Text`]) and loaded through the target type's input
+    /// function: their lower bounds and any mix of dimensions arrive exactly, as no Arrow
+    /// List could carry them.
     pub export: ExportOptions,
     /// Read the source over several connections in one snapshot.
     pub partitions: Option<PartitionOptions>,
     /// What the load does with the target's rows, and whether it creates the table.
     pub load: LoadOptions,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        let mut export = ExportOptions::default();
+        export.policies.array_shape = ArrayShape::Text;
+        CopyOptions {
+            export,
+            partitions: None,
+            load: LoadOptions::default(),
+        }
+    }
 }
 
 impl CopyOptions {
@@ -37,7 +53,8 @@ impl CopyOptions {
         }
     }
 
-    /// Reads the source with `export`'s batches and type policies.
+    /// Reads the source with `export`'s batches and type policies (its array shape too: give
+    /// [`ArrayShape::Text`] to keep the default's exact arrays).
     pub fn with_export(mut self, export: ExportOptions) -> Self {
         self.export = export;
         self
@@ -81,18 +98,41 @@ pub fn copy(
     options: &CopyOptions,
     hooks: LoadHooks<'_>,
 ) -> Result<CopyStats> {
-    let from = from.into_config()?;
+    let mut from = from.into_config()?;
+    // The source is only read; what it renders as text (arrays, `--out-of-range text`) is
+    // read back by the target's input functions, so dates are written as ISO, which any
+    // DateStyle reads the same.
+    from.read_only = true;
+    from.settings
+        .push(("DateStyle".to_owned(), "ISO".to_owned()));
     let to = to.into_config()?;
     let table = table.into_table_name()?;
     let source = source.into();
     let mut hooks = hooks;
     let stop = hooks.stop.clone();
+    // The target first: a target that cannot be reached (or refuses the login) fails the
+    // copy before the source runs a query.
+    let runtime = blocking::runtime()?;
+    let started = std::time::Instant::now();
+    let mut client =
+        block_on(&runtime, &stop, Client::connect(to)).map_err(|e| e.context("the target"))?;
+    let connect = started.elapsed();
+    // A table the load does not create must be there (the columns are checked against the
+    // source's when its schema is known, still before any row is read).
+    if !options.load.create {
+        let probe = Source::query(format!("SELECT * FROM {} LIMIT 0", table.quoted()));
+        block_on(&runtime, &stop, client.plan(&probe)).map_err(|e| e.context("the target"))?;
+    }
     // The export's own stop: the caller's (read from its flag: a polled stop's check runs on
     // this thread only), or the load's end.
     let outer = stop.clone();
     let export_stop = Stop::polled(move || outer.is_stopped());
     let (batches_tx, batches_rx) = sync_channel::<Message>(IN_FLIGHT);
     let (schema_tx, schema_rx) = sync_channel::<Result<SchemaRef>>(1);
+    // The export reads its first row only when the load asks for it: after the load has
+    // checked the target (its table, columns and types), so a target that cannot take the
+    // rows fails the copy before the source is read.
+    let (go_tx, go_rx) = sync_channel::<()>(1);
     let exporter = {
         let stop = export_stop.clone();
         let export = options.export.clone();
@@ -101,7 +141,7 @@ pub fn copy(
             .name("pgarrow-copy-export".into())
             .spawn(move || {
                 export_thread(
-                    from, source, &export, partitions, &stop, schema_tx, batches_tx,
+                    from, source, &export, partitions, &stop, schema_tx, go_rx, batches_tx,
                 )
             })
             .map_err(|e| Error::internal(format!("cannot start the export thread: {e}")))?
@@ -121,23 +161,22 @@ pub fn copy(
         }
         Err(_) => return Err(Error::internal("the export thread ended without a word")),
     };
-    let runtime = blocking::runtime()?;
     let input = ChannelInput {
         schema: schema.clone(),
         batches: batches_rx,
+        go: Some(go_tx),
         ended: false,
     };
-    let started = std::time::Instant::now();
-    let loaded = block_on(&runtime, &stop, Client::connect(to)).and_then(|mut client| {
-        let connect = started.elapsed();
+    let loaded = {
         let load = client.load_with(table, &schema, input, &options.load, &mut hooks);
         // The load watches its stop itself (CopyFail, rollback): polled, never cut off.
-        let mut stats = wait(&runtime, &stop, load)?;
-        stats.connect = connect;
-        stats.total += connect;
-        let _ = runtime.block_on(client.close());
-        Ok(stats)
-    });
+        wait(&runtime, &stop, load).map(|mut stats| {
+            stats.connect = connect;
+            stats.total += connect;
+            stats
+        })
+    };
+    let _ = runtime.block_on(client.close());
     let loaded = loaded.map_err(stopped);
     let exported = exporter
         .join()
@@ -148,8 +187,9 @@ pub fn copy(
     })
 }
 
-/// The export's thread: the schema first, then every batch, then `None`; an error ends it.
-/// Returns the export's statistics.
+/// The export's thread: the schema first, then (once `go` says so) every batch, then `None`;
+/// an error ends it. Returns the export's statistics.
+#[allow(clippy::too_many_arguments)]
 fn export_thread(
     from: crate::protocol::Config,
     source: Source,
@@ -157,6 +197,7 @@ fn export_thread(
     partitions: Option<PartitionOptions>,
     stop: &Stop,
     schema_tx: SyncSender<Result<SchemaRef>>,
+    go: Receiver<()>,
     batches: SyncSender<Message>,
 ) -> ExportStats {
     let reader = match &partitions {
@@ -171,6 +212,10 @@ fn export_thread(
         }
     };
     let _ = schema_tx.send(Ok(reader.schema()));
+    // The load went away without asking for a row: dropping the reader cancels the query.
+    if go.recv().is_err() {
+        return reader.stats();
+    }
     loop {
         match reader.next_batch() {
             // The load ended (failed or stopped): dropping the reader cancels the query.
@@ -197,6 +242,8 @@ fn export_thread(
 struct ChannelInput {
     schema: SchemaRef,
     batches: Receiver<Message>,
+    /// Tells the export to start reading, at the first batch asked for.
+    go: Option<SyncSender<()>>,
     ended: bool,
 }
 
@@ -206,6 +253,9 @@ impl Iterator for ChannelInput {
     fn next(&mut self) -> Option<Self::Item> {
         if self.ended {
             return None;
+        }
+        if let Some(go) = self.go.take() {
+            let _ = go.send(());
         }
         match self.batches.recv() {
             Ok(Some(batch)) => Some(batch),

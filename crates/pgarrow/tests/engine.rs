@@ -177,7 +177,7 @@ fn a_manifest_directory_loads_exactly_its_files_and_checks_their_rows() {
 
 #[test]
 fn copy_moves_a_table_between_databases_in_one_transaction() {
-    let Some((pg, url, _db)) = setup("engine_copy_from") else {
+    let Some((pg, url, db)) = setup("engine_copy_from") else {
         return;
     };
     let target_db = pg.create_database("engine_copy_to").unwrap();
@@ -218,6 +218,35 @@ fn copy_moves_a_table_between_databases_in_one_transaction() {
             .trim()
             == "t"
     );
+
+    // A target that cannot be reached, or that has no such table: the copy fails before the
+    // source is read (the source's query would advance the sequence).
+    pg.psql(&db, "CREATE SEQUENCE copy_probe").unwrap();
+    let probe = Source::query("SELECT nextval('copy_probe') AS n FROM generate_series(1, 10)");
+    let no_db = to.rsplit_once('/').unwrap().0.to_owned() + "/no_such_database";
+    let e = blocking::copy(
+        &url,
+        probe.clone(),
+        &no_db,
+        "n_target",
+        &CopyOptions::new(LoadOptions::new(LoadMode::Append).with_create(true)),
+        LoadHooks::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), Some("3D000"), "{e}");
+    assert!(e.to_string().contains("the target"), "{e}");
+    let e = blocking::copy(
+        &url,
+        probe,
+        &to,
+        "no_such_table",
+        &CopyOptions::new(LoadOptions::new(LoadMode::Append)),
+        LoadHooks::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("no_such_table"), "{e}");
+    let used = pg.psql(&db, "SELECT is_called FROM copy_probe").unwrap();
+    assert_eq!(used.trim(), "f", "the source's query ran");
 
     // Stopped before it starts: cancelled, nothing loaded.
     let stop = Stop::new();
@@ -260,4 +289,124 @@ fn errors_say_what_the_caller_can_do() {
     assert!(e.is_usage(), "{e}");
     let e = pgarrow::TablePattern::parse("a.b.c").unwrap_err();
     assert!(e.is_usage(), "{e}");
+}
+
+/// Arrays with bounds and mixed depths, domains, enums, composites and ranges (of
+/// timestamps too) go PG -> PG by `copy`, and PG -> Parquet -> PG (exported with their exact
+/// text where Arrow has no place for them), into a database holding the types but not the
+/// table: equal by the server's rendering of every row.
+#[test]
+fn arrays_with_bounds_and_user_types_round_trip_exactly() {
+    let Some((pg, url, db)) = setup("engine_round_from") else {
+        return;
+    };
+    let types = "CREATE TYPE mood AS ENUM ('sad', 'ok');
+         CREATE TYPE pair AS (a int, at timestamp);
+         CREATE TYPE stamps AS RANGE (subtype = timestamp);
+         CREATE DOMAIN pos AS int CHECK (VALUE > 0);";
+    pg.psql(&db, types).unwrap();
+    pg.psql(
+        &db,
+        "CREATE TABLE r (id int, lb int4[], mixed int4[], ts timestamp[], m mood, ms mood[],
+                         p pair, rg stamps, d pos, dd pos[], t24 time, n numeric(6,2));
+         INSERT INTO r VALUES
+          (1, '[0:2]={7,8,9}', '{1}', '{\"2020-01-02 03:04:05.5\",NULL}', 'ok', '[2:3]={sad,ok}',
+              ROW(1, '2020-01-01 00:00'), '[2020-01-01,2020-02-01)', 5, '{1,2}', '24:00', 'NaN'),
+          (2, '[-3:-2][1:1]={{1},{2}}', '{{1,2},{3,4}}', '{}', NULL, NULL, ROW(NULL, NULL),
+              'empty', NULL, '[0:0]={3}', '00:00', 1.5),
+          (3, NULL, '{}', NULL, 'sad', '{}', NULL, NULL, 1, NULL, NULL, NULL);",
+    )
+    .unwrap();
+    let render = |db: &str, table: &str| {
+        pg.psql(
+            db,
+            &format!("SELECT {table}::text FROM {table} ORDER BY id"),
+        )
+        .unwrap()
+    };
+    let source = render(&db, "r");
+    assert!(source.contains("[0:2]={7,8,9}"), "{source}");
+
+    // PG -> PG by copy, the table created in the target.
+    let target_db = pg.create_database("engine_round_to").unwrap();
+    pg.psql(&target_db, types).unwrap();
+    let to = pg.url(&target_db);
+    let mut options = CopyOptions::new(LoadOptions::new(LoadMode::Append).with_create(true));
+    options.export.policies.special = pgarrow::policy::SpecialValues::Text;
+    let stats = blocking::copy(
+        &url,
+        Source::table("r").unwrap(),
+        &to,
+        "r",
+        &options,
+        LoadHooks::default(),
+    )
+    .unwrap();
+    assert_eq!(stats.load.rows, 3);
+    assert_eq!(render(&target_db, "r"), source, "copy");
+    let types_of = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT string_agg(format_type(atttypid, atttypmod), ',' ORDER BY attnum) \
+             FROM pg_attribute WHERE attrelid = 'r'::regclass AND attnum > 0",
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        types_of(&target_db),
+        types_of(&db),
+        "the created columns' types"
+    );
+    // Into a database without the types: refused by the missing type's name, nothing made.
+    let empty = pg.create_database("engine_round_empty").unwrap();
+    let e = blocking::copy(
+        &url,
+        Source::table("r").unwrap(),
+        pg.url(&empty),
+        "r",
+        &options,
+        LoadHooks::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("its type mood"), "{e}");
+    assert_eq!(
+        pg.psql(&empty, "SELECT to_regclass('r') IS NULL")
+            .unwrap()
+            .trim(),
+        "t"
+    );
+
+    // PG -> Parquet -> PG: the exact text where Arrow has no place, loaded by the server's
+    // input functions.
+    let dir = tempfile::tempdir().unwrap();
+    let mut export = ExportOptions::default();
+    export.policies.array_shape = pgarrow::policy::ArrayShape::Text;
+    export.policies.special = pgarrow::policy::SpecialValues::Text;
+    runtime()
+        .block_on(export_to_dir(
+            &url,
+            Source::table("r").unwrap(),
+            &export,
+            &PartitionOptions::new(1),
+            &DirTarget::new(dir.path(), Format::Parquet),
+            Hooks::new(),
+        ))
+        .unwrap();
+    let file_db = pg.create_database("engine_round_file").unwrap();
+    pg.psql(&file_db, types).unwrap();
+    let input = Input::open(&[dir.path().to_owned()], &InputOptions::default()).unwrap();
+    blocking::load(
+        pg.url(&file_db),
+        "r",
+        input,
+        &LoadOptions::new(LoadMode::Append).with_create(true),
+        &Stop::new(),
+    )
+    .unwrap();
+    assert_eq!(render(&file_db, "r"), source, "through Parquet");
+    assert_eq!(
+        types_of(&file_db),
+        types_of(&db),
+        "the created columns' types"
+    );
 }
