@@ -13,7 +13,12 @@ pub fn decode(plans: &[ColumnPlan], input: &[u8], split: usize) {
         batch_rows: 5,
         ..DecodeOptions::default()
     };
-    let Ok(mut d) = CopyDecoder::with_plans(plans.to_vec(), options) else {
+    // The generator writes any lower bounds: dropped (counted), not refused.
+    let policies = pgarrow_decode::policy::Policies {
+        array_bounds: pgarrow_decode::policy::ArrayBounds::Drop,
+        ..Default::default()
+    };
+    let Ok(mut d) = CopyDecoder::with_policies(plans.to_vec(), options, policies) else {
         return;
     };
     let split = split.min(input.len());

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use pgarrow::incremental::LateRows;
 use pgarrow::partition::{SnapshotMode, parse_size};
 use pgarrow::policy::{
-    ArrayShape, EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, Policies,
+    ArrayBounds, ArrayShape, EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, Policies,
     SpecialValues, TextLayout, WideNumeric,
 };
 use pgarrow::sink::{Compression, Format, IntervalEncoding};
@@ -174,8 +174,8 @@ pub(crate) struct PolicyArgs {
     #[arg(long, default_value = "extreme", value_name = "POLICY", value_parser = parse_policy::<Infinity>)]
     pub(crate) infinity: Infinity,
     /// Values Arrow cannot hold: numeric NaN and Infinity in decimals, time 24:00:00,
-    /// timestamps after 294247 AD, intervals beyond +-2562047 hours or infinite: error, null
-    /// or clamp.
+    /// timestamps after 294247 AD, intervals beyond +-2562047 hours or infinite: error, null,
+    /// clamp, or text (columns of such types as the server's exact text).
     #[arg(long, visible_alias = "special-values", default_value = "error", value_name = "POLICY", value_parser = parse_policy::<SpecialValues>)]
     pub(crate) out_of_range: SpecialValues,
     /// Text columns as utf8, large (64-bit offsets) or view.
@@ -185,11 +185,16 @@ pub(crate) struct PolicyArgs {
     /// (every text column as Binary).
     #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<InvalidUtf8>)]
     pub(crate) invalid_utf8: InvalidUtf8,
-    /// Array columns: data (as many nested Lists as the values have dimensions: declared, or
-    /// else those of the column's first non-empty value) or flatten (a 1-D List of each
-    /// array's elements in row-major order; multi-dimensional values are counted).
-    #[arg(long, default_value = "data", value_name = "SHAPE", value_parser = parse_policy::<ArrayShape>)]
-    pub(crate) array_shape: ArrayShape,
+    /// Array columns: data (as many nested Lists as the column's first non-empty value has
+    /// dimensions), flatten (a 1-D List of each array's elements in row-major order;
+    /// multi-dimensional values are counted) or text (the server's exact text: bounds and any
+    /// mix of dimensions kept).
+    #[arg(long, value_name = "SHAPE", value_parser = parse_policy::<ArrayShape>)]
+    pub(crate) array_shape: Option<ArrayShape>,
+    /// Array lower bounds other than 1 ('[0:2]={7,8,9}'): error, or drop (the elements kept
+    /// in order; counted).
+    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<ArrayBounds>)]
+    pub(crate) array_bounds: ArrayBounds,
     /// Enum columns as dictionary (Dictionary(Int16, Utf8) in pg_enum order) or utf8.
     #[arg(long = "enum", default_value = "dictionary", value_name = "LAYOUT", value_parser = parse_policy::<EnumLayout>)]
     pub(crate) enums: EnumLayout,
@@ -206,7 +211,8 @@ impl PolicyArgs {
             text: self.text,
             invalid_utf8: self.invalid_utf8,
             enums: self.enums,
-            array_shape: self.array_shape,
+            array_shape: self.array_shape.unwrap_or_default(),
+            array_bounds: self.array_bounds,
         }
     }
 }

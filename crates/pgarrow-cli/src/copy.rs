@@ -25,7 +25,7 @@ pub(crate) fn copy(stop: &Stop, args: &CopyArgs) -> Result<()> {
     };
     let options = CopyOptions::new(load)
         .with_export(ExportOptions {
-            policies: args.policies.policies(),
+            policies: copy_policies(&args.policies),
             ..ExportOptions::default()
         })
         .with_partitions((args.partitions > 1).then(|| PartitionOptions::new(args.partitions)));
@@ -49,4 +49,14 @@ pub(crate) fn copy(stop: &Stop, args: &CopyArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The policies of the copy's source: arrays as the server's text unless `--array-shape`
+/// says otherwise (their bounds and depths then arrive exactly).
+fn copy_policies(args: &crate::args::PolicyArgs) -> pgarrow::policy::Policies {
+    let mut policies = args.policies();
+    if args.array_shape.is_none() {
+        policies.array_shape = pgarrow::policy::ArrayShape::Text;
+    }
+    policies
 }

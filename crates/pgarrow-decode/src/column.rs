@@ -70,10 +70,13 @@ impl Cx<'_> {
             _ => LossKind::OutOfRangeToNull,
         };
         match self.policies.special {
-            SpecialValues::Error => Err(refused(
+            // Under `text` the column is read as text: only a value nested where the plan
+            // could not see it reaches here.
+            SpecialValues::Error | SpecialValues::Text => Err(refused(
                 e,
-                "the out-of-range policy is error (--out-of-range null writes NULL, \
-                 --out-of-range clamp the nearest value Arrow holds)",
+                "the out-of-range policy is error (--out-of-range text exports the column as \
+                 the server's exact text, null writes NULL, clamp the nearest value Arrow \
+                 holds)",
             )),
             SpecialValues::Null => {
                 self.losses.count(to_null);

@@ -4,8 +4,8 @@
 use pgarrow_types::PgColumn;
 
 use crate::plan::{Catalog, StrLayout, TypePlan};
-use crate::policy::Policies;
-use crate::types::{ColumnKind, arrow_field, oid};
+use crate::policy::{ArrayShape, Policies, SpecialValues};
+use crate::types::{ColumnKind, META_NOT_NULL, META_PRIMARY_KEY, arrow_field, oid};
 
 /// A column to decode: what the server said about it, and how to decode it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,21 @@ pub struct ColumnPlan {
     pub kind: TypePlan,
     /// The server-side cast applied in the projection, if the type has no decoder.
     pub cast: Option<&'static str>,
+    /// What the source table declares about the column (set for a table's export): NOT
+    /// NULL, and its place (from 1) in the primary key. Carried in the field's metadata
+    /// ([`META_NOT_NULL`](crate::types::META_NOT_NULL),
+    /// [`META_PRIMARY_KEY`](crate::types::META_PRIMARY_KEY)), so that a load that creates the
+    /// table declares them too.
+    pub constraints: Constraints,
+}
+
+/// A table column's constraints, as its export carries them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Constraints {
+    /// `NOT NULL`.
+    pub not_null: bool,
+    /// The column's place in the table's primary key, from 1.
+    pub key_position: Option<u16>,
 }
 
 impl ColumnPlan {
@@ -44,26 +59,74 @@ impl ColumnPlan {
         dims: usize,
     ) -> ColumnPlan {
         match TypePlan::resolve(column.oid, column.typmod, catalog, policies, dims) {
-            Some(kind) => ColumnPlan {
+            Some(kind) if !as_text(&kind, policies) => ColumnPlan {
                 column,
                 kind,
                 cast: None,
+                constraints: Constraints::default(),
             },
-            None => ColumnPlan {
+            // No decoder, or a policy that asks for the server's text.
+            _ => ColumnPlan {
                 kind: TypePlan::builtin(oid::TEXT, -1, policies).unwrap_or(TypePlan::Scalar {
                     kind: ColumnKind::Text,
                     layout: StrLayout::Utf8,
                 }),
                 column,
                 cast: Some("text"),
+                constraints: Constraints::default(),
             },
         }
     }
 
     /// The Arrow field this column produces.
     pub fn field(&self) -> arrow_schema::Field {
-        arrow_field(&self.column, &self.kind, self.cast)
+        let field = arrow_field(&self.column, &self.kind, self.cast);
+        if self.constraints == Constraints::default() {
+            return field;
+        }
+        let mut meta = field.metadata().clone();
+        if self.constraints.not_null {
+            meta.insert(META_NOT_NULL.to_owned(), "true".to_owned());
+        }
+        if let Some(k) = self.constraints.key_position {
+            meta.insert(META_PRIMARY_KEY.to_owned(), k.to_string());
+        }
+        field.with_metadata(meta)
     }
+}
+
+/// Whether `policies` ask for `plan`'s values as the server's text: `--out-of-range text` for
+/// a type that can hold a value Arrow cannot, `--array-shape text` for arrays, anywhere in it.
+fn as_text(plan: &TypePlan, policies: &Policies) -> bool {
+    use {ColumnKind as K, TypePlan as P};
+    let special = policies.special == SpecialValues::Text;
+    let arrays = policies.array_shape == ArrayShape::Text;
+    fn any(plan: &TypePlan, hit: &dyn Fn(&TypePlan) -> bool) -> bool {
+        hit(plan)
+            || match plan {
+                P::List { element, .. } => any(element, hit),
+                P::Multirange(e) | P::Range(e) => any(e, hit),
+                P::Struct(fields) => fields.iter().any(|f| any(&f.plan, hit)),
+                _ => false,
+            }
+    }
+    any(plan, &|p| match p {
+        P::List { .. } => arrays,
+        P::Scalar { kind, .. } => {
+            special
+                && matches!(
+                    kind,
+                    K::NumericFloat64
+                        | K::Decimal128 { .. }
+                        | K::Decimal256 { .. }
+                        | K::Time
+                        | K::Timestamp
+                        | K::Timestamptz
+                        | K::Interval
+                )
+        }
+        _ => false,
+    })
 }
 
 /// The policies that can change how values of `plan` come out.

@@ -38,7 +38,7 @@ mod recycle;
 pub mod types;
 pub mod wire;
 
-pub use column_plan::ColumnPlan;
+pub use column_plan::{ColumnPlan, Constraints};
 pub use decoder::{
     CopyDecoder, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions, MAX_BATCH_BYTES, SIGNATURE,
 };

@@ -14,7 +14,7 @@ use arrow_schema::{DataType, Field, Fields};
 
 use crate::error::FieldError;
 use crate::plan::{ListShape, StrLayout, TypePlan, hstore_entries};
-use crate::policy::LossKind;
+use crate::policy::{ArrayBounds, LossKind};
 
 use crate::buffers::{Prim, Var};
 use crate::column::{Column, Cx, FinishError};
@@ -104,17 +104,26 @@ impl ListCol {
             };
             return Err(FieldError::new(format!(
                 "array has {ndim} dimension(s) but the column has {dims} ({from}); \
-                 --array-shape flatten exports every array as a 1-D list of its elements"
+                 --array-shape text exports the arrays as the server's exact text, \
+                 --array-shape flatten as 1-D lists of their elements"
             )));
         }
         let mut lengths = [0usize; 6];
         let mut total: usize = 1;
         let mut lower_bound_dropped = false;
-        for len in lengths.iter_mut().take(ndim) {
+        for (dim, len) in lengths.iter_mut().take(ndim).enumerate() {
             let n = r.i32()?;
             let lower = r.i32()?;
             if n < 0 {
                 return Err(FieldError::new(format!("array dimension of length {n}")));
+            }
+            if lower != 1 && cx.policies.array_bounds == ArrayBounds::Error {
+                return Err(FieldError::new(format!(
+                    "array has lower bound {lower} in dimension {} (an Arrow list has no \
+                     place for it); --array-shape text exports the arrays as the server's exact \
+                     text, --array-bounds drop keeps the elements and drops the bounds (counted)",
+                    dim + 1
+                )));
             }
             lower_bound_dropped |= lower != 1;
             *len = n as usize;

@@ -137,11 +137,11 @@ pub enum TypePlan {
 /// Where an array plan's dimensions come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListShape {
-    /// Declared (two or more) by the column, its domain or a composite's attribute; a value of
-    /// other dimensions is an error.
+    /// Declared by a composite's attribute; a value of other dimensions is an error.
     Declared,
-    /// Not declared (or just one, which PostgreSQL does not enforce either): to be taken from
-    /// the data ([`TypePlan::with_list_depth`]); until then one dimension is planned.
+    /// A column's (declared or not: PostgreSQL does not enforce declared dimensions): to be
+    /// taken from the data ([`TypePlan::with_list_depth`]); until then the declared
+    /// dimensions (one when none) are planned.
     FromData,
     /// Taken from the data: the first non-empty value had `dims` dimensions.
     Seen,
@@ -232,12 +232,15 @@ impl TypePlan {
                 element: Box::new(nested(*element, typmod, 1)?),
                 dims: match policies.array_shape {
                     ArrayShape::Flatten => 1,
-                    ArrayShape::Data => dims,
+                    ArrayShape::Data | ArrayShape::Text => dims,
                 },
+                // Declared dimensions are advisory, as they are to PostgreSQL: a column's
+                // depth comes from its data (the declared one planned until then). Arrays in
+                // composites keep their attribute's, which nothing can look ahead at.
                 shape: match policies.array_shape {
                     ArrayShape::Flatten => ListShape::Flatten,
-                    ArrayShape::Data if dims >= 2 || !top => ListShape::Declared,
-                    ArrayShape::Data => ListShape::FromData,
+                    ArrayShape::Data | ArrayShape::Text if !top => ListShape::Declared,
+                    ArrayShape::Data | ArrayShape::Text => ListShape::FromData,
                 },
             }),
             CatalogKind::Composite { fields } => {

@@ -41,6 +41,11 @@ pub enum SpecialValues {
     /// finite instant, one microsecond before the extreme that stands for `infinity`). NaN has
     /// no nearest value and becomes NULL.
     Clamp,
+    /// Export every column whose type can hold such a value (`numeric(p,s)`, a numeric read
+    /// as a decimal or a double, `time`, `timestamp`, `timestamptz`, `interval`, and arrays,
+    /// composites and ranges of them) as Utf8 holding the server's text of each value: exact,
+    /// nothing counted.
+    Text,
 }
 
 /// The nesting of array columns. PostgreSQL does not enforce declared dimensions (`int[]` and
@@ -56,6 +61,20 @@ pub enum ArrayShape {
     /// Every array as a 1-D List of its elements in row-major order (each multi-dimensional
     /// value counted).
     Flatten,
+    /// Every column holding arrays (composites and ranges of them too) as Utf8 holding the
+    /// server's text of each value (`[0:1]={1,2}`): bounds, any mix of dimensions, exact.
+    Text,
+}
+
+/// Array lower bounds other than 1 (`'[0:2]={7,8,9}'`), which an Arrow List has no place for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ArrayBounds {
+    /// Refuse: the export fails naming row and column (default). `--array-shape text` keeps
+    /// the bounds in the array's text.
+    #[default]
+    Error,
+    /// Keep the elements in order and drop the bounds (each such array counted).
+    Drop,
 }
 
 /// The Arrow type of an unconstrained `numeric` column (or one above precision 76).
@@ -150,6 +169,8 @@ pub struct Policies {
     pub enums: EnumLayout,
     /// Array nesting.
     pub array_shape: ArrayShape,
+    /// Array lower bounds other than 1.
+    pub array_bounds: ArrayBounds,
 }
 
 /// The policies' names, as [`Policies::set`] takes them (and the CLI's flags, Python's
@@ -163,6 +184,7 @@ pub const POLICY_NAMES: &[&str] = &[
     "text",
     "invalid_utf8",
     "array_shape",
+    "array_bounds",
     "enum",
 ];
 
@@ -186,6 +208,7 @@ impl Policies {
             "text" => put(&mut self.text, value),
             "invalid_utf8" => put(&mut self.invalid_utf8, value),
             "array_shape" => put(&mut self.array_shape, value),
+            "array_bounds" => put(&mut self.array_bounds, value),
             "enum" | "enums" => put(&mut self.enums, value),
             _ => return None,
         })
@@ -215,7 +238,8 @@ impl FromStr for SpecialValues {
             "error" => Ok(Self::Error),
             "null" => Ok(Self::Null),
             "clamp" => Ok(Self::Clamp),
-            _ => Err(bad("special-value", s, "error, null or clamp")),
+            "text" => Ok(Self::Text),
+            _ => Err(bad("special-value", s, "error, null, clamp or text")),
         }
     }
 }
@@ -226,7 +250,19 @@ impl FromStr for ArrayShape {
         match s {
             "data" => Ok(Self::Data),
             "flatten" => Ok(Self::Flatten),
-            _ => Err(bad("array-shape", s, "data or flatten")),
+            "text" => Ok(Self::Text),
+            _ => Err(bad("array-shape", s, "data, flatten or text")),
+        }
+    }
+}
+
+impl FromStr for ArrayBounds {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "error" => Ok(Self::Error),
+            "drop" => Ok(Self::Drop),
+            _ => Err(bad("array-bounds", s, "error or drop")),
         }
     }
 }
@@ -340,7 +376,7 @@ pub enum LossKind {
     NumericToFloat64,
     /// Invalid UTF-8 replaced with U+FFFD.
     InvalidUtf8Replaced,
-    /// An array's lower bound other than 1 dropped (Arrow lists start at 0).
+    /// An array's lower bound other than 1 dropped (`--array-bounds drop`).
     ArrayLowerBoundDropped,
     /// A multi-dimensional array flattened to a 1-D list (`--array-shape flatten`).
     ArrayFlattened,

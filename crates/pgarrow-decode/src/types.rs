@@ -24,6 +24,10 @@ pub const META_PG_TYPMOD: &str = "pgarrow.pg_typmod";
 /// Field metadata key, present when the column was cast to `text` on the server because it
 /// has no binary decoder; its value is the cast applied.
 pub const META_PG_CAST: &str = "pgarrow.cast";
+/// Field metadata: `true` when the source table declares the column NOT NULL.
+pub const META_NOT_NULL: &str = "pgarrow.not_null";
+/// Field metadata: the column's place (from 1) in the source table's primary key.
+pub const META_PRIMARY_KEY: &str = "pgarrow.primary_key";
 /// Arrow's extension type name key.
 pub const META_EXTENSION_NAME: &str = "ARROW:extension:name";
 /// Arrow's extension type metadata key.

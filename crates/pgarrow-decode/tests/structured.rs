@@ -19,7 +19,12 @@ fn decode(
         batch_rows: 7,
         ..DecodeOptions::default()
     };
-    let mut d = CopyDecoder::with_plans(plans.to_vec(), options)?;
+    // The generator writes any lower bounds: dropped (counted), not refused.
+    let policies = pgarrow_decode::policy::Policies {
+        array_bounds: pgarrow_decode::policy::ArrayBounds::Drop,
+        ..Default::default()
+    };
+    let mut d = CopyDecoder::with_policies(plans.to_vec(), options, policies)?;
     feed(&mut d, chunks.iter().copied())
 }
 

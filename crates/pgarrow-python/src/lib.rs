@@ -892,7 +892,15 @@ fn copy(
     create: bool,
     options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<String> {
-    let options = Options::parse(options, false)?;
+    let shape_given = match options {
+        Some(d) => d.contains("array_shape")?,
+        None => false,
+    };
+    let mut options = Options::parse(options, false)?;
+    // Arrays as the server's text unless asked otherwise: bounds and depths arrive exactly.
+    if !shape_given {
+        options.export.policies.array_shape = pgarrow::policy::ArrayShape::Text;
+    }
     let mode = LoadMode::parse(mode, key).map_err(|e| py_err(py, &e))?;
     let mut from = config(from_conninfo, options.statement_timeout)?;
     from.read_only = true;

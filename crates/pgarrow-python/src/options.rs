@@ -27,7 +27,7 @@ pub(crate) struct Options {
 }
 
 const OPTION_NAMES: &str = "batch_rows, batch_bytes, statement_timeout, numeric, wide_numeric, \
-     numeric_overflow, infinity, out_of_range, text, invalid_utf8, array_shape, enum, \
+     numeric_overflow, infinity, out_of_range, text, invalid_utf8, array_shape, array_bounds, enum, \
      partitions, parts, partition_by, snapshot, memory_limit, order_preserving, \
      compression, row_group_rows, row_group_bytes, intervals, replication_slot, slot_plugin";
 

@@ -328,9 +328,9 @@ impl<'c> Export<'c> {
 /// Settles the depth of the array columns whose dimensions come from the data
 /// ([`TypePlan::list_depth_from_data`](crate::TypePlan::list_depth_from_data)): reads the COPY
 /// ahead until each has a non-empty value, a batch's worth of rows or bytes went by, or the COPY
-/// ended, and plans each with the depth it saw (a column with no value keeps one dimension).
-/// Returns the bytes read, for the decoder to take first, and each such column's depth when
-/// one was seen.
+/// ended, and plans each with the depth it saw (a column with no value keeps the dimensions it
+/// declares, one when none). Returns the bytes read, for the decoder to take first, and each
+/// such column's depth when one was seen.
 ///
 /// The one place depths are settled: a single export does it on its own COPY, and a
 /// partitioned export's plan on a COPY of the source's first rows ([`probe_array_depths`]).
@@ -372,7 +372,8 @@ async fn settle_array_depths(
 
 /// Settles the array depths of `sql`'s columns (see [`settle_array_depths`]) from a COPY of
 /// its first `batch_rows` rows on `conn`, before any part of a partitioned export runs (its
-/// parts must agree on one schema); a column with no value there gets one dimension. The
+/// parts must agree on one schema); a column with no value there keeps the dimensions it
+/// declares (one when none). The
 /// connection is idle again after it. Returns each such column's depth.
 pub(crate) async fn probe_array_depths(
     conn: &mut Connection,
@@ -393,7 +394,12 @@ pub(crate) async fn probe_array_depths(
     let settled: Vec<(usize, usize)> = seen
         .into_iter()
         .map(|(i, dims)| {
-            let dims = dims.unwrap_or(1);
+            // No value seen: the dimensions planned (declared, else one).
+            let planned = match &columns[i].kind {
+                crate::plan::TypePlan::List { dims, .. } => *dims,
+                _ => 1,
+            };
+            let dims = dims.unwrap_or(planned);
             columns[i].kind = columns[i].kind.with_list_depth(dims);
             (i, dims)
         })

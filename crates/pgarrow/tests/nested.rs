@@ -30,8 +30,8 @@ use common::{
 };
 use pgarrow::plan::TypePlan;
 use pgarrow::policy::{
-    ArrayShape, EnumLayout, Infinity, InvalidUtf8, LossKind, NumericTarget, Overflow, Policies,
-    SpecialValues, TextLayout,
+    ArrayBounds, ArrayShape, EnumLayout, Infinity, InvalidUtf8, LossKind, NumericTarget, Overflow,
+    Policies, SpecialValues, TextLayout,
 };
 
 const META_DIMS: &str = "pgarrow.array_dims";
@@ -43,6 +43,22 @@ const META_EXT: &str = "ARROW:extension:name";
 
 fn policies() -> Policies {
     Policies::default()
+}
+
+/// The default policies, but lower bounds other than 1 dropped (and counted).
+fn dropping_bounds() -> Policies {
+    Policies {
+        array_bounds: ArrayBounds::Drop,
+        ..policies()
+    }
+}
+
+/// `sql` exported under `policies` whole, and in batches of `rows`.
+async fn export_both_under(db: &Db, sql: &str, policies: Policies, rows: usize) -> [Exported; 2] {
+    [
+        db.export_under(sql, policies).await,
+        db.export_batched(sql, policies, rows).await,
+    ]
 }
 
 fn ts_us() -> DataType {
@@ -249,7 +265,7 @@ async fn arrays_one_dimension_elements_nulls_empty_lower_bounds() {
         return;
     };
     let sql = "SELECT id, v, s, n, d, b FROM a1 ORDER BY id";
-    let [one, batched] = db.export_both(sql, 3).await;
+    let [one, batched] = export_both_under(&db, sql, dropping_bounds(), 3).await;
     for out in [&one, &batched] {
         assert_eq!(out.data_type("v"), &list_of(DataType::Int32));
         assert_eq!(out.data_type("s"), &list_of(DataType::Utf8));
@@ -265,7 +281,8 @@ async fn arrays_one_dimension_elements_nulls_empty_lower_bounds() {
         check_array_column(&db, out, "a1", "n", 1, "{e}::text");
         check_array_column(&db, out, "a1", "d", 1, "({e} - date '1970-01-01')::text");
         check_array_column(&db, out, "a1", "b", 1, "{e}");
-        // Lower bounds other than 1 are dropped (values kept in order) and counted per array.
+        // Under --array-bounds drop, lower bounds other than 1 are dropped (values kept in
+        // order) and counted per array.
         for c in ["v", "s", "n", "d", "b"] {
             assert_eq!(
                 out.loss(c, LossKind::ArrayLowerBoundDropped),
@@ -310,7 +327,7 @@ async fn arrays_declared_dimensions_become_nested_lists() {
     assert_eq!(dims, [None, Some(2), Some(2), Some(3), Some(1)]);
     assert!(plan.columns.iter().all(|c| c.cast.is_none()));
 
-    let [one, batched] = db.export_both(sql, 4).await;
+    let [one, batched] = export_both_under(&db, sql, dropping_bounds(), 4).await;
     for out in [&one, &batched] {
         assert_eq!(out.data_type("m"), &list_of(list_of(DataType::Int32)));
         assert_eq!(out.data_type("t"), &list_of(list_of(DataType::Utf8)));
@@ -337,7 +354,12 @@ async fn arrays_declared_dimensions_become_nested_lists() {
         assert_eq!(out.losses.total(), 2, "losses: {}", out.losses);
     }
     // The same column keeps its dimensions when renamed in a query.
-    let renamed = db.export("SELECT id, m AS grid FROM a2 ORDER BY id").await;
+    let renamed = db
+        .export_under(
+            "SELECT id, m AS grid FROM a2 ORDER BY id",
+            dropping_bounds(),
+        )
+        .await;
     assert_eq!(
         renamed.data_type("grid"),
         &list_of(list_of(DataType::Int32))
@@ -382,13 +404,38 @@ async fn arrays_of_mixed_depths_fail_with_a_hint_or_flatten() {
         .export_value_error("SELECT id, v FROM flat ORDER BY id", policies())
         .await;
     e.assert_at(3, 1, "v");
-    // And a 1-D value in an int4[][] column is refused too (not silently reshaped).
+    // And a 1-D value after a 2-D one in an int4[][] column is refused too (not silently
+    // reshaped).
     let e = db
         .export_value_error("SELECT id, g FROM grid ORDER BY id", policies())
         .await;
     e.assert_at(2, 1, "g");
     e.assert_says("1 dimension");
-    e.assert_says("declared");
+    e.assert_says("first non-empty value");
+    assert!(
+        e.display.contains("--array-shape text"),
+        "the message should name the exact way out: {}",
+        e.display
+    );
+
+    // --array-shape text: every array as the server's text, whatever its depths and bounds.
+    let text = Policies {
+        array_shape: ArrayShape::Text,
+        ..policies()
+    };
+    for (table, col) in [("flat", "v"), ("grid", "g")] {
+        let out = db
+            .export_under(&format!("SELECT id, {col} FROM {table} ORDER BY id"), text)
+            .await;
+        assert_eq!(out.data_type(col), &DataType::Utf8, "{col}");
+        let server: Vec<(i32, Option<String>)> = db
+            .by_id(&format!("SELECT id, {col}::text FROM {table}"))
+            .into_iter()
+            .map(|(id, v)| (id, v[0].clone()))
+            .collect();
+        assert_eq!(out.cells(col), server, "{col}");
+        assert!(out.losses.is_empty(), "{col}: {}", out.losses);
+    }
 
     // --array-shape flatten: every array a 1-D list of its elements, row-major, counted.
     let flatten = Policies {
@@ -432,6 +479,61 @@ async fn arrays_of_mixed_depths_fail_with_a_hint_or_flatten() {
     }
 }
 
+/// Lower bounds other than 1 are refused by default, naming the two ways out: the exact text
+/// (`--array-shape text`, bounds kept) or `--array-bounds drop` (counted). Declared dimensions
+/// are advisory: an `int[][][]` column holding 2-D values exports as two nested Lists.
+#[tokio::test(flavor = "current_thread")]
+async fn array_bounds_are_refused_kept_as_text_or_dropped_and_declared_dims_are_advisory() {
+    let Some(db) = Db::new("nested_array_bounds") else {
+        return;
+    };
+    db.psql(
+        "CREATE TABLE lb (id int, v int4[], c int4[][][]);
+         INSERT INTO lb VALUES (1, '{1,2}', '{{1,2},{3,4}}'), (2, '[0:2]={7,8,9}', '{{5}}'),
+                               (3, '[-2:-1]={1,2}', NULL), (4, NULL, '{}');",
+    );
+    let sql = "SELECT id, v FROM lb ORDER BY id";
+    let e = db.export_value_error(sql, policies()).await;
+    e.assert_at(2, 1, "v");
+    e.assert_says("lower bound 0 in dimension 1");
+    e.assert_says("--array-shape text");
+    e.assert_says("--array-bounds drop");
+
+    let text = Policies {
+        array_shape: ArrayShape::Text,
+        ..policies()
+    };
+    let out = db.export_under(sql, text).await;
+    assert_eq!(out.data_type("v"), &DataType::Utf8);
+    let server: Vec<(i32, Option<String>)> = db
+        .by_id("SELECT id, v::text FROM lb")
+        .into_iter()
+        .map(|(id, v)| (id, v[0].clone()))
+        .collect();
+    assert_eq!(out.cells("v"), server);
+    assert_eq!(
+        out.cells("v")[1].1.as_deref(),
+        Some("[0:2]={7,8,9}"),
+        "the bounds are in the text"
+    );
+
+    let out = db.export_under(sql, dropping_bounds()).await;
+    assert_eq!(out.loss("v", LossKind::ArrayLowerBoundDropped), 2);
+
+    // Declared int4[][][], holding 2-D values: two levels, from the data.
+    let out = db.export("SELECT id, c FROM lb ORDER BY id").await;
+    assert_eq!(out.data_type("c"), &list_of(list_of(DataType::Int32)));
+    check_array_column(&db, &out, "lb", "c", 2, "{e}::text");
+    // With no value to look at, the declared dimensions are planned.
+    let out = db
+        .export("SELECT id, c FROM lb WHERE c IS NULL OR c = '{}' ORDER BY id")
+        .await;
+    assert_eq!(
+        out.data_type("c"),
+        &list_of(list_of(list_of(DataType::Int32)))
+    );
+}
+
 /// PostgreSQL does not enforce declared dimensions, and views and CREATE TABLE AS declare none:
 /// an `int[]` column holding 2-D or 3-D values becomes that many nested Lists, from a table, a
 /// view or CTAS alike, NULLs and empty arrays before the first value notwithstanding.
@@ -455,7 +557,7 @@ async fn arrays_take_their_depth_from_the_data() {
         for c in &plan.columns[1..] {
             assert!(c.kind.list_depth_from_data(), "{table}.{}", c.column.name);
         }
-        let out = db.export(&sql).await;
+        let out = db.export_under(&sql, dropping_bounds()).await;
         assert_eq!(
             out.data_type("x"),
             &list_of(list_of(DataType::Int32)),
@@ -1908,6 +2010,67 @@ async fn special_values_become_null_and_are_counted() {
         total += n;
     }
     assert_eq!(out.losses.total(), total, "no other losses: {}", out.losses);
+}
+
+/// `--out-of-range text`, the exact way out: every column whose type can hold a value Arrow
+/// cannot (numeric(p,s) NaN, time 24:00, timestamps past Arrow's range, huge intervals)
+/// comes out as the server's text of each value; other columns keep their types; nothing is
+/// counted, nothing refused. Arrays and composites of such types are text too.
+#[tokio::test(flavor = "current_thread")]
+async fn special_values_as_the_servers_exact_text() {
+    let Some(db) = Db::with("nested_special_text", SPECIALS) else {
+        return;
+    };
+    db.psql(
+        "CREATE TYPE stamped AS (at timestamp, n int);
+         CREATE TABLE sa (id int, ts timestamp[], st stamped, plain int[]);
+         INSERT INTO sa VALUES (1, '{infinity,\"294276-12-31 23:59:59\"}', ROW('294276-01-01', 1),
+                                '{1}'),
+                               (2, NULL, NULL, NULL);",
+    );
+    let text = Policies {
+        special: SpecialValues::Text,
+        ..policies()
+    };
+    // The default refusal names the way out.
+    let e = db
+        .export_value_error("SELECT id, n FROM sv ORDER BY id", policies())
+        .await;
+    e.assert_says("--out-of-range text");
+    let out = db.export_under("SELECT * FROM sv ORDER BY id", text).await;
+    assert_eq!(
+        out.data_type("d"),
+        &DataType::Date32,
+        "date has no such value"
+    );
+    for c in ["ts", "tz", "t", "n", "iv"] {
+        assert_eq!(out.data_type(c), &DataType::Utf8, "{c}");
+        let server: Vec<(i32, Option<String>)> = db
+            .by_id(&format!("SELECT id, {c}::text FROM sv"))
+            .into_iter()
+            .map(|(id, v)| (id, v[0].clone()))
+            .collect();
+        assert_eq!(out.cells(c), server, "{c}");
+    }
+    assert_eq!(out.cells("n")[1].1.as_deref(), Some("NaN"));
+    assert_eq!(out.cells("t")[1].1.as_deref(), Some("24:00:00"));
+    // Only the date's infinities are counted (as the extremes, the infinity policy's).
+    assert_eq!(
+        out.losses.total(),
+        out.loss("d", LossKind::InfinityAsExtreme)
+    );
+
+    let out = db.export_under("SELECT * FROM sa ORDER BY id", text).await;
+    for c in ["ts", "st"] {
+        assert_eq!(out.data_type(c), &DataType::Utf8, "{c}");
+        let server: Vec<(i32, Option<String>)> = db
+            .by_id(&format!("SELECT id, {c}::text FROM sa"))
+            .into_iter()
+            .map(|(id, v)| (id, v[0].clone()))
+            .collect();
+        assert_eq!(out.cells(c), server, "{c}");
+    }
+    assert_eq!(out.data_type("plain"), &list_of(DataType::Int32));
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -1400,8 +1400,15 @@ async fn arrays_enums_composites_ranges_are_nested() {
          (4, '[0:1]={1,2}', '[5:5][1:1]={{7}}', '{}', NULL, 'ok', NULL, '[-2147483648,2147483647)', NULL), \
          (5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);",
     );
+    // Row 4's lower bounds are dropped (--array-bounds drop; refused by default).
     let out = db
-        .export("SELECT id, ints, ints2, texts, nums, m, p, r, mr FROM t ORDER BY id")
+        .export_under(
+            "SELECT id, ints, ints2, texts, nums, m, p, r, mr FROM t ORDER BY id",
+            pgarrow::policy::Policies {
+                array_bounds: pgarrow::policy::ArrayBounds::Drop,
+                ..pgarrow::policy::Policies::default()
+            },
+        )
         .await;
     let list_of = |t: &DataType| match t {
         DataType::List(f) => Some(f.data_type().clone()),
@@ -1481,7 +1488,8 @@ async fn arrays_enums_composites_ranges_are_nested() {
     }
 }
 
-/// The server describes a domain column as its base type and typmod.
+/// The server describes a domain column as its base type and typmod: its values are the
+/// base type's, and a table's column is named by its domain in the metadata.
 #[tokio::test(flavor = "current_thread")]
 async fn domains_arrive_as_their_base_type() {
     let Some(db) = Db::new("domains") else {
@@ -1506,13 +1514,14 @@ async fn domains_arrive_as_their_base_type() {
             &DataType::Utf8
         ]
     );
+    // The values are the base type's; the metadata names the domain (a table's column), so
+    // that `--create` makes the same column.
     for (col, name) in [(1, "a"), (2, "b"), (3, "c")] {
-        let base = db.scalar(&format!(
-            "SELECT format_type(typbasetype, typtypmod) FROM pg_type \
-             WHERE oid = (SELECT atttypid FROM pg_attribute \
-                          WHERE attrelid = 't'::regclass AND attname = '{name}')"
+        let domain = db.scalar(&format!(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+             WHERE attrelid = 't'::regclass AND attname = '{name}'"
         ));
-        assert_eq!(out.meta(col, META_PG_TYPE), Some(base), "{name}");
+        assert_eq!(out.meta(col, META_PG_TYPE), Some(domain), "{name}");
         assert_rows_eq(name, &out.by_id(col), &db.reference("t", &output_of(name)));
     }
     assert_eq!(out.meta(3, META_CAST).as_deref(), Some("text"));

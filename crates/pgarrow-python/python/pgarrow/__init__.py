@@ -33,9 +33,11 @@ a bad one, before anything connects):
 - ``statement_timeout``: seconds, a ``timedelta``, or text such as ``"30s"``.
 - type policies: ``numeric`` ("string", "float64", "decimal128:P:S", "decimal256:P:S"),
   ``wide_numeric`` ("decimal256", "string"), ``numeric_overflow`` ("error", "null"),
-  ``infinity`` ("extreme", "null", "error"), ``out_of_range`` ("error", "null", "clamp"),
+  ``infinity`` ("extreme", "null", "error"), ``out_of_range`` ("error", "null", "clamp", "text"),
   ``text`` ("utf8", "large", "view"), ``invalid_utf8`` ("error", "replace", "binary"),
-  ``array_shape`` ("data", "flatten"), ``enum`` ("dictionary", "utf8").
+  ``array_shape`` ("data", "flatten", "text"), ``array_bounds`` ("error", "drop"),
+  ``enum`` ("dictionary", "utf8"). ``copy`` reads arrays as text unless ``array_shape`` is
+  given (their bounds and depths then arrive exactly).
 - several connections, one snapshot (see the README): ``partitions`` (int: connections),
   ``parts`` (int), ``partition_by`` (a column: the way to split a query), ``snapshot``
   ("shared", "per-connection"), ``memory_limit`` (bytes, or text such as ``"1GiB"``),

@@ -58,6 +58,7 @@ _READ_OPTIONS = (
     "text",
     "invalid_utf8",
     "array_shape",
+    "array_bounds",
     "enum",
     "enums",
 )

@@ -22,7 +22,7 @@ Options: ``url`` (else the workers' ``DATABASE_URL`` / ``PG*`` environment), ``t
 key ranges, is split), ``hold_timeout`` and ``linger`` (seconds), ``batch_rows``, ``batch_bytes``,
 ``statement_timeout``, and the type policies of :func:`pgarrow.read_arrow` (``numeric``,
 ``wide_numeric``, ``numeric_overflow``, ``infinity``, ``out_of_range``, ``text``,
-``invalid_utf8``, ``array_shape``, ``enum``).
+``invalid_utf8``, ``array_shape``, ``array_bounds``, ``enum``).
 
 Types (pgarrow's Arrow type, then Spark's): booleans, integers, floats, ``date``, binary as
 themselves; ``oid`` (uint32) LongType; decimals of precision up to 38 DecimalType, wider ones
