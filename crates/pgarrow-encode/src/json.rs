@@ -476,6 +476,21 @@ pub(crate) fn writer(array: &dyn Array) -> Result<JsonWriter<'_>, String> {
             let offsets = m.value_offsets();
             Box::new(move |i, out| {
                 let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+                // An object keeps one value per key (jsonb the last): a repeated key would
+                // lose an entry.
+                if text_keys && end - start > 1 {
+                    let mut seen = std::collections::HashSet::new();
+                    for j in start..end {
+                        if let Some(key) = text_at(keys, j)
+                            && !seen.insert(key)
+                        {
+                            return Err(format!(
+                                "the map has the key {key:?} twice (a JSON object keeps one \
+                                 value per key)"
+                            ));
+                        }
+                    }
+                }
                 out.push(if text_keys { '{' } else { '[' });
                 for j in start..end {
                     if j > start {
@@ -584,6 +599,19 @@ fn element(
     }
 }
 
+/// The text at `j` of a Utf8, LargeUtf8 or Utf8View array (`None` when NULL or not text).
+fn text_at(array: &dyn Array, j: usize) -> Option<&str> {
+    if array.is_null(j) {
+        return None;
+    }
+    match array.data_type() {
+        DataType::Utf8 => Some(array.as_string::<i32>().value(j)),
+        DataType::LargeUtf8 => Some(array.as_string::<i64>().value(j)),
+        DataType::Utf8View => Some(array.as_string_view().value(j)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -636,6 +664,16 @@ mod tests {
         m.append(true).unwrap();
         m.append(true).unwrap();
         assert_eq!(json(&m.finish()), [r#"{"k":9223372036854775807}"#, "{}"]);
+        // A repeated key is refused: an object keeps one value per key.
+        let mut m = MapBuilder::new(None, StringBuilder::new(), Int64Builder::new());
+        for v in [1, 2] {
+            m.keys().append_value("k");
+            m.values().append_value(v);
+        }
+        m.append(true).unwrap();
+        let dup = m.finish();
+        let e = writer(&dup).unwrap()(0, &mut String::new()).unwrap_err();
+        assert!(e.contains("the key \"k\" twice"), "{e}");
         let list =
             ListArray::from_iter_primitive::<Int32Type, _, _>([Some(vec![Some(1), None]), None]);
         assert_eq!(json(&list), ["[1,null]", "null"]);

@@ -206,7 +206,19 @@ impl RowEncoder {
             .map(|(c, field)| {
                 let t = field.data_type();
                 let parsed = match Shape::resolve(c.oid, c.typmod, catalog) {
-                    Some(shape) => shape.encoder(t).map(|encoder| (encoder, false)),
+                    // Text where the target takes no text in binary: an array's, a
+                    // composite's or a range's literal (`[0:1]={1,2}`), or a value pgarrow's
+                    // export gave as the server's text (`--out-of-range text`, `--array-shape
+                    // text`: the field says `pgarrow.cast`). The server's input function
+                    // reads it, exactly.
+                    Some(shape) => match (shape.encoder(t), Strs::of(t)) {
+                        (Ok(encoder), _) => Ok((encoder, false)),
+                        (Err(_), Some(strs)) if shape.is_nested() || is_server_text(field) => Ok((
+                            Encoder::Scalar(ScalarEncoder::Text(TextLimit::None, strs)),
+                            true,
+                        )),
+                        (Err(e), _) => Err(e),
+                    },
                     // No binary encoder: the server reads the text with the type's input
                     // function.
                     // Arrow's null type: NULL in any column, whatever its type.
@@ -341,6 +353,14 @@ impl RowEncoder {
             message,
         }
     }
+}
+
+/// The field metadata pgarrow's export writes on a column it read as the server's text.
+const META_CAST: &str = "pgarrow.cast";
+
+/// Whether `field` holds the server's text of its values (pgarrow's export cast it).
+fn is_server_text(field: &arrow_schema::Field) -> bool {
+    field.metadata().get(META_CAST).is_some_and(|c| c == "text")
 }
 
 #[cfg(test)]

@@ -333,6 +333,18 @@ fn hstore_writer<'a>(
     let offsets = map.value_offsets();
     Ok(Box::new(move |i, out| {
         let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+        // hstore keeps one value per key (the first): a repeated key would lose an entry.
+        if end - start > 1 {
+            let mut seen = std::collections::HashSet::new();
+            for j in start..end {
+                if !key_array.is_null(j) && !seen.insert(key(j)) {
+                    return Err(format!(
+                        "the map has the key {:?} twice (hstore keeps one value per key)",
+                        key(j)
+                    ));
+                }
+            }
+        }
         out.extend_from_slice(&count(end - start)?.to_be_bytes());
         for j in start..end {
             if key_array.is_null(j) {

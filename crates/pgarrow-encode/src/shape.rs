@@ -122,6 +122,14 @@ impl ListKind {
 }
 
 impl Shape {
+    /// An array, composite, range or multirange: a type whose text is a literal of parts.
+    pub(crate) fn is_nested(&self) -> bool {
+        matches!(
+            self,
+            Shape::Array { .. } | Shape::Composite(_) | Shape::Range(_) | Shape::Multirange(_)
+        )
+    }
+
     /// The shape of type `oid` (with `typmod`), or `None` when something in it has no binary
     /// encoder: such a column is loaded through its text form.
     pub(crate) fn resolve(oid: u32, typmod: i32, catalog: &Catalog) -> Option<Shape> {
@@ -241,6 +249,22 @@ fn array_encoder(element_oid: u32, element: &Shape, t: &DataType) -> Result<Enco
     };
     let mut inner = Vec::new();
     loop {
+        // Lists within lists are the array's dimensions first: a text, json or jsonb element
+        // would also take a list (as its JSON), but `[["a","b"],["c"]]` into `text[]` is
+        // a 2-D array, not a list of JSON texts. Elements whose values are lists (pgvector,
+        // multiranges) take them.
+        if !matches!(element, Shape::Vector | Shape::Multirange(_))
+            && let Some((list, items)) = ListKind::of(child)
+        {
+            inner.push(list);
+            child = items;
+            if 1 + inner.len() > MAX_DIMS {
+                return Err(format!(
+                    "{t} nests lists deeper than PostgreSQL's {MAX_DIMS} array dimensions"
+                ));
+            }
+            continue;
+        }
         match element.encoder(child) {
             Ok(element) => {
                 return Ok(Encoder::Array {
