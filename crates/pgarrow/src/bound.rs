@@ -105,7 +105,7 @@ impl Client {
                 type_size: -1,
             })
             .collect();
-        let types = catalog::lookup(self.connection(), &fields).await?;
+        let types = catalog::lookup(self.connection(), &fields, None).await?;
         let params: Vec<PgColumn> = fields
             .iter()
             .zip(&types.names)
@@ -122,7 +122,10 @@ impl Client {
             .map(|(c, &dims)| ColumnPlan::plan(c.clone(), &types.types, policies, dims))
             .collect();
         let result = match described.columns {
-            Some(columns) => Some(self.plan_fields(sql, &columns, policies, started).await?),
+            Some(columns) => Some(
+                self.plan_fields(sql, &columns, policies, started, None)
+                    .await?,
+            ),
             None => None,
         };
         Ok(BoundStatement {

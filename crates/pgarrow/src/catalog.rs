@@ -5,8 +5,10 @@
 
 use pgarrow_decode::plan::{Attribute, Catalog, CatalogKind, CatalogType};
 
-use crate::protocol::{Connection, FieldDescription, TextRow};
-use crate::{Error, Result};
+use pgarrow_decode::Constraints;
+
+use crate::protocol::{Connection, FieldDescription, TextRow, quote_literal};
+use crate::{Error, Result, TableName};
 
 /// PostgreSQL's limit on array dimensions (`MAXDIM`).
 const MAX_DIMS: usize = 6;
@@ -17,6 +19,10 @@ pub(crate) struct ColumnCatalog {
     pub(crate) names: Vec<String>,
     /// Array dimensions to plan per result column (`pg_attribute.attndims`, at least 1).
     pub(crate) dims: Vec<usize>,
+    /// Per result column, what the table the export reads declares about it (a table's
+    /// export only, and only a plain or partitioned table's: a view's columns can hold NULLs
+    /// its base tables forbid). A primary key is kept only when all its columns are read.
+    pub(crate) constraints: Vec<Constraints>,
     /// Every type reachable from the result columns' types.
     pub(crate) types: Catalog,
 }
@@ -31,6 +37,7 @@ pub(crate) struct ColumnCatalog {
 pub(crate) async fn lookup(
     conn: &mut Connection,
     fields: &[FieldDescription],
+    table: Option<&TableName>,
 ) -> Result<ColumnCatalog> {
     if fields.is_empty() {
         return ColumnCatalog::from_rows(fields, &[]);
@@ -43,7 +50,8 @@ pub(crate) async fn lookup(
     let rels = list(&|f| f.table_oid.to_string());
     let atts = list(&|f| f.column_id.to_string());
     let multirange = conn.server_version_num() >= 140_000;
-    let sql = catalog_query(&oids, &mods, &rels, &atts, multirange);
+    let table = table.map(|t| quote_literal(&t.quoted()));
+    let sql = catalog_query(&oids, &mods, &rels, &atts, multirange, table.as_deref());
     let rows = conn.simple_query(&sql).await?;
     ColumnCatalog::from_rows(fields, &rows)
 }
@@ -62,8 +70,11 @@ impl ColumnCatalog {
                 .map(|f| format!("oid {}", f.type_oid))
                 .collect(),
             dims: vec![1; fields.len()],
+            constraints: vec![Constraints::default(); fields.len()],
             types: Catalog::new(),
         };
+        // Primary key columns: (result column, place in the key, the key's length).
+        let mut key: Vec<(usize, u16, usize)> = Vec::new();
         let mut attributes: Vec<(u32, i32, Attribute)> = Vec::new();
         let mut labels: Vec<(u32, f64, String)> = Vec::new();
         let mut types: Vec<TypeRow> = Vec::new();
@@ -73,6 +84,13 @@ impl ColumnCatalog {
             match row.text(0)?.as_str() {
                 "n" => out.names[row.column(1, columns)?] = row.text(2)?,
                 "d" => out.dims[row.column(1, columns)?] = row.num::<usize>(2)?.clamp(1, MAX_DIMS),
+                "z" => {
+                    let column = row.column(1, columns)?;
+                    out.constraints[column].not_null = row.text(2)? == "true";
+                    if let Some(place) = row.opt_num::<u16>(3)? {
+                        key.push((column, place, row.num(4)?));
+                    }
+                }
                 "a" => attributes.push((
                     row.num(1)?,
                     row.num(2)?,
@@ -105,6 +123,16 @@ impl ColumnCatalog {
                     dims: row.num::<usize>(12)?.min(MAX_DIMS),
                 }),
                 other => return Err(row.unexpected(0, Some(other))),
+            }
+        }
+        // The key is kept when every one of its columns is read (once each).
+        let places: std::collections::BTreeSet<u16> = key.iter().map(|k| k.1).collect();
+        if key
+            .first()
+            .is_some_and(|&(_, _, n)| places.len() == n && key.len() == n)
+        {
+            for (column, place, _) in key {
+                out.constraints[column].key_position = Some(place);
             }
         }
         attributes.sort_by_key(|(owner, attnum, _)| (*owner, *attnum));
@@ -218,7 +246,34 @@ struct TypeRow {
 /// The one catalog query of an export. Rows are tagged: `n` (column number, type name),
 /// `d` (column number, declared array dimensions, of the column or of its domain), `t` (a type), `a` (a composite's attribute),
 /// `e` (an enum label). All arguments are comma-separated numbers formatted by us.
-fn catalog_query(oids: &str, mods: &str, rels: &str, atts: &str, multirange: bool) -> String {
+fn catalog_query(
+    oids: &str,
+    mods: &str,
+    rels: &str,
+    atts: &str,
+    multirange: bool,
+    table: Option<&str>,
+) -> String {
+    // `z`: NOT NULL and the place in the primary key of the columns of the table read, when
+    // it is a plain or partitioned table.
+    let constraints = match table {
+        Some(table) => format!(
+            "UNION ALL
+SELECT 'z', cols.n::text, a.attnotnull::text, k.place::text, k.keys::text, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL
+FROM cols JOIN pg_catalog.pg_attribute a ON a.attrelid = cols.rel AND a.attnum = cols.att
+JOIN pg_catalog.pg_class c ON c.oid = cols.rel AND c.relkind IN ('r', 'p')
+LEFT JOIN LATERAL (
+    SELECT u.o AS place, i.indnkeyatts AS keys
+    FROM pg_catalog.pg_index i,
+         unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS u(att, o)
+    WHERE i.indrelid = cols.rel AND i.indisprimary AND u.att = cols.att AND u.o <= i.indnkeyatts
+) AS k ON true
+WHERE cols.rel = pg_catalog.to_regclass({table})
+"
+        ),
+        None => String::new(),
+    };
     let (multi_child, multi_col) = if multirange {
         (
             "UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid",
@@ -247,8 +302,13 @@ fn catalog_query(oids: &str, mods: &str, rels: &str, atts: &str, multirange: boo
                          '{{{rels}}}'::pg_catalog.oid[], '{{{atts}}}'::pg_catalog.int2[])
         WITH ORDINALITY AS c(o, m, rel, att, n)
 )
-SELECT 'n', n::text, pg_catalog.format_type(o, NULLIF(m, -1)), NULL, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL, NULL
+SELECT 'n', n::text, coalesce(
+           (SELECT pg_catalog.format_type(a.atttypid, NULLIF(a.atttypmod, -1))
+            FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type at ON at.oid = a.atttypid
+            WHERE cols.rel <> 0 AND a.attrelid = cols.rel AND a.attnum = cols.att
+              AND at.typtype = 'd'),
+           pg_catalog.format_type(o, NULLIF(m, -1))),
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM cols
 UNION ALL
 SELECT 'd', cols.n::text, dims.n::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
@@ -257,7 +317,7 @@ FROM cols JOIN pg_catalog.pg_attribute a ON a.attrelid = cols.rel AND a.attnum =
 JOIN pg_catalog.pg_type at ON at.oid = a.atttypid
 CROSS JOIN LATERAL (SELECT GREATEST(a.attndims, at.typndims) AS n) AS dims
 WHERE cols.rel <> 0 AND dims.n > 1
-UNION ALL
+{constraints}UNION ALL
 SELECT 't', t.oid::text, n.nspname::text, t.typname::text, t.typtype::text, t.typelem::text,
        t.typbasetype::text, t.typtypmod::text, pg_catalog.format_type(t.oid, NULL),
        t.typlen::text,

@@ -195,20 +195,27 @@ impl Client {
                 "the statement returns no rows; export a SELECT, TABLE, VALUES or a table name",
             ));
         };
-        self.plan_fields(&sql, &fields, policies, started).await
+        let table = match source {
+            Source::Table(t) => Some(t),
+            Source::Query(_) => None,
+        };
+        self.plan_fields(&sql, &fields, policies, started, table)
+            .await
     }
 
     /// The plan of a described statement's result columns `fields` (`sql` is the statement;
-    /// `started` when describing began).
+    /// `started` when describing began; `table` the table it reads whole, whose constraints
+    /// the plan carries).
     pub(crate) async fn plan_fields(
         &mut self,
         sql: &str,
         fields: &[FieldDescription],
         policies: &Policies,
         started: Instant,
+        table: Option<&crate::TableName>,
     ) -> Result<ExportPlan> {
         let catalog_started = Instant::now();
-        let catalog = catalog::lookup(&mut self.conn, fields).await?;
+        let catalog = catalog::lookup(&mut self.conn, fields, table).await?;
         let catalog_time = catalog_started.elapsed();
         let columns: Vec<ColumnPlan> = fields
             .iter()
@@ -220,7 +227,9 @@ impl Client {
                     typmod: f.type_modifier,
                     type_name: catalog.names[i].clone(),
                 };
-                ColumnPlan::plan(column, &catalog.types, policies, catalog.dims[i])
+                let mut plan = ColumnPlan::plan(column, &catalog.types, policies, catalog.dims[i]);
+                plan.constraints = catalog.constraints[i];
+                plan
             })
             .collect();
         let copy_sql = copy_statement(sql, &columns);

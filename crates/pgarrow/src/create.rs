@@ -11,7 +11,9 @@ use arrow_schema::{DataType, Field, Schema};
 
 use crate::protocol::quote_literal;
 use crate::protocol::{Connection, quote_ident};
-use crate::types::{META_EXTENSION_NAME, META_PG_OID, META_PG_TYPE, META_PG_TYPMOD};
+use crate::types::{
+    META_EXTENSION_NAME, META_NOT_NULL, META_PG_OID, META_PG_TYPE, META_PG_TYPMOD, META_PRIMARY_KEY,
+};
 use crate::{Error, Result, TableName};
 
 /// OIDs below this are built in, the same in every database (`FirstNormalObjectId`).
@@ -72,7 +74,15 @@ pub(crate) async fn create_table(
                 ))
             })?,
         };
-        columns.push(format!("{} {pg_type}", quote_ident(f.name())));
+        // What the source table declared (pgarrow's export of a table writes it).
+        let not_null = match f.metadata().get(META_NOT_NULL).map(String::as_str) {
+            Some("true") => " NOT NULL",
+            _ => "",
+        };
+        columns.push(format!("{} {pg_type}{not_null}", quote_ident(f.name())));
+    }
+    if let Some(key) = primary_key(schema) {
+        columns.push(format!("PRIMARY KEY ({key})"));
     }
     conn.simple_query(&format!(
         "CREATE TABLE {} ({})",
@@ -81,6 +91,27 @@ pub(crate) async fn create_table(
     ))
     .await?;
     Ok(())
+}
+
+/// The primary key the fields' metadata declares (`pgarrow.primary_key`: each key column's
+/// place, from 1), as a column list; `None` unless the places are exactly 1 to n.
+fn primary_key(schema: &Schema) -> Option<String> {
+    let mut key: Vec<(usize, &str)> = schema
+        .fields()
+        .iter()
+        .filter_map(|f| {
+            let place = f.metadata().get(META_PRIMARY_KEY)?.parse().ok()?;
+            Some((place, f.name().as_str()))
+        })
+        .collect();
+    key.sort_unstable();
+    let complete = !key.is_empty() && key.iter().enumerate().all(|(i, (p, _))| *p == i + 1);
+    complete.then(|| {
+        key.iter()
+            .map(|(_, name)| quote_ident(name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 fn first_value(rows: &[crate::protocol::TextRow], i: usize) -> Option<String> {
@@ -96,7 +127,16 @@ fn named_type(f: &Field) -> String {
         .unwrap_or(-1);
     let oid: Option<u32> = meta.get(META_PG_OID).and_then(|o| o.parse().ok());
     match (oid, meta.get(META_PG_TYPE)) {
-        (Some(oid), _) if oid > 0 && oid < FIRST_NORMAL_OID => {
+        // A built-in type's own name, or a domain over it (a table's column: the server
+        // describes it as its base type, the metadata names the domain), which must exist.
+        (Some(oid), Some(name)) if oid > 0 && oid < FIRST_NORMAL_OID => {
+            let name = quote_literal(strip_typmod(name));
+            format!(
+                "coalesce(format_type(to_regtype({name}), {typmod}), CASE WHEN \
+                 format_type({oid}, NULL) = {name} THEN format_type({oid}, {typmod}) END)"
+            )
+        }
+        (Some(oid), None) if oid > 0 && oid < FIRST_NORMAL_OID => {
             format!("format_type({oid}, {typmod})")
         }
         (_, Some(name)) => format!(
@@ -197,7 +237,13 @@ mod tests {
             (META_PG_OID, "1700"),
             (META_PG_TYPMOD, "786438"),
         ]));
-        assert_eq!(named_type(&f), "format_type(1700, 786438)");
+        assert_eq!(
+            named_type(&f),
+            "coalesce(format_type(to_regtype('numeric'), 786438), CASE WHEN \
+             format_type(1700, NULL) = 'numeric' THEN format_type(1700, 786438) END)"
+        );
+        let f = Field::new("a", DataType::Int32, true).with_metadata(meta(&[(META_PG_OID, "23")]));
+        assert_eq!(named_type(&f), "format_type(23, -1)");
         let f = Field::new("a", DataType::Utf8, true).with_metadata(meta(&[
             (META_PG_TYPE, "mood'); DROP TABLE t; --"),
             (META_PG_OID, "16500"),

@@ -307,7 +307,8 @@ fn arrays_with_bounds_and_user_types_round_trip_exactly() {
     pg.psql(&db, types).unwrap();
     pg.psql(
         &db,
-        "CREATE TABLE r (id int, lb int4[], mixed int4[], ts timestamp[], m mood, ms mood[],
+        "CREATE TABLE r (id int PRIMARY KEY, lb int4[], mixed int4[] NOT NULL, ts timestamp[],
+                         m mood, ms mood[],
                          p pair, rg stamps, d pos, dd pos[], t24 time, n numeric(6,2));
          INSERT INTO r VALUES
           (1, '[0:2]={7,8,9}', '{1}', '{\"2020-01-02 03:04:05.5\",NULL}', 'ok', '[2:3]={sad,ok}',
@@ -344,14 +345,24 @@ fn arrays_with_bounds_and_user_types_round_trip_exactly() {
     .unwrap();
     assert_eq!(stats.load.rows, 3);
     assert_eq!(render(&target_db, "r"), source, "copy");
+    // Each column's type and NOT NULL, and the primary key.
     let types_of = |db: &str| {
         pg.psql(
             db,
-            "SELECT string_agg(format_type(atttypid, atttypmod), ',' ORDER BY attnum) \
+            "SELECT string_agg(format_type(atttypid, atttypmod) \
+                               || CASE WHEN attnotnull THEN ' not null' ELSE '' END, ',' \
+                               ORDER BY attnum), \
+                    (SELECT pg_get_constraintdef(oid) FROM pg_constraint \
+                     WHERE conrelid = 'r'::regclass AND contype = 'p') \
              FROM pg_attribute WHERE attrelid = 'r'::regclass AND attnum > 0",
         )
         .unwrap()
     };
+    assert!(
+        types_of(&db).contains("integer[] not null") && types_of(&db).contains("PRIMARY KEY (id)"),
+        "{}",
+        types_of(&db)
+    );
     assert_eq!(
         types_of(&target_db),
         types_of(&db),
@@ -409,4 +420,43 @@ fn arrays_with_bounds_and_user_types_round_trip_exactly() {
         types_of(&db),
         "the created columns' types"
     );
+}
+
+/// A table's export carries its NOT NULL columns and its primary key in the field metadata
+/// (what `--create` declares again); a query's or a view's does not (a view's or an outer
+/// join's columns can hold NULLs their base tables forbid).
+#[test]
+fn a_tables_export_carries_its_not_null_columns_and_primary_key() {
+    let Some((pg, url, db)) = setup("engine_constraints") else {
+        return;
+    };
+    pg.psql(
+        &db,
+        "CREATE TABLE k (b text NOT NULL, a int, c int, PRIMARY KEY (a, b));
+         CREATE VIEW kv AS SELECT * FROM k;",
+    )
+    .unwrap();
+    let rt = runtime();
+    let mut client = rt.block_on(pgarrow::Client::connect(&url)).unwrap();
+    let mut meta = |source: Source| -> Vec<(Option<String>, Option<String>)> {
+        let plan = rt.block_on(client.plan(&source)).unwrap();
+        plan.schema
+            .fields()
+            .iter()
+            .map(|f| {
+                (
+                    f.metadata().get("pgarrow.not_null").cloned(),
+                    f.metadata().get("pgarrow.primary_key").cloned(),
+                )
+            })
+            .collect()
+    };
+    let t = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        meta(Source::table("k").unwrap()),
+        [(t("true"), t("2")), (t("true"), t("1")), (None, None)]
+    );
+    let none = vec![(None, None), (None, None), (None, None)];
+    assert_eq!(meta(Source::query("SELECT * FROM k")), none);
+    assert_eq!(meta(Source::table("kv").unwrap()), none);
 }
