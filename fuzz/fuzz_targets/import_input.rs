@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     let _remove = Remove(&path);
     let mut options = InputOptions::default();
     options.batch_rows = 64;
-    let Ok(input) = Input::open(&[path.clone()], &options) else {
+    let Ok(input) = Input::open(std::slice::from_ref(&path), &options) else {
         return;
     };
     let schema = arrow_array::RecordBatchReader::schema(&input);

@@ -14,7 +14,7 @@ import pytest
 import pgarrow
 
 SOURCE = """
-DROP TABLE IF EXISTS w_src, w_dst;
+DROP TABLE IF EXISTS w_src, w_dst, w_new;
 DROP TYPE IF EXISTS w_mood;
 CREATE TYPE w_mood AS ENUM ('sad', 'ok');
 CREATE TABLE w_src (

@@ -190,7 +190,7 @@ fn check_batch(batch: &BatchHeader<'_>, body: u64) -> Result<(), String> {
             .ok()
             .zip(u64::try_from(buffer.length()).ok())
             .and_then(|(offset, length)| offset.checked_add(length));
-        if !end.is_some_and(|end| end <= body) {
+        if end.is_none_or(|end| end > body) {
             return Err(format!(
                 "buffer {i} (offset {}, length {}) lies outside the message's body of {body} \
                  bytes",

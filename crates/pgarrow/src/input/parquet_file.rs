@@ -188,7 +188,7 @@ fn check_column_ranges(
                 .ok()
                 .zip(u64::try_from(size).ok())
                 .and_then(|(start, size)| start.checked_add(size));
-            if !end.is_some_and(|end| end <= file_len) {
+            if end.is_none_or(|end| end > file_len) {
                 return Err(format!(
                     "column {} of row group {g} claims {size} bytes at offset {start}, outside \
                      the file's {file_len}",
