@@ -33,6 +33,17 @@ pub struct Constraints {
     pub key_position: Option<u16>,
 }
 
+impl Constraints {
+    /// The constraints a field's metadata carries (as [`ColumnPlan::field`] writes them).
+    pub fn of_field(field: &arrow_schema::Field) -> Constraints {
+        let meta = field.metadata();
+        Constraints {
+            not_null: meta.get(META_NOT_NULL).is_some_and(|v| v == "true"),
+            key_position: meta.get(META_PRIMARY_KEY).and_then(|k| k.parse().ok()),
+        }
+    }
+}
+
 impl ColumnPlan {
     /// The policies that can change how this column's values come out, by the names of
     /// [`Policies`]' options as the CLI spells them (`numeric`, `wide_numeric`, `numeric_overflow`,

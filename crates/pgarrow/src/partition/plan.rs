@@ -426,6 +426,10 @@ pub(crate) async fn describe_for_parts(
             c.kind = c.kind.with_list_depth(d.dims);
         }
     }
+    // The plan read a table, whose constraints its fields carry; the parts read its SQL.
+    for (c, f) in columns.columns.iter_mut().zip(plan.schema.fields()) {
+        c.constraints = pgarrow_decode::Constraints::of_field(f);
+    }
     columns.schema = schema_of(&columns.columns);
     if *columns.schema != plan.schema {
         return Err(Error::usage(format!(
