@@ -62,7 +62,7 @@ fn primitive<T: ArrowPrimitiveType>(array: &dyn Array) -> Result<&PrimitiveArray
 }
 
 /// A JSON string literal of `s`.
-fn quote(s: &str, out: &mut String) {
+pub(crate) fn quote(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -95,7 +95,7 @@ fn civil(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-fn date(days: i64, out: &mut String) {
+pub(crate) fn date(days: i64, out: &mut String) {
     let (y, m, d) = civil(days);
     match y {
         0..=9999 => write!(out, "{y:04}-{m:02}-{d:02}"),
@@ -105,7 +105,7 @@ fn date(days: i64, out: &mut String) {
 }
 
 /// `HH:MM:SS[.fraction]` of nanoseconds within a day, the fraction without trailing zeros.
-fn clock(nanos: i64, out: &mut String) {
+pub(crate) fn clock(nanos: i64, out: &mut String) {
     let secs = nanos / 1_000_000_000;
     let frac = nanos % 1_000_000_000;
     let _ = write!(
@@ -128,7 +128,7 @@ fn fraction(nanos: i64, out: &mut String) {
 
 /// An instant (`value` in `per_sec` units from 1970) as `YYYY-MM-DDTHH:MM:SS[.f]`, with `Z`
 /// when the type has a time zone (the value is UTC).
-fn timestamp(value: i64, per_sec: i64, zoned: bool, out: &mut String) {
+pub(crate) fn timestamp(value: i64, per_sec: i64, zoned: bool, out: &mut String) {
     let nanos_per_unit = 1_000_000_000 / per_sec;
     let day_units = 86_400 * per_sec;
     let days = value.div_euclid(day_units);
@@ -142,7 +142,7 @@ fn timestamp(value: i64, per_sec: i64, zoned: bool, out: &mut String) {
 }
 
 /// A Decimal's digits with its scale applied: exact.
-fn decimal(digits: String, scale: i8, out: &mut String) {
+pub(crate) fn decimal(digits: String, scale: i8, out: &mut String) {
     let (sign, digits) = match digits.strip_prefix('-') {
         Some(d) => ("-", d.to_owned()),
         None => ("", digits),
@@ -163,7 +163,7 @@ fn decimal(digits: String, scale: i8, out: &mut String) {
     out.push_str(frac);
 }
 
-fn float(v: f64, out: &mut String) -> Result<(), String> {
+pub(crate) fn float(v: f64, out: &mut String) -> Result<(), String> {
     if !v.is_finite() {
         return Err(format!("{v} has no JSON form"));
     }
@@ -436,6 +436,29 @@ pub(crate) fn writer(array: &dyn Array) -> Result<JsonWriter<'_>, String> {
                 write(k, out)
             })
         }
+        // Parquet's Variant, as readers give it: decoded, not a Struct of two binaries.
+        DataType::Struct(fields) if crate::variant::is_variant(fields) => {
+            if crate::variant::shredded(fields) {
+                return Err(
+                    "a shredded Variant (with typed_value) is not decoded; only unshredded \
+                     Variants load"
+                        .to_owned(),
+                );
+            }
+            let s = array.as_struct_opt().ok_or_else(|| changed(array))?;
+            let column = |name: &str| {
+                s.column_by_name(name)
+                    .map(|c| binary_getter(c.as_ref()))
+                    .ok_or_else(|| changed(array))?
+            };
+            let (metadata, value) = (column("metadata")?, column("value")?);
+            Box::new(move |i, out| {
+                let (Some(m), Some(v)) = (metadata(i), value(i)) else {
+                    return Err("a Variant without its metadata or value".to_owned());
+                };
+                crate::variant::to_json(m, v, out)
+            })
+        }
         DataType::Struct(fields) => {
             let s = array.as_struct_opt().ok_or_else(|| changed(array))?;
             let names: Vec<String> = fields
@@ -597,6 +620,28 @@ fn element(
     } else {
         write(j, out)
     }
+}
+
+/// Reads value `j` of a Binary, LargeBinary or BinaryView array (`None` when NULL).
+type BinaryGetter<'a> = Box<dyn Fn(usize) -> Option<&'a [u8]> + 'a>;
+
+fn binary_getter(array: &dyn Array) -> Result<BinaryGetter<'_>, String> {
+    let present = move |j: usize| !array.is_null(j);
+    Ok(match array.data_type() {
+        DataType::Binary => {
+            let a = array.as_binary::<i32>();
+            Box::new(move |j| present(j).then(|| a.value(j)))
+        }
+        DataType::LargeBinary => {
+            let a = array.as_binary::<i64>();
+            Box::new(move |j| present(j).then(|| a.value(j)))
+        }
+        DataType::BinaryView => {
+            let a = array.as_binary_view();
+            Box::new(move |j| present(j).then(|| a.value(j)))
+        }
+        _ => return Err(changed(array)),
+    })
 }
 
 /// The text at `j` of a Utf8, LargeUtf8 or Utf8View array (`None` when NULL or not text).

@@ -36,6 +36,7 @@ mod read;
 mod scalar;
 mod shape;
 mod temporal;
+mod variant;
 
 use std::sync::atomic::Ordering::Relaxed;
 

@@ -457,3 +457,68 @@ fn nested_values_that_do_not_fit_are_named() {
         "{e}"
     );
 }
+
+/// Parquet's Variant, as readers give it (a Struct of binary `metadata` and `value`), loads
+/// into `jsonb`, `json` and `text` as its JSON: equal to the server's own reading of that JSON.
+#[test]
+fn variants_load_as_their_json() {
+    use arrow_array::{BinaryArray, StructArray};
+    let Some((pg, db, url)) = database(
+        "encode_variant",
+        "CREATE TABLE vj (id int8, b jsonb, j json, t text);",
+    ) else {
+        return;
+    };
+    // Metadata: the keys "a" and "b" (version 1, one-byte offsets).
+    let metadata: &[u8] = &[0x01, 2, 0, 1, 2, b'a', b'b'];
+    // {"b": 1, "a": [true, "x"]}
+    let array: &[u8] = &[0x03, 2, 0, 1, 3, 0x04, (1 << 2) | 1, b'x'];
+    let mut object = vec![0x02, 2, 1, 0, 0, 2, (2 + array.len()) as u8, 3 << 2, 1];
+    object.extend_from_slice(array);
+    // 12345678901234567890.123 (decimal16, scale 3), and a date.
+    let mut decimal = vec![10 << 2, 3];
+    decimal.extend_from_slice(&12_345_678_901_234_567_890_123i128.to_le_bytes());
+    let mut day = vec![11 << 2];
+    day.extend_from_slice(&19_000i32.to_le_bytes());
+    let values: Vec<&[u8]> = vec![&object, &decimal, &day, &[0x00]];
+    let expected = [
+        r#"{"b":1,"a":[true,"x"]}"#,
+        "12345678901234567890.123",
+        r#""2022-01-08""#,
+        "null",
+    ];
+    let n = values.len();
+    let variant = StructArray::from(vec![
+        (
+            Arc::new(Field::new("metadata", DataType::Binary, false)),
+            Arc::new(BinaryArray::from(vec![metadata; n])) as ArrayRef,
+        ),
+        (
+            Arc::new(Field::new("value", DataType::Binary, false)),
+            Arc::new(BinaryArray::from(values)) as ArrayRef,
+        ),
+    ]);
+    let variant: ArrayRef = Arc::new(variant);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("b", variant.data_type().clone(), true),
+        Field::new("j", variant.data_type().clone(), true),
+        Field::new("t", variant.data_type().clone(), true),
+    ]));
+    let ids: ArrayRef = Arc::new(Int64Array::from((1..=n as i64).collect::<Vec<_>>()));
+    let batch =
+        RecordBatch::try_new(schema, vec![ids, variant.clone(), variant.clone(), variant]).unwrap();
+    runtime().block_on(load(&url, "vj", &[batch])).unwrap();
+    for (k, want) in expected.iter().enumerate() {
+        let id = k + 1;
+        let got = pg
+            .psql(
+                &db,
+                &format!(
+                    "SELECT b::text = '{want}'::jsonb::text, j::text, t FROM vj WHERE id = {id}"
+                ),
+            )
+            .unwrap();
+        assert_eq!(got.trim(), format!("t|{want}|{want}"), "row {id}");
+    }
+}

@@ -276,6 +276,42 @@ def test_structs_and_maps_from_any_writer_load_as_json(url, conn, tmp_path):
         pgarrow.write(url, "x_json2", bad)
 
 
+def variant(metadata_keys, value: bytes):
+    """A Parquet Variant's two binaries: metadata (version 1, one-byte offsets) and value."""
+    metadata = bytes([0x01, len(metadata_keys), 0])
+    end = 0
+    for k in metadata_keys:
+        end += len(k)
+        metadata += bytes([end])
+    metadata += b"".join(k.encode() for k in metadata_keys)
+    return {"metadata": metadata, "value": value}
+
+
+def test_variants_load_as_their_json(url, conn, tmp_path):
+    """Parquet's Variant type, as readers give it (a Struct of binary metadata and value),
+    decoded into JSON: objects by their keys, every digit of a decimal, ISO dates."""
+    # {"b": -1, "a": "hi"}: ids 1, 0; offsets 0, 2, 5; int8 -1; short string "hi".
+    obj = bytes([0x02, 2, 1, 0, 0, 2, 5, 3 << 2, 0xFF, (2 << 2) | 1]) + b"hi"
+    dec = bytes([10 << 2, 2]) + (-123456789012345678901234567890).to_bytes(16, "little", signed=True)
+    day = bytes([11 << 2]) + (-719528).to_bytes(4, "little", signed=True)
+    kind = pa.struct([("metadata", pa.binary()), ("value", pa.binary())])
+    values = pa.array([variant(["a", "b"], obj), variant([], dec), variant([], day), None], kind)
+    path = tmp_path / "variant.parquet"
+    pq.write_table(pa.table({"id": [1, 2, 3, 4], "v": values}), path)
+    conn.execute("DROP TABLE IF EXISTS x_variant")
+    pgarrow.write(url, "x_variant", str(path), create=True)
+    assert conn.execute(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+        " WHERE attrelid = 'x_variant'::regclass AND attname = 'v'"
+    ).fetchone() == ("jsonb",)
+    got = conn.execute("SELECT v::text FROM x_variant ORDER BY id").fetchall()
+    assert got == [('{"a": "hi", "b": -1}',), ("-1234567890123456789012345678.90",), ('"0000-01-01"',), (None,)]
+    # A value that is not a Variant's encoding is refused, naming the row.
+    bad = pa.array([variant([], bytes([0x02, 200]))], kind)
+    with pytest.raises(pgarrow.Error, match=r'column "v" \(jsonb\), row 1.*Variant value: an object of 200 fields'):
+        pgarrow.write(url, "x_variant", pa.table({"id": [9], "v": bad}))
+
+
 def test_create_refuses_a_type_the_target_lacks_by_its_name(url, conn):
     conn.execute(
         "DROP TABLE IF EXISTS x_enum_src, x_enum_dst; DROP TYPE IF EXISTS x_feel;"
