@@ -5,7 +5,6 @@
 //! query's projection by the caller (see [`ColumnKind::for_type`] returning `None`), so an
 //! export never fails on a type.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, TimeUnit};
@@ -218,23 +217,7 @@ fn numeric_kind(typmod: i32) -> ColumnKind {
 }
 
 /// Appends `v` to `out` as a JSON string literal (for metadata values and reports).
-pub fn push_json_string(out: &mut String, v: &str) {
-    out.push('"');
-    for c in v.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
+pub use pgarrow_types::push_json_string;
 
 /// The Arrow field for a column decoded by `plan`, carrying the PostgreSQL type in its metadata.
 ///

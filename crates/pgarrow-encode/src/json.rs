@@ -63,21 +63,7 @@ fn primitive<T: ArrowPrimitiveType>(array: &dyn Array) -> Result<&PrimitiveArray
 
 /// A JSON string literal of `s`.
 pub(crate) fn quote(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    pgarrow_types::push_json_string(out, s);
 }
 
 /// `y-m-d` of a day count from 1970-01-01 (proleptic Gregorian; years before 1 as 0, -1, ...:

@@ -47,6 +47,27 @@ pub use builtin::{BuiltinType, builtin_type_name, numeric_typmod};
 pub use catalog::{Attribute, Catalog, CatalogKind, CatalogType};
 pub use column::PgColumn;
 
+/// Appends `v` to `out` as a JSON string literal: the escapes JSON requires, every other
+/// character as it is.
+pub fn push_json_string(out: &mut String, v: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 /// `date` `-infinity` and `infinity` as pgarrow writes them in Arrow's Date32 (days since
 /// 1970): `∓i32::MAX`. The one place that says so, for both directions: the decoder writes
 /// them, the encoder reads them back as ±infinity.
