@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatchReader;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use bytes::Bytes;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
@@ -22,8 +23,8 @@ use parquet::basic::Type as PhysicalType;
 use parquet::column::reader::ColumnReader;
 use parquet::data_type::Int96;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::ParquetMetaData;
 use parquet::file::metadata::page_index::RowGroupPageIndex;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::ReaderProperties;
 use parquet::file::reader::{ChunkReader, RowGroupReader};
 use parquet::file::serialized_reader::SerializedRowGroupReader;
@@ -81,25 +82,27 @@ impl Int96Scan {
 ///
 /// # Errors
 /// [`ErrorKind::Input`]: not a Parquet file, or an INT96 column no unit holds.
-/// Walks the footer's encoding ([`super::thrift::check_footer`]) when the file ends as a
-/// Parquet file with a plain footer that fits it; anything else is left to the parquet
-/// crate, which says what is wrong.
-fn check_footer<C: ChunkReader>(chunks: &C) -> std::result::Result<(), String> {
+/// The file's footer (its `FileMetaData`), walked ([`super::thrift::check_footer`]) before
+/// the parquet crate decodes it, when the file ends as a Parquet file with a plain footer that
+/// fits it; `None` for anything else, which the parquet crate reads and says what is wrong.
+/// The bytes read here are the ones decoded: the footer is fetched once.
+fn checked_footer<C: ChunkReader>(chunks: &C) -> std::result::Result<Option<Bytes>, String> {
     let len = chunks.len();
     if len < 12 {
-        return Ok(());
+        return Ok(None);
     }
     let Ok(tail) = chunks.get_bytes(len - 8, 8) else {
-        return Ok(());
+        return Ok(None);
     };
     let footer_len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
     if &tail[4..] != b"PAR1" || footer_len > len - 8 {
-        return Ok(());
+        return Ok(None);
     }
     let Ok(footer) = chunks.get_bytes(len - 8 - footer_len, footer_len as usize) else {
-        return Ok(());
+        return Ok(None);
     };
-    super::thrift::check_footer(&footer)
+    super::thrift::check_footer(&footer)?;
+    Ok(Some(footer))
 }
 
 pub(super) fn open<C, P>(
@@ -115,9 +118,15 @@ where
     let not_parquet = |e: ParquetError| {
         Error::from(ErrorKind::Input(e.into())).context(format!("{shown} is not a Parquet file"))
     };
-    check_footer(&chunks).map_err(|what| not_parquet(ParquetError::General(what)))?;
-    let loaded =
-        ArrowReaderMetadata::load(&chunks, ArrowReaderOptions::new()).map_err(not_parquet)?;
+    let footer =
+        checked_footer(&chunks).map_err(|what| not_parquet(ParquetError::General(what)))?;
+    let loaded = match footer {
+        Some(footer) => ParquetMetaDataReader::decode_metadata(&footer).and_then(|metadata| {
+            ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
+        }),
+        None => ArrowReaderMetadata::load(&chunks, ArrowReaderOptions::new()),
+    }
+    .map_err(not_parquet)?;
     let metadata = without_zero_dictionary_offsets(loaded.metadata());
     check_column_ranges(&metadata, chunks.len())
         .map_err(|what| not_parquet(ParquetError::General(what)))?;
