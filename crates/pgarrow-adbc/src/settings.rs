@@ -34,6 +34,8 @@ pub(crate) struct Settings {
     pub(crate) linger: Duration,
     /// What ingest and bound parameters do with values their columns cannot hold exactly.
     pub(crate) encode: pgarrow::EncodePolicies,
+    /// The column types an ingest that creates its table gives nested fields.
+    pub(crate) create_nested: pgarrow::CreateNested,
 }
 
 impl Default for Settings {
@@ -46,6 +48,7 @@ impl Default for Settings {
             hold_timeout: DEFAULT_HOLD_TIMEOUT,
             linger: DEFAULT_LINGER,
             encode: pgarrow::EncodePolicies::default(),
+            create_nested: pgarrow::CreateNested::Json,
         }
     }
 }
@@ -133,6 +136,10 @@ impl Settings {
                     self.encode.nanoseconds = text.parse()?;
                     false
                 }
+                "create_nested" => {
+                    self.create_nested = text.parse().map_err(|e: pgarrow::Error| e.to_string())?;
+                    false
+                }
                 _ => return Ok(false),
             },
         };
@@ -158,6 +165,13 @@ impl Settings {
                 match self.encode.nanoseconds {
                     pgarrow::Nanoseconds::Round => "round",
                     _ => "error",
+                }
+                .to_owned(),
+            ),
+            "create_nested" => Some(
+                match self.create_nested {
+                    pgarrow::CreateNested::Typed => "typed",
+                    _ => "json",
                 }
                 .to_owned(),
             ),

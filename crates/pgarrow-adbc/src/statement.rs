@@ -130,8 +130,9 @@ impl Statement {
         let table = self.target()?;
         let mode = self.ingest.mode;
         let encode = self.settings.encode;
+        let nested = self.settings.create_nested;
         let rows = self.session.run(true, |mut client| async move {
-            let loaded = ingest_into(&mut client, &table, mode, input, encode).await;
+            let loaded = ingest_into(&mut client, &table, mode, input, encode, nested).await;
             (client, loaded)
         })?;
         Ok(i64::try_from(rows).unwrap_or(i64::MAX))
@@ -153,6 +154,7 @@ async fn ingest_into(
     mode: IngestMode,
     input: Batches,
     encode: pgarrow::EncodePolicies,
+    nested: pgarrow::CreateNested,
 ) -> Result<u64> {
     let schema = input.schema();
     let outer = client.connection().transaction_status() == TransactionStatus::Idle;
@@ -204,6 +206,7 @@ async fn ingest_into(
         };
         let options = LoadOptions::new(LoadMode::Append)
             .with_create(create)
+            .with_create_nested(nested)
             .with_policies(encode);
         client
             .load_with(table, &schema, input, &options, &mut LoadHooks::default())

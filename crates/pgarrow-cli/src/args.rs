@@ -534,6 +534,12 @@ pub(crate) struct LoadArgs {
     /// the Arrow types map to.
     #[arg(long)]
     pub(crate) create: bool,
+    /// With --create, the column type of a nested field without pgarrow's metadata (a Struct,
+    /// a Map, a list of them, as Spark or DuckDB write them): json (jsonb), or typed (a
+    /// composite type made per Struct, named <table>_<column>; hstore for a Map of text to
+    /// text, jsonb for other Maps).
+    #[arg(long, default_value = "json", value_name = "KIND", requires = "create", value_parser = parse_option::<pgarrow::CreateNested>)]
+    pub(crate) create_nested: pgarrow::CreateNested,
     /// Nanoseconds that are not whole microseconds (timestamps, times, durations, intervals;
     /// PostgreSQL keeps microseconds): error, or round (half to even, as PostgreSQL rounds
     /// its input; counted).

@@ -36,6 +36,12 @@ pub(crate) fn copy(stop: &Stop, args: &CopyArgs) -> Result<()> {
     let from = args.table.as_deref().unwrap_or("the query");
     if !args.load.quiet {
         lossy_line("reading the source", &stats.source.losses);
+        if !stats.created_types.is_empty() {
+            eprintln!(
+                "created in the target, as the source defines them: {}",
+                stats.created_types.join(", ")
+            );
+        }
     }
     report(&stats.load, from, &into, &options.load.mode, &args.load);
     if args.load.stats {

@@ -21,6 +21,7 @@ pub(crate) fn load_options(args: &LoadArgs) -> Result<LoadOptions> {
     policies.nanoseconds = args.nanoseconds;
     Ok(LoadOptions::new(LoadMode::parse(&args.mode, key)?)
         .with_create(args.create)
+        .with_create_nested(args.create_nested)
         .with_policies(policies))
 }
 

@@ -26,8 +26,9 @@ use pgarrow::partition::{self, Coordinator, Holder, PartRead, PartitionOptions, 
 use pgarrow::protocol::Config;
 use pgarrow::sink::Format;
 use pgarrow::{
-    Category, Client, DirTarget, ExportStats, FileTarget, Hooks, Input, InputOptions, LoadHooks,
-    LoadMode, LoadOptions, Location, Source, Stop, StorageOptions, TableName, TablePattern,
+    Category, Client, CreateNested, DirTarget, ExportStats, FileTarget, Hooks, Input, InputOptions,
+    LoadHooks, LoadMode, LoadOptions, Location, Source, Stop, StorageOptions, TableName,
+    TablePattern,
 };
 use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -516,7 +517,7 @@ fn export_file(
 /// checked against its row count). The GIL is released while it runs (a producer's stream
 /// takes it back when it needs it); Ctrl-C stops it with CopyFail and a rollback.
 #[pyfunction]
-#[pyo3(signature = (conninfo, table, data, mode="append", key=None, create=false, batch_rows=None, storage_options=None, nanoseconds="error"))]
+#[pyo3(signature = (conninfo, table, data, mode="append", key=None, create=false, batch_rows=None, storage_options=None, nanoseconds="error", create_nested="json"))]
 #[allow(clippy::too_many_arguments)]
 fn write(
     py: Python<'_>,
@@ -529,14 +530,17 @@ fn write(
     batch_rows: Option<usize>,
     storage_options: Option<HashMap<String, String>>,
     nanoseconds: &str,
+    create_nested: &str,
 ) -> PyResult<String> {
     let mode = LoadMode::parse(mode, key).map_err(|e| py_err(py, &e))?;
+    let nested = CreateNested::parse(create_nested).map_err(|e| py_err(py, &e))?;
     let mut policies = pgarrow::EncodePolicies::default();
     policies.nanoseconds = nanoseconds
         .parse()
         .map_err(|e: String| usage_error(py, format!("nanoseconds: {e}")))?;
     let options = LoadOptions::new(mode)
         .with_create(create)
+        .with_create_nested(nested)
         .with_policies(policies);
     let config = config(conninfo, None)?;
     let table = TableName::parse(table).map_err(|e| py_err(py, &e))?;
@@ -878,7 +882,7 @@ fn dir_format(py: Python<'_>, format: Option<&str>) -> PyResult<Format> {
 /// Copies `source` (on `from_conninfo`) into `table` (on `to_conninfo`) in one transaction
 /// of the target; returns the statistics as JSON.
 #[pyfunction]
-#[pyo3(signature = (from_conninfo, source, to_conninfo, table, is_table=false, mode="append", key=None, create=false, options=None))]
+#[pyo3(signature = (from_conninfo, source, to_conninfo, table, is_table=false, mode="append", key=None, create=false, options=None, create_nested="json"))]
 #[allow(clippy::too_many_arguments)]
 fn copy(
     py: Python<'_>,
@@ -891,7 +895,9 @@ fn copy(
     key: Option<Vec<String>>,
     create: bool,
     options: Option<&Bound<'_, PyDict>>,
+    create_nested: &str,
 ) -> PyResult<String> {
+    let nested = CreateNested::parse(create_nested).map_err(|e| py_err(py, &e))?;
     let shape_given = match options {
         Some(d) => d.contains("array_shape")?,
         None => false,
@@ -910,9 +916,13 @@ fn copy(
     };
     let source = self::source(source, is_table)?;
     let table = TableName::parse(table).map_err(|e| py_err(py, &e))?;
-    let copy = CopyOptions::new(LoadOptions::new(mode).with_create(create))
-        .with_export(options.export)
-        .with_partitions(options.partitions);
+    let copy = CopyOptions::new(
+        LoadOptions::new(mode)
+            .with_create(create)
+            .with_create_nested(nested),
+    )
+    .with_export(options.export)
+    .with_partitions(options.partitions);
     detached(py, move |stop| {
         let hooks = LoadHooks::default().stop(stop);
         document(&blocking::copy(from, source, to, table, &copy, hooks)?)

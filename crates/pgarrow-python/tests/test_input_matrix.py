@@ -1224,3 +1224,96 @@ def test_nanoseconds_are_refused_by_default_and_counted_when_rounded(url, db, ta
     assert stats["rows"] == len(lossy.array)
     assert stats["losses"] == {"v": {"nanoseconds_rounded": lossy.rounded}}, f"{lossy.name} from {fmt}"
     assert values(db, table) == lossy.expected, f"{lossy.name} from {fmt}: rounded half to even"
+
+
+# --- create_nested="typed": a composite type per Struct, hstore for a Map of text to text ------
+
+
+def nested_input() -> pa.Table:
+    tags = pa.map_(pa.string(), pa.string())
+    inner = pa.struct([("n", pa.int64()), ("s", pa.string())])
+    point = pa.struct([("x", pa.float64()), ("tags", tags), ("inner", inner)])
+    return pa.table(
+        {
+            "id": pa.array([1, 2, 3], pa.int32()),
+            "geo": pa.array(
+                [
+                    {"x": 1.5, "tags": [("a", "b")], "inner": {"n": 2**40, "s": "it's"}},
+                    {"x": None, "tags": None, "inner": None},
+                    None,
+                ],
+                point,
+            ),
+            "pts": pa.array([[{"x": 2.0, "tags": [], "inner": {"n": 1, "s": None}}], [], None], pa.list_(point)),
+            "m": pa.array([[("k", "v")], None, []], tags),
+            "mi": pa.array([[(1, "one")], [], None], pa.map_(pa.int32(), pa.string())),
+        }
+    )
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_create_nested_typed_makes_a_composite_per_struct_and_hstore_for_text_maps(url, db, tmp_path, fmt):
+    table = f"nested_typed_{fmt}"
+    types = [f"{table}_geo", f"{table}_geo_inner", f"{table}_pts", f"{table}_pts_inner"]
+    db.execute(f"DROP TABLE IF EXISTS {table}; DROP TYPE IF EXISTS {', '.join(types)} CASCADE")
+    path = write_input(nested_input(), tmp_path / f"input.{fmt}", fmt)
+    pgarrow.write(url, table, path, create=True, create_nested="typed")
+    columns = db.execute(
+        "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)"
+        " FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",
+        (table,),
+    ).fetchone()[0]
+    assert columns == (
+        f"id integer, geo {table}_geo, pts {table}_pts[], m hstore, mi jsonb"
+    ), columns
+    made = db.execute(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+        " WHERE attrelid = (SELECT typrelid FROM pg_type WHERE typname = %s) AND attnum > 0 ORDER BY attnum",
+        (f"{table}_geo",),
+    ).fetchall()
+    assert [r[0] for r in made] == ["double precision", "hstore", f"{table}_geo_inner"]
+    rows = db.execute(
+        f"SELECT (geo).x, hstore_to_array((geo).tags), ((geo).inner).n, ((geo).inner).s, geo::text IS NULL,"
+        f" (pts[1]).x, cardinality(pts), hstore_to_array(m), mi::text FROM {table} ORDER BY id"
+    ).fetchall()
+    assert rows == [
+        # A Map whose keys are not text is a list of its entries (keys keep their types).
+        (1.5, ["a", "b"], 2**40, "it's", False, 2.0, 1, ["k", "v"], '[{"key": 1, "value": "one"}]'),
+        (None, None, None, None, False, None, 0, None, "[]"),
+        (None, None, None, None, True, None, None, [], None),
+    ]
+    # Loading again into the types now there (the table dropped) uses them.
+    db.execute(f"DROP TABLE {table}")
+    pgarrow.write(url, table, path, create=True, create_nested="typed")
+    assert db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 3
+    db.execute(f"DROP TABLE IF EXISTS {table}; DROP TYPE IF EXISTS {', '.join(types)} CASCADE")
+    # By default each nested field is one jsonb.
+    pgarrow.write(url, table, path, create=True)
+    kinds = db.execute(
+        "SELECT string_agg(format_type(atttypid, atttypmod), ',' ORDER BY attnum)"
+        " FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",
+        (table,),
+    ).fetchone()[0]
+    assert kinds == "integer,jsonb,jsonb,jsonb,jsonb"
+    db.execute(f"DROP TABLE {table}")
+    with pytest.raises(pgarrow.UsageError, match="create_nested"):
+        pgarrow.write(url, table, path, create=True, create_nested="composite")
+
+
+def test_create_nested_typed_needs_hstore_in_the_target(url, db, tmp_path):
+    name = "matrix_without_hstore"
+    db.execute(f"DROP DATABASE IF EXISTS {name}")
+    db.execute(f"CREATE DATABASE {name}")
+    try:
+        other = psycopg.conninfo.make_conninfo(url, dbname=name)
+        path = write_input(nested_input(), tmp_path / "input.parquet", "parquet")
+        with pytest.raises(pgarrow.Error, match="CREATE EXTENSION hstore") as e:
+            pgarrow.write(other, "t", path, create=True, create_nested="typed")
+        assert "Map of text to text" in str(e.value)
+        with psycopg.connect(other) as c:
+            left = c.execute(
+                "SELECT count(*) FROM pg_type WHERE typname IN ('t_geo', 't_geo_inner', 't_pts', 't_pts_inner')"
+            ).fetchone()
+            assert left == (0,), "nothing made"
+    finally:
+        db.execute(f"DROP DATABASE IF EXISTS {name}")

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::blocking::{self, block_on, wait};
 use crate::partition::PartitionOptions;
 use crate::policy::ArrayShape;
+use crate::types::{META_PG_OID, META_PG_TYPE};
 use crate::{
     Client, Error, ExportOptions, ExportStats, IntoConfig, IntoTableName, LoadHooks, LoadOptions,
     LoadStats, Result, Source, Stop,
@@ -76,6 +77,9 @@ pub struct CopyStats {
     pub load: LoadStats,
     /// The export of the source.
     pub source: ExportStats,
+    /// The user-defined types (enums, composites, ranges, domains) created in the target
+    /// for the table `create` made, as the source defines them, in the order created.
+    pub created_types: Vec<String>,
 }
 
 /// Batches in flight between the export and the load.
@@ -106,6 +110,8 @@ pub fn copy(
     from.settings
         .push(("DateStyle".to_owned(), "ISO".to_owned()));
     let to = to.into_config()?;
+    // For the types the target may lack, read apart from the export's connection.
+    let types_from = from.clone();
     let table = table.into_table_name()?;
     let source = source.into();
     let mut hooks = hooks;
@@ -167,6 +173,51 @@ pub fn copy(
         go: Some(go_tx),
         ended: false,
     };
+    // The types a created table needs, made in the target in the load's transaction (the
+    // load runs as a savepoint of it): a failed copy leaves neither table nor types.
+    let mut created_types = Vec::new();
+    let mut in_block = false;
+    if options.load.create {
+        let types = block_on(&runtime, &stop, async {
+            let mut types = Vec::new();
+            if !table_exists(client.connection(), &table).await? {
+                let (names, oids) = named_types(&schema);
+                if !names.is_empty() {
+                    let mut source = Client::connect(types_from)
+                        .await
+                        .map_err(|e| e.context("the source"))?;
+                    let read = crate::typedefs::read(source.connection(), &names, &oids).await;
+                    let _ = source.close().await;
+                    types = read.map_err(|e| e.context("reading the source's types"))?;
+                }
+            }
+            Ok::<_, Error>(types)
+        });
+        let made = match types {
+            Ok(types) if types.is_empty() => Ok(Vec::new()),
+            Ok(types) => {
+                in_block = true;
+                block_on(&runtime, &stop, async {
+                    client.connection().simple_query("BEGIN").await?;
+                    crate::typedefs::create_missing(client.connection(), &types).await
+                })
+            }
+            Err(e) => Err(e),
+        };
+        match made {
+            Ok(made) => created_types = made,
+            Err(e) => {
+                if in_block {
+                    let _ = runtime.block_on(client.connection().simple_query("ROLLBACK"));
+                }
+                let _ = runtime.block_on(client.close());
+                export_stop.stop();
+                drop(input);
+                let _ = exporter.join();
+                return Err(e.context("the target"));
+            }
+        }
+    }
     let loaded = {
         let load = client.load_with(table, &schema, input, &options.load, &mut hooks);
         // The load watches its stop itself (CopyFail, rollback): polled, never cut off.
@@ -176,6 +227,17 @@ pub fn copy(
             stats
         })
     };
+    let loaded = match (in_block, loaded) {
+        (false, loaded) => loaded,
+        (true, Ok(stats)) => block_on(&runtime, &stop, async {
+            client.connection().simple_query("COMMIT").await?;
+            Ok(stats)
+        }),
+        (true, Err(e)) => {
+            let _ = runtime.block_on(client.connection().simple_query("ROLLBACK"));
+            Err(e)
+        }
+    };
     let _ = runtime.block_on(client.close());
     let loaded = loaded.map_err(stopped);
     let exported = exporter
@@ -184,7 +246,45 @@ pub fn copy(
     Ok(CopyStats {
         load: loaded?,
         source: exported,
+        created_types,
     })
+}
+
+/// Whether `table` exists in the target.
+async fn table_exists(
+    conn: &mut crate::protocol::Connection,
+    table: &crate::TableName,
+) -> Result<bool> {
+    let rows = conn
+        .simple_query(&format!(
+            "SELECT pg_catalog.to_regclass({}) IS NOT NULL",
+            crate::protocol::quote_literal(&table.quoted())
+        ))
+        .await?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.first())
+        .cloned()
+        .flatten()
+        .as_deref()
+        == Some("t"))
+}
+
+/// The types the source's columns name (`pgarrow.pg_type`: a domain by its own name) and
+/// their OIDs, for the definitions of those the source defines.
+fn named_types(schema: &arrow_schema::Schema) -> (Vec<String>, Vec<u32>) {
+    let mut names = Vec::new();
+    let mut oids = Vec::new();
+    for f in schema.fields() {
+        let meta = f.metadata();
+        if let Some(oid) = meta.get(META_PG_OID).and_then(|o| o.parse().ok()) {
+            oids.push(oid);
+        }
+        if let Some(name) = meta.get(META_PG_TYPE) {
+            names.push(name.clone());
+        }
+    }
+    (names, oids)
 }
 
 /// The export's thread: the schema first, then (once `go` says so) every batch, then `None`;

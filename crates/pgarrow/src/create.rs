@@ -14,7 +14,7 @@ use crate::protocol::{Connection, quote_ident};
 use crate::types::{
     META_EXTENSION_NAME, META_NOT_NULL, META_PG_OID, META_PG_TYPE, META_PG_TYPMOD, META_PRIMARY_KEY,
 };
-use crate::{Error, Result, TableName};
+use crate::{CreateNested, Error, Result, TableName};
 
 /// OIDs below this are built in, the same in every database (`FirstNormalObjectId`).
 const FIRST_NORMAL_OID: u32 = 16_384;
@@ -24,6 +24,7 @@ pub(crate) async fn create_table(
     conn: &mut Connection,
     table: &TableName,
     schema: &Schema,
+    nested: CreateNested,
 ) -> Result<()> {
     let exists = conn
         .simple_query(&format!(
@@ -48,6 +49,7 @@ pub(crate) async fn create_table(
             Error::from(e).context("looking up the types named by the input's field metadata")
         })?;
     let mut columns = Vec::with_capacity(schema.fields().len());
+    let mut own = OwnTypes::default();
     for (i, f) in schema.fields().iter().enumerate() {
         let pg_type = match first_value(&rows, i) {
             Some(t) => t,
@@ -65,6 +67,16 @@ pub(crate) async fn create_table(
                         .unwrap_or_default()
                 )));
             }
+            None if nested == CreateNested::Typed => own
+                .column_type(table, &[f.name()], f.data_type(), f)
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "cannot create column \"{}\" of {table}: no PostgreSQL type for Arrow {}; \
+                         create the table first",
+                        f.name(),
+                        f.data_type()
+                    ))
+                })?,
             None => arrow_type(f.data_type(), f).ok_or_else(|| {
                 Error::usage(format!(
                     "cannot create column \"{}\" of {table}: no PostgreSQL type for Arrow {} (and \
@@ -84,6 +96,7 @@ pub(crate) async fn create_table(
     if let Some(key) = primary_key(schema) {
         columns.push(format!("PRIMARY KEY ({key})"));
     }
+    own.create(conn, table).await?;
     conn.simple_query(&format!(
         "CREATE TABLE {} ({})",
         table.quoted(),
@@ -91,6 +104,145 @@ pub(crate) async fn create_table(
     ))
     .await?;
     Ok(())
+}
+
+/// The composite types a table created with [`CreateNested::Typed`] makes for its Structs
+/// (each after the ones it holds), and whether a column is `hstore`.
+#[derive(Debug, Default)]
+struct OwnTypes {
+    /// Qualified name and `CREATE TYPE` statement.
+    composites: Vec<(String, String)>,
+    hstore: bool,
+}
+
+/// PostgreSQL's identifier limit (`NAMEDATALEN - 1` bytes): a longer name would be cut by the
+/// server, and two cut names could meet.
+const MAX_IDENT: usize = 63;
+
+impl OwnTypes {
+    /// The column type of a field of Arrow type `t` at `path` (the column, then the Struct
+    /// fields down to it), planning the composite types it needs.
+    fn column_type(
+        &mut self,
+        table: &TableName,
+        path: &[&str],
+        t: &DataType,
+        f: &Field,
+    ) -> Option<String> {
+        match t {
+            DataType::Dictionary(_, v) => self.column_type(table, path, v, f),
+            DataType::Struct(fields) if !is_interval(t) => {
+                let mut attributes = Vec::with_capacity(fields.len());
+                for child in fields {
+                    let mut inner = path.to_vec();
+                    inner.push(child.name());
+                    let ty = self.column_type(table, &inner, child.data_type(), child)?;
+                    attributes.push(format!("{} {ty}", quote_ident(child.name())));
+                }
+                let name = type_name(table, path);
+                if !self.composites.iter().any(|(n, _)| *n == name) {
+                    let sql = format!("CREATE TYPE {name} AS ({})", attributes.join(", "));
+                    self.composites.push((name.clone(), sql));
+                }
+                Some(name)
+            }
+            DataType::Map(entries, _) => {
+                let text = |t: &DataType| {
+                    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+                };
+                match entries.data_type() {
+                    DataType::Struct(kv)
+                        if kv.len() == 2 && text(kv[0].data_type()) && text(kv[1].data_type()) =>
+                    {
+                        self.hstore = true;
+                        Some("hstore".to_owned())
+                    }
+                    _ => Some("jsonb".to_owned()),
+                }
+            }
+            DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
+                let mut item = item.as_ref();
+                while let DataType::List(i)
+                | DataType::LargeList(i)
+                | DataType::FixedSizeList(i, _) = item.data_type()
+                {
+                    item = i.as_ref();
+                }
+                let element = self.column_type(table, path, item.data_type(), item)?;
+                Some(format!("{element}[]"))
+            }
+            _ => arrow_type(t, f),
+        }
+    }
+
+    /// Creates the planned composite types the target lacks (one of that name already there
+    /// is used: the load then checks its attributes against the fields), after checking that
+    /// `hstore` is installed if a column needs it.
+    async fn create(&self, conn: &mut Connection, table: &TableName) -> Result<()> {
+        if self.composites.is_empty() && !self.hstore {
+            return Ok(());
+        }
+        let mut checks: Vec<String> = self
+            .composites
+            .iter()
+            .map(|(name, _)| format!("to_regtype({}) IS NULL", quote_literal(name)))
+            .collect();
+        checks.push("to_regtype('hstore') IS NULL".to_owned());
+        let rows = conn
+            .simple_query(&format!("SELECT {}", checks.join(", ")))
+            .await?;
+        let missing: Vec<bool> = (0..checks.len())
+            .map(|i| first_value(&rows, i).as_deref() == Some("t"))
+            .collect();
+        if self.hstore && missing[checks.len() - 1] {
+            return Err(Error::usage(format!(
+                "cannot create {table}: a Map of text to text becomes hstore, which the target \
+                 database lacks; run CREATE EXTENSION hstore there, or create the Map as jsonb \
+                 (create_nested json)"
+            )));
+        }
+        for ((name, sql), missing) in self.composites.iter().zip(missing) {
+            if missing {
+                conn.simple_query(sql).await.map_err(|e| {
+                    Error::from(e).context(format!("creating the type {name} for {table}"))
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `<table>_<column>[_<field>...]`, in the table's schema, quoted; a name longer than
+/// PostgreSQL's limit keeps its start and ends in a hash of the whole.
+fn type_name(table: &TableName, path: &[&str]) -> String {
+    let mut name = table.name.clone();
+    for part in path {
+        name.push('_');
+        name.push_str(part);
+    }
+    if name.len() > MAX_IDENT {
+        // FNV-1a: the same name gets the same hash in every run.
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let mut cut = MAX_IDENT - 17;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        name = format!("{}_{hash:016x}", &name[..cut]);
+    }
+    match &table.schema {
+        Some(schema) => format!("{}.{}", quote_ident(schema), quote_ident(&name)),
+        None => quote_ident(&name),
+    }
+}
+
+/// A Struct of months, days and microseconds: how interval is given.
+fn is_interval(t: &DataType) -> bool {
+    matches!(t, DataType::Struct(fields) if fields
+        .iter()
+        .map(|f| f.name().as_str())
+        .eq(["months", "days", "microseconds"]))
 }
 
 /// The primary key the fields' metadata declares (`pgarrow.primary_key`: each key column's
@@ -188,14 +340,7 @@ fn arrow_type(t: &DataType, f: &Field) -> Option<String> {
         DataType::Timestamp(_, None) => "timestamp".to_owned(),
         DataType::Timestamp(_, Some(_)) => "timestamptz".to_owned(),
         DataType::Duration(_) | DataType::Interval(_) => "interval".to_owned(),
-        DataType::Struct(fields)
-            if fields
-                .iter()
-                .map(|f| f.name().as_str())
-                .eq(["months", "days", "microseconds"]) =>
-        {
-            "interval".to_owned()
-        }
+        t if is_interval(t) => "interval".to_owned(),
         // A Struct or Map from any writer (pgarrow's own name their type in the metadata):
         // jsonb, an object per value.
         DataType::Struct(_) | DataType::Map(..) => "jsonb".to_owned(),
@@ -255,6 +400,89 @@ mod tests {
         assert_eq!(named_type(&Field::new("a", DataType::Utf8, true)), "NULL");
         assert_eq!(strip_typmod("character varying(10)"), "character varying");
         assert_eq!(strip_typmod("mood[]"), "mood[]");
+    }
+
+    #[test]
+    fn typed_nested_fields_get_composite_types_each_after_what_it_holds() {
+        let table = TableName::new(Some("s"), "t");
+        let point = DataType::Struct(
+            vec![
+                Field::new("x", DataType::Float64, true),
+                Field::new(
+                    "tags",
+                    DataType::Map(
+                        Arc::new(Field::new(
+                            "entries",
+                            DataType::Struct(
+                                vec![
+                                    Field::new("key", DataType::Utf8, false),
+                                    Field::new("value", DataType::Utf8, true),
+                                ]
+                                .into(),
+                            ),
+                            false,
+                        )),
+                        false,
+                    ),
+                    true,
+                ),
+            ]
+            .into(),
+        );
+        let outer = DataType::Struct(
+            vec![
+                Field::new("p", point.clone(), true),
+                Field::new(
+                    "ps",
+                    DataType::List(Arc::new(Field::new("item", point, true))),
+                    true,
+                ),
+            ]
+            .into(),
+        );
+        let mut own = OwnTypes::default();
+        let f = Field::new("Geo", outer.clone(), true);
+        assert_eq!(
+            own.column_type(&table, &["Geo"], &outer, &f).unwrap(),
+            "\"s\".\"t_Geo\""
+        );
+        let made: Vec<&str> = own.composites.iter().map(|(_, sql)| sql.as_str()).collect();
+        assert_eq!(
+            made,
+            [
+                "CREATE TYPE \"s\".\"t_Geo_p\" AS (\"x\" double precision, \"tags\" hstore)",
+                "CREATE TYPE \"s\".\"t_Geo_ps\" AS (\"x\" double precision, \"tags\" hstore)",
+                "CREATE TYPE \"s\".\"t_Geo\" AS (\"p\" \"s\".\"t_Geo_p\", \"ps\" \"s\".\"t_Geo_ps\"[])",
+            ]
+        );
+        assert!(own.hstore);
+        // A Map of anything else is jsonb; the interval Struct stays interval.
+        let ints = DataType::Map(
+            Arc::new(Field::new(
+                "entries",
+                DataType::Struct(
+                    vec![
+                        Field::new("key", DataType::Int32, false),
+                        Field::new("value", DataType::Utf8, true),
+                    ]
+                    .into(),
+                ),
+                false,
+            )),
+            false,
+        );
+        let mut own = OwnTypes::default();
+        let f = Field::new("m", ints.clone(), true);
+        assert_eq!(own.column_type(&table, &["m"], &ints, &f).unwrap(), "jsonb");
+        assert!(!own.hstore && own.composites.is_empty());
+        // A name past PostgreSQL's 63 bytes is cut on a character and ends in its hash.
+        let long = type_name(&TableName::new(None::<String>, "é".repeat(40)), &["c"]);
+        let inner = long.trim_matches('"');
+        assert!(inner.len() <= MAX_IDENT, "{long}");
+        assert_ne!(
+            long,
+            type_name(&TableName::new(None::<String>, "é".repeat(40)), &["d"])
+        );
     }
 
     #[test]

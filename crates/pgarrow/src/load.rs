@@ -87,6 +87,48 @@ pub struct LoadOptions {
     /// (`pgarrow.pg_type`, as pgarrow exports write it) where that type exists in the target
     /// database, else the type its Arrow type maps to.
     pub create: bool,
+    /// The column types `create` gives nested fields without such metadata (a Struct, a
+    /// Map, a list of them): one `jsonb` each (the default), or types of their own.
+    pub create_nested: CreateNested,
+}
+
+/// The column type a created table gives a nested field without pgarrow's metadata (a
+/// Struct, a Map, lists of them, as Spark, DuckDB or pyarrow write them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CreateNested {
+    /// `jsonb`: an object per Struct or Map, an array per list.
+    #[default]
+    Json,
+    /// A composite type per Struct (named `<table>_<column>`, a nested Struct
+    /// `<table>_<column>_<field>`, created in the table's schema unless a type of that name
+    /// is there), arrays of them for lists, `hstore` for a Map of text to text (the extension
+    /// must be installed), `jsonb` for any other Map.
+    Typed,
+}
+
+impl std::str::FromStr for CreateNested {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<CreateNested> {
+        CreateNested::parse(name)
+    }
+}
+
+impl CreateNested {
+    /// The choice named `name` (`json` or `typed`): how the command line's
+    /// `--create-nested`, Python's `create_nested=` and ADBC's `pgarrow.create_nested` read.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Usage`] naming the choices.
+    pub fn parse(name: &str) -> Result<CreateNested> {
+        match name {
+            "json" => Ok(CreateNested::Json),
+            "typed" => Ok(CreateNested::Typed),
+            other => Err(Error::usage(format!(
+                "unknown create_nested {other:?}: expected json or typed"
+            ))),
+        }
+    }
 }
 
 impl LoadOptions {
@@ -96,6 +138,7 @@ impl LoadOptions {
             mode,
             policies: EncodePolicies::default(),
             create: false,
+            create_nested: CreateNested::Json,
         }
     }
 
@@ -108,6 +151,12 @@ impl LoadOptions {
     /// Creates the table when it does not exist.
     pub fn with_create(mut self, create: bool) -> Self {
         self.create = create;
+        self
+    }
+
+    /// The types `create` gives nested fields without pgarrow's metadata.
+    pub fn with_create_nested(mut self, nested: CreateNested) -> Self {
+        self.create_nested = nested;
         self
     }
 }
@@ -286,7 +335,7 @@ impl Client {
         conn.simple_query(begin).await?;
         let result = async {
             if options.create {
-                create_table(self.connection(), &table, &schema).await?;
+                create_table(self.connection(), &table, &schema, options.create_nested).await?;
             }
             // Generated columns are computed by the server: the input's values for them are
             // left out (and named in the statistics), as COPY would refuse them.

@@ -300,22 +300,35 @@ fn arrays_with_bounds_and_user_types_round_trip_exactly() {
     let Some((pg, url, db)) = setup("engine_round_from") else {
         return;
     };
-    let types = "CREATE TYPE mood AS ENUM ('sad', 'ok');
+    // Types in two schemas, one needing another, with what their definitions can carry:
+    // a quoted name, a collation, a default, NOT NULL, checks, a subtype_diff, a multirange
+    // with its own name.
+    let types = "CREATE SCHEMA kinds;
+         CREATE TYPE mood AS ENUM ('sad', 'ok', 'it''s');
          CREATE TYPE pair AS (a int, at timestamp);
          CREATE TYPE stamps AS RANGE (subtype = timestamp);
-         CREATE DOMAIN pos AS int CHECK (VALUE > 0);";
+         CREATE DOMAIN pos AS int CHECK (VALUE > 0);
+         CREATE DOMAIN kinds.\"Label\" AS varchar(8) COLLATE \"C\" DEFAULT 'x' NOT NULL
+             CONSTRAINT not_blank CHECK (VALUE <> '') CHECK (length(VALUE) < 7);
+         CREATE TYPE kinds.nest AS (m mood, ps pos[], l kinds.\"Label\", t text COLLATE \"C\");
+         CREATE TYPE floaty AS RANGE (subtype = float8, subtype_diff = float8mi,
+                                      multirange_type_name = floaties);";
     pg.psql(&db, types).unwrap();
     pg.psql(
         &db,
         "CREATE TABLE r (id int PRIMARY KEY, lb int4[], mixed int4[] NOT NULL, ts timestamp[],
                          m mood, ms mood[],
-                         p pair, rg stamps, d pos, dd pos[], t24 time, n numeric(6,2));
+                         p pair, rg stamps, d pos, dd pos[], t24 time, n numeric(6,2),
+                         nn kinds.nest, fr floaty, fs floaties, lb2 kinds.\"Label\"[]);
          INSERT INTO r VALUES
           (1, '[0:2]={7,8,9}', '{1}', '{\"2020-01-02 03:04:05.5\",NULL}', 'ok', '[2:3]={sad,ok}',
-              ROW(1, '2020-01-01 00:00'), '[2020-01-01,2020-02-01)', 5, '{1,2}', '24:00', 'NaN'),
+              ROW(1, '2020-01-01 00:00'), '[2020-01-01,2020-02-01)', 5, '{1,2}', '24:00', 'NaN',
+              ROW('it''s', '{1,2}', 'ab', 'z'), '[1.5,2.5)', '{[1,2),[3,4)}', '{a,b}'),
           (2, '[-3:-2][1:1]={{1},{2}}', '{{1,2},{3,4}}', '{}', NULL, NULL, ROW(NULL, NULL),
-              'empty', NULL, '[0:0]={3}', '00:00', 1.5),
-          (3, NULL, '{}', NULL, 'sad', '{}', NULL, NULL, 1, NULL, NULL, NULL);",
+              'empty', NULL, '[0:0]={3}', '00:00', 1.5, ROW(NULL, NULL, 'x', NULL), 'empty',
+              '{}', '{}'),
+          (3, NULL, '{}', NULL, 'sad', '{}', NULL, NULL, 1, NULL, NULL, NULL, NULL, NULL,
+              NULL, NULL);",
     )
     .unwrap();
     let render = |db: &str, table: &str| {
@@ -368,9 +381,39 @@ fn arrays_with_bounds_and_user_types_round_trip_exactly() {
         types_of(&db),
         "the created columns' types"
     );
-    // Into a database without the types: refused by the missing type's name, nothing made.
+    // Into a database without the types: the copy creates them as the source defines them
+    // (in dependency order, in the load's transaction), then the table.
+    let definitions = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT string_agg(d, E'\\n' ORDER BY d) FROM (
+               SELECT format_type(t.oid, NULL) || ' ' || t.typtype::text || ' ' ||
+                 coalesce(format_type(nullif(t.typbasetype, 0), t.typtypmod), '') || ' ' ||
+                 t.typnotnull::text || ' ' || coalesce(t.typdefault, '') || ' ' ||
+                 t.typcollation::regcollation::text || ' ' ||
+                 coalesce((SELECT string_agg(conname || ' ' || pg_get_constraintdef(c.oid), ','
+                                             ORDER BY conname)
+                           FROM pg_constraint c WHERE c.contypid = t.oid), '') || ' ' ||
+                 coalesce((SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder)
+                           FROM pg_enum WHERE enumtypid = t.oid), '') || ' ' ||
+                 coalesce((SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod)
+                                             || ' ' || attcollation::regcollation::text, ','
+                                             ORDER BY attnum)
+                           FROM pg_attribute WHERE attrelid = t.typrelid AND attnum > 0
+                             AND t.typtype = 'c'), '') || ' ' ||
+                 coalesce((SELECT format_type(rngsubtype, NULL) || ' ' || rngsubdiff::text ||
+                                  ' ' || rngsubopc::regclass::text || ' ' ||
+                                  format_type(rngmultitypid, NULL)
+                           FROM pg_range WHERE rngtypid = t.oid), '') AS d
+               FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+               WHERE n.nspname IN ('public', 'kinds') AND t.typtype IN ('e', 'c', 'r', 'd', 'm')
+                 AND (t.typrelid = 0 OR t.typrelid IN (SELECT oid FROM pg_class
+                                                       WHERE relkind = 'c'))) AS defs",
+        )
+        .unwrap()
+    };
     let empty = pg.create_database("engine_round_empty").unwrap();
-    let e = blocking::copy(
+    let stats = blocking::copy(
         &url,
         Source::table("r").unwrap(),
         pg.url(&empty),
@@ -378,10 +421,74 @@ fn arrays_with_bounds_and_user_types_round_trip_exactly() {
         &options,
         LoadHooks::default(),
     )
-    .unwrap_err();
-    assert!(e.to_string().contains("its type mood"), "{e}");
+    .unwrap();
+    assert_eq!(render(&empty, "r"), source, "copy into an empty database");
+    assert_eq!(types_of(&empty), types_of(&db), "its columns' types");
+    let defined = definitions(&db);
+    assert!(
+        defined.contains("kinds.\"Label\" d character varying(8) true 'x'::character varying")
+            && defined.contains("not_blank CHECK"),
+        "{defined}"
+    );
+    assert_eq!(definitions(&empty), defined, "the types' definitions");
     assert_eq!(
-        pg.psql(&empty, "SELECT to_regclass('r') IS NULL")
+        stats.created_types,
+        [
+            "public.mood",
+            "public.pair",
+            "public.stamps",
+            "public.pos",
+            "kinds.\"Label\"",
+            "kinds.nest",
+            "public.floaty"
+        ],
+        "created once each, each after what it needs"
+    );
+    // A copy that fails after the types were made leaves neither them nor the table.
+    let failed = pg.create_database("engine_round_failed").unwrap();
+    let e = blocking::copy(
+        &url,
+        Source::query("SELECT id, nn, 10 / (3 - id) AS boom FROM r ORDER BY id"),
+        pg.url(&failed),
+        "r",
+        &options,
+        LoadHooks::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("division by zero"), "{e}");
+    assert_eq!(
+        pg.psql(
+            &failed,
+            "SELECT to_regclass('r') IS NULL AND to_regtype('mood') IS NULL \
+             AND to_regnamespace('kinds') IS NULL"
+        )
+        .unwrap()
+        .trim(),
+        "t"
+    );
+    // A type pgarrow cannot make (an extension's) is refused by name, with what to run.
+    pg.psql(
+        &db,
+        "CREATE EXTENSION hstore; CREATE TABLE h AS SELECT 1 AS id, 'a=>1'::hstore AS kv",
+    )
+    .unwrap();
+    let e = blocking::copy(
+        &url,
+        Source::table("h").unwrap(),
+        pg.url(&failed),
+        "h",
+        &options,
+        LoadHooks::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("public.hstore (of the extension hstore)")
+            && e.to_string().contains("CREATE EXTENSION \"hstore\""),
+        "{e}"
+    );
+    assert_eq!(
+        pg.psql(&failed, "SELECT to_regclass('h') IS NULL")
             .unwrap()
             .trim(),
         "t"

@@ -378,6 +378,7 @@ def write(
     *,
     key: Union[str, list[str], None] = None,
     create: bool = False,
+    create_nested: str = "json",
     batch_rows: Optional[int] = None,
     storage_options: Optional[dict[str, str]] = None,
     nanoseconds: str = "error",
@@ -399,7 +400,10 @@ def write(
     ``mode`` is "append", "replace" (TRUNCATE in the same transaction) or "upsert" (insert new
     keys, update the others; ``key`` names the columns of a unique index). ``create=True``
     creates a missing table from the schema, with the PostgreSQL types pgarrow's field
-    metadata names where they exist. ``batch_rows`` sets the rows per batch read from Parquet.
+    metadata names where they exist. A nested field without that metadata (a Struct, a Map, a
+    list of them, as Spark or DuckDB write them) becomes ``jsonb``, or with
+    ``create_nested="typed"`` a composite type made for each Struct (``<table>_<column>``),
+    ``hstore`` for a Map of text to text (the extension must be installed). ``batch_rows`` sets the rows per batch read from Parquet.
     ``nanoseconds`` says what to do with nanoseconds that are not whole microseconds
     (PostgreSQL keeps microseconds): "error" (the default: refused, naming row and column) or
     "round" (half to even, as PostgreSQL rounds its input; counted under ``losses``).
@@ -412,7 +416,16 @@ def write(
         key = [k.strip() for k in key.split(",")]
     return json.loads(
         _pgarrow.write(
-            url, table, data, mode, key, create, batch_rows, storage_options, nanoseconds
+            url,
+            table,
+            data,
+            mode,
+            key,
+            create,
+            batch_rows,
+            storage_options,
+            nanoseconds,
+            create_nested,
         )
     )
 
@@ -426,6 +439,7 @@ def copy(
     *,
     key: Union[str, list[str], None] = None,
     create: bool = False,
+    create_nested: str = "json",
     **options: Any,
 ) -> dict[str, Any]:
     """Copies a query or table of one PostgreSQL (``url``) into a table of another (``to``;
@@ -435,7 +449,9 @@ def copy(
     source's query.
 
     ``into`` is the target table (by default the source table's name; required for a query).
-    ``mode``, ``key`` and ``create`` are as in ``write``; the type policies and partitioned
+    ``mode``, ``key``, ``create`` and ``create_nested`` are as in ``write``; with ``create``,
+    the enums, composite types, ranges and domains the columns need and the target lacks are
+    created there as the source defines them (listed under ``created_types``). The type policies and partitioned
     reads take the options of ``read_arrow``.
 
     Returns the load's statistics, with the source's export statistics under ``source``.
@@ -447,5 +463,7 @@ def copy(
         into = text
     if isinstance(key, str):
         key = [k.strip() for k in key.split(",")]
-    stats = _pgarrow.copy(url, text, to, into, is_table, mode, key, create, options)
+    stats = _pgarrow.copy(
+        url, text, to, into, is_table, mode, key, create, options, create_nested
+    )
     return json.loads(stats)

@@ -125,6 +125,7 @@ def write(
     batch_rows: Optional[int] = None,
     storage_options: Optional[dict[str, str]] = None,
     nanoseconds: str = "error",
+    create_nested: str = "json",
 ) -> str: ...
 def copy(
     from_conninfo: Optional[str],
@@ -136,4 +137,5 @@ def copy(
     key: Optional[list[str]] = None,
     create: bool = False,
     options: Optional[dict[str, Any]] = None,
+    create_nested: str = "json",
 ) -> str: ...
