@@ -157,6 +157,15 @@ pub(crate) fn float(v: f64, out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
+/// The shortest text of an f32 that names the same f32 (not its f64 widening's).
+pub(crate) fn float32(v: f32, out: &mut String) -> Result<(), String> {
+    if !v.is_finite() {
+        return Err(format!("{v} has no JSON form"));
+    }
+    let _ = write!(out, "{v}");
+    Ok(())
+}
+
 /// `PT<seconds>S` of a duration in `per_sec` units.
 fn duration(v: i64, per_sec: i64, out: &mut String) {
     let sign = if v < 0 { "-" } else { "" };
@@ -207,14 +216,7 @@ pub(crate) fn writer(array: &dyn Array) -> Result<JsonWriter<'_>, String> {
         DataType::Float32 => {
             // The shortest f32 text, which names the same f32 (not its f64 widening).
             let a = primitive::<Float32Type>(array)?;
-            Box::new(move |i, out| {
-                let v = a.value(i);
-                if !v.is_finite() {
-                    return Err(format!("{v} has no JSON form"));
-                }
-                let _ = write!(out, "{v}");
-                Ok(())
-            })
+            Box::new(move |i, out| float32(a.value(i), out))
         }
         DataType::Float64 => {
             let a = primitive::<Float64Type>(array)?;
@@ -422,28 +424,11 @@ pub(crate) fn writer(array: &dyn Array) -> Result<JsonWriter<'_>, String> {
                 write(k, out)
             })
         }
-        // Parquet's Variant, as readers give it: decoded, not a Struct of two binaries.
+        // Parquet's Variant, as readers give it: decoded, not a Struct of two binaries; a
+        // shredded one (`typed_value`) put back together first.
         DataType::Struct(fields) if crate::variant::is_variant(fields) => {
-            if crate::variant::shredded(fields) {
-                return Err(
-                    "a shredded Variant (with typed_value) is not decoded; only unshredded \
-                     Variants load"
-                        .to_owned(),
-                );
-            }
             let s = array.as_struct_opt().ok_or_else(|| changed(array))?;
-            let column = |name: &str| {
-                s.column_by_name(name)
-                    .map(|c| binary_getter(c.as_ref()))
-                    .ok_or_else(|| changed(array))?
-            };
-            let (metadata, value) = (column("metadata")?, column("value")?);
-            Box::new(move |i, out| {
-                let (Some(m), Some(v)) = (metadata(i), value(i)) else {
-                    return Err("a Variant without its metadata or value".to_owned());
-                };
-                crate::variant::to_json(m, v, out)
-            })
+            crate::variant::writer(s)?
         }
         DataType::Struct(fields) => {
             let s = array.as_struct_opt().ok_or_else(|| changed(array))?;
@@ -609,9 +594,9 @@ fn element(
 }
 
 /// Reads value `j` of a Binary, LargeBinary or BinaryView array (`None` when NULL).
-type BinaryGetter<'a> = Box<dyn Fn(usize) -> Option<&'a [u8]> + 'a>;
+pub(crate) type BinaryGetter<'a> = Box<dyn Fn(usize) -> Option<&'a [u8]> + 'a>;
 
-fn binary_getter(array: &dyn Array) -> Result<BinaryGetter<'_>, String> {
+pub(crate) fn binary_getter(array: &dyn Array) -> Result<BinaryGetter<'_>, String> {
     let present = move |j: usize| !array.is_null(j);
     Ok(match array.data_type() {
         DataType::Binary => {

@@ -48,6 +48,12 @@ use nested::field;
 use read::Strs;
 use scalar::ScalarEncoder;
 pub use scalar::{Target, TextLimit};
+
+/// Whether a Struct's fields are Parquet's Variant as readers give it (a binary `metadata`,
+/// a binary `value` and/or a shredded `typed_value`): it loads as its JSON.
+pub fn is_variant(fields: &arrow_schema::Fields) -> bool {
+    variant::is_variant(fields)
+}
 use shape::{Encoder, Shape};
 use temporal::WriteCx;
 

@@ -1,43 +1,262 @@
-//! Parquet's Variant (unshredded), as JSON text: readers give a Variant column as a Struct of
-//! two binary fields, `metadata` (the dictionary of object keys) and `value` (the encoded
-//! value), which this decodes per the Parquet Variant encoding: primitives, short strings,
-//! objects and arrays. Numbers keep every digit (decimals exactly, floats in their shortest
-//! exact form; NaN and infinity, which JSON lacks, are refused), dates and times are ISO
-//! 8601 strings, binary is `\x` hex text, a UUID its usual text.
+//! Parquet's Variant, as JSON text: readers give a Variant column as a Struct of a binary
+//! `metadata` (the dictionary of object keys), a binary `value` (the encoded value) and, when
+//! the writer shredded it, a `typed_value` (the values of one type in a column of their own:
+//! a primitive, a Struct of shredded object fields, a List of shredded elements). This puts
+//! shredded values back together as the Variant shredding spec says and decodes the Variant
+//! encoding: primitives, short strings, objects and arrays. Numbers keep every digit
+//! (decimals exactly, floats in their shortest exact form; NaN and infinity, which JSON
+//! lacks, are refused), dates and times are ISO 8601 strings, binary is `\x` hex text, a
+//! UUID its usual text. A shredded value reads as its unshredded form would: object keys in
+//! the Variant's own order (sorted), whichever column held each field.
 
 use std::fmt::Write as _;
 
-use super::json::{clock, date, decimal, float, quote, timestamp};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, StructArray};
+use arrow_schema::DataType;
+
+use super::json::{
+    BinaryGetter, JsonWriter, binary_getter, clock, date, decimal, float, float32, quote,
+    timestamp,
+};
 
 /// Nesting allowed in one value (each level costs at least one byte of the value).
 const MAX_DEPTH: usize = 256;
 
-/// Whether a Struct's fields are a Variant's: `metadata` and `value`, both binary (a
-/// shredded Variant's `typed_value` is reported by [`shredded`]).
+/// Whether a Struct's fields are a Variant's: a binary `metadata`, and a binary `value` or a
+/// `typed_value` (shredded), and nothing else.
 pub(crate) fn is_variant(fields: &arrow_schema::Fields) -> bool {
-    let binary = |t: &arrow_schema::DataType| {
+    let binary = |t: &DataType| {
         matches!(
             t,
-            arrow_schema::DataType::Binary
-                | arrow_schema::DataType::LargeBinary
-                | arrow_schema::DataType::BinaryView
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView
         )
     };
-    fields.len() >= 2
-        && fields
-            .iter()
-            .any(|f| f.name() == "metadata" && binary(f.data_type()))
-        && fields
-            .iter()
-            .any(|f| f.name() == "value" && binary(f.data_type()))
+    fields
+        .iter()
+        .any(|f| f.name() == "metadata" && binary(f.data_type()))
+        && fields.iter().any(|f| {
+            (f.name() == "value" && binary(f.data_type())) || f.name() == "typed_value"
+        })
         && fields
             .iter()
             .all(|f| matches!(f.name().as_str(), "metadata" | "value" | "typed_value"))
 }
 
-/// Whether the Variant's values are shredded (a `typed_value` field), which is not decoded.
-pub(crate) fn shredded(fields: &arrow_schema::Fields) -> bool {
-    fields.iter().any(|f| f.name() == "typed_value")
+/// The JSON writer of a Variant column (see [`is_variant`]), shredded or not.
+pub(crate) fn writer(s: &StructArray) -> Result<JsonWriter<'_>, String> {
+    let metadata = s
+        .column_by_name("metadata")
+        .ok_or("a Variant without metadata")?;
+    let metadata = binary_getter(metadata.as_ref())?;
+    let level = level(s, 0)?;
+    Ok(Box::new(move |i, out| {
+        let m = metadata(i).ok_or("a Variant without its metadata")?;
+        let m = Metadata::parse(m).map_err(|e| format!("Variant metadata: {e}"))?;
+        // Missing where a value is required: a Variant null.
+        if !level(i, &m, out)? {
+            out.push_str("null");
+        }
+        Ok(())
+    }))
+}
+
+/// Writes the value of one shredding level (a Variant, an object's field, an array's
+/// element) at a row; `false` when it is missing (neither `value` nor `typed_value`).
+type Level<'a> = Box<dyn Fn(usize, &Metadata<'_>, &mut String) -> Result<bool, String> + 'a>;
+
+/// Writes a `typed_value` at a row, given the level's `value` there (the rest of a partially
+/// shredded object; anything else with a typed value is an error).
+type Typed<'a> =
+    Box<dyn Fn(usize, &Metadata<'_>, Option<&[u8]>, &mut String) -> Result<(), String> + 'a>;
+
+/// The level of Struct `s`: its `value` and `typed_value`, either of which may be absent.
+fn level(s: &StructArray, depth: usize) -> Result<Level<'_>, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("a shredded Variant nested deeper than {MAX_DEPTH}"));
+    }
+    let value: Option<BinaryGetter<'_>> = s
+        .column_by_name("value")
+        .map(|c| binary_getter(c.as_ref()))
+        .transpose()
+        .map_err(|_| "a Variant value that is not binary".to_owned())?;
+    let typed = match s.column_by_name("typed_value") {
+        Some(c) => Some((c.as_ref(), typed(c.as_ref(), depth)?)),
+        None => None,
+    };
+    if value.is_none() && typed.is_none() {
+        return Err("a shredded Variant level with neither value nor typed_value".to_owned());
+    }
+    Ok(Box::new(move |i, m, out| {
+        let v = value.as_ref().and_then(|get| get(i));
+        match (&typed, v) {
+            (Some((array, write)), v) if !array.is_null(i) => write(i, m, v, out).map(|()| true),
+            (_, Some(v)) => write_value(m, v, 0, out)
+                .map(|()| true)
+                .map_err(|e| format!("Variant value: {e}")),
+            (_, None) => Ok(false),
+        }
+    }))
+}
+
+/// The writer of a `typed_value` column: an object's shredded fields (a Struct of levels),
+/// an array's elements (a List of levels), or a primitive.
+fn typed(array: &dyn Array, depth: usize) -> Result<Typed<'_>, String> {
+    Ok(match array.data_type() {
+        DataType::Struct(fields) => {
+            let s = array.as_struct();
+            let mut shredded = Vec::with_capacity(fields.len());
+            for (f, c) in fields.iter().zip(s.columns()) {
+                let field = match c.data_type() {
+                    DataType::Struct(inner)
+                        if inner
+                            .iter()
+                            .all(|f| matches!(f.name().as_str(), "value" | "typed_value")) =>
+                    {
+                        c.as_struct()
+                    }
+                    _ => {
+                        return Err(format!(
+                            "the shredded object field {:?} is not a group of value and \
+                             typed_value",
+                            f.name()
+                        ));
+                    }
+                };
+                shredded.push((f.name().as_str(), level(field, depth + 1)?));
+            }
+            Box::new(move |i, m, rest, out| {
+                let mut entries: Vec<(&str, String)> = Vec::with_capacity(shredded.len());
+                for (name, level) in &shredded {
+                    let mut text = String::new();
+                    if level(i, m, &mut text).map_err(|e| format!("field {name:?}: {e}"))? {
+                        entries.push((name, text));
+                    }
+                }
+                // A partially shredded object: the fields not shredded, in `value`.
+                if let Some(rest) = rest {
+                    let fields = object(m, rest)
+                        .map_err(|e| format!("Variant value: {e}"))?
+                        .ok_or("a shredded object whose value is not an object")?;
+                    for (key, bytes) in fields {
+                        if shredded.iter().any(|(name, _)| *name == key) {
+                            return Err(format!(
+                                "field {key:?} is both shredded and in the object's value"
+                            ));
+                        }
+                        let mut text = String::new();
+                        write_value(m, bytes, 1, &mut text)
+                            .map_err(|e| format!("Variant value: {e}"))?;
+                        entries.push((key, text));
+                    }
+                }
+                // The Variant's own order: keys sorted (as its objects store them).
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                out.push('{');
+                for (k, (key, text)) in entries.iter().enumerate() {
+                    if k > 0 {
+                        out.push(',');
+                    }
+                    quote(key, out);
+                    out.push(':');
+                    out.push_str(text);
+                }
+                out.push('}');
+                Ok(())
+            })
+        }
+        DataType::List(_) | DataType::LargeList(_) => {
+            let (offsets, items): (Vec<usize>, &dyn Array) = match array.data_type() {
+                DataType::List(_) => {
+                    let l = array.as_list::<i32>();
+                    let o = l.value_offsets().iter().map(|&o| o as usize).collect();
+                    (o, l.values().as_ref())
+                }
+                _ => {
+                    let l = array.as_list::<i64>();
+                    let o = l.value_offsets().iter().map(|&o| o as usize).collect();
+                    (o, l.values().as_ref())
+                }
+            };
+            let elements = items
+                .as_struct_opt()
+                .ok_or("a shredded array whose elements are not groups of value and typed_value")?;
+            let element = level(elements, depth + 1)?;
+            Box::new(move |i, m, rest, out| {
+                if rest.is_some() {
+                    return Err("an array with both a value and a typed_value".to_owned());
+                }
+                let (start, end) = (offsets[i], offsets[i + 1]);
+                out.push('[');
+                for j in start..end {
+                    if j > start {
+                        out.push(',');
+                    }
+                    // A missing element (which writers must not make) reads as a Variant
+                    // null, as the spec says of a value missing where one is required.
+                    if !element(j, m, out).map_err(|e| format!("element {}: {e}", j - start + 1))? {
+                        out.push_str("null");
+                    }
+                }
+                out.push(']');
+                Ok(())
+            })
+        }
+        // Variant's uuid, shredded as FIXED_LEN_BYTE_ARRAY(16) (binary is BYTE_ARRAY).
+        DataType::FixedSizeBinary(16) => {
+            let a = array.as_fixed_size_binary();
+            Box::new(move |i, _, rest, out| {
+                if rest.is_some() {
+                    return Err("a uuid with both a value and a typed_value".to_owned());
+                }
+                uuid(a.value(i), out);
+                Ok(())
+            })
+        }
+        DataType::Boolean
+        | DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::Float32
+        | DataType::Float64
+        | DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Date32
+        | DataType::Time64(_)
+        | DataType::Timestamp(..)
+        | DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Utf8View => {
+            let write = super::json::writer(array)?;
+            Box::new(move |i, _, rest, out| {
+                if rest.is_some() {
+                    return Err(
+                        "a value that is not an object with both a value and a typed_value"
+                            .to_owned(),
+                    );
+                }
+                write(i, out)
+            })
+        }
+        t => return Err(format!("a shredded Variant typed_value of Arrow type {t}")),
+    })
+}
+
+/// The UUID text of 16 bytes.
+fn uuid(b: &[u8], out: &mut String) {
+    out.push('"');
+    for (k, byte) in b.iter().enumerate() {
+        if matches!(k, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        let _ = write!(out, "{byte:02x}");
+    }
+    out.push('"');
 }
 
 /// The dictionary of a Variant's metadata: its key strings.
@@ -111,7 +330,8 @@ fn le<const N: usize>(bytes: &[u8], at: usize) -> Result<[u8; N], String> {
 }
 
 /// Writes the Variant (`metadata`, `value`) as JSON.
-pub(crate) fn to_json(metadata: &[u8], value: &[u8], out: &mut String) -> Result<(), String> {
+#[cfg(test)]
+fn to_json(metadata: &[u8], value: &[u8], out: &mut String) -> Result<(), String> {
     let metadata = Metadata::parse(metadata).map_err(|e| format!("Variant metadata: {e}"))?;
     write_value(&metadata, value, 0, out).map_err(|e| format!("Variant value: {e}"))
 }
@@ -133,32 +353,14 @@ fn write_value(m: &Metadata<'_>, v: &[u8], depth: usize, out: &mut String) -> Re
             Ok(())
         }
         2 => {
-            let offset_size = (high & 0x03) + 1;
-            let id_size = ((high >> 2) & 0x03) + 1;
-            let large = high & 0x10 != 0;
-            let mut at = 1;
-            let n = read_uint(v, &mut at, if large { 4 } else { 1 })?;
-            if n > v.len() {
-                return Err(format!("an object of {n} fields in {} bytes", v.len()));
-            }
-            let ids = (0..n)
-                .map(|_| read_uint(v, &mut at, id_size))
-                .collect::<Result<Vec<_>, _>>()?;
-            let offsets = (0..=n)
-                .map(|_| read_uint(v, &mut at, offset_size))
-                .collect::<Result<Vec<_>, _>>()?;
-            let values = &v[at..];
+            let fields = object(m, v)?.unwrap_or_default();
             out.push('{');
-            for (k, id) in ids.iter().enumerate() {
+            for (k, (key, field)) in fields.into_iter().enumerate() {
                 if k > 0 {
                     out.push(',');
                 }
-                quote(m.key(*id)?, out);
+                quote(key, out);
                 out.push(':');
-                let start = offsets[k];
-                let field = values
-                    .get(start..)
-                    .ok_or_else(|| format!("field {k} starts past the object's end"))?;
                 write_value(m, field, depth + 1, out)?;
             }
             out.push('}');
@@ -190,6 +392,44 @@ fn write_value(m: &Metadata<'_>, v: &[u8], depth: usize, out: &mut String) -> Re
             Ok(())
         }
     }
+}
+
+/// The fields of object `v` (keys and the bytes from each field's start), or `None` when `v`
+/// is not an object.
+fn object<'m, 'v>(
+    m: &Metadata<'m>,
+    v: &'v [u8],
+) -> Result<Option<Vec<(&'m str, &'v [u8])>>, String> {
+    let header = *v.first().ok_or("an empty value")?;
+    let (basic, high) = (header & 0x03, usize::from(header >> 2));
+    if basic != 2 {
+        return Ok(None);
+    }
+    let offset_size = (high & 0x03) + 1;
+    let id_size = ((high >> 2) & 0x03) + 1;
+    let large = high & 0x10 != 0;
+    let mut at = 1;
+    let n = read_uint(v, &mut at, if large { 4 } else { 1 })?;
+    if n > v.len() {
+        return Err(format!("an object of {n} fields in {} bytes", v.len()));
+    }
+    let ids = (0..n)
+        .map(|_| read_uint(v, &mut at, id_size))
+        .collect::<Result<Vec<_>, _>>()?;
+    let offsets = (0..=n)
+        .map(|_| read_uint(v, &mut at, offset_size))
+        .collect::<Result<Vec<_>, _>>()?;
+    let values = &v[at..];
+    ids.iter()
+        .enumerate()
+        .map(|(k, id)| {
+            let field = values
+                .get(offsets[k]..)
+                .ok_or_else(|| format!("field {k} starts past the object's end"))?;
+            Ok((m.key(*id)?, field))
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map(Some)
 }
 
 /// A primitive of type `id` whose header is `v[0]`.
@@ -232,7 +472,7 @@ fn primitive(id: usize, v: &[u8], out: &mut String) -> Result<(), String> {
             );
             out.push('"');
         }
-        14 => float(f64::from(f32::from_le_bytes(le(v, 1)?)), out)?,
+        14 => float32(f32::from_le_bytes(le(v, 1)?), out)?,
         15 | 16 => {
             let n = u32::from_le_bytes(le(v, 1)?) as usize;
             let bytes = take(v, 5, n)?;
@@ -258,17 +498,7 @@ fn primitive(id: usize, v: &[u8], out: &mut String) -> Result<(), String> {
             clock(micros * 1_000, out);
             out.push('"');
         }
-        20 => {
-            let b = take(v, 1, 16)?;
-            out.push('"');
-            for (k, byte) in b.iter().enumerate() {
-                if matches!(k, 4 | 6 | 8 | 10) {
-                    out.push('-');
-                }
-                let _ = write!(out, "{byte:02x}");
-            }
-            out.push('"');
-        }
+        20 => uuid(take(v, 1, 16)?, out),
         other => return Err(format!("a primitive of unknown type {other}")),
     }
     Ok(())
@@ -390,5 +620,135 @@ mod tests {
             let _ = to_json(&junk, &v, &mut String::new());
         }
         assert!(decoded > 1_000, "only {decoded} values decoded");
+    }
+
+    /// A shredded Variant column (`metadata`, `value`, `typed_value`) written by [`writer`].
+    fn shredded_rows(fields: Vec<(&str, arrow_array::ArrayRef)>) -> Vec<Result<String, String>> {
+        let (names, arrays): (Vec<_>, Vec<_>) = fields.into_iter().unzip();
+        let fields: Vec<arrow_schema::Field> = names
+            .iter()
+            .zip(&arrays)
+            .map(|(n, a)| arrow_schema::Field::new(*n, a.data_type().clone(), true))
+            .collect();
+        let rows = arrays[0].len();
+        let s = StructArray::new(fields.into(), arrays, None);
+        assert!(is_variant(s.fields()));
+        let write = writer(&s).unwrap();
+        (0..rows)
+            .map(|i| {
+                let mut out = String::new();
+                write(i, &mut out).map(|()| out)
+            })
+            .collect()
+    }
+
+    fn binaries(values: &[Option<&[u8]>]) -> arrow_array::ArrayRef {
+        std::sync::Arc::new(arrow_array::BinaryArray::from(values.to_vec()))
+    }
+
+    #[test]
+    fn shredded_primitives_read_as_their_unshredded_form() {
+        use arrow_array::{Float32Array, Int64Array};
+        let m = metadata(&[]);
+        let rows = shredded_rows(vec![
+            ("metadata", binaries(&[Some(m.as_slice()); 5])),
+            // 34, null, "n/a", 100, missing (a Variant null): the spec's own example, and
+            // a float32 as its own shortest text.
+            (
+                "value",
+                binaries(&[None, Some(&[0x00]), Some(&[0x0d, b'n', b'/', b'a']), None, None]),
+            ),
+            (
+                "typed_value",
+                std::sync::Arc::new(Int64Array::from(vec![Some(34), None, None, Some(100), None])),
+            ),
+        ]);
+        let ok: Vec<&str> = rows.iter().map(|r| r.as_deref().unwrap()).collect();
+        assert_eq!(ok, ["34", "null", "\"n/a\"", "100", "null"]);
+        // A typed value beside a value is only an object's (partial shredding).
+        let rows = shredded_rows(vec![
+            ("metadata", binaries(&[Some(m.as_slice())])),
+            ("value", binaries(&[Some(&[0x00])])),
+            ("typed_value", std::sync::Arc::new(Float32Array::from(vec![0.1f32]))),
+        ]);
+        assert!(rows[0].as_ref().unwrap_err().contains("both"), "{rows:?}");
+        let rows = shredded_rows(vec![
+            ("metadata", binaries(&[Some(m.as_slice())])),
+            ("typed_value", std::sync::Arc::new(Float32Array::from(vec![0.1f32]))),
+        ]);
+        assert_eq!(rows[0].as_deref().unwrap(), "0.1");
+    }
+
+    #[test]
+    fn shredded_objects_and_arrays_are_put_back_together() {
+        use arrow_array::{ArrayRef, Int32Array, ListArray, StringArray};
+        use arrow_buffer::OffsetBuffer;
+        use std::sync::Arc;
+        let level = |value: ArrayRef, typed: ArrayRef| -> ArrayRef {
+            Arc::new(StructArray::new(
+                vec![
+                    arrow_schema::Field::new("value", value.data_type().clone(), true),
+                    arrow_schema::Field::new("typed_value", typed.data_type().clone(), true),
+                ]
+                .into(),
+                vec![value, typed],
+                None,
+            ))
+        };
+        // Keys: a, b, c (sorted); shredded a (int32) and c (string); b only in the value.
+        let m = metadata(&["a", "b", "c"]);
+        // {"b": true} as a Variant object: 1 field, id 1, offsets 0, 1.
+        let rest: &[u8] = &[0x02, 1, 1, 0, 1, 0x04];
+        let a = level(
+            binaries(&[None, Some(&[0x00]), None, None]),
+            Arc::new(Int32Array::from(vec![Some(7), None, None, None])),
+        );
+        let c = level(
+            binaries(&[None, None, None, None]),
+            Arc::new(StringArray::from(vec![Some("x"), Some("y"), None, None])),
+        );
+        let object: ArrayRef = Arc::new(StructArray::new(
+            vec![
+                arrow_schema::Field::new("a", a.data_type().clone(), false),
+                arrow_schema::Field::new("c", c.data_type().clone(), false),
+            ]
+            .into(),
+            vec![a, c],
+            Some(vec![true, true, true, false].into()),
+        ));
+        let rows = shredded_rows(vec![
+            ("metadata", binaries(&[Some(m.as_slice()); 4])),
+            // Row 4 is not an object: its value is a string.
+            ("value", binaries(&[Some(rest), None, None, Some(&[0x05, b'h'])])),
+            ("typed_value", object),
+        ]);
+        let ok: Vec<&str> = rows.iter().map(|r| r.as_deref().unwrap()).collect();
+        assert_eq!(
+            ok,
+            [
+                "{\"a\":7,\"b\":true,\"c\":\"x\"}",
+                "{\"a\":null,\"c\":\"y\"}",
+                "{}",
+                "\"h\""
+            ]
+        );
+        // An array of shredded elements: ["p", null], then one whose element is missing (a
+        // Variant null, as the spec says).
+        let elements = level(
+            binaries(&[None, Some(&[0x00]), None]),
+            Arc::new(StringArray::from(vec![Some("p"), None, None])),
+        );
+        let list: ArrayRef = Arc::new(ListArray::new(
+            Arc::new(arrow_schema::Field::new("element", elements.data_type().clone(), false)),
+            OffsetBuffer::new(vec![0, 2, 3].into()),
+            elements,
+            None,
+        ));
+        let rows = shredded_rows(vec![
+            ("metadata", binaries(&[Some(m.as_slice()); 2])),
+            ("typed_value", list),
+        ]);
+        assert_eq!(rows[0].as_deref().unwrap(), "[\"p\",null]");
+        assert_eq!(rows[1].as_deref().unwrap(), "[null]");
     }
 }

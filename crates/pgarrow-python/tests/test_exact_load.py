@@ -312,6 +312,91 @@ def test_variants_load_as_their_json(url, conn, tmp_path):
         pgarrow.write(url, "x_variant", pa.table({"id": [9], "v": bad}))
 
 
+def test_shredded_variants_load_as_their_unshredded_json(url, conn, tmp_path):
+    """A shredded Variant (Parquet's Variant with `typed_value`, as Spark and Iceberg write
+    it) is put back together as the shredding spec says: typed primitives, shredded object
+    fields (missing ones left out, the rest of a partially shredded object from `value`, keys
+    in the Variant's sorted order), shredded arrays; the JSON is what the unshredded Variant
+    gives, into json (the exact text) and jsonb."""
+    keys = ["a", "b", "c"]
+    meta = variant(keys, b"")["metadata"]
+    null = bytes([0x00])
+    # {"b": true} as a Variant object (one field, id 1): the unshredded rest of row 1.
+    rest_b = bytes([0x02, 1, 1, 0, 1, 1 << 2])
+    # The same rows unshredded: {"a": 7, "b": true, "c": ["x", null]}, {"a": null},
+    # {} and the string "s".
+    full_1 = bytes([0x02, 3, 0, 1, 2, 0, 2, 3, 9]) + bytes([3 << 2, 7]) + bytes([1 << 2]) + bytes(
+        [0x03, 2, 0, 2, 3, (1 << 2) | 1]
+    ) + b"x" + null
+    full_2 = bytes([0x02, 1, 0, 0, 1]) + null
+    full_3 = bytes([0x02, 0, 0])
+    full_4 = bytes([(1 << 2) | 1]) + b"s"
+    field = lambda t: pa.struct([("value", pa.binary()), ("typed_value", t)])  # noqa: E731
+    shredded_type = pa.struct(
+        [
+            ("metadata", pa.binary()),
+            ("value", pa.binary()),
+            (
+                "typed_value",
+                pa.struct(
+                    [
+                        pa.field("a", field(pa.int8()), nullable=False),
+                        pa.field("c", field(pa.list_(pa.field("element", field(pa.string()), nullable=False))), nullable=False),
+                    ]
+                ),
+            ),
+        ]
+    )
+    shredded = pa.array(
+        [
+            {
+                "metadata": meta,
+                "value": rest_b,
+                "typed_value": {
+                    "a": {"value": None, "typed_value": 7},
+                    "c": {"value": None, "typed_value": [{"value": None, "typed_value": "x"}, {"value": null, "typed_value": None}]},
+                },
+            },
+            {
+                "metadata": meta,
+                "value": None,
+                "typed_value": {"a": {"value": null, "typed_value": None}, "c": {"value": None, "typed_value": None}},
+            },
+            {
+                "metadata": meta,
+                "value": None,
+                "typed_value": {"a": {"value": None, "typed_value": None}, "c": {"value": None, "typed_value": None}},
+            },
+            {"metadata": meta, "value": full_4, "typed_value": None},
+            None,
+        ],
+        shredded_type,
+    )
+    plain_type = pa.struct([("metadata", pa.binary()), ("value", pa.binary())])
+    plain = pa.array(
+        [{"metadata": meta, "value": v} for v in (full_1, full_2, full_3, full_4)] + [None], plain_type
+    )
+    ids = pa.array([1, 2, 3, 4, 5], pa.int32())
+    path = tmp_path / "shredded.parquet"
+    pq.write_table(pa.table({"id": ids, "s": shredded, "sj": shredded, "p": plain, "pj": plain}), path)
+    conn.execute(
+        "DROP TABLE IF EXISTS x_shredded;"
+        " CREATE TABLE x_shredded (id int, s jsonb, sj json, p jsonb, pj json)"
+    )
+    pgarrow.write(url, "x_shredded", str(path))
+    rows = conn.execute("SELECT s::text, sj::text, p::text, pj::text FROM x_shredded ORDER BY id").fetchall()
+    for s_, sj, p, pj in rows:
+        assert (s_, sj) == (p, pj)
+    assert [r[1] for r in rows] == ['{"a":7,"b":true,"c":["x",null]}', '{"a":null}', "{}", '"s"', None]
+    # A typed value beside a value that is not an object's is refused, naming the row.
+    bad = pa.array(
+        [{"metadata": meta, "value": full_4, "typed_value": {"a": {"value": None, "typed_value": 1}, "c": {"value": None, "typed_value": None}}}],
+        shredded_type,
+    )
+    with pytest.raises(pgarrow.Error, match=r'column "s" \(jsonb\), row 1.*shredded object whose value is not an object'):
+        pgarrow.write(url, "x_shredded", pa.table({"id": [9], "s": bad}))
+
+
 def test_create_refuses_a_type_the_target_lacks_by_its_name(url, conn):
     conn.execute(
         "DROP TABLE IF EXISTS x_enum_src, x_enum_dst; DROP TYPE IF EXISTS x_feel;"
