@@ -6,10 +6,10 @@ use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Date32Type, Date64Type, DurationMicrosecondType, DurationMillisecondType,
-    DurationNanosecondType, DurationSecondType, Int32Type, Int64Type, IntervalMonthDayNanoType,
-    Time32MillisecondType, Time32SecondType, Time64MicrosecondType, Time64NanosecondType,
-    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType,
+    DurationNanosecondType, DurationSecondType, Int32Type, Int64Type, IntervalDayTimeType,
+    IntervalMonthDayNanoType, IntervalYearMonthType, Time32MillisecondType, Time32SecondType,
+    Time64MicrosecondType, Time64NanosecondType, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 use arrow_schema::{DataType, IntervalUnit, TimeUnit};
 use pgarrow_types::{DATE_INFINITY, TIMESTAMP_INFINITY};
@@ -261,6 +261,10 @@ pub(crate) fn time_writer<'a>(
 pub(crate) enum Intervals {
     /// Interval(MonthDayNano).
     MonthDayNano,
+    /// Interval(YearMonth): months only.
+    YearMonth,
+    /// Interval(DayTime): days and milliseconds.
+    DayTime,
     /// Duration, in any unit: a time part only (no months or days).
     Duration(TimeUnit),
     /// `Struct{months: Int32, days: Int32, microseconds: Int64}`: how pgarrow writes intervals
@@ -272,6 +276,8 @@ impl Intervals {
     pub(crate) fn of(t: &DataType) -> Option<Intervals> {
         match t {
             DataType::Interval(IntervalUnit::MonthDayNano) => Some(Intervals::MonthDayNano),
+            DataType::Interval(IntervalUnit::YearMonth) => Some(Intervals::YearMonth),
+            DataType::Interval(IntervalUnit::DayTime) => Some(Intervals::DayTime),
             DataType::Duration(unit) => Some(Intervals::Duration(*unit)),
             DataType::Struct(fields) => {
                 let parts: Vec<(&str, &DataType)> = fields
@@ -327,6 +333,18 @@ pub(crate) fn interval_writer<'a>(
                 Ok(us.map(|us| (v.months, v.days, us)))
             })
         }
+        Intervals::YearMonth => {
+            let a = primitive::<IntervalYearMonthType>(array)?;
+            Box::new(move |i| Ok(Some((a.value(i), 0, 0))))
+        }
+        // Milliseconds as microseconds: at most 2^31 * 1000, far inside i64.
+        Intervals::DayTime => {
+            let a = primitive::<IntervalDayTimeType>(array)?;
+            Box::new(move |i| {
+                let v = a.value(i);
+                Ok(Some((0, v.days, i64::from(v.milliseconds) * 1_000)))
+            })
+        }
         Intervals::Duration(unit) => {
             let get = duration_getter(unit, array)?;
             Box::new(move |i| {
@@ -378,7 +396,7 @@ mod tests {
         assert_eq!(Times::of(&DataType::Time32(TimeUnit::Microsecond)), None);
         assert_eq!(
             Intervals::of(&DataType::Interval(IntervalUnit::DayTime)),
-            None
+            Some(Intervals::DayTime)
         );
         assert_eq!(
             timestamp_unit(&DataType::Timestamp(

@@ -16,8 +16,7 @@ use arrow_array::{Array, StructArray};
 use arrow_schema::DataType;
 
 use super::json::{
-    BinaryGetter, JsonWriter, binary_getter, clock, date, decimal, float, float32, quote,
-    timestamp,
+    BinaryGetter, JsonWriter, binary_getter, clock, date, decimal, float, float32, quote, timestamp,
 };
 
 /// Nesting allowed in one value (each level costs at least one byte of the value).
@@ -35,9 +34,9 @@ pub(crate) fn is_variant(fields: &arrow_schema::Fields) -> bool {
     fields
         .iter()
         .any(|f| f.name() == "metadata" && binary(f.data_type()))
-        && fields.iter().any(|f| {
-            (f.name() == "value" && binary(f.data_type())) || f.name() == "typed_value"
-        })
+        && fields
+            .iter()
+            .any(|f| (f.name() == "value" && binary(f.data_type())) || f.name() == "typed_value")
         && fields
             .iter()
             .all(|f| matches!(f.name().as_str(), "metadata" | "value" | "typed_value"))
@@ -656,11 +655,23 @@ mod tests {
             // a float32 as its own shortest text.
             (
                 "value",
-                binaries(&[None, Some(&[0x00]), Some(&[0x0d, b'n', b'/', b'a']), None, None]),
+                binaries(&[
+                    None,
+                    Some(&[0x00]),
+                    Some(&[0x0d, b'n', b'/', b'a']),
+                    None,
+                    None,
+                ]),
             ),
             (
                 "typed_value",
-                std::sync::Arc::new(Int64Array::from(vec![Some(34), None, None, Some(100), None])),
+                std::sync::Arc::new(Int64Array::from(vec![
+                    Some(34),
+                    None,
+                    None,
+                    Some(100),
+                    None,
+                ])),
             ),
         ]);
         let ok: Vec<&str> = rows.iter().map(|r| r.as_deref().unwrap()).collect();
@@ -669,12 +680,18 @@ mod tests {
         let rows = shredded_rows(vec![
             ("metadata", binaries(&[Some(m.as_slice())])),
             ("value", binaries(&[Some(&[0x00])])),
-            ("typed_value", std::sync::Arc::new(Float32Array::from(vec![0.1f32]))),
+            (
+                "typed_value",
+                std::sync::Arc::new(Float32Array::from(vec![0.1f32])),
+            ),
         ]);
         assert!(rows[0].as_ref().unwrap_err().contains("both"), "{rows:?}");
         let rows = shredded_rows(vec![
             ("metadata", binaries(&[Some(m.as_slice())])),
-            ("typed_value", std::sync::Arc::new(Float32Array::from(vec![0.1f32]))),
+            (
+                "typed_value",
+                std::sync::Arc::new(Float32Array::from(vec![0.1f32])),
+            ),
         ]);
         assert_eq!(rows[0].as_deref().unwrap(), "0.1");
     }
@@ -719,7 +736,10 @@ mod tests {
         let rows = shredded_rows(vec![
             ("metadata", binaries(&[Some(m.as_slice()); 4])),
             // Row 4 is not an object: its value is a string.
-            ("value", binaries(&[Some(rest), None, None, Some(&[0x05, b'h'])])),
+            (
+                "value",
+                binaries(&[Some(rest), None, None, Some(&[0x05, b'h'])]),
+            ),
             ("typed_value", object),
         ]);
         let ok: Vec<&str> = rows.iter().map(|r| r.as_deref().unwrap()).collect();
@@ -739,7 +759,11 @@ mod tests {
             Arc::new(StringArray::from(vec![Some("p"), None, None])),
         );
         let list: ArrayRef = Arc::new(ListArray::new(
-            Arc::new(arrow_schema::Field::new("element", elements.data_type().clone(), false)),
+            Arc::new(arrow_schema::Field::new(
+                "element",
+                elements.data_type().clone(),
+                false,
+            )),
             OffsetBuffer::new(vec![0, 2, 3].into()),
             elements,
             None,

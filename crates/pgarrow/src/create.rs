@@ -132,7 +132,9 @@ impl OwnTypes {
         match t {
             DataType::Dictionary(_, v) => self.column_type(table, path, v, f),
             // A Variant is JSON whatever it holds.
-            DataType::Struct(fields) if pgarrow_encode::is_variant(fields) => Some("jsonb".to_owned()),
+            DataType::Struct(fields) if pgarrow_encode::is_variant(fields) => {
+                Some("jsonb".to_owned())
+            }
             DataType::Struct(fields) if !is_interval(t) => {
                 let mut attributes = Vec::with_capacity(fields.len());
                 for child in fields {

@@ -10,12 +10,20 @@
 //!   page.
 //! - Page checksums are verified where the writer wrote them (the `crc` feature of the
 //!   parquet crate): a flipped bit is an error, never a value.
+//! - INTERVAL columns (months, days and milliseconds; DuckDB writes them) are read whole.
+//!   The parquet crate reads them as Arrow's Interval(DayTime), dropping the months, and has
+//!   no type that holds all three; a top-level INTERVAL column is read a second time for its
+//!   months (Interval(YearMonth), its own column chunks only) and the two are put together as
+//!   Interval(MonthDayNano), exactly. One inside a Struct or List is refused by name.
 
 use std::sync::Arc;
 
-use arrow_array::RecordBatchReader;
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{IntervalDayTimeType, IntervalMonthDayNano, IntervalYearMonthType};
+use arrow_array::{Array, IntervalMonthDayNanoArray, RecordBatch, RecordBatchReader};
+use arrow_schema::{ArrowError, DataType, Field, IntervalUnit, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
@@ -132,7 +140,7 @@ where
         .map_err(|what| not_parquet(ParquetError::General(what)))?;
     let schema = loaded.schema().clone();
     // Top-level INT96 columns: (Arrow field index, leaf column index).
-    let descr = metadata.file_metadata().schema_descr();
+    let descr = metadata.file_metadata().schema_descr_ptr();
     let int96: Vec<(usize, usize)> = (0..descr.num_columns())
         .filter(|&leaf| {
             let column = descr.column(leaf);
@@ -150,11 +158,39 @@ where
             )
         })
         .collect();
-    let mut options = ArrowReaderOptions::new();
+    // Parquet INTERVAL leaves: top-level ones (Arrow field index, leaf index) are put
+    // together from two reads; nested ones cannot be.
+    let mut intervals: Vec<(usize, usize)> = Vec::new();
+    for leaf in 0..descr.num_columns() {
+        let column = descr.column(leaf);
+        if column.converted_type() != parquet::basic::ConvertedType::INTERVAL {
+            continue;
+        }
+        let parts = column.path().parts();
+        match (parts.len(), schema.index_of(&parts[0])) {
+            (1, Ok(field)) => intervals.push((field, leaf)),
+            _ => {
+                return Err(
+                    Error::from(ErrorKind::Input(ArrowError::ParquetError(format!(
+                        "column \"{}\": a Parquet INTERVAL inside a nested column cannot be read \
+                     exactly (the parquet reader drops its months)",
+                        column.path().string()
+                    ))))
+                    .context(shown.to_owned()),
+                );
+            }
+        }
+    }
+    let probe = Shared(Arc::new(probe));
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut hinted = false;
     if !int96.is_empty() {
-        let scans = scan_int96(probe, &metadata, int96.iter().map(|&(_, leaf)| leaf))
-            .map_err(|e| Error::from(ErrorKind::Input(e.into())).context(shown.to_owned()))?;
-        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        let scans = scan_int96(
+            probe.clone(),
+            &metadata,
+            int96.iter().map(|&(_, leaf)| leaf),
+        )
+        .map_err(|e| Error::from(ErrorKind::Input(e.into())).context(shown.to_owned()))?;
         for (&(index, _), scan) in int96.iter().zip(scans) {
             let field = &fields[index];
             let unit = scan.unit(field.name()).map_err(|m| {
@@ -166,17 +202,135 @@ where
             fields[index] = field
                 .clone()
                 .with_data_type(DataType::Timestamp(unit, zone.clone()));
+            hinted = true;
         }
-        let hinted = Schema::new_with_metadata(fields, schema.metadata().clone());
-        options = options.with_schema(Arc::new(hinted));
     }
-    let metadata =
-        ArrowReaderMetadata::try_new(Arc::new(metadata), options).map_err(not_parquet)?;
+    let hint = |fields: Vec<Field>| {
+        ArrowReaderOptions::new().with_schema(Arc::new(Schema::new_with_metadata(
+            fields,
+            schema.metadata().clone(),
+        )))
+    };
+    let metadata = Arc::new(metadata);
+    // The months of the INTERVAL columns, read apart (only their column chunks).
+    let months = match intervals.is_empty() {
+        true => None,
+        false => {
+            let mut month_fields = fields.clone();
+            for &(index, _) in &intervals {
+                month_fields[index] = month_fields[index]
+                    .clone()
+                    .with_data_type(DataType::Interval(IntervalUnit::YearMonth));
+            }
+            let mask = ProjectionMask::leaves(&descr, intervals.iter().map(|&(_, leaf)| leaf));
+            let options = ArrowReaderMetadata::try_new(metadata.clone(), hint(month_fields))
+                .map_err(not_parquet)?;
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(probe, options)
+                .with_projection(mask)
+                .with_batch_size(batch_rows.max(1))
+                .build()
+                .map_err(not_parquet)?;
+            Some(reader)
+        }
+    };
+    let options = match hinted {
+        true => hint(fields),
+        false => ArrowReaderOptions::new(),
+    };
+    let metadata = ArrowReaderMetadata::try_new(metadata, options).map_err(not_parquet)?;
     let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(chunks, metadata)
         .with_batch_size(batch_rows.max(1))
         .build()
         .map_err(not_parquet)?;
+    if let Some(months) = months {
+        let columns: Vec<usize> = intervals.iter().map(|&(index, _)| index).collect();
+        let mut fields: Vec<Field> = reader
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        for &index in &columns {
+            fields[index] = fields[index]
+                .clone()
+                .with_data_type(DataType::Interval(IntervalUnit::MonthDayNano));
+        }
+        let schema = Arc::new(Schema::new_with_metadata(
+            fields,
+            reader.schema().metadata().clone(),
+        ));
+        let out = schema.clone();
+        let batches = reader
+            .zip(months)
+            .map(move |(batch, months)| with_months(batch?, &months?, &columns, out.clone()));
+        return Ok((schema, Box::new(batches)));
+    }
     Ok((reader.schema(), Box::new(reader)))
+}
+
+/// `batch` with its Interval(DayTime) columns `columns` given their months from `months`
+/// (one Interval(YearMonth) column each, in order) as Interval(MonthDayNano).
+fn with_months(
+    batch: RecordBatch,
+    months: &RecordBatch,
+    columns: &[usize],
+    schema: SchemaRef,
+) -> std::result::Result<RecordBatch, ArrowError> {
+    if months.num_rows() != batch.num_rows() || months.num_columns() != columns.len() {
+        return Err(ArrowError::ParquetError(
+            "the INTERVAL columns' second read does not line up with the first".to_owned(),
+        ));
+    }
+    let mut arrays = batch.columns().to_vec();
+    for (k, &index) in columns.iter().enumerate() {
+        let times = arrays[index]
+            .as_primitive_opt::<IntervalDayTimeType>()
+            .ok_or_else(|| ArrowError::ParquetError("an INTERVAL column changed type".into()))?;
+        let month = months
+            .column(k)
+            .as_primitive_opt::<IntervalYearMonthType>()
+            .ok_or_else(|| ArrowError::ParquetError("an INTERVAL column changed type".into()))?;
+        let values: Vec<IntervalMonthDayNano> = times
+            .values()
+            .iter()
+            .zip(month.values().iter())
+            .map(|(t, &m)| {
+                IntervalMonthDayNano::new(m, t.days, i64::from(t.milliseconds) * 1_000_000)
+            })
+            .collect();
+        arrays[index] = Arc::new(IntervalMonthDayNanoArray::new(
+            values.into(),
+            times.nulls().cloned(),
+        ));
+    }
+    RecordBatch::try_new(schema, arrays)
+}
+
+/// One reader of a file, shared: the INT96 scan and the second read of INTERVAL columns.
+struct Shared<P>(Arc<P>);
+
+impl<P> Clone for Shared<P> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl<P: ChunkReader> parquet::file::reader::Length for Shared<P> {
+    fn len(&self) -> u64 {
+        self.0.len()
+    }
+}
+
+impl<P: ChunkReader> ChunkReader for Shared<P> {
+    type T = P::T;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        self.0.get_read(start)
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.0.get_bytes(start, length)
+    }
 }
 
 /// `metadata` with every dictionary page offset of 0 taken as none.
