@@ -393,12 +393,11 @@ fn write_value(m: &Metadata<'_>, v: &[u8], depth: usize, out: &mut String) -> Re
     }
 }
 
-/// The fields of object `v` (keys and the bytes from each field's start), or `None` when `v`
-/// is not an object.
-fn object<'m, 'v>(
-    m: &Metadata<'m>,
-    v: &'v [u8],
-) -> Result<Option<Vec<(&'m str, &'v [u8])>>, String> {
+/// An object's fields: each key, and the bytes from the field's value on.
+type Fields<'m, 'v> = Vec<(&'m str, &'v [u8])>;
+
+/// The fields of object `v`, or `None` when `v` is not an object.
+fn object<'m, 'v>(m: &Metadata<'m>, v: &'v [u8]) -> Result<Option<Fields<'m, 'v>>, String> {
     let header = *v.first().ok_or("an empty value")?;
     let (basic, high) = (header & 0x03, usize::from(header >> 2));
     if basic != 2 {
