@@ -39,6 +39,8 @@ use report::{Summary, advance, group, progress_bar, render_schema, stats_table, 
 // and purges cost system time and memory once several threads allocate.
 
 fn main() {
+    // A malformed file's reader panic is caught and reported as one error line.
+    pgarrow::quiet_caught_reader_panics();
     let matches = command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let mut session = match Session::on_signals() {

@@ -141,6 +141,17 @@ fn what_import_refuses() {
         };
     }
     assert_eq!(t.psql("SELECT count(*) FROM dst"), "0");
+    // A file on which the parquet reader panics (found by the fuzz target: definition levels
+    // past their page): one error line naming the file, no panic message, nothing loaded.
+    let bad = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/reader_panics.parquet"
+    );
+    let out = run(t.command("import", &[bad, "--into", "from_bad", "--create"]));
+    let stderr = assert_error(&out, &["reader_panics.parquet", "malformed data"]);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_eq!(t.psql("SELECT to_regclass('from_bad') IS NULL"), "t");
 }
 
 #[test]

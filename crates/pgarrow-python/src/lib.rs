@@ -1088,6 +1088,9 @@ fn document(stats: &impl serde::Serialize) -> pgarrow::Result<String> {
 #[pymodule]
 fn _pgarrow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // A malformed file's reader panic is caught and raised as pgarrow.Error, without a panic
+    // message on stderr first.
+    pgarrow::quiet_caught_reader_panics();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // This module's file is also an ADBC driver (pgarrow.adbc), entered here.
     m.add("ADBC_ENTRYPOINT", pgarrow_adbc::ENTRYPOINT)?;

@@ -259,6 +259,22 @@ def test_ingest_in_every_mode(db):
         assert kind.column("p").to_pylist() == ["t"]
 
 
+def test_ingest_creates_nested_types_when_asked(db):
+    """`pgarrow.create_nested` = typed: the created table gets a composite type per Struct."""
+    data = pa.table({"id": [1], "pt": pa.array([{"x": 1.5, "y": None}], pa.struct([("x", pa.float64()), ("y", pa.int32())]))})
+    with db.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS ingest_nested; DROP TYPE IF EXISTS ingest_nested_pt")
+        cur.adbc_statement.set_options(**{"pgarrow.create_nested": "typed"})
+        assert cur.adbc_statement.get_option("pgarrow.create_nested") == "typed"
+        assert cur.adbc_ingest("ingest_nested", data, mode="create") == 1
+        got = run(db, "SELECT format_type(atttypid, atttypmod) AS t, (SELECT (pt).x FROM ingest_nested) AS x"
+                  " FROM pg_attribute WHERE attrelid = 'ingest_nested'::regclass AND attname = 'pt'")
+        assert got.to_pylist() == [{"t": "ingest_nested_pt", "x": 1.5}]
+        with pytest.raises(dbapi.Error, match="create_nested"):
+            cur.adbc_statement.set_options(**{"pgarrow.create_nested": "composite"})
+        cur.execute("DROP TABLE ingest_nested; DROP TYPE ingest_nested_pt")
+
+
 def read_partition_elsewhere(url, descriptor, queue):
     """Runs in a spawned process: reads one partition on a connection of its own."""
     import pgarrow.adbc

@@ -300,7 +300,7 @@ impl Iterator for Counted {
         let batches = self.batches.as_mut()?;
         // A reader that panics on a malformed file (the parquet and IPC readers have had such
         // bugs) ends this file's batches with an error, as any other read error does.
-        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batches.next()))
+        let next = catching(|| batches.next())
             .unwrap_or_else(|panic| Some(Err(ArrowError::ExternalError(panicked(panic).into()))));
         match next {
             Some(Ok(batch)) => {
@@ -401,9 +401,7 @@ where
     P: parquet::file::reader::ChunkReader + 'static,
     S: std::io::Read + std::io::Seek + Send + 'static,
 {
-    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        read_format_as(format, chunks, seekable, shown, options)
-    }));
+    let opened = catching(|| read_format_as(format, chunks, seekable, shown, options));
     opened.unwrap_or_else(|panic| {
         let expected = match format {
             Format::Parquet => "a Parquet file",
@@ -416,6 +414,42 @@ where
             ArrowError::ExternalError(panicked(panic).into()),
         ))
     })
+}
+
+thread_local! {
+    /// Whether this thread is inside a reader call whose panic is caught ([`catching`]).
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs a reader call, catching its panic (the parquet and IPC readers have had panics on
+/// malformed data), with [`in_caught_reader`] true meanwhile.
+fn catching<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    let outer = CATCHING.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(outer));
+    result
+}
+
+/// Whether this thread is inside a file reader's call whose panic pgarrow catches and reports
+/// as an input error naming the file. A panic hook can stay silent for those: the command line
+/// and the Python module install one that does, so that a malformed file prints one error line,
+/// not a panic message before it.
+pub fn in_caught_reader() -> bool {
+    CATCHING.with(std::cell::Cell::get)
+}
+
+/// Installs (once) a panic hook that stays silent for the panics [`in_caught_reader`] says
+/// pgarrow catches, and hands every other panic to the hook that was there.
+pub fn quiet_caught_reader_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !in_caught_reader() {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// What a caught panic said, as an error's text.

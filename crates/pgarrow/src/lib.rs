@@ -61,7 +61,9 @@ pub use bound::{BoundResult, BoundStatement};
 pub use client::{Client, ExportOptions, ExportPlan, IntoConfig};
 pub use error::{Category, Error, ErrorKind, Result};
 pub use export::Export;
-pub use input::{DEFAULT_INPUT_BATCH_ROWS, Input, InputOptions};
+pub use input::{
+    DEFAULT_INPUT_BATCH_ROWS, Input, InputOptions, in_caught_reader, quiet_caught_reader_panics,
+};
 pub use load::{CreateNested, LoadHooks, LoadMode, LoadOptions, LoadStats};
 pub use manifest::{
     DirTarget, MANIFEST_NAME, MANIFEST_VERSION, Manifest, ManifestFile, write_atomically,
