@@ -46,6 +46,7 @@ mod error;
 pub mod framing;
 mod pgpass;
 mod query;
+pub mod replication;
 mod service;
 mod socket;
 mod startup;
