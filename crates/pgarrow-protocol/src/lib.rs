@@ -47,6 +47,7 @@ pub mod framing;
 mod pgpass;
 mod query;
 pub mod replication;
+mod replication_stream;
 mod service;
 mod socket;
 mod startup;
@@ -63,6 +64,7 @@ pub use copy::CopyOut;
 pub use copy_in::{COPY_IN_MESSAGE, CopyIn};
 pub use error::{DbError, Error, ErrorKind, Result};
 pub use query::{Described, FieldDescription, TextRow};
+pub use replication_stream::ReplicationStream;
 
 /// Internals exposed for the cargo-fuzz targets in `fuzz/` (a separate crate, so `pub(crate)`
 /// does not reach it). Hidden from the docs on purpose: not part of the API, and free to change

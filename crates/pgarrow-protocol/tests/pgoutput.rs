@@ -4,7 +4,9 @@
 //! by the full old row, truncates, logical messages, binary and text values, and a large
 //! transaction streamed in parts.
 
-use pgarrow_protocol::replication::{Lsn, Message, OldRow, PgOutputParser, Tuple, Value};
+use pgarrow_protocol::replication::{
+    Lsn, Message, OldRow, PgOutputParser, StreamMessage, Tuple, Value, parse_stream_message,
+};
 use pgarrow_protocol::{Config, Connection};
 
 /// A cluster of its own with `wal_level = logical`; a small decoding memory, so that a
@@ -15,6 +17,7 @@ fn logical_cluster() -> Option<pgarrow_scratch::Cluster> {
     pgarrow_testkit::Cluster::shared()?;
     Some(
         pgarrow_scratch::Cluster::builder()
+            .with_hba_lines(["host replication postgres 127.0.0.1/32 trust"])
             .with_settings([
                 "wal_level = logical",
                 "logical_decoding_work_mem = '64kB'",
@@ -273,4 +276,109 @@ async fn pgoutput_of_a_real_server_reads_message_by_message() {
     assert!(parts > 1, "streamed in {parts} parts");
     assert_eq!(inserts, 5000);
     assert_eq!(committed, stream_xid);
+}
+
+/// `START_REPLICATION` on a replication connection: the changes arrive as XLogData, keepalives
+/// asking for a reply get one, the position confirmed as flushed becomes the slot's, and the
+/// stream ends with the connection ready for the next command.
+#[tokio::test]
+async fn a_replication_stream_delivers_changes_and_confirms_what_was_flushed() {
+    let Some(pg) = logical_cluster() else {
+        return;
+    };
+    let db = pg.create_database("pgoutput_stream").unwrap();
+    pg.psql(
+        &db,
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         CREATE PUBLICATION p FOR TABLE t;
+         SELECT pg_create_logical_replication_slot('s', 'pgoutput');
+         INSERT INTO t VALUES (1, 'a'), (2, 'b');",
+    )
+    .unwrap();
+    let mut config = Config::parse(&pg.url(&db)).unwrap();
+    config.replication = true;
+    let mut conn = Connection::connect(&config).await.unwrap();
+    // A slot that does not exist: the server's error, and the connection still usable.
+    let e = conn
+        .start_replication(
+            "START_REPLICATION SLOT nope LOGICAL 0/0 (proto_version '1', publication_names 'p')",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("42704"), "{e}");
+    assert!(conn.is_ready());
+    let mut stream = conn
+        .start_replication(
+            "START_REPLICATION SLOT s LOGICAL 0/0 \
+             (proto_version '1', publication_names 'p', binary 'true')",
+        )
+        .await
+        .unwrap();
+    let mut parser = PgOutputParser::new(false);
+    let mut ids = Vec::new();
+    let end = loop {
+        let body = stream.next().await.unwrap().expect("the stream goes on");
+        match parse_stream_message(&body).unwrap() {
+            StreamMessage::XLogData { data, .. } => match parser.parse(data).unwrap() {
+                Message::Insert { new, .. } => {
+                    let Some(Value::Binary(id)) = new.values().next() else {
+                        panic!("a binary id");
+                    };
+                    ids.push(i32::from_be_bytes(id.try_into().unwrap()));
+                }
+                Message::Commit { end_lsn, .. } => break end_lsn,
+                _ => {}
+            },
+            StreamMessage::Keepalive {
+                reply: true,
+                wal_end,
+                ..
+            } => stream
+                .send_status(wal_end, Lsn(0), Lsn(0), 0, false)
+                .await
+                .unwrap(),
+            StreamMessage::Keepalive { .. } => {}
+        }
+    };
+    assert_eq!(ids, [1, 2]);
+    // Confirm the transaction as flushed, asking for a reply: the keepalive that answers
+    // comes after the server took the update.
+    stream.send_status(end, end, end, 0, true).await.unwrap();
+    loop {
+        let body = stream.next().await.unwrap().expect("the stream goes on");
+        if let StreamMessage::Keepalive { .. } = parse_stream_message(&body).unwrap() {
+            break;
+        }
+    }
+    stream.finish().await.unwrap();
+    assert!(conn.is_ready());
+    let confirmed = conn
+        .simple_query("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 's'")
+        .await
+        .unwrap();
+    let confirmed: Lsn = confirmed[0][0].as_deref().unwrap().parse().unwrap();
+    assert_eq!(confirmed, end);
+    // A second stream from the slot (a new connection, as a restart makes) starts after what
+    // was confirmed: the next change only.
+    conn.close().await.unwrap();
+    pg.psql(&db, "INSERT INTO t VALUES (3, 'c')").unwrap();
+    let mut conn = Connection::connect(&config).await.unwrap();
+    let mut stream = conn
+        .start_replication(
+            "START_REPLICATION SLOT s LOGICAL 0/0 (proto_version '1', publication_names 'p')",
+        )
+        .await
+        .unwrap();
+    let mut parser = PgOutputParser::new(false);
+    let first = loop {
+        let body = stream.next().await.unwrap().expect("the stream goes on");
+        if let StreamMessage::XLogData { data, .. } = parse_stream_message(&body).unwrap()
+            && let Message::Insert { new, .. } = parser.parse(data).unwrap()
+        {
+            break format!("{:?}", new.values().next());
+        }
+    };
+    assert_eq!(first, format!("{:?}", Some(Value::Text(b"3"))));
+    stream.finish().await.unwrap();
+    assert!(conn.is_ready());
 }

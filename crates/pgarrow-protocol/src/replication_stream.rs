@@ -1,0 +1,244 @@
+//! A logical replication stream on a replication connection: `START_REPLICATION` (CopyBoth),
+//! the server's CopyData read one message at a time, standby status updates sent back, and the
+//! stream ended with CopyDone. The messages' contents are [`crate::replication`]'s to parse.
+
+use bytes::{Buf, Bytes};
+use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::frontend;
+
+use crate::conn::{Connection, State, malformed, parse_error};
+use crate::error::{DbError, Error, Result};
+use crate::framing::{HEADER_LEN, Header, header};
+use crate::replication::{Lsn, PgTime, standby_status_update};
+
+/// CopyBothResponse: a replication stream starts (not a message `postgres-protocol` parses).
+const COPY_BOTH_RESPONSE: u8 = b'W';
+
+impl Connection {
+    /// Runs `command` (`START_REPLICATION SLOT ... LOGICAL ...`, on a connection made with
+    /// [`Config::replication`](crate::Config::replication)) and returns the stream it starts.
+    ///
+    /// # Errors
+    /// The server's error (a missing slot, one in use, a bad option), with the connection
+    /// ready again; a command that does not start a stream.
+    pub async fn start_replication(&mut self, command: &str) -> Result<ReplicationStream<'_>> {
+        self.check_idle()?;
+        self.encode(|buf| frontend::query(command, buf))?;
+        self.state = State::Busy;
+        self.flush().await?;
+        let mut error: Option<DbError> = None;
+        loop {
+            if !self.message_ready()? {
+                self.read_more().await?;
+                continue;
+            }
+            if self.read_buf[0] == COPY_BOTH_RESPONSE {
+                let Header::Message { body, .. } = header(&self.read_buf) else {
+                    return Err(self.broken_protocol("CopyBothResponse with a bad length"));
+                };
+                self.read_buf.advance(HEADER_LEN + body);
+                self.state = State::InCopy;
+                return Ok(ReplicationStream {
+                    conn: self,
+                    done: false,
+                });
+            }
+            match self.read_message().await? {
+                Message::ErrorResponse(body) => {
+                    let e = parse_error(&body)?;
+                    if e.is_fatal() {
+                        return Err(self.fatal(e));
+                    }
+                    error = Some(e);
+                }
+                Message::NoticeResponse(body) => {
+                    let n = DbError::parse(&mut body.fields())?;
+                    self.notice(n);
+                }
+                Message::ParameterStatus(p) => self.set_param(&p)?,
+                Message::ReadyForQuery(_) => {
+                    self.state = State::Idle;
+                    return Err(match error {
+                        Some(e) => Error::db(e),
+                        None => Error::protocol("the command did not start a replication stream"),
+                    });
+                }
+                Message::RowDescription(_)
+                | Message::DataRow(_)
+                | Message::CommandComplete(_)
+                | Message::EmptyQueryResponse => {}
+                other => return Err(self.unexpected(&other, "starting replication")),
+            }
+        }
+    }
+}
+
+/// A running replication stream (CopyBoth). Dropping it before [`finish`](Self::finish)
+/// leaves the connection unusable (the server is still streaming).
+#[derive(Debug)]
+pub struct ReplicationStream<'c> {
+    conn: &'c mut Connection,
+    done: bool,
+}
+
+impl ReplicationStream<'_> {
+    /// The next CopyData body from the server (parse it with
+    /// [`parse_stream_message`](crate::replication::parse_stream_message)); `None` once the
+    /// server ended the stream (its CopyDone, answered, and ReadyForQuery read).
+    ///
+    /// # Errors
+    /// The server's error (the connection is usable again after it), a closed connection, a
+    /// protocol violation, or the `read_timeout`.
+    pub async fn next(&mut self) -> Result<Option<Bytes>> {
+        if self.done {
+            return Ok(None);
+        }
+        loop {
+            match self.read().await {
+                Ok(Some(Message::CopyData(body))) => return Ok(Some(body.into_bytes())),
+                // The server ends the stream (a shutdown, the end of a timeline): answer
+                // CopyDone, then read to ReadyForQuery.
+                Ok(Some(Message::CopyDone)) => {
+                    self.conn.encode(|buf| {
+                        frontend::copy_done(buf);
+                        Ok(())
+                    })?;
+                    self.conn.flush().await?;
+                    self.drain().await?;
+                    return Ok(None);
+                }
+                // The server left copy mode without a CopyDone (a walsender reused after an
+                // earlier stream on the same connection may do so): the stream is over.
+                Ok(Some(Message::CommandComplete(_))) => {
+                    self.drain().await?;
+                    return Ok(None);
+                }
+                Ok(Some(other)) => {
+                    return Err(self.conn.unexpected(&other, "replication streaming"));
+                }
+                Ok(None) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends a standby status update: WAL written and flushed (durable on this side: the
+    /// slot's `confirmed_flush_lsn` follows it, and the server may recycle WAL before it) and
+    /// applied; `reply` asks for a keepalive at once.
+    ///
+    /// # Errors
+    /// A closed connection.
+    pub async fn send_status(
+        &mut self,
+        written: Lsn,
+        flushed: Lsn,
+        applied: Lsn,
+        now: PgTime,
+        reply: bool,
+    ) -> Result<()> {
+        let update = standby_status_update(written, flushed, applied, now, reply);
+        self.conn
+            .encode(|buf| frontend::CopyData::new(&update[..]).map(|data| data.write(buf)))?;
+        self.conn.flush().await
+    }
+
+    /// Ends the stream from this side: CopyDone, then the server's remaining messages up to
+    /// ReadyForQuery (CopyData still in flight is dropped); the connection is ready again.
+    ///
+    /// # Errors
+    /// The server's error, a closed connection.
+    pub async fn finish(mut self) -> Result<()> {
+        if self.done {
+            return Ok(());
+        }
+        self.conn.encode(|buf| {
+            frontend::copy_done(buf);
+            Ok(())
+        })?;
+        self.conn.flush().await?;
+        loop {
+            match self.read().await? {
+                Some(Message::CopyData(_)) | None => {}
+                Some(Message::CopyDone | Message::CommandComplete(_)) => return self.drain().await,
+                Some(other) => return Err(self.conn.unexpected(&other, "ending replication")),
+            }
+        }
+    }
+
+    /// The next message, notices and parameter reports handled (`None` for those); the
+    /// server's error read through to ReadyForQuery and returned.
+    async fn read(&mut self) -> Result<Option<Message>> {
+        let result = self.conn.read_message().await;
+        let message = match result {
+            Ok(m) => m,
+            Err(e) => {
+                if self.conn.state == State::InCopy {
+                    self.conn.state = State::Broken(format!("a replication stream failed: {e}"));
+                }
+                return Err(e);
+            }
+        };
+        Ok(match message {
+            Message::NoticeResponse(body) => {
+                let n = DbError::parse(&mut body.fields())?;
+                self.conn.notice(n);
+                None
+            }
+            Message::ParameterStatus(p) => {
+                self.conn.set_param(&p)?;
+                None
+            }
+            Message::ErrorResponse(body) => {
+                let e = parse_error(&body)?;
+                if e.is_fatal() {
+                    return Err(self.conn.fatal(e));
+                }
+                self.conn.state = State::Busy;
+                let mut pending = Some(e);
+                loop {
+                    if let Message::ReadyForQuery(_) = self.conn.next_message(&mut pending).await? {
+                        break;
+                    }
+                }
+                self.conn.state = State::Idle;
+                self.done = true;
+                return Err(pending
+                    .map(Error::db)
+                    .unwrap_or_else(|| Error::protocol("a replication stream failed")));
+            }
+            other => Some(other),
+        })
+    }
+
+    /// After both CopyDones: CommandComplete (of the command, if any) and ReadyForQuery.
+    async fn drain(&mut self) -> Result<()> {
+        self.conn.state = State::Busy;
+        let mut pending = None;
+        loop {
+            match self.conn.next_message(&mut pending).await? {
+                Message::ReadyForQuery(_) => break,
+                Message::CommandComplete(c) => {
+                    c.tag().map_err(malformed)?;
+                }
+                Message::DataRow(_) | Message::RowDescription(_) | Message::CopyData(_) => {}
+                other => return Err(self.conn.unexpected(&other, "ending replication")),
+            }
+        }
+        self.conn.state = State::Idle;
+        self.done = true;
+        match pending {
+            Some(e) => Err(Error::db(e)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A stream dropped before its end leaves the server streaming: the connection is unusable.
+impl Drop for ReplicationStream<'_> {
+    fn drop(&mut self) {
+        if !self.done && self.conn.state == State::InCopy {
+            self.conn.state =
+                State::Broken("a replication stream was dropped before its end".into());
+        }
+    }
+}
