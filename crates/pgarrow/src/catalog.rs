@@ -243,6 +243,29 @@ struct TypeRow {
     dims: usize,
 }
 
+/// The types type `t` (an alias in the query) holds, one per row: an array's element, a
+/// domain's base, a composite's attributes, a range's subtype, a multirange's range (servers
+/// from 14). The walk of the catalog query's closure and of the type definitions `copy`
+/// reads.
+pub(crate) fn type_children(t: &str, multirange: bool) -> String {
+    format!(
+        "SELECT {t}.typelem WHERE {t}.typelem <> 0 AND {t}.typlen = -1
+        UNION ALL SELECT {t}.typbasetype WHERE {t}.typtype = 'd'
+        UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+            WHERE {t}.typtype = 'c' AND a.attrelid = {t}.typrelid AND a.attnum > 0
+              AND NOT a.attisdropped
+        UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = {t}.oid
+        {}",
+        match multirange {
+            true => format!(
+                "UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r \
+                 WHERE r.rngmultitypid = {t}.oid"
+            ),
+            false => String::new(),
+        }
+    )
+}
+
 /// The one catalog query of an export. Rows are tagged: `n` (column number, type name),
 /// `d` (column number, declared array dimensions, of the column or of its domain), `t` (a type), `a` (a composite's attribute),
 /// `e` (an enum label). All arguments are comma-separated numbers formatted by us.
@@ -274,29 +297,20 @@ WHERE cols.rel = pg_catalog.to_regclass({table})
         ),
         None => String::new(),
     };
-    let (multi_child, multi_col) = if multirange {
-        (
-            "UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid",
-            "(SELECT r.rngtypid::text FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid)",
-        )
-    } else {
-        ("", "NULL::text")
+    let multi_col = match multirange {
+        true => {
+            "(SELECT r.rngtypid::text FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid)"
+        }
+        false => "NULL::text",
     };
+    let children = type_children("t", multirange);
     format!(
         "WITH RECURSIVE closure(oid) AS (
     SELECT DISTINCT unnest('{{{oids}}}'::pg_catalog.oid[])
   UNION
     SELECT c.child FROM closure
     JOIN pg_catalog.pg_type t ON t.oid = closure.oid
-    CROSS JOIN LATERAL (
-        SELECT t.typelem WHERE t.typelem <> 0 AND t.typlen = -1
-        UNION ALL SELECT t.typbasetype WHERE t.typtype = 'd'
-        UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
-            WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0
-              AND NOT a.attisdropped
-        UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid
-        {multi_child}
-    ) AS c(child)
+    CROSS JOIN LATERAL ({children}) AS c(child)
 ), cols AS (
     SELECT * FROM unnest('{{{oids}}}'::pg_catalog.oid[], '{{{mods}}}'::pg_catalog.int4[],
                          '{{{rels}}}'::pg_catalog.oid[], '{{{atts}}}'::pg_catalog.int2[])

@@ -286,24 +286,6 @@ fn in_dependency_order(
 /// the statement that makes it. Run under `search_path = pg_catalog`: `format_type`,
 /// `pg_get_expr` and `pg_get_constraintdef` then qualify every name that is not built in.
 fn definitions_query(oids: &str, multirange: bool) -> String {
-    let children = |t: &str| {
-        format!(
-            "SELECT {t}.typelem WHERE {t}.typelem <> 0 AND {t}.typlen = -1
-        UNION ALL SELECT {t}.typbasetype WHERE {t}.typtype = 'd'
-        UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
-            WHERE {t}.typtype = 'c' AND a.attrelid = {t}.typrelid AND a.attnum > 0
-              AND NOT a.attisdropped
-        UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = {t}.oid
-        {}",
-            match multirange {
-                true => format!(
-                    "UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r \
-                     WHERE r.rngmultitypid = {t}.oid"
-                ),
-                false => String::new(),
-            }
-        )
-    };
     let collation = |c: &str| {
         format!(
             "(SELECT pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
@@ -321,20 +303,19 @@ fn definitions_query(oids: &str, multirange: bool) -> String {
     let attribute_collation = collation("a.attcollation");
     let range_collation = collation("r.rngcollation");
     let domain_collation = collation("t.typcollation");
-    let closure_children = children("t");
-    let needs_children = children("t");
+    let children = crate::catalog::type_children("t", multirange);
     format!(
         "WITH RECURSIVE closure(oid) AS (
     SELECT DISTINCT unnest('{{{oids}}}'::pg_catalog.oid[])
   UNION
     SELECT c.child FROM closure
     JOIN pg_catalog.pg_type t ON t.oid = closure.oid
-    CROSS JOIN LATERAL ({closure_children}) AS c(child)
+    CROSS JOIN LATERAL ({children}) AS c(child)
     WHERE c.child >= {FIRST_NORMAL_OID}
 )
 SELECT t.oid::text, n.nspname::text, pg_catalog.format_type(t.oid, NULL),
   t.typtype::text,
-  ARRAY(SELECT DISTINCT c.child FROM ({needs_children}) AS c(child)
+  ARRAY(SELECT DISTINCT c.child FROM ({children}) AS c(child)
         WHERE c.child >= {FIRST_NORMAL_OID})::text,
   (SELECT e.extname::text FROM pg_catalog.pg_depend d
    JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
