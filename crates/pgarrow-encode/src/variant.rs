@@ -124,41 +124,59 @@ fn typed(array: &dyn Array, depth: usize) -> Result<Typed<'_>, String> {
                 };
                 shredded.push((f.name().as_str(), level(field, depth + 1)?));
             }
+            // Written in the Variant's own order (keys sorted, as its objects store them):
+            // the shredded fields sorted once here, merged row by row with the rest of a
+            // partially shredded object, each value written in place.
+            shredded.sort_unstable_by(|a, b| a.0.cmp(b.0));
             Box::new(move |i, m, rest, out| {
-                let mut entries: Vec<(&str, String)> = Vec::with_capacity(shredded.len());
-                for (name, level) in &shredded {
-                    let mut text = String::new();
-                    if level(i, m, &mut text).map_err(|e| format!("field {name:?}: {e}"))? {
-                        entries.push((name, text));
-                    }
-                }
-                // A partially shredded object: the fields not shredded, in `value`.
-                if let Some(rest) = rest {
-                    let fields = object(m, rest)
+                let mut others = match rest {
+                    Some(rest) => object(m, rest)
                         .map_err(|e| format!("Variant value: {e}"))?
-                        .ok_or("a shredded object whose value is not an object")?;
-                    for (key, bytes) in fields {
-                        if shredded.iter().any(|(name, _)| *name == key) {
+                        .ok_or("a shredded object whose value is not an object")?,
+                    None => Vec::new(),
+                };
+                others.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                let (mut typed, mut others) =
+                    (shredded.iter().peekable(), others.into_iter().peekable());
+                let mut first = true;
+                out.push('{');
+                loop {
+                    let from_typed = match (typed.peek(), others.peek()) {
+                        (None, None) => break,
+                        (Some((name, _)), Some((key, _))) if *name == *key => {
                             return Err(format!(
                                 "field {key:?} is both shredded and in the object's value"
                             ));
                         }
-                        let mut text = String::new();
-                        write_value(m, bytes, 1, &mut text)
-                            .map_err(|e| format!("Variant value: {e}"))?;
-                        entries.push((key, text));
-                    }
-                }
-                // The Variant's own order: keys sorted (as its objects store them).
-                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                out.push('{');
-                for (k, (key, text)) in entries.iter().enumerate() {
-                    if k > 0 {
+                        (Some((name, _)), Some((key, _))) => *name < *key,
+                        (typed, _) => typed.is_some(),
+                    };
+                    // The key, then the value; a shredded field that is missing takes its
+                    // key back out.
+                    let start = out.len();
+                    if !first {
                         out.push(',');
                     }
-                    quote(key, out);
-                    out.push(':');
-                    out.push_str(text);
+                    if from_typed {
+                        let Some((name, level)) = typed.next() else {
+                            break;
+                        };
+                        quote(name, out);
+                        out.push(':');
+                        if level(i, m, out).map_err(|e| format!("field {name:?}: {e}"))? {
+                            first = false;
+                        } else {
+                            out.truncate(start);
+                        }
+                    } else {
+                        let Some((key, bytes)) = others.next() else {
+                            break;
+                        };
+                        quote(key, out);
+                        out.push(':');
+                        write_value(m, bytes, 1, out).map_err(|e| format!("Variant value: {e}"))?;
+                        first = false;
+                    }
                 }
                 out.push('}');
                 Ok(())
@@ -739,7 +757,7 @@ mod tests {
                 "value",
                 binaries(&[Some(rest), None, None, Some(&[0x05, b'h'])]),
             ),
-            ("typed_value", object),
+            ("typed_value", object.clone()),
         ]);
         let ok: Vec<&str> = rows.iter().map(|r| r.as_deref().unwrap()).collect();
         assert_eq!(
@@ -751,6 +769,18 @@ mod tests {
                 "\"h\""
             ]
         );
+        // A field both shredded and in the value (the spec calls it invalid): refused, in
+        // any row, whether the shredded one is there or missing.
+        let both: &[u8] = &[0x02, 1, 0, 0, 1, 0x04];
+        let rows = shredded_rows(vec![
+            ("metadata", binaries(&[Some(m.as_slice()); 4])),
+            ("value", binaries(&[Some(both), None, Some(both), None])),
+            ("typed_value", object),
+        ]);
+        for row in [0, 2] {
+            let e = rows[row].as_ref().unwrap_err();
+            assert!(e.contains("field \"a\" is both shredded"), "{e}");
+        }
         // An array of shredded elements: ["p", null], then one whose element is missing (a
         // Variant null, as the spec says).
         let elements = level(

@@ -91,6 +91,11 @@ type Message = Option<std::result::Result<RecordBatch, ArrowError>>;
 /// failure (the source's, a value's, the target's) or `hooks.stop` rolls the target back and
 /// cancels the source's query.
 ///
+/// With `create` and a missing table, the enums, composite types, ranges and domains its
+/// columns need and the target lacks are created first, in the same transaction, as the
+/// source defines them ([`CopyStats::created_types`]); a type of an extension is refused,
+/// naming the extension to create.
+///
 /// # Errors
 /// The source's error (in the context "the source"), the load's, or
 /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled).
