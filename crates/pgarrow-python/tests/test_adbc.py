@@ -332,12 +332,14 @@ def test_partitions_in_other_processes_under_a_writer(url, conn, db):
     assert run(db, "SELECT count(*) AS n FROM adbc_parts").column("n")[0].as_py() > 20000
 
 
-def running(conn, marker: str) -> int:
-    """Backends running (not idle after) a query that contains `marker`."""
+def running(conn, marker: str, waiting: str = "") -> int:
+    """Backends running (not idle after) a query that contains `marker`; with `waiting`, only
+    those waiting on that event (`PgSleep`: inside pg_sleep, past the query's describe, which
+    is active for a moment too)."""
     return conn.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s"
-        " AND pid <> pg_backend_pid()",
-        (f"%{marker}%",),
+        " AND pid <> pg_backend_pid() AND (%s = '' OR wait_event = %s)",
+        (f"%{marker}%", waiting, waiting),
     ).fetchone()[0]
 
 
@@ -358,9 +360,9 @@ def test_cancel_stops_the_backend(db, conn, by):
     t = threading.Thread(target=long_query)
     t.start()
     deadline = time.monotonic() + 30
-    while not running(conn, marker) and time.monotonic() < deadline:
+    while not running(conn, marker, "PgSleep") and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert running(conn, marker) == 1
+    assert running(conn, marker, "PgSleep") == 1
     if by == "connection":
         db.adbc_cancel()
     else:
