@@ -2,6 +2,8 @@
 //! the server's CopyData read one message at a time, standby status updates sent back, and the
 //! stream ended with CopyDone. The messages' contents are [`crate::replication`]'s to parse.
 
+use std::borrow::BorrowMut;
+
 use bytes::{Buf, Bytes};
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
@@ -21,7 +23,34 @@ impl Connection {
     /// # Errors
     /// The server's error (a missing slot, one in use, a bad option), with the connection
     /// ready again; a command that does not start a stream.
-    pub async fn start_replication(&mut self, command: &str) -> Result<ReplicationStream<'_>> {
+    pub async fn start_replication(
+        &mut self,
+        command: &str,
+    ) -> Result<ReplicationStream<&mut Connection>> {
+        ReplicationStream::start(self, command).await
+    }
+}
+
+impl<C: BorrowMut<Connection>> ReplicationStream<C> {
+    /// As [`Connection::start_replication`], on a connection the stream owns or borrows.
+    ///
+    /// # Errors
+    /// As [`Connection::start_replication`].
+    pub async fn start(mut conn: C, command: &str) -> Result<ReplicationStream<C>> {
+        let this = conn.borrow_mut();
+        this.start_command(command).await?;
+        Ok(ReplicationStream { conn, done: false })
+    }
+
+    /// The connection (idle again once the stream ended).
+    pub fn connection(&mut self) -> &mut Connection {
+        self.conn.borrow_mut().borrow_mut()
+    }
+}
+
+impl Connection {
+    /// Sends `command` and reads up to its CopyBothResponse.
+    async fn start_command(&mut self, command: &str) -> Result<()> {
         self.check_idle()?;
         self.encode(|buf| frontend::query(command, buf))?;
         self.state = State::Busy;
@@ -38,10 +67,7 @@ impl Connection {
                 };
                 self.read_buf.advance(HEADER_LEN + body);
                 self.state = State::InCopy;
-                return Ok(ReplicationStream {
-                    conn: self,
-                    done: false,
-                });
+                return Ok(());
             }
             match self.read_message().await? {
                 Message::ErrorResponse(body) => {
@@ -76,12 +102,12 @@ impl Connection {
 /// A running replication stream (CopyBoth). Dropping it before [`finish`](Self::finish)
 /// leaves the connection unusable (the server is still streaming).
 #[derive(Debug)]
-pub struct ReplicationStream<'c> {
-    conn: &'c mut Connection,
+pub struct ReplicationStream<C: BorrowMut<Connection>> {
+    conn: C,
     done: bool,
 }
 
-impl ReplicationStream<'_> {
+impl<C: BorrowMut<Connection>> ReplicationStream<C> {
     /// The next CopyData body from the server (parse it with
     /// [`parse_stream_message`](crate::replication::parse_stream_message)); `None` once the
     /// server ended the stream (its CopyDone, answered, and ReadyForQuery read).
@@ -99,11 +125,11 @@ impl ReplicationStream<'_> {
                 // The server ends the stream (a shutdown, the end of a timeline): answer
                 // CopyDone, then read to ReadyForQuery.
                 Ok(Some(Message::CopyDone)) => {
-                    self.conn.encode(|buf| {
+                    self.conn.borrow_mut().encode(|buf| {
                         frontend::copy_done(buf);
                         Ok(())
                     })?;
-                    self.conn.flush().await?;
+                    self.conn.borrow_mut().flush().await?;
                     self.drain().await?;
                     return Ok(None);
                 }
@@ -114,7 +140,10 @@ impl ReplicationStream<'_> {
                     return Ok(None);
                 }
                 Ok(Some(other)) => {
-                    return Err(self.conn.unexpected(&other, "replication streaming"));
+                    return Err(self
+                        .conn
+                        .borrow_mut()
+                        .unexpected(&other, "replication streaming"));
                 }
                 Ok(None) => continue,
                 Err(e) => return Err(e),
@@ -138,8 +167,9 @@ impl ReplicationStream<'_> {
     ) -> Result<()> {
         let update = standby_status_update(written, flushed, applied, now, reply);
         self.conn
+            .borrow_mut()
             .encode(|buf| frontend::CopyData::new(&update[..]).map(|data| data.write(buf)))?;
-        self.conn.flush().await
+        self.conn.borrow_mut().flush().await
     }
 
     /// Ends the stream from this side: CopyDone, then the server's remaining messages up to
@@ -151,16 +181,21 @@ impl ReplicationStream<'_> {
         if self.done {
             return Ok(());
         }
-        self.conn.encode(|buf| {
+        self.conn.borrow_mut().encode(|buf| {
             frontend::copy_done(buf);
             Ok(())
         })?;
-        self.conn.flush().await?;
+        self.conn.borrow_mut().flush().await?;
         loop {
             match self.read().await? {
                 Some(Message::CopyData(_)) | None => {}
                 Some(Message::CopyDone | Message::CommandComplete(_)) => return self.drain().await,
-                Some(other) => return Err(self.conn.unexpected(&other, "ending replication")),
+                Some(other) => {
+                    return Err(self
+                        .conn
+                        .borrow_mut()
+                        .unexpected(&other, "ending replication"));
+                }
             }
         }
     }
@@ -168,12 +203,13 @@ impl ReplicationStream<'_> {
     /// The next message, notices and parameter reports handled (`None` for those); the
     /// server's error read through to ReadyForQuery and returned.
     async fn read(&mut self) -> Result<Option<Message>> {
-        let result = self.conn.read_message().await;
+        let result = self.conn.borrow_mut().read_message().await;
         let message = match result {
             Ok(m) => m,
             Err(e) => {
-                if self.conn.state == State::InCopy {
-                    self.conn.state = State::Broken(format!("a replication stream failed: {e}"));
+                if self.conn.borrow_mut().state == State::InCopy {
+                    self.conn.borrow_mut().state =
+                        State::Broken(format!("a replication stream failed: {e}"));
                 }
                 return Err(e);
             }
@@ -181,26 +217,28 @@ impl ReplicationStream<'_> {
         Ok(match message {
             Message::NoticeResponse(body) => {
                 let n = DbError::parse(&mut body.fields())?;
-                self.conn.notice(n);
+                self.conn.borrow_mut().notice(n);
                 None
             }
             Message::ParameterStatus(p) => {
-                self.conn.set_param(&p)?;
+                self.conn.borrow_mut().set_param(&p)?;
                 None
             }
             Message::ErrorResponse(body) => {
                 let e = parse_error(&body)?;
                 if e.is_fatal() {
-                    return Err(self.conn.fatal(e));
+                    return Err(self.conn.borrow_mut().fatal(e));
                 }
-                self.conn.state = State::Busy;
+                self.conn.borrow_mut().state = State::Busy;
                 let mut pending = Some(e);
                 loop {
-                    if let Message::ReadyForQuery(_) = self.conn.next_message(&mut pending).await? {
+                    if let Message::ReadyForQuery(_) =
+                        self.conn.borrow_mut().next_message(&mut pending).await?
+                    {
                         break;
                     }
                 }
-                self.conn.state = State::Idle;
+                self.conn.borrow_mut().state = State::Idle;
                 self.done = true;
                 return Err(pending
                     .map(Error::db)
@@ -212,19 +250,24 @@ impl ReplicationStream<'_> {
 
     /// After both CopyDones: CommandComplete (of the command, if any) and ReadyForQuery.
     async fn drain(&mut self) -> Result<()> {
-        self.conn.state = State::Busy;
+        self.conn.borrow_mut().state = State::Busy;
         let mut pending = None;
         loop {
-            match self.conn.next_message(&mut pending).await? {
+            match self.conn.borrow_mut().next_message(&mut pending).await? {
                 Message::ReadyForQuery(_) => break,
                 Message::CommandComplete(c) => {
                     c.tag().map_err(malformed)?;
                 }
                 Message::DataRow(_) | Message::RowDescription(_) | Message::CopyData(_) => {}
-                other => return Err(self.conn.unexpected(&other, "ending replication")),
+                other => {
+                    return Err(self
+                        .conn
+                        .borrow_mut()
+                        .unexpected(&other, "ending replication"));
+                }
             }
         }
-        self.conn.state = State::Idle;
+        self.conn.borrow_mut().state = State::Idle;
         self.done = true;
         match pending {
             Some(e) => Err(Error::db(e)),
@@ -234,10 +277,10 @@ impl ReplicationStream<'_> {
 }
 
 /// A stream dropped before its end leaves the server streaming: the connection is unusable.
-impl Drop for ReplicationStream<'_> {
+impl<C: BorrowMut<Connection>> Drop for ReplicationStream<C> {
     fn drop(&mut self) {
-        if !self.done && self.conn.state == State::InCopy {
-            self.conn.state =
+        if !self.done && self.conn.borrow_mut().state == State::InCopy {
+            self.conn.borrow_mut().state =
                 State::Broken("a replication stream was dropped before its end".into());
         }
     }

@@ -250,6 +250,19 @@ impl Sink {
         }
     }
 
+    /// Pushes what an Arrow IPC stream has written so far through to its output (standard
+    /// output, a pipe), so that a reader sees every batch written; other formats are complete
+    /// only once finished, and this does nothing for them.
+    ///
+    /// # Errors
+    /// The output failed.
+    pub fn flush(&mut self) -> Result<()> {
+        if let Writer::Stream(w) = &mut self.writer {
+            w.flush()?;
+        }
+        Ok(())
+    }
+
     /// Rows written so far.
     pub fn rows(&self) -> u64 {
         self.rows

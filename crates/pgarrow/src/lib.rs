@@ -36,6 +36,7 @@
 pub mod blocking;
 mod bound;
 mod catalog;
+pub mod changes;
 mod client;
 mod copy;
 mod create;

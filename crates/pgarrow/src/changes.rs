@@ -1,0 +1,870 @@
+//! Changes as Arrow: a logical replication slot's changes (pgoutput), decoded into
+//! RecordBatches with the export's types, one schema per table.
+//!
+//! [`ChangeStream`] opens a replication connection, runs `START_REPLICATION` on a slot with
+//! the `pgoutput` plugin and a set of publications, and turns what arrives into
+//! [`ChangeEvent`]s: a table's schema (before its first rows, and again, announced, when a
+//! `Relation` message changes it), batches of a table's changed rows, and checkpoints. Values
+//! come in their binary send format (`binary 'true'`, PostgreSQL 14+) and are decoded by the
+//! export's per-column decoders ([`decode`]); on PostgreSQL 13, or when asked, they come as
+//! text and every column is text.
+//!
+//! # Exactly once
+//! A [`ChangeEvent::Checkpoint`] says that every change committed up to its LSN was in the
+//! events before it. Once those rows are durable wherever they went, call
+//! [`ChangeStream::confirm`]: the slot's `confirmed_flush_lsn` follows, and a new stream on the
+//! slot starts after it. A stream started at a later position ([`ChangeOptions::start`], a
+//! manifest's end) skips the transactions committed before it, so rows made durable but not
+//! yet confirmed when a process died are not delivered twice. Only committed transactions are
+//! sent (pgoutput without `streaming`: the server spills a large transaction to its own disk
+//! and sends it once committed), so a checkpoint always falls between transactions.
+//!
+//! [`changes_to`] is the whole loop for files: one file set per table, rolled by rows, bytes or
+//! seconds, named by LSN range, written atomically, with a manifest of LSN ranges
+//! ([`sink`]).
+
+pub mod decode;
+pub mod sink;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use pgarrow_decode::{ColumnPlan, DecodeOptions, PgColumn};
+use pgarrow_protocol::FieldDescription;
+use pgarrow_protocol::ReplicationStream;
+use pgarrow_protocol::replication::{
+    Lsn, Message, OldRow, PgOutputParser, RelationColumn, StreamMessage, parse_stream_message,
+};
+
+use crate::plan::TypePlan;
+use crate::policy::Policies;
+use crate::protocol::{Config, Connection, quote_ident, quote_literal};
+use crate::stop::Stop;
+use crate::types::oid;
+use crate::{Error, ErrorKind, IntoConfig, Result, TableName};
+
+pub use decode::Op;
+use decode::{ChangeAt, RelationDecoder};
+pub use sink::{ChangeTarget, ChangesStats, changes_to};
+
+/// How values are asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValueFormat {
+    /// Binary where the server can send it (PostgreSQL 14+), else text.
+    #[default]
+    Auto,
+    /// Each type's binary send format, decoded to the export's Arrow types (14+).
+    Binary,
+    /// Text: every column is text.
+    Text,
+}
+
+/// What to stream and how.
+#[derive(Debug, Clone)]
+pub struct ChangeOptions {
+    /// The logical replication slot (output plugin `pgoutput`).
+    pub slot: String,
+    /// The publications whose tables' changes are sent.
+    pub publications: Vec<String>,
+    /// Create the slot when it does not exist (its changes then start now).
+    pub create_slot: bool,
+    /// Start after this position (transactions committed before it are skipped), when it is
+    /// past the slot's confirmed position.
+    pub start: Option<Lsn>,
+    /// Binary or text values.
+    pub values: ValueFormat,
+    /// How batches are cut (rows, bytes).
+    pub decode: DecodeOptions,
+    /// What to do where a value has no exact Arrow form.
+    pub policies: Policies,
+    /// A checkpoint comes at the first transaction boundary after this long since the last,
+    /// or after [`flush_rows`](Self::flush_rows) rows, whichever comes first.
+    pub flush_interval: Duration,
+    /// A checkpoint comes at the first transaction boundary once this many rows were
+    /// delivered or buffered since the last.
+    pub flush_rows: u64,
+    /// End once every change committed before the stream started is delivered (a batch job,
+    /// run again later), instead of streaming until stopped.
+    pub catch_up: bool,
+    /// How often the slot is told the position confirmed, at least.
+    pub status_interval: Duration,
+}
+
+impl ChangeOptions {
+    /// Changes from `slot` for `publications`, with the defaults.
+    pub fn new(slot: impl Into<String>, publications: &[&str]) -> ChangeOptions {
+        ChangeOptions {
+            slot: slot.into(),
+            publications: publications.iter().map(|p| (*p).to_owned()).collect(),
+            create_slot: false,
+            start: None,
+            values: ValueFormat::Auto,
+            decode: DecodeOptions::default(),
+            policies: Policies::default(),
+            flush_interval: Duration::from_secs(1),
+            flush_rows: 1_000_000,
+            catch_up: false,
+            status_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A table's schema.
+#[derive(Debug, Clone)]
+pub struct TableSchema {
+    /// The table.
+    pub table: TableName,
+    /// Its relation OID on the server.
+    pub oid: u32,
+    /// The batches' schema: the table's columns, then `_op`, `_lsn`, `_commit_lsn`,
+    /// `_commit_time`, `_xid`, `_unchanged` and `_old` ([`decode`]).
+    pub schema: SchemaRef,
+    /// Whether it replaces an earlier schema of the same table in this stream.
+    pub changed: bool,
+    /// Where the change was announced.
+    pub lsn: Lsn,
+}
+
+/// Rows of one table.
+#[derive(Debug, Clone)]
+pub struct ChangeBatch {
+    /// The table.
+    pub table: TableName,
+    /// The rows, in the table's current schema.
+    pub batch: RecordBatch,
+}
+
+/// What a [`ChangeStream`] delivers.
+#[derive(Debug, Clone)]
+pub enum ChangeEvent {
+    /// A table's schema, before its first rows and again when it changed.
+    Schema(TableSchema),
+    /// Changed rows of one table, in commit order.
+    Rows(ChangeBatch),
+    /// Every change committed up to this position was in the events before: confirm it once
+    /// they are durable.
+    Checkpoint(Lsn),
+}
+
+/// The transaction being read.
+#[derive(Debug, Clone, Copy)]
+struct Transaction {
+    commit_lsn: Lsn,
+    commit_time: i64,
+    xid: u32,
+    /// Committed before the start position: its changes are skipped.
+    skip: bool,
+}
+
+/// A running change stream.
+pub struct ChangeStream {
+    stream: ReplicationStream<Box<Connection>>,
+    catalog: Connection,
+    parser: PgOutputParser,
+    options: ChangeOptions,
+    text_values: bool,
+    relations: HashMap<u32, RelationDecoder>,
+    txn: Option<Transaction>,
+    events: VecDeque<ChangeEvent>,
+    /// The end of the last transaction whose rows are buffered, not yet delivered.
+    pending: Option<Lsn>,
+    /// The end of the last transaction whose rows were all delivered.
+    delivered: Lsn,
+    /// What the caller confirmed (or the server's own position where nothing was pending).
+    confirmed: Lsn,
+    /// The furthest WAL position seen.
+    received: Lsn,
+    /// Transactions committed before this are skipped.
+    resume: Lsn,
+    /// With `catch_up`: the server's WAL position when the stream started.
+    target: Option<Lsn>,
+    caught_up: bool,
+    last_status: Instant,
+    last_checkpoint: Instant,
+    stop: Stop,
+    ended: bool,
+    /// Where the stream started (the slot's confirmed position or the start asked for).
+    started_at: Lsn,
+    /// Rows since the last checkpoint.
+    rows: u64,
+    /// A checkpoint asked for at the next transaction boundary.
+    checkpoint_asked: bool,
+}
+
+impl std::fmt::Debug for ChangeStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeStream")
+            .field("slot", &self.options.slot)
+            .field("confirmed", &self.confirmed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChangeStream {
+    /// Connects (a replication connection for the stream, a plain one for the catalog) and
+    /// starts streaming.
+    ///
+    /// # Errors
+    /// A missing slot (without `create_slot`) or publication, a slot of another plugin, a role
+    /// without REPLICATION, `wal_level` not `logical`, binary values asked of a server before
+    /// 14: each said so.
+    pub async fn start(config: impl IntoConfig, options: ChangeOptions) -> Result<ChangeStream> {
+        Self::start_with_stop(config, options, Stop::new()).await
+    }
+
+    /// As [`ChangeStream::start`]; setting `stop` ends the stream at the next transaction
+    /// boundary (after a last checkpoint).
+    ///
+    /// # Errors
+    /// As [`ChangeStream::start`].
+    pub async fn start_with_stop(
+        config: impl IntoConfig,
+        options: ChangeOptions,
+        stop: Stop,
+    ) -> Result<ChangeStream> {
+        let config = config.into_config()?;
+        if options.publications.is_empty() {
+            return Err(Error::usage(
+                "changes need at least one publication (CREATE PUBLICATION name FOR TABLE ...)",
+            ));
+        }
+        let mut catalog = Connection::connect(&config)
+            .await
+            .map_err(|e| Error::from(ErrorKind::Connect(e)))?;
+        let version = catalog.server_version_num();
+        let text_values = match options.values {
+            ValueFormat::Text => true,
+            ValueFormat::Auto => version < 140_000,
+            ValueFormat::Binary if version < 140_000 => {
+                return Err(Error::usage(format!(
+                    "binary change values need PostgreSQL 14 or later (the server is {}); \
+                     ask for text values",
+                    catalog.parameter("server_version").unwrap_or("older")
+                )));
+            }
+            ValueFormat::Binary => false,
+        };
+        check_publications(&mut catalog, &options.publications).await?;
+        let slot = slot_position(&mut catalog, &options.slot).await?;
+        let mut repl_config: Config = config.clone();
+        repl_config.replication = true;
+        repl_config.read_only = false;
+        let mut repl = Connection::connect(&repl_config).await.map_err(|e| {
+            Error::from(ErrorKind::Connect(e)).context(
+                "cannot open a replication connection (a role with the REPLICATION attribute \
+                 and a pg_hba.conf line that admits it are needed)",
+            )
+        })?;
+        let confirmed = match slot {
+            Some(lsn) => lsn,
+            None if options.create_slot => {
+                let sql = format!(
+                    "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput",
+                    quote_ident(&options.slot)
+                );
+                let rows = repl.simple_query(&sql).await.map_err(|e| {
+                    Error::from(e)
+                        .context(format!("cannot create replication slot {:?}", options.slot))
+                })?;
+                rows.first()
+                    .and_then(|r| r.get(1).cloned().flatten())
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_default()
+            }
+            None => {
+                return Err(Error::usage(format!(
+                    "replication slot {:?} does not exist: create it with pgarrow export \
+                     --slot (which also exports the table as of the slot's start), or ask \
+                     for it to be created here (--create-slot)",
+                    options.slot
+                )));
+            }
+        };
+        let resume = options.start.unwrap_or_default().max(confirmed);
+        let target = match options.catch_up {
+            true => {
+                let rows = catalog
+                    .simple_query("SELECT pg_catalog.pg_current_wal_insert_lsn()::text")
+                    .await?;
+                let text = rows.first().and_then(|r| r.first().cloned().flatten());
+                Some(
+                    text.as_deref()
+                        .unwrap_or("0/0")
+                        .parse()
+                        .map_err(Error::from)?,
+                )
+            }
+            false => None,
+        };
+        let pubs = options
+            .publications
+            .iter()
+            .map(|p| quote_ident(p))
+            .collect::<Vec<_>>()
+            .join(",");
+        let binary = if text_values {
+            String::new()
+        } else {
+            ", binary 'true'".to_owned()
+        };
+        let command = format!(
+            "START_REPLICATION SLOT {} LOGICAL {resume} (proto_version '1', publication_names \
+             {}{binary})",
+            quote_ident(&options.slot),
+            quote_literal(&pubs)
+        );
+        let stream = ReplicationStream::start(Box::new(repl), &command)
+            .await
+            .map_err(|e| {
+                Error::from(e).context(format!("cannot stream from slot {:?}", options.slot))
+            })?;
+        let now = Instant::now();
+        Ok(ChangeStream {
+            stream,
+            catalog,
+            parser: PgOutputParser::new(false),
+            text_values,
+            relations: HashMap::new(),
+            txn: None,
+            events: VecDeque::new(),
+            pending: None,
+            delivered: resume,
+            confirmed: resume,
+            received: resume,
+            resume,
+            target,
+            caught_up: false,
+            last_status: now,
+            last_checkpoint: now,
+            stop,
+            ended: false,
+            started_at: resume,
+            rows: 0,
+            checkpoint_asked: false,
+            options,
+        })
+    }
+
+    /// Where the stream started: changes committed after this position come.
+    pub fn started_at(&self) -> Lsn {
+        self.started_at
+    }
+
+    /// Whether values arrive as text (every column text) rather than binary.
+    pub fn text_values(&self) -> bool {
+        self.text_values
+    }
+
+    /// The position confirmed last.
+    pub fn confirmed(&self) -> Lsn {
+        self.confirmed
+    }
+
+    /// The position of the last checkpoint delivered.
+    pub fn delivered(&self) -> Lsn {
+        self.delivered
+    }
+
+    /// The next event; `None` once the stream ended (stopped, caught up, or the server ended
+    /// it), after a last checkpoint.
+    ///
+    /// # Errors
+    /// The server's error, a broken connection, a value that cannot be decoded (naming the
+    /// table, column, row and LSN).
+    pub async fn next_event(&mut self) -> Result<Option<ChangeEvent>> {
+        loop {
+            if let Some(event) = self.events.pop_front() {
+                return Ok(Some(event));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            if self.txn.is_none() {
+                if self.stop.is_stopped() || self.caught_up {
+                    self.checkpoint()?;
+                    self.ended = true;
+                    continue;
+                }
+                if self.pending.is_some()
+                    && (self.checkpoint_asked
+                        || self.rows >= self.options.flush_rows
+                        || self.last_checkpoint.elapsed() >= self.options.flush_interval)
+                {
+                    self.checkpoint()?;
+                    continue;
+                }
+            }
+            if self.last_status.elapsed() >= self.options.status_interval {
+                self.send_status(false).await?;
+            }
+            let wait = self.wait_time();
+            let stop = self.stop.clone();
+            let message: Option<bytes::Bytes> = tokio::select! {
+                m = self.stream.next() => m?,
+                () = tokio::time::sleep(wait) => {
+                    // Idle: a catch-up asks where the server is.
+                    if self.target.is_some() && self.txn.is_none() {
+                        self.send_status(true).await?;
+                    }
+                    continue;
+                }
+                () = stop.stopped(), if self.txn.is_none() => continue,
+            };
+            let Some(message) = message else {
+                // The server ended the stream.
+                self.checkpoint()?;
+                self.ended = true;
+                continue;
+            };
+            self.handle(&message).await?;
+        }
+    }
+
+    /// How long to wait for the server before a checkpoint or a status is due.
+    fn wait_time(&self) -> Duration {
+        let status = self
+            .options
+            .status_interval
+            .saturating_sub(self.last_status.elapsed());
+        let flush = match self.pending {
+            Some(_) => self
+                .options
+                .flush_interval
+                .saturating_sub(self.last_checkpoint.elapsed()),
+            None => Duration::MAX,
+        };
+        let idle = match self.target {
+            Some(_) => Duration::from_millis(200),
+            None => Duration::MAX,
+        };
+        status.min(flush).min(idle).max(Duration::from_millis(1))
+    }
+
+    /// Confirms that everything up to `lsn` (a checkpoint's) is durable: the slot's
+    /// `confirmed_flush_lsn` follows.
+    ///
+    /// # Errors
+    /// A position past the last checkpoint delivered; a broken connection.
+    pub async fn confirm(&mut self, lsn: Lsn) -> Result<()> {
+        if lsn > self.delivered {
+            return Err(Error::usage(format!(
+                "cannot confirm {lsn}: the last checkpoint delivered is {}",
+                self.delivered
+            )));
+        }
+        if lsn > self.confirmed {
+            self.confirmed = lsn;
+            self.send_status(false).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the stream (CopyDone) after telling the slot the position confirmed, and closes the
+    /// connections.
+    ///
+    /// # Errors
+    /// A broken connection.
+    pub async fn close(mut self) -> Result<()> {
+        self.send_status(false).await?;
+        self.stream.finish().await?;
+        let _ = self.catalog.close().await;
+        Ok(())
+    }
+
+    async fn send_status(&mut self, reply: bool) -> Result<()> {
+        let now = pg_now();
+        let flushed = self.confirmed;
+        self.stream
+            .send_status(self.received.max(flushed), flushed, flushed, now, reply)
+            .await?;
+        self.last_status = Instant::now();
+        Ok(())
+    }
+
+    /// Delivers every buffered row, then the checkpoint of the last transaction they end.
+    fn checkpoint(&mut self) -> Result<()> {
+        let mut oids: Vec<u32> = self.relations.keys().copied().collect();
+        oids.sort_unstable();
+        for oid in oids {
+            self.flush_relation(oid)?;
+        }
+        if let Some(lsn) = self.pending.take() {
+            self.delivered = lsn;
+            self.events.push_back(ChangeEvent::Checkpoint(lsn));
+        }
+        self.last_checkpoint = Instant::now();
+        self.rows = 0;
+        self.checkpoint_asked = false;
+        Ok(())
+    }
+
+    /// Asks for a checkpoint at the next transaction boundary (a consumer whose buffers are
+    /// full, say).
+    pub fn request_checkpoint(&mut self) {
+        self.checkpoint_asked = true;
+    }
+
+    fn flush_relation(&mut self, oid: u32) -> Result<()> {
+        if let Some(d) = self.relations.get_mut(&oid)
+            && let Some(batch) = d.flush()?
+        {
+            self.events.push_back(ChangeEvent::Rows(ChangeBatch {
+                table: d.table.clone(),
+                batch,
+            }));
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, body: &[u8]) -> Result<()> {
+        match parse_stream_message(body)? {
+            StreamMessage::Keepalive { wal_end, reply, .. } => {
+                self.received = self.received.max(wal_end);
+                if self.txn.is_none() {
+                    // Nothing of ours lies before the server's position: it may move on.
+                    let buffered = self.relations.values().any(|d| d.rows() > 0);
+                    if self.pending.is_none() && !buffered && self.confirmed == self.delivered {
+                        self.delivered = self.delivered.max(wal_end);
+                        self.confirmed = self.delivered;
+                    }
+                    if let Some(target) = self.target
+                        && wal_end >= target
+                    {
+                        self.caught_up = true;
+                    }
+                }
+                if reply {
+                    self.send_status(false).await?;
+                }
+                Ok(())
+            }
+            StreamMessage::XLogData { start, data, .. } => {
+                self.received = self.received.max(start);
+                let message = self.parser.parse(data)?;
+                self.apply(start, message).await
+            }
+        }
+    }
+
+    async fn apply(&mut self, lsn: Lsn, message: Message<'_>) -> Result<()> {
+        let in_txn = |txn: Option<Transaction>| {
+            txn.ok_or_else(|| Error::unexpected("a change outside a transaction"))
+        };
+        match message {
+            Message::Begin {
+                final_lsn,
+                commit_time,
+                xid,
+            } => {
+                self.txn = Some(Transaction {
+                    commit_lsn: final_lsn,
+                    commit_time,
+                    xid,
+                    skip: final_lsn < self.resume,
+                });
+            }
+            Message::Commit { end_lsn, .. } => {
+                let txn = in_txn(self.txn.take())?;
+                if !txn.skip {
+                    self.pending = Some(end_lsn);
+                }
+                if let Some(target) = self.target
+                    && end_lsn >= target
+                {
+                    self.caught_up = true;
+                }
+            }
+            Message::Relation {
+                oid,
+                namespace,
+                name,
+                replica_identity,
+                columns,
+                ..
+            } => {
+                // pgoutput sends a Relation message without a WAL position: it is announced at
+                // its transaction's commit.
+                let at = match self.txn {
+                    Some(t) => t.commit_lsn,
+                    None => self.received,
+                };
+                self.relation(at, oid, namespace, name, replica_identity, &columns)
+                    .await?;
+            }
+            Message::Insert { relation, new, .. } => {
+                let txn = in_txn(self.txn)?;
+                if !txn.skip {
+                    self.change(relation, Op::Insert, lsn, &txn, Some(&new), None)?;
+                }
+            }
+            Message::Update {
+                relation, old, new, ..
+            } => {
+                let txn = in_txn(self.txn)?;
+                if !txn.skip {
+                    let old = old.as_ref().map(|(k, t)| (*k, t));
+                    self.change(relation, Op::Update, lsn, &txn, Some(&new), old)?;
+                }
+            }
+            Message::Delete { relation, old, .. } => {
+                let txn = in_txn(self.txn)?;
+                if !txn.skip {
+                    self.change(relation, Op::Delete, lsn, &txn, Some(&old.1), None)?;
+                }
+            }
+            Message::Truncate { relations, .. } => {
+                let txn = in_txn(self.txn)?;
+                if !txn.skip {
+                    for relation in relations {
+                        self.change(relation, Op::Truncate, lsn, &txn, None, None)?;
+                    }
+                }
+            }
+            Message::Origin { .. } | Message::Type { .. } | Message::LogicalMessage { .. } => {}
+            Message::StreamStart { .. }
+            | Message::StreamStop
+            | Message::StreamCommit { .. }
+            | Message::StreamAbort { .. }
+            | Message::TwoPhase { .. } => {
+                return Err(Error::unexpected(
+                    "the server sent a streamed or two-phase transaction, which was not asked for",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn change(
+        &mut self,
+        relation: u32,
+        op: Op,
+        lsn: Lsn,
+        txn: &Transaction,
+        row: Option<&pgarrow_protocol::replication::Tuple<'_>>,
+        old: Option<(OldRow, &pgarrow_protocol::replication::Tuple<'_>)>,
+    ) -> Result<()> {
+        let Some(decoder) = self.relations.get_mut(&relation) else {
+            return Err(Error::unexpected(format!(
+                "a change to relation {relation} before its Relation message"
+            )));
+        };
+        let at = ChangeAt {
+            lsn,
+            commit_lsn: txn.commit_lsn,
+            commit_time: txn.commit_time,
+            xid: txn.xid,
+        };
+        decoder.push(op, &at, row, old)?;
+        self.rows += 1;
+        if decoder.is_full() {
+            self.flush_relation(relation)?;
+        }
+        Ok(())
+    }
+
+    async fn relation(
+        &mut self,
+        lsn: Lsn,
+        oid: u32,
+        namespace: &str,
+        name: &str,
+        replica_identity: u8,
+        columns: &[RelationColumn<'_>],
+    ) -> Result<()> {
+        let schema_name = if namespace.is_empty() {
+            "pg_catalog"
+        } else {
+            namespace
+        };
+        let table = TableName::new(Some(schema_name), name);
+        let plans = plan_relation(
+            &mut self.catalog,
+            oid,
+            &table,
+            columns,
+            self.text_values,
+            &self.options.policies,
+        )
+        .await?;
+        let identity = match replica_identity {
+            b'd' => "default",
+            b'n' => "nothing",
+            b'f' => "full",
+            b'i' => "index",
+            _ => "unknown",
+        };
+        let metadata = vec![
+            (decode::META_TABLE.to_owned(), table.quoted()),
+            (decode::META_RELATION_OID.to_owned(), oid.to_string()),
+            (
+                decode::META_REPLICA_IDENTITY.to_owned(),
+                identity.to_owned(),
+            ),
+            (
+                decode::META_VALUES.to_owned(),
+                if self.text_values { "text" } else { "binary" }.to_owned(),
+            ),
+        ];
+        let decoder = RelationDecoder::new(
+            table.clone(),
+            plans,
+            self.text_values,
+            metadata,
+            self.options.decode,
+            self.options.policies,
+        )?;
+        let changed = match self.relations.get(&oid) {
+            Some(old) if old.schema() == decoder.schema() => return Ok(()),
+            Some(_) => {
+                self.flush_relation(oid)?;
+                true
+            }
+            None => false,
+        };
+        self.events.push_back(ChangeEvent::Schema(TableSchema {
+            table,
+            oid,
+            schema: decoder.schema(),
+            changed,
+            lsn,
+        }));
+        self.relations.insert(oid, decoder);
+        Ok(())
+    }
+}
+
+/// Plans a relation's columns as the export would (its catalog, its constraints), each decoded
+/// from its binary send format; or all text.
+async fn plan_relation(
+    conn: &mut Connection,
+    oid: u32,
+    table: &TableName,
+    columns: &[RelationColumn<'_>],
+    text_values: bool,
+    policies: &Policies,
+) -> Result<Vec<ColumnPlan>> {
+    let rows = conn
+        .simple_query(&format!(
+            "SELECT attname, attnum::text FROM pg_catalog.pg_attribute WHERE attrelid = {oid} \
+             AND attnum > 0 AND NOT attisdropped"
+        ))
+        .await?;
+    let attnums: HashMap<String, i16> = rows
+        .into_iter()
+        .filter_map(|r| match r.as_slice() {
+            [Some(name), Some(num)] => num.parse().ok().map(|n| (name.clone(), n)),
+            _ => None,
+        })
+        .collect();
+    let fields: Vec<FieldDescription> = columns
+        .iter()
+        .map(|c| FieldDescription {
+            name: c.name.to_owned(),
+            table_oid: oid,
+            column_id: attnums.get(c.name).copied().unwrap_or(0),
+            type_oid: c.type_oid,
+            type_modifier: c.type_modifier,
+            type_size: 0,
+        })
+        .collect();
+    let catalog = crate::catalog::lookup(conn, &fields, Some(table)).await?;
+    let mut plans = Vec::with_capacity(columns.len());
+    for (i, c) in columns.iter().enumerate() {
+        let column = PgColumn {
+            name: c.name.to_owned(),
+            oid: c.type_oid,
+            typmod: c.type_modifier,
+            type_name: catalog.names[i].clone(),
+        };
+        let mut plan = if text_values {
+            ColumnPlan {
+                kind: TypePlan::builtin(oid::TEXT, -1, policies)
+                    .ok_or_else(|| Error::internal("no text decoder"))?,
+                column,
+                cast: Some("text"),
+                constraints: Default::default(),
+            }
+        } else {
+            let plan = ColumnPlan::plan(column, &catalog.types, policies, catalog.dims[i]);
+            if plan.cast.is_some() {
+                return Err(Error::usage(format!(
+                    "column {:?} of {} ({}): pgarrow has no decoder for its binary form (or a \
+                     policy asks for its text); stream text values instead",
+                    c.name,
+                    table.quoted(),
+                    plan.column.type_name
+                )));
+            }
+            plan
+        };
+        plan.constraints = catalog.constraints[i];
+        plans.push(plan);
+    }
+    Ok(plans)
+}
+
+/// Fails naming the publications that do not exist.
+async fn check_publications(conn: &mut Connection, names: &[String]) -> Result<()> {
+    let list = names
+        .iter()
+        .map(|n| quote_literal(n))
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows = conn
+        .simple_query(&format!(
+            "SELECT pubname FROM pg_catalog.pg_publication WHERE pubname IN ({list})"
+        ))
+        .await?;
+    let found: Vec<String> = rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    let missing: Vec<&String> = names.iter().filter(|n| !found.contains(n)).collect();
+    if !missing.is_empty() {
+        return Err(Error::usage(format!(
+            "no publication {missing:?} in this database (CREATE PUBLICATION name FOR TABLE \
+             ... or FOR ALL TABLES)"
+        )));
+    }
+    Ok(())
+}
+
+/// The slot's confirmed position, `None` when there is no such slot; a slot of another plugin
+/// or database is refused.
+async fn slot_position(conn: &mut Connection, slot: &str) -> Result<Option<Lsn>> {
+    let rows = conn
+        .simple_query(&format!(
+            "SELECT plugin, database = pg_catalog.current_database(), \
+             coalesce(confirmed_flush_lsn, '0/0')::text FROM pg_catalog.pg_replication_slots \
+             WHERE slot_name = {}",
+            quote_literal(slot)
+        ))
+        .await?;
+    let Some(row) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    match row.as_slice() {
+        [Some(plugin), _, _] if plugin != "pgoutput" => Err(Error::usage(format!(
+            "replication slot {slot:?} uses output plugin {plugin:?}; changes read pgoutput \
+             slots"
+        ))),
+        [_, Some(same), _] if same != "t" => Err(Error::usage(format!(
+            "replication slot {slot:?} belongs to another database"
+        ))),
+        [_, _, Some(lsn)] => Ok(Some(lsn.parse()?)),
+        _ => Err(Error::usage(format!(
+            "replication slot {slot:?} is not a logical slot"
+        ))),
+    }
+}
+
+/// Now, in microseconds since 2000-01-01 UTC.
+fn pg_now() -> i64 {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    unix - 946_684_800_000_000
+}

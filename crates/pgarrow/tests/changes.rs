@@ -1,0 +1,751 @@
+//! Changes as Arrow against a real server with `wal_level = logical`: every change of a table of
+//! many types, replayed onto nothing, equals the table as the export reads it; replica
+//! identities, unchanged TOASTed values, truncates, a schema change mid-stream, a large
+//! transaction; files that resume exactly after a roll cut short at every point; an export in a
+//! slot's snapshot plus the slot's changes equal the final table under a concurrent writer.
+
+#![allow(clippy::needless_range_loop)] // rows are walked by index across several columns
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, UInt64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use pgarrow::changes::{ChangeEvent, ChangeOptions, ChangeStream, ChangeTarget, ValueFormat};
+use pgarrow::{Client, ExportOptions, Source, Stop};
+
+/// One cluster for the binary, with `wal_level = logical` and a small decoding memory (the
+/// server spills a large transaction to disk before sending it).
+fn cluster() -> Option<&'static pgarrow_scratch::Cluster> {
+    static CLUSTER: OnceLock<pgarrow_scratch::Cluster> = OnceLock::new();
+    // Where PostgreSQL is missing and the run allows it, the shared cluster says SKIPPED.
+    pgarrow_testkit::Cluster::shared()?;
+    Some(CLUSTER.get_or_init(|| {
+        pgarrow_scratch::Cluster::builder()
+            .with_hba_lines(["host replication postgres 127.0.0.1/32 trust"])
+            .with_settings([
+                "wal_level = logical",
+                "logical_decoding_work_mem = '64kB'",
+                "max_replication_slots = 20",
+                "max_wal_senders = 20",
+            ])
+            .start()
+            .expect("a cluster with wal_level = logical")
+    }))
+}
+
+struct Db {
+    pg: &'static pgarrow_scratch::Cluster,
+    name: String,
+}
+
+impl Db {
+    fn new(prefix: &str, script: &str) -> Option<Db> {
+        let pg = cluster()?;
+        let name = pg.create_database(prefix).unwrap();
+        let db = Db { pg, name };
+        db.psql(script);
+        Some(db)
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        self.pg
+            .psql(&self.name, sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    fn url(&self) -> String {
+        self.pg.url(&self.name)
+    }
+
+    /// The table as the export reads it, one row per id.
+    async fn export(&self, table: &str) -> (arrow_schema::SchemaRef, Vec<RecordBatch>) {
+        let mut client = Client::connect(&self.url()).await.unwrap();
+        let mut export = client
+            .export(
+                Source::query(format!("SELECT * FROM {table} ORDER BY id")),
+                &ExportOptions::default(),
+            )
+            .await
+            .unwrap();
+        let schema = export.schema();
+        let mut batches = Vec::new();
+        while let Some(b) = export.next_batch().await.unwrap() {
+            batches.push(b);
+        }
+        (schema, batches)
+    }
+}
+
+/// Every event of a stream that ends once caught up.
+async fn stream_all(db: &Db, options: ChangeOptions) -> Vec<ChangeEvent> {
+    let mut stream = ChangeStream::start(db.url(), options).await.unwrap();
+    let mut events = Vec::new();
+    while let Some(e) = stream.next_event().await.unwrap() {
+        if let ChangeEvent::Checkpoint(lsn) = &e {
+            stream.confirm(*lsn).await.unwrap();
+        }
+        events.push(e);
+    }
+    stream.close().await.unwrap();
+    events
+}
+
+fn catch_up(slot: &str) -> ChangeOptions {
+    let mut o = ChangeOptions::new(slot, &["p"]);
+    o.catch_up = true;
+    o
+}
+
+/// The rows of `table` in `events`.
+fn rows_of<'a>(events: &'a [ChangeEvent], table: &str) -> Vec<&'a RecordBatch> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ChangeEvent::Rows(b) if b.table.name == table => Some(&b.batch),
+            _ => None,
+        })
+        .collect()
+}
+
+fn strs(a: &dyn Array) -> Vec<Option<String>> {
+    let f = arrow_cast::display::ArrayFormatter::try_new(a, &Default::default()).unwrap();
+    (0..a.len())
+        .map(|i| a.is_valid(i).then(|| f.value(i).to_string()))
+        .collect()
+}
+
+fn column<'a>(b: &'a RecordBatch, name: &str) -> &'a ArrayRef {
+    b.column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+}
+
+/// Replays changes in LSN order onto an empty table keyed by `id`: the last image of each live
+/// row, as (batch, index).
+fn replay(batches: &[&RecordBatch]) -> BTreeMap<i32, (usize, usize)> {
+    let mut live = BTreeMap::new();
+    let mut last_lsn = 0;
+    for (bi, b) in batches.iter().enumerate() {
+        let ops = column(b, "_op").as_string::<i32>();
+        let lsns = column(b, "_lsn").as_primitive::<UInt64Type>();
+        let ids = column(b, "id").as_primitive::<Int32Type>();
+        let old = column(b, "_old").as_struct();
+        let old_ids = old
+            .column_by_name("id")
+            .unwrap()
+            .as_primitive::<Int32Type>();
+        for i in 0..b.num_rows() {
+            assert!(lsns.value(i) >= last_lsn, "changes in LSN order");
+            last_lsn = lsns.value(i);
+            if old.is_valid(i) {
+                live.remove(&old_ids.value(i));
+            }
+            match ops.value(i) {
+                "insert" | "update" => {
+                    live.insert(ids.value(i), (bi, i));
+                }
+                "delete" => {
+                    live.remove(&ids.value(i));
+                }
+                "truncate" => live.clear(),
+                other => panic!("op {other}"),
+            }
+        }
+    }
+    live
+}
+
+/// The replayed rows equal the exported table, column by column, and the columns' types are
+/// the export's.
+fn assert_replay_equals(
+    batches: &[&RecordBatch],
+    schema: &arrow_schema::SchemaRef,
+    table: &[RecordBatch],
+) {
+    let live = replay(batches);
+    let first = batches.first().expect("changes");
+    for field in schema.fields() {
+        let ours = first
+            .schema()
+            .field_with_name(field.name())
+            .unwrap()
+            .clone();
+        assert_eq!(
+            ours.data_type(),
+            field.data_type(),
+            "column {}: the change's type is the export's",
+            field.name()
+        );
+    }
+    let mut exported_ids = Vec::new();
+    for b in table {
+        let ids = column(b, "id").as_primitive::<Int32Type>();
+        for i in 0..b.num_rows() {
+            let id = ids.value(i);
+            exported_ids.push(id);
+            let (bi, ci) = live[&id];
+            for field in schema.fields() {
+                let want = column(b, field.name()).slice(i, 1);
+                let got = column(batches[bi], field.name()).slice(ci, 1);
+                assert!(
+                    want.as_ref() == got.as_ref(),
+                    "row {id}, column {}: exported {:?}, changes {:?}",
+                    field.name(),
+                    strs(&want),
+                    strs(&got)
+                );
+            }
+        }
+    }
+    assert_eq!(
+        live.keys().copied().collect::<Vec<_>>(),
+        exported_ids,
+        "the same rows"
+    );
+}
+
+const TYPES: &str = "
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TYPE pair AS (a int, b text);
+CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+CREATE TABLE t (
+    id int PRIMARY KEY, i2 int2, i8 int8, f4 float4, f8 float8, n numeric(20,5), nu numeric,
+    b bool, tx text, vc varchar(10), bp char(3), by bytea, d date, tm time, ts timestamp,
+    tstz timestamptz, iv interval, u uuid, js json, jb jsonb, ia int4[], ta text[], m mood,
+    p pair, dom posint, r int4range, mon money, o oid, ch \"char\", nm name, x xml,
+    ia2 int8[][]
+);
+CREATE PUBLICATION p FOR TABLE t;
+SELECT pg_create_logical_replication_slot('s_types', 'pgoutput');
+";
+
+const TYPE_CHANGES: &str = "
+INSERT INTO t SELECT g, g::int2, g * 1000000000000, g / 3.0, g / 7.0, g * 1.23456, g ^ 30 / 7,
+    g % 2 = 0, 'text ' || g || ' é', 'v' || g, 'c' || (g % 10), decode(md5(g::text), 'hex'),
+    date '2000-01-01' + g, time '00:00:01' * g, timestamp '1999-12-31 23:59:59.5' + g * interval '1 hour',
+    timestamptz '2024-03-10 01:30:00+00' + g * interval '37 minutes', make_interval(g, g, 0, g, g, g, g / 10.0),
+    md5(g::text)::uuid, json_build_object('g', g, 'a', ARRAY[g, NULL]), jsonb_build_object('k', g, 'n', NULL),
+    ARRAY[g, NULL, -g], ARRAY['a' || g, NULL, ''], (ARRAY['sad', 'ok', 'happy'])[g % 3 + 1]::mood,
+    ROW(g, 'p' || g)::pair, g, int4range(g, g * 2), (g * 1.25)::numeric::money, g::oid, chr(65 + g % 26)::\"char\",
+    'name' || g, ('<a>' || g || '</a>')::xml, ARRAY[[g, g + 1], [NULL, 3]]
+  FROM generate_series(1, 60) g;
+INSERT INTO t (id) VALUES (100);
+INSERT INTO t (id, f4, f8, d, ts, n) VALUES (101, 'NaN', '-Infinity', '0001-01-01', '4713-11-24 00:00:00 BC', -0.00001);
+UPDATE t SET tx = 'updated ' || id, jb = jb || '{\"u\": true}', ia = ia || 7 WHERE id % 5 = 0;
+UPDATE t SET m = NULL, p = NULL, r = 'empty' WHERE id % 7 = 0;
+DELETE FROM t WHERE id % 11 = 0;
+UPDATE t SET id = id + 1000 WHERE id % 13 = 0;
+BEGIN; UPDATE t SET i2 = -1 WHERE id = 1; DELETE FROM t WHERE id = 2; INSERT INTO t (id, tx) VALUES (2, 'again'); COMMIT;
+";
+
+#[tokio::test]
+async fn every_type_through_inserts_updates_and_deletes_replays_to_the_exported_table() {
+    let Some(db) = Db::new("changes_types", TYPES) else {
+        return;
+    };
+    db.psql(TYPE_CHANGES);
+    let events = stream_all(&db, catch_up("s_types")).await;
+    let (schema, table) = db.export("t").await;
+    let rows = rows_of(&events, "t");
+    let total: usize = rows.iter().map(|b| b.num_rows()).sum();
+    // 63 inserts, 12 + 8 updates, 5 deletes, 4 key changes, 4 in the last transaction.
+    assert!(total > 80, "{total} changes");
+    assert_replay_equals(&rows, &schema, &table);
+    // Metadata: commit LSN and time are the transaction's, the same within it.
+    let last = rows.last().unwrap();
+    let n = last.num_rows();
+    let commit = column(last, "_commit_lsn").as_primitive::<UInt64Type>();
+    let xid = column(last, "_xid").as_primitive::<arrow_array::types::UInt32Type>();
+    assert_eq!(commit.value(n - 1), commit.value(n - 3));
+    assert_eq!(xid.value(n - 1), xid.value(n - 3));
+    assert_eq!(
+        strs(column(last, "_op").as_ref())[n - 3..],
+        [
+            Some("update".into()),
+            Some("delete".into()),
+            Some("insert".into())
+        ]
+    );
+    // The slot was told: a new stream has nothing more.
+    let again = stream_all(&db, catch_up("s_types")).await;
+    assert!(
+        rows_of(&again, "t").is_empty(),
+        "nothing is delivered twice"
+    );
+    let confirmed = db.psql(
+        "SELECT confirmed_flush_lsn >= (SELECT max(lsn) FROM (SELECT pg_current_wal_lsn() AS lsn) x) - 1000000 FROM pg_replication_slots WHERE slot_name = 's_types'",
+    );
+    assert_eq!(confirmed.trim(), "t");
+}
+
+#[tokio::test]
+async fn text_values_give_every_column_as_the_servers_text() {
+    let Some(db) = Db::new(
+        "changes_text",
+        "CREATE TABLE t (id int PRIMARY KEY, ip inet, tz timetz, bits varbit, n numeric);
+         CREATE PUBLICATION p FOR TABLE t;
+         SELECT pg_create_logical_replication_slot('s_text', 'pgoutput');",
+    ) else {
+        return;
+    };
+    db.psql(
+        "INSERT INTO t VALUES (1, '10.0.0.1/8', '12:34:56+05:30', B'1011', 1.50), (2, NULL, NULL, NULL, 'NaN');",
+    );
+    let mut options = catch_up("s_text");
+    options.values = ValueFormat::Text;
+    let events = stream_all(&db, options).await;
+    let rows = rows_of(&events, "t");
+    assert_eq!(rows.len(), 1);
+    let b = rows[0];
+    for name in ["id", "ip", "tz", "bits", "n"] {
+        let ours = strs(column(b, name).as_ref());
+        let server: Vec<Option<String>> = db
+            .psql(&format!(
+                "SELECT coalesce({name}::text, '<null>') FROM t ORDER BY id"
+            ))
+            .lines()
+            .map(|l| (l != "<null>").then(|| l.to_owned()))
+            .collect();
+        assert_eq!(ours, server, "column {name}");
+        assert_eq!(
+            column(b, name).data_type(),
+            &arrow_schema::DataType::Utf8,
+            "{name} is text"
+        );
+    }
+}
+
+#[tokio::test]
+async fn identities_unchanged_toast_and_truncate_are_marked() {
+    let Some(db) = Db::new(
+        "changes_identity",
+        "CREATE TABLE d (id int PRIMARY KEY, v text, big text);
+         CREATE TABLE f (id int, v text);
+         ALTER TABLE f REPLICA IDENTITY FULL;
+         CREATE TABLE i (id int NOT NULL, k int NOT NULL, v text);
+         CREATE UNIQUE INDEX i_k ON i (k);
+         ALTER TABLE i REPLICA IDENTITY USING INDEX i_k;
+         CREATE PUBLICATION p FOR TABLE d, f, i;
+         SELECT pg_create_logical_replication_slot('s_ident', 'pgoutput');",
+    ) else {
+        return;
+    };
+    db.psql(
+        "INSERT INTO d VALUES (1, 'a', (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 4000) g));
+         UPDATE d SET v = 'b' WHERE id = 1;
+         UPDATE d SET id = 2 WHERE id = 1;
+         DELETE FROM d WHERE id = 2;
+         INSERT INTO f VALUES (1, 'x');
+         UPDATE f SET v = 'y';
+         DELETE FROM f;
+         INSERT INTO i VALUES (1, 10, 'a');
+         UPDATE i SET k = 11, v = 'b';
+         DELETE FROM i;
+         TRUNCATE d, f;",
+    );
+    let events = stream_all(&db, catch_up("s_ident")).await;
+    let one = |t: &str| {
+        let rows = rows_of(&events, t);
+        arrow_select_concat(&rows)
+    };
+    let d = one("d");
+    assert_eq!(
+        strs(column(&d, "_op").as_ref()),
+        ["insert", "update", "update", "delete", "truncate"].map(|s| Some(s.to_owned()))
+    );
+    // The value update: `big` unchanged and TOASTed, so absent, and named.
+    let big = strs(column(&d, "big").as_ref());
+    assert_eq!(big[0].as_ref().map(String::len), Some(128_000));
+    assert_eq!(big[1], None);
+    let unchanged = column(&d, "_unchanged").as_list::<i32>();
+    assert!(unchanged.is_null(0));
+    assert_eq!(strs(unchanged.value(1).as_ref()), [Some("big".to_owned())]);
+    assert_eq!(strs(unchanged.value(2).as_ref()), [Some("big".to_owned())]);
+    // The key update carries the old key, and only the key.
+    let old = column(&d, "_old").as_struct();
+    assert!(old.is_null(0) && old.is_null(1) && old.is_valid(2));
+    assert_eq!(strs(old.column_by_name("id").unwrap())[2], Some("1".into()));
+    assert_eq!(strs(old.column_by_name("v").unwrap())[2], None);
+    // The delete by default identity: the key, the rest NULL.
+    assert_eq!(strs(column(&d, "id").as_ref())[3], Some("2".into()));
+    assert_eq!(strs(column(&d, "v").as_ref())[3], None);
+    assert_eq!(d.schema().metadata()["pgarrow.replica_identity"], "default");
+
+    // FULL: the whole old row on update, the whole row on delete.
+    let f = one("f");
+    let old = column(&f, "_old").as_struct();
+    assert!(old.is_valid(1));
+    assert_eq!(strs(old.column_by_name("v").unwrap())[1], Some("x".into()));
+    assert_eq!(strs(column(&f, "v").as_ref())[2], Some("y".into()));
+    assert_eq!(f.schema().metadata()["pgarrow.replica_identity"], "full");
+
+    // USING INDEX: the index's columns.
+    let i = one("i");
+    let old = column(&i, "_old").as_struct();
+    assert!(old.is_valid(1));
+    assert_eq!(strs(old.column_by_name("k").unwrap())[1], Some("10".into()));
+    assert_eq!(strs(old.column_by_name("id").unwrap())[1], None);
+    assert_eq!(strs(column(&i, "k").as_ref())[2], Some("11".into()));
+    assert_eq!(strs(column(&i, "id").as_ref())[2], None);
+}
+
+fn arrow_select_concat(batches: &[&RecordBatch]) -> RecordBatch {
+    let schema = batches[0].schema();
+    arrow_select::concat::concat_batches(&schema, batches.iter().copied()).unwrap()
+}
+
+#[tokio::test]
+async fn a_schema_change_mid_stream_starts_a_new_schema_announced() {
+    let Some(db) = Db::new(
+        "changes_ddl",
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         CREATE PUBLICATION p FOR TABLE t;
+         SELECT pg_create_logical_replication_slot('s_ddl', 'pgoutput');",
+    ) else {
+        return;
+    };
+    db.psql(
+        "INSERT INTO t VALUES (1, 'a');
+         ALTER TABLE t ADD COLUMN n numeric(10,2);
+         INSERT INTO t VALUES (2, 'b', 1.5);
+         ALTER TABLE t ALTER COLUMN v TYPE int USING length(v);
+         INSERT INTO t VALUES (3, 7, 2.25);",
+    );
+    let events = stream_all(&db, catch_up("s_ddl")).await;
+    let schemas: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            ChangeEvent::Schema(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(schemas.len(), 3, "{schemas:?}");
+    assert!(!schemas[0].changed && schemas[1].changed && schemas[2].changed);
+    let rows = rows_of(&events, "t");
+    assert_eq!(rows.len(), 3, "one batch per schema");
+    assert!(rows[0].schema().field_with_name("n").is_err());
+    assert_eq!(
+        rows[1].schema().field_with_name("n").unwrap().data_type(),
+        &arrow_schema::DataType::Decimal128(10, 2)
+    );
+    assert_eq!(
+        rows[2].schema().field_with_name("v").unwrap().data_type(),
+        &arrow_schema::DataType::Int32
+    );
+    assert_eq!(strs(column(rows[2], "v").as_ref()), [Some("7".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_large_transaction_comes_in_bounded_batches_then_one_checkpoint() {
+    let Some(db) = Db::new(
+        "changes_large",
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         CREATE PUBLICATION p FOR TABLE t;
+         SELECT pg_create_logical_replication_slot('s_large', 'pgoutput');",
+    ) else {
+        return;
+    };
+    db.psql("INSERT INTO t SELECT g, repeat('x', 50) FROM generate_series(1, 200000) g;");
+    let mut options = catch_up("s_large");
+    options.decode.batch_rows = 30_000;
+    let events = stream_all(&db, options).await;
+    let mut rows = 0;
+    let mut checkpoints = 0;
+    for e in &events {
+        match e {
+            ChangeEvent::Rows(b) => {
+                assert!(b.batch.num_rows() <= 30_000);
+                assert_eq!(checkpoints, 0, "rows after the checkpoint");
+                rows += b.batch.num_rows();
+            }
+            ChangeEvent::Checkpoint(_) => checkpoints += 1,
+            ChangeEvent::Schema(_) => {}
+        }
+    }
+    assert_eq!(rows, 200_000);
+    assert_eq!(checkpoints, 1);
+}
+
+#[tokio::test]
+async fn a_missing_slot_or_publication_is_named() {
+    let Some(db) = Db::new(
+        "changes_missing",
+        "CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION p FOR TABLE t;",
+    ) else {
+        return;
+    };
+    let e = ChangeStream::start(db.url(), catch_up("nope"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("\"nope\" does not exist"), "{e}");
+    let mut o = catch_up("nope");
+    o.publications = vec!["q".into()];
+    let e = ChangeStream::start(db.url(), o).await.unwrap_err();
+    assert!(e.to_string().contains("no publication [\"q\"]"), "{e}");
+    // Asked for, the slot is made, and the changes after it come.
+    let mut o = catch_up("made");
+    o.create_slot = true;
+    assert!(stream_all(&db, o.clone()).await.is_empty());
+    db.psql("INSERT INTO t VALUES (1)");
+    let events = stream_all(&db, catch_up("made")).await;
+    assert_eq!(rows_of(&events, "t").len(), 1);
+}
+
+/// Every (table, id, _op, _lsn) in the files the manifest lists, counting repeats.
+fn files_changes(dir: &std::path::Path) -> BTreeMap<(String, String, String, u64), usize> {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("_changes.json")).unwrap()).unwrap();
+    assert!(manifest["pending"].as_array().unwrap().is_empty());
+    let mut seen = BTreeMap::new();
+    for f in manifest["files"].as_array().unwrap() {
+        let path = dir.join(f["path"].as_str().unwrap());
+        let file = std::fs::File::open(&path).unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1024).unwrap();
+        for b in reader {
+            let b = b.unwrap();
+            let ids = strs(column(&b, "id").as_ref());
+            let ops = strs(column(&b, "_op").as_ref());
+            let lsns = column(&b, "_lsn").as_primitive::<UInt64Type>();
+            for i in 0..b.num_rows() {
+                *seen
+                    .entry((
+                        f["table"].as_str().unwrap().to_owned(),
+                        ids[i].clone().unwrap_or_default(),
+                        ops[i].clone().unwrap(),
+                        lsns.value(i),
+                    ))
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    seen
+}
+
+async fn to_dir(db: &Db, slot: &str, dir: &std::path::Path) -> pgarrow::changes::ChangesStats {
+    let mut target = ChangeTarget::dir(dir.to_path_buf(), pgarrow::sink::Format::Parquet);
+    target.roll_rows = 7;
+    pgarrow::changes::changes_to(db.url(), catch_up(slot), &target, Stop::new(), &mut |_| {})
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn files_resume_exactly_after_a_roll_cut_short_at_each_point() {
+    let Some(db) = Db::new(
+        "changes_resume",
+        "CREATE TABLE t (id int PRIMARY KEY, v int);
+         CREATE TABLE u (id int PRIMARY KEY);
+         CREATE PUBLICATION p FOR TABLE t, u;
+         SELECT pg_create_logical_replication_slot('r_a', 'pgoutput');
+         SELECT pg_create_logical_replication_slot('r_b', 'pgoutput');
+         SELECT pg_create_logical_replication_slot('r_c', 'pgoutput');",
+    ) else {
+        return;
+    };
+    // Slots a, b and c start at the same place: b and c are the slot of a run that died after
+    // writing and before confirming (c: before even listing its files).
+    for round in 0..5 {
+        db.psql(&format!(
+            "INSERT INTO t SELECT g, 0 FROM generate_series({0} * 10 + 1, {0} * 10 + 10) g;
+             UPDATE t SET v = v + 1 WHERE id % 3 = 0;
+             INSERT INTO u VALUES ({0});
+             DELETE FROM t WHERE id = {0} * 10 + 5;",
+            round
+        ));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("a");
+    let stats = to_dir(&db, "r_a", &full).await;
+    let expected = files_changes(&full);
+    assert_eq!(expected.values().max(), Some(&1));
+    assert_eq!(stats.rows as usize, expected.len());
+    assert!(stats.files > 4, "rolled: {stats:?}");
+    assert!(expected.len() > 70);
+
+    // Died after the manifest listed the files, before the slot heard: resume skips them.
+    let after_manifest = tmp.path().join("b");
+    copy_dir(&full, &after_manifest, "r_b");
+    db.psql("INSERT INTO t VALUES (1000, 1)");
+    let stats = to_dir(&db, "r_b", &after_manifest).await;
+    assert_eq!(stats.rows, 1, "only the new change: {stats:?}");
+    let mut want = expected.clone();
+    let new: Vec<_> = files_changes(&after_manifest)
+        .into_iter()
+        .filter(|(k, _)| !expected.contains_key(k))
+        .collect();
+    assert_eq!(new.len(), 1);
+    want.extend(new);
+    assert_eq!(files_changes(&after_manifest), want);
+
+    // Died after writing files still pending: they are removed and written again, once.
+    let pending = tmp.path().join("c");
+    copy_dir(&full, &pending, "r_c");
+    let m_path = pending.join("_changes.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&m_path).unwrap()).unwrap();
+    let files = m["files"].as_array_mut().unwrap();
+    // The rolls, in order: cut after the first half of them.
+    let mut rolls: Vec<String> = files
+        .iter()
+        .map(|f| f["checkpoint_lsn"].as_str().unwrap().to_owned())
+        .collect();
+    rolls.dedup();
+    assert!(rolls.len() >= 4, "{rolls:?}");
+    let keep = rolls.len() / 2;
+    let cut = files
+        .iter()
+        .position(|f| f["checkpoint_lsn"] == rolls[keep].as_str())
+        .unwrap();
+    let moved: Vec<serde_json::Value> = files.drain(cut..).collect();
+    m["pending"] = moved.iter().map(|f| f["path"].clone()).collect();
+    m["end_lsn"] = serde_json::Value::String(rolls[keep - 1].clone());
+    std::fs::write(&m_path, serde_json::to_vec(&m).unwrap()).unwrap();
+    to_dir(&db, "r_c", &pending).await;
+    assert_eq!(files_changes(&pending), want, "each change once");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path, slot: &str) {
+    for entry in walk(from) {
+        let rel = entry.strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &dest).unwrap();
+    }
+    let m = to.join("_changes.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+    v["slot"] = serde_json::Value::String(slot.to_owned());
+    std::fs::write(&m, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_export_in_the_slots_snapshot_plus_its_changes_equal_the_final_table() {
+    let Some(db) = Db::new(
+        "changes_handoff",
+        "CREATE TABLE t (id int PRIMARY KEY, v int, note text);
+         INSERT INTO t SELECT g, 0, 'start' FROM generate_series(1, 2000) g;
+         CREATE PUBLICATION p FOR TABLE t;",
+    ) else {
+        return;
+    };
+    // A writer runs before, during and after the export.
+    let stop_writer = Stop::new();
+    let writer = {
+        let url = db.url();
+        let stop = stop_writer.clone();
+        tokio::spawn(async move {
+            let config = pgarrow::IntoConfig::into_config(url.as_str()).unwrap();
+            let mut c = pgarrow::protocol::Connection::connect(&config)
+                .await
+                .unwrap();
+            let mut n = 0;
+            while !stop.is_stopped() {
+                n += 1;
+                c.simple_query(&format!(
+                    "BEGIN; UPDATE t SET v = v + 1, note = 'w{n}' WHERE id % 97 = {m};
+                     INSERT INTO t VALUES (10000 + {n}, {n}, 'new');
+                     DELETE FROM t WHERE id = {d}; COMMIT;",
+                    m = n % 97,
+                    d = n * 7 % 2000 + 1
+                ))
+                .await
+                .unwrap();
+            }
+            n
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("t.parquet");
+    let (_, slot) = pgarrow::slot::export_in_new_slot(
+        db.url(),
+        "hand",
+        "pgoutput",
+        Source::table("t").unwrap(),
+        &ExportOptions::default(),
+        &pgarrow::partition::PartitionOptions::new(1),
+        &pgarrow::incremental::RunTarget::File(pgarrow::FileTarget::new(
+            pgarrow::sink::Format::Parquet,
+            pgarrow::sink::Output::File(file.clone()),
+        )),
+        pgarrow::Hooks::new(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop_writer.stop();
+    let writes = writer.await.unwrap();
+    assert!(writes > 3, "the writer ran: {writes}");
+    assert!(!slot.consistent_point.is_empty());
+
+    let events = stream_all(&db, catch_up("hand")).await;
+    let changes = rows_of(&events, "t");
+    // The export's rows, as inserts before every change.
+    let f = std::fs::File::open(&file).unwrap();
+    let exported: Vec<RecordBatch> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(f, 4096)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let mut live: BTreeMap<i32, (i32, String)> = BTreeMap::new();
+    for b in &exported {
+        let ids = column(b, "id").as_primitive::<Int32Type>();
+        let vs = column(b, "v").as_primitive::<Int32Type>();
+        let notes = strs(column(b, "note").as_ref());
+        for i in 0..b.num_rows() {
+            live.insert(ids.value(i), (vs.value(i), notes[i].clone().unwrap()));
+        }
+    }
+    for b in &changes {
+        let ids = column(b, "id").as_primitive::<Int32Type>();
+        let vs = column(b, "v").as_primitive::<Int32Type>();
+        let notes = strs(column(b, "note").as_ref());
+        let ops = strs(column(b, "_op").as_ref());
+        for i in 0..b.num_rows() {
+            match ops[i].as_deref() {
+                Some("delete") => {
+                    assert!(
+                        live.remove(&ids.value(i)).is_some(),
+                        "deleted {}",
+                        ids.value(i)
+                    );
+                }
+                Some("insert") => {
+                    let prev = live.insert(ids.value(i), (vs.value(i), notes[i].clone().unwrap()));
+                    assert!(prev.is_none(), "inserted twice: {}", ids.value(i));
+                }
+                _ => {
+                    let prev = live.insert(ids.value(i), (vs.value(i), notes[i].clone().unwrap()));
+                    assert!(prev.is_some(), "updated a row not there: {}", ids.value(i));
+                }
+            }
+        }
+    }
+    let table: BTreeMap<i32, (i32, String)> = db
+        .psql("SELECT id || '|' || v || '|' || note FROM t")
+        .lines()
+        .map(|l| {
+            let mut p = l.split('|');
+            let id = p.next().unwrap().parse().unwrap();
+            let v = p.next().unwrap().parse().unwrap();
+            (id, (v, p.next().unwrap().to_owned()))
+        })
+        .collect();
+    assert_eq!(live.len(), table.len());
+    assert!(live == table, "export + changes == the final table");
+}
