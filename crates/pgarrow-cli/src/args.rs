@@ -71,6 +71,11 @@ pub(crate) enum Command {
     /// Copy a table or query from one PostgreSQL into a table of another (or the same), in
     /// one transaction on the target: binary COPY out, Arrow, binary COPY in, pipelined.
     Copy(CopyArgs),
+    /// Stream a logical replication slot's changes (pgoutput) into Parquet or Arrow IPC files,
+    /// one file set per table named by LSN range, with a manifest; or to stdout as Arrow IPC.
+    /// The slot advances only once the files are durable; a rerun resumes exactly.
+    #[command(after_help = [CHANGES_EXAMPLES, "\n\n", CONNECTION_HELP].concat())]
+    Changes(ChangesArgs),
     /// Start a scratch PostgreSQL, load a 1M-row lineitem table and export it to Parquet.
     Demo(DemoArgs),
     /// Print a completion script for a shell: bash, zsh, fish, elvish or powershell
@@ -603,4 +608,61 @@ pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
     }
+}
+
+const CHANGES_EXAMPLES: &str = "\
+Examples:
+  # Once: a publication, and the table as of the slot's start (the slot is made there)
+  psql -c 'CREATE PUBLICATION orders_pub FOR TABLE orders'
+  pgarrow export --table orders --replication-slot orders_slot --create-slot -o orders.parquet
+  # Then the changes since, into one file set per table, until Ctrl-C (at a transaction end)
+  pgarrow changes --slot orders_slot --publication orders_pub -o changes/
+  # Or as a daily job: what was committed up to now, then exit
+  pgarrow changes --slot orders_slot --publication orders_pub --catch-up -o s3://bucket/changes/";
+
+#[derive(Args, Debug)]
+pub(crate) struct ChangesArgs {
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+    /// The logical replication slot (plugin pgoutput), as `pgarrow export --replication-slot
+    /// NAME --create-slot` makes it.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) slot: String,
+    /// A publication whose tables' changes are read (repeatable).
+    #[arg(long, required = true, value_name = "NAME")]
+    pub(crate) publication: Vec<String>,
+    /// Create the slot if it does not exist (changes then start now; `pgarrow export
+    /// --replication-slot` also exports the table as of the slot's start).
+    #[arg(long)]
+    pub(crate) create_slot: bool,
+    /// A directory or object-store prefix for the file sets and `_changes.json`; - writes one
+    /// Arrow IPC stream per run of a table's batches to standard output.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub(crate) output: String,
+    /// The files' format: parquet or arrow (IPC file).
+    #[arg(long = "to", default_value = "parquet", value_name = "FORMAT", value_parser = ["parquet", "arrow"])]
+    pub(crate) format: String,
+    /// End once every change committed before the start is written (a batch job), instead of
+    /// streaming until Ctrl-C or SIGTERM.
+    #[arg(long)]
+    pub(crate) catch_up: bool,
+    /// How values are asked of the server: auto (binary on PostgreSQL 14+, unless a published
+    /// column has no binary decoder), binary, or text (every column text).
+    #[arg(long, default_value = "auto", value_name = "FORMAT", value_parser = ["auto", "binary", "text"])]
+    pub(crate) values: String,
+    /// Roll the files (write them, then confirm to the slot) at the first transaction end
+    /// after this many rows.
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    pub(crate) roll_rows: u64,
+    /// ... or once this many bytes are buffered (inside a large transaction too).
+    #[arg(long, default_value_t = 128 << 20, value_name = "BYTES", value_parser = at_least_one)]
+    pub(crate) roll_bytes: usize,
+    /// ... or at the first transaction end this many seconds after the last roll.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    pub(crate) roll_seconds: f64,
+    #[command(flatten)]
+    pub(crate) storage: StorageArgs,
+    /// No progress lines and no summary.
+    #[arg(long)]
+    pub(crate) quiet: bool,
 }

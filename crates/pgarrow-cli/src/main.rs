@@ -1,6 +1,7 @@
 //! `pgarrow`: export PostgreSQL queries and tables to Parquet and Arrow.
 
 mod args;
+mod changes;
 mod conn;
 mod copy;
 mod errors;
@@ -93,6 +94,7 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
         Command::Copy(args) => args.load.quiet,
         Command::Plan(args) => args.quiet,
         Command::Demo(args) => args.output.quiet,
+        Command::Changes(args) => args.quiet,
         _ => false,
     });
     match cli.command {
@@ -227,6 +229,10 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
         Command::Copy(args) => {
             session.interrupted = errors::NOTHING_LOADED;
             copy::copy(&session.stop, &args)
+        }
+        Command::Changes(args) => {
+            let config = conn::config(&args.conn, None)?;
+            changes::changes(&rt, session, &config, &args)
         }
         Command::Demo(args) => demo(&rt, session, args),
         Command::Completions { shell } => {

@@ -276,8 +276,8 @@ impl ChangeStream {
             None => {
                 return Err(Error::usage(format!(
                     "replication slot {:?} does not exist: create it with pgarrow export \
-                     --slot (which also exports the table as of the slot's start), or ask \
-                     for it to be created here (--create-slot)",
+                     --replication-slot NAME --create-slot (which also exports the table as of the slot's start), or ask for it \
+                     to be created here (--create-slot)",
                     options.slot
                 )));
             }

@@ -316,6 +316,13 @@ async fn to_dir(
                 for f in &mut written {
                     f.checkpoint_lsn = lsn.to_string();
                 }
+                if !written.is_empty() {
+                    let rows: u64 = written.iter().map(|f| f.rows).sum();
+                    notify(&format!(
+                        "wrote {} file(s), {rows} changed rows, up to {lsn}",
+                        written.len()
+                    ));
+                }
                 manifest.files.append(&mut written);
                 manifest.pending.clear();
                 manifest.end_lsn = lsn.to_string();
