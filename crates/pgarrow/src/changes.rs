@@ -191,6 +191,8 @@ pub struct ChangeStream {
     rows: u64,
     /// A checkpoint asked for at the next transaction boundary.
     checkpoint_asked: bool,
+    /// Why values come as text when binary was possible.
+    text_reason: Option<String>,
 }
 
 impl std::fmt::Debug for ChangeStream {
@@ -247,6 +249,19 @@ impl ChangeStream {
             ValueFormat::Binary => false,
         };
         check_publications(&mut catalog, &options.publications).await?;
+        // Auto: binary unless a published column has no binary decoder (the export casts such
+        // a type to text on the server, which a replication stream cannot do).
+        let mut text_reason = None;
+        if options.values == ValueFormat::Auto && !text_values {
+            let textual = text_only_columns(&mut catalog, &options).await?;
+            if !textual.is_empty() {
+                text_reason = Some(format!(
+                    "values come as text: pgarrow has no binary decoder for {}",
+                    textual.join(", ")
+                ));
+            }
+        }
+        let text_values = text_values || text_reason.is_some();
         let slot = slot_position(&mut catalog, &options.slot).await?;
         let mut repl_config: Config = config.clone();
         repl_config.replication = true;
@@ -343,6 +358,7 @@ impl ChangeStream {
             started_at: resume,
             rows: 0,
             checkpoint_asked: false,
+            text_reason,
             options,
         })
     }
@@ -355,6 +371,12 @@ impl ChangeStream {
     /// Whether values arrive as text (every column text) rather than binary.
     pub fn text_values(&self) -> bool {
         self.text_values
+    }
+
+    /// Why values come as text on a server that could send binary ([`ValueFormat::Auto`] and
+    /// a published column without a binary decoder), naming the columns.
+    pub fn text_reason(&self) -> Option<&str> {
+        self.text_reason.as_deref()
     }
 
     /// The position confirmed last.
@@ -803,6 +825,80 @@ async fn plan_relation(
         plans.push(plan);
     }
     Ok(plans)
+}
+
+/// The published columns (`table.column (type)`) that binary values cannot give: no binary
+/// decoder for their type, or a policy that asks for their text.
+async fn text_only_columns(conn: &mut Connection, options: &ChangeOptions) -> Result<Vec<String>> {
+    let pubs = options
+        .publications
+        .iter()
+        .map(|p| quote_literal(p))
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows = conn
+        .simple_query(&format!(
+            "SELECT DISTINCT c.oid::text, n.nspname, c.relname, a.attname, a.attnum::text, \
+             a.atttypid::text, a.atttypmod::text \
+             FROM pg_catalog.pg_publication_tables pt \
+             JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname \
+             JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 \
+               AND NOT a.attisdropped \
+             WHERE pt.pubname IN ({pubs}) ORDER BY 1, 5"
+        ))
+        .await?;
+    let mut fields = Vec::with_capacity(rows.len());
+    let mut names = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let [
+            Some(rel),
+            Some(schema),
+            Some(table),
+            Some(att),
+            Some(num),
+            Some(ty),
+            Some(typmod),
+        ] = row.as_slice()
+        else {
+            return Err(Error::unexpected(
+                "a published column without its catalog entry",
+            ));
+        };
+        let bad = || Error::unexpected(format!("a catalog row that does not parse: {row:?}"));
+        fields.push(FieldDescription {
+            name: att.clone(),
+            table_oid: rel.parse().map_err(|_| bad())?,
+            column_id: num.parse().map_err(|_| bad())?,
+            type_oid: ty.parse().map_err(|_| bad())?,
+            type_modifier: typmod.parse().map_err(|_| bad())?,
+            type_size: 0,
+        });
+        names.push(format!("{}.{}", quote_ident(schema), quote_ident(table)));
+    }
+    if fields.is_empty() {
+        return Ok(Vec::new());
+    }
+    let catalog = crate::catalog::lookup(conn, &fields, None).await?;
+    let mut out = Vec::new();
+    for (i, f) in fields.iter().enumerate() {
+        let column = PgColumn {
+            name: f.name.clone(),
+            oid: f.type_oid,
+            typmod: f.type_modifier,
+            type_name: catalog.names[i].clone(),
+        };
+        let plan = ColumnPlan::plan(column, &catalog.types, &options.policies, catalog.dims[i]);
+        if plan.cast.is_some() {
+            out.push(format!(
+                "{}.{} ({})",
+                names[i],
+                quote_ident(&f.name),
+                plan.column.type_name
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Fails naming the publications that do not exist.

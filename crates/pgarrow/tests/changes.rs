@@ -286,13 +286,43 @@ async fn text_values_give_every_column_as_the_servers_text() {
         "changes_text",
         "CREATE TABLE t (id int PRIMARY KEY, ip inet, tz timetz, bits varbit, n numeric);
          CREATE PUBLICATION p FOR TABLE t;
-         SELECT pg_create_logical_replication_slot('s_text', 'pgoutput');",
+         SELECT pg_create_logical_replication_slot('s_text', 'pgoutput');
+         SELECT pg_create_logical_replication_slot('s_text_bin', 'pgoutput');",
     ) else {
         return;
     };
     db.psql(
         "INSERT INTO t VALUES (1, '10.0.0.1/8', '12:34:56+05:30', B'1011', 1.50), (2, NULL, NULL, NULL, 'NaN');",
     );
+    // Asked for binary, the column without a binary decoder is refused by name.
+    let mut options = catch_up("s_text_bin");
+    options.values = ValueFormat::Binary;
+    let mut stream = ChangeStream::start(db.url(), options).await.unwrap();
+    let e = loop {
+        match stream.next_event().await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the inet column was taken as binary"),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        e.to_string().contains("\"ip\"") && e.to_string().contains("text values"),
+        "{e}"
+    );
+    // Auto (binary where the server has it) takes text for the whole stream, and says why.
+    let auto = ChangeStream::start(db.url(), catch_up("s_text"))
+        .await
+        .unwrap();
+    assert!(auto.text_values());
+    if db.pg.server_version_num() >= 140_000 {
+        let reason = auto.text_reason().unwrap().to_owned();
+        assert!(
+            reason.contains("\"public\".\"t\".\"ip\" (inet)"),
+            "{reason}"
+        );
+        assert!(!reason.contains("\"n\""), "{reason}");
+    }
+    auto.close().await.unwrap();
     let mut options = catch_up("s_text");
     options.values = ValueFormat::Text;
     let events = stream_all(&db, options).await;

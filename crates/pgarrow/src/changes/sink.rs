@@ -162,6 +162,9 @@ pub async fn changes_to(
     options.flush_rows = target.roll_rows;
     options.flush_interval = target.roll_interval;
     let mut stream = ChangeStream::start_with_stop(config, options, stop).await?;
+    if let Some(reason) = stream.text_reason() {
+        notify(reason);
+    }
     let mut stats = ChangesStats {
         start_lsn: stream.started_at().to_string(),
         end_lsn: stream.started_at().to_string(),
