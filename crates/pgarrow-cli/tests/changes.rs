@@ -11,18 +11,6 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, UInt64Type};
 use common::*;
 
-fn logical_cluster() -> Option<pgarrow_scratch::Cluster> {
-    // Where PostgreSQL is missing and the run allows it, the shared cluster says SKIPPED.
-    pgarrow_testkit::Cluster::shared()?;
-    Some(
-        pgarrow_scratch::Cluster::builder()
-            .with_hba_lines(["host replication postgres 127.0.0.1/32 trust"])
-            .with_settings(["wal_level = logical"])
-            .start()
-            .expect("a cluster with wal_level = logical"),
-    )
-}
-
 /// Each (id, _op, _lsn) of the files `dir`'s manifest lists, with how often it is there; and
 /// that nothing is left pending.
 fn listed(dir: &std::path::Path) -> BTreeMap<(i32, String, u64), usize> {
@@ -49,7 +37,7 @@ fn listed(dir: &std::path::Path) -> BTreeMap<(i32, String, u64), usize> {
 
 #[test]
 fn killed_and_restarted_under_a_writer_every_change_is_written_once() {
-    let Some(pg) = logical_cluster() else {
+    let Some(pg) = pgarrow_testkit::logical_cluster(&[]) else {
         return;
     };
     let db = pg.create_database("changes").unwrap();
@@ -151,7 +139,7 @@ fn killed_and_restarted_under_a_writer_every_change_is_written_once() {
 
 #[test]
 fn changes_to_stdout_are_arrow_ipc_streams_and_bad_arguments_are_named() {
-    let Some(pg) = logical_cluster() else {
+    let Some(pg) = pgarrow_testkit::logical_cluster(&[]) else {
         return;
     };
     let db = pg.create_database("changes_stdout").unwrap();

@@ -10,19 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use common::*;
 
-/// A cluster of its own with `wal_level = logical`, admitting replication connections of
-/// `postgres` over TCP.
-fn logical_cluster() -> Option<pgarrow_scratch::Cluster> {
-    // Where PostgreSQL is missing and the run allows it, the shared cluster says SKIPPED.
-    pgarrow_testkit::Cluster::shared()?;
-    let cluster = pgarrow_scratch::Cluster::builder()
-        .with_hba_lines(["host replication postgres 127.0.0.1/32 trust"])
-        .with_settings(["wal_level = logical"])
-        .start()
-        .expect("a cluster with wal_level = logical");
-    Some(cluster)
-}
-
 /// Each `(id, v)` of the Parquet files of `dir`.
 fn dir_rows(dir: &std::path::Path) -> BTreeMap<i32, i32> {
     let mut rows = BTreeMap::new();
@@ -56,7 +43,7 @@ fn field(line: &str, name: &str) -> i32 {
 
 #[test]
 fn export_then_the_slots_changes_is_the_final_table() {
-    let Some(pg) = logical_cluster() else {
+    let Some(pg) = pgarrow_testkit::logical_cluster(&[]) else {
         return;
     };
     let db = pg.create_database("slot").unwrap();

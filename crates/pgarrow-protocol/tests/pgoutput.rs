@@ -13,19 +13,10 @@ use pgarrow_protocol::{Config, Connection};
 /// transaction of a few thousand rows is streamed; commits flushed at once (the SQL functions
 /// decode up to the flushed WAL, and scratch clusters commit asynchronously).
 fn logical_cluster() -> Option<pgarrow_scratch::Cluster> {
-    // Where PostgreSQL is missing and the run allows it, the shared cluster says SKIPPED.
-    pgarrow_testkit::Cluster::shared()?;
-    Some(
-        pgarrow_scratch::Cluster::builder()
-            .with_hba_lines(["host replication postgres 127.0.0.1/32 trust"])
-            .with_settings([
-                "wal_level = logical",
-                "logical_decoding_work_mem = '64kB'",
-                "synchronous_commit = on",
-            ])
-            .start()
-            .expect("a cluster with wal_level = logical"),
-    )
+    pgarrow_testkit::logical_cluster(&[
+        "logical_decoding_work_mem = '64kB'",
+        "synchronous_commit = on",
+    ])
 }
 
 fn unhex(s: &str) -> Vec<u8> {

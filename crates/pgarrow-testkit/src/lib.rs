@@ -216,6 +216,25 @@ fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// A cluster of its own with `wal_level = logical`, admitting replication connections of
+/// `postgres` over TCP, with `settings` added to `postgresql.conf`; `None` (the shared
+/// cluster printed SKIPPED) where PostgreSQL is missing and the run allows skipping.
+///
+/// # Panics
+/// The cluster does not start.
+pub fn logical_cluster(settings: &[&str]) -> Option<pgarrow_scratch::Cluster> {
+    Cluster::shared()?;
+    let mut lines = vec!["wal_level = logical".to_owned()];
+    lines.extend(settings.iter().map(|s| (*s).to_owned()));
+    Some(
+        pgarrow_scratch::Cluster::builder()
+            .with_hba_lines(["host replication postgres 127.0.0.1/32 trust"])
+            .with_settings(lines)
+            .start()
+            .expect("a cluster with wal_level = logical"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

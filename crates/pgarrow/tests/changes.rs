@@ -19,21 +19,16 @@ use pgarrow::{Client, ExportOptions, Source, Stop};
 /// One cluster for the binary, with `wal_level = logical` and a small decoding memory (the
 /// server spills a large transaction to disk before sending it).
 fn cluster() -> Option<&'static pgarrow_scratch::Cluster> {
-    static CLUSTER: OnceLock<pgarrow_scratch::Cluster> = OnceLock::new();
-    // Where PostgreSQL is missing and the run allows it, the shared cluster says SKIPPED.
-    pgarrow_testkit::Cluster::shared()?;
-    Some(CLUSTER.get_or_init(|| {
-        pgarrow_scratch::Cluster::builder()
-            .with_hba_lines(["host replication postgres 127.0.0.1/32 trust"])
-            .with_settings([
-                "wal_level = logical",
+    static CLUSTER: OnceLock<Option<pgarrow_scratch::Cluster>> = OnceLock::new();
+    CLUSTER
+        .get_or_init(|| {
+            pgarrow_testkit::logical_cluster(&[
                 "logical_decoding_work_mem = '64kB'",
                 "max_replication_slots = 20",
                 "max_wal_senders = 20",
             ])
-            .start()
-            .expect("a cluster with wal_level = logical")
-    }))
+        })
+        .as_ref()
 }
 
 struct Db {
