@@ -60,6 +60,10 @@ bench-adbc rows="2000000" reps="3": bench-setup bench-build
 bench-incremental rows="6000000" reps="3": bench-setup bench-build
     python3 benches/incremental.py --rows {{rows}} --reps {{reps}}
 
+# `pgarrow changes` against pg_recvlogical: every row of lineitem updated, streamed to Parquet.
+bench-changes rows="1000000" reps="3": bench-build
+    python3 benches/changes.py --rows {{rows}} --reps {{reps}}
+
 # Peak RSS of long Parquet exports (lineitem of `base` rows repeated up to `rows`).
 bench-memory rows="50000000" base="2000000": bench-build
     python3 benches/e2e.py --memory --memory-rows {{rows}} --rows {{base}}

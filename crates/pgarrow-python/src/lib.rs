@@ -375,6 +375,172 @@ impl PyExport {
     }
 }
 
+/// A slot's changes as they come (made by `pgarrow._pgarrow.Changes(...)`): `next_event`
+/// waits with the GIL released and returns `("rows", table, batch)`, `("schema", table,
+/// lsn)` (the LSN where its columns changed, None for a table's first schema) or
+/// `("checkpoint", lsn, None)`; `confirm(lsn)` tells the slot a checkpoint is
+/// durable.
+#[pyclass(module = "pgarrow._pgarrow", name = "Changes")]
+struct PyChanges {
+    interrupt: Interrupt,
+    runtime: tokio::runtime::Runtime,
+    /// `None` once closed or ended.
+    stream: Mutex<Option<pgarrow::changes::ChangeStream>>,
+}
+
+#[pymethods]
+impl PyChanges {
+    /// Connects and starts streaming the slot's changes for `publications`.
+    #[new]
+    #[pyo3(signature = (conninfo, slot, publications, create_slot=false, catch_up=false, values="auto", start=None, batch_rows=None, flush_interval=1.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        conninfo: Option<&str>,
+        slot: &str,
+        publications: Vec<String>,
+        create_slot: bool,
+        catch_up: bool,
+        values: &str,
+        start: Option<&str>,
+        batch_rows: Option<usize>,
+        flush_interval: f64,
+    ) -> PyResult<Self> {
+        use pgarrow::changes::{ChangeOptions, ChangeStream, ValueFormat};
+        let config = config(conninfo, None)?;
+        let names: Vec<&str> = publications.iter().map(String::as_str).collect();
+        let mut options = ChangeOptions::new(slot, &names);
+        options.create_slot = create_slot;
+        options.catch_up = catch_up;
+        options.values = match values {
+            "auto" => ValueFormat::Auto,
+            "binary" => ValueFormat::Binary,
+            "text" => ValueFormat::Text,
+            other => {
+                return Err(usage_error(
+                    py,
+                    format!("values={other:?}: auto, binary or text"),
+                ));
+            }
+        };
+        if let Some(start) = start {
+            options.start = Some(start.parse().map_err(|e: pgarrow::protocol::Error| {
+                usage_error(py, format!("start={start:?}: {e}"))
+            })?);
+        }
+        if let Some(rows) = batch_rows {
+            options.decode.batch_rows = rows.max(1);
+        }
+        if !(flush_interval.is_finite() && flush_interval >= 0.0) {
+            return Err(usage_error(
+                py,
+                "flush_interval is a number of seconds, 0 or more",
+            ));
+        }
+        options.flush_interval = Duration::from_secs_f64(flush_interval);
+        let runtime = blocking::runtime().map_err(|e| py_err(py, &e))?;
+        let interrupt = Interrupt::new();
+        let stream = interrupt.run(py, |stop| {
+            blocking::block_on(&runtime, stop, ChangeStream::start(config, options))
+        })?;
+        Ok(PyChanges {
+            interrupt,
+            runtime,
+            stream: Mutex::new(Some(stream)),
+        })
+    }
+
+    /// The next event, or None once the stream ended (caught up, or the server ended it).
+    fn next_event<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        use pgarrow::changes::ChangeEvent;
+        let mut guard = self.stream.lock().expect("not poisoned");
+        let Some(stream) = guard.as_mut() else {
+            return Ok(None);
+        };
+        let runtime = &self.runtime;
+        let next = self.interrupt.run(py, |stop| {
+            blocking::block_on(runtime, stop, stream.next_event())
+        });
+        let event = match next {
+            Ok(Some(e)) => e,
+            // Ended, but kept until closed: its last checkpoint may still be confirmed.
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                // An error or Ctrl-C mid-read: the stream cannot go on (what was not confirmed
+                // comes again next time).
+                *guard = None;
+                return Err(e);
+            }
+        };
+        let tuple = match event {
+            ChangeEvent::Rows(b) => (
+                "rows",
+                b.table.quoted(),
+                Py::new(
+                    py,
+                    PyBatch {
+                        batch: Mutex::new(Some(b.batch)),
+                    },
+                )?
+                .into_any(),
+            ),
+            // A changed schema carries where it changed; a table's first one, None.
+            ChangeEvent::Schema(s) => (
+                "schema",
+                s.table.quoted(),
+                match s.changed {
+                    true => s.lsn.to_string().into_pyobject(py)?.into_any().unbind(),
+                    false => py.None(),
+                },
+            ),
+            ChangeEvent::Checkpoint(lsn) => ("checkpoint", lsn.to_string(), py.None()),
+        };
+        PyTuple::new(
+            py,
+            [
+                tuple.0.into_pyobject(py)?.into_any(),
+                tuple.1.into_pyobject(py)?.into_any(),
+                tuple.2.into_bound(py),
+            ],
+        )
+        .map(Some)
+    }
+
+    /// Tells the slot that every change up to checkpoint `lsn` is durable.
+    fn confirm(&self, py: Python<'_>, lsn: &str) -> PyResult<()> {
+        let lsn: pgarrow::protocol::replication::Lsn = lsn
+            .parse()
+            .map_err(|e: pgarrow::protocol::Error| usage_error(py, e.to_string()))?;
+        let mut guard = self.stream.lock().expect("not poisoned");
+        let Some(stream) = guard.as_mut() else {
+            return Err(usage_error(py, "the change stream is closed"));
+        };
+        let runtime = &self.runtime;
+        self.interrupt.run(py, |stop| {
+            blocking::block_on(runtime, stop, stream.confirm(lsn))
+        })
+    }
+
+    /// Why values come as text where binary was possible, or None.
+    fn text_reason(&self) -> Option<String> {
+        let guard = self.stream.lock().expect("not poisoned");
+        guard
+            .as_ref()
+            .and_then(|s| s.text_reason().map(str::to_owned))
+    }
+
+    /// Ends the stream (the slot keeps the position confirmed last).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let stream = self.stream.lock().expect("not poisoned").take();
+        match stream {
+            Some(stream) => py
+                .detach(|| self.runtime.block_on(stream.close()))
+                .map_err(|e| py_err(py, &e)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// One record batch, handed to Python through the Arrow C data interface.
 #[pyclass(module = "pgarrow._pgarrow", name = "Batch")]
 struct PyBatch {
@@ -397,8 +563,12 @@ impl PyBatch {
             .expect("not poisoned")
             .take()
             .ok_or_else(|| Error::new_err("this batch was already consumed"))?;
+        // The schema of the batch itself, not of its struct array: so that its metadata
+        // (the table of a change batch, the source's types) crosses too.
+        let schema = FFI_ArrowSchema::try_from(batch.schema().as_ref())
+            .map_err(|e| Error::new_err(format!("exporting a batch's schema: {e}")))?;
         let data = StructArray::from(batch).into_data();
-        let (array, schema) =
+        let (array, _) =
             to_ffi(&data).map_err(|e| Error::new_err(format!("exporting a batch: {e}")))?;
         let schema = capsule(py, schema, c"arrow_schema")?;
         let array = capsule(py, array, c"arrow_array")?;
@@ -1105,6 +1275,7 @@ fn _pgarrow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyHolder>()?;
     m.add_function(wrap_pyfunction!(plan_schema, m)?)?;
     m.add_function(wrap_pyfunction!(schema, m)?)?;
+    m.add_class::<PyChanges>()?;
     m.add_function(wrap_pyfunction!(export_file, m)?)?;
     m.add_function(wrap_pyfunction!(export_dir, m)?)?;
     m.add_function(wrap_pyfunction!(export_incremental, m)?)?;

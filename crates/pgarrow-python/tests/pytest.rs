@@ -55,11 +55,17 @@ fn pytest_suite() {
         return;
     };
     let db = pg.create_database("pytest").expect("a database for pytest");
+    // Changes need wal_level = logical and replication connections: a cluster of their own.
+    let logical = pgarrow_testkit::logical_cluster(&[]).expect("the shared cluster started");
+    let logical_db = logical
+        .create_database("pytest_changes")
+        .expect("a database for the changes tests");
     let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     let status = Command::new("python3")
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"])
         .arg(&tests)
         .env("PGARROW_TEST_URL", pg.url(&db))
+        .env("PGARROW_TEST_LOGICAL_URL", logical.url(&logical_db))
         .env("PGARROW_BIN", pgarrow_bin())
         .env("PGARROW_ADBC_LIB", adbc_library())
         .status()

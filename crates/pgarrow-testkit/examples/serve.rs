@@ -8,7 +8,9 @@
 //! - `--lineitem N`: table `lineitem` with N rows (`pgarrow_testkit::fixtures::lineitem_sql`);
 //! - `--wide N`: table `wide` with N rows, the mixed-type table of `testdata/copy/wide.sql`
 //!   (about 10% NULLs in each nullable column) at another size;
-//! - `--db NAME`: the database name prefix (default `bench`).
+//! - `--db NAME`: the database name prefix (default `bench`);
+//! - `--logical`: `wal_level = logical` and replication connections of the superuser over TCP
+//!   (for `benches/changes.py`).
 //!
 //! Both tables are deterministic, and are vacuumed (frozen) and analysed after loading, so the
 //! first read sets no hint bits. Standard output gets one `key=value` line each for `url`
@@ -31,6 +33,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut lineitem: u64 = 0;
     let mut wide: u64 = 0;
     let mut db_prefix = "bench".to_owned();
+    let mut logical = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -38,8 +41,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             "--lineitem" => lineitem = value()?.replace('_', "").parse()?,
             "--wide" => wide = value()?.replace('_', "").parse()?,
             "--db" => db_prefix = value()?,
+            "--logical" => logical = true,
             "-h" | "--help" => {
-                eprintln!("usage: serve [--lineitem ROWS] [--wide ROWS] [--db NAME]");
+                eprintln!("usage: serve [--lineitem ROWS] [--wide ROWS] [--db NAME] [--logical]");
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other:?} (see --help)").into()),
@@ -47,7 +51,17 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
 
     let started = Instant::now();
-    let cluster = Cluster::start()?;
+    let (plain, replicating);
+    let cluster: &pgarrow_scratch::Cluster = if logical {
+        replicating = pgarrow_scratch::Cluster::builder()
+            .with_hba_lines(["host replication postgres 127.0.0.1/32 trust"])
+            .with_settings(["wal_level = logical"])
+            .start()?;
+        &replicating
+    } else {
+        plain = Cluster::start()?;
+        &plain
+    };
     let db = cluster.create_database(&db_prefix)?;
     eprintln!(
         "serve: cluster up on port {} in {:.1} s (database {db})",
@@ -67,7 +81,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         let handles: Vec<_> = loads
             .iter()
             .map(|(name, rows, sql)| {
-                let (cluster, db) = (&cluster, &db);
+                let (cluster, db) = (cluster, &db);
                 s.spawn(move || {
                     let t = Instant::now();
                     cluster
@@ -108,7 +122,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);
     eprintln!("serve: stdin closed, stopping the cluster");
-    drop(cluster);
+    // The cluster stops as its owner (`plain` or `replicating`) goes out of scope.
     Ok(())
 }
 

@@ -46,7 +46,7 @@ use crate::types::oid;
 use crate::{Error, ErrorKind, IntoConfig, Result, TableName};
 
 pub use decode::Op;
-use decode::{ChangeAt, RelationDecoder};
+pub use decode::{ChangeAt, RelationDecoder};
 pub use sink::{ChangeTarget, ChangesStats, changes_to};
 
 /// How values are asked for.

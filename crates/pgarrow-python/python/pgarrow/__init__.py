@@ -77,12 +77,15 @@ if TYPE_CHECKING:
 __version__: str = _pgarrow.__version__
 
 __all__ = [
+    "ChangeBatch",
+    "Changes",
     "ConnectError",
     "DecodeError",
     "Error",
     "OutputError",
     "QueryError",
     "UsageError",
+    "changes",
     "copy",
     "Part",
     "Plan",
@@ -467,3 +470,116 @@ def copy(
         url, text, to, into, is_table, mode, key, create, options, create_nested
     )
     return json.loads(stats)
+
+
+class ChangeBatch(tuple):
+    """Changed rows of one table: ``(table, batch)``, a named pair. ``table`` is the quoted,
+    schema-qualified name (``"public"."orders"``); ``batch`` a ``pyarrow.RecordBatch`` of the
+    table's columns, then ``_op``, ``_lsn``, ``_commit_lsn``, ``_commit_time``, ``_xid``,
+    ``_unchanged`` and ``_old`` (see the README's "Changes as Arrow")."""
+
+    __slots__ = ()
+
+    def __new__(cls, table: str, batch: pyarrow.RecordBatch) -> ChangeBatch:
+        return super().__new__(cls, (table, batch))
+
+    @property
+    def table(self) -> str:
+        return self[0]
+
+    @property
+    def batch(self) -> pyarrow.RecordBatch:
+        return self[1]
+
+
+class Changes:
+    """A logical replication slot's changes, as ``ChangeBatch`` items (made by
+    ``pgarrow.changes``).
+
+    Iterating waits on the server with the GIL released. After each transaction boundary that
+    ends a run of batches, ``checkpoint`` is the WAL position every change delivered so far
+    reaches; call ``confirm()`` once those rows are durable wherever they went: the slot moves
+    there, and a later ``pgarrow.changes`` on the slot starts after it. What was not confirmed
+    comes again. ``schema_changes`` lists ``(table, lsn)`` for each table whose columns changed
+    mid-stream (its next batches have the new schema). Close it (or use ``with``) to end the
+    stream.
+    """
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+        self.checkpoint: Optional[str] = None
+        self.schema_changes: list[tuple[str, str]] = []
+
+    @property
+    def text_reason(self) -> Optional[str]:
+        """Why values come as text where binary was possible (columns without a binary
+        decoder), or None."""
+        return self._native.text_reason()
+
+    def __iter__(self) -> Iterator[ChangeBatch]:
+        pa = _pyarrow()
+        while True:
+            event = self._native.next_event()
+            if event is None:
+                return
+            kind, name, payload = event
+            if kind == "rows":
+                yield ChangeBatch(name, pa.record_batch(payload))
+            elif kind == "checkpoint":
+                self.checkpoint = name
+            elif kind == "schema" and payload is not None:
+                self.schema_changes.append((name, payload))
+
+    def confirm(self, lsn: Optional[str] = None) -> None:
+        """Tells the slot that the changes up to ``lsn`` (default: ``checkpoint``) are durable."""
+        lsn = lsn or self.checkpoint
+        if lsn is not None:
+            self._native.confirm(lsn)
+
+    def close(self) -> None:
+        """Ends the stream; the slot keeps the position confirmed last."""
+        self._native.close()
+
+    def __enter__(self) -> Changes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def changes(
+    url: Optional[str] = None,
+    *,
+    slot: str,
+    publication: Union[str, list[str]],
+    create_slot: bool = False,
+    catch_up: bool = False,
+    values: str = "auto",
+    start: Optional[str] = None,
+    batch_rows: Optional[int] = None,
+    flush_interval: float = 1.0,
+) -> Changes:
+    """Streams logical replication slot ``slot``'s changes (plugin pgoutput) for the tables of
+    ``publication`` (a name or a list), as ``ChangeBatch(table, pyarrow.RecordBatch)`` items
+    with the export's types.
+
+    ``create_slot`` makes the slot when it does not exist (its changes start now);
+    ``catch_up`` ends the iteration once every change committed before the call was delivered
+    (else it streams until closed); ``values`` is "auto" (binary on PostgreSQL 14+ unless a
+    published column has no binary decoder), "binary" or "text"; ``start`` skips transactions
+    committed before that WAL position (``"16/B374D848"``); ``flush_interval`` (seconds) is how
+    long rows may wait for a checkpoint. Raises ConnectError, QueryError, DecodeError or
+    UsageError (a missing slot or publication, a bad option).
+
+    ::
+
+        with pgarrow.changes(url, slot="orders_cdc", publication="orders_pub") as stream:
+            for table, batch in stream:
+                sink.write(table, batch)
+                stream.confirm()   # durable up to stream.checkpoint
+    """
+    pubs = [publication] if isinstance(publication, str) else list(publication)
+    native = _pgarrow.Changes(
+        url, slot, pubs, create_slot, catch_up, values, start, batch_rows, flush_interval
+    )
+    return Changes(native)

@@ -20,6 +20,24 @@ class OutputError(Error): ...
 class Batch:
     def __arrow_c_array__(self, requested_schema: Optional[object] = None) -> tuple[object, object]: ...
 
+class Changes:
+    def __init__(
+        self,
+        conninfo: Optional[str],
+        slot: str,
+        publications: list[str],
+        create_slot: bool = False,
+        catch_up: bool = False,
+        values: str = "auto",
+        start: Optional[str] = None,
+        batch_rows: Optional[int] = None,
+        flush_interval: float = 1.0,
+    ) -> None: ...
+    def next_event(self) -> Optional[tuple[str, str, Any]]: ...
+    def confirm(self, lsn: str) -> None: ...
+    def text_reason(self) -> Optional[str]: ...
+    def close(self) -> None: ...
+
 class Export:
     def __init__(
         self,

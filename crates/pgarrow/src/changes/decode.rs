@@ -78,21 +78,27 @@ impl Op {
     }
 }
 
-/// The transaction a change belongs to and where it is.
+/// Where a change is: its own WAL position and its transaction's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ChangeAt {
+pub struct ChangeAt {
+    /// The change's position (its XLogData's).
     pub lsn: Lsn,
+    /// The transaction's commit record.
     pub commit_lsn: Lsn,
-    /// Microseconds since 2000-01-01 UTC.
+    /// When it committed: microseconds since 2000-01-01 UTC.
     pub commit_time: PgTime,
+    /// The transaction's id.
     pub xid: u32,
 }
 
 /// Microseconds from 1970-01-01 to 2000-01-01.
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
-/// A relation's changes, decoded row by row and cut into batches.
-pub(crate) struct RelationDecoder {
+/// A relation's changes, decoded row by row and cut into batches: the sans-IO half of
+/// [`ChangeStream`](super::ChangeStream), for a stream read some other way (a file of
+/// pgoutput messages, a benchmark).
+pub struct RelationDecoder {
+    /// The table.
     pub table: TableName,
     schema: SchemaRef,
     columns: Vec<String>,
@@ -123,8 +129,12 @@ impl std::fmt::Debug for RelationDecoder {
 }
 
 impl RelationDecoder {
-    /// A decoder for `table`'s columns planned as `plans`; `text_values` when the server sends
-    /// every value as text (then each plan must be text).
+    /// A decoder for `table`'s columns planned as `plans` (in the Relation message's order);
+    /// `text_values` when the server sends every value as text (then each plan must be text);
+    /// `metadata` goes into the schema.
+    ///
+    /// # Errors
+    /// A plan the decoder cannot take.
     pub fn new(
         table: TableName,
         plans: Vec<ColumnPlan>,
@@ -182,6 +192,10 @@ impl RelationDecoder {
 
     /// Adds one change: `row` is the new row (insert, update), the old key or row (delete),
     /// nothing (truncate); `old` an update's old image.
+    ///
+    /// # Errors
+    /// A value that cannot be decoded, a value of the wrong format (text where binary was
+    /// asked for), a tuple of the wrong length: naming the table, the column and the LSN.
     pub fn push(
         &mut self,
         op: Op,
@@ -287,6 +301,9 @@ impl RelationDecoder {
     }
 
     /// The buffered rows as a batch, if there are any.
+    ///
+    /// # Errors
+    /// A value found invalid only at the end (text that is not UTF-8), naming its row.
     pub fn flush(&mut self) -> Result<Option<RecordBatch>> {
         if self.rows == 0 {
             return Ok(None);
