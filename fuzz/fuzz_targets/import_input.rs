@@ -10,8 +10,8 @@ use std::io::Write as _;
 
 use libfuzzer_sys::fuzz_target;
 use pgarrow::{Input, InputOptions};
-use pgarrow_types::PgColumn;
 use pgarrow_encode::RowEncoder;
+use pgarrow_types::PgColumn;
 
 /// Removes the input file when the run ends.
 struct Remove<'a>(&'a std::path::Path);
@@ -31,10 +31,8 @@ fuzz_target!(|data: &[u8]| {
         1 => "arrow",
         _ => "arrows",
     };
-    let path = std::env::temp_dir().join(format!(
-        "pgarrow-fuzz-{}.{extension}",
-        std::process::id()
-    ));
+    let path =
+        std::env::temp_dir().join(format!("pgarrow-fuzz-{}.{extension}", std::process::id()));
     std::fs::File::create(&path)
         .and_then(|mut f| f.write_all(bytes))
         .unwrap();

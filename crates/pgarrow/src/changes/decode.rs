@@ -100,6 +100,8 @@ const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 pub struct RelationDecoder {
     /// The table.
     pub table: TableName,
+    /// Its quoted name, for messages.
+    quoted: String,
     schema: SchemaRef,
     columns: Vec<String>,
     text_values: bool,
@@ -156,6 +158,7 @@ impl RelationDecoder {
         let metadata: HashMap<String, String> = metadata.into_iter().collect();
         let schema = Arc::new(Schema::new(fields).with_metadata(metadata));
         Ok(RelationDecoder {
+            quoted: table.quoted(),
             table,
             schema,
             columns,
@@ -204,8 +207,7 @@ impl RelationDecoder {
         old: Option<(OldRow, &Tuple<'_>)>,
     ) -> Result<()> {
         let mut unchanged: Vec<String> = Vec::new();
-        let table = self.table.quoted();
-        let context = |e: Error, what: &str| {
+        let context = |e: Error, table: &str, what: &str| {
             e.context(format!(
                 "decoding {what} of {} {table} at LSN {} (transaction {})",
                 op.as_str(),
@@ -214,11 +216,12 @@ impl RelationDecoder {
             ))
         };
         self.lay_out(row, "", &mut unchanged)
-            .map_err(|e| context(e, "the row"))?;
-        decode_row(&mut self.new, &self.row).map_err(|e| context(e, "the row"))?;
+            .map_err(|e| context(e, &self.quoted, "the row"))?;
+        decode_row(&mut self.new, &self.row).map_err(|e| context(e, &self.quoted, "the row"))?;
         self.lay_out(old.map(|(_, t)| t), "_old.", &mut unchanged)
-            .map_err(|e| context(e, "the old row"))?;
-        decode_row(&mut self.old, &self.row).map_err(|e| context(e, "the old row"))?;
+            .map_err(|e| context(e, &self.quoted, "the old row"))?;
+        decode_row(&mut self.old, &self.row)
+            .map_err(|e| context(e, &self.quoted, "the old row"))?;
         self.old_valid.push(old.is_some());
         self.op.append_value(op.as_str());
         self.lsn.append_value(at.lsn.0);
