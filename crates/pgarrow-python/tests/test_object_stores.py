@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import psycopg
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
@@ -390,3 +391,45 @@ def test_aws_profile_from_a_credentials_file(url, s3_auth, tables, tmp_path):
         capture_output=True, text=True, env=env, timeout=120,
     )
     assert done.returncode == 2 and "no-such-profile" in done.stderr, done.stderr
+
+
+def test_changes_go_to_an_object_store_and_resume_from_its_manifest(store):
+    # The changes' own cluster (wal_level = logical), started by tests/pytest.rs.
+    logical = os.environ.get("PGARROW_TEST_LOGICAL_URL")
+    if not logical:
+        pytest.fail("PGARROW_TEST_LOGICAL_URL is not set (tests/pytest.rs sets it)")
+    slot = f"objst_{store.name}"
+    with psycopg.connect(logical, autocommit=True) as c:
+        c.execute(f"DROP TABLE IF EXISTS oc_{store.name}")
+        c.execute(f"CREATE TABLE oc_{store.name} (id int PRIMARY KEY, v text)")
+        c.execute(f"DROP PUBLICATION IF EXISTS ocp_{store.name}")
+        c.execute(f"CREATE PUBLICATION ocp_{store.name} FOR TABLE oc_{store.name}")
+        c.execute(f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')")
+        for start in (1, 11, 21):
+            c.execute(f"INSERT INTO oc_{store.name} SELECT g, 'v' || g FROM generate_series({start}, {start + 9}) g")
+    bucket = fresh_bucket(store)
+    prefix = store.url(bucket, "changes/")
+    args = ["changes", "--url", logical, "--slot", slot, "--publication", f"ocp_{store.name}",
+            "--catch-up", "--roll-rows", "10", "-o", prefix, *store.flags()]
+
+    def listed() -> tuple[dict, list[int]]:
+        manifest = json.loads(store.get(bucket, "changes/_changes.json"))
+        assert manifest["pending"] == []
+        ids = []
+        for f in manifest["files"]:
+            ids += read_object(store, bucket, "changes/" + f["path"]).column("id").to_pylist()
+        return manifest, sorted(ids)
+
+    run(*args)
+    manifest, ids = listed()
+    assert ids == list(range(1, 31))
+    assert len(manifest["files"]) == 3, manifest
+    assert all(f["path"].startswith(f"public.oc_{store.name}/") for f in manifest["files"])
+
+    # Run again: it starts where the manifest in the store ends; the new change comes once.
+    with psycopg.connect(logical, autocommit=True) as c:
+        c.execute(f"INSERT INTO oc_{store.name} VALUES (31, 'v31')")
+    run(*args)
+    manifest, ids = listed()
+    assert ids == list(range(1, 32)), "each change once"
+    assert len(manifest["files"]) == 4, manifest
