@@ -14,28 +14,19 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e import PGARROW, ROOT, Server, sh, write_section  # noqa: E402
+from incremental import timed  # noqa: E402
 
 
 class LogicalServer(Server):
     def __init__(self, rows):
         super().__init__(rows, 0)
         self.args.append("--logical")
-
-
-def timed(argv):
-    start = time.perf_counter()
-    out = subprocess.run(argv, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed: {out.stderr.strip()}")
-    return elapsed, out.stderr.strip()
 
 
 def main():
