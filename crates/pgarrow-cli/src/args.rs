@@ -626,43 +626,53 @@ pub(crate) struct ChangesArgs {
     pub(crate) conn: ConnArgs,
     /// The logical replication slot (plugin pgoutput), as `pgarrow export --replication-slot
     /// NAME --create-slot` makes it.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help_heading = "Changes")]
     pub(crate) slot: String,
     /// A publication whose tables' changes are read (repeatable).
-    #[arg(long, required = true, value_name = "NAME")]
+    #[arg(long, required = true, value_name = "NAME", help_heading = "Changes")]
     pub(crate) publication: Vec<String>,
     /// Create the slot if it does not exist (changes then start now; `pgarrow export
     /// --replication-slot` also exports the table as of the slot's start).
-    #[arg(long)]
+    #[arg(long, help_heading = "Changes")]
     pub(crate) create_slot: bool,
     /// A directory or object-store prefix for the file sets and `_changes.json`; - writes one
     /// Arrow IPC stream per run of a table's batches to standard output.
-    #[arg(long, short = 'o', value_name = "DIR")]
+    #[arg(long, short = 'o', value_name = "DIR", help_heading = "Changes")]
     pub(crate) output: String,
     /// The files' format: parquet or arrow (IPC file).
-    #[arg(long = "to", default_value = "parquet", value_name = "FORMAT", value_parser = ["parquet", "arrow"])]
+    #[arg(long = "to", default_value = "parquet", value_name = "FORMAT", value_parser = ["parquet", "arrow"], help_heading = "Changes")]
     pub(crate) format: String,
     /// End once every change committed before the start is written (a batch job), instead of
     /// streaming until Ctrl-C or SIGTERM.
-    #[arg(long)]
+    #[arg(long, help_heading = "Changes")]
     pub(crate) catch_up: bool,
     /// How values are asked of the server: auto (binary on PostgreSQL 14+, unless a published
     /// column has no binary decoder), binary, or text (every column text).
-    #[arg(long, default_value = "auto", value_name = "FORMAT", value_parser = ["auto", "binary", "text"])]
+    #[arg(long, default_value = "auto", value_name = "FORMAT", value_parser = ["auto", "binary", "text"], help_heading = "Changes")]
     pub(crate) values: String,
     /// Roll the files (write them, then confirm to the slot) at the first transaction end
     /// after this many rows.
-    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    #[arg(
+        long,
+        default_value_t = 1_000_000,
+        value_name = "N",
+        help_heading = "Changes"
+    )]
     pub(crate) roll_rows: u64,
     /// ... or once this many bytes are buffered (inside a large transaction too).
-    #[arg(long, default_value_t = 128 << 20, value_name = "BYTES", value_parser = at_least_one)]
+    #[arg(long, default_value_t = 128 << 20, value_name = "BYTES", value_parser = at_least_one, help_heading = "Changes")]
     pub(crate) roll_bytes: usize,
     /// ... or at the first transaction end this many seconds after the last roll.
-    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        default_value_t = 60.0,
+        value_name = "SECONDS",
+        help_heading = "Changes"
+    )]
     pub(crate) roll_seconds: f64,
     #[command(flatten)]
     pub(crate) storage: StorageArgs,
     /// No progress lines and no summary.
-    #[arg(long)]
+    #[arg(long, help_heading = "Changes")]
     pub(crate) quiet: bool,
 }
