@@ -8,7 +8,6 @@
 
 use libfuzzer_sys::fuzz_target;
 use pgarrow::changes::{ChangeAt, Op, RelationDecoder};
-use pgarrow::plan::TypePlan;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::replication::{Lsn, Message, PgOutputParser};
 use pgarrow::types::oid;
@@ -47,12 +46,7 @@ fuzz_target!(|data: &[u8]| {
             let column = PgColumn::new(format!("c{i}"), ty, typmod);
             match text {
                 false => ColumnPlan::for_column(column),
-                true => ColumnPlan {
-                    kind: TypePlan::builtin(oid::TEXT, -1, &Policies::default()).unwrap(),
-                    column,
-                    cast: Some("text"),
-                    constraints: Default::default(),
-                },
+                true => ColumnPlan::text(column, &Policies::default()),
             }
         })
         .collect();

@@ -77,15 +77,21 @@ impl ColumnPlan {
                 constraints: Constraints::default(),
             },
             // No decoder, or a policy that asks for the server's text.
-            _ => ColumnPlan {
-                kind: TypePlan::builtin(oid::TEXT, -1, policies).unwrap_or(TypePlan::Scalar {
-                    kind: ColumnKind::Text,
-                    layout: StrLayout::Utf8,
-                }),
-                column,
-                cast: Some("text"),
-                constraints: Constraints::default(),
-            },
+            _ => ColumnPlan::text(column, policies),
+        }
+    }
+
+    /// A column whose values arrive as the server's text (cast to `text` in the projection,
+    /// or sent as text by a replication stream), laid out as `policies` say.
+    pub fn text(column: PgColumn, policies: &Policies) -> ColumnPlan {
+        ColumnPlan {
+            kind: TypePlan::builtin(oid::TEXT, -1, policies).unwrap_or(TypePlan::Scalar {
+                kind: ColumnKind::Text,
+                layout: StrLayout::Utf8,
+            }),
+            column,
+            cast: Some("text"),
+            constraints: Constraints::default(),
         }
     }
 

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pgarrow::changes::{ChangeAt, Op, RelationDecoder};
-use pgarrow::plan::TypePlan;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::replication::{Lsn, Message, PgOutputParser};
 use pgarrow::{ColumnPlan, DecodeOptions, PgColumn, TableName};
@@ -100,12 +99,7 @@ fn decode(messages: &[Vec<u8>], text: bool) -> usize {
                         let column = PgColumn::new(c.name, c.type_oid, c.type_modifier);
                         match text {
                             false => ColumnPlan::for_column(column),
-                            true => ColumnPlan {
-                                kind: TypePlan::builtin(25, -1, &Policies::default()).unwrap(),
-                                column,
-                                cast: Some("text"),
-                                constraints: Default::default(),
-                            },
+                            true => ColumnPlan::text(column, &Policies::default()),
                         }
                     })
                     .collect();

@@ -5,7 +5,8 @@
 
 use pgarrow_decode::plan::{Attribute, Catalog, CatalogKind, CatalogType};
 
-use pgarrow_decode::Constraints;
+use pgarrow_decode::policy::Policies;
+use pgarrow_decode::{ColumnPlan, Constraints, PgColumn};
 
 use crate::protocol::{Connection, FieldDescription, TextRow, quote_literal};
 use crate::{Error, Result, TableName};
@@ -25,6 +26,37 @@ pub(crate) struct ColumnCatalog {
     pub(crate) constraints: Vec<Constraints>,
     /// Every type reachable from the result columns' types.
     pub(crate) types: Catalog,
+}
+
+/// The export's plan of each of `fields` (the columns of a described statement, or of a
+/// relation named by OID and attnum), with the constraints `table` declares, and the catalog
+/// the plans were resolved from.
+///
+/// # Errors
+/// As [`lookup`].
+pub(crate) async fn plan_columns(
+    conn: &mut Connection,
+    fields: &[FieldDescription],
+    table: Option<&TableName>,
+    policies: &Policies,
+) -> Result<(Vec<ColumnPlan>, Catalog)> {
+    let catalog = lookup(conn, fields, table).await?;
+    let plans = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let column = PgColumn {
+                name: f.name.clone(),
+                oid: f.type_oid,
+                typmod: f.type_modifier,
+                type_name: catalog.names[i].clone(),
+            };
+            let mut plan = ColumnPlan::plan(column, &catalog.types, policies, catalog.dims[i]);
+            plan.constraints = catalog.constraints[i];
+            plan
+        })
+        .collect();
+    Ok((plans, catalog.types))
 }
 
 /// Everything the plan needs from the catalog, in one query: each column's type name and

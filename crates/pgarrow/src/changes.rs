@@ -31,18 +31,16 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use pgarrow_decode::{ColumnPlan, DecodeOptions, PgColumn};
+use pgarrow_decode::{ColumnPlan, DecodeOptions};
 use pgarrow_protocol::FieldDescription;
 use pgarrow_protocol::ReplicationStream;
 use pgarrow_protocol::replication::{
     Lsn, Message, OldRow, PgOutputParser, RelationColumn, StreamMessage, parse_stream_message,
 };
 
-use crate::plan::TypePlan;
 use crate::policy::Policies;
 use crate::protocol::{Config, Connection, quote_ident, quote_literal};
 use crate::stop::Stop;
-use crate::types::oid;
 use crate::{Error, ErrorKind, IntoConfig, Result, TableName};
 
 pub use decode::Op;
@@ -176,7 +174,8 @@ pub struct ChangeStream {
     confirmed: Lsn,
     /// The furthest WAL position seen.
     received: Lsn,
-    /// Transactions committed before this are skipped.
+    /// Where the stream started (the slot's confirmed position or the start asked for):
+    /// transactions committed before it are skipped.
     resume: Lsn,
     /// With `catch_up`: the server's WAL position when the stream started.
     target: Option<Lsn>,
@@ -185,8 +184,6 @@ pub struct ChangeStream {
     last_checkpoint: Instant,
     stop: Stop,
     ended: bool,
-    /// Where the stream started (the slot's confirmed position or the start asked for).
-    started_at: Lsn,
     /// Rows since the last checkpoint.
     rows: u64,
     /// A checkpoint asked for at the next transaction boundary.
@@ -355,7 +352,6 @@ impl ChangeStream {
             last_checkpoint: now,
             stop,
             ended: false,
-            started_at: resume,
             rows: 0,
             checkpoint_asked: false,
             text_reason,
@@ -365,7 +361,7 @@ impl ChangeStream {
 
     /// Where the stream started: changes committed after this position come.
     pub fn started_at(&self) -> Lsn {
-        self.started_at
+        self.resume
     }
 
     /// Whether values arrive as text (every column text) rather than binary.
@@ -791,40 +787,24 @@ async fn plan_relation(
             type_size: 0,
         })
         .collect();
-    let catalog = crate::catalog::lookup(conn, &fields, Some(table)).await?;
-    let mut plans = Vec::with_capacity(columns.len());
-    for (i, c) in columns.iter().enumerate() {
-        let column = PgColumn {
-            name: c.name.to_owned(),
-            oid: c.type_oid,
-            typmod: c.type_modifier,
-            type_name: catalog.names[i].clone(),
-        };
-        let mut plan = if text_values {
-            ColumnPlan {
-                kind: TypePlan::builtin(oid::TEXT, -1, policies)
-                    .ok_or_else(|| Error::internal("no text decoder"))?,
-                column,
-                cast: Some("text"),
-                constraints: Default::default(),
-            }
-        } else {
-            let plan = ColumnPlan::plan(column, &catalog.types, policies, catalog.dims[i]);
-            if plan.cast.is_some() {
-                return Err(Error::usage(format!(
-                    "column {:?} of {} ({}): pgarrow has no decoder for its binary form (or a \
-                     policy asks for its text); stream text values instead",
-                    c.name,
-                    table.quoted(),
-                    plan.column.type_name
-                )));
-            }
-            plan
-        };
-        plan.constraints = catalog.constraints[i];
-        plans.push(plan);
-    }
-    Ok(plans)
+    let (plans, _) = crate::catalog::plan_columns(conn, &fields, Some(table), policies).await?;
+    plans
+        .into_iter()
+        .map(|plan| match plan.cast {
+            _ if text_values => Ok(ColumnPlan {
+                constraints: plan.constraints,
+                ..ColumnPlan::text(plan.column, policies)
+            }),
+            None => Ok(plan),
+            Some(_) => Err(Error::usage(format!(
+                "column {:?} of {} ({}): pgarrow has no decoder for its binary form (or a \
+                 policy asks for its text); stream text values instead",
+                plan.column.name,
+                table.quoted(),
+                plan.column.type_name
+            ))),
+        })
+        .collect()
 }
 
 /// The published columns (`table.column (type)`) that binary values cannot give: no binary
@@ -879,26 +859,19 @@ async fn text_only_columns(conn: &mut Connection, options: &ChangeOptions) -> Re
     if fields.is_empty() {
         return Ok(Vec::new());
     }
-    let catalog = crate::catalog::lookup(conn, &fields, None).await?;
-    let mut out = Vec::new();
-    for (i, f) in fields.iter().enumerate() {
-        let column = PgColumn {
-            name: f.name.clone(),
-            oid: f.type_oid,
-            typmod: f.type_modifier,
-            type_name: catalog.names[i].clone(),
-        };
-        let plan = ColumnPlan::plan(column, &catalog.types, &options.policies, catalog.dims[i]);
-        if plan.cast.is_some() {
-            out.push(format!(
-                "{}.{} ({})",
-                names[i],
-                quote_ident(&f.name),
+    let (plans, _) = crate::catalog::plan_columns(conn, &fields, None, &options.policies).await?;
+    Ok(plans
+        .iter()
+        .zip(&names)
+        .filter(|(plan, _)| plan.cast.is_some())
+        .map(|(plan, table)| {
+            format!(
+                "{table}.{} ({})",
+                quote_ident(&plan.column.name),
                 plan.column.type_name
-            ));
-        }
-    }
-    Ok(out)
+            )
+        })
+        .collect())
 }
 
 /// Fails naming the publications that do not exist.
@@ -962,5 +935,5 @@ fn pg_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0);
-    unix - 946_684_800_000_000
+    unix - pgarrow_decode::wire::PG_EPOCH_US
 }

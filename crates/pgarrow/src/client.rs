@@ -12,7 +12,7 @@ use crate::catalog;
 use crate::export::{ConnSlot, Export};
 use crate::policy::Policies;
 use crate::protocol::{Config, Connection, FieldDescription};
-use crate::{ColumnPlan, DecodeOptions, Error, PgColumn, Result, Source};
+use crate::{ColumnPlan, DecodeOptions, Error, Result, Source};
 
 /// Options of one export.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -215,23 +215,9 @@ impl Client {
         table: Option<&crate::TableName>,
     ) -> Result<ExportPlan> {
         let catalog_started = Instant::now();
-        let catalog = catalog::lookup(&mut self.conn, fields, table).await?;
+        let (columns, types) =
+            catalog::plan_columns(&mut self.conn, fields, table, policies).await?;
         let catalog_time = catalog_started.elapsed();
-        let columns: Vec<ColumnPlan> = fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let column = PgColumn {
-                    name: f.name.clone(),
-                    oid: f.type_oid,
-                    typmod: f.type_modifier,
-                    type_name: catalog.names[i].clone(),
-                };
-                let mut plan = ColumnPlan::plan(column, &catalog.types, policies, catalog.dims[i]);
-                plan.constraints = catalog.constraints[i];
-                plan
-            })
-            .collect();
         let copy_sql = copy_statement(sql, &columns);
         let schema = std::sync::Arc::new(arrow_schema::Schema::new(
             columns.iter().map(ColumnPlan::field).collect::<Vec<_>>(),
@@ -240,7 +226,7 @@ impl Client {
             columns,
             schema,
             copy_sql,
-            catalog: catalog.types,
+            catalog: types,
             describe_time: started.elapsed(),
             catalog_time,
         })
@@ -355,6 +341,7 @@ pub(crate) fn copy_statement(sql: &str, columns: &[ColumnPlan]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PgColumn;
 
     #[test]
     fn copy_statement_casts_only_when_needed() {

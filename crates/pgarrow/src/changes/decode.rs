@@ -91,9 +91,6 @@ pub struct ChangeAt {
     pub xid: u32,
 }
 
-/// Microseconds from 1970-01-01 to 2000-01-01.
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-
 /// A relation's changes, decoded row by row and cut into batches: the sans-IO half of
 /// [`ChangeStream`](super::ChangeStream), for a stream read some other way (a file of
 /// pgoutput messages, a benchmark).
@@ -226,8 +223,10 @@ impl RelationDecoder {
         self.op.append_value(op.as_str());
         self.lsn.append_value(at.lsn.0);
         self.commit_lsn.append_value(at.commit_lsn.0);
-        self.commit_time
-            .append_value(at.commit_time.saturating_add(PG_EPOCH_MICROS));
+        self.commit_time.append_value(
+            at.commit_time
+                .saturating_add(pgarrow_decode::wire::PG_EPOCH_US),
+        );
         self.xid.append_value(at.xid);
         if unchanged.is_empty() {
             self.unchanged.append_null();

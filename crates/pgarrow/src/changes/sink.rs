@@ -51,22 +51,22 @@ pub struct ChangeTarget {
 impl ChangeTarget {
     /// Files in `dir`, with the default rolls (1,000,000 rows, 128 MiB, 60 s).
     pub fn dir(dir: impl Into<Location>, format: Format) -> ChangeTarget {
+        ChangeTarget::new(Some(dir.into()), format)
+    }
+
+    /// Standard output, one Arrow IPC stream per run of a table's batches.
+    pub fn stdout() -> ChangeTarget {
+        ChangeTarget::new(None, Format::ArrowStream)
+    }
+
+    fn new(dir: Option<Location>, format: Format) -> ChangeTarget {
         ChangeTarget {
-            dir: Some(dir.into()),
+            dir,
             format,
             roll_rows: 1_000_000,
             roll_bytes: 128 << 20,
             roll_interval: Duration::from_secs(60),
             sink: SinkOptions::default(),
-        }
-    }
-
-    /// Standard output, one Arrow IPC stream per run of a table's batches.
-    pub fn stdout() -> ChangeTarget {
-        ChangeTarget {
-            dir: None,
-            format: Format::ArrowStream,
-            ..ChangeTarget::dir(std::path::PathBuf::new(), Format::ArrowStream)
         }
     }
 }
