@@ -635,6 +635,10 @@ pub(crate) struct ChangesArgs {
     /// --replication-slot` also exports the table as of the slot's start).
     #[arg(long, help_heading = "Changes")]
     pub(crate) create_slot: bool,
+    /// Skip the transactions committed before this WAL position (X/X, as
+    /// pg_current_wal_lsn() writes it), when it is past the slot's and the manifest's.
+    #[arg(long, value_name = "LSN", help_heading = "Changes")]
+    pub(crate) start: Option<String>,
     /// A directory or object-store prefix for the file sets and `_changes.json`; - writes one
     /// Arrow IPC stream per run of a table's batches to standard output.
     #[arg(long, short = 'o', value_name = "DIR", help_heading = "Changes")]

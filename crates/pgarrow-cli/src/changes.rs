@@ -27,6 +27,13 @@ pub(crate) fn changes(
             .collect::<Vec<_>>(),
     );
     options.create_slot = args.create_slot;
+    if let Some(start) = &args.start {
+        options.start = Some(
+            start
+                .parse()
+                .map_err(|e| usage(&format!("--start {start:?}: {e}")))?,
+        );
+    }
     options.catch_up = args.catch_up;
     options.values = match args.values.as_str() {
         "binary" => ValueFormat::Binary,

@@ -183,6 +183,10 @@ fn changes_to_stdout_are_arrow_ipc_streams_and_bad_arguments_are_named() {
     ));
     assert_usage_error(&out, &["\"nope\" does not exist", "--create-slot"]);
     let out = run(pgarrow(
+        [&base[..], &["-o", "-", "--start", "16-B3"]].concat(),
+    ));
+    assert_usage_error(&out, &["--start \"16-B3\"", "not a WAL position"]);
+    let out = run(pgarrow(
         [
             &base[..],
             &[

@@ -384,7 +384,7 @@ impl PyExport {
 struct PyChanges {
     interrupt: Interrupt,
     runtime: tokio::runtime::Runtime,
-    /// `None` once closed or ended.
+    /// `None` once closed (an ended stream stays, for its last checkpoint's confirmation).
     stream: Mutex<Option<pgarrow::changes::ChangeStream>>,
 }
 
@@ -406,38 +406,21 @@ impl PyChanges {
         batch_rows: Option<usize>,
         flush_interval: f64,
     ) -> PyResult<Self> {
-        use pgarrow::changes::{ChangeOptions, ChangeStream, ValueFormat};
+        use pgarrow::changes::ChangeStream;
         let config = config(conninfo, None)?;
-        let names: Vec<&str> = publications.iter().map(String::as_str).collect();
-        let mut options = ChangeOptions::new(slot, &names);
-        options.create_slot = create_slot;
-        options.catch_up = catch_up;
-        options.values = match values {
-            "auto" => ValueFormat::Auto,
-            "binary" => ValueFormat::Binary,
-            "text" => ValueFormat::Text,
-            other => {
-                return Err(usage_error(
-                    py,
-                    format!("values={other:?}: auto, binary or text"),
-                ));
-            }
-        };
-        if let Some(start) = start {
-            options.start = Some(start.parse().map_err(|e: pgarrow::protocol::Error| {
-                usage_error(py, format!("start={start:?}: {e}"))
-            })?);
-        }
+        let mut options = change_options(
+            py,
+            slot,
+            &publications,
+            create_slot,
+            catch_up,
+            values,
+            start,
+        )?;
         if let Some(rows) = batch_rows {
             options.decode.batch_rows = rows.max(1);
         }
-        if !(flush_interval.is_finite() && flush_interval >= 0.0) {
-            return Err(usage_error(
-                py,
-                "flush_interval is a number of seconds, 0 or more",
-            ));
-        }
-        options.flush_interval = Duration::from_secs_f64(flush_interval);
+        options.flush_interval = seconds(py, "flush_interval", flush_interval)?;
         let runtime = blocking::runtime().map_err(|e| py_err(py, &e))?;
         let interrupt = Interrupt::new();
         let stream = interrupt.run(py, |stop| {
@@ -539,6 +522,100 @@ impl PyChanges {
             None => Ok(()),
         }
     }
+}
+
+/// What `Changes` and `changes_to` share: the slot, its publications and how to read them.
+fn change_options(
+    py: Python<'_>,
+    slot: &str,
+    publications: &[String],
+    create_slot: bool,
+    catch_up: bool,
+    values: &str,
+    start: Option<&str>,
+) -> PyResult<pgarrow::changes::ChangeOptions> {
+    use pgarrow::changes::{ChangeOptions, ValueFormat};
+    let names: Vec<&str> = publications.iter().map(String::as_str).collect();
+    let mut options = ChangeOptions::new(slot, &names);
+    options.create_slot = create_slot;
+    options.catch_up = catch_up;
+    options.values = match values {
+        "auto" => ValueFormat::Auto,
+        "binary" => ValueFormat::Binary,
+        "text" => ValueFormat::Text,
+        other => {
+            return Err(usage_error(
+                py,
+                format!("values={other:?}: auto, binary or text"),
+            ));
+        }
+    };
+    if let Some(start) = start {
+        options.start = Some(start.parse().map_err(|e: pgarrow::protocol::Error| {
+            usage_error(py, format!("start={start:?}: {e}"))
+        })?);
+    }
+    Ok(options)
+}
+
+/// `value` seconds, 0 or more.
+fn seconds(py: Python<'_>, name: &str, value: f64) -> PyResult<Duration> {
+    if !(value.is_finite() && value >= 0.0) {
+        return Err(usage_error(
+            py,
+            format!("{name} is a number of seconds, 0 or more"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// Streams the slot's changes into file sets under `output` (a directory or an object URL)
+/// with their manifest, as `pgarrow changes -o` does, until caught up (`catch_up`) or
+/// interrupted (Ctrl-C ends it at a transaction boundary, after a last roll); returns the
+/// statistics as JSON text.
+#[pyfunction]
+#[pyo3(signature = (conninfo, output, slot, publications, format=None, create_slot=false, catch_up=false, values="auto", start=None, roll_rows=1_000_000, roll_bytes=134_217_728, roll_seconds=60.0, storage_options=None))]
+#[allow(clippy::too_many_arguments)]
+fn changes_to(
+    py: Python<'_>,
+    conninfo: Option<&str>,
+    output: PathBuf,
+    slot: &str,
+    publications: Vec<String>,
+    format: Option<&str>,
+    create_slot: bool,
+    catch_up: bool,
+    values: &str,
+    start: Option<&str>,
+    roll_rows: u64,
+    roll_bytes: usize,
+    roll_seconds: f64,
+    storage_options: Option<HashMap<String, String>>,
+) -> PyResult<String> {
+    let config = config(conninfo, None)?;
+    let options = change_options(
+        py,
+        slot,
+        &publications,
+        create_slot,
+        catch_up,
+        values,
+        start,
+    )?;
+    let mut target = pgarrow::changes::ChangeTarget::dir(
+        location(py, &output, storage_options)?,
+        dir_format(py, format)?,
+    );
+    target.roll_rows = roll_rows.max(1);
+    target.roll_bytes = roll_bytes.max(1);
+    target.roll_interval = seconds(py, "roll_seconds", roll_seconds)?;
+    detached(py, move |stop| {
+        let runtime = blocking::runtime()?;
+        // Stopped, the run winds down at a transaction boundary itself: waited for, not cut.
+        let mut quiet = |_: &str| {};
+        let run = pgarrow::changes::changes_to(config, options, &target, stop.clone(), &mut quiet);
+        document(&blocking::wait(&runtime, stop, run)?)
+    })
 }
 
 /// One record batch, handed to Python through the Arrow C data interface.
@@ -1276,6 +1353,7 @@ fn _pgarrow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plan_schema, m)?)?;
     m.add_function(wrap_pyfunction!(schema, m)?)?;
     m.add_class::<PyChanges>()?;
+    m.add_function(wrap_pyfunction!(changes_to, m)?)?;
     m.add_function(wrap_pyfunction!(export_file, m)?)?;
     m.add_function(wrap_pyfunction!(export_dir, m)?)?;
     m.add_function(wrap_pyfunction!(export_incremental, m)?)?;

@@ -2,6 +2,7 @@
 by tests/pytest.rs): changed rows as pyarrow batches with the export's types, checkpoints that
 move the slot only when confirmed, schema changes announced, and errors named."""
 
+import json
 import os
 from decimal import Decimal
 
@@ -87,3 +88,31 @@ def test_changes_name_what_is_missing(logical_url):
         pgarrow.changes(logical_url, slot="nope", publication="not_there")
     with pytest.raises(pgarrow.UsageError, match="auto, binary or text"):
         pgarrow.changes(logical_url, slot="nope", publication="py_pub2", values="hex")
+
+
+def test_changes_to_writes_file_sets_and_resumes(logical_url, tmp_path):
+    run(
+        logical_url,
+        """DROP PUBLICATION IF EXISTS py_files; DROP TABLE IF EXISTS py_f;
+           CREATE TABLE py_f (id int PRIMARY KEY, v text);
+           CREATE PUBLICATION py_files FOR TABLE py_f;""",
+    )
+    run(logical_url, "SELECT pg_create_logical_replication_slot('py_files_s', 'pgoutput')")
+    run(logical_url, "INSERT INTO py_f SELECT g, 'v' || g FROM generate_series(1, 25) g")
+    out = tmp_path / "changes"
+    stats = pgarrow.changes_to(
+        logical_url, out, slot="py_files_s", publication="py_files", catch_up=True, to="arrow"
+    )
+    assert stats["rows"] == 25 and stats["files"] == 1, stats
+    assert stats["tables"] == ['"public"."py_f"']
+    run(logical_url, "INSERT INTO py_f VALUES (26, 'v26')")
+    again = pgarrow.changes_to(logical_url, out, slot="py_files_s", publication="py_files", catch_up=True, to="arrow")
+    assert again["rows"] == 1, again
+    manifest = json.loads((out / "_changes.json").read_text())
+    ids = []
+    for f in manifest["files"]:
+        with pa.ipc.open_file(out / f["path"]) as reader:
+            ids += reader.read_all().column("id").to_pylist()
+    assert sorted(ids) == list(range(1, 27))
+    with pytest.raises(pgarrow.UsageError, match="holds arrow files, not parquet"):
+        pgarrow.changes_to(logical_url, out, slot="py_files_s", publication="py_files", catch_up=True)

@@ -49,6 +49,7 @@ a bad one, before anything connects):
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 
@@ -68,8 +69,6 @@ class UsageError(Error, ValueError):
     be. Nothing ran. A ValueError too."""
 
 if TYPE_CHECKING:
-    import os
-
     import pandas
     import polars
     import pyarrow
@@ -86,6 +85,7 @@ __all__ = [
     "QueryError",
     "UsageError",
     "changes",
+    "changes_to",
     "copy",
     "Part",
     "Plan",
@@ -298,8 +298,6 @@ def export(
     for a directory, the manifest's fields (files, snapshot, wal_lsn, ...) or the parts'
     (connections, parts, manifest).
     """
-    import os
-
     if incremental_by is not None or state is not None:
         if incremental_by is None or state is None:
             raise UsageError("incremental_by= and state= go together")
@@ -583,3 +581,42 @@ def changes(
         url, slot, pubs, create_slot, catch_up, values, start, batch_rows, flush_interval
     )
     return Changes(native)
+
+
+def changes_to(
+    url: Optional[str] = None,
+    output: Union[str, os.PathLike[str], None] = None,
+    *,
+    slot: str,
+    publication: Union[str, list[str]],
+    to: Optional[str] = None,
+    create_slot: bool = False,
+    catch_up: bool = False,
+    values: str = "auto",
+    start: Optional[str] = None,
+    roll_rows: int = 1_000_000,
+    roll_bytes: int = 128 << 20,
+    roll_seconds: float = 60.0,
+    storage_options: Optional[dict[str, str]] = None,
+) -> dict[str, Any]:
+    """Streams slot ``slot``'s changes into file sets under ``output`` (a directory, or an
+    object URL such as ``s3://bucket/changes/``), as ``pgarrow changes -o`` does: one
+    directory per table, files named by LSN range (``to``: "parquet", the default, or
+    "arrow"), each written atomically, and ``_changes.json`` listing them. The slot moves only
+    once the files are durable, and a later call resumes exactly where this one ended.
+
+    Rolls come at the first transaction end after ``roll_rows`` rows or ``roll_seconds``, or
+    once ``roll_bytes`` are buffered. With ``catch_up`` it returns once every change committed
+    before the call is written; otherwise it runs until Ctrl-C, which ends it at a
+    transaction boundary after a last roll (then KeyboardInterrupt). Returns the statistics:
+    ``start_lsn``, ``end_lsn``, ``rows``, ``files``, ``bytes``, ``tables``,
+    ``schema_changes``.
+    """
+    if output is None:
+        raise UsageError("changes_to needs an output directory or object URL")
+    pubs = [publication] if isinstance(publication, str) else list(publication)
+    stats = _pgarrow.changes_to(
+        url, os.fspath(output), slot, pubs, to, create_slot, catch_up, values, start,
+        roll_rows, roll_bytes, roll_seconds, storage_options,
+    )
+    return json.loads(stats)

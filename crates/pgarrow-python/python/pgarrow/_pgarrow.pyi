@@ -38,6 +38,22 @@ class Changes:
     def text_reason(self) -> Optional[str]: ...
     def close(self) -> None: ...
 
+def changes_to(
+    conninfo: Optional[str],
+    output: str,
+    slot: str,
+    publications: list[str],
+    format: Optional[str] = None,
+    create_slot: bool = False,
+    catch_up: bool = False,
+    values: str = "auto",
+    start: Optional[str] = None,
+    roll_rows: int = 1_000_000,
+    roll_bytes: int = 134_217_728,
+    roll_seconds: float = 60.0,
+    storage_options: Optional[dict[str, str]] = None,
+) -> str: ...
+
 class Export:
     def __init__(
         self,
