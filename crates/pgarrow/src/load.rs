@@ -396,6 +396,11 @@ impl Client {
                     .await
                     .map_err(|e| load.insert_failed(e.into()))?;
             }
+            if let Some(drop) = &load.drop_stage {
+                // Dropped now, not at COMMIT: inside a caller's transaction, another load
+                // may follow (and would find the stage there).
+                conn.simple_query(drop).await?;
+            }
             conn.simple_query(commit).await?;
             stats.commit = t.elapsed();
             Ok::<(), Error>(())

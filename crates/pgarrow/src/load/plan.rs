@@ -43,6 +43,8 @@ pub(crate) struct LoadPlan {
     /// UPDATE` (or `DO NOTHING` when every column is in the key) for an upsert, when the load
     /// is staged.
     pub(crate) insert: Option<String>,
+    /// `DROP TABLE <stage>` after the insert, when the load is staged.
+    pub(crate) drop_stage: Option<String>,
     /// The target.
     table: TableName,
     /// The input's column names, in order.
@@ -123,6 +125,7 @@ impl LoadPlan {
                 stage: None,
                 copy,
                 insert: None,
+                drop_stage: None,
                 table,
                 columns,
                 mode,
@@ -186,6 +189,7 @@ impl LoadPlan {
             stage: Some(create),
             copy,
             insert: Some(insert),
+            drop_stage: Some(format!("DROP TABLE {stage}")),
             table,
             columns,
             mode,
@@ -208,6 +212,7 @@ impl LoadPlan {
         let mut all: Vec<&str> = self.before_copy().collect();
         all.push(&self.copy);
         all.extend(self.insert.as_deref());
+        all.extend(self.drop_stage.as_deref());
         all
     }
 
@@ -281,6 +286,7 @@ mod tests {
                 r#"CREATE TEMPORARY TABLE pg_temp."_pgarrow_load" ON COMMIT DROP AS SELECT "id", "v", "w x" FROM "t" WITH NO DATA"#,
                 r#"COPY pg_temp."_pgarrow_load" ("id", "v", "w x") FROM STDIN (FORMAT binary)"#,
                 r#"INSERT INTO "t" ("id", "v", "w x") OVERRIDING SYSTEM VALUE SELECT "id", "v", "w x" FROM pg_temp."_pgarrow_load" ON CONFLICT ("id") DO UPDATE SET "v" = EXCLUDED."v", "w x" = EXCLUDED."w x""#,
+                r#"DROP TABLE pg_temp."_pgarrow_load""#,
             ]
         );
     }
@@ -309,6 +315,7 @@ mod tests {
                 r#"CREATE TEMPORARY TABLE pg_temp."_pgarrow_load" ON COMMIT DROP AS SELECT "id", CAST("addr" AS text) AS "addr", CAST("bits" AS text) AS "bits" FROM "t" WITH NO DATA"#,
                 r#"COPY pg_temp."_pgarrow_load" ("id", "addr", "bits") FROM STDIN (FORMAT binary)"#,
                 r#"INSERT INTO "t" ("id", "addr", "bits") OVERRIDING SYSTEM VALUE SELECT "id", CAST("addr" AS inet), CAST("bits" AS bit varying(8)[]) FROM pg_temp."_pgarrow_load""#,
+                r#"DROP TABLE pg_temp."_pgarrow_load""#,
             ]
         );
         // An upsert with text columns: the same stage, the cast in the upsert.
@@ -348,6 +355,7 @@ mod tests {
                 format!(
                     r#"INSERT INTO {target} ({list}) OVERRIDING SYSTEM VALUE SELECT "Id", "a.b", "we""ird", CAST("sp ace" AS "My Type") FROM pg_temp."_pgarrow_load" ON CONFLICT ("Id", "we""ird") DO UPDATE SET "a.b" = EXCLUDED."a.b", "sp ace" = EXCLUDED."sp ace""#
                 ),
+                r#"DROP TABLE pg_temp."_pgarrow_load""#.to_owned(),
             ]
         );
         let plan = LoadPlan::new(&table, &columns, &LoadMode::Replace).unwrap();
