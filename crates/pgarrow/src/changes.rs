@@ -23,6 +23,7 @@
 //! seconds, named by LSN range, written atomically, with a manifest of LSN ranges
 //! ([`sink`]).
 
+pub mod apply;
 pub mod decode;
 pub mod sink;
 
@@ -43,6 +44,7 @@ use crate::protocol::{Config, Connection, quote_ident, quote_literal};
 use crate::stop::Stop;
 use crate::{Error, ErrorKind, IntoConfig, Result, TableName};
 
+pub use apply::{ApplyOptions, ApplyStats, apply_changes};
 pub use decode::Op;
 pub use decode::{ChangeAt, RelationDecoder};
 pub use sink::{ChangeTarget, ChangesStats, changes_to};

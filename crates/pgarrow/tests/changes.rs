@@ -774,3 +774,228 @@ async fn an_export_in_the_slots_snapshot_plus_its_changes_equal_the_final_table(
     assert_eq!(live.len(), table.len());
     assert!(live == table, "export + changes == the final table");
 }
+
+/// The tables of the apply tests: default identity with a TOASTed column and several types, a
+/// FULL identity table without a primary key (keyed on the target), a composite key.
+const APPLY_TABLES: &str = "
+    CREATE TABLE d (id int PRIMARY KEY, v text, big text, n numeric, ts timestamptz, tags text[],
+                    j jsonb);
+    CREATE TABLE f (id int NOT NULL, v text);
+    ALTER TABLE f REPLICA IDENTITY FULL;
+    CREATE TABLE x (a int, b text, c float8, PRIMARY KEY (a, b));";
+
+const APPLY_START: &str = "
+    INSERT INTO d SELECT g, 'v' || g, CASE WHEN g % 3 = 0 THEN
+        (SELECT string_agg(md5(g::text || s::text), '') FROM generate_series(1, 2000) s) END,
+        g * 1.5, '2024-01-01'::timestamptz + g * interval '1 hour', ARRAY['a', g::text],
+        jsonb_build_object('g', g) FROM generate_series(1, 30) g;
+    INSERT INTO f SELECT g, 'f' || g FROM generate_series(1, 10) g;
+    INSERT INTO x SELECT g, 'b' || g, g / 4.0 FROM generate_series(1, 10) g;";
+
+/// Changes of every kind, over several transactions (so several rolls at seven rows each).
+const APPLY_WORK: &str = "
+    INSERT INTO d VALUES (100, 'new', repeat('z', 100000), 1e-20, now(), '{}', 'null');
+    UPDATE d SET v = 'changed' WHERE id % 3 = 0;
+    UPDATE d SET v = 'again', n = n + 1 WHERE id = 3;
+    UPDATE d SET id = id + 1000 WHERE id IN (6, 9);
+    UPDATE d SET v = 'after the key change' WHERE id = 1006;
+    DELETE FROM d WHERE id IN (1, 2, 100);
+    INSERT INTO d VALUES (1, 'back', NULL, NULL, NULL, NULL, NULL);
+    BEGIN; UPDATE d SET big = 'small now' WHERE id = 12; UPDATE d SET v = 'v after big' WHERE id = 12; COMMIT;
+    BEGIN; DELETE FROM d WHERE id = 15; INSERT INTO d VALUES (15, 'reborn', 'b', 0, NULL, NULL, NULL); COMMIT;
+    UPDATE f SET v = 'full ' || id WHERE id < 4;
+    UPDATE f SET id = id + 100 WHERE id = 5;
+    DELETE FROM f WHERE id = 7;
+    UPDATE x SET b = b || 'x' WHERE a < 3;
+    UPDATE x SET c = -c WHERE a > 8;
+    DELETE FROM x WHERE a = 5;
+    TRUNCATE x;
+    INSERT INTO x VALUES (1, 'after truncate', 1e300), (2, 'nan', 'NaN');";
+
+/// A source database with the apply tests' tables and rows, published as `p`, with the slot
+/// `slot` made before any change.
+fn apply_source(prefix: &str, slot: &str) -> Option<Db> {
+    Db::new(
+        prefix,
+        &format!(
+            "{APPLY_TABLES} {APPLY_START}
+             CREATE PUBLICATION p FOR TABLE d, f, x;
+             SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput');"
+        ),
+    )
+}
+
+/// `table` as psql prints it, ordered by its first columns (`d`'s big values as their length
+/// and digest).
+fn table_text(db: &Db, table: &str, order: &str) -> String {
+    let columns = match table {
+        "d" => "id, v, length(big), md5(big), n, ts, tags, j",
+        _ => "*",
+    };
+    db.psql(&format!("SELECT {columns} FROM {table} ORDER BY {order}"))
+}
+
+fn apply_options() -> pgarrow::changes::ApplyOptions {
+    let mut options = pgarrow::changes::ApplyOptions::default();
+    // f has no primary key: its key is given.
+    options.keys.push((
+        pgarrow::TableName::parse("f").unwrap(),
+        vec!["id".to_owned()],
+    ));
+    options
+}
+
+async fn apply(
+    target: &Db,
+    dir: &std::path::Path,
+) -> pgarrow::Result<pgarrow::changes::ApplyStats> {
+    pgarrow::changes::apply_changes(
+        target.url(),
+        &pgarrow::Location::from(dir.to_path_buf()),
+        &apply_options(),
+        &Stop::new(),
+        &mut |_| {},
+    )
+    .await
+}
+
+fn assert_same_tables(source: &Db, target: &Db) {
+    for (table, order) in [("d", "id"), ("f", "id"), ("x", "a, b")] {
+        assert_eq!(
+            table_text(target, table, order),
+            table_text(source, table, order),
+            "{table} on the target"
+        );
+    }
+}
+
+#[tokio::test]
+async fn changes_applied_to_another_database_equal_the_source_and_apply_once() {
+    for values in [ValueFormat::Binary, ValueFormat::Text] {
+        let slot = format!("s_apply_{values:?}").to_lowercase();
+        let Some(source) = apply_source("changes_apply_src", &slot) else {
+            return;
+        };
+        let target = Db::new(
+            "changes_apply_dst",
+            &format!(
+                "{APPLY_TABLES} {APPLY_START}
+            ALTER TABLE f ADD PRIMARY KEY (id);"
+            ),
+        )
+        .unwrap();
+        source.psql(APPLY_WORK);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("changes");
+        let mut options = catch_up(&slot);
+        options.values = values;
+        let mut changes = ChangeTarget::dir(dir.clone(), pgarrow::sink::Format::Parquet);
+        changes.roll_rows = 7;
+        pgarrow::changes::changes_to(
+            source.url(),
+            options.clone(),
+            &changes,
+            Stop::new(),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+
+        let stats = apply(&target, &dir).await.unwrap();
+        assert!(stats.rolls > 2, "{stats:?}");
+        assert_eq!(stats.rolls_skipped, 0);
+        assert_eq!(stats.truncates, 1);
+        assert!(stats.deleted >= 4 && stats.upserted > 10, "{stats:?}");
+        assert_same_tables(&source, &target);
+        // The unsent TOASTed values came from the target's rows: the big values are there.
+        assert_eq!(
+            target
+                .psql("SELECT count(*) FROM d WHERE length(big) = 64000")
+                .trim(),
+            source
+                .psql("SELECT count(*) FROM d WHERE length(big) = 64000")
+                .trim()
+        );
+
+        // Again: every roll is known as applied.
+        let again = apply(&target, &dir).await.unwrap();
+        assert_eq!((again.rolls, again.changes), (0, 0), "{again:?}");
+        assert_eq!(again.rolls_skipped, stats.rolls);
+        assert_eq!(again.checkpoint_lsn, stats.checkpoint_lsn);
+
+        // More changes, a second run of the stream into the same directory: only those apply.
+        source.psql(
+            "UPDATE d SET v = 'third run' WHERE id > 20;
+             DELETE FROM f WHERE id > 8;
+             INSERT INTO x VALUES (3, 'three', 3);",
+        );
+        pgarrow::changes::changes_to(source.url(), options, &changes, Stop::new(), &mut |_| {})
+            .await
+            .unwrap();
+        let third = apply(&target, &dir).await.unwrap();
+        assert_eq!(third.rolls_skipped, stats.rolls);
+        assert!(third.rolls >= 1 && third.changes > 0, "{third:?}");
+        assert_same_tables(&source, &target);
+        assert_eq!(
+            target
+                .psql(&format!(
+                    "SELECT checkpoint_lsn FROM pgarrow_applied_changes WHERE slot = '{slot}'"
+                ))
+                .trim(),
+            third.checkpoint_lsn
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_apply_that_cannot_be_done_says_why_and_changes_nothing() {
+    let Some(source) = apply_source("changes_apply_bad", "s_apply_bad") else {
+        return;
+    };
+    source.psql(APPLY_WORK);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("changes");
+    let mut changes = ChangeTarget::dir(dir.clone(), pgarrow::sink::Format::Parquet);
+    // One roll: every change in one transaction of the target.
+    changes.roll_rows = 1_000_000;
+    pgarrow::changes::changes_to(
+        source.url(),
+        catch_up("s_apply_bad"),
+        &changes,
+        Stop::new(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+
+    // A target table missing: named.
+    let missing = Db::new("changes_apply_missing", "CREATE TABLE unrelated (id int);").unwrap();
+    let e = apply(&missing, &dir).await.unwrap_err();
+    assert!(
+        e.to_string().contains("the target table") && e.to_string().contains("does not exist"),
+        "{e}"
+    );
+
+    // A target whose rows are not the source's: the update that did not send `big` has no row
+    // to take it from. Nothing is applied.
+    let behind = Db::new(
+        "changes_apply_behind",
+        &format!(
+            "{APPLY_TABLES} ALTER TABLE f ADD PRIMARY KEY (id); INSERT INTO d VALUES (42, 'keep');"
+        ),
+    )
+    .unwrap();
+    let e = apply(&behind, &dir).await.unwrap_err();
+    assert!(e.to_string().contains("not in step with the source"), "{e}");
+    assert_eq!(behind.psql("SELECT id, v FROM d").trim(), "42|keep");
+    assert_eq!(
+        behind
+            .psql("SELECT count(*) FROM pgarrow_applied_changes")
+            .trim(),
+        "0"
+    );
+
+    // A directory that is not a changes directory.
+    let e = apply(&behind, tmp.path()).await.unwrap_err();
+    assert!(e.to_string().contains("_changes.json"), "{e}");
+}

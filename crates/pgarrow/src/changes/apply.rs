@@ -1,0 +1,1221 @@
+//! Changes applied to tables of another PostgreSQL, by key: what [`changes_to`](super::changes_to)
+//! wrote, replayed into the tables they describe.
+//!
+//! A batch of one table's changes is first reduced, here, to the last effect on each key: the
+//! row it leaves (an insert, an update) or its absence (a delete, the old key of an update that
+//! changed the key). A TOASTed value an update did not send (`_unchanged`) is taken from the
+//! change before it on the same key, or, when there is none in the batch, from the target's
+//! row. The effects then go through the load's binary COPY into two temporary tables, and four
+//! statements apply them: the unsent values filled in from the target, the deletes, the updates
+//! of rows that exist, the inserts of rows that do not. A truncate empties the table between
+//! the changes before it and those after.
+//!
+//! [`apply_changes`] replays a changes directory: each roll (the files one checkpoint made
+//! durable) in one transaction, with a row of a state table (`pgarrow_applied_changes`)
+//! recording the slot's checkpoint it reached, so that a rerun applies each roll once.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::builder::{ListBuilder, StringBuilder};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader as _, UInt32Array};
+use arrow_schema::{ArrowError, Field, Schema};
+use pgarrow_encode::{EncodePolicies, RowEncoder};
+use pgarrow_protocol::replication::Lsn;
+use serde::Serialize;
+
+use super::decode::{
+    COMMIT_LSN_COLUMN, COMMIT_TIME_COLUMN, LSN_COLUMN, OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN,
+    XID_COLUMN,
+};
+use super::sink::{CHANGES_MANIFEST, ChangesFile, ChangesManifest};
+use crate::input::{Input, InputOptions};
+use crate::protocol::{quote_ident, quote_literal};
+use crate::store::Location;
+use crate::{Client, Error, ErrorKind, IntoConfig, LoadMode, LoadOptions, Result, Source};
+use crate::{Stop, TableName};
+
+/// The metadata columns a change batch ends with, in order.
+const META: [&str; 7] = [
+    OP_COLUMN,
+    LSN_COLUMN,
+    COMMIT_LSN_COLUMN,
+    COMMIT_TIME_COLUMN,
+    XID_COLUMN,
+    UNCHANGED_COLUMN,
+    OLD_COLUMN,
+];
+
+/// The temporary table of the rows an apply leaves (inserted or updated).
+const STAGE_ROWS: &str = "_pgarrow_apply_rows";
+/// The temporary table of the keys an apply removes.
+const STAGE_GONE: &str = "_pgarrow_apply_gone";
+/// The stage's column naming the values to take from the target.
+const STAGE_UNCHANGED: &str = "_pgarrow_unchanged";
+/// The stage's key columns of the target row those values come from (`_pgarrow_src_1`, ...).
+const STAGE_SOURCE: &str = "_pgarrow_src_";
+
+/// The state table's default name.
+pub const APPLIED_TABLE: &str = "pgarrow_applied_changes";
+
+/// How changes are applied.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Where a source table's changes go: `(source, target)`. A table not listed goes to the
+    /// table of the same name. A name without a schema means `public`.
+    pub tables: Vec<(TableName, TableName)>,
+    /// A target's key: `(target, columns)`. A target not listed is keyed by its primary key
+    /// (else its replica identity index).
+    pub keys: Vec<(TableName, Vec<String>)>,
+    /// The table recording, per slot, the checkpoint applied up to (created when missing).
+    pub state_table: TableName,
+    /// What to do with values that do not fit their columns exactly.
+    pub policies: EncodePolicies,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            tables: Vec::new(),
+            keys: Vec::new(),
+            state_table: TableName::new(None::<String>, APPLIED_TABLE),
+            policies: EncodePolicies::default(),
+        }
+    }
+}
+
+impl ApplyOptions {
+    /// `source`'s changes go into `target` (names as SQL reads them: `schema.table`, unquoted
+    /// names folded to lower case).
+    ///
+    /// # Errors
+    /// A name that is not one.
+    pub fn map_table(mut self, source: &str, target: &str) -> Result<Self> {
+        self.tables
+            .push((TableName::parse(source)?, TableName::parse(target)?));
+        Ok(self)
+    }
+
+    /// `table` (a target) is keyed by `columns` (as the table names them).
+    ///
+    /// # Errors
+    /// A name that is not one; no columns.
+    pub fn key<S: Into<String>>(
+        mut self,
+        table: &str,
+        columns: impl IntoIterator<Item = S>,
+    ) -> Result<Self> {
+        let columns: Vec<String> = columns.into_iter().map(Into::into).collect();
+        if columns.is_empty() || columns.iter().any(String::is_empty) {
+            return Err(Error::usage(format!(
+                "the key of {table}: give its columns, comma-separated"
+            )));
+        }
+        self.keys.push((TableName::parse(table)?, columns));
+        Ok(self)
+    }
+
+    /// The state table (`schema.table`, as SQL reads it).
+    ///
+    /// # Errors
+    /// A name that is not one.
+    pub fn state_table(mut self, name: &str) -> Result<Self> {
+        self.state_table = TableName::parse(name)?;
+        Ok(self)
+    }
+}
+
+/// What an apply did. Its document form (`--json`, Python's dict) names the time `total_s`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ApplyStats {
+    /// The slot the changes came from.
+    pub slot: String,
+    /// Rolls applied, each in its own transaction.
+    pub rolls: u64,
+    /// Rolls found applied before (by an earlier run) and left alone.
+    pub rolls_skipped: u64,
+    /// Files read.
+    pub files: u64,
+    /// Changes read.
+    pub changes: u64,
+    /// Rows written (inserted or updated): one per key, however many changes it had.
+    pub upserted: u64,
+    /// Rows deleted.
+    pub deleted: u64,
+    /// Truncates applied.
+    pub truncates: u64,
+    /// The checkpoint the target now has every change up to (empty when nothing is applied).
+    pub checkpoint_lsn: String,
+    /// The target tables written.
+    pub tables: Vec<String>,
+    /// Wall time.
+    #[serde(rename = "total_s", serialize_with = "crate::stats::seconds")]
+    pub total: Duration,
+}
+
+/// Applies the changes directory `dir` (written by [`changes_to`](super::changes_to)) to the
+/// database of `config`: every roll the state table does not list as applied, in order, each in
+/// one transaction (with `SET CONSTRAINTS ALL DEFERRED`, so that deferrable foreign keys are
+/// checked at its end). `stop` is checked between batches (a stop rolls the roll under way
+/// back); `progress` hears after each roll.
+///
+/// # Errors
+/// A directory without a changes manifest; a target table that does not exist or has no key;
+/// a change the target cannot take (the load's errors, naming the column and the file); an
+/// update whose unsent values the target does not have (it is not in step with the source);
+/// [`ErrorKind::Cancelled`] when stopped. The roll under way is rolled back.
+pub async fn apply_changes(
+    config: impl IntoConfig,
+    dir: &Location,
+    options: &ApplyOptions,
+    stop: &Stop,
+    progress: &mut (dyn FnMut(&ApplyStats) + Send),
+) -> Result<ApplyStats> {
+    let started = Instant::now();
+    let manifest = read_manifest(dir)?;
+    let mut client = Client::connect(config).await?;
+    let mut stats = ApplyStats {
+        slot: manifest.slot.clone(),
+        ..ApplyStats::default()
+    };
+    let state = options.state_table.quoted();
+    let conn = client.connection();
+    conn.simple_query(&format!(
+        "CREATE TABLE IF NOT EXISTS {state} (slot text PRIMARY KEY, checkpoint_lsn pg_lsn NOT \
+         NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+    ))
+    .await
+    .map_err(|e| Error::from(e).context(format!("creating the state table {state}")))?;
+    let applied: Option<Lsn> = conn
+        .simple_query(&format!(
+            "SELECT checkpoint_lsn::text FROM {state} WHERE slot = {}",
+            quote_literal(&manifest.slot)
+        ))
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten())
+        .map(|t| t.parse())
+        .transpose()?;
+    if let Some(lsn) = applied {
+        stats.checkpoint_lsn = lsn.to_string();
+    }
+    let mut targets: HashMap<String, Target> = HashMap::new();
+    for roll in rolls(&manifest.files)? {
+        let checkpoint = roll.checkpoint;
+        if applied.is_some_and(|a| checkpoint <= a) {
+            stats.rolls_skipped += 1;
+            continue;
+        }
+        if stop.is_stopped() {
+            return Err(ErrorKind::Cancelled.into());
+        }
+        let conn = client.connection();
+        conn.simple_query("BEGIN; SET CONSTRAINTS ALL DEFERRED")
+            .await?;
+        let mut counts = ApplyStats::default();
+        let token = client.connection().cancel_token();
+        // A stop ends the roll where it is, even in a statement waiting on a lock: the
+        // statement is cancelled and the connection closed, which rolls the roll back.
+        let roll = stop.run(async {
+            for file in roll.files {
+                let target = target_of(&mut client, &mut targets, &file.table, options).await?;
+                let at = file
+                    .path
+                    .split('/')
+                    .fold(dir.clone(), |at, part| at.join(part));
+                apply_file(&mut client, target, &at, options, stop, &mut counts)
+                    .await
+                    .map_err(|e| e.context(format!("applying {at} to {}", target.name)))?;
+                if !stats.tables.contains(&target.name) {
+                    stats.tables.push(target.name.clone());
+                }
+            }
+            client
+                .connection()
+                .simple_query(&format!(
+                    "INSERT INTO {state} (slot, checkpoint_lsn) VALUES ({slot}, '{checkpoint}') \
+                     ON CONFLICT (slot) DO UPDATE SET checkpoint_lsn = EXCLUDED.checkpoint_lsn, \
+                     applied_at = now(); COMMIT",
+                    slot = quote_literal(&manifest.slot)
+                ))
+                .await?;
+            Ok::<(), Error>(())
+        });
+        let result = match roll.await {
+            Ok(result) => result,
+            Err(cancelled) => {
+                crate::export::request_cancel(&token).await;
+                return Err(cancelled);
+            }
+        };
+        if let Err(e) = result {
+            let conn = client.connection();
+            if conn.is_ready() {
+                let _ = conn.simple_query("ROLLBACK").await;
+            }
+            return Err(e);
+        }
+        stats.rolls += 1;
+        stats.files += counts.files;
+        stats.changes += counts.changes;
+        stats.upserted += counts.upserted;
+        stats.deleted += counts.deleted;
+        stats.truncates += counts.truncates;
+        stats.checkpoint_lsn = checkpoint.to_string();
+        stats.total = started.elapsed();
+        progress(&stats);
+    }
+    client.close().await?;
+    stats.total = started.elapsed();
+    Ok(stats)
+}
+
+/// The manifest of a changes directory.
+fn read_manifest(dir: &Location) -> Result<ChangesManifest> {
+    let at = dir.join(CHANGES_MANIFEST);
+    if !at.exists()? {
+        return Err(Error::usage(format!(
+            "{dir} has no {CHANGES_MANIFEST}: give the directory `pgarrow changes` wrote"
+        )));
+    }
+    serde_json::from_slice(&at.read()?).map_err(|e| {
+        Error::usage(format!(
+            "{at} is not a changes manifest ({CHANGES_MANIFEST}): {e}"
+        ))
+    })
+}
+
+/// The files one checkpoint made durable.
+struct Roll<'a> {
+    checkpoint: Lsn,
+    files: Vec<&'a ChangesFile>,
+}
+
+/// The manifest's files cut into rolls, in order.
+fn rolls(files: &[ChangesFile]) -> Result<Vec<Roll<'_>>> {
+    let mut out: Vec<Roll<'_>> = Vec::new();
+    for file in files {
+        let checkpoint: Lsn = file.checkpoint_lsn.parse().map_err(|e| {
+            Error::from(e).context(format!("the checkpoint of {} in the manifest", file.path))
+        })?;
+        match out.last_mut() {
+            Some(roll) if roll.checkpoint == checkpoint => roll.files.push(file),
+            Some(roll) if roll.checkpoint > checkpoint => {
+                return Err(Error::usage(format!(
+                    "the manifest lists {} (checkpoint {checkpoint}) after a file of \
+                     checkpoint {}: it is not in the order pgarrow writes",
+                    file.path, roll.checkpoint
+                )));
+            }
+            _ => out.push(Roll {
+                checkpoint,
+                files: vec![file],
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// A target table: its name, key, and the key's types (for telling keys apart).
+struct Target {
+    name: String,
+    key: Vec<String>,
+    key_encoder: KeyTypes,
+}
+
+/// The key columns' types as the target has them.
+struct KeyTypes {
+    columns: Vec<pgarrow_decode::PgColumn>,
+    catalog: pgarrow_decode::plan::Catalog,
+}
+
+/// `a` and `b` name the same table (a missing schema is `public`).
+fn same_table(a: &TableName, b: &TableName) -> bool {
+    a.name == b.name
+        && a.schema.as_deref().unwrap_or("public") == b.schema.as_deref().unwrap_or("public")
+}
+
+/// The target of the source table `source` (as the manifest names it), looked up once.
+async fn target_of<'t>(
+    client: &mut Client,
+    targets: &'t mut HashMap<String, Target>,
+    source: &str,
+    options: &ApplyOptions,
+) -> Result<&'t Target> {
+    if !targets.contains_key(source) {
+        let parsed = TableName::parse(source)?;
+        let table = options
+            .tables
+            .iter()
+            .find(|(s, _)| same_table(s, &parsed))
+            .map_or(parsed, |(_, t)| t.clone());
+        let target = describe_target(client, table, options).await?;
+        targets.insert(source.to_owned(), target);
+    }
+    Ok(&targets[source])
+}
+
+async fn describe_target(
+    client: &mut Client,
+    table: TableName,
+    options: &ApplyOptions,
+) -> Result<Target> {
+    let name = table.quoted();
+    let conn = client.connection();
+    let regclass = quote_literal(&name);
+    let exists = conn
+        .simple_query(&format!("SELECT to_regclass({regclass}) IS NOT NULL"))
+        .await?;
+    if exists
+        .first()
+        .and_then(|r| r.first())
+        .cloned()
+        .flatten()
+        .as_deref()
+        != Some("t")
+    {
+        return Err(Error::usage(format!(
+            "the target table {name} does not exist: create it (an export's schema, `pgarrow \
+             import --create`), or map the changes elsewhere (--table SOURCE=TARGET)"
+        )));
+    }
+    let key = match options.keys.iter().find(|(t, _)| same_table(t, &table)) {
+        Some((_, key)) if !key.is_empty() => key.clone(),
+        _ => {
+            // The primary key, else the replica identity index, in the index's column order.
+            let rows = conn
+                .simple_query(&format!(
+                    "SELECT a.attname::text FROM pg_catalog.pg_index i, \
+                     unnest(i.indkey) WITH ORDINALITY AS k(attnum, n), pg_catalog.pg_attribute a \
+                     WHERE i.indrelid = to_regclass({regclass}) AND a.attrelid = i.indrelid \
+                     AND a.attnum = k.attnum AND i.indexrelid = (SELECT x.indexrelid FROM \
+                     pg_catalog.pg_index x WHERE x.indrelid = to_regclass({regclass}) AND \
+                     (x.indisprimary OR x.indisreplident) ORDER BY x.indisprimary DESC LIMIT 1) \
+                     ORDER BY k.n"
+                ))
+                .await?;
+            let key: Vec<String> = rows
+                .into_iter()
+                .filter_map(|r| r.into_iter().next().flatten())
+                .collect();
+            if key.is_empty() {
+                return Err(Error::usage(format!(
+                    "the target table {name} has no primary key (nor replica identity index) \
+                     to apply changes by: give its key (--key {name}=COLUMN[,COLUMN...])"
+                )));
+            }
+            key
+        }
+    };
+    let list = key.iter().map(|k| quote_ident(k)).collect::<Vec<_>>();
+    let plan = client
+        .plan(&Source::query(format!(
+            "SELECT {} FROM {name}",
+            list.join(", ")
+        )))
+        .await
+        .map_err(|e| e.context(format!("the key of {name}")))?;
+    Ok(Target {
+        name,
+        key,
+        key_encoder: KeyTypes {
+            columns: plan.columns.into_iter().map(|c| c.column).collect(),
+            catalog: plan.catalog,
+        },
+    })
+}
+
+/// Where a change's key is: the row's columns, or the old image's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyAt {
+    New(u32),
+    Old(u32),
+}
+
+/// One change, as the reduction needs it.
+#[derive(Debug)]
+struct Change<'a> {
+    op: Op,
+    /// The row's key (an insert's or update's new key, a delete's key).
+    key: &'a [u8],
+    /// An update's old key, when it sent its old image.
+    old_key: Option<&'a [u8]>,
+    /// The columns (by position) whose values the change did not send.
+    unchanged: Vec<usize>,
+}
+
+/// A row a batch leaves: its values come from `row`, but those of `fill` that are `None`,
+/// which come from the target's row at `source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Kept {
+    row: u32,
+    /// Per column, the change row its value comes from (`None`: the target's); `None` when
+    /// every value comes from `row`.
+    fill: Option<Vec<Option<u32>>>,
+    source: KeyAt,
+}
+
+impl Kept {
+    fn value_row(&self, column: usize) -> Option<u32> {
+        match &self.fill {
+            None => Some(self.row),
+            Some(fill) => fill[column],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Effect {
+    Keep(Kept),
+    Gone(KeyAt),
+}
+
+/// The last effect on each key of `changes` (no truncates among them), in the order the keys
+/// were last touched.
+fn reduce(changes: &[Change<'_>], columns: usize) -> std::result::Result<Vec<Effect>, String> {
+    let mut effects: Vec<Option<Effect>> = Vec::with_capacity(changes.len());
+    let mut latest: HashMap<&[u8], usize> = HashMap::with_capacity(changes.len());
+    fn put<'k>(
+        effects: &mut Vec<Option<Effect>>,
+        latest: &mut HashMap<&'k [u8], usize>,
+        key: &'k [u8],
+        effect: Effect,
+    ) {
+        if let Some(before) = latest.insert(key, effects.len()) {
+            effects[before] = None;
+        }
+        effects.push(Some(effect));
+    }
+    for (i, change) in changes.iter().enumerate() {
+        let row = u32::try_from(i).map_err(|_| "over 4 billion changes in one batch")?;
+        match change.op {
+            Op::Insert => put(
+                &mut effects,
+                &mut latest,
+                change.key,
+                Effect::Keep(Kept {
+                    row,
+                    fill: None,
+                    source: KeyAt::New(row),
+                }),
+            ),
+            Op::Delete => put(
+                &mut effects,
+                &mut latest,
+                change.key,
+                Effect::Gone(KeyAt::New(row)),
+            ),
+            Op::Update => {
+                let (old, old_at) = match change.old_key {
+                    Some(k) => (k, KeyAt::Old(row)),
+                    None => (change.key, KeyAt::New(row)),
+                };
+                let mut kept = Kept {
+                    row,
+                    fill: None,
+                    source: old_at,
+                };
+                if !change.unchanged.is_empty() {
+                    let mut fill = vec![Some(row); columns];
+                    match latest.get(old).and_then(|&e| effects[e].as_ref()) {
+                        Some(Effect::Keep(before)) => {
+                            for &c in &change.unchanged {
+                                fill[c] = before.value_row(c);
+                            }
+                            kept.source = before.source;
+                        }
+                        Some(Effect::Gone(_)) => {
+                            return Err(format!(
+                                "change {} updates a row deleted by an earlier change, without \
+                                 sending all of its values",
+                                i + 1
+                            ));
+                        }
+                        None => {
+                            for &c in &change.unchanged {
+                                fill[c] = None;
+                            }
+                        }
+                    }
+                    kept.fill = Some(fill);
+                }
+                if old != change.key {
+                    put(&mut effects, &mut latest, old, Effect::Gone(old_at));
+                }
+                put(&mut effects, &mut latest, change.key, Effect::Keep(kept));
+            }
+            Op::Truncate => return Err("a truncate inside a reduced run".into()),
+        }
+    }
+    Ok(effects.into_iter().flatten().collect())
+}
+
+/// The byte ranges of the rows of a binary COPY body of `columns` columns (no header).
+fn split_rows(body: &[u8], columns: usize) -> std::result::Result<Vec<Range<usize>>, String> {
+    let mut rows = Vec::new();
+    let mut at = 0;
+    let read = |at: usize, n: usize| body.get(at..at + n).ok_or("a key row cut short");
+    while at < body.len() {
+        let start = at;
+        at += 2;
+        for _ in 0..columns {
+            let len = i32::from_be_bytes(read(at, 4)?.try_into().map_err(|_| "a length")?);
+            at += 4;
+            if len > 0 {
+                at += len as usize;
+            }
+        }
+        read(start, at - start)?;
+        rows.push(start..at);
+    }
+    Ok(rows)
+}
+
+/// The column positions of a change file's schema.
+struct Layout {
+    /// The table's columns (the fields before the metadata).
+    columns: Vec<Arc<Field>>,
+    /// The key columns' positions among them.
+    key: Vec<usize>,
+}
+
+impl Layout {
+    fn of(schema: &Schema, target: &Target) -> Result<Layout> {
+        let fields = schema.fields();
+        let n = fields.len().checked_sub(META.len());
+        let meta_ok = n.is_some_and(|n| {
+            fields[n..]
+                .iter()
+                .zip(META)
+                .all(|(f, name)| f.name() == name)
+        });
+        let Some(n) = n.filter(|_| meta_ok) else {
+            return Err(Error::usage(format!(
+                "not a file of changes: its columns do not end with {}",
+                META.join(", ")
+            )));
+        };
+        let columns: Vec<Arc<Field>> = fields[..n].to_vec();
+        let key = target
+            .key
+            .iter()
+            .map(|k| {
+                columns.iter().position(|f| f.name() == k).ok_or_else(|| {
+                    Error::usage(format!(
+                        "the changes have no column {} (of the key of {}): key the target by \
+                         columns the changes carry (--key)",
+                        quote_ident(k),
+                        target.name
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Layout { columns, key })
+    }
+}
+
+/// Applies one change file to its target, in the caller's transaction.
+async fn apply_file(
+    client: &mut Client,
+    target: &Target,
+    at: &Location,
+    options: &ApplyOptions,
+    stop: &Stop,
+    counts: &mut ApplyStats,
+) -> Result<()> {
+    let input = Input::open(std::slice::from_ref(at), &InputOptions::default())?;
+    let schema = input.schema();
+    let layout = Layout::of(&schema, target)?;
+    let t = &target.name;
+    let key_names: Vec<String> = target.key.iter().map(|k| quote_ident(k)).collect();
+    let rows_stage = format!("pg_temp.{}", quote_ident(STAGE_ROWS));
+    let gone_stage = format!("pg_temp.{}", quote_ident(STAGE_GONE));
+    let column_list: Vec<String> = layout
+        .columns
+        .iter()
+        .map(|f| quote_ident(f.name()))
+        .collect();
+    let sources: Vec<String> = (1..=target.key.len())
+        .map(|i| quote_ident(&format!("{STAGE_SOURCE}{i}")))
+        .collect();
+    let source_list = key_names
+        .iter()
+        .zip(&sources)
+        .map(|(k, s)| format!("{k} AS {s}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    client
+        .connection()
+        .simple_query(&format!(
+            "DROP TABLE IF EXISTS {rows_stage}, {gone_stage}; \
+             CREATE TEMPORARY TABLE {rows_stage} ON COMMIT DROP AS SELECT {}, NULL::text[] AS \
+             {unchanged}, {source_list} FROM {t} WITH NO DATA; \
+             CREATE TEMPORARY TABLE {gone_stage} ON COMMIT DROP AS SELECT {} FROM {t} WITH NO \
+             DATA",
+            column_list.join(", "),
+            key_names.join(", "),
+            unchanged = quote_ident(STAGE_UNCHANGED),
+        ))
+        .await?;
+    let key_schema = Arc::new(Schema::new(
+        layout
+            .key
+            .iter()
+            .map(|&k| layout.columns[k].clone())
+            .collect::<Vec<_>>(),
+    ));
+    let keys = RowEncoder::with_policies(
+        &target.key_encoder.columns,
+        &target.key_encoder.catalog,
+        &key_schema,
+        options.policies,
+    )
+    .map_err(|e| Error::from(ErrorKind::Encode(e)))?;
+    let statements = Statements::new(target, &layout, &rows_stage, &gone_stage, &sources);
+    counts.files += 1;
+    for batch in input {
+        if stop.is_stopped() {
+            return Err(ErrorKind::Cancelled.into());
+        }
+        let batch = batch.map_err(|e| Error::from(ErrorKind::Input(e)))?;
+        let ops = batch
+            .column(layout.columns.len())
+            .as_string_opt::<i32>()
+            .ok_or_else(|| Error::usage(format!("{OP_COLUMN} is not a text column")))?;
+        let mut start = 0;
+        for i in 0..=batch.num_rows() {
+            if i < batch.num_rows() && ops.value(i) != Op::Truncate.as_str() {
+                continue;
+            }
+            if i > start {
+                let run = batch.slice(start, i - start);
+                apply_run(
+                    client,
+                    &run,
+                    &layout,
+                    &keys,
+                    &statements,
+                    options.policies,
+                    counts,
+                )
+                .await?;
+            }
+            if i < batch.num_rows() {
+                client
+                    .connection()
+                    .simple_query(&format!("TRUNCATE ONLY {t}"))
+                    .await?;
+                counts.truncates += 1;
+                counts.changes += 1;
+            }
+            start = i + 1;
+        }
+    }
+    Ok(())
+}
+
+/// The statements that apply a run once its effects are staged.
+struct Statements {
+    rows_stage: String,
+    gone_stage: String,
+    delete: String,
+    update: Option<String>,
+    insert: String,
+    /// The fill of unsent values: its head (`UPDATE stage s SET `) and tail (`FROM target ...`).
+    fill: (String, String),
+    unfilled: String,
+}
+
+impl Statements {
+    fn new(
+        target: &Target,
+        layout: &Layout,
+        rows_stage: &str,
+        gone_stage: &str,
+        sources: &[String],
+    ) -> Statements {
+        let t = &target.name;
+        let keys: Vec<String> = target.key.iter().map(|k| quote_ident(k)).collect();
+        let on = |a: &str, b: &str| {
+            keys.iter()
+                .map(|k| format!("{a}.{k} = {b}.{k}"))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        let columns: Vec<String> = layout
+            .columns
+            .iter()
+            .map(|f| quote_ident(f.name()))
+            .collect();
+        let sets: Vec<String> = columns
+            .iter()
+            .filter(|c| !keys.contains(c))
+            .map(|c| format!("{c} = s.{c}"))
+            .collect();
+        let unchanged = quote_ident(STAGE_UNCHANGED);
+        let from_source = keys
+            .iter()
+            .zip(sources)
+            .map(|(k, s)| format!("t.{k} = s.{s}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        Statements {
+            rows_stage: rows_stage.to_owned(),
+            gone_stage: gone_stage.to_owned(),
+            delete: format!(
+                "WITH d AS (DELETE FROM {t} t USING {gone_stage} s WHERE {} RETURNING 1) \
+                 SELECT count(*) FROM d",
+                on("t", "s")
+            ),
+            update: (!sets.is_empty()).then(|| {
+                format!(
+                    "UPDATE {t} t SET {} FROM {rows_stage} s WHERE {}",
+                    sets.join(", "),
+                    on("t", "s")
+                )
+            }),
+            insert: format!(
+                "INSERT INTO {t} ({list}) OVERRIDING SYSTEM VALUE SELECT {list} FROM \
+                 {rows_stage} s WHERE NOT EXISTS (SELECT FROM {t} t WHERE {})",
+                on("t", "s"),
+                list = columns.join(", ")
+            ),
+            fill: (
+                format!("UPDATE {rows_stage} s SET "),
+                format!(
+                    ", {unchanged} = NULL FROM {t} t WHERE s.{unchanged} IS NOT NULL AND \
+                     {from_source}"
+                ),
+            ),
+            unfilled: format!("SELECT count(*) FROM {rows_stage} WHERE {unchanged} IS NOT NULL"),
+        }
+    }
+}
+
+/// Applies a run of changes (no truncate among them): reduced, staged, applied.
+async fn apply_run(
+    client: &mut Client,
+    run: &RecordBatch,
+    layout: &Layout,
+    keys: &RowEncoder,
+    statements: &Statements,
+    policies: EncodePolicies,
+    counts: &mut ApplyStats,
+) -> Result<()> {
+    let n = layout.columns.len();
+    let ops = run.column(n).as_string::<i32>();
+    let lsns = run
+        .column(n + 1)
+        .as_primitive_opt::<arrow_array::types::UInt64Type>();
+    let unchanged = run
+        .column(n + 5)
+        .as_list_opt::<i32>()
+        .ok_or_else(|| Error::usage(format!("{UNCHANGED_COLUMN} is not a list column")))?;
+    let old = run
+        .column(n + 6)
+        .as_struct_opt()
+        .ok_or_else(|| Error::usage(format!("{OLD_COLUMN} is not a struct column")))?;
+    let change_at = |i: usize| match lsns {
+        Some(l) => format!("the change at LSN {}", Lsn(l.value(i))),
+        None => format!("change {}", i + 1),
+    };
+    // The keys, as the target's types encode them: equal keys, equal bytes.
+    let key_body = |arrays: Vec<ArrayRef>| -> Result<Vec<u8>> {
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(
+                layout
+                    .key
+                    .iter()
+                    .map(|&k| layout.columns[k].clone())
+                    .collect::<Vec<_>>(),
+            )),
+            arrays,
+        )
+        .map_err(|e| Error::internal(format!("the key columns: {e}")))?;
+        let mut body = Vec::new();
+        keys.encode(&batch, 0, &mut body)
+            .map_err(|e| Error::from(ErrorKind::Encode(e)))?;
+        Ok(body)
+    };
+    let new_keys: Vec<ArrayRef> = layout.key.iter().map(|&k| run.column(k).clone()).collect();
+    let old_keys: Vec<ArrayRef> = layout.key.iter().map(|&k| old.column(k).clone()).collect();
+    let new_body = key_body(new_keys.clone())?;
+    let old_body = key_body(old_keys.clone())?;
+    let split = |body: &[u8]| split_rows(body, layout.key.len()).map_err(Error::internal);
+    let (new_rows, old_rows) = (split(&new_body)?, split(&old_body)?);
+    let mut changes = Vec::with_capacity(run.num_rows());
+    for i in 0..run.num_rows() {
+        let op = match ops.value(i) {
+            "insert" => Op::Insert,
+            "update" => Op::Update,
+            "delete" => Op::Delete,
+            other => {
+                return Err(Error::usage(format!(
+                    "{}: {OP_COLUMN} is {other:?}, not insert, update, delete or truncate",
+                    change_at(i)
+                )));
+            }
+        };
+        let has_old = op == Op::Update && old.is_valid(i);
+        let missing = |arrays: &[ArrayRef]| {
+            arrays
+                .iter()
+                .position(|a| a.is_null(i))
+                .map(|p| layout.columns[layout.key[p]].name().clone())
+        };
+        if let Some(column) =
+            missing(&new_keys).or_else(|| has_old.then(|| missing(&old_keys)).flatten())
+        {
+            return Err(Error::usage(format!(
+                "{} ({}) has no value for the key column {}: the source's replica identity \
+                 must cover the target's key",
+                change_at(i),
+                op.as_str(),
+                quote_ident(&column)
+            )));
+        }
+        let mut columns = Vec::new();
+        if unchanged.is_valid(i) {
+            let names = unchanged.value(i);
+            let names = names.as_string::<i32>();
+            for name in names.iter().flatten() {
+                if name.starts_with("_old.") {
+                    continue;
+                }
+                match layout.columns.iter().position(|f| f.name() == name) {
+                    Some(c) if !layout.key.contains(&c) => columns.push(c),
+                    _ => {
+                        return Err(Error::usage(format!(
+                            "{}: {UNCHANGED_COLUMN} names {name:?}, which is not a column \
+                             apply can fill (a key column, or none of the table's)",
+                            change_at(i)
+                        )));
+                    }
+                }
+            }
+        }
+        changes.push(Change {
+            op,
+            key: &new_body[new_rows[i].clone()],
+            old_key: has_old.then(|| &old_body[old_rows[i].clone()]),
+            unchanged: columns,
+        });
+    }
+    let effects = reduce(&changes, n)
+        .map_err(|e| Error::usage(format!("{} of the run: {e}", run.num_rows())))?;
+    counts.changes += run.num_rows() as u64;
+    let mut kept: Vec<&Kept> = Vec::new();
+    let mut gone: Vec<KeyAt> = Vec::new();
+    for effect in &effects {
+        match effect {
+            Effect::Keep(k) => kept.push(k),
+            Effect::Gone(at) => gone.push(*at),
+        }
+    }
+    let conn = client.connection();
+    conn.simple_query(&format!(
+        "TRUNCATE {}, {}",
+        statements.rows_stage, statements.gone_stage
+    ))
+    .await?;
+    // The key columns of the changes `at` point to.
+    let pick = |at: &[KeyAt]| -> Result<Vec<ArrayRef>> {
+        let indices: Vec<(usize, usize)> = at
+            .iter()
+            .map(|a| match *a {
+                KeyAt::New(r) => (0, r as usize),
+                KeyAt::Old(r) => (1, r as usize),
+            })
+            .collect();
+        new_keys
+            .iter()
+            .zip(old_keys.iter())
+            .map(|(new, old)| {
+                arrow_select::interleave::interleave(&[new.as_ref(), old.as_ref()], &indices)
+                    .map_err(|e| Error::internal(format!("gathering keys: {e}")))
+            })
+            .collect()
+    };
+    let load = LoadOptions::new(LoadMode::Append).with_policies(policies);
+    if !gone.is_empty() {
+        let arrays = pick(&gone)?;
+        let schema = Schema::new(
+            layout
+                .key
+                .iter()
+                .map(|&k| layout.columns[k].clone())
+                .collect::<Vec<_>>(),
+        );
+        let batch = RecordBatch::try_new(Arc::new(schema.clone()), arrays)
+            .map_err(|e| Error::internal(format!("the deleted keys: {e}")))?;
+        client
+            .load(
+                TableName::new(Some("pg_temp"), STAGE_GONE),
+                &schema,
+                vec![Ok::<_, ArrowError>(batch)],
+                load.clone(),
+            )
+            .await?;
+    }
+    let mut filled: Vec<usize> = Vec::new();
+    if !kept.is_empty() {
+        let mut fields: Vec<Arc<Field>> = layout.columns.clone();
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(n + 1 + layout.key.len());
+        for c in 0..n {
+            let indices: UInt32Array = kept.iter().map(|k| k.value_row(c)).collect();
+            if kept.iter().any(|k| k.value_row(c).is_none()) {
+                filled.push(c);
+            }
+            arrays.push(
+                arrow_select::take::take(run.column(c).as_ref(), &indices, None)
+                    .map_err(|e| Error::internal(format!("gathering rows: {e}")))?,
+            );
+        }
+        let mut names = ListBuilder::new(StringBuilder::new());
+        for k in &kept {
+            let missing: Vec<usize> = (0..n).filter(|&c| k.value_row(c).is_none()).collect();
+            if missing.is_empty() {
+                names.append_null();
+            } else {
+                for c in missing {
+                    names.values().append_value(layout.columns[c].name());
+                }
+                names.append(true);
+            }
+        }
+        let names = names.finish();
+        fields.push(Arc::new(Field::new(
+            STAGE_UNCHANGED,
+            names.data_type().clone(),
+            true,
+        )));
+        arrays.push(Arc::new(names));
+        let sources: Vec<KeyAt> = kept.iter().map(|k| k.source).collect();
+        for (i, array) in pick(&sources)?.into_iter().enumerate() {
+            let field = layout.columns[layout.key[i]].as_ref().clone();
+            fields.push(Arc::new(
+                field.with_name(format!("{STAGE_SOURCE}{}", i + 1)),
+            ));
+            arrays.push(array);
+        }
+        let schema = Schema::new(fields);
+        let batch = RecordBatch::try_new(Arc::new(schema.clone()), arrays)
+            .map_err(|e| Error::internal(format!("the rows kept: {e}")))?;
+        client
+            .load(
+                TableName::new(Some("pg_temp"), STAGE_ROWS),
+                &schema,
+                vec![Ok::<_, ArrowError>(batch)],
+                load,
+            )
+            .await?;
+    }
+    let conn = client.connection();
+    if !filled.is_empty() {
+        let sets = filled
+            .iter()
+            .map(|&c| {
+                let name = layout.columns[c].name();
+                format!(
+                    "{q} = CASE WHEN {lit} = ANY(s.{u}) THEN t.{q} ELSE s.{q} END",
+                    q = quote_ident(name),
+                    lit = quote_literal(name),
+                    u = quote_ident(STAGE_UNCHANGED)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (head, tail) = &statements.fill;
+        conn.simple_query(&format!("{head}{sets}{tail}")).await?;
+        let left = count(conn.simple_query(&statements.unfilled).await?);
+        if left > 0 {
+            return Err(Error::usage(format!(
+                "{left} updated row(s) did not send unchanged TOASTed values, and the target has \
+                 no row to take them from: the target is not in step with the source (apply \
+                 the changes from the point its copy was taken)"
+            )));
+        }
+    }
+    if !gone.is_empty() {
+        counts.deleted += count(conn.simple_query(&statements.delete).await?);
+    }
+    if !kept.is_empty() {
+        if let Some(update) = &statements.update {
+            conn.execute(update).await?;
+        }
+        conn.execute(&statements.insert).await?;
+        counts.upserted += kept.len() as u64;
+    }
+    Ok(())
+}
+
+/// The first value of the first row, as a count.
+fn count(rows: Vec<crate::protocol::TextRow>) -> u64 {
+    rows.into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change<'a>(op: Op, key: &'a [u8], old: Option<&'a [u8]>, unchanged: &[usize]) -> Change<'a> {
+        Change {
+            op,
+            key,
+            old_key: old,
+            unchanged: unchanged.to_vec(),
+        }
+    }
+
+    fn keep(row: u32, source: KeyAt) -> Effect {
+        Effect::Keep(Kept {
+            row,
+            fill: None,
+            source,
+        })
+    }
+
+    #[test]
+    fn the_last_change_of_each_key_wins() {
+        let changes = [
+            change(Op::Insert, b"a", None, &[]),
+            change(Op::Insert, b"b", None, &[]),
+            change(Op::Update, b"a", None, &[]),
+            change(Op::Delete, b"b", None, &[]),
+            change(Op::Insert, b"c", None, &[]),
+        ];
+        assert_eq!(
+            reduce(&changes, 2).unwrap(),
+            [
+                keep(2, KeyAt::New(2)),
+                Effect::Gone(KeyAt::New(3)),
+                keep(4, KeyAt::New(4)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_key_change_removes_the_old_key() {
+        let changes = [
+            change(Op::Update, b"b", Some(b"a"), &[]),
+            // The old key comes back.
+            change(Op::Insert, b"z", None, &[]),
+            change(Op::Update, b"c", Some(b"b"), &[]),
+        ];
+        assert_eq!(
+            reduce(&changes, 1).unwrap(),
+            [
+                Effect::Gone(KeyAt::Old(0)),
+                keep(1, KeyAt::New(1)),
+                Effect::Gone(KeyAt::Old(2)),
+                Effect::Keep(Kept {
+                    row: 2,
+                    fill: None,
+                    source: KeyAt::Old(2)
+                }),
+            ]
+        );
+        // Under FULL, the old image comes with every update: the same key is no key change.
+        let same = [change(Op::Update, b"a", Some(b"a"), &[])];
+        assert_eq!(
+            reduce(&same, 1).unwrap(),
+            [Effect::Keep(Kept {
+                row: 0,
+                fill: None,
+                source: KeyAt::Old(0)
+            })]
+        );
+    }
+
+    #[test]
+    fn unsent_values_come_from_the_change_before_or_the_target() {
+        // Columns: 0 = key, 1 = big (TOASTed), 2 = small.
+        let changes = [
+            // Only small changed: big stays the target's.
+            change(Op::Update, b"a", None, &[1]),
+            // big sent, then a change of small only: big from row 1.
+            change(Op::Update, b"b", None, &[]),
+            change(Op::Update, b"b", None, &[1]),
+            // Twice unsent: still the target's, from the first old key.
+            change(Op::Update, b"d", Some(b"c"), &[1]),
+            change(Op::Update, b"e", Some(b"d"), &[1]),
+        ];
+        let effects = reduce(&changes, 3).unwrap();
+        assert_eq!(
+            effects,
+            [
+                Effect::Keep(Kept {
+                    row: 0,
+                    fill: Some(vec![Some(0), None, Some(0)]),
+                    source: KeyAt::New(0)
+                }),
+                Effect::Keep(Kept {
+                    row: 2,
+                    fill: Some(vec![Some(2), Some(1), Some(2)]),
+                    source: KeyAt::New(1)
+                }),
+                Effect::Gone(KeyAt::Old(3)),
+                Effect::Gone(KeyAt::Old(4)),
+                Effect::Keep(Kept {
+                    row: 4,
+                    fill: Some(vec![Some(4), None, Some(4)]),
+                    source: KeyAt::Old(3)
+                }),
+            ]
+        );
+        // An update of a row deleted before it, with values unsent, is refused.
+        let broken = [
+            change(Op::Delete, b"a", None, &[]),
+            change(Op::Update, b"a", None, &[1]),
+        ];
+        let e = reduce(&broken, 3).unwrap_err();
+        assert!(e.contains("deleted by an earlier change"), "{e}");
+    }
+
+    #[test]
+    fn rows_of_a_copy_body_are_split() {
+        let mut body = Vec::new();
+        for (a, b) in [(Some(&b"xy"[..]), None), (None, Some(&b""[..]))] {
+            body.extend_from_slice(&2i16.to_be_bytes());
+            for v in [a, b] {
+                match v {
+                    Some(v) => {
+                        body.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                        body.extend_from_slice(v);
+                    }
+                    None => body.extend_from_slice(&(-1i32).to_be_bytes()),
+                }
+            }
+        }
+        let rows = split_rows(&body, 2).unwrap();
+        assert_eq!(rows, [0..12, 12..22]);
+        assert!(split_rows(&body[..20], 2).is_err());
+    }
+
+    #[test]
+    fn rolls_follow_the_checkpoints() {
+        let file = |path: &str, lsn: &str| ChangesFile {
+            path: path.into(),
+            checkpoint_lsn: lsn.into(),
+            ..ChangesFile::default()
+        };
+        let files = [file("a", "0/10"), file("b", "0/10"), file("c", "0/20")];
+        let r = rolls(&files).unwrap();
+        let paths: Vec<Vec<&str>> = r
+            .iter()
+            .map(|r| r.files.iter().map(|f| f.path.as_str()).collect())
+            .collect();
+        assert_eq!(paths, [vec!["a", "b"], vec!["c"]]);
+        let backwards = [file("a", "0/20"), file("b", "0/10")];
+        assert!(rolls(&backwards).is_err());
+    }
+}
