@@ -76,6 +76,11 @@ pub(crate) enum Command {
     /// The slot advances only once the files are durable; a rerun resumes exactly.
     #[command(after_help = [CHANGES_EXAMPLES, "\n\n", CONNECTION_HELP].concat())]
     Changes(ChangesArgs),
+    /// Apply a changes directory (as `pgarrow changes` writes it) to the tables of another
+    /// PostgreSQL, by key: each roll in one transaction, each once (a state table records how
+    /// far the target is).
+    #[command(after_help = [APPLY_EXAMPLES, "\n\n", CONNECTION_HELP].concat())]
+    Apply(ApplyArgs),
     /// Start a scratch PostgreSQL, load a 1M-row lineitem table and export it to Parquet.
     Demo(DemoArgs),
     /// Print a completion script for a shell: bash, zsh, fish, elvish or powershell
@@ -619,6 +624,45 @@ Examples:
   pgarrow changes --slot orders_slot --publication orders_pub -o changes/
   # Or as a daily job: what was committed up to now, then exit
   pgarrow changes --slot orders_slot --publication orders_pub --catch-up -o s3://bucket/changes/";
+
+const APPLY_EXAMPLES: &str = "Examples:
+  # The changes of the source, applied to the same tables of a replica (by primary key)
+  pgarrow apply changes/ --url postgresql://replica/db
+  # Into other tables, one keyed by given columns; statistics as JSON
+  pgarrow apply s3://bucket/changes/ --url $REPLICA --table orders=archive.orders \\
+      --key archive.orders=order_id,line --json";
+
+#[derive(Args, Debug)]
+pub(crate) struct ApplyArgs {
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+    /// The changes directory (or object-store prefix) with its _changes.json.
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+    #[command(flatten)]
+    pub(crate) storage: StorageArgs,
+    /// SOURCE=TARGET: a source table's changes go into another table (repeatable; a table not
+    /// named goes to the table of its own name).
+    #[arg(long, value_name = "SOURCE=TARGET", help_heading = "Apply")]
+    pub(crate) table: Vec<String>,
+    /// TABLE=COLUMNS: a target's key, comma-separated (repeatable; default: its primary key,
+    /// else its replica identity index).
+    #[arg(long, value_name = "TABLE=COLUMNS", help_heading = "Apply")]
+    pub(crate) key: Vec<String>,
+    /// The table recording, per slot, the checkpoint the target has every change up to
+    /// (created when missing).
+    #[arg(long, default_value = pgarrow::changes::apply::APPLIED_TABLE, value_name = "TABLE", help_heading = "Apply")]
+    pub(crate) state_table: String,
+    /// Nanoseconds that are not whole microseconds: error, or round (as `import`).
+    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<pgarrow::Nanoseconds>, help_heading = "Apply")]
+    pub(crate) nanoseconds: pgarrow::Nanoseconds,
+    /// Print the statistics as one JSON object on standard output.
+    #[arg(long, help_heading = "Apply")]
+    pub(crate) json: bool,
+    /// No progress lines and no summary.
+    #[arg(long, help_heading = "Apply")]
+    pub(crate) quiet: bool,
+}
 
 #[derive(Args, Debug)]
 pub(crate) struct ChangesArgs {

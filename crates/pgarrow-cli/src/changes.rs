@@ -1,14 +1,15 @@
 //! `pgarrow changes`: the terminal around [`pgarrow::changes::changes_to`] (a slot's changes
-//! into file sets with a manifest, or Arrow IPC on standard output).
+//! into file sets with a manifest, or Arrow IPC on standard output); `pgarrow apply`: around
+//! [`pgarrow::changes::apply_changes`] (those files into another PostgreSQL's tables).
 
 use std::time::Duration;
 
 use anyhow::Result;
-use pgarrow::changes::{ChangeOptions, ChangeTarget, ValueFormat};
+use pgarrow::changes::{ApplyOptions, ApplyStats, ChangeOptions, ChangeTarget, ValueFormat};
 use pgarrow::protocol::Config;
 use pgarrow::sink::Format;
 
-use crate::args::ChangesArgs;
+use crate::args::{ApplyArgs, ChangesArgs};
 use crate::errors::{Session, usage};
 use crate::report::{group, human_bytes};
 
@@ -90,6 +91,75 @@ pub(crate) fn changes(
             stats.tables.len(),
             stats.files,
             human_bytes(stats.bytes),
+        );
+    }
+    Ok(())
+}
+
+/// `pgarrow apply`: a changes directory into the target's tables, a line per roll.
+pub(crate) fn apply(
+    rt: &tokio::runtime::Runtime,
+    session: &mut Session,
+    config: &Config,
+    args: &ApplyArgs,
+) -> Result<()> {
+    let mut options = ApplyOptions::default().state_table(&args.state_table)?;
+    for spec in &args.table {
+        let Some((source, target)) = spec.split_once('=') else {
+            return Err(usage(&format!("--table {spec:?}: give SOURCE=TARGET")));
+        };
+        options = options.map_table(source.trim(), target.trim())?;
+    }
+    for spec in &args.key {
+        let Some((table, columns)) = spec.split_once('=') else {
+            return Err(usage(&format!(
+                "--key {spec:?}: give TABLE=COLUMN[,COLUMN...]"
+            )));
+        };
+        options = options.key(table.trim(), columns.split(',').map(str::trim))?;
+    }
+    options.policies.nanoseconds = args.nanoseconds;
+    let dir = args.storage.location(&args.dir)?;
+    let quiet = args.quiet || args.json;
+    let mut progress = move |s: &ApplyStats| {
+        if !quiet {
+            eprintln!(
+                "applied roll {} (checkpoint {}): {} changes so far",
+                s.rolls,
+                s.checkpoint_lsn,
+                group(s.changes)
+            );
+        }
+    };
+    let stats = rt.block_on(pgarrow::changes::apply_changes(
+        config.clone(),
+        &dir,
+        &options,
+        &session.stop,
+        &mut progress,
+    ))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&stats)?);
+    } else if !args.quiet {
+        let skipped = match stats.rolls_skipped {
+            0 => String::new(),
+            n => format!(" ({n} applied before, left alone)"),
+        };
+        eprintln!(
+            "applied {} roll(s) of slot {:?} to {} table(s){skipped}: {} changes, {} rows \
+             written, {} deleted, {} truncate(s); the target has every change up to {}",
+            stats.rolls,
+            stats.slot,
+            stats.tables.len(),
+            group(stats.changes),
+            group(stats.upserted),
+            group(stats.deleted),
+            stats.truncates,
+            if stats.checkpoint_lsn.is_empty() {
+                "(none yet)"
+            } else {
+                &stats.checkpoint_lsn
+            },
         );
     }
     Ok(())

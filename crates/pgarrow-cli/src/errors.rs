@@ -127,6 +127,10 @@ pub(crate) const NOTHING_WRITTEN: &str = "no output was written";
 /// What an interrupted load leaves.
 pub(crate) const NOTHING_LOADED: &str = "nothing was loaded (the transaction was rolled back)";
 
+/// What an interrupted apply leaves.
+pub(crate) const ROLL_UNDONE: &str =
+    "the rolls applied before stay, the one under way was rolled back (a rerun goes on from there)";
+
 /// A command line that asks for something impossible or contradictory: exit status 2.
 #[derive(Debug)]
 pub(crate) struct Usage(pub(crate) String);

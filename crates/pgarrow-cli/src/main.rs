@@ -95,6 +95,7 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
         Command::Plan(args) => args.quiet,
         Command::Demo(args) => args.output.quiet,
         Command::Changes(args) => args.quiet,
+        Command::Apply(args) => args.quiet,
         _ => false,
     });
     match cli.command {
@@ -233,6 +234,11 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
         Command::Changes(args) => {
             let config = conn::config(&args.conn, None)?;
             changes::changes(&rt, session, &config, &args)
+        }
+        Command::Apply(args) => {
+            session.interrupted = errors::ROLL_UNDONE;
+            let config = conn::config(&args.conn, None)?;
+            changes::apply(&rt, session, &config, &args)
         }
         Command::Demo(args) => demo(&rt, session, args),
         Command::Completions { shell } => {

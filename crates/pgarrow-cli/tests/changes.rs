@@ -201,3 +201,100 @@ fn changes_to_stdout_are_arrow_ipc_streams_and_bad_arguments_are_named() {
     ));
     assert_success(&out);
 }
+
+#[test]
+fn apply_replays_a_changes_directory_into_another_database_once() {
+    let Some(pg) = pgarrow_testkit::logical_cluster(&[]) else {
+        return;
+    };
+    let tables = "CREATE TABLE t (id int PRIMARY KEY, v text, n numeric);
+                  CREATE TABLE u (k text NOT NULL, v int);";
+    let source = pg.create_database("apply_src").unwrap();
+    pg.psql(
+        &source,
+        &format!(
+            "{tables}
+             ALTER TABLE u REPLICA IDENTITY FULL;
+             CREATE PUBLICATION p FOR TABLE t, u;
+             SELECT pg_create_logical_replication_slot('s', 'pgoutput');
+             INSERT INTO t SELECT g, 'v' || g, g / 7.0 FROM generate_series(1, 500) g;
+             INSERT INTO u VALUES ('a', 1), ('b', 2);
+             UPDATE t SET v = 'even' WHERE id % 2 = 0;
+             UPDATE t SET id = -id WHERE id % 50 = 0;
+             DELETE FROM t WHERE id % 3 = 0;
+             UPDATE u SET v = 20 WHERE k = 'b';"
+        ),
+    )
+    .unwrap();
+    let target = pg.create_database("apply_dst").unwrap();
+    pg.psql(&target, &format!("{tables} CREATE SCHEMA archive; ALTER TABLE u SET SCHEMA archive; ALTER TABLE archive.u ADD PRIMARY KEY (k);")).unwrap();
+    let dir = tempdir();
+    let out_dir = dir.path().join("changes");
+    let url = pg.url(&source);
+    assert_success(&run(pgarrow([
+        "changes",
+        "--url",
+        &url,
+        "--slot",
+        "s",
+        "--publication",
+        "p",
+        "-o",
+        path_str(&out_dir),
+        "--roll-rows",
+        "100",
+        "--catch-up",
+        "--quiet",
+    ])));
+    let target_url = pg.url(&target);
+    let apply = |extra: &[&str]| {
+        let base = [
+            "apply",
+            path_str(&out_dir),
+            "--url",
+            &target_url,
+            "--table",
+            "u=archive.u",
+        ];
+        run(pgarrow([&base[..], extra].concat()))
+    };
+    let out = apply(&["--json"]);
+    assert_success(&out);
+    let stats: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(stats["slot"], "s", "{stats}");
+    assert!(stats["rolls"].as_u64().unwrap() >= 2, "{stats}");
+    assert_eq!(stats["rolls_skipped"], 0, "{stats}");
+    let same = |sql_source: &str, sql_target: &str| {
+        assert_eq!(
+            pg.psql(&target, sql_target).unwrap(),
+            pg.psql(&source, sql_source).unwrap()
+        );
+    };
+    same("SELECT * FROM t ORDER BY id", "SELECT * FROM t ORDER BY id");
+    same(
+        "SELECT * FROM u ORDER BY k",
+        "SELECT * FROM archive.u ORDER BY k",
+    );
+
+    // A rerun finds every roll applied, and says so.
+    let err = assert_success(&apply(&[]));
+    assert!(
+        err.contains("applied 0 roll(s)") && err.contains("applied before"),
+        "{err}"
+    );
+
+    // Usage errors are named, with status 2.
+    assert_usage_error(&apply(&["--key", "t"]), &["--key \"t\"", "TABLE=COLUMN"]);
+    assert_usage_error(
+        &apply(&["--table", "t"]),
+        &["--table \"t\"", "SOURCE=TARGET"],
+    );
+    let elsewhere = pg.create_database("apply_none").unwrap();
+    let out = run(pgarrow([
+        "apply",
+        path_str(&out_dir),
+        "--url",
+        &pg.url(&elsewhere),
+    ]));
+    assert_usage_error(&out, &["the target table", "does not exist"]);
+}

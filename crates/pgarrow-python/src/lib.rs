@@ -618,6 +618,50 @@ fn changes_to(
     })
 }
 
+/// Applies the changes directory `path` (as `changes_to` writes it) to the tables of
+/// `conninfo`'s database, as `pgarrow apply` does; returns the statistics as JSON text.
+#[pyfunction]
+#[pyo3(signature = (conninfo, path, tables=None, keys=None, state_table=None, nanoseconds="error", storage_options=None))]
+#[allow(clippy::too_many_arguments)]
+fn apply_changes(
+    py: Python<'_>,
+    conninfo: Option<&str>,
+    path: PathBuf,
+    tables: Option<HashMap<String, String>>,
+    keys: Option<HashMap<String, Vec<String>>>,
+    state_table: Option<&str>,
+    nanoseconds: &str,
+    storage_options: Option<HashMap<String, String>>,
+) -> PyResult<String> {
+    let config = config(conninfo, None)?;
+    let usage = |e: pgarrow::Error| usage_error(py, e.to_string());
+    let mut options = pgarrow::changes::ApplyOptions::default();
+    if let Some(name) = state_table {
+        options = options.state_table(name).map_err(usage)?;
+    }
+    // Sorted: the same options in the same order, whatever the dict's.
+    let mut tables: Vec<_> = tables.unwrap_or_default().into_iter().collect();
+    tables.sort();
+    for (source, target) in tables {
+        options = options.map_table(&source, &target).map_err(usage)?;
+    }
+    let mut keys: Vec<_> = keys.unwrap_or_default().into_iter().collect();
+    keys.sort();
+    for (table, columns) in keys {
+        options = options.key(&table, columns).map_err(usage)?;
+    }
+    options.policies.nanoseconds = nanoseconds
+        .parse()
+        .map_err(|e: String| usage_error(py, format!("nanoseconds: {e}")))?;
+    let dir = location(py, &path, storage_options)?;
+    detached(py, move |stop| {
+        let runtime = blocking::runtime()?;
+        let mut quiet = |_: &pgarrow::changes::ApplyStats| {};
+        let run = pgarrow::changes::apply_changes(config, &dir, &options, stop, &mut quiet);
+        document(&blocking::wait(&runtime, stop, run)?)
+    })
+}
+
 /// One record batch, handed to Python through the Arrow C data interface.
 #[pyclass(module = "pgarrow._pgarrow", name = "Batch")]
 struct PyBatch {
@@ -1354,6 +1398,7 @@ fn _pgarrow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(schema, m)?)?;
     m.add_class::<PyChanges>()?;
     m.add_function(wrap_pyfunction!(changes_to, m)?)?;
+    m.add_function(wrap_pyfunction!(apply_changes, m)?)?;
     m.add_function(wrap_pyfunction!(export_file, m)?)?;
     m.add_function(wrap_pyfunction!(export_dir, m)?)?;
     m.add_function(wrap_pyfunction!(export_incremental, m)?)?;

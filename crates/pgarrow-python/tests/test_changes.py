@@ -116,3 +116,51 @@ def test_changes_to_writes_file_sets_and_resumes(logical_url, tmp_path):
     assert sorted(ids) == list(range(1, 27))
     with pytest.raises(pgarrow.UsageError, match="holds arrow files, not parquet"):
         pgarrow.changes_to(logical_url, out, slot="py_files_s", publication="py_files", catch_up=True)
+
+
+def test_apply_changes_replays_the_files_into_other_tables_once(logical_url, tmp_path):
+    run(
+        logical_url,
+        """DROP PUBLICATION IF EXISTS py_apply_pub; DROP TABLE IF EXISTS py_a, py_b;
+           DROP SCHEMA IF EXISTS py_apply CASCADE; CREATE SCHEMA py_apply;
+           CREATE TABLE py_a (id int PRIMARY KEY, amount numeric(12,2), tags text[]);
+           CREATE TABLE py_b (k text NOT NULL, v int);
+           ALTER TABLE py_b REPLICA IDENTITY FULL;
+           CREATE TABLE py_apply.a (id int PRIMARY KEY, amount numeric(12,2), tags text[]);
+           CREATE TABLE py_apply.b (k text NOT NULL, v int);
+           CREATE PUBLICATION py_apply_pub FOR TABLE py_a, py_b;""",
+    )
+    run(logical_url, "SELECT pg_create_logical_replication_slot('py_apply_s', 'pgoutput')")
+    # One transaction each (psycopg runs a string of statements as one), so several rolls.
+    for sql in [
+        "INSERT INTO py_a SELECT g, g / 3.0, ARRAY[g::text] FROM generate_series(1, 40) g",
+        "INSERT INTO py_b VALUES ('x', 1), ('y', 2)",
+        "UPDATE py_a SET amount = -amount WHERE id % 4 = 0",
+        "UPDATE py_a SET id = id + 100 WHERE id = 5",
+        "DELETE FROM py_a WHERE id % 10 = 0",
+        "UPDATE py_b SET v = 20 WHERE k = 'y'",
+        "DELETE FROM py_b WHERE k = 'x'",
+    ]:
+        run(logical_url, sql)
+    out = tmp_path / "changes"
+    pgarrow.changes_to(
+        logical_url, out, slot="py_apply_s", publication="py_apply_pub", catch_up=True, roll_rows=10
+    )
+    tables = {"py_a": "py_apply.a", "public.py_b": "py_apply.b"}
+    stats = pgarrow.apply_changes(logical_url, out, tables=tables, keys={"py_apply.b": "k"})
+    assert stats["rolls"] >= 2 and stats["rolls_skipped"] == 0, stats
+    assert stats["slot"] == "py_apply_s"
+    assert sorted(stats["tables"]) == ['"py_apply"."a"', '"py_apply"."b"']
+
+    def rows(sql):
+        with psycopg.connect(logical_url) as c:
+            return c.execute(sql).fetchall()
+
+    assert rows("SELECT * FROM py_apply.a ORDER BY id") == rows("SELECT * FROM py_a ORDER BY id")
+    assert rows("SELECT * FROM py_apply.b ORDER BY k") == [("y", 20)]
+    again = pgarrow.apply_changes(logical_url, out, tables=tables, keys={"py_apply.b": ["k"]})
+    assert again["rolls"] == 0 and again["rolls_skipped"] == stats["rolls"], again
+    # py_apply.b has no primary key: without its key, the apply says so.
+    run(logical_url, "DELETE FROM pgarrow_applied_changes WHERE slot = 'py_apply_s'")
+    with pytest.raises(pgarrow.UsageError, match="no primary key"):
+        pgarrow.apply_changes(logical_url, out, tables=tables)

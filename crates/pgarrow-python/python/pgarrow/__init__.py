@@ -84,6 +84,7 @@ __all__ = [
     "OutputError",
     "QueryError",
     "UsageError",
+    "apply_changes",
     "changes",
     "changes_to",
     "copy",
@@ -618,5 +619,41 @@ def changes_to(
     stats = _pgarrow.changes_to(
         url, os.fspath(output), slot, pubs, to, create_slot, catch_up, values, start,
         roll_rows, roll_bytes, roll_seconds, storage_options,
+    )
+    return json.loads(stats)
+
+
+def apply_changes(
+    url: Optional[str] = None,
+    path: Union[str, os.PathLike[str], None] = None,
+    *,
+    tables: Optional[dict[str, str]] = None,
+    keys: Optional[dict[str, Union[str, list[str]]]] = None,
+    state_table: Optional[str] = None,
+    nanoseconds: str = "error",
+    storage_options: Optional[dict[str, str]] = None,
+) -> dict[str, Any]:
+    """Applies the changes directory ``path`` (as ``changes_to`` and ``pgarrow changes`` write
+    it; a directory or an object URL) to the tables of ``url``'s database, by key, as
+    ``pgarrow apply`` does: each roll in one transaction, each once. A table
+    ``pgarrow_applied_changes`` (``state_table``) records, per slot, the checkpoint the target
+    has every change up to, so a later call applies only what came since.
+
+    ``tables`` maps a source table to another target (``{"orders": "archive.orders"}``); a
+    table not named goes to the table of its own name. ``keys`` gives a target's key columns
+    (``{"archive.orders": ["order_id", "line"]}``, or ``"order_id,line"``); a target not named
+    is keyed by its primary key, else its replica identity index. Returns the statistics:
+    ``slot``, ``rolls``, ``rolls_skipped``, ``files``, ``changes``, ``upserted``, ``deleted``,
+    ``truncates``, ``checkpoint_lsn``, ``tables``, ``total_s``. Ctrl-C rolls back the roll
+    under way (then KeyboardInterrupt); a later call goes on from there.
+    """
+    if path is None:
+        raise UsageError("apply_changes needs the changes directory or object URL")
+    key_lists = {
+        table: [c.strip() for c in cols.split(",")] if isinstance(cols, str) else list(cols)
+        for table, cols in (keys or {}).items()
+    }
+    stats = _pgarrow.apply_changes(
+        url, os.fspath(path), tables, key_lists, state_table, nanoseconds, storage_options,
     )
     return json.loads(stats)

@@ -54,6 +54,16 @@ def changes_to(
     storage_options: Optional[dict[str, str]] = None,
 ) -> str: ...
 
+def apply_changes(
+    conninfo: Optional[str],
+    path: str,
+    tables: Optional[dict[str, str]] = None,
+    keys: Optional[dict[str, list[str]]] = None,
+    state_table: Optional[str] = None,
+    nanoseconds: str = "error",
+    storage_options: Optional[dict[str, str]] = None,
+) -> str: ...
+
 class Export:
     def __init__(
         self,
