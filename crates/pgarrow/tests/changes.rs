@@ -1005,3 +1005,86 @@ async fn an_apply_that_cannot_be_done_says_why_and_changes_nothing() {
     let e = apply(&behind, tmp.path()).await.unwrap_err();
     assert!(e.to_string().contains("_changes.json"), "{e}");
 }
+
+#[tokio::test]
+async fn a_stopped_apply_undoes_the_roll_under_way_and_a_rerun_goes_on_from_there() {
+    let Some(source) = apply_source("changes_apply_stop", "s_apply_stop") else {
+        return;
+    };
+    let target = Db::new(
+        "changes_apply_stop_dst",
+        &format!("{APPLY_TABLES} {APPLY_START} ALTER TABLE f ADD PRIMARY KEY (id);"),
+    )
+    .unwrap();
+    source.psql(APPLY_WORK);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("changes");
+    let mut changes = ChangeTarget::dir(dir.clone(), pgarrow::sink::Format::Parquet);
+    changes.roll_rows = 7;
+    pgarrow::changes::changes_to(
+        source.url(),
+        catch_up("s_apply_stop"),
+        &changes,
+        Stop::new(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    let x_before = table_text(&target, "x", "a, b");
+
+    // x is locked on the target: the first roll with x's changes waits for it (after rolls of d
+    // and f only), and is stopped while it waits.
+    let mut locker = Client::connect(&target.url()).await.unwrap();
+    locker
+        .connection()
+        .simple_query("BEGIN; LOCK TABLE x IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let stop = Stop::new();
+    let mut applied = Vec::new();
+    let dir_at = pgarrow::Location::from(dir.clone());
+    let options = apply_options();
+    let mut progress = |s: &pgarrow::changes::ApplyStats| applied.push(s.checkpoint_lsn.clone());
+    let run =
+        pgarrow::changes::apply_changes(target.url(), &dir_at, &options, &stop, &mut progress);
+    let stop_when_waiting = async {
+        let mut watcher = Client::connect(&target.url()).await.unwrap();
+        // Bounded: 60 s of polls, then the test fails.
+        for _ in 0..6000 {
+            let rows = watcher
+                .connection()
+                .simple_query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND wait_event_type = 'Lock'",
+                )
+                .await
+                .unwrap();
+            if rows[0][0].as_deref() != Some("0") {
+                stop.stop();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the apply never waited for the lock on x");
+    };
+    let (result, ()) = tokio::join!(run, stop_when_waiting);
+    let e = result.unwrap_err();
+    assert!(e.is_cancelled(), "{e}");
+    locker.connection().simple_query("ROLLBACK").await.unwrap();
+
+    // The rolls before it stay, recorded; nothing of the stopped one is in the target.
+    assert!(!applied.is_empty(), "rolls of d and f come before x's");
+    assert_eq!(
+        target
+            .psql("SELECT checkpoint_lsn FROM pgarrow_applied_changes WHERE slot = 's_apply_stop'")
+            .trim(),
+        applied.last().unwrap()
+    );
+    assert_eq!(table_text(&target, "x", "a, b"), x_before);
+
+    // A rerun skips those rolls and applies the rest: the target equals the source.
+    let rest = apply(&target, &dir).await.unwrap();
+    assert_eq!(rest.rolls_skipped, applied.len() as u64, "{rest:?}");
+    assert!(rest.rolls >= 1, "{rest:?}");
+    assert_same_tables(&source, &target);
+}
