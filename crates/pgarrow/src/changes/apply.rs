@@ -22,32 +22,18 @@ use std::time::{Duration, Instant};
 use arrow_array::builder::{ListBuilder, StringBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader as _, UInt32Array};
-use arrow_schema::{ArrowError, Field, Schema};
+use arrow_schema::{ArrowError, Field, Fields, Schema};
 use pgarrow_encode::{EncodePolicies, RowEncoder};
 use pgarrow_protocol::replication::Lsn;
 use serde::Serialize;
 
-use super::decode::{
-    COMMIT_LSN_COLUMN, COMMIT_TIME_COLUMN, LSN_COLUMN, OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN,
-    XID_COLUMN,
-};
+use super::decode::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN, meta_fields};
 use super::sink::{CHANGES_MANIFEST, ChangesFile, ChangesManifest};
 use crate::input::{Input, InputOptions};
 use crate::protocol::{quote_ident, quote_literal};
 use crate::store::Location;
 use crate::{Client, Error, ErrorKind, IntoConfig, LoadMode, LoadOptions, Result, Source};
 use crate::{Stop, TableName};
-
-/// The metadata columns a change batch ends with, in order.
-const META: [&str; 7] = [
-    OP_COLUMN,
-    LSN_COLUMN,
-    COMMIT_LSN_COLUMN,
-    COMMIT_TIME_COLUMN,
-    XID_COLUMN,
-    UNCHANGED_COLUMN,
-    OLD_COLUMN,
-];
 
 /// The temporary table of the rows an apply leaves (inserted or updated).
 const STAGE_ROWS: &str = "_pgarrow_apply_rows";
@@ -576,6 +562,37 @@ fn split_rows(body: &[u8], columns: usize) -> std::result::Result<Vec<Range<usiz
     Ok(rows)
 }
 
+/// How many of `schema`'s columns are the table's: the rest must be the change columns
+/// [`changes_to`](super::changes_to) writes, by name and type (so that reading them cannot
+/// fail later).
+fn table_columns(schema: &Schema) -> Result<usize> {
+    let fields = schema.fields();
+    // `_old` is the last change column, a struct of the table's columns.
+    let n = fields
+        .len()
+        .checked_sub(meta_fields(&Fields::empty()).len());
+    let Some(n) = n else {
+        return Err(Error::usage(format!(
+            "not a file of changes: it has {} columns, fewer than the change columns",
+            fields.len()
+        )));
+    };
+    let expected = meta_fields(&fields[..n].iter().cloned().collect());
+    for (field, want) in fields[n..].iter().zip(&expected) {
+        if field.name() != want.name() || !field.data_type().equals_datatype(want.data_type()) {
+            return Err(Error::usage(format!(
+                "not a file of changes: its columns end with {} {}, where a file of changes has \
+                 {} {}",
+                quote_ident(field.name()),
+                field.data_type(),
+                quote_ident(want.name()),
+                want.data_type()
+            )));
+        }
+    }
+    Ok(n)
+}
+
 /// The column positions of a change file's schema.
 struct Layout {
     /// The table's columns (the fields before the metadata).
@@ -586,21 +603,8 @@ struct Layout {
 
 impl Layout {
     fn of(schema: &Schema, target: &Target) -> Result<Layout> {
-        let fields = schema.fields();
-        let n = fields.len().checked_sub(META.len());
-        let meta_ok = n.is_some_and(|n| {
-            fields[n..]
-                .iter()
-                .zip(META)
-                .all(|(f, name)| f.name() == name)
-        });
-        let Some(n) = n.filter(|_| meta_ok) else {
-            return Err(Error::usage(format!(
-                "not a file of changes: its columns do not end with {}",
-                META.join(", ")
-            )));
-        };
-        let columns: Vec<Arc<Field>> = fields[..n].to_vec();
+        let n = table_columns(schema)?;
+        let columns: Vec<Arc<Field>> = schema.fields()[..n].to_vec();
         let key = target
             .key
             .iter()
@@ -1065,6 +1069,8 @@ fn count(rows: Vec<crate::protocol::TextRow>) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use arrow_schema::DataType;
+
     use super::*;
 
     fn change<'a>(op: Op, key: &'a [u8], old: Option<&'a [u8]>, unchanged: &[usize]) -> Change<'a> {
@@ -1199,6 +1205,42 @@ mod tests {
         let rows = split_rows(&body, 2).unwrap();
         assert_eq!(rows, [0..12, 12..22]);
         assert!(split_rows(&body[..20], 2).is_err());
+    }
+
+    #[test]
+    fn only_the_change_columns_changes_to_writes_are_taken() {
+        let table = Fields::from(vec![
+            Field::new("id", DataType::Int32, false),
+            Field::new("v", DataType::Utf8, true),
+        ]);
+        let mut fields: Vec<Field> = table.iter().map(|f| f.as_ref().clone()).collect();
+        fields.extend(meta_fields(&table));
+        assert_eq!(table_columns(&Schema::new(fields.clone())).unwrap(), 2);
+        // Each change column of another type, or missing, is refused by name: never read.
+        let base = fields.len() - 7;
+        for i in 0..7 {
+            let mut bad = fields.clone();
+            bad[base + i] = Field::new(bad[base + i].name(), DataType::Int64, true);
+            let e = table_columns(&Schema::new(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains("not a file of changes") && e.contains("Int64"),
+                "{e}"
+            );
+        }
+        // `_unchanged` of numbers; `_old` with other columns than the table's.
+        let mut bad = fields.clone();
+        bad[base + 5] = Field::new(
+            UNCHANGED_COLUMN,
+            DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+            true,
+        );
+        assert!(table_columns(&Schema::new(bad)).is_err());
+        let mut bad = fields.clone();
+        bad[base + 6] = Field::new(OLD_COLUMN, DataType::Struct(table[..1].into()), true);
+        assert!(table_columns(&Schema::new(bad)).is_err());
+        assert!(table_columns(&Schema::new(fields[..3].to_vec())).is_err());
+        let e = table_columns(&Schema::new(fields[base + 1..].to_vec())).unwrap_err();
+        assert!(e.to_string().contains("fewer than"), "{e}");
     }
 
     #[test]

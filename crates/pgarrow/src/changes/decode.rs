@@ -363,7 +363,7 @@ fn decode_row(decoder: &mut CopyDecoder, row: &[u8]) -> Result<()> {
 }
 
 /// The metadata columns after the table's own (`table` is the table's fields, for `_old`).
-fn meta_fields(table: &Fields) -> Vec<Field> {
+pub(crate) fn meta_fields(table: &Fields) -> Vec<Field> {
     let lsn = |name: &str| {
         Field::new(name, DataType::UInt64, false).with_metadata(
             [(META_LSN.to_owned(), "true".to_owned())]
