@@ -64,6 +64,11 @@ bench-incremental rows="6000000" reps="3": bench-setup bench-build
 bench-changes rows="1000000" reps="3": bench-build
     python3 benches/changes.py --rows {{rows}} --reps {{reps}}
 
+# Applying changes: 1M updated rows, `pgarrow changes` + `pgarrow apply` into another database
+# vs a PostgreSQL subscription doing the same -> benches/RESULTS.md.
+bench-apply rows="1000000" reps="3": bench-build
+    python3 benches/apply.py --rows {{rows}} --reps {{reps}}
+
 # Peak RSS of long Parquet exports (lineitem of `base` rows repeated up to `rows`).
 bench-memory rows="50000000" base="2000000": bench-build
     python3 benches/e2e.py --memory --memory-rows {{rows}} --rows {{base}}

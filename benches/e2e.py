@@ -134,15 +134,24 @@ class Server:
     def url(self):
         return self.info["url"]
 
-    def psql_args(self):
+    def url_of(self, db):
+        """The URL of another database of the cluster."""
+        return self.url.rsplit("/", 1)[0] + "/" + db
+
+    def psql_args(self, db=None):
         i = self.info
-        return [i["psql"], "-X", "-q", "-h", i["host"], "-p", i["port"], "-U", i["user"], "-d", i["dbname"]]
+        return [i["psql"], "-X", "-q", "-h", i["host"], "-p", i["port"], "-U", i["user"], "-d",
+                db or i["dbname"]]
 
     def psql(self, *sql):
         """Runs each statement of `sql` as its own query (own transaction); the output."""
+        return self.psql_in(None, *sql)
+
+    def psql_in(self, db, *sql):
+        """`psql` in the database `db` of the cluster (None: the tables' database)."""
         out = subprocess.run(
-            self.psql_args() + ["-A", "-t", "-v", "ON_ERROR_STOP=1",
-                                *[a for q in sql for a in ("-c", q)]],
+            self.psql_args(db) + ["-A", "-t", "-v", "ON_ERROR_STOP=1",
+                                  *[a for q in sql for a in ("-c", q)]],
             check=True, capture_output=True, text=True,
         )
         return out.stdout.strip()
