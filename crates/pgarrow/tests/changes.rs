@@ -1088,3 +1088,56 @@ async fn a_stopped_apply_undoes_the_roll_under_way_and_a_rerun_goes_on_from_ther
     assert!(rest.rolls >= 1, "{rest:?}");
     assert_same_tables(&source, &target);
 }
+
+#[tokio::test]
+async fn a_given_key_without_a_unique_index_still_inserts_the_rows_it_lacks() {
+    let Some(source) = Db::new(
+        "changes_apply_dup",
+        "CREATE TABLE g (id int NOT NULL, v text);
+         ALTER TABLE g REPLICA IDENTITY FULL;
+         INSERT INTO g VALUES (1, 'a');
+         CREATE PUBLICATION p FOR TABLE g;
+         SELECT pg_create_logical_replication_slot('s_apply_dup', 'pgoutput');",
+    ) else {
+        return;
+    };
+    // One transaction: an update of key 1 and an insert of key 2, one run of two rows. Key 1
+    // is twice in the target, so the update counts two rows: as many as were staged, though
+    // key 2 matched none. Only a unique key makes that count mean "every row matched".
+    source
+        .psql("BEGIN; UPDATE g SET v = 'x' WHERE id = 1; INSERT INTO g VALUES (2, 'new'); COMMIT;");
+    let target = Db::new(
+        "changes_apply_dup_dst",
+        "CREATE TABLE g (id int NOT NULL, v text); INSERT INTO g VALUES (1, 'a'), (1, 'b');",
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("changes");
+    let changes = ChangeTarget::dir(dir.clone(), pgarrow::sink::Format::Parquet);
+    pgarrow::changes::changes_to(
+        source.url(),
+        catch_up("s_apply_dup"),
+        &changes,
+        Stop::new(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    let options = pgarrow::changes::ApplyOptions::default()
+        .key("g", ["id"])
+        .unwrap();
+    let stats = pgarrow::changes::apply_changes(
+        target.url(),
+        &pgarrow::Location::from(dir),
+        &options,
+        &Stop::new(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!((stats.changes, stats.upserted), (2, 2), "{stats:?}");
+    assert_eq!(
+        target.psql("SELECT id, v FROM g ORDER BY id, v").trim(),
+        "1|x\n1|x\n2|new"
+    );
+}

@@ -170,12 +170,21 @@ pub async fn apply_changes(
     };
     let state = options.state_table.quoted();
     let conn = client.connection();
-    conn.simple_query(&format!(
-        "CREATE TABLE IF NOT EXISTS {state} (slot text PRIMARY KEY, checkpoint_lsn pg_lsn NOT \
-         NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-    ))
-    .await
-    .map_err(|e| Error::from(e).context(format!("creating the state table {state}")))?;
+    // Looked up first: IF NOT EXISTS alone has the server say "already exists" every run.
+    let missing = conn
+        .simple_query(&format!(
+            "SELECT to_regclass({}) IS NULL",
+            quote_literal(&state)
+        ))
+        .await?;
+    if first_value(missing).as_deref() == Some("t") {
+        conn.simple_query(&format!(
+            "CREATE TABLE IF NOT EXISTS {state} (slot text PRIMARY KEY, checkpoint_lsn pg_lsn \
+             NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        ))
+        .await
+        .map_err(|e| Error::from(e).context(format!("creating the state table {state}")))?;
+    }
     let applied: Option<Lsn> = conn
         .simple_query(&format!(
             "SELECT checkpoint_lsn::text FROM {state} WHERE slot = {}",
@@ -311,6 +320,9 @@ fn rolls(files: &[ChangesFile]) -> Result<Vec<Roll<'_>>> {
 struct Target {
     name: String,
     key: Vec<String>,
+    /// The key is unique in the target (it covers a unique index's columns): an update's row
+    /// count then says whether every staged row matched one.
+    key_unique: bool,
     key_encoder: KeyTypes,
 }
 
@@ -357,21 +369,19 @@ async fn describe_target(
     let exists = conn
         .simple_query(&format!("SELECT to_regclass({regclass}) IS NOT NULL"))
         .await?;
-    if exists
-        .first()
-        .and_then(|r| r.first())
-        .cloned()
-        .flatten()
-        .as_deref()
-        != Some("t")
-    {
+    if first_value(exists).as_deref() != Some("t") {
         return Err(Error::usage(format!(
             "the target table {name} does not exist: create it (an export's schema, `pgarrow \
              import --create`), or map the changes elsewhere (--table SOURCE=TARGET)"
         )));
     }
-    let key = match options.keys.iter().find(|(t, _)| same_table(t, &table)) {
-        Some((_, key)) if !key.is_empty() => key.clone(),
+    let given = options
+        .keys
+        .iter()
+        .find(|(t, _)| same_table(t, &table))
+        .filter(|(_, key)| !key.is_empty());
+    let key = match given {
+        Some((_, key)) => key.clone(),
         _ => {
             // The primary key, else the replica identity index, in the index's column order.
             let rows = conn
@@ -398,6 +408,28 @@ async fn describe_target(
             key
         }
     };
+    let key_unique = match given {
+        // The primary key and a replica identity index are unique.
+        None => true,
+        Some(_) => {
+            let names = key
+                .iter()
+                .map(|k| quote_literal(k))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let rows = conn
+                .simple_query(&format!(
+                    "SELECT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = \
+                     to_regclass({regclass}) AND i.indisunique AND i.indpred IS NULL AND \
+                     i.indexprs IS NULL AND NOT EXISTS (SELECT FROM \
+                     unnest((i.indkey::int2[])[0:i.indnkeyatts - 1]) k(attnum) JOIN \
+                     pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = \
+                     k.attnum WHERE a.attname::text <> ALL (ARRAY[{names}]::text[])))"
+                ))
+                .await?;
+            first_value(rows).as_deref() == Some("t")
+        }
+    };
     let list = key.iter().map(|k| quote_ident(k)).collect::<Vec<_>>();
     let plan = client
         .plan(&Source::query(format!(
@@ -409,6 +441,7 @@ async fn describe_target(
     Ok(Target {
         name,
         key,
+        key_unique,
         key_encoder: KeyTypes {
             columns: plan.columns.into_iter().map(|c| c.column).collect(),
             catalog: plan.catalog,
@@ -656,8 +689,7 @@ async fn apply_file(
     client
         .connection()
         .simple_query(&format!(
-            "DROP TABLE IF EXISTS {rows_stage}, {gone_stage}; \
-             CREATE TEMPORARY TABLE {rows_stage} ON COMMIT DROP AS SELECT {}, NULL::text[] AS \
+            "CREATE TEMPORARY TABLE {rows_stage} ON COMMIT DROP AS SELECT {}, NULL::text[] AS \
              {unchanged}, {source_list} FROM {t} WITH NO DATA; \
              CREATE TEMPORARY TABLE {gone_stage} ON COMMIT DROP AS SELECT {} FROM {t} WITH NO \
              DATA",
@@ -720,6 +752,11 @@ async fn apply_file(
             start = i + 1;
         }
     }
+    // The next file of the roll makes its own stage, for its own columns.
+    client
+        .connection()
+        .simple_query(&format!("DROP TABLE {rows_stage}, {gone_stage}"))
+        .await?;
     Ok(())
 }
 
@@ -730,6 +767,9 @@ struct Statements {
     delete: String,
     update: Option<String>,
     insert: String,
+    /// The key is unique in the target: when the update's row count is the number of rows
+    /// staged, every one matched a row and the insert has nothing to do.
+    key_unique: bool,
     /// The fill of unsent values: its head (`UPDATE stage s SET `) and tail (`FROM target ...`).
     fill: (String, String),
     unfilled: String,
@@ -776,6 +816,7 @@ impl Statements {
                  SELECT count(*) FROM d",
                 on("t", "s")
             ),
+            key_unique: target.key_unique,
             update: (!sets.is_empty()).then(|| {
                 format!(
                     "UPDATE {t} t SET {} FROM {rows_stage} s WHERE {}",
@@ -1049,22 +1090,28 @@ async fn apply_run(
         counts.deleted += count(conn.simple_query(&statements.delete).await?);
     }
     if !kept.is_empty() {
-        if let Some(update) = &statements.update {
-            conn.execute(update).await?;
+        let updated = match &statements.update {
+            Some(update) => conn.execute(update).await?.unwrap_or(0),
+            None => 0,
+        };
+        if !(statements.key_unique && updated == kept.len() as u64) {
+            conn.execute(&statements.insert).await?;
         }
-        conn.execute(&statements.insert).await?;
         counts.upserted += kept.len() as u64;
     }
     Ok(())
 }
 
-/// The first value of the first row, as a count.
-fn count(rows: Vec<crate::protocol::TextRow>) -> u64 {
+/// The first value of the first row.
+fn first_value(rows: Vec<crate::protocol::TextRow>) -> Option<String> {
     rows.into_iter()
         .next()
         .and_then(|r| r.into_iter().next().flatten())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+}
+
+/// The first value of the first row, as a count.
+fn count(rows: Vec<crate::protocol::TextRow>) -> u64 {
+    first_value(rows).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 #[cfg(test)]
