@@ -555,10 +555,20 @@ fn files_changes(dir: &std::path::Path) -> BTreeMap<(String, String, String, u64
     seen
 }
 
+/// The slot's changes caught up into Parquet file sets in `dir`, rolled every 7 rows.
 async fn to_dir(db: &Db, slot: &str, dir: &std::path::Path) -> pgarrow::changes::ChangesStats {
+    to_dir_with(db, catch_up(slot), dir, 7).await
+}
+
+async fn to_dir_with(
+    db: &Db,
+    options: ChangeOptions,
+    dir: &std::path::Path,
+    roll_rows: u64,
+) -> pgarrow::changes::ChangesStats {
     let mut target = ChangeTarget::dir(dir.to_path_buf(), pgarrow::sink::Format::Parquet);
-    target.roll_rows = 7;
-    pgarrow::changes::changes_to(db.url(), catch_up(slot), &target, Stop::new(), &mut |_| {})
+    target.roll_rows = roll_rows;
+    pgarrow::changes::changes_to(db.url(), options, &target, Stop::new(), &mut |_| {})
         .await
         .unwrap()
 }
@@ -895,17 +905,7 @@ async fn changes_applied_to_another_database_equal_the_source_and_apply_once() {
         let dir = tmp.path().join("changes");
         let mut options = catch_up(&slot);
         options.values = values;
-        let mut changes = ChangeTarget::dir(dir.clone(), pgarrow::sink::Format::Parquet);
-        changes.roll_rows = 7;
-        pgarrow::changes::changes_to(
-            source.url(),
-            options.clone(),
-            &changes,
-            Stop::new(),
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
+        to_dir_with(&source, options.clone(), &dir, 7).await;
 
         let stats = apply(&target, &dir).await.unwrap();
         assert!(stats.rolls > 2, "{stats:?}");
@@ -935,9 +935,7 @@ async fn changes_applied_to_another_database_equal_the_source_and_apply_once() {
              DELETE FROM f WHERE id > 8;
              INSERT INTO x VALUES (3, 'three', 3);",
         );
-        pgarrow::changes::changes_to(source.url(), options, &changes, Stop::new(), &mut |_| {})
-            .await
-            .unwrap();
+        to_dir_with(&source, options, &dir, 7).await;
         let third = apply(&target, &dir).await.unwrap();
         assert_eq!(third.rolls_skipped, stats.rolls);
         assert!(third.rolls >= 1 && third.changes > 0, "{third:?}");
@@ -961,18 +959,8 @@ async fn an_apply_that_cannot_be_done_says_why_and_changes_nothing() {
     source.psql(APPLY_WORK);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("changes");
-    let mut changes = ChangeTarget::dir(dir.clone(), pgarrow::sink::Format::Parquet);
     // One roll: every change in one transaction of the target.
-    changes.roll_rows = 1_000_000;
-    pgarrow::changes::changes_to(
-        source.url(),
-        catch_up("s_apply_bad"),
-        &changes,
-        Stop::new(),
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
+    to_dir_with(&source, catch_up("s_apply_bad"), &dir, 1_000_000).await;
 
     // A target table missing: named.
     let missing = Db::new("changes_apply_missing", "CREATE TABLE unrelated (id int);").unwrap();
@@ -1019,17 +1007,7 @@ async fn a_stopped_apply_undoes_the_roll_under_way_and_a_rerun_goes_on_from_ther
     source.psql(APPLY_WORK);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("changes");
-    let mut changes = ChangeTarget::dir(dir.clone(), pgarrow::sink::Format::Parquet);
-    changes.roll_rows = 7;
-    pgarrow::changes::changes_to(
-        source.url(),
-        catch_up("s_apply_stop"),
-        &changes,
-        Stop::new(),
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
+    to_dir(&source, "s_apply_stop", &dir).await;
     let x_before = table_text(&target, "x", "a, b");
 
     // x is locked on the target: the first roll with x's changes waits for it (after rolls of d
@@ -1113,16 +1091,7 @@ async fn a_given_key_without_a_unique_index_still_inserts_the_rows_it_lacks() {
     .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("changes");
-    let changes = ChangeTarget::dir(dir.clone(), pgarrow::sink::Format::Parquet);
-    pgarrow::changes::changes_to(
-        source.url(),
-        catch_up("s_apply_dup"),
-        &changes,
-        Stop::new(),
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
+    to_dir(&source, "s_apply_dup", &dir).await;
     let options = pgarrow::changes::ApplyOptions::default()
         .key("g", ["id"])
         .unwrap();
