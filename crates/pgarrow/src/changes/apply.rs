@@ -5,10 +5,11 @@
 //! row it leaves (an insert, an update) or its absence (a delete, the old key of an update that
 //! changed the key). A TOASTed value an update did not send (`_unchanged`) is taken from the
 //! change before it on the same key, or, when there is none in the batch, from the target's
-//! row. The effects then go through the load's binary COPY into two temporary tables, and four
-//! statements apply them: the unsent values filled in from the target, the deletes, the updates
-//! of rows that exist, the inserts of rows that do not. A truncate empties the table between
-//! the changes before it and those after.
+//! row. The effects then go through the load's binary COPY into two temporary tables, and up to
+//! four statements apply them: the unsent values filled in from the target, the deletes, the
+//! updates of rows that exist, the inserts of rows that do not (left out when the updates
+//! matched every staged row of a unique key). A truncate empties the table between the changes
+//! before it and those after.
 //!
 //! [`apply_changes`] replays a changes directory: each roll (the files one checkpoint made
 //! durable) in one transaction, with a row of a state table (`pgarrow_applied_changes`)
