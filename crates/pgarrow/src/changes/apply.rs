@@ -633,6 +633,8 @@ struct Layout {
     columns: Vec<Arc<Field>>,
     /// The key columns' positions among them.
     key: Vec<usize>,
+    /// The key columns' fields.
+    key_schema: Arc<Schema>,
 }
 
 impl Layout {
@@ -653,7 +655,14 @@ impl Layout {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Layout { columns, key })
+        let key_schema = Arc::new(Schema::new(
+            key.iter().map(|&k| columns[k].clone()).collect::<Vec<_>>(),
+        ));
+        Ok(Layout {
+            columns,
+            key,
+            key_schema,
+        })
     }
 }
 
@@ -699,17 +708,10 @@ async fn apply_file(
             unchanged = quote_ident(STAGE_UNCHANGED),
         ))
         .await?;
-    let key_schema = Arc::new(Schema::new(
-        layout
-            .key
-            .iter()
-            .map(|&k| layout.columns[k].clone())
-            .collect::<Vec<_>>(),
-    ));
     let keys = RowEncoder::with_policies(
         &target.key_encoder.columns,
         &target.key_encoder.catalog,
-        &key_schema,
+        &layout.key_schema,
         options.policies,
     )
     .map_err(|e| Error::from(ErrorKind::Encode(e)))?;
@@ -872,17 +874,8 @@ async fn apply_run(
     };
     // The keys, as the target's types encode them: equal keys, equal bytes.
     let key_body = |arrays: Vec<ArrayRef>| -> Result<Vec<u8>> {
-        let batch = RecordBatch::try_new(
-            Arc::new(Schema::new(
-                layout
-                    .key
-                    .iter()
-                    .map(|&k| layout.columns[k].clone())
-                    .collect::<Vec<_>>(),
-            )),
-            arrays,
-        )
-        .map_err(|e| Error::internal(format!("the key columns: {e}")))?;
+        let batch = RecordBatch::try_new(layout.key_schema.clone(), arrays)
+            .map_err(|e| Error::internal(format!("the key columns: {e}")))?;
         let mut body = Vec::new();
         keys.encode(&batch, 0, &mut body)
             .map_err(|e| Error::from(ErrorKind::Encode(e)))?;
@@ -990,19 +983,12 @@ async fn apply_run(
     let load = LoadOptions::new(LoadMode::Append).with_policies(policies);
     if !gone.is_empty() {
         let arrays = pick(&gone)?;
-        let schema = Schema::new(
-            layout
-                .key
-                .iter()
-                .map(|&k| layout.columns[k].clone())
-                .collect::<Vec<_>>(),
-        );
-        let batch = RecordBatch::try_new(Arc::new(schema.clone()), arrays)
+        let batch = RecordBatch::try_new(layout.key_schema.clone(), arrays)
             .map_err(|e| Error::internal(format!("the deleted keys: {e}")))?;
         client
             .load(
                 TableName::new(Some("pg_temp"), STAGE_GONE),
-                &schema,
+                &layout.key_schema,
                 vec![Ok::<_, ArrowError>(batch)],
                 load.clone(),
             )
