@@ -15,6 +15,8 @@ use crate::sink::RemoteWrite;
 
 /// How long dropping an unfinished upload waits for its abort to be taken.
 const ABORT_WAIT: Duration = Duration::from_secs(60);
+/// How long an abort lets the parts in flight finish before it stops them.
+const PART_WAIT: Duration = Duration::from_secs(15);
 
 /// How the parts go: an `object_store` multipart upload (S3, Azure), or a resumable upload
 /// of GCS's JSON API (see `gcs`), whose chunks go in order.
@@ -208,10 +210,16 @@ impl Drop for ObjectWriter {
             return;
         };
         let tasks: Vec<_> = self.in_flight.drain(..).map(|(task, _)| task).collect();
+        // A part's request already sent is still taken by the store when its task is
+        // aborted, and may land after the abort (Azure then keeps its block, S3 documents
+        // the same of its parts): the parts in flight are let finish, for a while.
         let stop_parts = async move {
-            for task in tasks {
-                task.abort();
-                let _ = task.await;
+            let deadline = tokio::time::Instant::now() + PART_WAIT;
+            for mut task in tasks {
+                if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                    task.abort();
+                    let _ = task.await;
+                }
             }
         };
         let discard = self.discard_blocks.then(|| {
