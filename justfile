@@ -78,6 +78,10 @@ bench-memory rows="50000000" base="2000000": bench-build
 bench-load rows="2000000" reps="3": bench-setup bench-build
     python3 benches/e2e.py --load --rows {{rows}} --reps {{reps}}
 
+# Redraw benches/charts/*.svg from benches/RESULTS.md (the bench recipes redraw their own section's).
+bench-charts:
+    python3 benches/chart.py
+
 # Decoder micro benchmarks on testdata/copy (criterion, no server); saved as baseline `baseline`.
 bench-decode baseline="main":
     cargo bench -p pgarrow-decode --bench decode -- --save-baseline {{baseline}}

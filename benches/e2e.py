@@ -15,7 +15,8 @@ What it does:
    each as its own process, and records the wall time, the client's CPU time (user + system,
    all threads, from wait4's rusage) and its peak RSS (maxrss);
 4. prints the table of medians and writes it into benches/RESULTS.md (between the markers of
-   its section; the rest of that file is kept).
+   its section; the rest of that file is kept), and redraws that section's chart,
+   benches/charts/<section>.svg (benches/chart.py).
 
 Every tool exports `SELECT * FROM <table>` over TCP to 127.0.0.1 as the superuser. The limit is
 psql running `COPY (SELECT * FROM <table>) TO STDOUT (FORMAT binary)` into /dev/null: one
@@ -550,6 +551,21 @@ def write_section(name, text):
         new = "# Benchmark results\n\nWritten by `benches/e2e.py` (`just bench`, `just bench-memory`, `just bench-load`); see benches/README.md.\n\n" + block
     with open(RESULTS, "w") as f:
         f.write(new)
+    draw_chart(name)
+
+
+def draw_chart(name):
+    """Redraws the section's chart, charts/NAME.svg beside RESULTS (benches/chart.py); a chart
+    that cannot be drawn is a warning, never a lost run."""
+    try:
+        if BENCHES not in sys.path:
+            sys.path.insert(0, BENCHES)
+        import chart
+
+        for path in chart.draw(RESULTS, names=[name]):
+            print(f"chart: {path}", flush=True)
+    except Exception as e:  # noqa: BLE001
+        print(f"warning: the chart of section {name} was not drawn: {e}", file=sys.stderr, flush=True)
 
 
 # --- the suites -----------------------------------------------------------------------------
