@@ -17,6 +17,11 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
+# Build the book (docs/, mdBook) into target/book; its examples are checked by `cargo test`.
+# mdbook: `cargo install mdbook --locked --version 0.5.4` (the version .ci/run pins).
+book:
+    mdbook build docs
+
 # Everything CI does.
 ci:
     bash .ci/run
