@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Arg, ArgAction, Args, CommandFactory, Parser, Subcommand};
 use pgarrow::incremental::LateRows;
 use pgarrow::partition::{SnapshotMode, parse_size};
 use pgarrow::policy::{
@@ -24,6 +24,24 @@ use pgarrow::sink::{Compression, Format, IntervalEncoding};
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// The command line: help is `--help` and `-?` as in psql, since `-h` is the host. What
+/// `main` parses, and what the documentation's examples are checked against
+/// (`tests/docs.rs` includes this file).
+pub(crate) fn command() -> clap::Command {
+    let help = || {
+        Arg::new("help")
+            .short('?')
+            .long("help")
+            .action(ArgAction::Help)
+            .help("Print help")
+            .help_heading(None::<&str>)
+    };
+    Cli::command()
+        .disable_help_flag(true)
+        .arg(help().short('h').short_alias('?'))
+        .mut_subcommands(move |s| s.disable_help_flag(true).arg(help()))
 }
 
 /// How the connection settings combine, shown under every command that connects.
@@ -245,7 +263,8 @@ pub(crate) struct StorageArgs {
     /// An object-store setting, KEY=VALUE (repeatable): aws_endpoint=http://localhost:9000,
     /// aws_allow_http=true, aws_virtual_hosted_style_request=false, aws_profile=NAME,
     /// azure_storage_account_name=..., google_service_account=FILE, part_size=64MiB, ...
-    /// (see the README's "Object stores"). The clouds' environment variables are read first.
+    /// (see the book's "Object stores", docs/src/object-stores.md). The clouds' environment
+    /// variables are read first.
     #[arg(long = "storage-option", value_name = "KEY=VALUE")]
     pub(crate) storage_options: Vec<String>,
 }

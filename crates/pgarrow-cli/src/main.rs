@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
-use clap::{Arg, ArgAction, CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 use pgarrow::blocking::{block_on, wait};
 use pgarrow::names::table_query;
 use pgarrow::policy::Policies;
@@ -27,7 +27,7 @@ use pgarrow::sink::Output;
 use pgarrow::{Client, FileTarget, Hooks, Source, Stop, TablePattern};
 use serde::Serialize;
 
-use args::{Cli, Command, DemoArgs, OutputArgs, PartitionArgs, SourceArgs};
+use args::{Cli, Command, DemoArgs, OutputArgs, PartitionArgs, SourceArgs, command};
 pub(crate) use conn::config_from;
 pub(crate) use errors::{Session, usage};
 pub(crate) use output::{export_options, file_target, sink_options};
@@ -56,22 +56,6 @@ fn main() {
         Err(e) => session.report(&e),
     };
     std::process::exit(code);
-}
-
-/// The command line: help is `--help` and `-?` as in psql, since `-h` is the host.
-fn command() -> clap::Command {
-    let help = || {
-        Arg::new("help")
-            .short('?')
-            .long("help")
-            .action(ArgAction::Help)
-            .help("Print help")
-            .help_heading(None::<&str>)
-    };
-    Cli::command()
-        .disable_help_flag(true)
-        .arg(help().short('h').short_alias('?'))
-        .mut_subcommands(move |s| s.disable_help_flag(true).arg(help()))
 }
 
 /// Exits as clap does for a usage error (status 2, with the subcommand's usage): for rules the
