@@ -101,3 +101,11 @@ pub use pgarrow_encode::{EncodePolicies, Nanoseconds};
 pub use pgarrow_protocol as protocol;
 /// The output files: formats, compression, the [`sink::Sink`] itself.
 pub use pgarrow_sink as sink;
+
+/// The book's "As a library" page (`docs/src/library.md`), whose Rust examples are compiled
+/// (and run, unless marked `no_run`) by `cargo test -p pgarrow --doc`, so that none goes
+/// stale. `crates/pgarrow-cli/tests/docs.rs` checks that every page with a Rust example is
+/// included here.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/src/library.md")]
+pub struct LibraryChapter;
