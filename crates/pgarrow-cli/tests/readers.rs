@@ -14,7 +14,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 use pgarrow_testkit::Cluster;
@@ -91,8 +90,8 @@ const COLUMNS: [&str; 30] = [
     "tm", "ts", "tz", "iv", "e", "ia", "ia2", "ua", "ta", "comp", "r", "tsr", "ip",
 ];
 
-fn readers_available(python: &str) -> bool {
-    let probe = Command::new(python)
+fn readers_available() -> bool {
+    let probe = pgarrow_testkit::python()
         .args(["-c", "import duckdb, pandas, polars, pyarrow"])
         .output();
     let ok = probe.as_ref().is_ok_and(|o| o.status.success());
@@ -100,8 +99,8 @@ fn readers_available(python: &str) -> bool {
         pgarrow_testkit::missing(
             "the readers (duckdb, pandas, polars, pyarrow)",
             &format!(
-                "{python} cannot import them (pip install -r .ci/python-requirements.txt): \
-                 {probe:?}"
+                "{}: {probe:?}",
+                pgarrow_testkit::python::how_to_get_python_parts()
             ),
         );
     }
@@ -139,7 +138,7 @@ impl Matrix {
     }
 }
 
-fn read_all(python: &str, dir: &Path) -> Matrix {
+fn read_all(dir: &Path) -> Matrix {
     let files: serde_json::Map<String, Value> = FILES
         .iter()
         .map(|(label, name, _)| {
@@ -150,7 +149,7 @@ fn read_all(python: &str, dir: &Path) -> Matrix {
         })
         .collect();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/readers/read_all.py");
-    let mut cmd = Command::new(python);
+    let mut cmd = pgarrow_testkit::python();
     cmd.arg(&script).arg(Value::Object(files).to_string());
     // polars prints a Rust backtrace for the panics it turns into Python exceptions.
     cmd.env("RUST_BACKTRACE", "0");
@@ -169,8 +168,7 @@ fn read_all(python: &str, dir: &Path) -> Matrix {
 
 #[test]
 fn every_reader_opens_every_type_or_the_readme_says_why() {
-    let python = "python3";
-    if Cluster::shared().is_none() || !readers_available(python) {
+    if Cluster::shared().is_none() || !readers_available() {
         return;
     }
     let t = Setup::new("cli_readers", TABLE).expect("the shared cluster");
@@ -180,7 +178,7 @@ fn every_reader_opens_every_type_or_the_readme_says_why() {
         assert_success(&t.export(&[&args[..], extra].concat()));
         assert!(target.exists(), "{label}");
     }
-    let m = read_all(python, t.dir.path());
+    let m = read_all(t.dir.path());
 
     // Who opens what: exactly the refusals the README lists.
     let mut refused = BTreeSet::new();

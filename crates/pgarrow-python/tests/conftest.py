@@ -46,7 +46,7 @@ def _emulator(make):
             # A warning, so that the run's summary names what was skipped.
             warnings.warn(f"SKIPPED: {e}", stacklevel=1)
             pytest.skip(f"SKIPPED (PGARROW_ALLOW_SKIP=1): {e}")
-        pytest.fail(f"{e} (PGARROW_ALLOW_SKIP=1 skips these tests instead)", pytrace=False)
+        pytest.fail(f"{e} (`bash scripts/test-all.sh` installs every part the tests need; PGARROW_ALLOW_SKIP=1 skips these tests instead)", pytrace=False)
     try:
         yield emulator
     finally:

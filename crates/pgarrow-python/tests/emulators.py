@@ -274,12 +274,19 @@ class AzureEmulator:
 
     @staticmethod
     def executable() -> str:
-        path = os.environ.get("PGARROW_AZURITE") or shutil.which("azurite-blob")
+        # Where scripts/test-all.sh installs it, found without any variable.
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        installed = os.path.join(cache, "pgarrow", "npm", "node_modules", ".bin", "azurite-blob")
+        path = (
+            os.environ.get("PGARROW_AZURITE")
+            or shutil.which("azurite-blob")
+            or (installed if os.path.exists(installed) else None)
+        )
         if not path or not os.access(path, os.X_OK):
             raise Missing(
-                "Azurite is not installed: `npm install --prefix ~/.cache/pgarrow-npm azurite@3.35.0` "
-                "and set PGARROW_AZURITE=~/.cache/pgarrow-npm/node_modules/.bin/azurite-blob "
-                f"(as .ci/run does), or put azurite-blob on PATH (PGARROW_AZURITE={os.environ.get('PGARROW_AZURITE')!r})"
+                f"Azurite is not installed: `bash scripts/test-all.sh --setup-only` installs it into {installed}; "
+                "or set PGARROW_AZURITE to an azurite-blob, or put azurite-blob on PATH "
+                f"(PGARROW_AZURITE={os.environ.get('PGARROW_AZURITE')!r})"
             )
         return path
 

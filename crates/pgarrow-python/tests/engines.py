@@ -29,11 +29,11 @@ def require(module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        message = f"{module} is not installed (pip install -r .ci/python-requirements.txt): {e}"
+        message = f"{module} is not installed (the pinned .ci/python-requirements.txt): {e}"
         if os.environ.get("PGARROW_ALLOW_SKIP") == "1":
             warnings.warn(f"SKIPPED: {message}", stacklevel=2)
             pytest.skip(f"SKIPPED (PGARROW_ALLOW_SKIP=1): {message}", allow_module_level=True)
-        pytest.fail(f"{message} (PGARROW_ALLOW_SKIP=1 skips these tests instead)", pytrace=False)
+        pytest.fail(f"{message} (`bash scripts/test-all.sh` installs every part the tests need; PGARROW_ALLOW_SKIP=1 skips these tests instead)", pytrace=False)
 
 
 def lineitem_sql(name: str, rows: int) -> str:

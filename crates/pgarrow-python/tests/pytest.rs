@@ -7,7 +7,6 @@
 //! (loudly).
 
 use std::path::Path;
-use std::process::Command;
 
 use pgarrow_testkit::Cluster;
 
@@ -38,15 +37,15 @@ fn adbc_library() -> std::path::PathBuf {
 
 #[test]
 fn pytest_suite() {
-    let probe = Command::new("python3")
+    let probe = pgarrow_testkit::python()
         .args(["-c", "import pgarrow, pytest, psycopg, pyarrow"])
         .output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
         pgarrow_testkit::missing(
             "the pgarrow Python package, pytest, psycopg or pyarrow",
             &format!(
-                "python3 cannot import them (pip install ./crates/pgarrow-python pytest \
-                 'psycopg[binary]' pyarrow): {probe:?}"
+                "{}: {probe:?}",
+                pgarrow_testkit::python::how_to_get_python_parts()
             ),
         );
         return;
@@ -61,7 +60,7 @@ fn pytest_suite() {
         .create_database("pytest_changes")
         .expect("a database for the changes tests");
     let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
-    let status = Command::new("python3")
+    let status = pgarrow_testkit::python()
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"])
         .arg(&tests)
         .env("PGARROW_TEST_URL", pg.url(&db))

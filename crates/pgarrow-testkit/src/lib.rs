@@ -53,13 +53,15 @@ pub mod activity;
 pub mod copy;
 pub mod copygen;
 pub mod fixtures;
+pub mod python;
 mod skip;
 pub mod tls;
 
 pub use copy::CopyBuilder;
 pub use pgarrow_scratch as scratch;
 pub use pgarrow_scratch::{Error, ErrorKind, PG_BIN_ENV, Result, SUPERUSER, find_bin_dir};
-pub use skip::{ALLOW_SKIP_ENV, missing, missing_opt_in, skip_allowed};
+pub use python::python;
+pub use skip::{ALLOW_SKIP_ENV, SETUP_HINT, missing, missing_opt_in, skip_allowed};
 
 use std::ops::Deref;
 use std::path::Path;

@@ -15,6 +15,10 @@
 /// skip (loudly) instead of failing.
 pub const ALLOW_SKIP_ENV: &str = "PGARROW_ALLOW_SKIP";
 
+/// What every failure for a missing part ends with: the one command that installs every part.
+pub const SETUP_HINT: &str = "`bash scripts/test-all.sh` installs every part the tests need and \
+                              runs them all (`--setup-only` just installs them)";
+
 /// Whether a run allows skipping, from the value of [`ALLOW_SKIP_ENV`] (`None` when it is
 /// unset): only `1` does.
 pub fn skip_allowed(env: Option<&str>) -> bool {
@@ -88,7 +92,7 @@ fn verdict(need: Need<'_>, env: Option<&str>, what: &str, how_to_get_it: &str) -
     match need {
         Need::Required if skip_allowed(env) => Verdict::Skip(format!("SKIPPED: {missing}")),
         Need::Required => Verdict::Fail(format!(
-            "{missing} (set {ALLOW_SKIP_ENV}=1 to skip the tests that need it instead)"
+            "{missing}. {SETUP_HINT} (or set {ALLOW_SKIP_ENV}=1 to skip the tests that need it)"
         )),
         Need::OptIn(var) if env == Some("1") => Verdict::Fail(format!("{var}=1 but {missing}")),
         Need::OptIn(var) => {
@@ -130,8 +134,9 @@ mod tests {
         assert_eq!(
             v(None),
             Verdict::Fail(
-                "pyarrow is missing: pip install pyarrow (set PGARROW_ALLOW_SKIP=1 to skip the \
-                 tests that need it instead)"
+                "pyarrow is missing: pip install pyarrow. `bash scripts/test-all.sh` installs \
+                 every part the tests need and runs them all (`--setup-only` just installs \
+                 them) (or set PGARROW_ALLOW_SKIP=1 to skip the tests that need it)"
                     .into()
             )
         );

