@@ -689,6 +689,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_missing_server_says_how_to_install_one() {
+        use crate::system::{Platform, install_hint, missing_binaries_message};
+        assert!(install_hint(Platform::Debian).contains("apt-get install postgresql"));
+        assert!(install_hint(Platform::MacOs).contains("brew install"));
+        assert!(install_hint(Platform::Other).contains("apt-get install postgresql"));
+        let message = missing_binaries_message();
+        assert!(message.contains("initdb, pg_ctl and postgres"), "{message}");
+        if std::env::var_os(PG_BIN_ENV).is_none_or(|v| v.is_empty()) {
+            assert!(message.contains("Install"), "{message}");
+            assert!(message.contains("set PG_BIN"), "{message}");
+        }
+    }
+
+    #[test]
     fn percent_encoding() {
         assert_eq!(percent_encode("scram secret:@/"), "scram%20secret%3A%40%2F");
         assert_eq!(percent_encode("/tmp/pgatAb1"), "%2Ftmp%2FpgatAb1");

@@ -70,9 +70,56 @@ pub(crate) fn missing_binaries_message() -> String {
             Path::new(&dir).display()
         ),
         None => format!(
-            "no PostgreSQL server binaries found (set {PG_BIN_ENV} to the directory holding \
-             initdb, pg_ctl and postgres, or put them on PATH)"
+            "no PostgreSQL server binaries found (initdb, pg_ctl and postgres: none in \
+             {PG_BIN_ENV}, on PATH or under /usr/lib/postgresql/*/bin). {}, then run this again; \
+             or set {PG_BIN_ENV} to the directory that holds them",
+            install_hint(Platform::detect())
         ),
+    }
+}
+
+/// Which package manager's words to use in [`install_hint`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Platform {
+    Debian,
+    Fedora,
+    Arch,
+    Alpine,
+    MacOs,
+    Other,
+}
+
+impl Platform {
+    fn detect() -> Platform {
+        let exists = |p: &str| Path::new(p).exists();
+        if cfg!(target_os = "macos") {
+            Platform::MacOs
+        } else if exists("/etc/debian_version") {
+            Platform::Debian
+        } else if exists("/etc/fedora-release") || exists("/etc/redhat-release") {
+            Platform::Fedora
+        } else if exists("/etc/arch-release") {
+            Platform::Arch
+        } else if exists("/etc/alpine-release") {
+            Platform::Alpine
+        } else {
+            Platform::Other
+        }
+    }
+}
+
+/// The one line that installs the server binaries on `platform`.
+pub(crate) fn install_hint(platform: Platform) -> &'static str {
+    match platform {
+        Platform::Debian => "Install them with `sudo apt-get install postgresql`",
+        Platform::Fedora => "Install them with `sudo dnf install postgresql-server`",
+        Platform::Arch => "Install them with `sudo pacman -S postgresql`",
+        Platform::Alpine => "Install them with `sudo apk add postgresql`",
+        Platform::MacOs => "Install them with `brew install postgresql@17`",
+        Platform::Other => {
+            "Install your system's PostgreSQL server package (`apt-get install postgresql`, \
+             `dnf install postgresql-server`, `brew install postgresql@17`, ...)"
+        }
     }
 }
 
