@@ -461,3 +461,43 @@ fn the_servers_notices_are_shown_unless_quiet() {
     assert!(!stderr(&out).contains("loading"), "{}", stderr(&out));
     assert_eq!(t.psql("SELECT count(*) FROM loud"), "2");
 }
+
+/// Files written by other implementations, vendored from the Parquet project's test corpus
+/// (`testdata/parquet-testing`), load as pyarrow and DuckDB read them:
+/// `repeated_no_annotation.parquet`, whose footer says 0 rows while its row group holds 6
+/// (a repeated group without a LIST annotation, nested in a struct), loads all 6; and
+/// `dict-page-offset-zero.parquet` (a dictionary page offset of 0, meaning none), its 39.
+#[test]
+fn outside_parquet_files_load_as_other_readers_read_them() {
+    let Some(t) = Setup::new("cli_import_outside", "") else {
+        return;
+    };
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/parquet-testing");
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+
+    let phones = file("repeated_no_annotation.parquet");
+    let out = run(t.command("import", &[&phones, "--into", "phones", "--create"]));
+    let err = assert_success(&out);
+    assert!(err.contains("loaded 6 rows"), "{err}");
+    assert_eq!(
+        t.psql("SELECT id, jsonb_array_length(\"phoneNumbers\"->'phone') FROM phones ORDER BY id"),
+        "1|\n2|\n3|0\n4|1\n5|1\n6|3"
+    );
+    assert_eq!(
+        t.psql(
+            "SELECT sum((e->>'number')::bigint), count(e->>'kind'), string_agg(e->>'kind', ',') \
+             FROM phones, jsonb_array_elements(\"phoneNumbers\"->'phone') e"
+        ),
+        "13333333332|3|home,home,mobile"
+    );
+
+    let offsets = file("dict-page-offset-zero.parquet");
+    let out = run(t.command("import", &[&offsets, "--into", "parts", "--create"]));
+    let err = assert_success(&out);
+    assert!(err.contains("loaded 39 rows"), "{err}");
+    assert_eq!(
+        t.psql("SELECT count(*), count(DISTINCT l_partkey), min(l_partkey) FROM parts"),
+        "39|1|1552"
+    );
+}

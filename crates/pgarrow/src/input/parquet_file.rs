@@ -32,7 +32,9 @@ use parquet::column::reader::ColumnReader;
 use parquet::data_type::Int96;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::page_index::RowGroupPageIndex;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{
+    FileMetaData, ParquetMetaData, ParquetMetaDataBuilder, ParquetMetaDataReader,
+};
 use parquet::file::properties::ReaderProperties;
 use parquet::file::reader::{ChunkReader, RowGroupReader};
 use parquet::file::serialized_reader::SerializedRowGroupReader;
@@ -92,8 +94,9 @@ impl Int96Scan {
 /// [`ErrorKind::Input`]: not a Parquet file, or an INT96 column no unit holds.
 /// The file's footer (its `FileMetaData`), walked ([`super::thrift::check_footer`]) before
 /// the parquet crate decodes it, when the file ends as a Parquet file with a plain footer that
-/// fits it; `None` for anything else, which the parquet crate reads and says what is wrong.
-/// The bytes read here are the ones decoded: the footer is fetched once.
+/// fits it, without the fields whose type is not their number's; `None` for anything else,
+/// which the parquet crate reads and says what is wrong. The bytes read here are the ones
+/// decoded: the footer is fetched once.
 fn checked_footer<C: ChunkReader>(chunks: &C) -> std::result::Result<Option<Bytes>, String> {
     let len = chunks.len();
     if len < 12 {
@@ -109,8 +112,10 @@ fn checked_footer<C: ChunkReader>(chunks: &C) -> std::result::Result<Option<Byte
     let Ok(footer) = chunks.get_bytes(len - 8 - footer_len, footer_len as usize) else {
         return Ok(None);
     };
-    super::thrift::check_footer(&footer)?;
-    Ok(Some(footer))
+    match super::thrift::check_footer(&footer)? {
+        Some(fixed) => Ok(Some(Bytes::from(fixed))),
+        None => Ok(Some(footer)),
+    }
 }
 
 pub(super) fn open<C, P>(
@@ -135,7 +140,7 @@ where
         None => ArrowReaderMetadata::load(&chunks, ArrowReaderOptions::new()),
     }
     .map_err(not_parquet)?;
-    let metadata = without_zero_dictionary_offsets(loaded.metadata());
+    let metadata = with_the_row_groups_count(without_zero_dictionary_offsets(loaded.metadata()));
     check_column_ranges(&metadata, chunks.len())
         .map_err(|what| not_parquet(ParquetError::General(what)))?;
     let schema = loaded.schema().clone();
@@ -331,6 +336,36 @@ impl<P: ChunkReader> ChunkReader for Shared<P> {
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
         self.0.get_bytes(start, length)
     }
+}
+
+/// `metadata` with the file's row count taken from its row groups, which describe the data.
+/// The parquet crate caps its batches at the footer's `num_rows`: a footer that says fewer
+/// rows than its row groups hold (0 in the Parquet project's `repeated_no_annotation.parquet`,
+/// whose row group holds 6; pyarrow and DuckDB read the 6) would read none of them.
+fn with_the_row_groups_count(metadata: ParquetMetaData) -> ParquetMetaData {
+    let rows = metadata
+        .row_groups()
+        .iter()
+        .fold(0i64, |sum, rg| sum.saturating_add(rg.num_rows().max(0)));
+    let file = metadata.file_metadata();
+    if file.num_rows() == rows {
+        return metadata;
+    }
+    let counted = FileMetaData::new(
+        file.version(),
+        rows,
+        file.created_by().map(str::to_owned),
+        file.key_value_metadata().cloned(),
+        file.schema_descr_ptr(),
+        file.column_orders().cloned(),
+    );
+    let mut builder = metadata.into_builder();
+    let row_groups = builder.take_row_groups();
+    let page_index = builder.take_page_index();
+    ParquetMetaDataBuilder::new(counted)
+        .set_row_groups(row_groups)
+        .set_page_index(page_index)
+        .build()
 }
 
 /// `metadata` with every dictionary page offset of 0 taken as none.
