@@ -47,10 +47,12 @@ impl Decimal {
         (self.scale - trailing_zeros as i32).max(0)
     }
 
-    /// Digits before the decimal point that are not leading zeros.
-    pub(crate) fn integer_digits(&self) -> i32 {
-        let leading = self.digits.iter().take_while(|&&d| d == b'0').count() as i32;
-        (self.digits.len() as i32 - leading - self.scale).max(0)
+    /// The power of ten just above the value's magnitude: `n` when `10^(n-1) <= |v| < 10^n`
+    /// (3 for 123.4, 0 for 0.5, -2 for 0.001); `None` for zero, which has none.
+    pub(crate) fn magnitude(&self) -> Option<i32> {
+        let leading = self.digits.iter().take_while(|&&d| d == b'0').count();
+        (leading < self.digits.len())
+            .then(|| self.digits.len() as i32 - leading as i32 - self.scale)
     }
 
     /// The value with at most `scale` decimal places, dropping trailing zeros only (the caller
@@ -353,7 +355,10 @@ mod tests {
     fn unscaled_integers_and_scales() {
         let d = Decimal::from_unscaled(true, "1234500", 4);
         assert_eq!(d.significant_scale(), 2);
-        assert_eq!(d.integer_digits(), 3);
+        assert_eq!(d.magnitude(), Some(3));
+        assert_eq!(Decimal::from_unscaled(false, "1", 3).magnitude(), Some(-2));
+        assert_eq!(Decimal::from_unscaled(false, "5", 1).magnitude(), Some(0));
+        assert_eq!(Decimal::from_unscaled(false, "000", 2).magnitude(), None);
         let mut out = Vec::new();
         NumericValue::Finite(d.clone().with_scale(2)).write(&mut out);
         let n = Numeric::parse(&out).unwrap().unwrap();

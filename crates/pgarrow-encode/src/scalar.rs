@@ -460,14 +460,33 @@ fn fit_numeric(d: Decimal, precision: u32, scale: i32) -> Result<Decimal, String
             decimal_text(&d)
         ));
     }
-    if i64::from(d.integer_digits()) > i64::from(precision) - i64::from(scale) {
-        return Err(format!(
-            "{} does not fit numeric({precision},{scale}): at most {} digits before the point",
-            decimal_text(&d),
-            i64::from(precision) - i64::from(scale)
-        ));
+    // PostgreSQL's rule: |v| < 10^(precision - scale). With a scale above the precision
+    // (numeric(3,6)) that bound is below 1, and zero always fits.
+    let room = i64::from(precision) - i64::from(scale);
+    if d.magnitude().is_some_and(|m| i64::from(m) > room) {
+        let value = decimal_text(&d);
+        return Err(if room > 0 {
+            format!(
+                "{value} does not fit numeric({precision},{scale}): at most {room} digits \
+                 before the point"
+            )
+        } else {
+            format!(
+                "{value} does not fit numeric({precision},{scale}): its absolute value must be \
+                 below {}",
+                power_of_ten_text(room)
+            )
+        });
     }
     Ok(d.with_scale(scale.max(0)))
+}
+
+/// `10^n` for `n <= 0` as decimal text: `1`, `0.1`, `0.001`, ...
+fn power_of_ten_text(n: i64) -> String {
+    match n {
+        0 => "1".to_owned(),
+        n => format!("0.{}1", "0".repeat((-n - 1) as usize)),
+    }
 }
 
 /// Whether the integer part of `d` ends in `n` zeros (a negative scale rounds to tens,
@@ -710,6 +729,22 @@ mod tests {
         assert!(e.contains("at most 3 digits"), "{e}");
         assert!(fit_numeric(d("12300"), 5, -2).is_ok());
         assert!(fit_numeric(d("12345"), 5, -2).is_err());
+        assert!(fit_numeric(d("1234500"), 5, -2).is_ok());
+        assert!(fit_numeric(d("12345600"), 5, -2).is_err());
+        // A scale above the precision, as PostgreSQL allows: |v| < 10^(p - s).
+        for fits in ["0.000000", "0", "0.000999", "-0.000999", "0.0005"] {
+            let v = fit_numeric(d(fits), 3, 6).unwrap_or_else(|e| panic!("{fits}: {e}"));
+            assert_eq!(v.scale, 6, "{fits}");
+        }
+        let e = fit_numeric(d("0.001"), 3, 6).unwrap_err();
+        assert!(
+            e.contains("numeric(3,6)") && e.contains("below 0.001"),
+            "{e}"
+        );
+        assert!(fit_numeric(d("1"), 3, 6).is_err());
+        assert!(fit_numeric(d("0.99"), 2, 2).is_ok());
+        let e = fit_numeric(d("1.00"), 2, 2).unwrap_err();
+        assert!(e.contains("below 1"), "{e}");
     }
 
     #[test]
