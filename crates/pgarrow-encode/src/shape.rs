@@ -244,7 +244,7 @@ impl Shape {
 fn array_encoder(element_oid: u32, element: &Shape, t: &DataType) -> Result<Encoder, String> {
     let Some((outer, mut child)) = ListKind::of(t) else {
         return Err(format!(
-            "an Arrow {t} column cannot be loaded into an array (a List can)"
+            "Arrow {t} values cannot be loaded into an array (a List can)"
         ));
     };
     let mut inner = Vec::new();
@@ -252,9 +252,11 @@ fn array_encoder(element_oid: u32, element: &Shape, t: &DataType) -> Result<Enco
         // Lists within lists are the array's dimensions first: a text, json or jsonb element
         // would also take a list (as its JSON), but `[["a","b"],["c"]]` into `text[]` is
         // a 2-D array, not a list of JSON texts. Elements whose values are lists (pgvector,
-        // multiranges) take them.
-        if !matches!(element, Shape::Vector | Shape::Multirange(_))
-            && let Some((list, items)) = ListKind::of(child)
+        // multiranges, an array of a domain over an array) take them.
+        if !matches!(
+            element,
+            Shape::Vector | Shape::Multirange(_) | Shape::Array { .. }
+        ) && let Some((list, items)) = ListKind::of(child)
         {
             inner.push(list);
             child = items;
@@ -276,7 +278,7 @@ fn array_encoder(element_oid: u32, element: &Shape, t: &DataType) -> Result<Enco
             }
             Err(e) => match ListKind::of(child) {
                 // Items that are not lists either: the element's reason.
-                None => return Err(e),
+                None => return Err(format!("its elements: {e}")),
                 Some((list, items)) => {
                     inner.push(list);
                     child = items;
