@@ -607,6 +607,12 @@ pub(crate) struct CopyArgs {
     /// Read over N connections at once in one snapshot (a --table in block ranges).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
     pub(crate) partitions: usize,
+    /// With --create, what a column whose type is a domain the target lacks gets: define (the
+    /// domain as the source defines it, with the functions and sequences its DEFAULT and
+    /// CHECKs name), or base (the domain's base type; its DEFAULT and CHECKs stay behind, as
+    /// the output notes).
+    #[arg(long, default_value = "define", value_name = "HOW", requires = "create", value_parser = parse_option::<pgarrow::blocking::Domains>)]
+    pub(crate) domains: pgarrow::blocking::Domains,
     #[command(flatten)]
     pub(crate) load: LoadArgs,
     #[command(flatten)]

@@ -28,7 +28,8 @@ pub(crate) fn copy(stop: &Stop, args: &CopyArgs) -> Result<()> {
             policies: copy_policies(&args.policies),
             ..ExportOptions::default()
         })
-        .with_partitions((args.partitions > 1).then(|| PartitionOptions::new(args.partitions)));
+        .with_partitions((args.partitions > 1).then(|| PartitionOptions::new(args.partitions)))
+        .with_domains(args.domains);
     let (bar, hooks) = load_hooks(args.load.quiet, stop);
     let stats = pgarrow::blocking::copy(from, source, to, &into, &options, hooks);
     bar.finish_and_clear();
@@ -40,6 +41,12 @@ pub(crate) fn copy(stop: &Stop, args: &CopyArgs) -> Result<()> {
             eprintln!(
                 "created in the target, as the source defines them: {}",
                 stats.created_types.join(", ")
+            );
+        }
+        for column in &stats.domains_as_base {
+            eprintln!(
+                "created with its domain's base type (--domains base; the domain's DEFAULT and \
+                 CHECKs are not copied): {column}"
             );
         }
     }

@@ -1173,7 +1173,7 @@ fn dir_format(py: Python<'_>, format: Option<&str>) -> PyResult<Format> {
 /// Copies `source` (on `from_conninfo`) into `table` (on `to_conninfo`) in one transaction
 /// of the target; returns the statistics as JSON.
 #[pyfunction]
-#[pyo3(signature = (from_conninfo, source, to_conninfo, table, is_table=false, mode="append", key=None, create=false, options=None, create_nested="json"))]
+#[pyo3(signature = (from_conninfo, source, to_conninfo, table, is_table=false, mode="append", key=None, create=false, options=None, create_nested="json", domains="define"))]
 #[allow(clippy::too_many_arguments)]
 fn copy(
     py: Python<'_>,
@@ -1187,8 +1187,10 @@ fn copy(
     create: bool,
     options: Option<&Bound<'_, PyDict>>,
     create_nested: &str,
+    domains: &str,
 ) -> PyResult<String> {
     let nested = CreateNested::parse(create_nested).map_err(|e| py_err(py, &e))?;
+    let domains: blocking::Domains = domains.parse().map_err(|e| py_err(py, &e))?;
     let shape_given = match options {
         Some(d) => d.contains("array_shape")?,
         None => false,
@@ -1213,7 +1215,8 @@ fn copy(
             .with_create_nested(nested),
     )
     .with_export(options.export)
-    .with_partitions(options.partitions);
+    .with_partitions(options.partitions)
+    .with_domains(domains);
     detached(py, move |stop| {
         let hooks = LoadHooks::default().stop(stop);
         document(&blocking::copy(from, source, to, table, &copy, hooks)?)

@@ -47,7 +47,7 @@ use crate::{
     Stop,
 };
 
-pub use crate::copy::{CopyOptions, CopyStats, copy};
+pub use crate::copy::{CopyOptions, CopyStats, Domains, copy};
 
 /// How often a blocking call polls its [`Stop`] while it waits.
 pub const CHECK_EVERY: Duration = Duration::from_millis(100);

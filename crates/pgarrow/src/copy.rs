@@ -31,6 +31,39 @@ pub struct CopyOptions {
     pub partitions: Option<PartitionOptions>,
     /// What the load does with the target's rows, and whether it creates the table.
     pub load: LoadOptions,
+    /// What a created table's columns of a domain type get, when the target lacks the domain.
+    pub domains: Domains,
+}
+
+/// What `create` makes of a source column whose type is a domain the target lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Domains {
+    /// The domain as the source defines it (base type, collation, DEFAULT, NOT NULL, every
+    /// CHECK), after the functions (in SQL or PL/pgSQL) and sequences its DEFAULT and CHECKs
+    /// name, each created when the target lacks it; a sequence continues from the source's
+    /// last value. A function pgarrow cannot make (in C) is refused by name.
+    #[default]
+    Define,
+    /// The column gets the domain's base type (`varchar(5)`, `numeric(8,2)`, an enum), and the
+    /// domain's DEFAULT and CHECKs stay behind: listed in [`CopyStats::domains_as_base`].
+    /// An array of a domain keeps its domain.
+    Base,
+}
+
+impl std::str::FromStr for Domains {
+    type Err = Error;
+
+    /// `define` or `base`: how the command line's `--domains` and Python's `domains=` read.
+    fn from_str(name: &str) -> Result<Domains> {
+        match name {
+            "define" => Ok(Domains::Define),
+            "base" => Ok(Domains::Base),
+            other => Err(Error::usage(format!(
+                "unknown domains {other:?}: expected define or base"
+            ))),
+        }
+    }
 }
 
 impl Default for CopyOptions {
@@ -41,6 +74,7 @@ impl Default for CopyOptions {
             export,
             partitions: None,
             load: LoadOptions::default(),
+            domains: Domains::Define,
         }
     }
 }
@@ -66,6 +100,12 @@ impl CopyOptions {
         self.partitions = partitions;
         self
     }
+
+    /// What a created table's columns of a domain type the target lacks get.
+    pub fn with_domains(mut self, domains: Domains) -> Self {
+        self.domains = domains;
+        self
+    }
 }
 
 /// What a copy did: the load's statistics, and the source's under `source`.
@@ -78,8 +118,13 @@ pub struct CopyStats {
     /// The export of the source.
     pub source: ExportStats,
     /// The user-defined types (enums, composites, ranges, domains) created in the target
-    /// for the table `create` made, as the source defines them, in the order created.
+    /// for the table `create` made, as the source defines them, in the order created; with
+    /// them the functions and sequences their domains need (`function public.f(text)`,
+    /// `sequence public.codes`).
     pub created_types: Vec<String>,
+    /// With [`Domains::Base`]: each column created with its domain's base type instead,
+    /// as `column: domain as base` (`code: public.code as character varying(5)`).
+    pub domains_as_base: Vec<String>,
 }
 
 /// Batches in flight between the export and the load.
@@ -181,17 +226,29 @@ pub fn copy(
     // The types a created table needs, made in the target in the load's transaction (the
     // load runs as a savepoint of it): a failed copy leaves neither table nor types.
     let mut created_types = Vec::new();
+    let mut domains_as_base = Vec::new();
+    let mut load_schema = schema.clone();
     let mut in_block = false;
     if options.load.create {
         let types = block_on(&runtime, &stop, async {
             let mut types = Vec::new();
             if !table_exists(client.connection(), &table).await? {
-                let (names, oids) = named_types(&schema);
+                let (names, _) = named_types(&schema);
                 if !names.is_empty() {
                     let mut source = Client::connect(types_from)
                         .await
                         .map_err(|e| e.context("the source"))?;
-                    let read = crate::typedefs::read(source.connection(), &names, &oids).await;
+                    let read = async {
+                        if options.domains == Domains::Base {
+                            let (schema, noted) =
+                                domains_as_base_types(source.connection(), &schema).await?;
+                            load_schema = schema;
+                            domains_as_base = noted;
+                        }
+                        let (names, oids) = named_types(&load_schema);
+                        crate::typedefs::read(source.connection(), &names, &oids).await
+                    }
+                    .await;
                     let _ = source.close().await;
                     types = read.map_err(|e| e.context("reading the source's types"))?;
                 }
@@ -224,7 +281,7 @@ pub fn copy(
         }
     }
     let loaded = {
-        let load = client.load_with(table, &schema, input, &options.load, &mut hooks);
+        let load = client.load_with(table, &load_schema, input, &options.load, &mut hooks);
         // The load watches its stop itself (CopyFail, rollback): polled, never cut off.
         wait(&runtime, &stop, load).map(|mut stats| {
             stats.connect = connect;
@@ -252,6 +309,7 @@ pub fn copy(
         load: loaded?,
         source: exported,
         created_types,
+        domains_as_base,
     })
 }
 
@@ -273,6 +331,59 @@ async fn table_exists(
         .flatten()
         .as_deref()
         == Some("t"))
+}
+
+/// `schema` with each column whose type is a domain (`pgarrow.pg_type`) given the domain's
+/// base type instead (through domains over domains), and a note per column changed.
+async fn domains_as_base_types(
+    conn: &mut crate::protocol::Connection,
+    schema: &SchemaRef,
+) -> Result<(SchemaRef, Vec<String>)> {
+    let named: Vec<(usize, &String)> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| f.metadata().get(META_PG_TYPE).map(|n| (i, n)))
+        .collect();
+    if named.is_empty() {
+        return Ok((schema.clone(), Vec::new()));
+    }
+    let lookups: Vec<String> = named
+        .iter()
+        .map(|(_, name)| {
+            format!(
+                "(WITH RECURSIVE chain(base, typmod, depth) AS (
+    SELECT t.typbasetype, t.typtypmod, 0 FROM pg_catalog.pg_type t
+    WHERE t.oid = pg_catalog.to_regtype({}) AND t.typtype = 'd'
+  UNION ALL
+    SELECT t.typbasetype, t.typtypmod, chain.depth + 1 FROM chain
+    JOIN pg_catalog.pg_type t ON t.oid = chain.base AND t.typtype = 'd')
+  SELECT pg_catalog.format_type(base, typmod) FROM chain ORDER BY depth DESC LIMIT 1)",
+                crate::protocol::quote_literal(name)
+            )
+        })
+        .collect();
+    let rows = conn
+        .simple_query(&format!("SELECT {}", lookups.join(", ")))
+        .await?;
+    let bases = rows
+        .first()
+        .filter(|r| r.len() == named.len())
+        .ok_or_else(|| {
+            Error::unexpected("unexpected answer to the query for domains' base types")
+        })?;
+    let mut fields: Vec<arrow_schema::Field> =
+        schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut noted = Vec::new();
+    for ((i, name), base) in named.iter().zip(bases) {
+        let Some(base) = base else { continue };
+        let mut metadata = fields[*i].metadata().clone();
+        metadata.insert(META_PG_TYPE.to_owned(), base.clone());
+        noted.push(format!("{}: {name} as {base}", fields[*i].name()));
+        fields[*i] = fields[*i].clone().with_metadata(metadata);
+    }
+    let schema = arrow_schema::Schema::new_with_metadata(fields, schema.metadata().clone());
+    Ok((std::sync::Arc::new(schema), noted))
 }
 
 /// The types the source's columns name (`pgarrow.pg_type`: a domain by its own name) and

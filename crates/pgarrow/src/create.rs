@@ -97,12 +97,10 @@ pub(crate) async fn create_table(
         columns.push(format!("PRIMARY KEY ({key})"));
     }
     own.create(conn, table).await?;
-    conn.simple_query(&format!(
-        "CREATE TABLE {} ({})",
-        table.quoted(),
-        columns.join(", ")
-    ))
-    .await?;
+    let columns = columns.join(", ");
+    conn.simple_query(&format!("CREATE TABLE {} ({columns})", table.quoted()))
+        .await
+        .map_err(|e| Error::from(e).context(format!("creating {table} ({columns})")))?;
     Ok(())
 }
 
@@ -288,19 +286,28 @@ fn named_type(f: &Field) -> String {
         (Some(oid), Some(name)) if oid > 0 && oid < FIRST_NORMAL_OID => {
             let name = quote_literal(strip_typmod(name));
             format!(
-                "coalesce(format_type(to_regtype({name}), {typmod}), CASE WHEN \
-                 format_type({oid}, NULL) = {name} THEN format_type({oid}, {typmod}) END)"
+                "coalesce({}, CASE WHEN format_type({oid}, NULL) = {name} THEN \
+                 format_type({oid}, {typmod}) END)",
+                format_named(&name, typmod)
             )
         }
         (Some(oid), None) if oid > 0 && oid < FIRST_NORMAL_OID => {
             format!("format_type({oid}, {typmod})")
         }
-        (_, Some(name)) => format!(
-            "format_type(to_regtype({}), {typmod})",
-            quote_literal(strip_typmod(name))
-        ),
+        (_, Some(name)) => format_named(&quote_literal(strip_typmod(name)), typmod),
         _ => "NULL".to_owned(),
     }
+}
+
+/// `format_type` of the type named by the SQL literal `name` with `typmod`, except that a
+/// domain takes none: a column of a domain over `varchar(5)` or `numeric(8,2)` is described
+/// with its base type's typmod, which belongs to the domain's definition, not to its name
+/// (`mydomain(5)` is refused: "type modifier is not allowed for type").
+fn format_named(name: &str, typmod: i32) -> String {
+    format!(
+        "format_type(to_regtype({name}), CASE WHEN (SELECT typtype FROM pg_catalog.pg_type \
+         WHERE oid = to_regtype({name})) = 'd' THEN NULL ELSE {typmod} END)"
+    )
 }
 
 /// `numeric(12,2)` -> `numeric`, `mood[]` stays: `to_regtype` takes the name, the typmod is

@@ -32,6 +32,27 @@ pub(crate) struct TypeDefinition {
     make: Make,
     /// The user-defined types it needs first.
     needs: Vec<u32>,
+    /// For a domain: the functions and sequences its DEFAULT and CHECK constraints name, which
+    /// the target needs before the domain.
+    objects: Vec<ObjectDefinition>,
+}
+
+/// A function or sequence a domain's DEFAULT or CHECK names (`nextval('codes')`,
+/// `CHECK (valid_code(VALUE))`), created in the target before the domain when it lacks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObjectDefinition {
+    /// What it is: `function` or `sequence`.
+    kind: String,
+    /// Its qualified identity as the source spells it: `public.valid_code(text)` (a
+    /// `regprocedure`) or `public.codes` (a `regclass`).
+    identity: String,
+    /// Its schema.
+    schema: String,
+    /// The statements that make it (a sequence's continue from the source's last value);
+    /// `None` for a function pgarrow cannot make: one in C or another untrusted language.
+    sql: Option<String>,
+    /// A function's language.
+    language: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,13 +118,37 @@ pub(crate) async fn read(
     let rows = conn
         .simple_query(&definitions_query(&list.join(","), multirange))
         .await;
+    let objects = match &rows {
+        Ok(rows) => {
+            // The domains' OIDs, as numbers (formatted into the query).
+            let domains: Vec<String> = rows
+                .iter()
+                .filter(|r| r.get(3).cloned().flatten().as_deref() == Some("d"))
+                .filter_map(|r| r.first().cloned().flatten())
+                .filter_map(|oid| oid.parse::<u32>().ok())
+                .map(|oid| oid.to_string())
+                .collect();
+            match domains.is_empty() {
+                true => Ok(Vec::new()),
+                false => conn.simple_query(&objects_query(&domains.join(","))).await,
+            }
+        }
+        Err(_) => Ok(Vec::new()),
+    };
     let end = conn.simple_query("ROLLBACK").await;
     let rows = rows?;
+    let objects = objects?;
     end?;
     let mut defs = HashMap::with_capacity(rows.len());
     for row in &rows {
         let def = TypeDefinition::from_row(row)?;
         defs.insert(def.oid, def);
+    }
+    for row in &objects {
+        let (domain, object) = ObjectDefinition::from_row(row)?;
+        if let Some(def) = defs.get_mut(&domain) {
+            def.objects.push(object);
+        }
     }
     Ok(in_dependency_order(&roots, defs))
 }
@@ -170,28 +215,16 @@ pub(crate) async fn create_missing(
                 _ => sql.clone(),
             },
         };
-        if schemas.insert(def.schema.clone()) {
-            let schema = quote_ident(&def.schema);
-            let absent = conn
-                .simple_query(&format!(
-                    "SELECT pg_catalog.to_regnamespace({}) IS NULL",
-                    quote_literal(&schema)
-                ))
-                .await?;
-            if absent
-                .first()
-                .and_then(|r| r.first())
-                .cloned()
-                .flatten()
-                .as_deref()
-                == Some("t")
-            {
-                conn.simple_query(&format!("CREATE SCHEMA {schema}"))
-                    .await
-                    .map_err(|e| {
-                        Error::from(e)
-                            .context(format!("creating the schema of the type {}", def.name))
-                    })?;
+        ensure_schema(
+            conn,
+            &def.schema,
+            &format!("the type {}", def.name),
+            &mut schemas,
+        )
+        .await?;
+        for object in &def.objects {
+            if let Some(made) = create_object(conn, object, &def.name, &mut schemas).await? {
+                created.push(made);
             }
         }
         conn.simple_query(&sql).await.map_err(|e| {
@@ -200,6 +233,99 @@ pub(crate) async fn create_missing(
         created.push(def.name.clone());
     }
     Ok(created)
+}
+
+/// Creates `schema` in the target unless it is there (or was seen before, in `seen`).
+async fn ensure_schema(
+    conn: &mut Connection,
+    schema: &str,
+    of: &str,
+    seen: &mut HashSet<String>,
+) -> Result<()> {
+    if !seen.insert(schema.to_owned()) {
+        return Ok(());
+    }
+    let schema = quote_ident(schema);
+    let absent = conn
+        .simple_query(&format!(
+            "SELECT pg_catalog.to_regnamespace({}) IS NULL",
+            quote_literal(&schema)
+        ))
+        .await?;
+    if first(&absent).as_deref() == Some("t") {
+        conn.simple_query(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .map_err(|e| Error::from(e).context(format!("creating the schema of {of}")))?;
+    }
+    Ok(())
+}
+
+fn first(rows: &[TextRow]) -> Option<String> {
+    rows.first().and_then(|r| r.first()).cloned().flatten()
+}
+
+/// Creates `object`, which the domain `domain` needs, unless the target has it; returns what
+/// it created (`function public.valid_code(text)`).
+async fn create_object(
+    conn: &mut Connection,
+    object: &ObjectDefinition,
+    domain: &str,
+    schemas: &mut HashSet<String>,
+) -> Result<Option<String>> {
+    let lookup = match object.kind.as_str() {
+        "function" => "to_regprocedure",
+        _ => "to_regclass",
+    };
+    let absent = conn
+        .simple_query(&format!(
+            "SELECT pg_catalog.{lookup}({}) IS NULL",
+            quote_literal(&object.identity)
+        ))
+        .await?;
+    if first(&absent).as_deref() != Some("t") {
+        return Ok(None);
+    }
+    let what = format!("{} {}", object.kind, object.identity);
+    let Some(sql) = &object.sql else {
+        return Err(Error::usage(format!(
+            "the domain {domain} calls the {what} (language {}) in its DEFAULT or CHECK, which \
+             the target database lacks and pgarrow cannot create; create it there first (or \
+             its extension), or copy with domains as their base types (--domains base)",
+            object.language.as_deref().unwrap_or("unknown")
+        )));
+    };
+    ensure_schema(conn, &object.schema, &what, schemas).await?;
+    conn.simple_query(sql).await.map_err(|e| {
+        Error::from(e).context(format!(
+            "creating the {what}, which the domain {domain} names in its DEFAULT or CHECK \
+             (--domains base makes the column its base type instead)"
+        ))
+    })?;
+    Ok(Some(what))
+}
+
+impl ObjectDefinition {
+    /// A row of [`objects_query`]: the domain's oid, kind, identity, schema, statement,
+    /// language.
+    fn from_row(row: &TextRow) -> Result<(u32, ObjectDefinition)> {
+        let get = |i: usize| row.get(i).cloned().flatten();
+        let text = |i: usize| {
+            get(i).ok_or_else(|| {
+                Error::unexpected(format!("a domain's object's field {i} is missing"))
+            })
+        };
+        let domain = parse(&text(0)?, "a domain's oid")?;
+        Ok((
+            domain,
+            ObjectDefinition {
+                kind: text(1)?,
+                identity: text(2)?,
+                schema: text(3)?,
+                sql: get(4),
+                language: get(5),
+            },
+        ))
+    }
 }
 
 impl TypeDefinition {
@@ -235,6 +361,7 @@ impl TypeDefinition {
             name: text(2)?,
             make,
             needs,
+            objects: Vec::new(),
         })
     }
 }
@@ -385,6 +512,53 @@ WHERE t.oid >= {FIRST_NORMAL_OID}"
     )
 }
 
+/// The functions and sequences (not built in) that the DEFAULT and CHECK constraints of the
+/// domains `oids` name, each with the statements that make it. Run under
+/// `search_path = pg_catalog`, so that every name is qualified. Functions in SQL and PL/pgSQL
+/// are made by their own definition (`pg_get_functiondef`); a sequence by its parameters,
+/// then set to the source's last value, so that a DEFAULT `nextval` never hands out a number
+/// the copied rows hold.
+fn objects_query(oids: &str) -> String {
+    format!(
+        "WITH refs AS (
+  SELECT DISTINCT t.oid AS domain, d.refclassid, d.refobjid
+  FROM pg_catalog.pg_type t
+  JOIN pg_catalog.pg_depend d ON
+       (d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND d.objid = t.oid)
+    OR (d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objid IN
+         (SELECT c.oid FROM pg_catalog.pg_constraint c WHERE c.contypid = t.oid))
+  WHERE t.oid = ANY('{{{oids}}}'::pg_catalog.oid[]) AND t.typtype = 'd'
+    AND d.refobjid >= {FIRST_NORMAL_OID}
+)
+SELECT r.domain::text, 'function', p.oid::pg_catalog.regprocedure::text, n.nspname::text,
+  CASE WHEN l.lanname IN ('sql', 'plpgsql') AND p.prokind = 'f'
+       THEN pg_catalog.pg_get_functiondef(p.oid) END,
+  l.lanname::text
+FROM refs r
+JOIN pg_catalog.pg_proc p ON p.oid = r.refobjid
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+WHERE r.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+UNION ALL
+SELECT r.domain::text, 'sequence', c.oid::pg_catalog.regclass::text, n.nspname::text,
+  'CREATE SEQUENCE ' || c.oid::pg_catalog.regclass::text ||
+  ' AS ' || pg_catalog.format_type(s.seqtypid, NULL) ||
+  ' INCREMENT BY ' || s.seqincrement || ' MINVALUE ' || s.seqmin ||
+  ' MAXVALUE ' || s.seqmax || ' START WITH ' || s.seqstart || ' CACHE ' || s.seqcache ||
+  CASE WHEN s.seqcycle THEN ' CYCLE' ELSE ' NO CYCLE' END ||
+  coalesce('; SELECT pg_catalog.setval(' ||
+           pg_catalog.quote_literal(c.oid::pg_catalog.regclass::text) || ', ' ||
+           pg_catalog.pg_sequence_last_value(c.oid) || ')', ''),
+  NULL
+FROM refs r
+JOIN pg_catalog.pg_class c ON c.oid = r.refobjid AND c.relkind = 'S'
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_sequence s ON s.seqrelid = c.oid
+WHERE r.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+ORDER BY 1, 2 DESC, 3"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +570,7 @@ mod tests {
             name: format!("t{oid}"),
             make: Make::Implied,
             needs: needs.to_vec(),
+            objects: Vec::new(),
         }
     }
 

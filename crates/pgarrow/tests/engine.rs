@@ -567,3 +567,141 @@ fn a_tables_export_carries_its_not_null_columns_and_primary_key() {
     assert_eq!(meta(Source::query("SELECT * FROM k")), none);
     assert_eq!(meta(Source::table("kv").unwrap()), none);
 }
+
+/// Domains over types with a modifier (`varchar(5)`, `numeric(8,2)`), a domain whose DEFAULT
+/// and CHECK call functions and a sequence, and an array of a domain over an array:
+/// `copy --create` into an empty database makes each domain as the source defines it, after
+/// the functions and sequence it names (the sequence continuing from the source's value), or
+/// with `Domains::Base` gives the columns the base types and says so; `import --create` of the
+/// export into a database holding the domains makes the columns of the domains themselves.
+#[test]
+fn domains_with_modifiers_functions_and_sequences_are_created_or_based_as_asked() {
+    let Some((pg, url, db)) = setup("engine_domains") else {
+        return;
+    };
+    pg.psql(
+        &db,
+        "CREATE SEQUENCE code_seq START 100;
+         SELECT nextval('code_seq'), nextval('code_seq');
+         CREATE FUNCTION valid_code(text) RETURNS boolean LANGUAGE sql IMMUTABLE
+             AS $$ SELECT $1 ~ '^[A-Z]' $$;
+         CREATE FUNCTION next_code() RETURNS text LANGUAGE plpgsql
+             AS $$ BEGIN RETURN 'C' || nextval('code_seq'); END $$;
+         CREATE DOMAIN code AS varchar(5) DEFAULT next_code() CHECK (valid_code(VALUE));
+         CREATE DOMAIN amount AS numeric(8,2) CHECK (VALUE >= 0);
+         CREATE DOMAIN ticket AS bigint DEFAULT nextval('code_seq');
+         CREATE DOMAIN intarr AS int[];
+         CREATE TABLE d (id int, c code, a amount, t ticket, ia intarr[]);
+         INSERT INTO d VALUES (1, 'AB', 12.5, 7, ARRAY['{1,2}'::intarr, '{3}'::intarr]),
+                              (2, NULL, NULL, NULL, NULL);",
+    )
+    .unwrap();
+    let render = |db: &str| pg.psql(db, "SELECT d::text FROM d ORDER BY id").unwrap();
+    let types_of = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT string_agg(format_type(atttypid, atttypmod), ',' ORDER BY attnum) \
+             FROM pg_attribute WHERE attrelid = 'd'::regclass AND attnum > 0",
+        )
+        .unwrap()
+        .trim()
+        .to_owned()
+    };
+    let source = render(&db);
+
+    // Define (the default): the domains, their functions and their sequence are created.
+    let target = pg.create_database("engine_domains_define").unwrap();
+    let options = CopyOptions::new(LoadOptions::new(LoadMode::Append).with_create(true));
+    let stats = blocking::copy(
+        &url,
+        Source::table("d").unwrap(),
+        pg.url(&target),
+        "d",
+        &options,
+        LoadHooks::default(),
+    )
+    .unwrap();
+    assert_eq!(render(&target), source);
+    assert_eq!(types_of(&target), "integer,code,amount,ticket,intarr[]");
+    let created = stats.created_types.join(", ");
+    for made in [
+        "sequence public.code_seq",
+        "function public.valid_code(text)",
+        "function public.next_code()",
+        "public.code",
+        "public.amount",
+    ] {
+        assert!(created.contains(made), "{made} not in {created}");
+    }
+    assert!(stats.domains_as_base.is_empty());
+    // The DEFAULTs work in the target, the sequence continuing past the source's value, and
+    // the CHECKs hold.
+    let defaults = pg
+        .psql(&target, "INSERT INTO d (id) VALUES (3) RETURNING c, t")
+        .unwrap();
+    let mut given: Vec<&str> = defaults.trim().split('|').collect();
+    given.sort_unstable();
+    assert!(
+        given == ["102", "C103"] || given == ["103", "C102"],
+        "{defaults}"
+    );
+    let refused = pg.psql(&target, "INSERT INTO d (id, c) VALUES (4, 'lower')");
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("violates check constraint")),
+        "{refused:?}"
+    );
+    assert!(
+        pg.psql(&target, "INSERT INTO d (id, a) VALUES (5, -1)")
+            .is_err()
+    );
+
+    // Base: the base types, said; no domain, function or sequence made.
+    let target = pg.create_database("engine_domains_base").unwrap();
+    let options = options.with_domains(blocking::Domains::Base);
+    let stats = blocking::copy(
+        &url,
+        Source::table("d").unwrap(),
+        pg.url(&target),
+        "d",
+        &options,
+        LoadHooks::default(),
+    )
+    .unwrap();
+    assert_eq!(render(&target), source);
+    assert_eq!(
+        types_of(&target),
+        "integer,character varying(5),numeric(8,2),bigint,intarr[]"
+    );
+    assert_eq!(
+        stats.domains_as_base,
+        [
+            "c: code as character varying(5)",
+            "a: amount as numeric(8,2)",
+            "t: ticket as bigint"
+        ]
+    );
+    let made = pg
+        .psql(&target, "SELECT to_regproc('valid_code') IS NULL, to_regclass('code_seq') IS NULL, to_regtype('code') IS NULL")
+        .unwrap();
+    assert_eq!(made.trim(), "t|t|t");
+
+    // A load of the export with create, into the database that holds the domains: the
+    // columns are the domains (a domain's name takes no modifier).
+    let reader =
+        blocking::export(&url, Source::table("d").unwrap(), &ExportOptions::default()).unwrap();
+    let schema = arrow_array::RecordBatchReader::schema(&reader);
+    let batches: Vec<_> = reader.collect();
+    pg.psql(&db, "ALTER TABLE d RENAME TO d_source").unwrap();
+    blocking::load(
+        &url,
+        "d",
+        arrow_array::RecordBatchIterator::new(batches, schema),
+        &LoadOptions::new(LoadMode::Append).with_create(true),
+        &Stop::new(),
+    )
+    .unwrap();
+    assert_eq!(types_of(&db), "integer,code,amount,ticket,intarr[]");
+    assert_eq!(render(&db), source);
+}

@@ -51,7 +51,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Optional, Union
 
 from . import _pgarrow
 from ._pgarrow import ConnectError, DecodeError, Error, OutputError, QueryError
@@ -442,6 +442,7 @@ def copy(
     key: Union[str, list[str], None] = None,
     create: bool = False,
     create_nested: str = "json",
+    domains: Literal["define", "base"] = "define",
     **options: Any,
 ) -> dict[str, Any]:
     """Copies a query or table of one PostgreSQL (``url``) into a table of another (``to``;
@@ -453,8 +454,11 @@ def copy(
     ``into`` is the target table (by default the source table's name; required for a query).
     ``mode``, ``key``, ``create`` and ``create_nested`` are as in ``write``; with ``create``,
     the enums, composite types, ranges and domains the columns need and the target lacks are
-    created there as the source defines them (listed under ``created_types``). The type policies and partitioned
-    reads take the options of ``read_arrow``.
+    created there as the source defines them (listed under ``created_types``). A domain's
+    DEFAULT and CHECKs come with it, after the functions and sequences they name
+    (``domains="define"``); ``domains="base"`` gives such columns the domain's base type
+    instead, listed under ``domains_as_base``. The type policies and partitioned reads take
+    the options of ``read_arrow``.
 
     Returns the load's statistics, with the source's export statistics under ``source``.
     """
@@ -466,7 +470,7 @@ def copy(
     if isinstance(key, str):
         key = [k.strip() for k in key.split(",")]
     stats = _pgarrow.copy(
-        url, text, to, into, is_table, mode, key, create, options, create_nested
+        url, text, to, into, is_table, mode, key, create, options, create_nested, domains
     )
     return json.loads(stats)
 

@@ -182,4 +182,5 @@ def copy(
     create: bool = False,
     options: Optional[dict[str, Any]] = None,
     create_nested: str = "json",
+    domains: str = "define",
 ) -> str: ...
