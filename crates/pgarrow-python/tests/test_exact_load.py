@@ -397,6 +397,19 @@ def test_shredded_variants_load_as_their_unshredded_json(url, conn, tmp_path):
         pgarrow.write(url, "x_shredded", pa.table({"id": [9], "s": bad}))
 
 
+def test_a_variant_negative_zero_keeps_its_sign_in_json_and_text_not_in_jsonb(url, conn, tmp_path):
+    """jsonb keeps numbers as numeric, which has no negative zero: a Variant double -0.0 loads
+    into jsonb as 0 (as the docs say), and keeps its sign into json and text."""
+    kind = pa.struct([("metadata", pa.binary()), ("value", pa.binary())])
+    neg_zero = bytes([7 << 2]) + struct.pack("<d", -0.0)
+    values = pa.array([variant([], neg_zero)], kind)
+    path = tmp_path / "negzero.parquet"
+    pq.write_table(pa.table({"b": values, "j": values, "t": values}), path)
+    conn.execute("DROP TABLE IF EXISTS x_negzero; CREATE TABLE x_negzero (b jsonb, j json, t text)")
+    pgarrow.write(url, "x_negzero", str(path))
+    assert conn.execute("SELECT b::text, j::text, t FROM x_negzero").fetchone() == ("0", "-0", "-0")
+
+
 def test_create_refuses_a_type_the_target_lacks_by_its_name(url, conn):
     conn.execute(
         "DROP TABLE IF EXISTS x_enum_src, x_enum_dst; DROP TYPE IF EXISTS x_feel;"
