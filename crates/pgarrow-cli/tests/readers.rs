@@ -1,12 +1,13 @@
 //! The reader matrix: a table of every type family, exported by the binary to Parquet and Arrow
 //! IPC (with the default options and with the options meant for particular readers), then
 //! opened column by column with pyarrow, pandas (default and Arrow-backed dtypes), polars and
-//! DuckDB (`readers/read_all.py`, in the CI's virtual environment).
+//! DuckDB (`readers/read_all.py`, in the test venv, `target/venv`).
 //!
-//! The test pins down what the README's reader table says: which reader opens which column,
-//! the logical types DuckDB reports, what DuckDB reads back for ±infinity, and that each
-//! reader limit listed there is real (and has the way around it that the README gives). A
-//! reader that starts or stops failing on a column fails the test, so the table stays true.
+//! The test pins down what the book's reader table says (`docs/src/types.md`, "What each
+//! reader shows"): which reader opens which column, the logical types DuckDB reports, what
+//! DuckDB reads back for ±infinity, and that each reader limit listed there is real (and has
+//! the way around it that the book gives). A reader that starts or stops failing on a column
+//! fails the test, so the table stays true.
 //!
 //! Fails when python3 lacks the readers, unless `PGARROW_ALLOW_SKIP=1` skips it (loudly).
 
@@ -180,7 +181,7 @@ fn every_reader_opens_every_type_or_the_readme_says_why() {
     }
     let m = read_all(t.dir.path());
 
-    // Who opens what: exactly the refusals the README lists.
+    // Who opens what: exactly the refusals the book lists.
     let mut refused = BTreeSet::new();
     for (file, _, _) in FILES {
         for c in COLUMNS {
@@ -200,7 +201,7 @@ fn every_reader_opens_every_type_or_the_readme_says_why() {
         .collect();
     assert!(
         unexpected.is_empty() && fixed.is_empty(),
-        "the reader matrix changed (update README's reader table):\n  refused now: {errors:#?}\n  \
+        "the reader matrix changed (update the reader table of docs/src/types.md):\n  refused now: {errors:#?}\n  \
          no longer refused: {fixed:?}"
     );
 
@@ -284,7 +285,7 @@ fn every_reader_opens_every_type_or_the_readme_says_why() {
         assert!(meta.contains(&Some(key.to_owned())), "{key} in {meta:?}");
     }
 
-    // The matrix as the README's table shows it.
+    // The matrix as the book's table shows it.
     let mut table = String::from("| column | file |");
     for r in READERS {
         table.push_str(&format!(" {r} |"));

@@ -942,7 +942,7 @@ impl Store {
         );
         let config_error = |key: &str| {
             Error::usage(format!(
-                "unknown storage option {key} for {root} (see the README's \"Object stores\")"
+                "unknown storage option {key} for {root} (see docs/src/object-stores.md, \"Object stores\" in the book)"
             ))
         };
         let build_error = |e: object_store::Error, secrets: &[String]| {

@@ -38,7 +38,7 @@ a bad one, before anything connects):
   ``array_shape`` ("data", "flatten", "text"), ``array_bounds`` ("error", "drop"),
   ``enum`` ("dictionary", "utf8"). ``copy`` reads arrays as text unless ``array_shape`` is
   given (their bounds and depths then arrive exactly).
-- several connections, one snapshot (see the README): ``partitions`` (int: connections),
+- several connections, one snapshot (see the book: docs/src/partitions.md): ``partitions`` (int: connections),
   ``parts`` (int), ``partition_by`` (a column: the way to split a query), ``snapshot``
   ("shared", "per-connection"), ``memory_limit`` (bytes, or text such as ``"1GiB"``),
   ``order_preserving`` (bool). Batches then come from every part as they are read.
@@ -262,7 +262,7 @@ def export(
     Ctrl-C). Credentials come from each cloud's environment variables (and AWS profiles);
     ``storage_options`` adds or overrides settings by the ``object_store`` crate's keys, as
     delta-rs and polars name them (``{"aws_endpoint": "http://localhost:9000",
-    "aws_allow_http": "true"}``); see the README's "Object stores".
+    "aws_allow_http": "true"}``); see the book's "Object stores" (docs/src/object-stores.md).
 
     - ``export(url, "orders", "orders.parquet")``: a query or table into one file. With
       ``partitions=N`` it is read over N connections in one snapshot.
@@ -397,7 +397,7 @@ def write(
     ``s3://bucket/orders/*.parquet``, or a prefix with a manifest), read in place by ranges,
     with ``storage_options`` as for :func:`export`. Its columns go into the table's columns of the same names (the others get
     their defaults); every value is converted exactly or refused with its column, its row and
-    the value (see the README's "Loading into PostgreSQL").
+    the value (see the book's "Loading into PostgreSQL", docs/src/loading.md).
 
     ``mode`` is "append", "replace" (TRUNCATE in the same transaction) or "upsert" (insert new
     keys, update the others; ``key`` names the columns of a unique index). ``create=True``
@@ -479,7 +479,7 @@ class ChangeBatch(tuple):
     """Changed rows of one table: ``(table, batch)``, a named pair. ``table`` is the quoted,
     schema-qualified name (``"public"."orders"``); ``batch`` a ``pyarrow.RecordBatch`` of the
     table's columns, then ``_op``, ``_lsn``, ``_commit_lsn``, ``_commit_time``, ``_xid``,
-    ``_unchanged`` and ``_old`` (see the README's "Changes as Arrow")."""
+    ``_unchanged`` and ``_old`` (see the book's "Change data capture", docs/src/changes.md)."""
 
     __slots__ = ()
 

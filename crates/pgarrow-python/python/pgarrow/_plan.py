@@ -364,7 +364,7 @@ def plan(
     **options: Any,
 ) -> Plan:
     """Plans ``partitions`` parts of the query or table in one exported snapshot; see the
-    module's documentation (``help(pgarrow._plan)``) and the README's "Engines".
+    module's documentation (``help(pgarrow._plan)``) and the book's "Engines" (docs/src/engines.md).
 
     - ``partitions``: how many parts (block ranges of a table, by its size on disk; key
       ranges of ``partition_by``, an integer, date or timestamp column, from its statistics;
