@@ -114,7 +114,11 @@ for ext in postgis:postgresql-$pg_major-postgis-3 vector:postgresql-$pg_major-pg
     control=${ext%%:*}
     pkg=${ext#*:}
     if [ ! -f "$pg_share/extension/$control.control" ] && [ -n "$can_install" ]; then
-        [ -n "$apt_updated" ] || { "${sudo[@]}" apt-get update -qq; apt_updated=1; }
+        # The package lists are read once (a fresh image has none); a rerun asks no mirror.
+        if [ -z "$apt_updated" ] && ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then
+            "${sudo[@]}" apt-get update -qq
+            apt_updated=1
+        fi
         if apt-cache show "$pkg" >/dev/null 2>&1; then
             step "extension $control: installing $pkg (apt-get)"
             apt_install "$pkg"
@@ -151,6 +155,7 @@ step "Python: building the package (pgarrow-engine, release, in target/) and ins
 python3 -m pip install -q --disable-pip-version-check --no-deps --force-reinstall ./crates/pgarrow-python ||
     fail "pip could not build and install ./crates/pgarrow-python"
 step "Python readers: $(python3 -c 'import duckdb, pandas, polars, pyarrow; print("pyarrow", pyarrow.__version__, "pandas", pandas.__version__, "polars", polars.__version__, "duckdb", duckdb.__version__)')"
+step "Python engines: $(python3 -c 'import dask, distributed, pyspark, ray; print("pyspark", pyspark.__version__, "ray", ray.__version__, "dask", dask.__version__, "distributed", distributed.__version__)')"
 
 # --- Azurite, the Azure Blob emulator of the object-store tests, from npm ------------------------
 # 3.35.0 is the newest release whose declared Node.js range includes Node 20.
@@ -183,5 +188,6 @@ fi
 
 # --- every test, no skips -----------------------------------------------------------------------
 unset PGARROW_ALLOW_SKIP
-step "cargo test --workspace ${cargo_args[*]:-}"
-exec cargo test --workspace "${cargo_args[@]}"
+# Every test binary runs even when an earlier one fails, so that one run shows every failure.
+step "cargo test --workspace --no-fail-fast ${cargo_args[*]:-}"
+exec cargo test --workspace --no-fail-fast "${cargo_args[@]}"

@@ -474,12 +474,18 @@ fn outside_parquet_files_load_as_other_readers_read_them() {
     };
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/parquet-testing");
-    let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    // Imports the file `name` into a new table `into`, which must get `rows` rows.
+    let import = |name: &str, into: &str, rows: &str| {
+        let file = dir.join(name).to_str().unwrap().to_owned();
+        let out = run(t.command("import", &[&file, "--into", into, "--create"]));
+        let err = assert_success(&out);
+        assert!(
+            err.contains(&format!("loaded {rows} rows")),
+            "{name}: {err}"
+        );
+    };
 
-    let phones = file("repeated_no_annotation.parquet");
-    let out = run(t.command("import", &[&phones, "--into", "phones", "--create"]));
-    let err = assert_success(&out);
-    assert!(err.contains("loaded 6 rows"), "{err}");
+    import("repeated_no_annotation.parquet", "phones", "6");
     assert_eq!(
         t.psql("SELECT id, jsonb_array_length(\"phoneNumbers\"->'phone') FROM phones ORDER BY id"),
         "1|\n2|\n3|0\n4|1\n5|1\n6|3"
@@ -492,10 +498,7 @@ fn outside_parquet_files_load_as_other_readers_read_them() {
         "13333333332|3|home,home,mobile"
     );
 
-    let offsets = file("dict-page-offset-zero.parquet");
-    let out = run(t.command("import", &[&offsets, "--into", "parts", "--create"]));
-    let err = assert_success(&out);
-    assert!(err.contains("loaded 39 rows"), "{err}");
+    import("dict-page-offset-zero.parquet", "parts", "39");
     assert_eq!(
         t.psql("SELECT count(*), count(DISTINCT l_partkey), min(l_partkey) FROM parts"),
         "39|1|1552"

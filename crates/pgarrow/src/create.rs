@@ -393,10 +393,21 @@ mod tests {
             (META_PG_OID, "1700"),
             (META_PG_TYPMOD, "786438"),
         ]));
+        // A domain's name takes no typmod: the typmod is given only to a type that is not one.
+        let domain_or = |name: &str, typmod: &str| {
+            format!(
+                "format_type(to_regtype({name}), CASE WHEN (SELECT typtype FROM \
+                 pg_catalog.pg_type WHERE oid = to_regtype({name})) = 'd' THEN NULL ELSE \
+                 {typmod} END)"
+            )
+        };
         assert_eq!(
             named_type(&f),
-            "coalesce(format_type(to_regtype('numeric'), 786438), CASE WHEN \
-             format_type(1700, NULL) = 'numeric' THEN format_type(1700, 786438) END)"
+            format!(
+                "coalesce({}, CASE WHEN format_type(1700, NULL) = 'numeric' THEN \
+                 format_type(1700, 786438) END)",
+                domain_or("'numeric'", "786438")
+            )
         );
         let f = Field::new("a", DataType::Int32, true).with_metadata(meta(&[(META_PG_OID, "23")]));
         assert_eq!(named_type(&f), "format_type(23, -1)");
@@ -406,7 +417,7 @@ mod tests {
         ]));
         assert_eq!(
             named_type(&f),
-            "format_type(to_regtype('mood''); DROP TABLE t; --'), -1)"
+            domain_or("'mood''); DROP TABLE t; --'", "-1")
         );
         assert_eq!(named_type(&Field::new("a", DataType::Utf8, true)), "NULL");
         assert_eq!(strip_typmod("character varying(10)"), "character varying");

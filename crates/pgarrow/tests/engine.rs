@@ -608,20 +608,25 @@ fn domains_with_modifiers_functions_and_sequences_are_created_or_based_as_asked(
         .to_owned()
     };
     let source = render(&db);
+    // A copy of d into a new database `name`: every row as the source renders it.
+    let copy_into = |name: &str, options: &CopyOptions| {
+        let target = pg.create_database(name).unwrap();
+        let stats = blocking::copy(
+            &url,
+            Source::table("d").unwrap(),
+            pg.url(&target),
+            "d",
+            options,
+            LoadHooks::default(),
+        )
+        .unwrap();
+        assert_eq!(render(&target), source, "{name}");
+        (target, stats)
+    };
 
     // Define (the default): the domains, their functions and their sequence are created.
-    let target = pg.create_database("engine_domains_define").unwrap();
     let options = CopyOptions::new(LoadOptions::new(LoadMode::Append).with_create(true));
-    let stats = blocking::copy(
-        &url,
-        Source::table("d").unwrap(),
-        pg.url(&target),
-        "d",
-        &options,
-        LoadHooks::default(),
-    )
-    .unwrap();
-    assert_eq!(render(&target), source);
+    let (target, stats) = copy_into("engine_domains_define", &options);
     assert_eq!(types_of(&target), "integer,code,amount,ticket,intarr[]");
     let created = stats.created_types.join(", ");
     for made in [
@@ -658,18 +663,8 @@ fn domains_with_modifiers_functions_and_sequences_are_created_or_based_as_asked(
     );
 
     // Base: the base types, said; no domain, function or sequence made.
-    let target = pg.create_database("engine_domains_base").unwrap();
     let options = options.with_domains(blocking::Domains::Base);
-    let stats = blocking::copy(
-        &url,
-        Source::table("d").unwrap(),
-        pg.url(&target),
-        "d",
-        &options,
-        LoadHooks::default(),
-    )
-    .unwrap();
-    assert_eq!(render(&target), source);
+    let (target, stats) = copy_into("engine_domains_base", &options);
     assert_eq!(
         types_of(&target),
         "integer,character varying(5),numeric(8,2),bigint,intarr[]"
