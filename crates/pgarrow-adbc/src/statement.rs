@@ -82,7 +82,10 @@ impl Statement {
         })
     }
 
-    /// The table an ingest writes into.
+    /// The table an ingest writes into: always qualified, so that exactly one relation is
+    /// meant. A name without a schema means the session's `current_schema()` (as the official
+    /// driver takes it), never a temporary table of the same name, which comes first on the
+    /// search path (`pg_temp`): rows would go silently into it, and `replace` would drop it.
     fn target(&self) -> Result<TableName> {
         let Some(table) = &self.ingest.table else {
             return Err(error(
@@ -114,7 +117,20 @@ impl Statement {
                 ));
             }
             (_, true) => Some("pg_temp".to_owned()),
-            (schema, false) => schema.clone(),
+            (Some(schema), false) => Some(schema.clone()),
+            (None, false) => {
+                let current = self
+                    .session
+                    .query_value("SELECT pg_catalog.current_schema()")?;
+                Some(current.ok_or_else(|| {
+                    error(
+                        Status::InvalidState,
+                        "pgarrow: no schema to create or find the ingest's table in: the \
+                         session's search_path names none that exists (set \
+                         adbc.ingest.target_db_schema)",
+                    )
+                })?)
+            }
         };
         Ok(TableName::new(schema, table.clone()))
     }

@@ -259,6 +259,33 @@ def test_ingest_in_every_mode(db):
         assert kind.column("p").to_pylist() == ["t"]
 
 
+def test_ingest_names_exactly_one_table_never_a_temporary_one_of_the_same_name(db):
+    """Without a schema, an ingest means current_schema()'s table: a temporary table of the same
+    name (first on the search path) is neither written to nor dropped by any mode."""
+    data = pa.table({"id": pa.array([1, 2], pa.int32())})
+    with db.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS shadowed")
+        cur.execute("CREATE TEMP TABLE shadowed (id int, note text)")
+        cur.execute("INSERT INTO shadowed VALUES (7, 'temp')")
+        assert cur.adbc_ingest("shadowed", data, mode="create") == 2
+        assert cur.adbc_ingest("shadowed", data, mode="append") == 2
+        assert cur.adbc_ingest("shadowed", data, mode="create_append") == 2
+        counts = run(db, "SELECT (SELECT count(*) FROM public.shadowed) AS perm, (SELECT count(*) FROM pg_temp.shadowed) AS tmp")
+        assert counts.to_pylist() == [{"perm": 6, "tmp": 1}]
+        assert cur.adbc_ingest("shadowed", data.slice(0, 1), mode="replace") == 1
+        counts = run(db, "SELECT (SELECT count(*) FROM public.shadowed) AS perm, (SELECT count(*) FROM pg_temp.shadowed) AS tmp")
+        assert counts.to_pylist() == [{"perm": 1, "tmp": 1}]
+        # A schema named by the option, the same.
+        assert cur.adbc_ingest("shadowed", data, mode="append", db_schema_name="public") == 2
+        assert run(db, "SELECT count(*) AS n FROM pg_temp.shadowed").column("n").to_pylist() == [1]
+    # Asked for, the temporary table is the one written (a new cursor: the schema option
+    # stays set on the old one's statement).
+    with db.cursor() as cur:
+        assert cur.adbc_ingest("shadowed", data, mode="append", temporary=True) == 2
+        assert run(db, "SELECT count(*) AS n FROM pg_temp.shadowed").column("n").to_pylist() == [3]
+        cur.execute("DROP TABLE pg_temp.shadowed; DROP TABLE public.shadowed")
+
+
 def test_ingest_creates_nested_types_when_asked(db):
     """`pgarrow.create_nested` = typed: the created table gets a composite type per Struct."""
     data = pa.table({"id": [1], "pt": pa.array([{"x": 1.5, "y": None}], pa.struct([("x", pa.float64()), ("y", pa.int32())]))})
