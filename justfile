@@ -7,9 +7,14 @@ default:
 demo rows="1000000":
     cargo run --release -p pgarrow-cli -- demo --rows {{rows}}
 
-# Run every test (needs PostgreSQL server binaries: apt-get install postgresql).
-test:
-    cargo test --workspace
+# Install what the tests need (system packages, target/venv, Azurite, other server versions),
+# then run every test: the README's test command.
+test *args:
+    bash scripts/test-all.sh {{args}}
+
+# Install what the tests need, without running them; then `cargo test` finds it all.
+test-setup:
+    bash scripts/test-all.sh --setup-only
 
 # Formatting, lints and documentation, as CI runs them.
 lint:
