@@ -115,29 +115,29 @@ pub(crate) async fn read(
     // Every name the statements hold is qualified: nothing else is on the search path.
     conn.simple_query("BEGIN READ ONLY; SET LOCAL search_path = pg_catalog")
         .await?;
-    let rows = conn
-        .simple_query(&definitions_query(&list.join(","), multirange))
-        .await;
-    let objects = match &rows {
-        Ok(rows) => {
-            // The domains' OIDs, as numbers (formatted into the query).
-            let domains: Vec<String> = rows
-                .iter()
-                .filter(|r| r.get(3).cloned().flatten().as_deref() == Some("d"))
-                .filter_map(|r| r.first().cloned().flatten())
-                .filter_map(|oid| oid.parse::<u32>().ok())
-                .map(|oid| oid.to_string())
-                .collect();
-            match domains.is_empty() {
-                true => Ok(Vec::new()),
-                false => conn.simple_query(&objects_query(&domains.join(","))).await,
+    let read = async {
+        let rows = conn
+            .simple_query(&definitions_query(&list.join(","), multirange))
+            .await?;
+        // The domains' OIDs (typtype 'd'), as numbers: formatted into the next query.
+        let domains: Vec<String> = rows
+            .iter()
+            .filter(|r| r.get(3).cloned().flatten().as_deref() == Some("d"))
+            .filter_map(|r| r.first().cloned().flatten()?.parse::<u32>().ok())
+            .map(|oid| oid.to_string())
+            .collect();
+        let objects = match domains.is_empty() {
+            true => Vec::new(),
+            false => {
+                conn.simple_query(&objects_query(&domains.join(",")))
+                    .await?
             }
-        }
-        Err(_) => Ok(Vec::new()),
-    };
+        };
+        Ok::<_, Error>((rows, objects))
+    }
+    .await;
     let end = conn.simple_query("ROLLBACK").await;
-    let rows = rows?;
-    let objects = objects?;
+    let (rows, objects) = read?;
     end?;
     let mut defs = HashMap::with_capacity(rows.len());
     for row in &rows {

@@ -178,15 +178,11 @@ impl Walk<'_> {
                 }
                 Some(child) if ty == LIST => {
                     let list_start = self.at;
-                    let header = self.byte()?;
-                    let size = match header >> 4 {
-                        15 => self.varint()?,
-                        short => u64::from(short),
-                    };
+                    let (size, element) = self.list_header()?;
                     out.extend_from_slice(&self.buf[list_start..self.at]);
-                    if header & 0x0f != STRUCT {
+                    if element != STRUCT {
                         let elements = self.at;
-                        self.elements(size, &[header & 0x0f], depth + 1)?;
+                        self.elements(size, &[element], depth + 1)?;
                         out.extend_from_slice(&self.buf[elements..self.at]);
                         continue;
                     }
@@ -206,6 +202,16 @@ impl Walk<'_> {
                 }
             }
         }
+    }
+
+    /// A list's or set's header: its size and its elements' type.
+    fn list_header(&mut self) -> Result<(u64, u8), String> {
+        let header = self.byte()?;
+        let size = match header >> 4 {
+            15 => self.varint()?,
+            short => u64::from(short),
+        };
+        Ok((size, header & 0x0f))
     }
 
     /// A container of `size` elements of `types` (one, or a map's key and value).
@@ -243,12 +249,8 @@ impl Walk<'_> {
                 self.skip(n)
             }
             LIST | SET => {
-                let header = self.byte()?;
-                let size = match header >> 4 {
-                    15 => self.varint()?,
-                    short => u64::from(short),
-                };
-                self.elements(size, &[header & 0x0f], depth)
+                let (size, element) = self.list_header()?;
+                self.elements(size, &[element], depth)
             }
             MAP => {
                 let size = self.varint()?;
