@@ -54,6 +54,7 @@ mod reader;
 mod session;
 mod settings;
 mod statement;
+mod statistics;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -429,23 +430,18 @@ impl adbc_core::Connection for Connection {
     }
 
     fn get_statistic_names(&self) -> Result<Box<dyn RecordBatchReader + Send + 'static>> {
-        Err(error(
-            Status::NotImplemented,
-            "pgarrow: statistics are not implemented",
-        ))
+        Ok(batches(statistics::names_batch()))
     }
 
     fn get_statistics(
         &self,
-        _catalog: Option<&str>,
-        _db_schema: Option<&str>,
-        _table_name: Option<&str>,
-        _approximate: bool,
+        catalog: Option<&str>,
+        db_schema: Option<&str>,
+        table_name: Option<&str>,
+        approximate: bool,
     ) -> Result<Box<dyn RecordBatchReader + Send + 'static>> {
-        Err(error(
-            Status::NotImplemented,
-            "pgarrow: statistics are not implemented",
-        ))
+        let batch = statistics::get(&self.session, catalog, db_schema, table_name, approximate)?;
+        Ok(batches(batch))
     }
 
     fn commit(&mut self) -> Result<()> {

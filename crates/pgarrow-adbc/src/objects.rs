@@ -275,7 +275,7 @@ fn schema_conditions(filter: &ObjectFilter) -> Vec<String> {
 
 /// Conditions on the relation `c` in namespace `n`: a kind that holds rows (of the wanted
 /// table types, where an empty list, like none, wants all), and the table name pattern.
-fn table_conditions(filter: &ObjectFilter) -> Vec<String> {
+pub(crate) fn table_conditions(filter: &ObjectFilter) -> Vec<String> {
     let mut conditions = schema_conditions(filter);
     let wanted = filter
         .table_type
@@ -324,7 +324,7 @@ fn literal(text: &str) -> String {
 }
 
 /// ` WHERE a AND b ...`, or nothing without conditions.
-fn where_clause(conditions: &[String]) -> String {
+pub(crate) fn where_clause(conditions: &[String]) -> String {
     if conditions.is_empty() {
         String::new()
     } else {
@@ -723,18 +723,18 @@ fn usage_array(usages: &[&Usage]) -> Result<ArrayRef, ArrowError> {
 }
 
 /// A string array.
-fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+pub(crate) fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
     Arc::new(values.collect::<StringArray>())
 }
 
 /// A boolean array without nulls.
-fn booleans(values: impl Iterator<Item = bool>) -> ArrayRef {
+pub(crate) fn booleans(values: impl Iterator<Item = bool>) -> ArrayRef {
     Arc::new(values.map(Some).collect::<BooleanArray>())
 }
 
 /// A struct array of type `struct_type` and length `len`: each field's array from `column`,
 /// or all NULL where it gives none. Going by field name keeps the arrays in the type's order.
-fn struct_array(
+pub(crate) fn struct_array(
     struct_type: &DataType,
     len: usize,
     mut column: impl FnMut(&Field) -> Result<Option<ArrayRef>, ArrowError>,
@@ -757,7 +757,7 @@ fn struct_array(
 
 /// A list array of type `list_type` with one list per entry of `lists` (NULL for `None`),
 /// its values built by `items` from all the lists' items in order.
-fn list_array<'a, T>(
+pub(crate) fn list_array<'a, T>(
     list_type: &DataType,
     lists: &[Option<&'a [T]>],
     items: impl FnOnce(&[&'a T]) -> Result<ArrayRef, ArrowError>,
