@@ -14,6 +14,16 @@ pub(crate) fn error(status: Status, message: impl Into<String>) -> Error {
     Error::with_message_and_status(message, status)
 }
 
+/// `e` with `code` (five characters) as its SQLSTATE.
+pub(crate) fn with_sqlstate(mut e: Error, code: &str) -> Error {
+    if code.len() == 5 {
+        for (slot, b) in e.sqlstate.iter_mut().zip(code.bytes()) {
+            *slot = b as c_char;
+        }
+    }
+    e
+}
+
 /// The error for an option this driver does not know (ADBC's convention: NOT_IMPLEMENTED).
 pub(crate) fn unknown_option(key: &str) -> Error {
     error(
@@ -37,12 +47,7 @@ pub(crate) fn bad_option(key: &str, why: impl std::fmt::Display) -> Error {
 pub(crate) fn from_pgarrow(e: &pgarrow::Error) -> Error {
     let mut out = Error::with_message_and_status(e.to_string(), status_of(e));
     if let Some(code) = e.code() {
-        let bytes = code.as_bytes();
-        if bytes.len() == 5 {
-            for (slot, b) in out.sqlstate.iter_mut().zip(bytes) {
-                *slot = *b as c_char;
-            }
-        }
+        out = with_sqlstate(out, code);
     }
     if let Some(db) = e.as_db_error() {
         let mut details: Vec<(String, Vec<u8>)> = Vec::new();
@@ -93,6 +98,8 @@ fn status_of_sqlstate(code: &str) -> Option<Status> {
         "42P01" | "42703" | "42883" | "3F000" | "3D000" | "42704" => Status::NotFound,
         "42P07" | "42P06" | "42710" | "42P04" => Status::AlreadyExists,
         "25006" => Status::InvalidState,
+        // The server shut the session down (terminated, shutdown, crash, database dropped).
+        "57P01" | "57P02" | "57P03" | "57P04" | "57P05" => Status::IO,
         _ => match &code[..2.min(code.len())] {
             "23" => Status::Integrity,
             "28" => Status::Unauthenticated,
@@ -129,6 +136,7 @@ mod tests {
         assert_eq!(status_of_sqlstate("42P01"), Some(Status::NotFound));
         assert_eq!(status_of_sqlstate("42P07"), Some(Status::AlreadyExists));
         assert_eq!(status_of_sqlstate("57014"), Some(Status::Cancelled));
+        assert_eq!(status_of_sqlstate("57P01"), Some(Status::IO));
         assert_eq!(status_of_sqlstate("42601"), Some(Status::InvalidArguments));
         assert_eq!(status_of_sqlstate("28P01"), Some(Status::Unauthenticated));
         assert_eq!(status_of_sqlstate("XX000"), None);

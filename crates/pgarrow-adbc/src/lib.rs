@@ -34,18 +34,24 @@
 //!   in its own transaction; off, the session opens a transaction before the first statement
 //!   after each commit or rollback. Read-only, isolation level, current schema
 //!   (`search_path`), `GetInfo`, `GetObjects`, `GetTableSchema`, `GetTableTypes`,
-//!   `ReadPartition`, cancel.
+//!   `GetStatistics`, `ReadPartition`, cancel; the official driver's
+//!   `adbc.postgresql.transaction_status`.
 //! * **Statement**: a query runs as `COPY (...) TO STDOUT (FORMAT binary)` and is decoded in
 //!   place into Arrow (see [`pgarrow::Client::export`]); a statement that returns no rows
-//!   runs as it is (`ExecuteUpdate` gives its row count); bound parameters run through
+//!   runs as it is (`ExecuteUpdate` and `ExecuteQuery` give its row count); bound parameters run through
 //!   [`pgarrow::Client::run_bound`]; bulk ingest through [`pgarrow::Client::load`] (binary
 //!   `COPY FROM`), in one transaction; `ExecutePartitions` plans parts of one exported
 //!   snapshot. Options `pgarrow.numeric`, `pgarrow.infinity`, ... (every type policy of the
 //!   CLI), `pgarrow.batch_rows`, `pgarrow.batch_bytes`, `pgarrow.partitions`,
-//!   `pgarrow.partition_by`, `pgarrow.hold_timeout`, `pgarrow.linger`.
+//!   `pgarrow.partition_by`, `pgarrow.hold_timeout`, `pgarrow.linger`; the official driver's
+//!   `adbc.postgresql.batch_size_hint_bytes` and `adbc.postgresql.use_copy` as aliases.
+//!   A result set left unread is drained (not cancelled: a transaction goes on) by the
+//!   session's next statement or commit; an error met while it is read keeps its status and
+//!   SQLSTATE through the C API's `ErrorFromArrayStream`.
 #![warn(missing_docs)]
 
 mod error;
+mod ffi;
 mod info;
 mod objects;
 mod params;
@@ -58,6 +64,7 @@ mod statistics;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use adbc_core::error::Status;
 use adbc_core::options::{InfoCode, ObjectDepth, OptionConnection, OptionDatabase, OptionValue};
@@ -70,9 +77,12 @@ use pgarrow::{Source, TableName};
 pub use error::Result;
 use error::{OrAdbc, bad_option, error, unknown_option};
 pub use info::{ADBC_VERSION, DRIVER_NAME};
-use session::Session;
+use session::{Session, State};
 use settings::{value_bool, value_text};
 pub use statement::Statement;
+
+/// The connection option (the official driver's) that tells where the session stands.
+pub const TRANSACTION_STATUS: &str = "adbc.postgresql.transaction_status";
 
 /// The driver's entry point, for driver managers that take one by name.
 pub const ENTRYPOINT: &str = "PgarrowAdbcDriverInit";
@@ -96,16 +106,32 @@ impl adbc_core::Driver for Driver {
         for (key, value) in opts {
             db.set_option(key, value)?;
         }
+        // As the official driver does: a database that cannot be reached, or refuses these
+        // credentials, fails here, not at its first connection.
+        drop(Session::open(db.config()?, db.use_copy)?);
         Ok(db)
     }
 }
 
-/// Where to connect: a URL or `key=value` string, and the user and password to override its.
-#[derive(Default, Clone)]
+/// Where to connect: a URL or `key=value` string, and the user and password to override its;
+/// whether queries run through COPY unless a statement says otherwise.
+#[derive(Clone)]
 pub struct Database {
     uri: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    use_copy: bool,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database {
+            uri: None,
+            username: None,
+            password: None,
+            use_copy: true,
+        }
+    }
 }
 
 impl std::fmt::Debug for Database {
@@ -128,9 +154,14 @@ impl Database {
         if let Some(password) = &self.password {
             overrides.push(("password", password.as_str()));
         }
-        Config::parse_with_overrides(self.uri.as_deref(), &overrides)
-            .map_err(pgarrow::Error::from)
-            .or_adbc()
+        // A malformed URI is an OperationalError in DB-API's terms ("the data source name
+        // is not found"), as a connection that fails: IO, as the official driver has it.
+        Config::parse_with_overrides(self.uri.as_deref(), &overrides).map_err(|e| {
+            error(
+                Status::IO,
+                format!("pgarrow: cannot connect: {}", pgarrow::Error::from(e)),
+            )
+        })
     }
 }
 
@@ -144,6 +175,10 @@ impl Optionable for Database {
             OptionDatabase::Uri => self.uri = Some(text),
             OptionDatabase::Username => self.username = Some(text),
             OptionDatabase::Password => self.password = Some(text),
+            // The official driver's name: the default of every statement's use_copy.
+            OptionDatabase::Other(key) if key == settings::USE_COPY => {
+                self.use_copy = value_bool(&name, &value)?;
+            }
             _ => return Err(unknown_option(&name)),
         }
         Ok(())
@@ -165,6 +200,7 @@ impl Optionable for Database {
             OptionDatabase::Username => self.username.clone().ok_or_else(not_set),
             // Never handed out.
             OptionDatabase::Password => Err(not_set()),
+            OptionDatabase::Other(k) if k == settings::USE_COPY => Ok(self.use_copy.to_string()),
             _ => Err(unknown_option(key.as_ref())),
         }
     }
@@ -194,7 +230,7 @@ impl adbc_core::Database for Database {
         opts: impl IntoIterator<Item = (OptionConnection, OptionValue)>,
     ) -> Result<Connection> {
         let mut conn = Connection {
-            session: Session::open(self.config()?)?,
+            session: Session::open(self.config()?, self.use_copy)?,
         };
         for (key, value) in opts {
             conn.set_option(key, value)?;
@@ -203,11 +239,20 @@ impl adbc_core::Database for Database {
     }
 }
 
-/// Sends a CancelRequest for the session's running statement.
-struct SessionCancel(CancelToken);
+/// Cancels the session's running statement: a CancelRequest to its backend, and a flag that
+/// makes an open result set's next fetch fail, whatever the server had sent before.
+struct SessionCancel(CancelToken, Arc<AtomicBool>);
+
+impl SessionCancel {
+    fn of(session: &Session) -> SessionCancel {
+        let (token, flag) = session.canceller();
+        SessionCancel(token, flag)
+    }
+}
 
 impl CancelHandle for SessionCancel {
     fn try_cancel(&self) -> Result<()> {
+        self.1.store(true, Ordering::SeqCst);
         // A runtime of its own: the session's is busy running the statement to cancel.
         let runtime = pgarrow::blocking::runtime().or_adbc()?;
         runtime
@@ -246,8 +291,8 @@ impl Optionable for Connection {
             OptionConnection::AutoCommit => {
                 let on = value_bool(&name, &value)?;
                 // Switching autocommit on commits the open transaction, as ADBC says.
-                if on && self.session.transaction_status() != Some(TransactionStatus::Idle) {
-                    self.session.execute("COMMIT", false)?;
+                if on && self.session.state() != State::Idle {
+                    self.end_transaction("COMMIT", true)?;
                 }
                 self.session.set_autocommit(on);
             }
@@ -305,6 +350,11 @@ impl Optionable for Connection {
             }
             OptionConnection::CurrentCatalog => self.current_catalog(),
             OptionConnection::CurrentSchema => setting("SELECT pg_catalog.current_schema()"),
+            // The official driver's name: idle, active (a statement runs or a result set is
+            // open), intrans, inerror or unknown.
+            OptionConnection::Other(key) if key == TRANSACTION_STATUS => {
+                Ok(self.session.state().name().to_owned())
+            }
             other => Err(unknown_option(other.as_ref())),
         }
     }
@@ -330,18 +380,42 @@ impl Connection {
             .unwrap_or_default())
     }
 
-    /// Ends the open transaction with `sql` (COMMIT or ROLLBACK).
-    fn end_transaction(&mut self, sql: &str) -> Result<()> {
-        if self.session.autocommit() {
+    /// Ends the open transaction with `sql` (COMMIT or ROLLBACK), after a result set left
+    /// open: drained before a commit, cancelled before a rollback (see [`Session`]). A
+    /// transaction that failed is not committed: the server would roll it back and answer
+    /// COMMIT without an error, so that work the caller believes committed is lost; the
+    /// commit fails instead, and the transaction waits for the caller's rollback.
+    fn end_transaction(&mut self, sql: &str, even_autocommit: bool) -> Result<()> {
+        if self.session.autocommit() && !even_autocommit {
             return Err(error(
                 Status::InvalidState,
                 "pgarrow: autocommit is on: there is no transaction to end",
             ));
         }
-        if self.session.transaction_status() != Some(TransactionStatus::Idle) {
-            self.session.execute(sql, false)?;
-        }
-        Ok(())
+        let rollback = sql == "ROLLBACK";
+        let mut client = self.session.take_settling(false, rollback)?;
+        let status = client.connection().transaction_status();
+        let ended = match status {
+            TransactionStatus::Idle => Ok(()),
+            TransactionStatus::Failed if !rollback => Err(error(
+                Status::InvalidState,
+                "pgarrow: the transaction failed earlier and cannot be committed: roll it \
+                 back (its changes are lost)",
+            )),
+            _ => {
+                let ran = self
+                    .session
+                    .runtime()
+                    .block_on(client.connection().simple_query(sql));
+                ran.map(drop).map_err(pgarrow::Error::from).or_adbc()
+            }
+        };
+        let why = match &ended {
+            Err(e) => e.message.clone(),
+            Ok(()) => "the connection broke".to_owned(),
+        };
+        self.session.give_back(Some(client), &why);
+        ended
     }
 }
 
@@ -359,7 +433,7 @@ impl adbc_core::Connection for Connection {
     }
 
     fn get_cancel_handle(&self) -> Box<dyn CancelHandle> {
-        Box::new(SessionCancel(self.session.cancel_token()))
+        Box::new(SessionCancel::of(&self.session))
     }
 
     fn get_info(
@@ -445,11 +519,11 @@ impl adbc_core::Connection for Connection {
     }
 
     fn commit(&mut self) -> Result<()> {
-        self.end_transaction("COMMIT")
+        self.end_transaction("COMMIT", false)
     }
 
     fn rollback(&mut self) -> Result<()> {
-        self.end_transaction("ROLLBACK")
+        self.end_transaction("ROLLBACK", false)
     }
 
     fn read_partition(
@@ -459,15 +533,4 @@ impl adbc_core::Connection for Connection {
         let reader = partitions::read(self.session.config(), partition.as_ref())?;
         Ok(Box::new(reader))
     }
-}
-
-/// The C entry points, for driver managers that load this library by path.
-#[allow(unsafe_code)]
-mod ffi {
-    // SAFETY: the macro defines `PgarrowAdbcDriverInit` and `AdbcDriverInit` as unmangled C
-    // functions that check the ADBC version and the driver pointer (null is refused) before
-    // writing the function table into it, as the ADBC C API specifies; every call through
-    // the table goes to safe Rust (adbc_ffi's exporter). The Python package's tests load this
-    // library through the real driver manager and exercise every entry point they use.
-    adbc_ffi::export_driver!(PgarrowAdbcDriverInit, crate::Driver);
 }

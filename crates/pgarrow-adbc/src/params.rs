@@ -11,14 +11,15 @@ use pgarrow::{Client, EncodePolicies, ExportOptions};
 use crate::error::{OrAdbc, Result};
 use crate::session::Session;
 
-/// Runs `sql` once per row of `params`; the result's schema and rows.
+/// Runs `sql` once per row of `params`; the result's schema, its rows, and the rows the
+/// statements changed (when they count any).
 pub(crate) fn query(
     session: &Session,
     sql: &str,
     params: Box<dyn RecordBatchReader + Send>,
     options: &ExportOptions,
     encode: EncodePolicies,
-) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+) -> Result<(SchemaRef, Vec<RecordBatch>, Option<u64>)> {
     let (sql, options) = (sql.to_owned(), options.clone());
     session.run(true, |mut client| async move {
         let ran = async {
@@ -27,7 +28,8 @@ pub(crate) fn query(
             client.run_bound(&statement, params, &options).await
         }
         .await;
-        (client, ran.map(|r| (r.schema, r.batches)).or_adbc())
+        let ran = ran.map(|r| (r.schema, r.batches, r.rows_affected));
+        (client, ran.or_adbc())
     })
 }
 

@@ -42,6 +42,20 @@ pub(crate) fn execute(
     sql: &str,
     settings: &Settings,
 ) -> Result<PartitionedResult> {
+    if settings.partitions > 1 && settings.partition_by.is_none() {
+        // A query has no blocks of its own to split: it would be one partition, which is not
+        // what was asked for.
+        return Err(error(
+            Status::InvalidArguments,
+            format!(
+                "pgarrow: a query splits into partitions by a column of its result: set \
+                 pgarrow.partition_by to an integer, date or timestamp column (its range is \
+                 divided among the {} partitions pgarrow.partitions asks for), or set \
+                 pgarrow.partitions to 1 for one partition",
+                settings.partitions
+            ),
+        ));
+    }
     let runtime = pgarrow::blocking::runtime().or_adbc()?;
     let config: Config = session.config().clone();
     let mut options = PartitionOptions::new(settings.partitions).parts(settings.partitions);

@@ -1,13 +1,21 @@
 //! One ADBC connection's PostgreSQL session: a pgarrow [`Client`] on a runtime of its own,
 //! lent to one statement at a time, with the transaction state ADBC's autocommit asks for.
+//!
+//! A query's result set keeps the connection while it is read (its export owns the client).
+//! A result left unread (its reader released early, or never read to its end) stays open
+//! until the session's next use, which drains it to its end first: the rows are read and
+//! dropped, never cancelled, so that a transaction goes on and a statement that writes
+//! (`INSERT ... RETURNING`) is never undone because its result was not read. A rollback
+//! cancels instead: its work is undone anyway.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use adbc_core::error::Status;
-use pgarrow::Client;
+use arrow_array::RecordBatch;
 use pgarrow::protocol::{CancelToken, Config, TransactionStatus};
+use pgarrow::{Client, Export};
 
 use crate::error::{OrAdbc, Result, error};
 
@@ -16,10 +24,55 @@ use crate::error::{OrAdbc, Result, error};
 enum Slot {
     /// Between statements.
     Ready(Box<Client>),
-    /// Lent out: a statement runs, or a result set is being read.
+    /// Lent out: a statement runs, or a batch of a result set is being read.
     Lent,
+    /// A result set is open: its export holds the connection. `reader` is the number of the
+    /// reader reading it, `None` once that reader was released before the end.
+    Reading {
+        export: Box<Export<'static>>,
+        reader: Option<u64>,
+    },
     /// The connection broke (why): every later statement says so.
     Lost(String),
+}
+
+/// Where the session stands, as the official driver's `adbc.postgresql.transaction_status`
+/// reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// No transaction is open.
+    Idle,
+    /// A statement runs or a result set is open.
+    Active,
+    /// A transaction is open.
+    InTransaction,
+    /// The open transaction failed: only a rollback ends it.
+    InError,
+    /// The connection broke.
+    Unknown,
+}
+
+impl State {
+    /// The official driver's name for it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Active => "active",
+            State::InTransaction => "intrans",
+            State::InError => "inerror",
+            State::Unknown => "unknown",
+        }
+    }
+}
+
+/// What a batch read on the session's open result set gives.
+pub(crate) enum Fetched {
+    /// A batch.
+    Batch(RecordBatch),
+    /// The end of the result set (the connection is back).
+    End,
+    /// Nothing read: the reader holds a batch read ahead, which it may hand out now.
+    Held,
 }
 
 /// A session: its connection, the runtime that connection lives on, and its settings.
@@ -33,14 +86,22 @@ pub(crate) struct Session {
     config: Config,
     slot: Mutex<Slot>,
     cancel: CancelToken,
+    /// Set by a cancel (from any thread), cleared when the next statement starts: an open
+    /// result set's next fetch fails then, whatever the server had already sent.
+    cancelled: Arc<AtomicBool>,
+    /// The numbers of readers, so that a released one is told from the current one.
+    readers: AtomicU64,
     /// ADBC's autocommit: off, each statement runs in the transaction the session opens
     /// before it (when none is open), until commit or rollback.
     autocommit: AtomicBool,
+    /// Whether queries run through COPY unless a statement says otherwise (the database's
+    /// `adbc.postgresql.use_copy`).
+    use_copy: bool,
 }
 
 impl Session {
-    /// Connects with `config`.
-    pub(crate) fn open(config: Config) -> Result<Arc<Session>> {
+    /// Connects with `config`; `use_copy` is its statements' default.
+    pub(crate) fn open(config: Config, use_copy: bool) -> Result<Arc<Session>> {
         let runtime = pgarrow::blocking::runtime().or_adbc()?;
         let mut client = runtime.block_on(Client::connect(&config)).or_adbc()?;
         Ok(Arc::new(Session {
@@ -48,7 +109,10 @@ impl Session {
             runtime,
             config,
             slot: Mutex::new(Slot::Ready(Box::new(client))),
+            cancelled: Arc::new(AtomicBool::new(false)),
+            readers: AtomicU64::new(0),
             autocommit: AtomicBool::new(true),
+            use_copy,
         }))
     }
 
@@ -62,9 +126,15 @@ impl Session {
         &self.runtime
     }
 
-    /// What cancels the session's running statement (a CancelRequest to its backend).
-    pub(crate) fn cancel_token(&self) -> CancelToken {
-        self.cancel.clone()
+    /// What cancels the session's running statement (a CancelRequest to its backend), and
+    /// the flag that makes an open result set's next fetch fail.
+    pub(crate) fn canceller(&self) -> (CancelToken, Arc<AtomicBool>) {
+        (self.cancel.clone(), Arc::clone(&self.cancelled))
+    }
+
+    /// Whether the statements of this session run queries through COPY by default.
+    pub(crate) fn use_copy(&self) -> bool {
+        self.use_copy
     }
 
     pub(crate) fn autocommit(&self) -> bool {
@@ -81,22 +151,26 @@ impl Session {
             .map_err(|_| error(Status::Internal, "pgarrow: the session's lock was poisoned"))
     }
 
-    /// Takes the client for a statement. With `begin` and autocommit off, opens the
-    /// transaction the statement runs in when none is open.
+    /// Takes the client for a statement, after draining a result set left open (see the
+    /// module's notes; with `cancel`, the result's statement is cancelled instead). With
+    /// `begin` and autocommit off, opens the transaction the statement runs in when none is
+    /// open. A cancel asked before this point is forgotten: it was for an earlier statement.
     ///
     /// # Errors
-    /// A result set of this connection is still being read; the connection broke; the
-    /// `BEGIN` failed.
-    pub(crate) fn take(&self, begin: bool) -> Result<Client> {
-        let client = {
+    /// A statement of this connection runs on another thread; the connection broke; with
+    /// `begin`, the session's transaction failed (only a rollback ends it); the `BEGIN`
+    /// failed.
+    pub(crate) fn take_settling(&self, begin: bool, cancel: bool) -> Result<Client> {
+        let taken = {
             let mut slot = self.lock()?;
             match std::mem::replace(&mut *slot, Slot::Lent) {
-                Slot::Ready(client) => *client,
+                Slot::Ready(client) => Ok(*client),
+                Slot::Reading { export, .. } => Err(export),
                 Slot::Lent => {
                     return Err(error(
                         Status::InvalidState,
-                        "pgarrow: a result set of this connection is still open; read it to \
-                         its end or release it before the next statement",
+                        "pgarrow: another statement of this connection is running (an ADBC \
+                         connection runs one statement at a time)",
                     ));
                 }
                 Slot::Lost(why) => {
@@ -108,10 +182,43 @@ impl Session {
                 }
             }
         };
-        if !begin || self.autocommit() {
+        self.cancelled.store(false, Ordering::SeqCst);
+        let client = match taken {
+            Ok(client) => client,
+            Err(export) => {
+                let settled = self.runtime.block_on(settle(*export, cancel));
+                match settled {
+                    Ok(Some(client)) if client.is_ready() => client,
+                    Ok(_) => {
+                        let why = "the connection broke while an unread result set was drained";
+                        self.give_back(None, why);
+                        return Err(error(Status::IO, format!("pgarrow: {why}")));
+                    }
+                    Err(e) => {
+                        let why = format!("an unread result set could not be drained: {e}");
+                        self.give_back(None, &why);
+                        return Err(error(Status::IO, format!("pgarrow: {why}")));
+                    }
+                }
+            }
+        };
+        if !begin {
             return Ok(client);
         }
         let mut client = client;
+        if client.connection().transaction_status() == TransactionStatus::Failed {
+            // The server would refuse it too (25P02), after a round trip.
+            self.give_back(Some(client), "the connection broke");
+            let e = error(
+                Status::InvalidState,
+                "pgarrow: connection is in an error state; first rollback (its transaction \
+                 failed, and PostgreSQL ignores every statement until it ends)",
+            );
+            return Err(crate::error::with_sqlstate(e, "25P02"));
+        }
+        if self.autocommit() {
+            return Ok(client);
+        }
         if client.connection().transaction_status() == TransactionStatus::Idle {
             let begun = self
                 .runtime
@@ -125,6 +232,11 @@ impl Session {
         Ok(client)
     }
 
+    /// [`Session::take_settling`], draining a result set left open.
+    pub(crate) fn take(&self, begin: bool) -> Result<Client> {
+        self.take_settling(begin, false)
+    }
+
     /// Gives the client back after a statement: ready for the next one, or, when its
     /// connection is no longer usable (or `client` is `None`: it was lost), the session is
     /// lost for `why`.
@@ -136,6 +248,100 @@ impl Session {
         // A poisoned lock leaves the session unusable anyway.
         if let Ok(mut guard) = self.slot.lock() {
             *guard = slot;
+        }
+    }
+
+    /// Lends the connection to the result set `export` until it ends; the number its reader
+    /// reads it by ([`Session::fetch`]).
+    pub(crate) fn open_result(&self, export: Export<'static>) -> u64 {
+        let id = self.readers.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Ok(mut guard) = self.slot.lock() {
+            *guard = Slot::Reading {
+                export: Box::new(export),
+                reader: Some(id),
+            };
+        }
+        id
+    }
+
+    /// The next batch of the result set reader `id` reads; with `held` (the reader holds a
+    /// batch read ahead), only whether it may hand that out.
+    ///
+    /// # Errors
+    /// The result set was drained by a later statement; the connection was cancelled (the
+    /// server's cancel error, or one saying so when the server had already sent every row);
+    /// the export's error.
+    pub(crate) fn fetch(&self, id: u64, held: bool) -> Result<Fetched> {
+        let mut export = {
+            let mut slot = self.lock()?;
+            match std::mem::replace(&mut *slot, Slot::Lent) {
+                Slot::Reading {
+                    export,
+                    reader: Some(reader),
+                } if reader == id => export,
+                other => {
+                    *slot = other;
+                    return Err(error(
+                        Status::InvalidState,
+                        "pgarrow: this result set was closed: the connection ran another \
+                         statement (or a commit or rollback) before it was read to its end; \
+                         read a result set before the next statement to keep its rows",
+                    ));
+                }
+            }
+        };
+        if self.cancelled.swap(false, Ordering::SeqCst) {
+            // The CancelRequest went out already; drain to see the server's answer.
+            let drained = self.runtime.block_on(drain(&mut export));
+            let client = self.runtime.block_on(export.into_client());
+            let why = "the connection broke while a cancelled result set was drained";
+            self.give_back(client.ok().flatten(), why);
+            return Err(match drained {
+                Err(e) => crate::error::from_pgarrow(&e),
+                Ok(()) => cancelled_error(),
+            });
+        }
+        if held {
+            if let Ok(mut slot) = self.slot.lock() {
+                *slot = Slot::Reading {
+                    export,
+                    reader: Some(id),
+                };
+            }
+            return Ok(Fetched::Held);
+        }
+        match self.runtime.block_on(export.next_batch()) {
+            Ok(Some(batch)) => {
+                if let Ok(mut slot) = self.slot.lock() {
+                    *slot = Slot::Reading {
+                        export,
+                        reader: Some(id),
+                    };
+                }
+                Ok(Fetched::Batch(batch))
+            }
+            Ok(None) => {
+                let client = self.runtime.block_on(export.into_client());
+                let why = "the connection broke at the end of a result set";
+                self.give_back(client.ok().flatten(), why);
+                Ok(Fetched::End)
+            }
+            Err(e) => {
+                let client = self.runtime.block_on(export.into_client());
+                self.give_back(client.ok().flatten(), &e.to_string());
+                Err(crate::error::from_pgarrow(&e))
+            }
+        }
+    }
+
+    /// Reader `id` was released: its result set, when still open, waits for the session's
+    /// next use, which drains it.
+    pub(crate) fn release_result(&self, id: u64) {
+        if let Ok(mut slot) = self.slot.lock()
+            && let Slot::Reading { reader, .. } = &mut *slot
+            && *reader == Some(id)
+        {
+            *reader = None;
         }
     }
 
@@ -180,23 +386,71 @@ impl Session {
         })
     }
 
-    /// Where the session stands in a transaction (`None` while its client is lent out or
-    /// lost).
-    pub(crate) fn transaction_status(&self) -> Option<TransactionStatus> {
-        match &mut *self.lock().ok()? {
-            Slot::Ready(client) => Some(client.connection().transaction_status()),
-            _ => None,
+    /// Where the session stands.
+    pub(crate) fn state(&self) -> State {
+        let Ok(mut slot) = self.lock() else {
+            return State::Unknown;
+        };
+        match &mut *slot {
+            Slot::Ready(client) => match client.connection().transaction_status() {
+                TransactionStatus::Idle => State::Idle,
+                TransactionStatus::InBlock => State::InTransaction,
+                TransactionStatus::Failed => State::InError,
+            },
+            Slot::Lent | Slot::Reading { .. } => State::Active,
+            Slot::Lost(_) => State::Unknown,
         }
     }
 }
 
+/// Reads `export` to its end, dropping its rows.
+async fn drain(export: &mut Export<'static>) -> pgarrow::Result<()> {
+    while export.next_batch().await?.is_some() {}
+    Ok(())
+}
+
+/// Ends a result set left open and gives its client back: drained to its end, or with
+/// `cancel`, its statement cancelled. An error the rest of the result carried (its
+/// statement failed after the rows that were read) is the result's, not the next
+/// statement's: the connection is back, and in a transaction block the transaction has
+/// failed, which the next statement will hear from the server.
+async fn settle(mut export: Export<'static>, cancel: bool) -> pgarrow::Result<Option<Client>> {
+    if !cancel {
+        let _ = drain(&mut export).await;
+    }
+    export.into_client().await
+}
+
+/// The error of a fetch after a cancel, when the server had sent every row before the cancel
+/// reached it: the server's wording and SQLSTATE, as if it had been in time.
+fn cancelled_error() -> adbc_core::error::Error {
+    let e = error(
+        Status::Cancelled,
+        "pgarrow: canceling statement due to user request (the result set was cancelled)",
+    );
+    crate::error::with_sqlstate(e, "57014")
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
-        if let Ok(slot) = self.slot.get_mut()
-            && let Slot::Ready(client) = std::mem::replace(slot, Slot::Lent)
-        {
+        let Ok(slot) = self.slot.get_mut() else {
+            return;
+        };
+        match std::mem::replace(slot, Slot::Lent) {
             // Terminate politely; an open transaction rolls back with the session.
-            let _ = self.runtime.block_on(client.close());
+            Slot::Ready(client) => {
+                let _ = self.runtime.block_on(client.close());
+            }
+            // A result set left open: stop its statement, then close the socket.
+            Slot::Reading { export, .. } => {
+                let token = export.cancel_token();
+                let wait = std::time::Duration::from_secs(1);
+                let _ = self
+                    .runtime
+                    .block_on(async { tokio::time::timeout(wait, token.cancel()).await });
+                drop(export);
+            }
+            Slot::Lent | Slot::Lost(_) => {}
         }
     }
 }

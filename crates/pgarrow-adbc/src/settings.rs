@@ -12,6 +12,29 @@ use crate::error::{Result, bad_option, unknown_option};
 /// The prefix of this driver's own options.
 pub const PREFIX: &str = "pgarrow.";
 
+/// The official PostgreSQL driver's statement options that this driver takes as aliases of
+/// its own, with the same meaning: (official name, this driver's name without the prefix).
+pub const OFFICIAL_ALIASES: &[(&str, &str)] = &[
+    // Batches cut at about this many bytes (the official driver's hint; ours is a limit
+    // on the batch's Arrow buffers).
+    ("adbc.postgresql.batch_size_hint_bytes", "batch_bytes"),
+    // false: run the query without COPY (statements COPY cannot run, like SHOW).
+    (USE_COPY, "use_copy"),
+];
+
+/// The official driver's switch of COPY, a database option too (every statement's default).
+pub const USE_COPY: &str = "adbc.postgresql.use_copy";
+
+/// `key`'s name without the prefix, for this driver's options and the official aliases.
+fn own_name(key: &str) -> Option<&str> {
+    key.strip_prefix(PREFIX).or_else(|| {
+        OFFICIAL_ALIASES
+            .iter()
+            .find(|(official, _)| *official == key)
+            .map(|(_, own)| *own)
+    })
+}
+
 /// The partitions `ExecutePartitions` plans unless `pgarrow.partitions` says otherwise.
 pub const DEFAULT_PARTITIONS: usize = 4;
 /// How long a partitioned result's snapshot is held without any partition being read
@@ -36,6 +59,8 @@ pub(crate) struct Settings {
     pub(crate) encode: pgarrow::EncodePolicies,
     /// The column types an ingest that creates its table gives nested fields.
     pub(crate) create_nested: pgarrow::CreateNested,
+    /// Whether a query runs through COPY (the fast path) or as a plain statement.
+    pub(crate) use_copy: bool,
 }
 
 impl Default for Settings {
@@ -49,6 +74,7 @@ impl Default for Settings {
             linger: DEFAULT_LINGER,
             encode: pgarrow::EncodePolicies::default(),
             create_nested: pgarrow::CreateNested::Json,
+            use_copy: true,
         }
     }
 }
@@ -82,9 +108,7 @@ impl Settings {
     /// NOT_IMPLEMENTED for an option this driver does not know, INVALID_ARGUMENT for a
     /// value the option does not take.
     pub(crate) fn set(&mut self, key: &str, value: &OptionValue) -> Result<()> {
-        let name = key
-            .strip_prefix(PREFIX)
-            .ok_or_else(|| unknown_option(key))?;
+        let name = own_name(key).ok_or_else(|| unknown_option(key))?;
         let text = value_text(key, value)?;
         self.set_text(name, &text)
             .map_err(|why| bad_option(key, why))?
@@ -140,6 +164,14 @@ impl Settings {
                     self.create_nested = text.parse().map_err(|e: pgarrow::Error| e.to_string())?;
                     false
                 }
+                "use_copy" => {
+                    self.use_copy = match text {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(format!("{text:?} (expected true or false)")),
+                    };
+                    false
+                }
                 _ => return Ok(false),
             },
         };
@@ -155,8 +187,9 @@ impl Settings {
     /// # Errors
     /// NOT_FOUND for an option that was not set and has no default here.
     pub(crate) fn get(&self, key: &str) -> Result<String> {
-        let name = key.strip_prefix(PREFIX).unwrap_or(key);
+        let name = own_name(key).unwrap_or(key);
         let found = match name {
+            "use_copy" => Some(self.use_copy.to_string()),
             "partitions" => Some(self.partitions.to_string()),
             "partition_by" => self.partition_by.clone(),
             "hold_timeout" => Some(self.hold_timeout.as_secs_f64().to_string()),

@@ -11,7 +11,9 @@ use arrow_schema::{Schema, SchemaRef};
 use pgarrow::protocol::{Described, TransactionStatus, quote_literal};
 use pgarrow::{Client, LoadHooks, LoadMode, LoadOptions, Source, TableName};
 
-use crate::error::{OrAdbc, Result, bad_option, error, from_pgarrow, unknown_option};
+use crate::error::{
+    OrAdbc, Result, bad_option, error, from_pgarrow, unknown_option, with_sqlstate,
+};
 use crate::reader::ExportReader;
 use crate::session::Session;
 use crate::settings::{Settings, value_bool, value_text};
@@ -64,12 +66,16 @@ impl std::fmt::Debug for Statement {
 
 impl Statement {
     pub(crate) fn new(session: Arc<Session>) -> Statement {
+        let settings = Settings {
+            use_copy: session.use_copy(),
+            ..Settings::default()
+        };
         Statement {
             session,
             sql: None,
             bound: None,
             ingest: Ingest::default(),
-            settings: Settings::default(),
+            settings,
         }
     }
 
@@ -99,7 +105,7 @@ impl Statement {
                 .query_value("SELECT pg_catalog.current_database()")?;
             if current.as_deref() != Some(catalog.as_str()) {
                 return Err(error(
-                    Status::InvalidArguments,
+                    Status::NotImplemented,
                     format!(
                         "pgarrow: the target catalog {catalog:?} is not this connection's \
                          database ({}); PostgreSQL writes into its own database only",
@@ -199,16 +205,32 @@ async fn ingest_into(
             .and_then(|r| r.first().cloned().flatten())
             .is_some_and(|v| v == "t");
         let create = match (mode, exists) {
+            // Worded as the server words them, with its SQLSTATEs.
             (IngestMode::Create, true) => {
-                return Err(error(
-                    Status::AlreadyExists,
-                    format!("pgarrow: table {table} already exists (ingest mode create)"),
+                return Err(with_sqlstate(
+                    error(
+                        Status::AlreadyExists,
+                        format!(
+                            "pgarrow: relation \"{}\" already exists in schema \"{}\" (ingest \
+                             mode create)",
+                            table.name,
+                            table.schema.as_deref().unwrap_or_default()
+                        ),
+                    ),
+                    "42P07",
                 ));
             }
             (IngestMode::Append, false) => {
-                return Err(error(
-                    Status::NotFound,
-                    format!("pgarrow: table {table} does not exist (ingest mode append)"),
+                return Err(with_sqlstate(
+                    error(
+                        Status::NotFound,
+                        format!(
+                            "pgarrow: relation \"{}.{}\" does not exist (ingest mode append)",
+                            table.schema.as_deref().unwrap_or_default(),
+                            table.name
+                        ),
+                    ),
+                    "42P01",
                 ));
             }
             (IngestMode::Replace, true) => {
@@ -324,18 +346,28 @@ impl adbc_core::Statement for Statement {
 
     fn execute(&mut self) -> Result<Box<dyn RecordBatchReader + Send + 'static>> {
         if self.ingest.table.is_some() {
-            self.ingest()?;
+            let rows = self.ingest()?;
+            crate::ffi::note_rows_affected(rows);
             return Ok(empty(Arc::new(Schema::empty())));
         }
         let sql = self.sql()?;
-        if let Some(params) = self.bound.take() {
-            let (schema, batches) = crate::params::query(
+        let params = match self.bound.take() {
+            Some(params) => Some(params),
+            // Without COPY: a plain statement, run as one with no parameters.
+            None if !self.settings.use_copy || !copy_runs(&sql) => Some(no_parameters()),
+            None => None,
+        };
+        if let Some(params) = params {
+            let (schema, batches, rows) = crate::params::query(
                 &self.session,
                 &sql,
                 params,
                 &self.settings.export,
                 self.settings.encode,
             )?;
+            if let Some(rows) = rows {
+                crate::ffi::note_rows_affected(i64::try_from(rows).unwrap_or(i64::MAX));
+            }
             let batches: Vec<_> = batches.into_iter().map(Ok).collect();
             return Ok(Box::new(RecordBatchIterator::new(batches, schema)));
         }
@@ -358,7 +390,9 @@ impl adbc_core::Statement for Statement {
                 .block_on(client.connection().execute(&sql))
                 .map_err(pgarrow::Error::from);
             session.give_back(Some(client), "the connection broke");
-            ran.or_adbc()?;
+            if let Some(rows) = ran.or_adbc()? {
+                crate::ffi::note_rows_affected(i64::try_from(rows).unwrap_or(i64::MAX));
+            }
             return Ok(empty(Arc::new(Schema::empty())));
         }
         let source = Source::query(sql);
@@ -427,9 +461,10 @@ impl adbc_core::Statement for Statement {
 
     fn prepare(&mut self) -> Result<()> {
         // Checked now (a syntax error, a missing table), run later: the server plans the
-        // statement anew each time, as it does an unnamed statement.
+        // statement anew each time, as it does an unnamed statement. In the session's
+        // transaction, as the statement is: with autocommit off, a failure fails it.
         let sql = self.sql()?;
-        self.session.run(false, |mut client| async move {
+        self.session.run(true, |mut client| async move {
             let described = describe_script(&mut client, &sql).await;
             (client, described.map(drop).or_adbc())
         })
@@ -449,7 +484,7 @@ impl adbc_core::Statement for Statement {
     }
 
     fn get_cancel_handle(&self) -> Box<dyn CancelHandle> {
-        Box::new(SessionCancel(self.session.cancel_token()))
+        Box::new(SessionCancel::of(&self.session))
     }
 }
 
@@ -463,7 +498,49 @@ async fn describe_script(client: &mut Client, sql: &str) -> pgarrow::Result<Opti
     }
 }
 
+/// Whether COPY can run `sql`: not the statements that return rows but are not queries
+/// (`SHOW`, `EXPLAIN`, `FETCH`), which run as plain statements instead.
+fn copy_runs(sql: &str) -> bool {
+    let word: String = sql
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect();
+    !["show", "explain", "fetch"]
+        .iter()
+        .any(|w| word.eq_ignore_ascii_case(w))
+}
+
+/// The parameters of a statement that takes none, run once.
+fn no_parameters() -> Batches {
+    let schema = Arc::new(Schema::empty());
+    let row = RecordBatch::try_new_with_options(
+        Arc::clone(&schema),
+        Vec::new(),
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(1)),
+    );
+    Box::new(RecordBatchIterator::new(vec![row], schema))
+}
+
 /// A reader of no batches.
 fn empty(schema: SchemaRef) -> Box<dyn RecordBatchReader + Send + 'static> {
     Box::new(RecordBatchIterator::new(Vec::new(), schema))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn copy_runs_queries_but_not_show_explain_or_fetch() {
+        for sql in [
+            "SELECT 1",
+            "  with x as (select 1) table x",
+            "VALUES (1)",
+            "TABLE t",
+        ] {
+            assert!(super::copy_runs(sql), "{sql}");
+        }
+        for sql in ["SHOW search_path", "\n explain select 1", "FETCH 10 FROM c"] {
+            assert!(!super::copy_runs(sql), "{sql}");
+        }
+    }
 }

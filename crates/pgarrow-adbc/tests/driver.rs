@@ -13,7 +13,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, RecordBatchReader, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use pgarrow_adbc::{Connection, Driver};
+use pgarrow_adbc::{Connection, Driver, TRANSACTION_STATUS};
 use pgarrow_testkit::Cluster;
 
 /// A fresh database on the shared cluster, its script run, and a connection to it.
@@ -186,7 +186,7 @@ fn updates_count_rows_and_errors_keep_the_session() {
 }
 
 #[test]
-fn one_result_set_at_a_time() {
+fn a_new_statement_drains_the_result_set_left_open() {
     let Some((_pg, _db, mut conn)) = connect("adbc_busy", "") else {
         return;
     };
@@ -200,14 +200,29 @@ fn one_result_set_at_a_time() {
         .unwrap();
     let mut reader = stmt.execute().unwrap();
     assert_eq!(reader.next().unwrap().unwrap().num_rows(), 10);
+    let status = |conn: &Connection| {
+        conn.get_option_string(OptionConnection::Other(TRANSACTION_STATUS.into()))
+            .unwrap()
+    };
+    assert_eq!(status(&conn), "active");
+    // Another statement runs: the open result set is drained first, and its reader says
+    // so instead of handing out another statement's rows.
     let mut other = conn.new_statement().unwrap();
-    other.set_sql_query("SELECT 1").unwrap();
-    let busy = other.execute().map(drop).unwrap_err();
-    assert_eq!(busy.status, Status::InvalidState);
-    // Released early: the query is cancelled and the session is free again.
+    other.set_sql_query("SELECT 1 AS one").unwrap();
+    let rows: Vec<_> = other.execute().unwrap().collect();
+    assert_eq!(rows.len(), 1);
+    let closed = reader.next().unwrap().unwrap_err().to_string();
+    assert!(closed.contains("before it was read to its end"), "{closed}");
+    assert!(reader.next().is_none());
+    assert_eq!(status(&conn), "idle");
+    // Released early: the result waits for the next statement, which drains it.
+    let mut reader = stmt.execute().unwrap();
+    assert_eq!(reader.next().unwrap().unwrap().num_rows(), 10);
     drop(reader);
+    assert_eq!(status(&conn), "active");
     let batch = query(&mut conn, "SELECT 41 + 1 AS x");
     assert_eq!(batch.column(0).as_primitive::<Int32Type>().value(0), 42);
+    assert_eq!(status(&conn), "idle");
 }
 
 #[test]

@@ -427,3 +427,160 @@ def test_polars_and_pandas_over_the_connection(db, url):
     assert frame["amount"].to_list() == expected.column("amount").to_pylist()
     df = pd.read_sql(sql, db)
     assert list(df["id"]) == list(range(1, 101))
+
+
+def test_an_error_after_the_first_batch_keeps_its_class_and_sqlstate(db):
+    """A division by zero at row 300,000 comes while the stream is read, batches after the
+    first: through ErrorFromArrayStream it is still a DataError with its SQLSTATE and the
+    server's fields, for every DB-API way of reading (`fetch_record_batch` hands out pyarrow's
+    own reader, by the driver manager's design: its errors are pyarrow's)."""
+    sql = "SELECT g, 1 / (g - 300000) AS x FROM generate_series(1, 400000) g"
+    for read in ("fetchall", "fetchmany", "fetch_arrow_table", "fetch_df"):
+        with db.cursor() as cur:
+            cur.execute(sql)  # the first batch is fine
+            with pytest.raises(dbapi.DataError) as e:
+                if read == "fetchmany":
+                    while cur.fetchmany(100_000):
+                        pass
+                else:
+                    getattr(cur, read)()
+            assert e.value.sqlstate == "22012", read
+            details = {k.decode(): v for k, v in e.value.details}
+            assert details["PG_DIAG_MESSAGE_PRIMARY"] == b"division by zero"
+    # The connection goes on.
+    assert run(db, "SELECT 1 AS one").column("one").to_pylist() == [1]
+
+
+def test_a_server_that_ends_the_session_mid_stream_is_an_operational_error(db, url):
+    with pgarrow.adbc.connect(url, autocommit=True) as victim, victim.cursor() as cur:
+        pid = run(victim, "SELECT pg_backend_pid() AS pid").column("pid")[0].as_py()
+        cur.execute("SELECT g FROM generate_series(1, 2000000) g")
+        cur.fetch_record_batch().read_next_batch()
+        assert run(db, f"SELECT pg_terminate_backend({pid}) AS t").column("t").to_pylist() == [True]
+        with pytest.raises(dbapi.OperationalError) as e:
+            cur.fetchall()
+        assert e.value.sqlstate in (None, "57P01"), e.value
+        with pytest.raises(dbapi.OperationalError):
+            cur.execute("SELECT 1")
+
+
+def test_cancel_takes_effect_at_the_next_fetch(db):
+    """Even when the server had sent every row (or the batch read ahead holds them)."""
+    for sql in ("SELECT 1 AS one", "SELECT g FROM generate_series(1, 1000000) g"):
+        with db.cursor() as cur:
+            cur.execute(sql)
+            cur.adbc_cancel()
+            with pytest.raises(dbapi.OperationalError, match="canceling statement") as e:
+                cur.fetchone()
+            assert e.value.sqlstate == "57014"
+        # A cancel with nothing running is forgotten by the next statement.
+        with db.cursor() as cur:
+            cur.adbc_cancel()
+            cur.execute("SELECT 2 AS two")
+            assert cur.fetchall() == [(2,)]
+
+
+def status(conn):
+    return conn.adbc_connection.get_option("adbc.postgresql.transaction_status")
+
+
+def test_an_unread_result_is_drained_by_commit_rollback_and_the_next_statement(url, db):
+    run(db, "DROP TABLE IF EXISTS adbc_unread; CREATE TABLE adbc_unread (a int)")
+    count = lambda: run(db, "SELECT count(*) AS n FROM adbc_unread").column("n")[0].as_py()  # noqa: E731
+    big = "SELECT g FROM generate_series(1, 300000) g"
+    with pgarrow.adbc.connect(url) as c:  # autocommit off
+        assert status(c) == "idle"
+        with c.cursor() as cur:
+            cur.execute("INSERT INTO adbc_unread VALUES (1)")
+            assert status(c) == "intrans"
+            cur.execute(big)
+            assert cur.fetchone() == (1,)
+            assert status(c) == "active"
+            # Drained, not cancelled: the transaction commits with its insert.
+            c.commit()
+            assert status(c) == "idle"
+            assert count() == 1
+            cur.execute(big)
+            c.rollback()
+            assert status(c) == "idle"
+            # The next statement, on the same cursor and on another one.
+            cur.execute(big)
+            cur.execute("SELECT 5 AS five")
+            assert cur.fetchall() == [(5,)]
+            cur.execute(big)
+            assert cur.fetchone() == (1,)
+            with c.cursor() as other:
+                other.execute("SELECT 6 AS six")
+                assert other.fetchall() == [(6,)]
+            # The first cursor's result was drained: it says so, and never hands out
+            # another statement's rows.
+            with pytest.raises(dbapi.ProgrammingError, match="before it was read to its end"):
+                cur.fetchall()
+            c.commit()
+    # In autocommit, a statement that writes is never undone for being left unread.
+    with pgarrow.adbc.connect(url, autocommit=True) as c, c.cursor() as cur:
+        cur.execute("INSERT INTO adbc_unread SELECT g FROM generate_series(1, 200000) g RETURNING a")
+        cur.execute("SELECT 1")
+        cur.fetchall()
+    assert count() == 200001
+
+
+def test_transaction_status_and_a_failed_transaction(url):
+    with pgarrow.adbc.connect(url) as c, c.cursor() as cur:
+        with pytest.raises(dbapi.ProgrammingError) as e:
+            cur.execute("INSERT INTO no_such_table_for_status VALUES (1)")
+        assert e.value.sqlstate == "42P01"
+        assert status(c) == "inerror"
+        # Refused before the server is asked, with the SQLSTATE it would give.
+        with pytest.raises(dbapi.ProgrammingError, match="first rollback") as e:
+            cur.execute("SELECT 1")
+        assert e.value.sqlstate == "25P02"
+        # A failed transaction is never reported committed.
+        with pytest.raises(dbapi.ProgrammingError, match="cannot be committed"):
+            c.commit()
+        c.rollback()
+        assert status(c) == "idle"
+        cur.execute("SELECT 1 AS one")
+        assert cur.fetchall() == [(1,)]
+
+
+def test_rowcount_of_dml_through_execute(db):
+    with db.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS adbc_rowcount; CREATE TABLE adbc_rowcount (a int)")
+        cur.execute("INSERT INTO adbc_rowcount SELECT generate_series(1, 7)")
+        assert cur.rowcount == 7
+        cur.execute("UPDATE adbc_rowcount SET a = a + 1 WHERE a > 4")
+        assert cur.rowcount == 3
+        cur.execute("INSERT INTO adbc_rowcount VALUES ($1)", (10,))
+        assert cur.rowcount == 1
+        cur.execute("DELETE FROM adbc_rowcount")
+        assert cur.rowcount == 8
+
+
+def test_the_official_drivers_option_names(db):
+    with db.cursor() as cur:
+        stmt = cur.adbc_statement
+        stmt.set_options(**{"adbc.postgresql.batch_size_hint_bytes": "4096"})
+        assert stmt.get_option_int("adbc.postgresql.batch_size_hint_bytes") == 4096
+        assert stmt.get_option("pgarrow.batch_bytes") == "4096"
+        cur.execute("SELECT g::int4 AS g FROM generate_series(1, 65536) g")
+        batches = cur.fetch_arrow_table().to_batches()
+        assert 64 <= len(batches) <= 256, len(batches)
+        # Statements COPY cannot run go without it (the official driver needs use_copy=false).
+        cur.execute("SHOW search_path")
+        assert cur.fetchall() == [('"$user", public',)]
+        cur.execute("EXPLAIN SELECT 1")
+        assert "Result" in cur.fetchall()[0][0]
+        stmt.set_options(**{"adbc.postgresql.use_copy": "false"})
+        assert stmt.get_option("adbc.postgresql.use_copy") == "false"
+        cur.execute("SELECT 2::numeric(3,1) AS x")
+        assert cur.fetchall() == [(__import__("decimal").Decimal("2.0"),)]
+        with pytest.raises(dbapi.ProgrammingError, match="use_copy"):
+            stmt.set_options(**{"adbc.postgresql.use_copy": "maybe"})
+
+
+def test_partitions_of_a_query_without_a_column_to_split_by_say_what_is_missing(db):
+    with db.cursor() as cur:
+        cur.adbc_statement.set_options(**{"pgarrow.partitions": "3"})
+        with pytest.raises(dbapi.ProgrammingError, match="pgarrow.partition_by"):
+            cur.adbc_execute_partitions("SELECT g FROM generate_series(1, 10) g")
