@@ -287,7 +287,7 @@ fn ctrl_c_during_an_import_sends_copy_fail_and_loads_nothing() {
     stdin.write_all(&bytes[..bytes.len() / 2]).unwrap();
     stdin.flush().unwrap();
     let find = format!(
-        "SELECT pid FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'COPY \"dst\"%'",
+        "SELECT pid FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'COPY \"public\".\"dst\"%'",
         t.db
     );
     let backend = pgarrow_testkit::activity::wait_for_pid(t.pg, &find, DEADLINE);
@@ -424,6 +424,68 @@ fn a_name_means_the_same_table_in_every_command() {
         t.psql("SELECT string_agg(v::text, ',' ORDER BY v) FROM probes.\"Bar\""),
         "2,2"
     );
+}
+
+/// `import` and `copy` run on sessions of their own, where no temporary table of another
+/// session can shadow a table; but a search path that starts with `pg_temp` (a URL's
+/// `options`, `PGOPTIONS`, a role's setting) made a bare `CREATE TABLE` a temporary one: the
+/// rows were loaded, reported, and gone with the session. A table without its schema is the
+/// first schema of the search path (less pg_temp) that has it, else created in the first.
+#[test]
+fn import_and_copy_never_write_into_a_temporary_table() {
+    let Some(t) = Setup::new("cli_import_temp", TABLES) else {
+        return;
+    };
+    // With its key, so that a table created from the file takes an upsert.
+    t.psql("ALTER TABLE src ADD PRIMARY KEY (id)");
+    assert_success(&t.export(&["--table", "src", "-o", "a.parquet"]));
+    let url = format!("{}?options=-csearch_path%3Dpg_temp%2Cpublic", t.url);
+    let persistence = |table: &str| {
+        t.psql(&format!(
+            "SELECT relpersistence::text || ' ' || (SELECT count(*) FROM public.{table}) FROM \
+             pg_class WHERE oid = 'public.{table}'::regclass"
+        ))
+    };
+    let import = |args: &[&str]| {
+        let mut cmd = pgarrow(["import", "--url", &url, "a.parquet"]);
+        cmd.args(args).current_dir(t.dir.path());
+        assert_success(&run(cmd))
+    };
+    import(&["--into", "made", "--create"]);
+    assert_eq!(persistence("made"), "p 3000");
+    import(&[
+        "--into",
+        "made_upsert",
+        "--create",
+        "--mode",
+        "upsert",
+        "--key",
+        "id",
+    ]);
+    assert_eq!(persistence("made_upsert"), "p 3000");
+    for args in [
+        &["--mode", "append"][..],
+        &["--mode", "replace"],
+        &["--mode", "upsert", "--key", "id"],
+    ] {
+        import(&[&["--into", "dst"], args].concat());
+        assert_eq!(rows(&t, "public.dst"), rows(&t, "src"), "{args:?}");
+    }
+    let copy = |args: &[&str]| {
+        let mut cmd = pgarrow(["copy", "--from", &t.url, "--to", &url, "--table", "src"]);
+        cmd.args(args).current_dir(t.dir.path());
+        assert_success(&run(cmd))
+    };
+    copy(&["--into", "copied", "--create"]);
+    assert_eq!(persistence("copied"), "p 3000");
+    for mode in ["replace", "upsert"] {
+        let mut args = vec!["--into", "dst", "--mode", mode];
+        if mode == "upsert" {
+            args.extend(["--key", "id"]);
+        }
+        copy(&args);
+        assert_eq!(rows(&t, "public.dst"), rows(&t, "src"), "{mode}");
+    }
 }
 
 #[test]

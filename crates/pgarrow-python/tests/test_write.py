@@ -150,7 +150,7 @@ def test_keyboard_interrupt_sends_copy_fail_and_leaves_the_table(url, conn):
     deadline = time.monotonic() + 2
     while time.monotonic() < deadline:
         left = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY \"w_int\"%'"
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %\"w_int\"%'"
         ).fetchone()[0]
         if left == 0:
             break

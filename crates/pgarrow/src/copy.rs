@@ -10,6 +10,7 @@ use arrow_schema::{ArrowError, SchemaRef};
 use serde::Serialize;
 
 use crate::blocking::{self, block_on, wait};
+use crate::names::write_target;
 use crate::partition::PartitionOptions;
 use crate::policy::ArrayShape;
 use crate::types::{META_PG_OID, META_PG_TYPE};
@@ -173,6 +174,10 @@ pub fn copy(
     let mut client =
         block_on(&runtime, &stop, Client::connect(to)).map_err(|e| e.context("the target"))?;
     let connect = started.elapsed();
+    // The target named exactly, once, for the probe, the types and the load: a bare name
+    // never means a temporary table (see `write_target`).
+    let table = block_on(&runtime, &stop, write_target(client.connection(), &table))
+        .map_err(|e| e.context("the target"))?;
     // A table the load does not create must be there (the columns are checked against the
     // source's when its schema is known, still before any row is read).
     if !options.load.create {

@@ -8,6 +8,7 @@ use arrow_schema::{ArrowError, Schema};
 use pgarrow_encode::{EncodePolicies, HEADER, RowEncoder, TRAILER};
 
 use crate::create::create_table;
+use crate::names::write_target;
 use crate::policy::{LossKind, LossReport, Losses};
 use crate::protocol::{Connection, TransactionStatus};
 use crate::{Client, ColumnPlan, Error, ErrorKind, IntoTableName, Result, Source, Stop};
@@ -262,13 +263,22 @@ impl Client {
     /// `pgarrow_encode`). A failure of any kind (a value, the server, the input) rolls back:
     /// the table is as it was.
     ///
+    /// A `name` without its schema is never a temporary table, though the session's
+    /// temporary schema comes first on the search path: it is the table of the first schema
+    /// of `current_schemas(false)`, less `pg_temp`, that has a relation of that name, and
+    /// [`LoadOptions::create`] makes a missing one in the first of those schemas (not in
+    /// `pg_temp`, where a bare `CREATE TABLE` goes when the search path starts with it).
+    /// `pg_temp.name` is the session's temporary table.
+    ///
     /// `options` is a [`LoadMode`] or [`LoadOptions`]. The batches are read and encoded on a
     /// thread of the load's own, a few chunks ahead of the socket, so that encoding overlaps
     /// the server's work.
     ///
     /// # Errors
     /// An input column the table does not have; one whose type cannot go into its column; a
-    /// value that does not fit (column, row, value); the server's error; the input's error.
+    /// value that does not fit (column, row, value); the server's error; the input's error;
+    /// [`ErrorKind::Usage`] for a name without its schema when the search path names no
+    /// schema but `pg_temp`.
     pub async fn load<I>(
         &mut self,
         table: impl IntoTableName,
@@ -316,7 +326,7 @@ impl Client {
         let table = table.into_table_name()?;
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         // The statements come from names: a usage error is found here, before anything is sent.
-        let mut load = LoadPlan::new(&table, &columns, &options.mode)?;
+        LoadPlan::check(&table, &columns, &options.mode)?;
         let mut schema = std::borrow::Cow::Borrowed(schema);
         let mut keep: Option<Vec<usize>> = None;
         // Inside the caller's transaction block (an ADBC connection without autocommit, say),
@@ -334,6 +344,10 @@ impl Client {
         };
         conn.simple_query(begin).await?;
         let result = async {
+            // Named exactly before anything is read or written, in the load's transaction:
+            // a bare name never means a temporary table of that name (see `write_target`).
+            let table = write_target(self.connection(), &table).await?;
+            let mut load = LoadPlan::new(&table, &columns, &options.mode)?;
             if options.create {
                 create_table(self.connection(), &table, &schema, options.create_nested).await?;
             }

@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::{Connection, quote_ident, quote_literal};
 use crate::{Error, Result, Source};
 
-/// A table, view or other relation: `name` (found through the `search_path`) or
-/// `schema.name`. Its fields hold the names as the catalog does (exact: case and every
-/// character kept); [`parse`](TableName::parse) reads them from text as SQL does, and
+/// A table, view or other relation: `name` (found through the `search_path`; a table a load
+/// writes into is never a temporary table unless named `pg_temp.name`, see
+/// [`Client::load`](crate::Client::load)) or `schema.name`. Its fields hold the names as the
+/// catalog does (exact: case and every character kept); [`parse`](TableName::parse) reads them from text as SQL does, and
 /// [`quoted`](TableName::quoted) is the form for SQL, [`Display`](fmt::Display) the form for
 /// people (quoted only where SQL needs it).
 ///
@@ -70,6 +71,49 @@ impl TableName {
             Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&self.name)),
             None => quote_ident(&self.name),
         }
+    }
+}
+
+/// The table a load writes into, named exactly: `table` as given when it names its schema
+/// (`pg_temp.t` is the session's temporary table), else the first schema of the explicit
+/// search path (`current_schemas(false)`) less the temporary schemas that has a relation of
+/// that name, else (to create it) the first schema of that path.
+///
+/// The search path alone would not do: the session's temporary schema is searched first, so a
+/// temporary table of the same name would take the rows (and a replace would empty it), and
+/// with `pg_temp` first on the path (a `SET`, a role's setting, a URL's `options`) a bare
+/// `CREATE TABLE` makes a temporary table, gone with the session. PostgreSQL's implicit
+/// schemas (`pg_catalog` unless named) are not searched either: a user's table is meant.
+///
+/// # Errors
+/// [`ErrorKind::Usage`](crate::ErrorKind::Usage) when the search path names no schema but
+/// `pg_temp` (or none that exists); the server's error.
+pub(crate) async fn write_target(conn: &mut Connection, table: &TableName) -> Result<TableName> {
+    if table.schema.is_some() {
+        return Ok(table.clone());
+    }
+    let sql = format!(
+        "WITH path AS (SELECT n.oid, n.nspname, p.i \
+           FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS p(s, i) \
+           JOIN pg_catalog.pg_namespace n ON n.nspname = p.s \
+           WHERE n.oid <> pg_catalog.pg_my_temp_schema() \
+             AND NOT pg_catalog.pg_is_other_temp_schema(n.oid)) \
+         SELECT coalesce((SELECT nspname FROM path WHERE EXISTS (SELECT FROM \
+           pg_catalog.pg_class c WHERE c.relnamespace = path.oid AND c.relname = {}) \
+           ORDER BY i LIMIT 1), (SELECT nspname FROM path ORDER BY i LIMIT 1))",
+        quote_literal(&table.name)
+    );
+    let rows = conn.simple_query(&sql).await?;
+    match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
+        Some(Some(schema)) => Ok(TableName::new(Some(schema), table.name.clone())),
+        Some(None) => Err(Error::usage(format!(
+            "no schema to find or create {table} in: the search_path names none but pg_temp \
+             (or none that exists); name the table with its schema (schema.{table}), or \
+             pg_temp.{table} for a temporary table"
+        ))),
+        None => Err(Error::unexpected(
+            "no row in the answer to the query for the table's schema",
+        )),
     }
 }
 

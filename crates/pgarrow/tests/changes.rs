@@ -1110,3 +1110,61 @@ async fn a_given_key_without_a_unique_index_still_inserts_the_rows_it_lacks() {
         "1|x\n1|x\n2|new"
     );
 }
+
+#[tokio::test]
+async fn an_apply_never_keeps_its_state_in_a_temporary_table() {
+    let Some(source) = Db::new(
+        "changes_apply_temp",
+        "CREATE TABLE g (id int PRIMARY KEY, v text);
+         CREATE PUBLICATION p FOR TABLE g;
+         SELECT pg_create_logical_replication_slot('s_apply_temp', 'pgoutput');
+         INSERT INTO g VALUES (1, 'a'), (2, 'b');",
+    ) else {
+        return;
+    };
+    let target = Db::new(
+        "changes_apply_temp_dst",
+        "CREATE TABLE g (id int PRIMARY KEY, v text);",
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("changes");
+    to_dir(&source, "s_apply_temp", &dir).await;
+    // The target's search path starts with pg_temp (a role's setting or PGOPTIONS would do
+    // it): a bare CREATE TABLE there makes a temporary table, and the state would go with
+    // the session. The state table and the target are named in public.
+    let url = format!("{}?options=-csearch_path%3Dpg_temp%2Cpublic", target.url());
+    let run = || async {
+        pgarrow::changes::apply_changes(
+            url.as_str(),
+            &pgarrow::Location::from(dir.clone()),
+            &pgarrow::changes::ApplyOptions::default(),
+            &Stop::new(),
+            &mut |_| {},
+        )
+        .await
+        .unwrap()
+    };
+    let stats = run().await;
+    assert_eq!(stats.upserted, 2, "{stats:?}");
+    assert_eq!(
+        target
+            .psql(
+                "SELECT c.relpersistence, s.slot FROM public.pgarrow_applied_changes s, \
+                 pg_class c WHERE c.oid = 'public.pgarrow_applied_changes'::regclass"
+            )
+            .trim(),
+        "p|s_apply_temp"
+    );
+    // The next run finds the state: nothing is applied twice.
+    let again = run().await;
+    assert_eq!(
+        (again.rolls, again.rolls_skipped),
+        (0, stats.rolls),
+        "{again:?}"
+    );
+    assert_eq!(
+        target.psql("SELECT id, v FROM g ORDER BY id").trim(),
+        "1|a\n2|b"
+    );
+}

@@ -387,7 +387,10 @@ def write(
 ) -> dict[str, Any]:
     """Loads ``data`` into ``table`` (``name`` or ``schema.name``, read as SQL reads it:
     unquoted names fold to lower case, ``'"Orders"'`` keeps its case) with binary COPY, in
-    one transaction: any failure, Ctrl-C included, leaves the table as it was.
+    one transaction: any failure, Ctrl-C included, leaves the table as it was. A name without
+    its schema is never a temporary table: it means the first schema of the search path (less
+    ``pg_temp``) that has the table, and ``create=True`` makes it in the first; ``pg_temp.name``
+    names the temporary table.
 
     ``data`` is anything with ``__arrow_c_stream__`` (a pyarrow Table or RecordBatchReader, a
     polars DataFrame, a DuckDB result, ...), or files: a path or a list of paths (Parquet,

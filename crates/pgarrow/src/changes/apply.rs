@@ -31,6 +31,7 @@ use serde::Serialize;
 use super::decode::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN, meta_fields};
 use super::sink::{CHANGES_MANIFEST, ChangesFile, ChangesManifest};
 use crate::input::{Input, InputOptions};
+use crate::names::write_target;
 use crate::protocol::{quote_ident, quote_literal};
 use crate::store::Location;
 use crate::{Client, Error, ErrorKind, IntoConfig, LoadMode, LoadOptions, Result, Source};
@@ -169,7 +170,11 @@ pub async fn apply_changes(
         slot: manifest.slot.clone(),
         ..ApplyStats::default()
     };
-    let state = options.state_table.quoted();
+    // Named exactly, as every table pgarrow writes into: never a temporary table, nor one
+    // created in pg_temp when the search path starts with it (see `write_target`).
+    let state = write_target(client.connection(), &options.state_table)
+        .await?
+        .quoted();
     let conn = client.connection();
     // Looked up first: IF NOT EXISTS alone has the server say "already exists" every run.
     let missing = conn
@@ -364,8 +369,8 @@ async fn describe_target(
     table: TableName,
     options: &ApplyOptions,
 ) -> Result<Target> {
-    let name = table.quoted();
     let conn = client.connection();
+    let name = write_target(conn, &table).await?.quoted();
     let regclass = quote_literal(&name);
     let exists = conn
         .simple_query(&format!("SELECT to_regclass({regclass}) IS NOT NULL"))

@@ -64,6 +64,18 @@ impl LoadPlan {
     /// without a key, or with a key column the input does not have; an upsert into a table
     /// named as the stage without its schema.
     pub(crate) fn new(table: &TableName, columns: &[String], mode: &LoadMode) -> Result<LoadPlan> {
+        LoadPlan::check(table, columns, mode)?;
+        LoadPlan::build(table.clone(), columns.to_vec(), mode.clone(), Vec::new())
+    }
+
+    /// The usage errors of [`LoadPlan::new`] that come from the columns and the mode (`table`
+    /// only names the target in them), for a load to find before it sends anything, and so
+    /// before it names its target exactly.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Usage`](crate::ErrorKind::Usage): an input without columns; an upsert
+    /// without a key, or with a key column the input does not have.
+    pub(crate) fn check(table: &TableName, columns: &[String], mode: &LoadMode) -> Result<()> {
         if columns.is_empty() {
             return Err(Error::usage(format!(
                 "the input has no columns to load into {table}"
@@ -83,7 +95,7 @@ impl LoadPlan {
                 )));
             }
         }
-        LoadPlan::build(table.clone(), columns.to_vec(), mode.clone(), Vec::new())
+        Ok(())
     }
 
     /// This plan with the input columns `text` (position, and the target column's type as
@@ -133,7 +145,8 @@ impl LoadPlan {
             });
         }
         // Unqualified, the target would be found in `pg_temp` (searched first) once the stage
-        // exists, and the rows would go into the stage, dropped at COMMIT.
+        // exists, and the rows would go into the stage, dropped at COMMIT. A load names its
+        // target with its schema (`write_target`) before it plans; this guards the plan.
         if table.schema.is_none() && table.name == STAGE {
             return Err(Error::usage(format!(
                 "a load into {table} needs the table's schema (schema.{table}): pgarrow's \
