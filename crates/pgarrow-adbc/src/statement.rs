@@ -92,6 +92,8 @@ impl Statement {
     /// meant. A name without a schema means the session's `current_schema()` (as the official
     /// driver takes it), never a temporary table of the same name, which comes first on the
     /// search path (`pg_temp`): rows would go silently into it, and `replace` would drop it.
+    /// When the search path names `pg_temp` first, `current_schema()` is the temporary schema:
+    /// the first schema after it is taken instead.
     fn target(&self) -> Result<TableName> {
         let Some(table) = &self.ingest.table else {
             return Err(error(
@@ -125,9 +127,14 @@ impl Statement {
             (_, true) => Some("pg_temp".to_owned()),
             (Some(schema), false) => Some(schema.clone()),
             (None, false) => {
-                let current = self
-                    .session
-                    .query_value("SELECT pg_catalog.current_schema()")?;
+                // current_schema(), unless the search path names pg_temp first: then the
+                // first schema after it (a temporary table only when asked for).
+                let current = self.session.query_value(
+                    "SELECT s.name FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) \
+                     WITH ORDINALITY AS s(name, i) JOIN pg_catalog.pg_namespace n ON \
+                     n.nspname = s.name WHERE n.oid <> pg_catalog.pg_my_temp_schema() \
+                     ORDER BY s.i LIMIT 1",
+                )?;
                 Some(current.ok_or_else(|| {
                     error(
                         Status::InvalidState,

@@ -278,6 +278,14 @@ def test_ingest_names_exactly_one_table_never_a_temporary_one_of_the_same_name(d
         # A schema named by the option, the same.
         assert cur.adbc_ingest("shadowed", data, mode="append", db_schema_name="public") == 2
         assert run(db, "SELECT count(*) AS n FROM pg_temp.shadowed").column("n").to_pylist() == [1]
+    # pg_temp named first on the search path: current_schema() is the temporary schema, and
+    # still the permanent table is written.
+    with db.cursor() as cur:
+        cur.execute("SET search_path TO pg_temp, public")
+        assert cur.adbc_ingest("shadowed", data, mode="append") == 2
+        cur.execute("RESET search_path")
+    counts = run(db, "SELECT (SELECT count(*) FROM public.shadowed) AS perm, (SELECT count(*) FROM pg_temp.shadowed) AS tmp")
+    assert counts.to_pylist() == [{"perm": 5, "tmp": 1}]
     # Asked for, the temporary table is the one written (a new cursor: the schema option
     # stays set on the old one's statement).
     with db.cursor() as cur:
