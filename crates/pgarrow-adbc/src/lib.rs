@@ -464,16 +464,7 @@ impl adbc_core::Connection for Connection {
             column_name: column_name.map(str::to_owned),
         };
         let queries = objects::queries(depth, &filter);
-        let results = self.session.run(false, |mut client| async move {
-            let mut results = Vec::with_capacity(queries.len());
-            for sql in &queries {
-                match client.connection().simple_query(sql).await {
-                    Ok(rows) => results.push(rows),
-                    Err(e) => return (client, Err(pgarrow::Error::from(e)).or_adbc()),
-                }
-            }
-            (client, Ok(results))
-        })?;
+        let results = self.session.simple_queries(queries)?;
         Ok(batches(objects::build(depth, results)?))
     }
 

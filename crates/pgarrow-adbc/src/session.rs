@@ -375,6 +375,23 @@ impl Session {
         })
     }
 
+    /// The rows of each of `queries` (catalog reads), run one after another, as text.
+    pub(crate) fn simple_queries(
+        &self,
+        queries: Vec<String>,
+    ) -> Result<Vec<Vec<pgarrow::protocol::TextRow>>> {
+        self.run(false, |mut client| async move {
+            let mut results = Vec::with_capacity(queries.len());
+            for sql in &queries {
+                match client.connection().simple_query(sql).await {
+                    Ok(rows) => results.push(rows),
+                    Err(e) => return (client, Err(pgarrow::Error::from(e)).or_adbc()),
+                }
+            }
+            (client, Ok(results))
+        })
+    }
+
     /// The first column of the first row `sql` returns, as text.
     pub(crate) fn query_value(&self, sql: &str) -> Result<Option<String>> {
         let sql = sql.to_owned();

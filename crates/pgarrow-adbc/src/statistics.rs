@@ -46,7 +46,7 @@ use arrow_buffer::ScalarBuffer;
 use arrow_schema::{ArrowError, DataType};
 use pgarrow::protocol::quote_literal;
 
-use crate::error::{OrAdbc, Result, error};
+use crate::error::{Result, error};
 use crate::objects::{
     self, ObjectFilter, TextRow, booleans, list_array, strings, struct_array, table_conditions,
     where_clause,
@@ -96,16 +96,7 @@ pub(crate) fn get(
         column_name: None,
     };
     let queries = queries(&filter);
-    let results = session.run(false, |mut client| async move {
-        let mut results = Vec::with_capacity(queries.len());
-        for sql in &queries {
-            match client.connection().simple_query(sql).await {
-                Ok(rows) => results.push(rows),
-                Err(e) => return (client, Err(pgarrow::Error::from(e)).or_adbc()),
-            }
-        }
-        (client, Ok(results))
-    })?;
+    let results = session.simple_queries(queries)?;
     Ok(build(results)?)
 }
 

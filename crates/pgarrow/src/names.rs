@@ -12,9 +12,9 @@ use crate::{Error, Result, Source};
 /// A table, view or other relation: `name` (found through the `search_path`; a table a load
 /// writes into is never a temporary table unless named `pg_temp.name`, see
 /// [`Client::load`](crate::Client::load)) or `schema.name`. Its fields hold the names as the
-/// catalog does (exact: case and every character kept); [`parse`](TableName::parse) reads them from text as SQL does, and
-/// [`quoted`](TableName::quoted) is the form for SQL, [`Display`](fmt::Display) the form for
-/// people (quoted only where SQL needs it).
+/// catalog does (exact: case and every character kept); [`parse`](TableName::parse) reads
+/// them from text as SQL does, and [`quoted`](TableName::quoted) is the form for SQL,
+/// [`Display`](fmt::Display) the form for people (quoted only where SQL needs it).
 ///
 /// ```
 /// use pgarrow::TableName;
