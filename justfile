@@ -16,9 +16,10 @@ test *args:
 test-setup:
     bash scripts/test-all.sh --setup-only
 
-# Formatting, lints and documentation, as CI runs them.
+# Formatting, layering, lints and documentation, as CI runs them.
 lint:
     cargo fmt --all -- --check
+    python3 scripts/depcheck.py
     cargo clippy --workspace --all-targets -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
