@@ -92,13 +92,7 @@ pub fn export_with(
         }
         other => other?,
     };
-    Ok(Reader {
-        schema: export.schema(),
-        export: Some(Running::One(Box::new(export))),
-        last: ExportStats::default(),
-        stop: stop.clone(),
-        runtime,
-    })
+    Ok(Reader::new(Running::One(Box::new(export)), stop, runtime))
 }
 
 /// [`export_with`] over several connections in one snapshot (see [`crate::partition`]):
@@ -118,13 +112,7 @@ pub fn export_partitioned(
     let start = PartitionedExport::start(config, source, options, partitions);
     // Stopped while planning: the coordinating connection is closed with the future.
     let export = block_on(&runtime, stop, start)?;
-    Ok(Reader {
-        schema: export.schema(),
-        export: Some(Running::Parts(Box::new(export))),
-        last: ExportStats::default(),
-        stop: stop.clone(),
-        runtime,
-    })
+    Ok(Reader::new(Running::Parts(Box::new(export)), stop, runtime))
 }
 
 /// Reads part `index` of `plan` on a new connection, in the plan's snapshot (see
@@ -144,13 +132,7 @@ pub fn export_part(
     let config = config.into_config()?;
     let start = crate::partition::export_part_with(config, plan, index, options, read);
     let export = block_on(&runtime, stop, start)?;
-    Ok(Reader {
-        schema: export.schema(),
-        export: Some(Running::One(Box::new(export))),
-        last: ExportStats::default(),
-        stop: stop.clone(),
-        runtime,
-    })
+    Ok(Reader::new(Running::One(Box::new(export)), stop, runtime))
 }
 
 /// Connects and loads `input`'s batches into `table` in one transaction (see
@@ -248,6 +230,13 @@ enum Running {
 }
 
 impl Running {
+    fn schema(&self) -> SchemaRef {
+        match self {
+            Running::One(e) => e.schema(),
+            Running::Parts(p) => p.schema(),
+        }
+    }
+
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         match self {
             Running::One(e) => e.next_batch().await,
@@ -301,6 +290,18 @@ impl std::fmt::Debug for Reader {
 }
 
 impl Reader {
+    /// The reader of `export`, which runs on `runtime` and is stopped by `stop` while it waits:
+    /// what every export of this module hands out.
+    fn new(export: Running, stop: &Stop, runtime: tokio::runtime::Runtime) -> Reader {
+        Reader {
+            schema: export.schema(),
+            export: Some(export),
+            last: ExportStats::default(),
+            stop: stop.clone(),
+            runtime,
+        }
+    }
+
     /// The next batch, or `None` at the end, with pgarrow's own error. When the reader's
     /// [`Stop`] (given to [`export_with`]) stops it while it waits, the server query is
     /// cancelled, the reader ends and the call fails with [`ErrorKind::Cancelled`].
