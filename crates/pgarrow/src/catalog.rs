@@ -277,8 +277,8 @@ struct TypeRow {
 
 /// The types type `t` (an alias in the query) holds, one per row: an array's element, a
 /// domain's base, a composite's attributes, a range's subtype, a multirange's range (servers
-/// from 14). The walk of the catalog query's closure and of the type definitions `copy`
-/// reads.
+/// from 14). One step of [`type_closure`]'s walk; the type definitions `copy` reads also list
+/// them, as what each type needs made first.
 pub(crate) fn type_children(t: &str, multirange: bool) -> String {
     format!(
         "SELECT {t}.typelem WHERE {t}.typelem <> 0 AND {t}.typlen = -1
@@ -295,6 +295,27 @@ pub(crate) fn type_children(t: &str, multirange: bool) -> String {
             ),
             false => String::new(),
         }
+    )
+}
+
+/// The recursive `closure(oid)` of a `WITH RECURSIVE`: the types `oids` (comma-separated
+/// numbers formatted by us) and every type they hold, through [`type_children`]; `from` keeps
+/// only the held types from that OID on (the given ones are kept whatever they are). What the
+/// catalog query of an export and the type definitions `copy` reads walk.
+pub(crate) fn type_closure(oids: &str, multirange: bool, from: Option<u32>) -> String {
+    let children = type_children("t", multirange);
+    let filter = match from {
+        Some(from) => format!("\n    WHERE c.child >= {from}"),
+        None => String::new(),
+    };
+    format!(
+        "closure(oid) AS (
+    SELECT DISTINCT unnest('{{{oids}}}'::pg_catalog.oid[])
+  UNION
+    SELECT c.child FROM closure
+    JOIN pg_catalog.pg_type t ON t.oid = closure.oid
+    CROSS JOIN LATERAL ({children}) AS c(child){filter}
+)"
     )
 }
 
@@ -335,15 +356,9 @@ WHERE cols.rel = pg_catalog.to_regclass({table})
         }
         false => "NULL::text",
     };
-    let children = type_children("t", multirange);
+    let closure = type_closure(oids, multirange, None);
     format!(
-        "WITH RECURSIVE closure(oid) AS (
-    SELECT DISTINCT unnest('{{{oids}}}'::pg_catalog.oid[])
-  UNION
-    SELECT c.child FROM closure
-    JOIN pg_catalog.pg_type t ON t.oid = closure.oid
-    CROSS JOIN LATERAL ({children}) AS c(child)
-), cols AS (
+        "WITH RECURSIVE {closure}, cols AS (
     SELECT * FROM unnest('{{{oids}}}'::pg_catalog.oid[], '{{{mods}}}'::pg_catalog.int4[],
                          '{{{rels}}}'::pg_catalog.oid[], '{{{atts}}}'::pg_catalog.int2[])
         WITH ORDINALITY AS c(o, m, rel, att, n)

@@ -430,16 +430,10 @@ fn definitions_query(oids: &str, multirange: bool) -> String {
     let attribute_collation = collation("a.attcollation");
     let range_collation = collation("r.rngcollation");
     let domain_collation = collation("t.typcollation");
+    let closure = crate::catalog::type_closure(oids, multirange, Some(FIRST_NORMAL_OID));
     let children = crate::catalog::type_children("t", multirange);
     format!(
-        "WITH RECURSIVE closure(oid) AS (
-    SELECT DISTINCT unnest('{{{oids}}}'::pg_catalog.oid[])
-  UNION
-    SELECT c.child FROM closure
-    JOIN pg_catalog.pg_type t ON t.oid = closure.oid
-    CROSS JOIN LATERAL ({children}) AS c(child)
-    WHERE c.child >= {FIRST_NORMAL_OID}
-)
+        "WITH RECURSIVE {closure}
 SELECT t.oid::text, n.nspname::text, pg_catalog.format_type(t.oid, NULL),
   t.typtype::text,
   ARRAY(SELECT DISTINCT c.child FROM ({children}) AS c(child)
