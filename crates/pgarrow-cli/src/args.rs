@@ -713,16 +713,16 @@ pub(crate) struct ChangesArgs {
     #[arg(long, short = 'o', value_name = "DIR", help_heading = "Changes")]
     pub(crate) output: String,
     /// The files' format: parquet or arrow (IPC file).
-    #[arg(long = "to", default_value = "parquet", value_name = "FORMAT", value_parser = ["parquet", "arrow"], help_heading = "Changes")]
-    pub(crate) format: String,
+    #[arg(long = "to", default_value = "parquet", value_name = "FORMAT", value_parser = parse_option::<Format>, help_heading = "Changes")]
+    pub(crate) format: Format,
     /// End once every change committed before the start is written (a batch job), instead of
     /// streaming until Ctrl-C or SIGTERM.
     #[arg(long, help_heading = "Changes")]
     pub(crate) catch_up: bool,
     /// How values are asked of the server: auto (binary on PostgreSQL 14+, unless a published
     /// column has no binary decoder), binary, or text (every column text).
-    #[arg(long, default_value = "auto", value_name = "FORMAT", value_parser = ["auto", "binary", "text"], help_heading = "Changes")]
-    pub(crate) values: String,
+    #[arg(long, default_value = "auto", value_name = "FORMAT", value_parser = parse_option::<pgarrow::changes::ValueFormat>, help_heading = "Changes")]
+    pub(crate) values: pgarrow::changes::ValueFormat,
     /// Roll the files (write them, then confirm to the slot) at the first transaction end
     /// after this many rows.
     #[arg(

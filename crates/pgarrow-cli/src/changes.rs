@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use pgarrow::changes::{ApplyOptions, ApplyStats, ChangeOptions, ChangeTarget, ValueFormat};
+use pgarrow::changes::{ApplyOptions, ApplyStats, ChangeOptions, ChangeTarget};
 use pgarrow::protocol::Config;
 use pgarrow::sink::Format;
 
@@ -36,18 +36,17 @@ pub(crate) fn changes(
         );
     }
     options.catch_up = args.catch_up;
-    options.values = match args.values.as_str() {
-        "binary" => ValueFormat::Binary,
-        "text" => ValueFormat::Text,
-        _ => ValueFormat::Auto,
-    };
+    options.values = args.values;
     if !(args.roll_seconds.is_finite() && args.roll_seconds >= 0.0) {
         return Err(usage("--roll-seconds takes a number of seconds, 0 or more"));
     }
-    let format = match args.format.as_str() {
-        "arrow" => Format::ArrowFile,
-        _ => Format::Parquet,
-    };
+    let format = args.format;
+    if !matches!(format, Format::Parquet | Format::ArrowFile) {
+        return Err(usage(&format!(
+            "--to {format}: changes are written as parquet or arrow files (standard output, \
+             -o -, is an Arrow stream)"
+        )));
+    }
     let mut target = if args.output == "-" {
         session.to_stdout = true;
         ChangeTarget::stdout()

@@ -621,6 +621,40 @@ fn bad_output_arguments_fail_before_connecting() {
 }
 
 #[test]
+fn changes_formats_are_read_by_the_library_and_checked_before_connecting() {
+    let url = format!("postgresql://postgres@127.0.0.1:{}/postgres", closed_port());
+    let dir = tempdir();
+    let cases: [(&[&str], &[&str]); 3] = [
+        (
+            &["--values", "hex"],
+            &["unknown value format \"hex\"", "auto, binary or text"],
+        ),
+        (&["--to", "csv"], &["unknown format \"csv\""]),
+        (&["--to", "arrow-stream"], &["parquet or arrow files"]),
+    ];
+    for (extra, needles) in cases {
+        let mut args = vec![
+            "changes",
+            "--url",
+            &url,
+            "--slot",
+            "s",
+            "--publication",
+            "p",
+            "-o",
+            "out",
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = pgarrow(&args);
+        cmd.current_dir(dir.path());
+        let out = run(cmd);
+        let err = assert_usage_error(&out, needles);
+        assert!(!err.contains("could not connect"), "{args:?}: {err}");
+        assert_dir_holds(dir.path(), &[]);
+    }
+}
+
+#[test]
 fn usage_errors_are_reported_by_the_parser() {
     let dir = tempdir();
     let cases: [(&[&str], &str); 4] = [

@@ -539,17 +539,9 @@ fn change_options(
     let mut options = ChangeOptions::new(slot, &names);
     options.create_slot = create_slot;
     options.catch_up = catch_up;
-    options.values = match values {
-        "auto" => ValueFormat::Auto,
-        "binary" => ValueFormat::Binary,
-        "text" => ValueFormat::Text,
-        other => {
-            return Err(usage_error(
-                py,
-                format!("values={other:?}: auto, binary or text"),
-            ));
-        }
-    };
+    options.values = values
+        .parse::<ValueFormat>()
+        .map_err(|e| usage_error(py, format!("values={values:?}: {e}")))?;
     if let Some(start) = start {
         options.start = Some(start.parse().map_err(|e: pgarrow::protocol::Error| {
             usage_error(py, format!("start={start:?}: {e}"))

@@ -49,8 +49,10 @@ pub use decode::Op;
 pub use decode::{ChangeAt, RelationDecoder};
 pub use sink::{ChangeTarget, ChangesStats, changes_to};
 
-/// How values are asked for.
+/// How values are asked for; read from text by its [`FromStr`](std::str::FromStr) (`auto`,
+/// `binary`, `text`), the one parser of the CLI's `--values` and Python's `values=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ValueFormat {
     /// Binary where the server can send it (PostgreSQL 14+), else text.
     #[default]
@@ -59,6 +61,31 @@ pub enum ValueFormat {
     Binary,
     /// Text: every column is text.
     Text,
+}
+
+impl std::str::FromStr for ValueFormat {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<ValueFormat> {
+        match s {
+            "auto" => Ok(ValueFormat::Auto),
+            "binary" => Ok(ValueFormat::Binary),
+            "text" => Ok(ValueFormat::Text),
+            other => Err(Error::usage(format!(
+                "unknown value format {other:?} (expected auto, binary or text)"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for ValueFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ValueFormat::Auto => "auto",
+            ValueFormat::Binary => "binary",
+            ValueFormat::Text => "text",
+        })
+    }
 }
 
 /// What to stream and how.
@@ -938,4 +965,19 @@ fn pg_now() -> i64 {
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0);
     unix - pgarrow_decode::wire::PG_EPOCH_US
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ValueFormat;
+
+    #[test]
+    fn value_formats_read_their_own_names_and_refuse_others() {
+        for format in [ValueFormat::Auto, ValueFormat::Binary, ValueFormat::Text] {
+            assert_eq!(format.to_string().parse::<ValueFormat>().unwrap(), format);
+        }
+        let e = "hex".parse::<ValueFormat>().unwrap_err();
+        assert_eq!(e.category(), crate::Category::Usage);
+        assert!(e.to_string().contains("auto, binary or text"), "{e}");
+    }
 }
