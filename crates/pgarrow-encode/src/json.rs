@@ -20,10 +20,11 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrowPrimitiveType, PrimitiveArray};
 use arrow_schema::{DataType, IntervalUnit, TimeUnit};
 
+use crate::error::{EncodeError, Holder, JsonFault, NestedFault, Step};
 use crate::read::{changed, null_at};
 
 /// Writes value `i` as JSON text.
-pub(crate) type JsonWriter<'a> = Box<dyn Fn(usize, &mut String) -> Result<(), String> + 'a>;
+pub(crate) type JsonWriter<'a> = Box<dyn Fn(usize, &mut String) -> Result<(), EncodeError> + 'a>;
 
 /// Whether values of `t` are written as JSON into `json`/`jsonb`/`text` columns: the nested
 /// types (a scalar goes into a column of its own kind).
@@ -57,7 +58,7 @@ pub(crate) fn supported(t: &DataType) -> bool {
     }
 }
 
-fn primitive<T: ArrowPrimitiveType>(array: &dyn Array) -> Result<&PrimitiveArray<T>, String> {
+fn primitive<T: ArrowPrimitiveType>(array: &dyn Array) -> Result<&PrimitiveArray<T>, EncodeError> {
     array.as_primitive_opt::<T>().ok_or_else(|| changed(array))
 }
 
@@ -149,18 +150,18 @@ pub(crate) fn decimal(digits: String, scale: i8, out: &mut String) {
     out.push_str(frac);
 }
 
-pub(crate) fn float(v: f64, out: &mut String) -> Result<(), String> {
+pub(crate) fn float(v: f64, out: &mut String) -> Result<(), EncodeError> {
     if !v.is_finite() {
-        return Err(format!("{v} has no JSON form"));
+        return Err(JsonFault::NotFinite(v).into());
     }
     let _ = write!(out, "{v}");
     Ok(())
 }
 
 /// The shortest text of an f32 that names the same f32 (not its f64 widening's).
-pub(crate) fn float32(v: f32, out: &mut String) -> Result<(), String> {
+pub(crate) fn float32(v: f32, out: &mut String) -> Result<(), EncodeError> {
     if !v.is_finite() {
-        return Err(format!("{v} has no JSON form"));
+        return Err(JsonFault::NotFinite(f64::from(v)).into());
     }
     let _ = write!(out, "{v}");
     Ok(())
@@ -188,7 +189,7 @@ macro_rules! display {
 
 /// The JSON writer of `array`'s values (which are not NULL where it is called; NULLs inside
 /// are `null`).
-pub(crate) fn writer(array: &dyn Array) -> Result<JsonWriter<'_>, String> {
+pub(crate) fn writer(array: &dyn Array) -> Result<JsonWriter<'_>, EncodeError> {
     Ok(match array.data_type() {
         DataType::Null => Box::new(|_, out| {
             out.push_str("null");
@@ -345,7 +346,7 @@ pub(crate) fn writer(array: &dyn Array) -> Result<JsonWriter<'_>, String> {
             Box::new(move |i, out| {
                 let n = nanos(i);
                 if !(0..=86_400_000_000_000).contains(&n) {
-                    return Err(format!("{n} ns is not a time of day"));
+                    return Err(JsonFault::TimeOfDay(n).into());
                 }
                 out.push('"');
                 clock(n, out);
@@ -432,28 +433,30 @@ pub(crate) fn writer(array: &dyn Array) -> Result<JsonWriter<'_>, String> {
         }
         DataType::Struct(fields) => {
             let s = array.as_struct_opt().ok_or_else(|| changed(array))?;
-            let names: Vec<String> = fields
+            let names: Vec<(&str, String)> = fields
                 .iter()
                 .map(|f| {
                     let mut q = String::new();
                     quote(f.name(), &mut q);
-                    q
+                    (f.name().as_str(), q)
                 })
                 .collect();
             let children = s
                 .columns()
                 .iter()
                 .map(|c| Ok((c.as_ref(), writer(c.as_ref())?)))
-                .collect::<Result<Vec<_>, String>>()?;
+                .collect::<Result<Vec<_>, EncodeError>>()?;
             Box::new(move |i, out| {
                 out.push('{');
-                for (k, (name, (child, write))) in names.iter().zip(&children).enumerate() {
+                for (k, ((name, quoted), (child, write))) in names.iter().zip(&children).enumerate()
+                {
                     if k > 0 {
                         out.push(',');
                     }
-                    out.push_str(name);
+                    out.push_str(quoted);
                     out.push(':');
-                    element(*child, write, i, out).map_err(|e| format!("field {name}: {e}"))?;
+                    element(*child, write, i, out)
+                        .map_err(|e| e.at(Step::Field((*name).to_owned())))?;
                 }
                 out.push('}');
                 Ok(())
@@ -478,10 +481,11 @@ pub(crate) fn writer(array: &dyn Array) -> Result<JsonWriter<'_>, String> {
                         if let Some(key) = text_at(keys, j)
                             && !seen.insert(key)
                         {
-                            return Err(format!(
-                                "the map has the key {key:?} twice (a JSON object keeps one \
-                                 value per key)"
-                            ));
+                            return Err(NestedFault::DuplicateKey {
+                                key: key.to_owned(),
+                                into: Holder::JsonObject,
+                            }
+                            .into());
                         }
                     }
                 }
@@ -568,13 +572,13 @@ pub(crate) fn writer(array: &dyn Array) -> Result<JsonWriter<'_>, String> {
                         out.push(',');
                     }
                     element(items, &write, j, out)
-                        .map_err(|e| format!("element {}: {e}", j - start + 1))?;
+                        .map_err(|e| e.at(Step::Element(j - start + 1)))?;
                 }
                 out.push(']');
                 Ok(())
             })
         }
-        t => return Err(format!("an Arrow {t} value has no JSON form here")),
+        t => return Err(JsonFault::Type(t.clone()).into()),
     })
 }
 
@@ -584,7 +588,7 @@ fn element(
     write: &JsonWriter<'_>,
     j: usize,
     out: &mut String,
-) -> Result<(), String> {
+) -> Result<(), EncodeError> {
     if null_at(array, j) {
         out.push_str("null");
         Ok(())
@@ -596,7 +600,7 @@ fn element(
 /// Reads value `j` of a Binary, LargeBinary or BinaryView array (`None` when NULL).
 pub(crate) type BinaryGetter<'a> = Box<dyn Fn(usize) -> Option<&'a [u8]> + 'a>;
 
-pub(crate) fn binary_getter(array: &dyn Array) -> Result<BinaryGetter<'_>, String> {
+pub(crate) fn binary_getter(array: &dyn Array) -> Result<BinaryGetter<'_>, EncodeError> {
     let present = move |j: usize| !array.is_null(j);
     Ok(match array.data_type() {
         DataType::Binary => {
@@ -689,7 +693,14 @@ mod tests {
         m.append(true).unwrap();
         let dup = m.finish();
         let e = writer(&dup).unwrap()(0, &mut String::new()).unwrap_err();
-        assert!(e.contains("the key \"k\" twice"), "{e}");
+        assert_eq!(
+            *e.kind(),
+            crate::ErrorKind::Nested(NestedFault::DuplicateKey {
+                key: "k".into(),
+                into: Holder::JsonObject
+            })
+        );
+        assert!(e.to_string().contains("the key \"k\" twice"), "{e}");
         let list =
             ListArray::from_iter_primitive::<Int32Type, _, _>([Some(vec![Some(1), None]), None]);
         assert_eq!(json(&list), ["[1,null]", "null"]);
@@ -697,9 +708,13 @@ mod tests {
             json(&Float64Array::from(vec![0.1, 1e300])),
             ["0.1", &format!("{}", 1e300)]
         );
-        assert!(
-            writer(&Float64Array::from(vec![f64::NAN])).unwrap()(0, &mut String::new()).is_err()
+        let e = writer(&Float64Array::from(vec![f64::INFINITY])).unwrap()(0, &mut String::new())
+            .unwrap_err();
+        assert_eq!(
+            *e.kind(),
+            crate::ErrorKind::Json(JsonFault::NotFinite(f64::INFINITY))
         );
+        assert_eq!(e.to_string(), "inf has no JSON form");
         assert_eq!(
             json(&BinaryArray::from(vec![&b"\x00\xff"[..]])),
             [r#""\\x00ff""#]

@@ -8,7 +8,9 @@
 //! compatible Arrow type is converted value by value with checks (integers of any width,
 //! decimals and floats into `numeric`, any timestamp unit into `timestamp`/`timestamptz`,
 //! ...), and a value the target cannot hold exactly is an error that names the column, the
-//! row (counted in the input) and the value. Nothing is rounded or truncated silently.
+//! row (counted in the input) and the value ([`EncodeError`]: its [`ErrorKind`] says what was
+//! wrong, its [`path`](EncodeError::path) where inside a nested value). Nothing is rounded or
+//! truncated silently.
 //!
 //! Sans-IO: [`RowEncoder::encode`] appends whole rows to a buffer; the COPY FROM STDIN around
 //! it is the caller's (`pgarrow_protocol::CopyIn`).
@@ -29,6 +31,7 @@
 
 #![warn(missing_docs)]
 
+pub mod error;
 mod json;
 mod nested;
 mod numeric;
@@ -44,6 +47,8 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Schema};
 use pgarrow_types::{Catalog, PgColumn};
 
+use error::TargetKind;
+pub use error::{EncodeError, ErrorKind};
 use nested::field;
 use read::Strs;
 use scalar::ScalarEncoder;
@@ -61,21 +66,6 @@ use temporal::WriteCx;
 pub const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// The trailer of a binary COPY stream: a field count of -1.
 pub const TRAILER: &[u8] = &[0xff, 0xff];
-
-/// A value or a column that cannot go into its target.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("column \"{column}\" ({pg_type}){}: {message}", row.map(|r| format!(", row {r}")).unwrap_or_default())]
-pub struct EncodeError {
-    /// The target column.
-    pub column: String,
-    /// Its PostgreSQL type.
-    pub pg_type: String,
-    /// The input row (1-based, counted over every batch given, as the export's errors number
-    /// theirs), for a value.
-    pub row: Option<u64>,
-    /// What is wrong, with the value.
-    pub message: String,
-}
 
 /// What a load does with an input value its column cannot hold exactly. Every default
 /// refuses (the error names the policy that would take the value); every other choice is
@@ -169,7 +159,7 @@ impl RowEncoder {
     ///     Field::new("name", DataType::Utf8, true),
     /// ]);
     /// let e = RowEncoder::new(&targets, &Catalog::new(), &wrong).unwrap_err();
-    /// assert_eq!((e.column.as_str(), e.pg_type.as_str()), ("id", "bigint"));
+    /// assert_eq!((e.column(), e.pg_type()), (Some("id"), Some("bigint")));
     /// # Ok::<(), pgarrow_encode::EncodeError>(())
     /// ```
     ///
@@ -196,21 +186,17 @@ impl RowEncoder {
     ) -> Result<RowEncoder, EncodeError> {
         let targets: Vec<&PgColumn> = targets.into_iter().collect();
         if targets.len() != input.fields().len() {
-            return Err(EncodeError {
-                column: String::new(),
-                pg_type: String::new(),
-                row: None,
-                message: format!(
-                    "the input has {} columns and the target {}",
-                    input.fields().len(),
-                    targets.len()
-                ),
-            });
+            return Err(ErrorKind::ColumnCount {
+                input: input.fields().len(),
+                target: targets.len(),
+            }
+            .into());
         }
         let columns = targets
             .into_iter()
             .zip(input.fields())
-            .map(|(c, field)| {
+            .enumerate()
+            .map(|(index, (c, field))| {
                 let t = field.data_type();
                 let parsed = match Shape::resolve(c.oid, c.typmod, catalog) {
                     // Text where the target takes no text in binary: an array's, a
@@ -235,18 +221,15 @@ impl RowEncoder {
                             Encoder::Scalar(ScalarEncoder::Text(TextLimit::None, strs)),
                             true,
                         )),
-                        None => Err(format!(
-                            "an Arrow {t} column cannot be loaded into it: this type is loaded \
-                             from its text form (a text column)"
-                        )),
+                        None => Err(ErrorKind::Unsupported {
+                            input: t.clone(),
+                            target: TargetKind::TextForm,
+                        }
+                        .into()),
                     },
                 };
-                let (encoder, text) = parsed.map_err(|message| EncodeError {
-                    column: c.name.clone(),
-                    pg_type: c.type_name.clone(),
-                    row: None,
-                    message,
-                })?;
+                let (encoder, text) =
+                    parsed.map_err(|e: EncodeError| e.in_column(index, &c.name, &c.type_name))?;
                 Ok(Column {
                     name: c.name.clone(),
                     pg_type: c.type_name.clone(),
@@ -256,7 +239,7 @@ impl RowEncoder {
                     rounded: 0.into(),
                 })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, EncodeError>>()?;
         Ok(RowEncoder { columns, policies })
     }
 
@@ -314,51 +297,42 @@ impl RowEncoder {
             .iter()
             .zip(batch.columns())
             .zip(cxs)
-            .map(|((c, array), cx)| {
+            .enumerate()
+            .map(|(index, ((c, array), cx))| {
                 if *array.data_type() != c.input {
-                    return Err(self.error(
-                        c,
-                        None,
-                        format!(
-                            "the batch's type changed: an Arrow {} column, where the input's \
-                             schema has {}",
-                            array.data_type(),
-                            c.input
-                        ),
-                    ));
+                    return Err(EncodeError::from(ErrorKind::TypeChanged {
+                        found: array.data_type().clone(),
+                        expected: Some(c.input.clone()),
+                    })
+                    .in_column(index, &c.name, &c.pg_type));
                 }
                 c.encoder
                     .writer(array.as_ref(), cx)
-                    .map_err(|m| self.error(c, None, m))
+                    .map_err(|e| e.in_column(index, &c.name, &c.pg_type))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let count = i16::try_from(self.columns.len()).map_err(|_| EncodeError {
-            column: String::new(),
-            pg_type: String::new(),
-            row: None,
-            message: "more than 32767 columns".to_owned(),
-        })?;
+        let count = i16::try_from(self.columns.len())
+            .map_err(|_| ErrorKind::TooManyColumns(self.columns.len()))?;
         for row in 0..batch.num_rows() {
             out.extend_from_slice(&count.to_be_bytes());
-            for ((c, w), array) in self.columns.iter().zip(&writers).zip(batch.columns()) {
+            for (index, ((c, w), array)) in self
+                .columns
+                .iter()
+                .zip(&writers)
+                .zip(batch.columns())
+                .enumerate()
+            {
                 if read::null_at(array.as_ref(), row) {
                     out.extend_from_slice(&(-1i32).to_be_bytes());
                     continue;
                 }
-                field(out, |out| w(row, out))
-                    .map_err(|m| self.error(c, Some(first_row + row as u64 + 1), m))?;
+                field(out, |out| w(row, out)).map_err(|e| {
+                    e.in_column(index, &c.name, &c.pg_type)
+                        .in_row(first_row + row as u64 + 1)
+                })?;
             }
         }
         Ok(())
-    }
-
-    fn error(&self, c: &Column, row: Option<u64>, message: String) -> EncodeError {
-        EncodeError {
-            column: c.name.clone(),
-            pg_type: c.pg_type.clone(),
-            row,
-            message,
-        }
     }
 }
 
@@ -384,6 +358,7 @@ mod tests {
     use pgarrow_decode::{CopyDecoder, DecodeOptions};
     use pgarrow_types::{CatalogKind, CatalogType, oid};
 
+    use super::error::Step;
     use super::*;
 
     fn schema(types: &[DataType]) -> Schema {
@@ -444,8 +419,15 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(
-            (e.column.as_str(), e.pg_type.as_str(), e.row),
-            ("at", "timestamp with time zone", None)
+            (e.column(), e.column_index(), e.pg_type(), e.row()),
+            (Some("at"), Some(1), Some("timestamp with time zone"), None)
+        );
+        assert_eq!(
+            *e.kind(),
+            ErrorKind::Unsupported {
+                input: DataType::Utf8,
+                target: TargetKind::Scalar
+            }
         );
         let shown = e.to_string();
         for part in ["\"at\"", "timestamp with time zone", "Arrow Utf8"] {
@@ -468,9 +450,17 @@ mod tests {
             &schema(&[DataType::Float64]),
         )
         .unwrap_err();
-        assert_eq!(e.pg_type, "money");
+        assert_eq!(e.pg_type(), Some("money"));
         let e = RowEncoder::new(&targets[..1], &Catalog::new(), &schema(&[])).unwrap_err();
-        assert!(e.message.contains("0 columns and the target 1"), "{e}");
+        assert_eq!(
+            *e.kind(),
+            ErrorKind::ColumnCount {
+                input: 0,
+                target: 1
+            }
+        );
+        // About no column in particular: none is named.
+        assert_eq!(e.to_string(), "the input has 0 columns and the target 1");
     }
 
     #[test]
@@ -482,13 +472,22 @@ mod tests {
             ..PgColumn::new("xs", 1007, -1)
         }];
         let e = RowEncoder::new(&array, &c, &schema(&[list_of(DataType::Utf8)])).unwrap_err();
-        assert!(e.message.contains("Arrow Utf8"), "{e}");
+        assert!(e.to_string().contains("its elements: an Arrow Utf8"), "{e}");
+        assert_eq!(e.path(), [Step::Elements]);
         let e = RowEncoder::new(&array, &c, &schema(&[DataType::Int32])).unwrap_err();
-        assert!(e.message.contains("a List can"), "{e}");
+        assert!(e.to_string().contains("a List can"), "{e}");
+        assert!(matches!(
+            e.kind(),
+            ErrorKind::Unsupported {
+                target: TargetKind::Array,
+                ..
+            }
+        ));
         // Seven list levels: one more than PostgreSQL's arrays have.
         let deep = (0..7).fold(DataType::Int32, |t, _| list_of(t));
         let e = RowEncoder::new(&array, &c, &schema(&[deep])).unwrap_err();
-        assert!(e.message.contains("6 array dimensions"), "{e}");
+        assert!(e.to_string().contains("6 array dimensions"), "{e}");
+        assert!(matches!(e.kind(), ErrorKind::TooManyDimensions(_)));
         let pair = [PgColumn::new("p", 90001, -1)];
         let fields = vec![
             Field::new("a", DataType::Int32, true),
@@ -496,11 +495,19 @@ mod tests {
         ];
         let e =
             RowEncoder::new(&pair, &c, &schema(&[DataType::Struct(fields.into())])).unwrap_err();
-        assert!(e.message.contains("\"z\" is not an attribute"), "{e}");
+        assert!(e.to_string().contains("\"z\" is not an attribute"), "{e}");
+        assert_eq!(
+            *e.kind(),
+            ErrorKind::NotAnAttribute {
+                field: "z".into(),
+                attributes: vec!["a".into(), "b".into()]
+            }
+        );
         let fields = vec![Field::new("b", DataType::Int32, true)];
         let e =
             RowEncoder::new(&pair, &c, &schema(&[DataType::Struct(fields.into())])).unwrap_err();
-        assert!(e.message.contains("attribute \"b\""), "{e}");
+        assert!(e.to_string().contains("attribute \"b\": "), "{e}");
+        assert_eq!(e.path(), [Step::Attribute("b".into())]);
     }
 
     #[test]
@@ -509,7 +516,14 @@ mod tests {
         let encoder = RowEncoder::new(&inet, &Catalog::new(), &schema(&[DataType::Utf8])).unwrap();
         assert_eq!(encoder.text_columns(), [0]);
         let e = RowEncoder::new(&inet, &Catalog::new(), &schema(&[DataType::Int32])).unwrap_err();
-        assert!(e.message.contains("(a text column)"), "{e}");
+        assert!(e.to_string().contains("(a text column)"), "{e}");
+        assert!(matches!(
+            e.kind(),
+            ErrorKind::Unsupported {
+                target: TargetKind::TextForm,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -519,11 +533,16 @@ mod tests {
             RowEncoder::new(&targets, &Catalog::new(), &schema(&[DataType::Int64])).unwrap();
         let wrong = batch(vec![Arc::new(Int32Array::from(vec![1]))]);
         let e = encoder.encode(&wrong, 0, &mut Vec::new()).unwrap_err();
-        assert_eq!((e.column.as_str(), e.row), ("id", None));
-        assert!(
-            e.message.contains("Int32") && e.message.contains("Int64"),
-            "{e}"
+        assert_eq!((e.column(), e.row()), (Some("id"), None));
+        assert_eq!(
+            *e.kind(),
+            ErrorKind::TypeChanged {
+                found: DataType::Int32,
+                expected: Some(DataType::Int64)
+            }
         );
+        let shown = e.to_string();
+        assert!(shown.contains("Int32") && shown.contains("Int64"), "{e}");
     }
 
     /// Encodes `columns` into `targets` (rounding nanoseconds), then decodes the COPY stream
@@ -596,9 +615,17 @@ mod tests {
         // By default the first value that is not whole microseconds is refused, by row.
         let strict = RowEncoder::new(&targets, &Catalog::new(), &b.schema()).unwrap();
         let e = strict.encode(&b, 0, &mut Vec::new()).unwrap_err();
-        assert_eq!((e.column.as_str(), e.row), ("t", Some(2)));
+        assert_eq!((e.column(), e.row()), (Some("t"), Some(2)));
+        assert_eq!(
+            *e.kind(),
+            ErrorKind::Nanoseconds {
+                what: error::Temporal::Timestamp,
+                nanos: 1
+            }
+        );
+        let shown = e.to_string();
         assert!(
-            e.message.contains("1 ns") && e.message.contains("--nanoseconds round"),
+            shown.contains("1 ns") && shown.contains("--nanoseconds round"),
             "{e}"
         );
         // Whole microseconds go through untouched, and nothing is counted.
@@ -639,13 +666,29 @@ mod tests {
         // i64::MAX nanoseconds is pandas' Timestamp.max, 2262-04-11 23:47:16.854775807: a
         // finite instant, refused for its nanoseconds (never infinity).
         let e = encode(Arc::new(TimestampNanosecondArray::from(vec![i64::MAX]))).unwrap_err();
-        assert!(e.message.contains("ns"), "{e}");
+        assert!(
+            matches!(
+                e.kind(),
+                ErrorKind::Nanoseconds {
+                    nanos: i64::MAX,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         // i64::MAX seconds is past the range.
         let e = encode(Arc::new(arrow_array::TimestampSecondArray::from(vec![
             i64::MAX,
         ])))
         .unwrap_err();
-        assert!(e.message.contains("outside timestamp's range"), "{e}");
+        assert!(e.to_string().contains("outside timestamp's range"), "{e}");
+        assert_eq!(
+            *e.kind(),
+            ErrorKind::OutOfRange(error::OutOfRange::Timestamp {
+                value: i64::MAX,
+                unit: TimeUnit::Second
+            })
+        );
     }
 
     #[test]
@@ -655,8 +698,19 @@ mod tests {
         let b = batch(vec![Arc::new(values)]);
         let encoder = RowEncoder::new(&targets, &Catalog::new(), &b.schema()).unwrap();
         let e = encoder.encode(&b, 10, &mut Vec::new()).unwrap_err();
-        assert_eq!(e.row, Some(12));
-        assert!(e.message.contains("40000 is out of its range"), "{e}");
+        assert_eq!(e.row(), Some(12));
+        assert_eq!(
+            e.to_string(),
+            "column \"small\" (smallint), row 12: 40000 is out of its range (-32768 to 32767)"
+        );
+        assert_eq!(
+            *e.kind(),
+            ErrorKind::OutOfRange(error::OutOfRange::Integer {
+                value: 40_000,
+                min: -32_768,
+                max: 32_767
+            })
+        );
         // An array's elements are checked the same way.
         let c = catalog();
         let array = [PgColumn::new("xs", 1007, -1)];
@@ -668,6 +722,14 @@ mod tests {
         let b = batch(vec![Arc::new(list)]);
         let encoder = RowEncoder::new(&array, &c, &b.schema()).unwrap();
         let e = encoder.encode(&b, 0, &mut Vec::new()).unwrap_err();
-        assert!(e.message.starts_with("element 3:"), "{e}");
+        assert!(e.to_string().contains("row 1: element 3: "), "{e}");
+        assert_eq!(e.path(), [Step::Element(3)]);
+        assert!(matches!(
+            e.kind(),
+            ErrorKind::OutOfRange(error::OutOfRange::Integer {
+                value: 1_099_511_627_776,
+                ..
+            })
+        ));
     }
 }

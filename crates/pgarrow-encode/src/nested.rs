@@ -6,6 +6,9 @@
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, BooleanArray};
 
+use crate::error::{
+    EncodeError, ErrorKind, Holder, Inexact, NestedFault, OutOfRange, Step, TargetKind,
+};
 use crate::read::{Floats, Getter, Strs, changed, null_at};
 use crate::scalar::Writer;
 use crate::shape::{AttrEncoder, Encoder, ListKind, MAX_DIMS, RangeEncoder};
@@ -27,11 +30,14 @@ impl Encoder {
         &'a self,
         array: &'a dyn Array,
         cx: &'a WriteCx,
-    ) -> Result<Writer<'a>, String> {
+    ) -> Result<Writer<'a>, EncodeError> {
         match self {
             // Never called: `null_at` is true at every row of a null array.
             Encoder::Null => Ok(Box::new(|_, _| {
-                Err("a value of Arrow's null type".to_owned())
+                Err(EncodeError::from(ErrorKind::Unsupported {
+                    input: arrow_schema::DataType::Null,
+                    target: TargetKind::Scalar,
+                }))
             })),
             Encoder::Scalar(scalar) => scalar.writer(array, cx),
             Encoder::Array {
@@ -51,13 +57,11 @@ impl Encoder {
                     out.extend_from_slice(&count(end - start)?.to_be_bytes());
                     for j in start..end {
                         if ranges.is_null(j) {
-                            return Err(format!(
-                                "range {}: NULL (a multirange holds none)",
-                                j - start + 1
-                            ));
+                            return Err(EncodeError::from(NestedFault::Null(Holder::Multirange))
+                                .at(Step::Range(j - start + 1)));
                         }
                         field(out, |out| write(j, out))
-                            .map_err(|e| format!("range {}: {e}", j - start + 1))?;
+                            .map_err(|e| e.at(Step::Range(j - start + 1)))?;
                     }
                     Ok(())
                 }))
@@ -71,18 +75,19 @@ impl Encoder {
 /// Writes a value behind its i32 length, as every nested value and field is sent.
 pub(crate) fn field(
     out: &mut Vec<u8>,
-    write: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
-) -> Result<(), String> {
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
     write(out)?;
-    let len = i32::try_from(out.len() - at - 4).map_err(|_| "value over 2 GiB".to_owned())?;
+    let size = out.len() - at - 4;
+    let len = i32::try_from(size).map_err(|_| OutOfRange::Size(size))?;
     out[at..at + 4].copy_from_slice(&len.to_be_bytes());
     Ok(())
 }
 
-fn count(n: usize) -> Result<i32, String> {
-    i32::try_from(n).map_err(|_| format!("{n} items are more than PostgreSQL takes"))
+fn count(n: usize) -> Result<i32, EncodeError> {
+    i32::try_from(n).map_err(|_| OutOfRange::Items(n).into())
 }
 
 /// The item range (start, end) of a list's row.
@@ -96,7 +101,7 @@ struct ListLevel<'a> {
 }
 
 impl<'a> ListLevel<'a> {
-    fn new(kind: ListKind, array: &'a dyn Array) -> Result<ListLevel<'a>, String> {
+    fn new(kind: ListKind, array: &'a dyn Array) -> Result<ListLevel<'a>, EncodeError> {
         let (range, values): (Range<'a>, &'a dyn Array) = match kind {
             ListKind::List => {
                 let l = array.as_list_opt::<i32>().ok_or_else(|| changed(array))?;
@@ -146,12 +151,10 @@ fn array_writer<'a>(
     element: &'a Encoder,
     array: &'a dyn Array,
     cx: &'a WriteCx,
-) -> Result<Writer<'a>, String> {
+) -> Result<Writer<'a>, EncodeError> {
     let depth = 1 + inner.len();
     if depth > MAX_DIMS {
-        return Err(format!(
-            "{depth} list levels: PostgreSQL arrays have at most {MAX_DIMS} dimensions"
-        ));
+        return Err(ErrorKind::TooManyDimensions(array.data_type().clone()).into());
     }
     let outer = ListLevel::new(outer, array)?;
     let mut items = outer.values;
@@ -172,10 +175,7 @@ fn array_writer<'a>(
             let (mut next_start, mut next_end) = (0, 0);
             for j in start..end {
                 if level.array.is_null(j) {
-                    return Err(format!(
-                        "a NULL list at depth {}: a PostgreSQL array has no NULL sub-arrays",
-                        k + 1
-                    ));
+                    return Err(NestedFault::NullSubArray { depth: k + 1 }.into());
                 }
                 let (a, b) = (level.range)(j);
                 if j == start {
@@ -185,12 +185,12 @@ fn array_writer<'a>(
                 match length {
                     None => length = Some(b - a),
                     Some(l) if l != b - a => {
-                        return Err(format!(
-                            "lists of {l} and {} items at depth {}: a PostgreSQL array is \
-                             rectangular",
-                            b - a,
-                            k + 1
-                        ));
+                        return Err(NestedFault::Ragged {
+                            depth: k + 1,
+                            first: l,
+                            other: b - a,
+                        }
+                        .into());
                     }
                     Some(_) => {}
                 }
@@ -219,8 +219,7 @@ fn array_writer<'a>(
                 out.extend_from_slice(&(-1i32).to_be_bytes());
                 continue;
             }
-            field(out, |out| write(j, out))
-                .map_err(|e| format!("element {}: {e}", j - start + 1))?;
+            field(out, |out| write(j, out)).map_err(|e| e.at(Step::Element(j - start + 1)))?;
         }
         Ok(())
     }))
@@ -233,7 +232,7 @@ fn composite_writer<'a>(
     attrs: &'a [AttrEncoder],
     array: &'a dyn Array,
     cx: &'a WriteCx,
-) -> Result<Writer<'a>, String> {
+) -> Result<Writer<'a>, EncodeError> {
     let s = array.as_struct_opt().ok_or_else(|| changed(array))?;
     // Each attribute, with its struct field's values and writer when the struct has one.
     type Part<'a> = (&'a AttrEncoder, Option<(&'a dyn Array, Writer<'a>)>);
@@ -249,7 +248,7 @@ fn composite_writer<'a>(
                 Some((child.as_ref(), encoder.writer(child.as_ref(), cx)?)),
             ))
         })
-        .collect::<Result<Vec<Part<'a>>, String>>()?;
+        .collect::<Result<Vec<Part<'a>>, EncodeError>>()?;
     let n = attrs.len() as i32;
     Ok(Box::new(move |i, out| {
         out.extend_from_slice(&n.to_be_bytes());
@@ -257,7 +256,7 @@ fn composite_writer<'a>(
             out.extend_from_slice(&a.oid.to_be_bytes());
             match part {
                 Some((child, write)) if !null_at(*child, i) => field(out, |out| write(i, out))
-                    .map_err(|e| format!("attribute {:?}: {e}", a.name))?,
+                    .map_err(|e| e.at(Step::Attribute(a.name.clone())))?,
                 _ => out.extend_from_slice(&(-1i32).to_be_bytes()),
             }
         }
@@ -271,7 +270,7 @@ fn range_writer<'a>(
     range: &'a RangeEncoder,
     array: &'a dyn Array,
     cx: &'a WriteCx,
-) -> Result<Writer<'a>, String> {
+) -> Result<Writer<'a>, EncodeError> {
     let s = array.as_struct_opt().ok_or_else(|| changed(array))?;
     let column = |k: usize| {
         s.columns()
@@ -310,10 +309,10 @@ fn range_writer<'a>(
         }
         out.push(flags);
         if !lower.is_null(i) {
-            field(out, |out| write_lower(i, out)).map_err(|e| format!("lower bound: {e}"))?;
+            field(out, |out| write_lower(i, out)).map_err(|e| e.at(Step::LowerBound))?;
         }
         if !upper.is_null(i) {
-            field(out, |out| write_upper(i, out)).map_err(|e| format!("upper bound: {e}"))?;
+            field(out, |out| write_upper(i, out)).map_err(|e| e.at(Step::UpperBound))?;
         }
         Ok(())
     }))
@@ -325,7 +324,7 @@ fn hstore_writer<'a>(
     keys: &Strs,
     values: &Strs,
     array: &'a dyn Array,
-) -> Result<Writer<'a>, String> {
+) -> Result<Writer<'a>, EncodeError> {
     let map = array.as_map_opt().ok_or_else(|| changed(array))?;
     let (key_array, value_array) = (map.keys().as_ref(), map.values().as_ref());
     let key: Getter<'a, &'a str> = keys.getter(key_array)?;
@@ -338,17 +337,18 @@ fn hstore_writer<'a>(
             let mut seen = std::collections::HashSet::new();
             for j in start..end {
                 if !key_array.is_null(j) && !seen.insert(key(j)) {
-                    return Err(format!(
-                        "the map has the key {:?} twice (hstore keeps one value per key)",
-                        key(j)
-                    ));
+                    return Err(NestedFault::DuplicateKey {
+                        key: key(j).to_owned(),
+                        into: Holder::Hstore,
+                    }
+                    .into());
                 }
             }
         }
         out.extend_from_slice(&count(end - start)?.to_be_bytes());
         for j in start..end {
             if key_array.is_null(j) {
-                return Err("a NULL key (hstore keys cannot be NULL)".to_owned());
+                return Err(NestedFault::NullKey.into());
             }
             field(out, |out| {
                 out.extend_from_slice(key(j).as_bytes());
@@ -369,30 +369,33 @@ fn hstore_writer<'a>(
 
 /// pgvector's `vector_recv` layout: i16 dimensions, i16 unused (0), then each float4. A
 /// float64 element must be exact in float4.
-fn vector_writer(list: ListKind, floats: Floats, array: &dyn Array) -> Result<Writer<'_>, String> {
+fn vector_writer(
+    list: ListKind,
+    floats: Floats,
+    array: &dyn Array,
+) -> Result<Writer<'_>, EncodeError> {
     let list = ListLevel::new(list, array)?;
     let values = list.values;
     let get = floats.getter(values)?;
     Ok(Box::new(move |i, out| {
         let (start, end) = (list.range)(i);
-        let dims = i16::try_from(end - start)
-            .map_err(|_| format!("{} dimensions: vector holds at most 16000", end - start))?;
+        let dims =
+            i16::try_from(end - start).map_err(|_| OutOfRange::VectorDimensions(end - start))?;
         out.extend_from_slice(&dims.to_be_bytes());
         out.extend_from_slice(&0i16.to_be_bytes());
         for j in start..end {
             if values.is_null(j) {
-                return Err(format!(
-                    "element {}: NULL (a vector holds none)",
-                    j - start + 1
-                ));
+                return Err(EncodeError::from(NestedFault::Null(Holder::Vector))
+                    .at(Step::Element(j - start + 1)));
             }
             let v = get(j);
             let f = v as f32;
             if f64::from(f) != v && !v.is_nan() {
-                return Err(format!(
-                    "element {}: {v} is not exact in float4 (it would be rounded to {f})",
-                    j - start + 1
-                ));
+                return Err(EncodeError::from(Inexact::Float4 {
+                    value: v,
+                    rounded: f,
+                })
+                .at(Step::Element(j - start + 1)));
             }
             out.extend_from_slice(&f.to_bits().to_be_bytes());
         }

@@ -15,28 +15,27 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrowPrimitiveType, PrimitiveArray};
 use arrow_schema::DataType;
 
+use crate::error::EncodeError;
+
 /// Reads the value of one row.
 pub(crate) type Getter<'a, T> = Box<dyn Fn(usize) -> T + 'a>;
 
-/// What is wrong with an array that is not of the type its column was checked for.
-pub(crate) fn changed(array: &dyn Array) -> String {
-    format!(
-        "the batch holds an Arrow {} here: the input's type changed",
-        array.data_type()
-    )
+/// The error of an array that is not of the type its column was checked for.
+pub(crate) fn changed(array: &dyn Array) -> EncodeError {
+    EncodeError::changed(array)
 }
 
 /// `array` as a primitive array of `T`; an error if it is not one.
 pub(crate) fn primitive<T: ArrowPrimitiveType>(
     array: &dyn Array,
-) -> Result<&PrimitiveArray<T>, String> {
+) -> Result<&PrimitiveArray<T>, EncodeError> {
     array.as_primitive_opt::<T>().ok_or_else(|| changed(array))
 }
 
 fn widened<'a, T: ArrowPrimitiveType, V>(
     array: &'a dyn Array,
     f: impl Fn(T::Native) -> V + 'a,
-) -> Result<Getter<'a, V>, String> {
+) -> Result<Getter<'a, V>, EncodeError> {
     let a = primitive::<T>(array)?;
     Ok(Box::new(move |i| f(a.value(i))))
 }
@@ -70,7 +69,7 @@ impl Ints {
     }
 
     /// The values of `array`, widened.
-    pub(crate) fn getter<'a>(self, array: &'a dyn Array) -> Result<Getter<'a, i128>, String> {
+    pub(crate) fn getter<'a>(self, array: &'a dyn Array) -> Result<Getter<'a, i128>, EncodeError> {
         match self {
             Ints::Int8 => widened::<Int8Type, _>(array, i128::from),
             Ints::Int16 => widened::<Int16Type, _>(array, i128::from),
@@ -103,7 +102,7 @@ impl Floats {
     }
 
     /// The values of `array`, widened.
-    pub(crate) fn getter<'a>(self, array: &'a dyn Array) -> Result<Getter<'a, f64>, String> {
+    pub(crate) fn getter<'a>(self, array: &'a dyn Array) -> Result<Getter<'a, f64>, EncodeError> {
         match self {
             Floats::Float16 => widened::<Float16Type, _>(array, f64::from),
             Floats::Float32 => widened::<Float32Type, _>(array, f64::from),
@@ -136,7 +135,10 @@ impl Strs {
     }
 
     /// The values of `array`.
-    pub(crate) fn getter<'a>(&self, array: &'a dyn Array) -> Result<Getter<'a, &'a str>, String> {
+    pub(crate) fn getter<'a>(
+        &self,
+        array: &'a dyn Array,
+    ) -> Result<Getter<'a, &'a str>, EncodeError> {
         Ok(match self {
             Strs::Utf8 => {
                 let a = array.as_string_opt::<i32>().ok_or_else(|| changed(array))?;
@@ -183,7 +185,10 @@ impl Binaries {
     }
 
     /// The values of `array`.
-    pub(crate) fn getter<'a>(self, array: &'a dyn Array) -> Result<Getter<'a, &'a [u8]>, String> {
+    pub(crate) fn getter<'a>(
+        self,
+        array: &'a dyn Array,
+    ) -> Result<Getter<'a, &'a [u8]>, EncodeError> {
         Ok(match self {
             Binaries::Binary => {
                 let a = array.as_binary_opt::<i32>().ok_or_else(|| changed(array))?;
@@ -247,7 +252,14 @@ mod tests {
         assert_eq!((get(0), get(1)), (-7, 9));
         // Parsed as Int64, given an Int32: an error naming what came, not a panic.
         let e = Ints::Int64.getter(&ints).err().unwrap();
-        assert!(e.contains("Int32"), "{e}");
+        assert_eq!(
+            *e.kind(),
+            crate::ErrorKind::TypeChanged {
+                found: DataType::Int32,
+                expected: None
+            }
+        );
+        assert!(e.to_string().contains("Int32"), "{e}");
         assert!(Strs::Utf8.getter(&ints).is_err());
         assert!(Binaries::Binary.getter(&ints).is_err());
         assert!(Floats::Float64.getter(&ints).is_err());

@@ -18,6 +18,7 @@ use arrow_array::types::{Decimal128Type, Decimal256Type};
 use arrow_schema::{DataType, TimeUnit};
 use pgarrow_types::{BuiltinType, numeric_typmod};
 
+use crate::error::{EncodeError, ErrorKind, Expected, Inexact, OutOfRange, TargetKind};
 use crate::numeric::{Decimal, NumericValue};
 use crate::read::{Binaries, Floats, Getter, Ints, Strs, changed, primitive};
 use crate::temporal::{
@@ -26,7 +27,7 @@ use crate::temporal::{
 };
 
 /// The longest `name` (`NAMEDATALEN - 1` bytes).
-const NAME_MAX: usize = 63;
+pub(crate) const NAME_MAX: usize = 63;
 
 /// A scalar target type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +97,7 @@ pub enum TextLimit {
 }
 
 /// Writes the value of one row (known not to be null); the error says what is wrong.
-pub(crate) type Writer<'a> = Box<dyn Fn(usize, &mut Vec<u8>) -> Result<(), String> + 'a>;
+pub(crate) type Writer<'a> = Box<dyn Fn(usize, &mut Vec<u8>) -> Result<(), EncodeError> + 'a>;
 
 /// The integer targets, by the range they hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +210,7 @@ impl Target {
 
     /// The encoder of Arrow type `t`'s values into this target; why not, when they cannot go
     /// into it.
-    pub(crate) fn encoder(&self, t: &DataType) -> Result<ScalarEncoder, String> {
+    pub(crate) fn encoder(&self, t: &DataType) -> Result<ScalarEncoder, EncodeError> {
         use ScalarEncoder as E;
         let int = |target| Ints::of(t).map(|ints| E::Int(target, ints));
         let encoder = match self {
@@ -253,7 +254,13 @@ impl Target {
             Target::Jsonb => as_json(true),
             _ => None,
         });
-        encoder.ok_or_else(|| format!("an Arrow {t} column cannot be loaded into it"))
+        encoder.ok_or_else(|| {
+            ErrorKind::Unsupported {
+                input: t.clone(),
+                target: TargetKind::Scalar,
+            }
+            .into()
+        })
     }
 }
 
@@ -266,7 +273,7 @@ impl ScalarEncoder {
         &'a self,
         array: &'a dyn Array,
         cx: &'a WriteCx,
-    ) -> Result<Writer<'a>, String> {
+    ) -> Result<Writer<'a>, EncodeError> {
         Ok(match self {
             ScalarEncoder::Bool => {
                 let a = array.as_boolean_opt().ok_or_else(|| changed(array))?;
@@ -349,11 +356,9 @@ impl ScalarEncoder {
                 let get = strs.getter(array)?;
                 Box::new(move |i, out| {
                     let s = get(i);
-                    let byte = char_byte(s).ok_or_else(|| {
-                        format!(
-                            "{} is not a \"char\" (one ASCII character, \\ooo, or empty)",
-                            quoted(s)
-                        )
+                    let byte = char_byte(s).ok_or_else(|| ErrorKind::Invalid {
+                        value: s.to_owned(),
+                        expected: Expected::Char,
                     })?;
                     out.push(byte);
                     Ok(())
@@ -396,11 +401,11 @@ impl ScalarEncoder {
                 Box::new(move |i, out| {
                     let s = get(i);
                     if !labels.iter().any(|l| l == s) {
-                        return Err(format!(
-                            "{} is not a label of the enum (its labels: {})",
-                            quoted(s),
-                            labels.join(", ")
-                        ));
+                        return Err(ErrorKind::NotALabel {
+                            value: s.to_owned(),
+                            labels: labels.to_vec(),
+                        }
+                        .into());
                     }
                     out.extend_from_slice(s.as_bytes());
                     Ok(())
@@ -426,8 +431,10 @@ impl ScalarEncoder {
                 let get = strs.getter(array)?;
                 Box::new(move |i, out| {
                     let s = get(i);
-                    let bytes =
-                        parse_uuid(s).ok_or_else(|| format!("{} is not a UUID", quoted(s)))?;
+                    let bytes = parse_uuid(s).ok_or_else(|| ErrorKind::Invalid {
+                        value: s.to_owned(),
+                        expected: Expected::Uuid,
+                    })?;
                     out.extend_from_slice(&bytes);
                     Ok(())
                 })
@@ -442,7 +449,10 @@ impl ScalarEncoder {
 
 /// A number checked against a `numeric(p,s)` typmod and given its scale; as it is when
 /// unconstrained or not finite.
-fn fit_typmod(value: NumericValue, typmod: Option<(u32, i32)>) -> Result<NumericValue, String> {
+fn fit_typmod(
+    value: NumericValue,
+    typmod: Option<(u32, i32)>,
+) -> Result<NumericValue, EncodeError> {
     Ok(match (value, typmod) {
         (NumericValue::Finite(d), Some((precision, scale))) => {
             NumericValue::Finite(fit_numeric(d, precision, scale)?)
@@ -452,41 +462,27 @@ fn fit_typmod(value: NumericValue, typmod: Option<(u32, i32)>) -> Result<Numeric
 }
 
 /// Checks that `d` fits `numeric(precision, scale)` without rounding, and gives it that scale.
-fn fit_numeric(d: Decimal, precision: u32, scale: i32) -> Result<Decimal, String> {
+fn fit_numeric(d: Decimal, precision: u32, scale: i32) -> Result<Decimal, EncodeError> {
     if d.significant_scale() > scale.max(0) || (scale < 0 && !ends_in_zeros(&d, -scale)) {
-        return Err(format!(
-            "{} has more decimal places than numeric({precision},{scale}) keeps (it would be \
-             rounded)",
-            decimal_text(&d)
-        ));
+        return Err(Inexact::NumericScale {
+            value: decimal_text(&d),
+            precision,
+            scale,
+        }
+        .into());
     }
     // PostgreSQL's rule: |v| < 10^(precision - scale). With a scale above the precision
     // (numeric(3,6)) that bound is below 1, and zero always fits.
     let room = i64::from(precision) - i64::from(scale);
     if d.magnitude().is_some_and(|m| i64::from(m) > room) {
-        let value = decimal_text(&d);
-        return Err(if room > 0 {
-            format!(
-                "{value} does not fit numeric({precision},{scale}): at most {room} digits \
-                 before the point"
-            )
-        } else {
-            format!(
-                "{value} does not fit numeric({precision},{scale}): its absolute value must be \
-                 below {}",
-                power_of_ten_text(room)
-            )
-        });
+        return Err(OutOfRange::Numeric {
+            value: decimal_text(&d),
+            precision,
+            scale,
+        }
+        .into());
     }
     Ok(d.with_scale(scale.max(0)))
-}
-
-/// `10^n` for `n <= 0` as decimal text: `1`, `0.1`, `0.001`, ...
-fn power_of_ten_text(n: i64) -> String {
-    match n {
-        0 => "1".to_owned(),
-        n => format!("0.{}1", "0".repeat((-n - 1) as usize)),
-    }
 }
 
 /// Whether the integer part of `d` ends in `n` zeros (a negative scale rounds to tens,
@@ -514,14 +510,16 @@ fn decimal_text(d: &Decimal) -> String {
 }
 
 /// Checks a text value against its target's length limit.
-fn check_length(s: &str, limit: TextLimit) -> Result<(), String> {
+fn check_length(s: &str, limit: TextLimit) -> Result<(), EncodeError> {
     let (max, kept) = match limit {
         TextLimit::None => return Ok(()),
         TextLimit::Name if s.len() > NAME_MAX => {
-            return Err(format!(
-                "{} is longer than a name's {NAME_MAX} bytes",
-                quoted(s)
-            ));
+            return Err(ErrorKind::TooLong {
+                value: s.to_owned(),
+                limit,
+                chars: s.len(),
+            }
+            .into());
         }
         TextLimit::Name => return Ok(()),
         // Bytes bound characters from above: most values need no count.
@@ -531,14 +529,12 @@ fn check_length(s: &str, limit: TextLimit) -> Result<(), String> {
     };
     let chars = kept.chars().count();
     if chars > max {
-        let t = match limit {
-            TextLimit::Bpchar(_) => "character",
-            _ => "character varying",
-        };
-        return Err(format!(
-            "{} has {chars} characters, more than {t}({max}) holds",
-            quoted(s)
-        ));
+        return Err(ErrorKind::TooLong {
+            value: s.to_owned(),
+            limit,
+            chars,
+        }
+        .into());
     }
     Ok(())
 }
@@ -559,17 +555,18 @@ fn char_byte(s: &str) -> Option<u8> {
 
 /// `money` from decimals (their scale brought to the session's fraction digits, never rounded)
 /// or integers (whole units); sent as `cash_recv` takes it, an int8 of minor units.
-fn money_writer(get: Getter<'_, Result<NumericValue, String>>, scale: i8) -> Writer<'_> {
+fn money_writer(get: Getter<'_, Result<NumericValue, EncodeError>>, scale: i8) -> Writer<'_> {
     Box::new(move |i, out| {
         let value = match get(i)? {
             NumericValue::Finite(d) => d,
-            _ => return Err("money has no NaN or infinity".to_owned()),
+            _ => return Err(ErrorKind::MoneyNotFinite.into()),
         };
-        let text = decimal_text(&value);
         if value.significant_scale() > i32::from(scale) {
-            return Err(format!(
-                "{text} has more decimal places than money's {scale} (it would be rounded)"
-            ));
+            return Err(Inexact::MoneyScale {
+                value: decimal_text(&value),
+                scale,
+            }
+            .into());
         }
         let d = value.with_scale(i32::from(scale));
         // The magnitude is parsed wider than i64: the minimum's (2^63 units) is one more than
@@ -579,16 +576,12 @@ fn money_writer(get: Getter<'_, Result<NumericValue, String>>, scale: i8) -> Wri
             .and_then(|t| t.parse::<i128>().ok())
             .map(|u| if d.negative { -u } else { u })
             .and_then(|u| i64::try_from(u).ok())
-            .ok_or_else(|| format!("{text} is outside money's range"))?;
+            .ok_or_else(|| OutOfRange::Money {
+                value: decimal_text(&d),
+            })?;
         out.extend_from_slice(&units.to_be_bytes());
         Ok(())
     })
-}
-
-pub(crate) fn quoted(s: &str) -> String {
-    let shown: String = s.chars().take(60).collect();
-    let more = if s.chars().count() > 60 { "..." } else { "" };
-    format!("{shown:?}{more}")
 }
 
 fn int_writer<'a>(
@@ -600,7 +593,7 @@ fn int_writer<'a>(
     Box::new(move |i, out| {
         let v = get(i);
         if !(min..=max).contains(&v) {
-            return Err(format!("{v} is out of its range ({min} to {max})"));
+            return Err(OutOfRange::Integer { value: v, min, max }.into());
         }
         write(v, out);
         Ok(())
@@ -611,7 +604,7 @@ fn int_writer<'a>(
 fn numeric_getter<'a>(
     input: &NumberInput,
     array: &'a dyn Array,
-) -> Result<Getter<'a, Result<NumericValue, String>>, String> {
+) -> Result<Getter<'a, Result<NumericValue, EncodeError>>, EncodeError> {
     Ok(match input {
         NumberInput::Decimal128(scale) => {
             let a = primitive::<Decimal128Type>(array)?;
@@ -654,7 +647,7 @@ fn numeric_getter<'a>(
                     // Rust prints the shortest decimal that reads back as the same double,
                     // with no exponent: always a number `numeric_in` reads.
                     NumericValue::parse(&v.to_string())
-                        .ok_or_else(|| format!("{v} has no decimal form numeric can read"))
+                        .ok_or_else(|| ErrorKind::NoDecimalForm(v).into())
                 }
             })
         }
@@ -673,7 +666,13 @@ fn numeric_getter<'a>(
             let get = strs.getter(array)?;
             Box::new(move |i| {
                 let s = get(i);
-                NumericValue::parse(s).ok_or_else(|| format!("{} is not a number", quoted(s)))
+                NumericValue::parse(s).ok_or_else(|| {
+                    ErrorKind::Invalid {
+                        value: s.to_owned(),
+                        expected: Expected::Number,
+                    }
+                    .into()
+                })
             })
         }
     })
@@ -724,9 +723,22 @@ mod tests {
         assert!(fit_numeric(d("123.45"), 5, 2).is_ok());
         assert!(fit_numeric(d("123.450"), 5, 2).is_ok());
         let e = fit_numeric(d("123.456"), 6, 2).unwrap_err();
+        assert_eq!(
+            *e.kind(),
+            ErrorKind::Inexact(Inexact::NumericScale {
+                value: "123.456".into(),
+                precision: 6,
+                scale: 2
+            })
+        );
+        let e = e.to_string();
         assert!(e.contains("123.456") && e.contains("rounded"), "{e}");
         let e = fit_numeric(d("1234.5"), 5, 2).unwrap_err();
-        assert!(e.contains("at most 3 digits"), "{e}");
+        assert!(
+            matches!(e.kind(), ErrorKind::OutOfRange(OutOfRange::Numeric { .. })),
+            "{e}"
+        );
+        assert!(e.to_string().contains("at most 3 digits"), "{e}");
         assert!(fit_numeric(d("12300"), 5, -2).is_ok());
         assert!(fit_numeric(d("12345"), 5, -2).is_err());
         assert!(fit_numeric(d("1234500"), 5, -2).is_ok());
@@ -736,15 +748,41 @@ mod tests {
             let v = fit_numeric(d(fits), 3, 6).unwrap_or_else(|e| panic!("{fits}: {e}"));
             assert_eq!(v.scale, 6, "{fits}");
         }
-        let e = fit_numeric(d("0.001"), 3, 6).unwrap_err();
+        let e = fit_numeric(d("0.001"), 3, 6).unwrap_err().to_string();
         assert!(
             e.contains("numeric(3,6)") && e.contains("below 0.001"),
             "{e}"
         );
         assert!(fit_numeric(d("1"), 3, 6).is_err());
         assert!(fit_numeric(d("0.99"), 2, 2).is_ok());
-        let e = fit_numeric(d("1.00"), 2, 2).unwrap_err();
+        let e = fit_numeric(d("1.00"), 2, 2).unwrap_err().to_string();
         assert!(e.contains("below 1"), "{e}");
+    }
+
+    #[test]
+    fn text_past_its_limit_is_refused_with_its_length() {
+        let e = check_length("abcd", TextLimit::Varchar(3)).unwrap_err();
+        assert_eq!(
+            *e.kind(),
+            ErrorKind::TooLong {
+                value: "abcd".into(),
+                limit: TextLimit::Varchar(3),
+                chars: 4
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "\"abcd\" has 4 characters, more than character varying(3) holds"
+        );
+        // Trailing spaces past char(n) are not kept by char(n): accepted.
+        assert!(check_length("ab  ", TextLimit::Bpchar(2)).is_ok());
+        // A long value is shown cut short.
+        let e = check_length(&"n".repeat(64), TextLimit::Name).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("n\"... is longer than a name's 63 bytes"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use arrow_schema::DataType;
 use pgarrow_types::{Catalog, CatalogKind};
 
+use crate::error::{EncodeError, ErrorKind, Step, TargetKind};
 use crate::read::{Floats, Strs};
 use crate::scalar::{ScalarEncoder, Target, TextLimit};
 
@@ -185,7 +186,7 @@ impl Shape {
 
     /// The encoder of Arrow type `t`'s values into this target; why not, when they cannot go
     /// into it.
-    pub(crate) fn encoder(&self, t: &DataType) -> Result<Encoder, String> {
+    pub(crate) fn encoder(&self, t: &DataType) -> Result<Encoder, EncodeError> {
         if *t == DataType::Null {
             return Ok(Encoder::Null);
         }
@@ -202,50 +203,46 @@ impl Shape {
                     list,
                     range: Box::new(range_encoder(subtype, child)?),
                 }),
-                None => Err(format!(
-                    "an Arrow {t} column cannot be loaded into a multirange (a List of ranges can)"
-                )),
+                None => Err(unsupported(t, TargetKind::Multirange)),
             },
             Shape::Hstore => {
-                let entries = match t {
-                    DataType::Map(entries, _) => entries,
-                    _ => {
-                        return Err(format!(
-                            "an Arrow {t} column cannot be loaded into hstore (a Map of text to \
-                             text can)"
-                        ));
-                    }
+                let DataType::Map(entries, _) = t else {
+                    return Err(unsupported(t, TargetKind::Hstore));
                 };
                 match entries.data_type() {
                     DataType::Struct(kv) if kv.len() == 2 => {
                         match (Strs::of(kv[0].data_type()), Strs::of(kv[1].data_type())) {
                             (Some(keys), Some(values)) => Ok(Encoder::Hstore { keys, values }),
-                            _ => Err(format!("an hstore takes a Map of text to text, not {t}")),
+                            _ => Err(unsupported(t, TargetKind::Hstore)),
                         }
                     }
-                    _ => Err(format!("an hstore takes a Map of text to text, not {t}")),
+                    _ => Err(unsupported(t, TargetKind::Hstore)),
                 }
             }
             Shape::Vector => {
                 match ListKind::of(t).and_then(|(l, child)| Some((l, Floats::of(child)?))) {
                     Some((list, floats)) => Ok(Encoder::Vector { list, floats }),
-                    None => Err(format!(
-                        "an Arrow {t} column cannot be loaded into vector (a List or FixedSizeList of \
-                     floats can)"
-                    )),
+                    None => Err(unsupported(t, TargetKind::Vector)),
                 }
             }
         }
     }
 }
 
+/// The error of an Arrow type `t` that `target` does not take.
+fn unsupported(t: &DataType, target: TargetKind) -> EncodeError {
+    ErrorKind::Unsupported {
+        input: t.clone(),
+        target,
+    }
+    .into()
+}
+
 /// An array's encoder: the list levels of `t` that make the array's dimensions, down to the
 /// first whose items the element takes.
-fn array_encoder(element_oid: u32, element: &Shape, t: &DataType) -> Result<Encoder, String> {
+fn array_encoder(element_oid: u32, element: &Shape, t: &DataType) -> Result<Encoder, EncodeError> {
     let Some((outer, mut child)) = ListKind::of(t) else {
-        return Err(format!(
-            "Arrow {t} values cannot be loaded into an array (a List can)"
-        ));
+        return Err(unsupported(t, TargetKind::Array));
     };
     let mut inner = Vec::new();
     loop {
@@ -261,9 +258,7 @@ fn array_encoder(element_oid: u32, element: &Shape, t: &DataType) -> Result<Enco
             inner.push(list);
             child = items;
             if 1 + inner.len() > MAX_DIMS {
-                return Err(format!(
-                    "{t} nests lists deeper than PostgreSQL's {MAX_DIMS} array dimensions"
-                ));
+                return Err(ErrorKind::TooManyDimensions(t.clone()).into());
             }
             continue;
         }
@@ -278,7 +273,7 @@ fn array_encoder(element_oid: u32, element: &Shape, t: &DataType) -> Result<Enco
             }
             Err(e) => match ListKind::of(child) {
                 // Items that are not lists either: the element's reason.
-                None => return Err(format!("its elements: {e}")),
+                None => return Err(e.at(Step::Elements)),
                 Some((list, items)) => {
                     inner.push(list);
                     child = items;
@@ -286,38 +281,30 @@ fn array_encoder(element_oid: u32, element: &Shape, t: &DataType) -> Result<Enco
             },
         }
         if 1 + inner.len() > MAX_DIMS {
-            return Err(format!(
-                "{t} nests lists deeper than PostgreSQL's {MAX_DIMS} array dimensions"
-            ));
+            return Err(ErrorKind::TooManyDimensions(t.clone()).into());
         }
     }
 }
 
 /// A composite's encoder: every struct field must be an attribute that takes its type; an
 /// attribute the struct lacks is NULL.
-fn composite_encoder(attrs: &[Attr], t: &DataType) -> Result<Encoder, String> {
+fn composite_encoder(attrs: &[Attr], t: &DataType) -> Result<Encoder, EncodeError> {
     let DataType::Struct(fields) = t else {
-        return Err(format!(
-            "an Arrow {t} column cannot be loaded into a composite (a Struct can)"
-        ));
+        return Err(unsupported(t, TargetKind::Composite));
     };
     let mut inputs: Vec<Option<(usize, Encoder)>> = attrs.iter().map(|_| None).collect();
     for (index, f) in fields.iter().enumerate() {
         let Some(k) = attrs.iter().position(|a| a.name == *f.name()) else {
-            return Err(format!(
-                "the struct field {:?} is not an attribute of the type (its attributes: {})",
-                f.name(),
-                attrs
-                    .iter()
-                    .map(|a| a.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            return Err(ErrorKind::NotAnAttribute {
+                field: f.name().clone(),
+                attributes: attrs.iter().map(|a| a.name.clone()).collect(),
+            }
+            .into());
         };
         let encoder = attrs[k]
             .shape
             .encoder(f.data_type())
-            .map_err(|e| format!("attribute {:?}: {e}", attrs[k].name))?;
+            .map_err(|e| e.at(Step::Attribute(attrs[k].name.clone())))?;
         // Of two fields with one name, the first is written (both are checked).
         if inputs[k].is_none() {
             inputs[k] = Some((index, encoder));
@@ -338,13 +325,8 @@ fn composite_encoder(attrs: &[Attr], t: &DataType) -> Result<Encoder, String> {
 
 /// A range's encoder: a Struct{lower, upper, lower_inclusive, upper_inclusive, empty}, as
 /// pgarrow exports ranges, whose bounds the subtype takes.
-fn range_encoder(subtype: &Shape, t: &DataType) -> Result<RangeEncoder, String> {
-    let shape_error = || {
-        format!(
-            "an Arrow {t} column cannot be loaded into a range (a Struct{{lower, upper, \
-             lower_inclusive, upper_inclusive, empty}} can, as pgarrow exports ranges)"
-        )
-    };
+fn range_encoder(subtype: &Shape, t: &DataType) -> Result<RangeEncoder, EncodeError> {
+    let shape_error = || unsupported(t, TargetKind::Range);
     let DataType::Struct(fields) = t else {
         return Err(shape_error());
     };
@@ -358,14 +340,17 @@ fn range_encoder(subtype: &Shape, t: &DataType) -> Result<RangeEncoder, String> 
         flag("upper_inclusive")?,
         flag("empty")?,
     );
-    let bound = |name: &str| {
+    let bound = |name: &str, step: Step| {
         let k = position(name).ok_or_else(shape_error)?;
         let encoder = subtype
             .encoder(fields[k].data_type())
-            .map_err(|e| format!("the {name} bound: {e}"))?;
-        Ok::<_, String>((k, encoder))
+            .map_err(|e| e.at(step))?;
+        Ok::<_, EncodeError>((k, encoder))
     };
-    let (lower, upper) = (bound("lower")?, bound("upper")?);
+    let (lower, upper) = (
+        bound("lower", Step::LowerBound)?,
+        bound("upper", Step::UpperBound)?,
+    );
     if fields.len() != 5 {
         return Err(shape_error());
     }

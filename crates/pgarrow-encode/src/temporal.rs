@@ -14,6 +14,7 @@ use arrow_array::types::{
 use arrow_schema::{DataType, IntervalUnit, TimeUnit};
 use pgarrow_types::{DATE_INFINITY, TIMESTAMP_INFINITY};
 
+use crate::error::{EncodeError, ErrorKind, Inexact, OutOfRange, Temporal};
 use crate::read::{Getter, changed, primitive};
 use crate::scalar::Writer;
 
@@ -47,8 +48,8 @@ impl Dates {
     }
 }
 
-pub(crate) fn date_writer(dates: Dates, array: &dyn Array) -> Result<Writer<'_>, String> {
-    let days: Getter<'_, Result<i64, String>> = match dates {
+pub(crate) fn date_writer(dates: Dates, array: &dyn Array) -> Result<Writer<'_>, EncodeError> {
+    let days: Getter<'_, Result<i64, EncodeError>> = match dates {
         Dates::Date32 => {
             let a = primitive::<Date32Type>(array)?;
             Box::new(move |i| Ok(i64::from(a.value(i))))
@@ -59,7 +60,7 @@ pub(crate) fn date_writer(dates: Dates, array: &dyn Array) -> Result<Writer<'_>,
                 let ms = a.value(i);
                 match ms % 86_400_000 {
                     0 => Ok(ms / 86_400_000),
-                    _ => Err(format!("{ms} ms is not a whole day")),
+                    _ => Err(Inexact::PartialDay { ms }.into()),
                 }
             })
         }
@@ -73,9 +74,7 @@ pub(crate) fn date_writer(dates: Dates, array: &dyn Array) -> Result<Writer<'_>,
         } else {
             let pg = d - EPOCH_DAYS;
             if !DATE_RANGE.contains(&pg) {
-                return Err(format!(
-                    "{d} days from 1970-01-01 is outside date's range (4713 BC to 5874897 AD)"
-                ));
+                return Err(OutOfRange::Date { days: d }.into());
             }
             pg as i32
         };
@@ -106,14 +105,10 @@ impl WriteCx {
     /// Microseconds from `v` in `unit` (`None` on overflow): exact, or (nanoseconds that are
     /// not whole microseconds) rounded half to even and counted when the policy says so, else
     /// refused.
-    fn micros(&self, v: i64, unit: TimeUnit, what: &str) -> Result<Option<i64>, String> {
+    fn micros(&self, v: i64, unit: TimeUnit, what: Temporal) -> Result<Option<i64>, EncodeError> {
         if unit == TimeUnit::Nanosecond && v % 1_000 != 0 {
             if !self.round_nanos {
-                return Err(format!(
-                    "{what} {v} ns is not a whole number of microseconds, and PostgreSQL \
-                     keeps microseconds (the nanosecond policy is error: --nanoseconds round \
-                     rounds them half to even, as PostgreSQL rounds its input, and counts them)"
-                ));
+                return Err(ErrorKind::Nanoseconds { what, nanos: v }.into());
             }
             self.rounded.set(self.rounded.get() + 1);
         }
@@ -151,7 +146,7 @@ pub(crate) fn timestamp_writer<'a>(
     unit: TimeUnit,
     array: &'a dyn Array,
     cx: &'a WriteCx,
-) -> Result<Writer<'a>, String> {
+) -> Result<Writer<'a>, EncodeError> {
     let get: Getter<'_, i64> = match unit {
         TimeUnit::Second => {
             let a = primitive::<TimestampSecondType>(array)?;
@@ -185,14 +180,10 @@ pub(crate) fn timestamp_writer<'a>(
             i64::MIN
         } else {
             let pg = cx
-                .micros(v, unit, "the timestamp")?
+                .micros(v, unit, Temporal::Timestamp)?
                 .and_then(|us| us.checked_sub(EPOCH_MICROS))
                 .filter(|pg| TIMESTAMP_RANGE.contains(pg));
-            pg.ok_or_else(|| {
-                format!(
-                    "{v} ({unit:?} from 1970) is outside timestamp's range (4713 BC to 294276 AD)"
-                )
-            })?
+            pg.ok_or(OutOfRange::Timestamp { value: v, unit })?
         };
         out.extend_from_slice(&pg.to_be_bytes());
         Ok(())
@@ -228,19 +219,21 @@ pub(crate) fn time_writer<'a>(
     times: Times,
     array: &'a dyn Array,
     cx: &'a WriteCx,
-) -> Result<Writer<'a>, String> {
-    let get: Getter<'_, Result<Option<i64>, String>> = match times {
+) -> Result<Writer<'a>, EncodeError> {
+    let get: Getter<'_, Result<Option<i64>, EncodeError>> = match times {
         Times::Seconds => {
             let a = primitive::<Time32SecondType>(array)?;
-            Box::new(move |i| cx.micros(i64::from(a.value(i)), TimeUnit::Second, "the time"))
+            Box::new(move |i| cx.micros(i64::from(a.value(i)), TimeUnit::Second, Temporal::Time))
         }
         Times::Millis => {
             let a = primitive::<Time32MillisecondType>(array)?;
-            Box::new(move |i| cx.micros(i64::from(a.value(i)), TimeUnit::Millisecond, "the time"))
+            Box::new(move |i| {
+                cx.micros(i64::from(a.value(i)), TimeUnit::Millisecond, Temporal::Time)
+            })
         }
         Times::Nanos => {
             let a = primitive::<Time64NanosecondType>(array)?;
-            Box::new(move |i| cx.micros(a.value(i), TimeUnit::Nanosecond, "the time"))
+            Box::new(move |i| cx.micros(a.value(i), TimeUnit::Nanosecond, Temporal::Time))
         }
         Times::Micros => {
             let a = primitive::<Time64MicrosecondType>(array)?;
@@ -250,7 +243,7 @@ pub(crate) fn time_writer<'a>(
     Ok(Box::new(move |i, out| {
         let us = get(i)?
             .filter(|us| (0..=TIME_MAX).contains(us))
-            .ok_or_else(|| "the time is outside 00:00:00 to 24:00:00".to_owned())?;
+            .ok_or(OutOfRange::Time)?;
         out.extend_from_slice(&us.to_be_bytes());
         Ok(())
     }))
@@ -296,7 +289,7 @@ impl Intervals {
     }
 }
 
-fn duration_getter(unit: TimeUnit, array: &dyn Array) -> Result<Getter<'_, i64>, String> {
+fn duration_getter(unit: TimeUnit, array: &dyn Array) -> Result<Getter<'_, i64>, EncodeError> {
     Ok(match unit {
         TimeUnit::Second => {
             let a = primitive::<DurationSecondType>(array)?;
@@ -321,15 +314,15 @@ pub(crate) fn interval_writer<'a>(
     intervals: Intervals,
     array: &'a dyn Array,
     cx: &'a WriteCx,
-) -> Result<Writer<'a>, String> {
+) -> Result<Writer<'a>, EncodeError> {
     // (months, days, microseconds); `None` when the time part overflows.
-    type Parts = Result<Option<(i32, i32, i64)>, String>;
+    type Parts = Result<Option<(i32, i32, i64)>, EncodeError>;
     let get: Getter<'_, Parts> = match intervals {
         Intervals::MonthDayNano => {
             let a = primitive::<IntervalMonthDayNanoType>(array)?;
             Box::new(move |i| {
                 let v = a.value(i);
-                let us = cx.micros(v.nanoseconds, TimeUnit::Nanosecond, "the interval's time")?;
+                let us = cx.micros(v.nanoseconds, TimeUnit::Nanosecond, Temporal::IntervalTime)?;
                 Ok(us.map(|us| (v.months, v.days, us)))
             })
         }
@@ -349,7 +342,7 @@ pub(crate) fn interval_writer<'a>(
             let get = duration_getter(unit, array)?;
             Box::new(move |i| {
                 Ok(cx
-                    .micros(get(i), unit, "the duration")?
+                    .micros(get(i), unit, Temporal::Duration)?
                     .map(|us| (0, 0, us)))
             })
         }
@@ -363,8 +356,7 @@ pub(crate) fn interval_writer<'a>(
         }
     };
     Ok(Box::new(move |i, out| {
-        let (months, days, micros) =
-            get(i)?.ok_or_else(|| "the interval's time part overflows".to_owned())?;
+        let (months, days, micros) = get(i)?.ok_or(OutOfRange::IntervalTime)?;
         out.extend_from_slice(&micros.to_be_bytes());
         out.extend_from_slice(&days.to_be_bytes());
         out.extend_from_slice(&months.to_be_bytes());

@@ -15,6 +15,8 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, StructArray};
 use arrow_schema::DataType;
 
+use crate::error::{EncodeError, Shredded, Step, VariantFault as V, VariantPart};
+
 use super::json::{
     BinaryGetter, JsonWriter, binary_getter, clock, date, decimal, float, float32, quote, timestamp,
 };
@@ -43,15 +45,13 @@ pub(crate) fn is_variant(fields: &arrow_schema::Fields) -> bool {
 }
 
 /// The JSON writer of a Variant column (see [`is_variant`]), shredded or not.
-pub(crate) fn writer(s: &StructArray) -> Result<JsonWriter<'_>, String> {
-    let metadata = s
-        .column_by_name("metadata")
-        .ok_or("a Variant without metadata")?;
+pub(crate) fn writer(s: &StructArray) -> Result<JsonWriter<'_>, EncodeError> {
+    let metadata = s.column_by_name("metadata").ok_or(V::NoMetadataColumn)?;
     let metadata = binary_getter(metadata.as_ref())?;
     let level = level(s, 0)?;
     Ok(Box::new(move |i, out| {
-        let m = metadata(i).ok_or("a Variant without its metadata")?;
-        let m = Metadata::parse(m).map_err(|e| format!("Variant metadata: {e}"))?;
+        let m = metadata(i).ok_or(V::NoMetadata)?;
+        let m = Metadata::parse(m).map_err(|e| e.at(Step::VariantMetadata))?;
         // Missing where a value is required: a Variant null.
         if !level(i, &m, out)? {
             out.push_str("null");
@@ -62,29 +62,29 @@ pub(crate) fn writer(s: &StructArray) -> Result<JsonWriter<'_>, String> {
 
 /// Writes the value of one shredding level (a Variant, an object's field, an array's
 /// element) at a row; `false` when it is missing (neither `value` nor `typed_value`).
-type Level<'a> = Box<dyn Fn(usize, &Metadata<'_>, &mut String) -> Result<bool, String> + 'a>;
+type Level<'a> = Box<dyn Fn(usize, &Metadata<'_>, &mut String) -> Result<bool, EncodeError> + 'a>;
 
 /// Writes a `typed_value` at a row, given the level's `value` there (the rest of a partially
 /// shredded object; anything else with a typed value is an error).
 type Typed<'a> =
-    Box<dyn Fn(usize, &Metadata<'_>, Option<&[u8]>, &mut String) -> Result<(), String> + 'a>;
+    Box<dyn Fn(usize, &Metadata<'_>, Option<&[u8]>, &mut String) -> Result<(), EncodeError> + 'a>;
 
 /// The level of Struct `s`: its `value` and `typed_value`, either of which may be absent.
-fn level(s: &StructArray, depth: usize) -> Result<Level<'_>, String> {
+fn level(s: &StructArray, depth: usize) -> Result<Level<'_>, EncodeError> {
     if depth > MAX_DEPTH {
-        return Err(format!("a shredded Variant nested deeper than {MAX_DEPTH}"));
+        return Err(V::ShreddedTooDeep(MAX_DEPTH).into());
     }
     let value: Option<BinaryGetter<'_>> = s
         .column_by_name("value")
         .map(|c| binary_getter(c.as_ref()))
         .transpose()
-        .map_err(|_| "a Variant value that is not binary".to_owned())?;
+        .map_err(|_| V::ValueNotBinary)?;
     let typed = match s.column_by_name("typed_value") {
         Some(c) => Some((c.as_ref(), typed(c.as_ref(), depth)?)),
         None => None,
     };
     if value.is_none() && typed.is_none() {
-        return Err("a shredded Variant level with neither value nor typed_value".to_owned());
+        return Err(V::EmptyLevel.into());
     }
     Ok(Box::new(move |i, m, out| {
         let v = value.as_ref().and_then(|get| get(i));
@@ -92,7 +92,7 @@ fn level(s: &StructArray, depth: usize) -> Result<Level<'_>, String> {
             (Some((array, write)), v) if !array.is_null(i) => write(i, m, v, out).map(|()| true),
             (_, Some(v)) => write_value(m, v, 0, out)
                 .map(|()| true)
-                .map_err(|e| format!("Variant value: {e}")),
+                .map_err(|e| e.at(Step::VariantValue)),
             (_, None) => Ok(false),
         }
     }))
@@ -100,7 +100,7 @@ fn level(s: &StructArray, depth: usize) -> Result<Level<'_>, String> {
 
 /// The writer of a `typed_value` column: an object's shredded fields (a Struct of levels),
 /// an array's elements (a List of levels), or a primitive.
-fn typed(array: &dyn Array, depth: usize) -> Result<Typed<'_>, String> {
+fn typed(array: &dyn Array, depth: usize) -> Result<Typed<'_>, EncodeError> {
     Ok(match array.data_type() {
         DataType::Struct(fields) => {
             let s = array.as_struct();
@@ -114,13 +114,7 @@ fn typed(array: &dyn Array, depth: usize) -> Result<Typed<'_>, String> {
                     {
                         c.as_struct()
                     }
-                    _ => {
-                        return Err(format!(
-                            "the shredded object field {:?} is not a group of value and \
-                             typed_value",
-                            f.name()
-                        ));
-                    }
+                    _ => return Err(V::FieldNotGroup(f.name().clone()).into()),
                 };
                 shredded.push((f.name().as_str(), level(field, depth + 1)?));
             }
@@ -131,8 +125,8 @@ fn typed(array: &dyn Array, depth: usize) -> Result<Typed<'_>, String> {
             Box::new(move |i, m, rest, out| {
                 let mut others = match rest {
                     Some(rest) => object(m, rest)
-                        .map_err(|e| format!("Variant value: {e}"))?
-                        .ok_or("a shredded object whose value is not an object")?,
+                        .map_err(|e| e.at(Step::VariantValue))?
+                        .ok_or(V::NotAnObject)?,
                     None => Vec::new(),
                 };
                 others.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -144,9 +138,7 @@ fn typed(array: &dyn Array, depth: usize) -> Result<Typed<'_>, String> {
                     let from_typed = match (typed.peek(), others.peek()) {
                         (None, None) => break,
                         (Some((name, _)), Some((key, _))) if *name == *key => {
-                            return Err(format!(
-                                "field {key:?} is both shredded and in the object's value"
-                            ));
+                            return Err(V::ShreddedTwice((*key).to_owned()).into());
                         }
                         (Some((name, _)), Some((key, _))) => *name < *key,
                         (typed, _) => typed.is_some(),
@@ -163,7 +155,7 @@ fn typed(array: &dyn Array, depth: usize) -> Result<Typed<'_>, String> {
                         };
                         quote(name, out);
                         out.push(':');
-                        if level(i, m, out).map_err(|e| format!("field {name:?}: {e}"))? {
+                        if level(i, m, out).map_err(|e| e.at(Step::Field((*name).to_owned())))? {
                             first = false;
                         } else {
                             out.truncate(start);
@@ -174,7 +166,7 @@ fn typed(array: &dyn Array, depth: usize) -> Result<Typed<'_>, String> {
                         };
                         quote(key, out);
                         out.push(':');
-                        write_value(m, bytes, 1, out).map_err(|e| format!("Variant value: {e}"))?;
+                        write_value(m, bytes, 1, out).map_err(|e| e.at(Step::VariantValue))?;
                         first = false;
                     }
                 }
@@ -195,13 +187,11 @@ fn typed(array: &dyn Array, depth: usize) -> Result<Typed<'_>, String> {
                     (o, l.values().as_ref())
                 }
             };
-            let elements = items
-                .as_struct_opt()
-                .ok_or("a shredded array whose elements are not groups of value and typed_value")?;
+            let elements = items.as_struct_opt().ok_or(V::ElementsNotGroups)?;
             let element = level(elements, depth + 1)?;
             Box::new(move |i, m, rest, out| {
                 if rest.is_some() {
-                    return Err("an array with both a value and a typed_value".to_owned());
+                    return Err(V::ValueAndTyped(Shredded::Array).into());
                 }
                 let (start, end) = (offsets[i], offsets[i + 1]);
                 out.push('[');
@@ -211,7 +201,7 @@ fn typed(array: &dyn Array, depth: usize) -> Result<Typed<'_>, String> {
                     }
                     // A missing element (which writers must not make) reads as a Variant
                     // null, as the spec says of a value missing where one is required.
-                    if !element(j, m, out).map_err(|e| format!("element {}: {e}", j - start + 1))? {
+                    if !element(j, m, out).map_err(|e| e.at(Step::Element(j - start + 1)))? {
                         out.push_str("null");
                     }
                 }
@@ -224,7 +214,7 @@ fn typed(array: &dyn Array, depth: usize) -> Result<Typed<'_>, String> {
             let a = array.as_fixed_size_binary();
             Box::new(move |i, _, rest, out| {
                 if rest.is_some() {
-                    return Err("a uuid with both a value and a typed_value".to_owned());
+                    return Err(V::ValueAndTyped(Shredded::Uuid).into());
                 }
                 uuid(a.value(i), out);
                 Ok(())
@@ -252,15 +242,12 @@ fn typed(array: &dyn Array, depth: usize) -> Result<Typed<'_>, String> {
             let write = super::json::writer(array)?;
             Box::new(move |i, _, rest, out| {
                 if rest.is_some() {
-                    return Err(
-                        "a value that is not an object with both a value and a typed_value"
-                            .to_owned(),
-                    );
+                    return Err(V::ValueAndTyped(Shredded::Primitive).into());
                 }
                 write(i, out)
             })
         }
-        t => return Err(format!("a shredded Variant typed_value of Arrow type {t}")),
+        t => return Err(V::TypedValueType(t.clone()).into()),
     })
 }
 
@@ -283,29 +270,27 @@ struct Metadata<'a> {
 }
 
 impl<'a> Metadata<'a> {
-    fn parse(bytes: &'a [u8]) -> Result<Metadata<'a>, String> {
-        let header = *bytes.first().ok_or("empty metadata")?;
+    fn parse(bytes: &'a [u8]) -> Result<Metadata<'a>, EncodeError> {
+        let header = *bytes.first().ok_or(V::EmptyMetadata)?;
         if header & 0x0f != 1 {
-            return Err(format!(
-                "metadata of version {} (1 is known)",
-                header & 0x0f
-            ));
+            return Err(V::Version(header & 0x0f).into());
         }
         let size = usize::from(header >> 6) + 1;
         let mut at = 1;
         let count = read_uint(bytes, &mut at, size)?;
         if count > bytes.len() {
-            return Err(format!(
-                "a dictionary of {count} keys in {} bytes",
-                bytes.len()
-            ));
+            return Err(V::DictionarySize {
+                keys: count,
+                bytes: bytes.len(),
+            }
+            .into());
         }
         let offsets = (0..=count)
             .map(|_| read_uint(bytes, &mut at, size))
             .collect::<Result<Vec<_>, _>>()?;
         let strings = &bytes[at..];
         if offsets.windows(2).any(|w| w[0] > w[1]) || offsets.last() > Some(&strings.len()) {
-            return Err("dictionary offsets out of order or past its end".to_owned());
+            return Err(V::DictionaryOffsets.into());
         }
         Ok(Metadata {
             bytes: strings,
@@ -313,20 +298,20 @@ impl<'a> Metadata<'a> {
         })
     }
 
-    fn key(&self, id: usize) -> Result<&'a str, String> {
+    fn key(&self, id: usize) -> Result<&'a str, EncodeError> {
         let (start, end) = match (self.offsets.get(id), self.offsets.get(id + 1)) {
             (Some(&s), Some(&e)) => (s, e),
-            _ => return Err(format!("key {id} is not in the dictionary")),
+            _ => return Err(V::UnknownKey(id).into()),
         };
-        std::str::from_utf8(&self.bytes[start..end]).map_err(|_| format!("key {id} is not UTF-8"))
+        std::str::from_utf8(&self.bytes[start..end]).map_err(|_| V::KeyNotUtf8(id).into())
     }
 }
 
 /// A little-endian unsigned integer of `size` bytes at `*at`.
-fn read_uint(bytes: &[u8], at: &mut usize, size: usize) -> Result<usize, String> {
+fn read_uint(bytes: &[u8], at: &mut usize, size: usize) -> Result<usize, EncodeError> {
     let end = at.checked_add(size).filter(|&e| e <= bytes.len());
     let Some(end) = end else {
-        return Err("it ends inside an integer".to_owned());
+        return Err(V::Truncated(VariantPart::Integer).into());
     };
     let mut v = 0usize;
     for (k, b) in bytes[*at..end].iter().enumerate() {
@@ -336,37 +321,39 @@ fn read_uint(bytes: &[u8], at: &mut usize, size: usize) -> Result<usize, String>
     Ok(v)
 }
 
-fn take(bytes: &[u8], at: usize, n: usize) -> Result<&[u8], String> {
+fn take(bytes: &[u8], at: usize, n: usize) -> Result<&[u8], EncodeError> {
     at.checked_add(n)
         .and_then(|end| bytes.get(at..end))
-        .ok_or_else(|| "it ends inside a value".to_owned())
+        .ok_or_else(|| V::Truncated(VariantPart::Value).into())
 }
 
-fn le<const N: usize>(bytes: &[u8], at: usize) -> Result<[u8; N], String> {
+fn le<const N: usize>(bytes: &[u8], at: usize) -> Result<[u8; N], EncodeError> {
     Ok(take(bytes, at, N)?.try_into().unwrap_or([0; N]))
 }
 
 /// Writes the Variant (`metadata`, `value`) as JSON.
 #[cfg(test)]
-fn to_json(metadata: &[u8], value: &[u8], out: &mut String) -> Result<(), String> {
-    let metadata = Metadata::parse(metadata).map_err(|e| format!("Variant metadata: {e}"))?;
-    write_value(&metadata, value, 0, out).map_err(|e| format!("Variant value: {e}"))
+fn to_json(metadata: &[u8], value: &[u8], out: &mut String) -> Result<(), EncodeError> {
+    let metadata = Metadata::parse(metadata).map_err(|e| e.at(Step::VariantMetadata))?;
+    write_value(&metadata, value, 0, out).map_err(|e| e.at(Step::VariantValue))
 }
 
-fn write_value(m: &Metadata<'_>, v: &[u8], depth: usize, out: &mut String) -> Result<(), String> {
+fn write_value(
+    m: &Metadata<'_>,
+    v: &[u8],
+    depth: usize,
+    out: &mut String,
+) -> Result<(), EncodeError> {
     if depth > MAX_DEPTH {
-        return Err(format!("nested deeper than {MAX_DEPTH}"));
+        return Err(V::TooDeep(MAX_DEPTH).into());
     }
-    let header = *v.first().ok_or("an empty value")?;
+    let header = *v.first().ok_or(V::EmptyValue)?;
     let (basic, high) = (header & 0x03, usize::from(header >> 2));
     match basic {
         0 => primitive(high, v, out),
         1 => {
             let s = take(v, 1, high)?;
-            quote(
-                std::str::from_utf8(s).map_err(|_| "a string that is not UTF-8")?,
-                out,
-            );
+            quote(std::str::from_utf8(s).map_err(|_| V::NotUtf8)?, out);
             Ok(())
         }
         2 => {
@@ -389,7 +376,11 @@ fn write_value(m: &Metadata<'_>, v: &[u8], depth: usize, out: &mut String) -> Re
             let mut at = 1;
             let n = read_uint(v, &mut at, if large { 4 } else { 1 })?;
             if n > v.len() {
-                return Err(format!("an array of {n} elements in {} bytes", v.len()));
+                return Err(V::ArraySize {
+                    elements: n,
+                    bytes: v.len(),
+                }
+                .into());
             }
             let offsets = (0..=n)
                 .map(|_| read_uint(v, &mut at, offset_size))
@@ -400,9 +391,7 @@ fn write_value(m: &Metadata<'_>, v: &[u8], depth: usize, out: &mut String) -> Re
                 if k > 0 {
                     out.push(',');
                 }
-                let element = values
-                    .get(*start..)
-                    .ok_or_else(|| format!("element {k} starts past the array's end"))?;
+                let element = values.get(*start..).ok_or(V::ElementPastEnd(k))?;
                 write_value(m, element, depth + 1, out)?;
             }
             out.push(']');
@@ -415,8 +404,8 @@ fn write_value(m: &Metadata<'_>, v: &[u8], depth: usize, out: &mut String) -> Re
 type Fields<'m, 'v> = Vec<(&'m str, &'v [u8])>;
 
 /// The fields of object `v`, or `None` when `v` is not an object.
-fn object<'m, 'v>(m: &Metadata<'m>, v: &'v [u8]) -> Result<Option<Fields<'m, 'v>>, String> {
-    let header = *v.first().ok_or("an empty value")?;
+fn object<'m, 'v>(m: &Metadata<'m>, v: &'v [u8]) -> Result<Option<Fields<'m, 'v>>, EncodeError> {
+    let header = *v.first().ok_or(V::EmptyValue)?;
     let (basic, high) = (header & 0x03, usize::from(header >> 2));
     if basic != 2 {
         return Ok(None);
@@ -427,7 +416,11 @@ fn object<'m, 'v>(m: &Metadata<'m>, v: &'v [u8]) -> Result<Option<Fields<'m, 'v>
     let mut at = 1;
     let n = read_uint(v, &mut at, if large { 4 } else { 1 })?;
     if n > v.len() {
-        return Err(format!("an object of {n} fields in {} bytes", v.len()));
+        return Err(V::ObjectSize {
+            fields: n,
+            bytes: v.len(),
+        }
+        .into());
     }
     let ids = (0..n)
         .map(|_| read_uint(v, &mut at, id_size))
@@ -439,17 +432,15 @@ fn object<'m, 'v>(m: &Metadata<'m>, v: &'v [u8]) -> Result<Option<Fields<'m, 'v>
     ids.iter()
         .enumerate()
         .map(|(k, id)| {
-            let field = values
-                .get(offsets[k]..)
-                .ok_or_else(|| format!("field {k} starts past the object's end"))?;
+            let field = values.get(offsets[k]..).ok_or(V::FieldPastEnd(k))?;
             Ok((m.key(*id)?, field))
         })
-        .collect::<Result<Vec<_>, String>>()
+        .collect::<Result<Vec<_>, EncodeError>>()
         .map(Some)
 }
 
 /// A primitive of type `id` whose header is `v[0]`.
-fn primitive(id: usize, v: &[u8], out: &mut String) -> Result<(), String> {
+fn primitive(id: usize, v: &[u8], out: &mut String) -> Result<(), EncodeError> {
     match id {
         0 => out.push_str("null"),
         1 => out.push_str("true"),
@@ -460,7 +451,7 @@ fn primitive(id: usize, v: &[u8], out: &mut String) -> Result<(), String> {
         6 => write!(out, "{}", i64::from_le_bytes(le(v, 1)?)).unwrap_or(()),
         7 => float(f64::from_le_bytes(le(v, 1)?), out)?,
         8..=10 => {
-            let scale = *v.get(1).ok_or("it ends inside a decimal")?;
+            let scale = *v.get(1).ok_or(V::Truncated(VariantPart::Decimal))?;
             let digits = match id {
                 8 => i32::from_le_bytes(le(v, 2)?).to_string(),
                 9 => i64::from_le_bytes(le(v, 2)?).to_string(),
@@ -469,7 +460,7 @@ fn primitive(id: usize, v: &[u8], out: &mut String) -> Result<(), String> {
             let scale = i8::try_from(scale)
                 .ok()
                 .filter(|s| *s <= 38)
-                .ok_or_else(|| format!("a decimal of scale {scale}"))?;
+                .ok_or(V::DecimalScale(scale))?;
             decimal(digits, scale, out);
         }
         11 => {
@@ -493,10 +484,7 @@ fn primitive(id: usize, v: &[u8], out: &mut String) -> Result<(), String> {
             let n = u32::from_le_bytes(le(v, 1)?) as usize;
             let bytes = take(v, 5, n)?;
             if id == 16 {
-                quote(
-                    std::str::from_utf8(bytes).map_err(|_| "a string that is not UTF-8")?,
-                    out,
-                );
+                quote(std::str::from_utf8(bytes).map_err(|_| V::NotUtf8)?, out);
             } else {
                 out.push_str("\"\\\\x");
                 for b in bytes {
@@ -508,14 +496,14 @@ fn primitive(id: usize, v: &[u8], out: &mut String) -> Result<(), String> {
         17 => {
             let micros = i64::from_le_bytes(le(v, 1)?);
             if !(0..86_400_000_000).contains(&micros) {
-                return Err(format!("a time of {micros} microseconds"));
+                return Err(V::Time(micros).into());
             }
             out.push('"');
             clock(micros * 1_000, out);
             out.push('"');
         }
         20 => uuid(take(v, 1, 16)?, out),
-        other => return Err(format!("a primitive of unknown type {other}")),
+        other => return Err(V::UnknownPrimitive(other).into()),
     }
     Ok(())
 }
@@ -540,7 +528,9 @@ mod tests {
 
     fn json(m: &[u8], v: &[u8]) -> Result<String, String> {
         let mut out = String::new();
-        to_json(m, v, &mut out).map(|()| out)
+        to_json(m, v, &mut out)
+            .map(|()| out)
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -590,6 +580,13 @@ mod tests {
             json(&m, &[21 << 2])
                 .unwrap_err()
                 .contains("unknown type 21")
+        );
+        // Typed: where (the value, not the metadata) and what.
+        let e = to_json(&m, &[21 << 2], &mut String::new()).unwrap_err();
+        assert_eq!(e.path(), [Step::VariantValue]);
+        assert_eq!(
+            *e.kind(),
+            crate::ErrorKind::Variant(V::UnknownPrimitive(21))
         );
     }
 
@@ -653,7 +650,7 @@ mod tests {
         (0..rows)
             .map(|i| {
                 let mut out = String::new();
-                write(i, &mut out).map(|()| out)
+                write(i, &mut out).map(|()| out).map_err(|e| e.to_string())
             })
             .collect()
     }

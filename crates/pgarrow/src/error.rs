@@ -41,7 +41,8 @@ pub enum ErrorKind {
     /// The COPY data could not be decoded into Arrow: a value (column, row) has no exact form
     /// under the options, or the bytes are malformed.
     Decode(pgarrow_decode::Error),
-    /// A value or a column cannot go into its target column (a load).
+    /// A value or a column cannot go into its target column (a load): the error says what
+    /// was wrong ([`encode::ErrorKind`](crate::encode::ErrorKind)), and where.
     Encode(pgarrow_encode::EncodeError),
     /// Reading a load's input failed.
     Input(ArrowError),

@@ -91,6 +91,9 @@ pub use pgarrow_decode::types;
 pub use pgarrow_decode::{
     ColumnPlan, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions, PgColumn,
 };
+/// A load's encoder error ([`ErrorKind::Encode`]): what was wrong with a value or a column
+/// ([`encode::ErrorKind`]), in which column, at which row and where inside a nested value.
+pub use pgarrow_encode::error as encode;
 /// What a load does with an input value its column cannot hold exactly
 /// ([`LoadOptions::policies`]).
 pub use pgarrow_encode::{EncodePolicies, Nanoseconds};
