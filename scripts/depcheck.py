@@ -56,12 +56,7 @@ SIBLINGS = {
 
 # Upward dependencies that exist today and are to go: (crate, dependency, kind) -> why it is
 # still there. Each is printed on every run; one that no longer exists is reported, to delete.
-KNOWN = {
-    ("pgarrow-encode", "pgarrow", "dev"): (
-        "tests/round_trip.rs loads through the engine: it belongs in crates/pgarrow/tests "
-        "(issue #46)"
-    ),
-}
+KNOWN: dict = {}
 
 
 # What a crate must not depend on outside the workspace (normal and build dependencies): the

@@ -1,6 +1,6 @@
-//! PostgreSQL -> Arrow (pgarrow's export) -> binary COPY (this crate) -> PostgreSQL, compared by
-//! the server's rendering on both sides; Arrow types other writers choose; values that do not
-//! fit, named by column and row.
+//! PostgreSQL -> Arrow (pgarrow's export) -> binary COPY (pgarrow-encode) -> PostgreSQL,
+//! compared by the server's rendering on both sides; Arrow types other writers choose; values
+//! that do not fit, named by column and row.
 
 use std::sync::Arc;
 
