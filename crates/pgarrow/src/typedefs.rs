@@ -18,7 +18,7 @@ use crate::protocol::{Connection, TextRow, quote_ident, quote_literal};
 use crate::{Error, Result};
 
 /// OIDs below this are built in, the same in every database (`FirstNormalObjectId`).
-const FIRST_NORMAL_OID: u32 = 16_384;
+pub(crate) const FIRST_NORMAL_OID: u32 = 16_384;
 
 /// One user-defined type of the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
