@@ -793,13 +793,13 @@ pub(crate) fn list_array<'a, T>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
 
-    /// A text row from literal fields.
-    fn row(fields: &[Option<&str>]) -> TextRow {
+    /// A text row from literal fields (the catalog tests of `statistics` use it too).
+    pub(crate) fn row(fields: &[Option<&str>]) -> TextRow {
         fields.iter().map(|f| f.map(str::to_owned)).collect()
     }
 

@@ -416,10 +416,7 @@ mod tests {
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
 
-    /// A text row from literal fields.
-    fn row(fields: &[Option<&str>]) -> TextRow {
-        fields.iter().map(|f| f.map(str::to_owned)).collect()
-    }
+    use crate::objects::tests::row;
 
     /// A statistics-query row of a column.
     fn column_row(
