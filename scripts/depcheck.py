@@ -36,7 +36,7 @@ LAYERS = [
     ("types", ["pgarrow-types"]),
     (
         "parts",
-        ["pgarrow-protocol", "pgarrow-decode", "pgarrow-encode", "pgarrow-sink", "pgarrow-io"],
+        ["pgarrow-protocol", "pgarrow-decode", "pgarrow-encode", "pgarrow-io"],
     ),
     ("engine", ["pgarrow"]),
     ("over the engine", ["pgarrow-changes", "pgarrow-lake"]),
@@ -73,16 +73,15 @@ def is_postgres(dep):
     return dep.startswith("postgres") or dep.startswith("tokio-postgres")
 
 
-def anything(dep):
-    return True
+def anything_but_serde(dep):
+    return dep != "serde"
 
 
 FORBIDDEN = [
-    ("pgarrow-types", anything, "the type model has no dependencies"),
+    ("pgarrow-types", anything_but_serde, "the type model depends on nothing but serde"),
     ("pgarrow-protocol", is_arrow, "the protocol knows no Arrow"),
     ("pgarrow-decode", is_socket, "the decoder knows no sockets"),
     ("pgarrow-encode", is_socket, "the encoder knows no sockets"),
-    ("pgarrow-sink", is_postgres, "the files know no PostgreSQL"),
     ("pgarrow-io", is_postgres, "the files know no PostgreSQL"),
 ]
 

@@ -1,5 +1,5 @@
 //! Arbitrary bytes through the load's input and encoder: written to a file read as Parquet,
-//! an Arrow IPC file or an IPC stream (by the first byte), opened with `pgarrow::Input` (the
+//! an Arrow IPC file or an IPC stream (by the first byte), opened with `pgarrow_io::Input` (the
 //! INT96 scan, the dictionary-offset repair and checksums included) and read to its end; each
 //! batch's columns then go through the encoder into `jsonb` and `text` targets where it takes
 //! them. Never a panic (libfuzzer aborts on one, even where the input catches it), never an
@@ -9,7 +9,7 @@
 use std::io::Write as _;
 
 use libfuzzer_sys::fuzz_target;
-use pgarrow::{Input, InputOptions};
+use pgarrow_io::{Input, InputOptions};
 use pgarrow_encode::RowEncoder;
 use pgarrow_types::PgColumn;
 

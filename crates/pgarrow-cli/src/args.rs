@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use clap::{Arg, ArgAction, Args, CommandFactory, Parser, Subcommand};
 use pgarrow::incremental::LateRows;
+use pgarrow::io::{Compression, Format, IntervalEncoding};
 use pgarrow::partition::{SnapshotMode, parse_size};
 use pgarrow::policy::{
     ArrayBounds, ArrayShape, EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, Policies,
     SpecialValues, TextLayout, WideNumeric,
 };
-use pgarrow::sink::{Compression, Format, IntervalEncoding};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -290,13 +290,14 @@ impl StorageArgs {
         self.storage_options
             .iter()
             .map(|o| pgarrow::StorageOptions::parse_pair(o))
-            .collect()
+            .collect::<Result<_, _>>()
+            .map_err(pgarrow::Error::from)
     }
 
     /// A path or URL given on the command line.
     pub(crate) fn location(&self, path: &std::path::Path) -> pgarrow::Result<pgarrow::Location> {
         match path.to_str() {
-            Some(text) => pgarrow::Location::parse(text, &self.options()?),
+            Some(text) => Ok(pgarrow::Location::parse(text, &self.options()?)?),
             None => Ok(pgarrow::Location::Local(path.to_owned())),
         }
     }

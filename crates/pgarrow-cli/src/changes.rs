@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use pgarrow::changes::{ApplyOptions, ApplyStats, ChangeOptions, ChangeTarget};
+use pgarrow::io::Format;
 use pgarrow::protocol::Config;
-use pgarrow::sink::Format;
 
 use crate::args::{ApplyArgs, ChangesArgs};
 use crate::errors::{Session, usage};

@@ -5,9 +5,9 @@ use anyhow::{Context, Result};
 use pgarrow::Source;
 use pgarrow::blocking::wait;
 use pgarrow::incremental::{IncrementalOptions, IncrementalState, export_run, next_run, run_name};
+use pgarrow::io::Output;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
-use pgarrow::sink::Output;
 
 use crate::args::{IncrementalArgs, OutputArgs, PartitionArgs};
 use crate::errors::usage;

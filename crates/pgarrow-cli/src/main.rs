@@ -20,10 +20,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow};
 use clap::FromArgMatches;
 use pgarrow::blocking::{block_on, wait};
+use pgarrow::io::Output;
 use pgarrow::names::table_query;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
-use pgarrow::sink::Output;
 use pgarrow::{Client, FileTarget, Hooks, Source, Stop, TablePattern};
 use serde::Serialize;
 
@@ -41,7 +41,7 @@ use report::{Summary, advance, group, progress_bar, render_schema, stats_table, 
 
 fn main() {
     // A malformed file's reader panic is caught and reported as one error line.
-    pgarrow::quiet_caught_reader_panics();
+    pgarrow::io::quiet_caught_reader_panics();
     let matches = command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let mut session = match Session::on_signals() {
@@ -546,7 +546,7 @@ fn report<D: Serialize>(
 
 fn demo(rt: &tokio::runtime::Runtime, session: &mut Session, mut args: DemoArgs) -> Result<()> {
     if args.output.output.is_none()
-        && args.output.to != Some(pgarrow::sink::Format::Null)
+        && args.output.to != Some(pgarrow::io::Format::Null)
         && args.partition.output_dir.is_none()
     {
         args.output.output = Some("demo.parquet".to_owned());

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use pgarrow::incremental::RunTarget;
-use pgarrow::sink::{Format, IntervalEncoding, Output, SinkOptions};
+use pgarrow::io::{Format, IntervalEncoding, Output, SinkOptions};
 use pgarrow::{DecodeOptions, DirTarget, ExportOptions, FileTarget};
 
 use crate::args::OutputArgs;

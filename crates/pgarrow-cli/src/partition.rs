@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use pgarrow::blocking::{block_on, wait};
+use pgarrow::io::Output;
 use pgarrow::partition::{
     Coordinator, PartitionOptions, PartitionPlan, PartitionedStats, export_part_to_file,
     export_to_dir, export_to_file,
 };
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
-use pgarrow::sink::Output;
 use pgarrow::{DirTarget, FileTarget, Source};
 
 use crate::args::{OutputArgs, PartitionArgs, PlanArgs};

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pgarrow::sink::{Format, Output};
+use pgarrow::io::{Format, Output};
 use pgarrow::{ExportPlan, ExportStats};
 
 pub(crate) fn render_schema(plan: &ExportPlan) -> String {

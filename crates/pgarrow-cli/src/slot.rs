@@ -4,9 +4,9 @@
 use anyhow::Result;
 use pgarrow::Source;
 use pgarrow::blocking::wait;
+use pgarrow::io::Output;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
-use pgarrow::sink::Output;
 use pgarrow::slot::{SlotInfo, export_in_new_slot};
 use serde::Serialize;
 

@@ -74,30 +74,8 @@ pub mod fuzzing {
     pub use crate::pgpass::find as pgpass_find;
 }
 
-/// Quotes an SQL identifier: wraps it in double quotes, doubling any inside.
-pub fn quote_ident(ident: &str) -> String {
-    let mut s = String::with_capacity(ident.len() + 2);
-    s.push('"');
-    for c in ident.chars() {
-        if c == '"' {
-            s.push('"');
-        }
-        s.push(c);
-    }
-    s.push('"');
-    s
-}
-
-/// Quotes an SQL string literal (`E'...'` when it holds backslashes, so that it means the
-/// same whatever `standard_conforming_strings` says).
-pub fn quote_literal(s: &str) -> String {
-    let body = s.replace('\'', "''");
-    if s.contains('\\') {
-        format!("E'{}'", body.replace('\\', "\\\\"))
-    } else {
-        format!("'{body}'")
-    }
-}
+/// SQL quoting, defined beside the names they quote (`pgarrow-types`).
+pub use pgarrow_types::{quote_ident, quote_literal};
 
 #[cfg(test)]
 mod tests {

@@ -22,9 +22,9 @@ use pgarrow::blocking::{self, CopyOptions, Reader};
 use pgarrow::incremental::{
     IncrementalOptions, IncrementalState, LateRows, RunTarget, export_run, next_run, run_name,
 };
+use pgarrow::io::Format;
 use pgarrow::partition::{self, Coordinator, Holder, PartRead, PartitionOptions, PartitionPlan};
 use pgarrow::protocol::Config;
-use pgarrow::sink::Format;
 use pgarrow::{
     Category, Client, CreateNested, DirTarget, ExportStats, FileTarget, Hooks, Input, InputOptions,
     LoadHooks, LoadMode, LoadOptions, Location, Source, Stop, StorageOptions, TableName,
@@ -826,7 +826,7 @@ fn write(
         .with_create_nested(nested)
         .with_policies(policies);
     let config = config(conninfo, None)?;
-    let table = TableName::parse(table).map_err(|e| py_err(py, &e))?;
+    let table = TableName::parse(table).map_err(|e| py_err(py, &e.into()))?;
     if let Some(paths) = paths(data)? {
         let mut input_options = InputOptions::default();
         if let Some(rows) = batch_rows {
@@ -1055,7 +1055,7 @@ fn export_incremental(
     let options = Options::parse(options, true)?;
     let mut config = config(conninfo, options.statement_timeout)?;
     config.read_only = true;
-    let table = TableName::parse(table).map_err(|e| py_err(py, &e))?;
+    let table = TableName::parse(table).map_err(|e| py_err(py, &e.into()))?;
     let late_rows: LateRows = late_rows
         .parse()
         .map_err(|e: String| usage_error(py, format!("late_rows: {e}")))?;
@@ -1132,7 +1132,7 @@ fn export_incremental(
 /// A path or URL, with the object stores' settings.
 fn parse_location(path: &Path, storage: &StorageOptions) -> pgarrow::Result<Location> {
     match path.to_str() {
-        Some(text) => Location::parse(text, storage),
+        Some(text) => Ok(Location::parse(text, storage)?),
         None => Ok(Location::Local(path.to_owned())),
     }
 }
@@ -1200,7 +1200,7 @@ fn copy(
         None => config(from_conninfo, None)?,
     };
     let source = self::source(source, is_table)?;
-    let table = TableName::parse(table).map_err(|e| py_err(py, &e))?;
+    let table = TableName::parse(table).map_err(|e| py_err(py, &e.into()))?;
     let copy = CopyOptions::new(
         LoadOptions::new(mode)
             .with_create(create)
@@ -1376,7 +1376,7 @@ fn _pgarrow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     // A malformed file's reader panic is caught and raised as pgarrow.Error, without a panic
     // message on stderr first.
-    pgarrow::quiet_caught_reader_panics();
+    pgarrow::io::quiet_caught_reader_panics();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // This module's file is also an ADBC driver (pgarrow.adbc), entered here.
     m.add("ADBC_ENTRYPOINT", pgarrow_adbc::ENTRYPOINT)?;

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use pgarrow::ExportOptions;
+use pgarrow::io::{Compression, IntervalEncoding, SinkOptions};
 use pgarrow::partition::{PartitionOptions, parse_size};
 use pgarrow::policy::Policies;
 use pgarrow::protocol::parse_duration;
-use pgarrow::sink::{Compression, IntervalEncoding, SinkOptions};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;

@@ -9,6 +9,9 @@
 //! * [`Catalog`]: the types a set of columns needs, from one catalog query: arrays,
 //!   composites ([`Attribute`]s), enums, domains, ranges, multiranges and extension types
 //!   ([`CatalogType`], [`CatalogKind`]), and the session's `money` scale;
+//! * [`TableName`]: a relation's name held exactly, read as SQL reads it, and quoted for SQL
+//!   ([`quote_ident`], [`quote_literal`]); [`PartRange`]: what one part of a partitioned read
+//!   holds;
 //! * [`numeric_typmod`]: a `numeric(p,s)` typmod's precision and scale;
 //! * [`DATE_INFINITY`] and [`TIMESTAMP_INFINITY`]: the values pgarrow gives ±infinity in
 //!   Arrow's dates and timestamps, which the decoder writes and the encoder reads back.
@@ -41,11 +44,15 @@
 mod builtin;
 mod catalog;
 mod column;
+mod name;
 pub mod oid;
+mod part;
 
 pub use builtin::{BuiltinType, builtin_type_name, numeric_typmod};
 pub use catalog::{Attribute, Catalog, CatalogKind, CatalogType};
 pub use column::PgColumn;
+pub use name::{InvalidName, TableName, plain_ident, quote_ident, quote_literal};
+pub use part::PartRange;
 
 /// Appends `v` to `out` as a JSON string literal: the escapes JSON requires, every other
 /// character as it is.

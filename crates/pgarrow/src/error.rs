@@ -53,11 +53,11 @@ pub enum ErrorKind {
         /// Rows decoded.
         decoded: u64,
     },
-    /// Creating, writing or finishing an output failed.
-    Sink(pgarrow_sink::Error),
-    /// An object store refused or failed: the bucket, the credentials, the permissions, the
-    /// settings (usage), or the network and the service (output).
-    Storage(crate::store::StorageError),
+    /// Reading an input file, writing an output or reaching an object store failed, or the
+    /// call asked the files for something impossible ([`io::Error`](crate::io::Error) says
+    /// which: [`is_usage`](crate::io::Error::is_usage),
+    /// [`is_input`](crate::io::Error::is_input), else an output that failed).
+    Io(pgarrow_io::Error),
     /// A [`RecordBatchWriter`](arrow_array::RecordBatchWriter) given to
     /// [`Export::write_to`](crate::Export::write_to) failed.
     Write(ArrowError),
@@ -139,13 +139,16 @@ impl Error {
             },
             ErrorKind::Unexpected(_) | ErrorKind::RowCount { .. } => Category::Server,
             ErrorKind::Decode(_) | ErrorKind::Encode(_) => Category::Value,
+            ErrorKind::Input(ArrowError::ExternalError(inner)) => {
+                match inner.downcast_ref::<pgarrow_io::Error>() {
+                    Some(io) if io.is_usage() => Category::Usage,
+                    _ => Category::Input,
+                }
+            }
             ErrorKind::Input(_) => Category::Input,
-            ErrorKind::Sink(
-                pgarrow_sink::Error::Invalid(_) | pgarrow_sink::Error::Unsupported(_),
-            ) => Category::Usage,
-            ErrorKind::Storage(e) if e.is_usage() => Category::Usage,
-            ErrorKind::Storage(_) => Category::Output,
-            ErrorKind::Sink(_) | ErrorKind::Write(_) => Category::Output,
+            ErrorKind::Io(e) if e.is_usage() => Category::Usage,
+            ErrorKind::Io(e) if e.is_input() => Category::Input,
+            ErrorKind::Io(_) | ErrorKind::Write(_) => Category::Output,
             ErrorKind::Cancelled => Category::Cancelled,
             ErrorKind::Internal(_) => Category::Internal,
             ErrorKind::Context { .. } => unreachable!("root() looks under every context"),
@@ -282,38 +285,21 @@ impl From<pgarrow_protocol::Error> for Error {
     }
 }
 
+impl From<pgarrow_types::InvalidName> for Error {
+    fn from(e: pgarrow_types::InvalidName) -> Self {
+        Error::usage(e.0)
+    }
+}
+
 impl From<pgarrow_decode::Error> for Error {
     fn from(e: pgarrow_decode::Error) -> Self {
         ErrorKind::Decode(e).into()
     }
 }
 
-impl From<crate::store::StorageError> for Error {
-    fn from(e: crate::store::StorageError) -> Self {
-        ErrorKind::Storage(e).into()
-    }
-}
-
-impl From<pgarrow_sink::Error> for Error {
-    /// An object store's failure under a sink's I/O error is told as itself: which object,
-    /// what was done, and whether the call must change.
-    fn from(e: pgarrow_sink::Error) -> Self {
-        match e {
-            pgarrow_sink::Error::Io { source, .. }
-                if source
-                    .get_ref()
-                    .is_some_and(|inner| inner.is::<crate::store::StorageError>()) =>
-            {
-                match source
-                    .into_inner()
-                    .map(|inner| inner.downcast::<crate::store::StorageError>())
-                {
-                    Some(Ok(storage)) => ErrorKind::Storage(*storage).into(),
-                    _ => ErrorKind::Internal("a storage error went missing".into()).into(),
-                }
-            }
-            e => ErrorKind::Sink(e).into(),
-        }
+impl From<pgarrow_io::Error> for Error {
+    fn from(e: pgarrow_io::Error) -> Self {
+        ErrorKind::Io(e).into()
     }
 }
 
@@ -333,7 +319,11 @@ impl fmt::Display for Error {
             ErrorKind::Encode(e) => e.fmt(f)?,
             // pgarrow's own error, raised by an input it made (a manifest's file, the source
             // of a copy), says what failed itself.
-            ErrorKind::Input(ArrowError::ExternalError(e)) if e.is::<Error>() => e.fmt(f)?,
+            ErrorKind::Input(ArrowError::ExternalError(e))
+                if e.is::<Error>() || e.is::<pgarrow_io::Error>() =>
+            {
+                e.fmt(f)?
+            }
             ErrorKind::Input(ArrowError::ExternalError(e)) => {
                 write!(f, "reading the input failed: {e}")?
             }
@@ -343,8 +333,12 @@ impl fmt::Display for Error {
                 f,
                 "the server reported {server} rows but {decoded} were decoded"
             )?,
-            ErrorKind::Sink(e) => e.fmt(f)?,
-            ErrorKind::Storage(e) => e.fmt(f)?,
+            // An object store's failure under a sink's I/O error is told as itself: which
+            // object, what was done, and whether the call must change.
+            ErrorKind::Io(e) => match e.storage() {
+                Some(storage) => storage.fmt(f)?,
+                None => e.fmt(f)?,
+            },
             ErrorKind::Write(e) => write!(f, "the batch writer failed: {e}")?,
             ErrorKind::Cancelled => f.write_str("cancelled by the caller")?,
             ErrorKind::Internal(m) => write!(f, "internal error (a bug in pgarrow): {m}")?,
@@ -366,8 +360,7 @@ impl std::error::Error for Error {
             // The wrapped error itself, not its "External error" wrapper.
             ErrorKind::Input(ArrowError::ExternalError(e)) => Some(e.as_ref()),
             ErrorKind::Input(e) => Some(e),
-            ErrorKind::Sink(e) => Some(e),
-            ErrorKind::Storage(e) => Some(e),
+            ErrorKind::Io(e) => Some(e),
             ErrorKind::Write(e) => Some(e),
             ErrorKind::Context { source, .. } => Some(source.as_ref()),
             _ => None,
@@ -397,9 +390,9 @@ mod tests {
     #[test]
     fn broken_pipes_are_found_through_the_sources() {
         let io = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
-        let e = Error::from(pgarrow_sink::Error::Stdout(io));
+        let e = Error::from(pgarrow_io::Error::Stdout(io));
         assert!(e.is_broken_pipe(), "{e}");
         let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-        assert!(!Error::from(pgarrow_sink::Error::Stdout(other)).is_broken_pipe());
+        assert!(!Error::from(pgarrow_io::Error::Stdout(other)).is_broken_pipe());
     }
 }

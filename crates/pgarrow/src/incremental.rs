@@ -200,7 +200,8 @@ impl IncrementalState {
             .map_err(|e| Error::internal(format!("the incremental state as JSON: {e}")))?;
         location
             .into()
-            .write_atomically(format!("{text}\n").as_bytes())
+            .write_atomically(format!("{text}\n").as_bytes())?;
+        Ok(())
     }
 }
 
@@ -578,8 +579,8 @@ pub async fn export_run(
 }
 
 /// The files an output names (none for standard output or nowhere).
-fn file_names(output: &crate::sink::Output) -> Vec<String> {
-    use crate::sink::Output;
+fn file_names(output: &pgarrow_io::Output) -> Vec<String> {
+    use pgarrow_io::Output;
     match output {
         Output::File(path) => vec![path.display().to_string()],
         Output::Remote(remote) => vec![remote.name().to_owned()],

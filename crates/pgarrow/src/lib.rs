@@ -44,9 +44,7 @@ mod error;
 mod estimate;
 mod export;
 pub mod incremental;
-mod input;
 mod load;
-mod manifest;
 pub mod names;
 pub mod partition;
 mod pipeline;
@@ -54,7 +52,6 @@ pub mod slot;
 mod source;
 mod stats;
 mod stop;
-mod store;
 mod tables;
 mod typedefs;
 
@@ -62,22 +59,15 @@ pub use bound::{BoundResult, BoundStatement};
 pub use client::{Client, ExportOptions, ExportPlan, IntoConfig};
 pub use error::{Category, Error, ErrorKind, Result};
 pub use export::Export;
-pub use input::{
-    DEFAULT_INPUT_BATCH_ROWS, Input, InputOptions, in_caught_reader, quiet_caught_reader_panics,
-};
 pub use load::{CreateNested, LoadHooks, LoadMode, LoadOptions, LoadStats};
-pub use manifest::{
-    DirTarget, MANIFEST_NAME, MANIFEST_VERSION, Manifest, ManifestFile, write_atomically,
-};
 pub use names::{IntoTableName, TableName, TablePattern};
+pub use pgarrow_io::{DEFAULT_INPUT_BATCH_ROWS, Input, InputOptions};
+pub use pgarrow_io::{DirTarget, MANIFEST_NAME, MANIFEST_VERSION, Manifest, ManifestFile};
+pub use pgarrow_io::{Location, StorageOptions};
 pub use pipeline::{FileTarget, Hooks};
 pub use source::Source;
 pub use stats::ExportStats;
 pub use stop::Stop;
-pub use store::{
-    Cloud, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PART_SIZE, Location, ObjectLocation, StorageError,
-    StorageOptions, StorageProblem,
-};
 pub use tables::{TablesExport, TablesStats, export_tables};
 
 /// How PostgreSQL types become Arrow types: type plans, the catalog they are made from,
@@ -97,13 +87,15 @@ pub use pgarrow_encode::error as encode;
 /// What a load does with an input value its column cannot hold exactly
 /// ([`LoadOptions::policies`]).
 pub use pgarrow_encode::{EncodePolicies, Nanoseconds};
+/// Bytes in and out of Arrow, with no PostgreSQL: the output formats and their writer
+/// ([`io::Sink`]), the inputs of a load ([`io::Input`]), object stores ([`io::Location`]) and
+/// the manifest of a directory ([`io::Manifest`]), with their error ([`io::Error`]).
+pub use pgarrow_io as io;
 /// The wire-protocol crate, for its error kinds ([`protocol::ErrorKind`]) and settings.
 /// The wire protocol client: [`Config`](protocol::Config) (what [`Client::connect`] takes,
 /// besides URLs), [`Connection`](protocol::Connection), [`DbError`](protocol::DbError), the
 /// cancel token; reachable only here, so that each item has one path.
 pub use pgarrow_protocol as protocol;
-/// The output files: formats, compression, the [`sink::Sink`] itself.
-pub use pgarrow_sink as sink;
 
 /// The book's "As a library" page (`docs/src/library.md`), whose Rust examples are compiled
 /// (and run, unless marked `no_run`) by `cargo test -p pgarrow --doc`, so that none goes

@@ -2,77 +2,10 @@
 //! no statement is built by pasting a user's name), and the patterns of `pg_dump` (`--table`,
 //! `--schema`) that select several relations, resolved through the catalog.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
+pub use pgarrow_types::{InvalidName, TableName};
 
 use crate::protocol::{Connection, quote_ident, quote_literal};
 use crate::{Error, Result, Source};
-
-/// A table, view or other relation: `name` (found through the `search_path`; a table a load
-/// writes into is never a temporary table unless named `pg_temp.name`, see
-/// [`Client::load`](crate::Client::load)) or `schema.name`. Its fields hold the names as the
-/// catalog does (exact: case and every character kept); [`parse`](TableName::parse) reads
-/// them from text as SQL does, and [`quoted`](TableName::quoted) is the form for SQL,
-/// [`Display`](fmt::Display) the form for people (quoted only where SQL needs it).
-///
-/// ```
-/// use pgarrow::TableName;
-///
-/// // Unquoted parts fold to lower case, as in SQL; quoted ones keep their case.
-/// let t = TableName::parse("Sales.\"Orders\"")?;
-/// assert_eq!(t, TableName::new(Some("sales"), "Orders"));
-/// assert_eq!(t.quoted(), "\"sales\".\"Orders\"");
-/// assert_eq!(t.to_string(), "sales.\"Orders\"");
-/// # Ok::<(), pgarrow::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TableName {
-    /// The schema; `None` follows the `search_path`.
-    pub schema: Option<String>,
-    /// The relation's name.
-    pub name: String,
-}
-
-impl TableName {
-    /// A name in `schema` (or on the `search_path` when `None`).
-    pub fn new(schema: Option<impl Into<String>>, name: impl Into<String>) -> TableName {
-        TableName {
-            schema: schema.map(Into::into),
-            name: name.into(),
-        }
-    }
-
-    /// Reads `name` or `schema.name` as SQL reads it: an unquoted part folds to lower case
-    /// (`Orders` is `orders`), a double-quoted one keeps its case and may hold dots
-    /// (`"a.b"."Orders"`, `""` for a quote). Every door that takes a table name as text reads
-    /// it this way, as `export --table` does: one name means one table everywhere.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Usage`](crate::ErrorKind::Usage): an empty part, a stray quote, or more
-    /// than two parts.
-    pub fn parse(spec: &str) -> Result<TableName> {
-        let parts = split_qualified(spec)
-            .ok_or_else(|| Error::usage(format!("invalid table name \"{spec}\"")))?;
-        match <[String; 2]>::try_from(parts) {
-            Ok([schema, name]) => Ok(TableName::new(Some(schema), name)),
-            Err(parts) => match <[String; 1]>::try_from(parts) {
-                Ok([name]) => Ok(TableName::new(None::<String>, name)),
-                Err(_) => Err(Error::usage(format!(
-                    "invalid table name \"{spec}\": expected name or schema.name"
-                ))),
-            },
-        }
-    }
-
-    /// The name for SQL, each part quoted: `"schema"."name"`.
-    pub fn quoted(&self) -> String {
-        match &self.schema {
-            Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&self.name)),
-            None => quote_ident(&self.name),
-        }
-    }
-}
 
 /// The table a load writes into, named exactly: `table` as given when it names its schema
 /// (`pg_temp.t` is the session's temporary table), else the first schema of the explicit
@@ -117,24 +50,6 @@ pub(crate) async fn write_target(conn: &mut Connection, table: &TableName) -> Re
     }
 }
 
-impl fmt::Display for TableName {
-    /// `schema.name`, each part quoted only where SQL would not read it back unchanged.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(s) = &self.schema {
-            write!(f, "{}.", plain_ident(s))?;
-        }
-        f.write_str(&plain_ident(&self.name))
-    }
-}
-
-impl std::str::FromStr for TableName {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<TableName> {
-        TableName::parse(s)
-    }
-}
-
 /// What the calls that take a table accept: a [`TableName`], or text read by
 /// [`TableName::parse`] (exact names: `sales."Orders"`).
 pub trait IntoTableName {
@@ -159,68 +74,13 @@ impl IntoTableName for &TableName {
 
 impl IntoTableName for &str {
     fn into_table_name(self) -> Result<TableName> {
-        TableName::parse(self)
+        Ok(TableName::parse(self)?)
     }
 }
 
 impl IntoTableName for &String {
     fn into_table_name(self) -> Result<TableName> {
-        TableName::parse(self)
-    }
-}
-
-/// `s` unquoted when SQL would read it back as the same name, else quoted.
-pub(crate) fn plain_ident(s: &str) -> String {
-    let plain = s
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain { s.to_owned() } else { quote_ident(s) }
-}
-
-/// Splits `a.b` / `"a.b".c` into parts, unquoting quoted ones.
-fn split_qualified(spec: &str) -> Option<Vec<String>> {
-    let mut parts = Vec::new();
-    let mut chars = spec.chars().peekable();
-    loop {
-        let mut part = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next()? {
-                    '"' if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        part.push('"');
-                    }
-                    '"' => break,
-                    c => part.push(c),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == '.' {
-                    break;
-                }
-                if c == '"' {
-                    return None;
-                }
-                // PostgreSQL's downcase_identifier: ASCII letters only (multibyte UTF-8
-                // characters keep their case).
-                part.push(c.to_ascii_lowercase());
-                chars.next();
-            }
-        }
-        if part.is_empty() {
-            return None;
-        }
-        parts.push(part);
-        match chars.next() {
-            None => return Some(parts),
-            Some('.') => {}
-            Some(_) => return None,
-        }
+        Ok(TableName::parse(self)?)
     }
 }
 
@@ -478,11 +338,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_parse_as_sql_reads_them_and_quote_for_sql() {
-        let t = TableName::parse("S.\"T\"").unwrap();
-        assert_eq!(t, TableName::new(Some("s"), "T"));
-        assert_eq!(t.quoted(), "\"s\".\"T\"");
-        assert_eq!(t.to_string(), "s.\"T\"");
+    fn names_parse_as_table_patterns_read_them() {
         // One meaning per name: parse folds as --table's patterns do.
         for text in ["probes.Foo", "PROBES.\"Foo\"", "\"probes\".foo", "Élan.Ünï"] {
             assert_eq!(
@@ -491,21 +347,8 @@ mod tests {
                 "{text}"
             );
         }
-        assert_eq!(
-            TableName::parse("Élan").unwrap().name,
-            "Élan",
-            "non-ASCII letters keep their case, as PostgreSQL's downcase_identifier does"
-        );
-        let odd = TableName::parse("\"a.b\".\"c\"\"d\"").unwrap();
-        assert_eq!(odd, TableName::new(Some("a.b"), "c\"d"));
-        assert_eq!(odd.quoted(), "\"a.b\".\"c\"\"d\"");
-        let injected = TableName::parse("x; DROP TABLE y").unwrap();
-        assert_eq!(injected.quoted(), "\"x; drop table y\"");
-        assert_eq!(TableName::parse("t").unwrap().to_string(), "t");
-        for bad in ["", "a.", ".a", "a.b.c", "\"a", "a\"b"] {
-            let e = TableName::parse(bad).unwrap_err();
-            assert!(e.is_usage(), "{bad}: {e}");
-        }
+        let e = Error::from(TableName::parse("a.b.c").unwrap_err());
+        assert!(e.is_usage(), "{e}");
     }
 
     fn exact(text: &str) -> Option<TableName> {
@@ -557,11 +400,5 @@ mod tests {
         assert!(table_query(&t, Some("a,,b"), None, None).is_err());
         assert!(table_query(&t, Some("first name"), None, None).is_err());
         assert!(table_query(&t, Some(" a , b "), None, None).is_ok());
-    }
-
-    #[test]
-    fn display_names_quote_only_where_needed() {
-        let t = TableName::new(Some("public"), "Orders");
-        assert_eq!(t.to_string(), "public.\"Orders\"");
     }
 }

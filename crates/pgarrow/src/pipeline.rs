@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{RecordBatch, RecordBatchWriter};
 use arrow_schema::SchemaRef;
-use pgarrow_sink::{Format, Output, Sink, SinkOptions};
+use pgarrow_io::{Format, Output, Sink, SinkOptions};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::export::request_cancel;
@@ -330,7 +330,7 @@ impl Client {
     /// ```no_run
     /// # async fn run() -> Result<(), pgarrow::Error> {
     /// use pgarrow::{Client, FileTarget, Hooks, Source};
-    /// use pgarrow::sink::{Format, Output};
+    /// use pgarrow::io::{Format, Output};
     ///
     /// let mut client = Client::connect("postgresql://postgres@localhost/db").await?;
     /// let target = FileTarget::new(Format::Parquet, Output::File("orders.parquet".into()));

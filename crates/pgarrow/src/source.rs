@@ -25,7 +25,7 @@ impl Source {
     /// # Errors
     /// An empty part, a stray quote, or more than two parts.
     pub fn table(spec: &str) -> Result<Source> {
-        TableName::parse(spec).map(Source::Table)
+        Ok(TableName::parse(spec).map(Source::Table)?)
     }
 
     /// The SELECT this source stands for, identifiers quoted.

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::manifest::{DirTarget, Manifest, ManifestFile};
 use crate::names::{TablePattern, resolve};
 use crate::pipeline::file_options;
 use crate::protocol::TextRow;
 use crate::{
     Client, Error, ExportOptions, ExportStats, FileTarget, Hooks, IntoConfig, Result, TableName,
 };
+use pgarrow_io::manifest::{DirTarget, Manifest, ManifestFile};
 
 /// What an export of several tables did: its manifest, where it is, and each table's
 /// statistics.
@@ -46,7 +46,7 @@ pub struct TablesStats {
 /// ```no_run
 /// # async fn run() -> Result<(), pgarrow::Error> {
 /// use pgarrow::{DirTarget, Hooks, TablePattern};
-/// use pgarrow::sink::Format;
+/// use pgarrow::io::Format;
 ///
 /// let patterns = [TablePattern::schema("sales")?];
 /// let target = DirTarget::new("out", Format::Parquet);
@@ -258,7 +258,7 @@ impl TablesExport {
             Ok(path) => path,
             Err(e) => {
                 self.remove_files();
-                return Err(e);
+                return Err(e.into());
             }
         };
         let tables: Vec<ExportStats> = std::mem::take(&mut self.written)
@@ -333,7 +333,7 @@ fn check_file_names(tables: &[TableName], target: &DirTarget) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::Format;
+    use pgarrow_io::Format;
 
     #[test]
     fn clashing_file_names_are_refused() {

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use pgarrow::io::{Format, Output};
 use pgarrow::protocol::ErrorKind as WireKind;
-use pgarrow::sink::{Format, Output};
 use pgarrow::{Client, Export, ExportOptions, FileTarget, Hooks, Source};
 use pgarrow_testkit::Cluster;
 use pgarrow_testkit::activity::{backend_gone_within, slow_database};

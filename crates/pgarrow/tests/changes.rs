@@ -566,7 +566,7 @@ async fn to_dir_with(
     dir: &std::path::Path,
     roll_rows: u64,
 ) -> pgarrow::changes::ChangesStats {
-    let mut target = ChangeTarget::dir(dir.to_path_buf(), pgarrow::sink::Format::Parquet);
+    let mut target = ChangeTarget::dir(dir.to_path_buf(), pgarrow::io::Format::Parquet);
     target.roll_rows = roll_rows;
     pgarrow::changes::changes_to(db.url(), options, &target, Stop::new(), &mut |_| {})
         .await
@@ -721,8 +721,8 @@ async fn an_export_in_the_slots_snapshot_plus_its_changes_equal_the_final_table(
         &ExportOptions::default(),
         &pgarrow::partition::PartitionOptions::new(1),
         &pgarrow::incremental::RunTarget::File(pgarrow::FileTarget::new(
-            pgarrow::sink::Format::Parquet,
-            pgarrow::sink::Output::File(file.clone()),
+            pgarrow::io::Format::Parquet,
+            pgarrow::io::Output::File(file.clone()),
         )),
         pgarrow::Hooks::new(),
     )

@@ -3,8 +3,8 @@
 //! between databases, and one `Stop` for each of them.
 
 use pgarrow::blocking::{self, CopyOptions};
+use pgarrow::io::Format;
 use pgarrow::partition::{PartitionOptions, export_to_dir};
-use pgarrow::sink::Format;
 use pgarrow::{
     DirTarget, ExportOptions, Hooks, Input, InputOptions, LoadHooks, LoadMode, LoadOptions,
     MANIFEST_NAME, Manifest, Source, Stop, TableName, TablePattern, TablesExport,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use fault_server::{End, ErrorAt, FaultServer, Script, Wait, msg};
 use pgarrow::protocol::ErrorKind as WireKind;
 use pgarrow::{Client, ErrorKind, Export, ExportOptions, Source};
-use pgarrow_sink::{Format, Output, Sink, SinkOptions};
+use pgarrow_io::{Format, Output, Sink, SinkOptions};
 use pgarrow_testkit::Cluster;
 use pgarrow_testkit::activity::slow_database;
 

@@ -9,7 +9,7 @@ use arrow_array::types::Int64Type;
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::ArrowError;
 use futures_util::StreamExt;
-use pgarrow::sink::{Format, Output};
+use pgarrow::io::{Format, Output};
 use pgarrow::{Client, ErrorKind, ExportOptions, FileTarget, Hooks, Source};
 use pgarrow_testkit::Cluster;
 

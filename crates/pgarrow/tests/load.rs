@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use common::Db;
-use pgarrow::sink::{Format, Output};
+use pgarrow::io::{Format, Output};
 use pgarrow::{
     Client, ExportOptions, FileTarget, Hooks, LoadHooks, LoadMode, LoadOptions, Source, Stop,
     TableName,

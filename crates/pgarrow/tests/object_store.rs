@@ -10,8 +10,8 @@ use std::net::TcpStream;
 use std::process::{Child, Stdio};
 
 use arrow_array::RecordBatch;
+use pgarrow::io::Format;
 use pgarrow::partition::{PartitionOptions, export_to_dir};
-use pgarrow::sink::Format;
 use pgarrow::{
     Category, Client, DirTarget, ExportOptions, FileTarget, Hooks, Input, InputOptions, Location,
     Manifest, Source, StorageOptions, blocking,

@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use arrow_array::{Array, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use common::Db;
+use pgarrow::io::{Format, Output, SinkOptions};
 use pgarrow::partition::{
     Coordinator, Holder, PartRange, PartRead, PartitionOptions, PartitionedExport, Released,
     SnapshotMode, export_part, export_part_with, export_to_dir, export_to_file,
 };
-use pgarrow::sink::{Format, Output, SinkOptions};
 use pgarrow::{DirTarget, ExportOptions, FileTarget, Hooks, MANIFEST_NAME, Manifest, Source};
 
 fn runtime() -> tokio::runtime::Runtime {

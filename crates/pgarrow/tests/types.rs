@@ -1904,11 +1904,11 @@ async fn export_to_parquet(db: &Db, path: &std::path::Path) -> RecordBatch {
         .expect("export");
     let schema = export.schema();
     assert_eq!(schema, whole.schema);
-    let mut sink = pgarrow_sink::Sink::create(
-        pgarrow_sink::Format::Parquet,
-        pgarrow_sink::Output::File(path.to_path_buf()),
+    let mut sink = pgarrow_io::Sink::create(
+        pgarrow_io::Format::Parquet,
+        pgarrow_io::Output::File(path.to_path_buf()),
         &schema,
-        &pgarrow_sink::SinkOptions::default(),
+        &pgarrow_io::SinkOptions::default(),
     )
     .expect("sink");
     let mut batches = 0;

@@ -30,12 +30,12 @@ use serde::Serialize;
 
 use super::decode::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN, meta_fields};
 use super::sink::{CHANGES_MANIFEST, ChangesFile, ChangesManifest};
-use crate::input::{Input, InputOptions};
 use crate::names::write_target;
 use crate::protocol::{quote_ident, quote_literal};
-use crate::store::Location;
 use crate::{Client, Error, ErrorKind, IntoConfig, LoadMode, LoadOptions, Result, Source};
 use crate::{Stop, TableName};
+use pgarrow_io::input::{Input, InputOptions};
+use pgarrow_io::store::Location;
 
 /// The temporary table of the rows an apply leaves (inserted or updated).
 const STAGE_ROWS: &str = "_pgarrow_apply_rows";

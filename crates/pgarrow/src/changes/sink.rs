@@ -16,15 +16,15 @@ use std::time::Duration;
 
 use arrow_array::{Array, RecordBatch, UInt64Array};
 use arrow_schema::SchemaRef;
+use pgarrow_io::{Format, Output, Sink, SinkOptions};
 use pgarrow_protocol::replication::Lsn;
-use pgarrow_sink::{Format, Output, Sink, SinkOptions};
 use serde::{Deserialize, Serialize};
 
 use super::decode::COMMIT_LSN_COLUMN;
 use super::{ChangeEvent, ChangeOptions, ChangeStream};
 use crate::stop::Stop;
-use crate::store::Location;
 use crate::{Error, IntoConfig, Result, TableName};
+use pgarrow_io::store::Location;
 
 /// The manifest's name in the output directory.
 pub const CHANGES_MANIFEST: &str = "_changes.json";

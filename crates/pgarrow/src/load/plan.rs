@@ -1,9 +1,9 @@
 //! The statements of a load, made from names alone (no I/O), so that what each mode sends can
 //! be read, and tested, before a server is involved.
 
-use crate::names::plain_ident;
 use crate::protocol::quote_ident;
 use crate::{Error, LoadMode, Result, TableName};
+use pgarrow_types::plain_ident;
 
 /// The temporary table a staged load copies into (upserts, text columns). It is named with
 /// its schema, `pg_temp`, so that no table on the `search_path` can be taken for it.

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use pgarrow_sink::SinkOptions;
+use pgarrow_io::SinkOptions;
 
 use super::PartitionOptions;
 use super::plan::PartitionPlan;
@@ -123,8 +123,7 @@ impl Shares {
         let for_connections = limit - in_flight;
         let fixed = match parquet {
             Some(_) => {
-                let schema =
-                    pgarrow_sink::parquet_compatible_schema(&Arc::new(plan.schema.clone()));
+                let schema = pgarrow_io::parquet_compatible_schema(&Arc::new(plan.schema.clone()));
                 let leaves: usize = schema.fields().iter().map(|f| leaves(f.data_type())).sum();
                 leaves.max(1) * PARQUET_LEAF_STATE
             }

@@ -4,22 +4,22 @@
 
 use std::sync::Arc;
 
-use pgarrow_sink::{Format, Sink};
+use pgarrow_io::{Format, Sink};
 
 use super::PartitionOptions;
 use super::budget::Shares;
 use super::plan::{Coordinator, PartitionPlan};
 use super::run::{PartitionedExport, PartitionedStats};
 use super::worker::{Event, WorkerOutput};
-use crate::manifest::DirTarget;
 use crate::pipeline::{Destination, file_options, loss_metadata};
 use crate::protocol::Config;
 use crate::stats::ExportStats;
 use crate::{ErrorKind, ExportOptions, FileTarget, Hooks, IntoConfig, Result, Source};
+use pgarrow_io::manifest::DirTarget;
 
 /// The single output of [`PartitionedExport::write_file`].
 pub(super) enum FileOut {
-    RowGroups(pgarrow_sink::RowGroupFile),
+    RowGroups(pgarrow_io::RowGroupFile),
     Batches(Sink),
     Nothing,
 }

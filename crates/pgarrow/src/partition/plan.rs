@@ -13,6 +13,7 @@ use crate::protocol::{Connection, quote_ident, quote_literal};
 use crate::{
     Client, ColumnPlan, Error, Export, ExportOptions, ExportPlan, IntoConfig, Result, Source,
 };
+pub use pgarrow_types::PartRange;
 
 use super::{PartitionOptions, SnapshotMode};
 
@@ -170,33 +171,6 @@ impl PartRead {
         }
         Ok((narrowed, sql))
     }
-}
-
-/// What a part reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum PartRange {
-    /// Physical blocks `start..end` of one relation (`end` open for the last range).
-    Blocks {
-        /// First block.
-        start: u64,
-        /// Block after the last, or `None` for the rest of the relation.
-        end: Option<u64>,
-    },
-    /// Rows whose `column` is in `[from, to)` (either side open when `None`), and the NULLs
-    /// when `nulls`.
-    Keys {
-        /// The result column.
-        column: String,
-        /// Lower bound (inclusive), as text.
-        from: Option<String>,
-        /// Upper bound (exclusive), as text.
-        to: Option<String>,
-        /// Whether this part also takes the rows where the column is NULL.
-        nulls: bool,
-    },
-    /// The whole source, or the whole of one relation that has no blocks to split.
-    All,
 }
 
 impl PartitionPlan {

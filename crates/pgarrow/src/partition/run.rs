@@ -25,11 +25,11 @@ use super::plan::{Coordinator, PartitionPlan};
 use super::worker::{Event, Shared, WorkerOutput, worker};
 use crate::Location;
 use crate::export::request_cancel;
-use crate::manifest::{DirTarget, Manifest, ManifestFile};
 use crate::policy::LossReport;
 use crate::protocol::{CancelToken, Config};
 use crate::stats::{ExportStats, peak_rss};
-use crate::{ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
+use crate::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
+use pgarrow_io::manifest::{DirTarget, Manifest, ManifestFile};
 
 /// How often progress is reported while no batch reaches the caller.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
@@ -539,7 +539,7 @@ impl PartitionedExport {
                 manifest.source = Some(plan.source.clone());
                 manifest.replication_slot = plan.replication_slot.clone();
                 manifest.schema = Some(plan.schema.clone());
-                let written = manifest.write(&target.dir);
+                let written = manifest.write(&target.dir).map_err(Error::from);
                 self.totals.finish = finishing.elapsed();
                 written
             }

@@ -7,16 +7,16 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use pgarrow_sink::{EncodedRowGroup, RowGroupEncoders, Sink};
+use pgarrow_io::{EncodedRowGroup, RowGroupEncoders, Sink};
 use tokio::sync::mpsc;
 
 use super::budget::Budget;
 use super::plan::{PartitionPlan, enter_snapshot, part_export_plan};
-use crate::manifest::DirTarget;
 use crate::pipeline::Destination;
 use crate::protocol::{CancelToken, Config};
 use crate::stats::ExportStats;
 use crate::{Client, Error, Export, ExportOptions, ExportPlan, Result};
+use pgarrow_io::manifest::DirTarget;
 
 /// What a worker does with its batches.
 pub(super) enum WorkerOutput {
@@ -173,7 +173,7 @@ async fn read_part(
     shared: &Shared,
     tx: &mpsc::Sender<Event>,
     client: &mut Client,
-    encoder: &mut Option<pgarrow_sink::RowGroupEncoder>,
+    encoder: &mut Option<pgarrow_io::RowGroupEncoder>,
     index: usize,
     plan: ExportPlan,
 ) -> Result<bool> {

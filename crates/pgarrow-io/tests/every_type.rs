@@ -11,7 +11,7 @@ use arrow_array::types::{Int16Type, IntervalMonthDayNanoType};
 use arrow_array::*;
 use arrow_buffer::{IntervalMonthDayNano, NullBuffer, OffsetBuffer, i256};
 use arrow_schema::{DataType, Field, Fields, IntervalUnit, Schema};
-use pgarrow_sink::{Format, IntervalEncoding, META_INTERVAL_ENCODING, Output, Sink, SinkOptions};
+use pgarrow_io::{Format, IntervalEncoding, META_INTERVAL_ENCODING, Output, Sink, SinkOptions};
 
 /// Four values of each leaf type, the third NULL.
 fn leaves() -> Vec<(&'static str, ArrayRef)> {

@@ -17,7 +17,7 @@ mod thrift;
 use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::sink::Format;
 use crate::store::{ObjectLocation, ObjectReader};
-use crate::{Error, ErrorKind, Location, Result};
+use crate::{Error, Location, Result};
 
 /// Rows per batch read from Parquet files, unless an [`InputOptions`] says otherwise.
 pub const DEFAULT_INPUT_BATCH_ROWS: usize = 65_536;
@@ -43,9 +43,9 @@ impl Default for InputOptions {
 
 type Batches = Box<dyn Iterator<Item = std::result::Result<RecordBatch, ArrowError>> + Send>;
 
-/// The batches of one or more inputs, in order, as one arrow [`RecordBatchReader`]: what
-/// [`Client::load`](crate::Client::load) and [`blocking::load`](crate::blocking::load) take.
-/// Errors travel as [`ArrowError::ExternalError`] around a [`crate::Error`] naming the file.
+/// The batches of one or more inputs, in order, as one arrow [`RecordBatchReader`]: what the
+/// engine's loads take. Errors travel as [`ArrowError::ExternalError`] around a
+/// [`crate::Error`] naming the file.
 pub struct Input {
     schema: SchemaRef,
     /// What it reads, for messages: a path, `N files`, or `standard input`.
@@ -72,10 +72,10 @@ impl Input {
     /// connects; objects are read in place, by ranges.
     ///
     /// # Errors
-    /// [`ErrorKind::Usage`]: no input, `-` with files, an unknown extension, a directory
+    /// [`Error::Invalid`]: no input, `-` with files, an unknown extension, a directory
     /// without a manifest, a manifest of several tables, files whose columns differ, a
-    /// pattern that matches nothing. [`ErrorKind::Input`]: a file that cannot be opened or
-    /// read as its format. [`ErrorKind::Storage`]: an object store refused.
+    /// pattern that matches nothing. [`Error::Input`]: a file that cannot be opened or
+    /// read as its format. [`Error::Storage`]: an object store refused.
     pub fn open<L: Clone + Into<Location>>(inputs: &[L], options: &InputOptions) -> Result<Input> {
         let inputs: Vec<Location> = inputs.iter().cloned().map(Into::into).collect();
         let is_stdin = |l: &Location| l.as_local().is_some_and(|p| p.as_os_str() == "-");
@@ -310,7 +310,7 @@ impl Iterator for Counted {
             Some(Err(e)) => {
                 self.batches = None;
                 Some(Err(ArrowError::from(
-                    Error::from(ErrorKind::Input(e)).context(self.path.to_string()),
+                    (Error::Input(e)).context(self.path.to_string()),
                 )))
             }
             None => {
@@ -368,19 +368,11 @@ fn open_file(
             return opened;
         }
     };
-    let file = File::open(path).map_err(|e| {
-        Error::from(ErrorKind::Input(ArrowError::IoError(
-            format!("cannot open {shown}: {e}"),
-            e,
-        )))
-    })?;
+    let file = File::open(path)
+        .map_err(|e| Error::Input(ArrowError::IoError(format!("cannot open {shown}: {e}"), e)))?;
     let handle = || {
-        file.try_clone().map_err(|e| {
-            Error::from(ErrorKind::Input(ArrowError::IoError(
-                format!("cannot open {shown}: {e}"),
-                e,
-            )))
-        })
+        file.try_clone()
+            .map_err(|e| Error::Input(ArrowError::IoError(format!("cannot open {shown}: {e}"), e)))
     };
     let (probe, buffered) = (handle()?, BufReader::new(handle()?));
     read_format(format, (file, probe), buffered, &shown, options)
@@ -495,7 +487,7 @@ where
 }
 
 fn input_error(what: &str, expected: &str, e: ArrowError) -> Error {
-    Error::from(ErrorKind::Input(e)).context(format!("{what} is not {expected}"))
+    (Error::Input(e)).context(format!("{what} is not {expected}"))
 }
 
 /// The fields that must agree between files: names and types (metadata may differ).
@@ -688,7 +680,7 @@ mod tests {
         let e = Input::open(&[a.clone(), "-".into()], &opts).unwrap_err();
         assert!(e.is_usage(), "{e}");
         let e = Input::open(&[dir.path().join("missing.parquet")], &opts).unwrap_err();
-        assert_eq!(e.category(), crate::Category::Input, "{e}");
+        assert!(e.is_input(), "{e}");
         // An IPC file read as Parquet: an input error naming the file.
         let pq = dir.path().join("a.pq");
         std::fs::copy(&a, &pq).unwrap();

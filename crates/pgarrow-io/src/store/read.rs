@@ -57,14 +57,13 @@ impl ObjectReader {
     pub(crate) fn open(location: &ObjectLocation) -> crate::Result<ObjectReader> {
         match location.size()? {
             Some(len) => Ok(ObjectReader::with_len(location, len)),
-            None => Err(crate::ErrorKind::Storage(location.error(
+            None => Err(crate::Error::Storage(location.error(
                 "cannot read",
                 object_store::Error::NotFound {
                     path: location.key().to_owned(),
                     source: "no such object".into(),
                 },
-            ))
-            .into()),
+            ))),
         }
     }
 

@@ -40,7 +40,7 @@ use parquet::file::reader::{ChunkReader, RowGroupReader};
 use parquet::file::serialized_reader::SerializedRowGroupReader;
 
 use super::Batches;
-use crate::{Error, ErrorKind, Result};
+use crate::{Error, Result};
 
 /// The Julian day of 1970-01-01.
 const UNIX_EPOCH_JULIAN_DAY: i128 = 2_440_588;
@@ -91,7 +91,7 @@ impl Int96Scan {
 /// the INT96 scan), `batch_rows` rows at a time; `shown` names it in errors.
 ///
 /// # Errors
-/// [`ErrorKind::Input`]: not a Parquet file, or an INT96 column no unit holds.
+/// [`Error::Input`]: not a Parquet file, or an INT96 column no unit holds.
 /// The file's footer (its `FileMetaData`), walked ([`super::thrift::check_footer`]) before
 /// the parquet crate decodes it, when the file ends as a Parquet file with a plain footer that
 /// fits it, without the fields whose type is not their number's; `None` for anything else,
@@ -129,7 +129,7 @@ where
     P: ChunkReader + 'static,
 {
     let not_parquet = |e: ParquetError| {
-        Error::from(ErrorKind::Input(e.into())).context(format!("{shown} is not a Parquet file"))
+        (Error::Input(e.into())).context(format!("{shown} is not a Parquet file"))
     };
     let footer =
         checked_footer(&chunks).map_err(|what| not_parquet(ParquetError::General(what)))?;
@@ -175,14 +175,12 @@ where
         match (parts.len(), schema.index_of(&parts[0])) {
             (1, Ok(field)) => intervals.push((field, leaf)),
             _ => {
-                return Err(
-                    Error::from(ErrorKind::Input(ArrowError::ParquetError(format!(
-                        "column \"{}\": a Parquet INTERVAL inside a nested column cannot be read \
+                return Err((Error::Input(ArrowError::ParquetError(format!(
+                    "column \"{}\": a Parquet INTERVAL inside a nested column cannot be read \
                      exactly (the parquet reader drops its months)",
-                        column.path().string()
-                    ))))
-                    .context(shown.to_owned()),
-                );
+                    column.path().string()
+                ))))
+                .context(shown.to_owned()));
             }
         }
     }
@@ -195,11 +193,11 @@ where
             &metadata,
             int96.iter().map(|&(_, leaf)| leaf),
         )
-        .map_err(|e| Error::from(ErrorKind::Input(e.into())).context(shown.to_owned()))?;
+        .map_err(|e| (Error::Input(e.into())).context(shown.to_owned()))?;
         for (&(index, _), scan) in int96.iter().zip(scans) {
             let field = &fields[index];
             let unit = scan.unit(field.name()).map_err(|m| {
-                Error::from(ErrorKind::Input(ArrowError::ParquetError(m))).context(shown.to_owned())
+                (Error::Input(ArrowError::ParquetError(m))).context(shown.to_owned())
             })?;
             let DataType::Timestamp(_, zone) = field.data_type() else {
                 continue;

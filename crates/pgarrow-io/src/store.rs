@@ -30,7 +30,7 @@ pub(crate) use read::ObjectReader;
 use write::ObjectWriter;
 
 use crate::sink::{Output, Remote};
-use crate::{Error, ErrorKind, Result};
+use crate::{Error, Result};
 
 /// The default size of an upload's parts: 16 MiB (S3 takes 10,000 parts: objects up to
 /// 160 GB; set `part_size` higher for more).
@@ -85,7 +85,7 @@ impl StorageOptions {
     /// Parses `KEY=VALUE`.
     ///
     /// # Errors
-    /// [`ErrorKind::Usage`]: no `=`, or an empty key.
+    /// [`Error::Invalid`]: no `=`, or an empty key.
     pub fn parse_pair(text: &str) -> Result<(String, String)> {
         match text.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => {
@@ -170,13 +170,13 @@ pub enum Cloud {
 /// `file://` URLs and everything that is not a URL are local paths.
 ///
 /// ```
-/// use pgarrow::{Location, StorageOptions};
+/// use pgarrow_io::{Location, StorageOptions};
 ///
 /// let local = Location::parse("out/orders.parquet", &StorageOptions::new())?;
 /// assert!(local.is_local());
 /// let object = Location::parse("s3://bucket/orders.parquet", &StorageOptions::new())?;
 /// assert_eq!(object.to_string(), "s3://bucket/orders.parquet");
-/// # Ok::<(), pgarrow::Error>(())
+/// # Ok::<(), pgarrow_io::Error>(())
 /// ```
 #[derive(Clone)]
 pub enum Location {
@@ -314,7 +314,7 @@ impl Location {
     /// `options` (no request is sent yet).
     ///
     /// # Errors
-    /// [`ErrorKind::Usage`]: an unknown scheme or storage option, a bad URL or option value,
+    /// [`Error::Invalid`]: an unknown scheme or storage option, a bad URL or option value,
     /// an AWS profile that cannot be used.
     pub fn parse(text: &str, options: &StorageOptions) -> Result<Location> {
         let Some((scheme, _)) = text.split_once("://") else {
@@ -446,7 +446,7 @@ impl Location {
     /// Reads it whole (a manifest, a plan).
     ///
     /// # Errors
-    /// [`ErrorKind::Storage`] or [`ErrorKind::Sink`] for local files.
+    /// [`Error::Storage`] or [`Error::Io`] for local files.
     pub fn read(&self) -> Result<Vec<u8>> {
         match self {
             Location::Local(p) => std::fs::read(p).map_err(|e| local_io("cannot read", p, e)),
@@ -457,10 +457,10 @@ impl Location {
     /// Writes `bytes` atomically: readers see the old contents or the whole new ones.
     ///
     /// # Errors
-    /// [`ErrorKind::Storage`] or [`ErrorKind::Sink`] for local files.
+    /// [`Error::Storage`] or [`Error::Io`] for local files.
     pub fn write_atomically(&self, bytes: &[u8]) -> Result<()> {
         match self {
-            Location::Local(p) => crate::manifest::write_local_atomically(p, bytes),
+            Location::Local(p) => write_local_atomically(p, bytes),
             Location::Object(o) => o.put(bytes),
         }
     }
@@ -468,7 +468,7 @@ impl Location {
     /// Removes it; nothing to remove is not an error.
     ///
     /// # Errors
-    /// [`ErrorKind::Storage`] or [`ErrorKind::Sink`] for local files.
+    /// [`Error::Storage`] or [`Error::Io`] for local files.
     pub fn remove(&self) -> Result<()> {
         match self {
             Location::Local(p) => match std::fs::remove_file(p) {
@@ -483,7 +483,7 @@ impl Location {
     /// Whether a file or object is there (a local directory counts).
     ///
     /// # Errors
-    /// [`ErrorKind::Storage`]: the store cannot be asked.
+    /// [`Error::Storage`]: the store cannot be asked.
     pub fn exists(&self) -> Result<bool> {
         match self {
             Location::Local(p) => Ok(p.exists()),
@@ -496,8 +496,8 @@ impl Location {
     /// that an unusable destination fails before any query runs.
     ///
     /// # Errors
-    /// [`ErrorKind::Storage`] (usage: the bucket, the credentials, the permissions) or
-    /// [`ErrorKind::Sink`] for local directories.
+    /// [`Error::Storage`] (usage: the bucket, the credentials, the permissions) or
+    /// [`Error::Io`] for local directories.
     pub fn prepare_dir(&self) -> Result<()> {
         match self {
             Location::Local(dir) => std::fs::create_dir_all(dir)
@@ -508,12 +508,32 @@ impl Location {
 }
 
 pub(crate) fn local_io(what: &'static str, path: &Path, e: std::io::Error) -> Error {
-    ErrorKind::Sink(pgarrow_sink::Error::Io {
+    Error::Io {
         what,
         path: path.to_owned(),
         source: e,
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it, synced and renamed over it:
+/// readers see the old file or the whole new one.
+fn write_local_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.pgarrow-tmp"));
+    let write = || -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        local_io("cannot write", path, e)
     })
-    .into()
 }
 
 /// A URL for messages: no user info, no query string (an Azure SAS token travels there).
@@ -946,12 +966,12 @@ impl Store {
             ))
         };
         let build_error = |e: object_store::Error, secrets: &[String]| {
-            Error::from(ErrorKind::Storage(StorageError {
+            Error::Storage(StorageError {
                 url: shown.clone(),
                 action: "cannot use",
                 problem: StorageProblem::Config,
                 message: scrub(&full_message(&e), secrets),
-            }))
+            })
         };
         let mut gcs_uploads = None;
         let theirs = options

@@ -1,15 +1,11 @@
 //! Directories of results: where an export writes one file per part or per table
 //! ([`DirTarget`]), and `_manifest.json` ([`Manifest`]), written last, which lists them.
 
-use std::path::Path;
-
 use arrow_schema::Schema;
-use pgarrow_sink::{Format, SinkOptions};
+use pgarrow_types::{PartRange, TableName};
 use serde::{Deserialize, Serialize};
 
-use crate::partition::PartRange;
-use crate::store::local_io as io;
-use crate::{Error, Location, Result, TableName};
+use crate::{Error, Format, Location, Result, SinkOptions};
 
 /// The manifest's file name in an output directory.
 pub const MANIFEST_NAME: &str = "_manifest.json";
@@ -56,9 +52,12 @@ impl DirTarget {
         name.replace(['/', '\0'], "_")
     }
 
-    /// Refuses what cannot be written as files ([`Format::Null`]); the options are checked
-    /// with every export's (`pipeline::file_options`).
-    pub(crate) fn check(&self) -> Result<()> {
+    /// Refuses what cannot be written as files ([`Format::Null`]); the engine checks the
+    /// options with every export's.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for [`Format::Null`].
+    pub fn check(&self) -> Result<()> {
         if self.format == Format::Null {
             return Err(Error::usage(
                 "an export into a directory writes files: choose parquet, arrow or arrow-stream",
@@ -70,7 +69,11 @@ impl DirTarget {
     /// Makes the directory (for an object store: checks that the bucket is there and may be
     /// written, before any query), and removes a manifest left there by an earlier export,
     /// so that a manifest is only ever this run's, complete.
-    pub(crate) fn prepare(&self) -> Result<()> {
+    ///
+    /// # Errors
+    /// The directory cannot be made or the old manifest removed ([`Error::Io`],
+    /// [`Error::Storage`]).
+    pub fn prepare(&self) -> Result<()> {
         self.dir.prepare_dir()?;
         self.dir
             .join(MANIFEST_NAME)
@@ -160,7 +163,7 @@ impl ManifestFile {
 
 impl Manifest {
     /// A manifest of `files` in `format`, read in `snapshot` at `wal_lsn`.
-    pub(crate) fn new(
+    pub fn new(
         format: Format,
         snapshot: Option<String>,
         wal_lsn: Option<String>,
@@ -191,9 +194,9 @@ impl Manifest {
     /// Reads `DIR/_manifest.json` (a local directory, or an object store's prefix).
     ///
     /// # Errors
-    /// It cannot be read ([`ErrorKind::Sink`](crate::ErrorKind::Sink),
-    /// [`ErrorKind::Storage`](crate::ErrorKind::Storage)), or is not a manifest this pgarrow
-    /// reads ([`ErrorKind::Usage`](crate::ErrorKind::Usage)).
+    /// It cannot be read ([`Error::Io`],
+    /// [`Error::Storage`]), or is not a manifest this pgarrow
+    /// reads ([`Error::Invalid`]).
     pub fn read(dir: impl Into<Location>) -> Result<Manifest> {
         let path = dir.into().join(MANIFEST_NAME);
         let bytes = path.read()?;
@@ -204,7 +207,7 @@ impl Manifest {
     /// Reads a manifest from its JSON text.
     ///
     /// # Errors
-    /// [`ErrorKind::Usage`](crate::ErrorKind::Usage): not a manifest, or of a version this pgarrow does not read.
+    /// [`Error::Invalid`]: not a manifest, or of a version this pgarrow does not read.
     pub fn from_json(text: &str) -> Result<Manifest> {
         #[derive(Deserialize)]
         struct Version {
@@ -232,41 +235,15 @@ impl Manifest {
     }
 
     /// Writes `DIR/_manifest.json` atomically (a temporary file renamed over it; one PUT to
-    /// an object store).
-    pub(crate) fn write(&self, dir: &Location) -> Result<Location> {
+    /// an object store), and gives its location.
+    ///
+    /// # Errors
+    /// [`Error::Io`], [`Error::Storage`].
+    pub fn write(&self, dir: &Location) -> Result<Location> {
         let path = dir.join(MANIFEST_NAME);
         path.write_atomically((self.to_json() + "\n").as_bytes())?;
         Ok(path)
     }
-}
-
-/// Writes `text` to `path` through a temporary file beside it, synced and renamed over it:
-/// readers see the old file or the whole new one.
-///
-/// # Errors
-/// [`ErrorKind::Sink`](crate::ErrorKind::Sink), naming `path`.
-pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    write_local_atomically(path, text.as_bytes())
-}
-
-/// [`write_atomically`] of bytes.
-pub(crate) fn write_local_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.pgarrow-tmp"));
-    let write = || -> std::io::Result<()> {
-        use std::io::Write as _;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io("cannot write", path, e)
-    })
 }
 
 #[cfg(test)]

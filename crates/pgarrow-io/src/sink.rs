@@ -1,4 +1,4 @@
-//! Where exported batches go: Parquet, Arrow IPC file or stream, or nowhere (for measuring).
+//! Where batches go: Parquet, Arrow IPC file or stream, or nowhere (for measuring).
 //!
 //! A [`Sink`] writes RecordBatches of one schema to an [`Output`]. File outputs are written to a
 //! temporary file in the target's directory and renamed over the target only by
@@ -17,7 +17,7 @@
 //! use std::sync::Arc;
 //! use arrow_array::{Int32Array, RecordBatch};
 //! use arrow_schema::{DataType, Field, Schema};
-//! use pgarrow_sink::{Format, Output, Sink, SinkOptions};
+//! use pgarrow_io::{Format, Output, Sink, SinkOptions};
 //!
 //! let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, true)]));
 //! let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![1, 2]))])?;
@@ -31,7 +31,7 @@
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![warn(missing_docs)]
+use crate::Result;
 
 mod options;
 mod output;
@@ -53,49 +53,13 @@ use arrow_array::{RecordBatch, RecordBatchWriter};
 use arrow_schema::{ArrowError, Schema, SchemaRef};
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::{ARROW_SCHEMA_META_KEY, ArrowWriter, encode_arrow_schema};
-use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use std::collections::HashMap;
 use std::fmt;
-use std::io;
 use std::path::PathBuf;
 
 /// Field metadata key saying how the Parquet sink encoded an interval column.
 pub const META_INTERVAL_ENCODING: &str = "pgarrow.interval_encoding";
-
-/// An error writing output.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Creating, writing or renaming a file failed.
-    #[error("{what} {}: {source}", path.display())]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// The file concerned.
-        path: PathBuf,
-        /// The failure.
-        source: io::Error,
-    },
-    /// Writing to standard output failed.
-    #[error("writing to standard output: {0}")]
-    Stdout(#[source] io::Error),
-    /// The Parquet writer refused.
-    #[error("Parquet: {0}")]
-    Parquet(#[from] ParquetError),
-    /// The Arrow IPC writer refused.
-    #[error("Arrow IPC: {0}")]
-    Arrow(#[from] ArrowError),
-    /// An option value is invalid.
-    #[error("{0}")]
-    Invalid(String),
-    /// The format cannot hold this schema exactly (checked before any file is created).
-    #[error("{0}")]
-    Unsupported(String),
-}
-
-/// A specialized `Result` for sinks.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 enum Writer {
     /// The writer, and the Arrow schema to embed in the footer when it is finished (with the
@@ -316,7 +280,7 @@ impl Sink {
 }
 
 /// A sink is an arrow [`RecordBatchWriter`]: `close` is [`Sink::finish`]. Errors travel as
-/// [`ArrowError::ExternalError`] wrapping this crate's [`Error`].
+/// [`ArrowError::ExternalError`] wrapping this crate's [`Error`](crate::Error).
 impl RecordBatchWriter for Sink {
     fn write(&mut self, batch: &RecordBatch) -> std::result::Result<(), ArrowError> {
         Sink::write(self, batch).map_err(|e| ArrowError::ExternalError(Box::new(e)))

@@ -20,8 +20,8 @@ use parquet::arrow::{ARROW_SCHEMA_META_KEY, encode_arrow_schema};
 use parquet::file::metadata::KeyValue;
 use parquet::file::writer::SerializedFileWriter;
 
-use crate::output::{self, Out};
-use crate::parquet_compat::parquet_compatible_batch;
+use super::output::{self, Out};
+use super::parquet_compat::parquet_compatible_batch;
 use crate::{Error, Result};
 
 /// What every encoder of one file shares: the column writer factory, the file's schema and

@@ -1,0 +1,40 @@
+//! Bytes in and out of Arrow, with no PostgreSQL in sight: what pgarrow writes and reads, and
+//! where.
+//!
+//! * [`Sink`]: batches of one schema into Parquet, Arrow IPC file or stream (or nowhere), to
+//!   an [`Output`]: a file written atomically (a temporary file renamed only by
+//!   [`Sink::finish`]), standard output, or an object uploaded in parts;
+//! * [`Input`]: the batches of files, a directory written by an export (exactly the files its
+//!   [`Manifest`] lists), an object, a pattern of objects or a prefix, read as their formats
+//!   by ranges and checked before they are trusted;
+//! * [`Location`]: a local path or an object in S3, GCS or Azure ([`StorageOptions`],
+//!   credentials from each cloud's environment and AWS profiles), with atomic writes,
+//!   uploads in parts and ranged reads;
+//! * [`Manifest`]: what a directory of files holds (`_manifest.json`), written last;
+//! * [`Error`]: what failed, and whether the call must change
+//!   ([`is_usage`](Error::is_usage)).
+//!
+//! The engine (`pgarrow`) wraps [`Error`] in its own; the formats' edge cases (intervals in
+//! Parquet, files from other writers) are the sink's and the input's business.
+#![warn(missing_docs)]
+
+mod error;
+pub mod input;
+pub mod manifest;
+mod sink;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use input::{
+    DEFAULT_INPUT_BATCH_ROWS, Input, InputOptions, in_caught_reader, quiet_caught_reader_panics,
+};
+pub use manifest::{DirTarget, MANIFEST_NAME, MANIFEST_VERSION, Manifest, ManifestFile};
+pub use sink::{
+    Compression, DEFAULT_ROW_GROUP_BYTES, EncodedRowGroup, Format, IntervalEncoding,
+    META_INTERVAL_ENCODING, Output, Remote, RemoteWrite, RowGroupEncoder, RowGroupEncoders,
+    RowGroupFile, Sink, SinkOptions, parquet_compatible_schema,
+};
+pub use store::{
+    Cloud, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PART_SIZE, Location, ObjectLocation, StorageError,
+    StorageOptions, StorageProblem,
+};
