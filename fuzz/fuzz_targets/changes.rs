@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pgarrow::changes::{ChangeAt, Op, RelationDecoder};
+use pgarrow_changes::{ChangeAt, Op, RelationDecoder};
 use pgarrow::policy::Policies;
 use pgarrow::protocol::replication::{Lsn, Message, PgOutputParser};
 use pgarrow::types::oid;

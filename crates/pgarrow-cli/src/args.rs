@@ -677,7 +677,7 @@ pub(crate) struct ApplyArgs {
     pub(crate) key: Vec<String>,
     /// The table recording, per slot, the checkpoint the target has every change up to
     /// (created when missing).
-    #[arg(long, default_value = pgarrow::changes::apply::APPLIED_TABLE, value_name = "TABLE", help_heading = "Apply")]
+    #[arg(long, default_value = pgarrow_changes::APPLIED_TABLE, value_name = "TABLE", help_heading = "Apply")]
     pub(crate) state_table: String,
     /// Nanoseconds that are not whole microseconds: error, or round (as `import`).
     #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<pgarrow::Nanoseconds>, help_heading = "Apply")]
@@ -722,8 +722,8 @@ pub(crate) struct ChangesArgs {
     pub(crate) catch_up: bool,
     /// How values are asked of the server: auto (binary on PostgreSQL 14+, unless a published
     /// column has no binary decoder), binary, or text (every column text).
-    #[arg(long, default_value = "auto", value_name = "FORMAT", value_parser = parse_option::<pgarrow::changes::ValueFormat>, help_heading = "Changes")]
-    pub(crate) values: pgarrow::changes::ValueFormat,
+    #[arg(long, default_value = "auto", value_name = "FORMAT", value_parser = parse_option::<pgarrow_changes::ValueFormat>, help_heading = "Changes")]
+    pub(crate) values: pgarrow_changes::ValueFormat,
     /// Roll the files (write them, then confirm to the slot) at the first transaction end
     /// after this many rows.
     #[arg(

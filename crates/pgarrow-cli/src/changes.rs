@@ -1,13 +1,13 @@
-//! `pgarrow changes`: the terminal around [`pgarrow::changes::changes_to`] (a slot's changes
+//! `pgarrow changes`: the terminal around [`pgarrow_changes::changes_to`] (a slot's changes
 //! into file sets with a manifest, or Arrow IPC on standard output); `pgarrow apply`: around
-//! [`pgarrow::changes::apply_changes`] (those files into another PostgreSQL's tables).
+//! [`pgarrow_changes::apply_changes`] (those files into another PostgreSQL's tables).
 
 use std::time::Duration;
 
 use anyhow::Result;
-use pgarrow::changes::{ApplyOptions, ApplyStats, ChangeOptions, ChangeTarget};
 use pgarrow::io::Format;
 use pgarrow::protocol::Config;
+use pgarrow_changes::{ApplyOptions, ApplyStats, ChangeOptions, ChangeTarget};
 
 use crate::args::{ApplyArgs, ChangesArgs};
 use crate::errors::{Session, usage};
@@ -66,7 +66,7 @@ pub(crate) fn changes(
         }
     };
     let stop = session.stop.clone();
-    let stats = rt.block_on(pgarrow::changes::changes_to(
+    let stats = rt.block_on(pgarrow_changes::changes_to(
         config.clone(),
         options,
         &target,
@@ -130,7 +130,7 @@ pub(crate) fn apply(
             );
         }
     };
-    let stats = rt.block_on(pgarrow::changes::apply_changes(
+    let stats = rt.block_on(pgarrow_changes::apply_changes(
         config.clone(),
         &dir,
         &options,

@@ -7,7 +7,7 @@ use pgarrow::blocking::wait;
 use pgarrow::io::Output;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
-use pgarrow::slot::{SlotInfo, export_in_new_slot};
+use pgarrow_changes::slot::{SlotInfo, export_in_new_slot};
 use serde::Serialize;
 
 use crate::args::{OutputArgs, PartitionArgs, SlotArgs};

@@ -64,6 +64,13 @@ impl CancelToken {
         self.tls.is_some()
     }
 
+    /// Sends the CancelRequest, waiting at most `limit`, best effort: for a caller that
+    /// closes the connection next, where the connection's own drop cannot send the request
+    /// (no runtime left to run it). The closed socket stops a query that sends anyway.
+    pub async fn cancel_within(&self, limit: std::time::Duration) {
+        let _ = tokio::time::timeout(limit, self.cancel()).await;
+    }
+
     /// Sends the CancelRequest and waits until the server has taken it.
     ///
     /// # Errors

@@ -385,7 +385,7 @@ struct PyChanges {
     interrupt: Interrupt,
     runtime: tokio::runtime::Runtime,
     /// `None` once closed (an ended stream stays, for its last checkpoint's confirmation).
-    stream: Mutex<Option<pgarrow::changes::ChangeStream>>,
+    stream: Mutex<Option<pgarrow_changes::ChangeStream>>,
 }
 
 #[pymethods]
@@ -406,7 +406,7 @@ impl PyChanges {
         batch_rows: Option<usize>,
         flush_interval: f64,
     ) -> PyResult<Self> {
-        use pgarrow::changes::ChangeStream;
+        use pgarrow_changes::ChangeStream;
         let config = config(conninfo, None)?;
         let mut options = change_options(
             py,
@@ -435,7 +435,7 @@ impl PyChanges {
 
     /// The next event, or None once the stream ended (caught up, or the server ended it).
     fn next_event<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        use pgarrow::changes::ChangeEvent;
+        use pgarrow_changes::ChangeEvent;
         let mut guard = self.stream.lock().expect("not poisoned");
         let Some(stream) = guard.as_mut() else {
             return Ok(None);
@@ -533,8 +533,8 @@ fn change_options(
     catch_up: bool,
     values: &str,
     start: Option<&str>,
-) -> PyResult<pgarrow::changes::ChangeOptions> {
-    use pgarrow::changes::{ChangeOptions, ValueFormat};
+) -> PyResult<pgarrow_changes::ChangeOptions> {
+    use pgarrow_changes::{ChangeOptions, ValueFormat};
     let names: Vec<&str> = publications.iter().map(String::as_str).collect();
     let mut options = ChangeOptions::new(slot, &names);
     options.create_slot = create_slot;
@@ -594,7 +594,7 @@ fn changes_to(
         values,
         start,
     )?;
-    let mut target = pgarrow::changes::ChangeTarget::dir(
+    let mut target = pgarrow_changes::ChangeTarget::dir(
         location(py, &output, storage_options)?,
         dir_format(py, format)?,
     );
@@ -605,7 +605,7 @@ fn changes_to(
         let runtime = blocking::runtime()?;
         // Stopped, the run winds down at a transaction boundary itself: waited for, not cut.
         let mut quiet = |_: &str| {};
-        let run = pgarrow::changes::changes_to(config, options, &target, stop.clone(), &mut quiet);
+        let run = pgarrow_changes::changes_to(config, options, &target, stop.clone(), &mut quiet);
         document(&blocking::wait(&runtime, stop, run)?)
     })
 }
@@ -627,7 +627,7 @@ fn apply_changes(
 ) -> PyResult<String> {
     let config = config(conninfo, None)?;
     let usage = |e: pgarrow::Error| usage_error(py, e.to_string());
-    let mut options = pgarrow::changes::ApplyOptions::default();
+    let mut options = pgarrow_changes::ApplyOptions::default();
     if let Some(name) = state_table {
         options = options.state_table(name).map_err(usage)?;
     }
@@ -648,8 +648,8 @@ fn apply_changes(
     let dir = location(py, &path, storage_options)?;
     detached(py, move |stop| {
         let runtime = blocking::runtime()?;
-        let mut quiet = |_: &pgarrow::changes::ApplyStats| {};
-        let run = pgarrow::changes::apply_changes(config, &dir, &options, stop, &mut quiet);
+        let mut quiet = |_: &pgarrow_changes::ApplyStats| {};
+        let run = pgarrow_changes::apply_changes(config, &dir, &options, stop, &mut quiet);
         document(&blocking::wait(&runtime, stop, run)?)
     })
 }
@@ -998,12 +998,12 @@ fn export_in_slot(
     struct Report<'a> {
         #[serde(flatten)]
         stats: &'a partition::PartitionedStats,
-        replication_slot: &'a pgarrow::slot::SlotInfo,
+        replication_slot: &'a pgarrow_changes::slot::SlotInfo,
     }
     let runtime = blocking::runtime()?;
     let hooks = Hooks::new().with_stop(stop.clone());
     let partitions = partitions.unwrap_or_else(|| PartitionOptions::new(1));
-    let run = pgarrow::slot::export_in_new_slot(
+    let run = pgarrow_changes::slot::export_in_new_slot(
         config,
         &name,
         &plugin,

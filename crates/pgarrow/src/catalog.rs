@@ -59,6 +59,22 @@ pub(crate) async fn plan_columns(
     Ok((plans, catalog.types))
 }
 
+/// The export's plan of each of `fields` (the columns of a described statement, or of a
+/// relation named by OID and attnum, as a replication stream's `Relation` message gives
+/// them): how each column's binary values decode into Arrow under `policies`, the catalog read
+/// in one query. `table`, when the columns are a table's, adds what it declares (NOT NULL).
+///
+/// # Errors
+/// The catalog query fails; a column's type cannot be planned under `policies`.
+pub async fn column_plans(
+    conn: &mut Connection,
+    fields: &[FieldDescription],
+    table: Option<&TableName>,
+    policies: &Policies,
+) -> Result<Vec<ColumnPlan>> {
+    Ok(plan_columns(conn, fields, table, policies).await?.0)
+}
+
 /// Everything the plan needs from the catalog, in one query: each column's type name and
 /// declared array dimensions, and every type reachable from the columns' types (array
 /// elements, domain bases, composite attributes, range subtypes, multirange ranges) with

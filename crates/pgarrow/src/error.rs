@@ -241,23 +241,26 @@ impl Error {
         self
     }
 
-    /// An [`ErrorKind::Usage`] error.
-    pub(crate) fn usage(msg: impl Into<String>) -> Self {
+    /// An [`ErrorKind::Usage`] error: the call must change. For crates built over the engine
+    /// (`pgarrow-changes`), as for the engine itself.
+    pub fn usage(msg: impl Into<String>) -> Self {
         ErrorKind::Usage(msg.into()).into()
     }
 
-    /// An [`ErrorKind::Unexpected`] error.
-    pub(crate) fn unexpected(msg: impl Into<String>) -> Self {
+    /// An [`ErrorKind::Unexpected`] error: the server answered in a way pgarrow does not
+    /// expect.
+    pub fn unexpected(msg: impl Into<String>) -> Self {
         ErrorKind::Unexpected(msg.into()).into()
     }
 
-    /// An [`ErrorKind::Internal`] error.
-    pub(crate) fn internal(msg: impl Into<String>) -> Self {
+    /// An [`ErrorKind::Internal`] error: a bug in pgarrow.
+    pub fn internal(msg: impl Into<String>) -> Self {
         ErrorKind::Internal(msg.into()).into()
     }
 
-    /// This error, explained by what was being done.
-    pub(crate) fn context(mut self, what: impl Into<String>) -> Self {
+    /// This error, explained by what was being done ([`ErrorKind::Context`]); its category
+    /// stays the cause's.
+    pub fn context(mut self, what: impl Into<String>) -> Self {
         // The rows are said once, by the outer error.
         let rows = self.rows.take();
         let mut e = Error::from(ErrorKind::Context {

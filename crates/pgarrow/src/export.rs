@@ -20,13 +20,12 @@ use crate::{Error, ErrorKind, ExportOptions, ExportPlan};
 
 /// How long a caller that stops an export early waits for the server to take its
 /// CancelRequest.
-const CANCEL_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+pub const CANCEL_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Asks the server to cancel `token`'s query, waiting at most [`CANCEL_REQUEST_TIMEOUT`]:
-/// for callers that close the connection next, where the connection's own drop cannot send the
-/// request (no runtime left to run it). Best effort: the closed socket stops a query that sends.
+/// Asks the server to cancel `token`'s query, waiting at most [`CANCEL_REQUEST_TIMEOUT`]
+/// ([`CancelToken::cancel_within`]).
 pub(crate) async fn request_cancel(token: &CancelToken) {
-    let _ = tokio::time::timeout(CANCEL_REQUEST_TIMEOUT, token.cancel()).await;
+    token.cancel_within(CANCEL_REQUEST_TIMEOUT).await;
 }
 
 /// The connection under an export: the client's, borrowed, or its own.

@@ -36,7 +36,6 @@
 pub mod blocking;
 mod bound;
 mod catalog;
-pub mod changes;
 mod client;
 mod copy;
 mod create;
@@ -48,7 +47,6 @@ mod load;
 pub mod names;
 pub mod partition;
 mod pipeline;
-pub mod slot;
 mod source;
 mod stats;
 mod stop;
@@ -56,9 +54,10 @@ mod tables;
 mod typedefs;
 
 pub use bound::{BoundResult, BoundStatement};
+pub use catalog::column_plans;
 pub use client::{Client, ExportOptions, ExportPlan, IntoConfig};
 pub use error::{Category, Error, ErrorKind, Result};
-pub use export::Export;
+pub use export::{CANCEL_REQUEST_TIMEOUT, Export};
 pub use load::{CreateNested, LoadHooks, LoadMode, LoadOptions, LoadStats};
 pub use names::{IntoTableName, TableName, TablePattern};
 pub use pgarrow_io::{DEFAULT_INPUT_BATCH_ROWS, Input, InputOptions};

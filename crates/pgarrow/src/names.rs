@@ -21,7 +21,7 @@ use crate::{Error, Result, Source};
 /// # Errors
 /// [`ErrorKind::Usage`](crate::ErrorKind::Usage) when the search path names no schema but
 /// `pg_temp` (or none that exists); the server's error.
-pub(crate) async fn write_target(conn: &mut Connection, table: &TableName) -> Result<TableName> {
+pub async fn write_target(conn: &mut Connection, table: &TableName) -> Result<TableName> {
     if table.schema.is_some() {
         return Ok(table.clone());
     }

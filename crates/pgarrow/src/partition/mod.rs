@@ -168,7 +168,7 @@ impl PartitionOptions {
     }
 
     /// Read in the snapshot replication slot `slot` exported as it was created, whose changes
-    /// start at `lsn` (its consistent point): see [`crate::slot`].
+    /// start at `lsn` (its consistent point): see `pgarrow_changes::slot`.
     pub fn import_snapshot_at(
         mut self,
         id: impl Into<String>,

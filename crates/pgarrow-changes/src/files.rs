@@ -20,10 +20,10 @@ use pgarrow_io::{Format, Output, Sink, SinkOptions};
 use pgarrow_protocol::replication::Lsn;
 use serde::{Deserialize, Serialize};
 
-use super::decode::COMMIT_LSN_COLUMN;
-use super::{ChangeEvent, ChangeOptions, ChangeStream};
-use crate::stop::Stop;
-use crate::{Error, IntoConfig, Result, TableName};
+use crate::decode::COMMIT_LSN_COLUMN;
+use crate::{ChangeEvent, ChangeOptions, ChangeStream};
+use pgarrow::Stop;
+use pgarrow::{Error, IntoConfig, Result, TableName};
 use pgarrow_io::store::Location;
 
 /// The manifest's name in the output directory.

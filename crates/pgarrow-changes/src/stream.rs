@@ -1,31 +1,5 @@
-//! Changes as Arrow: a logical replication slot's changes (pgoutput), decoded into
-//! RecordBatches with the export's types, one schema per table.
-//!
-//! [`ChangeStream`] opens a replication connection, runs `START_REPLICATION` on a slot with
-//! the `pgoutput` plugin and a set of publications, and turns what arrives into
-//! [`ChangeEvent`]s: a table's schema (before its first rows, and again, announced, when a
-//! `Relation` message changes it), batches of a table's changed rows, and checkpoints. Values
-//! come in their binary send format (`binary 'true'`, PostgreSQL 14+) and are decoded by the
-//! export's per-column decoders ([`decode`]); on PostgreSQL 13, or when asked, they come as
-//! text and every column is text.
-//!
-//! # Exactly once
-//! A [`ChangeEvent::Checkpoint`] says that every change committed up to its LSN was in the
-//! events before it. Once those rows are durable wherever they went, call
-//! [`ChangeStream::confirm`]: the slot's `confirmed_flush_lsn` follows, and a new stream on the
-//! slot starts after it. A stream started at a later position ([`ChangeOptions::start`], a
-//! manifest's end) skips the transactions committed before it, so rows made durable but not
-//! yet confirmed when a process died are not delivered twice. Only committed transactions are
-//! sent (pgoutput without `streaming`: the server spills a large transaction to its own disk
-//! and sends it once committed), so a checkpoint always falls between transactions.
-//!
-//! [`changes_to`] is the whole loop for files: one file set per table, rolled by rows, bytes or
-//! seconds, named by LSN range, written atomically, with a manifest of LSN ranges
-//! ([`sink`]).
-
-pub mod apply;
-pub mod decode;
-pub mod sink;
+//! The change stream itself: a replication connection running `START_REPLICATION` with
+//! `pgoutput`, its messages decoded into [`ChangeEvent`]s.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -39,15 +13,12 @@ use pgarrow_protocol::replication::{
     Lsn, Message, OldRow, PgOutputParser, RelationColumn, StreamMessage, parse_stream_message,
 };
 
-use crate::policy::Policies;
-use crate::protocol::{Config, Connection, quote_ident, quote_literal};
-use crate::stop::Stop;
-use crate::{Error, ErrorKind, IntoConfig, Result, TableName};
+use pgarrow::Stop;
+use pgarrow::policy::Policies;
+use pgarrow::protocol::{Config, Connection, quote_ident, quote_literal};
+use pgarrow::{Error, ErrorKind, IntoConfig, Result, TableName};
 
-pub use apply::{ApplyOptions, ApplyStats, apply_changes};
-pub use decode::Op;
-pub use decode::{ChangeAt, RelationDecoder};
-pub use sink::{ChangeTarget, ChangesStats, changes_to};
+use crate::decode::{self, ChangeAt, Op, RelationDecoder};
 
 /// How values are asked for; read from text by its [`FromStr`](std::str::FromStr) (`auto`,
 /// `binary`, `text`), the one parser of the CLI's `--values` and Python's `values=`.
@@ -816,7 +787,7 @@ async fn plan_relation(
             type_size: 0,
         })
         .collect();
-    let (plans, _) = crate::catalog::plan_columns(conn, &fields, Some(table), policies).await?;
+    let plans = pgarrow::column_plans(conn, &fields, Some(table), policies).await?;
     plans
         .into_iter()
         .map(|plan| match plan.cast {
@@ -888,7 +859,7 @@ async fn text_only_columns(conn: &mut Connection, options: &ChangeOptions) -> Re
     if fields.is_empty() {
         return Ok(Vec::new());
     }
-    let (plans, _) = crate::catalog::plan_columns(conn, &fields, None, &options.policies).await?;
+    let plans = pgarrow::column_plans(conn, &fields, None, &options.policies).await?;
     Ok(plans
         .iter()
         .zip(&names)
@@ -977,7 +948,7 @@ mod tests {
             assert_eq!(format.to_string().parse::<ValueFormat>().unwrap(), format);
         }
         let e = "hex".parse::<ValueFormat>().unwrap_err();
-        assert_eq!(e.category(), crate::Category::Usage);
+        assert_eq!(e.category(), pgarrow::Category::Usage);
         assert!(e.to_string().contains("auto, binary or text"), "{e}");
     }
 }

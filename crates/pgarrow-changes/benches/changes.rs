@@ -11,10 +11,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use pgarrow::changes::{ChangeAt, Op, RelationDecoder};
 use pgarrow::policy::Policies;
 use pgarrow::protocol::replication::{Lsn, Message, PgOutputParser};
 use pgarrow::{ColumnPlan, DecodeOptions, PgColumn, TableName};
+use pgarrow_changes::{ChangeAt, Op, RelationDecoder};
 
 const ROWS: u64 = 100_000;
 

@@ -28,12 +28,12 @@ use pgarrow_encode::{EncodePolicies, RowEncoder};
 use pgarrow_protocol::replication::Lsn;
 use serde::Serialize;
 
-use super::decode::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN, meta_fields};
-use super::sink::{CHANGES_MANIFEST, ChangesFile, ChangesManifest};
-use crate::names::write_target;
-use crate::protocol::{quote_ident, quote_literal};
-use crate::{Client, Error, ErrorKind, IntoConfig, LoadMode, LoadOptions, Result, Source};
-use crate::{Stop, TableName};
+use crate::decode::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN, meta_fields};
+use crate::files::{CHANGES_MANIFEST, ChangesFile, ChangesManifest};
+use pgarrow::names::write_target;
+use pgarrow::protocol::{quote_ident, quote_literal};
+use pgarrow::{Client, Error, ErrorKind, IntoConfig, LoadMode, LoadOptions, Result, Source};
+use pgarrow::{Stop, TableName};
 use pgarrow_io::input::{Input, InputOptions};
 use pgarrow_io::store::Location;
 
@@ -141,7 +141,7 @@ pub struct ApplyStats {
     /// The target tables written.
     pub tables: Vec<String>,
     /// Wall time.
-    #[serde(rename = "total_s", serialize_with = "crate::stats::seconds")]
+    #[serde(rename = "total_s", serialize_with = "crate::seconds")]
     pub total: Duration,
 }
 
@@ -250,7 +250,7 @@ pub async fn apply_changes(
         let result = match roll.await {
             Ok(result) => result,
             Err(cancelled) => {
-                crate::export::request_cancel(&token).await;
+                token.cancel_within(pgarrow::CANCEL_REQUEST_TIMEOUT).await;
                 return Err(cancelled);
             }
         };
@@ -1095,14 +1095,14 @@ async fn apply_run(
 }
 
 /// The first value of the first row.
-fn first_value(rows: Vec<crate::protocol::TextRow>) -> Option<String> {
+fn first_value(rows: Vec<pgarrow::protocol::TextRow>) -> Option<String> {
     rows.into_iter()
         .next()
         .and_then(|r| r.into_iter().next().flatten())
 }
 
 /// The first value of the first row, as a count.
-fn count(rows: Vec<crate::protocol::TextRow>) -> u64 {
+fn count(rows: Vec<pgarrow::protocol::TextRow>) -> u64 {
     first_value(rows).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 

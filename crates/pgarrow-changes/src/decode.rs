@@ -21,8 +21,8 @@ use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use pgarrow_decode::{ColumnPlan, CopyDecoder, DecodeOptions, SIGNATURE};
 use pgarrow_protocol::replication::{Lsn, OldRow, PgTime, Tuple, Value};
 
-use crate::policy::Policies;
-use crate::{Error, Result, TableName};
+use pgarrow::policy::Policies;
+use pgarrow::{Error, Result, TableName};
 
 /// The change's kind: `insert`, `update`, `delete` or `truncate`.
 pub const OP_COLUMN: &str = "_op";

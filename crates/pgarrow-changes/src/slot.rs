@@ -4,7 +4,7 @@
 //! [`ReplicationSlot::create`] opens a replication connection (`replication=database`), runs
 //! `CREATE_REPLICATION_SLOT name LOGICAL plugin EXPORT_SNAPSHOT`, and keeps the connection open
 //! and idle: the exported snapshot lives as long as it does. An export that imports it
-//! ([`PartitionOptions::import_snapshot_at`](crate::partition::PartitionOptions::import_snapshot_at),
+//! ([`PartitionOptions::import_snapshot_at`](pgarrow::partition::PartitionOptions::import_snapshot_at),
 //! one connection or several) sees every transaction committed before the slot's consistent
 //! point and none after; a consumer streaming from the slot then gets every change after the
 //! export, none of those before, none twice. [`ReplicationSlot::release`] closes the
@@ -12,8 +12,8 @@
 
 use serde::Serialize;
 
-use crate::protocol::{Config, Connection, quote_ident};
-use crate::{Error, ErrorKind, Result};
+use pgarrow::protocol::{Config, Connection, quote_ident};
+use pgarrow::{Error, ErrorKind, Result};
 
 /// A logical replication slot just created, with its snapshot held open.
 #[derive(Debug)]
@@ -145,17 +145,17 @@ impl ReplicationSlot {
 /// created first): drop it, or export again in a new one.
 #[allow(clippy::too_many_arguments)]
 pub async fn export_in_new_slot(
-    config: impl crate::IntoConfig,
+    config: impl pgarrow::IntoConfig,
     name: &str,
     plugin: &str,
-    source: impl Into<crate::Source>,
-    options: &crate::ExportOptions,
-    partitions: &crate::partition::PartitionOptions,
-    target: &crate::incremental::RunTarget,
-    hooks: crate::Hooks<'_>,
-) -> Result<(crate::partition::PartitionedStats, SlotInfo)> {
-    use crate::incremental::RunTarget;
-    use crate::partition::{export_to_dir, export_to_file};
+    source: impl Into<pgarrow::Source>,
+    options: &pgarrow::ExportOptions,
+    partitions: &pgarrow::partition::PartitionOptions,
+    target: &pgarrow::incremental::RunTarget,
+    hooks: pgarrow::Hooks<'_>,
+) -> Result<(pgarrow::partition::PartitionedStats, SlotInfo)> {
+    use pgarrow::incremental::RunTarget;
+    use pgarrow::partition::{export_to_dir, export_to_file};
     let config = config.into_config()?;
     let slot = ReplicationSlot::create(&config, name, plugin).await?;
     let info = slot.info().clone();

@@ -13,8 +13,8 @@ use std::time::Duration;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use pgarrow::changes::{ChangeEvent, ChangeOptions, ChangeStream, ChangeTarget, ValueFormat};
 use pgarrow::{Client, ExportOptions, Source, Stop};
+use pgarrow_changes::{ChangeEvent, ChangeOptions, ChangeStream, ChangeTarget, ValueFormat};
 
 /// One cluster for the binary, with `wal_level = logical` and a small decoding memory (the
 /// server spills a large transaction to disk before sending it).
@@ -556,7 +556,7 @@ fn files_changes(dir: &std::path::Path) -> BTreeMap<(String, String, String, u64
 }
 
 /// The slot's changes caught up into Parquet file sets in `dir`, rolled every 7 rows.
-async fn to_dir(db: &Db, slot: &str, dir: &std::path::Path) -> pgarrow::changes::ChangesStats {
+async fn to_dir(db: &Db, slot: &str, dir: &std::path::Path) -> pgarrow_changes::ChangesStats {
     to_dir_with(db, catch_up(slot), dir, 7).await
 }
 
@@ -565,10 +565,10 @@ async fn to_dir_with(
     options: ChangeOptions,
     dir: &std::path::Path,
     roll_rows: u64,
-) -> pgarrow::changes::ChangesStats {
+) -> pgarrow_changes::ChangesStats {
     let mut target = ChangeTarget::dir(dir.to_path_buf(), pgarrow::io::Format::Parquet);
     target.roll_rows = roll_rows;
-    pgarrow::changes::changes_to(db.url(), options, &target, Stop::new(), &mut |_| {})
+    pgarrow_changes::changes_to(db.url(), options, &target, Stop::new(), &mut |_| {})
         .await
         .unwrap()
 }
@@ -713,7 +713,7 @@ async fn an_export_in_the_slots_snapshot_plus_its_changes_equal_the_final_table(
     tokio::time::sleep(Duration::from_millis(200)).await;
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("t.parquet");
-    let (_, slot) = pgarrow::slot::export_in_new_slot(
+    let (_, slot) = pgarrow_changes::slot::export_in_new_slot(
         db.url(),
         "hand",
         "pgoutput",
@@ -851,8 +851,8 @@ fn table_text(db: &Db, table: &str, order: &str) -> String {
     db.psql(&format!("SELECT {columns} FROM {table} ORDER BY {order}"))
 }
 
-fn apply_options() -> pgarrow::changes::ApplyOptions {
-    let mut options = pgarrow::changes::ApplyOptions::default();
+fn apply_options() -> pgarrow_changes::ApplyOptions {
+    let mut options = pgarrow_changes::ApplyOptions::default();
     // f has no primary key: its key is given.
     options.keys.push((
         pgarrow::TableName::parse("f").unwrap(),
@@ -861,11 +861,8 @@ fn apply_options() -> pgarrow::changes::ApplyOptions {
     options
 }
 
-async fn apply(
-    target: &Db,
-    dir: &std::path::Path,
-) -> pgarrow::Result<pgarrow::changes::ApplyStats> {
-    pgarrow::changes::apply_changes(
+async fn apply(target: &Db, dir: &std::path::Path) -> pgarrow::Result<pgarrow_changes::ApplyStats> {
+    pgarrow_changes::apply_changes(
         target.url(),
         &pgarrow::Location::from(dir.to_path_buf()),
         &apply_options(),
@@ -1022,9 +1019,8 @@ async fn a_stopped_apply_undoes_the_roll_under_way_and_a_rerun_goes_on_from_ther
     let mut applied = Vec::new();
     let dir_at = pgarrow::Location::from(dir.clone());
     let options = apply_options();
-    let mut progress = |s: &pgarrow::changes::ApplyStats| applied.push(s.checkpoint_lsn.clone());
-    let run =
-        pgarrow::changes::apply_changes(target.url(), &dir_at, &options, &stop, &mut progress);
+    let mut progress = |s: &pgarrow_changes::ApplyStats| applied.push(s.checkpoint_lsn.clone());
+    let run = pgarrow_changes::apply_changes(target.url(), &dir_at, &options, &stop, &mut progress);
     let stop_when_waiting = async {
         let mut watcher = Client::connect(&target.url()).await.unwrap();
         // Bounded: 60 s of polls, then the test fails.
@@ -1092,10 +1088,10 @@ async fn a_given_key_without_a_unique_index_still_inserts_the_rows_it_lacks() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("changes");
     to_dir(&source, "s_apply_dup", &dir).await;
-    let options = pgarrow::changes::ApplyOptions::default()
+    let options = pgarrow_changes::ApplyOptions::default()
         .key("g", ["id"])
         .unwrap();
-    let stats = pgarrow::changes::apply_changes(
+    let stats = pgarrow_changes::apply_changes(
         target.url(),
         &pgarrow::Location::from(dir),
         &options,
@@ -1135,10 +1131,10 @@ async fn an_apply_never_keeps_its_state_in_a_temporary_table() {
     // the session. The state table and the target are named in public.
     let url = format!("{}?options=-csearch_path%3Dpg_temp%2Cpublic", target.url());
     let run = || async {
-        pgarrow::changes::apply_changes(
+        pgarrow_changes::apply_changes(
             url.as_str(),
             &pgarrow::Location::from(dir.clone()),
-            &pgarrow::changes::ApplyOptions::default(),
+            &pgarrow_changes::ApplyOptions::default(),
             &Stop::new(),
             &mut |_| {},
         )
