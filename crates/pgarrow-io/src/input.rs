@@ -11,12 +11,17 @@ use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
 mod ipc;
+#[cfg(feature = "cloud")]
+mod objects;
 mod parquet_file;
 mod thrift;
 
 use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::sink::Format;
-use crate::store::{ObjectLocation, ObjectReader};
+#[cfg(feature = "cloud")]
+use crate::store::ObjectReader;
+#[cfg(feature = "cloud")]
+use objects::{ObjectInput, object_input};
 use crate::{Error, Location, Result};
 
 /// Rows per batch read from Parquet files, unless an [`InputOptions`] says otherwise.
@@ -103,6 +108,7 @@ impl Input {
                     match input {
                         Location::Local(p) if p.is_dir() => dirs.push(input.clone()),
                         Location::Local(_) => files.push((input.clone(), None, None)),
+                        #[cfg(feature = "cloud")]
                         Location::Object(o) => match object_input(o)? {
                             ObjectInput::Dir => dirs.push(input.clone()),
                             ObjectInput::Files(found) => files.extend(found),
@@ -215,74 +221,7 @@ impl RecordBatchReader for Input {
 }
 
 /// An input file: where, the rows its manifest says, its size when a listing gave it.
-type InputFile = (Location, Option<u64>, Option<u64>);
-
-/// What an object URL names: objects (one, or those a pattern matches), or a prefix with a
-/// manifest.
-enum ObjectInput {
-    Files(Vec<InputFile>),
-    Dir,
-}
-
-/// Whether a `*` or `?` makes `key` a pattern.
-fn is_pattern(key: &str) -> bool {
-    key.contains(['*', '?'])
-}
-
-/// `text` matches `pattern`: `*` is any run of characters but `/`, `?` any one but `/`.
-fn matches(pattern: &[u8], text: &[u8]) -> bool {
-    match (pattern.split_first(), text.split_first()) {
-        (None, None) => true,
-        (Some((b'*', rest)), _) => {
-            matches(rest, text)
-                || text
-                    .split_first()
-                    .is_some_and(|(c, t)| *c != b'/' && matches(pattern, t))
-        }
-        (Some((b'?', rest)), Some((c, t))) => *c != b'/' && matches(rest, t),
-        (Some((p, rest)), Some((c, t))) => p == c && matches(rest, t),
-        _ => false,
-    }
-}
-
-/// Finds what an object URL names: the objects a pattern matches (listed under the prefix
-/// before its first pattern segment), the object itself, or a prefix with a manifest.
-fn object_input(o: &ObjectLocation) -> Result<ObjectInput> {
-    let key = o.key();
-    if is_pattern(key) {
-        let fixed: Vec<&str> = key
-            .split('/')
-            .take_while(|segment| !is_pattern(segment))
-            .collect();
-        let prefix = o.at(object_store::path::Path::from_iter(fixed.iter().copied()));
-        let mut found: Vec<InputFile> = prefix
-            .list()?
-            .into_iter()
-            .filter(|(path, _)| matches(key.as_bytes(), path.as_ref().as_bytes()))
-            .map(|(path, size)| (Location::Object(o.at(path)), None, Some(size)))
-            .collect();
-        if found.is_empty() {
-            return Err(Error::usage(format!("no object matches {o}")));
-        }
-        found.sort_by_key(|(l, _, _)| l.to_string());
-        return Ok(ObjectInput::Files(found));
-    }
-    if !key.is_empty()
-        && let Some(size) = o.size()?
-    {
-        return Ok(ObjectInput::Files(vec![(
-            Location::Object(o.clone()),
-            None,
-            Some(size),
-        )]));
-    }
-    if o.child(MANIFEST_NAME).size()?.is_some() {
-        return Ok(ObjectInput::Dir);
-    }
-    Err(Error::usage(format!(
-        "{o}: no such object, and no {MANIFEST_NAME} under it"
-    )))
-}
+pub(crate) type InputFile = (Location, Option<u64>, Option<u64>);
 
 /// One file's batches, its rows counted and checked against the manifest at its end.
 struct Counted {
@@ -350,8 +289,12 @@ fn open_file(
         }
         Some(f) => f,
     };
+    #[cfg(not(feature = "cloud"))]
+    let _ = size;
+    #[allow(clippy::infallible_destructuring_match)] // Object exists with the `cloud` feature
     let path = match location {
         Location::Local(path) => path,
+        #[cfg(feature = "cloud")]
         Location::Object(o) => {
             let reader = match size {
                 Some(len) => ObjectReader::with_len(o, len),

@@ -7,9 +7,10 @@
 //! * [`Input`]: the batches of files, a directory written by an export (exactly the files its
 //!   [`Manifest`] lists), an object, a pattern of objects or a prefix, read as their formats
 //!   by ranges and checked before they are trusted;
-//! * [`Location`]: a local path or an object in S3, GCS or Azure ([`StorageOptions`],
-//!   credentials from each cloud's environment and AWS profiles), with atomic writes,
-//!   uploads in parts and ranged reads;
+//! * [`Location`]: a local path or, with the `cloud` feature, an object in S3, GCS or Azure
+//!   ([`StorageOptions`], credentials from each cloud's environment and AWS profiles), with
+//!   atomic writes, uploads in parts and ranged reads; without the feature a cloud's URL is
+//!   refused, naming it;
 //! * [`Manifest`]: what a directory of files holds (`_manifest.json`), written last;
 //! * [`Error`]: what failed, and whether the call must change
 //!   ([`is_usage`](Error::is_usage)).
@@ -34,7 +35,9 @@ pub use sink::{
     META_INTERVAL_ENCODING, Output, Remote, RemoteWrite, RowGroupEncoder, RowGroupEncoders,
     RowGroupFile, Sink, SinkOptions, parquet_compatible_schema,
 };
+#[cfg(feature = "cloud")]
+pub use store::ObjectLocation;
 pub use store::{
-    Cloud, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PART_SIZE, Location, ObjectLocation, StorageError,
-    StorageOptions, StorageProblem,
+    Cloud, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PART_SIZE, Location, StorageError, StorageOptions,
+    StorageProblem,
 };
