@@ -285,7 +285,7 @@ fn read_manifest(dir: &Location) -> Result<ChangesManifest> {
         )));
     }
     serde_json::from_slice(&at.read()?).map_err(|e| {
-        Error::usage(format!(
+        Error::invalid_input(format!(
             "{at} is not a changes manifest ({CHANGES_MANIFEST}): {e}"
         ))
     })
@@ -307,7 +307,7 @@ fn rolls(files: &[ChangesFile]) -> Result<Vec<Roll<'_>>> {
         match out.last_mut() {
             Some(roll) if roll.checkpoint == checkpoint => roll.files.push(file),
             Some(roll) if roll.checkpoint > checkpoint => {
-                return Err(Error::usage(format!(
+                return Err(Error::invalid_input(format!(
                     "the manifest lists {} (checkpoint {checkpoint}) after a file of \
                      checkpoint {}: it is not in the order pgarrow writes",
                     file.path, roll.checkpoint
@@ -611,7 +611,7 @@ fn table_columns(schema: &Schema) -> Result<usize> {
         .len()
         .checked_sub(meta_fields(&Fields::empty()).len());
     let Some(n) = n else {
-        return Err(Error::usage(format!(
+        return Err(Error::invalid_input(format!(
             "not a file of changes: it has {} columns, fewer than the change columns",
             fields.len()
         )));
@@ -619,7 +619,7 @@ fn table_columns(schema: &Schema) -> Result<usize> {
     let expected = meta_fields(&fields[..n].iter().cloned().collect());
     for (field, want) in fields[n..].iter().zip(&expected) {
         if field.name() != want.name() || !field.data_type().equals_datatype(want.data_type()) {
-            return Err(Error::usage(format!(
+            return Err(Error::invalid_input(format!(
                 "not a file of changes: its columns end with {} {}, where a file of changes has \
                  {} {}",
                 quote_ident(field.name()),
@@ -730,7 +730,7 @@ async fn apply_file(
         let ops = batch
             .column(layout.columns.len())
             .as_string_opt::<i32>()
-            .ok_or_else(|| Error::usage(format!("{OP_COLUMN} is not a text column")))?;
+            .ok_or_else(|| Error::invalid_input(format!("{OP_COLUMN} is not a text column")))?;
         let mut start = 0;
         for i in 0..=batch.num_rows() {
             if i < batch.num_rows() && ops.value(i) != Op::Truncate.as_str() {
@@ -850,7 +850,10 @@ impl Statements {
     }
 }
 
-/// Applies a run of changes (no truncate among them): reduced, staged, applied.
+/// Applies one run of changes (no truncate among them) to the target, in five steps a reader
+/// can follow: read and check the run ([`read_run`]), reduce it to the last effect on each key
+/// ([`reduce`]), stage the effects as two batches ([`stage`]), and run the statements that
+/// fill unsent values, delete and upsert ([`execute`]).
 async fn apply_run(
     client: &mut Client,
     run: &RecordBatch,
@@ -860,24 +863,73 @@ async fn apply_run(
     policies: EncodePolicies,
     counts: &mut ApplyStats,
 ) -> Result<()> {
+    let read = read_run(run, layout, keys)?;
+    let effects = reduce(&read.changes(), layout.columns.len())
+        .map_err(|e| Error::invalid_input(format!("{} of the run: {e}", run.num_rows())))?;
+    counts.changes += run.num_rows() as u64;
+    let staged = stage(run, layout, &read, &effects)?;
+    execute(client, statements, layout, staged, policies, counts).await
+}
+
+/// A run's changes as read from its batch: each change's operation, its keys as the target's
+/// types encode them (equal keys, equal bytes), and the columns it did not send.
+#[derive(Debug)]
+struct ReadRun {
+    ops: Vec<Op>,
+    /// The key columns of the rows, and of the old images.
+    new_keys: Vec<ArrayRef>,
+    old_keys: Vec<ArrayRef>,
+    /// The keys encoded, and each row's range in them.
+    new_body: Vec<u8>,
+    old_body: Vec<u8>,
+    new_rows: Vec<Range<usize>>,
+    old_rows: Vec<Range<usize>>,
+    /// Per change, whether it is an update that sent its old key.
+    has_old: Vec<bool>,
+    /// Per change, the columns (by position) whose values it did not send.
+    unchanged: Vec<Vec<usize>>,
+}
+
+impl ReadRun {
+    /// The changes, as the reduction takes them.
+    fn changes(&self) -> Vec<Change<'_>> {
+        (0..self.ops.len())
+            .map(|i| Change {
+                op: self.ops[i],
+                key: &self.new_body[self.new_rows[i].clone()],
+                old_key: self.has_old[i].then(|| &self.old_body[self.old_rows[i].clone()]),
+                unchanged: self.unchanged[i].clone(),
+            })
+            .collect()
+    }
+}
+
+/// Reads and checks a run: a change file that holds what pgarrow never writes (an unknown
+/// operation, a misshapen metadata column, an unchanged column that is no column apply fills)
+/// is an input error; a change without a value for a key column (a replica identity that does
+/// not cover the target's key) cannot be applied ([`Error::out_of_step`]). Each names the
+/// change by its LSN.
+fn read_run(run: &RecordBatch, layout: &Layout, keys: &RowEncoder) -> Result<ReadRun> {
     let n = layout.columns.len();
-    let ops = run.column(n).as_string::<i32>();
+    let ops = run
+        .column(n)
+        .as_string_opt::<i32>()
+        .ok_or_else(|| Error::invalid_input(format!("{OP_COLUMN} is not a text column")))?;
     let lsns = run
         .column(n + 1)
         .as_primitive_opt::<arrow_array::types::UInt64Type>();
     let unchanged = run
         .column(n + 5)
         .as_list_opt::<i32>()
-        .ok_or_else(|| Error::usage(format!("{UNCHANGED_COLUMN} is not a list column")))?;
+        .ok_or_else(|| Error::invalid_input(format!("{UNCHANGED_COLUMN} is not a list column")))?;
     let old = run
         .column(n + 6)
         .as_struct_opt()
-        .ok_or_else(|| Error::usage(format!("{OLD_COLUMN} is not a struct column")))?;
+        .ok_or_else(|| Error::invalid_input(format!("{OLD_COLUMN} is not a struct column")))?;
     let change_at = |i: usize| match lsns {
         Some(l) => format!("the change at LSN {}", Lsn(l.value(i))),
         None => format!("change {}", i + 1),
     };
-    // The keys, as the target's types encode them: equal keys, equal bytes.
     let key_body = |arrays: Vec<ArrayRef>| -> Result<Vec<u8>> {
         let batch = RecordBatch::try_new(layout.key_schema.clone(), arrays)
             .map_err(|e| Error::internal(format!("the key columns: {e}")))?;
@@ -892,14 +944,19 @@ async fn apply_run(
     let old_body = key_body(old_keys.clone())?;
     let split = |body: &[u8]| split_rows(body, layout.key.len()).map_err(Error::internal);
     let (new_rows, old_rows) = (split(&new_body)?, split(&old_body)?);
-    let mut changes = Vec::with_capacity(run.num_rows());
-    for i in 0..run.num_rows() {
+    let rows = run.num_rows();
+    let (mut read_ops, mut has_olds, mut unsent) = (
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+    );
+    for i in 0..rows {
         let op = match ops.value(i) {
             "insert" => Op::Insert,
             "update" => Op::Update,
             "delete" => Op::Delete,
             other => {
-                return Err(Error::usage(format!(
+                return Err(Error::invalid_input(format!(
                     "{}: {OP_COLUMN} is {other:?}, not insert, update, delete or truncate",
                     change_at(i)
                 )));
@@ -915,7 +972,7 @@ async fn apply_run(
         if let Some(column) =
             missing(&new_keys).or_else(|| has_old.then(|| missing(&old_keys)).flatten())
         {
-            return Err(Error::usage(format!(
+            return Err(Error::out_of_step(format!(
                 "{} ({}) has no value for the key column {}: the source's replica identity \
                  must cover the target's key",
                 change_at(i),
@@ -934,7 +991,7 @@ async fn apply_run(
                 match layout.columns.iter().position(|f| f.name() == name) {
                     Some(c) if !layout.key.contains(&c) => columns.push(c),
                     _ => {
-                        return Err(Error::usage(format!(
+                        return Err(Error::invalid_input(format!(
                             "{}: {UNCHANGED_COLUMN} names {name:?}, which is not a column \
                              apply can fill (a key column, or none of the table's)",
                             change_at(i)
@@ -943,30 +1000,45 @@ async fn apply_run(
                 }
             }
         }
-        changes.push(Change {
-            op,
-            key: &new_body[new_rows[i].clone()],
-            old_key: has_old.then(|| &old_body[old_rows[i].clone()]),
-            unchanged: columns,
-        });
+        read_ops.push(op);
+        has_olds.push(has_old);
+        unsent.push(columns);
     }
-    let effects = reduce(&changes, n)
-        .map_err(|e| Error::usage(format!("{} of the run: {e}", run.num_rows())))?;
-    counts.changes += run.num_rows() as u64;
+    Ok(ReadRun {
+        ops: read_ops,
+        new_keys,
+        old_keys,
+        new_body,
+        old_body,
+        new_rows,
+        old_rows,
+        has_old: has_olds,
+        unchanged: unsent,
+    })
+}
+
+/// A run's effects as the two batches the statements read: the keys gone (deleted, or
+/// replaced by an update of the key), and the rows kept, with the names of the columns whose
+/// values come from the target's row (`_pgarrow_unchanged`) and where that row is
+/// (`_pgarrow_src_N`).
+struct Staged {
+    gone: Option<RecordBatch>,
+    kept: Option<RecordBatch>,
+    /// The columns some kept row takes from the target.
+    filled: Vec<usize>,
+}
+
+/// Stages the effects of a run: pure, no server involved.
+fn stage(run: &RecordBatch, layout: &Layout, read: &ReadRun, effects: &[Effect]) -> Result<Staged> {
+    let n = layout.columns.len();
     let mut kept: Vec<&Kept> = Vec::new();
     let mut gone: Vec<KeyAt> = Vec::new();
-    for effect in &effects {
+    for effect in effects {
         match effect {
             Effect::Keep(k) => kept.push(k),
             Effect::Gone(at) => gone.push(*at),
         }
     }
-    let conn = client.connection();
-    conn.simple_query(&format!(
-        "TRUNCATE {}, {}",
-        statements.rows_stage, statements.gone_stage
-    ))
-    .await?;
     // The key columns of the changes `at` point to.
     let pick = |at: &[KeyAt]| -> Result<Vec<ArrayRef>> {
         let indices: Vec<(usize, usize)> = at
@@ -976,20 +1048,119 @@ async fn apply_run(
                 KeyAt::Old(r) => (1, r as usize),
             })
             .collect();
-        new_keys
+        read.new_keys
             .iter()
-            .zip(old_keys.iter())
+            .zip(read.old_keys.iter())
             .map(|(new, old)| {
                 arrow_select::interleave::interleave(&[new.as_ref(), old.as_ref()], &indices)
                     .map_err(|e| Error::internal(format!("gathering keys: {e}")))
             })
             .collect()
     };
+    let gone = match gone.is_empty() {
+        true => None,
+        false => Some(
+            RecordBatch::try_new(layout.key_schema.clone(), pick(&gone)?)
+                .map_err(|e| Error::internal(format!("the deleted keys: {e}")))?,
+        ),
+    };
+    let mut filled: Vec<usize> = Vec::new();
+    if kept.is_empty() {
+        return Ok(Staged {
+            gone,
+            kept: None,
+            filled,
+        });
+    }
+    let mut fields: Vec<Arc<Field>> = layout.columns.clone();
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(n + 1 + layout.key.len());
+    for c in 0..n {
+        let indices: UInt32Array = kept.iter().map(|k| k.value_row(c)).collect();
+        if kept.iter().any(|k| k.value_row(c).is_none()) {
+            filled.push(c);
+        }
+        arrays.push(
+            arrow_select::take::take(run.column(c).as_ref(), &indices, None)
+                .map_err(|e| Error::internal(format!("gathering rows: {e}")))?,
+        );
+    }
+    let mut names = ListBuilder::new(StringBuilder::new());
+    for k in &kept {
+        let missing: Vec<usize> = (0..n).filter(|&c| k.value_row(c).is_none()).collect();
+        if missing.is_empty() {
+            names.append_null();
+        } else {
+            for c in missing {
+                names.values().append_value(layout.columns[c].name());
+            }
+            names.append(true);
+        }
+    }
+    let names = names.finish();
+    fields.push(Arc::new(Field::new(
+        STAGE_UNCHANGED,
+        names.data_type().clone(),
+        true,
+    )));
+    arrays.push(Arc::new(names));
+    let sources: Vec<KeyAt> = kept.iter().map(|k| k.source).collect();
+    for (i, array) in pick(&sources)?.into_iter().enumerate() {
+        let field = layout.columns[layout.key[i]].as_ref().clone();
+        fields.push(Arc::new(
+            field.with_name(format!("{STAGE_SOURCE}{}", i + 1)),
+        ));
+        arrays.push(array);
+    }
+    let kept = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .map_err(|e| Error::internal(format!("the rows kept: {e}")))?;
+    Ok(Staged {
+        gone,
+        kept: Some(kept),
+        filled,
+    })
+}
+
+/// The statement that fills the `filled` columns of the staged rows from the target's rows,
+/// where a change did not send them (TOASTed values an update left alone).
+fn fill_statement(statements: &Statements, layout: &Layout, filled: &[usize]) -> String {
+    let sets = filled
+        .iter()
+        .map(|&c| {
+            let name = layout.columns[c].name();
+            format!(
+                "{q} = CASE WHEN {lit} = ANY(s.{u}) THEN t.{q} ELSE s.{q} END",
+                q = quote_ident(name),
+                lit = quote_literal(name),
+                u = quote_ident(STAGE_UNCHANGED)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (head, tail) = &statements.fill;
+    format!("{head}{sets}{tail}")
+}
+
+/// Loads the staged batches into the session's stage tables and runs the statements: the
+/// fill of unsent values (a row the target lacks is a target out of step), the delete and
+/// the upsert. Counts what was deleted and upserted.
+async fn execute(
+    client: &mut Client,
+    statements: &Statements,
+    layout: &Layout,
+    staged: Staged,
+    policies: EncodePolicies,
+    counts: &mut ApplyStats,
+) -> Result<()> {
+    client
+        .connection()
+        .simple_query(&format!(
+            "TRUNCATE {}, {}",
+            statements.rows_stage, statements.gone_stage
+        ))
+        .await?;
     let load = LoadOptions::new(LoadMode::Append).with_policies(policies);
-    if !gone.is_empty() {
-        let arrays = pick(&gone)?;
-        let batch = RecordBatch::try_new(layout.key_schema.clone(), arrays)
-            .map_err(|e| Error::internal(format!("the deleted keys: {e}")))?;
+    let gone = staged.gone.is_some();
+    if let Some(batch) = staged.gone {
         client
             .load(
                 TableName::new(Some("pg_temp"), STAGE_GONE),
@@ -999,97 +1170,43 @@ async fn apply_run(
             )
             .await?;
     }
-    let mut filled: Vec<usize> = Vec::new();
-    if !kept.is_empty() {
-        let mut fields: Vec<Arc<Field>> = layout.columns.clone();
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(n + 1 + layout.key.len());
-        for c in 0..n {
-            let indices: UInt32Array = kept.iter().map(|k| k.value_row(c)).collect();
-            if kept.iter().any(|k| k.value_row(c).is_none()) {
-                filled.push(c);
-            }
-            arrays.push(
-                arrow_select::take::take(run.column(c).as_ref(), &indices, None)
-                    .map_err(|e| Error::internal(format!("gathering rows: {e}")))?,
-            );
-        }
-        let mut names = ListBuilder::new(StringBuilder::new());
-        for k in &kept {
-            let missing: Vec<usize> = (0..n).filter(|&c| k.value_row(c).is_none()).collect();
-            if missing.is_empty() {
-                names.append_null();
-            } else {
-                for c in missing {
-                    names.values().append_value(layout.columns[c].name());
-                }
-                names.append(true);
-            }
-        }
-        let names = names.finish();
-        fields.push(Arc::new(Field::new(
-            STAGE_UNCHANGED,
-            names.data_type().clone(),
-            true,
-        )));
-        arrays.push(Arc::new(names));
-        let sources: Vec<KeyAt> = kept.iter().map(|k| k.source).collect();
-        for (i, array) in pick(&sources)?.into_iter().enumerate() {
-            let field = layout.columns[layout.key[i]].as_ref().clone();
-            fields.push(Arc::new(
-                field.with_name(format!("{STAGE_SOURCE}{}", i + 1)),
-            ));
-            arrays.push(array);
-        }
-        let schema = Schema::new(fields);
-        let batch = RecordBatch::try_new(Arc::new(schema.clone()), arrays)
-            .map_err(|e| Error::internal(format!("the rows kept: {e}")))?;
+    let kept = staged.kept.as_ref().map_or(0, RecordBatch::num_rows);
+    if let Some(batch) = staged.kept {
+        let schema = batch.schema();
         client
             .load(
                 TableName::new(Some("pg_temp"), STAGE_ROWS),
-                &schema,
+                schema.as_ref(),
                 vec![Ok::<_, ArrowError>(batch)],
                 load,
             )
             .await?;
     }
     let conn = client.connection();
-    if !filled.is_empty() {
-        let sets = filled
-            .iter()
-            .map(|&c| {
-                let name = layout.columns[c].name();
-                format!(
-                    "{q} = CASE WHEN {lit} = ANY(s.{u}) THEN t.{q} ELSE s.{q} END",
-                    q = quote_ident(name),
-                    lit = quote_literal(name),
-                    u = quote_ident(STAGE_UNCHANGED)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let (head, tail) = &statements.fill;
-        conn.simple_query(&format!("{head}{sets}{tail}")).await?;
+    if !staged.filled.is_empty() {
+        conn.simple_query(&fill_statement(statements, layout, &staged.filled))
+            .await?;
         let left = count(conn.simple_query(&statements.unfilled).await?);
         if left > 0 {
-            return Err(Error::usage(format!(
+            return Err(Error::out_of_step(format!(
                 "{left} updated row(s) did not send unchanged TOASTed values, and the target has \
                  no row to take them from: the target is not in step with the source (apply \
                  the changes from the point its copy was taken)"
             )));
         }
     }
-    if !gone.is_empty() {
+    if gone {
         counts.deleted += count(conn.simple_query(&statements.delete).await?);
     }
-    if !kept.is_empty() {
+    if kept > 0 {
         let updated = match &statements.update {
             Some(update) => conn.execute(update).await?.unwrap_or(0),
             None => 0,
         };
-        if !(statements.key_unique && updated == kept.len() as u64) {
+        if !(statements.key_unique && updated == kept as u64) {
             conn.execute(&statements.insert).await?;
         }
-        counts.upserted += kept.len() as u64;
+        counts.upserted += kept as u64;
     }
     Ok(())
 }
@@ -1298,5 +1415,139 @@ mod tests {
         assert_eq!(paths, [vec!["a", "b"], vec!["c"]]);
         let backwards = [file("a", "0/20"), file("b", "0/10")];
         assert!(rolls(&backwards).is_err());
+    }
+
+    /// A run of `ops` on table `(id int4, v text)` keyed by `id`, with `ids` (None: no key).
+    fn run_of(
+        ops: &[&str],
+        ids: &[Option<i32>],
+        unchanged: &[Option<&str>],
+    ) -> (RecordBatch, Layout) {
+        use arrow_array::builder::ListBuilder;
+        use arrow_array::{Int32Array, StringArray, UInt64Array, new_null_array};
+        let table: Fields = vec![
+            Field::new("id", DataType::Int32, true),
+            Field::new("v", DataType::Utf8, true),
+        ]
+        .into();
+        let mut fields: Vec<Field> = table.iter().map(|f| f.as_ref().clone()).collect();
+        fields.extend(meta_fields(&table));
+        let schema = Arc::new(Schema::new(fields));
+        let n = ops.len();
+        let mut names = ListBuilder::new(StringBuilder::new());
+        for u in unchanged {
+            match u {
+                Some(name) => {
+                    names.values().append_value(name);
+                    names.append(true);
+                }
+                None => names.append_null(),
+            }
+        }
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(Int32Array::from(ids.to_vec())),
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|i| format!("v{i}")),
+            )),
+            Arc::new(StringArray::from_iter_values(ops.iter().copied())),
+            Arc::new(UInt64Array::from_iter_values(
+                (0..n as u64).map(|i| 0x100 + i),
+            )),
+        ];
+        columns.push(Arc::new(UInt64Array::from(vec![0x200; n])));
+        columns.push(Arc::new(
+            arrow_array::TimestampMicrosecondArray::from(vec![0; n]).with_timezone("UTC"),
+        ));
+        columns.push(Arc::new(UInt32Array::from(vec![7; n])));
+        columns.push(Arc::new(names.finish()));
+        columns.push(new_null_array(schema.field(8).data_type(), n));
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let layout = Layout {
+            columns: schema.fields()[..2].to_vec(),
+            key: vec![0],
+            key_schema: Arc::new(Schema::new(vec![schema.field(0).clone()])),
+        };
+        (batch, layout)
+    }
+
+    fn int4_keys(layout: &Layout) -> RowEncoder {
+        let id = pgarrow_decode::PgColumn::new("id", pgarrow::types::oid::INT4, -1);
+        RowEncoder::new(
+            [&id],
+            &pgarrow_decode::plan::Catalog::new(),
+            &layout.key_schema,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_run_is_read_with_its_keys_and_unsent_columns() {
+        let (run, layout) = run_of(
+            &["insert", "update", "delete"],
+            &[Some(1), Some(1), Some(2)],
+            &[None, Some("v"), None],
+        );
+        let read = read_run(&run, &layout, &int4_keys(&layout)).unwrap();
+        assert_eq!(read.ops, [Op::Insert, Op::Update, Op::Delete]);
+        assert_eq!(read.unchanged, [vec![], vec![1], vec![]]);
+        let changes = read.changes();
+        assert_eq!(changes[0].key, changes[1].key, "equal keys, equal bytes");
+        assert_ne!(changes[0].key, changes[2].key);
+        let effects = reduce(&changes, 2).unwrap();
+        let staged = stage(&run, &layout, &read, &effects).unwrap();
+        assert_eq!(staged.gone.as_ref().map(RecordBatch::num_rows), Some(1));
+        let kept = staged.kept.unwrap();
+        assert_eq!(kept.num_rows(), 1, "key 1's last change wins");
+        assert_eq!(kept.schema().field(2).name(), STAGE_UNCHANGED);
+        assert_eq!(kept.schema().field(3).name(), &format!("{STAGE_SOURCE}1"));
+        assert!(
+            staged.filled.is_empty(),
+            "the update's unsent v comes from the insert before it in the run"
+        );
+        // Alone in its run, the update's unsent value comes from the target.
+        let (run, layout) = run_of(&["update"], &[Some(1)], &[Some("v")]);
+        let read = read_run(&run, &layout, &int4_keys(&layout)).unwrap();
+        let effects = reduce(&read.changes(), 2).unwrap();
+        let staged = stage(&run, &layout, &read, &effects).unwrap();
+        assert!(staged.gone.is_none());
+        assert_eq!(staged.filled, [1]);
+    }
+
+    #[test]
+    fn a_malformed_run_is_an_input_error_and_a_missing_key_a_value_error() {
+        let (run, layout) = run_of(&["insert", "upsert"], &[Some(1), Some(2)], &[None, None]);
+        let e = read_run(&run, &layout, &int4_keys(&layout)).unwrap_err();
+        assert_eq!(e.category(), pgarrow::Category::Input, "{e}");
+        assert!(
+            e.to_string().contains("LSN 0/101") && e.to_string().contains("\"upsert\""),
+            "{e}"
+        );
+        let (run, layout) = run_of(&["insert"], &[Some(1)], &[Some("id")]);
+        let e = read_run(&run, &layout, &int4_keys(&layout)).unwrap_err();
+        assert_eq!(e.category(), pgarrow::Category::Input, "{e}");
+        let (run, layout) = run_of(&["delete"], &[None], &[None]);
+        let e = read_run(&run, &layout, &int4_keys(&layout)).unwrap_err();
+        assert_eq!(e.category(), pgarrow::Category::Value, "{e}");
+        assert!(e.to_string().contains("replica identity"), "{e}");
+    }
+
+    #[test]
+    fn the_fill_sets_only_the_unsent_columns() {
+        let (_, layout) = run_of(&[], &[], &[]);
+        let statements = Statements {
+            rows_stage: String::new(),
+            gone_stage: String::new(),
+            delete: String::new(),
+            update: None,
+            insert: String::new(),
+            key_unique: true,
+            fill: ("UPDATE s SET ".into(), " FROM t".into()),
+            unfilled: String::new(),
+        };
+        assert_eq!(
+            fill_statement(&statements, &layout, &[1]),
+            "UPDATE s SET \"v\" = CASE WHEN 'v' = ANY(s.\"_pgarrow_unchanged\") THEN t.\"v\" \
+             ELSE s.\"v\" END FROM t"
+        );
     }
 }

@@ -200,7 +200,7 @@ fn open_manifest(dir: &Location, slot: &str, format: Format) -> Result<ChangesMa
     }
     let bytes = at.read()?;
     let mut m: ChangesManifest = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::usage(format!(
+        Error::invalid_input(format!(
             "{CHANGES_MANIFEST} in the output directory is not a changes manifest: {e}"
         ))
     })?;

@@ -978,6 +978,11 @@ async fn an_apply_that_cannot_be_done_says_why_and_changes_nothing() {
     .unwrap();
     let e = apply(&behind, &dir).await.unwrap_err();
     assert!(e.to_string().contains("not in step with the source"), "{e}");
+    assert_eq!(
+        e.category(),
+        pgarrow::Category::Value,
+        "a target out of step is a data fault, not a usage error: {e}"
+    );
     assert_eq!(behind.psql("SELECT id, v FROM d").trim(), "42|keep");
     assert_eq!(
         behind
@@ -989,6 +994,7 @@ async fn an_apply_that_cannot_be_done_says_why_and_changes_nothing() {
     // A directory that is not a changes directory.
     let e = apply(&behind, tmp.path()).await.unwrap_err();
     assert!(e.to_string().contains("_changes.json"), "{e}");
+    assert!(e.is_usage(), "the wrong directory given: {e}");
 }
 
 #[tokio::test]

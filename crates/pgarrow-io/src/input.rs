@@ -20,9 +20,9 @@ use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::sink::Format;
 #[cfg(feature = "cloud")]
 use crate::store::ObjectReader;
+use crate::{Error, Location, Result};
 #[cfg(feature = "cloud")]
 use objects::{ObjectInput, object_input};
-use crate::{Error, Location, Result};
 
 /// Rows per batch read from Parquet files, unless an [`InputOptions`] says otherwise.
 pub const DEFAULT_INPUT_BATCH_ROWS: usize = 65_536;

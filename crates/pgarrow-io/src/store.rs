@@ -139,7 +139,6 @@ fn redact_pair(text: &str) -> String {
     }
 }
 
-
 /// Which cloud an object lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cloud {
@@ -173,7 +172,6 @@ pub enum Location {
     #[cfg(feature = "cloud")]
     Object(ObjectLocation),
 }
-
 
 impl fmt::Debug for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -518,7 +516,6 @@ pub enum StorageProblem {
 }
 
 impl StorageError {
-
     /// Whether the call must change (a bucket, credentials, permissions, settings), rather
     /// than the work having failed on its way.
     pub fn is_usage(&self) -> bool {
@@ -546,8 +543,6 @@ impl fmt::Display for StorageError {
 
 impl std::error::Error for StorageError {}
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,7 +568,10 @@ mod tests {
             assert_eq!(parsed.unwrap().to_string(), "s3://bucket/x.parquet");
         } else {
             let e = parsed.unwrap_err();
-            assert!(e.is_usage() && e.to_string().contains("`cloud` feature"), "{e}");
+            assert!(
+                e.is_usage() && e.to_string().contains("`cloud` feature"),
+                "{e}"
+            );
         }
     }
 }

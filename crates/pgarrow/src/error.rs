@@ -46,6 +46,12 @@ pub enum ErrorKind {
     Encode(pgarrow_encode::EncodeError),
     /// Reading a load's input failed.
     Input(ArrowError),
+    /// An input holds what it must not (a change file with an unknown operation, a manifest
+    /// out of order): the message says what and where.
+    InvalidInput(String),
+    /// The data cannot be applied as it is: a change lacks a value its target needs, or the
+    /// target is not in step with the source the changes came from.
+    OutOfStep(String),
     /// The server's row count does not match the rows decoded.
     RowCount {
         /// Rows the server says it sent.
@@ -88,7 +94,8 @@ pub enum Category {
     /// The server reported an error while working (see [`Error::code`]), or the connection
     /// broke.
     Server,
-    /// A value cannot be converted exactly (the message names the column and row).
+    /// A value cannot be converted exactly (the message names the column and row), or data
+    /// cannot be applied as it is (a change lacks a key, the target is out of step).
     Value,
     /// Reading the input of a load failed.
     Input,
@@ -138,7 +145,10 @@ impl Error {
                 _ => Category::Server,
             },
             ErrorKind::Unexpected(_) | ErrorKind::RowCount { .. } => Category::Server,
-            ErrorKind::Decode(_) | ErrorKind::Encode(_) => Category::Value,
+            ErrorKind::Decode(_) | ErrorKind::Encode(_) | ErrorKind::OutOfStep(_) => {
+                Category::Value
+            }
+            ErrorKind::InvalidInput(_) => Category::Input,
             ErrorKind::Input(ArrowError::ExternalError(inner)) => {
                 match inner.downcast_ref::<pgarrow_io::Error>() {
                     Some(io) if io.is_usage() => Category::Usage,
@@ -247,6 +257,16 @@ impl Error {
         ErrorKind::Usage(msg.into()).into()
     }
 
+    /// An [`ErrorKind::InvalidInput`] error: an input holds what it must not.
+    pub fn invalid_input(msg: impl Into<String>) -> Self {
+        ErrorKind::InvalidInput(msg.into()).into()
+    }
+
+    /// An [`ErrorKind::OutOfStep`] error: the data cannot be applied as it is.
+    pub fn out_of_step(msg: impl Into<String>) -> Self {
+        ErrorKind::OutOfStep(msg.into()).into()
+    }
+
     /// An [`ErrorKind::Unexpected`] error: the server answered in a way pgarrow does not
     /// expect.
     pub fn unexpected(msg: impl Into<String>) -> Self {
@@ -331,7 +351,10 @@ impl fmt::Display for Error {
                 write!(f, "reading the input failed: {e}")?
             }
             ErrorKind::Input(e) => write!(f, "reading the input failed: {e}")?,
-            ErrorKind::Usage(m) | ErrorKind::Unexpected(m) => f.write_str(m)?,
+            ErrorKind::Usage(m)
+            | ErrorKind::Unexpected(m)
+            | ErrorKind::InvalidInput(m)
+            | ErrorKind::OutOfStep(m) => f.write_str(m)?,
             ErrorKind::RowCount { server, decoded } => write!(
                 f,
                 "the server reported {server} rows but {decoded} were decoded"

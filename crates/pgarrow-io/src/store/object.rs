@@ -66,7 +66,6 @@ impl From<ObjectLocation> for Location {
     }
 }
 
-
 /// pgarrow's own keys, which are not the `object_store` crate's.
 const OWN_KEYS: &[&str] = &[
     "part_size",
@@ -292,7 +291,12 @@ impl ObjectLocation {
 }
 
 impl StorageError {
-    pub(crate) fn new(url: String, action: &'static str, e: &object_store::Error, secrets: &[String]) -> Self {
+    pub(crate) fn new(
+        url: String,
+        action: &'static str,
+        e: &object_store::Error,
+        secrets: &[String],
+    ) -> Self {
         use object_store::Error as E;
         let problem = match e {
             E::NotFound { .. } => StorageProblem::NotFound,
