@@ -3,46 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use arrow_schema::SchemaRef;
-
-use pgarrow_decode::plan::Catalog;
-use pgarrow_decode::types::oid;
-
 use crate::catalog;
+use crate::described::copy_statement;
 use crate::export::{ConnSlot, Export};
 use crate::policy::Policies;
 use crate::protocol::{Config, Connection, FieldDescription};
-use crate::{ColumnPlan, DecodeOptions, Error, Result, Source};
-
-/// Options of one export.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExportOptions {
-    /// How batches are cut.
-    pub decode: DecodeOptions,
-    /// What to do where a value has no exact Arrow form.
-    pub policies: Policies,
-}
-
-/// A described source: its columns, decoders, Arrow schema and the COPY statement to run.
-#[derive(Debug, Clone)]
-pub struct ExportPlan {
-    /// One plan per result column.
-    pub columns: Vec<ColumnPlan>,
-    /// The Arrow schema of the batches, as planned: an array column whose depth comes from the
-    /// data ([`TypePlan::list_depth_from_data`](crate::plan::TypePlan::list_depth_from_data)) has one
-    /// level here and gets as many as its first values have once the COPY runs
-    /// ([`Export::schema`](crate::Export::schema) is the batches' own).
-    pub schema: SchemaRef,
-    /// The COPY statement that will be sent.
-    pub copy_sql: String,
-    /// The types the columns' plans were resolved from (arrays, composites, domains, enums,
-    /// ranges, extension types): what loading into these columns needs too.
-    pub catalog: Catalog,
-    /// How long describing took, the catalog query included.
-    pub(crate) describe_time: Duration,
-    /// How long the catalog query took.
-    pub(crate) catalog_time: Duration,
-}
+use crate::{ColumnPlan, Error, ExportOptions, ExportPlan, Result, Source};
 
 /// A connection to PostgreSQL that exports queries as Arrow.
 #[derive(Debug)]
@@ -306,60 +272,5 @@ impl Client {
     /// Socket errors while closing.
     pub async fn close(self) -> Result<()> {
         Ok(self.conn.close().await?)
-    }
-}
-
-/// The COPY statement for a described query: the query itself when every column has a binary
-/// decoder, else a projection over it that casts the others to text. The projection renames the
-/// columns positionally (`AS _pgarrow(c1, c2, ...)`), so duplicate or odd names do not matter.
-pub(crate) fn copy_statement(sql: &str, columns: &[ColumnPlan]) -> String {
-    if columns.iter().all(|c| c.cast.is_none()) {
-        return format!("COPY ({sql}\n) TO STDOUT (FORMAT binary)");
-    }
-    let aliases: Vec<String> = (1..=columns.len()).map(|i| format!("c{i}")).collect();
-    let select: Vec<String> = columns
-        .iter()
-        .zip(&aliases)
-        .map(|(c, a)| match c.cast {
-            // `inet`'s cast to text always shows the netmask (`1.2.3.4/32`), unlike its output
-            // function (`1.2.3.4`), which psql, COPY's text format and the text of an `inet[]`
-            // or of a composite use: `abbrev(inet)` is that output function. A domain over
-            // inet is described as inet. Every other type without a decoder casts to text
-            // through its output function (pg_cast), `cidr` included.
-            Some(_) if c.column.oid == oid::INET => format!("pg_catalog.abbrev({a})"),
-            Some(cast) => format!("{a}::{cast}"),
-            None => a.clone(),
-        })
-        .collect();
-    format!(
-        "COPY (SELECT {} FROM ({sql}\n) AS _pgarrow({})) TO STDOUT (FORMAT binary)",
-        select.join(", "),
-        aliases.join(", ")
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::PgColumn;
-
-    #[test]
-    fn copy_statement_casts_only_when_needed() {
-        let plain = vec![ColumnPlan::for_column(PgColumn::new("a", 23, -1))];
-        assert_eq!(
-            copy_statement("SELECT 1", &plain),
-            "COPY (SELECT 1\n) TO STDOUT (FORMAT binary)"
-        );
-        let mixed = vec![
-            ColumnPlan::for_column(PgColumn::new("a", 23, -1)),
-            ColumnPlan::for_column(PgColumn::new("a", 650, -1)),
-            ColumnPlan::for_column(PgColumn::new("a", oid::INET, -1)),
-        ];
-        assert_eq!(
-            copy_statement("SELECT 1, '10/8'::cidr, '1.2.3.4'::inet", &mixed),
-            "COPY (SELECT c1, c2::text, pg_catalog.abbrev(c3) FROM \
-             (SELECT 1, '10/8'::cidr, '1.2.3.4'::inet\n) AS _pgarrow(c1, c2, c3)) \
-             TO STDOUT (FORMAT binary)"
-        );
     }
 }

@@ -387,7 +387,7 @@ pub(crate) async fn probe_array_depths(
         "SELECT * FROM ({sql}\n) AS _pgarrow_probe LIMIT {}",
         options.decode.batch_rows
     );
-    let copy_sql = crate::client::copy_statement(&first_rows, columns);
+    let copy_sql = crate::described::copy_statement(&first_rows, columns);
     let mut copy = CopyOut::start(ConnSlot::Borrowed(conn), &copy_sql).await?;
     let (_, seen) = settle_array_depths(&mut copy, columns, options).await?;
     let settled: Vec<(usize, usize)> = seen

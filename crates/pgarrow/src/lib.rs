@@ -39,6 +39,7 @@ mod catalog;
 mod client;
 mod copy;
 mod create;
+mod described;
 mod error;
 mod estimate;
 mod export;
@@ -55,7 +56,8 @@ mod typedefs;
 
 pub use bound::{BoundResult, BoundStatement};
 pub use catalog::column_plans;
-pub use client::{Client, ExportOptions, ExportPlan, IntoConfig};
+pub use client::{Client, IntoConfig};
+pub use described::{ExportOptions, ExportPlan};
 pub use error::{Category, Error, ErrorKind, Result};
 pub use export::{CANCEL_REQUEST_TIMEOUT, Export};
 pub use load::{CreateNested, LoadHooks, LoadMode, LoadOptions, LoadStats};

@@ -9,47 +9,13 @@ use pgarrow_io::{Format, Sink};
 use super::PartitionOptions;
 use super::budget::Shares;
 use super::plan::{Coordinator, PartitionPlan};
-use super::run::{PartitionedExport, PartitionedStats};
-use super::worker::{Event, WorkerOutput};
-use crate::pipeline::{Destination, file_options, loss_metadata};
+use super::run::{FileOut, PartitionedExport, PartitionedStats};
+use super::worker::WorkerOutput;
+use crate::pipeline::file_options;
 use crate::protocol::Config;
 use crate::stats::ExportStats;
 use crate::{ErrorKind, ExportOptions, FileTarget, Hooks, IntoConfig, Result, Source};
 use pgarrow_io::manifest::DirTarget;
-
-/// The single output of [`PartitionedExport::write_file`].
-pub(super) enum FileOut {
-    RowGroups(pgarrow_io::RowGroupFile),
-    Batches(Sink),
-    Nothing,
-}
-
-impl FileOut {
-    /// Writes what `event` carries; the bytes it held, to release.
-    pub(super) fn take(&mut self, event: Event) -> Result<Option<usize>> {
-        match (self, event) {
-            (FileOut::RowGroups(file), Event::RowGroup { group, held, .. }) => {
-                file.append(group)?;
-                Ok(Some(held))
-            }
-            (FileOut::Batches(sink), Event::Batch { batch, held, .. }) => {
-                Destination::write(sink, &batch)?;
-                Ok(Some(held))
-            }
-            (_, Event::Batch { held, .. } | Event::RowGroup { held, .. }) => Ok(Some(held)),
-            _ => Ok(None),
-        }
-    }
-
-    pub(super) fn finish(self, totals: &ExportStats) -> Result<Option<u64>> {
-        let metadata = loss_metadata(&totals.losses);
-        match self {
-            FileOut::RowGroups(file) => Ok(Some(file.finish_with_metadata(&metadata)?)),
-            FileOut::Batches(sink) => Destination::finish(sink, totals),
-            FileOut::Nothing => Ok(None),
-        }
-    }
-}
 
 /// Exports `source` over `partitions.connections` connections into one file (or stdout,
 /// or nowhere with [`Format::Null`]), all reading one snapshot. For Parquet, each

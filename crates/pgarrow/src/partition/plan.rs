@@ -7,7 +7,8 @@ use std::sync::Arc;
 use arrow_schema::Schema;
 use serde::{Deserialize, Serialize};
 
-use crate::client::copy_statement;
+pub use super::split::Part;
+use crate::described::copy_statement;
 use crate::export::ConnSlot;
 use crate::protocol::{Connection, quote_ident, quote_literal};
 use crate::{
@@ -66,26 +67,6 @@ pub struct ArrayDims {
     pub column: usize,
     /// Its dimensions.
     pub dims: usize,
-}
-
-/// One part of a partitioned export.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Part {
-    /// Its position in the plan (0-based).
-    pub part: usize,
-    /// The relation it reads (`"schema"."name"`), for block ranges.
-    pub relation: Option<String>,
-    /// What it reads.
-    pub range: PartRange,
-    /// The SELECT that reads it.
-    pub sql: String,
-    /// Its size on disk, for block ranges (a guide to its rows, not a count).
-    pub estimated_bytes: Option<u64>,
-    /// Its rows, estimated from the statistics (`reltuples`) for block ranges: a guide for a
-    /// scheduler, not a count.
-    #[serde(default)]
-    pub estimated_rows: Option<u64>,
 }
 
 /// What a worker reads of its part: all of it by default, or some columns, the rows matching

@@ -20,15 +20,16 @@ use tokio::sync::mpsc;
 use super::PartitionOptions;
 use super::budget::Budget;
 use super::budget::Shares;
-use super::files::FileOut;
 use super::plan::{Coordinator, PartitionPlan};
 use super::worker::{Event, Shared, WorkerOutput, worker};
 use crate::Location;
 use crate::export::request_cancel;
+use crate::pipeline::{Destination, loss_metadata};
 use crate::policy::LossReport;
 use crate::protocol::{CancelToken, Config};
 use crate::stats::{ExportStats, peak_rss};
 use crate::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
+use pgarrow_io::Sink;
 use pgarrow_io::manifest::{DirTarget, Manifest, ManifestFile};
 
 /// How often progress is reported while no batch reaches the caller.
@@ -597,6 +598,40 @@ fn merge_losses(into: &mut LossReport, from: &LossReport) {
         match into.columns.iter_mut().find(|(n, _)| n == name) {
             Some((_, l)) => l.merge(losses),
             None => into.columns.push((name.clone(), *losses)),
+        }
+    }
+}
+
+/// The single output of [`PartitionedExport::write_file`].
+pub(super) enum FileOut {
+    RowGroups(pgarrow_io::RowGroupFile),
+    Batches(Sink),
+    Nothing,
+}
+
+impl FileOut {
+    /// Writes what `event` carries; the bytes it held, to release.
+    pub(super) fn take(&mut self, event: Event) -> Result<Option<usize>> {
+        match (self, event) {
+            (FileOut::RowGroups(file), Event::RowGroup { group, held, .. }) => {
+                file.append(group)?;
+                Ok(Some(held))
+            }
+            (FileOut::Batches(sink), Event::Batch { batch, held, .. }) => {
+                Destination::write(sink, &batch)?;
+                Ok(Some(held))
+            }
+            (_, Event::Batch { held, .. } | Event::RowGroup { held, .. }) => Ok(Some(held)),
+            _ => Ok(None),
+        }
+    }
+
+    pub(super) fn finish(self, totals: &ExportStats) -> Result<Option<u64>> {
+        let metadata = loss_metadata(&totals.losses);
+        match self {
+            FileOut::RowGroups(file) => Ok(Some(file.finish_with_metadata(&metadata)?)),
+            FileOut::Batches(sink) => Destination::finish(sink, totals),
+            FileOut::Nothing => Ok(None),
         }
     }
 }

@@ -8,10 +8,31 @@ use crate::types::oid;
 use crate::{Client, Error, ExportPlan, Result, Source};
 
 use super::PartitionOptions;
-use super::plan::{Part, PartRange};
+use pgarrow_types::PartRange;
+use serde::{Deserialize, Serialize};
 
 /// The server version from which `ctid` ranges are read with a TID range scan (PostgreSQL 14).
 const TID_RANGE_SCANS: u32 = 140_000;
+
+/// One part of a partitioned export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Part {
+    /// Its position in the plan (0-based).
+    pub part: usize,
+    /// The relation it reads (`"schema"."name"`), for block ranges.
+    pub relation: Option<String>,
+    /// What it reads.
+    pub range: PartRange,
+    /// The SELECT that reads it.
+    pub sql: String,
+    /// Its size on disk, for block ranges (a guide to its rows, not a count).
+    pub estimated_bytes: Option<u64>,
+    /// Its rows, estimated from the statistics (`reltuples`) for block ranges: a guide for a
+    /// scheduler, not a count.
+    #[serde(default)]
+    pub estimated_rows: Option<u64>,
+}
 
 /// The parts of `source`.
 pub(super) async fn plan_parts(
