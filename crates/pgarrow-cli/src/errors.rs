@@ -160,6 +160,10 @@ fn exit_status(e: &anyhow::Error) -> i32 {
                 _ => 1,
             };
         }
+        // Files, objects and manifests the command opened itself (pgarrow-io's error).
+        if let Some(io) = cause.downcast_ref::<pgarrow::io::Error>() {
+            return if io.is_usage() { EXIT_USAGE } else { 1 };
+        }
     }
     1
 }
