@@ -164,6 +164,9 @@ fn exit_status(e: &anyhow::Error) -> i32 {
         if let Some(io) = cause.downcast_ref::<pgarrow::io::Error>() {
             return if io.is_usage() { EXIT_USAGE } else { 1 };
         }
+        if cause.is::<pgarrow::names::InvalidName>() {
+            return EXIT_USAGE;
+        }
     }
     1
 }
@@ -262,5 +265,9 @@ mod tests {
         assert_eq!(exit_status(&config), 2);
         let name = pgarrow::TableName::parse("a.b.c").unwrap_err();
         assert_eq!(exit_status(&anyhow::Error::new(name)), 2);
+        let files = pgarrow::Input::open::<&str>(&[], &pgarrow::InputOptions::default());
+        assert_eq!(exit_status(&anyhow::Error::new(files.unwrap_err())), 2);
+        let disk = pgarrow::io::Error::Stdout(std::io::Error::other("full"));
+        assert_eq!(exit_status(&anyhow::Error::new(disk)), 1);
     }
 }
