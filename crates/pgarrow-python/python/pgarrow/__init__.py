@@ -48,7 +48,6 @@ a bad one, before anything connects):
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import TYPE_CHECKING, Any, Iterator, Literal, Optional, Union
@@ -311,21 +310,20 @@ def export(
                 "replication_slot= hands a whole export off to replication; an incremental run "
                 "follows a cursor: one or the other"
             )
-        stats = _pgarrow.export_incremental(
+        return _pgarrow.export_incremental(
             url,
             query_or_table,
             incremental_by,
             os.fspath(state),
-            None if path is None else os.fspath(path),
-            None if output_dir is None else os.fspath(output_dir),
-            format,
-            since,
-            restart,
-            late_rows,
-            options,
-            storage_options,
+            path=None if path is None else os.fspath(path),
+            output_dir=None if output_dir is None else os.fspath(output_dir),
+            since=since,
+            restart=restart,
+            late_rows=late_rows,
+            format=format,
+            options=options,
+            storage_options=storage_options,
         )
-        return json.loads(stats)
     if since is not None or restart or late_rows != "auto":
         raise UsageError("since=, restart= and late_rows= are options of incremental_by=")
 
@@ -335,26 +333,41 @@ def export(
             raise UsageError("table= and schema= patterns go to output_dir=, without a query or path")
         if output_dir is None:
             raise UsageError("several tables (table= or schema= patterns) go to output_dir=")
-        stats = _pgarrow.export_tables(
-            url, patterns, schemas, os.fspath(output_dir), format, options, storage_options
+        return _pgarrow.export_tables(
+            url,
+            patterns,
+            schemas,
+            os.fspath(output_dir),
+            format=format,
+            options=options,
+            storage_options=storage_options,
         )
-        return json.loads(stats)
     if query_or_table is None:
         raise UsageError("give a query or table, or table= / schema= patterns")
     text, is_table = _source(query_or_table, None)
     if output_dir is not None:
         if path is not None:
             raise UsageError("give a path or output_dir=, not both")
-        stats = _pgarrow.export_dir(
-            url, text, os.fspath(output_dir), format, is_table, options, storage_options
+        return _pgarrow.export_dir(
+            url,
+            text,
+            is_table,
+            os.fspath(output_dir),
+            format=format,
+            options=options,
+            storage_options=storage_options,
         )
-        return json.loads(stats)
     if path is None:
         raise UsageError("give a path to write, or output_dir=")
-    stats = _pgarrow.export_file(
-        url, text, os.fspath(path), format, is_table, options, storage_options
+    return _pgarrow.export_file(
+        url,
+        text,
+        is_table,
+        os.fspath(path),
+        format=format,
+        options=options,
+        storage_options=storage_options,
     )
-    return json.loads(stats)
 
 
 def schema(
@@ -419,19 +432,17 @@ def write(
     """
     if isinstance(key, str):
         key = [k.strip() for k in key.split(",")]
-    return json.loads(
-        _pgarrow.write(
-            url,
-            table,
-            data,
-            mode,
-            key,
-            create,
-            batch_rows,
-            storage_options,
-            nanoseconds,
-            create_nested,
-        )
+    return _pgarrow.write(
+        url,
+        table,
+        data,
+        mode=mode,
+        key=key,
+        create=create,
+        create_nested=create_nested,
+        batch_rows=batch_rows,
+        storage_options=storage_options,
+        nanoseconds=nanoseconds,
     )
 
 
@@ -472,10 +483,19 @@ def copy(
         into = text
     if isinstance(key, str):
         key = [k.strip() for k in key.split(",")]
-    stats = _pgarrow.copy(
-        url, text, to, into, is_table, mode, key, create, options, create_nested, domains
+    return _pgarrow.copy(
+        url,
+        text,
+        to,
+        into,
+        is_table=is_table,
+        mode=mode,
+        key=key,
+        create=create,
+        create_nested=create_nested,
+        domains=domains,
+        options=options,
     )
-    return json.loads(stats)
 
 
 class ChangeBatch(tuple):
@@ -586,7 +606,15 @@ def changes(
     """
     pubs = [publication] if isinstance(publication, str) else list(publication)
     native = _pgarrow.Changes(
-        url, slot, pubs, create_slot, catch_up, values, start, batch_rows, flush_interval
+        url,
+        slot,
+        pubs,
+        create_slot=create_slot,
+        catch_up=catch_up,
+        values=values,
+        start=start,
+        batch_rows=batch_rows,
+        flush_interval=flush_interval,
     )
     return Changes(native)
 
@@ -623,11 +651,21 @@ def changes_to(
     if output is None:
         raise UsageError("changes_to needs an output directory or object URL")
     pubs = [publication] if isinstance(publication, str) else list(publication)
-    stats = _pgarrow.changes_to(
-        url, os.fspath(output), slot, pubs, to, create_slot, catch_up, values, start,
-        roll_rows, roll_bytes, roll_seconds, storage_options,
+    return _pgarrow.changes_to(
+        url,
+        os.fspath(output),
+        slot,
+        pubs,
+        format=to,
+        create_slot=create_slot,
+        catch_up=catch_up,
+        values=values,
+        start=start,
+        roll_rows=roll_rows,
+        roll_bytes=roll_bytes,
+        roll_seconds=roll_seconds,
+        storage_options=storage_options,
     )
-    return json.loads(stats)
 
 
 def apply_changes(
@@ -660,7 +698,12 @@ def apply_changes(
         table: [c.strip() for c in cols.split(",")] if isinstance(cols, str) else list(cols)
         for table, cols in (keys or {}).items()
     }
-    stats = _pgarrow.apply_changes(
-        url, os.fspath(path), tables, key_lists, state_table, nanoseconds, storage_options,
+    return _pgarrow.apply_changes(
+        url,
+        os.fspath(path),
+        tables=tables,
+        keys=key_lists,
+        state_table=state_table,
+        nanoseconds=nanoseconds,
+        storage_options=storage_options,
     )
-    return json.loads(stats)

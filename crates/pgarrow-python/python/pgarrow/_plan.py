@@ -162,10 +162,10 @@ class Part:
             self._url,
             self._plan,
             self.index,
-            options,
-            list(columns) if columns is not None else None,
-            where,
-            limit,
+            options=options,
+            columns=list(columns) if columns is not None else None,
+            filter=where,
+            limit=limit,
         )
 
     def read(
