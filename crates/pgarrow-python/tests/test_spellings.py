@@ -28,7 +28,8 @@ def deprecated(new: str):
 def same(old: dict, new: dict) -> None:
     """The same statistics, but for timings, memory and paths."""
     varying = (
-        "_s", "peak_rss", "in_flight_peak", "written", "manifest", "output_dir", "snapshot", "wal_lsn", "files", "state",
+        "_s", "phases", "peak_rss", "in_flight_peak", "written", "manifest", "output_dir", "snapshot", "wal_lsn", "files",
+        "state",
     )
     keep = lambda d: {k: v for k, v in d.items() if not k.endswith(varying) and k not in varying}
     assert keep(old) == keep(new)
@@ -102,6 +103,7 @@ def test_results_are_dicts_with_their_typed_keys(url, conn, tmp_path):
     stats = pgarrow.export_file(url, "sp_orders", tmp_path / "a.parquet")
     assert type(stats) is dict
     assert set(typing.get_type_hints(_typing.ExportStats)) <= set(stats)
+    assert set(typing.get_type_hints(_typing.Phases)) == set(stats["phases"])
     assert isinstance(stats["rows"], int) and isinstance(stats["total_s"], float)
     assert stats["losses"] == {}
 

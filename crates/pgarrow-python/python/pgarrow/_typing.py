@@ -110,6 +110,19 @@ class TablesOptions(TypeOptions, total=False):
 Losses = Dict[str, Dict[str, int]]
 
 
+class Phases(TypedDict):
+    """The time of each phase of an export, in seconds."""
+
+    connect_s: float
+    describe_s: float
+    catalog_s: float
+    first_byte_s: float
+    read_s: float
+    decode_s: float
+    write_s: float
+    finish_s: float
+
+
 class ExportStats(TypedDict):
     """What an export did: counts, peak memory, and the time of each phase in seconds."""
 
@@ -121,14 +134,7 @@ class ExportStats(TypedDict):
     written: Optional[int]
     peak_rss: Optional[int]
     total_s: float
-    connect_s: float
-    describe_s: float
-    catalog_s: float
-    first_byte_s: float
-    read_s: float
-    decode_s: float
-    write_s: float
-    finish_s: float
+    phases: Phases
     losses: Losses
 
 
