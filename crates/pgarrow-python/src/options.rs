@@ -64,8 +64,8 @@ impl Options {
                 "statement_timeout" => o.statement_timeout = Some(duration(&value).map_err(bad)?),
                 "compression" | "row_group_rows" | "row_group_bytes" | "intervals" if !file => {
                     return Err(bad(
-                        "applies to files only (pgarrow.export); Arrow data in memory is not \
-                         compressed or split into row groups"
+                        "applies to files only (pgarrow.export_file, export_dataset, ...); Arrow \
+                         data in memory is not compressed or split into row groups"
                             .to_owned(),
                     ));
                 }
@@ -77,7 +77,7 @@ impl Options {
                 "row_group_rows" => o.sink.row_group_rows = size()?,
                 "replication_slot" | "slot_plugin" if !file => {
                     return Err(bad(
-                        "applies to exports into files (pgarrow.export)".to_owned()
+                        "applies to exports into files (pgarrow.export_with_slot)".to_owned(),
                     ));
                 }
                 "replication_slot" => {

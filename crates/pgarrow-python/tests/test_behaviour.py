@@ -156,7 +156,7 @@ def test_missing_polars_is_a_clear_import_error(url, monkeypatch):
 def test_export_files(url, conn, tmp_path):
     conn.execute("DROP TABLE IF EXISTS exported; CREATE TABLE exported AS SELECT g AS id, 'v' || g AS v FROM generate_series(1, 5000) g")
     path = tmp_path / "e.parquet"
-    stats = pgarrow.export(url, "exported", path, compression="snappy", row_group_rows=1000)
+    stats = pgarrow.export_file(url, "exported", path, compression="snappy", row_group_rows=1000)
     assert stats["rows"] == 5000
     assert stats["written"] == os.path.getsize(path)
     back = pq.read_table(path)
@@ -165,16 +165,16 @@ def test_export_files(url, conn, tmp_path):
     assert pq.ParquetFile(path).metadata.num_row_groups == 5
 
     arrow_path = tmp_path / "e.arrow"
-    pgarrow.export(url, "SELECT id FROM exported WHERE id <= 10", arrow_path)
+    pgarrow.export_file(url, "SELECT id FROM exported WHERE id <= 10", arrow_path)
     assert pa.ipc.open_file(arrow_path).read_all().num_rows == 10
 
     bad = tmp_path / "bad.parquet"
     with pytest.raises(pgarrow.QueryError):
-        pgarrow.export(url, "SELECT 1 / (id - 4000) FROM exported", bad)
+        pgarrow.export_file(url, "SELECT 1 / (id - 4000) FROM exported", bad)
     assert not bad.exists()
     assert sorted(os.listdir(tmp_path)) == ["e.arrow", "e.parquet"], "a temporary file is left"
     with pytest.raises(ValueError, match="format"):
-        pgarrow.export(url, "exported", tmp_path / "e.csv")
+        pgarrow.export_file(url, "exported", tmp_path / "e.csv")
 
 
 def test_arrow_c_stream_for_any_consumer(url):
@@ -184,7 +184,7 @@ def test_arrow_c_stream_for_any_consumer(url):
     reader = pa.RecordBatchReader.from_stream(export)
     assert sum(b.num_rows for b in reader) == 300000
     # Handed out whole, the export's statistics stay where they were then.
-    assert json.loads(export.stats_json())["rows"] == 0
+    assert export.stats()["rows"] == 0
     with pytest.raises(pgarrow.Error, match="already consumed"):
         export.__arrow_c_stream__()
 
@@ -194,7 +194,7 @@ def test_keyboard_interrupt_during_a_file_export_leaves_nothing(url, conn, tmp_p
     threading.Timer(0.5, _thread.interrupt_main).start()
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        pgarrow.export(url, SLOW.replace("SELECT", f"SELECT /* {marker} */"), tmp_path / "x.parquet", batch_rows=20)
+        pgarrow.export_file(url, SLOW.replace("SELECT", f"SELECT /* {marker} */"), tmp_path / "x.parquet", batch_rows=20)
     assert time.monotonic() - start < 10
     assert os.listdir(tmp_path) == [], "a file or temporary file is left"
     deadline = time.monotonic() + 2
@@ -216,7 +216,7 @@ def test_partitions_read_one_snapshot_over_several_connections(url, conn, tmp_pa
     assert ordered.column("id").to_pylist() == one.column("id").to_pylist()
     total = sum(b.num_rows for b in pgarrow.read_batches(url, table="parted", partitions=2, parts=4))
     assert total == 30000
-    stats = pgarrow.export(url, "parted", tmp_path / "p.parquet", partitions=2, memory_limit="64MiB")
+    stats = pgarrow.export_file(url, "parted", tmp_path / "p.parquet", partitions=2, memory_limit="64MiB")
     assert stats["rows"] == 30000
     assert pq.read_table(tmp_path / "p.parquet").sort_by("id").equals(one)
     # A query is split on a column; one that cannot be split is refused, naming it.

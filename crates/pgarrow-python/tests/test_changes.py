@@ -101,7 +101,7 @@ def test_changes_to_writes_file_sets_and_resumes(logical_url, tmp_path):
     run(logical_url, "INSERT INTO py_f SELECT g, 'v' || g FROM generate_series(1, 25) g")
     out = tmp_path / "changes"
     stats = pgarrow.changes_to(
-        logical_url, out, slot="py_files_s", publication="py_files", catch_up=True, to="arrow"
+        logical_url, out, slot="py_files_s", publication="py_files", catch_up=True, format="arrow"
     )
     assert stats["rows"] == 25 and stats["files"] == 1, stats
     assert stats["tables"] == ['"public"."py_f"']

@@ -21,7 +21,7 @@ CREATE TABLE d_sales."Lines" AS SELECT g AS id FROM generate_series(1, 4) g;
 def test_several_tables_go_to_a_directory_with_a_manifest(url, conn, tmp_path):
     conn.execute(TABLES)
     out = tmp_path / "out"
-    stats = pgarrow.export(url, schema="d_sales", output_dir=out)
+    stats = pgarrow.export_tables(url, out, schema="d_sales")
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["pgarrow_manifest"] == 2
     assert stats["files"] == manifest["files"]
@@ -33,22 +33,24 @@ def test_several_tables_go_to_a_directory_with_a_manifest(url, conn, tmp_path):
         assert pq.read_metadata(out / f["path"]).num_rows == f["rows"]
 
     # Patterns as the CLI reads them; the table list and the patterns combine.
-    stats = pgarrow.export(url, table=["d_sales.ord*"], output_dir=tmp_path / "one", format="arrow")
+    stats = pgarrow.export_tables(url, tmp_path / "one", table=["d_sales.ord*"], format="arrow")
     assert [f["path"] for f in stats["files"]] == ["d_sales.orders.arrow"]
 
     with pytest.raises(pgarrow.UsageError, match="nothing_here"):
-        pgarrow.export(url, table="nothing_here", output_dir=tmp_path / "none")
+        pgarrow.export_tables(url, tmp_path / "none", table="nothing_here")
     assert not (tmp_path / "none" / "_manifest.json").exists()
     with pytest.raises(pgarrow.UsageError, match="output_dir"):
-        pgarrow.export(url, schema="d_sales")
+        pgarrow.export_tables(url, schema="d_sales")
+    with pytest.raises(pgarrow.UsageError, match="patterns"):
+        pgarrow.export_tables(url, tmp_path / "p")
     with pytest.raises(ValueError, match="one table or query"):
-        pgarrow.export(url, schema="d_sales", output_dir=tmp_path / "p", partitions=2)
+        pgarrow.export_tables(url, tmp_path / "p", schema="d_sales", partitions=2)
 
 
 def test_parts_and_files_load_back_through_their_manifest(url, conn, tmp_path):
     conn.execute(TABLES)
     parts = tmp_path / "parts"
-    stats = pgarrow.export(url, "d_sales.orders", output_dir=parts, partitions=2)
+    stats = pgarrow.export_dataset(url, "d_sales.orders", parts, partitions=2)
     assert stats["rows"] == 2500 and stats["connections"] >= 1
     manifest = json.loads((parts / "_manifest.json").read_text())
     assert all(f["part"] is not None for f in manifest["files"])
@@ -113,13 +115,13 @@ def test_incremental_runs_from_python(url, conn, tmp_path):
     )
     state = tmp_path / "d_incr.json"
     path = tmp_path / "d_incr.parquet"
-    first = pgarrow.export(url, "d_incr", path, incremental_by="version", state=state)
+    first = pgarrow.export_incremental(url, "d_incr", by="version", state=state, path=path)
     assert (first["run"], first["first"], first["rows"]) == (1, True, 100)
     assert first["state"]["high_water"] == "100"
     assert json.loads(state.read_text())["files"] == [os.fspath(tmp_path / "d_incr.run-000001.parquet")]
 
     conn.execute("UPDATE d_incr SET v = 'b', version = 101 WHERE id = 7; INSERT INTO d_incr VALUES (101, 'c', 102)")
-    second = pgarrow.export(url, "d_incr", path, incremental_by="version", state=state)
+    second = pgarrow.export_incremental(url, "d_incr", by="version", state=state, path=path)
     assert (second["run"], second["first"], second["rows"]) == (2, False, 2)
     rows = pq.read_table(tmp_path / "d_incr.run-000002.parquet").sort_by("id").to_pylist()
     assert [(r["id"], r["v"]) for r in rows] == [(7, "b"), (101, "c")]
@@ -127,8 +129,8 @@ def test_incremental_runs_from_python(url, conn, tmp_path):
     # Over two connections, into the run's directory; a cursor set below the mark, found by
     # the late-row scan when asked for.
     conn.execute("UPDATE d_incr SET v = 'd', version = 1 WHERE id = 50")
-    third = pgarrow.export(
-        url, "d_incr", output_dir=tmp_path / "runs", incremental_by="version", state=state,
+    third = pgarrow.export_incremental(
+        url, "d_incr", by="version", state=state, output_dir=tmp_path / "runs",
         partitions=2, late_rows="always",
     )
     assert (third["run"], third["late_scan"], third["rows"]) == (3, True, 1)
@@ -136,13 +138,13 @@ def test_incremental_runs_from_python(url, conn, tmp_path):
     assert table.column("id").to_pylist() == [50]
 
     with pytest.raises(pgarrow.UsageError, match="follows column"):
-        pgarrow.export(url, "d_incr", path, incremental_by="id", state=state)
-    with pytest.raises(pgarrow.UsageError, match="go together"):
-        pgarrow.export(url, "d_incr", path, incremental_by="version")
-    with pytest.raises(pgarrow.UsageError, match="one or the other"):
-        pgarrow.export(url, "d_incr", path, incremental_by="version", state=state, replication_slot="s")
-    with pytest.raises(pgarrow.UsageError, match="late_rows"):
-        pgarrow.export(url, "d_incr", path, incremental_by="version", state=state, late_rows="sometimes")
+        pgarrow.export_incremental(url, "d_incr", by="id", state=state, path=path)
+    with pytest.raises(pgarrow.UsageError, match="one of them"):
+        pgarrow.export_incremental(url, "d_incr", by="version", state=state)
+    with pytest.raises(pgarrow.UsageError, match="export_with_slot"):
+        pgarrow.export_incremental(url, "d_incr", by="version", state=state, path=path, replication_slot="s")
+    with pytest.raises(pgarrow.UsageError, match="late_rows.*auto or always"):
+        pgarrow.export_incremental(url, "d_incr", by="version", state=state, path=path, late_rows="sometimes")
 
 
 def test_a_replication_slot_hand_off_reaches_the_server(url, conn, tmp_path):
@@ -152,9 +154,11 @@ def test_a_replication_slot_hand_off_reaches_the_server(url, conn, tmp_path):
     conn.execute("DROP TABLE IF EXISTS d_slot; CREATE TABLE d_slot (id int)")
     path = tmp_path / "d_slot.parquet"
     with pytest.raises(pgarrow.Error, match="wal_level must be logical|REPLICATION attribute"):
-        pgarrow.export(url, "d_slot", path, replication_slot="d_slot_s", slot_plugin="test_decoding")
+        pgarrow.export_with_slot(url, "d_slot", path, slot="d_slot_s", slot_plugin="test_decoding")
     assert not path.exists()
-    with pytest.raises(ValueError, match="slot_plugin goes with replication_slot"):
-        pgarrow.export(url, "d_slot", path, slot_plugin="test_decoding")
+    with pytest.raises(pgarrow.UsageError, match="one of them"):
+        pgarrow.export_with_slot(url, "d_slot", slot="d_slot_s")
+    with pytest.raises(pgarrow.UsageError, match="export_with_slot"):
+        pgarrow.export_file(url, "d_slot", path, replication_slot="d_slot_s")
     with pytest.raises(ValueError, match="applies to exports into files"):
         pgarrow.read_arrow(url, "d_slot", replication_slot="x")

@@ -129,7 +129,7 @@ def tables(conn) -> str:
 
 def local_table(url: str, tmp_path: Path, source: str) -> pa.Table:
     path = tmp_path / f"local-{uuid.uuid4().hex[:6]}.parquet"
-    pgarrow.export(url, source, str(path))
+    pgarrow.export_file(url, source, str(path))
     return pq.read_table(path)
 
 
@@ -206,17 +206,17 @@ def test_imports_from_one_object_a_pattern_and_a_manifest_prefix(url, conn, tabl
 
 def test_python_exports_and_writes_with_storage_options(url, conn, tables, store, tmp_path):
     bucket = fresh_bucket(store)
-    stats = pgarrow.export(url, tables, store.url(bucket, "py/orders.parquet"), storage_options=store.options)
+    stats = pgarrow.export_file(url, tables, store.url(bucket, "py/orders.parquet"), storage_options=store.options)
     assert stats["rows"] == 400000
     assert same_rows(read_object(store, bucket, "py/orders.parquet"), local_table(url, tmp_path, tables))
-    stats = pgarrow.export(url, tables, output_dir=store.url(bucket, "py/parts"), partitions=2, storage_options=store.options)
+    stats = pgarrow.export_dataset(url, tables, store.url(bucket, "py/parts"), partitions=2, storage_options=store.options)
     assert stats["manifest"] == store.url(bucket, "py/parts/_manifest.json")
     conn.execute("DROP TABLE IF EXISTS objst.pyloaded")
     conn.execute(f"CREATE TABLE objst.pyloaded (LIKE {tables})")
     stats = pgarrow.write(url, "objst.pyloaded", store.url(bucket, "py/parts"), storage_options=store.options)
     assert stats["rows"] == 400000
     with pytest.raises(pgarrow.UsageError, match="unknown storage option"):
-        pgarrow.export(url, tables, store.url(bucket, "x.parquet"), storage_options={"no_such_key": "1"})
+        pgarrow.export_file(url, tables, store.url(bucket, "x.parquet"), storage_options={"no_such_key": "1"})
 
 
 def test_a_value_error_late_in_the_export_leaves_no_object_and_no_pending_upload(url, tables, store):

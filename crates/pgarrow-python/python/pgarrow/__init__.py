@@ -7,7 +7,7 @@ one call loads Arrow data or files into a table, and one copies between servers:
     import pgarrow
     table = pgarrow.read_arrow("postgresql://user@host/db", "SELECT * FROM orders")
     pgarrow.write("postgresql://user@host/other", "orders", table, mode="upsert", key=["id"])
-    pgarrow.export("postgresql://user@host/db", schema="sales", output_dir="sales/")
+    pgarrow.export_tables("postgresql://user@host/db", "sales/", schema="sales")
     pgarrow.write("postgresql://user@host/other", "orders", "orders/")  # a manifest directory
     pgarrow.copy("postgresql://user@host/db", "orders", "postgresql://user@host/other")
 
@@ -25,8 +25,8 @@ PGPASSWORD, PGDATABASE, ...), ``~/.pgpass`` and the service file, as libpq reads
 Sources: ``query`` is SQL (SELECT, TABLE, VALUES, WITH ...) or a table name (``orders``,
 ``sales.orders``, ``"Mixed Case"``): a bare, possibly qualified name is read as a table.
 
-Options (keyword arguments, as the CLI's flags; every one is checked, with a ValueError naming
-a bad one, before anything connects):
+Options (keyword arguments, as the CLI's flags, typed in ``pgarrow._typing``; every one is
+checked, with a ValueError naming a bad one, before anything connects):
 
 - ``batch_rows`` (int, default 65536), ``batch_bytes`` (int, default 64 MiB): where batches
   are cut.
@@ -42,16 +42,16 @@ a bad one, before anything connects):
   ``parts`` (int), ``partition_by`` (a column: the way to split a query), ``snapshot``
   ("shared", "per-connection"), ``memory_limit`` (bytes, or text such as ``"1GiB"``),
   ``order_preserving`` (bool). Batches then come from every part as they are read.
-- files only (``export``): ``compression`` ("zstd", "zstd:LEVEL", "snappy", "lz4", "gzip",
+- files only (``export_file``, ``export_dataset``, ...): ``compression`` ("zstd", "zstd:LEVEL", "snappy", "lz4", "gzip",
   "none"), ``row_group_rows``, ``row_group_bytes``, ``intervals`` ("native", "struct").
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Optional, Union
+import warnings
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 
 from . import _pgarrow
 from ._pgarrow import ConnectError, DecodeError, Error, OutputError, QueryError
@@ -66,12 +66,40 @@ for _cls in (Error, ConnectError, DecodeError, OutputError, QueryError):
 class UsageError(Error, ValueError):
     """The call asks for something impossible: a bad option or name, connection settings that
     do not parse, a statement that returns no rows, an input file that is not what it should
-    be. Nothing ran. A ValueError too."""
+    be. Nothing ran. A ValueError too.
+
+    A wrong string choice names the parameter and the choices (``mode: unknown load mode
+    "merge": expected append, replace or upsert``).
+    """
+
+# The types of the signatures (get_type_hints resolves them here); Unpack is for type checkers.
+from ._typing import (  # noqa: E402
+    ApplyStats,
+    ChangesFormat,
+    ChangesStats,
+    CopyStats,
+    CreateNested,
+    Domains,
+    FileFormat,
+    FileOptions,
+    IncrementalStats,
+    LateRows,
+    LoadMode,
+    LoadStats,
+    Nanoseconds,
+    PartitionedStats,
+    ReadOptions,
+    SlotExportStats,
+    TablesOptions,
+    TablesStats,
+    Values,
+)
 
 if TYPE_CHECKING:
     import pandas
     import polars
     import pyarrow
+    from typing_extensions import Unpack
 
 __version__: str = _pgarrow.__version__
 
@@ -91,6 +119,11 @@ __all__ = [
     "Part",
     "Plan",
     "export",
+    "export_dataset",
+    "export_file",
+    "export_incremental",
+    "export_tables",
+    "export_with_slot",
     "plan",
     "read_arrow",
     "read_batches",
@@ -148,7 +181,7 @@ def read_batches(
     query: Optional[str] = None,
     *,
     table: Optional[str] = None,
-    **options: Any,
+    **options: Unpack[ReadOptions],
 ) -> pyarrow.RecordBatchReader:
     """Starts an export and returns its batches as a streaming ``pyarrow.RecordBatchReader``.
 
@@ -156,8 +189,35 @@ def read_batches(
     of the result. Reading waits on the server with the GIL released. Closing the reader (or
     dropping it) before its end cancels the server query.
 
-    Raises ConnectError, QueryError, DecodeError (subclasses of pgarrow.Error) or ValueError
-    for bad options, before or while reading.
+    Parameters
+    ----------
+    url : str, optional
+        A ``postgresql://`` URL or a libpq ``key=value`` string; None means ``DATABASE_URL``,
+        else the ``PG*`` environment variables.
+    query : str, optional
+        SQL, or a table name (a bare, possibly qualified name is read as a table).
+    table : str, optional
+        A table name, instead of ``query``.
+    **options
+        Batch sizes, the statement timeout, the type policies and partitioned reads
+        (:class:`pgarrow._typing.ReadOptions`; see the module's documentation).
+
+    Returns
+    -------
+    pyarrow.RecordBatchReader
+
+    Raises
+    ------
+    ConnectError, QueryError, DecodeError
+        Before or while reading (subclasses of :class:`pgarrow.Error`).
+    UsageError
+        A bad option or source, before anything connects (a ``ValueError``).
+
+    Examples
+    --------
+    >>> reader = pgarrow.read_batches(url, "SELECT * FROM orders", batch_rows=10_000)
+    >>> for batch in reader:
+    ...     handle(batch)
     """
     pa = _pyarrow()
     text, is_table = _source(query, table)
@@ -171,13 +231,32 @@ def read_arrow(
     query: Optional[str] = None,
     *,
     table: Optional[str] = None,
-    **options: Any,
+    **options: Unpack[ReadOptions],
 ) -> pyarrow.Table:
     """Runs the query (or reads the table) into a ``pyarrow.Table``.
 
     The schema carries PostgreSQL's type of each column in its field metadata
     (``pgarrow.pg_type``), and counts of values changed by a non-default option in the schema
     metadata (``pgarrow.lossy_conversions``).
+
+    Parameters
+    ----------
+    url, query, table, **options
+        As in :func:`read_batches`.
+
+    Returns
+    -------
+    pyarrow.Table
+
+    Raises
+    ------
+    ConnectError, QueryError, DecodeError, UsageError
+        As in :func:`read_batches`.
+
+    Examples
+    --------
+    >>> table = pgarrow.read_arrow(url, "SELECT * FROM orders", numeric="float64")
+    >>> table = pgarrow.read_arrow(url, table="sales.orders", partitions=4)
     """
     pa = _pyarrow()
     text, is_table = _source(query, table)
@@ -192,9 +271,26 @@ def read_polars(
     query: Optional[str] = None,
     *,
     table: Optional[str] = None,
-    **options: Any,
+    **options: Unpack[ReadOptions],
 ) -> polars.DataFrame:
-    """``read_arrow`` as a ``polars.DataFrame`` (polars must be installed)."""
+    """:func:`read_arrow` as a ``polars.DataFrame`` (polars must be installed).
+
+    Parameters
+    ----------
+    url, query, table, **options
+        As in :func:`read_batches`.
+
+    Returns
+    -------
+    polars.DataFrame
+
+    Raises
+    ------
+    ImportError
+        polars is not installed.
+    ConnectError, QueryError, DecodeError, UsageError
+        As in :func:`read_batches`.
+    """
     try:
         import polars
     except ImportError as e:
@@ -210,12 +306,28 @@ def read_pandas(
     *,
     table: Optional[str] = None,
     arrow_dtypes: bool = False,
-    **options: Any,
+    **options: Unpack[ReadOptions],
 ) -> pandas.DataFrame:
-    """``read_arrow`` as a ``pandas.DataFrame`` (pandas must be installed).
+    """:func:`read_arrow` as a ``pandas.DataFrame`` (pandas must be installed).
 
-    With ``arrow_dtypes=True`` the columns keep their Arrow types (``pd.ArrowDtype``): exact
-    decimals, nanosecond-free timestamps past 2262, nested lists and structs.
+    Parameters
+    ----------
+    url, query, table, **options
+        As in :func:`read_batches`.
+    arrow_dtypes : bool, default False
+        Keep the Arrow types (``pd.ArrowDtype``): exact decimals, nanosecond-free timestamps
+        past 2262, nested lists and structs.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    ImportError
+        pandas is not installed.
+    ConnectError, QueryError, DecodeError, UsageError
+        As in :func:`read_batches`.
     """
     try:
         import pandas
@@ -237,11 +349,405 @@ def _patterns(value: Union[str, list[str], None]) -> list[str]:
     return list(value)
 
 
+def _path(value: Union[str, os.PathLike[str]]) -> str:
+    return os.fspath(value)
+
+
+_SLOT_OPTIONS = ("replication_slot", "slot_plugin")
+
+
+def _no_slot(options: dict[str, Any], function: str) -> None:
+    """Refuses the slot's options on the functions that do not create one."""
+    given = [name for name in _SLOT_OPTIONS if options.get(name) is not None]
+    if given:
+        raise UsageError(
+            f"{function} does not create a replication slot ({', '.join(given)}=): "
+            "pgarrow.export_with_slot exports in the snapshot of a new slot"
+        )
+
+
+def export_file(
+    url: Optional[str],
+    query: Optional[str] = None,
+    path: Union[str, os.PathLike[str], None] = None,
+    *,
+    table: Optional[str] = None,
+    format: Optional[FileFormat] = None,
+    storage_options: Optional[dict[str, str]] = None,
+    **options: Unpack[FileOptions],
+) -> PartitionedStats:
+    """Exports a query or table into one Parquet or Arrow IPC file, written atomically (as
+    pyarrow's ``write_table``).
+
+    With ``partitions=N`` it is read over N connections in one snapshot. On any failure,
+    Ctrl-C included, nothing is left: the temporary file is removed.
+
+    Parameters
+    ----------
+    url : str, optional
+        The connection, as in :func:`read_batches`.
+    query : str, optional
+        SQL, or a table name (a bare, possibly qualified name is read as a table).
+    path : str or os.PathLike
+        The file, or an object URL (``s3://bucket/key.parquet``, ``gs://...``,
+        ``az://container/...``, ``abfss://...``): the object appears only when the export
+        succeeded (a multipart upload completed at the end, aborted on failure or Ctrl-C).
+    table : str, optional
+        A table name, instead of ``query``.
+    format : {"parquet", "arrow", "arrow-stream"}, optional
+        By default from the extension (.parquet, .arrow, .arrows).
+    storage_options : dict of str to str, optional
+        Object store settings by the ``object_store`` crate's keys, as delta-rs and polars
+        name them (``{"aws_endpoint": "http://localhost:9000", "aws_allow_http": "true"}``),
+        over each cloud's environment variables; see the book's "Object stores".
+    **options
+        The read options of :func:`read_batches`, and the files' own: ``compression``,
+        ``row_group_rows``, ``row_group_bytes``, ``intervals``
+        (:class:`pgarrow._typing.FileOptions`).
+
+    Returns
+    -------
+    dict
+        The statistics (:class:`pgarrow._typing.PartitionedStats`): rows, batches, bytes (of
+        COPY data), written (file bytes), the time of each phase in seconds, peak RSS, the
+        values changed by non-default options; read over several connections, also the
+        parts' (connections, parts, ...).
+
+    Raises
+    ------
+    ConnectError, QueryError, DecodeError
+        Connecting or reading failed.
+    OutputError
+        Writing the file failed; nothing was left behind.
+    UsageError
+        A bad option, format or path, before anything connects.
+
+    See Also
+    --------
+    export_dataset : one file per part, and a manifest.
+    export_with_slot : an export handed off to a new replication slot.
+
+    Examples
+    --------
+    >>> pgarrow.export_file(url, "orders", "orders.parquet", compression="zstd:9")
+    >>> pgarrow.export_file(url, "SELECT * FROM orders", "s3://bucket/orders.parquet")
+    """
+    _no_slot(options, "pgarrow.export_file")
+    if path is None:
+        raise UsageError("give a path to write (export_dataset writes a directory)")
+    text, is_table = _source(query, table)
+    return _pgarrow.export_file(
+        url,
+        text,
+        is_table,
+        _path(path),
+        format=format,
+        options=options,
+        storage_options=storage_options,
+    )
+
+
+def export_dataset(
+    url: Optional[str],
+    query: Optional[str] = None,
+    output_dir: Union[str, os.PathLike[str], None] = None,
+    *,
+    table: Optional[str] = None,
+    format: Optional[FileFormat] = None,
+    storage_options: Optional[dict[str, str]] = None,
+    **options: Unpack[FileOptions],
+) -> PartitionedStats:
+    """Exports a query or table into a directory: one file per part, read over ``partitions``
+    connections in one snapshot, then ``_manifest.json`` (as ``pgarrow export --output-dir``
+    and pyarrow's ``write_dataset``).
+
+    On any failure, Ctrl-C included, nothing is left: no manifest, and the files of the run
+    are removed.
+
+    Parameters
+    ----------
+    url, query, table
+        As in :func:`export_file`.
+    output_dir : str or os.PathLike
+        The directory, or an object URL prefix (``s3://bucket/orders/``).
+    format : {"parquet", "arrow", "arrow-stream"}, optional
+        Of every file; Parquet by default.
+    storage_options : dict of str to str, optional
+        As in :func:`export_file`.
+    **options
+        As in :func:`export_file`; ``partitions``, ``parts`` and ``partition_by`` say how the
+        source is cut.
+
+    Returns
+    -------
+    dict
+        The statistics (:class:`pgarrow._typing.PartitionedStats`), with ``manifest``.
+
+    Raises
+    ------
+    ConnectError, QueryError, DecodeError, OutputError, UsageError
+        As in :func:`export_file`.
+
+    Examples
+    --------
+    >>> pgarrow.export_dataset(url, "orders", "orders/", partitions=4)
+    """
+    _no_slot(options, "pgarrow.export_dataset")
+    if output_dir is None:
+        raise UsageError("give output_dir=, the directory to write")
+    text, is_table = _source(query, table)
+    return _pgarrow.export_dir(
+        url,
+        text,
+        is_table,
+        _path(output_dir),
+        format=format,
+        options=options,
+        storage_options=storage_options,
+    )
+
+
+def export_tables(
+    url: Optional[str],
+    output_dir: Union[str, os.PathLike[str], None] = None,
+    *,
+    table: Union[str, list[str], None] = None,
+    schema: Union[str, list[str], None] = None,
+    format: Optional[FileFormat] = None,
+    storage_options: Optional[dict[str, str]] = None,
+    **options: Unpack[TablesOptions],
+) -> TablesStats:
+    """Exports every relation the ``table`` and ``schema`` patterns match into ``output_dir``,
+    one file per table named ``schema.table.parquet``, all read in one snapshot, then
+    ``_manifest.json``.
+
+    Parameters
+    ----------
+    url : str, optional
+        As in :func:`export_file`.
+    output_dir : str or os.PathLike
+        The directory, or an object URL prefix.
+    table : str or list of str, optional
+        Table patterns, as the CLI's ``--table`` reads them: unquoted names fold to lower
+        case, ``*`` and ``?`` are wildcards (``"sales.order_*"``).
+    schema : str or list of str, optional
+        Schema patterns (``--schema``): every relation of the schemas they match.
+    format : {"parquet", "arrow", "arrow-stream"}, optional
+        Of every file; Parquet by default.
+    storage_options : dict of str to str, optional
+        As in :func:`export_file`.
+    **options
+        The type options and the files' (:class:`pgarrow._typing.TablesOptions`); the tables
+        are read one after another, so not the options of partitioned reads.
+
+    Returns
+    -------
+    dict
+        The manifest's fields (files, snapshot, wal_lsn, ...), ``output_dir``, ``manifest``,
+        ``copy_bytes`` and ``total_s`` (:class:`pgarrow._typing.TablesStats`).
+
+    Raises
+    ------
+    ConnectError, QueryError, DecodeError, OutputError, UsageError
+        As in :func:`export_file`; UsageError also when no pattern is given.
+
+    Examples
+    --------
+    >>> pgarrow.export_tables(url, "out/", table=["sales.order_*", "customers"], schema="crm")
+    """
+    _no_slot(options, "pgarrow.export_tables")
+    if output_dir is None:
+        raise UsageError("several tables (table= or schema= patterns) go to output_dir=")
+    patterns, schemas = _patterns(table), _patterns(schema)
+    if not (patterns or schemas):
+        raise UsageError("give table= or schema= patterns")
+    return _pgarrow.export_tables(
+        url,
+        patterns,
+        schemas,
+        _path(output_dir),
+        format=format,
+        options=options,
+        storage_options=storage_options,
+    )
+
+
+def export_incremental(
+    url: Optional[str],
+    table: str,
+    *,
+    by: str,
+    state: Union[str, os.PathLike[str]],
+    path: Union[str, os.PathLike[str], None] = None,
+    output_dir: Union[str, os.PathLike[str], None] = None,
+    since: Optional[str] = None,
+    restart: bool = False,
+    late_rows: LateRows = "auto",
+    format: Optional[FileFormat] = None,
+    storage_options: Optional[dict[str, str]] = None,
+    **options: Unpack[FileOptions],
+) -> IncrementalStats:
+    """One incremental run of ``table`` by the cursor column ``by`` (as ``pgarrow export
+    --incremental-by``), then its state saved at ``state``.
+
+    The first run exports the table (from ``since`` when given), each later one the rows
+    changed since the previous run's snapshot, late commits included, into
+    ``orders.run-000002.parquet``, ... (with ``output_dir``: ``run-000002/`` there, with its
+    manifest; ``partitions=N`` reads over N connections in the run's snapshot).
+
+    Parameters
+    ----------
+    url : str, optional
+        As in :func:`export_file`.
+    table : str
+        The table.
+    by : str
+        The cursor column (a timestamp, date or integer that grows with each change).
+    state : str or os.PathLike
+        The state file (or object URL), replaced after each run.
+    path : str or os.PathLike, optional
+        The run's file, named for the run; or
+    output_dir : str or os.PathLike, optional
+        the directory its run's directory goes into (one of them).
+    since : str, optional
+        Where the first run starts (inclusive).
+    restart : bool, default False
+        Start over, as a first run.
+    late_rows : {"auto", "always"}, default "auto"
+        When to scan for rows committed late: when the run needs it, or every run.
+    format : {"parquet", "arrow", "arrow-stream"}, optional
+        By default from the extension (a file) or Parquet (a directory).
+    storage_options : dict of str to str, optional
+        As in :func:`export_file`.
+    **options
+        As in :func:`export_file`.
+
+    Returns
+    -------
+    dict
+        The export's statistics, with ``run``, ``first``, ``late_scan`` and ``state``
+        (:class:`pgarrow._typing.IncrementalStats`).
+
+    Raises
+    ------
+    ConnectError, QueryError, DecodeError, OutputError, UsageError
+        As in :func:`export_file`.
+
+    Examples
+    --------
+    >>> pgarrow.export_incremental(
+    ...     url, "orders", by="updated_at", state="orders.state.json", path="orders.parquet"
+    ... )
+    """
+    _no_slot(options, "pgarrow.export_incremental")
+    if not isinstance(table, str):
+        raise UsageError("an incremental run reads a table: give its name")
+    return _pgarrow.export_incremental(
+        url,
+        table,
+        by,
+        _path(state),
+        path=None if path is None else _path(path),
+        output_dir=None if output_dir is None else _path(output_dir),
+        since=since,
+        restart=restart,
+        late_rows=late_rows,
+        format=format,
+        options=options,
+        storage_options=storage_options,
+    )
+
+
+def export_with_slot(
+    url: Optional[str],
+    query: Optional[str] = None,
+    path: Union[str, os.PathLike[str], None] = None,
+    *,
+    slot: str,
+    slot_plugin: str = "pgoutput",
+    table: Optional[str] = None,
+    output_dir: Union[str, os.PathLike[str], None] = None,
+    format: Optional[FileFormat] = None,
+    storage_options: Optional[dict[str, str]] = None,
+    **options: Unpack[FileOptions],
+) -> SlotExportStats:
+    """Creates logical replication slot ``slot`` and exports in the snapshot it exported:
+    streaming from the slot (:func:`changes`) then gives exactly the changes after this
+    export.
+
+    The role needs REPLICATION, the server ``wal_level = logical``. The manifest (with
+    ``output_dir``) records the slot and its LSN.
+
+    Parameters
+    ----------
+    url, query, table
+        As in :func:`export_file`.
+    path : str or os.PathLike, optional
+        One file, as :func:`export_file` writes it; or
+    output_dir : str or os.PathLike, optional
+        a directory, as :func:`export_dataset` writes it (one of them).
+    slot : str
+        The slot to create.
+    slot_plugin : str, default "pgoutput"
+        Its output plugin.
+    format, storage_options, **options
+        As in :func:`export_file`.
+
+    Returns
+    -------
+    dict
+        The export's statistics, with ``replication_slot``: its name, ``consistent_point``,
+        snapshot and plugin (:class:`pgarrow._typing.SlotExportStats`).
+
+    Raises
+    ------
+    ConnectError, QueryError, DecodeError, OutputError, UsageError
+        As in :func:`export_file`; QueryError also when the slot exists.
+
+    Examples
+    --------
+    >>> pgarrow.export_with_slot(url, "orders", output_dir="orders/", slot="orders_cdc")
+    """
+    _no_slot(options, "pgarrow.export_with_slot (slot= names the slot)")
+    if (path is None) == (output_dir is None):
+        raise UsageError("give a path or output_dir= (one of them)")
+    text, is_table = _source(query, table)
+    native_options = dict(options, replication_slot=slot, slot_plugin=slot_plugin)
+    if path is not None:
+        return _pgarrow.export_file(
+            url,
+            text,
+            is_table,
+            _path(path),
+            format=format,
+            options=native_options,
+            storage_options=storage_options,
+        )
+    assert output_dir is not None
+    return _pgarrow.export_dir(
+        url,
+        text,
+        is_table,
+        _path(output_dir),
+        format=format,
+        options=native_options,
+        storage_options=storage_options,
+    )
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"{old} is deprecated and goes in the next release: call {new} instead",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
 def export(
     url: Optional[str],
     query_or_table: Optional[str] = None,
     path: Union[str, os.PathLike[str], None] = None,
-    format: Optional[str] = None,
+    format: Optional[FileFormat] = None,
     *,
     table: Union[str, list[str], None] = None,
     schema: Union[str, list[str], None] = None,
@@ -251,54 +757,40 @@ def export(
     state: Union[str, os.PathLike[str], None] = None,
     since: Optional[str] = None,
     restart: bool = False,
-    late_rows: str = "auto",
+    late_rows: LateRows = "auto",
     **options: Any,
 ) -> dict[str, Any]:
-    """Exports to a Parquet or Arrow IPC file, or to a directory, written atomically.
+    """Deprecated: one function per kind of export replaces it.
 
-    ``path`` and ``output_dir`` may be object URLs: ``s3://bucket/key.parquet``,
-    ``gs://...``, ``az://container/...``, ``abfss://...``. The object appears only when the
-    export succeeded (a multipart upload completed at the end, aborted on failure or
-    Ctrl-C). Credentials come from each cloud's environment variables (and AWS profiles);
-    ``storage_options`` adds or overrides settings by the ``object_store`` crate's keys, as
-    delta-rs and polars name them (``{"aws_endpoint": "http://localhost:9000",
-    "aws_allow_http": "true"}``); see the book's "Object stores" (docs/src/object-stores.md).
+    .. deprecated::
+        Call :func:`export_file` (a path), :func:`export_dataset` (``output_dir=``),
+        :func:`export_tables` (``table=`` / ``schema=`` patterns), :func:`export_incremental`
+        (``incremental_by=``, now ``by=``) or :func:`export_with_slot`
+        (``replication_slot=``, now ``slot=``). Each call warns (``DeprecationWarning``),
+        naming the function to call, and goes to it; the results are the same.
 
-    - ``export(url, "orders", "orders.parquet")``: a query or table into one file. With
-      ``partitions=N`` it is read over N connections in one snapshot.
-    - ``export(url, "orders", output_dir="orders/", partitions=4)``: one file per part, then
-      ``_manifest.json`` (as ``pgarrow export --output-dir``).
-    - ``export(url, table=["sales.order_*", "customers"], schema="crm", output_dir="out/")``:
-      every relation the patterns match (``--table`` and ``--schema`` as the CLI reads them:
-      unquoted names fold to lower case, ``*`` and ``?`` are wildcards), one file per table
-      named ``schema.table.parquet``, all read in one snapshot, then ``_manifest.json``.
+    Parameters
+    ----------
+    url, query_or_table, path, format, table, schema, output_dir, storage_options
+        As the new functions take them.
+    incremental_by, state, since, restart, late_rows
+        As :func:`export_incremental` takes them (``incremental_by`` is its ``by``).
+    **options
+        As :func:`export_file` takes them, with ``replication_slot`` and ``slot_plugin``
+        (:func:`export_with_slot`'s ``slot`` and ``slot_plugin``).
 
-    ``format`` is "parquet", "arrow" (IPC file) or "arrow-stream"; by default it comes from
-    the file's extension (.parquet, .arrow, .arrows), and is Parquet for a directory. On any
-    failure, including Ctrl-C, nothing is left: no file, and no manifest (the files of the
-    run are removed).
+    Returns
+    -------
+    dict
+        The new function's statistics.
 
-    - ``export(url, "orders", "orders.parquet", incremental_by="updated_at",
-      state="orders.state.json")``: one incremental run (as ``pgarrow export
-      --incremental-by``): the first exports the table (from ``since`` when given), each
-      later one the rows changed since the previous run's snapshot, late commits included,
-      into ``orders.run-000002.parquet``, ... (``output_dir=``: ``run-000002/`` there, with
-      its manifest; ``partitions=N`` reads over N connections in the run's snapshot); then
-      the state is replaced. ``restart=True`` starts over; ``late_rows="always"`` scans for
-      late rows every run. The result adds ``run``, ``first``, ``late_scan`` and ``state``.
-
-    - ``export(url, "orders", output_dir="orders/", replication_slot="orders_cdc",
-      partitions=4)``: creates logical replication slot ``orders_cdc`` (``slot_plugin=``,
-      default ``pgoutput``; the role needs REPLICATION, the server ``wal_level = logical``)
-      and exports in the snapshot it exported: streaming from the slot gives exactly the
-      changes after this export. The result adds ``replication_slot`` (its name,
-      ``consistent_point``, snapshot and plugin); the manifest records the slot and LSN.
-
-    Returns the statistics: rows, batches, bytes (of COPY data), written (file bytes), the
-    time of each phase in seconds, peak RSS, and the values changed by non-default options;
-    for a directory, the manifest's fields (files, snapshot, wal_lsn, ...) or the parts'
-    (connections, parts, manifest).
+    Raises
+    ------
+    UsageError
+        Arguments of different kinds of export mixed.
     """
+    slot = options.pop("replication_slot", None)
+    slot_plugin = options.pop("slot_plugin", None)
     if incremental_by is not None or state is not None:
         if incremental_by is None or state is None:
             raise UsageError("incremental_by= and state= go together")
@@ -306,55 +798,92 @@ def export(
             raise UsageError("an incremental run reads a table: give its name")
         if table is not None or schema is not None:
             raise UsageError("an incremental run reads one table, not table= / schema= patterns")
-        if options.get("replication_slot") is not None or options.get("slot_plugin") is not None:
+        if slot is not None or slot_plugin is not None:
             raise UsageError(
                 "replication_slot= hands a whole export off to replication; an incremental run "
                 "follows a cursor: one or the other"
             )
-        stats = _pgarrow.export_incremental(
+        _deprecated(
+            "pgarrow.export(incremental_by=...)",
+            "pgarrow.export_incremental(url, table, by=..., state=...)",
+        )
+        return export_incremental(
             url,
             query_or_table,
-            incremental_by,
-            os.fspath(state),
-            None if path is None else os.fspath(path),
-            None if output_dir is None else os.fspath(output_dir),
-            format,
-            since,
-            restart,
-            late_rows,
-            options,
-            storage_options,
+            by=incremental_by,
+            state=state,
+            path=path,
+            output_dir=output_dir,
+            since=since,
+            restart=restart,
+            late_rows=late_rows,
+            format=format,
+            storage_options=storage_options,
+            **options,
         )
-        return json.loads(stats)
     if since is not None or restart or late_rows != "auto":
         raise UsageError("since=, restart= and late_rows= are options of incremental_by=")
 
-    patterns, schemas = _patterns(table), _patterns(schema)
-    if patterns or schemas:
+    if table is not None or schema is not None:
         if query_or_table is not None or path is not None:
             raise UsageError("table= and schema= patterns go to output_dir=, without a query or path")
         if output_dir is None:
             raise UsageError("several tables (table= or schema= patterns) go to output_dir=")
-        stats = _pgarrow.export_tables(
-            url, patterns, schemas, os.fspath(output_dir), format, options, storage_options
+        # (A slot given with patterns was never created: the tables' export has no slot.)
+        _deprecated(
+            "pgarrow.export(table=/schema= patterns)",
+            "pgarrow.export_tables(url, output_dir, table=..., schema=...)",
         )
-        return json.loads(stats)
+        return export_tables(
+            url,
+            output_dir,
+            table=table,
+            schema=schema,
+            format=format,
+            storage_options=storage_options,
+            **options,
+        )
     if query_or_table is None:
         raise UsageError("give a query or table, or table= / schema= patterns")
-    text, is_table = _source(query_or_table, None)
-    if output_dir is not None:
-        if path is not None:
-            raise UsageError("give a path or output_dir=, not both")
-        stats = _pgarrow.export_dir(
-            url, text, os.fspath(output_dir), format, is_table, options, storage_options
-        )
-        return json.loads(stats)
-    if path is None:
+    if output_dir is not None and path is not None:
+        raise UsageError("give a path or output_dir=, not both")
+    if output_dir is None and path is None:
         raise UsageError("give a path to write, or output_dir=")
-    stats = _pgarrow.export_file(
-        url, text, os.fspath(path), format, is_table, options, storage_options
+    if slot is not None or slot_plugin is not None:
+        if slot is None:
+            raise UsageError("slot_plugin goes with replication_slot (the slot to create)")
+        _deprecated(
+            "pgarrow.export(replication_slot=...)",
+            "pgarrow.export_with_slot(url, query, path, slot=...)",
+        )
+        return export_with_slot(
+            url,
+            query_or_table,
+            path,
+            slot=slot,
+            slot_plugin=slot_plugin or "pgoutput",
+            output_dir=output_dir,
+            format=format,
+            storage_options=storage_options,
+            **options,
+        )
+    if output_dir is not None:
+        _deprecated(
+            "pgarrow.export(output_dir=...)",
+            "pgarrow.export_dataset(url, query, output_dir)",
+        )
+        return export_dataset(
+            url,
+            query_or_table,
+            output_dir,
+            format=format,
+            storage_options=storage_options,
+            **options,
+        )
+    _deprecated("pgarrow.export(url, query, path)", "pgarrow.export_file(url, query, path)")
+    return export_file(
+        url, query_or_table, path, format=format, storage_options=storage_options, **options
     )
-    return json.loads(stats)
 
 
 def schema(
@@ -362,76 +891,132 @@ def schema(
     query: Optional[str] = None,
     *,
     table: Optional[str] = None,
-    **options: Any,
+    **options: Unpack[ReadOptions],
 ) -> pyarrow.Schema:
-    """The Arrow schema an export would produce, without running the query (it is described,
-    and the catalog read for its column types). The type policies apply."""
+    """The Arrow schema an export would produce, without running the query.
+
+    The query is described, and the catalog read for its column types; the type policies
+    apply.
+
+    Parameters
+    ----------
+    url, query, table, **options
+        As in :func:`read_batches`.
+
+    Returns
+    -------
+    pyarrow.Schema
+
+    Raises
+    ------
+    ConnectError, QueryError, UsageError
+        As in :func:`read_batches`.
+    """
     pa = _pyarrow()
     text, is_table = _source(query, table)
     capsule = _pgarrow.schema(url, text, is_table, options)
     return pa.Schema._import_from_c_capsule(capsule)
 
 
+def _key(key: Union[str, list[str], None]) -> Optional[list[str]]:
+    if isinstance(key, str):
+        return [k.strip() for k in key.split(",")]
+    return key
+
+
 def write(
     url: Optional[str],
     table: str,
     data: Any,
-    mode: str = "append",
+    mode: LoadMode = "append",
     *,
     key: Union[str, list[str], None] = None,
     create: bool = False,
-    create_nested: str = "json",
+    create_nested: CreateNested = "json",
     batch_rows: Optional[int] = None,
     storage_options: Optional[dict[str, str]] = None,
-    nanoseconds: str = "error",
-) -> dict[str, Any]:
-    """Loads ``data`` into ``table`` (``name`` or ``schema.name``, read as SQL reads it:
-    unquoted names fold to lower case, ``'"Orders"'`` keeps its case) with binary COPY, in
-    one transaction: any failure, Ctrl-C included, leaves the table as it was. A name without
-    its schema is never a temporary table: it means the first schema of the search path (less
-    ``pg_temp``) that has the table, and ``create=True`` makes it in the first; ``pg_temp.name``
-    names the temporary table.
+    nanoseconds: Nanoseconds = "error",
+) -> LoadStats:
+    """Loads ``data`` into ``table`` with binary COPY, in one transaction: any failure, Ctrl-C
+    included, leaves the table as it was.
 
-    ``data`` is anything with ``__arrow_c_stream__`` (a pyarrow Table or RecordBatchReader, a
-    polars DataFrame, a DuckDB result, ...), or files: a path or a list of paths (Parquet,
-    Arrow IPC file or stream, by extension, as ``pgarrow import`` reads them), or one directory
-    written by an export (exactly the files its ``_manifest.json`` lists, each checked against
-    its row count). Paths may be object URLs (``s3://bucket/orders.parquet``, a pattern such as
-    ``s3://bucket/orders/*.parquet``, or a prefix with a manifest), read in place by ranges,
-    with ``storage_options`` as for :func:`export`. Its columns go into the table's columns of the same names (the others get
+    ``table`` is ``name`` or ``schema.name``, read as SQL reads it: unquoted names fold to
+    lower case, ``'"Orders"'`` keeps its case. A name without its schema is never a temporary
+    table: it means the first schema of the search path (less ``pg_temp``) that has the
+    table, and ``create=True`` makes it in the first; ``pg_temp.name`` names the temporary
+    table. The data's columns go into the table's columns of the same names (the others get
     their defaults); every value is converted exactly or refused with its column, its row and
     the value (see the book's "Loading into PostgreSQL", docs/src/loading.md).
 
-    ``mode`` is "append", "replace" (TRUNCATE in the same transaction) or "upsert" (insert new
-    keys, update the others; ``key`` names the columns of a unique index). ``create=True``
-    creates a missing table from the schema, with the PostgreSQL types pgarrow's field
-    metadata names where they exist. A nested field without that metadata (a Struct, a Map, a
-    list of them, as Spark or DuckDB write them) becomes ``jsonb``, or with
-    ``create_nested="typed"`` a composite type made for each Struct (``<table>_<column>``),
-    ``hstore`` for a Map of text to text (the extension must be installed). ``batch_rows`` sets the rows per batch read from Parquet.
-    ``nanoseconds`` says what to do with nanoseconds that are not whole microseconds
-    (PostgreSQL keeps microseconds): "error" (the default: refused, naming row and column) or
-    "round" (half to even, as PostgreSQL rounds its input; counted under ``losses``).
+    Parameters
+    ----------
+    url : str, optional
+        As in :func:`read_batches`.
+    table : str
+        The target table.
+    data : Arrow data, str, os.PathLike or list of them
+        Anything with ``__arrow_c_stream__`` (a pyarrow Table or RecordBatchReader, a polars
+        DataFrame, a DuckDB result, ...), or files: a path or a list of paths (Parquet, Arrow
+        IPC file or stream, by extension, as ``pgarrow import`` reads them), or one directory
+        written by an export (exactly the files its ``_manifest.json`` lists, each checked
+        against its row count). Paths may be object URLs (``s3://bucket/orders.parquet``, a
+        pattern such as ``s3://bucket/orders/*.parquet``, or a prefix with a manifest), read
+        in place by ranges.
+    mode : {"append", "replace", "upsert"}, default "append"
+        Add the rows; TRUNCATE first, in the same transaction; or insert new keys and update
+        the others.
+    key : str or list of str, optional
+        The upsert's key: the columns of a unique index (``"id"``, ``"a,b"``, ``["a", "b"]``).
+    create : bool, default False
+        Create a missing table from the schema, with the PostgreSQL types pgarrow's field
+        metadata names where they exist.
+    create_nested : {"json", "typed"}, default "json"
+        What ``create`` makes of a nested field without that metadata (a Struct, a Map, a
+        list of them, as Spark or DuckDB write them): ``jsonb``, or a composite type made for
+        each Struct (``<table>_<column>``) and ``hstore`` for a Map of text to text (the
+        extension must be installed).
+    batch_rows : int, optional
+        The rows per batch read from Parquet.
+    storage_options : dict of str to str, optional
+        As in :func:`export_file`.
+    nanoseconds : {"error", "round"}, default "error"
+        Nanoseconds that are not whole microseconds (PostgreSQL keeps microseconds): refused,
+        naming row and column; or rounded half to even, as PostgreSQL rounds its input
+        (counted under ``losses``).
 
-    Returns the statistics: rows, bytes (of COPY data), seconds (total_s, connect_s,
-    describe_s, read_s, encode_s, send_s, commit_s; reading and encoding overlap sending), and
-    ``losses``: the values a policy converted, per column and kind.
+    Returns
+    -------
+    dict
+        The statistics (:class:`pgarrow._typing.LoadStats`): rows, bytes (of COPY data),
+        seconds (total_s, connect_s, describe_s, read_s, encode_s, send_s, commit_s; reading
+        and encoding overlap sending), and ``losses``: the values a policy converted, per
+        column and kind.
+
+    Raises
+    ------
+    ConnectError, QueryError
+        Connecting or loading failed (the table is as it was).
+    UsageError
+        A bad mode, key, choice or input, before anything is loaded.
+    TypeError
+        ``data`` is neither Arrow data nor paths.
+
+    Examples
+    --------
+    >>> pgarrow.write(url, "orders", table, mode="upsert", key=["id"])
+    >>> pgarrow.write(url, "orders", "orders/")  # a directory an export wrote
     """
-    if isinstance(key, str):
-        key = [k.strip() for k in key.split(",")]
-    return json.loads(
-        _pgarrow.write(
-            url,
-            table,
-            data,
-            mode,
-            key,
-            create,
-            batch_rows,
-            storage_options,
-            nanoseconds,
-            create_nested,
-        )
+    return _pgarrow.write(
+        url,
+        table,
+        data,
+        mode=mode,
+        key=_key(key),
+        create=create,
+        create_nested=create_nested,
+        batch_rows=batch_rows,
+        storage_options=storage_options,
+        nanoseconds=nanoseconds,
     )
 
 
@@ -440,49 +1025,90 @@ def copy(
     query_or_table: str,
     to: Optional[str] = None,
     into: Optional[str] = None,
-    mode: str = "append",
+    mode: LoadMode = "append",
     *,
     key: Union[str, list[str], None] = None,
     create: bool = False,
-    create_nested: str = "json",
-    domains: Literal["define", "base"] = "define",
-    **options: Any,
-) -> dict[str, Any]:
-    """Copies a query or table of one PostgreSQL (``url``) into a table of another (``to``;
-    by default the same server), as ``pgarrow copy``: the source is read with binary COPY
-    (over ``partitions=N`` connections in one snapshot, if given) while the target loads it,
-    in one transaction of the target; any failure leaves the target as it was and cancels the
-    source's query.
+    create_nested: CreateNested = "json",
+    domains: Domains = "define",
+    **options: Unpack[ReadOptions],
+) -> CopyStats:
+    """Copies a query or table of one PostgreSQL into a table of another, as ``pgarrow copy``.
 
-    ``into`` is the target table (by default the source table's name; required for a query).
-    ``mode``, ``key``, ``create`` and ``create_nested`` are as in ``write``; with ``create``,
-    the enums, composite types, ranges and domains the columns need and the target lacks are
-    created there as the source defines them (listed under ``created_types``). A domain's
-    DEFAULT and CHECKs come with it, after the functions and sequences they name
-    (``domains="define"``); ``domains="base"`` gives such columns the domain's base type
-    instead, listed under ``domains_as_base``. The type policies and partitioned reads take
-    the options of ``read_arrow``.
+    The source is read with binary COPY (over ``partitions=N`` connections in one snapshot,
+    if given) while the target loads it, in one transaction of the target; any failure
+    leaves the target as it was and cancels the source's query.
 
-    Returns the load's statistics, with the source's export statistics under ``source``.
+    Parameters
+    ----------
+    url : str, optional
+        The source's connection, as in :func:`read_batches`.
+    query_or_table : str
+        SQL, or a table name.
+    to : str, optional
+        The target's connection; by default the source's server.
+    into : str, optional
+        The target table; by default the source table's name (required for a query).
+    mode, key, create, create_nested
+        As in :func:`write`. With ``create``, the enums, composite types, ranges and domains
+        the columns need and the target lacks are created there as the source defines them
+        (listed under ``created_types``).
+    domains : {"define", "base"}, default "define"
+        A domain comes with its DEFAULT and CHECKs, after the functions and sequences they
+        name; or such columns get the domain's base type instead (listed under
+        ``domains_as_base``).
+    **options
+        The read options of :func:`read_batches`. Arrays come as the server's text unless
+        ``array_shape`` is given (their bounds and depths then arrive exactly).
+
+    Returns
+    -------
+    dict
+        The load's statistics, with the source's export statistics under ``source``
+        (:class:`pgarrow._typing.CopyStats`).
+
+    Raises
+    ------
+    ConnectError, QueryError, DecodeError, UsageError
+        As in :func:`read_batches` and :func:`write`.
+
+    Examples
+    --------
+    >>> pgarrow.copy(url, "orders", "postgresql://user@host/other", create=True)
     """
     text, is_table = _source(query_or_table, None)
     if into is None:
         if not is_table:
             raise UsageError("copying a query needs into=: the target table")
         into = text
-    if isinstance(key, str):
-        key = [k.strip() for k in key.split(",")]
-    stats = _pgarrow.copy(
-        url, text, to, into, is_table, mode, key, create, options, create_nested, domains
+    return _pgarrow.copy(
+        url,
+        text,
+        to,
+        into,
+        is_table=is_table,
+        mode=mode,
+        key=_key(key),
+        create=create,
+        create_nested=create_nested,
+        domains=domains,
+        options=options,
     )
-    return json.loads(stats)
 
 
 class ChangeBatch(tuple):
     """Changed rows of one table: ``(table, batch)``, a named pair. ``table`` is the quoted,
     schema-qualified name (``"public"."orders"``); ``batch`` a ``pyarrow.RecordBatch`` of the
     table's columns, then ``_op``, ``_lsn``, ``_commit_lsn``, ``_commit_time``, ``_xid``,
-    ``_unchanged`` and ``_old`` (see the book's "Change data capture", docs/src/changes.md)."""
+    ``_unchanged`` and ``_old`` (see the book's "Change data capture", docs/src/changes.md).
+
+    Attributes
+    ----------
+    table : str
+        The quoted, schema-qualified name.
+    batch : pyarrow.RecordBatch
+        The rows and their change columns.
+    """
 
     __slots__ = ()
 
@@ -509,6 +1135,17 @@ class Changes:
     comes again. ``schema_changes`` lists ``(table, lsn)`` for each table whose columns changed
     mid-stream (its next batches have the new schema). Close it (or use ``with``) to end the
     stream.
+
+    Attributes
+    ----------
+    checkpoint : str or None
+        The WAL position every change delivered so far reaches, after a transaction boundary.
+    schema_changes : list of (str, str)
+        ``(table, lsn)`` for each table whose columns changed mid-stream.
+
+    See Also
+    --------
+    changes : makes one.
     """
 
     def __init__(self, native: Any) -> None:
@@ -537,7 +1174,18 @@ class Changes:
                 self.schema_changes.append((name, payload))
 
     def confirm(self, lsn: Optional[str] = None) -> None:
-        """Tells the slot that the changes up to ``lsn`` (default: ``checkpoint``) are durable."""
+        """Tells the slot that the changes up to ``lsn`` are durable: it moves there.
+
+        Parameters
+        ----------
+        lsn : str, optional
+            A checkpoint; by default :attr:`checkpoint` (nothing when there is none yet).
+
+        Raises
+        ------
+        UsageError
+            A malformed LSN, or the stream is closed.
+        """
         lsn = lsn or self.checkpoint
         if lsn is not None:
             self._native.confirm(lsn)
@@ -560,23 +1208,50 @@ def changes(
     publication: Union[str, list[str]],
     create_slot: bool = False,
     catch_up: bool = False,
-    values: str = "auto",
+    values: Values = "auto",
     start: Optional[str] = None,
     batch_rows: Optional[int] = None,
     flush_interval: float = 1.0,
 ) -> Changes:
-    """Streams logical replication slot ``slot``'s changes (plugin pgoutput) for the tables of
-    ``publication`` (a name or a list), as ``ChangeBatch(table, pyarrow.RecordBatch)`` items
-    with the export's types.
+    """Streams a logical replication slot's changes (plugin pgoutput), as
+    ``ChangeBatch(table, pyarrow.RecordBatch)`` items with the export's types.
 
-    ``create_slot`` makes the slot when it does not exist (its changes start now);
-    ``catch_up`` ends the iteration once every change committed before the call was delivered
-    (else it streams until closed); ``values`` is "auto" (binary on PostgreSQL 14+ unless a
-    published column has no binary decoder), "binary" or "text"; ``start`` skips transactions
-    committed before that WAL position (``"16/B374D848"``); ``flush_interval`` (seconds) is how
-    long rows may wait for a checkpoint. Raises ConnectError, QueryError, DecodeError or
-    UsageError (a missing slot or publication, a bad option).
+    Parameters
+    ----------
+    url : str, optional
+        As in :func:`read_batches`.
+    slot : str
+        The slot.
+    publication : str or list of str
+        The publications whose tables to stream.
+    create_slot : bool, default False
+        Make the slot when it does not exist (its changes start now).
+    catch_up : bool, default False
+        End the iteration once every change committed before the call was delivered (else
+        it streams until closed).
+    values : {"auto", "binary", "text"}, default "auto"
+        Binary on PostgreSQL 14+ unless a published column has no binary decoder; binary; or
+        text.
+    start : str, optional
+        Skip transactions committed before this WAL position (``"16/B374D848"``).
+    batch_rows : int, optional
+        The most rows of a batch.
+    flush_interval : float, default 1.0
+        Seconds rows may wait for a checkpoint.
 
+    Returns
+    -------
+    Changes
+
+    Raises
+    ------
+    ConnectError, QueryError, DecodeError
+        Connecting or streaming failed.
+    UsageError
+        A missing slot or publication, a bad option.
+
+    Examples
+    --------
     ::
 
         with pgarrow.changes(url, slot="orders_cdc", publication="orders_pub") as stream:
@@ -586,7 +1261,15 @@ def changes(
     """
     pubs = [publication] if isinstance(publication, str) else list(publication)
     native = _pgarrow.Changes(
-        url, slot, pubs, create_slot, catch_up, values, start, batch_rows, flush_interval
+        url,
+        slot,
+        pubs,
+        create_slot=create_slot,
+        catch_up=catch_up,
+        values=values,
+        start=start,
+        batch_rows=batch_rows,
+        flush_interval=flush_interval,
     )
     return Changes(native)
 
@@ -597,37 +1280,81 @@ def changes_to(
     *,
     slot: str,
     publication: Union[str, list[str]],
-    to: Optional[str] = None,
+    format: Optional[ChangesFormat] = None,
     create_slot: bool = False,
     catch_up: bool = False,
-    values: str = "auto",
+    values: Values = "auto",
     start: Optional[str] = None,
     roll_rows: int = 1_000_000,
     roll_bytes: int = 128 << 20,
     roll_seconds: float = 60.0,
     storage_options: Optional[dict[str, str]] = None,
-) -> dict[str, Any]:
-    """Streams slot ``slot``'s changes into file sets under ``output`` (a directory, or an
-    object URL such as ``s3://bucket/changes/``), as ``pgarrow changes -o`` does: one
-    directory per table, files named by LSN range (``to``: "parquet", the default, or
-    "arrow"), each written atomically, and ``_changes.json`` listing them. The slot moves only
-    once the files are durable, and a later call resumes exactly where this one ended.
+    to: Optional[ChangesFormat] = None,
+) -> ChangesStats:
+    """Streams a slot's changes into file sets under ``output``, as ``pgarrow changes -o``.
 
-    Rolls come at the first transaction end after ``roll_rows`` rows or ``roll_seconds``, or
-    once ``roll_bytes`` are buffered. With ``catch_up`` it returns once every change committed
-    before the call is written; otherwise it runs until Ctrl-C, which ends it at a
-    transaction boundary after a last roll (then KeyboardInterrupt). Returns the statistics:
-    ``start_lsn``, ``end_lsn``, ``rows``, ``files``, ``bytes``, ``tables``,
-    ``schema_changes``.
+    One directory per table, files named by LSN range, each written atomically, and
+    ``_changes.json`` listing them. The slot moves only once the files are durable, and a
+    later call resumes exactly where this one ended. Rolls come at the first transaction end
+    after ``roll_rows`` rows or ``roll_seconds``, or once ``roll_bytes`` are buffered.
+
+    Parameters
+    ----------
+    url : str, optional
+        As in :func:`read_batches`.
+    output : str or os.PathLike
+        A directory, or an object URL such as ``s3://bucket/changes/``.
+    slot, publication, create_slot, values, start
+        As in :func:`changes`.
+    format : {"parquet", "arrow"}, optional
+        The files' format; Parquet by default.
+    catch_up : bool, default False
+        Return once every change committed before the call is written; otherwise run until
+        Ctrl-C, which ends it at a transaction boundary after a last roll (then
+        KeyboardInterrupt).
+    roll_rows : int, default 1_000_000
+    roll_bytes : int, default 128 MiB
+    roll_seconds : float, default 60.0
+        When files roll.
+    storage_options : dict of str to str, optional
+        As in :func:`export_file`.
+    to : {"parquet", "arrow"}, optional
+        Deprecated: ``format``.
+
+    Returns
+    -------
+    dict
+        ``start_lsn``, ``end_lsn``, ``rows``, ``files``, ``bytes``, ``tables``,
+        ``schema_changes`` (:class:`pgarrow._typing.ChangesStats`).
+
+    Raises
+    ------
+    ConnectError, QueryError, DecodeError, OutputError, UsageError
+        As in :func:`changes` and :func:`export_file`.
     """
     if output is None:
         raise UsageError("changes_to needs an output directory or object URL")
+    if to is not None:
+        if format is not None:
+            raise UsageError("give format= (to= is its old name), not both")
+        _deprecated("pgarrow.changes_to(to=...)", "pgarrow.changes_to(format=...)")
+        format = to
     pubs = [publication] if isinstance(publication, str) else list(publication)
-    stats = _pgarrow.changes_to(
-        url, os.fspath(output), slot, pubs, to, create_slot, catch_up, values, start,
-        roll_rows, roll_bytes, roll_seconds, storage_options,
+    return _pgarrow.changes_to(
+        url,
+        os.fspath(output),
+        slot,
+        pubs,
+        format=format,
+        create_slot=create_slot,
+        catch_up=catch_up,
+        values=values,
+        start=start,
+        roll_rows=roll_rows,
+        roll_bytes=roll_bytes,
+        roll_seconds=roll_seconds,
+        storage_options=storage_options,
     )
-    return json.loads(stats)
 
 
 def apply_changes(
@@ -637,22 +1364,48 @@ def apply_changes(
     tables: Optional[dict[str, str]] = None,
     keys: Optional[dict[str, Union[str, list[str]]]] = None,
     state_table: Optional[str] = None,
-    nanoseconds: str = "error",
+    nanoseconds: Nanoseconds = "error",
     storage_options: Optional[dict[str, str]] = None,
-) -> dict[str, Any]:
-    """Applies the changes directory ``path`` (as ``changes_to`` and ``pgarrow changes`` write
-    it; a directory or an object URL) to the tables of ``url``'s database, by key, as
-    ``pgarrow apply`` does: each roll in one transaction, each once. A table
-    ``pgarrow_applied_changes`` (``state_table``) records, per slot, the checkpoint the target
-    has every change up to, so a later call applies only what came since.
+) -> ApplyStats:
+    """Applies a changes directory (as :func:`changes_to` and ``pgarrow changes`` write it) to
+    the tables of ``url``'s database, by key, as ``pgarrow apply``: each roll in one
+    transaction, each once.
 
-    ``tables`` maps a source table to another target (``{"orders": "archive.orders"}``); a
-    table not named goes to the table of its own name. ``keys`` gives a target's key columns
-    (``{"archive.orders": ["order_id", "line"]}``, or ``"order_id,line"``); a target not named
-    is keyed by its primary key, else its replica identity index. Returns the statistics:
-    ``slot``, ``rolls``, ``rolls_skipped``, ``files``, ``changes``, ``upserted``, ``deleted``,
-    ``truncates``, ``checkpoint_lsn``, ``tables``, ``total_s``. Ctrl-C rolls back the roll
-    under way (then KeyboardInterrupt); a later call goes on from there.
+    A table ``pgarrow_applied_changes`` (``state_table``) records, per slot, the checkpoint the
+    target has every change up to, so a later call applies only what came since. Ctrl-C rolls
+    back the roll under way (then KeyboardInterrupt); a later call goes on from there.
+
+    Parameters
+    ----------
+    url : str, optional
+        The target's connection, as in :func:`read_batches`.
+    path : str or os.PathLike
+        The changes directory, or an object URL.
+    tables : dict of str to str, optional
+        A source table to another target (``{"orders": "archive.orders"}``); a table not
+        named goes to the table of its own name.
+    keys : dict of str to str or list of str, optional
+        A target's key columns (``{"archive.orders": ["order_id", "line"]}``, or
+        ``"order_id,line"``); a target not named is keyed by its primary key, else its
+        replica identity index.
+    state_table : str, optional
+        The state table; ``pgarrow_applied_changes`` by default.
+    nanoseconds : {"error", "round"}, default "error"
+        As in :func:`write`.
+    storage_options : dict of str to str, optional
+        As in :func:`export_file`.
+
+    Returns
+    -------
+    dict
+        ``slot``, ``rolls``, ``rolls_skipped``, ``files``, ``changes``, ``upserted``,
+        ``deleted``, ``truncates``, ``checkpoint_lsn``, ``tables``, ``total_s``
+        (:class:`pgarrow._typing.ApplyStats`).
+
+    Raises
+    ------
+    ConnectError, QueryError, UsageError
+        Connecting or applying failed (the roll under way is rolled back), or a bad option.
     """
     if path is None:
         raise UsageError("apply_changes needs the changes directory or object URL")
@@ -660,7 +1413,12 @@ def apply_changes(
         table: [c.strip() for c in cols.split(",")] if isinstance(cols, str) else list(cols)
         for table, cols in (keys or {}).items()
     }
-    stats = _pgarrow.apply_changes(
-        url, os.fspath(path), tables, key_lists, state_table, nanoseconds, storage_options,
+    return _pgarrow.apply_changes(
+        url,
+        os.fspath(path),
+        tables=tables,
+        keys=key_lists,
+        state_table=state_table,
+        nanoseconds=nanoseconds,
+        storage_options=storage_options,
     )
-    return json.loads(stats)

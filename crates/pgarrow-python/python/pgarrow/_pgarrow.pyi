@@ -1,6 +1,23 @@
-"""Type stubs for the native module (pgarrow._pgarrow); users call the functions of `pgarrow`."""
+"""Type stubs for the native module (pgarrow._pgarrow); users call the functions of `pgarrow`.
+
+Native functions take their essentials positionally and the rest by keyword: the Python
+wrappers pass every keyword (the defaults are theirs), and results come as dicts (typed in
+`pgarrow._typing`), built in Rust without JSON text.
+"""
 
 from typing import Any, Optional
+
+from ._typing import (
+    ApplyStats,
+    ChangesStats,
+    CopyStats,
+    ExportStats,
+    IncrementalStats,
+    LoadStats,
+    PartitionedStats,
+    SlotExportStats,
+    TablesStats,
+)
 
 __version__: str
 ADBC_ENTRYPOINT: str
@@ -26,12 +43,13 @@ class Changes:
         conninfo: Optional[str],
         slot: str,
         publications: list[str],
-        create_slot: bool = False,
-        catch_up: bool = False,
-        values: str = "auto",
-        start: Optional[str] = None,
-        batch_rows: Optional[int] = None,
-        flush_interval: float = 1.0,
+        *,
+        create_slot: bool,
+        catch_up: bool,
+        values: str,
+        start: Optional[str],
+        batch_rows: Optional[int],
+        flush_interval: float,
     ) -> None: ...
     def next_event(self) -> Optional[tuple[str, str, Any]]: ...
     def confirm(self, lsn: str) -> None: ...
@@ -43,26 +61,28 @@ def changes_to(
     output: str,
     slot: str,
     publications: list[str],
-    format: Optional[str] = None,
-    create_slot: bool = False,
-    catch_up: bool = False,
-    values: str = "auto",
-    start: Optional[str] = None,
-    roll_rows: int = 1_000_000,
-    roll_bytes: int = 134_217_728,
-    roll_seconds: float = 60.0,
-    storage_options: Optional[dict[str, str]] = None,
-) -> str: ...
+    *,
+    format: Optional[str],
+    create_slot: bool,
+    catch_up: bool,
+    values: str,
+    start: Optional[str],
+    roll_rows: int,
+    roll_bytes: int,
+    roll_seconds: float,
+    storage_options: Optional[dict[str, str]],
+) -> ChangesStats: ...
 
 def apply_changes(
     conninfo: Optional[str],
     path: str,
-    tables: Optional[dict[str, str]] = None,
-    keys: Optional[dict[str, list[str]]] = None,
-    state_table: Optional[str] = None,
-    nanoseconds: str = "error",
-    storage_options: Optional[dict[str, str]] = None,
-) -> str: ...
+    *,
+    tables: Optional[dict[str, str]],
+    keys: Optional[dict[str, list[str]]],
+    state_table: Optional[str],
+    nanoseconds: str,
+    storage_options: Optional[dict[str, str]],
+) -> ApplyStats: ...
 
 class Export:
     def __init__(
@@ -77,15 +97,16 @@ class Export:
         conninfo: Optional[str],
         plan_json: str,
         index: int,
-        options: Optional[dict[str, Any]] = None,
-        columns: Optional[list[str]] = None,
-        filter: Optional[str] = None,
-        limit: Optional[int] = None,
+        *,
+        options: Optional[dict[str, Any]],
+        columns: Optional[list[str]],
+        filter: Optional[str],
+        limit: Optional[int],
     ) -> "Export": ...
     def __arrow_c_schema__(self) -> object: ...
     def __arrow_c_stream__(self, requested_schema: Optional[object] = None) -> object: ...
     def next_batch(self) -> Optional[Batch]: ...
-    def stats_json(self) -> str: ...
+    def stats(self) -> ExportStats: ...
     def close(self) -> None: ...
 
 class Plan:
@@ -121,66 +142,72 @@ def schema(
 def export_file(
     conninfo: Optional[str],
     source: str,
+    is_table: bool,
     path: str,
-    format: Optional[str] = None,
-    is_table: bool = False,
-    options: Optional[dict[str, Any]] = None,
-    storage_options: Optional[dict[str, str]] = None,
-) -> str: ...
+    *,
+    format: Optional[str],
+    options: Optional[dict[str, Any]],
+    storage_options: Optional[dict[str, str]],
+) -> PartitionedStats | SlotExportStats: ...
 def export_dir(
     conninfo: Optional[str],
     source: str,
+    is_table: bool,
     output_dir: str,
-    format: Optional[str] = None,
-    is_table: bool = False,
-    options: Optional[dict[str, Any]] = None,
-    storage_options: Optional[dict[str, str]] = None,
-) -> str: ...
+    *,
+    format: Optional[str],
+    options: Optional[dict[str, Any]],
+    storage_options: Optional[dict[str, str]],
+) -> PartitionedStats | SlotExportStats: ...
 def export_incremental(
     conninfo: Optional[str],
     table: str,
     column: str,
     state: str,
-    path: Optional[str] = None,
-    output_dir: Optional[str] = None,
-    format: Optional[str] = None,
-    since: Optional[str] = None,
-    restart: bool = False,
-    late_rows: str = "auto",
-    options: Optional[dict[str, Any]] = None,
-    storage_options: Optional[dict[str, str]] = None,
-) -> str: ...
+    *,
+    path: Optional[str],
+    output_dir: Optional[str],
+    since: Optional[str],
+    restart: bool,
+    late_rows: str,
+    format: Optional[str],
+    options: Optional[dict[str, Any]],
+    storage_options: Optional[dict[str, str]],
+) -> IncrementalStats: ...
 def export_tables(
     conninfo: Optional[str],
     tables: list[str],
     schemas: list[str],
     output_dir: str,
-    format: Optional[str] = None,
-    options: Optional[dict[str, Any]] = None,
-    storage_options: Optional[dict[str, str]] = None,
-) -> str: ...
+    *,
+    format: Optional[str],
+    options: Optional[dict[str, Any]],
+    storage_options: Optional[dict[str, str]],
+) -> TablesStats: ...
 def write(
     conninfo: Optional[str],
     table: str,
     data: Any,
-    mode: str = "append",
-    key: Optional[list[str]] = None,
-    create: bool = False,
-    batch_rows: Optional[int] = None,
-    storage_options: Optional[dict[str, str]] = None,
-    nanoseconds: str = "error",
-    create_nested: str = "json",
-) -> str: ...
+    *,
+    mode: str,
+    key: Optional[list[str]],
+    create: bool,
+    create_nested: str,
+    batch_rows: Optional[int],
+    storage_options: Optional[dict[str, str]],
+    nanoseconds: str,
+) -> LoadStats: ...
 def copy(
     from_conninfo: Optional[str],
     source: str,
     to_conninfo: Optional[str],
     table: str,
-    is_table: bool = False,
-    mode: str = "append",
-    key: Optional[list[str]] = None,
-    create: bool = False,
-    options: Optional[dict[str, Any]] = None,
-    create_nested: str = "json",
-    domains: str = "define",
-) -> str: ...
+    *,
+    is_table: bool,
+    mode: str,
+    key: Optional[list[str]],
+    create: bool,
+    create_nested: str,
+    domains: str,
+    options: Optional[dict[str, Any]],
+) -> CopyStats: ...

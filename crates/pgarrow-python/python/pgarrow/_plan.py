@@ -42,6 +42,9 @@ from . import _pgarrow
 
 if TYPE_CHECKING:
     import pyarrow
+    from typing_extensions import Unpack
+
+    from ._typing import TypeOptions
 
 # Options a part's reader takes from the plan: the type policies must be the plan's (its schema
 # depends on them); the batch sizes and timeout are the worker's business.
@@ -97,7 +100,17 @@ class Part:
     """One part of a :class:`Plan`: picklable, readable in any process while the plan's
     snapshot is held. ``index`` is its number in the plan; ``estimated_rows`` and
     ``estimated_bytes`` guide a scheduler (from the statistics and the size on disk; not
-    counts, and None for key ranges and queries)."""
+    counts, and None for key ranges and queries).
+
+    Attributes
+    ----------
+    index : int
+        Its number in the plan.
+    sql : str
+        The query that reads it.
+    estimated_rows, estimated_bytes : int or None
+        Estimates for a scheduler.
+    """
 
     __slots__ = ("index", "sql", "estimated_bytes", "estimated_rows", "_url", "_plan", "_options")
 
@@ -162,10 +175,10 @@ class Part:
             self._url,
             self._plan,
             self.index,
-            options,
-            list(columns) if columns is not None else None,
-            where,
-            limit,
+            options=options,
+            columns=list(columns) if columns is not None else None,
+            filter=where,
+            limit=limit,
         )
 
     def read(
@@ -182,7 +195,26 @@ class Part:
         the rows where ``where`` (a SQL boolean expression over the result columns) holds, at
         most ``limit`` rows: ``SELECT columns FROM (part) WHERE ... LIMIT n``.
 
-        Raises QueryError when the plan's snapshot is no longer held."""
+        Parameters
+        ----------
+        columns : sequence of str, optional
+            Names of the plan's schema, in that order; all by default.
+        where : str, optional
+            A SQL boolean expression over the result columns.
+        limit : int, optional
+            At most this many rows.
+        batch_rows, batch_bytes : int, optional
+            Where batches are cut (this worker's choice; the types are the plan's).
+
+        Returns
+        -------
+        pyarrow.RecordBatchReader
+
+        Raises
+        ------
+        QueryError
+            The plan's snapshot is no longer held.
+        """
         import pyarrow as pa
 
         from . import _batches
@@ -211,7 +243,21 @@ class Part:
 
 class Plan:
     """A plan of one snapshot and its parts; see :func:`pgarrow.plan`. A context manager:
-    the snapshot is released at the end of the ``with`` block."""
+    the snapshot is released at the end of the ``with`` block.
+
+    Attributes
+    ----------
+    parts : list of Part
+        The parts, in plan order.
+    snapshot : str or None
+        The exported snapshot.
+    wal_lsn : str or None
+        The WAL position of the snapshot.
+    source : str
+        The query or table planned.
+    detached : bool
+        Whether a background process holds the snapshot.
+    """
 
     def __init__(
         self,
@@ -361,20 +407,51 @@ def plan(
     detached: bool = False,
     hold_timeout: float = 600.0,
     linger: float = 30.0,
-    **options: Any,
+    **options: Unpack[TypeOptions],
 ) -> Plan:
     """Plans ``partitions`` parts of the query or table in one exported snapshot; see the
     module's documentation (``help(pgarrow._plan)``) and the book's "Engines" (docs/src/engines.md).
 
-    - ``partitions``: how many parts (block ranges of a table, by its size on disk; key
-      ranges of ``partition_by``, an integer, date or timestamp column, from its statistics;
-      a query without ``partition_by`` is one part). ``parts`` overrides the count.
-    - ``detached``: hold the snapshot in a background process while parts are read, instead
-      of in this object: it ends ``linger`` seconds after every part was read to its end and
-      none started or finished since, or ``hold_timeout`` seconds after the last part started
-      or finished (or after planning, if none did).
-    - ``options``: the type policies and batch sizes of :func:`pgarrow.read_arrow`, which every
-      part's reader uses.
+    Parameters
+    ----------
+    url, query, table
+        As in :func:`pgarrow.read_batches`.
+    partitions : int, default 2
+        How many parts: block ranges of a table, by its size on disk; key ranges of
+        ``partition_by``, an integer, date or timestamp column, from its statistics; a query
+        without ``partition_by`` is one part.
+    parts : int, optional
+        Overrides the count.
+    partition_by : str, optional
+        The column to split on.
+    detached : bool, default False
+        Hold the snapshot in a background process while parts are read, instead of in this
+        object: it ends ``linger`` seconds after every part was read to its end and none
+        started or finished since, or ``hold_timeout`` seconds after the last part started or
+        finished (or after planning, if none did).
+    hold_timeout : float, default 600.0
+    linger : float, default 30.0
+        Seconds, as ``detached`` says.
+    **options
+        The type policies and batch sizes of :func:`pgarrow.read_arrow`, which every part's
+        reader uses (:class:`pgarrow._typing.TypeOptions`).
+
+    Returns
+    -------
+    Plan
+        Its parts, picklable; a context manager that releases the snapshot.
+
+    Raises
+    ------
+    ConnectError, QueryError
+        Connecting or planning failed.
+    UsageError
+        A bad option, or a query that cannot be split on ``partition_by``.
+
+    Examples
+    --------
+    >>> with pgarrow.plan(url, "orders", partitions=8) as plan:
+    ...     tables = [part.read_arrow() for part in plan.parts]
     """
     from . import _source
 

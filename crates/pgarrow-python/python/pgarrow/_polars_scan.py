@@ -20,11 +20,16 @@ import datetime as _dt
 import decimal
 import json
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import pyarrow as pa
 
 import pgarrow
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._typing import TypeOptions
 
 _EPOCH = _dt.datetime(1970, 1, 1)
 _COMPARE = {"Eq": "=", "NotEq": "<>", "Lt": "<", "LtEq": "<=", "Gt": ">", "GtEq": ">="}
@@ -300,7 +305,7 @@ def scan_polars(
     table: Optional[str] = None,
     partitions: Optional[int] = None,
     partition_by: Optional[str] = None,
-    **options: Any,
+    **options: Unpack[TypeOptions],
 ) -> Any:
     """A ``polars.LazyFrame`` of the query or table (a bare name is a table), read when
     collected: the columns the query needs, the filters PostgreSQL evaluates as polars does

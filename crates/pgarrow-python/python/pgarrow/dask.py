@@ -21,13 +21,18 @@ and structs as they are). The columns a computation uses are pushed into each pa
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import dask.dataframe as dd
 import pandas as pd
 import pyarrow as pa
 
 import pgarrow
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._typing import TypeOptions
 
 __all__ = ["read_postgres"]
 
@@ -64,7 +69,7 @@ def read_postgres(
     plan: Optional[pgarrow.Plan] = None,
     hold_timeout: float = 600.0,
     linger: float = 30.0,
-    **options: Any,
+    **options: Unpack[TypeOptions],
 ) -> dd.DataFrame:
     """A dask DataFrame of the query or table (a bare name is a table): one partition per
     part of one snapshot (``partitions`` block ranges of a table, or key ranges of

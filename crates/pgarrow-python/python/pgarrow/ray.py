@@ -22,7 +22,7 @@ part's row count is an estimate (``pgarrow.Part.estimated_rows``).
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import pyarrow as pa
 import ray.data
@@ -30,6 +30,11 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 import pgarrow
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._typing import TypeOptions
 
 __all__ = ["PostgresDatasource", "read_postgres"]
 
@@ -53,7 +58,7 @@ class PostgresDatasource(Datasource):
         plan: Optional[pgarrow.Plan] = None,
         hold_timeout: float = 600.0,
         linger: float = 30.0,
-        **options: Any,
+        **options: Unpack[TypeOptions],
     ) -> None:
         super().__init__()
         if plan is None and (query is None) == (table is None):
@@ -135,7 +140,7 @@ def read_postgres(
     hold_timeout: float = 600.0,
     linger: float = 30.0,
     ray_remote_args: Optional[dict[str, Any]] = None,
-    **options: Any,
+    **options: Unpack[TypeOptions],
 ) -> ray.data.Dataset:
     """A ``ray.data.Dataset`` of the query or table (a bare name is a table, as everywhere in
     pgarrow): ``partitions`` read tasks, one per part of one snapshot (block ranges of a

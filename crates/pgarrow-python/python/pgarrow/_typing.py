@@ -1,0 +1,253 @@
+"""The types of pgarrow's public signatures (as ``polars._typing`` holds polars'): every string
+choice as a ``Literal``, the options as ``TypedDict``\\ s (what ``**options`` takes), and the
+results as ``TypedDict``\\ s (the statistics every call returns, as the CLI's ``--json``
+prints them).
+
+The choices are checked where they are parsed, in the engine (the same parser as the CLI's):
+a wrong one is a ``pgarrow.UsageError`` (a ``ValueError``) naming the parameter and the choices.
+Where the engine also takes a spelling outside the ``Literal`` (``"ipc"`` for ``"arrow"``,
+``"zstd:9"``), the type names the documented ones.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Dict, List, Literal, Optional, TypedDict, Union
+
+# --- string choices -------------------------------------------------------------------------
+
+#: The format of a file: Parquet, Arrow IPC file, Arrow IPC stream.
+FileFormat = Literal["parquet", "arrow", "arrow-stream"]
+#: The format of a change set's files.
+ChangesFormat = Literal["parquet", "arrow"]
+#: What a load does with the rows already in the table.
+LoadMode = Literal["append", "replace", "upsert"]
+#: What ``create=True`` makes of a nested field without pgarrow's metadata.
+CreateNested = Literal["json", "typed"]
+#: What ``copy(create=True)`` makes of a domain column.
+Domains = Literal["define", "base"]
+#: Nanoseconds that are not whole microseconds: refused, or rounded half to even.
+Nanoseconds = Literal["error", "round"]
+#: When an incremental run scans for rows committed late.
+LateRows = Literal["auto", "always"]
+#: How a change stream's values come: binary where possible, binary, or text.
+Values = Literal["auto", "binary", "text"]
+
+#: NUMERIC: text, float64, or ``"decimal128:P:S"`` / ``"decimal256:P:S"``.
+Numeric = Union[Literal["string", "float64"], str]
+WideNumeric = Literal["decimal256", "string"]
+NumericOverflow = Literal["error", "null"]
+Infinity = Literal["extreme", "null", "error"]
+OutOfRange = Literal["error", "null", "clamp", "text"]
+Text = Literal["utf8", "large", "view"]
+InvalidUtf8 = Literal["error", "replace", "binary"]
+ArrayShape = Literal["data", "flatten", "text"]
+ArrayBounds = Literal["error", "drop"]
+Enum = Literal["dictionary", "utf8"]
+Snapshot = Literal["shared", "per-connection"]
+#: Parquet compression, or ``"zstd:LEVEL"``.
+Compression = Union[Literal["zstd", "snappy", "lz4", "gzip", "none"], str]
+Intervals = Literal["native", "struct"]
+
+#: Seconds, a ``timedelta``, or text such as ``"30s"``, ``"5min"``, ``"1500ms"``.
+Duration = Union[float, datetime.timedelta, str]
+
+
+# --- options (``**options``) -----------------------------------------------------------------
+
+
+class TypeOptions(TypedDict, total=False):
+    """Batch sizes, the statement timeout and the type policies: what every reader takes."""
+
+    batch_rows: int
+    batch_bytes: int
+    statement_timeout: Duration
+    numeric: Numeric
+    wide_numeric: WideNumeric
+    numeric_overflow: NumericOverflow
+    infinity: Infinity
+    out_of_range: OutOfRange
+    text: Text
+    invalid_utf8: InvalidUtf8
+    array_shape: ArrayShape
+    array_bounds: ArrayBounds
+    enum: Enum
+
+
+class ReadOptions(TypeOptions, total=False):
+    """The type options, and reading over several connections in one snapshot."""
+
+    partitions: int
+    parts: int
+    partition_by: str
+    snapshot: Snapshot
+    #: Bytes, or text such as ``"1GiB"``.
+    memory_limit: Union[int, str]
+    order_preserving: bool
+
+
+class FileOptions(ReadOptions, total=False):
+    """The read options, and the files' own."""
+
+    compression: Compression
+    row_group_rows: int
+    row_group_bytes: int
+    intervals: Intervals
+
+
+class TablesOptions(TypeOptions, total=False):
+    """The type options and the files' (several tables are read one after another)."""
+
+    compression: Compression
+    row_group_rows: int
+    row_group_bytes: int
+    intervals: Intervals
+
+
+# --- results ---------------------------------------------------------------------------------
+
+#: Values a non-default policy changed: ``{column: {kind: count}}``.
+Losses = Dict[str, Dict[str, int]]
+
+
+class Phases(TypedDict):
+    """The time of each phase of an export, in seconds."""
+
+    connect_s: float
+    describe_s: float
+    catalog_s: float
+    first_byte_s: float
+    read_s: float
+    decode_s: float
+    write_s: float
+    finish_s: float
+
+
+class ExportStats(TypedDict):
+    """What an export did: counts, peak memory, and the time of each phase in seconds."""
+
+    rows: int
+    batches: int
+    #: Bytes of COPY data received.
+    bytes: int
+    #: Bytes written to the output (a file), else None.
+    written: Optional[int]
+    peak_rss: Optional[int]
+    total_s: float
+    phases: Phases
+    losses: Losses
+
+
+class _PartitionedKeys(TypedDict, total=False):
+    connections: int
+    connections_wanted: int
+    #: The number of parts.
+    parts: int
+    in_flight_peak: int
+    #: The manifest's path or URL (a directory).
+    manifest: Optional[str]
+
+
+class PartitionedStats(ExportStats, _PartitionedKeys):
+    """An export's statistics; read over several connections, also ``connections``,
+    ``connections_wanted``, ``parts``, ``in_flight_peak`` and ``manifest``."""
+
+
+class SlotInfo(TypedDict):
+    """The replication slot an export handed off to."""
+
+    slot_name: str
+    #: The WAL position its changes start after.
+    consistent_point: str
+    snapshot_name: str
+    output_plugin: str
+
+
+class SlotExportStats(PartitionedStats):
+    """An export in a new slot's snapshot, and the slot."""
+
+    replication_slot: SlotInfo
+
+
+class IncrementalStats(PartitionedStats):
+    """An incremental run: the export, and the run's facts."""
+
+    run: int
+    first: bool
+    late_scan: bool
+    #: The state saved for the next run.
+    state: Dict[str, Any]
+
+
+class TablesStats(TypedDict, total=False):
+    """An export of several tables: the manifest's fields, where it is, and totals."""
+
+    pgarrow_manifest: int
+    pgarrow_version: str
+    snapshot: Optional[str]
+    wal_lsn: Optional[str]
+    #: The slot the export was handed off to, if any.
+    replication_slot: str
+    server_version: Optional[int]
+    format: str
+    rows: int
+    source: Optional[str]
+    schema: Any
+    files: List[Dict[str, Any]]
+    output_dir: str
+    manifest: str
+    copy_bytes: int
+    total_s: float
+
+
+class LoadStats(TypedDict):
+    """What a load did: rows, bytes of COPY data sent, the time of each phase in seconds."""
+
+    rows: int
+    bytes: int
+    total_s: float
+    connect_s: float
+    describe_s: float
+    read_s: float
+    encode_s: float
+    send_s: float
+    commit_s: float
+    losses: Losses
+    #: Input columns left out: generated columns of the table.
+    skipped_generated: List[str]
+
+
+class CopyStats(LoadStats):
+    """A copy: the load's statistics, the source's export under ``source``."""
+
+    source: ExportStats
+    created_types: List[str]
+    domains_as_base: List[str]
+
+
+class ChangesStats(TypedDict):
+    """What ``changes_to`` wrote."""
+
+    start_lsn: str
+    end_lsn: str
+    rows: int
+    files: int
+    bytes: int
+    tables: List[str]
+    schema_changes: List[str]
+
+
+class ApplyStats(TypedDict):
+    """What ``apply_changes`` applied."""
+
+    slot: str
+    rolls: int
+    rolls_skipped: int
+    files: int
+    changes: int
+    upserted: int
+    deleted: int
+    truncates: int
+    checkpoint_lsn: str
+    tables: List[str]
+    total_s: float
