@@ -8,8 +8,8 @@
 //! [`ChangeEvent`]s: a table's schema (before its first rows, and again, announced, when a
 //! `Relation` message changes it), batches of a table's changed rows, and checkpoints. Values
 //! come in their binary send format (`binary 'true'`, PostgreSQL 14+) and are decoded by the
-//! export's per-column decoders ([`decode`]); on PostgreSQL 13, or when asked, they come as
-//! text and every column is text.
+//! export's per-column decoders ([`RelationDecoder`]); on PostgreSQL 13, or when asked, they
+//! come as text and every column is text.
 //!
 //! # Exactly once
 //! A [`ChangeEvent::Checkpoint`] says that every change committed up to its LSN was in the

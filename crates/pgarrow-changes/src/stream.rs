@@ -117,7 +117,8 @@ pub struct TableSchema {
     /// Its relation OID on the server.
     pub oid: u32,
     /// The batches' schema: the table's columns, then `_op`, `_lsn`, `_commit_lsn`,
-    /// `_commit_time`, `_xid`, `_unchanged` and `_old` ([`decode`]).
+    /// `_commit_time`, `_xid`, `_unchanged` and `_old` (named by [`OP_COLUMN`](crate::OP_COLUMN)
+    /// and the constants beside it).
     pub schema: SchemaRef,
     /// Whether it replaces an earlier schema of the same table in this stream.
     pub changed: bool,
