@@ -4,6 +4,7 @@ object-store emulators (emulators.py), each started once per session on first us
 `s3_auth` (moto enforcing IAM), `azure` (Azurite) and `gcs` (fake-gcs-server)."""
 
 import os
+import signal
 import warnings
 
 import psycopg
@@ -24,6 +25,19 @@ def url() -> str:
 def conn(url):
     with psycopg.connect(url, autocommit=True) as c:
         yield c
+
+
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler for the test: `_thread.interrupt_main()`, how the Ctrl-C
+    tests press Ctrl-C, does nothing unless SIGINT has a Python handler, and a library an
+    earlier test loaded in this process may have left its own. A user's Ctrl-C meets the
+    default handler; the test does too."""
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
 
 
 def backends(conn, marker: str) -> int:

@@ -72,7 +72,7 @@ def test_streaming_keeps_memory_bounded(url):
     assert grown < total / 4, f"peak RSS grew by {grown} bytes reading {total} bytes"
 
 
-def test_keyboard_interrupt_cancels_the_query(url, conn):
+def test_keyboard_interrupt_cancels_the_query(url, conn, python_sigint):
     marker = "kbint_marker"
 
     def interrupt_when_running():
@@ -91,7 +91,7 @@ def test_keyboard_interrupt_cancels_the_query(url, conn):
     assert backends(conn, marker) == 0, "the server query is still running"
 
 
-def test_keyboard_interrupt_while_streaming(url, conn):
+def test_keyboard_interrupt_while_streaming(url, conn, python_sigint):
     marker = "kbint_stream"
     reader = pgarrow.read_batches(url, SLOW.replace("SELECT", f"SELECT /* {marker} */"), batch_rows=20)
     assert reader.read_next_batch().num_rows == 20
@@ -189,7 +189,7 @@ def test_arrow_c_stream_for_any_consumer(url):
         export.__arrow_c_stream__()
 
 
-def test_keyboard_interrupt_during_a_file_export_leaves_nothing(url, conn, tmp_path):
+def test_keyboard_interrupt_during_a_file_export_leaves_nothing(url, conn, tmp_path, python_sigint):
     marker = "kbint_file"
     threading.Timer(0.5, _thread.interrupt_main).start()
     start = time.monotonic()

@@ -131,7 +131,7 @@ def test_upsert_replace_and_create(url, conn):
     assert rows(conn, "w_new") == rows(conn, "w_src")
 
 
-def test_keyboard_interrupt_sends_copy_fail_and_leaves_the_table(url, conn):
+def test_keyboard_interrupt_sends_copy_fail_and_leaves_the_table(url, conn, python_sigint):
     conn.execute("DROP TABLE IF EXISTS w_int; CREATE TABLE w_int (id int8)")
     schema = pa.schema([("id", pa.int64())])
 
