@@ -231,7 +231,22 @@ class Part:
         batch_rows: Optional[int] = None,
         batch_bytes: Optional[int] = None,
     ) -> pyarrow.Table:
-        """:meth:`read` into a ``pyarrow.Table``."""
+        """:meth:`read` into a ``pyarrow.Table``.
+
+        Parameters
+        ----------
+        columns, where, limit, batch_rows, batch_bytes
+            As :meth:`read`.
+
+        Returns
+        -------
+        pyarrow.Table
+
+        Raises
+        ------
+        QueryError
+            The plan's snapshot is no longer held.
+        """
         import pyarrow as pa
 
         from . import _batches
@@ -309,12 +324,23 @@ class Plan:
         return False
 
     def to_json(self) -> str:
-        """The plan as JSON (as ``pgarrow plan`` prints it)."""
+        """The plan as JSON (as ``pgarrow plan`` prints it).
+
+        Returns
+        -------
+        str
+            What ``pgarrow export --plan FILE --part K`` reads.
+        """
         return self._json
 
     def close(self) -> None:
         """Releases the snapshot (ends its transaction). Parts not yet started can no longer
-        be read. Idempotent."""
+        be read. Idempotent.
+
+        Returns
+        -------
+        None
+        """
         if self._native is not None:
             self._native.close()
         if self._holder is not None and self._holder.poll() is None:

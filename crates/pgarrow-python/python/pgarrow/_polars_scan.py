@@ -313,7 +313,34 @@ def scan_polars(
     one snapshot. With ``partitions=N`` the parts (block ranges of a table, or key ranges of
     ``partition_by``) are read concurrently. ``options`` are the type policies and batch sizes
     of :func:`pgarrow.read_arrow`. The schema is described when this is called, without
-    running the query."""
+    running the query.
+
+    Parameters
+    ----------
+    url : str, optional
+        The connection URL or ``key=value`` string; by default libpq's environment.
+    query : str, optional
+        A query, or a table's name (a bare name is a table).
+    table : str, optional
+        A table's name, read as SQL reads it.
+    partitions : int, optional
+        Read over this many connections in one snapshot.
+    partition_by : str, optional
+        A column (integer, date or timestamp) cut into key ranges; required for a query.
+    **options
+        The type policies and batch sizes of :func:`pgarrow.read_arrow`.
+
+    Returns
+    -------
+    polars.LazyFrame
+
+    Raises
+    ------
+    UsageError
+        An unknown option, a query partitioned without ``partition_by``.
+    QueryError
+        The server refused to describe the query.
+    """
     import polars as pl
     from polars.io.plugins import register_io_source
 

@@ -76,7 +76,42 @@ def read_postgres(
     ``partition_by``), pyarrow-backed dtypes, the columns a computation needs pushed into
     each part's query. ``options`` are the type policies and batch sizes of
     :func:`pgarrow.read_arrow`. With ``plan=``, the parts of that (held) plan; see the
-    module's documentation for how long a plan made here is held."""
+    module's documentation for how long a plan made here is held.
+
+    Parameters
+    ----------
+    url : str, optional
+        The connection URL or ``key=value`` string; by default libpq's environment
+        (``PGHOST``, ``PGDATABASE``, ...).
+    query : str, optional
+        A query, or a table's name (a bare name is a table).
+    table : str, optional
+        A table's name, read as SQL reads it.
+    partitions : int
+        How many parts the snapshot is cut into.
+    partition_by : str, optional
+        A column (integer, date or timestamp) cut into key ranges; required for a query.
+    plan : pgarrow.Plan, optional
+        The parts of this (held) plan, instead of a plan made here.
+    hold_timeout : float
+        Seconds a plan made here holds its snapshot at most.
+    linger : float
+        Seconds the snapshot is held after the last part was read.
+    **options
+        The type policies and batch sizes of :func:`pgarrow.read_arrow`.
+
+    Returns
+    -------
+    dask.dataframe.DataFrame
+        One partition per part, pyarrow-backed dtypes.
+
+    Raises
+    ------
+    UsageError
+        A query without ``partition_by``, an unknown option.
+    QueryError
+        The server refused the query or the snapshot.
+    """
     if plan is None:
         plan = pgarrow.plan(
             url,

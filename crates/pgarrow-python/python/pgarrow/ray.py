@@ -147,7 +147,44 @@ def read_postgres(
     table, key ranges of ``partition_by``). ``options`` are the type policies and batch sizes
     of :func:`pgarrow.read_arrow`. With ``plan=``, the parts of that (held) plan.
     ``ray_remote_args`` go to the read tasks (``{"runtime_env": {"env_vars": {"PGPASSWORD":
-    ...}}}`` gives workers a password that the URL, and so the tasks, do not carry)."""
+    ...}}}`` gives workers a password that the URL, and so the tasks, do not carry).
+
+    Parameters
+    ----------
+    url : str, optional
+        The connection URL or ``key=value`` string; by default libpq's environment
+        (``PGHOST``, ``PGDATABASE``, ...).
+    query : str, optional
+        A query, or a table's name (a bare name is a table).
+    table : str, optional
+        A table's name, read as SQL reads it.
+    partitions : int
+        How many parts the snapshot is cut into.
+    partition_by : str, optional
+        A column (integer, date or timestamp) cut into key ranges; required for a query.
+    plan : pgarrow.Plan, optional
+        The parts of this (held) plan, instead of a plan made here.
+    hold_timeout : float
+        Seconds a plan made here holds its snapshot at most.
+    linger : float
+        Seconds the snapshot is held after the last part was read.
+    ray_remote_args : dict, optional
+        Arguments of the read tasks (``num_cpus``, ``runtime_env``, ...).
+    **options
+        The type policies and batch sizes of :func:`pgarrow.read_arrow`.
+
+    Returns
+    -------
+    ray.data.Dataset
+        One read task per part.
+
+    Raises
+    ------
+    UsageError
+        A query without ``partition_by``, an unknown option.
+    QueryError
+        The server refused the query or the snapshot.
+    """
     if query is not None and table is None:
         from . import _source
 

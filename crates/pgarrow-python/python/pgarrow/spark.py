@@ -57,7 +57,13 @@ _INTEGER_OPTIONS = ("batch_rows", "batch_bytes")
 
 
 def register(spark: Any) -> None:
-    """Registers the ``pgarrow`` format with ``spark`` (a SparkSession)."""
+    """Registers the ``pgarrow`` format with ``spark``.
+
+    Parameters
+    ----------
+    spark : pyspark.sql.SparkSession
+        The session whose ``spark.read.format("pgarrow")`` reads PostgreSQL.
+    """
     spark.dataSource.register(PgarrowDataSource)
 
 
@@ -135,7 +141,18 @@ def _spark_type(t: pa.DataType) -> T.DataType:
 
 
 def spark_schema(schema: pa.Schema) -> T.StructType:
-    """The Spark schema of a pgarrow Arrow schema (as the data source declares it)."""
+    """The Spark schema of a pgarrow Arrow schema (as the data source declares it).
+
+    Parameters
+    ----------
+    schema : pyarrow.Schema
+        A schema pgarrow made (:func:`pgarrow.schema`, :attr:`pgarrow.Plan.schema`).
+
+    Returns
+    -------
+    pyspark.sql.types.StructType
+        Each field's Spark type, as the module's table gives it.
+    """
     return T.StructType(
         [T.StructField(f.name, _spark_type(f.type), f.nullable) for f in schema]
     )
