@@ -63,8 +63,7 @@ mod statement;
 mod statistics;
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use adbc_core::error::Status;
 use adbc_core::options::{InfoCode, ObjectDepth, OptionConnection, OptionDatabase, OptionValue};
@@ -239,9 +238,11 @@ impl adbc_core::Database for Database {
     }
 }
 
-/// Cancels the session's running statement: a CancelRequest to its backend, and a flag that
-/// makes an open result set's next fetch fail, whatever the server had sent before.
-struct SessionCancel(CancelToken, Arc<AtomicBool>);
+/// Cancels the session's running statement: sets its [`Stop`](pgarrow::Stop) (an ingest
+/// sends CopyFail and rolls back; an open result set's next fetch fails, whatever the server
+/// had sent before) and sends a CancelRequest to its backend (a query or statement still
+/// running on the server ends).
+struct SessionCancel(CancelToken, Arc<Mutex<pgarrow::Stop>>);
 
 impl SessionCancel {
     fn of(session: &Session) -> SessionCancel {
@@ -252,7 +253,7 @@ impl SessionCancel {
 
 impl CancelHandle for SessionCancel {
     fn try_cancel(&self) -> Result<()> {
-        self.1.store(true, Ordering::SeqCst);
+        self.1.lock().unwrap_or_else(|e| e.into_inner()).stop();
         // A runtime of its own: the session's is busy running the statement to cancel.
         let runtime = pgarrow::blocking::runtime().or_adbc()?;
         runtime

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use adbc_core::error::Status;
 use arrow_array::RecordBatch;
 use pgarrow::protocol::{CancelToken, Config, TransactionStatus};
-use pgarrow::{Client, Export};
+use pgarrow::{Client, Export, Stop};
 
 use crate::error::{OrAdbc, Result, error};
 
@@ -86,9 +86,10 @@ pub(crate) struct Session {
     config: Config,
     slot: Mutex<Slot>,
     cancel: CancelToken,
-    /// Set by a cancel (from any thread), cleared when the next statement starts: an open
-    /// result set's next fetch fails then, whatever the server had already sent.
-    cancelled: Arc<AtomicBool>,
+    /// The running statement's stop, set by a cancel (from any thread) and replaced when the
+    /// next statement starts: an ingest watches it (CopyFail, rollback), and an open result
+    /// set's next fetch fails once it is set, whatever the server had already sent.
+    stop: Arc<Mutex<Stop>>,
     /// The numbers of readers, so that a released one is told from the current one.
     readers: AtomicU64,
     /// ADBC's autocommit: off, each statement runs in the transaction the session opens
@@ -109,7 +110,7 @@ impl Session {
             runtime,
             config,
             slot: Mutex::new(Slot::Ready(Box::new(client))),
-            cancelled: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(Mutex::new(Stop::new())),
             readers: AtomicU64::new(0),
             autocommit: AtomicBool::new(true),
             use_copy,
@@ -126,10 +127,20 @@ impl Session {
         &self.runtime
     }
 
-    /// What cancels the session's running statement (a CancelRequest to its backend), and
-    /// the flag that makes an open result set's next fetch fail.
-    pub(crate) fn canceller(&self) -> (CancelToken, Arc<AtomicBool>) {
-        (self.cancel.clone(), Arc::clone(&self.cancelled))
+    /// What cancels the session's running statement: a CancelRequest to its backend, and
+    /// the place of the statement's [`Stop`].
+    pub(crate) fn canceller(&self) -> (CancelToken, Arc<Mutex<Stop>>) {
+        (self.cancel.clone(), Arc::clone(&self.stop))
+    }
+
+    /// The running statement's stop (what an ADBC cancel sets).
+    pub(crate) fn stop(&self) -> Stop {
+        self.stop.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Forgets a cancel: the next statement gets a stop of its own.
+    fn renew_stop(&self) {
+        *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = Stop::new();
     }
 
     /// Whether the statements of this session run queries through COPY by default.
@@ -182,7 +193,7 @@ impl Session {
                 }
             }
         };
-        self.cancelled.store(false, Ordering::SeqCst);
+        self.renew_stop();
         let client = match taken {
             Ok(client) => client,
             Err(export) => {
@@ -290,7 +301,8 @@ impl Session {
                 }
             }
         };
-        if self.cancelled.swap(false, Ordering::SeqCst) {
+        if self.stop().is_stopped() {
+            self.renew_stop();
             // The CancelRequest went out already; drain to see the server's answer.
             let drained = self.runtime.block_on(drain(&mut export));
             let client = self.runtime.block_on(export.into_client());

@@ -9,7 +9,7 @@ use adbc_core::{CancelHandle, Optionable, PartitionedResult};
 use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
 use arrow_schema::{Schema, SchemaRef};
 use pgarrow::protocol::{Described, TransactionStatus, quote_literal};
-use pgarrow::{Client, LoadHooks, LoadMode, LoadOptions, Source, TableName};
+use pgarrow::{Client, Hooks, LoadMode, LoadOptions, Source, Stop, TableName};
 
 use crate::error::{
     OrAdbc, Result, bad_option, error, from_pgarrow, unknown_option, with_sqlstate,
@@ -160,8 +160,11 @@ impl Statement {
         let mode = self.ingest.mode;
         let encode = self.settings.encode;
         let nested = self.settings.create_nested;
+        let session = Arc::clone(&self.session);
         let rows = self.session.run(true, |mut client| async move {
-            let loaded = ingest_into(&mut client, &table, mode, input, encode, nested).await;
+            // Taken after the statement started: a cancel from now on stops this ingest.
+            let stop = session.stop();
+            let loaded = ingest_into(&mut client, &table, mode, input, encode, nested, stop).await;
             (client, loaded)
         })?;
         Ok(i64::try_from(rows).unwrap_or(i64::MAX))
@@ -184,6 +187,7 @@ async fn ingest_into(
     input: Batches,
     encode: pgarrow::EncodePolicies,
     nested: pgarrow::CreateNested,
+    stop: Stop,
 ) -> Result<u64> {
     let schema = input.schema();
     let outer = client.connection().transaction_status() == TransactionStatus::Idle;
@@ -254,7 +258,13 @@ async fn ingest_into(
             .with_create_nested(nested)
             .with_policies(encode);
         client
-            .load_with(table, &schema, input, &options, &mut LoadHooks::default())
+            .load_with(
+                table,
+                &schema,
+                input,
+                &options,
+                Hooks::new().with_stop(stop),
+            )
             .await
             .or_adbc()
     }

@@ -33,9 +33,9 @@ use crate::files::{CHANGES_MANIFEST, ChangesFile, ChangesManifest};
 use pgarrow::names::write_target;
 use pgarrow::protocol::{quote_ident, quote_literal};
 use pgarrow::{Client, Error, ErrorKind, IntoConfig, LoadMode, LoadOptions, Result, Source};
-use pgarrow::{Stop, TableName};
-use pgarrow_io::input::{Input, InputOptions};
-use pgarrow_io::store::Location;
+use pgarrow::{Hooks, Stop, TableName};
+use pgarrow_io::Location;
+use pgarrow_io::{Input, InputOptions};
 
 /// The temporary table of the rows an apply leaves (inserted or updated).
 const STAGE_ROWS: &str = "_pgarrow_apply_rows";
@@ -148,8 +148,9 @@ pub struct ApplyStats {
 /// Applies the changes directory `dir` (written by [`changes_to`](super::changes_to)) to the
 /// database of `config`: every roll the state table does not list as applied, in order, each in
 /// one transaction (with `SET CONSTRAINTS ALL DEFERRED`, so that deferrable foreign keys are
-/// checked at its end). `stop` is checked between batches (a stop rolls the roll under way
-/// back); `progress` hears after each roll.
+/// checked at its end). The hooks' stop is checked between batches and ends a statement that
+/// waits (the roll under way is rolled back); their progress hears the statistics after each
+/// roll.
 ///
 /// # Errors
 /// A directory without a changes manifest; a target table that does not exist or has no key;
@@ -160,9 +161,10 @@ pub async fn apply_changes(
     config: impl IntoConfig,
     dir: &Location,
     options: &ApplyOptions,
-    stop: &Stop,
-    progress: &mut (dyn FnMut(&ApplyStats) + Send),
+    hooks: Hooks<'_, ApplyStats>,
 ) -> Result<ApplyStats> {
+    let mut hooks = hooks;
+    let stop = hooks.stop().clone();
     let started = Instant::now();
     let manifest = read_manifest(dir)?;
     let mut client = Client::connect(config).await?;
@@ -229,7 +231,7 @@ pub async fn apply_changes(
                     .path
                     .split('/')
                     .fold(dir.clone(), |at, part| at.join(part));
-                apply_file(&mut client, target, &at, options, stop, &mut counts)
+                apply_file(&mut client, target, &at, options, &stop, &mut counts)
                     .await
                     .map_err(|e| e.context(format!("applying {at} to {}", target.name)))?;
                 if !stats.tables.contains(&target.name) {
@@ -269,7 +271,7 @@ pub async fn apply_changes(
         stats.truncates += counts.truncates;
         stats.checkpoint_lsn = checkpoint.to_string();
         stats.total = started.elapsed();
-        progress(&stats);
+        hooks.report(&stats);
     }
     client.close().await?;
     stats.total = started.elapsed();

@@ -22,9 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::COMMIT_LSN_COLUMN;
 use crate::{ChangeEvent, ChangeOptions, ChangeStream};
-use pgarrow::Stop;
-use pgarrow::{Error, IntoConfig, Result, TableName};
-use pgarrow_io::store::Location;
+use pgarrow::{Error, Hooks, IntoConfig, Result, TableName};
+use pgarrow_io::Location;
 
 /// The manifest's name in the output directory.
 pub const CHANGES_MANIFEST: &str = "_changes.json";
@@ -134,9 +133,55 @@ struct Buffered {
     runs: Vec<(SchemaRef, Vec<RecordBatch>)>,
 }
 
-/// Streams the changes of `options`' slot into `target` until `stop` is set, the stream
-/// catches up (with [`ChangeOptions::catch_up`]) or the server ends it; `notify` gets a line
-/// for each schema change.
+/// What [`changes_to`] reports while it runs ([`Hooks`]'s `P`): each shows as the line the
+/// command line prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChangesProgress {
+    /// The values come as text though binary was asked for: why.
+    TextValues {
+        /// The reason (a type the server cannot send in binary, say).
+        reason: String,
+    },
+    /// A table's schema changed at `lsn`: what follows is a new file set (in a directory) or
+    /// a new IPC stream (on standard output).
+    SchemaChanged {
+        /// The table.
+        table: TableName,
+        /// Where its new schema begins.
+        lsn: Lsn,
+    },
+    /// A roll was written, listed in the manifest and confirmed to the slot.
+    Rolled {
+        /// Files written.
+        files: usize,
+        /// Changed rows in them.
+        rows: u64,
+        /// The checkpoint they end at.
+        lsn: Lsn,
+    },
+}
+
+impl std::fmt::Display for ChangesProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangesProgress::TextValues { reason } => f.write_str(reason),
+            ChangesProgress::SchemaChanged { table, lsn } => write!(
+                f,
+                "the schema of {} changed at {lsn}: what follows has the new schema",
+                table.quoted()
+            ),
+            ChangesProgress::Rolled { files, rows, lsn } => {
+                write!(f, "wrote {files} file(s), {rows} changed rows, up to {lsn}")
+            }
+        }
+    }
+}
+
+/// Streams the changes of `options`' slot into `target` until the hooks' stop is set (the
+/// stream ends at the next transaction boundary, after a last roll), the stream catches up
+/// (with [`ChangeOptions::catch_up`]) or the server ends it; the hooks' progress hears each
+/// [`ChangesProgress`].
 ///
 /// # Errors
 /// The stream's (see [`ChangeStream::start`]); an output that cannot be written; a directory
@@ -145,9 +190,9 @@ pub async fn changes_to(
     config: impl IntoConfig,
     mut options: ChangeOptions,
     target: &ChangeTarget,
-    stop: Stop,
-    notify: &mut (dyn FnMut(&str) + Send),
+    hooks: Hooks<'_, ChangesProgress>,
 ) -> Result<ChangesStats> {
+    let mut hooks = hooks;
     let mut manifest = match &target.dir {
         Some(dir) => Some(open_manifest(dir, &options.slot, target.format)?),
         None => None,
@@ -161,9 +206,12 @@ pub async fn changes_to(
     // A checkpoint is a roll: the stream cuts them where the rolls are due.
     options.flush_rows = target.roll_rows;
     options.flush_interval = target.roll_interval;
-    let mut stream = ChangeStream::start_with_stop(config, options, stop).await?;
+    let stream_hooks = Hooks::new().with_stop(hooks.stop().clone());
+    let mut stream = ChangeStream::start_with(config, options, stream_hooks).await?;
     if let Some(reason) = stream.text_reason() {
-        notify(reason);
+        hooks.report(&ChangesProgress::TextValues {
+            reason: reason.to_owned(),
+        });
     }
     let mut stats = ChangesStats {
         start_lsn: stream.started_at().to_string(),
@@ -172,9 +220,9 @@ pub async fn changes_to(
     };
     let result = match (&target.dir, manifest.as_mut()) {
         (Some(dir), Some(manifest)) => {
-            to_dir(&mut stream, dir, manifest, target, &mut stats, notify).await
+            to_dir(&mut stream, dir, manifest, target, &mut stats, &mut hooks).await
         }
-        _ => to_stdout(&mut stream, target, &mut stats, notify).await,
+        _ => to_stdout(&mut stream, target, &mut stats, &mut hooks).await,
     };
     match result {
         Ok(()) => {
@@ -277,7 +325,7 @@ async fn to_dir(
     manifest: &mut ChangesManifest,
     target: &ChangeTarget,
     stats: &mut ChangesStats,
-    notify: &mut (dyn FnMut(&str) + Send),
+    hooks: &mut Hooks<'_, ChangesProgress>,
 ) -> Result<()> {
     let mut buffered: BTreeMap<String, (TableName, Buffered)> = BTreeMap::new();
     let mut bytes = 0usize;
@@ -288,11 +336,13 @@ async fn to_dir(
         let end = event.is_none();
         match event {
             Some(ChangeEvent::Schema(s)) if s.changed => {
-                let line = format!("{} at {}", s.table.quoted(), s.lsn);
-                notify(&format!(
-                    "the schema of {line} changed: a new file set begins"
-                ));
-                stats.schema_changes.push(line);
+                stats
+                    .schema_changes
+                    .push(format!("{} at {}", s.table.quoted(), s.lsn));
+                hooks.report(&ChangesProgress::SchemaChanged {
+                    table: s.table.clone(),
+                    lsn: s.lsn,
+                });
             }
             Some(ChangeEvent::Schema(_)) => {}
             Some(ChangeEvent::Rows(b)) => {
@@ -319,19 +369,20 @@ async fn to_dir(
                 for f in &mut written {
                     f.checkpoint_lsn = lsn.to_string();
                 }
-                if !written.is_empty() {
-                    let rows: u64 = written.iter().map(|f| f.rows).sum();
-                    notify(&format!(
-                        "wrote {} file(s), {rows} changed rows, up to {lsn}",
-                        written.len()
-                    ));
-                }
+                let rolled = ChangesProgress::Rolled {
+                    files: written.len(),
+                    rows: written.iter().map(|f| f.rows).sum(),
+                    lsn,
+                };
                 manifest.files.append(&mut written);
                 manifest.pending.clear();
                 manifest.end_lsn = lsn.to_string();
                 dir.join(CHANGES_MANIFEST)
                     .write_atomically(&manifest_json(manifest)?)?;
                 stream.confirm(lsn).await?;
+                if !matches!(rolled, ChangesProgress::Rolled { files: 0, .. }) {
+                    hooks.report(&rolled);
+                }
                 stats.end_lsn = lsn.to_string();
                 bytes = 0;
             }
@@ -433,17 +484,19 @@ async fn to_stdout(
     stream: &mut ChangeStream,
     target: &ChangeTarget,
     stats: &mut ChangesStats,
-    notify: &mut (dyn FnMut(&str) + Send),
+    hooks: &mut Hooks<'_, ChangesProgress>,
 ) -> Result<()> {
     let mut current: Option<(SchemaRef, Sink)> = None;
     loop {
         match stream.next_event().await? {
             Some(ChangeEvent::Schema(s)) if s.changed => {
-                let line = format!("{} at {}", s.table.quoted(), s.lsn);
-                notify(&format!(
-                    "the schema of {line} changed: a new IPC stream begins"
-                ));
-                stats.schema_changes.push(line);
+                stats
+                    .schema_changes
+                    .push(format!("{} at {}", s.table.quoted(), s.lsn));
+                hooks.report(&ChangesProgress::SchemaChanged {
+                    table: s.table.clone(),
+                    lsn: s.lsn,
+                });
             }
             Some(ChangeEvent::Schema(_)) => {}
             Some(ChangeEvent::Rows(b)) => {

@@ -41,7 +41,8 @@ pub use decode::{
 };
 pub use decode::{ChangeAt, Op, RelationDecoder};
 pub use files::{
-    CHANGES_MANIFEST, ChangeTarget, ChangesFile, ChangesManifest, ChangesStats, changes_to,
+    CHANGES_MANIFEST, ChangeTarget, ChangesFile, ChangesManifest, ChangesProgress, ChangesStats,
+    changes_to,
 };
 pub use stream::{ChangeBatch, ChangeEvent, ChangeOptions, ChangeStream, TableSchema, ValueFormat};
 

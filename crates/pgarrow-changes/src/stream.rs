@@ -13,7 +13,7 @@ use pgarrow_protocol::replication::{
     Lsn, Message, OldRow, PgOutputParser, RelationColumn, StreamMessage, parse_stream_message,
 };
 
-use pgarrow::Stop;
+use pgarrow::Hooks;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::{Config, Connection, quote_ident, quote_literal};
 use pgarrow::{Error, ErrorKind, IntoConfig, Result, TableName};
@@ -183,7 +183,9 @@ pub struct ChangeStream {
     caught_up: bool,
     last_status: Instant,
     last_checkpoint: Instant,
-    stop: Stop,
+    /// Their stop ends the stream at a transaction boundary; their progress hears each
+    /// position confirmed.
+    hooks: Hooks<'static, Lsn>,
     ended: bool,
     /// Rows since the last checkpoint.
     rows: u64,
@@ -211,18 +213,19 @@ impl ChangeStream {
     /// without REPLICATION, `wal_level` not `logical`, binary values asked of a server before
     /// 14: each said so.
     pub async fn start(config: impl IntoConfig, options: ChangeOptions) -> Result<ChangeStream> {
-        Self::start_with_stop(config, options, Stop::new()).await
+        Self::start_with(config, options, Hooks::new()).await
     }
 
-    /// As [`ChangeStream::start`]; setting `stop` ends the stream at the next transaction
-    /// boundary (after a last checkpoint).
+    /// As [`ChangeStream::start`], with hooks: their stop ends the stream at the next
+    /// transaction boundary (after a last checkpoint), and their progress hears each position
+    /// [confirmed](ChangeStream::confirm) to the server.
     ///
     /// # Errors
     /// As [`ChangeStream::start`].
-    pub async fn start_with_stop(
+    pub async fn start_with(
         config: impl IntoConfig,
         options: ChangeOptions,
-        stop: Stop,
+        hooks: Hooks<'static, Lsn>,
     ) -> Result<ChangeStream> {
         let config = config.into_config()?;
         if options.publications.is_empty() {
@@ -351,7 +354,7 @@ impl ChangeStream {
             caught_up: false,
             last_status: now,
             last_checkpoint: now,
-            stop,
+            hooks,
             ended: false,
             rows: 0,
             checkpoint_asked: false,
@@ -401,7 +404,7 @@ impl ChangeStream {
                 return Ok(None);
             }
             if self.txn.is_none() {
-                if self.stop.is_stopped() || self.caught_up {
+                if self.hooks.stop().is_stopped() || self.caught_up {
                     self.checkpoint()?;
                     self.ended = true;
                     continue;
@@ -419,7 +422,7 @@ impl ChangeStream {
                 self.send_status(false).await?;
             }
             let wait = self.wait_time();
-            let stop = self.stop.clone();
+            let stop = self.hooks.stop().clone();
             let message: Option<bytes::Bytes> = tokio::select! {
                 m = self.stream.next() => m?,
                 () = tokio::time::sleep(wait) => {
@@ -476,6 +479,7 @@ impl ChangeStream {
         if lsn > self.confirmed {
             self.confirmed = lsn;
             self.send_status(false).await?;
+            self.hooks.report(&lsn);
         }
         Ok(())
     }

@@ -13,8 +13,11 @@ use std::time::Duration;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
+use pgarrow::protocol::replication::Lsn;
 use pgarrow::{Client, ExportOptions, Source, Stop};
-use pgarrow_changes::{ChangeEvent, ChangeOptions, ChangeStream, ChangeTarget, ValueFormat};
+use pgarrow_changes::{
+    ChangeEvent, ChangeOptions, ChangeStream, ChangeTarget, ChangesProgress, ValueFormat,
+};
 
 /// One cluster for the binary, with `wal_level = logical` and a small decoding memory (the
 /// server spills a large transaction to disk before sending it).
@@ -75,16 +78,38 @@ impl Db {
 }
 
 /// Every event of a stream that ends once caught up.
+/// The stream's hooks hear each position confirmed, once, in order.
 async fn stream_all(db: &Db, options: ChangeOptions) -> Vec<ChangeEvent> {
-    let mut stream = ChangeStream::start(db.url(), options).await.unwrap();
+    let confirmed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let heard = std::sync::Arc::clone(&confirmed);
+    let hooks =
+        pgarrow::Hooks::new().on_progress(move |lsn: &Lsn| heard.lock().unwrap().push(*lsn));
+    let mut stream = ChangeStream::start_with(db.url(), options, hooks)
+        .await
+        .unwrap();
     let mut events = Vec::new();
+    let mut checkpoints = Vec::new();
+    let started = stream.confirmed();
     while let Some(e) = stream.next_event().await.unwrap() {
         if let ChangeEvent::Checkpoint(lsn) = &e {
             stream.confirm(*lsn).await.unwrap();
+            if checkpoints.last().is_none_or(|last| last < lsn) {
+                checkpoints.push(*lsn);
+            }
         }
         events.push(e);
     }
     stream.close().await.unwrap();
+    let confirmed = confirmed.lock().unwrap().clone();
+    // Each position confirmed past the start is heard once, in order, and the last is the
+    // last checkpoint's.
+    assert!(confirmed.windows(2).all(|w| w[0] < w[1]), "{confirmed:?}");
+    assert!(
+        confirmed.iter().all(|c| checkpoints.contains(c)),
+        "{confirmed:?}"
+    );
+    let past_start: Vec<Lsn> = checkpoints.into_iter().filter(|c| *c > started).collect();
+    assert_eq!(confirmed.last(), past_start.last(), "{confirmed:?}");
     events
 }
 
@@ -568,9 +593,38 @@ async fn to_dir_with(
 ) -> pgarrow_changes::ChangesStats {
     let mut target = ChangeTarget::dir(dir.to_path_buf(), pgarrow::io::Format::Parquet);
     target.roll_rows = roll_rows;
-    pgarrow_changes::changes_to(db.url(), options, &target, Stop::new(), &mut |_| {})
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let heard = std::sync::Arc::clone(&events);
+    let hooks = pgarrow::Hooks::new().on_progress(move |e: &ChangesProgress| {
+        heard.lock().unwrap().push(e.clone());
+    });
+    let stats = pgarrow_changes::changes_to(db.url(), options, &target, hooks)
         .await
-        .unwrap()
+        .unwrap();
+    // The progress events tell what the statistics sum up: each roll's files and rows, the
+    // last position, each schema change.
+    let events = events.lock().unwrap();
+    let (mut files, mut rows, mut last, mut schemas) = (0, 0, None, 0);
+    for event in events.iter() {
+        match event {
+            ChangesProgress::Rolled {
+                files: f,
+                rows: r,
+                lsn,
+            } => {
+                assert!(*f > 0, "{event}");
+                (files, rows, last) = (files + *f as u64, rows + r, Some(lsn.to_string()));
+            }
+            ChangesProgress::SchemaChanged { .. } => schemas += 1,
+            _ => {}
+        }
+    }
+    assert_eq!((files, rows), (stats.files, stats.rows), "{events:?}");
+    assert_eq!(schemas, stats.schema_changes.len(), "{events:?}");
+    if let Some(last) = last {
+        assert_eq!(last, stats.end_lsn);
+    }
+    stats
 }
 
 #[tokio::test]
@@ -866,8 +920,7 @@ async fn apply(target: &Db, dir: &std::path::Path) -> pgarrow::Result<pgarrow_ch
         target.url(),
         &pgarrow::Location::from(dir.to_path_buf()),
         &apply_options(),
-        &Stop::new(),
-        &mut |_| {},
+        pgarrow::Hooks::new(),
     )
     .await
 }
@@ -1025,8 +1078,10 @@ async fn a_stopped_apply_undoes_the_roll_under_way_and_a_rerun_goes_on_from_ther
     let mut applied = Vec::new();
     let dir_at = pgarrow::Location::from(dir.clone());
     let options = apply_options();
-    let mut progress = |s: &pgarrow_changes::ApplyStats| applied.push(s.checkpoint_lsn.clone());
-    let run = pgarrow_changes::apply_changes(target.url(), &dir_at, &options, &stop, &mut progress);
+    let hooks = pgarrow::Hooks::new()
+        .with_stop(stop.clone())
+        .on_progress(|s: &pgarrow_changes::ApplyStats| applied.push(s.checkpoint_lsn.clone()));
+    let run = pgarrow_changes::apply_changes(target.url(), &dir_at, &options, hooks);
     let stop_when_waiting = async {
         let mut watcher = Client::connect(&target.url()).await.unwrap();
         // Bounded: 60 s of polls, then the test fails.
@@ -1101,8 +1156,7 @@ async fn a_given_key_without_a_unique_index_still_inserts_the_rows_it_lacks() {
         target.url(),
         &pgarrow::Location::from(dir),
         &options,
-        &Stop::new(),
-        &mut |_| {},
+        pgarrow::Hooks::new(),
     )
     .await
     .unwrap();
@@ -1141,8 +1195,7 @@ async fn an_apply_never_keeps_its_state_in_a_temporary_table() {
             url.as_str(),
             &pgarrow::Location::from(dir.clone()),
             &pgarrow_changes::ApplyOptions::default(),
-            &Stop::new(),
-            &mut |_| {},
+            pgarrow::Hooks::new(),
         )
         .await
         .unwrap()

@@ -612,8 +612,8 @@ pub(crate) struct CopyArgs {
     /// domain as the source defines it, with the functions and sequences its DEFAULT and
     /// CHECKs name), or base (the domain's base type; its DEFAULT and CHECKs stay behind, as
     /// the output notes).
-    #[arg(long, default_value = "define", value_name = "HOW", requires = "create", value_parser = parse_option::<pgarrow::blocking::Domains>)]
-    pub(crate) domains: pgarrow::blocking::Domains,
+    #[arg(long, default_value = "define", value_name = "HOW", requires = "create", value_parser = parse_option::<pgarrow::Domains>)]
+    pub(crate) domains: pgarrow::Domains,
     #[command(flatten)]
     pub(crate) load: LoadArgs,
     #[command(flatten)]

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use pgarrow::Hooks;
 use pgarrow::io::Format;
 use pgarrow::protocol::Config;
-use pgarrow_changes::{ApplyOptions, ApplyStats, ChangeOptions, ChangeTarget};
+use pgarrow_changes::{ApplyOptions, ApplyStats, ChangeOptions, ChangeTarget, ChangesProgress};
 
 use crate::args::{ApplyArgs, ChangesArgs};
 use crate::errors::{Session, usage};
@@ -60,18 +61,19 @@ pub(crate) fn changes(
     target.roll_bytes = args.roll_bytes;
     target.roll_interval = Duration::from_secs_f64(args.roll_seconds);
     let quiet = args.quiet;
-    let mut notify = move |line: &str| {
-        if !quiet {
-            eprintln!("{line}");
-        }
-    };
     let stop = session.stop.clone();
+    let hooks = Hooks::new()
+        .with_stop(stop.clone())
+        .on_progress(move |event: &ChangesProgress| {
+            if !quiet {
+                eprintln!("{event}");
+            }
+        });
     let stats = rt.block_on(pgarrow_changes::changes_to(
         config.clone(),
         options,
         &target,
-        stop.clone(),
-        &mut notify,
+        hooks,
     ))?;
     if !args.quiet {
         let why = if stop.is_stopped() {
@@ -120,22 +122,23 @@ pub(crate) fn apply(
     options.policies.nanoseconds = args.nanoseconds;
     let dir = args.storage.location(&args.dir)?;
     let quiet = args.quiet || args.json;
-    let mut progress = move |s: &ApplyStats| {
-        if !quiet {
-            eprintln!(
-                "applied roll {} (checkpoint {}): {} changes so far",
-                s.rolls,
-                s.checkpoint_lsn,
-                group(s.changes)
-            );
-        }
-    };
+    let hooks = Hooks::new()
+        .with_stop(session.stop.clone())
+        .on_progress(move |s: &ApplyStats| {
+            if !quiet {
+                eprintln!(
+                    "applied roll {} (checkpoint {}): {} changes so far",
+                    s.rolls,
+                    s.checkpoint_lsn,
+                    group(s.changes)
+                );
+            }
+        });
     let stats = rt.block_on(pgarrow_changes::apply_changes(
         config.clone(),
         &dir,
         &options,
-        &session.stop,
-        &mut progress,
+        hooks,
     ))?;
     if args.json {
         println!("{}", serde_json::to_string(&stats)?);

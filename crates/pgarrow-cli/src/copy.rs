@@ -2,9 +2,8 @@
 //! PostgreSQL into a table of another, pipelined, in one transaction of the target).
 
 use anyhow::{Context, Result};
-use pgarrow::blocking::CopyOptions;
 use pgarrow::partition::PartitionOptions;
-use pgarrow::{ExportOptions, Source, Stop};
+use pgarrow::{CopyOptions, ExportOptions, Source, Stop};
 
 use crate::args::CopyArgs;
 use crate::config_from;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use pgarrow::protocol::Config;
-use pgarrow::{Input, InputOptions, LoadHooks, LoadMode, LoadOptions, LoadStats, Stop};
+use pgarrow::{Hooks, Input, InputOptions, LoadMode, LoadOptions, LoadProgress, LoadStats, Stop};
 
 use crate::args::{ImportArgs, LoadArgs};
 use crate::report::{group, human_bytes, progress_bar, rate_message};
@@ -38,7 +38,7 @@ pub(crate) fn import(stop: &Stop, config: &Config, args: &ImportArgs) -> Result<
     let input = Input::open(&inputs, &input_options)?;
     let from = input.name().to_owned();
     let (bar, hooks) = load_hooks(args.load.quiet, stop);
-    let stats = pgarrow::blocking::load_with(config, &args.into, input, &options, hooks);
+    let stats = pgarrow::blocking::load(config, &args.into, input, &options, hooks);
     bar.finish_and_clear();
     report(&stats?, &from, &args.into, &options.mode, &args.load);
     Ok(())
@@ -46,15 +46,18 @@ pub(crate) fn import(stop: &Stop, config: &Config, args: &ImportArgs) -> Result<
 
 /// The progress line of a load (on a terminal), and hooks that update it and stop with
 /// `stop`.
-pub(crate) fn load_hooks(quiet: bool, stop: &Stop) -> (indicatif::ProgressBar, LoadHooks<'static>) {
+pub(crate) fn load_hooks(
+    quiet: bool,
+    stop: &Stop,
+) -> (indicatif::ProgressBar, Hooks<'static, LoadProgress>) {
     let bar = progress_bar(quiet, None);
     bar.set_message("connecting...");
     let started = Instant::now();
     let shown = bar.clone();
-    let hooks = LoadHooks::default()
-        .stop(stop)
-        .on_progress(move |rows, bytes| {
-            shown.set_message(rate_message(rows, bytes, "sent", started.elapsed()));
+    let hooks = Hooks::new()
+        .with_stop(stop.clone())
+        .on_progress(move |p: &LoadProgress| {
+            shown.set_message(rate_message(p.rows, p.bytes, "sent", started.elapsed()));
         });
     (bar, hooks)
 }

@@ -41,7 +41,7 @@ use report::{Summary, advance, group, progress_bar, render_schema, stats_table, 
 
 fn main() {
     // A malformed file's reader panic is caught and reported as one error line.
-    pgarrow::io::quiet_caught_reader_panics();
+    pgarrow::io::panic::quiet_caught_reader_panics();
     let matches = command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let mut session = match Session::on_signals() {
@@ -470,7 +470,7 @@ fn progress_hooks(
     let progress = progress_bar(quiet, expected);
     let bar = progress.clone();
     let hooks = Hooks::new()
-        .on_progress(move |s| advance(&bar, s.rows, s.bytes, s.total))
+        .on_progress(move |s: &pgarrow::ExportStats| advance(&bar, s.rows, s.bytes, s.total))
         .with_stop(stop.clone());
     (progress, hooks)
 }

@@ -20,15 +20,13 @@
 #![warn(missing_docs)]
 
 mod error;
-pub mod input;
-pub mod manifest;
+mod input;
+mod manifest;
 mod sink;
-pub mod store;
+mod store;
 
 pub use error::{Error, Result};
-pub use input::{
-    DEFAULT_INPUT_BATCH_ROWS, Input, InputOptions, in_caught_reader, quiet_caught_reader_panics,
-};
+pub use input::{DEFAULT_INPUT_BATCH_ROWS, Input, InputOptions};
 pub use manifest::{DirTarget, MANIFEST_NAME, MANIFEST_VERSION, Manifest, ManifestFile};
 pub use sink::{
     Compression, DEFAULT_ROW_GROUP_BYTES, EncodedRowGroup, Format, IntervalEncoding,
@@ -41,3 +39,9 @@ pub use store::{
     Cloud, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PART_SIZE, Location, StorageError, StorageOptions,
     StorageProblem,
 };
+
+/// The panic hook of a program that reads files through [`Input`]: some readers panic on
+/// malformed data, which pgarrow catches and reports as an input error naming the file.
+pub mod panic {
+    pub use crate::input::{in_caught_reader, quiet_caught_reader_panics};
+}

@@ -160,8 +160,11 @@ pub enum Cloud {
 ///
 /// let local = Location::parse("out/orders.parquet", &StorageOptions::new())?;
 /// assert!(local.is_local());
+/// // With the `cloud` feature:
+/// # #[cfg(feature = "cloud")] {
 /// let object = Location::parse("s3://bucket/orders.parquet", &StorageOptions::new())?;
 /// assert_eq!(object.to_string(), "s3://bucket/orders.parquet");
+/// # }
 /// # Ok::<(), pgarrow_io::Error>(())
 /// ```
 #[derive(Clone)]

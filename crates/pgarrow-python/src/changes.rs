@@ -229,8 +229,8 @@ pub(crate) fn changes_to(
     target.roll_interval = seconds(py, "roll_seconds", args.roll_seconds)?;
     document_on_runtime(py, move |runtime, stop| {
         // Stopped, the run winds down at a transaction boundary itself: waited for, not cut.
-        let mut quiet = |_: &str| {};
-        let run = pgarrow_changes::changes_to(config, options, &target, stop.clone(), &mut quiet);
+        let hooks = crate::runtime::hooks(stop);
+        let run = pgarrow_changes::changes_to(config, options, &target, hooks);
         blocking::wait(runtime, stop, run)
     })
 }
@@ -283,8 +283,8 @@ pub(crate) fn apply_changes(
         .map_err(|e: String| usage_error(py, format!("nanoseconds: {e}")))?;
     let dir = location(py, &path, args.storage_options)?;
     document_on_runtime(py, move |runtime, stop| {
-        let mut quiet = |_: &pgarrow_changes::ApplyStats| {};
-        let run = pgarrow_changes::apply_changes(config, &dir, &options, stop, &mut quiet);
+        let hooks = crate::runtime::hooks(stop);
+        let run = pgarrow_changes::apply_changes(config, &dir, &options, hooks);
         blocking::wait(runtime, stop, run)
     })
 }

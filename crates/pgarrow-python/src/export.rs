@@ -18,7 +18,7 @@ use pgarrow::io::Format;
 use pgarrow::partition::{self, PartRead, PartitionOptions, PartitionPlan};
 use pgarrow::protocol::Config;
 use pgarrow::{
-    Client, DirTarget, ExportOptions, ExportStats, FileTarget, Hooks, Source, Stop, TableName,
+    Client, DirTarget, ExportOptions, ExportStats, FileTarget, Source, Stop, TableName,
     TablePattern,
 };
 use pyo3::exceptions::PyValueError;
@@ -27,8 +27,8 @@ use pyo3::types::{PyCapsule, PyDict, PyTuple};
 
 use crate::error::{Error, py_err, usage_error};
 use crate::runtime::{
-    Interrupt, Prologue, capsule, dir_format, document_on_runtime, file_format, kwargs, location,
-    on_runtime, schema_capsule, source,
+    Interrupt, Prologue, capsule, dir_format, document_on_runtime, file_format, hooks, kwargs,
+    location, on_runtime, schema_capsule, source,
 };
 use crate::stats;
 
@@ -96,8 +96,8 @@ impl PyExport {
         let export = options.export;
         let partitions = options.partitions;
         PyExport::start(py, move |stop| match partitions {
-            Some(p) => blocking::export_partitioned(config, source, &export, &p, stop),
-            None => blocking::export_with(config, source, &export, stop),
+            Some(p) => blocking::export_partitioned(config, source, &export, &p, hooks(stop)),
+            None => blocking::export_with(config, source, &export, hooks(stop)),
         })
     }
 
@@ -127,7 +127,7 @@ impl PyExport {
         read.limit = args.limit;
         let export = options.export;
         PyExport::start(py, move |stop| {
-            blocking::export_part(config, &plan, index, &export, &read, stop)
+            blocking::export_part(config, &plan, index, &export, &read, hooks(stop))
         })
     }
 
@@ -325,7 +325,7 @@ pub(crate) fn export_file(
         return in_slot(py, config, slot, source, export, partitions, target);
     }
     document_on_runtime(py, move |runtime, stop| {
-        let hooks = Hooks::new().with_stop(stop.clone());
+        let hooks = hooks(stop);
         // The export watches the stop itself: stopped, it cancels the query and removes its
         // temporary file before it returns.
         Ok(match partitions {
@@ -374,7 +374,7 @@ pub(crate) fn export_dir(
         .partitions
         .unwrap_or_else(|| PartitionOptions::new(1));
     document_on_runtime(py, move |runtime, stop| {
-        let hooks = Hooks::new().with_stop(stop.clone());
+        let hooks = hooks(stop);
         let run = partition::export_to_dir(config, source, &export, &partitions, &target, hooks);
         blocking::wait(runtime, stop, run)
     })
@@ -401,7 +401,7 @@ fn in_slot(
 ) -> PyResult<Py<PyAny>> {
     let partitions = partitions.unwrap_or_else(|| PartitionOptions::new(1));
     document_on_runtime(py, move |runtime, stop| {
-        let hooks = Hooks::new().with_stop(stop.clone());
+        let hooks = hooks(stop);
         let run = pgarrow_changes::slot::export_in_new_slot(
             config,
             &name,
@@ -461,7 +461,7 @@ pub(crate) fn export_tables(
     };
     let export = options.export;
     document_on_runtime(py, move |runtime, stop| {
-        let hooks = Hooks::new().with_stop(stop.clone());
+        let hooks = hooks(stop);
         let run = pgarrow::export_tables(config, &patterns, &export, target, hooks);
         blocking::wait(runtime, stop, run)
     })
@@ -548,7 +548,7 @@ pub(crate) fn export_incremental(
     }
     let export = options.export;
     document_on_runtime(py, move |runtime, stop| {
-        let hooks = Hooks::new().with_stop(stop.clone());
+        let hooks = hooks(stop);
         let run = export_run(
             config,
             &incremental,

@@ -46,7 +46,7 @@ fn _pgarrow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     // A malformed file's reader panic is caught and raised as pgarrow.Error, without a panic
     // message on stderr first.
-    pgarrow::io::quiet_caught_reader_panics();
+    pgarrow::io::panic::quiet_caught_reader_panics();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // This module's file is also an ADBC driver (pgarrow.adbc), entered here.
     m.add("ADBC_ENTRYPOINT", pgarrow_adbc::ENTRYPOINT)?;

@@ -5,16 +5,17 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
-use pgarrow::blocking::{self, CopyOptions};
+use pgarrow::blocking;
 use pgarrow::{
-    CreateNested, Input, InputOptions, LoadHooks, LoadMode, LoadOptions, StorageOptions, TableName,
+    CopyOptions, CreateNested, Domains, Input, InputOptions, LoadMode, LoadOptions, StorageOptions,
+    TableName,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict, PyList, PyTuple};
 
 use crate::error::{py_err, usage_error};
-use crate::runtime::{Prologue, config, document, kwargs, parse_location};
+use crate::runtime::{Prologue, config, document, hooks, kwargs, parse_location};
 
 /// How rows go into the table: the keyword arguments `write` and `copy` share.
 #[derive(FromPyObject)]
@@ -95,7 +96,7 @@ pub(crate) fn write(
         // since objects are asked for over the network.
         return document(py, move |stop| {
             let input = Input::open(&inputs, &input_options)?;
-            blocking::load(config, table, input, &options, stop)
+            blocking::load(config, table, input, &options, hooks(stop))
         });
     }
     if !data.hasattr("__arrow_c_stream__")? {
@@ -119,7 +120,7 @@ pub(crate) fn write(
     let input = RecordBatchStreamReader::try_new(stream)
         .map_err(|e| PyValueError::new_err(format!("data's Arrow stream: {e}")))?;
     document(py, move |stop| {
-        blocking::load(config, table, input, &options, stop)
+        blocking::load(config, table, input, &options, hooks(stop))
     })
 }
 
@@ -167,7 +168,7 @@ pub(crate) fn copy(
     let load: LoadArgs = kwargs(py, args)?;
     let args: CopyArgs<'_> = kwargs(py, args)?;
     let load = load.options(py)?;
-    let domains: blocking::Domains = args.domains.parse().map_err(|e| py_err(py, &e))?;
+    let domains: Domains = args.domains.parse().map_err(|e| py_err(py, &e))?;
     let shape_given = match &args.options {
         Some(d) => d.contains("array_shape")?,
         None => false,
@@ -192,7 +193,6 @@ pub(crate) fn copy(
         .with_partitions(options.partitions)
         .with_domains(domains);
     document(py, move |stop| {
-        let hooks = LoadHooks::default().stop(stop);
-        blocking::copy(from, source, to, table, &copy, hooks)
+        blocking::copy(from, source, to, table, &copy, hooks(stop))
     })
 }

@@ -244,3 +244,8 @@ pub(crate) fn seconds(py: Python<'_>, name: &str, value: f64) -> PyResult<Durati
     }
     Ok(Duration::from_secs_f64(value))
 }
+
+/// Hooks with the call's stop (Ctrl-C), and no progress.
+pub(crate) fn hooks<P>(stop: &pgarrow::Stop) -> pgarrow::Hooks<'static, P> {
+    pgarrow::Hooks::new().with_stop(stop.clone())
+}

@@ -414,6 +414,47 @@ def test_cancel_stops_the_backend(db, conn, by):
     assert run(db, "SELECT 1 AS one").column("one").to_pylist() == [1]
 
 
+def test_cancel_stops_an_endless_ingest_and_rolls_it_back(db, conn):
+    """A cancel sets the running statement's stop: the load sends CopyFail and rolls back
+    between chunks, so even an ingest whose input never ends stops (a CancelRequest alone
+    reaches a server that waits for more COPY data, while the client would go on sending)."""
+    schema = pa.schema([("id", pa.int64()), ("pad", pa.string())])
+    produced = threading.Event()
+    sent = [0]
+
+    def endless():
+        while True:
+            sent[0] += 1
+            if sent[0] == 20:
+                produced.set()
+            yield pa.record_batch([pa.array(range(10_000)), pa.array(["x" * 50] * 10_000)],
+                                  schema=schema)
+
+    errors = []
+    cur = db.cursor()
+
+    def ingest():
+        with cur:
+            try:
+                cur.adbc_ingest("endless_ingest", pa.RecordBatchReader.from_batches(schema, endless()),
+                                mode="create")
+            except dbapi.Error as e:
+                errors.append(e)
+
+    t = threading.Thread(target=ingest)
+    t.start()
+    assert produced.wait(60), "the ingest did not start reading its input"
+    cur.adbc_cancel()
+    t.join(30)
+    assert not t.is_alive(), "the ingest went on after the cancel"
+    assert len(errors) == 1 and isinstance(errors[0], dbapi.OperationalError), errors
+    assert "cancel" in str(errors[0]).lower(), errors[0]
+    # Rolled back: the table it created is gone, and the connection goes on.
+    gone = conn.execute("SELECT to_regclass('endless_ingest') IS NULL").fetchone()[0]
+    assert gone
+    assert run(db, "SELECT 1 AS one").column("one").to_pylist() == [1]
+
+
 def test_errors_carry_the_servers_fields(db):
     with db.cursor() as cur:
         with pytest.raises(dbapi.ProgrammingError) as e:

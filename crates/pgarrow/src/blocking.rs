@@ -20,10 +20,11 @@
 //! ```
 //!
 //! The reader runs its own single-threaded tokio runtime: do not use it from inside an async
-//! runtime (use [`Export`] there).
+//! runtime (use [`Export`](crate::Export) there).
 //!
 //! A host that must stay responsive while it waits (an interpreter that handles Ctrl-C, say)
-//! passes a [`Stop::polled`] to [`export_with`], [`load`] or [`block_on`]: its check runs on
+//! passes hooks with a [`Stop::polled`] to [`export_with`], [`load`] or [`copy`] (or the stop
+//! to [`block_on`]): its check runs on
 //! the calling thread every [`CHECK_EVERY`] while the call waits on the server, and when it
 //! says stop, the server query is cancelled and the call fails with [`ErrorKind::Cancelled`].
 //! [`Reader::into_ffi_stream`] hands the export to any Arrow implementation in the process
@@ -38,16 +39,15 @@ use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
+use crate::copy::{CopyOptions, CopyStats};
 use crate::export::request_cancel;
-use crate::load::{LoadHooks, LoadOptions, LoadStats};
-use crate::partition::{PartRead, PartitionOptions, PartitionPlan, PartitionedExport};
+use crate::load::{LoadOptions, LoadProgress, LoadStats};
+use crate::partition::{PartRead, PartitionOptions, PartitionPlan};
+use crate::running::Running;
 use crate::stats::ExportStats;
 use crate::{
-    Client, Error, ErrorKind, Export, ExportOptions, IntoConfig, IntoTableName, Result, Source,
-    Stop,
+    Client, Error, ErrorKind, ExportOptions, Hooks, IntoConfig, IntoTableName, Result, Source, Stop,
 };
-
-pub use crate::copy::{CopyOptions, CopyStats, Domains, copy};
 
 /// How often a blocking call polls its [`Stop`] while it waits.
 pub const CHECK_EVERY: Duration = Duration::from_millis(100);
@@ -61,12 +61,13 @@ pub fn export(
     source: impl Into<Source>,
     options: &ExportOptions,
 ) -> Result<Reader> {
-    export_with(config, source, options, &Stop::new())
+    export_with(config, source, options, Hooks::new())
 }
 
-/// [`export`], stopped by `stop` (while it starts, and while its reader waits): the server is
-/// sent a cancel request (if the query was sent), the connection is closed and the call fails
-/// with [`ErrorKind::Cancelled`].
+/// [`export`] with hooks: their stop ends it (while it starts, and while its reader waits):
+/// the server is sent a cancel request (if the query was sent), the connection is closed and
+/// the call fails with [`ErrorKind::Cancelled`]; their progress hears the statistics after
+/// each batch the reader hands out.
 ///
 /// # Errors
 /// As [`export`], and [`ErrorKind::Cancelled`].
@@ -74,25 +75,18 @@ pub fn export_with(
     config: impl IntoConfig,
     source: impl Into<Source>,
     options: &ExportOptions,
-    stop: &Stop,
+    hooks: Hooks<'static>,
 ) -> Result<Reader> {
     let runtime = runtime()?;
-    let config = config.into_config()?;
-    let source = source.into();
-    let mut client = block_on(&runtime, stop, Client::connect(config))?;
-    // Stopped while the server describes or starts the query, the connection is closed: a
-    // server that computes before its first row would not notice that, so it is also sent a
-    // cancel request.
-    let token = client.connection().cancel_token();
-    let start = client.into_export(source, options);
-    let export = match block_on(&runtime, stop, start) {
-        Err(e) if e.is_cancelled() => {
-            runtime.block_on(request_cancel(&token));
-            return Err(e);
-        }
-        other => other?,
-    };
-    Ok(Reader::new(Running::One(Box::new(export)), stop, runtime))
+    let start = Running::start(
+        config.into_config()?,
+        source.into(),
+        options,
+        None,
+        &hooks.stop,
+    );
+    let export = wait(&runtime, &hooks.stop, start)?;
+    Ok(Reader::new(export, hooks, runtime))
 }
 
 /// [`export_with`] over several connections in one snapshot (see [`crate::partition`]):
@@ -101,18 +95,26 @@ pub fn export_with(
 ///
 /// # Errors
 /// As [`PartitionedExport::start`], and [`ErrorKind::Cancelled`].
+///
+/// [`PartitionedExport::start`]: crate::partition::PartitionedExport::start
 pub fn export_partitioned(
     config: impl IntoConfig,
     source: impl Into<Source>,
     options: &ExportOptions,
     partitions: &PartitionOptions,
-    stop: &Stop,
+    hooks: Hooks<'static>,
 ) -> Result<Reader> {
     let runtime = runtime()?;
-    let start = PartitionedExport::start(config, source, options, partitions);
-    // Stopped while planning: the coordinating connection is closed with the future.
-    let export = block_on(&runtime, stop, start)?;
-    Ok(Reader::new(Running::Parts(Box::new(export)), stop, runtime))
+    let config = config.into_config()?;
+    let start = Running::start(
+        config,
+        source.into(),
+        options,
+        Some(partitions),
+        &hooks.stop,
+    );
+    let export = wait(&runtime, &hooks.stop, start)?;
+    Ok(Reader::new(export, hooks, runtime))
 }
 
 /// Reads part `index` of `plan` on a new connection, in the plan's snapshot (see
@@ -126,19 +128,20 @@ pub fn export_part(
     index: usize,
     options: &ExportOptions,
     read: &PartRead,
-    stop: &Stop,
+    hooks: Hooks<'static>,
 ) -> Result<Reader> {
     let runtime = runtime()?;
     let config = config.into_config()?;
     let start = crate::partition::export_part_with(config, plan, index, options, read);
-    let export = block_on(&runtime, stop, start)?;
-    Ok(Reader::new(Running::One(Box::new(export)), stop, runtime))
+    let export = block_on(&runtime, &hooks.stop, start)?;
+    Ok(Reader::new(Running::One(Box::new(export)), hooks, runtime))
 }
 
 /// Connects and loads `input`'s batches into `table` in one transaction (see
-/// [`Client::load`]). When `stop` stops it (between chunks, or while it waits on the
-/// server), the load sends CopyFail (or closes the connection), the server rolls back, and
-/// the call fails with [`ErrorKind::Cancelled`]. Either way the table is as it was.
+/// [`Client::load_with`]). When the hooks' stop stops it (between chunks, or while it waits
+/// on the server), the load sends CopyFail (or closes the connection), the server rolls
+/// back, and the call fails with [`ErrorKind::Cancelled`]. Either way the table is as it
+/// was.
 ///
 /// # Errors
 /// As [`Client::connect`] and [`Client::load`], and [`ErrorKind::Cancelled`].
@@ -147,27 +150,7 @@ pub fn load(
     table: impl IntoTableName,
     input: impl RecordBatchReader + Send + 'static,
     options: &LoadOptions,
-    stop: &Stop,
-) -> Result<LoadStats> {
-    load_with(
-        config,
-        table,
-        input,
-        options,
-        LoadHooks::default().stop(stop),
-    )
-}
-
-/// [`load`] with progress: `hooks.stop` stops it.
-///
-/// # Errors
-/// As [`load`].
-pub fn load_with(
-    config: impl IntoConfig,
-    table: impl IntoTableName,
-    input: impl RecordBatchReader + Send + 'static,
-    options: &LoadOptions,
-    mut hooks: LoadHooks<'_>,
+    hooks: Hooks<'_, LoadProgress>,
 ) -> Result<LoadStats> {
     let runtime = runtime()?;
     let config = config.into_config()?;
@@ -185,11 +168,10 @@ pub fn load_with(
         ended: Arc::clone(&ended),
         _alive: alive,
     };
-    let load = client.load_with(table, &schema, input, options, &mut hooks);
+    let load = client.load_with(table, &schema, input, options, hooks);
     // The load watches its stop itself (it sends CopyFail and rolls back, within a grace
     // period), so it is polled here, never cut off.
     let loaded = wait(&runtime, &stop, load);
-    drop(hooks);
     ended.store(true, Ordering::Relaxed);
     loop {
         match gone.recv_timeout(CHECK_EVERY) {
@@ -202,6 +184,30 @@ pub fn load_with(
     stats.total += connect;
     let _ = runtime.block_on(client.close());
     Ok(stats)
+}
+
+/// [`copy`](crate::copy) for a synchronous caller: runs it to its end on a runtime of its
+/// own, [polling](Stop::poll) the hooks' stop on this thread while it waits.
+///
+/// # Errors
+/// As [`copy`](crate::copy).
+pub fn copy(
+    from: impl IntoConfig,
+    source: impl Into<Source>,
+    to: impl IntoConfig,
+    table: impl IntoTableName,
+    options: &CopyOptions,
+    hooks: Hooks<'_, LoadProgress>,
+) -> Result<CopyStats> {
+    let runtime = runtime()?;
+    let stop = hooks.stop.clone();
+    // The copy watches its stop itself (the load rolls back, the source's query is
+    // cancelled), so it is polled here, never cut off.
+    wait(
+        &runtime,
+        &stop,
+        crate::copy(from, source, to, table, options, hooks),
+    )
 }
 
 /// A load's input that ends once `ended` is set, and whose drop the caller can wait for.
@@ -222,48 +228,6 @@ impl<R: Iterator> Iterator for Owned<R> {
     }
 }
 
-/// What a [`Reader`] reads: one connection's export, or a partitioned one.
-#[derive(Debug)]
-enum Running {
-    One(Box<Export<'static>>),
-    Parts(Box<PartitionedExport>),
-}
-
-impl Running {
-    fn schema(&self) -> SchemaRef {
-        match self {
-            Running::One(e) => e.schema(),
-            Running::Parts(p) => p.schema(),
-        }
-    }
-
-    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        match self {
-            Running::One(e) => e.next_batch().await,
-            Running::Parts(p) => Ok(p.next_batch().await?.map(|(_, batch)| batch)),
-        }
-    }
-
-    fn stats(&self) -> ExportStats {
-        match self {
-            Running::One(e) => e.stats(),
-            Running::Parts(p) => p.stats().export,
-        }
-    }
-
-    /// Stops it: cancels the server queries (and drains the connection of one export).
-    async fn cancel(self) -> Result<()> {
-        match self {
-            Running::One(e) => e.cancel().await,
-            // Dropping stops the workers and cancels their queries.
-            Running::Parts(p) => {
-                drop(p);
-                Ok(())
-            }
-        }
-    }
-}
-
 /// A running export as an arrow [`RecordBatchReader`]: an iterator of
 /// `Result<RecordBatch, ArrowError>` whose errors wrap a [`crate::Error`]
 /// ([`ArrowError::ExternalError`]; downcast it for the SQLSTATE).
@@ -275,8 +239,8 @@ pub struct Reader {
     export: Option<Running>,
     /// The statistics at the end.
     last: ExportStats,
-    /// Stops it while it waits.
-    stop: Stop,
+    /// Their stop stops it while it waits; their progress hears of each batch.
+    hooks: Hooks<'static>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -290,20 +254,20 @@ impl std::fmt::Debug for Reader {
 }
 
 impl Reader {
-    /// The reader of `export`, which runs on `runtime` and is stopped by `stop` while it waits:
-    /// what every export of this module hands out.
-    fn new(export: Running, stop: &Stop, runtime: tokio::runtime::Runtime) -> Reader {
+    /// The reader of `export`, which runs on `runtime` with `hooks`: what every export of
+    /// this module hands out.
+    fn new(export: Running, hooks: Hooks<'static>, runtime: tokio::runtime::Runtime) -> Reader {
         Reader {
             schema: export.schema(),
             export: Some(export),
             last: ExportStats::default(),
-            stop: stop.clone(),
+            hooks,
             runtime,
         }
     }
 
-    /// The next batch, or `None` at the end, with pgarrow's own error. When the reader's
-    /// [`Stop`] (given to [`export_with`]) stops it while it waits, the server query is
+    /// The next batch, or `None` at the end, with pgarrow's own error. When the stop of the
+    /// reader's hooks (given to [`export_with`]) stops it while it waits, the server query is
     /// cancelled, the reader ends and the call fails with [`ErrorKind::Cancelled`].
     ///
     /// # Errors
@@ -312,9 +276,13 @@ impl Reader {
         let Some(export) = self.export.as_mut() else {
             return Ok(None);
         };
-        let result = block_on(&self.runtime, &self.stop, export.next_batch());
+        let result = block_on(&self.runtime, &self.hooks.stop, export.next_batch());
         match &result {
-            Ok(Some(_)) => {}
+            Ok(Some(_)) => {
+                if self.hooks.progress.is_some() {
+                    self.hooks.report(&export.stats());
+                }
+            }
             Err(e) if e.is_cancelled() => {
                 if let Some(export) = self.export.take() {
                     self.last = export.stats();

@@ -3,20 +3,22 @@
 //! one snapshot) and hands whole batches through a bounded channel to the load, which
 //! encodes and sends them on the target's connection, in one transaction.
 
+use std::future::Future;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 use serde::Serialize;
+use tokio::sync::oneshot;
 
-use crate::blocking::{self, block_on, wait};
 use crate::names::write_target;
 use crate::partition::PartitionOptions;
 use crate::policy::ArrayShape;
+use crate::running::Running;
 use crate::types::{META_PG_OID, META_PG_TYPE};
 use crate::{
-    Client, Error, ExportOptions, ExportStats, IntoConfig, IntoTableName, LoadHooks, LoadOptions,
-    LoadStats, Result, Source, Stop,
+    Client, Error, ExportOptions, ExportStats, Hooks, IntoConfig, IntoTableName, LoadOptions,
+    LoadProgress, LoadStats, Result, Source, Stop,
 };
 
 /// How a copy reads and loads.
@@ -134,24 +136,47 @@ const IN_FLIGHT: usize = 2;
 type Message = Option<std::result::Result<RecordBatch, ArrowError>>;
 
 /// Copies `source` (on `from`) into `table` (on `to`) in one transaction of the target; any
-/// failure (the source's, a value's, the target's) or `hooks.stop` rolls the target back and
-/// cancels the source's query.
+/// failure (the source's, a value's, the target's) or the hooks' stop rolls the target back
+/// and cancels the source's query. The hooks' progress hears the load's [`LoadProgress`].
+///
+/// The source is read on a thread of its own (one connection, or a partitioned export's
+/// threads), whole batches crossing to the load through a bounded hand-off, so that reading
+/// and decoding overlap the load's encoding and sending whatever runtime this runs on.
 ///
 /// With `create` and a missing table, the enums, composite types, ranges and domains its
 /// columns need and the target lacks are created first, in the same transaction, as the
 /// source defines them ([`CopyStats::created_types`]); a type of an extension is refused,
 /// naming the extension to create.
 ///
+/// ```no_run
+/// # async fn run() -> Result<(), pgarrow::Error> {
+/// use pgarrow::{CopyOptions, Hooks, LoadMode, LoadOptions, Source};
+///
+/// let options = CopyOptions::new(LoadOptions::new(LoadMode::Append).with_create(true));
+/// let stats = pgarrow::copy(
+///     "postgresql://postgres@source/db",
+///     Source::table("orders")?,
+///     "postgresql://postgres@target/db",
+///     "public.orders",
+///     &options,
+///     Hooks::new(),
+/// )
+/// .await?;
+/// println!("{} rows", stats.load.rows);
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// The source's error (in the context "the source"), the load's, or
 /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled).
-pub fn copy(
+pub async fn copy(
     from: impl IntoConfig,
     source: impl Into<Source>,
     to: impl IntoConfig,
     table: impl IntoTableName,
     options: &CopyOptions,
-    hooks: LoadHooks<'_>,
+    hooks: Hooks<'_, LoadProgress>,
 ) -> Result<CopyStats> {
     let mut from = from.into_config()?;
     // The source is only read; what it renders as text (arrays, `--out-of-range text`) is
@@ -165,56 +190,57 @@ pub fn copy(
     let types_from = from.clone();
     let table = table.into_table_name()?;
     let source = source.into();
-    let mut hooks = hooks;
     let stop = hooks.stop.clone();
     // The target first: a target that cannot be reached (or refuses the login) fails the
     // copy before the source runs a query.
-    let runtime = blocking::runtime()?;
     let started = std::time::Instant::now();
-    let mut client =
-        block_on(&runtime, &stop, Client::connect(to)).map_err(|e| e.context("the target"))?;
+    let mut client = unless_stopped(&stop, Client::connect(to))
+        .await
+        .map_err(|e| e.context("the target"))?;
     let connect = started.elapsed();
     // The target named exactly, once, for the probe, the types and the load: a bare name
     // never means a temporary table (see `write_target`).
-    let table = block_on(&runtime, &stop, write_target(client.connection(), &table))
+    let table = unless_stopped(&stop, write_target(client.connection(), &table))
+        .await
         .map_err(|e| e.context("the target"))?;
     // A table the load does not create must be there (the columns are checked against the
     // source's when its schema is known, still before any row is read).
     if !options.load.create {
         let probe = Source::query(format!("SELECT * FROM {} LIMIT 0", table.quoted()));
-        block_on(&runtime, &stop, client.plan(&probe)).map_err(|e| e.context("the target"))?;
+        unless_stopped(&stop, client.plan(&probe))
+            .await
+            .map_err(|e| e.context("the target"))?;
     }
-    // The export's own stop: the caller's (read from its flag: a polled stop's check runs on
-    // this thread only), or the load's end.
-    let outer = stop.clone();
-    let export_stop = Stop::polled(move || outer.is_stopped());
+    // The export's own stop: set when the caller's is, or when the load ends first.
+    let export_stop = Stop::new();
     let (batches_tx, batches_rx) = sync_channel::<Message>(IN_FLIGHT);
-    let (schema_tx, schema_rx) = sync_channel::<Result<SchemaRef>>(1);
+    let (schema_tx, schema_rx) = oneshot::channel::<Result<SchemaRef>>();
+    let (stats_tx, stats_rx) = oneshot::channel::<ExportStats>();
     // The export reads its first row only when the load asks for it: after the load has
     // checked the target (its table, columns and types), so a target that cannot take the
     // rows fails the copy before the source is read.
     let (go_tx, go_rx) = sync_channel::<()>(1);
-    let exporter = {
-        let stop = export_stop.clone();
+    {
+        let stops = [stop.clone(), export_stop.clone()];
         let export = options.export.clone();
         let partitions = options.partitions.clone();
+        let ends = ExportEnds {
+            schema: schema_tx,
+            go: go_rx,
+            batches: batches_tx,
+        };
         std::thread::Builder::new()
             .name("pgarrow-copy-export".into())
             .spawn(move || {
-                export_thread(
-                    from, source, &export, partitions, &stop, schema_tx, go_rx, batches_tx,
-                )
+                let stats = export_thread(from, source, &export, partitions, stops, ends);
+                let _ = stats_tx.send(stats);
             })
-            .map_err(|e| Error::internal(format!("cannot start the export thread: {e}")))?
-    };
-    let stopped = |e: Error| {
-        export_stop.stop();
-        e
-    };
-    let schema = match schema_rx.recv() {
+            .map_err(|e| Error::internal(format!("cannot start the export thread: {e}")))?;
+    }
+    let schema = match schema_rx.await {
         Ok(Ok(schema)) => schema,
         Ok(Err(e)) => {
-            let _ = exporter.join();
+            let _ = stats_rx.await;
             return Err(match e.is_cancelled() {
                 true => e,
                 false => e.context("the source"),
@@ -235,7 +261,7 @@ pub fn copy(
     let mut load_schema = schema.clone();
     let mut in_block = false;
     if options.load.create {
-        let types = block_on(&runtime, &stop, async {
+        let types = unless_stopped(&stop, async {
             let mut types = Vec::new();
             if !table_exists(client.connection(), &table).await? {
                 let (names, _) = named_types(&schema);
@@ -259,15 +285,17 @@ pub fn copy(
                 }
             }
             Ok::<_, Error>(types)
-        });
+        })
+        .await;
         let made = match types {
             Ok(types) if types.is_empty() => Ok(Vec::new()),
             Ok(types) => {
                 in_block = true;
-                block_on(&runtime, &stop, async {
+                unless_stopped(&stop, async {
                     client.connection().simple_query("BEGIN").await?;
                     crate::typedefs::create_missing(client.connection(), &types).await
                 })
+                .await
             }
             Err(e) => Err(e),
         };
@@ -275,40 +303,45 @@ pub fn copy(
             Ok(made) => created_types = made,
             Err(e) => {
                 if in_block {
-                    let _ = runtime.block_on(client.connection().simple_query("ROLLBACK"));
+                    let _ = client.connection().simple_query("ROLLBACK").await;
                 }
-                let _ = runtime.block_on(client.close());
+                let _ = client.close().await;
                 export_stop.stop();
                 drop(input);
-                let _ = exporter.join();
+                let _ = stats_rx.await;
                 return Err(e.context("the target"));
             }
         }
     }
-    let loaded = {
-        let load = client.load_with(table, &load_schema, input, &options.load, &mut hooks);
-        // The load watches its stop itself (CopyFail, rollback): polled, never cut off.
-        wait(&runtime, &stop, load).map(|mut stats| {
+    // The load watches its stop itself (CopyFail, rollback): never cut off.
+    let loaded = client
+        .load_with(table, &load_schema, input, &options.load, hooks)
+        .await
+        .map(|mut stats| {
             stats.connect = connect;
             stats.total += connect;
             stats
-        })
-    };
+        });
     let loaded = match (in_block, loaded) {
         (false, loaded) => loaded,
-        (true, Ok(stats)) => block_on(&runtime, &stop, async {
-            client.connection().simple_query("COMMIT").await?;
-            Ok(stats)
-        }),
+        (true, Ok(stats)) => {
+            unless_stopped(&stop, async {
+                client.connection().simple_query("COMMIT").await?;
+                Ok(stats)
+            })
+            .await
+        }
         (true, Err(e)) => {
-            let _ = runtime.block_on(client.connection().simple_query("ROLLBACK"));
+            let _ = client.connection().simple_query("ROLLBACK").await;
             Err(e)
         }
     };
-    let _ = runtime.block_on(client.close());
-    let loaded = loaded.map_err(stopped);
-    let exported = exporter
-        .join()
+    let _ = client.close().await;
+    if loaded.is_err() {
+        export_stop.stop();
+    }
+    let exported = stats_rx
+        .await
         .map_err(|_| Error::internal("the export thread panicked"))?;
     Ok(CopyStats {
         load: loaded?,
@@ -316,6 +349,12 @@ pub fn copy(
         created_types,
         domains_as_base,
     })
+}
+
+/// `fut`'s result, unless `stop` comes first: then `fut` is dropped unfinished (closing
+/// whatever it holds) and the result is [`ErrorKind::Cancelled`](crate::ErrorKind).
+async fn unless_stopped<T>(stop: &Stop, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    stop.run(fut).await?
 }
 
 /// Whether `table` exists in the target.
@@ -408,54 +447,104 @@ fn named_types(schema: &arrow_schema::Schema) -> (Vec<String>, Vec<u32>) {
     (names, oids)
 }
 
-/// The export's thread: the schema first, then (once `go` says so) every batch, then `None`;
-/// an error ends it. Returns the export's statistics.
-#[allow(clippy::too_many_arguments)]
+/// The export thread's ends of the hand-off: the schema goes first, then (once `go` says
+/// so) every batch, then `None`; an error ends it.
+struct ExportEnds {
+    schema: oneshot::Sender<Result<SchemaRef>>,
+    go: Receiver<()>,
+    batches: SyncSender<Message>,
+}
+
+/// The export's thread: runs the export of `source` on a runtime of its own until its end,
+/// an error, the load's going away or either of `stops`. Returns the export's statistics.
 fn export_thread(
     from: crate::protocol::Config,
     source: Source,
     options: &ExportOptions,
     partitions: Option<PartitionOptions>,
-    stop: &Stop,
-    schema_tx: SyncSender<Result<SchemaRef>>,
-    go: Receiver<()>,
-    batches: SyncSender<Message>,
+    stops: [Stop; 2],
+    ends: ExportEnds,
 ) -> ExportStats {
-    let reader = match &partitions {
-        Some(p) => blocking::export_partitioned(from, source, options, p, stop),
-        None => blocking::export_with(from, source, options, stop),
-    };
-    let mut reader = match reader {
-        Ok(r) => r,
+    let runtime = match crate::blocking::runtime() {
+        Ok(runtime) => runtime,
         Err(e) => {
-            let _ = schema_tx.send(Err(e));
+            let _ = ends.schema.send(Err(e));
             return ExportStats::default();
         }
     };
-    let _ = schema_tx.send(Ok(reader.schema()));
-    // The load went away without asking for a row: dropping the reader cancels the query.
-    if go.recv().is_err() {
-        return reader.stats();
+    // Either stop stops the export: a stop of its own, set when either is (watched by a
+    // task of this runtime, dropped with it).
+    let stop = Stop::new();
+    {
+        let stop = stop.clone();
+        let [caller, load] = stops;
+        runtime.spawn(async move {
+            tokio::select! {
+                () = caller.stopped() => {}
+                () = load.stopped() => {}
+            }
+            stop.stop();
+        });
+    }
+    runtime.block_on(export(
+        from,
+        source,
+        options,
+        partitions.as_ref(),
+        &stop,
+        ends,
+    ))
+}
+
+/// What the export thread runs (see [`export_thread`]).
+async fn export(
+    from: crate::protocol::Config,
+    source: Source,
+    options: &ExportOptions,
+    partitions: Option<&PartitionOptions>,
+    stop: &Stop,
+    ends: ExportEnds,
+) -> ExportStats {
+    let mut running = match Running::start(from, source, options, partitions, stop).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ends.schema.send(Err(e));
+            return ExportStats::default();
+        }
+    };
+    let _ = ends.schema.send(Ok(running.schema()));
+    // The load went away without asking for a row: the query is cancelled. (Blocking here
+    // holds up nothing: this runtime runs this export alone, and a partitioned export's
+    // connections have threads of their own.)
+    if ends.go.recv().is_err() {
+        let stats = running.stats();
+        let _ = running.cancel().await;
+        return stats;
     }
     loop {
-        match reader.next_batch() {
-            // The load ended (failed or stopped): dropping the reader cancels the query.
-            Ok(Some(batch)) => {
-                if batches.send(Some(Ok(batch))).is_err() {
-                    return reader.stats();
+        match stop.run(running.next_batch()).await {
+            Ok(Ok(Some(batch))) => {
+                // The load ended (failed or stopped): the query is cancelled.
+                if ends.batches.send(Some(Ok(batch))).is_err() {
+                    break;
                 }
             }
-            Ok(None) => {
-                let _ = batches.send(None);
-                return reader.stats();
+            Ok(Ok(None)) => {
+                let _ = ends.batches.send(None);
+                return running.stats();
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 let e = ArrowError::from(e.context("the source"));
-                let _ = batches.send(Some(Err(e)));
-                return reader.stats();
+                let _ = ends.batches.send(Some(Err(e)));
+                return running.stats();
             }
+            // Stopped: the load is told by the channel's end.
+            Err(_) => break,
         }
     }
+    let stats = running.stats();
+    let _ = running.cancel().await;
+    stats
 }
 
 /// The load's view of the export: its batches, then the end; an export that went away

@@ -11,7 +11,7 @@ use crate::create::create_table;
 use crate::names::write_target;
 use crate::policy::{LossKind, LossReport, Losses};
 use crate::protocol::{Connection, TransactionStatus};
-use crate::{Client, ColumnPlan, Error, ErrorKind, IntoTableName, Result, Source, Stop};
+use crate::{Client, ColumnPlan, Error, ErrorKind, Hooks, IntoTableName, Result, Source};
 
 mod plan;
 
@@ -215,38 +215,15 @@ impl From<&LoadOptions> for LoadOptions {
     }
 }
 
-/// What a caller sees of a load while it runs, and how it stops it.
-#[derive(Default)]
-pub struct LoadHooks<'a> {
-    /// Called after each batch is encoded: input rows so far, bytes of COPY data so far.
-    pub progress: Option<Box<dyn FnMut(u64, u64) + 'a>>,
-    /// Stops the load, between chunks or while it waits on the server: it sends CopyFail
-    /// (or, with a server that does not answer within a few seconds, drops the connection),
-    /// rolls back and fails with [`ErrorKind::Cancelled`].
-    pub stop: Stop,
-}
-
-impl std::fmt::Debug for LoadHooks<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadHooks")
-            .field("progress", &self.progress.is_some())
-            .field("stop", &self.stop)
-            .finish()
-    }
-}
-
-impl<'a> LoadHooks<'a> {
-    /// Hooks that stop the load with `stop`.
-    pub fn stop(mut self, stop: &Stop) -> Self {
-        self.stop = stop.clone();
-        self
-    }
-
-    /// Calls `f` after each chunk is sent: input rows so far, bytes of COPY data so far.
-    pub fn on_progress(mut self, f: impl FnMut(u64, u64) + 'a) -> Self {
-        self.progress = Some(Box::new(f));
-        self
-    }
+/// A load's progress event ([`Hooks`]'s `P` for [`Client::load_with`] and [`copy`](crate::copy)),
+/// heard after each chunk of encoded rows is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoadProgress {
+    /// Input rows sent so far.
+    pub rows: u64,
+    /// Bytes of binary COPY data sent so far.
+    pub bytes: u64,
 }
 
 /// How long a stopped load may take to send CopyFail and roll back before its connection is
@@ -290,17 +267,14 @@ impl Client {
         I: IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
         I::IntoIter: Send + 'static,
     {
-        self.load_with(
-            table,
-            schema,
-            batches,
-            &options.into(),
-            &mut LoadHooks::default(),
-        )
-        .await
+        self.load_with(table, schema, batches, &options.into(), Hooks::new())
+            .await
     }
 
-    /// [`load`](Client::load) with progress and a stop check.
+    /// [`load`](Client::load) with progress and a stop: `hooks`' stop ends the load between
+    /// chunks or while it waits on the server (it sends CopyFail, or, with a server that does
+    /// not answer within a few seconds, drops the connection, and rolls back); its progress
+    /// hears a [`LoadProgress`] after each chunk sent.
     ///
     /// Columns whose type has no binary encoder (`inet`, `bit`, `tsvector`, ...) and take
     /// text are copied into a temporary table as text and cast into the table
@@ -308,19 +282,20 @@ impl Client {
     /// for a bad value names the value but not the row.
     ///
     /// # Errors
-    /// As [`load`](Client::load), and [`ErrorKind::Cancelled`] when `hooks.stop` said so.
+    /// As [`load`](Client::load), and [`ErrorKind::Cancelled`] when the hooks' stop said so.
     pub async fn load_with<I>(
         &mut self,
         table: impl IntoTableName,
         schema: &Schema,
         batches: I,
         options: &LoadOptions,
-        hooks: &mut LoadHooks<'_>,
+        hooks: Hooks<'_, LoadProgress>,
     ) -> Result<LoadStats>
     where
         I: IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
         I::IntoIter: Send + 'static,
     {
+        let mut hooks = hooks;
         let started = Instant::now();
         let mut stats = LoadStats::default();
         let table = table.into_table_name()?;
@@ -403,7 +378,7 @@ impl Client {
                     }))
                 }
             };
-            copy_rows(conn, &load.copy, encoder, batches, hooks, &mut stats).await?;
+            copy_rows(conn, &load.copy, encoder, batches, &mut hooks, &mut stats).await?;
             let t = Instant::now();
             if let Some(insert) = &load.insert {
                 conn.simple_query(insert)
@@ -478,7 +453,7 @@ async fn copy_rows<I>(
     sql: &str,
     encoder: RowEncoder,
     batches: I,
-    hooks: &mut LoadHooks<'_>,
+    hooks: &mut Hooks<'_, LoadProgress>,
     stats: &mut LoadStats,
 ) -> Result<()>
 where
@@ -505,9 +480,10 @@ where
             let t = Instant::now();
             stop.run(copy.write(&chunk.buf)).await??;
             stats.send += t.elapsed();
-            if let Some(progress) = hooks.progress.as_mut() {
-                progress(chunk.rows, copy.bytes());
-            }
+            hooks.report(&LoadProgress {
+                rows: chunk.rows,
+                bytes: copy.bytes(),
+            });
             if let Some(last) = chunk.last {
                 (stats.read, stats.encode) = (last.read, last.encode);
                 stats.losses = last.losses;

@@ -6,7 +6,6 @@
 //! bounded; a second slot bought no speed and cost a batch of memory (measured on the wide
 //! table: 255 -> 225 MiB peak RSS).
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use arrow_array::{RecordBatch, RecordBatchWriter};
@@ -16,67 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::export::request_cancel;
 use crate::stats::ExportStats;
-use crate::{Client, Error, ErrorKind, Export, ExportOptions, Result, Source, Stop};
-
-/// What a caller sees of a running export and how it stops it: progress after each batch,
-/// and a [`Stop`].
-///
-/// ```
-/// let stop = pgarrow::Stop::new();
-/// let hooks = pgarrow::Hooks::new()
-///     .on_progress(|stats| eprintln!("{} rows", stats.rows))
-///     .with_stop(stop.clone());
-/// // `stop.stop()`, from any thread, cancels the export that runs with `hooks`.
-/// # drop((hooks, stop));
-/// ```
-#[derive(Default)]
-pub struct Hooks<'a> {
-    pub(crate) progress: Option<Progress<'a>>,
-    pub(crate) stop: Stop,
-}
-
-pub(crate) type Progress<'a> = Box<dyn FnMut(&ExportStats) + Send + 'a>;
-
-impl std::fmt::Debug for Hooks<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hooks")
-            .field("progress", &self.progress.is_some())
-            .field("stop", &self.stop)
-            .finish()
-    }
-}
-
-impl<'a> Hooks<'a> {
-    /// No progress callback, and a stop nobody else holds.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Calls `f` after each batch is handed to the writer, with the statistics so far.
-    pub fn on_progress(mut self, f: impl FnMut(&ExportStats) + Send + 'a) -> Self {
-        self.progress = Some(Box::new(f));
-        self
-    }
-
-    /// Stops the export when `stop` is stopped: the server is sent a CancelRequest (waiting
-    /// at most a second for it to be taken), the connection is closed, the writer is dropped
-    /// without finishing (a [`Sink`] then removes its temporary file), and the run fails with
-    /// [`ErrorKind::Cancelled`].
-    pub fn with_stop(mut self, stop: Stop) -> Self {
-        self.stop = stop;
-        self
-    }
-
-    /// The stop.
-    pub fn stop(&self) -> &Stop {
-        &self.stop
-    }
-
-    /// Runs `fut` unless the stop comes first (then `None`).
-    pub(crate) async fn or_cancelled<T>(&mut self, fut: impl Future<Output = T>) -> Option<T> {
-        self.stop.run(fut).await.ok()
-    }
-}
+use crate::{Client, Error, ErrorKind, Export, ExportOptions, Hooks, Result, Source};
 
 /// Where a file export writes: the format, the path (or stdout) and the file options.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use crate::{ErrorKind, Result};
 ///
 /// ```
 /// let stop = pgarrow::Stop::new();
-/// let hooks = pgarrow::Hooks::new().with_stop(stop.clone());
+/// let hooks: pgarrow::Hooks = pgarrow::Hooks::new().with_stop(stop.clone());
 /// // `stop.stop()`, from any thread, cancels the export that runs with `hooks`.
 /// stop.stop();
 /// assert!(stop.is_stopped());

@@ -13,7 +13,7 @@ use crate::protocol::TextRow;
 use crate::{
     Client, Error, ExportOptions, ExportStats, FileTarget, Hooks, IntoConfig, Result, TableName,
 };
-use pgarrow_io::manifest::{DirTarget, Manifest, ManifestFile};
+use pgarrow_io::{DirTarget, Manifest, ManifestFile};
 
 /// What an export of several tables did: its manifest, where it is, and each table's
 /// statistics.

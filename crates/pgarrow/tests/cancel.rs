@@ -258,8 +258,9 @@ fn a_polled_stop_cancels_a_waiting_reader() {
     let stop = pgarrow::Stop::polled(move || {
         counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= 3
     });
+    let hooks = pgarrow::Hooks::new().with_stop(stop.clone());
     let mut reader =
-        pgarrow::blocking::export_with(pg.url(&db), STALLS, &options(20), &stop).unwrap();
+        pgarrow::blocking::export_with(pg.url(&db), STALLS, &options(20), hooks).unwrap();
     let mut rows = 0;
     let err = loop {
         let next = reader.next_batch();

@@ -2,12 +2,12 @@
 //! snapshot into a directory with a manifest, loading exactly what a manifest lists, copying
 //! between databases, and one `Stop` for each of them.
 
-use pgarrow::blocking::{self, CopyOptions};
+use pgarrow::blocking;
 use pgarrow::io::Format;
 use pgarrow::partition::{PartitionOptions, export_to_dir};
 use pgarrow::{
-    DirTarget, ExportOptions, Hooks, Input, InputOptions, LoadHooks, LoadMode, LoadOptions,
-    MANIFEST_NAME, Manifest, Source, Stop, TableName, TablePattern, TablesExport,
+    CopyOptions, DirTarget, Domains, ExportOptions, Hooks, Input, InputOptions, LoadMode,
+    LoadOptions, MANIFEST_NAME, Manifest, Source, Stop, TableName, TablePattern, TablesExport,
 };
 use pgarrow_testkit::Cluster;
 
@@ -151,7 +151,7 @@ fn a_manifest_directory_loads_exactly_its_files_and_checks_their_rows() {
         "s.copy",
         input,
         &LoadOptions::new(LoadMode::Append),
-        &Stop::new(),
+        Hooks::new(),
     )
     .unwrap();
     assert_eq!(stats.rows, 3000);
@@ -168,7 +168,7 @@ fn a_manifest_directory_loads_exactly_its_files_and_checks_their_rows() {
         "s.copy",
         input,
         &LoadOptions::new(LoadMode::Append),
-        &Stop::new(),
+        Hooks::new(),
     )
     .unwrap_err();
     assert!(e.to_string().contains("its manifest says 1"), "{e}");
@@ -190,7 +190,7 @@ fn copy_moves_a_table_between_databases_in_one_transaction() {
         &to,
         TableName::new(Some("public"), "a"),
         &options,
-        LoadHooks::default(),
+        Hooks::new(),
     )
     .unwrap();
     assert_eq!(stats.load.rows, 3000);
@@ -207,7 +207,7 @@ fn copy_moves_a_table_between_databases_in_one_transaction() {
         &to,
         "x_target",
         &CopyOptions::new(LoadOptions::new(LoadMode::Append).with_create(true)),
-        LoadHooks::default(),
+        Hooks::new(),
     )
     .unwrap_err();
     assert_eq!(e.code(), Some("22012"), "{e}");
@@ -230,7 +230,7 @@ fn copy_moves_a_table_between_databases_in_one_transaction() {
         &no_db,
         "n_target",
         &CopyOptions::new(LoadOptions::new(LoadMode::Append).with_create(true)),
-        LoadHooks::default(),
+        Hooks::new(),
     )
     .unwrap_err();
     assert_eq!(e.code(), Some("3D000"), "{e}");
@@ -241,7 +241,7 @@ fn copy_moves_a_table_between_databases_in_one_transaction() {
         &to,
         "no_such_table",
         &CopyOptions::new(LoadOptions::new(LoadMode::Append)),
-        LoadHooks::default(),
+        Hooks::new(),
     )
     .unwrap_err();
     assert!(e.to_string().contains("no_such_table"), "{e}");
@@ -257,7 +257,7 @@ fn copy_moves_a_table_between_databases_in_one_transaction() {
         &to,
         "public.a",
         &CopyOptions::default(),
-        LoadHooks::default().stop(&stop),
+        Hooks::new().with_stop(stop.clone()),
     )
     .unwrap_err();
     assert!(e.is_cancelled(), "{e}");
@@ -353,7 +353,7 @@ fn arrays_with_bounds_and_user_types_round_trip_exactly() {
         &to,
         "r",
         &options,
-        LoadHooks::default(),
+        Hooks::new(),
     )
     .unwrap();
     assert_eq!(stats.load.rows, 3);
@@ -419,7 +419,7 @@ fn arrays_with_bounds_and_user_types_round_trip_exactly() {
         pg.url(&empty),
         "r",
         &options,
-        LoadHooks::default(),
+        Hooks::new(),
     )
     .unwrap();
     assert_eq!(render(&empty, "r"), source, "copy into an empty database");
@@ -452,7 +452,7 @@ fn arrays_with_bounds_and_user_types_round_trip_exactly() {
         pg.url(&failed),
         "r",
         &options,
-        LoadHooks::default(),
+        Hooks::new(),
     )
     .unwrap_err();
     assert!(e.to_string().contains("division by zero"), "{e}");
@@ -478,7 +478,7 @@ fn arrays_with_bounds_and_user_types_round_trip_exactly() {
         pg.url(&failed),
         "h",
         &options,
-        LoadHooks::default(),
+        Hooks::new(),
     )
     .unwrap_err();
     assert!(
@@ -518,7 +518,7 @@ fn arrays_with_bounds_and_user_types_round_trip_exactly() {
         "r",
         input,
         &LoadOptions::new(LoadMode::Append).with_create(true),
-        &Stop::new(),
+        Hooks::new(),
     )
     .unwrap();
     assert_eq!(render(&file_db, "r"), source, "through Parquet");
@@ -617,7 +617,7 @@ fn domains_with_modifiers_functions_and_sequences_are_created_or_based_as_asked(
             pg.url(&target),
             "d",
             options,
-            LoadHooks::default(),
+            Hooks::new(),
         )
         .unwrap();
         assert_eq!(render(&target), source, "{name}");
@@ -663,7 +663,7 @@ fn domains_with_modifiers_functions_and_sequences_are_created_or_based_as_asked(
     );
 
     // Base: the base types, said; no domain, function or sequence made.
-    let options = options.with_domains(blocking::Domains::Base);
+    let options = options.with_domains(Domains::Base);
     let (target, stats) = copy_into("engine_domains_base", &options);
     assert_eq!(
         types_of(&target),
@@ -694,9 +694,92 @@ fn domains_with_modifiers_functions_and_sequences_are_created_or_based_as_asked(
         "d",
         arrow_array::RecordBatchIterator::new(batches, schema),
         &LoadOptions::new(LoadMode::Append).with_create(true),
-        &Stop::new(),
+        Hooks::new(),
     )
     .unwrap();
     assert_eq!(types_of(&db), "integer,code,amount,ticket,intarr[]");
     assert_eq!(render(&db), source);
+}
+
+/// The async copy: on a multi-threaded runtime as a spawned task (its future is `Send` and
+/// owns what it needs), with typed progress; on a single-threaded one, stopped from its own
+/// progress callback while the load runs: rolled back, the source's query cancelled.
+#[test]
+fn copy_is_async_reports_its_progress_and_stops_mid_load() {
+    let Some((pg, url, db)) = setup("engine_copy_async") else {
+        return;
+    };
+    pg.psql(
+        &db,
+        "CREATE TABLE s.big AS SELECT g AS id, repeat('x', 40) AS t \
+         FROM generate_series(1, 400000) g",
+    )
+    .unwrap();
+    let to = url.clone();
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::<pgarrow::LoadProgress>::new()));
+    let heard = std::sync::Arc::clone(&events);
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (from, into) = (url.clone(), to.clone());
+    let task = multi.spawn(async move {
+        let options = CopyOptions::new(LoadOptions::new(LoadMode::Append).with_create(true));
+        let hooks = Hooks::new().on_progress(move |p: &pgarrow::LoadProgress| {
+            heard.lock().unwrap().push(*p);
+        });
+        pgarrow::copy(
+            from,
+            Source::table("s.big")?,
+            into,
+            "public.big",
+            &options,
+            hooks,
+        )
+        .await
+    });
+    let stats = multi.block_on(task).unwrap().unwrap();
+    assert_eq!((stats.load.rows, stats.source.rows), (400_000, 400_000));
+    assert_eq!(count(pg, &db, "public.big"), 400_000);
+    let events = events.lock().unwrap().clone();
+    assert!(events.len() > 1, "one event per chunk sent: {events:?}");
+    assert!(
+        events
+            .windows(2)
+            .all(|w| w[0].rows <= w[1].rows && w[0].bytes < w[1].bytes),
+        "{events:?}"
+    );
+    let last = events.last().unwrap();
+    assert_eq!((last.rows, last.bytes), (400_000, stats.load.bytes));
+
+    // Stopped at the first chunk sent: the load rolls back (the table keeps its rows), the
+    // copy says it was cancelled, and the source's query is not left running.
+    let stop = Stop::new();
+    let stopper = stop.clone();
+    let hooks = Hooks::new()
+        .with_stop(stop.clone())
+        .on_progress(move |_: &pgarrow::LoadProgress| stopper.stop());
+    let options = CopyOptions::new(LoadOptions::new(LoadMode::Append));
+    let single = runtime();
+    let e = single
+        .block_on(pgarrow::copy(
+            url.as_str(),
+            Source::table("s.big").unwrap(),
+            to.as_str(),
+            "public.big",
+            &options,
+            hooks,
+        ))
+        .unwrap_err();
+    assert!(e.is_cancelled(), "{e}");
+    assert_eq!(count(pg, &db, "public.big"), 400_000);
+    let running = pg
+        .psql(
+            &db,
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%s.big%' \
+             AND pid <> pg_backend_pid()",
+        )
+        .unwrap();
+    assert_eq!(running.trim(), "0", "the source's COPY still runs");
 }

@@ -280,7 +280,8 @@ async fn export_to_file_reports_progress_and_stats() {
     let (_dir, path) = temp_path("t.parquet");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen2 = seen.clone();
-    let hooks = Hooks::new().on_progress(move |s| seen2.lock().unwrap().push(s.rows));
+    let hooks = Hooks::new()
+        .on_progress(move |s: &pgarrow::ExportStats| seen2.lock().unwrap().push(s.rows));
     let target = FileTarget::new(Format::Parquet, Output::File(path.clone()));
     let stats = client
         .export_to_file(

@@ -11,8 +11,7 @@ use arrow_schema::{ArrowError, DataType, Field, Schema};
 use common::Db;
 use pgarrow::io::{Format, Output};
 use pgarrow::{
-    Client, ExportOptions, FileTarget, Hooks, LoadHooks, LoadMode, LoadOptions, Source, Stop,
-    TableName,
+    Client, ExportOptions, FileTarget, Hooks, LoadMode, LoadOptions, Source, Stop, TableName,
 };
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -359,10 +358,10 @@ fn a_stopped_load_rolls_back_and_leaves_the_connection_usable() {
     });
     runtime().block_on(async {
         let mut client = Client::connect(db.url()).await.unwrap();
-        let mut hooks = LoadHooks::default().stop(&stop);
+        let hooks = Hooks::new().with_stop(stop.clone());
         let options = LoadOptions::new(LoadMode::Replace);
         let e = client
-            .load_with("t", &schema(), input, &options, &mut hooks)
+            .load_with("t", &schema(), input, &options, hooks)
             .await
             .unwrap_err();
         assert!(e.is_cancelled(), "{e}");

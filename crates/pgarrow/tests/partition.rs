@@ -769,7 +769,7 @@ fn a_blocking_reader_over_parts() {
         &source,
         &ExportOptions::default(),
         &PartitionOptions::new(2).parts(5),
-        &pgarrow::Stop::new(),
+        pgarrow::Hooks::new(),
     )
     .unwrap();
     let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();

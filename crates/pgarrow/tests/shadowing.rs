@@ -17,8 +17,8 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use common::Db;
-use pgarrow::blocking::{CopyOptions, copy};
-use pgarrow::{Client, LoadHooks, LoadMode, LoadOptions, Source};
+use pgarrow::blocking::copy;
+use pgarrow::{Client, CopyOptions, Hooks, LoadMode, LoadOptions, Source};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -314,7 +314,7 @@ fn a_copy_into_a_target_whose_search_path_starts_with_pg_temp() {
             to.as_str(),
             into,
             options,
-            LoadHooks::default(),
+            Hooks::new(),
         )
         .map(|s| s.load.rows)
     };

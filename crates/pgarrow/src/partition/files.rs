@@ -15,7 +15,7 @@ use crate::pipeline::file_options;
 use crate::protocol::Config;
 use crate::stats::ExportStats;
 use crate::{ErrorKind, ExportOptions, FileTarget, Hooks, IntoConfig, Result, Source};
-use pgarrow_io::manifest::DirTarget;
+use pgarrow_io::DirTarget;
 
 /// Exports `source` over `partitions.connections` connections into one file (or stdout,
 /// or nowhere with [`Format::Null`]), all reading one snapshot. For Parquet, each

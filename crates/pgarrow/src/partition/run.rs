@@ -30,7 +30,7 @@ use crate::protocol::{CancelToken, Config};
 use crate::stats::{ExportStats, peak_rss};
 use crate::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 use pgarrow_io::Sink;
-use pgarrow_io::manifest::{DirTarget, Manifest, ManifestFile};
+use pgarrow_io::{DirTarget, Manifest, ManifestFile};
 
 /// How often progress is reported while no batch reaches the caller.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);

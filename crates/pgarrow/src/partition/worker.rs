@@ -16,7 +16,7 @@ use crate::pipeline::Destination;
 use crate::protocol::{CancelToken, Config};
 use crate::stats::ExportStats;
 use crate::{Client, Error, Export, ExportOptions, ExportPlan, Result};
-use pgarrow_io::manifest::DirTarget;
+use pgarrow_io::DirTarget;
 
 /// What a worker does with its batches.
 pub(super) enum WorkerOutput {
