@@ -11,7 +11,8 @@ use pgarrow_changes::{ChangeAt, Op, RelationDecoder};
 use pgarrow::policy::Policies;
 use pgarrow::protocol::replication::{Lsn, Message, PgOutputParser};
 use pgarrow::types::oid;
-use pgarrow::{ColumnPlan, DecodeOptions, PgColumn, TableName};
+use pgarrow::{ColumnMapping, DecodeOptions, PgColumn};
+use pgarrow::names::TableName;
 
 const TYPES: [(u32, i32); 12] = [
     (oid::INT4, -1),
@@ -45,8 +46,8 @@ fuzz_target!(|data: &[u8]| {
             let (ty, typmod) = TYPES[usize::from(*t) % TYPES.len()];
             let column = PgColumn::new(format!("c{i}"), ty, typmod);
             match text {
-                false => ColumnPlan::for_column(column),
-                true => ColumnPlan::text(column, &Policies::default()),
+                false => ColumnMapping::for_column(column),
+                true => ColumnMapping::text(column, &Policies::default()),
             }
         })
         .collect();

@@ -4,11 +4,11 @@
 #[allow(dead_code)]
 pub mod shapes;
 
-use pgarrow_decode::{ColumnPlan, CopyDecoder, DecodeOptions};
+use pgarrow_decode::{ColumnMapping, CopyDecoder, DecodeOptions};
 use pgarrow_testkit::copygen::{Entropy, Gen, Shape};
 
 /// Decodes `input` split in two at a point chosen by the input, flushing small batches.
-pub fn decode(plans: &[ColumnPlan], input: &[u8], split: usize) {
+pub fn decode(plans: &[ColumnMapping], input: &[u8], split: usize) {
     let options = DecodeOptions {
         batch_rows: 5,
         ..DecodeOptions::default()

@@ -70,8 +70,9 @@ use adbc_core::options::{InfoCode, ObjectDepth, OptionConnection, OptionDatabase
 use adbc_core::{CancelHandle, Optionable};
 use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
 use arrow_schema::Schema;
+use pgarrow::Source;
+use pgarrow::names::TableName;
 use pgarrow::protocol::{CancelToken, Config, TransactionStatus, quote_ident};
-use pgarrow::{Source, TableName};
 
 pub use error::Result;
 use error::{OrAdbc, bad_option, error, unknown_option};
@@ -486,7 +487,7 @@ impl adbc_core::Connection for Connection {
         }
         let source = Source::Table(TableName::new(db_schema, table_name));
         self.session.run(false, |mut client| async move {
-            let plan = client.plan(&source).await;
+            let plan = client.describe(&source).await;
             (client, plan.map(|p| p.schema.as_ref().clone()).or_adbc())
         })
     }

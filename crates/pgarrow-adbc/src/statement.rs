@@ -8,8 +8,9 @@ use adbc_core::options::{IngestMode, OptionStatement, OptionValue};
 use adbc_core::{CancelHandle, Optionable, PartitionedResult};
 use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
 use arrow_schema::{Schema, SchemaRef};
+use pgarrow::names::TableName;
 use pgarrow::protocol::{Described, TransactionStatus, quote_literal};
-use pgarrow::{Client, Hooks, LoadMode, LoadOptions, Source, Stop, TableName};
+use pgarrow::{Client, Hooks, LoadMode, LoadOptions, Source, Stop};
 
 use crate::error::{
     OrAdbc, Result, bad_option, error, from_pgarrow, unknown_option, with_sqlstate,
@@ -415,7 +416,7 @@ impl adbc_core::Statement for Statement {
         let source = Source::query(sql);
         let planned = session
             .runtime()
-            .block_on(client.plan_with(&source, &options.policies));
+            .block_on(client.describe_with(&source, &options.policies));
         let plan = match planned {
             Ok(plan) => plan,
             Err(e) => {
@@ -425,7 +426,7 @@ impl adbc_core::Statement for Statement {
         };
         match session
             .runtime()
-            .block_on(client.into_export_plan(plan, &options))
+            .block_on(client.into_export_described(plan, &options))
         {
             // The first batch is read here, so that a query that fails or is cancelled
             // before its first rows fails here, with its status and SQLSTATE (an error while

@@ -96,7 +96,7 @@ fn queries_come_out_as_the_export_does() {
     let runtime = pgarrow::blocking::runtime().unwrap();
     let planned = runtime.block_on(async {
         let mut client = pgarrow::Client::connect(pg.url(&db)).await.unwrap();
-        client.plan(&pgarrow::Source::query(sql)).await.unwrap()
+        client.describe(&pgarrow::Source::query(sql)).await.unwrap()
     });
     assert_eq!(&described, planned.schema.as_ref());
     for (i, field) in described.fields().iter().enumerate() {

@@ -11,9 +11,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use pgarrow::names::TableName;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::replication::{Lsn, Message, PgOutputParser};
-use pgarrow::{ColumnPlan, DecodeOptions, PgColumn, TableName};
+use pgarrow::{ColumnMapping, DecodeOptions, PgColumn};
 use pgarrow_changes::{ChangeAt, Op, RelationDecoder};
 
 const ROWS: u64 = 100_000;
@@ -98,8 +99,8 @@ fn decode(messages: &[Vec<u8>], text: bool) -> usize {
                     .map(|c| {
                         let column = PgColumn::new(c.name, c.type_oid, c.type_modifier);
                         match text {
-                            false => ColumnPlan::for_column(column),
-                            true => ColumnPlan::text(column, &Policies::default()),
+                            false => ColumnMapping::for_column(column),
+                            true => ColumnMapping::text(column, &Policies::default()),
                         }
                     })
                     .collect();

@@ -30,10 +30,11 @@ use serde::Serialize;
 
 use crate::decode::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN, meta_fields};
 use crate::files::{CHANGES_MANIFEST, ChangesFile, ChangesManifest};
+use pgarrow::names::TableName;
 use pgarrow::names::write_target;
 use pgarrow::protocol::{quote_ident, quote_literal};
 use pgarrow::{Client, Error, ErrorKind, IntoConfig, LoadMode, LoadOptions, Result, Source};
-use pgarrow::{Hooks, Stop, TableName};
+use pgarrow::{Hooks, Stop};
 use pgarrow_io::Location;
 use pgarrow_io::{Input, InputOptions};
 
@@ -337,7 +338,7 @@ struct Target {
 /// The key columns' types as the target has them.
 struct KeyTypes {
     columns: Vec<pgarrow_decode::PgColumn>,
-    catalog: pgarrow_decode::plan::Catalog,
+    catalog: pgarrow_decode::mapping::Catalog,
 }
 
 /// `a` and `b` name the same table (a missing schema is `public`).
@@ -440,7 +441,7 @@ async fn describe_target(
     };
     let list = key.iter().map(|k| quote_ident(k)).collect::<Vec<_>>();
     let plan = client
-        .plan(&Source::query(format!(
+        .describe(&Source::query(format!(
             "SELECT {} FROM {name}",
             list.join(", ")
         )))
@@ -1476,7 +1477,7 @@ mod tests {
         let id = pgarrow_decode::PgColumn::new("id", pgarrow::types::oid::INT4, -1);
         RowEncoder::new(
             [&id],
-            &pgarrow_decode::plan::Catalog::new(),
+            &pgarrow_decode::mapping::Catalog::new(),
             &layout.key_schema,
         )
         .unwrap()

@@ -18,11 +18,12 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, StructArray};
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
-use pgarrow_decode::{ColumnPlan, CopyDecoder, DecodeOptions, SIGNATURE};
+use pgarrow_decode::{ColumnMapping, CopyDecoder, DecodeOptions, SIGNATURE};
 use pgarrow_protocol::replication::{Lsn, OldRow, PgTime, Tuple, Value};
 
+use pgarrow::names::TableName;
 use pgarrow::policy::Policies;
-use pgarrow::{Error, Result, TableName};
+use pgarrow::{Error, Result};
 
 /// The change's kind: `insert`, `update`, `delete` or `truncate`.
 pub const OP_COLUMN: &str = "_op";
@@ -136,7 +137,7 @@ impl RelationDecoder {
     /// A plan the decoder cannot take.
     pub fn new(
         table: TableName,
-        plans: Vec<ColumnPlan>,
+        plans: Vec<ColumnMapping>,
         text_values: bool,
         metadata: Vec<(String, String)>,
         options: DecodeOptions,

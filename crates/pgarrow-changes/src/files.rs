@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::COMMIT_LSN_COLUMN;
 use crate::{ChangeEvent, ChangeOptions, ChangeStream};
-use pgarrow::{Error, Hooks, IntoConfig, Result, TableName};
+use pgarrow::names::TableName;
+use pgarrow::{Error, Hooks, IntoConfig, Result};
 use pgarrow_io::Location;
 
 /// The manifest's name in the output directory.

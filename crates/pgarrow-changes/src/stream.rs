@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use pgarrow_decode::{ColumnPlan, DecodeOptions};
+use pgarrow_decode::{ColumnMapping, DecodeOptions};
 use pgarrow_protocol::FieldDescription;
 use pgarrow_protocol::ReplicationStream;
 use pgarrow_protocol::replication::{
@@ -14,9 +14,10 @@ use pgarrow_protocol::replication::{
 };
 
 use pgarrow::Hooks;
+use pgarrow::names::TableName;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::{Config, Connection, quote_ident, quote_literal};
-use pgarrow::{Error, ErrorKind, IntoConfig, Result, TableName};
+use pgarrow::{Error, ErrorKind, IntoConfig, Result};
 
 use crate::decode::{self, ChangeAt, Op, RelationDecoder};
 
@@ -767,7 +768,7 @@ async fn plan_relation(
     columns: &[RelationColumn<'_>],
     text_values: bool,
     policies: &Policies,
-) -> Result<Vec<ColumnPlan>> {
+) -> Result<Vec<ColumnMapping>> {
     let rows = conn
         .simple_query(&format!(
             "SELECT attname, attnum::text FROM pg_catalog.pg_attribute WHERE attrelid = {oid} \
@@ -792,13 +793,13 @@ async fn plan_relation(
             type_size: 0,
         })
         .collect();
-    let plans = pgarrow::column_plans(conn, &fields, Some(table), policies).await?;
+    let plans = pgarrow::column_mappings(conn, &fields, Some(table), policies).await?;
     plans
         .into_iter()
         .map(|plan| match plan.cast {
-            _ if text_values => Ok(ColumnPlan {
+            _ if text_values => Ok(ColumnMapping {
                 constraints: plan.constraints,
-                ..ColumnPlan::text(plan.column, policies)
+                ..ColumnMapping::text(plan.column, policies)
             }),
             None => Ok(plan),
             Some(_) => Err(Error::usage(format!(
@@ -864,7 +865,7 @@ async fn text_only_columns(conn: &mut Connection, options: &ChangeOptions) -> Re
     if fields.is_empty() {
         return Ok(Vec::new());
     }
-    let plans = pgarrow::column_plans(conn, &fields, None, &options.policies).await?;
+    let plans = pgarrow::column_mappings(conn, &fields, None, &options.policies).await?;
     Ok(plans
         .iter()
         .zip(&names)

@@ -909,7 +909,7 @@ fn apply_options() -> pgarrow_changes::ApplyOptions {
     let mut options = pgarrow_changes::ApplyOptions::default();
     // f has no primary key: its key is given.
     options.keys.push((
-        pgarrow::TableName::parse("f").unwrap(),
+        pgarrow::names::TableName::parse("f").unwrap(),
         vec!["id".to_owned()],
     ));
     options
@@ -918,7 +918,7 @@ fn apply_options() -> pgarrow_changes::ApplyOptions {
 async fn apply(target: &Db, dir: &std::path::Path) -> pgarrow::Result<pgarrow_changes::ApplyStats> {
     pgarrow_changes::apply_changes(
         target.url(),
-        &pgarrow::Location::from(dir.to_path_buf()),
+        &pgarrow::io::Location::from(dir.to_path_buf()),
         &apply_options(),
         pgarrow::Hooks::new(),
     )
@@ -1076,7 +1076,7 @@ async fn a_stopped_apply_undoes_the_roll_under_way_and_a_rerun_goes_on_from_ther
         .unwrap();
     let stop = Stop::new();
     let mut applied = Vec::new();
-    let dir_at = pgarrow::Location::from(dir.clone());
+    let dir_at = pgarrow::io::Location::from(dir.clone());
     let options = apply_options();
     let hooks = pgarrow::Hooks::new()
         .with_stop(stop.clone())
@@ -1154,7 +1154,7 @@ async fn a_given_key_without_a_unique_index_still_inserts_the_rows_it_lacks() {
         .unwrap();
     let stats = pgarrow_changes::apply_changes(
         target.url(),
-        &pgarrow::Location::from(dir),
+        &pgarrow::io::Location::from(dir),
         &options,
         pgarrow::Hooks::new(),
     )
@@ -1193,7 +1193,7 @@ async fn an_apply_never_keeps_its_state_in_a_temporary_table() {
     let run = || async {
         pgarrow_changes::apply_changes(
             url.as_str(),
-            &pgarrow::Location::from(dir.clone()),
+            &pgarrow::io::Location::from(dir.clone()),
             &pgarrow_changes::ApplyOptions::default(),
             pgarrow::Hooks::new(),
         )

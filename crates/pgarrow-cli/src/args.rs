@@ -286,19 +286,22 @@ impl StorageArgs {
     /// The settings.
     /// Parsed here rather than by clap, whose message would echo a value typed without its
     /// key (a secret).
-    pub(crate) fn options(&self) -> pgarrow::Result<pgarrow::StorageOptions> {
+    pub(crate) fn options(&self) -> pgarrow::Result<pgarrow::io::StorageOptions> {
         self.storage_options
             .iter()
-            .map(|o| pgarrow::StorageOptions::parse_pair(o))
+            .map(|o| pgarrow::io::StorageOptions::parse_pair(o))
             .collect::<Result<_, _>>()
             .map_err(pgarrow::Error::from)
     }
 
     /// A path or URL given on the command line.
-    pub(crate) fn location(&self, path: &std::path::Path) -> pgarrow::Result<pgarrow::Location> {
+    pub(crate) fn location(
+        &self,
+        path: &std::path::Path,
+    ) -> pgarrow::Result<pgarrow::io::Location> {
         match path.to_str() {
-            Some(text) => Ok(pgarrow::Location::parse(text, &self.options()?)?),
-            None => Ok(pgarrow::Location::Local(path.to_owned())),
+            Some(text) => Ok(pgarrow::io::Location::parse(text, &self.options()?)?),
+            None => Ok(pgarrow::io::Location::Local(path.to_owned())),
         }
     }
 }

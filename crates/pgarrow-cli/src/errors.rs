@@ -263,9 +263,9 @@ mod tests {
         let config = pgarrow::protocol::Config::parse("port=0").unwrap_err();
         let config = anyhow::Error::new(pgarrow::Error::from(config)).context("x");
         assert_eq!(exit_status(&config), 2);
-        let name = pgarrow::TableName::parse("a.b.c").unwrap_err();
+        let name = pgarrow::names::TableName::parse("a.b.c").unwrap_err();
         assert_eq!(exit_status(&anyhow::Error::new(name)), 2);
-        let files = pgarrow::Input::open::<&str>(&[], &pgarrow::InputOptions::default());
+        let files = pgarrow::io::Input::open::<&str>(&[], &pgarrow::io::InputOptions::default());
         assert_eq!(exit_status(&anyhow::Error::new(files.unwrap_err())), 2);
         let disk = pgarrow::io::Error::Stdout(std::io::Error::other("full"));
         assert_eq!(exit_status(&anyhow::Error::new(disk)), 1);

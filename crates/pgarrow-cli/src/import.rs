@@ -1,12 +1,13 @@
 //! `pgarrow import` and the loading half of `copy`: the terminal around
-//! [`pgarrow::Input`] and [`pgarrow::blocking::load_with`] (Parquet and Arrow IPC files, a
+//! [`pgarrow::io::Input`] and [`pgarrow::blocking::load_with`] (Parquet and Arrow IPC files, a
 //! directory with a manifest, or an IPC stream on stdin, into a table in one transaction).
 
 use std::time::Instant;
 
 use anyhow::Result;
+use pgarrow::io::{Input, InputOptions};
 use pgarrow::protocol::Config;
-use pgarrow::{Hooks, Input, InputOptions, LoadMode, LoadOptions, LoadProgress, LoadStats, Stop};
+use pgarrow::{Hooks, LoadMode, LoadOptions, LoadProgress, LoadStats, Stop};
 
 use crate::args::{ImportArgs, LoadArgs};
 use crate::report::{group, human_bytes, progress_bar, rate_message};

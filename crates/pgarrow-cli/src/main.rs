@@ -21,10 +21,11 @@ use anyhow::{Context, Result, anyhow};
 use clap::FromArgMatches;
 use pgarrow::blocking::{block_on, wait};
 use pgarrow::io::Output;
+use pgarrow::names::TablePattern;
 use pgarrow::names::table_query;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
-use pgarrow::{Client, FileTarget, Hooks, Source, Stop, TablePattern};
+use pgarrow::{Client, FileTarget, Hooks, Source, Stop};
 use serde::Serialize;
 
 use args::{Cli, Command, DemoArgs, OutputArgs, PartitionArgs, SourceArgs, command};
@@ -352,7 +353,7 @@ fn schema(
 ) -> Result<()> {
     let plan = block_on(rt, stop, async {
         let mut client = Client::connect(config).await?;
-        let plan = client.plan_with(source, policies).await?;
+        let plan = client.describe_with(source, policies).await?;
         let _ = client.close().await;
         Ok(plan)
     })?;
@@ -424,7 +425,7 @@ fn dry_run(
     partition: &PartitionArgs,
     policies: &Policies,
 ) -> Result<()> {
-    let plan = block_on(rt, stop, client.plan_with(source, policies))?;
+    let plan = block_on(rt, stop, client.describe_with(source, policies))?;
     let output = match &target.output {
         Output::File(_) | Output::Remote(_) if partition.output_dir.is_some() => {
             format!(

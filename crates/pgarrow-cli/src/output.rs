@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use pgarrow::incremental::RunTarget;
+use pgarrow::io::DirTarget;
 use pgarrow::io::{Format, IntervalEncoding, Output, SinkOptions};
-use pgarrow::{DecodeOptions, DirTarget, ExportOptions, FileTarget};
+use pgarrow::{DecodeOptions, ExportOptions, FileTarget};
 
 use crate::args::OutputArgs;
 use crate::errors::usage;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use pgarrow::blocking::{block_on, wait};
+use pgarrow::io::DirTarget;
 use pgarrow::io::Output;
 use pgarrow::partition::{
     Coordinator, PartitionOptions, PartitionPlan, PartitionedStats, export_part_to_file,
@@ -14,7 +15,7 @@ use pgarrow::partition::{
 };
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
-use pgarrow::{DirTarget, FileTarget, Source};
+use pgarrow::{FileTarget, Source};
 
 use crate::args::{OutputArgs, PartitionArgs, PlanArgs};
 use crate::report::{group, human_bytes};

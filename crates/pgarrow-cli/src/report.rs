@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pgarrow::io::{Format, Output};
-use pgarrow::{ExportPlan, ExportStats};
+use pgarrow::{DescribedSource, ExportStats};
 
-pub(crate) fn render_schema(plan: &ExportPlan) -> String {
+pub(crate) fn render_schema(plan: &DescribedSource) -> String {
     let rows: Vec<[String; 4]> = plan
         .columns
         .iter()

@@ -5,10 +5,12 @@
 use std::path::Path;
 
 use anyhow::Result;
+use pgarrow::TablesExport;
 use pgarrow::blocking::{block_on, wait};
+use pgarrow::io::{DirTarget, MANIFEST_NAME};
+use pgarrow::names::TablePattern;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
-use pgarrow::{DirTarget, MANIFEST_NAME, TablePattern, TablesExport};
 
 use crate::args::OutputArgs;
 use crate::output::{dir_format, export_options, sink_options};
@@ -99,7 +101,7 @@ fn dry_run(
     let client = export.client()?;
     for table in tables {
         let source = table.clone().into();
-        let plan = block_on(rt, &session.stop, client.plan_with(&source, policies))?;
+        let plan = block_on(rt, &session.stop, client.describe_with(&source, policies))?;
         println!(
             "\n{table} -> {}\n{}\n",
             target.dir.join(&target.table_file(&table)),

@@ -11,7 +11,7 @@ use arrow_buffer::{Buffer, NullBuffer, NullBufferBuilder, OffsetBuffer, ScalarBu
 use arrow_schema::ArrowError;
 
 use crate::error::{FieldError, Refusal, Special};
-use crate::plan::StrLayout;
+use crate::mapping::StrLayout;
 use crate::policy::{Infinity, InvalidUtf8, LossKind};
 use crate::recycle::Recycler;
 

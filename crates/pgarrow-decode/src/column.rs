@@ -1,4 +1,4 @@
-//! Typed column decoders: one per result column, chosen once from its [`TypePlan`], nested
+//! Typed column decoders: one per result column, chosen once from its [`TypeMapping`], nested
 //! for arrays, composites, ranges and maps.
 //!
 //! Each decoder appends one field's bytes (or a NULL) at a time into plain vectors that become
@@ -20,10 +20,11 @@ use arrow_buffer::{BooleanBufferBuilder, IntervalMonthDayNano, NullBufferBuilder
 use arrow_schema::ArrowError;
 
 use crate::error::{FieldError, Refusal, Special};
-use crate::numeric::Numeric;
-use crate::plan::{
-    DATE_INFINITY, ListShape, StrLayout, TIMESTAMP_INFINITY, TypePlan, range_fields, struct_fields,
+use crate::mapping::{
+    DATE_INFINITY, ListShape, StrLayout, TIMESTAMP_INFINITY, TypeMapping, range_fields,
+    struct_fields,
 };
+use crate::numeric::Numeric;
 use crate::policy::{LossKind, Losses, Overflow, Policies, SpecialValues};
 use crate::recycle::Recycler;
 use crate::types::ColumnKind;
@@ -169,18 +170,18 @@ pub(crate) enum Column {
 
 impl Column {
     /// A decoder for `plan`, sized for `rows` rows.
-    pub(crate) fn new(plan: &TypePlan, rows: usize) -> Column {
+    pub(crate) fn new(plan: &TypeMapping, rows: usize) -> Column {
         let var = || Var::with_capacity(rows, rows * 16);
         let kind = match plan {
-            TypePlan::Scalar { kind, layout } => (*kind, *layout),
-            TypePlan::List {
+            TypeMapping::Scalar { kind, layout } => (*kind, *layout),
+            TypeMapping::List {
                 element,
                 dims,
                 shape,
             } => {
                 return Column::List(Box::new(ListCol::new(element, *dims, *shape, false, rows)));
             }
-            TypePlan::Multirange(range) => {
+            TypeMapping::Multirange(range) => {
                 return Column::List(Box::new(ListCol::new(
                     range,
                     1,
@@ -189,7 +190,7 @@ impl Column {
                     rows,
                 )));
             }
-            TypePlan::Struct(fields) => {
+            TypeMapping::Struct(fields) => {
                 return Column::Struct(Box::new(StructCol {
                     children: fields.iter().map(|f| Column::new(&f.plan, rows)).collect(),
                     fields: struct_fields(fields),
@@ -197,8 +198,8 @@ impl Column {
                     len: 0,
                 }));
             }
-            TypePlan::Enum(labels) => return Column::Enum(Box::new(EnumCol::new(labels, rows))),
-            TypePlan::Range(sub) => {
+            TypeMapping::Enum(labels) => return Column::Enum(Box::new(EnumCol::new(labels, rows))),
+            TypeMapping::Range(sub) => {
                 return Column::Range(Box::new(RangeCol {
                     lower: Column::new(sub, rows),
                     upper: Column::new(sub, rows),
@@ -209,7 +210,7 @@ impl Column {
                     fields: range_fields(sub),
                 }));
             }
-            TypePlan::Hstore => {
+            TypeMapping::Hstore => {
                 return Column::Hstore(Box::new(HstoreCol {
                     offsets: vec![0],
                     keys: var(),
@@ -217,7 +218,7 @@ impl Column {
                     nulls: NullBufferBuilder::new(rows),
                 }));
             }
-            TypePlan::Vector(dim) => {
+            TypeMapping::Vector(dim) => {
                 return Column::Vector(Box::new(VectorCol {
                     dim: *dim,
                     values: Vec::new(),
@@ -602,7 +603,7 @@ mod tests {
             policies: &clamp,
             losses: &mut losses,
         };
-        let plan = TypePlan::builtin(crate::types::oid::DATE, -1, &clamp).unwrap();
+        let plan = TypeMapping::builtin(crate::types::oid::DATE, -1, &clamp).unwrap();
         let mut col = Column::new(&plan, 4);
         col.push(&i32::MAX.to_be_bytes(), &mut cx).unwrap();
         col.push(&i32::MIN.to_be_bytes(), &mut cx).unwrap();
@@ -629,7 +630,7 @@ mod tests {
                 policies: &policies,
                 losses: &mut losses,
             };
-            let plan = TypePlan::builtin(crate::types::oid::TIMESTAMPTZ, -1, &policies).unwrap();
+            let plan = TypeMapping::builtin(crate::types::oid::TIMESTAMPTZ, -1, &policies).unwrap();
             let mut col = Column::new(&plan, 4);
             col.push(&i64::MIN.to_be_bytes(), &mut cx).unwrap();
             let a = col.finish(4, &mut cx).unwrap();
@@ -664,7 +665,7 @@ mod tests {
             policies: &null,
             losses: &mut losses,
         };
-        let plan = TypePlan::builtin(crate::types::oid::TIME, -1, &null).unwrap();
+        let plan = TypeMapping::builtin(crate::types::oid::TIME, -1, &null).unwrap();
         let mut col = Column::new(&plan, 4);
         col.push(&US_PER_DAY.to_be_bytes(), &mut cx).unwrap();
         assert!(col.finish(4, &mut cx).unwrap().is_null(0));

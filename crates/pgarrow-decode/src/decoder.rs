@@ -26,7 +26,7 @@ use arrow_schema::{Schema, SchemaRef};
 use crate::PgColumn;
 use crate::column::Cx;
 use crate::column::{Column, FinishError};
-use crate::column_plan::ColumnPlan;
+use crate::column_mapping::ColumnMapping;
 use crate::error::{Error, ErrorKind, FieldError, Result};
 use crate::policy::{LossReport, Losses, Policies};
 
@@ -121,7 +121,7 @@ enum State {
 #[derive(Debug)]
 pub struct CopyDecoder {
     schema: SchemaRef,
-    plans: Vec<ColumnPlan>,
+    plans: Vec<ColumnMapping>,
     columns: Vec<Column>,
     options: DecodeOptions,
     policies: Policies,
@@ -147,19 +147,19 @@ impl CopyDecoder {
     /// its own decoder or, for types without one, as text (the caller must then have cast it).
     pub fn new(columns: Vec<PgColumn>, options: DecodeOptions) -> Result<Self> {
         Self::with_plans(
-            columns.into_iter().map(ColumnPlan::for_column).collect(),
+            columns.into_iter().map(ColumnMapping::for_column).collect(),
             options,
         )
     }
 
     /// A decoder for explicitly planned columns, with the default policies.
-    pub fn with_plans(plans: Vec<ColumnPlan>, options: DecodeOptions) -> Result<Self> {
+    pub fn with_plans(plans: Vec<ColumnMapping>, options: DecodeOptions) -> Result<Self> {
         Self::with_policies(plans, options, Policies::default())
     }
 
     /// A decoder for planned columns and the policies they were planned with.
     pub fn with_policies(
-        plans: Vec<ColumnPlan>,
+        plans: Vec<ColumnMapping>,
         options: DecodeOptions,
         policies: Policies,
     ) -> Result<Self> {
@@ -168,7 +168,7 @@ impl CopyDecoder {
             batch_bytes: options.batch_bytes.clamp(1, MAX_BATCH_BYTES),
         };
         let schema = Arc::new(Schema::new(
-            plans.iter().map(ColumnPlan::field).collect::<Vec<_>>(),
+            plans.iter().map(ColumnMapping::field).collect::<Vec<_>>(),
         ));
         let first = options.batch_rows.min(1024);
         let columns = plans.iter().map(|p| Column::new(&p.kind, first)).collect();
@@ -197,7 +197,7 @@ impl CopyDecoder {
     }
 
     /// The column plans, in order.
-    pub fn plans(&self) -> &[ColumnPlan] {
+    pub fn plans(&self) -> &[ColumnMapping] {
         &self.plans
     }
 
@@ -749,7 +749,7 @@ fn push_null_outlined(column: &mut Column) {
 
 #[cold]
 fn value_error(
-    plan: &ColumnPlan,
+    plan: &ColumnMapping,
     column: usize,
     row: u64,
     offset: Option<u64>,

@@ -8,7 +8,7 @@
 //! file written with `COPY ... TO 'file' (FORMAT binary)`, by a fuzzer or by a benchmark.
 //!
 //! What describes PostgreSQL rather than Arrow (type OIDs, [`PgColumn`], the catalog model
-//! [`plan::Catalog`], the ±infinity values) is `pgarrow-types`', shared with the encoder and
+//! [`mapping::Catalog`], the ±infinity values) is `pgarrow-types`', shared with the encoder and
 //! re-exported here where it always was.
 //!
 //! Values that Arrow cannot hold exactly (infinite dates and timestamps, numeric NaN, a
@@ -26,19 +26,19 @@
 
 mod buffers;
 mod column;
-mod column_plan;
+mod column_mapping;
 mod decoder;
 mod error;
+pub mod mapping;
 mod nested;
 pub mod numeric;
 mod peek;
-pub mod plan;
 pub mod policy;
 mod recycle;
 pub mod types;
 pub mod wire;
 
-pub use column_plan::{ColumnPlan, Constraints};
+pub use column_mapping::{ColumnMapping, Constraints};
 pub use decoder::{
     CopyDecoder, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions, MAX_BATCH_BYTES, SIGNATURE,
 };

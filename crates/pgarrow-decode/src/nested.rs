@@ -13,7 +13,7 @@ use arrow_buffer::{BooleanBufferBuilder, NullBufferBuilder, OffsetBuffer, Scalar
 use arrow_schema::{DataType, Field, Fields};
 
 use crate::error::FieldError;
-use crate::plan::{ListShape, StrLayout, TypePlan, hstore_entries};
+use crate::mapping::{ListShape, StrLayout, TypeMapping, hstore_entries};
 use crate::policy::{ArrayBounds, LossKind};
 
 use crate::buffers::{Prim, Var};
@@ -41,7 +41,7 @@ pub(crate) struct ListCol {
 
 impl ListCol {
     pub(crate) fn new(
-        element: &TypePlan,
+        element: &TypeMapping,
         dims: usize,
         shape: ListShape,
         multirange: bool,

@@ -13,7 +13,7 @@ use std::str::FromStr;
 /// PostgreSQL itself stores them as the type's extreme integer (a date's `infinity` is
 /// `i32::MAX` days, a timestamp's `i64::MAX` microseconds), and no finite value reaches those
 /// extremes, so the same extremes in Arrow are not a loss but the same representation: the
-/// fields say so in their metadata ([`META_INFINITY`](crate::plan::META_INFINITY)), and DuckDB
+/// fields say so in their metadata ([`META_INFINITY`](crate::mapping::META_INFINITY)), and DuckDB
 /// reads them back as ±infinity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Infinity {

@@ -96,7 +96,7 @@ pub enum ColumnKind {
     NumericFloat64,
     /// `money` -> Decimal128(19, scale): its int8 count of the currency's minor unit, with the
     /// session's `lc_monetary` fraction digits as the scale (exact; planned only when the
-    /// catalog gives the scale, see [`Catalog::set_money_scale`](crate::plan::Catalog::set_money_scale)).
+    /// catalog gives the scale, see [`Catalog::set_money_scale`](crate::mapping::Catalog::set_money_scale)).
     Money {
         /// Fraction digits of `lc_monetary` (0 to 10).
         scale: i8,
@@ -131,19 +131,19 @@ impl ColumnKind {
             B::Timestamp => ColumnKind::Timestamp,
             B::Timestamptz => ColumnKind::Timestamptz,
             B::Interval => ColumnKind::Interval,
-            // Its scale is the session's: planned with the catalog (`TypePlan::resolve`).
+            // Its scale is the session's: planned with the catalog (`TypeMapping::resolve`).
             B::Money => return None,
         })
     }
 
     /// The Arrow type this kind produces with text as Utf8.
     pub fn data_type(&self) -> DataType {
-        self.data_type_with(crate::plan::StrLayout::Utf8)
+        self.data_type_with(crate::mapping::StrLayout::Utf8)
     }
 
     /// The Arrow type this kind produces, text-like kinds laid out as `layout`.
-    pub fn data_type_with(&self, layout: crate::plan::StrLayout) -> DataType {
-        use crate::plan::StrLayout;
+    pub fn data_type_with(&self, layout: crate::mapping::StrLayout) -> DataType {
+        use crate::mapping::StrLayout;
         match *self {
             ColumnKind::NumericText if layout == StrLayout::Binary => DataType::Utf8,
             ColumnKind::NumericText
@@ -224,10 +224,11 @@ pub use pgarrow_types::push_json_string;
 /// `cast` names the server-side cast applied to the column, if any (`"text"`).
 pub fn arrow_field(
     column: &crate::PgColumn,
-    plan: &crate::plan::TypePlan,
+    plan: &crate::mapping::TypeMapping,
     cast: Option<&str>,
 ) -> Field {
-    let mut meta = crate::plan::type_metadata(&column.type_name, column.oid, column.typmod, plan);
+    let mut meta =
+        crate::mapping::type_metadata(&column.type_name, column.oid, column.typmod, plan);
     if let Some(cast) = cast {
         meta.insert(META_PG_CAST.to_owned(), cast.to_owned());
     }

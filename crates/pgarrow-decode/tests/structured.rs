@@ -8,11 +8,11 @@ mod common;
 use arrow_array::RecordBatch;
 use common::feed::feed;
 use common::shapes::{plans, shapes};
-use pgarrow_decode::{ColumnPlan, CopyDecoder, DecodeOptions};
+use pgarrow_decode::{ColumnMapping, CopyDecoder, DecodeOptions};
 use pgarrow_testkit::copygen::{Entropy, Gen};
 
 fn decode(
-    plans: &[ColumnPlan],
+    plans: &[ColumnMapping],
     chunks: &[&[u8]],
 ) -> Result<Vec<RecordBatch>, pgarrow_decode::Error> {
     let options = DecodeOptions {

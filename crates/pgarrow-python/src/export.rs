@@ -14,13 +14,12 @@ use pgarrow::blocking::{self, Reader};
 use pgarrow::incremental::{
     IncrementalOptions, IncrementalState, LateRows, RunTarget, export_run, next_run, run_name,
 };
+use pgarrow::io::DirTarget;
 use pgarrow::io::Format;
+use pgarrow::names::{TableName, TablePattern};
 use pgarrow::partition::{self, PartRead, PartitionOptions, PartitionPlan};
 use pgarrow::protocol::Config;
-use pgarrow::{
-    Client, DirTarget, ExportOptions, ExportStats, FileTarget, Source, Stop, TableName,
-    TablePattern,
-};
+use pgarrow::{Client, ExportOptions, ExportStats, FileTarget, Source, Stop};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict, PyTuple};
@@ -252,7 +251,7 @@ pub(crate) fn schema<'py>(
     let schema = on_runtime(py, move |runtime, stop| {
         blocking::block_on(runtime, stop, async move {
             let mut client = Client::connect(config).await?;
-            let plan = client.plan_with(&source, &policies).await?;
+            let plan = client.describe_with(&source, &policies).await?;
             client.close().await?;
             Ok(plan.schema)
         })

@@ -6,10 +6,9 @@ use std::path::PathBuf;
 
 use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
 use pgarrow::blocking;
-use pgarrow::{
-    CopyOptions, CreateNested, Domains, Input, InputOptions, LoadMode, LoadOptions, StorageOptions,
-    TableName,
-};
+use pgarrow::io::{Input, InputOptions, StorageOptions};
+use pgarrow::names::TableName;
+use pgarrow::{CopyOptions, CreateNested, Domains, LoadMode, LoadOptions};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict, PyList, PyTuple};

@@ -42,12 +42,11 @@ use arrow_schema::{ArrowError, SchemaRef};
 use crate::copy::{CopyOptions, CopyStats};
 use crate::export::request_cancel;
 use crate::load::{LoadOptions, LoadProgress, LoadStats};
+use crate::names::IntoTableName;
 use crate::partition::{PartRead, PartitionOptions, PartitionPlan};
 use crate::running::Running;
 use crate::stats::ExportStats;
-use crate::{
-    Client, Error, ErrorKind, ExportOptions, Hooks, IntoConfig, IntoTableName, Result, Source, Stop,
-};
+use crate::{Client, Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source, Stop};
 
 /// How often a blocking call polls its [`Stop`] while it waits.
 pub const CHECK_EVERY: Duration = Duration::from_millis(100);
@@ -271,7 +270,7 @@ impl Reader {
     /// cancelled, the reader ends and the call fails with [`ErrorKind::Cancelled`].
     ///
     /// # Errors
-    /// As [`Export::next_batch`], and [`ErrorKind::Cancelled`].
+    /// As [`Export::next_batch`](crate::Export::next_batch), and [`ErrorKind::Cancelled`].
     pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         let Some(export) = self.export.as_mut() else {
             return Ok(None);
@@ -319,7 +318,7 @@ impl Reader {
     /// Stops the export, cancelling the server query.
     ///
     /// # Errors
-    /// As [`Export::cancel`].
+    /// As [`Export::cancel`](crate::Export::cancel).
     pub fn cancel(mut self) -> Result<()> {
         match self.export.take() {
             Some(export) => self.runtime.block_on(export.cancel()),
@@ -333,10 +332,7 @@ impl Reader {
 /// # Errors
 /// [`ErrorKind::Internal`] when the system refuses it.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::internal(format!("cannot start a tokio runtime: {e}")))
+    crate::running::runtime()
 }
 
 /// Runs `fut` on `runtime` to its end, unless `stop` is stopped first: then `fut` is dropped

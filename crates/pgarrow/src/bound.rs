@@ -18,10 +18,12 @@ use pgarrow_decode::{ArrayDepths, CopyDecoder};
 use pgarrow_encode::{EncodePolicies, HEADER, RowEncoder, TRAILER};
 
 use crate::catalog;
-use crate::plan::Catalog;
+use crate::mapping::Catalog;
 use crate::policy::Policies;
 use crate::protocol::FieldDescription;
-use crate::{Client, ColumnPlan, Error, ErrorKind, ExportOptions, ExportPlan, PgColumn, Result};
+use crate::{
+    Client, ColumnMapping, DescribedSource, Error, ErrorKind, ExportOptions, PgColumn, Result,
+};
 
 /// A described statement with parameters: their types, and its result's plan.
 #[derive(Debug, Clone)]
@@ -32,9 +34,9 @@ pub struct BoundStatement {
     /// The parameters' types that need the catalog (arrays, enums, composites, ...).
     catalog: Catalog,
     /// Plans of the parameters' types, for their Arrow types.
-    param_plans: Vec<ColumnPlan>,
+    param_plans: Vec<ColumnMapping>,
     /// `None` when the statement returns no rows.
-    result: Option<ExportPlan>,
+    result: Option<DescribedSource>,
     /// What the parameters' encoder does with values their types cannot hold exactly.
     encode: EncodePolicies,
 }
@@ -60,7 +62,7 @@ impl BoundStatement {
     /// The parameters as Arrow fields (`$1`, `$2`, ...), typed as an export of their types
     /// would be: what to bind.
     pub fn param_fields(&self) -> Vec<Field> {
-        self.param_plans.iter().map(ColumnPlan::field).collect()
+        self.param_plans.iter().map(ColumnMapping::field).collect()
     }
 
     /// The result's planned schema, `None` when the statement returns no rows.
@@ -119,7 +121,7 @@ impl Client {
         let param_plans = params
             .iter()
             .zip(&types.dims)
-            .map(|(c, &dims)| ColumnPlan::plan(c.clone(), &types.types, policies, dims))
+            .map(|(c, &dims)| ColumnMapping::resolve(c.clone(), &types.types, policies, dims))
             .collect();
         let result = match described.columns {
             Some(columns) => Some(

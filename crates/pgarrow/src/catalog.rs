@@ -1,15 +1,16 @@
 //! The one catalog query of an export (and of a load's target): each result column's type
 //! name and declared array dimensions, and every type reachable from the columns' types, read
-//! into the catalog model ([`Catalog`]) that the decoder's plans and the encoder resolve types
+//! into the catalog model ([`Catalog`]) that the decoder's mappings and the encoder resolve types
 //! from.
 
-use pgarrow_decode::plan::{Attribute, Catalog, CatalogKind, CatalogType};
+use pgarrow_decode::mapping::{Attribute, Catalog, CatalogKind, CatalogType};
 
 use pgarrow_decode::policy::Policies;
-use pgarrow_decode::{ColumnPlan, Constraints, PgColumn};
+use pgarrow_decode::{ColumnMapping, Constraints, PgColumn};
 
+use crate::names::TableName;
 use crate::protocol::{Connection, FieldDescription, TextRow, quote_literal};
-use crate::{Error, Result, TableName};
+use crate::{Error, Result};
 
 /// PostgreSQL's limit on array dimensions (`MAXDIM`).
 const MAX_DIMS: usize = 6;
@@ -18,7 +19,7 @@ const MAX_DIMS: usize = 6;
 pub(crate) struct ColumnCatalog {
     /// `format_type(oid, typmod)` per result column.
     pub(crate) names: Vec<String>,
-    /// Array dimensions to plan per result column (`pg_attribute.attndims`, at least 1).
+    /// Array dimensions to map per result column (`pg_attribute.attndims`, at least 1).
     pub(crate) dims: Vec<usize>,
     /// Per result column, what the table the export reads declares about it (a table's
     /// export only, and only a plain or partitioned table's: a view's columns can hold NULLs
@@ -28,9 +29,9 @@ pub(crate) struct ColumnCatalog {
     pub(crate) types: Catalog,
 }
 
-/// The export's plan of each of `fields` (the columns of a described statement, or of a
+/// The export's mapping of each of `fields` (the columns of a described statement, or of a
 /// relation named by OID and attnum), with the constraints `table` declares, and the catalog
-/// the plans were resolved from.
+/// the mappings were resolved from.
 ///
 /// # Errors
 /// As [`lookup`].
@@ -39,7 +40,7 @@ pub(crate) async fn plan_columns(
     fields: &[FieldDescription],
     table: Option<&TableName>,
     policies: &Policies,
-) -> Result<(Vec<ColumnPlan>, Catalog)> {
+) -> Result<(Vec<ColumnMapping>, Catalog)> {
     let catalog = lookup(conn, fields, table).await?;
     let plans = fields
         .iter()
@@ -51,7 +52,8 @@ pub(crate) async fn plan_columns(
                 typmod: f.type_modifier,
                 type_name: catalog.names[i].clone(),
             };
-            let mut plan = ColumnPlan::plan(column, &catalog.types, policies, catalog.dims[i]);
+            let mut plan =
+                ColumnMapping::resolve(column, &catalog.types, policies, catalog.dims[i]);
             plan.constraints = catalog.constraints[i];
             plan
         })
@@ -59,23 +61,23 @@ pub(crate) async fn plan_columns(
     Ok((plans, catalog.types))
 }
 
-/// The export's plan of each of `fields` (the columns of a described statement, or of a
+/// The export's mapping of each of `fields` (the columns of a described statement, or of a
 /// relation named by OID and attnum, as a replication stream's `Relation` message gives
 /// them): how each column's binary values decode into Arrow under `policies`, the catalog read
 /// in one query. `table`, when the columns are a table's, adds what it declares (NOT NULL).
 ///
 /// # Errors
-/// The catalog query fails; a column's type cannot be planned under `policies`.
-pub async fn column_plans(
+/// The catalog query fails; a column's type cannot be mapped under `policies`.
+pub async fn column_mappings(
     conn: &mut Connection,
     fields: &[FieldDescription],
     table: Option<&TableName>,
     policies: &Policies,
-) -> Result<Vec<ColumnPlan>> {
+) -> Result<Vec<ColumnMapping>> {
     Ok(plan_columns(conn, fields, table, policies).await?.0)
 }
 
-/// Everything the plan needs from the catalog, in one query: each column's type name and
+/// Everything the mapping needs from the catalog, in one query: each column's type name and
 /// declared array dimensions, and every type reachable from the columns' types (array
 /// elements, domain bases, composite attributes, range subtypes, multirange ranges) with
 /// enum labels and composite attributes. Only numbers we format go into the statement.

@@ -1,4 +1,4 @@
-//! The client: connecting, describing a source, planning its columns (with one catalog query,
+//! The client: connecting, describing a source, mapping its columns (with one catalog query,
 //! [`catalog`](crate::catalog)) and starting its COPY.
 
 use std::time::{Duration, Instant};
@@ -8,9 +8,23 @@ use crate::described::copy_statement;
 use crate::export::{ConnSlot, Export};
 use crate::policy::Policies;
 use crate::protocol::{Config, Connection, FieldDescription};
-use crate::{ColumnPlan, Error, ExportOptions, ExportPlan, Result, Source};
+use crate::{ColumnMapping, DescribedSource, Error, ExportOptions, Result, Source};
 
-/// A connection to PostgreSQL that exports queries as Arrow.
+/// A connection to PostgreSQL that exports queries as Arrow, and loads Arrow into tables.
+///
+/// Its methods, by what they do (each group lives beside the code it drives):
+///
+/// | | methods | source |
+/// |---|---|---|
+/// | session | [`connect`](Client::connect), [`close`](Client::close), [`connection`](Client::connection), [`backend_pid`](Client::backend_pid), [`is_ready`](Client::is_ready) | `client.rs` |
+/// | describing | [`describe`](Client::describe), [`describe_with`](Client::describe_with), [`estimate_rows`](Client::estimate_rows) | `client.rs`, `estimate.rs` |
+/// | exporting | [`export`](Client::export), [`into_export`](Client::into_export), [`export_described`](Client::export_described), [`into_export_described`](Client::into_export_described), [`export_to_file`](Client::export_to_file) | `client.rs`, `pipeline.rs` |
+/// | statements with parameters | [`describe_bound`](Client::describe_bound), [`run_bound`](Client::run_bound) | `bound.rs` |
+/// | incremental runs | [`begin_incremental`](Client::begin_incremental), [`share_incremental_snapshot`](Client::share_incremental_snapshot), [`end_incremental`](Client::end_incremental) | `incremental.rs` |
+/// | loading | [`load`](Client::load), [`load_with`](Client::load_with) | `load.rs` |
+///
+/// Work over several connections starts from a configuration instead: [`copy`](crate::copy),
+/// [`partition`](crate::partition), [`export_tables`](crate::export_tables).
 #[derive(Debug)]
 pub struct Client {
     conn: Connection,
@@ -128,20 +142,25 @@ impl Client {
         &mut self.conn
     }
 
-    /// Describes `source` without running it and plans the export.
+    /// Describes `source` without running it: its columns, their Arrow types and decoders,
+    /// and the COPY statement an export runs.
     ///
     /// # Errors
     /// The server's error for a query that does not parse (a missing table, a syntax error),
     /// a statement that returns no rows, or a query with `$n` parameters.
-    pub async fn plan(&mut self, source: &Source) -> Result<ExportPlan> {
-        self.plan_with(source, &Policies::default()).await
+    pub async fn describe(&mut self, source: &Source) -> Result<DescribedSource> {
+        self.describe_with(source, &Policies::default()).await
     }
 
-    /// Describes `source` and plans the export under `policies`.
+    /// [`describe`](Client::describe) under `policies`.
     ///
     /// # Errors
-    /// As [`Client::plan`].
-    pub async fn plan_with(&mut self, source: &Source, policies: &Policies) -> Result<ExportPlan> {
+    /// As [`Client::describe`].
+    pub async fn describe_with(
+        &mut self,
+        source: &Source,
+        policies: &Policies,
+    ) -> Result<DescribedSource> {
         let started = Instant::now();
         let sql = source.sql();
         let described = self
@@ -169,7 +188,7 @@ impl Client {
             .await
     }
 
-    /// The plan of a described statement's result columns `fields` (`sql` is the statement;
+    /// The described source of a statement's result columns `fields` (`sql` is the statement;
     /// `started` when describing began; `table` the table it reads whole, whose constraints
     /// the plan carries).
     pub(crate) async fn plan_fields(
@@ -178,17 +197,17 @@ impl Client {
         fields: &[FieldDescription],
         policies: &Policies,
         started: Instant,
-        table: Option<&crate::TableName>,
-    ) -> Result<ExportPlan> {
+        table: Option<&crate::names::TableName>,
+    ) -> Result<DescribedSource> {
         let catalog_started = Instant::now();
         let (columns, types) =
             catalog::plan_columns(&mut self.conn, fields, table, policies).await?;
         let catalog_time = catalog_started.elapsed();
         let copy_sql = copy_statement(sql, &columns);
         let schema = std::sync::Arc::new(arrow_schema::Schema::new(
-            columns.iter().map(ColumnPlan::field).collect::<Vec<_>>(),
+            columns.iter().map(ColumnMapping::field).collect::<Vec<_>>(),
         ));
-        Ok(ExportPlan {
+        Ok(DescribedSource {
             columns,
             schema,
             copy_sql,
@@ -198,18 +217,20 @@ impl Client {
         })
     }
 
-    /// Starts exporting `source` (SQL text, or a [`Source`]): plans it, then runs its COPY.
+    /// Starts exporting `source` (SQL text, or a [`Source`]): describes it, then runs its COPY.
     /// The export borrows the client until it is dropped.
     ///
     /// # Errors
-    /// See [`Client::plan`]; the server's error if the COPY fails to start.
+    /// See [`Client::describe`]; the server's error if the COPY fails to start.
     pub async fn export(
         &mut self,
         source: impl Into<Source>,
         options: &ExportOptions,
     ) -> Result<Export<'_>> {
-        let plan = self.plan_with(&source.into(), &options.policies).await?;
-        self.export_plan(plan, options).await
+        let plan = self
+            .describe_with(&source.into(), &options.policies)
+            .await?;
+        self.export_described(plan, options).await
     }
 
     /// As [`Client::export`], for an export that owns its connection: it can be moved to
@@ -223,22 +244,24 @@ impl Client {
         source: impl Into<Source>,
         options: &ExportOptions,
     ) -> Result<Export<'static>> {
-        let plan = self.plan_with(&source.into(), &options.policies).await?;
+        let plan = self
+            .describe_with(&source.into(), &options.policies)
+            .await?;
         let connect = self.connect_time.take();
         Export::start(ConnSlot::Owned(Box::new(self.conn)), plan, options, connect).await
     }
 
-    /// As [`Client::into_export`], for a plan already made ([`Client::plan_with`]), and
+    /// As [`Client::into_export`], for a source already described ([`Client::describe_with`]), and
     /// keeping the session: when the COPY fails to start, the client comes back with the
     /// error (`None` when its connection broke); [`Export::into_client`] gives it back after
     /// the export. What a front door that keeps one session for many statements (the ADBC
     /// driver) runs.
     ///
     /// # Errors
-    /// As [`Client::export_plan`], with the client when it is still usable.
-    pub async fn into_export_plan(
+    /// As [`Client::export_described`], with the client when it is still usable.
+    pub async fn into_export_described(
         self,
-        plan: ExportPlan,
+        plan: DescribedSource,
         options: &ExportOptions,
     ) -> std::result::Result<Export<'static>, (Error, Option<Client>)> {
         let connect = self.connect_time;
@@ -253,13 +276,13 @@ impl Client {
             })
     }
 
-    /// Runs the COPY of an already made plan.
+    /// Runs the COPY of a source already described.
     ///
     /// # Errors
     /// The server's error if the COPY fails to start.
-    pub async fn export_plan(
+    pub async fn export_described(
         &mut self,
-        plan: ExportPlan,
+        plan: DescribedSource,
         options: &ExportOptions,
     ) -> Result<Export<'_>> {
         let connect = self.connect_time.take();

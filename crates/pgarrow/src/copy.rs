@@ -11,14 +11,15 @@ use arrow_schema::{ArrowError, SchemaRef};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::names::IntoTableName;
 use crate::names::write_target;
 use crate::partition::PartitionOptions;
 use crate::policy::ArrayShape;
 use crate::running::Running;
 use crate::types::{META_PG_OID, META_PG_TYPE};
 use crate::{
-    Client, Error, ExportOptions, ExportStats, Hooks, IntoConfig, IntoTableName, LoadOptions,
-    LoadProgress, LoadStats, Result, Source, Stop,
+    Client, Error, ExportOptions, ExportStats, Hooks, IntoConfig, LoadOptions, LoadProgress,
+    LoadStats, Result, Source, Stop,
 };
 
 /// How a copy reads and loads.
@@ -207,7 +208,7 @@ pub async fn copy(
     // source's when its schema is known, still before any row is read).
     if !options.load.create {
         let probe = Source::query(format!("SELECT * FROM {} LIMIT 0", table.quoted()));
-        unless_stopped(&stop, client.plan(&probe))
+        unless_stopped(&stop, client.describe(&probe))
             .await
             .map_err(|e| e.context("the target"))?;
     }
@@ -360,7 +361,7 @@ async fn unless_stopped<T>(stop: &Stop, fut: impl Future<Output = Result<T>>) ->
 /// Whether `table` exists in the target.
 async fn table_exists(
     conn: &mut crate::protocol::Connection,
-    table: &crate::TableName,
+    table: &crate::names::TableName,
 ) -> Result<bool> {
     let rows = conn
         .simple_query(&format!(
@@ -465,7 +466,7 @@ fn export_thread(
     stops: [Stop; 2],
     ends: ExportEnds,
 ) -> ExportStats {
-    let runtime = match crate::blocking::runtime() {
+    let runtime = match crate::running::runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             let _ = ends.schema.send(Err(e));

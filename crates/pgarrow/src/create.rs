@@ -9,13 +9,14 @@
 
 use arrow_schema::{DataType, Field, Schema};
 
+use crate::names::TableName;
 use crate::protocol::quote_literal;
 use crate::protocol::{Connection, quote_ident};
 use crate::typedefs::FIRST_NORMAL_OID;
 use crate::types::{
     META_EXTENSION_NAME, META_NOT_NULL, META_PG_OID, META_PG_TYPE, META_PG_TYPMOD, META_PRIMARY_KEY,
 };
-use crate::{CreateNested, Error, Result, TableName};
+use crate::{CreateNested, Error, Result};
 
 /// Creates `table` from `schema` unless it exists.
 pub(crate) async fn create_table(

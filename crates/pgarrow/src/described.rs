@@ -1,14 +1,14 @@
 //! What an export runs, below the client that makes it and the export that runs it: the
-//! options of one export, a described source ([`ExportPlan`]) and its COPY statement.
+//! options of one export, a described source ([`DescribedSource`]) and its COPY statement.
 
 use std::time::Duration;
 
 use arrow_schema::SchemaRef;
-use pgarrow_decode::plan::Catalog;
+use pgarrow_decode::mapping::Catalog;
 use pgarrow_decode::types::oid;
 
 use crate::policy::Policies;
-use crate::{ColumnPlan, DecodeOptions};
+use crate::{ColumnMapping, DecodeOptions};
 
 /// Options of one export.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,17 +21,17 @@ pub struct ExportOptions {
 
 /// A described source: its columns, decoders, Arrow schema and the COPY statement to run.
 #[derive(Debug, Clone)]
-pub struct ExportPlan {
-    /// One plan per result column.
-    pub columns: Vec<ColumnPlan>,
-    /// The Arrow schema of the batches, as planned: an array column whose depth comes from the
-    /// data ([`TypePlan::list_depth_from_data`](crate::plan::TypePlan::list_depth_from_data)) has one
+pub struct DescribedSource {
+    /// One mapping per result column.
+    pub columns: Vec<ColumnMapping>,
+    /// The Arrow schema of the batches, as described: an array column whose depth comes from the
+    /// data ([`TypeMapping::list_depth_from_data`](crate::mapping::TypeMapping::list_depth_from_data)) has one
     /// level here and gets as many as its first values have once the COPY runs
     /// ([`Export::schema`](crate::Export::schema) is the batches' own).
     pub schema: SchemaRef,
     /// The COPY statement that will be sent.
     pub copy_sql: String,
-    /// The types the columns' plans were resolved from (arrays, composites, domains, enums,
+    /// The types the columns' mappings were resolved from (arrays, composites, domains, enums,
     /// ranges, extension types): what loading into these columns needs too.
     pub catalog: Catalog,
     /// How long describing took, the catalog query included.
@@ -43,7 +43,7 @@ pub struct ExportPlan {
 /// The COPY statement for a described query: the query itself when every column has a binary
 /// decoder, else a projection over it that casts the others to text. The projection renames the
 /// columns positionally (`AS _pgarrow(c1, c2, ...)`), so duplicate or odd names do not matter.
-pub(crate) fn copy_statement(sql: &str, columns: &[ColumnPlan]) -> String {
+pub(crate) fn copy_statement(sql: &str, columns: &[ColumnMapping]) -> String {
     if columns.iter().all(|c| c.cast.is_none()) {
         return format!("COPY ({sql}\n) TO STDOUT (FORMAT binary)");
     }
@@ -76,15 +76,15 @@ mod tests {
 
     #[test]
     fn copy_statement_casts_only_when_needed() {
-        let plain = vec![ColumnPlan::for_column(PgColumn::new("a", 23, -1))];
+        let plain = vec![ColumnMapping::for_column(PgColumn::new("a", 23, -1))];
         assert_eq!(
             copy_statement("SELECT 1", &plain),
             "COPY (SELECT 1\n) TO STDOUT (FORMAT binary)"
         );
         let mixed = vec![
-            ColumnPlan::for_column(PgColumn::new("a", 23, -1)),
-            ColumnPlan::for_column(PgColumn::new("a", 650, -1)),
-            ColumnPlan::for_column(PgColumn::new("a", oid::INET, -1)),
+            ColumnMapping::for_column(PgColumn::new("a", 23, -1)),
+            ColumnMapping::for_column(PgColumn::new("a", 650, -1)),
+            ColumnMapping::for_column(PgColumn::new("a", oid::INET, -1)),
         ];
         assert_eq!(
             copy_statement("SELECT 1, '10/8'::cidr, '1.2.3.4'::inet", &mixed),

@@ -16,7 +16,7 @@ use crate::Result;
 use crate::policy::LossReport;
 use crate::protocol::{CancelToken, Connection};
 use crate::stats::{ExportStats, peak_rss};
-use crate::{Error, ErrorKind, ExportOptions, ExportPlan};
+use crate::{DescribedSource, Error, ErrorKind, ExportOptions};
 
 /// How long a caller that stops an export early waits for the server to take its
 /// CancelRequest.
@@ -122,7 +122,7 @@ impl<'c> Export<'c> {
     /// Sends the plan's COPY on `conn`.
     pub(crate) async fn start(
         conn: ConnSlot<'c>,
-        plan: ExportPlan,
+        plan: DescribedSource,
         options: &ExportOptions,
         connect: Option<Duration>,
     ) -> Result<Export<'c>> {
@@ -135,7 +135,7 @@ impl<'c> Export<'c> {
     /// the export failed to start and the connection is still usable.
     pub(crate) async fn start_keeping(
         conn: ConnSlot<'c>,
-        plan: ExportPlan,
+        plan: DescribedSource,
         options: &ExportOptions,
         connect: Option<Duration>,
     ) -> std::result::Result<Export<'c>, (Error, Option<ConnSlot<'c>>)> {
@@ -325,7 +325,7 @@ impl<'c> Export<'c> {
 }
 
 /// Settles the depth of the array columns whose dimensions come from the data
-/// ([`TypePlan::list_depth_from_data`](crate::TypePlan::list_depth_from_data)): reads the COPY
+/// ([`TypeMapping::list_depth_from_data`](crate::TypeMapping::list_depth_from_data)): reads the COPY
 /// ahead until each has a non-empty value, a batch's worth of rows or bytes went by, or the COPY
 /// ended, and plans each with the depth it saw (a column with no value keeps the dimensions it
 /// declares, one when none). Returns the bytes read, for the decoder to take first, and each
@@ -335,7 +335,7 @@ impl<'c> Export<'c> {
 /// partitioned export's plan on a COPY of the source's first rows ([`probe_array_depths`]).
 async fn settle_array_depths(
     copy: &mut CopyOut<ConnSlot<'_>>,
-    columns: &mut [crate::ColumnPlan],
+    columns: &mut [crate::ColumnMapping],
     options: &ExportOptions,
 ) -> Result<(Vec<u8>, Vec<(usize, Option<usize>)>)> {
     let targets: Vec<usize> = (0..columns.len())
@@ -377,7 +377,7 @@ async fn settle_array_depths(
 pub(crate) async fn probe_array_depths(
     conn: &mut Connection,
     sql: &str,
-    columns: &mut [crate::ColumnPlan],
+    columns: &mut [crate::ColumnMapping],
     options: &ExportOptions,
 ) -> Result<Vec<(usize, usize)>> {
     if !columns.iter().any(|c| c.kind.list_depth_from_data()) {
@@ -395,7 +395,7 @@ pub(crate) async fn probe_array_depths(
         .map(|(i, dims)| {
             // No value seen: the dimensions planned (declared, else one).
             let planned = match &columns[i].kind {
-                crate::plan::TypePlan::List { dims, .. } => *dims,
+                crate::mapping::TypeMapping::List { dims, .. } => *dims,
                 _ => 1,
             };
             let dims = dims.unwrap_or(planned);

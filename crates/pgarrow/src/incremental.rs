@@ -30,11 +30,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::io::{DirTarget, Location};
+use crate::names::TableName;
 use crate::partition::{PartitionOptions, PartitionedStats, export_to_dir, export_to_file};
 use crate::protocol::{Connection, quote_ident, quote_literal};
 use crate::{
-    Client, DirTarget, Error, ExportOptions, ExportStats, FileTarget, Hooks, IntoConfig, Location,
-    Result, Source, TableName,
+    Client, Error, ExportOptions, ExportStats, FileTarget, Hooks, IntoConfig, Result, Source,
 };
 
 /// The version of the state's JSON form ([`IncrementalState::pgarrow_incremental`]).

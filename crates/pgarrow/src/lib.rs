@@ -57,34 +57,30 @@ mod tables;
 mod typedefs;
 
 pub use bound::{BoundResult, BoundStatement};
-pub use catalog::column_plans;
+pub use catalog::column_mappings;
 pub use client::{Client, IntoConfig};
 pub use copy::{CopyOptions, CopyStats, Domains, copy};
-pub use described::{ExportOptions, ExportPlan};
+pub use described::{DescribedSource, ExportOptions};
 pub use error::{Category, Error, ErrorKind, Result};
 pub use export::{CANCEL_REQUEST_TIMEOUT, Export};
 pub use hooks::Hooks;
 pub use load::{CreateNested, LoadMode, LoadOptions, LoadProgress, LoadStats};
-pub use names::{IntoTableName, TableName, TablePattern};
-pub use pgarrow_io::{DEFAULT_INPUT_BATCH_ROWS, Input, InputOptions};
-pub use pgarrow_io::{DirTarget, MANIFEST_NAME, MANIFEST_VERSION, Manifest, ManifestFile};
-pub use pgarrow_io::{Location, StorageOptions};
 pub use pipeline::FileTarget;
 pub use source::Source;
 pub use stats::ExportStats;
 pub use stop::Stop;
 pub use tables::{TablesExport, TablesStats, export_tables};
 
-/// How PostgreSQL types become Arrow types: type plans, the catalog they are made from,
+/// How PostgreSQL types become Arrow types: type mappings, the catalog they are made from,
 /// and the metadata keys of the fields.
-pub use pgarrow_decode::plan;
+pub use pgarrow_decode::mapping;
 /// What to do where a value has no exact Arrow form ([`policy::Policies`]), and the count of
 /// each conversion made ([`policy::LossReport`]).
 pub use pgarrow_decode::policy;
 /// Type OIDs and the scalar decoders ([`types::ColumnKind`]).
 pub use pgarrow_decode::types;
 pub use pgarrow_decode::{
-    ColumnPlan, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions, PgColumn,
+    ColumnMapping, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DecodeOptions, PgColumn,
 };
 /// A load's encoder error ([`ErrorKind::Encode`]): what was wrong with a value or a column
 /// ([`encode::ErrorKind`]), in which column, at which row and where inside a nested value.

@@ -8,14 +8,15 @@ use arrow_schema::{ArrowError, Schema};
 use pgarrow_encode::{EncodePolicies, HEADER, RowEncoder, TRAILER};
 
 use crate::create::create_table;
+use crate::names::IntoTableName;
 use crate::names::write_target;
 use crate::policy::{LossKind, LossReport, Losses};
 use crate::protocol::{Connection, TransactionStatus};
-use crate::{Client, ColumnPlan, Error, ErrorKind, Hooks, IntoTableName, Result, Source};
+use crate::{Client, ColumnMapping, Error, ErrorKind, Hooks, Result, Source};
 
-mod plan;
+mod statements;
 
-use plan::LoadPlan;
+use statements::LoadStatements;
 
 /// What a load does with the rows already in the table.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -301,7 +302,7 @@ impl Client {
         let table = table.into_table_name()?;
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         // The statements come from names: a usage error is found here, before anything is sent.
-        LoadPlan::check(&table, &columns, &options.mode)?;
+        LoadStatements::check(&table, &columns, &options.mode)?;
         let mut schema = std::borrow::Cow::Borrowed(schema);
         let mut keep: Option<Vec<usize>> = None;
         // Inside the caller's transaction block (an ADBC connection without autocommit, say),
@@ -322,7 +323,7 @@ impl Client {
             // Named exactly before anything is read or written, in the load's transaction:
             // a bare name never means a temporary table of that name (see `write_target`).
             let table = write_target(self.connection(), &table).await?;
-            let mut load = LoadPlan::new(&table, &columns, &options.mode)?;
+            let mut load = LoadStatements::new(&table, &columns, &options.mode)?;
             if options.create {
                 create_table(self.connection(), &table, &schema, options.create_nested).await?;
             }
@@ -344,7 +345,7 @@ impl Client {
                     .cloned()
                     .collect();
                 let names: Vec<String> = kept.iter().map(|&i| columns[i].clone()).collect();
-                load = LoadPlan::new(&table, &names, &options.mode)?;
+                load = LoadStatements::new(&table, &names, &options.mode)?;
                 schema = std::borrow::Cow::Owned(
                     schema
                         .project(&kept)
@@ -355,7 +356,7 @@ impl Client {
             // The target's types, in the input's order (a missing column is the server's
             // error, naming it).
             let plan = self
-                .plan(&Source::query(load.describe.as_str()))
+                .describe(&Source::query(load.describe.as_str()))
                 .await
                 .map_err(|e| e.context(format!("the columns of {table}")))?;
             let targets = plan.columns.iter().map(|c| &c.column);
@@ -408,7 +409,10 @@ impl Client {
 }
 
 /// The generated columns of `table` (none when it does not exist yet).
-async fn generated_columns(conn: &mut Connection, table: &crate::TableName) -> Result<Vec<String>> {
+async fn generated_columns(
+    conn: &mut Connection,
+    table: &crate::names::TableName,
+) -> Result<Vec<String>> {
     let rows = conn
         .simple_query(&format!(
             "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = \
@@ -422,10 +426,10 @@ async fn generated_columns(conn: &mut Connection, table: &crate::TableName) -> R
         .collect())
 }
 
-/// The encoder's text columns with their target columns' types, for [`LoadPlan`].
+/// The encoder's text columns with their target columns' types, for [`LoadStatements`].
 fn text_types<'a>(
     text_columns: &[usize],
-    targets: &'a [ColumnPlan],
+    targets: &'a [ColumnMapping],
 ) -> Result<Vec<(usize, &'a str)>> {
     text_columns
         .iter()

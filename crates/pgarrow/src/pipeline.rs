@@ -302,7 +302,7 @@ impl Client {
             Error::from(ErrorKind::Cancelled)
         };
         let Some(plan) = hooks
-            .or_cancelled(self.plan_with(&source, &options.policies))
+            .or_cancelled(self.describe_with(&source, &options.policies))
             .await
         else {
             return Err(cancelled().await);
@@ -315,7 +315,10 @@ impl Client {
         };
         let planned = plan.schema.clone();
         let mut sink = create(&planned)?;
-        let Some(export) = hooks.or_cancelled(self.export_plan(plan, options)).await else {
+        let Some(export) = hooks
+            .or_cancelled(self.export_described(plan, options))
+            .await
+        else {
             return Err(cancelled().await);
         };
         let export = export?;

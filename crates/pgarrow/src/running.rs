@@ -10,6 +10,14 @@ use crate::protocol::Config;
 use crate::stats::ExportStats;
 use crate::{Client, Export, ExportOptions, Result, Source, Stop};
 
+/// A single-threaded runtime with timers and I/O (what [`crate::blocking::runtime`] hands out).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::Error::internal(format!("cannot start a tokio runtime: {e}")))
+}
+
 /// One connection's export, or a partitioned one.
 #[derive(Debug)]
 pub(crate) enum Running {

@@ -1,6 +1,7 @@
 //! What to export: a query or a table.
 
-use crate::{Result, TableName};
+use crate::Result;
+use crate::names::TableName;
 
 /// What to export.
 #[derive(Debug, Clone, PartialEq, Eq)]

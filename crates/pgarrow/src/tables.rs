@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::names::TableName;
 use crate::names::{TablePattern, resolve};
 use crate::pipeline::file_options;
 use crate::protocol::TextRow;
-use crate::{
-    Client, Error, ExportOptions, ExportStats, FileTarget, Hooks, IntoConfig, Result, TableName,
-};
+use crate::{Client, Error, ExportOptions, ExportStats, FileTarget, Hooks, IntoConfig, Result};
 use pgarrow_io::{DirTarget, Manifest, ManifestFile};
 
 /// What an export of several tables did: its manifest, where it is, and each table's
@@ -147,7 +146,7 @@ impl TablesExport {
     }
 
     /// The connection, inside the snapshot's transaction: to describe a table
-    /// ([`Client::plan_with`]) or estimate its rows ([`Client::estimate_rows`]).
+    /// ([`Client::describe_with`]) or estimate its rows ([`Client::estimate_rows`]).
     ///
     /// # Errors
     /// [`ErrorKind::Internal`](crate::ErrorKind::Internal) once it finished.

@@ -34,7 +34,7 @@ fn database(prefix: &str, sql: &str) -> Option<(&'static Cluster, String, String
 async fn load(url: &str, table: &str, batches: &[RecordBatch]) -> Result<u64, String> {
     let mut client = Client::connect(url).await.unwrap();
     let plan = client
-        .plan(&Source::table(table).unwrap())
+        .describe(&Source::table(table).unwrap())
         .await
         .map_err(|e| e.to_string())?;
     let schema = batches[0].schema();

@@ -4,10 +4,11 @@
 
 use pgarrow::blocking;
 use pgarrow::io::Format;
+use pgarrow::io::{DirTarget, Input, InputOptions, MANIFEST_NAME, Manifest};
+use pgarrow::names::{TableName, TablePattern};
 use pgarrow::partition::{PartitionOptions, export_to_dir};
 use pgarrow::{
-    CopyOptions, DirTarget, Domains, ExportOptions, Hooks, Input, InputOptions, LoadMode,
-    LoadOptions, MANIFEST_NAME, Manifest, Source, Stop, TableName, TablePattern, TablesExport,
+    CopyOptions, Domains, ExportOptions, Hooks, LoadMode, LoadOptions, Source, Stop, TablesExport,
 };
 use pgarrow_testkit::Cluster;
 
@@ -58,7 +59,7 @@ fn several_tables_go_to_one_directory_in_one_snapshot_with_one_manifest() {
         .unwrap();
     let manifest = Manifest::read(dir.path()).unwrap();
     assert_eq!(manifest, stats.manifest);
-    assert_eq!(manifest.pgarrow_manifest, pgarrow::MANIFEST_VERSION);
+    assert_eq!(manifest.pgarrow_manifest, pgarrow::io::MANIFEST_VERSION);
     assert!(manifest.snapshot.is_some() && manifest.wal_lsn.is_some());
     let tables: Vec<String> = manifest
         .files
@@ -280,14 +281,14 @@ fn errors_say_what_the_caller_can_do() {
     assert!(e.is_usage(), "{e}");
     let mut client = rt.block_on(pgarrow::Client::connect(&url)).unwrap();
     let e = rt
-        .block_on(client.plan(&Source::query("SELECT * FROM no_such_table")))
+        .block_on(client.describe(&Source::query("SELECT * FROM no_such_table")))
         .unwrap_err();
     assert_eq!(e.category(), pgarrow::Category::Server, "{e}");
     let e = rt
-        .block_on(client.plan(&Source::query("CREATE TABLE x (a int)")))
+        .block_on(client.describe(&Source::query("CREATE TABLE x (a int)")))
         .unwrap_err();
     assert!(e.is_usage(), "{e}");
-    let e = pgarrow::TablePattern::parse("a.b.c").unwrap_err();
+    let e = pgarrow::names::TablePattern::parse("a.b.c").unwrap_err();
     assert!(e.is_usage(), "{e}");
 }
 
@@ -546,7 +547,7 @@ fn a_tables_export_carries_its_not_null_columns_and_primary_key() {
     let rt = runtime();
     let mut client = rt.block_on(pgarrow::Client::connect(&url)).unwrap();
     let mut meta = |source: Source| -> Vec<(Option<String>, Option<String>)> {
-        let plan = rt.block_on(client.plan(&source)).unwrap();
+        let plan = rt.block_on(client.describe(&source)).unwrap();
         plan.schema
             .fields()
             .iter()

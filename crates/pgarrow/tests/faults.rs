@@ -38,7 +38,7 @@ impl<'c> FileExport<'c> {
         batch_rows: usize,
         target: &Path,
     ) -> pgarrow::Result<FileExport<'c>> {
-        let plan = client.plan(source).await?;
+        let plan = client.describe(source).await?;
         let sink = Sink::create(
             Format::Parquet,
             Output::File(target.to_path_buf()),
@@ -48,7 +48,7 @@ impl<'c> FileExport<'c> {
         .expect("sink");
         let mut options = ExportOptions::default();
         options.decode.batch_rows = batch_rows;
-        let export = client.export_plan(plan, &options).await?;
+        let export = client.export_described(plan, &options).await?;
         Ok(FileExport { export, sink })
     }
 

@@ -9,8 +9,9 @@ use std::collections::BTreeSet;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use futures_util::StreamExt;
+use pgarrow::Client;
 use pgarrow::incremental::{IncrementalOptions, IncrementalState, LateRows};
-use pgarrow::{Client, TableName};
+use pgarrow::names::TableName;
 
 use common::Db;
 

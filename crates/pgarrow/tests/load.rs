@@ -10,9 +10,8 @@ use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 use common::Db;
 use pgarrow::io::{Format, Output};
-use pgarrow::{
-    Client, ExportOptions, FileTarget, Hooks, LoadMode, LoadOptions, Source, Stop, TableName,
-};
+use pgarrow::names::TableName;
+use pgarrow::{Client, ExportOptions, FileTarget, Hooks, LoadMode, LoadOptions, Source, Stop};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

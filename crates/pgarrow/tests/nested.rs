@@ -28,7 +28,7 @@ use common::{
     leaf, list_at, list_leaves, list_of, our_leaves, pg_bool, server_leaves, struct_names, under,
     unhex, value_error,
 };
-use pgarrow::plan::TypePlan;
+use pgarrow::mapping::TypeMapping;
 use pgarrow::policy::{
     ArrayBounds, ArrayShape, EnumLayout, Infinity, InvalidUtf8, LossKind, NumericTarget, Overflow,
     Policies, SpecialValues, TextLayout,
@@ -315,12 +315,12 @@ async fn arrays_declared_dimensions_become_nested_lists() {
         return;
     };
     let sql = "SELECT id, m, t, c, one FROM a2 ORDER BY id";
-    let plan = db.plan(sql, &policies()).await;
+    let plan = db.describe(sql, &policies()).await;
     let dims: Vec<Option<usize>> = plan
         .columns
         .iter()
         .map(|c| match &c.kind {
-            TypePlan::List { dims, .. } => Some(*dims),
+            TypeMapping::List { dims, .. } => Some(*dims),
             _ => None,
         })
         .collect();
@@ -553,7 +553,7 @@ async fn arrays_take_their_depth_from_the_data() {
     );
     for table in ["m", "mv", "mc"] {
         let sql = format!("SELECT id, x, y, z FROM {table} ORDER BY id");
-        let plan = db.plan(&sql, &policies()).await;
+        let plan = db.describe(&sql, &policies()).await;
         for c in &plan.columns[1..] {
             assert!(c.kind.list_depth_from_data(), "{table}.{}", c.column.name);
         }
@@ -1703,7 +1703,7 @@ async fn types_without_a_decoder_are_cast_to_text_whole() {
     let cols = [
         "ip", "net", "pt", "tv", "b", "vb", "mac", "ips", "wi", "wis", "ir", "h", "bx",
     ];
-    let plan = db.plan(sql, &policies()).await;
+    let plan = db.describe(sql, &policies()).await;
     assert_eq!(plan.columns[0].cast, None, "id");
     for (c, p) in cols.iter().zip(&plan.columns[1..]) {
         assert_eq!(p.cast, Some("text"), "{c} is cast");
@@ -1737,7 +1737,7 @@ async fn types_without_a_decoder_are_cast_to_text_whole() {
     // Anonymous records (pseudo-type record) and arrays of them have no decoder either.
     let sql = "SELECT id, ROW(id, 'a b', NULL::int) AS r, ARRAY[ROW(id, '{x}')] AS ra \
                FROM generate_series(1, 3) AS id";
-    let plan = db.plan(sql, &policies()).await;
+    let plan = db.describe(sql, &policies()).await;
     let casts: Vec<Option<&str>> = plan.columns.iter().map(|c| c.cast).collect();
     assert_eq!(casts, [None, Some("text"), Some("text")]);
     let out = db.export(sql).await;
@@ -2595,7 +2595,7 @@ async fn invalid_utf8_policies_decode_sql_ascii_bytes() {
             let bytes = &bytes;
             let db = &db;
             async move {
-                let plan = db.plan(INVALID_UTF8_SQL, &p).await;
+                let plan = db.describe(INVALID_UTF8_SQL, &p).await;
                 decode_copy(bytes, plan.columns, p, batch_rows).map_err(|e| decode_value_error(&e))
             }
         })
@@ -2603,7 +2603,7 @@ async fn invalid_utf8_policies_decode_sql_ascii_bytes() {
         // Errors inside nested values name the row of the containing value.
         for c in ["ta", "lc", "tm"] {
             let sql = format!("SELECT id, {c} FROM bad ORDER BY id");
-            let plan = db.plan(&sql, &policies()).await;
+            let plan = db.describe(&sql, &policies()).await;
             let e = decode_copy(
                 &sql_ascii_copy(&db, &sql),
                 plan.columns,
@@ -2656,7 +2656,7 @@ async fn invalid_utf8_in_hstore_is_replaced_and_counted() {
         invalid_utf8: InvalidUtf8::Replace,
         ..policies()
     };
-    let plan = db.plan(sql, &replace).await;
+    let plan = db.describe(sql, &replace).await;
     let out = decode_copy(&sql_ascii_copy(&db, sql), plan.columns, replace, 1000)
         .unwrap_or_else(|e| panic!("replace: {e}"));
     assert_eq!(out.loss("h", LossKind::InvalidUtf8Replaced), 1);
@@ -2672,7 +2672,7 @@ async fn invalid_utf8_in_hstore_error_names_the_row() {
     };
     db.psql(HSTORE_INVALID);
     let sql = "SELECT id, h FROM hb ORDER BY id";
-    let plan = db.plan(sql, &policies()).await;
+    let plan = db.describe(sql, &policies()).await;
     let e = decode_copy(&sql_ascii_copy(&db, sql), plan.columns, policies(), 1000)
         .map(|o| o.num_rows())
         .map_err(|e| decode_value_error(&e))

@@ -11,11 +11,9 @@ use std::process::{Child, Stdio};
 
 use arrow_array::RecordBatch;
 use pgarrow::io::Format;
+use pgarrow::io::{DirTarget, Input, InputOptions, Location, Manifest, StorageOptions};
 use pgarrow::partition::{PartitionOptions, export_to_dir};
-use pgarrow::{
-    Category, Client, DirTarget, ExportOptions, FileTarget, Hooks, Input, InputOptions, Location,
-    Manifest, Source, StorageOptions, blocking,
-};
+use pgarrow::{Category, Client, ExportOptions, FileTarget, Hooks, Source, blocking};
 use pgarrow_testkit::Cluster;
 
 /// moto's server, killed when dropped.
@@ -249,7 +247,7 @@ fn incremental_runs_keep_their_state_and_files_in_the_store() {
     let options = moto.options();
     let rt = blocking::runtime().unwrap();
     let state_at = Location::parse("s3://pgarrow-incr/t.state.json", &options).unwrap();
-    let table = pgarrow::TableName::parse("t").unwrap();
+    let table = pgarrow::names::TableName::parse("t").unwrap();
     let run_once = || {
         let previous = IncrementalState::load(&state_at).unwrap();
         let name = run_name(

@@ -13,12 +13,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use arrow_array::{Array, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use common::Db;
+use pgarrow::io::{DirTarget, MANIFEST_NAME, Manifest};
 use pgarrow::io::{Format, Output, SinkOptions};
 use pgarrow::partition::{
     Coordinator, Holder, PartRange, PartRead, PartitionOptions, PartitionedExport, Released,
     SnapshotMode, export_part, export_part_with, export_to_dir, export_to_file,
 };
-use pgarrow::{DirTarget, ExportOptions, FileTarget, Hooks, MANIFEST_NAME, Manifest, Source};
+use pgarrow::{ExportOptions, FileTarget, Hooks, Source};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -466,7 +467,7 @@ fn files_and_directories_hold_the_same_rows() {
     assert!(manifest.snapshot.is_some() && manifest.wal_lsn.is_some());
     assert_eq!(manifest.format, "parquet");
     assert_eq!(manifest.schema.as_ref().unwrap().fields().len(), 6);
-    assert_eq!(manifest.pgarrow_manifest, pgarrow::MANIFEST_VERSION);
+    assert_eq!(manifest.pgarrow_manifest, pgarrow::io::MANIFEST_VERSION);
     assert!(
         manifest
             .files

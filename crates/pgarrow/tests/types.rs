@@ -1607,7 +1607,7 @@ async fn field_metadata_names_the_postgres_type() {
     // The plan says the same, without running the query.
     let mut client = db.client().await;
     let plan = client
-        .plan(&Source::query("SELECT c7, c11, c24 FROM t"))
+        .describe(&Source::query("SELECT c7, c11, c24 FROM t"))
         .await
         .expect("plan");
     assert_eq!(plan.schema.fields().len(), 3);

@@ -1,9 +1,9 @@
 //! Generator shapes mapped onto a synthetic catalog: shared by `tests/structured.rs` and the
 //! cargo-fuzz targets in `fuzz/` (which include this file by path).
 
-use pgarrow_decode::plan::{Attribute, Catalog, CatalogKind, CatalogType};
+use pgarrow_decode::mapping::{Attribute, Catalog, CatalogKind, CatalogType};
 use pgarrow_decode::policy::Policies;
-use pgarrow_decode::{ColumnPlan, PgColumn, types::oid};
+use pgarrow_decode::{ColumnMapping, PgColumn, types::oid};
 use pgarrow_testkit::copygen::Shape;
 
 fn add(catalog: &mut Catalog, next: &mut u32, name: &str, kind: CatalogKind) -> (u32, i32) {
@@ -105,7 +105,7 @@ pub fn shapes() -> Vec<Shape> {
     ]
 }
 
-pub fn plans(shapes: &[Shape]) -> Vec<ColumnPlan> {
+pub fn plans(shapes: &[Shape]) -> Vec<ColumnMapping> {
     let mut catalog = Catalog::new();
     let mut next = 900_000;
     shapes
@@ -118,7 +118,7 @@ pub fn plans(shapes: &[Shape]) -> Vec<ColumnPlan> {
                 _ => 1,
             };
             let column = PgColumn::new(format!("c{i}"), oid, typmod);
-            let plan = ColumnPlan::plan(column, &catalog, &Policies::default(), dims);
+            let plan = ColumnMapping::resolve(column, &catalog, &Policies::default(), dims);
             assert!(plan.cast.is_none(), "{s:?} must have a decoder");
             plan
         })

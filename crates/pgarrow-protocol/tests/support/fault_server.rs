@@ -468,7 +468,7 @@ pub mod msg {
         .concat()
     }
 
-    /// The replies to the library's catalog query (`pgarrow::Client::plan`): one `n` row
+    /// The replies to the library's catalog query (`pgarrow::Client::describe`): one `n` row
     /// (column number, type name) per column, in its 12-column shape. Built-in types need
     /// nothing more.
     pub fn catalog(names: &[&str]) -> Vec<u8> {

@@ -56,7 +56,7 @@ pub async fn export_to_file(
 
 /// Exports `source` over `partitions.connections` connections into one file per part in
 /// `target.dir` (each written atomically, by the connection that read it), then writes
-/// `_manifest.json` ([`Manifest`](crate::Manifest)) last. A failure of any part leaves no manifest and
+/// `_manifest.json` ([`Manifest`](crate::io::Manifest)) last. A failure of any part leaves no manifest and
 /// removes the files this run wrote.
 ///
 /// # Errors

@@ -12,7 +12,8 @@ use crate::described::copy_statement;
 use crate::export::ConnSlot;
 use crate::protocol::{Connection, quote_ident, quote_literal};
 use crate::{
-    Client, ColumnPlan, Error, Export, ExportOptions, ExportPlan, IntoConfig, Result, Source,
+    Client, ColumnMapping, DescribedSource, Error, Export, ExportOptions, IntoConfig, Result,
+    Source,
 };
 pub use pgarrow_types::PartRange;
 
@@ -107,7 +108,7 @@ impl PartRead {
     }
 
     /// The described columns narrowed to this read, with the SELECT that reads it of `part`.
-    fn apply(&self, columns: &ExportPlan, part: &Part) -> Result<(ExportPlan, String)> {
+    fn apply(&self, columns: &DescribedSource, part: &Part) -> Result<(DescribedSource, String)> {
         if self.columns.is_none() && self.filter.is_none() && self.limit.is_none() {
             return Ok((columns.clone(), part.sql.clone()));
         }
@@ -206,7 +207,7 @@ pub struct Coordinator {
     describe: std::time::Duration,
     plan: PartitionPlan,
     /// The described columns, depths fixed.
-    columns: ExportPlan,
+    columns: DescribedSource,
 }
 
 impl Coordinator {
@@ -278,7 +279,7 @@ impl Coordinator {
                 "pg_export_snapshot() returned no snapshot",
             ));
         }
-        let mut columns = client.plan_with(&source, &options.policies).await?;
+        let mut columns = client.describe_with(&source, &options.policies).await?;
         let sql = source.sql();
         let array_dims = settle_depths(&mut client, &sql, &mut columns, options).await?;
         let parts =
@@ -321,7 +322,7 @@ impl Coordinator {
     }
 
     /// The described columns, for workers in this process.
-    pub(crate) fn columns(&self) -> &ExportPlan {
+    pub(crate) fn columns(&self) -> &DescribedSource {
         &self.columns
     }
 
@@ -372,9 +373,9 @@ pub(crate) async fn describe_for_parts(
     client: &mut Client,
     plan: &PartitionPlan,
     options: &ExportOptions,
-) -> Result<ExportPlan> {
+) -> Result<DescribedSource> {
     let mut columns = client
-        .plan_with(&Source::query(plan.source.clone()), &options.policies)
+        .describe_with(&Source::query(plan.source.clone()), &options.policies)
         .await?;
     for d in &plan.array_dims {
         if let Some(c) = columns.columns.get_mut(d.column) {
@@ -406,15 +407,15 @@ fn field_list(schema: &Schema) -> String {
     format!("({})", fields.join(", "))
 }
 
-fn schema_of(columns: &[ColumnPlan]) -> arrow_schema::SchemaRef {
+fn schema_of(columns: &[ColumnMapping]) -> arrow_schema::SchemaRef {
     Arc::new(Schema::new(
-        columns.iter().map(ColumnPlan::field).collect::<Vec<_>>(),
+        columns.iter().map(ColumnMapping::field).collect::<Vec<_>>(),
     ))
 }
 
 /// The export plan of one part: the described columns, with the part's COPY statement.
-pub(crate) fn part_export_plan(columns: &ExportPlan, part: &Part) -> ExportPlan {
-    ExportPlan {
+pub(crate) fn part_export_plan(columns: &DescribedSource, part: &Part) -> DescribedSource {
+    DescribedSource {
         copy_sql: copy_statement(&part.sql, &columns.columns),
         ..columns.clone()
     }
@@ -463,7 +464,7 @@ pub async fn export_part_with(
     enter_snapshot(client.connection(), plan.snapshot.as_deref()).await?;
     let columns = describe_for_parts(&mut client, plan, options).await?;
     let (columns, sql) = read.apply(&columns, part)?;
-    let export_plan = ExportPlan {
+    let described = DescribedSource {
         copy_sql: copy_statement(&sql, &columns.columns),
         ..columns
     };
@@ -475,7 +476,7 @@ pub async fn export_part_with(
     let connect = client.take_connect_time();
     let mut export = Export::start(
         ConnSlot::Owned(Box::new(client.into_connection())),
-        export_plan,
+        described,
         options,
         connect,
     )
@@ -502,7 +503,7 @@ async fn notify_holder(conn: &mut Connection, channel: &str, payload: &str) -> R
 async fn settle_depths(
     client: &mut Client,
     sql: &str,
-    columns: &mut ExportPlan,
+    columns: &mut DescribedSource,
     options: &ExportOptions,
 ) -> Result<Vec<ArrayDims>> {
     let settled =

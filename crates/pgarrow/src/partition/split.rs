@@ -5,7 +5,7 @@
 
 use crate::protocol::{quote_ident, quote_literal};
 use crate::types::oid;
-use crate::{Client, Error, ExportPlan, Result, Source};
+use crate::{Client, DescribedSource, Error, Result, Source};
 
 use super::PartitionOptions;
 use pgarrow_types::PartRange;
@@ -39,7 +39,7 @@ pub(super) async fn plan_parts(
     client: &mut Client,
     source: &Source,
     sql: &str,
-    columns: &ExportPlan,
+    columns: &DescribedSource,
     partitions: &PartitionOptions,
 ) -> Result<Vec<Part>> {
     let n = partitions.planned_parts(None);
@@ -106,7 +106,7 @@ fn whole(sql: &str) -> Part {
 }
 
 /// The result columns as a select list, quoted.
-fn column_list(columns: &ExportPlan) -> String {
+fn column_list(columns: &DescribedSource) -> String {
     columns
         .columns
         .iter()
@@ -193,7 +193,7 @@ ORDER BY c.oid",
 async fn block_parts(
     client: &mut Client,
     qualified: &str,
-    columns: &ExportPlan,
+    columns: &DescribedSource,
     partitions: &PartitionOptions,
 ) -> Result<Vec<Part>> {
     let leaves = leaves(client, qualified).await?;
@@ -264,7 +264,7 @@ enum KeyClass {
 async fn key_parts(
     client: &mut Client,
     sql: &str,
-    columns: &ExportPlan,
+    columns: &DescribedSource,
     by: &str,
     n: usize,
 ) -> Result<Vec<Part>> {

@@ -15,7 +15,7 @@ use super::plan::{PartitionPlan, enter_snapshot, part_export_plan};
 use crate::pipeline::Destination;
 use crate::protocol::{CancelToken, Config};
 use crate::stats::ExportStats;
-use crate::{Client, Error, Export, ExportOptions, ExportPlan, Result};
+use crate::{Client, DescribedSource, Error, Export, ExportOptions, Result};
 use pgarrow_io::DirTarget;
 
 /// What a worker does with its batches.
@@ -44,7 +44,7 @@ pub(super) enum Event {
     PartDone {
         part: usize,
         stats: Box<ExportStats>,
-        file: Option<(crate::Location, u64)>,
+        file: Option<(crate::io::Location, u64)>,
     },
     Failed(Error),
 }
@@ -63,7 +63,7 @@ impl Event {
 pub(super) struct Shared {
     pub(super) config: Config,
     pub(super) plan: PartitionPlan,
-    pub(super) columns: ExportPlan,
+    pub(super) columns: DescribedSource,
     pub(super) options: ExportOptions,
     pub(super) output: WorkerOutput,
     /// The next part to take.
@@ -175,7 +175,7 @@ async fn read_part(
     client: &mut Client,
     encoder: &mut Option<pgarrow_io::RowGroupEncoder>,
     index: usize,
-    plan: ExportPlan,
+    plan: DescribedSource,
 ) -> Result<bool> {
     let stopped = || shared.stop.load(Ordering::SeqCst);
     let send = |event: Event, held: usize| async move {
@@ -204,7 +204,7 @@ async fn read_part(
         }
         _ => None,
     };
-    let mut export = client.export_plan(plan, &shared.options).await?;
+    let mut export = client.export_described(plan, &shared.options).await?;
     let mut writing = Duration::ZERO;
     let mut counted = (0, 0);
     while let Some(batch) = export.next_batch().await? {

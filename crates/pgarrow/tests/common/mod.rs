@@ -246,10 +246,10 @@ impl Db {
     }
 
     /// Plans `sql` under `policies`.
-    pub async fn plan(&self, sql: &str, policies: &Policies) -> pgarrow::ExportPlan {
+    pub async fn describe(&self, sql: &str, policies: &Policies) -> pgarrow::DescribedSource {
         self.client()
             .await
-            .plan_with(&Source::query(sql), policies)
+            .describe_with(&Source::query(sql), policies)
             .await
             .unwrap_or_else(|e| panic!("plan of {sql:?} failed: {e}"))
     }
@@ -480,7 +480,7 @@ pub fn decode_value_error(d: &pgarrow_decode::Error) -> ValueError {
 /// `batch_rows`, as [`Db::try_export`] would decode it from the connection.
 pub fn decode_copy(
     bytes: &[u8],
-    plans: Vec<pgarrow::ColumnPlan>,
+    plans: Vec<pgarrow::ColumnMapping>,
     policies: Policies,
     batch_rows: usize,
 ) -> Result<Exported, pgarrow_decode::Error> {

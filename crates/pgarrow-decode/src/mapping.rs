@@ -1,4 +1,4 @@
-//! Planning: from a column's type OID, the catalog and the policies to a decoder and its Arrow
+//! Type mapping: from a column's type OID, the catalog and the policies to a decoder and its Arrow
 //! type.
 //!
 //! Built-in scalar types are known by OID. Everything else is looked up in a [`Catalog`] made
@@ -10,7 +10,7 @@
 //! caller casts the whole column to `text`.
 //!
 //! A column's type is described once per stage, one enum each: [`ColumnKind`] is a scalar
-//! (its wire format and Arrow type, picked from the OID and the policies); [`TypePlan`] is the
+//! (its wire format and Arrow type, picked from the OID and the policies); [`TypeMapping`] is the
 //! tree of scalars, arrays, composites, enums, ranges and maps that a column is, with
 //! [`StrLayout`] the Arrow layout its text takes; the decoder built from a plan (the crate's
 //! private `Column`, whose tag is the row loop's jump table) holds a batch's buffers. Nothing
@@ -96,13 +96,13 @@ pub struct StructField {
     /// The attribute.
     pub attribute: Attribute,
     /// How it is decoded.
-    pub plan: TypePlan,
+    pub plan: TypeMapping,
 }
 
 /// How a value is decoded, recursively, and the Arrow type it becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum TypePlan {
+pub enum TypeMapping {
     /// A scalar; text-like kinds use `layout`.
     Scalar {
         /// The decoder.
@@ -113,7 +113,7 @@ pub enum TypePlan {
     /// An array with `dims` dimensions: `dims` nested Lists of the element.
     List {
         /// The element.
-        element: Box<TypePlan>,
+        element: Box<TypeMapping>,
         /// Dimensions (1 or more).
         dims: usize,
         /// Where `dims` comes from, and what a value of other dimensions does.
@@ -124,9 +124,9 @@ pub enum TypePlan {
     /// An enum as Dictionary(Int16, Utf8) in `pg_enum` order.
     Enum(Arc<[String]>),
     /// A range: Struct{lower, upper, lower_inclusive, upper_inclusive, empty}.
-    Range(Box<TypePlan>),
+    Range(Box<TypeMapping>),
     /// A multirange: List of ranges.
-    Multirange(Box<TypePlan>),
+    Multirange(Box<TypeMapping>),
     /// `hstore`: Map<Utf8, Utf8>.
     Hstore,
     /// pgvector `vector`: `FixedSizeList<Float32>` when the typmod gives the dimension, else
@@ -140,7 +140,7 @@ pub enum ListShape {
     /// Declared by a composite's attribute; a value of other dimensions is an error.
     Declared,
     /// A column's (declared or not: PostgreSQL does not enforce declared dimensions): to be
-    /// taken from the data ([`TypePlan::with_list_depth`]); until then the declared
+    /// taken from the data ([`TypeMapping::with_list_depth`]); until then the declared
     /// dimensions (one when none) are planned.
     FromData,
     /// Taken from the data: the first non-empty value had `dims` dimensions.
@@ -153,7 +153,7 @@ pub enum ListShape {
 /// by a caller could be).
 const MAX_DEPTH: usize = 32;
 
-impl TypePlan {
+impl TypeMapping {
     /// Resolves a type; `None` when something in it has no decoder (cast the column to text).
     ///
     /// `dims` is the number of dimensions to plan for an array (from `pg_attribute.attndims`
@@ -164,7 +164,7 @@ impl TypePlan {
         catalog: &Catalog,
         policies: &Policies,
         dims: usize,
-    ) -> Option<TypePlan> {
+    ) -> Option<TypeMapping> {
         Self::resolve_depth(oid, typmod, catalog, policies, dims.max(1), 0, true)
     }
 
@@ -178,12 +178,12 @@ impl TypePlan {
         dims: usize,
         depth: usize,
         top: bool,
-    ) -> Option<TypePlan> {
+    ) -> Option<TypeMapping> {
         if depth > MAX_DEPTH {
             return None;
         }
         let layout = StrLayout::from_policies(policies);
-        let scalar = |kind| Some(TypePlan::Scalar { kind, layout });
+        let scalar = |kind| Some(TypeMapping::Scalar { kind, layout });
         if type_oid == crate::types::oid::MONEY {
             return scalar(ColumnKind::Money {
                 scale: catalog.money_scale()?,
@@ -227,7 +227,7 @@ impl TypePlan {
                 depth + 1,
                 top,
             ),
-            CatalogKind::Array { element } => Some(TypePlan::List {
+            CatalogKind::Array { element } => Some(TypeMapping::List {
                 // An array's typmod applies to its elements (varchar(10)[]).
                 element: Box::new(nested(*element, typmod, 1)?),
                 dims: match policies.array_shape {
@@ -253,25 +253,25 @@ impl TypePlan {
                         })
                     })
                     .collect::<Option<Vec<_>>>()?;
-                Some(TypePlan::Struct(fields))
+                Some(TypeMapping::Struct(fields))
             }
             CatalogKind::Enum { labels } => match policies.enums {
                 EnumLayout::Dictionary if labels.len() <= i16::MAX as usize => {
-                    Some(TypePlan::Enum(labels.clone().into()))
+                    Some(TypeMapping::Enum(labels.clone().into()))
                 }
                 _ => scalar(ColumnKind::Text),
             },
             CatalogKind::Range { subtype } => {
-                Some(TypePlan::Range(Box::new(nested(*subtype, -1, 1)?)))
+                Some(TypeMapping::Range(Box::new(nested(*subtype, -1, 1)?)))
             }
             CatalogKind::Multirange { range } => {
-                Some(TypePlan::Multirange(Box::new(nested(*range, -1, 1)?)))
+                Some(TypeMapping::Multirange(Box::new(nested(*range, -1, 1)?)))
             }
             CatalogKind::Base => match t.name.as_str() {
                 "citext" => scalar(ColumnKind::Text),
                 "ltree" => scalar(ColumnKind::Ltree),
-                "hstore" => Some(TypePlan::Hstore),
-                "vector" => Some(TypePlan::Vector((typmod > 0).then_some(typmod))),
+                "hstore" => Some(TypeMapping::Hstore),
+                "vector" => Some(TypeMapping::Vector((typmod > 0).then_some(typmod))),
                 "geometry" | "geography" => scalar(ColumnKind::Wkb),
                 _ => None,
             },
@@ -280,34 +280,34 @@ impl TypePlan {
     }
 
     /// The plan of a scalar built-in type, without a catalog.
-    pub fn builtin(oid: u32, typmod: i32, policies: &Policies) -> Option<TypePlan> {
+    pub fn builtin(oid: u32, typmod: i32, policies: &Policies) -> Option<TypeMapping> {
         Self::resolve(oid, typmod, &Catalog::new(), policies, 1)
     }
 
     /// The Arrow type.
     pub fn data_type(&self) -> DataType {
         match self {
-            TypePlan::Scalar { kind, layout } => kind.data_type_with(*layout),
-            TypePlan::List { element, dims, .. } => {
+            TypeMapping::Scalar { kind, layout } => kind.data_type_with(*layout),
+            TypeMapping::List { element, dims, .. } => {
                 let mut t = DataType::List(Arc::new(element.item_field()));
                 for _ in 1..*dims {
                     t = DataType::List(Arc::new(Field::new("item", t, true)));
                 }
                 t
             }
-            TypePlan::Struct(fields) => DataType::Struct(struct_fields(fields)),
-            TypePlan::Enum(_) => {
+            TypeMapping::Struct(fields) => DataType::Struct(struct_fields(fields)),
+            TypeMapping::Enum(_) => {
                 DataType::Dictionary(Box::new(DataType::Int16), Box::new(DataType::Utf8))
             }
-            TypePlan::Range(sub) => DataType::Struct(range_fields(sub)),
-            TypePlan::Multirange(range) => {
+            TypeMapping::Range(sub) => DataType::Struct(range_fields(sub)),
+            TypeMapping::Multirange(range) => {
                 DataType::List(Arc::new(Field::new("item", range.data_type(), true)))
             }
-            TypePlan::Hstore => DataType::Map(Arc::new(hstore_entries()), false),
-            TypePlan::Vector(Some(dim)) => {
+            TypeMapping::Hstore => DataType::Map(Arc::new(hstore_entries()), false),
+            TypeMapping::Vector(Some(dim)) => {
                 DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), *dim)
             }
-            TypePlan::Vector(None) => {
+            TypeMapping::Vector(None) => {
                 DataType::List(Arc::new(Field::new("item", DataType::Float32, true)))
             }
         }
@@ -331,7 +331,7 @@ impl TypePlan {
     pub fn list_depth_from_data(&self) -> bool {
         matches!(
             self,
-            TypePlan::List {
+            TypeMapping::List {
                 shape: ListShape::FromData,
                 ..
             }
@@ -340,9 +340,9 @@ impl TypePlan {
 
     /// This array plan with `dims` dimensions, seen in the data (fixed from now on: a value of
     /// other dimensions is an error naming both).
-    pub fn with_list_depth(&self, dims: usize) -> TypePlan {
+    pub fn with_list_depth(&self, dims: usize) -> TypeMapping {
         match self {
-            TypePlan::List { element, .. } => TypePlan::List {
+            TypeMapping::List { element, .. } => TypeMapping::List {
                 element: element.clone(),
                 dims,
                 shape: ListShape::Seen,
@@ -354,21 +354,21 @@ impl TypePlan {
     /// Whether dates or timestamps are among the values, at any depth.
     pub fn has_temporal(&self) -> bool {
         match self {
-            TypePlan::Scalar { kind, .. } => matches!(
+            TypeMapping::Scalar { kind, .. } => matches!(
                 kind,
                 ColumnKind::Date | ColumnKind::Timestamp | ColumnKind::Timestamptz
             ),
-            TypePlan::List { element, .. } => element.has_temporal(),
-            TypePlan::Struct(fields) => fields.iter().any(|f| f.plan.has_temporal()),
-            TypePlan::Range(sub) | TypePlan::Multirange(sub) => sub.has_temporal(),
-            TypePlan::Enum(_) | TypePlan::Hstore | TypePlan::Vector(_) => false,
+            TypeMapping::List { element, .. } => element.has_temporal(),
+            TypeMapping::Struct(fields) => fields.iter().any(|f| f.plan.has_temporal()),
+            TypeMapping::Range(sub) | TypeMapping::Multirange(sub) => sub.has_temporal(),
+            TypeMapping::Enum(_) | TypeMapping::Hstore | TypeMapping::Vector(_) => false,
         }
     }
 
     /// The Arrow extension type name of the values, if any.
     pub fn extension_name(&self) -> Option<&'static str> {
         match self {
-            TypePlan::Scalar { kind, .. } => kind.extension_name(),
+            TypeMapping::Scalar { kind, .. } => kind.extension_name(),
             _ => None,
         }
     }
@@ -391,7 +391,7 @@ pub fn struct_fields(fields: &[StructField]) -> Fields {
 }
 
 /// The fields of a range's struct.
-pub fn range_fields(subtype: &TypePlan) -> Fields {
+pub fn range_fields(subtype: &TypeMapping) -> Fields {
     let t = subtype.data_type();
     let bound = |name: &str| {
         let field = Field::new(name, t.clone(), true);
@@ -430,7 +430,7 @@ pub fn type_metadata(
     display: &str,
     oid: u32,
     typmod: i32,
-    plan: &TypePlan,
+    plan: &TypeMapping,
 ) -> HashMap<String, String> {
     let mut meta = HashMap::new();
     meta.insert(META_PG_TYPE.to_owned(), display.to_owned());
@@ -440,7 +440,7 @@ pub fn type_metadata(
         meta.insert(META_EXTENSION_NAME.to_owned(), ext.to_owned());
         meta.insert(META_EXTENSION_METADATA.to_owned(), String::new());
     }
-    if let TypePlan::List { dims, .. } = plan {
+    if let TypeMapping::List { dims, .. } = plan {
         meta.insert(META_ARRAY_DIMS.to_owned(), dims.to_string());
     }
     if plan.has_temporal() {
@@ -448,10 +448,10 @@ pub fn type_metadata(
     }
     // An enum's, or an array of enums' (whose element fields carry no metadata).
     let mut leaf = plan;
-    while let TypePlan::List { element, .. } = leaf {
+    while let TypeMapping::List { element, .. } = leaf {
         leaf = element;
     }
-    if let TypePlan::Enum(labels) = leaf {
+    if let TypeMapping::Enum(labels) = leaf {
         let mut json = String::from("[");
         for (i, label) in labels.iter().enumerate() {
             if i > 0 {
@@ -530,28 +530,28 @@ mod tests {
     fn resolves_nested_types() {
         let c = catalog();
         let p = Policies::default();
-        let arr = TypePlan::resolve(90002, -1, &c, &p, 2).unwrap();
+        let arr = TypeMapping::resolve(90002, -1, &c, &p, 2).unwrap();
         assert_eq!(arr.data_type().to_string(), "List(List(Int32))");
-        let pair = TypePlan::resolve(90001, -1, &c, &p, 1).unwrap();
-        assert!(matches!(&pair, TypePlan::Struct(f) if f.len() == 2));
+        let pair = TypeMapping::resolve(90001, -1, &c, &p, 1).unwrap();
+        assert!(matches!(&pair, TypeMapping::Struct(f) if f.len() == 2));
         assert!(matches!(
-            TypePlan::resolve(90000, -1, &c, &p, 1).unwrap(),
-            TypePlan::Enum(_)
+            TypeMapping::resolve(90000, -1, &c, &p, 1).unwrap(),
+            TypeMapping::Enum(_)
         ));
         let utf8_enums = Policies {
             enums: EnumLayout::Utf8,
             ..p
         };
         assert_eq!(
-            TypePlan::resolve(90000, -1, &c, &utf8_enums, 1)
+            TypeMapping::resolve(90000, -1, &c, &utf8_enums, 1)
                 .unwrap()
                 .data_type(),
             DataType::Utf8
         );
-        assert!(TypePlan::resolve(3904, -1, &c, &p, 1).is_some());
+        assert!(TypeMapping::resolve(3904, -1, &c, &p, 1).is_some());
         // Nothing decodes `weird`, so neither it nor its array resolves.
-        assert_eq!(TypePlan::resolve(90003, -1, &c, &p, 1), None);
-        assert_eq!(TypePlan::resolve(90004, -1, &c, &p, 1), None);
+        assert_eq!(TypeMapping::resolve(90003, -1, &c, &p, 1), None);
+        assert_eq!(TypeMapping::resolve(90004, -1, &c, &p, 1), None);
     }
 
     #[test]
@@ -562,11 +562,13 @@ mod tests {
             ..Policies::default()
         };
         assert_eq!(
-            TypePlan::builtin(oid::NUMERIC, -1, &p).unwrap().data_type(),
+            TypeMapping::builtin(oid::NUMERIC, -1, &p)
+                .unwrap()
+                .data_type(),
             DataType::Float64
         );
         assert_eq!(
-            TypePlan::builtin(oid::TEXT, -1, &p).unwrap().data_type(),
+            TypeMapping::builtin(oid::TEXT, -1, &p).unwrap().data_type(),
             DataType::LargeUtf8
         );
         let b = Policies {
@@ -574,7 +576,7 @@ mod tests {
             ..p
         };
         assert_eq!(
-            TypePlan::builtin(oid::TEXT, -1, &b).unwrap().data_type(),
+            TypeMapping::builtin(oid::TEXT, -1, &b).unwrap().data_type(),
             DataType::Binary
         );
     }

@@ -1,19 +1,19 @@
-//! A result column's plan: what the server said about it, how its bytes are decoded (or cast
+//! A result column's mapping: what the server said about it, how its bytes are decoded (or cast
 //! to text by the server first), and which policies can change what comes out.
 
 use pgarrow_types::PgColumn;
 
-use crate::plan::{Catalog, StrLayout, TypePlan};
+use crate::mapping::{Catalog, StrLayout, TypeMapping};
 use crate::policy::{ArrayShape, Policies, SpecialValues};
 use crate::types::{ColumnKind, META_NOT_NULL, META_PRIMARY_KEY, arrow_field, oid};
 
 /// A column to decode: what the server said about it, and how to decode it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ColumnPlan {
+pub struct ColumnMapping {
     /// The column as described by the server (its original type, before any cast).
     pub column: PgColumn,
     /// The decoder for the bytes that will arrive.
-    pub kind: TypePlan,
+    pub kind: TypeMapping,
     /// The server-side cast applied in the projection, if the type has no decoder.
     pub cast: Option<&'static str>,
     /// What the source table declares about the column (set for a table's export): NOT
@@ -34,7 +34,7 @@ pub struct Constraints {
 }
 
 impl Constraints {
-    /// The constraints a field's metadata carries (as [`ColumnPlan::field`] writes them).
+    /// The constraints a field's metadata carries (as [`ColumnMapping::field`] writes them).
     pub fn of_field(field: &arrow_schema::Field) -> Constraints {
         let meta = field.metadata();
         Constraints {
@@ -44,7 +44,7 @@ impl Constraints {
     }
 }
 
-impl ColumnPlan {
+impl ColumnMapping {
     /// The policies that can change how this column's values come out, by the names of
     /// [`Policies`]' options as the CLI spells them (`numeric`, `wide_numeric`, `numeric_overflow`,
     /// `infinity`, `out_of_range`, `text`, `invalid_utf8`, `enum`, `array_shape`), nested types
@@ -57,35 +57,35 @@ impl ColumnPlan {
 
     /// Plans a built-in column with the default policies: its own decoder when there is one,
     /// else a cast to `text`.
-    pub fn for_column(column: PgColumn) -> ColumnPlan {
-        Self::plan(column, &Catalog::new(), &Policies::default(), 1)
+    pub fn for_column(column: PgColumn) -> ColumnMapping {
+        Self::resolve(column, &Catalog::new(), &Policies::default(), 1)
     }
 
     /// Plans a column with a catalog (for arrays, composites, enums, domains, ranges and
-    /// extension types) and policies; `dims` is the array dimension count to plan for.
-    pub fn plan(
+    /// extension types) and policies; `dims` is the array dimension count to map for.
+    pub fn resolve(
         column: PgColumn,
         catalog: &Catalog,
         policies: &Policies,
         dims: usize,
-    ) -> ColumnPlan {
-        match TypePlan::resolve(column.oid, column.typmod, catalog, policies, dims) {
-            Some(kind) if !as_text(&kind, policies) => ColumnPlan {
+    ) -> ColumnMapping {
+        match TypeMapping::resolve(column.oid, column.typmod, catalog, policies, dims) {
+            Some(kind) if !as_text(&kind, policies) => ColumnMapping {
                 column,
                 kind,
                 cast: None,
                 constraints: Constraints::default(),
             },
             // No decoder, or a policy that asks for the server's text.
-            _ => ColumnPlan::text(column, policies),
+            _ => ColumnMapping::text(column, policies),
         }
     }
 
     /// A column whose values arrive as the server's text (cast to `text` in the projection,
     /// or sent as text by a replication stream), laid out as `policies` say.
-    pub fn text(column: PgColumn, policies: &Policies) -> ColumnPlan {
-        ColumnPlan {
-            kind: TypePlan::builtin(oid::TEXT, -1, policies).unwrap_or(TypePlan::Scalar {
+    pub fn text(column: PgColumn, policies: &Policies) -> ColumnMapping {
+        ColumnMapping {
+            kind: TypeMapping::builtin(oid::TEXT, -1, policies).unwrap_or(TypeMapping::Scalar {
                 kind: ColumnKind::Text,
                 layout: StrLayout::Utf8,
             }),
@@ -114,11 +114,11 @@ impl ColumnPlan {
 
 /// Whether `policies` ask for `plan`'s values as the server's text: `--out-of-range text` for
 /// a type that can hold a value Arrow cannot, `--array-shape text` for arrays, anywhere in it.
-fn as_text(plan: &TypePlan, policies: &Policies) -> bool {
-    use {ColumnKind as K, TypePlan as P};
+fn as_text(plan: &TypeMapping, policies: &Policies) -> bool {
+    use {ColumnKind as K, TypeMapping as P};
     let special = policies.special == SpecialValues::Text;
     let arrays = policies.array_shape == ArrayShape::Text;
-    fn any(plan: &TypePlan, hit: &dyn Fn(&TypePlan) -> bool) -> bool {
+    fn any(plan: &TypeMapping, hit: &dyn Fn(&TypeMapping) -> bool) -> bool {
         hit(plan)
             || match plan {
                 P::List { element, .. } => any(element, hit),
@@ -147,8 +147,8 @@ fn as_text(plan: &TypePlan, policies: &Policies) -> bool {
 }
 
 /// The policies that can change how values of `plan` come out.
-fn policies_for(plan: &TypePlan, cast: bool, out: &mut Vec<&'static str>) {
-    use {ColumnKind as K, TypePlan as P};
+fn policies_for(plan: &TypeMapping, cast: bool, out: &mut Vec<&'static str>) {
+    use {ColumnKind as K, TypeMapping as P};
     let mut add = |flag: &'static str| {
         if !out.contains(&flag) {
             out.push(flag);

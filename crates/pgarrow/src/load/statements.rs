@@ -1,8 +1,9 @@
 //! The statements of a load, made from names alone (no I/O), so that what each mode sends can
 //! be read, and tested, before a server is involved.
 
+use crate::names::TableName;
 use crate::protocol::quote_ident;
-use crate::{Error, LoadMode, Result, TableName};
+use crate::{Error, LoadMode, Result};
 use pgarrow_types::plain_ident;
 
 /// The temporary table a staged load copies into (upserts, text columns). It is named with
@@ -10,15 +11,15 @@ use pgarrow_types::plain_ident;
 const STAGE: &str = "_pgarrow_load";
 
 /// The statements of one load, in the order they run between `BEGIN` and `COMMIT`:
-/// [`truncate`](LoadPlan::truncate), [`stage`](LoadPlan::stage), [`copy`](LoadPlan::copy) and
-/// [`insert`](LoadPlan::insert) (see [`statements`](LoadPlan::statements)), and the query
-/// that describes the target ([`describe`](LoadPlan::describe)) before them.
+/// [`truncate`](LoadStatements::truncate), [`stage`](LoadStatements::stage), [`copy`](LoadStatements::copy) and
+/// [`insert`](LoadStatements::insert) (see [`statements`](LoadStatements::statements)), and the query
+/// that describes the target ([`describe`](LoadStatements::describe)) before them.
 ///
 /// A plan is made in two steps, as the load learns what it needs:
-/// 1. [`LoadPlan::new`], from the target, the input's column names and the mode: every usage
+/// 1. [`LoadStatements::new`], from the target, the input's column names and the mode: every usage
 ///    error (an upsert's key, an input without columns) is found here, before anything is
 ///    sent;
-/// 2. [`LoadPlan::with_text_columns`], once the target is described and the input columns
+/// 2. [`LoadStatements::with_text_columns`], once the target is described and the input columns
 ///    whose type has no binary encoder are known: those go through the stage as `text` and
 ///    are cast into their column's type by the insert.
 ///
@@ -28,7 +29,7 @@ const STAGE: &str = "_pgarrow_load";
 /// Every name in the statements is quoted ([`quote_ident`], [`TableName::quoted`]); the only
 /// other text in them is a text column's type as the server spelled it (`format_type`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LoadPlan {
+pub(crate) struct LoadStatements {
     /// `SELECT <columns> FROM <table>`, described (never run) for the target's columns in the
     /// input's order; a column the target does not have is the server's error, naming it.
     pub(crate) describe: String,
@@ -55,7 +56,7 @@ pub(crate) struct LoadPlan {
     text: Vec<(usize, String)>,
 }
 
-impl LoadPlan {
+impl LoadStatements {
     /// The plan of a load of `columns` (the input's names, in order) into `table` with `mode`,
     /// every column sent in binary.
     ///
@@ -63,12 +64,16 @@ impl LoadPlan {
     /// [`ErrorKind::Usage`](crate::ErrorKind::Usage): an input without columns; an upsert
     /// without a key, or with a key column the input does not have; an upsert into a table
     /// named as the stage without its schema.
-    pub(crate) fn new(table: &TableName, columns: &[String], mode: &LoadMode) -> Result<LoadPlan> {
-        LoadPlan::check(table, columns, mode)?;
-        LoadPlan::build(table.clone(), columns.to_vec(), mode.clone(), Vec::new())
+    pub(crate) fn new(
+        table: &TableName,
+        columns: &[String],
+        mode: &LoadMode,
+    ) -> Result<LoadStatements> {
+        LoadStatements::check(table, columns, mode)?;
+        LoadStatements::build(table.clone(), columns.to_vec(), mode.clone(), Vec::new())
     }
 
-    /// The usage errors of [`LoadPlan::new`] that come from the columns and the mode (`table`
+    /// The usage errors of [`LoadStatements::new`] that come from the columns and the mode (`table`
     /// only names the target in them), for a load to find before it sends anything, and so
     /// before it names its target exactly.
     ///
@@ -104,8 +109,8 @@ impl LoadPlan {
     ///
     /// # Errors
     /// [`ErrorKind::Internal`](crate::ErrorKind::Internal): a position past the input's
-    /// columns; [`ErrorKind::Usage`](crate::ErrorKind::Usage) as [`LoadPlan::new`].
-    pub(crate) fn with_text_columns(self, text: &[(usize, &str)]) -> Result<LoadPlan> {
+    /// columns; [`ErrorKind::Usage`](crate::ErrorKind::Usage) as [`LoadStatements::new`].
+    pub(crate) fn with_text_columns(self, text: &[(usize, &str)]) -> Result<LoadStatements> {
         if let Some((i, _)) = text.iter().find(|(i, _)| *i >= self.columns.len()) {
             return Err(Error::internal(format!(
                 "text column {i} of an input of {} columns",
@@ -113,7 +118,7 @@ impl LoadPlan {
             )));
         }
         let text = text.iter().map(|&(i, t)| (i, t.to_owned())).collect();
-        LoadPlan::build(self.table, self.columns, self.mode, text)
+        LoadStatements::build(self.table, self.columns, self.mode, text)
     }
 
     /// The plan's statements once the inputs are checked.
@@ -122,7 +127,7 @@ impl LoadPlan {
         columns: Vec<String>,
         mode: LoadMode,
         text: Vec<(usize, String)>,
-    ) -> Result<LoadPlan> {
+    ) -> Result<LoadStatements> {
         let target = table.quoted();
         let list = names_quoted(columns.iter());
         let describe = format!("SELECT {list} FROM {target}");
@@ -131,7 +136,7 @@ impl LoadPlan {
         let staged = !text.is_empty() || matches!(mode, LoadMode::Upsert { .. });
         if !staged {
             let copy = format!("COPY {target} ({list}) FROM STDIN (FORMAT binary)");
-            return Ok(LoadPlan {
+            return Ok(LoadStatements {
                 describe,
                 truncate,
                 stage: None,
@@ -196,7 +201,7 @@ impl LoadPlan {
             let keys = names_quoted(key.iter());
             insert.push_str(&format!(" ON CONFLICT ({keys}) DO {action}"));
         }
-        Ok(LoadPlan {
+        Ok(LoadStatements {
             describe,
             truncate,
             stage: Some(create),
@@ -210,8 +215,8 @@ impl LoadPlan {
         })
     }
 
-    /// The statements that run before the COPY ([`truncate`](LoadPlan::truncate),
-    /// [`stage`](LoadPlan::stage)), in order.
+    /// The statements that run before the COPY ([`truncate`](LoadStatements::truncate),
+    /// [`stage`](LoadStatements::stage)), in order.
     pub(crate) fn before_copy(&self) -> impl Iterator<Item = &str> {
         [&self.truncate, &self.stage]
             .into_iter()
@@ -219,7 +224,7 @@ impl LoadPlan {
     }
 
     /// Every statement, in the order the load runs them (the COPY's data goes where
-    /// [`copy`](LoadPlan::copy) is).
+    /// [`copy`](LoadStatements::copy) is).
     #[cfg(test)]
     pub(crate) fn statements(&self) -> Vec<&str> {
         let mut all: Vec<&str> = self.before_copy().collect();
@@ -229,7 +234,7 @@ impl LoadPlan {
         all
     }
 
-    /// The error of the [`insert`](LoadPlan::insert), explained when it cast text columns (the
+    /// The error of the [`insert`](LoadStatements::insert), explained when it cast text columns (the
     /// server's input function names the value but not the row or the column).
     pub(crate) fn insert_failed(&self, e: Error) -> Error {
         match self.text.is_empty() {
@@ -270,7 +275,7 @@ mod tests {
 
     #[test]
     fn an_append_copies_into_the_table() {
-        let plan = LoadPlan::new(&t("t"), &cols(&["id", "v"]), &LoadMode::Append).unwrap();
+        let plan = LoadStatements::new(&t("t"), &cols(&["id", "v"]), &LoadMode::Append).unwrap();
         assert_eq!(plan.describe, r#"SELECT "id", "v" FROM "t""#);
         assert_eq!(
             plan.statements(),
@@ -280,7 +285,7 @@ mod tests {
 
     #[test]
     fn a_replace_truncates_first() {
-        let plan = LoadPlan::new(&t("t"), &cols(&["id"]), &LoadMode::Replace).unwrap();
+        let plan = LoadStatements::new(&t("t"), &cols(&["id"]), &LoadMode::Replace).unwrap();
         assert_eq!(
             plan.statements(),
             [
@@ -292,7 +297,8 @@ mod tests {
 
     #[test]
     fn an_upsert_goes_through_the_stage() {
-        let plan = LoadPlan::new(&t("t"), &cols(&["id", "v", "w x"]), &upsert(&["id"])).unwrap();
+        let plan =
+            LoadStatements::new(&t("t"), &cols(&["id", "v", "w x"]), &upsert(&["id"])).unwrap();
         assert_eq!(
             plan.statements(),
             [
@@ -306,7 +312,7 @@ mod tests {
 
     #[test]
     fn an_upsert_of_key_columns_only_does_nothing_on_conflict() {
-        let plan = LoadPlan::new(&t("t"), &cols(&["a", "b"]), &upsert(&["b", "a"])).unwrap();
+        let plan = LoadStatements::new(&t("t"), &cols(&["a", "b"]), &upsert(&["b", "a"])).unwrap();
         assert_eq!(
             plan.insert.as_deref(),
             Some(
@@ -317,7 +323,7 @@ mod tests {
 
     #[test]
     fn text_columns_are_staged_as_text_and_cast_on_insert() {
-        let plan = LoadPlan::new(&t("t"), &cols(&["id", "addr", "bits"]), &LoadMode::Replace)
+        let plan = LoadStatements::new(&t("t"), &cols(&["id", "addr", "bits"]), &LoadMode::Replace)
             .unwrap()
             .with_text_columns(&[(1, "inet"), (2, "bit varying(8)[]")])
             .unwrap();
@@ -332,7 +338,7 @@ mod tests {
             ]
         );
         // An upsert with text columns: the same stage, the cast in the upsert.
-        let plan = LoadPlan::new(&t("t"), &cols(&["id", "addr"]), &upsert(&["id"]))
+        let plan = LoadStatements::new(&t("t"), &cols(&["id", "addr"]), &upsert(&["id"]))
             .unwrap()
             .with_text_columns(&[(1, "inet")])
             .unwrap();
@@ -343,7 +349,7 @@ mod tests {
             )
         );
         // No text columns: the plan is the one made without them.
-        let plain = LoadPlan::new(&t("t"), &cols(&["id"]), &LoadMode::Append).unwrap();
+        let plain = LoadStatements::new(&t("t"), &cols(&["id"]), &LoadMode::Append).unwrap();
         assert_eq!(plain.clone().with_text_columns(&[]).unwrap(), plain);
     }
 
@@ -351,7 +357,7 @@ mod tests {
     fn odd_names_are_quoted_everywhere() {
         let table = TableName::new(Some("My \"Schema\".x"), "Tab le");
         let columns = cols(&["Id", "a.b", "we\"ird", "sp ace"]);
-        let plan = LoadPlan::new(&table, &columns, &upsert(&["Id", "we\"ird"]))
+        let plan = LoadStatements::new(&table, &columns, &upsert(&["Id", "we\"ird"]))
             .unwrap()
             .with_text_columns(&[(3, "\"My Type\"")])
             .unwrap();
@@ -371,7 +377,7 @@ mod tests {
                 r#"DROP TABLE pg_temp."_pgarrow_load""#.to_owned(),
             ]
         );
-        let plan = LoadPlan::new(&table, &columns, &LoadMode::Replace).unwrap();
+        let plan = LoadStatements::new(&table, &columns, &LoadMode::Replace).unwrap();
         assert_eq!(
             plan.statements(),
             [
@@ -384,33 +390,33 @@ mod tests {
     #[test]
     fn usage_errors_come_from_the_plan() {
         let columns = cols(&["id", "Va l"]);
-        let e = LoadPlan::new(&t("t"), &columns, &upsert(&[])).unwrap_err();
+        let e = LoadStatements::new(&t("t"), &columns, &upsert(&[])).unwrap_err();
         assert!(e.is_usage() && e.to_string().contains("needs a key"), "{e}");
-        let e = LoadPlan::new(&t("t"), &columns, &upsert(&["id", "nope"])).unwrap_err();
+        let e = LoadStatements::new(&t("t"), &columns, &upsert(&["id", "nope"])).unwrap_err();
         assert!(e.is_usage(), "{e}");
         assert_eq!(
             e.to_string(),
             r#"the upsert key "nope" is not among the input's columns (id, "Va l")"#
         );
         // Key names are exact, as column names are.
-        assert!(LoadPlan::new(&t("t"), &columns, &upsert(&["va l"])).is_err());
-        let e = LoadPlan::new(&t("t"), &[], &LoadMode::Append).unwrap_err();
+        assert!(LoadStatements::new(&t("t"), &columns, &upsert(&["va l"])).is_err());
+        let e = LoadStatements::new(&t("t"), &[], &LoadMode::Append).unwrap_err();
         assert!(e.is_usage() && e.to_string().contains("no columns"), "{e}");
     }
 
     #[test]
     fn a_target_named_as_the_stage_needs_its_schema_when_staged() {
         let columns = cols(&["id", "v"]);
-        let e = LoadPlan::new(&t(STAGE), &columns, &upsert(&["id"])).unwrap_err();
+        let e = LoadStatements::new(&t(STAGE), &columns, &upsert(&["id"])).unwrap_err();
         assert!(e.is_usage() && e.to_string().contains("schema"), "{e}");
-        let text = LoadPlan::new(&t(STAGE), &columns, &LoadMode::Append).unwrap();
+        let text = LoadStatements::new(&t(STAGE), &columns, &LoadMode::Append).unwrap();
         assert!(
             text.with_text_columns(&[(1, "inet")])
                 .unwrap_err()
                 .is_usage()
         );
         let qualified = TableName::new(Some("public"), STAGE);
-        let plan = LoadPlan::new(&qualified, &columns, &upsert(&["id"])).unwrap();
+        let plan = LoadStatements::new(&qualified, &columns, &upsert(&["id"])).unwrap();
         assert!(
             plan.insert
                 .unwrap()
@@ -420,7 +426,7 @@ mod tests {
 
     #[test]
     fn text_columns_past_the_input_are_a_bug() {
-        let plan = LoadPlan::new(&t("t"), &cols(&["id"]), &LoadMode::Append).unwrap();
+        let plan = LoadStatements::new(&t("t"), &cols(&["id"]), &LoadMode::Append).unwrap();
         let e = plan.with_text_columns(&[(1, "inet")]).unwrap_err();
         assert_eq!(e.category(), crate::Category::Internal);
     }
@@ -428,7 +434,7 @@ mod tests {
     #[test]
     fn a_failed_cast_names_the_text_columns() {
         let columns = cols(&["id", "Addr", "b"]);
-        let plan = LoadPlan::new(&t("t"), &columns, &LoadMode::Append).unwrap();
+        let plan = LoadStatements::new(&t("t"), &columns, &LoadMode::Append).unwrap();
         assert_eq!(plan.insert_failed(Error::usage("x")).to_string(), "x");
         let plan = plan.with_text_columns(&[(1, "inet"), (2, "bit")]).unwrap();
         assert_eq!(
