@@ -7,11 +7,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pgarrow_changes::{ChangeAt, Op, RelationDecoder};
 use pgarrow::policy::Policies;
 use pgarrow::protocol::replication::{Lsn, Message, PgOutputParser};
 use pgarrow::types::oid;
 use pgarrow::{ColumnPlan, DecodeOptions, PgColumn, TableName};
+use pgarrow_changes::{ChangeAt, Op, RelationDecoder};
 
 const TYPES: [(u32, i32); 12] = [
     (oid::INT4, -1),
@@ -50,10 +50,7 @@ fuzz_target!(|data: &[u8]| {
             }
         })
         .collect();
-    let options = DecodeOptions {
-        batch_rows: 7,
-        ..DecodeOptions::default()
-    };
+    let options = DecodeOptions::default().with_batch_rows(7);
     let mut decoder = RelationDecoder::new(
         TableName::new(Some("public"), "t"),
         plans,

@@ -78,8 +78,10 @@ impl<'a> Hooks<'a> {
     }
 }
 
-/// Where a file export writes: the format, the path (or stdout) and the file options.
+/// Where a file export writes: the format, the path (or stdout) and the file options;
+/// [`FileTarget::new`], then `with_*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FileTarget {
     /// Parquet, Arrow IPC file or stream, or null (decode and discard).
     pub format: Format,
@@ -97,6 +99,12 @@ impl FileTarget {
             output,
             options: SinkOptions::default(),
         }
+    }
+
+    /// Compression, row groups, extra key-value metadata.
+    pub fn with_options(mut self, options: SinkOptions) -> Self {
+        self.options = options;
+        self
     }
 }
 

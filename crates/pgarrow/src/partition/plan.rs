@@ -89,19 +89,19 @@ impl PartRead {
     }
 
     /// Only `columns`, in this order.
-    pub fn columns(mut self, columns: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn with_columns(mut self, columns: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.columns = Some(columns.into_iter().map(Into::into).collect());
         self
     }
 
     /// Only the rows for which `condition` (SQL over the result columns) is true.
-    pub fn filter(mut self, condition: impl Into<String>) -> Self {
+    pub fn with_filter(mut self, condition: impl Into<String>) -> Self {
         self.filter = Some(condition.into());
         self
     }
 
     /// At most `rows` rows.
-    pub fn limit(mut self, rows: u64) -> Self {
+    pub fn with_limit(mut self, rows: u64) -> Self {
         self.limit = Some(rows);
         self
     }
