@@ -7,8 +7,9 @@
 
 Each ref (a commit, branch or tag; `WORKTREE` means the files as they are now, uncommitted
 changes included) is checked out into its own git worktree under target/compare/ and built
-there with its own target directory (so no build reuses the other's artifacts): the release
-`pgarrow` binary and the two criterion bench executables below. `--build-only` stops after the
+there with its own target directory (a new one starts as a copy of the newest earlier one,
+for the dependencies: each worktree's own crates are never reused), the release `pgarrow`
+binary and the two criterion bench executables below. `--build-only` stops after the
 builds (do them ahead, then measure on a quiet machine: the worktrees and builds are reused).
 
 1. criterion, A and B alternately, `--rounds` times each (A B, then B A, ...), on the same
@@ -21,8 +22,9 @@ builds (do them ahead, then measure on a quiet machine: the worktrees and builds
      holds it on each side (`crates/pgarrow-changes/benches/changes.rs`; before the crate was
      split off, `crates/pgarrow/benches/changes.rs` in package `pgarrow`). Each run first
      captures its stream from a scratch cluster it starts itself (pgarrow-testkit: the
-     PostgreSQL server binaries must be there, as for the tests; the cluster is gone before
-     the timing starts); the message counts and bytes of both sides' streams are reported, so
+     PostgreSQL server binaries must be there, as for the tests; no server works while it
+     is timed: the capture's cluster is stopped by then, the testkit's shared one idles); the
+     message counts and bytes of both sides' streams are reported, so
      that the inputs can be seen to be equal. Skipped when `--filter` matches none of its
      cases or a side has no such bench.
 2. end to end (not with `--no-e2e`): `benches/e2e.py` with B's binary and A's as
@@ -128,10 +130,27 @@ def bench_executable(src, env, package, bench, label):
     return exe
 
 
+def seed(target):
+    """A new target directory starts as a copy of the newest one of an earlier build, so that
+    only what differs is compiled again: the dependencies are the same artifacts, and each
+    worktree's own crates are at another path (other metadata hashes), never reused."""
+    if os.path.isdir(target):
+        return
+    earlier = [os.path.join(WORK, d) for d in os.listdir(WORK) if d.startswith("build-")]
+    earlier = [d for d in earlier if os.path.isdir(os.path.join(d, "release"))]
+    if earlier:
+        newest = max(earlier, key=os.path.getmtime)
+        try:
+            run(["cp", "-a", "--reflink=auto", newest, target])
+        except subprocess.CalledProcessError:
+            shutil.rmtree(target, ignore_errors=True)
+
+
 def build(src, label):
     """Builds the release CLI and the criterion bench executables of the tree `src`: the
     CLI's path and {bench: (executable, directory to run it in, package)}."""
     target = os.path.join(WORK, f"build-{label}")
+    seed(target)
     env = dict(os.environ, CARGO_TARGET_DIR=target)
     run(["cargo", "build", "--release", "-p", "pgarrow-cli"], cwd=src, env=env)
     benches = {"decode": (bench_executable(src, env, "pgarrow-decode", "decode", label),

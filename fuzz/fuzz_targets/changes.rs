@@ -7,12 +7,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pgarrow_changes::{ChangeAt, Op, RelationDecoder};
+use pgarrow::names::TableName;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::replication::{Lsn, Message, PgOutputParser};
 use pgarrow::types::oid;
 use pgarrow::{ColumnMapping, DecodeOptions, PgColumn};
-use pgarrow::names::TableName;
+use pgarrow_changes::{ChangeAt, Op, RelationDecoder};
 
 const TYPES: [(u32, i32); 12] = [
     (oid::INT4, -1),
@@ -51,10 +51,7 @@ fuzz_target!(|data: &[u8]| {
             }
         })
         .collect();
-    let options = DecodeOptions {
-        batch_rows: 7,
-        ..DecodeOptions::default()
-    };
+    let options = DecodeOptions::default().with_batch_rows(7);
     let mut decoder = RelationDecoder::new(
         TableName::new(Some("public"), "t"),
         plans,

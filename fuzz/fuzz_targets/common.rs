@@ -9,15 +9,10 @@ use pgarrow_testkit::copygen::{Entropy, Gen, Shape};
 
 /// Decodes `input` split in two at a point chosen by the input, flushing small batches.
 pub fn decode(plans: &[ColumnMapping], input: &[u8], split: usize) {
-    let options = DecodeOptions {
-        batch_rows: 5,
-        ..DecodeOptions::default()
-    };
+    let options = DecodeOptions::default().with_batch_rows(5);
     // The generator writes any lower bounds: dropped (counted), not refused.
-    let policies = pgarrow_decode::policy::Policies {
-        array_bounds: pgarrow_decode::policy::ArrayBounds::Drop,
-        ..Default::default()
-    };
+    let policies = pgarrow_decode::policy::Policies::default()
+        .with_array_bounds(pgarrow_decode::policy::ArrayBounds::Drop);
     let Ok(mut d) = CopyDecoder::with_policies(plans.to_vec(), options, policies) else {
         return;
     };

@@ -9,8 +9,8 @@
 use std::io::Write as _;
 
 use libfuzzer_sys::fuzz_target;
-use pgarrow_io::{Input, InputOptions};
 use pgarrow_encode::RowEncoder;
+use pgarrow_io::{Input, InputOptions};
 use pgarrow_types::PgColumn;
 
 /// Removes the input file when the run ends.
@@ -37,8 +37,7 @@ fuzz_target!(|data: &[u8]| {
         .and_then(|mut f| f.write_all(bytes))
         .unwrap();
     let _remove = Remove(&path);
-    let mut options = InputOptions::default();
-    options.batch_rows = 64;
+    let options = InputOptions::default().with_batch_rows(64);
     let Ok(input) = Input::open(std::slice::from_ref(&path), &options) else {
         return;
     };

@@ -23,7 +23,15 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again, manifest);
     }
     if let Ok(name) = TableName::parse(text) {
-        assert_eq!(TableName::parse(&name.quoted()).as_ref(), Ok(&name), "{text:?}");
-        assert_eq!(TableName::parse(&name.to_string()).as_ref(), Ok(&name), "{text:?}");
+        assert_eq!(
+            TableName::parse(&name.quoted()).as_ref(),
+            Ok(&name),
+            "{text:?}"
+        );
+        assert_eq!(
+            TableName::parse(&name.to_string()).as_ref(),
+            Ok(&name),
+            "{text:?}"
+        );
     }
 });

@@ -58,9 +58,9 @@ pub(crate) fn execute(
     }
     let runtime = pgarrow::blocking::runtime().or_adbc()?;
     let config: Config = session.config().clone();
-    let mut options = PartitionOptions::new(settings.partitions).parts(settings.partitions);
+    let mut options = PartitionOptions::new(settings.partitions).with_parts(settings.partitions);
     if let Some(column) = &settings.partition_by {
-        options = options.by(column.clone());
+        options = options.with_by(column.clone());
     }
     let source = Source::query(sql);
     let holder = runtime

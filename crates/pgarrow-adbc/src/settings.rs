@@ -128,16 +128,17 @@ impl Settings {
         };
         let export_option = match self.export.policies.set(name, text) {
             Some(set) => {
-                set?;
+                set.map_err(|e| e.to_string())?;
                 true
             }
             None => match name {
                 "batch_rows" => {
-                    self.export.decode.batch_rows = count(text)?;
+                    self.export.decode = self.export.decode.with_batch_rows(count(text)?);
                     true
                 }
                 "batch_bytes" => {
-                    self.export.decode.batch_bytes = parse_size(text)?;
+                    let bytes = parse_size(text).map_err(|e| e.to_string())?;
+                    self.export.decode = self.export.decode.with_batch_bytes(bytes);
                     true
                 }
                 "partitions" => {
@@ -157,7 +158,10 @@ impl Settings {
                     false
                 }
                 "nanoseconds" => {
-                    self.encode.nanoseconds = text.parse()?;
+                    let nanoseconds = text
+                        .parse()
+                        .map_err(|e: pgarrow::policy::ChoiceError| e.to_string())?;
+                    self.encode = self.encode.with_nanoseconds(nanoseconds);
                     false
                 }
                 "create_nested" => {
@@ -194,20 +198,8 @@ impl Settings {
             "partition_by" => self.partition_by.clone(),
             "hold_timeout" => Some(self.hold_timeout.as_secs_f64().to_string()),
             "linger" => Some(self.linger.as_secs_f64().to_string()),
-            "nanoseconds" => Some(
-                match self.encode.nanoseconds {
-                    pgarrow::Nanoseconds::Round => "round",
-                    _ => "error",
-                }
-                .to_owned(),
-            ),
-            "create_nested" => Some(
-                match self.create_nested {
-                    pgarrow::CreateNested::Typed => "typed",
-                    _ => "json",
-                }
-                .to_owned(),
-            ),
+            "nanoseconds" => Some(self.encode.nanoseconds.to_string()),
+            "create_nested" => Some(self.create_nested.to_string()),
             "batch_rows" => Some(self.export.decode.batch_rows.to_string()),
             "batch_bytes" => Some(self.export.decode.batch_bytes.to_string()),
             _ => self

@@ -50,8 +50,10 @@ const STAGE_SOURCE: &str = "_pgarrow_src_";
 /// The state table's default name.
 pub const APPLIED_TABLE: &str = "pgarrow_applied_changes";
 
-/// How changes are applied.
+/// How changes are applied: [`ApplyOptions::default`], then `with_*`, or `try_with_*` for
+/// the settings read from text, which may be refused.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ApplyOptions {
     /// Where a source table's changes go: `(source, target)`. A table not listed goes to the
     /// table of the same name. A name without a schema means `public`.
@@ -82,7 +84,7 @@ impl ApplyOptions {
     ///
     /// # Errors
     /// A name that is not one.
-    pub fn map_table(mut self, source: &str, target: &str) -> Result<Self> {
+    pub fn try_with_table(mut self, source: &str, target: &str) -> Result<Self> {
         self.tables
             .push((TableName::parse(source)?, TableName::parse(target)?));
         Ok(self)
@@ -92,7 +94,7 @@ impl ApplyOptions {
     ///
     /// # Errors
     /// A name that is not one; no columns.
-    pub fn key<S: Into<String>>(
+    pub fn try_with_key<S: Into<String>>(
         mut self,
         table: &str,
         columns: impl IntoIterator<Item = S>,
@@ -111,9 +113,15 @@ impl ApplyOptions {
     ///
     /// # Errors
     /// A name that is not one.
-    pub fn state_table(mut self, name: &str) -> Result<Self> {
+    pub fn try_with_state_table(mut self, name: &str) -> Result<Self> {
         self.state_table = TableName::parse(name)?;
         Ok(self)
+    }
+
+    /// What to do with values that do not fit their columns exactly.
+    pub fn with_policies(mut self, policies: EncodePolicies) -> Self {
+        self.policies = policies;
+        self
     }
 }
 

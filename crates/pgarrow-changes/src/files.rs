@@ -29,8 +29,10 @@ use pgarrow_io::Location;
 /// The manifest's name in the output directory.
 pub const CHANGES_MANIFEST: &str = "_changes.json";
 
-/// Where changes go and when files roll.
+/// Where changes go and when files roll: [`ChangeTarget::dir`] or [`ChangeTarget::stdout`],
+/// then `with_*`.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ChangeTarget {
     /// A directory (local or object store), or `None` for standard output (an Arrow IPC
     /// stream per run of one table's batches of one schema).
@@ -68,6 +70,30 @@ impl ChangeTarget {
             roll_interval: Duration::from_secs(60),
             sink: SinkOptions::default(),
         }
+    }
+
+    /// Roll once this many rows are buffered.
+    pub fn with_roll_rows(mut self, rows: u64) -> Self {
+        self.roll_rows = rows;
+        self
+    }
+
+    /// Roll once this many bytes of values are buffered.
+    pub fn with_roll_bytes(mut self, bytes: usize) -> Self {
+        self.roll_bytes = bytes;
+        self
+    }
+
+    /// Roll at the first transaction boundary this long after the last roll.
+    pub fn with_roll_interval(mut self, interval: Duration) -> Self {
+        self.roll_interval = interval;
+        self
+    }
+
+    /// Compression, row groups.
+    pub fn with_sink(mut self, sink: SinkOptions) -> Self {
+        self.sink = sink;
+        self
     }
 }
 

@@ -159,7 +159,7 @@ pub async fn export_in_new_slot(
     let config = config.into_config()?;
     let slot = ReplicationSlot::create(&config, name, plugin).await?;
     let info = slot.info().clone();
-    let partitions = partitions.clone().import_snapshot_at(
+    let partitions = partitions.clone().with_import_snapshot_at(
         &info.snapshot_name,
         &info.slot_name,
         &info.consistent_point,

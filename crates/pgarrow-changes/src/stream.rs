@@ -43,9 +43,12 @@ impl std::str::FromStr for ValueFormat {
             "auto" => Ok(ValueFormat::Auto),
             "binary" => Ok(ValueFormat::Binary),
             "text" => Ok(ValueFormat::Text),
-            other => Err(Error::usage(format!(
-                "unknown value format {other:?} (expected auto, binary or text)"
-            ))),
+            other => Err(pgarrow::policy::ChoiceError::new(
+                "value format",
+                other,
+                "auto, binary or text",
+            )
+            .into()),
         }
     }
 }
@@ -60,8 +63,9 @@ impl std::fmt::Display for ValueFormat {
     }
 }
 
-/// What to stream and how.
+/// What to stream and how: [`ChangeOptions::new`], then `with_*`.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ChangeOptions {
     /// The logical replication slot (output plugin `pgoutput`).
     pub slot: String,
@@ -107,6 +111,60 @@ impl ChangeOptions {
             catch_up: false,
             status_interval: Duration::from_secs(10),
         }
+    }
+
+    /// Create the slot when it does not exist.
+    pub fn with_create_slot(mut self, create_slot: bool) -> Self {
+        self.create_slot = create_slot;
+        self
+    }
+
+    /// Start after `start` (when it is past the slot's confirmed position).
+    pub fn with_start(mut self, start: Option<Lsn>) -> Self {
+        self.start = start;
+        self
+    }
+
+    /// Binary or text values.
+    pub fn with_values(mut self, values: ValueFormat) -> Self {
+        self.values = values;
+        self
+    }
+
+    /// How batches are cut.
+    pub fn with_decode(mut self, decode: DecodeOptions) -> Self {
+        self.decode = decode;
+        self
+    }
+
+    /// What to do where a value has no exact Arrow form.
+    pub fn with_policies(mut self, policies: Policies) -> Self {
+        self.policies = policies;
+        self
+    }
+
+    /// A checkpoint at the first transaction boundary this long after the last.
+    pub fn with_flush_interval(mut self, interval: Duration) -> Self {
+        self.flush_interval = interval;
+        self
+    }
+
+    /// A checkpoint at the first transaction boundary after this many rows.
+    pub fn with_flush_rows(mut self, rows: u64) -> Self {
+        self.flush_rows = rows;
+        self
+    }
+
+    /// End once every change committed before the start is delivered.
+    pub fn with_catch_up(mut self, catch_up: bool) -> Self {
+        self.catch_up = catch_up;
+        self
+    }
+
+    /// Tell the slot the confirmed position at least this often.
+    pub fn with_status_interval(mut self, interval: Duration) -> Self {
+        self.status_interval = interval;
+        self
     }
 }
 
@@ -956,5 +1014,6 @@ mod tests {
         let e = "hex".parse::<ValueFormat>().unwrap_err();
         assert_eq!(e.category(), pgarrow::Category::Usage);
         assert!(e.to_string().contains("auto, binary or text"), "{e}");
+        assert!(e.to_string().contains("\"hex\""), "{e}");
     }
 }

@@ -1150,7 +1150,7 @@ async fn a_given_key_without_a_unique_index_still_inserts_the_rows_it_lacks() {
     let dir = tmp.path().join("changes");
     to_dir(&source, "s_apply_dup", &dir).await;
     let options = pgarrow_changes::ApplyOptions::default()
-        .key("g", ["id"])
+        .try_with_key("g", ["id"])
         .unwrap();
     let stats = pgarrow_changes::apply_changes(
         target.url(),

@@ -188,72 +188,70 @@ pub(crate) fn statement_timeout(s: &str) -> Result<Duration, String> {
 pub(crate) struct PolicyArgs {
     /// Unconstrained numeric columns: string (exact text), float64 (rounded),
     /// decimal128:P:S or decimal256:P:S.
-    #[arg(long, default_value = "string", value_name = "TARGET", value_parser = parse_policy::<NumericTarget>)]
+    #[arg(long, default_value = "string", value_name = "TARGET", value_parser = parse_with::<NumericTarget>)]
     pub(crate) numeric: NumericTarget,
     /// numeric(p, s) columns wider than 38 digits: decimal256 (exact; DuckDB reads it from
     /// Parquet as DOUBLE, polars not at all) or string (the exact text, for any reader).
-    #[arg(long, default_value = "decimal256", value_name = "TARGET", value_parser = parse_policy::<WideNumeric>)]
+    #[arg(long, default_value = "decimal256", value_name = "TARGET", value_parser = parse_with::<WideNumeric>)]
     pub(crate) wide_numeric: WideNumeric,
     /// Numeric values too large or too precise for their decimal: error or null.
-    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<Overflow>)]
+    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_with::<Overflow>)]
     pub(crate) numeric_overflow: Overflow,
     /// Date and timestamp +-infinity: extreme (the Arrow type's largest/smallest value, as
     /// PostgreSQL stores them; declared in field metadata), null or error.
-    #[arg(long, default_value = "extreme", value_name = "POLICY", value_parser = parse_policy::<Infinity>)]
+    #[arg(long, default_value = "extreme", value_name = "POLICY", value_parser = parse_with::<Infinity>)]
     pub(crate) infinity: Infinity,
     /// Values Arrow cannot hold: numeric NaN and Infinity in decimals, time 24:00:00,
     /// timestamps after 294247 AD, intervals beyond +-2562047 hours or infinite: error, null,
     /// clamp, or text (columns of such types as the server's exact text).
-    #[arg(long, visible_alias = "special-values", default_value = "error", value_name = "POLICY", value_parser = parse_policy::<SpecialValues>)]
+    #[arg(long, visible_alias = "special-values", default_value = "error", value_name = "POLICY", value_parser = parse_with::<SpecialValues>)]
     pub(crate) out_of_range: SpecialValues,
     /// Text columns as utf8, large (64-bit offsets) or view.
-    #[arg(long, default_value = "utf8", value_name = "LAYOUT", value_parser = parse_policy::<TextLayout>)]
+    #[arg(long, default_value = "utf8", value_name = "LAYOUT", value_parser = parse_with::<TextLayout>)]
     pub(crate) text: TextLayout,
     /// Text that is not valid UTF-8 (SQL_ASCII databases): error, replace (U+FFFD) or binary
     /// (every text column as Binary).
-    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<InvalidUtf8>)]
+    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_with::<InvalidUtf8>)]
     pub(crate) invalid_utf8: InvalidUtf8,
     /// Array columns: data (as many nested Lists as the column's first non-empty value has
     /// dimensions), flatten (a 1-D List of each array's elements in row-major order;
     /// multi-dimensional values are counted) or text (the server's exact text: bounds and any
     /// mix of dimensions kept).
-    #[arg(long, value_name = "SHAPE", value_parser = parse_policy::<ArrayShape>)]
+    #[arg(long, value_name = "SHAPE", value_parser = parse_with::<ArrayShape>)]
     pub(crate) array_shape: Option<ArrayShape>,
     /// Array lower bounds other than 1 ('[0:2]={7,8,9}'): error, or drop (the elements kept
     /// in order; counted).
-    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<ArrayBounds>)]
+    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_with::<ArrayBounds>)]
     pub(crate) array_bounds: ArrayBounds,
     /// Enum columns as dictionary (Dictionary(Int16, Utf8) in pg_enum order) or utf8.
-    #[arg(long = "enum", default_value = "dictionary", value_name = "LAYOUT", value_parser = parse_policy::<EnumLayout>)]
+    #[arg(long = "enum", default_value = "dictionary", value_name = "LAYOUT", value_parser = parse_with::<EnumLayout>)]
     pub(crate) enums: EnumLayout,
 }
 
 impl PolicyArgs {
     pub(crate) fn policies(&self) -> Policies {
-        Policies {
-            numeric: self.numeric,
-            wide_numeric: self.wide_numeric,
-            numeric_overflow: self.numeric_overflow,
-            infinity: self.infinity,
-            special: self.out_of_range,
-            text: self.text,
-            invalid_utf8: self.invalid_utf8,
-            enums: self.enums,
-            array_shape: self.array_shape.unwrap_or_default(),
-            array_bounds: self.array_bounds,
-        }
+        Policies::default()
+            .with_numeric(self.numeric)
+            .with_wide_numeric(self.wide_numeric)
+            .with_numeric_overflow(self.numeric_overflow)
+            .with_infinity(self.infinity)
+            .with_special(self.out_of_range)
+            .with_text(self.text)
+            .with_invalid_utf8(self.invalid_utf8)
+            .with_enums(self.enums)
+            .with_array_shape(self.array_shape.unwrap_or_default())
+            .with_array_bounds(self.array_bounds)
     }
 }
 
-pub(crate) fn parse_policy<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, String> {
+/// A choice read by the library's own `FromStr`: the words and the message of every door
+/// (the CLI, Python, the ADBC driver) are the same, and clap shows the library's error.
+pub(crate) fn parse_with<T>(s: &str) -> Result<T, T::Err>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
     s.parse()
-}
-
-/// A value read by the library's own `FromStr` (one message for every door).
-pub(crate) fn parse_option<T: std::str::FromStr<Err: std::fmt::Display>>(
-    s: &str,
-) -> Result<T, String> {
-    s.parse().map_err(|e: T::Err| e.to_string())
 }
 
 /// Object-store settings, for commands that read or write files.
@@ -319,7 +317,7 @@ pub(crate) struct SchemaArgs {
 pub(crate) struct OutputArgs {
     /// Output format: parquet, arrow (IPC file), arrow-stream (IPC stream) or null (decode
     /// and discard). Default: from the output file's extension (.parquet, .arrow, .arrows).
-    #[arg(long, value_name = "FORMAT", value_parser = parse_option::<Format>)]
+    #[arg(long, value_name = "FORMAT", value_parser = parse_with::<Format>)]
     pub(crate) to: Option<Format>,
     /// Output file, or an object URL (s3://bucket/key.parquet, gs://..., az://...,
     /// abfss://...), or - for standard output (not a terminal).
@@ -345,7 +343,7 @@ pub(crate) struct OutputArgs {
     #[command(flatten)]
     pub(crate) storage: StorageArgs,
     /// Parquet compression: zstd[:LEVEL], snappy, lz4, gzip, none [default: zstd].
-    #[arg(long, value_name = "CODEC", value_parser = parse_option::<Compression>, help_heading = "Parquet")]
+    #[arg(long, value_name = "CODEC", value_parser = parse_with::<Compression>, help_heading = "Parquet")]
     pub(crate) compression: Option<Compression>,
     /// Rows per Parquet row group [default: 1048576].
     #[arg(long, value_name = "N", value_parser = at_least_one, help_heading = "Parquet")]
@@ -357,7 +355,7 @@ pub(crate) struct OutputArgs {
     /// Intervals in Arrow IPC files: native (Arrow's MonthDayNano interval) or struct
     /// (months, days, microseconds: as Parquet files hold them, for readers without
     /// MonthDayNano such as polars) [default: native].
-    #[arg(long, value_name = "ENCODING", value_parser = parse_policy::<IntervalEncoding>, help_heading = "Arrow IPC")]
+    #[arg(long, value_name = "ENCODING", value_parser = parse_with::<IntervalEncoding>, help_heading = "Arrow IPC")]
     pub(crate) intervals: Option<IntervalEncoding>,
     /// Rows per Arrow batch.
     #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_ROWS, value_name = "N", value_parser = at_least_one, help_heading = "Batches")]
@@ -445,7 +443,7 @@ pub(crate) struct IncrementalArgs {
     /// When to scan the table for late rows (written below the previous run's mark by a
     /// transaction it could not see): auto (when a transaction was open as the previous run
     /// read) or always (for a cursor not set from the server's clock or a sequence).
-    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = parse_policy::<LateRows>, requires = "incremental_by")]
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = parse_with::<LateRows>, requires = "incremental_by")]
     pub(crate) late_rows: LateRows,
 }
 
@@ -482,7 +480,7 @@ pub(crate) struct PartitionArgs {
     /// shared (one exported snapshot: the parts are the source as of one instant) or
     /// per-connection (for servers that cannot export one; rows that change during the
     /// export may be duplicated or missed).
-    #[arg(long, default_value = "shared", value_name = "MODE", value_parser = parse_policy::<SnapshotMode>)]
+    #[arg(long, default_value = "shared", value_name = "MODE", value_parser = parse_with::<SnapshotMode>)]
     pub(crate) snapshot: SnapshotMode,
     /// Memory for what is in flight between the connections and the output (batches,
     /// encoded row groups, parts waiting for their turn): 512MiB, 2GiB, ...
@@ -508,7 +506,7 @@ pub(crate) struct PlanArgs {
     #[arg(long, value_name = "COLUMN")]
     pub(crate) partition_by: Option<String>,
     /// shared or per-connection (see `export --snapshot`).
-    #[arg(long, default_value = "shared", value_name = "MODE", value_parser = parse_policy::<SnapshotMode>)]
+    #[arg(long, default_value = "shared", value_name = "MODE", value_parser = parse_with::<SnapshotMode>)]
     pub(crate) snapshot: SnapshotMode,
     /// Write the plan to FILE (atomically; a path or an object URL) instead of standard
     /// output.
@@ -571,12 +569,12 @@ pub(crate) struct LoadArgs {
     /// a Map, a list of them, as Spark or DuckDB write them): json (jsonb), or typed (a
     /// composite type made per Struct, named <table>_<column>; hstore for a Map of text to
     /// text, jsonb for other Maps).
-    #[arg(long, default_value = "json", value_name = "KIND", requires = "create", value_parser = parse_option::<pgarrow::CreateNested>)]
+    #[arg(long, default_value = "json", value_name = "KIND", requires = "create", value_parser = parse_with::<pgarrow::CreateNested>)]
     pub(crate) create_nested: pgarrow::CreateNested,
     /// Nanoseconds that are not whole microseconds (timestamps, times, durations, intervals;
     /// PostgreSQL keeps microseconds): error, or round (half to even, as PostgreSQL rounds
     /// its input; counted).
-    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<pgarrow::Nanoseconds>)]
+    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_with::<pgarrow::Nanoseconds>)]
     pub(crate) nanoseconds: pgarrow::Nanoseconds,
     /// No progress and no summary.
     #[arg(long)]
@@ -615,7 +613,7 @@ pub(crate) struct CopyArgs {
     /// domain as the source defines it, with the functions and sequences its DEFAULT and
     /// CHECKs name), or base (the domain's base type; its DEFAULT and CHECKs stay behind, as
     /// the output notes).
-    #[arg(long, default_value = "define", value_name = "HOW", requires = "create", value_parser = parse_option::<pgarrow::Domains>)]
+    #[arg(long, default_value = "define", value_name = "HOW", requires = "create", value_parser = parse_with::<pgarrow::Domains>)]
     pub(crate) domains: pgarrow::Domains,
     #[command(flatten)]
     pub(crate) load: LoadArgs,
@@ -683,7 +681,7 @@ pub(crate) struct ApplyArgs {
     #[arg(long, default_value = pgarrow_changes::APPLIED_TABLE, value_name = "TABLE", help_heading = "Apply")]
     pub(crate) state_table: String,
     /// Nanoseconds that are not whole microseconds: error, or round (as `import`).
-    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_policy::<pgarrow::Nanoseconds>, help_heading = "Apply")]
+    #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_with::<pgarrow::Nanoseconds>, help_heading = "Apply")]
     pub(crate) nanoseconds: pgarrow::Nanoseconds,
     /// Print the statistics as one JSON object on standard output.
     #[arg(long, help_heading = "Apply")]
@@ -717,7 +715,7 @@ pub(crate) struct ChangesArgs {
     #[arg(long, short = 'o', value_name = "DIR", help_heading = "Changes")]
     pub(crate) output: String,
     /// The files' format: parquet or arrow (IPC file).
-    #[arg(long = "to", default_value = "parquet", value_name = "FORMAT", value_parser = parse_option::<Format>, help_heading = "Changes")]
+    #[arg(long = "to", default_value = "parquet", value_name = "FORMAT", value_parser = parse_with::<Format>, help_heading = "Changes")]
     pub(crate) format: Format,
     /// End once every change committed before the start is written (a batch job), instead of
     /// streaming until Ctrl-C or SIGTERM.
@@ -725,7 +723,7 @@ pub(crate) struct ChangesArgs {
     pub(crate) catch_up: bool,
     /// How values are asked of the server: auto (binary on PostgreSQL 14+, unless a published
     /// column has no binary decoder), binary, or text (every column text).
-    #[arg(long, default_value = "auto", value_name = "FORMAT", value_parser = parse_option::<pgarrow_changes::ValueFormat>, help_heading = "Changes")]
+    #[arg(long, default_value = "auto", value_name = "FORMAT", value_parser = parse_with::<pgarrow_changes::ValueFormat>, help_heading = "Changes")]
     pub(crate) values: pgarrow_changes::ValueFormat,
     /// Roll the files (write them, then confirm to the slot) at the first transaction end
     /// after this many rows.

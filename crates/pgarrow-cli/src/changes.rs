@@ -20,24 +20,26 @@ pub(crate) fn changes(
     config: &Config,
     args: &ChangesArgs,
 ) -> Result<()> {
-    let mut options = ChangeOptions::new(
+    let start = match &args.start {
+        Some(start) => Some(
+            start
+                .parse()
+                .map_err(|e| usage(&format!("--start {start:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    let options = ChangeOptions::new(
         &args.slot,
         &args
             .publication
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>(),
-    );
-    options.create_slot = args.create_slot;
-    if let Some(start) = &args.start {
-        options.start = Some(
-            start
-                .parse()
-                .map_err(|e| usage(&format!("--start {start:?}: {e}")))?,
-        );
-    }
-    options.catch_up = args.catch_up;
-    options.values = args.values;
+    )
+    .with_create_slot(args.create_slot)
+    .with_start(start)
+    .with_catch_up(args.catch_up)
+    .with_values(args.values);
     if !(args.roll_seconds.is_finite() && args.roll_seconds >= 0.0) {
         return Err(usage("--roll-seconds takes a number of seconds, 0 or more"));
     }
@@ -48,7 +50,7 @@ pub(crate) fn changes(
              -o -, is an Arrow stream)"
         )));
     }
-    let mut target = if args.output == "-" {
+    let target = if args.output == "-" {
         session.to_stdout = true;
         ChangeTarget::stdout()
     } else {
@@ -56,10 +58,10 @@ pub(crate) fn changes(
             args.storage.location(std::path::Path::new(&args.output))?,
             format,
         )
-    };
-    target.roll_rows = args.roll_rows.max(1);
-    target.roll_bytes = args.roll_bytes;
-    target.roll_interval = Duration::from_secs_f64(args.roll_seconds);
+    }
+    .with_roll_rows(args.roll_rows.max(1))
+    .with_roll_bytes(args.roll_bytes)
+    .with_roll_interval(Duration::from_secs_f64(args.roll_seconds));
     let quiet = args.quiet;
     let stop = session.stop.clone();
     let hooks = Hooks::new()
@@ -104,12 +106,12 @@ pub(crate) fn apply(
     config: &Config,
     args: &ApplyArgs,
 ) -> Result<()> {
-    let mut options = ApplyOptions::default().state_table(&args.state_table)?;
+    let mut options = ApplyOptions::default().try_with_state_table(&args.state_table)?;
     for spec in &args.table {
         let Some((source, target)) = spec.split_once('=') else {
             return Err(usage(&format!("--table {spec:?}: give SOURCE=TARGET")));
         };
-        options = options.map_table(source.trim(), target.trim())?;
+        options = options.try_with_table(source.trim(), target.trim())?;
     }
     for spec in &args.key {
         let Some((table, columns)) = spec.split_once('=') else {
@@ -117,9 +119,10 @@ pub(crate) fn apply(
                 "--key {spec:?}: give TABLE=COLUMN[,COLUMN...]"
             )));
         };
-        options = options.key(table.trim(), columns.split(',').map(str::trim))?;
+        options = options.try_with_key(table.trim(), columns.split(',').map(str::trim))?;
     }
-    options.policies.nanoseconds = args.nanoseconds;
+    let policies = options.policies.with_nanoseconds(args.nanoseconds);
+    let options = options.with_policies(policies);
     let dir = args.storage.location(&args.dir)?;
     let quiet = args.quiet || args.json;
     let hooks = Hooks::new()

@@ -23,10 +23,7 @@ pub(crate) fn copy(stop: &Stop, args: &CopyArgs) -> Result<()> {
         None => from.clone(),
     };
     let options = CopyOptions::new(load)
-        .with_export(ExportOptions {
-            policies: copy_policies(&args.policies),
-            ..ExportOptions::default()
-        })
+        .with_export(ExportOptions::default().with_policies(copy_policies(&args.policies)))
         .with_partitions((args.partitions > 1).then(|| PartitionOptions::new(args.partitions)))
         .with_domains(args.domains);
     let (bar, hooks) = load_hooks(args.load.quiet, stop);

@@ -28,8 +28,7 @@ pub(crate) fn load_options(args: &LoadArgs) -> Result<LoadOptions> {
 
 pub(crate) fn import(stop: &Stop, config: &Config, args: &ImportArgs) -> Result<()> {
     let options = load_options(&args.load)?;
-    let mut input_options = InputOptions::default();
-    input_options.batch_rows = args.batch_rows;
+    let input_options = InputOptions::default().with_batch_rows(args.batch_rows);
     // Every file is opened (and its schema checked) before connecting.
     let inputs = args
         .files

@@ -54,10 +54,10 @@ pub(crate) fn export(
     let (target, shown) = run_target(args, dir.as_deref(), file)?;
     session.to_stdout = shown.output == Output::Stdout;
     let mut options = IncrementalOptions::new(table.clone(), column.clone())
-        .late_rows(incremental.late_rows)
-        .restart(incremental.restart);
+        .with_late_rows(incremental.late_rows)
+        .with_restart(incremental.restart);
     if let Some(since) = &incremental.since {
-        options = options.since(since.clone());
+        options = options.with_since(since.clone());
     }
     let partitions = partition
         .partitioned()

@@ -104,11 +104,7 @@ pub(crate) fn check_format(format: Format, output: &Output, args: &OutputArgs) -
 pub(crate) fn file_target(args: &OutputArgs) -> Result<FileTarget> {
     let (format, output) = resolve_output(args)?;
     check_format(format, &output, args)?;
-    let target = FileTarget {
-        format,
-        output,
-        options: sink_options(args)?,
-    };
+    let target = FileTarget::new(format, output).with_options(sink_options(args)?);
     if format != Format::Null {
         target.options.validate()?;
     }
@@ -117,23 +113,21 @@ pub(crate) fn file_target(args: &OutputArgs) -> Result<FileTarget> {
 
 pub(crate) fn sink_options(args: &OutputArgs) -> Result<SinkOptions> {
     let defaults = SinkOptions::default();
-    Ok(SinkOptions {
-        compression: args.compression.unwrap_or(defaults.compression),
-        row_group_rows: args.row_group_rows.unwrap_or(defaults.row_group_rows),
-        row_group_bytes: args.row_group_bytes.unwrap_or(defaults.row_group_bytes),
-        metadata: Vec::new(),
-        intervals: args.intervals.unwrap_or(IntervalEncoding::Native),
-    })
+    Ok(SinkOptions::default()
+        .with_compression(args.compression.unwrap_or(defaults.compression))
+        .with_row_group_rows(args.row_group_rows.unwrap_or(defaults.row_group_rows))
+        .with_row_group_bytes(args.row_group_bytes.unwrap_or(defaults.row_group_bytes))
+        .with_intervals(args.intervals.unwrap_or(IntervalEncoding::Native)))
 }
 
 pub(crate) fn export_options(args: &OutputArgs, policies: &Policies) -> ExportOptions {
-    ExportOptions {
-        decode: DecodeOptions {
-            batch_rows: args.batch_rows,
-            batch_bytes: args.batch_bytes,
-        },
-        policies: *policies,
-    }
+    ExportOptions::default()
+        .with_decode(
+            DecodeOptions::default()
+                .with_batch_rows(args.batch_rows)
+                .with_batch_bytes(args.batch_bytes),
+        )
+        .with_policies(*policies)
 }
 
 /// Where an export writes, as the library takes it: the directory `dir` (files and their
@@ -148,11 +142,7 @@ pub(crate) fn run_target(
             let path = Path::new(dir);
             let location = args.storage.location(path)?;
             let format = dir_format(args, path)?;
-            let target = DirTarget {
-                dir: location.clone(),
-                format,
-                options: sink_options(args)?,
-            };
+            let target = DirTarget::new(location.clone(), format).with_options(sink_options(args)?);
             target.options.validate()?;
             Ok((
                 RunTarget::Dir(target),

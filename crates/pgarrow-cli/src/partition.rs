@@ -23,14 +23,14 @@ use crate::{Session, export_options, file_target, progress_hooks, report, sink_o
 
 pub(crate) fn partition_options(p: &PartitionArgs) -> PartitionOptions {
     let mut o = PartitionOptions::new(p.partitions)
-        .snapshot(p.snapshot)
-        .memory_limit(p.memory_limit)
-        .order_preserving(p.order_preserving);
+        .with_snapshot(p.snapshot)
+        .with_memory_limit(p.memory_limit)
+        .with_order_preserving(p.order_preserving);
     if let Some(n) = p.parts {
-        o = o.parts(n);
+        o = o.with_parts(n);
     }
     if let Some(by) = &p.partition_by {
-        o = o.by(by.clone());
+        o = o.with_by(by.clone());
     }
     o
 }
@@ -59,11 +59,7 @@ pub(crate) fn export(
             }
             let format = crate::output::dir_format(args, dir)?;
             let location = args.storage.location(dir)?;
-            let target = DirTarget {
-                dir: location.clone(),
-                format,
-                options: sink_options(args)?,
-            };
+            let target = DirTarget::new(location.clone(), format).with_options(sink_options(args)?);
             target.options.validate()?;
             // Watching the stop itself, the export removes its files before it returns.
             let run = export_to_dir(config, source.clone(), &options, &popts, &target, hooks);
@@ -155,15 +151,12 @@ pub(crate) fn plan(
     args: &PlanArgs,
 ) -> Result<()> {
     let mut popts = PartitionOptions::new(args.partitions)
-        .parts(args.partitions)
-        .snapshot(args.snapshot);
+        .with_parts(args.partitions)
+        .with_snapshot(args.snapshot);
     if let Some(by) = &args.partition_by {
-        popts = popts.by(by.clone());
+        popts = popts.with_by(by.clone());
     }
-    let options = pgarrow::ExportOptions {
-        policies: args.policies.policies(),
-        ..Default::default()
-    };
+    let options = pgarrow::ExportOptions::default().with_policies(args.policies.policies());
     let stop = &session.stop;
     let mut coordinator = block_on(
         rt,

@@ -27,11 +27,8 @@ pub(crate) fn export(
     args: &OutputArgs,
     policies: &Policies,
 ) -> Result<()> {
-    let target = DirTarget {
-        dir: args.storage.location(dir)?,
-        format: dir_format(args, dir)?,
-        options: sink_options(args)?,
-    };
+    let target = DirTarget::new(args.storage.location(dir)?, dir_format(args, dir)?)
+        .with_options(sink_options(args)?);
     let options = export_options(args, policies);
     let stop = &session.stop;
     let mut export = block_on(rt, stop, TablesExport::begin(config, patterns, target))?;

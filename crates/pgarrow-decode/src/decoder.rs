@@ -45,8 +45,9 @@ pub const DEFAULT_BATCH_BYTES: usize = 64 << 20;
 /// variable-width array under Arrow's 2 GiB offset limit.
 pub const MAX_BATCH_BYTES: usize = 1 << 30;
 
-/// How the decoder cuts batches.
+/// How the decoder cuts batches: [`DecodeOptions::default`], then `with_*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DecodeOptions {
     /// A batch is ready after this many rows.
     pub batch_rows: usize,
@@ -61,6 +62,20 @@ impl Default for DecodeOptions {
             batch_rows: DEFAULT_BATCH_ROWS,
             batch_bytes: DEFAULT_BATCH_BYTES,
         }
+    }
+}
+
+impl DecodeOptions {
+    /// A batch is ready after `rows` rows.
+    pub fn with_batch_rows(mut self, rows: usize) -> Self {
+        self.batch_rows = rows;
+        self
+    }
+
+    /// A batch is ready once its rows hold `bytes` field bytes.
+    pub fn with_batch_bytes(mut self, bytes: usize) -> Self {
+        self.batch_bytes = bytes;
+        self
     }
 }
 

@@ -7,6 +7,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub use pgarrow_types::ChoiceError;
+
 /// `date`, `timestamp` and `timestamptz` ±infinity, anywhere (plain, in arrays, composites,
 /// range bounds).
 ///
@@ -148,8 +150,10 @@ pub enum EnumLayout {
     Utf8,
 }
 
-/// All conversion policies of an export.
+/// All conversion policies of an export: [`Policies::default`] (every choice refuses to lose
+/// information), then a `with_*` method per policy, or [`Policies::set`] by name from text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Policies {
     /// Unconstrained numeric.
     pub numeric: NumericTarget,
@@ -190,12 +194,18 @@ pub const POLICY_NAMES: &[&str] = &[
 
 impl Policies {
     /// Sets the policy `name` (one of [`POLICY_NAMES`]; `special_values` and `enums` are
-    /// taken too) to `value`, as text. `None` when `name` is no policy's.
+    /// taken too) to `value`, read by that policy's [`FromStr`]: the one door of the CLI's
+    /// flags, Python's keyword arguments and the ADBC driver's `pgarrow.*` options, as
+    /// DataFusion's `ConfigOptions::set` is of its `SET` and its environment. `None` when
+    /// `name` is no policy's.
     ///
     /// # Errors
-    /// A value the policy does not take, with the values it takes.
-    pub fn set(&mut self, name: &str, value: &str) -> Option<Result<(), String>> {
-        fn put<T: FromStr<Err = String>>(slot: &mut T, value: &str) -> Result<(), String> {
+    /// [`ChoiceError`]: a value the policy does not take, with the values it takes.
+    pub fn set(&mut self, name: &str, value: &str) -> Option<Result<(), ChoiceError>> {
+        fn put<T: FromStr<Err = ChoiceError>>(
+            slot: &mut T,
+            value: &str,
+        ) -> Result<(), ChoiceError> {
             *slot = value.parse()?;
             Ok(())
         }
@@ -213,138 +223,163 @@ impl Policies {
             _ => return None,
         })
     }
-}
 
-fn bad(what: &str, value: &str, expected: &str) -> String {
-    format!("invalid {what} policy \"{value}\" (expected {expected})")
-}
+    /// Unconstrained numeric columns as `numeric`.
+    pub fn with_numeric(mut self, numeric: NumericTarget) -> Self {
+        self.numeric = numeric;
+        self
+    }
 
-impl FromStr for Infinity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "extreme" => Ok(Self::Extreme),
-            "null" => Ok(Self::Null),
-            "error" => Ok(Self::Error),
-            _ => Err(bad("infinity", s, "extreme, null or error")),
-        }
+    /// Numeric columns too wide for Decimal128 as `wide_numeric`.
+    pub fn with_wide_numeric(mut self, wide_numeric: WideNumeric) -> Self {
+        self.wide_numeric = wide_numeric;
+        self
+    }
+
+    /// Numeric values that do not fit their decimal: `overflow`.
+    pub fn with_numeric_overflow(mut self, overflow: Overflow) -> Self {
+        self.numeric_overflow = overflow;
+        self
+    }
+
+    /// Date and timestamp ±infinity: `infinity`.
+    pub fn with_infinity(mut self, infinity: Infinity) -> Self {
+        self.infinity = infinity;
+        self
+    }
+
+    /// NaN, numeric and interval infinities, 24:00:00, out-of-range temporal values:
+    /// `special`.
+    pub fn with_special(mut self, special: SpecialValues) -> Self {
+        self.special = special;
+        self
+    }
+
+    /// Text columns as `text`.
+    pub fn with_text(mut self, text: TextLayout) -> Self {
+        self.text = text;
+        self
+    }
+
+    /// Invalid UTF-8: `invalid_utf8`.
+    pub fn with_invalid_utf8(mut self, invalid_utf8: InvalidUtf8) -> Self {
+        self.invalid_utf8 = invalid_utf8;
+        self
+    }
+
+    /// Enum columns as `enums`.
+    pub fn with_enums(mut self, enums: EnumLayout) -> Self {
+        self.enums = enums;
+        self
+    }
+
+    /// Array columns nested as `shape`.
+    pub fn with_array_shape(mut self, shape: ArrayShape) -> Self {
+        self.array_shape = shape;
+        self
+    }
+
+    /// Array lower bounds other than 1: `bounds`.
+    pub fn with_array_bounds(mut self, bounds: ArrayBounds) -> Self {
+        self.array_bounds = bounds;
+        self
     }
 }
 
-impl FromStr for SpecialValues {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "error" => Ok(Self::Error),
-            "null" => Ok(Self::Null),
-            "clamp" => Ok(Self::Clamp),
-            "text" => Ok(Self::Text),
-            _ => Err(bad("special-value", s, "error, null, clamp or text")),
+/// `FromStr` and `Display` of a policy of plain words: each word is one variant, both ways,
+/// and any other text is a [`ChoiceError`] listing the words.
+macro_rules! words {
+    ($ty:ident, $what:literal, $expected:literal, { $($word:literal => $variant:ident),+ $(,)? }) => {
+        impl FromStr for $ty {
+            type Err = ChoiceError;
+            fn from_str(s: &str) -> Result<Self, ChoiceError> {
+                match s {
+                    $($word => Ok(Self::$variant),)+
+                    other => Err(ChoiceError::new($what, other, $expected)),
+                }
+            }
         }
-    }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(match self {
+                    $(Self::$variant => $word,)+
+                })
+            }
+        }
+    };
 }
 
-impl FromStr for ArrayShape {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "data" => Ok(Self::Data),
-            "flatten" => Ok(Self::Flatten),
-            "text" => Ok(Self::Text),
-            _ => Err(bad("array-shape", s, "data, flatten or text")),
-        }
-    }
-}
-
-impl FromStr for ArrayBounds {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "error" => Ok(Self::Error),
-            "drop" => Ok(Self::Drop),
-            _ => Err(bad("array-bounds", s, "error or drop")),
-        }
-    }
-}
+words!(Infinity, "infinity policy", "extreme, null or error", {
+    "extreme" => Extreme, "null" => Null, "error" => Error,
+});
+words!(SpecialValues, "out-of-range policy", "error, null, clamp or text", {
+    "error" => Error, "null" => Null, "clamp" => Clamp, "text" => Text,
+});
+words!(ArrayShape, "array-shape policy", "data, flatten or text", {
+    "data" => Data, "flatten" => Flatten, "text" => Text,
+});
+words!(ArrayBounds, "array-bounds policy", "error or drop", {
+    "error" => Error, "drop" => Drop,
+});
+words!(WideNumeric, "wide-numeric policy", "decimal256 or string", {
+    "decimal256" => Decimal256, "string" => String,
+});
+words!(Overflow, "numeric-overflow policy", "error or null", {
+    "error" => Error, "null" => Null,
+});
+words!(TextLayout, "text layout", "utf8, large or view", {
+    "utf8" => Utf8, "large" => Large, "view" => View,
+});
+words!(InvalidUtf8, "invalid-utf8 policy", "error, replace or binary", {
+    "error" => Error, "replace" => Replace, "binary" => Binary,
+});
+words!(EnumLayout, "enum layout", "dictionary or utf8", {
+    "dictionary" => Dictionary, "utf8" => Utf8,
+});
 
 impl FromStr for NumericTarget {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ChoiceError;
+    fn from_str(s: &str) -> Result<Self, ChoiceError> {
+        const WHAT: &str = "numeric policy";
+        const EXPECTED: &str = "string, float64, decimal128:P:S or decimal256:P:S";
         let parts: Vec<&str> = s.split(':').collect();
-        let expected = "string, float64, decimal128:P:S or decimal256:P:S";
-        let ps = |max: u8| -> Result<(u8, i8), String> {
-            let p: u8 = parts[1].parse().map_err(|_| bad("numeric", s, expected))?;
-            let sc: i8 = parts[2].parse().map_err(|_| bad("numeric", s, expected))?;
+        // Precision 1..=max, scale at most the precision.
+        let ps = |max: u8, expected: &'static str| -> Result<(u8, i8), ChoiceError> {
+            let bad = || ChoiceError::new(WHAT, s, expected);
+            let p: u8 = parts[1].parse().map_err(|_| bad())?;
+            let sc: i8 = parts[2].parse().map_err(|_| bad())?;
             if p == 0 || p > max || i16::from(sc) > i16::from(p) {
-                return Err(format!(
-                    "invalid numeric policy \"{s}\": precision must be 1..={max} and scale at most the precision"
-                ));
+                return Err(bad());
             }
             Ok((p, sc))
         };
         match parts.as_slice() {
             ["string"] => Ok(Self::String),
             ["float64"] => Ok(Self::Float64),
-            ["decimal128", _, _] => ps(38).map(|(p, s)| Self::Decimal128(p, s)),
-            ["decimal256", _, _] => ps(76).map(|(p, s)| Self::Decimal256(p, s)),
-            _ => Err(bad("numeric", s, expected)),
+            ["decimal128", _, _] => ps(
+                38,
+                "decimal128:P:S with a precision P of 1 to 38 and a scale S at most P",
+            )
+            .map(|(p, s)| Self::Decimal128(p, s)),
+            ["decimal256", _, _] => ps(
+                76,
+                "decimal256:P:S with a precision P of 1 to 76 and a scale S at most P",
+            )
+            .map(|(p, s)| Self::Decimal256(p, s)),
+            _ => Err(ChoiceError::new(WHAT, s, EXPECTED)),
         }
     }
 }
 
-impl FromStr for WideNumeric {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "decimal256" => Ok(Self::Decimal256),
-            "string" => Ok(Self::String),
-            _ => Err(bad("wide numeric", s, "decimal256 or string")),
-        }
-    }
-}
-
-impl FromStr for Overflow {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "error" => Ok(Self::Error),
-            "null" => Ok(Self::Null),
-            _ => Err(bad("numeric overflow", s, "error or null")),
-        }
-    }
-}
-
-impl FromStr for TextLayout {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "utf8" => Ok(Self::Utf8),
-            "large" => Ok(Self::Large),
-            "view" => Ok(Self::View),
-            _ => Err(bad("text", s, "utf8, large or view")),
-        }
-    }
-}
-
-impl FromStr for InvalidUtf8 {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "error" => Ok(Self::Error),
-            "replace" => Ok(Self::Replace),
-            "binary" => Ok(Self::Binary),
-            _ => Err(bad("invalid UTF-8", s, "error, replace or binary")),
-        }
-    }
-}
-
-impl FromStr for EnumLayout {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "dictionary" => Ok(Self::Dictionary),
-            "utf8" => Ok(Self::Utf8),
-            _ => Err(bad("enum", s, "dictionary or utf8")),
+impl fmt::Display for NumericTarget {
+    /// As [`FromStr`] reads it: `string`, `float64`, `decimal128:P:S`, `decimal256:P:S`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::String => f.write_str("string"),
+            Self::Float64 => f.write_str("float64"),
+            Self::Decimal128(p, s) => write!(f, "decimal128:{p}:{s}"),
+            Self::Decimal256(p, s) => write!(f, "decimal256:{p}:{s}"),
         }
     }
 }
@@ -548,6 +583,79 @@ mod tests {
         assert_eq!("view".parse(), Ok(TextLayout::View));
         assert_eq!("binary".parse(), Ok(InvalidUtf8::Binary));
         assert_eq!("utf8".parse(), Ok(EnumLayout::Utf8));
+    }
+
+    /// Every word reads as its choice and prints as itself; another word is refused naming
+    /// it and the words taken.
+    fn round_trips<T>(words: &[&str], wrong: &str, expected: &str)
+    where
+        T: FromStr<Err = ChoiceError> + fmt::Display + fmt::Debug,
+    {
+        for word in words {
+            let parsed: T = word.parse().unwrap();
+            assert_eq!(parsed.to_string(), *word);
+        }
+        let e = wrong.parse::<T>().unwrap_err();
+        assert_eq!(e.value, wrong);
+        assert_eq!(e.expected, expected);
+        let message = e.to_string();
+        assert!(message.contains(&format!("{wrong:?}")), "{message}");
+        assert!(message.contains(expected), "{message}");
+    }
+
+    #[test]
+    fn every_word_round_trips() {
+        round_trips::<Infinity>(
+            &["extreme", "null", "error"],
+            "max",
+            "extreme, null or error",
+        );
+        round_trips::<SpecialValues>(
+            &["error", "null", "clamp", "text"],
+            "nearest",
+            "error, null, clamp or text",
+        );
+        round_trips::<ArrayShape>(&["data", "flatten", "text"], "1d", "data, flatten or text");
+        round_trips::<ArrayBounds>(&["error", "drop"], "keep", "error or drop");
+        round_trips::<WideNumeric>(&["decimal256", "string"], "float64", "decimal256 or string");
+        round_trips::<Overflow>(&["error", "null"], "clamp", "error or null");
+        round_trips::<TextLayout>(
+            &["utf8", "large", "view"],
+            "utf8view",
+            "utf8, large or view",
+        );
+        round_trips::<InvalidUtf8>(
+            &["error", "replace", "binary"],
+            "ignore",
+            "error, replace or binary",
+        );
+        round_trips::<EnumLayout>(&["dictionary", "utf8"], "dict", "dictionary or utf8");
+        round_trips::<NumericTarget>(
+            &["string", "float64", "decimal128:20:4", "decimal256:60:-2"],
+            "double",
+            "string, float64, decimal128:P:S or decimal256:P:S",
+        );
+        // Case matters, as in every other door: no word is guessed.
+        assert!("Error".parse::<Overflow>().is_err());
+    }
+
+    #[test]
+    fn policies_are_set_by_name_or_with() {
+        let mut by_name = Policies::default();
+        by_name.set("numeric", "float64").unwrap().unwrap();
+        by_name.set("special_values", "clamp").unwrap().unwrap();
+        by_name.set("enum", "utf8").unwrap().unwrap();
+        assert!(by_name.set("no_such_policy", "x").is_none());
+        let e = by_name.set("text", "wide").unwrap().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown text layout \"wide\" (expected utf8, large or view)"
+        );
+        let with = Policies::default()
+            .with_numeric(NumericTarget::Float64)
+            .with_special(SpecialValues::Clamp)
+            .with_enums(EnumLayout::Utf8);
+        assert_eq!(by_name, with);
     }
 
     #[test]

@@ -95,10 +95,7 @@ struct Cost {
 /// Decodes `bin` handed over in pieces of `chunk` bytes with batches of `batch_rows` rows, and
 /// counts the allocations of each batch (the decoder's construction is not counted).
 fn decode_counting(columns: &[PgColumn], bin: &[u8], batch_rows: usize, chunk: usize) -> Cost {
-    let options = DecodeOptions {
-        batch_rows,
-        ..DecodeOptions::default()
-    };
+    let options = DecodeOptions::default().with_batch_rows(batch_rows);
     let mut decoder = CopyDecoder::new(columns.to_vec(), options).unwrap();
     // Sized up front, so recording a batch allocates nothing.
     let mut cost = Cost {

@@ -53,10 +53,7 @@ fn mixed_types_byte_by_byte_and_small_batches() {
         DecodeOptions::default(),
         [&bin[..]],
     ));
-    let options = DecodeOptions {
-        batch_rows: 5,
-        ..DecodeOptions::default()
-    };
+    let options = DecodeOptions::default().with_batch_rows(5);
     let bytewise = decode_chunks(&columns, options, bin.chunks(1));
     assert_eq!(bytewise.len(), 13, "64 rows in batches of 5");
     assert!(bytewise[..12].iter().all(|b| b.num_rows() == 5));
@@ -66,10 +63,7 @@ fn mixed_types_byte_by_byte_and_small_batches() {
 #[test]
 fn lineitem_random_chunks() {
     let (columns, bin) = fixture("lineitem");
-    let options = DecodeOptions {
-        batch_rows: 4096,
-        ..DecodeOptions::default()
-    };
+    let options = DecodeOptions::default().with_batch_rows(4096);
     let whole = decode_chunks(&columns, options, [&bin[..]]);
     assert_eq!(
         whole.iter().map(RecordBatch::num_rows).sum::<usize>(),
@@ -92,10 +86,9 @@ fn lineitem_random_chunks() {
 #[test]
 fn batches_cut_by_bytes() {
     let (columns, bin) = fixture("lineitem");
-    let options = DecodeOptions {
-        batch_rows: usize::MAX,
-        batch_bytes: 100_000,
-    };
+    let options = DecodeOptions::default()
+        .with_batch_rows(usize::MAX)
+        .with_batch_bytes(100_000);
     let batches = decode_chunks(&columns, options, [&bin[..]]);
     assert!(batches.len() > 20, "got {} batches", batches.len());
     // Each batch stops at the first row that reaches the byte budget.
@@ -254,10 +247,7 @@ fn messages_walked_as_postgres_sends_them() {
         let (columns, bin) = fixture(name);
         let framed = pgarrow_testkit::copy::copy_data_messages(&bin, columns.len());
         for batch_rows in [1000, 65_536] {
-            let options = DecodeOptions {
-                batch_rows,
-                ..DecodeOptions::default()
-            };
+            let options = DecodeOptions::default().with_batch_rows(batch_rows);
             let whole = decode_whole(&columns, options, &bin).unwrap();
             for read in [framed.len(), 65_536, 8192, 333, 7] {
                 let (batches, data) = walk(&columns, options, &framed, read).unwrap();
@@ -274,10 +264,7 @@ fn messages_split_anywhere() {
     let mut rng = StdRng::seed_from_u64(5);
     for name in ["lineitem", "wide", "mixed"] {
         let (columns, bin) = fixture(name);
-        let options = DecodeOptions {
-            batch_rows: 777,
-            ..DecodeOptions::default()
-        };
+        let options = DecodeOptions::default().with_batch_rows(777);
         let whole = decode_whole(&columns, options, &bin).unwrap();
         for round in 0..12 {
             // From a cut every few bytes to one every few rows.
@@ -349,10 +336,7 @@ fn a_full_batch_stops_inside_a_message() {
     };
     let (row1, row3) = (row(1), row(3));
     let framed = pgarrow_testkit::copy::copy_data_split(&bin, &[row3]);
-    let options = DecodeOptions {
-        batch_rows: 1,
-        ..DecodeOptions::default()
-    };
+    let options = DecodeOptions::default().with_batch_rows(1);
     let mut decoder = CopyDecoder::new(columns, options).unwrap();
     let mut walk = CopyDataWalk::new(&framed);
     let stopped = decoder.decode_payloads(walk.buf(), &mut walk).unwrap();

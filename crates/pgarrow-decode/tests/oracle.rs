@@ -458,10 +458,9 @@ fn cuts(e: &mut Entropy<'_>, len: usize) -> Vec<usize> {
 }
 
 fn options(e: &mut Entropy<'_>) -> DecodeOptions {
-    DecodeOptions {
-        batch_rows: 1 + e.below(8) as usize,
-        batch_bytes: [64, 1000, DecodeOptions::default().batch_bytes][e.below(3) as usize],
-    }
+    DecodeOptions::default()
+        .with_batch_rows(1 + e.below(8) as usize)
+        .with_batch_bytes([64, 1000, DecodeOptions::default().batch_bytes][e.below(3) as usize])
 }
 
 // ---------------------------------------------------------------------------------------------

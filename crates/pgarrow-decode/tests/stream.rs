@@ -136,10 +136,9 @@ fn byte_budget_reached_mid_row() {
         b.row(&[Some(&small), Some(&big)]);
     }
     let bytes = b.trailer().finish();
-    let options = DecodeOptions {
-        batch_rows: 1000,
-        batch_bytes: 1000,
-    };
+    let options = DecodeOptions::default()
+        .with_batch_rows(1000)
+        .with_batch_bytes(1000);
     for chunk in [1, 7, 700, 5_000, bytes.len()] {
         assert_eq!(
             run(columns.clone(), options, &bytes, chunk),

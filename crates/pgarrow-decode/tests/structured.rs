@@ -15,15 +15,10 @@ fn decode(
     plans: &[ColumnMapping],
     chunks: &[&[u8]],
 ) -> Result<Vec<RecordBatch>, pgarrow_decode::Error> {
-    let options = DecodeOptions {
-        batch_rows: 7,
-        ..DecodeOptions::default()
-    };
+    let options = DecodeOptions::default().with_batch_rows(7);
     // The generator writes any lower bounds: dropped (counted), not refused.
-    let policies = pgarrow_decode::policy::Policies {
-        array_bounds: pgarrow_decode::policy::ArrayBounds::Drop,
-        ..Default::default()
-    };
+    let policies = pgarrow_decode::policy::Policies::default()
+        .with_array_bounds(pgarrow_decode::policy::ArrayBounds::Drop);
     let mut d = CopyDecoder::with_policies(plans.to_vec(), options, policies)?;
     feed(&mut d, chunks.iter().copied())
 }

@@ -69,7 +69,7 @@ pub const TRAILER: &[u8] = &[0xff, 0xff];
 
 /// What a load does with an input value its column cannot hold exactly. Every default
 /// refuses (the error names the policy that would take the value); every other choice is
-/// counted ([`RowEncoder::rounded`]).
+/// counted ([`RowEncoder::rounded`]). [`EncodePolicies::default`], then `with_*`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EncodePolicies {
@@ -89,16 +89,37 @@ pub enum Nanoseconds {
 }
 
 impl std::str::FromStr for Nanoseconds {
-    type Err = String;
+    type Err = pgarrow_types::ChoiceError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    /// `error` or `round`: the CLI's `--nanoseconds`, Python's `nanoseconds=` and ADBC's
+    /// `pgarrow.nanoseconds`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "error" => Ok(Nanoseconds::Error),
             "round" => Ok(Nanoseconds::Round),
-            _ => Err(format!(
-                "unknown nanoseconds policy {s:?}: expected error or round"
+            other => Err(pgarrow_types::ChoiceError::new(
+                "nanoseconds policy",
+                other,
+                "error or round",
             )),
         }
+    }
+}
+
+impl std::fmt::Display for Nanoseconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Nanoseconds::Error => "error",
+            Nanoseconds::Round => "round",
+        })
+    }
+}
+
+impl EncodePolicies {
+    /// Nanoseconds that are not whole microseconds: `nanoseconds`.
+    pub fn with_nanoseconds(mut self, nanoseconds: Nanoseconds) -> Self {
+        self.nanoseconds = nanoseconds;
+        self
     }
 }
 
@@ -404,6 +425,18 @@ mod tests {
             },
         );
         c
+    }
+
+    #[test]
+    fn nanoseconds_words_round_trip() {
+        for word in ["error", "round"] {
+            assert_eq!(word.parse::<Nanoseconds>().unwrap().to_string(), word);
+        }
+        let e = "truncate".parse::<Nanoseconds>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown nanoseconds policy \"truncate\" (expected error or round)"
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ use objects::{ObjectInput, object_input};
 /// Rows per batch read from Parquet files, unless an [`InputOptions`] says otherwise.
 pub const DEFAULT_INPUT_BATCH_ROWS: usize = 65_536;
 
-/// How inputs are read.
+/// How inputs are read: [`InputOptions::default`], then `with_*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct InputOptions {
@@ -43,6 +43,20 @@ impl Default for InputOptions {
             batch_rows: DEFAULT_INPUT_BATCH_ROWS,
             format: None,
         }
+    }
+}
+
+impl InputOptions {
+    /// Rows per batch read from Parquet.
+    pub fn with_batch_rows(mut self, rows: usize) -> Self {
+        self.batch_rows = rows;
+        self
+    }
+
+    /// Every file read as `format`, whatever its extension; `None`: by extension.
+    pub fn with_format(mut self, format: Option<Format>) -> Self {
+        self.format = format;
+        self
     }
 }
 

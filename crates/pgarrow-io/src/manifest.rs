@@ -16,8 +16,9 @@ pub const MANIFEST_NAME: &str = "_manifest.json";
 pub const MANIFEST_VERSION: u32 = 2;
 
 /// Where an export writes one file per part or per table: a local directory or an object
-/// store's prefix.
+/// store's prefix; [`DirTarget::new`], then `with_*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DirTarget {
     /// The directory (created if missing), or the prefix.
     pub dir: Location,
@@ -36,6 +37,12 @@ impl DirTarget {
             format,
             options: SinkOptions::default(),
         }
+    }
+
+    /// The files' options.
+    pub fn with_options(mut self, options: SinkOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// The file name of part `part`: `part-00000.parquet`.

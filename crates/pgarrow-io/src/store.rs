@@ -51,6 +51,7 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
 /// uploading at once per object, 4), `max_retries` (10) and `retry_timeout` (seconds, 180).
 /// Values are never shown: `Debug` prints the keys only.
 #[derive(Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StorageOptions {
     pairs: Vec<(String, String)>,
 }
@@ -69,17 +70,13 @@ impl StorageOptions {
         StorageOptions::default()
     }
 
-    /// Adds `key` = `value` (a later value of the same key wins).
-    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> StorageOptions {
-        self.insert(key, value);
-        self
-    }
-
-    /// Adds `key` = `value` (a later value of the same key wins).
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
+    /// Adds `key` = `value` (a later value of the same key wins), as object_store's builders'
+    /// `with_config` do.
+    pub fn with_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         let key = key.into().trim().to_ascii_lowercase();
         self.pairs.retain(|(k, _)| *k != key);
         self.pairs.push((key, value.into()));
+        self
     }
 
     /// Parses `KEY=VALUE`.
@@ -120,11 +117,8 @@ impl StorageOptions {
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for StorageOptions {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> StorageOptions {
-        let mut options = StorageOptions::new();
-        for (k, v) in iter {
-            options.insert(k, v);
-        }
-        options
+        iter.into_iter()
+            .fold(StorageOptions::new(), |o, (k, v)| o.with_option(k, v))
     }
 }
 

@@ -412,10 +412,7 @@ fn every_leaf_in_every_container_through_every_format() {
                 assert_eq!(back[0].column(0), &column, "{what}, {format}");
             }
             // Parquet always holds intervals as structs; IPC does when asked.
-            let structs = SinkOptions {
-                intervals: IntervalEncoding::Struct,
-                ..SinkOptions::default()
-            };
+            let structs = SinkOptions::default().with_intervals(IntervalEncoding::Struct);
             for (format, options) in [
                 (Format::Parquet, SinkOptions::default()),
                 (Format::ArrowFile, structs.clone()),
@@ -506,10 +503,8 @@ fn uuid_and_json_get_their_parquet_logical_types() {
         ],
     )
     .unwrap();
-    let options = SinkOptions {
-        metadata: vec![("pgarrow.version".to_owned(), "9.9.9".to_owned())],
-        ..SinkOptions::default()
-    };
+    let options = SinkOptions::default()
+        .with_metadata(vec![("pgarrow.version".to_owned(), "9.9.9".to_owned())]);
     let (_dir, path) = write_file(Format::Parquet, &batch, &options);
     let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
         File::open(&path).unwrap(),

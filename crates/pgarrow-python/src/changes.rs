@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use pgarrow::Nanoseconds;
 use pgarrow::blocking;
 use pgarrow_changes::{ChangeEvent, ChangeOptions, ChangeStream, ValueFormat};
 use pyo3::prelude::*;
@@ -36,19 +37,21 @@ impl SlotArgs {
         publications: &[String],
     ) -> PyResult<ChangeOptions> {
         let names: Vec<&str> = publications.iter().map(String::as_str).collect();
-        let mut options = ChangeOptions::new(slot, &names);
-        options.create_slot = self.create_slot;
-        options.catch_up = self.catch_up;
         let values = self.values;
-        options.values = values
+        let values = values
             .parse::<ValueFormat>()
             .map_err(|e| usage_error(py, format!("values={values:?}: {e}")))?;
-        if let Some(start) = self.start {
-            options.start = Some(start.parse().map_err(|e: pgarrow::protocol::Error| {
+        let start = match self.start {
+            Some(start) => Some(start.parse().map_err(|e: pgarrow::protocol::Error| {
                 usage_error(py, format!("start={start:?}: {e}"))
-            })?);
-        }
-        Ok(options)
+            })?),
+            None => None,
+        };
+        Ok(ChangeOptions::new(slot, &names)
+            .with_create_slot(self.create_slot)
+            .with_catch_up(self.catch_up)
+            .with_values(values)
+            .with_start(start))
     }
 }
 
@@ -91,9 +94,10 @@ impl PyChanges {
         let config = config(conninfo, None)?;
         let mut options = slot_args.options(py, slot, &publications)?;
         if let Some(rows) = args.batch_rows {
-            options.decode.batch_rows = rows.max(1);
+            let decode = options.decode.with_batch_rows(rows.max(1));
+            options = options.with_decode(decode);
         }
-        options.flush_interval = seconds(py, "flush_interval", args.flush_interval)?;
+        options = options.with_flush_interval(seconds(py, "flush_interval", args.flush_interval)?);
         let runtime = blocking::runtime().map_err(|e| py_err(py, &e))?;
         let interrupt = Interrupt::new();
         let stream = interrupt.run(py, |stop| {
@@ -264,23 +268,25 @@ pub(crate) fn apply_changes(
     let usage = |e: pgarrow::Error| usage_error(py, e.to_string());
     let mut options = pgarrow_changes::ApplyOptions::default();
     if let Some(name) = &args.state_table {
-        options = options.state_table(name).map_err(usage)?;
+        options = options.try_with_state_table(name).map_err(usage)?;
     }
     // Sorted: the same options in the same order, whatever the dict's.
     let mut tables: Vec<_> = args.tables.unwrap_or_default().into_iter().collect();
     tables.sort();
     for (source, target) in tables {
-        options = options.map_table(&source, &target).map_err(usage)?;
+        options = options.try_with_table(&source, &target).map_err(usage)?;
     }
     let mut keys: Vec<_> = args.keys.unwrap_or_default().into_iter().collect();
     keys.sort();
     for (table, columns) in keys {
-        options = options.key(&table, columns).map_err(usage)?;
+        options = options.try_with_key(&table, columns).map_err(usage)?;
     }
-    options.policies.nanoseconds = args
+    let nanoseconds: Nanoseconds = args
         .nanoseconds
         .parse()
-        .map_err(|e: String| usage_error(py, format!("nanoseconds: {e}")))?;
+        .map_err(|e| usage_error(py, format!("nanoseconds: {e}")))?;
+    let policies = options.policies.with_nanoseconds(nanoseconds);
+    options = options.with_policies(policies);
     let dir = location(py, &path, args.storage_options)?;
     document_on_runtime(py, move |runtime, stop| {
         let hooks = crate::runtime::hooks(stop);

@@ -121,9 +121,15 @@ impl PyExport {
         }
         let plan = PartitionPlan::from_json(plan_json).map_err(|e| py_err(py, &e))?;
         let mut read = PartRead::new();
-        read.columns = args.columns;
-        read.filter = args.filter;
-        read.limit = args.limit;
+        if let Some(columns) = args.columns {
+            read = read.with_columns(columns);
+        }
+        if let Some(filter) = args.filter {
+            read = read.with_filter(filter);
+        }
+        if let Some(limit) = args.limit {
+            read = read.with_limit(limit);
+        }
         let export = options.export;
         PyExport::start(py, move |stop| {
             blocking::export_part(config, &plan, index, &export, &read, hooks(stop))
@@ -308,11 +314,7 @@ pub(crate) fn export_file(
             "{location} is a directory: give a file name"
         )));
     }
-    let target = FileTarget {
-        format,
-        output: location.output(),
-        options: options.sink,
-    };
+    let target = FileTarget::new(format, location.output()).with_options(options.sink);
     target
         .options
         .validate()
@@ -359,11 +361,8 @@ pub(crate) fn export_dir(
     let Prologue { config, options } =
         Prologue::new(conninfo, args.options.as_ref(), true)?.read_only();
     let source = self::source(source, is_table)?;
-    let target = DirTarget {
-        dir: output_dir,
-        format: dir_format(py, args.format.as_deref())?,
-        options: options.sink,
-    };
+    let target = DirTarget::new(output_dir, dir_format(py, args.format.as_deref())?)
+        .with_options(options.sink);
     let export = options.export;
     if let Some(slot) = options.slot {
         let target = RunTarget::Dir(target);
@@ -453,11 +452,8 @@ pub(crate) fn export_tables(
     if patterns.is_empty() {
         return Err(usage_error(py, "give table= or schema= patterns"));
     }
-    let target = DirTarget {
-        dir: output_dir,
-        format: dir_format(py, args.format.as_deref())?,
-        options: options.sink,
-    };
+    let target = DirTarget::new(output_dir, dir_format(py, args.format.as_deref())?)
+        .with_options(options.sink);
     let export = options.export;
     document_on_runtime(py, move |runtime, stop| {
         let hooks = hooks(stop);
@@ -513,7 +509,7 @@ pub(crate) fn export_incremental(
     let late_rows: LateRows = args
         .late_rows
         .parse()
-        .map_err(|e: String| usage_error(py, format!("late_rows: {e}")))?;
+        .map_err(|e: pgarrow::Error| usage_error(py, format!("late_rows: {e}")))?;
     let storage_options = args.storage_options;
     let state = location(py, &state, storage_options.clone())?;
     let previous = IncrementalState::load(&state).map_err(|e| py_err(py, &e))?;
@@ -523,27 +519,31 @@ pub(crate) fn export_incremental(
     let target = match (args.path, args.output_dir) {
         (Some(path), None) => {
             let path = named(&path, false);
-            RunTarget::File(FileTarget {
-                format: file_format(py, args.format.as_deref(), &path)?,
-                output: location(py, &path, storage_options)?.output(),
-                options: options.sink,
-            })
+            RunTarget::File(
+                FileTarget::new(
+                    file_format(py, args.format.as_deref(), &path)?,
+                    location(py, &path, storage_options)?.output(),
+                )
+                .with_options(options.sink),
+            )
         }
         (None, Some(dir)) => {
             partitions.get_or_insert_with(|| PartitionOptions::new(1));
-            RunTarget::Dir(DirTarget {
-                dir: location(py, &named(&dir, true), storage_options)?,
-                format: dir_format(py, args.format.as_deref())?,
-                options: options.sink,
-            })
+            RunTarget::Dir(
+                DirTarget::new(
+                    location(py, &named(&dir, true), storage_options)?,
+                    dir_format(py, args.format.as_deref())?,
+                )
+                .with_options(options.sink),
+            )
         }
         _ => return Err(usage_error(py, "give a path or output_dir= (one of them)")),
     };
     let mut incremental = IncrementalOptions::new(table, column)
-        .late_rows(late_rows)
-        .restart(args.restart);
+        .with_late_rows(late_rows)
+        .with_restart(args.restart);
     if let Some(since) = args.since {
-        incremental = incremental.since(since);
+        incremental = incremental.with_since(since);
     }
     let export = options.export;
     document_on_runtime(py, move |runtime, stop| {

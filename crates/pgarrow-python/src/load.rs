@@ -32,7 +32,7 @@ struct LoadArgs {
 impl LoadArgs {
     fn options(self, py: Python<'_>) -> PyResult<LoadOptions> {
         let mode = LoadMode::parse(&self.mode, self.key).map_err(|e| py_err(py, &e))?;
-        let nested = CreateNested::parse(&self.create_nested).map_err(|e| py_err(py, &e))?;
+        let nested: CreateNested = self.create_nested.parse().map_err(|e| py_err(py, &e))?;
         Ok(LoadOptions::new(mode)
             .with_create(self.create)
             .with_create_nested(nested))
@@ -68,18 +68,18 @@ pub(crate) fn write(
     let load: LoadArgs = kwargs(py, args)?;
     let args: WriteArgs = kwargs(py, args)?;
     let options = load.options(py)?;
-    let mut policies = pgarrow::EncodePolicies::default();
-    policies.nanoseconds = args
+    let nanoseconds: pgarrow::Nanoseconds = args
         .nanoseconds
         .parse()
-        .map_err(|e: String| usage_error(py, format!("nanoseconds: {e}")))?;
+        .map_err(|e| usage_error(py, format!("nanoseconds: {e}")))?;
+    let policies = pgarrow::EncodePolicies::default().with_nanoseconds(nanoseconds);
     let options = options.with_policies(policies);
     let config = config(conninfo, None)?;
     let table = TableName::parse(table).map_err(|e| py_err(py, &e.into()))?;
     if let Some(paths) = paths(data)? {
         let mut input_options = InputOptions::default();
         if let Some(rows) = args.batch_rows {
-            input_options.batch_rows = rows.max(1);
+            input_options = input_options.with_batch_rows(rows.max(1));
         }
         let storage: StorageOptions = args
             .storage_options

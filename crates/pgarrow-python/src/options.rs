@@ -1,19 +1,21 @@
 //! The keyword arguments every export takes, checked before anything connects: an unknown
-//! name or a bad value is a `ValueError` naming it and what it takes.
+//! name or a bad value is a `pgarrow.UsageError` (a `ValueError`) naming it and what it
+//! takes. Every choice is read by the library's own `FromStr`, as the CLI's flags are.
 
 use std::time::Duration;
 
 use pgarrow::ExportOptions;
 use pgarrow::io::{Compression, IntervalEncoding, SinkOptions};
-use pgarrow::partition::{PartitionOptions, parse_size};
+use pgarrow::partition::{PartitionOptions, SnapshotMode, parse_size};
 use pgarrow::policy::Policies;
 use pgarrow::protocol::parse_duration;
-use pyo3::exceptions::PyValueError;
+
+use crate::error::usage_error;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 /// The options, as keyword arguments, checked: every unknown name and bad value is a
-/// `ValueError` naming it, before anything connects.
+/// `UsageError` naming it, before anything connects.
 #[derive(Default)]
 pub(crate) struct Options {
     pub(crate) export: ExportOptions,
@@ -55,12 +57,12 @@ impl Options {
             }
             // A policy's value that is not text is refused by the policy, naming what it takes.
             if let Some(set) = p.set(&key, &value.str()?.to_string()) {
-                set.map_err(bad)?;
+                set.map_err(|e| bad(e.to_string()))?;
                 continue;
             }
             match key.as_str() {
-                "batch_rows" => o.export.decode.batch_rows = size()?,
-                "batch_bytes" => o.export.decode.batch_bytes = size()?,
+                "batch_rows" => o.export.decode = o.export.decode.with_batch_rows(size()?),
+                "batch_bytes" => o.export.decode = o.export.decode.with_batch_bytes(size()?),
                 "statement_timeout" => o.statement_timeout = Some(duration(&value).map_err(bad)?),
                 "compression" | "row_group_rows" | "row_group_bytes" | "intervals" if !file => {
                     return Err(bad(
@@ -70,11 +72,12 @@ impl Options {
                     ));
                 }
                 "compression" => {
-                    o.sink.compression = text()?
+                    let compression = text()?
                         .parse::<Compression>()
                         .map_err(|e| bad(e.to_string()))?;
+                    o.sink = o.sink.with_compression(compression);
                 }
-                "row_group_rows" => o.sink.row_group_rows = size()?,
+                "row_group_rows" => o.sink = o.sink.with_row_group_rows(size()?),
                 "replication_slot" | "slot_plugin" if !file => {
                     return Err(bad(
                         "applies to exports into files (pgarrow.export_with_slot)".to_owned(),
@@ -88,19 +91,24 @@ impl Options {
                     let name = o.slot.take().map(|(n, _)| n).unwrap_or_default();
                     o.slot = Some((name, text()?));
                 }
-                "row_group_bytes" => o.sink.row_group_bytes = size()?,
+                "row_group_bytes" => o.sink = o.sink.with_row_group_bytes(size()?),
                 "intervals" => {
-                    o.sink.intervals = text()?.parse::<IntervalEncoding>().map_err(bad)?;
+                    let intervals = text()?
+                        .parse::<IntervalEncoding>()
+                        .map_err(|e| bad(e.to_string()))?;
+                    o.sink = o.sink.with_intervals(intervals);
                 }
                 _ => {
-                    return Err(PyValueError::new_err(format!(
-                        "unknown option {key:?}; the options are {OPTION_NAMES}"
-                    )));
+                    return Err(usage_error(
+                        value.py(),
+                        format!("unknown option {key:?}; the options are {OPTION_NAMES}"),
+                    ));
                 }
             }
         }
         if o.slot.as_ref().is_some_and(|(name, _)| name.is_empty()) {
-            return Err(PyValueError::new_err(
+            return Err(usage_error(
+                options.py(),
                 "slot_plugin goes with replication_slot (the slot to create)",
             ));
         }
@@ -116,7 +124,7 @@ struct Arg<'a, 'py> {
 
 impl Arg<'_, '_> {
     fn bad(&self, why: String) -> PyErr {
-        PyValueError::new_err(format!("{}: {why}", self.key))
+        usage_error(self.value.py(), format!("{}: {why}", self.key))
     }
 
     fn text(&self) -> PyResult<String> {
@@ -152,24 +160,27 @@ fn partition_option(parts: &mut Option<PartitionOptions>, arg: &Arg<'_, '_>) -> 
     if !known.contains(&key) {
         return Ok(false);
     }
-    let p = parts.get_or_insert_with(|| PartitionOptions::new(1));
-    match key {
-        "partitions" => p.connections = count()?,
-        "parts" => p.parts = Some(count()?),
-        "partition_by" => p.by = Some(text()?),
-        "snapshot" => p.snapshot = text()?.parse().map_err(bad)?,
-        "memory_limit" => {
-            p.memory_limit = match value.extract::<usize>() {
-                Ok(n) if n >= 1 => n,
-                _ => parse_size(&text()?).map_err(bad)?,
-            }
-        }
-        _ => {
-            p.order_preserving = value
+    let p = parts.take().unwrap_or_else(|| PartitionOptions::new(1));
+    let p = match key {
+        "partitions" => p.with_connections(count()?),
+        "parts" => p.with_parts(count()?),
+        "partition_by" => p.with_by(text()?),
+        "snapshot" => p.with_snapshot(
+            text()?
+                .parse::<SnapshotMode>()
+                .map_err(|e| bad(e.to_string()))?,
+        ),
+        "memory_limit" => p.with_memory_limit(match value.extract::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => parse_size(&text()?).map_err(|e| bad(e.to_string()))?,
+        }),
+        _ => p.with_order_preserving(
+            value
                 .extract::<bool>()
-                .map_err(|_| bad(format!("expected True or False, got {value}")))?;
-        }
-    }
+                .map_err(|_| bad(format!("expected True or False, got {value}")))?,
+        ),
+    };
+    *parts = Some(p);
     Ok(true)
 }
 

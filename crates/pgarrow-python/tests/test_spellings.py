@@ -134,7 +134,9 @@ def test_results_are_dicts_with_their_typed_keys(url, conn, tmp_path):
     ],
 )
 def test_a_wrong_choice_names_the_parameter_and_the_choices(url, tmp_path, call, name, choices):
-    with pytest.raises(ValueError, match=name) as e:
+    # Every choice is read by the library's FromStr, as the CLI's flags are: a UsageError
+    # (a ValueError too) naming the parameter and the words it takes.
+    with pytest.raises(pgarrow.UsageError, match=name) as e:
         call(url, tmp_path)
     assert choices in str(e.value)
     assert not os.listdir(tmp_path), "nothing written"

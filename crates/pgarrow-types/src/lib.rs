@@ -12,6 +12,7 @@
 //! * [`TableName`]: a relation's name held exactly, read as SQL reads it, and quoted for SQL
 //!   ([`quote_ident`], [`quote_literal`]); [`PartRange`]: what one part of a partitioned read
 //!   holds;
+//! * [`ChoiceError`]: a word that names none of an option's choices;
 //! * [`numeric_typmod`]: a `numeric(p,s)` typmod's precision and scale;
 //! * [`DATE_INFINITY`] and [`TIMESTAMP_INFINITY`]: the values pgarrow gives ±infinity in
 //!   Arrow's dates and timestamps, which the decoder writes and the encoder reads back.
@@ -43,6 +44,7 @@
 
 mod builtin;
 mod catalog;
+mod choice;
 mod column;
 mod name;
 pub mod oid;
@@ -50,6 +52,7 @@ mod part;
 
 pub use builtin::{BuiltinType, builtin_type_name, numeric_typmod};
 pub use catalog::{Attribute, Catalog, CatalogKind, CatalogType};
+pub use choice::ChoiceError;
 pub use column::PgColumn;
 pub use name::{InvalidName, TableName, plain_ident, quote_ident, quote_literal};
 pub use part::PartRange;

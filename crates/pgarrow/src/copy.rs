@@ -63,10 +63,19 @@ impl std::str::FromStr for Domains {
         match name {
             "define" => Ok(Domains::Define),
             "base" => Ok(Domains::Base),
-            other => Err(Error::usage(format!(
-                "unknown domains {other:?}: expected define or base"
-            ))),
+            other => {
+                Err(pgarrow_types::ChoiceError::new("domains", other, "define or base").into())
+            }
         }
+    }
+}
+
+impl std::fmt::Display for Domains {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Domains::Define => "define",
+            Domains::Base => "base",
+        })
     }
 }
 

@@ -10,13 +10,28 @@ use pgarrow_decode::types::oid;
 use crate::policy::Policies;
 use crate::{ColumnMapping, DecodeOptions};
 
-/// Options of one export.
+/// Options of one export: [`ExportOptions::default`], then `with_*`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExportOptions {
     /// How batches are cut.
     pub decode: DecodeOptions,
     /// What to do where a value has no exact Arrow form.
     pub policies: Policies,
+}
+
+impl ExportOptions {
+    /// Batches cut as `decode` says.
+    pub fn with_decode(mut self, decode: DecodeOptions) -> Self {
+        self.decode = decode;
+        self
+    }
+
+    /// Values without an exact Arrow form handled as `policies` say.
+    pub fn with_policies(mut self, policies: Policies) -> Self {
+        self.policies = policies;
+        self
+    }
 }
 
 /// A described source: its columns, decoders, Arrow schema and the COPY statement to run.

@@ -314,6 +314,13 @@ impl From<pgarrow_types::InvalidName> for Error {
     }
 }
 
+impl From<pgarrow_types::ChoiceError> for Error {
+    /// A word that names none of an option's choices: the call must change.
+    fn from(e: pgarrow_types::ChoiceError) -> Self {
+        Error::usage(e.to_string())
+    }
+}
+
 impl From<pgarrow_decode::Error> for Error {
     fn from(e: pgarrow_decode::Error) -> Self {
         ErrorKind::Decode(e).into()

@@ -68,20 +68,30 @@ pub enum LateRows {
 }
 
 impl std::str::FromStr for LateRows {
-    type Err = String;
+    type Err = Error;
 
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    /// `auto` or `always`: the CLI's `--late-rows` and Python's `late_rows=`.
+    fn from_str(s: &str) -> Result<Self> {
         match s {
             "auto" => Ok(LateRows::Auto),
             "always" => Ok(LateRows::Always),
-            other => Err(format!(
-                "unknown late-row scan \"{other}\": expected auto or always"
-            )),
+            other => Err(
+                pgarrow_types::ChoiceError::new("late-row scan", other, "auto or always").into(),
+            ),
         }
     }
 }
 
-/// What an incremental run reads.
+impl std::fmt::Display for LateRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LateRows::Auto => "auto",
+            LateRows::Always => "always",
+        })
+    }
+}
+
+/// What an incremental run reads: [`IncrementalOptions::new`], then `with_*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct IncrementalOptions {
@@ -111,19 +121,19 @@ impl IncrementalOptions {
     }
 
     /// The first run starts at `value`.
-    pub fn since(mut self, value: impl Into<String>) -> Self {
+    pub fn with_since(mut self, value: impl Into<String>) -> Self {
         self.since = Some(value.into());
         self
     }
 
     /// When to scan for late rows.
-    pub fn late_rows(mut self, late_rows: LateRows) -> Self {
+    pub fn with_late_rows(mut self, late_rows: LateRows) -> Self {
         self.late_rows = late_rows;
         self
     }
 
     /// Start over, whatever the previous state says.
-    pub fn restart(mut self, restart: bool) -> Self {
+    pub fn with_restart(mut self, restart: bool) -> Self {
         self.restart = restart;
         self
     }
@@ -550,9 +560,9 @@ pub async fn export_run(
         }
         (Some(partitions), target) => {
             let id = client.share_incremental_snapshot().await?;
-            let mut split = partitions.clone().import_snapshot(id);
+            let mut split = partitions.clone().with_import_snapshot(id);
             if matches!(run.source, Source::Query(_)) && split.by.is_none() {
-                split = split.by(options.column.clone());
+                split = split.with_by(options.column.clone());
             }
             let source = run.source.clone();
             let (stats, files) = match target {
@@ -775,6 +785,20 @@ fn check_previous(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn late_rows_round_trip() {
+        for word in ["auto", "always"] {
+            assert_eq!(word.parse::<LateRows>().unwrap().to_string(), word);
+        }
+        let e = "never".parse::<LateRows>().unwrap_err();
+        assert!(e.is_usage(), "{e}");
+        assert!(
+            e.to_string()
+                .contains("\"never\" (expected auto or always)"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn each_run_has_its_own_name() {

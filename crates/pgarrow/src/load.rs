@@ -111,25 +111,26 @@ pub enum CreateNested {
 impl std::str::FromStr for CreateNested {
     type Err = Error;
 
-    fn from_str(name: &str) -> Result<CreateNested> {
-        CreateNested::parse(name)
-    }
-}
-
-impl CreateNested {
     /// The choice named `name` (`json` or `typed`): how the command line's
     /// `--create-nested`, Python's `create_nested=` and ADBC's `pgarrow.create_nested` read.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Usage`] naming the choices.
-    pub fn parse(name: &str) -> Result<CreateNested> {
+    /// An unknown name is an [`ErrorKind::Usage`] naming the choices.
+    fn from_str(name: &str) -> Result<CreateNested> {
         match name {
             "json" => Ok(CreateNested::Json),
             "typed" => Ok(CreateNested::Typed),
-            other => Err(Error::usage(format!(
-                "unknown create_nested {other:?}: expected json or typed"
-            ))),
+            other => {
+                Err(pgarrow_types::ChoiceError::new("create_nested", other, "json or typed").into())
+            }
         }
+    }
+}
+
+impl std::fmt::Display for CreateNested {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CreateNested::Json => "json",
+            CreateNested::Typed => "typed",
+        })
     }
 }
 
@@ -656,6 +657,31 @@ fn at_input_row(e: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every word reads as its choice and prints as itself; another word is a usage error
+    /// naming it and the words taken.
+    fn round_trips<T>(words: &[&str], wrong: &str, expected: &str)
+    where
+        T: std::str::FromStr<Err = crate::Error> + std::fmt::Display,
+    {
+        for word in words {
+            let parsed: T = word.parse().unwrap_or_else(|e| panic!("{word}: {e}"));
+            assert_eq!(parsed.to_string(), *word);
+        }
+        let Err(e) = wrong.parse::<T>() else {
+            panic!("{wrong} was taken")
+        };
+        assert!(e.is_usage(), "{e}");
+        let message = e.to_string();
+        assert!(message.contains(&format!("{wrong:?}")), "{message}");
+        assert!(message.contains(expected), "{message}");
+    }
+
+    #[test]
+    fn create_nested_and_domains_round_trip() {
+        round_trips::<CreateNested>(&["json", "typed"], "jsonb", "json or typed");
+        round_trips::<crate::copy::Domains>(&["define", "base"], "drop", "define or base");
+    }
 
     #[test]
     fn modes_parse_with_their_keys() {

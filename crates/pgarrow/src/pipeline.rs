@@ -17,8 +17,10 @@ use crate::export::request_cancel;
 use crate::stats::ExportStats;
 use crate::{Client, Error, ErrorKind, Export, ExportOptions, Hooks, Result, Source};
 
-/// Where a file export writes: the format, the path (or stdout) and the file options.
+/// Where a file export writes: the format, the path (or stdout) and the file options;
+/// [`FileTarget::new`], then `with_*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FileTarget {
     /// Parquet, Arrow IPC file or stream, or null (decode and discard).
     pub format: Format,
@@ -36,6 +38,12 @@ impl FileTarget {
             output,
             options: SinkOptions::default(),
         }
+    }
+
+    /// Compression, row groups, extra key-value metadata.
+    pub fn with_options(mut self, options: SinkOptions) -> Self {
+        self.options = options;
+        self
     }
 }
 

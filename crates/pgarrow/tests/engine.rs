@@ -133,7 +133,7 @@ fn a_manifest_directory_loads_exactly_its_files_and_checks_their_rows() {
         &url,
         Source::table("s.a").unwrap(),
         &ExportOptions::default(),
-        &PartitionOptions::new(2).parts(3),
+        &PartitionOptions::new(2).with_parts(3),
         &target,
         Hooks::new(),
     ))

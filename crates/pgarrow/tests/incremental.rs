@@ -177,7 +177,7 @@ async fn rows_at_the_mark_are_read_once() {
     // scan when asked for.
     db.psql("UPDATE t SET v = 'a2', version = 2 WHERE id = 1");
     db.psql("UPDATE t SET v = 'c2' WHERE id = 3");
-    let always = by("version").late_rows(LateRows::Always);
+    let always = by("version").with_late_rows(LateRows::Always);
     let (third, s3, late_scan) = run(&db, &always, Some(&s2)).await.unwrap();
     assert!(late_scan);
     assert_eq!(third, set(&[(1, "a2"), (3, "c2")]));
@@ -193,12 +193,12 @@ async fn since_starts_the_first_run_and_stays() {
         return;
     };
     db.psql("INSERT INTO t VALUES (1, 'old', '2020-01-01'), (2, 'new', '2026-01-01')");
-    let options = by("day").since("2025-01-01");
+    let options = by("day").with_since("2025-01-01");
     let (first, s1, _) = run(&db, &options, None).await.unwrap();
     assert_eq!(first, set(&[(2, "new")]));
     assert_eq!(s1.since.as_deref(), Some("2025-01-01"));
     db.psql("UPDATE t SET v = 'old2' WHERE id = 1; INSERT INTO t VALUES (3, 'x', '2026-02-01')");
-    let (second, _, _) = run(&db, &by("day").late_rows(LateRows::Always), Some(&s1))
+    let (second, _, _) = run(&db, &by("day").with_late_rows(LateRows::Always), Some(&s1))
         .await
         .unwrap();
     assert_eq!(second, set(&[(3, "x")]));
@@ -243,7 +243,9 @@ async fn states_that_cannot_hold_the_guarantee_are_refused() {
     let e = refused(run(&db, &by("n"), Some(&s1)).await.unwrap_err());
     assert!(e.contains("dropped and created again"), "{e}");
     // Unless asked to start over: the whole table, the run counter going on.
-    let (all, s2, _) = run(&db, &by("n").restart(true), Some(&s1)).await.unwrap();
+    let (all, s2, _) = run(&db, &by("n").with_restart(true), Some(&s1))
+        .await
+        .unwrap();
     assert_eq!(all, set(&[(9, "z")]));
     assert_eq!(s2.run, 2);
 }

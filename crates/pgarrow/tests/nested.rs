@@ -47,10 +47,7 @@ fn policies() -> Policies {
 
 /// The default policies, but lower bounds other than 1 dropped (and counted).
 fn dropping_bounds() -> Policies {
-    Policies {
-        array_bounds: ArrayBounds::Drop,
-        ..policies()
-    }
+    policies().with_array_bounds(ArrayBounds::Drop)
 }
 
 /// `sql` exported under `policies` whole, and in batches of `rows`.
@@ -419,10 +416,7 @@ async fn arrays_of_mixed_depths_fail_with_a_hint_or_flatten() {
     );
 
     // --array-shape text: every array as the server's text, whatever its depths and bounds.
-    let text = Policies {
-        array_shape: ArrayShape::Text,
-        ..policies()
-    };
+    let text = policies().with_array_shape(ArrayShape::Text);
     for (table, col) in [("flat", "v"), ("grid", "g")] {
         let out = db
             .export_under(&format!("SELECT id, {col} FROM {table} ORDER BY id"), text)
@@ -438,10 +432,7 @@ async fn arrays_of_mixed_depths_fail_with_a_hint_or_flatten() {
     }
 
     // --array-shape flatten: every array a 1-D list of its elements, row-major, counted.
-    let flatten = Policies {
-        array_shape: ArrayShape::Flatten,
-        ..policies()
-    };
+    let flatten = policies().with_array_shape(ArrayShape::Flatten);
     for (sql, col, flattened) in [
         ("SELECT id, v FROM flat ORDER BY id", "v", 1),
         ("SELECT id, g FROM grid ORDER BY id", "g", 1),
@@ -499,10 +490,7 @@ async fn array_bounds_are_refused_kept_as_text_or_dropped_and_declared_dims_are_
     e.assert_says("--array-shape text");
     e.assert_says("--array-bounds drop");
 
-    let text = Policies {
-        array_shape: ArrayShape::Text,
-        ..policies()
-    };
+    let text = policies().with_array_shape(ArrayShape::Text);
     let out = db.export_under(sql, text).await;
     assert_eq!(out.data_type("v"), &DataType::Utf8);
     let server: Vec<(i32, Option<String>)> = db
@@ -1000,10 +988,7 @@ async fn enums_are_dictionaries_of_every_label_in_pg_enum_order() {
     }
 
     // The Utf8 layout: plain labels, also inside arrays and composites.
-    let utf8 = Policies {
-        enums: EnumLayout::Utf8,
-        ..policies()
-    };
+    let utf8 = policies().with_enums(EnumLayout::Utf8);
     let out = db.export_under(sql, utf8).await;
     assert_eq!(out.data_type("m"), &DataType::Utf8);
     assert_eq!(out.data_type("ms"), &list_of(DataType::Utf8));
@@ -1259,10 +1244,7 @@ async fn range_infinity_bounds_are_values_under_the_infinity_policy() {
     };
     let sql = "SELECT id, dr, tr FROM ri ORDER BY id";
     // Error: an infinity bound is an error naming row and column.
-    let strict = Policies {
-        infinity: Infinity::Error,
-        ..policies()
-    };
+    let strict = policies().with_infinity(Infinity::Error);
     let e = db
         .export_value_error("SELECT id, dr FROM ri ORDER BY id", strict)
         .await;
@@ -1275,10 +1257,7 @@ async fn range_infinity_bounds_are_values_under_the_infinity_policy() {
 
     // Null: the bound becomes NULL (indistinguishable from unbounded in the data, told apart
     // only by the InfinityToNull count); the inclusivity flags stay the server's.
-    let null = Policies {
-        infinity: Infinity::Null,
-        ..policies()
-    };
+    let null = policies().with_infinity(Infinity::Null);
     let out = db.export_under(sql, null).await;
     let infinite_bounds = |c: &str| -> u64 {
         db.value(&format!(
@@ -1818,10 +1797,7 @@ async fn special_values_are_errors_by_default() {
     };
     // Date and timestamp infinities are errors only when asked (by default they are the
     // extremes, see `infinity_is_the_extreme_value_by_default`).
-    let strict = Policies {
-        infinity: Infinity::Error,
-        ..policies()
-    };
+    let strict = policies().with_infinity(Infinity::Error);
     for (c, what, policies) in [
         ("d", "infinity", strict),
         ("ts", "infinity", strict),
@@ -1947,11 +1923,9 @@ async fn special_values_become_null_and_are_counted() {
     let Some(db) = Db::with("nested_special_null", SPECIALS) else {
         return;
     };
-    let null = Policies {
-        infinity: Infinity::Null,
-        special: SpecialValues::Null,
-        ..policies()
-    };
+    let null = policies()
+        .with_infinity(Infinity::Null)
+        .with_special(SpecialValues::Null);
     let out = db.export_under("SELECT * FROM sv ORDER BY id", null).await;
     assert_same(
         "sv under null",
@@ -2028,10 +2002,7 @@ async fn special_values_as_the_servers_exact_text() {
                                 '{1}'),
                                (2, NULL, NULL, NULL);",
     );
-    let text = Policies {
-        special: SpecialValues::Text,
-        ..policies()
-    };
+    let text = policies().with_special(SpecialValues::Text);
     // The default refusal names the way out.
     let e = db
         .export_value_error("SELECT id, n FROM sv ORDER BY id", policies())
@@ -2082,10 +2053,7 @@ async fn special_values_clamp_to_the_extremes() {
         "CREATE TABLE un (id int, v numeric);
          INSERT INTO un VALUES (1, 'Infinity'), (2, '-Infinity'), (3, 'NaN'), (4, 1.5), (5, NULL);",
     );
-    let clamp = Policies {
-        special: SpecialValues::Clamp,
-        ..policies()
-    };
+    let clamp = policies().with_special(SpecialValues::Clamp);
     let out = db.export_under("SELECT * FROM sv ORDER BY id", clamp).await;
     let d = out.rows("d");
     let date = |r: usize| d[r].1.as_primitive::<Date32Type>().value(0);
@@ -2131,10 +2099,7 @@ async fn special_values_clamp_to_the_extremes() {
     assert_same("sv exact rows under clamp", &ours, &expected);
 
     // Decimal: ±Infinity clamp to ±(10^p - 1) at the scale, NaN becomes NULL.
-    let dec = Policies {
-        numeric: NumericTarget::Decimal128(10, 2),
-        ..clamp
-    };
+    let dec = clamp.with_numeric(NumericTarget::Decimal128(10, 2));
     let out = db
         .export_under("SELECT id, v FROM un ORDER BY id", dec)
         .await;
@@ -2178,21 +2143,16 @@ async fn special_values_inside_nested_types() {
     );
     // Errors name the row of the containing value (`ds` holds only infinities, an error
     // when the infinity policy says so).
-    let strict = Policies {
-        infinity: Infinity::Error,
-        ..policies()
-    };
+    let strict = policies().with_infinity(Infinity::Error);
     for (c, row) in [("ds", 3), ("s", 3), ("ss", 3)] {
         let e = db
             .export_value_error(&format!("SELECT id, {c} FROM sn ORDER BY id"), strict)
             .await;
         assert_eq!((e.row, e.name.as_str()), (row, c), "{}", e.display);
     }
-    let null = Policies {
-        infinity: Infinity::Null,
-        special: SpecialValues::Null,
-        ..policies()
-    };
+    let null = policies()
+        .with_infinity(Infinity::Null)
+        .with_special(SpecialValues::Null);
     let sql = "SELECT id, ds, s, ss FROM sn ORDER BY id";
     for out in [
         db.export_under(sql, null).await,
@@ -2267,10 +2227,7 @@ async fn unconstrained_numeric_targets() {
     assert!(out.losses.is_empty());
 
     // Float64: the server's own float8 conversion, bit for bit; each finite value counted.
-    let float = Policies {
-        numeric: NumericTarget::Float64,
-        ..policies()
-    };
+    let float = policies().with_numeric(NumericTarget::Float64);
     let out = db
         .export_under("SELECT id, v FROM nu ORDER BY id", float)
         .await;
@@ -2298,10 +2255,7 @@ async fn unconstrained_numeric_targets() {
     assert_eq!(out.losses.total(), finite);
 
     // Decimal128(20,4): exact values at the scale.
-    let dec = Policies {
-        numeric: NumericTarget::Decimal128(20, 4),
-        ..policies()
-    };
+    let dec = policies().with_numeric(NumericTarget::Decimal128(20, 4));
     let out = db
         .export_under("SELECT id, v FROM nd ORDER BY id", dec)
         .await;
@@ -2319,11 +2273,9 @@ async fn unconstrained_numeric_targets() {
         .await;
     assert_eq!((e.row, e.name.as_str()), (2, "v"), "{}", e.display);
     // ... NULL under Overflow::Null (NaN follows the special-value policy).
-    let overflow_null = Policies {
-        numeric_overflow: Overflow::Null,
-        special: SpecialValues::Null,
-        ..dec
-    };
+    let overflow_null = dec
+        .with_numeric_overflow(Overflow::Null)
+        .with_special(SpecialValues::Null);
     let out = db
         .export_under("SELECT id, v FROM nbad ORDER BY id", overflow_null)
         .await;
@@ -2342,21 +2294,16 @@ async fn unconstrained_numeric_targets() {
     assert_eq!(out.loss("v", LossKind::NanToNull), 1);
     assert_eq!(out.losses.total(), 3);
     // NaN alone is still an error when only the overflow policy is relaxed.
-    let only_overflow = Policies {
-        numeric_overflow: Overflow::Null,
-        ..dec
-    };
+    let only_overflow = dec.with_numeric_overflow(Overflow::Null);
     let e = db
         .export_value_error("SELECT id, v FROM nbad ORDER BY id", only_overflow)
         .await;
     assert_eq!(e.row, 5, "{}", e.display);
 
     // Decimal256(40,5): exact, and ±Infinity clamp to ±(10^40 - 1) at scale 5.
-    let wide = Policies {
-        numeric: NumericTarget::Decimal256(40, 5),
-        special: SpecialValues::Clamp,
-        ..policies()
-    };
+    let wide = policies()
+        .with_numeric(NumericTarget::Decimal256(40, 5))
+        .with_special(SpecialValues::Clamp);
     let out = db
         .export_under("SELECT id, v FROM nd ORDER BY id", wide)
         .await;
@@ -2397,10 +2344,7 @@ async fn text_layouts_large_and_view_keep_values() {
         (TextLayout::Large, DataType::LargeUtf8),
         (TextLayout::View, DataType::Utf8View),
     ] {
-        let p = Policies {
-            text: layout,
-            ..policies()
-        };
+        let p = policies().with_text(layout);
         for out in [
             db.export_under(sql, p).await,
             db.export_batched(sql, p, 3).await,
@@ -2492,10 +2436,7 @@ where
     e.assert_says("SQL_ASCII");
 
     // Replace: U+FFFD for each bad sequence, counted per value.
-    let replace = Policies {
-        invalid_utf8: InvalidUtf8::Replace,
-        ..policies()
-    };
+    let replace = policies().with_invalid_utf8(InvalidUtf8::Replace);
     let out = export(replace)
         .await
         .unwrap_or_else(|e| panic!("replace: {}", e.display));
@@ -2530,10 +2471,7 @@ where
     );
 
     // Binary: every text column as the raw bytes.
-    let binary = Policies {
-        invalid_utf8: InvalidUtf8::Binary,
-        ..policies()
-    };
+    let binary = policies().with_invalid_utf8(InvalidUtf8::Binary);
     let out = export(binary)
         .await
         .unwrap_or_else(|e| panic!("binary: {}", e.display));
@@ -2652,10 +2590,7 @@ async fn invalid_utf8_in_hstore_is_replaced_and_counted() {
     };
     db.psql(HSTORE_INVALID);
     let sql = "SELECT id, h FROM hb ORDER BY id";
-    let replace = Policies {
-        invalid_utf8: InvalidUtf8::Replace,
-        ..policies()
-    };
+    let replace = policies().with_invalid_utf8(InvalidUtf8::Replace);
     let plan = db.describe(sql, &replace).await;
     let out = decode_copy(&sql_ascii_copy(&db, sql), plan.columns, replace, 1000)
         .unwrap_or_else(|e| panic!("replace: {e}"));

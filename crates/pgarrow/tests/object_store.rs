@@ -72,12 +72,12 @@ impl Moto {
 
     fn options(&self) -> StorageOptions {
         StorageOptions::new()
-            .with("aws_endpoint", &self.endpoint)
-            .with("aws_allow_http", "true")
-            .with("aws_region", "us-east-1")
-            .with("aws_access_key_id", "testing")
-            .with("aws_secret_access_key", "testing")
-            .with("part_size", "5MiB")
+            .with_option("aws_endpoint", &self.endpoint)
+            .with_option("aws_allow_http", "true")
+            .with_option("aws_region", "us-east-1")
+            .with_option("aws_access_key_id", "testing")
+            .with_option("aws_secret_access_key", "testing")
+            .with_option("part_size", "5MiB")
     }
 
     /// Creates a bucket (moto takes unsigned requests).

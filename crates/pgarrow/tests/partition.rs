@@ -14,7 +14,7 @@ use arrow_array::{Array, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use common::Db;
 use pgarrow::io::{DirTarget, MANIFEST_NAME, Manifest};
-use pgarrow::io::{Format, Output, SinkOptions};
+use pgarrow::io::{Format, Output};
 use pgarrow::partition::{
     Coordinator, Holder, PartRange, PartRead, PartitionOptions, PartitionedExport, Released,
     SnapshotMode, export_part, export_part_with, export_to_dir, export_to_file,
@@ -130,7 +130,7 @@ fn a_plain_table_in_block_ranges() {
     let parts = same_rows(
         &db,
         &Source::table("t").unwrap(),
-        &PartitionOptions::new(3).parts(7),
+        &PartitionOptions::new(3).with_parts(7),
     );
     assert!(parts.len() >= 5, "{parts:?}");
     assert!(
@@ -222,7 +222,7 @@ DELETE FROM emptied;
     same_rows(
         &db,
         &Source::table("churn").unwrap(),
-        &PartitionOptions::new(4).parts(9),
+        &PartitionOptions::new(4).with_parts(9),
     );
     for t in ["nothing", "emptied"] {
         let (batches, stats) =
@@ -247,7 +247,7 @@ INSERT INTO ev VALUES (NULL, NULL, 'infinity', 'null keys'), (NULL, 'infinity', 
     let query = Source::query("SELECT id, at, day, note FROM ev WHERE note IS NOT NULL");
     // Not analyzed: bounds between MIN and MAX.
     for column in ["id", "at", "day"] {
-        let parts = same_rows(&db, &query, &PartitionOptions::new(2).by(column));
+        let parts = same_rows(&db, &query, &PartitionOptions::new(2).with_by(column));
         assert_eq!(parts.len(), 8, "{column}: {parts:?}");
         assert!(matches!(
             &parts[0].range,
@@ -262,11 +262,11 @@ INSERT INTO ev VALUES (NULL, NULL, 'infinity', 'null keys'), (NULL, 'infinity', 
     let parts = same_rows(
         &db,
         &Source::table("ev").unwrap(),
-        &PartitionOptions::new(3).by("at"),
+        &PartitionOptions::new(3).with_by("at"),
     );
     assert!(parts.len() > 3, "{parts:?}");
     // A query's column that comes from a table uses the table's histogram too.
-    same_rows(&db, &query, &PartitionOptions::new(2).by("id"));
+    same_rows(&db, &query, &PartitionOptions::new(2).with_by("id"));
     // A query with no key is one part.
     let parts = same_rows(&db, &query, &PartitionOptions::new(3));
     assert_eq!(parts.len(), 1);
@@ -281,7 +281,7 @@ INSERT INTO ev VALUES (NULL, NULL, 'infinity', 'null keys'), (NULL, 'infinity', 
                 db.url(),
                 &query,
                 &ExportOptions::default(),
-                &PartitionOptions::new(2).by(by),
+                &PartitionOptions::new(2).with_by(by),
             ))
             .unwrap_err()
             .to_string();
@@ -330,8 +330,8 @@ INSERT INTO acct SELECT g, 1000, repeat('p', 100) FROM generate_series(1, 60000)
     let before = moved.load(Ordering::SeqCst);
     for run in 0..6 {
         let (source, options) = match run % 2 {
-            0 => (&table, PartitionOptions::new(3).parts(12)),
-            _ => (&source, PartitionOptions::new(3).by("id")),
+            0 => (&table, PartitionOptions::new(3).with_parts(12)),
+            _ => (&source, PartitionOptions::new(3).with_by("id")),
         };
         let (batches, _) = partitioned(&db, source, &options);
         let (mut sum, mut n) = (0i64, 0usize);
@@ -369,18 +369,14 @@ fn a_failed_part_fails_the_whole_export_and_leaves_nothing() {
         "SELECT id, v FROM t WHERE CASE WHEN id = 15000 \
          THEN pg_terminate_backend(pg_backend_pid()) ELSE true END",
     );
-    let options = PartitionOptions::new(2).by("id");
+    let options = PartitionOptions::new(2).with_by("id");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("all.parquet");
     let target = FileTarget::new(Format::Parquet, Output::File(file.clone()));
     let e = to_file(&db, &source, &options, &target).unwrap_err();
     assert!(e.to_string().contains("part "), "{e}");
     let out = dir.path().join("parts");
-    let dir_target = DirTarget {
-        dir: out.clone().into(),
-        format: Format::Parquet,
-        options: SinkOptions::default(),
-    };
+    let dir_target = DirTarget::new(out.clone(), Format::Parquet);
     let e = to_dir(&db, &source, &options, &dir_target).unwrap_err();
     assert!(e.to_string().contains("part "), "{e}");
     let left: Vec<_> = std::fs::read_dir(dir.path())
@@ -405,14 +401,17 @@ fn files_and_directories_hold_the_same_rows() {
     let source = Source::table("t").unwrap();
     let expected = single(&db, &source);
     let dir = tempfile::tempdir().unwrap();
-    let options = PartitionOptions::new(3).parts(6);
+    let options = PartitionOptions::new(3).with_parts(6);
     // One Parquet file, in table order: row groups encoded by the connections' threads.
     let path = dir.path().join("t.parquet");
     let target = FileTarget::new(Format::Parquet, Output::File(path.clone()));
     let stats = to_file(
         &db,
         &source,
-        &options.clone().order_preserving(true).memory_limit(4 << 20),
+        &options
+            .clone()
+            .with_order_preserving(true)
+            .with_memory_limit(4 << 20),
         &target,
     )
     .unwrap();
@@ -452,11 +451,7 @@ fn files_and_directories_hold_the_same_rows() {
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join(MANIFEST_NAME), "stale").unwrap();
-    let target = DirTarget {
-        dir: out.clone().into(),
-        format: Format::Parquet,
-        options: SinkOptions::default(),
-    };
+    let target = DirTarget::new(out.clone(), Format::Parquet);
     let stats = to_dir(&db, &source, &options, &target).unwrap();
     assert_eq!(
         stats.manifest.as_deref(),
@@ -493,7 +488,9 @@ fn a_small_memory_limit_means_fewer_parquet_encoders() {
     let dir = tempfile::tempdir().unwrap();
     // Six leaf columns: each Parquet encoder holds about 12 MiB whatever its row groups, so a
     // 48 MiB limit (36 MiB for the connections) leaves room for one; decoding to nowhere, four.
-    let options = PartitionOptions::new(4).parts(6).memory_limit(48 << 20);
+    let options = PartitionOptions::new(4)
+        .with_parts(6)
+        .with_memory_limit(48 << 20);
     for (format, connections) in [(Format::Parquet, 1), (Format::Null, 4)] {
         let output = match format {
             Format::Null => Output::Discard,
@@ -652,7 +649,7 @@ fn a_holder_keeps_the_snapshot_until_every_part_was_read() {
                 url.as_str(),
                 Source::table("t").unwrap(),
                 &ExportOptions::default(),
-                &PartitionOptions::new(3).parts(3),
+                &PartitionOptions::new(3).with_parts(3),
             )
             .await?;
             let holder = Holder::start(c, pgarrow::protocol::Config::parse(&url)?).await?;
@@ -678,13 +675,21 @@ fn a_holder_keeps_the_snapshot_until_every_part_was_read() {
     read_part(&rt, &db, &plan, 0, &PartRead::new(), false).unwrap();
     // Some columns, a condition, a limit.
     let narrow = PartRead::new()
-        .columns(["h", "id"])
-        .filter("id % 2 = 0")
-        .limit(7);
+        .with_columns(["h", "id"])
+        .with_filter("id % 2 = 0")
+        .with_limit(7);
     let some = read_part(&rt, &db, &plan, 1, &narrow, false).unwrap();
     assert_eq!(some[0].schema().field(0).name(), "h");
     assert_eq!(some.iter().map(RecordBatch::num_rows).sum::<usize>(), 7);
-    let e = read_part(&rt, &db, &plan, 1, &PartRead::new().columns(["nope"]), true).unwrap_err();
+    let e = read_part(
+        &rt,
+        &db,
+        &plan,
+        1,
+        &PartRead::new().with_columns(["nope"]),
+        true,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("no column \"nope\""), "{e}");
     let mut got = Vec::new();
     for part in 0..plan.parts.len() {
@@ -712,7 +717,7 @@ fn per_connection_snapshots_when_asked() {
         return;
     };
     let source = Source::table("t").unwrap();
-    let options = PartitionOptions::new(2).snapshot(SnapshotMode::PerConnection);
+    let options = PartitionOptions::new(2).with_snapshot(SnapshotMode::PerConnection);
     same_rows(&db, &source, &options);
     let plan = runtime()
         .block_on(Coordinator::begin(
@@ -740,7 +745,7 @@ fn dropping_an_export_midway_stops_its_connections() {
             db.url(),
             Source::table("t").unwrap(),
             &ExportOptions::default(),
-            &PartitionOptions::new(3).memory_limit(1 << 20),
+            &PartitionOptions::new(3).with_memory_limit(1 << 20),
         )
         .await
         .unwrap();
@@ -769,7 +774,7 @@ fn a_blocking_reader_over_parts() {
         db.url(),
         &source,
         &ExportOptions::default(),
-        &PartitionOptions::new(2).parts(5),
+        &PartitionOptions::new(2).with_parts(5),
         pgarrow::Hooks::new(),
     )
     .unwrap();
@@ -807,7 +812,7 @@ fn a_hot_standby_exports_its_snapshot_too() {
             &url,
             &source,
             &ExportOptions::default(),
-            &PartitionOptions::new(2).parts(4),
+            &PartitionOptions::new(2).with_parts(4),
         ))
         .unwrap();
     assert!(coordinator.plan().snapshot.is_some());
@@ -825,7 +830,7 @@ fn a_hot_standby_exports_its_snapshot_too() {
             &url,
             &source,
             &ExportOptions::default(),
-            &PartitionOptions::new(2).parts(4),
+            &PartitionOptions::new(2).with_parts(4),
         )
         .await
         .unwrap();

@@ -1404,10 +1404,8 @@ async fn arrays_enums_composites_ranges_are_nested() {
     let out = db
         .export_under(
             "SELECT id, ints, ints2, texts, nums, m, p, r, mr FROM t ORDER BY id",
-            pgarrow::policy::Policies {
-                array_bounds: pgarrow::policy::ArrayBounds::Drop,
-                ..pgarrow::policy::Policies::default()
-            },
+            pgarrow::policy::Policies::default()
+                .with_array_bounds(pgarrow::policy::ArrayBounds::Drop),
         )
         .await;
     let list_of = |t: &DataType| match t {
@@ -1835,13 +1833,11 @@ async fn batches_cut_by_bytes() {
         return;
     };
     let sql = "SELECT g AS id, repeat(chr(65 + g % 26), 1000) AS v FROM generate_series(1, 95) g";
-    let options = ExportOptions {
-        decode: DecodeOptions {
-            batch_rows: pgarrow::DEFAULT_BATCH_ROWS,
-            batch_bytes: 10_000,
-        },
-        ..ExportOptions::default()
-    };
+    let options = ExportOptions::default().with_decode(
+        DecodeOptions::default()
+            .with_batch_rows(pgarrow::DEFAULT_BATCH_ROWS)
+            .with_batch_bytes(10_000),
+    );
     let out = db.export_with(sql, &options).await;
     assert_eq!(out.num_rows(), 95);
     let sizes: Vec<usize> = out.batches.iter().map(RecordBatch::num_rows).collect();

@@ -117,8 +117,24 @@ impl FromStr for Compression {
     }
 }
 
-/// Options for the file formats.
+impl fmt::Display for Compression {
+    /// As [`FromStr`] reads it: `zstd:LEVEL`, `snappy`, `lz4`, `gzip`, `none`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Compression::Zstd(level) => write!(f, "zstd:{level}"),
+            Compression::Snappy => f.write_str("snappy"),
+            Compression::Lz4 => f.write_str("lz4"),
+            Compression::Gzip => f.write_str("gzip"),
+            Compression::None => f.write_str("none"),
+        }
+    }
+}
+
+/// Options for the file formats: [`SinkOptions::default`], then `with_*` for each setting
+/// (the shape of arrow-ipc's `IpcWriteOptions`); [`validate`](SinkOptions::validate) checks
+/// them together, as parquet's `WriterProperties` builder does when it builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SinkOptions {
     /// Parquet compression (default zstd level 3).
     pub compression: Compression,
@@ -145,16 +161,25 @@ pub enum IntervalEncoding {
     Struct,
 }
 
-impl std::str::FromStr for IntervalEncoding {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+impl FromStr for IntervalEncoding {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
         match s {
             "native" => Ok(Self::Native),
             "struct" => Ok(Self::Struct),
-            _ => Err(format!(
-                "invalid interval encoding \"{s}\" (expected native or struct)"
-            )),
+            other => Err(Error::usage(format!(
+                "unknown interval encoding \"{other}\" (expected native or struct)"
+            ))),
         }
+    }
+}
+
+impl fmt::Display for IntervalEncoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Native => "native",
+            Self::Struct => "struct",
+        })
     }
 }
 
@@ -174,6 +199,36 @@ impl Default for SinkOptions {
 }
 
 impl SinkOptions {
+    /// Parquet compression.
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Rows per Parquet row group.
+    pub fn with_row_group_rows(mut self, rows: usize) -> Self {
+        self.row_group_rows = rows;
+        self
+    }
+
+    /// Bytes of encoded data that close a Parquet row group early.
+    pub fn with_row_group_bytes(mut self, bytes: usize) -> Self {
+        self.row_group_bytes = bytes;
+        self
+    }
+
+    /// The file's extra key-value metadata (replacing any given before).
+    pub fn with_metadata(mut self, metadata: Vec<(String, String)>) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// How Arrow IPC files hold intervals.
+    pub fn with_intervals(mut self, intervals: IntervalEncoding) -> Self {
+        self.intervals = intervals;
+        self
+    }
+
     /// Checks the options (compression level, row group size) without writing anything.
     ///
     /// # Errors
@@ -210,4 +265,79 @@ pub(crate) fn writer_properties(options: &SinkOptions) -> Result<WriterPropertie
         .set_created_by(format!("pgarrow {}", env!("CARGO_PKG_VERSION")))
         .set_key_value_metadata((!kv.is_empty()).then_some(kv))
         .build())
+}
+
+#[cfg(test)]
+mod choice_tests {
+    use super::*;
+
+    #[test]
+    fn every_word_round_trips() {
+        for word in ["parquet", "arrow", "arrow-stream", "null"] {
+            assert_eq!(word.parse::<Format>().unwrap().to_string(), word);
+        }
+        assert_eq!("ipc".parse::<Format>().unwrap(), Format::ArrowFile);
+        assert_eq!("feather".parse::<Format>().unwrap(), Format::ArrowFile);
+        assert_eq!("arrows".parse::<Format>().unwrap(), Format::ArrowStream);
+        for word in ["zstd:3", "zstd:19", "snappy", "lz4", "gzip", "none"] {
+            assert_eq!(word.parse::<Compression>().unwrap().to_string(), word);
+        }
+        assert_eq!("zstd".parse::<Compression>().unwrap(), Compression::Zstd(3));
+        assert_eq!(
+            "uncompressed".parse::<Compression>().unwrap(),
+            Compression::None
+        );
+        for word in ["native", "struct"] {
+            assert_eq!(word.parse::<IntervalEncoding>().unwrap().to_string(), word);
+        }
+    }
+
+    #[test]
+    fn a_wrong_word_names_itself_and_the_words() {
+        let cases = [
+            (
+                "csv".parse::<Format>().unwrap_err(),
+                "\"csv\"",
+                "parquet, arrow, arrow-stream or null",
+            ),
+            (
+                "brotli".parse::<Compression>().unwrap_err(),
+                "\"brotli\"",
+                "zstd[:LEVEL], snappy, lz4, gzip or none",
+            ),
+            (
+                "snappy:2".parse::<Compression>().unwrap_err(),
+                "\"snappy:2\"",
+                "zstd[:LEVEL], snappy, lz4, gzip or none",
+            ),
+            (
+                "tuple".parse::<IntervalEncoding>().unwrap_err(),
+                "\"tuple\"",
+                "native or struct",
+            ),
+        ];
+        for (e, word, words) in cases {
+            assert!(e.is_usage(), "{e}");
+            let message = e.to_string();
+            assert!(
+                message.contains(word) && message.contains(words),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn options_are_set_with() {
+        let o = SinkOptions::default()
+            .with_compression(Compression::Snappy)
+            .with_row_group_rows(10)
+            .with_row_group_bytes(1 << 20)
+            .with_metadata(vec![("k".into(), "v".into())])
+            .with_intervals(IntervalEncoding::Struct);
+        assert_eq!(o.compression, Compression::Snappy);
+        assert_eq!(o.row_group_rows, 10);
+        assert_eq!(o.row_group_bytes, 1 << 20);
+        assert_eq!(o.intervals, IntervalEncoding::Struct);
+        o.validate().unwrap();
+    }
 }

@@ -678,10 +678,10 @@ mod tests {
 
     #[test]
     fn unknown_options_and_bad_values_are_refused_by_name() {
-        let bad = StorageOptions::new().with("aws_endpoit", "http://x");
+        let bad = StorageOptions::new().with_option("aws_endpoit", "http://x");
         let e = Location::parse("s3://b/k", &bad).unwrap_err();
         assert!(e.is_usage() && e.to_string().contains("aws_endpoit"), "{e}");
-        let small = StorageOptions::new().with("part_size", "1MiB");
+        let small = StorageOptions::new().with_option("part_size", "1MiB");
         let e = Location::parse("s3://b/k", &small).unwrap_err();
         assert!(e.to_string().contains("5 MiB"), "{e}");
         assert!(StorageOptions::parse_pair("novalue").is_err());
@@ -694,8 +694,8 @@ mod tests {
     #[test]
     fn secrets_never_show() {
         let options = StorageOptions::new()
-            .with("aws_secret_access_key", "verysecretvalue")
-            .with("aws_region", "eu-west-1");
+            .with_option("aws_secret_access_key", "verysecretvalue")
+            .with_option("aws_region", "eu-west-1");
         assert!(!format!("{options:?}").contains("verysecretvalue"));
         let text = scrub(
             "GET https://a.blob.core.windows.net/c/x?sv=1&sig=abcdef%3D&se=2 failed: verysecretvalue",

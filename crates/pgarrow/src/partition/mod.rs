@@ -48,6 +48,9 @@
 //! # }
 //! ```
 
+use crate::{Error, Result};
+use pgarrow_types::ChoiceError;
+
 mod budget;
 mod files;
 mod hold;
@@ -84,20 +87,30 @@ pub enum SnapshotMode {
 }
 
 impl std::str::FromStr for SnapshotMode {
-    type Err = String;
+    type Err = Error;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    /// `shared` or `per-connection`: the CLI's `--snapshot` and Python's `snapshot=`.
+    fn from_str(s: &str) -> Result<Self> {
         match s {
             "shared" => Ok(SnapshotMode::Shared),
             "per-connection" => Ok(SnapshotMode::PerConnection),
-            other => Err(format!(
-                "unknown snapshot mode \"{other}\": expected shared or per-connection"
-            )),
+            other => {
+                Err(ChoiceError::new("snapshot mode", other, "shared or per-connection").into())
+            }
         }
     }
 }
 
-/// How to split an export over connections.
+impl std::fmt::Display for SnapshotMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SnapshotMode::Shared => "shared",
+            SnapshotMode::PerConnection => "per-connection",
+        })
+    }
+}
+
+/// How to split an export over connections: [`PartitionOptions::new`], then `with_*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PartitionOptions {
@@ -143,33 +156,39 @@ impl PartitionOptions {
         }
     }
 
+    /// `connections` connections reading at once (at least 1).
+    pub fn with_connections(mut self, connections: usize) -> Self {
+        self.connections = connections.max(1);
+        self
+    }
+
     /// Split on `column`'s values.
-    pub fn by(mut self, column: impl Into<String>) -> Self {
+    pub fn with_by(mut self, column: impl Into<String>) -> Self {
         self.by = Some(column.into());
         self
     }
 
     /// Plan `parts` parts.
-    pub fn parts(mut self, parts: usize) -> Self {
+    pub fn with_parts(mut self, parts: usize) -> Self {
         self.parts = Some(parts.max(1));
         self
     }
 
     /// The snapshot mode.
-    pub fn snapshot(mut self, mode: SnapshotMode) -> Self {
+    pub fn with_snapshot(mut self, mode: SnapshotMode) -> Self {
         self.snapshot = mode;
         self
     }
 
     /// Read in the exported snapshot `id` (see [`PartitionOptions::import_snapshot`]).
-    pub fn import_snapshot(mut self, id: impl Into<String>) -> Self {
+    pub fn with_import_snapshot(mut self, id: impl Into<String>) -> Self {
         self.import_snapshot = Some(id.into());
         self
     }
 
     /// Read in the snapshot replication slot `slot` exported as it was created, whose changes
     /// start at `lsn` (its consistent point): see `pgarrow_changes::slot`.
-    pub fn import_snapshot_at(
+    pub fn with_import_snapshot_at(
         mut self,
         id: impl Into<String>,
         slot: impl Into<String>,
@@ -182,13 +201,13 @@ impl PartitionOptions {
     }
 
     /// The memory limit, in bytes.
-    pub fn memory_limit(mut self, bytes: usize) -> Self {
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
         self.memory_limit = bytes;
         self
     }
 
     /// Keep the source's order in a single output.
-    pub fn order_preserving(mut self, yes: bool) -> Self {
+    pub fn with_order_preserving(mut self, yes: bool) -> Self {
         self.order_preserving = yes;
         self
     }
@@ -214,15 +233,17 @@ impl PartitionOptions {
 ///
 /// # Errors
 /// Not a number with an optional unit (B, kB/KiB, MB/MiB, GB/GiB, TB/TiB, or K/M/G/T).
-pub fn parse_size(s: &str) -> Result<usize, String> {
+pub fn parse_size(s: &str) -> Result<usize> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid size \"{s}\": expected a number of bytes such as 512MiB"))?;
+    let number: f64 = number.parse().map_err(|_| {
+        Error::usage(format!(
+            "invalid size \"{s}\": expected a number of bytes such as 512MiB"
+        ))
+    })?;
     let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kib" => 1024.0,
@@ -234,14 +255,16 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "t" | "tib" => 1024.0f64.powi(4),
         "tb" => 1e12,
         other => {
-            return Err(format!(
+            return Err(Error::usage(format!(
                 "invalid size \"{s}\": unknown unit \"{other}\" (use B, KiB, MiB, GiB, kB, MB, GB)"
-            ));
+            )));
         }
     };
     let bytes = number * factor;
     if !(1.0..=usize::MAX as f64).contains(&bytes) {
-        return Err(format!("invalid size \"{s}\": must be at least one byte"));
+        return Err(Error::usage(format!(
+            "invalid size \"{s}\": must be at least one byte"
+        )));
     }
     Ok(bytes as usize)
 }
@@ -249,6 +272,41 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every word reads as its choice and prints as itself; another word is a usage error
+    /// naming it and the words taken.
+    fn round_trips<T>(words: &[&str], wrong: &str, expected: &str)
+    where
+        T: std::str::FromStr<Err = crate::Error> + std::fmt::Display,
+    {
+        for word in words {
+            let parsed: T = word.parse().unwrap_or_else(|e| panic!("{word}: {e}"));
+            assert_eq!(parsed.to_string(), *word);
+        }
+        let Err(e) = wrong.parse::<T>() else {
+            panic!("{wrong} was taken")
+        };
+        assert!(e.is_usage(), "{e}");
+        let message = e.to_string();
+        assert!(message.contains(&format!("{wrong:?}")), "{message}");
+        assert!(message.contains(expected), "{message}");
+    }
+
+    #[test]
+    fn snapshot_modes_round_trip() {
+        round_trips::<SnapshotMode>(
+            &["shared", "per-connection"],
+            "per_connection",
+            "shared or per-connection",
+        );
+    }
+
+    #[test]
+    fn a_bad_size_is_a_usage_error() {
+        for bad in ["", "12 parsecs", "0", "-1MiB"] {
+            assert!(parse_size(bad).unwrap_err().is_usage(), "{bad}");
+        }
+    }
 
     #[test]
     fn sizes() {
@@ -268,15 +326,18 @@ mod tests {
         let o = PartitionOptions::new(0);
         assert_eq!(o.connections, 1);
         assert_eq!(o.planned_parts(None), 4);
-        assert_eq!(PartitionOptions::new(3).parts(0).planned_parts(None), 1);
+        assert_eq!(
+            PartitionOptions::new(3).with_parts(0).planned_parts(None),
+            1
+        );
         let four = PartitionOptions::new(4);
         assert_eq!(four.planned_parts(Some(10 << 30)), 16);
         assert_eq!(four.planned_parts(Some(100 << 20)), 8);
         assert_eq!(four.planned_parts(Some(1 << 20)), 4);
-        assert_eq!(four.parts(7).planned_parts(Some(1 << 20)), 7);
+        assert_eq!(four.with_parts(7).planned_parts(Some(1 << 20)), 7);
         assert_eq!(
-            "per-connection".parse::<SnapshotMode>(),
-            Ok(SnapshotMode::PerConnection)
+            "per-connection".parse::<SnapshotMode>().unwrap(),
+            SnapshotMode::PerConnection
         );
         assert!("none".parse::<SnapshotMode>().is_err());
     }

@@ -56,7 +56,7 @@ pub struct PartitionPlan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<String>,
     /// The logical replication slot whose snapshot the parts read in
-    /// ([`PartitionOptions::import_snapshot_at`]).
+    /// ([`PartitionOptions::with_import_snapshot_at`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_slot: Option<String>,
 }
@@ -90,19 +90,19 @@ impl PartRead {
     }
 
     /// Only `columns`, in this order.
-    pub fn columns(mut self, columns: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn with_columns(mut self, columns: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.columns = Some(columns.into_iter().map(Into::into).collect());
         self
     }
 
     /// Only the rows for which `condition` (SQL over the result columns) is true.
-    pub fn filter(mut self, condition: impl Into<String>) -> Self {
+    pub fn with_filter(mut self, condition: impl Into<String>) -> Self {
         self.filter = Some(condition.into());
         self
     }
 
     /// At most `rows` rows.
-    pub fn limit(mut self, rows: u64) -> Self {
+    pub fn with_limit(mut self, rows: u64) -> Self {
         self.limit = Some(rows);
         self
     }

@@ -288,10 +288,7 @@ impl Db {
 
 /// Default options but for `policies`.
 pub fn under(policies: Policies) -> ExportOptions {
-    ExportOptions {
-        policies,
-        ..ExportOptions::default()
-    }
+    ExportOptions::default().with_policies(policies)
 }
 
 /// Every batch of one export (or one decoded stream), and its loss report.
@@ -484,10 +481,7 @@ pub fn decode_copy(
     policies: Policies,
     batch_rows: usize,
 ) -> Result<Exported, pgarrow_decode::Error> {
-    let options = DecodeOptions {
-        batch_rows,
-        ..DecodeOptions::default()
-    };
+    let options = DecodeOptions::default().with_batch_rows(batch_rows);
     let mut decoder = pgarrow_decode::CopyDecoder::with_policies(plans, options, policies)?;
     let mut batches = Vec::new();
     let mut input = bytes;

@@ -183,13 +183,11 @@ pub fn interval_parts_sql(v: &str) -> String {
 
 /// Options that cut batches every `rows` rows.
 pub fn batch_rows(rows: usize) -> ExportOptions {
-    ExportOptions {
-        decode: DecodeOptions {
-            batch_rows: rows,
-            batch_bytes: pgarrow::DEFAULT_BATCH_BYTES,
-        },
-        ..ExportOptions::default()
-    }
+    ExportOptions::default().with_decode(
+        DecodeOptions::default()
+            .with_batch_rows(rows)
+            .with_batch_bytes(pgarrow::DEFAULT_BATCH_BYTES),
+    )
 }
 
 /// JSON text of a string, escaped like PostgreSQL's `escape_json`.
