@@ -4,7 +4,7 @@
 //! [`ReplicationSlot::create`] opens a replication connection (`replication=database`), runs
 //! `CREATE_REPLICATION_SLOT name LOGICAL plugin EXPORT_SNAPSHOT`, and keeps the connection open
 //! and idle: the exported snapshot lives as long as it does. An export that imports it
-//! ([`PartitionOptions::import_snapshot_at`](pgarrow::partition::PartitionOptions::import_snapshot_at),
+//! ([`PartitionOptions::with_import_snapshot_at`](pgarrow::partition::PartitionOptions::with_import_snapshot_at),
 //! one connection or several) sees every transaction committed before the slot's consistent
 //! point and none after; a consumer streaming from the slot then gets every change after the
 //! export, none of those before, none twice. [`ReplicationSlot::release`] closes the
