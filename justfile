@@ -98,6 +98,7 @@ bench-decode baseline="main":
     cargo bench -p pgarrow-decode --bench decode -- --save-baseline {{baseline}}
 
 # What a change costs: builds refs A and B (WORKTREE = uncommitted files) and runs the decoder
-# benchmarks and the end-to-end export interleaved; prints B/A per case.
+# and changes benchmarks, the end-to-end exports (one connection and partitioned) and loads
+# (import, copy) interleaved; prints B/A per case.
 bench-compare a b *args:
     python3 benches/compare.py {{a}} {{b}} {{args}}
