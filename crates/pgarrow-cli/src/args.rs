@@ -177,7 +177,7 @@ pub(crate) struct SourceArgs {
     pub(crate) statement_timeout: Option<Duration>,
 }
 
-pub(crate) fn statement_timeout(s: &str) -> Result<Duration, String> {
+pub(crate) fn statement_timeout(s: &str) -> Result<Duration, pgarrow::protocol::InvalidDuration> {
     pgarrow::protocol::parse_duration(s, Duration::from_millis(1))
 }
 

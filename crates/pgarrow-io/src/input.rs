@@ -401,6 +401,37 @@ pub fn quiet_caught_reader_panics() {
     });
 }
 
+/// What is wrong with a file another writer made, found by pgarrow's own checks before (or
+/// instead of) the format's reader: the reason an input error gives after the file's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Malformed(String);
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for Malformed {
+    fn from(why: String) -> Self {
+        Malformed(why)
+    }
+}
+
+impl From<&str> for Malformed {
+    fn from(why: &str) -> Self {
+        Malformed(why.to_owned())
+    }
+}
+
+/// A [`Malformed`] with `format!`'s arguments.
+macro_rules! malformed {
+    ($($arg:tt)*) => {
+        $crate::input::Malformed::from(format!($($arg)*))
+    };
+}
+pub(crate) use malformed;
+
 /// What a caught panic said, as an error's text.
 fn panicked(panic: Box<dyn std::any::Any + Send>) -> String {
     let what = panic
@@ -428,7 +459,11 @@ where
         Format::ArrowFile => {
             let mut seekable = seekable;
             ipc::check_file(&mut seekable).map_err(|what| {
-                input_error(shown, "an Arrow IPC file", ArrowError::ParseError(what))
+                input_error(
+                    shown,
+                    "an Arrow IPC file",
+                    ArrowError::ParseError(what.to_string()),
+                )
             })?;
             let reader = arrow_ipc::reader::FileReader::try_new(seekable, None)
                 .map_err(|e| input_error(shown, "an Arrow IPC file", e))?;

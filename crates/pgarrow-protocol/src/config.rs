@@ -781,14 +781,12 @@ pub(crate) fn nonempty(v: Option<String>) -> Option<String> {
 /// ```
 ///
 /// # Errors
-/// Anything else, as a short explanation.
-pub fn parse_duration(s: &str, unit: Duration) -> std::result::Result<Duration, String> {
+/// Anything else ([`InvalidDuration`] says what).
+pub fn parse_duration(s: &str, unit: Duration) -> std::result::Result<Duration, InvalidDuration> {
     let s = s.trim();
     let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, suffix) = s.split_at(digits);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| "expected a non-negative whole number, optionally with a unit".to_owned())?;
+    let n: u64 = n.parse().map_err(|_| InvalidDuration::NotANumber)?;
     let unit = match suffix.trim() {
         "" => unit,
         "us" => Duration::from_micros(1),
@@ -797,17 +795,41 @@ pub fn parse_duration(s: &str, unit: Duration) -> std::result::Result<Duration, 
         "min" => Duration::from_secs(60),
         "h" => Duration::from_secs(3600),
         "d" => Duration::from_secs(86400),
-        other => {
-            return Err(format!(
-                "unknown unit \"{other}\" (use us, ms, s, min, h or d)"
-            ));
-        }
+        other => return Err(InvalidDuration::UnknownUnit(other.to_owned())),
     };
     u32::try_from(n)
         .ok()
         .and_then(|n| unit.checked_mul(n))
-        .ok_or_else(|| "too large".to_owned())
+        .ok_or(InvalidDuration::TooLarge)
 }
+
+/// Why [`parse_duration`] refused its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidDuration {
+    /// No non-negative whole number first.
+    NotANumber,
+    /// A unit other than `us`, `ms`, `s`, `min`, `h` or `d`.
+    UnknownUnit(String),
+    /// More than `u32::MAX` units, or past what a `Duration` holds.
+    TooLarge,
+}
+
+impl std::fmt::Display for InvalidDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InvalidDuration::NotANumber => {
+                f.write_str("expected a non-negative whole number, optionally with a unit")
+            }
+            InvalidDuration::UnknownUnit(unit) => {
+                write!(f, "unknown unit \"{unit}\" (use us, ms, s, min, h or d)")
+            }
+            InvalidDuration::TooLarge => f.write_str("too large"),
+        }
+    }
+}
+
+impl std::error::Error for InvalidDuration {}
 
 #[cfg(test)]
 mod tests {
@@ -1033,6 +1055,19 @@ mod tests {
         for bad in ["", "-1", "1.5s", "s", "3 weeks", "99999999999999"] {
             assert!(parse_duration(bad, ms).is_err(), "{bad}");
         }
+        assert_eq!(parse_duration("x", ms), Err(InvalidDuration::NotANumber));
+        assert_eq!(
+            parse_duration("3 weeks", ms),
+            Err(InvalidDuration::UnknownUnit("weeks".into()))
+        );
+        assert_eq!(
+            parse_duration("99999999999", ms),
+            Err(InvalidDuration::TooLarge)
+        );
+        assert_eq!(
+            InvalidDuration::UnknownUnit("weeks".into()).to_string(),
+            "unknown unit \"weeks\" (use us, ms, s, min, h or d)"
+        );
     }
 
     #[test]

@@ -55,8 +55,8 @@ mod tls;
 
 pub use cancel::CancelToken;
 pub use config::{
-    ChannelBinding, Config, Host, Keepalives, NoticeHandler, RequireAuth, SslMode, SslNegotiation,
-    SslRootCert, parse_duration,
+    ChannelBinding, Config, Host, InvalidDuration, Keepalives, NoticeHandler, RequireAuth, SslMode,
+    SslNegotiation, SslRootCert, parse_duration,
 };
 pub use conn::{Connection, Notification, TransactionStatus};
 pub use conninfo::redact;

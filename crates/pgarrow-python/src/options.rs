@@ -188,7 +188,7 @@ fn partition_option(parts: &mut Option<PartitionOptions>, arg: &Arg<'_, '_>) -> 
 /// takes it (`30s`, `5min`, `1500ms`).
 fn duration(value: &Bound<'_, PyAny>) -> Result<Duration, String> {
     let seconds = if let Ok(s) = value.extract::<String>() {
-        return parse_duration(&s, Duration::from_secs(1));
+        return parse_duration(&s, Duration::from_secs(1)).map_err(|e| e.to_string());
     } else if let Ok(td) = value.call_method0("total_seconds") {
         td.extract::<f64>().map_err(|e| e.to_string())?
     } else {

@@ -9,6 +9,7 @@
 //! hands its body on unbuffered; files are checked by [`check_file`] (the footer and the
 //! metadata of every block, a few small reads) before the file reader opens them.
 
+use super::{Malformed, malformed};
 use std::io::{self, Read, Seek, SeekFrom};
 
 use arrow_ipc::{Message, MessageHeader, RecordBatch as BatchHeader};
@@ -76,7 +77,8 @@ impl<R: Read> CheckedStream<R> {
                 "the stream ends inside its metadata ({read} of {len} bytes)"
             )));
         }
-        self.body_left = check_message(&self.head[start..]).map_err(|what| self.malformed(what))?;
+        self.body_left =
+            check_message(&self.head[start..]).map_err(|what| self.malformed(what.to_string()))?;
         Ok(())
     }
 
@@ -151,11 +153,11 @@ fn read_or_end(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
 
 /// Checks a message's metadata (the flatbuffer, without its length prefix) and returns the
 /// length of the body that follows it.
-fn check_message(metadata: &[u8]) -> Result<u64, String> {
+fn check_message(metadata: &[u8]) -> Result<u64, Malformed> {
     let message = arrow_ipc::root_as_message(metadata)
-        .map_err(|e| format!("its metadata is not an IPC message ({e})"))?;
+        .map_err(|e| malformed!("its metadata is not an IPC message ({e})"))?;
     let body = u64::try_from(message.bodyLength())
-        .map_err(|_| format!("a negative body length ({})", message.bodyLength()))?;
+        .map_err(|_| malformed!("a negative body length ({})", message.bodyLength()))?;
     if let Some(batch) = batch_header(&message) {
         check_batch(&batch, body)?;
     }
@@ -172,13 +174,13 @@ fn batch_header<'a>(message: &Message<'a>) -> Option<BatchHeader<'a>> {
 }
 
 /// Every length and count non-negative, every buffer inside a body of `body` bytes.
-fn check_batch(batch: &BatchHeader<'_>, body: u64) -> Result<(), String> {
+fn check_batch(batch: &BatchHeader<'_>, body: u64) -> Result<(), Malformed> {
     if batch.length() < 0 {
-        return Err(format!("a negative row count ({})", batch.length()));
+        return Err(malformed!("a negative row count ({})", batch.length()));
     }
     for (i, node) in batch.nodes().iter().flatten().enumerate() {
         if node.length() < 0 || node.null_count() < 0 {
-            return Err(format!(
+            return Err(malformed!(
                 "field node {i} has a negative length ({}) or null count ({})",
                 node.length(),
                 node.null_count()
@@ -191,7 +193,7 @@ fn check_batch(batch: &BatchHeader<'_>, body: u64) -> Result<(), String> {
             .zip(u64::try_from(buffer.length()).ok())
             .and_then(|(offset, length)| offset.checked_add(length));
         if end.is_none_or(|end| end > body) {
-            return Err(format!(
+            return Err(malformed!(
                 "buffer {i} (offset {}, length {}) lies outside the message's body of {body} \
                  bytes",
                 buffer.offset(),
@@ -202,7 +204,7 @@ fn check_batch(batch: &BatchHeader<'_>, body: u64) -> Result<(), String> {
     if let Some(counts) = batch.variadicBufferCounts()
         && let Some(count) = counts.iter().find(|c| *c < 0)
     {
-        return Err(format!("a negative variadic buffer count ({count})"));
+        return Err(malformed!("a negative variadic buffer count ({count})"));
     }
     Ok(())
 }
@@ -210,22 +212,22 @@ fn check_batch(batch: &BatchHeader<'_>, body: u64) -> Result<(), String> {
 /// Checks an IPC file's footer and the metadata of every block it lists (each inside the
 /// file, its message well formed, its buffers inside its body), and leaves `file` at its
 /// start. The errors say which block and what is wrong.
-pub(super) fn check_file<S: Read + Seek>(file: &mut S) -> Result<(), String> {
+pub(super) fn check_file<S: Read + Seek>(file: &mut S) -> Result<(), Malformed> {
     let size = file.seek(SeekFrom::End(0)).map_err(|e| e.to_string())?;
     let checked = check_blocks(file, size);
     file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
     checked
 }
 
-fn check_blocks<S: Read + Seek>(file: &mut S, size: u64) -> Result<(), String> {
+fn check_blocks<S: Read + Seek>(file: &mut S, size: u64) -> Result<(), Malformed> {
     // "ARROW1" + padding at the start, the footer's length and "ARROW1" at the end.
     if size < 8 + 10 {
-        return Err(format!("{size} bytes are too few for an IPC file"));
+        return Err(malformed!("{size} bytes are too few for an IPC file"));
     }
     let mut trailer = [0u8; 10];
     read_at(file, size - 10, &mut trailer)?;
     if &trailer[4..] != b"ARROW1" {
-        return Err("it does not end as an IPC file does (ARROW1)".to_owned());
+        return Err("it does not end as an IPC file does (ARROW1)".into());
     }
     let footer_len = i32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
     let footer_len = u64::try_from(footer_len)
@@ -234,12 +236,12 @@ fn check_blocks<S: Read + Seek>(file: &mut S, size: u64) -> Result<(), String> {
         .ok_or_else(|| format!("its footer's length ({footer_len}) does not fit the file"))?;
     let mut footer = vec![0u8; footer_len as usize];
     read_at(file, size - 10 - footer_len, &mut footer)?;
-    let footer =
-        arrow_ipc::root_as_footer(&footer).map_err(|e| format!("its footer is malformed ({e})"))?;
+    let footer = arrow_ipc::root_as_footer(&footer)
+        .map_err(|e| malformed!("its footer is malformed ({e})"))?;
     let dictionaries = footer.dictionaries().into_iter().flatten();
     let batches = footer.recordBatches().into_iter().flatten();
     for (i, block) in dictionaries.chain(batches).enumerate() {
-        check_block(file, size, block).map_err(|what| format!("block {i}: {what}"))?;
+        check_block(file, size, block).map_err(|what| malformed!("block {i}: {what}"))?;
     }
     Ok(())
 }
@@ -248,7 +250,7 @@ fn check_block<S: Read + Seek>(
     file: &mut S,
     size: u64,
     block: &arrow_ipc::Block,
-) -> Result<(), String> {
+) -> Result<(), Malformed> {
     let (offset, meta, body) = (block.offset(), block.metaDataLength(), block.bodyLength());
     let fits = u64::try_from(offset)
         .ok()
@@ -257,7 +259,7 @@ fn check_block<S: Read + Seek>(
         .and_then(|((o, m), b)| o.checked_add(m)?.checked_add(b))
         .is_some_and(|end| end <= size);
     if !fits || meta < 8 {
-        return Err(format!(
+        return Err(malformed!(
             "offset {offset}, metadata {meta} and body {body} bytes do not fit the file's \
              {size}"
         ));
@@ -270,17 +272,17 @@ fn check_block<S: Read + Seek>(
         &metadata[4..]
     };
     let message = arrow_ipc::root_as_message(message)
-        .map_err(|e| format!("its metadata is not an IPC message ({e})"))?;
+        .map_err(|e| malformed!("its metadata is not an IPC message ({e})"))?;
     if let Some(batch) = batch_header(&message) {
         check_batch(&batch, body as u64)?;
     }
     Ok(())
 }
 
-fn read_at<S: Read + Seek>(file: &mut S, at: u64, buf: &mut [u8]) -> Result<(), String> {
+fn read_at<S: Read + Seek>(file: &mut S, at: u64, buf: &mut [u8]) -> Result<(), Malformed> {
     file.seek(SeekFrom::Start(at))
         .and_then(|_| file.read_exact(buf))
-        .map_err(|e| format!("cannot read {} bytes at {at}: {e}", buf.len()))
+        .map_err(|e| malformed!("cannot read {} bytes at {at}: {e}", buf.len()))
 }
 
 #[cfg(test)]
@@ -331,12 +333,12 @@ mod tests {
         out
     }
 
-    fn read_stream(bytes: &[u8]) -> Result<Vec<RecordBatch>, String> {
+    fn read_stream(bytes: &[u8]) -> Result<Vec<RecordBatch>, Malformed> {
         let reader =
             StreamReader::try_new(CheckedStream::new(bytes), None).map_err(|e| e.to_string())?;
         reader
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())
+            .map_err(|e| Malformed::from(e.to_string()))
     }
 
     /// The offset of the first buffer of the first record batch message in `bytes`: the
@@ -395,14 +397,15 @@ mod tests {
         bytes[at..at + 8].copy_from_slice(&5_046_272i64.to_le_bytes());
         let err = read_stream(&bytes).unwrap_err();
         assert!(
-            err.contains("message 2 of the IPC stream is malformed: buffer 1 (offset 5046272"),
+            err.to_string()
+                .contains("message 2 of the IPC stream is malformed: buffer 1 (offset 5046272"),
             "{err}"
         );
         // A negative length, the same.
         let mut bytes = stream_bytes();
         bytes[at + 8..at + 16].copy_from_slice(&(-3i64).to_le_bytes());
         let err = read_stream(&bytes).unwrap_err();
-        assert!(err.contains("buffer 1 (offset"), "{err}");
+        assert!(err.to_string().contains("buffer 1 (offset"), "{err}");
     }
 
     #[test]
@@ -414,7 +417,10 @@ mod tests {
         let mut bytes = stream_bytes();
         bytes[4..8].copy_from_slice(&(-8i32).to_le_bytes());
         let err = read_stream(&bytes).unwrap_err();
-        assert!(err.contains("negative metadata length (-8)"), "{err}");
+        assert!(
+            err.to_string().contains("negative metadata length (-8)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -442,7 +448,8 @@ mod tests {
         bad[at..at + 8].copy_from_slice(&1_000_000i64.to_le_bytes());
         let err = check_file(&mut Cursor::new(&bad)).unwrap_err();
         assert!(
-            err.starts_with("block 0: buffer 1 (offset 1000000"),
+            err.to_string()
+                .starts_with("block 0: buffer 1 (offset 1000000"),
             "{err}"
         );
 
@@ -451,8 +458,8 @@ mod tests {
         let n = bad.len();
         bad[n - 10..n - 6].copy_from_slice(&i32::MAX.to_le_bytes());
         let err = check_file(&mut Cursor::new(&bad)).unwrap_err();
-        assert!(err.contains("footer's length"), "{err}");
+        assert!(err.to_string().contains("footer's length"), "{err}");
         let err = check_file(&mut Cursor::new(&good[..12])).unwrap_err();
-        assert!(err.contains("too few"), "{err}");
+        assert!(err.to_string().contains("too few"), "{err}");
     }
 }

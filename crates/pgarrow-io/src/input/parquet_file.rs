@@ -16,6 +16,7 @@
 //!   months (Interval(YearMonth), its own column chunks only) and the two are put together as
 //!   Interval(MonthDayNano), exactly. One inside a Struct or List is refused by name.
 
+use super::{Malformed, malformed};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -70,15 +71,15 @@ impl Int96Scan {
     }
 
     /// The unit to read the column at; why none holds it.
-    fn unit(&self, column: &str) -> Result<TimeUnit, String> {
+    fn unit(&self, column: &str) -> Result<TimeUnit, Malformed> {
         match (self.beyond_nanos, self.beyond_micros, self.sub_micros) {
             (false, _, _) => Ok(TimeUnit::Nanosecond),
             (true, false, false) => Ok(TimeUnit::Microsecond),
-            (true, true, _) => Err(format!(
+            (true, true, _) => Err(malformed!(
                 "column \"{column}\": an INT96 timestamp is more than 292,000 years from 1970, \
                  outside every timestamp PostgreSQL holds"
             )),
-            (true, false, true) => Err(format!(
+            (true, false, true) => Err(malformed!(
                 "column \"{column}\": its INT96 timestamps are both outside 1677 to 2262 \
                  (Arrow's nanosecond range) and finer than microseconds: no Arrow unit holds \
                  them exactly"
@@ -97,7 +98,7 @@ impl Int96Scan {
 /// fits it, without the fields whose type is not their number's; `None` for anything else,
 /// which the parquet crate reads and says what is wrong. The bytes read here are the ones
 /// decoded: the footer is fetched once.
-fn checked_footer<C: ChunkReader>(chunks: &C) -> std::result::Result<Option<Bytes>, String> {
+fn checked_footer<C: ChunkReader>(chunks: &C) -> std::result::Result<Option<Bytes>, Malformed> {
     let len = chunks.len();
     if len < 12 {
         return Ok(None);
@@ -131,8 +132,8 @@ where
     let not_parquet = |e: ParquetError| {
         (Error::Input(e.into())).context(format!("{shown} is not a Parquet file"))
     };
-    let footer =
-        checked_footer(&chunks).map_err(|what| not_parquet(ParquetError::General(what)))?;
+    let footer = checked_footer(&chunks)
+        .map_err(|what| not_parquet(ParquetError::General(what.to_string())))?;
     let loaded = match footer {
         Some(footer) => ParquetMetaDataReader::decode_metadata(&footer).and_then(|metadata| {
             ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
@@ -142,7 +143,7 @@ where
     .map_err(not_parquet)?;
     let metadata = with_the_row_groups_count(without_zero_dictionary_offsets(loaded.metadata()));
     check_column_ranges(&metadata, chunks.len())
-        .map_err(|what| not_parquet(ParquetError::General(what)))?;
+        .map_err(|what| not_parquet(ParquetError::General(what.to_string())))?;
     let schema = loaded.schema().clone();
     // Top-level INT96 columns: (Arrow field index, leaf column index).
     let descr = metadata.file_metadata().schema_descr_ptr();
@@ -197,7 +198,7 @@ where
         for (&(index, _), scan) in int96.iter().zip(scans) {
             let field = &fields[index];
             let unit = scan.unit(field.name()).map_err(|m| {
-                (Error::Input(ArrowError::ParquetError(m))).context(shown.to_owned())
+                (Error::Input(ArrowError::ParquetError(m.to_string()))).context(shown.to_owned())
             })?;
             let DataType::Timestamp(_, zone) = field.data_type() else {
                 continue;
@@ -373,7 +374,7 @@ fn with_the_row_groups_count(metadata: ParquetMetaData) -> ParquetMetaData {
 fn check_column_ranges(
     metadata: &ParquetMetaData,
     file_len: u64,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Malformed> {
     for (g, group) in metadata.row_groups().iter().enumerate() {
         for column in group.columns() {
             let start = column
@@ -385,7 +386,7 @@ fn check_column_ranges(
                 .zip(u64::try_from(size).ok())
                 .and_then(|(start, size)| start.checked_add(size));
             if end.is_none_or(|end| end > file_len) {
-                return Err(format!(
+                return Err(malformed!(
                     "column {} of row group {g} claims {size} bytes at offset {start}, outside \
                      the file's {file_len}",
                     column.column_path()
@@ -492,7 +493,7 @@ mod tests {
             Err(
                 "column \"ts\": its INT96 timestamps are both outside 1677 to 2262 (Arrow's \
                  nanosecond range) and finer than microseconds: no Arrow unit holds them exactly"
-                    .to_owned()
+                    .into()
             )
         );
         assert_eq!(
@@ -504,6 +505,11 @@ mod tests {
             scan(&[int96(2_440_588 + 105_200_000, 0)]),
             Ok(TimeUnit::Microsecond)
         );
-        assert!(scan(&[int96(u32::MAX, 0)]).unwrap_err().contains("292,000"));
+        assert!(
+            scan(&[int96(u32::MAX, 0)])
+                .unwrap_err()
+                .to_string()
+                .contains("292,000")
+        );
     }
 }

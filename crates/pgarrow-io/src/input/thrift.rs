@@ -6,6 +6,8 @@
 //! container must fit the bytes left, which bounds the parquet crate's own walk by the
 //! footer's length.
 
+use super::{Malformed, malformed};
+
 /// Checks the compact-encoded `FileMetaData` in `footer`: a well-formed struct (as far as it
 /// goes: the parquet crate reports what is missing), no container of booleans, no container
 /// with more elements than bytes left, no nesting deeper than 64.
@@ -17,12 +19,12 @@
 /// for something else (Dremio 3.2 wrote a list of page headers as `ColumnMetaData` field 15,
 /// which is now `bloom_filter_length`, an i32) derails the rest of the footer. Thrift's own
 /// readers, pyarrow's and DuckDB's among them, skip such a field; so does this.
-pub(super) fn check_footer(footer: &[u8]) -> Result<Option<Vec<u8>>, String> {
+pub(super) fn check_footer(footer: &[u8]) -> Result<Option<Vec<u8>>, Malformed> {
     let mut walk = Walk { buf: footer, at: 0 };
     let mut out = Vec::with_capacity(footer.len());
     let dropped = walk
         .rewrite_struct(Known::FileMetaData, &mut out, 0)
-        .map_err(|what| format!("its footer is malformed at byte {}: {what}", walk.at))?;
+        .map_err(|what| malformed!("its footer is malformed at byte {}: {what}", walk.at))?;
     Ok(dropped.then_some(out))
 }
 
@@ -104,23 +106,23 @@ impl Walk<'_> {
         self.buf.len() - self.at
     }
 
-    fn byte(&mut self) -> Result<u8, String> {
+    fn byte(&mut self) -> Result<u8, Malformed> {
         let b = *self.buf.get(self.at).ok_or("it ends inside a value")?;
         self.at += 1;
         Ok(b)
     }
 
-    fn skip(&mut self, n: u64) -> Result<(), String> {
+    fn skip(&mut self, n: u64) -> Result<(), Malformed> {
         match usize::try_from(n) {
             Ok(n) if n <= self.left() => {
                 self.at += n;
                 Ok(())
             }
-            _ => Err(format!("a value of {n} bytes with {} left", self.left())),
+            _ => Err(malformed!("a value of {n} bytes with {} left", self.left())),
         }
     }
 
-    fn varint(&mut self) -> Result<u64, String> {
+    fn varint(&mut self) -> Result<u64, Malformed> {
         let mut value = 0u64;
         for shift in (0..70).step_by(7) {
             let b = self.byte()?;
@@ -129,7 +131,7 @@ impl Walk<'_> {
                 return Ok(value);
             }
         }
-        Err("a variable-length integer longer than 10 bytes".to_owned())
+        Err("a variable-length integer longer than 10 bytes".into())
     }
 
     /// Copies the struct at the walk's position into `out`, leaving out the fields of `known`
@@ -139,9 +141,9 @@ impl Walk<'_> {
         known: Known,
         out: &mut Vec<u8>,
         depth: u32,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, Malformed> {
         if depth > MAX_DEPTH {
-            return Err(format!("values nested deeper than {MAX_DEPTH}"));
+            return Err(malformed!("values nested deeper than {MAX_DEPTH}"));
         }
         let (mut last_in, mut last_out) = (0i64, 0i64);
         let mut dropped = false;
@@ -187,7 +189,7 @@ impl Walk<'_> {
                         continue;
                     }
                     if size > self.left() as u64 {
-                        return Err(format!(
+                        return Err(malformed!(
                             "a container of {size} elements with {} bytes left",
                             self.left()
                         ));
@@ -205,7 +207,7 @@ impl Walk<'_> {
     }
 
     /// A list's or set's header: its size and its elements' type.
-    fn list_header(&mut self) -> Result<(u64, u8), String> {
+    fn list_header(&mut self) -> Result<(u64, u8), Malformed> {
         let header = self.byte()?;
         let size = match header >> 4 {
             15 => self.varint()?,
@@ -215,13 +217,13 @@ impl Walk<'_> {
     }
 
     /// A container of `size` elements of `types` (one, or a map's key and value).
-    fn elements(&mut self, size: u64, types: &[u8], depth: u32) -> Result<(), String> {
+    fn elements(&mut self, size: u64, types: &[u8], depth: u32) -> Result<(), Malformed> {
         if types.iter().any(|&t| t == BOOL_TRUE || t == BOOL_FALSE) {
-            return Err("a list, set or map of booleans (Parquet's footer has none)".to_owned());
+            return Err("a list, set or map of booleans (Parquet's footer has none)".into());
         }
         // Every element other than a boolean takes a byte at least.
         if size > self.left() as u64 {
-            return Err(format!(
+            return Err(malformed!(
                 "a container of {size} elements with {} bytes left",
                 self.left()
             ));
@@ -234,9 +236,9 @@ impl Walk<'_> {
         Ok(())
     }
 
-    fn value(&mut self, ty: u8, depth: u32) -> Result<(), String> {
+    fn value(&mut self, ty: u8, depth: u32) -> Result<(), Malformed> {
         if depth > MAX_DEPTH {
-            return Err(format!("values nested deeper than {MAX_DEPTH}"));
+            return Err(malformed!("values nested deeper than {MAX_DEPTH}"));
         }
         match ty {
             // A struct field's boolean is its type; in containers booleans are refused.
@@ -271,7 +273,7 @@ impl Walk<'_> {
                 self.value(header & 0x0f, depth + 1)?;
             },
             13 => self.skip(16),
-            other => Err(format!("a value of unknown type {other}")),
+            other => Err(malformed!("a value of unknown type {other}")),
         }
     }
 }
@@ -336,21 +338,41 @@ mod tests {
         // field 9 (unknown), list of 2^31 booleans in seven bytes.
         let bools = [0x15, 0x02, 0x49, 0xf1, 0x80, 0x80, 0x80, 0x80, 0x08, 0x00];
         let err = check_footer(&bools).unwrap_err();
-        assert!(err.contains("booleans"), "{err}");
+        assert!(err.to_string().contains("booleans"), "{err}");
         // A map of i32 to booleans, the same.
         let map = [0x1b, 0x05, 0x51, 0x02, 0x01, 0x00];
-        assert!(check_footer(&map).unwrap_err().contains("booleans"));
+        assert!(
+            check_footer(&map)
+                .unwrap_err()
+                .to_string()
+                .contains("booleans")
+        );
         // A list of a million i32 in a few bytes.
         let long = [0x19, 0xf5, 0xc0, 0x84, 0x3d, 0x02, 0x00];
         let err = check_footer(&long).unwrap_err();
-        assert!(err.contains("1000000 elements with 2 bytes left"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("1000000 elements with 2 bytes left"),
+            "{err}"
+        );
         // Cut short, deep, or of an unknown type.
-        assert!(check_footer(&[0x15]).unwrap_err().contains("ends inside"));
+        assert!(
+            check_footer(&[0x15])
+                .unwrap_err()
+                .to_string()
+                .contains("ends inside")
+        );
         let deep: Vec<u8> = std::iter::repeat_n(0x1c, 100).collect();
-        assert!(check_footer(&deep).unwrap_err().contains("deeper than 64"));
+        assert!(
+            check_footer(&deep)
+                .unwrap_err()
+                .to_string()
+                .contains("deeper than 64")
+        );
         assert!(
             check_footer(&[0x1e])
                 .unwrap_err()
+                .to_string()
                 .contains("unknown type 14")
         );
     }
