@@ -44,7 +44,9 @@ pub struct TablesStats {
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), pgarrow::Error> {
-/// use pgarrow::{DirTarget, Hooks, TablePattern};
+/// use pgarrow::Hooks;
+/// use pgarrow::io::DirTarget;
+/// use pgarrow::names::TablePattern;
 /// use pgarrow::io::Format;
 ///
 /// let patterns = [TablePattern::schema("sales")?];
