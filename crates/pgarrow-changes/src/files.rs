@@ -21,7 +21,7 @@ use pgarrow_protocol::replication::Lsn;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::COMMIT_LSN_COLUMN;
-use crate::{ChangeEvent, ChangeOptions, ChangeStream};
+use crate::{ChangeEvent, ChangeOptions, ChangeStream, TableSchema};
 use pgarrow::names::TableName;
 use pgarrow::{Error, Hooks, IntoConfig, Result};
 use pgarrow_io::Location;
@@ -346,6 +346,21 @@ fn table_dir(table: &TableName) -> String {
     out
 }
 
+/// A table's new schema: listed in the statistics and reported.
+fn schema_changed(
+    schema: &TableSchema,
+    stats: &mut ChangesStats,
+    hooks: &mut Hooks<'_, ChangesProgress>,
+) {
+    stats
+        .schema_changes
+        .push(format!("{} at {}", schema.table.quoted(), schema.lsn));
+    hooks.report(&ChangesProgress::SchemaChanged {
+        table: schema.table.clone(),
+        lsn: schema.lsn,
+    });
+}
+
 async fn to_dir(
     stream: &mut ChangeStream,
     dir: &Location,
@@ -363,13 +378,7 @@ async fn to_dir(
         let end = event.is_none();
         match event {
             Some(ChangeEvent::Schema(s)) if s.changed => {
-                stats
-                    .schema_changes
-                    .push(format!("{} at {}", s.table.quoted(), s.lsn));
-                hooks.report(&ChangesProgress::SchemaChanged {
-                    table: s.table.clone(),
-                    lsn: s.lsn,
-                });
+                schema_changed(&s, stats, hooks);
             }
             Some(ChangeEvent::Schema(_)) => {}
             Some(ChangeEvent::Rows(b)) => {
@@ -517,13 +526,7 @@ async fn to_stdout(
     loop {
         match stream.next_event().await? {
             Some(ChangeEvent::Schema(s)) if s.changed => {
-                stats
-                    .schema_changes
-                    .push(format!("{} at {}", s.table.quoted(), s.lsn));
-                hooks.report(&ChangesProgress::SchemaChanged {
-                    table: s.table.clone(),
-                    lsn: s.lsn,
-                });
+                schema_changed(&s, stats, hooks);
             }
             Some(ChangeEvent::Schema(_)) => {}
             Some(ChangeEvent::Rows(b)) => {

@@ -655,12 +655,12 @@ fn at_input_row(e: Error) -> Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Every word reads as its choice and prints as itself; another word is a usage error
-    /// naming it and the words taken.
-    fn round_trips<T>(words: &[&str], wrong: &str, expected: &str)
+    /// naming it and the words taken (the choices of other modules are checked with it too).
+    pub(crate) fn round_trips<T>(words: &[&str], wrong: &str, expected: &str)
     where
         T: std::str::FromStr<Err = crate::Error> + std::fmt::Display,
     {

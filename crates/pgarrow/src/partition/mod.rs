@@ -273,24 +273,7 @@ pub fn parse_size(s: &str) -> Result<usize> {
 mod tests {
     use super::*;
 
-    /// Every word reads as its choice and prints as itself; another word is a usage error
-    /// naming it and the words taken.
-    fn round_trips<T>(words: &[&str], wrong: &str, expected: &str)
-    where
-        T: std::str::FromStr<Err = crate::Error> + std::fmt::Display,
-    {
-        for word in words {
-            let parsed: T = word.parse().unwrap_or_else(|e| panic!("{word}: {e}"));
-            assert_eq!(parsed.to_string(), *word);
-        }
-        let Err(e) = wrong.parse::<T>() else {
-            panic!("{wrong} was taken")
-        };
-        assert!(e.is_usage(), "{e}");
-        let message = e.to_string();
-        assert!(message.contains(&format!("{wrong:?}")), "{message}");
-        assert!(message.contains(expected), "{message}");
-    }
+    use crate::load::tests::round_trips;
 
     #[test]
     fn snapshot_modes_round_trip() {
