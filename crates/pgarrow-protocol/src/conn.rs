@@ -281,7 +281,10 @@ impl Connection {
     }
 
     pub(crate) async fn flush(&mut self) -> Result<()> {
-        let mut res = self.stream.write_all(&self.write_buf).await;
+        // The buffer is advanced by what was written, so that a flush cut off (a stopped
+        // load's write, dropped mid-way) leaves exactly the unsent bytes for the next one:
+        // resending the whole buffer would repeat the part the server already has.
+        let mut res = self.stream.write_all_buf(&mut self.write_buf).await;
         if res.is_ok() {
             res = self.stream.flush().await;
         }
