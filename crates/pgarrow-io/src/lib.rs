@@ -11,6 +11,9 @@
 //!   ([`StorageOptions`], credentials from each cloud's environment and AWS profiles), with
 //!   atomic writes, uploads in parts and ranged reads; without the feature a cloud's URL is
 //!   refused, naming it;
+//! * [`LayoutWriter`]: one export's batches into files laid out by a [`Layout`]: value
+//!   partitions as Hive-style directories, files rolled at a row count or a size, within a
+//!   memory limit however many partitions are open;
 //! * [`Manifest`]: what a directory of files holds (`_manifest.json`), written last;
 //! * [`Error`]: what failed, and whether the call must change
 //!   ([`is_usage`](Error::is_usage)).
@@ -21,12 +24,16 @@
 
 mod error;
 mod input;
+mod layout;
 mod manifest;
 mod sink;
 mod store;
 
 pub use error::{Error, Result};
 pub use input::{DEFAULT_INPUT_BATCH_ROWS, Input, InputOptions};
+pub use layout::{
+    HIVE_NULL, Layout, LayoutWriter, PartitionField, PartitionValue, Transform, WrittenFile,
+};
 pub use manifest::{DirTarget, MANIFEST_NAME, MANIFEST_VERSION, Manifest, ManifestFile};
 pub use sink::{
     Compression, DEFAULT_ROW_GROUP_BYTES, EncodedRowGroup, Format, IntervalEncoding,

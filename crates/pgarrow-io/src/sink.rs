@@ -114,7 +114,7 @@ impl Sink {
                 rows: 0,
             });
         }
-        let (out, target) = output::open(output, format)?;
+        let (out, target) = output::open(output, format, options.buffer_bytes)?;
         let interval_structs =
             format == Format::Parquet || options.intervals == IntervalEncoding::Struct;
         // The file's key-value metadata also goes into the embedded Arrow schema, which is where
@@ -230,6 +230,27 @@ impl Sink {
     /// Rows written so far.
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// The file's size so far, or what it would be if it ended now: the bytes written, plus
+    /// (for Parquet) the row group in progress as encoded before compression, which
+    /// compression only shrinks.
+    pub fn size_estimate(&self) -> u64 {
+        match &self.writer {
+            Writer::Parquet(w, _) => (w.bytes_written() + w.in_progress_size()) as u64,
+            Writer::File(w) => w.get_ref().bytes,
+            Writer::Stream(w) => w.get_ref().bytes,
+            Writer::Null => 0,
+        }
+    }
+
+    /// The memory the writer holds for data not yet written out: a Parquet writer's row group
+    /// in progress (an Arrow IPC writer holds none beyond its output's buffer).
+    pub fn buffered(&self) -> usize {
+        match &self.writer {
+            Writer::Parquet(w, _) => w.memory_size(),
+            _ => 0,
+        }
     }
 
     /// Finishes the format, flushes, and renames the temporary file over the target.

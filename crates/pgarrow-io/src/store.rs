@@ -323,6 +323,17 @@ impl Location {
         }
     }
 
+    /// The entry at `path` under this directory or prefix: `/`-separated segments, each kept
+    /// as it is (already escaped by the caller: a value partition's `k=a%2Fb`), where
+    /// [`join`](Location::join) would escape a `/` or a `%` in an object's name.
+    pub fn join_path(&self, path: &str) -> Location {
+        match self {
+            Location::Local(p) => Location::Local(p.join(path)),
+            #[cfg(feature = "cloud")]
+            Location::Object(o) => Location::Object(o.descendant(path)),
+        }
+    }
+
     /// The last segment of the path or key.
     pub fn file_name(&self) -> Option<String> {
         match self {

@@ -148,6 +148,8 @@ pub struct SinkOptions {
     pub metadata: Vec<(String, String)>,
     /// How Arrow IPC files hold intervals (Parquet always holds the struct form).
     pub intervals: IntervalEncoding,
+    /// The output's write buffer (1 MiB; less where many files are open at once).
+    pub(crate) buffer_bytes: usize,
 }
 
 /// How intervals (`Interval(MonthDayNano)`, at any depth) are written to Arrow IPC.
@@ -194,6 +196,7 @@ impl Default for SinkOptions {
             row_group_bytes: DEFAULT_ROW_GROUP_BYTES,
             metadata: Vec::new(),
             intervals: IntervalEncoding::Native,
+            buffer_bytes: 1 << 20,
         }
     }
 }

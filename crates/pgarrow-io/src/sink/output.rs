@@ -147,9 +147,13 @@ impl Write for Dest {
 pub(crate) type Out = Counting<Dest>;
 
 /// Opens the destination of `output` for `format`: for a file, its temporary file, created now
-/// next to the target (so a missing or read-only directory fails before any work); returns the
-/// writer and the path to rename the temporary file to.
-pub(crate) fn open(output: Output, format: Format) -> Result<(Out, Option<PathBuf>)> {
+/// next to the target (so a missing or read-only directory fails before any work), buffered by
+/// `buffer` bytes; returns the writer and the path to rename the temporary file to.
+pub(crate) fn open(
+    output: Output,
+    format: Format,
+    buffer: usize,
+) -> Result<(Out, Option<PathBuf>)> {
     let (dest, target) = match output {
         // A device or a pipe (`-o /dev/null`, a FIFO) cannot be replaced by a rename, and
         // must not be: write to it directly.
@@ -162,7 +166,7 @@ pub(crate) fn open(output: Output, format: Format) -> Result<(Out, Option<PathBu
                     path: path.clone(),
                     source,
                 })?;
-            (Dest::Direct(BufWriter::with_capacity(1 << 20, file)), None)
+            (Dest::Direct(BufWriter::with_capacity(buffer, file)), None)
         }
         Output::File(path) => {
             let dir = match path.parent() {
@@ -186,12 +190,12 @@ pub(crate) fn open(output: Output, format: Format) -> Result<(Out, Option<PathBu
                     source: without_path(e),
                 })?;
             (
-                Dest::Temp(BufWriter::with_capacity(1 << 20, tmp)),
+                Dest::Temp(BufWriter::with_capacity(buffer, tmp)),
                 Some(path),
             )
         }
         Output::Stdout => (
-            Dest::Stdout(BufWriter::with_capacity(1 << 20, io::stdout())),
+            Dest::Stdout(BufWriter::with_capacity(buffer, io::stdout())),
             None,
         ),
         Output::Remote(remote) => {

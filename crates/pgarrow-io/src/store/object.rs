@@ -174,6 +174,22 @@ impl ObjectLocation {
         }
     }
 
+    /// The object at `relative` (`/`-separated segments, taken as they are) under this one.
+    pub(crate) fn descendant(&self, relative: &str) -> ObjectLocation {
+        let mut path = self.path.clone();
+        for segment in relative.split('/').filter(|s| !s.is_empty()) {
+            path = match object_store::path::PathPart::parse(segment) {
+                Ok(part) => path.join(part),
+                // A control character or a "." segment: escaped as any name would be.
+                Err(_) => path.join(segment),
+            };
+        }
+        ObjectLocation {
+            store: self.store.clone(),
+            path,
+        }
+    }
+
     /// The object at `path` in the same bucket.
     pub(crate) fn at(&self, path: ObjectPath) -> ObjectLocation {
         ObjectLocation {

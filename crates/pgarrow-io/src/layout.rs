@@ -1,0 +1,702 @@
+//! Files laid out the way readers query them: value partitions written as Hive-style
+//! directories (`l_shipdate_day=2026-11-25/part-00000-00000.parquet`), and files rolled at a
+//! number of rows or a size, each a complete file.
+//!
+//! A [`LayoutWriter`] takes the batches of one export (or one part of it), splits each batch by
+//! its rows' partition values, and writes every partition's rows into that partition's open
+//! file. However many partitions a batch touches, the memory held stays within the writer's
+//! limit: every open file costs its output buffer and its row group in progress, and when they
+//! add up past the limit the least recently used files are finished (a partition seen again
+//! later gets a new file). Files are written as every sink writes them (a temporary name,
+//! renamed when complete); a writer dropped unfinished removes the files it completed.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use arrow_array::{Int32Array, RecordBatch, StringArray};
+//! use arrow_schema::{DataType, Field, Schema};
+//! use pgarrow_io::{Format, Layout, LayoutWriter, Location, SinkOptions};
+//!
+//! let schema = Arc::new(Schema::new(vec![
+//!     Field::new("region", DataType::Utf8, true),
+//!     Field::new("n", DataType::Int32, true),
+//! ]));
+//! let batch = RecordBatch::try_new(schema.clone(), vec![
+//!     Arc::new(StringArray::from(vec!["eu", "us", "eu"])),
+//!     Arc::new(Int32Array::from(vec![1, 2, 3])),
+//! ])?;
+//! let dir = tempfile::tempdir()?;
+//! let layout = Layout::default().with_partition("region".parse()?);
+//! let mut writer = LayoutWriter::new(
+//!     Location::from(dir.path()), Format::Parquet, &SinkOptions::default(), &schema, &layout,
+//!     "part-00000", 64 << 20,
+//! )?;
+//! writer.write(&batch)?;
+//! let files = writer.finish()?;
+//! assert_eq!(files.len(), 2);
+//! assert_eq!(files[0].path, "region=eu/part-00000-00000.parquet");
+//! assert_eq!(files[0].rows, 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod transform;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, UInt32Array};
+use arrow_schema::{Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Format, Location, Result, Sink, SinkOptions};
+use transform::Resolved;
+pub use transform::{HIVE_NULL, PartitionField, Transform};
+
+/// How an export's files are laid out: value partitions, and where files roll over;
+/// [`Layout::default`] (one file, no partitions), then `with_*`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Layout {
+    /// The value partitions, outermost directory first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionField>,
+    /// A file ends after this many rows, and the next begins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_rows: Option<u64>,
+    /// A file ends before it would pass this many bytes (a row alone larger than that gets
+    /// a file of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_bytes: Option<u64>,
+}
+
+impl Layout {
+    /// Adds a value partition (an inner directory level after those given before).
+    pub fn with_partition(mut self, field: PartitionField) -> Self {
+        self.partitions.push(field);
+        self
+    }
+
+    /// The value partitions (replacing any given before).
+    pub fn with_partitions(mut self, fields: Vec<PartitionField>) -> Self {
+        self.partitions = fields;
+        self
+    }
+
+    /// Rows per file, at most.
+    pub fn with_max_file_rows(mut self, rows: Option<u64>) -> Self {
+        self.max_file_rows = rows;
+        self
+    }
+
+    /// Bytes per file, at most.
+    pub fn with_max_file_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.max_file_bytes = bytes;
+        self
+    }
+
+    /// Whether it asks for anything beyond one file.
+    pub fn is_plain(&self) -> bool {
+        self.partitions.is_empty() && self.max_file_rows.is_none() && self.max_file_bytes.is_none()
+    }
+
+    /// Checks the limits and that every partition applies to `schema`, naming what does not.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`]: a limit of zero, a partition repeated, a column that is missing or
+    /// of a type its transform does not take.
+    pub fn check(&self, schema: &Schema) -> Result<()> {
+        self.resolve(schema).map(drop)
+    }
+
+    fn resolve(&self, schema: &Schema) -> Result<Vec<Resolved>> {
+        if self.max_file_rows == Some(0) {
+            return Err(Error::usage(
+                "a file holds at least one row (--max-file-rows)",
+            ));
+        }
+        if self.max_file_bytes.is_some_and(|b| b < MIN_FILE_BYTES) {
+            return Err(Error::usage(format!(
+                "files of fewer than {} KiB are not worth their footers (--max-file-size)",
+                MIN_FILE_BYTES >> 10
+            )));
+        }
+        let mut names = Vec::new();
+        let mut resolved = Vec::new();
+        for field in &self.partitions {
+            let name = field.name();
+            if names.contains(&name) {
+                return Err(Error::usage(format!(
+                    "value partition {field} is given twice (as {name})"
+                )));
+            }
+            names.push(name);
+            resolved.push(Resolved::new(field, schema)?);
+        }
+        Ok(resolved)
+    }
+
+    /// The schema of the files: `schema` without the columns of identity partitions, whose
+    /// values the directories hold.
+    ///
+    /// # Errors
+    /// As [`Layout::check`].
+    pub fn file_schema(&self, schema: &SchemaRef) -> Result<SchemaRef> {
+        let resolved = self.resolve(schema)?;
+        Ok(project_schema(schema, &kept_columns(schema, &resolved)))
+    }
+}
+
+/// The smallest `max_file_bytes` taken.
+const MIN_FILE_BYTES: u64 = 64 << 10;
+
+/// The write buffer of each open file (a Parquet writer holds its row group until it writes
+/// it out whole, so a small one costs no speed).
+const FILE_BUFFER: usize = 64 << 10;
+
+/// What an open file costs beyond its row group in progress: its write buffer and its
+/// writer's own state (column writers, page buffers).
+const OPEN_FILE_COST: usize = FILE_BUFFER + (64 << 10);
+
+/// One partition value of a file: the partition's name and the value as its directory
+/// says it (unescaped); `None` for a null.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PartitionValue {
+    /// The partition's name ([`PartitionField::name`]).
+    pub name: String,
+    /// The value as text, `None` for a null.
+    pub value: Option<String>,
+}
+
+/// A file a [`LayoutWriter`] completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WrittenFile {
+    /// Its path under the writer's directory (`k=v/part-00000-00000.parquet`).
+    pub path: String,
+    /// Its rows.
+    pub rows: u64,
+    /// Its size.
+    pub bytes: u64,
+    /// Its partition values, outermost first.
+    pub values: Vec<PartitionValue>,
+}
+
+struct OpenFile {
+    sink: Sink,
+    location: Location,
+    path: String,
+}
+
+struct Group {
+    values: Vec<PartitionValue>,
+    /// The directory, `a=1/b=2/` (empty without partitions).
+    dir: String,
+    /// The next file's number.
+    next: u32,
+    file: Option<OpenFile>,
+    last_used: u64,
+    /// Rows waiting for the file (slices of reordered batches), and what they hold by the
+    /// estimate of their batches' bytes per row.
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    pending_bytes: usize,
+}
+
+/// Writes one export's batches into files laid out by a [`Layout`] under a directory.
+pub struct LayoutWriter {
+    dir: Location,
+    format: Format,
+    options: SinkOptions,
+    layout: Layout,
+    resolved: Vec<Resolved>,
+    /// The columns the files hold, when some are left out.
+    kept: Option<Vec<usize>>,
+    file_schema: SchemaRef,
+    prefix: String,
+    memory_limit: usize,
+    /// What one more open file costs.
+    file_cost: usize,
+    groups: Vec<Group>,
+    by_key: HashMap<Vec<u8>, usize>,
+    open: usize,
+    /// The bytes of all groups' pending rows.
+    pending: usize,
+    clock: u64,
+    written: Vec<WrittenFile>,
+    /// Local directories this writer made, to remove again if it fails.
+    made_dirs: Vec<std::path::PathBuf>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for LayoutWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LayoutWriter")
+            .field("dir", &self.dir)
+            .field("layout", &self.layout)
+            .field("open", &self.open)
+            .field("written", &self.written.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LayoutWriter {
+    /// A writer of batches of `schema` into `dir` (which must exist, or be an object store's
+    /// prefix), naming its files `PREFIX-00000.EXT`, `PREFIX-00001.EXT`, ... in each
+    /// partition's directory, and holding at most about `memory_limit` bytes in open files.
+    ///
+    /// # Errors
+    /// As [`Layout::check`]; [`Format::Null`], which writes no file.
+    pub fn new(
+        dir: Location,
+        format: Format,
+        options: &SinkOptions,
+        schema: &SchemaRef,
+        layout: &Layout,
+        prefix: &str,
+        memory_limit: usize,
+    ) -> Result<LayoutWriter> {
+        if format == Format::Null {
+            return Err(Error::usage(
+                "a laid-out export writes files: not the null format",
+            ));
+        }
+        let resolved = layout.resolve(schema)?;
+        let keep = kept_columns(schema, &resolved);
+        let file_schema = project_schema(schema, &keep);
+        if file_schema.fields().is_empty() {
+            return Err(Error::usage(
+                "every column is an identity partition: the files would hold no column",
+            ));
+        }
+        let kept = (keep.len() != schema.fields().len()).then_some(keep);
+        let mut options = options.clone();
+        options.buffer_bytes = FILE_BUFFER;
+        // A file's size is known exactly only for its written row groups: smaller row
+        // groups keep the estimate of the one in progress (before compression) a small part
+        // of it, so that files end near their limit rather than well below it.
+        if let Some(max) = layout.max_file_bytes {
+            let quarter = usize::try_from(max / 4).unwrap_or(usize::MAX);
+            options.row_group_bytes = options.row_group_bytes.min(quarter.max(1));
+        }
+        let file_cost = OPEN_FILE_COST + dir.upload_memory();
+        Ok(LayoutWriter {
+            dir,
+            format,
+            options,
+            layout: layout.clone(),
+            resolved,
+            kept,
+            file_schema,
+            prefix: prefix.to_owned(),
+            memory_limit,
+            file_cost,
+            groups: Vec::new(),
+            by_key: HashMap::new(),
+            open: 0,
+            pending: 0,
+            clock: 0,
+            written: Vec::new(),
+            made_dirs: Vec::new(),
+            finished: false,
+        })
+    }
+
+    /// The files' schema (without identity partitions' columns).
+    pub fn file_schema(&self) -> &SchemaRef {
+        &self.file_schema
+    }
+
+    /// Writes a batch: each row into its partition's file.
+    ///
+    /// # Errors
+    /// A file cannot be created or written.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let rows = batch.num_rows();
+        // Where each row goes, as group numbers.
+        let (groups, single) = self.group_rows(batch)?;
+        let batch = match &self.kept {
+            Some(keep) => batch.project(keep)?,
+            None => batch.clone(),
+        };
+        let batch = match batch.schema() == self.file_schema {
+            true => batch,
+            false => RecordBatch::try_new(self.file_schema.clone(), batch.columns().to_vec())?,
+        };
+        if let Some(group) = single {
+            match self.resolved.is_empty() {
+                true => self.write_rows(group, &batch)?,
+                false => {
+                    let per_row = batch.get_array_memory_size() / rows;
+                    self.hold(group, batch, per_row)?;
+                }
+            }
+        } else {
+            // Rows in group order (stable), taken once, then written group by group as
+            // slices of the reordered batch.
+            let mut counts = vec![0u32; self.groups.len() + 1];
+            for g in &groups {
+                counts[*g as usize + 1] += 1;
+            }
+            for i in 1..counts.len() {
+                counts[i] += counts[i - 1];
+            }
+            let starts = counts.clone();
+            let mut order = vec![0u32; rows];
+            for (row, g) in groups.iter().enumerate() {
+                let at = &mut counts[*g as usize];
+                order[*at as usize] = row as u32;
+                *at += 1;
+            }
+            let indices = UInt32Array::from(order);
+            let columns = batch
+                .columns()
+                .iter()
+                .map(|c| arrow_select::take::take(c, &indices, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let sorted = RecordBatch::try_new(batch.schema(), columns)?;
+            let per_row = sorted.get_array_memory_size() / rows;
+            for g in 0..self.groups.len() {
+                let (start, end) = (starts[g] as usize, starts[g + 1] as usize);
+                if end > start {
+                    self.hold(g, sorted.slice(start, end - start), per_row)?;
+                }
+            }
+        }
+        self.hold_to_limit()
+    }
+
+    /// Keeps rows of a partition until it has a row group's worth (or memory runs short),
+    /// so that each file gets whole row groups, not a few rows from every batch.
+    fn hold(&mut self, g: usize, rows: RecordBatch, per_row: usize) -> Result<()> {
+        let bytes = rows.num_rows() * per_row;
+        let group = &mut self.groups[g];
+        group.pending_rows += rows.num_rows();
+        group.pending_bytes += bytes;
+        group.pending.push(rows);
+        self.pending += bytes;
+        let chunk_bytes = self.options.row_group_bytes.min(self.memory_limit / 8);
+        if group.pending_rows >= self.options.row_group_rows || group.pending_bytes >= chunk_bytes {
+            self.flush_pending(g)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a partition's pending rows into its file.
+    fn flush_pending(&mut self, g: usize) -> Result<()> {
+        let group = &mut self.groups[g];
+        let pending = std::mem::take(&mut group.pending);
+        self.pending -= group.pending_bytes;
+        group.pending_rows = 0;
+        group.pending_bytes = 0;
+        for rows in pending {
+            self.write_rows(g, &rows)?;
+        }
+        Ok(())
+    }
+
+    /// Each row's group (opening the groups new values make), or the one group of them all.
+    fn group_rows(&mut self, batch: &RecordBatch) -> Result<(Vec<u32>, Option<usize>)> {
+        if self.resolved.is_empty() {
+            if self.groups.is_empty() {
+                self.add_group(Vec::new(), Vec::new());
+            }
+            return Ok((Vec::new(), Some(0)));
+        }
+        let columns: Vec<_> = self
+            .resolved
+            .iter()
+            .map(|r| batch.column(r.index))
+            .collect();
+        let keys: Vec<_> = self
+            .resolved
+            .iter()
+            .zip(&columns)
+            .map(|(r, c)| r.keys(c))
+            .collect();
+        let mut groups = Vec::with_capacity(batch.num_rows());
+        let mut key = Vec::new();
+        // Rows of one partition often come together: the last row's key is checked first.
+        let mut last_key = Vec::new();
+        let mut last = None;
+        for row in 0..batch.num_rows() {
+            key.clear();
+            for k in &keys {
+                k.encode(row, &mut key);
+            }
+            if let Some(g) = last
+                && last_key == key
+            {
+                groups.push(g);
+                continue;
+            }
+            let g = match self.by_key.get(key.as_slice()) {
+                Some(g) => *g,
+                None => {
+                    let values = self
+                        .resolved
+                        .iter()
+                        .zip(&keys)
+                        .map(|(r, k)| PartitionValue {
+                            name: r.field.name(),
+                            value: r.value_text(k, row),
+                        })
+                        .collect();
+                    self.add_group(key.clone(), values)
+                }
+            } as u32;
+            groups.push(g);
+            last = Some(g);
+            std::mem::swap(&mut last_key, &mut key);
+        }
+        let single = match groups.first() {
+            Some(first) if groups.iter().all(|g| g == first) => Some(*first as usize),
+            _ => None,
+        };
+        Ok((groups, single))
+    }
+
+    fn add_group(&mut self, key: Vec<u8>, values: Vec<PartitionValue>) -> usize {
+        let dir: String = values
+            .iter()
+            .map(|v: &PartitionValue| {
+                let value = match &v.value {
+                    Some(text) => transform::escape(text),
+                    None => HIVE_NULL.to_owned(),
+                };
+                format!("{}={value}/", transform::escape(&v.name))
+            })
+            .collect();
+        self.groups.push(Group {
+            values,
+            dir,
+            next: 0,
+            file: None,
+            last_used: 0,
+            pending: Vec::new(),
+            pending_rows: 0,
+            pending_bytes: 0,
+        });
+        let g = self.groups.len() - 1;
+        self.by_key.insert(key, g);
+        g
+    }
+
+    /// Writes rows of one group, rolling its files at the layout's limits.
+    fn write_rows(&mut self, g: usize, rows: &RecordBatch) -> Result<()> {
+        self.clock += 1;
+        self.groups[g].last_used = self.clock;
+        let per_row = (rows.get_array_memory_size() / rows.num_rows().max(1)).max(1) as u64;
+        let mut at = 0;
+        while at < rows.num_rows() {
+            if self.groups[g].file.is_none() {
+                self.open_file(g)?;
+            }
+            let file = self.groups[g].file.as_ref().expect("opened above");
+            let (written, size) = (file.sink.rows(), file.sink.size_estimate());
+            let left = rows.num_rows() - at;
+            let mut take = left as u64;
+            if let Some(max) = self.layout.max_file_rows {
+                take = take.min(max - written);
+            }
+            if let Some(max) = self.layout.max_file_bytes {
+                // Room for the footer, then as many rows as fit by their size in memory
+                // (at least one in an empty file).
+                let room = max.saturating_sub(size + footer_room(max));
+                let fit = room / per_row;
+                take = take.min(if written == 0 { fit.max(1) } else { fit });
+            }
+            if take == 0 {
+                self.close_file(g)?;
+                continue;
+            }
+            let piece = rows.slice(at, take as usize);
+            let file = self.groups[g].file.as_mut().expect("opened above");
+            file.sink.write(&piece)?;
+            at += take as usize;
+            let full = self
+                .layout
+                .max_file_rows
+                .is_some_and(|max| file.sink.rows() >= max);
+            if full {
+                self.close_file(g)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn open_file(&mut self, g: usize) -> Result<()> {
+        // Room for one more open file first.
+        while self.open > 0 && (self.open + 1) * self.file_cost > self.memory_limit {
+            self.close_least_recent(Some(g))?;
+        }
+        let group = &mut self.groups[g];
+        let path = format!(
+            "{}{}-{:05}.{}",
+            group.dir,
+            self.prefix,
+            group.next,
+            self.format.extension()
+        );
+        group.next += 1;
+        if let Some(root) = self.dir.as_local()
+            && !group.dir.is_empty()
+        {
+            let dir = root.join(&group.dir);
+            if !dir.is_dir() {
+                std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+                    what: "cannot create the directory",
+                    path: dir.clone(),
+                    source,
+                })?;
+                self.made_dirs.push(dir);
+            }
+        }
+        let location = self.dir.join_path(&path);
+        let sink = Sink::create(
+            self.format,
+            location.output(),
+            &self.file_schema,
+            &self.options,
+        )?;
+        self.groups[g].file = Some(OpenFile {
+            sink,
+            location,
+            path,
+        });
+        self.open += 1;
+        Ok(())
+    }
+
+    fn close_file(&mut self, g: usize) -> Result<()> {
+        let Some(file) = self.groups[g].file.take() else {
+            return Ok(());
+        };
+        self.open -= 1;
+        let rows = file.sink.rows();
+        let bytes = file
+            .sink
+            .finish()
+            .map_err(|e| e.context(format!("writing {}", file.location)))?;
+        self.written.push(WrittenFile {
+            path: file.path,
+            rows,
+            bytes,
+            values: self.groups[g].values.clone(),
+        });
+        Ok(())
+    }
+
+    /// Finishes the open file used least recently (other than `except`'s).
+    fn close_least_recent(&mut self, except: Option<usize>) -> Result<()> {
+        let oldest = self
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(g, group)| group.file.is_some() && Some(*g) != except)
+            .min_by_key(|(_, group)| group.last_used)
+            .map(|(g, _)| g);
+        match oldest {
+            Some(g) => self.close_file(g),
+            None => Ok(()),
+        }
+    }
+
+    /// What the open files hold in memory.
+    fn held_by_files(&self) -> usize {
+        self.open * self.file_cost
+            + self
+                .groups
+                .iter()
+                .filter_map(|g| g.file.as_ref())
+                .map(|f| f.sink.buffered())
+                .sum::<usize>()
+    }
+
+    /// What the writer holds in memory: its open files and its pending rows.
+    fn held(&self) -> usize {
+        self.held_by_files() + self.pending
+    }
+
+    /// Back within the limit: the partition with the most pending rows is written out, and
+    /// once the open files hold half of the limit the least recently used are finished.
+    fn hold_to_limit(&mut self) -> Result<()> {
+        while self.held() > self.memory_limit {
+            if self.open > 0 && (self.pending == 0 || self.held_by_files() > self.memory_limit / 2)
+            {
+                self.close_least_recent(None)?;
+                continue;
+            }
+            let largest = (0..self.groups.len()).max_by_key(|g| self.groups[*g].pending_bytes);
+            match largest {
+                Some(g) if self.groups[g].pending_bytes > 0 => self.flush_pending(g)?,
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes every open file, and returns every file written, in path order.
+    ///
+    /// # Errors
+    /// A file cannot be finished (the files are then removed).
+    pub fn finish(mut self) -> Result<Vec<WrittenFile>> {
+        // Partitions one at a time: their pending rows, then the file ends.
+        for g in 0..self.groups.len() {
+            self.flush_pending(g)?;
+            self.close_file(g)?;
+        }
+        self.finished = true;
+        let mut written = std::mem::take(&mut self.written);
+        written.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(written)
+    }
+
+    /// Files written so far (finished ones only).
+    pub fn files_written(&self) -> usize {
+        self.written.len()
+    }
+}
+
+impl Drop for LayoutWriter {
+    /// Unfinished, the files it completed are removed (open ones remove their temporary
+    /// files as they drop), then the directories it made, if empty.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        for f in &self.written {
+            let _ = self.dir.join_path(&f.path).remove();
+        }
+        for g in &mut self.groups {
+            g.file = None;
+        }
+        for dir in self.made_dirs.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Bytes kept free for a file's footer.
+fn footer_room(max: u64) -> u64 {
+    (64 << 10).min(max / 8)
+}
+
+fn kept_columns(schema: &Schema, resolved: &[Resolved]) -> Vec<usize> {
+    (0..schema.fields().len())
+        .filter(|i| !resolved.iter().any(|r| r.is_identity() && r.index == *i))
+        .collect()
+}
+
+fn project_schema(schema: &SchemaRef, keep: &[usize]) -> SchemaRef {
+    if keep.len() == schema.fields().len() {
+        return schema.clone();
+    }
+    let fields: Vec<_> = keep.iter().map(|i| schema.field(*i).clone()).collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+#[cfg(test)]
+mod tests;
