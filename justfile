@@ -49,6 +49,12 @@ bench-build:
 bench rows="6000000" wide_rows="2000000" reps="3": bench-setup bench-build
     python3 benches/e2e.py --rows {{rows}} --wide-rows {{wide_rows}} --reps {{reps}}
     python3 benches/e2e.py --object-store --rows 2000000 --reps {{reps}}
+    python3 benches/e2e.py --layout --rows 2000000 --reps {{reps}}
+
+# Layout benchmark: lineitem (`rows`) in Hive-style day partitions, rolled files and bloom
+# filters, against the one-file export and DuckDB's partitioned COPY -> benches/RESULTS.md.
+bench-layout rows="2000000" reps="3": bench-setup bench-build
+    python3 benches/e2e.py --layout --rows {{rows}} --reps {{reps}}
 
 # Object stores: lineitem (`rows`) to Parquet on the local disk vs moto's S3 server, one
 # connection and two, and import from each -> benches/RESULTS.md.

@@ -667,6 +667,88 @@ def memory_suite(args, command):
     write_section("memory", text)
 
 
+def dir_bytes(path):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+def layout_suite(args, command):
+    """lineitem written laid out for readers: Hive-style partitions by day (thousands of
+    values) against the one-file export, DuckDB's own partitioned COPY in the same rounds, and
+    the cost of bloom filters; each tool's output a directory (or a file), removed after it."""
+    rows = args.rows
+    day = ["--files-by", "day(l_shipdate)"]
+
+    def pg(*extra, one_file=False):
+        return lambda s, q, t, out: [PGARROW, "export", "--url", s.url, "--table", t, *extra,
+                                     *(["-o", out + ".parquet"] if one_file else ["--output-dir", out])]
+
+    tools = [
+        Tool("pgarrow --to parquet (one file)", "dataset", "pgarrow", pg(one_file=True)),
+        Tool("pgarrow --files-by day(l_shipdate)", "dataset", "pgarrow", pg(*day)),
+        Tool("pgarrow --files-by day(l_shipdate) --memory-limit 256MiB", "dataset", "pgarrow",
+             pg(*day, "--memory-limit", "256MiB")),
+        Tool("pgarrow --files-by month(l_shipdate)", "dataset", "pgarrow",
+             pg("--files-by", "month(l_shipdate)")),
+        Tool("pgarrow --max-file-size 16MiB", "dataset", "pgarrow", pg("--max-file-size", "16MiB")),
+        Tool("pgarrow --to parquet --bloom-filter l_orderkey --bloom-filter l_comment", "dataset",
+             "pgarrow", pg("--bloom-filter", "l_orderkey", "--bloom-filter", "l_comment", one_file=True)),
+        Tool("DuckDB postgres ext COPY ... PARTITION_BY (day)", "dataset", "python",
+             peer_argv("duckdb-partitioned"), needs="duckdb-partitioned"),
+    ]
+    if args.tools:
+        tools = [t for t in tools if t == tools[0] or any(w in t.name for w in args.tools)]
+    check_tools(tools)
+
+    def run(tool, _):
+        out = os.path.join(DATA, "layout-" + re.sub(r"[^a-z0-9]+", "-", tool.name.lower()).strip("-"))
+        for p in (out, out + ".parquet"):
+            shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else (os.path.exists(p) and os.remove(p))
+        r, res, reported = measure(tool, tool.argv(server, "SELECT * FROM lineitem", "lineitem", out))
+        if "error" in res:
+            return res
+        if tool.kind == "pgarrow":
+            m = re.search(r"exported ([\d,]+) rows", r["stderr"])
+            reported = int(m.group(1).replace(",", "")) if m else None
+        res["rows"] = reported
+        if reported != rows:
+            res["error"] = f"{reported} rows, expected {rows}"
+        if os.path.isdir(out):
+            res["files"] = sum(len([f for f in fs if f.endswith(".parquet")]) for _, _, fs in os.walk(out))
+            res["output_bytes"] = dir_bytes(out)
+            shutil.rmtree(out)
+        elif os.path.exists(out + ".parquet"):
+            res["files"], res["output_bytes"] = 1, os.path.getsize(out + ".parquet")
+            os.remove(out + ".parquet")
+        return res
+
+    with Server(rows, 0) as server:
+        info = machine_info(server)
+        runs = interleaved(tools, args.reps, run)
+    results = {name: summarize(rs) for name, rs in runs.items()}
+    base = results[tools[0].name].get("wall")
+    lines = []
+    for tool in tools:
+        s = results.get(tool.name, {"error": tool.missing})
+        if "error" in s:
+            lines.append(f"| {tool.name} | failed: {s['error']} | | | | | |")
+            continue
+        files = runs[tool.name][0].get("files")
+        files = f"{files:,}" if isinstance(files, int) else ""
+        size = f"{s['output_bytes'] / 2**20:,.0f}" if s.get("output_bytes") else ""
+        lines.append(f"| {tool.name} | {s['wall']:.2f} | {s['wall'] / base:.2f} | {s['cpu']:.1f} "
+                     f"| {s['maxrss_mib']:,.0f} | {files} | {size} |")
+    text = (
+        "## Layout (`just bench-layout`)\n\n" + describe_machine(info, command)
+        + f"- lineitem ({rows:,} rows, about 2,500 distinct `l_shipdate` days); medians of "
+        f"{args.reps} interleaved rounds. `x one file`: wall time over the one-file export's.\n\n"
+        "| tool | s | x one file | client CPU s | peak RSS MiB | files | MiB written |\n"
+        "|---|--:|--:|--:|--:|--:|--:|\n" + "\n".join(lines) + "\n"
+    )
+    print()
+    print(text)
+    write_section("layout", text)
+
+
 def run_load_tool(tool, server, inputs, expected_rows, compare):
     """One load by `tool` into a fresh, empty LOAD_TARGET: a dict of measurements, or with
     "error". `compare`: also check the loaded rows against lineitem's (EXCEPT ALL)."""
@@ -907,6 +989,10 @@ def main():
     p.add_argument("--heading", help="the heading of that section (default: the suite's)")
     p.add_argument("--datasets", nargs="*", help="only these tables (lineitem, wide)")
     p.add_argument("--memory", action="store_true", help="the memory suite instead")
+    p.add_argument("--layout", action="store_true",
+                   help="the layout suite instead: lineitem (2,000,000 rows unless --rows) in "
+                        "Hive-style day partitions, rolled files and bloom filters, against the "
+                        "one-file export and DuckDB's partitioned COPY")
     p.add_argument("--load", action="store_true",
                    help="the loading suite instead: Parquet -> PostgreSQL (and PostgreSQL -> "
                         "PostgreSQL) against the server reading its own COPY file")
@@ -940,6 +1026,10 @@ def main():
         if args.rows == p.get_default("rows"):
             args.rows = 2_000_000
         load_suite(args, command)
+    elif args.layout:
+        if args.rows == p.get_default("rows"):
+            args.rows = 2_000_000
+        layout_suite(args, command)
     elif args.object_store:
         if args.rows == p.get_default("rows"):
             args.rows = 2_000_000

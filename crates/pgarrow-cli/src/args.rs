@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::{Arg, ArgAction, Args, CommandFactory, Parser, Subcommand};
 use pgarrow::incremental::LateRows;
-use pgarrow::io::{Compression, Format, IntervalEncoding};
+use pgarrow::io::{
+    BloomFilter, ColumnEncoding, Compression, Format, IntervalEncoding, PartitionField,
+};
 use pgarrow::partition::{SnapshotMode, parse_size};
 use pgarrow::policy::{
     ArrayBounds, ArrayShape, EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, Policies,
@@ -352,6 +354,34 @@ pub(crate) struct OutputArgs {
     /// bytes: the bound on the writer's memory for wide rows [default: 33554432 (32 MiB)].
     #[arg(long, value_name = "BYTES", value_parser = at_least_one, help_heading = "Parquet")]
     pub(crate) row_group_bytes: Option<usize>,
+    /// A Parquet bloom filter on COLUMN (every leaf under it), sized for a false-positive rate
+    /// FPP [default: 0.05]: readers skip row groups that cannot hold a value looked up.
+    /// Repeatable.
+    #[arg(long = "bloom-filter", value_name = "COLUMN[:FPP]", value_parser = parse_with::<BloomFilter>, help_heading = "Parquet")]
+    pub(crate) bloom_filters: Vec<BloomFilter>,
+    /// A Parquet encoding for COLUMN: plain, dictionary, delta (integers), delta-length,
+    /// delta-prefix (text, bytes), byte-stream-split (floats), rle (booleans). Repeatable.
+    #[arg(long = "column-encoding", value_name = "COLUMN=ENCODING", value_parser = parse_with::<ColumnEncoding>, help_heading = "Parquet")]
+    pub(crate) encodings: Vec<ColumnEncoding>,
+    /// Parquet data pages of version 2.
+    #[arg(long, help_heading = "Parquet")]
+    pub(crate) data_page_v2: bool,
+    /// Parquet field IDs, numbered as Iceberg numbers a new table's columns (top-level
+    /// columns 1..n, then nested fields).
+    #[arg(long, help_heading = "Parquet")]
+    pub(crate) field_ids: bool,
+    /// With --output-dir: value partitions, as Hive-style directories
+    /// (l_shipdate_day=2026-11-25/): COLUMN (left out of the files: its directories hold
+    /// it), or year(C), month(C), day(C), hour(C), bucket(N, C), truncate(W, C). Repeatable,
+    /// outermost first. Not --partition-by, which splits the read.
+    #[arg(long = "files-by", value_name = "EXPR", value_parser = parse_with::<PartitionField>, help_heading = "Layout")]
+    pub(crate) files_by: Vec<PartitionField>,
+    /// With --output-dir: a file ends after N rows and the next begins.
+    #[arg(long, value_name = "N", value_parser = at_least_one_u64, help_heading = "Layout")]
+    pub(crate) max_file_rows: Option<u64>,
+    /// With --output-dir: a file ends before it would pass SIZE (128MiB, 1GiB, ...).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Layout")]
+    pub(crate) max_file_size: Option<usize>,
     /// Intervals in Arrow IPC files: native (Arrow's MonthDayNano interval) or struct
     /// (months, days, microseconds: as Parquet files hold them, for readers without
     /// MonthDayNano such as polars) [default: native].
@@ -362,7 +392,7 @@ pub(crate) struct OutputArgs {
     pub(crate) batch_rows: usize,
     /// Bytes of field data per Arrow batch, at most (a batch is cut at whichever limit comes
     /// first).
-    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_BYTES, value_name = "BYTES", value_parser = at_least_one, help_heading = "Batches")]
+    #[arg(long, default_value_t = pgarrow::DEFAULT_BATCH_BYTES, value_name = "SIZE", value_parser = parse_size, help_heading = "Batches")]
     pub(crate) batch_bytes: usize,
 }
 
@@ -483,9 +513,11 @@ pub(crate) struct PartitionArgs {
     #[arg(long, default_value = "shared", value_name = "MODE", value_parser = parse_with::<SnapshotMode>)]
     pub(crate) snapshot: SnapshotMode,
     /// Memory for what is in flight between the connections and the output (batches,
-    /// encoded row groups, parts waiting for their turn): 512MiB, 2GiB, ...
-    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
-    pub(crate) memory_limit: usize,
+    /// encoded row groups, parts waiting for their turn, laid-out files' pending rows):
+    /// 512MiB, 2GiB, ... [default: 1GiB]. On one connection into one file it bounds the
+    /// batches and the row group too.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) memory_limit: Option<usize>,
 }
 
 impl PartitionArgs {
@@ -640,6 +672,10 @@ pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
     }
+}
+
+pub(crate) fn at_least_one_u64(s: &str) -> Result<u64, String> {
+    at_least_one(s).map(|n| n as u64)
 }
 
 const CHANGES_EXAMPLES: &str = "\

@@ -381,7 +381,15 @@ fn export(
         None => file_target(args)?,
     };
     session.to_stdout = target.output == Output::Stdout;
-    let options = export_options(args, policies);
+    let mut options = export_options(args, policies);
+    let mut target = target;
+    if let Some(limit) = partition.memory_limit {
+        // One connection holds at most three batches (one decoded, one waiting, one
+        // written) and a row group: each within its share of the limit.
+        options.decode.batch_bytes = options.decode.batch_bytes.min(limit / 16).max(64 << 10);
+        target.options.row_group_bytes =
+            target.options.row_group_bytes.min(limit / 8).max(64 << 10);
+    }
     let stop = session.stop.clone();
     let mut client = block_on(rt, &stop, Client::connect(config))?;
     if args.dry_run {

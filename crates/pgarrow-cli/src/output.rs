@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use pgarrow::incremental::RunTarget;
 use pgarrow::io::DirTarget;
-use pgarrow::io::{Format, IntervalEncoding, Output, SinkOptions};
+use pgarrow::io::{Format, IntervalEncoding, Layout, Output, SinkOptions};
 use pgarrow::{DecodeOptions, ExportOptions, FileTarget};
 
 use crate::args::OutputArgs;
@@ -71,6 +71,10 @@ pub(crate) fn check_format(format: Format, output: &Output, args: &OutputArgs) -
         ("--compression", args.compression.is_some()),
         ("--row-group-rows", args.row_group_rows.is_some()),
         ("--row-group-bytes", args.row_group_bytes.is_some()),
+        ("--bloom-filter", !args.bloom_filters.is_empty()),
+        ("--column-encoding", !args.encodings.is_empty()),
+        ("--data-page-v2", args.data_page_v2),
+        ("--field-ids", args.field_ids),
     ];
     for (flag, given) in parquet_only {
         if given && format != Format::Parquet {
@@ -102,6 +106,12 @@ pub(crate) fn check_format(format: Format, output: &Output, args: &OutputArgs) -
 
 /// The output of an export, from `--to`, `-o` and the format options, all checked.
 pub(crate) fn file_target(args: &OutputArgs) -> Result<FileTarget> {
+    if !layout(args).is_plain() {
+        return Err(usage(
+            "--files-by, --max-file-rows and --max-file-size write several files: give \
+             --output-dir DIR instead of -o",
+        ));
+    }
     let (format, output) = resolve_output(args)?;
     check_format(format, &output, args)?;
     let target = FileTarget::new(format, output).with_options(sink_options(args)?);
@@ -117,7 +127,31 @@ pub(crate) fn sink_options(args: &OutputArgs) -> Result<SinkOptions> {
         .with_compression(args.compression.unwrap_or(defaults.compression))
         .with_row_group_rows(args.row_group_rows.unwrap_or(defaults.row_group_rows))
         .with_row_group_bytes(args.row_group_bytes.unwrap_or(defaults.row_group_bytes))
-        .with_intervals(args.intervals.unwrap_or(IntervalEncoding::Native)))
+        .with_intervals(args.intervals.unwrap_or(IntervalEncoding::Native))
+        .with_bloom_filters(args.bloom_filters.clone())
+        .with_encodings(args.encodings.clone())
+        .with_data_page_v2(args.data_page_v2)
+        .with_field_ids(args.field_ids))
+}
+
+/// Refuses a layout where the export writes its files its own way (several tables, incremental
+/// runs), naming what it is.
+pub(crate) fn no_layout(args: &OutputArgs, what: &str) -> Result<()> {
+    match layout(args).is_plain() {
+        true => Ok(()),
+        false => Err(usage(&format!(
+            "--files-by, --max-file-rows and --max-file-size lay out the files of one source \
+             (a table, a query, --partitions N): {what} are not laid out yet"
+        ))),
+    }
+}
+
+/// How the files of an export into a directory are laid out.
+pub(crate) fn layout(args: &OutputArgs) -> Layout {
+    Layout::default()
+        .with_partitions(args.files_by.clone())
+        .with_max_file_rows(args.max_file_rows)
+        .with_max_file_bytes(args.max_file_size.map(|b| b as u64))
 }
 
 pub(crate) fn export_options(args: &OutputArgs, policies: &Policies) -> ExportOptions {
@@ -137,6 +171,7 @@ pub(crate) fn run_target(
     dir: Option<&str>,
     output: Option<String>,
 ) -> Result<(RunTarget, FileTarget)> {
+    no_layout(args, "incremental runs and exports in a slot's snapshot")?;
     match dir {
         Some(dir) => {
             let path = Path::new(dir);
@@ -169,6 +204,13 @@ mod tests {
             compression: None,
             row_group_rows: None,
             row_group_bytes: None,
+            bloom_filters: Vec::new(),
+            encodings: Vec::new(),
+            data_page_v2: false,
+            field_ids: false,
+            files_by: Vec::new(),
+            max_file_rows: None,
+            max_file_size: None,
             intervals: None,
             batch_rows: 1,
             batch_bytes: 1,

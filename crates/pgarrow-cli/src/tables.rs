@@ -27,6 +27,7 @@ pub(crate) fn export(
     args: &OutputArgs,
     policies: &Policies,
 ) -> Result<()> {
+    crate::output::no_layout(args, "several tables")?;
     let target = DirTarget::new(args.storage.location(dir)?, dir_format(args, dir)?)
         .with_options(sink_options(args)?);
     let options = export_options(args, policies);

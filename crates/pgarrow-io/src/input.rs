@@ -136,7 +136,7 @@ impl Input {
                             [(one, _, _)] => one.to_string(),
                             more => format!("{} files", more.len()),
                         };
-                        Input::open_files(name, files, options)
+                        Input::open_files(name, files, options, &[])
                     }
                     _ => Err(Error::usage(
                         "a directory (with its manifest) is read alone, not with other inputs",
@@ -175,17 +175,29 @@ impl Input {
         let files = manifest
             .files
             .iter()
-            .map(|f| (dir.join(&f.path), Some(f.rows), None))
+            .map(|f| (dir.join_path(&f.path), Some(f.rows), None))
             .collect();
-        Input::open_files(dir.to_string(), files, &options)
+        let restored = restored_columns(&manifest)?;
+        Input::open_files(dir.to_string(), files, &options, &restored)
     }
 
     /// Opens every file (checking that their columns agree), and chains their batches;
     /// files with an expected row count are checked against it as they end.
-    fn open_files(name: String, files: Vec<InputFile>, options: &InputOptions) -> Result<Input> {
+    /// `restored[i]` are the columns file `i` holds in its directories' names (identity value
+    /// partitions), put back in their places.
+    fn open_files(
+        name: String,
+        files: Vec<InputFile>,
+        options: &InputOptions,
+        restored: &[Vec<Restored>],
+    ) -> Result<Input> {
         let mut opened = Vec::with_capacity(files.len());
-        for (path, rows, size) in files {
+        for (i, (path, rows, size)) in files.into_iter().enumerate() {
             let (schema, batches) = open_file(&path, size, options)?;
+            let (schema, batches) = match restored.get(i) {
+                Some(columns) if !columns.is_empty() => restore(schema, batches, columns, &path)?,
+                _ => (schema, batches),
+            };
             opened.push((path, rows, schema, batches));
         }
         let schema = opened[0].2.clone();
@@ -232,6 +244,125 @@ impl RecordBatchReader for Input {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
+}
+
+/// A column a laid-out file holds in its directory's name: its place among the columns, its
+/// field, and its value as text (`None`: null).
+#[derive(Clone)]
+pub(crate) struct Restored {
+    index: usize,
+    field: arrow_schema::FieldRef,
+    value: Option<String>,
+}
+
+/// For each file of a laid-out export's manifest, the identity partitions' columns its
+/// directories hold, typed by the manifest's schema.
+fn restored_columns(manifest: &Manifest) -> Result<Vec<Vec<Restored>>> {
+    let (Some(layout), Some(schema)) = (&manifest.layout, &manifest.schema) else {
+        return Ok(Vec::new());
+    };
+    let identities: Vec<_> = layout
+        .partitions
+        .iter()
+        .filter(|p| p.transform == crate::Transform::Identity)
+        .collect();
+    if identities.is_empty() {
+        return Ok(Vec::new());
+    }
+    manifest
+        .files
+        .iter()
+        .map(|file| {
+            let mut columns = Vec::new();
+            for p in &identities {
+                let (index, field) = schema.column_with_name(&p.column).ok_or_else(|| {
+                    Error::usage(format!(
+                        "the manifest partitions by column \"{}\", which its schema lacks",
+                        p.column
+                    ))
+                })?;
+                let value = file
+                    .values
+                    .iter()
+                    .find(|v| v.name == p.name())
+                    .ok_or_else(|| {
+                        Error::usage(format!(
+                            "{} has no value for partition {} in the manifest",
+                            file.path,
+                            p.name()
+                        ))
+                    })?;
+                columns.push(Restored {
+                    index,
+                    field: std::sync::Arc::new(field.clone()),
+                    value: value.value.clone(),
+                });
+            }
+            columns.sort_by_key(|c| c.index);
+            Ok(columns)
+        })
+        .collect()
+}
+
+/// A file's batches with the columns of its directory put back, each a constant of the
+/// manifest's type.
+fn restore(
+    schema: SchemaRef,
+    batches: Batches,
+    columns: &[Restored],
+    path: &Location,
+) -> Result<(SchemaRef, Batches)> {
+    let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
+    for c in columns {
+        if c.index > fields.len() {
+            return Err(Error::usage(format!(
+                "{path} does not have the columns its manifest says"
+            )));
+        }
+        fields.insert(c.index, c.field.clone());
+    }
+    let schema = std::sync::Arc::new(arrow_schema::Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    ));
+    // Each value checked once, before any batch: a value its type cannot hold is an error
+    // naming the file and the column.
+    for c in columns {
+        constant(c, 1).map_err(|e| e.context(path.to_string()))?;
+    }
+    let columns = columns.to_vec();
+    let out_schema = schema.clone();
+    let mapped = batches.map(move |batch| {
+        let batch = batch?;
+        let mut arrays = batch.columns().to_vec();
+        for c in &columns {
+            arrays.insert(c.index, constant(c, batch.num_rows())?);
+        }
+        RecordBatch::try_new(out_schema.clone(), arrays)
+    });
+    Ok((schema, Box::new(mapped)))
+}
+
+/// A column of `rows` copies of a restored value.
+fn constant(c: &Restored, rows: usize) -> Result<arrow_array::ArrayRef> {
+    let text = arrow_array::StringArray::from(vec![c.value.as_deref(); rows]);
+    let array = arrow_cast::cast_with_options(
+        &text,
+        c.field.data_type(),
+        &arrow_cast::CastOptions {
+            safe: false,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| {
+        Error::usage(format!(
+            "partition column \"{}\" value {:?} is not a {}: {e}",
+            c.field.name(),
+            c.value,
+            c.field.data_type()
+        ))
+    })?;
+    Ok(array)
 }
 
 /// An input file: where, the rows its manifest says, its size when a listing gave it.

@@ -41,6 +41,7 @@
 mod transform;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::{RecordBatch, UInt32Array};
@@ -200,6 +201,14 @@ struct Group {
     pending: Vec<RecordBatch>,
     pending_rows: usize,
     pending_bytes: usize,
+    /// Rows written out to spill files: (spill, first batch, batches).
+    spilled: Vec<(usize, usize, usize)>,
+}
+
+/// Rows set aside on disk when the pending ones outgrow memory: one Arrow IPC file (an
+/// unnamed temporary file, gone with it) per round, each partition's rows one run of batches.
+struct Spill {
+    reader: arrow_ipc::reader::FileReader<std::io::BufReader<std::fs::File>>,
 }
 
 /// Writes one export's batches into files laid out by a [`Layout`] under a directory.
@@ -221,6 +230,10 @@ pub struct LayoutWriter {
     open: usize,
     /// The bytes of all groups' pending rows.
     pending: usize,
+    spills: Vec<Spill>,
+    /// Where spill files go: the output directory when it is local (the same disk), else the
+    /// system's temporary directory.
+    spill_dir: std::path::PathBuf,
     clock: u64,
     written: Vec<WrittenFile>,
     /// Local directories this writer made, to remove again if it fails.
@@ -279,6 +292,11 @@ impl LayoutWriter {
             options.row_group_bytes = options.row_group_bytes.min(quarter.max(1));
         }
         let file_cost = OPEN_FILE_COST + dir.upload_memory();
+        // Thousands of files are synced at once when the writer finishes, not one by one.
+        options.sync = !dir.is_local();
+        let spill_dir = dir
+            .as_local()
+            .map_or_else(std::env::temp_dir, Path::to_path_buf);
         Ok(LayoutWriter {
             dir,
             format,
@@ -294,6 +312,8 @@ impl LayoutWriter {
             by_key: HashMap::new(),
             open: 0,
             pending: 0,
+            spills: Vec::new(),
+            spill_dir,
             clock: 0,
             written: Vec::new(),
             made_dirs: Vec::new(),
@@ -330,6 +350,7 @@ impl LayoutWriter {
                 true => self.write_rows(group, &batch)?,
                 false => {
                     let per_row = batch.get_array_memory_size() / rows;
+                    self.pending += batch.get_array_memory_size();
                     self.hold(group, batch, per_row)?;
                 }
             }
@@ -358,6 +379,9 @@ impl LayoutWriter {
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let sorted = RecordBatch::try_new(batch.schema(), columns)?;
             let per_row = sorted.get_array_memory_size() / rows;
+            // The reordered batch stays in memory as long as any slice of it waits: it is
+            // counted whole, once.
+            self.pending += sorted.get_array_memory_size();
             for g in 0..self.groups.len() {
                 let (start, end) = (starts[g] as usize, starts[g + 1] as usize);
                 if end > start {
@@ -376,7 +400,6 @@ impl LayoutWriter {
         group.pending_rows += rows.num_rows();
         group.pending_bytes += bytes;
         group.pending.push(rows);
-        self.pending += bytes;
         let chunk_bytes = self.options.row_group_bytes.min(self.memory_limit / 8);
         if group.pending_rows >= self.options.row_group_rows || group.pending_bytes >= chunk_bytes {
             self.flush_pending(g)?;
@@ -388,7 +411,6 @@ impl LayoutWriter {
     fn flush_pending(&mut self, g: usize) -> Result<()> {
         let group = &mut self.groups[g];
         let pending = std::mem::take(&mut group.pending);
-        self.pending -= group.pending_bytes;
         group.pending_rows = 0;
         group.pending_bytes = 0;
         for rows in pending {
@@ -478,6 +500,7 @@ impl LayoutWriter {
             pending: Vec::new(),
             pending_rows: 0,
             pending_bytes: 0,
+            spilled: Vec::new(),
         });
         let g = self.groups.len() - 1;
         self.by_key.insert(key, g);
@@ -529,7 +552,7 @@ impl LayoutWriter {
 
     fn open_file(&mut self, g: usize) -> Result<()> {
         // Room for one more open file first.
-        while self.open > 0 && (self.open + 1) * self.file_cost > self.memory_limit {
+        while self.open > 0 && (self.open + 1) * self.file_cost > self.memory_limit / 2 {
             self.close_least_recent(Some(g))?;
         }
         let group = &mut self.groups[g];
@@ -615,25 +638,85 @@ impl LayoutWriter {
                 .sum::<usize>()
     }
 
-    /// What the writer holds in memory: its open files and its pending rows.
+    /// What the writer holds in memory: its open files and the batches its pending rows are
+    /// slices of.
+    #[cfg(test)]
     fn held(&self) -> usize {
         self.held_by_files() + self.pending
     }
 
-    /// Back within the limit: the partition with the most pending rows is written out, and
-    /// once the open files hold half of the limit the least recently used are finished.
+    /// Back within the limit. Pending rows are slices of whole batches, which only go once
+    /// none of their rows waits: past half the limit, every partition's pending rows go to a
+    /// spill file on disk, and the batches go. Open files get the other half: past it, the
+    /// least recently used are finished.
     fn hold_to_limit(&mut self) -> Result<()> {
-        while self.held() > self.memory_limit {
-            if self.open > 0 && (self.pending == 0 || self.held_by_files() > self.memory_limit / 2)
-            {
-                self.close_least_recent(None)?;
+        let half = self.memory_limit / 2;
+        if self.pending > half {
+            self.spill()?;
+        }
+        self.close_files_over(half)
+    }
+
+    /// Writes every partition's pending rows to a new spill file, each partition's rows
+    /// together.
+    fn spill(&mut self) -> Result<()> {
+        let io = |source| Error::Io {
+            what: "cannot write a spill file in",
+            path: self.spill_dir.clone(),
+            source,
+        };
+        let file = tempfile::tempfile_in(&self.spill_dir).map_err(io)?;
+        let mut writer = arrow_ipc::writer::FileWriter::try_new(
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            &self.file_schema,
+        )?;
+        let index = self.spills.len();
+        let mut batches = 0;
+        for group in &mut self.groups {
+            if group.pending.is_empty() {
                 continue;
             }
-            let largest = (0..self.groups.len()).max_by_key(|g| self.groups[*g].pending_bytes);
-            match largest {
-                Some(g) if self.groups[g].pending_bytes > 0 => self.flush_pending(g)?,
-                _ => break,
+            let first = batches;
+            for rows in std::mem::take(&mut group.pending) {
+                writer.write(&rows)?;
+                batches += 1;
             }
+            group.spilled.push((index, first, batches - first));
+            group.pending_rows = 0;
+            group.pending_bytes = 0;
+        }
+        writer.finish()?;
+        let mut file = writer
+            .into_inner()?
+            .into_inner()
+            .map_err(|e| io(e.into_error()))?;
+        std::io::Seek::rewind(&mut file).map_err(io)?;
+        let reader = arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)?;
+        self.spills.push(Spill { reader });
+        self.pending = 0;
+        Ok(())
+    }
+
+    /// Writes a partition's spilled rows into its file, run by run.
+    fn unspill(&mut self, g: usize) -> Result<()> {
+        for (spill, first, count) in std::mem::take(&mut self.groups[g].spilled) {
+            for i in first..first + count {
+                let reader = &mut self.spills[spill].reader;
+                reader.set_index(i)?;
+                let rows = reader.next().transpose()?.ok_or_else(|| {
+                    Error::Invalid(format!("spill file {spill} ended before batch {i}"))
+                })?;
+                self.write_rows(g, &rows)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes the least recently used files while the open ones hold more than `bytes`
+    /// (one stays open).
+    fn close_files_over(&mut self, bytes: usize) -> Result<()> {
+        while self.open > 1 && self.held_by_files() > bytes {
+            self.close_least_recent(None)?;
         }
         Ok(())
     }
@@ -643,15 +726,34 @@ impl LayoutWriter {
     /// # Errors
     /// A file cannot be finished (the files are then removed).
     pub fn finish(mut self) -> Result<Vec<WrittenFile>> {
-        // Partitions one at a time: their pending rows, then the file ends.
+        // Partitions one at a time: their spilled rows, their pending rows, then the file ends.
         for g in 0..self.groups.len() {
+            self.unspill(g)?;
             self.flush_pending(g)?;
             self.close_file(g)?;
         }
+        self.pending = 0;
+        self.spills.clear();
+        self.sync()?;
         self.finished = true;
         let mut written = std::mem::take(&mut self.written);
         written.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(written)
+    }
+
+    /// Makes every file written durable before the caller lists them (a manifest): one sync
+    /// of the local file system for all of them.
+    fn sync(&self) -> Result<()> {
+        let Some(root) = self.dir.as_local() else {
+            return Ok(());
+        };
+        let io = |source: std::io::Error| Error::Io {
+            what: "cannot sync the files in",
+            path: root.to_path_buf(),
+            source,
+        };
+        let dir = std::fs::File::open(root).map_err(io)?;
+        rustix::fs::syncfs(&dir).map_err(|e| io(e.into()))
     }
 
     /// Files written so far (finished ones only).

@@ -36,9 +36,9 @@ pub use layout::{
 };
 pub use manifest::{DirTarget, MANIFEST_NAME, MANIFEST_VERSION, Manifest, ManifestFile};
 pub use sink::{
-    Compression, DEFAULT_ROW_GROUP_BYTES, EncodedRowGroup, Format, IntervalEncoding,
-    META_INTERVAL_ENCODING, Output, Remote, RemoteWrite, RowGroupEncoder, RowGroupEncoders,
-    RowGroupFile, Sink, SinkOptions, parquet_compatible_schema,
+    BloomFilter, ColumnEncoding, Compression, DEFAULT_ROW_GROUP_BYTES, EncodedRowGroup, Encoding,
+    Format, IntervalEncoding, META_INTERVAL_ENCODING, Output, Remote, RemoteWrite, RowGroupEncoder,
+    RowGroupEncoders, RowGroupFile, Sink, SinkOptions, parquet_compatible_schema, with_field_ids,
 };
 #[cfg(feature = "cloud")]
 pub use store::ObjectLocation;

@@ -5,7 +5,7 @@ use arrow_schema::Schema;
 use pgarrow_types::{PartRange, TableName};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Format, Location, Result, SinkOptions};
+use crate::{Error, Format, Layout, Location, PartitionValue, Result, SinkOptions};
 
 /// The manifest's file name in an output directory.
 pub const MANIFEST_NAME: &str = "_manifest.json";
@@ -26,6 +26,9 @@ pub struct DirTarget {
     pub format: Format,
     /// The files' options.
     pub options: SinkOptions,
+    /// How the files are laid out: value partitions, rolled files ([`Layout::default`]: one
+    /// file per part or per table).
+    pub layout: Layout,
 }
 
 impl DirTarget {
@@ -36,6 +39,7 @@ impl DirTarget {
             dir: dir.into(),
             format,
             options: SinkOptions::default(),
+            layout: Layout::default(),
         }
     }
 
@@ -43,6 +47,18 @@ impl DirTarget {
     pub fn with_options(mut self, options: SinkOptions) -> Self {
         self.options = options;
         self
+    }
+
+    /// How the files are laid out.
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// The prefix of part `part`'s files in a laid-out export: `part-00000` (its files are
+    /// `part-00000-00000.parquet`, ...).
+    pub fn part_prefix(&self, part: usize) -> String {
+        format!("part-{part:05}")
     }
 
     /// The file name of part `part`: `part-00000.parquet`.
@@ -125,6 +141,9 @@ pub struct Manifest {
     /// whose files each have their own.
     #[serde(default)]
     pub schema: Option<Schema>,
+    /// How the files are laid out (value partitions, rolled files), when they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<Layout>,
     /// The files, in part order or in table order.
     pub files: Vec<ManifestFile>,
 }
@@ -151,6 +170,9 @@ pub struct ManifestFile {
     /// The range the part holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<PartRange>,
+    /// Its value partitions' values, outermost first (a laid-out export).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<PartitionValue>,
 }
 
 impl ManifestFile {
@@ -164,6 +186,7 @@ impl ManifestFile {
             part: None,
             relation: None,
             range: None,
+            values: Vec::new(),
         }
     }
 }
@@ -188,6 +211,7 @@ impl Manifest {
             rows: files.iter().map(|f| f.rows).sum(),
             source: None,
             schema: None,
+            layout: None,
             files,
         }
     }

@@ -39,7 +39,10 @@ mod parquet_compat;
 mod row_groups;
 
 use options::writer_properties;
-pub use options::{Compression, DEFAULT_ROW_GROUP_BYTES, Format, IntervalEncoding, SinkOptions};
+pub use options::{
+    BloomFilter, ColumnEncoding, Compression, DEFAULT_ROW_GROUP_BYTES, Encoding, Format,
+    IntervalEncoding, SinkOptions, with_field_ids,
+};
 use output::Out;
 pub use output::{Output, Remote, RemoteWrite};
 
@@ -79,6 +82,8 @@ pub struct Sink {
     converted: Option<SchemaRef>,
     row_group_bytes: usize,
     rows: u64,
+    /// Whether finishing syncs the file (else its writer syncs many at once).
+    sync: bool,
 }
 
 impl fmt::Debug for Sink {
@@ -112,6 +117,7 @@ impl Sink {
                 converted: None,
                 row_group_bytes: options.row_group_bytes,
                 rows: 0,
+                sync: options.sync,
             });
         }
         let (out, target) = output::open(output, format, options.buffer_bytes)?;
@@ -130,13 +136,17 @@ impl Sink {
             }
             false => (Arc::new(with_metadata(schema, options)), None),
         };
+        let file_schema = match format == Format::Parquet && options.field_ids {
+            true => Arc::new(with_field_ids(&file_schema)),
+            false => file_schema,
+        };
         let writer = match format {
             Format::Parquet => {
                 // The Arrow schema is embedded at the end, once the metadata known only then
                 // (lossy conversions) can be in it too: pyarrow and pandas read the schema's
                 // metadata from there, not from the footer's key-value list.
                 let options = ArrowWriterOptions::new()
-                    .with_properties(writer_properties(options)?)
+                    .with_properties(writer_properties(options, Some(&file_schema))?)
                     .with_skip_arrow_metadata(true);
                 let w = ArrowWriter::try_new_with_options(out, file_schema.clone(), options)?;
                 Writer::Parquet(Box::new(w), file_schema)
@@ -155,6 +165,7 @@ impl Sink {
             converted,
             row_group_bytes: options.row_group_bytes,
             rows: 0,
+            sync: options.sync,
         })
     }
 
@@ -296,7 +307,7 @@ impl Sink {
             }
             Writer::Null => return Ok(0),
         };
-        output::finish(out, self.target)
+        output::finish(out, self.target, self.sync)
     }
 }
 

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use pgarrow::ExportOptions;
-use pgarrow::io::{Compression, IntervalEncoding, SinkOptions};
+use pgarrow::io::{
+    BloomFilter, ColumnEncoding, Compression, IntervalEncoding, Layout, PartitionField, SinkOptions,
+};
 use pgarrow::partition::{PartitionOptions, SnapshotMode, parse_size};
 use pgarrow::policy::Policies;
 use pgarrow::protocol::parse_duration;
@@ -26,12 +28,16 @@ pub(crate) struct Options {
     /// A logical replication slot to create and export in the snapshot of, with its output
     /// plugin (`replication_slot`, `slot_plugin`).
     pub(crate) slot: Option<(String, String)>,
+    /// How an export into a directory lays out its files (`files_by`, `max_file_rows`,
+    /// `max_file_size`).
+    pub(crate) layout: Layout,
 }
 
 const OPTION_NAMES: &str = "batch_rows, batch_bytes, statement_timeout, numeric, wide_numeric, \
      numeric_overflow, infinity, out_of_range, text, invalid_utf8, array_shape, array_bounds, enum, \
      partitions, parts, partition_by, snapshot, memory_limit, order_preserving, \
-     compression, row_group_rows, row_group_bytes, intervals, replication_slot, slot_plugin";
+     compression, row_group_rows, row_group_bytes, intervals, bloom_filters, column_encodings, \
+     data_page_v2, field_ids, files_by, max_file_rows, max_file_size, replication_slot, slot_plugin";
 
 impl Options {
     pub(crate) fn parse(options: Option<&Bound<'_, PyDict>>, file: bool) -> PyResult<Options> {
@@ -64,7 +70,11 @@ impl Options {
                 "batch_rows" => o.export.decode = o.export.decode.with_batch_rows(size()?),
                 "batch_bytes" => o.export.decode = o.export.decode.with_batch_bytes(size()?),
                 "statement_timeout" => o.statement_timeout = Some(duration(&value).map_err(bad)?),
-                "compression" | "row_group_rows" | "row_group_bytes" | "intervals" if !file => {
+                "compression" | "row_group_rows" | "row_group_bytes" | "intervals"
+                | "bloom_filters" | "column_encodings" | "data_page_v2" | "field_ids"
+                | "files_by" | "max_file_rows" | "max_file_size"
+                    if !file =>
+                {
                     return Err(bad(
                         "applies to files only (pgarrow.export_file, export_dataset, ...); Arrow \
                          data in memory is not compressed or split into row groups"
@@ -92,6 +102,49 @@ impl Options {
                     o.slot = Some((name, text()?));
                 }
                 "row_group_bytes" => o.sink = o.sink.with_row_group_bytes(size()?),
+                "bloom_filters" => {
+                    let filters = words(&value)
+                        .map_err(&bad)?
+                        .iter()
+                        .map(|w| w.parse::<BloomFilter>())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| bad(e.to_string()))?;
+                    o.sink = o.sink.with_bloom_filters(filters);
+                }
+                "column_encodings" => {
+                    let encodings = match value.cast::<PyDict>() {
+                        Ok(d) => d
+                            .iter()
+                            .map(|(k, v)| Ok(format!("{}={}", k.str()?, v.str()?)))
+                            .collect::<PyResult<Vec<_>>>()?,
+                        Err(_) => words(&value).map_err(&bad)?,
+                    };
+                    let encodings = encodings
+                        .iter()
+                        .map(|w| w.parse::<ColumnEncoding>())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| bad(e.to_string()))?;
+                    o.sink = o.sink.with_encodings(encodings);
+                }
+                "data_page_v2" => o.sink = o.sink.with_data_page_v2(arg.flag()?),
+                "field_ids" => o.sink = o.sink.with_field_ids(arg.flag()?),
+                "files_by" => {
+                    let fields = words(&value)
+                        .map_err(&bad)?
+                        .iter()
+                        .map(|w| w.parse::<PartitionField>())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| bad(e.to_string()))?;
+                    o.layout = o.layout.with_partitions(fields);
+                }
+                "max_file_rows" => o.layout = o.layout.with_max_file_rows(Some(size()? as u64)),
+                "max_file_size" => {
+                    let bytes = match value.extract::<usize>() {
+                        Ok(n) if n >= 1 => n,
+                        _ => parse_size(&text()?).map_err(|e| bad(e.to_string()))?,
+                    };
+                    o.layout = o.layout.with_max_file_bytes(Some(bytes as u64));
+                }
                 "intervals" => {
                     let intervals = text()?
                         .parse::<IntervalEncoding>()
@@ -133,6 +186,13 @@ impl Arg<'_, '_> {
             .map_err(|_| self.bad(format!("expected a string, got {}", self.value)))
     }
 
+    /// True or False.
+    fn flag(&self) -> PyResult<bool> {
+        self.value
+            .extract::<bool>()
+            .map_err(|_| self.bad(format!("expected True or False, got {}", self.value)))
+    }
+
     /// A positive integer.
     fn count(&self) -> PyResult<usize> {
         match self.value.extract::<usize>() {
@@ -140,6 +200,16 @@ impl Arg<'_, '_> {
             _ => Err(self.bad(format!("expected a positive integer, got {}", self.value))),
         }
     }
+}
+
+/// One string or a list of strings.
+fn words(value: &Bound<'_, PyAny>) -> Result<Vec<String>, String> {
+    if let Ok(one) = value.extract::<String>() {
+        return Ok(vec![one]);
+    }
+    value
+        .extract::<Vec<String>>()
+        .map_err(|_| format!("expected a string or a list of strings, got {value}"))
 }
 
 /// Takes `key` if it is an option of partitioned reads (setting `parts` up on the first);

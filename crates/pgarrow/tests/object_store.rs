@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
 
-use arrow_array::RecordBatch;
+use arrow_array::{RecordBatch, RecordBatchReader};
 use pgarrow::io::Format;
 use pgarrow::io::{DirTarget, Input, InputOptions, Location, Manifest, StorageOptions};
 use pgarrow::partition::{PartitionOptions, export_to_dir};
@@ -202,6 +202,78 @@ fn exports_to_objects_and_reads_them_back_in_place() {
         expected
     );
     assert_eq!(rows(open("s3://pgarrow-lib/parts")), expected);
+
+    // Laid out: value partitions with odd values as keys of their own (a `/` or a `%` in a
+    // value stays inside its one segment), files rolled; read back through the manifest, the
+    // partition column restored from it.
+    let odd = "SELECT id, note, (ARRAY['a/b', 'x=y', 'sp ace', 'ü%', '', NULL])[id % 6 + 1] AS k \
+               FROM t WHERE id <= 6000";
+    let laid = Location::parse("s3://pgarrow-lib/laid/", &options).unwrap();
+    let layout = pgarrow::io::Layout::default()
+        .with_partition("k".parse().unwrap())
+        .with_max_file_rows(Some(400));
+    let dir = DirTarget::new(laid.clone(), Format::Parquet).with_layout(layout);
+    rt.block_on(export_to_dir(
+        url.as_str(),
+        Source::query(odd),
+        &ExportOptions::default(),
+        &PartitionOptions::new(1),
+        &dir,
+        Hooks::new(),
+    ))
+    .unwrap();
+    let manifest = Manifest::read(&laid).unwrap();
+    assert_eq!(manifest.rows, 6000);
+    // 1,000 rows per value, 400 a file: three files each.
+    assert_eq!(manifest.files.len(), 18);
+    let slash = manifest
+        .files
+        .iter()
+        .find(|f| f.values[0].value.as_deref() == Some("a/b"))
+        .unwrap();
+    assert!(slash.path.starts_with("k=a%2Fb/"), "{}", slash.path);
+    let null = manifest
+        .files
+        .iter()
+        .find(|f| f.values[0].value.is_none())
+        .unwrap();
+    assert!(
+        null.path.starts_with("k=__HIVE_DEFAULT_PARTITION__/"),
+        "{}",
+        null.path
+    );
+    let expected =
+        rows(blocking::export(url.as_str(), Source::query(odd), &Default::default()).unwrap());
+    assert_eq!(rows(open("s3://pgarrow-lib/laid")), expected);
+    let back = open("s3://pgarrow-lib/laid");
+    assert_eq!(back.schema().field(2).name(), "k");
+    for b in back {
+        let b = b.unwrap();
+        let ids = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::Int32Array>()
+            .unwrap();
+        let ks = b
+            .column(2)
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        for i in 0..b.num_rows() {
+            let want = [
+                Some("a/b"),
+                Some("x=y"),
+                Some("sp ace"),
+                Some("ü%"),
+                Some(""),
+                None,
+            ][(ids.value(i) % 6) as usize];
+            assert_eq!(arrow_array::Array::is_null(ks, i), want.is_none());
+            if let Some(w) = want {
+                assert_eq!(ks.value(i), w);
+            }
+        }
+    }
 
     // A missing bucket: refused before the query (which would fail: division by zero).
     let missing = Location::parse("s3://pgarrow-no-such-bucket/x.parquet", &options).unwrap();

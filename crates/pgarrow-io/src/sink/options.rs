@@ -7,7 +7,11 @@ use std::str::FromStr;
 
 use parquet::basic::{GzipLevel, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, FieldRef, Fields, Schema};
+use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
+use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder, WriterVersion};
 
 use crate::{Error, Result};
 
@@ -150,6 +154,199 @@ pub struct SinkOptions {
     pub intervals: IntervalEncoding,
     /// The output's write buffer (1 MiB; less where many files are open at once).
     pub(crate) buffer_bytes: usize,
+    /// Whether each local file is synced as it is finished (a laid-out export's writer syncs
+    /// its thousands of files at once instead).
+    pub(crate) sync: bool,
+    /// Parquet bloom filters, on these columns.
+    pub bloom_filters: Vec<BloomFilter>,
+    /// Parquet encodings chosen per column (the writer's choice otherwise: a dictionary,
+    /// falling back to plain when it grows too large).
+    pub encodings: Vec<ColumnEncoding>,
+    /// Parquet data pages of version 2 (uncompressed levels; readers may skip to a row).
+    pub data_page_v2: bool,
+    /// Parquet field IDs, numbered as Iceberg numbers a new table's columns: top-level columns
+    /// 1..n in order, then the fields nested in them, each struct's fields before what they
+    /// hold.
+    pub field_ids: bool,
+}
+
+/// A Parquet bloom filter on a column (every leaf under it, for a nested column), with the
+/// false-positive rate it is sized for. Parsed from `COLUMN` or `COLUMN:FPP`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BloomFilter {
+    /// The top-level column.
+    pub column: String,
+    /// The false-positive rate, in (0, 1) (default 0.05).
+    pub fpp: f64,
+}
+
+impl BloomFilter {
+    /// A filter on `column` of false-positive rate `fpp`.
+    pub fn new(column: impl Into<String>, fpp: f64) -> BloomFilter {
+        BloomFilter {
+            column: column.into(),
+            fpp,
+        }
+    }
+}
+
+impl PartialEq for BloomFilter {
+    fn eq(&self, other: &Self) -> bool {
+        self.column == other.column && self.fpp.to_bits() == other.fpp.to_bits()
+    }
+}
+
+impl Eq for BloomFilter {}
+
+impl FromStr for BloomFilter {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let (column, fpp) = match s.rsplit_once(':') {
+            Some((c, f)) if f.trim().parse::<f64>().is_ok() => (c, f.trim().parse::<f64>().ok()),
+            _ => (s, None),
+        };
+        let fpp = fpp.unwrap_or(parquet::file::properties::DEFAULT_BLOOM_FILTER_FPP);
+        if column.is_empty() || !(fpp > 0.0 && fpp < 1.0) {
+            return Err(Error::usage(format!(
+                "invalid bloom filter \"{s}\" (expected COLUMN or COLUMN:FPP, a false-positive \
+                 rate between 0 and 1 such as 0.01)"
+            )));
+        }
+        Ok(BloomFilter::new(column, fpp))
+    }
+}
+
+impl fmt::Display for BloomFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.column, self.fpp)
+    }
+}
+
+/// A Parquet encoding for a column's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Plain values, no dictionary.
+    Plain,
+    /// A dictionary per column chunk (the default for every column).
+    Dictionary,
+    /// DELTA_BINARY_PACKED: integers.
+    Delta,
+    /// DELTA_LENGTH_BYTE_ARRAY: text and bytes.
+    DeltaLength,
+    /// DELTA_BYTE_ARRAY (incremental prefixes): text and bytes, sorted ones best.
+    DeltaPrefix,
+    /// BYTE_STREAM_SPLIT: floats (and fixed-width integers and bytes).
+    ByteStreamSplit,
+    /// RLE: booleans.
+    Rle,
+}
+
+const ENCODINGS: &str =
+    "plain, dictionary, delta, delta-length, delta-prefix, byte-stream-split or rle";
+
+impl FromStr for Encoding {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "plain" => Encoding::Plain,
+            "dictionary" => Encoding::Dictionary,
+            "delta" => Encoding::Delta,
+            "delta-length" => Encoding::DeltaLength,
+            "delta-prefix" => Encoding::DeltaPrefix,
+            "byte-stream-split" => Encoding::ByteStreamSplit,
+            "rle" => Encoding::Rle,
+            other => {
+                return Err(Error::usage(format!(
+                    "unknown encoding \"{other}\" (expected {ENCODINGS})"
+                )));
+            }
+        })
+    }
+}
+
+impl fmt::Display for Encoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Encoding::Plain => "plain",
+            Encoding::Dictionary => "dictionary",
+            Encoding::Delta => "delta",
+            Encoding::DeltaLength => "delta-length",
+            Encoding::DeltaPrefix => "delta-prefix",
+            Encoding::ByteStreamSplit => "byte-stream-split",
+            Encoding::Rle => "rle",
+        })
+    }
+}
+
+impl Encoding {
+    fn parquet(self) -> parquet::basic::Encoding {
+        use parquet::basic::Encoding as E;
+        match self {
+            Encoding::Plain | Encoding::Dictionary => E::PLAIN,
+            Encoding::Delta => E::DELTA_BINARY_PACKED,
+            Encoding::DeltaLength => E::DELTA_LENGTH_BYTE_ARRAY,
+            Encoding::DeltaPrefix => E::DELTA_BYTE_ARRAY,
+            Encoding::ByteStreamSplit => E::BYTE_STREAM_SPLIT,
+            Encoding::Rle => E::RLE,
+        }
+    }
+
+    /// Whether it can hold values of this physical type.
+    fn takes(self, physical: parquet::basic::Type) -> bool {
+        use parquet::basic::Type as T;
+        match self {
+            Encoding::Plain | Encoding::Dictionary => true,
+            Encoding::Delta => matches!(physical, T::INT32 | T::INT64),
+            Encoding::DeltaLength => physical == T::BYTE_ARRAY,
+            Encoding::DeltaPrefix => matches!(physical, T::BYTE_ARRAY | T::FIXED_LEN_BYTE_ARRAY),
+            Encoding::ByteStreamSplit => matches!(
+                physical,
+                T::FLOAT | T::DOUBLE | T::INT32 | T::INT64 | T::FIXED_LEN_BYTE_ARRAY
+            ),
+            Encoding::Rle => physical == T::BOOLEAN,
+        }
+    }
+}
+
+/// A Parquet encoding chosen for a column (every leaf under it). Parsed from
+/// `COLUMN=ENCODING`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ColumnEncoding {
+    /// The top-level column.
+    pub column: String,
+    /// Its encoding.
+    pub encoding: Encoding,
+}
+
+impl ColumnEncoding {
+    /// `column` encoded as `encoding`.
+    pub fn new(column: impl Into<String>, encoding: Encoding) -> ColumnEncoding {
+        ColumnEncoding {
+            column: column.into(),
+            encoding,
+        }
+    }
+}
+
+impl FromStr for ColumnEncoding {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let Some((column, encoding)) = s.rsplit_once('=').filter(|(c, _)| !c.is_empty()) else {
+            return Err(Error::usage(format!(
+                "invalid column encoding \"{s}\" (expected COLUMN=ENCODING, ENCODING one of \
+                 {ENCODINGS})"
+            )));
+        };
+        Ok(ColumnEncoding::new(column, encoding.trim().parse()?))
+    }
+}
+
+impl fmt::Display for ColumnEncoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.column, self.encoding)
+    }
 }
 
 /// How intervals (`Interval(MonthDayNano)`, at any depth) are written to Arrow IPC.
@@ -197,6 +394,11 @@ impl Default for SinkOptions {
             metadata: Vec::new(),
             intervals: IntervalEncoding::Native,
             buffer_bytes: 1 << 20,
+            sync: true,
+            bloom_filters: Vec::new(),
+            encodings: Vec::new(),
+            data_page_v2: false,
+            field_ids: false,
         }
     }
 }
@@ -232,6 +434,30 @@ impl SinkOptions {
         self
     }
 
+    /// Parquet bloom filters (replacing any given before).
+    pub fn with_bloom_filters(mut self, filters: Vec<BloomFilter>) -> Self {
+        self.bloom_filters = filters;
+        self
+    }
+
+    /// Parquet encodings per column (replacing any given before).
+    pub fn with_encodings(mut self, encodings: Vec<ColumnEncoding>) -> Self {
+        self.encodings = encodings;
+        self
+    }
+
+    /// Parquet data pages of version 2.
+    pub fn with_data_page_v2(mut self, v2: bool) -> Self {
+        self.data_page_v2 = v2;
+        self
+    }
+
+    /// Parquet field IDs, numbered as Iceberg numbers columns.
+    pub fn with_field_ids(mut self, field_ids: bool) -> Self {
+        self.field_ids = field_ids;
+        self
+    }
+
     /// Checks the options (compression level, row group size) without writing anything.
     ///
     /// # Errors
@@ -243,11 +469,14 @@ impl SinkOptions {
         if self.row_group_bytes == 0 {
             return Err(Error::Invalid("row groups need at least one byte".into()));
         }
-        writer_properties(self).map(|_| ())
+        writer_properties(self, None).map(|_| ())
     }
 }
 
-pub(crate) fn writer_properties(options: &SinkOptions) -> Result<WriterProperties> {
+pub(crate) fn writer_properties(
+    options: &SinkOptions,
+    schema: Option<&Schema>,
+) -> Result<WriterProperties> {
     let compression = match options.compression {
         Compression::Zstd(level) => parquet::basic::Compression::ZSTD(
             ZstdLevel::try_new(level).map_err(|e| Error::Invalid(format!("zstd level: {e}")))?,
@@ -262,12 +491,134 @@ pub(crate) fn writer_properties(options: &SinkOptions) -> Result<WriterPropertie
         .iter()
         .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
         .collect();
-    Ok(WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(compression)
         .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
         .set_created_by(format!("pgarrow {}", env!("CARGO_PKG_VERSION")))
-        .set_key_value_metadata((!kv.is_empty()).then_some(kv))
-        .build())
+        .set_key_value_metadata((!kv.is_empty()).then_some(kv));
+    if options.data_page_v2 {
+        builder = builder.set_writer_version(WriterVersion::PARQUET_2_0);
+    }
+    if let Some(schema) = schema {
+        builder = column_properties(builder, options, schema)?;
+    }
+    Ok(builder.build())
+}
+
+/// The per-column settings (bloom filters, encodings) on every leaf under their top-level
+/// columns, checked against the file's schema.
+fn column_properties(
+    mut builder: WriterPropertiesBuilder,
+    options: &SinkOptions,
+    schema: &Schema,
+) -> Result<WriterPropertiesBuilder> {
+    if options.bloom_filters.is_empty() && options.encodings.is_empty() {
+        return Ok(builder);
+    }
+    let descriptor = parquet::arrow::ArrowSchemaConverter::new().convert(schema)?;
+    let leaves = |column: &str, what: &str| -> Result<Vec<_>> {
+        let found: Vec<_> = descriptor
+            .columns()
+            .iter()
+            .filter(|c| c.path().parts().first().is_some_and(|p| p == column))
+            .cloned()
+            .collect();
+        if found.is_empty() {
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            return Err(Error::usage(format!(
+                "{what} on column \"{column}\": the result has no such column (its columns: {})",
+                names.join(", ")
+            )));
+        }
+        Ok(found)
+    };
+    for filter in &options.bloom_filters {
+        for leaf in leaves(&filter.column, "a bloom filter")? {
+            builder = builder
+                .set_column_bloom_filter_enabled(leaf.path().clone(), true)
+                .set_column_bloom_filter_fpp(leaf.path().clone(), filter.fpp);
+        }
+    }
+    for choice in &options.encodings {
+        for leaf in leaves(&choice.column, "an encoding")? {
+            if !choice.encoding.takes(leaf.physical_type()) {
+                return Err(Error::usage(format!(
+                    "encoding {} cannot hold column \"{}\" ({} values in Parquet)",
+                    choice.encoding,
+                    leaf.path().string(),
+                    leaf.physical_type()
+                )));
+            }
+            let path = leaf.path().clone();
+            builder = match choice.encoding {
+                Encoding::Dictionary => builder.set_column_dictionary_enabled(path, true),
+                other => builder
+                    .set_column_dictionary_enabled(path.clone(), false)
+                    .set_column_encoding(path, other.parquet()),
+            };
+        }
+    }
+    Ok(builder)
+}
+
+/// `schema` with Parquet field IDs (`PARQUET:field_id`) numbered as Iceberg numbers a new
+/// table's columns: the top-level columns 1..n, then, column by column, the fields nested in
+/// each (a struct's fields, a list's element, a map's key and value) before what they hold.
+pub fn with_field_ids(schema: &Schema) -> Schema {
+    let mut next = 1;
+    let fields = number_fields(schema.fields(), &mut next);
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+fn number_fields(fields: &Fields, next: &mut i32) -> Vec<Field> {
+    let ids: Vec<i32> = fields
+        .iter()
+        .map(|_| {
+            *next += 1;
+            *next - 1
+        })
+        .collect();
+    fields
+        .iter()
+        .zip(ids)
+        .map(|(f, id)| {
+            let data_type = number_type(f.data_type(), next);
+            with_id(f.as_ref().clone().with_data_type(data_type), id)
+        })
+        .collect()
+}
+
+fn with_id(field: Field, id: i32) -> Field {
+    let mut metadata = field.metadata().clone();
+    metadata.insert(PARQUET_FIELD_ID_META_KEY.to_owned(), id.to_string());
+    field.with_metadata(metadata)
+}
+
+fn number_type(data_type: &DataType, next: &mut i32) -> DataType {
+    let element = |f: &FieldRef, next: &mut i32| {
+        let id = *next;
+        *next += 1;
+        let data_type = number_type(f.data_type(), next);
+        Arc::new(with_id(f.as_ref().clone().with_data_type(data_type), id))
+    };
+    match data_type {
+        DataType::Struct(fields) => DataType::Struct(number_fields(fields, next).into()),
+        DataType::List(f) => DataType::List(element(f, next)),
+        DataType::LargeList(f) => DataType::LargeList(element(f, next)),
+        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(element(f, next), *n),
+        DataType::Map(entries, sorted) => match entries.data_type() {
+            DataType::Struct(kv) => {
+                let numbered: Fields = number_fields(kv, next).into();
+                let entries = entries
+                    .as_ref()
+                    .clone()
+                    .with_data_type(DataType::Struct(numbered));
+                DataType::Map(Arc::new(entries), *sorted)
+            }
+            _ => data_type.clone(),
+        },
+        other => other.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -342,5 +693,176 @@ mod choice_tests {
         assert_eq!(o.row_group_bytes, 1 << 20);
         assert_eq!(o.intervals, IntervalEncoding::Struct);
         o.validate().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod parquet_option_tests {
+    use super::*;
+    use crate::{Output, Sink};
+    use arrow_array::{Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray};
+    use parquet::column::page::Page;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    fn batch() -> RecordBatch {
+        let tags = ListArray::from_iter_primitive::<arrow_array::types::Int64Type, _, _>(vec![
+            Some(vec![Some(1), Some(2)]),
+            None,
+        ]);
+        let point = StructArray::from(vec![(
+            Arc::new(Field::new("x", DataType::Int64, true)),
+            Arc::new(Int64Array::from(vec![5, 6])) as arrow_array::ArrayRef,
+        )]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("tags", tags.data_type().clone(), true),
+            Field::new("point", point.data_type().clone(), true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(StringArray::from(vec![Some("a"), None])),
+                Arc::new(tags),
+                Arc::new(point),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn write(options: &SinkOptions) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let b = batch();
+        let mut sink = Sink::create(
+            Format::Parquet,
+            Output::File(path.clone()),
+            &b.schema(),
+            options,
+        )
+        .unwrap();
+        sink.write(&b).unwrap();
+        sink.finish().unwrap();
+        (dir, path)
+    }
+
+    /// Iceberg's numbering: top-level 1..4, then tags' element 5, then point's x 6.
+    #[test]
+    fn field_ids_are_numbered_as_iceberg_numbers_them() {
+        let (_dir, path) = write(&SinkOptions::default().with_field_ids(true));
+        let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let root = reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .root_schema()
+            .clone();
+        let ids: Vec<(String, i32)> = root
+            .get_fields()
+            .iter()
+            .map(|f| (f.name().to_owned(), f.get_basic_info().id()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("id".into(), 1),
+                ("name".into(), 2),
+                ("tags".into(), 3),
+                ("point".into(), 4)
+            ]
+        );
+        let leaves: Vec<(String, i32)> = reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .map(|c| (c.path().string(), c.self_type().get_basic_info().id()))
+            .collect();
+        assert_eq!(leaves[2], ("tags.list.item".into(), 5));
+        assert_eq!(leaves[3], ("point.x".into(), 6));
+    }
+
+    #[test]
+    fn bloom_filters_encodings_and_the_page_index() {
+        let options = SinkOptions::default()
+            .with_bloom_filters(vec!["name:0.01".parse().unwrap()])
+            .with_encodings(vec!["id=delta".parse().unwrap()])
+            .with_data_page_v2(true);
+        let (_dir, path) = write(&options);
+        let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let group = reader.metadata().row_group(0);
+        assert!(group.column(1).bloom_filter_offset().is_some());
+        assert!(group.column(0).bloom_filter_offset().is_none());
+        assert!(
+            group
+                .column(0)
+                .encodings()
+                .any(|e| e == parquet::basic::Encoding::DELTA_BINARY_PACKED)
+        );
+        // The page index (column and offset indexes) is written by default.
+        assert!(group.column(0).column_index_offset().is_some());
+        assert!(group.column(0).offset_index_offset().is_some());
+        let mut pages = reader
+            .get_row_group(0)
+            .unwrap()
+            .get_column_page_reader(0)
+            .unwrap();
+        let page = pages.get_next_page().unwrap().unwrap();
+        assert!(
+            matches!(page, Page::DataPageV2 { .. }),
+            "{:?}",
+            page.page_type()
+        );
+    }
+
+    #[test]
+    fn column_choices_name_what_is_wrong() {
+        let cases = [
+            (
+                SinkOptions::default().with_bloom_filters(vec!["nope".parse().unwrap()]),
+                "no such column",
+            ),
+            (
+                SinkOptions::default().with_encodings(vec!["name=delta".parse().unwrap()]),
+                "cannot hold column \"name\"",
+            ),
+        ];
+        for (options, words) in cases {
+            let b = batch();
+            let dir = tempfile::tempdir().unwrap();
+            let e = Sink::create(
+                Format::Parquet,
+                Output::File(dir.path().join("t.parquet")),
+                &b.schema(),
+                &options,
+            )
+            .unwrap_err();
+            assert!(e.is_usage() && e.to_string().contains(words), "{e}");
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
+        for bad in ["x:2", ":0.1", "x:0"] {
+            assert!(bad.parse::<BloomFilter>().is_err(), "{bad}");
+        }
+        assert_eq!("a:b:0.5".parse::<BloomFilter>().unwrap().column, "a:b");
+        assert!(
+            "x=zip"
+                .parse::<ColumnEncoding>()
+                .unwrap_err()
+                .to_string()
+                .contains("byte-stream-split")
+        );
+        for word in [
+            "plain",
+            "dictionary",
+            "delta",
+            "delta-length",
+            "delta-prefix",
+            "byte-stream-split",
+            "rle",
+        ] {
+            assert_eq!(word.parse::<Encoding>().unwrap().to_string(), word);
+        }
     }
 }

@@ -241,9 +241,9 @@ fn without_path(e: io::Error) -> io::Error {
     }
 }
 
-/// Flushes what `out` holds and, for a temporary file, syncs it and renames it over `target`.
-/// Returns the bytes written.
-pub(crate) fn finish(out: Out, target: Option<PathBuf>) -> Result<u64> {
+/// Flushes what `out` holds and, for a temporary file, syncs it (unless `sync` is false: the
+/// caller syncs many files at once) and renames it over `target`. Returns the bytes written.
+pub(crate) fn finish(out: Out, target: Option<PathBuf>, sync: bool) -> Result<u64> {
     let bytes = out.bytes;
     match out.inner {
         Dest::Stdout(mut w) => w.flush().map_err(Error::Stdout)?,
@@ -267,7 +267,9 @@ pub(crate) fn finish(out: Out, target: Option<PathBuf>) -> Result<u64> {
             let tmp = w
                 .into_inner()
                 .map_err(|e| io_err("writing", e.into_error()))?;
-            tmp.as_file().sync_all().map_err(|e| io_err("syncing", e))?;
+            if sync {
+                tmp.as_file().sync_all().map_err(|e| io_err("syncing", e))?;
+            }
             tmp.persist(&target)
                 .map_err(|e| io_err("renaming the temporary file to", e.error))?;
         }

@@ -267,7 +267,7 @@ impl RowGroupFile {
             encode_arrow_schema(&schema),
         ));
         let out = self.writer.into_inner()?;
-        output::finish(out, self.target)
+        output::finish(out, self.target, true)
     }
 }
 

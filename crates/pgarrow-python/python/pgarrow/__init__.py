@@ -43,7 +43,15 @@ checked, with a ValueError naming a bad one, before anything connects):
   ("shared", "per-connection"), ``memory_limit`` (bytes, or text such as ``"1GiB"``),
   ``order_preserving`` (bool). Batches then come from every part as they are read.
 - files only (``export_file``, ``export_dataset``, ...): ``compression`` ("zstd", "zstd:LEVEL", "snappy", "lz4", "gzip",
-  "none"), ``row_group_rows``, ``row_group_bytes``, ``intervals`` ("native", "struct").
+  "none"), ``row_group_rows``, ``row_group_bytes``, ``intervals`` ("native", "struct");
+  Parquet's ``bloom_filters`` ("column" or "column:FPP", or a list), ``column_encodings``
+  ({"column": "plain" | "dictionary" | "delta" | "delta-length" | "delta-prefix" |
+  "byte-stream-split" | "rle"}), ``data_page_v2`` (bool), ``field_ids`` (bool: Iceberg's
+  numbering).
+- the layout of ``export_dataset``'s files: ``files_by`` (value partitions as Hive-style
+  directories: "column", "year(c)", "month(c)", "day(c)", "hour(c)", "bucket(N, c)",
+  "truncate(W, c)", or a list, outermost first), ``max_file_rows`` (int),
+  ``max_file_size`` (bytes, or text such as "128MiB").
 """
 
 from __future__ import annotations
@@ -476,7 +484,9 @@ def export_dataset(
         As in :func:`export_file`.
     **options
         As in :func:`export_file`; ``partitions``, ``parts`` and ``partition_by`` say how the
-        source is cut.
+        source is cut; ``files_by``, ``max_file_rows`` and ``max_file_size`` how the files are
+        laid out (value partitions as ``column_day=2026-11-25/`` directories, files rolled by
+        rows or size; listed in the manifest with their values).
 
     Returns
     -------
@@ -491,6 +501,8 @@ def export_dataset(
     Examples
     --------
     >>> pgarrow.export_dataset(url, "orders", "orders/", partitions=4)
+    >>> pgarrow.export_dataset(url, table="lineitem", output_dir="li/",
+    ...                        files_by="month(l_shipdate)", max_file_size="128MiB")
     """
     _no_slot(options, "pgarrow.export_dataset")
     if output_dir is None:

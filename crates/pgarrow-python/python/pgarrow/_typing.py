@@ -93,6 +93,19 @@ class FileOptions(ReadOptions, total=False):
     row_group_rows: int
     row_group_bytes: int
     intervals: Intervals
+    #: ``"column"`` or ``"column:0.01"`` (the false-positive rate), or a list of them.
+    bloom_filters: Union[str, List[str]]
+    #: ``{"column": "delta"}``, or ``"column=delta"`` strings.
+    column_encodings: Union[Dict[str, str], str, List[str]]
+    data_page_v2: bool
+    field_ids: bool
+    #: ``export_dataset`` only: value partitions, ``"day(l_shipdate)"`` or a list, outermost
+    #: first.
+    files_by: Union[str, List[str]]
+    #: ``export_dataset`` only.
+    max_file_rows: int
+    #: ``export_dataset`` only: bytes, or text such as ``"128MiB"``.
+    max_file_size: Union[int, str]
 
 
 class TablesOptions(TypeOptions, total=False):

@@ -105,6 +105,9 @@ pub(crate) struct Shares {
     pub(crate) batch_bytes: usize,
     pub(crate) row_group_bytes: usize,
     pub(crate) in_flight: usize,
+    /// What each connection's laid-out files may hold (value partitions' pending rows and
+    /// open files): half its own share and its part of what would be in flight.
+    pub(crate) layout_bytes: usize,
     /// Connections asked for (at most one per part).
     pub(crate) wanted: usize,
 }
@@ -141,6 +144,7 @@ impl Shares {
             batch_bytes: options.decode.batch_bytes.min(own / 4).max(64 << 10),
             row_group_bytes: row_group.min(own / 2).max(64 << 10),
             in_flight,
+            layout_bytes: own / 2 + in_flight / connections,
             wanted,
         }
     }

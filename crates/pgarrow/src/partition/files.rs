@@ -88,6 +88,12 @@ pub async fn export_to_dir(
     }
     let partitions = &partitions;
     let coordinator = begin(&mut hooks, &config, source, options, partitions).await?;
+    // A partition of a missing column, or of a type its transform does not take, fails
+    // before any part is read.
+    target
+        .layout
+        .check(&coordinator.plan().schema)
+        .map_err(crate::Error::from)?;
     let parquet = (target.format == Format::Parquet).then_some(&target.options);
     let shares = Shares::new(partitions, coordinator.plan(), options, parquet);
     let export = PartitionedExport::spawn(

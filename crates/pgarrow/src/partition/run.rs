@@ -45,8 +45,11 @@ pub struct PartResult {
     pub rows: u64,
     /// Its COPY data, in bytes.
     pub bytes: u64,
-    /// Its file, for an export into a directory, and the bytes written to it.
+    /// Its file, for an export into a directory, and the bytes written to it (for a
+    /// laid-out export: the directory, and the bytes of all its files).
     pub file: Option<(Location, u64)>,
+    /// Its files, for a laid-out export (value partitions, rolled files).
+    pub files: Vec<pgarrow_io::WrittenFile>,
 }
 
 /// What a partitioned export did. Its document form (`--json`, Python) is the export's
@@ -185,6 +188,7 @@ impl PartitionedExport {
             next: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             budget: Budget::new(shares.in_flight),
+            layout_bytes: shares.layout_bytes,
             ordered,
             tokens: Mutex::new(Vec::new()),
             rows: AtomicU64::new(0),
@@ -285,9 +289,16 @@ impl PartitionedExport {
     /// recorded here.
     async fn next_event(&mut self) -> Result<Option<Event>> {
         loop {
-            if let Some(event) = self.ready.pop_front() {
-                if let Event::PartDone { part, stats, file } = &event {
-                    self.record(*part, stats, file.clone());
+            if let Some(mut event) = self.ready.pop_front() {
+                if let Event::PartDone {
+                    part,
+                    stats,
+                    file,
+                    files,
+                } = &mut event
+                {
+                    let files = std::mem::take(files);
+                    self.record(*part, stats, file.clone(), files);
                 }
                 return Ok(Some(event));
             }
@@ -336,7 +347,13 @@ impl PartitionedExport {
         }
     }
 
-    fn record(&mut self, part: usize, stats: &ExportStats, file: Option<(Location, u64)>) {
+    fn record(
+        &mut self,
+        part: usize,
+        stats: &ExportStats,
+        file: Option<(Location, u64)>,
+        files: Vec<pgarrow_io::WrittenFile>,
+    ) {
         let t = &mut self.totals;
         t.rows += stats.rows;
         t.batches += stats.batches;
@@ -355,6 +372,7 @@ impl PartitionedExport {
                 rows: stats.rows,
                 bytes: stats.bytes,
                 file,
+                files,
             });
         }
     }
@@ -510,25 +528,29 @@ impl PartitionedExport {
         let manifest = match result {
             Ok(()) => {
                 let finishing = Instant::now();
-                let entries = self
-                    .shared
-                    .plan
-                    .parts
-                    .iter()
-                    .zip(&self.parts)
-                    .map(|(part, done)| {
-                        let done = done.as_ref().expect("every part was read");
-                        let mut file = ManifestFile::new(
-                            target.part_file(part.part),
-                            done.rows,
-                            done.file.as_ref().map_or(0, |(_, b)| *b),
-                        );
+                let mut entries = Vec::new();
+                for (part, done) in self.shared.plan.parts.iter().zip(&self.parts) {
+                    let done = done.as_ref().expect("every part was read");
+                    let entry = |path: String, rows: u64, bytes: u64| {
+                        let mut file = ManifestFile::new(path, rows, bytes);
                         file.part = Some(part.part);
                         file.relation = part.relation.clone();
                         file.range = Some(part.range.clone());
                         file
-                    })
-                    .collect();
+                    };
+                    match target.layout.is_plain() {
+                        true => entries.push(entry(
+                            target.part_file(part.part),
+                            done.rows,
+                            done.file.as_ref().map_or(0, |(_, b)| *b),
+                        )),
+                        false => entries.extend(done.files.iter().map(|f| {
+                            let mut file = entry(f.path.clone(), f.rows, f.bytes);
+                            file.values = f.values.clone();
+                            file
+                        })),
+                    }
+                }
                 let plan = &self.shared.plan;
                 let mut manifest = Manifest::new(
                     target.format,
@@ -540,6 +562,7 @@ impl PartitionedExport {
                 manifest.source = Some(plan.source.clone());
                 manifest.replication_slot = plan.replication_slot.clone();
                 manifest.schema = Some(plan.schema.clone());
+                manifest.layout = (!target.layout.is_plain()).then(|| target.layout.clone());
                 let written = manifest.write(&target.dir).map_err(Error::from);
                 self.totals.finish = finishing.elapsed();
                 written
@@ -557,6 +580,11 @@ impl PartitionedExport {
                 self.stop().await;
                 for part in &self.shared.plan.parts {
                     let _ = target.dir.join(&target.part_file(part.part)).remove();
+                }
+                for done in self.parts.iter().flatten() {
+                    for f in &done.files {
+                        let _ = target.dir.join_path(&f.path).remove();
+                    }
                 }
                 Err(e)
             }

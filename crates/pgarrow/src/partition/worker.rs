@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use pgarrow_io::{EncodedRowGroup, RowGroupEncoders, Sink};
+use pgarrow_io::{EncodedRowGroup, LayoutWriter, RowGroupEncoders, Sink};
 use tokio::sync::mpsc;
 
 use super::budget::Budget;
@@ -17,6 +17,13 @@ use crate::protocol::{CancelToken, Config};
 use crate::stats::ExportStats;
 use crate::{Client, DescribedSource, Error, Export, ExportOptions, Result};
 use pgarrow_io::DirTarget;
+
+/// A part's output in a directory: one file, or files laid out by value partitions and
+/// sizes.
+enum PartFile {
+    One(Sink, crate::io::Location),
+    Laid(LayoutWriter),
+}
 
 /// What a worker does with its batches.
 pub(super) enum WorkerOutput {
@@ -45,6 +52,7 @@ pub(super) enum Event {
         part: usize,
         stats: Box<ExportStats>,
         file: Option<(crate::io::Location, u64)>,
+        files: Vec<pgarrow_io::WrittenFile>,
     },
     Failed(Error),
 }
@@ -71,6 +79,8 @@ pub(super) struct Shared {
     /// Set when the export stops early (an error, a cancel): workers quit quietly.
     pub(super) stop: AtomicBool,
     pub(super) budget: Budget,
+    /// What each worker's laid-out files may hold in memory.
+    pub(super) layout_bytes: usize,
     /// Each worker's cancel token, to stop their queries.
     pub(super) tokens: Mutex<Vec<CancelToken>>,
     /// Whether the output keeps the parts in order.
@@ -197,11 +207,20 @@ async fn read_part(
     };
     let schema = plan.schema.clone();
     let mut file = match &shared.output {
-        WorkerOutput::Files(dir) => {
+        WorkerOutput::Files(dir) if dir.layout.is_plain() => {
             let path = dir.dir.join(&dir.part_file(index));
             let sink = Sink::create(dir.format, path.output(), &schema, &dir.options)?;
-            Some((sink, path))
+            Some(PartFile::One(sink, path))
         }
+        WorkerOutput::Files(dir) => Some(PartFile::Laid(LayoutWriter::new(
+            dir.dir.clone(),
+            dir.format,
+            &dir.options,
+            &schema,
+            &dir.layout,
+            &dir.part_prefix(index),
+            shared.layout_bytes,
+        )?)),
         _ => None,
     };
     let mut export = client.export_described(plan, &shared.options).await?;
@@ -236,7 +255,10 @@ async fn read_part(
                     }
                 }
             }
-            (WorkerOutput::Files(_), _, Some((sink, _))) => Destination::write(sink, &batch)?,
+            (WorkerOutput::Files(_), _, Some(PartFile::One(sink, _))) => {
+                Destination::write(sink, &batch)?
+            }
+            (WorkerOutput::Files(_), _, Some(PartFile::Laid(writer))) => writer.write(&batch)?,
             _ => {}
         }
         writing += started.elapsed();
@@ -255,16 +277,28 @@ async fn read_part(
     {
         return Ok(false);
     }
-    let file = match file {
+    let (file, files) = match file {
         // Finished as every file of every export is (the loss counts in its footer).
-        Some((sink, path)) => Some((path, Destination::finish(sink, &stats)?.unwrap_or(0))),
-        None => None,
+        Some(PartFile::One(sink, path)) => (
+            Some((path, Destination::finish(sink, &stats)?.unwrap_or(0))),
+            Vec::new(),
+        ),
+        Some(PartFile::Laid(writer)) => {
+            let files = writer.finish()?;
+            let bytes = files.iter().map(|f| f.bytes).sum();
+            match &shared.output {
+                WorkerOutput::Files(dir) => (Some((dir.dir.clone(), bytes)), files),
+                _ => (None, files),
+            }
+        }
+        None => (None, Vec::new()),
     };
     stats.write = writing + started.elapsed();
     let done = Event::PartDone {
         part: index,
         stats: Box::new(stats),
         file,
+        files,
     };
     Ok(tx.send(done).await.is_ok())
 }
