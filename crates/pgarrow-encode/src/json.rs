@@ -67,23 +67,8 @@ pub(crate) fn quote(s: &str, out: &mut String) {
     pgarrow_types::push_json_string(out, s);
 }
 
-/// `y-m-d` of a day count from 1970-01-01 (proleptic Gregorian; years before 1 as 0, -1, ...:
-/// ISO 8601's astronomical numbering).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 pub(crate) fn date(days: i64, out: &mut String) {
-    let (y, m, d) = civil(days);
+    let (y, m, d) = pgarrow_types::civil_from_days(days);
     match y {
         0..=9999 => write!(out, "{y:04}-{m:02}-{d:02}"),
         _ => write!(out, "{y:+}-{m:02}-{d:02}"),

@@ -15,7 +15,8 @@
 //! * [`ChoiceError`]: a word that names none of an option's choices;
 //! * [`numeric_typmod`]: a `numeric(p,s)` typmod's precision and scale;
 //! * [`DATE_INFINITY`] and [`TIMESTAMP_INFINITY`]: the values pgarrow gives ±infinity in
-//!   Arrow's dates and timestamps, which the decoder writes and the encoder reads back.
+//!   Arrow's dates and timestamps, which the decoder writes and the encoder reads back;
+//!   [`civil_from_days`]: the calendar date of a day count.
 //!
 //! How these types become Arrow types is the decoder's business (its `plan` module); how Arrow
 //! values are written in their binary formats is the encoder's.
@@ -86,6 +87,28 @@ pub fn push_json_string(out: &mut String, v: &str) {
 /// DuckDB reads them back as ±infinity. (PostgreSQL keeps `-infinity` one lower, at the type's
 /// minimum, which DuckDB's casts refuse.) No finite PostgreSQL date comes near either.
 pub const DATE_INFINITY: (i32, i32) = (-i32::MAX, i32::MAX);
+
+/// `(year, month 1-12, day 1-31)` of `days` since 1970-01-01 in the proleptic Gregorian
+/// calendar (Howard Hinnant's `civil_from_days`), over any day count a Date32 or a timestamp
+/// can hold; years before 1 are 0, -1, ...: ISO 8601's astronomical numbering.
+///
+/// ```
+/// assert_eq!(pgarrow_types::civil_from_days(0), (1970, 1, 1));
+/// assert_eq!(pgarrow_types::civil_from_days(-1), (1969, 12, 31));
+/// assert_eq!(pgarrow_types::civil_from_days(i64::from(i32::MAX)), (5_881_580, 7, 11));
+/// ```
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
 
 /// `timestamp`/`timestamptz` `-infinity` and `infinity` as pgarrow writes them in Arrow's
 /// Timestamp(µs) (microseconds since 1970): `∓i64::MAX`, as [`DATE_INFINITY`] is for dates.
