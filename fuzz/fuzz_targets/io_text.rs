@@ -1,12 +1,14 @@
 //! Arbitrary text through what pgarrow-io and pgarrow-types read from users and files: a
 //! path or URL (`Location::parse`, without object stores), a `KEY=VALUE` storage option, a
-//! manifest (`Manifest::from_json`) and a relation's name (`TableName::parse`). Never a panic;
-//! a name read back from either of its written forms is the same name, and a manifest read
-//! back from its own JSON is the same manifest.
+//! manifest (`Manifest::from_json`, with a layout's partition values), a relation's name
+//! (`TableName::parse`), and the layout's and Parquet's column options (`PartitionField`,
+//! `BloomFilter`, `ColumnEncoding`). Never a panic; a name or a value partition read back from
+//! its written form is the same, and a manifest read back from its own JSON is the same
+//! manifest.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pgarrow_io::{Location, Manifest, StorageOptions};
+use pgarrow_io::{BloomFilter, ColumnEncoding, Location, Manifest, PartitionField, StorageOptions};
 use pgarrow_types::TableName;
 
 fuzz_target!(|data: &[u8]| {
@@ -16,7 +18,15 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(location) = Location::parse(text, &StorageOptions::new()) {
         let _ = location.to_string();
         let _ = location.join("x").file_name();
+        let _ = location.join_path(text).file_name();
     }
+    if let Ok(field) = text.parse::<PartitionField>() {
+        let again = field.to_string().parse::<PartitionField>();
+        assert_eq!(again.as_ref().ok(), Some(&field), "{text:?} -> {field}");
+        let _ = field.name();
+    }
+    let _ = text.parse::<BloomFilter>();
+    let _ = text.parse::<ColumnEncoding>();
     let _ = StorageOptions::parse_pair(text);
     if let Ok(manifest) = Manifest::from_json(text) {
         let again = Manifest::from_json(&manifest.to_json()).expect("a manifest's own JSON");
