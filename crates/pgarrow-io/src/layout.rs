@@ -321,11 +321,6 @@ impl LayoutWriter {
         })
     }
 
-    /// The files' schema (without identity partitions' columns).
-    pub fn file_schema(&self) -> &SchemaRef {
-        &self.file_schema
-    }
-
     /// Writes a batch: each row into its partition's file.
     ///
     /// # Errors
