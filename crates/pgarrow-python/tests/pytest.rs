@@ -1,5 +1,6 @@
 //! Runs the Python package's pytest suite (`tests/test_*.py`) with the `python3` on PATH,
-//! against a database of the shared testkit cluster (`PGARROW_TEST_URL`).
+//! against a database of the shared testkit cluster (`PGARROW_TEST_URL`), and one of the
+//! cluster of `pgarrow_testkit::pgvector_cluster` (`PGARROW_PGVECTOR_URL`) when there is one.
 //!
 //! The package must be installed in that interpreter (`pip install ./crates/pgarrow-python`,
 //! as `.ci/run` does): the suite tests the package as users get it. Fails when `pgarrow`,
@@ -59,15 +60,26 @@ fn pytest_suite() {
     let logical_db = logical
         .create_database("pytest_changes")
         .expect("a database for the changes tests");
+    // Without pgvector (a SKIPPED line) the fixtures of the pgvector tests skip them too.
+    let pgvector_url = pgarrow_testkit::pgvector_cluster().map(|pgv| {
+        let db = pgv
+            .create_database("pytest_pgvector")
+            .expect("a database for the pgvector tests");
+        pgv.url(&db)
+    });
     let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
-    let status = pgarrow_testkit::python()
+    let mut pytest = pgarrow_testkit::python();
+    pytest
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"])
         .arg(&tests)
         .env("PGARROW_TEST_URL", pg.url(&db))
         .env("PGARROW_TEST_LOGICAL_URL", logical.url(&logical_db))
         .env("PGARROW_BIN", pgarrow_bin())
-        .env("PGARROW_ADBC_LIB", adbc_library())
-        .status()
-        .expect("running pytest");
+        .env("PGARROW_ADBC_LIB", adbc_library());
+    match &pgvector_url {
+        Some(url) => pytest.env("PGARROW_PGVECTOR_URL", url),
+        None => pytest.env_remove("PGARROW_PGVECTOR_URL"),
+    };
+    let status = pytest.status().expect("running pytest");
     assert!(status.success(), "pytest failed: {status}");
 }

