@@ -30,7 +30,9 @@ use crate::recycle::Recycler;
 use crate::types::ColumnKind;
 
 use crate::buffers::{Prim, Var};
-use crate::nested::{EnumCol, HstoreCol, ListCol, RangeCol, StructCol, VectorCol};
+use crate::nested::{
+    EnumCol, HstoreCol, ListCol, RangeCol, SparseVecCol, StructCol, VectorCol, VectorValues,
+};
 use crate::wire::*;
 
 /// The policies of an export and the loss counts of the column being decoded.
@@ -166,6 +168,7 @@ pub(crate) enum Column {
     Range(Box<RangeCol>),
     Hstore(Box<HstoreCol>),
     Vector(Box<VectorCol>),
+    SparseVec(Box<SparseVecCol>),
 }
 
 impl Column {
@@ -218,10 +221,13 @@ impl Column {
                     nulls: NullBufferBuilder::new(rows),
                 }));
             }
-            TypeMapping::Vector(dim) => {
+            TypeMapping::SparseVec => {
+                return Column::SparseVec(Box::new(SparseVecCol::new(rows)));
+            }
+            TypeMapping::Vector { element, dim } => {
                 return Column::Vector(Box::new(VectorCol {
                     dim: *dim,
-                    values: Vec::new(),
+                    values: VectorValues::new(*element),
                     offsets: vec![0],
                     nulls: NullBufferBuilder::new(rows),
                 }));
@@ -361,7 +367,8 @@ impl Column {
             | Column::Enum(_)
             | Column::Range(_)
             | Column::Hstore(_)
-            | Column::Vector(_) => return false,
+            | Column::Vector(_)
+            | Column::SparseVec(_) => return false,
         }
         true
     }
@@ -482,6 +489,7 @@ impl Column {
             Column::Range(r) => r.push(b, cx)?,
             Column::Hstore(h) => h.push(b)?,
             Column::Vector(v) => v.push(b)?,
+            Column::SparseVec(v) => v.push(b)?,
         }
         Ok(())
     }
@@ -519,6 +527,7 @@ impl Column {
             Column::Range(r) => r.push_null(),
             Column::Hstore(h) => h.push_null(),
             Column::Vector(v) => v.push_null(),
+            Column::SparseVec(v) => v.push_null(),
         }
     }
 
@@ -574,6 +583,7 @@ impl Column {
             Column::Range(r) => r.finish(rows, cx)?,
             Column::Hstore(h) => h.finish(cx)?,
             Column::Vector(v) => v.finish()?,
+            Column::SparseVec(v) => v.finish()?,
         })
     }
 }

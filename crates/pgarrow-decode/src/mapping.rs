@@ -129,9 +129,46 @@ pub enum TypeMapping {
     Multirange(Box<TypeMapping>),
     /// `hstore`: Map<Utf8, Utf8>.
     Hstore,
-    /// pgvector `vector`: `FixedSizeList<Float32>` when the typmod gives the dimension, else
-    /// `List<Float32>`.
-    Vector(Option<i32>),
+    /// pgvector `vector` (Float32 items) or `halfvec` (Float16 items): a `FixedSizeList` when
+    /// the typmod gives the dimension, else a `List`.
+    Vector {
+        /// Float32 for `vector`, Float16 for `halfvec`.
+        element: VectorElement,
+        /// The dimension the typmod declares.
+        dim: Option<i32>,
+    },
+    /// pgvector `sparsevec`: Struct{dim: Int32, indices: List<Int32>, values: List<Float32>},
+    /// the indices 0-based as in the binary format (the text form counts from 1).
+    SparseVec,
+}
+
+/// The element of a pgvector dense vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectorElement {
+    /// `vector`: float4.
+    Float32,
+    /// `halfvec`: IEEE half precision.
+    Float16,
+}
+
+impl VectorElement {
+    /// The Arrow type of one element.
+    pub fn data_type(self) -> DataType {
+        match self {
+            VectorElement::Float32 => DataType::Float32,
+            VectorElement::Float16 => DataType::Float16,
+        }
+    }
+}
+
+/// The fields of a `sparsevec` struct.
+pub fn sparsevec_fields() -> Fields {
+    let list = |t| DataType::List(Arc::new(Field::new("item", t, false)));
+    Fields::from(vec![
+        Field::new("dim", DataType::Int32, false),
+        Field::new("indices", list(DataType::Int32), false),
+        Field::new("values", list(DataType::Float32), false),
+    ])
 }
 
 /// Where an array plan's dimensions come from.
@@ -271,7 +308,15 @@ impl TypeMapping {
                 "citext" => scalar(ColumnKind::Text),
                 "ltree" => scalar(ColumnKind::Ltree),
                 "hstore" => Some(TypeMapping::Hstore),
-                "vector" => Some(TypeMapping::Vector((typmod > 0).then_some(typmod))),
+                "vector" | "halfvec" => Some(TypeMapping::Vector {
+                    element: if t.name == "vector" {
+                        VectorElement::Float32
+                    } else {
+                        VectorElement::Float16
+                    },
+                    dim: (typmod > 0).then_some(typmod),
+                }),
+                "sparsevec" => Some(TypeMapping::SparseVec),
                 "geometry" | "geography" => scalar(ColumnKind::Wkb),
                 _ => None,
             },
@@ -304,12 +349,14 @@ impl TypeMapping {
                 DataType::List(Arc::new(Field::new("item", range.data_type(), true)))
             }
             TypeMapping::Hstore => DataType::Map(Arc::new(hstore_entries()), false),
-            TypeMapping::Vector(Some(dim)) => {
-                DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), *dim)
+            TypeMapping::Vector { element, dim } => {
+                let item = Arc::new(Field::new("item", element.data_type(), true));
+                match dim {
+                    Some(dim) => DataType::FixedSizeList(item, *dim),
+                    None => DataType::List(item),
+                }
             }
-            TypeMapping::Vector(None) => {
-                DataType::List(Arc::new(Field::new("item", DataType::Float32, true)))
-            }
+            TypeMapping::SparseVec => DataType::Struct(sparsevec_fields()),
         }
     }
 
@@ -361,7 +408,10 @@ impl TypeMapping {
             TypeMapping::List { element, .. } => element.has_temporal(),
             TypeMapping::Struct(fields) => fields.iter().any(|f| f.plan.has_temporal()),
             TypeMapping::Range(sub) | TypeMapping::Multirange(sub) => sub.has_temporal(),
-            TypeMapping::Enum(_) | TypeMapping::Hstore | TypeMapping::Vector(_) => false,
+            TypeMapping::Enum(_)
+            | TypeMapping::Hstore
+            | TypeMapping::Vector { .. }
+            | TypeMapping::SparseVec => false,
         }
     }
 

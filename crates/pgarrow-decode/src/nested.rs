@@ -4,16 +4,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::types::Int16Type;
+use arrow_array::types::{ArrowPrimitiveType, Float16Type, Int16Type};
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, DictionaryArray, FixedSizeListArray, Float32Array, ListArray,
-    MapArray, StringArray, StructArray,
+    Array, ArrayRef, BooleanArray, DictionaryArray, FixedSizeListArray, Float16Array, Float32Array,
+    Int32Array, ListArray, MapArray, StringArray, StructArray,
 };
 use arrow_buffer::{BooleanBufferBuilder, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
-use arrow_schema::{DataType, Field, Fields};
+use arrow_schema::{DataType, Field, FieldRef, Fields};
 
 use crate::error::FieldError;
-use crate::mapping::{ListShape, StrLayout, TypeMapping, hstore_entries};
+use crate::mapping::{
+    ListShape, StrLayout, TypeMapping, VectorElement, hstore_entries, sparsevec_fields,
+};
 use crate::policy::{ArrayBounds, LossKind};
 
 use crate::buffers::{Prim, Var};
@@ -475,24 +477,56 @@ impl HstoreCol {
     }
 }
 
-/// pgvector `vector`. Layout (`vector_send`): i16 dimension, i16 unused, then that many
-/// float4 values.
+/// pgvector `vector` and `halfvec`. Layout (`vector_send`, `halfvec_send`): i16 dimension,
+/// i16 unused, then that many float4 (`vector`) or IEEE half (`halfvec`, sent as its 16 bits)
+/// values.
 #[derive(Debug)]
 pub(crate) struct VectorCol {
     pub(crate) dim: Option<i32>,
-    pub(crate) values: Vec<f32>,
+    pub(crate) values: VectorValues,
     pub(crate) offsets: Vec<i32>,
     pub(crate) nulls: NullBufferBuilder,
 }
 
+/// Arrow's half-precision float (the `half` crate's, which arrow does not re-export).
+type F16 = <Float16Type as ArrowPrimitiveType>::Native;
+
+/// The elements of a [`VectorCol`], as Arrow will hold them.
+#[derive(Debug)]
+pub(crate) enum VectorValues {
+    Float32(Vec<f32>),
+    Float16(Vec<F16>),
+}
+
+impl VectorValues {
+    pub(crate) fn new(element: VectorElement) -> VectorValues {
+        match element {
+            VectorElement::Float32 => VectorValues::Float32(Vec::new()),
+            VectorElement::Float16 => VectorValues::Float16(Vec::new()),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            VectorValues::Float32(_) => "vector",
+            VectorValues::Float16(_) => "halfvec",
+        }
+    }
+}
+
 impl VectorCol {
     pub(crate) fn push(&mut self, b: &[u8]) -> FieldResult<()> {
-        let mut r = Reader::new(b, "vector");
+        let name = self.values.name();
+        let mut r = Reader::new(b, name);
         let n = r.i16()?;
         let _unused = r.i16()?;
-        if n < 0 || r.remaining() != 4 * n as usize {
+        let width = match self.values {
+            VectorValues::Float32(_) => 4,
+            VectorValues::Float16(_) => 2,
+        };
+        if n < 0 || r.remaining() != width * n as usize {
             return Err(FieldError::new(format!(
-                "vector of dimension {n} has {} bytes of values",
+                "{name} of dimension {n} has {} bytes of values",
                 r.remaining()
             )));
         }
@@ -500,12 +534,21 @@ impl VectorCol {
             && i32::from(n) != dim
         {
             return Err(FieldError::new(format!(
-                "vector has dimension {n}, the column {dim}"
+                "{name} has dimension {n}, the column {dim}"
             )));
         }
-        for c in r.take(4 * n as usize)?.chunks_exact(4) {
-            self.values
-                .push(f32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        let bytes = r.take(width * n as usize)?;
+        match &mut self.values {
+            VectorValues::Float32(values) => values.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]])),
+            ),
+            VectorValues::Float16(values) => values.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| F16::from_bits(u16::from_be_bytes([c[0], c[1]]))),
+            ),
         }
         if self.dim.is_none() {
             push_offset(&mut self.offsets, n as usize)?;
@@ -516,7 +559,10 @@ impl VectorCol {
 
     pub(crate) fn push_null(&mut self) {
         match self.dim {
-            Some(dim) => self.values.extend(std::iter::repeat_n(0.0, dim as usize)),
+            Some(dim) => match &mut self.values {
+                VectorValues::Float32(v) => v.extend(std::iter::repeat_n(0.0, dim as usize)),
+                VectorValues::Float16(v) => v.extend(std::iter::repeat_n(F16::ZERO, dim as usize)),
+            },
             None => {
                 let last = *self.offsets.last().unwrap_or(&0);
                 self.offsets.push(last);
@@ -526,8 +572,17 @@ impl VectorCol {
     }
 
     pub(crate) fn finish(&mut self) -> Result<ArrayRef, FinishError> {
-        let values = Arc::new(Float32Array::from(std::mem::take(&mut self.values)));
-        let item = Arc::new(Field::new("item", DataType::Float32, true));
+        let (values, element): (ArrayRef, _) = match &mut self.values {
+            VectorValues::Float32(v) => (
+                Arc::new(Float32Array::from(std::mem::take(v))),
+                DataType::Float32,
+            ),
+            VectorValues::Float16(v) => (
+                Arc::new(Float16Array::from(std::mem::take(v))),
+                DataType::Float16,
+            ),
+        };
+        let item = Arc::new(Field::new("item", element, true));
         let nulls = self.nulls.finish();
         Ok(match self.dim {
             Some(dim) => Arc::new(FixedSizeListArray::try_new(item, dim, values, nulls)?),
@@ -541,5 +596,102 @@ impl VectorCol {
                 )?)
             }
         })
+    }
+}
+
+/// pgvector `sparsevec`. Layout (`sparsevec_send`): i32 dimension, i32 count of non-zero
+/// elements, i32 unused, then that many i32 indices (0-based, increasing) and as many float4
+/// values.
+#[derive(Debug)]
+pub(crate) struct SparseVecCol {
+    pub(crate) dims: Vec<i32>,
+    pub(crate) offsets: Vec<i32>,
+    pub(crate) indices: Vec<i32>,
+    pub(crate) values: Vec<f32>,
+    pub(crate) nulls: NullBufferBuilder,
+}
+
+impl SparseVecCol {
+    pub(crate) fn new(rows: usize) -> SparseVecCol {
+        SparseVecCol {
+            dims: Vec::with_capacity(rows),
+            offsets: vec![0],
+            indices: Vec::new(),
+            values: Vec::new(),
+            nulls: NullBufferBuilder::new(rows),
+        }
+    }
+
+    pub(crate) fn push(&mut self, b: &[u8]) -> FieldResult<()> {
+        let mut r = Reader::new(b, "sparsevec");
+        let dim = r.i32()?;
+        let nnz = r.i32()?;
+        let _unused = r.i32()?;
+        if dim < 0 || nnz < 0 || r.remaining() != 8 * nnz as usize {
+            return Err(FieldError::new(format!(
+                "sparsevec of dimension {dim} with {nnz} elements has {} bytes of them",
+                r.remaining()
+            )));
+        }
+        let n = nnz as usize;
+        let mut last = -1;
+        for c in r.take(4 * n)?.chunks_exact(4) {
+            let index = i32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+            if index <= last || index >= dim {
+                return Err(FieldError::new(format!(
+                    "sparsevec of dimension {dim} has index {index} after {last}"
+                )));
+            }
+            last = index;
+            self.indices.push(index);
+        }
+        for c in r.take(4 * n)?.chunks_exact(4) {
+            self.values
+                .push(f32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        }
+        self.dims.push(dim);
+        push_offset(&mut self.offsets, n)?;
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    pub(crate) fn push_null(&mut self) {
+        self.dims.push(0);
+        let last = *self.offsets.last().unwrap_or(&0);
+        self.offsets.push(last);
+        self.nulls.append_null();
+    }
+
+    pub(crate) fn finish(&mut self) -> Result<ArrayRef, FinishError> {
+        let fields = sparsevec_fields();
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(
+            &mut self.offsets,
+            vec![0],
+        )));
+        let list = |field: &FieldRef, values: ArrayRef| -> Result<ArrayRef, FinishError> {
+            let DataType::List(item) = field.data_type() else {
+                unreachable!("sparsevec_fields makes lists")
+            };
+            Ok(Arc::new(ListArray::try_new(
+                item.clone(),
+                offsets.clone(),
+                values,
+                None,
+            )?))
+        };
+        let indices = list(
+            &fields[1],
+            Arc::new(Int32Array::from(std::mem::take(&mut self.indices))),
+        )?;
+        let values = list(
+            &fields[2],
+            Arc::new(Float32Array::from(std::mem::take(&mut self.values))),
+        )?;
+        let dims = Arc::new(Int32Array::from(std::mem::take(&mut self.dims)));
+        Ok(Arc::new(StructArray::try_new(
+            fields,
+            vec![dims, indices, values],
+            self.nulls.finish(),
+        )?))
     }
 }

@@ -323,8 +323,10 @@ pub enum TargetKind {
     Multirange,
     /// `hstore` (a Map of text to text).
     Hstore,
-    /// pgvector `vector` (a List or FixedSizeList of floats).
+    /// pgvector `vector` or `halfvec` (a List or FixedSizeList of floats).
     Vector,
+    /// pgvector `sparsevec` (a Struct{dim, indices, values}).
+    SparseVec,
 }
 
 fn unsupported(t: &DataType, target: &TargetKind) -> String {
@@ -351,8 +353,13 @@ fn unsupported(t: &DataType, target: &TargetKind) -> String {
             format!("an Arrow {t} column cannot be loaded into hstore (a Map of text to text can)")
         }
         TargetKind::Vector => format!(
-            "an Arrow {t} column cannot be loaded into vector (a List or FixedSizeList of \
-             floats can)"
+            "an Arrow {t} column cannot be loaded into vector or halfvec (a List or \
+             FixedSizeList of floats can)"
+        ),
+        TargetKind::SparseVec => format!(
+            "an Arrow {t} column cannot be loaded into sparsevec (a Struct{{dim: integer, \
+             indices: List of integers, 0-based, values: List of floats}} can, as pgarrow \
+             exports sparsevec)"
         ),
     }
 }
@@ -496,6 +503,9 @@ pub enum OutOfRange {
     /// More dimensions than a pgvector `vector` holds.
     #[error("{0} dimensions: vector holds at most 16000")]
     VectorDimensions(usize),
+    /// A `sparsevec` dimension outside 1..=i32::MAX.
+    #[error("dimension {0}: a sparsevec has 1 to 2147483647")]
+    SparseDimension(i128),
     /// A value of more bytes than a field holds.
     #[error("value over 2 GiB ({0} bytes)")]
     Size(usize),
@@ -554,6 +564,14 @@ pub enum Inexact {
         /// What float4 would make of it.
         rounded: f32,
     },
+    /// A float that half precision does not hold exactly (a pgvector `halfvec` element).
+    #[error("{value} is not exact in halfvec's half precision (it would be {rounded})")]
+    Half {
+        /// The value.
+        value: f64,
+        /// What half precision would make of it (widened).
+        rounded: f64,
+    },
     /// A Date64 that is not a whole day.
     #[error("{ms} ms is not a whole day")]
     PartialDay {
@@ -591,6 +609,27 @@ pub enum NestedFault {
     /// A NULL `hstore` key.
     #[error("a NULL key (hstore keys cannot be NULL)")]
     NullKey,
+    /// A `sparsevec` index out of order, repeated, or outside its dimension.
+    #[error(
+        "index {index} after {previous:?} in a sparsevec of dimension {dim}: indices are \
+         0-based, increasing, below the dimension"
+    )]
+    SparseIndex {
+        /// The index.
+        index: i128,
+        /// The index before it, if any.
+        previous: Option<i128>,
+        /// The vector's dimension.
+        dim: i128,
+    },
+    /// A `sparsevec` whose indices and values differ in number.
+    #[error("{indices} indices and {values} values: a sparsevec has one value per index")]
+    SparseLengths {
+        /// The number of indices.
+        indices: usize,
+        /// The number of values.
+        values: usize,
+    },
     /// A Map with a key twice, into a type that keeps one value per key.
     #[error("the map has the key {key:?} twice ({into} keeps one value per key)")]
     DuplicateKey {
@@ -609,6 +648,10 @@ pub enum Holder {
     Multirange,
     /// A pgvector `vector`.
     Vector,
+    /// A pgvector `halfvec`.
+    HalfVec,
+    /// A pgvector `sparsevec`.
+    SparseVec,
     /// `hstore`.
     Hstore,
     /// A JSON object.
@@ -620,6 +663,8 @@ impl fmt::Display for Holder {
         f.write_str(match self {
             Holder::Multirange => "multirange",
             Holder::Vector => "vector",
+            Holder::HalfVec => "halfvec",
+            Holder::SparseVec => "sparsevec",
             Holder::Hstore => "hstore",
             Holder::JsonObject => "a JSON object",
         })

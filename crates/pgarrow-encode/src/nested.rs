@@ -4,6 +4,7 @@
 //! holds: which list levels, which struct fields, which scalar input.
 
 use arrow_array::cast::AsArray;
+use arrow_array::types::{ArrowPrimitiveType, Float16Type};
 use arrow_array::{Array, BooleanArray};
 
 use crate::error::{
@@ -11,7 +12,7 @@ use crate::error::{
 };
 use crate::read::{Floats, Getter, Strs, changed, null_at};
 use crate::scalar::Writer;
-use crate::shape::{AttrEncoder, Encoder, ListKind, MAX_DIMS, RangeEncoder};
+use crate::shape::{AttrEncoder, Encoder, ListKind, MAX_DIMS, RangeEncoder, SparseEncoder};
 use crate::temporal::WriteCx;
 
 /// Range flags (`rangetypes.h`).
@@ -67,7 +68,8 @@ impl Encoder {
                 }))
             }
             Encoder::Hstore { keys, values } => hstore_writer(keys, values, array),
-            Encoder::Vector { list, floats } => vector_writer(*list, *floats, array),
+            Encoder::Vector { list, floats, half } => vector_writer(*list, *floats, *half, array),
+            Encoder::SparseVec(sparse) => sparse_writer(sparse, array),
         }
     }
 }
@@ -367,16 +369,23 @@ fn hstore_writer<'a>(
     }))
 }
 
-/// pgvector's `vector_recv` layout: i16 dimensions, i16 unused (0), then each float4. A
-/// float64 element must be exact in float4.
+/// pgvector's `vector_recv` layout: i16 dimensions, i16 unused (0), then each float4; or,
+/// for `halfvec` (`half`), each IEEE half as its 16 bits. A value must be exact in the
+/// element's type (float8 into float4, float4 into half).
 fn vector_writer(
     list: ListKind,
     floats: Floats,
+    half: bool,
     array: &dyn Array,
 ) -> Result<Writer<'_>, EncodeError> {
     let list = ListLevel::new(list, array)?;
     let values = list.values;
     let get = floats.getter(values)?;
+    let holder = if half {
+        Holder::HalfVec
+    } else {
+        Holder::Vector
+    };
     Ok(Box::new(move |i, out| {
         let (start, end) = (list.range)(i);
         let dims =
@@ -384,20 +393,126 @@ fn vector_writer(
         out.extend_from_slice(&dims.to_be_bytes());
         out.extend_from_slice(&0i16.to_be_bytes());
         for j in start..end {
+            let at = Step::Element(j - start + 1);
             if values.is_null(j) {
-                return Err(EncodeError::from(NestedFault::Null(Holder::Vector))
-                    .at(Step::Element(j - start + 1)));
+                return Err(EncodeError::from(NestedFault::Null(holder)).at(at));
             }
             let v = get(j);
-            let f = v as f32;
-            if f64::from(f) != v && !v.is_nan() {
-                return Err(EncodeError::from(Inexact::Float4 {
-                    value: v,
-                    rounded: f,
-                })
-                .at(Step::Element(j - start + 1)));
+            if half {
+                out.extend_from_slice(&half_bits(v).map_err(|e| e.at(at))?.to_be_bytes());
+            } else {
+                out.extend_from_slice(&float4(v).map_err(|e| e.at(at))?.to_bits().to_be_bytes());
             }
-            out.extend_from_slice(&f.to_bits().to_be_bytes());
+        }
+        Ok(())
+    }))
+}
+
+/// `v` as float4, when float4 holds it exactly (NaN passes, for the server to refuse).
+fn float4(v: f64) -> Result<f32, EncodeError> {
+    let f = v as f32;
+    if f64::from(f) != v && !v.is_nan() {
+        return Err(Inexact::Float4 {
+            value: v,
+            rounded: f,
+        }
+        .into());
+    }
+    Ok(f)
+}
+
+/// The bits of `v` as an IEEE half, when a half holds it exactly (NaN passes, for the server to
+/// refuse).
+fn half_bits(v: f64) -> Result<u16, EncodeError> {
+    let h = F16::from_f64(v);
+    if h.to_f64() != v && !v.is_nan() {
+        return Err(Inexact::Half {
+            value: v,
+            rounded: h.to_f64(),
+        }
+        .into());
+    }
+    Ok(h.to_bits())
+}
+
+/// Arrow's half-precision float (the `half` crate's, which arrow does not re-export).
+type F16 = <Float16Type as ArrowPrimitiveType>::Native;
+
+/// pgvector's `sparsevec_recv` layout: i32 dimension, i32 count, i32 unused (0), then the
+/// 0-based indices as i32 and the values as float4. The indices must increase and stay below
+/// the dimension; there must be as many values as indices.
+fn sparse_writer<'a>(
+    sparse: &'a SparseEncoder,
+    array: &'a dyn Array,
+) -> Result<Writer<'a>, EncodeError> {
+    let s = array.as_struct_opt().ok_or_else(|| changed(array))?;
+    let column = |k: usize| {
+        s.columns()
+            .get(k)
+            .map(|c| c.as_ref())
+            .ok_or_else(|| changed(array))
+    };
+    let dims = column(sparse.dim.0)?;
+    let get_dim = sparse.dim.1.getter(dims)?;
+    let indices = ListLevel::new(sparse.indices.1, column(sparse.indices.0)?)?;
+    let get_index = sparse.indices.2.getter(indices.values)?;
+    let values = ListLevel::new(sparse.values.1, column(sparse.values.0)?)?;
+    let get_value = sparse.values.2.getter(values.values)?;
+    let null = |step: Step| EncodeError::from(NestedFault::Null(Holder::SparseVec)).at(step);
+    Ok(Box::new(move |i, out| {
+        if dims.is_null(i) {
+            return Err(null(Step::Field("dim".into())));
+        }
+        let dim = get_dim(i);
+        let dim32 = i32::try_from(dim)
+            .ok()
+            .filter(|d| *d > 0)
+            .ok_or(OutOfRange::SparseDimension(dim))?;
+        let (istart, iend) = if indices.array.is_null(i) {
+            (0, 0)
+        } else {
+            (indices.range)(i)
+        };
+        let (vstart, vend) = if values.array.is_null(i) {
+            (0, 0)
+        } else {
+            (values.range)(i)
+        };
+        if iend - istart != vend - vstart {
+            return Err(NestedFault::SparseLengths {
+                indices: iend - istart,
+                values: vend - vstart,
+            }
+            .into());
+        }
+        out.extend_from_slice(&dim32.to_be_bytes());
+        out.extend_from_slice(&count(iend - istart)?.to_be_bytes());
+        out.extend_from_slice(&0i32.to_be_bytes());
+        let mut previous = None;
+        for j in istart..iend {
+            let at = Step::Element(j - istart + 1);
+            if indices.values.is_null(j) {
+                return Err(null(at));
+            }
+            let index = get_index(j);
+            if index < 0 || index >= dim || previous.is_some_and(|p| index <= p) {
+                return Err(EncodeError::from(NestedFault::SparseIndex {
+                    index,
+                    previous,
+                    dim,
+                })
+                .at(at));
+            }
+            previous = Some(index);
+            out.extend_from_slice(&(index as i32).to_be_bytes());
+        }
+        for j in vstart..vend {
+            let at = Step::Element(j - vstart + 1);
+            if values.values.is_null(j) {
+                return Err(null(at));
+            }
+            let v = float4(get_value(j)).map_err(|e| e.at(at))?;
+            out.extend_from_slice(&v.to_bits().to_be_bytes());
         }
         Ok(())
     }))

@@ -11,7 +11,7 @@ use arrow_schema::DataType;
 use pgarrow_types::{Catalog, CatalogKind};
 
 use crate::error::{EncodeError, ErrorKind, Step, TargetKind};
-use crate::read::{Floats, Strs};
+use crate::read::{Floats, Ints, Strs};
 use crate::scalar::{ScalarEncoder, Target, TextLimit};
 
 /// Nesting deeper than this is refused (PostgreSQL types are not cyclic, but be safe).
@@ -37,8 +37,10 @@ pub(crate) enum Shape {
     Multirange(Box<Shape>),
     /// `hstore`.
     Hstore,
-    /// pgvector `vector`.
-    Vector,
+    /// pgvector `vector` (`half`: `halfvec`).
+    Vector { half: bool },
+    /// pgvector `sparsevec`.
+    SparseVec,
 }
 
 /// One attribute of a composite target.
@@ -77,11 +79,22 @@ pub(crate) enum Encoder {
         keys: Strs,
         values: Strs,
     },
-    /// pgvector `vector`: a list of floats.
+    /// pgvector `vector` or (`half`) `halfvec`: a list of floats.
     Vector {
         list: ListKind,
         floats: Floats,
+        half: bool,
     },
+    /// pgvector `sparsevec`: a Struct{dim, indices, values}.
+    SparseVec(Box<SparseEncoder>),
+}
+
+/// A `sparsevec`'s struct fields, by position, with their integer and float inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SparseEncoder {
+    pub(crate) dim: (usize, Ints),
+    pub(crate) indices: (usize, ListKind, Ints),
+    pub(crate) values: (usize, ListKind, Floats),
 }
 
 /// One attribute of a composite, and the struct field (by position) that feeds it.
@@ -177,7 +190,9 @@ impl Shape {
                 "ltree" => Some(Shape::Scalar(Target::Ltree)),
                 "geometry" | "geography" => Some(Shape::Scalar(Target::Wkb)),
                 "hstore" => Some(Shape::Hstore),
-                "vector" => Some(Shape::Vector),
+                "vector" => Some(Shape::Vector { half: false }),
+                "halfvec" => Some(Shape::Vector { half: true }),
+                "sparsevec" => Some(Shape::SparseVec),
                 _ => None,
             },
             CatalogKind::Other => None,
@@ -219,12 +234,19 @@ impl Shape {
                     _ => Err(unsupported(t, TargetKind::Hstore)),
                 }
             }
-            Shape::Vector => {
+            Shape::Vector { half } => {
                 match ListKind::of(t).and_then(|(l, child)| Some((l, Floats::of(child)?))) {
-                    Some((list, floats)) => Ok(Encoder::Vector { list, floats }),
+                    Some((list, floats)) => Ok(Encoder::Vector {
+                        list,
+                        floats,
+                        half: *half,
+                    }),
                     None => Err(unsupported(t, TargetKind::Vector)),
                 }
             }
+            Shape::SparseVec => sparse_encoder(t)
+                .map(|s| Encoder::SparseVec(Box::new(s)))
+                .ok_or_else(|| unsupported(t, TargetKind::SparseVec)),
         }
     }
 }
@@ -252,7 +274,7 @@ fn array_encoder(element_oid: u32, element: &Shape, t: &DataType) -> Result<Enco
         // multiranges, an array of a domain over an array) take them.
         if !matches!(
             element,
-            Shape::Vector | Shape::Multirange(_) | Shape::Array { .. }
+            Shape::Vector { .. } | Shape::Multirange(_) | Shape::Array { .. }
         ) && let Some((list, items)) = ListKind::of(child)
         {
             inner.push(list);
@@ -321,6 +343,26 @@ fn composite_encoder(attrs: &[Attr], t: &DataType) -> Result<Encoder, EncodeErro
             })
             .collect(),
     ))
+}
+
+/// A `sparsevec`'s encoder: a Struct{dim, indices, values} (any other fields are refused),
+/// as pgarrow exports sparsevec.
+fn sparse_encoder(t: &DataType) -> Option<SparseEncoder> {
+    let DataType::Struct(fields) = t else {
+        return None;
+    };
+    let position = |name: &str| fields.iter().position(|f| f.name() == name);
+    let (dim, indices, values) = (position("dim")?, position("indices")?, position("values")?);
+    if fields.len() != 3 {
+        return None;
+    }
+    let (index_list, index_items) = ListKind::of(fields[indices].data_type())?;
+    let (value_list, value_items) = ListKind::of(fields[values].data_type())?;
+    Some(SparseEncoder {
+        dim: (dim, Ints::of(fields[dim].data_type())?),
+        indices: (indices, index_list, Ints::of(index_items)?),
+        values: (values, value_list, Floats::of(value_items)?),
+    })
 }
 
 /// A range's encoder: a Struct{lower, upper, lower_inclusive, upper_inclusive, empty}, as

@@ -19,8 +19,8 @@ mod common;
 use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Decimal128Type, Float64Type, IntervalMonthDayNanoType, Time64MicrosecondType,
-    TimestampMicrosecondType,
+    Date32Type, Decimal128Type, Float64Type, Int32Type, IntervalMonthDayNanoType,
+    Time64MicrosecondType, TimestampMicrosecondType,
 };
 use arrow_schema::{DataType, TimeUnit};
 use common::{
@@ -445,7 +445,7 @@ async fn arrays_of_mixed_depths_fail_with_a_hint_or_flatten() {
             .map(|(_, a)| {
                 a.as_list::<i32>()
                     .value(0)
-                    .as_primitive::<arrow_array::types::Int32Type>()
+                    .as_primitive::<Int32Type>()
                     .iter()
                     .collect()
             })
@@ -1608,9 +1608,17 @@ async fn postgis_geometry_and_geography_are_ewkb() {
     check_array_column(&db, &out, "geo", "ga", 1, "encode(ST_AsEWKB({e}), 'hex')");
 }
 
+/// A new database with pgvector, on the cluster that has it (`PGARROW_PGVECTOR_BIN`), or
+/// `None` (SKIPPED) as [`with_extension`].
+fn with_pgvector(prefix: &str) -> Option<Db> {
+    let db = Db::on(pgarrow_testkit::pgvector_cluster()?, prefix);
+    db.psql("CREATE EXTENSION vector");
+    Some(db)
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn pgvector_vectors_are_float32_lists() {
-    let Some(db) = with_extension("nested_pgvector", "vector", "PGARROW_REQUIRE_PGVECTOR") else {
+    let Some(db) = with_pgvector("nested_pgvector") else {
         return;
     };
     db.psql(
@@ -1655,6 +1663,111 @@ async fn pgvector_vectors_are_float32_lists() {
             })
             .collect();
         assert_same(c, &ours, &server);
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn pgvector_halfvec_is_float16_lists_and_sparsevec_a_struct() {
+    let Some(db) = with_pgvector("nested_halfvec") else {
+        return;
+    };
+    db.psql(
+        "CREATE TABLE hv (id int, h3 halfvec(3), h halfvec, s5 sparsevec(5), s sparsevec);
+         INSERT INTO hv VALUES
+          (1, '[1,2,3]', '[0.5]', '{1:1.5,5:-2}/5', '{1:1}/1'),
+          (2, '[-1.5,0,0.1]', '[65504,-65504,6e-8,1e-4,-0]', '{}/5', '{3:7,1000:0.25}/100000'),
+          (3, NULL, NULL, NULL, NULL),
+          (4, '[3,-0,1]', '[7]', '{2:3.4028235e38}/5', '{}/3');",
+    );
+    let out = db
+        .export("SELECT id, h3, h, s5, s FROM hv ORDER BY id")
+        .await;
+    match out.data_type("h3") {
+        DataType::FixedSizeList(f, 3) => assert_eq!(f.data_type(), &DataType::Float16),
+        other => panic!("h3 is {other}"),
+    }
+    assert_eq!(out.data_type("h"), &list_of(DataType::Float16));
+    // Each element as the server widens it (halfvec -> vector -> real[] is exact).
+    for c in ["h3", "h"] {
+        let server = db.by_id(&format!(
+            "SELECT id, i - 1, ({c}::vector::real[])[i]::text FROM hv, \
+             generate_subscripts({c}::vector::real[], 1) AS i ORDER BY id, i"
+        ));
+        let mut ours: Vec<(i32, i64, u32)> = Vec::new();
+        for (id, a) in out.rows(c) {
+            if a.is_null(0) {
+                continue;
+            }
+            let values = match a.data_type() {
+                DataType::FixedSizeList(..) => a.as_fixed_size_list().value(0),
+                _ => a.as_list::<i32>().value(0),
+            };
+            let f = values.as_primitive::<arrow_array::types::Float16Type>();
+            for k in 0..f.len() {
+                ours.push((id, k as i64, f.value(k).to_f32().to_bits()));
+            }
+        }
+        let server: Vec<(i32, i64, u32)> = server
+            .into_iter()
+            .map(|(id, r)| {
+                let s = r[1].clone().unwrap();
+                let v: f32 = s.parse().unwrap_or_else(|_| panic!("{s}"));
+                (id, r[0].as_deref().unwrap().parse().unwrap(), v.to_bits())
+            })
+            .collect();
+        assert_same(c, &ours, &server);
+    }
+    // A sparsevec is {dim, indices (0-based), values}: densified, it is the server's own
+    // sparsevec -> vector cast.
+    for c in ["s5", "s"] {
+        let DataType::Struct(fields) = out.data_type(c) else {
+            panic!("{c} is {}", out.data_type(c));
+        };
+        let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["dim", "indices", "values"], "{c}");
+        let server = db.by_id(&format!(
+            "SELECT id, vector_dims({c}::vector), array_to_string(({c}::vector)::real[], ',') \
+             FROM (SELECT id, {c} FROM hv WHERE {c}::text NOT LIKE '%/100000' OFFSET 0) AS t \
+             WHERE {c} IS NOT NULL ORDER BY id"
+        ));
+        let mut ours = Vec::new();
+        for (id, a) in out.rows(c) {
+            if a.is_null(0) {
+                continue;
+            }
+            let s = a.as_struct();
+            let dim = s.column(0).as_primitive::<Int32Type>().value(0);
+            let indices = s.column(1).as_list::<i32>().value(0);
+            let values = s.column(2).as_list::<i32>().value(0);
+            let indices = indices.as_primitive::<Int32Type>();
+            let values = values.as_primitive::<arrow_array::types::Float32Type>();
+            if dim >= 10 {
+                // Too wide to densify in a test: the one such value, checked by hand.
+                assert_eq!((id, dim), (2, 100_000), "{c}");
+                assert_eq!(indices.values().as_ref(), [2, 999], "{c}");
+                assert_eq!(values.values().as_ref(), [7.0, 0.25], "{c}");
+                continue;
+            }
+            let mut dense = vec![0f32; dim as usize];
+            for (k, v) in indices.values().iter().zip(values.values().iter()) {
+                dense[*k as usize] = *v;
+            }
+            let dense: Vec<String> = dense.iter().map(|v| format!("{v:e}")).collect();
+            ours.push((id, vec![Some(dim.to_string()), Some(dense.join(","))]));
+        }
+        let server: Vec<(i32, Vec<Option<String>>)> = server
+            .into_iter()
+            .map(|(id, r)| {
+                let dense: Vec<String> = r[1]
+                    .as_deref()
+                    .unwrap()
+                    .split(',')
+                    .map(|v| format!("{:e}", v.parse::<f32>().unwrap()))
+                    .collect();
+                (id, vec![r[0].clone(), Some(dense.join(","))])
+            })
+            .collect();
+        assert_eq!(ours, server, "{c}");
     }
 }
 

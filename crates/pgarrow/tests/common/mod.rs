@@ -40,6 +40,14 @@ impl Db {
         Some(Db { cluster, name })
     }
 
+    /// A new database on `cluster` (one the test started or found).
+    pub fn on(cluster: &'static Cluster, prefix: &str) -> Db {
+        let name = cluster
+            .create_database(prefix)
+            .unwrap_or_else(|e| panic!("creating a database for {prefix}: {e}"));
+        Db { cluster, name }
+    }
+
     /// A new database with `script` run in it, or `None` as [`Db::new`].
     pub fn with(prefix: &str, script: &str) -> Option<Db> {
         let db = Db::new(prefix)?;
