@@ -50,6 +50,7 @@ mod column;
 mod name;
 pub mod oid;
 mod part;
+pub mod wkb;
 
 pub use builtin::{BuiltinType, builtin_type_name, numeric_typmod};
 pub use catalog::{Attribute, Catalog, CatalogKind, CatalogType};
