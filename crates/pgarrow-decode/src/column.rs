@@ -30,6 +30,7 @@ use crate::recycle::Recycler;
 use crate::types::ColumnKind;
 
 use crate::buffers::{Prim, Var};
+use crate::geo::WkbCol;
 use crate::nested::{
     EnumCol, HstoreCol, ListCol, RangeCol, SparseVecCol, StructCol, VectorCol, VectorValues,
 };
@@ -169,6 +170,7 @@ pub(crate) enum Column {
     Hstore(Box<HstoreCol>),
     Vector(Box<VectorCol>),
     SparseVec(Box<SparseVecCol>),
+    Wkb(Box<WkbCol>),
 }
 
 impl Column {
@@ -269,7 +271,8 @@ impl Column {
             (ColumnKind::Jsonb, layout) => Column::Str(var(), StrWire::Jsonb, layout),
             (ColumnKind::Ltree, layout) => Column::Str(var(), StrWire::Ltree, layout),
             (ColumnKind::Char, layout) => Column::Str(var(), StrWire::Char, layout),
-            (ColumnKind::Bytea | ColumnKind::Wkb, _) => Column::Bytes(var()),
+            (ColumnKind::Bytea, _) => Column::Bytes(var()),
+            (ColumnKind::Wkb(geo), _) => Column::Wkb(Box::new(WkbCol::new(var(), geo))),
             (ColumnKind::Uuid, _) => Column::Uuid(
                 Vec::with_capacity(rows * 16),
                 NullBufferBuilder::new(rows),
@@ -368,7 +371,8 @@ impl Column {
             | Column::Range(_)
             | Column::Hstore(_)
             | Column::Vector(_)
-            | Column::SparseVec(_) => return false,
+            | Column::SparseVec(_)
+            | Column::Wkb(_) => return false,
         }
         true
     }
@@ -490,6 +494,7 @@ impl Column {
             Column::Hstore(h) => h.push(b)?,
             Column::Vector(v) => v.push(b)?,
             Column::SparseVec(v) => v.push(b)?,
+            Column::Wkb(v) => v.push(b)?,
         }
         Ok(())
     }
@@ -528,6 +533,7 @@ impl Column {
             Column::Hstore(h) => h.push_null(),
             Column::Vector(v) => v.push_null(),
             Column::SparseVec(v) => v.push_null(),
+            Column::Wkb(v) => v.push_null(),
         }
     }
 
@@ -584,6 +590,7 @@ impl Column {
             Column::Hstore(h) => h.finish(cx)?,
             Column::Vector(v) => v.finish()?,
             Column::SparseVec(v) => v.finish()?,
+            Column::Wkb(v) => v.finish()?,
         })
     }
 }

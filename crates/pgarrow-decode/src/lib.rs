@@ -29,6 +29,7 @@ mod column;
 mod column_mapping;
 mod decoder;
 mod error;
+mod geo;
 pub mod mapping;
 mod nested;
 pub mod numeric;

@@ -34,7 +34,7 @@ use crate::policy::{
     ArrayShape, EnumLayout, InvalidUtf8, NumericTarget, Policies, TextLayout, WideNumeric,
 };
 use crate::types::{
-    ColumnKind, META_EXTENSION_METADATA, META_EXTENSION_NAME, META_PG_OID, META_PG_TYPE,
+    ColumnKind, Geo, META_EXTENSION_METADATA, META_EXTENSION_NAME, META_PG_OID, META_PG_TYPE,
     META_PG_TYPMOD,
 };
 
@@ -137,7 +137,7 @@ pub enum TypeMapping {
         /// The dimension the typmod declares.
         dim: Option<i32>,
     },
-    /// pgvector `sparsevec`: Struct{dim: Int32, indices: List<Int32>, values: List<Float32>},
+    /// pgvector `sparsevec`: `Struct{dim: Int32, indices: List<Int32>, values: List<Float32>}`,
     /// the indices 0-based as in the binary format (the text form counts from 1).
     SparseVec,
 }
@@ -317,7 +317,10 @@ impl TypeMapping {
                     dim: (typmod > 0).then_some(typmod),
                 }),
                 "sparsevec" => Some(TypeMapping::SparseVec),
-                "geometry" | "geography" => scalar(ColumnKind::Wkb),
+                "geometry" | "geography" => scalar(ColumnKind::Wkb(Geo::from_typmod(
+                    typmod,
+                    t.name == "geography",
+                ))),
                 _ => None,
             },
             CatalogKind::Other => None,
@@ -360,6 +363,18 @@ impl TypeMapping {
         }
     }
 
+    /// The Arrow extension type's metadata (`ARROW:extension:metadata`): a geometry's CRS and
+    /// edges, else empty.
+    pub fn extension_metadata(&self) -> String {
+        match self {
+            TypeMapping::Scalar {
+                kind: ColumnKind::Wkb(geo),
+                ..
+            } => geo.extension_metadata(),
+            _ => String::new(),
+        }
+    }
+
     /// The innermost `item` field of a list of these values: it carries the values' extension
     /// type (`uuid[]` is a list of `arrow.uuid`), so that Parquet writes their logical type.
     pub fn item_field(&self) -> Field {
@@ -367,7 +382,10 @@ impl TypeMapping {
         match self.extension_name() {
             Some(ext) => field.with_metadata(HashMap::from([
                 (META_EXTENSION_NAME.to_owned(), ext.to_owned()),
-                (META_EXTENSION_METADATA.to_owned(), String::new()),
+                (
+                    META_EXTENSION_METADATA.to_owned(),
+                    self.extension_metadata(),
+                ),
             ])),
             None => field,
         }
@@ -488,7 +506,10 @@ pub fn type_metadata(
     meta.insert(META_PG_TYPMOD.to_owned(), typmod.to_string());
     if let Some(ext) = plan.extension_name() {
         meta.insert(META_EXTENSION_NAME.to_owned(), ext.to_owned());
-        meta.insert(META_EXTENSION_METADATA.to_owned(), String::new());
+        meta.insert(
+            META_EXTENSION_METADATA.to_owned(),
+            plan.extension_metadata(),
+        );
     }
     if let TypeMapping::List { dims, .. } = plan {
         meta.insert(META_ARRAY_DIMS.to_owned(), dims.to_string());

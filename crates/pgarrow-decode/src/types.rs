@@ -90,8 +90,9 @@ pub enum ColumnKind {
     Char,
     /// `ltree` (extension) -> Utf8 (version byte checked and stripped).
     Ltree,
-    /// PostGIS `geometry` / `geography` -> Binary EWKB, extension `geoarrow.wkb`.
-    Wkb,
+    /// PostGIS `geometry` / `geography` -> Binary ISO WKB (the server's EWKB with the SRID
+    /// taken out into the column's CRS), extension `geoarrow.wkb`.
+    Wkb(Geo),
     /// `numeric` under the `float64` policy -> Float64 (rounded, counted).
     NumericFloat64,
     /// `money` -> Decimal128(19, scale): its int8 count of the currency's minor unit, with the
@@ -152,7 +153,7 @@ impl ColumnKind {
             | ColumnKind::Jsonb
             | ColumnKind::Char
             | ColumnKind::Ltree => layout.data_type(),
-            ColumnKind::Wkb => DataType::Binary,
+            ColumnKind::Wkb(_) => DataType::Binary,
             ColumnKind::NumericFloat64 => DataType::Float64,
             ColumnKind::Bool => DataType::Boolean,
             ColumnKind::Int2 => DataType::Int16,
@@ -181,9 +182,59 @@ impl ColumnKind {
         match self {
             ColumnKind::Uuid => Some("arrow.uuid"),
             ColumnKind::Json | ColumnKind::Jsonb => Some("arrow.json"),
-            ColumnKind::Wkb => Some("geoarrow.wkb"),
+            ColumnKind::Wkb(_) => Some("geoarrow.wkb"),
             _ => None,
         }
+    }
+}
+
+/// A PostGIS column's place on the earth: the SRID of its values, and whether it is a
+/// `geography` (edges on the sphere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geo {
+    /// The SRID every value has: the column's declared one (`geometry(Point, 4326)`), or the
+    /// one its first value has, found before the export (the engine's plan does); 0 for none
+    /// (every value has none). [`Geo::UNKNOWN`] when neither could be known before the
+    /// values came: the first value's is then every value's, and the schema names no CRS.
+    pub srid: i32,
+    /// A `geography`: edges are great-circle arcs.
+    pub geography: bool,
+}
+
+impl Geo {
+    /// [`Geo::srid`] before anything said it.
+    pub const UNKNOWN: i32 = -1;
+
+    /// The column's SRID as its PostGIS typmod declares it (`geometry(Point, 4326)`), else
+    /// [`Geo::UNKNOWN`].
+    pub fn from_typmod(typmod: i32, geography: bool) -> Geo {
+        // gserialized_typmod.h: TYPMOD_GET_SRID, a signed 21-bit field.
+        let srid = if typmod < 0 {
+            0
+        } else {
+            ((typmod & 0x0FFF_FF00) - (typmod & 0x1000_0000)) >> 8
+        };
+        Geo {
+            srid: if srid == 0 { Geo::UNKNOWN } else { srid },
+            geography,
+        }
+    }
+
+    /// GeoArrow's `ARROW:extension:metadata` for `geoarrow.wkb`: the CRS as an authority code
+    /// (`EPSG:<srid>`; PostGIS's SRIDs are EPSG's codes), and `spherical` edges for a
+    /// geography.
+    pub fn extension_metadata(&self) -> String {
+        let mut parts = Vec::new();
+        if self.srid > 0 {
+            parts.push(format!(
+                "\"crs\":\"EPSG:{}\",\"crs_type\":\"authority_code\"",
+                self.srid
+            ));
+        }
+        if self.geography {
+            parts.push("\"edges\":\"spherical\"".to_owned());
+        }
+        format!("{{{}}}", parts.join(","))
     }
 }
 

@@ -125,8 +125,15 @@ impl Client {
             .collect();
         let result = match described.columns {
             Some(columns) => Some(
-                self.plan_fields(sql, &columns, policies, started, None)
-                    .await?,
+                self.plan_fields(
+                    sql,
+                    &columns,
+                    policies,
+                    started,
+                    None,
+                    !described.params.is_empty(),
+                )
+                .await?,
             ),
             None => None,
         };

@@ -184,13 +184,14 @@ impl Client {
             Source::Table(t) => Some(t),
             Source::Query(_) => None,
         };
-        self.plan_fields(&sql, &fields, policies, started, table)
+        self.plan_fields(&sql, &fields, policies, started, table, false)
             .await
     }
 
     /// The described source of a statement's result columns `fields` (`sql` is the statement;
     /// `started` when describing began; `table` the table it reads whole, whose constraints
-    /// the plan carries).
+    /// the plan carries). A statement without parameters is also asked for the SRID of its
+    /// geometry columns that declare none ([`crate::geo::find_srids`]).
     pub(crate) async fn plan_fields(
         &mut self,
         sql: &str,
@@ -198,10 +199,14 @@ impl Client {
         policies: &Policies,
         started: Instant,
         table: Option<&crate::names::TableName>,
+        sql_has_parameters: bool,
     ) -> Result<DescribedSource> {
         let catalog_started = Instant::now();
-        let (columns, types) =
+        let (mut columns, types) =
             catalog::plan_columns(&mut self.conn, fields, table, policies).await?;
+        if !sql_has_parameters {
+            crate::geo::find_srids(&mut self.conn, sql, &mut columns).await?;
+        }
         let catalog_time = catalog_started.elapsed();
         let copy_sql = copy_statement(sql, &columns);
         let schema = std::sync::Arc::new(arrow_schema::Schema::new(

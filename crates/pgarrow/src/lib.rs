@@ -43,6 +43,7 @@ mod described;
 mod error;
 mod estimate;
 mod export;
+mod geo;
 mod hooks;
 pub mod incremental;
 mod load;

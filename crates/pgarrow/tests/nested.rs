@@ -1561,29 +1561,51 @@ fn with_extension(prefix: &str, name: &str, require: &str) -> Option<Db> {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn postgis_geometry_and_geography_are_ewkb() {
+async fn postgis_geometry_and_geography_are_iso_wkb_with_their_crs() {
     let Some(db) = with_extension("nested_postgis", "postgis", "PGARROW_REQUIRE_POSTGIS") else {
         return;
     };
+    // g declares no SRID: its values' (4326, the first one's) is found before the export.
+    // g0's values have none; gp declares 4326, gz 3857 with Z; gg is a geography.
     db.psql(
-        "CREATE TABLE geo (id int, g geometry, gp geometry(Point, 4326), gg geography,
-                           ga geometry[]);
+        "CREATE TABLE geo (id int, g geometry, g0 geometry, gp geometry(Point, 4326),
+                           gz geometry(GeometryZ, 3857), gg geography, ga geometry[]);
          INSERT INTO geo VALUES
-          (1, 'SRID=4326;POINT(1 2)', 'SRID=4326;POINT(1 2)', 'POINT(1 2)',
-              ARRAY['POINT(0 0)'::geometry, NULL]),
-          (2, 'LINESTRING EMPTY', NULL, 'LINESTRING(0 0, 1 1)', '{}'),
-          (3, NULL, NULL, NULL, NULL),
-          (4, 'POLYGON((0 0,1 0,1 1,0 0))', 'SRID=4326;POINT(-180 90)',
-              'SRID=4326;POLYGON((0 0,1 0,1 1,0 0))', ARRAY['SRID=3857;POINT Z (1 2 3)'::geometry]),
-          (5, 'SRID=3857;POINT ZM (1 2 3 4)', 'SRID=4326;POINT EMPTY', 'POINT(-0.5 0.25)', NULL),
-          (6, 'GEOMETRYCOLLECTION(POINT(1 1), LINESTRING(0 0, 2 2))', NULL, NULL, NULL);",
+          (1, NULL, 'POINT(1 2)', 'SRID=4326;POINT(1 2)', 'SRID=3857;POINT Z (1 2 3)',
+              'POINT(1 2)', ARRAY['POINT(0 0)'::geometry, NULL]),
+          (2, 'SRID=4326;LINESTRING EMPTY', 'LINESTRING EMPTY', NULL,
+              'SRID=3857;MULTIPOLYGON Z (((0 0 1,1 0 1,1 1 1,0 0 1)),((5 5 0,6 5 0,6 6 0,5 5 0)))',
+              'LINESTRING(0 0, 1 1)', '{}'),
+          (3, NULL, NULL, NULL, NULL, NULL, NULL),
+          (4, 'SRID=4326;POLYGON((0 0,1 0,1 1,0 0),(0.1 0.1,0.2 0.1,0.2 0.2,0.1 0.1))', NULL,
+              'SRID=4326;POINT(-180 90)', NULL, 'SRID=4326;POLYGON((0 0,1 0,1 1,0 0))',
+              ARRAY['POINT Z (1 2 3)'::geometry]),
+          (5, 'SRID=4326;CIRCULARSTRING(0 0, 1 1, 2 0)', 'POINT EMPTY', 'SRID=4326;POINT EMPTY',
+              NULL, 'POINT(-0.5 0.25)', NULL),
+          (6, 'SRID=4326;GEOMETRYCOLLECTION(POINT(1 1), LINESTRING(0 0, 2 2))', NULL, NULL,
+              NULL, NULL, NULL);",
     );
     let out = db
-        .export("SELECT id, g, gp, gg, ga FROM geo ORDER BY id")
+        .export("SELECT id, g, g0, gp, gz, gg, ga FROM geo ORDER BY id")
         .await;
-    for c in ["g", "gp", "gg"] {
+    let crs = |srid: &str| format!(r#"{{"crs":"EPSG:{srid}","crs_type":"authority_code"}}"#);
+    for (c, meta) in [
+        ("g", crs("4326")),
+        ("g0", "{}".to_owned()),
+        ("gp", crs("4326")),
+        ("gz", crs("3857")),
+        (
+            "gg",
+            r#"{"crs":"EPSG:4326","crs_type":"authority_code","edges":"spherical"}"#.to_owned(),
+        ),
+    ] {
         assert_eq!(out.data_type(c), &DataType::Binary, "{c}");
         assert_eq!(out.field_meta(c, META_EXT), Some("geoarrow.wkb"), "{c}");
+        assert_eq!(
+            out.field_meta(c, "ARROW:extension:metadata"),
+            Some(meta.as_str()),
+            "{c}"
+        );
         assert_eq!(out.field_meta(c, META_CAST), None, "{c}");
     }
     // The elements of geometry[] carry the extension type too.
@@ -1595,17 +1617,55 @@ async fn postgis_geometry_and_geography_are_ewkb() {
         item.metadata().get(META_EXT).map(String::as_str),
         Some("geoarrow.wkb")
     );
+    // ISO WKB, little-endian: PostGIS's own ST_AsBinary.
     compare_paths(
         &db,
         &out,
         "geo",
         &[
-            ("g", &[], "encode(ST_AsEWKB(g), 'hex')"),
-            ("gp", &[], "encode(ST_AsEWKB(gp), 'hex')"),
-            ("gg", &[], "encode(ST_AsEWKB(gg::geometry), 'hex')"),
+            ("g", &[], "encode(ST_AsBinary(g, 'NDR'), 'hex')"),
+            ("g0", &[], "encode(ST_AsBinary(g0, 'NDR'), 'hex')"),
+            ("gp", &[], "encode(ST_AsBinary(gp, 'NDR'), 'hex')"),
+            ("gz", &[], "encode(ST_AsBinary(gz, 'NDR'), 'hex')"),
+            ("gg", &[], "encode(ST_AsBinary(gg::geometry, 'NDR'), 'hex')"),
         ],
     );
-    check_array_column(&db, &out, "geo", "ga", 1, "encode(ST_AsEWKB({e}), 'hex')");
+    check_array_column(
+        &db,
+        &out,
+        "geo",
+        "ga",
+        1,
+        "encode(ST_AsBinary({e}, 'NDR'), 'hex')",
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn postgis_mixed_srids_and_measures_are_refused_by_name() {
+    let Some(db) = with_extension("nested_postgis_bad", "postgis", "PGARROW_REQUIRE_POSTGIS")
+    else {
+        return;
+    };
+    db.psql(
+        "CREATE TABLE mixed (id int, g geometry);
+         INSERT INTO mixed VALUES (1, 'SRID=4326;POINT(1 2)'), (2, 'SRID=3857;POINT(1 2)');
+         CREATE TABLE measured (id int, g geometry);
+         INSERT INTO measured VALUES (1, 'POINT(1 2)'), (2, 'POINT M (1 2 3)');",
+    );
+    let e = db
+        .export_value_error("SELECT id, g FROM mixed ORDER BY id", Policies::default())
+        .await;
+    e.assert_at(2, 1, "g");
+    e.assert_says("SRID 3857 in a column of SRID 4326");
+    let e = db
+        .export_value_error(
+            "SELECT id, g FROM measured ORDER BY id",
+            Policies::default(),
+        )
+        .await;
+    e.assert_at(2, 1, "g");
+    e.assert_says("M values");
+    e.assert_says("ST_Force2D");
 }
 
 /// A new database with pgvector, on the cluster that has it (`PGARROW_PGVECTOR_BIN`), or
