@@ -278,6 +278,9 @@ pub enum ErrorKind {
         /// What it should be.
         expected: Expected,
     },
+    /// Bytes that are not well-known binary, into a geometry.
+    #[error("not a WKB geometry: {0}")]
+    Wkb(pgarrow_types::wkb::WkbError),
     /// Text that is not a label of the target enum.
     #[error("{} is not a label of the enum (its labels: {})", quoted(.value), .labels.join(", "))]
     NotALabel {

@@ -249,8 +249,11 @@ impl RowEncoder {
                         .into()),
                     },
                 };
-                let (encoder, text) =
+                let (mut encoder, text) =
                     parsed.map_err(|e: EncodeError| e.in_column(index, &c.name, &c.type_name))?;
+                if let Encoder::Scalar(ScalarEncoder::Wkb(_, srid)) = &mut encoder {
+                    *srid = field_srid(field);
+                }
                 Ok(Column {
                     name: c.name.clone(),
                     pg_type: c.type_name.clone(),
@@ -764,5 +767,48 @@ mod tests {
                 ..
             })
         ));
+    }
+}
+
+/// The SRID a geometry field's CRS names: GeoArrow's `ARROW:extension:metadata` with `"crs"`
+/// an `EPSG:<code>` authority code (as pgarrow's exports, and its reading of GeoParquet, write
+/// it); 0 when it names none.
+fn field_srid(field: &arrow_schema::Field) -> i32 {
+    let Some(meta) = field.metadata().get("ARROW:extension:metadata") else {
+        return 0;
+    };
+    let key = "\"crs\":\"EPSG:";
+    let Some(at) = meta.find(key) else {
+        return 0;
+    };
+    let digits: String = meta[at + key.len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod srid_tests {
+    use super::*;
+
+    #[test]
+    fn a_fields_crs_names_its_srid() {
+        let field = |meta: &str| {
+            arrow_schema::Field::new("g", DataType::Binary, true).with_metadata(
+                std::collections::HashMap::from([(
+                    "ARROW:extension:metadata".to_owned(),
+                    meta.to_owned(),
+                )]),
+            )
+        };
+        let f = field(r#"{"crs":"EPSG:3857","crs_type":"authority_code"}"#);
+        assert_eq!(field_srid(&f), 3857);
+        assert_eq!(field_srid(&field("{}")), 0);
+        assert_eq!(field_srid(&field(r#"{"crs":"OGC:CRS84"}"#)), 0);
+        assert_eq!(
+            field_srid(&arrow_schema::Field::new("g", DataType::Binary, true)),
+            0
+        );
     }
 }

@@ -159,8 +159,12 @@ pub(crate) enum ScalarEncoder {
         jsonb: bool,
     },
     Enum(Arc<[String]>, Strs),
-    /// `bytea`, PostGIS `geometry`/`geography`: the bytes as they are.
+    /// `bytea`: the bytes as they are.
     Bytes(Binaries),
+    /// PostGIS `geometry`/`geography` from WKB (ISO or EWKB: PostGIS reads both), with the
+    /// SRID put into each value's header when the input's field names a CRS (`EPSG:<srid>`,
+    /// GeoArrow's authority code), as they are when it names none (0).
+    Wkb(Binaries, i32),
     /// `uuid` from FixedSizeBinary(16).
     UuidBytes,
     /// `uuid` from its text.
@@ -235,7 +239,9 @@ impl Target {
             Target::Jsonb => Strs::of(t).map(E::Jsonb),
             Target::Enum(labels) => Strs::of(t).map(|s| E::Enum(labels.clone(), s)),
             Target::Ltree => Strs::of(t).map(E::Ltree),
-            Target::Bytea | Target::Wkb => Binaries::of(t).map(E::Bytes),
+            Target::Bytea => Binaries::of(t).map(E::Bytes),
+            // The SRID, from the input field's CRS, is set by the row encoder.
+            Target::Wkb => Binaries::of(t).map(|b| E::Wkb(b, 0)),
             Target::Uuid => match t {
                 DataType::FixedSizeBinary(16) => Some(E::UuidBytes),
                 t => Strs::of(t).map(E::UuidText),
@@ -416,6 +422,21 @@ impl ScalarEncoder {
                 Box::new(move |i, out| {
                     out.extend_from_slice(get(i));
                     Ok(())
+                })
+            }
+            ScalarEncoder::Wkb(binaries, 0) => {
+                let get = binaries.getter(array)?;
+                Box::new(move |i, out| {
+                    out.extend_from_slice(get(i));
+                    Ok(())
+                })
+            }
+            ScalarEncoder::Wkb(binaries, srid) => {
+                let get = binaries.getter(array)?;
+                let srid = *srid;
+                Box::new(move |i, out| {
+                    pgarrow_types::wkb::with_srid(get(i), srid, out)
+                        .map_err(|e| ErrorKind::Wkb(e).into())
                 })
             }
             ScalarEncoder::UuidBytes => {

@@ -33,11 +33,13 @@
 //! ```
 use crate::Result;
 
+pub(crate) mod geo;
 mod options;
 mod output;
 mod parquet_compat;
 mod row_groups;
 
+use geo::{GEO_KEY, GeoColumns};
 use options::writer_properties;
 pub use options::{
     BloomFilter, ColumnEncoding, Compression, DEFAULT_ROW_GROUP_BYTES, Encoding, Format,
@@ -84,6 +86,8 @@ pub struct Sink {
     rows: u64,
     /// Whether finishing syncs the file (else its writer syncs many at once).
     sync: bool,
+    /// A Parquet file's geometry columns, summarized for GeoParquet's `geo` metadata.
+    geo: Option<GeoColumns>,
 }
 
 impl fmt::Debug for Sink {
@@ -118,6 +122,7 @@ impl Sink {
                 row_group_bytes: options.row_group_bytes,
                 rows: 0,
                 sync: options.sync,
+                geo: None,
             });
         }
         let (out, target) = output::open(output, format, options.buffer_bytes)?;
@@ -159,6 +164,10 @@ impl Sink {
             }
             Format::Null => Writer::Null,
         };
+        let geo = match format {
+            Format::Parquet => GeoColumns::of(schema),
+            _ => None,
+        };
         Ok(Sink {
             writer,
             target,
@@ -166,6 +175,7 @@ impl Sink {
             row_group_bytes: options.row_group_bytes,
             rows: 0,
             sync: options.sync,
+            geo,
         })
     }
 
@@ -174,6 +184,9 @@ impl Sink {
     /// # Errors
     /// The writer or the output failed.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if let Some(geo) = &mut self.geo {
+            geo.observe(batch)?;
+        }
         self.rows += batch.num_rows() as u64;
         let converted;
         let batch = match &self.converted {
@@ -218,6 +231,7 @@ impl Sink {
                     self.target,
                     schema,
                     self.converted,
+                    self.geo,
                     options,
                 )))
             }
@@ -280,6 +294,11 @@ impl Sink {
     /// # Errors
     /// As [`Sink::finish`].
     pub fn finish_with_metadata(self, metadata: &[(String, String)]) -> Result<u64> {
+        let mut metadata = metadata.to_vec();
+        if let Some(geo) = &self.geo {
+            metadata.push((GEO_KEY.to_owned(), geo.metadata()));
+        }
+        let metadata = &metadata[..];
         let out = match self.writer {
             Writer::Parquet(mut w, schema) => {
                 for (k, v) in metadata {

@@ -66,6 +66,7 @@ pub(crate) async fn create_table(
                         .unwrap_or_default()
                 )));
             }
+            None if geoarrow_type(f).is_some() => geoarrow_type(f).unwrap_or_default(),
             None if nested == CreateNested::Typed => own
                 .column_type(table, &[f.name()], f.data_type(), f)
                 .ok_or_else(|| {
@@ -272,6 +273,19 @@ fn first_value(rows: &[crate::protocol::TextRow], i: usize) -> Option<String> {
 }
 
 /// The SQL that gives the type a field's metadata names (`format_type(...)`), or `NULL`.
+/// PostGIS's type for GeoArrow's WKB (GeoParquet's columns, as the reader marks them), each
+/// value's SRID set from the field's CRS by the encoder: `geography` for spherical edges.
+fn geoarrow_type(f: &Field) -> Option<String> {
+    if f.metadata().get(META_EXTENSION_NAME).map(String::as_str) != Some("geoarrow.wkb") {
+        return None;
+    }
+    let spherical = f
+        .metadata()
+        .get("ARROW:extension:metadata")
+        .is_some_and(|m| m.contains("\"edges\":\"spherical\""));
+    Some(if spherical { "geography" } else { "geometry" }.to_owned())
+}
+
 fn named_type(f: &Field) -> String {
     let meta = f.metadata();
     let typmod: i32 = meta

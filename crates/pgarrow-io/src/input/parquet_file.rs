@@ -209,6 +209,8 @@ where
             hinted = true;
         }
     }
+    // GeoParquet's columns, as GeoArrow fields: the CRS travels to the loader.
+    hinted |= crate::sink::geo::geoarrow_from_geoparquet(&schema, &mut fields);
     let hint = |fields: Vec<Field>| {
         ArrowReaderOptions::new().with_schema(Arc::new(Schema::new_with_metadata(
             fields,

@@ -20,6 +20,7 @@ use parquet::arrow::{ARROW_SCHEMA_META_KEY, encode_arrow_schema};
 use parquet::file::metadata::KeyValue;
 use parquet::file::writer::SerializedFileWriter;
 
+use super::geo::{GEO_KEY, GeoColumns};
 use super::output::{self, Out};
 use super::parquet_compat::parquet_compatible_batch;
 use crate::{Error, Result};
@@ -35,6 +36,8 @@ pub struct RowGroupEncoders {
     schema: SchemaRef,
     row_group_rows: usize,
     row_group_bytes: usize,
+    /// The file's geometry columns, nothing seen yet: each encoder summarizes its own.
+    geo: Option<GeoColumns>,
 }
 
 impl std::fmt::Debug for RowGroupEncoders {
@@ -50,6 +53,7 @@ impl RowGroupEncoders {
     /// A new encoder, for one thread.
     pub fn encoder(&self) -> RowGroupEncoder {
         RowGroupEncoder {
+            geo: self.geo.clone(),
             shared: self.clone(),
             writers: None,
             rows: 0,
@@ -63,6 +67,8 @@ pub struct RowGroupEncoder {
     /// The row group in progress: one writer per leaf column.
     writers: Option<Vec<ArrowColumnWriter>>,
     rows: usize,
+    /// The geometries of the row group in progress.
+    geo: Option<GeoColumns>,
 }
 
 impl std::fmt::Debug for RowGroupEncoder {
@@ -78,6 +84,7 @@ pub struct EncodedRowGroup {
     chunks: Vec<ArrowColumnChunk>,
     rows: usize,
     bytes: usize,
+    geo: Option<GeoColumns>,
 }
 
 impl std::fmt::Debug for EncodedRowGroup {
@@ -107,6 +114,9 @@ impl RowGroupEncoder {
     /// # Errors
     /// The Parquet encoder refused a value.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<Vec<EncodedRowGroup>> {
+        if let Some(geo) = &mut self.geo {
+            geo.observe(batch)?;
+        }
         let converted;
         let batch = match &self.shared.converted {
             Some(schema) => {
@@ -178,10 +188,18 @@ impl RowGroupEncoder {
             .into_iter()
             .map(ArrowColumnWriter::close)
             .collect::<Result<Vec<_>, _>>()?;
+        // The row group takes what was seen since the last one (a batch is summarized
+        // whole before it is cut, so a group's summary may cover a few rows of the next: the
+        // file's, their union, is exact).
+        let geo =
+            self.shared.geo.clone().map(|empty| {
+                std::mem::replace(self.geo.as_mut().expect("set with shared.geo"), empty)
+            });
         Ok((rows > 0).then_some(EncodedRowGroup {
             chunks,
             rows,
             bytes,
+            geo,
         }))
     }
 }
@@ -194,6 +212,8 @@ pub struct RowGroupFile {
     /// The Arrow schema embedded in the footer.
     schema: SchemaRef,
     rows: u64,
+    /// The geometry columns, summarized over the row groups appended.
+    geo: Option<GeoColumns>,
 }
 
 impl std::fmt::Debug for RowGroupFile {
@@ -212,6 +232,7 @@ impl RowGroupFile {
         target: Option<PathBuf>,
         schema: SchemaRef,
         converted: Option<SchemaRef>,
+        geo: Option<GeoColumns>,
         options: &crate::SinkOptions,
     ) -> (RowGroupFile, RowGroupEncoders) {
         let encoders = RowGroupEncoders {
@@ -220,12 +241,14 @@ impl RowGroupFile {
             schema: schema.clone(),
             row_group_rows: options.row_group_rows.max(1),
             row_group_bytes: options.row_group_bytes.max(1),
+            geo: geo.clone(),
         };
         let file = RowGroupFile {
             writer,
             target,
             schema,
             rows: 0,
+            geo,
         };
         (file, encoders)
     }
@@ -235,6 +258,9 @@ impl RowGroupFile {
     /// # Errors
     /// Writing failed.
     pub fn append(&mut self, group: EncodedRowGroup) -> Result<()> {
+        if let (Some(file), Some(seen)) = (&mut self.geo, &group.geo) {
+            file.merge(seen);
+        }
         let mut row_group = self.writer.next_row_group()?;
         for chunk in group.chunks {
             chunk.append_to_row_group(&mut row_group)?;
@@ -255,7 +281,11 @@ impl RowGroupFile {
     /// # Errors
     /// Writing, flushing or renaming failed; the temporary file is then removed.
     pub fn finish_with_metadata(mut self, metadata: &[(String, String)]) -> Result<u64> {
-        for (k, v) in metadata {
+        let mut metadata = metadata.to_vec();
+        if let Some(geo) = &self.geo {
+            metadata.push((GEO_KEY.to_owned(), geo.metadata()));
+        }
+        for (k, v) in &metadata {
             self.writer
                 .append_key_value_metadata(KeyValue::new(k.clone(), v.clone()));
         }

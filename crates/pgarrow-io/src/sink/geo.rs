@@ -1,0 +1,364 @@
+//! GeoParquet 1.1's `geo` file metadata, summarized from the WKB a Parquet file's geometry
+//! columns (`geoarrow.wkb` fields) hold: each column's encoding, geometry types, bounding box,
+//! CRS (as PROJJSON) and edges.
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType, Schema};
+use pgarrow_types::wkb::{GeoSummary, ewkb_to_iso};
+use serde_json::{Value, json};
+
+use crate::{Error, Result};
+
+/// The file metadata key GeoParquet readers look for.
+pub const GEO_KEY: &str = "geo";
+
+/// The geometry columns of a schema, and what their values held so far.
+#[derive(Debug, Clone)]
+pub(crate) struct GeoColumns {
+    columns: Vec<GeoColumn>,
+    scratch: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+struct GeoColumn {
+    index: usize,
+    name: String,
+    /// The CRS as GeoParquet writes it: PROJJSON, or null (unknown).
+    crs: Value,
+    spherical: bool,
+    summary: GeoSummary,
+}
+
+impl GeoColumns {
+    /// The top-level `geoarrow.wkb` columns of `schema`, if any.
+    pub(crate) fn of(schema: &Schema) -> Option<GeoColumns> {
+        let columns: Vec<GeoColumn> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                f.metadata().get("ARROW:extension:name").map(String::as_str) == Some("geoarrow.wkb")
+                    && matches!(
+                        f.data_type(),
+                        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+                    )
+            })
+            .map(|(index, f)| {
+                let ext: Value = f
+                    .metadata()
+                    .get("ARROW:extension:metadata")
+                    .and_then(|m| serde_json::from_str(m).ok())
+                    .unwrap_or(Value::Null);
+                GeoColumn {
+                    index,
+                    name: f.name().clone(),
+                    crs: crs_projjson(ext.get("crs")),
+                    spherical: ext.get("edges").and_then(Value::as_str) == Some("spherical"),
+                    summary: GeoSummary::default(),
+                }
+            })
+            .collect();
+        (!columns.is_empty()).then_some(GeoColumns {
+            columns,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Notes the types and coordinates of `batch`'s geometries.
+    ///
+    /// # Errors
+    /// A value that is not WKB, named by column and row.
+    pub(crate) fn observe(&mut self, batch: &RecordBatch) -> Result<()> {
+        for c in &mut self.columns {
+            let Some(array) = batch.columns().get(c.index) else {
+                continue;
+            };
+            let mut each = |row: usize, wkb: &[u8]| {
+                self.scratch.clear();
+                ewkb_to_iso(wkb, &mut self.scratch, &mut c.summary)
+                    .map_err(|e| Error::usage(format!("column {:?}, row {}: {e}", c.name, row + 1)))
+            };
+            match array.data_type() {
+                DataType::Binary => {
+                    for (row, v) in array.as_binary::<i32>().iter().enumerate() {
+                        v.map_or(Ok(None), |v| each(row, v).map(Some))?;
+                    }
+                }
+                DataType::LargeBinary => {
+                    for (row, v) in array.as_binary::<i64>().iter().enumerate() {
+                        v.map_or(Ok(None), |v| each(row, v).map(Some))?;
+                    }
+                }
+                DataType::BinaryView => {
+                    for (row, v) in array.as_binary_view().iter().enumerate() {
+                        v.map_or(Ok(None), |v| each(row, v).map(Some))?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes in what `other` (of the same schema) saw.
+    pub(crate) fn merge(&mut self, other: &GeoColumns) {
+        for (a, b) in self.columns.iter_mut().zip(&other.columns) {
+            a.summary.merge(&b.summary);
+        }
+    }
+
+    /// The `geo` metadata's value: GeoParquet 1.1, the first geometry column primary.
+    pub(crate) fn metadata(&self) -> String {
+        let mut columns = serde_json::Map::new();
+        for c in &self.columns {
+            let mut m = serde_json::Map::new();
+            m.insert("encoding".into(), json!("WKB"));
+            m.insert(
+                "geometry_types".into(),
+                json!(c.summary.geoparquet_types().unwrap_or_default()),
+            );
+            m.insert("crs".into(), c.crs.clone());
+            if let Some(bbox) = c.summary.bbox {
+                m.insert("bbox".into(), json!(bbox));
+            }
+            if c.spherical {
+                m.insert("edges".into(), json!("spherical"));
+            }
+            columns.insert(c.name.clone(), Value::Object(m));
+        }
+        json!({
+            "version": "1.1.0",
+            "primary_column": self.columns[0].name,
+            "columns": columns,
+        })
+        .to_string()
+    }
+}
+
+/// A Parquet file's geometry columns as GeoArrow fields whose CRS the loader reads: the
+/// columns GeoParquet's `geo` file metadata (in `schema`'s metadata, as the Parquet reader
+/// puts it) lists become `geoarrow.wkb`, and a `geoarrow.wkb` field's CRS becomes an
+/// `EPSG:<code>` authority code when its PROJJSON carries one (GeoParquet: no `crs` at all is
+/// OGC:CRS84, longitude first: PostGIS's 4326), so that loading the file keeps the SRID
+/// (the SRID is all PostGIS keeps of a CRS). Whether any of `fields` (the file's, in order)
+/// changed.
+pub(crate) fn geoarrow_from_geoparquet(
+    schema: &Schema,
+    fields: &mut [arrow_schema::Field],
+) -> bool {
+    let geo = schema
+        .metadata()
+        .get(GEO_KEY)
+        .and_then(|g| serde_json::from_str::<Value>(g).ok());
+    let columns = geo
+        .as_ref()
+        .and_then(|g| g.get("columns"))
+        .and_then(Value::as_object);
+    let mut changed = false;
+    for field in fields.iter_mut() {
+        if !matches!(
+            field.data_type(),
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+        ) {
+            continue;
+        }
+        let ext: Option<Value> = match field.metadata().get("ARROW:extension:name") {
+            Some(name) if name == "geoarrow.wkb" => field
+                .metadata()
+                .get("ARROW:extension:metadata")
+                .and_then(|m| serde_json::from_str(m).ok())
+                .or(Some(Value::Null)),
+            Some(_) => continue,
+            None => None,
+        };
+        let column = columns
+            .and_then(|c| c.get(field.name()))
+            .filter(|c| c.get("encoding").and_then(Value::as_str) == Some("WKB"));
+        // The CRS and edges: the field's own when it is GeoArrow, else GeoParquet's.
+        let (crs, spherical) = match (&ext, column) {
+            (Some(ext), _) => match ext.get("crs") {
+                // Already an authority code (pgarrow's own), or no CRS: as it is.
+                None | Some(Value::String(_)) => continue,
+                Some(crs) => (
+                    epsg_code(crs),
+                    ext.get("edges").and_then(Value::as_str) == Some("spherical"),
+                ),
+            },
+            (None, Some(column)) => (
+                match column.get("crs") {
+                    None => Some(4326),
+                    Some(crs) => epsg_code(crs),
+                },
+                column.get("edges").and_then(Value::as_str) == Some("spherical"),
+            ),
+            (None, None) => continue,
+        };
+        let mut parts = Vec::new();
+        if let Some(srid) = crs {
+            parts.push(format!(
+                "\"crs\":\"EPSG:{srid}\",\"crs_type\":\"authority_code\""
+            ));
+        }
+        if spherical {
+            parts.push("\"edges\":\"spherical\"".to_owned());
+        }
+        let mut meta = field.metadata().clone();
+        meta.insert("ARROW:extension:name".to_owned(), "geoarrow.wkb".to_owned());
+        meta.insert(
+            "ARROW:extension:metadata".to_owned(),
+            format!("{{{}}}", parts.join(",")),
+        );
+        *field = field.clone().with_metadata(meta);
+        changed = true;
+    }
+    changed
+}
+
+/// The EPSG code a PROJJSON CRS's own `id` gives (OGC's CRS84 is EPSG 4326 in PostGIS's
+/// longitude-first order).
+fn epsg_code(crs: &Value) -> Option<u32> {
+    let id = crs.get("id")?;
+    let code = id.get("code")?;
+    let code = code
+        .as_u64()
+        .or_else(|| code.as_str().and_then(|s| s.parse().ok()))?;
+    match id.get("authority")?.as_str()? {
+        "EPSG" => u32::try_from(code).ok(),
+        "OGC" if id.get("code")?.as_str() == Some("CRS84") => Some(4326),
+        _ => None,
+    }
+}
+
+/// GeoParquet's CRS for a GeoArrow `crs`: a PROJJSON object as it is; an `EPSG:<code>`
+/// authority code as PROJJSON when pgarrow carries that code's (WGS 84, NAD83, ETRS89, Web
+/// Mercator and WGS 84's UTM zones); else null, GeoParquet's "unknown" (a file's readers are
+/// then told nothing rather than something wrong).
+fn crs_projjson(crs: Option<&Value>) -> Value {
+    match crs {
+        Some(Value::Object(o)) => Value::Object(o.clone()),
+        Some(Value::String(s)) => s
+            .strip_prefix("EPSG:")
+            .and_then(|code| code.parse().ok())
+            .and_then(epsg_projjson)
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
+/// The PROJJSON of an EPSG code pgarrow carries (PROJ's own text, its scope and area notes
+/// left out), or `None`.
+pub fn epsg_projjson(code: u32) -> Option<String> {
+    let fixed = match code {
+        4326 => {
+            r#"{"$schema":"https://proj.org/schemas/v0.7/projjson.schema.json","type":"GeographicCRS","name":"WGS 84","datum_ensemble":{"name":"World Geodetic System 1984 ensemble","members":[{"name":"World Geodetic System 1984 (Transit)","id":{"authority":"EPSG","code":1166}},{"name":"World Geodetic System 1984 (G730)","id":{"authority":"EPSG","code":1152}},{"name":"World Geodetic System 1984 (G873)","id":{"authority":"EPSG","code":1153}},{"name":"World Geodetic System 1984 (G1150)","id":{"authority":"EPSG","code":1154}},{"name":"World Geodetic System 1984 (G1674)","id":{"authority":"EPSG","code":1155}},{"name":"World Geodetic System 1984 (G1762)","id":{"authority":"EPSG","code":1156}},{"name":"World Geodetic System 1984 (G2139)","id":{"authority":"EPSG","code":1309}},{"name":"World Geodetic System 1984 (G2296)","id":{"authority":"EPSG","code":1383}}],"ellipsoid":{"name":"WGS 84","semi_major_axis":6378137,"inverse_flattening":298.257223563},"accuracy":"2.0","id":{"authority":"EPSG","code":6326}},"coordinate_system":{"subtype":"ellipsoidal","axis":[{"name":"Geodetic latitude","abbreviation":"Lat","direction":"north","unit":"degree"},{"name":"Geodetic longitude","abbreviation":"Lon","direction":"east","unit":"degree"}]},"id":{"authority":"EPSG","code":4326}}"#
+        }
+        4269 => {
+            r#"{"$schema":"https://proj.org/schemas/v0.7/projjson.schema.json","type":"GeographicCRS","name":"NAD83","datum":{"type":"GeodeticReferenceFrame","name":"North American Datum 1983","ellipsoid":{"name":"GRS 1980","semi_major_axis":6378137,"inverse_flattening":298.257222101}},"coordinate_system":{"subtype":"ellipsoidal","axis":[{"name":"Geodetic latitude","abbreviation":"Lat","direction":"north","unit":"degree"},{"name":"Geodetic longitude","abbreviation":"Lon","direction":"east","unit":"degree"}]},"id":{"authority":"EPSG","code":4269}}"#
+        }
+        4258 => {
+            r#"{"$schema":"https://proj.org/schemas/v0.7/projjson.schema.json","type":"GeographicCRS","name":"ETRS89","datum_ensemble":{"name":"European Terrestrial Reference System 1989 ensemble","members":[{"name":"European Terrestrial Reference Frame 1989","id":{"authority":"EPSG","code":1178}},{"name":"European Terrestrial Reference Frame 1990","id":{"authority":"EPSG","code":1179}},{"name":"European Terrestrial Reference Frame 1991","id":{"authority":"EPSG","code":1180}},{"name":"European Terrestrial Reference Frame 1992","id":{"authority":"EPSG","code":1181}},{"name":"European Terrestrial Reference Frame 1993","id":{"authority":"EPSG","code":1182}},{"name":"European Terrestrial Reference Frame 1994","id":{"authority":"EPSG","code":1183}},{"name":"European Terrestrial Reference Frame 1996","id":{"authority":"EPSG","code":1184}},{"name":"European Terrestrial Reference Frame 1997","id":{"authority":"EPSG","code":1185}},{"name":"European Terrestrial Reference Frame 2000","id":{"authority":"EPSG","code":1186}},{"name":"European Terrestrial Reference Frame 2005","id":{"authority":"EPSG","code":1204}},{"name":"European Terrestrial Reference Frame 2014","id":{"authority":"EPSG","code":1206}},{"name":"European Terrestrial Reference Frame 2020","id":{"authority":"EPSG","code":1382}}],"ellipsoid":{"name":"GRS 1980","semi_major_axis":6378137,"inverse_flattening":298.257222101},"accuracy":"0.1","id":{"authority":"EPSG","code":6258}},"coordinate_system":{"subtype":"ellipsoidal","axis":[{"name":"Geodetic latitude","abbreviation":"Lat","direction":"north","unit":"degree"},{"name":"Geodetic longitude","abbreviation":"Lon","direction":"east","unit":"degree"}]},"id":{"authority":"EPSG","code":4258}}"#
+        }
+        3857 => {
+            r#"{"$schema":"https://proj.org/schemas/v0.7/projjson.schema.json","type":"ProjectedCRS","name":"WGS 84 / Pseudo-Mercator","base_crs":{"name":"WGS 84","datum_ensemble":{"name":"World Geodetic System 1984 ensemble","members":[{"name":"World Geodetic System 1984 (Transit)","id":{"authority":"EPSG","code":1166}},{"name":"World Geodetic System 1984 (G730)","id":{"authority":"EPSG","code":1152}},{"name":"World Geodetic System 1984 (G873)","id":{"authority":"EPSG","code":1153}},{"name":"World Geodetic System 1984 (G1150)","id":{"authority":"EPSG","code":1154}},{"name":"World Geodetic System 1984 (G1674)","id":{"authority":"EPSG","code":1155}},{"name":"World Geodetic System 1984 (G1762)","id":{"authority":"EPSG","code":1156}},{"name":"World Geodetic System 1984 (G2139)","id":{"authority":"EPSG","code":1309}},{"name":"World Geodetic System 1984 (G2296)","id":{"authority":"EPSG","code":1383}}],"ellipsoid":{"name":"WGS 84","semi_major_axis":6378137,"inverse_flattening":298.257223563},"accuracy":"2.0","id":{"authority":"EPSG","code":6326}},"coordinate_system":{"subtype":"ellipsoidal","axis":[{"name":"Geodetic latitude","abbreviation":"Lat","direction":"north","unit":"degree"},{"name":"Geodetic longitude","abbreviation":"Lon","direction":"east","unit":"degree"}]},"id":{"authority":"EPSG","code":4326}},"conversion":{"name":"Popular Visualisation Pseudo-Mercator","method":{"name":"Popular Visualisation Pseudo Mercator","id":{"authority":"EPSG","code":1024}},"parameters":[{"name":"Latitude of natural origin","value":0,"unit":"degree","id":{"authority":"EPSG","code":8801}},{"name":"Longitude of natural origin","value":0,"unit":"degree","id":{"authority":"EPSG","code":8802}},{"name":"False easting","value":0,"unit":"metre","id":{"authority":"EPSG","code":8806}},{"name":"False northing","value":0,"unit":"metre","id":{"authority":"EPSG","code":8807}}]},"coordinate_system":{"subtype":"Cartesian","axis":[{"name":"Easting","abbreviation":"X","direction":"east","unit":"metre"},{"name":"Northing","abbreviation":"Y","direction":"north","unit":"metre"}]},"id":{"authority":"EPSG","code":3857}}"#
+        }
+        32601..=32660 | 32701..=32760 => {
+            let zone = code % 100;
+            let north = code < 32700;
+            return Some(
+                UTM.replace(
+                    "@ZONE@",
+                    &format!("{zone}{}", if north { 'N' } else { 'S' }),
+                )
+                .replace("@LON@", &(6 * i64::from(zone) - 183).to_string())
+                .replace("@NORTHING@", if north { "0" } else { "10000000" })
+                .replace("@CODE@", &code.to_string()),
+            );
+        }
+        _ => return None,
+    };
+    Some(fixed.to_owned())
+}
+
+/// WGS 84 / UTM zone N: EPSG 32633's PROJJSON with the zone's name, central meridian, false
+/// northing and code left open.
+const UTM: &str = r#"{"$schema":"https://proj.org/schemas/v0.7/projjson.schema.json","type":"ProjectedCRS","name":"WGS 84 / UTM zone @ZONE@","base_crs":{"name":"WGS 84","datum_ensemble":{"name":"World Geodetic System 1984 ensemble","members":[{"name":"World Geodetic System 1984 (Transit)","id":{"authority":"EPSG","code":1166}},{"name":"World Geodetic System 1984 (G730)","id":{"authority":"EPSG","code":1152}},{"name":"World Geodetic System 1984 (G873)","id":{"authority":"EPSG","code":1153}},{"name":"World Geodetic System 1984 (G1150)","id":{"authority":"EPSG","code":1154}},{"name":"World Geodetic System 1984 (G1674)","id":{"authority":"EPSG","code":1155}},{"name":"World Geodetic System 1984 (G1762)","id":{"authority":"EPSG","code":1156}},{"name":"World Geodetic System 1984 (G2139)","id":{"authority":"EPSG","code":1309}},{"name":"World Geodetic System 1984 (G2296)","id":{"authority":"EPSG","code":1383}}],"ellipsoid":{"name":"WGS 84","semi_major_axis":6378137,"inverse_flattening":298.257223563},"accuracy":"2.0","id":{"authority":"EPSG","code":6326}},"coordinate_system":{"subtype":"ellipsoidal","axis":[{"name":"Geodetic latitude","abbreviation":"Lat","direction":"north","unit":"degree"},{"name":"Geodetic longitude","abbreviation":"Lon","direction":"east","unit":"degree"}]},"id":{"authority":"EPSG","code":4326}},"conversion":{"name":"UTM zone @ZONE@","method":{"name":"Transverse Mercator","id":{"authority":"EPSG","code":9807}},"parameters":[{"name":"Latitude of natural origin","value":0,"unit":"degree","id":{"authority":"EPSG","code":8801}},{"name":"Longitude of natural origin","value":@LON@,"unit":"degree","id":{"authority":"EPSG","code":8802}},{"name":"Scale factor at natural origin","value":0.9996,"unit":"unity","id":{"authority":"EPSG","code":8805}},{"name":"False easting","value":500000,"unit":"metre","id":{"authority":"EPSG","code":8806}},{"name":"False northing","value":@NORTHING@,"unit":"metre","id":{"authority":"EPSG","code":8807}}]},"coordinate_system":{"subtype":"Cartesian","axis":[{"name":"Easting","abbreviation":"E","direction":"east","unit":"metre"},{"name":"Northing","abbreviation":"N","direction":"north","unit":"metre"}]},"id":{"authority":"EPSG","code":@CODE@}}"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carried_codes_are_projjson_and_the_rest_unknown() {
+        for code in [4326, 4269, 4258, 3857, 32601, 32633, 32660, 32701, 32760] {
+            let v: Value = serde_json::from_str(&epsg_projjson(code).unwrap()).unwrap();
+            assert_eq!(v["id"]["code"], json!(code), "{code}");
+        }
+        let south: Value = serde_json::from_str(&epsg_projjson(32734).unwrap()).unwrap();
+        assert_eq!(south["name"], json!("WGS 84 / UTM zone 34S"));
+        assert_eq!(south["conversion"]["parameters"][1]["value"], json!(21));
+        assert_eq!(
+            south["conversion"]["parameters"][4]["value"],
+            json!(10000000)
+        );
+        assert_eq!(epsg_projjson(2154), None);
+        assert_eq!(crs_projjson(Some(&json!("EPSG:2154"))), Value::Null);
+        assert_eq!(crs_projjson(None), Value::Null);
+        let own = json!({"type": "GeographicCRS", "name": "x"});
+        assert_eq!(crs_projjson(Some(&own)), own);
+    }
+
+    #[test]
+    fn geoparquet_columns_become_geoarrow_fields() {
+        let geo = json!({"version": "1.1.0", "primary_column": "a", "columns": {
+            "a": {"encoding": "WKB", "geometry_types": []},
+            "b": {"encoding": "WKB", "geometry_types": [], "crs": null, "edges": "spherical"},
+            "c": {"encoding": "WKB", "geometry_types": [],
+                  "crs": serde_json::from_str::<Value>(&epsg_projjson(32633).unwrap()).unwrap()},
+            "d": {"encoding": "point", "geometry_types": []},
+        }});
+        let schema = Schema::new(Vec::<arrow_schema::Field>::new()).with_metadata(
+            std::collections::HashMap::from([(GEO_KEY.to_owned(), geo.to_string())]),
+        );
+        let mut fields: Vec<arrow_schema::Field> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|n| arrow_schema::Field::new(*n, DataType::Binary, true))
+            .collect();
+        // A GeoArrow field with a PROJJSON CRS (as GeoPandas writes them).
+        let projjson = epsg_projjson(3857).unwrap();
+        fields.push(
+            arrow_schema::Field::new("f", DataType::Binary, true).with_metadata(
+                std::collections::HashMap::from([
+                    ("ARROW:extension:name".to_owned(), "geoarrow.wkb".to_owned()),
+                    (
+                        "ARROW:extension:metadata".to_owned(),
+                        format!(r#"{{"crs":{projjson}}}"#),
+                    ),
+                ]),
+            ),
+        );
+        assert!(geoarrow_from_geoparquet(&schema, &mut fields));
+        let ext = |k: usize| {
+            fields[k]
+                .metadata()
+                .get("ARROW:extension:metadata")
+                .cloned()
+        };
+        assert_eq!(
+            ext(0).as_deref(),
+            Some(r#"{"crs":"EPSG:4326","crs_type":"authority_code"}"#)
+        );
+        assert_eq!(ext(1).as_deref(), Some(r#"{"edges":"spherical"}"#));
+        assert_eq!(
+            ext(2).as_deref(),
+            Some(r#"{"crs":"EPSG:32633","crs_type":"authority_code"}"#)
+        );
+        assert_eq!(ext(3), None);
+        assert_eq!(ext(4), None);
+        assert_eq!(
+            ext(5).as_deref(),
+            Some(r#"{"crs":"EPSG:3857","crs_type":"authority_code"}"#)
+        );
+    }
+}
