@@ -273,13 +273,7 @@ fn range_writer<'a>(
     array: &'a dyn Array,
     cx: &'a WriteCx,
 ) -> Result<Writer<'a>, EncodeError> {
-    let s = array.as_struct_opt().ok_or_else(|| changed(array))?;
-    let column = |k: usize| {
-        s.columns()
-            .get(k)
-            .map(|c| c.as_ref())
-            .ok_or_else(|| changed(array))
-    };
+    let column = struct_columns(array)?;
     let flag = |k: usize| {
         let c = column(k)?;
         c.as_boolean_opt().ok_or_else(|| changed(c))
@@ -438,6 +432,19 @@ fn half_bits(v: f64) -> Result<u16, EncodeError> {
 /// Arrow's half-precision float (the `half` crate's, which arrow does not re-export).
 type F16 = <Float16Type as ArrowPrimitiveType>::Native;
 
+/// The fields of a Struct `array`, by position (a missing one is a changed batch type).
+fn struct_columns<'a>(
+    array: &'a dyn Array,
+) -> Result<impl Fn(usize) -> Result<&'a dyn Array, EncodeError> + 'a, EncodeError> {
+    let s = array.as_struct_opt().ok_or_else(|| changed(array))?;
+    Ok(move |k: usize| {
+        s.columns()
+            .get(k)
+            .map(|c| c.as_ref())
+            .ok_or_else(|| changed(array))
+    })
+}
+
 /// pgvector's `sparsevec_recv` layout: i32 dimension, i32 count, i32 unused (0), then the
 /// 0-based indices as i32 and the values as float4. The indices must increase and stay below
 /// the dimension; there must be as many values as indices.
@@ -445,13 +452,7 @@ fn sparse_writer<'a>(
     sparse: &'a SparseEncoder,
     array: &'a dyn Array,
 ) -> Result<Writer<'a>, EncodeError> {
-    let s = array.as_struct_opt().ok_or_else(|| changed(array))?;
-    let column = |k: usize| {
-        s.columns()
-            .get(k)
-            .map(|c| c.as_ref())
-            .ok_or_else(|| changed(array))
-    };
+    let column = struct_columns(array)?;
     let dims = column(sparse.dim.0)?;
     let get_dim = sparse.dim.1.getter(dims)?;
     let indices = ListLevel::new(sparse.indices.1, column(sparse.indices.0)?)?;

@@ -91,7 +91,7 @@ mod tests {
             hex_ewkb_srid("0101000020E6100000000000000000F03F0000000000000040"),
             Some(4326)
         );
-        assert_eq!(hex_ewkb_srid("00200000010000110F3FF0"), Some(3855));
+        assert_eq!(hex_ewkb_srid("00200000010000110F3FF0"), Some(4367));
         assert_eq!(
             hex_ewkb_srid("0101000000000000000000F03F0000000000000040"),
             Some(0)

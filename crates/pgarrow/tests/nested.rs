@@ -1696,34 +1696,50 @@ async fn pgvector_vectors_are_float32_lists() {
     }
     assert_eq!(out.data_type("v"), &list_of(DataType::Float32));
     for c in ["v3", "v"] {
-        let server = db.by_id(&format!(
-            "SELECT id, i - 1, ({c}::real[])[i]::text FROM vec, \
-             generate_subscripts({c}::real[], 1) AS i ORDER BY id, i"
-        ));
-        let mut ours: Vec<(i32, i64, u32)> = Vec::new();
-        for (id, a) in out.rows(c) {
-            if a.is_null(0) {
-                continue;
-            }
-            let values = match a.data_type() {
-                DataType::FixedSizeList(..) => a.as_fixed_size_list().value(0),
-                _ => a.as_list::<i32>().value(0),
-            };
-            let f = values.as_primitive::<arrow_array::types::Float32Type>();
-            for k in 0..f.len() {
-                ours.push((id, k as i64, f.value(k).to_bits()));
-            }
-        }
-        let server: Vec<(i32, i64, u32)> = server
-            .into_iter()
-            .map(|(id, r)| {
-                let s = r[1].clone().unwrap();
-                let v: f32 = s.parse().unwrap_or_else(|_| panic!("{s}"));
-                (id, r[0].as_deref().unwrap().parse().unwrap(), v.to_bits())
-            })
-            .collect();
-        assert_same(c, &ours, &server);
+        check_vector_elements(&db, &out, "vec", c, "real[]");
     }
+}
+
+/// Each element of the pgvector column `c` of `table` against the server's own widening of
+/// it to float4 (`cast`, to a `real[]`): bit for bit, NULL rows left out.
+fn check_vector_elements(db: &Db, out: &Exported, table: &str, c: &str, cast: &str) {
+    let server = db.by_id(&format!(
+        "SELECT id, i - 1, ({c}::{cast})[i]::text FROM {table}, \
+         generate_subscripts({c}::{cast}, 1) AS i ORDER BY id, i"
+    ));
+    let mut ours: Vec<(i32, i64, u32)> = Vec::new();
+    for (id, a) in out.rows(c) {
+        if a.is_null(0) {
+            continue;
+        }
+        let values = match a.data_type() {
+            DataType::FixedSizeList(..) => a.as_fixed_size_list().value(0),
+            _ => a.as_list::<i32>().value(0),
+        };
+        for k in 0..values.len() {
+            let bits = match values.data_type() {
+                DataType::Float16 => values
+                    .as_primitive::<arrow_array::types::Float16Type>()
+                    .value(k)
+                    .to_f32()
+                    .to_bits(),
+                _ => values
+                    .as_primitive::<arrow_array::types::Float32Type>()
+                    .value(k)
+                    .to_bits(),
+            };
+            ours.push((id, k as i64, bits));
+        }
+    }
+    let server: Vec<(i32, i64, u32)> = server
+        .into_iter()
+        .map(|(id, r)| {
+            let s = r[1].clone().unwrap();
+            let v: f32 = s.parse().unwrap_or_else(|_| panic!("{s}"));
+            (id, r[0].as_deref().unwrap().parse().unwrap(), v.to_bits())
+        })
+        .collect();
+    assert_same(c, &ours, &server);
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -1749,33 +1765,7 @@ async fn pgvector_halfvec_is_float16_lists_and_sparsevec_a_struct() {
     assert_eq!(out.data_type("h"), &list_of(DataType::Float16));
     // Each element as the server widens it (halfvec -> vector -> real[] is exact).
     for c in ["h3", "h"] {
-        let server = db.by_id(&format!(
-            "SELECT id, i - 1, ({c}::vector::real[])[i]::text FROM hv, \
-             generate_subscripts({c}::vector::real[], 1) AS i ORDER BY id, i"
-        ));
-        let mut ours: Vec<(i32, i64, u32)> = Vec::new();
-        for (id, a) in out.rows(c) {
-            if a.is_null(0) {
-                continue;
-            }
-            let values = match a.data_type() {
-                DataType::FixedSizeList(..) => a.as_fixed_size_list().value(0),
-                _ => a.as_list::<i32>().value(0),
-            };
-            let f = values.as_primitive::<arrow_array::types::Float16Type>();
-            for k in 0..f.len() {
-                ours.push((id, k as i64, f.value(k).to_f32().to_bits()));
-            }
-        }
-        let server: Vec<(i32, i64, u32)> = server
-            .into_iter()
-            .map(|(id, r)| {
-                let s = r[1].clone().unwrap();
-                let v: f32 = s.parse().unwrap_or_else(|_| panic!("{s}"));
-                (id, r[0].as_deref().unwrap().parse().unwrap(), v.to_bits())
-            })
-            .collect();
-        assert_same(c, &ours, &server);
+        check_vector_elements(&db, &out, "hv", c, "vector::real[]");
     }
     // A sparsevec is {dim, indices (0-based), values}: densified, it is the server's own
     // sparsevec -> vector cast.
