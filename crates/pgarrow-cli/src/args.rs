@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Arg, ArgAction, Args, CommandFactory, Parser, Subcommand};
 use pgarrow::incremental::LateRows;
 use pgarrow::io::{
-    BloomFilter, ColumnEncoding, Compression, Format, IntervalEncoding, PartitionField,
+    BloomFilter, ColumnEncoding, Compression, Format, IntervalEncoding, PartitionField, SortKey,
 };
 use pgarrow::partition::{SnapshotMode, parse_size};
 use pgarrow::policy::{
@@ -370,6 +370,12 @@ pub(crate) struct OutputArgs {
     /// columns 1..n, then nested fields).
     #[arg(long, help_heading = "Parquet")]
     pub(crate) field_ids: bool,
+    /// The rows are ordered by COLUMN (the query's ORDER BY: asc with NULLs last, desc with
+    /// NULLs first): Parquet's sorting_columns say so in every row group, for readers to skip
+    /// and merge by. Checked as the rows are written; rows out of that order fail the export.
+    /// Repeatable, most significant first.
+    #[arg(long = "sorted-by", value_name = "COLUMN[:asc|desc]", value_parser = parse_with::<SortKey>, help_heading = "Parquet")]
+    pub(crate) sorted_by: Vec<SortKey>,
     /// With --output-dir: value partitions, as Hive-style directories
     /// (l_shipdate_day=2026-11-25/): COLUMN (left out of the files: its directories hold
     /// it), or year(C), month(C), day(C), hour(C), bucket(N, C), truncate(W, C). Repeatable,

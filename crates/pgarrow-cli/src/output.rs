@@ -75,6 +75,7 @@ pub(crate) fn check_format(format: Format, output: &Output, args: &OutputArgs) -
         ("--column-encoding", !args.encodings.is_empty()),
         ("--data-page-v2", args.data_page_v2),
         ("--field-ids", args.field_ids),
+        ("--sorted-by", !args.sorted_by.is_empty()),
     ];
     for (flag, given) in parquet_only {
         if given && format != Format::Parquet {
@@ -131,7 +132,8 @@ pub(crate) fn sink_options(args: &OutputArgs) -> Result<SinkOptions> {
         .with_bloom_filters(args.bloom_filters.clone())
         .with_encodings(args.encodings.clone())
         .with_data_page_v2(args.data_page_v2)
-        .with_field_ids(args.field_ids))
+        .with_field_ids(args.field_ids)
+        .with_sorted_by(args.sorted_by.clone()))
 }
 
 /// Refuses a layout where the export writes its files its own way (several tables, incremental
@@ -208,6 +210,7 @@ mod tests {
             encodings: Vec::new(),
             data_page_v2: false,
             field_ids: false,
+            sorted_by: Vec::new(),
             files_by: Vec::new(),
             max_file_rows: None,
             max_file_size: None,

@@ -38,7 +38,8 @@ pub use manifest::{DirTarget, MANIFEST_NAME, MANIFEST_VERSION, Manifest, Manifes
 pub use sink::{
     BloomFilter, ColumnEncoding, Compression, DEFAULT_ROW_GROUP_BYTES, EncodedRowGroup, Encoding,
     Format, IntervalEncoding, META_INTERVAL_ENCODING, Output, Remote, RemoteWrite, RowGroupEncoder,
-    RowGroupEncoders, RowGroupFile, Sink, SinkOptions, parquet_compatible_schema, with_field_ids,
+    RowGroupEncoders, RowGroupFile, Sink, SinkOptions, SortKey, parquet_compatible_schema,
+    with_field_ids,
 };
 #[cfg(feature = "cloud")]
 pub use store::ObjectLocation;

@@ -35,6 +35,7 @@ use crate::Result;
 
 pub(crate) mod geo;
 mod options;
+mod order;
 mod output;
 mod parquet_compat;
 mod row_groups;
@@ -43,8 +44,9 @@ use geo::{GEO_KEY, GeoColumns};
 use options::writer_properties;
 pub use options::{
     BloomFilter, ColumnEncoding, Compression, DEFAULT_ROW_GROUP_BYTES, Encoding, Format,
-    IntervalEncoding, SinkOptions, with_field_ids,
+    IntervalEncoding, SinkOptions, SortKey, with_field_ids,
 };
+use order::OrderCheck;
 use output::Out;
 pub use output::{Output, Remote, RemoteWrite};
 
@@ -87,7 +89,9 @@ pub struct Sink {
     /// Whether finishing syncs the file (else its writer syncs many at once).
     sync: bool,
     /// A Parquet file's geometry columns, summarized for GeoParquet's `geo` metadata.
-    geo: Option<GeoColumns>,
+    geo: Option<Box<GeoColumns>>,
+    /// The order a Parquet file's `sorting_columns` claim, checked row by row.
+    order: Option<Box<OrderCheck>>,
 }
 
 impl fmt::Debug for Sink {
@@ -123,6 +127,7 @@ impl Sink {
                 rows: 0,
                 sync: options.sync,
                 geo: None,
+                order: None,
             });
         }
         let (out, target) = output::open(output, format, options.buffer_bytes)?;
@@ -164,9 +169,12 @@ impl Sink {
             }
             Format::Null => Writer::Null,
         };
-        let geo = match format {
-            Format::Parquet => GeoColumns::of(schema),
-            _ => None,
+        let (geo, order) = match format {
+            Format::Parquet => (
+                GeoColumns::of(schema).map(Box::new),
+                OrderCheck::of(schema, &options.sorted_by)?.map(Box::new),
+            ),
+            _ => (None, None),
         };
         Ok(Sink {
             writer,
@@ -176,6 +184,7 @@ impl Sink {
             rows: 0,
             sync: options.sync,
             geo,
+            order,
         })
     }
 
@@ -186,6 +195,9 @@ impl Sink {
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if let Some(geo) = &mut self.geo {
             geo.observe(batch)?;
+        }
+        if let Some(order) = &mut self.order {
+            order.check(batch)?;
         }
         self.rows += batch.num_rows() as u64;
         let converted;
@@ -231,7 +243,7 @@ impl Sink {
                     self.target,
                     schema,
                     self.converted,
-                    self.geo,
+                    (self.geo.map(|g| *g), self.order.map(|o| *o)),
                     options,
                 )))
             }

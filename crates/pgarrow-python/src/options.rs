@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use pgarrow::ExportOptions;
 use pgarrow::io::{
-    BloomFilter, ColumnEncoding, Compression, IntervalEncoding, Layout, PartitionField, SinkOptions,
+    BloomFilter, ColumnEncoding, Compression, IntervalEncoding, Layout, PartitionField,
+    SinkOptions, SortKey,
 };
 use pgarrow::partition::{PartitionOptions, SnapshotMode, parse_size};
 use pgarrow::policy::Policies;
@@ -37,7 +38,7 @@ const OPTION_NAMES: &str = "batch_rows, batch_bytes, statement_timeout, numeric,
      numeric_overflow, infinity, out_of_range, text, invalid_utf8, array_shape, array_bounds, enum, \
      partitions, parts, partition_by, snapshot, memory_limit, order_preserving, \
      compression, row_group_rows, row_group_bytes, intervals, bloom_filters, column_encodings, \
-     data_page_v2, field_ids, files_by, max_file_rows, max_file_size, replication_slot, slot_plugin";
+     data_page_v2, field_ids, sorted_by, files_by, max_file_rows, max_file_size, replication_slot, slot_plugin";
 
 impl Options {
     pub(crate) fn parse(options: Option<&Bound<'_, PyDict>>, file: bool) -> PyResult<Options> {
@@ -72,7 +73,7 @@ impl Options {
                 "statement_timeout" => o.statement_timeout = Some(duration(&value).map_err(bad)?),
                 "compression" | "row_group_rows" | "row_group_bytes" | "intervals"
                 | "bloom_filters" | "column_encodings" | "data_page_v2" | "field_ids"
-                | "files_by" | "max_file_rows" | "max_file_size"
+                | "sorted_by" | "files_by" | "max_file_rows" | "max_file_size"
                     if !file =>
                 {
                     return Err(bad(
@@ -128,6 +129,15 @@ impl Options {
                 }
                 "data_page_v2" => o.sink = o.sink.with_data_page_v2(arg.flag()?),
                 "field_ids" => o.sink = o.sink.with_field_ids(arg.flag()?),
+                "sorted_by" => {
+                    let keys = words(&value)
+                        .map_err(&bad)?
+                        .iter()
+                        .map(|w| w.parse::<SortKey>())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| bad(e.to_string()))?;
+                    o.sink = o.sink.with_sorted_by(keys);
+                }
                 "files_by" => {
                     let fields = words(&value)
                         .map_err(&bad)?

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -253,6 +254,45 @@ def test_parquet_options_readers_use(url, conn, events, tmp_path):
     conn.execute("CREATE TABLE layout_opts (LIKE layout_events)")
     assert pgarrow.write(url, "layout_opts", path)["rows"] == 3000
     conn.execute("DROP TABLE layout_opts")
+
+
+def test_sorted_by_names_the_order_in_every_row_group_and_refuses_a_false_one(url, events, tmp_path):
+    """`sorted_by`: every row group's `sorting_columns` name the query's ORDER BY (read by
+    pyarrow), for one file, laid-out files and several connections; rows out of that order
+    fail the export, by row and column, and leave no file behind."""
+    # Text in byte order (COLLATE "C"), as Parquet compares it.
+    query = f'SELECT * FROM {events} ORDER BY k COLLATE "C" DESC, id'
+
+    path = tmp_path / "sorted.parquet"
+    pgarrow.export_file(url, query, path=path, sorted_by=["k:desc", "id"], row_group_rows=500)
+    f = pq.ParquetFile(path)
+    names = f.schema_arrow.names
+    want = (
+        pq.SortingColumn(names.index("k"), descending=True, nulls_first=True),
+        pq.SortingColumn(names.index("id"), descending=False, nulls_first=False),
+    )
+    assert f.metadata.num_row_groups == 6
+    for g in range(f.metadata.num_row_groups):
+        assert f.metadata.row_group(g).sorting_columns == want
+    # The claim is true: pyarrow's own sort changes nothing.
+    table = f.read()
+    order = pc.sort_indices(table, sort_keys=[("k", "descending"), ("id", "ascending")], null_placement="at_start")
+    assert order.to_pylist() == list(range(table.num_rows))
+    # Each laid-out file of a partition has it too.
+    out = tmp_path / "sorted_dir"
+    pgarrow.export_dataset(url, f"SELECT * FROM {events} ORDER BY id", output_dir=out, files_by="k", sorted_by="id")
+    files = sorted(out.rglob("*.parquet"))
+    assert files and all(
+        pq.ParquetFile(p).metadata.row_group(0).sorting_columns[0].descending is False for p in files
+    )
+    # A false claim fails, the row named, and no file is left.
+    bad = tmp_path / "unsorted.parquet"
+    with pytest.raises(pgarrow.Error) as e:
+        pgarrow.export_file(url, f"SELECT * FROM {events} ORDER BY id DESC", path=bad, sorted_by="id")
+    assert "not sorted by id:asc: row 2 of the file" in str(e.value), e.value
+    assert not bad.exists()
+    with pytest.raises(pgarrow.Error, match="no such column"):
+        pgarrow.export_file(url, query, path=tmp_path / "x.parquet", sorted_by="nope")
 
 
 def test_layout_mistakes_are_named(url, events, tmp_path):

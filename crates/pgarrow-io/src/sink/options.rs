@@ -6,7 +6,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use parquet::basic::{GzipLevel, ZstdLevel};
-use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::{KeyValue, SortingColumn};
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, FieldRef, Fields, Schema};
@@ -168,6 +168,56 @@ pub struct SinkOptions {
     /// 1..n in order, then the fields nested in them, each struct's fields before what they
     /// hold.
     pub field_ids: bool,
+    /// The columns the rows are ordered by, which Parquet's `sorting_columns` then names in
+    /// every row group (readers skip and merge by it). Checked as the rows are written: rows
+    /// out of that order are an error, never a false claim.
+    pub sorted_by: Vec<SortKey>,
+}
+
+/// A top-level column the rows are ordered by, as PostgreSQL's `ORDER BY` orders them:
+/// ascending with NULLs last, or descending with NULLs first. Parsed from `COLUMN`,
+/// `COLUMN:asc` or `COLUMN:desc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SortKey {
+    /// The column.
+    pub column: String,
+    /// Descending (NULLs first), else ascending (NULLs last).
+    pub descending: bool,
+}
+
+impl SortKey {
+    /// `column`, ascending or descending.
+    pub fn new(column: impl Into<String>, descending: bool) -> SortKey {
+        SortKey {
+            column: column.into(),
+            descending,
+        }
+    }
+}
+
+impl FromStr for SortKey {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let (column, descending) = match s.rsplit_once(':') {
+            Some((c, d)) if d.eq_ignore_ascii_case("desc") => (c, true),
+            Some((c, a)) if a.eq_ignore_ascii_case("asc") => (c, false),
+            _ => (s, false),
+        };
+        if column.is_empty() {
+            return Err(Error::usage(format!(
+                "invalid sort key \"{s}\" (expected COLUMN, COLUMN:asc or COLUMN:desc)"
+            )));
+        }
+        Ok(SortKey::new(column, descending))
+    }
+}
+
+impl fmt::Display for SortKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let order = if self.descending { "desc" } else { "asc" };
+        write!(f, "{}:{order}", self.column)
+    }
 }
 
 /// A Parquet bloom filter on a column (every leaf under it, for a nested column), with the
@@ -399,6 +449,7 @@ impl Default for SinkOptions {
             encodings: Vec::new(),
             data_page_v2: false,
             field_ids: false,
+            sorted_by: Vec::new(),
         }
     }
 }
@@ -458,6 +509,13 @@ impl SinkOptions {
         self
     }
 
+    /// The columns the rows are ordered by, for Parquet's `sorting_columns` (checked as the
+    /// rows are written).
+    pub fn with_sorted_by(mut self, keys: Vec<SortKey>) -> Self {
+        self.sorted_by = keys;
+        self
+    }
+
     /// Checks the options (compression level, row group size) without writing anything.
     ///
     /// # Errors
@@ -512,7 +570,10 @@ fn column_properties(
     options: &SinkOptions,
     schema: &Schema,
 ) -> Result<WriterPropertiesBuilder> {
-    if options.bloom_filters.is_empty() && options.encodings.is_empty() {
+    if options.bloom_filters.is_empty()
+        && options.encodings.is_empty()
+        && options.sorted_by.is_empty()
+    {
         return Ok(builder);
     }
     let descriptor = parquet::arrow::ArrowSchemaConverter::new().convert(schema)?;
@@ -538,6 +599,32 @@ fn column_properties(
                 .set_column_bloom_filter_enabled(leaf.path().clone(), true)
                 .set_column_bloom_filter_fpp(leaf.path().clone(), filter.fpp);
         }
+    }
+    if !options.sorted_by.is_empty() {
+        let mut sorting = Vec::new();
+        for key in &options.sorted_by {
+            let leaf = match &leaves(&key.column, "a sort order")?[..] {
+                [leaf] if leaf.path().parts().len() == 1 => leaf.clone(),
+                _ => {
+                    return Err(Error::usage(format!(
+                        "a sort order on column \"{}\": a nested column has no order of its own \
+                         (name a scalar column)",
+                        key.column
+                    )));
+                }
+            };
+            let column_idx = descriptor
+                .columns()
+                .iter()
+                .position(|c| c.path() == leaf.path())
+                .expect("the leaf is one of the descriptor's columns");
+            sorting.push(SortingColumn {
+                column_idx: column_idx as i32,
+                descending: key.descending,
+                nulls_first: key.descending,
+            });
+        }
+        builder = builder.set_sorting_columns(Some(sorting));
     }
     for choice in &options.encodings {
         for leaf in leaves(&choice.column, "an encoding")? {

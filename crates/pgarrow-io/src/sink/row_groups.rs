@@ -21,6 +21,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::writer::SerializedFileWriter;
 
 use super::geo::{GEO_KEY, GeoColumns};
+use super::order::OrderCheck;
 use super::output::{self, Out};
 use super::parquet_compat::parquet_compatible_batch;
 use crate::{Error, Result};
@@ -38,6 +39,8 @@ pub struct RowGroupEncoders {
     row_group_bytes: usize,
     /// The file's geometry columns, nothing seen yet: each encoder summarizes its own.
     geo: Option<GeoColumns>,
+    /// The order the file's row groups claim, nothing seen yet: each encoder checks its own.
+    order: Option<OrderCheck>,
 }
 
 impl std::fmt::Debug for RowGroupEncoders {
@@ -54,6 +57,7 @@ impl RowGroupEncoders {
     pub fn encoder(&self) -> RowGroupEncoder {
         RowGroupEncoder {
             geo: self.geo.clone(),
+            order: self.order.clone(),
             shared: self.clone(),
             writers: None,
             rows: 0,
@@ -69,6 +73,8 @@ pub struct RowGroupEncoder {
     rows: usize,
     /// The geometries of the row group in progress.
     geo: Option<GeoColumns>,
+    /// The order of this encoder's rows, checked.
+    order: Option<OrderCheck>,
 }
 
 impl std::fmt::Debug for RowGroupEncoder {
@@ -116,6 +122,9 @@ impl RowGroupEncoder {
     pub fn write(&mut self, batch: &RecordBatch) -> Result<Vec<EncodedRowGroup>> {
         if let Some(geo) = &mut self.geo {
             geo.observe(batch)?;
+        }
+        if let Some(order) = &mut self.order {
+            order.check(batch)?;
         }
         let converted;
         let batch = match &self.shared.converted {
@@ -232,7 +241,7 @@ impl RowGroupFile {
         target: Option<PathBuf>,
         schema: SchemaRef,
         converted: Option<SchemaRef>,
-        geo: Option<GeoColumns>,
+        (geo, order): (Option<GeoColumns>, Option<OrderCheck>),
         options: &crate::SinkOptions,
     ) -> (RowGroupFile, RowGroupEncoders) {
         let encoders = RowGroupEncoders {
@@ -242,6 +251,7 @@ impl RowGroupFile {
             row_group_rows: options.row_group_rows.max(1),
             row_group_bytes: options.row_group_bytes.max(1),
             geo: geo.clone(),
+            order,
         };
         let file = RowGroupFile {
             writer,

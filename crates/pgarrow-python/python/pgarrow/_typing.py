@@ -99,6 +99,8 @@ class FileOptions(ReadOptions, total=False):
     column_encodings: Union[Dict[str, str], str, List[str]]
     data_page_v2: bool
     field_ids: bool
+    #: ``"column"`` or ``"column:desc"``, or a list of them, most significant first.
+    sorted_by: Union[str, List[str]]
     #: ``export_dataset`` only: value partitions, ``"day(l_shipdate)"`` or a list, outermost
     #: first.
     files_by: Union[str, List[str]]
