@@ -2,7 +2,7 @@
 //! `geoarrow.wkb` and GeoParquet name, with each value's SRID checked against the column's.
 
 use arrow_array::ArrayRef;
-use pgarrow_types::wkb::{GeoSummary, ewkb_to_iso};
+use pgarrow_types::wkb::ewkb_to_iso;
 
 use crate::buffers::Var;
 use crate::column::FinishError;
@@ -15,22 +15,16 @@ use crate::wire::FieldResult;
 pub(crate) struct WkbCol {
     pub(crate) values: Var,
     pub(crate) geo: Geo,
-    /// What the values held: the walk notes it; the writers summarize their own files.
-    summary: GeoSummary,
 }
 
 impl WkbCol {
     pub(crate) fn new(values: Var, geo: Geo) -> WkbCol {
-        WkbCol {
-            values,
-            geo,
-            summary: GeoSummary::default(),
-        }
+        WkbCol { values, geo }
     }
 
     pub(crate) fn push(&mut self, b: &[u8]) -> FieldResult<()> {
         let start = self.values.values.len();
-        let srid = match ewkb_to_iso(b, &mut self.values.values, &mut self.summary) {
+        let srid = match ewkb_to_iso(b, &mut self.values.values) {
             Ok(srid) => srid.unwrap_or(0),
             Err(e) => {
                 self.values.values.truncate(start);

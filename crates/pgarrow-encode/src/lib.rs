@@ -18,10 +18,11 @@
 //! Targets: `bool`, `int2`/`int4`/`int8`, `oid`, `float4`/`float8`, `numeric` (constrained or
 //! not), `money`, `text`/`varchar(n)`/`char(n)`/`name`/`citext`/`xml`, `"char"`, `bytea`,
 //! `uuid`, `json`, `jsonb`, `date`, `time`, `timestamp`, `timestamptz`, `interval`, enums,
-//! `ltree`, PostGIS `geometry`/`geography` (EWKB), and, around any of those, arrays of any
-//! number of dimensions (nested Lists), composites (Structs), ranges and multiranges (as
-//! pgarrow exports them), `hstore` (a Map) and pgvector `vector` (a List of floats), through
-//! domains.
+//! `ltree`, PostGIS `geometry`/`geography` (ISO WKB or EWKB, given the SRID of the input
+//! field's CRS), and, around any of those, arrays of any number of dimensions (nested Lists),
+//! composites (Structs), ranges and multiranges (as pgarrow exports them), `hstore` (a Map),
+//! pgvector `vector` and `halfvec` (Lists of floats) and `sparsevec` (a Struct{dim, indices,
+//! values}), through domains.
 //!
 //! A column of any other type (`inet`, `bit`, `tsvector`, `point`, ...) whose input is text
 //! is a *text column*

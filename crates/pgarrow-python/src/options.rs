@@ -104,12 +104,8 @@ impl Options {
                 }
                 "row_group_bytes" => o.sink = o.sink.with_row_group_bytes(size()?),
                 "bloom_filters" => {
-                    let filters = words(&value)
-                        .map_err(&bad)?
-                        .iter()
-                        .map(|w| w.parse::<BloomFilter>())
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| bad(e.to_string()))?;
+                    let filters =
+                        parsed::<BloomFilter>(&words(&value).map_err(&bad)?).map_err(&bad)?;
                     o.sink = o.sink.with_bloom_filters(filters);
                 }
                 "column_encodings" => {
@@ -120,31 +116,18 @@ impl Options {
                             .collect::<PyResult<Vec<_>>>()?,
                         Err(_) => words(&value).map_err(&bad)?,
                     };
-                    let encodings = encodings
-                        .iter()
-                        .map(|w| w.parse::<ColumnEncoding>())
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| bad(e.to_string()))?;
+                    let encodings = parsed::<ColumnEncoding>(&encodings).map_err(&bad)?;
                     o.sink = o.sink.with_encodings(encodings);
                 }
                 "data_page_v2" => o.sink = o.sink.with_data_page_v2(arg.flag()?),
                 "field_ids" => o.sink = o.sink.with_field_ids(arg.flag()?),
                 "sorted_by" => {
-                    let keys = words(&value)
-                        .map_err(&bad)?
-                        .iter()
-                        .map(|w| w.parse::<SortKey>())
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| bad(e.to_string()))?;
+                    let keys = parsed::<SortKey>(&words(&value).map_err(&bad)?).map_err(&bad)?;
                     o.sink = o.sink.with_sorted_by(keys);
                 }
                 "files_by" => {
-                    let fields = words(&value)
-                        .map_err(&bad)?
-                        .iter()
-                        .map(|w| w.parse::<PartitionField>())
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| bad(e.to_string()))?;
+                    let fields =
+                        parsed::<PartitionField>(&words(&value).map_err(&bad)?).map_err(&bad)?;
                     o.layout = o.layout.with_partitions(fields);
                 }
                 "max_file_rows" => o.layout = o.layout.with_max_file_rows(Some(size()? as u64)),
@@ -220,6 +203,18 @@ fn words(value: &Bound<'_, PyAny>) -> Result<Vec<String>, String> {
     value
         .extract::<Vec<String>>()
         .map_err(|_| format!("expected a string or a list of strings, got {value}"))
+}
+
+/// Each of `words` parsed (a bloom filter, an encoding, a sort key, a partition field), or the
+/// first one's error.
+fn parsed<T: std::str::FromStr>(words: &[String]) -> Result<Vec<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    words
+        .iter()
+        .map(|w| w.parse::<T>().map_err(|e| e.to_string()))
+        .collect()
 }
 
 /// Takes `key` if it is an option of partitioned reads (setting `parts` up on the first);

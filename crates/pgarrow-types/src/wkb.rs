@@ -2,8 +2,9 @@
 //! type word, the SRID after it), which `geometry_send` writes, and the ISO form (dimensions as
 //! type codes 1000 apart, no SRID) that GeoArrow's `geoarrow.wkb` and GeoParquet require.
 //!
-//! [`ewkb_to_iso`] rewrites one value, walking every nested geometry (each has its own header),
-//! and notes what it saw in a [`GeoSummary`]: the geometry types and the bounding box.
+//! [`ewkb_to_iso`] rewrites one value, walking every nested geometry (each has its own header);
+//! [`summarize`] walks one the same way and notes what it saw in a [`GeoSummary`]: the geometry
+//! types and the bounding box.
 //! [`with_srid`] goes back: an ISO or EWKB value with the SRID put in its outer header, as
 //! `geometry_recv` takes it.
 
@@ -206,44 +207,78 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Rewrites the EWKB (or ISO WKB) value `ewkb` as little-endian ISO WKB onto `out`, notes its
-/// type and coordinates in `summary`, and returns the SRID of its outer header, if it has one.
-/// On error `out` may hold part of the value (the caller truncates).
-pub fn ewkb_to_iso(
-    ewkb: &[u8],
-    out: &mut Vec<u8>,
-    summary: &mut GeoSummary,
-) -> Result<Option<i32>, WkbError> {
-    let mut r = Reader { b: ewkb, at: 0 };
+/// Rewrites the EWKB (or ISO WKB) value `ewkb` as little-endian ISO WKB onto `out`, and returns
+/// the SRID of its outer header, if it has one. On error `out` may hold part of the value (the
+/// caller truncates).
+pub fn ewkb_to_iso(ewkb: &[u8], out: &mut Vec<u8>) -> Result<Option<i32>, WkbError> {
+    walk(
+        ewkb,
+        &mut Walk {
+            out: Some(out),
+            summary: None,
+        },
+    )
+}
+
+/// Notes the type and coordinates of the (E)WKB value `wkb` in `summary`, checking it as
+/// [`ewkb_to_iso`] does without writing it anywhere; the SRID of its outer header, if any.
+pub fn summarize(wkb: &[u8], summary: &mut GeoSummary) -> Result<Option<i32>, WkbError> {
+    walk(
+        wkb,
+        &mut Walk {
+            out: None,
+            summary: Some(summary),
+        },
+    )
+}
+
+/// Where a walk puts what it reads: the ISO bytes, the summary, or both.
+struct Walk<'a> {
+    out: Option<&'a mut Vec<u8>>,
+    summary: Option<&'a mut GeoSummary>,
+}
+
+impl Walk<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        if let Some(out) = self.out.as_deref_mut() {
+            out.extend_from_slice(bytes);
+        }
+    }
+
+    fn cover(&mut self, x: f64, y: f64) {
+        if let Some(summary) = self.summary.as_deref_mut() {
+            summary.cover(x, y);
+        }
+    }
+}
+
+fn walk(wkb: &[u8], w: &mut Walk<'_>) -> Result<Option<i32>, WkbError> {
+    let mut r = Reader { b: wkb, at: 0 };
     let header = r.header()?;
-    summary
-        .types
-        .insert(header.base + if header.z { 1000 } else { 0 });
-    geometry(&mut r, header, out, summary, 0)?;
-    if r.at != ewkb.len() {
-        return Err(WkbError::Trailing(ewkb.len() - r.at));
+    if let Some(summary) = w.summary.as_deref_mut() {
+        summary
+            .types
+            .insert(header.base + if header.z { 1000 } else { 0 });
+    }
+    geometry(&mut r, header, w, 0)?;
+    if r.at != wkb.len() {
+        return Err(WkbError::Trailing(wkb.len() - r.at));
     }
     Ok(header.srid)
 }
 
 /// One geometry after its header: writes its ISO header and body.
-fn geometry(
-    r: &mut Reader<'_>,
-    h: Header,
-    out: &mut Vec<u8>,
-    summary: &mut GeoSummary,
-    depth: usize,
-) -> Result<(), WkbError> {
+fn geometry(r: &mut Reader<'_>, h: Header, w: &mut Walk<'_>, depth: usize) -> Result<(), WkbError> {
     if h.m {
         return Err(WkbError::Measures(type_name(h.base)));
     }
     if depth > MAX_DEPTH {
         return Err(WkbError::TooDeep);
     }
-    out.push(1);
-    out.extend_from_slice(&(h.base + if h.z { 1000 } else { 0 }).to_le_bytes());
+    w.put(&[1]);
+    w.put(&(h.base + if h.z { 1000 } else { 0 }).to_le_bytes());
     let dims = if h.z { 3 } else { 2 };
-    let mut points = |r: &mut Reader<'_>, out: &mut Vec<u8>, n: u32| -> Result<(), WkbError> {
+    let points = |r: &mut Reader<'_>, w: &mut Walk<'_>, n: u32| -> Result<(), WkbError> {
         // Each point is `dims` doubles: at least 16 bytes, so a count the value cannot hold
         // is caught before the loop runs long.
         if (n as usize).saturating_mul(8 * dims) > r.b.len() - r.at {
@@ -252,32 +287,32 @@ fn geometry(
         for _ in 0..n {
             let x = r.f64(h.little)?;
             let y = r.f64(h.little)?;
-            summary.cover(x, y);
-            out.extend_from_slice(&x.to_le_bytes());
-            out.extend_from_slice(&y.to_le_bytes());
+            w.cover(x, y);
+            w.put(&x.to_le_bytes());
+            w.put(&y.to_le_bytes());
             if h.z {
-                out.extend_from_slice(&r.f64(h.little)?.to_le_bytes());
+                w.put(&r.f64(h.little)?.to_le_bytes());
             }
         }
         Ok(())
     };
     match h.base {
         // Point: one coordinate, no count.
-        1 => points(r, out, 1),
+        1 => points(r, w, 1),
         // LineString, CircularString, Triangle's ring is a polygon's: a count of points.
         2 | 8 => {
             let n = r.u32(h.little)?;
-            out.extend_from_slice(&n.to_le_bytes());
-            points(r, out, n)
+            w.put(&n.to_le_bytes());
+            points(r, w, n)
         }
         // Polygon, Triangle: rings of points.
         3 | 17 => {
             let rings = r.u32(h.little)?;
-            out.extend_from_slice(&rings.to_le_bytes());
+            w.put(&rings.to_le_bytes());
             for _ in 0..rings {
                 let n = r.u32(h.little)?;
-                out.extend_from_slice(&n.to_le_bytes());
-                points(r, out, n)?;
+                w.put(&n.to_le_bytes());
+                points(r, w, n)?;
             }
             Ok(())
         }
@@ -287,10 +322,10 @@ fn geometry(
             if (n as usize).saturating_mul(5) > r.b.len() - r.at {
                 return Err(WkbError::Truncated);
             }
-            out.extend_from_slice(&n.to_le_bytes());
+            w.put(&n.to_le_bytes());
             for _ in 0..n {
                 let inner = r.header()?;
-                geometry(r, inner, out, summary, depth + 1)?;
+                geometry(r, inner, w, depth + 1)?;
             }
             Ok(())
         }
@@ -335,8 +370,9 @@ mod tests {
 
     fn iso(ewkb: &str) -> (Vec<u8>, Option<i32>, GeoSummary) {
         let mut out = Vec::new();
+        let srid = ewkb_to_iso(&hex(ewkb), &mut out).unwrap();
         let mut summary = GeoSummary::default();
-        let srid = ewkb_to_iso(&hex(ewkb), &mut out, &mut summary).unwrap();
+        assert_eq!(summarize(&hex(ewkb), &mut summary).unwrap(), srid);
         (out, srid, summary)
     }
 
@@ -396,8 +432,7 @@ mod tests {
     #[test]
     fn measures_truncation_and_garbage_are_errors() {
         let mut out = Vec::new();
-        let mut s = GeoSummary::default();
-        let mut e = |h: &str| ewkb_to_iso(&hex(h), &mut out, &mut s).unwrap_err();
+        let mut e = |h: &str| ewkb_to_iso(&hex(h), &mut out).unwrap_err();
         // POINT M (1 2 3)
         assert_eq!(
             e("0101000040000000000000F03F00000000000000400000000000000840"),

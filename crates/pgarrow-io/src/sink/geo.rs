@@ -5,7 +5,7 @@
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Schema};
-use pgarrow_types::wkb::{GeoSummary, ewkb_to_iso};
+use pgarrow_types::wkb::{GeoSummary, summarize};
 use serde_json::{Value, json};
 
 use crate::{Error, Result};
@@ -17,7 +17,6 @@ pub const GEO_KEY: &str = "geo";
 #[derive(Debug, Clone)]
 pub(crate) struct GeoColumns {
     columns: Vec<GeoColumn>,
-    scratch: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,10 +58,7 @@ impl GeoColumns {
                 }
             })
             .collect();
-        (!columns.is_empty()).then_some(GeoColumns {
-            columns,
-            scratch: Vec::new(),
-        })
+        (!columns.is_empty()).then_some(GeoColumns { columns })
     }
 
     /// Notes the types and coordinates of `batch`'s geometries.
@@ -75,8 +71,7 @@ impl GeoColumns {
                 continue;
             };
             let mut each = |row: usize, wkb: &[u8]| {
-                self.scratch.clear();
-                ewkb_to_iso(wkb, &mut self.scratch, &mut c.summary)
+                summarize(wkb, &mut c.summary)
                     .map_err(|e| Error::usage(format!("column {:?}, row {}: {e}", c.name, row + 1)))
             };
             match array.data_type() {

@@ -75,12 +75,11 @@ impl OrderCheck {
                 .zip(&columns)
                 .map(|(a, b)| (a.as_ref(), b.as_ref()))
                 .collect();
-            self.compare_rows(&pairs, &[(0, 0)], 0)?;
+            self.compare_rows(&pairs, std::iter::once((0, 0)), 0)?;
         }
         let pairs: Vec<(&dyn Array, &dyn Array)> =
             columns.iter().map(|c| (c.as_ref(), c.as_ref())).collect();
-        let steps: Vec<(usize, usize)> = (1..n).map(|i| (i - 1, i)).collect();
-        self.compare_rows(&pairs, &steps, 1)?;
+        self.compare_rows(&pairs, (1..n).map(|i| (i - 1, i)), 1)?;
         self.last = Some(columns.iter().map(|c| c.slice(n - 1, 1)).collect());
         self.rows += n as u64;
         Ok(())
@@ -91,7 +90,7 @@ impl OrderCheck {
     fn compare_rows(
         &self,
         pairs: &[(&dyn Array, &dyn Array)],
-        steps: &[(usize, usize)],
+        steps: impl Iterator<Item = (usize, usize)>,
         first: usize,
     ) -> Result<()> {
         let comparators = pairs
@@ -99,7 +98,7 @@ impl OrderCheck {
             .zip(&self.keys)
             .map(|((a, b), (_, key))| Comparator::new(*a, *b, key.descending))
             .collect::<Result<Vec<_>>>()?;
-        for (k, &(above, below)) in steps.iter().enumerate() {
+        for (k, (above, below)) in steps.enumerate() {
             for (c, (_, key)) in comparators.iter().zip(&self.keys) {
                 match c.compare(above, below) {
                     Ordering::Less => break,
