@@ -771,22 +771,16 @@ mod tests {
     }
 }
 
-/// The SRID a geometry field's CRS names: GeoArrow's `ARROW:extension:metadata` with `"crs"`
-/// an `EPSG:<code>` authority code (as pgarrow's exports, and its reading of GeoParquet, write
-/// it); 0 when it names none.
+/// The SRID a geometry field's CRS names: GeoArrow's `ARROW:extension:metadata`, its `"crs"`
+/// an authority code (as pgarrow's exports, and its reading of GeoParquet, write it), a
+/// PROJJSON object with an EPSG id (as other writers' Arrow files have it) or a bare SRID
+/// ([`pgarrow_types::crs`]); 0 when it names none.
 fn field_srid(field: &arrow_schema::Field) -> i32 {
-    let Some(meta) = field.metadata().get("ARROW:extension:metadata") else {
-        return 0;
-    };
-    let key = "\"crs\":\"EPSG:";
-    let Some(at) = meta.find(key) else {
-        return 0;
-    };
-    let digits: String = meta[at + key.len()..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().unwrap_or(0)
+    field
+        .metadata()
+        .get("ARROW:extension:metadata")
+        .and_then(|meta| pgarrow_types::crs::extension_srid(meta))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -806,7 +800,10 @@ mod srid_tests {
         let f = field(r#"{"crs":"EPSG:3857","crs_type":"authority_code"}"#);
         assert_eq!(field_srid(&f), 3857);
         assert_eq!(field_srid(&field("{}")), 0);
-        assert_eq!(field_srid(&field(r#"{"crs":"OGC:CRS84"}"#)), 0);
+        assert_eq!(field_srid(&field(r#"{"crs":"OGC:CRS84"}"#)), 4326);
+        assert_eq!(field_srid(&field(r#"{"crs":"ESRI:102003"}"#)), 0);
+        let projjson = r#"{"crs":{"type":"ProjectedCRS","id":{"authority":"EPSG","code":32633}}}"#;
+        assert_eq!(field_srid(&field(projjson)), 32633);
         assert_eq!(
             field_srid(&arrow_schema::Field::new("g", DataType::Binary, true)),
             0

@@ -194,6 +194,37 @@ def test_geoparquet_loads_into_postgis_with_its_srid(url, conn, geo_table, tmp_p
     assert kind == "geometry"
 
 
+def test_arrow_ipc_from_another_writer_loads_with_the_srid_its_projjson_names(url, conn, tmp_path):
+    # GeoArrow as other writers put it: the CRS a PROJJSON object (pyproj's own), with an
+    # EPSG id, or OGC's CRS84 (PostGIS's 4326, longitude first); an Arrow IPC file, not
+    # GeoParquet, so no `geo` metadata helps.
+    import pyproj
+
+    def field(name, crs):
+        meta = {"ARROW:extension:name": "geoarrow.wkb", "ARROW:extension:metadata": json.dumps({"crs": crs})}
+        return pa.field(name, pa.binary(), metadata=meta)
+
+    utm = pyproj.CRS.from_epsg(32633).to_json_dict()
+    crs84 = pyproj.CRS("OGC:CRS84").to_json_dict()
+    schema = pa.schema([pa.field("id", pa.int32()), field("utm", utm), field("lonlat", crs84)])
+    table = pa.table(
+        [
+            pa.array([1], pa.int32()),
+            pa.array([shapely.Point(500000, 4649776).wkb], pa.binary()),
+            pa.array([shapely.Point(13.4, 52.5).wkb], pa.binary()),
+        ],
+        schema=schema,
+    )
+    path = tmp_path / "theirs.arrow"
+    with pa.ipc.new_file(path, schema) as w:
+        w.write_table(table)
+    conn.execute("DROP TABLE IF EXISTS geo_ipc")
+    pgarrow.write(url, "geo_ipc", path, create=True)
+    row = conn.execute("SELECT ST_AsEWKT(utm), ST_AsEWKT(lonlat) FROM geo_ipc").fetchone()
+    assert row == ("SRID=32633;POINT(500000 4649776)", "SRID=4326;POINT(13.4 52.5)")
+    conn.execute("DROP TABLE geo_ipc")
+
+
 def test_mixed_srids_and_measures_are_refused_by_name(url, conn, geo_table):
     conn.execute("DROP TABLE IF EXISTS geo_mixed")
     conn.execute(

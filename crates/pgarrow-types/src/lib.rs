@@ -47,6 +47,7 @@ mod builtin;
 mod catalog;
 mod choice;
 mod column;
+pub mod crs;
 mod name;
 pub mod oid;
 mod part;

@@ -213,16 +213,7 @@ pub(crate) fn geoarrow_from_geoparquet(
 /// The EPSG code a PROJJSON CRS's own `id` gives (OGC's CRS84 is EPSG 4326 in PostGIS's
 /// longitude-first order).
 fn epsg_code(crs: &Value) -> Option<u32> {
-    let id = crs.get("id")?;
-    let code = id.get("code")?;
-    let code = code
-        .as_u64()
-        .or_else(|| code.as_str().and_then(|s| s.parse().ok()))?;
-    match id.get("authority")?.as_str()? {
-        "EPSG" => u32::try_from(code).ok(),
-        "OGC" if id.get("code")?.as_str() == Some("CRS84") => Some(4326),
-        _ => None,
-    }
+    pgarrow_types::crs::crs_srid(crs, None).and_then(|c| u32::try_from(c).ok())
 }
 
 /// GeoParquet's CRS for a GeoArrow `crs`: a PROJJSON object as it is; an `EPSG:<code>`
