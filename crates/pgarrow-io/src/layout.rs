@@ -395,23 +395,30 @@ impl LayoutWriter {
         group.pending_rows += rows.num_rows();
         group.pending_bytes += bytes;
         group.pending.push(rows);
-        let chunk_bytes = self.options.row_group_bytes.min(self.memory_limit / 8);
+        let chunk_bytes = self.chunk_bytes();
+        let group = &mut self.groups[g];
         if group.pending_rows >= self.options.row_group_rows || group.pending_bytes >= chunk_bytes {
             self.flush_pending(g)?;
         }
         Ok(())
     }
 
-    /// Writes a partition's pending rows into its file.
+    /// Writes a partition's pending rows into its file, as one batch: a writer's cost per
+    /// call and column is paid once, not for each batch's few rows.
     fn flush_pending(&mut self, g: usize) -> Result<()> {
         let group = &mut self.groups[g];
         let pending = std::mem::take(&mut group.pending);
         group.pending_rows = 0;
         group.pending_bytes = 0;
-        for rows in pending {
-            self.write_rows(g, &rows)?;
+        match pending.len() {
+            0 => Ok(()),
+            1 => self.write_rows(g, &pending[0]),
+            _ => {
+                let rows = arrow_select::concat::concat_batches(&self.file_schema, &pending)?;
+                drop(pending);
+                self.write_rows(g, &rows)
+            }
         }
-        Ok(())
     }
 
     /// Each row's group (opening the groups new values make), or the one group of them all.
@@ -671,12 +678,16 @@ impl LayoutWriter {
             if group.pending.is_empty() {
                 continue;
             }
-            let first = batches;
-            for rows in std::mem::take(&mut group.pending) {
-                writer.write(&rows)?;
-                batches += 1;
-            }
-            group.spilled.push((index, first, batches - first));
+            // One batch per partition and round (IPC's cost per batch and column is paid
+            // once, and reading it back is one read).
+            let pending = std::mem::take(&mut group.pending);
+            let rows = match pending.len() {
+                1 => pending.into_iter().next().expect("one batch"),
+                _ => arrow_select::concat::concat_batches(&self.file_schema, &pending)?,
+            };
+            writer.write(&rows)?;
+            group.spilled.push((index, batches, 1));
+            batches += 1;
             group.pending_rows = 0;
             group.pending_bytes = 0;
         }
@@ -692,19 +703,54 @@ impl LayoutWriter {
         Ok(())
     }
 
-    /// Writes a partition's spilled rows into its file, run by run.
+    /// Writes a partition's spilled rows into its file, with its pending ones: gathered into
+    /// batches of up to a row group's size (within the memory limit), each written at once.
     fn unspill(&mut self, g: usize) -> Result<()> {
-        for (spill, first, count) in std::mem::take(&mut self.groups[g].spilled) {
+        let spilled = std::mem::take(&mut self.groups[g].spilled);
+        if spilled.is_empty() {
+            return self.flush_pending(g);
+        }
+        let mut runs = Vec::new();
+        for (spill, first, count) in spilled {
             for i in first..first + count {
                 let reader = &mut self.spills[spill].reader;
                 reader.set_index(i)?;
                 let rows = reader.next().transpose()?.ok_or_else(|| {
                     Error::Invalid(format!("spill file {spill} ended before batch {i}"))
                 })?;
-                self.write_rows(g, &rows)?;
+                runs.push(rows);
+            }
+        }
+        runs.extend(std::mem::take(&mut self.groups[g].pending));
+        self.groups[g].pending_rows = 0;
+        self.groups[g].pending_bytes = 0;
+        let chunk_bytes = self.chunk_bytes();
+        let mut gathered: Vec<RecordBatch> = Vec::new();
+        let (mut rows, mut bytes) = (0, 0);
+        let total = runs.len();
+        for (i, run) in runs.into_iter().enumerate() {
+            rows += run.num_rows();
+            bytes += run.get_array_memory_size();
+            gathered.push(run);
+            if rows >= self.options.row_group_rows || bytes >= chunk_bytes || i + 1 == total {
+                let batch = match gathered.len() {
+                    1 => gathered.pop().expect("one batch"),
+                    _ => arrow_select::concat::concat_batches(
+                        &self.file_schema,
+                        &std::mem::take(&mut gathered),
+                    )?,
+                };
+                self.write_rows(g, &batch)?;
+                (rows, bytes) = (0, 0);
             }
         }
         Ok(())
+    }
+
+    /// The rows a partition gathers before they go to its file: a row group's worth, within
+    /// an eighth of the memory limit.
+    fn chunk_bytes(&self) -> usize {
+        self.options.row_group_bytes.min(self.memory_limit / 8)
     }
 
     /// Finishes the least recently used files while the open ones hold more than `bytes`
@@ -724,7 +770,6 @@ impl LayoutWriter {
         // Partitions one at a time: their spilled rows, their pending rows, then the file ends.
         for g in 0..self.groups.len() {
             self.unspill(g)?;
-            self.flush_pending(g)?;
             self.close_file(g)?;
         }
         self.pending = 0;

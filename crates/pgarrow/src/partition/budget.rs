@@ -150,6 +150,16 @@ impl Shares {
     }
 }
 
+impl Shares {
+    /// The shares when each connection writes its files on a thread of its own: a third
+    /// batch waits between the reader and the writer, so each batch gets two thirds of its
+    /// share.
+    pub(crate) fn with_writer_threads(mut self) -> Shares {
+        self.batch_bytes = (self.batch_bytes * 2 / 3).max(64 << 10);
+        self
+    }
+}
+
 /// The primitive leaves of a type, as Parquet stores them (one column chunk each).
 fn leaves(t: &arrow_schema::DataType) -> usize {
     use arrow_schema::DataType as T;

@@ -3,7 +3,7 @@
 //! none is left, and sending on (or writing) what it reads.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
@@ -12,18 +12,11 @@ use tokio::sync::mpsc;
 
 use super::budget::Budget;
 use super::plan::{PartitionPlan, enter_snapshot, part_export_plan};
-use crate::pipeline::Destination;
+use crate::pipeline::{Laid, WriterThread};
 use crate::protocol::{CancelToken, Config};
 use crate::stats::ExportStats;
 use crate::{Client, DescribedSource, Error, Export, ExportOptions, Result};
 use pgarrow_io::DirTarget;
-
-/// A part's output in a directory: one file, or files laid out by value partitions and
-/// sizes.
-enum PartFile {
-    One(Sink, crate::io::Location),
-    Laid(LayoutWriter),
-}
 
 /// What a worker does with its batches.
 pub(super) enum WorkerOutput {
@@ -206,21 +199,30 @@ async fn read_part(
         )
     };
     let schema = plan.schema.clone();
+    // A part's files are written on a thread of their own, while this one decodes.
+    let laid_files = Arc::new(Mutex::new(Vec::new()));
     let mut file = match &shared.output {
         WorkerOutput::Files(dir) if dir.layout.is_plain() => {
             let path = dir.dir.join(&dir.part_file(index));
             let sink = Sink::create(dir.format, path.output(), &schema, &dir.options)?;
-            Some(PartFile::One(sink, path))
+            Some((WriterThread::spawn(sink)?, Some(path)))
         }
-        WorkerOutput::Files(dir) => Some(PartFile::Laid(LayoutWriter::new(
-            dir.dir.clone(),
-            dir.format,
-            &dir.options,
-            &schema,
-            &dir.layout,
-            &dir.part_prefix(index),
-            shared.layout_bytes,
-        )?)),
+        WorkerOutput::Files(dir) => {
+            let writer = LayoutWriter::new(
+                dir.dir.clone(),
+                dir.format,
+                &dir.options,
+                &schema,
+                &dir.layout,
+                &dir.part_prefix(index),
+                shared.layout_bytes,
+            )?;
+            let laid = Laid {
+                writer,
+                files: laid_files.clone(),
+            };
+            Some((WriterThread::spawn(laid)?, None))
+        }
         _ => None,
     };
     let mut export = client.export_described(plan, &shared.options).await?;
@@ -255,10 +257,7 @@ async fn read_part(
                     }
                 }
             }
-            (WorkerOutput::Files(_), _, Some(PartFile::One(sink, _))) => {
-                Destination::write(sink, &batch)?
-            }
-            (WorkerOutput::Files(_), _, Some(PartFile::Laid(writer))) => writer.write(&batch)?,
+            (WorkerOutput::Files(_), _, Some((writer, _))) => writer.write(batch).await?,
             _ => {}
         }
         writing += started.elapsed();
@@ -278,18 +277,19 @@ async fn read_part(
         return Ok(false);
     }
     let (file, files) = match file {
-        // Finished as every file of every export is (the loss counts in its footer).
-        Some(PartFile::One(sink, path)) => (
-            Some((path, Destination::finish(sink, &stats)?.unwrap_or(0))),
-            Vec::new(),
-        ),
-        Some(PartFile::Laid(writer)) => {
-            let files = writer.finish()?;
-            let bytes = files.iter().map(|f| f.bytes).sum();
-            match &shared.output {
-                WorkerOutput::Files(dir) => (Some((dir.dir.clone(), bytes)), files),
-                _ => (None, files),
-            }
+        // Finished as every file of every export is (the loss counts in a part file's footer).
+        Some((writer, path)) => {
+            // The time is the writer thread's own, as a single export counts it.
+            let (written, time) = writer.finish(&stats).await?;
+            writing = time.saturating_sub(started.elapsed());
+            let files =
+                std::mem::take(&mut *laid_files.lock().unwrap_or_else(PoisonError::into_inner));
+            let location = match (path, &shared.output) {
+                (Some(path), _) => Some(path),
+                (None, WorkerOutput::Files(dir)) => Some(dir.dir.clone()),
+                (None, _) => None,
+            };
+            (location.map(|l| (l, written.unwrap_or(0))), files)
         }
         None => (None, Vec::new()),
     };
