@@ -153,12 +153,6 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
                     )
                 }
                 Selected::Tables(patterns) => {
-                    let Some(dir) = &args.partition.output_dir else {
-                        return Err(usage(
-                            "several tables (a pattern, a repeated --table or --schema) go to \
-                             --output-dir DIR, one file per table",
-                        ));
-                    };
                     let p = &args.partition;
                     let split = [
                         ("--partitions", p.partitions > 1),
@@ -184,8 +178,8 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
                         session,
                         &config,
                         &patterns,
-                        dir,
                         &args.output,
+                        &args.partition,
                         &policies,
                     )
                 }
@@ -381,15 +375,9 @@ fn export(
         None => file_target(args)?,
     };
     session.to_stdout = target.output == Output::Stdout;
-    let mut options = export_options(args, policies);
-    let mut target = target;
-    if let Some(limit) = partition.memory_limit {
-        // One connection holds at most three batches (one decoded, one waiting, one
-        // written) and a row group: each within its share of the limit.
-        options.decode.batch_bytes = options.decode.batch_bytes.min(limit / 16).max(64 << 10);
-        target.options.row_group_bytes =
-            target.options.row_group_bytes.min(limit / 8).max(64 << 10);
-    }
+    // One connection holds at most three batches (one decoded, one waiting, one written)
+    // and a row group: the library gives each its share of the limit.
+    let options = export_options(args, policies).with_memory_limit(partition.memory_limit);
     let stop = session.stop.clone();
     let mut client = block_on(rt, &stop, Client::connect(config))?;
     if args.dry_run {

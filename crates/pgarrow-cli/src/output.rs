@@ -136,18 +136,6 @@ pub(crate) fn sink_options(args: &OutputArgs) -> Result<SinkOptions> {
         .with_sorted_by(args.sorted_by.clone()))
 }
 
-/// Refuses a layout where the export writes its files its own way (several tables, incremental
-/// runs), naming what it is.
-pub(crate) fn no_layout(args: &OutputArgs, what: &str) -> Result<()> {
-    match layout(args).is_plain() {
-        true => Ok(()),
-        false => Err(usage(&format!(
-            "--files-by, --max-file-rows and --max-file-size lay out the files of one source \
-             (a table, a query, --partitions N): {what} are not laid out yet"
-        ))),
-    }
-}
-
 /// How the files of an export into a directory are laid out.
 pub(crate) fn layout(args: &OutputArgs) -> Layout {
     Layout::default()
@@ -173,13 +161,14 @@ pub(crate) fn run_target(
     dir: Option<&str>,
     output: Option<String>,
 ) -> Result<(RunTarget, FileTarget)> {
-    no_layout(args, "incremental runs and exports in a slot's snapshot")?;
     match dir {
         Some(dir) => {
             let path = Path::new(dir);
             let location = args.storage.location(path)?;
             let format = dir_format(args, path)?;
-            let target = DirTarget::new(location.clone(), format).with_options(sink_options(args)?);
+            let target = DirTarget::new(location.clone(), format)
+                .with_options(sink_options(args)?)
+                .with_layout(layout(args));
             target.options.validate()?;
             Ok((
                 RunTarget::Dir(target),

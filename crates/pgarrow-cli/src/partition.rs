@@ -63,19 +63,12 @@ pub(crate) fn export(
             let format = crate::output::dir_format(args, dir)?;
             let location = args.storage.location(dir)?;
             let layout = crate::output::layout(args);
-            let mut popts = popts.clone();
-            if !layout.partitions.is_empty() && partition.parts.is_none() {
-                // Each part writes its own files in every partition it meets: as few parts
-                // as connections keep the files few and large.
-                popts = popts.with_parts(partition.partitions);
-            }
-            let popts = &popts;
             let target = DirTarget::new(location.clone(), format)
                 .with_options(sink_options(args)?)
                 .with_layout(layout);
             target.options.validate()?;
             // Watching the stop itself, the export removes its files before it returns.
-            let run = export_to_dir(config, source.clone(), &options, popts, &target, hooks);
+            let run = export_to_dir(config, source.clone(), &options, &popts, &target, hooks);
             let shown = FileTarget::new(format, location.output());
             (wait(rt, &stop, run), shown)
         }

@@ -2,8 +2,6 @@
 //! terminal around [`pgarrow::TablesExport`], which reads them in one snapshot into one file
 //! per table in `--output-dir` and writes the manifest last.
 
-use std::path::Path;
-
 use anyhow::Result;
 use pgarrow::TablesExport;
 use pgarrow::blocking::{block_on, wait};
@@ -12,8 +10,8 @@ use pgarrow::names::TablePattern;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
 
-use crate::args::OutputArgs;
-use crate::output::{dir_format, export_options, sink_options};
+use crate::args::{OutputArgs, PartitionArgs};
+use crate::output::{dir_format, export_options, layout, sink_options};
 use crate::report::{group, human_bytes, plural, render_schema};
 use crate::{Session, progress_hooks};
 
@@ -23,14 +21,20 @@ pub(crate) fn export(
     session: &Session,
     config: &Config,
     patterns: &[TablePattern],
-    dir: &Path,
     args: &OutputArgs,
+    partition: &PartitionArgs,
     policies: &Policies,
 ) -> Result<()> {
-    crate::output::no_layout(args, "several tables")?;
+    let Some(dir) = partition.output_dir.as_deref() else {
+        return Err(crate::usage(
+            "several tables (a pattern, a repeated --table or --schema) go to --output-dir \
+             DIR, one file per table",
+        ));
+    };
     let target = DirTarget::new(args.storage.location(dir)?, dir_format(args, dir)?)
-        .with_options(sink_options(args)?);
-    let options = export_options(args, policies);
+        .with_options(sink_options(args)?)
+        .with_layout(layout(args));
+    let options = export_options(args, policies).with_memory_limit(partition.memory_limit);
     let stop = &session.stop;
     let mut export = block_on(rt, stop, TablesExport::begin(config, patterns, target))?;
     if args.dry_run {

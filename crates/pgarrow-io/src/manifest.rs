@@ -75,6 +75,16 @@ impl DirTarget {
         name.replace(['/', '\0'], "_")
     }
 
+    /// The directory a table's laid-out files go in (see [`Layout`]): its file name without
+    /// the extension (`sales.orders`).
+    pub fn table_dir(&self, table: &TableName) -> String {
+        let name = match &table.schema {
+            Some(s) => format!("{s}.{}", table.name),
+            None => table.name.clone(),
+        };
+        name.replace(['/', '\0'], "_")
+    }
+
     /// Refuses what cannot be written as files ([`Format::Null`]); the engine checks the
     /// options with every export's.
     ///
@@ -144,6 +154,11 @@ pub struct Manifest {
     /// How the files are laid out (value partitions, rolled files), when they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout: Option<Layout>,
+    /// The lossy conversions the export made (`col: 3 infinity written as NULL`; for several
+    /// tables, each prefixed by its table), when any: every file's footer says it too, but
+    /// laid-out files are finished before the export ends, so this is where theirs are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lossy_conversions: Option<String>,
     /// The files, in part order or in table order.
     pub files: Vec<ManifestFile>,
 }
@@ -212,6 +227,7 @@ impl Manifest {
             source: None,
             schema: None,
             layout: None,
+            lossy_conversions: None,
             files,
         }
     }

@@ -368,43 +368,22 @@ pub(crate) fn export_dir(
     let Prologue { config, options } =
         Prologue::new(conninfo, args.options.as_ref(), true)?.read_only();
     let source = self::source(source, is_table)?;
-    let laid_out = !options.layout.is_plain();
     let target = DirTarget::new(output_dir, dir_format(py, args.format.as_deref())?)
         .with_options(options.sink)
-        .with_layout(options.layout.clone());
+        .with_layout(options.layout);
     let export = options.export;
     if let Some(slot) = options.slot {
-        if laid_out {
-            return Err(not_laid_out(py, "exports in a new slot's snapshot"));
-        }
         let target = RunTarget::Dir(target);
         return in_slot(py, config, slot, source, export, options.partitions, target);
     }
-    let explicit_parts = options.partitions.as_ref().and_then(|p| p.parts);
-    let mut partitions = options
+    let partitions = options
         .partitions
         .unwrap_or_else(|| PartitionOptions::new(1));
-    if !options.layout.partitions.is_empty() && explicit_parts.is_none() {
-        // Each part writes its own files in every partition it meets: as few parts as
-        // connections keep the files few and large.
-        partitions = partitions.clone().with_parts(partitions.connections);
-    }
     document_on_runtime(py, move |runtime, stop| {
         let hooks = hooks(stop);
         let run = partition::export_to_dir(config, source, &export, &partitions, &target, hooks);
         blocking::wait(runtime, stop, run)
     })
-}
-
-/// The refusal of a layout where the export writes its files its own way.
-fn not_laid_out(py: Python<'_>, what: &str) -> PyErr {
-    usage_error(
-        py,
-        format!(
-            "files_by, max_file_rows and max_file_size lay out the files of one source (a \
-             table, a query, partitions=N): {what} are not laid out yet"
-        ),
-    )
 }
 
 /// What an export handed off to a new slot returns: its statistics and the slot.
@@ -464,15 +443,21 @@ pub(crate) fn export_tables(
     let output_dir = location(py, &output_dir, args.storage_options)?;
     let Prologue { config, options } =
         Prologue::new(conninfo, args.options.as_ref(), true)?.read_only();
-    if options.partitions.is_some() {
-        return Err(usage_error(
-            py,
-            "several tables are read one after another in one snapshot: the options of \
-             partitioned reads apply to one table or query",
-        ));
-    }
-    if !options.layout.is_plain() {
-        return Err(not_laid_out(py, "several tables"));
+    let mut export = options.export;
+    if let Some(p) = &options.partitions {
+        // memory_limit alone bounds each table's export; the others split one source.
+        let limit = p.memory_limit;
+        if p.clone()
+            .with_memory_limit(PartitionOptions::new(1).memory_limit)
+            != PartitionOptions::new(1)
+        {
+            return Err(usage_error(
+                py,
+                "several tables are read one after another in one snapshot: the options of \
+                 partitioned reads apply to one table or query",
+            ));
+        }
+        export.memory_limit = Some(limit);
     }
     let mut patterns = Vec::new();
     for t in &tables {
@@ -485,8 +470,8 @@ pub(crate) fn export_tables(
         return Err(usage_error(py, "give table= or schema= patterns"));
     }
     let target = DirTarget::new(output_dir, dir_format(py, args.format.as_deref())?)
-        .with_options(options.sink);
-    let export = options.export;
+        .with_options(options.sink)
+        .with_layout(options.layout);
     document_on_runtime(py, move |runtime, stop| {
         let hooks = hooks(stop);
         let run = pgarrow::export_tables(config, &patterns, &export, target, hooks);
@@ -547,11 +532,15 @@ pub(crate) fn export_incremental(
     let previous = IncrementalState::load(&state).map_err(|e| py_err(py, &e))?;
     let run = next_run(previous.as_ref());
     let named = |p: &Path, dir: bool| PathBuf::from(run_name(&p.to_string_lossy(), run, dir));
-    if !options.layout.is_plain() {
-        return Err(not_laid_out(py, "incremental runs"));
-    }
     let mut partitions = options.partitions;
     let target = match (args.path, args.output_dir) {
+        (Some(_), None) if !options.layout.is_plain() => {
+            return Err(usage_error(
+                py,
+                "files_by, max_file_rows and max_file_size write several files: give \
+                 output_dir= instead of a path",
+            ));
+        }
         (Some(path), None) => {
             let path = named(&path, false);
             RunTarget::File(
@@ -569,7 +558,8 @@ pub(crate) fn export_incremental(
                     location(py, &named(&dir, true), storage_options)?,
                     dir_format(py, args.format.as_deref())?,
                 )
-                .with_options(options.sink),
+                .with_options(options.sink)
+                .with_layout(options.layout),
             )
         }
         _ => return Err(usage_error(py, "give a path or output_dir= (one of them)")),

@@ -310,3 +310,110 @@ def test_layout_mistakes_are_named(url, events, tmp_path):
         pgarrow.export_file(url, table=events, path=tmp_path / "y.parquet", files_by="k")
     with pytest.raises(pgarrow.UsageError, match="files_by"):
         pgarrow.export_dataset(url, table=events, output_dir=tmp_path / "z", files_by="bucket(0, id)")
+
+
+@pytest.fixture
+def two_tables(conn):
+    """A schema of two tables that share a `day` column: several tables laid out at once."""
+    conn.execute("DROP SCHEMA IF EXISTS layout_s CASCADE")
+    conn.execute("CREATE SCHEMA layout_s")
+    conn.execute(
+        "CREATE TABLE layout_s.a AS SELECT i AS id, date '2026-11-01' + i % 5 AS day,"
+        " 'a' || i AS v FROM generate_series(1, 1000) i"
+    )
+    conn.execute(
+        "CREATE TABLE layout_s.b AS SELECT i AS id, date '2026-11-03' + i % 4 AS day,"
+        " i * 1.5 AS x FROM generate_series(1, 600) i"
+    )
+    yield "layout_s"
+    conn.execute("DROP SCHEMA layout_s CASCADE")
+
+
+def check_tables_laid_out(conn, out: Path) -> dict:
+    """Each table's files in its own directory, Hive-partitioned by day, rows equal to the
+    table's; returns the manifest."""
+    m = manifest(out)
+    assert m["layout"]["partitions"] == [{"column": "day", "transform": "identity"}]
+    for name, days in (("a", 5), ("b", 4)):
+        files = [f for f in m["files"] if f["table"] == {"schema": "layout_s", "name": name}]
+        assert {f["values"][0]["value"] for f in files} == {
+            str(d) for (d,) in conn.execute(f"SELECT DISTINCT day FROM layout_s.{name}").fetchall()
+        }
+        assert len({f["values"][0]["value"] for f in files}) == days
+        for f in files:
+            assert f["path"].startswith(f"layout_s.{name}/day=")
+            assert pq.ParquetFile(out / f["path"]).metadata.num_rows == f["rows"] <= 150
+        # Read back by pyarrow as a Hive dataset: the day comes from the directories.
+        t = ds.dataset(out / f"layout_s.{name}", format="parquet", partitioning="hive").to_table()
+        got = sorted(zip(t["id"].to_pylist(), [str(d) for d in t["day"].to_pylist()]))
+        want = [(i, str(d)) for i, d in conn.execute(f"SELECT id, day FROM layout_s.{name} ORDER BY id")]
+        assert got == want
+    return m
+
+
+def test_several_tables_are_laid_out_each_in_its_directory(url, conn, two_tables, tmp_path):
+    out = tmp_path / "cli"
+    stats = cli(url, "--schema", two_tables, "--output-dir", str(out), "--files-by", "day", "--max-file-rows", "150")
+    assert stats["rows"] == 1600
+    m = check_tables_laid_out(conn, out)
+    assert m["snapshot"] and len(m["files"]) > 9
+
+    py = tmp_path / "py"
+    stats = pgarrow.export_tables(url, py, schema=two_tables, files_by="day", max_file_rows=150, memory_limit="64MiB")
+    assert stats["rows"] == 1600
+    check_tables_laid_out(conn, py)
+
+
+def test_a_table_without_the_partition_column_fails_and_leaves_nothing(url, conn, two_tables, tmp_path):
+    conn.execute("CREATE TABLE layout_s.c (id int, other date)")
+    conn.execute("INSERT INTO layout_s.c VALUES (1, '2026-11-01')")
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [pgarrow_bin(), "export", "-d", url, "--quiet", "--schema", two_tables, "--output-dir", str(out), "--files-by", "day"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode != 0
+    assert "layout_s.c" in run.stderr and "no column \"day\"" in run.stderr, run.stderr
+    # The tables before it were written, then removed with the run: no file, no manifest.
+    assert not (out / "_manifest.json").exists()
+    assert list(out.rglob("*")) == []
+
+
+def test_incremental_runs_are_laid_out(url, conn, tmp_path):
+    conn.execute("DROP TABLE IF EXISTS layout_inc")
+    conn.execute(
+        "CREATE TABLE layout_inc AS SELECT i AS id, date '2026-11-01' + i % 3 AS day"
+        " FROM generate_series(1, 300) i"
+    )
+    out, state = tmp_path / "runs", tmp_path / "state.json"
+    args = ("-t", "layout_inc", "--incremental-by", "id", "--state", str(state), "--output-dir", str(out), "--files-by", "day")
+    assert cli(url, *args)["rows"] == 300
+    conn.execute("INSERT INTO layout_inc SELECT i, date '2026-11-05' FROM generate_series(301, 340) i")
+    assert cli(url, *args)["rows"] == 40
+    first, second = manifest(out / "run-000001"), manifest(out / "run-000002")
+    assert {f["values"][0]["value"] for f in first["files"]} == {"2026-11-01", "2026-11-02", "2026-11-03"}
+    assert [f["values"][0]["value"] for f in second["files"]] == ["2026-11-05"]
+    assert second["files"][0]["path"].startswith("day=2026-11-05/")
+    # Python's runs too, into their own directories.
+    py_state = tmp_path / "py.json"
+    r = pgarrow.export_incremental(url, "layout_inc", by="id", state=py_state, output_dir=tmp_path / "py", files_by="day")
+    assert r["rows"] == 340
+    t = ds.dataset(tmp_path / "py" / "run-000001", format="parquet", partitioning="hive").to_table()
+    assert sorted(t["id"].to_pylist()) == list(range(1, 341))
+    with pytest.raises(pgarrow.UsageError, match="output_dir"):
+        pgarrow.export_incremental(url, "layout_inc", by="id", state=tmp_path / "f.json", path=tmp_path / "f.parquet", files_by="day")
+    conn.execute("DROP TABLE layout_inc")
+
+
+def test_lossy_conversions_of_laid_out_files_are_in_the_manifest(url, conn, tmp_path):
+    conn.execute("DROP TABLE IF EXISTS layout_loss")
+    conn.execute(
+        "CREATE TABLE layout_loss AS SELECT i AS id, i % 2 AS k,"
+        " CASE WHEN i % 10 = 0 THEN 'infinity'::timestamp ELSE timestamp '2026-01-01' END AS at"
+        " FROM generate_series(1, 100) i"
+    )
+    out = tmp_path / "loss"
+    cli(url, "-t", "layout_loss", "--output-dir", str(out), "--files-by", "k", "--infinity", "null")
+    assert manifest(out)["lossy_conversions"] == "at: 10 infinity written as NULL"
+    conn.execute("DROP TABLE layout_loss")

@@ -18,6 +18,12 @@ pub struct ExportOptions {
     pub decode: DecodeOptions,
     /// What to do where a value has no exact Arrow form.
     pub policies: Policies,
+    /// The memory an export into a file on one connection may hold: its batches (the one
+    /// decoded, the one waiting, the one written) and its row group in progress get their
+    /// shares of it ([`ExportOptions::with_memory_limit`]); `None`: as the batch and row-group
+    /// sizes say. Partitioned exports take theirs from
+    /// [`PartitionOptions::memory_limit`](crate::partition::PartitionOptions::memory_limit).
+    pub memory_limit: Option<usize>,
 }
 
 impl ExportOptions {
@@ -32,7 +38,35 @@ impl ExportOptions {
         self.policies = policies;
         self
     }
+
+    /// At most about `bytes` held by an export into a file on one connection: each batch
+    /// gets a sixteenth of it and the row group in progress an eighth (64 KiB at least),
+    /// where the batch and row-group sizes asked for more.
+    pub fn with_memory_limit(mut self, bytes: Option<usize>) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// These options with the batch size cut to its share of the memory limit.
+    pub(crate) fn limited(&self) -> ExportOptions {
+        let mut options = self.clone();
+        if let Some(limit) = self.memory_limit {
+            options.decode.batch_bytes = self.decode.batch_bytes.min(limit / 16).max(MIN_SHARE);
+        }
+        options
+    }
+
+    /// A row group's size in bytes within the memory limit.
+    pub(crate) fn limited_row_group_bytes(&self, row_group_bytes: usize) -> usize {
+        match self.memory_limit {
+            Some(limit) => row_group_bytes.min(limit / 8).max(MIN_SHARE),
+            None => row_group_bytes,
+        }
+    }
 }
+
+/// The smallest batch or row group a memory limit cuts down to.
+const MIN_SHARE: usize = 64 << 10;
 
 /// A described source: its columns, decoders, Arrow schema and the COPY statement to run.
 #[derive(Debug, Clone)]

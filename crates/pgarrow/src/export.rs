@@ -139,6 +139,7 @@ impl<'c> Export<'c> {
         options: &ExportOptions,
         connect: Option<Duration>,
     ) -> std::result::Result<Export<'c>, (Error, Option<ConnSlot<'c>>)> {
+        let options = &options.limited();
         let (describe, catalog) = (plan.describe_time, plan.catalog_time);
         let now = Instant::now();
         let started = now

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{RecordBatch, RecordBatchWriter};
 use arrow_schema::SchemaRef;
-use pgarrow_io::{Format, Output, Sink, SinkOptions};
+use pgarrow_io::{Format, LayoutWriter, Output, Sink, SinkOptions, WrittenFile};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::export::request_cancel;
@@ -83,6 +83,27 @@ impl Destination for Sink {
     }
 }
 
+/// Files laid out by value partitions and rolled at their limits: the files written come
+/// back through `files` once they all are. The loss counts, known only at the end, when most
+/// files are closed, go to the caller (the manifest), not into each footer.
+pub(crate) struct Laid {
+    pub(crate) writer: LayoutWriter,
+    pub(crate) files: std::sync::Arc<std::sync::Mutex<Vec<WrittenFile>>>,
+}
+
+impl Destination for Laid {
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        Ok(self.writer.write(batch)?)
+    }
+
+    fn finish(self, _: &ExportStats) -> Result<Option<u64>> {
+        let files = self.writer.finish()?;
+        let bytes = files.iter().map(|f| f.bytes).sum();
+        *self.files.lock().unwrap_or_else(|e| e.into_inner()) = files;
+        Ok(Some(bytes))
+    }
+}
+
 /// The output's preparation, the same for every export that writes files (single,
 /// partitioned, one part of a plan, several tables): the options with `pgarrow.version` in the
 /// file's metadata (unless the caller set it), checked unless nothing is written.
@@ -148,6 +169,55 @@ fn spawn_writer<D: Destination>(
         })
         .map_err(|e| ErrorKind::Internal(format!("cannot start the writer thread: {e}")))?;
     Ok((tx, done_rx))
+}
+
+/// A destination written on a thread of its own, one batch handed over at a time (the
+/// reader decodes the next meanwhile): what [`pump`] does for one export, for a reader that
+/// drives its own loop (a partitioned export's worker).
+pub(crate) struct WriterThread {
+    tx: mpsc::Sender<ToWriter>,
+    done: oneshot::Receiver<WriterResult>,
+}
+
+impl WriterThread {
+    pub(crate) fn spawn<D: Destination>(dest: D) -> Result<WriterThread> {
+        let (tx, done) = spawn_writer(dest)?;
+        Ok(WriterThread { tx, done })
+    }
+
+    /// Hands `batch` over, waiting while the writer is busy with the one before.
+    ///
+    /// # Errors
+    /// The writer's, when it failed.
+    pub(crate) async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if self.tx.send(ToWriter::Batch(batch)).await.is_ok() {
+            return Ok(());
+        }
+        Err(match (&mut self.done).await {
+            Ok(Err(e)) => e,
+            _ => ErrorKind::Internal("the writer thread stopped".into()).into(),
+        })
+    }
+
+    /// Finishes the destination with the export's statistics: the bytes written, the time
+    /// spent writing and finishing.
+    ///
+    /// # Errors
+    /// The writer's.
+    pub(crate) async fn finish(self, stats: &ExportStats) -> Result<(Option<u64>, Duration)> {
+        let _ = self
+            .tx
+            .send(ToWriter::Finish(Box::new(stats.clone())))
+            .await;
+        drop(self.tx);
+        match self.done.await {
+            Ok(Ok(Some((written, writing, finishing)))) => Ok((written, writing + finishing)),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(None)) | Err(_) => {
+                Err(ErrorKind::Internal("the writer thread stopped before the end".into()).into())
+            }
+        }
+    }
 }
 
 impl Export<'_> {
@@ -298,9 +368,32 @@ impl Client {
         target: &FileTarget,
         hooks: Hooks<'_>,
     ) -> Result<ExportStats> {
+        let mut sink_options = file_options(&target.options, target.format)?;
+        sink_options.row_group_bytes =
+            options.limited_row_group_bytes(sink_options.row_group_bytes);
+        let create = |schema: &SchemaRef| {
+            Ok(Sink::create(
+                target.format,
+                target.output.clone(),
+                schema,
+                &sink_options,
+            )?)
+        };
+        self.export_into(source.into(), options, create, hooks)
+            .await
+    }
+
+    /// Describes `source`, makes its destination with `create` (before the query runs, so that
+    /// a bad output fails first; made again when an array column's depth, taken from the data,
+    /// changed the schema), runs the COPY and writes into it on a worker thread.
+    pub(crate) async fn export_into<D: Destination>(
+        &mut self,
+        source: Source,
+        options: &ExportOptions,
+        create: impl Fn(&SchemaRef) -> Result<D>,
+        hooks: Hooks<'_>,
+    ) -> Result<ExportStats> {
         let mut hooks = hooks;
-        let source = source.into();
-        let sink_options = file_options(&target.options, target.format)?;
         // Cancelled while a statement runs (describing, or starting a COPY whose query computes
         // before its first row), the connection is left mid-exchange and unusable; the server
         // is told to stop here, since its drop cannot send the request once the runtime ends.
@@ -316,13 +409,8 @@ impl Client {
             return Err(cancelled().await);
         };
         let plan = plan?;
-        // The output is created before the query runs, so that a bad path fails first; made
-        // again when an array column's depth, taken from the data, changed the schema.
-        let create = |schema: &SchemaRef| {
-            Sink::create(target.format, target.output.clone(), schema, &sink_options)
-        };
         let planned = plan.schema.clone();
-        let mut sink = create(&planned)?;
+        let mut dest = create(&planned)?;
         let Some(export) = hooks
             .or_cancelled(self.export_described(plan, options))
             .await
@@ -331,15 +419,15 @@ impl Client {
         };
         let export = export?;
         if export.schema() != planned {
-            drop(sink);
-            sink = match create(&export.schema()) {
-                Ok(sink) => sink,
+            drop(dest);
+            dest = match create(&export.schema()) {
+                Ok(dest) => dest,
                 Err(e) => {
                     request_cancel(&export.cancel_token()).await;
-                    return Err(e.into());
+                    return Err(e);
                 }
             };
         }
-        pump(export, sink, &mut hooks).await
+        pump(export, dest, &mut hooks).await
     }
 }

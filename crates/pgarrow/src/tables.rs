@@ -1,18 +1,22 @@
 //! Several tables in one snapshot: the relations that `pg_dump`-style patterns match, one file
-//! per table in a directory, all read in one `REPEATABLE READ, READ ONLY` transaction on one
-//! connection, then `_manifest.json` naming the snapshot, the WAL position and each file's
-//! table and rows.
+//! per table in a directory (or, laid out by the target's [`Layout`](pgarrow_io::Layout), one
+//! directory of files per table), all read in one `REPEATABLE READ, READ ONLY` transaction on
+//! one connection, then `_manifest.json` naming the snapshot, the WAL position and each file's
+//! table, rows and partition values.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use arrow_schema::SchemaRef;
 
 use serde::Serialize;
 
 use crate::names::TableName;
 use crate::names::{TablePattern, resolve};
-use crate::pipeline::file_options;
+use crate::pipeline::{Laid, file_options};
 use crate::protocol::TextRow;
 use crate::{Client, Error, ExportOptions, ExportStats, FileTarget, Hooks, IntoConfig, Result};
-use pgarrow_io::{DirTarget, Manifest, ManifestFile};
+use pgarrow_io::{DirTarget, LayoutWriter, Manifest, ManifestFile};
 
 /// What an export of several tables did: its manifest, where it is, and each table's
 /// statistics.
@@ -68,8 +72,8 @@ pub struct TablesExport {
     snapshot: Option<String>,
     wal_lsn: Option<String>,
     server_version: u32,
-    /// The files written so far, with their tables' statistics.
-    written: Vec<(ManifestFile, ExportStats)>,
+    /// Each table's files written so far (one, or those of its layout), with its statistics.
+    written: Vec<(Vec<ManifestFile>, ExportStats)>,
     started: Instant,
     /// Whether the directory was prepared (made, and its old manifest removed).
     prepared: bool,
@@ -181,21 +185,16 @@ impl TablesExport {
             self.target.prepare()?;
             self.prepared = true;
         }
-        let file = self.target.table_file(&table);
-        let target = FileTarget {
-            format: self.target.format,
-            output: self.target.dir.join(&file).output(),
-            options: self.target.options.clone(),
+        let exported = match self.target.layout.is_plain() {
+            true => self.export_file(&table, options, hooks).await,
+            false => self.export_laid(&table, options, hooks).await,
         };
-        let client = self.client()?;
-        match client
-            .export_to_file(table.clone(), options, &target, hooks)
-            .await
-        {
-            Ok(stats) => {
-                let mut entry = ManifestFile::new(file, stats.rows, stats.written.unwrap_or(0));
-                entry.table = Some(table.clone());
-                self.written.push((entry, stats.clone()));
+        match exported {
+            Ok((mut files, stats)) => {
+                for file in &mut files {
+                    file.table = Some(table.clone());
+                }
+                self.written.push((files, stats.clone()));
                 Ok(Some((table, stats)))
             }
             Err(e) => {
@@ -208,6 +207,93 @@ impl TablesExport {
                 })
             }
         }
+    }
+
+    /// One table into its file.
+    async fn export_file(
+        &mut self,
+        table: &TableName,
+        options: &ExportOptions,
+        hooks: Hooks<'_>,
+    ) -> Result<(Vec<ManifestFile>, ExportStats)> {
+        let file = self.target.table_file(table);
+        let target = FileTarget {
+            format: self.target.format,
+            output: self.target.dir.join(&file).output(),
+            options: self.target.options.clone(),
+        };
+        let client = self.client()?;
+        let stats = client
+            .export_to_file(table.clone(), options, &target, hooks)
+            .await?;
+        let entry = ManifestFile::new(file, stats.rows, stats.written.unwrap_or(0));
+        Ok((vec![entry], stats))
+    }
+
+    /// One table into files laid out by the target's [`Layout`](pgarrow_io::Layout) in its
+    /// own directory ([`DirTarget::table_dir`]), holding about half the memory limit in its
+    /// open files and pending rows.
+    async fn export_laid(
+        &mut self,
+        table: &TableName,
+        options: &ExportOptions,
+        hooks: Hooks<'_>,
+    ) -> Result<(Vec<ManifestFile>, ExportStats)> {
+        let dir_name = self.target.table_dir(table);
+        let dir = self.target.dir.join(&dir_name);
+        let (format, layout) = (self.target.format, self.target.layout.clone());
+        let mut sink_options = self.target.options.clone();
+        sink_options.row_group_bytes =
+            options.limited_row_group_bytes(sink_options.row_group_bytes);
+        let memory = options
+            .memory_limit
+            .unwrap_or(crate::partition::DEFAULT_MEMORY_LIMIT)
+            / 2;
+        let files = Arc::new(Mutex::new(Vec::new()));
+        let create = |schema: &SchemaRef| {
+            let writer = LayoutWriter::new(
+                dir.clone(),
+                format,
+                &sink_options,
+                schema,
+                &layout,
+                "part-00000",
+                memory,
+            )
+            .map_err(|e| Error::from(e).context(format!("laying out {table}")))?;
+            // Made once the layout applies to the table, so that a refusal leaves nothing.
+            dir.prepare_dir()?;
+            Ok(Laid {
+                writer,
+                files: files.clone(),
+            })
+        };
+        let client = self.client()?;
+        let exported = client
+            .export_into(table.clone().into(), options, create, hooks)
+            .await;
+        let stats = match exported {
+            Ok(stats) => stats,
+            Err(e) => {
+                // The writer removed its files and partitions' directories; the table's
+                // own goes too when it is left empty.
+                if let Some(path) = dir.as_local() {
+                    let _ = std::fs::remove_dir(path);
+                }
+                return Err(e);
+            }
+        };
+        let written = std::mem::take(&mut *files.lock().unwrap_or_else(|e| e.into_inner()));
+        let entries = written
+            .into_iter()
+            .map(|f| {
+                let mut entry =
+                    ManifestFile::new(format!("{dir_name}/{}", f.path), f.rows, f.bytes);
+                entry.values = f.values;
+                entry
+            })
+            .collect();
+        Ok((entries, stats))
     }
 
     /// Exports every table not yet exported (see [`export_next`](TablesExport::export_next)).
@@ -247,14 +333,30 @@ impl TablesExport {
         if let Some(client) = self.client.take() {
             let _ = client.close().await;
         }
-        let files: Vec<ManifestFile> = self.written.iter().map(|(f, _)| f.clone()).collect();
-        let manifest = Manifest::new(
+        let files: Vec<ManifestFile> = self
+            .written
+            .iter()
+            .flat_map(|(f, _)| f.iter().cloned())
+            .collect();
+        let mut manifest = Manifest::new(
             self.target.format,
             self.snapshot.clone(),
             self.wal_lsn.clone(),
             Some(self.server_version),
             files,
         );
+        manifest.layout = (!self.target.layout.is_plain()).then(|| self.target.layout.clone());
+        let losses: Vec<String> = self
+            .written
+            .iter()
+            .filter(|(_, stats)| !stats.losses.is_empty())
+            .map(|(files, stats)| {
+                let table = files.first().and_then(|f| f.table.as_ref());
+                let table = table.map(ToString::to_string).unwrap_or_default();
+                format!("{table}: {}", stats.losses)
+            })
+            .collect();
+        manifest.lossy_conversions = (!losses.is_empty()).then(|| losses.join("; "));
         let manifest_path = match manifest.write(&self.target.dir) {
             Ok(path) => path,
             Err(e) => {
@@ -276,9 +378,23 @@ impl TablesExport {
         })
     }
 
+    /// Removes the files written so far, and the directories of laid-out tables they leave
+    /// empty.
     fn remove_files(&mut self) {
-        for (file, _) in self.written.drain(..) {
-            let _ = self.target.dir.join(&file.path).remove();
+        for (files, _) in self.written.drain(..) {
+            for file in files {
+                let _ = self.target.dir.join_path(&file.path).remove();
+                let Some(root) = self.target.dir.as_local() else {
+                    continue;
+                };
+                let mut dir = std::path::Path::new(&file.path).parent();
+                while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+                    if std::fs::remove_dir(root.join(d)).is_err() {
+                        break;
+                    }
+                    dir = d.parent();
+                }
+            }
         }
     }
 }

@@ -532,8 +532,9 @@ def export_tables(
     **options: Unpack[TablesOptions],
 ) -> TablesStats:
     """Exports every relation the ``table`` and ``schema`` patterns match into ``output_dir``,
-    one file per table named ``schema.table.parquet``, all read in one snapshot, then
-    ``_manifest.json``.
+    one file per table named ``schema.table.parquet`` (laid out with ``files_by``,
+    ``max_file_rows`` or ``max_file_size``: a directory ``schema.table/`` of files per table),
+    all read in one snapshot, then ``_manifest.json``.
 
     Parameters
     ----------
@@ -607,7 +608,8 @@ def export_incremental(
     The first run exports the table (from ``since`` when given), each later one the rows
     changed since the previous run's snapshot, late commits included, into
     ``orders.run-000002.parquet``, ... (with ``output_dir``: ``run-000002/`` there, with its
-    manifest; ``partitions=N`` reads over N connections in the run's snapshot).
+    manifest, its files laid out by ``files_by``, ``max_file_rows`` and ``max_file_size`` when
+    given; ``partitions=N`` reads over N connections in the run's snapshot).
 
     Parameters
     ----------

@@ -101,22 +101,35 @@ class FileOptions(ReadOptions, total=False):
     field_ids: bool
     #: ``"column"`` or ``"column:desc"``, or a list of them, most significant first.
     sorted_by: Union[str, List[str]]
-    #: ``export_dataset`` only: value partitions, ``"day(l_shipdate)"`` or a list, outermost
+    #: Into a directory only (``export_dataset``, ``export_incremental`` with ``output_dir``,
+    #: ``export_with_slot``): value partitions, ``"day(l_shipdate)"`` or a list, outermost
     #: first.
     files_by: Union[str, List[str]]
-    #: ``export_dataset`` only.
+    #: Into a directory only: rows per file, at most.
     max_file_rows: int
-    #: ``export_dataset`` only: bytes, or text such as ``"128MiB"``.
+    #: Into a directory only: bytes per file, at most, or text such as ``"128MiB"``.
     max_file_size: Union[int, str]
 
 
 class TablesOptions(TypeOptions, total=False):
-    """The type options and the files' (several tables are read one after another)."""
+    """The type options and the files' (several tables are read one after another, each
+    laid out in its own directory when a layout is given)."""
 
     compression: Compression
     row_group_rows: int
     row_group_bytes: int
     intervals: Intervals
+    bloom_filters: Union[str, List[str]]
+    column_encodings: Union[Dict[str, str], str, List[str]]
+    data_page_v2: bool
+    field_ids: bool
+    #: Value partitions of every table (each must have the columns): ``schema.table/`` gets
+    #: ``day=.../`` directories.
+    files_by: Union[str, List[str]]
+    max_file_rows: int
+    max_file_size: Union[int, str]
+    #: What each table's export holds in memory: bytes, or text such as ``"256MiB"``.
+    memory_limit: Union[int, str]
 
 
 # --- results ---------------------------------------------------------------------------------

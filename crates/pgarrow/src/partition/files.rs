@@ -55,7 +55,9 @@ pub async fn export_to_file(
 }
 
 /// Exports `source` over `partitions.connections` connections into one file per part in
-/// `target.dir` (each written atomically, by the connection that read it), then writes
+/// `target.dir` (each written atomically, by the connection that read it; laid out by
+/// `target.layout`, each part's files, with one part per connection unless
+/// `partitions.parts` says otherwise), then writes
 /// `_manifest.json` ([`Manifest`](crate::io::Manifest)) last. A failure of any part leaves no manifest and
 /// removes the files this run wrote.
 ///
@@ -78,6 +80,11 @@ pub async fn export_to_dir(
     // Uploads to an object store hold parts in memory: their buffers come out of the limit
     // (a quarter of it at most, each connection's uploads held to their share).
     let mut partitions = partitions.clone();
+    if !target.layout.partitions.is_empty() && partitions.parts.is_none() {
+        // Each part writes its own files in every value partition it meets: as few parts as
+        // connections keep the files few and large.
+        partitions.parts = Some(partitions.connections);
+    }
     let uploads = target.dir.upload_memory() * partitions.connections.max(1);
     if uploads > 0 {
         let reserve = uploads.min(partitions.memory_limit / 4);
@@ -95,7 +102,8 @@ pub async fn export_to_dir(
         .check(&coordinator.plan().schema)
         .map_err(crate::Error::from)?;
     let parquet = (target.format == Format::Parquet).then_some(&target.options);
-    let shares = Shares::new(partitions, coordinator.plan(), options, parquet);
+    let shares =
+        Shares::new(partitions, coordinator.plan(), options, parquet).with_writer_threads();
     let export = PartitionedExport::spawn(
         config,
         coordinator,

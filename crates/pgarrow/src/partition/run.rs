@@ -563,6 +563,8 @@ impl PartitionedExport {
                 manifest.replication_slot = plan.replication_slot.clone();
                 manifest.schema = Some(plan.schema.clone());
                 manifest.layout = (!target.layout.is_plain()).then(|| target.layout.clone());
+                let losses = &self.totals.losses;
+                manifest.lossy_conversions = (!losses.is_empty()).then(|| losses.to_string());
                 let written = manifest.write(&target.dir).map_err(Error::from);
                 self.totals.finish = finishing.elapsed();
                 written
