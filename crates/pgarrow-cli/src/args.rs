@@ -370,6 +370,11 @@ pub(crate) struct OutputArgs {
     /// columns 1..n, then nested fields).
     #[arg(long, help_heading = "Parquet")]
     pub(crate) field_ids: bool,
+    /// PostGIS geometry and geography columns as Parquet's own GEOMETRY and GEOGRAPHY
+    /// logical types (GeoParquet 2.0: the CRS in the type, bounding boxes in the statistics),
+    /// besides GeoParquet 1.1's `geo` metadata, which is written either way.
+    #[arg(long, help_heading = "Parquet")]
+    pub(crate) geo_types: bool,
     /// The rows are ordered by COLUMN (the query's ORDER BY: asc with NULLs last, desc with
     /// NULLs first): Parquet's sorting_columns say so in every row group, for readers to skip
     /// and merge by. Checked as the rows are written; rows out of that order fail the export.

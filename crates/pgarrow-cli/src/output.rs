@@ -75,6 +75,7 @@ pub(crate) fn check_format(format: Format, output: &Output, args: &OutputArgs) -
         ("--column-encoding", !args.encodings.is_empty()),
         ("--data-page-v2", args.data_page_v2),
         ("--field-ids", args.field_ids),
+        ("--geo-types", args.geo_types),
         ("--sorted-by", !args.sorted_by.is_empty()),
     ];
     for (flag, given) in parquet_only {
@@ -133,6 +134,7 @@ pub(crate) fn sink_options(args: &OutputArgs) -> Result<SinkOptions> {
         .with_encodings(args.encodings.clone())
         .with_data_page_v2(args.data_page_v2)
         .with_field_ids(args.field_ids)
+        .with_geo_types(args.geo_types)
         .with_sorted_by(args.sorted_by.clone()))
 }
 
@@ -199,6 +201,7 @@ mod tests {
             encodings: Vec::new(),
             data_page_v2: false,
             field_ids: false,
+            geo_types: false,
             sorted_by: Vec::new(),
             files_by: Vec::new(),
             max_file_rows: None,

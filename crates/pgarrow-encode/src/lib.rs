@@ -32,6 +32,7 @@
 
 #![warn(missing_docs)]
 
+pub mod crs;
 pub mod error;
 mod json;
 mod nested;
@@ -774,12 +775,12 @@ mod tests {
 /// The SRID a geometry field's CRS names: GeoArrow's `ARROW:extension:metadata`, its `"crs"`
 /// an authority code (as pgarrow's exports, and its reading of GeoParquet, write it), a
 /// PROJJSON object with an EPSG id (as other writers' Arrow files have it) or a bare SRID
-/// ([`pgarrow_types::crs`]); 0 when it names none.
+/// ([`crs`]); 0 when it names none.
 fn field_srid(field: &arrow_schema::Field) -> i32 {
     field
         .metadata()
         .get("ARROW:extension:metadata")
-        .and_then(|meta| pgarrow_types::crs::extension_srid(meta))
+        .and_then(|meta| crs::extension_srid(meta))
         .unwrap_or(0)
 }
 

@@ -155,10 +155,17 @@ impl Sink {
                 // The Arrow schema is embedded at the end, once the metadata known only then
                 // (lossy conversions) can be in it too: pyarrow and pandas read the schema's
                 // metadata from there, not from the footer's key-value list.
+                // The writer gives a `geoarrow.wkb` column Parquet's GEOMETRY or GEOGRAPHY
+                // type: only when asked, else it sees plain binary (the embedded schema keeps
+                // the extension either way).
+                let writer_schema = match options.geo_types {
+                    true => file_schema.clone(),
+                    false => geo::without_geo_types(&file_schema),
+                };
                 let options = ArrowWriterOptions::new()
                     .with_properties(writer_properties(options, Some(&file_schema))?)
                     .with_skip_arrow_metadata(true);
-                let w = ArrowWriter::try_new_with_options(out, file_schema.clone(), options)?;
+                let w = ArrowWriter::try_new_with_options(out, writer_schema, options)?;
                 Writer::Parquet(Box::new(w), file_schema)
             }
             Format::ArrowFile => {

@@ -130,6 +130,45 @@ def test_duckdb_spatial_reads_the_geometries(url, conn, geo_table, tmp_path, duc
     assert "4326" in types[0][0] and "3857" in types[0][1], types
 
 
+def test_geo_types_write_parquets_own_geometry_and_geography(url, conn, geo_table, tmp_path, duckdb_spatial):
+    plain, native = tmp_path / "plain.parquet", tmp_path / "native.parquet"
+    pgarrow.export_file(url, table=geo_table, path=plain)
+    pgarrow.export_file(url, table=geo_table, path=native, geo_types=True)
+
+    def logical(path):
+        schema = pq.ParquetFile(path).schema
+        return {schema.column(i).name: schema.column(i).logical_type for i in range(len(schema))}
+
+    # Without asking: plain binary, described by the `geo` metadata alone.
+    assert {c: logical(plain)[c].type for c in GEOMETRIES} == {c: "NONE" for c in GEOMETRIES}
+    types = logical(native)
+    assert {c: types[c].type for c in GEOMETRIES} == {
+        "pt": "GEOMETRY", "area": "GEOMETRY", "z": "GEOMETRY", "route": "GEOGRAPHY", "plain": "GEOMETRY",
+    }
+    # The CRS in the type: none for longitude/latitude (Parquet's default, OGC:CRS84), the
+    # column's EPSG code otherwise, srid:0 for PostGIS's unknown.
+    crs = {c: json.loads(types[c].to_json()).get("crs") for c in GEOMETRIES}
+    assert crs == {"pt": None, "area": "EPSG:3857", "z": "EPSG:32633", "route": None, "plain": "srid:0"}, crs
+    # GeoParquet 1.1's metadata is there too, and readers of either read the geometries.
+    assert b"geo" in pq.read_metadata(native).metadata
+    frame = geopandas.read_parquet(native)
+    want = postgis_text(conn, geo_table)
+    assert all(same(g, w) for g, w in zip(frame["area"], want["area"], strict=True))
+    assert frame["z"].crs.to_epsg() == 32633
+    cols = ", ".join(f"ST_AsText({c})" for c in GEOMETRIES)
+    rows = duckdb_spatial(f"SELECT {cols} FROM read_parquet('{native}') ORDER BY id")
+    for k, c in enumerate(GEOMETRIES):
+        assert all(same(r[k], w) for r, w in zip(rows, want[c], strict=True)), c
+    # Loading the file back keeps every SRID.
+    conn.execute("DROP TABLE IF EXISTS geo_native")
+    pgarrow.write(url, "geo_native", native, create=True)
+    srids = conn.execute("SELECT ST_SRID(pt), ST_SRID(area), ST_SRID(z), ST_SRID(plain) FROM geo_native WHERE id = 1").fetchone()
+    assert srids == (4326, 3857, 32633, 0)
+    conn.execute("DROP TABLE geo_native")
+    with pytest.raises(pgarrow.UsageError, match="geo_types"):
+        pgarrow.read_arrow(url, f"SELECT * FROM {geo_table}", geo_types=True)
+
+
 def test_arrow_ipc_and_memory_carry_geoarrow_wkb_with_the_crs(url, conn, geo_table, tmp_path):
     table = pgarrow.read_arrow(url, f"SELECT * FROM {geo_table} ORDER BY id")
     meta = table.schema.field("area").metadata

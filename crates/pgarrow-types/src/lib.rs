@@ -47,7 +47,6 @@ mod builtin;
 mod catalog;
 mod choice;
 mod column;
-pub mod crs;
 mod name;
 pub mod oid;
 mod part;

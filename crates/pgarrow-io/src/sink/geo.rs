@@ -4,7 +4,9 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
-use arrow_schema::{DataType, Schema};
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Schema, SchemaRef};
 use pgarrow_types::wkb::{GeoSummary, summarize};
 use serde_json::{Value, json};
 
@@ -131,12 +133,37 @@ impl GeoColumns {
     }
 }
 
+/// `schema` with its `geoarrow.wkb` fields' extension name taken off, so that the Parquet
+/// writer gives them no GEOMETRY or GEOGRAPHY logical type (the schema itself unchanged when
+/// it has none).
+pub(crate) fn without_geo_types(schema: &SchemaRef) -> SchemaRef {
+    let is_geo = |f: &arrow_schema::Field| {
+        f.metadata().get("ARROW:extension:name").map(String::as_str) == Some("geoarrow.wkb")
+    };
+    if !schema.fields().iter().any(|f| is_geo(f)) {
+        return schema.clone();
+    }
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| match is_geo(f) {
+            true => {
+                let mut meta = f.metadata().clone();
+                meta.remove("ARROW:extension:name");
+                Arc::new(f.as_ref().clone().with_metadata(meta))
+            }
+            false => f.clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 /// A Parquet file's geometry columns as GeoArrow fields whose CRS the loader reads: the
 /// columns GeoParquet's `geo` file metadata (in `schema`'s metadata, as the Parquet reader
-/// puts it) lists become `geoarrow.wkb`, and a `geoarrow.wkb` field's CRS becomes an
-/// `EPSG:<code>` authority code when its PROJJSON carries one (GeoParquet: no `crs` at all is
-/// OGC:CRS84, longitude first: PostGIS's 4326), so that loading the file keeps the SRID
-/// (the SRID is all PostGIS keeps of a CRS). Whether any of `fields` (the file's, in order)
+/// puts it) lists become `geoarrow.wkb` with the column's CRS as it is (PROJJSON, or
+/// `OGC:CRS84` where GeoParquet gives none: its default) and its edges, so that loading the
+/// file keeps the SRID (the encoder reads the SRID of every form of CRS). Fields that are
+/// GeoArrow already are left as they are. Whether any of `fields` (the file's, in order)
 /// changed.
 pub(crate) fn geoarrow_from_geoparquet(
     schema: &Schema,
@@ -146,74 +173,52 @@ pub(crate) fn geoarrow_from_geoparquet(
         .metadata()
         .get(GEO_KEY)
         .and_then(|g| serde_json::from_str::<Value>(g).ok());
-    let columns = geo
+    let Some(columns) = geo
         .as_ref()
         .and_then(|g| g.get("columns"))
-        .and_then(Value::as_object);
+        .and_then(Value::as_object)
+    else {
+        return false;
+    };
     let mut changed = false;
     for field in fields.iter_mut() {
-        if !matches!(
+        let binary = matches!(
             field.data_type(),
             DataType::Binary | DataType::LargeBinary | DataType::BinaryView
-        ) {
+        );
+        if !binary || field.metadata().contains_key("ARROW:extension:name") {
             continue;
         }
-        let ext: Option<Value> = match field.metadata().get("ARROW:extension:name") {
-            Some(name) if name == "geoarrow.wkb" => field
-                .metadata()
-                .get("ARROW:extension:metadata")
-                .and_then(|m| serde_json::from_str(m).ok())
-                .or(Some(Value::Null)),
-            Some(_) => continue,
-            None => None,
+        let Some(column) = columns
+            .get(field.name())
+            .filter(|c| c.get("encoding").and_then(Value::as_str) == Some("WKB"))
+        else {
+            continue;
         };
-        let column = columns
-            .and_then(|c| c.get(field.name()))
-            .filter(|c| c.get("encoding").and_then(Value::as_str) == Some("WKB"));
-        // The CRS and edges: the field's own when it is GeoArrow, else GeoParquet's.
-        let (crs, spherical) = match (&ext, column) {
-            (Some(ext), _) => match ext.get("crs") {
-                // Already an authority code (pgarrow's own), or no CRS: as it is.
-                None | Some(Value::String(_)) => continue,
-                Some(crs) => (
-                    epsg_code(crs),
-                    ext.get("edges").and_then(Value::as_str) == Some("spherical"),
-                ),
-            },
-            (None, Some(column)) => (
-                match column.get("crs") {
-                    None => Some(4326),
-                    Some(crs) => epsg_code(crs),
-                },
-                column.get("edges").and_then(Value::as_str) == Some("spherical"),
-            ),
-            (None, None) => continue,
-        };
-        let mut parts = Vec::new();
-        if let Some(srid) = crs {
-            parts.push(format!(
-                "\"crs\":\"EPSG:{srid}\",\"crs_type\":\"authority_code\""
-            ));
+        let mut ext = serde_json::Map::new();
+        match column.get("crs") {
+            None => {
+                ext.insert("crs".into(), json!("OGC:CRS84"));
+            }
+            // Null: GeoParquet's "unknown", GeoArrow's absent CRS.
+            Some(Value::Null) => {}
+            Some(crs) => {
+                ext.insert("crs".into(), crs.clone());
+            }
         }
-        if spherical {
-            parts.push("\"edges\":\"spherical\"".to_owned());
+        if column.get("edges").and_then(Value::as_str) == Some("spherical") {
+            ext.insert("edges".into(), json!("spherical"));
         }
         let mut meta = field.metadata().clone();
         meta.insert("ARROW:extension:name".to_owned(), "geoarrow.wkb".to_owned());
         meta.insert(
             "ARROW:extension:metadata".to_owned(),
-            format!("{{{}}}", parts.join(",")),
+            Value::Object(ext).to_string(),
         );
         *field = field.clone().with_metadata(meta);
         changed = true;
     }
     changed
-}
-
-/// The EPSG code a PROJJSON CRS's own `id` gives (OGC's CRS84 is EPSG 4326 in PostGIS's
-/// longitude-first order).
-fn epsg_code(crs: &Value) -> Option<u32> {
-    pgarrow_types::crs::crs_srid(crs, None).and_then(|c| u32::try_from(c).ok())
 }
 
 /// GeoParquet's CRS for a GeoArrow `crs`: a PROJJSON object as it is; an `EPSG:<code>`
@@ -296,6 +301,36 @@ mod tests {
     }
 
     #[test]
+    fn without_geo_types_takes_only_the_extension_name_off() {
+        let meta = std::collections::HashMap::from([
+            ("ARROW:extension:name".to_owned(), "geoarrow.wkb".to_owned()),
+            (
+                "ARROW:extension:metadata".to_owned(),
+                r#"{"crs":"EPSG:3857"}"#.to_owned(),
+            ),
+        ]);
+        let schema = Arc::new(Schema::new(vec![
+            arrow_schema::Field::new("g", DataType::Binary, true).with_metadata(meta),
+            arrow_schema::Field::new("n", DataType::Int32, true),
+        ]));
+        let plain = without_geo_types(&schema);
+        assert!(
+            !plain
+                .field(0)
+                .metadata()
+                .contains_key("ARROW:extension:name")
+        );
+        assert_eq!(
+            plain.field(0).metadata()["ARROW:extension:metadata"],
+            r#"{"crs":"EPSG:3857"}"#
+        );
+        assert_eq!(plain.field(1), schema.field(1));
+        // Nothing to take off: the very schema.
+        let none = Arc::new(Schema::new(vec![schema.field(1).clone()]));
+        assert!(Arc::ptr_eq(&without_geo_types(&none), &none));
+    }
+
+    #[test]
     fn geoparquet_columns_become_geoarrow_fields() {
         let geo = json!({"version": "1.1.0", "primary_column": "a", "columns": {
             "a": {"encoding": "WKB", "geometry_types": []},
@@ -331,20 +366,16 @@ mod tests {
                 .get("ARROW:extension:metadata")
                 .cloned()
         };
-        assert_eq!(
-            ext(0).as_deref(),
-            Some(r#"{"crs":"EPSG:4326","crs_type":"authority_code"}"#)
-        );
+        assert_eq!(ext(0).as_deref(), Some(r#"{"crs":"OGC:CRS84"}"#));
         assert_eq!(ext(1).as_deref(), Some(r#"{"edges":"spherical"}"#));
-        assert_eq!(
-            ext(2).as_deref(),
-            Some(r#"{"crs":"EPSG:32633","crs_type":"authority_code"}"#)
-        );
+        let c: Value = serde_json::from_str(&ext(2).unwrap()).unwrap();
+        assert_eq!(c["crs"]["id"]["code"], json!(32633));
         assert_eq!(ext(3), None);
         assert_eq!(ext(4), None);
+        // A GeoArrow field is left as it is: the encoder reads its PROJJSON.
         assert_eq!(
             ext(5).as_deref(),
-            Some(r#"{"crs":"EPSG:3857","crs_type":"authority_code"}"#)
+            Some(format!(r#"{{"crs":{projjson}}}"#).as_str())
         );
     }
 }

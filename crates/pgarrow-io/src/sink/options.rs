@@ -168,6 +168,12 @@ pub struct SinkOptions {
     /// 1..n in order, then the fields nested in them, each struct's fields before what they
     /// hold.
     pub field_ids: bool,
+    /// Geometry columns (`geoarrow.wkb`) typed with Parquet's own GEOMETRY and GEOGRAPHY
+    /// logical types (with their CRS and edges, and the bounding boxes in the column
+    /// statistics), as readers of GeoParquet 2.0 expect; otherwise plain binary described by
+    /// GeoParquet 1.1's `geo` metadata alone (which is written either way), for readers that
+    /// know no logical geometry types.
+    pub geo_types: bool,
     /// The columns the rows are ordered by, which Parquet's `sorting_columns` then names in
     /// every row group (readers skip and merge by it). Checked as the rows are written: rows
     /// out of that order are an error, never a false claim.
@@ -449,6 +455,7 @@ impl Default for SinkOptions {
             encodings: Vec::new(),
             data_page_v2: false,
             field_ids: false,
+            geo_types: false,
             sorted_by: Vec::new(),
         }
     }
@@ -506,6 +513,12 @@ impl SinkOptions {
     /// Parquet field IDs, numbered as Iceberg numbers columns.
     pub fn with_field_ids(mut self, field_ids: bool) -> Self {
         self.field_ids = field_ids;
+        self
+    }
+
+    /// Parquet's GEOMETRY and GEOGRAPHY logical types for geometry columns.
+    pub fn with_geo_types(mut self, geo_types: bool) -> Self {
+        self.geo_types = geo_types;
         self
     }
 

@@ -99,6 +99,8 @@ class FileOptions(ReadOptions, total=False):
     column_encodings: Union[Dict[str, str], str, List[str]]
     data_page_v2: bool
     field_ids: bool
+    #: Geometry columns as Parquet's GEOMETRY and GEOGRAPHY logical types (GeoParquet 2.0).
+    geo_types: bool
     #: ``"column"`` or ``"column:desc"``, or a list of them, most significant first.
     sorted_by: Union[str, List[str]]
     #: Into a directory only (``export_dataset``, ``export_incremental`` with ``output_dir``,
@@ -123,6 +125,7 @@ class TablesOptions(TypeOptions, total=False):
     column_encodings: Union[Dict[str, str], str, List[str]]
     data_page_v2: bool
     field_ids: bool
+    geo_types: bool
     #: Value partitions of every table (each must have the columns): ``schema.table/`` gets
     #: ``day=.../`` directories.
     files_by: Union[str, List[str]]

@@ -3,7 +3,7 @@
 //! object, or a bare SRID. This reads every form GeoArrow allows that names an EPSG code.
 //!
 //! ```
-//! use pgarrow_types::crs::{crs_srid, extension_srid};
+//! use pgarrow_encode::crs::{crs_srid, extension_srid};
 //! use serde_json::json;
 //!
 //! assert_eq!(crs_srid(&json!("EPSG:3857"), None), Some(3857));
@@ -28,7 +28,8 @@ pub fn extension_srid(metadata: &str) -> Option<i32> {
 /// - `OGC:CRS84` (and `CRS84` in an `id`), WGS 84 longitude first: PostGIS's 4326, which
 ///   PostGIS reads longitude first too;
 /// - a PROJJSON object whose `id` (or first of `ids`) is an EPSG or OGC code;
-/// - with `crs_type` `srid`, the number itself (as a number or text).
+/// - with `crs_type` `srid`, the number itself (as a number or text), and `srid:N` (as
+///   Parquet's GEOMETRY and GEOGRAPHY types write one);
 ///
 /// Anything else (WKT, other authorities, a PROJJSON object without an id) is `None`: the
 /// loader writes SRID 0, PostGIS's "unknown", rather than guess.
@@ -56,7 +57,8 @@ pub fn crs_srid(crs: &Value, crs_type: Option<&str>) -> Option<i32> {
 }
 
 fn authority_code(authority: &str, code: &str) -> Option<i32> {
-    if authority.eq_ignore_ascii_case("EPSG") {
+    // `srid:N`: how Parquet's GEOMETRY and GEOGRAPHY types name a CRS by its SRID.
+    if authority.eq_ignore_ascii_case("EPSG") || authority.eq_ignore_ascii_case("srid") {
         return code.trim().parse().ok().filter(|c| *c > 0);
     }
     let crs84 = authority.eq_ignore_ascii_case("OGC") && code.eq_ignore_ascii_case("CRS84");
@@ -80,6 +82,8 @@ mod tests {
         let text_code = json!({"ids": [{"authority": "EPSG", "code": "3857"}]});
         assert_eq!(crs_srid(&text_code, None), Some(3857));
         assert_eq!(crs_srid(&json!(2154), Some("srid")), Some(2154));
+        assert_eq!(crs_srid(&json!("srid:3035"), None), Some(3035));
+        assert_eq!(crs_srid(&json!("srid:0"), None), None);
         assert_eq!(
             extension_srid(r#"{"crs":"EPSG:3857","crs_type":"authority_code"}"#),
             Some(3857)
