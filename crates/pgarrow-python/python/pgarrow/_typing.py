@@ -86,8 +86,8 @@ class ReadOptions(TypeOptions, total=False):
     order_preserving: bool
 
 
-class FileOptions(ReadOptions, total=False):
-    """The read options, and the files' own."""
+class FilesOptions(TypedDict, total=False):
+    """The files' own options: Parquet's, and how files in a directory are laid out."""
 
     compression: Compression
     row_group_rows: int
@@ -103,9 +103,9 @@ class FileOptions(ReadOptions, total=False):
     geo_types: bool
     #: ``"column"`` or ``"column:desc"``, or a list of them, most significant first.
     sorted_by: Union[str, List[str]]
-    #: Into a directory only (``export_dataset``, ``export_incremental`` with ``output_dir``,
-    #: ``export_with_slot``): value partitions, ``"day(l_shipdate)"`` or a list, outermost
-    #: first.
+    #: Into a directory only (``export_dataset``, ``export_tables``, ``export_incremental``
+    #: with ``output_dir``, ``export_with_slot``): value partitions, ``"day(l_shipdate)"`` or a
+    #: list, outermost first (for several tables, each table must have the columns).
     files_by: Union[str, List[str]]
     #: Into a directory only: rows per file, at most.
     max_file_rows: int
@@ -113,24 +113,14 @@ class FileOptions(ReadOptions, total=False):
     max_file_size: Union[int, str]
 
 
-class TablesOptions(TypeOptions, total=False):
+class FileOptions(ReadOptions, FilesOptions, total=False):
+    """The read options, and the files' own."""
+
+
+class TablesOptions(TypeOptions, FilesOptions, total=False):
     """The type options and the files' (several tables are read one after another, each
     laid out in its own directory when a layout is given)."""
 
-    compression: Compression
-    row_group_rows: int
-    row_group_bytes: int
-    intervals: Intervals
-    bloom_filters: Union[str, List[str]]
-    column_encodings: Union[Dict[str, str], str, List[str]]
-    data_page_v2: bool
-    field_ids: bool
-    geo_types: bool
-    #: Value partitions of every table (each must have the columns): ``schema.table/`` gets
-    #: ``day=.../`` directories.
-    files_by: Union[str, List[str]]
-    max_file_rows: int
-    max_file_size: Union[int, str]
     #: What each table's export holds in memory: bytes, or text such as ``"256MiB"``.
     memory_limit: Union[int, str]
 
