@@ -39,7 +39,8 @@ for arg in "$@"; do
     esac
 done
 
-step() { printf '== %s\n' "$*"; }
+# Each step with the seconds since the script began: where a slow run spent its time.
+step() { printf '[%ss] == %s\n' "$SECONDS" "$*"; }
 fail() {
     printf 'scripts/test-all.sh: %s\n' "$*" >&2
     exit 1
