@@ -205,7 +205,7 @@ async fn read_part(
         WorkerOutput::Files(dir) if dir.layout.is_plain() => {
             let path = dir.dir.join(&dir.part_file(index));
             let sink = Sink::create(dir.format, path.output(), &schema, &dir.options)?;
-            Some((WriterThread::spawn(sink)?, Some(path)))
+            Some((WriterThread::spawn(sink)?, path))
         }
         WorkerOutput::Files(dir) => {
             let writer = LayoutWriter::new(
@@ -221,7 +221,7 @@ async fn read_part(
                 writer,
                 files: laid_files.clone(),
             };
-            Some((WriterThread::spawn(laid)?, None))
+            Some((WriterThread::spawn(laid)?, dir.dir.clone()))
         }
         _ => None,
     };
@@ -277,23 +277,20 @@ async fn read_part(
         return Ok(false);
     }
     let (file, files) = match file {
-        // Finished as every file of every export is (the loss counts in a part file's footer).
-        Some((writer, path)) => {
-            // The time is the writer thread's own, as a single export counts it.
+        // Finished as every file of every export is (the loss counts in a part file's footer);
+        // the time is the writer thread's own, as a single export counts it.
+        Some((writer, location)) => {
             let (written, time) = writer.finish(&stats).await?;
-            writing = time.saturating_sub(started.elapsed());
+            stats.write = time;
             let files =
                 std::mem::take(&mut *laid_files.lock().unwrap_or_else(PoisonError::into_inner));
-            let location = match (path, &shared.output) {
-                (Some(path), _) => Some(path),
-                (None, WorkerOutput::Files(dir)) => Some(dir.dir.clone()),
-                (None, _) => None,
-            };
-            (location.map(|l| (l, written.unwrap_or(0))), files)
+            (Some((location, written.unwrap_or(0))), files)
         }
-        None => (None, Vec::new()),
+        None => {
+            stats.write = writing + started.elapsed();
+            (None, Vec::new())
+        }
     };
-    stats.write = writing + started.elapsed();
     let done = Event::PartDone {
         part: index,
         stats: Box::new(stats),
