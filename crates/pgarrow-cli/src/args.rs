@@ -375,6 +375,11 @@ pub(crate) struct OutputArgs {
     /// besides GeoParquet 1.1's `geo` metadata, which is written either way.
     #[arg(long, help_heading = "Parquet")]
     pub(crate) geo_types: bool,
+    /// GeoParquet's bbox covering: a column GEOM_bbox (xmin, ymin, xmax, ymax) after the
+    /// others for each geometry column, named in the `geo` metadata, so that readers skip row
+    /// groups by its statistics.
+    #[arg(long, help_heading = "Parquet")]
+    pub(crate) geo_bbox: bool,
     /// The rows are ordered by COLUMN (the query's ORDER BY: asc with NULLs last, desc with
     /// NULLs first): Parquet's sorting_columns say so in every row group, for readers to skip
     /// and merge by. Checked as the rows are written; rows out of that order fail the export.

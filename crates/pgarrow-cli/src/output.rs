@@ -76,6 +76,7 @@ pub(crate) fn check_format(format: Format, output: &Output, args: &OutputArgs) -
         ("--data-page-v2", args.data_page_v2),
         ("--field-ids", args.field_ids),
         ("--geo-types", args.geo_types),
+        ("--geo-bbox", args.geo_bbox),
         ("--sorted-by", !args.sorted_by.is_empty()),
     ];
     for (flag, given) in parquet_only {
@@ -135,6 +136,7 @@ pub(crate) fn sink_options(args: &OutputArgs) -> Result<SinkOptions> {
         .with_data_page_v2(args.data_page_v2)
         .with_field_ids(args.field_ids)
         .with_geo_types(args.geo_types)
+        .with_geo_bbox(args.geo_bbox)
         .with_sorted_by(args.sorted_by.clone()))
 }
 
@@ -202,6 +204,7 @@ mod tests {
             data_page_v2: false,
             field_ids: false,
             geo_types: false,
+            geo_bbox: false,
             sorted_by: Vec::new(),
             files_by: Vec::new(),
             max_file_rows: None,
@@ -255,6 +258,11 @@ mod tests {
         assert!(check_format(Format::Parquet, &file, &a).is_ok());
         let e = check_format(Format::ArrowFile, &file, &a).unwrap_err();
         assert!(e.to_string().contains("--compression"), "{e}");
+        let mut a = out(None, None);
+        a.geo_bbox = true;
+        assert!(check_format(Format::Parquet, &file, &a).is_ok());
+        let e = check_format(Format::ArrowStream, &file, &a).unwrap_err();
+        assert!(e.to_string().contains("--geo-bbox"), "{e}");
         let mut a = out(None, None);
         a.intervals = Some(IntervalEncoding::Struct);
         assert!(check_format(Format::ArrowStream, &file, &a).is_ok());

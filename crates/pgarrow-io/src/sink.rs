@@ -40,7 +40,7 @@ mod output;
 mod parquet_compat;
 mod row_groups;
 
-use geo::{GEO_KEY, GeoColumns};
+use geo::{Covering, GEO_KEY, GeoColumns};
 use options::writer_properties;
 pub use options::{
     BloomFilter, ColumnEncoding, Compression, DEFAULT_ROW_GROUP_BYTES, Encoding, Format,
@@ -90,6 +90,8 @@ pub struct Sink {
     sync: bool,
     /// A Parquet file's geometry columns, summarized for GeoParquet's `geo` metadata.
     geo: Option<Box<GeoColumns>>,
+    /// The bbox covering columns added to each (converted) batch.
+    covering: Option<Box<Covering>>,
     /// The order a Parquet file's `sorting_columns` claim, checked row by row.
     order: Option<Box<OrderCheck>>,
 }
@@ -127,6 +129,7 @@ impl Sink {
                 rows: 0,
                 sync: options.sync,
                 geo: None,
+                covering: None,
                 order: None,
             });
         }
@@ -135,17 +138,20 @@ impl Sink {
             format == Format::Parquet || options.intervals == IntervalEncoding::Struct;
         // The file's key-value metadata also goes into the embedded Arrow schema, which is where
         // pyarrow and pandas look for it in a Parquet file.
-        let (file_schema, converted) = match interval_structs {
+        let (written, converted) = match interval_structs {
             true => {
                 let converted = parquet_compatible_schema(schema);
                 let changed = converted != *schema;
-                (
-                    Arc::new(with_metadata(&converted, options)),
-                    changed.then_some(converted),
-                )
+                (converted.clone(), changed.then_some(converted))
             }
-            false => (Arc::new(with_metadata(schema, options)), None),
+            false => (schema.clone(), None),
         };
+        let covering = match format == Format::Parquet && options.geo_bbox {
+            true => Covering::of(&written)?,
+            false => None,
+        };
+        let written = covering.as_ref().map_or(written, |c| c.schema().clone());
+        let file_schema = Arc::new(with_metadata(&written, options));
         let file_schema = match format == Format::Parquet && options.field_ids {
             true => Arc::new(with_field_ids(&file_schema)),
             false => file_schema,
@@ -178,7 +184,7 @@ impl Sink {
         };
         let (geo, order) = match format {
             Format::Parquet => (
-                GeoColumns::of(schema).map(Box::new),
+                GeoColumns::of(schema, covering.is_some()).map(Box::new),
                 OrderCheck::of(schema, &options.sorted_by)?.map(Box::new),
             ),
             _ => (None, None),
@@ -191,6 +197,7 @@ impl Sink {
             rows: 0,
             sync: options.sync,
             geo,
+            covering: covering.map(Box::new),
             order,
         })
     }
@@ -212,6 +219,14 @@ impl Sink {
             Some(schema) => {
                 converted = parquet_compatible_batch(batch, schema)?;
                 &converted
+            }
+            None => batch,
+        };
+        let covered;
+        let batch = match &self.covering {
+            Some(covering) => {
+                covered = covering.add(batch)?;
+                &covered
             }
             None => batch,
         };
@@ -249,7 +264,7 @@ impl Sink {
                     factory,
                     self.target,
                     schema,
-                    self.converted,
+                    (self.converted, self.covering.map(|c| *c)),
                     (self.geo.map(|g| *g), self.order.map(|o| *o)),
                     options,
                 )))

@@ -38,7 +38,7 @@ const OPTION_NAMES: &str = "batch_rows, batch_bytes, statement_timeout, numeric,
      numeric_overflow, infinity, out_of_range, text, invalid_utf8, array_shape, array_bounds, enum, \
      partitions, parts, partition_by, snapshot, memory_limit, order_preserving, \
      compression, row_group_rows, row_group_bytes, intervals, bloom_filters, column_encodings, \
-     data_page_v2, field_ids, geo_types, sorted_by, files_by, max_file_rows, max_file_size, replication_slot, slot_plugin";
+     data_page_v2, field_ids, geo_types, geo_bbox, sorted_by, files_by, max_file_rows, max_file_size, replication_slot, slot_plugin";
 
 impl Options {
     pub(crate) fn parse(options: Option<&Bound<'_, PyDict>>, file: bool) -> PyResult<Options> {
@@ -73,7 +73,8 @@ impl Options {
                 "statement_timeout" => o.statement_timeout = Some(duration(&value).map_err(bad)?),
                 "compression" | "row_group_rows" | "row_group_bytes" | "intervals"
                 | "bloom_filters" | "column_encodings" | "data_page_v2" | "field_ids"
-                | "geo_types" | "sorted_by" | "files_by" | "max_file_rows" | "max_file_size"
+                | "geo_types" | "geo_bbox" | "sorted_by" | "files_by" | "max_file_rows"
+                | "max_file_size"
                     if !file =>
                 {
                     return Err(bad(
@@ -122,6 +123,7 @@ impl Options {
                 "data_page_v2" => o.sink = o.sink.with_data_page_v2(arg.flag()?),
                 "field_ids" => o.sink = o.sink.with_field_ids(arg.flag()?),
                 "geo_types" => o.sink = o.sink.with_geo_types(arg.flag()?),
+                "geo_bbox" => o.sink = o.sink.with_geo_bbox(arg.flag()?),
                 "sorted_by" => {
                     let keys = parsed::<SortKey>(&words(&value).map_err(&bad)?).map_err(&bad)?;
                     o.sink = o.sink.with_sorted_by(keys);

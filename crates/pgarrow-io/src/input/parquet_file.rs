@@ -243,13 +243,25 @@ where
         true => hint(fields),
         false => ArrowReaderOptions::new(),
     };
+    // GeoParquet's covering columns (each geometry's bbox) are not read: they are derived
+    // from the geometries, for readers that filter, and no table has them.
+    let covering = crate::sink::geo::covering_columns(&schema);
+    let kept: Vec<usize> = (0..schema.fields().len())
+        .filter(|i| !covering.contains(i))
+        .collect();
     let metadata = ArrowReaderMetadata::try_new(metadata, options).map_err(not_parquet)?;
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(chunks, metadata)
-        .with_batch_size(batch_rows.max(1))
-        .build()
-        .map_err(not_parquet)?;
+    let mut reader = ParquetRecordBatchReaderBuilder::new_with_metadata(chunks, metadata)
+        .with_batch_size(batch_rows.max(1));
+    if !covering.is_empty() {
+        reader = reader.with_projection(ProjectionMask::roots(&descr, kept.iter().copied()));
+    }
+    let reader = reader.build().map_err(not_parquet)?;
     if let Some(months) = months {
-        let columns: Vec<usize> = intervals.iter().map(|&(index, _)| index).collect();
+        // The interval columns' places among the columns read.
+        let columns: Vec<usize> = intervals
+            .iter()
+            .filter_map(|&(index, _)| kept.iter().position(|&k| k == index))
+            .collect();
         let mut fields: Vec<Field> = reader
             .schema()
             .fields()

@@ -1,12 +1,13 @@
 //! GeoParquet 1.1's `geo` file metadata, summarized from the WKB a Parquet file's geometry
 //! columns (`geoarrow.wkb` fields) hold: each column's encoding, geometry types, bounding box,
-//! CRS (as PROJJSON) and edges.
+//! CRS (as PROJJSON) and edges; and its optional bbox covering columns.
 
+use arrow_array::builder::{Float64Builder, StructBuilder};
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use std::sync::Arc;
 
-use arrow_schema::{DataType, Schema, SchemaRef};
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
 use pgarrow_types::wkb::{GeoSummary, summarize};
 use serde_json::{Value, json};
 
@@ -29,22 +30,15 @@ struct GeoColumn {
     crs: Value,
     spherical: bool,
     summary: GeoSummary,
+    /// The name of its bbox covering column, when the file has them.
+    covering: Option<String>,
 }
 
 impl GeoColumns {
-    /// The top-level `geoarrow.wkb` columns of `schema`, if any.
-    pub(crate) fn of(schema: &Schema) -> Option<GeoColumns> {
-        let columns: Vec<GeoColumn> = schema
-            .fields()
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| {
-                f.metadata().get("ARROW:extension:name").map(String::as_str) == Some("geoarrow.wkb")
-                    && matches!(
-                        f.data_type(),
-                        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
-                    )
-            })
+    /// The top-level `geoarrow.wkb` columns of `schema`, if any; `covered` when the file
+    /// has their bbox covering columns ([`Covering`]).
+    pub(crate) fn of(schema: &Schema, covered: bool) -> Option<GeoColumns> {
+        let columns: Vec<GeoColumn> = geometry_fields(schema)
             .map(|(index, f)| {
                 let ext: Value = f
                     .metadata()
@@ -57,6 +51,7 @@ impl GeoColumns {
                     crs: crs_projjson(ext.get("crs")),
                     spherical: ext.get("edges").and_then(Value::as_str) == Some("spherical"),
                     summary: GeoSummary::default(),
+                    covering: covered.then(|| Covering::name(f.name())),
                 }
             })
             .collect();
@@ -122,6 +117,16 @@ impl GeoColumns {
             if c.spherical {
                 m.insert("edges".into(), json!("spherical"));
             }
+            if let Some(bbox) = &c.covering {
+                let at = |k: &str| json!([bbox, k]);
+                m.insert(
+                    "covering".into(),
+                    json!({"bbox": {
+                        "xmin": at("xmin"), "ymin": at("ymin"),
+                        "xmax": at("xmax"), "ymax": at("ymax"),
+                    }}),
+                );
+            }
             columns.insert(c.name.clone(), Value::Object(m));
         }
         json!({
@@ -130,6 +135,132 @@ impl GeoColumns {
             "columns": columns,
         })
         .to_string()
+    }
+}
+
+/// The top-level geometry columns of `schema` (`geoarrow.wkb` fields of a binary type), with
+/// their index.
+fn geometry_fields(schema: &Schema) -> impl Iterator<Item = (usize, &Field)> {
+    schema.fields().iter().enumerate().filter_map(|(index, f)| {
+        let geo = f.metadata().get("ARROW:extension:name").map(String::as_str)
+            == Some("geoarrow.wkb")
+            && matches!(
+                f.data_type(),
+                DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+            );
+        geo.then_some((index, f.as_ref()))
+    })
+}
+
+/// GeoParquet 1.1's bbox covering: for each geometry column `g`, a column `g_bbox` after all
+/// the others, a struct of `xmin`, `ymin`, `xmax`, `ymax` (doubles, so exact) holding each
+/// value's bounding box, which readers filter row groups by through its statistics. NULL for
+/// a NULL or empty geometry.
+#[derive(Debug, Clone)]
+pub(crate) struct Covering {
+    /// The geometry columns' indexes.
+    columns: Vec<usize>,
+    /// The schema with the covering columns appended.
+    schema: SchemaRef,
+}
+
+impl Covering {
+    /// The name of the covering column of geometry column `column`.
+    pub(crate) fn name(column: &str) -> String {
+        format!("{column}_bbox")
+    }
+
+    fn fields() -> Fields {
+        ["xmin", "ymin", "xmax", "ymax"]
+            .into_iter()
+            .map(|n| Field::new(n, DataType::Float64, false))
+            .collect()
+    }
+
+    /// The covering of `schema`'s geometry columns, `None` when it has none.
+    ///
+    /// # Errors
+    /// A covering column's name is taken by a column of `schema`.
+    pub(crate) fn of(schema: &Schema) -> Result<Option<Covering>> {
+        let columns: Vec<(usize, String)> = geometry_fields(schema)
+            .map(|(i, f)| (i, Covering::name(f.name())))
+            .collect();
+        if columns.is_empty() {
+            return Ok(None);
+        }
+        let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
+        for (_, name) in &columns {
+            if schema.field_with_name(name).is_ok() {
+                return Err(Error::usage(format!(
+                    "the bbox covering column {name:?} would take the name of a column the \
+                     output has: rename that column, or leave the bbox covering out"
+                )));
+            }
+            fields.push(Arc::new(Field::new(
+                name,
+                DataType::Struct(Covering::fields()),
+                true,
+            )));
+        }
+        Ok(Some(Covering {
+            columns: columns.into_iter().map(|(i, _)| i).collect(),
+            schema: Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())),
+        }))
+    }
+
+    /// The schema with the covering columns.
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// `batch` (of the schema the covering was made for) with its covering columns.
+    ///
+    /// # Errors
+    /// A value that is not WKB, named by column and row.
+    pub(crate) fn add(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        for &index in &self.columns {
+            let array = batch.column(index);
+            let name = batch.schema_ref().field(index).name().clone();
+            let mut boxes = StructBuilder::from_fields(Covering::fields(), array.len());
+            let mut summary = GeoSummary::default();
+            let mut each = |row: usize, wkb: Option<&[u8]>| -> Result<()> {
+                summary.bbox = None;
+                if let Some(wkb) = wkb {
+                    summarize(wkb, &mut summary).map_err(|e| {
+                        Error::usage(format!("column {name:?}, row {}: {e}", row + 1))
+                    })?;
+                }
+                let bbox = summary.bbox;
+                for (k, v) in bbox.unwrap_or_default().into_iter().enumerate() {
+                    boxes
+                        .field_builder::<Float64Builder>(k)
+                        .expect("four double fields")
+                        .append_value(v);
+                }
+                boxes.append(bbox.is_some());
+                Ok(())
+            };
+            match array.data_type() {
+                DataType::Binary => {
+                    for (row, v) in array.as_binary::<i32>().iter().enumerate() {
+                        each(row, v)?;
+                    }
+                }
+                DataType::LargeBinary => {
+                    for (row, v) in array.as_binary::<i64>().iter().enumerate() {
+                        each(row, v)?;
+                    }
+                }
+                _ => {
+                    for (row, v) in array.as_binary_view().iter().enumerate() {
+                        each(row, v)?;
+                    }
+                }
+            }
+            columns.push(Arc::new(boxes.finish()));
+        }
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
 }
 
@@ -219,6 +350,31 @@ pub(crate) fn geoarrow_from_geoparquet(
         changed = true;
     }
     changed
+}
+
+/// The indexes of the columns of `schema` that its GeoParquet `geo` metadata names as bbox
+/// coverings of its geometry columns (top-level struct columns only).
+pub(crate) fn covering_columns(schema: &Schema) -> Vec<usize> {
+    let geo = schema
+        .metadata()
+        .get(GEO_KEY)
+        .and_then(|g| serde_json::from_str::<Value>(g).ok());
+    let Some(columns) = geo
+        .as_ref()
+        .and_then(|g| g.get("columns"))
+        .and_then(Value::as_object)
+    else {
+        return Vec::new();
+    };
+    let mut found: Vec<usize> = columns
+        .values()
+        .filter_map(|c| c.pointer("/covering/bbox/xmin/0")?.as_str())
+        .filter_map(|name| schema.index_of(name).ok())
+        .filter(|&i| matches!(schema.field(i).data_type(), DataType::Struct(_)))
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    found
 }
 
 /// GeoParquet's CRS for a GeoArrow `crs`: a PROJJSON object as it is; an `EPSG:<code>`
@@ -377,5 +533,95 @@ mod tests {
             ext(5).as_deref(),
             Some(format!(r#"{{"crs":{projjson}}}"#).as_str())
         );
+    }
+
+    #[test]
+    fn covering_holds_each_values_box_and_is_named_in_the_metadata() {
+        let ext = std::collections::HashMap::from([(
+            "ARROW:extension:name".to_owned(),
+            "geoarrow.wkb".to_owned(),
+        )]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, true),
+            Field::new("g", DataType::Binary, true).with_metadata(ext.clone()),
+        ]));
+        let covering = Covering::of(&schema).unwrap().unwrap();
+        assert_eq!(covering.schema().field(2).name(), "g_bbox");
+        // POINT(1 2), LINESTRING(0 0, 3 -1), NULL, POINT EMPTY (NaN coordinates).
+        let point = |x: f64, y: f64| {
+            let mut v = vec![1u8, 1, 0, 0, 0];
+            v.extend(x.to_le_bytes());
+            v.extend(y.to_le_bytes());
+            v
+        };
+        let mut line = vec![1u8, 2, 0, 0, 0, 2, 0, 0, 0];
+        for c in [0.0f64, 0.0, 3.0, -1.0] {
+            line.extend(c.to_le_bytes());
+        }
+        let empty = point(f64::NAN, f64::NAN);
+        let geoms = arrow_array::BinaryArray::from(vec![
+            Some(point(1.0, 2.0).as_slice()),
+            Some(line.as_slice()),
+            None,
+            Some(empty.as_slice()),
+        ]);
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(arrow_array::Int32Array::from(vec![1, 2, 3, 4])),
+                Arc::new(geoms),
+            ],
+        )
+        .unwrap();
+        let covered = covering.add(&batch).unwrap();
+        let boxes = covered.column(2).as_struct();
+        let value = |row: usize| {
+            (!boxes.is_null(row)).then(|| {
+                (0..4)
+                    .map(|k| {
+                        boxes
+                            .column(k)
+                            .as_primitive::<arrow_array::types::Float64Type>()
+                            .value(row)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(value(0), Some(vec![1.0, 2.0, 1.0, 2.0]));
+        assert_eq!(value(1), Some(vec![0.0, -1.0, 3.0, 0.0]));
+        assert_eq!(value(2), None);
+        assert_eq!(value(3), None);
+        // The metadata names it, and a loader finds it there.
+        let geo = GeoColumns::of(&schema, true).unwrap().metadata();
+        let v: Value = serde_json::from_str(&geo).unwrap();
+        assert_eq!(
+            v["columns"]["g"]["covering"]["bbox"]["ymax"],
+            json!(["g_bbox", "ymax"])
+        );
+        let written = covering
+            .schema()
+            .as_ref()
+            .clone()
+            .with_metadata(std::collections::HashMap::from([(GEO_KEY.to_owned(), geo)]));
+        assert_eq!(covering_columns(&written), vec![2]);
+        assert_eq!(covering_columns(&schema), Vec::<usize>::new());
+        // Bad WKB is named by column and row.
+        let bad = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(arrow_array::Int32Array::from(vec![1])),
+                Arc::new(arrow_array::BinaryArray::from(vec![Some(&[1u8, 1][..])])),
+            ],
+        )
+        .unwrap();
+        let e = covering.add(&bad).unwrap_err().to_string();
+        assert!(e.contains("column \"g\", row 1"), "{e}");
+        // A column with the covering's name is refused by name.
+        let taken = Schema::new(vec![
+            Field::new("g", DataType::Binary, true).with_metadata(ext),
+            Field::new("g_bbox", DataType::Int32, true),
+        ]);
+        let e = Covering::of(&taken).unwrap_err().to_string();
+        assert!(e.contains("\"g_bbox\""), "{e}");
     }
 }

@@ -174,6 +174,10 @@ pub struct SinkOptions {
     /// GeoParquet 1.1's `geo` metadata alone (which is written either way), for readers that
     /// know no logical geometry types.
     pub geo_types: bool,
+    /// GeoParquet 1.1's bbox covering: for each geometry column `g`, a column `g_bbox` (a
+    /// struct of `xmin`, `ymin`, `xmax`, `ymax`) with each value's bounding box, which the
+    /// `geo` metadata names, so that readers skip row groups by its statistics.
+    pub geo_bbox: bool,
     /// The columns the rows are ordered by, which Parquet's `sorting_columns` then names in
     /// every row group (readers skip and merge by it). Checked as the rows are written: rows
     /// out of that order are an error, never a false claim.
@@ -456,6 +460,7 @@ impl Default for SinkOptions {
             data_page_v2: false,
             field_ids: false,
             geo_types: false,
+            geo_bbox: false,
             sorted_by: Vec::new(),
         }
     }
@@ -519,6 +524,12 @@ impl SinkOptions {
     /// Parquet's GEOMETRY and GEOGRAPHY logical types for geometry columns.
     pub fn with_geo_types(mut self, geo_types: bool) -> Self {
         self.geo_types = geo_types;
+        self
+    }
+
+    /// GeoParquet's bbox covering columns, one per geometry column.
+    pub fn with_geo_bbox(mut self, geo_bbox: bool) -> Self {
+        self.geo_bbox = geo_bbox;
         self
     }
 

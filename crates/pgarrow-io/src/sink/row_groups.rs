@@ -20,7 +20,7 @@ use parquet::arrow::{ARROW_SCHEMA_META_KEY, encode_arrow_schema};
 use parquet::file::metadata::KeyValue;
 use parquet::file::writer::SerializedFileWriter;
 
-use super::geo::{GEO_KEY, GeoColumns};
+use super::geo::{Covering, GEO_KEY, GeoColumns};
 use super::order::OrderCheck;
 use super::output::{self, Out};
 use super::parquet_compat::parquet_compatible_batch;
@@ -33,6 +33,8 @@ pub struct RowGroupEncoders {
     factory: Arc<ArrowRowGroupWriterFactory>,
     /// The schema the batches are converted to (intervals as structs), when they need it.
     converted: Option<SchemaRef>,
+    /// The bbox covering columns added to each (converted) batch.
+    covering: Option<Arc<Covering>>,
     /// The file's Arrow schema.
     schema: SchemaRef,
     row_group_rows: usize,
@@ -131,6 +133,14 @@ impl RowGroupEncoder {
             Some(schema) => {
                 converted = parquet_compatible_batch(batch, schema)?;
                 &converted
+            }
+            None => batch,
+        };
+        let covered;
+        let batch = match &self.shared.covering {
+            Some(covering) => {
+                covered = covering.add(batch)?;
+                &covered
             }
             None => batch,
         };
@@ -240,13 +250,14 @@ impl RowGroupFile {
         factory: ArrowRowGroupWriterFactory,
         target: Option<PathBuf>,
         schema: SchemaRef,
-        converted: Option<SchemaRef>,
+        (converted, covering): (Option<SchemaRef>, Option<Covering>),
         (geo, order): (Option<GeoColumns>, Option<OrderCheck>),
         options: &crate::SinkOptions,
     ) -> (RowGroupFile, RowGroupEncoders) {
         let encoders = RowGroupEncoders {
             factory: Arc::new(factory),
             converted,
+            covering: covering.map(Arc::new),
             schema: schema.clone(),
             row_group_rows: options.row_group_rows.max(1),
             row_group_bytes: options.row_group_bytes.max(1),

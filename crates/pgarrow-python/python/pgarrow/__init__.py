@@ -47,7 +47,8 @@ checked, with a ValueError naming a bad one, before anything connects):
   Parquet's ``bloom_filters`` ("column" or "column:FPP", or a list), ``column_encodings``
   ({"column": "plain" | "dictionary" | "delta" | "delta-length" | "delta-prefix" |
   "byte-stream-split" | "rle"}), ``data_page_v2`` (bool), ``field_ids`` (bool: Iceberg's
-  numbering), ``sorted_by`` ("column", "column:desc", or a list, most significant first: the
+  numbering), ``geo_types`` (bool: Parquet's GEOMETRY and GEOGRAPHY types), ``geo_bbox``
+  (bool: GeoParquet's bbox covering columns), ``sorted_by`` ("column", "column:desc", or a list, most significant first: the
   query's ORDER BY, named in every row group's ``sorting_columns``; rows out of that order fail
   the export).
 - the layout of ``export_dataset``'s files: ``files_by`` (value partitions as Hive-style

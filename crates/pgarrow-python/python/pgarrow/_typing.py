@@ -101,6 +101,8 @@ class FilesOptions(TypedDict, total=False):
     field_ids: bool
     #: Geometry columns as Parquet's GEOMETRY and GEOGRAPHY logical types (GeoParquet 2.0).
     geo_types: bool
+    #: GeoParquet's bbox covering: a ``GEOM_bbox`` struct column per geometry column.
+    geo_bbox: bool
     #: ``"column"`` or ``"column:desc"``, or a list of them, most significant first.
     sorted_by: Union[str, List[str]]
     #: Into a directory only (``export_dataset``, ``export_tables``, ``export_incremental``
