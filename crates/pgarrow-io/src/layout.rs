@@ -211,17 +211,31 @@ struct Spill {
     reader: arrow_ipc::reader::FileReader<std::io::BufReader<std::fs::File>>,
 }
 
-/// Writes one export's batches into files laid out by a [`Layout`] under a directory.
-pub struct LayoutWriter {
+/// How every file of one writer is made: its directory, format, options, rolling limits,
+/// schema and name; shared with the threads that finish partitions.
+struct Files {
     dir: Location,
     format: Format,
     options: SinkOptions,
     layout: Layout,
+    file_schema: SchemaRef,
+    prefix: String,
+}
+
+/// What a writer (or one of its finishing threads) made: the files it completed, and the
+/// local directories it created (to remove again if the export fails).
+#[derive(Default)]
+struct Made {
+    written: Vec<WrittenFile>,
+    dirs: Vec<std::path::PathBuf>,
+}
+
+/// Writes one export's batches into files laid out by a [`Layout`] under a directory.
+pub struct LayoutWriter {
+    files: Arc<Files>,
     resolved: Vec<Resolved>,
     /// The columns the files hold, when some are left out.
     kept: Option<Vec<usize>>,
-    file_schema: SchemaRef,
-    prefix: String,
     memory_limit: usize,
     /// What one more open file costs.
     file_cost: usize,
@@ -235,19 +249,17 @@ pub struct LayoutWriter {
     /// system's temporary directory.
     spill_dir: std::path::PathBuf,
     clock: u64,
-    written: Vec<WrittenFile>,
-    /// Local directories this writer made, to remove again if it fails.
-    made_dirs: Vec<std::path::PathBuf>,
+    made: Made,
     finished: bool,
 }
 
 impl std::fmt::Debug for LayoutWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LayoutWriter")
-            .field("dir", &self.dir)
-            .field("layout", &self.layout)
+            .field("dir", &self.files.dir)
+            .field("layout", &self.files.layout)
             .field("open", &self.open)
-            .field("written", &self.written.len())
+            .field("written", &self.made.written.len())
             .finish_non_exhaustive()
     }
 }
@@ -298,14 +310,16 @@ impl LayoutWriter {
             .as_local()
             .map_or_else(std::env::temp_dir, Path::to_path_buf);
         Ok(LayoutWriter {
-            dir,
-            format,
-            options,
-            layout: layout.clone(),
+            files: Arc::new(Files {
+                dir,
+                format,
+                options,
+                layout: layout.clone(),
+                file_schema,
+                prefix: prefix.to_owned(),
+            }),
             resolved,
             kept,
-            file_schema,
-            prefix: prefix.to_owned(),
             memory_limit,
             file_cost,
             groups: Vec::new(),
@@ -315,8 +329,7 @@ impl LayoutWriter {
             spills: Vec::new(),
             spill_dir,
             clock: 0,
-            written: Vec::new(),
-            made_dirs: Vec::new(),
+            made: Made::default(),
             finished: false,
         })
     }
@@ -336,9 +349,11 @@ impl LayoutWriter {
             Some(keep) => batch.project(keep)?,
             None => batch.clone(),
         };
-        let batch = match batch.schema() == self.file_schema {
+        let batch = match batch.schema() == self.files.file_schema {
             true => batch,
-            false => RecordBatch::try_new(self.file_schema.clone(), batch.columns().to_vec())?,
+            false => {
+                RecordBatch::try_new(self.files.file_schema.clone(), batch.columns().to_vec())?
+            }
         };
         if let Some(group) = single {
             match self.resolved.is_empty() {
@@ -397,7 +412,9 @@ impl LayoutWriter {
         group.pending.push(rows);
         let chunk_bytes = self.chunk_bytes();
         let group = &mut self.groups[g];
-        if group.pending_rows >= self.options.row_group_rows || group.pending_bytes >= chunk_bytes {
+        if group.pending_rows >= self.files.options.row_group_rows
+            || group.pending_bytes >= chunk_bytes
+        {
             self.flush_pending(g)?;
         }
         Ok(())
@@ -414,7 +431,7 @@ impl LayoutWriter {
             0 => Ok(()),
             1 => self.write_rows(g, &pending[0]),
             _ => {
-                let rows = arrow_select::concat::concat_batches(&self.file_schema, &pending)?;
+                let rows = arrow_select::concat::concat_batches(&self.files.file_schema, &pending)?;
                 drop(pending);
                 self.write_rows(g, &rows)
             }
@@ -509,109 +526,30 @@ impl LayoutWriter {
         g
     }
 
-    /// Writes rows of one group, rolling its files at the layout's limits.
+    /// Writes rows of one group into its files (making room for its file first, when it has
+    /// none open).
     fn write_rows(&mut self, g: usize, rows: &RecordBatch) -> Result<()> {
         self.clock += 1;
         self.groups[g].last_used = self.clock;
-        let per_row = (rows.get_array_memory_size() / rows.num_rows().max(1)).max(1) as u64;
-        let mut at = 0;
-        while at < rows.num_rows() {
-            if self.groups[g].file.is_none() {
-                self.open_file(g)?;
+        if self.groups[g].file.is_none() {
+            // Room for one more open file first.
+            while self.open > 0 && (self.open + 1) * self.file_cost > self.memory_limit / 2 {
+                self.close_least_recent(Some(g))?;
             }
-            let file = self.groups[g].file.as_ref().expect("opened above");
-            let (written, size) = (file.sink.rows(), file.sink.size_estimate());
-            let left = rows.num_rows() - at;
-            let mut take = left as u64;
-            if let Some(max) = self.layout.max_file_rows {
-                take = take.min(max - written);
-            }
-            if let Some(max) = self.layout.max_file_bytes {
-                // Room for the footer, then as many rows as fit by their size in memory
-                // (at least one in an empty file).
-                let room = max.saturating_sub(size + footer_room(max));
-                let fit = room / per_row;
-                take = take.min(if written == 0 { fit.max(1) } else { fit });
-            }
-            if take == 0 {
-                self.close_file(g)?;
-                continue;
-            }
-            let piece = rows.slice(at, take as usize);
-            let file = self.groups[g].file.as_mut().expect("opened above");
-            file.sink.write(&piece)?;
-            at += take as usize;
-            let full = self
-                .layout
-                .max_file_rows
-                .is_some_and(|max| file.sink.rows() >= max);
-            if full {
-                self.close_file(g)?;
-            }
+            self.open += 1;
         }
-        Ok(())
-    }
-
-    fn open_file(&mut self, g: usize) -> Result<()> {
-        // Room for one more open file first.
-        while self.open > 0 && (self.open + 1) * self.file_cost > self.memory_limit / 2 {
-            self.close_least_recent(Some(g))?;
+        let done = self.groups[g].write_rows(&self.files, rows, &mut self.made);
+        if self.groups[g].file.is_none() {
+            self.open -= 1;
         }
-        let group = &mut self.groups[g];
-        let path = format!(
-            "{}{}-{:05}.{}",
-            group.dir,
-            self.prefix,
-            group.next,
-            self.format.extension()
-        );
-        group.next += 1;
-        if let Some(root) = self.dir.as_local()
-            && !group.dir.is_empty()
-        {
-            let dir = root.join(&group.dir);
-            if !dir.is_dir() {
-                std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-                    what: "cannot create the directory",
-                    path: dir.clone(),
-                    source,
-                })?;
-                self.made_dirs.push(dir);
-            }
-        }
-        let location = self.dir.join_path(&path);
-        let sink = Sink::create(
-            self.format,
-            location.output(),
-            &self.file_schema,
-            &self.options,
-        )?;
-        self.groups[g].file = Some(OpenFile {
-            sink,
-            location,
-            path,
-        });
-        self.open += 1;
-        Ok(())
+        done
     }
 
     fn close_file(&mut self, g: usize) -> Result<()> {
-        let Some(file) = self.groups[g].file.take() else {
-            return Ok(());
-        };
-        self.open -= 1;
-        let rows = file.sink.rows();
-        let bytes = file
-            .sink
-            .finish()
-            .map_err(|e| e.context(format!("writing {}", file.location)))?;
-        self.written.push(WrittenFile {
-            path: file.path,
-            rows,
-            bytes,
-            values: self.groups[g].values.clone(),
-        });
-        Ok(())
+        if self.groups[g].file.is_some() {
+            self.open -= 1;
+        }
+        self.groups[g].close_file(&mut self.made)
     }
 
     /// Finishes the open file used least recently (other than `except`'s).
@@ -670,7 +608,7 @@ impl LayoutWriter {
         let file = tempfile::tempfile_in(&self.spill_dir).map_err(io)?;
         let mut writer = arrow_ipc::writer::FileWriter::try_new(
             std::io::BufWriter::with_capacity(1 << 20, file),
-            &self.file_schema,
+            &self.files.file_schema,
         )?;
         let index = self.spills.len();
         let mut batches = 0;
@@ -683,7 +621,7 @@ impl LayoutWriter {
             let pending = std::mem::take(&mut group.pending);
             let rows = match pending.len() {
                 1 => pending.into_iter().next().expect("one batch"),
-                _ => arrow_select::concat::concat_batches(&self.file_schema, &pending)?,
+                _ => arrow_select::concat::concat_batches(&self.files.file_schema, &pending)?,
             };
             writer.write(&rows)?;
             group.spilled.push((index, batches, 1));
@@ -703,15 +641,11 @@ impl LayoutWriter {
         Ok(())
     }
 
-    /// Writes a partition's spilled rows into its file, with its pending ones: gathered into
-    /// batches of up to a row group's size (within the memory limit), each written at once.
-    fn unspill(&mut self, g: usize) -> Result<()> {
-        let spilled = std::mem::take(&mut self.groups[g].spilled);
-        if spilled.is_empty() {
-            return self.flush_pending(g);
-        }
+    /// A partition's rows not yet in its file: its spilled runs read back, in order, then its
+    /// pending ones.
+    fn runs(&mut self, g: usize) -> Result<Vec<RecordBatch>> {
         let mut runs = Vec::new();
-        for (spill, first, count) in spilled {
+        for (spill, first, count) in std::mem::take(&mut self.groups[g].spilled) {
             for i in first..first + count {
                 let reader = &mut self.spills[spill].reader;
                 reader.set_index(i)?;
@@ -721,36 +655,20 @@ impl LayoutWriter {
                 runs.push(rows);
             }
         }
-        runs.extend(std::mem::take(&mut self.groups[g].pending));
-        self.groups[g].pending_rows = 0;
-        self.groups[g].pending_bytes = 0;
-        let chunk_bytes = self.chunk_bytes();
-        let mut gathered: Vec<RecordBatch> = Vec::new();
-        let (mut rows, mut bytes) = (0, 0);
-        let total = runs.len();
-        for (i, run) in runs.into_iter().enumerate() {
-            rows += run.num_rows();
-            bytes += run.get_array_memory_size();
-            gathered.push(run);
-            if rows >= self.options.row_group_rows || bytes >= chunk_bytes || i + 1 == total {
-                let batch = match gathered.len() {
-                    1 => gathered.pop().expect("one batch"),
-                    _ => arrow_select::concat::concat_batches(
-                        &self.file_schema,
-                        &std::mem::take(&mut gathered),
-                    )?,
-                };
-                self.write_rows(g, &batch)?;
-                (rows, bytes) = (0, 0);
-            }
-        }
-        Ok(())
+        let group = &mut self.groups[g];
+        runs.extend(std::mem::take(&mut group.pending));
+        group.pending_rows = 0;
+        group.pending_bytes = 0;
+        Ok(runs)
     }
 
     /// The rows a partition gathers before they go to its file: a row group's worth, within
     /// an eighth of the memory limit.
     fn chunk_bytes(&self) -> usize {
-        self.options.row_group_bytes.min(self.memory_limit / 8)
+        self.files
+            .options
+            .row_group_bytes
+            .min(self.memory_limit / 8)
     }
 
     /// Finishes the least recently used files while the open ones hold more than `bytes`
@@ -764,27 +682,102 @@ impl LayoutWriter {
 
     /// Finishes every open file, and returns every file written, in path order.
     ///
+    /// Most of a laid-out export's work is here: with many partitions, their rows wait (in
+    /// memory or spilled) until the end. Partitions are independent, so they are written on
+    /// as many threads as the machine has cores (the export's reading is over by now): this
+    /// thread reads each partition's spilled rows back and hands the partition over, a few
+    /// at a time, so that memory holds only the partitions in hand.
+    ///
     /// # Errors
     /// A file cannot be finished (the files are then removed).
     pub fn finish(mut self) -> Result<Vec<WrittenFile>> {
-        // Partitions one at a time: their spilled rows, their pending rows, then the file ends.
-        for g in 0..self.groups.len() {
-            self.unspill(g)?;
-            self.close_file(g)?;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(self.groups.len());
+        let chunk_bytes = self.chunk_bytes();
+        self.open = 0;
+        match threads {
+            0 | 1 => {
+                for g in 0..self.groups.len() {
+                    let runs = self.runs(g)?;
+                    let group = self.groups[g].take();
+                    group.finish(&self.files, runs, chunk_bytes, &mut self.made)?;
+                }
+            }
+            _ => self.finish_on(threads, chunk_bytes)?,
         }
         self.pending = 0;
         self.spills.clear();
         self.sync()?;
         self.finished = true;
-        let mut written = std::mem::take(&mut self.written);
+        let mut written = std::mem::take(&mut self.made.written);
         written.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(written)
+    }
+
+    /// [`LayoutWriter::finish`]'s partitions written on `threads` threads; what they made is
+    /// kept (for the cleanup of a failed export) whether they succeed or not.
+    fn finish_on(&mut self, threads: usize, chunk_bytes: usize) -> Result<()> {
+        type Job = (Group, Vec<RecordBatch>);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(threads);
+        let rx = std::sync::Mutex::new(rx);
+        let files = self.files.clone();
+        let files = &*files;
+        let (made, failed) = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    let rx = &rx;
+                    scope.spawn(move || {
+                        let mut made = Made::default();
+                        let mut failed = None;
+                        loop {
+                            let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                            let Ok((group, runs)) = job else { break };
+                            if let Err(e) = group.finish(files, runs, chunk_bytes, &mut made) {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                        (made, failed)
+                    })
+                })
+                .collect();
+            let mut failed = None;
+            for g in 0..self.groups.len() {
+                let job = match self.runs(g) {
+                    Ok(runs) => (self.groups[g].take(), runs),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                };
+                // A worker that failed stops taking jobs; when all have, the send fails.
+                if tx.send(job).is_err() {
+                    break;
+                }
+            }
+            drop(tx);
+            let mut made = Made::default();
+            for worker in workers {
+                let (theirs, error) = worker.join().unwrap_or_else(|_| {
+                    let e = Error::Invalid("a thread finishing partitions panicked".into());
+                    (Made::default(), Some(e))
+                });
+                made.written.extend(theirs.written);
+                made.dirs.extend(theirs.dirs);
+                failed = failed.or(error);
+            }
+            (made, failed)
+        });
+        self.made.written.extend(made.written);
+        self.made.dirs.extend(made.dirs);
+        failed.map_or(Ok(()), Err)
     }
 
     /// Makes every file written durable before the caller lists them (a manifest): one sync
     /// of the local file system for all of them.
     fn sync(&self) -> Result<()> {
-        let Some(root) = self.dir.as_local() else {
+        let Some(root) = self.files.dir.as_local() else {
             return Ok(());
         };
         let io = |source: std::io::Error| Error::Io {
@@ -798,7 +791,155 @@ impl LayoutWriter {
 
     /// Files written so far (finished ones only).
     pub fn files_written(&self) -> usize {
-        self.written.len()
+        self.made.written.len()
+    }
+}
+
+impl Group {
+    /// The group, leaving an empty one (no file, no rows) in its place.
+    fn take(&mut self) -> Group {
+        std::mem::replace(
+            self,
+            Group {
+                values: Vec::new(),
+                dir: String::new(),
+                next: self.next,
+                file: None,
+                last_used: 0,
+                pending: Vec::new(),
+                pending_rows: 0,
+                pending_bytes: 0,
+                spilled: Vec::new(),
+            },
+        )
+    }
+
+    /// Writes rows into the group's files, rolling them at the layout's limits.
+    fn write_rows(&mut self, files: &Files, rows: &RecordBatch, made: &mut Made) -> Result<()> {
+        let per_row = (rows.get_array_memory_size() / rows.num_rows().max(1)).max(1) as u64;
+        let mut at = 0;
+        while at < rows.num_rows() {
+            if self.file.is_none() {
+                self.open_file(files, made)?;
+            }
+            let file = self.file.as_ref().expect("opened above");
+            let (written, size) = (file.sink.rows(), file.sink.size_estimate());
+            let left = rows.num_rows() - at;
+            let mut take = left as u64;
+            if let Some(max) = files.layout.max_file_rows {
+                take = take.min(max - written);
+            }
+            if let Some(max) = files.layout.max_file_bytes {
+                // Room for the footer, then as many rows as fit by their size in memory
+                // (at least one in an empty file).
+                let room = max.saturating_sub(size + footer_room(max));
+                let fit = room / per_row;
+                take = take.min(if written == 0 { fit.max(1) } else { fit });
+            }
+            if take == 0 {
+                self.close_file(made)?;
+                continue;
+            }
+            let piece = rows.slice(at, take as usize);
+            let file = self.file.as_mut().expect("opened above");
+            file.sink.write(&piece)?;
+            at += take as usize;
+            let full = files
+                .layout
+                .max_file_rows
+                .is_some_and(|max| file.sink.rows() >= max);
+            if full {
+                self.close_file(made)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn open_file(&mut self, files: &Files, made: &mut Made) -> Result<()> {
+        let path = format!(
+            "{}{}-{:05}.{}",
+            self.dir,
+            files.prefix,
+            self.next,
+            files.format.extension()
+        );
+        self.next += 1;
+        if let Some(root) = files.dir.as_local()
+            && !self.dir.is_empty()
+        {
+            let dir = root.join(&self.dir);
+            if !dir.is_dir() {
+                std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+                    what: "cannot create the directory",
+                    path: dir.clone(),
+                    source,
+                })?;
+                made.dirs.push(dir);
+            }
+        }
+        let location = files.dir.join_path(&path);
+        let sink = Sink::create(
+            files.format,
+            location.output(),
+            &files.file_schema,
+            &files.options,
+        )?;
+        self.file = Some(OpenFile {
+            sink,
+            location,
+            path,
+        });
+        Ok(())
+    }
+
+    fn close_file(&mut self, made: &mut Made) -> Result<()> {
+        let Some(file) = self.file.take() else {
+            return Ok(());
+        };
+        let rows = file.sink.rows();
+        let bytes = file
+            .sink
+            .finish()
+            .map_err(|e| e.context(format!("writing {}", file.location)))?;
+        made.written.push(WrittenFile {
+            path: file.path,
+            rows,
+            bytes,
+            values: self.values.clone(),
+        });
+        Ok(())
+    }
+
+    /// Writes the group's rows, `runs` (its spilled rows, then its pending ones), into its
+    /// files, gathered into batches of up to a row group's rows or `chunk_bytes`; then ends
+    /// its file.
+    fn finish(
+        mut self,
+        files: &Files,
+        runs: Vec<RecordBatch>,
+        chunk_bytes: usize,
+        made: &mut Made,
+    ) -> Result<()> {
+        let mut gathered: Vec<RecordBatch> = Vec::new();
+        let (mut rows, mut bytes) = (0, 0);
+        let total = runs.len();
+        for (i, run) in runs.into_iter().enumerate() {
+            rows += run.num_rows();
+            bytes += run.get_array_memory_size();
+            gathered.push(run);
+            if rows >= files.options.row_group_rows || bytes >= chunk_bytes || i + 1 == total {
+                let batch = match gathered.len() {
+                    1 => gathered.pop().expect("one batch"),
+                    _ => arrow_select::concat::concat_batches(
+                        &files.file_schema,
+                        &std::mem::take(&mut gathered),
+                    )?,
+                };
+                self.write_rows(files, &batch, made)?;
+                (rows, bytes) = (0, 0);
+            }
+        }
+        self.close_file(made)
     }
 }
 
@@ -809,13 +950,13 @@ impl Drop for LayoutWriter {
         if self.finished {
             return;
         }
-        for f in &self.written {
-            let _ = self.dir.join_path(&f.path).remove();
+        for f in &self.made.written {
+            let _ = self.files.dir.join_path(&f.path).remove();
         }
         for g in &mut self.groups {
             g.file = None;
         }
-        for dir in self.made_dirs.iter().rev() {
+        for dir in self.made.dirs.iter().rev() {
             let _ = std::fs::remove_dir(dir);
         }
     }

@@ -276,3 +276,63 @@ fn bad_layouts_are_refused_before_any_file() {
         1
     );
 }
+
+/// Partitions are finished on several threads; one that fails fails the writer, and
+/// nothing is left: not the files the other threads completed, nor their directories.
+#[test]
+fn a_partition_failing_at_the_end_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::default().with_partition("k".parse().unwrap());
+    // The files claim ascending `n`: the last partition's rows break that claim.
+    let options = SinkOptions::default().with_sorted_by(vec![crate::SortKey::new("n", false)]);
+    let mut w = LayoutWriter::new(
+        Location::from(dir.path()),
+        Format::Parquet,
+        &options,
+        &schema(),
+        &layout,
+        "part-00000",
+        64 << 20,
+    )
+    .unwrap();
+    let names: Vec<String> = (0..40).map(|i| format!("p{i:02}")).collect();
+    let keys: Vec<Option<&str>> = (0..400).map(|i| Some(names[i % 40].as_str())).collect();
+    w.write(&batch(&keys, 0)).unwrap();
+    // p39 gets a smaller n after its larger ones.
+    w.write(&batch(&[Some("p39")], -1)).unwrap();
+    let e = w.finish().unwrap_err().to_string();
+    assert!(e.contains("\"n\""), "{e}");
+    let left: Vec<_> = walk(dir.path());
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Finishing on several threads writes what one thread would: every partition's rows, in
+/// their order, in its own files.
+#[test]
+fn partitions_finished_in_parallel_keep_their_rows_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::default()
+        .with_partition("k".parse().unwrap())
+        .with_max_file_rows(Some(7));
+    let mut w = writer(dir.path(), &layout, 64 << 20);
+    let names: Vec<String> = (0..30).map(|i| format!("p{i:02}")).collect();
+    for round in 0..5 {
+        let keys: Vec<Option<&str>> = (0..90).map(|i| Some(names[i % 30].as_str())).collect();
+        w.write(&batch(&keys, round * 90)).unwrap();
+    }
+    let files = w.finish().unwrap();
+    assert_eq!(files.len(), 30 * 3);
+    for (p, name) in names.iter().enumerate() {
+        let mut values = Vec::new();
+        for f in files
+            .iter()
+            .filter(|f| f.path.starts_with(&format!("k={name}/")))
+        {
+            let (_, v) = read(&dir.path().join(&f.path));
+            assert_eq!(v.len() as u64, f.rows);
+            values.extend(v);
+        }
+        let want: Vec<i64> = (0..450).filter(|n| n % 30 == p as i64).collect();
+        assert_eq!(values, want, "{name}");
+    }
+}
