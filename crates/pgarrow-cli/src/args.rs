@@ -437,7 +437,30 @@ pub(crate) struct ExportArgs {
     #[command(flatten)]
     pub(crate) slot: SlotArgs,
     #[command(flatten)]
+    pub(crate) lake: LakeArgs,
+    #[command(flatten)]
     pub(crate) policies: PolicyArgs,
+}
+
+/// Lake tables: the export committed into a table of a lake format.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Lake tables")]
+pub(crate) struct LakeArgs {
+    /// Export into a DuckLake table whose catalog is the PostgreSQL database at URL (made
+    /// there, with --data-path, when the database has none): the files go under the lake's
+    /// data path, and one catalog transaction commits them.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["output", "plan", "replication_slot"])]
+    pub(crate) ducklake: Option<String>,
+    /// The lake table, [SCHEMA.]NAME (default: the exported table's name, in schema main).
+    #[arg(long, value_name = "NAME", requires = "ducklake")]
+    pub(crate) lake_table: Option<String>,
+    /// Where a new DuckLake catalog keeps its files: a directory or an object store URL.
+    #[arg(long, value_name = "PATH", requires = "ducklake")]
+    pub(crate) data_path: Option<String>,
+    /// When the lake table exists: fail (the default), append, or replace its rows (one
+    /// snapshot; the old rows stay for time travel).
+    #[arg(long, value_name = "WHAT", default_value = "fail", value_parser = ["fail", "append", "replace"], requires = "ducklake")]
+    pub(crate) if_exists: String,
 }
 
 /// The hand-off to logical replication.

@@ -7,6 +7,7 @@ mod copy;
 mod errors;
 mod import;
 mod incremental;
+mod lake;
 mod output;
 mod partition;
 mod report;
@@ -103,6 +104,12 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
                 );
             }
             let incremental = args.incremental.incremental_by.is_some();
+            if incremental && args.lake.ducklake.is_some() {
+                return Err(usage(
+                    "--incremental-by into a DuckLake table is not written yet: export each \
+                     run with --if-exists append and a query of its rows",
+                ));
+            }
             if incremental && args.plan.is_some() {
                 return Err(usage("--incremental-by reads a --table, not a --plan"));
             }
@@ -122,6 +129,23 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
                 }
                 Selected::Tables(_) if incremental => Err(usage(
                     "--incremental-by reads one --table, not a pattern or several tables",
+                )),
+                Selected::One(source) if args.lake.ducklake.is_some() => {
+                    let config = read_only_config(&args.source)?;
+                    lake::export(
+                        &rt,
+                        session,
+                        &config,
+                        &source,
+                        &args.output,
+                        &args.partition,
+                        &args.lake,
+                        &policies,
+                    )
+                }
+                Selected::Tables(_) if args.lake.ducklake.is_some() => Err(usage(
+                    "--ducklake commits one table or query into one lake table, not several \
+                     tables",
                 )),
                 Selected::One(source) if args.slot.replication_slot.is_some() => {
                     let config = read_only_config(&args.source)?;

@@ -29,6 +29,12 @@ pub struct DirTarget {
     /// How the files are laid out: value partitions, rolled files ([`Layout::default`]: one
     /// file per part or per table).
     pub layout: Layout,
+    /// What each file's name begins with (before `part-00000`), so that exports into one
+    /// directory name their files apart (a lake table's appends): none by default.
+    pub file_prefix: Option<String>,
+    /// Whether the export's commit is its `_manifest.json` ([`DirTarget::prepare`] removes an
+    /// old one first); else the caller commits the files it is given (a lake table's commit).
+    pub manifest: bool,
 }
 
 impl DirTarget {
@@ -40,7 +46,21 @@ impl DirTarget {
             format,
             options: SinkOptions::default(),
             layout: Layout::default(),
+            file_prefix: None,
+            manifest: true,
         }
+    }
+
+    /// Each file's name begins with `prefix` and a dash.
+    pub fn with_file_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.file_prefix = Some(prefix.into());
+        self
+    }
+
+    /// No `_manifest.json`: the caller commits the files.
+    pub fn without_manifest(mut self) -> Self {
+        self.manifest = false;
+        self
     }
 
     /// The files' options.
@@ -58,12 +78,15 @@ impl DirTarget {
     /// The prefix of part `part`'s files in a laid-out export: `part-00000` (its files are
     /// `part-00000-00000.parquet`, ...).
     pub fn part_prefix(&self, part: usize) -> String {
-        format!("part-{part:05}")
+        match &self.file_prefix {
+            Some(prefix) => format!("{prefix}-part-{part:05}"),
+            None => format!("part-{part:05}"),
+        }
     }
 
     /// The file name of part `part`: `part-00000.parquet`.
     pub fn part_file(&self, part: usize) -> String {
-        format!("part-{part:05}.{}", self.format.extension())
+        format!("{}.{}", self.part_prefix(part), self.format.extension())
     }
 
     /// The file name of a table: `schema.table.parquet`, with no path separator in it.
@@ -108,6 +131,9 @@ impl DirTarget {
     /// [`Error::Storage`]).
     pub fn prepare(&self) -> Result<()> {
         self.dir.prepare_dir()?;
+        if !self.manifest {
+            return Ok(());
+        }
         self.dir
             .join(MANIFEST_NAME)
             .remove()

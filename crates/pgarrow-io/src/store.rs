@@ -386,6 +386,49 @@ impl Location {
         }
     }
 
+    /// The footer of the Parquet file here (its schema, row groups and their column chunks'
+    /// statistics) and the footer's length in bytes, read without the rest of the file (for
+    /// an object, ranged reads of its end).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] or [`Error::Io`]; [`Error::Input`] when it is not Parquet.
+    pub fn parquet_metadata(&self) -> Result<(parquet::file::metadata::ParquetMetaData, u64)> {
+        use parquet::file::reader::ChunkReader;
+        fn footer<R: ChunkReader>(
+            reader: &R,
+        ) -> parquet::errors::Result<(parquet::file::metadata::ParquetMetaData, u64)> {
+            let len = reader.len();
+            if len < 12 {
+                return Err(parquet::errors::ParquetError::General(format!(
+                    "{len} bytes are too few for a Parquet file"
+                )));
+            }
+            let tail = reader.get_bytes(len - 8, 8)?;
+            let footer_len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+            let metadata =
+                parquet::file::metadata::ParquetMetaDataReader::new().parse_and_finish(reader)?;
+            Ok((metadata, footer_len))
+        }
+        let not_parquet = |e: parquet::errors::ParquetError| {
+            Error::Input(arrow_schema::ArrowError::ParquetError(format!(
+                "{self}: {e}"
+            )))
+        };
+        match self {
+            Location::Local(p) => {
+                let file = std::fs::File::open(p).map_err(|e| local_io("cannot read", p, e))?;
+                footer(&file).map_err(not_parquet)
+            }
+            #[cfg(feature = "cloud")]
+            Location::Object(o) => {
+                let reader = ObjectReader::open(o)?;
+                let read = footer(&reader);
+                reader.release();
+                read.map_err(not_parquet)
+            }
+        }
+    }
+
     /// Writes `bytes` atomically: readers see the old contents or the whole new ones.
     ///
     /// # Errors

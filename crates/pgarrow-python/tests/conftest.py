@@ -189,3 +189,71 @@ def duckdb_spatial():
             "interpreter in PGARROW_DUCKDB_EXT_PYTHON"
         )
     return run
+
+
+_DUCKDB_LAKE = """
+import pathlib, pickle, shutil, sys, tempfile
+import duckdb, duckdb_extension_ducklake, duckdb_extension_postgres
+version = f"v{duckdb.__version__}"
+con = duckdb.connect(config={"allow_unsigned_extensions": "true", "autoinstall_known_extensions": "false"})
+# The postgres extension loads under the name DuckDB knows it by.
+scanner = pathlib.Path(tempfile.mkdtemp()) / "postgres_scanner.duckdb_extension"
+shutil.copy(pathlib.Path(duckdb_extension_postgres.__file__).parent / "extensions" / version / "postgres.duckdb_extension", scanner)
+con.execute(f"LOAD '{scanner}'")
+con.execute(f"LOAD '{pathlib.Path(duckdb_extension_ducklake.__file__).parent / 'extensions' / version / 'ducklake.duckdb_extension'}'")
+con.execute("SET TimeZone = 'UTC'")
+catalog, options, sql = sys.stdin.read().split("\\n", 2)
+con.execute(f"ATTACH 'ducklake:postgres:{catalog}' AS lake {options}")
+import datetime
+def plain(v):
+    # Time zones as the standard library's UTC (DuckDB's are pytz's, which the reader lacks).
+    if isinstance(v, datetime.datetime) and v.tzinfo is not None:
+        return v.astimezone(datetime.timezone.utc)
+    if isinstance(v, (list, tuple)):
+        return type(v)(plain(x) for x in v)
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    return v
+rows = [plain(r) for r in con.execute(sql).fetchall()]
+pickle.dump(rows, sys.stdout.buffer)
+"""
+
+
+@pytest.fixture(scope="session")
+def duckdb_lake():
+    """DuckDB with its ducklake and postgres extensions, a DuckLake reader and writer:
+    `run(catalog_url, sql, data_path=None) -> list[tuple]` attaches the DuckLake catalog in
+    the PostgreSQL database `catalog_url` as `lake` (made there with `data_path` when given
+    and missing), then runs `sql` (statements separated by `;`, the rows
+    of the last returned). In its own process, in the interpreter of
+    PGARROW_DUCKDB_EXT_PYTHON or target/duckdb-venv, as `duckdb_spatial`."""
+    from urllib.parse import urlparse
+
+    python = os.environ.get("PGARROW_DUCKDB_EXT_PYTHON") or str(
+        pathlib.Path(__file__).resolve().parents[3] / "target" / "duckdb-venv" / "bin" / "python3"
+    )
+
+    def run(catalog_url: str, sql: str, data_path=None) -> list[tuple]:
+        u = urlparse(catalog_url)
+        libpq = f"dbname={u.path.lstrip('/')} host={u.hostname} port={u.port} user={u.username}"
+        options = f"(DATA_PATH '{data_path}/')" if data_path else ""
+        out = subprocess.run(
+            [python, "-c", _DUCKDB_LAKE], input=f"{libpq}\n{options}\n{sql}".encode(), capture_output=True, timeout=300
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"DuckDB failed: {out.stderr.decode(errors='replace').strip()}")
+        return pickle.loads(out.stdout)
+
+    try:
+        subprocess.run(
+            [python, "-c", "import duckdb_extension_ducklake, duckdb_extension_postgres, pytz"],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as e:
+        _missing(
+            f"DuckDB's ducklake and postgres extensions in {python} ({e}): pip install "
+            "duckdb==1.5.5 duckdb-extension-ducklake==1.5.5 duckdb-extension-postgres==1.5.5 pytz "
+            "into target/duckdb-venv, or name another interpreter in PGARROW_DUCKDB_EXT_PYTHON"
+        )
+    return run

@@ -15,7 +15,7 @@ use crate::pipeline::file_options;
 use crate::protocol::Config;
 use crate::stats::ExportStats;
 use crate::{ErrorKind, ExportOptions, FileTarget, Hooks, IntoConfig, Result, Source};
-use pgarrow_io::DirTarget;
+use pgarrow_io::{DirTarget, Location, Manifest};
 
 /// Exports `source` over `partitions.connections` connections into one file (or stdout,
 /// or nowhere with [`Format::Null`]), all reading one snapshot. For Parquet, each
@@ -71,6 +71,89 @@ pub async fn export_to_dir(
     target: &DirTarget,
     hooks: Hooks<'_>,
 ) -> Result<PartitionedStats> {
+    let (stats, _) = write_dir(config, source, options, partitions, target, hooks).await?;
+    Ok(stats)
+}
+
+/// The files of an export into a directory, written and described but not yet committed:
+/// what [`export_files`] gives the caller that commits them (a lake table's catalog). Unless
+/// [`ExportedFiles::keep`] is called, dropping it removes the files, so an export whose
+/// commit fails leaves nothing behind.
+#[derive(Debug)]
+#[must_use = "the files are removed unless kept"]
+pub struct ExportedFiles {
+    stats: PartitionedStats,
+    manifest: Manifest,
+    dir: Location,
+    kept: bool,
+}
+
+impl ExportedFiles {
+    /// What was written: each file's path under the directory, rows, bytes and partition
+    /// values; the snapshot and WAL position read; the schema.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The export's statistics.
+    pub fn stats(&self) -> &PartitionedStats {
+        &self.stats
+    }
+
+    /// The directory the files are in.
+    pub fn dir(&self) -> &Location {
+        &self.dir
+    }
+
+    /// Keeps the files (they are committed), and returns the statistics.
+    pub fn keep(mut self) -> PartitionedStats {
+        self.kept = true;
+        std::mem::take(&mut self.stats)
+    }
+}
+
+impl Drop for ExportedFiles {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        for f in &self.manifest.files {
+            let _ = self.dir.join_path(&f.path).remove();
+        }
+    }
+}
+
+/// As [`export_to_dir`], without the manifest: the files come back to the caller, who commits
+/// them (see [`ExportedFiles`]); `target.manifest` is ignored.
+///
+/// # Errors
+/// As [`export_to_dir`].
+pub async fn export_files(
+    config: impl IntoConfig,
+    source: impl Into<Source>,
+    options: &ExportOptions,
+    partitions: &PartitionOptions,
+    target: &DirTarget,
+    hooks: Hooks<'_>,
+) -> Result<ExportedFiles> {
+    let target = target.clone().without_manifest();
+    let (stats, manifest) = write_dir(config, source, options, partitions, &target, hooks).await?;
+    Ok(ExportedFiles {
+        stats,
+        manifest,
+        dir: target.dir,
+        kept: false,
+    })
+}
+
+async fn write_dir(
+    config: impl IntoConfig,
+    source: impl Into<Source>,
+    options: &ExportOptions,
+    partitions: &PartitionOptions,
+    target: &DirTarget,
+    hooks: Hooks<'_>,
+) -> Result<(PartitionedStats, Manifest)> {
     let mut hooks = hooks;
     let config = config.into_config()?;
     let mut target = target.clone();

@@ -59,7 +59,7 @@ mod run;
 mod split;
 mod worker;
 
-pub use files::{export_part_to_file, export_to_dir, export_to_file};
+pub use files::{ExportedFiles, export_files, export_part_to_file, export_to_dir, export_to_file};
 pub use hold::{Holder, NOTIFY_CHANNEL, Released};
 pub use plan::ArrayDims;
 pub use plan::{

@@ -55,7 +55,7 @@ pub struct PartResult {
 /// What a partitioned export did. Its document form (`--json`, Python) is the export's
 /// statistics with `connections`, `connections_wanted`, `parts` (their number),
 /// `in_flight_peak` and `manifest` added.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct PartitionedStats {
     /// The whole export: counts summed over the parts; `connect` and `describe` are the
@@ -523,59 +523,30 @@ impl PartitionedExport {
         mut self,
         target: &DirTarget,
         hooks: &mut Hooks<'_>,
-    ) -> Result<PartitionedStats> {
+    ) -> Result<(PartitionedStats, Manifest)> {
         let result = self.pump(hooks, |_| Ok(None)).await;
-        let manifest = match result {
+        let committed = match result {
             Ok(()) => {
                 let finishing = Instant::now();
-                let mut entries = Vec::new();
-                for (part, done) in self.shared.plan.parts.iter().zip(&self.parts) {
-                    let done = done.as_ref().expect("every part was read");
-                    let entry = |path: String, rows: u64, bytes: u64| {
-                        let mut file = ManifestFile::new(path, rows, bytes);
-                        file.part = Some(part.part);
-                        file.relation = part.relation.clone();
-                        file.range = Some(part.range.clone());
-                        file
-                    };
-                    match target.layout.is_plain() {
-                        true => entries.push(entry(
-                            target.part_file(part.part),
-                            done.rows,
-                            done.file.as_ref().map_or(0, |(_, b)| *b),
-                        )),
-                        false => entries.extend(done.files.iter().map(|f| {
-                            let mut file = entry(f.path.clone(), f.rows, f.bytes);
-                            file.values = f.values.clone();
-                            file
-                        })),
-                    }
-                }
-                let plan = &self.shared.plan;
-                let mut manifest = Manifest::new(
-                    target.format,
-                    plan.snapshot.clone(),
-                    plan.wal_lsn.clone(),
-                    Some(plan.server_version),
-                    entries,
-                );
-                manifest.source = Some(plan.source.clone());
-                manifest.replication_slot = plan.replication_slot.clone();
-                manifest.schema = Some(plan.schema.clone());
-                manifest.layout = (!target.layout.is_plain()).then(|| target.layout.clone());
-                let losses = &self.totals.losses;
-                manifest.lossy_conversions = (!losses.is_empty()).then(|| losses.to_string());
-                let written = manifest.write(&target.dir).map_err(Error::from);
+                let manifest = self.manifest(target);
+                // The manifest is the commit of a plain export; a lake table's caller commits.
+                let written = match target.manifest {
+                    true => manifest
+                        .write(&target.dir)
+                        .map(|path| Some(path.to_string()))
+                        .map_err(Error::from),
+                    false => Ok(None),
+                };
                 self.totals.finish = finishing.elapsed();
-                written
+                written.map(|path| (manifest, path))
             }
             Err(e) => Err(e),
         };
-        match manifest {
-            Ok(path) => {
+        match committed {
+            Ok((manifest, path)) => {
                 let mut stats = self.stats();
-                stats.manifest = Some(path.to_string());
-                Ok(stats)
+                stats.manifest = path;
+                Ok((stats, manifest))
             }
             Err(e) => {
                 // Once every worker stopped, so that none renames a file in after this.
@@ -591,6 +562,48 @@ impl PartitionedExport {
                 Err(e)
             }
         }
+    }
+
+    /// What the parts wrote, as the manifest describes it.
+    fn manifest(&self, target: &DirTarget) -> Manifest {
+        let mut entries = Vec::new();
+        for (part, done) in self.shared.plan.parts.iter().zip(&self.parts) {
+            let done = done.as_ref().expect("every part was read");
+            let entry = |path: String, rows: u64, bytes: u64| {
+                let mut file = ManifestFile::new(path, rows, bytes);
+                file.part = Some(part.part);
+                file.relation = part.relation.clone();
+                file.range = Some(part.range.clone());
+                file
+            };
+            match target.layout.is_plain() {
+                true => entries.push(entry(
+                    target.part_file(part.part),
+                    done.rows,
+                    done.file.as_ref().map_or(0, |(_, b)| *b),
+                )),
+                false => entries.extend(done.files.iter().map(|f| {
+                    let mut file = entry(f.path.clone(), f.rows, f.bytes);
+                    file.values = f.values.clone();
+                    file
+                })),
+            }
+        }
+        let plan = &self.shared.plan;
+        let mut manifest = Manifest::new(
+            target.format,
+            plan.snapshot.clone(),
+            plan.wal_lsn.clone(),
+            Some(plan.server_version),
+            entries,
+        );
+        manifest.source = Some(plan.source.clone());
+        manifest.replication_slot = plan.replication_slot.clone();
+        manifest.schema = Some(plan.schema.clone());
+        manifest.layout = (!target.layout.is_plain()).then(|| target.layout.clone());
+        let losses = &self.totals.losses;
+        manifest.lossy_conversions = (!losses.is_empty()).then(|| losses.to_string());
+        manifest
     }
 }
 

@@ -1,0 +1,870 @@
+//! DuckLake tables: an export's Parquet files committed into a DuckLake table whose catalog is
+//! a PostgreSQL database (the layout DuckDB 1.5's `ducklake` extension reads and writes,
+//! DuckLake 1.0).
+//!
+//! The files go under the table's directory in the lake's data path (local or an object
+//! store), written by pgarrow's partitioned export with Parquet field IDs (the catalog's
+//! column IDs). Then one transaction in the catalog database adds them: a new snapshot, the
+//! table (and its schema) when new, each file with its column statistics, the table's
+//! statistics. Readers see the table before the export or after it, never between. An export
+//! that fails, or whose commit fails, removes its files; a process killed before the commit
+//! leaves files no snapshot names (DuckDB's `ducklake_delete_orphaned_files` removes them).
+//!
+//! Two writers committing at once both land: each commit takes the next snapshot ID, and the
+//! loser of that race (the catalog's primary key refuses its snapshot) begins its transaction
+//! again on the new state, up to [`DuckLakeTarget::retries`] times. An append retries onto
+//! whatever the other writer did; a replace or a new table retries only if the other writer
+//! left this table alone.
+//!
+//! ```no_run
+//! # async fn run() -> pgarrow::Result<()> {
+//! use pgarrow_lake::{DuckLakeTarget, IfExists, export_to_ducklake};
+//! let catalog = pgarrow::protocol::Config::parse("postgresql://localhost/lake")?;
+//! let target = DuckLakeTarget::new(catalog, "sales", "orders")
+//!     .with_data_path("s3://bucket/lake/")
+//!     .with_if_exists(IfExists::Append);
+//! let stats = export_to_ducklake(
+//!     "postgresql://localhost/shop",
+//!     "orders",
+//!     &Default::default(),
+//!     &pgarrow::partition::PartitionOptions::new(4),
+//!     &target,
+//!     Default::default(),
+//! )
+//! .await?;
+//! println!("snapshot {}: {} rows", stats.snapshot, stats.rows);
+//! # Ok(())
+//! # }
+//! ```
+
+mod catalog;
+mod columns;
+mod stats;
+
+use std::collections::HashMap;
+
+use pgarrow::io::{DirTarget, Format, Layout, Location, Manifest, SinkOptions, StorageOptions};
+use pgarrow::partition::{PartitionOptions, PartitionedStats, export_files};
+use pgarrow::protocol::Config;
+use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
+
+use catalog::{Catalog, new_uuid, quote_ident, with_slash};
+use columns::{LakeColumn, lake_columns};
+use stats::{ColumnStats, file_stats};
+
+/// What an export does when the table exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IfExists {
+    /// Refuse, naming the table (the default: nothing is ever overwritten or added to unless
+    /// asked).
+    #[default]
+    Fail,
+    /// Add the rows to it (the columns must be the same).
+    Append,
+    /// Replace its rows, in one snapshot (the old ones stay readable by time travel until
+    /// DuckDB expires that snapshot).
+    Replace,
+}
+
+impl std::str::FromStr for IfExists {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<IfExists> {
+        match s {
+            "fail" => Ok(IfExists::Fail),
+            "append" => Ok(IfExists::Append),
+            "replace" => Ok(IfExists::Replace),
+            other => Err(
+                ErrorKind::Usage(format!("if-exists {other:?}: fail, append or replace")).into(),
+            ),
+        }
+    }
+}
+
+/// Where and how an export goes into a DuckLake table: [`DuckLakeTarget::new`], then `with_*`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DuckLakeTarget {
+    /// The catalog database.
+    pub catalog: Config,
+    /// The data path of a new catalog (made when the database has none); an existing
+    /// catalog keeps its own, which this must then equal if given.
+    pub data_path: Option<String>,
+    /// The table's schema (made when missing).
+    pub schema: String,
+    /// The table.
+    pub table: String,
+    /// When the table exists.
+    pub if_exists: IfExists,
+    /// Credentials and settings for an object store data path.
+    pub storage: StorageOptions,
+    /// The data files' Parquet options (field IDs are always written).
+    pub options: SinkOptions,
+    /// Where files roll over (`max_file_rows`, `max_file_bytes`); value partitions are not
+    /// taken yet.
+    pub layout: Layout,
+    /// Times a commit that lost a race with another writer begins again.
+    pub retries: usize,
+}
+
+impl DuckLakeTarget {
+    /// Table `schema.table` of the catalog in database `catalog`.
+    pub fn new(catalog: Config, schema: impl Into<String>, table: impl Into<String>) -> Self {
+        DuckLakeTarget {
+            catalog,
+            data_path: None,
+            schema: schema.into(),
+            table: table.into(),
+            if_exists: IfExists::Fail,
+            storage: StorageOptions::default(),
+            options: SinkOptions::default(),
+            layout: Layout::default(),
+            retries: 10,
+        }
+    }
+
+    /// The data path of a new catalog.
+    pub fn with_data_path(mut self, path: impl Into<String>) -> Self {
+        self.data_path = Some(path.into());
+        self
+    }
+
+    /// When the table exists.
+    pub fn with_if_exists(mut self, if_exists: IfExists) -> Self {
+        self.if_exists = if_exists;
+        self
+    }
+
+    /// Object store settings.
+    pub fn with_storage(mut self, storage: StorageOptions) -> Self {
+        self.storage = storage;
+        self
+    }
+
+    /// The data files' Parquet options.
+    pub fn with_options(mut self, options: SinkOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Where files roll over.
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+}
+
+/// What an export into a DuckLake table did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DuckLakeStats {
+    /// The export's own statistics.
+    pub export: PartitionedStats,
+    /// The snapshot that made the rows visible.
+    pub snapshot: i64,
+    /// The table's ID in the catalog.
+    pub table_id: i64,
+    /// Whether the commit made the table.
+    pub created: bool,
+    /// Rows added.
+    pub rows: u64,
+    /// Data files added.
+    pub files: usize,
+    /// Commits begun again after losing a race with another writer.
+    pub retried: usize,
+}
+
+/// A live table of the catalog, as the commit finds it.
+struct Table {
+    id: i64,
+    /// Its directory under the data path.
+    dir: String,
+    columns: Vec<LakeColumn>,
+}
+
+/// Exports `source` into the DuckLake table `target` describes, over
+/// `partitions.connections` connections reading one snapshot, and commits the files in one
+/// catalog transaction.
+///
+/// # Errors
+/// The table exists and [`IfExists::Fail`]; its columns differ from the export's (named); a
+/// column of a type DuckLake cannot hold (named); the export's errors; the catalog's. The
+/// table is then as it was, and the files written are removed.
+pub async fn export_to_ducklake(
+    config: impl IntoConfig,
+    source: impl Into<Source>,
+    options: &ExportOptions,
+    partitions: &PartitionOptions,
+    target: &DuckLakeTarget,
+    hooks: Hooks<'_>,
+) -> Result<DuckLakeStats> {
+    if !target.layout.partitions.is_empty() {
+        return Err(ErrorKind::Usage(
+            "value partitions of DuckLake tables are not written yet: leave out --files-by".into(),
+        )
+        .into());
+    }
+    let mut catalog = Catalog::connect(&target.catalog).await?;
+    let data_path = catalog.open(target.data_path.as_deref()).await?;
+    let existing = find_table(&mut catalog, &target.schema, &target.table).await?;
+    let name = format!("{}.{}", target.schema, target.table);
+    if existing.is_some() && target.if_exists == IfExists::Fail {
+        return Err(ErrorKind::Usage(format!(
+            "DuckLake table {name} exists: append to it or replace it (--if-exists append, \
+             --if-exists replace)"
+        ))
+        .into());
+    }
+    let dir = match &existing {
+        Some(table) => table.dir.clone(),
+        None => match find_schema(&mut catalog, &target.schema).await? {
+            Some((_, schema_dir)) => format!("{schema_dir}{}/", target.table),
+            None => format!("{data_path}{}/{}/", target.schema, target.table),
+        },
+    };
+    let location = Location::parse(&dir, &target.storage)?;
+    let files = DirTarget::new(location.clone(), Format::Parquet)
+        .with_options(target.options.clone().with_field_ids(true))
+        .with_layout(target.layout.clone())
+        .with_file_prefix(format!("ducklake-{}", new_uuid()));
+    let written = export_files(config, source, options, partitions, &files, hooks).await?;
+    let manifest = written.manifest().clone();
+    let schema = manifest.schema.clone().ok_or_else(|| {
+        Error::from(ErrorKind::Internal(
+            "the export's manifest has no schema".into(),
+        ))
+    })?;
+    let columns = lake_columns(&schema).map_err(|e| e.context(format!("DuckLake table {name}")))?;
+    if let Some(table) = &existing {
+        same_columns(&table.columns, &columns, &name)?;
+    }
+    let described = describe_files(&location, &manifest, &columns).await?;
+    let plan = Commit {
+        schema: &target.schema,
+        table: &target.table,
+        if_exists: target.if_exists,
+        expected: existing.as_ref().map(|t| t.id),
+        columns: &columns,
+        files: &described,
+        manifest: &manifest,
+    };
+    let mut retried = 0;
+    let done = loop {
+        match plan.run(&mut catalog).await {
+            Ok(done) => break done,
+            Err(e) if is_race(&e) && retried < target.retries => retried += 1,
+            Err(e) => {
+                catalog.close().await;
+                return Err(e.context(format!("committing to DuckLake table {name}")));
+            }
+        }
+    };
+    catalog.close().await;
+    let rows = described.iter().map(|f| f.rows).sum();
+    Ok(DuckLakeStats {
+        export: written.keep(),
+        snapshot: done.snapshot,
+        table_id: done.table_id,
+        created: done.created,
+        rows,
+        files: described.len(),
+        retried,
+    })
+}
+
+/// Whether `e` is the catalog refusing a snapshot ID another writer took first.
+fn is_race(e: &Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(p) = err.downcast_ref::<pgarrow::protocol::Error>() {
+            return matches!(p.code(), Some("23505" | "40001"));
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// A data file ready for the catalog.
+struct DataFile {
+    /// Its path under the table's directory.
+    path: String,
+    rows: u64,
+    bytes: u64,
+    footer: u64,
+    stats: HashMap<i64, ColumnStats>,
+}
+
+/// Reads each file's footer for its statistics (on a blocking thread: object stores are read
+/// through blocking ranged reads).
+async fn describe_files(
+    dir: &Location,
+    manifest: &Manifest,
+    columns: &[LakeColumn],
+) -> Result<Vec<DataFile>> {
+    let dir = dir.clone();
+    let files: Vec<(String, u64, u64)> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), f.rows, f.bytes))
+        .collect();
+    let columns = columns.to_vec();
+    tokio::task::spawn_blocking(move || {
+        files
+            .into_iter()
+            .map(|(path, rows, bytes)| {
+                let (metadata, footer) = dir.join_path(&path).parquet_metadata()?;
+                Ok(DataFile {
+                    stats: file_stats(&metadata, &columns),
+                    path,
+                    rows,
+                    bytes,
+                    footer,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+    })
+    .await
+    .map_err(|e| Error::from(ErrorKind::Internal(format!("reading footers: {e}"))))?
+}
+
+/// The live schema named `name`: its ID and directory.
+async fn find_schema(catalog: &mut Catalog, name: &str) -> Result<Option<(i64, String)>> {
+    let rows = catalog
+        .query(
+            "SELECT s.schema_id::text, CASE WHEN s.path_is_relative THEN m.value || s.path \
+             ELSE s.path END \
+             FROM ducklake_schema s, ducklake_metadata m \
+             WHERE m.key = 'data_path' AND m.scope IS NULL \
+             AND s.schema_name = $1 AND s.end_snapshot IS NULL",
+            &[Some(name)],
+        )
+        .await?;
+    Ok(rows.into_iter().next().map(|r| {
+        (
+            r[0].as_deref().and_then(|v| v.parse().ok()).unwrap_or(-1),
+            with_slash(r[1].as_deref().unwrap_or_default()),
+        )
+    }))
+}
+
+/// The live table `schema.name`, with its directory and columns.
+async fn find_table(catalog: &mut Catalog, schema: &str, name: &str) -> Result<Option<Table>> {
+    let Some((schema_id, schema_dir)) = find_schema(catalog, schema).await? else {
+        return Ok(None);
+    };
+    let rows = catalog
+        .query(
+            "SELECT table_id::text, path, path_is_relative::text FROM ducklake_table \
+             WHERE schema_id = $1::bigint AND table_name = $2 AND end_snapshot IS NULL",
+            &[Some(&schema_id.to_string()), Some(name)],
+        )
+        .await?;
+    let Some(row) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let id: i64 = row[0].as_deref().and_then(|v| v.parse().ok()).unwrap_or(-1);
+    let path = row[1].clone().unwrap_or_default();
+    let dir = match row[2].as_deref() {
+        Some("true") => with_slash(&format!("{schema_dir}{path}")),
+        _ => with_slash(&path),
+    };
+    let rows = catalog
+        .query(
+            "SELECT column_id::text, column_name, column_type, parent_column::text, \
+             column_order::text FROM ducklake_column \
+             WHERE table_id = $1::bigint AND end_snapshot IS NULL ORDER BY column_id",
+            &[Some(&id.to_string())],
+        )
+        .await?;
+    let number = |v: &Option<String>| v.as_deref().and_then(|v| v.parse::<i64>().ok());
+    let columns = rows
+        .iter()
+        .map(|r| LakeColumn {
+            id: number(&r[0]).unwrap_or(-1),
+            name: r[1].clone().unwrap_or_default(),
+            ty: r[2].clone().unwrap_or_default(),
+            parent: number(&r[3]),
+            order: number(&r[4]).unwrap_or(0),
+            compare_as: None,
+        })
+        .collect();
+    Ok(Some(Table { id, dir, columns }))
+}
+
+/// Refuses an append whose columns are not the table's, naming the first that differs.
+fn same_columns(table: &[LakeColumn], export: &[LakeColumn], name: &str) -> Result<()> {
+    let key = |c: &LakeColumn| (c.id, c.name.clone(), c.ty.clone(), c.parent);
+    let mut theirs: Vec<_> = table.iter().map(key).collect();
+    let mut ours: Vec<_> = export.iter().map(key).collect();
+    theirs.sort();
+    ours.sort();
+    if theirs == ours {
+        return Ok(());
+    }
+    let describe =
+        |c: &(i64, String, String, Option<i64>)| format!("\"{}\" {} (ID {})", c.1, c.2, c.0);
+    let missing = theirs.iter().find(|c| !ours.contains(c));
+    let extra = ours.iter().find(|c| !theirs.contains(c));
+    let what = match (missing, extra) {
+        (Some(t), Some(o)) if t.1 == o.1 => {
+            format!("column {} would get {}", describe(t), describe(o))
+        }
+        (Some(t), _) => format!("the table's column {} is not in the export", describe(t)),
+        (None, Some(o)) => format!("the export's column {} is not in the table", describe(o)),
+        (None, None) => "the columns differ".to_owned(),
+    };
+    Err(ErrorKind::Usage(format!(
+        "DuckLake table {name}: {what}; pgarrow appends only rows of the table's own columns \
+         (schema evolution is not written yet)"
+    ))
+    .into())
+}
+
+/// One commit of files into a table, run in one catalog transaction.
+struct Commit<'a> {
+    schema: &'a str,
+    table: &'a str,
+    if_exists: IfExists,
+    /// The table's ID when the export began, if it existed.
+    expected: Option<i64>,
+    columns: &'a [LakeColumn],
+    files: &'a [DataFile],
+    manifest: &'a Manifest,
+}
+
+/// What a commit made.
+struct Committed {
+    snapshot: i64,
+    table_id: i64,
+    created: bool,
+}
+
+impl Commit<'_> {
+    async fn run(&self, catalog: &mut Catalog) -> Result<Committed> {
+        catalog
+            .batch("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            .await?;
+        match self.changes(catalog).await {
+            Ok(done) => {
+                catalog.batch("COMMIT").await?;
+                Ok(done)
+            }
+            Err(e) => {
+                let _ = catalog.batch("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn changes(&self, catalog: &mut Catalog) -> Result<Committed> {
+        let last = catalog
+            .query(
+                "SELECT snapshot_id::text, schema_version::text, next_catalog_id::text, \
+                 next_file_id::text FROM ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1",
+                &[],
+            )
+            .await?;
+        let last = last.first().ok_or_else(|| {
+            Error::from(ErrorKind::Unexpected(
+                "the DuckLake catalog has no snapshot".into(),
+            ))
+        })?;
+        let number = |k: usize| -> Result<i64> {
+            last[k]
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| {
+                    ErrorKind::Unexpected(
+                        "the DuckLake catalog's last snapshot is malformed".into(),
+                    )
+                    .into()
+                })
+        };
+        let snapshot = number(0)? + 1;
+        let mut schema_version = number(1)?;
+        let mut next_catalog_id = number(2)?;
+        let mut next_file_id = number(3)?;
+        let s = snapshot.to_string();
+        let mut changes = Vec::new();
+        let name = format!("{}.{}", self.schema, self.table);
+
+        let table = find_table(catalog, self.schema, self.table).await?;
+        // Another writer made, dropped or replaced the table since the export began: only an
+        // append goes on, onto a table of the same columns.
+        let moved = table.as_ref().map(|t| t.id) != self.expected;
+        if moved && !(self.if_exists == IfExists::Append && table.is_some()) {
+            return Err(ErrorKind::Usage(format!(
+                "DuckLake table {name} was {} by another writer during the export; nothing \
+                 was committed",
+                if table.is_some() { "made" } else { "dropped" }
+            ))
+            .into());
+        }
+        if let Some(t) = &table {
+            same_columns(&t.columns, self.columns, &name)?;
+        }
+        let created = table.is_none();
+        let table_id = match &table {
+            Some(t) => t.id,
+            None => {
+                let schema_id = match find_schema(catalog, self.schema).await? {
+                    Some((id, _)) => id,
+                    None => {
+                        let id = next_catalog_id;
+                        next_catalog_id += 1;
+                        schema_version += 1;
+                        catalog
+                            .exec(
+                                "INSERT INTO ducklake_schema VALUES ($1::bigint, $2::uuid, \
+                                 $3::bigint, NULL, $4, $5, true)",
+                                &[
+                                    Some(&id.to_string()),
+                                    Some(&new_uuid()),
+                                    Some(&s),
+                                    Some(self.schema),
+                                    Some(&format!("{}/", self.schema)),
+                                ],
+                            )
+                            .await?;
+                        changes.push(format!("created_schema:{}", quote_ident(self.schema)));
+                        id
+                    }
+                };
+                let id = next_catalog_id;
+                next_catalog_id += 1;
+                schema_version += 1;
+                let t = id.to_string();
+                catalog
+                    .exec(
+                        "INSERT INTO ducklake_table VALUES ($1::bigint, $2::uuid, $3::bigint, \
+                         NULL, $4::bigint, $5, $6, true)",
+                        &[
+                            Some(&t),
+                            Some(&new_uuid()),
+                            Some(&s),
+                            Some(&schema_id.to_string()),
+                            Some(self.table),
+                            Some(&format!("{}/", self.table)),
+                        ],
+                    )
+                    .await?;
+                let rows: Vec<Vec<Option<String>>> = self
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        let scalar = !matches!(c.ty.as_str(), "list" | "struct" | "map");
+                        vec![
+                            Some(c.id.to_string()),
+                            Some(s.clone()),
+                            Some(t.clone()),
+                            Some(c.order.to_string()),
+                            Some(c.name.clone()),
+                            Some(c.ty.clone()),
+                            c.parent.map(|p| p.to_string()),
+                            scalar.then(|| "literal".to_owned()),
+                        ]
+                    })
+                    .collect();
+                catalog
+                    .exec_each(
+                        "INSERT INTO ducklake_column (column_id, begin_snapshot, end_snapshot, \
+                         table_id, column_order, column_name, column_type, initial_default, \
+                         default_value, nulls_allowed, parent_column, default_value_type, \
+                         default_value_dialect) VALUES ($1::bigint, $2::bigint, NULL, \
+                         $3::bigint, $4::bigint, $5, $6, NULL, 'NULL', true, $7::bigint, $8, \
+                         'duckdb')",
+                        &rows,
+                    )
+                    .await?;
+                catalog
+                    .exec(
+                        "INSERT INTO ducklake_schema_versions VALUES ($1::bigint, $2::bigint, \
+                         $3::bigint)",
+                        &[Some(&s), Some(&schema_version.to_string()), Some(&t)],
+                    )
+                    .await?;
+                catalog
+                    .exec(
+                        "INSERT INTO ducklake_table_stats VALUES ($1::bigint, 0, 0, 0)",
+                        &[Some(&t)],
+                    )
+                    .await?;
+                changes.push(format!(
+                    "created_table:{}.{}",
+                    quote_ident(self.schema),
+                    quote_ident(self.table)
+                ));
+                id
+            }
+        };
+        let t = table_id.to_string();
+        if !created && self.if_exists == IfExists::Replace {
+            self.end_rows(catalog, &t, &s).await?;
+            changes.push(format!("deleted_from_table:{table_id}"));
+        }
+        self.add_files(catalog, &t, &s, &mut next_file_id).await?;
+        changes.push(format!("inserted_into_table:{table_id}"));
+        catalog
+            .exec(
+                "INSERT INTO ducklake_snapshot VALUES ($1::bigint, now(), $2::bigint, \
+                 $3::bigint, $4::bigint)",
+                &[
+                    Some(&s),
+                    Some(&schema_version.to_string()),
+                    Some(&next_catalog_id.to_string()),
+                    Some(&next_file_id.to_string()),
+                ],
+            )
+            .await?;
+        let provenance = serde_json::json!({
+            "pgarrow": env!("CARGO_PKG_VERSION"),
+            "source": self.manifest.source,
+            "snapshot": self.manifest.snapshot,
+            "wal_lsn": self.manifest.wal_lsn,
+            "server_version": self.manifest.server_version,
+            "rows": self.manifest.rows,
+            "lossy_conversions": self.manifest.lossy_conversions,
+        });
+        catalog
+            .exec(
+                "INSERT INTO ducklake_snapshot_changes VALUES ($1::bigint, $2, 'pgarrow', $3, $4)",
+                &[
+                    Some(&s),
+                    Some(&changes.join(",")),
+                    Some(&format!("pgarrow export of {name}")),
+                    Some(&provenance.to_string()),
+                ],
+            )
+            .await?;
+        Ok(Committed {
+            snapshot,
+            table_id,
+            created,
+        })
+    }
+
+    /// Ends every live row of the table at snapshot `s`: its data files, their delete
+    /// files, the rows DuckDB inlined into the catalog; its statistics start again.
+    async fn end_rows(&self, catalog: &mut Catalog, t: &str, s: &str) -> Result<()> {
+        for table in ["ducklake_data_file", "ducklake_delete_file"] {
+            catalog
+                .exec(
+                    &format!(
+                        "UPDATE {table} SET end_snapshot = $1::bigint \
+                         WHERE table_id = $2::bigint AND end_snapshot IS NULL"
+                    ),
+                    &[Some(s), Some(t)],
+                )
+                .await?;
+        }
+        let inlined = catalog
+            .query(
+                "SELECT table_name FROM ducklake_inlined_data_tables WHERE table_id = $1::bigint",
+                &[Some(t)],
+            )
+            .await?;
+        for row in inlined {
+            let Some(name) = &row[0] else { continue };
+            catalog
+                .exec(
+                    &format!(
+                        "UPDATE {} SET end_snapshot = $1::bigint WHERE end_snapshot IS NULL",
+                        quote_ident(name)
+                    ),
+                    &[Some(s)],
+                )
+                .await?;
+        }
+        catalog
+            .exec(
+                "UPDATE ducklake_table_stats SET record_count = 0, file_size_bytes = 0 \
+                 WHERE table_id = $1::bigint",
+                &[Some(t)],
+            )
+            .await?;
+        catalog
+            .exec(
+                "DELETE FROM ducklake_table_column_stats WHERE table_id = $1::bigint",
+                &[Some(t)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Adds the data files, their column statistics and the table's statistics.
+    async fn add_files(
+        &self,
+        catalog: &mut Catalog,
+        t: &str,
+        s: &str,
+        next_file_id: &mut i64,
+    ) -> Result<()> {
+        let stats = catalog
+            .query(
+                "SELECT next_row_id::text FROM ducklake_table_stats WHERE table_id = $1::bigint \
+                 FOR UPDATE",
+                &[Some(t)],
+            )
+            .await?;
+        let mut row_id: i64 = stats
+            .first()
+            .and_then(|r| r[0].as_deref())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut files = Vec::new();
+        let mut column_stats = Vec::new();
+        let (mut rows, mut bytes) = (0i64, 0i64);
+        for f in self.files {
+            let id = *next_file_id;
+            *next_file_id += 1;
+            files.push(vec![
+                Some(id.to_string()),
+                Some(t.to_owned()),
+                Some(s.to_owned()),
+                Some(f.path.clone()),
+                Some(f.rows.to_string()),
+                Some(f.bytes.to_string()),
+                Some(f.footer.to_string()),
+                Some(row_id.to_string()),
+            ]);
+            row_id += f.rows as i64;
+            rows += f.rows as i64;
+            bytes += f.bytes as i64;
+            let mut ids: Vec<&i64> = f.stats.keys().collect();
+            ids.sort();
+            for column in ids {
+                let c = &f.stats[column];
+                column_stats.push(vec![
+                    Some(id.to_string()),
+                    Some(t.to_owned()),
+                    Some(column.to_string()),
+                    Some(c.column_size_bytes.to_string()),
+                    Some(c.value_count.to_string()),
+                    c.null_count.map(|n| n.to_string()),
+                    c.min.clone(),
+                    c.max.clone(),
+                ]);
+            }
+        }
+        catalog
+            .exec_each(
+                "INSERT INTO ducklake_data_file (data_file_id, table_id, begin_snapshot, \
+                 end_snapshot, file_order, path, path_is_relative, file_format, record_count, \
+                 file_size_bytes, footer_size, row_id_start, partition_id, encryption_key, \
+                 mapping_id, partial_max) VALUES ($1::bigint, $2::bigint, $3::bigint, NULL, \
+                 NULL, $4, true, 'parquet', $5::bigint, $6::bigint, $7::bigint, $8::bigint, \
+                 NULL, NULL, NULL, NULL)",
+                &files,
+            )
+            .await?;
+        catalog
+            .exec_each(
+                "INSERT INTO ducklake_file_column_stats (data_file_id, table_id, column_id, \
+                 column_size_bytes, value_count, null_count, min_value, max_value, \
+                 contains_nan, extra_stats) VALUES ($1::bigint, $2::bigint, $3::bigint, \
+                 $4::bigint, $5::bigint, $6::bigint, $7, $8, NULL, NULL)",
+                &column_stats,
+            )
+            .await?;
+        catalog
+            .exec(
+                "UPDATE ducklake_table_stats SET record_count = record_count + $2::bigint, \
+                 next_row_id = $3::bigint, file_size_bytes = file_size_bytes + $4::bigint \
+                 WHERE table_id = $1::bigint",
+                &[
+                    Some(t),
+                    Some(&rows.to_string()),
+                    Some(&row_id.to_string()),
+                    Some(&bytes.to_string()),
+                ],
+            )
+            .await?;
+        self.table_column_stats(catalog, t).await
+    }
+
+    /// Folds the files' bounds into the table's: the files' own compared here (as
+    /// [`stats`] orders them), then with the table's in the catalog, as PostgreSQL values of
+    /// the column's type. A column of a type pgarrow leaves unbounded, or a file without
+    /// bounds for a column that has values, leaves the table's bounds unknown (NULL).
+    async fn table_column_stats(&self, catalog: &mut Catalog, t: &str) -> Result<()> {
+        for column in self.columns {
+            let mut seen = false;
+            let mut nulls = Some(false);
+            // Known while every file with values in the column has bounds for it.
+            let mut bounded = column.compare_as.is_some();
+            let (mut lo, mut hi): (Option<String>, Option<String>) = (None, None);
+            for f in self.files {
+                let Some(c) = f.stats.get(&column.id) else {
+                    continue;
+                };
+                seen = true;
+                nulls = match (nulls, c.null_count) {
+                    (Some(a), Some(n)) => Some(a || n > 0),
+                    _ => None,
+                };
+                match (&c.min, &c.max) {
+                    (Some(min), Some(max)) => {
+                        lo = Some(match lo.take() {
+                            Some(old) => stats::pick(old, min.clone(), &column.ty, true),
+                            None => min.clone(),
+                        });
+                        hi = Some(match hi.take() {
+                            Some(old) => stats::pick(old, max.clone(), &column.ty, false),
+                            None => max.clone(),
+                        });
+                    }
+                    // Only NULLs: nothing to bound.
+                    _ if c.null_count == Some(c.value_count) => {}
+                    _ => bounded = false,
+                }
+            }
+            if !seen {
+                continue;
+            }
+            let (lo, hi) = match bounded {
+                true => (lo, hi),
+                false => (None, None),
+            };
+            let ty = column.compare_as.unwrap_or("text");
+            let id = column.id.to_string();
+            let nulls = nulls.map(|n| n.to_string());
+            let params = [
+                Some(t),
+                Some(id.as_str()),
+                nulls.as_deref(),
+                lo.as_deref(),
+                hi.as_deref(),
+                Some(if bounded { "true" } else { "false" }),
+            ];
+            let updated = catalog
+                .exec(
+                    &format!(
+                        "UPDATE ducklake_table_column_stats SET \
+                         contains_null = contains_null OR $3::boolean, \
+                         min_value = CASE WHEN NOT $6::boolean OR min_value IS NULL THEN NULL \
+                           WHEN $4::text IS NULL THEN min_value \
+                           ELSE LEAST(min_value::{ty}, $4::text::{ty})::text END, \
+                         max_value = CASE WHEN NOT $6::boolean OR max_value IS NULL THEN NULL \
+                           WHEN $5::text IS NULL THEN max_value \
+                           ELSE GREATEST(max_value::{ty}, $5::text::{ty})::text END \
+                         WHERE table_id = $1::bigint AND column_id = $2::bigint"
+                    ),
+                    &params,
+                )
+                .await?;
+            if updated == 0 {
+                catalog
+                    .exec(
+                        "INSERT INTO ducklake_table_column_stats (table_id, column_id, \
+                         contains_null, contains_nan, min_value, max_value, extra_stats) \
+                         VALUES ($1::bigint, $2::bigint, $3::boolean, NULL, \
+                         CASE WHEN $6::boolean THEN $4::text END, \
+                         CASE WHEN $6::boolean THEN $5::text END, NULL)",
+                        &params,
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

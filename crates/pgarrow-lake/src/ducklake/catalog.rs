@@ -1,0 +1,298 @@
+//! A DuckLake catalog in a PostgreSQL database: statements with their values bound (never
+//! pasted into the SQL), and the catalog's tables made when the database has none.
+
+use pgarrow::protocol::{Config, Connection};
+use pgarrow::{Error, ErrorKind, Result};
+
+/// The catalog tables' DDL (DuckLake 1.0).
+const DDL: &str = include_str!("catalog.sql");
+
+/// The DuckLake format version pgarrow writes.
+pub(crate) const VERSION: &str = "1.0";
+
+/// A connection to the catalog database.
+pub(crate) struct Catalog {
+    conn: Connection,
+}
+
+/// Rows of a query whose columns are all text.
+pub(crate) type Rows = Vec<Vec<Option<String>>>;
+
+fn catalog_error(e: pgarrow::protocol::Error) -> Error {
+    Error::from(e).context("the DuckLake catalog")
+}
+
+impl Catalog {
+    /// Connects, in UTC with ISO dates (the catalog's bounds are compared as PostgreSQL
+    /// renders them).
+    pub(crate) async fn connect(config: &Config) -> Result<Catalog> {
+        let conn = Connection::connect(config)
+            .await
+            .map_err(|e| Error::from(ErrorKind::Connect(e)).context("the DuckLake catalog"))?;
+        let mut catalog = Catalog { conn };
+        catalog
+            .batch("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3")
+            .await?;
+        Ok(catalog)
+    }
+
+    /// Runs SQL without values (several statements at once).
+    pub(crate) async fn batch(&mut self, sql: &str) -> Result<()> {
+        self.conn.execute(sql).await.map_err(catalog_error)?;
+        Ok(())
+    }
+
+    /// Runs one statement with `params` bound (as text; the server infers their types) and
+    /// returns its rows: every column of the statement must be text (`::text`).
+    pub(crate) async fn query(&mut self, sql: &str, params: &[Option<&str>]) -> Result<Rows> {
+        let params: Vec<Option<Vec<u8>>> = params
+            .iter()
+            .map(|p| p.map(|v| v.as_bytes().to_vec()))
+            .collect();
+        let mut rows = Vec::new();
+        let mut bad = None;
+        self.conn
+            .execute_bound(sql, &[], &[], &[params], |fields| {
+                match text_fields(fields) {
+                    Some(row) => rows.push(row),
+                    None => bad = Some(()),
+                }
+            })
+            .await
+            .map_err(catalog_error)?;
+        if bad.is_some() {
+            return Err(ErrorKind::Unexpected(format!(
+                "the DuckLake catalog answered {sql:?} with a malformed row"
+            ))
+            .into());
+        }
+        Ok(rows)
+    }
+
+    /// Runs one statement with `params` bound; its row count.
+    pub(crate) async fn exec(&mut self, sql: &str, params: &[Option<&str>]) -> Result<u64> {
+        let params: Vec<Option<Vec<u8>>> = params
+            .iter()
+            .map(|p| p.map(|v| v.as_bytes().to_vec()))
+            .collect();
+        let count = self
+            .conn
+            .execute_bound(sql, &[], &[], &[params], |_| {})
+            .await
+            .map_err(catalog_error)?;
+        Ok(count.unwrap_or(0))
+    }
+
+    /// Runs one statement once for each row of `rows`, in one round trip.
+    pub(crate) async fn exec_each(
+        &mut self,
+        sql: &str,
+        rows: &[Vec<Option<String>>],
+    ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let params: Vec<Vec<Option<Vec<u8>>>> = rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|v| v.as_ref().map(|v| v.as_bytes().to_vec()))
+                    .collect()
+            })
+            .collect();
+        self.conn
+            .execute_bound(sql, &[], &[], &params, |_| {})
+            .await
+            .map_err(catalog_error)?;
+        Ok(())
+    }
+
+    /// The catalog's data path, making the catalog first when the database has none (its
+    /// data path then `data_path`, which must be given).
+    ///
+    /// # Errors
+    /// No catalog and no data path; a catalog of another DuckLake version.
+    pub(crate) async fn open(&mut self, data_path: Option<&str>) -> Result<String> {
+        let exists = self
+            .query("SELECT to_regclass('ducklake_metadata')::text", &[])
+            .await?;
+        if exists.first().and_then(|r| r[0].as_ref()).is_none() {
+            let Some(path) = data_path else {
+                return Err(ErrorKind::Usage(
+                    "the catalog database has no DuckLake catalog: give --data-path (where the \
+                     new lake's files go) to make one"
+                        .into(),
+                )
+                .into());
+            };
+            self.create(&with_slash(path)).await?;
+        }
+        let meta = self
+            .query(
+                "SELECT key::text, value::text FROM ducklake_metadata WHERE scope IS NULL",
+                &[],
+            )
+            .await?;
+        let value = |k: &str| {
+            meta.iter()
+                .find(|r| r[0].as_deref() == Some(k))
+                .and_then(|r| r[1].clone())
+        };
+        let version = value("version").unwrap_or_default();
+        if version != VERSION {
+            return Err(ErrorKind::Usage(format!(
+                "the catalog is DuckLake {version:?}, and pgarrow writes DuckLake {VERSION} \
+                 (DuckDB 1.5's): migrate it with DuckDB first"
+            ))
+            .into());
+        }
+        if value("encrypted").as_deref() == Some("true") {
+            return Err(ErrorKind::Usage(
+                "the DuckLake catalog is encrypted, which pgarrow does not write".into(),
+            )
+            .into());
+        }
+        let path = value("data_path").ok_or_else(|| {
+            Error::from(ErrorKind::Unexpected(
+                "the DuckLake catalog has no data_path".into(),
+            ))
+        })?;
+        if let Some(given) = data_path
+            && with_slash(given) != path
+        {
+            return Err(ErrorKind::Usage(format!(
+                "--data-path {given} differs from the catalog's data path {path}: leave it out \
+                 for an existing catalog"
+            ))
+            .into());
+        }
+        Ok(path)
+    }
+
+    /// Makes the catalog tables and the first snapshot (schema `main`), in one transaction.
+    async fn create(&mut self, data_path: &str) -> Result<()> {
+        self.batch("BEGIN").await?;
+        let made = async {
+            self.batch(DDL).await?;
+            let created_by = format!("pgarrow {}", env!("CARGO_PKG_VERSION"));
+            self.exec_each(
+                "INSERT INTO ducklake_metadata (key, value) VALUES ($1, $2)",
+                &[
+                    vec![Some("version".into()), Some(VERSION.into())],
+                    vec![Some("created_by".into()), Some(created_by)],
+                    vec![Some("data_path".into()), Some(data_path.into())],
+                    vec![Some("encrypted".into()), Some("false".into())],
+                ],
+            )
+            .await?;
+            self.exec(
+                "INSERT INTO ducklake_snapshot VALUES (0, now(), 0, 1, 0)",
+                &[],
+            )
+            .await?;
+            self.exec(
+                "INSERT INTO ducklake_snapshot_changes (snapshot_id, changes_made, author) \
+                 VALUES (0, 'created_schema:\"main\"', 'pgarrow')",
+                &[],
+            )
+            .await?;
+            self.exec(
+                "INSERT INTO ducklake_schema VALUES (0, $1::uuid, 0, NULL, 'main', 'main/', true)",
+                &[Some(&new_uuid())],
+            )
+            .await?;
+            Ok::<(), Error>(())
+        }
+        .await;
+        match made {
+            Ok(()) => self.batch("COMMIT").await,
+            Err(e) => {
+                let _ = self.batch("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the connection.
+    pub(crate) async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+/// A DataRow's fields (after its field count) as text.
+fn text_fields(mut b: &[u8]) -> Option<Vec<Option<String>>> {
+    let mut row = Vec::new();
+    while !b.is_empty() {
+        let len = i32::from_be_bytes(b.get(..4)?.try_into().ok()?);
+        b = &b[4..];
+        if len < 0 {
+            row.push(None);
+            continue;
+        }
+        let len = len as usize;
+        row.push(Some(String::from_utf8_lossy(b.get(..len)?).into_owned()));
+        b = &b[len..];
+    }
+    Some(row)
+}
+
+/// `path` ending in one slash.
+pub(crate) fn with_slash(path: &str) -> String {
+    format!("{}/", path.trim_end_matches('/'))
+}
+
+/// A random (version 4) UUID as text: 122 bits from the standard library's randomly keyed
+/// hasher (new keys for each, seeded by the operating system), and the time.
+pub(crate) fn new_uuid() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(now);
+        h.write_u64(salt);
+        h.finish()
+    };
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&half(1).to_le_bytes());
+    b[8..].copy_from_slice(&half(2).to_le_bytes());
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// `name` as a quoted SQL identifier.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_version_4() {
+        let u = new_uuid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"), "{u}");
+        assert_ne!(new_uuid(), u);
+        assert_eq!(with_slash("/a/b//"), "/a/b/");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        let mut row = Vec::new();
+        row.extend(3i32.to_be_bytes());
+        row.extend(b"abc");
+        row.extend((-1i32).to_be_bytes());
+        assert_eq!(text_fields(&row), Some(vec![Some("abc".to_owned()), None]));
+        assert_eq!(text_fields(&[0, 0, 0, 9, 1]), None);
+    }
+}

@@ -1,0 +1,231 @@
+//! The columns of a DuckLake table from an export's Arrow schema: DuckLake's type names, the
+//! column IDs the data files carry as Parquet field IDs, and how the catalog compares values
+//! of each type.
+
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use pgarrow::{Error, ErrorKind, Result};
+
+/// A column of a DuckLake table (a nested field is a column whose parent is another).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LakeColumn {
+    /// Its ID: the Parquet field ID of its values in every data file.
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    /// DuckLake's type name (`int64`, `decimal(10,2)`, `list`...).
+    pub(crate) ty: String,
+    pub(crate) parent: Option<i64>,
+    /// Its place among its siblings, from 1.
+    pub(crate) order: i64,
+    /// The PostgreSQL type its statistics (DuckLake's text) compare as, when pgarrow writes
+    /// them; `None` for a type whose bounds it leaves out.
+    pub(crate) compare_as: Option<&'static str>,
+}
+
+/// The columns of `schema`, numbered as pgarrow numbers Parquet field IDs
+/// ([`pgarrow::io::with_field_ids`]: the top-level columns 1..n, then the nested fields).
+///
+/// # Errors
+/// A column of a type DuckLake cannot hold exactly, named, with what to do instead.
+pub(crate) fn lake_columns(schema: &Schema) -> Result<Vec<LakeColumn>> {
+    let numbered = pgarrow::io::with_field_ids(schema);
+    let mut out = Vec::new();
+    for (k, field) in numbered.fields().iter().enumerate() {
+        push(field, None, k as i64 + 1, field.name(), &mut out)?;
+    }
+    Ok(out)
+}
+
+fn field_id(field: &Field) -> i64 {
+    field
+        .metadata()
+        .get("PARQUET:field_id")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn push(
+    field: &Field,
+    parent: Option<i64>,
+    order: i64,
+    path: &str,
+    out: &mut Vec<LakeColumn>,
+) -> Result<()> {
+    let id = field_id(field);
+    let extension = field
+        .metadata()
+        .get("ARROW:extension:name")
+        .map(String::as_str);
+    let refuse = |why: &str| -> Error {
+        ErrorKind::Usage(format!("column \"{path}\" ({}): {why}", field.data_type())).into()
+    };
+    let (ty, compare_as): (String, Option<&'static str>) = match field.data_type() {
+        DataType::Boolean => ("boolean".into(), Some("boolean")),
+        DataType::Int8 => ("int8".into(), Some("numeric")),
+        DataType::Int16 => ("int16".into(), Some("numeric")),
+        DataType::Int32 => ("int32".into(), Some("numeric")),
+        DataType::Int64 => ("int64".into(), Some("numeric")),
+        DataType::UInt8 => ("uint8".into(), Some("numeric")),
+        DataType::UInt16 => ("uint16".into(), Some("numeric")),
+        DataType::UInt32 => ("uint32".into(), Some("numeric")),
+        DataType::UInt64 => ("uint64".into(), Some("numeric")),
+        DataType::Float32 => ("float32".into(), Some("float8")),
+        DataType::Float64 => ("float64".into(), Some("float8")),
+        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) => {
+            (format!("decimal({p},{s})"), Some("numeric"))
+        }
+        DataType::Decimal256(..) => {
+            return Err(refuse(
+                "DuckLake's decimals have at most 38 digits: export the column as text \
+                 (`--numeric text`) or cast it in the query",
+            ));
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => match extension {
+            Some("arrow.json") => ("json".into(), None),
+            _ => ("varchar".into(), Some("text COLLATE \"C\"")),
+        },
+        DataType::Dictionary(_, value)
+            if matches!(**value, DataType::Utf8 | DataType::LargeUtf8) =>
+        {
+            ("varchar".into(), Some("text COLLATE \"C\""))
+        }
+        DataType::FixedSizeBinary(16) if extension == Some("arrow.uuid") => ("uuid".into(), None),
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => ("blob".into(), None),
+        DataType::Date32 => ("date".into(), Some("date")),
+        DataType::Time64(TimeUnit::Microsecond) => ("time".into(), None),
+        DataType::Timestamp(unit, None) => {
+            let name = match unit {
+                TimeUnit::Second => "timestamp_s",
+                TimeUnit::Millisecond => "timestamp_ms",
+                TimeUnit::Microsecond => "timestamp",
+                TimeUnit::Nanosecond => "timestamp_ns",
+            };
+            // Only microseconds render as PostgreSQL's timestamp without losing digits.
+            let compare = (*unit == TimeUnit::Microsecond).then_some("timestamp");
+            (name.into(), compare)
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => {
+            ("timestamptz".into(), Some("timestamptz"))
+        }
+        DataType::Timestamp(_, Some(_)) => {
+            return Err(refuse(
+                "DuckLake's timestamptz holds microseconds: export timestamps as microseconds",
+            ));
+        }
+        DataType::Interval(_) => {
+            return Err(refuse(
+                "DuckLake's interval is not the Parquet form pgarrow writes: cast the column \
+                 to text in the query",
+            ));
+        }
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+            ("list".into(), None)
+        }
+        DataType::Struct(_) => ("struct".into(), None),
+        DataType::Map(..) => ("map".into(), None),
+        other => {
+            return Err(refuse(&format!(
+                "DuckLake has no type for {other}: cast the column in the query"
+            )));
+        }
+    };
+    out.push(LakeColumn {
+        id,
+        name: field.name().clone(),
+        ty,
+        parent,
+        order,
+        compare_as,
+    });
+    match field.data_type() {
+        DataType::List(child) | DataType::LargeList(child) | DataType::FixedSizeList(child, _) => {
+            push(child, Some(id), 1, &format!("{path}.{}", child.name()), out)?;
+        }
+        DataType::Struct(children) => {
+            for (k, child) in children.iter().enumerate() {
+                push(
+                    child,
+                    Some(id),
+                    k as i64 + 1,
+                    &format!("{path}.{}", child.name()),
+                    out,
+                )?;
+            }
+        }
+        DataType::Map(entries, _) => {
+            if let DataType::Struct(kv) = entries.data_type() {
+                for (k, child) in kv.iter().enumerate() {
+                    push(
+                        child,
+                        Some(id),
+                        k as i64 + 1,
+                        &format!("{path}.{}", child.name()),
+                        out,
+                    )?;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn nested_columns_follow_the_field_ids() {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int32, true),
+            Field::new_list("l", Field::new("element", DataType::Int64, true), true),
+            Field::new_struct(
+                "s",
+                vec![
+                    Field::new("a", DataType::Utf8, true),
+                    Field::new("b", DataType::Decimal128(10, 2), true),
+                ],
+                true,
+            ),
+            Field::new(
+                "t",
+                DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC"))),
+                true,
+            ),
+        ]);
+        let cols = lake_columns(&schema).unwrap();
+        let got: Vec<(i64, &str, &str, Option<i64>, i64)> = cols
+            .iter()
+            .map(|c| (c.id, c.name.as_str(), c.ty.as_str(), c.parent, c.order))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, "id", "int32", None, 1),
+                (2, "l", "list", None, 2),
+                (5, "element", "int64", Some(2), 1),
+                (3, "s", "struct", None, 3),
+                (6, "a", "varchar", Some(3), 1),
+                (7, "b", "decimal(10,2)", Some(3), 2),
+                (4, "t", "timestamptz", None, 4),
+            ]
+        );
+    }
+
+    #[test]
+    fn types_it_cannot_hold_are_refused_by_column() {
+        let schema = Schema::new(vec![Field::new(
+            "span",
+            DataType::Interval(arrow_schema::IntervalUnit::MonthDayNano),
+            true,
+        )]);
+        let e = lake_columns(&schema).unwrap_err().to_string();
+        assert!(e.contains("\"span\"") && e.contains("text"), "{e}");
+        let schema = Schema::new(vec![Field::new("n", DataType::Decimal256(50, 2), true)]);
+        let e = lake_columns(&schema).unwrap_err().to_string();
+        assert!(e.contains("\"n\"") && e.contains("38"), "{e}");
+    }
+}

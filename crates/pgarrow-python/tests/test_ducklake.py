@@ -1,0 +1,287 @@
+"""Exports committed into DuckLake tables (`pgarrow export --ducklake URL`), the catalog in a
+PostgreSQL database of the test server, read back by DuckDB 1.5.5's own ducklake extension:
+every type of the mapping as the server has it, create / append / replace / refuse, one
+snapshot per export (however many connections), tables DuckDB wrote appended to by pgarrow
+and the other way round, and exports that fail, are cancelled or killed leaving the table as
+it was."""
+
+import datetime
+import json
+import os
+import signal
+import subprocess
+import uuid
+from decimal import Decimal
+from urllib.parse import urlparse, urlunparse
+
+import psycopg
+import pytest
+
+
+def pgarrow_bin() -> str:
+    path = os.environ.get("PGARROW_BIN")
+    if not path:
+        pytest.fail("PGARROW_BIN is not set: run the suite through `cargo test -p pgarrow-python`")
+    return path
+
+
+def export(url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run(
+        [pgarrow_bin(), "export", "-d", url, "--quiet", "--json", *args], capture_output=True, text=True
+    )
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+@pytest.fixture
+def lake(url, conn, tmp_path):
+    """A new, empty catalog database and data path: (catalog URL, data path)."""
+    name = f"lake_{uuid.uuid4().hex[:12]}"
+    conn.execute(f"CREATE DATABASE {name}")
+    u = urlparse(url)
+    catalog = urlunparse(u._replace(path=f"/{name}"))
+    data = tmp_path / "lake"
+    yield catalog, data
+    conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def catalog_rows(catalog: str, sql: str) -> list[tuple]:
+    with psycopg.connect(catalog, autocommit=True) as c:
+        return c.execute(sql).fetchall()
+
+
+def lake_files(data) -> list[str]:
+    return sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.is_file())
+
+
+TYPES = """
+CREATE TABLE {name} (
+    id int PRIMARY KEY, small smallint, big bigint, amount numeric(12,2), ratio float8,
+    flag boolean, label text, code varchar(8), day date, stamp timestamp, stamp_tz timestamptz,
+    raw bytea, uid uuid, doc jsonb, tags int[]
+);
+INSERT INTO {name} VALUES
+ (1, -32768, 9223372036854775807, -1234567890.12, 1.5, true, 'héllo', 'ab',
+  '2026-11-26', '2026-11-26 10:11:12.345678', '2026-11-26 10:11:12+02', '\\x00ff', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+  '{{"a": [1, 2]}}', '{{1,2,NULL}}'),
+ (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (3, 7, -1, 0.05, -0.25, false, '', 'z', '0001-01-01', '1999-12-31 23:59:59', '1970-01-01 00:00:00+00', '\\x', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12',
+  '[]', '{{}}');
+"""
+
+
+@pytest.fixture(scope="module")
+def typed(conn):
+    conn.execute("DROP TABLE IF EXISTS lake_types")
+    conn.execute(TYPES.format(name="lake_types"))
+    return "lake_types"
+
+
+def normalized(row):
+    out = []
+    for v in row:
+        if isinstance(v, datetime.datetime) and v.tzinfo is not None:
+            v = v.astimezone(datetime.timezone.utc)
+        if isinstance(v, memoryview):
+            v = bytes(v)
+        if isinstance(v, uuid.UUID):
+            v = str(v)
+        out.append(v)
+    return tuple(out)
+
+
+def test_every_type_reads_back_in_duckdb_as_the_server_has_it(url, conn, lake, typed, duckdb_lake):
+    catalog, data = lake
+    report = json.loads(export(url, "-t", typed, "--ducklake", catalog, "--data-path", str(data)).stdout)
+    assert report["format"] == "ducklake" and report["created"] and report["rows"] == 3
+    cols = "id, small, big, amount, ratio, flag, label, code, day, stamp, stamp_tz, raw, uid::varchar, doc::varchar, tags"
+    got = duckdb_lake(catalog, f"SELECT {cols} FROM lake.main.{typed} ORDER BY id")
+    want = conn.execute(
+        f"SELECT id, small, big, amount, ratio, flag, label, code, day, stamp, stamp_tz, raw, uid::text, doc::text, tags "
+        f"FROM {typed} ORDER BY id"
+    ).fetchall()
+    got = [normalized(r) for r in got]
+    want = [normalized(r) for r in want]
+    for g, w in zip(got, want, strict=True):
+        # JSON as documents (DuckDB and PostgreSQL space them differently).
+        assert g[:13] == w[:13], (g, w)
+        assert (g[13] is None and w[13] is None) or json.loads(g[13]) == json.loads(w[13])
+        assert g[14] == w[14]
+    # DuckDB's own names for the types.
+    kinds = dict(duckdb_lake(catalog, f"SELECT column_name, column_type FROM (DESCRIBE lake.main.{typed})"))
+    assert kinds["amount"] == "DECIMAL(12,2)" and kinds["stamp_tz"] == "TIMESTAMP WITH TIME ZONE"
+    assert kinds["uid"] == "UUID" and kinds["doc"] == "JSON" and kinds["tags"] == "INTEGER[]"
+    # Bounds in the catalog, in DuckDB's rendering; the year-1 date is a bound too.
+    stats = dict(
+        (r[0], (r[1], r[2]))
+        for r in catalog_rows(
+            catalog,
+            "SELECT c.column_name, s.min_value, s.max_value FROM ducklake_file_column_stats s "
+            "JOIN ducklake_column c USING (table_id, column_id)",
+        )
+    )
+    assert stats["day"] == ("0001-01-01", "2026-11-26")
+    assert stats["stamp_tz"] == ("1970-01-01 00:00:00+00", "2026-11-26 08:11:12+00")
+    assert stats["amount"] == ("-1234567890.12", "0.05")
+    # DuckDB prunes by them: no file holds a day after 2027.
+    assert duckdb_lake(catalog, f"SELECT count(*) FROM lake.main.{typed} WHERE day > DATE '2027-01-01'") == [(0,)]
+
+
+def test_create_refuse_append_replace_each_one_snapshot(url, conn, lake, typed, duckdb_lake):
+    catalog, data = lake
+    export(url, "-t", typed, "--ducklake", catalog, "--data-path", str(data), "--lake-table", "sales.t")
+    # Exists: refused by default, nothing changes.
+    out = export(url, "-t", typed, "--ducklake", catalog, "--lake-table", "sales.t", check=False)
+    assert out.returncode != 0 and "sales.t exists" in out.stderr and "--if-exists append" in out.stderr
+    # Appended over 3 connections: one snapshot, every part's file in it.
+    report = json.loads(
+        export(
+            url, "-t", typed, "--ducklake", catalog, "--lake-table", "sales.t", "--if-exists", "append",
+            "--partitions", "3", "--partition-by", "id",
+        ).stdout
+    )
+    assert report["files"] == 3 and not report["created"]
+    assert duckdb_lake(catalog, "SELECT count(*), count(DISTINCT id) FROM lake.sales.t") == [(6, 3)]
+    # Replaced by a query's rows: one more snapshot; the old rows still there by time travel.
+    export(
+        url, "-q", f"SELECT * FROM {typed} WHERE id = 3", "--ducklake", catalog, "--lake-table", "sales.t",
+        "--if-exists", "replace",
+    )
+    assert duckdb_lake(catalog, "SELECT id FROM lake.sales.t") == [(3,)]
+    assert duckdb_lake(catalog, "SELECT count(*) FROM lake.sales.t AT (VERSION => 2)") == [(6,)]
+    assert duckdb_lake(catalog, "SELECT count(*) FROM lake.sales.t AT (VERSION => 1)") == [(3,)]
+    # One snapshot each: the schema, the table and its rows at once; then the append; then
+    # the replace.
+    changes = duckdb_lake(catalog, "SELECT snapshot_id, changes FROM ducklake_snapshots('lake') ORDER BY 1")
+    assert [c[0] for c in changes] == [0, 1, 2, 3]
+    assert changes[1][1]["schemas_created"] == ["sales"]
+    assert changes[1][1]["tables_created"] == ["sales.t"]
+    (table_id,) = catalog_rows(catalog, "SELECT table_id FROM ducklake_table WHERE table_name = 't'")[0]
+    assert changes[3][1] == {"tables_deleted_from": [str(table_id)], "tables_inserted_into": [str(table_id)]}
+    # The snapshot names the PostgreSQL snapshot it reflects.
+    extra = catalog_rows(catalog, "SELECT commit_extra_info FROM ducklake_snapshot_changes WHERE snapshot_id = 3")
+    info = json.loads(extra[0][0])
+    assert info["source"] and info["snapshot"] and info["rows"] == 1
+
+
+def test_tables_of_duckdb_and_of_pgarrow_append_to_each_other(url, conn, lake, duckdb_lake):
+    catalog, data = lake
+    # DuckDB makes the catalog and a table, with one row inlined into the catalog and a file.
+    duckdb_lake(
+        catalog,
+        "CREATE TABLE lake.main.people (id INTEGER, name VARCHAR); "
+        "INSERT INTO lake.main.people VALUES (1, 'duck'); "
+        "INSERT INTO lake.main.people SELECT i, 'bulk' || i FROM range(100, 400) r(i); "
+        "SELECT count(*) FROM lake.main.people",
+        data_path=data,
+    )
+    export(
+        url, "-q", "SELECT i AS id, 'pg' || i AS name FROM generate_series(2, 5) i", "--ducklake", catalog,
+        "--lake-table", "people", "--if-exists", "append",
+    )
+    # DuckDB appends to it again, then reads all three writes.
+    rows = duckdb_lake(
+        catalog,
+        "INSERT INTO lake.main.people VALUES (6, 'duck again'); "
+        "SELECT count(*), min(id), max(id), count(*) FILTER (name LIKE 'pg%') FROM lake.main.people",
+    )
+    assert rows == [(306, 1, 399, 4)]
+    # pgarrow's own table, appended to by DuckDB.
+    export(url, "-q", "SELECT 1::int AS n", "--ducklake", catalog, "--lake-table", "mine")
+    assert duckdb_lake(catalog, "INSERT INTO lake.main.mine VALUES (2); SELECT sum(n) FROM lake.main.mine") == [(3,)]
+    # Replace ends DuckDB's inlined rows and files too.
+    export(url, "-q", "SELECT 9 AS id, 'only' AS name", "--ducklake", catalog, "--lake-table", "people", "--if-exists", "replace")
+    assert duckdb_lake(catalog, "SELECT * FROM lake.main.people") == [(9, "only")]
+    # Another shape is refused by column, nothing committed.
+    before = catalog_rows(catalog, "SELECT max(snapshot_id) FROM ducklake_snapshot")
+    out = export(
+        url, "-q", "SELECT 1::bigint AS id, 'x' AS name", "--ducklake", catalog, "--lake-table", "people",
+        "--if-exists", "append", check=False,
+    )
+    assert out.returncode != 0 and '"id"' in out.stderr and "int64" in out.stderr, out.stderr
+    assert catalog_rows(catalog, "SELECT max(snapshot_id) FROM ducklake_snapshot") == before
+
+
+def test_failed_and_cancelled_exports_commit_nothing_and_leave_no_file(url, conn, lake, typed, duckdb_lake):
+    catalog, data = lake
+    export(url, "-t", typed, "--ducklake", catalog, "--data-path", str(data), "--lake-table", "t")
+    files = lake_files(data)
+    snapshots = catalog_rows(catalog, "SELECT count(*) FROM ducklake_snapshot")
+    # A value error at row 500 of the server's query.
+    out = export(
+        url, "-q", "SELECT i AS id, 1 / (i - 500) AS v FROM generate_series(1, 1000) i", "--ducklake", catalog,
+        "--lake-table", "t", "--if-exists", "append", check=False,
+    )
+    assert out.returncode != 0 and "division by zero" in out.stderr
+    # A type DuckLake cannot hold: refused by column, before any commit.
+    out = export(
+        url, "-q", "SELECT 1 AS id, interval '1 day' AS span", "--ducklake", catalog, "--lake-table", "spans",
+        check=False,
+    )
+    assert out.returncode != 0 and '"span"' in out.stderr, out.stderr
+    # Ctrl-C in the middle of a long export.
+    marker = f"lake_cancel_{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen(
+        [pgarrow_bin(), "export", "-d", url, "--quiet", "-q",
+         f"SELECT i AS id, pg_sleep(0.01) AS {marker} FROM generate_series(1, 100000) i",
+         "--ducklake", catalog, "--lake-table", "slow"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    wait_for_backend(conn, marker)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0, err
+    assert catalog_rows(catalog, "SELECT count(*) FROM ducklake_snapshot") == snapshots
+    assert lake_files(data) == files
+    # kill -9: nothing committed (its files, never named by a snapshot, may stay behind).
+    proc = subprocess.Popen(
+        [pgarrow_bin(), "export", "-d", url, "--quiet", "-q",
+         f"SELECT i AS id, pg_sleep(0.01) AS {marker}_k FROM generate_series(1, 100000) i",
+         "--ducklake", catalog, "--lake-table", "t", "--if-exists", "append"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    wait_for_backend(conn, f"{marker}_k")
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert catalog_rows(catalog, "SELECT count(*) FROM ducklake_snapshot") == snapshots
+    assert duckdb_lake(catalog, "SELECT count(*) FROM lake.main.t") == [(3,)]
+
+
+def wait_for_backend(conn, marker: str) -> None:
+    """Until a backend runs the query naming `marker` (polling the server, not sleeping)."""
+    for _ in range(10000):
+        found = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()",
+            (f"%{marker}%",),
+        ).fetchone()[0]
+        if found:
+            return
+        conn.execute("SELECT pg_sleep(0.01)")
+    pytest.fail(f"no backend ran the query {marker}")
+
+
+def test_concurrent_appends_both_land(url, conn, lake, typed, duckdb_lake):
+    catalog, data = lake
+    export(url, "-t", typed, "--ducklake", catalog, "--data-path", str(data), "--lake-table", "t")
+    procs = [
+        subprocess.Popen(
+            [pgarrow_bin(), "export", "-d", url, "--quiet", "--json", "-t", typed, "--ducklake", catalog,
+             "--lake-table", "t", "--if-exists", "append", "--partitions", "2", "--partition-by", "id"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(4)
+    ]
+    reports = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        reports.append(json.loads(out))
+    assert sorted(r["snapshot"] for r in reports) == [2, 3, 4, 5]
+    assert duckdb_lake(catalog, "SELECT count(*), count(DISTINCT id) FROM lake.main.t") == [(15, 3)]
+    # Row IDs never overlap: each file's range begins where the one before ended.
+    starts = catalog_rows(
+        catalog, "SELECT row_id_start, record_count FROM ducklake_data_file ORDER BY row_id_start"
+    )
+    for (a, n), (b, _) in zip(starts, starts[1:]):
+        assert a + n == b, starts
