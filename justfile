@@ -56,6 +56,11 @@ bench rows="6000000" wide_rows="2000000" reps="3": bench-setup bench-build
 bench-layout rows="2000000" reps="3": bench-setup bench-build
     python3 benches/e2e.py --layout --rows {{rows}} --reps {{reps}}
 
+# Lake tables: lineitem (`rows`) into a DuckLake table (its catalog in PostgreSQL), against the
+# one-file export and DuckDB writing the same table -> benches/RESULTS.md.
+bench-lake rows="2000000" reps="3": bench-setup bench-build
+    python3 benches/e2e.py --lake --rows {{rows}} --reps {{reps}}
+
 # Object stores: lineitem (`rows`) to Parquet on the local disk vs moto's S3 server, one
 # connection and two, and import from each -> benches/RESULTS.md.
 bench-s3 rows="2000000" reps="3": bench-setup bench-build

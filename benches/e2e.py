@@ -671,6 +671,86 @@ def dir_bytes(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
+def lake_suite(args, command):
+    """lineitem into a DuckLake table (its catalog a database of the same cluster), against
+    the same export to a plain Parquet file and DuckDB's postgres extension writing the same
+    DuckLake table through its ducklake extension, in the same rounds. Each round replaces the
+    table's rows (one snapshot), so every run commits the same work."""
+    rows = args.rows
+    lake_dir = os.path.join(DATA, "lake")
+    duck_dir = os.path.join(DATA, "lake-duckdb")
+
+    def pg(*extra):
+        return lambda s, q, t, out: [PGARROW, "export", "--url", s.url, "--table", t, *extra(s, out)]
+
+    tools = [
+        Tool("pgarrow --to parquet (one file)", "dataset", "pgarrow",
+             pg(lambda s, out: ["-o", out + ".parquet"])),
+        Tool("pgarrow --ducklake (replace)", "dataset", "pgarrow",
+             pg(lambda s, out: ["--ducklake", s.url_of("bench_lake"), "--data-path", lake_dir,
+                                "--if-exists", "replace"])),
+        Tool("pgarrow --ducklake --partitions 2 (replace)", "dataset", "pgarrow",
+             pg(lambda s, out: ["--ducklake", s.url_of("bench_lake"), "--data-path", lake_dir,
+                                "--if-exists", "replace", "--partitions", "2"])),
+        Tool("DuckDB postgres ext -> ducklake CREATE OR REPLACE TABLE", "dataset", "python",
+             lambda s, q, t, out: [VENV_PY, PEERS, "duckdb-ducklake", s.url, t,
+                                   s.url_of("bench_lake_duckdb") + "|" + duck_dir],
+             needs="duckdb-ducklake"),
+    ]
+    if args.tools:
+        tools = [t for t in tools if t == tools[0] or any(w in t.name for w in args.tools)]
+    check_tools(tools)
+
+    def run(tool, _):
+        out = os.path.join(DATA, "lake-" + re.sub(r"[^a-z0-9]+", "-", tool.name.lower()).strip("-"))
+        if os.path.exists(out + ".parquet"):
+            os.remove(out + ".parquet")
+        r, res, reported = measure(tool, tool.argv(server, "SELECT * FROM lineitem", "lineitem", out))
+        if "error" in res:
+            return res
+        if tool.kind == "pgarrow":
+            m = re.search(r"exported ([\d,]+) rows", r["stderr"])
+            reported = int(m.group(1).replace(",", "")) if m else None
+        res["rows"] = reported
+        if reported != rows:
+            res["error"] = f"{reported} rows, expected {rows}"
+        if os.path.exists(out + ".parquet"):
+            res["output_bytes"] = os.path.getsize(out + ".parquet")
+            os.remove(out + ".parquet")
+        return res
+
+    with Server(rows, 0) as server:
+        info = machine_info(server)
+        for db in ("bench_lake", "bench_lake_duckdb"):
+            server.psql(f"DROP DATABASE IF EXISTS {db}", f"CREATE DATABASE {db}")
+        for d in (lake_dir, duck_dir):
+            shutil.rmtree(d, ignore_errors=True)
+        runs = interleaved(tools, args.reps, run)
+    results = {name: summarize(rs) for name, rs in runs.items()}
+    base = results[tools[0].name].get("wall")
+    lines = []
+    for tool in tools:
+        s = results.get(tool.name, {"error": tool.missing})
+        if "error" in s:
+            lines.append(f"| {tool.name} | failed: {s['error']} | | | |")
+            continue
+        lines.append(f"| {tool.name} | {s['wall']:.2f} | {s['wall'] / base:.2f} | {s['cpu']:.1f} "
+                     f"| {s['maxrss_mib']:,.0f} |")
+    for d in (lake_dir, duck_dir):
+        shutil.rmtree(d, ignore_errors=True)
+    text = (
+        "## Lake tables (`just bench-lake`)\n\n" + describe_machine(info, command)
+        + f"- lineitem ({rows:,} rows) into a DuckLake table whose catalog is a database of the "
+        f"same cluster, replacing its rows each round (one snapshot); medians of {args.reps} "
+        "interleaved rounds. `x one file`: wall time over the plain one-file export's.\n\n"
+        "| tool | s | x one file | client CPU s | peak RSS MiB |\n"
+        "|---|--:|--:|--:|--:|\n" + "\n".join(lines) + "\n"
+    )
+    print()
+    print(text)
+    write_section("lake", text)
+
+
 def layout_suite(args, command):
     """lineitem written laid out for readers: Hive-style partitions by day (thousands of
     values) against the one-file export, DuckDB's own partitioned COPY in the same rounds, and
@@ -993,6 +1073,9 @@ def main():
                    help="the layout suite instead: lineitem (2,000,000 rows unless --rows) in "
                         "Hive-style day partitions, rolled files and bloom filters, against the "
                         "one-file export and DuckDB's partitioned COPY")
+    p.add_argument("--lake", action="store_true",
+                   help="the lake suite instead: lineitem (2,000,000 rows unless --rows) into a "
+                        "DuckLake table, against the one-file export and DuckDB's own write")
     p.add_argument("--load", action="store_true",
                    help="the loading suite instead: Parquet -> PostgreSQL (and PostgreSQL -> "
                         "PostgreSQL) against the server reading its own COPY file")
@@ -1030,6 +1113,10 @@ def main():
         if args.rows == p.get_default("rows"):
             args.rows = 2_000_000
         layout_suite(args, command)
+    elif args.lake:
+        if args.rows == p.get_default("rows"):
+            args.rows = 2_000_000
+        lake_suite(args, command)
     elif args.object_store:
         if args.rows == p.get_default("rows"):
             args.rows = 2_000_000

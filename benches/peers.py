@@ -229,6 +229,29 @@ def duckdb_partitioned(url, table, out, con):
     return int(res[0][0]), {}
 
 
+def duckdb_ducklake(url, table, out, con):
+    """DuckDB's postgres extension reading the table, written into a DuckLake table by its
+    ducklake extension (catalog and data path in `out`: `URL|DIR`), replacing it each run."""
+    import duckdb
+    import duckdb_extension_ducklake
+
+    catalog, data = out.split("|", 1)
+    con.execute(
+        "LOAD '"
+        + os.path.join(os.path.dirname(duckdb_extension_ducklake.__file__), "extensions",
+                       f"v{duckdb.__version__}", "ducklake.duckdb_extension")
+        + "'"
+    )
+    duckdb_attach(con, url)
+    con.execute(f"ATTACH 'ducklake:postgres:{libpq_string(catalog)}' AS lake (DATA_PATH '{data}/')")
+    res = con.execute(
+        f'CREATE OR REPLACE TABLE lake.main."{table}" AS SELECT * FROM pg.public."{table}"'
+    ).fetchall()
+    rows = con.execute(f'SELECT count(*) FROM lake.main."{table}"').fetchone()[0]
+    del res
+    return int(rows), {}
+
+
 def parquet_reader(path):
     """The Parquet file as a stream of record batches (pyarrow's default 64Ki-row batches)."""
     import pyarrow
@@ -283,6 +306,7 @@ TOOLS = {
     "duckdb-arrow": duckdb_arrow,
     "duckdb-parquet": duckdb_parquet,
     "duckdb-partitioned": duckdb_partitioned,
+    "duckdb-ducklake": duckdb_ducklake,
     "adbc-ingest": adbc_ingest,
     "pgpq-psycopg": pgpq_psycopg,
     "pgarrow-adbc-arrow": pgarrow_adbc_arrow,
@@ -302,6 +326,7 @@ IMPORTS = {
     "duckdb-arrow": ["duckdb", "duckdb_extension_postgres", "pyarrow"],
     "duckdb-parquet": ["duckdb", "duckdb_extension_postgres"],
     "duckdb-partitioned": ["duckdb", "duckdb_extension_postgres"],
+    "duckdb-ducklake": ["duckdb", "duckdb_extension_postgres", "duckdb_extension_ducklake"],
     "adbc-ingest": ["adbc_driver_postgresql.dbapi", "pyarrow.parquet"],
     "pgpq-psycopg": ["psycopg", "pgpq", "pyarrow.parquet"],
     "pgarrow-adbc-arrow": ["pgarrow.adbc", "adbc_driver_manager.dbapi", "pyarrow"],

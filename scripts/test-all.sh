@@ -165,11 +165,11 @@ step "Python readers: $(python3 -c 'import duckdb, pandas, polars, pyarrow; prin
 step "Python engines: $(python3 -c 'import dask, distributed, pyspark, ray; print("pyspark", pyspark.__version__, "ray", ray.__version__, "dask", dask.__version__, "distributed", distributed.__version__)')"
 step "Python GeoParquet readers: $(python3 -c 'import geopandas, pyproj, shapely; print("geopandas", geopandas.__version__, "shapely", shapely.__version__, "pyproj", pyproj.__version__)')"
 
-# DuckDB's spatial extension (the other GeoParquet reader) and its ducklake and postgres ones
-# (DuckLake's own reader and writer): DuckDB cannot download extensions here, so they come
+# DuckDB's spatial extension (the other GeoParquet reader) and its ducklake, postgres and httpfs
+# ones (DuckLake's own reader and writer, over object stores too): DuckDB cannot download extensions here, so they come
 # from PyPI (duckdb-extension-*), which pin a DuckDB older than the readers' one above: a venv of its own, whose python the tests run (PGARROW_DUCKDB_EXT_PYTHON).
 duckdb_venv=target/duckdb-venv
-duckdb_requirements=(duckdb==1.5.5 duckdb-extension-spatial==1.5.5 duckdb-extension-ducklake==1.5.5 duckdb-extension-postgres==1.5.5 pytz)
+duckdb_requirements=(duckdb==1.5.5 duckdb-extension-spatial==1.5.5 duckdb-extension-ducklake==1.5.5 duckdb-extension-httpfs==1.5.5 duckdb-extension-postgres==1.5.5 pytz)
 if [ ! -x "$duckdb_venv/bin/python3" ]; then
     step "DuckDB spatial: creating $duckdb_venv"
     python3 -m venv "$duckdb_venv"

@@ -193,7 +193,7 @@ def duckdb_spatial():
 
 _DUCKDB_LAKE = """
 import pathlib, pickle, shutil, sys, tempfile
-import duckdb, duckdb_extension_ducklake, duckdb_extension_postgres
+import duckdb, duckdb_extension_ducklake, duckdb_extension_httpfs, duckdb_extension_postgres
 version = f"v{duckdb.__version__}"
 con = duckdb.connect(config={"allow_unsigned_extensions": "true", "autoinstall_known_extensions": "false"})
 # The postgres extension loads under the name DuckDB knows it by.
@@ -201,8 +201,11 @@ scanner = pathlib.Path(tempfile.mkdtemp()) / "postgres_scanner.duckdb_extension"
 shutil.copy(pathlib.Path(duckdb_extension_postgres.__file__).parent / "extensions" / version / "postgres.duckdb_extension", scanner)
 con.execute(f"LOAD '{scanner}'")
 con.execute(f"LOAD '{pathlib.Path(duckdb_extension_ducklake.__file__).parent / 'extensions' / version / 'ducklake.duckdb_extension'}'")
+con.execute(f"LOAD '{pathlib.Path(duckdb_extension_httpfs.__file__).parent / 'extensions' / version / 'httpfs.duckdb_extension'}'")
 con.execute("SET TimeZone = 'UTC'")
-catalog, options, sql = sys.stdin.read().split("\\n", 2)
+catalog, options, before, sql = sys.stdin.read().split("\\n", 3)
+if before:
+    con.execute(before)
 con.execute(f"ATTACH 'ducklake:postgres:{catalog}' AS lake {options}")
 import datetime
 def plain(v):
@@ -222,9 +225,9 @@ pickle.dump(rows, sys.stdout.buffer)
 @pytest.fixture(scope="session")
 def duckdb_lake():
     """DuckDB with its ducklake and postgres extensions, a DuckLake reader and writer:
-    `run(catalog_url, sql, data_path=None) -> list[tuple]` attaches the DuckLake catalog in
-    the PostgreSQL database `catalog_url` as `lake` (made there with `data_path` when given
-    and missing), then runs `sql` (statements separated by `;`, the rows
+    `run(catalog_url, sql, data_path=None, s3=None) -> list[tuple]` attaches the DuckLake
+    catalog in the PostgreSQL database `catalog_url` as `lake` (made there with `data_path`
+    when given and missing; reading objects from the `s3` emulator when given), then runs `sql` (statements separated by `;`, the rows
     of the last returned). In its own process, in the interpreter of
     PGARROW_DUCKDB_EXT_PYTHON or target/duckdb-venv, as `duckdb_spatial`."""
     from urllib.parse import urlparse
@@ -233,12 +236,21 @@ def duckdb_lake():
         pathlib.Path(__file__).resolve().parents[3] / "target" / "duckdb-venv" / "bin" / "python3"
     )
 
-    def run(catalog_url: str, sql: str, data_path=None) -> list[tuple]:
+    def run(catalog_url: str, sql: str, data_path=None, s3=None) -> list[tuple]:
         u = urlparse(catalog_url)
         libpq = f"dbname={u.path.lstrip('/')} host={u.hostname} port={u.port} user={u.username}"
         options = f"(DATA_PATH '{data_path}/')" if data_path else ""
+        before = ""
+        if s3 is not None:
+            o = s3.storage_options
+            before = (
+                f"CREATE SECRET (TYPE s3, KEY_ID '{o['aws_access_key_id']}', SECRET '{o['aws_secret_access_key']}', "
+                f"REGION '{o['aws_region']}', ENDPOINT '{urlparse(o['aws_endpoint']).netloc}', URL_STYLE 'path', "
+                "USE_SSL false)"
+            )
         out = subprocess.run(
-            [python, "-c", _DUCKDB_LAKE], input=f"{libpq}\n{options}\n{sql}".encode(), capture_output=True, timeout=300
+            [python, "-c", _DUCKDB_LAKE], input=f"{libpq}\n{options}\n{before}\n{sql}".encode(),
+            capture_output=True, timeout=300,
         )
         if out.returncode != 0:
             raise RuntimeError(f"DuckDB failed: {out.stderr.decode(errors='replace').strip()}")
@@ -246,14 +258,15 @@ def duckdb_lake():
 
     try:
         subprocess.run(
-            [python, "-c", "import duckdb_extension_ducklake, duckdb_extension_postgres, pytz"],
+            [python, "-c", "import duckdb_extension_ducklake, duckdb_extension_httpfs, duckdb_extension_postgres, pytz"],
             check=True,
             capture_output=True,
         )
     except (OSError, subprocess.CalledProcessError) as e:
         _missing(
             f"DuckDB's ducklake and postgres extensions in {python} ({e}): pip install "
-            "duckdb==1.5.5 duckdb-extension-ducklake==1.5.5 duckdb-extension-postgres==1.5.5 pytz "
+            "duckdb==1.5.5 duckdb-extension-ducklake==1.5.5 duckdb-extension-httpfs==1.5.5 "
+            "duckdb-extension-postgres==1.5.5 pytz "
             "into target/duckdb-venv, or name another interpreter in PGARROW_DUCKDB_EXT_PYTHON"
         )
     return run

@@ -285,3 +285,35 @@ def test_concurrent_appends_both_land(url, conn, lake, typed, duckdb_lake):
     )
     for (a, n), (b, _) in zip(starts, starts[1:]):
         assert a + n == b, starts
+
+
+def test_python_export_into_a_lake_on_an_object_store(url, conn, lake, typed, s3, duckdb_lake):
+    import typing
+
+    import pgarrow
+    from pgarrow import _typing
+
+    catalog, _ = lake
+    bucket = f"lake-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(bucket)
+    stats = pgarrow.export_ducklake(
+        url, table=typed, catalog=catalog, data_path=f"s3://{bucket}/lake/", lake_table="py.t",
+        storage_options=s3.storage_options, partitions=2, partition_by="id", max_file_rows=1,
+    )
+    assert set(typing.get_type_hints(_typing.DuckLakeStats)) <= set(stats)
+    assert stats["created"] and stats["table"] == "py.t" and stats["rows"] == 3 and stats["files"] == 3
+    keys = sorted(o["Key"] for o in s3.client().list_objects_v2(Bucket=bucket)["Contents"])
+    assert len(keys) == 3 and all(k.startswith("lake/py/t/ducklake-") for k in keys), keys
+    assert duckdb_lake(catalog, "SELECT count(*), sum(id) FROM lake.py.t", s3=s3) == [(3, 6)]
+    # Appended from Python; refused when it exists and nothing says what to do.
+    pgarrow.export_ducklake(
+        url, f"SELECT * FROM {typed} WHERE id = 1", catalog=catalog, lake_table="py.t", if_exists="append",
+        storage_options=s3.storage_options,
+    )
+    assert duckdb_lake(catalog, "SELECT count(*) FROM lake.py.t", s3=s3) == [(4,)]
+    with pytest.raises(pgarrow.UsageError, match="py.t exists"):
+        pgarrow.export_ducklake(url, table=typed, catalog=catalog, lake_table="py.t")
+    with pytest.raises(pgarrow.UsageError, match="lake_table"):
+        pgarrow.export_ducklake(url, "SELECT 1 AS x", catalog=catalog)
+    with pytest.raises(pgarrow.UsageError, match="files-by|partitions of DuckLake"):
+        pgarrow.export_ducklake(url, table=typed, catalog=catalog, lake_table="py.u", files_by="id")

@@ -300,15 +300,7 @@ pub(crate) fn geoarrow_from_geoparquet(
     schema: &Schema,
     fields: &mut [arrow_schema::Field],
 ) -> bool {
-    let geo = schema
-        .metadata()
-        .get(GEO_KEY)
-        .and_then(|g| serde_json::from_str::<Value>(g).ok());
-    let Some(columns) = geo
-        .as_ref()
-        .and_then(|g| g.get("columns"))
-        .and_then(Value::as_object)
-    else {
+    let Some(columns) = geoparquet_columns(schema) else {
         return false;
     };
     let mut changed = false;
@@ -352,18 +344,20 @@ pub(crate) fn geoarrow_from_geoparquet(
     changed
 }
 
+/// The `columns` object of the GeoParquet `geo` metadata in `schema`'s metadata (as the
+/// Parquet reader puts it), if any.
+fn geoparquet_columns(schema: &Schema) -> Option<serde_json::Map<String, Value>> {
+    let geo: Value = serde_json::from_str(schema.metadata().get(GEO_KEY)?).ok()?;
+    match geo.get("columns")? {
+        Value::Object(columns) => Some(columns.clone()),
+        _ => None,
+    }
+}
+
 /// The indexes of the columns of `schema` that its GeoParquet `geo` metadata names as bbox
 /// coverings of its geometry columns (top-level struct columns only).
 pub(crate) fn covering_columns(schema: &Schema) -> Vec<usize> {
-    let geo = schema
-        .metadata()
-        .get(GEO_KEY)
-        .and_then(|g| serde_json::from_str::<Value>(g).ok());
-    let Some(columns) = geo
-        .as_ref()
-        .and_then(|g| g.get("columns"))
-        .and_then(Value::as_object)
-    else {
+    let Some(columns) = geoparquet_columns(schema) else {
         return Vec::new();
     };
     let mut found: Vec<usize> = columns

@@ -139,35 +139,21 @@ fn push(
         order,
         compare_as,
     });
-    match field.data_type() {
+    // The nested fields: a list's element, a struct's fields, a map's key and value.
+    let children: Vec<&Field> = match field.data_type() {
         DataType::List(child) | DataType::LargeList(child) | DataType::FixedSizeList(child, _) => {
-            push(child, Some(id), 1, &format!("{path}.{}", child.name()), out)?;
+            vec![child.as_ref()]
         }
-        DataType::Struct(children) => {
-            for (k, child) in children.iter().enumerate() {
-                push(
-                    child,
-                    Some(id),
-                    k as i64 + 1,
-                    &format!("{path}.{}", child.name()),
-                    out,
-                )?;
-            }
-        }
-        DataType::Map(entries, _) => {
-            if let DataType::Struct(kv) = entries.data_type() {
-                for (k, child) in kv.iter().enumerate() {
-                    push(
-                        child,
-                        Some(id),
-                        k as i64 + 1,
-                        &format!("{path}.{}", child.name()),
-                        out,
-                    )?;
-                }
-            }
-        }
-        _ => {}
+        DataType::Struct(children) => children.iter().map(AsRef::as_ref).collect(),
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) => kv.iter().map(AsRef::as_ref).collect(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    for (k, child) in children.into_iter().enumerate() {
+        let path = format!("{path}.{}", child.name());
+        push(child, Some(id), k as i64 + 1, &path, out)?;
     }
     Ok(())
 }

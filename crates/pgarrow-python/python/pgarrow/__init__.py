@@ -91,8 +91,10 @@ from ._typing import (  # noqa: E402
     CopyStats,
     CreateNested,
     Domains,
+    DuckLakeStats,
     FileFormat,
     FileOptions,
+    IfExists,
     IncrementalStats,
     LateRows,
     LoadMode,
@@ -131,6 +133,7 @@ __all__ = [
     "Plan",
     "export",
     "export_dataset",
+    "export_ducklake",
     "export_file",
     "export_incremental",
     "export_tables",
@@ -517,6 +520,77 @@ def export_dataset(
         is_table,
         _path(output_dir),
         format=format,
+        options=options,
+        storage_options=storage_options,
+    )
+
+
+def export_ducklake(
+    url: Optional[str],
+    query: Optional[str] = None,
+    *,
+    catalog: str,
+    table: Optional[str] = None,
+    lake_table: Optional[str] = None,
+    data_path: Optional[str] = None,
+    if_exists: IfExists = "fail",
+    storage_options: Optional[dict[str, str]] = None,
+    **options: Unpack[FileOptions],
+) -> DuckLakeStats:
+    """Exports a query or table into a DuckLake table, committed in one snapshot (as
+    ``pgarrow export --ducklake``): the Parquet files are written under the lake's data path
+    (over ``partitions`` connections in one snapshot), then one transaction in the catalog
+    database adds them. Readers (DuckDB's ``ducklake`` extension) see the table before or
+    after, never between; on any failure, Ctrl-C included, the table is as it was and the
+    files are removed. See the book's "Lake tables" (docs/src/lake.md).
+
+    Parameters
+    ----------
+    url, query, table
+        As in :func:`export_file`.
+    catalog : str
+        The PostgreSQL database of the DuckLake catalog (a URL or ``key=value`` string); one
+        without a catalog gets one (DuckLake 1.0), with ``data_path``.
+    lake_table : str, optional
+        ``"[schema.]name"``; by default the exported table's name, in schema ``main``.
+    data_path : str, optional
+        Where a new catalog keeps its files: a directory or an object URL.
+    if_exists : {"fail", "append", "replace"}
+        When the table exists: refuse (the default), add the rows, or replace them.
+    storage_options : dict of str to str, optional
+        As in :func:`export_file`, for an object-store data path.
+    **options
+        As in :func:`export_file`; ``partitions``, ``parts`` and ``partition_by`` say how the
+        source is cut, ``max_file_rows`` and ``max_file_size`` where files roll over.
+
+    Returns
+    -------
+    dict
+        The statistics (:class:`pgarrow._typing.DuckLakeStats`): the export's, with the
+        snapshot, the table and whether it was made, the files added.
+
+    Raises
+    ------
+    UsageError
+        The table exists and ``if_exists="fail"``; its columns are not the export's; a column
+        of a type DuckLake cannot hold (named).
+    ConnectError, QueryError, DecodeError, OutputError
+        As in :func:`export_file`.
+
+    Examples
+    --------
+    >>> pgarrow.export_ducklake(url, table="orders", catalog="postgresql://catalog/lake",
+    ...                         data_path="s3://bucket/lake/", partitions=4)
+    """
+    text, is_table = _source(query, table)
+    return _pgarrow.export_ducklake(
+        url,
+        text,
+        is_table,
+        catalog=catalog,
+        lake_table=lake_table,
+        data_path=data_path,
+        if_exists=if_exists,
         options=options,
         storage_options=storage_options,
     )

@@ -11,6 +11,7 @@ from ._typing import (
     ApplyStats,
     ChangesStats,
     CopyStats,
+    DuckLakeStats,
     ExportStats,
     IncrementalStats,
     LoadStats,
@@ -159,6 +160,18 @@ def export_dir(
     options: Optional[dict[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> PartitionedStats | SlotExportStats: ...
+def export_ducklake(
+    conninfo: Optional[str],
+    source: str,
+    is_table: bool,
+    *,
+    catalog: str,
+    lake_table: Optional[str],
+    data_path: Optional[str],
+    if_exists: str,
+    options: Optional[dict[str, Any]],
+    storage_options: Optional[dict[str, str]],
+) -> DuckLakeStats: ...
 def export_incremental(
     conninfo: Optional[str],
     table: str,

@@ -22,6 +22,8 @@ FileFormat = Literal["parquet", "arrow", "arrow-stream"]
 ChangesFormat = Literal["parquet", "arrow"]
 #: What a load does with the rows already in the table.
 LoadMode = Literal["append", "replace", "upsert"]
+#: When a lake table exists: refuse, add the rows, or replace them.
+IfExists = Literal["fail", "append", "replace"]
 #: What ``create=True`` makes of a nested field without pgarrow's metadata.
 CreateNested = Literal["json", "typed"]
 #: What ``copy(create=True)`` makes of a domain column.
@@ -174,6 +176,23 @@ class _PartitionedKeys(TypedDict, total=False):
 class PartitionedStats(ExportStats, _PartitionedKeys):
     """An export's statistics; read over several connections, also ``connections``,
     ``connections_wanted``, ``parts``, ``in_flight_peak`` and ``manifest``."""
+
+
+class DuckLakeStats(PartitionedStats):
+    """An export committed into a DuckLake table: the export's statistics, and the commit's."""
+
+    format: Literal["ducklake"]
+    #: ``schema.name``.
+    table: str
+    #: The DuckLake snapshot that made the rows visible.
+    snapshot: int
+    table_id: int
+    #: Whether the commit made the table.
+    created: bool
+    #: Data files added.
+    files: int
+    #: Commits begun again after losing a race with another writer.
+    retried: int
 
 
 class SlotInfo(TypedDict):

@@ -1,0 +1,113 @@
+//! Lake tables from Python: `pgarrow.export_ducklake`.
+
+use std::collections::HashMap;
+
+use pgarrow::blocking;
+use pgarrow::io::StorageOptions;
+use pgarrow::partition::{self, PartitionOptions};
+use pgarrow::protocol::Config;
+use pgarrow_lake::{DuckLakeTarget, IfExists, export_to_ducklake};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::error::{py_err, usage_error};
+use crate::runtime::{Prologue, document_on_runtime, hooks, kwargs, source};
+
+/// The keyword arguments of `export_ducklake` (the wrapper passes each by name).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct LakeArgs<'py> {
+    catalog: String,
+    lake_table: Option<String>,
+    data_path: Option<String>,
+    if_exists: String,
+    options: Option<Bound<'py, PyDict>>,
+    storage_options: Option<HashMap<String, String>>,
+}
+
+/// What `export_ducklake` returns: the export's statistics and the commit's.
+#[derive(serde::Serialize)]
+struct LakeReport {
+    #[serde(flatten)]
+    stats: partition::PartitionedStats,
+    format: &'static str,
+    table: String,
+    snapshot: i64,
+    table_id: i64,
+    created: bool,
+    files: usize,
+    retried: usize,
+}
+
+/// Exports `source` into a DuckLake table and commits it in one catalog transaction.
+#[pyfunction]
+#[pyo3(signature = (conninfo, source, is_table, **args))]
+pub(crate) fn export_ducklake(
+    py: Python<'_>,
+    conninfo: Option<&str>,
+    source: &str,
+    is_table: bool,
+    args: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    let args: LakeArgs<'_> = kwargs(py, args)?;
+    let Prologue { config, options } =
+        Prologue::new(conninfo, args.options.as_ref(), true)?.read_only();
+    if options.slot.is_some() {
+        return Err(usage_error(
+            py,
+            "replication_slot: an export into a lake table is not handed off to a slot yet",
+        ));
+    }
+    let source = self::source(source, is_table)?;
+    let (schema, table) = match (&args.lake_table, source.as_table()) {
+        (Some(name), _) => {
+            let name = pgarrow::names::TableName::parse(name)
+                .map_err(|e| usage_error(py, format!("lake_table: {e}")))?;
+            (name.schema.unwrap_or_else(|| "main".to_owned()), name.name)
+        }
+        (None, Some(t)) => ("main".to_owned(), t.name.clone()),
+        (None, None) => {
+            return Err(usage_error(
+                py,
+                "a query has no table name: give lake_table=\"[schema.]name\"",
+            ));
+        }
+    };
+    let catalog = Config::parse(&args.catalog).map_err(|e| py_err(py, &e.into()))?;
+    let if_exists: IfExists = args
+        .if_exists
+        .parse()
+        .map_err(|e: pgarrow::Error| usage_error(py, e.to_string()))?;
+    let storage: StorageOptions = args
+        .storage_options
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let mut target = DuckLakeTarget::new(catalog, schema.clone(), table.clone())
+        .with_if_exists(if_exists)
+        .with_storage(storage)
+        .with_options(options.sink)
+        .with_layout(options.layout);
+    if let Some(path) = args.data_path {
+        target = target.with_data_path(path);
+    }
+    let export = options.export;
+    let partitions = options
+        .partitions
+        .unwrap_or_else(|| PartitionOptions::new(1));
+    let name = format!("{schema}.{table}");
+    document_on_runtime(py, move |runtime, stop| {
+        let run = export_to_ducklake(config, source, &export, &partitions, &target, hooks(stop));
+        let stats = blocking::wait(runtime, stop, run)?;
+        Ok(LakeReport {
+            stats: stats.export,
+            format: "ducklake",
+            table: name,
+            snapshot: stats.snapshot,
+            table_id: stats.table_id,
+            created: stats.created,
+            files: stats.files,
+            retried: stats.retried,
+        })
+    })
+}
