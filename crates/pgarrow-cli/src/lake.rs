@@ -58,7 +58,6 @@ pub(crate) fn export(
     let files_only = [
         ("--output-dir", partition.output_dir.is_some()),
         ("--to", args.to.is_some()),
-        ("--files-by", !args.files_by.is_empty()),
         ("--order-preserving", partition.order_preserving),
         ("--dry-run", args.dry_run),
     ];

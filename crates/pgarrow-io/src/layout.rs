@@ -67,6 +67,11 @@ pub struct Layout {
     /// a file of its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_file_bytes: Option<u64>,
+    /// The columns of identity partitions stay in the files too (a lake table's readers
+    /// read the values from the files, not from the directory names, which are then only
+    /// names); by default they live in the directory names alone, as Hive lays them out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_partition_columns: bool,
 }
 
 impl Layout {
@@ -91,6 +96,12 @@ impl Layout {
     /// Bytes per file, at most.
     pub fn with_max_file_bytes(mut self, bytes: Option<u64>) -> Self {
         self.max_file_bytes = bytes;
+        self
+    }
+
+    /// Whether identity partitions' columns stay in the files.
+    pub fn with_partition_columns_kept(mut self, keep: bool) -> Self {
+        self.keep_partition_columns = keep;
         self
     }
 
@@ -136,13 +147,16 @@ impl Layout {
     }
 
     /// The schema of the files: `schema` without the columns of identity partitions, whose
-    /// values the directories hold.
+    /// values the directories hold (unless [`Layout::keep_partition_columns`]).
     ///
     /// # Errors
     /// As [`Layout::check`].
     pub fn file_schema(&self, schema: &SchemaRef) -> Result<SchemaRef> {
         let resolved = self.resolve(schema)?;
-        Ok(project_schema(schema, &kept_columns(schema, &resolved)))
+        Ok(project_schema(
+            schema,
+            &kept_columns(schema, &resolved, self),
+        ))
     }
 }
 
@@ -286,7 +300,7 @@ impl LayoutWriter {
             ));
         }
         let resolved = layout.resolve(schema)?;
-        let keep = kept_columns(schema, &resolved);
+        let keep = kept_columns(schema, &resolved, layout);
         let file_schema = project_schema(schema, &keep);
         if file_schema.fields().is_empty() {
             return Err(Error::usage(
@@ -967,9 +981,12 @@ fn footer_room(max: u64) -> u64 {
     (64 << 10).min(max / 8)
 }
 
-fn kept_columns(schema: &Schema, resolved: &[Resolved]) -> Vec<usize> {
+fn kept_columns(schema: &Schema, resolved: &[Resolved], layout: &Layout) -> Vec<usize> {
     (0..schema.fields().len())
-        .filter(|i| !resolved.iter().any(|r| r.is_identity() && r.index == *i))
+        .filter(|i| {
+            layout.keep_partition_columns
+                || !resolved.iter().any(|r| r.is_identity() && r.index == *i)
+        })
         .collect()
 }
 

@@ -39,17 +39,21 @@
 
 mod catalog;
 mod columns;
+mod partitions;
 mod stats;
 
 use std::collections::HashMap;
 
-use pgarrow::io::{DirTarget, Format, Layout, Location, Manifest, SinkOptions, StorageOptions};
+use pgarrow::io::{
+    DirTarget, Format, Layout, Location, Manifest, SinkOptions, StorageOptions, Transform,
+};
 use pgarrow::partition::{PartitionOptions, PartitionedStats, export_files};
 use pgarrow::protocol::Config;
 use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 
 use catalog::{Catalog, new_uuid, quote_ident, with_slash};
 use columns::{LakeColumn, lake_columns};
+use partitions::Key;
 use stats::{ColumnStats, file_stats};
 
 /// What an export does when the table exists.
@@ -100,8 +104,9 @@ pub struct DuckLakeTarget {
     pub storage: StorageOptions,
     /// The data files' Parquet options (field IDs are always written).
     pub options: SinkOptions,
-    /// Where files roll over (`max_file_rows`, `max_file_bytes`); value partitions are not
-    /// taken yet.
+    /// Where files roll over (`max_file_rows`, `max_file_bytes`), and the table's
+    /// partitions (`partitions`: a column, or `year`, `month`, `day`, `hour` of a date or
+    /// timestamp, as DuckLake's keys; by default an existing table's own).
     pub layout: Layout,
     /// Times a commit that lost a race with another writer begins again.
     pub retries: usize,
@@ -180,6 +185,8 @@ struct Table {
     /// Its directory under the data path.
     dir: String,
     columns: Vec<LakeColumn>,
+    /// Its live partitioning: the partition ID and the keys (column ID, transform).
+    partition: Option<(i64, Vec<(i64, String)>)>,
 }
 
 /// Exports `source` into the DuckLake table `target` describes, over
@@ -198,10 +205,16 @@ pub async fn export_to_ducklake(
     target: &DuckLakeTarget,
     hooks: Hooks<'_>,
 ) -> Result<DuckLakeStats> {
-    if !target.layout.partitions.is_empty() {
-        return Err(ErrorKind::Usage(
-            "value partitions of DuckLake tables are not written yet: leave out --files-by".into(),
-        )
+    if let Some(field) = target
+        .layout
+        .partitions
+        .iter()
+        .find(|f| matches!(f.transform, Transform::Bucket(_) | Transform::Truncate(_)))
+    {
+        return Err(ErrorKind::Usage(format!(
+            "value partition {field}: DuckLake partitions by a column or by year, month, day \
+             or hour"
+        ))
         .into());
     }
     let mut catalog = Catalog::connect(&target.catalog).await?;
@@ -222,10 +235,23 @@ pub async fn export_to_ducklake(
             None => format!("{data_path}{}/{}/", target.schema, target.table),
         },
     };
+    // An append without partitions of its own writes files as the table is partitioned.
+    let mut layout = target.layout.clone();
+    if layout.partitions.is_empty()
+        && let Some(Table {
+            partition: Some((_, spec)),
+            columns,
+            ..
+        }) = &existing
+    {
+        layout.partitions = partitions::layout_of(spec, columns)
+            .map_err(|e| e.context(format!("DuckLake table {name}")))?;
+    }
+    let layout = layout.with_partition_columns_kept(true);
     let location = Location::parse(&dir, &target.storage)?;
     let files = DirTarget::new(location.clone(), Format::Parquet)
         .with_options(target.options.clone().with_field_ids(true))
-        .with_layout(target.layout.clone())
+        .with_layout(layout.clone())
         .with_file_prefix(format!("ducklake-{}", new_uuid()));
     let written = export_files(config, source, options, partitions, &files, hooks).await?;
     let manifest = written.manifest().clone();
@@ -238,13 +264,19 @@ pub async fn export_to_ducklake(
     if let Some(table) = &existing {
         same_columns(&table.columns, &columns, &name)?;
     }
-    let described = describe_files(&location, &manifest, &columns).await?;
+    let keys = partitions::keys(&layout, &columns, &schema)
+        .map_err(|e| e.context(format!("DuckLake table {name}")))?;
+    if let Some(table) = &existing {
+        same_partitions(table, &keys, &name)?;
+    }
+    let described = describe_files(&location, &manifest, &columns, &keys).await?;
     let plan = Commit {
         schema: &target.schema,
         table: &target.table,
         if_exists: target.if_exists,
         expected: existing.as_ref().map(|t| t.id),
         columns: &columns,
+        keys: &keys,
         files: &described,
         manifest: &manifest,
     };
@@ -292,6 +324,8 @@ struct DataFile {
     bytes: u64,
     footer: u64,
     stats: HashMap<i64, ColumnStats>,
+    /// Its value of each partition key.
+    partition_values: Vec<Option<String>>,
 }
 
 /// Reads each file's footer for its statistics (on a blocking thread: object stores are read
@@ -300,18 +334,22 @@ async fn describe_files(
     dir: &Location,
     manifest: &Manifest,
     columns: &[LakeColumn],
+    keys: &[Key],
 ) -> Result<Vec<DataFile>> {
     let dir = dir.clone();
-    let files: Vec<(String, u64, u64)> = manifest
+    let files = manifest
         .files
         .iter()
-        .map(|f| (f.path.clone(), f.rows, f.bytes))
-        .collect();
+        .map(|f| {
+            let values = partitions::values(keys, &f.values)?;
+            Ok((f.path.clone(), f.rows, f.bytes, values))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let columns = columns.to_vec();
     tokio::task::spawn_blocking(move || {
         files
             .into_iter()
-            .map(|(path, rows, bytes)| {
+            .map(|(path, rows, bytes, partition_values)| {
                 let (metadata, footer) = dir.join_path(&path).parquet_metadata()?;
                 Ok(DataFile {
                     stats: file_stats(&metadata, &columns),
@@ -319,6 +357,7 @@ async fn describe_files(
                     rows,
                     bytes,
                     footer,
+                    partition_values,
                 })
             })
             .collect::<Result<Vec<_>>>()
@@ -388,7 +427,35 @@ async fn find_table(catalog: &mut Catalog, schema: &str, name: &str) -> Result<O
             compare_as: None,
         })
         .collect();
-    Ok(Some(Table { id, dir, columns }))
+    let spec = catalog
+        .query(
+            "SELECT i.partition_id::text, c.column_id::text, c.transform \
+             FROM ducklake_partition_info i JOIN ducklake_partition_column c \
+             USING (partition_id, table_id) \
+             WHERE i.table_id = $1::bigint AND i.end_snapshot IS NULL \
+             ORDER BY c.partition_key_index",
+            &[Some(&id.to_string())],
+        )
+        .await?;
+    let partition = spec.first().map(|first| {
+        (
+            number(&first[0]).unwrap_or(-1),
+            spec.iter()
+                .map(|r| {
+                    (
+                        number(&r[1]).unwrap_or(-1),
+                        r[2].clone().unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        )
+    });
+    Ok(Some(Table {
+        id,
+        dir,
+        columns,
+        partition,
+    }))
 }
 
 /// Refuses an append whose columns are not the table's, naming the first that differs.
@@ -420,6 +487,40 @@ fn same_columns(table: &[LakeColumn], export: &[LakeColumn], name: &str) -> Resu
     .into())
 }
 
+/// Refuses files partitioned otherwise than the table, naming both.
+fn same_partitions(table: &Table, keys: &[Key], name: &str) -> Result<()> {
+    let ours: Vec<(i64, String)> = keys
+        .iter()
+        .map(|k| (k.column_id, k.transform.clone()))
+        .collect();
+    let theirs = table.partition.as_ref().map_or(&[][..], |(_, spec)| spec);
+    if theirs == ours {
+        return Ok(());
+    }
+    let shown = |spec: &[(i64, String)]| match spec.is_empty() {
+        true => "nothing".to_owned(),
+        false => spec
+            .iter()
+            .map(|(c, t)| {
+                let column = table
+                    .columns
+                    .iter()
+                    .find(|x| x.id == *c)
+                    .map_or_else(|| c.to_string(), |x| x.name.clone());
+                format!("{t}({column})")
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    Err(ErrorKind::Usage(format!(
+        "DuckLake table {name} is partitioned by {}, and the export by {}: leave out \
+         --files-by to write its own partitions",
+        shown(theirs),
+        shown(&ours)
+    ))
+    .into())
+}
+
 /// One commit of files into a table, run in one catalog transaction.
 struct Commit<'a> {
     schema: &'a str,
@@ -428,6 +529,8 @@ struct Commit<'a> {
     /// The table's ID when the export began, if it existed.
     expected: Option<i64>,
     columns: &'a [LakeColumn],
+    /// The partition keys of the files (the table's).
+    keys: &'a [Key],
     files: &'a [DataFile],
     manifest: &'a Manifest,
 }
@@ -502,8 +605,12 @@ impl Commit<'_> {
         }
         if let Some(t) = &table {
             same_columns(&t.columns, self.columns, &name)?;
+            same_partitions(t, self.keys, &name)?;
         }
         let created = table.is_none();
+        let mut partition_id = table
+            .as_ref()
+            .and_then(|t| t.partition.as_ref().map(|p| p.0));
         let table_id = match &table {
             Some(t) => t.id,
             None => {
@@ -589,6 +696,40 @@ impl Commit<'_> {
                         &[Some(&t)],
                     )
                     .await?;
+                if !self.keys.is_empty() {
+                    let p = next_catalog_id;
+                    next_catalog_id += 1;
+                    let p_text = p.to_string();
+                    catalog
+                        .exec(
+                            "INSERT INTO ducklake_partition_info VALUES ($1::bigint, \
+                             $2::bigint, $3::bigint, NULL)",
+                            &[Some(&p_text), Some(&t), Some(&s)],
+                        )
+                        .await?;
+                    let rows: Vec<Vec<Option<String>>> = self
+                        .keys
+                        .iter()
+                        .enumerate()
+                        .map(|(k, key)| {
+                            vec![
+                                Some(p_text.clone()),
+                                Some(t.clone()),
+                                Some(k.to_string()),
+                                Some(key.column_id.to_string()),
+                                Some(key.transform.clone()),
+                            ]
+                        })
+                        .collect();
+                    catalog
+                        .exec_each(
+                            "INSERT INTO ducklake_partition_column VALUES ($1::bigint, \
+                             $2::bigint, $3::bigint, $4::bigint, $5)",
+                            &rows,
+                        )
+                        .await?;
+                    partition_id = Some(p);
+                }
                 changes.push(format!(
                     "created_table:{}.{}",
                     quote_ident(self.schema),
@@ -602,7 +743,8 @@ impl Commit<'_> {
             self.end_rows(catalog, &t, &s).await?;
             changes.push(format!("deleted_from_table:{table_id}"));
         }
-        self.add_files(catalog, &t, &s, &mut next_file_id).await?;
+        self.add_files(catalog, &t, &s, partition_id, &mut next_file_id)
+            .await?;
         changes.push(format!("inserted_into_table:{table_id}"));
         catalog
             .exec(
@@ -697,8 +839,11 @@ impl Commit<'_> {
         catalog: &mut Catalog,
         t: &str,
         s: &str,
+        partition_id: Option<i64>,
         next_file_id: &mut i64,
     ) -> Result<()> {
+        let partition = partition_id.map(|p| p.to_string());
+        let mut partition_values = Vec::new();
         let stats = catalog
             .query(
                 "SELECT next_row_id::text FROM ducklake_table_stats WHERE table_id = $1::bigint \
@@ -726,7 +871,16 @@ impl Commit<'_> {
                 Some(f.bytes.to_string()),
                 Some(f.footer.to_string()),
                 Some(row_id.to_string()),
+                partition.clone(),
             ]);
+            for (k, value) in f.partition_values.iter().enumerate() {
+                partition_values.push(vec![
+                    Some(id.to_string()),
+                    Some(t.to_owned()),
+                    Some(k.to_string()),
+                    value.clone(),
+                ]);
+            }
             row_id += f.rows as i64;
             rows += f.rows as i64;
             bytes += f.bytes as i64;
@@ -753,8 +907,15 @@ impl Commit<'_> {
                  file_size_bytes, footer_size, row_id_start, partition_id, encryption_key, \
                  mapping_id, partial_max) VALUES ($1::bigint, $2::bigint, $3::bigint, NULL, \
                  NULL, $4, true, 'parquet', $5::bigint, $6::bigint, $7::bigint, $8::bigint, \
-                 NULL, NULL, NULL, NULL)",
+                 $9::bigint, NULL, NULL, NULL)",
                 &files,
+            )
+            .await?;
+        catalog
+            .exec_each(
+                "INSERT INTO ducklake_file_partition_value VALUES ($1::bigint, $2::bigint, \
+                 $3::bigint, $4)",
+                &partition_values,
             )
             .await?;
         catalog

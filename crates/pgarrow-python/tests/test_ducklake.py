@@ -315,5 +315,62 @@ def test_python_export_into_a_lake_on_an_object_store(url, conn, lake, typed, s3
         pgarrow.export_ducklake(url, table=typed, catalog=catalog, lake_table="py.t")
     with pytest.raises(pgarrow.UsageError, match="lake_table"):
         pgarrow.export_ducklake(url, "SELECT 1 AS x", catalog=catalog)
-    with pytest.raises(pgarrow.UsageError, match="files-by|partitions of DuckLake"):
-        pgarrow.export_ducklake(url, table=typed, catalog=catalog, lake_table="py.u", files_by="id")
+    with pytest.raises(pgarrow.UsageError, match="bucket.*year, month, day"):
+        pgarrow.export_ducklake(url, table=typed, catalog=catalog, lake_table="py.u", files_by="bucket(4, id)")
+
+
+def test_partitioned_tables_written_read_and_appended_by_both(url, conn, lake, duckdb_lake):
+    catalog, data = lake
+    conn.execute("DROP TABLE IF EXISTS lake_events")
+    conn.execute(
+        "CREATE TABLE lake_events AS SELECT i AS id, (ARRAY['a', 'b/c', NULL])[i % 3 + 1] AS k, "
+        "DATE '2026-01-30' + i % 5 AS d FROM generate_series(1, 60) i"
+    )
+    out = export(
+        url, "-t", "lake_events", "--ducklake", catalog, "--data-path", str(data),
+        "--files-by", "k", "--files-by", "day(d)",
+    )
+    assert json.loads(out.stdout)["files"] == 15
+    spec = catalog_rows(
+        catalog, "SELECT partition_key_index, column_id, transform FROM ducklake_partition_column ORDER BY 1"
+    )
+    assert spec == [(0, 2, "identity"), (1, 3, "year"), (2, 3, "month"), (3, 3, "day")]
+    # DuckDB reads the rows (the partition column is in the files) and the calendar parts.
+    assert duckdb_lake(catalog, "SELECT count(*), count(k), count(DISTINCT d) FROM lake.main.lake_events") == [(60, 40, 5)]
+    values = catalog_rows(
+        catalog,
+        "SELECT array_agg(partition_value ORDER BY partition_key_index) FROM ducklake_file_partition_value "
+        "GROUP BY data_file_id ORDER BY 1",
+    )
+    assert ["b/c", "2026", "2", "3"] in [v[0] for v in values]
+    assert [None, "2026", "1", "30"] in [v[0] for v in values]
+    assert duckdb_lake(
+        catalog, "SELECT count(*) FROM lake.main.lake_events WHERE k = 'b/c' AND d = DATE '2026-02-01'"
+    ) == conn.execute("SELECT count(*) FROM lake_events WHERE k = 'b/c' AND d = DATE '2026-02-01'").fetchall()
+    # DuckDB appends into it, partitioned by the table's keys; pgarrow appends without
+    # --files-by, and its files take the table's keys too.
+    duckdb_lake(catalog, "INSERT INTO lake.main.lake_events VALUES (100, 'a', DATE '2026-03-01')")
+    export(url, "-t", "lake_events", "--ducklake", catalog, "--if-exists", "append")
+    assert duckdb_lake(catalog, "SELECT count(*) FROM lake.main.lake_events") == [(121,)]
+    unpartitioned = catalog_rows(catalog, "SELECT count(*) FROM ducklake_data_file WHERE partition_id IS NULL")
+    assert unpartitioned == [(0,)]
+    # Another partitioning is refused, naming both.
+    out = export(
+        url, "-t", "lake_events", "--ducklake", catalog, "--if-exists", "append", "--files-by", "year(d)", check=False
+    )
+    assert out.returncode != 0 and "partitioned by identity(k), year(d), month(d), day(d)" in out.stderr, out.stderr
+    # A table DuckDB partitioned by year and month of a date: pgarrow's month(d).
+    duckdb_lake(
+        catalog,
+        "CREATE TABLE lake.main.monthly (id INTEGER, k VARCHAR, d DATE); "
+        "ALTER TABLE lake.main.monthly SET PARTITIONED BY (year(d), month(d)); SELECT 1",
+    )
+    export(url, "-t", "lake_events", "--ducklake", catalog, "--lake-table", "monthly", "--if-exists", "append")
+    rows = duckdb_lake(catalog, "SELECT count(*), count(DISTINCT month(d)) FROM lake.main.monthly")
+    assert rows == [(60, 2)]
+    months = catalog_rows(
+        catalog,
+        "SELECT DISTINCT v.partition_value FROM ducklake_file_partition_value v JOIN ducklake_table t "
+        "USING (table_id) WHERE t.table_name = 'monthly' AND v.partition_key_index = 1 ORDER BY 1",
+    )
+    assert months == [("1",), ("2",)]
