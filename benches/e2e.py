@@ -680,7 +680,7 @@ def lake_suite(args, command):
     lake_dir = os.path.join(DATA, "lake")
     duck_dir = os.path.join(DATA, "lake-duckdb")
 
-    def pg(*extra):
+    def pg(extra):
         return lambda s, q, t, out: [PGARROW, "export", "--url", s.url, "--table", t, *extra(s, out)]
 
     tools = [

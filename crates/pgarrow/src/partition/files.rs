@@ -124,7 +124,9 @@ impl Drop for ExportedFiles {
 }
 
 /// As [`export_to_dir`], without the manifest: the files come back to the caller, who commits
-/// them (see [`ExportedFiles`]); `target.manifest` is ignored.
+/// them (see [`ExportedFiles`]); `target.manifest` is ignored. Unless `partitions.parts` says
+/// otherwise, each connection reads one part (its files few and large, as a table's readers
+/// want them).
 ///
 /// # Errors
 /// As [`export_to_dir`].
@@ -163,9 +165,11 @@ async fn write_dir(
     // Uploads to an object store hold parts in memory: their buffers come out of the limit
     // (a quarter of it at most, each connection's uploads held to their share).
     let mut partitions = partitions.clone();
-    if !target.layout.partitions.is_empty() && partitions.parts.is_none() {
-        // Each part writes its own files in every value partition it meets: as few parts as
-        // connections keep the files few and large.
+    if (!target.layout.partitions.is_empty() || !target.manifest) && partitions.parts.is_none() {
+        // Each part writes its own files (in every value partition it meets): as few parts
+        // as connections keep the files few and large, which a table's readers want (a
+        // lake table's caller commits them), and spare each connection the queries and
+        // footers of more parts.
         partitions.parts = Some(partitions.connections);
     }
     let uploads = target.dir.upload_memory() * partitions.connections.max(1);
