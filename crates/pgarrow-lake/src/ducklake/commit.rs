@@ -1,0 +1,520 @@
+//! The commit of an export's files into a DuckLake table: one catalog transaction that adds
+//! a snapshot, the schema and table when new (with their partitioning), the files with their
+//! statistics and partition values, and the table's statistics.
+
+use pgarrow::io::Manifest;
+use pgarrow::{Error, ErrorKind, Result};
+
+use super::catalog::{Catalog, new_uuid, quote_ident};
+use super::columns::LakeColumn;
+use super::partitions::Key;
+use super::{DataFile, IfExists, find_schema, find_table, same_columns, same_partitions, stats};
+
+/// One commit of files into a table, run in one catalog transaction.
+pub(super) struct Commit<'a> {
+    pub(super) schema: &'a str,
+    pub(super) table: &'a str,
+    pub(super) if_exists: IfExists,
+    /// The table's ID when the export began, if it existed.
+    pub(super) expected: Option<i64>,
+    pub(super) columns: &'a [LakeColumn],
+    /// The partition keys of the files (the table's).
+    pub(super) keys: &'a [Key],
+    pub(super) files: &'a [DataFile],
+    pub(super) manifest: &'a Manifest,
+}
+
+/// What a commit made.
+pub(super) struct Committed {
+    pub(super) snapshot: i64,
+    pub(super) table_id: i64,
+    pub(super) created: bool,
+}
+
+impl Commit<'_> {
+    pub(super) async fn run(&self, catalog: &mut Catalog) -> Result<Committed> {
+        catalog
+            .batch("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            .await?;
+        match self.changes(catalog).await {
+            Ok(done) => {
+                catalog.batch("COMMIT").await?;
+                Ok(done)
+            }
+            Err(e) => {
+                let _ = catalog.batch("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn changes(&self, catalog: &mut Catalog) -> Result<Committed> {
+        let last = catalog
+            .query(
+                "SELECT snapshot_id::text, schema_version::text, next_catalog_id::text, \
+                 next_file_id::text FROM ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1",
+                &[],
+            )
+            .await?;
+        let last = last.first().ok_or_else(|| {
+            Error::from(ErrorKind::Unexpected(
+                "the DuckLake catalog has no snapshot".into(),
+            ))
+        })?;
+        let number = |k: usize| -> Result<i64> {
+            last[k]
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| {
+                    ErrorKind::Unexpected(
+                        "the DuckLake catalog's last snapshot is malformed".into(),
+                    )
+                    .into()
+                })
+        };
+        let snapshot = number(0)? + 1;
+        let mut schema_version = number(1)?;
+        let mut next_catalog_id = number(2)?;
+        let mut next_file_id = number(3)?;
+        let s = snapshot.to_string();
+        let mut changes = Vec::new();
+        let name = format!("{}.{}", self.schema, self.table);
+
+        let table = find_table(catalog, self.schema, self.table).await?;
+        // Another writer made, dropped or replaced the table since the export began: only an
+        // append goes on, onto a table of the same columns.
+        let moved = table.as_ref().map(|t| t.id) != self.expected;
+        if moved && !(self.if_exists == IfExists::Append && table.is_some()) {
+            return Err(ErrorKind::Usage(format!(
+                "DuckLake table {name} was {} by another writer during the export; nothing \
+                 was committed",
+                if table.is_some() { "made" } else { "dropped" }
+            ))
+            .into());
+        }
+        if let Some(t) = &table {
+            same_columns(&t.columns, self.columns, &name)?;
+            same_partitions(t, self.keys, &name)?;
+        }
+        let created = table.is_none();
+        let mut partition_id = table
+            .as_ref()
+            .and_then(|t| t.partition.as_ref().map(|p| p.0));
+        let table_id = match &table {
+            Some(t) => t.id,
+            None => {
+                let schema_id = match find_schema(catalog, self.schema).await? {
+                    Some((id, _)) => id,
+                    None => {
+                        let id = next_catalog_id;
+                        next_catalog_id += 1;
+                        schema_version += 1;
+                        catalog
+                            .exec(
+                                "INSERT INTO ducklake_schema VALUES ($1::bigint, $2::uuid, \
+                                 $3::bigint, NULL, $4, $5, true)",
+                                &[
+                                    Some(&id.to_string()),
+                                    Some(&new_uuid()),
+                                    Some(&s),
+                                    Some(self.schema),
+                                    Some(&format!("{}/", self.schema)),
+                                ],
+                            )
+                            .await?;
+                        changes.push(format!("created_schema:{}", quote_ident(self.schema)));
+                        id
+                    }
+                };
+                let id = next_catalog_id;
+                next_catalog_id += 1;
+                schema_version += 1;
+                let t = id.to_string();
+                catalog
+                    .exec(
+                        "INSERT INTO ducklake_table VALUES ($1::bigint, $2::uuid, $3::bigint, \
+                         NULL, $4::bigint, $5, $6, true)",
+                        &[
+                            Some(&t),
+                            Some(&new_uuid()),
+                            Some(&s),
+                            Some(&schema_id.to_string()),
+                            Some(self.table),
+                            Some(&format!("{}/", self.table)),
+                        ],
+                    )
+                    .await?;
+                let rows: Vec<Vec<Option<String>>> = self
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        let scalar = !matches!(c.ty.as_str(), "list" | "struct" | "map");
+                        vec![
+                            Some(c.id.to_string()),
+                            Some(s.clone()),
+                            Some(t.clone()),
+                            Some(c.order.to_string()),
+                            Some(c.name.clone()),
+                            Some(c.ty.clone()),
+                            c.parent.map(|p| p.to_string()),
+                            scalar.then(|| "literal".to_owned()),
+                        ]
+                    })
+                    .collect();
+                catalog
+                    .exec_each(
+                        "INSERT INTO ducklake_column (column_id, begin_snapshot, end_snapshot, \
+                         table_id, column_order, column_name, column_type, initial_default, \
+                         default_value, nulls_allowed, parent_column, default_value_type, \
+                         default_value_dialect) VALUES ($1::bigint, $2::bigint, NULL, \
+                         $3::bigint, $4::bigint, $5, $6, NULL, 'NULL', true, $7::bigint, $8, \
+                         'duckdb')",
+                        &rows,
+                    )
+                    .await?;
+                catalog
+                    .exec(
+                        "INSERT INTO ducklake_schema_versions VALUES ($1::bigint, $2::bigint, \
+                         $3::bigint)",
+                        &[Some(&s), Some(&schema_version.to_string()), Some(&t)],
+                    )
+                    .await?;
+                catalog
+                    .exec(
+                        "INSERT INTO ducklake_table_stats VALUES ($1::bigint, 0, 0, 0)",
+                        &[Some(&t)],
+                    )
+                    .await?;
+                if !self.keys.is_empty() {
+                    let p = next_catalog_id;
+                    next_catalog_id += 1;
+                    let p_text = p.to_string();
+                    catalog
+                        .exec(
+                            "INSERT INTO ducklake_partition_info VALUES ($1::bigint, \
+                             $2::bigint, $3::bigint, NULL)",
+                            &[Some(&p_text), Some(&t), Some(&s)],
+                        )
+                        .await?;
+                    let rows: Vec<Vec<Option<String>>> = self
+                        .keys
+                        .iter()
+                        .enumerate()
+                        .map(|(k, key)| {
+                            vec![
+                                Some(p_text.clone()),
+                                Some(t.clone()),
+                                Some(k.to_string()),
+                                Some(key.column_id.to_string()),
+                                Some(key.transform.clone()),
+                            ]
+                        })
+                        .collect();
+                    catalog
+                        .exec_each(
+                            "INSERT INTO ducklake_partition_column VALUES ($1::bigint, \
+                             $2::bigint, $3::bigint, $4::bigint, $5)",
+                            &rows,
+                        )
+                        .await?;
+                    partition_id = Some(p);
+                }
+                changes.push(format!(
+                    "created_table:{}.{}",
+                    quote_ident(self.schema),
+                    quote_ident(self.table)
+                ));
+                id
+            }
+        };
+        let t = table_id.to_string();
+        if !created && self.if_exists == IfExists::Replace {
+            self.end_rows(catalog, &t, &s).await?;
+            changes.push(format!("deleted_from_table:{table_id}"));
+        }
+        self.add_files(catalog, &t, &s, partition_id, &mut next_file_id)
+            .await?;
+        changes.push(format!("inserted_into_table:{table_id}"));
+        catalog
+            .exec(
+                "INSERT INTO ducklake_snapshot VALUES ($1::bigint, now(), $2::bigint, \
+                 $3::bigint, $4::bigint)",
+                &[
+                    Some(&s),
+                    Some(&schema_version.to_string()),
+                    Some(&next_catalog_id.to_string()),
+                    Some(&next_file_id.to_string()),
+                ],
+            )
+            .await?;
+        let provenance = serde_json::json!({
+            "pgarrow": env!("CARGO_PKG_VERSION"),
+            "source": self.manifest.source,
+            "snapshot": self.manifest.snapshot,
+            "wal_lsn": self.manifest.wal_lsn,
+            "server_version": self.manifest.server_version,
+            "rows": self.manifest.rows,
+            "lossy_conversions": self.manifest.lossy_conversions,
+        });
+        catalog
+            .exec(
+                "INSERT INTO ducklake_snapshot_changes VALUES ($1::bigint, $2, 'pgarrow', $3, $4)",
+                &[
+                    Some(&s),
+                    Some(&changes.join(",")),
+                    Some(&format!("pgarrow export of {name}")),
+                    Some(&provenance.to_string()),
+                ],
+            )
+            .await?;
+        Ok(Committed {
+            snapshot,
+            table_id,
+            created,
+        })
+    }
+
+    /// Ends every live row of the table at snapshot `s`: its data files, their delete
+    /// files, the rows DuckDB inlined into the catalog; its statistics start again.
+    async fn end_rows(&self, catalog: &mut Catalog, t: &str, s: &str) -> Result<()> {
+        for table in ["ducklake_data_file", "ducklake_delete_file"] {
+            catalog
+                .exec(
+                    &format!(
+                        "UPDATE {table} SET end_snapshot = $1::bigint \
+                         WHERE table_id = $2::bigint AND end_snapshot IS NULL"
+                    ),
+                    &[Some(s), Some(t)],
+                )
+                .await?;
+        }
+        let inlined = catalog
+            .query(
+                "SELECT table_name FROM ducklake_inlined_data_tables WHERE table_id = $1::bigint",
+                &[Some(t)],
+            )
+            .await?;
+        for row in inlined {
+            let Some(name) = &row[0] else { continue };
+            catalog
+                .exec(
+                    &format!(
+                        "UPDATE {} SET end_snapshot = $1::bigint WHERE end_snapshot IS NULL",
+                        quote_ident(name)
+                    ),
+                    &[Some(s)],
+                )
+                .await?;
+        }
+        catalog
+            .exec(
+                "UPDATE ducklake_table_stats SET record_count = 0, file_size_bytes = 0 \
+                 WHERE table_id = $1::bigint",
+                &[Some(t)],
+            )
+            .await?;
+        catalog
+            .exec(
+                "DELETE FROM ducklake_table_column_stats WHERE table_id = $1::bigint",
+                &[Some(t)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Adds the data files, their column statistics and the table's statistics.
+    async fn add_files(
+        &self,
+        catalog: &mut Catalog,
+        t: &str,
+        s: &str,
+        partition_id: Option<i64>,
+        next_file_id: &mut i64,
+    ) -> Result<()> {
+        let partition = partition_id.map(|p| p.to_string());
+        let mut partition_values = Vec::new();
+        let stats = catalog
+            .query(
+                "SELECT next_row_id::text FROM ducklake_table_stats WHERE table_id = $1::bigint \
+                 FOR UPDATE",
+                &[Some(t)],
+            )
+            .await?;
+        let mut row_id: i64 = stats
+            .first()
+            .and_then(|r| r[0].as_deref())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut files = Vec::new();
+        let mut column_stats = Vec::new();
+        let (mut rows, mut bytes) = (0i64, 0i64);
+        for f in self.files {
+            let id = *next_file_id;
+            *next_file_id += 1;
+            files.push(vec![
+                Some(id.to_string()),
+                Some(t.to_owned()),
+                Some(s.to_owned()),
+                Some(f.path.clone()),
+                Some(f.rows.to_string()),
+                Some(f.bytes.to_string()),
+                Some(f.footer.to_string()),
+                Some(row_id.to_string()),
+                partition.clone(),
+            ]);
+            for (k, value) in f.partition_values.iter().enumerate() {
+                partition_values.push(vec![
+                    Some(id.to_string()),
+                    Some(t.to_owned()),
+                    Some(k.to_string()),
+                    value.clone(),
+                ]);
+            }
+            row_id += f.rows as i64;
+            rows += f.rows as i64;
+            bytes += f.bytes as i64;
+            let mut ids: Vec<&i64> = f.stats.keys().collect();
+            ids.sort();
+            for column in ids {
+                let c = &f.stats[column];
+                column_stats.push(vec![
+                    Some(id.to_string()),
+                    Some(t.to_owned()),
+                    Some(column.to_string()),
+                    Some(c.column_size_bytes.to_string()),
+                    Some(c.value_count.to_string()),
+                    c.null_count.map(|n| n.to_string()),
+                    c.min.clone(),
+                    c.max.clone(),
+                ]);
+            }
+        }
+        catalog
+            .exec_each(
+                "INSERT INTO ducklake_data_file (data_file_id, table_id, begin_snapshot, \
+                 end_snapshot, file_order, path, path_is_relative, file_format, record_count, \
+                 file_size_bytes, footer_size, row_id_start, partition_id, encryption_key, \
+                 mapping_id, partial_max) VALUES ($1::bigint, $2::bigint, $3::bigint, NULL, \
+                 NULL, $4, true, 'parquet', $5::bigint, $6::bigint, $7::bigint, $8::bigint, \
+                 $9::bigint, NULL, NULL, NULL)",
+                &files,
+            )
+            .await?;
+        catalog
+            .exec_each(
+                "INSERT INTO ducklake_file_partition_value VALUES ($1::bigint, $2::bigint, \
+                 $3::bigint, $4)",
+                &partition_values,
+            )
+            .await?;
+        catalog
+            .exec_each(
+                "INSERT INTO ducklake_file_column_stats (data_file_id, table_id, column_id, \
+                 column_size_bytes, value_count, null_count, min_value, max_value, \
+                 contains_nan, extra_stats) VALUES ($1::bigint, $2::bigint, $3::bigint, \
+                 $4::bigint, $5::bigint, $6::bigint, $7, $8, NULL, NULL)",
+                &column_stats,
+            )
+            .await?;
+        catalog
+            .exec(
+                "UPDATE ducklake_table_stats SET record_count = record_count + $2::bigint, \
+                 next_row_id = $3::bigint, file_size_bytes = file_size_bytes + $4::bigint \
+                 WHERE table_id = $1::bigint",
+                &[
+                    Some(t),
+                    Some(&rows.to_string()),
+                    Some(&row_id.to_string()),
+                    Some(&bytes.to_string()),
+                ],
+            )
+            .await?;
+        self.table_column_stats(catalog, t).await
+    }
+
+    /// Folds the files' bounds into the table's: the files' own compared here (as
+    /// [`stats`] orders them), then with the table's in the catalog, as PostgreSQL values of
+    /// the column's type. A column of a type pgarrow leaves unbounded, or a file without
+    /// bounds for a column that has values, leaves the table's bounds unknown (NULL).
+    async fn table_column_stats(&self, catalog: &mut Catalog, t: &str) -> Result<()> {
+        for column in self.columns {
+            let mut seen = false;
+            let mut nulls = Some(false);
+            // Known while every file with values in the column has bounds for it.
+            let mut bounded = column.compare_as.is_some();
+            let (mut lo, mut hi): (Option<String>, Option<String>) = (None, None);
+            for f in self.files {
+                let Some(c) = f.stats.get(&column.id) else {
+                    continue;
+                };
+                seen = true;
+                nulls = match (nulls, c.null_count) {
+                    (Some(a), Some(n)) => Some(a || n > 0),
+                    _ => None,
+                };
+                match (&c.min, &c.max) {
+                    (Some(min), Some(max)) => {
+                        lo = Some(match lo.take() {
+                            Some(old) => stats::pick(old, min.clone(), &column.ty, true),
+                            None => min.clone(),
+                        });
+                        hi = Some(match hi.take() {
+                            Some(old) => stats::pick(old, max.clone(), &column.ty, false),
+                            None => max.clone(),
+                        });
+                    }
+                    // Only NULLs: nothing to bound.
+                    _ if c.null_count == Some(c.value_count) => {}
+                    _ => bounded = false,
+                }
+            }
+            if !seen {
+                continue;
+            }
+            let (lo, hi) = match bounded {
+                true => (lo, hi),
+                false => (None, None),
+            };
+            let ty = column.compare_as.unwrap_or("text");
+            let id = column.id.to_string();
+            let nulls = nulls.map(|n| n.to_string());
+            let params = [
+                Some(t),
+                Some(id.as_str()),
+                nulls.as_deref(),
+                lo.as_deref(),
+                hi.as_deref(),
+                Some(if bounded { "true" } else { "false" }),
+            ];
+            let updated = catalog
+                .exec(
+                    &format!(
+                        "UPDATE ducklake_table_column_stats SET \
+                         contains_null = contains_null OR $3::boolean, \
+                         min_value = CASE WHEN NOT $6::boolean OR min_value IS NULL THEN NULL \
+                           WHEN $4::text IS NULL THEN min_value \
+                           ELSE LEAST(min_value::{ty}, $4::text::{ty})::text END, \
+                         max_value = CASE WHEN NOT $6::boolean OR max_value IS NULL THEN NULL \
+                           WHEN $5::text IS NULL THEN max_value \
+                           ELSE GREATEST(max_value::{ty}, $5::text::{ty})::text END \
+                         WHERE table_id = $1::bigint AND column_id = $2::bigint"
+                    ),
+                    &params,
+                )
+                .await?;
+            if updated == 0 {
+                catalog
+                    .exec(
+                        "INSERT INTO ducklake_table_column_stats (table_id, column_id, \
+                         contains_null, contains_nan, min_value, max_value, extra_stats) \
+                         VALUES ($1::bigint, $2::bigint, $3::boolean, NULL, \
+                         CASE WHEN $6::boolean THEN $4::text END, \
+                         CASE WHEN $6::boolean THEN $5::text END, NULL)",
+                        &params,
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
