@@ -671,6 +671,31 @@ def dir_bytes(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
+def run_lineitem_tool(tool, server, rows, prefix):
+    """One run of `tool` exporting lineitem into DATA/PREFIX<tool>: its measures, the rows it
+    reported (an error unless `rows`), and the files and bytes it left there (removed after)."""
+    out = os.path.join(DATA, prefix + re.sub(r"[^a-z0-9]+", "-", tool.name.lower()).strip("-"))
+    for p in (out, out + ".parquet"):
+        shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else (os.path.exists(p) and os.remove(p))
+    r, res, reported = measure(tool, tool.argv(server, "SELECT * FROM lineitem", "lineitem", out))
+    if "error" in res:
+        return res
+    if tool.kind == "pgarrow":
+        m = re.search(r"exported ([\d,]+) rows", r["stderr"])
+        reported = int(m.group(1).replace(",", "")) if m else None
+    res["rows"] = reported
+    if reported != rows:
+        res["error"] = f"{reported} rows, expected {rows}"
+    if os.path.isdir(out):
+        res["files"] = sum(len([f for f in fs if f.endswith(".parquet")]) for _, _, fs in os.walk(out))
+        res["output_bytes"] = dir_bytes(out)
+        shutil.rmtree(out)
+    elif os.path.exists(out + ".parquet"):
+        res["files"], res["output_bytes"] = 1, os.path.getsize(out + ".parquet")
+        os.remove(out + ".parquet")
+    return res
+
+
 def lake_suite(args, command):
     """lineitem into a DuckLake table (its catalog a database of the same cluster), against
     the same export to a plain Parquet file and DuckDB's postgres extension writing the same
@@ -702,22 +727,7 @@ def lake_suite(args, command):
     check_tools(tools)
 
     def run(tool, _):
-        out = os.path.join(DATA, "lake-" + re.sub(r"[^a-z0-9]+", "-", tool.name.lower()).strip("-"))
-        if os.path.exists(out + ".parquet"):
-            os.remove(out + ".parquet")
-        r, res, reported = measure(tool, tool.argv(server, "SELECT * FROM lineitem", "lineitem", out))
-        if "error" in res:
-            return res
-        if tool.kind == "pgarrow":
-            m = re.search(r"exported ([\d,]+) rows", r["stderr"])
-            reported = int(m.group(1).replace(",", "")) if m else None
-        res["rows"] = reported
-        if reported != rows:
-            res["error"] = f"{reported} rows, expected {rows}"
-        if os.path.exists(out + ".parquet"):
-            res["output_bytes"] = os.path.getsize(out + ".parquet")
-            os.remove(out + ".parquet")
-        return res
+        return run_lineitem_tool(tool, server, rows, "lake-")
 
     with Server(rows, 0) as server:
         info = machine_info(server)
@@ -780,26 +790,7 @@ def layout_suite(args, command):
     check_tools(tools)
 
     def run(tool, _):
-        out = os.path.join(DATA, "layout-" + re.sub(r"[^a-z0-9]+", "-", tool.name.lower()).strip("-"))
-        for p in (out, out + ".parquet"):
-            shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else (os.path.exists(p) and os.remove(p))
-        r, res, reported = measure(tool, tool.argv(server, "SELECT * FROM lineitem", "lineitem", out))
-        if "error" in res:
-            return res
-        if tool.kind == "pgarrow":
-            m = re.search(r"exported ([\d,]+) rows", r["stderr"])
-            reported = int(m.group(1).replace(",", "")) if m else None
-        res["rows"] = reported
-        if reported != rows:
-            res["error"] = f"{reported} rows, expected {rows}"
-        if os.path.isdir(out):
-            res["files"] = sum(len([f for f in fs if f.endswith(".parquet")]) for _, _, fs in os.walk(out))
-            res["output_bytes"] = dir_bytes(out)
-            shutil.rmtree(out)
-        elif os.path.exists(out + ".parquet"):
-            res["files"], res["output_bytes"] = 1, os.path.getsize(out + ".parquet")
-            os.remove(out + ".parquet")
-        return res
+        return run_lineitem_tool(tool, server, rows, "layout-")
 
     with Server(rows, 0) as server:
         info = machine_info(server)
