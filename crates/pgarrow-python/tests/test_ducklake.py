@@ -263,6 +263,20 @@ def wait_for_backend(conn, marker: str) -> None:
 
 def test_concurrent_appends_both_land(url, conn, lake, typed, duckdb_lake):
     catalog, data = lake
+    # Writers making the catalog and one table at once: one catalog, one table, every row.
+    procs = [
+        subprocess.Popen(
+            [pgarrow_bin(), "export", "-d", url, "--quiet", "--json", "-t", typed, "--ducklake", catalog,
+             "--data-path", str(data), "--lake-table", "first", "--if-exists", "append"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(3)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    assert duckdb_lake(catalog, "SELECT count(*) FROM lake.main.first") == [(9,)]
+    assert catalog_rows(catalog, "SELECT count(*) FROM ducklake_table") == [(1,)]
     export(url, "-t", typed, "--ducklake", catalog, "--data-path", str(data), "--lake-table", "t")
     procs = [
         subprocess.Popen(
@@ -277,11 +291,13 @@ def test_concurrent_appends_both_land(url, conn, lake, typed, duckdb_lake):
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
         reports.append(json.loads(out))
-    assert sorted(r["snapshot"] for r in reports) == [2, 3, 4, 5]
+    assert sorted(r["snapshot"] for r in reports) == [5, 6, 7, 8]
     assert duckdb_lake(catalog, "SELECT count(*), count(DISTINCT id) FROM lake.main.t") == [(15, 3)]
     # Row IDs never overlap: each file's range begins where the one before ended.
     starts = catalog_rows(
-        catalog, "SELECT row_id_start, record_count FROM ducklake_data_file ORDER BY row_id_start"
+        catalog,
+        "SELECT row_id_start, record_count FROM ducklake_data_file JOIN ducklake_table USING (table_id) "
+        "WHERE table_name = 't' ORDER BY row_id_start",
     )
     for (a, n), (b, _) in zip(starts, starts[1:]):
         assert a + n == b, starts

@@ -7,6 +7,9 @@ use pgarrow::{Error, ErrorKind, Result};
 /// The catalog tables' DDL (DuckLake 1.0).
 const DDL: &str = include_str!("catalog.sql");
 
+/// The advisory lock writers making a catalog take turns on ("ducklake" in ASCII).
+const CREATE_LOCK: i64 = 0x6475_636b_6c61_6b65;
+
 /// The DuckLake format version pgarrow writes.
 pub(crate) const VERSION: &str = "1.0";
 
@@ -169,10 +172,27 @@ impl Catalog {
         Ok(path)
     }
 
-    /// Makes the catalog tables and the first snapshot (schema `main`), in one transaction.
+    /// Makes the catalog tables and the first snapshot (schema `main`), in one transaction,
+    /// unless another writer made them first: writers making one catalog at once take turns
+    /// on a transaction-level advisory lock, and the later one finds the catalog made.
     async fn create(&mut self, data_path: &str) -> Result<()> {
         self.batch("BEGIN").await?;
         let made = async {
+            self.batch(&format!("SELECT pg_advisory_xact_lock({CREATE_LOCK})"))
+                .await?;
+            // Read from pg_class under this statement's snapshot, which sees the other
+            // writer's commit (the relation cache may not have heard of it yet).
+            let exists = self
+                .query(
+                    "SELECT count(*)::text FROM pg_catalog.pg_class c \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE c.relname = 'ducklake_metadata' AND n.nspname = current_schema()",
+                    &[],
+                )
+                .await?;
+            if exists.first().and_then(|r| r[0].as_deref()) != Some("0") {
+                return Ok(());
+            }
             self.batch(DDL).await?;
             let created_by = format!("pgarrow {}", env!("CARGO_PKG_VERSION"));
             self.exec_each(
