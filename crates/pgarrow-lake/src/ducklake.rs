@@ -237,6 +237,9 @@ pub async fn export_to_ducklake(
             None => format!("{data_path}{}/{}/", target.schema, target.table),
         },
     };
+    // Not held idle through the export (which may take hours, past a server's
+    // idle_session_timeout or a proxy's): the commit connects again.
+    catalog.close().await;
     // An append without partitions of its own writes files as the table is partitioned.
     let mut layout = target.layout.clone();
     if layout.partitions.is_empty()
@@ -282,6 +285,7 @@ pub async fn export_to_ducklake(
         files: &described,
         manifest: &manifest,
     };
+    let mut catalog = Catalog::connect(&target.catalog).await?;
     let mut retried = 0;
     let done = loop {
         match plan.run(&mut catalog).await {
