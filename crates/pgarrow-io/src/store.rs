@@ -441,6 +441,51 @@ impl Location {
         }
     }
 
+    /// Writes `bytes` only if nothing is there, atomically: of two writers creating one name
+    /// at once, one gets `true` and the other `false`, and readers see nothing or the whole
+    /// bytes (a local file is written beside it, synced, and hard-linked into place; an
+    /// object store is asked to refuse an existing object).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] or [`Error::Io`] for local files.
+    pub fn create_new(&self, bytes: &[u8]) -> Result<bool> {
+        match self {
+            Location::Local(p) => create_local(p, bytes),
+            #[cfg(feature = "cloud")]
+            Location::Object(o) => o.create(bytes),
+        }
+    }
+
+    /// The names and sizes of the files directly under this directory or prefix (not
+    /// descending into subdirectories); none when it does not exist.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] or [`Error::Io`] for local directories.
+    pub fn list_names(&self) -> Result<Vec<(String, u64)>> {
+        match self {
+            Location::Local(dir) => {
+                let entries = match std::fs::read_dir(dir) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(e) => return Err(local_io("cannot list", dir, e)),
+                };
+                let mut out = Vec::new();
+                for entry in entries {
+                    let entry = entry.map_err(|e| local_io("cannot list", dir, e))?;
+                    let meta = entry
+                        .metadata()
+                        .map_err(|e| local_io("cannot list", dir, e))?;
+                    if meta.is_file() {
+                        out.push((entry.file_name().to_string_lossy().into_owned(), meta.len()));
+                    }
+                }
+                Ok(out)
+            }
+            #[cfg(feature = "cloud")]
+            Location::Object(o) => o.list_names(),
+        }
+    }
+
     /// Removes it; nothing to remove is not an error.
     ///
     /// # Errors
@@ -513,6 +558,38 @@ fn write_local_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         local_io("cannot write", path, e)
     })
+}
+
+/// Writes `bytes` to `path` only if nothing is there: through a synced file beside it,
+/// hard-linked into place (a link refuses an existing name, atomically, and readers never see
+/// a file half written).
+fn create_local(path: &Path, bytes: &[u8]) -> Result<bool> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}.{:?}.pgarrow-tmp",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let write = || -> std::io::Result<bool> {
+        use std::io::Write as _;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    };
+    let made = write();
+    let _ = std::fs::remove_file(&tmp);
+    made.map_err(|e| local_io("cannot create", path, e))
 }
 
 /// A URL for messages: no user info, no query string (an Azure SAS token travels there).
@@ -597,6 +674,45 @@ impl std::error::Error for StorageError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_local_file_is_created_once_and_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Location::from(dir.path()).join("_log");
+        assert!(
+            log.list_names().unwrap().is_empty(),
+            "no directory: no names"
+        );
+        let first = log.join("0.json");
+        assert!(first.create_new(b"one").unwrap());
+        assert!(
+            !first.create_new(b"two").unwrap(),
+            "the second writer is refused"
+        );
+        assert_eq!(first.read().unwrap(), b"one");
+        let names = log.list_names().unwrap();
+        assert_eq!(
+            names,
+            vec![("0.json".to_owned(), 3)],
+            "no temporary file is left"
+        );
+        // Several threads racing for one name: exactly one wins.
+        let next = log.join("1.json");
+        let won: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|k| {
+                    let next = next.clone();
+                    s.spawn(move || next.create_new(format!("{k}").as_bytes()).unwrap())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap()))
+                .sum()
+        });
+        assert_eq!(won, 1);
+        assert_eq!(log.list_names().unwrap().len(), 2);
+    }
 
     #[test]
     fn local_paths_and_file_urls() {

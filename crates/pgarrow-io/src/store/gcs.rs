@@ -193,6 +193,33 @@ impl Gcs {
     }
 
     /// Writes `name` whole in one request.
+    /// Writes `name` in one media upload only if there is no such object
+    /// (`ifGenerationMatch=0`): [`object_store::Error::AlreadyExists`] when there is one.
+    pub(crate) async fn create(&self, name: &str, bytes: Vec<u8>) -> object_store::Result<()> {
+        let mut url = self.upload_url("media", name)?;
+        url.query_pairs_mut().append_pair("ifGenerationMatch", "0");
+        let request = self
+            .http
+            .post(url)
+            .header("Content-Type", "application/octet-stream")
+            .body(bytes);
+        match self
+            .exchange(request, |s| s.is_success(), "cannot create", name)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::Generic { source, .. })
+                if source.to_string().contains("412") =>
+            {
+                Err(object_store::Error::AlreadyExists {
+                    path: name.to_owned(),
+                    source,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub(crate) async fn put(&self, name: &str, bytes: Vec<u8>) -> object_store::Result<()> {
         let url = self.upload_url("media", name)?;
         let request = self

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload, RetryConfig};
+use object_store::{
+    ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload, RetryConfig,
+};
 use url::Url;
 
 use super::write::ObjectWriter;
@@ -241,6 +243,49 @@ impl ObjectLocation {
             }
         };
         result.map_err(|e| self.error("cannot write", e).into())
+    }
+
+    /// Writes the object only if there is none: `false` when one is there (another writer's).
+    /// The store decides atomically (S3 and Azure `If-None-Match: *`, GCS
+    /// `ifGenerationMatch=0`).
+    pub(crate) fn create(&self, bytes: &[u8]) -> Result<bool> {
+        let (store, path) = (self.store.store.clone(), self.path.clone());
+        let result = match self.store.gcs.clone() {
+            Some(gcs) => {
+                let bytes = bytes.to_vec();
+                runtime::run(async move { gcs.create(path.as_ref(), bytes).await })
+            }
+            None => {
+                let payload = PutPayload::from(bytes.to_vec());
+                let options = PutOptions::from(PutMode::Create);
+                runtime::run(async move { store.put_opts(&path, payload, options).await.map(drop) })
+            }
+        };
+        match result {
+            Ok(()) => Ok(true),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(false),
+            Err(e) => Err(self.error("cannot create", e).into()),
+        }
+    }
+
+    /// The names of the objects directly under this prefix (as a directory), with their sizes.
+    pub(crate) fn list_names(&self) -> Result<Vec<(String, u64)>> {
+        let (store, path) = (self.store.store.clone(), self.path.clone());
+        runtime::run(async move {
+            let prefix = (!path.as_ref().is_empty()).then_some(path);
+            store.list_with_delimiter(prefix.as_ref()).await
+        })
+        .map(|listed| {
+            listed
+                .objects
+                .into_iter()
+                .filter_map(|m| Some((m.location.filename()?.to_owned(), m.size)))
+                .collect()
+        })
+        .map_err(|e| self.error("cannot list", e).into())
     }
 
     pub(crate) fn delete(&self) -> Result<()> {
