@@ -146,6 +146,13 @@ impl Sink {
             }
             false => (schema.clone(), None),
         };
+        let (written, converted) = match options.arrow_extensions {
+            true => (written, converted),
+            false => match without_extensions(&written) {
+                Some(plain) => (plain.clone(), Some(plain)),
+                None => (written, converted),
+            },
+        };
         let covering = match format == Format::Parquet && options.geo_bbox {
             true => Covering::of(&written)?,
             false => None,
@@ -376,6 +383,30 @@ impl RecordBatchWriter for Sink {
             .map(drop)
             .map_err(|e| ArrowError::ExternalError(Box::new(e)))
     }
+}
+
+/// `schema` without its top-level columns' Arrow extension types, `None` when it has none.
+fn without_extensions(schema: &SchemaRef) -> Option<SchemaRef> {
+    const KEYS: [&str; 2] = ["ARROW:extension:name", "ARROW:extension:metadata"];
+    let has = |f: &arrow_schema::Field| KEYS.iter().any(|k| f.metadata().contains_key(*k));
+    if !schema.fields().iter().any(|f| has(f)) {
+        return None;
+    }
+    let fields: Vec<arrow_schema::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let mut meta = f.metadata().clone();
+            KEYS.iter().for_each(|k| {
+                meta.remove(*k);
+            });
+            f.as_ref().clone().with_metadata(meta)
+        })
+        .collect();
+    Some(Arc::new(Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    )))
 }
 
 fn with_metadata(schema: &SchemaRef, options: &SinkOptions) -> Schema {

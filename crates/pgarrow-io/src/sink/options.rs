@@ -182,6 +182,10 @@ pub struct SinkOptions {
     /// every row group (readers skip and merge by it). Checked as the rows are written: rows
     /// out of that order are an error, never a false claim.
     pub sorted_by: Vec<SortKey>,
+    /// Arrow extension types (`arrow.json`, `arrow.uuid`, `geoarrow.wkb`) kept in the file's
+    /// schema; without them a JSON column is plain text and a geometry plain binary, as table
+    /// formats whose schema has no such types (Delta) want their readers to see them.
+    pub arrow_extensions: bool,
 }
 
 /// A top-level column the rows are ordered by, as PostgreSQL's `ORDER BY` orders them:
@@ -462,6 +466,7 @@ impl Default for SinkOptions {
             geo_types: false,
             geo_bbox: false,
             sorted_by: Vec::new(),
+            arrow_extensions: true,
         }
     }
 }
@@ -530,6 +535,12 @@ impl SinkOptions {
     /// GeoParquet's bbox covering columns, one per geometry column.
     pub fn with_geo_bbox(mut self, geo_bbox: bool) -> Self {
         self.geo_bbox = geo_bbox;
+        self
+    }
+
+    /// Whether the file's schema keeps Arrow extension types (the default).
+    pub fn with_arrow_extensions(mut self, keep: bool) -> Self {
+        self.arrow_extensions = keep;
         self
     }
 
