@@ -445,12 +445,21 @@ pub(crate) struct ExportArgs {
 /// Lake tables: the export committed into a table of a lake format.
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Lake tables")]
+#[command(group(clap::ArgGroup::new("lake_format").args(["ducklake", "delta"]).multiple(false)))]
 pub(crate) struct LakeArgs {
     /// Export into a DuckLake table whose catalog is the PostgreSQL database at URL (made
     /// there, with --data-path, when the database has none): the files go under the lake's
     /// data path, and one catalog transaction commits them.
     #[arg(long, value_name = "URL", conflicts_with_all = ["output", "plan", "replication_slot"])]
     pub(crate) ducklake: Option<String>,
+    /// Export into the Delta Lake table at LOCATION (a directory or an object store URL; made
+    /// when there is none): the files go under it, and one commit in its _delta_log adds them.
+    #[arg(long, value_name = "LOCATION", conflicts_with_all = ["output", "plan", "replication_slot"])]
+    pub(crate) delta: Option<String>,
+    /// A Delta checkpoint every N versions, unless the table's delta.checkpointInterval says
+    /// otherwise (0: none).
+    #[arg(long, value_name = "N", default_value_t = pgarrow_lake::delta::DEFAULT_CHECKPOINT_INTERVAL, requires = "delta")]
+    pub(crate) checkpoint_interval: u64,
     /// The lake table, [SCHEMA.]NAME (default: the exported table's name, in schema main).
     #[arg(long, value_name = "NAME", requires = "ducklake")]
     pub(crate) lake_table: Option<String>,
@@ -458,9 +467,16 @@ pub(crate) struct LakeArgs {
     #[arg(long, value_name = "PATH", requires = "ducklake")]
     pub(crate) data_path: Option<String>,
     /// When the lake table exists: fail (the default), append, or replace its rows (one
-    /// snapshot; the old rows stay for time travel).
-    #[arg(long, value_name = "WHAT", default_value = "fail", value_parser = ["fail", "append", "replace"], requires = "ducklake")]
+    /// snapshot or version; the old rows stay for time travel).
+    #[arg(long, value_name = "WHAT", default_value = "fail", value_parser = ["fail", "append", "replace"], requires = "lake_format")]
     pub(crate) if_exists: String,
+}
+
+impl LakeArgs {
+    /// Whether the export goes into a lake table.
+    pub(crate) fn is_lake(&self) -> bool {
+        self.ducklake.is_some() || self.delta.is_some()
+    }
 }
 
 /// The hand-off to logical replication.

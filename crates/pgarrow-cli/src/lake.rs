@@ -1,11 +1,15 @@
-//! `export --ducklake URL`: the export committed into a lake table.
+//! `export --ducklake URL` and `export --delta LOCATION`: the export committed into a lake
+//! table.
 
 use anyhow::Result;
 use pgarrow::Source;
 use pgarrow::blocking::wait;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
-use pgarrow_lake::{DuckLakeStats, DuckLakeTarget, IfExists, export_to_ducklake};
+use pgarrow_lake::{
+    DeltaStats, DeltaTarget, DuckLakeStats, DuckLakeTarget, IfExists, export_to_delta,
+    export_to_ducklake,
+};
 
 use crate::args::{LakeArgs, OutputArgs, PartitionArgs};
 use crate::partition::partition_options;
@@ -35,10 +39,21 @@ struct JsonReport<'a> {
     stats: &'a pgarrow::partition::PartitionedStats,
     format: &'static str,
     table: String,
-    snapshot: i64,
+    /// DuckLake's snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot: Option<i64>,
+    /// Delta's version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<i64>,
     created: bool,
     files: usize,
+    /// Files a Delta replace removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removed: Option<usize>,
     retried: usize,
+    /// Whether a Delta export wrote its version's checkpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpointed: Option<bool>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -52,9 +67,6 @@ pub(crate) fn export(
     lake: &LakeArgs,
     policies: &Policies,
 ) -> Result<()> {
-    let Some(url) = &lake.ducklake else {
-        return Err(usage("a lake table needs its catalog (--ducklake URL)"));
-    };
     let files_only = [
         ("--output-dir", partition.output_dir.is_some()),
         ("--to", args.to.is_some()),
@@ -63,7 +75,7 @@ pub(crate) fn export(
     ];
     if let Some((flag, _)) = files_only.iter().find(|(_, given)| *given) {
         return Err(usage(&format!(
-            "{flag} does not apply to a lake table: its files go under the lake's data path"
+            "{flag} does not apply to a lake table: its files go under the table's own path"
         )));
     }
     crate::output::check_format(
@@ -71,6 +83,16 @@ pub(crate) fn export(
         &pgarrow::io::Output::Discard,
         args,
     )?;
+    if let Some(location) = &lake.delta {
+        return export_delta(
+            rt, session, config, source, args, partition, lake, location, policies,
+        );
+    }
+    let Some(url) = &lake.ducklake else {
+        return Err(usage(
+            "a lake table needs --ducklake URL or --delta LOCATION",
+        ));
+    };
     let (schema, table) = lake_name(source, lake)?;
     let catalog = Config::parse(url)?;
     let if_exists: IfExists = lake.if_exists.parse()?;
@@ -98,10 +120,13 @@ pub(crate) fn export(
                 stats: &stats.export,
                 format: "ducklake",
                 table: name.clone(),
-                snapshot: stats.snapshot,
+                snapshot: Some(stats.snapshot),
+                version: None,
                 created: stats.created,
                 files: stats.files,
+                removed: None,
                 retried: stats.retried,
+                checkpointed: None,
             })?
         );
     }
@@ -117,13 +142,96 @@ pub(crate) fn export(
             if stats.files == 1 { "file" } else { "files" },
             human_bytes(export.written.unwrap_or(0)),
         );
-        if !export.losses.is_empty() {
-            eprintln!(
-                "lossy conversions (counted; see the policy flags): {} values: {}",
-                group(export.losses.total()),
-                export.losses
-            );
+        report_losses(export);
+    }
+    Ok(())
+}
+
+fn report_losses(export: &pgarrow::ExportStats) {
+    if !export.losses.is_empty() {
+        eprintln!(
+            "lossy conversions (counted; see the policy flags): {} values: {}",
+            group(export.losses.total()),
+            export.losses
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn export_delta(
+    rt: &tokio::runtime::Runtime,
+    session: &mut Session,
+    config: &Config,
+    source: &Source,
+    args: &OutputArgs,
+    partition: &PartitionArgs,
+    lake: &LakeArgs,
+    location: &str,
+    policies: &Policies,
+) -> Result<()> {
+    for (flag, given) in [
+        ("--lake-table", lake.lake_table.is_some()),
+        ("--data-path", lake.data_path.is_some()),
+    ] {
+        if given {
+            return Err(usage(&format!(
+                "{flag} is DuckLake's: a Delta table is named by its location (--delta)"
+            )));
         }
+    }
+    let if_exists: IfExists = lake.if_exists.parse()?;
+    let target = DeltaTarget::new(location)
+        .with_if_exists(if_exists)
+        .with_storage(args.storage.options()?)
+        .with_options(sink_options(args)?)
+        .with_layout(crate::output::layout(args))
+        .with_checkpoint_interval(lake.checkpoint_interval);
+    let options = export_options(args, policies);
+    let popts = partition_options(partition);
+    let stop = session.stop.clone();
+    let (progress, hooks) = progress_hooks(args.quiet, None, &stop);
+    let run = export_to_delta(config, source.clone(), &options, &popts, &target, hooks);
+    let result = wait(rt, &stop, run);
+    progress.finish_and_clear();
+    let stats: DeltaStats = result?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&JsonReport {
+                stats: &stats.export,
+                format: "delta",
+                table: location.to_owned(),
+                snapshot: None,
+                version: Some(stats.version),
+                created: stats.created,
+                files: stats.files,
+                removed: Some(stats.removed),
+                retried: stats.retried,
+                checkpointed: Some(stats.checkpointed),
+            })?
+        );
+    }
+    if !args.quiet {
+        let export = &stats.export.export;
+        eprintln!(
+            "exported {} rows into Delta table {location}{} in {:.1} s: version {}, {} {}, {}{}",
+            group(stats.rows),
+            if stats.created { " (created)" } else { "" },
+            export.total.as_secs_f64(),
+            stats.version,
+            group(stats.files as u64),
+            if stats.files == 1 { "file" } else { "files" },
+            human_bytes(export.written.unwrap_or(0)),
+            match stats.removed {
+                0 => String::new(),
+                n => format!(
+                    ", {} replaced {}",
+                    group(n as u64),
+                    if n == 1 { "file" } else { "files" }
+                ),
+            },
+        );
+        report_losses(export);
     }
     Ok(())
 }

@@ -104,10 +104,10 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
                 );
             }
             let incremental = args.incremental.incremental_by.is_some();
-            if incremental && args.lake.ducklake.is_some() {
+            if incremental && args.lake.is_lake() {
                 return Err(usage(
-                    "--incremental-by into a DuckLake table is not written yet: export each \
-                     run with --if-exists append and a query of its rows",
+                    "--incremental-by into a lake table is not written yet: export each run \
+                     with --if-exists append and a query of its rows",
                 ));
             }
             if incremental && args.plan.is_some() {
@@ -130,7 +130,7 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
                 Selected::Tables(_) if incremental => Err(usage(
                     "--incremental-by reads one --table, not a pattern or several tables",
                 )),
-                Selected::One(source) if args.lake.ducklake.is_some() => {
+                Selected::One(source) if args.lake.is_lake() => {
                     let config = read_only_config(&args.source)?;
                     lake::export(
                         &rt,
@@ -143,9 +143,8 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
                         &policies,
                     )
                 }
-                Selected::Tables(_) if args.lake.ducklake.is_some() => Err(usage(
-                    "--ducklake commits one table or query into one lake table, not several \
-                     tables",
+                Selected::Tables(_) if args.lake.is_lake() => Err(usage(
+                    "a lake table takes one table or query, not several tables",
                 )),
                 Selected::One(source) if args.slot.replication_slot.is_some() => {
                     let config = read_only_config(&args.source)?;

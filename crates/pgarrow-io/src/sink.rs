@@ -388,7 +388,7 @@ impl RecordBatchWriter for Sink {
 /// `schema` without its top-level columns' Arrow extension types, `None` when it has none.
 fn without_extensions(schema: &SchemaRef) -> Option<SchemaRef> {
     const KEYS: [&str; 2] = ["ARROW:extension:name", "ARROW:extension:metadata"];
-    let has = |f: &arrow_schema::Field| KEYS.iter().any(|k| f.metadata().contains_key(*k));
+    let has = |f: &arrow_schema::Field| KEYS.iter().any(|k| f.metadata().contains_key(k));
     if !schema.fields().iter().any(|f| has(f)) {
         return None;
     }
@@ -398,7 +398,7 @@ fn without_extensions(schema: &SchemaRef) -> Option<SchemaRef> {
         .map(|f| {
             let mut meta = f.metadata().clone();
             KEYS.iter().for_each(|k| {
-                meta.remove(*k);
+                meta.remove(k);
             });
             f.as_ref().clone().with_metadata(meta)
         })

@@ -52,40 +52,13 @@ use pgarrow::partition::{PartitionOptions, PartitionedStats, export_files};
 use pgarrow::protocol::Config;
 use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 
-use catalog::{Catalog, new_uuid, with_slash};
+use crate::IfExists;
+use crate::new_uuid;
+use catalog::{Catalog, with_slash};
 use columns::{LakeColumn, lake_columns};
 use commit::Commit;
 use partitions::Key;
 use stats::{ColumnStats, file_stats};
-
-/// What an export does when the table exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IfExists {
-    /// Refuse, naming the table (the default: nothing is ever overwritten or added to unless
-    /// asked).
-    #[default]
-    Fail,
-    /// Add the rows to it (the columns must be the same).
-    Append,
-    /// Replace its rows, in one snapshot (the old ones stay readable by time travel until
-    /// DuckDB expires that snapshot).
-    Replace,
-}
-
-impl std::str::FromStr for IfExists {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<IfExists> {
-        match s {
-            "fail" => Ok(IfExists::Fail),
-            "append" => Ok(IfExists::Append),
-            "replace" => Ok(IfExists::Replace),
-            other => Err(
-                ErrorKind::Usage(format!("if-exists {other:?}: fail, append or replace")).into(),
-            ),
-        }
-    }
-}
 
 /// Where and how an export goes into a DuckLake table: [`DuckLakeTarget::new`], then `with_*`.
 #[derive(Debug, Clone)]

@@ -8,7 +8,87 @@
 //! export that fails (or whose commit fails) removes the files it wrote.
 //!
 //! - [`ducklake`]: DuckLake tables, the catalog in a PostgreSQL database.
+//! - [`delta`]: Delta Lake tables, the log beside the data (local or any object store).
 
+mod bounds;
+pub mod delta;
 pub mod ducklake;
 
-pub use ducklake::{DuckLakeStats, DuckLakeTarget, IfExists, export_to_ducklake};
+pub use delta::{DeltaStats, DeltaTarget, export_to_delta};
+pub use ducklake::{DuckLakeStats, DuckLakeTarget, export_to_ducklake};
+
+use pgarrow::{Error, ErrorKind, Result};
+
+/// What an export does when the table exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IfExists {
+    /// Refuse, naming the table (the default: nothing is ever overwritten or added to unless
+    /// asked).
+    #[default]
+    Fail,
+    /// Add the rows to it (the columns must be the same).
+    Append,
+    /// Replace its rows (and, in a Delta table, its columns), in one commit: the old rows
+    /// stay readable by time travel until the format's maintenance expires them.
+    Replace,
+}
+
+impl std::str::FromStr for IfExists {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<IfExists> {
+        match s {
+            "fail" => Ok(IfExists::Fail),
+            "append" => Ok(IfExists::Append),
+            "replace" => Ok(IfExists::Replace),
+            other => Err(
+                ErrorKind::Usage(format!("if-exists {other:?}: fail, append or replace")).into(),
+            ),
+        }
+    }
+}
+
+/// Where a commit's rows came from, as every format records it with the commit (DuckLake's
+/// snapshot changes, Delta's `commitInfo`, Iceberg's snapshot summary): pgarrow's version, the
+/// source, the PostgreSQL snapshot and WAL position it was read at, the server, the rows and
+/// the lossy conversions made.
+pub(crate) fn provenance(manifest: &pgarrow::io::Manifest) -> serde_json::Value {
+    serde_json::json!({
+        "pgarrow": env!("CARGO_PKG_VERSION"),
+        "source": manifest.source,
+        "snapshot": manifest.snapshot,
+        "wal_lsn": manifest.wal_lsn,
+        "server_version": manifest.server_version,
+        "rows": manifest.rows,
+        "lossy_conversions": manifest.lossy_conversions,
+    })
+}
+
+/// A random (version 4) UUID as text: 122 bits from the standard library's randomly keyed
+/// hasher (new keys for each, seeded by the operating system), and the time.
+pub(crate) fn new_uuid() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(now);
+        h.write_u64(salt);
+        h.finish()
+    };
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&half(1).to_le_bytes());
+    b[8..].copy_from_slice(&half(2).to_le_bytes());
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}

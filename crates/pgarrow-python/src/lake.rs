@@ -1,4 +1,4 @@
-//! Lake tables from Python: `pgarrow.export_ducklake`.
+//! Lake tables from Python: `pgarrow.export_ducklake` and `pgarrow.export_delta`.
 
 use std::collections::HashMap;
 
@@ -6,7 +6,7 @@ use pgarrow::blocking;
 use pgarrow::io::StorageOptions;
 use pgarrow::partition::{self, PartitionOptions};
 use pgarrow::protocol::Config;
-use pgarrow_lake::{DuckLakeTarget, IfExists, export_to_ducklake};
+use pgarrow_lake::{DeltaTarget, DuckLakeTarget, IfExists, export_to_delta, export_to_ducklake};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -108,6 +108,91 @@ pub(crate) fn export_ducklake(
             created: stats.created,
             files: stats.files,
             retried: stats.retried,
+        })
+    })
+}
+
+/// The keyword arguments of `export_delta`.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct DeltaArgs<'py> {
+    location: String,
+    if_exists: String,
+    checkpoint_interval: Option<u64>,
+    options: Option<Bound<'py, PyDict>>,
+    storage_options: Option<HashMap<String, String>>,
+}
+
+/// What `export_delta` returns: the export's statistics and the commit's.
+#[derive(serde::Serialize)]
+struct DeltaReport {
+    #[serde(flatten)]
+    stats: partition::PartitionedStats,
+    format: &'static str,
+    table: String,
+    version: i64,
+    created: bool,
+    files: usize,
+    removed: usize,
+    retried: usize,
+    checkpointed: bool,
+}
+
+/// Exports `source` into a Delta table and commits it in one version.
+#[pyfunction]
+#[pyo3(signature = (conninfo, source, is_table, **args))]
+pub(crate) fn export_delta(
+    py: Python<'_>,
+    conninfo: Option<&str>,
+    source: &str,
+    is_table: bool,
+    args: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    let args: DeltaArgs<'_> = kwargs(py, args)?;
+    let Prologue { config, options } =
+        Prologue::new(conninfo, args.options.as_ref(), true)?.read_only();
+    if options.slot.is_some() {
+        return Err(usage_error(
+            py,
+            "replication_slot: an export into a lake table is not handed off to a slot yet",
+        ));
+    }
+    let source = self::source(source, is_table)?;
+    let if_exists: IfExists = args
+        .if_exists
+        .parse()
+        .map_err(|e: pgarrow::Error| usage_error(py, e.to_string()))?;
+    let storage: StorageOptions = args
+        .storage_options
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let mut target = DeltaTarget::new(args.location.clone())
+        .with_if_exists(if_exists)
+        .with_storage(storage)
+        .with_options(options.sink)
+        .with_layout(options.layout);
+    if let Some(n) = args.checkpoint_interval {
+        target = target.with_checkpoint_interval(n);
+    }
+    let export = options.export;
+    let partitions = options
+        .partitions
+        .unwrap_or_else(|| PartitionOptions::new(1));
+    let name = args.location;
+    document_on_runtime(py, move |runtime, stop| {
+        let run = export_to_delta(config, source, &export, &partitions, &target, hooks(stop));
+        let stats = blocking::wait(runtime, stop, run)?;
+        Ok(DeltaReport {
+            stats: stats.export,
+            format: "delta",
+            table: name,
+            version: stats.version,
+            created: stats.created,
+            files: stats.files,
+            removed: stats.removed,
+            retried: stats.retried,
+            checkpointed: stats.checkpointed,
         })
     })
 }

@@ -270,3 +270,71 @@ def duckdb_lake():
             "into target/duckdb-venv, or name another interpreter in PGARROW_DUCKDB_EXT_PYTHON"
         )
     return run
+
+
+# Runs in the interpreter of `duckdb_delta`: the SQL after the first line on stdin, in a new
+# in-memory database with the delta (and httpfs) extensions loaded from their PyPI packages;
+# the first line, when not empty, runs first (an S3 secret). The rows pickled on stdout.
+_DUCKDB_DELTA = """
+import datetime, pathlib, pickle, sys
+import duckdb, duckdb_extension_delta, duckdb_extension_httpfs
+version = f"v{duckdb.__version__}"
+con = duckdb.connect(config={"allow_unsigned_extensions": "true", "autoinstall_known_extensions": "false"})
+con.execute(f"LOAD '{pathlib.Path(duckdb_extension_httpfs.__file__).parent / 'extensions' / version / 'httpfs.duckdb_extension'}'")
+con.execute(f"LOAD '{pathlib.Path(duckdb_extension_delta.__file__).parent / 'extensions' / version / 'delta.duckdb_extension'}'")
+con.execute("SET TimeZone = 'UTC'")
+before, sql = sys.stdin.read().split("\\n", 1)
+if before:
+    con.execute(before)
+def plain(v):
+    if isinstance(v, datetime.datetime) and v.tzinfo is not None:
+        return v.astimezone(datetime.timezone.utc)
+    if isinstance(v, (list, tuple)):
+        return type(v)(plain(x) for x in v)
+    return v
+rows = [plain(r) for r in con.execute(sql).fetchall()]
+pickle.dump(rows, sys.stdout.buffer)
+"""
+
+
+@pytest.fixture(scope="session")
+def duckdb_delta():
+    """DuckDB 1.5.5 with its delta extension, a Delta reader: `run(sql, s3=None) -> list[tuple]`
+    runs `sql` (statements separated by `;`, the rows of the last returned; read a table with
+    `delta_scan('path')`), reading objects from the `s3` emulator when given. In its own
+    process, in the interpreter of PGARROW_DUCKDB_EXT_PYTHON or target/duckdb-venv."""
+    from urllib.parse import urlparse
+
+    python = os.environ.get("PGARROW_DUCKDB_EXT_PYTHON") or str(
+        pathlib.Path(__file__).resolve().parents[3] / "target" / "duckdb-venv" / "bin" / "python3"
+    )
+
+    def run(sql: str, s3=None) -> list[tuple]:
+        before = ""
+        if s3 is not None:
+            o = s3.storage_options
+            before = (
+                f"CREATE SECRET (TYPE s3, KEY_ID '{o['aws_access_key_id']}', SECRET '{o['aws_secret_access_key']}', "
+                f"REGION '{o['aws_region']}', ENDPOINT '{urlparse(o['aws_endpoint']).netloc}', URL_STYLE 'path', "
+                "USE_SSL false)"
+            )
+        out = subprocess.run(
+            [python, "-c", _DUCKDB_DELTA], input=f"{before}\n{sql}".encode(), capture_output=True, timeout=300
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"DuckDB failed: {out.stderr.decode(errors='replace').strip()}")
+        return pickle.loads(out.stdout)
+
+    try:
+        subprocess.run(
+            [python, "-c", "import duckdb_extension_delta, duckdb_extension_httpfs, pytz"],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as e:
+        _missing(
+            f"DuckDB's delta extension in {python} ({e}): pip install duckdb==1.5.5 "
+            "duckdb-extension-delta==1.5.5 duckdb-extension-httpfs==1.5.5 pytz into "
+            "target/duckdb-venv, or name another interpreter in PGARROW_DUCKDB_EXT_PYTHON"
+        )
+    return run

@@ -193,30 +193,48 @@ impl Gcs {
     }
 
     /// Writes `name` whole in one request.
-    /// Writes `name` in one media upload only if there is no such object
-    /// (`ifGenerationMatch=0`): [`object_store::Error::AlreadyExists`] when there is one.
+    /// Writes `name` only if there is no such object (`ifGenerationMatch=0`), in one
+    /// multipart upload (its metadata and its bytes: the emulators honour the precondition on
+    /// this kind of upload, as GCS does on every kind): [`object_store::Error::AlreadyExists`]
+    /// when there is one.
     pub(crate) async fn create(&self, name: &str, bytes: Vec<u8>) -> object_store::Result<()> {
-        let mut url = self.upload_url("media", name)?;
+        let mut url = self.upload_url("multipart", name)?;
         url.query_pairs_mut().append_pair("ifGenerationMatch", "0");
+        let boundary = "pgarrow-create-boundary-7d1c9f";
+        let metadata = serde_json::json!({ "name": name }).to_string();
+        let mut body = Vec::with_capacity(bytes.len() + metadata.len() + 200);
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{metadata}\r\n\
+                 --{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let request = self
             .http
             .post(url)
-            .header("Content-Type", "application/octet-stream")
-            .body(bytes);
+            .header(
+                "Content-Type",
+                format!("multipart/related; boundary={boundary}"),
+            )
+            .body(body);
         match self
-            .exchange(request, |s| s.is_success(), "cannot create", name)
-            .await
+            .exchange(
+                request,
+                |s| s.is_success() || s == StatusCode::PRECONDITION_FAILED,
+                "cannot create",
+                name,
+            )
+            .await?
+            .status()
         {
-            Ok(_) => Ok(()),
-            Err(object_store::Error::Generic { source, .. })
-                if source.to_string().contains("412") =>
-            {
-                Err(object_store::Error::AlreadyExists {
-                    path: name.to_owned(),
-                    source,
-                })
-            }
-            Err(e) => Err(e),
+            StatusCode::PRECONDITION_FAILED => Err(object_store::Error::AlreadyExists {
+                path: name.to_owned(),
+                source: format!("{name}: another writer created it first").into(),
+            }),
+            _ => Ok(()),
         }
     }
 

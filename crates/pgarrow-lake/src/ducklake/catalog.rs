@@ -4,6 +4,8 @@
 use pgarrow::protocol::{Config, Connection};
 use pgarrow::{Error, ErrorKind, Result};
 
+use crate::new_uuid;
+
 /// The catalog tables' DDL (DuckLake 1.0).
 const DDL: &str = include_str!("catalog.sql");
 
@@ -259,35 +261,6 @@ fn text_fields(mut b: &[u8]) -> Option<Vec<Option<String>>> {
 /// `path` ending in one slash.
 pub(crate) fn with_slash(path: &str) -> String {
     format!("{}/", path.trim_end_matches('/'))
-}
-
-/// A random (version 4) UUID as text: 122 bits from the standard library's randomly keyed
-/// hasher (new keys for each, seeded by the operating system), and the time.
-pub(crate) fn new_uuid() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let half = |salt: u64| {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(now);
-        h.write_u64(salt);
-        h.finish()
-    };
-    let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&half(1).to_le_bytes());
-    b[8..].copy_from_slice(&half(2).to_le_bytes());
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
 
 /// `name` as a quoted SQL identifier.

@@ -2,13 +2,17 @@
 //! a snapshot, the schema and table when new (with their partitioning), the files with their
 //! statistics and partition values, and the table's statistics.
 
+use std::cmp::Ordering;
+
 use pgarrow::io::Manifest;
 use pgarrow::{Error, ErrorKind, Result};
 
-use super::catalog::{Catalog, new_uuid, quote_ident};
+use super::catalog::{Catalog, quote_ident};
 use super::columns::LakeColumn;
 use super::partitions::Key;
 use super::{DataFile, IfExists, find_schema, find_table, same_columns, same_partitions, stats};
+use crate::bounds::{self, Value};
+use crate::new_uuid;
 
 /// One commit of files into a table, run in one catalog transaction.
 pub(super) struct Commit<'a> {
@@ -247,15 +251,7 @@ impl Commit<'_> {
                 ],
             )
             .await?;
-        let provenance = serde_json::json!({
-            "pgarrow": env!("CARGO_PKG_VERSION"),
-            "source": self.manifest.source,
-            "snapshot": self.manifest.snapshot,
-            "wal_lsn": self.manifest.wal_lsn,
-            "server_version": self.manifest.server_version,
-            "rows": self.manifest.rows,
-            "lossy_conversions": self.manifest.lossy_conversions,
-        });
+        let provenance = crate::provenance(self.manifest);
         catalog
             .exec(
                 "INSERT INTO ducklake_snapshot_changes VALUES ($1::bigint, $2, 'pgarrow', $3, $4)",
@@ -384,8 +380,8 @@ impl Commit<'_> {
                     Some(c.column_size_bytes.to_string()),
                     Some(c.value_count.to_string()),
                     c.null_count.map(|n| n.to_string()),
-                    c.min.clone(),
-                    c.max.clone(),
+                    c.min.as_ref().and_then(stats::render),
+                    c.max.as_ref().and_then(stats::render),
                 ]);
             }
         }
@@ -442,7 +438,7 @@ impl Commit<'_> {
             let mut nulls = Some(false);
             // Known while every file with values in the column has bounds for it.
             let mut bounded = column.compare_as.is_some();
-            let (mut lo, mut hi): (Option<String>, Option<String>) = (None, None);
+            let (mut lo, mut hi): (Option<Value>, Option<Value>) = (None, None);
             for f in self.files {
                 let Some(c) = f.stats.get(&column.id) else {
                     continue;
@@ -455,11 +451,11 @@ impl Commit<'_> {
                 match (&c.min, &c.max) {
                     (Some(min), Some(max)) => {
                         lo = Some(match lo.take() {
-                            Some(old) => stats::pick(old, min.clone(), &column.ty, true),
+                            Some(old) => bounds::least(old, min.clone(), Ordering::Less),
                             None => min.clone(),
                         });
                         hi = Some(match hi.take() {
-                            Some(old) => stats::pick(old, max.clone(), &column.ty, false),
+                            Some(old) => bounds::least(old, max.clone(), Ordering::Greater),
                             None => max.clone(),
                         });
                     }
@@ -472,7 +468,10 @@ impl Commit<'_> {
                 continue;
             }
             let (lo, hi) = match bounded {
-                true => (lo, hi),
+                true => (
+                    lo.as_ref().and_then(stats::render),
+                    hi.as_ref().and_then(stats::render),
+                ),
                 false => (None, None),
             };
             let ty = column.compare_as.unwrap_or("text");

@@ -90,6 +90,7 @@ from ._typing import (  # noqa: E402
     ChangesStats,
     CopyStats,
     CreateNested,
+    DeltaStats,
     Domains,
     DuckLakeStats,
     FileFormat,
@@ -133,6 +134,7 @@ __all__ = [
     "Plan",
     "export",
     "export_dataset",
+    "export_delta",
     "export_ducklake",
     "export_file",
     "export_incremental",
@@ -591,6 +593,77 @@ def export_ducklake(
         lake_table=lake_table,
         data_path=data_path,
         if_exists=if_exists,
+        options=options,
+        storage_options=storage_options,
+    )
+
+
+def export_delta(
+    url: Optional[str],
+    query: Optional[str] = None,
+    *,
+    location: str,
+    table: Optional[str] = None,
+    if_exists: IfExists = "fail",
+    checkpoint_interval: Optional[int] = None,
+    storage_options: Optional[dict[str, str]] = None,
+    **options: Unpack[FileOptions],
+) -> DeltaStats:
+    """Exports a query or table into a Delta Lake table, committed in one version (as
+    ``pgarrow export --delta``): the Parquet files are written under the table's location
+    (over ``partitions`` connections in one snapshot), then one commit in its ``_delta_log``
+    adds them, created only if no other writer took that version. Readers (deltalake, DuckDB's
+    ``delta`` extension, polars, Spark) see the table before or after, never between; on any
+    failure, Ctrl-C included, the table is as it was and the files are removed. See the book's
+    "Lake tables" (docs/src/lake.md).
+
+    Parameters
+    ----------
+    url, query, table
+        As in :func:`export_file`.
+    location : str
+        The table's root: a directory or an object URL (``s3://``, ``gs://``, ``az://``);
+        made when there is no table there.
+    if_exists : {"fail", "append", "replace"}
+        When the table exists: refuse (the default), add the rows, or replace them (and the
+        columns) in one version.
+    checkpoint_interval : int, optional
+        A checkpoint every this many versions (default 10; 0: none), unless the table's
+        ``delta.checkpointInterval`` says otherwise.
+    storage_options : dict of str to str, optional
+        As in :func:`export_file`, for an object-store location.
+    **options
+        As in :func:`export_file`; ``partition_by`` (columns only: Delta partitions by
+        values) gives a new table's partition columns, ``max_file_rows`` and
+        ``max_file_size`` where files roll over.
+
+    Returns
+    -------
+    dict
+        The statistics (:class:`pgarrow._typing.DeltaStats`): the export's, with the version,
+        whether the table was made, the files added and removed.
+
+    Raises
+    ------
+    UsageError
+        The table exists and ``if_exists="fail"``; its columns are not the export's; a column
+        of a type Delta cannot hold (named); a table feature pgarrow does not write (named).
+    ConnectError, QueryError, DecodeError, OutputError
+        As in :func:`export_file`.
+
+    Examples
+    --------
+    >>> pgarrow.export_delta(url, table="orders", location="s3://bucket/lake/orders",
+    ...                      partition_by=["region"], partitions=4)
+    """
+    text, is_table = _source(query, table)
+    return _pgarrow.export_delta(
+        url,
+        text,
+        is_table,
+        location=location,
+        if_exists=if_exists,
+        checkpoint_interval=checkpoint_interval,
         options=options,
         storage_options=storage_options,
     )

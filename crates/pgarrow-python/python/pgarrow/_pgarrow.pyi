@@ -11,6 +11,7 @@ from ._typing import (
     ApplyStats,
     ChangesStats,
     CopyStats,
+    DeltaStats,
     DuckLakeStats,
     ExportStats,
     IncrementalStats,
@@ -172,6 +173,17 @@ def export_ducklake(
     options: Optional[dict[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> DuckLakeStats: ...
+def export_delta(
+    conninfo: Optional[str],
+    source: str,
+    is_table: bool,
+    *,
+    location: str,
+    if_exists: str,
+    checkpoint_interval: Optional[int],
+    options: Optional[dict[str, Any]],
+    storage_options: Optional[dict[str, str]],
+) -> DeltaStats: ...
 def export_incremental(
     conninfo: Optional[str],
     table: str,

@@ -195,6 +195,26 @@ class DuckLakeStats(PartitionedStats):
     retried: int
 
 
+class DeltaStats(PartitionedStats):
+    """An export committed into a Delta table: the export's statistics, and the commit's."""
+
+    format: Literal["delta"]
+    #: The table's location.
+    table: str
+    #: The table version that made the rows visible.
+    version: int
+    #: Whether the commit made the table.
+    created: bool
+    #: Data files added.
+    files: int
+    #: Data files a replace removed.
+    removed: int
+    #: Commits tried again at a later version after another writer took theirs.
+    retried: int
+    #: Whether this export wrote the version's checkpoint.
+    checkpointed: bool
+
+
 class SlotInfo(TypedDict):
     """The replication slot an export handed off to."""
 

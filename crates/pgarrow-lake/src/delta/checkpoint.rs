@@ -1,0 +1,632 @@
+//! Classic Delta checkpoints: the table's state at a version in one Parquet file, a row per
+//! action (the protocol, the metadata, the transactions, the live files, the tombstones not
+//! yet expired), each in its own struct column, so that readers start there instead of
+//! replaying every commit. Read here too (one file or multi-part, by any writer).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, MapBuilder, MapFieldNames,
+    StringBuilder,
+};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::{Array, ArrayRef, MapArray, RecordBatch, StructArray};
+use arrow_buffer::NullBuffer;
+use arrow_schema::{DataType, Field, Fields, Schema};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use pgarrow::io::Location;
+use pgarrow::{Error, ErrorKind, Result};
+
+use super::log::{Action, Add, DeletionVector, Format, Metadata, Protocol, Remove, Txn};
+
+/// The checkpoint of a state's `actions`, as Parquet bytes.
+pub(crate) fn write(actions: &[Action]) -> Result<Vec<u8>> {
+    let internal = |e: &dyn std::fmt::Display| -> Error {
+        ErrorKind::Internal(format!("writing a Delta checkpoint: {e}")).into()
+    };
+    let rows = |pick: &dyn Fn(&Action) -> bool| -> Vec<bool> { actions.iter().map(pick).collect() };
+    let txns: Vec<Option<&Txn>> = actions
+        .iter()
+        .map(|a| match a {
+            Action::Txn(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let adds: Vec<Option<&Add>> = actions
+        .iter()
+        .map(|a| match a {
+            Action::Add(x) => Some(x),
+            _ => None,
+        })
+        .collect();
+    let removes: Vec<Option<&Remove>> = actions
+        .iter()
+        .map(|a| match a {
+            Action::Remove(x) => Some(x),
+            _ => None,
+        })
+        .collect();
+    let metas: Vec<Option<&Metadata>> = actions
+        .iter()
+        .map(|a| match a {
+            Action::MetaData(x) => Some(x),
+            _ => None,
+        })
+        .collect();
+    let protocols: Vec<Option<&Protocol>> = actions
+        .iter()
+        .map(|a| match a {
+            Action::Protocol(x) => Some(x),
+            _ => None,
+        })
+        .collect();
+
+    let txn = structure(
+        vec![
+            (
+                "appId",
+                strings(txns.iter().map(|t| t.map(|t| t.app_id.as_str()))),
+            ),
+            ("version", longs(txns.iter().map(|t| t.map(|t| t.version)))),
+            (
+                "lastUpdated",
+                longs(txns.iter().map(|t| t.and_then(|t| t.last_updated))),
+            ),
+        ],
+        rows(&|a| matches!(a, Action::Txn(_))),
+    )
+    .map_err(|e| internal(&e))?;
+    let add_dvs: Vec<Option<&DeletionVector>> = adds
+        .iter()
+        .map(|a| a.and_then(|a| a.deletion_vector.as_ref()))
+        .collect();
+    let add = structure(
+        vec![
+            (
+                "path",
+                strings(adds.iter().map(|a| a.map(|a| a.path.as_str()))),
+            ),
+            (
+                "partitionValues",
+                map(adds.iter().map(|a| a.map(|a| &a.partition_values))),
+            ),
+            ("size", longs(adds.iter().map(|a| a.map(|a| a.size)))),
+            (
+                "modificationTime",
+                longs(adds.iter().map(|a| a.map(|a| a.modification_time))),
+            ),
+            (
+                "dataChange",
+                booleans(adds.iter().map(|a| a.map(|a| a.data_change))),
+            ),
+            (
+                "stats",
+                strings(adds.iter().map(|a| a.and_then(|a| a.stats.as_deref()))),
+            ),
+            (
+                "tags",
+                map(adds.iter().map(|a| a.and_then(|a| a.tags.as_ref()))),
+            ),
+            ("deletionVector", deletion_vectors(&add_dvs)?),
+            (
+                "baseRowId",
+                longs(adds.iter().map(|a| a.and_then(|a| a.base_row_id))),
+            ),
+            (
+                "defaultRowCommitVersion",
+                longs(
+                    adds.iter()
+                        .map(|a| a.and_then(|a| a.default_row_commit_version)),
+                ),
+            ),
+        ],
+        rows(&|a| matches!(a, Action::Add(_))),
+    )
+    .map_err(|e| internal(&e))?;
+    let remove_dvs: Vec<Option<&DeletionVector>> = removes
+        .iter()
+        .map(|r| r.and_then(|r| r.deletion_vector.as_ref()))
+        .collect();
+    let remove = structure(
+        vec![
+            (
+                "path",
+                strings(removes.iter().map(|r| r.map(|r| r.path.as_str()))),
+            ),
+            (
+                "deletionTimestamp",
+                longs(removes.iter().map(|r| r.and_then(|r| r.deletion_timestamp))),
+            ),
+            (
+                "dataChange",
+                booleans(removes.iter().map(|r| r.map(|r| r.data_change))),
+            ),
+            (
+                "extendedFileMetadata",
+                booleans(
+                    removes
+                        .iter()
+                        .map(|r| r.and_then(|r| r.extended_file_metadata)),
+                ),
+            ),
+            (
+                "partitionValues",
+                map(removes
+                    .iter()
+                    .map(|r| r.and_then(|r| r.partition_values.as_ref()))),
+            ),
+            (
+                "size",
+                longs(removes.iter().map(|r| r.and_then(|r| r.size))),
+            ),
+            ("deletionVector", deletion_vectors(&remove_dvs)?),
+        ],
+        rows(&|a| matches!(a, Action::Remove(_))),
+    )
+    .map_err(|e| internal(&e))?;
+    let options: Vec<Option<BTreeMap<String, Option<String>>>> = metas
+        .iter()
+        .map(|m| m.map(|m| optional(&m.format.options)))
+        .collect();
+    let configuration: Vec<Option<BTreeMap<String, Option<String>>>> = metas
+        .iter()
+        .map(|m| m.map(|m| optional(&m.configuration)))
+        .collect();
+    let format = structure(
+        vec![
+            (
+                "provider",
+                strings(metas.iter().map(|m| m.map(|m| m.format.provider.as_str()))),
+            ),
+            ("options", map(options.iter().map(Option::as_ref))),
+        ],
+        rows(&|a| matches!(a, Action::MetaData(_))),
+    )
+    .map_err(|e| internal(&e))?;
+    let meta = structure(
+        vec![
+            (
+                "id",
+                strings(metas.iter().map(|m| m.map(|m| m.id.as_str()))),
+            ),
+            (
+                "name",
+                strings(metas.iter().map(|m| m.and_then(|m| m.name.as_deref()))),
+            ),
+            (
+                "description",
+                strings(
+                    metas
+                        .iter()
+                        .map(|m| m.and_then(|m| m.description.as_deref())),
+                ),
+            ),
+            ("format", Arc::new(format)),
+            (
+                "schemaString",
+                strings(metas.iter().map(|m| m.map(|m| m.schema_string.as_str()))),
+            ),
+            (
+                "partitionColumns",
+                string_lists(
+                    metas
+                        .iter()
+                        .map(|m| m.map(|m| m.partition_columns.as_slice())),
+                ),
+            ),
+            (
+                "configuration",
+                map(configuration.iter().map(Option::as_ref)),
+            ),
+            (
+                "createdTime",
+                longs(metas.iter().map(|m| m.and_then(|m| m.created_time))),
+            ),
+        ],
+        rows(&|a| matches!(a, Action::MetaData(_))),
+    )
+    .map_err(|e| internal(&e))?;
+    let protocol = structure(
+        vec![
+            (
+                "minReaderVersion",
+                ints(protocols.iter().map(|p| p.map(|p| p.min_reader_version))),
+            ),
+            (
+                "minWriterVersion",
+                ints(protocols.iter().map(|p| p.map(|p| p.min_writer_version))),
+            ),
+            (
+                "readerFeatures",
+                string_lists(
+                    protocols
+                        .iter()
+                        .map(|p| p.and_then(|p| p.reader_features.as_deref())),
+                ),
+            ),
+            (
+                "writerFeatures",
+                string_lists(
+                    protocols
+                        .iter()
+                        .map(|p| p.and_then(|p| p.writer_features.as_deref())),
+                ),
+            ),
+        ],
+        rows(&|a| matches!(a, Action::Protocol(_))),
+    )
+    .map_err(|e| internal(&e))?;
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("txn", Arc::new(txn)),
+        ("add", Arc::new(add)),
+        ("remove", Arc::new(remove)),
+        ("metaData", Arc::new(meta)),
+        ("protocol", Arc::new(protocol)),
+    ];
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(name, a)| Field::new(*name, a.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .map_err(|e| internal(&e))?;
+    let mut bytes = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut bytes, schema, None).map_err(|e| internal(&e))?;
+    writer.write(&batch).map_err(|e| internal(&e))?;
+    writer.close().map_err(|e| internal(&e))?;
+    Ok(bytes)
+}
+
+fn optional(m: &BTreeMap<String, String>) -> BTreeMap<String, Option<String>> {
+    m.iter()
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect()
+}
+
+fn structure(
+    children: Vec<(&str, ArrayRef)>,
+    valid: Vec<bool>,
+) -> std::result::Result<StructArray, arrow_schema::ArrowError> {
+    let fields: Fields = children
+        .iter()
+        .map(|(name, a)| Field::new(*name, a.data_type().clone(), true))
+        .collect();
+    let arrays = children.into_iter().map(|(_, a)| a).collect();
+    StructArray::try_new(fields, arrays, Some(NullBuffer::from(valid)))
+}
+
+fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    let mut b = StringBuilder::new();
+    values.for_each(|v| b.append_option(v));
+    Arc::new(b.finish())
+}
+
+fn longs(values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
+    let mut b = Int64Builder::new();
+    values.for_each(|v| b.append_option(v));
+    Arc::new(b.finish())
+}
+
+fn ints(values: impl Iterator<Item = Option<i32>>) -> ArrayRef {
+    let mut b = Int32Builder::new();
+    values.for_each(|v| b.append_option(v));
+    Arc::new(b.finish())
+}
+
+fn booleans(values: impl Iterator<Item = Option<bool>>) -> ArrayRef {
+    let mut b = BooleanBuilder::new();
+    values.for_each(|v| b.append_option(v));
+    Arc::new(b.finish())
+}
+
+fn string_lists<'a>(values: impl Iterator<Item = Option<&'a [String]>>) -> ArrayRef {
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for v in values {
+        match v {
+            Some(items) => {
+                items.iter().for_each(|s| b.values().append_value(s));
+                b.append(true);
+            }
+            None => b.append(false),
+        }
+    }
+    Arc::new(b.finish())
+}
+
+fn map<'a>(values: impl Iterator<Item = Option<&'a BTreeMap<String, Option<String>>>>) -> ArrayRef {
+    let names = MapFieldNames {
+        entry: "key_value".into(),
+        key: "key".into(),
+        value: "value".into(),
+    };
+    let mut b = MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new());
+    for v in values {
+        match v {
+            Some(entries) => {
+                for (k, v) in entries {
+                    b.keys().append_value(k);
+                    b.values().append_option(v.as_deref());
+                }
+                b.append(true).expect("keys and values match");
+            }
+            None => b.append(false).expect("keys and values match"),
+        }
+    }
+    Arc::new(b.finish())
+}
+
+fn deletion_vectors(dvs: &[Option<&DeletionVector>]) -> Result<ArrayRef> {
+    let array = structure(
+        vec![
+            (
+                "storageType",
+                strings(dvs.iter().map(|d| d.map(|d| d.storage_type.as_str()))),
+            ),
+            (
+                "pathOrInlineDv",
+                strings(dvs.iter().map(|d| d.map(|d| d.path_or_inline_dv.as_str()))),
+            ),
+            ("offset", ints(dvs.iter().map(|d| d.and_then(|d| d.offset)))),
+            (
+                "sizeInBytes",
+                ints(dvs.iter().map(|d| d.map(|d| d.size_in_bytes))),
+            ),
+            (
+                "cardinality",
+                longs(dvs.iter().map(|d| d.map(|d| d.cardinality))),
+            ),
+        ],
+        dvs.iter().map(Option::is_some).collect(),
+    )
+    .map_err(|e| Error::from(ErrorKind::Internal(format!("a deletion vector: {e}"))))?;
+    Ok(Arc::new(array))
+}
+
+/// The actions of the checkpoint (or checkpoint part) at `at`.
+///
+/// # Errors
+/// Storage errors; a file that is not a checkpoint pgarrow can read, named.
+pub(crate) fn read(at: &Location) -> Result<Vec<Action>> {
+    let bytes = bytes::Bytes::from(at.read()?);
+    let bad = |e: &dyn std::fmt::Display| -> Error {
+        ErrorKind::Usage(format!(
+            "Delta checkpoint {at}: {e}: not a checkpoint pgarrow can read"
+        ))
+        .into()
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(|e| bad(&e))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| bad(&e))?;
+        let column = |name: &str| batch.column_by_name(name).and_then(|c| c.as_struct_opt());
+        for row in 0..batch.num_rows() {
+            if let Some(s) = column("add").filter(|s| s.is_valid(row)) {
+                out.push(Action::Add(Add {
+                    path: text(s, "path", row).ok_or_else(|| bad(&"an add without a path"))?,
+                    partition_values: pairs(s, "partitionValues", row).unwrap_or_default(),
+                    size: long(s, "size", row).unwrap_or(0),
+                    modification_time: long(s, "modificationTime", row).unwrap_or(0),
+                    data_change: boolean(s, "dataChange", row).unwrap_or(false),
+                    stats: text(s, "stats", row),
+                    tags: pairs(s, "tags", row),
+                    deletion_vector: deletion_vector(s, row),
+                    base_row_id: long(s, "baseRowId", row),
+                    default_row_commit_version: long(s, "defaultRowCommitVersion", row),
+                }));
+            } else if let Some(s) = column("remove").filter(|s| s.is_valid(row)) {
+                out.push(Action::Remove(Remove {
+                    path: text(s, "path", row).ok_or_else(|| bad(&"a remove without a path"))?,
+                    deletion_timestamp: long(s, "deletionTimestamp", row),
+                    data_change: boolean(s, "dataChange", row).unwrap_or(false),
+                    extended_file_metadata: boolean(s, "extendedFileMetadata", row),
+                    partition_values: pairs(s, "partitionValues", row),
+                    size: long(s, "size", row),
+                    deletion_vector: deletion_vector(s, row),
+                }));
+            } else if let Some(s) = column("metaData").filter(|s| s.is_valid(row)) {
+                let format = child(s, "format").and_then(|c| c.as_struct_opt());
+                out.push(Action::MetaData(Metadata {
+                    id: text(s, "id", row).unwrap_or_default(),
+                    name: text(s, "name", row),
+                    description: text(s, "description", row),
+                    format: Format {
+                        provider: format
+                            .and_then(|f| text(f, "provider", row))
+                            .unwrap_or_else(|| "parquet".into()),
+                        options: format
+                            .and_then(|f| pairs(f, "options", row))
+                            .map(required)
+                            .unwrap_or_default(),
+                    },
+                    schema_string: text(s, "schemaString", row)
+                        .ok_or_else(|| bad(&"metadata without a schema"))?,
+                    partition_columns: texts(s, "partitionColumns", row).unwrap_or_default(),
+                    created_time: long(s, "createdTime", row),
+                    configuration: pairs(s, "configuration", row)
+                        .map(required)
+                        .unwrap_or_default(),
+                }));
+            } else if let Some(s) = column("protocol").filter(|s| s.is_valid(row)) {
+                out.push(Action::Protocol(Protocol {
+                    min_reader_version: long(s, "minReaderVersion", row).unwrap_or(1) as i32,
+                    min_writer_version: long(s, "minWriterVersion", row).unwrap_or(2) as i32,
+                    reader_features: texts(s, "readerFeatures", row),
+                    writer_features: texts(s, "writerFeatures", row),
+                }));
+            } else if let Some(s) = column("txn").filter(|s| s.is_valid(row)) {
+                out.push(Action::Txn(Txn {
+                    app_id: text(s, "appId", row).unwrap_or_default(),
+                    version: long(s, "version", row).unwrap_or(0),
+                    last_updated: long(s, "lastUpdated", row),
+                }));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn required(m: BTreeMap<String, Option<String>>) -> BTreeMap<String, String> {
+    m.into_iter().filter_map(|(k, v)| Some((k, v?))).collect()
+}
+
+fn child<'a>(s: &'a StructArray, name: &str) -> Option<&'a ArrayRef> {
+    s.column_by_name(name)
+}
+
+fn text(s: &StructArray, name: &str, row: usize) -> Option<String> {
+    string_at(child(s, name)?, row)
+}
+
+fn string_at(a: &dyn Array, row: usize) -> Option<String> {
+    if a.is_null(row) {
+        return None;
+    }
+    match a.data_type() {
+        DataType::Utf8 => Some(a.as_string::<i32>().value(row).to_owned()),
+        DataType::LargeUtf8 => Some(a.as_string::<i64>().value(row).to_owned()),
+        DataType::Utf8View => Some(a.as_string_view().value(row).to_owned()),
+        _ => None,
+    }
+}
+
+fn long(s: &StructArray, name: &str, row: usize) -> Option<i64> {
+    let a = child(s, name)?;
+    if a.is_null(row) {
+        return None;
+    }
+    match a.data_type() {
+        DataType::Int64 => Some(a.as_primitive::<Int64Type>().value(row)),
+        DataType::Int32 => Some(i64::from(a.as_primitive::<Int32Type>().value(row))),
+        _ => None,
+    }
+}
+
+fn boolean(s: &StructArray, name: &str, row: usize) -> Option<bool> {
+    let a = child(s, name)?;
+    (a.is_valid(row) && a.data_type() == &DataType::Boolean).then(|| a.as_boolean().value(row))
+}
+
+fn texts(s: &StructArray, name: &str, row: usize) -> Option<Vec<String>> {
+    let a = child(s, name)?;
+    if a.is_null(row) {
+        return None;
+    }
+    let items = match a.data_type() {
+        DataType::List(_) => a.as_list::<i32>().value(row),
+        DataType::LargeList(_) => a.as_list::<i64>().value(row),
+        _ => return None,
+    };
+    Some(
+        (0..items.len())
+            .filter_map(|k| string_at(&items, k))
+            .collect(),
+    )
+}
+
+fn pairs(s: &StructArray, name: &str, row: usize) -> Option<BTreeMap<String, Option<String>>> {
+    let a = child(s, name)?;
+    if a.is_null(row) {
+        return None;
+    }
+    let m: &MapArray = a.as_map_opt()?;
+    let entries = m.value(row);
+    let (keys, values) = (entries.column(0), entries.column(1));
+    Some(
+        (0..entries.len())
+            .filter_map(|k| Some((string_at(keys, k)?, string_at(values, k))))
+            .collect(),
+    )
+}
+
+fn deletion_vector(s: &StructArray, row: usize) -> Option<DeletionVector> {
+    let dv = child(s, "deletionVector")?.as_struct_opt()?;
+    if dv.is_null(row) {
+        return None;
+    }
+    Some(DeletionVector {
+        storage_type: text(dv, "storageType", row)?,
+        path_or_inline_dv: text(dv, "pathOrInlineDv", row)?,
+        offset: long(dv, "offset", row).map(|v| v as i32),
+        size_in_bytes: long(dv, "sizeInBytes", row).unwrap_or(0) as i32,
+        cardinality: long(dv, "cardinality", row).unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_reads_back_as_its_actions() {
+        let mut values = BTreeMap::new();
+        values.insert("d".to_owned(), Some("2026-01-01".to_owned()));
+        values.insert("n".to_owned(), None);
+        let actions = vec![
+            Action::Protocol(Protocol {
+                min_reader_version: 3,
+                min_writer_version: 7,
+                reader_features: Some(vec!["timestampNtz".into()]),
+                writer_features: Some(vec!["timestampNtz".into()]),
+            }),
+            Action::MetaData(Metadata {
+                id: "id".into(),
+                name: None,
+                description: None,
+                format: Format {
+                    provider: "parquet".into(),
+                    options: BTreeMap::new(),
+                },
+                schema_string: "{\"type\":\"struct\",\"fields\":[]}".into(),
+                partition_columns: vec!["d".into(), "n".into()],
+                created_time: Some(1),
+                configuration: [("k".to_owned(), "v".to_owned())].into(),
+            }),
+            Action::Txn(Txn {
+                app_id: "app".into(),
+                version: 4,
+                last_updated: None,
+            }),
+            Action::Add(Add {
+                path: "d=2026-01-01/a.parquet".into(),
+                partition_values: values.clone(),
+                size: 10,
+                modification_time: 2,
+                data_change: true,
+                stats: Some("{\"numRecords\":1}".into()),
+                tags: None,
+                deletion_vector: Some(DeletionVector {
+                    storage_type: "u".into(),
+                    path_or_inline_dv: "ab".into(),
+                    offset: Some(1),
+                    size_in_bytes: 3,
+                    cardinality: 4,
+                }),
+                base_row_id: None,
+                default_row_commit_version: None,
+            }),
+            Action::Remove(Remove {
+                path: "old.parquet".into(),
+                deletion_timestamp: Some(3),
+                data_change: true,
+                extended_file_metadata: Some(true),
+                partition_values: Some(values),
+                size: Some(5),
+                deletion_vector: None,
+            }),
+        ];
+        let bytes = write(&actions).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let at = Location::from(dir.path()).join("0.checkpoint.parquet");
+        assert!(at.create_new(&bytes).unwrap());
+        assert_eq!(read(&at).unwrap(), actions);
+    }
+}

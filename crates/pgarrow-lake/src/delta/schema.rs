@@ -1,0 +1,308 @@
+//! A Delta table's schema from an export's Arrow schema, by the mapping the docs give: each
+//! Arrow type to the Delta type whose Parquet form pgarrow's files hold, and a type Delta has
+//! no exact form for refused by column, with what to do instead.
+
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use pgarrow::{Error, ErrorKind, Result};
+use serde_json::{Value, json};
+
+/// An export's schema as a Delta table's.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DeltaSchema {
+    /// The `struct` type, as `schemaString` spells it.
+    pub(crate) json: Value,
+    /// Whether a column (at any depth) is a timestamp without time zone: the table then
+    /// needs the `timestampNtz` feature.
+    pub(crate) ntz: bool,
+}
+
+/// The Delta schema of `schema`.
+///
+/// # Errors
+/// A column of a type Delta cannot hold exactly, named, with what to do instead.
+pub(crate) fn delta_schema(schema: &Schema) -> Result<DeltaSchema> {
+    let mut ntz = false;
+    let fields = schema
+        .fields()
+        .iter()
+        .map(|f| field_json(f, f.name(), &mut ntz))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(DeltaSchema {
+        json: json!({"type": "struct", "fields": fields}),
+        ntz,
+    })
+}
+
+fn field_json(field: &Field, path: &str, ntz: &mut bool) -> Result<Value> {
+    Ok(json!({
+        "name": field.name(),
+        "type": type_json(field, path, ntz)?,
+        "nullable": field.is_nullable(),
+        "metadata": {},
+    }))
+}
+
+fn type_json(field: &Field, path: &str, ntz: &mut bool) -> Result<Value> {
+    let refuse = |why: &str| -> Error {
+        ErrorKind::Usage(format!("column \"{path}\" ({}): {why}", field.data_type())).into()
+    };
+    let extension = field
+        .metadata()
+        .get("ARROW:extension:name")
+        .map(String::as_str);
+    Ok(Value::String(match field.data_type() {
+        DataType::Boolean => "boolean".into(),
+        DataType::Int8 => "byte".into(),
+        DataType::Int16 => "short".into(),
+        DataType::Int32 => "integer".into(),
+        DataType::Int64 => "long".into(),
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+            return Err(refuse(
+                "Delta has no unsigned integers: cast the column to a wider signed type in the \
+                 query (oid::bigint)",
+            ));
+        }
+        DataType::Float32 => "float".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) => {
+            if *s < 0 {
+                return Err(refuse(
+                    "Delta's decimals have no negative scale: cast the column in the query",
+                ));
+            }
+            format!("decimal({p},{s})")
+        }
+        DataType::Decimal256(..) => {
+            return Err(refuse(
+                "Delta's decimals have at most 38 digits: export the column as text \
+                 (`--numeric text`) or cast it in the query",
+            ));
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
+        DataType::Dictionary(_, value)
+            if matches!(**value, DataType::Utf8 | DataType::LargeUtf8) =>
+        {
+            "string".into()
+        }
+        DataType::FixedSizeBinary(16) if extension == Some("arrow.uuid") => {
+            return Err(refuse(
+                "Delta has no UUID type (and its binary is not the Parquet form pgarrow writes \
+                 for one): cast the column to text in the query (id::text)",
+            ));
+        }
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "binary".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Timestamp(TimeUnit::Microsecond, None) => {
+            *ntz = true;
+            "timestamp_ntz".into()
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => "timestamp".into(),
+        DataType::Timestamp(..) => {
+            return Err(refuse(
+                "Delta's timestamps hold microseconds: export timestamps as microseconds (the \
+                 default)",
+            ));
+        }
+        DataType::Time32(_) | DataType::Time64(_) => {
+            return Err(refuse(
+                "Delta has no time-of-day type: cast the column to text (or to an interval's \
+                 microseconds) in the query",
+            ));
+        }
+        DataType::Interval(_) | DataType::Duration(_) => {
+            return Err(refuse(
+                "Delta has no interval type: cast the column to text in the query",
+            ));
+        }
+        DataType::List(child) | DataType::LargeList(child) => {
+            return Ok(json!({
+                "type": "array",
+                "elementType": type_json(child, &format!("{path}[]"), ntz)?,
+                "containsNull": child.is_nullable(),
+            }));
+        }
+        DataType::Struct(children) => {
+            let fields = children
+                .iter()
+                .map(|c| field_json(c, &format!("{path}.{}", c.name()), ntz))
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(json!({"type": "struct", "fields": fields}));
+        }
+        DataType::Map(entries, _) => {
+            let DataType::Struct(kv) = entries.data_type() else {
+                return Err(refuse("a map without key and value fields"));
+            };
+            let [key, value] = &kv.iter().collect::<Vec<_>>()[..] else {
+                return Err(refuse("a map without key and value fields"));
+            };
+            return Ok(json!({
+                "type": "map",
+                "keyType": type_json(key, &format!("{path}.key"), ntz)?,
+                "valueType": type_json(value, &format!("{path}.value"), ntz)?,
+                "valueContainsNull": value.is_nullable(),
+            }));
+        }
+        other => {
+            return Err(refuse(&format!(
+                "Delta has no type for {other}: cast the column in the query"
+            )));
+        }
+    }))
+}
+
+/// A type as a table's schema gives it, without what does not make it another type (field
+/// metadata, nullability), to compare with another.
+fn bare(ty: &Value) -> Value {
+    match ty {
+        Value::Object(o) => match o.get("type").and_then(Value::as_str) {
+            Some("struct") => {
+                let fields: Vec<Value> = o
+                    .get("fields")
+                    .and_then(Value::as_array)
+                    .map(|fs| {
+                        fs.iter()
+                            .map(|f| json!({"name": f.get("name"), "type": bare(&f["type"])}))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!({"type": "struct", "fields": fields})
+            }
+            Some("array") => json!({"type": "array", "elementType": bare(&o["elementType"])}),
+            Some("map") => json!({
+                "type": "map",
+                "keyType": bare(&o["keyType"]),
+                "valueType": bare(&o["valueType"]),
+            }),
+            _ => ty.clone(),
+        },
+        _ => ty.clone(),
+    }
+}
+
+/// The table's top-level fields: name, type, nullable.
+pub(crate) fn fields(schema: &Value) -> Vec<(String, Value, bool)> {
+    schema
+        .get("fields")
+        .and_then(Value::as_array)
+        .map(|fs| {
+            fs.iter()
+                .map(|f| {
+                    (
+                        f.get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned(),
+                        f.get("type").cloned().unwrap_or(Value::Null),
+                        f.get("nullable").and_then(Value::as_bool).unwrap_or(true),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Refuses an append whose columns are not the table's (by name and type; the order may
+/// differ, as Delta readers match columns by name), naming the first that differs.
+pub(crate) fn same_columns(table: &Value, export: &Value, name: &str) -> Result<()> {
+    let theirs = fields(table);
+    let ours = fields(export);
+    let shown = |t: &Value| match t {
+        Value::String(s) => s.clone(),
+        other => other
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned(),
+    };
+    let what = if let Some((n, _, _)) = theirs
+        .iter()
+        .find(|(n, ..)| !ours.iter().any(|o| &o.0 == n))
+    {
+        format!("the table's column \"{n}\" is not in the export")
+    } else if let Some((n, _, _)) = ours
+        .iter()
+        .find(|(n, ..)| !theirs.iter().any(|t| &t.0 == n))
+    {
+        format!("the export's column \"{n}\" is not in the table")
+    } else if let Some(((n, t, _), (_, o, _))) = theirs.iter().find_map(|t| {
+        let o = ours.iter().find(|o| o.0 == t.0)?;
+        (bare(&t.1) != bare(&o.1)).then_some((t, o))
+    }) {
+        format!(
+            "column \"{n}\" is {} in the table and {} in the export",
+            shown(t),
+            shown(o)
+        )
+    } else {
+        return Ok(());
+    };
+    Err(ErrorKind::Usage(format!(
+        "Delta table {name}: {what}; pgarrow appends only rows of the table's own columns \
+         (schema evolution is not written yet)"
+    ))
+    .into())
+}
+
+/// The top-level columns of `schema` that may hold no NULL.
+pub(crate) fn required_columns(schema: &Value) -> Vec<String> {
+    fields(schema)
+        .into_iter()
+        .filter(|(_, _, nullable)| !nullable)
+        .map(|(n, ..)| n)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn arrow_types_map_to_delta_types() {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("d", DataType::Decimal128(10, 2), true),
+            Field::new("t", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            Field::new(
+                "tz",
+                DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC"))),
+                true,
+            ),
+            Field::new_list("l", Field::new("item", DataType::Utf8, true), true),
+        ]);
+        let got = delta_schema(&schema).unwrap();
+        assert!(got.ntz);
+        let types: Vec<Value> = fields(&got.json).into_iter().map(|f| f.1).collect();
+        assert_eq!(
+            types,
+            vec![
+                json!("long"),
+                json!("decimal(10,2)"),
+                json!("timestamp_ntz"),
+                json!("timestamp"),
+                json!({"type": "array", "elementType": "string", "containsNull": true}),
+            ]
+        );
+        assert_eq!(required_columns(&got.json), ["id"]);
+        same_columns(&got.json, &got.json, "t").unwrap();
+        let other =
+            delta_schema(&Schema::new(vec![Field::new("id", DataType::Int32, false)])).unwrap();
+        let e = same_columns(&got.json, &other.json, "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"d\" is not in the export"), "{e}");
+    }
+
+    #[test]
+    fn types_delta_cannot_hold_are_refused_by_column() {
+        for (ty, hint) in [
+            (DataType::UInt32, "bigint"),
+            (DataType::Time64(TimeUnit::Microsecond), "text"),
+            (DataType::Decimal256(50, 2), "38"),
+        ] {
+            let schema = Schema::new(vec![Field::new("c", ty, true)]);
+            let e = delta_schema(&schema).unwrap_err().to_string();
+            assert!(e.contains("\"c\"") && e.contains(hint), "{e}");
+        }
+    }
+}

@@ -1,0 +1,436 @@
+"""Exports committed into Delta Lake tables (`pgarrow export --delta LOCATION`, Python
+`export_delta`), read back by readers nobody here wrote: the `deltalake` package (delta-rs),
+polars' `scan_delta`, and DuckDB 1.5.5's delta extension (delta-kernel-rs). Every type of the
+mapping as the server has it, statistics readers prune by, create / append / replace /
+refuse, one version per export however many connections, checkpoints readers start from,
+tables deltalake wrote appended to by pgarrow and the other way round, concurrent appends,
+an object store as the location, and exports that fail, are cancelled or killed leaving the
+table as it was."""
+
+import datetime
+import json
+import signal
+import subprocess
+import uuid
+from decimal import Decimal
+
+import deltalake
+import pytest
+
+from test_ducklake import export, normalized, pgarrow_bin, wait_for_backend
+from test_object_stores import fresh_bucket, store, stores  # noqa: F401 (fixtures)
+
+TYPES = """
+CREATE TABLE {name} (
+    id int PRIMARY KEY, small smallint, big bigint, amount numeric(12,2), ratio float8,
+    flag boolean, label text, code varchar(8), day date, stamp timestamp, stamp_tz timestamptz,
+    raw bytea, doc jsonb, tags int[]
+);
+INSERT INTO {name} VALUES
+ (1, -32768, 9223372036854775807, -1234567890.12, 1.5, true, 'héllo', 'ab',
+  '2026-11-26', '2026-11-26 10:11:12.345678', '2026-11-26 10:11:12+02', '\\x00ff',
+  '{{"a": [1, 2]}}', '{{1,2,NULL}}'),
+ (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (3, 7, -1, 0.05, -0.25, false, '', 'z', '0001-01-01', '1999-12-31 23:59:59', '1970-01-01 00:00:00+00', '\\x',
+  '[]', '{{}}');
+"""
+
+COLUMNS = "id, small, big, amount, ratio, flag, label, code, day, stamp, stamp_tz, raw, doc, tags"
+
+
+@pytest.fixture(scope="module")
+def typed(conn):
+    conn.execute("DROP TABLE IF EXISTS delta_types")
+    conn.execute(TYPES.format(name="delta_types"))
+    return "delta_types"
+
+
+def server_rows(conn, typed):
+    rows = conn.execute(
+        f"SELECT id, small, big, amount, ratio, flag, label, code, day, stamp, stamp_tz, raw, doc::text, tags "
+        f"FROM {typed} ORDER BY id"
+    ).fetchall()
+    return [normalized(r) for r in rows]
+
+
+def same(got, want):
+    """Rows equal, JSON compared as documents (each writer spaces it its own way)."""
+    assert len(got) == len(want), (got, want)
+    for g, w in zip(got, want, strict=True):
+        g, w = list(normalized(g)), list(w)
+        gdoc, wdoc = g.pop(12), w.pop(12)
+        assert g == w, (g, w)
+        assert (gdoc is None and wdoc is None) or json.loads(gdoc) == json.loads(wdoc)
+
+
+def add_actions(dt) -> list[dict]:
+    """The table's `add` actions, flattened (deltalake gives an arro3 table: read through
+    the Arrow C stream)."""
+    import pyarrow as pa
+
+    return pa.table(dt.get_add_actions(flatten=True)).to_pylist()
+
+
+def log_versions(table) -> list[int]:
+    return sorted(int(p.name.split(".")[0]) for p in (table / "_delta_log").glob("*.json"))
+
+
+def data_files(table) -> list[str]:
+    return sorted(
+        str(p.relative_to(table)) for p in table.rglob("*.parquet") if "_delta_log" not in p.parts
+    )
+
+
+def test_every_type_reads_back_in_three_readers_as_the_server_has_it(url, conn, tmp_path, typed, duckdb_delta):
+    table = tmp_path / "types"
+    report = json.loads(export(url, "-t", typed, "--delta", str(table)).stdout)
+    assert report["format"] == "delta" and report["created"] and report["version"] == 0 and report["rows"] == 3
+    want = server_rows(conn, typed)
+    # delta-rs.
+    dt = deltalake.DeltaTable(str(table))
+    got = sorted(dt.to_pyarrow_table().select(COLUMNS.split(", ")).to_pylist(), key=lambda r: r["id"])
+    same([tuple(r.values()) for r in got], want)
+    schema = {f.name: str(f.type) for f in dt.schema().fields}
+    assert schema["amount"] == 'PrimitiveType("decimal(12,2)")', schema
+    assert schema["stamp"] == 'PrimitiveType("timestamp_ntz")' and schema["stamp_tz"] == 'PrimitiveType("timestamp")'
+    # A timestamp without time zone asks for that feature, and nothing else.
+    protocol = dt.protocol()
+    assert (protocol.min_reader_version, protocol.min_writer_version) == (3, 7)
+    assert protocol.reader_features == ["timestampNtz"]
+    assert protocol.writer_features == ["timestampNtz"]
+    # polars.
+    import polars as pl
+
+    frame = pl.scan_delta(str(table)).select(COLUMNS.split(", ")).sort("id").collect()
+    same([tuple(r) for r in frame.rows()], want)
+    # DuckDB's delta extension.
+    got = duckdb_delta(f"SELECT {COLUMNS.replace('doc', 'doc::varchar')} FROM delta_scan('{table}') ORDER BY id")
+    same(got, want)
+    # The provenance rides in the commit.
+    info = dt.history(1)[0]
+    assert info["operation"] == "CREATE TABLE AS SELECT" and info["engineInfo"].startswith("pgarrow/")
+    assert info["pgarrow"]["rows"] == 3 and info["pgarrow"]["wal_lsn"]
+    # A table without such timestamps asks for no feature at all.
+    plain = tmp_path / "plain"
+    export(url, "-q", f"SELECT id, label FROM {typed}", "--delta", str(plain))
+    p = deltalake.DeltaTable(str(plain)).protocol()
+    assert (p.min_reader_version, p.min_writer_version, p.reader_features, p.writer_features) == (1, 2, None, None)
+
+
+def test_statistics_are_exact_and_readers_prune_by_them(url, conn, tmp_path, typed, duckdb_delta):
+    table = tmp_path / "stats"
+    # One file per row: each file's bounds are its row's values.
+    export(url, "-t", typed, "--delta", str(table), "--max-file-rows", "1", "--partitions", "1")
+    dt = deltalake.DeltaTable(str(table))
+    actions = add_actions(dt)
+    assert len(actions) == 3
+    by_id = {a["min.id"]: a for a in actions}
+    one = by_id[1]
+    assert one["num_records"] == 1 and one["max.id"] == 1
+    assert one["min.big"] == 9223372036854775807 and one["min.amount"] == Decimal("-1234567890.12")
+    assert one["min.label"] == "héllo" and one["min.day"] == datetime.date(2026, 11, 26)
+    # Timestamps to the millisecond: the minimum rounded down, the maximum up.
+    assert one["min.stamp_tz"] == datetime.datetime(2026, 11, 26, 8, 11, 12, tzinfo=datetime.timezone.utc)
+    assert one["min.stamp"] == datetime.datetime(2026, 11, 26, 10, 11, 12, 345000)
+    assert one["max.stamp"] == datetime.datetime(2026, 11, 26, 10, 11, 12, 346000)
+    # The year-1 date is a bound too; floats and the nested list have none.
+    assert by_id[3]["min.day"] == datetime.date(1, 1, 1)
+    assert "min.ratio" not in one or one["min.ratio"] is None
+    nulls = [k for k in one if k.startswith("null_count.")]
+    assert by_id[2]["null_count.small"] == 1 and "null_count.label" in nulls
+    # Filters read through the statistics give the rows the server gives.
+    for where in ["big < 0", "day < DATE '1000-01-01'", "stamp_tz >= TIMESTAMPTZ '2026-01-01 00:00:00+00'", "label = ''"]:
+        want = conn.execute(f"SELECT id FROM {typed} WHERE {where} ORDER BY id").fetchall()
+        assert duckdb_delta(f"SELECT id FROM delta_scan('{table}') WHERE {where} ORDER BY id") == want, where
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    got = dt.to_pyarrow_dataset().to_table(filter=ds.field("big") < 0, columns=["id"])
+    assert got["id"].to_pylist() == [3]
+    assert pc.sum(dt.to_pyarrow_table(filters=[("id", ">", 1)])["id"]).as_py() == 5
+
+
+def test_create_refuse_append_replace_each_one_version(url, conn, tmp_path, typed):
+    table = tmp_path / "t"
+    export(url, "-t", typed, "--delta", str(table))
+    # Refused when it exists and nothing says what to do: the table as it was, no file left.
+    files = data_files(table)
+    out = export(url, "-t", typed, "--delta", str(table), check=False)
+    assert out.returncode != 0 and "exists (version 0)" in out.stderr and "--if-exists" in out.stderr
+    assert data_files(table) == files and log_versions(table) == [0]
+    # Appended, over three connections: one version.
+    report = json.loads(export(url, "-t", typed, "--delta", str(table), "--if-exists", "append", "--partitions", "3",
+                               "--partition-by", "id").stdout)
+    assert report["version"] == 1 and not report["created"] and report["files"] >= 1
+    assert deltalake.DeltaTable(str(table)).to_pyarrow_table().num_rows == 6
+    # Other columns are refused, named; nothing committed, nothing left.
+    files = data_files(table)
+    out = export(url, "-q", f"SELECT id, label AS other FROM {typed}", "--delta", str(table), "--if-exists", "append",
+                 check=False)
+    assert out.returncode != 0 and '"small" is not in the export' in out.stderr, out.stderr
+    out = export(url, "-q", f"SELECT id::bigint AS id, small, big, amount, ratio, flag, label, code, day, stamp, "
+                 f"stamp_tz, raw, doc, tags FROM {typed}", "--delta", str(table), "--if-exists", "append", check=False)
+    assert out.returncode != 0 and 'column "id" is integer in the table and long in the export' in out.stderr
+    assert data_files(table) == files and log_versions(table) == [0, 1]
+    # Replaced (rows and columns) in one version; the old rows stay for time travel.
+    report = json.loads(export(url, "-q", f"SELECT id, label FROM {typed} WHERE id < 3", "--delta", str(table),
+                               "--if-exists", "replace").stdout)
+    assert report["version"] == 2 and report["removed"] >= 2
+    dt = deltalake.DeltaTable(str(table))
+    assert sorted(dt.to_pyarrow_table().to_pylist(), key=lambda r: r["id"]) == [
+        {"id": 1, "label": "héllo"}, {"id": 2, "label": None},
+    ]
+    assert [f.name for f in dt.schema().fields] == ["id", "label"]
+    dt.load_as_version(1)
+    assert dt.to_pyarrow_table().num_rows == 6
+    assert [h["operation"] for h in deltalake.DeltaTable(str(table)).history()] == [
+        "CREATE OR REPLACE TABLE AS SELECT", "WRITE", "CREATE TABLE AS SELECT",
+    ]
+
+
+def test_partition_columns_written_read_and_appended_by_both(url, conn, tmp_path, duckdb_delta):
+    conn.execute("DROP TABLE IF EXISTS delta_events")
+    conn.execute(
+        "CREATE TABLE delta_events AS SELECT i AS id, (ARRAY['eu', 'us', NULL, 'a/b c'])[i % 4 + 1] AS region, "
+        "DATE '2026-01-01' + (i % 3) AS day, (i * 1.5)::numeric(10,1) AS v FROM generate_series(1, 400) i"
+    )
+    table = tmp_path / "events"
+    report = json.loads(export(url, "-t", "delta_events", "--delta", str(table), "--files-by", "region",
+                               "--files-by", "day", "--partitions", "2").stdout)
+    # Each connection writes each of the 4 x 3 partitions it holds rows of.
+    assert report["version"] == 0 and report["files"] in (12, 24)
+    assert len({f.rsplit("/", 1)[0] for f in data_files(table)}) == 12
+    dt = deltalake.DeltaTable(str(table))
+    assert dt.metadata().partition_columns == ["region", "day"]
+    # Hive directories, the NULL as Hive spells it, a slash escaped.
+    dirs = sorted({f.split("/")[0] for f in data_files(table)})
+    assert dirs == ["region=__HIVE_DEFAULT_PARTITION__", "region=a%2Fb%20c", "region=eu", "region=us"], dirs
+    values = {(a["partition.region"], a["partition.day"]) for a in add_actions(dt)}
+    assert (None, datetime.date(2026, 1, 1)) in values and ("a/b c", datetime.date(2026, 1, 3)) in values
+    want = conn.execute("SELECT region, day, count(*), sum(v) FROM delta_events GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+    sql = f"SELECT region, day, count(*), sum(v) FROM delta_scan('{table}') GROUP BY 1, 2 ORDER BY 1, 2"
+    assert [(r, d, n, Decimal(str(s))) for r, d, n, s in duckdb_delta(sql)] == [
+        (r, d, n, Decimal(str(s))) for r, d, n, s in want
+    ]
+    got = dt.to_pyarrow_table(filters=[("region", "=", "a/b c")]).num_rows
+    assert got == conn.execute("SELECT count(*) FROM delta_events WHERE region = 'a/b c'").fetchone()[0]
+    # deltalake appends to pgarrow's table, then pgarrow (without --files-by: the table's own).
+    import pyarrow as pa
+
+    extra = pa.table({
+        "id": pa.array([1000], pa.int32()), "region": ["eu"], "day": pa.array([datetime.date(2026, 2, 1)]),
+        "v": pa.array([Decimal("1.5")], pa.decimal128(10, 1)),
+    })
+    deltalake.write_deltalake(str(table), extra, mode="append")
+    export(url, "-q", "SELECT * FROM delta_events WHERE id <= 4", "--delta", str(table), "--if-exists", "append")
+    dt = deltalake.DeltaTable(str(table))
+    assert dt.version() == 2 and dt.to_pyarrow_table().num_rows == 405
+    # Other partitions than the table's are refused.
+    out = export(url, "-t", "delta_events", "--delta", str(table), "--if-exists", "append", "--files-by", "day",
+                 check=False)
+    assert out.returncode != 0 and "partitioned by region, day, and the export by day" in out.stderr
+    # A partition transform Delta has no form for.
+    out = export(url, "-t", "delta_events", "--delta", str(tmp_path / "m"), "--files-by", "month(day)", check=False)
+    assert out.returncode != 0 and "Delta partitions by column values" in out.stderr
+
+
+def test_a_table_deltalake_wrote_takes_pgarrow_appends(url, conn, tmp_path):
+    import pyarrow as pa
+
+    table = tmp_path / "theirs"
+    deltalake.write_deltalake(str(table), pa.table({"id": pa.array([1, 2], pa.int64()), "name": ["a", "b"]}))
+    export(url, "-q", "SELECT 3::bigint AS id, 'c' AS name", "--delta", str(table), "--if-exists", "append")
+    dt = deltalake.DeltaTable(str(table))
+    assert sorted(dt.to_pyarrow_table().to_pylist(), key=lambda r: r["id"])[-1] == {"id": 3, "name": "c"}
+    assert dt.version() == 1
+    # A column the table holds no NULL in (nullable: false) takes none.
+    strict = tmp_path / "strict"
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False)])
+    deltalake.write_deltalake(str(strict), pa.table({"id": [1]}, schema=schema))
+    out = export(url, "-q", "SELECT NULL::bigint AS id", "--delta", str(strict), "--if-exists", "append", check=False)
+    assert out.returncode != 0 and 'column "id" holds no NULL' in out.stderr
+    export(url, "-q", "SELECT 2::bigint AS id", "--delta", str(strict), "--if-exists", "append")
+    assert deltalake.DeltaTable(str(strict)).to_pyarrow_table().num_rows == 2
+
+
+def test_checkpoints_are_written_and_read(url, conn, tmp_path, duckdb_delta):
+    table = tmp_path / "cp"
+    for k in range(5):
+        report = json.loads(export(url, "-q", f"SELECT {k} AS id, 'r{k}' AS name", "--delta", str(table),
+                                   "--if-exists", "append", "--checkpoint-interval", "2").stdout)
+        assert report["version"] == k and report["checkpointed"] == (k in (2, 4))
+    log = table / "_delta_log"
+    assert sorted(p.name for p in log.glob("*.checkpoint.parquet")) == [
+        "00000000000000000002.checkpoint.parquet", "00000000000000000004.checkpoint.parquet",
+    ]
+    assert json.loads((log / "_last_checkpoint").read_text())["version"] == 4
+    # Without the commits before it, readers (and pgarrow itself) start from the checkpoint.
+    for v in range(4):
+        (log / f"{v:020}.json").unlink()
+    dt = deltalake.DeltaTable(str(table))
+    assert dt.version() == 4 and sorted(dt.to_pyarrow_table()["id"].to_pylist()) == [0, 1, 2, 3, 4]
+    assert duckdb_delta(f"SELECT count(*), sum(id) FROM delta_scan('{table}')") == [(5, 10)]
+    export(url, "-q", "SELECT 5 AS id, 'r5' AS name", "--delta", str(table), "--if-exists", "append")
+    assert sorted(deltalake.DeltaTable(str(table)).to_pyarrow_table()["id"].to_pylist()) == [0, 1, 2, 3, 4, 5]
+    # deltalake's own checkpoint is read by pgarrow too.
+    dt = deltalake.DeltaTable(str(table))
+    dt.create_checkpoint()
+    for p in log.glob("0000000000000000000[45].json"):
+        p.unlink()
+    report = json.loads(export(url, "-q", "SELECT 6 AS id, 'r6' AS name", "--delta", str(table),
+                               "--if-exists", "append").stdout)
+    assert report["version"] == 6
+    assert sorted(deltalake.DeltaTable(str(table)).to_pyarrow_table()["id"].to_pylist()) == list(range(7))
+
+
+def test_concurrent_appends_all_land_and_a_replace_never_drops_unseen_rows(url, conn, tmp_path, typed):
+    table = tmp_path / "race"
+    procs = [
+        subprocess.Popen(
+            [pgarrow_bin(), "export", "-d", url, "--quiet", "--json", "-t", typed, "--delta", str(table),
+             "--if-exists", "append", "--partitions", "2", "--partition-by", "id"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(4)
+    ]
+    reports = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        reports.append(json.loads(out))
+    assert sorted(r["version"] for r in reports) == [0, 1, 2, 3]
+    assert sum(r["created"] for r in reports) == 1
+    dt = deltalake.DeltaTable(str(table))
+    assert dt.to_pyarrow_table().num_rows == 12 and dt.version() == 3
+
+
+def test_failed_cancelled_and_killed_exports_commit_nothing(url, conn, tmp_path, typed, duckdb_delta):
+    table = tmp_path / "t"
+    export(url, "-t", typed, "--delta", str(table))
+    files = data_files(table)
+    # A value error at row 500 of the server's query.
+    out = export(url, "-q", "SELECT i AS id, 1 / (i - 500) AS v FROM generate_series(1, 1000) i", "--delta",
+                 str(tmp_path / "div"), check=False)
+    assert out.returncode != 0 and "division by zero" in out.stderr
+    assert not (tmp_path / "div" / "_delta_log").exists() and data_files(tmp_path / "div") == []
+    # Types Delta cannot hold: refused by column.
+    for sql, column in [
+        ("SELECT 1 AS id, gen_random_uuid() AS uid", '"uid"'),
+        ("SELECT 1 AS id, time '10:00' AS at_time", '"at_time"'),
+        ("SELECT 1 AS id, interval '1 day' AS span", '"span"'),
+    ]:
+        out = export(url, "-q", sql, "--delta", str(tmp_path / "bad"), check=False)
+        assert out.returncode != 0 and column in out.stderr, out.stderr
+    assert data_files(tmp_path / "bad") == []
+    # Ctrl-C in the middle of a long export: nothing committed, its files removed.
+    marker = f"delta_cancel_{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen(
+        [pgarrow_bin(), "export", "-d", url, "--quiet", "-q",
+         f"SELECT i AS id, pg_sleep(0.01)::text AS {marker} FROM generate_series(1, 100000) i",
+         "--delta", str(table), "--if-exists", "replace"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    wait_for_backend(conn, marker)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0, err
+    assert log_versions(table) == [0] and data_files(table) == files
+    # kill -9: nothing committed (its files, named by no version, may stay for VACUUM).
+    proc = subprocess.Popen(
+        [pgarrow_bin(), "export", "-d", url, "--quiet", "-q",
+         f"SELECT i AS id, pg_sleep(0.01)::text AS {marker}_k FROM generate_series(1, 100000) i",
+         "--delta", str(table), "--if-exists", "replace"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    wait_for_backend(conn, f"{marker}_k")
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert log_versions(table) == [0]
+    assert duckdb_delta(f"SELECT count(*) FROM delta_scan('{table}')") == [(3,)]
+
+
+def test_python_export_into_a_table_on_an_object_store(url, conn, typed, s3, duckdb_delta):
+    import typing
+
+    import pgarrow
+    from pgarrow import _typing
+
+    bucket = f"delta-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(bucket)
+    location = f"s3://{bucket}/lake/t"
+    stats = pgarrow.export_delta(
+        url, table=typed, location=location, storage_options=s3.storage_options, partitions=2,
+        partition_by="id", max_file_rows=1,
+    )
+    assert set(typing.get_type_hints(_typing.DeltaStats)) <= set(stats)
+    assert stats["created"] and stats["version"] == 0 and stats["rows"] == 3 and stats["files"] == 3
+    keys = sorted(o["Key"] for o in s3.client().list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys[0] == "lake/t/_delta_log/00000000000000000000.json" and len(keys) == 4, keys
+    o = s3.storage_options
+    options = {
+        "AWS_ACCESS_KEY_ID": o["aws_access_key_id"], "AWS_SECRET_ACCESS_KEY": o["aws_secret_access_key"],
+        "AWS_REGION": o["aws_region"], "AWS_ENDPOINT_URL": o["aws_endpoint"], "AWS_ALLOW_HTTP": "true",
+        "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
+    }
+    assert deltalake.DeltaTable(location, storage_options=options).to_pyarrow_table().num_rows == 3
+    assert duckdb_delta(f"SELECT count(*), sum(id) FROM delta_scan('{location}')", s3=s3) == [(3, 6)]
+    # Two appends at once on the object store: the conditional put lets one take each version.
+    import threading
+
+    errors = []
+
+    def append():
+        try:
+            pgarrow.export_delta(url, f"SELECT * FROM {typed} WHERE id = 1", location=location, if_exists="append",
+                                 storage_options=s3.storage_options)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=append) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    dt = deltalake.DeltaTable(location, storage_options=options)
+    assert dt.version() == 3 and dt.to_pyarrow_table().num_rows == 6
+    with pytest.raises(pgarrow.UsageError, match="exists"):
+        pgarrow.export_delta(url, table=typed, location=location, storage_options=s3.storage_options)
+    with pytest.raises(pgarrow.UsageError, match="Delta partitions by column values"):
+        pgarrow.export_delta(url, table=typed, location=location, if_exists="append",
+                             storage_options=s3.storage_options, files_by="bucket(4, id)")
+
+
+def test_every_object_store_takes_each_version_once(url, conn, typed, store):
+    """The commit's put-if-absent on S3 (moto), Azure (Azurite) and GCS (fake-gcs-server):
+    writers racing for versions each get one, and the log is listed and read back."""
+    bucket = fresh_bucket(store)
+    location = store.url(bucket, "lake/t")
+    export(url, "-q", f"SELECT id, label FROM {typed}", "--delta", location, *store.flags())
+    procs = [
+        subprocess.Popen(
+            [pgarrow_bin(), "export", "-d", url, "--quiet", "--json", "-q", f"SELECT id, label FROM {typed}",
+             "--delta", location, "--if-exists", "append", *store.flags()],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(3)
+    ]
+    versions = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        versions.append(json.loads(out)["version"])
+    assert sorted(versions) == [1, 2, 3]
+    report = json.loads(export(url, "-q", f"SELECT id, label FROM {typed}", "--delta", location, "--if-exists",
+                               "append", "--checkpoint-interval", "4", *store.flags()).stdout)
+    assert report["version"] == 4 and report["checkpointed"]
+    keys = store.keys(bucket, "lake/t/_delta_log/")
+    assert [k.rsplit("/", 1)[1] for k in keys] == [
+        *(f"{v:020}.json" for v in range(4)), "00000000000000000004.checkpoint.parquet",
+        "00000000000000000004.json", "_last_checkpoint",
+    ], keys
+    assert len([k for k in store.keys(bucket, "lake/t/") if k.endswith(".parquet") and "_delta_log" not in k]) == 5
+    # Replaced from the checkpoint on: pgarrow reads its own checkpoint from the store.
+    report = json.loads(export(url, "-q", f"SELECT id, label FROM {typed}", "--delta", location, "--if-exists",
+                               "replace", *store.flags()).stdout)
+    assert report["version"] == 5 and report["removed"] == 5
