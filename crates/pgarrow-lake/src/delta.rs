@@ -619,8 +619,11 @@ impl Plan<'_> {
                             deletion_vector: file.deletion_vector.clone(),
                         }));
                     }
-                } else {
-                    self.appendable(table)?;
+                } else if let Some(evolved) = self.appendable(table)? {
+                    actions.push(Action::MetaData(Metadata {
+                        schema_string: evolved.to_string(),
+                        ..table.metadata.clone()
+                    }));
                 }
             }
         }
@@ -705,9 +708,10 @@ impl Plan<'_> {
         }
     }
 
-    /// Refuses an append the table cannot take: other columns, other partitions, a NULL in
-    /// a column that holds none.
-    fn appendable(&self, table: &Snapshot) -> Result<()> {
+    /// Refuses an append the table cannot take: a column of another type, other partitions,
+    /// a NULL in a column that holds none; the table's schema with the export's new columns
+    /// added when it has any.
+    fn appendable(&self, table: &Snapshot) -> Result<Option<serde_json::Value>> {
         let theirs: serde_json::Value = serde_json::from_str(&table.metadata.schema_string)
             .map_err(|e| {
                 Error::from(ErrorKind::Usage(format!(
@@ -715,7 +719,7 @@ impl Plan<'_> {
                     self.name
                 )))
             })?;
-        schema::same_columns(&theirs, &self.ours.json, self.name)?;
+        let evolved = schema::evolve(&theirs, &self.ours.json, self.name)?;
         if table.metadata.partition_columns != self.partition_columns {
             let shown = |c: &[String]| match c.is_empty() {
                 true => "nothing".to_owned(),
@@ -747,7 +751,7 @@ impl Plan<'_> {
                 .into());
             }
         }
-        Ok(())
+        Ok(evolved)
     }
 
     /// Whether the commit may go on at the next version after `winners` (another writer's

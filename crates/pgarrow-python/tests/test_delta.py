@@ -163,28 +163,36 @@ def test_create_refuse_append_replace_each_one_version(url, conn, tmp_path, type
                                "--partition-by", "id").stdout)
     assert report["version"] == 1 and not report["created"] and report["files"] >= 1
     assert deltalake.DeltaTable(str(table)).to_pyarrow_table().num_rows == 6
-    # Other columns are refused, named; nothing committed, nothing left.
+    # Another type is refused, named; nothing committed, nothing left.
     files = data_files(table)
-    out = export(url, "-q", f"SELECT id, label AS other FROM {typed}", "--delta", str(table), "--if-exists", "append",
-                 check=False)
-    assert out.returncode != 0 and '"small" is not in the export' in out.stderr, out.stderr
     out = export(url, "-q", f"SELECT id::bigint AS id, small, big, amount, ratio, flag, label, code, day, stamp, "
                  f"stamp_tz, raw, doc, tags FROM {typed}", "--delta", str(table), "--if-exists", "append", check=False)
     assert out.returncode != 0 and 'column "id" is integer in the table and long in the export' in out.stderr
+    assert "typeWidening" in out.stderr
     assert data_files(table) == files and log_versions(table) == [0, 1]
+    # Schema evolution: a new column is added (the earlier rows NULL in it), columns the export
+    # lacks are NULL in its rows; all in the append's one version.
+    report = json.loads(export(url, "-q", f"SELECT id, label, 'x'::text AS other FROM {typed} WHERE id = 1",
+                               "--delta", str(table), "--if-exists", "append").stdout)
+    assert report["version"] == 2
+    dt = deltalake.DeltaTable(str(table))
+    assert [f.name for f in dt.schema().fields][-1] == "other"
+    rows = dt.to_pyarrow_table(columns=["id", "small", "other"]).to_pylist()
+    assert sorted((r["id"], r["small"], r["other"]) for r in rows if r["other"]) == [(1, None, "x")]
+    assert sum(1 for r in rows if r["other"] is None) == 6
     # Replaced (rows and columns) in one version; the old rows stay for time travel.
     report = json.loads(export(url, "-q", f"SELECT id, label FROM {typed} WHERE id < 3", "--delta", str(table),
                                "--if-exists", "replace").stdout)
-    assert report["version"] == 2 and report["removed"] >= 2
+    assert report["version"] == 3 and report["removed"] >= 3
     dt = deltalake.DeltaTable(str(table))
     assert sorted(dt.to_pyarrow_table().to_pylist(), key=lambda r: r["id"]) == [
         {"id": 1, "label": "héllo"}, {"id": 2, "label": None},
     ]
     assert [f.name for f in dt.schema().fields] == ["id", "label"]
-    dt.load_as_version(1)
-    assert dt.to_pyarrow_table().num_rows == 6
+    dt.load_as_version(2)
+    assert dt.to_pyarrow_table().num_rows == 7
     assert [h["operation"] for h in deltalake.DeltaTable(str(table)).history()] == [
-        "CREATE OR REPLACE TABLE AS SELECT", "WRITE", "CREATE TABLE AS SELECT",
+        "CREATE OR REPLACE TABLE AS SELECT", "WRITE", "WRITE", "CREATE TABLE AS SELECT",
     ]
 
 

@@ -201,9 +201,16 @@ pub(crate) fn fields(schema: &Value) -> Vec<(String, Value, bool)> {
         .unwrap_or_default()
 }
 
-/// Refuses an append whose columns are not the table's (by name and type; the order may
-/// differ, as Delta readers match columns by name), naming the first that differs.
-pub(crate) fn same_columns(table: &Value, export: &Value, name: &str) -> Result<()> {
+/// The table's schema after an append of `export`'s columns (by name; the order may differ,
+/// as Delta readers match columns by name): `None` when it stays as it is, else the table's
+/// columns followed by the export's new ones (nullable: the table's earlier rows have none).
+/// A table column the export lacks is NULL in its rows, so it must be nullable.
+///
+/// # Errors
+/// A column of another type in the export (Delta changes a column's type only through its
+/// `typeWidening` feature, which pgarrow does not write), or a NOT NULL column it lacks:
+/// named.
+pub(crate) fn evolve(table: &Value, export: &Value, name: &str) -> Result<Option<Value>> {
     let theirs = fields(table);
     let ours = fields(export);
     let shown = |t: &Value| match t {
@@ -214,33 +221,53 @@ pub(crate) fn same_columns(table: &Value, export: &Value, name: &str) -> Result<
             .unwrap_or("?")
             .to_owned(),
     };
-    let what = if let Some((n, _, _)) = theirs
-        .iter()
-        .find(|(n, ..)| !ours.iter().any(|o| &o.0 == n))
-    {
-        format!("the table's column \"{n}\" is not in the export")
-    } else if let Some((n, _, _)) = ours
-        .iter()
-        .find(|(n, ..)| !theirs.iter().any(|t| &t.0 == n))
-    {
-        format!("the export's column \"{n}\" is not in the table")
-    } else if let Some(((n, t, _), (_, o, _))) = theirs.iter().find_map(|t| {
-        let o = ours.iter().find(|o| o.0 == t.0)?;
-        (bare(&t.1) != bare(&o.1)).then_some((t, o))
-    }) {
-        format!(
-            "column \"{n}\" is {} in the table and {} in the export",
-            shown(t),
-            shown(o)
-        )
-    } else {
-        return Ok(());
+    let refuse = |what: String| -> Error {
+        ErrorKind::Usage(format!("Delta table {name}: {what}; nothing was committed")).into()
     };
-    Err(ErrorKind::Usage(format!(
-        "Delta table {name}: {what}; pgarrow appends only rows of the table's own columns \
-         (schema evolution is not written yet)"
-    ))
-    .into())
+    for (n, t, nullable) in &theirs {
+        match ours.iter().find(|o| &o.0 == n) {
+            None if !nullable => {
+                return Err(refuse(format!(
+                    "its column \"{n}\" holds no NULL (nullable: false), and the export has no \
+                     such column"
+                )));
+            }
+            None => {}
+            Some((_, o, _)) if bare(t) != bare(o) => {
+                return Err(refuse(format!(
+                    "column \"{n}\" is {} in the table and {} in the export (Delta changes a \
+                     column's type only through its typeWidening feature, which pgarrow does \
+                     not write: cast the column in the query)",
+                    shown(t),
+                    shown(o)
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    let added: Vec<Value> = export
+        .get("fields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|f| {
+            let n = f.get("name").and_then(Value::as_str).unwrap_or("");
+            !theirs.iter().any(|t| t.0 == n)
+        })
+        .map(|f| {
+            let mut f = f.clone();
+            f["nullable"] = Value::Bool(true);
+            f
+        })
+        .collect();
+    if added.is_empty() {
+        return Ok(None);
+    }
+    let mut evolved = table.clone();
+    if let Some(list) = evolved.get_mut("fields").and_then(Value::as_array_mut) {
+        list.extend(added);
+    }
+    Ok(Some(evolved))
 }
 
 /// The top-level columns of `schema` that may hold no NULL.
@@ -284,13 +311,32 @@ mod tests {
             ]
         );
         assert_eq!(required_columns(&got.json), ["id"]);
-        same_columns(&got.json, &got.json, "t").unwrap();
-        let other =
+        assert_eq!(evolve(&got.json, &got.json, "t").unwrap(), None);
+        // Fewer columns (nullable ones) and a new one: the new one is added, nullable.
+        let other = delta_schema(&Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("new", DataType::Utf8, false),
+        ]))
+        .unwrap();
+        let evolved = evolve(&got.json, &other.json, "t").unwrap().unwrap();
+        let last = fields(&evolved).pop().unwrap();
+        assert_eq!(last, ("new".to_owned(), json!("string"), true));
+        assert_eq!(fields(&evolved).len(), 6);
+        // Another type, or a NOT NULL column missing, is refused by name.
+        let narrower =
             delta_schema(&Schema::new(vec![Field::new("id", DataType::Int32, false)])).unwrap();
-        let e = same_columns(&got.json, &other.json, "t")
+        let e = evolve(&got.json, &narrower.json, "t")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("\"d\" is not in the export"), "{e}");
+        assert!(e.contains("\"id\" is long in the table and integer"), "{e}");
+        let none = delta_schema(&Schema::new(vec![Field::new(
+            "d",
+            DataType::Decimal128(10, 2),
+            true,
+        )]))
+        .unwrap();
+        let e = evolve(&got.json, &none.json, "t").unwrap_err().to_string();
+        assert!(e.contains("\"id\" holds no NULL"), "{e}");
     }
 
     #[test]
