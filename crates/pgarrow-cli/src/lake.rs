@@ -112,35 +112,51 @@ pub(crate) fn export(
     let result = wait(rt, &stop, run);
     progress.finish_and_clear();
     let stats: DuckLakeStats = result?;
-    let name = format!("{schema}.{table}");
+    let report = JsonReport {
+        stats: &stats.export,
+        format: "ducklake",
+        table: format!("{schema}.{table}"),
+        snapshot: Some(stats.snapshot),
+        version: None,
+        created: stats.created,
+        files: stats.files,
+        removed: None,
+        retried: stats.retried,
+        checkpointed: None,
+    };
+    finish(
+        args,
+        &report,
+        stats.rows,
+        &format!("snapshot {}", stats.snapshot),
+    )
+}
+
+/// The JSON report (`--json`) and the summary line.
+fn finish(args: &OutputArgs, report: &JsonReport<'_>, rows: u64, point: &str) -> Result<()> {
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&JsonReport {
-                stats: &stats.export,
-                format: "ducklake",
-                table: name.clone(),
-                snapshot: Some(stats.snapshot),
-                version: None,
-                created: stats.created,
-                files: stats.files,
-                removed: None,
-                retried: stats.retried,
-                checkpointed: None,
-            })?
-        );
+        println!("{}", serde_json::to_string(report)?);
     }
     if !args.quiet {
-        let export = &stats.export.export;
+        let export = &report.stats.export;
+        let kind = match report.format {
+            "delta" => "Delta",
+            _ => "DuckLake",
+        };
+        let plural = |n: usize| if n == 1 { "file" } else { "files" };
         eprintln!(
-            "exported {} rows into DuckLake table {name}{} in {:.1} s: snapshot {}, {} {}, {}",
-            group(stats.rows),
-            if stats.created { " (created)" } else { "" },
+            "exported {} rows into {kind} table {}{} in {:.1} s: {point}, {} {}, {}{}",
+            group(rows),
+            report.table,
+            if report.created { " (created)" } else { "" },
             export.total.as_secs_f64(),
-            stats.snapshot,
-            group(stats.files as u64),
-            if stats.files == 1 { "file" } else { "files" },
+            group(report.files as u64),
+            plural(report.files),
             human_bytes(export.written.unwrap_or(0)),
+            match report.removed {
+                None | Some(0) => String::new(),
+                Some(n) => format!(", {} replaced {}", group(n as u64), plural(n)),
+            },
         );
         report_losses(export);
     }
@@ -194,44 +210,22 @@ fn export_delta(
     let result = wait(rt, &stop, run);
     progress.finish_and_clear();
     let stats: DeltaStats = result?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&JsonReport {
-                stats: &stats.export,
-                format: "delta",
-                table: location.to_owned(),
-                snapshot: None,
-                version: Some(stats.version),
-                created: stats.created,
-                files: stats.files,
-                removed: Some(stats.removed),
-                retried: stats.retried,
-                checkpointed: Some(stats.checkpointed),
-            })?
-        );
-    }
-    if !args.quiet {
-        let export = &stats.export.export;
-        eprintln!(
-            "exported {} rows into Delta table {location}{} in {:.1} s: version {}, {} {}, {}{}",
-            group(stats.rows),
-            if stats.created { " (created)" } else { "" },
-            export.total.as_secs_f64(),
-            stats.version,
-            group(stats.files as u64),
-            if stats.files == 1 { "file" } else { "files" },
-            human_bytes(export.written.unwrap_or(0)),
-            match stats.removed {
-                0 => String::new(),
-                n => format!(
-                    ", {} replaced {}",
-                    group(n as u64),
-                    if n == 1 { "file" } else { "files" }
-                ),
-            },
-        );
-        report_losses(export);
-    }
-    Ok(())
+    let report = JsonReport {
+        stats: &stats.export,
+        format: "delta",
+        table: location.to_owned(),
+        snapshot: None,
+        version: Some(stats.version),
+        created: stats.created,
+        files: stats.files,
+        removed: Some(stats.removed),
+        retried: stats.retried,
+        checkpointed: Some(stats.checkpointed),
+    };
+    finish(
+        args,
+        &report,
+        stats.rows,
+        &format!("version {}", stats.version),
+    )
 }

@@ -13,6 +13,45 @@ use pyo3::types::PyDict;
 use crate::error::{py_err, usage_error};
 use crate::runtime::{Prologue, document_on_runtime, hooks, kwargs, source};
 
+/// What both lake exports take from their arguments: the connection, the export's options,
+/// the source, when the table exists, the object store settings.
+struct Common {
+    config: Config,
+    options: crate::options::Options,
+    source: pgarrow::Source,
+    if_exists: IfExists,
+    storage: StorageOptions,
+}
+
+impl Common {
+    fn new(
+        py: Python<'_>,
+        conninfo: Option<&str>,
+        (source, is_table): (&str, bool),
+        options: Option<&Bound<'_, PyDict>>,
+        if_exists: &str,
+        storage: Option<HashMap<String, String>>,
+    ) -> PyResult<Common> {
+        let Prologue { config, options } = Prologue::new(conninfo, options, true)?.read_only();
+        if options.slot.is_some() {
+            return Err(usage_error(
+                py,
+                "replication_slot: an export into a lake table is not handed off to a slot yet",
+            ));
+        }
+        let if_exists: IfExists = if_exists
+            .parse()
+            .map_err(|e: pgarrow::Error| usage_error(py, e.to_string()))?;
+        Ok(Common {
+            config,
+            options,
+            source: self::source(source, is_table)?,
+            if_exists,
+            storage: storage.unwrap_or_default().into_iter().collect(),
+        })
+    }
+}
+
 /// The keyword arguments of `export_ducklake` (the wrapper passes each by name).
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
@@ -50,15 +89,20 @@ pub(crate) fn export_ducklake(
     args: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Py<PyAny>> {
     let args: LakeArgs<'_> = kwargs(py, args)?;
-    let Prologue { config, options } =
-        Prologue::new(conninfo, args.options.as_ref(), true)?.read_only();
-    if options.slot.is_some() {
-        return Err(usage_error(
-            py,
-            "replication_slot: an export into a lake table is not handed off to a slot yet",
-        ));
-    }
-    let source = self::source(source, is_table)?;
+    let Common {
+        config,
+        options,
+        source,
+        if_exists,
+        storage,
+    } = Common::new(
+        py,
+        conninfo,
+        (source, is_table),
+        args.options.as_ref(),
+        &args.if_exists,
+        args.storage_options,
+    )?;
     let (schema, table) = match (&args.lake_table, source.as_table()) {
         (Some(name), _) => {
             let name = pgarrow::names::TableName::parse(name)
@@ -74,15 +118,6 @@ pub(crate) fn export_ducklake(
         }
     };
     let catalog = Config::parse(&args.catalog).map_err(|e| py_err(py, &e.into()))?;
-    let if_exists: IfExists = args
-        .if_exists
-        .parse()
-        .map_err(|e: pgarrow::Error| usage_error(py, e.to_string()))?;
-    let storage: StorageOptions = args
-        .storage_options
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
     let mut target = DuckLakeTarget::new(catalog, schema.clone(), table.clone())
         .with_if_exists(if_exists)
         .with_storage(storage)
@@ -149,24 +184,20 @@ pub(crate) fn export_delta(
     args: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Py<PyAny>> {
     let args: DeltaArgs<'_> = kwargs(py, args)?;
-    let Prologue { config, options } =
-        Prologue::new(conninfo, args.options.as_ref(), true)?.read_only();
-    if options.slot.is_some() {
-        return Err(usage_error(
-            py,
-            "replication_slot: an export into a lake table is not handed off to a slot yet",
-        ));
-    }
-    let source = self::source(source, is_table)?;
-    let if_exists: IfExists = args
-        .if_exists
-        .parse()
-        .map_err(|e: pgarrow::Error| usage_error(py, e.to_string()))?;
-    let storage: StorageOptions = args
-        .storage_options
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let Common {
+        config,
+        options,
+        source,
+        if_exists,
+        storage,
+    } = Common::new(
+        py,
+        conninfo,
+        (source, is_table),
+        args.options.as_ref(),
+        &args.if_exists,
+        args.storage_options,
+    )?;
     let mut target = DeltaTarget::new(args.location.clone())
         .with_if_exists(if_exists)
         .with_storage(storage)
