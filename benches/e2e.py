@@ -697,13 +697,16 @@ def run_lineitem_tool(tool, server, rows, prefix):
 
 
 def lake_suite(args, command):
-    """lineitem into a DuckLake table (its catalog a database of the same cluster), against
-    the same export to a plain Parquet file and DuckDB's postgres extension writing the same
-    DuckLake table through its ducklake extension, in the same rounds. Each round replaces the
+    """lineitem into a DuckLake table (its catalog a database of the same cluster) and into a
+    Delta table, against the same export to a plain Parquet file, DuckDB's postgres extension
+    writing the same DuckLake table through its ducklake extension, and dlt writing the Delta
+    table (through deltalake), in the same rounds. Each round replaces the
     table's rows (one snapshot), so every run commits the same work."""
     rows = args.rows
     lake_dir = os.path.join(DATA, "lake")
     duck_dir = os.path.join(DATA, "lake-duckdb")
+    delta_dir = os.path.join(DATA, "lake-delta")
+    dlt_dir = os.path.join(DATA, "lake-dlt")
 
     def pg(extra):
         return lambda s, q, t, out: [PGARROW, "export", "--url", s.url, "--table", t, *extra(s, out)]
@@ -721,6 +724,13 @@ def lake_suite(args, command):
              lambda s, q, t, out: [VENV_PY, PEERS, "duckdb-ducklake", s.url, t,
                                    s.url_of("bench_lake_duckdb") + "|" + duck_dir],
              needs="duckdb-ducklake"),
+        Tool("pgarrow --delta (replace)", "dataset", "pgarrow",
+             pg(lambda s, out: ["--delta", delta_dir, "--if-exists", "replace"])),
+        Tool("pgarrow --delta --partitions 2 (replace)", "dataset", "pgarrow",
+             pg(lambda s, out: ["--delta", delta_dir, "--if-exists", "replace", "--partitions", "2"])),
+        Tool("dlt sql_table (pyarrow) -> filesystem delta (replace)", "dataset", "python",
+             lambda s, q, t, out: [VENV_PY, PEERS, "dlt-delta", s.url, t, dlt_dir],
+             needs="dlt-delta"),
     ]
     if args.tools:
         tools = [t for t in tools if t == tools[0] or any(w in t.name for w in args.tools)]
@@ -733,7 +743,7 @@ def lake_suite(args, command):
         info = machine_info(server)
         for db in ("bench_lake", "bench_lake_duckdb"):
             server.psql(f"DROP DATABASE IF EXISTS {db}", f"CREATE DATABASE {db}")
-        for d in (lake_dir, duck_dir):
+        for d in (lake_dir, duck_dir, delta_dir, dlt_dir):
             shutil.rmtree(d, ignore_errors=True)
         runs = interleaved(tools, args.reps, run)
     results = {name: summarize(rs) for name, rs in runs.items()}
@@ -746,12 +756,13 @@ def lake_suite(args, command):
             continue
         lines.append(f"| {tool.name} | {s['wall']:.2f} | {s['wall'] / base:.2f} | {s['cpu']:.1f} "
                      f"| {s['maxrss_mib']:,.0f} |")
-    for d in (lake_dir, duck_dir):
+    for d in (lake_dir, duck_dir, delta_dir, dlt_dir):
         shutil.rmtree(d, ignore_errors=True)
     text = (
         "## Lake tables (`just bench-lake`)\n\n" + describe_machine(info, command)
         + f"- lineitem ({rows:,} rows) into a DuckLake table whose catalog is a database of the "
-        f"same cluster, replacing its rows each round (one snapshot); medians of {args.reps} "
+        "same cluster, and into a Delta table on the local disk, replacing its rows each round "
+        f"(one snapshot, one version); medians of {args.reps} "
         "interleaved rounds. `x one file`: wall time over the plain one-file export's.\n\n"
         "| tool | s | x one file | client CPU s | peak RSS MiB |\n"
         "|---|--:|--:|--:|--:|\n" + "\n".join(lines) + "\n"

@@ -252,6 +252,26 @@ def duckdb_ducklake(url, table, out, con):
     return int(rows), {}
 
 
+def dlt_delta(url, table, out, con=None):
+    """dlt's sql_table (pyarrow backend) into its filesystem destination as a Delta table
+    (deltalake writes it) under `out`, replacing it each run."""
+    import dlt
+    from dlt.sources.sql_database import sql_table
+
+    del con
+    credentials = url.replace("postgresql://", "postgresql+psycopg2://", 1)
+    source = sql_table(credentials=credentials, table=table, backend="pyarrow")
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_lake_delta",
+        destination=dlt.destinations.filesystem(bucket_url=os.path.join(out, "data")),
+        dataset_name="bench",
+        pipelines_dir=os.path.join(out, "pipelines"),
+    )
+    pipeline.run(source, loader_file_format="parquet", table_format="delta", write_disposition="replace")
+    rows = pipeline.last_trace.last_normalize_info.row_counts.get(table, 0)
+    return int(rows), {}
+
+
 def parquet_reader(path):
     """The Parquet file as a stream of record batches (pyarrow's default 64Ki-row batches)."""
     import pyarrow
@@ -307,6 +327,7 @@ TOOLS = {
     "duckdb-parquet": duckdb_parquet,
     "duckdb-partitioned": duckdb_partitioned,
     "duckdb-ducklake": duckdb_ducklake,
+    "dlt-delta": dlt_delta,
     "adbc-ingest": adbc_ingest,
     "pgpq-psycopg": pgpq_psycopg,
     "pgarrow-adbc-arrow": pgarrow_adbc_arrow,
@@ -327,6 +348,7 @@ IMPORTS = {
     "duckdb-parquet": ["duckdb", "duckdb_extension_postgres"],
     "duckdb-partitioned": ["duckdb", "duckdb_extension_postgres"],
     "duckdb-ducklake": ["duckdb", "duckdb_extension_postgres", "duckdb_extension_ducklake"],
+    "dlt-delta": ["dlt", "dlt.sources.sql_database", "deltalake", "psycopg2"],
     "adbc-ingest": ["adbc_driver_postgresql.dbapi", "pyarrow.parquet"],
     "pgpq-psycopg": ["psycopg", "pgpq", "pyarrow.parquet"],
     "pgarrow-adbc-arrow": ["pgarrow.adbc", "adbc_driver_manager.dbapi", "pyarrow"],
@@ -345,8 +367,10 @@ def main(argv):
         return 0
     tool, url, table = argv[1], argv[2], argv[3]
     out = argv[4] if len(argv) > 4 else os.devnull
-    # DuckDB reads the table itself and the loaders write into it; the others run this query.
-    target = table if tool.startswith("duckdb") or tool in LOADERS else f'SELECT * FROM "{table}"'
+    # DuckDB and dlt read the table themselves and the loaders write into it; the others run
+    # this query.
+    named = tool.startswith(("duckdb", "dlt")) or tool in LOADERS
+    target = table if named else f'SELECT * FROM "{table}"'
     # Imports first: they are not part of the export.
     for module in IMPORTS[tool]:
         __import__(module)
