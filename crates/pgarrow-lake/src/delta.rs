@@ -41,6 +41,7 @@
 
 mod checkpoint;
 mod log;
+mod replay;
 mod schema;
 mod stats;
 
@@ -216,7 +217,7 @@ pub async fn export_to_delta(
     let log = root.join("_delta_log");
     let existing = {
         let log = log.clone();
-        blocking(move || log::load(&log)).await?
+        blocking(move || replay::load(&log)).await?
     };
     if let Some(table) = &existing {
         if target.if_exists == IfExists::Fail {
@@ -300,7 +301,7 @@ pub async fn export_to_delta(
         // Another writer took the version: read what it (and any after it) committed.
         let (log2, from) = (log.clone(), state.as_ref().map_or(0, |s| s.version + 1));
         let (newer, winners) = blocking(move || {
-            let newer = log::load(&log2)?;
+            let newer = replay::load(&log2)?;
             let upto = newer.as_ref().map_or(-1, |s| s.version);
             let mut winners = Vec::new();
             for v in from..=upto {

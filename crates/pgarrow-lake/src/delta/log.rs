@@ -1,14 +1,12 @@
-//! A Delta table's log: its actions (as the protocol spells them in JSON), the table's state
-//! replayed from the last checkpoint and the commits after it, and the commit itself: the
-//! next version's file created only if no other writer created it first.
+//! A Delta table's log: its actions (as the protocol spells them in JSON), a state and how a
+//! commit changes it, and the commit itself: the next version's file created only if no other
+//! writer created it first. Finding the latest state is [`super::replay`]'s.
 
 use std::collections::BTreeMap;
 
 use pgarrow::io::Location;
 use pgarrow::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
-
-use super::checkpoint;
 
 /// The `protocol` action: the versions and features a reader and a writer need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,56 +217,6 @@ pub(crate) fn commit_name(v: i64) -> String {
     format!("{v:020}.json")
 }
 
-/// What the log directory holds: the commits' versions, and the complete checkpoints (a
-/// version and its parts' names).
-struct Listing {
-    commits: Vec<i64>,
-    checkpoints: Vec<(i64, Vec<String>)>,
-}
-
-fn list(log: &Location) -> Result<Listing> {
-    let mut commits = Vec::new();
-    // version -> (parts expected, names)
-    let mut parts: BTreeMap<(i64, u32), Vec<String>> = BTreeMap::new();
-    for (name, _) in log.list_names()? {
-        let Some((version, rest)) = name.split_once('.') else {
-            continue;
-        };
-        if version.len() != 20 || !version.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(version) = version.parse::<i64>() else {
-            continue;
-        };
-        match rest.split('.').collect::<Vec<_>>()[..] {
-            ["json"] => commits.push(version),
-            ["checkpoint", "parquet"] => parts.entry((version, 1)).or_default().push(name),
-            ["checkpoint", part, total, "parquet"] => {
-                if let (Ok(_), Ok(total)) = (part.parse::<u32>(), total.parse::<u32>()) {
-                    parts.entry((version, total)).or_default().push(name);
-                }
-            }
-            // UUID-named (V2) checkpoints and anything else: read past; the commits still
-            // hold the state unless they were cleaned up, which `load` then says.
-            _ => {}
-        }
-    }
-    commits.sort_unstable();
-    let mut checkpoints: Vec<(i64, Vec<String>)> = parts
-        .into_iter()
-        .filter(|((_, total), names)| names.len() == *total as usize)
-        .map(|((v, _), mut names)| {
-            names.sort();
-            (v, names)
-        })
-        .collect();
-    checkpoints.sort_by_key(|(v, _)| *v);
-    Ok(Listing {
-        commits,
-        checkpoints,
-    })
-}
-
 /// Reads commit `version`'s actions.
 pub(crate) fn read_commit(log: &Location, version: i64) -> Result<Vec<Action>> {
     let at = log.join(&commit_name(version));
@@ -308,46 +256,6 @@ pub(crate) fn parse_commit(bytes: &[u8]) -> std::result::Result<Vec<Action>, Str
         out.push(action);
     }
     Ok(out)
-}
-
-/// The table's latest state: its last complete checkpoint and the commits after it; `None`
-/// when the log has no commit (no table).
-///
-/// # Errors
-/// A log with a gap (a commit missing after the checkpoint), a commit or checkpoint pgarrow
-/// cannot read, storage errors.
-pub(crate) fn load(log: &Location) -> Result<Option<Snapshot>> {
-    let listing = list(log)?;
-    let Some(&latest) = listing
-        .commits
-        .last()
-        .or(listing.checkpoints.last().map(|(v, _)| v))
-    else {
-        return Ok(None);
-    };
-    let checkpoint = listing.checkpoints.iter().rev().find(|(v, _)| *v <= latest);
-    let (mut state, first) = match checkpoint {
-        Some((v, names)) => {
-            let mut actions = Vec::new();
-            for name in names {
-                actions.extend(checkpoint::read(&log.join(name))?);
-            }
-            (Some(Snapshot::apply(None, *v, actions, log)?), v + 1)
-        }
-        None => (None, 0),
-    };
-    for version in first..=latest {
-        if listing.commits.binary_search(&version).is_err() {
-            return Err(ErrorKind::Usage(format!(
-                "Delta table log {log}: commit {version} is missing (the log was cleaned up past \
-                 its last checkpoint pgarrow reads: classic and multi-part checkpoints)"
-            ))
-            .into());
-        }
-        let actions = read_commit(log, version)?;
-        state = Some(Snapshot::apply(state, version, actions, log)?);
-    }
-    Ok(state)
 }
 
 /// Creates version `version`'s commit holding `actions`, unless another writer made it first
@@ -392,76 +300,5 @@ mod tests {
             uri_path("d=2026-01-01/x y.parquet"),
             "d=2026-01-01/x%20y.parquet"
         );
-    }
-
-    #[test]
-    fn commits_replay_into_a_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = Location::from(dir.path()).join("_delta_log");
-        assert!(load(&log).unwrap().is_none());
-        let add = |p: &str| {
-            Action::Add(Add {
-                path: p.into(),
-                partition_values: BTreeMap::new(),
-                size: 1,
-                modification_time: 0,
-                data_change: true,
-                stats: None,
-                tags: None,
-                deletion_vector: None,
-                base_row_id: None,
-                default_row_commit_version: None,
-            })
-        };
-        let first = vec![
-            Action::Protocol(Protocol {
-                min_reader_version: 1,
-                min_writer_version: 2,
-                reader_features: None,
-                writer_features: None,
-            }),
-            Action::MetaData(Metadata {
-                id: "t".into(),
-                name: None,
-                description: None,
-                format: Format {
-                    provider: "parquet".into(),
-                    options: BTreeMap::new(),
-                },
-                schema_string: "{}".into(),
-                partition_columns: vec![],
-                created_time: None,
-                configuration: BTreeMap::new(),
-            }),
-            add("a.parquet"),
-        ];
-        assert!(commit(&log, 0, &first).unwrap());
-        assert!(!commit(&log, 0, &first).unwrap(), "version 0 is taken");
-        let second = vec![
-            Action::Remove(Remove {
-                path: "a.parquet".into(),
-                deletion_timestamp: Some(5),
-                data_change: true,
-                extended_file_metadata: None,
-                partition_values: None,
-                size: None,
-                deletion_vector: None,
-            }),
-            add("b.parquet"),
-        ];
-        assert!(commit(&log, 1, &second).unwrap());
-        // Unknown actions and fields are read past.
-        log.join(&commit_name(2))
-            .create_new(b"{\"domainMetadata\":{\"domain\":\"x\"}}\n{\"add\":{\"path\":\"c.parquet\",\"partitionValues\":{},\"size\":2,\"modificationTime\":0,\"dataChange\":true,\"future\":1}}\n")
-            .unwrap();
-        let state = load(&log).unwrap().unwrap();
-        assert_eq!(state.version, 2);
-        let live: Vec<&str> = state.files.values().map(|a| a.path.as_str()).collect();
-        assert_eq!(live, ["b.parquet", "c.parquet"]);
-        assert_eq!(state.removed.len(), 1);
-        // A gap is refused.
-        std::fs::remove_file(dir.path().join("_delta_log").join(commit_name(1))).unwrap();
-        let e = load(&log).unwrap_err().to_string();
-        assert!(e.contains("commit 1 is missing"), "{e}");
     }
 }
