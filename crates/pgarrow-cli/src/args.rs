@@ -621,8 +621,12 @@ pub(crate) struct ImportArgs {
     /// columns; a directory (or prefix) with the manifest of the export that wrote it;
     /// object URLs (s3://bucket/orders.parquet, or a pattern: s3://bucket/orders/*.parquet);
     /// - reads an IPC stream from standard input.
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "delta", value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
+    /// Load the current version of the Delta Lake table at LOCATION (a directory or an object
+    /// store URL), whoever wrote it: its live files, with their partition values as columns.
+    #[arg(long, value_name = "LOCATION", conflicts_with = "files")]
+    pub(crate) delta: Option<String>,
     #[command(flatten)]
     pub(crate) storage: StorageArgs,
     /// The table (name or schema.name, read as SQL reads it: unquoted names fold to lower

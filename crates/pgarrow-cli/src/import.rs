@@ -1,6 +1,7 @@
 //! `pgarrow import` and the loading half of `copy`: the terminal around
 //! [`pgarrow::io::Input`] and [`pgarrow::blocking::load_with`] (Parquet and Arrow IPC files, a
-//! directory with a manifest, or an IPC stream on stdin, into a table in one transaction).
+//! directory with a manifest, a Delta table, or an IPC stream on stdin, into a table in one
+//! transaction).
 
 use std::time::Instant;
 
@@ -30,12 +31,19 @@ pub(crate) fn import(stop: &Stop, config: &Config, args: &ImportArgs) -> Result<
     let options = load_options(&args.load)?;
     let input_options = InputOptions::default().with_batch_rows(args.batch_rows);
     // Every file is opened (and its schema checked) before connecting.
-    let inputs = args
-        .files
-        .iter()
-        .map(|f| args.storage.location(f))
-        .collect::<pgarrow::Result<Vec<_>>>()?;
-    let input = Input::open(&inputs, &input_options)?;
+    let input = match &args.delta {
+        Some(location) => {
+            pgarrow_lake::delta::open_delta(location, &args.storage.options()?, &input_options)?
+        }
+        None => {
+            let inputs = args
+                .files
+                .iter()
+                .map(|f| args.storage.location(f))
+                .collect::<pgarrow::Result<Vec<_>>>()?;
+            Input::open(&inputs, &input_options)?
+        }
+    };
     let from = input.name().to_owned();
     let (bar, hooks) = load_hooks(args.load.quiet, stop);
     let stats = pgarrow::blocking::load(config, &args.into, input, &options, hooks);

@@ -146,6 +146,45 @@ impl Input {
         }
     }
 
+    /// The files of a table whose metadata lists them (a lake table's snapshot), in order:
+    /// each checked to hold the rows it says, with the columns its metadata holds for it
+    /// (partition values) put back as constants in their places. `name` is for messages.
+    ///
+    /// # Errors
+    /// As [`open`](Input::open): no file, files whose columns differ, a file that cannot be
+    /// read; a partition value its column's type cannot hold, named.
+    pub fn open_table(
+        name: impl Into<String>,
+        files: Vec<TableFile>,
+        options: &InputOptions,
+    ) -> Result<Input> {
+        let name = name.into();
+        if files.is_empty() {
+            return Err(Error::usage(format!("{name} has no data file")));
+        }
+        let restored: Vec<Vec<Restored>> = files
+            .iter()
+            .map(|f| {
+                let mut columns: Vec<Restored> = f
+                    .columns
+                    .iter()
+                    .map(|(index, field, value)| Restored {
+                        index: *index,
+                        field: field.clone(),
+                        value: value.clone(),
+                    })
+                    .collect();
+                columns.sort_by_key(|c| c.index);
+                columns
+            })
+            .collect();
+        let files = files
+            .into_iter()
+            .map(|f| (f.location, f.rows, None))
+            .collect();
+        Input::open_files(name, files, options, &restored)
+    }
+
     /// The files `DIR/_manifest.json` lists, each to hold the rows it says.
     fn open_dir(dir: &Location, options: &InputOptions) -> Result<Input> {
         if !dir.join(MANIFEST_NAME).exists()? {
@@ -243,6 +282,35 @@ impl Iterator for Input {
 impl RecordBatchReader for Input {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+}
+
+/// A data file of a table ([`Input::open_table`]): where it is, the rows its metadata says,
+/// and the columns the metadata holds for it rather than the file (a partition's values):
+/// each column's place in the table, its field, its value as text (`None`: null).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TableFile {
+    /// The file.
+    pub location: Location,
+    /// Its rows, checked as it ends.
+    pub rows: Option<u64>,
+    /// Its constant columns: place, field, value as text.
+    pub columns: Vec<(usize, arrow_schema::FieldRef, Option<String>)>,
+}
+
+impl TableFile {
+    /// The file at `location`, of `rows` rows, with `columns` held outside it.
+    pub fn new(
+        location: Location,
+        rows: Option<u64>,
+        columns: Vec<(usize, arrow_schema::FieldRef, Option<String>)>,
+    ) -> TableFile {
+        TableFile {
+            location,
+            rows,
+            columns,
+        }
     }
 }
 

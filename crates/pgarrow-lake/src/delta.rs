@@ -41,6 +41,7 @@
 
 mod checkpoint;
 mod log;
+mod read;
 mod replay;
 mod schema;
 mod stats;
@@ -57,6 +58,7 @@ use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source
 
 use crate::IfExists;
 use log::{Action, Add, Metadata, Protocol, Remove, Snapshot};
+pub use read::open_delta;
 use schema::DeltaSchema;
 
 /// The writer features pgarrow keeps when it commits to a table that has them: those that ask

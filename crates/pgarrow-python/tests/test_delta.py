@@ -442,3 +442,74 @@ def test_every_object_store_takes_each_version_once(url, conn, typed, store):
     report = json.loads(export(url, "-q", f"SELECT id, label FROM {typed}", "--delta", location, "--if-exists",
                                "replace", *store.flags()).stdout)
     assert report["version"] == 5 and report["removed"] == 5
+
+
+def test_tables_of_every_writer_import_back_into_postgresql_exactly(url, conn, tmp_path, typed):
+    """`pgarrow import --delta`: the table's current version (pgarrow's, deltalake's, both
+    mixed; partitioned or not) loaded into PostgreSQL as it is; deletion vectors refused."""
+    import pyarrow as pa
+
+    def pg_import(location, into, *extra, check=True):
+        out = subprocess.run(
+            [pgarrow_bin(), "import", "-d", url, "--quiet", "--delta", str(location), "--into", into, "--create",
+             *extra],
+            capture_output=True, text=True,
+        )
+        if check:
+            assert out.returncode == 0, out.stderr
+        return out
+
+    # pgarrow's, every type: the same rows as the source, replaced rows left out.
+    table = tmp_path / "types"
+    export(url, "-t", typed, "--delta", str(table))
+    export(url, "-t", typed, "--delta", str(table), "--if-exists", "replace")
+    conn.execute("DROP TABLE IF EXISTS delta_back")
+    pg_import(table, "delta_back")
+    cols = "id, small, big, amount, ratio, flag, label, code, day, stamp, stamp_tz, raw, doc::text, tags"
+    want = conn.execute(f"SELECT {cols} FROM {typed} ORDER BY id").fetchall()
+    got = conn.execute(f"SELECT {cols} FROM delta_back ORDER BY id").fetchall()
+    assert got == want
+    # deltalake's, partitioned by a string and a date, with a NULL partition value.
+    theirs = tmp_path / "theirs"
+    data = pa.table({
+        "id": pa.array([1, 2, 3, 4], pa.int64()),
+        "region": ["eu", "us", None, "a/b c"],
+        "day": pa.array([datetime.date(2026, 1, 1), datetime.date(2026, 1, 2)] * 2),
+        "v": pa.array([1.5, None, -2.25, 0.0]),
+    })
+    deltalake.write_deltalake(str(theirs), data, partition_by=["region", "day"])
+    deltalake.write_deltalake(str(theirs), data.slice(0, 1), mode="append")
+    conn.execute("DROP TABLE IF EXISTS delta_theirs")
+    pg_import(theirs, "delta_theirs")
+    got = conn.execute("SELECT id, region, day, v FROM delta_theirs ORDER BY id, region NULLS FIRST").fetchall()
+    assert got == [
+        (1, "eu", datetime.date(2026, 1, 1), 1.5), (1, "eu", datetime.date(2026, 1, 1), 1.5),
+        (2, "us", datetime.date(2026, 1, 2), None), (3, None, datetime.date(2026, 1, 1), -2.25),
+        (4, "a/b c", datetime.date(2026, 1, 2), 0.0),
+    ]
+    # Both writers in one table: pgarrow's partitioned export, then deltalake's append.
+    conn.execute("DROP TABLE IF EXISTS delta_mixed_src")
+    conn.execute("CREATE TABLE delta_mixed_src AS SELECT i::bigint AS id, (ARRAY['eu', 'us'])[i % 2 + 1] AS region "
+                 "FROM generate_series(1, 50) i")
+    mixed = tmp_path / "mixed"
+    export(url, "-t", "delta_mixed_src", "--delta", str(mixed), "--files-by", "region")
+    deltalake.write_deltalake(str(mixed), pa.table({"id": pa.array([99], pa.int64()), "region": ["xx"]}),
+                              mode="append")
+    conn.execute("DROP TABLE IF EXISTS delta_mixed")
+    pg_import(mixed, "delta_mixed")
+    assert conn.execute("SELECT count(*), sum(id), count(DISTINCT region) FROM delta_mixed").fetchone() == (51, 1374, 3)
+    # A file with a deletion vector: refused, named, nothing loaded.
+    log = theirs / "_delta_log"
+    add = next(json.loads(l)["add"] for l in (log / f"{0:020}.json").read_text().splitlines() if '"add"' in l)
+    dv = {"storageType": "i", "pathOrInlineDv": "wi5b=000010000siXQKl0rr91000f55c8Xg0@@D89D-zT", "sizeInBytes": 4,
+          "cardinality": 1}
+    (log / f"{2:020}.json").write_text(
+        json.dumps({"remove": {"path": add["path"], "dataChange": True, "deletionTimestamp": 1}}) + "\n"
+        + json.dumps({"add": {**add, "deletionVector": dv}}) + "\n"
+    )
+    out = pg_import(theirs, "delta_dv", check=False)
+    assert out.returncode != 0 and "deletion vectors" in out.stderr, out.stderr
+    assert conn.execute("SELECT to_regclass('delta_dv')").fetchone() == (None,)
+    # Not a table.
+    out = pg_import(tmp_path / "nothing", "delta_none", check=False)
+    assert out.returncode != 0 and "no table there" in out.stderr

@@ -1,0 +1,203 @@
+//! A Delta table's current version as an [`Input`]: its live files (from any writer), each
+//! with its partition values put back as columns in the table's order, for `pgarrow import`
+//! to load into PostgreSQL. A table readers must apply deletion vectors or column mapping to
+//! is refused, naming what it has, rather than read wrong.
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, TimeUnit};
+use pgarrow::io::{Input, InputOptions, Location, StorageOptions, TableFile};
+use pgarrow::{Error, ErrorKind, Result};
+use serde_json::Value;
+
+use super::{replay, schema};
+
+/// Reader features whose tables pgarrow reads as they are (deletion vectors are checked file
+/// by file).
+const READER_FEATURES: &[&str] = &[
+    "timestampNtz",
+    "deletionVectors",
+    "typeWidening",
+    "typeWidening-preview",
+    "vacuumProtocolCheck",
+    "v2Checkpoint",
+];
+
+/// The Delta table at `location` (its latest version) as the input of a load.
+///
+/// # Errors
+/// No table there; a table with deletion vectors, column mapping or a reader feature pgarrow
+/// does not read (named); a partition column of a type it cannot restore; the files' errors.
+pub fn open_delta(
+    location: &str,
+    storage: &StorageOptions,
+    options: &InputOptions,
+) -> Result<Input> {
+    let root = Location::parse(location, storage)?;
+    let refuse = |what: String| -> Error {
+        ErrorKind::Usage(format!("Delta table {location}: {what}")).into()
+    };
+    let Some(table) = replay::load(&root.join("_delta_log"))? else {
+        return Err(refuse(
+            "there is no table there (no _delta_log commit)".into(),
+        ));
+    };
+    let p = &table.protocol;
+    if p.min_reader_version > 3 {
+        return Err(refuse(format!(
+            "it needs Delta reader version {}, past what pgarrow reads",
+            p.min_reader_version
+        )));
+    }
+    if let Some(f) = p
+        .reader_features
+        .iter()
+        .flatten()
+        .find(|f| !READER_FEATURES.contains(&f.as_str()))
+    {
+        return Err(refuse(format!(
+            "it has the reader feature {f:?}, which pgarrow does not read"
+        )));
+    }
+    if table
+        .metadata
+        .configuration
+        .get("delta.columnMapping.mode")
+        .is_some_and(|m| m != "none")
+    {
+        return Err(refuse(
+            "it maps columns by ID or name (delta.columnMapping.mode), which pgarrow does not \
+             read"
+                .into(),
+        ));
+    }
+    if let Some(file) = table.files.values().find(|f| f.deletion_vector.is_some()) {
+        let n = table
+            .files
+            .values()
+            .filter(|f| f.deletion_vector.is_some())
+            .count();
+        return Err(refuse(format!(
+            "{n} of its files have deletion vectors (rows deleted in place, {} first), which \
+             pgarrow does not apply yet: run OPTIMIZE or REORG TABLE ... APPLY (PURGE) on it \
+             first",
+            file.path
+        )));
+    }
+    let schema: Value = serde_json::from_str(&table.metadata.schema_string)
+        .map_err(|e| refuse(format!("its schema is not JSON: {e}")))?;
+    let fields = schema::fields(&schema);
+    let mut partitions = Vec::new();
+    for column in &table.metadata.partition_columns {
+        let (index, (_, ty, _)) = fields
+            .iter()
+            .enumerate()
+            .find(|(_, f)| &f.0 == column)
+            .ok_or_else(|| {
+                refuse(format!(
+                    "partition column \"{column}\" is not in its schema"
+                ))
+            })?;
+        let dt = partition_type(ty).ok_or_else(|| {
+            refuse(format!(
+                "partition column \"{column}\" is of type {ty}, which pgarrow does not restore"
+            ))
+        })?;
+        partitions.push((
+            index,
+            Arc::new(Field::new(column, dt, true)),
+            column.clone(),
+        ));
+    }
+    let files = table
+        .files
+        .values()
+        .map(|add| {
+            let at = match add.path.contains("://") {
+                true => Location::parse(&uri_decode(&add.path), storage)?,
+                false => root.join_path(&uri_decode(&add.path)),
+            };
+            let rows = add
+                .stats
+                .as_deref()
+                .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                .and_then(|s| s.get("numRecords")?.as_u64());
+            let columns = partitions
+                .iter()
+                .map(|(index, field, column)| {
+                    let value = add.partition_values.get(column).cloned().flatten();
+                    // An empty string is a NULL in Delta's partition values.
+                    let value = value.filter(|v| !v.is_empty());
+                    (*index, field.clone(), value)
+                })
+                .collect();
+            Ok(TableFile::new(at, rows, columns))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Input::open_table(
+        format!("Delta table {location} (version {})", table.version),
+        files,
+        options,
+    )?)
+}
+
+/// The Arrow type a partition column's values are restored as.
+fn partition_type(ty: &Value) -> Option<DataType> {
+    Some(match ty.as_str()? {
+        "string" => DataType::Utf8,
+        "long" => DataType::Int64,
+        "integer" => DataType::Int32,
+        "short" => DataType::Int16,
+        "byte" => DataType::Int8,
+        "boolean" => DataType::Boolean,
+        "float" => DataType::Float32,
+        "double" => DataType::Float64,
+        "date" => DataType::Date32,
+        "timestamp" => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        "timestamp_ntz" => DataType::Timestamp(TimeUnit::Microsecond, None),
+        t => {
+            let inner = t.strip_prefix("decimal(")?.strip_suffix(')')?;
+            let (p, s) = inner.split_once(',')?;
+            DataType::Decimal128(p.trim().parse().ok()?, s.trim().parse().ok()?)
+        }
+    })
+}
+
+/// A log path's percent-encoding undone.
+fn uri_decode(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_paths_decode_to_the_files_names() {
+        assert_eq!(uri_decode("k=a%252Fb/p%20q.parquet"), "k=a%2Fb/p q.parquet");
+        assert_eq!(uri_decode("100%"), "100%");
+        assert_eq!(
+            partition_type(&Value::from("decimal(10, 2)")),
+            Some(DataType::Decimal128(10, 2))
+        );
+        assert_eq!(partition_type(&Value::from("binary")), None);
+    }
+}
