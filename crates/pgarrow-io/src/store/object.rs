@@ -325,7 +325,7 @@ impl ObjectLocation {
     /// anything behind: an upload started and aborted where a started upload is a request
     /// (S3, GCS), a marker object written and removed where it is not (Azure).
     pub(crate) fn check_writable(&self) -> Result<()> {
-        let marker = self.child(".pgarrow-write-check");
+        let marker = self.child(&format!(".pgarrow-write-check{}", marker_suffix()));
         let (store, path, cloud, gcs) = (
             self.store.store.clone(),
             marker.path.clone(),
@@ -339,7 +339,7 @@ impl ObjectLocation {
             match cloud {
                 Cloud::Azure => {
                     store.put(&path, PutPayload::default()).await?;
-                    store.delete(&path).await
+                    forget_missing(store.delete(&path).await)
                 }
                 Cloud::S3 | Cloud::Gcs => {
                     let mut upload = store.put_multipart(&path).await?;
@@ -348,6 +348,25 @@ impl ObjectLocation {
             }
         })
         .map_err(|e| self.error("cannot write to", e).into())
+    }
+}
+
+/// A marker name's suffix of its own (the process and the moment): writers checking one
+/// prefix at once each write and remove their own marker, never another's.
+pub(crate) fn marker_suffix() -> String {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("-{}-{nanos}-{n}", std::process::id())
+}
+
+/// A marker's removal, a marker already gone being no error.
+pub(crate) fn forget_missing(done: object_store::Result<()>) -> object_store::Result<()> {
+    match done {
+        Err(object_store::Error::NotFound { .. }) => Ok(()),
+        other => other,
     }
 }
 

@@ -279,8 +279,9 @@ impl ObjectLocation {
     /// it (a marker blob written and removed beside the object).
     fn parent_check(&self) -> object_store::Result<()> {
         let name = format!(
-            "{}.pgarrow-write-check",
-            self.path().filename().unwrap_or("object")
+            "{}.pgarrow-write-check{}",
+            self.path().filename().unwrap_or("object"),
+            super::object::marker_suffix()
         );
         let parts: Vec<_> = self.path().parts().collect();
         let marker = match parts.split_last() {
@@ -290,7 +291,7 @@ impl ObjectLocation {
         let (store, path) = (self.store().store.clone(), marker);
         runtime::run(async move {
             store.put(&path, PutPayload::default()).await?;
-            store.delete(&path).await
+            super::object::forget_missing(store.delete(&path).await)
         })
     }
 }
