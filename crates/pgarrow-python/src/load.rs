@@ -48,6 +48,8 @@ struct WriteArgs {
     storage_options: Option<HashMap<String, String>>,
     /// "error" or "round".
     nanoseconds: String,
+    /// A Delta table's location, read instead of `data`.
+    delta: Option<String>,
 }
 
 /// Loads `data` into `table` in one transaction; returns the statistics. `data` is anything
@@ -76,16 +78,29 @@ pub(crate) fn write(
     let options = options.with_policies(policies);
     let config = config(conninfo, None)?;
     let table = TableName::parse(table).map_err(|e| py_err(py, &e.into()))?;
-    if let Some(paths) = paths(data)? {
-        let mut input_options = InputOptions::default();
-        if let Some(rows) = args.batch_rows {
-            input_options = input_options.with_batch_rows(rows.max(1));
+    let mut input_options = InputOptions::default();
+    if let Some(rows) = args.batch_rows {
+        input_options = input_options.with_batch_rows(rows.max(1));
+    }
+    let storage: StorageOptions = args
+        .storage_options
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    if let Some(location) = args.delta {
+        if !data.is_none() {
+            return Err(usage_error(
+                py,
+                "data and delta= are two inputs: give one (data=None to read the Delta table)",
+            ));
         }
-        let storage: StorageOptions = args
-            .storage_options
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+        // The log is read and every file opened before connecting, without the GIL.
+        return document(py, move |stop| {
+            let input = pgarrow_lake::delta::open_delta(&location, &storage, &input_options)?;
+            blocking::load(config, table, input, &options, hooks(stop))
+        });
+    }
+    if let Some(paths) = paths(data)? {
         let inputs = paths
             .iter()
             .map(|p| parse_location(p, &storage))

@@ -498,6 +498,15 @@ def test_tables_of_every_writer_import_back_into_postgresql_exactly(url, conn, t
     conn.execute("DROP TABLE IF EXISTS delta_mixed")
     pg_import(mixed, "delta_mixed")
     assert conn.execute("SELECT count(*), sum(id), count(DISTINCT region) FROM delta_mixed").fetchone() == (51, 1374, 3)
+    # From Python too, the same rows.
+    import pgarrow
+
+    conn.execute("DROP TABLE IF EXISTS delta_theirs_py")
+    stats = pgarrow.write(url, "delta_theirs_py", delta=str(theirs), create=True)
+    assert stats["rows"] == 5
+    assert conn.execute("SELECT id, region, day, v FROM delta_theirs_py ORDER BY id, region NULLS FIRST").fetchall() == got
+    with pytest.raises(pgarrow.UsageError, match="two inputs"):
+        pgarrow.write(url, "delta_theirs_py", str(theirs), delta=str(theirs))
     # A file with a deletion vector: refused, named, nothing loaded.
     log = theirs / "_delta_log"
     add = next(json.loads(l)["add"] for l in (log / f"{0:020}.json").read_text().splitlines() if '"add"' in l)
@@ -509,6 +518,8 @@ def test_tables_of_every_writer_import_back_into_postgresql_exactly(url, conn, t
     )
     out = pg_import(theirs, "delta_dv", check=False)
     assert out.returncode != 0 and "deletion vectors" in out.stderr, out.stderr
+    with pytest.raises(pgarrow.UsageError, match="deletion vectors"):
+        pgarrow.write(url, "delta_dv", delta=str(theirs), create=True)
     assert conn.execute("SELECT to_regclass('delta_dv')").fetchone() == (None,)
     # Not a table.
     out = pg_import(tmp_path / "nothing", "delta_none", check=False)

@@ -1091,9 +1091,10 @@ def _key(key: Union[str, list[str], None]) -> Optional[list[str]]:
 def write(
     url: Optional[str],
     table: str,
-    data: Any,
+    data: Any = None,
     mode: LoadMode = "append",
     *,
+    delta: Optional[str] = None,
     key: Union[str, list[str], None] = None,
     create: bool = False,
     create_nested: CreateNested = "json",
@@ -1125,12 +1126,16 @@ def write(
         written by an export (exactly the files its ``_manifest.json`` lists, each checked
         against its row count). Paths may be object URLs (``s3://bucket/orders.parquet``, a
         pattern such as ``s3://bucket/orders/*.parquet``, or a prefix with a manifest), read
-        in place by ranges.
+        in place by ranges. ``None`` with ``delta``.
     mode : {"append", "replace", "upsert"}, default "append"
         Add the rows; TRUNCATE first, in the same transaction; or insert new keys and update
         the others.
     key : str or list of str, optional
         The upsert's key: the columns of a unique index (``"id"``, ``"a,b"``, ``["a", "b"]``).
+    delta : str, optional
+        Instead of ``data``: the Delta Lake table at this location (a directory or an object
+        URL), its current version, whoever wrote it, with its partition values as columns (as
+        ``pgarrow import --delta``; a table with deletion vectors is refused).
     create : bool, default False
         Create a missing table from the schema, with the PostgreSQL types pgarrow's field
         metadata names where they exist.
@@ -1169,6 +1174,7 @@ def write(
     --------
     >>> pgarrow.write(url, "orders", table, mode="upsert", key=["id"])
     >>> pgarrow.write(url, "orders", "orders/")  # a directory an export wrote
+    >>> pgarrow.write(url, "orders", delta="s3://bucket/lake/orders", create=True)
     """
     return _pgarrow.write(
         url,
@@ -1181,6 +1187,7 @@ def write(
         batch_rows=batch_rows,
         storage_options=storage_options,
         nanoseconds=nanoseconds,
+        delta=delta,
     )
 
 

@@ -221,6 +221,7 @@ def write(
     batch_rows: Optional[int],
     storage_options: Optional[dict[str, str]],
     nanoseconds: str,
+    delta: Optional[str],
 ) -> LoadStats: ...
 def copy(
     from_conninfo: Optional[str],
