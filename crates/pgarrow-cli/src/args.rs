@@ -445,7 +445,8 @@ pub(crate) struct ExportArgs {
 /// Lake tables: the export committed into a table of a lake format.
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Lake tables")]
-#[command(group(clap::ArgGroup::new("lake_format").args(["ducklake", "delta"]).multiple(false)))]
+#[command(group(clap::ArgGroup::new("lake_format").args(["ducklake", "delta", "iceberg"]).multiple(false)))]
+#[command(group(clap::ArgGroup::new("lake_catalog").args(["ducklake", "iceberg"]).multiple(false)))]
 pub(crate) struct LakeArgs {
     /// Export into a DuckLake table whose catalog is the PostgreSQL database at URL (made
     /// there, with --data-path, when the database has none): the files go under the lake's
@@ -456,12 +457,26 @@ pub(crate) struct LakeArgs {
     /// when there is none): the files go under it, and one commit in its _delta_log adds them.
     #[arg(long, value_name = "LOCATION", conflicts_with_all = ["output", "plan", "replication_slot"])]
     pub(crate) delta: Option<String>,
+    /// Export into an Apache Iceberg table of the SQL catalog in the PostgreSQL database at
+    /// URL (pyiceberg's SqlCatalog and Iceberg's JDBC catalog; its tables made when the
+    /// database has none): the files go under the table's location, and one swap of its
+    /// metadata in the catalog commits them.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["output", "plan", "replication_slot"])]
+    pub(crate) iceberg: Option<String>,
+    /// Where a new Iceberg table goes: WAREHOUSE/NAMESPACE.db/TABLE (a directory or an
+    /// object store URL); an existing table keeps its own location.
+    #[arg(long, value_name = "PATH", requires = "iceberg")]
+    pub(crate) warehouse: Option<String>,
+    /// The Iceberg catalog's name in the catalog database (pyiceberg's load_catalog name).
+    #[arg(long, value_name = "NAME", default_value = pgarrow_lake::iceberg::DEFAULT_CATALOG_NAME, requires = "iceberg")]
+    pub(crate) catalog_name: String,
     /// A Delta checkpoint every N versions, unless the table's delta.checkpointInterval says
     /// otherwise (0: none).
     #[arg(long, value_name = "N", default_value_t = pgarrow_lake::delta::DEFAULT_CHECKPOINT_INTERVAL, requires = "delta")]
     pub(crate) checkpoint_interval: u64,
-    /// The lake table, [SCHEMA.]NAME (default: the exported table's name, in schema main).
-    #[arg(long, value_name = "NAME", requires = "ducklake")]
+    /// The lake table, [SCHEMA.]NAME: a DuckLake schema or an Iceberg namespace (default:
+    /// the exported table's name, in schema main for DuckLake, namespace default for Iceberg).
+    #[arg(long, value_name = "NAME", requires = "lake_catalog")]
     pub(crate) lake_table: Option<String>,
     /// Where a new DuckLake catalog keeps its files: a directory or an object store URL.
     #[arg(long, value_name = "PATH", requires = "ducklake")]
@@ -475,7 +490,7 @@ pub(crate) struct LakeArgs {
 impl LakeArgs {
     /// Whether the export goes into a lake table.
     pub(crate) fn is_lake(&self) -> bool {
-        self.ducklake.is_some() || self.delta.is_some()
+        self.ducklake.is_some() || self.delta.is_some() || self.iceberg.is_some()
     }
 }
 
@@ -621,12 +636,27 @@ pub(crate) struct ImportArgs {
     /// columns; a directory (or prefix) with the manifest of the export that wrote it;
     /// object URLs (s3://bucket/orders.parquet, or a pattern: s3://bucket/orders/*.parquet);
     /// - reads an IPC stream from standard input.
-    #[arg(required_unless_present = "delta", value_name = "FILE")]
+    #[arg(required_unless_present_any = ["delta", "iceberg"], value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
     /// Load the current version of the Delta Lake table at LOCATION (a directory or an object
     /// store URL), whoever wrote it: its live files, with their partition values as columns.
-    #[arg(long, value_name = "LOCATION", conflicts_with = "files")]
+    #[arg(long, value_name = "LOCATION", conflicts_with_all = ["files", "iceberg"])]
     pub(crate) delta: Option<String>,
+    /// Load the current snapshot of an Apache Iceberg table (--lake-table NAMESPACE.NAME) of
+    /// the SQL catalog in the PostgreSQL database at URL, whoever wrote it.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "files",
+        requires = "lake_table"
+    )]
+    pub(crate) iceberg: Option<String>,
+    /// The Iceberg table to load, NAMESPACE.NAME.
+    #[arg(long, value_name = "NAME", requires = "iceberg")]
+    pub(crate) lake_table: Option<String>,
+    /// The Iceberg catalog's name in the catalog database.
+    #[arg(long, value_name = "NAME", default_value = pgarrow_lake::iceberg::DEFAULT_CATALOG_NAME, requires = "iceberg")]
+    pub(crate) catalog_name: String,
     #[command(flatten)]
     pub(crate) storage: StorageArgs,
     /// The table (name or schema.name, read as SQL reads it: unquoted names fold to lower

@@ -1,6 +1,6 @@
 //! `pgarrow import` and the loading half of `copy`: the terminal around
 //! [`pgarrow::io::Input`] and [`pgarrow::blocking::load_with`] (Parquet and Arrow IPC files, a
-//! directory with a manifest, a Delta table, or an IPC stream on stdin, into a table in one
+//! directory with a manifest, a Delta or Iceberg table, or an IPC stream on stdin, into a table in one
 //! transaction).
 
 use std::time::Instant;
@@ -31,11 +31,30 @@ pub(crate) fn import(stop: &Stop, config: &Config, args: &ImportArgs) -> Result<
     let options = load_options(&args.load)?;
     let input_options = InputOptions::default().with_batch_rows(args.batch_rows);
     // Every file is opened (and its schema checked) before connecting.
-    let input = match &args.delta {
-        Some(location) => {
+    let input = match (&args.delta, &args.iceberg) {
+        (Some(location), _) => {
             pgarrow_lake::delta::open_delta(location, &args.storage.options()?, &input_options)?
         }
-        None => {
+        (None, Some(url)) => {
+            let name = args.lake_table.as_deref().unwrap_or_default();
+            let parsed = pgarrow::names::TableName::parse(name)?;
+            let namespace = parsed.schema.unwrap_or_else(|| "default".to_owned());
+            let catalog = Config::parse(url)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let storage = args.storage.options()?;
+            let open = pgarrow_lake::iceberg::open_iceberg(
+                &catalog,
+                &args.catalog_name,
+                &namespace,
+                &parsed.name,
+                &storage,
+                &input_options,
+            );
+            pgarrow::blocking::wait(&rt, stop, open)?
+        }
+        (None, None) => {
             let inputs = args
                 .files
                 .iter()

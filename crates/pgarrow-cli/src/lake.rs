@@ -1,5 +1,5 @@
-//! `export --ducklake URL` and `export --delta LOCATION`: the export committed into a lake
-//! table.
+//! `export --ducklake URL`, `export --delta LOCATION` and `export --iceberg URL`: the export
+//! committed into a lake table.
 
 use anyhow::Result;
 use pgarrow::Source;
@@ -7,8 +7,8 @@ use pgarrow::blocking::wait;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
 use pgarrow_lake::{
-    DeltaStats, DeltaTarget, DuckLakeStats, DuckLakeTarget, IfExists, export_to_delta,
-    export_to_ducklake,
+    DeltaStats, DeltaTarget, DuckLakeStats, DuckLakeTarget, IcebergStats, IcebergTarget, IfExists,
+    export_to_delta, export_to_ducklake, export_to_iceberg,
 };
 
 use crate::args::{LakeArgs, OutputArgs, PartitionArgs};
@@ -16,17 +16,17 @@ use crate::partition::partition_options;
 use crate::report::{group, human_bytes};
 use crate::{Session, export_options, progress_hooks, sink_options, usage};
 
-/// `--lake-table`, or the exported table's name (in schema `main`).
-fn lake_name(source: &Source, lake: &LakeArgs) -> Result<(String, String)> {
+/// `--lake-table`, or the exported table's name (in schema `default_schema`).
+fn lake_name(source: &Source, lake: &LakeArgs, default_schema: &str) -> Result<(String, String)> {
     if let Some(name) = &lake.lake_table {
         let parsed = pgarrow::names::TableName::parse(name)?;
         return Ok((
-            parsed.schema.unwrap_or_else(|| "main".to_owned()),
+            parsed.schema.unwrap_or_else(|| default_schema.to_owned()),
             parsed.name,
         ));
     }
     match source.as_table() {
-        Some(table) => Ok(("main".to_owned(), table.name.clone())),
+        Some(table) => Ok((default_schema.to_owned(), table.name.clone())),
         None => Err(usage(
             "a query has no table name: give the lake table's (--lake-table [SCHEMA.]NAME)",
         )),
@@ -39,9 +39,12 @@ struct JsonReport<'a> {
     stats: &'a pgarrow::partition::PartitionedStats,
     format: &'static str,
     table: String,
-    /// DuckLake's snapshot.
+    /// DuckLake's snapshot, Iceberg's snapshot ID.
     #[serde(skip_serializing_if = "Option::is_none")]
     snapshot: Option<i64>,
+    /// Iceberg's new metadata file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata_location: Option<String>,
     /// Delta's version.
     #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<i64>,
@@ -88,12 +91,17 @@ pub(crate) fn export(
             rt, session, config, source, args, partition, lake, location, policies,
         );
     }
+    if let Some(url) = &lake.iceberg {
+        return export_iceberg(
+            rt, session, config, source, args, partition, lake, url, policies,
+        );
+    }
     let Some(url) = &lake.ducklake else {
         return Err(usage(
-            "a lake table needs --ducklake URL or --delta LOCATION",
+            "a lake table needs --ducklake URL, --delta LOCATION or --iceberg URL",
         ));
     };
-    let (schema, table) = lake_name(source, lake)?;
+    let (schema, table) = lake_name(source, lake, "main")?;
     let catalog = Config::parse(url)?;
     let if_exists: IfExists = lake.if_exists.parse()?;
     let mut target = DuckLakeTarget::new(catalog, schema.clone(), table.clone())
@@ -117,6 +125,7 @@ pub(crate) fn export(
         format: "ducklake",
         table: format!("{schema}.{table}"),
         snapshot: Some(stats.snapshot),
+        metadata_location: None,
         version: None,
         created: stats.created,
         files: stats.files,
@@ -141,6 +150,7 @@ fn finish(args: &OutputArgs, report: &JsonReport<'_>, rows: u64, point: &str) ->
         let export = &report.stats.export;
         let kind = match report.format {
             "delta" => "Delta",
+            "iceberg" => "Iceberg",
             _ => "DuckLake",
         };
         let plural = |n: usize| if n == 1 { "file" } else { "files" };
@@ -191,7 +201,7 @@ fn export_delta(
     ] {
         if given {
             return Err(usage(&format!(
-                "{flag} is DuckLake's: a Delta table is named by its location (--delta)"
+                "{flag} is a catalog's: a Delta table is named by its location (--delta)"
             )));
         }
     }
@@ -215,6 +225,7 @@ fn export_delta(
         format: "delta",
         table: location.to_owned(),
         snapshot: None,
+        metadata_location: None,
         version: Some(stats.version),
         created: stats.created,
         files: stats.files,
@@ -227,5 +238,63 @@ fn export_delta(
         &report,
         stats.rows,
         &format!("version {}", stats.version),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn export_iceberg(
+    rt: &tokio::runtime::Runtime,
+    session: &mut Session,
+    config: &Config,
+    source: &Source,
+    args: &OutputArgs,
+    partition: &PartitionArgs,
+    lake: &LakeArgs,
+    url: &str,
+    policies: &Policies,
+) -> Result<()> {
+    if lake.data_path.is_some() {
+        return Err(usage(
+            "--data-path is DuckLake's: a new Iceberg table goes under --warehouse",
+        ));
+    }
+    let (namespace, table) = lake_name(source, lake, "default")?;
+    let catalog = Config::parse(url)?;
+    let if_exists: IfExists = lake.if_exists.parse()?;
+    let mut target = IcebergTarget::new(catalog, namespace.clone(), table.clone())
+        .with_catalog_name(lake.catalog_name.clone())
+        .with_if_exists(if_exists)
+        .with_storage(args.storage.options()?)
+        .with_options(sink_options(args)?)
+        .with_layout(crate::output::layout(args));
+    if let Some(w) = &lake.warehouse {
+        target = target.with_warehouse(w.clone());
+    }
+    let options = export_options(args, policies);
+    let popts = partition_options(partition);
+    let stop = session.stop.clone();
+    let (progress, hooks) = progress_hooks(args.quiet, None, &stop);
+    let run = export_to_iceberg(config, source.clone(), &options, &popts, &target, hooks);
+    let result = wait(rt, &stop, run);
+    progress.finish_and_clear();
+    let stats: IcebergStats = result?;
+    let report = JsonReport {
+        stats: &stats.export,
+        format: "iceberg",
+        table: format!("{namespace}.{table}"),
+        snapshot: Some(stats.snapshot_id),
+        metadata_location: Some(stats.metadata_location.clone()),
+        version: None,
+        created: stats.created,
+        files: stats.files,
+        removed: None,
+        retried: stats.retried,
+        checkpointed: None,
+    };
+    finish(
+        args,
+        &report,
+        stats.rows,
+        &format!("snapshot {}", stats.snapshot_id),
     )
 }

@@ -9,13 +9,18 @@
 //!
 //! - [`ducklake`]: DuckLake tables, the catalog in a PostgreSQL database.
 //! - [`delta`]: Delta Lake tables, the log beside the data (local or any object store).
+//! - [`iceberg`]: Apache Iceberg tables, the SQL catalog in a PostgreSQL database.
 
+mod avro;
 mod bounds;
 pub mod delta;
 pub mod ducklake;
+pub mod iceberg;
+mod sql;
 
 pub use delta::{DeltaStats, DeltaTarget, export_to_delta};
 pub use ducklake::{DuckLakeStats, DuckLakeTarget, export_to_ducklake};
+pub use iceberg::{IcebergStats, IcebergTarget, export_to_iceberg};
 
 use pgarrow::{Error, ErrorKind, Result};
 

@@ -338,3 +338,59 @@ def duckdb_delta():
             "target/duckdb-venv, or name another interpreter in PGARROW_DUCKDB_EXT_PYTHON"
         )
     return run
+
+
+# Runs in the interpreter of `duckdb_iceberg`: as `_DUCKDB_DELTA`, with the avro and iceberg
+# extensions (iceberg needs avro loaded first).
+_DUCKDB_ICEBERG = _DUCKDB_DELTA.replace(
+    "import duckdb, duckdb_extension_delta, duckdb_extension_httpfs",
+    "import duckdb, duckdb_extension_avro, duckdb_extension_iceberg, duckdb_extension_httpfs",
+).replace(
+    "con.execute(f\"LOAD '{pathlib.Path(duckdb_extension_delta.__file__).parent / 'extensions' / version / 'delta.duckdb_extension'}'\")",
+    "con.execute(f\"LOAD '{pathlib.Path(duckdb_extension_avro.__file__).parent / 'extensions' / version / 'avro.duckdb_extension'}'\")\n"
+    "con.execute(f\"LOAD '{pathlib.Path(duckdb_extension_iceberg.__file__).parent / 'extensions' / version / 'iceberg.duckdb_extension'}'\")",
+)
+
+
+@pytest.fixture(scope="session")
+def duckdb_iceberg():
+    """DuckDB 1.5.5 with its iceberg extension, an Iceberg reader: `run(sql, s3=None) ->
+    list[tuple]` runs `sql` (read a table with `iceberg_scan('<metadata file>')`), reading
+    objects from the `s3` emulator when given. In its own process, in the interpreter of
+    PGARROW_DUCKDB_EXT_PYTHON or target/duckdb-venv."""
+    from urllib.parse import urlparse
+
+    assert "iceberg.duckdb_extension" in _DUCKDB_ICEBERG
+    python = os.environ.get("PGARROW_DUCKDB_EXT_PYTHON") or str(
+        pathlib.Path(__file__).resolve().parents[3] / "target" / "duckdb-venv" / "bin" / "python3"
+    )
+
+    def run(sql: str, s3=None) -> list[tuple]:
+        before = ""
+        if s3 is not None:
+            o = s3.storage_options
+            before = (
+                f"CREATE SECRET (TYPE s3, KEY_ID '{o['aws_access_key_id']}', SECRET '{o['aws_secret_access_key']}', "
+                f"REGION '{o['aws_region']}', ENDPOINT '{urlparse(o['aws_endpoint']).netloc}', URL_STYLE 'path', "
+                "USE_SSL false)"
+            )
+        out = subprocess.run(
+            [python, "-c", _DUCKDB_ICEBERG], input=f"{before}\n{sql}".encode(), capture_output=True, timeout=300
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"DuckDB failed: {out.stderr.decode(errors='replace').strip()}")
+        return pickle.loads(out.stdout)
+
+    try:
+        subprocess.run(
+            [python, "-c", "import duckdb_extension_avro, duckdb_extension_iceberg, duckdb_extension_httpfs, pytz"],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as e:
+        _missing(
+            f"DuckDB's iceberg extension in {python} ({e}): pip install duckdb==1.5.5 "
+            "duckdb-extension-avro==1.5.5 duckdb-extension-iceberg==1.5.5 duckdb-extension-httpfs==1.5.5 "
+            "pytz into target/duckdb-venv, or name another interpreter in PGARROW_DUCKDB_EXT_PYTHON"
+        )
+    return run

@@ -1,10 +1,11 @@
 //! A DuckLake catalog in a PostgreSQL database: statements with their values bound (never
 //! pasted into the SQL), and the catalog's tables made when the database has none.
 
-use pgarrow::protocol::{Config, Connection};
+use pgarrow::protocol::Config;
 use pgarrow::{Error, ErrorKind, Result};
 
 use crate::new_uuid;
+pub(crate) use crate::sql::{Db, quote_ident};
 
 /// The catalog tables' DDL (DuckLake 1.0).
 const DDL: &str = include_str!("catalog.sql");
@@ -17,99 +18,35 @@ pub(crate) const VERSION: &str = "1.0";
 
 /// A connection to the catalog database.
 pub(crate) struct Catalog {
-    conn: Connection,
+    db: Db,
 }
 
-/// Rows of a query whose columns are all text.
-pub(crate) type Rows = Vec<Vec<Option<String>>>;
+impl std::ops::Deref for Catalog {
+    type Target = Db;
 
-fn catalog_error(e: pgarrow::protocol::Error) -> Error {
-    Error::from(e).context("the DuckLake catalog")
+    fn deref(&self) -> &Db {
+        &self.db
+    }
+}
+
+impl std::ops::DerefMut for Catalog {
+    fn deref_mut(&mut self) -> &mut Db {
+        &mut self.db
+    }
 }
 
 impl Catalog {
     /// Connects, in UTC with ISO dates (the catalog's bounds are compared as PostgreSQL
     /// renders them).
     pub(crate) async fn connect(config: &Config) -> Result<Catalog> {
-        let conn = Connection::connect(config)
-            .await
-            .map_err(|e| Error::from(ErrorKind::Connect(e)).context("the DuckLake catalog"))?;
-        let mut catalog = Catalog { conn };
-        catalog
-            .batch("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3")
-            .await?;
-        Ok(catalog)
+        Ok(Catalog {
+            db: Db::connect(config, "the DuckLake catalog").await?,
+        })
     }
 
-    /// Runs SQL without values (several statements at once).
-    pub(crate) async fn batch(&mut self, sql: &str) -> Result<()> {
-        self.conn.execute(sql).await.map_err(catalog_error)?;
-        Ok(())
-    }
-
-    /// Runs one statement with `params` bound (as text; the server infers their types) and
-    /// returns its rows: every column of the statement must be text (`::text`).
-    pub(crate) async fn query(&mut self, sql: &str, params: &[Option<&str>]) -> Result<Rows> {
-        let params: Vec<Option<Vec<u8>>> = params
-            .iter()
-            .map(|p| p.map(|v| v.as_bytes().to_vec()))
-            .collect();
-        let mut rows = Vec::new();
-        let mut bad = None;
-        self.conn
-            .execute_bound(sql, &[], &[], &[params], |fields| {
-                match text_fields(fields) {
-                    Some(row) => rows.push(row),
-                    None => bad = Some(()),
-                }
-            })
-            .await
-            .map_err(catalog_error)?;
-        if bad.is_some() {
-            return Err(ErrorKind::Unexpected(format!(
-                "the DuckLake catalog answered {sql:?} with a malformed row"
-            ))
-            .into());
-        }
-        Ok(rows)
-    }
-
-    /// Runs one statement with `params` bound; its row count.
-    pub(crate) async fn exec(&mut self, sql: &str, params: &[Option<&str>]) -> Result<u64> {
-        let params: Vec<Option<Vec<u8>>> = params
-            .iter()
-            .map(|p| p.map(|v| v.as_bytes().to_vec()))
-            .collect();
-        let count = self
-            .conn
-            .execute_bound(sql, &[], &[], &[params], |_| {})
-            .await
-            .map_err(catalog_error)?;
-        Ok(count.unwrap_or(0))
-    }
-
-    /// Runs one statement once for each row of `rows`, in one round trip.
-    pub(crate) async fn exec_each(
-        &mut self,
-        sql: &str,
-        rows: &[Vec<Option<String>>],
-    ) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let params: Vec<Vec<Option<Vec<u8>>>> = rows
-            .iter()
-            .map(|r| {
-                r.iter()
-                    .map(|v| v.as_ref().map(|v| v.as_bytes().to_vec()))
-                    .collect()
-            })
-            .collect();
-        self.conn
-            .execute_bound(sql, &[], &[], &params, |_| {})
-            .await
-            .map_err(catalog_error)?;
-        Ok(())
+    /// Ends the connection.
+    pub(crate) async fn close(self) {
+        self.db.close().await;
     }
 
     /// The catalog's data path, making the catalog first when the database has none (its
@@ -234,38 +171,11 @@ impl Catalog {
             }
         }
     }
-
-    /// Ends the connection.
-    pub(crate) async fn close(self) {
-        let _ = self.conn.close().await;
-    }
-}
-
-/// A DataRow's fields (after its field count) as text.
-fn text_fields(mut b: &[u8]) -> Option<Vec<Option<String>>> {
-    let mut row = Vec::new();
-    while !b.is_empty() {
-        let len = i32::from_be_bytes(b.get(..4)?.try_into().ok()?);
-        b = &b[4..];
-        if len < 0 {
-            row.push(None);
-            continue;
-        }
-        let len = len as usize;
-        row.push(Some(String::from_utf8_lossy(b.get(..len)?).into_owned()));
-        b = &b[len..];
-    }
-    Some(row)
 }
 
 /// `path` ending in one slash.
 pub(crate) fn with_slash(path: &str) -> String {
     format!("{}/", path.trim_end_matches('/'))
-}
-
-/// `name` as a quoted SQL identifier.
-pub(crate) fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 #[cfg(test)]
@@ -280,12 +190,5 @@ mod tests {
         assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"), "{u}");
         assert_ne!(new_uuid(), u);
         assert_eq!(with_slash("/a/b//"), "/a/b/");
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-        let mut row = Vec::new();
-        row.extend(3i32.to_be_bytes());
-        row.extend(b"abc");
-        row.extend((-1i32).to_be_bytes());
-        assert_eq!(text_fields(&row), Some(vec![Some("abc".to_owned()), None]));
-        assert_eq!(text_fields(&[0, 0, 0, 9, 1]), None);
     }
 }
