@@ -12,7 +12,7 @@
 # Where things go (each printed on its own line as it is checked):
 #   target/venv                   Python: the pinned .ci/python-requirements.txt (with GeoPandas)
 #                                 and the package itself
-#   target/duckdb-venv            DuckDB 1.5.5 with its spatial, ducklake and postgres extensions
+#   target/duckdb-venv            DuckDB 1.5.5 with its spatial, ducklake, delta, iceberg and postgres extensions
 #                                 (duckdb-extension-*, from PyPI): a GeoParquet reader, a DuckLake
 #                                 reader and writer (PGARROW_DUCKDB_EXT_PYTHON names another
 #                                 interpreter)
@@ -169,7 +169,7 @@ step "Python GeoParquet readers: $(python3 -c 'import geopandas, pyproj, shapely
 # ones (DuckLake's own reader and writer, a Delta reader, over object stores too): DuckDB cannot download extensions here, so they come
 # from PyPI (duckdb-extension-*), which pin a DuckDB older than the readers' one above: a venv of its own, whose python the tests run (PGARROW_DUCKDB_EXT_PYTHON).
 duckdb_venv=target/duckdb-venv
-duckdb_requirements=(duckdb==1.5.5 duckdb-extension-spatial==1.5.5 duckdb-extension-ducklake==1.5.5 duckdb-extension-delta==1.5.5 duckdb-extension-httpfs==1.5.5 duckdb-extension-postgres==1.5.5 pytz)
+duckdb_requirements=(duckdb==1.5.5 duckdb-extension-spatial==1.5.5 duckdb-extension-ducklake==1.5.5 duckdb-extension-delta==1.5.5 duckdb-extension-avro==1.5.5 duckdb-extension-iceberg==1.5.5 duckdb-extension-httpfs==1.5.5 duckdb-extension-postgres==1.5.5 pytz)
 if [ ! -x "$duckdb_venv/bin/python3" ]; then
     step "DuckDB spatial: creating $duckdb_venv"
     python3 -m venv "$duckdb_venv"

@@ -45,6 +45,9 @@ struct JsonReport<'a> {
     /// Iceberg's new metadata file.
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata_location: Option<String>,
+    /// Iceberg's sequence number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sequence_number: Option<i64>,
     /// Delta's version.
     #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<i64>,
@@ -126,6 +129,7 @@ pub(crate) fn export(
         table: format!("{schema}.{table}"),
         snapshot: Some(stats.snapshot),
         metadata_location: None,
+        sequence_number: None,
         version: None,
         created: stats.created,
         files: stats.files,
@@ -226,6 +230,7 @@ fn export_delta(
         table: location.to_owned(),
         snapshot: None,
         metadata_location: None,
+        sequence_number: None,
         version: Some(stats.version),
         created: stats.created,
         files: stats.files,
@@ -284,6 +289,7 @@ fn export_iceberg(
         table: format!("{namespace}.{table}"),
         snapshot: Some(stats.snapshot_id),
         metadata_location: Some(stats.metadata_location.clone()),
+        sequence_number: Some(stats.sequence_number),
         version: None,
         created: stats.created,
         files: stats.files,

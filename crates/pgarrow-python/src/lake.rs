@@ -1,4 +1,5 @@
-//! Lake tables from Python: `pgarrow.export_ducklake` and `pgarrow.export_delta`.
+//! Lake tables from Python: `pgarrow.export_ducklake`, `pgarrow.export_delta` and
+//! `pgarrow.export_iceberg`.
 
 use std::collections::HashMap;
 
@@ -6,7 +7,10 @@ use pgarrow::blocking;
 use pgarrow::io::StorageOptions;
 use pgarrow::partition::{self, PartitionOptions};
 use pgarrow::protocol::Config;
-use pgarrow_lake::{DeltaTarget, DuckLakeTarget, IfExists, export_to_delta, export_to_ducklake};
+use pgarrow_lake::{
+    DeltaTarget, DuckLakeTarget, IcebergTarget, IfExists, export_to_delta, export_to_ducklake,
+    export_to_iceberg,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -49,6 +53,30 @@ impl Common {
             if_exists,
             storage: storage.unwrap_or_default().into_iter().collect(),
         })
+    }
+}
+
+/// `lake_table` (`[schema.]name`), or the exported table's name, in `default_schema`.
+fn lake_name(
+    py: Python<'_>,
+    lake_table: Option<&str>,
+    source: &pgarrow::Source,
+    default_schema: &str,
+) -> PyResult<(String, String)> {
+    match (lake_table, source.as_table()) {
+        (Some(name), _) => {
+            let name = pgarrow::names::TableName::parse(name)
+                .map_err(|e| usage_error(py, format!("lake_table: {e}")))?;
+            Ok((
+                name.schema.unwrap_or_else(|| default_schema.to_owned()),
+                name.name,
+            ))
+        }
+        (None, Some(t)) => Ok((default_schema.to_owned(), t.name.clone())),
+        (None, None) => Err(usage_error(
+            py,
+            "a query has no table name: give lake_table=\"[schema.]name\"",
+        )),
     }
 }
 
@@ -103,20 +131,7 @@ pub(crate) fn export_ducklake(
         &args.if_exists,
         args.storage_options,
     )?;
-    let (schema, table) = match (&args.lake_table, source.as_table()) {
-        (Some(name), _) => {
-            let name = pgarrow::names::TableName::parse(name)
-                .map_err(|e| usage_error(py, format!("lake_table: {e}")))?;
-            (name.schema.unwrap_or_else(|| "main".to_owned()), name.name)
-        }
-        (None, Some(t)) => ("main".to_owned(), t.name.clone()),
-        (None, None) => {
-            return Err(usage_error(
-                py,
-                "a query has no table name: give lake_table=\"[schema.]name\"",
-            ));
-        }
-    };
+    let (schema, table) = lake_name(py, args.lake_table.as_deref(), &source, "main")?;
     let catalog = Config::parse(&args.catalog).map_err(|e| py_err(py, &e.into()))?;
     let mut target = DuckLakeTarget::new(catalog, schema.clone(), table.clone())
         .with_if_exists(if_exists)
@@ -224,6 +239,94 @@ pub(crate) fn export_delta(
             removed: stats.removed,
             retried: stats.retried,
             checkpointed: stats.checkpointed,
+        })
+    })
+}
+
+/// The keyword arguments of `export_iceberg`.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct IcebergArgs<'py> {
+    catalog: String,
+    catalog_name: Option<String>,
+    lake_table: Option<String>,
+    warehouse: Option<String>,
+    if_exists: String,
+    options: Option<Bound<'py, PyDict>>,
+    storage_options: Option<HashMap<String, String>>,
+}
+
+/// What `export_iceberg` returns: the export's statistics and the commit's.
+#[derive(serde::Serialize)]
+struct IcebergReport {
+    #[serde(flatten)]
+    stats: partition::PartitionedStats,
+    format: &'static str,
+    table: String,
+    snapshot: i64,
+    sequence_number: i64,
+    metadata_location: String,
+    created: bool,
+    files: usize,
+    retried: usize,
+}
+
+/// Exports `source` into an Iceberg table and commits it in one snapshot.
+#[pyfunction]
+#[pyo3(signature = (conninfo, source, is_table, **args))]
+pub(crate) fn export_iceberg(
+    py: Python<'_>,
+    conninfo: Option<&str>,
+    source: &str,
+    is_table: bool,
+    args: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    let args: IcebergArgs<'_> = kwargs(py, args)?;
+    let Common {
+        config,
+        options,
+        source,
+        if_exists,
+        storage,
+    } = Common::new(
+        py,
+        conninfo,
+        (source, is_table),
+        args.options.as_ref(),
+        &args.if_exists,
+        args.storage_options,
+    )?;
+    let (namespace, table) = lake_name(py, args.lake_table.as_deref(), &source, "default")?;
+    let catalog = Config::parse(&args.catalog).map_err(|e| py_err(py, &e.into()))?;
+    let mut target = IcebergTarget::new(catalog, namespace.clone(), table.clone())
+        .with_if_exists(if_exists)
+        .with_storage(storage)
+        .with_options(options.sink)
+        .with_layout(options.layout);
+    if let Some(name) = args.catalog_name {
+        target = target.with_catalog_name(name);
+    }
+    if let Some(w) = args.warehouse {
+        target = target.with_warehouse(w);
+    }
+    let export = options.export;
+    let partitions = options
+        .partitions
+        .unwrap_or_else(|| PartitionOptions::new(1));
+    let name = format!("{namespace}.{table}");
+    document_on_runtime(py, move |runtime, stop| {
+        let run = export_to_iceberg(config, source, &export, &partitions, &target, hooks(stop));
+        let stats = blocking::wait(runtime, stop, run)?;
+        Ok(IcebergReport {
+            stats: stats.export,
+            format: "iceberg",
+            table: name,
+            snapshot: stats.snapshot_id,
+            sequence_number: stats.sequence_number,
+            metadata_location: stats.metadata_location,
+            created: stats.created,
+            files: stats.files,
+            retried: stats.retried,
         })
     })
 }

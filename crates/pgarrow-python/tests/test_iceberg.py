@@ -19,7 +19,6 @@ from pyiceberg.catalog.sql import SqlCatalog
 
 from test_delta import same
 from test_ducklake import export, normalized, pgarrow_bin, wait_for_backend
-from test_object_stores import fresh_bucket, store, stores  # noqa: F401 (fixtures)
 
 TYPES = """
 CREATE TABLE {name} (
@@ -104,3 +103,287 @@ def test_every_type_reads_back_in_three_readers_as_the_server_has_it(url, conn, 
     assert summary["added-records"] == "3" and summary["total-records"] == "3"
     provenance = json.loads(summary["pgarrow"])
     assert provenance["rows"] == 3 and provenance["wal_lsn"] and provenance["snapshot"]
+
+
+def ice(url, cat_url, *args, check=True, warehouse=None):
+    extra = ["--warehouse", str(warehouse)] if warehouse is not None else []
+    return export(url, "--iceberg", cat_url, *extra, *args, check=check)
+
+
+@pytest.fixture(scope="module")
+def events(conn):
+    conn.execute("DROP TABLE IF EXISTS iceberg_events")
+    conn.execute(
+        "CREATE TABLE iceberg_events AS SELECT i AS id, "
+        "(ARRAY['eu', 'us', 'a/b c', NULL])[i % 4 + 1] AS region, "
+        "date '2026-01-01' + (i % 90) AS day, timestamptz '2026-01-01 00:00+00' + i * interval '1 hour' AS at, "
+        "(i * 1.25)::numeric(10,2) AS amount FROM generate_series(1, 2000) i"
+    )
+    return "iceberg_events"
+
+
+def test_partition_transforms_and_bounds_prune_files_in_every_reader(url, conn, catalog, events, duckdb_iceberg):
+    cat_url, warehouse = catalog
+    report = json.loads(ice(
+        url, cat_url, "-t", events, "--lake-table", "ev.parts", "--files-by", "region", "--files-by", "month(day)",
+        "--files-by", "bucket(4, id)", "--files-by", "truncate(100, amount)", warehouse=warehouse,
+    ).stdout)
+    table = pyiceberg(cat_url).load_table("ev.parts")
+    spec = [(f.name, str(f.transform)) for f in table.spec().fields]
+    assert spec == [("region", "identity"), ("day_month", "month"), ("id_bucket", "bucket[4]"),
+                    ("amount_trunc", "truncate[100]")], spec
+    files = table.inspect.files().to_pylist()
+    assert len(files) == report["files"] > 20
+    want_all = server_rows(conn, events, "id, region, day, at, amount")
+    got = table.scan().to_arrow().sort_by("id")
+    assert [normalized(tuple(r.values())) for r in got.to_pylist()] == want_all
+    # pyiceberg's own partition values for a region equal ours: it finds the files by them.
+    for region in ["eu", "a/b c"]:
+        scan = table.scan(row_filter=f"region == '{region}'")
+        planned = list(scan.plan_files())
+        assert 0 < len(planned) < len(files)
+        assert all(p.file.partition[0] == region for p in planned)
+        assert scan.to_arrow().num_rows == conn.execute(
+            "SELECT count(*) FROM iceberg_events WHERE region = %s", (region,)).fetchone()[0]
+    nulls = table.scan(row_filter="region is null")
+    assert nulls.to_arrow().num_rows == 500 and all(p.file.partition[0] is None for p in nulls.plan_files())
+    # Month, bucket and truncate values as Iceberg computes them: pyiceberg prunes by them.
+    by_month = table.scan(row_filter="day >= '2026-03-01'")
+    assert 0 < len(list(by_month.plan_files())) < len(files)
+    assert by_month.to_arrow().num_rows == conn.execute(
+        "SELECT count(*) FROM iceberg_events WHERE day >= '2026-03-01'").fetchone()[0]
+    by_id = table.scan(row_filter="id == 77")
+    assert len(list(by_id.plan_files())) < len(files) / 3 and by_id.to_arrow()["id"].to_pylist() == [77]
+    # Bounds: a file's lower and upper bounds are its rows' minimum and maximum.
+    for f in files[:5]:
+        metrics = f["readable_metrics"]
+        assert metrics["id"]["lower_bound"] <= metrics["id"]["upper_bound"]
+        assert metrics["id"]["null_value_count"] == 0 and metrics["id"]["value_count"] == f["record_count"]
+    # DuckDB and polars read every partition's rows.
+    got = duckdb_iceberg(
+        f"SELECT region, count(*) FROM iceberg_scan('{table.metadata_location}') GROUP BY region ORDER BY region NULLS FIRST"
+    )
+    assert got == conn.execute(
+        "SELECT region, count(*) FROM iceberg_events GROUP BY region ORDER BY region NULLS FIRST").fetchall()
+    import polars as pl
+
+    assert pl.scan_iceberg(table).filter(pl.col("region") == "us").collect().height == 500
+
+
+def test_create_refuse_append_replace_each_one_snapshot(url, conn, catalog, typed):
+    cat_url, warehouse = catalog
+    args = ("-t", typed, "--lake-table", "t")
+    first = json.loads(ice(url, cat_url, *args, warehouse=warehouse).stdout)
+    cat = pyiceberg(cat_url)
+    assert cat.load_table("default.t").metadata_location == first["metadata_location"]
+    # Refused by default, naming the table; nothing changes.
+    out = ice(url, cat_url, *args, check=False)
+    assert out.returncode != 0 and "default.t exists" in out.stderr and "--if-exists append" in out.stderr
+    # Append: one snapshot on top, its parent the first.
+    second = json.loads(ice(url, cat_url, *args, "--if-exists", "append", "--partitions", "2",
+                            "--partition-by", "id").stdout)
+    assert not second["created"] and second["sequence_number"] == 2
+    table = cat.load_table("default.t")
+    assert table.current_snapshot().parent_snapshot_id == first["snapshot"]
+    assert table.scan().to_arrow().num_rows == 6
+    assert table.current_snapshot().summary["total-records"] == "6"
+    # Columns the table does not have, or of another type: refused naming the column.
+    for sql, column in [("SELECT 1 AS id, 'x' AS extra", '"extra"'), ("SELECT 'x' AS id", '"id"')]:
+        out = ice(url, cat_url, "-q", sql, "--lake-table", "t", "--if-exists", "append", check=False)
+        assert out.returncode != 0 and column in out.stderr, out.stderr
+    assert cat.load_table("default.t").metadata_location == second["metadata_location"]
+    # Replace: one overwrite snapshot with only the new rows; the old ones by time travel.
+    third = json.loads(ice(url, cat_url, "-q", f"SELECT * FROM {typed} WHERE id = 1", "--lake-table", "t",
+                           "--if-exists", "replace").stdout)
+    table = cat.load_table("default.t")
+    snap = table.current_snapshot()
+    assert snap.snapshot_id == third["snapshot"] and snap.summary.operation.value == "overwrite"
+    assert table.scan().to_arrow()["id"].to_pylist() == [1]
+    assert snap.summary["deleted-records"] == "6" and snap.summary["total-records"] == "1"
+    assert table.scan(snapshot_id=second["snapshot"]).to_arrow().num_rows == 6
+    assert [e.metadata_file for e in table.metadata.metadata_log] == [
+        first["metadata_location"], second["metadata_location"]]
+    # A new table needs a warehouse.
+    out = ice(url, cat_url, "-t", typed, "--lake-table", "other", check=False)
+    assert out.returncode != 0 and "--warehouse" in out.stderr
+    # Types Iceberg cannot hold: refused by column, nothing written.
+    for sql, column in [("SELECT 1 AS id, interval '1 day' AS span", '"span"'),
+                        ("SELECT 1 AS id, 10::oid AS o", '"o"')]:
+        out = ice(url, cat_url, "-q", sql, "--lake-table", "bad", check=False, warehouse=warehouse)
+        assert out.returncode != 0 and column in out.stderr, out.stderr
+    assert not (warehouse / "default.db" / "bad").exists() or not list((warehouse / "default.db" / "bad").rglob("*.parquet"))
+
+
+def test_tables_pyiceberg_wrote_take_pgarrow_appends_and_the_other_way_round(url, conn, catalog, events):
+    cat_url, warehouse = catalog
+    cat = pyiceberg(cat_url, warehouse)
+    # pyiceberg makes and fills a table with the export's columns; pgarrow appends to it.
+    rows = pa.table({"id": pa.array([-1, -2], pa.int32()), "region": ["pyiceberg", None]})
+    cat.create_namespace("py")
+    theirs = cat.create_table("py.theirs", schema=rows.schema)
+    theirs.append(rows)
+    report = json.loads(ice(url, cat_url, "-q", f"SELECT id, region FROM {events} WHERE id <= 10",
+                            "--lake-table", "py.theirs", "--if-exists", "append").stdout)
+    assert not report["created"]
+    theirs = cat.load_table("py.theirs")
+    assert theirs.location().startswith(str(warehouse)) and len(theirs.history()) == 2
+    assert sorted(theirs.scan().to_arrow()["id"].to_pylist()) == [-2, -1, *range(1, 11)]
+    # pgarrow's table, partitioned; pyiceberg appends to it and reads both.
+    ice(url, cat_url, "-q", f"SELECT id, region, day FROM {events}", "--lake-table", "py.ours",
+        "--files-by", "day(day)", warehouse=warehouse)
+    ours = cat.load_table("py.ours")
+    ours.append(pa.table({"id": pa.array([-5], pa.int32()), "region": ["x"],
+                          "day": pa.array([__import__("datetime").date(2030, 1, 1)])}))
+    ours = cat.load_table("py.ours")
+    assert ours.scan().to_arrow().num_rows == 2001
+    assert ours.scan(row_filter="day == '2030-01-01'").to_arrow()["id"].to_pylist() == [-5]
+    # And pgarrow appends on top of pyiceberg's snapshot, keeping its manifests.
+    ice(url, cat_url, "-q", f"SELECT id, region, day FROM {events} WHERE id = 1", "--lake-table", "py.ours",
+        "--if-exists", "append")
+    ours = cat.load_table("py.ours")
+    assert ours.scan().to_arrow().num_rows == 2002 and len(ours.history()) == 3
+
+
+def test_concurrent_appends_all_land_and_a_racing_replace_commits_nothing(url, conn, catalog, typed):
+    cat_url, warehouse = catalog
+    procs = [
+        subprocess.Popen(
+            [pgarrow_bin(), "export", "-d", url, "--quiet", "--json", "-t", typed, "--iceberg", cat_url,
+             "--warehouse", str(warehouse), "--lake-table", "race", "--if-exists", "append"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(4)
+    ]
+    reports = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        reports.append(json.loads(out))
+    assert sorted(r["sequence_number"] for r in reports) == [1, 2, 3, 4]
+    assert sum(r["created"] for r in reports) == 1
+    table = pyiceberg(cat_url).load_table("default.race")
+    assert table.scan().to_arrow().num_rows == 12 and len(table.history()) == 4
+    # Every manifest list and metadata file of a lost attempt was removed.
+    metadata = sorted(p.name for p in (warehouse / "default.db" / "race" / "metadata").iterdir())
+    assert len([m for m in metadata if m.endswith(".metadata.json")]) == 4, metadata
+    assert len([m for m in metadata if m.startswith("snap-")]) == 4, metadata
+
+
+def test_failed_cancelled_and_killed_exports_commit_nothing(url, conn, catalog, typed):
+    cat_url, warehouse = catalog
+    ice(url, cat_url, "-t", typed, "--lake-table", "t", warehouse=warehouse)
+    root = warehouse / "default.db" / "t"
+    before = sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+    location = pyiceberg(cat_url).load_table("default.t").metadata_location
+    # A value error at row 500 of the server's query.
+    out = ice(url, cat_url, "-q", f"SELECT *, 1 / (id - 2) AS v FROM {typed}", "--lake-table", "div",
+              check=False, warehouse=warehouse)
+    assert out.returncode != 0 and "division by zero" in out.stderr
+    assert not (warehouse / "default.db" / "div").exists() or not list((warehouse / "default.db" / "div").rglob("*.*"))
+    # Ctrl-C in the middle of a long export: nothing committed, its files removed.
+    marker = f"ice_cancel_{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen(
+        [pgarrow_bin(), "export", "-d", url, "--quiet", "-q",
+         f"SELECT *, pg_sleep(0.01)::text AS {marker} FROM {typed}, generate_series(1, 30000)",
+         "--iceberg", cat_url, "--lake-table", "t2", "--warehouse", str(warehouse)],
+        stderr=subprocess.PIPE, text=True,
+    )
+    wait_for_backend(conn, marker)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0, err
+    assert not list((warehouse / "default.db").glob("t2/**/*.*"))
+    # kill -9 during an append: the table as it was (files no snapshot names may stay).
+    proc = subprocess.Popen(
+        [pgarrow_bin(), "export", "-d", url, "--quiet", "-q",
+         f"SELECT t.* FROM {typed} t, generate_series(1, 30000) g WHERE pg_sleep(0.0001) IS NOT NULL AND '{marker}_k' <> ''",
+         "--iceberg", cat_url, "--lake-table", "t", "--if-exists", "append"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    wait_for_backend(conn, f"{marker}_k")
+    proc.kill()
+    proc.communicate(timeout=60)
+    table = pyiceberg(cat_url).load_table("default.t")
+    assert table.metadata_location == location and table.scan().to_arrow().num_rows == 3
+    after = sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and "metadata" in p.parts)
+    assert after == [p for p in before if "metadata" in p.parts]
+
+
+def test_python_export_into_a_table_on_an_object_store(url, conn, catalog, typed, s3, duckdb_iceberg):
+    import pgarrow
+
+    cat_url, _ = catalog
+    bucket = f"ice-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(bucket)
+    stats = pgarrow.export_iceberg(
+        url, table=typed, catalog=cat_url, lake_table="s3ns.types", warehouse=f"s3://{bucket}/wh",
+        storage_options=s3.storage_options, partitions=2,
+    )
+    import typing
+
+    from pgarrow import _typing
+
+    assert set(typing.get_type_hints(_typing.IcebergStats)) <= set(stats)
+    assert stats["format"] == "iceberg" and stats["created"] and stats["rows"] == 3
+    assert stats["metadata_location"].startswith(f"s3://{bucket}/wh/s3ns.db/types/metadata/00000-")
+    o = s3.storage_options
+    cat = pyiceberg(cat_url, **{"s3.endpoint": o["aws_endpoint"], "s3.access-key-id": o["aws_access_key_id"],
+                                "s3.secret-access-key": o["aws_secret_access_key"], "s3.region": o["aws_region"]})
+    table = cat.load_table("s3ns.types")
+    want = server_rows(conn, typed)
+    got = table.scan().to_arrow().sort_by("id").select(COLUMNS.split(", ")).to_pylist()
+    same([tuple(r.values()) for r in got], want)
+    got = duckdb_iceberg(
+        f"SELECT {COLUMNS.replace('doc', 'doc::varchar')} FROM iceberg_scan('{stats['metadata_location']}') ORDER BY id",
+        s3=s3,
+    )
+    same(got, want)
+    again = pgarrow.export_iceberg(url, table=typed, catalog=cat_url, lake_table="s3ns.types", if_exists="append",
+                                   storage_options=s3.storage_options)
+    assert again["sequence_number"] == 2 and cat.load_table("s3ns.types").scan().to_arrow().num_rows == 6
+    with pytest.raises(pgarrow.UsageError, match="s3ns.types exists"):
+        pgarrow.export_iceberg(url, table=typed, catalog=cat_url, lake_table="s3ns.types",
+                               storage_options=s3.storage_options)
+
+
+def test_tables_of_every_writer_import_back_into_postgresql_exactly(url, conn, catalog, typed, events):
+    cat_url, warehouse = catalog
+
+    def pg_import(name, into):
+        out = subprocess.run(
+            [pgarrow_bin(), "import", "-d", url, "--quiet", "--iceberg", cat_url, "--lake-table", name,
+             "--into", into, "--create"],
+            capture_output=True, text=True,
+        )
+        assert out.returncode == 0, out.stderr
+
+    # pgarrow's, every type, replaced once: the current snapshot's rows only.
+    ice(url, cat_url, "-t", typed, "--lake-table", "back.types", warehouse=warehouse)
+    ice(url, cat_url, "-t", typed, "--lake-table", "back.types", "--if-exists", "replace")
+    conn.execute("DROP TABLE IF EXISTS iceberg_back")
+    pg_import("back.types", "iceberg_back")
+    cols = "id, small, big, amount, ratio, flag, label, code, day, stamp, stamp_tz, raw, doc::text, tags, uid, at"
+    want = conn.execute(f"SELECT {cols} FROM {typed} ORDER BY id").fetchall()
+    assert conn.execute(f"SELECT {cols} FROM iceberg_back ORDER BY id").fetchall() == want
+    # pyiceberg's, partitioned, with pgarrow's append in it too.
+    cat = pyiceberg(cat_url, warehouse)
+    data = pa.table({"id": pa.array([1, 2, 3], pa.int32()), "region": ["eu", None, "a/b c"]})
+    theirs = cat.create_table("back.theirs", schema=data.schema)
+    with theirs.update_spec() as spec:
+        spec.add_identity("region")
+    theirs.append(data)
+    theirs.append(data.slice(0, 1))
+    ice(url, cat_url, "-q", f"SELECT id, region FROM {events} WHERE id <= 4", "--lake-table", "back.theirs",
+        "--if-exists", "append")
+    conn.execute("DROP TABLE IF EXISTS iceberg_theirs")
+    pg_import("back.theirs", "iceberg_theirs")
+    got = conn.execute("SELECT id, region FROM iceberg_theirs ORDER BY id, region NULLS FIRST").fetchall()
+    want = sorted([(1, "eu"), (2, None), (3, "a/b c"), (1, "eu")] + conn.execute(
+        f"SELECT id, region FROM {events} WHERE id <= 4").fetchall(), key=lambda r: (r[0], r[1] is not None, r[1] or ""))
+    assert got == want
+    # A table the catalog does not have: named.
+    out = subprocess.run(
+        [pgarrow_bin(), "import", "-d", url, "--quiet", "--iceberg", cat_url, "--lake-table", "back.none",
+         "--into", "x", "--create"], capture_output=True, text=True,
+    )
+    assert out.returncode != 0 and "back.none" in out.stderr

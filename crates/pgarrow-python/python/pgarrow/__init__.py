@@ -91,6 +91,7 @@ from ._typing import (  # noqa: E402
     CopyStats,
     CreateNested,
     DeltaStats,
+    IcebergStats,
     Domains,
     DuckLakeStats,
     FileFormat,
@@ -135,6 +136,7 @@ __all__ = [
     "export",
     "export_dataset",
     "export_delta",
+    "export_iceberg",
     "export_ducklake",
     "export_file",
     "export_incremental",
@@ -664,6 +666,91 @@ def export_delta(
         location=location,
         if_exists=if_exists,
         checkpoint_interval=checkpoint_interval,
+        options=options,
+        storage_options=storage_options,
+    )
+
+
+def export_iceberg(
+    url: Optional[str],
+    query: Optional[str] = None,
+    *,
+    catalog: str,
+    table: Optional[str] = None,
+    lake_table: Optional[str] = None,
+    warehouse: Optional[str] = None,
+    catalog_name: Optional[str] = None,
+    if_exists: IfExists = "fail",
+    storage_options: Optional[dict[str, str]] = None,
+    **options: Unpack[FileOptions],
+) -> IcebergStats:
+    """Exports a query or table into an Apache Iceberg table (format version 2) of the SQL
+    catalog in a PostgreSQL database, committed in one snapshot (as ``pgarrow export
+    --iceberg``): the Parquet files are written under the table's location (over
+    ``partitions`` connections in one snapshot), then a manifest, a manifest list and a new
+    metadata file, and one swap of the table's metadata location in the catalog commits them,
+    only if no other writer swapped it first. Readers (pyiceberg, DuckDB's ``iceberg``
+    extension, polars, Spark, Trino) see the table before or after, never between; on any
+    failure, Ctrl-C included, the table is as it was and the files are removed. See the book's
+    "Lake tables" (docs/src/lake.md).
+
+    Parameters
+    ----------
+    url, query, table
+        As in :func:`export_file`.
+    catalog : str
+        The catalog database's URL (``postgresql://...``): the ``iceberg_tables`` layout of
+        pyiceberg's ``SqlCatalog`` and Iceberg's JDBC catalog, made when it has none.
+    lake_table : str, optional
+        The Iceberg table, ``namespace.name`` (default: the exported table's name, in namespace
+        ``default``); a missing namespace is made.
+    warehouse : str, optional
+        Where a new table goes (``<warehouse>/<namespace>.db/<name>``): a directory or an
+        object URL. An existing table keeps its own location.
+    catalog_name : str, optional
+        The catalog's name in the database (default ``"default"``, pyiceberg's
+        ``load_catalog()`` name).
+    if_exists : {"fail", "append", "replace"}
+        When the table exists: refuse (the default), add the rows, or replace them in one
+        snapshot (the columns must be the table's).
+    storage_options : dict of str to str, optional
+        As in :func:`export_file`, for an object-store warehouse.
+    **options
+        As in :func:`export_file`; ``partition_by`` gives a new table's partition spec
+        (``"day(col)"``, ``"bucket(16, col)"``, ... Iceberg's transforms), ``max_file_rows``
+        and ``max_file_size`` where files roll over.
+
+    Returns
+    -------
+    dict
+        The statistics (:class:`pgarrow._typing.IcebergStats`): the export's, with the
+        snapshot, the new metadata file, whether the table was made, the files added.
+
+    Raises
+    ------
+    UsageError
+        The table exists and ``if_exists="fail"``; a new table without ``warehouse``; its
+        columns are not the export's (named); a column of a type Iceberg cannot hold (named);
+        a table of another format version.
+    ConnectError, QueryError, DecodeError, OutputError
+        As in :func:`export_file`.
+
+    Examples
+    --------
+    >>> pgarrow.export_iceberg(url, table="orders", catalog="postgresql://localhost/lake",
+    ...                        lake_table="sales.orders", warehouse="s3://bucket/warehouse",
+    ...                        partition_by=["day(ordered_at)"], partitions=4)
+    """
+    text, is_table = _source(query, table)
+    return _pgarrow.export_iceberg(
+        url,
+        text,
+        is_table,
+        catalog=catalog,
+        catalog_name=catalog_name,
+        lake_table=lake_table,
+        warehouse=warehouse,
+        if_exists=if_exists,
         options=options,
         storage_options=storage_options,
     )

@@ -12,6 +12,7 @@ from ._typing import (
     ChangesStats,
     CopyStats,
     DeltaStats,
+    IcebergStats,
     DuckLakeStats,
     ExportStats,
     IncrementalStats,
@@ -184,6 +185,19 @@ def export_delta(
     options: Optional[dict[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> DeltaStats: ...
+def export_iceberg(
+    conninfo: Optional[str],
+    source: str,
+    is_table: bool,
+    *,
+    catalog: str,
+    catalog_name: Optional[str],
+    lake_table: Optional[str],
+    warehouse: Optional[str],
+    if_exists: str,
+    options: Optional[dict[str, Any]],
+    storage_options: Optional[dict[str, str]],
+) -> IcebergStats: ...
 def export_incremental(
     conninfo: Optional[str],
     table: str,

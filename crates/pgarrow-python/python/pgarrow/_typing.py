@@ -215,6 +215,26 @@ class DeltaStats(PartitionedStats):
     checkpointed: bool
 
 
+class IcebergStats(PartitionedStats):
+    """An export committed into an Iceberg table: the export's statistics, and the commit's."""
+
+    format: Literal["iceberg"]
+    #: The table, ``namespace.name``.
+    table: str
+    #: The snapshot that made the rows visible.
+    snapshot: int
+    #: Its sequence number.
+    sequence_number: int
+    #: The table's new metadata file, which the catalog now names.
+    metadata_location: str
+    #: Whether the commit made the table.
+    created: bool
+    #: Data files added.
+    files: int
+    #: Commits made again on top of another writer's.
+    retried: int
+
+
 class SlotInfo(TypedDict):
     """The replication slot an export handed off to."""
 
