@@ -425,7 +425,7 @@ async fn export(
             .with_arrow_extensions(false),
     )
     .with_layout(layout.clone())
-    .with_file_prefix(format!("{}", crate::new_uuid()));
+    .with_file_prefix(crate::new_uuid());
     let written = export_files(config, source, options, partitions, &files, hooks).await?;
     let manifest = written.manifest().clone();
     let arrow = manifest.schema.clone().ok_or_else(|| {

@@ -688,7 +688,7 @@ mod tests {
         );
         assert_eq!(data.get("partition").get("p"), &Value::Int(1));
         let list_entry = list_entry("m.avro", bytes.len() as u64, &spec, 0, 7, 42, &[file]);
-        let list = write_manifest_list(&[list_entry.clone()], 42, None, 7).unwrap();
+        let list = write_manifest_list(std::slice::from_ref(&list_entry), 42, None, 7).unwrap();
         let read = read_manifest_list(&list).unwrap();
         assert_eq!(read.len(), 1);
         for key in [
