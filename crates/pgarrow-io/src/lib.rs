@@ -37,9 +37,9 @@ pub use layout::{
 pub use manifest::{DirTarget, MANIFEST_NAME, MANIFEST_VERSION, Manifest, ManifestFile};
 pub use sink::{
     BloomFilter, ColumnEncoding, Compression, DEFAULT_ROW_GROUP_BYTES, EncodedRowGroup, Encoding,
-    Format, IntervalEncoding, META_INTERVAL_ENCODING, Output, Remote, RemoteWrite, RowGroupEncoder,
-    RowGroupEncoders, RowGroupFile, Sink, SinkOptions, SortKey, parquet_compatible_schema,
-    with_field_ids,
+    FieldIds, Format, IntervalEncoding, META_INTERVAL_ENCODING, Output, Remote, RemoteWrite,
+    RowGroupEncoder, RowGroupEncoders, RowGroupFile, Sink, SinkOptions, SortKey,
+    parquet_compatible_schema, with_field_ids, with_field_ids_from,
 };
 #[cfg(feature = "cloud")]
 pub use store::ObjectLocation;

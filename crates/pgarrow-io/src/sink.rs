@@ -43,8 +43,8 @@ mod row_groups;
 use geo::{Covering, GEO_KEY, GeoColumns};
 use options::writer_properties;
 pub use options::{
-    BloomFilter, ColumnEncoding, Compression, DEFAULT_ROW_GROUP_BYTES, Encoding, Format,
-    IntervalEncoding, SinkOptions, SortKey, with_field_ids,
+    BloomFilter, ColumnEncoding, Compression, DEFAULT_ROW_GROUP_BYTES, Encoding, FieldIds, Format,
+    IntervalEncoding, SinkOptions, SortKey, with_field_ids, with_field_ids_from,
 };
 use order::OrderCheck;
 use output::Out;
@@ -160,7 +160,10 @@ impl Sink {
         let written = covering.as_ref().map_or(written, |c| c.schema().clone());
         let file_schema = Arc::new(with_metadata(&written, options));
         let file_schema = match format == Format::Parquet && options.field_ids {
-            true => Arc::new(with_field_ids(&file_schema)),
+            true => Arc::new(match &options.known_field_ids {
+                Some(ids) => with_field_ids_from(&file_schema, ids),
+                None => with_field_ids(&file_schema),
+            }),
             false => file_schema,
         };
         let writer = match format {

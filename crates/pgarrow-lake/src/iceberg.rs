@@ -48,8 +48,8 @@ mod schema;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pgarrow::io::{
-    DirTarget, Format, Layout, Location, Manifest, PartitionField, SinkOptions, StorageOptions,
-    Transform,
+    DirTarget, FieldIds, Format, Layout, Location, Manifest, PartitionField, SinkOptions,
+    StorageOptions, Transform,
 };
 use pgarrow::partition::{PartitionOptions, PartitionedStats, export_files};
 use pgarrow::protocol::Config;
@@ -409,6 +409,15 @@ async fn export(
         }
     }
     let layout = layout.with_partition_columns_kept(true);
+    // The files keep the table's field IDs for its columns; new columns are numbered after
+    // its last.
+    let ids = match &base {
+        Some(meta) => schema::known_ids(
+            current_schema(meta).map_or(&Json::Null, |s| &s["fields"]),
+            meta["last-column-id"].as_i64().unwrap_or(0),
+        ),
+        None => FieldIds::default(),
+    };
     let data_dir = format!("{location}/data");
     let files = DirTarget::new(
         Location::parse(&data_dir, &target.storage)?,
@@ -421,7 +430,7 @@ async fn export(
         target
             .options
             .clone()
-            .with_field_ids(true)
+            .with_known_field_ids(ids.clone())
             .with_arrow_extensions(false),
     )
     .with_layout(layout.clone())
@@ -433,8 +442,42 @@ async fn export(
             "the export's manifest has no schema".into(),
         ))
     })?;
-    let ours = schema::iceberg_schema(&arrow)?;
-    let mut schema_json = ours.json(0);
+    let ours = schema::iceberg_schema(&arrow, &ids)?;
+    // The table's schema after this commit, and whether it is a new one.
+    let (schema_json, evolved, base_schema_id) = match &base {
+        None => (ours.json(0), false, None),
+        Some(meta) => {
+            let current = current_schema(meta).ok_or_else(|| {
+                Error::from(ErrorKind::Unexpected(
+                    "its metadata has no current schema".into(),
+                ))
+            })?;
+            let replace = target.if_exists == IfExists::Replace;
+            match schema::evolve(current, &ours, replace) {
+                Err(why) => {
+                    return Err(ErrorKind::Usage(format!("{why}; nothing was committed")).into());
+                }
+                Ok(None) => (current.clone(), false, current["schema-id"].as_i64()),
+                Ok(Some(fields)) => {
+                    let next_id = meta["schemas"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|s| s["schema-id"].as_i64())
+                        .max()
+                        .unwrap_or(0)
+                        + 1;
+                    let new = json!({"type": "struct", "schema-id": next_id, "fields": fields});
+                    (new, true, current["schema-id"].as_i64())
+                }
+            }
+        }
+    };
+    let fields: Vec<Json> = schema_json["fields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let types = schema::primitive_types(&fields);
     let (mut spec_id, mut spec) = (0, Vec::new());
     for (k, field) in layout.partitions.iter().enumerate() {
         let source_id = ours.id_of(&field.column).ok_or_else(|| {
@@ -448,23 +491,10 @@ async fn export(
             field_id: 1000 + k as i64,
             name: field.name(),
             transform: transform_name(field.transform),
-            source_type: ours
-                .types
-                .get(&(source_id as i32))
-                .cloned()
-                .unwrap_or_default(),
+            source_type: types.get(&(source_id as i32)).cloned().unwrap_or_default(),
         });
     }
     if let Some(meta) = &base {
-        let current = current_schema(meta).ok_or_else(|| {
-            Error::from(ErrorKind::Unexpected(
-                "its metadata has no current schema".into(),
-            ))
-        })?;
-        if let Some(why) = schema::difference(current, &ours) {
-            return Err(ErrorKind::Usage(format!("{why}; nothing was written")).into());
-        }
-        schema_json = current.clone();
         // The table's own partition field IDs and names.
         let (id, fields) = default_spec(meta);
         spec_id = id;
@@ -473,12 +503,17 @@ async fn export(
             ours.name = theirs["name"].as_str().unwrap_or(&ours.name).to_owned();
         }
     }
+    let last_column_id = base
+        .as_ref()
+        .and_then(|m| m["last-column-id"].as_i64())
+        .unwrap_or(0)
+        .max(i64::from(ours.last_id));
     let snapshot_id = new_snapshot_id();
     let data_files = {
         let (manifest, spec, types, storage, data_dir) = (
             manifest.clone(),
             spec.clone(),
-            ours.types.clone(),
+            types.clone(),
             target.storage.clone(),
             data_dir.clone(),
         );
@@ -560,10 +595,13 @@ async fn export(
         };
         let (meta, version) = match &state {
             None => (new_metadata(&location, &ours, &spec, snap), 0),
-            Some((meta, at)) => (
-                next_metadata(meta, at, snap),
-                metadata_version(at, meta) + 1,
-            ),
+            Some((meta, at)) => {
+                let mut next = next_metadata(meta, at, snap);
+                if evolved {
+                    add_schema(&mut next, &schema_json, last_column_id);
+                }
+                (next, metadata_version(at, meta) + 1)
+            }
         };
         let meta_path = format!(
             "{metadata_dir}/{version:05}-{}.metadata.json",
@@ -584,13 +622,25 @@ async fn export(
         }
         // Another writer committed first: what this attempt wrote names nothing.
         cleanup.remove(&[&list_path, &meta_path]).await;
-        if target.if_exists == IfExists::Replace && state.is_some() {
-            return Err(ErrorKind::Usage(
-                "another writer committed to the table while it was being replaced; nothing \
-                 was committed"
-                    .into(),
-            )
-            .into());
+        match (&state, target.if_exists) {
+            (Some(_), IfExists::Replace) => {
+                return Err(ErrorKind::Usage(
+                    "another writer committed to the table while it was being replaced; \
+                     nothing was committed"
+                        .into(),
+                )
+                .into());
+            }
+            // Another writer made the table first: only an append goes on, onto it.
+            (None, IfExists::Fail | IfExists::Replace) => {
+                return Err(ErrorKind::Usage(
+                    "another writer made the table during the export; nothing was committed \
+                     (--if-exists append adds to it)"
+                        .into(),
+                )
+                .into());
+            }
+            _ => {}
         }
         if retried >= target.retries {
             return Err(ErrorKind::Usage(format!(
@@ -607,19 +657,29 @@ async fn export(
         })?;
         let meta = read_metadata(&now, &target.storage).await?;
         writable(&meta)?;
-        let current = current_schema(&meta).ok_or_else(|| {
-            Error::from(ErrorKind::Unexpected(
-                "its metadata has no current schema".into(),
-            ))
-        })?;
-        if let Some(why) = schema::difference(current, &ours) {
-            return Err(ErrorKind::Usage(format!(
-                "another writer changed the table during the export: {why}; nothing was \
-                 committed"
-            ))
-            .into());
-        }
-        if current["schema-id"] != schema_json["schema-id"] || default_spec(&meta).0 != spec_id {
+        let now_schema = current_schema(&meta);
+        let (now_spec_id, now_spec) = default_spec(&meta);
+        let unchanged = match base_schema_id {
+            Some(id) => {
+                now_schema.and_then(|s| s["schema-id"].as_i64()) == Some(id)
+                    && now_spec_id == spec_id
+            }
+            // The table another writer made must be this export's: its columns, numbered
+            // alike, and its partitioning.
+            None => {
+                now_schema.is_some_and(|s| {
+                    s["schema-id"] == schema_json["schema-id"]
+                        && schema::evolve(s, &ours, false) == Ok(None)
+                }) && now_spec_id == spec_id
+                    && now_spec.len() == spec.len()
+                    && now_spec.iter().zip(&spec).all(|(theirs, ours)| {
+                        theirs["source-id"].as_i64() == Some(ours.source_id)
+                            && theirs["transform"].as_str() == Some(ours.transform.as_str())
+                            && theirs["field-id"].as_i64() == Some(ours.field_id)
+                    })
+            }
+        };
+        if !unchanged {
             return Err(ErrorKind::Usage(
                 "another writer changed the table's schema or partitioning during the export; \
                  nothing was committed"
@@ -822,6 +882,16 @@ fn summary(
     }
     put("pgarrow", crate::provenance(manifest).to_string());
     Json::Object(s)
+}
+
+/// `schema` added to the metadata as its current schema.
+fn add_schema(meta: &mut Json, schema: &Json, last_column_id: i64) {
+    match meta["schemas"].as_array_mut() {
+        Some(a) => a.push(schema.clone()),
+        None => meta["schemas"] = json!([schema]),
+    }
+    meta["current-schema-id"] = schema["schema-id"].clone();
+    meta["last-column-id"] = json!(last_column_id);
 }
 
 /// A new table's metadata, its first snapshot `snap`.

@@ -188,7 +188,7 @@ def test_create_refuse_append_replace_each_one_snapshot(url, conn, catalog, type
     assert table.scan().to_arrow().num_rows == 6
     assert table.current_snapshot().summary["total-records"] == "6"
     # Columns the table does not have, or of another type: refused naming the column.
-    for sql, column in [("SELECT 1 AS id, 'x' AS extra", '"extra"'), ("SELECT 'x' AS id", '"id"')]:
+    for sql, column in [("SELECT 'x' AS id", '"id"'), ("SELECT 1 AS id, 1::smallint AS label", '"label"')]:
         out = ice(url, cat_url, "-q", sql, "--lake-table", "t", "--if-exists", "append", check=False)
         assert out.returncode != 0 and column in out.stderr, out.stderr
     assert cat.load_table("default.t").metadata_location == second["metadata_location"]
@@ -242,6 +242,56 @@ def test_tables_pyiceberg_wrote_take_pgarrow_appends_and_the_other_way_round(url
         "--if-exists", "append")
     ours = cat.load_table("py.ours")
     assert ours.scan().to_arrow().num_rows == 2002 and len(ours.history()) == 3
+
+
+def test_schema_evolution_on_append_and_replace(url, conn, catalog, duckdb_iceberg):
+    """An append adds the export's new columns and promotes int to long, float to double and
+    decimals to more digits; another type is refused by column with nothing committed; a
+    table pyiceberg evolved (a column dropped, one added) takes appends by its field IDs; a
+    replace takes the export's columns."""
+    cat_url, warehouse = catalog
+    ice(url, cat_url, "-q", "SELECT 1::int AS id, 'a'::text AS label, 1.5::real AS r, 1.25::numeric(5,2) AS d",
+        "--lake-table", "evo", warehouse=warehouse)
+    first = pyiceberg(cat_url).load_table("default.evo")
+    out = ice(url, cat_url, "-q", "SELECT 2::bigint AS id, 'b'::text AS label, 2.5::float8 AS r, "
+              "123456.789::numeric(12,3) AS d", "--lake-table", "evo", "--if-exists", "append", check=False)
+    # A decimal of another scale is another type: refused, naming the column.
+    assert out.returncode != 0 and '"d"' in out.stderr and "nothing was committed" in out.stderr, out.stderr
+    assert pyiceberg(cat_url).load_table("default.evo").metadata_location == first.metadata_location
+    ice(url, cat_url, "-q", "SELECT 2::bigint AS id, 'b'::text AS label, 2.5::float8 AS r, 12345.67::numeric(9,2) AS d, "
+        "ARRAY[1, 2] AS extra", "--lake-table", "evo", "--if-exists", "append")
+    table = pyiceberg(cat_url).load_table("default.evo")
+    types = {f.name: (f.field_id, str(f.field_type)) for f in table.schema().fields}
+    assert types == {"id": (1, "long"), "label": (2, "string"), "r": (3, "double"), "d": (4, "decimal(9, 2)"),
+                     "extra": (5, "list<int>")}, types
+    assert table.schema().schema_id == 1 and len(table.schemas()) == 2
+    rows = sorted(table.scan().to_arrow().to_pylist(), key=lambda r: r["id"])
+    assert [(r["id"], r["r"], str(r["d"]), r["extra"]) for r in rows] == [
+        (1, 1.5, "1.25", None), (2, 2.5, "12345.67", [1, 2])]
+    got = duckdb_iceberg(f"SELECT id, r, d::varchar, extra FROM iceberg_scan('{table.metadata_location}') ORDER BY id")
+    assert got == [(1, 1.5, "1.25", None), (2, 2.5, "12345.67", [1, 2])]
+    # Narrower than the table: taken as it is (int files in a long column).
+    ice(url, cat_url, "-q", "SELECT 3::int AS id, 'c'::text AS label", "--lake-table", "evo", "--if-exists", "append")
+    table = pyiceberg(cat_url).load_table("default.evo")
+    assert table.schema().schema_id == 1
+    assert sorted(table.scan().to_arrow()["id"].to_pylist()) == [1, 2, 3]
+    assert table.scan(row_filter="id == 3").to_arrow()["label"].to_pylist() == ["c"]
+    # pyiceberg drops one column and adds one: pgarrow's append follows its IDs.
+    with table.update_schema() as update:
+        update.delete_column("label")
+        update.add_column("note", __import__("pyiceberg.types", fromlist=["StringType"]).StringType())
+    ice(url, cat_url, "-q", "SELECT 4::bigint AS id, 'n'::text AS note, 'again'::text AS label", "--lake-table", "evo",
+        "--if-exists", "append")
+    table = pyiceberg(cat_url).load_table("default.evo")
+    types = {f.name: f.field_id for f in table.schema().fields}
+    assert types["note"] == 7 and types["label"] == 8, types  # 6: extra's element
+    rows = {r["id"]: r for r in table.scan().to_arrow().to_pylist()}
+    assert rows[4]["note"] == "n" and rows[4]["label"] == "again" and rows[1]["label"] is None
+    # A replace takes the export's columns, keeping the IDs of those it shares.
+    ice(url, cat_url, "-q", "SELECT 9::bigint AS id, now()::date AS day", "--lake-table", "evo", "--if-exists", "replace")
+    table = pyiceberg(cat_url).load_table("default.evo")
+    assert {f.name: f.field_id for f in table.schema().fields} == {"id": 1, "day": 9}
+    assert table.scan().to_arrow()["id"].to_pylist() == [9]
 
 
 def test_concurrent_appends_all_land_and_a_racing_replace_commits_nothing(url, conn, catalog, typed):

@@ -168,6 +168,8 @@ pub struct SinkOptions {
     /// 1..n in order, then the fields nested in them, each struct's fields before what they
     /// hold.
     pub field_ids: bool,
+    /// With `field_ids`: IDs some fields keep (an existing Iceberg table's columns).
+    pub known_field_ids: Option<Arc<FieldIds>>,
     /// Geometry columns (`geoarrow.wkb`) typed with Parquet's own GEOMETRY and GEOGRAPHY
     /// logical types (with their CRS and edges, and the bounding boxes in the column
     /// statistics), as readers of GeoParquet 2.0 expect; otherwise plain binary described by
@@ -463,6 +465,7 @@ impl Default for SinkOptions {
             encodings: Vec::new(),
             data_page_v2: false,
             field_ids: false,
+            known_field_ids: None,
             geo_types: false,
             geo_bbox: false,
             sorted_by: Vec::new(),
@@ -523,6 +526,14 @@ impl SinkOptions {
     /// Parquet field IDs, numbered as Iceberg numbers columns.
     pub fn with_field_ids(mut self, field_ids: bool) -> Self {
         self.field_ids = field_ids;
+        self
+    }
+
+    /// Parquet field IDs, `ids` kept where it knows the field (an existing Iceberg table's
+    /// columns), the others numbered after them.
+    pub fn with_known_field_ids(mut self, ids: FieldIds) -> Self {
+        self.field_ids = true;
+        self.known_field_ids = Some(Arc::new(ids));
         self
     }
 
@@ -683,64 +694,128 @@ fn column_properties(
     Ok(builder)
 }
 
+/// Parquet field IDs that some fields keep (an existing Iceberg table's columns), by path: a
+/// top-level column's name, then the names of the fields nested in it (`element` for a list's
+/// element, `key` and `value` for a map's, whatever Arrow calls them). A field not here takes
+/// the next ID from `next`, in the order [`with_field_ids`] numbers fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldIds {
+    /// IDs by path.
+    pub known: std::collections::HashMap<Vec<String>, i32>,
+    /// The ID of the first field not in `known`.
+    pub next: i32,
+}
+
+impl Default for FieldIds {
+    /// No known IDs: numbered from 1, as a new table's.
+    fn default() -> FieldIds {
+        FieldIds {
+            known: Default::default(),
+            next: 1,
+        }
+    }
+}
+
 /// `schema` with Parquet field IDs (`PARQUET:field_id`) numbered as Iceberg numbers a new
 /// table's columns: the top-level columns 1..n, then, column by column, the fields nested in
 /// each (a struct's fields, a list's element, a map's key and value) before what they hold.
 pub fn with_field_ids(schema: &Schema) -> Schema {
-    let mut next = 1;
-    let fields = number_fields(schema.fields(), &mut next);
+    with_field_ids_from(schema, &FieldIds::default())
+}
+
+/// `schema` with Parquet field IDs: those `ids` knows by path, and the others numbered from
+/// `ids.next` as [`with_field_ids`] numbers them.
+pub fn with_field_ids_from(schema: &Schema, ids: &FieldIds) -> Schema {
+    let mut numbering = Numbering {
+        known: &ids.known,
+        next: ids.next,
+    };
+    let fields = numbering.fields(schema.fields(), &[]);
     Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
-fn number_fields(fields: &Fields, next: &mut i32) -> Vec<Field> {
-    let ids: Vec<i32> = fields
-        .iter()
-        .map(|_| {
-            *next += 1;
-            *next - 1
-        })
-        .collect();
-    fields
-        .iter()
-        .zip(ids)
-        .map(|(f, id)| {
-            let data_type = number_type(f.data_type(), next);
-            with_id(f.as_ref().clone().with_data_type(data_type), id)
-        })
-        .collect()
+struct Numbering<'a> {
+    known: &'a std::collections::HashMap<Vec<String>, i32>,
+    next: i32,
+}
+
+impl Numbering<'_> {
+    fn id(&mut self, path: &[String]) -> i32 {
+        match self.known.get(path) {
+            Some(id) => *id,
+            None => {
+                self.next += 1;
+                self.next - 1
+            }
+        }
+    }
+
+    fn fields(&mut self, fields: &Fields, parent: &[String]) -> Vec<Field> {
+        let paths: Vec<Vec<String>> = fields
+            .iter()
+            .map(|f| [parent, &[f.name().clone()]].concat())
+            .collect();
+        let ids: Vec<i32> = paths.iter().map(|p| self.id(p)).collect();
+        fields
+            .iter()
+            .zip(ids)
+            .zip(&paths)
+            .map(|((f, id), path)| {
+                let data_type = self.data_type(f.data_type(), path);
+                with_id(f.as_ref().clone().with_data_type(data_type), id)
+            })
+            .collect()
+    }
+
+    fn element(&mut self, f: &FieldRef, path: &[String]) -> FieldRef {
+        let path = [path, &["element".to_owned()]].concat();
+        let id = self.id(&path);
+        let data_type = self.data_type(f.data_type(), &path);
+        Arc::new(with_id(f.as_ref().clone().with_data_type(data_type), id))
+    }
+
+    fn data_type(&mut self, data_type: &DataType, path: &[String]) -> DataType {
+        match data_type {
+            DataType::Struct(fields) => DataType::Struct(self.fields(fields, path).into()),
+            DataType::List(f) => DataType::List(self.element(f, path)),
+            DataType::LargeList(f) => DataType::LargeList(self.element(f, path)),
+            DataType::FixedSizeList(f, n) => DataType::FixedSizeList(self.element(f, path), *n),
+            DataType::Map(entries, sorted) => match entries.data_type() {
+                DataType::Struct(kv) if kv.len() == 2 => {
+                    // A map's key and value by their place, as Iceberg names them.
+                    let names = ["key", "value"];
+                    let paths: Vec<Vec<String>> = names
+                        .iter()
+                        .map(|n| [path, &[(*n).to_owned()]].concat())
+                        .collect();
+                    let ids: Vec<i32> = paths.iter().map(|p| self.id(p)).collect();
+                    let numbered: Fields = kv
+                        .iter()
+                        .zip(ids)
+                        .zip(&paths)
+                        .map(|((f, id), p)| {
+                            let data_type = self.data_type(f.data_type(), p);
+                            with_id(f.as_ref().clone().with_data_type(data_type), id)
+                        })
+                        .collect::<Vec<_>>()
+                        .into();
+                    let entries = entries
+                        .as_ref()
+                        .clone()
+                        .with_data_type(DataType::Struct(numbered));
+                    DataType::Map(Arc::new(entries), *sorted)
+                }
+                _ => data_type.clone(),
+            },
+            other => other.clone(),
+        }
+    }
 }
 
 fn with_id(field: Field, id: i32) -> Field {
     let mut metadata = field.metadata().clone();
     metadata.insert(PARQUET_FIELD_ID_META_KEY.to_owned(), id.to_string());
     field.with_metadata(metadata)
-}
-
-fn number_type(data_type: &DataType, next: &mut i32) -> DataType {
-    let element = |f: &FieldRef, next: &mut i32| {
-        let id = *next;
-        *next += 1;
-        let data_type = number_type(f.data_type(), next);
-        Arc::new(with_id(f.as_ref().clone().with_data_type(data_type), id))
-    };
-    match data_type {
-        DataType::Struct(fields) => DataType::Struct(number_fields(fields, next).into()),
-        DataType::List(f) => DataType::List(element(f, next)),
-        DataType::LargeList(f) => DataType::LargeList(element(f, next)),
-        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(element(f, next), *n),
-        DataType::Map(entries, sorted) => match entries.data_type() {
-            DataType::Struct(kv) => {
-                let numbered: Fields = number_fields(kv, next).into();
-                let entries = entries
-                    .as_ref()
-                    .clone()
-                    .with_data_type(DataType::Struct(numbered));
-                DataType::Map(Arc::new(entries), *sorted)
-            }
-            _ => data_type.clone(),
-        },
-        other => other.clone(),
-    }
 }
 
 #[cfg(test)]
@@ -904,6 +979,35 @@ mod parquet_option_tests {
             .collect();
         assert_eq!(leaves[2], ("tags.list.item".into(), 5));
         assert_eq!(leaves[3], ("point.x".into(), 6));
+    }
+
+    #[test]
+    fn known_field_ids_are_kept_and_the_others_numbered_after_them() {
+        let path = |p: &[&str]| p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let ids = FieldIds {
+            known: [
+                (path(&["name"]), 7),
+                (path(&["tags"]), 3),
+                (path(&["tags", "element"]), 9),
+            ]
+            .into(),
+            next: 20,
+        };
+        let (_dir, file) = write(&SinkOptions::default().with_known_field_ids(ids));
+        let reader = SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap();
+        let leaves: Vec<(String, i32)> = reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .map(|c| (c.path().string(), c.self_type().get_basic_info().id()))
+            .collect();
+        // id and point are new (20, 21, in order), point's fields after them.
+        assert_eq!(leaves[0], ("id".into(), 20));
+        assert_eq!(leaves[1], ("name".into(), 7));
+        assert_eq!(leaves[2], ("tags.list.item".into(), 9));
+        assert_eq!(leaves[3], ("point.x".into(), 22));
     }
 
     #[test]

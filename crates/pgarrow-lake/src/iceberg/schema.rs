@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use pgarrow::io::FieldIds;
 use pgarrow::{Error, ErrorKind, Result};
 use serde_json::{Value, json};
 
@@ -35,13 +36,13 @@ impl IcebergSchema {
     }
 }
 
-/// The Iceberg schema of `schema`, numbered as [`pgarrow::io::with_field_ids`] numbers a
-/// file's fields.
+/// The Iceberg schema of `schema`, numbered as [`pgarrow::io::with_field_ids_from`] numbers
+/// a file's fields with `ids`.
 ///
 /// # Errors
 /// A column of a type Iceberg cannot hold exactly, named, with what to do instead.
-pub(crate) fn iceberg_schema(schema: &Schema) -> Result<IcebergSchema> {
-    let numbered = pgarrow::io::with_field_ids(schema);
+pub(crate) fn iceberg_schema(schema: &Schema, ids: &FieldIds) -> Result<IcebergSchema> {
+    let numbered = pgarrow::io::with_field_ids_from(schema, ids);
     let mut out = IcebergSchema {
         fields: Vec::new(),
         last_id: 0,
@@ -177,40 +178,157 @@ fn type_json(field: &Field, id: i32, path: &str, out: &mut IcebergSchema) -> Res
     Ok(Value::String(primitive))
 }
 
-/// Where an export's columns differ from a table's current schema (`table`, its `fields`):
-/// a column missing from the table, of another type or number, or nullable where the table
-/// requires a value. `None` when the export's files can be added to the table as they are.
-pub(crate) fn difference(table: &Value, ours: &IcebergSchema) -> Option<String> {
+/// The field IDs of a table's schema (its `fields`) by path, for the export's files to keep;
+/// new fields numbered after `last_column_id`.
+pub(crate) fn known_ids(fields: &Value, last_column_id: i64) -> FieldIds {
+    fn walk(ty: &Value, path: &[String], out: &mut FieldIds) {
+        let put = |name: &str, id: &Value, ty: &Value, out: &mut FieldIds| {
+            let path = [path, &[name.to_owned()]].concat();
+            if let Some(id) = id.as_i64().and_then(|i| i32::try_from(i).ok()) {
+                out.known.insert(path.clone(), id);
+            }
+            walk(ty, &path, out);
+        };
+        match ty["type"].as_str() {
+            Some("struct") => {
+                for f in ty["fields"].as_array().into_iter().flatten() {
+                    put(
+                        f["name"].as_str().unwrap_or_default(),
+                        &f["id"],
+                        &f["type"],
+                        out,
+                    );
+                }
+            }
+            Some("list") => put("element", &ty["element-id"], &ty["element"], out),
+            Some("map") => {
+                put("key", &ty["key-id"], &ty["key"], out);
+                put("value", &ty["value-id"], &ty["value"], out);
+            }
+            _ => {}
+        }
+    }
+    let mut out = FieldIds {
+        known: Default::default(),
+        next: i32::try_from(last_column_id).unwrap_or(0) + 1,
+    };
+    walk(&json!({"type": "struct", "fields": fields}), &[], &mut out);
+    out
+}
+
+/// Every primitive field's type by its ID, in `fields`.
+pub(crate) fn primitive_types(fields: &[Value]) -> BTreeMap<i32, String> {
+    fn walk(ty: &Value, id: Option<i64>, out: &mut BTreeMap<i32, String>) {
+        match ty {
+            Value::String(t) => {
+                if let Some(id) = id.and_then(|i| i32::try_from(i).ok()) {
+                    out.insert(id, t.clone());
+                }
+            }
+            Value::Object(_) => match ty["type"].as_str() {
+                Some("struct") => {
+                    for f in ty["fields"].as_array().into_iter().flatten() {
+                        walk(&f["type"], f["id"].as_i64(), out);
+                    }
+                }
+                Some("list") => walk(&ty["element"], ty["element-id"].as_i64(), out),
+                Some("map") => {
+                    walk(&ty["key"], ty["key-id"].as_i64(), out);
+                    walk(&ty["value"], ty["value-id"].as_i64(), out);
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    for f in fields {
+        walk(&f["type"], f["id"].as_i64(), &mut out);
+    }
+    out
+}
+
+/// Of a table column's type and the export's, the one the table takes: the same, or the
+/// wider of two Iceberg lets a column be promoted between (`int` and `long`, `float` and
+/// `double`, decimals of one scale); `None` for any other pair.
+fn merged_type(table: &Value, ours: &Value) -> Option<Value> {
+    if bare(table) == bare(ours) {
+        return Some(table.clone());
+    }
+    let (t, o) = (table.as_str()?, ours.as_str()?);
+    let wider = |a: &str, b: &str| -> Option<&str> {
+        match (a, b) {
+            ("int", "long") | ("long", "int") => Some("long"),
+            ("float", "double") | ("double", "float") => Some("double"),
+            _ => None,
+        }
+    };
+    if let Some(w) = wider(t, o) {
+        return Some(Value::String(w.to_owned()));
+    }
+    let (tp, ts) = super::manifest::decimal_of(t)?;
+    let (op, os) = super::manifest::decimal_of(o)?;
+    (ts == os).then(|| Value::String(format!("decimal({}, {ts})", tp.max(op))))
+}
+
+/// The table's columns after this export: an append keeps the table's and adds the export's
+/// new ones (optional, after the others), promoting a column whose export type is wider; a
+/// replace takes the export's columns (keeping the IDs of those of the same name). `None`
+/// when they are the table's as they are; an error naming the column the table cannot take.
+pub(crate) fn evolve(
+    table: &Value,
+    ours: &IcebergSchema,
+    replace: bool,
+) -> std::result::Result<Option<Vec<Value>>, String> {
     let theirs = table["fields"].as_array().cloned().unwrap_or_default();
+    let mut out: Vec<Value> = if replace { Vec::new() } else { theirs.clone() };
     for field in &ours.fields {
         let name = field["name"].as_str().unwrap_or_default();
         let Some(t) = theirs.iter().find(|t| t["name"].as_str() == Some(name)) else {
-            return Some(format!(
-                "column \"{name}\" is not in the table (adding columns to an Iceberg table is \
-                 not done by pgarrow yet: add it with pyiceberg or Spark first)"
-            ));
+            let mut added = field.clone();
+            added["required"] = json!(false);
+            out.push(added);
+            continue;
         };
-        if bare(&t["type"]) != bare(&field["type"]) || t["id"] != field["id"] {
-            return Some(format!(
-                "column \"{name}\" is {} (field {}) in the table, and {} (field {}) in the export",
-                t["type"], t["id"], field["type"], field["id"]
-            ));
-        }
-        if t["required"] == json!(true) && field["required"] != json!(true) {
-            return Some(format!(
-                "column \"{name}\" is required in the table, and may be NULL in the export"
-            ));
+        let merged = merged_type(&t["type"], &field["type"]).ok_or_else(|| {
+            format!(
+                "column \"{name}\" is {} in the table, and {} in the export: Iceberg changes a \
+                 column's type only from int to long, float to double, or to a decimal of more \
+                 digits",
+                t["type"], field["type"]
+            )
+        })?;
+        if replace {
+            let mut kept = field.clone();
+            kept["type"] = merged;
+            kept["required"] = json!(false);
+            out.push(kept);
+        } else {
+            if t["required"] == json!(true) && field["required"] != json!(true) {
+                return Err(format!(
+                    "column \"{name}\" is required in the table, and may be NULL in the export"
+                ));
+            }
+            if let Some(slot) = out.iter_mut().find(|o| o["name"].as_str() == Some(name)) {
+                slot["type"] = merged;
+            }
         }
     }
-    for t in &theirs {
-        let name = t["name"].as_str().unwrap_or_default();
-        if t["required"] == json!(true) && !ours.fields.iter().any(|f| f["name"] == t["name"]) {
-            return Some(format!(
-                "the table requires column \"{name}\", which the export does not have"
-            ));
-        }
+    if !replace
+        && let Some(t) = theirs.iter().find(|t| {
+            t["required"] == json!(true) && !ours.fields.iter().any(|f| f["name"] == t["name"])
+        })
+    {
+        return Err(format!(
+            "the table requires column {}, which the export does not have",
+            t["name"]
+        ));
     }
-    None
+    let same = out.len() == theirs.len()
+        && out.iter().zip(&theirs).all(|(a, b)| {
+            a["name"] == b["name"] && a["id"] == b["id"] && bare(&a["type"]) == bare(&b["type"])
+        });
+    Ok((!same).then_some(out))
 }
 
 /// A type without what does not make it another (docs, defaults, nullability of nested
@@ -260,7 +378,7 @@ mod tests {
                 true,
             ),
         ]);
-        let s = iceberg_schema(&schema).unwrap();
+        let s = iceberg_schema(&schema, &FieldIds::default()).unwrap();
         assert_eq!(
             s.fields[0],
             json!({"id": 1, "name": "id", "required": true, "type": "long"})
@@ -274,16 +392,49 @@ mod tests {
         assert_eq!(s.last_id, 5);
         assert_eq!(s.types[&4], "timestamptz");
         assert_eq!(s.id_of("t"), Some(4));
-        assert_eq!(difference(&s.json(0), &s), None);
-        let other =
-            iceberg_schema(&Schema::new(vec![Field::new("id", DataType::Int32, false)])).unwrap();
-        assert!(difference(&s.json(0), &other).unwrap().contains("\"id\""));
-        let extra =
-            iceberg_schema(&Schema::new(vec![Field::new("x", DataType::Int32, true)])).unwrap();
+        // The same columns: nothing to change; numbered by the table's IDs.
+        assert_eq!(evolve(&s.json(0), &s, false), Ok(None));
+        let ids = known_ids(&s.json(0)["fields"], 5);
+        assert_eq!(ids.known[&vec!["l".to_owned(), "element".to_owned()]], 5);
+        assert_eq!(ids.next, 6);
+        // A new column and a wider type: added and promoted, the others kept.
+        let wider = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("x", DataType::Utf8, true),
+            Field::new("d", DataType::Decimal128(12, 2), true),
+        ]);
+        let w = iceberg_schema(&wider, &ids).unwrap();
+        assert_eq!(w.id_of("x"), Some(6));
+        assert_eq!(w.id_of("d"), Some(2));
+        let fields = evolve(&s.json(0), &w, false).unwrap().unwrap();
+        assert_eq!(fields.len(), 5);
+        assert_eq!(fields[1]["type"], json!("decimal(12, 2)"));
+        assert_eq!(fields[4]["name"], json!("x"));
+        assert_eq!(fields[4]["required"], json!(false));
+        assert_eq!(primitive_types(&fields)[&6], "string");
+        // A replace takes the export's columns.
+        let replaced = evolve(&s.json(0), &w, true).unwrap().unwrap();
+        assert_eq!(replaced.len(), 3);
+        // Another type: refused, naming the column; a required column missing, too.
+        let other = iceberg_schema(
+            &Schema::new(vec![Field::new("id", DataType::Utf8, true)]),
+            &ids,
+        )
+        .unwrap();
         assert!(
-            difference(&s.json(0), &extra)
-                .unwrap()
-                .contains("not in the table")
+            evolve(&s.json(0), &other, false)
+                .unwrap_err()
+                .contains("\"id\"")
+        );
+        let none = iceberg_schema(
+            &Schema::new(vec![Field::new("x", DataType::Utf8, true)]),
+            &ids,
+        )
+        .unwrap();
+        assert!(
+            evolve(&s.json(0), &none, false)
+                .unwrap_err()
+                .contains("requires")
         );
     }
 
@@ -301,7 +452,11 @@ mod tests {
                 "interval",
             ),
         ] {
-            let e = iceberg_schema(&Schema::new(vec![Field::new("c", ty, true)])).unwrap_err();
+            let e = iceberg_schema(
+                &Schema::new(vec![Field::new("c", ty, true)]),
+                &FieldIds::default(),
+            )
+            .unwrap_err();
             assert!(e.to_string().contains("column \"c\""), "{e}");
             assert!(e.to_string().contains(why), "{e}");
         }
