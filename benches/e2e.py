@@ -697,16 +697,21 @@ def run_lineitem_tool(tool, server, rows, prefix):
 
 
 def lake_suite(args, command):
-    """lineitem into a DuckLake table (its catalog a database of the same cluster) and into a
-    Delta table, against the same export to a plain Parquet file, DuckDB's postgres extension
-    writing the same DuckLake table through its ducklake extension, and dlt writing the Delta
-    table (through deltalake), in the same rounds. Each round replaces the
+    """lineitem into a DuckLake table (its catalog a database of the same cluster), a Delta
+    table and an Iceberg table (its SQL catalog a database of the same cluster), against the
+    same export to a plain Parquet file, DuckDB's postgres extension writing the same DuckLake
+    table through its ducklake extension, dlt writing the Delta and Iceberg tables (through
+    deltalake and pyiceberg), and pyiceberg overwriting a table the ADBC driver read, in the
+    same rounds. Each round replaces the
     table's rows (one snapshot), so every run commits the same work."""
     rows = args.rows
     lake_dir = os.path.join(DATA, "lake")
     duck_dir = os.path.join(DATA, "lake-duckdb")
     delta_dir = os.path.join(DATA, "lake-delta")
     dlt_dir = os.path.join(DATA, "lake-dlt")
+    ice_dir = os.path.join(DATA, "lake-iceberg")
+    pyice_dir = os.path.join(DATA, "lake-pyiceberg")
+    dlt_ice_dir = os.path.join(DATA, "lake-dlt-iceberg")
 
     def pg(extra):
         return lambda s, q, t, out: [PGARROW, "export", "--url", s.url, "--table", t, *extra(s, out)]
@@ -731,6 +736,20 @@ def lake_suite(args, command):
         Tool("dlt sql_table (pyarrow) -> filesystem delta (replace)", "dataset", "python",
              lambda s, q, t, out: [VENV_PY, PEERS, "dlt-delta", s.url, t, dlt_dir],
              needs="dlt-delta"),
+        Tool("pgarrow --iceberg (replace)", "dataset", "pgarrow",
+             pg(lambda s, out: ["--iceberg", s.url_of("bench_iceberg"), "--warehouse", ice_dir,
+                                "--lake-table", "bench.lineitem", "--if-exists", "replace"])),
+        Tool("pgarrow --iceberg --partitions 2 (replace)", "dataset", "pgarrow",
+             pg(lambda s, out: ["--iceberg", s.url_of("bench_iceberg"), "--warehouse", ice_dir,
+                                "--lake-table", "bench.lineitem", "--if-exists", "replace",
+                                "--partitions", "2"])),
+        Tool("ADBC driver -> pyiceberg overwrite (SQL catalog)", "dataset", "python",
+             lambda s, q, t, out: [VENV_PY, PEERS, "pyiceberg-adbc", s.url, t,
+                                   s.url_of("bench_iceberg") + "|" + pyice_dir],
+             needs="pyiceberg-adbc"),
+        Tool("dlt sql_table (pyarrow) -> filesystem iceberg (replace)", "dataset", "python",
+             lambda s, q, t, out: [VENV_PY, PEERS, "dlt-iceberg", s.url, t, dlt_ice_dir],
+             needs="dlt-iceberg"),
     ]
     if args.tools:
         tools = [t for t in tools if t == tools[0] or any(w in t.name for w in args.tools)]
@@ -741,9 +760,9 @@ def lake_suite(args, command):
 
     with Server(rows, 0) as server:
         info = machine_info(server)
-        for db in ("bench_lake", "bench_lake_duckdb"):
+        for db in ("bench_lake", "bench_lake_duckdb", "bench_iceberg"):
             server.psql(f"DROP DATABASE IF EXISTS {db}", f"CREATE DATABASE {db}")
-        for d in (lake_dir, duck_dir, delta_dir, dlt_dir):
+        for d in (lake_dir, duck_dir, delta_dir, dlt_dir, ice_dir, pyice_dir, dlt_ice_dir):
             shutil.rmtree(d, ignore_errors=True)
         runs = interleaved(tools, args.reps, run)
     results = {name: summarize(rs) for name, rs in runs.items()}
@@ -756,12 +775,13 @@ def lake_suite(args, command):
             continue
         lines.append(f"| {tool.name} | {s['wall']:.2f} | {s['wall'] / base:.2f} | {s['cpu']:.1f} "
                      f"| {s['maxrss_mib']:,.0f} |")
-    for d in (lake_dir, duck_dir, delta_dir, dlt_dir):
+    for d in (lake_dir, duck_dir, delta_dir, dlt_dir, ice_dir, pyice_dir, dlt_ice_dir):
         shutil.rmtree(d, ignore_errors=True)
     text = (
         "## Lake tables (`just bench-lake`)\n\n" + describe_machine(info, command)
         + f"- lineitem ({rows:,} rows) into a DuckLake table whose catalog is a database of the "
-        "same cluster, and into a Delta table on the local disk, replacing its rows each round "
+        "same cluster, a Delta table on the local disk, and an Iceberg table of the SQL catalog "
+        "in a database of the same cluster, replacing its rows each round "
         f"(one snapshot, one version); medians of {args.reps} "
         "interleaved rounds. `x one file`: wall time over the plain one-file export's.\n\n"
         "| tool | s | x one file | client CPU s | peak RSS MiB |\n"

@@ -272,6 +272,52 @@ def dlt_delta(url, table, out, con=None):
     return int(rows), {}
 
 
+def dlt_iceberg(url, table, out, con=None):
+    """dlt's sql_table (pyarrow backend) into its filesystem destination as an Iceberg table
+    (pyiceberg writes it) under `out`, replacing it each run."""
+    import dlt
+    from dlt.sources.sql_database import sql_table
+
+    del con
+    credentials = url.replace("postgresql://", "postgresql+psycopg2://", 1)
+    source = sql_table(credentials=credentials, table=table, backend="pyarrow")
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_lake_iceberg",
+        destination=dlt.destinations.filesystem(bucket_url=os.path.join(out, "data")),
+        dataset_name="bench",
+        pipelines_dir=os.path.join(out, "pipelines"),
+    )
+    pipeline.run(source, loader_file_format="parquet", table_format="iceberg", write_disposition="replace")
+    rows = pipeline.last_trace.last_normalize_info.row_counts.get(table, 0)
+    return int(rows), {}
+
+
+def pyiceberg_adbc(url, table, out, con=None):
+    """The table read by the ADBC PostgreSQL driver (one Arrow table), then overwritten into an
+    Iceberg table of the SQL catalog in a PostgreSQL database by pyiceberg (`out`:
+    `CATALOG_URL|WAREHOUSE`), replacing its rows each run."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    del con
+    catalog_url, warehouse = out.split("|", 1)
+    conn = adbc_connect(url)
+    cur = conn.cursor()
+    cur.execute(f'SELECT * FROM "{table}"')
+    data = cur.fetch_arrow_table()
+    cur.close()
+    conn.close()
+    catalog = SqlCatalog(
+        "default", uri=catalog_url.replace("postgresql://", "postgresql+psycopg://", 1), warehouse=warehouse
+    )
+    catalog.create_namespace_if_not_exists("bench")
+    ident = f"bench.{table}_pyiceberg"
+    if catalog.table_exists(ident):
+        catalog.load_table(ident).overwrite(data)
+    else:
+        catalog.create_table(ident, schema=data.schema).append(data)
+    return data.num_rows, {}
+
+
 def parquet_reader(path):
     """The Parquet file as a stream of record batches (pyarrow's default 64Ki-row batches)."""
     import pyarrow
@@ -328,6 +374,8 @@ TOOLS = {
     "duckdb-partitioned": duckdb_partitioned,
     "duckdb-ducklake": duckdb_ducklake,
     "dlt-delta": dlt_delta,
+    "dlt-iceberg": dlt_iceberg,
+    "pyiceberg-adbc": pyiceberg_adbc,
     "adbc-ingest": adbc_ingest,
     "pgpq-psycopg": pgpq_psycopg,
     "pgarrow-adbc-arrow": pgarrow_adbc_arrow,
@@ -349,6 +397,8 @@ IMPORTS = {
     "duckdb-partitioned": ["duckdb", "duckdb_extension_postgres"],
     "duckdb-ducklake": ["duckdb", "duckdb_extension_postgres", "duckdb_extension_ducklake"],
     "dlt-delta": ["dlt", "dlt.sources.sql_database", "deltalake", "psycopg2"],
+    "dlt-iceberg": ["dlt", "dlt.sources.sql_database", "pyiceberg", "psycopg2"],
+    "pyiceberg-adbc": ["pyiceberg.catalog.sql", "adbc_driver_postgresql.dbapi", "psycopg"],
     "adbc-ingest": ["adbc_driver_postgresql.dbapi", "pyarrow.parquet"],
     "pgpq-psycopg": ["psycopg", "pgpq", "pyarrow.parquet"],
     "pgarrow-adbc-arrow": ["pgarrow.adbc", "adbc_driver_manager.dbapi", "pyarrow"],

@@ -11,7 +11,7 @@ use pgarrow_lake::{
     export_to_delta, export_to_ducklake, export_to_iceberg,
 };
 
-use crate::args::{LakeArgs, OutputArgs, PartitionArgs};
+use crate::args::{IncrementalArgs, LakeArgs, OutputArgs, PartitionArgs};
 use crate::partition::partition_options;
 use crate::report::{group, human_bytes};
 use crate::{Session, export_options, progress_hooks, sink_options, usage};
@@ -60,6 +60,15 @@ struct JsonReport<'a> {
     /// Whether a Delta export wrote its version's checkpoint.
     #[serde(skip_serializing_if = "Option::is_none")]
     checkpointed: Option<bool>,
+    /// An incremental run's state, as the commit carries it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incremental: Option<pgarrow::incremental::IncrementalState>,
+    /// Whether the incremental run was a first run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_run: Option<bool>,
+    /// Whether it scanned for late rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    late_scan: Option<bool>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -71,6 +80,7 @@ pub(crate) fn export(
     args: &OutputArgs,
     partition: &PartitionArgs,
     lake: &LakeArgs,
+    incremental: &IncrementalArgs,
     policies: &Policies,
 ) -> Result<()> {
     let files_only = [
@@ -96,7 +106,13 @@ pub(crate) fn export(
     }
     if let Some(url) = &lake.iceberg {
         return export_iceberg(
-            rt, session, config, source, args, partition, lake, url, policies,
+            rt,
+            session,
+            config,
+            source,
+            (args, partition, lake, incremental),
+            url,
+            policies,
         );
     }
     let Some(url) = &lake.ducklake else {
@@ -136,6 +152,9 @@ pub(crate) fn export(
         removed: None,
         retried: stats.retried,
         checkpointed: None,
+        incremental: None,
+        first_run: None,
+        late_scan: None,
     };
     finish(
         args,
@@ -237,6 +256,9 @@ fn export_delta(
         removed: Some(stats.removed),
         retried: stats.retried,
         checkpointed: Some(stats.checkpointed),
+        incremental: None,
+        first_run: None,
+        late_scan: None,
     };
     finish(
         args,
@@ -252,9 +274,12 @@ fn export_iceberg(
     session: &mut Session,
     config: &Config,
     source: &Source,
-    args: &OutputArgs,
-    partition: &PartitionArgs,
-    lake: &LakeArgs,
+    (args, partition, lake, incremental): (
+        &OutputArgs,
+        &PartitionArgs,
+        &LakeArgs,
+        &IncrementalArgs,
+    ),
     url: &str,
     policies: &Policies,
 ) -> Result<()> {
@@ -274,6 +299,25 @@ fn export_iceberg(
         .with_layout(crate::output::layout(args));
     if let Some(w) = &lake.warehouse {
         target = target.with_warehouse(w.clone());
+    }
+    if let Some(column) = &incremental.incremental_by {
+        if incremental.state.is_some() {
+            return Err(usage(
+                "an Iceberg table keeps each run's state in its commit: leave --state out",
+            ));
+        }
+        let Some(t) = source.as_table() else {
+            return Err(usage(
+                "--incremental-by reads one --table (without --columns, --where or --limit)",
+            ));
+        };
+        let mut options = pgarrow::incremental::IncrementalOptions::new(t.clone(), column.clone())
+            .with_late_rows(incremental.late_rows)
+            .with_restart(incremental.restart);
+        if let Some(since) = &incremental.since {
+            options = options.with_since(since.clone());
+        }
+        target = target.with_incremental(options);
     }
     let options = export_options(args, policies);
     let popts = partition_options(partition);
@@ -296,6 +340,9 @@ fn export_iceberg(
         removed: None,
         retried: stats.retried,
         checkpointed: None,
+        incremental: stats.run.as_ref().map(|r| r.state.clone()),
+        first_run: stats.run.as_ref().map(|r| r.first),
+        late_scan: stats.run.as_ref().map(|r| r.late_scan),
     };
     finish(
         args,

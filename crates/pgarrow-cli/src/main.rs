@@ -104,17 +104,18 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
                 );
             }
             let incremental = args.incremental.incremental_by.is_some();
-            if incremental && args.lake.is_lake() {
+            if incremental && args.lake.is_lake() && args.lake.iceberg.is_none() {
                 return Err(usage(
-                    "--incremental-by into a lake table is not written yet: export each run \
-                     with --if-exists append and a query of its rows",
+                    "--incremental-by into a DuckLake or Delta table is not written yet (an \
+                     Iceberg table takes it): export each run with --if-exists append and a \
+                     query of its rows",
                 ));
             }
             if incremental && args.plan.is_some() {
                 return Err(usage("--incremental-by reads a --table, not a --plan"));
             }
             match select("export", &args.source, session)? {
-                Selected::One(source) if incremental => {
+                Selected::One(source) if incremental && !args.lake.is_lake() => {
                     let config = read_only_config(&args.source)?;
                     incremental::export(
                         &rt,
@@ -140,6 +141,7 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
                         &args.output,
                         &args.partition,
                         &args.lake,
+                        &args.incremental,
                         &policies,
                     )
                 }

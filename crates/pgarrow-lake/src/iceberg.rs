@@ -47,13 +47,14 @@ mod schema;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use pgarrow::incremental::{IncrementalOptions, IncrementalState, STATE_VERSION};
 use pgarrow::io::{
     DirTarget, FieldIds, Format, Layout, Location, Manifest, PartitionField, SinkOptions,
     StorageOptions, Transform,
 };
 use pgarrow::partition::{PartitionOptions, PartitionedStats, export_files};
 use pgarrow::protocol::Config;
-use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
+use pgarrow::{Client, Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 use serde_json::{Value as Json, json};
 
 use crate::IfExists;
@@ -93,6 +94,10 @@ pub struct IcebergTarget {
     pub layout: Layout,
     /// Times a commit that lost the swap to another writer commits again on top of it.
     pub retries: usize,
+    /// An incremental run of a table instead of the export's source: what changed since the
+    /// run whose state the table's last commit carries (the first run: the whole table, or
+    /// from `since`), appended with this run's state in the same commit.
+    pub incremental: Option<IncrementalOptions>,
 }
 
 impl IcebergTarget {
@@ -109,7 +114,14 @@ impl IcebergTarget {
             options: SinkOptions::default(),
             layout: Layout::default(),
             retries: 100,
+            incremental: None,
         }
+    }
+
+    /// An incremental run of `options.table` (the export's source is then ignored).
+    pub fn with_incremental(mut self, options: IncrementalOptions) -> Self {
+        self.incremental = Some(options);
+        self
     }
 
     /// The catalog's name.
@@ -169,6 +181,8 @@ pub struct IcebergStats {
     pub files: usize,
     /// Commits made again on top of another writer's.
     pub retried: usize,
+    /// An incremental run's state and kind.
+    pub run: Option<crate::LakeRun>,
 }
 
 /// Runs `f` (blocking storage calls) off the async threads.
@@ -357,13 +371,37 @@ async fn export(
         Some(loc) => Some(read_metadata(loc, &target.storage).await?),
         None => None,
     };
-    if let Some(meta) = &base {
-        if target.if_exists == IfExists::Fail {
-            return Err(ErrorKind::Usage(format!(
-                "Iceberg table {name} exists: append to it or replace it (--if-exists append, \
-                 --if-exists replace)"
-            ))
+    // An incremental run goes on from the state the table's last commit carries: appended
+    // (a restart replaces the table's rows).
+    let previous = match (&base, &target.incremental) {
+        (Some(meta), Some(_)) => last_state(meta)?,
+        _ => None,
+    };
+    let if_exists = match (&target.incremental, &base, &previous) {
+        (Some(run), Some(_), _) if run.restart => IfExists::Replace,
+        (Some(_), Some(_), Some(_)) => IfExists::Append,
+        (Some(_), _, _) if target.if_exists == IfExists::Replace => {
+            return Err(ErrorKind::Usage(
+                "an incremental run appends (a restart replaces): leave --if-exists replace out"
+                    .into(),
+            )
             .into());
+        }
+        _ => target.if_exists,
+    };
+    if let Some(meta) = &base {
+        if if_exists == IfExists::Fail {
+            let what = match target.incremental {
+                Some(_) => {
+                    "exists, and no commit of it carries an incremental run: append the first \
+                     run to it (--if-exists append) or start another table"
+                }
+                None => {
+                    "exists: append to it or replace it (--if-exists append, --if-exists \
+                     replace)"
+                }
+            };
+            return Err(ErrorKind::Usage(format!("Iceberg table {name} {what}")).into());
         }
         writable(meta)?;
     }
@@ -435,7 +473,27 @@ async fn export(
     )
     .with_layout(layout.clone())
     .with_file_prefix(crate::new_uuid());
-    let written = export_files(config, source, options, partitions, &files, hooks).await?;
+    let (written, run) = match &target.incremental {
+        None => (
+            export_files(config, source, options, partitions, &files, hooks).await?,
+            None,
+        ),
+        Some(opts) => {
+            drop(source);
+            let config = config.into_config()?;
+            let mut client = Client::connect(&config).await?;
+            let run = client.begin_incremental(opts, previous.as_ref()).await?;
+            let id = client.share_incremental_snapshot().await?;
+            let mut split = partitions.clone().with_import_snapshot(id);
+            if matches!(run.source, Source::Query(_)) && split.by.is_none() {
+                split = split.with_by(opts.column.clone());
+            }
+            let written =
+                export_files(&config, run.source.clone(), options, &split, &files, hooks).await?;
+            client.end_incremental().await?;
+            (written, Some(run))
+        }
+    };
     let manifest = written.manifest().clone();
     let arrow = manifest.schema.clone().ok_or_else(|| {
         Error::from(ErrorKind::Internal(
@@ -452,7 +510,7 @@ async fn export(
                     "its metadata has no current schema".into(),
                 ))
             })?;
-            let replace = target.if_exists == IfExists::Replace;
+            let replace = if_exists == IfExists::Replace;
             match schema::evolve(current, &ours, replace) {
                 Err(why) => {
                     return Err(ErrorKind::Usage(format!("{why}; nothing was committed")).into());
@@ -537,6 +595,21 @@ async fn export(
         snapshot_id,
         &data_files,
     );
+    let run = run.map(|r| {
+        let (first, late_scan) = (r.first, r.late_scan);
+        let files = data_files.iter().map(|f| f.path.clone()).collect();
+        crate::LakeRun {
+            state: r.finish(rows, files),
+            first,
+            late_scan,
+        }
+    });
+    let run_state = match &run {
+        Some(r) => Some(serde_json::to_string(&r.state).map_err(|e| {
+            Error::from(ErrorKind::Internal(format!("the incremental state: {e}")))
+        })?),
+        None => None,
+    };
     let mut state = base.clone().zip(base_location.clone());
     let mut retried = 0;
     let (sequence, metadata_location) = loop {
@@ -551,12 +624,12 @@ async fn export(
             .as_ref()
             .and_then(|(m, _)| m["current-snapshot-id"].as_i64())
             .filter(|id| *id >= 0);
-        let previous = match (&state, parent) {
+        let previous_snapshot = match (&state, parent) {
             (Some((meta, _)), Some(parent)) => snapshot(meta, parent).cloned(),
             _ => None,
         };
-        if target.if_exists == IfExists::Append
-            && let Some(prev) = &previous
+        if if_exists == IfExists::Append
+            && let Some(prev) = &previous_snapshot
         {
             let list = prev["manifest-list"]
                 .as_str()
@@ -573,14 +646,17 @@ async fn export(
         );
         let list_bytes = manifest::write_manifest_list(&entries, snapshot_id, parent, sequence)?;
         cleanup.write(&list_path, list_bytes).await?;
-        let summary = summary(
-            target.if_exists,
-            previous.as_ref(),
+        let mut summary = summary(
+            if_exists,
+            previous_snapshot.as_ref(),
             data_files.len(),
             rows,
             bytes,
             &manifest,
         );
+        if let Some(text) = &run_state {
+            summary[STATE_KEY] = Json::String(text.clone());
+        }
         let snap = json!({
             "snapshot-id": snapshot_id,
             "sequence-number": sequence,
@@ -622,7 +698,7 @@ async fn export(
         }
         // Another writer committed first: what this attempt wrote names nothing.
         cleanup.remove(&[&list_path, &meta_path]).await;
-        match (&state, target.if_exists) {
+        match (&state, if_exists) {
             (Some(_), IfExists::Replace) => {
                 return Err(ErrorKind::Usage(
                     "another writer committed to the table while it was being replaced; \
@@ -657,6 +733,20 @@ async fn export(
         })?;
         let meta = read_metadata(&now, &target.storage).await?;
         writable(&meta)?;
+        if let Some(r) = &run
+            && let Some(other) = last_state(&meta)?
+            && other.table == r.state.table
+            && previous
+                .as_ref()
+                .is_none_or(|p| p.run < other.run || p.taken_at != other.taken_at)
+        {
+            return Err(ErrorKind::Usage(format!(
+                "another incremental run of {} (run {}) committed during this one; nothing was \
+                 committed (run again: it goes on from that run)",
+                other.table, other.run
+            ))
+            .into());
+        }
         let now_schema = current_schema(&meta);
         let (now_spec_id, now_spec) = default_spec(&meta);
         let unchanged = match base_schema_id {
@@ -699,7 +789,37 @@ async fn export(
         rows,
         files: data_files.len(),
         retried,
+        run,
     })
+}
+
+/// The snapshot summary key of an incremental run's state.
+const STATE_KEY: &str = "pgarrow.incremental";
+
+/// The state of the last incremental run the table's current snapshot descends from.
+fn last_state(meta: &Json) -> Result<Option<IncrementalState>> {
+    let mut id = meta["current-snapshot-id"].as_i64();
+    while let Some(snap) = id.filter(|i| *i >= 0).and_then(|i| snapshot(meta, i)) {
+        if let Some(text) = snap["summary"][STATE_KEY].as_str() {
+            let state: IncrementalState = serde_json::from_str(text).map_err(|e| {
+                Error::from(ErrorKind::Unexpected(format!(
+                    "snapshot {}'s incremental state is not pgarrow's: {e}",
+                    snap["snapshot-id"]
+                )))
+            })?;
+            if state.pgarrow_incremental != STATE_VERSION {
+                return Err(ErrorKind::Usage(format!(
+                    "snapshot {} carries an incremental state of version {}; this pgarrow \
+                     reads version {STATE_VERSION}",
+                    snap["snapshot-id"], state.pgarrow_incremental
+                ))
+                .into());
+            }
+            return Ok(Some(state));
+        }
+        id = snap["parent-snapshot-id"].as_i64();
+    }
+    Ok(None)
 }
 
 /// Files the commit writes beside the data, removed unless it lands.

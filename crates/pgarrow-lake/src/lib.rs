@@ -24,6 +24,19 @@ pub use iceberg::{IcebergStats, IcebergTarget, export_to_iceberg};
 
 use pgarrow::{Error, ErrorKind, Result};
 
+/// An incremental run committed into a lake table: the state it left in the commit (the next
+/// run reads it back from the table), and what kind of run it was.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LakeRun {
+    /// The state the commit carries.
+    pub state: pgarrow::incremental::IncrementalState,
+    /// Whether it was a first run (the whole table, or from `since`).
+    pub first: bool,
+    /// Whether it scanned for late rows.
+    pub late_scan: bool,
+}
+
 /// What an export does when the table exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IfExists {

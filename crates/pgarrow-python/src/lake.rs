@@ -252,6 +252,10 @@ struct IcebergArgs<'py> {
     lake_table: Option<String>,
     warehouse: Option<String>,
     if_exists: String,
+    incremental_by: Option<String>,
+    since: Option<String>,
+    late_rows: String,
+    restart: bool,
     options: Option<Bound<'py, PyDict>>,
     storage_options: Option<HashMap<String, String>>,
 }
@@ -269,6 +273,13 @@ struct IcebergReport {
     created: bool,
     files: usize,
     retried: usize,
+    /// An incremental run's state, as the commit carries it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incremental: Option<pgarrow::incremental::IncrementalState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_run: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    late_scan: Option<bool>,
 }
 
 /// Exports `source` into an Iceberg table and commits it in one snapshot.
@@ -309,6 +320,27 @@ pub(crate) fn export_iceberg(
     if let Some(w) = args.warehouse {
         target = target.with_warehouse(w);
     }
+    if let Some(column) = args.incremental_by {
+        let Some(t) = source.as_table() else {
+            return Err(usage_error(
+                py,
+                "incremental_by reads one table (table=...), not a query",
+            ));
+        };
+        let late_rows: pgarrow::incremental::LateRows = args
+            .late_rows
+            .parse()
+            .map_err(|e: pgarrow::Error| usage_error(py, format!("late_rows: {e}")))?;
+        let mut run = pgarrow::incremental::IncrementalOptions::new(t.clone(), column)
+            .with_late_rows(late_rows)
+            .with_restart(args.restart);
+        if let Some(since) = args.since {
+            run = run.with_since(since);
+        }
+        target = target.with_incremental(run);
+    } else if args.since.is_some() || args.restart {
+        return Err(usage_error(py, "since and restart are incremental_by's"));
+    }
     let export = options.export;
     let partitions = options
         .partitions
@@ -327,6 +359,9 @@ pub(crate) fn export_iceberg(
             created: stats.created,
             files: stats.files,
             retried: stats.retried,
+            incremental: stats.run.as_ref().map(|r| r.state.clone()),
+            first_run: stats.run.as_ref().map(|r| r.first),
+            late_scan: stats.run.as_ref().map(|r| r.late_scan),
         })
     })
 }

@@ -67,6 +67,34 @@ def server_rows(conn, name, columns=COLUMNS):
     return [normalized(r) for r in rows]
 
 
+def blocked_at_commit(cat_url, table, *procs_args):
+    """Starts each of `procs_args` (pgarrow export arguments) while holding the catalog row of
+    `table` locked, one after the other once the previous is waiting on that lock at its
+    commit, then lets them commit in that order; their completed processes."""
+    import psycopg
+
+    db = urlparse(cat_url).path.lstrip("/")
+    with psycopg.connect(cat_url) as lock:
+        lock.execute("SELECT 1 FROM iceberg_tables WHERE table_name = %s FOR UPDATE", (table,))
+        procs = []
+        for k, args in enumerate(procs_args, 1):
+            procs.append(subprocess.Popen([pgarrow_bin(), "export", "--quiet", "--json", *args],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            with psycopg.connect(cat_url, autocommit=True) as watch:
+                for _ in range(30000):
+                    waiting = watch.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+                        (db,)).fetchone()[0]
+                    if waiting >= k:
+                        break
+                    assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+                    watch.execute("SELECT pg_sleep(0.01)")
+                else:
+                    pytest.fail("the exports never reached their commit")
+        lock.commit()
+    return [(p.wait(timeout=120), *p.communicate()) for p in procs]
+
+
 def test_every_type_reads_back_in_three_readers_as_the_server_has_it(url, conn, catalog, typed, duckdb_iceberg):
     cat_url, warehouse = catalog
     report = json.loads(
@@ -294,6 +322,64 @@ def test_schema_evolution_on_append_and_replace(url, conn, catalog, duckdb_icebe
     assert table.scan().to_arrow()["id"].to_pylist() == [9]
 
 
+def test_incremental_runs_append_with_their_state_in_the_same_commit(url, conn, catalog):
+    """`--incremental-by COLUMN` into an Iceberg table: each run appends what changed since
+    the run whose state the table's last commit carries (no state file), over one connection
+    or several in the run's snapshot; a run that commits nothing leaves the state as it was;
+    a restart replaces the rows."""
+    cat_url, warehouse = catalog
+    conn.execute("DROP TABLE IF EXISTS iceberg_inc")
+    conn.execute("CREATE TABLE iceberg_inc (id bigint PRIMARY KEY, v text, at timestamptz DEFAULT now())")
+    conn.execute("INSERT INTO iceberg_inc (id, v) SELECT i, 'a' FROM generate_series(1, 100) i")
+
+    def run(*extra, check=True):
+        return ice(url, cat_url, "-t", "iceberg_inc", "--incremental-by", "id", "--lake-table", "inc.t", *extra,
+                   check=check, warehouse=warehouse)
+
+    first = json.loads(run().stdout)
+    assert first["created"] and first["first_run"] and first["rows"] == 100
+    assert first["incremental"]["run"] == 1 and first["incremental"]["high_water"] == "100"
+    table = pyiceberg(cat_url).load_table("inc.t")
+    state = json.loads(table.current_snapshot().summary["pgarrow.incremental"])
+    assert state["high_water"] == "100" and state["files"], state
+    # New rows, and a row updated below the mark: the second run takes the new ones.
+    conn.execute("INSERT INTO iceberg_inc (id, v) SELECT i, 'b' FROM generate_series(101, 150) i")
+    second = json.loads(run("--partitions", "2").stdout)
+    assert not second["first_run"] and second["rows"] == 50 and second["incremental"]["run"] == 2
+    table = pyiceberg(cat_url).load_table("inc.t")
+    ids = table.scan().to_arrow()["id"].to_pylist()
+    assert sorted(ids) == list(range(1, 151))
+    # Nothing new: a run of no rows, its state committed (the run counter goes on).
+    third = json.loads(run().stdout)
+    assert third["rows"] == 0 and third["incremental"]["run"] == 3
+    assert pyiceberg(cat_url).load_table("inc.t").scan().to_arrow().num_rows == 150
+    # Another writer's append on top: the next run still finds the state beneath it.
+    ice(url, cat_url, "-q", "SELECT -1::bigint AS id, 'x'::text AS v, now() AS at", "--lake-table", "inc.t",
+        "--if-exists", "append")
+    conn.execute("INSERT INTO iceberg_inc (id, v) VALUES (151, 'c')")
+    fourth = json.loads(run().stdout)
+    assert fourth["rows"] == 1 and fourth["incremental"]["run"] == 4
+    # Two runs at once: the later to commit finds the other's state and commits nothing.
+    conn.execute("INSERT INTO iceberg_inc (id, v) VALUES (152, 'd')")
+    args = ["-d", url, "-t", "iceberg_inc", "--incremental-by", "id", "--iceberg", cat_url, "--lake-table", "inc.t"]
+    (rc1, out1, err1), (rc2, _, err2) = blocked_at_commit(cat_url, "t", args, args)
+    assert rc1 == 0 and json.loads(out1)["rows"] == 1, err1
+    assert rc2 != 0 and "another incremental run" in err2 and "(run 5)" in err2, err2
+    # A state file is not the table's: refused.
+    out = run("--state", str(warehouse / "s.json"), check=False)
+    assert out.returncode != 0 and "--state" in out.stderr
+    # A restart replaces the rows with a first run.
+    fifth = json.loads(run("--restart").stdout)
+    assert fifth["first_run"] and fifth["rows"] == 152
+    table = pyiceberg(cat_url).load_table("inc.t")
+    assert table.current_snapshot().summary.operation.value == "overwrite"
+    assert sorted(table.scan().to_arrow()["id"].to_pylist()) == list(range(1, 153))
+    # A table without a run's state is not taken over silently.
+    ice(url, cat_url, "-t", "iceberg_inc", "--lake-table", "inc.plain", warehouse=warehouse)
+    out = ice(url, cat_url, "-t", "iceberg_inc", "--incremental-by", "id", "--lake-table", "inc.plain", check=False)
+    assert out.returncode != 0 and "incremental run" in out.stderr
+
+
 def test_concurrent_appends_all_land_and_a_racing_replace_commits_nothing(url, conn, catalog, typed):
     cat_url, warehouse = catalog
     procs = [
@@ -313,10 +399,19 @@ def test_concurrent_appends_all_land_and_a_racing_replace_commits_nothing(url, c
     assert sum(r["created"] for r in reports) == 1
     table = pyiceberg(cat_url).load_table("default.race")
     assert table.scan().to_arrow().num_rows == 12 and len(table.history()) == 4
+    # An append and a replace meeting at the commit: the append lands, the replace (which
+    # would drop rows it never saw) commits nothing.
+    base = ["-d", url, "-t", typed, "--iceberg", cat_url, "--lake-table", "race"]
+    (a_rc, a_out, a_err), (r_rc, _, r_err) = blocked_at_commit(
+        cat_url, "race", [*base, "--if-exists", "append"], [*base, "--if-exists", "replace"])
+    assert a_rc == 0 and json.loads(a_out)["retried"] == 0, a_err
+    assert r_rc != 0 and "while it was being replaced" in r_err and "nothing was committed" in r_err, r_err
+    table = pyiceberg(cat_url).load_table("default.race")
+    assert table.scan().to_arrow().num_rows == 15 and len(table.history()) == 5
     # Every manifest list and metadata file of a lost attempt was removed.
     metadata = sorted(p.name for p in (warehouse / "default.db" / "race" / "metadata").iterdir())
-    assert len([m for m in metadata if m.endswith(".metadata.json")]) == 4, metadata
-    assert len([m for m in metadata if m.startswith("snap-")]) == 4, metadata
+    assert len([m for m in metadata if m.endswith(".metadata.json")]) == 5, metadata
+    assert len([m for m in metadata if m.startswith("snap-")]) == 5, metadata
 
 
 def test_failed_cancelled_and_killed_exports_commit_nothing(url, conn, catalog, typed):
@@ -373,7 +468,8 @@ def test_python_export_into_a_table_on_an_object_store(url, conn, catalog, typed
 
     from pgarrow import _typing
 
-    assert set(typing.get_type_hints(_typing.IcebergStats)) <= set(stats)
+    assert set(typing.get_type_hints(_typing.IcebergStats)) - set(typing.get_type_hints(_typing.IcebergRun)) <= set(stats)
+    assert "incremental" not in stats
     assert stats["format"] == "iceberg" and stats["created"] and stats["rows"] == 3
     assert stats["metadata_location"].startswith(f"s3://{bucket}/wh/s3ns.db/types/metadata/00000-")
     o = s3.storage_options
@@ -394,6 +490,17 @@ def test_python_export_into_a_table_on_an_object_store(url, conn, catalog, typed
     with pytest.raises(pgarrow.UsageError, match="s3ns.types exists"):
         pgarrow.export_iceberg(url, table=typed, catalog=cat_url, lake_table="s3ns.types",
                                storage_options=s3.storage_options)
+    # Incremental runs from Python, their state in the table's commits.
+    runs = [
+        pgarrow.export_iceberg(url, table=typed, catalog=cat_url, lake_table="s3ns.inc", incremental_by="id",
+                               warehouse=f"s3://{bucket}/wh", storage_options=s3.storage_options)
+        for _ in range(2)
+    ]
+    assert set(typing.get_type_hints(_typing.IcebergStats)) <= set(runs[0])
+    assert [(r["rows"], r["first_run"], r["incremental"]["run"]) for r in runs] == [(3, True, 1), (0, False, 2)]
+    with pytest.raises(pgarrow.UsageError, match="table="):
+        pgarrow.export_iceberg(url, "SELECT 1 AS id", catalog=cat_url, lake_table="s3ns.q", incremental_by="id",
+                               warehouse=f"s3://{bucket}/wh", storage_options=s3.storage_options)
 
 
 def test_tables_of_every_writer_import_back_into_postgresql_exactly(url, conn, catalog, typed, events):

@@ -681,6 +681,10 @@ def export_iceberg(
     warehouse: Optional[str] = None,
     catalog_name: Optional[str] = None,
     if_exists: IfExists = "fail",
+    incremental_by: Optional[str] = None,
+    since: Optional[str] = None,
+    late_rows: Literal["auto", "always"] = "auto",
+    restart: bool = False,
     storage_options: Optional[dict[str, str]] = None,
     **options: Unpack[FileOptions],
 ) -> IcebergStats:
@@ -712,7 +716,14 @@ def export_iceberg(
         ``load_catalog()`` name).
     if_exists : {"fail", "append", "replace"}
         When the table exists: refuse (the default), add the rows, or replace them in one
-        snapshot (the columns must be the table's).
+        snapshot (as the export's columns; an append adds new columns and widens types as
+        Iceberg allows).
+    incremental_by : str, optional
+        An incremental run of ``table`` by this cursor column (as :func:`export_incremental`):
+        what changed since the run whose state the table's last commit carries, appended with
+        this run's state in the same snapshot (no state file); the first run takes the whole
+        table (or from ``since``). ``late_rows`` and ``restart`` (which replaces the table's
+        rows with a first run) as there.
     storage_options : dict of str to str, optional
         As in :func:`export_file`, for an object-store warehouse.
     **options
@@ -751,6 +762,10 @@ def export_iceberg(
         lake_table=lake_table,
         warehouse=warehouse,
         if_exists=if_exists,
+        incremental_by=incremental_by,
+        since=since,
+        late_rows=late_rows,
+        restart=restart,
         options=options,
         storage_options=storage_options,
     )

@@ -195,6 +195,10 @@ def export_iceberg(
     lake_table: Optional[str],
     warehouse: Optional[str],
     if_exists: str,
+    incremental_by: Optional[str],
+    since: Optional[str],
+    late_rows: str,
+    restart: bool,
     options: Optional[dict[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> IcebergStats: ...

@@ -215,7 +215,18 @@ class DeltaStats(PartitionedStats):
     checkpointed: bool
 
 
-class IcebergStats(PartitionedStats):
+class IcebergRun(TypedDict, total=False):
+    """An incremental run's facts in :class:`IcebergStats` (``incremental_by`` only)."""
+
+    #: The state the commit carries, which the next run reads back from the table.
+    incremental: Dict[str, Any]
+    #: Whether it was a first run.
+    first_run: bool
+    #: Whether it scanned for late rows.
+    late_scan: bool
+
+
+class IcebergStats(PartitionedStats, IcebergRun):
     """An export committed into an Iceberg table: the export's statistics, and the commit's."""
 
     format: Literal["iceberg"]
