@@ -526,8 +526,8 @@ pub(crate) struct IncrementalArgs {
     /// column of the --table (integer, numeric, date, timestamp, timestamptz), late commits
     /// included; the first run exports everything. Each run writes new files: -o
     /// orders.parquet gives orders.run-000001.parquet, orders.run-000002.parquet, ...
-    /// Into an Iceberg table (--iceberg), the state rides in each run's commit instead of
-    /// --state: the next run reads it back from the table.
+    /// Into a lake table (--ducklake, --delta, --iceberg), the state rides in each run's
+    /// commit instead of --state: the next run reads it back from the table.
     #[arg(long, value_name = "COLUMN")]
     pub(crate) incremental_by: Option<String>,
     /// The state file the runs share (JSON: the column, the high-water mark, the run's

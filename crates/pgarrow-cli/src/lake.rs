@@ -33,6 +33,33 @@ fn lake_name(source: &Source, lake: &LakeArgs, default_schema: &str) -> Result<(
     }
 }
 
+/// `--incremental-by` into a lake table: the run's options (the state is the table's).
+fn run_options(
+    source: &Source,
+    incremental: &IncrementalArgs,
+) -> Result<Option<pgarrow::incremental::IncrementalOptions>> {
+    let Some(column) = &incremental.incremental_by else {
+        return Ok(None);
+    };
+    if incremental.state.is_some() {
+        return Err(usage(
+            "a lake table keeps each run's state in its commit: leave --state out",
+        ));
+    }
+    let Some(t) = source.as_table() else {
+        return Err(usage(
+            "--incremental-by reads one --table (without --columns, --where or --limit)",
+        ));
+    };
+    let mut options = pgarrow::incremental::IncrementalOptions::new(t.clone(), column.clone())
+        .with_late_rows(incremental.late_rows)
+        .with_restart(incremental.restart);
+    if let Some(since) = &incremental.since {
+        options = options.with_since(since.clone());
+    }
+    Ok(Some(options))
+}
+
 #[derive(serde::Serialize)]
 struct JsonReport<'a> {
     #[serde(flatten)]
@@ -71,6 +98,34 @@ struct JsonReport<'a> {
     late_scan: Option<bool>,
 }
 
+impl<'a> JsonReport<'a> {
+    /// What every format reports; the rest set by the format's export.
+    fn new(
+        stats: &'a pgarrow::partition::PartitionedStats,
+        format: &'static str,
+        table: String,
+        (created, files, retried): (bool, usize, usize),
+    ) -> JsonReport<'a> {
+        JsonReport {
+            stats,
+            format,
+            table,
+            snapshot: None,
+            metadata_location: None,
+            sequence_number: None,
+            version: None,
+            created,
+            files,
+            removed: None,
+            retried,
+            checkpointed: None,
+            incremental: None,
+            first_run: None,
+            late_scan: None,
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn export(
     rt: &tokio::runtime::Runtime,
@@ -101,7 +156,13 @@ pub(crate) fn export(
     )?;
     if let Some(location) = &lake.delta {
         return export_delta(
-            rt, session, config, source, args, partition, lake, location, policies,
+            rt,
+            session,
+            config,
+            source,
+            (args, partition, lake, incremental),
+            location,
+            policies,
         );
     }
     if let Some(url) = &lake.iceberg {
@@ -131,6 +192,9 @@ pub(crate) fn export(
     if let Some(path) = &lake.data_path {
         target = target.with_data_path(path.clone());
     }
+    if let Some(run) = run_options(source, incremental)? {
+        target = target.with_incremental(run);
+    }
     let options = export_options(args, policies);
     let popts = partition_options(partition);
     let stop = session.stop.clone();
@@ -140,21 +204,16 @@ pub(crate) fn export(
     progress.finish_and_clear();
     let stats: DuckLakeStats = result?;
     let report = JsonReport {
-        stats: &stats.export,
-        format: "ducklake",
-        table: format!("{schema}.{table}"),
         snapshot: Some(stats.snapshot),
-        metadata_location: None,
-        sequence_number: None,
-        version: None,
-        created: stats.created,
-        files: stats.files,
-        removed: None,
-        retried: stats.retried,
-        checkpointed: None,
-        incremental: None,
-        first_run: None,
-        late_scan: None,
+        incremental: stats.run.as_ref().map(|r| r.state.clone()),
+        first_run: stats.run.as_ref().map(|r| r.first),
+        late_scan: stats.run.as_ref().map(|r| r.late_scan),
+        ..JsonReport::new(
+            &stats.export,
+            "ducklake",
+            format!("{schema}.{table}"),
+            (stats.created, stats.files, stats.retried),
+        )
     };
     finish(
         args,
@@ -212,9 +271,12 @@ fn export_delta(
     session: &mut Session,
     config: &Config,
     source: &Source,
-    args: &OutputArgs,
-    partition: &PartitionArgs,
-    lake: &LakeArgs,
+    (args, partition, lake, incremental): (
+        &OutputArgs,
+        &PartitionArgs,
+        &LakeArgs,
+        &IncrementalArgs,
+    ),
     location: &str,
     policies: &Policies,
 ) -> Result<()> {
@@ -229,12 +291,15 @@ fn export_delta(
         }
     }
     let if_exists: IfExists = lake.if_exists.parse()?;
-    let target = DeltaTarget::new(location)
+    let mut target = DeltaTarget::new(location)
         .with_if_exists(if_exists)
         .with_storage(args.storage.options()?)
         .with_options(sink_options(args)?)
         .with_layout(crate::output::layout(args))
         .with_checkpoint_interval(lake.checkpoint_interval);
+    if let Some(run) = run_options(source, incremental)? {
+        target = target.with_incremental(run);
+    }
     let options = export_options(args, policies);
     let popts = partition_options(partition);
     let stop = session.stop.clone();
@@ -244,21 +309,18 @@ fn export_delta(
     progress.finish_and_clear();
     let stats: DeltaStats = result?;
     let report = JsonReport {
-        stats: &stats.export,
-        format: "delta",
-        table: location.to_owned(),
-        snapshot: None,
-        metadata_location: None,
-        sequence_number: None,
         version: Some(stats.version),
-        created: stats.created,
-        files: stats.files,
         removed: Some(stats.removed),
-        retried: stats.retried,
         checkpointed: Some(stats.checkpointed),
-        incremental: None,
-        first_run: None,
-        late_scan: None,
+        incremental: stats.run.as_ref().map(|r| r.state.clone()),
+        first_run: stats.run.as_ref().map(|r| r.first),
+        late_scan: stats.run.as_ref().map(|r| r.late_scan),
+        ..JsonReport::new(
+            &stats.export,
+            "delta",
+            location.to_owned(),
+            (stats.created, stats.files, stats.retried),
+        )
     };
     finish(
         args,
@@ -300,24 +362,8 @@ fn export_iceberg(
     if let Some(w) = &lake.warehouse {
         target = target.with_warehouse(w.clone());
     }
-    if let Some(column) = &incremental.incremental_by {
-        if incremental.state.is_some() {
-            return Err(usage(
-                "an Iceberg table keeps each run's state in its commit: leave --state out",
-            ));
-        }
-        let Some(t) = source.as_table() else {
-            return Err(usage(
-                "--incremental-by reads one --table (without --columns, --where or --limit)",
-            ));
-        };
-        let mut options = pgarrow::incremental::IncrementalOptions::new(t.clone(), column.clone())
-            .with_late_rows(incremental.late_rows)
-            .with_restart(incremental.restart);
-        if let Some(since) = &incremental.since {
-            options = options.with_since(since.clone());
-        }
-        target = target.with_incremental(options);
+    if let Some(run) = run_options(source, incremental)? {
+        target = target.with_incremental(run);
     }
     let options = export_options(args, policies);
     let popts = partition_options(partition);
@@ -328,21 +374,18 @@ fn export_iceberg(
     progress.finish_and_clear();
     let stats: IcebergStats = result?;
     let report = JsonReport {
-        stats: &stats.export,
-        format: "iceberg",
-        table: format!("{namespace}.{table}"),
         snapshot: Some(stats.snapshot_id),
         metadata_location: Some(stats.metadata_location.clone()),
         sequence_number: Some(stats.sequence_number),
-        version: None,
-        created: stats.created,
-        files: stats.files,
-        removed: None,
-        retried: stats.retried,
-        checkpointed: None,
         incremental: stats.run.as_ref().map(|r| r.state.clone()),
         first_run: stats.run.as_ref().map(|r| r.first),
         late_scan: stats.run.as_ref().map(|r| r.late_scan),
+        ..JsonReport::new(
+            &stats.export,
+            "iceberg",
+            format!("{namespace}.{table}"),
+            (stats.created, stats.files, stats.retried),
+        )
     };
     finish(
         args,

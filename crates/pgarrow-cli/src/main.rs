@@ -104,13 +104,6 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
                 );
             }
             let incremental = args.incremental.incremental_by.is_some();
-            if incremental && args.lake.is_lake() && args.lake.iceberg.is_none() {
-                return Err(usage(
-                    "--incremental-by into a DuckLake or Delta table is not written yet (an \
-                     Iceberg table takes it): export each run with --if-exists append and a \
-                     query of its rows",
-                ));
-            }
             if incremental && args.plan.is_some() {
                 return Err(usage("--incremental-by reads a --table, not a --plan"));
             }

@@ -53,11 +53,12 @@ use pgarrow::io::{
     DirTarget, Format, Layout, Location, Manifest, PartitionField, SinkOptions, StorageOptions,
     Transform,
 };
-use pgarrow::partition::{PartitionOptions, PartitionedStats, export_files};
+use pgarrow::partition::{PartitionOptions, PartitionedStats};
 use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 
 use crate::IfExists;
 use log::{Action, Add, Metadata, Protocol, Remove, Snapshot};
+use pgarrow::incremental::{IncrementalOptions, IncrementalState};
 pub use read::open_delta;
 use schema::DeltaSchema;
 
@@ -104,6 +105,10 @@ pub struct DeltaTarget {
     /// A checkpoint every this many versions, unless the table's `delta.checkpointInterval`
     /// says otherwise (0: none).
     pub checkpoint_interval: u64,
+    /// An incremental run of a table instead of the export's source: what changed since the
+    /// run whose state the table's last such commit carries (in its `commitInfo`), appended
+    /// with this run's state in the same version.
+    pub incremental: Option<IncrementalOptions>,
 }
 
 impl DeltaTarget {
@@ -117,32 +122,17 @@ impl DeltaTarget {
             layout: Layout::default(),
             retries: 100,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            incremental: None,
         }
     }
 
-    /// When the table exists.
-    pub fn with_if_exists(mut self, if_exists: IfExists) -> Self {
-        self.if_exists = if_exists;
+    /// An incremental run of `options.table` (the export's source is then ignored).
+    pub fn with_incremental(mut self, options: IncrementalOptions) -> Self {
+        self.incremental = Some(options);
         self
     }
 
-    /// Object store settings.
-    pub fn with_storage(mut self, storage: StorageOptions) -> Self {
-        self.storage = storage;
-        self
-    }
-
-    /// The data files' Parquet options.
-    pub fn with_options(mut self, options: SinkOptions) -> Self {
-        self.options = options;
-        self
-    }
-
-    /// Where files roll over, and the partition columns.
-    pub fn with_layout(mut self, layout: Layout) -> Self {
-        self.layout = layout;
-        self
-    }
+    crate::target_setters!();
 
     /// A checkpoint every `versions` versions (0: none).
     pub fn with_checkpoint_interval(mut self, versions: u64) -> Self {
@@ -171,6 +161,8 @@ pub struct DeltaStats {
     pub retried: usize,
     /// Whether this export wrote the version's checkpoint.
     pub checkpointed: bool,
+    /// An incremental run's state and kind.
+    pub run: Option<crate::LakeRun>,
 }
 
 /// Runs `f` (blocking storage calls) off the async threads.
@@ -221,8 +213,22 @@ pub async fn export_to_delta(
         let log = log.clone();
         blocking(move || replay::load(&log)).await?
     };
+    let previous = match (&existing, &target.incremental) {
+        (Some(table), Some(_)) => {
+            let (log, version) = (log.clone(), table.version);
+            blocking(move || last_state(&log, version)).await?
+        }
+        _ => None,
+    };
+    let if_exists = crate::run::if_exists(
+        target.incremental.as_ref(),
+        existing.is_some(),
+        previous.is_some(),
+        target.if_exists,
+    )
+    .map_err(|e| e.context(format!("Delta table {name}")))?;
     if let Some(table) = &existing {
-        if target.if_exists == IfExists::Fail {
+        if if_exists == IfExists::Fail {
             return Err(ErrorKind::Usage(format!(
                 "Delta table {name} exists (version {}): append to it or replace it \
                  (--if-exists append, --if-exists replace)",
@@ -230,12 +236,12 @@ pub async fn export_to_delta(
             ))
             .into());
         }
-        writable(table, target.if_exists, &name)?;
+        writable(table, if_exists, &name)?;
     }
     // An append without partitions of its own writes files as the table is partitioned.
     let mut layout = target.layout.clone();
     if layout.partitions.is_empty()
-        && target.if_exists == IfExists::Append
+        && if_exists == IfExists::Append
         && let Some(table) = &existing
     {
         layout.partitions = table
@@ -252,7 +258,9 @@ pub async fn export_to_delta(
         .with_options(target.options.clone().with_arrow_extensions(false))
         .with_layout(layout.clone())
         .with_file_prefix(format!("part-{}", crate::new_uuid()));
-    let written = export_files(config, source, options, partitions, &files, hooks).await?;
+    let run = target.incremental.as_ref().map(|r| (r, previous.as_ref()));
+    let (written, run) =
+        crate::run::export(config, source, options, partitions, &files, hooks, run).await?;
     let manifest = written.manifest().clone();
     let arrow = manifest.schema.clone().ok_or_else(|| {
         Error::from(ErrorKind::Internal(
@@ -272,13 +280,23 @@ pub async fn export_to_delta(
             .collect();
         blocking(move || describe_files(&root, &manifest, &columns, &types)).await?
     };
+    let rows = adds.iter().map(|(_, rows)| rows).sum();
+    let paths = adds.iter().map(|(a, _)| a.path.clone()).collect();
+    let (run, _) = crate::run::finish(run, rows, paths)?;
+    let run_state: Option<serde_json::Value> = match &run {
+        Some(r) => Some(serde_json::to_value(&r.state).map_err(|e| {
+            Error::from(ErrorKind::Internal(format!("the incremental state: {e}")))
+        })?),
+        None => None,
+    };
     let plan = Plan {
         name: &name,
-        if_exists: target.if_exists,
+        if_exists,
         ours: &ours,
         partition_columns: &partition_columns,
         adds: &adds,
         manifest: &manifest,
+        run_state: run_state.as_ref(),
     };
     let mut state = existing;
     let mut retried = 0;
@@ -313,6 +331,13 @@ pub async fn export_to_delta(
         })
         .await?;
         plan.may_follow(state.as_ref(), newer.as_ref(), &winners)?;
+        let theirs = winners
+            .iter()
+            .rev()
+            .find_map(|(v, actions)| commit_state(actions, *v).transpose())
+            .transpose()?;
+        crate::run::check_race(run.as_ref(), previous.as_ref(), theirs.as_ref())
+            .map_err(|e| e.context(format!("Delta table {name}")))?;
         state = newer;
     };
     let interval = state
@@ -339,7 +364,6 @@ pub async fn export_to_delta(
             }
         }
     }
-    let rows = adds.iter().map(|(_, rows)| rows).sum();
     Ok(DeltaStats {
         export: written.keep(),
         version,
@@ -349,7 +373,35 @@ pub async fn export_to_delta(
         removed,
         retried,
         checkpointed,
+        run,
     })
+}
+
+/// The incremental state a commit's `commitInfo` carries (version `version`), if any.
+fn commit_state(actions: &[Action], version: i64) -> Result<Option<IncrementalState>> {
+    for a in actions {
+        if let Action::CommitInfo(info) = a
+            && let Some(state) = info.get("pgarrow").and_then(|p| p.get("incremental"))
+        {
+            let at = format!("version {version}");
+            return crate::run::parse_state(&state.to_string(), &at).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// The state of the last incremental run committed to the table, up to `version`: the
+/// commits read back from the newest (a log cleaned up past it ends the search).
+fn last_state(log: &Location, version: i64) -> Result<Option<IncrementalState>> {
+    for v in (0..=version).rev() {
+        if !log.join(&log::commit_name(v)).exists()? {
+            return Ok(None);
+        }
+        if let Some(state) = commit_state(&log::read_commit(log, v)?, v)? {
+            return Ok(Some(state));
+        }
+    }
+    Ok(None)
 }
 
 /// Refuses a table whose protocol asks of a writer what pgarrow does not do, naming it.
@@ -543,6 +595,8 @@ struct Plan<'a> {
     partition_columns: &'a [String],
     adds: &'a [(Add, u64)],
     manifest: &'a Manifest,
+    /// An incremental run's state, carried in `commitInfo`.
+    run_state: Option<&'a serde_json::Value>,
 }
 
 impl Plan<'_> {
@@ -576,7 +630,14 @@ impl Plan<'_> {
                 "numOutputRows": self.adds.iter().map(|(_, r)| r).sum::<u64>().to_string(),
                 "numOutputBytes": self.adds.iter().map(|(a, _)| a.size).sum::<i64>().to_string(),
             },
-            "pgarrow": crate::provenance(self.manifest),
+            "pgarrow": match self.run_state {
+                Some(state) => {
+                    let mut p = crate::provenance(self.manifest);
+                    p["incremental"] = state.clone();
+                    p
+                }
+                None => crate::provenance(self.manifest),
+            },
         })));
         let needed = self.protocol(state.map(|s| &s.protocol));
         let mut removed = 0;
@@ -875,6 +936,7 @@ mod tests {
             partition_columns: &[],
             adds: &[],
             manifest: &manifest,
+            run_state: None,
         };
         let (before, after) = (table(3), table(4));
         let appended = vec![(
@@ -937,6 +999,7 @@ mod tests {
             partition_columns: &[],
             adds: &[],
             manifest: &manifest,
+            run_state: None,
         };
         let mut state = table(7);
         for p in ["a.parquet", "b.parquet"] {

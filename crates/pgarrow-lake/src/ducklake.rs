@@ -48,7 +48,7 @@ use std::collections::HashMap;
 use pgarrow::io::{
     DirTarget, Format, Layout, Location, Manifest, SinkOptions, StorageOptions, Transform,
 };
-use pgarrow::partition::{PartitionOptions, PartitionedStats, export_files};
+use pgarrow::partition::{PartitionOptions, PartitionedStats};
 use pgarrow::protocol::Config;
 use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 
@@ -58,6 +58,7 @@ use catalog::{Catalog, with_slash};
 use columns::{LakeColumn, lake_columns};
 use commit::Commit;
 use partitions::Key;
+use pgarrow::incremental::{IncrementalOptions, IncrementalState};
 use stats::{ColumnStats, file_stats};
 
 /// Where and how an export goes into a DuckLake table: [`DuckLakeTarget::new`], then `with_*`.
@@ -85,6 +86,11 @@ pub struct DuckLakeTarget {
     pub layout: Layout,
     /// Times a commit that lost a race with another writer begins again.
     pub retries: usize,
+    /// An incremental run of a table instead of the export's source: what changed since the
+    /// run whose state the table's last such snapshot carries (in its
+    /// `ducklake_snapshot_changes.commit_extra_info`), appended with this run's state in the
+    /// same snapshot.
+    pub incremental: Option<IncrementalOptions>,
 }
 
 impl DuckLakeTarget {
@@ -100,7 +106,14 @@ impl DuckLakeTarget {
             options: SinkOptions::default(),
             layout: Layout::default(),
             retries: 10,
+            incremental: None,
         }
+    }
+
+    /// An incremental run of `options.table` (the export's source is then ignored).
+    pub fn with_incremental(mut self, options: IncrementalOptions) -> Self {
+        self.incremental = Some(options);
+        self
     }
 
     /// The data path of a new catalog.
@@ -109,29 +122,7 @@ impl DuckLakeTarget {
         self
     }
 
-    /// When the table exists.
-    pub fn with_if_exists(mut self, if_exists: IfExists) -> Self {
-        self.if_exists = if_exists;
-        self
-    }
-
-    /// Object store settings.
-    pub fn with_storage(mut self, storage: StorageOptions) -> Self {
-        self.storage = storage;
-        self
-    }
-
-    /// The data files' Parquet options.
-    pub fn with_options(mut self, options: SinkOptions) -> Self {
-        self.options = options;
-        self
-    }
-
-    /// Where files roll over.
-    pub fn with_layout(mut self, layout: Layout) -> Self {
-        self.layout = layout;
-        self
-    }
+    crate::target_setters!();
 }
 
 /// What an export into a DuckLake table did.
@@ -152,6 +143,8 @@ pub struct DuckLakeStats {
     pub files: usize,
     /// Commits begun again after losing a race with another writer.
     pub retried: usize,
+    /// An incremental run's state and kind.
+    pub run: Option<crate::LakeRun>,
 }
 
 /// A live table of the catalog, as the commit finds it.
@@ -196,7 +189,18 @@ pub async fn export_to_ducklake(
     let data_path = catalog.open(target.data_path.as_deref()).await?;
     let existing = find_table(&mut catalog, &target.schema, &target.table).await?;
     let name = format!("{}.{}", target.schema, target.table);
-    if existing.is_some() && target.if_exists == IfExists::Fail {
+    let previous = match (&existing, &target.incremental) {
+        (Some(table), Some(_)) => last_state(&mut catalog, table.id).await?,
+        _ => None,
+    };
+    let if_exists = crate::run::if_exists(
+        target.incremental.as_ref(),
+        existing.is_some(),
+        previous.is_some(),
+        target.if_exists,
+    )
+    .map_err(|e| e.context(format!("DuckLake table {name}")))?;
+    if existing.is_some() && if_exists == IfExists::Fail {
         return Err(ErrorKind::Usage(format!(
             "DuckLake table {name} exists: append to it or replace it (--if-exists append, \
              --if-exists replace)"
@@ -231,7 +235,9 @@ pub async fn export_to_ducklake(
         .with_options(target.options.clone().with_field_ids(true))
         .with_layout(layout.clone())
         .with_file_prefix(format!("ducklake-{}", new_uuid()));
-    let written = export_files(config, source, options, partitions, &files, hooks).await?;
+    let run = target.incremental.as_ref().map(|r| (r, previous.as_ref()));
+    let (written, run) =
+        crate::run::export(config, source, options, partitions, &files, hooks, run).await?;
     let manifest = written.manifest().clone();
     let schema = manifest.schema.clone().ok_or_else(|| {
         Error::from(ErrorKind::Internal(
@@ -248,10 +254,18 @@ pub async fn export_to_ducklake(
         same_partitions(table, &keys, &name)?;
     }
     let described = describe_files(&location, &manifest, &columns, &keys).await?;
+    let rows = described.iter().map(|f| f.rows).sum();
+    let paths = described
+        .iter()
+        .map(|f| format!("{dir}{}", f.path))
+        .collect();
+    let (run, _) = crate::run::finish(run, rows, paths)?;
     let plan = Commit {
         schema: &target.schema,
         table: &target.table,
-        if_exists: target.if_exists,
+        if_exists,
+        run: run.as_ref(),
+        previous: previous.as_ref(),
         expected: existing.as_ref().map(|t| t.id),
         columns: &columns,
         keys: &keys,
@@ -271,7 +285,6 @@ pub async fn export_to_ducklake(
         }
     };
     catalog.close().await;
-    let rows = described.iter().map(|f| f.rows).sum();
     Ok(DuckLakeStats {
         export: written.keep(),
         snapshot: done.snapshot,
@@ -280,7 +293,36 @@ pub async fn export_to_ducklake(
         rows,
         files: described.len(),
         retried,
+        run,
     })
+}
+
+/// The state of the last incremental run committed to table `table_id`: the newest of its
+/// snapshots whose changes carry one.
+pub(super) async fn last_state(
+    catalog: &mut Catalog,
+    table_id: i64,
+) -> Result<Option<IncrementalState>> {
+    let rows = catalog
+        .query(
+            "SELECT snapshot_id::text, commit_extra_info::text FROM ducklake_snapshot_changes \
+             WHERE author = 'pgarrow' AND commit_extra_info LIKE '%\"incremental\"%' \
+             AND $1 = ANY(string_to_array(changes_made, ',')) ORDER BY snapshot_id DESC LIMIT 1",
+            &[Some(&format!("inserted_into_table:{table_id}"))],
+        )
+        .await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let at = format!("snapshot {}", row[0].as_deref().unwrap_or("?"));
+    let info: serde_json::Value = row[1]
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    match info.get("incremental") {
+        Some(state) => crate::run::parse_state(&state.to_string(), &at).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Whether `e` is the catalog refusing a snapshot ID another writer took first.

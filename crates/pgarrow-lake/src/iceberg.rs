@@ -47,14 +47,14 @@ mod schema;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pgarrow::incremental::{IncrementalOptions, IncrementalState, STATE_VERSION};
+use pgarrow::incremental::{IncrementalOptions, IncrementalState};
 use pgarrow::io::{
     DirTarget, FieldIds, Format, Layout, Location, Manifest, PartitionField, SinkOptions,
     StorageOptions, Transform,
 };
-use pgarrow::partition::{PartitionOptions, PartitionedStats, export_files};
+use pgarrow::partition::{PartitionOptions, PartitionedStats};
 use pgarrow::protocol::Config;
-use pgarrow::{Client, Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
+use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 use serde_json::{Value as Json, json};
 
 use crate::IfExists;
@@ -136,29 +136,7 @@ impl IcebergTarget {
         self
     }
 
-    /// When the table exists.
-    pub fn with_if_exists(mut self, if_exists: IfExists) -> Self {
-        self.if_exists = if_exists;
-        self
-    }
-
-    /// Object store settings.
-    pub fn with_storage(mut self, storage: StorageOptions) -> Self {
-        self.storage = storage;
-        self
-    }
-
-    /// The data files' Parquet options.
-    pub fn with_options(mut self, options: SinkOptions) -> Self {
-        self.options = options;
-        self
-    }
-
-    /// Where files roll over, and a new table's partition spec.
-    pub fn with_layout(mut self, layout: Layout) -> Self {
-        self.layout = layout;
-        self
-    }
+    crate::target_setters!();
 }
 
 /// What an export into an Iceberg table did.
@@ -377,31 +355,19 @@ async fn export(
         (Some(meta), Some(_)) => last_state(meta)?,
         _ => None,
     };
-    let if_exists = match (&target.incremental, &base, &previous) {
-        (Some(run), Some(_), _) if run.restart => IfExists::Replace,
-        (Some(_), Some(_), Some(_)) => IfExists::Append,
-        (Some(_), _, _) if target.if_exists == IfExists::Replace => {
-            return Err(ErrorKind::Usage(
-                "an incremental run appends (a restart replaces): leave --if-exists replace out"
-                    .into(),
-            )
-            .into());
-        }
-        _ => target.if_exists,
-    };
+    let if_exists = crate::run::if_exists(
+        target.incremental.as_ref(),
+        base.is_some(),
+        previous.is_some(),
+        target.if_exists,
+    )?;
     if let Some(meta) = &base {
         if if_exists == IfExists::Fail {
-            let what = match target.incremental {
-                Some(_) => {
-                    "exists, and no commit of it carries an incremental run: append the first \
-                     run to it (--if-exists append) or start another table"
-                }
-                None => {
-                    "exists: append to it or replace it (--if-exists append, --if-exists \
-                     replace)"
-                }
-            };
-            return Err(ErrorKind::Usage(format!("Iceberg table {name} {what}")).into());
+            return Err(ErrorKind::Usage(format!(
+                "Iceberg table {name} exists: append to it or replace it (--if-exists append, \
+                 --if-exists replace)"
+            ))
+            .into());
         }
         writable(meta)?;
     }
@@ -473,27 +439,9 @@ async fn export(
     )
     .with_layout(layout.clone())
     .with_file_prefix(crate::new_uuid());
-    let (written, run) = match &target.incremental {
-        None => (
-            export_files(config, source, options, partitions, &files, hooks).await?,
-            None,
-        ),
-        Some(opts) => {
-            drop(source);
-            let config = config.into_config()?;
-            let mut client = Client::connect(&config).await?;
-            let run = client.begin_incremental(opts, previous.as_ref()).await?;
-            let id = client.share_incremental_snapshot().await?;
-            let mut split = partitions.clone().with_import_snapshot(id);
-            if matches!(run.source, Source::Query(_)) && split.by.is_none() {
-                split = split.with_by(opts.column.clone());
-            }
-            let written =
-                export_files(&config, run.source.clone(), options, &split, &files, hooks).await?;
-            client.end_incremental().await?;
-            (written, Some(run))
-        }
-    };
+    let run = target.incremental.as_ref().map(|r| (r, previous.as_ref()));
+    let (written, run) =
+        crate::run::export(config, source, options, partitions, &files, hooks, run).await?;
     let manifest = written.manifest().clone();
     let arrow = manifest.schema.clone().ok_or_else(|| {
         Error::from(ErrorKind::Internal(
@@ -595,21 +543,8 @@ async fn export(
         snapshot_id,
         &data_files,
     );
-    let run = run.map(|r| {
-        let (first, late_scan) = (r.first, r.late_scan);
-        let files = data_files.iter().map(|f| f.path.clone()).collect();
-        crate::LakeRun {
-            state: r.finish(rows, files),
-            first,
-            late_scan,
-        }
-    });
-    let run_state = match &run {
-        Some(r) => Some(serde_json::to_string(&r.state).map_err(|e| {
-            Error::from(ErrorKind::Internal(format!("the incremental state: {e}")))
-        })?),
-        None => None,
-    };
+    let files = data_files.iter().map(|f| f.path.clone()).collect();
+    let (run, run_state) = crate::run::finish(run, rows, files)?;
     let mut state = base.clone().zip(base_location.clone());
     let mut retried = 0;
     let (sequence, metadata_location) = loop {
@@ -733,20 +668,7 @@ async fn export(
         })?;
         let meta = read_metadata(&now, &target.storage).await?;
         writable(&meta)?;
-        if let Some(r) = &run
-            && let Some(other) = last_state(&meta)?
-            && other.table == r.state.table
-            && previous
-                .as_ref()
-                .is_none_or(|p| p.run < other.run || p.taken_at != other.taken_at)
-        {
-            return Err(ErrorKind::Usage(format!(
-                "another incremental run of {} (run {}) committed during this one; nothing was \
-                 committed (run again: it goes on from that run)",
-                other.table, other.run
-            ))
-            .into());
-        }
+        crate::run::check_race(run.as_ref(), previous.as_ref(), last_state(&meta)?.as_ref())?;
         let now_schema = current_schema(&meta);
         let (now_spec_id, now_spec) = default_spec(&meta);
         let unchanged = match base_schema_id {
@@ -801,21 +723,8 @@ fn last_state(meta: &Json) -> Result<Option<IncrementalState>> {
     let mut id = meta["current-snapshot-id"].as_i64();
     while let Some(snap) = id.filter(|i| *i >= 0).and_then(|i| snapshot(meta, i)) {
         if let Some(text) = snap["summary"][STATE_KEY].as_str() {
-            let state: IncrementalState = serde_json::from_str(text).map_err(|e| {
-                Error::from(ErrorKind::Unexpected(format!(
-                    "snapshot {}'s incremental state is not pgarrow's: {e}",
-                    snap["snapshot-id"]
-                )))
-            })?;
-            if state.pgarrow_incremental != STATE_VERSION {
-                return Err(ErrorKind::Usage(format!(
-                    "snapshot {} carries an incremental state of version {}; this pgarrow \
-                     reads version {STATE_VERSION}",
-                    snap["snapshot-id"], state.pgarrow_incremental
-                ))
-                .into());
-            }
-            return Ok(Some(state));
+            let at = format!("snapshot {}", snap["snapshot-id"]);
+            return crate::run::parse_state(text, &at).map(Some);
         }
         id = snap["parent-snapshot-id"].as_i64();
     }

@@ -11,11 +11,43 @@
 //! - [`delta`]: Delta Lake tables, the log beside the data (local or any object store).
 //! - [`iceberg`]: Apache Iceberg tables, the SQL catalog in a PostgreSQL database.
 
+/// The `with_*` setters every lake target has: when the table exists, the object store
+/// settings, the data files' Parquet options, their layout.
+macro_rules! target_setters {
+    () => {
+        /// When the table exists.
+        pub fn with_if_exists(mut self, if_exists: crate::IfExists) -> Self {
+            self.if_exists = if_exists;
+            self
+        }
+
+        /// Object store settings.
+        pub fn with_storage(mut self, storage: pgarrow::io::StorageOptions) -> Self {
+            self.storage = storage;
+            self
+        }
+
+        /// The data files' Parquet options.
+        pub fn with_options(mut self, options: pgarrow::io::SinkOptions) -> Self {
+            self.options = options;
+            self
+        }
+
+        /// Where files roll over, and the table's partitions (see the target's `layout`).
+        pub fn with_layout(mut self, layout: pgarrow::io::Layout) -> Self {
+            self.layout = layout;
+            self
+        }
+    };
+}
+pub(crate) use target_setters;
+
 mod avro;
 mod bounds;
 pub mod delta;
 pub mod ducklake;
 pub mod iceberg;
+mod run;
 mod sql;
 
 pub use delta::{DeltaStats, DeltaTarget, export_to_delta};

@@ -80,6 +80,45 @@ fn lake_name(
     }
 }
 
+/// An incremental run's keyword arguments, which every lake export takes.
+struct RunArgs {
+    incremental_by: Option<String>,
+    since: Option<String>,
+    late_rows: String,
+    restart: bool,
+}
+
+/// An incremental run into a lake table (its state the table's), from its arguments.
+fn run_options(
+    py: Python<'_>,
+    source: &pgarrow::Source,
+    args: RunArgs,
+) -> PyResult<Option<pgarrow::incremental::IncrementalOptions>> {
+    let Some(column) = args.incremental_by else {
+        if args.since.is_some() || args.restart {
+            return Err(usage_error(py, "since and restart are incremental_by's"));
+        }
+        return Ok(None);
+    };
+    let Some(t) = source.as_table() else {
+        return Err(usage_error(
+            py,
+            "incremental_by reads one table (table=...), not a query",
+        ));
+    };
+    let late_rows: pgarrow::incremental::LateRows = args
+        .late_rows
+        .parse()
+        .map_err(|e: pgarrow::Error| usage_error(py, format!("late_rows: {e}")))?;
+    let mut run = pgarrow::incremental::IncrementalOptions::new(t.clone(), column)
+        .with_late_rows(late_rows)
+        .with_restart(args.restart);
+    if let Some(since) = args.since {
+        run = run.with_since(since);
+    }
+    Ok(Some(run))
+}
+
 /// The keyword arguments of `export_ducklake` (the wrapper passes each by name).
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
@@ -88,6 +127,10 @@ struct LakeArgs<'py> {
     lake_table: Option<String>,
     data_path: Option<String>,
     if_exists: String,
+    incremental_by: Option<String>,
+    since: Option<String>,
+    late_rows: String,
+    restart: bool,
     options: Option<Bound<'py, PyDict>>,
     storage_options: Option<HashMap<String, String>>,
 }
@@ -104,6 +147,13 @@ struct LakeReport {
     created: bool,
     files: usize,
     retried: usize,
+    /// An incremental run's state, as the commit carries it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incremental: Option<pgarrow::incremental::IncrementalState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_run: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    late_scan: Option<bool>,
 }
 
 /// Exports `source` into a DuckLake table and commits it in one catalog transaction.
@@ -141,6 +191,15 @@ pub(crate) fn export_ducklake(
     if let Some(path) = args.data_path {
         target = target.with_data_path(path);
     }
+    let run = RunArgs {
+        incremental_by: args.incremental_by,
+        since: args.since,
+        late_rows: args.late_rows,
+        restart: args.restart,
+    };
+    if let Some(run) = run_options(py, &source, run)? {
+        target = target.with_incremental(run);
+    }
     let export = options.export;
     let partitions = options
         .partitions
@@ -158,6 +217,9 @@ pub(crate) fn export_ducklake(
             created: stats.created,
             files: stats.files,
             retried: stats.retried,
+            incremental: stats.run.as_ref().map(|r| r.state.clone()),
+            first_run: stats.run.as_ref().map(|r| r.first),
+            late_scan: stats.run.as_ref().map(|r| r.late_scan),
         })
     })
 }
@@ -169,6 +231,10 @@ struct DeltaArgs<'py> {
     location: String,
     if_exists: String,
     checkpoint_interval: Option<u64>,
+    incremental_by: Option<String>,
+    since: Option<String>,
+    late_rows: String,
+    restart: bool,
     options: Option<Bound<'py, PyDict>>,
     storage_options: Option<HashMap<String, String>>,
 }
@@ -186,6 +252,13 @@ struct DeltaReport {
     removed: usize,
     retried: usize,
     checkpointed: bool,
+    /// An incremental run's state, as the commit carries it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incremental: Option<pgarrow::incremental::IncrementalState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_run: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    late_scan: Option<bool>,
 }
 
 /// Exports `source` into a Delta table and commits it in one version.
@@ -221,6 +294,15 @@ pub(crate) fn export_delta(
     if let Some(n) = args.checkpoint_interval {
         target = target.with_checkpoint_interval(n);
     }
+    let run = RunArgs {
+        incremental_by: args.incremental_by,
+        since: args.since,
+        late_rows: args.late_rows,
+        restart: args.restart,
+    };
+    if let Some(run) = run_options(py, &source, run)? {
+        target = target.with_incremental(run);
+    }
     let export = options.export;
     let partitions = options
         .partitions
@@ -239,6 +321,9 @@ pub(crate) fn export_delta(
             removed: stats.removed,
             retried: stats.retried,
             checkpointed: stats.checkpointed,
+            incremental: stats.run.as_ref().map(|r| r.state.clone()),
+            first_run: stats.run.as_ref().map(|r| r.first),
+            late_scan: stats.run.as_ref().map(|r| r.late_scan),
         })
     })
 }
@@ -320,26 +405,14 @@ pub(crate) fn export_iceberg(
     if let Some(w) = args.warehouse {
         target = target.with_warehouse(w);
     }
-    if let Some(column) = args.incremental_by {
-        let Some(t) = source.as_table() else {
-            return Err(usage_error(
-                py,
-                "incremental_by reads one table (table=...), not a query",
-            ));
-        };
-        let late_rows: pgarrow::incremental::LateRows = args
-            .late_rows
-            .parse()
-            .map_err(|e: pgarrow::Error| usage_error(py, format!("late_rows: {e}")))?;
-        let mut run = pgarrow::incremental::IncrementalOptions::new(t.clone(), column)
-            .with_late_rows(late_rows)
-            .with_restart(args.restart);
-        if let Some(since) = args.since {
-            run = run.with_since(since);
-        }
+    let run = RunArgs {
+        incremental_by: args.incremental_by,
+        since: args.since,
+        late_rows: args.late_rows,
+        restart: args.restart,
+    };
+    if let Some(run) = run_options(py, &source, run)? {
         target = target.with_incremental(run);
-    } else if args.since.is_some() || args.restart {
-        return Err(usage_error(py, "since and restart are incremental_by's"));
     }
     let export = options.export;
     let partitions = options

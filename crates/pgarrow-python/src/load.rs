@@ -50,6 +50,12 @@ struct WriteArgs {
     nanoseconds: String,
     /// A Delta table's location, read instead of `data`.
     delta: Option<String>,
+    /// An Iceberg table's SQL catalog database, read instead of `data` (with `lake_table`).
+    iceberg: Option<String>,
+    /// The Iceberg table, `namespace.name`.
+    lake_table: Option<String>,
+    /// The Iceberg catalog's name.
+    catalog_name: Option<String>,
 }
 
 /// Loads `data` into `table` in one transaction; returns the statistics. `data` is anything
@@ -99,6 +105,45 @@ pub(crate) fn write(
             let input = pgarrow_lake::delta::open_delta(&location, &storage, &input_options)?;
             blocking::load(config, table, input, &options, hooks(stop))
         });
+    }
+    if let Some(url) = args.iceberg {
+        if !data.is_none() || args.delta.is_some() {
+            return Err(usage_error(
+                py,
+                "data, delta= and iceberg= are inputs: give one (data=None to read the table)",
+            ));
+        }
+        let Some(name) = args.lake_table else {
+            return Err(usage_error(
+                py,
+                "iceberg= needs lake_table=\"namespace.name\"",
+            ));
+        };
+        let name = TableName::parse(&name).map_err(|e| py_err(py, &e.into()))?;
+        let namespace = name.schema.unwrap_or_else(|| "default".to_owned());
+        let catalog = pgarrow::protocol::Config::parse(&url).map_err(|e| py_err(py, &e.into()))?;
+        let catalog_name = args
+            .catalog_name
+            .unwrap_or_else(|| pgarrow_lake::iceberg::DEFAULT_CATALOG_NAME.to_owned());
+        // The metadata, manifests and every file are read before connecting, without the GIL.
+        return crate::runtime::document_on_runtime(py, move |runtime, stop| {
+            let open = pgarrow_lake::iceberg::open_iceberg(
+                &catalog,
+                &catalog_name,
+                &namespace,
+                &name.name,
+                &storage,
+                &input_options,
+            );
+            let input = blocking::wait(runtime, stop, open)?;
+            blocking::load(config, table, input, &options, hooks(stop))
+        });
+    }
+    if args.lake_table.is_some() || args.catalog_name.is_some() {
+        return Err(usage_error(
+            py,
+            "lake_table and catalog_name are iceberg='s",
+        ));
     }
     if let Some(paths) = paths(data)? {
         let inputs = paths

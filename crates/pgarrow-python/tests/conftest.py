@@ -297,12 +297,11 @@ pickle.dump(rows, sys.stdout.buffer)
 """
 
 
-@pytest.fixture(scope="session")
-def duckdb_delta():
-    """DuckDB 1.5.5 with its delta extension, a Delta reader: `run(sql, s3=None) -> list[tuple]`
-    runs `sql` (statements separated by `;`, the rows of the last returned; read a table with
-    `delta_scan('path')`), reading objects from the `s3` emulator when given. In its own
-    process, in the interpreter of PGARROW_DUCKDB_EXT_PYTHON or target/duckdb-venv."""
+def _duckdb_reader(script: str, extensions: list[str]):
+    """`run(sql, s3=None) -> list[tuple]`: `script` run with `sql` (statements separated by
+    `;`, the rows of the last returned), reading objects from the `s3` emulator when given, in
+    its own process, in the interpreter of PGARROW_DUCKDB_EXT_PYTHON or target/duckdb-venv,
+    which must have DuckDB 1.5.5's `extensions` (and httpfs) from PyPI."""
     from urllib.parse import urlparse
 
     python = os.environ.get("PGARROW_DUCKDB_EXT_PYTHON") or str(
@@ -319,25 +318,29 @@ def duckdb_delta():
                 "USE_SSL false)"
             )
         out = subprocess.run(
-            [python, "-c", _DUCKDB_DELTA], input=f"{before}\n{sql}".encode(), capture_output=True, timeout=300
+            [python, "-c", script], input=f"{before}\n{sql}".encode(), capture_output=True, timeout=300
         )
         if out.returncode != 0:
             raise RuntimeError(f"DuckDB failed: {out.stderr.decode(errors='replace').strip()}")
         return pickle.loads(out.stdout)
 
+    modules = [f"duckdb_extension_{e}" for e in [*extensions, "httpfs"]]
     try:
-        subprocess.run(
-            [python, "-c", "import duckdb_extension_delta, duckdb_extension_httpfs, pytz"],
-            check=True,
-            capture_output=True,
-        )
+        subprocess.run([python, "-c", f"import {', '.join(modules)}, pytz"], check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError) as e:
+        packages = " ".join(f"duckdb-extension-{e}==1.5.5" for e in [*extensions, "httpfs"])
         _missing(
-            f"DuckDB's delta extension in {python} ({e}): pip install duckdb==1.5.5 "
-            "duckdb-extension-delta==1.5.5 duckdb-extension-httpfs==1.5.5 pytz into "
-            "target/duckdb-venv, or name another interpreter in PGARROW_DUCKDB_EXT_PYTHON"
+            f"DuckDB's {' and '.join(extensions)} extensions in {python} ({e}): pip install duckdb==1.5.5 "
+            f"{packages} pytz into target/duckdb-venv, or name another interpreter in PGARROW_DUCKDB_EXT_PYTHON"
         )
     return run
+
+
+@pytest.fixture(scope="session")
+def duckdb_delta():
+    """DuckDB 1.5.5 with its delta extension, a Delta reader: `run(sql, s3=None) -> list[tuple]`
+    (read a table with `delta_scan('path')`), as `_duckdb_reader`."""
+    return _duckdb_reader(_DUCKDB_DELTA, ["delta"])
 
 
 # Runs in the interpreter of `duckdb_iceberg`: as `_DUCKDB_DELTA`, with the avro and iceberg
@@ -355,42 +358,6 @@ _DUCKDB_ICEBERG = _DUCKDB_DELTA.replace(
 @pytest.fixture(scope="session")
 def duckdb_iceberg():
     """DuckDB 1.5.5 with its iceberg extension, an Iceberg reader: `run(sql, s3=None) ->
-    list[tuple]` runs `sql` (read a table with `iceberg_scan('<metadata file>')`), reading
-    objects from the `s3` emulator when given. In its own process, in the interpreter of
-    PGARROW_DUCKDB_EXT_PYTHON or target/duckdb-venv."""
-    from urllib.parse import urlparse
-
+    list[tuple]` (read a table with `iceberg_scan('<metadata file>')`), as `_duckdb_reader`."""
     assert "iceberg.duckdb_extension" in _DUCKDB_ICEBERG
-    python = os.environ.get("PGARROW_DUCKDB_EXT_PYTHON") or str(
-        pathlib.Path(__file__).resolve().parents[3] / "target" / "duckdb-venv" / "bin" / "python3"
-    )
-
-    def run(sql: str, s3=None) -> list[tuple]:
-        before = ""
-        if s3 is not None:
-            o = s3.storage_options
-            before = (
-                f"CREATE SECRET (TYPE s3, KEY_ID '{o['aws_access_key_id']}', SECRET '{o['aws_secret_access_key']}', "
-                f"REGION '{o['aws_region']}', ENDPOINT '{urlparse(o['aws_endpoint']).netloc}', URL_STYLE 'path', "
-                "USE_SSL false)"
-            )
-        out = subprocess.run(
-            [python, "-c", _DUCKDB_ICEBERG], input=f"{before}\n{sql}".encode(), capture_output=True, timeout=300
-        )
-        if out.returncode != 0:
-            raise RuntimeError(f"DuckDB failed: {out.stderr.decode(errors='replace').strip()}")
-        return pickle.loads(out.stdout)
-
-    try:
-        subprocess.run(
-            [python, "-c", "import duckdb_extension_avro, duckdb_extension_iceberg, duckdb_extension_httpfs, pytz"],
-            check=True,
-            capture_output=True,
-        )
-    except (OSError, subprocess.CalledProcessError) as e:
-        _missing(
-            f"DuckDB's iceberg extension in {python} ({e}): pip install duckdb==1.5.5 "
-            "duckdb-extension-avro==1.5.5 duckdb-extension-iceberg==1.5.5 duckdb-extension-httpfs==1.5.5 "
-            "pytz into target/duckdb-venv, or name another interpreter in PGARROW_DUCKDB_EXT_PYTHON"
-        )
-    return run
+    return _duckdb_reader(_DUCKDB_ICEBERG, ["avro", "iceberg"])

@@ -261,6 +261,51 @@ def test_a_table_deltalake_wrote_takes_pgarrow_appends(url, conn, tmp_path):
     assert deltalake.DeltaTable(str(strict)).to_pyarrow_table().num_rows == 2
 
 
+def test_incremental_runs_append_with_their_state_in_the_same_version(url, conn, tmp_path):
+    """`--incremental-by COLUMN` into a Delta table: each run appends what changed since the
+    run whose state the last such commit's `commitInfo` carries (no state file); another
+    writer's versions in between do not hide it; a restart replaces the rows."""
+    conn.execute("DROP TABLE IF EXISTS delta_inc")
+    conn.execute("CREATE TABLE delta_inc (id bigint PRIMARY KEY, v text)")
+    conn.execute("INSERT INTO delta_inc SELECT i, 'a' FROM generate_series(1, 100) i")
+    table = tmp_path / "inc"
+
+    def run(*extra, check=True):
+        return export(url, "-t", "delta_inc", "--incremental-by", "id", "--delta", str(table), *extra, check=check)
+
+    first = json.loads(run().stdout)
+    assert first["created"] and first["first_run"] and first["rows"] == 100 and first["incremental"]["run"] == 1
+    conn.execute("INSERT INTO delta_inc SELECT i, 'b' FROM generate_series(101, 130) i")
+    second = json.loads(run("--partitions", "2").stdout)
+    assert second["rows"] == 30 and not second["first_run"] and second["version"] == 1
+    info = deltalake.DeltaTable(str(table)).history(1)[0]
+    assert info["pgarrow"]["incremental"]["run"] == 2 and info["pgarrow"]["incremental"]["high_water"] == "130"
+    # deltalake appends a version; the next run still finds the state beneath it.
+    import pyarrow as pa
+
+    deltalake.write_deltalake(str(table), pa.table({"id": pa.array([-1], pa.int64()), "v": ["x"]}), mode="append")
+    third = json.loads(run().stdout)
+    assert third["rows"] == 0 and third["incremental"]["run"] == 3 and third["version"] == 3
+    ids = sorted(deltalake.DeltaTable(str(table)).to_pyarrow_table()["id"].to_pylist())
+    assert ids == [-1, *range(1, 131)]
+    # A restart replaces the rows with a first run.
+    fourth = json.loads(run("--restart").stdout)
+    assert fourth["first_run"] and fourth["rows"] == 130 and fourth["removed"] > 0
+    assert deltalake.DeltaTable(str(table)).to_pyarrow_table().num_rows == 130
+    # A table without a run's state is not taken over silently; a state file is not the table's.
+    plain = tmp_path / "plain"
+    export(url, "-t", "delta_inc", "--delta", str(plain))
+    out = export(url, "-t", "delta_inc", "--incremental-by", "id", "--delta", str(plain), check=False)
+    assert out.returncode != 0 and "incremental run" in out.stderr
+    out = run("--state", str(tmp_path / "s.json"), check=False)
+    assert out.returncode != 0 and "--state" in out.stderr
+    # From Python too.
+    import pgarrow
+
+    stats = pgarrow.export_delta(url, table="delta_inc", location=str(tmp_path / "py"), incremental_by="id")
+    assert stats["first_run"] and stats["incremental"]["run"] == 1 and stats["rows"] == 130
+
+
 def test_checkpoints_are_written_and_read(url, conn, tmp_path, duckdb_delta):
     table = tmp_path / "cp"
     for k in range(5):
@@ -370,7 +415,7 @@ def test_python_export_into_a_table_on_an_object_store(url, conn, typed, s3, duc
         url, table=typed, location=location, storage_options=s3.storage_options, partitions=2,
         partition_by="id", max_file_rows=1,
     )
-    assert set(typing.get_type_hints(_typing.DeltaStats)) <= set(stats)
+    assert set(typing.get_type_hints(_typing.DeltaStats)) - set(typing.get_type_hints(_typing.LakeRun)) <= set(stats)
     assert stats["created"] and stats["version"] == 0 and stats["rows"] == 3 and stats["files"] == 3
     keys = sorted(o["Key"] for o in s3.client().list_objects_v2(Bucket=bucket)["Contents"])
     assert keys[0] == "lake/t/_delta_log/00000000000000000000.json" and len(keys) == 4, keys

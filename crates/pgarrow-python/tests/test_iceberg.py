@@ -468,7 +468,7 @@ def test_python_export_into_a_table_on_an_object_store(url, conn, catalog, typed
 
     from pgarrow import _typing
 
-    assert set(typing.get_type_hints(_typing.IcebergStats)) - set(typing.get_type_hints(_typing.IcebergRun)) <= set(stats)
+    assert set(typing.get_type_hints(_typing.IcebergStats)) - set(typing.get_type_hints(_typing.LakeRun)) <= set(stats)
     assert "incremental" not in stats
     assert stats["format"] == "iceberg" and stats["created"] and stats["rows"] == 3
     assert stats["metadata_location"].startswith(f"s3://{bucket}/wh/s3ns.db/types/metadata/00000-")
@@ -538,6 +538,15 @@ def test_tables_of_every_writer_import_back_into_postgresql_exactly(url, conn, c
     want = sorted([(1, "eu"), (2, None), (3, "a/b c"), (1, "eu")] + conn.execute(
         f"SELECT id, region FROM {events} WHERE id <= 4").fetchall(), key=lambda r: (r[0], r[1] is not None, r[1] or ""))
     assert got == want
+    # From Python: pgarrow.write reads the same snapshot.
+    import pgarrow
+
+    conn.execute("DROP TABLE IF EXISTS iceberg_theirs_py")
+    stats = pgarrow.write(url, "iceberg_theirs_py", iceberg=cat_url, lake_table="back.theirs", create=True)
+    assert stats["rows"] == len(want)
+    assert conn.execute("SELECT id, region FROM iceberg_theirs_py ORDER BY id, region NULLS FIRST").fetchall() == want
+    with pytest.raises(pgarrow.UsageError, match="lake_table"):
+        pgarrow.write(url, "x", iceberg=cat_url)
     # A table the catalog does not have: named.
     out = subprocess.run(
         [pgarrow_bin(), "import", "-d", url, "--quiet", "--iceberg", cat_url, "--lake-table", "back.none",

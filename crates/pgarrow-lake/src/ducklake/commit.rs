@@ -4,6 +4,7 @@
 
 use std::cmp::Ordering;
 
+use pgarrow::incremental::IncrementalState;
 use pgarrow::io::Manifest;
 use pgarrow::{Error, ErrorKind, Result};
 
@@ -26,6 +27,10 @@ pub(super) struct Commit<'a> {
     pub(super) keys: &'a [Key],
     pub(super) files: &'a [DataFile],
     pub(super) manifest: &'a Manifest,
+    /// An incremental run, its state carried in the snapshot's changes.
+    pub(super) run: Option<&'a crate::LakeRun>,
+    /// The run's state it went on from.
+    pub(super) previous: Option<&'a IncrementalState>,
 }
 
 /// What a commit made.
@@ -99,6 +104,11 @@ impl Commit<'_> {
         if let Some(t) = &table {
             same_columns(&t.columns, self.columns, &name)?;
             same_partitions(t, self.keys, &name)?;
+            if self.run.is_some() {
+                let theirs = super::last_state(catalog, t.id).await?;
+                crate::run::check_race(self.run, self.previous, theirs.as_ref())
+                    .map_err(|e| e.context(format!("DuckLake table {name}")))?;
+            }
         }
         let created = table.is_none();
         let mut partition_id = table
@@ -251,7 +261,12 @@ impl Commit<'_> {
                 ],
             )
             .await?;
-        let provenance = crate::provenance(self.manifest);
+        let mut provenance = crate::provenance(self.manifest);
+        if let Some(run) = self.run {
+            provenance["incremental"] = serde_json::to_value(&run.state).map_err(|e| {
+                Error::from(ErrorKind::Internal(format!("the incremental state: {e}")))
+            })?;
+        }
         catalog
             .exec(
                 "INSERT INTO ducklake_snapshot_changes VALUES ($1::bigint, $2, 'pgarrow', $3, $4)",

@@ -538,6 +538,10 @@ def export_ducklake(
     lake_table: Optional[str] = None,
     data_path: Optional[str] = None,
     if_exists: IfExists = "fail",
+    incremental_by: Optional[str] = None,
+    since: Optional[str] = None,
+    late_rows: Literal["auto", "always"] = "auto",
+    restart: bool = False,
     storage_options: Optional[dict[str, str]] = None,
     **options: Unpack[FileOptions],
 ) -> DuckLakeStats:
@@ -561,6 +565,12 @@ def export_ducklake(
         Where a new catalog keeps its files: a directory or an object URL.
     if_exists : {"fail", "append", "replace"}
         When the table exists: refuse (the default), add the rows, or replace them.
+    incremental_by : str, optional
+        An incremental run of ``table`` by this cursor column (as :func:`export_incremental`):
+        what changed since the run whose state the table's last such snapshot carries,
+        appended with this run's state in the same snapshot (no state file). ``since``,
+        ``late_rows`` and ``restart`` (which replaces the table's rows with a first run) as
+        there.
     storage_options : dict of str to str, optional
         As in :func:`export_file`, for an object-store data path.
     **options
@@ -595,6 +605,10 @@ def export_ducklake(
         lake_table=lake_table,
         data_path=data_path,
         if_exists=if_exists,
+        incremental_by=incremental_by,
+        since=since,
+        late_rows=late_rows,
+        restart=restart,
         options=options,
         storage_options=storage_options,
     )
@@ -608,6 +622,10 @@ def export_delta(
     table: Optional[str] = None,
     if_exists: IfExists = "fail",
     checkpoint_interval: Optional[int] = None,
+    incremental_by: Optional[str] = None,
+    since: Optional[str] = None,
+    late_rows: Literal["auto", "always"] = "auto",
+    restart: bool = False,
     storage_options: Optional[dict[str, str]] = None,
     **options: Unpack[FileOptions],
 ) -> DeltaStats:
@@ -632,6 +650,12 @@ def export_delta(
     checkpoint_interval : int, optional
         A checkpoint every this many versions (default 10; 0: none), unless the table's
         ``delta.checkpointInterval`` says otherwise.
+    incremental_by : str, optional
+        An incremental run of ``table`` by this cursor column (as :func:`export_incremental`):
+        what changed since the run whose state the table's last such commit carries (in its
+        ``commitInfo``), appended with this run's state in the same version (no state file).
+        ``since``, ``late_rows`` and ``restart`` (which replaces the table's rows with a first
+        run) as there.
     storage_options : dict of str to str, optional
         As in :func:`export_file`, for an object-store location.
     **options
@@ -666,6 +690,10 @@ def export_delta(
         location=location,
         if_exists=if_exists,
         checkpoint_interval=checkpoint_interval,
+        incremental_by=incremental_by,
+        since=since,
+        late_rows=late_rows,
+        restart=restart,
         options=options,
         storage_options=storage_options,
     )
@@ -1197,6 +1225,9 @@ def write(
     mode: LoadMode = "append",
     *,
     delta: Optional[str] = None,
+    iceberg: Optional[str] = None,
+    lake_table: Optional[str] = None,
+    catalog_name: Optional[str] = None,
     key: Union[str, list[str], None] = None,
     create: bool = False,
     create_nested: CreateNested = "json",
@@ -1238,6 +1269,11 @@ def write(
         Instead of ``data``: the Delta Lake table at this location (a directory or an object
         URL), its current version, whoever wrote it, with its partition values as columns (as
         ``pgarrow import --delta``; a table with deletion vectors is refused).
+    iceberg, lake_table, catalog_name : str, optional
+        Instead of ``data``: the Apache Iceberg table ``lake_table`` (``namespace.name``) of
+        the SQL catalog in the PostgreSQL database at ``iceberg`` (its name in it
+        ``catalog_name``, default ``"default"``), its current snapshot, whoever wrote it (as
+        ``pgarrow import --iceberg``; a snapshot with delete files is refused).
     create : bool, default False
         Create a missing table from the schema, with the PostgreSQL types pgarrow's field
         metadata names where they exist.
@@ -1290,6 +1326,9 @@ def write(
         storage_options=storage_options,
         nanoseconds=nanoseconds,
         delta=delta,
+        iceberg=iceberg,
+        lake_table=lake_table,
+        catalog_name=catalog_name,
     )
 
 

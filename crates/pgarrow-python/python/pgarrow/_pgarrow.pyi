@@ -171,6 +171,10 @@ def export_ducklake(
     lake_table: Optional[str],
     data_path: Optional[str],
     if_exists: str,
+    incremental_by: Optional[str],
+    since: Optional[str],
+    late_rows: str,
+    restart: bool,
     options: Optional[dict[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> DuckLakeStats: ...
@@ -182,6 +186,10 @@ def export_delta(
     location: str,
     if_exists: str,
     checkpoint_interval: Optional[int],
+    incremental_by: Optional[str],
+    since: Optional[str],
+    late_rows: str,
+    restart: bool,
     options: Optional[dict[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> DeltaStats: ...
@@ -240,6 +248,9 @@ def write(
     storage_options: Optional[dict[str, str]],
     nanoseconds: str,
     delta: Optional[str],
+    iceberg: Optional[str],
+    lake_table: Optional[str],
+    catalog_name: Optional[str],
 ) -> LoadStats: ...
 def copy(
     from_conninfo: Optional[str],

@@ -178,7 +178,19 @@ class PartitionedStats(ExportStats, _PartitionedKeys):
     ``connections_wanted``, ``parts``, ``in_flight_peak`` and ``manifest``."""
 
 
-class DuckLakeStats(PartitionedStats):
+class LakeRun(TypedDict, total=False):
+    """An incremental run's facts in :class:`DuckLakeStats`, :class:`DeltaStats` and
+    :class:`IcebergStats` (``incremental_by`` only)."""
+
+    #: The state the commit carries, which the next run reads back from the table.
+    incremental: Dict[str, Any]
+    #: Whether it was a first run.
+    first_run: bool
+    #: Whether it scanned for late rows.
+    late_scan: bool
+
+
+class DuckLakeStats(PartitionedStats, LakeRun):
     """An export committed into a DuckLake table: the export's statistics, and the commit's."""
 
     format: Literal["ducklake"]
@@ -195,7 +207,7 @@ class DuckLakeStats(PartitionedStats):
     retried: int
 
 
-class DeltaStats(PartitionedStats):
+class DeltaStats(PartitionedStats, LakeRun):
     """An export committed into a Delta table: the export's statistics, and the commit's."""
 
     format: Literal["delta"]
@@ -215,18 +227,7 @@ class DeltaStats(PartitionedStats):
     checkpointed: bool
 
 
-class IcebergRun(TypedDict, total=False):
-    """An incremental run's facts in :class:`IcebergStats` (``incremental_by`` only)."""
-
-    #: The state the commit carries, which the next run reads back from the table.
-    incremental: Dict[str, Any]
-    #: Whether it was a first run.
-    first_run: bool
-    #: Whether it scanned for late rows.
-    late_scan: bool
-
-
-class IcebergStats(PartitionedStats, IcebergRun):
+class IcebergStats(PartitionedStats, LakeRun):
     """An export committed into an Iceberg table: the export's statistics, and the commit's."""
 
     format: Literal["iceberg"]
