@@ -56,8 +56,9 @@ bench rows="6000000" wide_rows="2000000" reps="3": bench-setup bench-build
 bench-layout rows="2000000" reps="3": bench-setup bench-build
     python3 benches/e2e.py --layout --rows {{rows}} --reps {{reps}}
 
-# Lake tables: lineitem (`rows`) into a DuckLake table (its catalog in PostgreSQL), against the
-# one-file export and DuckDB writing the same table -> benches/RESULTS.md.
+# Lake tables: lineitem (`rows`) into DuckLake, Delta and Iceberg tables, against the one-file
+# export, DuckDB writing the DuckLake table, dlt writing Delta and Iceberg, and pyiceberg over
+# the ADBC driver -> benches/RESULTS.md.
 bench-lake rows="2000000" reps="3": bench-setup bench-build
     python3 benches/e2e.py --lake --rows {{rows}} --reps {{reps}}
 

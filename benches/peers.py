@@ -292,17 +292,17 @@ def dlt_iceberg(url, table, out, con=None):
     return int(rows), {}
 
 
-def pyiceberg_adbc(url, table, out, con=None):
-    """The table read by the ADBC PostgreSQL driver (one Arrow table), then overwritten into an
-    Iceberg table of the SQL catalog in a PostgreSQL database by pyiceberg (`out`:
-    `CATALOG_URL|WAREHOUSE`), replacing its rows each run."""
+def pyiceberg_adbc(url, query, out, con=None):
+    """The query's rows read by the ADBC PostgreSQL driver (one Arrow table), then overwritten
+    into the Iceberg table bench.lineitem_pyiceberg of the SQL catalog in a PostgreSQL
+    database by pyiceberg (`out`: `CATALOG_URL|WAREHOUSE`), replacing its rows each run."""
     from pyiceberg.catalog.sql import SqlCatalog
 
     del con
     catalog_url, warehouse = out.split("|", 1)
     conn = adbc_connect(url)
     cur = conn.cursor()
-    cur.execute(f'SELECT * FROM "{table}"')
+    cur.execute(query)
     data = cur.fetch_arrow_table()
     cur.close()
     conn.close()
@@ -310,7 +310,7 @@ def pyiceberg_adbc(url, table, out, con=None):
         "default", uri=catalog_url.replace("postgresql://", "postgresql+psycopg://", 1), warehouse=warehouse
     )
     catalog.create_namespace_if_not_exists("bench")
-    ident = f"bench.{table}_pyiceberg"
+    ident = "bench.lineitem_pyiceberg"
     if catalog.table_exists(ident):
         catalog.load_table(ident).overwrite(data)
     else:

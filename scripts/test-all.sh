@@ -165,7 +165,7 @@ step "Python readers: $(python3 -c 'import duckdb, pandas, polars, pyarrow; prin
 step "Python engines: $(python3 -c 'import dask, distributed, pyspark, ray; print("pyspark", pyspark.__version__, "ray", ray.__version__, "dask", dask.__version__, "distributed", distributed.__version__)')"
 step "Python GeoParquet readers: $(python3 -c 'import geopandas, pyproj, shapely; print("geopandas", geopandas.__version__, "shapely", shapely.__version__, "pyproj", pyproj.__version__)')"
 
-# DuckDB's spatial extension (the other GeoParquet reader) and its ducklake, delta, postgres and httpfs
+# DuckDB's spatial extension (the other GeoParquet reader) and its ducklake, delta, iceberg (with avro), postgres and httpfs
 # ones (DuckLake's own reader and writer, a Delta reader, over object stores too): DuckDB cannot download extensions here, so they come
 # from PyPI (duckdb-extension-*), which pin a DuckDB older than the readers' one above: a venv of its own, whose python the tests run (PGARROW_DUCKDB_EXT_PYTHON).
 duckdb_venv=target/duckdb-venv
@@ -182,7 +182,7 @@ if [ "$(cat "$duckdb_venv/.requirements" 2>/dev/null)" != "${duckdb_requirements
     echo "${duckdb_requirements[*]}" > "$duckdb_venv/.requirements"
 fi
 export PGARROW_DUCKDB_EXT_PYTHON="$root_dir/$duckdb_venv/bin/python3"
-step "DuckDB extensions: $("$PGARROW_DUCKDB_EXT_PYTHON" -c 'import duckdb, duckdb_extension_spatial, duckdb_extension_ducklake, duckdb_extension_delta, duckdb_extension_postgres; print("duckdb", duckdb.__version__, "with its spatial, ducklake, delta and postgres extensions")') in $duckdb_venv"
+step "DuckDB extensions: $("$PGARROW_DUCKDB_EXT_PYTHON" -c 'import duckdb, duckdb_extension_spatial, duckdb_extension_ducklake, duckdb_extension_delta, duckdb_extension_iceberg, duckdb_extension_postgres; print("duckdb", duckdb.__version__, "with its spatial, ducklake, delta, iceberg and postgres extensions")') in $duckdb_venv"
 
 # --- Azurite, the Azure Blob emulator of the object-store tests, from npm ------------------------
 # 3.35.0 is the newest release whose declared Node.js range includes Node 20.

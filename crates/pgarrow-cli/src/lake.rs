@@ -1,14 +1,16 @@
 //! `export --ducklake URL`, `export --delta LOCATION` and `export --iceberg URL`: the export
-//! committed into a lake table.
+//! committed into a lake table; several tables, each into its own, in one snapshot.
 
 use anyhow::Result;
 use pgarrow::Source;
 use pgarrow::blocking::wait;
+use pgarrow::names::{TableName, TablePattern};
+use pgarrow::partition::PartitionOptions;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
 use pgarrow_lake::{
     DeltaStats, DeltaTarget, DuckLakeStats, DuckLakeTarget, IcebergStats, IcebergTarget, IfExists,
-    export_to_delta, export_to_ducklake, export_to_iceberg,
+    SharedSnapshot, export_to_delta, export_to_ducklake, export_to_iceberg,
 };
 
 use crate::args::{IncrementalArgs, LakeArgs, OutputArgs, PartitionArgs};
@@ -16,20 +18,51 @@ use crate::partition::partition_options;
 use crate::report::{group, human_bytes};
 use crate::{Session, export_options, progress_hooks, sink_options, usage};
 
-/// `--lake-table`, or the exported table's name (in schema `default_schema`).
-fn lake_name(source: &Source, lake: &LakeArgs, default_schema: &str) -> Result<(String, String)> {
-    if let Some(name) = &lake.lake_table {
-        let parsed = pgarrow::names::TableName::parse(name)?;
-        return Ok((
-            parsed.schema.unwrap_or_else(|| default_schema.to_owned()),
-            parsed.name,
-        ));
+/// One export into a lake table: its flags, and, when several tables are exported, the table
+/// it reads (into a lake table of the same schema and name) and the partitions reading in
+/// their shared snapshot.
+struct Job<'a> {
+    args: &'a OutputArgs,
+    partition: &'a PartitionArgs,
+    lake: &'a LakeArgs,
+    incremental: &'a IncrementalArgs,
+    policies: &'a Policies,
+    shared: Option<(&'a TableName, PartitionOptions)>,
+}
+
+impl Job<'_> {
+    /// `--lake-table`, or the exported table's name (in schema `default_schema`); with several
+    /// tables, each one's own schema and name.
+    fn name(&self, source: &Source, default_schema: &str) -> Result<(String, String)> {
+        if let Some((table, _)) = &self.shared {
+            let schema = table
+                .schema
+                .clone()
+                .unwrap_or_else(|| default_schema.to_owned());
+            return Ok((schema, table.name.clone()));
+        }
+        if let Some(name) = &self.lake.lake_table {
+            let parsed = TableName::parse(name)?;
+            return Ok((
+                parsed.schema.unwrap_or_else(|| default_schema.to_owned()),
+                parsed.name,
+            ));
+        }
+        match source.as_table() {
+            Some(table) => Ok((default_schema.to_owned(), table.name.clone())),
+            None => Err(usage(
+                "a query has no table name: give the lake table's (--lake-table [SCHEMA.]NAME)",
+            )),
+        }
     }
-    match source.as_table() {
-        Some(table) => Ok((default_schema.to_owned(), table.name.clone())),
-        None => Err(usage(
-            "a query has no table name: give the lake table's (--lake-table [SCHEMA.]NAME)",
-        )),
+
+    /// How the source is read: over `--partitions` connections, in the shared snapshot when
+    /// there is one.
+    fn partitions(&self) -> PartitionOptions {
+        match &self.shared {
+            Some((_, p)) => p.clone(),
+            None => partition_options(self.partition),
+        }
     }
 }
 
@@ -138,6 +171,60 @@ pub(crate) fn export(
     incremental: &IncrementalArgs,
     policies: &Policies,
 ) -> Result<()> {
+    check_flags(args, partition)?;
+    let job = Job {
+        args,
+        partition,
+        lake,
+        incremental,
+        policies,
+        shared: None,
+    };
+    export_one(rt, session, config, source, &job)
+}
+
+/// Several tables (`--table` patterns, `--schema`), each into a lake table of its own schema
+/// and name (a Delta table at LOCATION/SCHEMA.NAME), all read in one snapshot; each table is
+/// its own commit.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn export_tables(
+    rt: &tokio::runtime::Runtime,
+    session: &mut Session,
+    config: &Config,
+    patterns: &[TablePattern],
+    args: &OutputArgs,
+    partition: &PartitionArgs,
+    lake: &LakeArgs,
+    incremental: &IncrementalArgs,
+    policies: &Policies,
+) -> Result<()> {
+    check_flags(args, partition)?;
+    if lake.lake_table.is_some() {
+        return Err(usage(
+            "--lake-table names one lake table: several tables go into tables of their own \
+             schemas and names",
+        ));
+    }
+    let stop = session.stop.clone();
+    let shared = wait(rt, &stop, SharedSnapshot::begin(config, patterns))?;
+    let partitions = partition_options(partition);
+    for table in shared.tables().to_vec() {
+        let job = Job {
+            args,
+            partition,
+            lake,
+            incremental,
+            policies,
+            shared: Some((&table, shared.partitions(&partitions))),
+        };
+        export_one(rt, session, config, &Source::from(table.clone()), &job)?;
+    }
+    wait(rt, &stop, shared.end())?;
+    Ok(())
+}
+
+/// The flags of file exports a lake table has no use for.
+fn check_flags(args: &OutputArgs, partition: &PartitionArgs) -> Result<()> {
     let files_only = [
         ("--output-dir", partition.output_dir.is_some()),
         ("--to", args.to.is_some()),
@@ -154,34 +241,30 @@ pub(crate) fn export(
         &pgarrow::io::Output::Discard,
         args,
     )?;
+    Ok(())
+}
+
+fn export_one(
+    rt: &tokio::runtime::Runtime,
+    session: &mut Session,
+    config: &Config,
+    source: &Source,
+    job: &Job<'_>,
+) -> Result<()> {
+    let lake = job.lake;
     if let Some(location) = &lake.delta {
-        return export_delta(
-            rt,
-            session,
-            config,
-            source,
-            (args, partition, lake, incremental),
-            location,
-            policies,
-        );
+        return export_delta(rt, session, config, source, job, location);
     }
     if let Some(url) = &lake.iceberg {
-        return export_iceberg(
-            rt,
-            session,
-            config,
-            source,
-            (args, partition, lake, incremental),
-            url,
-            policies,
-        );
+        return export_iceberg(rt, session, config, source, job, url);
     }
     let Some(url) = &lake.ducklake else {
         return Err(usage(
             "a lake table needs --ducklake URL, --delta LOCATION or --iceberg URL",
         ));
     };
-    let (schema, table) = lake_name(source, lake, "main")?;
+    let args = job.args;
+    let (schema, table) = job.name(source, "main")?;
     let catalog = Config::parse(url)?;
     let if_exists: IfExists = lake.if_exists.parse()?;
     let mut target = DuckLakeTarget::new(catalog, schema.clone(), table.clone())
@@ -192,11 +275,11 @@ pub(crate) fn export(
     if let Some(path) = &lake.data_path {
         target = target.with_data_path(path.clone());
     }
-    if let Some(run) = run_options(source, incremental)? {
+    if let Some(run) = run_options(source, job.incremental)? {
         target = target.with_incremental(run);
     }
-    let options = export_options(args, policies);
-    let popts = partition_options(partition);
+    let options = export_options(args, job.policies);
+    let popts = job.partitions();
     let stop = session.stop.clone();
     let (progress, hooks) = progress_hooks(args.quiet, None, &stop);
     let run = export_to_ducklake(config, source.clone(), &options, &popts, &target, hooks);
@@ -265,21 +348,24 @@ fn report_losses(export: &pgarrow::ExportStats) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn export_delta(
     rt: &tokio::runtime::Runtime,
     session: &mut Session,
     config: &Config,
     source: &Source,
-    (args, partition, lake, incremental): (
-        &OutputArgs,
-        &PartitionArgs,
-        &LakeArgs,
-        &IncrementalArgs,
-    ),
+    job: &Job<'_>,
     location: &str,
-    policies: &Policies,
 ) -> Result<()> {
+    let (args, lake) = (job.args, job.lake);
+    // Several tables: each at LOCATION/SCHEMA.NAME.
+    let location = match &job.shared {
+        Some(_) => {
+            let (schema, name) = job.name(source, "public")?;
+            format!("{}/{schema}.{name}", location.trim_end_matches('/'))
+        }
+        None => location.to_owned(),
+    };
+    let location = location.as_str();
     for (flag, given) in [
         ("--lake-table", lake.lake_table.is_some()),
         ("--data-path", lake.data_path.is_some()),
@@ -297,11 +383,11 @@ fn export_delta(
         .with_options(sink_options(args)?)
         .with_layout(crate::output::layout(args))
         .with_checkpoint_interval(lake.checkpoint_interval);
-    if let Some(run) = run_options(source, incremental)? {
+    if let Some(run) = run_options(source, job.incremental)? {
         target = target.with_incremental(run);
     }
-    let options = export_options(args, policies);
-    let popts = partition_options(partition);
+    let options = export_options(args, job.policies);
+    let popts = job.partitions();
     let stop = session.stop.clone();
     let (progress, hooks) = progress_hooks(args.quiet, None, &stop);
     let run = export_to_delta(config, source.clone(), &options, &popts, &target, hooks);
@@ -330,27 +416,21 @@ fn export_delta(
     )
 }
 
-#[allow(clippy::too_many_arguments)]
 fn export_iceberg(
     rt: &tokio::runtime::Runtime,
     session: &mut Session,
     config: &Config,
     source: &Source,
-    (args, partition, lake, incremental): (
-        &OutputArgs,
-        &PartitionArgs,
-        &LakeArgs,
-        &IncrementalArgs,
-    ),
+    job: &Job<'_>,
     url: &str,
-    policies: &Policies,
 ) -> Result<()> {
+    let (args, lake) = (job.args, job.lake);
     if lake.data_path.is_some() {
         return Err(usage(
             "--data-path is DuckLake's: a new Iceberg table goes under --warehouse",
         ));
     }
-    let (namespace, table) = lake_name(source, lake, "default")?;
+    let (namespace, table) = job.name(source, "default")?;
     let catalog = Config::parse(url)?;
     let if_exists: IfExists = lake.if_exists.parse()?;
     let mut target = IcebergTarget::new(catalog, namespace.clone(), table.clone())
@@ -362,11 +442,11 @@ fn export_iceberg(
     if let Some(w) = &lake.warehouse {
         target = target.with_warehouse(w.clone());
     }
-    if let Some(run) = run_options(source, incremental)? {
+    if let Some(run) = run_options(source, job.incremental)? {
         target = target.with_incremental(run);
     }
-    let options = export_options(args, policies);
-    let popts = partition_options(partition);
+    let options = export_options(args, job.policies);
+    let popts = job.partitions();
     let stop = session.stop.clone();
     let (progress, hooks) = progress_hooks(args.quiet, None, &stop);
     let run = export_to_iceberg(config, source.clone(), &options, &popts, &target, hooks);

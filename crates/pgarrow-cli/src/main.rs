@@ -138,9 +138,20 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
                         &policies,
                     )
                 }
-                Selected::Tables(_) if args.lake.is_lake() => Err(usage(
-                    "a lake table takes one table or query, not several tables",
-                )),
+                Selected::Tables(patterns) if args.lake.is_lake() => {
+                    let config = read_only_config(&args.source)?;
+                    lake::export_tables(
+                        &rt,
+                        session,
+                        &config,
+                        &patterns,
+                        &args.output,
+                        &args.partition,
+                        &args.lake,
+                        &args.incremental,
+                        &policies,
+                    )
+                }
                 Selected::One(source) if args.slot.replication_slot.is_some() => {
                     let config = read_only_config(&args.source)?;
                     slot::export(

@@ -10,6 +10,8 @@
 //! - [`ducklake`]: DuckLake tables, the catalog in a PostgreSQL database.
 //! - [`delta`]: Delta Lake tables, the log beside the data (local or any object store).
 //! - [`iceberg`]: Apache Iceberg tables, the SQL catalog in a PostgreSQL database.
+//!
+//! Several tables go into lake tables of their own, read in one snapshot: [`SharedSnapshot`].
 
 /// The `with_*` setters every lake target has: when the table exists, the object store
 /// settings, the data files' Parquet options, their layout.
@@ -49,10 +51,12 @@ pub mod ducklake;
 pub mod iceberg;
 mod run;
 mod sql;
+mod tables;
 
 pub use delta::{DeltaStats, DeltaTarget, export_to_delta};
 pub use ducklake::{DuckLakeStats, DuckLakeTarget, export_to_ducklake};
 pub use iceberg::{IcebergStats, IcebergTarget, export_to_iceberg};
+pub use tables::SharedSnapshot;
 
 use pgarrow::{Error, ErrorKind, Result};
 

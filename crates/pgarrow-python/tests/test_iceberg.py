@@ -18,7 +18,7 @@ import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 
 from test_delta import same
-from test_ducklake import export, normalized, pgarrow_bin, wait_for_backend
+from test_ducklake import export, lake, normalized, pgarrow_bin, wait_for_backend  # noqa: F401 (lake: a fixture)
 
 TYPES = """
 CREATE TABLE {name} (
@@ -378,6 +378,43 @@ def test_incremental_runs_append_with_their_state_in_the_same_commit(url, conn, 
     ice(url, cat_url, "-t", "iceberg_inc", "--lake-table", "inc.plain", warehouse=warehouse)
     out = ice(url, cat_url, "-t", "iceberg_inc", "--incremental-by", "id", "--lake-table", "inc.plain", check=False)
     assert out.returncode != 0 and "incremental run" in out.stderr
+
+
+def test_several_tables_go_into_lake_tables_of_their_own_in_one_snapshot(url, conn, catalog, lake, tmp_path,
+                                                                         duckdb_lake):
+    """`--table PATTERN` / `--schema` with a lake target: each table into a lake table of its
+    own schema and name (Delta: LOCATION/SCHEMA.NAME), every one read in one snapshot (the
+    commits' provenance names the same one), each its own commit."""
+    cat_url, warehouse = catalog
+    conn.execute("DROP SCHEMA IF EXISTS lake_many CASCADE")
+    conn.execute("CREATE SCHEMA lake_many")
+    conn.execute("CREATE TABLE lake_many.a AS SELECT i AS id FROM generate_series(1, 10) i")
+    conn.execute("CREATE TABLE lake_many.b AS SELECT i AS id, 'x' || i AS v FROM generate_series(1, 5) i")
+    out = ice(url, cat_url, "--schema", "lake_many", warehouse=warehouse)
+    reports = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(r["table"], r["rows"]) for r in reports] == [("lake_many.a", 10), ("lake_many.b", 5)]
+    cat = pyiceberg(cat_url)
+    snapshots = {json.loads(cat.load_table(f"lake_many.{t}").current_snapshot().summary["pgarrow"])["snapshot"]
+                 for t in "ab"}
+    assert len(snapshots) == 1 and None not in snapshots, snapshots
+    assert cat.load_table("lake_many.b").scan().to_arrow().num_rows == 5
+    # Delta: a table per source table under the location.
+    delta_root = tmp_path / "delta"
+    out = export(url, "-t", "lake_many.*", "--delta", str(delta_root), "--partitions", "2")
+    assert [json.loads(line)["table"] for line in out.stdout.splitlines()] == [
+        str(delta_root / "lake_many.a"), str(delta_root / "lake_many.b")]
+    import deltalake
+
+    infos = [deltalake.DeltaTable(str(delta_root / f"lake_many.{t}")).history(1)[0]["pgarrow"] for t in "ab"]
+    assert infos[0]["snapshot"] == infos[1]["snapshot"] and infos[0]["rows"] == 10
+    # DuckLake: a table per source table in schema lake_many.
+    lake_url, data = lake
+    export(url, "--schema", "lake_many", "--ducklake", lake_url, "--data-path", str(data))
+    assert duckdb_lake(lake_url, "SELECT count(*) FROM lake.lake_many.a") == [(10,)]
+    assert duckdb_lake(lake_url, "SELECT string_agg(v, ',' ORDER BY id) FROM lake.lake_many.b") == [("x1,x2,x3,x4,x5",)]
+    # One lake table cannot take several.
+    out = ice(url, cat_url, "--schema", "lake_many", "--lake-table", "x", check=False)
+    assert out.returncode != 0 and "--lake-table" in out.stderr
 
 
 def test_concurrent_appends_all_land_and_a_racing_replace_commits_nothing(url, conn, catalog, typed):
