@@ -13,6 +13,9 @@ use serde_json::Value as Json;
 /// The four bytes an Avro object container file begins with.
 const MAGIC: &[u8; 4] = b"Obj\x01";
 
+/// Values of no bytes (nulls, empty records) a count may name beyond the bytes left.
+const MAX_EMPTY_VALUES: usize = 1 << 16;
+
 /// A value, shaped by a [`Schema`]. A union's value is its branch's (`Null` picks the null
 /// branch, anything else the first branch that is not null).
 #[derive(Debug, Clone, PartialEq)]
@@ -181,6 +184,31 @@ impl Schema {
     }
 }
 
+impl Schema {
+    /// Whether `value` is of this type's own kind (a union's branch is chosen by it).
+    fn holds(&self, value: &Value) -> bool {
+        match (self, value) {
+            (Schema::Null, Value::Null)
+            | (Schema::Boolean, Value::Bool(_))
+            | (Schema::Int, Value::Int(_))
+            | (Schema::Long, Value::Long(_))
+            | (Schema::Float, Value::Float(_))
+            | (Schema::Double, Value::Double(_))
+            | (Schema::Bytes, Value::Bytes(_))
+            | (Schema::String, Value::String(_))
+            | (Schema::Array(_), Value::Array(_))
+            | (Schema::Map(_), Value::Map(_)) => true,
+            (Schema::Fixed(n), Value::Bytes(b)) => b.len() == *n,
+            (Schema::Enum(symbols), Value::String(s)) => symbols.contains(s),
+            (Schema::Record(fields), Value::Record(values)) => {
+                fields.len() == values.len()
+                    && fields.iter().zip(values).all(|((a, _), (b, _))| a == b)
+            }
+            _ => false,
+        }
+    }
+}
+
 fn put_long(out: &mut Vec<u8>, n: i64) {
     let mut z = ((n << 1) ^ (n >> 63)) as u64;
     loop {
@@ -244,10 +272,12 @@ pub(crate) fn encode(out: &mut Vec<u8>, schema: &Schema, value: &Value) -> Resul
             put_long(out, 0);
         }
         (Schema::Union(branches), v) => {
+            // The branch of the value's own kind, else the first that is not null.
             let null = matches!(v, Value::Null);
             let k = branches
                 .iter()
-                .position(|b| (*b == Schema::Null) == null)
+                .position(|b| b.holds(v))
+                .or_else(|| branches.iter().position(|b| (*b == Schema::Null) == null))
                 .ok_or_else(wrong)?;
             put_long(out, k as i64);
             encode(out, &branches[k], v)?;
@@ -299,7 +329,21 @@ impl<'a> Cursor<'a> {
         if n < 0 {
             self.long()?;
         }
-        usize::try_from(n.unsigned_abs()).map_err(|_| malformed("a block too long"))
+        let n = usize::try_from(n.unsigned_abs()).map_err(|_| malformed("a block too long"))?;
+        self.count(n)
+    }
+
+    /// A count of values to read, checked against the bytes left: every value but a null (or
+    /// an empty record) takes a byte, so a count past them (and a margin for those) is a
+    /// corrupt file, not a reason to loop or allocate without end.
+    fn count(&self, n: usize) -> Result<usize> {
+        if n > self.bytes.len().saturating_add(MAX_EMPTY_VALUES) {
+            return Err(malformed(format!(
+                "a count of {n} values where {} bytes are left",
+                self.bytes.len()
+            )));
+        }
+        Ok(n)
     }
 
     fn value(&mut self, schema: &Schema) -> Result<Value> {
@@ -402,7 +446,7 @@ pub(crate) fn write_file(
         &Value::Map(meta),
     )?;
     let sync: [u8; 16] = {
-        let id = crate::new_uuid().replace('-', "");
+        let id = crate::common::new_uuid().replace('-', "");
         let mut s = [0u8; 16];
         for (k, b) in s.iter_mut().enumerate() {
             *b = u8::from_str_radix(&id[2 * k..2 * k + 2], 16).unwrap_or(0);
@@ -423,6 +467,7 @@ pub(crate) fn write_file(
 }
 
 /// An object container file read whole: its metadata and its records.
+#[derive(Debug)]
 pub(crate) struct File {
     pub(crate) metadata: HashMap<String, Vec<u8>>,
     pub(crate) records: Vec<Value>,
@@ -489,6 +534,7 @@ pub(crate) fn read_file(bytes: &[u8]) -> Result<File> {
             }
         };
         let mut d = Cursor { bytes: &data };
+        let count = d.count(count)?;
         for _ in 0..count {
             records.push(d.value(&schema)?);
         }
@@ -496,10 +542,64 @@ pub(crate) fn read_file(bytes: &[u8]) -> Result<File> {
     Ok(File { metadata, records })
 }
 
+/// Reads `bytes` as an object container file and, when they are one, writes its records
+/// again under its schema and reads them back: the records must be the same (for the fuzz
+/// target in `fuzz/`).
+///
+/// # Errors
+/// The bytes are not a file pgarrow reads (never a panic).
+///
+/// # Panics
+/// A file read that does not read back as it was written (a bug).
+pub fn fuzz_round_trip(bytes: &[u8]) -> Result<usize> {
+    let file = read_file(bytes)?;
+    let schema_json: Json = file
+        .metadata
+        .get("avro.schema")
+        .and_then(|s| serde_json::from_slice(s).ok())
+        .ok_or_else(|| malformed("no schema"))?;
+    let again = write_file(&schema_json, &[], &file.records)?;
+    let back = read_file(&again)?;
+    assert_eq!(
+        format!("{:?}", back.records),
+        format!("{:?}", file.records),
+        "records read back differ"
+    );
+    Ok(file.records.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn counts_past_the_bytes_left_are_refused() {
+        // A file of nulls claiming 2^40 of them in a block of no bytes.
+        let plain = write_file(&json!("null"), &[], &[Value::Null]).unwrap();
+        let mut c = Cursor { bytes: &plain[4..] };
+        c.value(&Schema::Map(Box::new(Schema::Bytes))).unwrap();
+        let header = plain.len() - c.bytes.len();
+        let sync = c.take(16).unwrap().to_vec();
+        let mut out = plain[..header + 16].to_vec();
+        put_long(&mut out, 1 << 40);
+        put_bytes(&mut out, &[]);
+        out.extend_from_slice(&sync);
+        assert!(
+            read_file(&out)
+                .unwrap_err()
+                .to_string()
+                .contains("values where")
+        );
+        // An array of nulls claiming as many.
+        let mut arr = Vec::new();
+        put_long(&mut arr, 1 << 40);
+        let e = Cursor { bytes: &arr }
+            .value(&Schema::Array(Box::new(Schema::Null)))
+            .unwrap_err();
+        assert!(e.to_string().contains("values where"), "{e}");
+        assert_eq!(fuzz_round_trip(&plain).unwrap(), 1);
+    }
 
     fn schema() -> Json {
         json!({"type": "record", "name": "r", "fields": [

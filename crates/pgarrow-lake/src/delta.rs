@@ -56,7 +56,7 @@ use pgarrow::io::{
 use pgarrow::partition::{PartitionOptions, PartitionedStats};
 use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 
-use crate::IfExists;
+use crate::common::IfExists;
 use log::{Action, Add, Metadata, Protocol, Remove, Snapshot};
 use pgarrow::incremental::{IncrementalOptions, IncrementalState};
 pub use read::open_delta;
@@ -132,7 +132,7 @@ impl DeltaTarget {
         self
     }
 
-    crate::target_setters!();
+    crate::common::target_setters!();
 
     /// A checkpoint every `versions` versions (0: none).
     pub fn with_checkpoint_interval(mut self, versions: u64) -> Self {
@@ -162,7 +162,7 @@ pub struct DeltaStats {
     /// Whether this export wrote the version's checkpoint.
     pub checkpointed: bool,
     /// An incremental run's state and kind.
-    pub run: Option<crate::LakeRun>,
+    pub run: Option<crate::common::LakeRun>,
 }
 
 /// Runs `f` (blocking storage calls) off the async threads.
@@ -257,7 +257,7 @@ pub async fn export_to_delta(
         // and binary, as the table's schema says.
         .with_options(target.options.clone().with_arrow_extensions(false))
         .with_layout(layout.clone())
-        .with_file_prefix(format!("part-{}", crate::new_uuid()));
+        .with_file_prefix(format!("part-{}", crate::common::new_uuid()));
     let run = target.incremental.as_ref().map(|r| (r, previous.as_ref()));
     let (written, run) =
         crate::run::export(config, source, options, partitions, &files, hooks, run).await?;
@@ -632,11 +632,11 @@ impl Plan<'_> {
             },
             "pgarrow": match self.run_state {
                 Some(state) => {
-                    let mut p = crate::provenance(self.manifest);
+                    let mut p = crate::common::provenance(self.manifest);
                     p["incremental"] = state.clone();
                     p
                 }
-                None => crate::provenance(self.manifest),
+                None => crate::common::provenance(self.manifest),
             },
         })));
         let needed = self.protocol(state.map(|s| &s.protocol));
@@ -645,7 +645,7 @@ impl Plan<'_> {
             None => {
                 actions.push(Action::Protocol(needed));
                 actions.push(Action::MetaData(Metadata {
-                    id: crate::new_uuid(),
+                    id: crate::common::new_uuid(),
                     name: None,
                     description: None,
                     format: log::Format {

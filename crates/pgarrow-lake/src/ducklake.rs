@@ -52,8 +52,8 @@ use pgarrow::partition::{PartitionOptions, PartitionedStats};
 use pgarrow::protocol::Config;
 use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 
-use crate::IfExists;
-use crate::new_uuid;
+use crate::common::IfExists;
+use crate::common::new_uuid;
 use catalog::{Catalog, with_slash};
 use columns::{LakeColumn, lake_columns};
 use commit::Commit;
@@ -122,7 +122,7 @@ impl DuckLakeTarget {
         self
     }
 
-    crate::target_setters!();
+    crate::common::target_setters!();
 }
 
 /// What an export into a DuckLake table did.
@@ -144,7 +144,7 @@ pub struct DuckLakeStats {
     /// Commits begun again after losing a race with another writer.
     pub retried: usize,
     /// An incremental run's state and kind.
-    pub run: Option<crate::LakeRun>,
+    pub run: Option<crate::common::LakeRun>,
 }
 
 /// A live table of the catalog, as the commit finds it.

@@ -57,7 +57,7 @@ use pgarrow::protocol::Config;
 use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 use serde_json::{Value as Json, json};
 
-use crate::IfExists;
+use crate::common::IfExists;
 use catalog::SqlCatalog;
 use manifest::{DataFile, SpecField};
 pub use read::open_iceberg;
@@ -136,7 +136,7 @@ impl IcebergTarget {
         self
     }
 
-    crate::target_setters!();
+    crate::common::target_setters!();
 }
 
 /// What an export into an Iceberg table did.
@@ -160,7 +160,7 @@ pub struct IcebergStats {
     /// Commits made again on top of another writer's.
     pub retried: usize,
     /// An incremental run's state and kind.
-    pub run: Option<crate::LakeRun>,
+    pub run: Option<crate::common::LakeRun>,
 }
 
 /// Runs `f` (blocking storage calls) off the async threads.
@@ -188,7 +188,7 @@ async fn read_metadata(location: &str, storage: &StorageOptions) -> Result<Json>
 
 /// A random snapshot ID (positive, as Iceberg's writers make them).
 fn new_snapshot_id() -> i64 {
-    let hex = crate::new_uuid().replace('-', "");
+    let hex = crate::common::new_uuid().replace('-', "");
     i64::from_str_radix(&hex[..15], 16).unwrap_or(1).max(1)
 }
 
@@ -438,7 +438,7 @@ async fn export(
             .with_arrow_extensions(false),
     )
     .with_layout(layout.clone())
-    .with_file_prefix(crate::new_uuid());
+    .with_file_prefix(crate::common::new_uuid());
     let run = target.incremental.as_ref().map(|r| (r, previous.as_ref()));
     let (written, run) =
         crate::run::export(config, source, options, partitions, &files, hooks, run).await?;
@@ -526,7 +526,7 @@ async fn export(
         blocking(move || describe_files(&data_dir, &storage, &manifest, &spec, &types)).await?
     };
     let metadata_dir = format!("{location}/metadata");
-    let manifest_path = format!("{metadata_dir}/{}-m0.avro", crate::new_uuid());
+    let manifest_path = format!("{metadata_dir}/{}-m0.avro", crate::common::new_uuid());
     let manifest_bytes =
         manifest::write_manifest(&data_files, &spec, spec_id, &schema_json, snapshot_id)?;
     let manifest_length = manifest_bytes.len() as u64;
@@ -577,7 +577,7 @@ async fn export(
         let list_path = format!(
             "{metadata_dir}/snap-{snapshot_id}-{}-{}.avro",
             retried + 1,
-            crate::new_uuid()
+            crate::common::new_uuid()
         );
         let list_bytes = manifest::write_manifest_list(&entries, snapshot_id, parent, sequence)?;
         cleanup.write(&list_path, list_bytes).await?;
@@ -616,7 +616,7 @@ async fn export(
         };
         let meta_path = format!(
             "{metadata_dir}/{version:05}-{}.metadata.json",
-            crate::new_uuid()
+            crate::common::new_uuid()
         );
         let text = serde_json::to_vec_pretty(&meta)
             .map_err(|e| Error::from(ErrorKind::Internal(format!("metadata JSON: {e}"))))?;
@@ -909,7 +909,7 @@ fn summary(
             }
         }
     }
-    put("pgarrow", crate::provenance(manifest).to_string());
+    put("pgarrow", crate::common::provenance(manifest).to_string());
     Json::Object(s)
 }
 
@@ -929,7 +929,7 @@ fn new_metadata(location: &str, schema: &IcebergSchema, spec: &[SpecField], snap
     let id = snap["snapshot-id"].clone();
     json!({
         "format-version": 2,
-        "table-uuid": crate::new_uuid(),
+        "table-uuid": crate::common::new_uuid(),
         "location": location,
         "last-sequence-number": snap["sequence-number"],
         "last-updated-ms": now,

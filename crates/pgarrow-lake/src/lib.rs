@@ -13,39 +13,9 @@
 //!
 //! Several tables go into lake tables of their own, read in one snapshot: [`SharedSnapshot`].
 
-/// The `with_*` setters every lake target has: when the table exists, the object store
-/// settings, the data files' Parquet options, their layout.
-macro_rules! target_setters {
-    () => {
-        /// When the table exists.
-        pub fn with_if_exists(mut self, if_exists: crate::IfExists) -> Self {
-            self.if_exists = if_exists;
-            self
-        }
-
-        /// Object store settings.
-        pub fn with_storage(mut self, storage: pgarrow::io::StorageOptions) -> Self {
-            self.storage = storage;
-            self
-        }
-
-        /// The data files' Parquet options.
-        pub fn with_options(mut self, options: pgarrow::io::SinkOptions) -> Self {
-            self.options = options;
-            self
-        }
-
-        /// Where files roll over, and the table's partitions (see the target's `layout`).
-        pub fn with_layout(mut self, layout: pgarrow::io::Layout) -> Self {
-            self.layout = layout;
-            self
-        }
-    };
-}
-pub(crate) use target_setters;
-
 mod avro;
 mod bounds;
+mod common;
 pub mod delta;
 pub mod ducklake;
 pub mod iceberg;
@@ -58,91 +28,11 @@ pub use ducklake::{DuckLakeStats, DuckLakeTarget, export_to_ducklake};
 pub use iceberg::{IcebergStats, IcebergTarget, export_to_iceberg};
 pub use tables::SharedSnapshot;
 
-use pgarrow::{Error, ErrorKind, Result};
+pub use common::{IfExists, LakeRun};
 
-/// An incremental run committed into a lake table: the state it left in the commit (the next
-/// run reads it back from the table), and what kind of run it was.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct LakeRun {
-    /// The state the commit carries.
-    pub state: pgarrow::incremental::IncrementalState,
-    /// Whether it was a first run (the whole table, or from `since`).
-    pub first: bool,
-    /// Whether it scanned for late rows.
-    pub late_scan: bool,
-}
-
-/// What an export does when the table exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IfExists {
-    /// Refuse, naming the table (the default: nothing is ever overwritten or added to unless
-    /// asked).
-    #[default]
-    Fail,
-    /// Add the rows to it (the columns must be the same).
-    Append,
-    /// Replace its rows (and, in a Delta table, its columns), in one commit: the old rows
-    /// stay readable by time travel until the format's maintenance expires them.
-    Replace,
-}
-
-impl std::str::FromStr for IfExists {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<IfExists> {
-        match s {
-            "fail" => Ok(IfExists::Fail),
-            "append" => Ok(IfExists::Append),
-            "replace" => Ok(IfExists::Replace),
-            other => Err(
-                ErrorKind::Usage(format!("if-exists {other:?}: fail, append or replace")).into(),
-            ),
-        }
-    }
-}
-
-/// Where a commit's rows came from, as every format records it with the commit (DuckLake's
-/// snapshot changes, Delta's `commitInfo`, Iceberg's snapshot summary): pgarrow's version, the
-/// source, the PostgreSQL snapshot and WAL position it was read at, the server, the rows and
-/// the lossy conversions made.
-pub(crate) fn provenance(manifest: &pgarrow::io::Manifest) -> serde_json::Value {
-    serde_json::json!({
-        "pgarrow": env!("CARGO_PKG_VERSION"),
-        "source": manifest.source,
-        "snapshot": manifest.snapshot,
-        "wal_lsn": manifest.wal_lsn,
-        "server_version": manifest.server_version,
-        "rows": manifest.rows,
-        "lossy_conversions": manifest.lossy_conversions,
-    })
-}
-
-/// A random (version 4) UUID as text: 122 bits from the standard library's randomly keyed
-/// hasher (new keys for each, seeded by the operating system), and the time.
-pub(crate) fn new_uuid() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let half = |salt: u64| {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(now);
-        h.write_u64(salt);
-        h.finish()
-    };
-    let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&half(1).to_le_bytes());
-    b[8..].copy_from_slice(&half(2).to_le_bytes());
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+/// Internals exposed for the cargo-fuzz targets in `fuzz/` (a separate crate, so `pub(crate)`
+/// does not reach it). Hidden from the docs on purpose: not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::avro::fuzz_round_trip as avro_round_trip;
 }

@@ -8,7 +8,7 @@ use pgarrow::io::DirTarget;
 use pgarrow::partition::{ExportedFiles, PartitionOptions, export_files};
 use pgarrow::{Client, Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 
-use crate::{IfExists, LakeRun};
+use crate::common::{IfExists, LakeRun};
 
 /// What an incremental run does with the table: goes on from the state it carries (an
 /// append); a restart replaces its rows; a table that carries no run's state takes a first

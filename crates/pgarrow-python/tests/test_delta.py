@@ -388,6 +388,8 @@ def test_failed_cancelled_and_killed_exports_commit_nothing(url, conn, tmp_path,
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0, err
     assert log_versions(table) == [0] and data_files(table) == files
+    # Nor a temporary file of the one it was writing.
+    assert not list(table.rglob("*.pgarrow-tmp"))
     # kill -9: nothing committed (its files, named by no version, may stay for VACUUM).
     proc = subprocess.Popen(
         [pgarrow_bin(), "export", "-d", url, "--quiet", "-q",

@@ -138,12 +138,17 @@ enum ToWriter {
 /// it was stopped before the end.
 type WriterResult = Result<Option<(Option<u64>, Duration, Duration)>>;
 
-fn spawn_writer<D: Destination>(
-    mut dest: D,
-) -> Result<(mpsc::Sender<ToWriter>, oneshot::Receiver<WriterResult>)> {
+/// The writer thread's handle, with the channel that feeds it and the one it reports on.
+type Writer = (
+    mpsc::Sender<ToWriter>,
+    oneshot::Receiver<WriterResult>,
+    std::thread::JoinHandle<()>,
+);
+
+fn spawn_writer<D: Destination>(mut dest: D) -> Result<Writer> {
     let (tx, mut rx) = mpsc::channel::<ToWriter>(1);
     let (done_tx, done_rx) = oneshot::channel();
-    std::thread::Builder::new()
+    let handle = std::thread::Builder::new()
         .name("pgarrow-writer".into())
         .spawn(move || {
             let mut writing = Duration::ZERO;
@@ -168,21 +173,42 @@ fn spawn_writer<D: Destination>(
             let _ = done_tx.send(result);
         })
         .map_err(|e| ErrorKind::Internal(format!("cannot start the writer thread: {e}")))?;
-    Ok((tx, done_rx))
+    Ok((tx, done_rx, handle))
 }
 
 /// A destination written on a thread of its own, one batch handed over at a time (the
 /// reader decodes the next meanwhile): what [`pump`] does for one export, for a reader that
 /// drives its own loop (a partitioned export's worker).
+///
+/// Dropped before it finished (the export failed or was stopped), it closes the channel and
+/// waits for the thread to drop the destination: an unfinished file's temporary name is
+/// removed before the worker (and then the process) goes on, never left behind by a process
+/// that exits first.
 pub(crate) struct WriterThread {
-    tx: mpsc::Sender<ToWriter>,
+    tx: Option<mpsc::Sender<ToWriter>>,
     done: oneshot::Receiver<WriterResult>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            // A plain join, not the channel's blocking receive (which refuses to run on an
+            // async thread): the writer ends once it sees the channel closed.
+            let _ = thread.join();
+        }
+    }
 }
 
 impl WriterThread {
     pub(crate) fn spawn<D: Destination>(dest: D) -> Result<WriterThread> {
-        let (tx, done) = spawn_writer(dest)?;
-        Ok(WriterThread { tx, done })
+        let (tx, done, thread) = spawn_writer(dest)?;
+        Ok(WriterThread {
+            tx: Some(tx),
+            done,
+            thread: Some(thread),
+        })
     }
 
     /// Hands `batch` over, waiting while the writer is busy with the one before.
@@ -190,7 +216,9 @@ impl WriterThread {
     /// # Errors
     /// The writer's, when it failed.
     pub(crate) async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        if self.tx.send(ToWriter::Batch(batch)).await.is_ok() {
+        if let Some(tx) = &self.tx
+            && tx.send(ToWriter::Batch(batch)).await.is_ok()
+        {
             return Ok(());
         }
         Err(match (&mut self.done).await {
@@ -204,13 +232,11 @@ impl WriterThread {
     ///
     /// # Errors
     /// The writer's.
-    pub(crate) async fn finish(self, stats: &ExportStats) -> Result<(Option<u64>, Duration)> {
-        let _ = self
-            .tx
-            .send(ToWriter::Finish(Box::new(stats.clone())))
-            .await;
-        drop(self.tx);
-        match self.done.await {
+    pub(crate) async fn finish(mut self, stats: &ExportStats) -> Result<(Option<u64>, Duration)> {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(ToWriter::Finish(Box::new(stats.clone()))).await;
+        }
+        match (&mut self.done).await {
             Ok(Ok(Some((written, writing, finishing)))) => Ok((written, writing + finishing)),
             Ok(Err(e)) => Err(e),
             Ok(Ok(None)) | Err(_) => {
@@ -265,7 +291,8 @@ pub(crate) async fn pump<D: Destination>(
     dest: D,
     hooks: &mut Hooks<'_>,
 ) -> Result<ExportStats> {
-    let (tx, done) = spawn_writer(dest)?;
+    // It reports on `done` before it ends, which every path below awaits.
+    let (tx, done, _thread) = spawn_writer(dest)?;
     let mut progress = hooks.progress.take();
     // Whether the export reached its end (else the writer failed first).
     let read = async {

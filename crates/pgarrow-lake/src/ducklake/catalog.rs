@@ -4,7 +4,7 @@
 use pgarrow::protocol::Config;
 use pgarrow::{Error, ErrorKind, Result};
 
-use crate::new_uuid;
+use crate::common::new_uuid;
 pub(crate) use crate::sql::{Db, quote_ident};
 
 /// The catalog tables' DDL (DuckLake 1.0).

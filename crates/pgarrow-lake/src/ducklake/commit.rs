@@ -13,7 +13,7 @@ use super::columns::LakeColumn;
 use super::partitions::Key;
 use super::{DataFile, IfExists, find_schema, find_table, same_columns, same_partitions, stats};
 use crate::bounds::{self, Value};
-use crate::new_uuid;
+use crate::common::new_uuid;
 
 /// One commit of files into a table, run in one catalog transaction.
 pub(super) struct Commit<'a> {
@@ -28,7 +28,7 @@ pub(super) struct Commit<'a> {
     pub(super) files: &'a [DataFile],
     pub(super) manifest: &'a Manifest,
     /// An incremental run, its state carried in the snapshot's changes.
-    pub(super) run: Option<&'a crate::LakeRun>,
+    pub(super) run: Option<&'a crate::common::LakeRun>,
     /// The run's state it went on from.
     pub(super) previous: Option<&'a IncrementalState>,
 }
@@ -261,7 +261,7 @@ impl Commit<'_> {
                 ],
             )
             .await?;
-        let mut provenance = crate::provenance(self.manifest);
+        let mut provenance = crate::common::provenance(self.manifest);
         if let Some(run) = self.run {
             provenance["incremental"] = serde_json::to_value(&run.state).map_err(|e| {
                 Error::from(ErrorKind::Internal(format!("the incremental state: {e}")))
