@@ -140,6 +140,11 @@ impl Schema {
                             let ty = f
                                 .get("type")
                                 .ok_or_else(|| malformed(format!("field {name} has no type")))?;
+                            if out.iter().any(|(n, _)| n == name) {
+                                return Err(malformed(format!(
+                                    "a record with two fields named {name:?}"
+                                )));
+                            }
                             out.push((name.to_owned(), Schema::parse_in(ty, named)?));
                         }
                         Schema::Record(out)
@@ -681,6 +686,10 @@ mod tests {
         for cut in 4..good.len() {
             let _ = read_file(&good[..cut]);
         }
+        // A record of two fields of one name is not a schema.
+        let twice = json!({"type": "record", "name": "r", "fields": [
+            {"name": "a", "type": "int"}, {"name": "a", "type": "long"}]});
+        assert!(Schema::parse(&twice).unwrap_err().to_string().contains("two fields"));
         // A wrong value for the schema is refused when writing.
         let bad = Value::Record(vec![("a".into(), Value::String("x".into()))]);
         assert!(write_file(&schema(), &[], &[bad]).is_err());
