@@ -306,6 +306,12 @@ def pyiceberg_adbc(url, query, out, con=None):
     data = cur.fetch_arrow_table()
     cur.close()
     conn.close()
+    # The driver gives numeric as an opaque extension type, which pyiceberg refuses: its
+    # storage (text), as a user would pass it.
+    import pyarrow as pa
+
+    columns = [c.combine_chunks().storage if isinstance(c.type, pa.BaseExtensionType) else c for c in data.columns]
+    data = pa.table(columns, names=data.column_names)
     catalog = SqlCatalog(
         "default", uri=catalog_url.replace("postgresql://", "postgresql+psycopg://", 1), warehouse=warehouse
     )
