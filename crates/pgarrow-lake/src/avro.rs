@@ -689,7 +689,12 @@ mod tests {
         // A record of two fields of one name is not a schema.
         let twice = json!({"type": "record", "name": "r", "fields": [
             {"name": "a", "type": "int"}, {"name": "a", "type": "long"}]});
-        assert!(Schema::parse(&twice).unwrap_err().to_string().contains("two fields"));
+        assert!(
+            Schema::parse(&twice)
+                .unwrap_err()
+                .to_string()
+                .contains("two fields")
+        );
         // A wrong value for the schema is refused when writing.
         let bad = Value::Record(vec![("a".into(), Value::String("x".into()))]);
         assert!(write_file(&schema(), &[], &[bad]).is_err());
