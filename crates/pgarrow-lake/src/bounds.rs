@@ -1,6 +1,6 @@
 //! A data file's column statistics from its Parquet footer, for every lake format: sizes,
 //! counts and null counts per leaf column, and bounds typed by the footer's own logical types,
-//! so that each format renders them its own way (DuckLake's text, Delta's JSON).
+//! so that each format renders them its own way (DuckLake's text, Delta's JSON, Iceberg's binary single values).
 //!
 //! A bound is kept only where it is sure: every row group had one, it is exact (text cut
 //! short is left out), and its type is one pgarrow renders exactly. Floats are left out (a
