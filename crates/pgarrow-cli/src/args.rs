@@ -631,6 +631,7 @@ pub(crate) struct PlanArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("import_catalog").args(["ducklake", "iceberg"]).multiple(false)))]
 pub(crate) struct ImportArgs {
     #[command(flatten)]
     pub(crate) conn: ConnArgs,
@@ -638,7 +639,7 @@ pub(crate) struct ImportArgs {
     /// columns; a directory (or prefix) with the manifest of the export that wrote it;
     /// object URLs (s3://bucket/orders.parquet, or a pattern: s3://bucket/orders/*.parquet);
     /// - reads an IPC stream from standard input.
-    #[arg(required_unless_present_any = ["delta", "iceberg"], value_name = "FILE")]
+    #[arg(required_unless_present_any = ["delta", "iceberg", "ducklake"], value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
     /// Load the current version of the Delta Lake table at LOCATION (a directory or an object
     /// store URL), whoever wrote it: its live files, with their partition values as columns.
@@ -653,8 +654,19 @@ pub(crate) struct ImportArgs {
         requires = "lake_table"
     )]
     pub(crate) iceberg: Option<String>,
-    /// The Iceberg table to load, NAMESPACE.NAME.
-    #[arg(long, value_name = "NAME", requires = "iceberg")]
+    /// Load the current snapshot of a DuckLake table (--lake-table SCHEMA.NAME) whose catalog
+    /// is the PostgreSQL database at URL, whoever wrote it: its files with their deletes
+    /// applied, and the rows DuckDB inlined into the catalog.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with_all = ["files", "delta"],
+        requires = "lake_table"
+    )]
+    pub(crate) ducklake: Option<String>,
+    /// The lake table to load: NAMESPACE.NAME of --iceberg (namespace default: default),
+    /// SCHEMA.NAME of --ducklake (schema default: main).
+    #[arg(long, value_name = "NAME", requires = "import_catalog")]
     pub(crate) lake_table: Option<String>,
     /// The Iceberg catalog's name in the catalog database.
     #[arg(long, value_name = "NAME", default_value = pgarrow_lake::iceberg::DEFAULT_CATALOG_NAME, requires = "iceberg")]

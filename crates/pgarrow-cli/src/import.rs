@@ -32,6 +32,25 @@ pub(crate) fn import(stop: &Stop, config: &Config, args: &ImportArgs) -> Result<
     let input_options = InputOptions::default().with_batch_rows(args.batch_rows);
     // Every file is opened (and its schema checked) before connecting.
     let input = match (&args.delta, &args.iceberg) {
+        _ if args.ducklake.is_some() => {
+            let url = args.ducklake.as_deref().unwrap_or_default();
+            let name = args.lake_table.as_deref().unwrap_or_default();
+            let parsed = pgarrow::names::TableName::parse(name)?;
+            let schema = parsed.schema.unwrap_or_else(|| "main".to_owned());
+            let catalog = Config::parse(url)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let storage = args.storage.options()?;
+            let open = pgarrow_lake::ducklake::open_ducklake(
+                &catalog,
+                &schema,
+                &parsed.name,
+                &storage,
+                &input_options,
+            );
+            pgarrow::blocking::wait(&rt, stop, open)?
+        }
         (Some(location), _) => {
             pgarrow_lake::delta::open_delta(location, &args.storage.options()?, &input_options)?
         }

@@ -14,6 +14,7 @@ mod ipc;
 #[cfg(feature = "cloud")]
 mod objects;
 mod parquet_file;
+mod table;
 mod thrift;
 
 use crate::manifest::{MANIFEST_NAME, Manifest};
@@ -162,22 +163,7 @@ impl Input {
         if files.is_empty() {
             return Err(Error::usage(format!("{name} has no data file")));
         }
-        let restored: Vec<Vec<Restored>> = files
-            .iter()
-            .map(|f| {
-                let mut columns: Vec<Restored> = f
-                    .columns
-                    .iter()
-                    .map(|(index, field, value)| Restored {
-                        index: *index,
-                        field: field.clone(),
-                        value: value.clone(),
-                    })
-                    .collect();
-                columns.sort_by_key(|c| c.index);
-                columns
-            })
-            .collect();
+        let restored: Vec<Vec<Restored>> = files.iter().map(restored_of).collect();
         let files = files
             .into_iter()
             .map(|f| (f.location, f.rows, None))
@@ -297,6 +283,9 @@ pub struct TableFile {
     pub rows: Option<u64>,
     /// Its constant columns: place, field, value as text.
     pub columns: Vec<(usize, arrow_schema::FieldRef, Option<String>)>,
+    /// The positions (from 0) of its rows the table's metadata deletes
+    /// ([`Input::open_table_as`] drops them).
+    pub deleted: Vec<u64>,
 }
 
 impl TableFile {
@@ -310,8 +299,30 @@ impl TableFile {
             location,
             rows,
             columns,
+            deleted: Vec::new(),
         }
     }
+
+    /// With the positions (from 0) of the rows the table deletes from it.
+    pub fn with_deleted(mut self, positions: Vec<u64>) -> TableFile {
+        self.deleted = positions;
+        self
+    }
+}
+
+/// The columns a table file holds outside it, in their places.
+fn restored_of(f: &TableFile) -> Vec<Restored> {
+    let mut columns: Vec<Restored> = f
+        .columns
+        .iter()
+        .map(|(index, field, value)| Restored {
+            index: *index,
+            field: field.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    columns.sort_by_key(|c| c.index);
+    columns
 }
 
 /// A column a laid-out file holds in its directory's name: its place among the columns, its

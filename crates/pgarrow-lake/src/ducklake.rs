@@ -41,7 +41,10 @@ mod catalog;
 mod columns;
 mod commit;
 mod partitions;
+mod read;
 mod stats;
+
+pub use read::open_ducklake;
 
 use std::collections::HashMap;
 

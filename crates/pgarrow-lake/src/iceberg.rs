@@ -229,7 +229,7 @@ fn parse_transform(name: &str) -> Option<Transform> {
 }
 
 /// The table's current schema and default partition spec, from its metadata.
-fn current_schema(meta: &Json) -> Option<&Json> {
+pub(crate) fn current_schema(meta: &Json) -> Option<&Json> {
     let id = meta["current-schema-id"].as_i64()?;
     meta["schemas"]
         .as_array()?

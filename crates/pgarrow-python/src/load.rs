@@ -52,7 +52,9 @@ struct WriteArgs {
     delta: Option<String>,
     /// An Iceberg table's SQL catalog database, read instead of `data` (with `lake_table`).
     iceberg: Option<String>,
-    /// The Iceberg table, `namespace.name`.
+    /// A DuckLake catalog database, read instead of `data` (with `lake_table`).
+    ducklake: Option<String>,
+    /// The Iceberg table, `namespace.name`, or the DuckLake table, `schema.name`.
     lake_table: Option<String>,
     /// The Iceberg catalog's name.
     catalog_name: Option<String>,
@@ -106,6 +108,40 @@ pub(crate) fn write(
             blocking::load(config, table, input, &options, hooks(stop))
         });
     }
+    if let Some(url) = args.ducklake {
+        if !data.is_none() || args.delta.is_some() || args.iceberg.is_some() {
+            return Err(usage_error(
+                py,
+                "data, delta=, iceberg= and ducklake= are inputs: give one (data=None to read \
+                 the table)",
+            ));
+        }
+        if args.catalog_name.is_some() {
+            return Err(usage_error(py, "catalog_name is iceberg='s"));
+        }
+        let Some(name) = args.lake_table else {
+            return Err(usage_error(
+                py,
+                "ducklake= needs lake_table=\"schema.name\"",
+            ));
+        };
+        let name = TableName::parse(&name).map_err(|e| py_err(py, &e.into()))?;
+        let schema = name.schema.unwrap_or_else(|| "main".to_owned());
+        let catalog = pgarrow::protocol::Config::parse(&url).map_err(|e| py_err(py, &e.into()))?;
+        // The catalog, the inlined rows and every file are read before loading, without the
+        // GIL.
+        return crate::runtime::document_on_runtime(py, move |runtime, stop| {
+            let open = pgarrow_lake::ducklake::open_ducklake(
+                &catalog,
+                &schema,
+                &name.name,
+                &storage,
+                &input_options,
+            );
+            let input = blocking::wait(runtime, stop, open)?;
+            blocking::load(config, table, input, &options, hooks(stop))
+        });
+    }
     if let Some(url) = args.iceberg {
         if !data.is_none() || args.delta.is_some() {
             return Err(usage_error(
@@ -142,7 +178,7 @@ pub(crate) fn write(
     if args.lake_table.is_some() || args.catalog_name.is_some() {
         return Err(usage_error(
             py,
-            "lake_table and catalog_name are iceberg='s",
+            "lake_table is iceberg='s and ducklake='s, catalog_name iceberg='s",
         ));
     }
     if let Some(paths) = paths(data)? {

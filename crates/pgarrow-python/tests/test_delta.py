@@ -545,6 +545,18 @@ def test_tables_of_every_writer_import_back_into_postgresql_exactly(url, conn, t
     conn.execute("DROP TABLE IF EXISTS delta_mixed")
     pg_import(mixed, "delta_mixed")
     assert conn.execute("SELECT count(*), sum(id), count(DISTINCT region) FROM delta_mixed").fetchone() == (51, 1374, 3)
+    # An evolved table: each writer's files hold the columns of their time (pgarrow's append
+    # added one, deltalake's merge another): a column a file lacks reads as NULL.
+    evolved = tmp_path / "evolved"
+    deltalake.write_deltalake(str(evolved), pa.table({"id": pa.array([1], pa.int64())}))
+    export(url, "-q", "SELECT 2::bigint AS id, 'pg'::text AS note", "--delta", str(evolved), "--if-exists", "append")
+    deltalake.write_deltalake(str(evolved), pa.table({"id": pa.array([3], pa.int64()), "x": pa.array([1.5])}),
+                              mode="append", schema_mode="merge")
+    conn.execute("DROP TABLE IF EXISTS delta_evolved")
+    pg_import(evolved, "delta_evolved")
+    assert conn.execute("SELECT id, note, x FROM delta_evolved ORDER BY id").fetchall() == [
+        (1, None, None), (2, "pg", None), (3, None, 1.5)
+    ]
     # From Python too, the same rows.
     import pgarrow
 

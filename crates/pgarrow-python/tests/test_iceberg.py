@@ -575,6 +575,22 @@ def test_tables_of_every_writer_import_back_into_postgresql_exactly(url, conn, c
     want = sorted([(1, "eu"), (2, None), (3, "a/b c"), (1, "eu")] + conn.execute(
         f"SELECT id, region FROM {events} WHERE id <= 4").fetchall(), key=lambda r: (r[0], r[1] is not None, r[1] or ""))
     assert got == want
+    # pyiceberg's evolved table: a column dropped, one added, one promoted from int to long
+    # after its first file; then pgarrow's append. Each file reads as the table's columns now.
+    from pyiceberg.types import LongType, StringType
+
+    evolved = cat.create_table("back.evolved", schema=pa.schema([("id", pa.int32()), ("gone", pa.string())]))
+    evolved.append(pa.table({"id": pa.array([1], pa.int32()), "gone": ["x"]}))
+    with evolved.update_schema() as update:
+        update.add_column("note", StringType())
+        update.update_column("id", LongType())
+        update.delete_column("gone")
+    evolved.append(pa.table({"id": pa.array([2], pa.int64()), "note": ["two"]}))
+    ice(url, cat_url, "-q", "SELECT 3::bigint AS id, 'pg'::text AS note", "--lake-table", "back.evolved",
+        "--if-exists", "append")
+    conn.execute("DROP TABLE IF EXISTS iceberg_evolved")
+    pg_import("back.evolved", "iceberg_evolved")
+    assert conn.execute("SELECT * FROM iceberg_evolved ORDER BY id").fetchall() == [(1, None), (2, "two"), (3, "pg")]
     # From Python: pgarrow.write reads the same snapshot.
     import pgarrow
 

@@ -134,11 +134,82 @@ pub fn open_delta(
             Ok(TableFile::new(at, rows, columns))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Input::open_table(
+    let schema = table_schema(&fields, &partitions, &files)
+        .map_err(|e| e.context(format!("Delta table {location}")))?;
+    Ok(Input::open_table_as(
         format!("Delta table {location} (version {})", table.version),
+        schema,
         files,
+        Vec::new(),
         options,
     )?)
+}
+
+/// The table's Arrow schema, its columns matched by name: each column as a file that holds it
+/// under the table's type gives it (keeping what the file says of it: pgarrow's PostgreSQL
+/// type, an extension), a partition column as its values are restored, else a primitive
+/// from its Delta type (a column no file holds as the table types it: added or widened
+/// since); every field nullable, without field IDs.
+fn table_schema(
+    fields: &[(String, Value, bool)],
+    partitions: &[(usize, Arc<Field>, String)],
+    files: &[TableFile],
+) -> Result<Arc<arrow_schema::Schema>> {
+    let mut found: Vec<Option<Field>> = vec![None; fields.len()];
+    for (k, (name, _, _)) in fields.iter().enumerate() {
+        if let Some((_, field, _)) = partitions.iter().find(|p| &p.2 == name) {
+            found[k] = Some(field.as_ref().clone());
+        }
+    }
+    for file in files {
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+        let (metadata, _) = file.location.parquet_metadata()?;
+        let meta = metadata.file_metadata();
+        let Ok(schema) =
+            parquet::arrow::parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata())
+        else {
+            continue;
+        };
+        for (k, (name, ty, _)) in fields.iter().enumerate() {
+            if found[k].is_some() {
+                continue;
+            }
+            if let Some(field) = schema
+                .fields()
+                .iter()
+                .find(|f| f.name() == name && super::schema::holds(f, ty))
+            {
+                let mut metadata = field.metadata().clone();
+                metadata.remove(parquet::arrow::PARQUET_FIELD_ID_META_KEY);
+                found[k] = Some(
+                    field
+                        .as_ref()
+                        .clone()
+                        .with_nullable(true)
+                        .with_metadata(metadata),
+                );
+            }
+        }
+    }
+    let fields = fields
+        .iter()
+        .zip(found)
+        .map(|((name, ty, _), field)| match field {
+            Some(field) => Ok(field),
+            None => partition_type(ty)
+                .map(|dt| Field::new(name, dt, true))
+                .ok_or_else(|| {
+                    ErrorKind::Usage(format!(
+                        "no data file holds column \"{name}\" as the table types it ({ty}), \
+                         and pgarrow reads that type only from a file that does"
+                    ))
+                    .into()
+                }),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Arc::new(arrow_schema::Schema::new(fields)))
 }
 
 /// The Arrow type a partition column's values are restored as.

@@ -150,6 +150,13 @@ fn type_json(field: &Field, path: &str, ntz: &mut bool) -> Result<Value> {
     }))
 }
 
+/// Whether a file's `field` holds the values of a table column of Delta type `ty` as they
+/// are (its type is the one pgarrow would give that column).
+pub(crate) fn holds(field: &Field, ty: &Value) -> bool {
+    let mut ntz = false;
+    type_json(field, field.name(), &mut ntz).is_ok_and(|t| bare(&t) == bare(ty))
+}
+
 /// A type as a table's schema gives it, without what does not make it another type (field
 /// metadata, nullability), to compare with another.
 fn bare(ty: &Value) -> Value {

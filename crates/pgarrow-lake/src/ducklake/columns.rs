@@ -35,6 +35,18 @@ pub(crate) fn lake_columns(schema: &Schema) -> Result<Vec<LakeColumn>> {
     Ok(out)
 }
 
+/// The columns of `schema` whose fields carry their own field IDs (a data file's).
+///
+/// # Errors
+/// As [`lake_columns`].
+pub(crate) fn lake_columns_as_numbered(schema: &Schema) -> Result<Vec<LakeColumn>> {
+    let mut out = Vec::new();
+    for (k, field) in schema.fields().iter().enumerate() {
+        push(field, None, k as i64 + 1, field.name(), &mut out)?;
+    }
+    Ok(out)
+}
+
 fn field_id(field: &Field) -> i64 {
     field
         .metadata()

@@ -2,9 +2,13 @@
 //! for `pgarrow import` to load into PostgreSQL. A table whose snapshot has delete files is
 //! refused, naming them, rather than read with deleted rows in it.
 
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use pgarrow::io::{Input, InputOptions, Location, StorageOptions, TableFile};
 use pgarrow::protocol::Config;
 use pgarrow::{Error, ErrorKind, Result};
+use serde_json::Value as Value2;
 
 use super::catalog::SqlCatalog;
 use super::{blocking, read_metadata, snapshot};
@@ -106,9 +110,121 @@ pub async fn open_iceberg(
     })
     .await
     .map_err(|e| e.context(format!("Iceberg table {name}")))?;
-    Ok(Input::open_table(
+    let fields = super::current_schema(&meta)
+        .and_then(|s| s["fields"].as_array())
+        .cloned()
+        .ok_or_else(|| refuse("its metadata has no current schema".into()))?;
+    let schema = blocking(move || table_schema(&fields, &files).map(|s| (s, files)))
+        .await
+        .map_err(|e| e.context(format!("Iceberg table {name}")))?;
+    let (schema, files) = schema;
+    Ok(Input::open_table_as(
         format!("Iceberg table {name} (snapshot {id})"),
+        schema,
         files,
+        Vec::new(),
         options,
     )?)
+}
+
+/// The table's Arrow schema, its columns matched by field ID: each column as a file that holds
+/// it under the table's type gives it (keeping what the file says of it: pgarrow's PostgreSQL
+/// type, an extension), else a primitive from its Iceberg type (a column no file holds as the
+/// table types it: added or promoted since); every field nullable, named as the table names
+/// it now.
+fn table_schema(fields: &[Value2], files: &[TableFile]) -> Result<Arc<Schema>> {
+    let mut found: Vec<Option<Field>> = vec![None; fields.len()];
+    for file in files {
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+        let (metadata, _) = file.location.parquet_metadata()?;
+        let meta = metadata.file_metadata();
+        let Ok(schema) =
+            parquet::arrow::parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata())
+        else {
+            continue;
+        };
+        for (k, want) in fields.iter().enumerate() {
+            if found[k].is_some() {
+                continue;
+            }
+            if let Some(field) = schema
+                .fields()
+                .iter()
+                .find(|f| super::schema::holds(f, want))
+            {
+                found[k] = Some(
+                    field
+                        .as_ref()
+                        .clone()
+                        .with_name(want["name"].as_str().unwrap_or_default())
+                        .with_nullable(true),
+                );
+            }
+        }
+    }
+    let fields = fields
+        .iter()
+        .zip(found)
+        .map(|(want, field)| match field {
+            Some(field) => Ok(field),
+            None => primitive(want),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// The Arrow field of a primitive column from its Iceberg type, with its field ID.
+fn primitive(want: &Value2) -> Result<Field> {
+    let name = want["name"].as_str().unwrap_or_default();
+    let ty = want["type"].as_str().unwrap_or_default().replace(' ', "");
+    let mut metadata = std::collections::HashMap::from([(
+        parquet::arrow::PARQUET_FIELD_ID_META_KEY.to_owned(),
+        want["id"].as_i64().unwrap_or(-1).to_string(),
+    )]);
+    let dt = match ty.as_str() {
+        "boolean" => DataType::Boolean,
+        "int" => DataType::Int32,
+        "long" => DataType::Int64,
+        "float" => DataType::Float32,
+        "double" => DataType::Float64,
+        "date" => DataType::Date32,
+        "time" => DataType::Time64(TimeUnit::Microsecond),
+        "timestamp" => DataType::Timestamp(TimeUnit::Microsecond, None),
+        "timestamptz" => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        "string" => DataType::Utf8,
+        "binary" => DataType::Binary,
+        "uuid" => {
+            metadata.insert("ARROW:extension:name".into(), "arrow.uuid".into());
+            DataType::FixedSizeBinary(16)
+        }
+        t if t.starts_with("decimal(") => {
+            let (p, s) = t
+                .trim_start_matches("decimal(")
+                .trim_end_matches(')')
+                .split_once(',')
+                .unwrap_or_default();
+            match (p.parse(), s.parse()) {
+                (Ok(p), Ok(s)) => DataType::Decimal128(p, s),
+                _ => return Err(unreadable(name, &want["type"])),
+            }
+        }
+        t if t.starts_with("fixed[") => {
+            match t.trim_start_matches("fixed[").trim_end_matches(']').parse() {
+                Ok(n) => DataType::FixedSizeBinary(n),
+                Err(_) => return Err(unreadable(name, &want["type"])),
+            }
+        }
+        _ => return Err(unreadable(name, &want["type"])),
+    };
+    Ok(Field::new(name, dt, true).with_metadata(metadata))
+}
+
+fn unreadable(name: &str, ty: &Value2) -> Error {
+    ErrorKind::Usage(format!(
+        "no data file holds column \"{name}\" as the table types it ({ty}), and pgarrow reads \
+         that type only from a file that does"
+    ))
+    .into()
 }

@@ -331,6 +331,23 @@ pub(crate) fn evolve(
     Ok((!same).then_some(out))
 }
 
+/// Whether a file's `field` (with its field ID) holds the values of the table's column
+/// `table_field` (as the table metadata spells it) as they are: the type pgarrow would give
+/// it is the column's, nested IDs included.
+pub(crate) fn holds(field: &Field, table_field: &Value) -> bool {
+    let mut out = IcebergSchema {
+        fields: Vec::new(),
+        last_id: 0,
+        types: BTreeMap::new(),
+    };
+    let Ok(id) = id(field) else {
+        return false;
+    };
+    i64::from(id) == table_field["id"].as_i64().unwrap_or(-1)
+        && type_json(field, id, field.name(), &mut out)
+            .is_ok_and(|t| bare(&t) == bare(&table_field["type"]))
+}
+
 /// A type without what does not make it another (docs, defaults, nullability of nested
 /// fields compared as IDs and types).
 fn bare(ty: &Value) -> Value {

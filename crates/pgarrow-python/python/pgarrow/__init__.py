@@ -1226,6 +1226,7 @@ def write(
     *,
     delta: Optional[str] = None,
     iceberg: Optional[str] = None,
+    ducklake: Optional[str] = None,
     lake_table: Optional[str] = None,
     catalog_name: Optional[str] = None,
     key: Union[str, list[str], None] = None,
@@ -1274,6 +1275,13 @@ def write(
         the SQL catalog in the PostgreSQL database at ``iceberg`` (its name in it
         ``catalog_name``, default ``"default"``), its current snapshot, whoever wrote it (as
         ``pgarrow import --iceberg``; a snapshot with delete files is refused).
+    ducklake : str, optional
+        Instead of ``data``: the DuckLake table ``lake_table`` (``schema.name``, schema
+        ``main`` by default) whose catalog is the PostgreSQL database at ``ducklake``, its
+        current snapshot, whoever wrote it (as ``pgarrow import --ducklake``): its files
+        with their deletes applied, read as the table's current columns, and the rows DuckDB
+        inlined into the catalog (of a list, struct or map column: refused, flush them to
+        files first).
     create : bool, default False
         Create a missing table from the schema, with the PostgreSQL types pgarrow's field
         metadata names where they exist.
@@ -1327,6 +1335,7 @@ def write(
         nanoseconds=nanoseconds,
         delta=delta,
         iceberg=iceberg,
+        ducklake=ducklake,
         lake_table=lake_table,
         catalog_name=catalog_name,
     )

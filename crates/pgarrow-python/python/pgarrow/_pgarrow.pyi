@@ -249,6 +249,7 @@ def write(
     nanoseconds: str,
     delta: Optional[str],
     iceberg: Optional[str],
+    ducklake: Optional[str],
     lake_table: Optional[str],
     catalog_name: Optional[str],
 ) -> LoadStats: ...

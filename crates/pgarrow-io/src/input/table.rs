@@ -1,0 +1,323 @@
+//! A lake table's snapshot read as one input of the table's current columns: files written
+//! under older versions of its schema conformed to it (columns matched by Parquet field ID,
+//! else by name; a column a file lacks read as nulls; a narrower type widened), the rows its
+//! metadata deletes by position dropped, and rows the metadata holds itself (not in any file)
+//! appended.
+
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow_schema::{ArrowError, Field, SchemaRef};
+
+use super::{Batches, Counted, Input, InputOptions, TableFile, open_file, restore};
+use crate::{Error, Result};
+
+/// Where one column of the table comes from in one file's batches.
+#[derive(Debug, Clone)]
+enum Source {
+    /// The file's column at this place, as it is.
+    Same(usize),
+    /// The file's column at this place, cast to the table's type.
+    Cast(usize),
+    /// Not in the file: nulls.
+    Missing,
+}
+
+/// The Parquet field ID of a field, if it has one.
+fn field_id(field: &Field) -> Option<i64> {
+    field
+        .metadata()
+        .get(parquet::arrow::PARQUET_FIELD_ID_META_KEY)
+        .and_then(|v| v.parse().ok())
+}
+
+/// How `file`'s columns make the table's `schema`: a table column with a field ID by the file
+/// column of that ID when the file's columns carry them, any other by name.
+///
+/// # Errors
+/// A column whose file type cannot become the table's, named.
+fn plan(schema: &SchemaRef, file: &SchemaRef, shown: &str) -> Result<Vec<Source>> {
+    let file_ids = file.fields().iter().any(|f| field_id(f).is_some());
+    schema
+        .fields()
+        .iter()
+        .map(|want| {
+            let found = file.fields().iter().position(|have| match field_id(want) {
+                Some(id) if file_ids => field_id(have) == Some(id),
+                _ => have.name() == want.name(),
+            });
+            let Some(k) = found else {
+                return Ok(Source::Missing);
+            };
+            let have = file.field(k).data_type();
+            if have == want.data_type() {
+                Ok(Source::Same(k))
+            } else if arrow_cast::can_cast_types(have, want.data_type()) {
+                Ok(Source::Cast(k))
+            } else {
+                Err(Error::usage(format!(
+                    "{shown}: its column \"{}\" is {have}, which cannot be read as the table's \
+                     column \"{}\" ({})",
+                    file.field(k).name(),
+                    want.name(),
+                    want.data_type()
+                )))
+            }
+        })
+        .collect()
+}
+
+/// A batch of the file's columns as the table's.
+fn conform(
+    batch: &RecordBatch,
+    plan: &[Source],
+    schema: &SchemaRef,
+) -> std::result::Result<RecordBatch, ArrowError> {
+    let rows = batch.num_rows();
+    let options = arrow_cast::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let columns = plan
+        .iter()
+        .zip(schema.fields())
+        .map(
+            |(source, field)| -> std::result::Result<ArrayRef, ArrowError> {
+                Ok(match source {
+                    Source::Same(k) => batch.column(*k).clone(),
+                    Source::Cast(k) => {
+                        arrow_cast::cast_with_options(batch.column(*k), field.data_type(), &options)
+                            .map_err(|e| {
+                                ArrowError::from(Error::usage(format!(
+                                    "column \"{}\": a value does not fit {}: {e}",
+                                    field.name(),
+                                    field.data_type()
+                                )))
+                            })?
+                    }
+                    Source::Missing => arrow_array::new_null_array(field.data_type(), rows),
+                })
+            },
+        )
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+}
+
+/// The rows of a file's batches whose positions (from 0, sorted) are not in `deleted`.
+struct Undeleted {
+    batches: Batches,
+    deleted: Vec<u64>,
+    /// The position of the next batch's first row.
+    at: u64,
+    /// The first entry of `deleted` at or past `at`.
+    next: usize,
+}
+
+impl Iterator for Undeleted {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let batch = match self.batches.next()? {
+            Ok(batch) => batch,
+            Err(e) => return Some(Err(e)),
+        };
+        let rows = batch.num_rows() as u64;
+        let end = self.at + rows;
+        let first = self.next;
+        while self.next < self.deleted.len() && self.deleted[self.next] < end {
+            self.next += 1;
+        }
+        let gone = &self.deleted[first..self.next];
+        let start = self.at;
+        self.at = end;
+        if gone.is_empty() {
+            return Some(Ok(batch));
+        }
+        let mut keep = vec![true; batch.num_rows()];
+        for &p in gone {
+            keep[(p - start) as usize] = false;
+        }
+        Some(arrow_select::filter::filter_record_batch(
+            &batch,
+            &BooleanArray::from(keep),
+        ))
+    }
+}
+
+impl Input {
+    /// A table's snapshot as the table's columns `schema` (each with its Parquet field ID when
+    /// the table numbers its columns): its `files`, each checked to hold the rows its
+    /// metadata says, conformed to `schema` (a column matched by field ID, or by name when
+    /// the file or the table has none; a column the file lacks read as nulls; a type the
+    /// file holds narrower cast to the table's), without the rows each file's
+    /// [`TableFile::deleted`] positions name; then the table's `rows` held outside any file
+    /// (already of `schema`'s columns, by name). No file and no row is a table of no rows.
+    ///
+    /// # Errors
+    /// A file that cannot be opened; a column whose file type cannot be read as the table's,
+    /// named with the file; a deleted position past a file's rows; a batch of `rows` whose
+    /// columns are not `schema`'s.
+    pub fn open_table_as(
+        name: impl Into<String>,
+        schema: SchemaRef,
+        files: Vec<TableFile>,
+        rows: Vec<RecordBatch>,
+        options: &InputOptions,
+    ) -> Result<Input> {
+        let name = name.into();
+        let mut parts: Vec<Batches> = Vec::with_capacity(files.len() + 1);
+        for file in files {
+            let shown = file.location.to_string();
+            let (file_schema, batches) = open_file(&file.location, None, options)?;
+            let restored = super::restored_of(&file);
+            let (file_schema, batches) = match restored.is_empty() {
+                true => (file_schema, batches),
+                false => restore(file_schema, batches, &restored, &file.location)?,
+            };
+            if let (Some(rows), Some(last)) = (file.rows, file.deleted.last())
+                && *last >= rows
+            {
+                return Err(Error::usage(format!(
+                    "{shown}: its metadata deletes row {last}, past its {rows} rows"
+                )));
+            }
+            let plan = plan(&schema, &file_schema, &shown)?;
+            let counted: Batches = Box::new(Counted {
+                path: file.location.clone(),
+                expected: file.rows,
+                seen: 0,
+                batches: Some(batches),
+            });
+            let mut deleted = file.deleted;
+            deleted.sort_unstable();
+            deleted.dedup();
+            let kept: Batches = match deleted.is_empty() {
+                true => counted,
+                false => Box::new(Undeleted {
+                    batches: counted,
+                    deleted,
+                    at: 0,
+                    next: 0,
+                }),
+            };
+            let out = schema.clone();
+            parts.push(Box::new(kept.map(move |batch| {
+                conform(&batch?, &plan, &out)
+                    .map_err(|e| ArrowError::from(Error::Input(e).context(shown.clone())))
+            })));
+        }
+        if !rows.is_empty() {
+            let mut conformed = Vec::with_capacity(rows.len());
+            for batch in rows {
+                let plan = plan(&schema, &batch.schema(), &name)?;
+                conformed.push(conform(&batch, &plan, &schema).map_err(|e| {
+                    Error::Input(e).context(format!("{name}: the rows its metadata holds"))
+                })?);
+            }
+            parts.push(Box::new(conformed.into_iter().map(Ok)));
+        }
+        Ok(Input {
+            schema,
+            name,
+            batches: Box::new(parts.into_iter().flatten()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ints(values: &[Option<i32>]) -> ArrayRef {
+        Arc::new(arrow_array::Int32Array::from(values.to_vec()))
+    }
+    use arrow_array::{Array, Int64Array, StringArray};
+    use arrow_schema::{DataType, Schema};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    fn with_id(field: Field, id: i64) -> Field {
+        field.with_metadata(HashMap::from([(
+            parquet::arrow::PARQUET_FIELD_ID_META_KEY.to_owned(),
+            id.to_string(),
+        )]))
+    }
+
+    #[test]
+    fn columns_follow_field_ids_and_widen() {
+        // The file: "a" int32 (ID 1), "old" text (ID 2, renamed "b" since).
+        let file = Arc::new(Schema::new(vec![
+            with_id(Field::new("a", DataType::Int32, true), 1),
+            with_id(Field::new("old", DataType::Utf8, true), 2),
+        ]));
+        let table = Arc::new(Schema::new(vec![
+            with_id(Field::new("b", DataType::Utf8, true), 2),
+            with_id(Field::new("a", DataType::Int64, true), 1),
+            with_id(Field::new("c", DataType::Float64, true), 3),
+        ]));
+        let plan = plan(&table, &file, "f").unwrap();
+        let batch = RecordBatch::try_new(
+            file,
+            vec![
+                ints(&[Some(1), None]),
+                Arc::new(StringArray::from(vec!["x", "y"])),
+            ],
+        )
+        .unwrap();
+        let out = conform(&batch, &plan, &table).unwrap();
+        assert_eq!(out.schema(), table);
+        let a = out.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(a.iter().collect::<Vec<_>>(), vec![Some(1), None]);
+        let b = out
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(b.value(1), "y");
+        assert_eq!(out.column(2).null_count(), 2);
+    }
+
+    #[test]
+    fn a_type_that_cannot_be_read_is_named() {
+        let file = Arc::new(Schema::new(vec![Field::new("a", DataType::Date32, true)]));
+        let table = Arc::new(Schema::new(vec![Field::new(
+            "a",
+            DataType::Struct(Vec::<Field>::new().into()),
+            true,
+        )]));
+        let e = plan(&table, &file, "f.parquet").unwrap_err().to_string();
+        assert!(e.contains("f.parquet") && e.contains("\"a\""), "{e}");
+    }
+
+    #[test]
+    fn deleted_positions_are_dropped_across_batches() {
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, true)]));
+        let batch = |v: &[i32]| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![ints(&v.iter().map(|x| Some(*x)).collect::<Vec<_>>())],
+            )
+        };
+        let batches: Batches = Box::new(vec![batch(&[0, 1, 2]), batch(&[3, 4, 5])].into_iter());
+        let kept: Vec<i32> = Undeleted {
+            batches,
+            deleted: vec![0, 2, 3, 5],
+            at: 0,
+            next: 0,
+        }
+        .flat_map(|b| {
+            let b = b.unwrap();
+            let a = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow_array::Int32Array>()
+                .unwrap()
+                .clone();
+            a.values().to_vec()
+        })
+        .collect();
+        assert_eq!(kept, vec![1, 4]);
+    }
+}
