@@ -49,7 +49,7 @@ pub use read::open_ducklake;
 use std::collections::HashMap;
 
 use pgarrow::io::{
-    DirTarget, Format, Layout, Location, Manifest, SinkOptions, StorageOptions, Transform,
+    DirTarget, FieldIds, Format, Layout, Location, Manifest, SinkOptions, StorageOptions, Transform,
 };
 use pgarrow::partition::{PartitionOptions, PartitionedStats};
 use pgarrow::protocol::Config;
@@ -58,7 +58,7 @@ use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source
 use crate::common::IfExists;
 use crate::common::new_uuid;
 use catalog::{Catalog, with_slash};
-use columns::{LakeColumn, lake_columns};
+use columns::{LakeColumn, known_ids, lake_columns_from};
 use commit::Commit;
 use partitions::Key;
 use pgarrow::incremental::{IncrementalOptions, IncrementalState};
@@ -219,6 +219,15 @@ pub async fn export_to_ducklake(
     };
     // Not held idle through the export (which may take hours, past a server's
     // idle_session_timeout or a proxy's): the commit connects again.
+    // The export's columns take the table's IDs by path; new ones are numbered after the
+    // table's highest (a dropped column's ID is never reused).
+    let ids = match &existing {
+        Some(table) => known_ids(
+            &table.columns,
+            last_column_id(&mut catalog, table.id).await?,
+        ),
+        None => FieldIds::default(),
+    };
     catalog.close().await;
     // An append without partitions of its own writes files as the table is partitioned.
     let mut layout = target.layout.clone();
@@ -235,7 +244,13 @@ pub async fn export_to_ducklake(
     let layout = layout.with_partition_columns_kept(true);
     let location = Location::parse(&dir, &target.storage)?;
     let files = DirTarget::new(location.clone(), Format::Parquet)
-        .with_options(target.options.clone().with_field_ids(true))
+        .with_options(
+            target
+                .options
+                .clone()
+                .with_field_ids(true)
+                .with_known_field_ids(ids.clone()),
+        )
         .with_layout(layout.clone())
         .with_file_prefix(format!("ducklake-{}", new_uuid()));
     let run = target.incremental.as_ref().map(|r| (r, previous.as_ref()));
@@ -247,9 +262,15 @@ pub async fn export_to_ducklake(
             "the export's manifest has no schema".into(),
         ))
     })?;
-    let columns = lake_columns(&schema).map_err(|e| e.context(format!("DuckLake table {name}")))?;
+    let columns = lake_columns_from(&schema, &ids)
+        .map_err(|e| e.context(format!("DuckLake table {name}")))?;
     if let Some(table) = &existing {
-        same_columns(&table.columns, &columns, &name)?;
+        evolve(
+            &table.columns,
+            &columns,
+            if_exists == IfExists::Replace,
+            &name,
+        )?;
     }
     let keys = partitions::keys(&layout, &columns, &schema)
         .map_err(|e| e.context(format!("DuckLake table {name}")))?;
@@ -326,6 +347,22 @@ pub(super) async fn last_state(
         Some(state) => crate::run::parse_state(&state.to_string(), &at).map(Some),
         None => Ok(None),
     }
+}
+
+/// The highest column ID table `table_id` ever gave (a dropped column's included).
+async fn last_column_id(catalog: &mut Catalog, table_id: i64) -> Result<i64> {
+    let rows = catalog
+        .query(
+            "SELECT coalesce(max(column_id), 0)::text FROM ducklake_column \
+             WHERE table_id = $1::bigint",
+            &[Some(&table_id.to_string())],
+        )
+        .await?;
+    Ok(rows
+        .first()
+        .and_then(|r| r[0].as_deref())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
 }
 
 /// Whether `e` is the catalog refusing a snapshot ID another writer took first.
@@ -489,33 +526,89 @@ pub(super) async fn find_table(
     }))
 }
 
-/// Refuses an append whose columns are not the table's, naming the first that differs.
-pub(super) fn same_columns(table: &[LakeColumn], export: &[LakeColumn], name: &str) -> Result<()> {
-    let key = |c: &LakeColumn| (c.id, c.name.clone(), c.ty.clone(), c.parent);
-    let mut theirs: Vec<_> = table.iter().map(key).collect();
-    let mut ours: Vec<_> = export.iter().map(key).collect();
-    theirs.sort();
-    ours.sort();
-    if theirs == ours {
-        return Ok(());
+/// How an export's columns change a table's (DuckLake's schema evolution).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Evolution {
+    /// Columns whose live rows end: widened, or on a replace changed or dropped.
+    pub(super) ended: Vec<i64>,
+    /// Column rows to begin: new columns, and the new types of those ended and kept.
+    pub(super) begun: Vec<LakeColumn>,
+    /// Of `begun`, the columns new to the table.
+    pub(super) new: Vec<i64>,
+}
+
+impl Evolution {
+    /// Whether the table's columns stay as they are.
+    pub(super) fn is_none(&self) -> bool {
+        self.ended.is_empty() && self.begun.is_empty()
     }
-    let describe =
-        |c: &(i64, String, String, Option<i64>)| format!("\"{}\" {} (ID {})", c.1, c.2, c.0);
-    let missing = theirs.iter().find(|c| !ours.contains(c));
-    let extra = ours.iter().find(|c| !theirs.contains(c));
-    let what = match (missing, extra) {
-        (Some(t), Some(o)) if t.1 == o.1 => {
-            format!("column {} would get {}", describe(t), describe(o))
-        }
-        (Some(t), _) => format!("the table's column {} is not in the export", describe(t)),
-        (None, Some(o)) => format!("the export's column {} is not in the table", describe(o)),
-        (None, None) => "the columns differ".to_owned(),
+}
+
+/// What the export's columns (numbered with the table's IDs by path) do to the table's: on
+/// an append, a new column is added (nested ones too), a column of a type DuckLake widens to
+/// the export's is widened, a narrower one is taken as it is (its files read widened), and a
+/// table column the export lacks is NULL in its rows; on a replace the table takes the
+/// export's columns.
+///
+/// # Errors
+/// On an append, a column of another type (named, with both types); a column ID the table
+/// and the export give different names (another writer changed the table meanwhile).
+pub(super) fn evolve(
+    table: &[LakeColumn],
+    export: &[LakeColumn],
+    replace: bool,
+    name: &str,
+) -> Result<Evolution> {
+    let refuse = |what: String| -> Error {
+        ErrorKind::Usage(format!("DuckLake table {name}: {what}")).into()
     };
-    Err(ErrorKind::Usage(format!(
-        "DuckLake table {name}: {what}; pgarrow appends only rows of the table's own columns \
-         (schema evolution is not written yet)"
-    ))
-    .into())
+    let mut out = Evolution::default();
+    let mut order = table.iter().map(|c| c.order).max().unwrap_or(0);
+    for e in export {
+        let Some(t) = table.iter().find(|t| t.id == e.id) else {
+            let mut added = e.clone();
+            if added.parent.is_none() {
+                order += 1;
+                added.order = order;
+            }
+            out.new.push(e.id);
+            out.begun.push(added);
+            continue;
+        };
+        if t.parent.is_none() && t.name != e.name {
+            return Err(refuse(format!(
+                "its column ID {} is \"{}\", and the export's is \"{}\": the table changed \
+                 during the export",
+                t.id, t.name, e.name
+            )));
+        }
+        if t.ty == e.ty {
+            continue;
+        }
+        if replace || columns::widens(&t.ty, &e.ty) {
+            out.ended.push(t.id);
+            out.begun.push(LakeColumn {
+                name: t.name.clone(),
+                order: t.order,
+                ..e.clone()
+            });
+        } else if !columns::widens(&e.ty, &t.ty) {
+            return Err(refuse(format!(
+                "column \"{}\" is {} in the table and {} in the export, which DuckLake \
+                 does not widen to (it widens integers to wider integers and float32 to \
+                 float64): cast the column in the query",
+                t.name, t.ty, e.ty
+            )));
+        }
+    }
+    if replace {
+        for t in table {
+            if !export.iter().any(|e| e.id == t.id) {
+                out.ended.push(t.id);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Refuses files partitioned otherwise than the table, naming both.

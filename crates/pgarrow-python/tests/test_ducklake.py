@@ -193,13 +193,13 @@ def test_tables_of_duckdb_and_of_pgarrow_append_to_each_other(url, conn, lake, d
     # Replace ends DuckDB's inlined rows and files too.
     export(url, "-q", "SELECT 9 AS id, 'only' AS name", "--ducklake", catalog, "--lake-table", "people", "--if-exists", "replace")
     assert duckdb_lake(catalog, "SELECT * FROM lake.main.people") == [(9, "only")]
-    # Another shape is refused by column, nothing committed.
+    # A type DuckLake does not widen to is refused by column, nothing committed.
     before = catalog_rows(catalog, "SELECT max(snapshot_id) FROM ducklake_snapshot")
     out = export(
-        url, "-q", "SELECT 1::bigint AS id, 'x' AS name", "--ducklake", catalog, "--lake-table", "people",
+        url, "-q", "SELECT 'x'::text AS id, 'x' AS name", "--ducklake", catalog, "--lake-table", "people",
         "--if-exists", "append", check=False,
     )
-    assert out.returncode != 0 and '"id"' in out.stderr and "int64" in out.stderr, out.stderr
+    assert out.returncode != 0 and '"id"' in out.stderr and "varchar" in out.stderr, out.stderr
     assert catalog_rows(catalog, "SELECT max(snapshot_id) FROM ducklake_snapshot") == before
 
 
@@ -536,3 +536,63 @@ def test_duckdb_tables_import_back_with_inlined_rows_deletes_and_evolved_columns
     conn.execute("DROP TABLE ducklake_duck")
     assert pg_import(url, catalog, "t", "ducklake_duck").returncode == 0
     assert conn.execute("SELECT a, label, d, c FROM ducklake_duck ORDER BY a").fetchall() == want_t
+
+
+def test_schema_evolution_on_append_and_replace(url, conn, lake, duckdb_lake):
+    catalog, data = lake
+
+    def put(sql, *more, check=True):
+        return export(url, "-q", sql, "--ducklake", catalog, "--lake-table", "evo", *more, check=check)
+
+    put("SELECT 1::int AS id, 'a'::text AS name, ARRAY[1, 2]::int[] AS tags", "--data-path", str(data))
+    # A column added and one widened (int32 to int64) in the append's own snapshot.
+    put("SELECT 2::bigint AS id, 'b'::text AS name, ARRAY[3]::int[] AS tags, 1.5::float8 AS score",
+        "--if-exists", "append")
+    # A narrower type and columns left out: taken as they are (NULL in the left-out columns).
+    put("SELECT 3::int AS id", "--if-exists", "append")
+    rows = duckdb_lake(catalog, "SELECT id, name, tags, score FROM lake.main.evo ORDER BY id")
+    assert rows == [(1, "a", [1, 2], None), (2, "b", [3], 1.5), (3, None, None, None)]
+    kinds = dict(duckdb_lake(catalog, "SELECT column_name, column_type FROM (DESCRIBE lake.main.evo)"))
+    assert kinds == {"id": "BIGINT", "name": "VARCHAR", "tags": "INTEGER[]", "score": "DOUBLE"}, kinds
+    # Each change is a schema version; the widened column keeps its ID, its old type ended.
+    ids = catalog_rows(
+        catalog,
+        "SELECT column_name, column_type, c.end_snapshot IS NULL FROM ducklake_column c "
+        "JOIN ducklake_table t USING (table_id) WHERE t.table_name = 'evo' AND column_id = 1 ORDER BY c.begin_snapshot",
+    )
+    assert ids == [("id", "int32", False), ("id", "int64", True)]
+    # The table's statistics know its earlier rows are NULL in the new column: DuckDB finds them.
+    assert duckdb_lake(catalog, "SELECT count(*) FROM lake.main.evo WHERE score IS NULL") == [(2,)]
+    # DuckDB adds a column (its next ID) and appends; pgarrow appends with it, by name.
+    duckdb_lake(catalog, "ALTER TABLE lake.main.evo ADD COLUMN extra VARCHAR; "
+                         "INSERT INTO lake.main.evo VALUES (4, 'd', [4], 2.5, 'duck'); SELECT 1")
+    put("SELECT 5::bigint AS id, 'pg'::text AS extra", "--if-exists", "append")
+    assert duckdb_lake(catalog, "SELECT id, extra FROM lake.main.evo WHERE id >= 4 ORDER BY id") == [
+        (4, "duck"), (5, "pg")
+    ]
+    # A change DuckLake cannot make: refused by column, nothing committed.
+    before = catalog_rows(catalog, "SELECT (SELECT max(snapshot_id) FROM ducklake_snapshot), (SELECT count(*) FROM ducklake_column)")
+    out = put("SELECT 'x'::text AS id", "--if-exists", "append", check=False)
+    assert out.returncode != 0 and '"id"' in out.stderr and "int64" in out.stderr, out.stderr
+    out = put("SELECT 1.5::float8 AS score, 1::numeric(5,1) AS name", "--if-exists", "append", check=False)
+    assert out.returncode != 0 and '"name"' in out.stderr, out.stderr
+    assert catalog_rows(catalog, "SELECT (SELECT max(snapshot_id) FROM ducklake_snapshot), (SELECT count(*) FROM ducklake_column)") == before
+    # Read back into PostgreSQL as DuckDB reads it (DuckDB's inlined row of a list written to a
+    # file first: pgarrow reads inlined rows of scalar columns only).
+    want = duckdb_lake(catalog, "CALL ducklake_flush_inlined_data('lake'); "
+                                "SELECT id, name, tags, score, extra FROM lake.main.evo ORDER BY id")
+    conn.execute("DROP TABLE IF EXISTS ducklake_evo")
+    out = subprocess.run(
+        [pgarrow_bin(), "import", "-d", url, "--quiet", "--ducklake", catalog, "--lake-table", "evo",
+         "--into", "ducklake_evo", "--create"], capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert conn.execute("SELECT id, name, tags, score, extra FROM ducklake_evo ORDER BY id").fetchall() == want
+    # A replace takes the export's columns.
+    put("SELECT 'z'::text AS id, 7::smallint AS n", "--if-exists", "replace")
+    assert duckdb_lake(catalog, "SELECT * FROM lake.main.evo") == [("z", 7)]
+    # A column the table holds no NULL in: an append that lacks it is refused.
+    duckdb_lake(catalog, "CREATE TABLE lake.main.nn (a INTEGER NOT NULL, b INTEGER); SELECT 1")
+    out = export(url, "-q", "SELECT 1 AS b", "--ducklake", catalog, "--lake-table", "nn", "--if-exists", "append",
+                 check=False)
+    assert out.returncode != 0 and '"a"' in out.stderr and "no NULL" in out.stderr, out.stderr

@@ -3,6 +3,7 @@
 //! of each type.
 
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use pgarrow::io::FieldIds;
 use pgarrow::{Error, ErrorKind, Result};
 
 /// A column of a DuckLake table (a nested field is a column whose parent is another).
@@ -26,8 +27,18 @@ pub(crate) struct LakeColumn {
 ///
 /// # Errors
 /// A column of a type DuckLake cannot hold exactly, named, with what to do instead.
+#[cfg(test)]
 pub(crate) fn lake_columns(schema: &Schema) -> Result<Vec<LakeColumn>> {
-    let numbered = pgarrow::io::with_field_ids(schema);
+    lake_columns_from(schema, &FieldIds::default())
+}
+
+/// The columns of `schema`, numbered as [`pgarrow::io::with_field_ids_from`] numbers a file's
+/// fields with `ids` (an existing table's IDs by path, new columns after them).
+///
+/// # Errors
+/// As [`lake_columns`].
+pub(crate) fn lake_columns_from(schema: &Schema, ids: &FieldIds) -> Result<Vec<LakeColumn>> {
+    let numbered = pgarrow::io::with_field_ids_from(schema, ids);
     let mut out = Vec::new();
     for (k, field) in numbered.fields().iter().enumerate() {
         push(field, None, k as i64 + 1, field.name(), &mut out)?;
@@ -45,6 +56,57 @@ pub(crate) fn lake_columns_as_numbered(schema: &Schema) -> Result<Vec<LakeColumn
         push(field, None, k as i64 + 1, field.name(), &mut out)?;
     }
     Ok(out)
+}
+
+/// A table's column IDs by path, as [`pgarrow::io::with_field_ids_from`] looks them up (a
+/// list's element as `element`, a map's key and value as `key` and `value`), the next after
+/// `last_id` for new columns.
+pub(crate) fn known_ids(columns: &[LakeColumn], last_id: i64) -> FieldIds {
+    let mut known = std::collections::HashMap::new();
+    for c in columns {
+        let mut path = Vec::new();
+        let mut at = Some(c);
+        while let Some(column) = at {
+            let parent = column
+                .parent
+                .and_then(|p| columns.iter().find(|x| x.id == p));
+            let name = match parent.map(|p| p.ty.as_str()) {
+                Some("list") => "element".to_owned(),
+                Some("map") if column.order <= 1 => "key".to_owned(),
+                Some("map") => "value".to_owned(),
+                _ => column.name.clone(),
+            };
+            path.push(name);
+            at = parent;
+        }
+        path.reverse();
+        if let Ok(id) = i32::try_from(c.id) {
+            known.insert(path, id);
+        }
+    }
+    FieldIds {
+        known,
+        next: i32::try_from(last_id).unwrap_or(0).saturating_add(1),
+    }
+}
+
+/// Whether DuckLake widens a column of type `from` to `to` in place (its files of `from`
+/// then read as `to`): integers to wider integers, `float32` to `float64`.
+pub(crate) fn widens(from: &str, to: &str) -> bool {
+    const SIGNED: [&str; 4] = ["int8", "int16", "int32", "int64"];
+    const UNSIGNED: [&str; 4] = ["uint8", "uint16", "uint32", "uint64"];
+    let rank = |list: &[&str], t: &str| list.iter().position(|x| *x == t);
+    match (
+        rank(&SIGNED, from),
+        rank(&UNSIGNED, from),
+        rank(&SIGNED, to),
+        rank(&UNSIGNED, to),
+    ) {
+        (Some(a), _, Some(b), _) | (_, Some(a), _, Some(b)) => a < b,
+        // An unsigned integer fits a signed one of twice its width.
+        (_, Some(a), Some(b), _) => a < b,
+        _ => from == "float32" && to == "float64",
+    }
 }
 
 fn field_id(field: &Field) -> i64 {
@@ -163,9 +225,20 @@ fn push(
         },
         _ => Vec::new(),
     };
+    // A list's element and a map's key and value named as DuckDB names them (its writer
+    // looks a file's fields up by the catalog's names).
+    let named = |k: usize| match field.data_type() {
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => Some("element"),
+        DataType::Map(..) => Some(if k == 0 { "key" } else { "value" }),
+        _ => None,
+    };
     for (k, child) in children.into_iter().enumerate() {
+        let child = match named(k) {
+            Some(name) => child.clone().with_name(name),
+            None => child.clone(),
+        };
         let path = format!("{path}.{}", child.name());
-        push(child, Some(id), k as i64 + 1, &path, out)?;
+        push(&child, Some(id), k as i64 + 1, &path, out)?;
     }
     Ok(())
 }
@@ -209,6 +282,72 @@ mod tests {
                 (6, "a", "varchar", Some(3), 1),
                 (7, "b", "decimal(10,2)", Some(3), 2),
                 (4, "t", "timestamptz", None, 4),
+            ]
+        );
+    }
+
+    #[test]
+    fn widening_is_what_ducklake_promotes() {
+        assert!(widens("int32", "int64") && widens("int8", "int16") && widens("uint8", "int16"));
+        assert!(widens("uint32", "uint64") && widens("float32", "float64"));
+        assert!(
+            !widens("int64", "int32") && !widens("uint32", "int32") && !widens("int32", "uint64")
+        );
+        assert!(
+            !widens("int32", "float64") && !widens("varchar", "int64") && !widens("int32", "int32")
+        );
+    }
+
+    #[test]
+    fn a_tables_ids_number_an_export_by_path() {
+        let schema = Schema::new(vec![
+            Field::new("b", DataType::Utf8, true),
+            Field::new(
+                "l",
+                DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+                true,
+            ),
+            Field::new("new", DataType::Int64, true),
+        ]);
+        // DuckDB's numbering: l (5) before its element (6); b is 2; 1 was dropped.
+        let table = vec![
+            LakeColumn {
+                id: 2,
+                name: "b".into(),
+                ty: "varchar".into(),
+                parent: None,
+                order: 2,
+                compare_as: None,
+            },
+            LakeColumn {
+                id: 5,
+                name: "l".into(),
+                ty: "list".into(),
+                parent: None,
+                order: 5,
+                compare_as: None,
+            },
+            LakeColumn {
+                id: 6,
+                name: "element".into(),
+                ty: "int32".into(),
+                parent: Some(5),
+                order: 1,
+                compare_as: None,
+            },
+        ];
+        let cols = lake_columns_from(&schema, &known_ids(&table, 6)).unwrap();
+        let ids: Vec<(String, i64, Option<i64>)> = cols
+            .iter()
+            .map(|c| (c.name.clone(), c.id, c.parent))
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                ("b".into(), 2, None),
+                ("l".into(), 5, None),
+                ("element".into(), 6, Some(5)),
+                ("new".into(), 7, None)
             ]
         );
     }

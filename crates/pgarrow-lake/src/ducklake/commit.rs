@@ -11,7 +11,9 @@ use pgarrow::{Error, ErrorKind, Result};
 use super::catalog::{Catalog, quote_ident};
 use super::columns::LakeColumn;
 use super::partitions::Key;
-use super::{DataFile, IfExists, find_schema, find_table, same_columns, same_partitions, stats};
+use super::{
+    DataFile, Evolution, IfExists, evolve, find_schema, find_table, same_partitions, stats,
+};
 use crate::bounds::{self, Value};
 use crate::common::new_uuid;
 
@@ -101,8 +103,17 @@ impl Commit<'_> {
             ))
             .into());
         }
+        let mut evolution = Evolution::default();
         if let Some(t) = &table {
-            same_columns(&t.columns, self.columns, &name)?;
+            evolution = evolve(
+                &t.columns,
+                self.columns,
+                self.if_exists == IfExists::Replace,
+                &name,
+            )?;
+            if self.if_exists != IfExists::Replace {
+                self.no_nulls_in_required(catalog, t.id, &name).await?;
+            }
             same_partitions(t, self.keys, &name)?;
             if self.run.is_some() {
                 let theirs = super::last_state(catalog, t.id).await?;
@@ -158,34 +169,7 @@ impl Commit<'_> {
                         ],
                     )
                     .await?;
-                let rows: Vec<Vec<Option<String>>> = self
-                    .columns
-                    .iter()
-                    .map(|c| {
-                        let scalar = !matches!(c.ty.as_str(), "list" | "struct" | "map");
-                        vec![
-                            Some(c.id.to_string()),
-                            Some(s.clone()),
-                            Some(t.clone()),
-                            Some(c.order.to_string()),
-                            Some(c.name.clone()),
-                            Some(c.ty.clone()),
-                            c.parent.map(|p| p.to_string()),
-                            scalar.then(|| "literal".to_owned()),
-                        ]
-                    })
-                    .collect();
-                catalog
-                    .exec_each(
-                        "INSERT INTO ducklake_column (column_id, begin_snapshot, end_snapshot, \
-                         table_id, column_order, column_name, column_type, initial_default, \
-                         default_value, nulls_allowed, parent_column, default_value_type, \
-                         default_value_dialect) VALUES ($1::bigint, $2::bigint, NULL, \
-                         $3::bigint, $4::bigint, $5, $6, NULL, 'NULL', true, $7::bigint, $8, \
-                         'duckdb')",
-                        &rows,
-                    )
-                    .await?;
+                insert_columns(catalog, self.columns, &s, &t).await?;
                 catalog
                     .exec(
                         "INSERT INTO ducklake_schema_versions VALUES ($1::bigint, $2::bigint, \
@@ -242,12 +226,57 @@ impl Commit<'_> {
             }
         };
         let t = table_id.to_string();
+        if !created && !evolution.is_none() {
+            // The columns change in a new schema version: ended rows, begun rows.
+            schema_version += 1;
+            let ended: Vec<String> = evolution.ended.iter().map(i64::to_string).collect();
+            catalog
+                .exec(
+                    "UPDATE ducklake_column SET end_snapshot = $1::bigint \
+                     WHERE table_id = $2::bigint AND end_snapshot IS NULL \
+                     AND column_id = ANY(string_to_array($3, ',')::bigint[])",
+                    &[Some(&s), Some(&t), Some(&ended.join(","))],
+                )
+                .await?;
+            insert_columns(catalog, &evolution.begun, &s, &t).await?;
+            catalog
+                .exec(
+                    "INSERT INTO ducklake_schema_versions VALUES ($1::bigint, $2::bigint, \
+                     $3::bigint)",
+                    &[Some(&s), Some(&schema_version.to_string()), Some(&t)],
+                )
+                .await?;
+            changes.push(format!("altered_table:{table_id}"));
+        }
         if !created && self.if_exists == IfExists::Replace {
             self.end_rows(catalog, &t, &s).await?;
             changes.push(format!("deleted_from_table:{table_id}"));
         }
         self.add_files(catalog, &t, &s, partition_id, &mut next_file_id)
             .await?;
+        if !created && self.if_exists != IfExists::Replace {
+            // The table's earlier rows are NULL in a new column, and the new rows in a column
+            // the export lacks.
+            let mut nullable: Vec<String> = evolution.new.iter().map(i64::to_string).collect();
+            if let Some(old) = &table {
+                nullable.extend(
+                    old.columns
+                        .iter()
+                        .filter(|c| !self.columns.iter().any(|e| e.id == c.id))
+                        .map(|c| c.id.to_string()),
+                );
+            }
+            if !nullable.is_empty() {
+                catalog
+                    .exec(
+                        "UPDATE ducklake_table_column_stats SET contains_null = true \
+                         WHERE table_id = $1::bigint \
+                         AND column_id = ANY(string_to_array($2, ',')::bigint[])",
+                        &[Some(&t), Some(&nullable.join(","))],
+                    )
+                    .await?;
+            }
+        }
         changes.push(format!("inserted_into_table:{table_id}"));
         catalog
             .exec(
@@ -283,6 +312,34 @@ impl Commit<'_> {
             table_id,
             created,
         })
+    }
+
+    /// Refuses an append that leaves out a column the table holds no NULL in.
+    async fn no_nulls_in_required(
+        &self,
+        catalog: &mut Catalog,
+        table_id: i64,
+        name: &str,
+    ) -> Result<()> {
+        let required = catalog
+            .query(
+                "SELECT column_id::text, column_name FROM ducklake_column \
+                 WHERE table_id = $1::bigint AND end_snapshot IS NULL AND NOT nulls_allowed",
+                &[Some(&table_id.to_string())],
+            )
+            .await?;
+        for r in required {
+            let id: i64 = r[0].as_deref().and_then(|v| v.parse().ok()).unwrap_or(-1);
+            if !self.columns.iter().any(|c| c.id == id) {
+                return Err(ErrorKind::Usage(format!(
+                    "DuckLake table {name}: its column \"{}\" takes no NULL, and the export \
+                     lacks it",
+                    r[1].as_deref().unwrap_or_default()
+                ))
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// Ends every live row of the table at snapshot `s`: its data files, their delete
@@ -531,4 +588,40 @@ impl Commit<'_> {
         }
         Ok(())
     }
+}
+
+/// Adds `columns` to table `t` from snapshot `s`, nullable, with DuckDB's defaults.
+async fn insert_columns(
+    catalog: &mut Catalog,
+    columns: &[LakeColumn],
+    s: &str,
+    t: &str,
+) -> Result<()> {
+    let rows: Vec<Vec<Option<String>>> = columns
+        .iter()
+        .map(|c| {
+            let scalar = !matches!(c.ty.as_str(), "list" | "struct" | "map");
+            vec![
+                Some(c.id.to_string()),
+                Some(s.to_owned()),
+                Some(t.to_owned()),
+                Some(c.order.to_string()),
+                Some(c.name.clone()),
+                Some(c.ty.clone()),
+                c.parent.map(|p| p.to_string()),
+                scalar.then(|| "literal".to_owned()),
+            ]
+        })
+        .collect();
+    catalog
+        .exec_each(
+            "INSERT INTO ducklake_column (column_id, begin_snapshot, end_snapshot, table_id, \
+             column_order, column_name, column_type, initial_default, default_value, \
+             nulls_allowed, parent_column, default_value_type, default_value_dialect) VALUES \
+             ($1::bigint, $2::bigint, NULL, $3::bigint, $4::bigint, $5, $6, NULL, 'NULL', true, \
+             $7::bigint, $8, 'duckdb')",
+            &rows,
+        )
+        .await?;
+    Ok(())
 }
