@@ -9,8 +9,8 @@ use pgarrow::partition::PartitionOptions;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
 use pgarrow_lake::{
-    DeltaStats, DeltaTarget, DuckLakeStats, DuckLakeTarget, IcebergStats, IcebergTarget, IfExists,
-    SharedSnapshot, export_to_delta, export_to_ducklake, export_to_iceberg,
+    DeltaTarget, DuckLakeTarget, IcebergTarget, IfExists, LakeStats, LakeTarget, SharedSnapshot,
+    export_to_lake,
 };
 
 use crate::args::{IncrementalArgs, LakeArgs, OutputArgs, PartitionArgs};
@@ -91,72 +91,6 @@ fn run_options(
         options = options.with_since(since.clone());
     }
     Ok(Some(options))
-}
-
-#[derive(serde::Serialize)]
-struct JsonReport<'a> {
-    #[serde(flatten)]
-    stats: &'a pgarrow::partition::PartitionedStats,
-    format: &'static str,
-    table: String,
-    /// DuckLake's snapshot, Iceberg's snapshot ID.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    snapshot: Option<i64>,
-    /// Iceberg's new metadata file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metadata_location: Option<String>,
-    /// Iceberg's sequence number.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sequence_number: Option<i64>,
-    /// Delta's version.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<i64>,
-    created: bool,
-    files: usize,
-    /// Files a Delta replace removed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    removed: Option<usize>,
-    retried: usize,
-    /// Whether a Delta export wrote its version's checkpoint.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    checkpointed: Option<bool>,
-    /// An incremental run's state, as the commit carries it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    incremental: Option<pgarrow::incremental::IncrementalState>,
-    /// Whether the incremental run was a first run.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    first_run: Option<bool>,
-    /// Whether it scanned for late rows.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    late_scan: Option<bool>,
-}
-
-impl<'a> JsonReport<'a> {
-    /// What every format reports; the rest set by the format's export.
-    fn new(
-        stats: &'a pgarrow::partition::PartitionedStats,
-        format: &'static str,
-        table: String,
-        (created, files, retried): (bool, usize, usize),
-    ) -> JsonReport<'a> {
-        JsonReport {
-            stats,
-            format,
-            table,
-            snapshot: None,
-            metadata_location: None,
-            sequence_number: None,
-            version: None,
-            created,
-            files,
-            removed: None,
-            retried,
-            checkpointed: None,
-            incremental: None,
-            first_run: None,
-            late_scan: None,
-        }
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -251,226 +185,116 @@ fn export_one(
     source: &Source,
     job: &Job<'_>,
 ) -> Result<()> {
-    let lake = job.lake;
-    if let Some(location) = &lake.delta {
-        return export_delta(rt, session, config, source, job, location);
-    }
-    if let Some(url) = &lake.iceberg {
-        return export_iceberg(rt, session, config, source, job, url);
-    }
-    let Some(url) = &lake.ducklake else {
-        return Err(usage(
-            "a lake table needs --ducklake URL, --delta LOCATION or --iceberg URL",
-        ));
-    };
+    let target = target(source, job)?;
     let args = job.args;
-    let (schema, table) = job.name(source, "main")?;
-    let catalog = Config::parse(url)?;
-    let if_exists: IfExists = lake.if_exists.parse()?;
-    let mut target = DuckLakeTarget::new(catalog, schema.clone(), table.clone())
-        .with_if_exists(if_exists)
-        .with_storage(args.storage.options()?)
-        .with_options(sink_options(args)?)
-        .with_layout(crate::output::layout(args));
-    if let Some(path) = &lake.data_path {
-        target = target.with_data_path(path.clone());
-    }
-    if let Some(run) = run_options(source, job.incremental)? {
-        target = target.with_incremental(run);
-    }
     let options = export_options(args, job.policies);
     let popts = job.partitions();
     let stop = session.stop.clone();
     let (progress, hooks) = progress_hooks(args.quiet, None, &stop);
-    let run = export_to_ducklake(config, source.clone(), &options, &popts, &target, hooks);
+    let run = export_to_lake(config, source.clone(), &options, &popts, &target, hooks);
     let result = wait(rt, &stop, run);
     progress.finish_and_clear();
-    let stats: DuckLakeStats = result?;
-    let report = JsonReport {
-        snapshot: Some(stats.snapshot),
-        incremental: stats.run.as_ref().map(|r| r.state.clone()),
-        first_run: stats.run.as_ref().map(|r| r.first),
-        late_scan: stats.run.as_ref().map(|r| r.late_scan),
-        ..JsonReport::new(
-            &stats.export,
-            "ducklake",
-            format!("{schema}.{table}"),
-            (stats.created, stats.files, stats.retried),
-        )
+    finish(args, &result?)
+}
+
+/// The lake table the flags name (with several tables, the job's table's), and how it is
+/// written.
+fn target(source: &Source, job: &Job<'_>) -> Result<LakeTarget> {
+    let (args, lake) = (job.args, job.lake);
+    let target: LakeTarget = if let Some(location) = &lake.delta {
+        for (flag, given) in [
+            ("--lake-table", lake.lake_table.is_some()),
+            ("--data-path", lake.data_path.is_some()),
+        ] {
+            if given {
+                return Err(usage(&format!(
+                    "{flag} is a catalog's: a Delta table is named by its location (--delta)"
+                )));
+            }
+        }
+        // Several tables: each at LOCATION/SCHEMA.NAME.
+        let location = match &job.shared {
+            Some(_) => {
+                let (schema, name) = job.name(source, "public")?;
+                format!("{}/{schema}.{name}", location.trim_end_matches('/'))
+            }
+            None => location.clone(),
+        };
+        DeltaTarget::new(location)
+            .with_checkpoint_interval(lake.checkpoint_interval)
+            .into()
+    } else if let Some(url) = &lake.iceberg {
+        if lake.data_path.is_some() {
+            return Err(usage(
+                "--data-path is DuckLake's: a new Iceberg table goes under --warehouse",
+            ));
+        }
+        let (namespace, table) = job.name(source, "default")?;
+        let mut t = IcebergTarget::new(Config::parse(url)?, namespace, table)
+            .with_catalog_name(lake.catalog_name.clone());
+        if let Some(w) = &lake.warehouse {
+            t = t.with_warehouse(w.clone());
+        }
+        t.into()
+    } else if let Some(url) = &lake.ducklake {
+        let (schema, table) = job.name(source, "main")?;
+        let mut t = DuckLakeTarget::new(Config::parse(url)?, schema, table);
+        if let Some(path) = &lake.data_path {
+            t = t.with_data_path(path.clone());
+        }
+        t.into()
+    } else {
+        return Err(usage(
+            "a lake table needs --ducklake URL, --delta LOCATION or --iceberg URL",
+        ));
     };
-    finish(
-        args,
-        &report,
-        stats.rows,
-        &format!("snapshot {}", stats.snapshot),
-    )
+    let if_exists: IfExists = lake.if_exists.parse()?;
+    let mut target = target
+        .with_if_exists(if_exists)
+        .with_storage(args.storage.options()?)
+        .with_options(sink_options(args)?)
+        .with_layout(crate::output::layout(args));
+    if let Some(run) = run_options(source, job.incremental)? {
+        target = target.with_incremental(run);
+    }
+    Ok(target)
 }
 
 /// The JSON report (`--json`) and the summary line.
-fn finish(args: &OutputArgs, report: &JsonReport<'_>, rows: u64, point: &str) -> Result<()> {
+fn finish(args: &OutputArgs, stats: &LakeStats) -> Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string(report)?);
+        println!("{}", serde_json::to_string(stats)?);
     }
     if !args.quiet {
-        let export = &report.stats.export;
-        let kind = match report.format {
+        let export = &stats.export.export;
+        let kind = match stats.format {
             "delta" => "Delta",
             "iceberg" => "Iceberg",
             _ => "DuckLake",
         };
         let plural = |n: usize| if n == 1 { "file" } else { "files" };
         eprintln!(
-            "exported {} rows into {kind} table {}{} in {:.1} s: {point}, {} {}, {}{}",
-            group(rows),
-            report.table,
-            if report.created { " (created)" } else { "" },
+            "exported {} rows into {kind} table {}{} in {:.1} s: {}, {} {}, {}{}",
+            group(stats.rows),
+            stats.table,
+            if stats.created { " (created)" } else { "" },
             export.total.as_secs_f64(),
-            group(report.files as u64),
-            plural(report.files),
+            stats.point(),
+            group(stats.files as u64),
+            plural(stats.files),
             human_bytes(export.written.unwrap_or(0)),
-            match report.removed {
+            match stats.removed {
                 None | Some(0) => String::new(),
                 Some(n) => format!(", {} replaced {}", group(n as u64), plural(n)),
             },
         );
-        report_losses(export);
+        if !export.losses.is_empty() {
+            eprintln!(
+                "lossy conversions (counted; see the policy flags): {} values: {}",
+                group(export.losses.total()),
+                export.losses
+            );
+        }
     }
     Ok(())
-}
-
-fn report_losses(export: &pgarrow::ExportStats) {
-    if !export.losses.is_empty() {
-        eprintln!(
-            "lossy conversions (counted; see the policy flags): {} values: {}",
-            group(export.losses.total()),
-            export.losses
-        );
-    }
-}
-
-fn export_delta(
-    rt: &tokio::runtime::Runtime,
-    session: &mut Session,
-    config: &Config,
-    source: &Source,
-    job: &Job<'_>,
-    location: &str,
-) -> Result<()> {
-    let (args, lake) = (job.args, job.lake);
-    // Several tables: each at LOCATION/SCHEMA.NAME.
-    let location = match &job.shared {
-        Some(_) => {
-            let (schema, name) = job.name(source, "public")?;
-            format!("{}/{schema}.{name}", location.trim_end_matches('/'))
-        }
-        None => location.to_owned(),
-    };
-    let location = location.as_str();
-    for (flag, given) in [
-        ("--lake-table", lake.lake_table.is_some()),
-        ("--data-path", lake.data_path.is_some()),
-    ] {
-        if given {
-            return Err(usage(&format!(
-                "{flag} is a catalog's: a Delta table is named by its location (--delta)"
-            )));
-        }
-    }
-    let if_exists: IfExists = lake.if_exists.parse()?;
-    let mut target = DeltaTarget::new(location)
-        .with_if_exists(if_exists)
-        .with_storage(args.storage.options()?)
-        .with_options(sink_options(args)?)
-        .with_layout(crate::output::layout(args))
-        .with_checkpoint_interval(lake.checkpoint_interval);
-    if let Some(run) = run_options(source, job.incremental)? {
-        target = target.with_incremental(run);
-    }
-    let options = export_options(args, job.policies);
-    let popts = job.partitions();
-    let stop = session.stop.clone();
-    let (progress, hooks) = progress_hooks(args.quiet, None, &stop);
-    let run = export_to_delta(config, source.clone(), &options, &popts, &target, hooks);
-    let result = wait(rt, &stop, run);
-    progress.finish_and_clear();
-    let stats: DeltaStats = result?;
-    let report = JsonReport {
-        version: Some(stats.version),
-        removed: Some(stats.removed),
-        checkpointed: Some(stats.checkpointed),
-        incremental: stats.run.as_ref().map(|r| r.state.clone()),
-        first_run: stats.run.as_ref().map(|r| r.first),
-        late_scan: stats.run.as_ref().map(|r| r.late_scan),
-        ..JsonReport::new(
-            &stats.export,
-            "delta",
-            location.to_owned(),
-            (stats.created, stats.files, stats.retried),
-        )
-    };
-    finish(
-        args,
-        &report,
-        stats.rows,
-        &format!("version {}", stats.version),
-    )
-}
-
-fn export_iceberg(
-    rt: &tokio::runtime::Runtime,
-    session: &mut Session,
-    config: &Config,
-    source: &Source,
-    job: &Job<'_>,
-    url: &str,
-) -> Result<()> {
-    let (args, lake) = (job.args, job.lake);
-    if lake.data_path.is_some() {
-        return Err(usage(
-            "--data-path is DuckLake's: a new Iceberg table goes under --warehouse",
-        ));
-    }
-    let (namespace, table) = job.name(source, "default")?;
-    let catalog = Config::parse(url)?;
-    let if_exists: IfExists = lake.if_exists.parse()?;
-    let mut target = IcebergTarget::new(catalog, namespace.clone(), table.clone())
-        .with_catalog_name(lake.catalog_name.clone())
-        .with_if_exists(if_exists)
-        .with_storage(args.storage.options()?)
-        .with_options(sink_options(args)?)
-        .with_layout(crate::output::layout(args));
-    if let Some(w) = &lake.warehouse {
-        target = target.with_warehouse(w.clone());
-    }
-    if let Some(run) = run_options(source, job.incremental)? {
-        target = target.with_incremental(run);
-    }
-    let options = export_options(args, job.policies);
-    let popts = job.partitions();
-    let stop = session.stop.clone();
-    let (progress, hooks) = progress_hooks(args.quiet, None, &stop);
-    let run = export_to_iceberg(config, source.clone(), &options, &popts, &target, hooks);
-    let result = wait(rt, &stop, run);
-    progress.finish_and_clear();
-    let stats: IcebergStats = result?;
-    let report = JsonReport {
-        snapshot: Some(stats.snapshot_id),
-        metadata_location: Some(stats.metadata_location.clone()),
-        sequence_number: Some(stats.sequence_number),
-        incremental: stats.run.as_ref().map(|r| r.state.clone()),
-        first_run: stats.run.as_ref().map(|r| r.first),
-        late_scan: stats.run.as_ref().map(|r| r.late_scan),
-        ..JsonReport::new(
-            &stats.export,
-            "iceberg",
-            format!("{namespace}.{table}"),
-            (stats.created, stats.files, stats.retried),
-        )
-    };
-    finish(
-        args,
-        &report,
-        stats.rows,
-        &format!("snapshot {}", stats.snapshot_id),
-    )
 }

@@ -11,7 +11,9 @@
 //! - [`delta`]: Delta Lake tables, the log beside the data (local or any object store).
 //! - [`iceberg`]: Apache Iceberg tables, the SQL catalog in a PostgreSQL database.
 //!
-//! Several tables go into lake tables of their own, read in one snapshot: [`SharedSnapshot`].
+//! Any of them as one target and one report: [`LakeTarget`], [`export_to_lake`],
+//! [`LakeStats`]. Several tables go into lake tables of their own, read in one snapshot:
+//! [`SharedSnapshot`], [`LakeTarget::for_table`].
 
 mod avro;
 mod bounds;
@@ -22,11 +24,13 @@ pub mod iceberg;
 mod run;
 mod sql;
 mod tables;
+mod target;
 
 pub use delta::{DeltaStats, DeltaTarget, export_to_delta};
 pub use ducklake::{DuckLakeStats, DuckLakeTarget, export_to_ducklake};
 pub use iceberg::{IcebergStats, IcebergTarget, export_to_iceberg};
 pub use tables::SharedSnapshot;
+pub use target::{LakeStats, LakeTarget, export_to_lake};
 
 pub use common::{IfExists, LakeRun};
 

@@ -1,15 +1,16 @@
 //! Lake tables from Python: `pgarrow.export_ducklake`, `pgarrow.export_delta` and
-//! `pgarrow.export_iceberg`.
+//! `pgarrow.export_iceberg`, one table or query, or several tables (`table=` / `schema=`
+//! patterns) each into its own lake table, read in one snapshot.
 
 use std::collections::HashMap;
 
 use pgarrow::blocking;
-use pgarrow::io::StorageOptions;
-use pgarrow::partition::{self, PartitionOptions};
+use pgarrow::names::TablePattern;
+use pgarrow::partition::PartitionOptions;
 use pgarrow::protocol::Config;
 use pgarrow_lake::{
-    DeltaTarget, DuckLakeTarget, IcebergTarget, IfExists, export_to_delta, export_to_ducklake,
-    export_to_iceberg,
+    DeltaTarget, DuckLakeTarget, IcebergTarget, IfExists, LakeStats, LakeTarget, SharedSnapshot,
+    export_to_lake,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -17,115 +18,22 @@ use pyo3::types::PyDict;
 use crate::error::{py_err, usage_error};
 use crate::runtime::{Prologue, document_on_runtime, hooks, kwargs, source};
 
-/// What both lake exports take from their arguments: the connection, the export's options,
-/// the source, when the table exists, the object store settings.
-struct Common {
-    config: Config,
-    options: crate::options::Options,
-    source: pgarrow::Source,
-    if_exists: IfExists,
-    storage: StorageOptions,
-}
-
-impl Common {
-    fn new(
-        py: Python<'_>,
-        conninfo: Option<&str>,
-        (source, is_table): (&str, bool),
-        options: Option<&Bound<'_, PyDict>>,
-        if_exists: &str,
-        storage: Option<HashMap<String, String>>,
-    ) -> PyResult<Common> {
-        let Prologue { config, options } = Prologue::new(conninfo, options, true)?.read_only();
-        if options.slot.is_some() {
-            return Err(usage_error(
-                py,
-                "replication_slot: an export into a lake table is not handed off to a slot yet",
-            ));
-        }
-        let if_exists: IfExists = if_exists
-            .parse()
-            .map_err(|e: pgarrow::Error| usage_error(py, e.to_string()))?;
-        Ok(Common {
-            config,
-            options,
-            source: self::source(source, is_table)?,
-            if_exists,
-            storage: storage.unwrap_or_default().into_iter().collect(),
-        })
-    }
-}
-
-/// `lake_table` (`[schema.]name`), or the exported table's name, in `default_schema`.
-fn lake_name(
-    py: Python<'_>,
-    lake_table: Option<&str>,
-    source: &pgarrow::Source,
-    default_schema: &str,
-) -> PyResult<(String, String)> {
-    match (lake_table, source.as_table()) {
-        (Some(name), _) => {
-            let name = pgarrow::names::TableName::parse(name)
-                .map_err(|e| usage_error(py, format!("lake_table: {e}")))?;
-            Ok((
-                name.schema.unwrap_or_else(|| default_schema.to_owned()),
-                name.name,
-            ))
-        }
-        (None, Some(t)) => Ok((default_schema.to_owned(), t.name.clone())),
-        (None, None) => Err(usage_error(
-            py,
-            "a query has no table name: give lake_table=\"[schema.]name\"",
-        )),
-    }
-}
-
-/// An incremental run's keyword arguments, which every lake export takes.
-struct RunArgs {
-    incremental_by: Option<String>,
-    since: Option<String>,
-    late_rows: String,
-    restart: bool,
-}
-
-/// An incremental run into a lake table (its state the table's), from its arguments.
-fn run_options(
-    py: Python<'_>,
-    source: &pgarrow::Source,
-    args: RunArgs,
-) -> PyResult<Option<pgarrow::incremental::IncrementalOptions>> {
-    let Some(column) = args.incremental_by else {
-        if args.since.is_some() || args.restart {
-            return Err(usage_error(py, "since and restart are incremental_by's"));
-        }
-        return Ok(None);
-    };
-    let Some(t) = source.as_table() else {
-        return Err(usage_error(
-            py,
-            "incremental_by reads one table (table=...), not a query",
-        ));
-    };
-    let late_rows: pgarrow::incremental::LateRows = args
-        .late_rows
-        .parse()
-        .map_err(|e: pgarrow::Error| usage_error(py, format!("late_rows: {e}")))?;
-    let mut run = pgarrow::incremental::IncrementalOptions::new(t.clone(), column)
-        .with_late_rows(late_rows)
-        .with_restart(args.restart);
-    if let Some(since) = args.since {
-        run = run.with_since(since);
-    }
-    Ok(Some(run))
-}
-
-/// The keyword arguments of `export_ducklake` (the wrapper passes each by name).
+/// The keyword arguments of `export_lake` (the wrappers pass each by name; a format's own are
+/// `None` for the others).
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
 struct LakeArgs<'py> {
-    catalog: String,
+    /// DuckLake's and Iceberg's catalog database.
+    catalog: Option<String>,
     lake_table: Option<String>,
+    /// DuckLake's.
     data_path: Option<String>,
+    /// Iceberg's.
+    catalog_name: Option<String>,
+    warehouse: Option<String>,
+    /// Delta's.
+    location: Option<String>,
+    checkpoint_interval: Option<u64>,
     if_exists: String,
     incremental_by: Option<String>,
     since: Option<String>,
@@ -135,306 +43,215 @@ struct LakeArgs<'py> {
     storage_options: Option<HashMap<String, String>>,
 }
 
-/// What `export_ducklake` returns: the export's statistics and the commit's.
-#[derive(serde::Serialize)]
-struct LakeReport {
-    #[serde(flatten)]
-    stats: partition::PartitionedStats,
-    format: &'static str,
-    table: String,
-    snapshot: i64,
-    table_id: i64,
-    created: bool,
-    files: usize,
-    retried: usize,
-    /// An incremental run's state, as the commit carries it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    incremental: Option<pgarrow::incremental::IncrementalState>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    first_run: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    late_scan: Option<bool>,
+/// An incremental run into a lake table (its state the table's): the cursor column and how.
+#[derive(Clone)]
+struct Run {
+    column: String,
+    since: Option<String>,
+    late_rows: pgarrow::incremental::LateRows,
+    restart: bool,
 }
 
-/// Exports `source` into a DuckLake table and commits it in one catalog transaction.
+impl Run {
+    /// The arguments' run, when `incremental_by` asks for one.
+    fn new(py: Python<'_>, args: &LakeArgs<'_>) -> PyResult<Option<Run>> {
+        let Some(column) = &args.incremental_by else {
+            if args.since.is_some() || args.restart {
+                return Err(usage_error(py, "since and restart are incremental_by's"));
+            }
+            return Ok(None);
+        };
+        let late_rows = args
+            .late_rows
+            .parse()
+            .map_err(|e: pgarrow::Error| usage_error(py, format!("late_rows: {e}")))?;
+        Ok(Some(Run {
+            column: column.clone(),
+            since: args.since.clone(),
+            late_rows,
+            restart: args.restart,
+        }))
+    }
+
+    /// The run of `table`.
+    fn of(&self, table: pgarrow::names::TableName) -> pgarrow::incremental::IncrementalOptions {
+        let mut run = pgarrow::incremental::IncrementalOptions::new(table, self.column.clone())
+            .with_late_rows(self.late_rows)
+            .with_restart(self.restart);
+        if let Some(since) = &self.since {
+            run = run.with_since(since.clone());
+        }
+        run
+    }
+}
+
+/// The lake table of `format` the arguments name: `lake_table` (`[schema.]name`), else the
+/// exported table's name (`source`; `None` with several tables, each named later).
+fn target(
+    py: Python<'_>,
+    format: &str,
+    args: &LakeArgs<'_>,
+    source: Option<&pgarrow::Source>,
+) -> PyResult<LakeTarget> {
+    let name = |default_schema: &str| -> PyResult<(String, String)> {
+        match (&args.lake_table, source.and_then(pgarrow::Source::as_table)) {
+            (Some(name), _) => {
+                let name = pgarrow::names::TableName::parse(name)
+                    .map_err(|e| usage_error(py, format!("lake_table: {e}")))?;
+                Ok((
+                    name.schema.unwrap_or_else(|| default_schema.to_owned()),
+                    name.name,
+                ))
+            }
+            (None, Some(t)) => Ok((default_schema.to_owned(), t.name.clone())),
+            (None, None) if source.is_none() => Ok((default_schema.to_owned(), String::new())),
+            (None, None) => Err(usage_error(
+                py,
+                "a query has no table name: give lake_table=\"[schema.]name\"",
+            )),
+        }
+    };
+    let catalog = || -> PyResult<Config> {
+        let url = args.catalog.as_deref().unwrap_or_default();
+        Config::parse(url).map_err(|e| py_err(py, &e.into()))
+    };
+    Ok(match format {
+        "ducklake" => {
+            let (schema, table) = name("main")?;
+            let mut t = DuckLakeTarget::new(catalog()?, schema, table);
+            if let Some(path) = &args.data_path {
+                t = t.with_data_path(path.clone());
+            }
+            t.into()
+        }
+        "iceberg" => {
+            let (namespace, table) = name("default")?;
+            let mut t = IcebergTarget::new(catalog()?, namespace, table);
+            if let Some(n) = &args.catalog_name {
+                t = t.with_catalog_name(n.clone());
+            }
+            if let Some(w) = &args.warehouse {
+                t = t.with_warehouse(w.clone());
+            }
+            t.into()
+        }
+        _ => {
+            let mut t = DeltaTarget::new(args.location.clone().unwrap_or_default());
+            if let Some(n) = args.checkpoint_interval {
+                t = t.with_checkpoint_interval(n);
+            }
+            t.into()
+        }
+    })
+}
+
+/// Exports `source` (or, with `patterns` / `schemas`, every table they match, read in one
+/// snapshot, each into a lake table of its own schema and name) into a lake table of
+/// `format` (`ducklake`, `delta`, `iceberg`): one commit per table. Returns the statistics,
+/// a list of them for several tables.
 #[pyfunction]
-#[pyo3(signature = (conninfo, source, is_table, **args))]
-pub(crate) fn export_ducklake(
+#[pyo3(signature = (conninfo, format, source, is_table, patterns, schemas, **args))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn export_lake(
     py: Python<'_>,
     conninfo: Option<&str>,
+    format: &str,
     source: &str,
     is_table: bool,
+    patterns: Vec<String>,
+    schemas: Vec<String>,
     args: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Py<PyAny>> {
     let args: LakeArgs<'_> = kwargs(py, args)?;
-    let Common {
-        config,
-        options,
-        source,
-        if_exists,
-        storage,
-    } = Common::new(
-        py,
-        conninfo,
-        (source, is_table),
-        args.options.as_ref(),
-        &args.if_exists,
-        args.storage_options,
-    )?;
-    let (schema, table) = lake_name(py, args.lake_table.as_deref(), &source, "main")?;
-    let catalog = Config::parse(&args.catalog).map_err(|e| py_err(py, &e.into()))?;
-    let mut target = DuckLakeTarget::new(catalog, schema.clone(), table.clone())
-        .with_if_exists(if_exists)
-        .with_storage(storage)
-        .with_options(options.sink)
-        .with_layout(options.layout);
-    if let Some(path) = args.data_path {
-        target = target.with_data_path(path);
+    let Prologue { config, options } =
+        Prologue::new(conninfo, args.options.as_ref(), true)?.read_only();
+    if options.slot.is_some() {
+        return Err(usage_error(
+            py,
+            "replication_slot: an export into a lake table is not handed off to a slot yet",
+        ));
     }
-    let run = RunArgs {
-        incremental_by: args.incremental_by,
-        since: args.since,
-        late_rows: args.late_rows,
-        restart: args.restart,
-    };
-    if let Some(run) = run_options(py, &source, run)? {
-        target = target.with_incremental(run);
-    }
+    let if_exists: IfExists = args
+        .if_exists
+        .parse()
+        .map_err(|e: pgarrow::Error| usage_error(py, e.to_string()))?;
+    let storage: pgarrow::io::StorageOptions = args
+        .storage_options
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let export = options.export;
     let partitions = options
         .partitions
         .unwrap_or_else(|| PartitionOptions::new(1));
-    let name = format!("{schema}.{table}");
-    document_on_runtime(py, move |runtime, stop| {
-        let run = export_to_ducklake(config, source, &export, &partitions, &target, hooks(stop));
-        let stats = blocking::wait(runtime, stop, run)?;
-        Ok(LakeReport {
-            stats: stats.export,
-            format: "ducklake",
-            table: name,
-            snapshot: stats.snapshot,
-            table_id: stats.table_id,
-            created: stats.created,
-            files: stats.files,
-            retried: stats.retried,
-            incremental: stats.run.as_ref().map(|r| r.state.clone()),
-            first_run: stats.run.as_ref().map(|r| r.first),
-            late_scan: stats.run.as_ref().map(|r| r.late_scan),
-        })
-    })
-}
-
-/// The keyword arguments of `export_delta`.
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-struct DeltaArgs<'py> {
-    location: String,
-    if_exists: String,
-    checkpoint_interval: Option<u64>,
-    incremental_by: Option<String>,
-    since: Option<String>,
-    late_rows: String,
-    restart: bool,
-    options: Option<Bound<'py, PyDict>>,
-    storage_options: Option<HashMap<String, String>>,
-}
-
-/// What `export_delta` returns: the export's statistics and the commit's.
-#[derive(serde::Serialize)]
-struct DeltaReport {
-    #[serde(flatten)]
-    stats: partition::PartitionedStats,
-    format: &'static str,
-    table: String,
-    version: i64,
-    created: bool,
-    files: usize,
-    removed: usize,
-    retried: usize,
-    checkpointed: bool,
-    /// An incremental run's state, as the commit carries it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    incremental: Option<pgarrow::incremental::IncrementalState>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    first_run: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    late_scan: Option<bool>,
-}
-
-/// Exports `source` into a Delta table and commits it in one version.
-#[pyfunction]
-#[pyo3(signature = (conninfo, source, is_table, **args))]
-pub(crate) fn export_delta(
-    py: Python<'_>,
-    conninfo: Option<&str>,
-    source: &str,
-    is_table: bool,
-    args: Option<&Bound<'_, PyDict>>,
-) -> PyResult<Py<PyAny>> {
-    let args: DeltaArgs<'_> = kwargs(py, args)?;
-    let Common {
-        config,
-        options,
-        source,
-        if_exists,
-        storage,
-    } = Common::new(
-        py,
-        conninfo,
-        (source, is_table),
-        args.options.as_ref(),
-        &args.if_exists,
-        args.storage_options,
-    )?;
-    let mut target = DeltaTarget::new(args.location.clone())
+    let several = !(patterns.is_empty() && schemas.is_empty());
+    let source = match several {
+        true => None,
+        false => Some(self::source(source, is_table)?),
+    };
+    let base = target(py, format, &args, source.as_ref())?
         .with_if_exists(if_exists)
         .with_storage(storage)
         .with_options(options.sink)
         .with_layout(options.layout);
-    if let Some(n) = args.checkpoint_interval {
-        target = target.with_checkpoint_interval(n);
-    }
-    let run = RunArgs {
-        incremental_by: args.incremental_by,
-        since: args.since,
-        late_rows: args.late_rows,
-        restart: args.restart,
+    let Some(source) = source else {
+        if args.lake_table.is_some() {
+            return Err(usage_error(
+                py,
+                "lake_table names one lake table: several tables go into tables of their own \
+                 schemas and names",
+            ));
+        }
+        let mut found = Vec::new();
+        for t in &patterns {
+            found.push(TablePattern::parse(t).map_err(|e| py_err(py, &e))?);
+        }
+        for s in &schemas {
+            found.push(TablePattern::schema(s).map_err(|e| py_err(py, &e))?);
+        }
+        let run = Run::new(py, &args)?;
+        let default_schema = match format {
+            "ducklake" => "main",
+            "iceberg" => "default",
+            _ => "public",
+        };
+        return document_on_runtime(py, move |runtime, stop| {
+            let shared =
+                blocking::wait(runtime, stop, SharedSnapshot::begin(config.clone(), &found))?;
+            let mut out: Vec<LakeStats> = Vec::new();
+            for table in shared.tables().to_vec() {
+                let mut target = base.for_table(&table, default_schema);
+                if let Some(run) = &run {
+                    target = target.with_incremental(run.of(table.clone()));
+                }
+                let read = shared.partitions(&partitions);
+                let one = export_to_lake(
+                    config.clone(),
+                    table.clone(),
+                    &export,
+                    &read,
+                    &target,
+                    hooks(stop),
+                );
+                out.push(blocking::wait(runtime, stop, one)?);
+            }
+            blocking::wait(runtime, stop, shared.end())?;
+            Ok(out)
+        });
     };
-    if let Some(run) = run_options(py, &source, run)? {
-        target = target.with_incremental(run);
+    let mut target = base;
+    if let Some(run) = Run::new(py, &args)? {
+        let Some(table) = source.as_table() else {
+            return Err(usage_error(
+                py,
+                "incremental_by reads one table (table=...), not a query",
+            ));
+        };
+        target = target.with_incremental(run.of(table.clone()));
     }
-    let export = options.export;
-    let partitions = options
-        .partitions
-        .unwrap_or_else(|| PartitionOptions::new(1));
-    let name = args.location;
     document_on_runtime(py, move |runtime, stop| {
-        let run = export_to_delta(config, source, &export, &partitions, &target, hooks(stop));
-        let stats = blocking::wait(runtime, stop, run)?;
-        Ok(DeltaReport {
-            stats: stats.export,
-            format: "delta",
-            table: name,
-            version: stats.version,
-            created: stats.created,
-            files: stats.files,
-            removed: stats.removed,
-            retried: stats.retried,
-            checkpointed: stats.checkpointed,
-            incremental: stats.run.as_ref().map(|r| r.state.clone()),
-            first_run: stats.run.as_ref().map(|r| r.first),
-            late_scan: stats.run.as_ref().map(|r| r.late_scan),
-        })
-    })
-}
-
-/// The keyword arguments of `export_iceberg`.
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-struct IcebergArgs<'py> {
-    catalog: String,
-    catalog_name: Option<String>,
-    lake_table: Option<String>,
-    warehouse: Option<String>,
-    if_exists: String,
-    incremental_by: Option<String>,
-    since: Option<String>,
-    late_rows: String,
-    restart: bool,
-    options: Option<Bound<'py, PyDict>>,
-    storage_options: Option<HashMap<String, String>>,
-}
-
-/// What `export_iceberg` returns: the export's statistics and the commit's.
-#[derive(serde::Serialize)]
-struct IcebergReport {
-    #[serde(flatten)]
-    stats: partition::PartitionedStats,
-    format: &'static str,
-    table: String,
-    snapshot: i64,
-    sequence_number: i64,
-    metadata_location: String,
-    created: bool,
-    files: usize,
-    retried: usize,
-    /// An incremental run's state, as the commit carries it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    incremental: Option<pgarrow::incremental::IncrementalState>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    first_run: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    late_scan: Option<bool>,
-}
-
-/// Exports `source` into an Iceberg table and commits it in one snapshot.
-#[pyfunction]
-#[pyo3(signature = (conninfo, source, is_table, **args))]
-pub(crate) fn export_iceberg(
-    py: Python<'_>,
-    conninfo: Option<&str>,
-    source: &str,
-    is_table: bool,
-    args: Option<&Bound<'_, PyDict>>,
-) -> PyResult<Py<PyAny>> {
-    let args: IcebergArgs<'_> = kwargs(py, args)?;
-    let Common {
-        config,
-        options,
-        source,
-        if_exists,
-        storage,
-    } = Common::new(
-        py,
-        conninfo,
-        (source, is_table),
-        args.options.as_ref(),
-        &args.if_exists,
-        args.storage_options,
-    )?;
-    let (namespace, table) = lake_name(py, args.lake_table.as_deref(), &source, "default")?;
-    let catalog = Config::parse(&args.catalog).map_err(|e| py_err(py, &e.into()))?;
-    let mut target = IcebergTarget::new(catalog, namespace.clone(), table.clone())
-        .with_if_exists(if_exists)
-        .with_storage(storage)
-        .with_options(options.sink)
-        .with_layout(options.layout);
-    if let Some(name) = args.catalog_name {
-        target = target.with_catalog_name(name);
-    }
-    if let Some(w) = args.warehouse {
-        target = target.with_warehouse(w);
-    }
-    let run = RunArgs {
-        incremental_by: args.incremental_by,
-        since: args.since,
-        late_rows: args.late_rows,
-        restart: args.restart,
-    };
-    if let Some(run) = run_options(py, &source, run)? {
-        target = target.with_incremental(run);
-    }
-    let export = options.export;
-    let partitions = options
-        .partitions
-        .unwrap_or_else(|| PartitionOptions::new(1));
-    let name = format!("{namespace}.{table}");
-    document_on_runtime(py, move |runtime, stop| {
-        let run = export_to_iceberg(config, source, &export, &partitions, &target, hooks(stop));
-        let stats = blocking::wait(runtime, stop, run)?;
-        Ok(IcebergReport {
-            stats: stats.export,
-            format: "iceberg",
-            table: name,
-            snapshot: stats.snapshot_id,
-            sequence_number: stats.sequence_number,
-            metadata_location: stats.metadata_location,
-            created: stats.created,
-            files: stats.files,
-            retried: stats.retried,
-            incremental: stats.run.as_ref().map(|r| r.state.clone()),
-            first_run: stats.run.as_ref().map(|r| r.first),
-            late_scan: stats.run.as_ref().map(|r| r.late_scan),
-        })
+        let run = export_to_lake(config, source, &export, &partitions, &target, hooks(stop));
+        blocking::wait(runtime, stop, run)
     })
 }

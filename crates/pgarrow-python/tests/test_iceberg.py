@@ -415,6 +415,34 @@ def test_several_tables_go_into_lake_tables_of_their_own_in_one_snapshot(url, co
     # One lake table cannot take several.
     out = ice(url, cat_url, "--schema", "lake_many", "--lake-table", "x", check=False)
     assert out.returncode != 0 and "--lake-table" in out.stderr
+    # From Python: each format's export takes a list of table patterns or schema patterns, and
+    # returns a list of statistics, one per table.
+    import pgarrow
+
+    many = pgarrow.export_iceberg(url, schema="lake_many", catalog=cat_url, if_exists="replace")
+    assert [(r["table"], r["rows"], r["format"], r["created"]) for r in many] == [
+        ("lake_many.a", 10, "iceberg", False), ("lake_many.b", 5, "iceberg", False)]
+    snapshots = {json.loads(cat.load_table(f"lake_many.{t}").current_snapshot().summary["pgarrow"])["snapshot"]
+                 for t in "ab"}
+    assert len(snapshots) == 1 and None not in snapshots, snapshots
+    py_delta = tmp_path / "delta_py"
+    many = pgarrow.export_delta(url, table=["lake_many.a", "lake_many.b"], location=str(py_delta), partitions=2)
+    assert [(r["table"], r["version"]) for r in many] == [
+        (str(py_delta / "lake_many.a"), 0), (str(py_delta / "lake_many.b"), 0)]
+    infos = [deltalake.DeltaTable(str(py_delta / f"lake_many.{t}")).history(1)[0]["pgarrow"] for t in "ab"]
+    assert infos[0]["snapshot"] == infos[1]["snapshot"] and infos[1]["rows"] == 5
+    many = pgarrow.export_ducklake(url, table=["lake_many.*"], catalog=lake_url, if_exists="append")
+    assert [(r["table"], r["rows"]) for r in many] == [("lake_many.a", 10), ("lake_many.b", 5)]
+    assert duckdb_lake(lake_url, "SELECT count(*) FROM lake.lake_many.a") == [(20,)]
+    # Incremental runs of each table, their states in their own tables' commits.
+    runs = [pgarrow.export_delta(url, schema="lake_many", location=str(tmp_path / "inc"), incremental_by="id")
+            for _ in range(2)]
+    assert [[(r["rows"], r["first_run"]) for r in run] for run in runs] == [[(10, True), (5, True)],
+                                                                             [(0, False), (0, False)]]
+    with pytest.raises(pgarrow.UsageError, match="lake_table"):
+        pgarrow.export_iceberg(url, schema="lake_many", catalog=cat_url, lake_table="x")
+    with pytest.raises(pgarrow.UsageError, match="patterns"):
+        pgarrow.export_delta(url, "SELECT 1", table=["lake_many.a"], location=str(py_delta))
 
 
 def test_concurrent_appends_all_land_and_a_racing_replace_commits_nothing(url, conn, catalog, typed):

@@ -529,12 +529,40 @@ def export_dataset(
     )
 
 
+def _lake(
+    format: str,
+    url: Optional[str],
+    query: Optional[str],
+    table: Union[str, list[str], None],
+    schema: Union[str, list[str], None],
+    options: dict[str, Any],
+    **args: Any,
+) -> Any:
+    """The three lake exports' common path: one table or query, or, with a list of ``table``
+    patterns or ``schema`` patterns, several tables into lake tables of their own."""
+    several = isinstance(table, list) or schema is not None
+    if several:
+        if query is not None:
+            raise UsageError("a query goes into one lake table: give table= patterns or a query")
+        text, is_table, patterns, schemas = "", True, _patterns(table), _patterns(schema)
+        if not (patterns or schemas):
+            raise UsageError("give table= or schema= patterns")
+    else:
+        text, is_table = _source(query, table)
+        patterns, schemas = [], []
+    every = dict(catalog=None, lake_table=None, data_path=None, catalog_name=None, warehouse=None,
+                 location=None, checkpoint_interval=None)
+    every.update(args)
+    return _pgarrow.export_lake(url, format, text, is_table, patterns, schemas, options=options, **every)
+
+
 def export_ducklake(
     url: Optional[str],
     query: Optional[str] = None,
     *,
     catalog: str,
-    table: Optional[str] = None,
+    table: Union[str, list[str], None] = None,
+    schema: Union[str, list[str], None] = None,
     lake_table: Optional[str] = None,
     data_path: Optional[str] = None,
     if_exists: IfExists = "fail",
@@ -544,7 +572,7 @@ def export_ducklake(
     restart: bool = False,
     storage_options: Optional[dict[str, str]] = None,
     **options: Unpack[FileOptions],
-) -> DuckLakeStats:
+) -> Union[DuckLakeStats, list[DuckLakeStats]]:
     """Exports a query or table into a DuckLake table, committed in one snapshot (as
     ``pgarrow export --ducklake``): the Parquet files are written under the lake's data path
     (over ``partitions`` connections in one snapshot), then one transaction in the catalog
@@ -554,8 +582,14 @@ def export_ducklake(
 
     Parameters
     ----------
-    url, query, table
+    url, query
         As in :func:`export_file`.
+    table, schema : str or list of str, optional
+        One ``table`` (as in :func:`export_file`); or several tables, every one read in one
+        snapshot, each into a lake table of its own schema and name (a DuckLake schema of the source
+        schema's name): a list of ``table``
+        patterns, or ``schema`` patterns (as :func:`export_tables` reads them). Each table is
+        its own commit; the statistics are then a list, one per table.
     catalog : str
         The PostgreSQL database of the DuckLake catalog (a URL or ``key=value`` string); one
         without a catalog gets one (DuckLake 1.0), with ``data_path``.
@@ -596,11 +630,13 @@ def export_ducklake(
     >>> pgarrow.export_ducklake(url, table="orders", catalog="postgresql://catalog/lake",
     ...                         data_path="s3://bucket/lake/", partitions=4)
     """
-    text, is_table = _source(query, table)
-    return _pgarrow.export_ducklake(
+    return _lake(
+        "ducklake",
         url,
-        text,
-        is_table,
+        query,
+        table,
+        schema,
+        options,
         catalog=catalog,
         lake_table=lake_table,
         data_path=data_path,
@@ -609,7 +645,6 @@ def export_ducklake(
         since=since,
         late_rows=late_rows,
         restart=restart,
-        options=options,
         storage_options=storage_options,
     )
 
@@ -619,7 +654,8 @@ def export_delta(
     query: Optional[str] = None,
     *,
     location: str,
-    table: Optional[str] = None,
+    table: Union[str, list[str], None] = None,
+    schema: Union[str, list[str], None] = None,
     if_exists: IfExists = "fail",
     checkpoint_interval: Optional[int] = None,
     incremental_by: Optional[str] = None,
@@ -628,7 +664,7 @@ def export_delta(
     restart: bool = False,
     storage_options: Optional[dict[str, str]] = None,
     **options: Unpack[FileOptions],
-) -> DeltaStats:
+) -> Union[DeltaStats, list[DeltaStats]]:
     """Exports a query or table into a Delta Lake table, committed in one version (as
     ``pgarrow export --delta``): the Parquet files are written under the table's location
     (over ``partitions`` connections in one snapshot), then one commit in its ``_delta_log``
@@ -639,8 +675,13 @@ def export_delta(
 
     Parameters
     ----------
-    url, query, table
+    url, query
         As in :func:`export_file`.
+    table, schema : str or list of str, optional
+        One ``table`` (as in :func:`export_file`); or several tables, every one read in one
+        snapshot, each into a lake table of its own at ``location/SCHEMA.NAME``: a list of ``table``
+        patterns, or ``schema`` patterns (as :func:`export_tables` reads them). Each table is
+        its own commit; the statistics are then a list, one per table.
     location : str
         The table's root: a directory or an object URL (``s3://``, ``gs://``, ``az://``);
         made when there is no table there.
@@ -682,11 +723,13 @@ def export_delta(
     >>> pgarrow.export_delta(url, table="orders", location="s3://bucket/lake/orders",
     ...                      partition_by=["region"], partitions=4)
     """
-    text, is_table = _source(query, table)
-    return _pgarrow.export_delta(
+    return _lake(
+        "delta",
         url,
-        text,
-        is_table,
+        query,
+        table,
+        schema,
+        options,
         location=location,
         if_exists=if_exists,
         checkpoint_interval=checkpoint_interval,
@@ -694,7 +737,6 @@ def export_delta(
         since=since,
         late_rows=late_rows,
         restart=restart,
-        options=options,
         storage_options=storage_options,
     )
 
@@ -704,7 +746,8 @@ def export_iceberg(
     query: Optional[str] = None,
     *,
     catalog: str,
-    table: Optional[str] = None,
+    table: Union[str, list[str], None] = None,
+    schema: Union[str, list[str], None] = None,
     lake_table: Optional[str] = None,
     warehouse: Optional[str] = None,
     catalog_name: Optional[str] = None,
@@ -715,7 +758,7 @@ def export_iceberg(
     restart: bool = False,
     storage_options: Optional[dict[str, str]] = None,
     **options: Unpack[FileOptions],
-) -> IcebergStats:
+) -> Union[IcebergStats, list[IcebergStats]]:
     """Exports a query or table into an Apache Iceberg table (format version 2) of the SQL
     catalog in a PostgreSQL database, committed in one snapshot (as ``pgarrow export
     --iceberg``): the Parquet files are written under the table's location (over
@@ -728,8 +771,13 @@ def export_iceberg(
 
     Parameters
     ----------
-    url, query, table
+    url, query
         As in :func:`export_file`.
+    table, schema : str or list of str, optional
+        One ``table`` (as in :func:`export_file`); or several tables, every one read in one
+        snapshot, each into a lake table of its own namespace (the source schema's name) and name: a list of ``table``
+        patterns, or ``schema`` patterns (as :func:`export_tables` reads them). Each table is
+        its own commit; the statistics are then a list, one per table.
     catalog : str
         The catalog database's URL (``postgresql://...``): the ``iceberg_tables`` layout of
         pyiceberg's ``SqlCatalog`` and Iceberg's JDBC catalog, made when it has none.
@@ -780,11 +828,13 @@ def export_iceberg(
     ...                        lake_table="sales.orders", warehouse="s3://bucket/warehouse",
     ...                        partition_by=["day(ordered_at)"], partitions=4)
     """
-    text, is_table = _source(query, table)
-    return _pgarrow.export_iceberg(
+    return _lake(
+        "iceberg",
         url,
-        text,
-        is_table,
+        query,
+        table,
+        schema,
+        options,
         catalog=catalog,
         catalog_name=catalog_name,
         lake_table=lake_table,
@@ -794,7 +844,6 @@ def export_iceberg(
         since=since,
         late_rows=late_rows,
         restart=restart,
-        options=options,
         storage_options=storage_options,
     )
 

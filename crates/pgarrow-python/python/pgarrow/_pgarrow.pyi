@@ -5,7 +5,7 @@ wrappers pass every keyword (the defaults are theirs), and results come as dicts
 `pgarrow._typing`), built in Rust without JSON text.
 """
 
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from ._typing import (
     ApplyStats,
@@ -162,46 +162,21 @@ def export_dir(
     options: Optional[dict[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> PartitionedStats | SlotExportStats: ...
-def export_ducklake(
+def export_lake(
     conninfo: Optional[str],
+    format: str,
     source: str,
     is_table: bool,
+    patterns: list[str],
+    schemas: list[str],
     *,
-    catalog: str,
+    catalog: Optional[str],
     lake_table: Optional[str],
     data_path: Optional[str],
-    if_exists: str,
-    incremental_by: Optional[str],
-    since: Optional[str],
-    late_rows: str,
-    restart: bool,
-    options: Optional[dict[str, Any]],
-    storage_options: Optional[dict[str, str]],
-) -> DuckLakeStats: ...
-def export_delta(
-    conninfo: Optional[str],
-    source: str,
-    is_table: bool,
-    *,
-    location: str,
-    if_exists: str,
-    checkpoint_interval: Optional[int],
-    incremental_by: Optional[str],
-    since: Optional[str],
-    late_rows: str,
-    restart: bool,
-    options: Optional[dict[str, Any]],
-    storage_options: Optional[dict[str, str]],
-) -> DeltaStats: ...
-def export_iceberg(
-    conninfo: Optional[str],
-    source: str,
-    is_table: bool,
-    *,
-    catalog: str,
     catalog_name: Optional[str],
-    lake_table: Optional[str],
     warehouse: Optional[str],
+    location: Optional[str],
+    checkpoint_interval: Optional[int],
     if_exists: str,
     incremental_by: Optional[str],
     since: Optional[str],
@@ -209,7 +184,7 @@ def export_iceberg(
     restart: bool,
     options: Optional[dict[str, Any]],
     storage_options: Optional[dict[str, str]],
-) -> IcebergStats: ...
+) -> Union[DuckLakeStats, DeltaStats, IcebergStats, list[Any]]: ...
 def export_incremental(
     conninfo: Optional[str],
     table: str,
