@@ -31,56 +31,53 @@ pub(crate) fn import(stop: &Stop, config: &Config, args: &ImportArgs) -> Result<
     let options = load_options(&args.load)?;
     let input_options = InputOptions::default().with_batch_rows(args.batch_rows);
     // Every file is opened (and its schema checked) before connecting.
-    let input = match (&args.delta, &args.iceberg) {
-        _ if args.ducklake.is_some() => {
-            let url = args.ducklake.as_deref().unwrap_or_default();
-            let name = args.lake_table.as_deref().unwrap_or_default();
-            let parsed = pgarrow::names::TableName::parse(name)?;
-            let schema = parsed.schema.unwrap_or_else(|| "main".to_owned());
-            let catalog = Config::parse(url)?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let storage = args.storage.options()?;
-            let open = pgarrow_lake::ducklake::open_ducklake(
-                &catalog,
-                &schema,
-                &parsed.name,
-                &storage,
-                &input_options,
-            );
-            pgarrow::blocking::wait(&rt, stop, open)?
+    let input = if let Some(location) = &args.delta {
+        pgarrow_lake::delta::open_delta(location, &args.storage.options()?, &input_options)?
+    } else if let Some(url) = args.iceberg.as_ref().or(args.ducklake.as_ref()) {
+        // A catalog's table: --lake-table [SCHEMA.]NAME, its schema (Iceberg's namespace)
+        // the format's default when left out.
+        let default_schema = match args.iceberg {
+            Some(_) => "default",
+            None => "main",
+        };
+        let parsed =
+            pgarrow::names::TableName::parse(args.lake_table.as_deref().unwrap_or_default())?;
+        let schema = parsed.schema.unwrap_or_else(|| default_schema.to_owned());
+        let catalog = Config::parse(url)?;
+        let storage = args.storage.options()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        match args.iceberg {
+            Some(_) => {
+                let open = pgarrow_lake::iceberg::open_iceberg(
+                    &catalog,
+                    &args.catalog_name,
+                    &schema,
+                    &parsed.name,
+                    &storage,
+                    &input_options,
+                );
+                pgarrow::blocking::wait(&rt, stop, open)?
+            }
+            None => {
+                let open = pgarrow_lake::ducklake::open_ducklake(
+                    &catalog,
+                    &schema,
+                    &parsed.name,
+                    &storage,
+                    &input_options,
+                );
+                pgarrow::blocking::wait(&rt, stop, open)?
+            }
         }
-        (Some(location), _) => {
-            pgarrow_lake::delta::open_delta(location, &args.storage.options()?, &input_options)?
-        }
-        (None, Some(url)) => {
-            let name = args.lake_table.as_deref().unwrap_or_default();
-            let parsed = pgarrow::names::TableName::parse(name)?;
-            let namespace = parsed.schema.unwrap_or_else(|| "default".to_owned());
-            let catalog = Config::parse(url)?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let storage = args.storage.options()?;
-            let open = pgarrow_lake::iceberg::open_iceberg(
-                &catalog,
-                &args.catalog_name,
-                &namespace,
-                &parsed.name,
-                &storage,
-                &input_options,
-            );
-            pgarrow::blocking::wait(&rt, stop, open)?
-        }
-        (None, None) => {
-            let inputs = args
-                .files
-                .iter()
-                .map(|f| args.storage.location(f))
-                .collect::<pgarrow::Result<Vec<_>>>()?;
-            Input::open(&inputs, &input_options)?
-        }
+    } else {
+        let inputs = args
+            .files
+            .iter()
+            .map(|f| args.storage.location(f))
+            .collect::<pgarrow::Result<Vec<_>>>()?;
+        Input::open(&inputs, &input_options)?
     };
     let from = input.name().to_owned();
     let (bar, hooks) = load_hooks(args.load.quiet, stop);

@@ -120,3 +120,43 @@ pub(crate) fn new_uuid() -> String {
         &hex[20..]
     )
 }
+
+/// Fills each column of `wanted` not yet `found` with the first field of `files` (read in
+/// order, until every column is found) that `pick` takes for it, as `pick` makes it the
+/// table's: what a reader of a lake table types its columns by when the files say more than
+/// the table's metadata (pgarrow's PostgreSQL types, extensions). The source table's primary
+/// key is left out: a lake table holds no key (appends may repeat one), so a load that
+/// creates its table must not declare it. A file whose footer cannot give an Arrow schema is
+/// passed over (its reading fails later, named).
+///
+/// # Errors
+/// A file that cannot be read.
+pub(crate) fn fields_from_files<W>(
+    files: &[pgarrow::io::TableFile],
+    wanted: &[W],
+    found: &mut [Option<arrow_schema::Field>],
+    pick: impl Fn(&W, &arrow_schema::Field) -> Option<arrow_schema::Field>,
+) -> Result<()> {
+    for file in files {
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+        let (metadata, _) = file.location.parquet_metadata()?;
+        let meta = metadata.file_metadata();
+        let Ok(schema) =
+            parquet::arrow::parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata())
+        else {
+            continue;
+        };
+        for (want, slot) in wanted.iter().zip(found.iter_mut()) {
+            if slot.is_none() {
+                *slot = schema.fields().iter().find_map(|f| pick(want, f)).map(|f| {
+                    let mut metadata = f.metadata().clone();
+                    metadata.remove(pgarrow::types::META_PRIMARY_KEY);
+                    f.with_metadata(metadata)
+                });
+            }
+        }
+    }
+    Ok(())
+}

@@ -161,38 +161,13 @@ fn table_schema(
             found[k] = Some(field.as_ref().clone());
         }
     }
-    for file in files {
-        if found.iter().all(Option::is_some) {
-            break;
-        }
-        let (metadata, _) = file.location.parquet_metadata()?;
-        let meta = metadata.file_metadata();
-        let Ok(schema) =
-            parquet::arrow::parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata())
-        else {
-            continue;
-        };
-        for (k, (name, ty, _)) in fields.iter().enumerate() {
-            if found[k].is_some() {
-                continue;
-            }
-            if let Some(field) = schema
-                .fields()
-                .iter()
-                .find(|f| f.name() == name && super::schema::holds(f, ty))
-            {
-                let mut metadata = field.metadata().clone();
-                metadata.remove(parquet::arrow::PARQUET_FIELD_ID_META_KEY);
-                found[k] = Some(
-                    field
-                        .as_ref()
-                        .clone()
-                        .with_nullable(true)
-                        .with_metadata(metadata),
-                );
-            }
-        }
-    }
+    crate::common::fields_from_files(files, fields, &mut found, |(name, ty, _), f| {
+        (f.name() == name && super::schema::holds(f, ty)).then(|| {
+            let mut metadata = f.metadata().clone();
+            metadata.remove(parquet::arrow::PARQUET_FIELD_ID_META_KEY);
+            f.clone().with_nullable(true).with_metadata(metadata)
+        })
+    })?;
     let fields = fields
         .iter()
         .zip(found)

@@ -169,14 +169,7 @@ impl Commit<'_> {
                         ],
                     )
                     .await?;
-                insert_columns(catalog, self.columns, &s, &t).await?;
-                catalog
-                    .exec(
-                        "INSERT INTO ducklake_schema_versions VALUES ($1::bigint, $2::bigint, \
-                         $3::bigint)",
-                        &[Some(&s), Some(&schema_version.to_string()), Some(&t)],
-                    )
-                    .await?;
+                insert_columns(catalog, self.columns, &s, &t, schema_version).await?;
                 catalog
                     .exec(
                         "INSERT INTO ducklake_table_stats VALUES ($1::bigint, 0, 0, 0)",
@@ -238,14 +231,7 @@ impl Commit<'_> {
                     &[Some(&s), Some(&t), Some(&ended.join(","))],
                 )
                 .await?;
-            insert_columns(catalog, &evolution.begun, &s, &t).await?;
-            catalog
-                .exec(
-                    "INSERT INTO ducklake_schema_versions VALUES ($1::bigint, $2::bigint, \
-                     $3::bigint)",
-                    &[Some(&s), Some(&schema_version.to_string()), Some(&t)],
-                )
-                .await?;
+            insert_columns(catalog, &evolution.begun, &s, &t, schema_version).await?;
             changes.push(format!("altered_table:{table_id}"));
         }
         if !created && self.if_exists == IfExists::Replace {
@@ -590,12 +576,14 @@ impl Commit<'_> {
     }
 }
 
-/// Adds `columns` to table `t` from snapshot `s`, nullable, with DuckDB's defaults.
+/// Adds `columns` to table `t` from snapshot `s` (nullable, with DuckDB's defaults), the
+/// table's schema version `version` from then.
 async fn insert_columns(
     catalog: &mut Catalog,
     columns: &[LakeColumn],
     s: &str,
     t: &str,
+    version: i64,
 ) -> Result<()> {
     let rows: Vec<Vec<Option<String>>> = columns
         .iter()
@@ -621,6 +609,12 @@ async fn insert_columns(
              ($1::bigint, $2::bigint, NULL, $3::bigint, $4::bigint, $5, $6, NULL, 'NULL', true, \
              $7::bigint, $8, 'duckdb')",
             &rows,
+        )
+        .await?;
+    catalog
+        .exec(
+            "INSERT INTO ducklake_schema_versions VALUES ($1::bigint, $2::bigint, $3::bigint)",
+            &[Some(s), Some(&version.to_string()), Some(t)],
         )
         .await?;
     Ok(())

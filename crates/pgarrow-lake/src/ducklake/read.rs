@@ -352,53 +352,19 @@ async fn inlined_rows(catalog: &Config, read: &Read) -> Result<Vec<RecordBatch>>
 fn table_schema(columns: &[LakeColumn], files: &[TableFile]) -> Result<Arc<Schema>> {
     let mut top: Vec<&LakeColumn> = columns.iter().filter(|c| c.parent.is_none()).collect();
     top.sort_by_key(|c| c.order);
-    let mut found: HashMap<i64, Field> = HashMap::new();
-    for file in files.iter().rev() {
-        if found.len() == top.len() {
-            break;
-        }
-        let (metadata, _) = file.location.parquet_metadata()?;
-        let meta = metadata.file_metadata();
-        let Ok(schema) =
-            parquet::arrow::parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata())
-        else {
-            continue;
-        };
-        for field in schema.fields() {
-            let Some(id) = field
-                .metadata()
-                .get(FIELD_ID)
-                .and_then(|v| v.parse::<i64>().ok())
-            else {
-                continue;
-            };
-            if found.contains_key(&id) {
-                continue;
-            }
-            let Some(column) = top.iter().find(|c| c.id == id) else {
-                continue;
-            };
-            // The file's field is the column's when DuckLake would give it the column's types,
-            // nested ones included.
-            let one = Schema::new(vec![field.as_ref().clone()]);
-            let Ok(theirs) = lake_columns_as_numbered(&one) else {
-                continue;
-            };
-            if same_tree(&theirs, columns, column.id) {
-                found.insert(
-                    id,
-                    field
-                        .as_ref()
-                        .clone()
-                        .with_name(column.name.clone())
-                        .with_nullable(true),
-                );
-            }
-        }
-    }
+    let mut found: Vec<Option<Field>> = vec![None; top.len()];
+    crate::common::fields_from_files(files, &top, &mut found, |column, f| {
+        let id = f.metadata().get(FIELD_ID)?.parse::<i64>().ok()?;
+        // The file's field is the column's when DuckLake would give it the column's types,
+        // nested ones included.
+        let theirs = lake_columns_as_numbered(&Schema::new(vec![f.clone()])).ok()?;
+        (id == column.id && same_tree(&theirs, columns, column.id))
+            .then(|| f.clone().with_name(column.name.clone()).with_nullable(true))
+    })?;
     let fields = top
         .iter()
-        .map(|c| match found.remove(&c.id) {
+        .zip(found)
+        .map(|(c, field)| match field {
             Some(field) => Ok(field),
             None => field_of(c, columns),
         })

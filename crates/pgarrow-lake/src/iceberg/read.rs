@@ -134,36 +134,13 @@ pub async fn open_iceberg(
 /// it now.
 fn table_schema(fields: &[Value2], files: &[TableFile]) -> Result<Arc<Schema>> {
     let mut found: Vec<Option<Field>> = vec![None; fields.len()];
-    for file in files {
-        if found.iter().all(Option::is_some) {
-            break;
-        }
-        let (metadata, _) = file.location.parquet_metadata()?;
-        let meta = metadata.file_metadata();
-        let Ok(schema) =
-            parquet::arrow::parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata())
-        else {
-            continue;
-        };
-        for (k, want) in fields.iter().enumerate() {
-            if found[k].is_some() {
-                continue;
-            }
-            if let Some(field) = schema
-                .fields()
-                .iter()
-                .find(|f| super::schema::holds(f, want))
-            {
-                found[k] = Some(
-                    field
-                        .as_ref()
-                        .clone()
-                        .with_name(want["name"].as_str().unwrap_or_default())
-                        .with_nullable(true),
-                );
-            }
-        }
-    }
+    crate::common::fields_from_files(files, fields, &mut found, |want, f| {
+        super::schema::holds(f, want).then(|| {
+            f.clone()
+                .with_name(want["name"].as_str().unwrap_or_default())
+                .with_nullable(true)
+        })
+    })?;
     let fields = fields
         .iter()
         .zip(found)
