@@ -274,7 +274,12 @@ pub async fn export_to_ducklake(
     }
     let keys = partitions::keys(&layout, &columns, &schema)
         .map_err(|e| e.context(format!("DuckLake table {name}")))?;
-    if let Some(table) = &existing {
+    // Files partitioned otherwise than the table: its partitioning changes with the commit
+    // when the export asked for its own (--files-by), as DuckDB's SET PARTITIONED BY does.
+    let repartition = !target.layout.partitions.is_empty();
+    if let Some(table) = &existing
+        && !repartition
+    {
         same_partitions(table, &keys, &name)?;
     }
     let described = describe_files(&location, &manifest, &columns, &keys).await?;
@@ -293,6 +298,7 @@ pub async fn export_to_ducklake(
         expected: existing.as_ref().map(|t| t.id),
         columns: &columns,
         keys: &keys,
+        repartition,
         files: &described,
         manifest: &manifest,
     };

@@ -414,11 +414,6 @@ def test_partitioned_tables_written_read_and_appended_by_both(url, conn, lake, d
     assert duckdb_lake(catalog, "SELECT count(*) FROM lake.main.lake_events") == [(121,)]
     unpartitioned = catalog_rows(catalog, "SELECT count(*) FROM ducklake_data_file WHERE partition_id IS NULL")
     assert unpartitioned == [(0,)]
-    # Another partitioning is refused, naming both.
-    out = export(
-        url, "-t", "lake_events", "--ducklake", catalog, "--if-exists", "append", "--files-by", "year(d)", check=False
-    )
-    assert out.returncode != 0 and "partitioned by identity(k), year(d), month(d), day(d)" in out.stderr, out.stderr
     # A table DuckDB partitioned by year and month of a date: pgarrow's month(d).
     duckdb_lake(
         catalog,
@@ -596,3 +591,47 @@ def test_schema_evolution_on_append_and_replace(url, conn, lake, duckdb_lake):
     out = export(url, "-q", "SELECT 1 AS b", "--ducklake", catalog, "--lake-table", "nn", "--if-exists", "append",
                  check=False)
     assert out.returncode != 0 and '"a"' in out.stderr and "no NULL" in out.stderr, out.stderr
+
+
+def test_an_export_with_its_own_partitions_repartitions_the_table(url, conn, lake, duckdb_lake):
+    catalog, data = lake
+    src = "SELECT i AS id, 'k' || (i % 2) AS k, DATE '2024-01-01' + i AS d FROM generate_series(1, 40) i"
+
+    def put(*more):
+        return export(url, "-q", src, "--ducklake", catalog, "--lake-table", "rp", *more)
+
+    put("--data-path", str(data), "--files-by", "k")
+    before = duckdb_lake(catalog, "SELECT max(snapshot_id) FROM ducklake_snapshots('lake')")
+    # The append's own partitions become the table's, in its commit (as DuckDB's SET
+    # PARTITIONED BY); an append without --files-by then writes as the table is partitioned now.
+    put("--if-exists", "append", "--files-by", "month(d)")
+    put("--if-exists", "append")
+    specs = catalog_rows(
+        catalog,
+        "SELECT i.partition_id, i.end_snapshot IS NULL, c.transform, "
+        "(SELECT count(*) FROM ducklake_data_file f WHERE f.partition_id = i.partition_id) "
+        "FROM ducklake_partition_info i JOIN ducklake_partition_column c USING (partition_id, table_id) ORDER BY 1",
+    )
+    # (DuckLake's month of a date is its year and month, as DuckDB keys it.)
+    assert [(live, transform) for _, live, transform, _ in specs] == [
+        (False, "identity"), (True, "year"), (True, "month")], specs
+    assert specs[0][3] == 2 and specs[1][3] >= 4, specs  # k=k0, k=k1; then months
+    # DuckDB reads every file under either partitioning, and prunes by the new one.
+    assert duckdb_lake(catalog, "SELECT count(*), count(DISTINCT id) FROM lake.main.rp") == [(120, 40)]
+    assert duckdb_lake(catalog, "SELECT count(*) FROM lake.main.rp WHERE d < DATE '2024-02-01'") == [(90,)]
+    # Time travel to before the change sees the old rows only.
+    assert duckdb_lake(catalog, f"SELECT count(*) FROM lake.main.rp AT (VERSION => {before[0][0]})") == [(40,)]
+    # DuckDB appends under the new partitioning too.
+    duckdb_lake(catalog, "INSERT INTO lake.main.rp SELECT 99, 'k9', DATE '2030-05-05' FROM range(20); SELECT 1")
+    newest = catalog_rows(catalog, "SELECT partition_id FROM ducklake_data_file ORDER BY data_file_id DESC LIMIT 1")
+    assert newest == [(specs[1][0],)] or catalog_rows(
+        catalog, "SELECT count(*) FROM ducklake_inlined_data_tables") != [(0,)]
+    # And back into PostgreSQL as DuckDB reads it.
+    want = duckdb_lake(catalog, "SELECT id, k, d FROM lake.main.rp ORDER BY id, d")
+    conn.execute("DROP TABLE IF EXISTS ducklake_rp")
+    out = subprocess.run(
+        [pgarrow_bin(), "import", "-d", url, "--quiet", "--ducklake", catalog, "--lake-table", "rp",
+         "--into", "ducklake_rp", "--create"], capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert conn.execute("SELECT id, k, d FROM ducklake_rp ORDER BY id, d").fetchall() == want

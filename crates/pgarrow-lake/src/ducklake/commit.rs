@@ -27,6 +27,9 @@ pub(super) struct Commit<'a> {
     pub(super) columns: &'a [LakeColumn],
     /// The partition keys of the files (the table's).
     pub(super) keys: &'a [Key],
+    /// Whether the files' partitioning is the export's own: it then becomes the table's when
+    /// the table's differs.
+    pub(super) repartition: bool,
     pub(super) files: &'a [DataFile],
     pub(super) manifest: &'a Manifest,
     /// An incremental run, its state carried in the snapshot's changes.
@@ -114,7 +117,9 @@ impl Commit<'_> {
             if self.if_exists != IfExists::Replace {
                 self.no_nulls_in_required(catalog, t.id, &name).await?;
             }
-            same_partitions(t, self.keys, &name)?;
+            if !self.repartition {
+                same_partitions(t, self.keys, &name)?;
+            }
             if self.run.is_some() {
                 let theirs = super::last_state(catalog, t.id).await?;
                 crate::run::check_race(self.run, self.previous, theirs.as_ref())
@@ -179,35 +184,7 @@ impl Commit<'_> {
                 if !self.keys.is_empty() {
                     let p = next_catalog_id;
                     next_catalog_id += 1;
-                    let p_text = p.to_string();
-                    catalog
-                        .exec(
-                            "INSERT INTO ducklake_partition_info VALUES ($1::bigint, \
-                             $2::bigint, $3::bigint, NULL)",
-                            &[Some(&p_text), Some(&t), Some(&s)],
-                        )
-                        .await?;
-                    let rows: Vec<Vec<Option<String>>> = self
-                        .keys
-                        .iter()
-                        .enumerate()
-                        .map(|(k, key)| {
-                            vec![
-                                Some(p_text.clone()),
-                                Some(t.clone()),
-                                Some(k.to_string()),
-                                Some(key.column_id.to_string()),
-                                Some(key.transform.clone()),
-                            ]
-                        })
-                        .collect();
-                    catalog
-                        .exec_each(
-                            "INSERT INTO ducklake_partition_column VALUES ($1::bigint, \
-                             $2::bigint, $3::bigint, $4::bigint, $5)",
-                            &rows,
-                        )
-                        .await?;
+                    insert_partition(catalog, p, self.keys, &t, &s).await?;
                     partition_id = Some(p);
                 }
                 changes.push(format!(
@@ -219,9 +196,35 @@ impl Commit<'_> {
             }
         };
         let t = table_id.to_string();
+        // The table's partitioning changes to the export's, in a new schema version.
+        let spec: Vec<(i64, String)> = self
+            .keys
+            .iter()
+            .map(|k| (k.column_id, k.transform.clone()))
+            .collect();
+        let repartitioned = self.repartition
+            && table.as_ref().is_some_and(|t| {
+                t.partition.as_ref().map_or(&[][..], |(_, theirs)| theirs) != spec
+            });
+        if repartitioned {
+            schema_version += 1;
+            catalog
+                .exec(
+                    "UPDATE ducklake_partition_info SET end_snapshot = $1::bigint \
+                     WHERE table_id = $2::bigint AND end_snapshot IS NULL",
+                    &[Some(&s), Some(&t)],
+                )
+                .await?;
+            let p = next_catalog_id;
+            next_catalog_id += 1;
+            insert_partition(catalog, p, self.keys, &t, &s).await?;
+            partition_id = Some(p);
+        }
         if !created && !evolution.is_none() {
             // The columns change in a new schema version: ended rows, begun rows.
-            schema_version += 1;
+            if !repartitioned {
+                schema_version += 1;
+            }
             let ended: Vec<String> = evolution.ended.iter().map(i64::to_string).collect();
             catalog
                 .exec(
@@ -232,6 +235,8 @@ impl Commit<'_> {
                 )
                 .await?;
             insert_columns(catalog, &evolution.begun, &s, &t, schema_version).await?;
+        }
+        if repartitioned || (!created && !evolution.is_none()) {
             changes.push(format!("altered_table:{table_id}"));
         }
         if !created && self.if_exists == IfExists::Replace {
@@ -615,6 +620,44 @@ async fn insert_columns(
         .exec(
             "INSERT INTO ducklake_schema_versions VALUES ($1::bigint, $2::bigint, $3::bigint)",
             &[Some(s), Some(&version.to_string()), Some(t)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Adds partitioning `p` of table `t` by `keys` from snapshot `s`.
+async fn insert_partition(
+    catalog: &mut Catalog,
+    p: i64,
+    keys: &[Key],
+    t: &str,
+    s: &str,
+) -> Result<()> {
+    let p_text = p.to_string();
+    catalog
+        .exec(
+            "INSERT INTO ducklake_partition_info VALUES ($1::bigint, $2::bigint, $3::bigint, NULL)",
+            &[Some(&p_text), Some(t), Some(s)],
+        )
+        .await?;
+    let rows: Vec<Vec<Option<String>>> = keys
+        .iter()
+        .enumerate()
+        .map(|(k, key)| {
+            vec![
+                Some(p_text.clone()),
+                Some(t.to_owned()),
+                Some(k.to_string()),
+                Some(key.column_id.to_string()),
+                Some(key.transform.clone()),
+            ]
+        })
+        .collect();
+    catalog
+        .exec_each(
+            "INSERT INTO ducklake_partition_column VALUES ($1::bigint, $2::bigint, $3::bigint, \
+             $4::bigint, $5)",
+            &rows,
         )
         .await?;
     Ok(())
