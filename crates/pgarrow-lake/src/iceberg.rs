@@ -388,28 +388,15 @@ async fn export(
         }
     };
     let mut layout = target.layout.clone();
+    // An export with partitions of its own into a table partitioned otherwise gives the table
+    // a new partition spec in its commit (the old files keep theirs).
+    let mut respec = false;
     if let Some(meta) = &base {
         let theirs = spec_layout(meta, name)?;
         if layout.partitions.is_empty() {
             layout.partitions = theirs;
-        } else if layout.partitions != theirs {
-            return Err(ErrorKind::Usage(format!(
-                "the table is partitioned by [{}], and the export by [{}]: changing a table's \
-                 partitioning is not done by pgarrow yet (leave the partitions out to use the \
-                 table's)",
-                theirs
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                layout
-                    .partitions
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ))
-            .into());
+        } else {
+            respec = layout.partitions != theirs;
         }
     }
     let layout = layout.with_partition_columns_kept(true);
@@ -500,13 +487,18 @@ async fn export(
             source_type: types.get(&(source_id as i32)).cloned().unwrap_or_default(),
         });
     }
+    let base_spec_id = base.as_ref().map(|meta| default_spec(meta).0);
     if let Some(meta) = &base {
-        // The table's own partition field IDs and names.
-        let (id, fields) = default_spec(meta);
-        spec_id = id;
-        for (ours, theirs) in spec.iter_mut().zip(&fields) {
-            ours.field_id = theirs["field-id"].as_i64().unwrap_or(ours.field_id);
-            ours.name = theirs["name"].as_str().unwrap_or(&ours.name).to_owned();
+        if respec {
+            spec_id = evolved_spec(meta, &mut spec);
+        } else {
+            // The table's own partition field IDs and names.
+            let (id, fields) = default_spec(meta);
+            spec_id = id;
+            for (ours, theirs) in spec.iter_mut().zip(&fields) {
+                ours.field_id = theirs["field-id"].as_i64().unwrap_or(ours.field_id);
+                ours.name = theirs["name"].as_str().unwrap_or(&ours.name).to_owned();
+            }
         }
     }
     let last_column_id = base
@@ -611,6 +603,9 @@ async fn export(
                 if evolved {
                     add_schema(&mut next, &schema_json, last_column_id);
                 }
+                if respec {
+                    add_spec(&mut next, spec_id, &spec);
+                }
                 (next, metadata_version(at, meta) + 1)
             }
         };
@@ -674,7 +669,7 @@ async fn export(
         let unchanged = match base_schema_id {
             Some(id) => {
                 now_schema.and_then(|s| s["schema-id"].as_i64()) == Some(id)
-                    && now_spec_id == spec_id
+                    && Some(now_spec_id) == base_spec_id
             }
             // The table another writer made must be this export's: its columns, numbered
             // alike, and its partitioning.
@@ -921,6 +916,81 @@ fn add_schema(meta: &mut Json, schema: &Json, last_column_id: i64) {
     }
     meta["current-schema-id"] = schema["schema-id"].clone();
     meta["last-column-id"] = json!(last_column_id);
+}
+
+/// The spec ID of the table's spec of `spec`'s fields, numbering them as Iceberg does: a
+/// field of a source column and transform some spec of the table has keeps that field's ID
+/// and name, a new one is numbered after `last-partition-id`; an existing spec of the same
+/// fields is reused, else the spec is a new one, numbered after the table's specs.
+fn evolved_spec(meta: &Json, spec: &mut [SpecField]) -> i64 {
+    let specs: Vec<&Json> = meta["partition-specs"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let mut last = meta["last-partition-id"].as_i64().unwrap_or(999);
+    for ours in spec.iter_mut() {
+        let known = specs
+            .iter()
+            .flat_map(|s| s["fields"].as_array().into_iter().flatten())
+            .find(|f| {
+                f["source-id"].as_i64() == Some(ours.source_id)
+                    && f["transform"].as_str() == Some(ours.transform.as_str())
+            });
+        match known {
+            Some(f) => {
+                ours.field_id = f["field-id"].as_i64().unwrap_or(ours.field_id);
+                ours.name = f["name"].as_str().unwrap_or(&ours.name).to_owned();
+            }
+            None => {
+                last += 1;
+                ours.field_id = last;
+            }
+        }
+    }
+    let same = |s: &&&Json| {
+        let fields = s["fields"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        fields.len() == spec.len()
+            && fields.iter().zip(spec.iter()).all(|(f, ours)| {
+                f["field-id"].as_i64() == Some(ours.field_id)
+                    && f["source-id"].as_i64() == Some(ours.source_id)
+                    && f["transform"].as_str() == Some(ours.transform.as_str())
+            })
+    };
+    match specs.iter().find(same) {
+        Some(s) => s["spec-id"].as_i64().unwrap_or(0),
+        None => {
+            specs
+                .iter()
+                .filter_map(|s| s["spec-id"].as_i64())
+                .max()
+                .unwrap_or(-1)
+                + 1
+        }
+    }
+}
+
+/// Makes spec `spec_id` of `spec`'s fields the table's default (added when new).
+fn add_spec(meta: &mut Json, spec_id: i64, spec: &[SpecField]) {
+    let known = meta["partition-specs"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|s| s["spec-id"].as_i64() == Some(spec_id)));
+    if !known {
+        let new = json!({"spec-id": spec_id, "fields": spec.iter().map(SpecField::json).collect::<Vec<_>>()});
+        match meta["partition-specs"].as_array_mut() {
+            Some(a) => a.push(new),
+            None => meta["partition-specs"] = json!([new]),
+        }
+    }
+    meta["default-spec-id"] = json!(spec_id);
+    let highest = spec.iter().map(|f| f.field_id).max().unwrap_or(999);
+    let last = meta["last-partition-id"]
+        .as_i64()
+        .unwrap_or(999)
+        .max(highest);
+    meta["last-partition-id"] = json!(last);
 }
 
 /// A new table's metadata, its first snapshot `snap`.

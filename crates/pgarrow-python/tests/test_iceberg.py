@@ -198,6 +198,47 @@ def test_partition_transforms_and_bounds_prune_files_in_every_reader(url, conn, 
     assert pl.scan_iceberg(table).filter(pl.col("region") == "us").collect().height == 500
 
 
+def test_an_export_with_its_own_partitions_evolves_the_spec(url, conn, catalog, events, duckdb_iceberg):
+    """An append with --files-by into a table partitioned otherwise adds a partition spec (as
+    pyiceberg's update_spec does): earlier files keep theirs, every reader reads both."""
+    cat_url, warehouse = catalog
+    src = f"SELECT id, region, day FROM {events} WHERE id <= 400"
+    ice(url, cat_url, "-q", src, "--lake-table", "ev.evo", "--files-by", "region", warehouse=warehouse)
+    ice(url, cat_url, "-q", src, "--lake-table", "ev.evo", "--if-exists", "append", "--files-by", "month(day)",
+        "--files-by", "region")
+    # Without --files-by an append writes the table's new spec; back to an earlier spec reuses it.
+    ice(url, cat_url, "-q", src, "--lake-table", "ev.evo", "--if-exists", "append")
+    ice(url, cat_url, "-q", src, "--lake-table", "ev.evo", "--if-exists", "append", "--files-by", "region")
+    table = pyiceberg(cat_url).load_table("ev.evo")
+    specs = {s.spec_id: [(f.field_id, f.name, str(f.transform)) for f in s.fields] for s in table.specs().values()}
+    assert specs == {0: [(1000, "region", "identity")],
+                     1: [(1001, "day_month", "month"), (1000, "region", "identity")]}, specs
+    assert table.spec().spec_id == 0 and table.metadata.last_partition_id == 1001
+    files = table.inspect.files().to_pylist()
+    assert sorted({f["spec_id"] for f in files}) == [0, 1]
+    assert sum(f["spec_id"] == 1 for f in files) >= 2 * 4  # months x regions, twice
+    want = conn.execute(f"SELECT count(*), sum(id) FROM {events} WHERE id <= 400").fetchone()
+    assert table.scan().to_arrow().num_rows == 4 * want[0]
+    # pyiceberg prunes each spec's files by its own fields.
+    scan = table.scan(row_filter="region == 'eu'")
+    assert all(p.file.partition[-1] == "eu" or p.file.partition[0] == "eu" for p in scan.plan_files())
+    assert scan.to_arrow().num_rows == 4 * conn.execute(
+        f"SELECT count(*) FROM {events} WHERE id <= 400 AND region = 'eu'").fetchone()[0]
+    got = duckdb_iceberg(f"SELECT count(*), sum(id) FROM iceberg_scan('{table.metadata_location}')")
+    assert got == [(4 * want[0], 4 * want[1])]
+    import polars as pl
+
+    assert pl.scan_iceberg(table).select(pl.len()).collect().item() == 4 * want[0]
+    # And back into PostgreSQL.
+    conn.execute("DROP TABLE IF EXISTS iceberg_evo")
+    out = subprocess.run(
+        [pgarrow_bin(), "import", "-d", url, "--quiet", "--iceberg", cat_url, "--lake-table", "ev.evo",
+         "--into", "iceberg_evo", "--create"], capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert conn.execute("SELECT count(*), sum(id) FROM iceberg_evo").fetchone() == (4 * want[0], 4 * want[1])
+
+
 def test_create_refuse_append_replace_each_one_snapshot(url, conn, catalog, typed):
     cat_url, warehouse = catalog
     args = ("-t", typed, "--lake-table", "t")
