@@ -265,6 +265,12 @@ fn finish(args: &OutputArgs, stats: &LakeStats) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(stats)?);
     }
+    if let Some(path) = &args.stats_json {
+        let location = args.storage.location(path)?;
+        location
+            .write_atomically((serde_json::to_string(stats)? + "\n").as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot write the statistics to {location}: {e}"))?;
+    }
     if !args.quiet {
         let export = &stats.export.export;
         let kind = match stats.format {
@@ -295,6 +301,14 @@ fn finish(args: &OutputArgs, stats: &LakeStats) -> Result<()> {
                 export.losses
             );
         }
+    }
+    if args.stats {
+        eprint!("{}", crate::report::stats_table(&stats.export.export));
+        eprintln!(
+            "commit       {:>7.3}  footers read, metadata written, the commit ({})",
+            stats.commit.as_secs_f64(),
+            stats.point()
+        );
     }
     Ok(())
 }

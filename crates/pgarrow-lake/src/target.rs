@@ -205,6 +205,14 @@ pub struct LakeStats {
     /// Whether it scanned for late rows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub late_scan: Option<bool>,
+    /// From the export's end to the commit: the files' footers read, the metadata written,
+    /// the catalog's or log's commit (and its retries).
+    #[serde(rename = "commit_s", serialize_with = "seconds")]
+    pub commit: std::time::Duration,
+}
+
+fn seconds<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 impl LakeStats {
@@ -233,6 +241,7 @@ impl LakeStats {
             first_run: run.as_ref().map(|r| r.first),
             late_scan: run.as_ref().map(|r| r.late_scan),
             incremental: run.map(|r| r.state),
+            commit: std::time::Duration::ZERO,
         }
     }
 
@@ -259,7 +268,8 @@ pub async fn export_to_lake(
     target: &LakeTarget,
     hooks: Hooks<'_>,
 ) -> Result<LakeStats> {
-    Ok(match target {
+    let started = std::time::Instant::now();
+    let mut stats = match target {
         LakeTarget::DuckLake(t) => {
             let s = export_to_ducklake(config, source, options, partitions, t, hooks).await?;
             LakeStats {
@@ -301,5 +311,7 @@ pub async fn export_to_lake(
                 )
             }
         }
-    })
+    };
+    stats.commit = started.elapsed().saturating_sub(stats.export.export.total);
+    Ok(stats)
 }

@@ -95,6 +95,13 @@ def test_every_type_reads_back_in_duckdb_as_the_server_has_it(url, conn, lake, t
     catalog, data = lake
     report = json.loads(export(url, "-t", typed, "--ducklake", catalog, "--data-path", str(data)).stdout)
     assert report["format"] == "ducklake" and report["created"] and report["rows"] == 3
+    assert 0 <= report["commit_s"] < report["total_s"] + 60
+    # --stats: where the export's time went, then the commit's.
+    out = subprocess.run(
+        [pgarrow_bin(), "export", "-d", url, "-t", typed, "--ducklake", catalog, "--lake-table", "stats_only",
+         "--stats"], capture_output=True, text=True,
+    )
+    assert out.returncode == 0 and "decode" in out.stderr and "commit " in out.stderr, out.stderr
     cols = "id, small, big, amount, ratio, flag, label, code, day, stamp, stamp_tz, raw, uid::varchar, doc::varchar, tags"
     got = duckdb_lake(catalog, f"SELECT {cols} FROM lake.main.{typed} ORDER BY id")
     want = conn.execute(

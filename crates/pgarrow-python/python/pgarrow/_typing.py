@@ -205,6 +205,8 @@ class DuckLakeStats(PartitionedStats, LakeRun):
     files: int
     #: Commits begun again after losing a race with another writer.
     retried: int
+    #: Seconds from the export's end to the commit (footers, metadata, the catalog's commit).
+    commit_s: float
 
 
 class DeltaStats(PartitionedStats, LakeRun):
@@ -225,6 +227,8 @@ class DeltaStats(PartitionedStats, LakeRun):
     retried: int
     #: Whether this export wrote the version's checkpoint.
     checkpointed: bool
+    #: Seconds from the export's end to the commit (footers, the log's commit, a checkpoint).
+    commit_s: float
 
 
 class IcebergStats(PartitionedStats, LakeRun):
@@ -245,6 +249,8 @@ class IcebergStats(PartitionedStats, LakeRun):
     files: int
     #: Commits made again on top of another writer's.
     retried: int
+    #: Seconds from the export's end to the commit (footers, manifests, the catalog's swap).
+    commit_s: float
 
 
 class SlotInfo(TypedDict):
