@@ -27,10 +27,9 @@ use pgarrow::partition::{PartitionOptions, PartitionedStats};
 use pgarrow::{ExportOptions, Hooks, IntoConfig, Result, Source};
 
 use crate::common::{IfExists, LakeRun};
-use crate::{
-    DeltaTarget, DuckLakeTarget, IcebergTarget, export_to_delta, export_to_ducklake,
-    export_to_iceberg,
-};
+use crate::delta::{DeltaTarget, export_to_delta};
+use crate::ducklake::{DuckLakeTarget, export_to_ducklake};
+use crate::iceberg::{IcebergTarget, export_to_iceberg};
 
 /// A lake table of any format.
 #[derive(Debug, Clone)]

@@ -345,8 +345,8 @@ async fn inlined_rows(catalog: &Config, read: &Read) -> Result<Vec<RecordBatch>>
     Ok(out)
 }
 
-/// The table's Arrow schema: each current column as the newest file that holds it under its
-/// current type gives it (keeping what the file says of it: pgarrow's PostgreSQL type, an
+/// The table's Arrow schema: each current column as the first file (oldest first) that holds
+/// it under its current type gives it (keeping what the file says of it: pgarrow's PostgreSQL type, an
 /// extension), else from its DuckLake type; every field nullable, with its column ID as
 /// its field ID.
 fn table_schema(columns: &[LakeColumn], files: &[TableFile]) -> Result<Arc<Schema>> {
