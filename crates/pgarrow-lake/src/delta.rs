@@ -40,6 +40,7 @@
 //! ```
 
 mod checkpoint;
+pub(crate) mod dv;
 mod log;
 mod read;
 mod replay;

@@ -39,4 +39,5 @@ pub use common::{IfExists, LakeRun};
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::avro::fuzz_round_trip as avro_round_trip;
+    pub use crate::delta::dv::fuzz_positions as deletion_vector;
 }

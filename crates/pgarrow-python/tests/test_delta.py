@@ -566,20 +566,92 @@ def test_tables_of_every_writer_import_back_into_postgresql_exactly(url, conn, t
     assert conn.execute("SELECT id, region, day, v FROM delta_theirs_py ORDER BY id, region NULLS FIRST").fetchall() == got
     with pytest.raises(pgarrow.UsageError, match="two inputs"):
         pgarrow.write(url, "delta_theirs_py", str(theirs), delta=str(theirs))
-    # A file with a deletion vector: refused, named, nothing loaded.
-    log = theirs / "_delta_log"
-    add = next(json.loads(l)["add"] for l in (log / f"{0:020}.json").read_text().splitlines() if '"add"' in l)
-    dv = {"storageType": "i", "pathOrInlineDv": "wi5b=000010000siXQKl0rr91000f55c8Xg0@@D89D-zT", "sizeInBytes": 4,
-          "cardinality": 1}
-    (log / f"{2:020}.json").write_text(
-        json.dumps({"remove": {"path": add["path"], "dataChange": True, "deletionTimestamp": 1}}) + "\n"
-        + json.dumps({"add": {**add, "deletionVector": dv}}) + "\n"
-    )
-    out = pg_import(theirs, "delta_dv", check=False)
-    assert out.returncode != 0 and "deletion vectors" in out.stderr, out.stderr
-    with pytest.raises(pgarrow.UsageError, match="deletion vectors"):
-        pgarrow.write(url, "delta_dv", delta=str(theirs), create=True)
-    assert conn.execute("SELECT to_regclass('delta_dv')").fetchone() == (None,)
     # Not a table.
     out = pg_import(tmp_path / "nothing", "delta_none", check=False)
     assert out.returncode != 0 and "no table there" in out.stderr
+
+
+Z85 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+
+
+def z85(data: bytes) -> str:
+    """Z85 text (ZeroMQ RFC 32) of `data`, zero-padded to whole 4-byte groups."""
+    data += b"\0" * (-len(data) % 4)
+    out = []
+    for i in range(0, len(data), 4):
+        n, digits = int.from_bytes(data[i:i + 4], "big"), []
+        for _ in range(5):
+            n, d = divmod(n, 85)
+            digits.append(Z85[d])
+        out.append("".join(reversed(digits)))
+    return "".join(out)
+
+
+def deletion_bitmap(rows: list[int]) -> bytes:
+    """A deletion vector's bitmap as PROTOCOL.md specifies it: the magic number, then a 64-bit
+    roaring bitmap in the portable format (one bucket; one array container of rows < 65536)."""
+    import struct
+
+    body = struct.pack("<IIHHI", 12346, 1, 0, len(rows) - 1, 16) + b"".join(struct.pack("<H", r) for r in sorted(rows))
+    return struct.pack("<IQI", 1681511377, 1, 0) + body
+
+
+def test_deletion_vectors_are_applied_on_import(url, conn, tmp_path, duckdb_delta):
+    """A table whose files carry deletion vectors (inline in the log, and in a file of the
+    table by UUID), as the protocol lays them out; DuckDB and deltalake read it without those
+    rows, and so does pgarrow's import."""
+    import struct
+    import zlib
+
+    import pyarrow as pa
+
+    table = tmp_path / "dv"
+    deltalake.write_deltalake(str(table), pa.table({"id": pa.array(range(10), pa.int64())}))
+    deltalake.write_deltalake(str(table), pa.table({"id": pa.array(range(10, 20), pa.int64())}), mode="append")
+    log = table / "_delta_log"
+    adds = [json.loads(line)["add"] for v in (0, 1) for line in (log / f"{v:020}.json").read_text().splitlines()
+            if '"add"' in line]
+    # Rows 0, 3 and 9 of the first file, inline; rows 1 and 2 of the second, in a file.
+    inline = deletion_bitmap([0, 3, 9])
+    first = {"storageType": "i", "pathOrInlineDv": z85(inline), "sizeInBytes": len(inline), "cardinality": 3}
+    stored = deletion_bitmap([1, 2])
+    dv_id = uuid.uuid4()
+    (table / "ab").mkdir()
+    (table / "ab" / f"deletion_vector_{dv_id}.bin").write_bytes(
+        b"\x01" + struct.pack(">I", len(stored)) + stored + struct.pack(">I", zlib.crc32(stored)))
+    second = {"storageType": "u", "pathOrInlineDv": "ab" + z85(dv_id.bytes), "offset": 1,
+              "sizeInBytes": len(stored), "cardinality": 2}
+    actions = [{"protocol": {"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["deletionVectors"],
+                             "writerFeatures": ["deletionVectors"]}}]
+    for add, dv in zip(adds, (first, second), strict=True):
+        actions.append({"remove": {"path": add["path"], "dataChange": True, "deletionTimestamp": 1,
+                                   "extendedFileMetadata": True, "partitionValues": {}, "size": add["size"]}})
+        actions.append({"add": {**add, "deletionVector": dv}})
+    (log / f"{2:020}.json").write_text("".join(json.dumps(a) + "\n" for a in actions))
+    want = [i for i in range(20) if i not in (0, 3, 9, 11, 12)]
+    # The readers nobody here wrote agree the rows are gone.
+    assert [r[0] for r in duckdb_delta(f"SELECT id FROM delta_scan('{table}') ORDER BY id")] == want
+    dt = deltalake.DeltaTable(str(table))
+    assert sorted(pa.table(dt.scan())["id"].to_pylist()) == want  # deltalake applies them in scan()
+    # pgarrow's import, from the command line and from Python.
+    conn.execute("DROP TABLE IF EXISTS delta_dv, delta_dv_py")
+    out = subprocess.run(
+        [pgarrow_bin(), "import", "-d", url, "--quiet", "--delta", str(table), "--into", "delta_dv", "--create"],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert [r[0] for r in conn.execute("SELECT id FROM delta_dv ORDER BY id").fetchall()] == want
+    import pgarrow
+
+    assert pgarrow.write(url, "delta_dv_py", delta=str(table), create=True)["rows"] == len(want)
+    # A deletion vector that is not what the log says (its cardinality): refused, named,
+    # nothing loaded.
+    second["cardinality"] = 3
+    actions[-1]["add"]["deletionVector"] = second
+    (log / f"{3:020}.json").write_text(json.dumps(actions[-1]) + "\n")
+    out = subprocess.run(
+        [pgarrow_bin(), "import", "-d", url, "--quiet", "--delta", str(table), "--into", "delta_dv_bad", "--create"],
+        capture_output=True, text=True,
+    )
+    assert out.returncode != 0 and "deletion vector" in out.stderr and "2 positions" in out.stderr, out.stderr
+    assert conn.execute("SELECT to_regclass('delta_dv_bad')").fetchone() == (None,)

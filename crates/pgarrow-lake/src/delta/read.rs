@@ -1,7 +1,7 @@
 //! A Delta table's current version as an [`Input`]: its live files (from any writer), each
 //! with its partition values put back as columns in the table's order, for `pgarrow import`
-//! to load into PostgreSQL. A table readers must apply deletion vectors or column mapping to
-//! is refused, naming what it has, rather than read wrong.
+//! to load into PostgreSQL, without the rows its deletion vectors delete. A table readers must
+//! apply column mapping to is refused, naming what it has, rather than read wrong.
 
 use std::sync::Arc;
 
@@ -12,8 +12,7 @@ use serde_json::Value;
 
 use super::{replay, schema};
 
-/// Reader features whose tables pgarrow reads as they are (deletion vectors are checked file
-/// by file).
+/// Reader features whose tables pgarrow reads (deletion vectors applied file by file).
 const READER_FEATURES: &[&str] = &[
     "timestampNtz",
     "deletionVectors",
@@ -71,19 +70,6 @@ pub fn open_delta(
                 .into(),
         ));
     }
-    if let Some(file) = table.files.values().find(|f| f.deletion_vector.is_some()) {
-        let n = table
-            .files
-            .values()
-            .filter(|f| f.deletion_vector.is_some())
-            .count();
-        return Err(refuse(format!(
-            "{n} of its files have deletion vectors (rows deleted in place, {} first), which \
-             pgarrow does not apply yet: run OPTIMIZE or REORG TABLE ... APPLY (PURGE) on it \
-             first",
-            file.path
-        )));
-    }
     let schema: Value = serde_json::from_str(&table.metadata.schema_string)
         .map_err(|e| refuse(format!("its schema is not JSON: {e}")))?;
     let fields = schema::fields(&schema);
@@ -131,7 +117,13 @@ pub fn open_delta(
                     (*index, field.clone(), value)
                 })
                 .collect();
-            Ok(TableFile::new(at, rows, columns))
+            // A deletion vector's rows are left out (its file's own rows counted as they end).
+            let deleted = match &add.deletion_vector {
+                Some(dv) => super::dv::read(dv, &root, storage)
+                    .map_err(|e| e.context(format!("the deletion vector of {}", add.path)))?,
+                None => Vec::new(),
+            };
+            Ok(TableFile::new(at, rows, columns).with_deleted(deleted))
         })
         .collect::<Result<Vec<_>>>()?;
     let schema = table_schema(&fields, &partitions, &files)

@@ -1318,7 +1318,7 @@ def write(
     delta : str, optional
         Instead of ``data``: the Delta Lake table at this location (a directory or an object
         URL), its current version, whoever wrote it, with its partition values as columns (as
-        ``pgarrow import --delta``; a table with deletion vectors is refused).
+        ``pgarrow import --delta``; its deletion vectors applied).
     iceberg, lake_table, catalog_name : str, optional
         Instead of ``data``: the Apache Iceberg table ``lake_table`` (``namespace.name``) of
         the SQL catalog in the PostgreSQL database at ``iceberg`` (its name in it
