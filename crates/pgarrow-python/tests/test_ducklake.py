@@ -584,10 +584,7 @@ def test_schema_evolution_on_append_and_replace(url, conn, lake, duckdb_lake):
     want = duckdb_lake(catalog, "CALL ducklake_flush_inlined_data('lake'); "
                                 "SELECT id, name, tags, score, extra FROM lake.main.evo ORDER BY id")
     conn.execute("DROP TABLE IF EXISTS ducklake_evo")
-    out = subprocess.run(
-        [pgarrow_bin(), "import", "-d", url, "--quiet", "--ducklake", catalog, "--lake-table", "evo",
-         "--into", "ducklake_evo", "--create"], capture_output=True, text=True,
-    )
+    out = pg_import(url, catalog, "evo", "ducklake_evo")
     assert out.returncode == 0, out.stderr
     assert conn.execute("SELECT id, name, tags, score, extra FROM ducklake_evo ORDER BY id").fetchall() == want
     # A replace takes the export's columns.
@@ -636,9 +633,6 @@ def test_an_export_with_its_own_partitions_repartitions_the_table(url, conn, lak
     # And back into PostgreSQL as DuckDB reads it.
     want = duckdb_lake(catalog, "SELECT id, k, d FROM lake.main.rp ORDER BY id, d")
     conn.execute("DROP TABLE IF EXISTS ducklake_rp")
-    out = subprocess.run(
-        [pgarrow_bin(), "import", "-d", url, "--quiet", "--ducklake", catalog, "--lake-table", "rp",
-         "--into", "ducklake_rp", "--create"], capture_output=True, text=True,
-    )
+    out = pg_import(url, catalog, "rp", "ducklake_rp")
     assert out.returncode == 0, out.stderr
     assert conn.execute("SELECT id, k, d FROM ducklake_rp ORDER BY id, d").fetchall() == want
