@@ -79,6 +79,17 @@ async fn read_catalog(
     table: &str,
     storage: &StorageOptions,
 ) -> Result<Read> {
+    let exists = db
+        .query("SELECT to_regclass('ducklake_metadata')::text", &[])
+        .await?;
+    if exists.first().and_then(|r| r[0].as_ref()).is_none() {
+        return Err(ErrorKind::Usage(
+            "the catalog database has no DuckLake catalog (no ducklake_metadata table): is \
+             --ducklake the database DuckDB attached as its catalog?"
+                .into(),
+        )
+        .into());
+    }
     db.open(None).await?;
     db.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await?;
