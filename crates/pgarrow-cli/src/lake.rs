@@ -4,7 +4,7 @@
 use anyhow::Result;
 use pgarrow::Source;
 use pgarrow::blocking::wait;
-use pgarrow::names::{TableName, TablePattern};
+use pgarrow::names::TableName;
 use pgarrow::partition::PartitionOptions;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
@@ -13,10 +13,10 @@ use pgarrow_lake::{
     export_to_lake,
 };
 
-use crate::args::{IncrementalArgs, LakeArgs, OutputArgs, PartitionArgs};
+use crate::args::{ExportArgs, IncrementalArgs, LakeArgs, OutputArgs, PartitionArgs};
 use crate::partition::partition_options;
 use crate::report::{group, human_bytes};
-use crate::{Session, export_options, progress_hooks, sink_options, usage};
+use crate::{Selected, Session, export_options, progress_hooks, sink_options, usage};
 
 /// One export into a lake table: its flags, and, when several tables are exported, the table
 /// it reads (into a lake table of the same schema and name) and the partitions reading in
@@ -93,63 +93,43 @@ fn run_options(
     Ok(Some(options))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// `export` into a lake table: one table or query; or several tables (`--table` patterns,
+/// `--schema`), each into a lake table of its own schema and name (a Delta table at
+/// LOCATION/SCHEMA.NAME), all read in one snapshot, each table its own commit.
 pub(crate) fn export(
     rt: &tokio::runtime::Runtime,
     session: &mut Session,
     config: &Config,
-    source: &Source,
-    args: &OutputArgs,
-    partition: &PartitionArgs,
-    lake: &LakeArgs,
-    incremental: &IncrementalArgs,
+    selected: Selected,
+    args: &ExportArgs,
     policies: &Policies,
 ) -> Result<()> {
-    check_flags(args, partition)?;
-    let job = Job {
-        args,
-        partition,
-        lake,
-        incremental,
+    check_flags(&args.output, &args.partition)?;
+    let one = Job {
+        args: &args.output,
+        partition: &args.partition,
+        lake: &args.lake,
+        incremental: &args.incremental,
         policies,
         shared: None,
     };
-    export_one(rt, session, config, source, &job)
-}
-
-/// Several tables (`--table` patterns, `--schema`), each into a lake table of its own schema
-/// and name (a Delta table at LOCATION/SCHEMA.NAME), all read in one snapshot; each table is
-/// its own commit.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn export_tables(
-    rt: &tokio::runtime::Runtime,
-    session: &mut Session,
-    config: &Config,
-    patterns: &[TablePattern],
-    args: &OutputArgs,
-    partition: &PartitionArgs,
-    lake: &LakeArgs,
-    incremental: &IncrementalArgs,
-    policies: &Policies,
-) -> Result<()> {
-    check_flags(args, partition)?;
-    if lake.lake_table.is_some() {
+    let patterns = match selected {
+        Selected::One(source) => return export_one(rt, session, config, &source, &one),
+        Selected::Tables(patterns) => patterns,
+    };
+    if args.lake.lake_table.is_some() {
         return Err(usage(
             "--lake-table names one lake table: several tables go into tables of their own \
              schemas and names",
         ));
     }
     let stop = session.stop.clone();
-    let shared = wait(rt, &stop, SharedSnapshot::begin(config, patterns))?;
-    let partitions = partition_options(partition);
+    let shared = wait(rt, &stop, SharedSnapshot::begin(config, &patterns))?;
+    let partitions = partition_options(&args.partition);
     for table in shared.tables().to_vec() {
         let job = Job {
-            args,
-            partition,
-            lake,
-            incremental,
-            policies,
             shared: Some((&table, shared.partitions(&partitions))),
+            ..one
         };
         export_one(rt, session, config, &Source::from(table.clone()), &job)?;
     }

@@ -121,36 +121,13 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
                         &policies,
                     )
                 }
-                Selected::Tables(_) if incremental => Err(usage(
-                    "--incremental-by reads one --table, not a pattern or several tables",
+                Selected::Tables(_) if incremental && !args.lake.is_lake() => Err(usage(
+                    "--incremental-by reads one --table, not a pattern or several tables (into \
+                     lake tables, each table's runs keep their state in its own commits)",
                 )),
-                Selected::One(source) if args.lake.is_lake() => {
+                selected if args.lake.is_lake() => {
                     let config = read_only_config(&args.source)?;
-                    lake::export(
-                        &rt,
-                        session,
-                        &config,
-                        &source,
-                        &args.output,
-                        &args.partition,
-                        &args.lake,
-                        &args.incremental,
-                        &policies,
-                    )
-                }
-                Selected::Tables(patterns) if args.lake.is_lake() => {
-                    let config = read_only_config(&args.source)?;
-                    lake::export_tables(
-                        &rt,
-                        session,
-                        &config,
-                        &patterns,
-                        &args.output,
-                        &args.partition,
-                        &args.lake,
-                        &args.incremental,
-                        &policies,
-                    )
+                    lake::export(&rt, session, &config, selected, &args, &policies)
                 }
                 Selected::One(source) if args.slot.replication_slot.is_some() => {
                     let config = read_only_config(&args.source)?;
@@ -281,7 +258,7 @@ fn read_only_config(args: &SourceArgs) -> Result<Config> {
 }
 
 /// What the source options select.
-enum Selected {
+pub(crate) enum Selected {
     /// A query, or one table (perhaps narrowed by --columns, --where, --limit).
     One(Source),
     /// Several tables: patterns, a repeated --table, --schema.

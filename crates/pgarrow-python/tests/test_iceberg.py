@@ -456,6 +456,18 @@ def test_several_tables_go_into_lake_tables_of_their_own_in_one_snapshot(url, co
     # One lake table cannot take several.
     out = ice(url, cat_url, "--schema", "lake_many", "--lake-table", "x", check=False)
     assert out.returncode != 0 and "--lake-table" in out.stderr
+    # Incremental runs of several tables, each table's state in its own lake table's commits;
+    # into files (one state file) they stay refused, named.
+    runs = [
+        [json.loads(line) for line in export(url, "--schema", "lake_many", "--delta", str(tmp_path / "inc_cli"),
+                                             "--incremental-by", "id").stdout.splitlines()]
+        for _ in range(2)
+    ]
+    assert [[(r["rows"], r["first_run"]) for r in run] for run in runs] == [[(10, True), (5, True)],
+                                                                             [(0, False), (0, False)]]
+    out = export(url, "--schema", "lake_many", "-o", str(tmp_path / "x.parquet"), "--incremental-by", "id",
+                 check=False)
+    assert out.returncode != 0 and "--incremental-by reads one --table" in out.stderr, out.stderr
     # From Python: each format's export takes a list of table patterns or schema patterns, and
     # returns a list of statistics, one per table.
     import pgarrow
