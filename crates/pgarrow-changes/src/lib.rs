@@ -30,6 +30,7 @@
 mod apply;
 mod decode;
 mod files;
+pub mod net;
 pub mod slot;
 mod stream;
 
