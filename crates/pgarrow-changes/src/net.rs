@@ -60,6 +60,7 @@ impl Kept {
     }
 }
 
+/// What a run leaves of one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// A row the run leaves (inserted or updated).
