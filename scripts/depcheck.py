@@ -52,6 +52,7 @@ DOOR_TOOLING = {"pgarrow-scratch": "the CLI's `pgarrow demo` runs a scratch clus
 # Dependencies between siblings of one layer that the design allows.
 SIBLINGS = {
     ("pgarrow-python", "pgarrow-adbc"): "the Python package embeds the ADBC driver",
+    ("pgarrow-lake", "pgarrow-changes"): "a lake table's mirror follows the change stream",
 }
 
 # Upward dependencies that exist today and are to go: (crate, dependency, kind) -> why it is

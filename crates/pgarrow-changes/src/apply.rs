@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use crate::decode::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN, meta_fields};
 use crate::files::{CHANGES_MANIFEST, ChangesFile, ChangesManifest};
-use crate::net::{Change, Effect, KeyAt, Kept, reduce};
+use crate::net::{Change, Effect, Kept, KeyAt, reduce};
 use pgarrow::names::TableName;
 use pgarrow::names::write_target;
 use pgarrow::protocol::{quote_ident, quote_literal};

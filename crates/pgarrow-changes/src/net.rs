@@ -13,6 +13,10 @@ use arrow_schema::DataType;
 
 use crate::decode::Op;
 
+/// How many columns a change batch has after the table's own: `_op`, `_lsn`, `_commit_lsn`,
+/// `_commit_time`, `_xid`, `_unchanged`, `_old`.
+pub const CHANGE_COLUMNS: usize = 7;
+
 /// Where a change's key is: the row's columns, or the old image's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyAt {
@@ -75,10 +79,7 @@ pub enum Effect {
 /// # Errors
 /// An update that left values unsent of a row an earlier change deleted (the changes are not
 /// a source's), said in words.
-pub fn reduce(
-    changes: &[Change<'_>],
-    columns: usize,
-) -> std::result::Result<Vec<Effect>, String> {
+pub fn reduce(changes: &[Change<'_>], columns: usize) -> std::result::Result<Vec<Effect>, String> {
     let mut effects: Vec<Option<Effect>> = Vec::with_capacity(changes.len());
     let mut latest: HashMap<&[u8], usize> = HashMap::with_capacity(changes.len());
     fn put<'k>(
@@ -155,7 +156,6 @@ pub fn reduce(
     }
     Ok(effects.into_iter().flatten().collect())
 }
-
 
 /// Encodes the values of key columns as bytes, equal exactly when the keys are equal: each
 /// value its null flag and its bytes (a fixed-width value as stored, a variable one with its
@@ -239,7 +239,6 @@ impl KeyEncoder {
         Ok((body, ends))
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -363,6 +362,15 @@ mod tests {
         assert!(e.contains("deleted by an earlier change"), "{e}");
     }
 
+    #[test]
+    fn the_change_columns_are_counted() {
+        let fields = arrow_schema::Fields::from(vec![arrow_schema::Field::new(
+            "id",
+            DataType::Int64,
+            false,
+        )]);
+        assert_eq!(crate::decode::meta_fields(&fields).len(), CHANGE_COLUMNS);
+    }
 
     #[test]
     fn equal_keys_are_equal_bytes() {

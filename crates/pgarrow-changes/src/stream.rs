@@ -448,6 +448,12 @@ impl ChangeStream {
         self.delivered
     }
 
+    /// The furthest WAL position the server said it has (its keepalives' and data's): how far
+    /// behind the stream is, against [`delivered`](Self::delivered).
+    pub fn server_lsn(&self) -> Lsn {
+        self.received
+    }
+
     /// The next event; `None` once the stream ended (stopped, caught up, or the server ended
     /// it), after a last checkpoint.
     ///

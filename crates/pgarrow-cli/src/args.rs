@@ -101,6 +101,12 @@ pub(crate) enum Command {
     /// far the target is).
     #[command(after_help = [APPLY_EXAMPLES, "\n\n", CONNECTION_HELP].concat())]
     Apply(ApplyArgs),
+    /// Keep lake tables equal to PostgreSQL tables: export them into DuckLake tables in the
+    /// snapshot of a new replication slot, then commit the slot's changes (inserts, updates,
+    /// deletes, truncates) at transaction boundaries, each commit recording the WAL position it
+    /// reaches, exactly once across restarts.
+    #[command(after_help = [MIRROR_EXAMPLES, "\n\n", CONNECTION_HELP].concat())]
+    Mirror(Box<MirrorArgs>),
     /// Start a scratch PostgreSQL, load a 1M-row lineitem table and export it to Parquet.
     Demo(DemoArgs),
     /// Print a completion script for a shell: bash, zsh, fish, elvish or powershell
@@ -440,6 +446,44 @@ pub(crate) struct ExportArgs {
     pub(crate) lake: LakeArgs,
     #[command(flatten)]
     pub(crate) policies: PolicyArgs,
+}
+
+/// `pgarrow mirror`: an export's flags (the tables, the lake table, its files), and how the
+/// mirror follows the slot.
+#[derive(Args, Debug)]
+pub(crate) struct MirrorArgs {
+    #[command(flatten)]
+    pub(crate) export: ExportArgs,
+    #[command(flatten)]
+    pub(crate) mirror: MirrorFlags,
+}
+
+/// How a mirror follows its slot.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Mirror")]
+pub(crate) struct MirrorFlags {
+    /// The logical replication slot the mirror follows (made, with its snapshot, by the first
+    /// run; its position is kept in the lake tables' commits).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) slot: String,
+    /// The publication the changes are read through (default: one named as the slot, made
+    /// for the tables when missing).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) publication: Option<String>,
+    /// Commit at the first transaction boundary this many seconds after the last commit.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub(crate) commit_interval: f64,
+    /// ... or once this many changes arrived, whichever comes first.
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = at_least_one_u64)]
+    pub(crate) commit_changes: u64,
+    /// Commit what was committed up to now, then exit (a scheduled job), instead of following
+    /// until stopped.
+    #[arg(long)]
+    pub(crate) catch_up: bool,
+    /// Start over: drop the slot if it exists, make it again and export every table anew in
+    /// its snapshot, replacing the lake tables' rows.
+    #[arg(long)]
+    pub(crate) start_over: bool,
 }
 
 /// Lake tables: the export committed into a table of a lake format.
@@ -790,6 +834,17 @@ Examples:
   pgarrow changes --slot orders_slot --publication orders_pub -o changes/
   # Or as a daily job: what was committed up to now, then exit
   pgarrow changes --slot orders_slot --publication orders_pub --catch-up -o s3://bucket/changes/";
+
+const MIRROR_EXAMPLES: &str = "\
+Examples:
+  # The first run makes the slot (and a publication of the same name), exports the table in
+  # its snapshot, then commits the changes every 10 s until Ctrl-C; later runs go on from the
+  # position the lake table records
+  pgarrow mirror -d shop -t orders --slot orders_mirror \\
+      --ducklake postgresql://lakehost/lake --data-path s3://bucket/lake/
+  # Every table of a schema, each into a lake table of its own; as a scheduled job
+  pgarrow mirror -d shop --schema sales --slot sales_mirror --ducklake postgresql:///lake \\
+      --data-path /data/lake/ --catch-up";
 
 const APPLY_EXAMPLES: &str = "Examples:
   # The changes of the source, applied to the same tables of a replica (by primary key)

@@ -13,7 +13,7 @@ use pgarrow_lake::{
     export_to_lake,
 };
 
-use crate::args::{ExportArgs, IncrementalArgs, LakeArgs, OutputArgs, PartitionArgs};
+use crate::args::{ExportArgs, IncrementalArgs, LakeArgs, MirrorArgs, OutputArgs, PartitionArgs};
 use crate::partition::partition_options;
 use crate::report::{group, human_bytes};
 use crate::{Selected, Session, export_options, progress_hooks, sink_options, usage};
@@ -288,6 +288,142 @@ fn finish(args: &OutputArgs, stats: &LakeStats) -> Result<()> {
             "commit       {:>7.3}  footers read, metadata written, the commit ({})",
             stats.commit.as_secs_f64(),
             stats.point()
+        );
+    }
+    Ok(())
+}
+
+/// `pgarrow mirror`: the tables the flags select, into lake tables named as an export's, kept
+/// equal to them through the slot; a line per commit and checkpoint (a JSON line each with
+/// `--json`), and a summary.
+pub(crate) fn mirror(
+    rt: &tokio::runtime::Runtime,
+    session: &mut Session,
+    config: &Config,
+    selected: Selected,
+    args: &MirrorArgs,
+    policies: &Policies,
+) -> Result<()> {
+    use pgarrow_lake::mirror::{MirrorOptions, MirrorProgress, mirror_to_lake};
+    let export = &args.export;
+    check_flags(&export.output, &export.partition)?;
+    let not_here = [
+        (
+            "--incremental-by",
+            export.incremental.incremental_by.is_some(),
+        ),
+        ("--replication-slot", export.slot.replication_slot.is_some()),
+        ("--plan", export.plan.is_some()),
+        ("--stats", export.output.stats),
+        ("--stats-json", export.output.stats_json.is_some()),
+    ];
+    if let Some((flag, _)) = not_here.iter().find(|(_, given)| *given) {
+        return Err(usage(&format!("{flag} does not apply to a mirror")));
+    }
+    if !export.lake.is_lake() {
+        return Err(usage(
+            "a mirror keeps a lake table: name it (--ducklake URL, with --data-path for a new \
+             catalog)",
+        ));
+    }
+    let flags = &args.mirror;
+    if !(flags.commit_interval.is_finite() && flags.commit_interval >= 0.0) {
+        return Err(usage(
+            "--commit-interval takes a number of seconds, 0 or more",
+        ));
+    }
+    let stop = session.stop.clone();
+    let tables = match selected {
+        Selected::One(Source::Table(t)) => vec![t],
+        Selected::One(_) => {
+            return Err(usage(
+                "a mirror follows tables (--table, --schema), not a query",
+            ));
+        }
+        Selected::Tables(patterns) => {
+            if export.lake.lake_table.is_some() {
+                return Err(usage(
+                    "--lake-table names one lake table: several tables go into tables of their \
+                     own schemas and names",
+                ));
+            }
+            let config = config.clone();
+            wait(rt, &stop, async move {
+                let mut conn = pgarrow::protocol::Connection::connect(&config)
+                    .await
+                    .map_err(|e| pgarrow::Error::from(pgarrow::ErrorKind::Connect(e)))?;
+                let tables = pgarrow::names::resolve(&mut conn, &patterns).await;
+                let _ = conn.close().await;
+                tables
+            })?
+        }
+    };
+    let one = Job {
+        args: &export.output,
+        partition: &export.partition,
+        lake: &export.lake,
+        incremental: &export.incremental,
+        policies,
+        shared: None,
+    };
+    let target = target(&Source::Table(tables[0].clone()), &one)?;
+    let options = MirrorOptions::new(flags.slot.clone())
+        .with_publication(flags.publication.clone())
+        .with_commit_interval(std::time::Duration::from_secs_f64(flags.commit_interval))
+        .with_commit_changes(flags.commit_changes)
+        .with_catch_up(flags.catch_up)
+        .with_start_over(flags.start_over)
+        .with_export(export_options(&export.output, policies))
+        .with_partitions(partition_options(&export.partition));
+    let (quiet, json) = (export.output.quiet, export.output.json);
+    let hooks =
+        pgarrow::Hooks::new()
+            .with_stop(stop.clone())
+            .on_progress(move |event: &MirrorProgress| {
+                if json {
+                    if let Ok(line) = serde_json::to_string(event) {
+                        println!("{line}");
+                    }
+                } else if !quiet {
+                    eprintln!("{event}");
+                }
+            });
+    let stats = wait(
+        rt,
+        &stop,
+        mirror_to_lake(config.clone(), &tables, &target, &options, hooks),
+    )?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({"event": "done", "stats": stats}))?
+        );
+    } else if !quiet {
+        let why = if stop.is_stopped() {
+            "stopped at a transaction boundary"
+        } else if flags.catch_up {
+            "caught up"
+        } else {
+            "the server ended the stream"
+        };
+        eprintln!(
+            "mirror of {} table(s) through slot {:?}: {}{} commit(s), {} changes ({} rows written, \
+             {} deleted); every table is at {}; {why}",
+            stats.tables.len(),
+            stats.slot,
+            if stats.exported {
+                format!(
+                    "exported {} rows in a new snapshot, then ",
+                    group(stats.exported_rows)
+                )
+            } else {
+                String::new()
+            },
+            group(stats.commits),
+            group(stats.changes),
+            group(stats.inserted),
+            group(stats.deleted),
+            stats.end_lsn,
         );
     }
     Ok(())

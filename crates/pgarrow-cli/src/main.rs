@@ -225,6 +225,12 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
             let config = conn::config(&args.conn, None)?;
             changes::apply(&rt, session, &config, &args)
         }
+        Command::Mirror(args) => {
+            let selected = select("mirror", &args.export.source, session)?;
+            let config = conn::config(&args.export.source.conn, None)?;
+            let policies = args.export.policies.policies();
+            lake::mirror(&rt, session, &config, selected, &args, &policies)
+        }
         Command::Demo(args) => demo(&rt, session, args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "pgarrow", &mut std::io::stdout());

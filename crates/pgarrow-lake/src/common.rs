@@ -86,6 +86,7 @@ pub(crate) fn provenance(manifest: &pgarrow::io::Manifest) -> serde_json::Value 
         "source": manifest.source,
         "snapshot": manifest.snapshot,
         "wal_lsn": manifest.wal_lsn,
+        "replication_slot": manifest.replication_slot,
         "server_version": manifest.server_version,
         "rows": manifest.rows,
         "lossy_conversions": manifest.lossy_conversions,

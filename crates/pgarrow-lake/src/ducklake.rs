@@ -40,6 +40,7 @@
 mod catalog;
 mod columns;
 mod commit;
+pub(crate) mod mirror;
 mod partitions;
 mod read;
 mod stats;
@@ -301,6 +302,8 @@ pub async fn export_to_ducklake(
         repartition,
         files: &described,
         manifest: &manifest,
+        deletes: &[],
+        point: None,
     };
     let mut catalog = Catalog::connect(&target.catalog).await?;
     let mut retried = 0;

@@ -11,6 +11,9 @@
 //! - [`delta`]: Delta Lake tables, the log beside the data (local or any object store).
 //! - [`iceberg`]: Apache Iceberg tables, the SQL catalog in a PostgreSQL database.
 //!
+//! A lake table that follows PostgreSQL, kept equal to its source through a logical
+//! replication slot: [`mirror`].
+//!
 //! Any of them as one target and one report: [`LakeTarget`], [`export_to_lake`],
 //! [`LakeStats`]. Several tables go into lake tables of their own, read in one snapshot:
 //! [`SharedSnapshot`], [`LakeTarget::for_table`].
@@ -21,6 +24,7 @@ mod common;
 pub mod delta;
 pub mod ducklake;
 pub mod iceberg;
+pub mod mirror;
 mod run;
 mod sql;
 mod tables;

@@ -36,13 +36,36 @@ pub(super) struct Commit<'a> {
     pub(super) run: Option<&'a crate::common::LakeRun>,
     /// The run's state it went on from.
     pub(super) previous: Option<&'a IncrementalState>,
+    /// Rows deleted from the table's files (a mirror's commit).
+    pub(super) deletes: &'a [DeleteChange],
+    /// The replication slot and WAL position the commit brings the table to (a mirror's).
+    pub(super) point: Option<&'a crate::mirror::MirrorPoint>,
 }
+
+/// The deletes of one data file a commit makes: a new delete file listing every position
+/// deleted (the file's earlier ones too), or, when none of its rows is left, the data file
+/// ended.
+pub(super) struct DeleteChange {
+    pub(super) data_file_id: i64,
+    /// The delete file the data file has now, which the new one replaces.
+    pub(super) previous: Option<i64>,
+    /// The new delete file: its path under the table's directory, positions, size, footer.
+    pub(super) file: Option<(String, u64, u64, u64)>,
+    /// Rows the commit deletes.
+    pub(super) removed: u64,
+}
+
+/// The message of a commit that found the table's files changed under it (compaction, say):
+/// the mirror reads the table again and folds its changes anew.
+pub(super) const MOVED: &str = "the DuckLake table's files changed since the mirror read them";
 
 /// What a commit made.
 pub(super) struct Committed {
     pub(super) snapshot: i64,
     pub(super) table_id: i64,
     pub(super) created: bool,
+    /// The IDs the data files got, in order.
+    pub(super) file_ids: Vec<i64>,
 }
 
 impl Commit<'_> {
@@ -117,7 +140,7 @@ impl Commit<'_> {
             if self.if_exists != IfExists::Replace {
                 self.no_nulls_in_required(catalog, t.id, &name).await?;
             }
-            if !self.repartition {
+            if !self.repartition && !self.files.is_empty() {
                 same_partitions(t, self.keys, &name)?;
             }
             if self.run.is_some() {
@@ -243,7 +266,12 @@ impl Commit<'_> {
             self.end_rows(catalog, &t, &s).await?;
             changes.push(format!("deleted_from_table:{table_id}"));
         }
-        self.add_files(catalog, &t, &s, partition_id, &mut next_file_id)
+        if !self.deletes.is_empty() {
+            self.delete_rows(catalog, &t, &s, &mut next_file_id).await?;
+            changes.push(format!("deleted_from_table:{table_id}"));
+        }
+        let file_ids = self
+            .add_files(catalog, &t, &s, partition_id, &mut next_file_id)
             .await?;
         if !created && self.if_exists != IfExists::Replace {
             // The table's earlier rows are NULL in a new column, and the new rows in a column
@@ -268,7 +296,9 @@ impl Commit<'_> {
                     .await?;
             }
         }
-        changes.push(format!("inserted_into_table:{table_id}"));
+        if !self.files.is_empty() || created {
+            changes.push(format!("inserted_into_table:{table_id}"));
+        }
         catalog
             .exec(
                 "INSERT INTO ducklake_snapshot VALUES ($1::bigint, now(), $2::bigint, \
@@ -282,6 +312,11 @@ impl Commit<'_> {
             )
             .await?;
         let mut provenance = crate::common::provenance(self.manifest);
+        if let Some(point) = self.point {
+            provenance["replication_slot"] = point.slot.clone().into();
+            provenance["wal_lsn"] = point.lsn.to_string().into();
+            provenance["mirror"] = true.into();
+        }
         if let Some(run) = self.run {
             provenance["incremental"] = serde_json::to_value(&run.state).map_err(|e| {
                 Error::from(ErrorKind::Internal(format!("the incremental state: {e}")))
@@ -293,7 +328,10 @@ impl Commit<'_> {
                 &[
                     Some(&s),
                     Some(&changes.join(",")),
-                    Some(&format!("pgarrow export of {name}")),
+                    Some(&match self.point {
+                        Some(p) => format!("pgarrow mirror of {name} to {}", p.lsn),
+                        None => format!("pgarrow export of {name}"),
+                    }),
                     Some(&provenance.to_string()),
                 ],
             )
@@ -302,6 +340,7 @@ impl Commit<'_> {
             snapshot,
             table_id,
             created,
+            file_ids,
         })
     }
 
@@ -389,8 +428,9 @@ impl Commit<'_> {
         s: &str,
         partition_id: Option<i64>,
         next_file_id: &mut i64,
-    ) -> Result<()> {
+    ) -> Result<Vec<i64>> {
         let partition = partition_id.map(|p| p.to_string());
+        let mut ids = Vec::with_capacity(self.files.len());
         let mut partition_values = Vec::new();
         let stats = catalog
             .query(
@@ -410,6 +450,7 @@ impl Commit<'_> {
         for f in self.files {
             let id = *next_file_id;
             *next_file_id += 1;
+            ids.push(id);
             files.push(vec![
                 Some(id.to_string()),
                 Some(t.to_owned()),
@@ -488,7 +529,81 @@ impl Commit<'_> {
                 ],
             )
             .await?;
-        self.table_column_stats(catalog, t).await
+        self.table_column_stats(catalog, t).await?;
+        Ok(ids)
+    }
+
+    /// Ends each touched data file's delete file and adds its new one (or ends the data file
+    /// when no row of it is left), after checking that the table still has them as the
+    /// mirror read it ([`MOVED`] otherwise); the table's row count goes down by the rows
+    /// deleted.
+    async fn delete_rows(
+        &self,
+        catalog: &mut Catalog,
+        t: &str,
+        s: &str,
+        next_file_id: &mut i64,
+    ) -> Result<()> {
+        let mut removed = 0u64;
+        for d in self.deletes {
+            let file = d.data_file_id.to_string();
+            let state = catalog
+                .query(
+                    "SELECT (SELECT count(*) FROM ducklake_data_file WHERE data_file_id =                      $1::bigint AND table_id = $2::bigint AND end_snapshot IS NULL)::text,                      (SELECT string_agg(delete_file_id::text, ',') FROM ducklake_delete_file                      WHERE data_file_id = $1::bigint AND end_snapshot IS NULL)",
+                    &[Some(&file), Some(t)],
+                )
+                .await?;
+            let live = state.first().and_then(|r| r[0].as_deref()) == Some("1");
+            let current = state.first().and_then(|r| r[1].clone());
+            if !live || current != d.previous.map(|p| p.to_string()) {
+                return Err(ErrorKind::Unexpected(MOVED.into()).into());
+            }
+            if let Some(previous) = d.previous {
+                catalog
+                    .exec(
+                        "UPDATE ducklake_delete_file SET end_snapshot = $1::bigint                          WHERE delete_file_id = $2::bigint",
+                        &[Some(s), Some(&previous.to_string())],
+                    )
+                    .await?;
+            }
+            match &d.file {
+                Some((path, count, bytes, footer)) => {
+                    let id = *next_file_id;
+                    *next_file_id += 1;
+                    catalog
+                        .exec(
+                            "INSERT INTO ducklake_delete_file (delete_file_id, table_id,                              begin_snapshot, end_snapshot, data_file_id, path,                              path_is_relative, format, delete_count, file_size_bytes,                              footer_size, encryption_key, partial_max) VALUES ($1::bigint,                              $2::bigint, $3::bigint, NULL, $4::bigint, $5, true, 'parquet',                              $6::bigint, $7::bigint, $8::bigint, NULL, NULL)",
+                            &[
+                                Some(&id.to_string()),
+                                Some(t),
+                                Some(s),
+                                Some(&file),
+                                Some(path),
+                                Some(&count.to_string()),
+                                Some(&bytes.to_string()),
+                                Some(&footer.to_string()),
+                            ],
+                        )
+                        .await?;
+                }
+                None => {
+                    catalog
+                        .exec(
+                            "UPDATE ducklake_data_file SET end_snapshot = $1::bigint                              WHERE data_file_id = $2::bigint",
+                            &[Some(s), Some(&file)],
+                        )
+                        .await?;
+                }
+            }
+            removed += d.removed;
+        }
+        catalog
+            .exec(
+                "UPDATE ducklake_table_stats SET record_count = greatest(record_count -                  $2::bigint, 0) WHERE table_id = $1::bigint",
+                &[Some(t), Some(&removed.to_string())],
+            )
+            .await?;
+        Ok(())
     }
 
     /// Folds the files' bounds into the table's: the files' own compared here (as

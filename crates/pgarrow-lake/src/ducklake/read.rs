@@ -265,7 +265,7 @@ async fn read_at_snapshot(
 }
 
 /// The positions a DuckLake delete file lists (its `pos` column).
-async fn delete_positions(path: &str, storage: &StorageOptions) -> Result<Vec<u64>> {
+pub(super) async fn delete_positions(path: &str, storage: &StorageOptions) -> Result<Vec<u64>> {
     let location = Location::parse(path, storage)?;
     let shown = path.to_owned();
     tokio::task::spawn_blocking(move || -> Result<Vec<u64>> {

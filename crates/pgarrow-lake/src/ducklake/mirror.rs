@@ -1,0 +1,504 @@
+//! A DuckLake table kept by a mirror: read as the mirror holds it (its live files and their
+//! delete files, the replication slot and WAL position its last commit reached), and one
+//! commit per fold of changes: new data files, a new delete file for each data file that
+//! loses rows (listing all its deleted positions, as DuckLake keeps one live delete file per
+//! data file), a truncate as every row ended, and the position reached, in one catalog
+//! transaction.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::{Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use pgarrow::io::{FieldIds, Format, Layout, LayoutWriter, Location, Manifest, ManifestFile};
+use pgarrow::{Error, ErrorKind, Result};
+
+use super::catalog::Catalog;
+use super::columns::{known_ids, lake_columns_from};
+use super::commit::{Commit, DeleteChange, MOVED};
+use super::{DuckLakeTarget, Table, describe_files, find_table, last_column_id, partitions};
+use crate::common::{IfExists, new_uuid};
+use crate::mirror::MirrorPoint;
+use crate::mirror::live::{Live, LiveFile, Plan};
+
+/// Iceberg's (and DuckLake's) field IDs of a position delete file's columns.
+const FILE_PATH_ID: &str = "2147483546";
+const POS_ID: &str = "2147483545";
+
+/// What a commit's error says when the table's files changed under it.
+pub(crate) const MOVED_TEXT: &str = MOVED;
+
+/// A DuckLake table a mirror commits to.
+pub(crate) struct DuckLakeMirror {
+    target: DuckLakeTarget,
+    table: Table,
+    /// Each data file's live delete file.
+    delete_files: HashMap<i64, i64>,
+}
+
+/// What a commit did.
+pub(crate) struct MirrorCommit {
+    pub(crate) snapshot: i64,
+    pub(crate) files: usize,
+}
+
+impl DuckLakeMirror {
+    /// The table `target` names, if it exists: as the mirror holds it (its index by `key`),
+    /// and the position its last commit that carries one reached.
+    ///
+    /// # Errors
+    /// Rows DuckDB inlined into the catalog (a mirror deletes by file position); the catalog's
+    /// and the files' errors.
+    pub(crate) async fn open(
+        target: &DuckLakeTarget,
+        key: Vec<String>,
+    ) -> Result<Option<(DuckLakeMirror, Live, Option<MirrorPoint>)>> {
+        let name = format!("{}.{}", target.schema, target.table);
+        let mut catalog = Catalog::connect(&target.catalog).await?;
+        let opened = Self::read(&mut catalog, target, &name).await;
+        catalog.close().await;
+        let Some((table, files, delete_files, point)) = opened? else {
+            return Ok(None);
+        };
+        let live = Live::load(key, files)
+            .await
+            .map_err(|e| e.context(format!("reading DuckLake table {name}")))?;
+        Ok(Some((
+            DuckLakeMirror {
+                target: target.clone(),
+                table,
+                delete_files,
+            },
+            live,
+            point,
+        )))
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn read(
+        catalog: &mut Catalog,
+        target: &DuckLakeTarget,
+        name: &str,
+    ) -> Result<Option<(Table, Vec<LiveFile>, HashMap<i64, i64>, Option<MirrorPoint>)>> {
+        let exists = catalog
+            .query("SELECT to_regclass('ducklake_metadata')::text", &[])
+            .await?;
+        if exists.first().and_then(|r| r[0].as_ref()).is_none() {
+            return Ok(None);
+        }
+        catalog
+            .batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let read = async {
+            let none: Result<Option<_>> = Ok(None);
+            let Some(table) = find_table(catalog, &target.schema, &target.table).await? else {
+                return none;
+            };
+            let t = table.id.to_string();
+            let inlined = catalog
+                .query(
+                    "SELECT table_name FROM ducklake_inlined_data_tables WHERE table_id = $1::bigint",
+                    &[Some(&t)],
+                )
+                .await?;
+            for r in inlined {
+                let Some(inlined) = &r[0] else { continue };
+                let live = catalog
+                    .query(
+                        &format!(
+                            "SELECT count(*)::text FROM {} WHERE end_snapshot IS NULL",
+                            super::catalog::quote_ident(inlined)
+                        ),
+                        &[],
+                    )
+                    .await?;
+                if live.first().and_then(|r| r[0].as_deref()) != Some("0") {
+                    return Err(ErrorKind::Usage(format!(
+                        "DuckLake table {name} holds rows DuckDB inlined into the catalog, \
+                         which a mirror cannot delete by position: flush them into files \
+                         first (CALL ducklake_flush_inlined_data('LAKE'))"
+                    ))
+                    .into());
+                }
+            }
+            let files = catalog
+                .query(
+                    "SELECT data_file_id::text, path, path_is_relative::text, \
+                     record_count::text FROM ducklake_data_file \
+                     WHERE table_id = $1::bigint AND end_snapshot IS NULL ORDER BY data_file_id",
+                    &[Some(&t)],
+                )
+                .await?;
+            let deletes = catalog
+                .query(
+                    "SELECT data_file_id::text, delete_file_id::text, path, \
+                     path_is_relative::text FROM ducklake_delete_file \
+                     WHERE table_id = $1::bigint AND end_snapshot IS NULL",
+                    &[Some(&t)],
+                )
+                .await?;
+            let point = catalog
+                .query(
+                    "SELECT commit_extra_info FROM ducklake_snapshot_changes \
+                     WHERE author = 'pgarrow' AND commit_extra_info LIKE '%\"replication_slot\"%' \
+                     AND string_to_array(changes_made, ',') && \
+                     ARRAY['inserted_into_table:' || $1, 'deleted_from_table:' || $1] \
+                     ORDER BY snapshot_id DESC LIMIT 1",
+                    &[Some(&t)],
+                )
+                .await?;
+            Ok(Some((table, files, deletes, point)))
+        }
+        .await;
+        let _ = catalog.batch("COMMIT").await;
+        let Some((table, files, deletes, point)) = read? else {
+            return Ok(None);
+        };
+        let number =
+            |v: &Option<String>| -> i64 { v.as_deref().and_then(|v| v.parse().ok()).unwrap_or(-1) };
+        let path_of = |path: &Option<String>, relative: &Option<String>| -> String {
+            let path = path.clone().unwrap_or_default();
+            match relative.as_deref() {
+                Some("true") => format!("{}{path}", table.dir),
+                _ => path,
+            }
+        };
+        let mut delete_files = HashMap::new();
+        let mut deleted: HashMap<i64, Vec<u64>> = HashMap::new();
+        for d in &deletes {
+            let file = number(&d[0]);
+            if delete_files.insert(file, number(&d[1])).is_some() {
+                return Err(ErrorKind::Unexpected(format!(
+                    "DuckLake table {name}: data file {file} has two live delete files"
+                ))
+                .into());
+            }
+            let at = path_of(&d[2], &d[3]);
+            deleted.insert(
+                file,
+                super::read::delete_positions(&at, &target.storage).await?,
+            );
+        }
+        let mut live = Vec::with_capacity(files.len());
+        for f in &files {
+            let id = number(&f[0]);
+            let mut gone = deleted.remove(&id).unwrap_or_default();
+            gone.sort_unstable();
+            gone.dedup();
+            live.push(LiveFile {
+                id,
+                location: Location::parse(&path_of(&f[1], &f[2]), &target.storage)?,
+                rows: u64::try_from(number(&f[3])).unwrap_or(0),
+                deleted: gone,
+            });
+        }
+        let point = match point.first().and_then(|r| r[0].as_deref()) {
+            Some(info) => MirrorPoint::from_provenance(info),
+            None => None,
+        };
+        Ok(Some((table, live, delete_files, point)))
+    }
+
+    /// Commits `plan` (its rows written as data files, its deletes as delete files) with
+    /// `point`, then brings `live` up to date.
+    ///
+    /// # Errors
+    /// The table's files changed since they were read ([`MOVED`]: the caller reads the table
+    /// again and folds anew); a column the table does not have (a schema change); files that
+    /// cannot be written; the catalog's.
+    pub(crate) async fn commit(
+        &mut self,
+        live: &mut Live,
+        plan: &Plan,
+        point: &MirrorPoint,
+    ) -> Result<MirrorCommit> {
+        let name = format!("{}.{}", self.target.schema, self.target.table);
+        let dir = Location::parse(&self.table.dir, &self.target.storage)?;
+        let mut catalog = Catalog::connect(&self.target.catalog).await?;
+        let last_id = last_column_id(&mut catalog, self.table.id).await;
+        catalog.close().await;
+        let ids = known_ids(&self.table.columns, last_id?);
+        let prefix = format!("ducklake-{}", new_uuid());
+        // The rows, as data files laid out as the table is partitioned.
+        let (manifest, columns, keys) = match &plan.rows {
+            Some(rows) => {
+                let (m, c, k) = self.write_rows(rows, &dir, &ids, &prefix, &name).await?;
+                (m, c, k)
+            }
+            // No files: no partition values to check against the table's.
+            None => (
+                Manifest::new(Format::Parquet, None, None, None, Vec::new()),
+                self.table.columns.clone(),
+                Vec::new(),
+            ),
+        };
+        let written: Vec<Location> = manifest
+            .files
+            .iter()
+            .map(|f| dir.join_path(&f.path))
+            .collect();
+        let described = describe_files(&dir, &manifest, &columns, &keys).await;
+        let described = match described {
+            Ok(d) => d,
+            Err(e) => {
+                remove_all(&written);
+                return Err(e);
+            }
+        };
+        // The deletes, one new delete file per data file that loses rows.
+        let mut deletes = Vec::new();
+        let mut delete_files = Vec::new();
+        if !plan.truncate {
+            for (file, positions) in &plan.deletes {
+                let Some(data) = live.files.get(file) else {
+                    remove_all(&written);
+                    remove_all(&delete_files);
+                    return Err(ErrorKind::Unexpected(MOVED.into()).into());
+                };
+                let mut all = data.deleted.clone();
+                all.extend(positions);
+                all.sort_unstable();
+                all.dedup();
+                let file_written = if all.len() as u64 >= data.rows {
+                    None
+                } else {
+                    let path = format!("{prefix}-delete-{file}.parquet");
+                    let at = dir.join_path(&path);
+                    match write_delete_file(&at, &data.location.to_string(), &all).await {
+                        Ok((bytes, footer)) => {
+                            delete_files.push(at);
+                            Some((path, all.len() as u64, bytes, footer))
+                        }
+                        Err(e) => {
+                            remove_all(&written);
+                            remove_all(&delete_files);
+                            return Err(e);
+                        }
+                    }
+                };
+                deletes.push(DeleteChange {
+                    data_file_id: *file,
+                    previous: self.delete_files.get(file).copied(),
+                    file: file_written,
+                    removed: positions.len() as u64,
+                });
+            }
+        }
+        let commit = Commit {
+            schema: &self.target.schema,
+            table: &self.target.table,
+            if_exists: if plan.truncate {
+                IfExists::Replace
+            } else {
+                IfExists::Append
+            },
+            expected: Some(self.table.id),
+            columns: &columns,
+            keys: &keys,
+            repartition: false,
+            files: &described,
+            manifest: &manifest,
+            run: None,
+            previous: None,
+            deletes: &deletes,
+            point: Some(point),
+        };
+        let mut catalog = Catalog::connect(&self.target.catalog).await?;
+        let done = commit.run(&mut catalog).await;
+        catalog.close().await;
+        let done = match done {
+            Ok(done) => done,
+            Err(e) => {
+                remove_all(&written);
+                remove_all(&delete_files);
+                return Err(e.context(format!("committing to DuckLake table {name}")));
+            }
+        };
+        // The table as it is now.
+        if plan.truncate {
+            self.delete_files.clear();
+        }
+        live.committed(plan);
+        for d in &deletes {
+            self.delete_files.remove(&d.data_file_id);
+        }
+        self.refresh_delete_ids().await?;
+        for (f, id) in described.iter().zip(&done.file_ids) {
+            live.add_file(LiveFile {
+                id: *id,
+                location: dir.join_path(&f.path),
+                rows: f.rows,
+                deleted: Vec::new(),
+            })
+            .await?;
+        }
+        Ok(MirrorCommit {
+            snapshot: done.snapshot,
+            files: described.len(),
+        })
+    }
+
+    /// The live delete file of each data file, read again after a commit.
+    async fn refresh_delete_ids(&mut self) -> Result<()> {
+        let mut catalog = Catalog::connect(&self.target.catalog).await?;
+        let rows = catalog
+            .query(
+                "SELECT data_file_id::text, delete_file_id::text FROM ducklake_delete_file \
+                 WHERE table_id = $1::bigint AND end_snapshot IS NULL",
+                &[Some(&self.table.id.to_string())],
+            )
+            .await;
+        catalog.close().await;
+        self.delete_files = rows?
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r[0].as_deref()?.parse().ok()?,
+                    r[1].as_deref()?.parse().ok()?,
+                ))
+            })
+            .collect();
+        Ok(())
+    }
+
+    fn layout(&self, name: &str) -> Result<Layout> {
+        let mut layout = Layout::default()
+            .with_max_file_rows(self.target.layout.max_file_rows)
+            .with_max_file_bytes(self.target.layout.max_file_bytes);
+        if let Some((_, spec)) = &self.table.partition {
+            layout.partitions = partitions::layout_of(spec, &self.table.columns)
+                .map_err(|e| e.context(format!("DuckLake table {name}")))?;
+        }
+        Ok(layout.with_partition_columns_kept(true))
+    }
+
+    /// Writes `rows` as data files under the table's directory, laid out as the table is.
+    async fn write_rows(
+        &self,
+        rows: &RecordBatch,
+        dir: &Location,
+        ids: &FieldIds,
+        prefix: &str,
+        name: &str,
+    ) -> Result<(
+        Manifest,
+        Vec<super::columns::LakeColumn>,
+        Vec<partitions::Key>,
+    )> {
+        let schema = rows.schema();
+        let columns = lake_columns_from(&schema, ids)
+            .map_err(|e| e.context(format!("DuckLake table {name}")))?;
+        let evolution = super::evolve(&self.table.columns, &columns, false, name)?;
+        if !evolution.is_none()
+            || self
+                .table
+                .columns
+                .iter()
+                .any(|t| t.parent.is_none() && !columns.iter().any(|c| c.id == t.id))
+        {
+            return Err(ErrorKind::Usage(format!(
+                "DuckLake table {name}: the source table's columns differ from the lake \
+                 table's; a mirror does not follow schema changes yet"
+            ))
+            .into());
+        }
+        let layout = self.layout(name)?;
+        let keys = partitions::keys(&layout, &columns, &schema)
+            .map_err(|e| e.context(format!("DuckLake table {name}")))?;
+        let options = self
+            .target
+            .options
+            .clone()
+            .with_field_ids(true)
+            .with_known_field_ids(ids.clone());
+        let dir2 = dir.clone();
+        let rows = rows.clone();
+        let prefix = prefix.to_owned();
+        let written = tokio::task::spawn_blocking(move || {
+            dir2.prepare_dir()?;
+            let mut writer = LayoutWriter::new(
+                dir2,
+                Format::Parquet,
+                &options,
+                &rows.schema(),
+                &layout,
+                &prefix,
+                256 << 20,
+            )?;
+            writer.write(&rows)?;
+            writer.finish()
+        })
+        .await
+        .map_err(|e| Error::from(ErrorKind::Internal(format!("writing data files: {e}"))))?
+        .map_err(Error::from)?;
+        let files = written
+            .into_iter()
+            .map(|w| {
+                let mut f = ManifestFile::new(w.path, w.rows, w.bytes);
+                f.values = w.values;
+                f
+            })
+            .collect();
+        let mut manifest = Manifest::new(Format::Parquet, None, None, None, files);
+        manifest.schema = Some(schema.as_ref().clone());
+        Ok((manifest, columns, keys))
+    }
+}
+
+/// A position delete file at `at`: `file_path` and `pos` of each deleted row, sorted. Its size
+/// and footer length.
+async fn write_delete_file(
+    at: &Location,
+    data_file: &str,
+    positions: &[u64],
+) -> Result<(u64, u64)> {
+    let field = |name: &str, ty: DataType, id: &str| {
+        Field::new(name, ty, false).with_metadata(
+            [("PARQUET:field_id".to_owned(), id.to_owned())]
+                .into_iter()
+                .collect::<std::collections::HashMap<String, String>>(),
+        )
+    };
+    let schema = Arc::new(Schema::new(vec![
+        field("file_path", DataType::Utf8, FILE_PATH_ID),
+        field("pos", DataType::Int64, POS_ID),
+    ]));
+    let n = positions.len();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec![data_file; n])),
+            Arc::new(Int64Array::from_iter_values(
+                positions.iter().map(|&p| p as i64),
+            )),
+        ],
+    )
+    .map_err(|e| Error::from(ErrorKind::Internal(format!("a delete file: {e}"))))?;
+    let at = at.clone();
+    tokio::task::spawn_blocking(move || -> Result<(u64, u64)> {
+        let mut bytes = Vec::new();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, None)
+            .map_err(|e| Error::from(ErrorKind::Internal(format!("a delete file: {e}"))))?;
+        writer
+            .write(&batch)
+            .and_then(|_| writer.close().map(|_| ()))
+            .map_err(|e| Error::from(ErrorKind::Internal(format!("a delete file: {e}"))))?;
+        let footer = bytes
+            .len()
+            .checked_sub(8)
+            .map(|at| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]))
+            .unwrap_or(0);
+        at.write_atomically(&bytes)?;
+        Ok((bytes.len() as u64, u64::from(footer)))
+    })
+    .await
+    .map_err(|e| Error::from(ErrorKind::Internal(format!("writing a delete file: {e}"))))?
+}
+
+/// Removes files a failed commit wrote (best effort: a file left over is named by no
+/// snapshot, and DuckDB's cleanup of orphaned files removes it).
+fn remove_all(files: &[Location]) {
+    for f in files {
+        let _ = f.remove();
+    }
+}

@@ -1,0 +1,902 @@
+//! A lake table that follows PostgreSQL: [`mirror_to_lake`] exports tables into lake tables in
+//! the snapshot of a new logical replication slot, then follows the slot and commits the
+//! changes, each commit at a transaction boundary and carrying the WAL position it reaches.
+//!
+//! # Exactly once
+//! Every commit of a mirrored table records the slot and the position it brings the table to
+//! (the first, the export's, records the slot's consistent point). The slot is confirmed only
+//! once every table with changes up to a checkpoint has committed them. A mirror that starts
+//! again reads each table's position back from the table itself, streams from the lowest, and
+//! leaves out of each table the transactions it already holds: a process killed at any moment
+//! leaves each table equal to the source at its recorded position, and the next run goes on
+//! from there, with no change lost or applied twice.
+//!
+//! # What a commit holds
+//! The net effect of the changes since the last commit, by the table's key (its primary key,
+//! else its replica identity index): rows inserted or updated are written as new data files;
+//! the rows they replace and the rows deleted are deleted by position (each data file's delete
+//! file); a truncate ends every row first. A value an update did not send (an unchanged
+//! TOASTed value) is taken from the change before it or from the lake table's row, never
+//! written as NULL.
+//!
+//! ```no_run
+//! # async fn run() -> pgarrow::Result<()> {
+//! use pgarrow::names::TableName;
+//! use pgarrow_lake::mirror::{MirrorOptions, mirror_to_lake};
+//! use pgarrow_lake::{DuckLakeTarget, LakeTarget};
+//! let catalog = pgarrow::protocol::Config::parse("postgresql://localhost/lake")?;
+//! let target = LakeTarget::from(
+//!     DuckLakeTarget::new(catalog, "shop", "orders").with_data_path("s3://bucket/lake/"),
+//! );
+//! let options = MirrorOptions::new("orders_mirror").with_catch_up(true);
+//! let stats = mirror_to_lake(
+//!     "postgresql://localhost/shop",
+//!     &[TableName::new(Some("public"), "orders")],
+//!     &target,
+//!     &options,
+//!     Default::default(),
+//! )
+//! .await?;
+//! println!("{} commits, the tables are at {}", stats.commits, stats.end_lsn);
+//! # Ok(())
+//! # }
+//! ```
+
+pub(crate) mod live;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use pgarrow::names::TableName;
+use pgarrow::partition::PartitionOptions;
+use pgarrow::protocol::{Config, Connection, quote_ident, quote_literal};
+use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
+use pgarrow_changes::slot::ReplicationSlot;
+use pgarrow_changes::{COMMIT_LSN_COLUMN, ChangeEvent, ChangeOptions, ChangeStream, ValueFormat};
+use pgarrow_protocol::replication::Lsn;
+use serde::Serialize;
+
+use crate::common::IfExists;
+use crate::ducklake::mirror::DuckLakeMirror;
+use crate::target::{LakeTarget, export_to_lake};
+use live::{Live, Plan};
+
+/// Where a mirrored table is: the slot it follows and the WAL position its last commit
+/// reached (every transaction committed before it is in the table, none after).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MirrorPoint {
+    /// The logical replication slot.
+    pub slot: String,
+    /// The position.
+    #[serde(serialize_with = "as_text")]
+    pub lsn: Lsn,
+}
+
+fn as_text<S: serde::Serializer>(lsn: &Lsn, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&lsn.to_string())
+}
+
+impl MirrorPoint {
+    /// The point a commit's provenance (the JSON pgarrow writes with each commit) names: its
+    /// replication slot and WAL position, when it has both.
+    pub(crate) fn from_provenance(text: &str) -> Option<MirrorPoint> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        Some(MirrorPoint {
+            slot: v.get("replication_slot")?.as_str()?.to_owned(),
+            lsn: v.get("wal_lsn")?.as_str()?.parse().ok()?,
+        })
+    }
+}
+
+/// How a mirror runs: [`MirrorOptions::new`], then `with_*`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MirrorOptions {
+    /// The logical replication slot (made, with its snapshot, by the first run).
+    pub slot: String,
+    /// The publication the slot's changes are read through; by default one named as the slot,
+    /// made for the tables when missing.
+    pub publication: Option<String>,
+    /// A commit comes at the first transaction boundary this long after the last.
+    pub commit_interval: Duration,
+    /// ... or once this many changes arrived, whichever comes first.
+    pub commit_changes: u64,
+    /// End once every change committed before the start is in the tables (a scheduled job),
+    /// instead of following until stopped.
+    pub catch_up: bool,
+    /// Start over: drop the slot if it exists and export every table again in a new one's
+    /// snapshot, replacing the lake tables.
+    pub start_over: bool,
+    /// The first export's options (and the change stream's types and policies, the same).
+    pub export: ExportOptions,
+    /// The first export's connections and parts.
+    pub partitions: PartitionOptions,
+    /// Times a commit that found the table's files changed (compaction beside the mirror)
+    /// reads the table again and tries anew.
+    pub retries: usize,
+}
+
+impl MirrorOptions {
+    /// A mirror through `slot`, with the defaults: a commit every 10 seconds or 100,000
+    /// changes, following until stopped.
+    pub fn new(slot: impl Into<String>) -> MirrorOptions {
+        MirrorOptions {
+            slot: slot.into(),
+            publication: None,
+            commit_interval: Duration::from_secs(10),
+            commit_changes: 100_000,
+            catch_up: false,
+            start_over: false,
+            export: ExportOptions::default(),
+            partitions: PartitionOptions::new(1),
+            retries: 10,
+        }
+    }
+
+    /// Read through publication `name`.
+    pub fn with_publication(mut self, name: Option<String>) -> Self {
+        self.publication = name;
+        self
+    }
+
+    /// A commit at the first transaction boundary this long after the last.
+    pub fn with_commit_interval(mut self, interval: Duration) -> Self {
+        self.commit_interval = interval;
+        self
+    }
+
+    /// A commit once this many changes arrived.
+    pub fn with_commit_changes(mut self, changes: u64) -> Self {
+        self.commit_changes = changes.max(1);
+        self
+    }
+
+    /// End once caught up.
+    pub fn with_catch_up(mut self, catch_up: bool) -> Self {
+        self.catch_up = catch_up;
+        self
+    }
+
+    /// Start over in a new slot.
+    pub fn with_start_over(mut self, start_over: bool) -> Self {
+        self.start_over = start_over;
+        self
+    }
+
+    /// The first export's options.
+    pub fn with_export(mut self, export: ExportOptions) -> Self {
+        self.export = export;
+        self
+    }
+
+    /// The first export's connections and parts.
+    pub fn with_partitions(mut self, partitions: PartitionOptions) -> Self {
+        self.partitions = partitions;
+        self
+    }
+}
+
+/// What a mirror reports while it runs ([`Hooks`]'s `P`): each shows as the line the command
+/// line prints, and as a JSON line with `--json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MirrorProgress {
+    /// A table was exported into its lake table in the slot's snapshot.
+    Exported {
+        /// The source table.
+        table: String,
+        /// The lake table.
+        lake_table: String,
+        /// Rows exported.
+        rows: u64,
+        /// The slot's consistent point: the table's first position.
+        lsn: String,
+    },
+    /// A table's changes up to a position were committed.
+    Committed {
+        /// The source table.
+        table: String,
+        /// The position the table is at now.
+        lsn: String,
+        /// Changes folded into the commit.
+        changes: u64,
+        /// Rows written (inserted or updated).
+        inserted: u64,
+        /// Rows deleted by position (updated rows' old versions included).
+        deleted: u64,
+        /// Whether the table was emptied first.
+        truncated: bool,
+        /// The lake table's new snapshot or version.
+        snapshot: i64,
+        /// Seconds the commit took, files included.
+        commit_s: f64,
+    },
+    /// Every table holds the changes up to `lsn`, confirmed to the slot.
+    Checkpoint {
+        /// The position confirmed.
+        lsn: String,
+        /// The furthest position the server reported.
+        server_lsn: String,
+        /// How far behind the server the mirror is, in bytes of WAL.
+        lag_bytes: u64,
+        /// Changes per second since the last checkpoint.
+        changes_per_s: f64,
+    },
+}
+
+impl std::fmt::Display for MirrorProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MirrorProgress::Exported {
+                table,
+                lake_table,
+                rows,
+                lsn,
+            } => write!(
+                f,
+                "exported {table} into {lake_table}: {rows} rows, at {lsn}"
+            ),
+            MirrorProgress::Committed {
+                table,
+                lsn,
+                changes,
+                inserted,
+                deleted,
+                truncated,
+                snapshot,
+                commit_s,
+            } => write!(
+                f,
+                "{table}: {changes} changes committed up to {lsn} (snapshot {snapshot}): \
+                 {inserted} rows written, {deleted} deleted{} in {commit_s:.2} s",
+                if *truncated { ", truncated first" } else { "" }
+            ),
+            MirrorProgress::Checkpoint {
+                lsn,
+                server_lsn,
+                lag_bytes,
+                changes_per_s,
+            } => write!(
+                f,
+                "at {lsn} (server {server_lsn}, {lag_bytes} bytes behind), \
+                 {changes_per_s:.0} changes/s"
+            ),
+        }
+    }
+}
+
+/// What a mirror did.
+#[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
+pub struct MirrorStats {
+    /// The slot.
+    pub slot: String,
+    /// The publication.
+    pub publication: String,
+    /// The source tables.
+    pub tables: Vec<String>,
+    /// Whether this run made the slot and exported the tables in its snapshot.
+    pub exported: bool,
+    /// Rows the first export wrote.
+    pub exported_rows: u64,
+    /// Where the run started streaming.
+    pub start_lsn: String,
+    /// Where every table is now.
+    pub end_lsn: String,
+    /// Commits made (one per table with changes per checkpoint).
+    pub commits: u64,
+    /// Data files written by them.
+    pub files: u64,
+    /// Changes folded into them.
+    pub changes: u64,
+    /// Rows written.
+    pub inserted: u64,
+    /// Rows deleted by position.
+    pub deleted: u64,
+    /// Truncates.
+    pub truncates: u64,
+    /// Commits begun again after the table's files changed beside the mirror.
+    pub retried: u64,
+}
+
+/// One mirrored table.
+struct Mirrored {
+    table: TableName,
+    target: LakeTarget,
+    key: Vec<String>,
+    lake: DuckLakeMirror,
+    live: Live,
+    point: MirrorPoint,
+    /// Changes since the last commit.
+    pending: Vec<RecordBatch>,
+    /// Of the schema's columns, how many are the table's.
+    columns: usize,
+}
+
+/// Mirrors `tables` into lake tables: `target` itself for one table, else `target` named for
+/// each ([`LakeTarget::for_table`]). The first run makes the slot and exports the tables in
+/// its snapshot; every run then follows the slot, committing at transaction boundaries every
+/// [`commit_interval`](MirrorOptions::commit_interval) or
+/// [`commit_changes`](MirrorOptions::commit_changes), until the hooks' stop (after a last
+/// commit), the end of the WAL present at the start (with
+/// [`catch_up`](MirrorOptions::catch_up)) or the server's end of the stream.
+///
+/// # Errors
+/// A table without a key the changes name rows by (no primary key, replica identity index or
+/// `REPLICA IDENTITY FULL`); a lake format a mirror does not write yet (Delta, Iceberg); a slot
+/// whose tables do not all record it (an interrupted first run: start over with
+/// [`start_over`](MirrorOptions::start_over)); a slot the server invalidated or dropped; a schema
+/// change; the export's, the stream's and the commits' errors. Every table is then as its last
+/// commit left it.
+pub async fn mirror_to_lake(
+    config: impl IntoConfig,
+    tables: &[TableName],
+    target: &LakeTarget,
+    options: &MirrorOptions,
+    hooks: Hooks<'_, MirrorProgress>,
+) -> Result<MirrorStats> {
+    let mut hooks = hooks;
+    let config = config.into_config()?;
+    if tables.is_empty() {
+        return Err(Error::usage("a mirror needs at least one table"));
+    }
+    if !matches!(target, LakeTarget::DuckLake(_)) {
+        return Err(Error::usage(format!(
+            "a mirror into {} tables is not built yet: pgarrow mirrors into DuckLake tables",
+            target.format()
+        )));
+    }
+    let publication = options
+        .publication
+        .clone()
+        .unwrap_or_else(|| options.slot.clone());
+    let mut source = Connection::connect(&config)
+        .await
+        .map_err(|e| Error::from(ErrorKind::Connect(e)))?;
+    let mut keys = Vec::with_capacity(tables.len());
+    let mut named = Vec::with_capacity(tables.len());
+    for t in tables {
+        let (table, key) = describe(&mut source, t).await?;
+        keys.push(key);
+        named.push(table);
+    }
+    ensure_publication(&mut source, &publication, &named).await?;
+    let targets: Vec<LakeTarget> = named
+        .iter()
+        .map(|t| match tables.len() {
+            1 => target.clone(),
+            _ => target.for_table(t, "public"),
+        })
+        .collect();
+    let slot = slot_state(&mut source, &options.slot).await?;
+    let _ = source.close().await;
+
+    let mut stats = MirrorStats {
+        slot: options.slot.clone(),
+        publication: publication.clone(),
+        tables: named.iter().map(TableName::quoted).collect(),
+        ..MirrorStats::default()
+    };
+    let mut opened = open_all(&targets, &keys).await?;
+    let recorded = opened
+        .iter()
+        .filter(|o| {
+            o.as_ref()
+                .and_then(|(_, _, p)| p.as_ref())
+                .is_some_and(|p| p.slot == options.slot)
+        })
+        .count();
+    let start_over = options.start_over || (recorded == 0 && slot.is_none());
+    if !start_over {
+        match &slot {
+            None => {
+                return Err(Error::usage(format!(
+                    "the lake tables follow replication slot {:?}, which no longer exists: the \
+                     changes since their last commit are gone with it. Start over from a new \
+                     snapshot (--start-over)",
+                    options.slot
+                )));
+            }
+            Some(state) if state.lost => {
+                return Err(Error::usage(format!(
+                    "replication slot {:?} was invalidated (the server removed WAL it still \
+                     needed: max_slot_wal_keep_size): the changes since the tables' last commit \
+                     are gone. Start over from a new snapshot (--start-over)",
+                    options.slot
+                )));
+            }
+            Some(_) if recorded < tables.len() => {
+                return Err(Error::usage(format!(
+                    "replication slot {:?} exists, but {} of the {} lake tables do not record \
+                     it (a first run that did not finish, or a slot of something else): start \
+                     over from a new snapshot (--start-over), which drops the slot and replaces \
+                     the tables, or name another slot",
+                    options.slot,
+                    tables.len() - recorded,
+                    tables.len()
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    if start_over {
+        if slot.is_some() {
+            drop_slot(&config, &options.slot).await?;
+        }
+        let rows = first_export(&config, &named, &targets, options, &mut hooks).await?;
+        stats.exported = true;
+        stats.exported_rows = rows;
+        opened = open_all(&targets, &keys).await?;
+    }
+    let mut mirrored = Vec::with_capacity(tables.len());
+    for (((table, target), key), o) in named.into_iter().zip(targets).zip(keys).zip(opened) {
+        let Some((lake, live, Some(point))) = o else {
+            return Err(ErrorKind::Unexpected(format!(
+                "lake table {} has no mirror position after its export",
+                target.name()
+            ))
+            .into());
+        };
+        mirrored.push(Mirrored {
+            table,
+            target,
+            key,
+            lake,
+            live,
+            point,
+            pending: Vec::new(),
+            columns: 0,
+        });
+    }
+    follow(
+        &config,
+        &publication,
+        options,
+        &mut mirrored,
+        &mut stats,
+        &mut hooks,
+    )
+    .await?;
+    Ok(stats)
+}
+
+/// Each lake table as the mirror holds it, if it exists.
+#[allow(clippy::type_complexity)]
+async fn open_all(
+    targets: &[LakeTarget],
+    keys: &[Vec<String>],
+) -> Result<Vec<Option<(DuckLakeMirror, Live, Option<MirrorPoint>)>>> {
+    let mut out = Vec::with_capacity(targets.len());
+    for (target, key) in targets.iter().zip(keys) {
+        out.push(match target {
+            LakeTarget::DuckLake(t) => DuckLakeMirror::open(t, key.clone()).await?,
+            other => {
+                return Err(Error::usage(format!(
+                    "a mirror into {} tables is not built yet",
+                    other.format()
+                )));
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// The table's name as the server has it and its key: the primary key, else the replica
+/// identity index, else (under `REPLICA IDENTITY FULL`) refused until mirrors match whole rows.
+async fn describe(conn: &mut Connection, table: &TableName) -> Result<(TableName, Vec<String>)> {
+    let regclass = quote_literal(&table.quoted());
+    let rows = conn
+        .simple_query(&format!(
+            "SELECT n.nspname::text, c.relname::text, c.relreplident::text, c.relkind::text \
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.oid = to_regclass({regclass})"
+        ))
+        .await?;
+    let Some(row) = rows.into_iter().next() else {
+        return Err(Error::usage(format!(
+            "table {} does not exist",
+            table.quoted()
+        )));
+    };
+    let text = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let named = TableName::new(Some(text(0)), text(1));
+    let name = named.quoted();
+    if !matches!(text(3).as_str(), "r" | "p") {
+        return Err(Error::usage(format!(
+            "{name} is not a table: a mirror follows a table's changes"
+        )));
+    }
+    let identity = text(2);
+    let key_rows = conn
+        .simple_query(&format!(
+            "SELECT a.attname::text FROM pg_catalog.pg_index i, \
+             unnest(i.indkey) WITH ORDINALITY AS k(attnum, n), pg_catalog.pg_attribute a \
+             WHERE i.indrelid = to_regclass({regclass}) AND a.attrelid = i.indrelid \
+             AND a.attnum = k.attnum AND i.indexrelid = (SELECT x.indexrelid FROM \
+             pg_catalog.pg_index x WHERE x.indrelid = to_regclass({regclass}) AND \
+             (x.indisprimary OR x.indisreplident) ORDER BY x.indisreplident DESC, \
+             x.indisprimary DESC LIMIT 1) ORDER BY k.n"
+        ))
+        .await?;
+    let key: Vec<String> = key_rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    match identity.as_str() {
+        "n" => Err(Error::usage(format!(
+            "{name} has REPLICA IDENTITY NOTHING: its updates and deletes are not published, \
+             so no mirror can follow it (ALTER TABLE {name} REPLICA IDENTITY DEFAULT)"
+        ))),
+        _ if !key.is_empty() => Ok((named, key)),
+        "f" => Err(Error::usage(format!(
+            "{name} has no primary key or unique replica identity index; under REPLICA \
+             IDENTITY FULL its rows are told apart by all their values, which a mirror does not \
+             do yet: give it a primary key"
+        ))),
+        _ => Err(Error::usage(format!(
+            "{name} has no primary key (nor replica identity index): its updates and deletes \
+             name no row. Give it a primary key (or ALTER TABLE {name} REPLICA IDENTITY USING \
+             INDEX a unique index)"
+        ))),
+    }
+}
+
+/// Makes publication `name` for `tables` when it does not exist; else checks it covers them.
+async fn ensure_publication(conn: &mut Connection, name: &str, tables: &[TableName]) -> Result<()> {
+    let exists = conn
+        .simple_query(&format!(
+            "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = {}",
+            quote_literal(name)
+        ))
+        .await?;
+    if exists.is_empty() {
+        let list = tables
+            .iter()
+            .map(TableName::quoted)
+            .collect::<Vec<_>>()
+            .join(", ");
+        conn.simple_query(&format!(
+            "CREATE PUBLICATION {} FOR TABLE {list}",
+            quote_ident(name)
+        ))
+        .await
+        .map_err(|e| {
+            Error::from(e).context(format!(
+                "making publication {name:?} for the mirrored tables (or make it yourself and \
+                 name it with --publication)"
+            ))
+        })?;
+        return Ok(());
+    }
+    for t in tables {
+        let covered = conn
+            .simple_query(&format!(
+                "SELECT 1 FROM pg_catalog.pg_publication_tables WHERE pubname = {} \
+                 AND schemaname = {} AND tablename = {}",
+                quote_literal(name),
+                quote_literal(t.schema.as_deref().unwrap_or("public")),
+                quote_literal(&t.name)
+            ))
+            .await?;
+        if covered.is_empty() {
+            return Err(Error::usage(format!(
+                "publication {name:?} does not publish {} (ALTER PUBLICATION {} ADD TABLE {})",
+                t.quoted(),
+                quote_ident(name),
+                t.quoted()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A slot as the server has it.
+struct SlotState {
+    /// Its WAL was removed (`wal_status = 'lost'`, or an invalidation reason).
+    lost: bool,
+}
+
+async fn slot_state(conn: &mut Connection, slot: &str) -> Result<Option<SlotState>> {
+    let version = conn.server_version_num();
+    let status = if version >= 130000 {
+        "coalesce(wal_status, '')"
+    } else {
+        "''"
+    };
+    let rows = conn
+        .simple_query(&format!(
+            "SELECT plugin::text, {status}::text FROM pg_catalog.pg_replication_slots \
+             WHERE slot_name = {}",
+            quote_literal(slot)
+        ))
+        .await?;
+    let Some(row) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let plugin = row.first().cloned().flatten().unwrap_or_default();
+    if plugin != "pgoutput" {
+        return Err(Error::usage(format!(
+            "replication slot {slot:?} is a slot of {plugin:?}, not pgoutput: name another \
+             slot"
+        )));
+    }
+    Ok(Some(SlotState {
+        lost: row.get(1).cloned().flatten().as_deref() == Some("lost"),
+    }))
+}
+
+async fn drop_slot(config: &Config, slot: &str) -> Result<()> {
+    let mut conn = Connection::connect(config)
+        .await
+        .map_err(|e| Error::from(ErrorKind::Connect(e)))?;
+    let dropped = conn
+        .simple_query(&format!(
+            "SELECT pg_catalog.pg_drop_replication_slot({})",
+            quote_literal(slot)
+        ))
+        .await;
+    let _ = conn.close().await;
+    dropped
+        .map(|_| ())
+        .map_err(|e| Error::from(e).context(format!("dropping replication slot {slot:?}")))
+}
+
+/// Makes the slot and exports every table into its lake table in the slot's snapshot (each
+/// commit recording the slot's consistent point). A failed export drops the slot again.
+async fn first_export(
+    config: &Config,
+    tables: &[TableName],
+    targets: &[LakeTarget],
+    options: &MirrorOptions,
+    hooks: &mut Hooks<'_, MirrorProgress>,
+) -> Result<u64> {
+    let slot = ReplicationSlot::create(config, &options.slot, "pgoutput").await?;
+    let info = slot.info().clone();
+    let partitions = options.partitions.clone().with_import_snapshot_at(
+        &info.snapshot_name,
+        &info.slot_name,
+        &info.consistent_point,
+    );
+    let mut rows = 0;
+    let mut failed = None;
+    for (table, target) in tables.iter().zip(targets) {
+        let target = match options.start_over {
+            true => target.clone().with_if_exists(IfExists::Replace),
+            false => target.clone(),
+        };
+        let done = export_to_lake(
+            config,
+            Source::Table(table.clone()),
+            &options.export,
+            &partitions,
+            &target,
+            Hooks::new().with_stop(hooks.stop().clone()),
+        )
+        .await;
+        match done {
+            Ok(stats) => {
+                rows += stats.rows;
+                hooks.report(&MirrorProgress::Exported {
+                    table: table.quoted(),
+                    lake_table: target.name(),
+                    rows: stats.rows,
+                    lsn: info.consistent_point.clone(),
+                });
+            }
+            Err(e) => {
+                failed = Some(e.context(format!(
+                    "exporting {} into {} in the snapshot of slot {:?}",
+                    table.quoted(),
+                    target.name(),
+                    options.slot
+                )));
+                break;
+            }
+        }
+    }
+    let released = slot.release().await;
+    if let Some(e) = failed {
+        let _ = drop_slot(config, &options.slot).await;
+        return Err(e);
+    }
+    released?;
+    Ok(rows)
+}
+
+/// Follows the slot, committing each table's changes at every checkpoint and confirming it.
+async fn follow(
+    config: &Config,
+    publication: &str,
+    options: &MirrorOptions,
+    mirrored: &mut [Mirrored],
+    stats: &mut MirrorStats,
+    hooks: &mut Hooks<'_, MirrorProgress>,
+) -> Result<()> {
+    let start = mirrored
+        .iter()
+        .map(|m| m.point.lsn)
+        .min()
+        .unwrap_or_default();
+    let stream_options = ChangeOptions::new(&options.slot, &[publication])
+        .with_start(Some(start))
+        .with_values(ValueFormat::Binary)
+        .with_decode(options.export.decode)
+        .with_policies(options.export.policies)
+        .with_catch_up(options.catch_up)
+        .with_flush_interval(options.commit_interval)
+        .with_flush_rows(options.commit_changes);
+    let stream_hooks = Hooks::new().with_stop(hooks.stop().clone());
+    let mut stream = ChangeStream::start_with(config.clone(), stream_options, stream_hooks)
+        .await
+        .map_err(|e| match e.to_string().contains("binary") {
+            true => e.context("a mirror reads values in their binary form (PostgreSQL 14+)"),
+            false => e,
+        })?;
+    stats.start_lsn = stream.started_at().to_string();
+    stats.end_lsn = start.to_string();
+    let by_name: HashMap<String, usize> = mirrored
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.table.quoted(), i))
+        .collect();
+    let mut since = Instant::now();
+    let mut changes_since = 0u64;
+    while let Some(event) = stream.next_event().await? {
+        match event {
+            ChangeEvent::Schema(s) => {
+                let Some(&i) = by_name.get(&s.table.quoted()) else {
+                    continue;
+                };
+                let m = &mut mirrored[i];
+                if s.changed {
+                    return Err(Error::usage(format!(
+                        "the columns of {} changed at {}: a mirror does not follow schema \
+                         changes yet. The lake table holds every change before {} (its last \
+                         commit); nothing after it was committed",
+                        m.table.quoted(),
+                        s.lsn,
+                        m.point.lsn
+                    )));
+                }
+                m.columns = s.schema.fields().len() - pgarrow_changes::net::CHANGE_COLUMNS;
+            }
+            ChangeEvent::Rows(b) => {
+                let Some(&i) = by_name.get(&b.table.quoted()) else {
+                    continue;
+                };
+                let m = &mut mirrored[i];
+                let batch = after(&b.batch, m.point.lsn)?;
+                if batch.num_rows() > 0 {
+                    changes_since += batch.num_rows() as u64;
+                    m.pending.push(batch);
+                }
+            }
+            ChangeEvent::Checkpoint(lsn) => {
+                for m in mirrored.iter_mut() {
+                    commit_table(m, lsn, options, stats, hooks).await?;
+                }
+                stream.confirm(lsn).await?;
+                stats.end_lsn = lsn.to_string();
+                let server = stream.server_lsn().max(lsn);
+                let elapsed = since.elapsed().as_secs_f64().max(1e-9);
+                hooks.report(&MirrorProgress::Checkpoint {
+                    lsn: lsn.to_string(),
+                    server_lsn: server.to_string(),
+                    lag_bytes: server.0.saturating_sub(lsn.0),
+                    changes_per_s: changes_since as f64 / elapsed,
+                });
+                since = Instant::now();
+                changes_since = 0;
+            }
+        }
+    }
+    stream.close().await?;
+    Ok(())
+}
+
+/// The rows of `batch` whose transactions committed at or after `lsn` (those before are in
+/// the table already).
+fn after(batch: &RecordBatch, lsn: Lsn) -> Result<RecordBatch> {
+    let commits = batch
+        .column_by_name(COMMIT_LSN_COLUMN)
+        .and_then(|c| c.as_any().downcast_ref::<arrow_array::UInt64Array>())
+        .ok_or_else(|| Error::from(ErrorKind::Internal(format!("no {COMMIT_LSN_COLUMN}"))))?;
+    if commits.values().iter().all(|&c| c >= lsn.0) {
+        return Ok(batch.clone());
+    }
+    let keep: arrow_array::BooleanArray =
+        commits.values().iter().map(|&c| Some(c >= lsn.0)).collect();
+    arrow_select::filter::filter_record_batch(batch, &keep)
+        .map_err(|e| Error::from(ErrorKind::Internal(format!("filtering changes: {e}"))))
+}
+
+/// Commits a table's pending changes up to `lsn`, reading the table again and folding anew
+/// when its files changed beside the mirror.
+async fn commit_table(
+    m: &mut Mirrored,
+    lsn: Lsn,
+    options: &MirrorOptions,
+    stats: &mut MirrorStats,
+    hooks: &mut Hooks<'_, MirrorProgress>,
+) -> Result<()> {
+    if m.pending.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let schema = m.pending[0].schema();
+    let batch = arrow_select::concat::concat_batches(&schema, &m.pending)
+        .map_err(|e| Error::from(ErrorKind::Internal(format!("gathering changes: {e}"))))?;
+    let name = m.table.quoted();
+    let point = MirrorPoint {
+        slot: options.slot.clone(),
+        lsn,
+    };
+    let mut retried = 0;
+    let (plan, done): (Plan, _) = loop {
+        let plan = m
+            .live
+            .plan(&batch, m.columns, &name, live::read_rows)
+            .await?;
+        if plan.is_empty() {
+            // The changes cancel out: nothing to commit (the slot is confirmed past them).
+            m.pending.clear();
+            stats.changes += plan.changes;
+            return Ok(());
+        }
+        match m.lake.commit(&mut m.live, &plan, &point).await {
+            Ok(done) => break (plan, done),
+            Err(e) if is_moved(&e) && retried < options.retries => {
+                retried += 1;
+                stats.retried += 1;
+                let LakeTarget::DuckLake(t) = &m.target else {
+                    return Err(e);
+                };
+                let Some((lake, live, _)) = DuckLakeMirror::open(t, m.key.clone()).await? else {
+                    return Err(Error::usage(format!(
+                        "lake table {} was dropped beside the mirror",
+                        m.target.name()
+                    )));
+                };
+                m.lake = lake;
+                m.live = live;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    m.pending.clear();
+    m.point = point;
+    stats.commits += 1;
+    stats.files += done.files as u64;
+    stats.changes += plan.changes;
+    stats.inserted += plan.inserted();
+    stats.deleted += plan.deleted();
+    stats.truncates += u64::from(plan.truncate);
+    hooks.report(&MirrorProgress::Committed {
+        table: name,
+        lsn: lsn.to_string(),
+        changes: plan.changes,
+        inserted: plan.inserted(),
+        deleted: plan.deleted(),
+        truncated: plan.truncate,
+        snapshot: done.snapshot,
+        commit_s: started.elapsed().as_secs_f64(),
+    });
+    Ok(())
+}
+
+/// Whether `e` says the table's files changed under a commit.
+fn is_moved(e: &Error) -> bool {
+    let mut at: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = at {
+        if err
+            .to_string()
+            .contains(crate::ducklake::mirror::MOVED_TEXT)
+        {
+            return true;
+        }
+        at = err.source();
+    }
+    false
+}

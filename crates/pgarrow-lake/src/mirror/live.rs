@@ -1,0 +1,569 @@
+//! A lake table as a mirror holds it between commits, whatever its format: its live data files
+//! (each with the positions its deletes remove) and where each key's row is; and the fold of
+//! one commit's changes onto it ([`Live::plan`]): the rows to add, the positions to delete,
+//! whether the table is emptied first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::SchemaRef;
+use bytes::Bytes;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use pgarrow::io::{Input, InputOptions, Location};
+use pgarrow::{Error, ErrorKind, Result};
+use pgarrow_changes::net::{Change, Effect, KeyAt, KeyEncoder, reduce};
+use pgarrow_changes::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN};
+
+/// A live data file of the table.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveFile {
+    /// Its ID in the table (DuckLake's `data_file_id`).
+    pub(crate) id: i64,
+    pub(crate) location: Location,
+    /// Its rows, deleted ones included.
+    pub(crate) rows: u64,
+    /// The positions its deletes remove, sorted.
+    pub(crate) deleted: Vec<u64>,
+}
+
+/// Where a row is: a file's ID and the row's position in it.
+pub(crate) type At = (i64, u64);
+
+/// The table between commits.
+#[derive(Debug, Default)]
+pub(crate) struct Live {
+    /// The key's columns, by name.
+    pub(crate) key: Vec<String>,
+    pub(crate) files: BTreeMap<i64, LiveFile>,
+    /// Each live row's place, by its key (as [`KeyEncoder`] writes it).
+    pub(crate) index: HashMap<Vec<u8>, At>,
+}
+
+/// What one commit does to the table.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// Every row of the table goes first (a truncate among the changes).
+    pub(crate) truncate: bool,
+    /// The rows added (the table's columns).
+    pub(crate) rows: Option<RecordBatch>,
+    /// Positions deleted, by file: only new ones.
+    pub(crate) deletes: BTreeMap<i64, Vec<u64>>,
+    /// The keys whose rows the deletes remove (for the index).
+    pub(crate) gone: Vec<Vec<u8>>,
+    /// Changes folded.
+    pub(crate) changes: u64,
+}
+
+impl Plan {
+    /// Rows deleted from the table's files (a truncate's not counted).
+    pub(crate) fn deleted(&self) -> u64 {
+        self.deletes.values().map(|p| p.len() as u64).sum()
+    }
+
+    /// Rows added.
+    pub(crate) fn inserted(&self) -> u64 {
+        self.rows.as_ref().map_or(0, |r| r.num_rows() as u64)
+    }
+
+    /// Whether it changes nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.truncate && self.rows.is_none() && self.deletes.is_empty()
+    }
+}
+
+/// Where a value of a row left comes from: a change, or the table's row before the commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum From {
+    Change(u32),
+    Table(At),
+}
+
+/// A row the commit adds.
+#[derive(Debug)]
+struct Left {
+    row: u32,
+    /// Per column, when not every value is the change's own.
+    fill: Option<Vec<From>>,
+}
+
+impl Live {
+    /// The table of `files`, its index read from their key columns.
+    ///
+    /// # Errors
+    /// A file that cannot be read, lacks a key column or holds a key twice (naming both
+    /// places).
+    pub(crate) async fn load(key: Vec<String>, files: Vec<LiveFile>) -> Result<Live> {
+        let mut live = Live {
+            key,
+            files: BTreeMap::new(),
+            index: HashMap::new(),
+        };
+        for file in files {
+            live.add_file(file).await?;
+        }
+        Ok(live)
+    }
+
+    /// Adds a file the table now holds, its rows' keys into the index.
+    pub(crate) async fn add_file(&mut self, file: LiveFile) -> Result<()> {
+        let keys = read_keys(&file.location, &self.key).await?;
+        let mut deleted = file.deleted.iter().peekable();
+        let mut at = 0u64;
+        for batch in &keys {
+            let columns: Vec<&dyn Array> = batch.columns().iter().map(|c| c.as_ref()).collect();
+            let (body, ends) = KeyEncoder::encode_all(&columns).map_err(|e| {
+                Error::from(ErrorKind::Usage(format!(
+                    "the key of {}: {e}",
+                    file.location
+                )))
+            })?;
+            let mut start = 0;
+            for end in ends {
+                while deleted.next_if(|&&d| d < at).is_some() {}
+                if deleted.next_if_eq(&&at).is_none() {
+                    let key = body[start..end].to_vec();
+                    if let Some((other, pos)) = self.index.insert(key, (file.id, at)) {
+                        return Err(ErrorKind::Usage(format!(
+                            "the lake table holds one key twice (file {} row {at}, and file {other} \
+                             row {pos}): it is not a mirror of a table with that key",
+                            file.id
+                        ))
+                        .into());
+                    }
+                }
+                start = end;
+                at += 1;
+            }
+        }
+        if at != file.rows {
+            return Err(ErrorKind::Unexpected(format!(
+                "{} holds {at} rows; the table's metadata says {}",
+                file.location, file.rows
+            ))
+            .into());
+        }
+        self.files.insert(file.id, file);
+        Ok(())
+    }
+
+    /// After a commit of `plan`: its deletes and truncate in the files and the index; the
+    /// files whose every row is gone are no longer the table's (the commit ended them).
+    pub(crate) fn committed(&mut self, plan: &Plan) {
+        if plan.truncate {
+            self.files.clear();
+            self.index.clear();
+        }
+        for key in &plan.gone {
+            self.index.remove(key);
+        }
+        for (id, positions) in &plan.deletes {
+            if let Some(file) = self.files.get_mut(id) {
+                file.deleted.extend(positions);
+                file.deleted.sort_unstable();
+                file.deleted.dedup();
+                if file.deleted.len() as u64 >= file.rows {
+                    self.files.remove(id);
+                }
+            }
+        }
+    }
+
+    /// Folds `batch` (one table's changes in commit order: the table's `columns` columns, then
+    /// the change columns) onto the table: the rows it leaves, the rows it deletes. Values an
+    /// update did not send (unchanged TOASTed values) come from the change before it or from
+    /// the table's row, read through `fetch` (the table's columns of those rows, in order).
+    ///
+    /// # Errors
+    /// A change without a key value; an update whose unsent values the table does not have
+    /// (the table is not in step with the source).
+    pub(crate) async fn plan<F, Fut>(
+        &self,
+        batch: &RecordBatch,
+        columns: usize,
+        table: &str,
+        fetch: F,
+    ) -> Result<Plan>
+    where
+        F: FnOnce(Vec<(LiveFile, Vec<u64>)>) -> Fut,
+        Fut: std::future::Future<Output = Result<RecordBatch>>,
+    {
+        let schema = batch.schema();
+        let key: Vec<usize> = self
+            .key
+            .iter()
+            .map(|k| {
+                schema
+                    .index_of(k)
+                    .ok()
+                    .filter(|&i| i < columns)
+                    .ok_or_else(|| {
+                        Error::from(ErrorKind::Usage(format!(
+                            "{table}'s changes have no key column {k:?}"
+                        )))
+                    })
+            })
+            .collect::<Result<_>>()?;
+        let column = |name: &str| -> Result<&ArrayRef> {
+            batch.column_by_name(name).ok_or_else(|| {
+                Error::from(ErrorKind::Internal(format!(
+                    "a change batch without {name}"
+                )))
+            })
+        };
+        let ops = column(OP_COLUMN)?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| Error::from(ErrorKind::Internal(format!("{OP_COLUMN} is not text"))))?;
+        let unchanged = column(UNCHANGED_COLUMN)?
+            .as_list_opt::<i32>()
+            .ok_or_else(|| {
+                Error::from(ErrorKind::Internal(format!(
+                    "{UNCHANGED_COLUMN} is not a list"
+                )))
+            })?;
+        let old = column(OLD_COLUMN)?.as_struct_opt().ok_or_else(|| {
+            Error::from(ErrorKind::Internal(format!("{OLD_COLUMN} is not a struct")))
+        })?;
+        let encode = |arrays: Vec<&dyn Array>| {
+            KeyEncoder::encode_all(&arrays)
+                .map_err(|e| Error::from(ErrorKind::Usage(format!("{table}'s key: {e}"))))
+        };
+        let (new_body, new_ends) = encode(key.iter().map(|&k| batch.column(k).as_ref()).collect())?;
+        let (old_body, old_ends) = encode(key.iter().map(|&k| old.column(k).as_ref()).collect())?;
+        let slice = |ends: &[usize], i: usize| -> std::ops::Range<usize> {
+            (if i == 0 { 0 } else { ends[i - 1] })..ends[i]
+        };
+        let rows = batch.num_rows();
+        let mut plan = Plan {
+            changes: rows as u64,
+            ..Plan::default()
+        };
+        // The rows left so far, by key, in the order their keys were last touched.
+        let mut left: Vec<Option<(Vec<u8>, Left)>> = Vec::new();
+        let mut left_at: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut gone: BTreeMap<At, Vec<u8>> = BTreeMap::new();
+        let mut start = 0;
+        while start < rows {
+            let op_of = |i: usize| -> Result<Op> {
+                match ops.value(i) {
+                    "insert" => Ok(Op::Insert),
+                    "update" => Ok(Op::Update),
+                    "delete" => Ok(Op::Delete),
+                    "truncate" => Ok(Op::Truncate),
+                    other => Err(ErrorKind::Internal(format!("{OP_COLUMN} {other:?}")).into()),
+                }
+            };
+            if op_of(start)? == Op::Truncate {
+                plan.truncate = true;
+                left.clear();
+                left_at.clear();
+                gone.clear();
+                start += 1;
+                continue;
+            }
+            let mut end = start;
+            while end < rows && op_of(end)? != Op::Truncate {
+                end += 1;
+            }
+            let mut changes = Vec::with_capacity(end - start);
+            for i in start..end {
+                let op = op_of(i)?;
+                if key.iter().any(|&k| batch.column(k).is_null(i)) {
+                    return Err(ErrorKind::Usage(format!(
+                        "{table}: a change ({}) without a value for its key ({}): the source's \
+                         replica identity must cover the key",
+                        op.as_str(),
+                        self.key.join(", ")
+                    ))
+                    .into());
+                }
+                let mut unsent = Vec::new();
+                if unchanged.is_valid(i) {
+                    for name in unchanged.value(i).as_string::<i32>().iter().flatten() {
+                        if let Ok(c) = schema.index_of(name)
+                            && c < columns
+                        {
+                            unsent.push(c);
+                        }
+                    }
+                }
+                let has_old = op == Op::Update && old.is_valid(i);
+                changes.push(Change {
+                    op,
+                    key: &new_body[slice(&new_ends, i)],
+                    old_key: has_old.then(|| &old_body[slice(&old_ends, i)]),
+                    unchanged: unsent,
+                });
+            }
+            let effects = reduce(&changes, columns)
+                .map_err(|e| Error::from(ErrorKind::Usage(format!("{table}: {e}"))))?;
+            let key_of = |at: KeyAt| -> Vec<u8> {
+                match at {
+                    KeyAt::New(r) => new_body[slice(&new_ends, start + r as usize)].to_vec(),
+                    KeyAt::Old(r) => old_body[slice(&old_ends, start + r as usize)].to_vec(),
+                }
+            };
+            for effect in effects {
+                match effect {
+                    Effect::Gone(at) => {
+                        let k = key_of(at);
+                        if let Some(i) = left_at.remove(&k) {
+                            left[i] = None;
+                        } else if !plan.truncate
+                            && let Some(&place) = self.index.get(&k)
+                        {
+                            gone.insert(place, k);
+                        }
+                    }
+                    Effect::Keep(kept) => {
+                        let row = u32::try_from(start).unwrap_or(u32::MAX) + kept.row;
+                        let k = key_of(KeyAt::New(kept.row));
+                        let before = left_at.remove(&k).and_then(|i| left[i].take());
+                        if before.is_none()
+                            && !plan.truncate
+                            && let Some(&place) = self.index.get(&k)
+                        {
+                            gone.insert(place, k.clone());
+                        }
+                        let fill = match &kept.fill {
+                            None => None,
+                            Some(_) => {
+                                let source = key_of(kept.source);
+                                let mut from = Vec::with_capacity(columns);
+                                for c in 0..columns {
+                                    from.push(match kept.value_row(c) {
+                                        Some(r) => From::Change(start as u32 + r),
+                                        None => match (plan.truncate, self.index.get(&source)) {
+                                            (false, Some(&place)) => From::Table(place),
+                                            _ => {
+                                                return Err(ErrorKind::Usage(format!(
+                                                    "{table}: an update did not send column \
+                                                     {:?} (an unchanged TOASTed value), and the \
+                                                     lake table has no row for its key: the \
+                                                     table is not in step with the source",
+                                                    schema.field(c).name()
+                                                ))
+                                                .into());
+                                            }
+                                        },
+                                    });
+                                }
+                                Some(from)
+                            }
+                        };
+                        left_at.insert(k.clone(), left.len());
+                        left.push(Some((k, Left { row, fill })));
+                    }
+                }
+            }
+            start = end;
+        }
+        for ((file, pos), k) in gone {
+            plan.deletes.entry(file).or_default().push(pos);
+            plan.gone.push(k);
+        }
+        let left: Vec<Left> = left.into_iter().flatten().map(|(_, l)| l).collect();
+        if !left.is_empty() {
+            plan.rows = Some(self.materialize(batch, columns, &left, fetch).await?);
+        }
+        Ok(plan)
+    }
+
+    /// The rows left, each value from its change or from the table's row.
+    async fn materialize<F, Fut>(
+        &self,
+        batch: &RecordBatch,
+        columns: usize,
+        left: &[Left],
+        fetch: F,
+    ) -> Result<RecordBatch>
+    where
+        F: FnOnce(Vec<(LiveFile, Vec<u64>)>) -> Fut,
+        Fut: std::future::Future<Output = Result<RecordBatch>>,
+    {
+        let mut wanted: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
+        for l in left {
+            for f in l.fill.iter().flatten() {
+                if let From::Table((file, pos)) = f {
+                    wanted.entry(*file).or_default().push(*pos);
+                }
+            }
+        }
+        let mut place: HashMap<At, usize> = HashMap::new();
+        let mut asked = Vec::new();
+        for (file, mut positions) in wanted {
+            positions.sort_unstable();
+            positions.dedup();
+            for &p in &positions {
+                place.insert((file, p), place.len());
+            }
+            let live = self.files.get(&file).cloned().ok_or_else(|| {
+                Error::from(ErrorKind::Internal(format!(
+                    "file {file} is not the table's"
+                )))
+            })?;
+            asked.push((live, positions));
+        }
+        let schema = batch.schema();
+        let fields: Vec<_> = schema.fields().iter().take(columns).cloned().collect();
+        let table_schema: SchemaRef = Arc::new(arrow_schema::Schema::new(fields));
+        let rows_before = match asked.is_empty() {
+            true => None,
+            false => Some(fetch(asked).await?),
+        };
+        let mut arrays = Vec::with_capacity(columns);
+        for c in 0..columns {
+            let field = table_schema.field(c);
+            let mine = batch.column(c);
+            let theirs = match &rows_before {
+                Some(rows) => {
+                    let theirs = rows.column_by_name(field.name()).ok_or_else(|| {
+                        Error::from(ErrorKind::Usage(format!(
+                            "the lake table has no column {:?} to take an unsent value from",
+                            field.name()
+                        )))
+                    })?;
+                    if theirs.data_type() != mine.data_type() {
+                        return Err(ErrorKind::Usage(format!(
+                            "column {:?} is {} in the lake table and {} in the changes",
+                            field.name(),
+                            theirs.data_type(),
+                            mine.data_type()
+                        ))
+                        .into());
+                    }
+                    Some(theirs.clone())
+                }
+                None => None,
+            };
+            let indices: Vec<(usize, usize)> = left
+                .iter()
+                .map(|l| match l.fill.as_ref().map(|f| f[c]) {
+                    None => (0, l.row as usize),
+                    Some(From::Change(r)) => (0, r as usize),
+                    Some(From::Table(at)) => (1, place[&at]),
+                })
+                .collect();
+            let sources: Vec<&dyn Array> = match &theirs {
+                Some(t) => vec![mine.as_ref(), t.as_ref()],
+                None => vec![mine.as_ref()],
+            };
+            arrays.push(
+                arrow_select::interleave::interleave(&sources, &indices).map_err(|e| {
+                    Error::from(ErrorKind::Internal(format!("gathering rows: {e}")))
+                })?,
+            );
+        }
+        RecordBatch::try_new(table_schema, arrays)
+            .map_err(|e| Error::from(ErrorKind::Internal(format!("the rows left: {e}"))))
+    }
+}
+
+/// The key columns of a Parquet file (read whole, only those columns decoded).
+async fn read_keys(location: &Location, key: &[String]) -> Result<Vec<RecordBatch>> {
+    let location = location.clone();
+    let key = key.to_vec();
+    tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
+        let shown = location.to_string();
+        let bytes = Bytes::from(location.read()?);
+        let bad = |e: &dyn std::fmt::Display| {
+            Error::from(ErrorKind::Usage(format!("reading {shown}: {e}")))
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| bad(&e))?;
+        let arrow = builder.schema().clone();
+        let roots = key
+            .iter()
+            .map(|k| {
+                arrow
+                    .index_of(k)
+                    .map_err(|_| bad(&format!("no key column {k:?}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        let reader = builder.with_projection(mask).build().map_err(|e| bad(&e))?;
+        let mut out = Vec::new();
+        for batch in reader {
+            let batch = batch.map_err(|e| bad(&e))?;
+            // The projection keeps the file's column order: put the key's back.
+            let columns = key
+                .iter()
+                .map(|k| {
+                    batch
+                        .column_by_name(k)
+                        .cloned()
+                        .ok_or_else(|| bad(&format!("no key column {k:?}")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let fields: Vec<_> = key
+                .iter()
+                .zip(&columns)
+                .map(|(k, c)| arrow_schema::Field::new(k, c.data_type().clone(), true))
+                .collect();
+            out.push(
+                RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
+                    .map_err(|e| bad(&e))?,
+            );
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| Error::from(ErrorKind::Internal(format!("reading keys: {e}"))))?
+}
+
+/// The rows at `positions` (sorted) of each file, in that order, as the table's columns.
+pub(crate) async fn read_rows(asked: Vec<(LiveFile, Vec<u64>)>) -> Result<RecordBatch> {
+    tokio::task::spawn_blocking(move || -> Result<RecordBatch> {
+        let mut parts = Vec::new();
+        let mut schema = None;
+        for (file, positions) in asked {
+            let input = Input::open(std::slice::from_ref(&file.location), &InputOptions::default())?;
+            let mut at = 0u64;
+            let mut wanted = positions.iter().peekable();
+            for batch in input {
+                let batch = batch.map_err(|e| Error::from(pgarrow::io::Error::Input(e)))?;
+                let n = batch.num_rows() as u64;
+                let mut take = Vec::new();
+                while let Some(&&p) = wanted.peek() {
+                    if p >= at + n {
+                        break;
+                    }
+                    take.push((p - at) as u32);
+                    wanted.next();
+                }
+                if !take.is_empty() {
+                    let indices = arrow_array::UInt32Array::from(take);
+                    let columns = batch
+                        .columns()
+                        .iter()
+                        .map(|c| arrow_select::take::take(c.as_ref(), &indices, None))
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .map_err(|e| {
+                            Error::from(ErrorKind::Internal(format!("taking rows: {e}")))
+                        })?;
+                    let part = RecordBatch::try_new(batch.schema(), columns).map_err(|e| {
+                        Error::from(ErrorKind::Internal(format!("taking rows: {e}")))
+                    })?;
+                    schema.get_or_insert_with(|| batch.schema());
+                    parts.push(part);
+                }
+                at += n;
+            }
+            if wanted.peek().is_some() {
+                return Err(ErrorKind::Unexpected(format!(
+                    "{} has no row {} the table's index places there",
+                    file.location,
+                    wanted.peek().map_or(0, |p| **p)
+                ))
+                .into());
+            }
+        }
+        let schema =
+            schema.ok_or_else(|| Error::from(ErrorKind::Internal("no rows read".into())))?;
+        arrow_select::concat::concat_batches(&schema, &parts)
+            .map_err(|e| Error::from(ErrorKind::Usage(format!("the lake table's rows: {e}"))))
+    })
+    .await
+    .map_err(|e| Error::from(ErrorKind::Internal(format!("reading rows: {e}"))))?
+}
