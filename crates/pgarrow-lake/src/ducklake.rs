@@ -304,6 +304,7 @@ pub async fn export_to_ducklake(
         manifest: &manifest,
         deletes: &[],
         point: None,
+        since: None,
     };
     let mut catalog = Catalog::connect(&target.catalog).await?;
     let mut retried = 0;
@@ -338,9 +339,9 @@ pub(super) async fn last_state(
 ) -> Result<Option<IncrementalState>> {
     let rows = catalog
         .query(
-            "SELECT snapshot_id::text, commit_extra_info::text FROM ducklake_snapshot_changes \
-             WHERE author = 'pgarrow' AND commit_extra_info LIKE '%\"incremental\"%' \
-             AND $1 = ANY(string_to_array(changes_made, ',')) ORDER BY snapshot_id DESC LIMIT 1",
+            "SELECT c.snapshot_id::text, c.commit_extra_info::text FROM ducklake_snapshot_changes c \
+             WHERE c.author = 'pgarrow' AND c.commit_extra_info LIKE '%\"incremental\"%' \
+             AND $1 = ANY(string_to_array(c.changes_made, ',')) ORDER BY c.snapshot_id DESC LIMIT 1",
             &[Some(&format!("inserted_into_table:{table_id}"))],
         )
         .await?;
@@ -375,7 +376,7 @@ async fn last_column_id(catalog: &mut Catalog, table_id: i64) -> Result<i64> {
 }
 
 /// Whether `e` is the catalog refusing a snapshot ID another writer took first.
-fn is_race(e: &Error) -> bool {
+pub(super) fn is_race(e: &Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         if let Some(p) = err.downcast_ref::<pgarrow::protocol::Error>() {
@@ -487,8 +488,8 @@ pub(super) async fn find_table(
     let rows = catalog
         .query(
             "SELECT column_id::text, column_name, column_type, parent_column::text, \
-             column_order::text FROM ducklake_column \
-             WHERE table_id = $1::bigint AND end_snapshot IS NULL ORDER BY column_id",
+             column_order::text FROM ducklake_column c \
+             WHERE table_id = $1::bigint AND end_snapshot IS NULL ORDER BY c.column_id",
             &[Some(&id.to_string())],
         )
         .await?;

@@ -750,17 +750,55 @@ async fn follow(
                     continue;
                 };
                 let m = &mut mirrored[i];
-                if s.changed {
+                let columns = s.schema.fields().len() - pgarrow_changes::net::CHANGE_COLUMNS;
+                let theirs: Vec<&str> = s.schema.fields()[..columns]
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect();
+                let ours = m.lake.column_names();
+                if s.changed || theirs != ours {
+                    let added: Vec<&str> = theirs
+                        .iter()
+                        .filter(|c| !ours.contains(c))
+                        .copied()
+                        .collect();
+                    let dropped: Vec<&str> = ours
+                        .iter()
+                        .filter(|c| !theirs.contains(c))
+                        .copied()
+                        .collect();
+                    let what = match (added.is_empty(), dropped.is_empty()) {
+                        (true, true) => "their types or order changed".to_owned(),
+                        _ => format!(
+                            "{}{}{}",
+                            if added.is_empty() {
+                                String::new()
+                            } else {
+                                format!("added {}", added.join(", "))
+                            },
+                            if added.is_empty() || dropped.is_empty() {
+                                ""
+                            } else {
+                                "; "
+                            },
+                            if dropped.is_empty() {
+                                String::new()
+                            } else {
+                                format!("dropped {}", dropped.join(", "))
+                            },
+                        ),
+                    };
                     return Err(Error::usage(format!(
-                        "the columns of {} changed at {}: a mirror does not follow schema \
-                         changes yet. The lake table holds every change before {} (its last \
-                         commit); nothing after it was committed",
+                        "the columns of {} changed at {} ({what}): a mirror does not follow \
+                         schema changes yet. The lake table holds every change before {} (its \
+                         last commit); nothing after it was committed. Start over from a new \
+                         snapshot (--start-over) to take the new columns",
                         m.table.quoted(),
                         s.lsn,
                         m.point.lsn
                     )));
                 }
-                m.columns = s.schema.fields().len() - pgarrow_changes::net::CHANGE_COLUMNS;
+                m.columns = columns;
             }
             ChangeEvent::Rows(b) => {
                 let Some(&i) = by_name.get(&b.table.quoted()) else {
@@ -835,6 +873,8 @@ async fn commit_table(
     };
     let mut retried = 0;
     let (plan, done): (Plan, _) = loop {
+        // Only what the table does not hold yet (all of it, unless the table moved on).
+        let batch = after(&batch, m.point.lsn)?;
         let plan = m
             .live
             .plan(&batch, m.columns, &name, live::read_rows)
@@ -845,20 +885,34 @@ async fn commit_table(
             stats.changes += plan.changes;
             return Ok(());
         }
-        match m.lake.commit(&mut m.live, &plan, &point).await {
+        match m.lake.commit(&mut m.live, &plan, &m.point, &point).await {
             Ok(done) => break (plan, done),
             Err(e) if is_moved(&e) && retried < options.retries => {
+                if std::env::var_os("PGARROW_MIRROR_DEBUG").is_some() {
+                    eprintln!("moved: {e}");
+                }
                 retried += 1;
                 stats.retried += 1;
                 let LakeTarget::DuckLake(t) = &m.target else {
                     return Err(e);
                 };
-                let Some((lake, live, _)) = DuckLakeMirror::open(t, m.key.clone()).await? else {
+                let Some((lake, live, now)) = DuckLakeMirror::open(t, m.key.clone()).await? else {
                     return Err(Error::usage(format!(
                         "lake table {} was dropped beside the mirror",
                         m.target.name()
                     )));
                 };
+                match now {
+                    Some(now) if now.slot == options.slot => m.point = now,
+                    _ => {
+                        return Err(Error::usage(format!(
+                            "lake table {} no longer records slot {:?}: another writer \
+                             replaced it beside the mirror",
+                            m.target.name(),
+                            options.slot
+                        )));
+                    }
+                }
                 m.lake = lake;
                 m.live = live;
             }

@@ -255,3 +255,122 @@ pub(crate) fn export_lake(
         blocking::wait(runtime, stop, run)
     })
 }
+
+/// The keyword arguments of `mirror` (the wrapper passes each by name).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct MirrorArgs<'py> {
+    catalog: String,
+    data_path: Option<String>,
+    lake_table: Option<String>,
+    slot: String,
+    publication: Option<String>,
+    commit_interval: f64,
+    commit_changes: u64,
+    catch_up: bool,
+    start_over: bool,
+    options: Option<Bound<'py, PyDict>>,
+    storage_options: Option<HashMap<String, String>>,
+}
+
+/// Mirrors the tables `patterns` and `schemas` match into DuckLake tables (one table: the
+/// lake table `lake_table`, else its own name in schema `main`; several: each its own schema
+/// and name) through replication slot `slot`, until caught up (`catch_up`) or interrupted.
+/// Returns the statistics.
+#[pyfunction]
+#[pyo3(signature = (conninfo, patterns, schemas, **args))]
+pub(crate) fn mirror(
+    py: Python<'_>,
+    conninfo: Option<&str>,
+    patterns: Vec<String>,
+    schemas: Vec<String>,
+    args: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    use pgarrow_lake::mirror::{MirrorOptions, mirror_to_lake};
+    let args: MirrorArgs<'_> = kwargs(py, args)?;
+    let Prologue { config, options } = Prologue::new(conninfo, args.options.as_ref(), true)?;
+    if !(args.commit_interval.is_finite() && args.commit_interval >= 0.0) {
+        return Err(usage_error(
+            py,
+            "commit_interval takes a number of seconds, 0 or more",
+        ));
+    }
+    let mut found = Vec::new();
+    for t in &patterns {
+        found.push(TablePattern::parse(t).map_err(|e| py_err(py, &e))?);
+    }
+    for s in &schemas {
+        found.push(TablePattern::schema(s).map_err(|e| py_err(py, &e))?);
+    }
+    if found.is_empty() {
+        return Err(usage_error(py, "give table= or schema= patterns"));
+    }
+    let catalog = Config::parse(&args.catalog).map_err(|e| py_err(py, &e.into()))?;
+    let storage: pgarrow::io::StorageOptions = args
+        .storage_options
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let lake_table = match &args.lake_table {
+        Some(name) => Some(
+            pgarrow::names::TableName::parse(name)
+                .map_err(|e| usage_error(py, format!("lake_table: {e}")))?,
+        ),
+        None => None,
+    };
+    let mirror_options = MirrorOptions::new(args.slot.clone())
+        .with_publication(args.publication.clone())
+        .with_commit_interval(std::time::Duration::from_secs_f64(args.commit_interval))
+        .with_commit_changes(args.commit_changes)
+        .with_catch_up(args.catch_up)
+        .with_start_over(args.start_over)
+        .with_export(options.export)
+        .with_partitions(
+            options
+                .partitions
+                .unwrap_or_else(|| PartitionOptions::new(1)),
+        );
+    let data_path = args.data_path.clone();
+    let (sink, layout) = (options.sink, options.layout);
+    document_on_runtime(py, move |runtime, stop| {
+        let tables = blocking::wait(runtime, stop, async {
+            let mut conn = pgarrow::protocol::Connection::connect(&config)
+                .await
+                .map_err(|e| pgarrow::Error::from(pgarrow::ErrorKind::Connect(e)))?;
+            let tables = pgarrow::names::resolve(&mut conn, &found).await;
+            let _ = conn.close().await;
+            tables
+        })?;
+        let (schema, name) = match (&lake_table, tables.as_slice()) {
+            (Some(_), [_, _, ..]) => {
+                return Err(pgarrow::Error::usage(
+                    "lake_table names one lake table: several tables go into tables of their \
+                     own schemas and names",
+                ));
+            }
+            (Some(t), _) => (
+                t.schema.clone().unwrap_or_else(|| "main".to_owned()),
+                t.name.clone(),
+            ),
+            (None, [one]) => ("main".to_owned(), one.name.clone()),
+            (None, _) => ("main".to_owned(), String::new()),
+        };
+        let mut target = DuckLakeTarget::new(catalog, schema, name);
+        if let Some(path) = data_path {
+            target = target.with_data_path(path);
+        }
+        let target = LakeTarget::from(target)
+            .with_storage(storage)
+            .with_options(sink)
+            .with_layout(layout);
+        let run = mirror_to_lake(
+            config.clone(),
+            &tables,
+            &target,
+            &mirror_options,
+            hooks(stop),
+        );
+        blocking::wait(runtime, stop, run)
+    })
+}

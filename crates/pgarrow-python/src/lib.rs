@@ -62,6 +62,7 @@ fn _pgarrow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(export::export_file, m)?)?;
     m.add_function(wrap_pyfunction!(export::export_dir, m)?)?;
     m.add_function(wrap_pyfunction!(lake::export_lake, m)?)?;
+    m.add_function(wrap_pyfunction!(lake::mirror, m)?)?;
     m.add_function(wrap_pyfunction!(export::export_incremental, m)?)?;
     m.add_function(wrap_pyfunction!(export::export_tables, m)?)?;
     m.add_class::<plan::PyPlan>()?;

@@ -172,6 +172,17 @@ def test_create_refuse_append_replace_each_one_snapshot(url, conn, lake, typed, 
     assert info["source"] and info["snapshot"] and info["rows"] == 1
 
 
+def test_appends_go_on_past_the_tenth_snapshot(url, conn, lake, typed, duckdb_lake):
+    # Snapshot IDs compared as numbers, not as text ("9" > "10"): the twelfth export lands
+    # as snapshot 12, and an incremental run reads the newest state, not the tenth's.
+    catalog, data = lake
+    export(url, "-t", typed, "--ducklake", catalog, "--data-path", str(data), "--lake-table", "many")
+    for _ in range(11):
+        export(url, "-t", typed, "--ducklake", catalog, "--lake-table", "many", "--if-exists", "append")
+    assert duckdb_lake(catalog, "SELECT count(*) FROM lake.main.many") == [(36,)]
+    assert catalog_rows(catalog, "SELECT max(snapshot_id) FROM ducklake_snapshot") == [(12,)]
+
+
 def test_tables_of_duckdb_and_of_pgarrow_append_to_each_other(url, conn, lake, duckdb_lake):
     catalog, data = lake
     # DuckDB makes the catalog and a table, with one row inlined into the catalog and a file.

@@ -40,6 +40,9 @@ pub(super) struct Commit<'a> {
     pub(super) deletes: &'a [DeleteChange],
     /// The replication slot and WAL position the commit brings the table to (a mirror's).
     pub(super) point: Option<&'a crate::mirror::MirrorPoint>,
+    /// The position the mirror's view of the table is at: the table's last commit must
+    /// still be there ([`MOVED`] otherwise).
+    pub(super) since: Option<&'a crate::mirror::MirrorPoint>,
 }
 
 /// The deletes of one data file a commit makes: a new delete file listing every position
@@ -89,7 +92,7 @@ impl Commit<'_> {
         let last = catalog
             .query(
                 "SELECT snapshot_id::text, schema_version::text, next_catalog_id::text, \
-                 next_file_id::text FROM ducklake_snapshot ORDER BY snapshot_id DESC LIMIT 1",
+                 next_file_id::text FROM ducklake_snapshot s ORDER BY s.snapshot_id DESC LIMIT 1",
                 &[],
             )
             .await?;
@@ -110,6 +113,9 @@ impl Commit<'_> {
                 })
         };
         let snapshot = number(0)? + 1;
+        if std::env::var_os("PGARROW_MIRROR_DEBUG").is_some() {
+            eprintln!("commit: last snapshot {:?}, making {snapshot}", last[0]);
+        }
         let mut schema_version = number(1)?;
         let mut next_catalog_id = number(2)?;
         let mut next_file_id = number(3)?;
@@ -265,6 +271,17 @@ impl Commit<'_> {
         if !created && self.if_exists == IfExists::Replace {
             self.end_rows(catalog, &t, &s).await?;
             changes.push(format!("deleted_from_table:{table_id}"));
+        }
+        if let Some(since) = self.since {
+            let now = super::mirror::last_point(catalog, table_id).await?;
+            if now.as_ref() != Some(since) {
+                return Err(ErrorKind::Unexpected(format!(
+                    "{MOVED}: its last commit is at {}, not {}",
+                    now.map_or_else(|| "no position".to_owned(), |p| p.lsn.to_string()),
+                    since.lsn
+                ))
+                .into());
+            }
         }
         if !self.deletes.is_empty() {
             self.delete_rows(catalog, &t, &s, &mut next_file_id).await?;
@@ -556,7 +573,12 @@ impl Commit<'_> {
             let live = state.first().and_then(|r| r[0].as_deref()) == Some("1");
             let current = state.first().and_then(|r| r[1].clone());
             if !live || current != d.previous.map(|p| p.to_string()) {
-                return Err(ErrorKind::Unexpected(MOVED.into()).into());
+                return Err(ErrorKind::Unexpected(format!(
+                    "{MOVED}: data file {file} is {}, its delete file {current:?}, not {:?}",
+                    if live { "live" } else { "gone" },
+                    d.previous
+                ))
+                .into());
             }
             if let Some(previous) = d.previous {
                 catalog

@@ -25,6 +25,27 @@ use crate::mirror::live::{Live, LiveFile, Plan};
 const FILE_PATH_ID: &str = "2147483546";
 const POS_ID: &str = "2147483545";
 
+/// The slot and position the last commit of table `table_id` that records one reached.
+pub(super) async fn last_point(
+    catalog: &mut Catalog,
+    table_id: i64,
+) -> Result<Option<MirrorPoint>> {
+    let rows = catalog
+        .query(
+            "SELECT commit_extra_info FROM ducklake_snapshot_changes \
+             WHERE author = 'pgarrow' AND commit_extra_info LIKE '%\"replication_slot\"%' \
+             AND string_to_array(changes_made, ',') && \
+             ARRAY['inserted_into_table:' || $1, 'deleted_from_table:' || $1] \
+             ORDER BY snapshot_id DESC LIMIT 1",
+            &[Some(&table_id.to_string())],
+        )
+        .await?;
+    Ok(rows
+        .first()
+        .and_then(|r| r[0].as_deref())
+        .and_then(MirrorPoint::from_provenance))
+}
+
 /// What a commit's error says when the table's files changed under it.
 pub(crate) const MOVED_TEXT: &str = MOVED;
 
@@ -124,8 +145,8 @@ impl DuckLakeMirror {
             let files = catalog
                 .query(
                     "SELECT data_file_id::text, path, path_is_relative::text, \
-                     record_count::text FROM ducklake_data_file \
-                     WHERE table_id = $1::bigint AND end_snapshot IS NULL ORDER BY data_file_id",
+                     record_count::text FROM ducklake_data_file f \
+                     WHERE table_id = $1::bigint AND end_snapshot IS NULL ORDER BY f.data_file_id",
                     &[Some(&t)],
                 )
                 .await?;
@@ -137,16 +158,7 @@ impl DuckLakeMirror {
                     &[Some(&t)],
                 )
                 .await?;
-            let point = catalog
-                .query(
-                    "SELECT commit_extra_info FROM ducklake_snapshot_changes \
-                     WHERE author = 'pgarrow' AND commit_extra_info LIKE '%\"replication_slot\"%' \
-                     AND string_to_array(changes_made, ',') && \
-                     ARRAY['inserted_into_table:' || $1, 'deleted_from_table:' || $1] \
-                     ORDER BY snapshot_id DESC LIMIT 1",
-                    &[Some(&t)],
-                )
-                .await?;
+            let point = last_point(catalog, table.id).await?;
             Ok(Some((table, files, deletes, point)))
         }
         .await;
@@ -192,10 +204,6 @@ impl DuckLakeMirror {
                 deleted: gone,
             });
         }
-        let point = match point.first().and_then(|r| r[0].as_deref()) {
-            Some(info) => MirrorPoint::from_provenance(info),
-            None => None,
-        };
         Ok(Some((table, live, delete_files, point)))
     }
 
@@ -210,6 +218,7 @@ impl DuckLakeMirror {
         &mut self,
         live: &mut Live,
         plan: &Plan,
+        since: &MirrorPoint,
         point: &MirrorPoint,
     ) -> Result<MirrorCommit> {
         let name = format!("{}.{}", self.target.schema, self.target.table);
@@ -302,6 +311,7 @@ impl DuckLakeMirror {
             previous: None,
             deletes: &deletes,
             point: Some(point),
+            since: Some(since),
         };
         let mut catalog = Catalog::connect(&self.target.catalog).await?;
         let done = commit.run(&mut catalog).await;
@@ -311,6 +321,11 @@ impl DuckLakeMirror {
             Err(e) => {
                 remove_all(&written);
                 remove_all(&delete_files);
+                // Another commit landed first (a process of this mirror killed as it
+                // committed, whose backend finished after it died): read the table again.
+                if super::is_race(&e) {
+                    return Err(ErrorKind::Unexpected(format!("{MOVED}: {e}")).into());
+                }
                 return Err(e.context(format!("committing to DuckLake table {name}")));
             }
         };
@@ -336,6 +351,18 @@ impl DuckLakeMirror {
             snapshot: done.snapshot,
             files: described.len(),
         })
+    }
+
+    /// The table's columns (top-level), in order.
+    pub(crate) fn column_names(&self) -> Vec<&str> {
+        let mut columns: Vec<_> = self
+            .table
+            .columns
+            .iter()
+            .filter(|c| c.parent.is_none())
+            .collect();
+        columns.sort_by_key(|c| c.order);
+        columns.iter().map(|c| c.name.as_str()).collect()
     }
 
     /// The live delete file of each data file, read again after a commit.

@@ -126,8 +126,8 @@ async fn read_at_snapshot(
             &format!(
                 "SELECT data_file_id::text, path, path_is_relative::text, file_format, \
                  record_count::text, (encryption_key IS NOT NULL)::text \
-                 FROM ducklake_data_file WHERE table_id = $1::bigint AND {live} \
-                 ORDER BY file_order NULLS LAST, data_file_id"
+                 FROM ducklake_data_file f WHERE table_id = $1::bigint AND {live} \
+                 ORDER BY f.file_order NULLS LAST, f.data_file_id"
             ),
             &[Some(&id), Some(&s)],
         )

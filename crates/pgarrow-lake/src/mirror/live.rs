@@ -518,7 +518,10 @@ pub(crate) async fn read_rows(asked: Vec<(LiveFile, Vec<u64>)>) -> Result<Record
         let mut parts = Vec::new();
         let mut schema = None;
         for (file, positions) in asked {
-            let input = Input::open(std::slice::from_ref(&file.location), &InputOptions::default())?;
+            let input = Input::open(
+                std::slice::from_ref(&file.location),
+                &InputOptions::default(),
+            )?;
             let mut at = 0u64;
             let mut wanted = positions.iter().peekable();
             for batch in input {

@@ -94,6 +94,7 @@ from ._typing import (  # noqa: E402
     IcebergStats,
     Domains,
     DuckLakeStats,
+    MirrorStats,
     FileFormat,
     FileOptions,
     IfExists,
@@ -142,6 +143,7 @@ __all__ = [
     "export_incremental",
     "export_tables",
     "export_with_slot",
+    "mirror",
     "plan",
     "read_arrow",
     "read_batches",
@@ -1792,3 +1794,99 @@ def apply_changes(
         nanoseconds=nanoseconds,
         storage_options=storage_options,
     )
+
+
+def mirror(
+    url: Optional[str] = None,
+    *,
+    table: Union[str, list[str], None] = None,
+    schema: Union[str, list[str], None] = None,
+    ducklake: str,
+    slot: str,
+    data_path: Optional[str] = None,
+    lake_table: Optional[str] = None,
+    publication: Optional[str] = None,
+    commit_interval: float = 10.0,
+    commit_changes: int = 100_000,
+    catch_up: bool = False,
+    start_over: bool = False,
+    storage_options: Optional[dict[str, str]] = None,
+    **options: Unpack[FileOptions],
+) -> MirrorStats:
+    """Keeps DuckLake tables equal to PostgreSQL tables, as ``pgarrow mirror``: the first call
+    makes replication slot ``slot`` (and a publication of its name, unless ``publication``
+    names one) and exports the tables into lake tables in its snapshot; then every call
+    commits the slot's changes at transaction boundaries, every ``commit_interval`` seconds or
+    ``commit_changes`` changes, each commit recording the WAL position it reaches, until
+    caught up (``catch_up=True``, for a scheduled job) or interrupted (Ctrl-C: after a last
+    commit at a transaction boundary). A later call goes on from the position the tables
+    record: no change is lost or applied twice, whenever a call was stopped or killed.
+
+    Updates and deletes are written as DuckLake delete files, by the table's primary key (or
+    replica identity index); a value an update left unchanged (a TOASTed one) is taken from the
+    lake table's row. See the book's "Mirrors" (docs/src/mirror.md).
+
+    Parameters
+    ----------
+    url : str, optional
+        The source, as in :func:`read_batches` (a role with the REPLICATION attribute, on a
+        server with ``wal_level = logical``, PostgreSQL 14 or later).
+    table, schema : str or list of str
+        The tables: ``table`` patterns and ``schema`` patterns, as :func:`export_tables`
+        reads them. Several tables go into lake tables of their own schema and name.
+    ducklake : str
+        The PostgreSQL database of the DuckLake catalog (one without a catalog gets one, with
+        ``data_path``).
+    slot : str
+        The logical replication slot.
+    data_path : str, optional
+        Where a new catalog keeps its files: a directory or an object URL.
+    lake_table : str, optional
+        One table's lake table, ``"[schema.]name"`` (default: its own name in schema
+        ``main``).
+    publication : str, optional
+        The publication to read; by default one named as the slot, made when missing.
+    commit_interval, commit_changes
+        A commit at the first transaction boundary after this many seconds, or this many
+        changes.
+    catch_up : bool, default False
+        Return once every change committed before the call is in the tables.
+    start_over : bool, default False
+        Drop the slot if it exists and export every table anew in a new one's snapshot (after
+        the slot was invalidated, say).
+    storage_options : dict of str to str, optional
+        As in :func:`export_file`, for an object-store data path.
+    **options
+        As in :func:`export_file`, for the first export and the types of the changes.
+
+    Returns
+    -------
+    dict
+        The statistics (:class:`pgarrow._typing.MirrorStats`).
+
+    Raises
+    ------
+    ConnectError, QueryError, UsageError
+        A table without a key, a slot that was invalidated or dropped, a schema change: each
+        said so, with what to do. The tables are as their last commit left them.
+    """
+    patterns, schemas = _patterns(table), _patterns(schema)
+    if not (patterns or schemas):
+        raise UsageError("give table= or schema= patterns")
+    return _pgarrow.mirror(
+        url,
+        patterns,
+        schemas,
+        catalog=ducklake,
+        data_path=data_path,
+        lake_table=lake_table,
+        slot=slot,
+        publication=publication,
+        commit_interval=float(commit_interval),
+        commit_changes=int(commit_changes),
+        catch_up=catch_up,
+        start_over=start_over,
+        options=options,
+        storage_options=storage_options,
+    )
+

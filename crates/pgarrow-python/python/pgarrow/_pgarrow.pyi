@@ -14,6 +14,7 @@ from ._typing import (
     DeltaStats,
     IcebergStats,
     DuckLakeStats,
+    MirrorStats,
     ExportStats,
     IncrementalStats,
     LoadStats,
@@ -185,6 +186,23 @@ def export_lake(
     options: Optional[dict[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> Union[DuckLakeStats, DeltaStats, IcebergStats, list[Any]]: ...
+def mirror(
+    conninfo: Optional[str],
+    patterns: list[str],
+    schemas: list[str],
+    *,
+    catalog: str,
+    data_path: Optional[str],
+    lake_table: Optional[str],
+    slot: str,
+    publication: Optional[str],
+    commit_interval: float,
+    commit_changes: int,
+    catch_up: bool,
+    start_over: bool,
+    options: Optional[dict[str, Any]],
+    storage_options: Optional[dict[str, str]],
+) -> MirrorStats: ...
 def export_incremental(
     conninfo: Optional[str],
     table: str,

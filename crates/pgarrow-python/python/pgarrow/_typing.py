@@ -209,6 +209,31 @@ class DuckLakeStats(PartitionedStats, LakeRun):
     commit_s: float
 
 
+class MirrorStats(TypedDict):
+    """What :func:`pgarrow.mirror` did."""
+
+    slot: str
+    publication: str
+    #: The source tables, quoted.
+    tables: List[str]
+    #: Whether this call made the slot and exported the tables in its snapshot.
+    exported: bool
+    exported_rows: int
+    #: Where the call started streaming, and where every table is now (WAL positions).
+    start_lsn: str
+    end_lsn: str
+    #: Commits made (one per table with changes, per checkpoint), and their data files.
+    commits: int
+    files: int
+    #: Changes folded into them; rows written, rows deleted by position, truncates.
+    changes: int
+    inserted: int
+    deleted: int
+    truncates: int
+    #: Commits begun again after the table's files changed beside the mirror.
+    retried: int
+
+
 class DeltaStats(PartitionedStats, LakeRun):
     """An export committed into a Delta table: the export's statistics, and the commit's."""
 

@@ -1,0 +1,459 @@
+"""`pgarrow mirror`: DuckLake tables kept equal to tables of a logical cluster
+(PGARROW_TEST_LOGICAL_URL), read back by DuckDB 1.5.5's own ducklake extension. A workload of
+inserts, updates (leaving TOASTed values unchanged), deletes, key changes and a truncate runs
+while the mirror follows it; each commit, read at its snapshot, equals the source as of the
+commit's WAL position. Processes killed with SIGKILL at random moments and connections cut by
+a proxy the test controls lose and double nothing; a schema change and an invalidated slot
+stop the mirror with what to do."""
+
+import json
+import os
+import random
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from decimal import Decimal
+from urllib.parse import urlparse, urlunparse
+
+import psycopg
+import pytest
+
+
+def pgarrow_bin() -> str:
+    path = os.environ.get("PGARROW_BIN")
+    if not path:
+        pytest.fail("PGARROW_BIN is not set: run the suite through `cargo test -p pgarrow-python`")
+    return path
+
+
+@pytest.fixture
+def source():
+    url = os.environ.get("PGARROW_TEST_LOGICAL_URL")
+    if not url:
+        pytest.fail("PGARROW_TEST_LOGICAL_URL is not set (tests/pytest.rs sets it)")
+    return url
+
+
+@pytest.fixture
+def lake(url, conn, tmp_path):
+    """A new catalog database (on the main test server) and data path: (catalog URL, data)."""
+    name = f"mlake_{uuid.uuid4().hex[:12]}"
+    conn.execute(f"CREATE DATABASE {name}")
+    catalog = urlunparse(urlparse(url)._replace(path=f"/{name}"))
+    yield catalog, tmp_path / "lake"
+    conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def slot(source):
+    """A slot name of the test's own, dropped (with its publication) afterwards."""
+    name = f"m_{uuid.uuid4().hex[:10]}"
+    yield name
+    with psycopg.connect(source, autocommit=True) as c:
+        c.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                  "WHERE slot_name = %s AND NOT active", (name,))
+        c.execute(f"DROP PUBLICATION IF EXISTS {name}")
+
+
+def run(url, sql, params=None):
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute(sql, params)
+
+
+def rows_of(url, table):
+    with psycopg.connect(url, autocommit=True) as c:
+        return c.execute(f"SELECT id, name, big, amount FROM {table} ORDER BY id").fetchall()
+
+
+def mirror_args(source, lake, slot, table, *more):
+    catalog, data = lake
+    return [pgarrow_bin(), "mirror", "-d", source, "-t", table, "--slot", slot,
+            "--ducklake", catalog, "--data-path", str(data), "--json", *more]
+
+
+def mirror(source, lake, slot, table, *more, check=True):
+    out = subprocess.run(mirror_args(source, lake, slot, table, "--catch-up", *more),
+                         capture_output=True, text=True, timeout=300)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def events(stdout):
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def lake_rows(duckdb_lake, lake, table, versions=None):
+    """The lake table's rows (by id), now or at each snapshot of `versions`: {version: rows}."""
+    catalog, data = lake
+    if versions is None:
+        got = duckdb_lake(catalog, f"SELECT id, name, big, amount FROM lake.main.{table} ORDER BY id")
+        return [tuple(r) for r in got]
+    union = " UNION ALL ".join(
+        f"SELECT {v} AS v, id, name, big, amount FROM lake.main.{table} AT (VERSION => {v})"
+        for v in versions
+    )
+    got = duckdb_lake(catalog, f"SELECT * FROM ({union}) ORDER BY v, id")
+    out = {v: [] for v in versions}
+    for r in got:
+        out[r[0]].append(tuple(r[1:]))
+    return out
+
+
+def make_table(source, table, rows=300):
+    run(source, f"""DROP TABLE IF EXISTS {table};
+        CREATE TABLE {table} (id bigint PRIMARY KEY, name text, big text, amount numeric(12,2));
+        ALTER TABLE {table} ALTER COLUMN big SET STORAGE EXTERNAL;
+        INSERT INTO {table} SELECT g, 'n' || g, repeat(md5(g::text), 200), g * 1.25
+          FROM generate_series(1, {rows}) g;
+        INSERT INTO {table} VALUES (0, 'clock', 'clock', 0)""")
+
+
+class Workload:
+    """Source transactions one after another, each a random mix that ends by setting the
+    clock row (id 0) to its number, recording the table's rows after each: a lake table read at
+    any commit says by its clock which transaction it is at, and so what it must hold."""
+
+    def __init__(self, source, table, seed):
+        self.c = psycopg.connect(source, autocommit=True)
+        self.table = table
+        self.random = random.Random(seed)
+        self.next_id = 100_000
+        self.history = [rows_of_conn(self.c, table)]
+
+    def lsn(self):
+        return int_lsn(self.c.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])
+
+    def step(self, truncate=False):
+        t, r = self.table, self.random
+        with self.c.transaction():
+            if truncate:
+                self.c.execute(f"TRUNCATE {t}")
+                self.c.execute(f"INSERT INTO {t} SELECT g, 't' || g, repeat('t', 3000) || g, g "
+                               "FROM generate_series(0, 40) g")
+            for _ in range(r.randint(1, 6)):
+                kind = r.choice(["insert", "update_small", "update_big", "delete", "key", "reinsert"])
+                if kind == "insert":
+                    n = r.randint(1, 20)
+                    self.c.execute(f"INSERT INTO {t} SELECT g, 'i' || g, repeat('b', 2500) || g, g / 7.0 "
+                                   "FROM generate_series(%s, %s) g", (self.next_id, self.next_id + n - 1))
+                    self.next_id += n
+                elif kind == "update_small":
+                    # big is TOASTed and unchanged: the change does not carry it.
+                    self.c.execute(f"UPDATE {t} SET name = name || '+', amount = amount + 1 "
+                                   f"WHERE id %% %s = %s", (r.randint(3, 9), r.randint(0, 2)))
+                elif kind == "update_big":
+                    self.c.execute(f"UPDATE {t} SET big = repeat(md5(random()::text), 150) "
+                                   f"WHERE id %% 13 = %s", (r.randint(0, 12),))
+                elif kind == "delete":
+                    self.c.execute(f"DELETE FROM {t} WHERE id %% %s = %s AND id <> 0",
+                                   (r.randint(5, 17), r.randint(0, 4)))
+                elif kind == "key":
+                    self.c.execute(f"UPDATE {t} SET id = id + 1000000 WHERE id IN "
+                                   f"(SELECT id FROM {t} WHERE id > 0 AND id < 1000000 ORDER BY id LIMIT 3)")
+                else:
+                    self.c.execute(f"DELETE FROM {t} WHERE id = (SELECT min(id) FROM {t} WHERE id > 0)")
+                    self.c.execute(f"INSERT INTO {t} VALUES (%s, 'back', 'short', 1)", (self.next_id,))
+                    self.next_id += 1
+            self.c.execute(f"UPDATE {t} SET amount = %s WHERE id = 0", (len(self.history),))
+            # Before the commit record: a checkpoint past it is the end of this transaction or
+            # of one after it.
+            self.inside = self.lsn()
+        self.history.append(rows_of_conn(self.c, t))
+
+    def check(self, rows, what):
+        """`rows` (a lake table's, by id) are the source's after the transaction its clock
+        names."""
+        clock = [r for r in rows if r[0] == 0]
+        assert len(clock) == 1, f"{what}: no clock row"
+        n = int(clock[0][3])
+        assert rows == [tuple(r) for r in self.history[n]], f"{what}: not the source after transaction {n}"
+        return n
+
+    def close(self):
+        self.c.close()
+
+
+def rows_of_conn(c, table):
+    return c.execute(f"SELECT id, name, big, amount FROM {table} ORDER BY id").fetchall()
+
+
+def int_lsn(text):
+    hi, lo = text.split("/")
+    return (int(hi, 16) << 32) | int(lo, 16)
+
+
+def test_each_commit_equals_the_source_at_its_position(source, lake, slot, duckdb_lake):
+    table = "mirror_orders"
+    make_table(source, table)
+    proc = subprocess.Popen(mirror_args(source, lake, slot, table, "--commit-interval", "0.05"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        exported = json.loads(proc.stdout.readline())
+        assert exported["event"] == "exported" and exported["rows"] == 301, exported
+        work = Workload(source, table, seed=7)
+        for i in range(40):
+            work.step(truncate=(i == 25))
+        target = work.inside
+        # Until a checkpoint reaches the end of the workload.
+        while True:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            e = json.loads(line)
+            seen.append(e)
+            if e["event"] == "checkpoint" and int_lsn(e["lsn"]) > target:
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        seen += events(out)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    commits = [e for e in seen if e["event"] == "committed"]
+    assert len(commits) >= 2, seen
+    assert any(c["truncated"] for c in commits)
+    assert sum(c["deleted"] for c in commits) > 0
+    versions = [c["snapshot"] for c in commits]
+    read = lake_rows(duckdb_lake, lake, table, versions)
+    reached = [work.check(read[v], f"snapshot {v}") for v in versions]
+    # Commits move forward, and the last reaches the last transaction.
+    assert reached == sorted(reached) and reached[-1] == 40, reached
+    assert lake_rows(duckdb_lake, lake, table) == [tuple(r) for r in rows_of(source, table)]
+    work.close()
+
+
+def test_kill_9_at_random_moments_loses_and_doubles_nothing(source, lake, slot, duckdb_lake):
+    table = "mirror_killed"
+    make_table(source, table)
+    mirror(source, lake, slot, table)
+    work = Workload(source, table, seed=11)
+    rng = random.Random(3)
+    kills = 0
+    for round_ in range(24):
+        for _ in range(3):
+            work.step(truncate=(round_ == 9))
+        proc = subprocess.Popen(
+            mirror_args(source, lake, slot, table, "--commit-changes", str(rng.randint(5, 80)),
+                        "--commit-interval", "0"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Killed after a random number of its output lines (commits and checkpoints), or
+        # before it said anything.
+        lines = rng.randint(0, 3)
+        for _ in range(lines):
+            ready, _, _ = select.select([proc.stdout], [], [], 30)
+            if not ready or not proc.stdout.readline():
+                break
+        proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, err
+        kills += 1
+    assert kills >= 20
+    done = mirror(source, lake, slot, table)
+    assert work.check(lake_rows(duckdb_lake, lake, table), "the end") == len(work.history) - 1
+    # Read back into PostgreSQL (its delete files applied), it is the source.
+    back = subprocess.run(
+        [pgarrow_bin(), "import", "-d", source, "--quiet", "--ducklake", lake[0], "--lake-table",
+         f"main.{table}", "--into", f"{table}_back", "--create", "--mode", "replace"],
+        capture_output=True, text=True)
+    assert back.returncode == 0, back.stderr
+    assert rows_of(source, f"{table}_back") == rows_of(source, table)
+    # A run with nothing new commits nothing.
+    again = events(mirror(source, lake, slot, table).stdout)
+    assert not [e for e in again if e["event"] == "committed"], again
+    assert done.returncode == 0
+    work.close()
+
+
+class Proxy:
+    """A TCP proxy to the source the test controls: `cut()` closes every connection through
+    it, in the middle of whatever they carry."""
+
+    def __init__(self, host, port):
+        self.target = (host, port)
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.port = self.server.getsockname()[1]
+        self.lock = threading.Lock()
+        self.open = []
+        self.cuts = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        with self.lock:
+            for s in self.open:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+            self.cuts += bool(self.open)
+            self.open = []
+
+    def close(self):
+        self.server.close()
+        self.cut()
+
+
+def test_a_cut_connection_leaves_the_table_at_its_position_and_the_next_run_goes_on(
+        source, lake, slot, duckdb_lake):
+    table = "mirror_cut"
+    make_table(source, table)
+    u = urlparse(source)
+    proxy = Proxy(u.hostname, u.port)
+    through = urlunparse(u._replace(netloc=f"{u.username}@127.0.0.1:{proxy.port}"))
+    try:
+        mirror(through, lake, slot, table)
+        work = Workload(source, table, seed=5)
+        failures = 0
+        for _ in range(6):
+            for _ in range(4):
+                work.step()
+            proc = subprocess.Popen(mirror_args(through, lake, slot, table, "--commit-changes", "20",
+                                                "--commit-interval", "0"),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # Cut once it said something (a commit), or straight away.
+            select.select([proc.stdout], [], [], 30)
+            proxy.cut()
+            out, err = proc.communicate(timeout=120)
+            if proc.returncode != 0:
+                failures += 1
+                assert "connection" in err.lower() or "closed" in err.lower(), err
+            # The table is as a commit left it: equal to the source at its position.
+            committed = [e for e in events(out) if e["event"] == "committed"]
+            if committed:
+                last = committed[-1]["snapshot"]
+                work.check(lake_rows(duckdb_lake, lake, table, [last])[last], f"snapshot {last}")
+        assert proxy.cuts >= 6 and failures >= 1
+        mirror(through, lake, slot, table)
+        assert lake_rows(duckdb_lake, lake, table) == [tuple(r) for r in rows_of(source, table)]
+        work.close()
+    finally:
+        proxy.close()
+
+
+def test_a_schema_change_stops_the_mirror_with_nothing_committed_past_it(source, lake, slot, duckdb_lake):
+    table = "mirror_schema"
+    make_table(source, table, rows=20)
+    mirror(source, lake, slot, table)
+    run(source, f"UPDATE {table} SET name = 'before' WHERE id = 1")
+    mirror(source, lake, slot, table)
+    run(source, f"ALTER TABLE {table} ADD COLUMN note text; "
+                f"INSERT INTO {table} VALUES (999, 'after', 'x', 1, 'n')")
+    out = mirror(source, lake, slot, table, check=False)
+    assert out.returncode != 0
+    assert "columns of" in out.stderr and "changed" in out.stderr, out.stderr
+    got = lake_rows(duckdb_lake, lake, table)
+    assert [r for r in got if r[0] == 999] == []
+    assert [r[1] for r in got if r[0] == 1] == ["before"]
+
+
+def test_tables_without_a_usable_key_are_refused(source, lake, slot):
+    run(source, "DROP TABLE IF EXISTS mirror_nokey; CREATE TABLE mirror_nokey (a int, b text)")
+    out = mirror(source, lake, slot, "mirror_nokey", check=False)
+    assert out.returncode != 0 and "no primary key" in out.stderr, out.stderr
+    run(source, "ALTER TABLE mirror_nokey REPLICA IDENTITY NOTHING")
+    out = mirror(source, lake, slot, "mirror_nokey", check=False)
+    assert out.returncode != 0 and "REPLICA IDENTITY NOTHING" in out.stderr, out.stderr
+    # Nothing was made for it.
+    with psycopg.connect(source, autocommit=True) as c:
+        assert c.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
+                         (slot,)).fetchone()[0] == 0
+
+
+def test_an_invalidated_slot_says_so_and_a_start_over_mirrors_again(source, lake, slot, duckdb_lake):
+    table = "mirror_lost"
+    make_table(source, table, rows=50)
+    mirror(source, lake, slot, table)
+    run(source, f"UPDATE {table} SET name = 'lost' WHERE id < 10")
+    with psycopg.connect(source, autocommit=True) as c:
+        c.execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+        c.execute("SELECT pg_reload_conf()")
+        try:
+            for _ in range(50):
+                c.execute("CREATE TEMP TABLE IF NOT EXISTS filler (x text)")
+                c.execute("INSERT INTO filler SELECT repeat('w', 1000) FROM generate_series(1, 3000)")
+                c.execute("SELECT pg_switch_wal()")
+                c.execute("CHECKPOINT")
+                status = c.execute("SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s",
+                                   (slot,)).fetchone()[0]
+                if status == "lost":
+                    break
+            assert status == "lost"
+        finally:
+            c.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
+            c.execute("SELECT pg_reload_conf()")
+    out = mirror(source, lake, slot, table, check=False)
+    assert out.returncode != 0
+    assert "invalidated" in out.stderr and "--start-over" in out.stderr, out.stderr
+    mirror(source, lake, slot, table, "--start-over")
+    assert lake_rows(duckdb_lake, lake, table) == [tuple(r) for r in rows_of(source, table)]
+
+
+def test_several_tables_each_into_their_own_lake_table(source, lake, slot, duckdb_lake):
+    run(source, "DROP SCHEMA IF EXISTS msales CASCADE; CREATE SCHEMA msales")
+    for t in ("msales.a", "msales.b"):
+        make_table(source, t, rows=30)
+    catalog, data = lake
+    args = [pgarrow_bin(), "mirror", "-d", source, "--schema", "msales", "--slot", slot,
+            "--ducklake", catalog, "--data-path", str(data), "--json", "--catch-up"]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    run(source, "UPDATE msales.a SET name = 'x' WHERE id < 5; DELETE FROM msales.b WHERE id > 20")
+    second = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    tables = {e["table"] for e in events(second.stdout) if e["event"] == "committed"}
+    assert tables == {'"msales"."a"', '"msales"."b"'}
+    for t in ("a", "b"):
+        got = duckdb_lake(catalog, f"SELECT id, name, big, amount FROM lake.msales.{t} ORDER BY id")
+        assert [tuple(r) for r in got] == [tuple(r) for r in rows_of(source, f"msales.{t}")]
+
+
+def test_python_mirror_goes_on_from_the_tables_position(source, lake, slot, duckdb_lake):
+    import pgarrow
+
+    table = "mirror_py"
+    make_table(source, table, rows=40)
+    catalog, data = lake
+    first = pgarrow.mirror(source, table=table, ducklake=catalog, data_path=str(data), slot=slot,
+                           catch_up=True)
+    assert first["exported"] and first["exported_rows"] == 41 and first["commits"] == 0
+    run(source, f"UPDATE {table} SET name = 'py' WHERE id < 10; DELETE FROM {table} WHERE id > 30")
+    second = pgarrow.mirror(source, table=table, ducklake=catalog, slot=slot, catch_up=True,
+                            commit_interval=0)
+    assert not second["exported"] and second["commits"] >= 1 and second["deleted"] >= 10
+    assert lake_rows(duckdb_lake, lake, table) == [tuple(r) for r in rows_of(source, table)]
+    with pytest.raises(pgarrow.UsageError, match="no primary key"):
+        run(source, "DROP TABLE IF EXISTS mirror_py_nokey; CREATE TABLE mirror_py_nokey (a int)")
+        pgarrow.mirror(source, table="mirror_py_nokey", ducklake=catalog, slot=slot + "x", catch_up=True)
