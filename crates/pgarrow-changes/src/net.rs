@@ -183,6 +183,28 @@ impl KeyEncoder {
             out.push(1);
             let data = column.to_data();
             let at = data.offset() + row;
+            // Integers as 64 bits: a key widened at the source (int to bigint) is the same key.
+            macro_rules! widened {
+                ($t:ty, $wide:ty) => {{
+                    let v = column
+                        .as_any()
+                        .downcast_ref::<arrow_array::PrimitiveArray<$t>>()
+                        .map(|a| a.value(row) as $wide);
+                    out.extend_from_slice(&v.unwrap_or_default().to_le_bytes());
+                    continue;
+                }};
+            }
+            match column.data_type() {
+                DataType::Int8 => widened!(arrow_array::types::Int8Type, i64),
+                DataType::Int16 => widened!(arrow_array::types::Int16Type, i64),
+                DataType::Int32 => widened!(arrow_array::types::Int32Type, i64),
+                DataType::Int64 => widened!(arrow_array::types::Int64Type, i64),
+                DataType::UInt8 => widened!(arrow_array::types::UInt8Type, u64),
+                DataType::UInt16 => widened!(arrow_array::types::UInt16Type, u64),
+                DataType::UInt32 => widened!(arrow_array::types::UInt32Type, u64),
+                DataType::UInt64 => widened!(arrow_array::types::UInt64Type, u64),
+                _ => {}
+            }
             match column.data_type() {
                 DataType::Boolean => {
                     let b = column
@@ -393,6 +415,13 @@ mod tests {
         let (b2, e2) =
             KeyEncoder::encode_all(&[sliced.as_ref(), names2.as_ref(), uuids2.as_ref()]).unwrap();
         assert_eq!(&b2[..e2[0]], key(1));
+        // An int key is the same key as a bigint one.
+        let narrow: ArrayRef = Arc::new(arrow_array::Int32Array::from(vec![7]));
+        let wide: ArrayRef = Arc::new(Int64Array::from(vec![7]));
+        assert_eq!(
+            KeyEncoder::encode_all(&[narrow.as_ref()]).unwrap(),
+            KeyEncoder::encode_all(&[wide.as_ref()]).unwrap()
+        );
         // Text "a" + "b" is not text "ab" + "".
         let x: ArrayRef = Arc::new(StringArray::from(vec!["a", "ab"]));
         let y: ArrayRef = Arc::new(StringArray::from(vec!["b", ""]));

@@ -305,6 +305,7 @@ pub async fn export_to_ducklake(
         deletes: &[],
         point: None,
         since: None,
+        dropped: &[],
     };
     let mut catalog = Catalog::connect(&target.catalog).await?;
     let mut retried = 0;

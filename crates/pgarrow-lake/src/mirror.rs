@@ -213,6 +213,17 @@ pub enum MirrorProgress {
         /// Seconds the commit took, files included.
         commit_s: f64,
     },
+    /// A table's columns changed: the lake table takes the new ones with its next commit.
+    SchemaChanged {
+        /// The source table.
+        table: String,
+        /// The transaction that announced them.
+        lsn: String,
+        /// Columns added (NULL in the rows before).
+        added: Vec<String>,
+        /// Columns dropped.
+        dropped: Vec<String>,
+    },
     /// Every table holds the changes up to `lsn`, confirmed to the slot.
     Checkpoint {
         /// The position confirmed.
@@ -252,6 +263,17 @@ impl std::fmt::Display for MirrorProgress {
                 "{table}: {changes} changes committed up to {lsn} (snapshot {snapshot}): \
                  {inserted} rows written, {deleted} deleted{} in {commit_s:.2} s",
                 if *truncated { ", truncated first" } else { "" }
+            ),
+            MirrorProgress::SchemaChanged {
+                table,
+                lsn,
+                added,
+                dropped,
+            } => write!(
+                f,
+                "{table}: columns changed at {lsn}: added [{}], dropped [{}]",
+                added.join(", "),
+                dropped.join(", ")
             ),
             MirrorProgress::Checkpoint {
                 lsn,
@@ -751,52 +773,42 @@ async fn follow(
                 };
                 let m = &mut mirrored[i];
                 let columns = s.schema.fields().len() - pgarrow_changes::net::CHANGE_COLUMNS;
-                let theirs: Vec<&str> = s.schema.fields()[..columns]
+                let theirs: Vec<String> = s.schema.fields()[..columns]
                     .iter()
-                    .map(|f| f.name().as_str())
+                    .map(|f| f.name().clone())
                     .collect();
-                let ours = m.lake.column_names();
+                let ours: Vec<String> = m
+                    .lake
+                    .column_names()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect();
                 if s.changed || theirs != ours {
-                    let added: Vec<&str> = theirs
+                    let change = SchemaChange::of(config, m, &ours, &theirs, s.lsn).await?;
+                    // Rows of the announcing transaction under the old columns (an ALTER
+                    // TABLE after changes in one transaction) cannot be committed apart.
+                    if m.pending
                         .iter()
-                        .filter(|c| !ours.contains(c))
-                        .copied()
-                        .collect();
-                    let dropped: Vec<&str> = ours
-                        .iter()
-                        .filter(|c| !theirs.contains(c))
-                        .copied()
-                        .collect();
-                    let what = match (added.is_empty(), dropped.is_empty()) {
-                        (true, true) => "their types or order changed".to_owned(),
-                        _ => format!(
-                            "{}{}{}",
-                            if added.is_empty() {
-                                String::new()
-                            } else {
-                                format!("added {}", added.join(", "))
-                            },
-                            if added.is_empty() || dropped.is_empty() {
-                                ""
-                            } else {
-                                "; "
-                            },
-                            if dropped.is_empty() {
-                                String::new()
-                            } else {
-                                format!("dropped {}", dropped.join(", "))
-                            },
-                        ),
-                    };
-                    return Err(Error::usage(format!(
-                        "the columns of {} changed at {} ({what}): a mirror does not follow \
-                         schema changes yet. The lake table holds every change before {} (its \
-                         last commit); nothing after it was committed. Start over from a new \
-                         snapshot (--start-over) to take the new columns",
-                        m.table.quoted(),
-                        s.lsn,
-                        m.point.lsn
-                    )));
+                        .any(|b| !after(b, s.lsn).is_ok_and(|a| a.num_rows() == 0))
+                    {
+                        return Err(Error::usage(format!(
+                            "a transaction changed rows of {} and then its columns (at {}): a \
+                             mirror commits whole transactions under one set of columns. Start \
+                             over from a new snapshot (--start-over)",
+                            m.table.quoted(),
+                            s.lsn
+                        )));
+                    }
+                    // What changed before the new columns goes in under the old ones, at the
+                    // transaction that announced them.
+                    commit_table(m, s.lsn, options, stats, hooks).await?;
+                    m.lake.evolve(change.dropped);
+                    hooks.report(&MirrorProgress::SchemaChanged {
+                        table: m.table.quoted(),
+                        lsn: s.lsn.to_string(),
+                        added: change.added,
+                        dropped: change.dropped_names,
+                    });
                 }
                 m.columns = columns;
             }
@@ -832,6 +844,104 @@ async fn follow(
     }
     stream.close().await?;
     Ok(())
+}
+
+/// A table's columns as a new Relation message gives them, against the lake table's: what a
+/// mirror follows (columns added without a value for the rows before, columns dropped, types
+/// widened) or refuses, naming it.
+struct SchemaChange {
+    added: Vec<String>,
+    dropped_names: Vec<String>,
+    /// The lake table's IDs of the dropped columns.
+    dropped: Vec<i64>,
+}
+
+impl SchemaChange {
+    async fn of(
+        config: &Config,
+        m: &Mirrored,
+        ours: &[String],
+        theirs: &[String],
+        lsn: Lsn,
+    ) -> Result<SchemaChange> {
+        let name = m.table.quoted();
+        let refuse = |what: String| -> Error {
+            Error::usage(format!(
+                "the columns of {name} changed at {lsn}: {what}. The lake table holds every \
+                 change before {} (its last commit); nothing after it was committed. Start \
+                 over from a new snapshot to take the new columns (--start-over)",
+                m.point.lsn
+            ))
+        };
+        let added: Vec<String> = theirs
+            .iter()
+            .filter(|c| !ours.contains(c))
+            .cloned()
+            .collect();
+        let dropped: Vec<String> = ours
+            .iter()
+            .filter(|c| !theirs.contains(c))
+            .cloned()
+            .collect();
+        if let Some(k) = m.key.iter().find(|k| dropped.contains(k)) {
+            return Err(refuse(format!("its key column {k:?} is gone")));
+        }
+        // A renamed column keeps its place among the columns (a dropped and an added one
+        // does not): the lake would lose its values.
+        let kept_old: Vec<&String> = ours.iter().filter(|c| theirs.contains(c)).collect();
+        let kept_new: Vec<&String> = theirs.iter().filter(|c| ours.contains(c)).collect();
+        if kept_old != kept_new {
+            return Err(refuse("their order changed".into()));
+        }
+        for (i, old) in ours.iter().enumerate() {
+            if dropped.contains(old)
+                && let Some(new) = theirs.get(i)
+                && added.contains(new)
+                && ours.len() == theirs.len()
+            {
+                return Err(refuse(format!(
+                    "{old:?} was renamed {new:?} (or dropped and another added in its place), \
+                     which a mirror does not follow"
+                )));
+            }
+        }
+        if !added.is_empty() {
+            // A column added with a default gives the rows before it that value, without a
+            // change in the WAL: the lake cannot know it (it would read NULL).
+            let mut conn = Connection::connect(config)
+                .await
+                .map_err(|e| Error::from(ErrorKind::Connect(e)))?;
+            let list = added
+                .iter()
+                .map(|c| quote_literal(c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let rows = conn
+                .simple_query(&format!(
+                    "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = \
+                     to_regclass({}) AND attname IN ({list}) AND (atthasmissing OR atthasdef)",
+                    quote_literal(&name)
+                ))
+                .await;
+            let _ = conn.close().await;
+            if let Some(c) = rows?
+                .into_iter()
+                .next()
+                .and_then(|r| r.into_iter().next().flatten())
+            {
+                return Err(refuse(format!(
+                    "column {c:?} was added with a default, which the rows before it take \
+                     without a change a mirror sees"
+                )));
+            }
+        }
+        let dropped_ids = m.lake.column_ids(&dropped);
+        Ok(SchemaChange {
+            added,
+            dropped_names: dropped,
+            dropped: dropped_ids,
+        })
+    }
 }
 
 /// The rows of `batch` whose transactions committed at or after `lsn` (those before are in

@@ -363,20 +363,71 @@ def test_a_cut_connection_leaves_the_table_at_its_position_and_the_next_run_goes
         proxy.close()
 
 
-def test_a_schema_change_stops_the_mirror_with_nothing_committed_past_it(source, lake, slot, duckdb_lake):
+def test_columns_added_dropped_and_widened_follow_the_source(source, lake, slot, duckdb_lake):
     table = "mirror_schema"
+    run(source, f"""DROP TABLE IF EXISTS {table};
+        CREATE TABLE {table} (id int PRIMARY KEY, name text, n int, big text);
+        ALTER TABLE {table} ALTER COLUMN big SET STORAGE EXTERNAL;
+        INSERT INTO {table} SELECT g, 'n' || g, g, repeat(md5(g::text), 100) FROM generate_series(1, 20) g""")
+    mirror(source, lake, slot, table)
+    catalog = lake[0]
+
+    def both(columns):
+        want = rows_sql(source, f"SELECT {columns} FROM {table} ORDER BY id")
+        got = duckdb_lake(catalog, f"SELECT {columns} FROM lake.main.{table} ORDER BY id")
+        assert [tuple(r) for r in got] == want
+
+    # Changes before and after each ALTER, in one run: the rows before a new column read NULL
+    # there; a dropped column goes; int widens to bigint (the key too); a TOASTed value left
+    # unchanged after the ALTERs comes from the files written before them.
+    run(source, f"UPDATE {table} SET name = 'before' WHERE id <= 3")
+    run(source, f"ALTER TABLE {table} ADD COLUMN note text")
+    run(source, f"INSERT INTO {table} VALUES (100, 'new', 100, 'b', 'noted'); "
+                f"UPDATE {table} SET note = 'later' WHERE id = 4")
+    run(source, f"ALTER TABLE {table} DROP COLUMN name")
+    run(source, f"ALTER TABLE {table} ALTER COLUMN n TYPE bigint, ALTER COLUMN id TYPE bigint")
+    run(source, f"UPDATE {table} SET n = n + 5000000000 WHERE id IN (5, 6); DELETE FROM {table} WHERE id = 7")
+    out = mirror(source, lake, slot, table)
+    changed = [e for e in events(out.stdout) if e["event"] == "schema_changed"]
+    assert changed and changed[0]["added"] == ["note"], changed
+    kinds = dict(duckdb_lake(catalog, f"SELECT column_name, column_type FROM (DESCRIBE lake.main.{table})"))
+    assert "name" not in kinds and kinds["note"] == "VARCHAR" and kinds["n"] == "BIGINT", kinds
+    both("id, n, big, note")
+    # And on, after a restart.
+    run(source, f"UPDATE {table} SET note = 'again' WHERE id < 10")
+    mirror(source, lake, slot, table)
+    both("id, n, big, note")
+
+
+def test_changes_a_mirror_cannot_follow_stop_it_with_nothing_committed_past_them(
+        source, lake, slot, duckdb_lake):
+    table = "mirror_refused"
     make_table(source, table, rows=20)
     mirror(source, lake, slot, table)
     run(source, f"UPDATE {table} SET name = 'before' WHERE id = 1")
     mirror(source, lake, slot, table)
-    run(source, f"ALTER TABLE {table} ADD COLUMN note text; "
-                f"INSERT INTO {table} VALUES (999, 'after', 'x', 1, 'n')")
+    # A default gives the rows before it a value no change carries.
+    run(source, f"ALTER TABLE {table} ADD COLUMN five int DEFAULT 5; "
+                f"INSERT INTO {table} VALUES (999, 'after', 'x', 1, 5)")
     out = mirror(source, lake, slot, table, check=False)
     assert out.returncode != 0
-    assert "columns of" in out.stderr and "changed" in out.stderr, out.stderr
+    assert "columns of" in out.stderr and "added with a default" in out.stderr, out.stderr
+    assert "--start-over" in out.stderr
     got = lake_rows(duckdb_lake, lake, table)
     assert [r for r in got if r[0] == 999] == []
     assert [r[1] for r in got if r[0] == 1] == ["before"]
+    # Starting over takes the new columns.
+    mirror(source, lake, slot, table, "--start-over")
+    assert lake_rows(duckdb_lake, lake, table) == [tuple(r) for r in rows_of(source, table)]
+    # A rename would lose the column's values.
+    run(source, f"ALTER TABLE {table} RENAME COLUMN name TO title; UPDATE {table} SET title = 't'")
+    out = mirror(source, lake, slot, table, check=False)
+    assert out.returncode != 0 and "renamed" in out.stderr, out.stderr
+
+
+def rows_sql(url, sql):
+    with psycopg.connect(url, autocommit=True) as c:
+        return [tuple(r) for r in c.execute(sql).fetchall()]
 
 
 def test_tables_without_a_usable_key_are_refused(source, lake, slot):

@@ -43,6 +43,8 @@ pub(super) struct Commit<'a> {
     /// The position the mirror's view of the table is at: the table's last commit must
     /// still be there ([`MOVED`] otherwise).
     pub(super) since: Option<&'a crate::mirror::MirrorPoint>,
+    /// Columns the commit ends (dropped at a mirror's source), with their nested fields.
+    pub(super) dropped: &'a [i64],
 }
 
 /// The deletes of one data file a commit makes: a new delete file listing every position
@@ -143,6 +145,13 @@ impl Commit<'_> {
                 self.if_exists == IfExists::Replace,
                 &name,
             )?;
+            for c in &t.columns {
+                let gone = self.dropped.contains(&c.id)
+                    || c.parent.is_some_and(|p| self.dropped.contains(&p));
+                if gone && !evolution.ended.contains(&c.id) {
+                    evolution.ended.push(c.id);
+                }
+            }
             if self.if_exists != IfExists::Replace {
                 self.no_nulls_in_required(catalog, t.id, &name).await?;
             }
@@ -377,7 +386,7 @@ impl Commit<'_> {
             .await?;
         for r in required {
             let id: i64 = r[0].as_deref().and_then(|v| v.parse().ok()).unwrap_or(-1);
-            if !self.columns.iter().any(|c| c.id == id) {
+            if !self.columns.iter().any(|c| c.id == id) && !self.dropped.contains(&id) {
                 return Err(ErrorKind::Usage(format!(
                     "DuckLake table {name}: its column \"{}\" takes no NULL, and the export \
                      lacks it",

@@ -53,6 +53,8 @@ pub(crate) const MOVED_TEXT: &str = MOVED;
 pub(crate) struct DuckLakeMirror {
     target: DuckLakeTarget,
     table: Table,
+    /// Columns dropped at the source: ended by the next commit that writes rows.
+    dropped: Vec<i64>,
     /// Each data file's live delete file.
     delete_files: HashMap<i64, i64>,
 }
@@ -88,6 +90,7 @@ impl DuckLakeMirror {
             DuckLakeMirror {
                 target: target.clone(),
                 table,
+                dropped: Vec::new(),
                 delete_files,
             },
             live,
@@ -312,6 +315,11 @@ impl DuckLakeMirror {
             deletes: &deletes,
             point: Some(point),
             since: Some(since),
+            dropped: if plan.rows.is_some() {
+                &self.dropped
+            } else {
+                &[]
+            },
         };
         let mut catalog = Catalog::connect(&self.target.catalog).await?;
         let done = commit.run(&mut catalog).await;
@@ -330,6 +338,15 @@ impl DuckLakeMirror {
             }
         };
         // The table as it is now.
+        if plan.rows.is_some() && columns_changed(&self.table.columns, &columns, &self.dropped) {
+            let mut catalog = Catalog::connect(&self.target.catalog).await?;
+            let table = find_table(&mut catalog, &self.target.schema, &self.target.table).await;
+            catalog.close().await;
+            if let Some(table) = table? {
+                self.table = table;
+            }
+            self.dropped.clear();
+        }
         if plan.truncate {
             self.delete_files.clear();
         }
@@ -363,6 +380,22 @@ impl DuckLakeMirror {
             .collect();
         columns.sort_by_key(|c| c.order);
         columns.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// The IDs of the top-level columns named `names`.
+    pub(crate) fn column_ids(&self, names: &[String]) -> Vec<i64> {
+        self.table
+            .columns
+            .iter()
+            .filter(|c| c.parent.is_none() && names.contains(&c.name))
+            .map(|c| c.id)
+            .collect()
+    }
+
+    /// The source's columns changed: the next commit that writes rows takes the new ones
+    /// (added, widened) and ends `dropped`.
+    pub(crate) fn evolve(&mut self, dropped: Vec<i64>) {
+        self.dropped.extend(dropped);
     }
 
     /// The live delete file of each data file, read again after a commit.
@@ -415,20 +448,8 @@ impl DuckLakeMirror {
         let schema = rows.schema();
         let columns = lake_columns_from(&schema, ids)
             .map_err(|e| e.context(format!("DuckLake table {name}")))?;
-        let evolution = super::evolve(&self.table.columns, &columns, false, name)?;
-        if !evolution.is_none()
-            || self
-                .table
-                .columns
-                .iter()
-                .any(|t| t.parent.is_none() && !columns.iter().any(|c| c.id == t.id))
-        {
-            return Err(ErrorKind::Usage(format!(
-                "DuckLake table {name}: the source table's columns differ from the lake \
-                 table's; a mirror does not follow schema changes yet"
-            ))
-            .into());
-        }
+        // Added and widened columns evolve the table in the commit (evolve refuses the rest).
+        super::evolve(&self.table.columns, &columns, false, name)?;
         let layout = self.layout(name)?;
         let keys = partitions::keys(&layout, &columns, &schema)
             .map_err(|e| e.context(format!("DuckLake table {name}")))?;
@@ -528,4 +549,18 @@ fn remove_all(files: &[Location]) {
     for f in files {
         let _ = f.remove();
     }
+}
+
+/// Whether a commit of `written` columns changes the table's (`table`, less `dropped`).
+fn columns_changed(
+    table: &[super::columns::LakeColumn],
+    written: &[super::columns::LakeColumn],
+    dropped: &[i64],
+) -> bool {
+    !dropped.is_empty()
+        || written.iter().any(|w| {
+            !table
+                .iter()
+                .any(|t| t.id == w.id && t.ty == w.ty && t.name == w.name)
+        })
 }

@@ -417,26 +417,30 @@ impl Live {
         for c in 0..columns {
             let field = table_schema.field(c);
             let mine = batch.column(c);
-            let theirs = match &rows_before {
-                Some(rows) => {
-                    let theirs = rows.column_by_name(field.name()).ok_or_else(|| {
-                        Error::from(ErrorKind::Usage(format!(
-                            "the lake table has no column {:?} to take an unsent value from",
-                            field.name()
-                        )))
-                    })?;
-                    if theirs.data_type() != mine.data_type() {
+            let needed = left.iter().any(|l| {
+                l.fill
+                    .as_ref()
+                    .is_some_and(|f| matches!(f[c], From::Table(_)))
+            });
+            let theirs = match (&rows_before, needed) {
+                (Some(rows), true) => match rows.column_by_name(field.name()) {
+                    // A column added since the row was written: NULL there.
+                    None => Some(arrow_array::new_null_array(
+                        mine.data_type(),
+                        rows.num_rows(),
+                    )),
+                    Some(theirs) if theirs.data_type() != mine.data_type() => {
                         return Err(ErrorKind::Usage(format!(
-                            "column {:?} is {} in the lake table and {} in the changes",
+                            "column {:?} is {} in the lake table's files and {} in the changes",
                             field.name(),
                             theirs.data_type(),
                             mine.data_type()
                         ))
                         .into());
                     }
-                    Some(theirs.clone())
-                }
-                None => None,
+                    Some(theirs) => Some(theirs.clone()),
+                },
+                _ => None,
             };
             let indices: Vec<(usize, usize)> = left
                 .iter()
@@ -516,7 +520,8 @@ async fn read_keys(location: &Location, key: &[String]) -> Result<Vec<RecordBatc
 pub(crate) async fn read_rows(asked: Vec<(LiveFile, Vec<u64>)>) -> Result<RecordBatch> {
     tokio::task::spawn_blocking(move || -> Result<RecordBatch> {
         let mut parts = Vec::new();
-        let mut schema = None;
+        let mut schema: Option<SchemaRef> = None;
+        let mut newest = i64::MIN;
         for (file, positions) in asked {
             let input = Input::open(
                 std::slice::from_ref(&file.location),
@@ -548,7 +553,10 @@ pub(crate) async fn read_rows(asked: Vec<(LiveFile, Vec<u64>)>) -> Result<Record
                     let part = RecordBatch::try_new(batch.schema(), columns).map_err(|e| {
                         Error::from(ErrorKind::Internal(format!("taking rows: {e}")))
                     })?;
-                    schema.get_or_insert_with(|| batch.schema());
+                    if file.id >= newest {
+                        newest = file.id;
+                        schema = Some(batch.schema());
+                    }
                     parts.push(part);
                 }
                 at += n;
@@ -562,8 +570,25 @@ pub(crate) async fn read_rows(asked: Vec<(LiveFile, Vec<u64>)>) -> Result<Record
                 .into());
             }
         }
+        // Files written before a schema change have other columns: each part as the newest
+        // file's columns, by name (a column a file lacks is NULL there).
         let schema =
             schema.ok_or_else(|| Error::from(ErrorKind::Internal("no rows read".into())))?;
+        let parts = parts
+            .into_iter()
+            .map(|part| {
+                let columns = schema
+                    .fields()
+                    .iter()
+                    .map(|f| match part.column_by_name(f.name()) {
+                        Some(c) if c.data_type() == f.data_type() => c.clone(),
+                        _ => arrow_array::new_null_array(f.data_type(), part.num_rows()),
+                    })
+                    .collect();
+                RecordBatch::try_new(schema.clone(), columns)
+                    .map_err(|e| Error::from(ErrorKind::Internal(format!("taking rows: {e}"))))
+            })
+            .collect::<Result<Vec<_>>>()?;
         arrow_select::concat::concat_batches(&schema, &parts)
             .map_err(|e| Error::from(ErrorKind::Usage(format!("the lake table's rows: {e}"))))
     })
