@@ -355,14 +355,25 @@ impl DuckLakeMirror {
             self.delete_files.remove(&d.data_file_id);
         }
         self.refresh_delete_ids().await?;
+        // Unpartitioned and unsorted, the rows went into the files in order: their places
+        // are known without reading the files back.
+        let in_order = self.table.partition.is_none() && self.target.options.sorted_by.is_empty();
+        let mut first = 0usize;
         for (f, id) in described.iter().zip(&done.file_ids) {
-            live.add_file(LiveFile {
+            let file = LiveFile {
                 id: *id,
                 location: dir.join_path(&f.path),
                 rows: f.rows,
                 deleted: Vec::new(),
-            })
-            .await?;
+            };
+            match (&plan.rows, in_order) {
+                (Some(rows), true) => {
+                    let n = usize::try_from(f.rows).unwrap_or(usize::MAX);
+                    live.add_rows(file, &rows.slice(first, n.min(rows.num_rows() - first)))?;
+                    first += n;
+                }
+                _ => live.add_file(file).await?,
+            }
         }
         Ok(MirrorCommit {
             snapshot: done.snapshot,
@@ -508,14 +519,24 @@ async fn write_delete_file(
         )
     };
     let schema = Arc::new(Schema::new(vec![
-        field("file_path", DataType::Utf8, FILE_PATH_ID),
+        field(
+            "file_path",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            FILE_PATH_ID,
+        ),
         field("pos", DataType::Int64, POS_ID),
     ]));
     let n = positions.len();
+    // One path repeated: a dictionary of one value (Parquet writes it dictionary-encoded).
+    let paths = arrow_array::DictionaryArray::<arrow_array::types::Int32Type>::try_new(
+        arrow_array::Int32Array::from(vec![0; n]),
+        Arc::new(StringArray::from(vec![data_file])),
+    )
+    .map_err(|e| Error::from(ErrorKind::Internal(format!("a delete file: {e}"))))?;
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![
-            Arc::new(StringArray::from(vec![data_file; n])),
+            Arc::new(paths),
             Arc::new(Int64Array::from_iter_values(
                 positions.iter().map(|&p| p as i64),
             )),

@@ -149,6 +149,47 @@ impl Live {
         Ok(())
     }
 
+    /// Adds a file the table now holds whose rows are `rows` (the table's columns), in order.
+    ///
+    /// # Errors
+    /// A file of another row count; a key twice.
+    pub(crate) fn add_rows(&mut self, file: LiveFile, rows: &RecordBatch) -> Result<()> {
+        if rows.num_rows() as u64 != file.rows {
+            return Err(ErrorKind::Internal(format!(
+                "{} holds {} rows, and {} were written into it",
+                file.location,
+                file.rows,
+                rows.num_rows()
+            ))
+            .into());
+        }
+        let columns = self
+            .key
+            .iter()
+            .map(|k| {
+                rows.column_by_name(k).map(|c| c.as_ref()).ok_or_else(|| {
+                    Error::from(ErrorKind::Internal(format!("no key column {k:?}")))
+                })
+            })
+            .collect::<Result<Vec<&dyn Array>>>()?;
+        let (body, ends) = KeyEncoder::encode_all(&columns)
+            .map_err(|e| Error::from(ErrorKind::Usage(format!("the key: {e}"))))?;
+        let mut start = 0;
+        for (at, end) in ends.into_iter().enumerate() {
+            let key = body[start..end].to_vec();
+            if let Some((other, pos)) = self.index.insert(key, (file.id, at as u64)) {
+                return Err(ErrorKind::Unexpected(format!(
+                    "one key twice: file {} row {at}, and file {other} row {pos}",
+                    file.id
+                ))
+                .into());
+            }
+            start = end;
+        }
+        self.files.insert(file.id, file);
+        Ok(())
+    }
+
     /// After a commit of `plan`: its deletes and truncate in the files and the index; the
     /// files whose every row is gone are no longer the table's (the commit ended them).
     pub(crate) fn committed(&mut self, plan: &Plan) {

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""The mirror end to end (`just bench-mirror`): `pgarrow mirror` into a DuckLake table against
+`pgarrow changes` to Parquet of the same changes, and the freshness of a mirror under a steady
+load.
+
+A scratch cluster with `wal_level = logical` (`serve --logical`) holds lineitem (`--rows`,
+default 1M) with its primary key. Each round mirrors lineitem into a new DuckLake catalog (the
+first export, not timed), makes a second slot for `pgarrow changes` at the same position,
+updates every row in one transaction, and times, interleaved, `pgarrow changes --catch-up` to
+Parquet and `pgarrow mirror --catch-up` (the updates folded by key, written as data files and
+delete files, committed). Then the freshness: a writer updates `--rate` rows a second in
+transactions of a tenth of that, each stamping its commit time, while `pgarrow mirror` follows
+with `--commit-interval`; for each commit, the time from the last source commit it holds to the
+commit being visible to readers. Records the medians and ratio in benches/RESULTS.md under
+"Mirror". Standard library only.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e import PGARROW, ROOT, Server, sh, write_section  # noqa: E402
+from incremental import timed  # noqa: E402
+
+
+class LogicalServer(Server):
+    def __init__(self, rows):
+        super().__init__(rows, 0)
+        self.args.append("--logical")
+
+
+def int_lsn(text):
+    hi, lo = text.split("/")
+    return (int(hi, 16) << 32) | int(lo, 16)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--rate", type=int, default=10_000, help="changes a second, for the freshness")
+    p.add_argument("--seconds", type=int, default=30, help="how long the steady load runs")
+    p.add_argument("--commit-interval", type=float, default=1.0)
+    a = p.parse_args()
+    if not os.path.exists(PGARROW):
+        sys.exit(f"{PGARROW} is missing: cargo build --release -p pgarrow-cli")
+    with LogicalServer(a.rows) as server, tempfile.TemporaryDirectory() as out:
+        server.psql("ALTER TABLE lineitem ADD PRIMARY KEY (l_orderkey, l_linenumber)")
+        times = {"changes": [], "mirror": []}
+        for r in range(a.reps):
+            lake = f"lake{r}"
+            server.psql_in("postgres", f"CREATE DATABASE {lake}")
+            mirror = [PGARROW, "mirror", "--url", server.url, "-t", "lineitem", "--slot", f"m{r}",
+                      "--ducklake", server.url_of(lake), "--data-path", os.path.join(out, lake),
+                      "--catch-up", "--quiet"]
+            timed(mirror)
+            server.psql(
+                "SELECT pg_create_logical_replication_slot('s_us', 'pgoutput')",
+                "CREATE PUBLICATION p FOR TABLE lineitem",
+                "UPDATE lineitem SET l_quantity = l_quantity + 1",
+            )
+            dest = os.path.join(out, f"changes{r}")
+            runs = [
+                ("changes", [PGARROW, "changes", "--url", server.url, "--slot", "s_us",
+                             "--publication", "p", "--catch-up", "-o", dest, "--quiet"]),
+                ("mirror", mirror),
+            ]
+            if r % 2:
+                runs.reverse()
+            for name, argv in runs:
+                t, _ = timed(argv)
+                times[name].append(t)
+            mirrored = server.psql_in(lake, "SELECT sum(record_count) FROM ducklake_table_stats")
+            if int(mirrored) != a.rows:
+                sys.exit(f"the mirrored table counts {mirrored} rows, not {a.rows}")
+            print(f"[{r + 1}/{a.reps}] changes {times['changes'][-1]:.2f} s, "
+                  f"mirror {times['mirror'][-1]:.2f} s", flush=True)
+            server.psql("SELECT pg_drop_replication_slot('s_us')", "DROP PUBLICATION p",
+                        f"SELECT pg_drop_replication_slot('m{r}')", f"DROP PUBLICATION m{r}")
+        fresh = freshness(server, out, a)
+    ch = statistics.median(times["changes"])
+    mi = statistics.median(times["mirror"])
+    f50 = statistics.median(fresh)
+    f95 = sorted(fresh)[int(len(fresh) * 0.95) - 1] if len(fresh) >= 2 else fresh[0]
+    text = "\n".join([
+        f"- Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit "
+        f"{sh(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD'])}, "
+        f"`python3 benches/mirror.py --rows {a.rows} --reps {a.reps} --rate {a.rate} "
+        f"--seconds {a.seconds} --commit-interval {a.commit_interval}`",
+        f"- lineitem {a.rows:,} rows (primary key), every row updated in one transaction; both "
+        "slots made at the same position before it; medians of the interleaved rounds. The "
+        "mirror commits every 100,000 changes (its default) into a DuckLake table.",
+        "",
+        "| tool | median (s) | vs pgarrow changes |",
+        "|---|---|---|",
+        f"| pgarrow changes, to Parquet files | {ch:.2f} | 1.00 |",
+        f"| pgarrow mirror, into DuckLake (updates as delete files) | {mi:.2f} | {mi / ch:.2f} |",
+        "",
+        f"- Freshness at a steady {a.rate:,} changes/s for {a.seconds} s, "
+        f"`--commit-interval {a.commit_interval}`: from the source's commit to the lake "
+        f"commit that holds it, median {f50:.2f} s, p95 {f95:.2f} s ({len(fresh)} commits).",
+    ])
+    print(text)
+    write_section("mirror", "## Mirror\n\n" + text)
+
+
+def freshness(server, out, a):
+    """Seconds from each lake commit's newest source commit to the lake commit, under load."""
+    server.psql_in("postgres", "CREATE DATABASE lakef")
+    server.psql("CREATE TABLE stamp (id int PRIMARY KEY, at timestamptz)",
+                "INSERT INTO stamp VALUES (1, now())")
+    argv = [PGARROW, "mirror", "--url", server.url, "-t", "lineitem", "-t", "stamp",
+            "--slot", "mf", "--ducklake", server.url_of("lakef"), "--data-path",
+            os.path.join(out, "lakef"), "--json", "--commit-interval", str(a.commit_interval),
+            "--commit-changes", str(max(a.rate * 10, 100_000))]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    commits = {}  # end LSN of a source transaction -> its commit time
+    stop = threading.Event()
+
+    def load():
+        per = max(a.rate // 10, 1)
+        top = int(server.psql("SELECT max(l_orderkey) FROM lineitem"))
+        # A range of order keys holding about `per` rows, through the primary key's index.
+        step = max(1, per * top // a.rows)
+        conn = subprocess.Popen(server.psql_args() + ["-A", "-t"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        key = 0
+        while not stop.is_set():
+            started = time.time()
+            lo = key
+            key = (key + step) % top
+            conn.stdin.write(
+                "BEGIN;"
+                f"UPDATE lineitem SET l_quantity = l_quantity + 1 WHERE l_orderkey >= {lo} "
+                f"AND l_orderkey < {lo + step};"
+                "UPDATE stamp SET at = clock_timestamp() WHERE id = 1;"
+                "COMMIT; SELECT pg_current_wal_insert_lsn(), extract(epoch from clock_timestamp());\n")
+            conn.stdin.flush()
+            lsn, at = conn.stdout.readline().strip().split("|")
+            commits[int_lsn(lsn)] = float(at)
+            time.sleep(max(0.0, 0.1 - (time.time() - started)))
+        conn.stdin.close()
+        conn.wait()
+
+    fresh = []
+    writer = None
+    deadline = None
+    for line in proc.stdout:
+        e = json.loads(line)
+        now = time.time()
+        if e["event"] == "exported" and e["table"].endswith('"stamp"'):
+            writer = threading.Thread(target=load, daemon=True)
+            writer.start()
+            deadline = now + a.seconds
+        if e["event"] == "checkpoint" and writer is not None:
+            lsn = int_lsn(e["lsn"])
+            held = [t for end, t in commits.items() if end <= lsn]
+            if held:
+                fresh.append(now - max(held))
+        if deadline is not None and now > deadline:
+            break
+    stop.set()
+    proc.send_signal(2)
+    proc.communicate(timeout=120)
+    if not fresh:
+        sys.exit("the mirror made no commit under the load")
+    return fresh
+
+
+if __name__ == "__main__":
+    main()
