@@ -985,10 +985,16 @@ async fn commit_table(
     let (plan, done): (Plan, _) = loop {
         // Only what the table does not hold yet (all of it, unless the table moved on).
         let batch = after(&batch, m.point.lsn)?;
+        let planning = Instant::now();
         let plan = m
             .live
             .plan(&batch, m.columns, &name, live::read_rows)
             .await?;
+        debug(format_args!(
+            "{name}: {} changes folded in {:.3} s",
+            batch.num_rows(),
+            planning.elapsed().as_secs_f64()
+        ));
         if plan.is_empty() {
             // The changes cancel out: nothing to commit (the slot is confirmed past them).
             m.pending.clear();
@@ -998,9 +1004,7 @@ async fn commit_table(
         match m.lake.commit(&mut m.live, &plan, &m.point, &point).await {
             Ok(done) => break (plan, done),
             Err(e) if is_moved(&e) && retried < options.retries => {
-                if std::env::var_os("PGARROW_MIRROR_DEBUG").is_some() {
-                    eprintln!("moved: {e}");
-                }
+                debug(format_args!("moved: {e}"));
                 retried += 1;
                 stats.retried += 1;
                 let LakeTarget::DuckLake(t) = &m.target else {
@@ -1048,6 +1052,14 @@ async fn commit_table(
         commit_s: started.elapsed().as_secs_f64(),
     });
     Ok(())
+}
+
+/// A line on standard error when `PGARROW_MIRROR_DEBUG` is set: where a mirror's time goes.
+pub(crate) fn debug(what: std::fmt::Arguments<'_>) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("PGARROW_MIRROR_DEBUG").is_some()) {
+        eprintln!("mirror: {what}");
+    }
 }
 
 /// Whether `e` says the table's files changed under a commit.

@@ -230,6 +230,13 @@ impl DuckLakeMirror {
         let last_id = last_column_id(&mut catalog, self.table.id).await;
         catalog.close().await;
         let ids = known_ids(&self.table.columns, last_id?);
+        let started = std::time::Instant::now();
+        let lap = |what: &str| {
+            crate::mirror::debug(format_args!(
+                "{name}: {what} at {:.3} s",
+                started.elapsed().as_secs_f64()
+            ));
+        };
         let prefix = format!("ducklake-{}", new_uuid());
         // The rows, as data files laid out as the table is partitioned.
         let (manifest, columns, keys) = match &plan.rows {
@@ -296,6 +303,7 @@ impl DuckLakeMirror {
                 });
             }
         }
+        lap("footers read, delete files written");
         let commit = Commit {
             schema: &self.target.schema,
             table: &self.target.table,
@@ -337,6 +345,7 @@ impl DuckLakeMirror {
                 return Err(e.context(format!("committing to DuckLake table {name}")));
             }
         };
+        lap("committed");
         // The table as it is now.
         if plan.rows.is_some() && columns_changed(&self.table.columns, &columns, &self.dropped) {
             let mut catalog = Catalog::connect(&self.target.catalog).await?;
@@ -375,6 +384,7 @@ impl DuckLakeMirror {
                 _ => live.add_file(file).await?,
             }
         }
+        lap("index updated");
         Ok(MirrorCommit {
             snapshot: done.snapshot,
             files: described.len(),

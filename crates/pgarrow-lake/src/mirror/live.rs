@@ -32,6 +32,60 @@ pub(crate) struct LiveFile {
 /// Where a row is: a file's ID and the row's position in it.
 pub(crate) type At = (i64, u64);
 
+/// A key as [`KeyEncoder`] writes it, held without an allocation of its own when short (the
+/// index holds one per row of the table).
+#[derive(Clone)]
+pub(crate) enum Key {
+    Inline { len: u8, bytes: [u8; 30] },
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    fn new(b: &[u8]) -> Key {
+        match u8::try_from(b.len()) {
+            Ok(len) if b.len() <= 30 => {
+                let mut bytes = [0; 30];
+                bytes[..b.len()].copy_from_slice(b);
+                Key::Inline { len, bytes }
+            }
+            _ => Key::Heap(b.into()),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Key::Heap(b) => b,
+        }
+    }
+}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Key {}
+
+impl std::borrow::Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Key({:?})", self.as_slice())
+    }
+}
+
 /// The table between commits.
 #[derive(Debug, Default)]
 pub(crate) struct Live {
@@ -39,7 +93,7 @@ pub(crate) struct Live {
     pub(crate) key: Vec<String>,
     pub(crate) files: BTreeMap<i64, LiveFile>,
     /// Each live row's place, by its key (as [`KeyEncoder`] writes it).
-    pub(crate) index: HashMap<Vec<u8>, At>,
+    pub(crate) index: HashMap<Key, At>,
 }
 
 /// What one commit does to the table.
@@ -52,7 +106,7 @@ pub(crate) struct Plan {
     /// Positions deleted, by file: only new ones.
     pub(crate) deletes: BTreeMap<i64, Vec<u64>>,
     /// The keys whose rows the deletes remove (for the index).
-    pub(crate) gone: Vec<Vec<u8>>,
+    pub(crate) gone: Vec<Key>,
     /// Changes folded.
     pub(crate) changes: u64,
 }
@@ -96,10 +150,11 @@ impl Live {
     /// A file that cannot be read, lacks a key column or holds a key twice (naming both
     /// places).
     pub(crate) async fn load(key: Vec<String>, files: Vec<LiveFile>) -> Result<Live> {
+        let rows: u64 = files.iter().map(|f| f.rows - f.deleted.len() as u64).sum();
         let mut live = Live {
             key,
             files: BTreeMap::new(),
-            index: HashMap::new(),
+            index: HashMap::with_capacity(usize::try_from(rows).unwrap_or(0)),
         };
         for file in files {
             live.add_file(file).await?;
@@ -124,7 +179,7 @@ impl Live {
             for end in ends {
                 while deleted.next_if(|&&d| d < at).is_some() {}
                 if deleted.next_if_eq(&&at).is_none() {
-                    let key = body[start..end].to_vec();
+                    let key = Key::new(&body[start..end]);
                     if let Some((other, pos)) = self.index.insert(key, (file.id, at)) {
                         return Err(ErrorKind::Usage(format!(
                             "the lake table holds one key twice (file {} row {at}, and file {other} \
@@ -167,16 +222,16 @@ impl Live {
             .key
             .iter()
             .map(|k| {
-                rows.column_by_name(k).map(|c| c.as_ref()).ok_or_else(|| {
-                    Error::from(ErrorKind::Internal(format!("no key column {k:?}")))
-                })
+                rows.column_by_name(k)
+                    .map(|c| c.as_ref())
+                    .ok_or_else(|| Error::from(ErrorKind::Internal(format!("no key column {k:?}"))))
             })
             .collect::<Result<Vec<&dyn Array>>>()?;
         let (body, ends) = KeyEncoder::encode_all(&columns)
             .map_err(|e| Error::from(ErrorKind::Usage(format!("the key: {e}"))))?;
         let mut start = 0;
         for (at, end) in ends.into_iter().enumerate() {
-            let key = body[start..end].to_vec();
+            let key = Key::new(&body[start..end]);
             if let Some((other, pos)) = self.index.insert(key, (file.id, at as u64)) {
                 return Err(ErrorKind::Unexpected(format!(
                     "one key twice: file {} row {at}, and file {other} row {pos}",
@@ -198,7 +253,7 @@ impl Live {
             self.index.clear();
         }
         for key in &plan.gone {
-            self.index.remove(key);
+            self.index.remove(key.as_slice());
         }
         for (id, positions) in &plan.deletes {
             if let Some(file) = self.files.get_mut(id) {
@@ -282,9 +337,9 @@ impl Live {
             ..Plan::default()
         };
         // The rows left so far, by key, in the order their keys were last touched.
-        let mut left: Vec<Option<(Vec<u8>, Left)>> = Vec::new();
-        let mut left_at: HashMap<Vec<u8>, usize> = HashMap::new();
-        let mut gone: BTreeMap<At, Vec<u8>> = BTreeMap::new();
+        let mut left: Vec<Option<Left>> = Vec::with_capacity(rows);
+        let mut left_at: HashMap<&[u8], usize> = HashMap::with_capacity(rows);
+        let mut gone: Vec<(At, &[u8])> = Vec::new();
         let mut start = 0;
         while start < rows {
             let op_of = |i: usize| -> Result<Op> {
@@ -340,33 +395,33 @@ impl Live {
             }
             let effects = reduce(&changes, columns)
                 .map_err(|e| Error::from(ErrorKind::Usage(format!("{table}: {e}"))))?;
-            let key_of = |at: KeyAt| -> Vec<u8> {
+            let key_of = |at: KeyAt| -> &[u8] {
                 match at {
-                    KeyAt::New(r) => new_body[slice(&new_ends, start + r as usize)].to_vec(),
-                    KeyAt::Old(r) => old_body[slice(&old_ends, start + r as usize)].to_vec(),
+                    KeyAt::New(r) => &new_body[slice(&new_ends, start + r as usize)],
+                    KeyAt::Old(r) => &old_body[slice(&old_ends, start + r as usize)],
                 }
             };
             for effect in effects {
                 match effect {
                     Effect::Gone(at) => {
                         let k = key_of(at);
-                        if let Some(i) = left_at.remove(&k) {
+                        if let Some(i) = left_at.remove(k) {
                             left[i] = None;
                         } else if !plan.truncate
-                            && let Some(&place) = self.index.get(&k)
+                            && let Some(&place) = self.index.get(k)
                         {
-                            gone.insert(place, k);
+                            gone.push((place, k));
                         }
                     }
                     Effect::Keep(kept) => {
                         let row = u32::try_from(start).unwrap_or(u32::MAX) + kept.row;
                         let k = key_of(KeyAt::New(kept.row));
-                        let before = left_at.remove(&k).and_then(|i| left[i].take());
+                        let before = left_at.remove(k).and_then(|i| left[i].take());
                         if before.is_none()
                             && !plan.truncate
-                            && let Some(&place) = self.index.get(&k)
+                            && let Some(&place) = self.index.get(k)
                         {
-                            gone.insert(place, k.clone());
+                            gone.push((place, k));
                         }
                         let fill = match &kept.fill {
                             None => None,
@@ -376,7 +431,7 @@ impl Live {
                                 for c in 0..columns {
                                     from.push(match kept.value_row(c) {
                                         Some(r) => From::Change(start as u32 + r),
-                                        None => match (plan.truncate, self.index.get(&source)) {
+                                        None => match (plan.truncate, self.index.get(source)) {
                                             (false, Some(&place)) => From::Table(place),
                                             _ => {
                                                 return Err(ErrorKind::Usage(format!(
@@ -394,18 +449,21 @@ impl Live {
                                 Some(from)
                             }
                         };
-                        left_at.insert(k.clone(), left.len());
-                        left.push(Some((k, Left { row, fill })));
+                        left_at.insert(k, left.len());
+                        left.push(Some(Left { row, fill }));
                     }
                 }
             }
             start = end;
         }
+        gone.sort_unstable_by_key(|(at, _)| *at);
+        gone.dedup_by_key(|(at, _)| *at);
+        plan.gone.reserve(gone.len());
         for ((file, pos), k) in gone {
             plan.deletes.entry(file).or_default().push(pos);
-            plan.gone.push(k);
+            plan.gone.push(Key::new(k));
         }
-        let left: Vec<Left> = left.into_iter().flatten().map(|(_, l)| l).collect();
+        let left: Vec<Left> = left.into_iter().flatten().collect();
         if !left.is_empty() {
             plan.rows = Some(self.materialize(batch, columns, &left, fetch).await?);
         }
