@@ -164,6 +164,96 @@ pub fn reduce(changes: &[Change<'_>], columns: usize) -> std::result::Result<Vec
 #[derive(Debug, Default, Clone, Copy)]
 pub struct KeyEncoder;
 
+/// One key column, read once: where each row's value is.
+enum KeyColumn<'a> {
+    Signed(Box<dyn Fn(usize) -> i64 + 'a>),
+    Unsigned(Box<dyn Fn(usize) -> u64 + 'a>),
+    Bool(&'a arrow_array::BooleanArray),
+    /// Variable width: the offsets (as i64) and the values.
+    Var(Vec<i64>, &'a [u8]),
+    /// Fixed width: the values buffer, the array's offset in it, the width.
+    Fixed(arrow_buffer::Buffer, usize, usize),
+}
+
+impl<'a> KeyColumn<'a> {
+    fn of(column: &'a dyn Array) -> std::result::Result<KeyColumn<'a>, String> {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::*;
+        macro_rules! signed {
+            ($t:ty) => {{
+                let a = column.as_primitive::<$t>();
+                KeyColumn::Signed(Box::new(move |r| a.value(r) as i64))
+            }};
+        }
+        macro_rules! unsigned {
+            ($t:ty) => {{
+                let a = column.as_primitive::<$t>();
+                KeyColumn::Unsigned(Box::new(move |r| a.value(r) as u64))
+            }};
+        }
+        Ok(match column.data_type() {
+            // Integers as 64 bits: a key widened at the source (int to bigint) is the same key.
+            DataType::Int8 => signed!(Int8Type),
+            DataType::Int16 => signed!(Int16Type),
+            DataType::Int32 => signed!(Int32Type),
+            DataType::Int64 => signed!(Int64Type),
+            DataType::UInt8 => unsigned!(UInt8Type),
+            DataType::UInt16 => unsigned!(UInt16Type),
+            DataType::UInt32 => unsigned!(UInt32Type),
+            DataType::UInt64 => unsigned!(UInt64Type),
+            DataType::Boolean => KeyColumn::Bool(column.as_boolean()),
+            DataType::Utf8 => {
+                let a = column.as_string::<i32>();
+                let offsets = a.value_offsets().iter().map(|&o| i64::from(o)).collect();
+                KeyColumn::Var(offsets, a.values().as_slice())
+            }
+            DataType::Binary => {
+                let a = column.as_binary::<i32>();
+                let offsets = a.value_offsets().iter().map(|&o| i64::from(o)).collect();
+                KeyColumn::Var(offsets, a.values().as_slice())
+            }
+            DataType::LargeUtf8 => {
+                let a = column.as_string::<i64>();
+                KeyColumn::Var(a.value_offsets().to_vec(), a.values().as_slice())
+            }
+            DataType::LargeBinary => {
+                let a = column.as_binary::<i64>();
+                KeyColumn::Var(a.value_offsets().to_vec(), a.values().as_slice())
+            }
+            t => {
+                let width = match t {
+                    DataType::FixedSizeBinary(w) => usize::try_from(*w).ok(),
+                    t => t.primitive_width(),
+                };
+                let data = column.to_data();
+                match (width, data.buffers().first()) {
+                    (Some(width), Some(values)) => {
+                        KeyColumn::Fixed(values.clone(), data.offset(), width)
+                    }
+                    _ => return Err(format!("a key column of type {t}")),
+                }
+            }
+        })
+    }
+
+    fn push(&self, row: usize, out: &mut Vec<u8>) {
+        match self {
+            KeyColumn::Signed(v) => out.extend_from_slice(&v(row).to_le_bytes()),
+            KeyColumn::Unsigned(v) => out.extend_from_slice(&v(row).to_le_bytes()),
+            KeyColumn::Bool(a) => out.push(u8::from(a.value(row))),
+            KeyColumn::Var(offsets, values) => {
+                let (lo, hi) = (offsets[row] as usize, offsets[row + 1] as usize);
+                out.extend_from_slice(&((hi - lo) as u64).to_le_bytes());
+                out.extend_from_slice(&values[lo..hi]);
+            }
+            KeyColumn::Fixed(values, offset, width) => {
+                let at = (offset + row) * width;
+                out.extend_from_slice(&values[at..at + width]);
+            }
+        }
+    }
+}
+
 impl KeyEncoder {
     /// Appends row `row`'s key (the values of `columns` there) to `out`.
     ///
@@ -175,70 +265,16 @@ impl KeyEncoder {
         row: usize,
         out: &mut Vec<u8>,
     ) -> std::result::Result<(), String> {
-        for column in columns {
+        let prepared = columns
+            .iter()
+            .map(|c| KeyColumn::of(*c))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for (column, key) in columns.iter().zip(&prepared) {
             if column.is_null(row) {
                 out.push(0);
-                continue;
-            }
-            out.push(1);
-            let data = column.to_data();
-            let at = data.offset() + row;
-            // Integers as 64 bits: a key widened at the source (int to bigint) is the same key.
-            macro_rules! widened {
-                ($t:ty, $wide:ty) => {{
-                    let v = column
-                        .as_any()
-                        .downcast_ref::<arrow_array::PrimitiveArray<$t>>()
-                        .map(|a| a.value(row) as $wide);
-                    out.extend_from_slice(&v.unwrap_or_default().to_le_bytes());
-                    continue;
-                }};
-            }
-            match column.data_type() {
-                DataType::Int8 => widened!(arrow_array::types::Int8Type, i64),
-                DataType::Int16 => widened!(arrow_array::types::Int16Type, i64),
-                DataType::Int32 => widened!(arrow_array::types::Int32Type, i64),
-                DataType::Int64 => widened!(arrow_array::types::Int64Type, i64),
-                DataType::UInt8 => widened!(arrow_array::types::UInt8Type, u64),
-                DataType::UInt16 => widened!(arrow_array::types::UInt16Type, u64),
-                DataType::UInt32 => widened!(arrow_array::types::UInt32Type, u64),
-                DataType::UInt64 => widened!(arrow_array::types::UInt64Type, u64),
-                _ => {}
-            }
-            match column.data_type() {
-                DataType::Boolean => {
-                    let b = column
-                        .as_any()
-                        .downcast_ref::<arrow_array::BooleanArray>()
-                        .is_some_and(|a| a.value(row));
-                    out.push(u8::from(b));
-                }
-                DataType::Utf8 | DataType::Binary => {
-                    let offsets = data.buffers()[0].typed_data::<i32>();
-                    let (lo, hi) = (offsets[at] as usize, offsets[at + 1] as usize);
-                    out.extend_from_slice(&((hi - lo) as u64).to_le_bytes());
-                    out.extend_from_slice(&data.buffers()[1].as_slice()[lo..hi]);
-                }
-                DataType::LargeUtf8 | DataType::LargeBinary => {
-                    let offsets = data.buffers()[0].typed_data::<i64>();
-                    let (lo, hi) = (offsets[at] as usize, offsets[at + 1] as usize);
-                    out.extend_from_slice(&((hi - lo) as u64).to_le_bytes());
-                    out.extend_from_slice(&data.buffers()[1].as_slice()[lo..hi]);
-                }
-                t => match t.primitive_width() {
-                    Some(width) if !matches!(t, DataType::Boolean) => {
-                        let bytes = data.buffers()[0].as_slice();
-                        out.extend_from_slice(&bytes[at * width..(at + 1) * width]);
-                    }
-                    _ => match t {
-                        DataType::FixedSizeBinary(width) => {
-                            let width = *width as usize;
-                            let bytes = data.buffers()[0].as_slice();
-                            out.extend_from_slice(&bytes[at * width..(at + 1) * width]);
-                        }
-                        other => return Err(format!("a key column of type {other}")),
-                    },
-                },
+            } else {
+                out.push(1);
+                key.push(row, out);
             }
         }
         Ok(())
@@ -252,10 +288,21 @@ impl KeyEncoder {
         columns: &[&dyn Array],
     ) -> std::result::Result<(Vec<u8>, Vec<usize>), String> {
         let rows = columns.first().map_or(0, |c| c.len());
-        let mut body = Vec::new();
+        let prepared = columns
+            .iter()
+            .map(|c| KeyColumn::of(*c))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut body = Vec::with_capacity(rows * 10 * columns.len());
         let mut ends = Vec::with_capacity(rows);
         for row in 0..rows {
-            Self::encode(columns, row, &mut body)?;
+            for (column, key) in columns.iter().zip(&prepared) {
+                if column.is_null(row) {
+                    body.push(0);
+                } else {
+                    body.push(1);
+                    key.push(row, &mut body);
+                }
+            }
             ends.push(body.len());
         }
         Ok((body, ends))

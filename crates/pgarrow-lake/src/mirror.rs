@@ -491,6 +491,7 @@ async fn open_all(
     keys: &[Vec<String>],
 ) -> Result<Vec<Option<(DuckLakeMirror, Live, Option<MirrorPoint>)>>> {
     let mut out = Vec::with_capacity(targets.len());
+    let started = Instant::now();
     for (target, key) in targets.iter().zip(keys) {
         out.push(match target {
             LakeTarget::DuckLake(t) => DuckLakeMirror::open(t, key.clone()).await?,
@@ -502,6 +503,11 @@ async fn open_all(
             }
         });
     }
+    debug(format_args!(
+        "{} lake table(s) read in {:.3} s",
+        targets.len(),
+        started.elapsed().as_secs_f64()
+    ));
     Ok(out)
 }
 

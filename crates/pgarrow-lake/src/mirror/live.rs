@@ -60,6 +60,56 @@ impl Key {
     }
 }
 
+/// The hashing of the index and the fold: a multiply-rotate over 8-byte words with a final
+/// mix (keys are the source's, not an adversary's; std's SipHash costs a third of a fold).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct KeyHashing;
+
+impl std::hash::BuildHasher for KeyHashing {
+    type Hasher = KeyHasher;
+
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+pub(crate) struct KeyHasher(u64);
+
+impl KeyHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.add(u64::from_le_bytes(w.try_into().unwrap_or_default()));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // murmur3's finalizer: every bit of the state reaches the top bits the table uses.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
 impl std::hash::Hash for Key {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.as_slice().hash(state);
@@ -93,7 +143,7 @@ pub(crate) struct Live {
     pub(crate) key: Vec<String>,
     pub(crate) files: BTreeMap<i64, LiveFile>,
     /// Each live row's place, by its key (as [`KeyEncoder`] writes it).
-    pub(crate) index: HashMap<Key, At>,
+    pub(crate) index: HashMap<Key, At, KeyHashing>,
 }
 
 /// What one commit does to the table.
@@ -154,7 +204,10 @@ impl Live {
         let mut live = Live {
             key,
             files: BTreeMap::new(),
-            index: HashMap::with_capacity(usize::try_from(rows).unwrap_or(0)),
+            index: HashMap::with_capacity_and_hasher(
+                usize::try_from(rows).unwrap_or(0),
+                KeyHashing,
+            ),
         };
         for file in files {
             live.add_file(file).await?;
@@ -338,7 +391,8 @@ impl Live {
         };
         // The rows left so far, by key, in the order their keys were last touched.
         let mut left: Vec<Option<Left>> = Vec::with_capacity(rows);
-        let mut left_at: HashMap<&[u8], usize> = HashMap::with_capacity(rows);
+        let mut left_at: HashMap<&[u8], usize, KeyHashing> =
+            HashMap::with_capacity_and_hasher(rows, KeyHashing);
         let mut gone: Vec<(At, &[u8])> = Vec::new();
         let mut start = 0;
         while start < rows {
