@@ -24,6 +24,7 @@ mod common;
 pub mod delta;
 pub mod ducklake;
 pub mod iceberg;
+mod live;
 pub mod mirror;
 mod run;
 mod sql;

@@ -42,8 +42,6 @@
 //! # }
 //! ```
 
-pub(crate) mod live;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -59,35 +57,9 @@ use serde::Serialize;
 
 use crate::common::IfExists;
 use crate::ducklake::mirror::DuckLakeMirror;
+pub use crate::live::MirrorPoint;
+use crate::live::{self, Live, Plan, debug};
 use crate::target::{LakeTarget, export_to_lake};
-use live::{Live, Plan};
-
-/// Where a mirrored table is: the slot it follows and the WAL position its last commit
-/// reached (every transaction committed before it is in the table, none after).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MirrorPoint {
-    /// The logical replication slot.
-    pub slot: String,
-    /// The position.
-    #[serde(serialize_with = "as_text")]
-    pub lsn: Lsn,
-}
-
-fn as_text<S: serde::Serializer>(lsn: &Lsn, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&lsn.to_string())
-}
-
-impl MirrorPoint {
-    /// The point a commit's provenance (the JSON pgarrow writes with each commit) names: its
-    /// replication slot and WAL position, when it has both.
-    pub(crate) fn from_provenance(text: &str) -> Option<MirrorPoint> {
-        let v: serde_json::Value = serde_json::from_str(text).ok()?;
-        Some(MirrorPoint {
-            slot: v.get("replication_slot")?.as_str()?.to_owned(),
-            lsn: v.get("wal_lsn")?.as_str()?.parse().ok()?,
-        })
-    }
-}
 
 /// How a mirror runs: [`MirrorOptions::new`], then `with_*`.
 #[derive(Debug, Clone)]
@@ -1058,14 +1030,6 @@ async fn commit_table(
         commit_s: started.elapsed().as_secs_f64(),
     });
     Ok(())
-}
-
-/// A line on standard error when `PGARROW_MIRROR_DEBUG` is set: where a mirror's time goes.
-pub(crate) fn debug(what: std::fmt::Arguments<'_>) {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *ON.get_or_init(|| std::env::var_os("PGARROW_MIRROR_DEBUG").is_some()) {
-        eprintln!("mirror: {what}");
-    }
 }
 
 /// Whether `e` says the table's files changed under a commit.

@@ -39,10 +39,10 @@ pub(super) struct Commit<'a> {
     /// Rows deleted from the table's files (a mirror's commit).
     pub(super) deletes: &'a [DeleteChange],
     /// The replication slot and WAL position the commit brings the table to (a mirror's).
-    pub(super) point: Option<&'a crate::mirror::MirrorPoint>,
+    pub(super) point: Option<&'a crate::live::MirrorPoint>,
     /// The position the mirror's view of the table is at: the table's last commit must
     /// still be there ([`MOVED`] otherwise).
-    pub(super) since: Option<&'a crate::mirror::MirrorPoint>,
+    pub(super) since: Option<&'a crate::live::MirrorPoint>,
     /// Columns the commit ends (dropped at a mirror's source), with their nested fields.
     pub(super) dropped: &'a [i64],
 }
@@ -282,7 +282,7 @@ impl Commit<'_> {
             changes.push(format!("deleted_from_table:{table_id}"));
         }
         if let Some(since) = self.since {
-            let now = super::mirror::last_point(catalog, table_id).await?;
+            let now = last_point(catalog, table_id).await?;
             if now.as_ref() != Some(since) {
                 return Err(ErrorKind::Unexpected(format!(
                     "{MOVED}: its last commit is at {}, not {}",
@@ -807,4 +807,25 @@ async fn insert_partition(
         )
         .await?;
     Ok(())
+}
+
+/// The slot and position the last commit of table `table_id` that records one reached.
+pub(super) async fn last_point(
+    catalog: &mut Catalog,
+    table_id: i64,
+) -> Result<Option<crate::live::MirrorPoint>> {
+    let rows = catalog
+        .query(
+            "SELECT commit_extra_info FROM ducklake_snapshot_changes \
+             WHERE author = 'pgarrow' AND commit_extra_info LIKE '%\"replication_slot\"%' \
+             AND string_to_array(changes_made, ',') && \
+             ARRAY['inserted_into_table:' || $1, 'deleted_from_table:' || $1] \
+             ORDER BY snapshot_id DESC LIMIT 1",
+            &[Some(&table_id.to_string())],
+        )
+        .await?;
+    Ok(rows
+        .first()
+        .and_then(|r| r[0].as_deref())
+        .and_then(crate::live::MirrorPoint::from_provenance))
 }

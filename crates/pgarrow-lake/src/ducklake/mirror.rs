@@ -18,33 +18,11 @@ use super::columns::{known_ids, lake_columns_from};
 use super::commit::{Commit, DeleteChange, MOVED};
 use super::{DuckLakeTarget, Table, describe_files, find_table, last_column_id, partitions};
 use crate::common::{IfExists, new_uuid};
-use crate::mirror::MirrorPoint;
-use crate::mirror::live::{Live, LiveFile, Plan};
+use crate::live::{Live, LiveFile, MirrorPoint, Plan, debug};
 
 /// Iceberg's (and DuckLake's) field IDs of a position delete file's columns.
 const FILE_PATH_ID: &str = "2147483546";
 const POS_ID: &str = "2147483545";
-
-/// The slot and position the last commit of table `table_id` that records one reached.
-pub(super) async fn last_point(
-    catalog: &mut Catalog,
-    table_id: i64,
-) -> Result<Option<MirrorPoint>> {
-    let rows = catalog
-        .query(
-            "SELECT commit_extra_info FROM ducklake_snapshot_changes \
-             WHERE author = 'pgarrow' AND commit_extra_info LIKE '%\"replication_slot\"%' \
-             AND string_to_array(changes_made, ',') && \
-             ARRAY['inserted_into_table:' || $1, 'deleted_from_table:' || $1] \
-             ORDER BY snapshot_id DESC LIMIT 1",
-            &[Some(&table_id.to_string())],
-        )
-        .await?;
-    Ok(rows
-        .first()
-        .and_then(|r| r[0].as_deref())
-        .and_then(MirrorPoint::from_provenance))
-}
 
 /// What a commit's error says when the table's files changed under it.
 pub(crate) const MOVED_TEXT: &str = MOVED;
@@ -161,7 +139,7 @@ impl DuckLakeMirror {
                     &[Some(&t)],
                 )
                 .await?;
-            let point = last_point(catalog, table.id).await?;
+            let point = super::commit::last_point(catalog, table.id).await?;
             Ok(Some((table, files, deletes, point)))
         }
         .await;
@@ -232,7 +210,7 @@ impl DuckLakeMirror {
         let ids = known_ids(&self.table.columns, last_id?);
         let started = std::time::Instant::now();
         let lap = |what: &str| {
-            crate::mirror::debug(format_args!(
+            debug(format_args!(
                 "{name}: {what} at {:.3} s",
                 started.elapsed().as_secs_f64()
             ));

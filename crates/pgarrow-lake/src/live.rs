@@ -1,9 +1,12 @@
-//! A lake table as a mirror holds it between commits, whatever its format: its live data files
+//! Where a mirrored table is ([`MirrorPoint`]), and a lake table as a mirror holds it between commits, whatever its format: its live data files
 //! (each with the positions its deletes remove) and where each key's row is; and the fold of
 //! one commit's changes onto it ([`Live::plan`]): the rows to add, the positions to delete,
 //! whether the table is emptied first.
 
 use std::collections::{BTreeMap, HashMap};
+
+use pgarrow_protocol::replication::Lsn;
+use serde::Serialize;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -16,6 +19,41 @@ use pgarrow::io::{Input, InputOptions, Location};
 use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_changes::net::{Change, Effect, KeyAt, KeyEncoder, reduce};
 use pgarrow_changes::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN};
+
+/// Where a mirrored table is: the slot it follows and the WAL position its last commit
+/// reached (every transaction committed before it is in the table, none after).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MirrorPoint {
+    /// The logical replication slot.
+    pub slot: String,
+    /// The position.
+    #[serde(serialize_with = "as_text")]
+    pub lsn: Lsn,
+}
+
+fn as_text<S: serde::Serializer>(lsn: &Lsn, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&lsn.to_string())
+}
+
+impl MirrorPoint {
+    /// The point a commit's provenance (the JSON pgarrow writes with each commit) names: its
+    /// replication slot and WAL position, when it has both.
+    pub(crate) fn from_provenance(text: &str) -> Option<MirrorPoint> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        Some(MirrorPoint {
+            slot: v.get("replication_slot")?.as_str()?.to_owned(),
+            lsn: v.get("wal_lsn")?.as_str()?.parse().ok()?,
+        })
+    }
+}
+
+/// A line on standard error when `PGARROW_MIRROR_DEBUG` is set: where a mirror's time goes.
+pub(crate) fn debug(what: std::fmt::Arguments<'_>) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("PGARROW_MIRROR_DEBUG").is_some()) {
+        eprintln!("mirror: {what}");
+    }
+}
 
 /// A live data file of the table.
 #[derive(Debug, Clone)]
