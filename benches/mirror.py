@@ -96,7 +96,7 @@ def main():
         f"--seconds {a.seconds} --commit-interval {a.commit_interval}`",
         f"- lineitem {a.rows:,} rows (primary key), every row updated in one transaction; both "
         "slots made at the same position before it; medians of the interleaved rounds. The "
-        "mirror commits every 100,000 changes (its default) into a DuckLake table.",
+        "mirror commits at transaction boundaries: the one transaction is one DuckLake commit.",
         "",
         "| tool | median (s) | vs pgarrow changes |",
         "|---|---|---|",
