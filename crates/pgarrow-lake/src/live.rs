@@ -786,3 +786,218 @@ pub(crate) async fn read_rows(asked: Vec<(LiveFile, Vec<u64>)>) -> Result<Record
     .await
     .map_err(|e| Error::from(ErrorKind::Internal(format!("reading rows: {e}"))))?
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    use arrow_array::{ArrayRef, Int64Array, StringArray, StructArray, UInt64Array};
+    use arrow_schema::{DataType, Field, Fields, Schema};
+
+    use super::*;
+
+    /// One change: `(op, id, big, old id, big unsent)`.
+    type Row<'a> = (&'a str, i64, Option<&'a str>, Option<i64>, bool);
+
+    /// A change batch of a table (id bigint key, big text) as the stream makes it.
+    fn changes(rows: &[Row<'_>]) -> RecordBatch {
+        let table = Fields::from(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("big", DataType::Utf8, true),
+        ]);
+        let mut unchanged = ListBuilder::new(StringBuilder::new());
+        for r in rows {
+            if r.4 {
+                unchanged.values().append_value("big");
+                unchanged.append(true);
+            } else {
+                unchanged.append_null();
+            }
+        }
+        let unchanged = unchanged.finish();
+        let old = StructArray::try_new(
+            table.clone(),
+            vec![
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(vec![None::<&str>; rows.len()])),
+            ],
+            Some(
+                rows.iter()
+                    .map(|r| r.3.is_some())
+                    .collect::<Vec<_>>()
+                    .into(),
+            ),
+        )
+        .unwrap();
+        let n = rows.len() as u64;
+        let mut fields: Vec<Field> = table.iter().map(|f| f.as_ref().clone()).collect();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt64Array::from((0..n).collect::<Vec<_>>())),
+            Arc::new(UInt64Array::from(vec![100; rows.len()])),
+            Arc::new(UInt64Array::from(vec![0; rows.len()])),
+            Arc::new(UInt64Array::from(vec![0; rows.len()])),
+            Arc::new(unchanged),
+            Arc::new(old),
+        ];
+        for (name, c) in [
+            (OP_COLUMN, &columns[2]),
+            ("_lsn", &columns[3]),
+            ("_commit_lsn", &columns[4]),
+            ("_commit_time", &columns[5]),
+            ("_xid", &columns[6]),
+            (UNCHANGED_COLUMN, &columns[7]),
+            (OLD_COLUMN, &columns[8]),
+        ] {
+            fields.push(Field::new(name, c.data_type().clone(), true));
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+    }
+
+    /// A table of file 7 holding ids 1, 2, 3 at positions 0, 1, 2.
+    fn table() -> Live {
+        let mut live = Live {
+            key: vec!["id".into()],
+            ..Live::default()
+        };
+        live.files.insert(
+            7,
+            LiveFile {
+                id: 7,
+                location: Location::parse("/nowhere/f.parquet", &Default::default()).unwrap(),
+                rows: 3,
+                deleted: Vec::new(),
+            },
+        );
+        for (pos, id) in [1i64, 2, 3].iter().enumerate() {
+            let ids = Int64Array::from(vec![*id]);
+            let (body, _) = KeyEncoder::encode_all(&[&ids as &dyn Array]).unwrap();
+            live.index.insert(Key::new(&body), (7, pos as u64));
+        }
+        live
+    }
+
+    /// The table's rows at positions asked for: `big` is "old-<position>".
+    async fn rows_before(asked: Vec<(LiveFile, Vec<u64>)>) -> Result<RecordBatch> {
+        let mut ids = Vec::new();
+        let mut bigs = Vec::new();
+        for (_, positions) in asked {
+            for p in positions {
+                ids.push(p as i64 + 1);
+                bigs.push(format!("old-{p}"));
+            }
+        }
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("big", DataType::Utf8, true),
+        ]);
+        Ok(RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(StringArray::from(bigs)),
+            ],
+        )
+        .unwrap())
+    }
+
+    fn column(batch: &RecordBatch, name: &str) -> Vec<String> {
+        let c = batch.column_by_name(name).unwrap();
+        let c = arrow_array::cast::AsArray::as_string_opt::<i32>(c.as_ref());
+        match c {
+            Some(s) => s.iter().map(|v| v.unwrap_or("NULL").to_owned()).collect(),
+            None => arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Int64Type>(
+                batch.column_by_name(name).unwrap().as_ref(),
+            )
+            .values()
+            .iter()
+            .map(i64::to_string)
+            .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn updates_replace_rows_and_take_unsent_values_from_the_table() {
+        let live = table();
+        let batch = changes(&[
+            // big unsent: the table's value; the old row deleted.
+            ("update", 2, None, None, true),
+            // A new key, then changed again without big: big from the change before.
+            ("insert", 9, Some("nine"), None, false),
+            ("update", 9, None, None, true),
+            // Inserted and deleted between two commits: nothing.
+            ("insert", 10, Some("x"), None, false),
+            ("delete", 10, None, None, false),
+            // A key change: 3 goes, 30 comes with 3's big.
+            ("update", 30, None, Some(3), true),
+        ]);
+        let plan = live.plan(&batch, 2, "t", rows_before).await.unwrap();
+        assert!(!plan.truncate);
+        assert_eq!(plan.deletes.get(&7), Some(&vec![1, 2]));
+        assert_eq!(plan.gone.len(), 2);
+        let rows = plan.rows.unwrap();
+        assert_eq!(column(&rows, "id"), ["2", "9", "30"]);
+        assert_eq!(column(&rows, "big"), ["old-1", "nine", "old-2"]);
+        assert_eq!(plan.changes, 6);
+    }
+
+    #[tokio::test]
+    async fn a_truncate_empties_the_table_first() {
+        let live = table();
+        let batch = changes(&[
+            ("delete", 1, None, None, false),
+            ("truncate", 0, None, None, false),
+            ("insert", 1, Some("again"), None, false),
+        ]);
+        let plan = live.plan(&batch, 2, "t", rows_before).await.unwrap();
+        assert!(plan.truncate && plan.deletes.is_empty());
+        assert_eq!(column(plan.rows.as_ref().unwrap(), "big"), ["again"]);
+        // After a truncate, an unsent value has nowhere to come from.
+        let batch = changes(&[
+            ("truncate", 0, None, None, false),
+            ("update", 2, None, None, true),
+        ]);
+        let e = live.plan(&batch, 2, "t", rows_before).await.unwrap_err();
+        assert!(e.to_string().contains("not in step"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_index_follows_each_commit() {
+        let mut live = table();
+        let batch = changes(&[
+            ("delete", 1, None, None, false),
+            ("delete", 2, None, None, false),
+        ]);
+        let plan = live.plan(&batch, 2, "t", rows_before).await.unwrap();
+        live.committed(&plan);
+        assert_eq!(live.index.len(), 1);
+        assert_eq!(live.files[&7].deleted, [0, 1]);
+        // The last row of the file goes: the file goes with it.
+        let batch = changes(&[("delete", 3, None, None, false)]);
+        let plan = live.plan(&batch, 2, "t", rows_before).await.unwrap();
+        live.committed(&plan);
+        assert!(live.index.is_empty() && live.files.is_empty());
+        // A change without its key is refused, naming the key.
+        let batch = changes(&[("delete", 0, None, None, false)]);
+        let nulled = RecordBatch::try_new(
+            batch.schema(),
+            std::iter::once(Arc::new(Int64Array::from(vec![None::<i64>])) as ArrayRef)
+                .chain(batch.columns()[1..].iter().cloned())
+                .collect(),
+        )
+        .unwrap();
+        let e = live.plan(&nulled, 2, "t", rows_before).await.unwrap_err();
+        assert!(e.to_string().contains("replica identity"), "{e}");
+    }
+}
