@@ -32,7 +32,7 @@ use crate::decode::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN, meta_fields};
 use crate::files::{CHANGES_MANIFEST, ChangesFile, ChangesManifest};
 use crate::net::{Change, Effect, Kept, KeyAt, reduce};
 use pgarrow::names::TableName;
-use pgarrow::names::write_target;
+use pgarrow::names::{KeyChoice, key_columns, write_target};
 use pgarrow::protocol::{quote_ident, quote_literal};
 use pgarrow::{Client, Error, ErrorKind, IntoConfig, LoadMode, LoadOptions, Result, Source};
 use pgarrow::{Hooks, Stop};
@@ -382,7 +382,8 @@ async fn describe_target(
     options: &ApplyOptions,
 ) -> Result<Target> {
     let conn = client.connection();
-    let name = write_target(conn, &table).await?.quoted();
+    let target = write_target(conn, &table).await?;
+    let name = target.quoted();
     let regclass = quote_literal(&name);
     let exists = conn
         .simple_query(&format!("SELECT to_regclass({regclass}) IS NOT NULL"))
@@ -402,21 +403,7 @@ async fn describe_target(
         Some((_, key)) => key.clone(),
         _ => {
             // The primary key, else the replica identity index, in the index's column order.
-            let rows = conn
-                .simple_query(&format!(
-                    "SELECT a.attname::text FROM pg_catalog.pg_index i, \
-                     unnest(i.indkey) WITH ORDINALITY AS k(attnum, n), pg_catalog.pg_attribute a \
-                     WHERE i.indrelid = to_regclass({regclass}) AND a.attrelid = i.indrelid \
-                     AND a.attnum = k.attnum AND i.indexrelid = (SELECT x.indexrelid FROM \
-                     pg_catalog.pg_index x WHERE x.indrelid = to_regclass({regclass}) AND \
-                     (x.indisprimary OR x.indisreplident) ORDER BY x.indisprimary DESC LIMIT 1) \
-                     ORDER BY k.n"
-                ))
-                .await?;
-            let key: Vec<String> = rows
-                .into_iter()
-                .filter_map(|r| r.into_iter().next().flatten())
-                .collect();
+            let key = key_columns(conn, &target, KeyChoice::PrimaryKey).await?;
             if key.is_empty() {
                 return Err(Error::usage(format!(
                     "the target table {name} has no primary key (nor replica identity index) \

@@ -509,21 +509,10 @@ async fn describe(conn: &mut Connection, table: &TableName) -> Result<(TableName
         )));
     }
     let identity = text(2);
-    let key_rows = conn
-        .simple_query(&format!(
-            "SELECT a.attname::text FROM pg_catalog.pg_index i, \
-             unnest(i.indkey) WITH ORDINALITY AS k(attnum, n), pg_catalog.pg_attribute a \
-             WHERE i.indrelid = to_regclass({regclass}) AND a.attrelid = i.indrelid \
-             AND a.attnum = k.attnum AND i.indexrelid = (SELECT x.indexrelid FROM \
-             pg_catalog.pg_index x WHERE x.indrelid = to_regclass({regclass}) AND \
-             (x.indisprimary OR x.indisreplident) ORDER BY x.indisreplident DESC, \
-             x.indisprimary DESC LIMIT 1) ORDER BY k.n"
-        ))
+    // The key the WAL's updates and deletes carry: the replica identity index, else the
+    // primary key.
+    let key = pgarrow::names::key_columns(conn, &named, pgarrow::names::KeyChoice::ReplicaIdentity)
         .await?;
-    let key: Vec<String> = key_rows
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
     match identity.as_str() {
         "n" => Err(Error::usage(format!(
             "{name} has REPLICA IDENTITY NOTHING: its updates and deletes are not published, \

@@ -27,6 +27,15 @@ def url() -> str:
 
 
 @pytest.fixture(scope="session")
+def logical_url() -> str:
+    """A database of the cluster with wal_level = logical (tests/pytest.rs starts it)."""
+    url = os.environ.get("PGARROW_TEST_LOGICAL_URL")
+    if not url:
+        pytest.fail("PGARROW_TEST_LOGICAL_URL is not set (tests/pytest.rs sets it)")
+    return url
+
+
+@pytest.fixture(scope="session")
 def conn(url):
     with psycopg.connect(url, autocommit=True) as c:
         yield c

@@ -3,7 +3,6 @@ by tests/pytest.rs): changed rows as pyarrow batches with the export's types, ch
 move the slot only when confirmed, schema changes announced, and errors named."""
 
 import json
-import os
 from decimal import Decimal
 
 import psycopg
@@ -11,14 +10,6 @@ import pyarrow as pa
 import pytest
 
 import pgarrow
-
-
-@pytest.fixture
-def logical_url():
-    url = os.environ.get("PGARROW_TEST_LOGICAL_URL")
-    if not url:
-        pytest.fail("PGARROW_TEST_LOGICAL_URL is not set (tests/pytest.rs sets it)")
-    return url
 
 
 def run(url, sql):

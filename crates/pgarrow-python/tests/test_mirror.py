@@ -14,9 +14,7 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import uuid
-from decimal import Decimal
 from urllib.parse import urlparse, urlunparse
 
 import psycopg
@@ -31,11 +29,9 @@ def pgarrow_bin() -> str:
 
 
 @pytest.fixture
-def source():
-    url = os.environ.get("PGARROW_TEST_LOGICAL_URL")
-    if not url:
-        pytest.fail("PGARROW_TEST_LOGICAL_URL is not set (tests/pytest.rs sets it)")
-    return url
+def source(logical_url):
+    """The source: the logical cluster's database."""
+    return logical_url
 
 
 @pytest.fixture

@@ -402,3 +402,45 @@ mod tests {
         assert!(table_query(&t, Some(" a , b "), None, None).is_ok());
     }
 }
+
+/// Which unique index names a table's rows: [`key_columns`]'s choice when a table has both a
+/// primary key and another index as its replica identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyChoice {
+    /// The primary key first (a target's rows, as its constraints know them).
+    PrimaryKey,
+    /// The replica identity index first (the key the WAL's updates and deletes carry).
+    ReplicaIdentity,
+}
+
+/// The columns of `table`'s key, in the index's order: its primary key or its replica identity
+/// index (`choice` says which first when both exist); empty when it has neither.
+///
+/// # Errors
+/// The catalog query's.
+pub async fn key_columns(
+    conn: &mut Connection,
+    table: &TableName,
+    choice: KeyChoice,
+) -> Result<Vec<String>> {
+    let regclass = quote_literal(&table.quoted());
+    let first = match choice {
+        KeyChoice::PrimaryKey => "x.indisprimary DESC",
+        KeyChoice::ReplicaIdentity => "x.indisreplident DESC, x.indisprimary DESC",
+    };
+    let rows = conn
+        .simple_query(&format!(
+            "SELECT a.attname::text FROM pg_catalog.pg_index i, \
+             unnest(i.indkey) WITH ORDINALITY AS k(attnum, n), pg_catalog.pg_attribute a \
+             WHERE i.indrelid = to_regclass({regclass}) AND a.attrelid = i.indrelid \
+             AND a.attnum = k.attnum AND i.indexrelid = (SELECT x.indexrelid FROM \
+             pg_catalog.pg_index x WHERE x.indrelid = to_regclass({regclass}) AND \
+             (x.indisprimary OR x.indisreplident) ORDER BY {first} LIMIT 1) \
+             ORDER BY k.n"
+        ))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect())
+}
