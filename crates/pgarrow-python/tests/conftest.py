@@ -206,9 +206,13 @@ import duckdb, duckdb_extension_ducklake, duckdb_extension_httpfs, duckdb_extens
 version = f"v{duckdb.__version__}"
 con = duckdb.connect(config={"allow_unsigned_extensions": "true", "autoinstall_known_extensions": "false"})
 # The postgres extension loads under the name DuckDB knows it by.
+# A copy of 40 MB per call: removed once loaded (the loaded library needs no file).
 scanner = pathlib.Path(tempfile.mkdtemp()) / "postgres_scanner.duckdb_extension"
-shutil.copy(pathlib.Path(duckdb_extension_postgres.__file__).parent / "extensions" / version / "postgres.duckdb_extension", scanner)
-con.execute(f"LOAD '{scanner}'")
+try:
+    shutil.copy(pathlib.Path(duckdb_extension_postgres.__file__).parent / "extensions" / version / "postgres.duckdb_extension", scanner)
+    con.execute(f"LOAD '{scanner}'")
+finally:
+    shutil.rmtree(scanner.parent, ignore_errors=True)
 con.execute(f"LOAD '{pathlib.Path(duckdb_extension_ducklake.__file__).parent / 'extensions' / version / 'ducklake.duckdb_extension'}'")
 con.execute(f"LOAD '{pathlib.Path(duckdb_extension_httpfs.__file__).parent / 'extensions' / version / 'httpfs.duckdb_extension'}'")
 con.execute("SET TimeZone = 'UTC'")
