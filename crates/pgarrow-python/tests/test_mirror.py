@@ -504,3 +504,79 @@ def test_python_mirror_goes_on_from_the_tables_position(source, lake, slot, duck
     with pytest.raises(pgarrow.UsageError, match="no primary key"):
         run(source, "DROP TABLE IF EXISTS mirror_py_nokey; CREATE TABLE mirror_py_nokey (a int)")
         pgarrow.mirror(source, table="mirror_py_nokey", ducklake=catalog, slot=slot + "x", catch_up=True)
+
+
+class Lines:
+    """A running mirror's JSON lines, read by a thread (a pipe's buffered lines are not seen by
+    select): `next()` waits up to two minutes for one."""
+
+    def __init__(self, proc):
+        import queue
+
+        self.queue = queue.Queue()
+        self.proc = proc
+        self.seen = []
+
+        def read():
+            for line in proc.stdout:
+                self.queue.put(line)
+            self.queue.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+
+    def next(self):
+        import queue
+
+        try:
+            line = self.queue.get(timeout=120)
+        except queue.Empty:
+            raise AssertionError("the mirror said nothing for two minutes") from None
+        assert line is not None, self.proc.stderr.read()
+        event = json.loads(line)
+        self.seen.append(event)
+        return event
+
+    def checkpoint_past(self, lsn):
+        while True:
+            e = self.next()
+            if e["event"] == "checkpoint" and int_lsn(e["lsn"]) > lsn:
+                return
+
+
+def test_duckdb_maintenance_beside_a_running_mirror(source, lake, slot, duckdb_lake):
+    table = "mirror_maint"
+    make_table(source, table, rows=200)
+    catalog = lake[0]
+    proc = subprocess.Popen(mirror_args(source, lake, slot, table, "--commit-interval", "0"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = Lines(proc)
+    try:
+        assert lines.next()["event"] == "exported"
+        work = Workload(source, table, seed=21)
+        for _ in range(3):
+            work.step()
+            lines.checkpoint_past(work.inside)
+        # DuckDB folds the delete files into new data files and merges them, ending the files
+        # the running mirror indexed; its next deletes find them gone and it reads the table
+        # again.
+        duckdb_lake(catalog, "CALL ducklake_rewrite_data_files('lake', delete_threshold => 0); "
+                             "CALL ducklake_merge_adjacent_files('lake'); SELECT 1")
+        for _ in range(3):
+            work.step()
+            lines.checkpoint_past(work.inside)
+        duckdb_lake(catalog, "CALL ducklake_expire_snapshots('lake', older_than => now()); "
+                             "CALL ducklake_cleanup_old_files('lake', cleanup_all => true); SELECT 1")
+        work.step()
+        lines.checkpoint_past(work.inside)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        assert proc.returncode == 0, proc.stderr.read()
+        while (e := lines.next())["event"] != "done":
+            pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = [e for e in lines.seen if e["event"] == "done"]
+    assert done and done[0]["stats"]["retried"] >= 1, done
+    assert work.check(lake_rows(duckdb_lake, lake, table), "the end") == len(work.history) - 1
+    work.close()
