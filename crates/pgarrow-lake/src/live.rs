@@ -17,7 +17,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use pgarrow::io::{Input, InputOptions, Location};
 use pgarrow::{Error, ErrorKind, Result};
-use pgarrow_changes::net::{Change, Effect, KeyAt, KeyEncoder, reduce};
+use pgarrow_changes::net::{Change, Effect, KeyAt, KeyEncoder, KeyHashing, reduce};
 use pgarrow_changes::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN};
 
 /// Where a mirrored table is: the slot it follows and the WAL position its last commit
@@ -95,56 +95,6 @@ impl Key {
             Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
             Key::Heap(b) => b,
         }
-    }
-}
-
-/// The hashing of the index and the fold: a multiply-rotate over 8-byte words with a final
-/// mix (keys are the source's, not an adversary's; std's SipHash costs a third of a fold).
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct KeyHashing;
-
-impl std::hash::BuildHasher for KeyHashing {
-    type Hasher = KeyHasher;
-
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(0)
-    }
-}
-
-pub(crate) struct KeyHasher(u64);
-
-impl KeyHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl std::hash::Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            self.add(u64::from_le_bytes(w.try_into().unwrap_or_default()));
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(last));
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        // murmur3's finalizer: every bit of the state reaches the top bits the table uses.
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
     }
 }
 
@@ -633,20 +583,32 @@ impl Live {
                 },
                 _ => None,
             };
-            let indices: Vec<(usize, usize)> = left
-                .iter()
-                .map(|l| match l.fill.as_ref().map(|f| f[c]) {
-                    None => (0, l.row as usize),
-                    Some(From::Change(r)) => (0, r as usize),
-                    Some(From::Table(at)) => (1, place[&at]),
-                })
-                .collect();
-            let sources: Vec<&dyn Array> = match &theirs {
-                Some(t) => vec![mine.as_ref(), t.as_ref()],
-                None => vec![mine.as_ref()],
+            let gathered = match &theirs {
+                // Every value from the changes: one take.
+                None => {
+                    let indices: arrow_array::UInt32Array = left
+                        .iter()
+                        .map(|l| match l.fill.as_ref().map(|f| f[c]) {
+                            Some(From::Change(r)) => r,
+                            _ => l.row,
+                        })
+                        .collect();
+                    arrow_select::take::take(mine.as_ref(), &indices, None)
+                }
+                Some(t) => {
+                    let indices: Vec<(usize, usize)> = left
+                        .iter()
+                        .map(|l| match l.fill.as_ref().map(|f| f[c]) {
+                            None => (0, l.row as usize),
+                            Some(From::Change(r)) => (0, r as usize),
+                            Some(From::Table(at)) => (1, place[&at]),
+                        })
+                        .collect();
+                    arrow_select::interleave::interleave(&[mine.as_ref(), t.as_ref()], &indices)
+                }
             };
             arrays.push(
-                arrow_select::interleave::interleave(&sources, &indices).map_err(|e| {
+                gathered.map_err(|e| {
                     Error::from(ErrorKind::Internal(format!("gathering rows: {e}")))
                 })?,
             );
