@@ -175,12 +175,7 @@ pub(crate) fn export_lake(
         .if_exists
         .parse()
         .map_err(|e: pgarrow::Error| usage_error(py, e.to_string()))?;
-    let storage: pgarrow::io::StorageOptions = args
-        .storage_options
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let storage = storage_options(args.storage_options.as_ref());
     let export = options.export;
     let partitions = options
         .partitions
@@ -256,6 +251,11 @@ pub(crate) fn export_lake(
     })
 }
 
+/// `storage_options=` as the object store settings.
+fn storage_options(given: Option<&HashMap<String, String>>) -> pgarrow::io::StorageOptions {
+    given.cloned().unwrap_or_default().into_iter().collect()
+}
+
 /// The keyword arguments of `mirror` (the wrapper passes each by name).
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
@@ -306,12 +306,7 @@ pub(crate) fn mirror(
         return Err(usage_error(py, "give table= or schema= patterns"));
     }
     let catalog = Config::parse(&args.catalog).map_err(|e| py_err(py, &e.into()))?;
-    let storage: pgarrow::io::StorageOptions = args
-        .storage_options
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let storage = storage_options(args.storage_options.as_ref());
     let lake_table = match &args.lake_table {
         Some(name) => Some(
             pgarrow::names::TableName::parse(name)
