@@ -347,15 +347,8 @@ pub(crate) fn mirror(
                      own schemas and names",
                 ));
             }
-            let config = config.clone();
-            wait(rt, &stop, async move {
-                let mut conn = pgarrow::protocol::Connection::connect(&config)
-                    .await
-                    .map_err(|e| pgarrow::Error::from(pgarrow::ErrorKind::Connect(e)))?;
-                let tables = pgarrow::names::resolve(&mut conn, &patterns).await;
-                let _ = conn.close().await;
-                tables
-            })?
+            let resolved = pgarrow_lake::mirror::resolve_tables(config.clone(), &patterns);
+            wait(rt, &stop, resolved)?
         }
     };
     let one = Job {

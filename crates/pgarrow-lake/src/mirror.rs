@@ -456,6 +456,24 @@ pub async fn mirror_to_lake(
     Ok(stats)
 }
 
+/// The tables `patterns` select on the source (`pg_dump`'s patterns: `--table`, `--schema`),
+/// in schema and name order: what a mirror of patterns follows.
+///
+/// # Errors
+/// Connecting; a pattern that matches nothing.
+pub async fn resolve_tables(
+    config: impl IntoConfig,
+    patterns: &[pgarrow::names::TablePattern],
+) -> Result<Vec<TableName>> {
+    let config = config.into_config()?;
+    let mut conn = Connection::connect(&config)
+        .await
+        .map_err(|e| Error::from(ErrorKind::Connect(e)))?;
+    let tables = pgarrow::names::resolve(&mut conn, patterns).await;
+    let _ = conn.close().await;
+    tables
+}
+
 /// Each lake table as the mirror holds it, if it exists.
 #[allow(clippy::type_complexity)]
 async fn open_all(

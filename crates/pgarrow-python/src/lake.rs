@@ -329,14 +329,8 @@ pub(crate) fn mirror(
     let data_path = args.data_path.clone();
     let (sink, layout) = (options.sink, options.layout);
     document_on_runtime(py, move |runtime, stop| {
-        let tables = blocking::wait(runtime, stop, async {
-            let mut conn = pgarrow::protocol::Connection::connect(&config)
-                .await
-                .map_err(|e| pgarrow::Error::from(pgarrow::ErrorKind::Connect(e)))?;
-            let tables = pgarrow::names::resolve(&mut conn, &found).await;
-            let _ = conn.close().await;
-            tables
-        })?;
+        let resolved = pgarrow_lake::mirror::resolve_tables(config.clone(), &found);
+        let tables = blocking::wait(runtime, stop, resolved)?;
         let (schema, name) = match (&lake_table, tables.as_slice()) {
             (Some(_), [_, _, ..]) => {
                 return Err(pgarrow::Error::usage(
