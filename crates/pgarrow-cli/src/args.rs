@@ -101,10 +101,10 @@ pub(crate) enum Command {
     /// far the target is).
     #[command(after_help = [APPLY_EXAMPLES, "\n\n", CONNECTION_HELP].concat())]
     Apply(ApplyArgs),
-    /// Keep lake tables equal to PostgreSQL tables: export them into DuckLake tables in the
-    /// snapshot of a new replication slot, then commit the slot's changes (inserts, updates,
-    /// deletes, truncates) at transaction boundaries, each commit recording the WAL position it
-    /// reaches, exactly once across restarts.
+    /// Keep lake tables equal to PostgreSQL tables: export them into DuckLake or Delta tables
+    /// in the snapshot of a new replication slot, then commit the slot's changes (inserts,
+    /// updates, deletes, truncates) at transaction boundaries, each commit recording the WAL
+    /// position it reaches, exactly once across restarts.
     #[command(after_help = [MIRROR_EXAMPLES, "\n\n", CONNECTION_HELP].concat())]
     Mirror(Box<MirrorArgs>),
     /// Start a scratch PostgreSQL, load a 1M-row lineitem table and export it to Parquet.
@@ -844,7 +844,9 @@ Examples:
       --ducklake postgresql://lakehost/lake --data-path s3://bucket/lake/
   # Every table of a schema, each into a lake table of its own; as a scheduled job
   pgarrow mirror -d shop --schema sales --slot sales_mirror --ducklake postgresql:///lake \\
-      --data-path /data/lake/ --catch-up";
+      --data-path /data/lake/ --catch-up
+  # Into a Delta table (deletes as deletion vectors)
+  pgarrow mirror -d shop -t orders --slot orders_delta --delta s3://bucket/delta/orders";
 
 const APPLY_EXAMPLES: &str = "Examples:
   # The changes of the source, applied to the same tables of a replica (by primary key)

@@ -42,6 +42,7 @@
 mod checkpoint;
 pub(crate) mod dv;
 mod log;
+pub(crate) mod mirror;
 mod read;
 mod replay;
 mod schema;
@@ -588,6 +589,68 @@ fn partition_value(column: &str, ty: &str, value: Option<String>) -> Result<Opti
     }
 }
 
+/// `base` with `feature` (a reader and writer feature) among its table features: reader
+/// version 3 and writer version 7, listing every feature the table's older versions implied.
+pub(crate) fn with_feature(base: &Protocol, feature: &str) -> Protocol {
+    let has = |list: &Option<Vec<String>>| {
+        list.as_ref()
+            .is_some_and(|l| l.iter().any(|f| f == feature))
+    };
+    if has(&base.reader_features) && has(&base.writer_features) {
+        return base.clone();
+    }
+    let mut writer: Vec<String> = base.writer_features.clone().unwrap_or_else(|| {
+        let implied: &[&str] = match base.min_writer_version {
+            0 | 1 => &[],
+            2 => &["appendOnly", "invariants"],
+            3 => &["appendOnly", "invariants", "checkConstraints"],
+            4 => &[
+                "appendOnly",
+                "invariants",
+                "checkConstraints",
+                "changeDataFeed",
+                "generatedColumns",
+            ],
+            5 => &[
+                "appendOnly",
+                "invariants",
+                "checkConstraints",
+                "changeDataFeed",
+                "generatedColumns",
+                "columnMapping",
+            ],
+            _ => &[
+                "appendOnly",
+                "invariants",
+                "checkConstraints",
+                "changeDataFeed",
+                "generatedColumns",
+                "columnMapping",
+                "identityColumns",
+            ],
+        };
+        implied.iter().map(|s| (*s).to_owned()).collect()
+    });
+    let mut reader: Vec<String> =
+        base.reader_features
+            .clone()
+            .unwrap_or_else(|| match base.min_reader_version {
+                2 => vec!["columnMapping".to_owned()],
+                _ => Vec::new(),
+            });
+    for list in [&mut writer, &mut reader] {
+        if !list.iter().any(|f| f == feature) {
+            list.push(feature.to_owned());
+        }
+    }
+    Protocol {
+        min_reader_version: 3,
+        min_writer_version: 7,
+        reader_features: Some(reader),
+        writer_features: Some(writer),
+    }
+}
+
 /// One commit's intent, made into actions against whatever state the table is in.
 struct Plan<'a> {
     name: &'a str,
@@ -640,6 +703,16 @@ impl Plan<'_> {
                 None => crate::common::provenance(self.manifest),
             },
         })));
+        // An export in a replication slot's snapshot: where a mirror of the slot goes on from.
+        if let (Some(slot), Some(lsn)) = (
+            &self.manifest.replication_slot,
+            self.manifest
+                .wal_lsn
+                .as_deref()
+                .and_then(|l| l.parse().ok()),
+        ) {
+            actions.push(Action::Txn(mirror::txn(slot, lsn, now)));
+        }
         let needed = self.protocol(state.map(|s| &s.protocol));
         let mut removed = 0;
         match state {
@@ -710,66 +783,9 @@ impl Plan<'_> {
                 writer_features: features,
             };
         };
-        if !self.ours.ntz {
-            return base;
-        }
-        let has = |list: &Option<Vec<String>>| {
-            list.as_ref()
-                .is_some_and(|l| l.iter().any(|f| f == "timestampNtz"))
-        };
-        if has(&base.reader_features) && has(&base.writer_features) {
-            return base;
-        }
-        // Table features: the writer version 7 lists every feature its old version implied.
-        let mut writer: Vec<String> = base.writer_features.clone().unwrap_or_else(|| {
-            let implied: &[&str] = match base.min_writer_version {
-                0 | 1 => &[],
-                2 => &["appendOnly", "invariants"],
-                3 => &["appendOnly", "invariants", "checkConstraints"],
-                4 => &[
-                    "appendOnly",
-                    "invariants",
-                    "checkConstraints",
-                    "changeDataFeed",
-                    "generatedColumns",
-                ],
-                5 => &[
-                    "appendOnly",
-                    "invariants",
-                    "checkConstraints",
-                    "changeDataFeed",
-                    "generatedColumns",
-                    "columnMapping",
-                ],
-                _ => &[
-                    "appendOnly",
-                    "invariants",
-                    "checkConstraints",
-                    "changeDataFeed",
-                    "generatedColumns",
-                    "columnMapping",
-                    "identityColumns",
-                ],
-            };
-            implied.iter().map(|s| (*s).to_owned()).collect()
-        });
-        let mut reader: Vec<String> =
-            base.reader_features
-                .clone()
-                .unwrap_or_else(|| match base.min_reader_version {
-                    2 => vec!["columnMapping".to_owned()],
-                    _ => Vec::new(),
-                });
-        for list in [&mut writer, &mut reader] {
-            if !list.iter().any(|f| f == "timestampNtz") {
-                list.push("timestampNtz".to_owned());
-            }
-        }
-        Protocol {
-            min_reader_version: 3,
-            min_writer_version: 7,
-            reader_features: Some(reader),
-            writer_features: Some(writer),
+        match self.ours.ntz {
+            true => with_feature(&base, "timestampNtz"),
+            false => base,
         }
     }
 

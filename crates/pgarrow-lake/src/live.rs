@@ -47,6 +47,10 @@ impl MirrorPoint {
     }
 }
 
+/// What a commit's error says when the lake table's files changed since the mirror read them
+/// (the mirror reads the table again and folds its changes anew).
+pub(crate) const MOVED: &str = "the lake table's files changed since the mirror read them";
+
 /// A line on standard error when `PGARROW_MIRROR_DEBUG` is set: where a mirror's time goes.
 pub(crate) fn debug(what: std::fmt::Arguments<'_>) {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();

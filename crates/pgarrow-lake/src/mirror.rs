@@ -14,8 +14,8 @@
 //! # What a commit holds
 //! The net effect of the changes since the last commit, by the table's key (its primary key,
 //! else its replica identity index): rows inserted or updated are written as new data files;
-//! the rows they replace and the rows deleted are deleted by position (each data file's delete
-//! file); a truncate ends every row first. A value an update did not send (an unchanged
+//! the rows they replace and the rows deleted are deleted by position (DuckLake's delete
+//! files, Delta's deletion vectors); a truncate ends every row first. A value an update did not send (an unchanged
 //! TOASTed value) is taken from the change before it or from the lake table's row, never
 //! written as NULL.
 //!
@@ -56,6 +56,7 @@ use pgarrow_protocol::replication::Lsn;
 use serde::Serialize;
 
 use crate::common::IfExists;
+use crate::delta::mirror::DeltaMirror;
 use crate::ducklake::mirror::DuckLakeMirror;
 pub use crate::live::MirrorPoint;
 use crate::live::{self, Live, Plan, debug};
@@ -300,7 +301,7 @@ struct Mirrored {
     table: TableName,
     target: LakeTarget,
     key: Vec<String>,
-    lake: DuckLakeMirror,
+    lake: Lake,
     live: Live,
     point: MirrorPoint,
     /// Changes since the last commit.
@@ -319,11 +320,11 @@ struct Mirrored {
 ///
 /// # Errors
 /// A table without a key the changes name rows by (no primary key, replica identity index or
-/// `REPLICA IDENTITY FULL`); a lake format a mirror does not write yet (Delta, Iceberg); a slot
-/// whose tables do not all record it (an interrupted first run: start over with
-/// [`start_over`](MirrorOptions::start_over)); a slot the server invalidated or dropped; a schema
-/// change; the export's, the stream's and the commits' errors. Every table is then as its last
-/// commit left it.
+/// `REPLICA IDENTITY FULL`); a lake format a mirror does not write yet (Iceberg); a Delta
+/// table partitioned by column values; a slot whose tables do not all record it (an
+/// interrupted first run: start over with [`start_over`](MirrorOptions::start_over)); a slot
+/// the server invalidated or dropped; a schema change; the export's, the stream's and the
+/// commits' errors. Every table is then as its last commit left it.
 pub async fn mirror_to_lake(
     config: impl IntoConfig,
     tables: &[TableName],
@@ -336,11 +337,18 @@ pub async fn mirror_to_lake(
     if tables.is_empty() {
         return Err(Error::usage("a mirror needs at least one table"));
     }
-    if !matches!(target, LakeTarget::DuckLake(_)) {
-        return Err(Error::usage(format!(
-            "a mirror into {} tables is not built yet: pgarrow mirrors into DuckLake tables",
-            target.format()
-        )));
+    match target {
+        LakeTarget::DuckLake(_) => {}
+        LakeTarget::Delta(t) => {
+            let columns: Vec<String> = t
+                .layout
+                .partitions
+                .iter()
+                .map(|f| f.column.clone())
+                .collect();
+            crate::delta::mirror::refuse_partitions(&columns, &t.location)?;
+        }
+        other => return Err(not_built(other)),
     }
     let publication = options
         .publication
@@ -474,24 +482,96 @@ pub async fn resolve_tables(
     tables
 }
 
+/// The refusal of a format a mirror does not write yet.
+fn not_built(target: &LakeTarget) -> Error {
+    Error::usage(format!(
+        "a mirror into {} tables is not built yet: pgarrow mirrors into DuckLake and Delta \
+         tables",
+        target.format()
+    ))
+}
+
+/// A lake table a mirror commits to, of its format.
+enum Lake {
+    DuckLake(DuckLakeMirror),
+    Delta(DeltaMirror),
+}
+
+impl Lake {
+    /// The table `target` names, if it exists: as the mirror holds it (its index by `key`),
+    /// and the position its last commit reached.
+    async fn open(
+        target: &LakeTarget,
+        key: &[String],
+    ) -> Result<Option<(Lake, Live, Option<MirrorPoint>)>> {
+        Ok(match target {
+            LakeTarget::DuckLake(t) => DuckLakeMirror::open(t, key.to_vec())
+                .await?
+                .map(|(l, live, p)| (Lake::DuckLake(l), live, p)),
+            LakeTarget::Delta(t) => DeltaMirror::open(t, key.to_vec())
+                .await?
+                .map(|(l, live, p)| (Lake::Delta(l), live, p)),
+            other => return Err(not_built(other)),
+        })
+    }
+
+    /// Commits `plan` with `point` (the table at `since` before it): the new snapshot or
+    /// version, and the data files written.
+    async fn commit(
+        &mut self,
+        live: &mut Live,
+        plan: &Plan,
+        since: &MirrorPoint,
+        point: &MirrorPoint,
+    ) -> Result<(i64, usize)> {
+        match self {
+            Lake::DuckLake(l) => l
+                .commit(live, plan, since, point)
+                .await
+                .map(|c| (c.snapshot, c.files)),
+            Lake::Delta(l) => l
+                .commit(live, plan, point)
+                .await
+                .map(|c| (c.version, c.files)),
+        }
+    }
+
+    /// The table's columns, in order.
+    fn column_names(&self) -> Vec<String> {
+        match self {
+            Lake::DuckLake(l) => l.column_names().into_iter().map(str::to_owned).collect(),
+            Lake::Delta(l) => l.column_names(),
+        }
+    }
+
+    /// Why the table cannot follow a source that dropped `dropped`, if it cannot.
+    fn refuses_drop(&self, dropped: &[String]) -> Option<String> {
+        match self {
+            Lake::DuckLake(_) => None,
+            Lake::Delta(l) => l.refuses_drop(dropped),
+        }
+    }
+
+    /// The source's columns changed: the next commit that writes rows takes the new ones and
+    /// ends `dropped`.
+    fn evolve(&mut self, dropped: &[String]) {
+        if let Lake::DuckLake(l) = self {
+            let ids = l.column_ids(dropped);
+            l.evolve(ids);
+        }
+    }
+}
+
 /// Each lake table as the mirror holds it, if it exists.
 #[allow(clippy::type_complexity)]
 async fn open_all(
     targets: &[LakeTarget],
     keys: &[Vec<String>],
-) -> Result<Vec<Option<(DuckLakeMirror, Live, Option<MirrorPoint>)>>> {
+) -> Result<Vec<Option<(Lake, Live, Option<MirrorPoint>)>>> {
     let mut out = Vec::with_capacity(targets.len());
     let started = Instant::now();
     for (target, key) in targets.iter().zip(keys) {
-        out.push(match target {
-            LakeTarget::DuckLake(t) => DuckLakeMirror::open(t, key.clone()).await?,
-            other => {
-                return Err(Error::usage(format!(
-                    "a mirror into {} tables is not built yet",
-                    other.format()
-                )));
-            }
-        });
+        out.push(Lake::open(target, key).await?);
     }
     debug(format_args!(
         "{} lake table(s) read in {:.3} s",
@@ -762,14 +842,9 @@ async fn follow(
                     .iter()
                     .map(|f| f.name().clone())
                     .collect();
-                let ours: Vec<String> = m
-                    .lake
-                    .column_names()
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect();
+                let ours: Vec<String> = m.lake.column_names();
                 if s.changed || theirs != ours {
-                    let change = SchemaChange::of(config, m, &ours, &theirs, s.lsn).await?;
+                    let change = SchemaChange::of(config, m, &ours, &theirs).await?;
                     // Rows of the announcing transaction under the old columns (an ALTER
                     // TABLE after changes in one transaction) cannot be committed apart.
                     if m.pending
@@ -785,9 +860,18 @@ async fn follow(
                         )));
                     }
                     // What changed before the new columns goes in under the old ones, at the
-                    // transaction that announced them.
+                    // transaction that announced them (and before a change refused).
                     commit_table(m, s.lsn, options, stats, hooks).await?;
-                    m.lake.evolve(change.dropped);
+                    let change = change.map_err(|what| {
+                        Error::usage(format!(
+                            "the columns of {} changed at {}: {what}. The lake table holds every \
+                             change before it; nothing after it was committed. Start over from a \
+                             new snapshot to take the new columns (--start-over)",
+                            m.table.quoted(),
+                            s.lsn
+                        ))
+                    })?;
+                    m.lake.evolve(&change.dropped_names);
                     hooks.report(&MirrorProgress::SchemaChanged {
                         table: m.table.quoted(),
                         lsn: s.lsn.to_string(),
@@ -833,12 +917,10 @@ async fn follow(
 
 /// A table's columns as a new Relation message gives them, against the lake table's: what a
 /// mirror follows (columns added without a value for the rows before, columns dropped, types
-/// widened) or refuses, naming it.
+/// widened), or what it refuses (the error's text).
 struct SchemaChange {
     added: Vec<String>,
     dropped_names: Vec<String>,
-    /// The lake table's IDs of the dropped columns.
-    dropped: Vec<i64>,
 }
 
 impl SchemaChange {
@@ -847,17 +929,9 @@ impl SchemaChange {
         m: &Mirrored,
         ours: &[String],
         theirs: &[String],
-        lsn: Lsn,
-    ) -> Result<SchemaChange> {
+    ) -> Result<std::result::Result<SchemaChange, String>> {
         let name = m.table.quoted();
-        let refuse = |what: String| -> Error {
-            Error::usage(format!(
-                "the columns of {name} changed at {lsn}: {what}. The lake table holds every \
-                 change before {} (its last commit); nothing after it was committed. Start \
-                 over from a new snapshot to take the new columns (--start-over)",
-                m.point.lsn
-            ))
-        };
+        let refuse = |what: String| Ok(Err(what));
         let added: Vec<String> = theirs
             .iter()
             .filter(|c| !ours.contains(c))
@@ -869,14 +943,17 @@ impl SchemaChange {
             .cloned()
             .collect();
         if let Some(k) = m.key.iter().find(|k| dropped.contains(k)) {
-            return Err(refuse(format!("its key column {k:?} is gone")));
+            return refuse(format!("its key column {k:?} is gone"));
+        }
+        if let Some(why) = m.lake.refuses_drop(&dropped) {
+            return refuse(why);
         }
         // A renamed column keeps its place among the columns (a dropped and an added one
         // does not): the lake would lose its values.
         let kept_old: Vec<&String> = ours.iter().filter(|c| theirs.contains(c)).collect();
         let kept_new: Vec<&String> = theirs.iter().filter(|c| ours.contains(c)).collect();
         if kept_old != kept_new {
-            return Err(refuse("their order changed".into()));
+            return refuse("their order changed".into());
         }
         for (i, old) in ours.iter().enumerate() {
             if dropped.contains(old)
@@ -884,10 +961,10 @@ impl SchemaChange {
                 && added.contains(new)
                 && ours.len() == theirs.len()
             {
-                return Err(refuse(format!(
+                return refuse(format!(
                     "{old:?} was renamed {new:?} (or dropped and another added in its place), \
                      which a mirror does not follow"
-                )));
+                ));
             }
         }
         if !added.is_empty() {
@@ -914,18 +991,16 @@ impl SchemaChange {
                 .next()
                 .and_then(|r| r.into_iter().next().flatten())
             {
-                return Err(refuse(format!(
+                return refuse(format!(
                     "column {c:?} was added with a default, which the rows before it take \
                      without a change a mirror sees"
-                )));
+                ));
             }
         }
-        let dropped_ids = m.lake.column_ids(&dropped);
-        Ok(SchemaChange {
+        Ok(Ok(SchemaChange {
             added,
             dropped_names: dropped,
-            dropped: dropped_ids,
-        })
+        }))
     }
 }
 
@@ -992,10 +1067,7 @@ async fn commit_table(
                 debug(format_args!("moved: {e}"));
                 retried += 1;
                 stats.retried += 1;
-                let LakeTarget::DuckLake(t) = &m.target else {
-                    return Err(e);
-                };
-                let Some((lake, live, now)) = DuckLakeMirror::open(t, m.key.clone()).await? else {
+                let Some((lake, live, now)) = Lake::open(&m.target, &m.key).await? else {
                     return Err(Error::usage(format!(
                         "lake table {} was dropped beside the mirror",
                         m.target.name()
@@ -1021,7 +1093,7 @@ async fn commit_table(
     m.pending.clear();
     m.point = point;
     stats.commits += 1;
-    stats.files += done.files as u64;
+    stats.files += done.1 as u64;
     stats.changes += plan.changes;
     stats.inserted += plan.inserted();
     stats.deleted += plan.deleted();
@@ -1033,7 +1105,7 @@ async fn commit_table(
         inserted: plan.inserted(),
         deleted: plan.deleted(),
         truncated: plan.truncate,
-        snapshot: done.snapshot,
+        snapshot: done.0,
         commit_s: started.elapsed().as_secs_f64(),
     });
     Ok(())
@@ -1043,10 +1115,7 @@ async fn commit_table(
 fn is_moved(e: &Error) -> bool {
     let mut at: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = at {
-        if err
-            .to_string()
-            .contains(crate::ducklake::mirror::MOVED_TEXT)
-        {
+        if err.to_string().contains(live::MOVED) {
             return true;
         }
         at = err.source();

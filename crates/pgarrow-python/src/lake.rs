@@ -260,7 +260,8 @@ fn storage_options(given: Option<&HashMap<String, String>>) -> pgarrow::io::Stor
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
 struct MirrorArgs<'py> {
-    catalog: String,
+    catalog: Option<String>,
+    delta: Option<String>,
     data_path: Option<String>,
     lake_table: Option<String>,
     slot: String,
@@ -273,9 +274,10 @@ struct MirrorArgs<'py> {
     storage_options: Option<HashMap<String, String>>,
 }
 
-/// Mirrors the tables `patterns` and `schemas` match into DuckLake tables (one table: the
-/// lake table `lake_table`, else its own name in schema `main`; several: each its own schema
-/// and name) through replication slot `slot`, until caught up (`catch_up`) or interrupted.
+/// Mirrors the tables `patterns` and `schemas` match into DuckLake tables of `catalog` (one
+/// table: the lake table `lake_table`, else its own name in schema `main`; several: each its
+/// own schema and name) or Delta tables at `delta` (several: `schema.name` under it) through
+/// replication slot `slot`, until caught up (`catch_up`) or interrupted.
 /// Returns the statistics.
 #[pyfunction]
 #[pyo3(signature = (conninfo, patterns, schemas, **args))]
@@ -305,7 +307,24 @@ pub(crate) fn mirror(
     if found.is_empty() {
         return Err(usage_error(py, "give table= or schema= patterns"));
     }
-    let catalog = Config::parse(&args.catalog).map_err(|e| py_err(py, &e.into()))?;
+    let catalog = match (&args.catalog, &args.delta) {
+        (Some(c), None) => Some(Config::parse(c).map_err(|e| py_err(py, &e.into()))?),
+        (None, Some(_)) => None,
+        _ => {
+            return Err(usage_error(
+                py,
+                "name the lake table: ducklake= (a catalog) or delta= (a location)",
+            ));
+        }
+    };
+    if args.delta.is_some() && (args.data_path.is_some() || args.lake_table.is_some()) {
+        return Err(usage_error(
+            py,
+            "data_path= and lake_table= name a DuckLake table: a Delta table is named by its \
+             location (delta=)",
+        ));
+    }
+    let delta = args.delta.clone();
     let storage = storage_options(args.storage_options.as_ref());
     let lake_table = match &args.lake_table {
         Some(name) => Some(
@@ -345,11 +364,19 @@ pub(crate) fn mirror(
             (None, [one]) => ("main".to_owned(), one.name.clone()),
             (None, _) => ("main".to_owned(), String::new()),
         };
-        let mut target = DuckLakeTarget::new(catalog, schema, name);
-        if let Some(path) = data_path {
-            target = target.with_data_path(path);
-        }
-        let target = LakeTarget::from(target)
+        let target = match (catalog, delta) {
+            (Some(catalog), _) => {
+                let mut target = DuckLakeTarget::new(catalog, schema, name);
+                if let Some(path) = data_path {
+                    target = target.with_data_path(path);
+                }
+                LakeTarget::from(target)
+            }
+            (None, location) => {
+                LakeTarget::Delta(pgarrow_lake::DeltaTarget::new(location.unwrap_or_default()))
+            }
+        };
+        let target = target
             .with_storage(storage)
             .with_options(sink)
             .with_layout(layout);

@@ -580,3 +580,163 @@ def test_duckdb_maintenance_beside_a_running_mirror(source, lake, slot, duckdb_l
     assert done and done[0]["stats"]["retried"] >= 1, done
     assert work.check(lake_rows(duckdb_lake, lake, table), "the end") == len(work.history) - 1
     work.close()
+
+
+# Delta tables: the same guarantees, deletes as deletion vectors. deltalake reads them in
+# `DeltaTable.scan()` (at any version), DuckDB's delta extension in `delta_scan`.
+
+
+def delta_args(source, path, slot, table, *more):
+    return [pgarrow_bin(), "mirror", "-d", source, "-t", table, "--slot", slot,
+            "--delta", str(path), "--json", *more]
+
+
+def delta_mirror(source, path, slot, table, *more, check=True):
+    out = subprocess.run(delta_args(source, path, slot, table, "--catch-up", *more),
+                         capture_output=True, text=True, timeout=300)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def delta_rows(path, version=None, columns=("id", "name", "big", "amount")):
+    """The Delta table's rows (by id) as deltalake reads them, deletion vectors applied."""
+    import deltalake
+    import pyarrow as pa
+
+    got = pa.table(deltalake.DeltaTable(str(path), version=version).scan())
+    return sorted(zip(*[got[c].to_pylist() for c in columns]))
+
+
+def test_delta_each_commit_equals_the_source_at_its_version(source, slot, tmp_path, duckdb_delta):
+    table = "mirror_delta"
+    path = tmp_path / "delta" / table
+    make_table(source, table)
+    proc = subprocess.Popen(delta_args(source, path, slot, table, "--commit-interval", "0.05"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        exported = json.loads(proc.stdout.readline())
+        assert exported["event"] == "exported" and exported["rows"] == 301, exported
+        work = Workload(source, table, seed=5)
+        for i in range(40):
+            work.step(truncate=(i == 20))
+        target = work.inside
+        while True:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            e = json.loads(line)
+            seen.append(e)
+            if e["event"] == "checkpoint" and int_lsn(e["lsn"]) > target:
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        seen += events(out)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    commits = [e for e in seen if e["event"] == "committed"]
+    assert len(commits) >= 2 and any(c["truncated"] for c in commits), seen
+    assert sum(c["deleted"] for c in commits) > 0
+    # Every version a commit made, read back at that version, is the source at its position.
+    reached = [work.check(delta_rows(path, c["snapshot"]), f"version {c['snapshot']}") for c in commits]
+    assert reached == sorted(reached) and reached[-1] == 40, reached
+    want = [tuple(r) for r in rows_of(source, table)]
+    assert delta_rows(path) == want
+    # The deletes are deletion vectors, in files of the table, and the protocol says so.
+    log = path / "_delta_log"
+    actions = [json.loads(line) for f in sorted(log.glob("*.json")) for line in f.read_text().splitlines()]
+    assert any(a.get("add", {}).get("deletionVector") for a in actions)
+    protocol = [a["protocol"] for a in actions if "protocol" in a][-1]
+    assert "deletionVectors" in protocol["readerFeatures"] and "deletionVectors" in protocol["writerFeatures"]
+    assert list(path.glob("deletion_vector_*.bin"))
+    # Past ten versions, a checkpoint, which readers start from.
+    if max(c["snapshot"] for c in commits) >= 10:
+        assert list(log.glob("*.checkpoint.parquet"))
+    # polars reads the same rows (its own Delta reader applies deletion vectors).
+    import polars as pl
+
+    got = pl.read_delta(str(path)).sort("id").select("id", "name", "big", "amount").rows()
+    assert got == want
+    # DuckDB's delta extension reads the same rows.
+    got = duckdb_delta(f"SELECT id, name, big, amount FROM delta_scan('{path}') ORDER BY id")
+    assert [tuple(r) for r in got] == want
+    # And pgarrow's import.
+    back = subprocess.run(
+        [pgarrow_bin(), "import", "-d", source, "--quiet", "--delta", str(path),
+         "--into", f"{table}_back", "--create", "--mode", "replace"],
+        capture_output=True, text=True)
+    assert back.returncode == 0, back.stderr
+    assert rows_of(source, f"{table}_back") == rows_of(source, table)
+    work.close()
+
+
+def test_delta_kill_9_at_random_moments_loses_and_doubles_nothing(source, slot, tmp_path):
+    table = "mirror_delta_killed"
+    path = tmp_path / table
+    make_table(source, table)
+    delta_mirror(source, path, slot, table)
+    work = Workload(source, table, seed=13)
+    rng = random.Random(9)
+    kills = 0
+    for round_ in range(20):
+        for _ in range(3):
+            work.step(truncate=(round_ == 7))
+        proc = subprocess.Popen(
+            delta_args(source, path, slot, table, "--commit-changes", str(rng.randint(5, 80)),
+                       "--commit-interval", "0"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(rng.randint(0, 3)):
+            ready, _, _ = select.select([proc.stdout], [], [], 30)
+            if not ready or not proc.stdout.readline():
+                break
+        proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, err
+        kills += 1
+    assert kills >= 20
+    delta_mirror(source, path, slot, table)
+    assert work.check(delta_rows(path), "the end") == len(work.history) - 1
+    again = events(delta_mirror(source, path, slot, table).stdout)
+    assert not [e for e in again if e["event"] == "committed"], again
+    work.close()
+
+
+def test_delta_columns_added_follow_and_a_drop_stops_the_mirror(source, slot, tmp_path):
+    table = "mirror_delta_schema"
+    path = tmp_path / table
+    run(source, f"""DROP TABLE IF EXISTS {table};
+        CREATE TABLE {table} (id int PRIMARY KEY, name text, big text);
+        ALTER TABLE {table} ALTER COLUMN big SET STORAGE EXTERNAL;
+        INSERT INTO {table} SELECT g, 'n' || g, repeat(md5(g::text), 100) FROM generate_series(1, 20) g""")
+    # Partitioned by column values: refused before anything is made.
+    out = delta_mirror(source, tmp_path / "parted", slot, table, "--files-by", "name", check=False)
+    assert out.returncode != 0 and "partitioned by name" in out.stderr, out.stderr
+    assert not (tmp_path / "parted").exists()
+    delta_mirror(source, path, slot, table)
+    run(source, f"UPDATE {table} SET name = 'before' WHERE id <= 3")
+    run(source, f"ALTER TABLE {table} ADD COLUMN note text")
+    run(source, f"INSERT INTO {table} VALUES (100, 'new', 'b', 'noted'); "
+                f"UPDATE {table} SET note = 'later' WHERE id = 4")
+    out = delta_mirror(source, path, slot, table)
+    changed = [e for e in events(out.stdout) if e["event"] == "schema_changed"]
+    assert changed and changed[0]["added"] == ["note"], changed
+    columns = ("id", "name", "big", "note")
+    assert delta_rows(path, columns=columns) == rows_sql(source, f"SELECT {', '.join(columns)} FROM {table} ORDER BY id")
+    # A dropped column: the table stays at the commit before it, and the mirror says why.
+    run(source, f"UPDATE {table} SET name = 'last' WHERE id = 5")
+    run(source, f"ALTER TABLE {table} DROP COLUMN name")
+    run(source, f"UPDATE {table} SET note = 'after' WHERE id = 6")
+    out = delta_mirror(source, path, slot, table, check=False)
+    assert out.returncode != 0 and "dropped" in out.stderr and "--start-over" in out.stderr, out.stderr
+    assert dict((r[0], r[1]) for r in delta_rows(path, columns=("id", "name")))[5] == "last"
+    # Starting over takes the new columns; Python goes on from there.
+    delta_mirror(source, path, slot, table, "--start-over")
+    import pgarrow
+
+    run(source, f"UPDATE {table} SET note = 'python' WHERE id < 8; DELETE FROM {table} WHERE id = 9")
+    stats = pgarrow.mirror(source, table=table, delta=str(path), slot=slot, catch_up=True)
+    assert stats["commits"] == 1 and stats["deleted"] >= 8, stats
+    columns = ("id", "big", "note")
+    assert delta_rows(path, columns=columns) == rows_sql(source, f"SELECT {', '.join(columns)} FROM {table} ORDER BY id")

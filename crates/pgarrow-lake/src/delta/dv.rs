@@ -1,8 +1,10 @@
-//! Deletion vectors, read: the row positions a Delta table deletes from a data file, from the
+//! Deletion vectors: the row positions a Delta table deletes from a data file, from the
 //! descriptor an `add` action carries (PROTOCOL.md, "Deletion Vector Descriptor Schema" and
 //! "Deletion Vector Format"): inline (Z85 text in the log), or in a file of the table (by a
 //! UUID, or an absolute path), each a 64-bit roaring bitmap in the portable format behind a
-//! magic number, checked against its size, checksum and cardinality.
+//! magic number, checked against its size, checksum and cardinality. Written ([`DvFile`]) as
+//! a mirror writes them: one file per commit, holding a vector for each data file that loses
+//! rows, each named by its offset.
 
 use pgarrow::io::{Location, StorageOptions};
 use pgarrow::{ErrorKind, Result};
@@ -21,6 +23,23 @@ const Z85: &[u8; 85] =
 
 fn malformed(why: impl Into<String>) -> pgarrow::Error {
     ErrorKind::Usage(format!("a malformed deletion vector: {}", why.into())).into()
+}
+
+/// Bytes (a multiple of 4 long) as Z85 text.
+fn z85_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() / 4 * 5);
+    for chunk in bytes.chunks(4) {
+        let mut word = [0u8; 4];
+        word[..chunk.len()].copy_from_slice(chunk);
+        let mut n = u32::from_be_bytes(word);
+        let mut digits = [0u8; 5];
+        for d in digits.iter_mut().rev() {
+            *d = Z85[(n % 85) as usize];
+            n /= 85;
+        }
+        out.extend(digits.iter().map(|&d| d as char));
+    }
+    out
 }
 
 /// Z85 text as bytes: each 5 characters a big-endian 32-bit number in base 85.
@@ -308,6 +327,118 @@ pub(crate) fn read(
     Ok(out)
 }
 
+/// `positions` (ascending, distinct) as a `RoaringBitmapArray`: the magic number, then the
+/// portable 64-bit roaring bitmap, each bucket's containers arrays (up to 4,096 values) or
+/// bitmaps, without runs.
+pub(crate) fn bitmap(positions: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + positions.len() * 2);
+    out.extend_from_slice(&MAGIC.to_le_bytes());
+    let buckets = split_by(positions, |p| p >> 32);
+    out.extend_from_slice(&(buckets.len() as u64).to_le_bytes());
+    for bucket in buckets {
+        out.extend_from_slice(&((bucket[0] >> 32) as u32).to_le_bytes());
+        let containers = split_by(bucket, |p| (p >> 16) & 0xFFFF);
+        out.extend_from_slice(&12346u32.to_le_bytes());
+        out.extend_from_slice(&(containers.len() as u32).to_le_bytes());
+        for c in &containers {
+            out.extend_from_slice(&(((c[0] >> 16) & 0xFFFF) as u16).to_le_bytes());
+            out.extend_from_slice(&((c.len() - 1) as u16).to_le_bytes());
+        }
+        // The offset of each container from the bucket's cookie.
+        let mut at = 8 + containers.len() * 8;
+        for c in &containers {
+            out.extend_from_slice(&(at as u32).to_le_bytes());
+            at += if c.len() <= 4096 { c.len() * 2 } else { 8192 };
+        }
+        for c in &containers {
+            if c.len() <= 4096 {
+                for &p in *c {
+                    out.extend_from_slice(&((p & 0xFFFF) as u16).to_le_bytes());
+                }
+            } else {
+                let mut words = [0u64; 1024];
+                for &p in *c {
+                    let low = (p & 0xFFFF) as usize;
+                    words[low / 64] |= 1 << (low % 64);
+                }
+                for w in words {
+                    out.extend_from_slice(&w.to_le_bytes());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `values` (ascending) in runs of one `key`.
+fn split_by(values: &[u64], key: impl Fn(u64) -> u64) -> Vec<&[u64]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=values.len() {
+        if i == values.len() || key(values[i]) != key(values[start]) {
+            out.push(&values[start..i]);
+            start = i;
+        }
+    }
+    out
+}
+
+/// One commit's deletion vector file: format version 1, then each vector's size, bitmap and
+/// checksum (big-endian), named `deletion_vector_<uuid>.bin` at the table's root.
+pub(crate) struct DvFile {
+    uuid: [u8; 16],
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl DvFile {
+    /// An empty file of a new UUID.
+    pub(crate) fn new() -> DvFile {
+        let text = crate::common::new_uuid().replace('-', "");
+        let mut uuid = [0u8; 16];
+        for (i, b) in uuid.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap_or(0);
+        }
+        DvFile {
+            uuid,
+            bytes: vec![1],
+        }
+    }
+
+    /// The file's name, relative to the table's root.
+    pub(crate) fn name(&self) -> String {
+        let hex: String = self.uuid.iter().map(|x| format!("{x:02x}")).collect();
+        format!(
+            "deletion_vector_{}-{}-{}-{}-{}.bin",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        )
+    }
+
+    /// Adds the vector of `positions` (ascending, distinct): its descriptor.
+    pub(crate) fn push(&mut self, positions: &[u64]) -> Result<DeletionVector> {
+        let data = bitmap(positions);
+        let size = i32::try_from(data.len())
+            .map_err(|_| malformed(format!("{} bytes for one data file", data.len())))?;
+        let offset = i32::try_from(self.bytes.len())
+            .map_err(|_| malformed("a deletion vector file past 2 GiB"))?;
+        self.bytes.extend_from_slice(&(size as u32).to_be_bytes());
+        self.bytes.extend_from_slice(&data);
+        let mut crc = flate2::Crc::new();
+        crc.update(&data);
+        self.bytes.extend_from_slice(&crc.sum().to_be_bytes());
+        Ok(DeletionVector {
+            storage_type: "u".into(),
+            path_or_inline_dv: z85_encode(&self.uuid),
+            offset: Some(offset),
+            size_in_bytes: size,
+            cardinality: positions.len() as i64,
+        })
+    }
+}
+
 /// For the fuzz target: arbitrary bytes as a deletion vector's bitmap, and as Z85 text.
 #[doc(hidden)]
 pub fn fuzz_positions(bytes: &[u8]) -> usize {
@@ -404,5 +535,47 @@ mod tests {
         // More positions than allowed: an error as soon as they pass it.
         let e = positions(&bitmap(0, &body), 100).unwrap_err().to_string();
         assert!(e.contains("100 positions"), "{e}");
+    }
+
+    #[test]
+    fn written_vectors_read_back_from_their_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = StorageOptions::default();
+        let root = Location::parse(dir.path().to_str().unwrap(), &storage).unwrap();
+        let small = vec![0, 3, 9, 70_000];
+        // A bitmap container (past 4,096 values in one), and a bucket past 32 bits.
+        let mut large: Vec<u64> = (0..10_000).map(|p| p * 3).collect();
+        large.extend([(1 << 32) + 5, (1 << 32) + 6]);
+        let mut file = DvFile::new();
+        let a = file.push(&small).unwrap();
+        let b = file.push(&large).unwrap();
+        assert_eq!(a.offset, Some(1));
+        assert_eq!((a.cardinality, b.cardinality), (4, 10_002));
+        root.join_path(&file.name())
+            .write_atomically(&file.bytes)
+            .unwrap();
+        assert_eq!(read(&a, &root, &storage).unwrap(), small);
+        assert_eq!(read(&b, &root, &storage).unwrap(), large);
+        // The UUID in the descriptor names the file.
+        assert_eq!(
+            format!(
+                "deletion_vector_{}.bin",
+                uuid_text(&a.path_or_inline_dv).unwrap()
+            ),
+            file.name()
+        );
+        // Inline, the same bitmap reads the same.
+        let data = super::bitmap(&small);
+        let mut padded = data.clone();
+        padded.resize(data.len().div_ceil(4) * 4, 0);
+        let inline = DeletionVector {
+            storage_type: "i".into(),
+            path_or_inline_dv: z85_encode(&padded),
+            offset: None,
+            size_in_bytes: data.len() as i32,
+            cardinality: 4,
+        };
+        assert_eq!(read(&inline, &root, &storage).unwrap(), small);
+        assert_eq!(z85_decode(&z85_encode(&padded)).unwrap(), padded);
     }
 }

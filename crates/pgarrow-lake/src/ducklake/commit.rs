@@ -62,7 +62,7 @@ pub(super) struct DeleteChange {
 
 /// The message of a commit that found the table's files changed under it (compaction, say):
 /// the mirror reads the table again and folds its changes anew.
-pub(super) const MOVED: &str = "the DuckLake table's files changed since the mirror read them";
+pub(super) use crate::live::MOVED;
 
 /// What a commit made.
 pub(super) struct Committed {

@@ -24,9 +24,6 @@ use crate::live::{Live, LiveFile, MirrorPoint, Plan, debug};
 const FILE_PATH_ID: &str = "2147483546";
 const POS_ID: &str = "2147483545";
 
-/// What a commit's error says when the table's files changed under it.
-pub(crate) const MOVED_TEXT: &str = MOVED;
-
 /// A DuckLake table a mirror commits to.
 pub(crate) struct DuckLakeMirror {
     target: DuckLakeTarget,

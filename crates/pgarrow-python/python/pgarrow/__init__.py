@@ -1801,7 +1801,8 @@ def mirror(
     *,
     table: Union[str, list[str], None] = None,
     schema: Union[str, list[str], None] = None,
-    ducklake: str,
+    ducklake: Optional[str] = None,
+    delta: Optional[str] = None,
     slot: str,
     data_path: Optional[str] = None,
     lake_table: Optional[str] = None,
@@ -1813,18 +1814,19 @@ def mirror(
     storage_options: Optional[dict[str, str]] = None,
     **options: Unpack[FileOptions],
 ) -> MirrorStats:
-    """Keeps DuckLake tables equal to PostgreSQL tables, as ``pgarrow mirror``: the first call
-    makes replication slot ``slot`` (and a publication of its name, unless ``publication``
-    names one) and exports the tables into lake tables in its snapshot; then every call
-    commits the slot's changes at transaction boundaries, every ``commit_interval`` seconds or
-    ``commit_changes`` changes, each commit recording the WAL position it reaches, until
-    caught up (``catch_up=True``, for a scheduled job) or interrupted (Ctrl-C: after a last
-    commit at a transaction boundary). A later call goes on from the position the tables
+    """Keeps DuckLake or Delta tables equal to PostgreSQL tables, as ``pgarrow mirror``: the
+    first call makes replication slot ``slot`` (and a publication of its name, unless
+    ``publication`` names one) and exports the tables into lake tables in its snapshot; then
+    every call commits the slot's changes at transaction boundaries, every ``commit_interval``
+    seconds or ``commit_changes`` changes, each commit recording the WAL position it reaches,
+    until caught up (``catch_up=True``, for a scheduled job) or interrupted (Ctrl-C: after a
+    last commit at a transaction boundary). A later call goes on from the position the tables
     record: no change is lost or applied twice, whenever a call was stopped or killed.
 
-    Updates and deletes are written as DuckLake delete files, by the table's primary key (or
-    replica identity index); a value an update left unchanged (a TOASTed one) is taken from the
-    lake table's row. See the book's "Mirrors" (docs/src/mirror.md).
+    Updates and deletes are written as DuckLake delete files or Delta deletion vectors, by the
+    table's primary key (or replica identity index); a value an update left unchanged (a
+    TOASTed one) is taken from the lake table's row. See the book's "Mirrors"
+    (docs/src/mirror.md).
 
     Parameters
     ----------
@@ -1834,9 +1836,12 @@ def mirror(
     table, schema : str or list of str
         The tables: ``table`` patterns and ``schema`` patterns, as :func:`export_tables`
         reads them. Several tables go into lake tables of their own schema and name.
-    ducklake : str
+    ducklake : str, optional
         The PostgreSQL database of the DuckLake catalog (one without a catalog gets one, with
         ``data_path``).
+    delta : str, optional
+        Instead of ``ducklake``: the Delta table's location, a directory or an object URL
+        (several tables: each at ``schema.name`` under it).
     slot : str
         The logical replication slot.
     data_path : str, optional
@@ -1873,11 +1878,14 @@ def mirror(
     patterns, schemas = _patterns(table), _patterns(schema)
     if not (patterns or schemas):
         raise UsageError("give table= or schema= patterns")
+    if (ducklake is None) == (delta is None):
+        raise UsageError("name the lake table: ducklake= (a catalog) or delta= (a location)")
     return _pgarrow.mirror(
         url,
         patterns,
         schemas,
         catalog=ducklake,
+        delta=delta,
         data_path=data_path,
         lake_table=lake_table,
         slot=slot,

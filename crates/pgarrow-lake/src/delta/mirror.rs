@@ -1,0 +1,494 @@
+//! A Delta table kept by a mirror: read as the mirror holds it (its live files, the rows
+//! their deletion vectors delete, and the position its last commit reached, a `txn` action of
+//! the slot's application ID), and one version per fold of changes. The version adds the new
+//! rows' files; gives each file that loses rows a new deletion vector (every row it deletes,
+//! all in one deletion vector file of the commit), as a `remove` of the file with its old
+//! vector and an `add` with the new one; removes a file whose rows are all gone (all of them
+//! for a truncate); and records the position reached. It is created only if no other writer
+//! took its version: otherwise nothing is committed and the mirror reads the table again.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arrow_array::RecordBatch;
+use pgarrow::io::{Format, Layout, LayoutWriter, Location, Manifest, ManifestFile};
+use pgarrow::{Error, ErrorKind, Result};
+use pgarrow_protocol::replication::Lsn;
+
+use super::dv::{self, DvFile};
+use super::log::{self, Action, Add, Remove, Snapshot, Txn};
+use super::{DeltaTarget, blocking, now_ms, replay, schema};
+use crate::common::{IfExists, new_uuid};
+use crate::live::{Live, LiveFile, MOVED, MirrorPoint, Plan, debug};
+
+/// The application ID of a mirror's `txn` actions: this, then the slot's name.
+const APP_PREFIX: &str = "pgarrow-mirror:";
+
+/// The `txn` action that records a mirror of `slot` at `lsn` (its version is the position).
+pub(crate) fn txn(slot: &str, lsn: Lsn, now: i64) -> Txn {
+    Txn {
+        app_id: format!("{APP_PREFIX}{slot}"),
+        version: i64::try_from(lsn.0).unwrap_or(i64::MAX),
+        last_updated: Some(now),
+    }
+}
+
+/// A Delta table a mirror commits to.
+pub(crate) struct DeltaMirror {
+    target: DeltaTarget,
+    name: String,
+    root: Location,
+    log: Location,
+    state: Snapshot,
+    /// Each live file's `add` action, by the ID the mirror's index knows the file by.
+    adds: HashMap<i64, Add>,
+    next_id: i64,
+}
+
+/// What a commit did.
+pub(crate) struct DeltaCommit {
+    pub(crate) version: i64,
+    pub(crate) files: usize,
+}
+
+impl DeltaMirror {
+    /// The table at `target`, if there is one: as the mirror holds it (its index by `key`),
+    /// and the position its mirror's last commit reached.
+    ///
+    /// # Errors
+    /// A table pgarrow does not write (its protocol, constraints, column mapping); a table
+    /// partitioned by column values (a mirror keeps each key's row in the files, which a
+    /// partitioned Delta table leaves its partition values out of); its files' and deletion
+    /// vectors' errors.
+    pub(crate) async fn open(
+        target: &DeltaTarget,
+        key: Vec<String>,
+    ) -> Result<Option<(DeltaMirror, Live, Option<MirrorPoint>)>> {
+        let name = target.location.clone();
+        let root = Location::parse(&target.location, &target.storage)?;
+        let log = root.join("_delta_log");
+        let state = {
+            let log = log.clone();
+            blocking(move || replay::load(&log)).await?
+        };
+        let Some(state) = state else {
+            return Ok(None);
+        };
+        super::writable(&state, IfExists::Append, &name)?;
+        refuse_partitions(&state.metadata.partition_columns, &name)?;
+        let point = state
+            .txns
+            .values()
+            .filter_map(|t| {
+                let slot = t.app_id.strip_prefix(APP_PREFIX)?;
+                Some(MirrorPoint {
+                    slot: slot.to_owned(),
+                    lsn: Lsn(u64::try_from(t.version).ok()?),
+                })
+            })
+            .max_by_key(|p| p.lsn);
+        let adds: HashMap<i64, Add> = state
+            .files
+            .values()
+            .enumerate()
+            .map(|(i, a)| (i as i64, a.clone()))
+            .collect();
+        let files = {
+            let (adds, root, storage) = (adds.clone(), root.clone(), target.storage.clone());
+            blocking(move || {
+                let mut files = Vec::with_capacity(adds.len());
+                for (id, add) in adds {
+                    files.push(live_file(id, &add, &root, &storage)?);
+                }
+                files.sort_by_key(|f| f.id);
+                Ok(files)
+            })
+            .await?
+        };
+        let next_id = adds.len() as i64;
+        let live = Live::load(key, files)
+            .await
+            .map_err(|e| e.context(format!("reading Delta table {name}")))?;
+        Ok(Some((
+            DeltaMirror {
+                target: target.clone(),
+                name,
+                root,
+                log,
+                state,
+                adds,
+                next_id,
+            },
+            live,
+            point,
+        )))
+    }
+
+    /// The table's columns, in order.
+    pub(crate) fn column_names(&self) -> Vec<String> {
+        serde_json::from_str::<serde_json::Value>(&self.state.metadata.schema_string)
+            .map(|s| schema::fields(&s).into_iter().map(|(n, ..)| n).collect())
+            .unwrap_or_default()
+    }
+
+    /// Why the table cannot follow a source that dropped `dropped`, if it cannot: a Delta
+    /// table without column mapping keeps a dropped column's values in its files, where a
+    /// column added later under the same name would find them.
+    pub(crate) fn refuses_drop(&self, dropped: &[String]) -> Option<String> {
+        (!dropped.is_empty()).then(|| {
+            format!(
+                "column(s) {} were dropped, which a Delta table pgarrow writes (without column \
+                 mapping) cannot follow",
+                dropped
+                    .iter()
+                    .map(|c| format!("{c:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+
+    /// Commits `plan` (its rows as data files, its deletes as deletion vectors) with `point`
+    /// as the next version, then brings `live` up to date.
+    ///
+    /// # Errors
+    /// Another writer took the version ([`MOVED`]: the caller reads the table again and folds
+    /// anew); a column the table cannot take; files that cannot be written.
+    pub(crate) async fn commit(
+        &mut self,
+        live: &mut Live,
+        plan: &Plan,
+        point: &MirrorPoint,
+    ) -> Result<DeltaCommit> {
+        let started = std::time::Instant::now();
+        let name = self.name.clone();
+        let lap = |what: &str| {
+            debug(format_args!(
+                "{name}: {what} at {:.3} s",
+                started.elapsed().as_secs_f64()
+            ));
+        };
+        let now = now_ms();
+        let mut actions = Vec::new();
+        let mut written: Vec<Location> = Vec::new();
+        let done = self
+            .actions(live, plan, point, now, &mut actions, &mut written)
+            .await;
+        let (adds, kept) = match done {
+            Ok(done) => done,
+            Err(e) => {
+                remove_all(&written);
+                return Err(e);
+            }
+        };
+        lap("files written");
+        let version = self.state.version + 1;
+        let committed = {
+            let (log, actions) = (self.log.clone(), actions.clone());
+            blocking(move || log::commit(&log, version, &actions)).await
+        };
+        match committed {
+            Ok(true) => {}
+            Ok(false) => {
+                remove_all(&written);
+                return Err(ErrorKind::Unexpected(format!(
+                    "{MOVED}: another writer committed version {version} of Delta table {name}"
+                ))
+                .into());
+            }
+            Err(e) => {
+                remove_all(&written);
+                return Err(e.context(format!("committing to Delta table {name}")));
+            }
+        }
+        lap("committed");
+        let state = self.state.clone();
+        self.state = Snapshot::apply(Some(state), version, actions, &self.log)?;
+        self.checkpoint().await;
+        // The index and the files as the version left them.
+        if plan.truncate {
+            self.adds.clear();
+        }
+        live.committed(plan);
+        self.adds.retain(|id, _| live.files.contains_key(id));
+        for (id, add) in kept {
+            self.adds.insert(id, add);
+        }
+        let in_order = self.target.options.sorted_by.is_empty();
+        let mut first = 0usize;
+        let files = adds.len();
+        for (add, rows_in) in adds {
+            let id = self.next_id;
+            self.next_id += 1;
+            let file = live_file(id, &add, &self.root, &self.target.storage)?;
+            self.adds.insert(id, add);
+            match (&plan.rows, in_order) {
+                (Some(rows), true) => {
+                    let n = usize::try_from(rows_in).unwrap_or(usize::MAX);
+                    live.add_rows(file, &rows.slice(first, n.min(rows.num_rows() - first)))?;
+                    first += n;
+                }
+                _ => live.add_file(file).await?,
+            }
+        }
+        lap("index updated");
+        Ok(DeltaCommit { version, files })
+    }
+
+    /// The version's actions, into `actions`, the files written for it into `written`: the new
+    /// rows' `add`s (each with its rows), and the new `add` of each file that lost rows and
+    /// kept some, by its ID.
+    async fn actions(
+        &self,
+        live: &Live,
+        plan: &Plan,
+        point: &MirrorPoint,
+        now: i64,
+        actions: &mut Vec<Action>,
+        written: &mut Vec<Location>,
+    ) -> Result<(Vec<(Add, u64)>, Vec<(i64, Add)>)> {
+        let theirs: serde_json::Value = serde_json::from_str(&self.state.metadata.schema_string)
+            .map_err(|e| {
+                Error::from(ErrorKind::Usage(format!(
+                    "Delta table {}: its schema is not JSON: {e}",
+                    self.name
+                )))
+            })?;
+        // The rows, as data files, and the table's schema with the columns they add.
+        let (adds, evolved, ntz) = match &plan.rows {
+            Some(rows) => {
+                let ours = schema::delta_schema(&rows.schema())
+                    .map_err(|e| e.context(format!("Delta table {}", self.name)))?;
+                let evolved = schema::evolve(&theirs, &ours.json, &self.name)?;
+                let manifest = self.write_rows(rows).await?;
+                written.extend(manifest.files.iter().map(|f| self.root.join_path(&f.path)));
+                let (root, m) = (self.root.clone(), manifest.clone());
+                let adds =
+                    blocking(move || super::describe_files(&root, &m, &[], &BTreeMap::new()))
+                        .await?;
+                (adds, evolved, ours.ntz)
+            }
+            None => (Vec::new(), None, false),
+        };
+        // The deletes: every file that loses rows gets a vector of all it deletes, or goes.
+        let mut vectors = DvFile::new();
+        let mut changed = Vec::new();
+        let mut kept = Vec::new();
+        let remove = |add: &Add| Remove {
+            path: add.path.clone(),
+            deletion_timestamp: Some(now),
+            data_change: true,
+            extended_file_metadata: Some(true),
+            partition_values: Some(add.partition_values.clone()),
+            size: Some(add.size),
+            deletion_vector: add.deletion_vector.clone(),
+        };
+        if plan.truncate {
+            changed.extend(self.adds.values().map(|a| Action::Remove(remove(a))));
+        } else {
+            for (id, positions) in &plan.deletes {
+                let (Some(add), Some(file)) = (self.adds.get(id), live.files.get(id)) else {
+                    return Err(ErrorKind::Unexpected(format!(
+                        "{MOVED}: file {id} is not the table's"
+                    ))
+                    .into());
+                };
+                let mut all = file.deleted.clone();
+                all.extend(positions);
+                all.sort_unstable();
+                all.dedup();
+                changed.push(Action::Remove(remove(add)));
+                if (all.len() as u64) < file.rows {
+                    let vector = vectors.push(&all)?;
+                    let now_add = Add {
+                        deletion_vector: Some(vector),
+                        stats: add.stats.as_deref().map(wide),
+                        data_change: true,
+                        ..add.clone()
+                    };
+                    changed.push(Action::Add(now_add.clone()));
+                    kept.push((*id, now_add));
+                }
+            }
+        }
+        let has_vectors = vectors.bytes.len() > 1;
+        if has_vectors {
+            let at = self.root.join_path(&vectors.name());
+            written.push(at.clone());
+            let bytes = std::mem::take(&mut vectors.bytes);
+            blocking(move || Ok(at.write_atomically(&bytes)?)).await?;
+        }
+        // The protocol and metadata: deletion vectors enabled (once), new columns.
+        let mut protocol = self.state.protocol.clone();
+        let mut metadata = self.state.metadata.clone();
+        if has_vectors {
+            protocol = super::with_feature(&protocol, "deletionVectors");
+            metadata
+                .configuration
+                .insert("delta.enableDeletionVectors".into(), "true".into());
+        }
+        if ntz {
+            protocol = super::with_feature(&protocol, "timestampNtz");
+        }
+        if let Some(evolved) = evolved {
+            metadata.schema_string = evolved.to_string();
+        }
+        let inserted: u64 = adds.iter().map(|(_, r)| r).sum();
+        actions.push(Action::CommitInfo(serde_json::json!({
+            "timestamp": now,
+            "operation": "STREAMING UPDATE",
+            "operationParameters": {
+                "outputMode": "Update",
+                "queryId": point.slot,
+                "epochId": point.lsn.to_string(),
+            },
+            "isBlindAppend": false,
+            "engineInfo": format!("pgarrow/{}", env!("CARGO_PKG_VERSION")),
+            "operationMetrics": {
+                "numAddedFiles": adds.len().to_string(),
+                "numOutputRows": inserted.to_string(),
+                "numDeletedRows": plan.deleted().to_string(),
+            },
+            "pgarrow": {
+                "pgarrow": env!("CARGO_PKG_VERSION"),
+                "replication_slot": point.slot,
+                "wal_lsn": point.lsn.to_string(),
+                "changes": plan.changes,
+                "truncated": plan.truncate,
+            },
+        })));
+        if protocol != self.state.protocol {
+            actions.push(Action::Protocol(protocol));
+        }
+        if metadata != self.state.metadata {
+            actions.push(Action::MetaData(metadata));
+        }
+        actions.push(Action::Txn(txn(&point.slot, point.lsn, now)));
+        actions.extend(changed);
+        actions.extend(adds.iter().map(|(a, _)| Action::Add(a.clone())));
+        Ok((adds, kept))
+    }
+
+    /// Writes `rows` as data files at the table's root.
+    async fn write_rows(&self, rows: &RecordBatch) -> Result<Manifest> {
+        let layout = Layout::default()
+            .with_max_file_rows(self.target.layout.max_file_rows)
+            .with_max_file_bytes(self.target.layout.max_file_bytes);
+        let options = self.target.options.clone().with_arrow_extensions(false);
+        let (root, rows) = (self.root.clone(), rows.clone());
+        let prefix = format!("part-{}", new_uuid());
+        let written = tokio::task::spawn_blocking(move || {
+            root.prepare_dir()?;
+            let mut writer = LayoutWriter::new(
+                root,
+                Format::Parquet,
+                &options,
+                &rows.schema(),
+                &layout,
+                &prefix,
+                256 << 20,
+            )?;
+            writer.write(&rows)?;
+            writer.finish()
+        })
+        .await
+        .map_err(|e| Error::from(ErrorKind::Internal(format!("writing data files: {e}"))))?
+        .map_err(Error::from)?;
+        let files = written
+            .into_iter()
+            .map(|w| ManifestFile::new(w.path, w.rows, w.bytes))
+            .collect();
+        Ok(Manifest::new(Format::Parquet, None, None, None, files))
+    }
+
+    /// Writes the version's checkpoint when it falls on the table's interval. A checkpoint
+    /// that cannot be written leaves the table correct (readers replay the commits): reported.
+    async fn checkpoint(&self) {
+        let interval = self
+            .state
+            .metadata
+            .configuration
+            .get("delta.checkpointInterval")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(self.target.checkpoint_interval);
+        let version = self.state.version;
+        if interval == 0 || version <= 0 || !(version as u64).is_multiple_of(interval) {
+            return;
+        }
+        let (log, state) = (self.log.clone(), self.state.clone());
+        if let Err(e) = blocking(move || super::write_checkpoint(&log, &state)).await {
+            eprintln!(
+                "pgarrow: Delta table {}: no checkpoint at version {version}: {e}",
+                self.name
+            );
+        }
+    }
+}
+
+/// Refuses a table partitioned by column values: its files leave the partition columns out,
+/// and a mirror reads rows (keys, unsent values) back from its files.
+pub(crate) fn refuse_partitions(columns: &[String], name: &str) -> Result<()> {
+    if columns.is_empty() {
+        return Ok(());
+    }
+    Err(ErrorKind::Usage(format!(
+        "Delta table {name} is partitioned by {}: a mirror writes Delta tables that are not \
+         partitioned by column values (leave out --files-by; DuckLake tables mirror \
+         partitioned)",
+        columns.join(", ")
+    ))
+    .into())
+}
+
+/// A file of the table as the mirror's index holds it: its rows (from its statistics, else its
+/// footer) and the positions its deletion vector deletes.
+fn live_file(
+    id: i64,
+    add: &Add,
+    root: &Location,
+    storage: &pgarrow::io::StorageOptions,
+) -> Result<LiveFile> {
+    let location = match add.path.contains("://") {
+        true => Location::parse(&super::read::uri_decode(&add.path), storage)?,
+        false => root.join_path(&super::read::uri_decode(&add.path)),
+    };
+    let rows = match add
+        .stats
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .and_then(|s| s.get("numRecords")?.as_u64())
+    {
+        Some(rows) => rows,
+        None => location.parquet_metadata()?.0.file_metadata().num_rows() as u64,
+    };
+    let deleted = match &add.deletion_vector {
+        Some(v) => dv::read(v, root, storage)
+            .map_err(|e| e.context(format!("the deletion vector of {}", add.path)))?,
+        None => Vec::new(),
+    };
+    Ok(LiveFile {
+        id,
+        location,
+        rows,
+        deleted,
+    })
+}
+
+/// A file's statistics once a deletion vector hides some of its rows: its bounds are wide
+/// (`tightBounds: false`), its `numRecords` still the file's.
+fn wide(stats: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(stats) {
+        Ok(serde_json::Value::Object(mut m)) => {
+            m.insert("tightBounds".into(), serde_json::Value::Bool(false));
+            serde_json::Value::Object(m).to_string()
+        }
+        _ => stats.to_owned(),
+    }
+}
+
+/// Removes files a failed commit wrote (best effort: a file no version names is left for
+/// `VACUUM`).
+fn remove_all(files: &[Location]) {
+    for f in files {
+        let _ = f.remove();
+    }
+}
