@@ -87,8 +87,9 @@ bench-incremental rows="6000000" reps="3": bench-setup bench-build
 bench-changes rows="1000000" reps="3": bench-build
     python3 benches/changes.py --rows {{rows}} --reps {{reps}}
 
-# The mirror: 1M updated rows through `pgarrow mirror` into DuckLake vs `pgarrow changes` to
-# Parquet of the same changes, and the freshness at a steady 10,000 changes/s -> benches/RESULTS.md.
+# The mirror: 1M updated rows through `pgarrow mirror` into DuckLake, Delta and Iceberg vs
+# `pgarrow changes` to Parquet of the same changes, and the freshness at a steady 10,000
+# changes/s -> benches/RESULTS.md.
 bench-mirror rows="1000000" reps="3": bench-build
     python3 benches/mirror.py --rows {{rows}} --reps {{reps}}
 

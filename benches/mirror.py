@@ -1,18 +1,18 @@
 #!/usr/bin/env python3
-"""The mirror end to end (`just bench-mirror`): `pgarrow mirror` into a DuckLake table against
-`pgarrow changes` to Parquet of the same changes, and the freshness of a mirror under a steady
-load.
+"""The mirror end to end (`just bench-mirror`): `pgarrow mirror` into a DuckLake, a Delta and an
+Iceberg table against `pgarrow changes` to Parquet of the same changes, and the freshness of a
+mirror into each under a steady load.
 
 A scratch cluster with `wal_level = logical` (`serve --logical`) holds lineitem (`--rows`,
-default 1M) with its primary key. Each round mirrors lineitem into a new DuckLake catalog (the
-first export, not timed), makes a second slot for `pgarrow changes` at the same position,
+default 1M) with its primary key. Each round mirrors lineitem into a new table of each format
+(the first export, not timed), makes one more slot for `pgarrow changes` at the same position,
 updates every row in one transaction, and times, interleaved, `pgarrow changes --catch-up` to
-Parquet and `pgarrow mirror --catch-up` (the updates folded by key, written as data files and
-delete files, committed). Then the freshness: a writer updates `--rate` rows a second in
-transactions of a tenth of that, each stamping its commit time, while `pgarrow mirror` follows
-with `--commit-interval`; for each commit, the time from the last source commit it holds to the
-commit being visible to readers. Records the medians and ratio in benches/RESULTS.md under
-"Mirror". Standard library only.
+Parquet and each `pgarrow mirror --catch-up` (the updates folded by key, written as data files
+and the format's deletes, committed). Then the freshness: a writer updates `--rate` rows a
+second in transactions of a tenth of that, each stamping its commit time, while `pgarrow
+mirror` follows with `--commit-interval`; for each commit, the time from the last source commit
+it holds to the commit being visible to readers. Records the medians and ratios in
+benches/RESULTS.md under "Mirror". Standard library only.
 """
 
 import argparse
@@ -41,6 +41,24 @@ def int_lsn(text):
     return (int(hi, 16) << 32) | int(lo, 16)
 
 
+FORMATS = {
+    "ducklake": "DuckLake (updates as delete files)",
+    "delta": "Delta (updates as deletion vectors)",
+    "iceberg": "Iceberg (updates as position delete files)",
+}
+
+
+def lake_args(server, out, fmt, name):
+    """The flags naming a new lake table of `fmt` called `name` (its catalog database made)."""
+    path = os.path.join(out, name)
+    if fmt == "delta":
+        return ["--delta", path]
+    server.psql_in("postgres", f"CREATE DATABASE {name}")
+    if fmt == "iceberg":
+        return ["--iceberg", server.url_of(name), "--warehouse", path]
+    return ["--ducklake", server.url_of(name), "--data-path", path]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=1_000_000)
@@ -48,77 +66,89 @@ def main():
     p.add_argument("--rate", type=int, default=10_000, help="changes a second, for the freshness")
     p.add_argument("--seconds", type=int, default=30, help="how long the steady load runs")
     p.add_argument("--commit-interval", type=float, default=1.0)
+    p.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS))
     a = p.parse_args()
     if not os.path.exists(PGARROW):
         sys.exit(f"{PGARROW} is missing: cargo build --release -p pgarrow-cli")
     with LogicalServer(a.rows) as server, tempfile.TemporaryDirectory() as out:
         server.psql("ALTER TABLE lineitem ADD PRIMARY KEY (l_orderkey, l_linenumber)")
-        times = {"changes": [], "mirror": []}
+        times = {"changes": [], **{f: [] for f in a.formats}}
         for r in range(a.reps):
-            lake = f"lake{r}"
-            server.psql_in("postgres", f"CREATE DATABASE {lake}")
-            mirror = [PGARROW, "mirror", "--url", server.url, "-t", "lineitem", "--slot", f"m{r}",
-                      "--ducklake", server.url_of(lake), "--data-path", os.path.join(out, lake),
-                      "--catch-up", "--quiet"]
-            timed(mirror)
+            mirrors = {}
+            for f in a.formats:
+                mirrors[f] = [PGARROW, "mirror", "--url", server.url, "-t", "lineitem",
+                              "--slot", f"m{r}{f}", *lake_args(server, out, f, f"{f}{r}"),
+                              "--catch-up", "--json"]
+                timed(mirrors[f])
             server.psql(
                 "SELECT pg_create_logical_replication_slot('s_us', 'pgoutput')",
                 "CREATE PUBLICATION p FOR TABLE lineitem",
                 "UPDATE lineitem SET l_quantity = l_quantity + 1",
             )
             dest = os.path.join(out, f"changes{r}")
-            runs = [
-                ("changes", [PGARROW, "changes", "--url", server.url, "--slot", "s_us",
-                             "--publication", "p", "--catch-up", "-o", dest, "--quiet"]),
-                ("mirror", mirror),
-            ]
-            if r % 2:
-                runs.reverse()
+            runs = [("changes", [PGARROW, "changes", "--url", server.url, "--slot", "s_us",
+                                 "--publication", "p", "--catch-up", "-o", dest, "--quiet"])]
+            runs += list(mirrors.items())
+            # Each round in another order.
+            runs = runs[r % len(runs):] + runs[:r % len(runs)]
             for name, argv in runs:
-                t, _ = timed(argv)
-                times[name].append(t)
-            mirrored = server.psql_in(lake, "SELECT sum(record_count) FROM ducklake_table_stats")
-            if int(mirrored) != a.rows:
-                sys.exit(f"the mirrored table counts {mirrored} rows, not {a.rows}")
-            print(f"[{r + 1}/{a.reps}] changes {times['changes'][-1]:.2f} s, "
-                  f"mirror {times['mirror'][-1]:.2f} s", flush=True)
+                start = time.perf_counter()
+                done = subprocess.run(argv, capture_output=True, text=True)
+                times[name].append(time.perf_counter() - start)
+                if done.returncode != 0:
+                    sys.exit(f"{' '.join(argv)} failed: {done.stderr.strip()}")
+                if name != "changes":
+                    stats = json.loads(done.stdout.strip().splitlines()[-1])
+                    if stats.get("inserted") != a.rows or stats.get("deleted") != a.rows:
+                        sys.exit(f"the {name} mirror wrote {stats.get('inserted')} rows and "
+                                 f"deleted {stats.get('deleted')}, not {a.rows} each")
+            print(f"[{r + 1}/{a.reps}] " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+                  flush=True)
             server.psql("SELECT pg_drop_replication_slot('s_us')", "DROP PUBLICATION p",
-                        f"SELECT pg_drop_replication_slot('m{r}')", f"DROP PUBLICATION m{r}")
-        fresh = freshness(server, out, a)
+                        *[f"SELECT pg_drop_replication_slot('m{r}{f}')" for f in a.formats],
+                        *[f"DROP PUBLICATION m{r}{f}" for f in a.formats])
+        fresh = {f: freshness(server, out, a, f) for f in a.formats}
     ch = statistics.median(times["changes"])
-    mi = statistics.median(times["mirror"])
-    f50 = statistics.median(fresh)
-    f95 = sorted(fresh)[int(len(fresh) * 0.95) - 1] if len(fresh) >= 2 else fresh[0]
+    rows = [f"| pgarrow changes, to Parquet files | {ch:.2f} | 1.00 |"]
+    for f in a.formats:
+        mi = statistics.median(times[f])
+        rows.append(f"| pgarrow mirror, into {FORMATS[f]} | {mi:.2f} | {mi / ch:.2f} |")
+    lines = []
+    for f in a.formats:
+        fr = sorted(fresh[f])
+        p95 = fr[max(int(len(fr) * 0.95) - 1, 0)]
+        lines.append(f"- {FORMATS[f].split(' ')[0]}: median {statistics.median(fr):.2f} s, "
+                     f"p95 {p95:.2f} s ({len(fr)} commits).")
     text = "\n".join([
         f"- Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit "
         f"{sh(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD'])}, "
         f"`python3 benches/mirror.py --rows {a.rows} --reps {a.reps} --rate {a.rate} "
         f"--seconds {a.seconds} --commit-interval {a.commit_interval}`",
-        f"- lineitem {a.rows:,} rows (primary key), every row updated in one transaction; both "
-        "slots made at the same position before it; medians of the interleaved rounds. The "
-        "mirror commits at transaction boundaries: the one transaction is one DuckLake commit.",
+        f"- lineitem {a.rows:,} rows (primary key), every row updated in one transaction; every "
+        "slot made at the same position before it; medians of the interleaved rounds. The "
+        "mirror commits at transaction boundaries: the one transaction is one lake commit.",
         "",
         "| tool | median (s) | vs pgarrow changes |",
         "|---|---|---|",
-        f"| pgarrow changes, to Parquet files | {ch:.2f} | 1.00 |",
-        f"| pgarrow mirror, into DuckLake (updates as delete files) | {mi:.2f} | {mi / ch:.2f} |",
+        *rows,
         "",
-        f"- Freshness at a steady {a.rate:,} changes/s for {a.seconds} s, "
-        f"`--commit-interval {a.commit_interval}`: from the source's commit to the lake "
-        f"commit that holds it, median {f50:.2f} s, p95 {f95:.2f} s ({len(fresh)} commits).",
+        f"Freshness at a steady {a.rate:,} changes/s for {a.seconds} s, "
+        f"`--commit-interval {a.commit_interval}`: from the source's commit to the lake commit "
+        "that holds it.",
+        "",
+        *lines,
     ])
     print(text)
     write_section("mirror", "## Mirror\n\n" + text)
 
 
-def freshness(server, out, a):
+def freshness(server, out, a, fmt):
     """Seconds from each lake commit's newest source commit to the lake commit, under load."""
-    server.psql_in("postgres", "CREATE DATABASE lakef")
-    server.psql("CREATE TABLE stamp (id int PRIMARY KEY, at timestamptz)",
+    server.psql("DROP TABLE IF EXISTS stamp", "CREATE TABLE stamp (id int PRIMARY KEY, at timestamptz)",
                 "INSERT INTO stamp VALUES (1, now())")
     argv = [PGARROW, "mirror", "--url", server.url, "-t", "lineitem", "-t", "stamp",
-            "--slot", "mf", "--ducklake", server.url_of("lakef"), "--data-path",
-            os.path.join(out, "lakef"), "--json", "--commit-interval", str(a.commit_interval),
+            "--slot", f"mf{fmt}", *lake_args(server, out, fmt, f"fresh{fmt}"), "--json",
+            "--commit-interval", str(a.commit_interval),
             "--commit-changes", str(max(a.rate * 10, 100_000))]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     commits = {}  # end LSN of a source transaction -> its commit time
@@ -167,8 +197,11 @@ def freshness(server, out, a):
         if deadline is not None and now > deadline:
             break
     stop.set()
+    if writer is not None:
+        writer.join()
     proc.send_signal(2)
     proc.communicate(timeout=120)
+    server.psql(f"SELECT pg_drop_replication_slot('mf{fmt}')", f"DROP PUBLICATION mf{fmt}")
     if not fresh:
         sys.exit("the mirror made no commit under the load")
     return fresh

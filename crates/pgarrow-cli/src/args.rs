@@ -101,8 +101,8 @@ pub(crate) enum Command {
     /// far the target is).
     #[command(after_help = [APPLY_EXAMPLES, "\n\n", CONNECTION_HELP].concat())]
     Apply(ApplyArgs),
-    /// Keep lake tables equal to PostgreSQL tables: export them into DuckLake or Delta tables
-    /// in the snapshot of a new replication slot, then commit the slot's changes (inserts,
+    /// Keep lake tables equal to PostgreSQL tables: export them into DuckLake, Delta or Iceberg
+    /// tables in the snapshot of a new replication slot, then commit the slot's changes (inserts,
     /// updates, deletes, truncates) at transaction boundaries, each commit recording the WAL
     /// position it reaches, exactly once across restarts.
     #[command(after_help = [MIRROR_EXAMPLES, "\n\n", CONNECTION_HELP].concat())]
@@ -846,7 +846,10 @@ Examples:
   pgarrow mirror -d shop --schema sales --slot sales_mirror --ducklake postgresql:///lake \\
       --data-path /data/lake/ --catch-up
   # Into a Delta table (deletes as deletion vectors)
-  pgarrow mirror -d shop -t orders --slot orders_delta --delta s3://bucket/delta/orders";
+  pgarrow mirror -d shop -t orders --slot orders_delta --delta s3://bucket/delta/orders
+  # Into an Iceberg table of a SQL catalog (deletes as position delete files)
+  pgarrow mirror -d shop -t orders --slot orders_iceberg --iceberg postgresql:///lake \\
+      --warehouse s3://bucket/wh";
 
 const APPLY_EXAMPLES: &str = "Examples:
   # The changes of the source, applied to the same tables of a replica (by primary key)

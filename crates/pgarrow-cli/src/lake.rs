@@ -323,7 +323,7 @@ pub(crate) fn mirror(
     if !export.lake.is_lake() {
         return Err(usage(
             "a mirror keeps a lake table: name it (--ducklake URL, with --data-path for a new \
-             catalog; or --delta PATH)",
+             catalog; --delta PATH; or --iceberg URL, with --warehouse for a new table)",
         ));
     }
     let flags = &args.mirror;

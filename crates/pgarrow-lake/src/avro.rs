@@ -480,6 +480,7 @@ pub(crate) struct File {
 
 impl File {
     /// A metadata entry as text.
+    #[cfg(test)]
     pub(crate) fn meta(&self, key: &str) -> Option<&str> {
         self.metadata
             .get(key)

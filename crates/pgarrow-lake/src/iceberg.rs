@@ -42,6 +42,7 @@
 
 mod catalog;
 mod manifest;
+pub(crate) mod mirror;
 mod read;
 mod schema;
 
@@ -754,6 +755,11 @@ impl Cleanup {
             Ok(at.write_atomically(&bytes)?)
         })
         .await
+    }
+
+    /// Removes `path` too unless kept (a file written otherwise).
+    fn track(&mut self, path: &str) {
+        self.paths.push(path.to_owned());
     }
 
     async fn remove(&mut self, paths: &[&str]) {

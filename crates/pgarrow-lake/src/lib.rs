@@ -21,6 +21,7 @@
 mod avro;
 mod bounds;
 mod common;
+mod deletes;
 pub mod delta;
 pub mod ducklake;
 pub mod iceberg;

@@ -58,6 +58,7 @@ use serde::Serialize;
 use crate::common::IfExists;
 use crate::delta::mirror::DeltaMirror;
 use crate::ducklake::mirror::DuckLakeMirror;
+use crate::iceberg::mirror::IcebergMirror;
 pub use crate::live::MirrorPoint;
 use crate::live::{self, Live, Plan, debug};
 use crate::target::{LakeTarget, export_to_lake};
@@ -301,7 +302,7 @@ struct Mirrored {
     table: TableName,
     target: LakeTarget,
     key: Vec<String>,
-    lake: Lake,
+    lake: TableMirror,
     live: Live,
     point: MirrorPoint,
     /// Changes since the last commit.
@@ -320,8 +321,7 @@ struct Mirrored {
 ///
 /// # Errors
 /// A table without a key the changes name rows by (no primary key, replica identity index or
-/// `REPLICA IDENTITY FULL`); a lake format a mirror does not write yet (Iceberg); a Delta
-/// table partitioned by column values; a slot whose tables do not all record it (an
+/// `REPLICA IDENTITY FULL`); a Delta or Iceberg table partitioned by column values; a slot whose tables do not all record it (an
 /// interrupted first run: start over with [`start_over`](MirrorOptions::start_over)); a slot
 /// the server invalidated or dropped; a schema change; the export's, the stream's and the
 /// commits' errors. Every table is then as its last commit left it.
@@ -348,7 +348,14 @@ pub async fn mirror_to_lake(
                 .collect();
             crate::delta::mirror::refuse_partitions(&columns, &t.location)?;
         }
-        other => return Err(not_built(other)),
+        LakeTarget::Iceberg(t) => {
+            if !t.layout.partitions.is_empty() {
+                return Err(crate::iceberg::mirror::partitioned(&format!(
+                    "{}.{}",
+                    t.namespace, t.table
+                )));
+            }
+        }
     }
     let publication = options
         .publication
@@ -482,36 +489,30 @@ pub async fn resolve_tables(
     tables
 }
 
-/// The refusal of a format a mirror does not write yet.
-fn not_built(target: &LakeTarget) -> Error {
-    Error::usage(format!(
-        "a mirror into {} tables is not built yet: pgarrow mirrors into DuckLake and Delta \
-         tables",
-        target.format()
-    ))
-}
-
 /// A lake table a mirror commits to, of its format.
-enum Lake {
+enum TableMirror {
     DuckLake(DuckLakeMirror),
     Delta(DeltaMirror),
+    Iceberg(IcebergMirror),
 }
 
-impl Lake {
+impl TableMirror {
     /// The table `target` names, if it exists: as the mirror holds it (its index by `key`),
     /// and the position its last commit reached.
     async fn open(
         target: &LakeTarget,
         key: &[String],
-    ) -> Result<Option<(Lake, Live, Option<MirrorPoint>)>> {
+    ) -> Result<Option<(TableMirror, Live, Option<MirrorPoint>)>> {
         Ok(match target {
             LakeTarget::DuckLake(t) => DuckLakeMirror::open(t, key.to_vec())
                 .await?
-                .map(|(l, live, p)| (Lake::DuckLake(l), live, p)),
+                .map(|(l, live, p)| (TableMirror::DuckLake(l), live, p)),
             LakeTarget::Delta(t) => DeltaMirror::open(t, key.to_vec())
                 .await?
-                .map(|(l, live, p)| (Lake::Delta(l), live, p)),
-            other => return Err(not_built(other)),
+                .map(|(l, live, p)| (TableMirror::Delta(l), live, p)),
+            LakeTarget::Iceberg(t) => IcebergMirror::open(t, key.to_vec())
+                .await?
+                .map(|(l, live, p)| (TableMirror::Iceberg(l), live, p)),
         })
     }
 
@@ -525,37 +526,42 @@ impl Lake {
         point: &MirrorPoint,
     ) -> Result<(i64, usize)> {
         match self {
-            Lake::DuckLake(l) => l
+            TableMirror::DuckLake(l) => l
                 .commit(live, plan, since, point)
                 .await
                 .map(|c| (c.snapshot, c.files)),
-            Lake::Delta(l) => l
+            TableMirror::Delta(l) => l
                 .commit(live, plan, point)
                 .await
                 .map(|c| (c.version, c.files)),
+            TableMirror::Iceberg(l) => l
+                .commit(live, plan, point)
+                .await
+                .map(|c| (c.snapshot, c.files)),
         }
     }
 
     /// The table's columns, in order.
     fn column_names(&self) -> Vec<String> {
         match self {
-            Lake::DuckLake(l) => l.column_names().into_iter().map(str::to_owned).collect(),
-            Lake::Delta(l) => l.column_names(),
+            TableMirror::DuckLake(l) => l.column_names().into_iter().map(str::to_owned).collect(),
+            TableMirror::Delta(l) => l.column_names(),
+            TableMirror::Iceberg(l) => l.column_names(),
         }
     }
 
     /// Why the table cannot follow a source that dropped `dropped`, if it cannot.
     fn refuses_drop(&self, dropped: &[String]) -> Option<String> {
         match self {
-            Lake::DuckLake(_) => None,
-            Lake::Delta(l) => l.refuses_drop(dropped),
+            TableMirror::DuckLake(_) | TableMirror::Iceberg(_) => None,
+            TableMirror::Delta(l) => l.refuses_drop(dropped),
         }
     }
 
     /// The source's columns changed: the next commit that writes rows takes the new ones and
     /// ends `dropped`.
     fn evolve(&mut self, dropped: &[String]) {
-        if let Lake::DuckLake(l) = self {
+        if let TableMirror::DuckLake(l) = self {
             let ids = l.column_ids(dropped);
             l.evolve(ids);
         }
@@ -567,11 +573,11 @@ impl Lake {
 async fn open_all(
     targets: &[LakeTarget],
     keys: &[Vec<String>],
-) -> Result<Vec<Option<(Lake, Live, Option<MirrorPoint>)>>> {
+) -> Result<Vec<Option<(TableMirror, Live, Option<MirrorPoint>)>>> {
     let mut out = Vec::with_capacity(targets.len());
     let started = Instant::now();
     for (target, key) in targets.iter().zip(keys) {
-        out.push(Lake::open(target, key).await?);
+        out.push(TableMirror::open(target, key).await?);
     }
     debug(format_args!(
         "{} lake table(s) read in {:.3} s",
@@ -1067,7 +1073,7 @@ async fn commit_table(
                 debug(format_args!("moved: {e}"));
                 retried += 1;
                 stats.retried += 1;
-                let Some((lake, live, now)) = Lake::open(&m.target, &m.key).await? else {
+                let Some((lake, live, now)) = TableMirror::open(&m.target, &m.key).await? else {
                     return Err(Error::usage(format!(
                         "lake table {} was dropped beside the mirror",
                         m.target.name()

@@ -262,6 +262,9 @@ fn storage_options(given: Option<&HashMap<String, String>>) -> pgarrow::io::Stor
 struct MirrorArgs<'py> {
     catalog: Option<String>,
     delta: Option<String>,
+    iceberg: Option<String>,
+    warehouse: Option<String>,
+    catalog_name: Option<String>,
     data_path: Option<String>,
     lake_table: Option<String>,
     slot: String,
@@ -276,8 +279,9 @@ struct MirrorArgs<'py> {
 
 /// Mirrors the tables `patterns` and `schemas` match into DuckLake tables of `catalog` (one
 /// table: the lake table `lake_table`, else its own name in schema `main`; several: each its
-/// own schema and name) or Delta tables at `delta` (several: `schema.name` under it) through
-/// replication slot `slot`, until caught up (`catch_up`) or interrupted.
+/// own schema and name), Delta tables at `delta` (several: `schema.name` under it) or Iceberg
+/// tables of the SQL catalog in `iceberg` (under `warehouse` when new) through replication
+/// slot `slot`, until caught up (`catch_up`) or interrupted.
 /// Returns the statistics.
 #[pyfunction]
 #[pyo3(signature = (conninfo, patterns, schemas, **args))]
@@ -307,16 +311,23 @@ pub(crate) fn mirror(
     if found.is_empty() {
         return Err(usage_error(py, "give table= or schema= patterns"));
     }
-    let catalog = match (&args.catalog, &args.delta) {
-        (Some(c), None) => Some(Config::parse(c).map_err(|e| py_err(py, &e.into()))?),
-        (None, Some(_)) => None,
-        _ => {
-            return Err(usage_error(
-                py,
-                "name the lake table: ducklake= (a catalog) or delta= (a location)",
-            ));
-        }
+    let named = [&args.catalog, &args.delta, &args.iceberg]
+        .iter()
+        .filter(|a| a.is_some())
+        .count();
+    if named != 1 {
+        return Err(usage_error(
+            py,
+            "name the lake table: ducklake= (a catalog), delta= (a location) or iceberg= (a \
+             catalog)",
+        ));
+    }
+    let parse = |c: &Option<String>| -> PyResult<Option<Config>> {
+        c.as_deref()
+            .map(|c| Config::parse(c).map_err(|e| py_err(py, &e.into())))
+            .transpose()
     };
+    let (catalog, iceberg) = (parse(&args.catalog)?, parse(&args.iceberg)?);
     if args.delta.is_some() && (args.data_path.is_some() || args.lake_table.is_some()) {
         return Err(usage_error(
             py,
@@ -324,7 +335,14 @@ pub(crate) fn mirror(
              location (delta=)",
         ));
     }
+    if iceberg.is_some() && args.data_path.is_some() {
+        return Err(usage_error(
+            py,
+            "data_path= is DuckLake's: a new Iceberg table goes under warehouse=",
+        ));
+    }
     let delta = args.delta.clone();
+    let (warehouse, catalog_name) = (args.warehouse.clone(), args.catalog_name.clone());
     let storage = storage_options(args.storage_options.as_ref());
     let lake_table = match &args.lake_table {
         Some(name) => Some(
@@ -364,7 +382,7 @@ pub(crate) fn mirror(
             (None, [one]) => ("main".to_owned(), one.name.clone()),
             (None, _) => ("main".to_owned(), String::new()),
         };
-        let target = match (catalog, delta) {
+        let target = match (catalog, iceberg) {
             (Some(catalog), _) => {
                 let mut target = DuckLakeTarget::new(catalog, schema, name);
                 if let Some(path) = data_path {
@@ -372,9 +390,21 @@ pub(crate) fn mirror(
                 }
                 LakeTarget::from(target)
             }
-            (None, location) => {
-                LakeTarget::Delta(pgarrow_lake::DeltaTarget::new(location.unwrap_or_default()))
+            (None, Some(catalog)) => {
+                let namespace = match lake_table.as_ref().and_then(|t| t.schema.clone()) {
+                    Some(s) => s,
+                    None => "default".to_owned(),
+                };
+                let mut t = IcebergTarget::new(catalog, namespace, name);
+                if let Some(n) = catalog_name {
+                    t = t.with_catalog_name(n);
+                }
+                if let Some(w) = warehouse {
+                    t = t.with_warehouse(w);
+                }
+                LakeTarget::from(t)
             }
+            (None, None) => LakeTarget::Delta(DeltaTarget::new(delta.unwrap_or_default())),
         };
         let target = target
             .with_storage(storage)

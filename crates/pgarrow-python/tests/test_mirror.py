@@ -740,3 +740,149 @@ def test_delta_columns_added_follow_and_a_drop_stops_the_mirror(source, slot, tm
     assert stats["commits"] == 1 and stats["deleted"] >= 8, stats
     columns = ("id", "big", "note")
     assert delta_rows(path, columns=columns) == rows_sql(source, f"SELECT {', '.join(columns)} FROM {table} ORDER BY id")
+
+
+# Iceberg tables (format version 2): deletes as position delete files. pyiceberg reads them at
+# any snapshot, DuckDB's iceberg extension at the current one, pgarrow's import applies them.
+
+
+def iceberg_args(source, lake, slot, table, *more):
+    catalog, warehouse = lake
+    return [pgarrow_bin(), "mirror", "-d", source, "-t", table, "--slot", slot,
+            "--iceberg", catalog, "--warehouse", str(warehouse), "--json", *more]
+
+
+def iceberg_mirror(source, lake, slot, table, *more, check=True):
+    out = subprocess.run(iceberg_args(source, lake, slot, table, "--catch-up", *more),
+                         capture_output=True, text=True, timeout=300)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def iceberg_table(lake, table):
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    uri = lake[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return SqlCatalog("default", uri=uri).load_table(f"default.{table}")
+
+
+def iceberg_rows(lake, table, snapshot=None, columns=("id", "name", "big", "amount")):
+    """The Iceberg table's rows (by id) as pyiceberg reads them, position deletes applied."""
+    got = iceberg_table(lake, table).scan(snapshot_id=snapshot).to_arrow()
+    return sorted(zip(*[got[c].to_pylist() for c in columns]))
+
+
+def test_iceberg_each_commit_equals_the_source_at_its_snapshot(source, lake, slot, duckdb_iceberg):
+    table = "mirror_iceberg"
+    make_table(source, table)
+    proc = subprocess.Popen(iceberg_args(source, lake, slot, table, "--commit-interval", "0.05"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        exported = json.loads(proc.stdout.readline())
+        assert exported["event"] == "exported" and exported["rows"] == 301, exported
+        work = Workload(source, table, seed=17)
+        for i in range(40):
+            work.step(truncate=(i == 30))
+        target = work.inside
+        while True:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            e = json.loads(line)
+            seen.append(e)
+            if e["event"] == "checkpoint" and int_lsn(e["lsn"]) > target:
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        seen += events(out)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    commits = [e for e in seen if e["event"] == "committed"]
+    assert len(commits) >= 2 and any(c["truncated"] for c in commits), seen
+    assert sum(c["deleted"] for c in commits) > 0
+    reached = [work.check(iceberg_rows(lake, table, c["snapshot"]), f"snapshot {c['snapshot']}")
+               for c in commits]
+    assert reached == sorted(reached) and reached[-1] == 40, reached
+    want = [tuple(r) for r in rows_of(source, table)]
+    assert iceberg_rows(lake, table) == want
+    # Position delete files, in delete manifests, as the snapshot summary counts them.
+    loaded = iceberg_table(lake, table)
+    summary = loaded.current_snapshot().summary
+    assert int(summary["total-position-deletes"]) > 0, summary
+    got = duckdb_iceberg(f"SELECT id, name, big, amount FROM iceberg_scan('{loaded.metadata_location}') ORDER BY id")
+    assert [tuple(r) for r in got] == want
+    back = subprocess.run(
+        [pgarrow_bin(), "import", "-d", source, "--quiet", "--iceberg", lake[0], "--lake-table",
+         f"default.{table}", "--into", f"{table}_back", "--create", "--mode", "replace"],
+        capture_output=True, text=True)
+    assert back.returncode == 0, back.stderr
+    assert rows_of(source, f"{table}_back") == rows_of(source, table)
+    work.close()
+
+
+def test_iceberg_kill_9_at_random_moments_loses_and_doubles_nothing(source, lake, slot):
+    table = "mirror_iceberg_killed"
+    make_table(source, table)
+    iceberg_mirror(source, lake, slot, table)
+    work = Workload(source, table, seed=19)
+    rng = random.Random(21)
+    kills = 0
+    for round_ in range(20):
+        for _ in range(3):
+            work.step(truncate=(round_ == 5))
+        proc = subprocess.Popen(
+            iceberg_args(source, lake, slot, table, "--commit-changes", str(rng.randint(5, 80)),
+                         "--commit-interval", "0"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(rng.randint(0, 3)):
+            ready, _, _ = select.select([proc.stdout], [], [], 30)
+            if not ready or not proc.stdout.readline():
+                break
+        proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, err
+        kills += 1
+    assert kills >= 20
+    iceberg_mirror(source, lake, slot, table)
+    assert work.check(iceberg_rows(lake, table), "the end") == len(work.history) - 1
+    again = events(iceberg_mirror(source, lake, slot, table).stdout)
+    assert not [e for e in again if e["event"] == "committed"], again
+    work.close()
+
+
+def test_iceberg_columns_added_dropped_and_widened_keep_their_field_ids(source, lake, slot):
+    table = "mirror_iceberg_schema"
+    run(source, f"""DROP TABLE IF EXISTS {table};
+        CREATE TABLE {table} (id int PRIMARY KEY, name text, n int, big text);
+        ALTER TABLE {table} ALTER COLUMN big SET STORAGE EXTERNAL;
+        INSERT INTO {table} SELECT g, 'n' || g, g, repeat(md5(g::text), 100) FROM generate_series(1, 20) g""")
+    iceberg_mirror(source, lake, slot, table)
+    ids = {f.name: f.field_id for f in iceberg_table(lake, table).schema().fields}
+    run(source, f"UPDATE {table} SET name = 'before' WHERE id <= 3")
+    run(source, f"ALTER TABLE {table} ADD COLUMN note text")
+    run(source, f"INSERT INTO {table} VALUES (100, 'new', 100, 'b', 'noted'); "
+                f"UPDATE {table} SET note = 'later' WHERE id = 4")
+    run(source, f"ALTER TABLE {table} DROP COLUMN name")
+    run(source, f"ALTER TABLE {table} ALTER COLUMN n TYPE bigint")
+    run(source, f"UPDATE {table} SET n = n + 5000000000 WHERE id IN (5, 6); DELETE FROM {table} WHERE id = 7")
+    iceberg_mirror(source, lake, slot, table)
+    schema = iceberg_table(lake, table).schema()
+    now = {f.name: f.field_id for f in schema.fields}
+    assert "name" not in now and str(schema.find_field("n").field_type) == "long", schema
+    assert all(now[c] == ids[c] for c in ("id", "n", "big")) and now["note"] > max(ids.values())
+    columns = ("id", "n", "big", "note")
+    assert iceberg_rows(lake, table, columns=columns) == rows_sql(
+        source, f"SELECT {', '.join(columns)} FROM {table} ORDER BY id")
+    # Python goes on from the table's position.
+    import pgarrow
+
+    run(source, f"UPDATE {table} SET note = 'python' WHERE id < 8; DELETE FROM {table} WHERE id = 9")
+    stats = pgarrow.mirror(source, table=table, iceberg=lake[0], slot=slot, catch_up=True)
+    assert stats["commits"] == 1 and stats["deleted"] >= 6, stats
+    assert iceberg_rows(lake, table, columns=columns) == rows_sql(
+        source, f"SELECT {', '.join(columns)} FROM {table} ORDER BY id")
+    with pytest.raises(pgarrow.UsageError, match="name the lake table"):
+        pgarrow.mirror(source, table=table, iceberg=lake[0], delta="/tmp/x", slot=slot)

@@ -439,10 +439,38 @@ impl DvFile {
     }
 }
 
-/// For the fuzz target: arbitrary bytes as a deletion vector's bitmap, and as Z85 text.
+/// For the fuzz target: arbitrary bytes as a deletion vector's bitmap, and as Z85 text; the
+/// positions a bitmap holds (and the bytes read as positions) written and read back the same.
+///
+/// # Panics
+/// When a written bitmap does not read back as its positions.
 #[doc(hidden)]
 pub fn fuzz_positions(bytes: &[u8]) -> usize {
-    let found = positions(bytes, 1 << 20).map_or(0, |p| p.len());
+    let round_trip = |mut p: Vec<u64>| {
+        p.sort_unstable();
+        p.dedup();
+        let back = positions(&bitmap(&p), p.len() as u64 + 1);
+        assert_eq!(
+            back.ok().as_ref(),
+            Some(&p),
+            "a written bitmap reads back otherwise"
+        );
+    };
+    let found = positions(bytes, 1 << 20).map_or(0, |p| {
+        let n = p.len();
+        round_trip(p);
+        n
+    });
+    // Each 4 bytes a position, spread over a few buckets and containers.
+    round_trip(
+        bytes
+            .chunks_exact(4)
+            .map(|c| {
+                let n = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                (u64::from(n >> 29) << 32) | u64::from(n & 0x3_FFFF)
+            })
+            .collect(),
+    );
     let text = String::from_utf8_lossy(bytes);
     found + z85_decode(&text).map_or(0, |b| b.len())
 }

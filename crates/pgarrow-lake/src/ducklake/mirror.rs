@@ -6,10 +6,8 @@
 //! transaction.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use arrow_array::{Int64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_array::RecordBatch;
 use pgarrow::io::{FieldIds, Format, Layout, LayoutWriter, Location, Manifest, ManifestFile};
 use pgarrow::{Error, ErrorKind, Result};
 
@@ -19,10 +17,6 @@ use super::commit::{Commit, DeleteChange, MOVED};
 use super::{DuckLakeTarget, Table, describe_files, find_table, last_column_id, partitions};
 use crate::common::{IfExists, new_uuid};
 use crate::live::{Live, LiveFile, MirrorPoint, Plan, debug};
-
-/// Iceberg's (and DuckLake's) field IDs of a position delete file's columns.
-const FILE_PATH_ID: &str = "2147483546";
-const POS_ID: &str = "2147483545";
 
 /// A DuckLake table a mirror commits to.
 pub(crate) struct DuckLakeMirror {
@@ -489,64 +483,17 @@ impl DuckLakeMirror {
     }
 }
 
-/// A position delete file at `at`: `file_path` and `pos` of each deleted row, sorted. Its size
-/// and footer length.
+/// A position delete file at `at` of the positions deleted from `data_file`: its size and
+/// footer length.
 async fn write_delete_file(
     at: &Location,
     data_file: &str,
     positions: &[u64],
 ) -> Result<(u64, u64)> {
-    let field = |name: &str, ty: DataType, id: &str| {
-        Field::new(name, ty, false).with_metadata(
-            [("PARQUET:field_id".to_owned(), id.to_owned())]
-                .into_iter()
-                .collect::<std::collections::HashMap<String, String>>(),
-        )
-    };
-    let schema = Arc::new(Schema::new(vec![
-        field(
-            "file_path",
-            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-            FILE_PATH_ID,
-        ),
-        field("pos", DataType::Int64, POS_ID),
-    ]));
-    let n = positions.len();
-    // One path repeated: a dictionary of one value (Parquet writes it dictionary-encoded).
-    let paths = arrow_array::DictionaryArray::<arrow_array::types::Int32Type>::try_new(
-        arrow_array::Int32Array::from(vec![0; n]),
-        Arc::new(StringArray::from(vec![data_file])),
-    )
-    .map_err(|e| Error::from(ErrorKind::Internal(format!("a delete file: {e}"))))?;
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(paths),
-            Arc::new(Int64Array::from_iter_values(
-                positions.iter().map(|&p| p as i64),
-            )),
-        ],
-    )
-    .map_err(|e| Error::from(ErrorKind::Internal(format!("a delete file: {e}"))))?;
-    let at = at.clone();
-    tokio::task::spawn_blocking(move || -> Result<(u64, u64)> {
-        let mut bytes = Vec::new();
-        let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, None)
-            .map_err(|e| Error::from(ErrorKind::Internal(format!("a delete file: {e}"))))?;
-        writer
-            .write(&batch)
-            .and_then(|_| writer.close().map(|_| ()))
-            .map_err(|e| Error::from(ErrorKind::Internal(format!("a delete file: {e}"))))?;
-        let footer = bytes
-            .len()
-            .checked_sub(8)
-            .map(|at| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]))
-            .unwrap_or(0);
-        at.write_atomically(&bytes)?;
-        Ok((bytes.len() as u64, u64::from(footer)))
-    })
-    .await
-    .map_err(|e| Error::from(ErrorKind::Internal(format!("writing a delete file: {e}"))))?
+    let (at, deletes) = (at.clone(), vec![(data_file.to_owned(), positions.to_vec())]);
+    tokio::task::spawn_blocking(move || crate::deletes::write(&at, &deletes))
+        .await
+        .map_err(|e| Error::from(ErrorKind::Internal(format!("writing a delete file: {e}"))))?
 }
 
 /// Removes files a failed commit wrote (best effort: a file left over is named by no

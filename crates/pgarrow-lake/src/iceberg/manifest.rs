@@ -249,6 +249,8 @@ pub(crate) fn typed_value(field: &SpecField, text: &str) -> Result<Typed> {
 
 /// A data file as a manifest entry's `data_file`.
 pub(crate) struct DataFile {
+    /// 0: data; 1: position deletes.
+    pub(crate) content: i32,
     pub(crate) path: String,
     pub(crate) rows: u64,
     pub(crate) bytes: u64,
@@ -305,6 +307,7 @@ impl DataFile {
             partition.push(value.map(|v| typed_value(field, v)).transpose()?);
         }
         let mut out = DataFile {
+            content: 0,
             path: format!("{}/{}", data_dir.trim_end_matches('/'), file.path),
             rows: file.rows,
             bytes: file.bytes,
@@ -334,6 +337,22 @@ impl DataFile {
             }
         }
         Ok(out)
+    }
+
+    /// The entry of a position delete file of `rows` deletes (of an unpartitioned table).
+    pub(crate) fn position_deletes(path: String, rows: u64, bytes: u64) -> DataFile {
+        DataFile {
+            content: 1,
+            path,
+            rows,
+            bytes,
+            partition: Vec::new(),
+            column_sizes: BTreeMap::new(),
+            value_counts: BTreeMap::new(),
+            null_counts: BTreeMap::new(),
+            lower: BTreeMap::new(),
+            upper: BTreeMap::new(),
+        }
     }
 
     fn avro(&self, spec: &[SpecField], snapshot_id: i64) -> Value {
@@ -379,7 +398,7 @@ impl DataFile {
             (
                 "data_file".into(),
                 Value::Record(vec![
-                    ("content".into(), Value::Int(0)),
+                    ("content".into(), Value::Int(self.content)),
                     ("file_path".into(), Value::String(self.path.clone())),
                     ("file_format".into(), Value::String("PARQUET".into())),
                     ("partition".into(), partition),
@@ -445,8 +464,8 @@ fn manifest_schema(spec: &[SpecField]) -> Json {
     ]})
 }
 
-/// A manifest of `files`, added by snapshot `snapshot_id` (their sequence numbers inherited
-/// from the manifest list's entry).
+/// A manifest of `files` (all data files, or all delete files), added by snapshot
+/// `snapshot_id` (their sequence numbers inherited from the manifest list's entry).
 pub(crate) fn write_manifest(
     files: &[DataFile],
     spec: &[SpecField],
@@ -464,7 +483,13 @@ pub(crate) fn write_manifest(
             ("partition-spec", Json::Array(spec_json).to_string()),
             ("partition-spec-id", spec_id.to_string()),
             ("format-version", "2".into()),
-            ("content", "data".into()),
+            (
+                "content",
+                match files.first().is_some_and(|f| f.content != 0) {
+                    true => "deletes".into(),
+                    false => "data".into(),
+                },
+            ),
         ],
         &records,
     )
@@ -545,7 +570,10 @@ pub(crate) fn list_entry(
         ("manifest_path".into(), Value::String(path.to_owned())),
         ("manifest_length".into(), Value::Long(length as i64)),
         ("partition_spec_id".into(), Value::Int(spec_id as i32)),
-        ("content".into(), Value::Int(0)),
+        (
+            "content".into(),
+            Value::Int(i32::from(files.first().is_some_and(|f| f.content != 0))),
+        ),
         ("sequence_number".into(), Value::Long(sequence)),
         ("min_sequence_number".into(), Value::Long(sequence)),
         ("added_snapshot_id".into(), Value::Long(snapshot_id)),
@@ -665,6 +693,7 @@ mod tests {
     fn manifests_and_lists_read_back() {
         let spec = vec![field("day", "date")];
         let file = DataFile {
+            content: 0,
             path: "/t/data/p=1970-01-02/f.parquet".into(),
             rows: 3,
             bytes: 100,

@@ -1,6 +1,7 @@
 //! An Iceberg table's current snapshot as an [`Input`]: its live data files (of any writer),
-//! for `pgarrow import` to load into PostgreSQL. A table whose snapshot has delete files is
-//! refused, naming them, rather than read with deleted rows in it.
+//! without the rows its position delete files delete, for `pgarrow import` to load into
+//! PostgreSQL. A table whose snapshot has equality delete files is refused, naming them,
+//! rather than read with deleted rows in it.
 
 use std::sync::Arc;
 
@@ -18,8 +19,8 @@ use crate::avro::{self, Value};
 /// `catalog` (its current snapshot) as the input of a load.
 ///
 /// # Errors
-/// No such table; a table without a snapshot; delete files in its snapshot (named); data
-/// files that are not Parquet; the catalog's and the files' errors.
+/// No such table; a table without a snapshot; equality delete files in its snapshot (named);
+/// data files that are not Parquet; the catalog's and the files' errors.
 pub async fn open_iceberg(
     catalog: &Config,
     catalog_name: &str,
@@ -52,61 +53,15 @@ pub async fn open_iceberg(
         .to_owned();
     let storage2 = storage.clone();
     let files = blocking(move || {
-        let entries = avro::read_file(&Location::parse(&list, &storage2)?.read()?)?.records;
-        let mut files = Vec::new();
-        for m in &entries {
-            let path = m.get("manifest_path").as_str().unwrap_or_default();
-            if m.get("content").as_i64().unwrap_or(0) != 0 {
-                let n = m.get("added_files_count").as_i64().unwrap_or(0)
-                    + m.get("existing_files_count").as_i64().unwrap_or(0);
-                return Err(ErrorKind::Usage(format!(
-                    "its snapshot has delete files ({n} in manifest {path}: rows deleted by \
-                     position or by value), which pgarrow does not apply yet: rewrite the \
-                     table's data files (Spark's rewrite_data_files) first"
-                ))
-                .into());
-            }
-            let manifest = avro::read_file(&Location::parse(path, &storage2)?.read()?)?;
-            if manifest.meta("content") == Some("deletes") {
-                return Err(ErrorKind::Usage(format!(
-                    "its snapshot has delete files (manifest {path}), which pgarrow does not \
-                     apply yet: rewrite the table's data files (Spark's rewrite_data_files) first"
-                ))
-                .into());
-            }
-            for entry in &manifest.records {
-                // 2: deleted by this manifest's snapshot.
-                if entry.get("status").as_i64() == Some(2) {
-                    continue;
-                }
-                let data = entry.get("data_file");
-                let file_path = data.get("file_path").as_str().unwrap_or_default();
-                if data.get("content").as_i64().unwrap_or(0) != 0 {
-                    return Err(ErrorKind::Usage(format!(
-                        "its snapshot has the delete file {file_path}, which pgarrow does not \
-                         apply yet"
-                    ))
-                    .into());
-                }
-                let format = data.get("file_format").as_str().unwrap_or_default();
-                if !format.eq_ignore_ascii_case("parquet") {
-                    return Err(ErrorKind::Usage(format!(
-                        "its data file {file_path} is {format}, and pgarrow reads Parquet"
-                    ))
-                    .into());
-                }
-                let rows = match data.get("record_count") {
-                    Value::Long(n) => u64::try_from(*n).ok(),
-                    _ => None,
-                };
-                files.push(TableFile::new(
-                    Location::parse(file_path, &storage2)?,
-                    rows,
-                    Vec::new(),
-                ));
-            }
-        }
-        Ok(files)
+        snapshot_files(&list, &storage2)?
+            .into_iter()
+            .map(|f| {
+                Ok(
+                    TableFile::new(Location::parse(&f.path, &storage2)?, f.rows, Vec::new())
+                        .with_deleted(f.deleted),
+                )
+            })
+            .collect::<Result<Vec<_>>>()
     })
     .await
     .map_err(|e| e.context(format!("Iceberg table {name}")))?;
@@ -125,6 +80,100 @@ pub async fn open_iceberg(
         Vec::new(),
         options,
     )?)
+}
+
+/// A live data file of a snapshot.
+pub(crate) struct SnapshotFile {
+    pub(crate) path: String,
+    pub(crate) rows: Option<u64>,
+    /// The positions its position delete files delete, ascending.
+    pub(crate) deleted: Vec<u64>,
+}
+
+/// The live data files of the snapshot whose manifest list is at `list`, each with the
+/// positions deleted from it: by every position delete file of the snapshot whose data
+/// sequence number is at least the data file's (the specification's rule). Blocking.
+///
+/// # Errors
+/// Equality delete files (which pgarrow does not apply: named); data files that are not
+/// Parquet; the files' errors.
+pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec<SnapshotFile>> {
+    let entries = avro::read_file(&Location::parse(list, storage)?.read()?)?.records;
+    let long = |v: &Value| match v {
+        Value::Long(n) => Some(*n),
+        Value::Int(n) => Some(i64::from(*n)),
+        _ => None,
+    };
+    let mut data = Vec::new();
+    let mut deletes = Vec::new();
+    for m in &entries {
+        let path = m.get("manifest_path").as_str().unwrap_or_default();
+        // Entries without a sequence number of their own inherit their manifest's.
+        let inherited = long(m.get("sequence_number")).unwrap_or(0);
+        let manifest = avro::read_file(&Location::parse(path, storage)?.read()?)?;
+        for entry in &manifest.records {
+            // 2: deleted by this manifest's snapshot.
+            if entry.get("status").as_i64() == Some(2) {
+                continue;
+            }
+            let sequence = long(entry.get("sequence_number")).unwrap_or(inherited);
+            let file = entry.get("data_file");
+            let file_path = file
+                .get("file_path")
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let format = file.get("file_format").as_str().unwrap_or_default();
+            if !format.eq_ignore_ascii_case("parquet") {
+                return Err(ErrorKind::Usage(format!(
+                    "its file {file_path} is {format}, and pgarrow reads Parquet"
+                ))
+                .into());
+            }
+            match file.get("content").as_i64().unwrap_or(0) {
+                0 => {
+                    let rows = long(file.get("record_count")).and_then(|n| u64::try_from(n).ok());
+                    data.push((file_path, rows, sequence));
+                }
+                1 => deletes.push((file_path, sequence)),
+                _ => {
+                    return Err(ErrorKind::Usage(format!(
+                        "its snapshot has the equality delete file {file_path} (rows deleted by \
+                         value), which pgarrow does not apply yet: rewrite the table's data \
+                         files (Spark's rewrite_data_files) first"
+                    ))
+                    .into());
+                }
+            }
+        }
+    }
+    // Each data file's deleted positions, from the delete files that apply to it.
+    let mut gone: std::collections::HashMap<String, Vec<(i64, Vec<u64>)>> = Default::default();
+    for (path, sequence) in &deletes {
+        let at = Location::parse(path, storage)?;
+        for (file, positions) in crate::deletes::read(&at)? {
+            gone.entry(file).or_default().push((*sequence, positions));
+        }
+    }
+    Ok(data
+        .into_iter()
+        .map(|(path, rows, sequence)| {
+            let mut deleted: Vec<u64> = gone
+                .get(&path)
+                .into_iter()
+                .flatten()
+                .filter(|(s, _)| *s >= sequence)
+                .flat_map(|(_, p)| p.iter().copied())
+                .collect();
+            deleted.sort_unstable();
+            deleted.dedup();
+            SnapshotFile {
+                path,
+                rows,
+                deleted,
+            }
+        })
+        .collect())
 }
 
 /// The table's Arrow schema, its columns matched by field ID: each column as a file that holds

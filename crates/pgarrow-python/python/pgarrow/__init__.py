@@ -1803,9 +1803,12 @@ def mirror(
     schema: Union[str, list[str], None] = None,
     ducklake: Optional[str] = None,
     delta: Optional[str] = None,
+    iceberg: Optional[str] = None,
     slot: str,
     data_path: Optional[str] = None,
     lake_table: Optional[str] = None,
+    warehouse: Optional[str] = None,
+    catalog_name: Optional[str] = None,
     publication: Optional[str] = None,
     commit_interval: float = 10.0,
     commit_changes: int = 100_000,
@@ -1814,7 +1817,7 @@ def mirror(
     storage_options: Optional[dict[str, str]] = None,
     **options: Unpack[FileOptions],
 ) -> MirrorStats:
-    """Keeps DuckLake or Delta tables equal to PostgreSQL tables, as ``pgarrow mirror``: the
+    """Keeps DuckLake, Delta or Iceberg tables equal to PostgreSQL tables, as ``pgarrow mirror``: the
     first call makes replication slot ``slot`` (and a publication of its name, unless
     ``publication`` names one) and exports the tables into lake tables in its snapshot; then
     every call commits the slot's changes at transaction boundaries, every ``commit_interval``
@@ -1823,8 +1826,8 @@ def mirror(
     last commit at a transaction boundary). A later call goes on from the position the tables
     record: no change is lost or applied twice, whenever a call was stopped or killed.
 
-    Updates and deletes are written as DuckLake delete files or Delta deletion vectors, by the
-    table's primary key (or replica identity index); a value an update left unchanged (a
+    Updates and deletes are written as DuckLake delete files, Delta deletion vectors or Iceberg
+    position delete files, by the table's primary key (or replica identity index); a value an update left unchanged (a
     TOASTed one) is taken from the lake table's row. See the book's "Mirrors"
     (docs/src/mirror.md).
 
@@ -1842,6 +1845,10 @@ def mirror(
     delta : str, optional
         Instead of ``ducklake``: the Delta table's location, a directory or an object URL
         (several tables: each at ``schema.name`` under it).
+    iceberg : str, optional
+        Instead of ``ducklake``: the PostgreSQL database of the Iceberg SQL catalog
+        (``catalog_name``, default ``"default"``); a new table goes under ``warehouse``, in
+        namespace ``default`` unless ``lake_table`` names one.
     slot : str
         The logical replication slot.
     data_path : str, optional
@@ -1878,14 +1885,17 @@ def mirror(
     patterns, schemas = _patterns(table), _patterns(schema)
     if not (patterns or schemas):
         raise UsageError("give table= or schema= patterns")
-    if (ducklake is None) == (delta is None):
-        raise UsageError("name the lake table: ducklake= (a catalog) or delta= (a location)")
+    if sum(x is not None for x in (ducklake, delta, iceberg)) != 1:
+        raise UsageError("name the lake table: ducklake= (a catalog), delta= (a location) or iceberg= (a catalog)")
     return _pgarrow.mirror(
         url,
         patterns,
         schemas,
         catalog=ducklake,
         delta=delta,
+        iceberg=iceberg,
+        warehouse=warehouse,
+        catalog_name=catalog_name,
         data_path=data_path,
         lake_table=lake_table,
         slot=slot,

@@ -1,0 +1,461 @@
+//! An Iceberg table kept by a mirror: read as the mirror holds it (its current snapshot's live
+//! data files, the rows its position delete files delete, and the position its last commit
+//! reached, in the snapshot summary's provenance), and one snapshot per fold of changes. The
+//! snapshot adds a manifest of the new rows' data files and a delete manifest of one position
+//! delete file listing the rows the fold deletes (format version 2), each by its data file's
+//! path and its position there; a truncate starts the snapshot's manifest list afresh. The commit swaps the table's metadata location
+//! only if no other writer moved it: otherwise nothing is committed and the mirror reads the
+//! table again.
+
+use std::collections::HashMap;
+
+use arrow_array::RecordBatch;
+use pgarrow::io::{Format, Layout, LayoutWriter, Location, Manifest, ManifestFile};
+use pgarrow::{Error, ErrorKind, Result};
+use serde_json::{Value as Json, json};
+
+use super::catalog::SqlCatalog;
+use super::manifest::{self, DataFile};
+use super::{
+    Cleanup, IcebergTarget, blocking, current_schema, default_spec, metadata_version,
+    new_snapshot_id, next_metadata, now_ms, read_metadata, schema, set_sequence, snapshot,
+};
+use crate::common::new_uuid;
+use crate::live::{Live, LiveFile, MOVED, MirrorPoint, Plan, debug};
+
+/// An Iceberg table a mirror commits to.
+pub(crate) struct IcebergMirror {
+    target: IcebergTarget,
+    name: String,
+    /// The table's metadata, and where it is.
+    meta: Json,
+    at: String,
+    /// Each live data file's path (as the manifests name it), by the ID the mirror's index
+    /// knows it by.
+    paths: HashMap<i64, String>,
+    next_id: i64,
+}
+
+/// What a commit did.
+pub(crate) struct IcebergCommit {
+    pub(crate) snapshot: i64,
+    pub(crate) files: usize,
+}
+
+impl IcebergMirror {
+    /// The table `target` names, if it exists: as the mirror holds it (its index by `key`),
+    /// and the position its last commit that carries one reached.
+    ///
+    /// # Errors
+    /// A table partitioned by column values (one position delete file per commit serves an
+    /// unpartitioned table); equality delete files; its files' and the catalog's errors.
+    pub(crate) async fn open(
+        target: &IcebergTarget,
+        key: Vec<String>,
+    ) -> Result<Option<(IcebergMirror, Live, Option<MirrorPoint>)>> {
+        let name = format!("{}.{}", target.namespace, target.table);
+        let mut catalog = SqlCatalog::connect(&target.catalog, &target.catalog_name).await?;
+        let current = catalog.current(&target.namespace, &target.table).await;
+        catalog.close().await;
+        let Some(at) = current? else {
+            return Ok(None);
+        };
+        let meta = read_metadata(&at, &target.storage).await?;
+        super::writable(&meta)?;
+        if !default_spec(&meta).1.is_empty() {
+            return Err(partitioned(&name));
+        }
+        let snap = meta["current-snapshot-id"]
+            .as_i64()
+            .filter(|id| *id >= 0)
+            .and_then(|id| snapshot(&meta, id))
+            .cloned();
+        let point = snap
+            .as_ref()
+            .and_then(|s| s["summary"]["pgarrow"].as_str())
+            .and_then(MirrorPoint::from_provenance);
+        let files = match snap.as_ref().and_then(|s| s["manifest-list"].as_str()) {
+            Some(list) => {
+                let (list, storage) = (list.to_owned(), target.storage.clone());
+                blocking(move || super::read::snapshot_files(&list, &storage))
+                    .await
+                    .map_err(|e| e.context(format!("Iceberg table {name}")))?
+            }
+            None => Vec::new(),
+        };
+        let mut paths = HashMap::new();
+        let mut live_files = Vec::with_capacity(files.len());
+        for (id, f) in files.into_iter().enumerate() {
+            let id = id as i64;
+            let location = Location::parse(&f.path, &target.storage)?;
+            let rows = match f.rows {
+                Some(rows) => rows,
+                None => {
+                    let at = location.clone();
+                    blocking(move || Ok(at.parquet_metadata()?.0.file_metadata().num_rows()))
+                        .await? as u64
+                }
+            };
+            paths.insert(id, f.path);
+            live_files.push(LiveFile {
+                id,
+                location,
+                rows,
+                deleted: f.deleted,
+            });
+        }
+        let next_id = live_files.len() as i64;
+        let live = Live::load(key, live_files)
+            .await
+            .map_err(|e| e.context(format!("reading Iceberg table {name}")))?;
+        Ok(Some((
+            IcebergMirror {
+                target: target.clone(),
+                name,
+                meta,
+                at,
+                paths,
+                next_id,
+            },
+            live,
+            point,
+        )))
+    }
+
+    /// The table's columns, in order.
+    pub(crate) fn column_names(&self) -> Vec<String> {
+        current_schema(&self.meta)
+            .and_then(|s| s["fields"].as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["name"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Commits `plan` (its rows as data files, its deletes as one position delete file) with
+    /// `point` as the table's next snapshot, then brings `live` up to date.
+    ///
+    /// # Errors
+    /// Another writer moved the table ([`MOVED`]: the caller reads it again and folds anew);
+    /// a column the table cannot take; files that cannot be written; the catalog's.
+    pub(crate) async fn commit(
+        &mut self,
+        live: &mut Live,
+        plan: &Plan,
+        point: &MirrorPoint,
+    ) -> Result<IcebergCommit> {
+        let started = std::time::Instant::now();
+        let name = self.name.clone();
+        let lap = |what: &str| {
+            debug(format_args!(
+                "{name}: {what} at {:.3} s",
+                started.elapsed().as_secs_f64()
+            ));
+        };
+        let storage = self.target.storage.clone();
+        let location = self.meta["location"]
+            .as_str()
+            .ok_or_else(|| {
+                Error::from(ErrorKind::Unexpected(format!(
+                    "Iceberg table {name}: its metadata has no location"
+                )))
+            })?
+            .trim_end_matches('/')
+            .to_owned();
+        let data_dir = format!("{location}/data");
+        let metadata_dir = format!("{location}/metadata");
+        let current = current_schema(&self.meta).cloned().ok_or_else(|| {
+            Error::from(ErrorKind::Unexpected(format!(
+                "Iceberg table {name}: its metadata has no current schema"
+            )))
+        })?;
+        let last_column_id = self.meta["last-column-id"].as_i64().unwrap_or(0);
+        let ids = schema::known_ids(&current["fields"], last_column_id);
+        let mut cleanup = Cleanup::new(&storage);
+        // The rows, as data files, and the table's schema after them: the source's columns,
+        // keeping the IDs of those the table has.
+        let mut schema_json = current.clone();
+        let mut evolved = false;
+        let mut new_last = last_column_id;
+        let mut data_files = Vec::new();
+        if let Some(rows) = &plan.rows {
+            let ours = schema::iceberg_schema(&rows.schema(), &ids)
+                .map_err(|e| e.context(format!("Iceberg table {name}")))?;
+            match schema::evolve(&current, &ours, true) {
+                Err(why) => {
+                    return Err(ErrorKind::Usage(format!(
+                        "Iceberg table {name}: {why}; nothing was committed"
+                    ))
+                    .into());
+                }
+                Ok(None) => {}
+                Ok(Some(fields)) => {
+                    let next = self.meta["schemas"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|s| s["schema-id"].as_i64())
+                        .max()
+                        .unwrap_or(0)
+                        + 1;
+                    schema_json = json!({"type": "struct", "schema-id": next, "fields": fields});
+                    evolved = true;
+                    new_last = last_column_id.max(i64::from(ours.last_id));
+                }
+            }
+            let written = self.write_rows(rows, &data_dir, &ids).await?;
+            for f in &written.files {
+                cleanup.track(&format!("{data_dir}/{}", f.path));
+            }
+            let fields: Vec<Json> = schema_json["fields"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let types = schema::primitive_types(&fields);
+            let (dir, s) = (data_dir.clone(), storage.clone());
+            data_files =
+                blocking(move || super::describe_files(&dir, &s, &written, &[], &types)).await?;
+        }
+        // The deletes: one position delete file of every row the fold deletes.
+        let mut delete_files = Vec::new();
+        let mut deleted_rows = 0u64;
+        if !plan.truncate && !plan.deletes.is_empty() {
+            let mut deletes = Vec::with_capacity(plan.deletes.len());
+            for (id, positions) in &plan.deletes {
+                let path = self.paths.get(id).ok_or_else(|| {
+                    Error::from(ErrorKind::Unexpected(format!(
+                        "{MOVED}: file {id} is not the table's"
+                    )))
+                })?;
+                let mut p = positions.clone();
+                p.sort_unstable();
+                p.dedup();
+                deleted_rows += p.len() as u64;
+                deletes.push((path.clone(), p));
+            }
+            let path = format!("{data_dir}/{}-deletes.parquet", new_uuid());
+            cleanup.track(&path);
+            let at = Location::parse(&path, &storage)?;
+            let (bytes, _) = blocking(move || crate::deletes::write(&at, &deletes)).await?;
+            delete_files.push(DataFile::position_deletes(path, deleted_rows, bytes));
+        }
+        lap("files written");
+        // The manifests.
+        let snapshot_id = new_snapshot_id();
+        let sequence = self.meta["last-sequence-number"].as_i64().unwrap_or(0) + 1;
+        let spec_id = default_spec(&self.meta).0;
+        let mut entries = Vec::new();
+        for files in [&data_files, &delete_files] {
+            if files.is_empty() {
+                continue;
+            }
+            let path = format!("{metadata_dir}/{}-m0.avro", new_uuid());
+            let bytes = manifest::write_manifest(files, &[], spec_id, &schema_json, snapshot_id)?;
+            let length = bytes.len() as u64;
+            cleanup.write(&path, bytes).await?;
+            let entry = manifest::list_entry(&path, length, &[], spec_id, 0, snapshot_id, files);
+            entries.push(set_sequence(entry, sequence));
+        }
+        let parent = self.meta["current-snapshot-id"]
+            .as_i64()
+            .filter(|id| *id >= 0);
+        let previous = parent.and_then(|p| snapshot(&self.meta, p)).cloned();
+        if !plan.truncate
+            && let Some(list) = previous.as_ref().and_then(|p| p["manifest-list"].as_str())
+        {
+            let at = Location::parse(list, &storage)?;
+            let bytes = blocking(move || Ok(at.read()?)).await?;
+            entries.extend(manifest::read_manifest_list(&bytes)?);
+        }
+        let list_path = format!("{metadata_dir}/snap-{snapshot_id}-1-{}.avro", new_uuid());
+        let list_bytes = manifest::write_manifest_list(&entries, snapshot_id, parent, sequence)?;
+        cleanup.write(&list_path, list_bytes).await?;
+        let summary = summary(
+            previous.as_ref(),
+            plan,
+            point,
+            &data_files,
+            delete_files.len(),
+            deleted_rows,
+        );
+        let mut snap = json!({
+            "snapshot-id": snapshot_id,
+            "sequence-number": sequence,
+            "timestamp-ms": now_ms(),
+            "manifest-list": list_path,
+            "summary": summary,
+            "schema-id": schema_json["schema-id"],
+        });
+        if let Some(p) = parent {
+            snap["parent-snapshot-id"] = json!(p);
+        }
+        let mut meta = next_metadata(&self.meta, &self.at, snap);
+        if evolved {
+            super::add_schema(&mut meta, &schema_json, new_last);
+        }
+        let version = metadata_version(&self.at, &self.meta) + 1;
+        let meta_path = format!("{metadata_dir}/{version:05}-{}.metadata.json", new_uuid());
+        let text = serde_json::to_vec_pretty(&meta)
+            .map_err(|e| Error::from(ErrorKind::Internal(format!("metadata JSON: {e}"))))?;
+        cleanup.write(&meta_path, text).await?;
+        let mut catalog =
+            SqlCatalog::connect(&self.target.catalog, &self.target.catalog_name).await?;
+        let swapped = catalog
+            .swap(
+                &self.target.namespace,
+                &self.target.table,
+                &self.at,
+                &meta_path,
+            )
+            .await;
+        catalog.close().await;
+        if !swapped.map_err(|e| e.context(format!("committing to Iceberg table {name}")))? {
+            return Err(ErrorKind::Unexpected(format!(
+                "{MOVED}: another writer committed to Iceberg table {name}"
+            ))
+            .into());
+        }
+        cleanup.keep();
+        lap("committed");
+        self.meta = meta;
+        self.at = meta_path;
+        // The index as the snapshot left it.
+        if plan.truncate {
+            self.paths.clear();
+        }
+        live.committed(plan);
+        self.paths.retain(|id, _| live.files.contains_key(id));
+        let in_order = self.target.options.sorted_by.is_empty();
+        let mut first = 0usize;
+        let files = data_files.len();
+        for f in data_files {
+            let id = self.next_id;
+            self.next_id += 1;
+            let file = LiveFile {
+                id,
+                location: Location::parse(&f.path, &storage)?,
+                rows: f.rows,
+                deleted: Vec::new(),
+            };
+            self.paths.insert(id, f.path);
+            match (&plan.rows, in_order) {
+                (Some(rows), true) => {
+                    let n = usize::try_from(file.rows).unwrap_or(usize::MAX);
+                    live.add_rows(file, &rows.slice(first, n.min(rows.num_rows() - first)))?;
+                    first += n;
+                }
+                _ => live.add_file(file).await?,
+            }
+        }
+        lap("index updated");
+        Ok(IcebergCommit {
+            snapshot: snapshot_id,
+            files,
+        })
+    }
+
+    /// Writes `rows` as data files under the table's `data` directory, with its field IDs.
+    async fn write_rows(
+        &self,
+        rows: &RecordBatch,
+        data_dir: &str,
+        ids: &pgarrow::io::FieldIds,
+    ) -> Result<Manifest> {
+        let layout = Layout::default()
+            .with_max_file_rows(self.target.layout.max_file_rows)
+            .with_max_file_bytes(self.target.layout.max_file_bytes);
+        let options = self
+            .target
+            .options
+            .clone()
+            .with_field_ids(true)
+            .with_known_field_ids(ids.clone())
+            .with_arrow_extensions(false);
+        let dir = Location::parse(data_dir, &self.target.storage)?;
+        let rows = rows.clone();
+        let prefix = new_uuid();
+        let written = tokio::task::spawn_blocking(move || {
+            dir.prepare_dir()?;
+            let mut writer = LayoutWriter::new(
+                dir,
+                Format::Parquet,
+                &options,
+                &rows.schema(),
+                &layout,
+                &prefix,
+                256 << 20,
+            )?;
+            writer.write(&rows)?;
+            writer.finish()
+        })
+        .await
+        .map_err(|e| Error::from(ErrorKind::Internal(format!("writing data files: {e}"))))?
+        .map_err(Error::from)?;
+        let files = written
+            .into_iter()
+            .map(|w| ManifestFile::new(w.path, w.rows, w.bytes))
+            .collect();
+        Ok(Manifest::new(Format::Parquet, None, None, None, files))
+    }
+}
+
+/// The refusal of a table partitioned by column values.
+pub(crate) fn partitioned(name: &str) -> Error {
+    ErrorKind::Usage(format!(
+        "Iceberg table {name} is partitioned: a mirror writes Iceberg tables that are not \
+         partitioned so far (leave out --files-by; DuckLake tables mirror partitioned)"
+    ))
+    .into()
+}
+
+/// The summary of a mirror's snapshot: what it added and deleted, the table's totals, and the
+/// position it reaches (in pgarrow's provenance, where the next run finds it).
+fn summary(
+    previous: Option<&Json>,
+    plan: &Plan,
+    point: &MirrorPoint,
+    data_files: &[DataFile],
+    delete_files: usize,
+    deleted_rows: u64,
+) -> Json {
+    let added_rows: u64 = data_files.iter().map(|f| f.rows).sum();
+    let added_bytes: u64 = data_files.iter().map(|f| f.bytes).sum();
+    let total = |k: &str| -> u64 {
+        match (plan.truncate, previous) {
+            (false, Some(p)) => p["summary"][k]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            _ => 0,
+        }
+    };
+    let operation = match (plan.truncate, data_files.is_empty(), delete_files == 0) {
+        (true, ..) => "overwrite",
+        (false, false, true) => "append",
+        (false, true, false) => "delete",
+        _ => "overwrite",
+    };
+    let s = |v: u64| Json::String(v.to_string());
+    json!({
+        "operation": operation,
+        "added-data-files": s(data_files.len() as u64),
+        "added-records": s(added_rows),
+        "added-files-size": s(added_bytes),
+        "added-delete-files": s(delete_files as u64),
+        "added-position-deletes": s(deleted_rows),
+        "total-data-files": s(total("total-data-files") + data_files.len() as u64),
+        "total-records": s(total("total-records") + added_rows),
+        "total-files-size": s(total("total-files-size") + added_bytes),
+        "total-delete-files": s(total("total-delete-files") + delete_files as u64),
+        "total-position-deletes": s(total("total-position-deletes") + deleted_rows),
+        "total-equality-deletes": s(total("total-equality-deletes")),
+        "pgarrow": json!({
+            "pgarrow": env!("CARGO_PKG_VERSION"),
+            "replication_slot": point.slot,
+            "wal_lsn": point.lsn.to_string(),
+            "changes": plan.changes,
+            "truncated": plan.truncate,
+        })
+        .to_string(),
+    })
+}
