@@ -495,6 +495,64 @@ pub(crate) fn write_manifest(
     )
 }
 
+/// A manifest of `entries` read from other manifests (all data files, or all delete files, of
+/// one partition spec), each as it was but `EXISTING` (status 0), its sequence numbers and
+/// snapshot made explicit by the caller.
+pub(crate) fn write_existing(
+    entries: &[Value],
+    spec: &[SpecField],
+    spec_id: i64,
+    schema: &Json,
+    deletes: bool,
+) -> Result<Vec<u8>> {
+    let spec_json: Vec<Json> = spec.iter().map(SpecField::json).collect();
+    avro::write_file(
+        &manifest_schema(spec),
+        &[
+            ("schema", schema.to_string()),
+            ("schema-id", schema["schema-id"].to_string()),
+            ("partition-spec", Json::Array(spec_json).to_string()),
+            ("partition-spec-id", spec_id.to_string()),
+            ("format-version", "2".into()),
+            ("content", if deletes { "deletes" } else { "data" }.into()),
+        ],
+        entries,
+    )
+}
+
+/// The manifest list entry of a manifest [`write_existing`] wrote (of an unpartitioned
+/// table): `files` existing files of `rows` rows, the lowest data sequence number among them
+/// `min_sequence`, added to the list by snapshot `snapshot_id` of sequence number `sequence`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn existing_list_entry(
+    path: &str,
+    length: u64,
+    spec_id: i64,
+    deletes: bool,
+    sequence: i64,
+    min_sequence: i64,
+    snapshot_id: i64,
+    files: usize,
+    rows: i64,
+) -> Value {
+    Value::Record(vec![
+        ("manifest_path".into(), Value::String(path.to_owned())),
+        ("manifest_length".into(), Value::Long(length as i64)),
+        ("partition_spec_id".into(), Value::Int(spec_id as i32)),
+        ("content".into(), Value::Int(i32::from(deletes))),
+        ("sequence_number".into(), Value::Long(sequence)),
+        ("min_sequence_number".into(), Value::Long(min_sequence)),
+        ("added_snapshot_id".into(), Value::Long(snapshot_id)),
+        ("added_files_count".into(), Value::Int(0)),
+        ("existing_files_count".into(), Value::Int(files as i32)),
+        ("deleted_files_count".into(), Value::Int(0)),
+        ("added_rows_count".into(), Value::Long(0)),
+        ("existing_rows_count".into(), Value::Long(rows)),
+        ("deleted_rows_count".into(), Value::Long(0)),
+        ("partitions".into(), Value::Array(Vec::new())),
+    ])
+}
+
 /// The Avro schema of a manifest list's entries.
 fn manifest_list_schema() -> Json {
     json!({"type": "record", "name": "manifest_file", "fields": [

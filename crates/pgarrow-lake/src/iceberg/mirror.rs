@@ -265,7 +265,23 @@ impl IcebergMirror {
         {
             let at = Location::parse(list, &storage)?;
             let bytes = blocking(move || Ok(at.read()?)).await?;
-            entries.extend(manifest::read_manifest_list(&bytes)?);
+            let before = manifest::read_manifest_list(&bytes)?;
+            // Two manifests a commit: merged once there are many, so that readers open few.
+            let merged = match before.len() >= MERGE_AT {
+                true => {
+                    let at = Merge {
+                        storage: &storage,
+                        schema: &schema_json,
+                        spec_id,
+                        snapshot_id,
+                        sequence,
+                        dir: &metadata_dir,
+                    };
+                    at.merge(&before, &mut cleanup).await?
+                }
+                false => None,
+            };
+            entries.extend(merged.unwrap_or(before));
         }
         let list_path = format!("{metadata_dir}/snap-{snapshot_id}-1-{}.avro", new_uuid());
         let list_bytes = manifest::write_manifest_list(&entries, snapshot_id, parent, sequence)?;
@@ -396,6 +412,111 @@ impl IcebergMirror {
             .map(|w| ManifestFile::new(w.path, w.rows, w.bytes))
             .collect();
         Ok(Manifest::new(Format::Parquet, None, None, None, files))
+    }
+}
+
+/// A snapshot's manifests are merged into one data and one delete manifest once it has this
+/// many (Iceberg's own writers merge at 100 by default; a mirror adds two a commit).
+const MERGE_AT: usize = 64;
+
+/// Where a commit merges its snapshot's manifests.
+struct Merge<'a> {
+    storage: &'a pgarrow::io::StorageOptions,
+    schema: &'a Json,
+    spec_id: i64,
+    snapshot_id: i64,
+    sequence: i64,
+    dir: &'a str,
+}
+
+impl Merge<'_> {
+    /// The entries of the manifest list `before` merged: every live file of its manifests in
+    /// one manifest of data files and one of delete files, each entry `EXISTING` with the
+    /// sequence numbers and snapshot it had. `None` (nothing merged) when a manifest is of
+    /// another partition spec.
+    async fn merge(
+        &self,
+        before: &[crate::avro::Value],
+        cleanup: &mut Cleanup,
+    ) -> Result<Option<Vec<crate::avro::Value>>> {
+        use crate::avro::Value;
+        if before
+            .iter()
+            .any(|m| m.get("partition_spec_id").as_i64() != Some(self.spec_id))
+        {
+            return Ok(None);
+        }
+        let (list, storage) = (before.to_vec(), self.storage.clone());
+        let groups = blocking(move || {
+            let mut groups: [Vec<Value>; 2] = [Vec::new(), Vec::new()];
+            for m in &list {
+                let path = m.get("manifest_path").as_str().unwrap_or_default();
+                let inherited = m.get("sequence_number").as_i64().unwrap_or(0);
+                let added_by = m.get("added_snapshot_id").as_i64().unwrap_or(0);
+                let deletes = m.get("content").as_i64().unwrap_or(0) != 0;
+                let manifest = crate::avro::read_file(&Location::parse(path, &storage)?.read()?)?;
+                for entry in manifest.records {
+                    // 2: deleted by the manifest's snapshot, gone from this one.
+                    if entry.get("status").as_i64() == Some(2) {
+                        continue;
+                    }
+                    let sequence = entry.get("sequence_number").as_i64().unwrap_or(inherited);
+                    let file_sequence = entry
+                        .get("file_sequence_number")
+                        .as_i64()
+                        .unwrap_or(inherited);
+                    let snapshot = entry.get("snapshot_id").as_i64().unwrap_or(added_by);
+                    let Value::Record(fields) = entry else {
+                        continue;
+                    };
+                    let fields = fields
+                        .into_iter()
+                        .map(|(k, v)| match k.as_str() {
+                            "status" => (k, Value::Int(0)),
+                            "snapshot_id" => (k, Value::Long(snapshot)),
+                            "sequence_number" => (k, Value::Long(sequence)),
+                            "file_sequence_number" => (k, Value::Long(file_sequence)),
+                            _ => (k, v),
+                        })
+                        .collect();
+                    groups[usize::from(deletes)].push(Value::Record(fields));
+                }
+            }
+            Ok(groups)
+        })
+        .await?;
+        let mut out = Vec::new();
+        for (k, entries) in groups.iter().enumerate() {
+            if entries.is_empty() {
+                continue;
+            }
+            let deletes = k == 1;
+            let bytes = manifest::write_existing(entries, &[], self.spec_id, self.schema, deletes)?;
+            let path = format!("{}/{}-m-merged.avro", self.dir, new_uuid());
+            let length = bytes.len() as u64;
+            cleanup.write(&path, bytes).await?;
+            let rows: i64 = entries
+                .iter()
+                .filter_map(|e| e.get("data_file").get("record_count").as_i64())
+                .sum();
+            let min_sequence = entries
+                .iter()
+                .filter_map(|e| e.get("sequence_number").as_i64())
+                .min()
+                .unwrap_or(self.sequence);
+            out.push(manifest::existing_list_entry(
+                &path,
+                length,
+                self.spec_id,
+                deletes,
+                self.sequence,
+                min_sequence,
+                self.snapshot_id,
+                entries.len(),
+                rows,
+            ));
+        }
+        Ok(Some(out))
     }
 }
 
