@@ -46,6 +46,21 @@ impl ReplicationSlot {
     /// A slot name PostgreSQL would refuse; a role without REPLICATION; a server whose
     /// `wal_level` is not `logical`; a slot of that name that exists: each said so.
     pub async fn create(config: &Config, name: &str, plugin: &str) -> Result<ReplicationSlot> {
+        Self::create_with(config, name, plugin, false).await
+    }
+
+    /// As [`create`](Self::create); with `failover`, a failover slot (PostgreSQL 17): the
+    /// server synchronizes it to standbys that `sync_replication_slots`, so that the slot, and
+    /// a mirror following it, go on after a failover to one of them.
+    ///
+    /// # Errors
+    /// As [`create`](Self::create); `failover` on a server before PostgreSQL 17.
+    pub async fn create_with(
+        config: &Config,
+        name: &str,
+        plugin: &str,
+        failover: bool,
+    ) -> Result<ReplicationSlot> {
         if name.is_empty()
             || name.len() > 63
             || !name
@@ -72,11 +87,30 @@ impl ReplicationSlot {
             Error::from(ErrorKind::Connect(e))
                 .context(format!("cannot open a replication connection{hint}"))
         })?;
-        let sql = format!(
-            "CREATE_REPLICATION_SLOT {} LOGICAL {} EXPORT_SNAPSHOT",
-            quote_ident(name),
-            quote_ident(plugin)
-        );
+        let sql = match failover {
+            false => format!(
+                "CREATE_REPLICATION_SLOT {} LOGICAL {} EXPORT_SNAPSHOT",
+                quote_ident(name),
+                quote_ident(plugin)
+            ),
+            true => {
+                let version = conn.server_version_num();
+                if version < 170_000 {
+                    let _ = conn.close().await;
+                    return Err(Error::usage(format!(
+                        "failover slots need PostgreSQL 17 or later; the server is {}.{}: leave \
+                         out --failover",
+                        version / 10_000,
+                        version % 10_000
+                    )));
+                }
+                format!(
+                    "CREATE_REPLICATION_SLOT {} LOGICAL {} (SNAPSHOT 'export', FAILOVER true)",
+                    quote_ident(name),
+                    quote_ident(plugin)
+                )
+            }
+        };
         let rows = match conn.simple_query(&sql).await {
             Ok(rows) => rows,
             Err(e) => {

@@ -484,6 +484,10 @@ pub(crate) struct MirrorFlags {
     /// its snapshot, replacing the lake tables' rows.
     #[arg(long)]
     pub(crate) start_over: bool,
+    /// Make the slot a failover slot (PostgreSQL 17): the server synchronizes it to standbys
+    /// with sync_replication_slots, so that the mirror goes on after a failover to one.
+    #[arg(long)]
+    pub(crate) failover: bool,
 }
 
 /// Lake tables: the export committed into a table of a lake format.

@@ -366,6 +366,7 @@ pub(crate) fn mirror(
         .with_commit_changes(flags.commit_changes)
         .with_catch_up(flags.catch_up)
         .with_start_over(flags.start_over)
+        .with_failover(flags.failover)
         .with_export(export_options(&export.output, policies))
         .with_partitions(partition_options(&export.partition));
     let (quiet, json) = (export.output.quiet, export.output.json);

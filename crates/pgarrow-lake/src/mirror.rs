@@ -89,6 +89,9 @@ pub struct MirrorOptions {
     /// Times a commit that found the table's files changed (compaction beside the mirror)
     /// reads the table again and tries anew.
     pub retries: usize,
+    /// Make the slot a failover slot (PostgreSQL 17), synchronized to standbys so that the
+    /// mirror goes on after a failover.
+    pub failover: bool,
 }
 
 impl MirrorOptions {
@@ -105,7 +108,14 @@ impl MirrorOptions {
             export: ExportOptions::default(),
             partitions: PartitionOptions::new(1),
             retries: 10,
+            failover: false,
         }
+    }
+
+    /// Make the slot a failover slot (PostgreSQL 17).
+    pub fn with_failover(mut self, failover: bool) -> Self {
+        self.failover = failover;
+        self
     }
 
     /// Read through publication `name`.
@@ -364,6 +374,16 @@ pub async fn mirror_to_lake(
     let mut source = Connection::connect(&config)
         .await
         .map_err(|e| Error::from(ErrorKind::Connect(e)))?;
+    let version = source.server_version_num();
+    if options.failover && version < 170_000 {
+        let _ = source.close().await;
+        return Err(Error::usage(format!(
+            "failover slots need PostgreSQL 17 or later; the server is {}.{}: leave out \
+             --failover",
+            version / 10_000,
+            version % 10_000
+        )));
+    }
     let mut keys = Vec::with_capacity(tables.len());
     let mut named = Vec::with_capacity(tables.len());
     for t in tables {
@@ -745,7 +765,8 @@ async fn first_export(
     options: &MirrorOptions,
     hooks: &mut Hooks<'_, MirrorProgress>,
 ) -> Result<u64> {
-    let slot = ReplicationSlot::create(config, &options.slot, "pgoutput").await?;
+    let slot =
+        ReplicationSlot::create_with(config, &options.slot, "pgoutput", options.failover).await?;
     let info = slot.info().clone();
     let partitions = options.partitions.clone().with_import_snapshot_at(
         &info.snapshot_name,

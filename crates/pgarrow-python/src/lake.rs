@@ -273,6 +273,7 @@ struct MirrorArgs<'py> {
     commit_changes: u64,
     catch_up: bool,
     start_over: bool,
+    failover: bool,
     options: Option<Bound<'py, PyDict>>,
     storage_options: Option<HashMap<String, String>>,
 }
@@ -357,6 +358,7 @@ pub(crate) fn mirror(
         .with_commit_changes(args.commit_changes)
         .with_catch_up(args.catch_up)
         .with_start_over(args.start_over)
+        .with_failover(args.failover)
         .with_export(options.export)
         .with_partitions(
             options

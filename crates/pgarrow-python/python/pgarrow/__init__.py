@@ -1814,6 +1814,7 @@ def mirror(
     commit_changes: int = 100_000,
     catch_up: bool = False,
     start_over: bool = False,
+    failover: bool = False,
     storage_options: Optional[dict[str, str]] = None,
     **options: Unpack[FileOptions],
 ) -> MirrorStats:
@@ -1904,6 +1905,7 @@ def mirror(
         commit_changes=int(commit_changes),
         catch_up=catch_up,
         start_over=start_over,
+        failover=failover,
         options=options,
         storage_options=storage_options,
     )

@@ -204,6 +204,7 @@ def mirror(
     commit_changes: int,
     catch_up: bool,
     start_over: bool,
+    failover: bool,
     options: Optional[dict[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> MirrorStats: ...
