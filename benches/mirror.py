@@ -98,7 +98,7 @@ def main():
                 if done.returncode != 0:
                     sys.exit(f"{' '.join(argv)} failed: {done.stderr.strip()}")
                 if name != "changes":
-                    stats = json.loads(done.stdout.strip().splitlines()[-1])
+                    stats = json.loads(done.stdout.strip().splitlines()[-1])["stats"]
                     if stats.get("inserted") != a.rows or stats.get("deleted") != a.rows:
                         sys.exit(f"the {name} mirror wrote {stats.get('inserted')} rows and "
                                  f"deleted {stats.get('deleted')}, not {a.rows} each")

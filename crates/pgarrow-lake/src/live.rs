@@ -51,6 +51,46 @@ impl MirrorPoint {
 /// (the mirror reads the table again and folds its changes anew).
 pub(crate) const MOVED: &str = "the lake table's files changed since the mirror read them";
 
+/// Writes `rows` as Parquet data files under `dir`, laid out by `layout`, each named after
+/// `prefix`: what each file holds. Off the async threads.
+///
+/// # Errors
+/// The files' and the storage's.
+pub(crate) async fn write_rows(
+    dir: Location,
+    options: pgarrow::io::SinkOptions,
+    layout: pgarrow::io::Layout,
+    rows: &RecordBatch,
+    prefix: String,
+) -> Result<Vec<pgarrow::io::WrittenFile>> {
+    let rows = rows.clone();
+    tokio::task::spawn_blocking(move || {
+        dir.prepare_dir()?;
+        let mut writer = pgarrow::io::LayoutWriter::new(
+            dir,
+            pgarrow::io::Format::Parquet,
+            &options,
+            &rows.schema(),
+            &layout,
+            &prefix,
+            256 << 20,
+        )?;
+        writer.write(&rows)?;
+        writer.finish()
+    })
+    .await
+    .map_err(|e| Error::from(ErrorKind::Internal(format!("writing data files: {e}"))))?
+    .map_err(Error::from)
+}
+
+/// Removes files a failed commit wrote (best effort: a file left over is named by no snapshot
+/// or version, and the format's cleanup of orphaned files removes it).
+pub(crate) fn remove_all(files: &[Location]) {
+    for f in files {
+        let _ = f.remove();
+    }
+}
+
 /// A line on standard error when `PGARROW_MIRROR_DEBUG` is set: where a mirror's time goes.
 pub(crate) fn debug(what: std::fmt::Arguments<'_>) {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -287,6 +327,33 @@ impl Live {
             start = end;
         }
         self.files.insert(file.id, file);
+        Ok(())
+    }
+
+    /// The files a commit wrote `rows` into, in the index: when `in_order` (the rows went into
+    /// the files one after another: no partitions, no sort), their places are known without
+    /// reading the files back; else each file's keys are read.
+    ///
+    /// # Errors
+    /// As [`add_rows`](Self::add_rows) and [`add_file`](Self::add_file).
+    pub(crate) async fn add_written(
+        &mut self,
+        files: Vec<LiveFile>,
+        rows: Option<&RecordBatch>,
+        in_order: bool,
+    ) -> Result<()> {
+        let mut first = 0usize;
+        for file in files {
+            match (rows, in_order) {
+                (Some(rows), true) => {
+                    let n = usize::try_from(file.rows).unwrap_or(usize::MAX);
+                    let n = n.min(rows.num_rows() - first);
+                    self.add_rows(file, &rows.slice(first, n))?;
+                    first += n;
+                }
+                _ => self.add_file(file).await?,
+            }
+        }
         Ok(())
     }
 

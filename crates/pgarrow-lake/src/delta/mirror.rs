@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use arrow_array::RecordBatch;
-use pgarrow::io::{Format, Layout, LayoutWriter, Location, Manifest, ManifestFile};
+use pgarrow::io::{Format, Layout, Location, Manifest, ManifestFile};
 use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_protocol::replication::Lsn;
 
@@ -18,7 +18,7 @@ use super::dv::{self, DvFile};
 use super::log::{self, Action, Add, Remove, Snapshot, Txn};
 use super::{DeltaTarget, blocking, now_ms, replay, schema};
 use crate::common::{IfExists, new_uuid};
-use crate::live::{Live, LiveFile, MOVED, MirrorPoint, Plan, debug};
+use crate::live::{Live, LiveFile, MOVED, MirrorPoint, Plan, debug, remove_all};
 
 /// The application ID of a mirror's `txn` actions: this, then the slot's name.
 const APP_PREFIX: &str = "pgarrow-mirror:";
@@ -213,23 +213,17 @@ impl DeltaMirror {
         for (id, add) in kept {
             self.adds.insert(id, add);
         }
-        let in_order = self.target.options.sorted_by.is_empty();
-        let mut first = 0usize;
         let files = adds.len();
-        for (add, rows_in) in adds {
+        let mut written = Vec::with_capacity(files);
+        for (add, _) in adds {
             let id = self.next_id;
             self.next_id += 1;
-            let file = live_file(id, &add, &self.root, &self.target.storage)?;
+            written.push(live_file(id, &add, &self.root, &self.target.storage)?);
             self.adds.insert(id, add);
-            match (&plan.rows, in_order) {
-                (Some(rows), true) => {
-                    let n = usize::try_from(rows_in).unwrap_or(usize::MAX);
-                    live.add_rows(file, &rows.slice(first, n.min(rows.num_rows() - first)))?;
-                    first += n;
-                }
-                _ => live.add_file(file).await?,
-            }
         }
+        let in_order = self.target.options.sorted_by.is_empty();
+        live.add_written(written, plan.rows.as_ref(), in_order)
+            .await?;
         lap("index updated");
         Ok(DeltaCommit { version, files })
     }
@@ -374,25 +368,9 @@ impl DeltaMirror {
             .with_max_file_rows(self.target.layout.max_file_rows)
             .with_max_file_bytes(self.target.layout.max_file_bytes);
         let options = self.target.options.clone().with_arrow_extensions(false);
-        let (root, rows) = (self.root.clone(), rows.clone());
         let prefix = format!("part-{}", new_uuid());
-        let written = tokio::task::spawn_blocking(move || {
-            root.prepare_dir()?;
-            let mut writer = LayoutWriter::new(
-                root,
-                Format::Parquet,
-                &options,
-                &rows.schema(),
-                &layout,
-                &prefix,
-                256 << 20,
-            )?;
-            writer.write(&rows)?;
-            writer.finish()
-        })
-        .await
-        .map_err(|e| Error::from(ErrorKind::Internal(format!("writing data files: {e}"))))?
-        .map_err(Error::from)?;
+        let written =
+            crate::live::write_rows(self.root.clone(), options, layout, rows, prefix).await?;
         let files = written
             .into_iter()
             .map(|w| ManifestFile::new(w.path, w.rows, w.bytes))
@@ -482,13 +460,5 @@ fn wide(stats: &str) -> String {
             serde_json::Value::Object(m).to_string()
         }
         _ => stats.to_owned(),
-    }
-}
-
-/// Removes files a failed commit wrote (best effort: a file no version names is left for
-/// `VACUUM`).
-fn remove_all(files: &[Location]) {
-    for f in files {
-        let _ = f.remove();
     }
 }

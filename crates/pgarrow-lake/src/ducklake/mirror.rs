@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use arrow_array::RecordBatch;
-use pgarrow::io::{FieldIds, Format, Layout, LayoutWriter, Location, Manifest, ManifestFile};
+use pgarrow::io::{FieldIds, Format, Layout, Location, Manifest, ManifestFile};
 use pgarrow::{Error, ErrorKind, Result};
 
 use super::catalog::Catalog;
@@ -16,7 +16,7 @@ use super::columns::{known_ids, lake_columns_from};
 use super::commit::{Commit, DeleteChange, MOVED};
 use super::{DuckLakeTarget, Table, describe_files, find_table, last_column_id, partitions};
 use crate::common::{IfExists, new_uuid};
-use crate::live::{Live, LiveFile, MirrorPoint, Plan, debug};
+use crate::live::{Live, LiveFile, MirrorPoint, Plan, debug, remove_all};
 
 /// A DuckLake table a mirror commits to.
 pub(crate) struct DuckLakeMirror {
@@ -336,23 +336,18 @@ impl DuckLakeMirror {
         // Unpartitioned and unsorted, the rows went into the files in order: their places
         // are known without reading the files back.
         let in_order = self.table.partition.is_none() && self.target.options.sorted_by.is_empty();
-        let mut first = 0usize;
-        for (f, id) in described.iter().zip(&done.file_ids) {
-            let file = LiveFile {
+        let written = described
+            .iter()
+            .zip(&done.file_ids)
+            .map(|(f, id)| LiveFile {
                 id: *id,
                 location: dir.join_path(&f.path),
                 rows: f.rows,
                 deleted: Vec::new(),
-            };
-            match (&plan.rows, in_order) {
-                (Some(rows), true) => {
-                    let n = usize::try_from(f.rows).unwrap_or(usize::MAX);
-                    live.add_rows(file, &rows.slice(first, n.min(rows.num_rows() - first)))?;
-                    first += n;
-                }
-                _ => live.add_file(file).await?,
-            }
-        }
+            })
+            .collect();
+        live.add_written(written, plan.rows.as_ref(), in_order)
+            .await?;
         lap("index updated");
         Ok(MirrorCommit {
             snapshot: done.snapshot,
@@ -449,26 +444,8 @@ impl DuckLakeMirror {
             .clone()
             .with_field_ids(true)
             .with_known_field_ids(ids.clone());
-        let dir2 = dir.clone();
-        let rows = rows.clone();
-        let prefix = prefix.to_owned();
-        let written = tokio::task::spawn_blocking(move || {
-            dir2.prepare_dir()?;
-            let mut writer = LayoutWriter::new(
-                dir2,
-                Format::Parquet,
-                &options,
-                &rows.schema(),
-                &layout,
-                &prefix,
-                256 << 20,
-            )?;
-            writer.write(&rows)?;
-            writer.finish()
-        })
-        .await
-        .map_err(|e| Error::from(ErrorKind::Internal(format!("writing data files: {e}"))))?
-        .map_err(Error::from)?;
+        let written =
+            crate::live::write_rows(dir.clone(), options, layout, rows, prefix.to_owned()).await?;
         let files = written
             .into_iter()
             .map(|w| {
@@ -494,14 +471,6 @@ async fn write_delete_file(
     tokio::task::spawn_blocking(move || crate::deletes::write(&at, &deletes))
         .await
         .map_err(|e| Error::from(ErrorKind::Internal(format!("writing a delete file: {e}"))))?
-}
-
-/// Removes files a failed commit wrote (best effort: a file left over is named by no
-/// snapshot, and DuckDB's cleanup of orphaned files removes it).
-fn remove_all(files: &[Location]) {
-    for f in files {
-        let _ = f.remove();
-    }
 }
 
 /// Whether a commit of `written` columns changes the table's (`table`, less `dropped`).

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use arrow_array::RecordBatch;
-use pgarrow::io::{Format, Layout, LayoutWriter, Location, Manifest, ManifestFile};
+use pgarrow::io::{Format, Layout, Location, Manifest, ManifestFile};
 use pgarrow::{Error, ErrorKind, Result};
 use serde_json::{Value as Json, json};
 
@@ -341,28 +341,22 @@ impl IcebergMirror {
         }
         live.committed(plan);
         self.paths.retain(|id, _| live.files.contains_key(id));
-        let in_order = self.target.options.sorted_by.is_empty();
-        let mut first = 0usize;
         let files = data_files.len();
+        let mut written = Vec::with_capacity(files);
         for f in data_files {
             let id = self.next_id;
             self.next_id += 1;
-            let file = LiveFile {
+            written.push(LiveFile {
                 id,
                 location: Location::parse(&f.path, &storage)?,
                 rows: f.rows,
                 deleted: Vec::new(),
-            };
+            });
             self.paths.insert(id, f.path);
-            match (&plan.rows, in_order) {
-                (Some(rows), true) => {
-                    let n = usize::try_from(file.rows).unwrap_or(usize::MAX);
-                    live.add_rows(file, &rows.slice(first, n.min(rows.num_rows() - first)))?;
-                    first += n;
-                }
-                _ => live.add_file(file).await?,
-            }
         }
+        let in_order = self.target.options.sorted_by.is_empty();
+        live.add_written(written, plan.rows.as_ref(), in_order)
+            .await?;
         lap("index updated");
         Ok(IcebergCommit {
             snapshot: snapshot_id,
@@ -388,25 +382,7 @@ impl IcebergMirror {
             .with_known_field_ids(ids.clone())
             .with_arrow_extensions(false);
         let dir = Location::parse(data_dir, &self.target.storage)?;
-        let rows = rows.clone();
-        let prefix = new_uuid();
-        let written = tokio::task::spawn_blocking(move || {
-            dir.prepare_dir()?;
-            let mut writer = LayoutWriter::new(
-                dir,
-                Format::Parquet,
-                &options,
-                &rows.schema(),
-                &layout,
-                &prefix,
-                256 << 20,
-            )?;
-            writer.write(&rows)?;
-            writer.finish()
-        })
-        .await
-        .map_err(|e| Error::from(ErrorKind::Internal(format!("writing data files: {e}"))))?
-        .map_err(Error::from)?;
+        let written = crate::live::write_rows(dir, options, layout, rows, new_uuid()).await?;
         let files = written
             .into_iter()
             .map(|w| ManifestFile::new(w.path, w.rows, w.bytes))
