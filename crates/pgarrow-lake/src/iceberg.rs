@@ -453,15 +453,7 @@ async fn export(
                 }
                 Ok(None) => (current.clone(), false, current["schema-id"].as_i64()),
                 Ok(Some(fields)) => {
-                    let next_id = meta["schemas"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|s| s["schema-id"].as_i64())
-                        .max()
-                        .unwrap_or(0)
-                        + 1;
-                    let new = json!({"type": "struct", "schema-id": next_id, "fields": fields});
+                    let new = json!({"type": "struct", "schema-id": next_schema_id(meta), "fields": fields});
                     (new, true, current["schema-id"].as_i64())
                 }
             }
@@ -912,6 +904,18 @@ fn summary(
     }
     put("pgarrow", crate::common::provenance(manifest).to_string());
     Json::Object(s)
+}
+
+/// The ID a new schema of the table takes: one past its highest.
+fn next_schema_id(meta: &Json) -> i64 {
+    meta["schemas"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["schema-id"].as_i64())
+        .max()
+        .unwrap_or(0)
+        + 1
 }
 
 /// `schema` added to the metadata as its current schema.

@@ -51,6 +51,13 @@ impl MirrorPoint {
 /// (the mirror reads the table again and folds its changes anew).
 pub(crate) const MOVED: &str = "the lake table's files changed since the mirror read them";
 
+/// What a mirror's commit did: the lake table's new snapshot (DuckLake's snapshot ID, Delta's
+/// version, Iceberg's snapshot ID) and the data files it wrote.
+pub(crate) struct LakeCommit {
+    pub(crate) snapshot: i64,
+    pub(crate) files: usize,
+}
+
 /// Writes `rows` as Parquet data files under `dir`, laid out by `layout`, each named after
 /// `prefix`: what each file holds. Off the async threads.
 ///
@@ -88,6 +95,31 @@ pub(crate) async fn write_rows(
 pub(crate) fn remove_all(files: &[Location]) {
     for f in files {
         let _ = f.remove();
+    }
+}
+
+/// Where a commit's time goes, for [`debug`]: each step's time since the commit began.
+pub(crate) struct Laps {
+    name: String,
+    started: std::time::Instant,
+}
+
+impl Laps {
+    /// A commit to table `name` beginning now.
+    pub(crate) fn new(name: &str) -> Laps {
+        Laps {
+            name: name.to_owned(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Step `what` is done.
+    pub(crate) fn lap(&self, what: &str) {
+        debug(format_args!(
+            "{}: {what} at {:.3} s",
+            self.name,
+            self.started.elapsed().as_secs_f64()
+        ));
     }
 }
 

@@ -60,7 +60,7 @@ use crate::delta::mirror::DeltaMirror;
 use crate::ducklake::mirror::DuckLakeMirror;
 use crate::iceberg::mirror::IcebergMirror;
 pub use crate::live::MirrorPoint;
-use crate::live::{self, Live, Plan, debug};
+use crate::live::{self, LakeCommit, Live, Plan, debug};
 use crate::target::{LakeTarget, export_to_lake};
 
 /// How a mirror runs: [`MirrorOptions::new`], then `with_*`.
@@ -536,28 +536,18 @@ impl TableMirror {
         })
     }
 
-    /// Commits `plan` with `point` (the table at `since` before it): the new snapshot or
-    /// version, and the data files written.
+    /// Commits `plan` with `point` (the table at `since` before it).
     async fn commit(
         &mut self,
         live: &mut Live,
         plan: &Plan,
         since: &MirrorPoint,
         point: &MirrorPoint,
-    ) -> Result<(i64, usize)> {
+    ) -> Result<LakeCommit> {
         match self {
-            TableMirror::DuckLake(l) => l
-                .commit(live, plan, since, point)
-                .await
-                .map(|c| (c.snapshot, c.files)),
-            TableMirror::Delta(l) => l
-                .commit(live, plan, point)
-                .await
-                .map(|c| (c.version, c.files)),
-            TableMirror::Iceberg(l) => l
-                .commit(live, plan, point)
-                .await
-                .map(|c| (c.snapshot, c.files)),
+            TableMirror::DuckLake(l) => l.commit(live, plan, since, point).await,
+            TableMirror::Delta(l) => l.commit(live, plan, point).await,
+            TableMirror::Iceberg(l) => l.commit(live, plan, point).await,
         }
     }
 
@@ -1120,7 +1110,7 @@ async fn commit_table(
     m.pending.clear();
     m.point = point;
     stats.commits += 1;
-    stats.files += done.1 as u64;
+    stats.files += done.files as u64;
     stats.changes += plan.changes;
     stats.inserted += plan.inserted();
     stats.deleted += plan.deleted();
@@ -1132,7 +1122,7 @@ async fn commit_table(
         inserted: plan.inserted(),
         deleted: plan.deleted(),
         truncated: plan.truncate,
-        snapshot: done.0,
+        snapshot: done.snapshot,
         commit_s: started.elapsed().as_secs_f64(),
     });
     Ok(())

@@ -1,10 +1,11 @@
-"""`pgarrow mirror`: DuckLake tables kept equal to tables of a logical cluster
-(PGARROW_TEST_LOGICAL_URL), read back by DuckDB 1.5.5's own ducklake extension. A workload of
-inserts, updates (leaving TOASTed values unchanged), deletes, key changes and a truncate runs
-while the mirror follows it; each commit, read at its snapshot, equals the source as of the
-commit's WAL position. Processes killed with SIGKILL at random moments and connections cut by
-a proxy the test controls lose and double nothing; a schema change and an invalidated slot
-stop the mirror with what to do."""
+"""`pgarrow mirror`: DuckLake, Delta and Iceberg tables kept equal to tables of a logical
+cluster (PGARROW_TEST_LOGICAL_URL), read back by the formats' own readers: DuckDB 1.5.5's
+ducklake, delta and iceberg extensions, deltalake and polars, pyiceberg, and pgarrow's import.
+A workload of inserts, updates (leaving TOASTed values unchanged), deletes, key changes and a
+truncate runs while the mirror follows it; each commit, read at its snapshot or version, equals
+the source as of the commit's WAL position. Processes killed with SIGKILL at random moments and
+connections cut by a proxy the test controls lose and double nothing; schema changes follow or
+stop the mirror with what to do; an invalidated slot says so."""
 
 import json
 import os
@@ -65,14 +66,24 @@ def rows_of(url, table):
         return c.execute(f"SELECT id, name, big, amount FROM {table} ORDER BY id").fetchall()
 
 
-def mirror_args(source, lake, slot, table, *more):
+def lake_flags(fmt, lake, table):
+    """The flags naming `table`'s lake table of format `fmt`: in the DuckLake or Iceberg catalog
+    database of `lake` (files under its data directory), or a Delta table under it."""
     catalog, data = lake
+    if fmt == "delta":
+        return ["--delta", str(data / "delta" / table)]
+    if fmt == "iceberg":
+        return ["--iceberg", catalog, "--warehouse", str(data)]
+    return ["--ducklake", catalog, "--data-path", str(data)]
+
+
+def mirror_args(source, lake, slot, table, *more, fmt="ducklake"):
     return [pgarrow_bin(), "mirror", "-d", source, "-t", table, "--slot", slot,
-            "--ducklake", catalog, "--data-path", str(data), "--json", *more]
+            *lake_flags(fmt, lake, table), "--json", *more]
 
 
-def mirror(source, lake, slot, table, *more, check=True):
-    out = subprocess.run(mirror_args(source, lake, slot, table, "--catch-up", *more),
+def mirror(source, lake, slot, table, *more, check=True, fmt="ducklake"):
+    out = subprocess.run(mirror_args(source, lake, slot, table, "--catch-up", *more, fmt=fmt),
                          capture_output=True, text=True, timeout=300)
     if check:
         assert out.returncode == 0, out.stderr
@@ -183,10 +194,42 @@ def int_lsn(text):
     return (int(hi, 16) << 32) | int(lo, 16)
 
 
-def test_each_commit_equals_the_source_at_its_position(source, lake, slot, duckdb_lake):
-    table = "mirror_orders"
+FORMATS = ["ducklake", "delta", "iceberg"]
+
+
+def rows_at(fmt, lake, table, at=None, duckdb_lake=None, columns=("id", "name", "big", "amount")):
+    """The lake table's rows (by id) at snapshot or version `at` (now when None), as a reader of
+    the format reads them: DuckDB's ducklake extension, deltalake's `scan()`, pyiceberg."""
+    if fmt == "delta":
+        return delta_rows(lake[1] / "delta" / table, at, columns)
+    if fmt == "iceberg":
+        return iceberg_rows(lake, table, at, columns)
+    assert columns == ("id", "name", "big", "amount")
+    return lake_rows(duckdb_lake, lake, table) if at is None else lake_rows(duckdb_lake, lake, table, [at])[at]
+
+
+def import_back(fmt, lake, source, table):
+    """Loads the lake table back into PostgreSQL as `<table>_back` with `pgarrow import` (its
+    deletes applied)."""
+    named = {
+        "ducklake": ["--ducklake", lake[0], "--lake-table", f"main.{table}"],
+        "delta": ["--delta", str(lake[1] / "delta" / table)],
+        "iceberg": ["--iceberg", lake[0], "--lake-table", f"default.{table}"],
+    }[fmt]
+    back = subprocess.run(
+        [pgarrow_bin(), "import", "-d", source, "--quiet", *named, "--into", f"{table}_back",
+         "--create", "--mode", "replace"],
+        capture_output=True, text=True)
+    assert back.returncode == 0, back.stderr
+    assert rows_of(source, f"{table}_back") == rows_of(source, table)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_commit_equals_the_source_at_its_position(source, lake, slot, fmt, duckdb_lake,
+                                                       duckdb_delta, duckdb_iceberg):
+    table = f"mirror_orders_{fmt}"
     make_table(source, table)
-    proc = subprocess.Popen(mirror_args(source, lake, slot, table, "--commit-interval", "0.05"),
+    proc = subprocess.Popen(mirror_args(source, lake, slot, table, "--commit-interval", "0.05", fmt=fmt),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         seen = []
@@ -215,19 +258,31 @@ def test_each_commit_equals_the_source_at_its_position(source, lake, slot, duckd
     assert len(commits) >= 2, seen
     assert any(c["truncated"] for c in commits)
     assert sum(c["deleted"] for c in commits) > 0
-    versions = [c["snapshot"] for c in commits]
-    read = lake_rows(duckdb_lake, lake, table, versions)
-    reached = [work.check(read[v], f"snapshot {v}") for v in versions]
-    # Commits move forward, and the last reaches the last transaction.
+    # Every commit, read at its snapshot or version, is the source after the transaction its
+    # clock names; commits move forward, and the last reaches the last transaction.
+    reached = [work.check(rows_at(fmt, lake, table, c["snapshot"], duckdb_lake), f"{fmt} {c['snapshot']}")
+               for c in commits]
     assert reached == sorted(reached) and reached[-1] == 40, reached
-    assert lake_rows(duckdb_lake, lake, table) == [tuple(r) for r in rows_of(source, table)]
+    want = [tuple(r) for r in rows_of(source, table)]
+    assert rows_at(fmt, lake, table, duckdb_lake=duckdb_lake) == want
+    # The format's other readers read the same rows, and so does pgarrow's import.
+    if fmt == "delta":
+        delta_readers_agree(lake[1] / "delta" / table, commits, want, duckdb_delta)
+    if fmt == "iceberg":
+        loaded = iceberg_table(lake, table)
+        summary = loaded.current_snapshot().summary
+        assert int(summary["total-position-deletes"]) > 0, summary
+        got = duckdb_iceberg(f"SELECT id, name, big, amount FROM iceberg_scan('{loaded.metadata_location}') ORDER BY id")
+        assert [tuple(r) for r in got] == want
+    import_back(fmt, lake, source, table)
     work.close()
 
 
-def test_kill_9_at_random_moments_loses_and_doubles_nothing(source, lake, slot, duckdb_lake):
-    table = "mirror_killed"
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_kill_9_at_random_moments_loses_and_doubles_nothing(source, lake, slot, fmt, duckdb_lake):
+    table = f"mirror_killed_{fmt}"
     make_table(source, table)
-    mirror(source, lake, slot, table)
+    mirror(source, lake, slot, table, fmt=fmt)
     work = Workload(source, table, seed=11)
     rng = random.Random(3)
     kills = 0
@@ -236,7 +291,7 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(source, lake, slot, 
             work.step(truncate=(round_ == 9))
         proc = subprocess.Popen(
             mirror_args(source, lake, slot, table, "--commit-changes", str(rng.randint(5, 80)),
-                        "--commit-interval", "0"),
+                        "--commit-interval", "0", fmt=fmt),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # Killed after a random number of its output lines (commits and checkpoints), or
         # before it said anything.
@@ -250,17 +305,12 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(source, lake, slot, 
         assert proc.returncode == -signal.SIGKILL, err
         kills += 1
     assert kills >= 20
-    done = mirror(source, lake, slot, table)
-    assert work.check(lake_rows(duckdb_lake, lake, table), "the end") == len(work.history) - 1
-    # Read back into PostgreSQL (its delete files applied), it is the source.
-    back = subprocess.run(
-        [pgarrow_bin(), "import", "-d", source, "--quiet", "--ducklake", lake[0], "--lake-table",
-         f"main.{table}", "--into", f"{table}_back", "--create", "--mode", "replace"],
-        capture_output=True, text=True)
-    assert back.returncode == 0, back.stderr
-    assert rows_of(source, f"{table}_back") == rows_of(source, table)
+    done = mirror(source, lake, slot, table, fmt=fmt)
+    assert work.check(rows_at(fmt, lake, table, duckdb_lake=duckdb_lake), "the end") == len(work.history) - 1
+    # Read back into PostgreSQL (its deletes applied), it is the source.
+    import_back(fmt, lake, source, table)
     # A run with nothing new commits nothing.
-    again = events(mirror(source, lake, slot, table).stdout)
+    again = events(mirror(source, lake, slot, table, fmt=fmt).stdout)
     assert not [e for e in again if e["event"] == "committed"], again
     assert done.returncode == 0
     work.close()
@@ -586,19 +636,6 @@ def test_duckdb_maintenance_beside_a_running_mirror(source, lake, slot, duckdb_l
 # `DeltaTable.scan()` (at any version), DuckDB's delta extension in `delta_scan`.
 
 
-def delta_args(source, path, slot, table, *more):
-    return [pgarrow_bin(), "mirror", "-d", source, "-t", table, "--slot", slot,
-            "--delta", str(path), "--json", *more]
-
-
-def delta_mirror(source, path, slot, table, *more, check=True):
-    out = subprocess.run(delta_args(source, path, slot, table, "--catch-up", *more),
-                         capture_output=True, text=True, timeout=300)
-    if check:
-        assert out.returncode == 0, out.stderr
-    return out
-
-
 def delta_rows(path, version=None, columns=("id", "name", "big", "amount")):
     """The Delta table's rows (by id) as deltalake reads them, deletion vectors applied."""
     import deltalake
@@ -608,50 +645,16 @@ def delta_rows(path, version=None, columns=("id", "name", "big", "amount")):
     return sorted(zip(*[got[c].to_pylist() for c in columns]))
 
 
-def test_delta_each_commit_equals_the_source_at_its_version(source, slot, tmp_path, duckdb_delta):
-    table = "mirror_delta"
-    path = tmp_path / "delta" / table
-    make_table(source, table)
-    proc = subprocess.Popen(delta_args(source, path, slot, table, "--commit-interval", "0.05"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        seen = []
-        exported = json.loads(proc.stdout.readline())
-        assert exported["event"] == "exported" and exported["rows"] == 301, exported
-        work = Workload(source, table, seed=5)
-        for i in range(40):
-            work.step(truncate=(i == 20))
-        target = work.inside
-        while True:
-            line = proc.stdout.readline()
-            assert line, proc.stderr.read()
-            e = json.loads(line)
-            seen.append(e)
-            if e["event"] == "checkpoint" and int_lsn(e["lsn"]) > target:
-                break
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        seen += events(out)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    commits = [e for e in seen if e["event"] == "committed"]
-    assert len(commits) >= 2 and any(c["truncated"] for c in commits), seen
-    assert sum(c["deleted"] for c in commits) > 0
-    # Every version a commit made, read back at that version, is the source at its position.
-    reached = [work.check(delta_rows(path, c["snapshot"]), f"version {c['snapshot']}") for c in commits]
-    assert reached == sorted(reached) and reached[-1] == 40, reached
-    want = [tuple(r) for r in rows_of(source, table)]
-    assert delta_rows(path) == want
-    # The deletes are deletion vectors, in files of the table, and the protocol says so.
+def delta_readers_agree(path, commits, want, duckdb_delta):
+    """The Delta mirror's table is what the protocol says (deletion vectors in files of the
+    table, the feature in its protocol, a checkpoint past ten versions), and polars and DuckDB
+    read `want` from it."""
     log = path / "_delta_log"
     actions = [json.loads(line) for f in sorted(log.glob("*.json")) for line in f.read_text().splitlines()]
     assert any(a.get("add", {}).get("deletionVector") for a in actions)
     protocol = [a["protocol"] for a in actions if "protocol" in a][-1]
     assert "deletionVectors" in protocol["readerFeatures"] and "deletionVectors" in protocol["writerFeatures"]
     assert list(path.glob("deletion_vector_*.bin"))
-    # Past ten versions, a checkpoint, which readers start from.
     if max(c["snapshot"] for c in commits) >= 10:
         assert list(log.glob("*.checkpoint.parquet"))
     # polars reads the same rows (its own Delta reader applies deletion vectors).
@@ -659,67 +662,27 @@ def test_delta_each_commit_equals_the_source_at_its_version(source, slot, tmp_pa
 
     got = pl.read_delta(str(path)).sort("id").select("id", "name", "big", "amount").rows()
     assert got == want
-    # DuckDB's delta extension reads the same rows.
     got = duckdb_delta(f"SELECT id, name, big, amount FROM delta_scan('{path}') ORDER BY id")
     assert [tuple(r) for r in got] == want
-    # And pgarrow's import.
-    back = subprocess.run(
-        [pgarrow_bin(), "import", "-d", source, "--quiet", "--delta", str(path),
-         "--into", f"{table}_back", "--create", "--mode", "replace"],
-        capture_output=True, text=True)
-    assert back.returncode == 0, back.stderr
-    assert rows_of(source, f"{table}_back") == rows_of(source, table)
-    work.close()
 
 
-def test_delta_kill_9_at_random_moments_loses_and_doubles_nothing(source, slot, tmp_path):
-    table = "mirror_delta_killed"
-    path = tmp_path / table
-    make_table(source, table)
-    delta_mirror(source, path, slot, table)
-    work = Workload(source, table, seed=13)
-    rng = random.Random(9)
-    kills = 0
-    for round_ in range(20):
-        for _ in range(3):
-            work.step(truncate=(round_ == 7))
-        proc = subprocess.Popen(
-            delta_args(source, path, slot, table, "--commit-changes", str(rng.randint(5, 80)),
-                       "--commit-interval", "0"),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(rng.randint(0, 3)):
-            ready, _, _ = select.select([proc.stdout], [], [], 30)
-            if not ready or not proc.stdout.readline():
-                break
-        proc.send_signal(signal.SIGKILL)
-        _, err = proc.communicate(timeout=30)
-        assert proc.returncode == -signal.SIGKILL, err
-        kills += 1
-    assert kills >= 20
-    delta_mirror(source, path, slot, table)
-    assert work.check(delta_rows(path), "the end") == len(work.history) - 1
-    again = events(delta_mirror(source, path, slot, table).stdout)
-    assert not [e for e in again if e["event"] == "committed"], again
-    work.close()
-
-
-def test_delta_columns_added_follow_and_a_drop_stops_the_mirror(source, slot, tmp_path):
+def test_delta_columns_added_follow_and_a_drop_stops_the_mirror(source, lake, slot):
     table = "mirror_delta_schema"
-    path = tmp_path / table
+    path = lake[1] / "delta" / table
     run(source, f"""DROP TABLE IF EXISTS {table};
         CREATE TABLE {table} (id int PRIMARY KEY, name text, big text);
         ALTER TABLE {table} ALTER COLUMN big SET STORAGE EXTERNAL;
         INSERT INTO {table} SELECT g, 'n' || g, repeat(md5(g::text), 100) FROM generate_series(1, 20) g""")
     # Partitioned by column values: refused before anything is made.
-    out = delta_mirror(source, tmp_path / "parted", slot, table, "--files-by", "name", check=False)
+    out = mirror(source, lake, slot, table, "--files-by", "name", check=False, fmt="delta")
     assert out.returncode != 0 and "partitioned by name" in out.stderr, out.stderr
-    assert not (tmp_path / "parted").exists()
-    delta_mirror(source, path, slot, table)
+    assert not path.exists()
+    mirror(source, lake, slot, table, fmt="delta")
     run(source, f"UPDATE {table} SET name = 'before' WHERE id <= 3")
     run(source, f"ALTER TABLE {table} ADD COLUMN note text")
     run(source, f"INSERT INTO {table} VALUES (100, 'new', 'b', 'noted'); "
                 f"UPDATE {table} SET note = 'later' WHERE id = 4")
-    out = delta_mirror(source, path, slot, table)
+    out = mirror(source, lake, slot, table, fmt="delta")
     changed = [e for e in events(out.stdout) if e["event"] == "schema_changed"]
     assert changed and changed[0]["added"] == ["note"], changed
     columns = ("id", "name", "big", "note")
@@ -728,11 +691,11 @@ def test_delta_columns_added_follow_and_a_drop_stops_the_mirror(source, slot, tm
     run(source, f"UPDATE {table} SET name = 'last' WHERE id = 5")
     run(source, f"ALTER TABLE {table} DROP COLUMN name")
     run(source, f"UPDATE {table} SET note = 'after' WHERE id = 6")
-    out = delta_mirror(source, path, slot, table, check=False)
+    out = mirror(source, lake, slot, table, check=False, fmt="delta")
     assert out.returncode != 0 and "dropped" in out.stderr and "--start-over" in out.stderr, out.stderr
     assert dict((r[0], r[1]) for r in delta_rows(path, columns=("id", "name")))[5] == "last"
     # Starting over takes the new columns; Python goes on from there.
-    delta_mirror(source, path, slot, table, "--start-over")
+    mirror(source, lake, slot, table, "--start-over", fmt="delta")
     import pgarrow
 
     run(source, f"UPDATE {table} SET note = 'python' WHERE id < 8; DELETE FROM {table} WHERE id = 9")
@@ -744,20 +707,6 @@ def test_delta_columns_added_follow_and_a_drop_stops_the_mirror(source, slot, tm
 
 # Iceberg tables (format version 2): deletes as position delete files. pyiceberg reads them at
 # any snapshot, DuckDB's iceberg extension at the current one, pgarrow's import applies them.
-
-
-def iceberg_args(source, lake, slot, table, *more):
-    catalog, warehouse = lake
-    return [pgarrow_bin(), "mirror", "-d", source, "-t", table, "--slot", slot,
-            "--iceberg", catalog, "--warehouse", str(warehouse), "--json", *more]
-
-
-def iceberg_mirror(source, lake, slot, table, *more, check=True):
-    out = subprocess.run(iceberg_args(source, lake, slot, table, "--catch-up", *more),
-                         capture_output=True, text=True, timeout=300)
-    if check:
-        assert out.returncode == 0, out.stderr
-    return out
 
 
 def iceberg_table(lake, table):
@@ -773,93 +722,13 @@ def iceberg_rows(lake, table, snapshot=None, columns=("id", "name", "big", "amou
     return sorted(zip(*[got[c].to_pylist() for c in columns]))
 
 
-def test_iceberg_each_commit_equals_the_source_at_its_snapshot(source, lake, slot, duckdb_iceberg):
-    table = "mirror_iceberg"
-    make_table(source, table)
-    proc = subprocess.Popen(iceberg_args(source, lake, slot, table, "--commit-interval", "0.05"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        seen = []
-        exported = json.loads(proc.stdout.readline())
-        assert exported["event"] == "exported" and exported["rows"] == 301, exported
-        work = Workload(source, table, seed=17)
-        for i in range(40):
-            work.step(truncate=(i == 30))
-        target = work.inside
-        while True:
-            line = proc.stdout.readline()
-            assert line, proc.stderr.read()
-            e = json.loads(line)
-            seen.append(e)
-            if e["event"] == "checkpoint" and int_lsn(e["lsn"]) > target:
-                break
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        seen += events(out)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    commits = [e for e in seen if e["event"] == "committed"]
-    assert len(commits) >= 2 and any(c["truncated"] for c in commits), seen
-    assert sum(c["deleted"] for c in commits) > 0
-    reached = [work.check(iceberg_rows(lake, table, c["snapshot"]), f"snapshot {c['snapshot']}")
-               for c in commits]
-    assert reached == sorted(reached) and reached[-1] == 40, reached
-    want = [tuple(r) for r in rows_of(source, table)]
-    assert iceberg_rows(lake, table) == want
-    # Position delete files, in delete manifests, as the snapshot summary counts them.
-    loaded = iceberg_table(lake, table)
-    summary = loaded.current_snapshot().summary
-    assert int(summary["total-position-deletes"]) > 0, summary
-    got = duckdb_iceberg(f"SELECT id, name, big, amount FROM iceberg_scan('{loaded.metadata_location}') ORDER BY id")
-    assert [tuple(r) for r in got] == want
-    back = subprocess.run(
-        [pgarrow_bin(), "import", "-d", source, "--quiet", "--iceberg", lake[0], "--lake-table",
-         f"default.{table}", "--into", f"{table}_back", "--create", "--mode", "replace"],
-        capture_output=True, text=True)
-    assert back.returncode == 0, back.stderr
-    assert rows_of(source, f"{table}_back") == rows_of(source, table)
-    work.close()
-
-
-def test_iceberg_kill_9_at_random_moments_loses_and_doubles_nothing(source, lake, slot):
-    table = "mirror_iceberg_killed"
-    make_table(source, table)
-    iceberg_mirror(source, lake, slot, table)
-    work = Workload(source, table, seed=19)
-    rng = random.Random(21)
-    kills = 0
-    for round_ in range(20):
-        for _ in range(3):
-            work.step(truncate=(round_ == 5))
-        proc = subprocess.Popen(
-            iceberg_args(source, lake, slot, table, "--commit-changes", str(rng.randint(5, 80)),
-                         "--commit-interval", "0"),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(rng.randint(0, 3)):
-            ready, _, _ = select.select([proc.stdout], [], [], 30)
-            if not ready or not proc.stdout.readline():
-                break
-        proc.send_signal(signal.SIGKILL)
-        _, err = proc.communicate(timeout=30)
-        assert proc.returncode == -signal.SIGKILL, err
-        kills += 1
-    assert kills >= 20
-    iceberg_mirror(source, lake, slot, table)
-    assert work.check(iceberg_rows(lake, table), "the end") == len(work.history) - 1
-    again = events(iceberg_mirror(source, lake, slot, table).stdout)
-    assert not [e for e in again if e["event"] == "committed"], again
-    work.close()
-
-
 def test_iceberg_columns_added_dropped_and_widened_keep_their_field_ids(source, lake, slot):
     table = "mirror_iceberg_schema"
     run(source, f"""DROP TABLE IF EXISTS {table};
         CREATE TABLE {table} (id int PRIMARY KEY, name text, n int, big text);
         ALTER TABLE {table} ALTER COLUMN big SET STORAGE EXTERNAL;
         INSERT INTO {table} SELECT g, 'n' || g, g, repeat(md5(g::text), 100) FROM generate_series(1, 20) g""")
-    iceberg_mirror(source, lake, slot, table)
+    mirror(source, lake, slot, table, fmt="iceberg")
     ids = {f.name: f.field_id for f in iceberg_table(lake, table).schema().fields}
     run(source, f"UPDATE {table} SET name = 'before' WHERE id <= 3")
     run(source, f"ALTER TABLE {table} ADD COLUMN note text")
@@ -868,7 +737,7 @@ def test_iceberg_columns_added_dropped_and_widened_keep_their_field_ids(source, 
     run(source, f"ALTER TABLE {table} DROP COLUMN name")
     run(source, f"ALTER TABLE {table} ALTER COLUMN n TYPE bigint")
     run(source, f"UPDATE {table} SET n = n + 5000000000 WHERE id IN (5, 6); DELETE FROM {table} WHERE id = 7")
-    iceberg_mirror(source, lake, slot, table)
+    mirror(source, lake, slot, table, fmt="iceberg")
     schema = iceberg_table(lake, table).schema()
     now = {f.name: f.field_id for f in schema.fields}
     assert "name" not in now and str(schema.find_field("n").field_type) == "long", schema
@@ -894,11 +763,11 @@ def test_iceberg_manifests_are_merged_and_every_snapshot_reads_the_same(source, 
     before and after the merge, still reads as the source at its position."""
     table = "mirror_iceberg_merged"
     make_table(source, table, rows=50)
-    iceberg_mirror(source, lake, slot, table)
+    mirror(source, lake, slot, table, fmt="iceberg")
     work = Workload(source, table, seed=23)
     for _ in range(45):
         work.step()
-    out = iceberg_mirror(source, lake, slot, table, "--commit-changes", "1", "--commit-interval", "0")
+    out = mirror(source, lake, slot, table, "--commit-changes", "1", "--commit-interval", "0", fmt="iceberg")
     commits = [e for e in events(out.stdout) if e["event"] == "committed"]
     assert len(commits) >= 35, len(commits)
     for c in commits:

@@ -18,7 +18,7 @@ use super::dv::{self, DvFile};
 use super::log::{self, Action, Add, Remove, Snapshot, Txn};
 use super::{DeltaTarget, blocking, now_ms, replay, schema};
 use crate::common::{IfExists, new_uuid};
-use crate::live::{Live, LiveFile, MOVED, MirrorPoint, Plan, debug, remove_all};
+use crate::live::{LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, Plan, remove_all};
 
 /// The application ID of a mirror's `txn` actions: this, then the slot's name.
 const APP_PREFIX: &str = "pgarrow-mirror:";
@@ -42,12 +42,6 @@ pub(crate) struct DeltaMirror {
     /// Each live file's `add` action, by the ID the mirror's index knows the file by.
     adds: HashMap<i64, Add>,
     next_id: i64,
-}
-
-/// What a commit did.
-pub(crate) struct DeltaCommit {
-    pub(crate) version: i64,
-    pub(crate) files: usize,
 }
 
 impl DeltaMirror {
@@ -158,15 +152,9 @@ impl DeltaMirror {
         live: &mut Live,
         plan: &Plan,
         point: &MirrorPoint,
-    ) -> Result<DeltaCommit> {
-        let started = std::time::Instant::now();
+    ) -> Result<LakeCommit> {
         let name = self.name.clone();
-        let lap = |what: &str| {
-            debug(format_args!(
-                "{name}: {what} at {:.3} s",
-                started.elapsed().as_secs_f64()
-            ));
-        };
+        let laps = Laps::new(&name);
         let now = now_ms();
         let mut actions = Vec::new();
         let mut written: Vec<Location> = Vec::new();
@@ -180,7 +168,7 @@ impl DeltaMirror {
                 return Err(e);
             }
         };
-        lap("files written");
+        laps.lap("files written");
         let version = self.state.version + 1;
         let committed = {
             let (log, actions) = (self.log.clone(), actions.clone());
@@ -200,7 +188,7 @@ impl DeltaMirror {
                 return Err(e.context(format!("committing to Delta table {name}")));
             }
         }
-        lap("committed");
+        laps.lap("committed");
         let state = self.state.clone();
         self.state = Snapshot::apply(Some(state), version, actions, &self.log)?;
         self.checkpoint().await;
@@ -224,8 +212,11 @@ impl DeltaMirror {
         let in_order = self.target.options.sorted_by.is_empty();
         live.add_written(written, plan.rows.as_ref(), in_order)
             .await?;
-        lap("index updated");
-        Ok(DeltaCommit { version, files })
+        laps.lap("index updated");
+        Ok(LakeCommit {
+            snapshot: version,
+            files,
+        })
     }
 
     /// The version's actions, into `actions`, the files written for it into `written`: the new

@@ -16,7 +16,7 @@ use super::columns::{known_ids, lake_columns_from};
 use super::commit::{Commit, DeleteChange, MOVED};
 use super::{DuckLakeTarget, Table, describe_files, find_table, last_column_id, partitions};
 use crate::common::{IfExists, new_uuid};
-use crate::live::{Live, LiveFile, MirrorPoint, Plan, debug, remove_all};
+use crate::live::{LakeCommit, Laps, Live, LiveFile, MirrorPoint, Plan, remove_all};
 
 /// A DuckLake table a mirror commits to.
 pub(crate) struct DuckLakeMirror {
@@ -26,12 +26,6 @@ pub(crate) struct DuckLakeMirror {
     dropped: Vec<i64>,
     /// Each data file's live delete file.
     delete_files: HashMap<i64, i64>,
-}
-
-/// What a commit did.
-pub(crate) struct MirrorCommit {
-    pub(crate) snapshot: i64,
-    pub(crate) files: usize,
 }
 
 impl DuckLakeMirror {
@@ -192,20 +186,14 @@ impl DuckLakeMirror {
         plan: &Plan,
         since: &MirrorPoint,
         point: &MirrorPoint,
-    ) -> Result<MirrorCommit> {
+    ) -> Result<LakeCommit> {
         let name = format!("{}.{}", self.target.schema, self.target.table);
         let dir = Location::parse(&self.table.dir, &self.target.storage)?;
         let mut catalog = Catalog::connect(&self.target.catalog).await?;
         let last_id = last_column_id(&mut catalog, self.table.id).await;
         catalog.close().await;
         let ids = known_ids(&self.table.columns, last_id?);
-        let started = std::time::Instant::now();
-        let lap = |what: &str| {
-            debug(format_args!(
-                "{name}: {what} at {:.3} s",
-                started.elapsed().as_secs_f64()
-            ));
-        };
+        let laps = Laps::new(&name);
         let prefix = format!("ducklake-{}", new_uuid());
         // The rows, as data files laid out as the table is partitioned.
         let (manifest, columns, keys) = match &plan.rows {
@@ -272,7 +260,7 @@ impl DuckLakeMirror {
                 });
             }
         }
-        lap("footers read, delete files written");
+        laps.lap("footers read, delete files written");
         let commit = Commit {
             schema: &self.target.schema,
             table: &self.target.table,
@@ -314,7 +302,7 @@ impl DuckLakeMirror {
                 return Err(e.context(format!("committing to DuckLake table {name}")));
             }
         };
-        lap("committed");
+        laps.lap("committed");
         // The table as it is now.
         if plan.rows.is_some() && columns_changed(&self.table.columns, &columns, &self.dropped) {
             let mut catalog = Catalog::connect(&self.target.catalog).await?;
@@ -348,8 +336,8 @@ impl DuckLakeMirror {
             .collect();
         live.add_written(written, plan.rows.as_ref(), in_order)
             .await?;
-        lap("index updated");
-        Ok(MirrorCommit {
+        laps.lap("index updated");
+        Ok(LakeCommit {
             snapshot: done.snapshot,
             files: described.len(),
         })

@@ -21,7 +21,7 @@ use super::{
     new_snapshot_id, next_metadata, now_ms, read_metadata, schema, set_sequence, snapshot,
 };
 use crate::common::new_uuid;
-use crate::live::{Live, LiveFile, MOVED, MirrorPoint, Plan, debug};
+use crate::live::{LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, Plan};
 
 /// An Iceberg table a mirror commits to.
 pub(crate) struct IcebergMirror {
@@ -34,12 +34,6 @@ pub(crate) struct IcebergMirror {
     /// knows it by.
     paths: HashMap<i64, String>,
     next_id: i64,
-}
-
-/// What a commit did.
-pub(crate) struct IcebergCommit {
-    pub(crate) snapshot: i64,
-    pub(crate) files: usize,
 }
 
 impl IcebergMirror {
@@ -143,15 +137,9 @@ impl IcebergMirror {
         live: &mut Live,
         plan: &Plan,
         point: &MirrorPoint,
-    ) -> Result<IcebergCommit> {
-        let started = std::time::Instant::now();
+    ) -> Result<LakeCommit> {
         let name = self.name.clone();
-        let lap = |what: &str| {
-            debug(format_args!(
-                "{name}: {what} at {:.3} s",
-                started.elapsed().as_secs_f64()
-            ));
-        };
+        let laps = Laps::new(&name);
         let storage = self.target.storage.clone();
         let location = self.meta["location"]
             .as_str()
@@ -190,14 +178,7 @@ impl IcebergMirror {
                 }
                 Ok(None) => {}
                 Ok(Some(fields)) => {
-                    let next = self.meta["schemas"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|s| s["schema-id"].as_i64())
-                        .max()
-                        .unwrap_or(0)
-                        + 1;
+                    let next = super::next_schema_id(&self.meta);
                     schema_json = json!({"type": "struct", "schema-id": next, "fields": fields});
                     evolved = true;
                     new_last = last_column_id.max(i64::from(ours.last_id));
@@ -239,7 +220,7 @@ impl IcebergMirror {
             let (bytes, _) = blocking(move || crate::deletes::write(&at, &deletes)).await?;
             delete_files.push(DataFile::position_deletes(path, deleted_rows, bytes));
         }
-        lap("files written");
+        laps.lap("files written");
         // The manifests.
         let snapshot_id = new_snapshot_id();
         let sequence = self.meta["last-sequence-number"].as_i64().unwrap_or(0) + 1;
@@ -332,7 +313,7 @@ impl IcebergMirror {
             .into());
         }
         cleanup.keep();
-        lap("committed");
+        laps.lap("committed");
         self.meta = meta;
         self.at = meta_path;
         // The index as the snapshot left it.
@@ -357,8 +338,8 @@ impl IcebergMirror {
         let in_order = self.target.options.sorted_by.is_empty();
         live.add_written(written, plan.rows.as_ref(), in_order)
             .await?;
-        lap("index updated");
-        Ok(IcebergCommit {
+        laps.lap("index updated");
+        Ok(LakeCommit {
             snapshot: snapshot_id,
             files,
         })
