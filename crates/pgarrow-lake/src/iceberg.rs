@@ -1059,6 +1059,18 @@ fn next_metadata(meta: &Json, at: &str, snap: Json) -> Json {
         "metadata-log",
         json!({"metadata-file": at, "timestamp-ms": previous_updated}),
     );
+    // The log keeps the newest metadata files the table's property says (Iceberg's default:
+    // 100), as Iceberg's own writers do: a mirror commits often.
+    let keep = m["properties"]["write.metadata.previous-versions-max"]
+        .as_str()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(100)
+        .max(1);
+    if let Some(log) = m["metadata-log"].as_array_mut()
+        && log.len() > keep
+    {
+        log.drain(..log.len() - keep);
+    }
     m
 }
 
@@ -1126,5 +1138,26 @@ mod tests {
         assert_eq!(next["last-sequence-number"], json!(3));
         assert!(writable(&json!({"format-version": 1})).is_err());
         assert!(writable(&next).is_ok());
+        // The metadata log keeps the newest files the table's property says.
+        let mut meta = next;
+        meta["properties"] = json!({"write.metadata.previous-versions-max": "3"});
+        for k in 2..8 {
+            let snap = json!({"snapshot-id": 9 + k, "sequence-number": 3 + k, "timestamp-ms": 7});
+            meta = next_metadata(&meta, &format!("/m/{k:05}-x.metadata.json"), snap);
+        }
+        let log: Vec<&str> = meta["metadata-log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["metadata-file"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            log,
+            [
+                "/m/00005-x.metadata.json",
+                "/m/00006-x.metadata.json",
+                "/m/00007-x.metadata.json"
+            ]
+        );
     }
 }
