@@ -781,3 +781,29 @@ def test_iceberg_manifests_are_merged_and_every_snapshot_reads_the_same(source, 
     got = duckdb_iceberg(f"SELECT id, name, big, amount FROM iceberg_scan('{loaded.metadata_location}') ORDER BY id")
     assert [tuple(r) for r in got] == [tuple(r) for r in rows_of(source, table)]
     work.close()
+
+
+def test_delta_mirror_goes_on_after_deltalake_compacts_the_table(source, lake, slot):
+    """deltalake's OPTIMIZE (`optimize.compact()`) rewrites the mirrored table's files, its
+    deletion vectors applied, between two runs: the next run reads the new files and goes on."""
+    import deltalake
+
+    table = "mirror_delta_compacted"
+    path = lake[1] / "delta" / table
+    make_table(source, table, rows=200)
+    mirror(source, lake, slot, table, fmt="delta")
+    work = Workload(source, table, seed=29)
+    for _ in range(5):
+        work.step()
+    mirror(source, lake, slot, table, fmt="delta")
+    before = deltalake.DeltaTable(str(path)).version()
+    metrics = deltalake.DeltaTable(str(path)).optimize.compact()
+    assert metrics["numFilesRemoved"] >= 2, metrics
+    assert work.check(delta_rows(path), "compacted") == len(work.history) - 1
+    for _ in range(5):
+        work.step()
+    out = mirror(source, lake, slot, table, fmt="delta")
+    commits = [e for e in events(out.stdout) if e["event"] == "committed"]
+    assert commits and all(c["snapshot"] > before + 1 for c in commits), commits
+    assert work.check(delta_rows(path), "the end") == len(work.history) - 1
+    work.close()
