@@ -577,18 +577,14 @@ async fn export(
         if let Some(text) = &run_state {
             summary[STATE_KEY] = Json::String(text.clone());
         }
-        let snap = json!({
-            "snapshot-id": snapshot_id,
-            "sequence-number": sequence,
-            "timestamp-ms": now_ms(),
-            "manifest-list": list_path,
-            "summary": summary,
-            "schema-id": schema_json["schema-id"],
-        });
-        let snap = match parent {
-            Some(p) => with(snap, "parent-snapshot-id", json!(p)),
-            None => snap,
-        };
+        let snap = new_snapshot(
+            snapshot_id,
+            sequence,
+            &list_path,
+            summary,
+            &schema_json,
+            parent,
+        );
         let (meta, version) = match &state {
             None => (new_metadata(&location, &ours, &spec, snap), 0),
             Some((meta, at)) => {
@@ -781,12 +777,28 @@ impl Drop for Cleanup {
     }
 }
 
-/// `value` with `key` set.
-fn with(mut value: Json, key: &str, v: Json) -> Json {
-    if let Json::Object(o) = &mut value {
-        o.insert(key.to_owned(), v);
+/// A snapshot's entry in the table metadata: made now, its manifest list at `list`, of the
+/// schema `schema`, after `parent`.
+fn new_snapshot(
+    snapshot_id: i64,
+    sequence: i64,
+    list: &str,
+    summary: Json,
+    schema: &Json,
+    parent: Option<i64>,
+) -> Json {
+    let mut snap = json!({
+        "snapshot-id": snapshot_id,
+        "sequence-number": sequence,
+        "timestamp-ms": now_ms(),
+        "manifest-list": list,
+        "summary": summary,
+        "schema-id": schema["schema-id"],
+    });
+    if let Some(p) = parent {
+        snap["parent-snapshot-id"] = json!(p);
     }
-    value
+    snap
 }
 
 /// A manifest list entry with its sequence numbers set.

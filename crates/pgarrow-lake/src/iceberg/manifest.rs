@@ -474,31 +474,15 @@ pub(crate) fn write_manifest(
     snapshot_id: i64,
 ) -> Result<Vec<u8>> {
     let records: Vec<Value> = files.iter().map(|f| f.avro(spec, snapshot_id)).collect();
-    let spec_json: Vec<Json> = spec.iter().map(SpecField::json).collect();
-    avro::write_file(
-        &manifest_schema(spec),
-        &[
-            ("schema", schema.to_string()),
-            ("schema-id", schema["schema-id"].to_string()),
-            ("partition-spec", Json::Array(spec_json).to_string()),
-            ("partition-spec-id", spec_id.to_string()),
-            ("format-version", "2".into()),
-            (
-                "content",
-                match files.first().is_some_and(|f| f.content != 0) {
-                    true => "deletes".into(),
-                    false => "data".into(),
-                },
-            ),
-        ],
-        &records,
-    )
+    let deletes = files.first().is_some_and(|f| f.content != 0);
+    write_entries(&records, spec, spec_id, schema, deletes)
 }
 
-/// A manifest of `entries` read from other manifests (all data files, or all delete files, of
-/// one partition spec), each as it was but `EXISTING` (status 0), its sequence numbers and
-/// snapshot made explicit by the caller.
-pub(crate) fn write_existing(
+/// A manifest of `entries` (manifest entry records; all data files, or all delete files, of
+/// one partition spec): as [`write_manifest`] writes new ones, or entries read from other
+/// manifests, each as it was but `EXISTING` (status 0), its sequence numbers and snapshot made
+/// explicit by the caller.
+pub(crate) fn write_entries(
     entries: &[Value],
     spec: &[SpecField],
     spec_id: i64,
@@ -520,9 +504,10 @@ pub(crate) fn write_existing(
     )
 }
 
-/// The manifest list entry of a manifest [`write_existing`] wrote (of an unpartitioned
-/// table): `files` existing files of `rows` rows, the lowest data sequence number among them
-/// `min_sequence`, added to the list by snapshot `snapshot_id` of sequence number `sequence`.
+/// The manifest list entry of a manifest [`write_entries`] wrote of existing entries (of an
+/// unpartitioned table): `files` existing files of `rows` rows, the lowest data sequence number
+/// among them `min_sequence`, added to the list by snapshot `snapshot_id` of sequence number
+/// `sequence`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn existing_list_entry(
     path: &str,

@@ -18,7 +18,7 @@ use super::catalog::SqlCatalog;
 use super::manifest::{self, DataFile};
 use super::{
     Cleanup, IcebergTarget, blocking, current_schema, default_spec, metadata_version,
-    new_snapshot_id, next_metadata, now_ms, read_metadata, schema, set_sequence, snapshot,
+    new_snapshot_id, next_metadata, read_metadata, schema, set_sequence, snapshot,
 };
 use crate::common::new_uuid;
 use crate::live::{LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, Plan};
@@ -275,17 +275,14 @@ impl IcebergMirror {
             delete_files.len(),
             deleted_rows,
         );
-        let mut snap = json!({
-            "snapshot-id": snapshot_id,
-            "sequence-number": sequence,
-            "timestamp-ms": now_ms(),
-            "manifest-list": list_path,
-            "summary": summary,
-            "schema-id": schema_json["schema-id"],
-        });
-        if let Some(p) = parent {
-            snap["parent-snapshot-id"] = json!(p);
-        }
+        let snap = super::new_snapshot(
+            snapshot_id,
+            sequence,
+            &list_path,
+            summary,
+            &schema_json,
+            parent,
+        );
         let mut meta = next_metadata(&self.meta, &self.at, snap);
         if evolved {
             super::add_schema(&mut meta, &schema_json, new_last);
@@ -448,7 +445,7 @@ impl Merge<'_> {
                 continue;
             }
             let deletes = k == 1;
-            let bytes = manifest::write_existing(entries, &[], self.spec_id, self.schema, deletes)?;
+            let bytes = manifest::write_entries(entries, &[], self.spec_id, self.schema, deletes)?;
             let path = format!("{}/{}-m-merged.avro", self.dir, new_uuid());
             let length = bytes.len() as u64;
             cleanup.write(&path, bytes).await?;
