@@ -289,7 +289,10 @@ pub async fn apply_changes(
 }
 
 /// The manifest of a changes directory.
-fn read_manifest(dir: &Location) -> Result<ChangesManifest> {
+///
+/// # Errors
+/// A directory without one (named); one that is not a changes manifest.
+pub fn read_manifest(dir: &Location) -> Result<ChangesManifest> {
     let at = dir.join(CHANGES_MANIFEST);
     if !at.exists()? {
         return Err(Error::usage(format!(
@@ -304,13 +307,20 @@ fn read_manifest(dir: &Location) -> Result<ChangesManifest> {
 }
 
 /// The files one checkpoint made durable.
-struct Roll<'a> {
-    checkpoint: Lsn,
-    files: Vec<&'a ChangesFile>,
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Roll<'a> {
+    /// The checkpoint: every change committed before it is in the roll or an earlier one.
+    pub checkpoint: Lsn,
+    /// The files, in the order written.
+    pub files: Vec<&'a ChangesFile>,
 }
 
 /// The manifest's files cut into rolls, in order.
-fn rolls(files: &[ChangesFile]) -> Result<Vec<Roll<'_>>> {
+///
+/// # Errors
+/// A checkpoint that is not an LSN; files out of order.
+pub fn rolls(files: &[ChangesFile]) -> Result<Vec<Roll<'_>>> {
     let mut out: Vec<Roll<'_>> = Vec::new();
     for file in files {
         let checkpoint: Lsn = file.checkpoint_lsn.parse().map_err(|e| {

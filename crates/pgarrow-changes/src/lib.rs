@@ -34,11 +34,13 @@ pub mod net;
 pub mod slot;
 mod stream;
 
-pub use apply::{APPLIED_TABLE, ApplyOptions, ApplyStats, apply_changes};
+pub use apply::{
+    APPLIED_TABLE, ApplyOptions, ApplyStats, Roll, apply_changes, read_manifest, rolls,
+};
 pub use decode::{
-    COMMIT_LSN_COLUMN, COMMIT_TIME_COLUMN, LSN_COLUMN, META_LSN, META_RELATION_OID,
-    META_REPLICA_IDENTITY, META_TABLE, META_VALUES, OLD_COLUMN, OP_COLUMN, UNCHANGED_COLUMN,
-    XID_COLUMN,
+    COMMIT_LSN_COLUMN, COMMIT_TIME_COLUMN, LSN_COLUMN, META_DEFAULTS, META_KEY, META_LSN,
+    META_RELATION_OID, META_REPLICA_IDENTITY, META_TABLE, META_VALUES, OLD_COLUMN, OP_COLUMN,
+    UNCHANGED_COLUMN, XID_COLUMN,
 };
 pub use decode::{ChangeAt, Op, RelationDecoder};
 pub use files::{

@@ -767,7 +767,7 @@ impl ChangeStream {
             namespace
         };
         let table = TableName::new(Some(schema_name), name);
-        let plans = plan_relation(
+        let (plans, defaults) = plan_relation(
             &mut self.catalog,
             oid,
             &table,
@@ -776,6 +776,7 @@ impl ChangeStream {
             &self.options.policies,
         )
         .await?;
+        let key: Vec<&str> = columns.iter().filter(|c| c.key).map(|c| c.name).collect();
         let identity = match replica_identity {
             b'd' => "default",
             b'n' => "nothing",
@@ -793,6 +794,14 @@ impl ChangeStream {
             (
                 decode::META_VALUES.to_owned(),
                 if self.text_values { "text" } else { "binary" }.to_owned(),
+            ),
+            (
+                decode::META_KEY.to_owned(),
+                serde_json::to_string(&key).unwrap_or_default(),
+            ),
+            (
+                decode::META_DEFAULTS.to_owned(),
+                serde_json::to_string(&defaults).unwrap_or_default(),
             ),
         ];
         let decoder = RelationDecoder::new(
@@ -824,7 +833,8 @@ impl ChangeStream {
 }
 
 /// Plans a relation's columns as the export would (its catalog, its constraints), each decoded
-/// from its binary send format; or all text.
+/// from its binary send format; or all text. Also the columns with a default (or a missing
+/// value: what the rows before an added column take).
 async fn plan_relation(
     conn: &mut Connection,
     oid: u32,
@@ -832,17 +842,24 @@ async fn plan_relation(
     columns: &[RelationColumn<'_>],
     text_values: bool,
     policies: &Policies,
-) -> Result<Vec<ColumnMapping>> {
+) -> Result<(Vec<ColumnMapping>, Vec<String>)> {
     let rows = conn
         .simple_query(&format!(
-            "SELECT attname, attnum::text FROM pg_catalog.pg_attribute WHERE attrelid = {oid} \
-             AND attnum > 0 AND NOT attisdropped"
+            "SELECT attname, attnum::text, (atthasmissing OR atthasdef)::text \
+             FROM pg_catalog.pg_attribute WHERE attrelid = {oid} AND attnum > 0 \
+             AND NOT attisdropped"
         ))
         .await?;
+    let defaults: Vec<String> = rows
+        .iter()
+        .filter(|r| r.get(2).and_then(|v| v.as_deref()) == Some("true"))
+        .filter_map(|r| r.first().cloned().flatten())
+        .filter(|name| columns.iter().any(|c| c.name == name))
+        .collect();
     let attnums: HashMap<String, i16> = rows
         .into_iter()
         .filter_map(|r| match r.as_slice() {
-            [Some(name), Some(num)] => num.parse().ok().map(|n| (name.clone(), n)),
+            [Some(name), Some(num), _] => num.parse().ok().map(|n| (name.clone(), n)),
             _ => None,
         })
         .collect();
@@ -858,7 +875,7 @@ async fn plan_relation(
         })
         .collect();
     let plans = pgarrow::column_mappings(conn, &fields, Some(table), policies).await?;
-    plans
+    let plans = plans
         .into_iter()
         .map(|plan| match plan.cast {
             _ if text_values => Ok(ColumnMapping {
@@ -874,7 +891,8 @@ async fn plan_relation(
                 plan.column.type_name
             ))),
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((plans, defaults))
 }
 
 /// The published columns (`table.column (type)`) that binary values cannot give: no binary
