@@ -107,6 +107,11 @@ pub(crate) enum Command {
     /// position it reaches, exactly once across restarts.
     #[command(after_help = [MIRROR_EXAMPLES, "\n\n", CONNECTION_HELP].concat())]
     Mirror(Box<MirrorArgs>),
+    /// Upkeep of a lake table, safe beside a mirror committing to it: `compact` rewrites small
+    /// files and files with deletes into files of a target size; `expire` drops snapshots
+    /// older than a retention and the files only they held.
+    #[command(subcommand)]
+    Lake(LakeCommand),
     /// Start a scratch PostgreSQL, load a 1M-row lineitem table and export it to Parquet.
     Demo(DemoArgs),
     /// Print a completion script for a shell: bash, zsh, fish, elvish or powershell
@@ -499,17 +504,17 @@ pub(crate) struct LakeArgs {
     /// Export into a DuckLake table whose catalog is the PostgreSQL database at URL (made
     /// there, with --data-path, when the database has none): the files go under the lake's
     /// data path, and one catalog transaction commits them.
-    #[arg(long, value_name = "URL", conflicts_with_all = ["output", "plan", "replication_slot"])]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["output", "plan"])]
     pub(crate) ducklake: Option<String>,
     /// Export into the Delta Lake table at LOCATION (a directory or an object store URL; made
     /// when there is none): the files go under it, and one commit in its _delta_log adds them.
-    #[arg(long, value_name = "LOCATION", conflicts_with_all = ["output", "plan", "replication_slot"])]
+    #[arg(long, value_name = "LOCATION", conflicts_with_all = ["output", "plan"])]
     pub(crate) delta: Option<String>,
     /// Export into an Apache Iceberg table of the SQL catalog in the PostgreSQL database at
     /// URL (pyiceberg's SqlCatalog and Iceberg's JDBC catalog; its tables made when the
     /// database has none): the files go under the table's location, and one swap of its
     /// metadata in the catalog commits them.
-    #[arg(long, value_name = "URL", conflicts_with_all = ["output", "plan", "replication_slot"])]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["output", "plan"])]
     pub(crate) iceberg: Option<String>,
     /// Where a new Iceberg table goes: WAREHOUSE/NAMESPACE.db/TABLE (a directory or an
     /// object store URL); an existing table keeps its own location.
@@ -825,6 +830,102 @@ pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
     }
 }
 
+/// `pgarrow lake`'s commands.
+#[derive(Subcommand, Debug)]
+pub(crate) enum LakeCommand {
+    /// Rewrite the table's files with deleted rows, and its files under three quarters of the
+    /// target size, into files of the target size: each group of files up to it in one commit
+    /// that ends the old files (and their delete files). Readers see the same rows before and
+    /// after; a mirror's position is carried on. When a mirror commits first, compaction reads
+    /// the table again and tries anew (--retries), then steps aside.
+    #[command(after_help = LAKE_EXAMPLES)]
+    Compact(CompactArgs),
+    /// Drop the table's snapshots older than --older-than (never the newest, nor the commit
+    /// holding a mirror's position) and remove the files no snapshot left holds: Iceberg's
+    /// snapshots and manifests, Delta's log versions before its newest checkpoint and the
+    /// files its removes tombstoned (VACUUM), a DuckLake catalog's snapshots (the whole
+    /// lake's).
+    #[command(after_help = LAKE_EXAMPLES)]
+    Expire(ExpireArgs),
+}
+
+/// The lake table `pgarrow lake` works on.
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("lake_table_format").args(["ducklake", "delta", "iceberg"]).required(true)))]
+#[command(group(clap::ArgGroup::new("lake_table_catalog").args(["ducklake", "iceberg"]).multiple(false)))]
+pub(crate) struct LakeTableArgs {
+    /// A DuckLake table (--lake-table SCHEMA.NAME) whose catalog is the PostgreSQL database at
+    /// URL.
+    #[arg(long, value_name = "URL", requires = "lake_table")]
+    pub(crate) ducklake: Option<String>,
+    /// The Delta Lake table at LOCATION (a directory or an object store URL).
+    #[arg(long, value_name = "LOCATION", conflicts_with = "lake_table_catalog")]
+    pub(crate) delta: Option<String>,
+    /// An Apache Iceberg table (--lake-table NAMESPACE.NAME) of the SQL catalog in the
+    /// PostgreSQL database at URL.
+    #[arg(long, value_name = "URL", requires = "lake_table")]
+    pub(crate) iceberg: Option<String>,
+    /// The table: SCHEMA.NAME of --ducklake (schema default: main), NAMESPACE.NAME of
+    /// --iceberg (namespace default: default).
+    #[arg(long, value_name = "NAME", requires = "lake_table_catalog")]
+    pub(crate) lake_table: Option<String>,
+    /// The Iceberg catalog's name in the catalog database.
+    #[arg(long, value_name = "NAME", default_value = pgarrow_lake::iceberg::DEFAULT_CATALOG_NAME, requires = "iceberg")]
+    pub(crate) catalog_name: String,
+    #[command(flatten)]
+    pub(crate) storage: StorageArgs,
+    /// Print what was done as one JSON object on standard output.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// No summary line on standard error.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct CompactArgs {
+    #[command(flatten)]
+    pub(crate) table: LakeTableArgs,
+    /// The files' size (128MiB, 1GiB, ...): files under three quarters of it are merged.
+    #[arg(long, value_name = "SIZE", default_value = "128MiB", value_parser = parse_size)]
+    pub(crate) target_file_size: usize,
+    /// Times a commit that found the table changed (a mirror committed first) reads the table
+    /// again and tries anew, before compaction steps aside.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub(crate) retries: usize,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ExpireArgs {
+    #[command(flatten)]
+    pub(crate) table: LakeTableArgs,
+    /// Snapshots older than this go: 7d, 12h, 30m, 90s (0: all but the newest).
+    #[arg(long, value_name = "AGE", default_value = "7d", value_parser = parse_age)]
+    pub(crate) older_than: Duration,
+    /// Report what would go, and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+/// An age: a number and a unit (d, h, m, s; seconds without one).
+pub(crate) fn parse_age(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
+    let n: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not an age: a number and d, h, m or s (7d, 12h, 30m)"))?;
+    let seconds = match unit.trim() {
+        "d" => 86_400.0,
+        "h" => 3_600.0,
+        "m" => 60.0,
+        "s" | "" => 1.0,
+        other => return Err(format!("{other:?} is not a unit of an age: d, h, m or s")),
+    };
+    Duration::try_from_secs_f64(n * seconds)
+        .map_err(|_| format!("{s:?} is not an age of 0 or more"))
+}
+
 pub(crate) fn at_least_one_u64(s: &str) -> Result<u64, String> {
     at_least_one(s).map(|n| n as u64)
 }
@@ -838,6 +939,15 @@ Examples:
   pgarrow changes --slot orders_slot --publication orders_pub -o changes/
   # Or as a daily job: what was committed up to now, then exit
   pgarrow changes --slot orders_slot --publication orders_pub --catch-up -o s3://bucket/changes/";
+
+const LAKE_EXAMPLES: &str = "\
+Examples:
+  # Beside a running mirror: merge its small files and fold its deletes, nightly
+  pgarrow lake compact --ducklake postgresql:///lake --lake-table main.orders
+  pgarrow lake compact --delta s3://bucket/delta/orders --target-file-size 256MiB
+  # Drop what is older than a week, and the files only it held
+  pgarrow lake expire --iceberg postgresql:///lake --lake-table shop.orders --older-than 7d
+  pgarrow lake expire --delta s3://bucket/delta/orders --older-than 30d --dry-run";
 
 const MIRROR_EXAMPLES: &str = "\
 Examples:
@@ -860,7 +970,11 @@ const APPLY_EXAMPLES: &str = "Examples:
   pgarrow apply changes/ --url postgresql://replica/db
   # Into other tables, one keyed by given columns; statistics as JSON
   pgarrow apply s3://bucket/changes/ --url $REPLICA --table orders=archive.orders \\
-      --key archive.orders=order_id,line --json";
+      --key archive.orders=order_id,line --json
+  # Into lake tables, each commit recording the checkpoint it reaches (the lake table
+  # exported first in the slot's snapshot: pgarrow export --replication-slot ... --delta ...)
+  pgarrow apply s3://bucket/changes/ --delta s3://bucket/delta/orders
+  pgarrow apply changes/ --ducklake postgresql:///lake --lake-table main.orders";
 
 #[derive(Args, Debug)]
 pub(crate) struct ApplyArgs {
@@ -883,6 +997,29 @@ pub(crate) struct ApplyArgs {
     /// (created when missing).
     #[arg(long, default_value = pgarrow_changes::APPLIED_TABLE, value_name = "TABLE", help_heading = "Apply")]
     pub(crate) state_table: String,
+    /// Apply to DuckLake tables of the catalog in the PostgreSQL database at URL instead
+    /// (--lake-table SCHEMA.NAME for one table; several: each its schema and name). Each
+    /// commit records the slot and checkpoint it reaches: the lake table's own state.
+    #[arg(long, value_name = "URL", help_heading = "Apply to lake tables", conflicts_with_all = ["delta", "iceberg", "table"])]
+    pub(crate) ducklake: Option<String>,
+    /// Apply to the Delta Lake table at LOCATION (several tables: LOCATION/SCHEMA.NAME each).
+    #[arg(long, value_name = "LOCATION", help_heading = "Apply to lake tables", conflicts_with_all = ["iceberg", "table", "lake_table"])]
+    pub(crate) delta: Option<String>,
+    /// Apply to Apache Iceberg tables of the SQL catalog in the PostgreSQL database at URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        help_heading = "Apply to lake tables",
+        conflicts_with = "table"
+    )]
+    pub(crate) iceberg: Option<String>,
+    /// One table's lake table: SCHEMA.NAME (DuckLake; schema main by default) or
+    /// NAMESPACE.NAME (Iceberg; namespace default).
+    #[arg(long, value_name = "NAME", help_heading = "Apply to lake tables")]
+    pub(crate) lake_table: Option<String>,
+    /// The Iceberg catalog's name in the catalog database.
+    #[arg(long, value_name = "NAME", default_value = pgarrow_lake::iceberg::DEFAULT_CATALOG_NAME, requires = "iceberg", help_heading = "Apply to lake tables")]
+    pub(crate) catalog_name: String,
     /// Nanoseconds that are not whole microseconds: error, or round (as `import`).
     #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_with::<pgarrow::Nanoseconds>, help_heading = "Apply")]
     pub(crate) nanoseconds: pgarrow::Nanoseconds,

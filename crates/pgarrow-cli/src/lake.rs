@@ -13,7 +13,10 @@ use pgarrow_lake::{
     export_to_lake,
 };
 
-use crate::args::{ExportArgs, IncrementalArgs, LakeArgs, MirrorArgs, OutputArgs, PartitionArgs};
+use crate::args::{
+    ExportArgs, IncrementalArgs, LakeArgs, LakeCommand, LakeTableArgs, MirrorArgs, OutputArgs,
+    PartitionArgs,
+};
 use crate::partition::partition_options;
 use crate::report::{group, human_bytes};
 use crate::{Selected, Session, export_options, progress_hooks, sink_options, usage};
@@ -28,6 +31,8 @@ struct Job<'a> {
     incremental: &'a IncrementalArgs,
     policies: &'a Policies,
     shared: Option<(&'a TableName, PartitionOptions)>,
+    /// Read in a new replication slot's snapshot (`--replication-slot`).
+    in_slot: Option<PartitionOptions>,
 }
 
 impl Job<'_> {
@@ -59,9 +64,9 @@ impl Job<'_> {
     /// How the source is read: over `--partitions` connections, in the shared snapshot when
     /// there is one.
     fn partitions(&self) -> PartitionOptions {
-        match &self.shared {
-            Some((_, p)) => p.clone(),
-            None => partition_options(self.partition),
+        match (&self.in_slot, &self.shared) {
+            (Some(p), _) | (None, Some((_, p))) => p.clone(),
+            (None, None) => partition_options(self.partition),
         }
     }
 }
@@ -112,9 +117,19 @@ pub(crate) fn export(
         incremental: &args.incremental,
         policies,
         shared: None,
+        in_slot: None,
     };
     let patterns = match selected {
+        Selected::One(source) if args.slot.replication_slot.is_some() => {
+            return export_in_slot(rt, session, config, &source, &args.slot, one);
+        }
         Selected::One(source) => return export_one(rt, session, config, &source, &one),
+        Selected::Tables(_) if args.slot.replication_slot.is_some() => {
+            return Err(usage(
+                "--replication-slot hands one table off to replication, not several tables \
+                 (`pgarrow mirror` follows several)",
+            ));
+        }
         Selected::Tables(patterns) => patterns,
     };
     if args.lake.lake_table.is_some() {
@@ -129,6 +144,7 @@ pub(crate) fn export(
     for table in shared.tables().to_vec() {
         let job = Job {
             shared: Some((&table, shared.partitions(&partitions))),
+            in_slot: None,
             ..one
         };
         export_one(rt, session, config, &Source::from(table.clone()), &job)?;
@@ -155,6 +171,60 @@ fn check_flags(args: &OutputArgs, partition: &PartitionArgs) -> Result<()> {
         &pgarrow::io::Output::Discard,
         args,
     )?;
+    Ok(())
+}
+
+/// Creates the replication slot, exports into the lake table in its snapshot (the commit
+/// records the slot and its consistent point: where `pgarrow apply` of the slot's changes and
+/// `pgarrow mirror --slot` go on from), then closes the slot's connection (the slot stays; a
+/// failed export drops it).
+fn export_in_slot(
+    rt: &tokio::runtime::Runtime,
+    session: &mut Session,
+    config: &Config,
+    source: &Source,
+    slot: &crate::args::SlotArgs,
+    job: Job<'_>,
+) -> Result<()> {
+    use pgarrow_changes::slot::ReplicationSlot;
+    let name = slot.replication_slot.clone().unwrap_or_default();
+    let stop = session.stop.clone();
+    let created = wait(
+        rt,
+        &stop,
+        ReplicationSlot::create_with(config, &name, &slot.slot_plugin, false),
+    )?;
+    let info = created.info().clone();
+    let job = Job {
+        in_slot: Some(job.partitions().with_import_snapshot_at(
+            &info.snapshot_name,
+            &info.slot_name,
+            &info.consistent_point,
+        )),
+        ..job
+    };
+    let done = export_one(rt, session, config, source, &job);
+    let released = wait(rt, &stop, created.release());
+    if let Err(e) = done {
+        let drop = format!(
+            "SELECT pg_drop_replication_slot({})",
+            pgarrow::protocol::quote_literal(&name)
+        );
+        let _ = wait(rt, &stop, async {
+            let mut conn = pgarrow::protocol::Connection::connect(config).await?;
+            conn.simple_query(&drop).await?;
+            conn.close().await
+        });
+        return Err(e);
+    }
+    released?;
+    if !job.args.quiet {
+        eprintln!(
+            "created replication slot {} ({}); its changes start at {}, where the lake table's \
+             commit says it is",
+            info.slot_name, info.output_plugin, info.consistent_point
+        );
+    }
     Ok(())
 }
 
@@ -358,6 +428,7 @@ pub(crate) fn mirror(
         incremental: &export.incremental,
         policies,
         shared: None,
+        in_slot: None,
     };
     let target = target(&Source::Table(tables[0].clone()), &one)?;
     let options = MirrorOptions::new(flags.slot.clone())
@@ -418,6 +489,232 @@ pub(crate) fn mirror(
             group(stats.inserted),
             group(stats.deleted),
             stats.end_lsn,
+        );
+    }
+    Ok(())
+}
+
+/// `pgarrow lake compact|expire`: the table the flags name, kept up beside whatever writes to
+/// it; a summary line, or a JSON object with `--json`.
+pub(crate) fn maintain(
+    rt: &tokio::runtime::Runtime,
+    session: &Session,
+    command: &LakeCommand,
+) -> Result<()> {
+    let stop = session.stop.clone();
+    use pgarrow_lake::maintain::{
+        CompactOptions, CompactProgress, ExpireOptions, compact_lake, expire_lake,
+    };
+    match command {
+        LakeCommand::Compact(args) => {
+            let target = maintained(&args.table)?;
+            let options = CompactOptions::new()
+                .with_target_file_bytes(args.target_file_size as u64)
+                .with_retries(args.retries);
+            let quiet = args.table.quiet;
+            let hooks = pgarrow::Hooks::new().with_stop(stop.clone()).on_progress(
+                move |e: &CompactProgress| {
+                    if !quiet {
+                        eprintln!("{e}");
+                    }
+                },
+            );
+            let stats = wait(rt, &stop, compact_lake(&target, &options, hooks))?;
+            if args.table.json {
+                println!("{}", serde_json::to_string(&stats)?);
+            }
+            if !args.table.quiet {
+                match stats.commits {
+                    0 if !stats.stepped_aside => {
+                        eprintln!("{} table {}: nothing to compact", stats.format, stats.table)
+                    }
+                    _ => eprintln!(
+                        "compacted {} table {}: {} files into {} ({} rows, {} deleted rows \
+                         folded) in {} commit(s){}{}",
+                        stats.format,
+                        stats.table,
+                        group(stats.files_rewritten),
+                        group(stats.files_written),
+                        group(stats.rows),
+                        group(stats.deletes_folded),
+                        stats.commits,
+                        match stats.retried {
+                            0 => String::new(),
+                            n => format!(", {n} retried after another writer committed"),
+                        },
+                        match stats.stepped_aside {
+                            true => "; stepped aside for the other writer (run again later)",
+                            false => "",
+                        },
+                    ),
+                }
+            }
+        }
+        LakeCommand::Expire(args) => {
+            let target = maintained(&args.table)?;
+            let options = ExpireOptions::new(args.older_than).with_dry_run(args.dry_run);
+            let stats = wait(rt, &stop, expire_lake(&target, &options))?;
+            if args.table.json {
+                println!("{}", serde_json::to_string(&stats)?);
+            }
+            if !args.table.quiet {
+                eprintln!(
+                    "{} {} table {}: {} snapshot(s) and {} file(s) ({}){}",
+                    if stats.dry_run {
+                        "would expire"
+                    } else {
+                        "expired"
+                    },
+                    stats.format,
+                    stats.table,
+                    group(stats.snapshots),
+                    group(stats.files),
+                    human_bytes(stats.bytes),
+                    if stats.dry_run {
+                        ", nothing changed"
+                    } else {
+                        ""
+                    },
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The lake table `pgarrow lake` names.
+fn maintained(args: &LakeTableArgs) -> Result<LakeTarget> {
+    let name = |default: &str| -> Result<(String, String)> {
+        let name = TableName::parse(args.lake_table.as_deref().unwrap_or_default())?;
+        Ok((
+            name.schema.clone().unwrap_or_else(|| default.to_owned()),
+            name.name.clone(),
+        ))
+    };
+    let target: LakeTarget = if let Some(location) = &args.delta {
+        DeltaTarget::new(location.clone()).into()
+    } else if let Some(url) = &args.iceberg {
+        let (namespace, table) = name("default")?;
+        IcebergTarget::new(Config::parse(url)?, namespace, table)
+            .with_catalog_name(args.catalog_name.clone())
+            .into()
+    } else if let Some(url) = &args.ducklake {
+        let (schema, table) = name("main")?;
+        DuckLakeTarget::new(Config::parse(url)?, schema, table).into()
+    } else {
+        return Err(usage(
+            "a lake table: --ducklake URL or --iceberg URL with --lake-table, or --delta LOCATION",
+        ));
+    };
+    Ok(target.with_storage(args.storage.options()?))
+}
+
+/// `pgarrow apply DIR --ducklake|--delta|--iceberg`: a changes directory into lake tables, each
+/// table's changes of a roll in one commit that records the checkpoint it reaches.
+pub(crate) fn apply(
+    rt: &tokio::runtime::Runtime,
+    session: &Session,
+    args: &crate::args::ApplyArgs,
+) -> Result<()> {
+    use pgarrow_changes::ApplyStats;
+    use pgarrow_lake::apply::{LakeApplyOptions, apply_to_lake};
+    if args.state_table != pgarrow_changes::APPLIED_TABLE {
+        return Err(usage(
+            "--state-table is PostgreSQL's: a lake table records what it holds in its commits",
+        ));
+    }
+    let mut options = LakeApplyOptions::default();
+    for spec in &args.key {
+        let Some((table, columns)) = spec.split_once('=') else {
+            return Err(usage(&format!(
+                "--key {spec:?}: give TABLE=COLUMN[,COLUMN...]"
+            )));
+        };
+        let columns: Vec<String> = columns.split(',').map(|c| c.trim().to_owned()).collect();
+        if columns.iter().any(String::is_empty) {
+            return Err(usage(&format!(
+                "--key {spec:?}: give TABLE=COLUMN[,COLUMN...]"
+            )));
+        }
+        options = options.with_key(TableName::parse(table.trim())?, columns);
+    }
+    let dir = args.storage.location(&args.dir)?;
+    // One table's lake table: --lake-table, else its own name; several: each its own.
+    let manifest = pgarrow_changes::read_manifest(&dir)?;
+    let mut sources: Vec<&str> = manifest.files.iter().map(|f| f.table.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    if sources.len() > 1 && args.lake_table.is_some() {
+        return Err(usage(&format!(
+            "--lake-table names one lake table, and the changes are of {} tables: each goes \
+             into the lake table of its own schema and name",
+            sources.len()
+        )));
+    }
+    let lake_name = |default: &str| -> Result<(String, String)> {
+        match (&args.lake_table, sources.as_slice()) {
+            (Some(t), _) => {
+                let t = TableName::parse(t)?;
+                Ok((t.schema.unwrap_or_else(|| default.to_owned()), t.name))
+            }
+            (None, [one]) => Ok((default.to_owned(), TableName::parse(one)?.name)),
+            (None, _) => Ok((default.to_owned(), String::new())),
+        }
+    };
+    let target: LakeTarget = if let Some(location) = &args.delta {
+        DeltaTarget::new(location.clone()).into()
+    } else if let Some(url) = &args.iceberg {
+        let (namespace, table) = lake_name("default")?;
+        IcebergTarget::new(Config::parse(url)?, namespace, table)
+            .with_catalog_name(args.catalog_name.clone())
+            .into()
+    } else {
+        let (schema, table) = lake_name("main")?;
+        DuckLakeTarget::new(
+            Config::parse(args.ducklake.as_deref().unwrap_or_default())?,
+            schema,
+            table,
+        )
+        .into()
+    };
+    let target = target.with_storage(args.storage.options()?);
+    let quiet = args.quiet || args.json;
+    let stop = session.stop.clone();
+    let hooks = pgarrow::Hooks::new()
+        .with_stop(stop.clone())
+        .on_progress(move |s: &ApplyStats| {
+            if !quiet {
+                eprintln!(
+                    "roll {} (checkpoint {}): {} changes so far",
+                    s.rolls + s.rolls_skipped,
+                    s.checkpoint_lsn,
+                    group(s.changes)
+                );
+            }
+        });
+    let stats = wait(rt, &stop, apply_to_lake(&dir, &target, &options, hooks))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&stats)?);
+    } else if !args.quiet {
+        let skipped = match stats.rolls_skipped {
+            0 => String::new(),
+            n => format!(" ({n} the lake tables held already, left alone)"),
+        };
+        eprintln!(
+            "applied {} roll(s) of slot {:?} to {} lake table(s){skipped}: {} changes, {} rows \
+             written, {} deleted, {} truncate(s); the tables hold every change up to {}",
+            stats.rolls,
+            stats.slot,
+            stats.tables.len(),
+            group(stats.changes),
+            group(stats.upserted),
+            group(stats.deleted),
+            stats.truncates,
+            if stats.checkpoint_lsn.is_empty() {
+                "(none yet)"
+            } else {
+                &stats.checkpoint_lsn
+            },
         );
     }
     Ok(())

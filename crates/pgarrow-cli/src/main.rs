@@ -220,6 +220,11 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
             let config = conn::config(&args.conn, None)?;
             changes::changes(&rt, session, &config, &args)
         }
+        Command::Apply(args)
+            if args.ducklake.is_some() || args.delta.is_some() || args.iceberg.is_some() =>
+        {
+            lake::apply(&rt, session, &args)
+        }
         Command::Apply(args) => {
             session.interrupted = errors::ROLL_UNDONE;
             let config = conn::config(&args.conn, None)?;
@@ -231,6 +236,7 @@ fn run(cli: Cli, session: &mut Session) -> Result<()> {
             let policies = args.export.policies.policies();
             lake::mirror(&rt, session, &config, selected, &args, &policies)
         }
+        Command::Lake(command) => lake::maintain(&rt, session, &command),
         Command::Demo(args) => demo(&rt, session, args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "pgarrow", &mut std::io::stdout());

@@ -41,9 +41,10 @@
 
 mod checkpoint;
 pub(crate) mod dv;
+pub(crate) mod expire;
 mod log;
 pub(crate) mod mirror;
-mod read;
+pub(crate) mod read;
 mod replay;
 mod schema;
 mod stats;
@@ -469,7 +470,7 @@ fn writable(table: &Snapshot, if_exists: IfExists, name: &str) -> Result<()> {
 }
 
 /// Writes the checkpoint of `state` and points `_last_checkpoint` at it.
-fn write_checkpoint(log: &Location, state: &Snapshot) -> Result<()> {
+pub(crate) fn write_checkpoint(log: &Location, state: &Snapshot) -> Result<()> {
     let retention = state
         .metadata
         .configuration

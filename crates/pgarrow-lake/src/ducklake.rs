@@ -40,6 +40,7 @@
 mod catalog;
 mod columns;
 mod commit;
+pub(crate) mod expire;
 pub(crate) mod mirror;
 mod partitions;
 mod read;
@@ -305,6 +306,7 @@ pub async fn export_to_ducklake(
         deletes: &[],
         point: None,
         since: None,
+        rewrite: false,
         dropped: &[],
     };
     let mut catalog = Catalog::connect(&target.catalog).await?;

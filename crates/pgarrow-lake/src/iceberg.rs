@@ -41,6 +41,7 @@
 //! ```
 
 mod catalog;
+pub(crate) mod expire;
 mod manifest;
 pub(crate) mod mirror;
 mod read;

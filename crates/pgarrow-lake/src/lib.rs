@@ -18,6 +18,7 @@
 //! [`LakeStats`]. Several tables go into lake tables of their own, read in one snapshot:
 //! [`SharedSnapshot`], [`LakeTarget::for_table`].
 
+pub mod apply;
 mod avro;
 mod bounds;
 mod common;
@@ -26,6 +27,7 @@ pub mod delta;
 pub mod ducklake;
 pub mod iceberg;
 mod live;
+pub mod maintain;
 pub mod mirror;
 mod run;
 mod sql;

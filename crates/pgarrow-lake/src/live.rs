@@ -139,6 +139,8 @@ pub(crate) struct LiveFile {
     pub(crate) location: Location,
     /// Its rows, deleted ones included.
     pub(crate) rows: u64,
+    /// Its size.
+    pub(crate) bytes: u64,
     /// The positions its deletes remove, sorted.
     pub(crate) deleted: Vec<u64>,
 }
@@ -223,6 +225,9 @@ pub(crate) struct Plan {
     pub(crate) gone: Vec<Key>,
     /// Changes folded.
     pub(crate) changes: u64,
+    /// The commit rewrites files (compaction): `rows` are the live rows of the files whose
+    /// every live position `deletes` names, and the table's rows stay the same.
+    pub(crate) rewrite: bool,
 }
 
 impl Plan {
@@ -281,6 +286,11 @@ impl Live {
 
     /// Adds a file the table now holds, its rows' keys into the index.
     pub(crate) async fn add_file(&mut self, file: LiveFile) -> Result<()> {
+        if self.key.is_empty() {
+            // Without a key, the files alone (what compaction reads).
+            self.files.insert(file.id, file);
+            return Ok(());
+        }
         let keys = read_keys(&file.location, &self.key).await?;
         let mut deleted = file.deleted.iter().peekable();
         let mut at = 0u64;
@@ -334,6 +344,10 @@ impl Live {
                 rows.num_rows()
             ))
             .into());
+        }
+        if self.key.is_empty() {
+            self.files.insert(file.id, file);
+            return Ok(());
         }
         let columns = self
             .key
@@ -827,29 +841,45 @@ pub(crate) async fn read_rows(asked: Vec<(LiveFile, Vec<u64>)>) -> Result<Record
             }
         }
         // Files written before a schema change have other columns: each part as the newest
-        // file's columns, by name (a column a file lacks is NULL there).
+        // file's columns, by name (a column a file lacks is NULL there; a type widened since
+        // is cast to the newest).
         let schema =
             schema.ok_or_else(|| Error::from(ErrorKind::Internal("no rows read".into())))?;
         let parts = parts
             .into_iter()
-            .map(|part| {
-                let columns = schema
-                    .fields()
-                    .iter()
-                    .map(|f| match part.column_by_name(f.name()) {
-                        Some(c) if c.data_type() == f.data_type() => c.clone(),
-                        _ => arrow_array::new_null_array(f.data_type(), part.num_rows()),
-                    })
-                    .collect();
-                RecordBatch::try_new(schema.clone(), columns)
-                    .map_err(|e| Error::from(ErrorKind::Internal(format!("taking rows: {e}"))))
-            })
+            .map(|part| as_schema(&part, &schema))
             .collect::<Result<Vec<_>>>()?;
         arrow_select::concat::concat_batches(&schema, &parts)
             .map_err(|e| Error::from(ErrorKind::Usage(format!("the lake table's rows: {e}"))))
     })
     .await
     .map_err(|e| Error::from(ErrorKind::Internal(format!("reading rows: {e}"))))?
+}
+
+/// `part` with `schema`'s columns, by name: a column it lacks NULL, a narrower type (a file
+/// written before the column was widened) cast.
+///
+/// # Errors
+/// A column whose values the newer type cannot hold (named).
+pub(crate) fn as_schema(part: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match part.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+            Some(c) => arrow_cast::cast(c.as_ref(), f.data_type()).map_err(|e| {
+                Error::from(ErrorKind::Usage(format!(
+                    "column {:?} of the lake table's older files ({}) as {}: {e}",
+                    f.name(),
+                    c.data_type(),
+                    f.data_type()
+                )))
+            }),
+            None => Ok(arrow_array::new_null_array(f.data_type(), part.num_rows())),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| Error::from(ErrorKind::Internal(format!("taking rows: {e}"))))
 }
 
 #[cfg(test)]
@@ -942,6 +972,7 @@ mod tests {
                 id: 7,
                 location: Location::parse("/nowhere/f.parquet", &Default::default()).unwrap(),
                 rows: 3,
+                bytes: 0,
                 deleted: Vec::new(),
             },
         );

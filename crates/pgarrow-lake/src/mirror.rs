@@ -308,17 +308,17 @@ pub struct MirrorStats {
 }
 
 /// One mirrored table.
-struct Mirrored {
-    table: TableName,
-    target: LakeTarget,
-    key: Vec<String>,
-    lake: TableMirror,
-    live: Live,
-    point: MirrorPoint,
+pub(crate) struct Mirrored {
+    pub(crate) table: TableName,
+    pub(crate) target: LakeTarget,
+    pub(crate) key: Vec<String>,
+    pub(crate) lake: TableMirror,
+    pub(crate) live: Live,
+    pub(crate) point: MirrorPoint,
     /// Changes since the last commit.
-    pending: Vec<RecordBatch>,
+    pub(crate) pending: Vec<RecordBatch>,
     /// Of the schema's columns, how many are the table's.
-    columns: usize,
+    pub(crate) columns: usize,
 }
 
 /// Mirrors `tables` into lake tables: `target` itself for one table, else `target` named for
@@ -510,7 +510,7 @@ pub async fn resolve_tables(
 }
 
 /// A lake table a mirror commits to, of its format.
-enum TableMirror {
+pub(crate) enum TableMirror {
     DuckLake(DuckLakeMirror),
     Delta(DeltaMirror),
     Iceberg(IcebergMirror),
@@ -519,7 +519,7 @@ enum TableMirror {
 impl TableMirror {
     /// The table `target` names, if it exists: as the mirror holds it (its index by `key`),
     /// and the position its last commit reached.
-    async fn open(
+    pub(crate) async fn open(
         target: &LakeTarget,
         key: &[String],
     ) -> Result<Option<(TableMirror, Live, Option<MirrorPoint>)>> {
@@ -536,23 +536,23 @@ impl TableMirror {
         })
     }
 
-    /// Commits `plan` with `point` (the table at `since` before it).
-    async fn commit(
+    /// Commits `plan`, recording `point` (a mirror's commit; compaction carries the table's
+    /// on).
+    pub(crate) async fn commit(
         &mut self,
         live: &mut Live,
         plan: &Plan,
-        since: &MirrorPoint,
-        point: &MirrorPoint,
+        point: Option<&MirrorPoint>,
     ) -> Result<LakeCommit> {
         match self {
-            TableMirror::DuckLake(l) => l.commit(live, plan, since, point).await,
+            TableMirror::DuckLake(l) => l.commit(live, plan, point).await,
             TableMirror::Delta(l) => l.commit(live, plan, point).await,
             TableMirror::Iceberg(l) => l.commit(live, plan, point).await,
         }
     }
 
     /// The table's columns, in order.
-    fn column_names(&self) -> Vec<String> {
+    pub(crate) fn column_names(&self) -> Vec<String> {
         match self {
             TableMirror::DuckLake(l) => l.column_names().into_iter().map(str::to_owned).collect(),
             TableMirror::Delta(l) => l.column_names(),
@@ -570,7 +570,7 @@ impl TableMirror {
 
     /// The source's columns changed: the next commit that writes rows takes the new ones and
     /// ends `dropped`.
-    fn evolve(&mut self, dropped: &[String]) {
+    pub(crate) fn evolve(&mut self, dropped: &[String]) {
         if let TableMirror::DuckLake(l) = self {
             let ids = l.column_ids(dropped);
             l.evolve(ids);
@@ -935,20 +935,21 @@ async fn follow(
 /// A table's columns as a new Relation message gives them, against the lake table's: what a
 /// mirror follows (columns added without a value for the rows before, columns dropped, types
 /// widened), or what it refuses (the error's text).
-struct SchemaChange {
-    added: Vec<String>,
-    dropped_names: Vec<String>,
+pub(crate) struct SchemaChange {
+    pub(crate) added: Vec<String>,
+    pub(crate) dropped_names: Vec<String>,
 }
 
 impl SchemaChange {
-    async fn of(
-        config: &Config,
+    /// The change from `ours` (the lake table's columns) to `theirs` (the source's), or why a
+    /// mirror cannot follow it; a column added with a default is refused when `defaults`
+    /// (the source's columns with one) names it.
+    pub(crate) fn compare(
         m: &Mirrored,
         ours: &[String],
         theirs: &[String],
-    ) -> Result<std::result::Result<SchemaChange, String>> {
-        let name = m.table.quoted();
-        let refuse = |what: String| Ok(Err(what));
+        defaults: &[String],
+    ) -> std::result::Result<SchemaChange, String> {
         let added: Vec<String> = theirs
             .iter()
             .filter(|c| !ours.contains(c))
@@ -960,17 +961,17 @@ impl SchemaChange {
             .cloned()
             .collect();
         if let Some(k) = m.key.iter().find(|k| dropped.contains(k)) {
-            return refuse(format!("its key column {k:?} is gone"));
+            return Err(format!("its key column {k:?} is gone"));
         }
         if let Some(why) = m.lake.refuses_drop(&dropped) {
-            return refuse(why);
+            return Err(why);
         }
         // A renamed column keeps its place among the columns (a dropped and an added one
         // does not): the lake would lose its values.
         let kept_old: Vec<&String> = ours.iter().filter(|c| theirs.contains(c)).collect();
         let kept_new: Vec<&String> = theirs.iter().filter(|c| ours.contains(c)).collect();
         if kept_old != kept_new {
-            return refuse("their order changed".into());
+            return Err("their order changed".into());
         }
         for (i, old) in ours.iter().enumerate() {
             if dropped.contains(old)
@@ -978,15 +979,41 @@ impl SchemaChange {
                 && added.contains(new)
                 && ours.len() == theirs.len()
             {
-                return refuse(format!(
+                return Err(format!(
                     "{old:?} was renamed {new:?} (or dropped and another added in its place), \
                      which a mirror does not follow"
                 ));
             }
         }
+        // A column added with a default gives the rows before it that value, without a
+        // change in the WAL: the lake cannot know it (it would read NULL).
+        if let Some(c) = added.iter().find(|c| defaults.contains(c)) {
+            return Err(format!(
+                "column {c:?} was added with a default, which the rows before it take without \
+                 a change a mirror sees"
+            ));
+        }
+        Ok(SchemaChange {
+            added,
+            dropped_names: dropped,
+        })
+    }
+
+    /// [`compare`](Self::compare), the columns with a default asked of the source.
+    async fn of(
+        config: &Config,
+        m: &Mirrored,
+        ours: &[String],
+        theirs: &[String],
+    ) -> Result<std::result::Result<SchemaChange, String>> {
+        let name = m.table.quoted();
+        let added: Vec<String> = theirs
+            .iter()
+            .filter(|c| !ours.contains(c))
+            .cloned()
+            .collect();
+        let mut defaults = Vec::new();
         if !added.is_empty() {
-            // A column added with a default gives the rows before it that value, without a
-            // change in the WAL: the lake cannot know it (it would read NULL).
             let mut conn = Connection::connect(config)
                 .await
                 .map_err(|e| Error::from(ErrorKind::Connect(e)))?;
@@ -1003,27 +1030,18 @@ impl SchemaChange {
                 ))
                 .await;
             let _ = conn.close().await;
-            if let Some(c) = rows?
+            defaults = rows?
                 .into_iter()
-                .next()
-                .and_then(|r| r.into_iter().next().flatten())
-            {
-                return refuse(format!(
-                    "column {c:?} was added with a default, which the rows before it take \
-                     without a change a mirror sees"
-                ));
-            }
+                .filter_map(|r| r.into_iter().next().flatten())
+                .collect();
         }
-        Ok(Ok(SchemaChange {
-            added,
-            dropped_names: dropped,
-        }))
+        Ok(Self::compare(m, ours, theirs, &defaults))
     }
 }
 
 /// The rows of `batch` whose transactions committed at or after `lsn` (those before are in
 /// the table already).
-fn after(batch: &RecordBatch, lsn: Lsn) -> Result<RecordBatch> {
+pub(crate) fn after(batch: &RecordBatch, lsn: Lsn) -> Result<RecordBatch> {
     let commits = batch
         .column_by_name(COMMIT_LSN_COLUMN)
         .and_then(|c| c.as_any().downcast_ref::<arrow_array::UInt64Array>())
@@ -1039,7 +1057,7 @@ fn after(batch: &RecordBatch, lsn: Lsn) -> Result<RecordBatch> {
 
 /// Commits a table's pending changes up to `lsn`, reading the table again and folding anew
 /// when its files changed beside the mirror.
-async fn commit_table(
+pub(crate) async fn commit_table(
     m: &mut Mirrored,
     lsn: Lsn,
     options: &MirrorOptions,
@@ -1063,49 +1081,57 @@ async fn commit_table(
         // Only what the table does not hold yet (all of it, unless the table moved on).
         let batch = after(&batch, m.point.lsn)?;
         let planning = Instant::now();
-        let plan = m
-            .live
-            .plan(&batch, m.columns, &name, live::read_rows)
-            .await?;
+        let plan = m.live.plan(&batch, m.columns, &name, live::read_rows).await;
         debug(format_args!(
             "{name}: {} changes folded in {:.3} s",
             batch.num_rows(),
             planning.elapsed().as_secs_f64()
         ));
-        if plan.is_empty() {
-            // The changes cancel out: nothing to commit (the slot is confirmed past them).
-            m.pending.clear();
-            stats.changes += plan.changes;
-            return Ok(());
-        }
-        match m.lake.commit(&mut m.live, &plan, &m.point, &point).await {
-            Ok(done) => break (plan, done),
-            Err(e) if is_moved(&e) && retried < options.retries => {
-                debug(format_args!("moved: {e}"));
-                retried += 1;
-                stats.retried += 1;
-                let Some((lake, live, now)) = TableMirror::open(&m.target, &m.key).await? else {
-                    return Err(Error::usage(format!(
-                        "lake table {} was dropped beside the mirror",
-                        m.target.name()
-                    )));
-                };
-                match now {
-                    Some(now) if now.slot == options.slot => m.point = now,
-                    _ => {
-                        return Err(Error::usage(format!(
-                            "lake table {} no longer records slot {:?}: another writer \
-                             replaced it beside the mirror",
-                            m.target.name(),
-                            options.slot
-                        )));
-                    }
-                }
-                m.lake = lake;
-                m.live = live;
+        let tried = match plan {
+            Ok(plan) if plan.is_empty() => {
+                // The changes cancel out: nothing to commit (the slot is confirmed past them).
+                m.pending.clear();
+                stats.changes += plan.changes;
+                return Ok(());
             }
-            Err(e) => return Err(e),
+            Ok(plan) => match m.lake.commit(&mut m.live, &plan, Some(&point)).await {
+                Ok(done) => break (plan, done),
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        if retried >= options.retries {
+            return Err(tried);
         }
+        // The table's files changed beside the mirror (compaction; expiry then removed files
+        // the mirror read from): read the table again and fold anew. Another error on a table
+        // that did not change is the error.
+        let moved = is_moved(&tried);
+        debug(format_args!("moved ({moved}): {tried}"));
+        let Some((lake, live, now)) = TableMirror::open(&m.target, &m.key).await? else {
+            return Err(Error::usage(format!(
+                "lake table {} was dropped beside the mirror",
+                m.target.name()
+            )));
+        };
+        if !moved && same_files(&live, &m.live) {
+            return Err(tried);
+        }
+        retried += 1;
+        stats.retried += 1;
+        match now {
+            Some(now) if now.slot == options.slot => m.point = now,
+            _ => {
+                return Err(Error::usage(format!(
+                    "lake table {} no longer records slot {:?}: another writer replaced it \
+                     beside the mirror",
+                    m.target.name(),
+                    options.slot
+                )));
+            }
+        }
+        m.lake = lake;
+        m.live = live;
     };
     m.pending.clear();
     m.point = point;
@@ -1128,8 +1154,23 @@ async fn commit_table(
     Ok(())
 }
 
+/// Whether two reads of a table found the same files (each at the same place, with the same
+/// deletes).
+fn same_files(a: &Live, b: &Live) -> bool {
+    let files = |l: &Live| {
+        let mut f: Vec<(String, usize)> = l
+            .files
+            .values()
+            .map(|f| (f.location.to_string(), f.deleted.len()))
+            .collect();
+        f.sort();
+        f
+    };
+    files(a) == files(b)
+}
+
 /// Whether `e` says the table's files changed under a commit.
-fn is_moved(e: &Error) -> bool {
+pub(crate) fn is_moved(e: &Error) -> bool {
     let mut at: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = at {
         if err.to_string().contains(live::MOVED) {

@@ -140,6 +140,15 @@ impl LakeTarget {
     }
 
     /// Where files roll over, and the table's partitions.
+    pub fn layout(&self) -> &Layout {
+        match self {
+            LakeTarget::DuckLake(t) => &t.layout,
+            LakeTarget::Delta(t) => &t.layout,
+            LakeTarget::Iceberg(t) => &t.layout,
+        }
+    }
+
+    /// Where files roll over, and the table's partitions.
     pub fn with_layout(mut self, layout: Layout) -> Self {
         each!(self, t => t.layout = layout);
         self

@@ -263,6 +263,40 @@ pub(crate) fn apply_changes(
     path: PathBuf,
     args: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Py<PyAny>> {
+    let lake = args.and_then(|a| {
+        ["ducklake", "delta", "iceberg"]
+            .iter()
+            .any(|k| a.get_item(k).ok().flatten().is_some_and(|v| !v.is_none()))
+            .then_some(a)
+    });
+    if let Some(lake) = lake {
+        // Into lake tables: the lake's arguments, the keys of source tables.
+        let given: ApplyArgs = kwargs(py, Some(&lake_free(py, lake)?))?;
+        if given.tables.is_some() || given.state_table.is_some() {
+            return Err(usage_error(
+                py,
+                "tables= and state_table= are PostgreSQL's: a lake table is named by ducklake=, \
+                 delta= or iceberg= (and lake_table=), and records what it holds itself",
+            ));
+        }
+        let mut keys: Vec<_> = given.keys.unwrap_or_default().into_iter().collect();
+        keys.sort();
+        let dir = location(py, &path, given.storage_options.clone())?;
+        let lake_args = PyDict::new(py);
+        for k in [
+            "ducklake",
+            "delta",
+            "iceberg",
+            "lake_table",
+            "catalog_name",
+            "storage_options",
+        ] {
+            if let Some(v) = lake.get_item(k)? {
+                lake_args.set_item(k, v)?;
+            }
+        }
+        return crate::lake::apply_to_lake(py, dir, &lake_args, keys);
+    }
     let args: ApplyArgs = kwargs(py, args)?;
     let config = config(conninfo, None)?;
     let usage = |e: pgarrow::Error| usage_error(py, e.to_string());
@@ -293,4 +327,17 @@ pub(crate) fn apply_changes(
         let run = pgarrow_changes::apply_changes(config, &dir, &options, hooks);
         blocking::wait(runtime, stop, run)
     })
+}
+
+/// `args` without the lake's arguments (`ducklake`, `delta`, `iceberg`, `lake_table`,
+/// `catalog_name`).
+fn lake_free<'py>(py: Python<'py>, args: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    for (k, v) in args.iter() {
+        let key: String = k.extract()?;
+        if !["ducklake", "delta", "iceberg", "lake_table", "catalog_name"].contains(&key.as_str()) {
+            out.set_item(k, v)?;
+        }
+    }
+    Ok(out)
 }

@@ -422,3 +422,176 @@ pub(crate) fn mirror(
         blocking::wait(runtime, stop, run)
     })
 }
+
+/// The keys of [`MaintainArgs`] (the wrappers pass every one, `None` when not theirs).
+const MAINTAIN_KEYS: [&str; 10] = [
+    "ducklake",
+    "delta",
+    "iceberg",
+    "lake_table",
+    "catalog_name",
+    "storage_options",
+    "target_file_bytes",
+    "retries",
+    "older_than",
+    "dry_run",
+];
+
+/// The keyword arguments naming one lake table, for `compact_lake` and `expire_lake`.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct MaintainArgs {
+    ducklake: Option<String>,
+    delta: Option<String>,
+    iceberg: Option<String>,
+    lake_table: Option<String>,
+    catalog_name: Option<String>,
+    storage_options: Option<HashMap<String, String>>,
+    target_file_bytes: Option<u64>,
+    retries: Option<usize>,
+    older_than: Option<f64>,
+    dry_run: Option<bool>,
+}
+
+impl MaintainArgs {
+    /// The lake table the arguments name.
+    fn target(&self, py: Python<'_>) -> PyResult<LakeTarget> {
+        self.target_or(py, None)
+    }
+
+    /// The lake table the arguments name; a catalog's without `lake_table` is `table` (the
+    /// one source table of a changes directory).
+    fn target_or(&self, py: Python<'_>, table: Option<&str>) -> PyResult<LakeTarget> {
+        let named = [&self.ducklake, &self.delta, &self.iceberg]
+            .iter()
+            .filter(|a| a.is_some())
+            .count();
+        if named != 1 {
+            return Err(usage_error(
+                py,
+                "name the lake table: ducklake= or iceberg= (a catalog, with lake_table=), or \
+                 delta= (a location)",
+            ));
+        }
+        let name = |default: &str| -> PyResult<(String, String)> {
+            let Some(t) = self.lake_table.as_deref().or(table) else {
+                return Err(usage_error(py, "lake_table= names the catalog's table"));
+            };
+            let t = pgarrow::names::TableName::parse(t)
+                .map_err(|e| usage_error(py, format!("lake_table: {e}")))?;
+            Ok((t.schema.unwrap_or_else(|| default.to_owned()), t.name))
+        };
+        let config = |c: &str| Config::parse(c).map_err(|e| py_err(py, &e.into()));
+        let target = if let Some(location) = &self.delta {
+            if self.lake_table.is_some() {
+                return Err(usage_error(
+                    py,
+                    "lake_table= names a catalog's table: a Delta table is named by its location",
+                ));
+            }
+            LakeTarget::from(DeltaTarget::new(location.clone()))
+        } else if let Some(url) = &self.iceberg {
+            let (namespace, table) = name("default")?;
+            let mut t = IcebergTarget::new(config(url)?, namespace, table);
+            if let Some(n) = &self.catalog_name {
+                t = t.with_catalog_name(n.clone());
+            }
+            LakeTarget::from(t)
+        } else {
+            let (schema, table) = name("main")?;
+            LakeTarget::from(DuckLakeTarget::new(
+                config(self.ducklake.as_deref().unwrap_or_default())?,
+                schema,
+                table,
+            ))
+        };
+        Ok(target.with_storage(storage_options(self.storage_options.as_ref())))
+    }
+}
+
+/// Compacts the lake table the arguments name (`pgarrow lake compact`). Returns the statistics.
+#[pyfunction]
+#[pyo3(signature = (**args))]
+pub(crate) fn compact_lake(
+    py: Python<'_>,
+    args: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    use pgarrow_lake::maintain::CompactOptions;
+    let args: MaintainArgs = kwargs(py, args)?;
+    let target = args.target(py)?;
+    let mut options = CompactOptions::new();
+    if let Some(bytes) = args.target_file_bytes {
+        options = options.with_target_file_bytes(bytes);
+    }
+    if let Some(retries) = args.retries {
+        options = options.with_retries(retries);
+    }
+    document_on_runtime(py, move |runtime, stop| {
+        let run = pgarrow_lake::maintain::compact_lake(&target, &options, hooks(stop));
+        blocking::wait(runtime, stop, run)
+    })
+}
+
+/// Expires the lake table the arguments name (`pgarrow lake expire`). Returns the statistics.
+#[pyfunction]
+#[pyo3(signature = (**args))]
+pub(crate) fn expire_lake(py: Python<'_>, args: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+    use pgarrow_lake::maintain::ExpireOptions;
+    let args: MaintainArgs = kwargs(py, args)?;
+    let target = args.target(py)?;
+    let older_than = args.older_than.unwrap_or(7.0 * 86_400.0);
+    let older_than = std::time::Duration::try_from_secs_f64(older_than)
+        .map_err(|_| usage_error(py, "older_than takes a number of seconds, 0 or more"))?;
+    let options = ExpireOptions::new(older_than).with_dry_run(args.dry_run.unwrap_or(false));
+    document_on_runtime(py, move |runtime, stop| {
+        let run = pgarrow_lake::maintain::expire_lake(&target, &options);
+        blocking::wait(runtime, stop, run)
+    })
+}
+
+/// Applies the changes directory at `dir` to lake tables (`apply_changes(..., delta=...)`):
+/// `args` names them as for `compact_lake` (`lake_table` optional for one table); `keys` are
+/// source tables' keys.
+pub(crate) fn apply_to_lake(
+    py: Python<'_>,
+    dir: pgarrow::io::Location,
+    args: &Bound<'_, PyDict>,
+    keys: Vec<(String, Vec<String>)>,
+) -> PyResult<Py<PyAny>> {
+    use pgarrow_lake::apply::LakeApplyOptions;
+    let all = PyDict::new(py);
+    for k in MAINTAIN_KEYS {
+        all.set_item(k, args.get_item(k)?)?;
+    }
+    let args: MaintainArgs = all.extract()?;
+    let manifest = pgarrow_changes::read_manifest(&dir).map_err(|e| py_err(py, &e))?;
+    let mut sources: Vec<&str> = manifest.files.iter().map(|f| f.table.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    if sources.len() > 1 && args.lake_table.is_some() {
+        return Err(usage_error(
+            py,
+            "lake_table= names one lake table, and the changes are of several tables: each goes \
+             into the lake table of its own schema and name",
+        ));
+    }
+    let one = match sources.as_slice() {
+        [one] => Some(
+            pgarrow::names::TableName::parse(one)
+                .map_err(|e| usage_error(py, e.to_string()))?
+                .name,
+        ),
+        _ => None,
+    };
+    let target = args.target_or(py, one.as_deref())?;
+    let mut options = LakeApplyOptions::default();
+    for (table, columns) in keys {
+        let table = pgarrow::names::TableName::parse(&table)
+            .map_err(|e| usage_error(py, format!("keys: {e}")))?;
+        options = options.with_key(table, columns);
+    }
+    document_on_runtime(py, move |runtime, stop| {
+        let run = pgarrow_lake::apply::apply_to_lake(&dir, &target, &options, hooks(stop));
+        blocking::wait(runtime, stop, run)
+    })
+}

@@ -63,6 +63,8 @@ fn _pgarrow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(export::export_dir, m)?)?;
     m.add_function(wrap_pyfunction!(lake::export_lake, m)?)?;
     m.add_function(wrap_pyfunction!(lake::mirror, m)?)?;
+    m.add_function(wrap_pyfunction!(lake::compact_lake, m)?)?;
+    m.add_function(wrap_pyfunction!(lake::expire_lake, m)?)?;
     m.add_function(wrap_pyfunction!(export::export_incremental, m)?)?;
     m.add_function(wrap_pyfunction!(export::export_tables, m)?)?;
     m.add_class::<plan::PyPlan>()?;

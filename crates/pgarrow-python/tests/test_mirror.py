@@ -807,3 +807,247 @@ def test_delta_mirror_goes_on_after_deltalake_compacts_the_table(source, lake, s
     assert commits and all(c["snapshot"] > before + 1 for c in commits), commits
     assert work.check(delta_rows(path), "the end") == len(work.history) - 1
     work.close()
+
+
+# Upkeep beside a running mirror: `pgarrow lake compact` and `pgarrow lake expire`.
+
+
+def upkeep_flags(fmt, lake, table):
+    """The flags naming `table`'s lake table for `pgarrow lake`."""
+    return {
+        "ducklake": ["--ducklake", lake[0], "--lake-table", f"main.{table}"],
+        "delta": ["--delta", str(lake[1] / "delta" / table)],
+        "iceberg": ["--iceberg", lake[0], "--lake-table", f"default.{table}"],
+    }[fmt]
+
+
+def upkeep(fmt, lake, table, *command):
+    out = subprocess.run([pgarrow_bin(), "lake", *command, *upkeep_flags(fmt, lake, table), "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def files_held(fmt, lake, table, duckdb_lake):
+    """The files the lake table holds now (data files, and delete files or deletion vectors),
+    by name, as the format's reader lists them; and the files of those kinds on disk."""
+    catalog, data = lake
+    if fmt == "delta":
+        import deltalake
+
+        path = data / "delta" / table
+        adds = deltalake.DeltaTable(str(path)).get_add_actions(flatten=True)
+        held = {os.path.basename(p) for p in adds.column("path").to_pylist()}
+        dvs = [d for d in adds.column("deletionVector.pathOrInlineDv").to_pylist() if d] \
+            if "deletionVector.pathOrInlineDv" in adds.column_names else []
+        on_disk = {f.name for f in path.iterdir() if f.is_file()}
+        return held, on_disk, len(dvs)
+    if fmt == "iceberg":
+        t = iceberg_table(lake, table)
+        tasks = list(t.scan().plan_files())
+        held = {os.path.basename(task.file.file_path) for task in tasks}
+        deletes = {os.path.basename(d.file_path) for task in tasks for d in task.delete_files}
+        on_disk = {f.name for f in (data / "default.db" / table / "data").iterdir()}
+        return held | deletes, on_disk, len(deletes)
+    rows = duckdb_lake(catalog, f"SELECT data_file, delete_file FROM ducklake_list_files('lake', '{table}')")
+    held = {os.path.basename(r[0]) for r in rows} | {os.path.basename(r[1]) for r in rows if r[1]}
+    on_disk = {f.name for f in (data / "main" / table).iterdir()}
+    return held, on_disk, sum(1 for r in rows if r[1])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_compaction_and_expiry_beside_a_running_mirror(source, lake, slot, fmt, duckdb_lake):
+    """While the source changes and the mirror commits, `pgarrow lake compact` rewrites the
+    table's files (folding its deletes) and `pgarrow lake expire --older-than 0s` drops every
+    snapshot but the newest and the files only they held. The mirror, finding its files
+    rewritten, reads the table again; every read equals the source at a transaction; at the
+    end a last compaction leaves no deletes and expiry leaves on disk only the files the
+    table holds."""
+    table = f"mirror_upkeep_{fmt}"
+    make_table(source, table, rows=300)
+    proc = subprocess.Popen(mirror_args(source, lake, slot, table, "--commit-interval", "0", fmt=fmt),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = Lines(proc)
+    compacted, expired = [], []
+    try:
+        assert lines.next()["event"] == "exported"
+        work = Workload(source, table, seed=37)
+        for round in range(4):
+            for _ in range(2):
+                work.step()
+                lines.checkpoint_past(work.inside)
+            # Compaction runs while the source changes and the mirror commits.
+            running = subprocess.Popen(
+                [pgarrow_bin(), "lake", "compact", *upkeep_flags(fmt, lake, table), "--json",
+                 "--retries", "100"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2):
+                work.step()
+                lines.checkpoint_past(work.inside)
+            out, err = running.communicate(timeout=300)
+            assert running.returncode == 0, err
+            compacted.append(json.loads(out))
+            expired.append(upkeep(fmt, lake, table, "expire", "--older-than", "0s"))
+            work.check(rows_at(fmt, lake, table, duckdb_lake=duckdb_lake), f"round {round}")
+        work.step()
+        lines.checkpoint_past(work.inside)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        assert proc.returncode == 0, proc.stderr.read()
+        while (e := lines.next())["event"] != "done":
+            pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert sum(c["commits"] for c in compacted) >= 2, compacted
+    assert sum(c["deletes_folded"] for c in compacted) > 0, compacted
+    assert not any(c["stepped_aside"] for c in compacted), compacted
+    assert sum(e["snapshots"] for e in expired) > 0 and sum(e["files"] for e in expired) > 0, expired
+    done = [e for e in lines.seen if e["event"] == "done"]
+    assert done and done[0]["stats"]["retried"] >= 1, done
+    assert work.check(rows_at(fmt, lake, table, duckdb_lake=duckdb_lake), "the end") == len(work.history) - 1
+    # The mirror stopped: one last compaction folds every delete, and expiry leaves on disk
+    # exactly the files the table holds.
+    last = upkeep(fmt, lake, table, "compact")
+    assert last["files_written"] == 1 and last["stepped_aside"] is False, last
+    upkeep(fmt, lake, table, "expire", "--older-than", "0s")
+    held, on_disk, deletes = files_held(fmt, lake, table, duckdb_lake)
+    assert deletes == 0 and len(held) == 1, held
+    assert {f for f in on_disk if f.endswith((".parquet", ".bin"))} == held, (on_disk, held)
+    assert work.check(rows_at(fmt, lake, table, duckdb_lake=duckdb_lake), "compacted") == len(work.history) - 1
+    import_back(fmt, lake, source, table)
+    # And the mirror goes on from the compacted table.
+    work.step()
+    mirror(source, lake, slot, table, fmt=fmt)
+    assert work.check(rows_at(fmt, lake, table, duckdb_lake=duckdb_lake), "after") == len(work.history) - 1
+    work.close()
+
+
+def test_python_compact_and_expire_lake(source, lake, slot, duckdb_lake):
+    """`pgarrow.compact_lake` and `pgarrow.expire_lake`: a dry run changes nothing; the
+    arguments are checked."""
+    import pgarrow
+
+    table = "mirror_py_upkeep"
+    path = str(lake[1] / "delta" / table)
+    make_table(source, table, rows=100)
+    mirror(source, lake, slot, table, fmt="delta")
+    work = Workload(source, table, seed=41)
+    for _ in range(3):
+        work.step()
+    mirror(source, lake, slot, table, fmt="delta")
+    stats = pgarrow.compact_lake(delta=path, target_file_bytes=64 << 20)
+    assert stats["format"] == "delta" and stats["commits"] == 1 and stats["files_written"] == 1, stats
+    assert stats["deletes_folded"] > 0, stats
+    before = sorted(os.listdir(path))
+    dry = pgarrow.expire_lake(delta=path, older_than=0, dry_run=True)
+    assert dry["dry_run"] and dry["files"] > 0, dry
+    assert sorted(os.listdir(path)) == before
+    wet = pgarrow.expire_lake(delta=path, older_than=0)
+    assert wet["files"] == dry["files"], (dry, wet)
+    assert len(os.listdir(path)) < len(before)
+    assert work.check(delta_rows(path), "expired") == len(work.history) - 1
+    with pytest.raises(pgarrow.UsageError, match="name the lake table"):
+        pgarrow.compact_lake(delta=path, ducklake=lake[0])
+    with pytest.raises(pgarrow.UsageError, match="no Delta table|there is no"):
+        pgarrow.expire_lake(delta=str(lake[1] / "nowhere"))
+    work.close()
+
+
+# `pgarrow apply` into lake tables: a changes directory `pgarrow changes` wrote, applied later.
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_apply_changes_into_a_lake_table_once_each_through_kill_9(source, lake, slot, fmt,
+                                                                duckdb_lake, tmp_path):
+    """The table exported into a lake table in a new slot's snapshot (`export --replication-slot
+    --create-slot --delta ...`), its changes written by `pgarrow changes` in several rolls,
+    then applied by `pgarrow apply DIR --delta ...`, killed with SIGKILL after a random number
+    of rolls six times: every read equals the source at a transaction, the end equals the
+    source, and a rerun applies nothing."""
+    table = f"apply_lake_{fmt}"
+    make_table(source, table, rows=200)
+    run(source, f"CREATE PUBLICATION {slot} FOR TABLE {table}")
+    out = subprocess.run([pgarrow_bin(), "export", "-d", source, "-t", table, "--replication-slot",
+                          slot, "--create-slot", *lake_flags(fmt, lake, table), "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    work = Workload(source, table, seed=43)
+    changes = tmp_path / "changes"
+    for round_ in range(5):
+        for _ in range(3):
+            work.step(truncate=(round_ == 3))
+        out = subprocess.run([pgarrow_bin(), "changes", "-d", source, "--slot", slot, "--publication",
+                              slot, "-o", str(changes), "--catch-up", "--quiet"],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+    with open(changes / "_changes.json") as f:
+        rolls = len({f["checkpoint_lsn"] for f in json.load(f)["files"]})
+    assert rolls >= 5, rolls
+    apply = [pgarrow_bin(), "apply", str(changes), *upkeep_flags(fmt, lake, table)]
+    rng = random.Random(7)
+    for kill in range(6):
+        proc = subprocess.Popen(apply, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Killed after a random number of its rolls (a line each, the ones applied before
+        # too), or before it said anything.
+        for _ in range(rng.randint(0, rolls + 1)):
+            ready, _, _ = select.select([proc.stderr], [], [], 30)
+            if not ready or not proc.stderr.readline():
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        work.check(rows_at(fmt, lake, table, duckdb_lake=duckdb_lake), f"killed {kill}")
+    done = subprocess.run([*apply, "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert work.check(rows_at(fmt, lake, table, duckdb_lake=duckdb_lake), "the end") == len(work.history) - 1
+    import_back(fmt, lake, source, table)
+    again = subprocess.run([*apply, "--json"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    stats = json.loads(again.stdout)
+    assert stats["rolls"] == 0 and stats["rolls_skipped"] == rolls, stats
+    # A mirror of the same slot goes on from where the applies left the table.
+    work.step()
+    mirror(source, lake, slot, table, fmt=fmt)
+    assert work.check(rows_at(fmt, lake, table, duckdb_lake=duckdb_lake), "mirrored") == len(work.history) - 1
+    work.close()
+
+
+def test_apply_into_a_lake_table_says_what_is_missing(source, lake, slot, tmp_path):
+    """A lake table that does not exist, or does not record the slot, is refused with how to
+    make it; Python's `apply_changes(..., delta=...)` applies as the command line does."""
+    import pgarrow
+
+    table = "apply_lake_refused"
+    make_table(source, table, rows=50)
+    run(source, f"CREATE PUBLICATION {slot} FOR TABLE {table}")
+    path = lake[1] / "delta" / table
+    out = subprocess.run([pgarrow_bin(), "export", "-d", source, "-t", table, "--replication-slot",
+                          slot, "--create-slot", "--delta", str(path), "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    work = Workload(source, table, seed=47)
+    for _ in range(3):
+        work.step()
+    changes = tmp_path / "changes"
+    out = subprocess.run([pgarrow_bin(), "changes", "-d", source, "--slot", slot, "--publication",
+                          slot, "-o", str(changes), "--catch-up", "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    nowhere = subprocess.run([pgarrow_bin(), "apply", str(changes), "--delta", str(lake[1] / "nowhere")],
+                             capture_output=True, text=True)
+    assert nowhere.returncode != 0 and "export the table into it" in nowhere.stderr, nowhere.stderr
+    # A table exported outside the slot's snapshot records no slot.
+    other = lake[1] / "delta" / "other"
+    out = subprocess.run([pgarrow_bin(), "export", "-d", source, "-t", table, "--delta", str(other), "--quiet"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    unrecorded = subprocess.run([pgarrow_bin(), "apply", str(changes), "--delta", str(other)],
+                                capture_output=True, text=True)
+    assert unrecorded.returncode != 0 and "records no replication slot" in unrecorded.stderr, unrecorded.stderr
+    stats = pgarrow.apply_changes(None, str(changes), delta=str(path))
+    assert stats["rolls"] >= 1 and stats["tables"] == [str(path)], stats
+    assert work.check(delta_rows(path), "applied") == len(work.history) - 1
+    assert pgarrow.apply_changes(None, str(changes), delta=str(path))["rolls"] == 0
+    with pytest.raises(pgarrow.UsageError, match="PostgreSQL's"):
+        pgarrow.apply_changes(None, str(changes), delta=str(path), state_table="x")
+    work.close()

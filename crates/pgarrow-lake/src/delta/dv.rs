@@ -246,6 +246,34 @@ fn uuid_text(z85: &str) -> Result<String> {
     ))
 }
 
+/// The file a deletion vector is in, when it is in one (not inline): its UUID-named file under
+/// the table at `root`, or its absolute path.
+///
+/// # Errors
+/// A UUID path that is not one.
+pub(crate) fn file_of(
+    dv: &DeletionVector,
+    root: &Location,
+    storage: &StorageOptions,
+) -> Result<Option<Location>> {
+    Ok(match dv.storage_type.as_str() {
+        "p" => Some(Location::parse(&dv.path_or_inline_dv, storage)?),
+        "u" => {
+            let text = &dv.path_or_inline_dv;
+            if text.len() < 20 || !text.is_char_boundary(text.len() - 20) {
+                return Err(malformed(format!("the UUID path {text:?}")));
+            }
+            let (prefix, id) = text.split_at(text.len() - 20);
+            let name = format!("deletion_vector_{}.bin", uuid_text(id)?);
+            Some(match prefix.is_empty() {
+                true => root.join_path(&name),
+                false => root.join_path(&format!("{prefix}/{name}")),
+            })
+        }
+        _ => None,
+    })
+}
+
 /// The positions (from 0, ascending) the deletion vector `dv` deletes from a data file of
 /// the table at `root`.
 ///
@@ -268,22 +296,8 @@ pub(crate) fn read(
             bytes.truncate(size);
             bytes
         }
-        kind @ ("u" | "p") => {
-            let file = match kind {
-                "p" => Location::parse(&dv.path_or_inline_dv, storage)?,
-                _ => {
-                    let text = &dv.path_or_inline_dv;
-                    if text.len() < 20 || !text.is_char_boundary(text.len() - 20) {
-                        return Err(malformed(format!("the UUID path {text:?}")));
-                    }
-                    let (prefix, id) = text.split_at(text.len() - 20);
-                    let name = format!("deletion_vector_{}.bin", uuid_text(id)?);
-                    match prefix.is_empty() {
-                        true => root.join_path(&name),
-                        false => root.join_path(&format!("{prefix}/{name}")),
-                    }
-                }
-            };
+        "u" | "p" => {
+            let file = file_of(dv, root, storage)?.unwrap_or_else(|| root.clone());
             let bytes = file.read()?;
             let offset = usize::try_from(dv.offset.unwrap_or(1))
                 .map_err(|_| malformed("a negative offset"))?;

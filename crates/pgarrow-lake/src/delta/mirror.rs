@@ -80,9 +80,12 @@ impl DeltaMirror {
                 })
             })
             .max_by_key(|p| p.lsn);
-        let adds: HashMap<i64, Add> = state
-            .files
-            .values()
+        // IDs in the order the files were written (what compaction takes the newest
+        // file's columns by).
+        let mut by_time: Vec<&Add> = state.files.values().collect();
+        by_time.sort_by_key(|a| a.modification_time);
+        let adds: HashMap<i64, Add> = by_time
+            .into_iter()
             .enumerate()
             .map(|(i, a)| (i as i64, a.clone()))
             .collect();
@@ -151,7 +154,7 @@ impl DeltaMirror {
         &mut self,
         live: &mut Live,
         plan: &Plan,
-        point: &MirrorPoint,
+        point: Option<&MirrorPoint>,
     ) -> Result<LakeCommit> {
         let name = self.name.clone();
         let laps = Laps::new(&name);
@@ -226,7 +229,7 @@ impl DeltaMirror {
         &self,
         live: &Live,
         plan: &Plan,
-        point: &MirrorPoint,
+        point: Option<&MirrorPoint>,
         now: i64,
         actions: &mut Vec<Action>,
         written: &mut Vec<Location>,
@@ -247,9 +250,12 @@ impl DeltaMirror {
                 let manifest = self.write_rows(rows).await?;
                 written.extend(manifest.files.iter().map(|f| self.root.join_path(&f.path)));
                 let (root, m) = (self.root.clone(), manifest.clone());
-                let adds =
+                let mut adds =
                     blocking(move || super::describe_files(&root, &m, &[], &BTreeMap::new()))
                         .await?;
+                for (add, _) in &mut adds {
+                    add.data_change = !plan.rewrite;
+                }
                 (adds, evolved, ours.ntz)
             }
             None => (Vec::new(), None, false),
@@ -261,7 +267,7 @@ impl DeltaMirror {
         let remove = |add: &Add| Remove {
             path: add.path.clone(),
             deletion_timestamp: Some(now),
-            data_change: true,
+            data_change: !plan.rewrite,
             extended_file_metadata: Some(true),
             partition_values: Some(add.partition_values.clone()),
             size: Some(add.size),
@@ -318,36 +324,63 @@ impl DeltaMirror {
             metadata.schema_string = evolved.to_string();
         }
         let inserted: u64 = adds.iter().map(|(_, r)| r).sum();
-        actions.push(Action::CommitInfo(serde_json::json!({
-            "timestamp": now,
-            "operation": "STREAMING UPDATE",
-            "operationParameters": {
-                "outputMode": "Update",
-                "queryId": point.slot,
-                "epochId": point.lsn.to_string(),
-            },
-            "isBlindAppend": false,
-            "engineInfo": format!("pgarrow/{}", env!("CARGO_PKG_VERSION")),
-            "operationMetrics": {
-                "numAddedFiles": adds.len().to_string(),
-                "numOutputRows": inserted.to_string(),
-                "numDeletedRows": plan.deleted().to_string(),
-            },
-            "pgarrow": {
-                "pgarrow": env!("CARGO_PKG_VERSION"),
-                "replication_slot": point.slot,
-                "wal_lsn": point.lsn.to_string(),
-                "changes": plan.changes,
-                "truncated": plan.truncate,
-            },
-        })));
+        let provenance = |mut p: serde_json::Value| {
+            if let Some(point) = point {
+                p["replication_slot"] = point.slot.clone().into();
+                p["wal_lsn"] = point.lsn.to_string().into();
+            }
+            p
+        };
+        actions.push(Action::CommitInfo(match plan.rewrite {
+            // Compaction: the same rows in fewer files, no data changed (dataChange false:
+            // streaming readers skip it).
+            true => serde_json::json!({
+                "timestamp": now,
+                "operation": "OPTIMIZE",
+                "operationParameters": {"predicate": "[]", "zOrderBy": "[]"},
+                "isBlindAppend": false,
+                "engineInfo": format!("pgarrow/{}", env!("CARGO_PKG_VERSION")),
+                "operationMetrics": {
+                    "numAddedFiles": adds.len().to_string(),
+                    "numRemovedFiles": plan.deletes.len().to_string(),
+                    "numOutputRows": inserted.to_string(),
+                },
+                "pgarrow": provenance(serde_json::json!({
+                    "pgarrow": env!("CARGO_PKG_VERSION"),
+                    "compacted": true,
+                })),
+            }),
+            false => serde_json::json!({
+                "timestamp": now,
+                "operation": "STREAMING UPDATE",
+                "operationParameters": {
+                    "outputMode": "Update",
+                    "queryId": point.map(|p| p.slot.clone()),
+                    "epochId": point.map(|p| p.lsn.to_string()),
+                },
+                "isBlindAppend": false,
+                "engineInfo": format!("pgarrow/{}", env!("CARGO_PKG_VERSION")),
+                "operationMetrics": {
+                    "numAddedFiles": adds.len().to_string(),
+                    "numOutputRows": inserted.to_string(),
+                    "numDeletedRows": plan.deleted().to_string(),
+                },
+                "pgarrow": provenance(serde_json::json!({
+                    "pgarrow": env!("CARGO_PKG_VERSION"),
+                    "changes": plan.changes,
+                    "truncated": plan.truncate,
+                })),
+            }),
+        }));
         if protocol != self.state.protocol {
             actions.push(Action::Protocol(protocol));
         }
         if metadata != self.state.metadata {
             actions.push(Action::MetaData(metadata));
         }
-        actions.push(Action::Txn(txn(&point.slot, point.lsn, now)));
+        if let Some(point) = point.filter(|_| !plan.rewrite) {
+            actions.push(Action::Txn(txn(&point.slot, point.lsn, now)));
+        }
         actions.extend(changed);
         actions.extend(adds.iter().map(|(a, _)| Action::Add(a.clone())));
         Ok((adds, kept))
@@ -438,6 +471,7 @@ fn live_file(
         id,
         location,
         rows,
+        bytes: u64::try_from(add.size).unwrap_or(0),
         deleted,
     })
 }

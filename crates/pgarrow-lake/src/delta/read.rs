@@ -202,7 +202,7 @@ fn partition_type(ty: &Value) -> Option<DataType> {
 }
 
 /// A log path's percent-encoding undone.
-pub(super) fn uri_decode(path: &str) -> String {
+pub(crate) fn uri_decode(path: &str) -> String {
     let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

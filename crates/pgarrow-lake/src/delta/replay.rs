@@ -11,12 +11,12 @@ use super::log::{Snapshot, read_commit};
 
 /// What the log directory holds: the commits' versions, and the complete checkpoints (a
 /// version and its parts' names).
-struct Listing {
-    commits: Vec<i64>,
-    checkpoints: Vec<(i64, Vec<String>)>,
+pub(crate) struct Listing {
+    pub(crate) commits: Vec<i64>,
+    pub(crate) checkpoints: Vec<(i64, Vec<String>)>,
 }
 
-fn list(log: &Location) -> Result<Listing> {
+pub(crate) fn list(log: &Location) -> Result<Listing> {
     let mut commits = Vec::new();
     // version -> (parts expected, names)
     let mut parts: BTreeMap<(i64, u32), Vec<String>> = BTreeMap::new();

@@ -42,7 +42,9 @@ pub(super) struct Commit<'a> {
     pub(super) point: Option<&'a crate::live::MirrorPoint>,
     /// The position the mirror's view of the table is at: the table's last commit must
     /// still be there ([`MOVED`] otherwise).
-    pub(super) since: Option<&'a crate::live::MirrorPoint>,
+    pub(super) since: Option<&'a Seen>,
+    /// The commit rewrites files (compaction): the table's rows stay the same.
+    pub(super) rewrite: bool,
     /// Columns the commit ends (dropped at a mirror's source), with their nested fields.
     pub(super) dropped: &'a [i64],
 }
@@ -283,11 +285,9 @@ impl Commit<'_> {
         }
         if let Some(since) = self.since {
             let now = last_point(catalog, table_id).await?;
-            if now.as_ref() != Some(since) {
+            if now != *since {
                 return Err(ErrorKind::Unexpected(format!(
-                    "{MOVED}: its last commit is at {}, not {}",
-                    now.map_or_else(|| "no position".to_owned(), |p| p.lsn.to_string()),
-                    since.lsn
+                    "{MOVED}: its last commit with a position is {now}, not {since}"
                 ))
                 .into());
             }
@@ -343,6 +343,9 @@ impl Commit<'_> {
             provenance["wal_lsn"] = point.lsn.to_string().into();
             provenance["mirror"] = true.into();
         }
+        if self.rewrite {
+            provenance["compacted"] = true.into();
+        }
         if let Some(run) = self.run {
             provenance["incremental"] = serde_json::to_value(&run.state).map_err(|e| {
                 Error::from(ErrorKind::Internal(format!("the incremental state: {e}")))
@@ -354,9 +357,10 @@ impl Commit<'_> {
                 &[
                     Some(&s),
                     Some(&changes.join(",")),
-                    Some(&match self.point {
-                        Some(p) => format!("pgarrow mirror of {name} to {}", p.lsn),
-                        None => format!("pgarrow export of {name}"),
+                    Some(&match (self.rewrite, self.point) {
+                        (true, _) => format!("pgarrow compaction of {name}"),
+                        (false, Some(p)) => format!("pgarrow mirror of {name} to {}", p.lsn),
+                        (false, None) => format!("pgarrow export of {name}"),
                     }),
                     Some(&provenance.to_string()),
                 ],
@@ -809,14 +813,29 @@ async fn insert_partition(
     Ok(())
 }
 
-/// The slot and position the last commit of table `table_id` that records one reached.
-pub(super) async fn last_point(
-    catalog: &mut Catalog,
-    table_id: i64,
-) -> Result<Option<crate::live::MirrorPoint>> {
+/// The last commit of a table that records a mirror's position: the position, and the
+/// snapshot (a commit beside the mirror, such as compaction, carries the position on in a
+/// snapshot of its own: a mirror that read the table before it must read it again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub(crate) point: Option<crate::live::MirrorPoint>,
+    pub(crate) snapshot: Option<i64>,
+}
+
+impl std::fmt::Display for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.point, self.snapshot) {
+            (Some(p), Some(s)) => write!(f, "{} (snapshot {s})", p.lsn),
+            _ => f.write_str("none"),
+        }
+    }
+}
+
+/// The last commit of table `table_id` that records a position.
+pub(super) async fn last_point(catalog: &mut Catalog, table_id: i64) -> Result<Seen> {
     let rows = catalog
         .query(
-            "SELECT commit_extra_info FROM ducklake_snapshot_changes \
+            "SELECT commit_extra_info, snapshot_id::text FROM ducklake_snapshot_changes \
              WHERE author = 'pgarrow' AND commit_extra_info LIKE '%\"replication_slot\"%' \
              AND string_to_array(changes_made, ',') && \
              ARRAY['inserted_into_table:' || $1, 'deleted_from_table:' || $1] \
@@ -824,8 +843,13 @@ pub(super) async fn last_point(
             &[Some(&table_id.to_string())],
         )
         .await?;
-    Ok(rows
-        .first()
-        .and_then(|r| r[0].as_deref())
-        .and_then(crate::live::MirrorPoint::from_provenance))
+    let row = rows.first();
+    Ok(Seen {
+        point: row
+            .and_then(|r| r[0].as_deref())
+            .and_then(crate::live::MirrorPoint::from_provenance),
+        snapshot: row
+            .and_then(|r| r[1].as_deref())
+            .and_then(|s| s.parse().ok()),
+    })
 }

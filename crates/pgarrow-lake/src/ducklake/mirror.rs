@@ -13,7 +13,7 @@ use pgarrow::{Error, ErrorKind, Result};
 
 use super::catalog::Catalog;
 use super::columns::{known_ids, lake_columns_from};
-use super::commit::{Commit, DeleteChange, MOVED};
+use super::commit::{Commit, DeleteChange, MOVED, Seen};
 use super::{DuckLakeTarget, Table, describe_files, find_table, last_column_id, partitions};
 use crate::common::{IfExists, new_uuid};
 use crate::live::{LakeCommit, Laps, Live, LiveFile, MirrorPoint, Plan, remove_all};
@@ -26,6 +26,9 @@ pub(crate) struct DuckLakeMirror {
     dropped: Vec<i64>,
     /// Each data file's live delete file.
     delete_files: HashMap<i64, i64>,
+    /// The table's last commit with a position, as the mirror read it: a commit finding
+    /// another there reads the table again.
+    seen: Seen,
 }
 
 impl DuckLakeMirror {
@@ -43,9 +46,10 @@ impl DuckLakeMirror {
         let mut catalog = Catalog::connect(&target.catalog).await?;
         let opened = Self::read(&mut catalog, target, &name).await;
         catalog.close().await;
-        let Some((table, files, delete_files, point)) = opened? else {
+        let Some((table, files, delete_files, seen)) = opened? else {
             return Ok(None);
         };
+        let point = seen.point.clone();
         let live = Live::load(key, files)
             .await
             .map_err(|e| e.context(format!("reading DuckLake table {name}")))?;
@@ -55,6 +59,7 @@ impl DuckLakeMirror {
                 table,
                 dropped: Vec::new(),
                 delete_files,
+                seen,
             },
             live,
             point,
@@ -66,7 +71,7 @@ impl DuckLakeMirror {
         catalog: &mut Catalog,
         target: &DuckLakeTarget,
         name: &str,
-    ) -> Result<Option<(Table, Vec<LiveFile>, HashMap<i64, i64>, Option<MirrorPoint>)>> {
+    ) -> Result<Option<(Table, Vec<LiveFile>, HashMap<i64, i64>, Seen)>> {
         let exists = catalog
             .query("SELECT to_regclass('ducklake_metadata')::text", &[])
             .await?;
@@ -111,7 +116,7 @@ impl DuckLakeMirror {
             let files = catalog
                 .query(
                     "SELECT data_file_id::text, path, path_is_relative::text, \
-                     record_count::text FROM ducklake_data_file f \
+                     record_count::text, file_size_bytes::text FROM ducklake_data_file f \
                      WHERE table_id = $1::bigint AND end_snapshot IS NULL ORDER BY f.data_file_id",
                     &[Some(&t)],
                 )
@@ -167,6 +172,7 @@ impl DuckLakeMirror {
                 id,
                 location: Location::parse(&path_of(&f[1], &f[2]), &target.storage)?,
                 rows: u64::try_from(number(&f[3])).unwrap_or(0),
+                bytes: u64::try_from(number(&f[4])).unwrap_or(0),
                 deleted: gone,
             });
         }
@@ -184,8 +190,7 @@ impl DuckLakeMirror {
         &mut self,
         live: &mut Live,
         plan: &Plan,
-        since: &MirrorPoint,
-        point: &MirrorPoint,
+        point: Option<&MirrorPoint>,
     ) -> Result<LakeCommit> {
         let name = format!("{}.{}", self.target.schema, self.target.table);
         let dir = Location::parse(&self.table.dir, &self.target.storage)?;
@@ -278,8 +283,9 @@ impl DuckLakeMirror {
             run: None,
             previous: None,
             deletes: &deletes,
-            point: Some(point),
-            since: Some(since),
+            point,
+            since: Some(&self.seen),
+            rewrite: plan.rewrite,
             dropped: if plan.rows.is_some() {
                 &self.dropped
             } else {
@@ -303,6 +309,12 @@ impl DuckLakeMirror {
             }
         };
         laps.lap("committed");
+        if let Some(point) = point {
+            self.seen = Seen {
+                point: Some(point.clone()),
+                snapshot: Some(done.snapshot),
+            };
+        }
         // The table as it is now.
         if plan.rows.is_some() && columns_changed(&self.table.columns, &columns, &self.dropped) {
             let mut catalog = Catalog::connect(&self.target.catalog).await?;
@@ -331,6 +343,7 @@ impl DuckLakeMirror {
                 id: *id,
                 location: dir.join_path(&f.path),
                 rows: f.rows,
+                bytes: f.bytes,
                 deleted: Vec::new(),
             })
             .collect();

@@ -517,8 +517,8 @@ pub(crate) fn existing_list_entry(
     sequence: i64,
     min_sequence: i64,
     snapshot_id: i64,
-    files: usize,
-    rows: i64,
+    (files, rows): (usize, i64),
+    (deleted_files, deleted_rows): (usize, i64),
 ) -> Value {
     Value::Record(vec![
         ("manifest_path".into(), Value::String(path.to_owned())),
@@ -530,10 +530,13 @@ pub(crate) fn existing_list_entry(
         ("added_snapshot_id".into(), Value::Long(snapshot_id)),
         ("added_files_count".into(), Value::Int(0)),
         ("existing_files_count".into(), Value::Int(files as i32)),
-        ("deleted_files_count".into(), Value::Int(0)),
+        (
+            "deleted_files_count".into(),
+            Value::Int(deleted_files as i32),
+        ),
         ("added_rows_count".into(), Value::Long(0)),
         ("existing_rows_count".into(), Value::Long(rows)),
-        ("deleted_rows_count".into(), Value::Long(0)),
+        ("deleted_rows_count".into(), Value::Long(deleted_rows)),
         ("partitions".into(), Value::Array(Vec::new())),
     ])
 }

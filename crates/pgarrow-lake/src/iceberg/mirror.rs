@@ -7,7 +7,7 @@
 //! only if no other writer moved it: otherwise nothing is committed and the mirror reads the
 //! table again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use arrow_array::RecordBatch;
 use pgarrow::io::{Format, Layout, Location, Manifest, ManifestFile};
@@ -95,6 +95,7 @@ impl IcebergMirror {
                 id,
                 location,
                 rows,
+                bytes: f.bytes,
                 deleted: f.deleted,
             });
         }
@@ -136,7 +137,7 @@ impl IcebergMirror {
         &mut self,
         live: &mut Live,
         plan: &Plan,
-        point: &MirrorPoint,
+        point: Option<&MirrorPoint>,
     ) -> Result<LakeCommit> {
         let name = self.name.clone();
         let laps = Laps::new(&name);
@@ -200,7 +201,7 @@ impl IcebergMirror {
         // The deletes: one position delete file of every row the fold deletes.
         let mut delete_files = Vec::new();
         let mut deleted_rows = 0u64;
-        if !plan.truncate && !plan.deletes.is_empty() {
+        if !plan.truncate && !plan.rewrite && !plan.deletes.is_empty() {
             let mut deletes = Vec::with_capacity(plan.deletes.len());
             for (id, positions) in &plan.deletes {
                 let path = self.paths.get(id).ok_or_else(|| {
@@ -241,6 +242,7 @@ impl IcebergMirror {
             .as_i64()
             .filter(|id| *id >= 0);
         let previous = parent.and_then(|p| snapshot(&self.meta, p)).cloned();
+        let mut kept_bytes = None;
         if !plan.truncate
             && let Some(list) = previous.as_ref().and_then(|p| p["manifest-list"].as_str())
         {
@@ -248,7 +250,23 @@ impl IcebergMirror {
             let bytes = blocking(move || Ok(at.read()?)).await?;
             let before = manifest::read_manifest_list(&bytes)?;
             // Two manifests a commit: merged once there are many, so that readers open few.
-            let merged = match before.len() >= MERGE_AT {
+            // A rewrite merges always, ending the files it rewrote and every delete file (a
+            // rewrite takes every data file that has deletes).
+            let ending: Option<HashSet<String>> = plan.rewrite.then(|| {
+                plan.deletes
+                    .keys()
+                    .filter_map(|id| self.paths.get(id).cloned())
+                    .collect()
+            });
+            if let Some(ending) = &ending
+                && ending.len() != plan.deletes.len()
+            {
+                return Err(ErrorKind::Unexpected(format!(
+                    "{MOVED}: a file compaction rewrites is not the table's"
+                ))
+                .into());
+            }
+            let merged = match before.len() >= MERGE_AT || ending.is_some() {
                 true => {
                     let at = Merge {
                         storage: &storage,
@@ -258,11 +276,24 @@ impl IcebergMirror {
                         sequence,
                         dir: &metadata_dir,
                     };
-                    at.merge(&before, &mut cleanup).await?
+                    at.merge(&before, ending.as_ref(), &mut cleanup).await?
                 }
                 false => None,
             };
-            entries.extend(merged.unwrap_or(before));
+            match merged {
+                Some((merged, bytes)) => {
+                    entries.extend(merged);
+                    kept_bytes = Some(bytes);
+                }
+                None if plan.rewrite => {
+                    return Err(ErrorKind::Usage(format!(
+                        "Iceberg table {name}: its manifests are of several partition specs, \
+                         which compaction does not rewrite"
+                    ))
+                    .into());
+                }
+                None => entries.extend(before),
+            }
         }
         let list_path = format!("{metadata_dir}/snap-{snapshot_id}-1-{}.avro", new_uuid());
         let list_bytes = manifest::write_manifest_list(&entries, snapshot_id, parent, sequence)?;
@@ -275,6 +306,10 @@ impl IcebergMirror {
             delete_files.len(),
             deleted_rows,
         );
+        let summary = match plan.rewrite {
+            true => replace_summary(point, &data_files, &entries, kept_bytes.unwrap_or(0)),
+            false => summary,
+        };
         let snap = super::new_snapshot(
             snapshot_id,
             sequence,
@@ -328,6 +363,7 @@ impl IcebergMirror {
                 id,
                 location: Location::parse(&f.path, &storage)?,
                 rows: f.rows,
+                bytes: f.bytes,
                 deleted: Vec::new(),
             });
             self.paths.insert(id, f.path);
@@ -388,11 +424,15 @@ impl Merge<'_> {
     /// one manifest of data files and one of delete files, each entry `EXISTING` with the
     /// sequence numbers and snapshot it had. `None` (nothing merged) when a manifest is of
     /// another partition spec.
+    ///
+    /// With `ending` (a rewrite), the data files it names and every delete file are entries
+    /// `DELETED` by this snapshot instead.
     async fn merge(
         &self,
         before: &[crate::avro::Value],
+        ending: Option<&HashSet<String>>,
         cleanup: &mut Cleanup,
-    ) -> Result<Option<Vec<crate::avro::Value>>> {
+    ) -> Result<Option<(Vec<crate::avro::Value>, u64)>> {
         use crate::avro::Value;
         if before
             .iter()
@@ -401,6 +441,8 @@ impl Merge<'_> {
             return Ok(None);
         }
         let (list, storage) = (before.to_vec(), self.storage.clone());
+        let ending = ending.cloned();
+        let this_snapshot = self.snapshot_id;
         let groups = blocking(move || {
             let mut groups: [Vec<Value>; 2] = [Vec::new(), Vec::new()];
             for m in &list {
@@ -420,13 +462,27 @@ impl Merge<'_> {
                         .as_i64()
                         .unwrap_or(inherited);
                     let snapshot = entry.get("snapshot_id").as_i64().unwrap_or(added_by);
+                    let ended = ending.as_ref().is_some_and(|ending| {
+                        deletes
+                            || ending.contains(
+                                entry
+                                    .get("data_file")
+                                    .get("file_path")
+                                    .as_str()
+                                    .unwrap_or_default(),
+                            )
+                    });
+                    let (status, snapshot) = match ended {
+                        true => (2, this_snapshot),
+                        false => (0, snapshot),
+                    };
                     let Value::Record(fields) = entry else {
                         continue;
                     };
                     let fields = fields
                         .into_iter()
                         .map(|(k, v)| match k.as_str() {
-                            "status" => (k, Value::Int(0)),
+                            "status" => (k, Value::Int(status)),
                             "snapshot_id" => (k, Value::Long(snapshot)),
                             "sequence_number" => (k, Value::Long(sequence)),
                             "file_sequence_number" => (k, Value::Long(file_sequence)),
@@ -440,6 +496,12 @@ impl Merge<'_> {
         })
         .await?;
         let mut out = Vec::new();
+        // The bytes of the data files left live.
+        let bytes: i64 = groups[0]
+            .iter()
+            .filter(|e| e.get("status").as_i64() == Some(0))
+            .filter_map(|e| e.get("data_file").get("file_size_in_bytes").as_i64())
+            .sum();
         for (k, entries) in groups.iter().enumerate() {
             if entries.is_empty() {
                 continue;
@@ -449,10 +511,17 @@ impl Merge<'_> {
             let path = format!("{}/{}-m-merged.avro", self.dir, new_uuid());
             let length = bytes.len() as u64;
             cleanup.write(&path, bytes).await?;
-            let rows: i64 = entries
-                .iter()
-                .filter_map(|e| e.get("data_file").get("record_count").as_i64())
-                .sum();
+            let count = |status: i64| -> (usize, i64) {
+                let of: Vec<_> = entries
+                    .iter()
+                    .filter(|e| e.get("status").as_i64() == Some(status))
+                    .collect();
+                let rows = of
+                    .iter()
+                    .filter_map(|e| e.get("data_file").get("record_count").as_i64())
+                    .sum();
+                (of.len(), rows)
+            };
             let min_sequence = entries
                 .iter()
                 .filter_map(|e| e.get("sequence_number").as_i64())
@@ -466,11 +535,11 @@ impl Merge<'_> {
                 self.sequence,
                 min_sequence,
                 self.snapshot_id,
-                entries.len(),
-                rows,
+                count(0),
+                count(2),
             ));
         }
-        Ok(Some(out))
+        Ok(Some((out, u64::try_from(bytes).unwrap_or(0))))
     }
 }
 
@@ -488,7 +557,7 @@ pub(crate) fn partitioned(name: &str) -> Error {
 fn summary(
     previous: Option<&Json>,
     plan: &Plan,
-    point: &MirrorPoint,
+    point: Option<&MirrorPoint>,
     data_files: &[DataFile],
     delete_files: usize,
     deleted_rows: u64,
@@ -524,13 +593,70 @@ fn summary(
         "total-delete-files": s(total("total-delete-files") + delete_files as u64),
         "total-position-deletes": s(total("total-position-deletes") + deleted_rows),
         "total-equality-deletes": s(total("total-equality-deletes")),
-        "pgarrow": json!({
-            "pgarrow": env!("CARGO_PKG_VERSION"),
-            "replication_slot": point.slot,
-            "wal_lsn": point.lsn.to_string(),
+        "pgarrow": provenance(point, json!({
             "changes": plan.changes,
             "truncated": plan.truncate,
-        })
-        .to_string(),
+        })),
+    })
+}
+
+/// pgarrow's provenance of a snapshot: `more`, with the mirror's position when there is one
+/// (where the next run finds it).
+fn provenance(point: Option<&MirrorPoint>, mut more: Json) -> Json {
+    more["pgarrow"] = env!("CARGO_PKG_VERSION").into();
+    if let Some(point) = point {
+        more["replication_slot"] = point.slot.clone().into();
+        more["wal_lsn"] = point.lsn.to_string().into();
+    }
+    Json::String(more.to_string())
+}
+
+/// The summary of a compaction's snapshot (`replace`: the same rows, in `data_files` and the
+/// files the manifest list `entries` keeps, `kept_bytes` of them): the table's totals counted
+/// from the manifest list, the position carried on.
+fn replace_summary(
+    point: Option<&MirrorPoint>,
+    data_files: &[DataFile],
+    entries: &[crate::avro::Value],
+    kept_bytes: u64,
+) -> Json {
+    let sum = |content: i64, what: &str| -> i64 {
+        entries
+            .iter()
+            .filter(|e| e.get("content").as_i64().unwrap_or(0) == content)
+            .map(|e| {
+                ["added", "existing"]
+                    .iter()
+                    .filter_map(|k| e.get(&format!("{k}_{what}_count")).as_i64())
+                    .sum::<i64>()
+            })
+            .sum()
+    };
+    let deleted = |content: i64, what: &str| -> i64 {
+        entries
+            .iter()
+            .filter(|e| e.get("content").as_i64().unwrap_or(0) == content)
+            .filter_map(|e| e.get(&format!("deleted_{what}_count")).as_i64())
+            .sum()
+    };
+    let added_rows: u64 = data_files.iter().map(|f| f.rows).sum();
+    let added_bytes: u64 = data_files.iter().map(|f| f.bytes).sum();
+    let s = |v: i64| Json::String(v.to_string());
+    json!({
+        "operation": "replace",
+        "added-data-files": s(data_files.len() as i64),
+        "added-records": s(added_rows as i64),
+        "added-files-size": s(added_bytes as i64),
+        "deleted-data-files": s(deleted(0, "files")),
+        "deleted-records": s(deleted(0, "rows")),
+        "removed-delete-files": s(deleted(1, "files")),
+        "removed-position-deletes": s(deleted(1, "rows")),
+        "total-data-files": s(sum(0, "files")),
+        "total-records": s(sum(0, "rows")),
+        "total-files-size": s((kept_bytes + added_bytes) as i64),
+        "total-delete-files": s(sum(1, "files")),
+        "total-position-deletes": s(sum(1, "rows")),
+        "total-equality-deletes": s(0),
+        "pgarrow": provenance(point, json!({"compacted": true})),
     })
 }

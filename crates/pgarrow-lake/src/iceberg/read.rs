@@ -86,6 +86,7 @@ pub async fn open_iceberg(
 pub(crate) struct SnapshotFile {
     pub(crate) path: String,
     pub(crate) rows: Option<u64>,
+    pub(crate) bytes: u64,
     /// The positions its position delete files delete, ascending.
     pub(crate) deleted: Vec<u64>,
 }
@@ -133,7 +134,10 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
             match file.get("content").as_i64().unwrap_or(0) {
                 0 => {
                     let rows = long(file.get("record_count")).and_then(|n| u64::try_from(n).ok());
-                    data.push((file_path, rows, sequence));
+                    let bytes = long(file.get("file_size_in_bytes"))
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or(0);
+                    data.push((file_path, rows, bytes, sequence));
                 }
                 1 => deletes.push((file_path, sequence)),
                 _ => {
@@ -155,9 +159,11 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
             gone.entry(file).or_default().push((*sequence, positions));
         }
     }
+    // Oldest first (by data sequence number): a file's place says when it was written.
+    data.sort_by_key(|(.., sequence)| *sequence);
     Ok(data
         .into_iter()
-        .map(|(path, rows, sequence)| {
+        .map(|(path, rows, bytes, sequence)| {
             let mut deleted: Vec<u64> = gone
                 .get(&path)
                 .into_iter()
@@ -170,6 +176,7 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
             SnapshotFile {
                 path,
                 rows,
+                bytes,
                 deleted,
             }
         })

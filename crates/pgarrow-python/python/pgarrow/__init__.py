@@ -95,6 +95,8 @@ from ._typing import (  # noqa: E402
     Domains,
     DuckLakeStats,
     MirrorStats,
+    CompactStats,
+    ExpireStats,
     FileFormat,
     FileOptions,
     IfExists,
@@ -144,6 +146,8 @@ __all__ = [
     "export_tables",
     "export_with_slot",
     "mirror",
+    "compact_lake",
+    "expire_lake",
     "plan",
     "read_arrow",
     "read_batches",
@@ -1738,6 +1742,11 @@ def apply_changes(
     state_table: Optional[str] = None,
     nanoseconds: Nanoseconds = "error",
     storage_options: Optional[dict[str, str]] = None,
+    ducklake: Optional[str] = None,
+    delta: Optional[str] = None,
+    iceberg: Optional[str] = None,
+    lake_table: Optional[str] = None,
+    catalog_name: Optional[str] = None,
 ) -> ApplyStats:
     """Applies a changes directory (as :func:`changes_to` and ``pgarrow changes`` write it) to
     the tables of ``url``'s database, by key, as ``pgarrow apply``: each roll in one
@@ -1766,6 +1775,16 @@ def apply_changes(
         As in :func:`write`.
     storage_options : dict of str to str, optional
         As in :func:`export_file`.
+    ducklake, delta, iceberg, lake_table, catalog_name : str, optional
+        Apply to lake tables instead (``url`` is then not used), as :func:`compact_lake` names
+        them; ``lake_table`` is optional for the changes of one table (its own name), and
+        several tables go each into the lake table of its own schema and name (Delta:
+        ``delta/schema.name``). Each table's changes of a roll are one commit recording the
+        slot and the checkpoint, as a mirror's: a later call goes on from what each table
+        holds. The lake table must record the slot: export it in the slot's snapshot first
+        (``pgarrow export --replication-slot SLOT --create-slot --delta ...``). ``keys``
+        then name source tables' keys, for files that do not (changes files record their
+        replica identity's columns).
 
     Returns
     -------
@@ -1793,6 +1812,11 @@ def apply_changes(
         state_table=state_table,
         nanoseconds=nanoseconds,
         storage_options=storage_options,
+        ducklake=ducklake,
+        delta=delta,
+        iceberg=iceberg,
+        lake_table=lake_table,
+        catalog_name=catalog_name,
     )
 
 
@@ -1910,3 +1934,103 @@ def mirror(
         storage_options=storage_options,
     )
 
+
+
+
+def compact_lake(
+    *,
+    ducklake: Optional[str] = None,
+    delta: Optional[str] = None,
+    iceberg: Optional[str] = None,
+    lake_table: Optional[str] = None,
+    catalog_name: Optional[str] = None,
+    target_file_bytes: int = 128 << 20,
+    retries: int = 10,
+    storage_options: Optional[dict[str, str]] = None,
+) -> CompactStats:
+    """Compacts a lake table, as ``pgarrow lake compact``: its files with deleted rows, and its
+    files under three quarters of ``target_file_bytes``, are rewritten into files of that size,
+    each group in one commit that ends the old files and their delete files. Readers see the
+    same rows before and after; a mirror's position is carried on. Safe beside a running
+    mirror: when it commits first, compaction reads the table again and tries anew
+    (``retries``), then steps aside (``stepped_aside`` in the result).
+
+    Parameters
+    ----------
+    ducklake, iceberg : str, optional
+        The PostgreSQL database of the DuckLake catalog, or of the Iceberg SQL catalog
+        (``catalog_name``), with ``lake_table`` (``"[schema.]name"``; schema ``main``,
+        namespace ``default`` by default).
+    delta : str, optional
+        Instead: the Delta table's location, a directory or an object URL.
+    target_file_bytes : int, default 128 MiB
+        The files' size.
+    retries : int, default 10
+        Commits begun again after another writer committed first.
+    storage_options : dict of str to str, optional
+        As in :func:`export_file`.
+
+    Returns
+    -------
+    dict
+        The statistics (:class:`pgarrow._typing.CompactStats`).
+    """
+    return _pgarrow.compact_lake(
+        ducklake=ducklake,
+        delta=delta,
+        iceberg=iceberg,
+        lake_table=lake_table,
+        catalog_name=catalog_name,
+        target_file_bytes=int(target_file_bytes),
+        retries=int(retries),
+        older_than=None,
+        dry_run=None,
+        storage_options=storage_options,
+    )
+
+
+def expire_lake(
+    *,
+    ducklake: Optional[str] = None,
+    delta: Optional[str] = None,
+    iceberg: Optional[str] = None,
+    lake_table: Optional[str] = None,
+    catalog_name: Optional[str] = None,
+    older_than: float = 7 * 86400.0,
+    dry_run: bool = False,
+    storage_options: Optional[dict[str, str]] = None,
+) -> ExpireStats:
+    """Expires a lake table's old snapshots, as ``pgarrow lake expire``: the snapshots older
+    than ``older_than`` seconds go (never the newest, nor the commit holding a mirror's
+    position), and the files no snapshot left holds are removed. Iceberg: its snapshots and
+    the manifests, data and delete files only they reached. Delta: its log versions before
+    the newest checkpoint (written first when the newest version has none), and the files its
+    removes tombstoned (VACUUM). DuckLake: the catalog's snapshots (they are the whole
+    lake's) and the files only they held. Safe beside a running mirror.
+
+    Parameters
+    ----------
+    ducklake, delta, iceberg, lake_table, catalog_name, storage_options
+        The lake table, as in :func:`compact_lake`.
+    older_than : float, default 7 days
+        The retention, in seconds (0: every snapshot but the newest).
+    dry_run : bool, default False
+        Report what would go, and change nothing.
+
+    Returns
+    -------
+    dict
+        The statistics (:class:`pgarrow._typing.ExpireStats`).
+    """
+    return _pgarrow.expire_lake(
+        ducklake=ducklake,
+        delta=delta,
+        iceberg=iceberg,
+        lake_table=lake_table,
+        catalog_name=catalog_name,
+        target_file_bytes=None,
+        retries=None,
+        older_than=float(older_than),
+        dry_run=dry_run,
+        storage_options=storage_options,
+    )

@@ -15,6 +15,8 @@ from ._typing import (
     IcebergStats,
     DuckLakeStats,
     MirrorStats,
+    CompactStats,
+    ExpireStats,
     ExportStats,
     IncrementalStats,
     LoadStats,
@@ -86,6 +88,11 @@ def apply_changes(
     state_table: Optional[str],
     nanoseconds: str,
     storage_options: Optional[dict[str, str]],
+    ducklake: Optional[str],
+    delta: Optional[str],
+    iceberg: Optional[str],
+    lake_table: Optional[str],
+    catalog_name: Optional[str],
 ) -> ApplyStats: ...
 
 class Export:
@@ -208,6 +215,32 @@ def mirror(
     options: Optional[dict[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> MirrorStats: ...
+def compact_lake(
+    *,
+    ducklake: Optional[str],
+    delta: Optional[str],
+    iceberg: Optional[str],
+    lake_table: Optional[str],
+    catalog_name: Optional[str],
+    target_file_bytes: int,
+    retries: int,
+    older_than: None,
+    dry_run: None,
+    storage_options: Optional[dict[str, str]],
+) -> CompactStats: ...
+def expire_lake(
+    *,
+    ducklake: Optional[str],
+    delta: Optional[str],
+    iceberg: Optional[str],
+    lake_table: Optional[str],
+    catalog_name: Optional[str],
+    target_file_bytes: None,
+    retries: None,
+    older_than: float,
+    dry_run: bool,
+    storage_options: Optional[dict[str, str]],
+) -> ExpireStats: ...
 def export_incremental(
     conninfo: Optional[str],
     table: str,

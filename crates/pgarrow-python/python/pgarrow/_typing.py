@@ -234,6 +234,40 @@ class MirrorStats(TypedDict):
     retried: int
 
 
+class CompactStats(TypedDict):
+    """What :func:`pgarrow.compact_lake` did."""
+
+    format: Literal["ducklake", "delta", "iceberg"]
+    table: str
+    #: Commits made: one per group of files up to the target size.
+    commits: int
+    #: Data files rewritten (ended), and written.
+    files_rewritten: int
+    files_written: int
+    #: Rows rewritten, and deleted rows left out (deletes folded into the files).
+    rows: int
+    deletes_folded: int
+    #: Commits that found the table changed (a mirror committed first) and tried anew.
+    retried: int
+    #: Whether compaction gave way to another writer after its retries.
+    stepped_aside: bool
+    #: The table's snapshot (version) after the last commit.
+    snapshot: Optional[int]
+
+
+class ExpireStats(TypedDict):
+    """What :func:`pgarrow.expire_lake` did (or, dry, would do)."""
+
+    format: Literal["ducklake", "delta", "iceberg"]
+    table: str
+    #: Snapshots (Delta: log versions) dropped.
+    snapshots: int
+    #: Files removed (data, delete and metadata files), and their bytes where known.
+    files: int
+    bytes: int
+    dry_run: bool
+
+
 class DeltaStats(PartitionedStats, LakeRun):
     """An export committed into a Delta table: the export's statistics, and the commit's."""
 

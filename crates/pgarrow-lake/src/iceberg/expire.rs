@@ -1,0 +1,227 @@
+//! Expiry of an Iceberg table: its snapshots older than the retention go from its metadata
+//! (never the current one, nor one a branch or tag names), in one swap of the catalog's
+//! metadata location that retries when another writer moved it first; then the manifest
+//! lists, manifests, data and delete files that only the dropped snapshots reached are
+//! removed.
+
+use std::collections::{HashMap, HashSet};
+
+use pgarrow::io::{Location, StorageOptions};
+use pgarrow::{Error, ErrorKind, Result};
+use serde_json::Value as Json;
+
+use super::catalog::SqlCatalog;
+use super::{IcebergTarget, blocking, metadata_version, read_metadata};
+use crate::common::new_uuid;
+use crate::maintain::{ExpireOptions, ExpireStats, remove_files};
+
+/// Expires the table `target` names.
+///
+/// # Errors
+/// No such table; its files' and the catalog's errors; a table other writers kept moving
+/// through every retry.
+pub(crate) async fn expire(target: &IcebergTarget, options: &ExpireOptions) -> Result<ExpireStats> {
+    let name = format!("{}.{}", target.namespace, target.table);
+    let cutoff = options.cutoff_ms();
+    for _ in 0..=options.retries {
+        let mut catalog = SqlCatalog::connect(&target.catalog, &target.catalog_name).await?;
+        let current = catalog.current(&target.namespace, &target.table).await;
+        catalog.close().await;
+        let Some(at) = current? else {
+            return Err(Error::usage(format!("there is no Iceberg table {name}")));
+        };
+        let meta = read_metadata(&at, &target.storage).await?;
+        let (kept, dropped) = split(&meta, cutoff);
+        let mut stats = ExpireStats {
+            snapshots: dropped.len() as u64,
+            ..ExpireStats::default()
+        };
+        if dropped.is_empty() {
+            return Ok(stats);
+        }
+        let lists = |ids: &HashSet<i64>| -> Vec<String> {
+            snapshots(&meta)
+                .filter(|s| {
+                    s["snapshot-id"]
+                        .as_i64()
+                        .is_some_and(|id| ids.contains(&id))
+                })
+                .filter_map(|s| s["manifest-list"].as_str().map(str::to_owned))
+                .collect()
+        };
+        let (kept_lists, dropped_lists) = (lists(&kept), lists(&dropped));
+        let storage = target.storage.clone();
+        let gone = blocking(move || unreachable(&kept_lists, &dropped_lists, &storage)).await?;
+        if options.dry_run {
+            remove_files(&gone, &mut stats, true);
+            return Ok(stats);
+        }
+        // The metadata without the dropped snapshots.
+        let mut next = meta.clone();
+        let keep = |v: &Json| {
+            v["snapshot-id"]
+                .as_i64()
+                .is_some_and(|id| kept.contains(&id))
+        };
+        for key in ["snapshots", "snapshot-log"] {
+            if let Some(a) = next[key].as_array_mut() {
+                a.retain(&keep);
+            }
+        }
+        next["last-updated-ms"] = super::now_ms().into();
+        if let Some(log) = next["metadata-log"].as_array_mut() {
+            log.push(serde_json::json!({
+                "metadata-file": at,
+                "timestamp-ms": meta["last-updated-ms"],
+            }));
+        }
+        let location = meta["location"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_end_matches('/');
+        let version = metadata_version(&at, &meta) + 1;
+        let path = format!(
+            "{location}/metadata/{version:05}-{}.metadata.json",
+            new_uuid()
+        );
+        let text = serde_json::to_vec_pretty(&next)
+            .map_err(|e| Error::from(ErrorKind::Internal(format!("metadata JSON: {e}"))))?;
+        let written = Location::parse(&path, &target.storage)?;
+        {
+            let written = written.clone();
+            blocking(move || Ok(written.write_atomically(&text)?)).await?;
+        }
+        let mut catalog = SqlCatalog::connect(&target.catalog, &target.catalog_name).await?;
+        let swapped = catalog
+            .swap(&target.namespace, &target.table, &at, &path)
+            .await;
+        catalog.close().await;
+        match swapped {
+            Ok(true) => {
+                let gone = blocking(move || {
+                    let mut stats = ExpireStats::default();
+                    remove_files(&gone, &mut stats, false);
+                    Ok(stats)
+                })
+                .await?;
+                stats.files = gone.files;
+                stats.bytes = gone.bytes;
+                return Ok(stats);
+            }
+            // Another writer (a mirror) committed first: read the table again.
+            Ok(false) => {
+                let _ = written.remove();
+            }
+            Err(e) => {
+                let _ = written.remove();
+                return Err(e.context(format!("expiring Iceberg table {name}")));
+            }
+        }
+    }
+    Err(ErrorKind::Unexpected(format!(
+        "Iceberg table {name} moved at each of {} tries: expiry stepped aside",
+        options.retries + 1
+    ))
+    .into())
+}
+
+fn snapshots(meta: &Json) -> impl Iterator<Item = &Json> {
+    meta["snapshots"].as_array().into_iter().flatten()
+}
+
+/// The snapshots kept (newer than `cutoff`, the current one, any a reference names) and those
+/// dropped, by ID.
+fn split(meta: &Json, cutoff: i64) -> (HashSet<i64>, HashSet<i64>) {
+    let mut named: HashSet<i64> = meta["refs"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, r)| r["snapshot-id"].as_i64())
+        .collect();
+    named.extend(meta["current-snapshot-id"].as_i64());
+    let (mut kept, mut dropped) = (HashSet::new(), HashSet::new());
+    for s in snapshots(meta) {
+        let Some(id) = s["snapshot-id"].as_i64() else {
+            continue;
+        };
+        let old = s["timestamp-ms"].as_i64().unwrap_or(i64::MAX) < cutoff;
+        match old && !named.contains(&id) {
+            true => dropped.insert(id),
+            false => kept.insert(id),
+        };
+    }
+    (kept, dropped)
+}
+
+/// The files the manifest lists `dropped` reach and `kept` do not: the lists, their manifests,
+/// and the data and delete files of the manifests' entries (a file the kept snapshots hold
+/// live stays). Blocking.
+fn unreachable(
+    kept: &[String],
+    dropped: &[String],
+    storage: &StorageOptions,
+) -> Result<Vec<(Location, u64)>> {
+    let mut manifests: HashMap<String, Vec<(String, u64, bool)>> = HashMap::new();
+    let mut reach = |lists: &[String], live_only: bool| -> Result<HashSet<String>> {
+        let mut out = HashSet::new();
+        for list in lists {
+            out.insert(list.clone());
+            let at = Location::parse(list, storage)?;
+            let entries = match at.read() {
+                Ok(bytes) => crate::avro::read_file(&bytes)?.records,
+                // A list already gone (an expiry that stopped after its swap).
+                Err(_) if !live_only => continue,
+                Err(e) => return Err(e.into()),
+            };
+            for m in entries {
+                let path = m
+                    .get("manifest_path")
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                out.insert(path.clone());
+                if !manifests.contains_key(&path) {
+                    let files = match Location::parse(&path, storage)?.read() {
+                        Ok(bytes) => crate::avro::read_file(&bytes)?
+                            .records
+                            .iter()
+                            .map(|e| {
+                                let f = e.get("data_file");
+                                (
+                                    f.get("file_path").as_str().unwrap_or_default().to_owned(),
+                                    u64::try_from(
+                                        f.get("file_size_in_bytes").as_i64().unwrap_or(0),
+                                    )
+                                    .unwrap_or(0),
+                                    e.get("status").as_i64() != Some(2),
+                                )
+                            })
+                            .collect(),
+                        Err(_) if !live_only => Vec::new(),
+                        Err(e) => return Err(e.into()),
+                    };
+                    manifests.insert(path.clone(), files);
+                }
+                for (file, _, live) in &manifests[&path] {
+                    if *live || !live_only {
+                        out.insert(file.clone());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    };
+    let keep = reach(kept, true)?;
+    let gone = reach(dropped, false)?;
+    let sizes: HashMap<&str, u64> = manifests
+        .values()
+        .flatten()
+        .map(|(p, b, _)| (p.as_str(), *b))
+        .collect();
+    let mut out = Vec::new();
+    for path in gone.difference(&keep) {
+        let bytes = sizes.get(path.as_str()).copied().unwrap_or(0);
+        out.push((Location::parse(path, storage)?, bytes));
+    }
+    Ok(out)
+}
