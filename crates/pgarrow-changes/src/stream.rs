@@ -515,12 +515,13 @@ impl ChangeStream {
             .options
             .status_interval
             .saturating_sub(self.last_status.elapsed());
-        let flush = match self.pending {
-            Some(_) => self
+        // A checkpoint waits for the transaction under way to end: its messages, not a timer.
+        let flush = match (&self.pending, &self.txn) {
+            (Some(_), None) => self
                 .options
                 .flush_interval
                 .saturating_sub(self.last_checkpoint.elapsed()),
-            None => Duration::MAX,
+            _ => Duration::MAX,
         };
         let idle = match self.target {
             Some(_) => Duration::from_millis(200),

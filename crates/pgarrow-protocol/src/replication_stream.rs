@@ -55,6 +55,7 @@ impl<C: BorrowMut<Connection>> ReplicationStream<C> {
             conn,
             done: false,
             last_filled: false,
+            gather_until: None,
         })
     }
 
@@ -123,6 +124,10 @@ pub struct ReplicationStream<C: BorrowMut<Connection>> {
     done: bool,
     /// The last read of the socket filled the buffer: more may be waiting ([`GATHER_WAIT`]).
     last_filled: bool,
+    /// When the gather wait under way ends: kept across a [`next`](Self::next) dropped
+    /// before it (a caller's `select!` with a shorter timer), so that the wait is not begun
+    /// again, and again, and never ends.
+    gather_until: Option<tokio::time::Instant>,
 }
 
 impl<C: BorrowMut<Connection>> ReplicationStream<C> {
@@ -230,8 +235,12 @@ impl<C: BorrowMut<Connection>> ReplicationStream<C> {
             return Ok(());
         }
         if !self.last_filled {
-            tokio::time::sleep(GATHER_WAIT).await;
+            let until = *self
+                .gather_until
+                .get_or_insert_with(|| tokio::time::Instant::now() + GATHER_WAIT);
+            tokio::time::sleep_until(until).await;
         }
+        self.gather_until = None;
         conn.read_buf.reserve(GATHER_ROOM);
         let room = conn.read_buf.capacity();
         conn.read_more().await?;

@@ -373,3 +373,59 @@ async fn a_replication_stream_delivers_changes_and_confirms_what_was_flushed() {
     stream.finish().await.unwrap();
     assert!(conn.is_ready());
 }
+
+/// A caller that races `next()` against a timer shorter than the stream's wait for more of
+/// the server's messages (a change stream whose checkpoint is due mid-transaction) still gets
+/// every message: the wait goes on from where the dropped `next()` left it, instead of
+/// beginning again each time and never ending.
+#[tokio::test]
+async fn a_stream_read_against_a_short_timer_still_delivers() {
+    let Some(pg) = logical_cluster() else {
+        return;
+    };
+    let db = pg.create_database("pgoutput_race").unwrap();
+    pg.psql(
+        &db,
+        "CREATE TABLE t (id int PRIMARY KEY);
+         CREATE PUBLICATION p FOR TABLE t;
+         SELECT pg_create_logical_replication_slot('s', 'pgoutput');
+         INSERT INTO t SELECT generate_series(1, 50);",
+    )
+    .unwrap();
+    let mut config = Config::parse(&pg.url(&db)).unwrap();
+    config.replication = true;
+    let mut conn = Connection::connect(&config).await.unwrap();
+    let mut stream = conn
+        .start_replication(
+            "START_REPLICATION SLOT s LOGICAL 0/0 (proto_version '1', publication_names 'p')",
+        )
+        .await
+        .unwrap();
+    let mut parser = PgOutputParser::new(false);
+    let mut inserts = 0;
+    let mut timers = 0u64;
+    let read = async {
+        loop {
+            let body = tokio::select! {
+                m = stream.next() => m.unwrap().expect("the stream goes on"),
+                () = tokio::time::sleep(std::time::Duration::from_millis(1)) => {
+                    timers += 1;
+                    continue;
+                }
+            };
+            if let StreamMessage::XLogData { data, .. } = parse_stream_message(&body).unwrap() {
+                match parser.parse(data).unwrap() {
+                    Message::Insert { .. } => inserts += 1,
+                    Message::Commit { .. } => break,
+                    _ => {}
+                }
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), read)
+        .await
+        .expect("the transaction arrives though every read races a 1 ms timer");
+    assert_eq!(inserts, 50);
+    assert!(timers > 0, "the timer never won: the race was not run");
+    stream.finish().await.unwrap();
+}
