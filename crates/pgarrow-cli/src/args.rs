@@ -834,9 +834,9 @@ pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
 #[derive(Subcommand, Debug)]
 pub(crate) enum LakeCommand {
     /// Rewrite the table's files with deleted rows, and its files under three quarters of the
-    /// target size, into files of the target size: each group of files up to it in one commit
-    /// that ends the old files (and their delete files). Readers see the same rows before and
-    /// after; a mirror's position is carried on. When a mirror commits first, compaction reads
+    /// target size, into files of the target size, in one commit that ends the old files (and
+    /// their delete files); the rows are read a file at a time as the new files are written.
+    /// Readers see the same rows before and after; a mirror's position is carried on. When a mirror commits first, compaction reads
     /// the table again and tries anew (--retries), then steps aside.
     #[command(after_help = LAKE_EXAMPLES)]
     Compact(CompactArgs),

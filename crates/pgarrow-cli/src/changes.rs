@@ -143,29 +143,46 @@ pub(crate) fn apply(
         &options,
         hooks,
     ))?;
+    report_apply(args, &stats, false)
+}
+
+/// What an apply did: its statistics as JSON (`--json`), or a summary line; `lake` when it
+/// went into lake tables.
+pub(crate) fn report_apply(args: &ApplyArgs, stats: &ApplyStats, lake: bool) -> Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string(&stats)?);
-    } else if !args.quiet {
-        let skipped = match stats.rolls_skipped {
-            0 => String::new(),
-            n => format!(" ({n} applied before, left alone)"),
-        };
-        eprintln!(
-            "applied {} roll(s) of slot {:?} to {} table(s){skipped}: {} changes, {} rows \
-             written, {} deleted, {} truncate(s); the target has every change up to {}",
-            stats.rolls,
-            stats.slot,
-            stats.tables.len(),
-            group(stats.changes),
-            group(stats.upserted),
-            group(stats.deleted),
-            stats.truncates,
-            if stats.checkpoint_lsn.is_empty() {
-                "(none yet)"
-            } else {
-                &stats.checkpoint_lsn
-            },
-        );
+        println!("{}", serde_json::to_string(stats)?);
+        return Ok(());
     }
+    if args.quiet {
+        return Ok(());
+    }
+    let (before, tables, holds) = match lake {
+        true => (
+            "the lake tables held already",
+            "lake table(s)",
+            "the tables hold",
+        ),
+        false => ("applied before", "table(s)", "the target has"),
+    };
+    let skipped = match stats.rolls_skipped {
+        0 => String::new(),
+        n => format!(" ({n} {before}, left alone)"),
+    };
+    eprintln!(
+        "applied {} roll(s) of slot {:?} to {} {tables}{skipped}: {} changes, {} rows written, \
+         {} deleted, {} truncate(s); {holds} every change up to {}",
+        stats.rolls,
+        stats.slot,
+        stats.tables.len(),
+        group(stats.changes),
+        group(stats.upserted),
+        group(stats.deleted),
+        stats.truncates,
+        if stats.checkpoint_lsn.is_empty() {
+            "(none yet)"
+        } else {
+            &stats.checkpoint_lsn
+        },
+    );
     Ok(())
 }

@@ -584,29 +584,54 @@ pub(crate) fn maintain(
 
 /// The lake table `pgarrow lake` names.
 fn maintained(args: &LakeTableArgs) -> Result<LakeTarget> {
-    let name = |default: &str| -> Result<(String, String)> {
-        let name = TableName::parse(args.lake_table.as_deref().unwrap_or_default())?;
-        Ok((
-            name.schema.clone().unwrap_or_else(|| default.to_owned()),
-            name.name.clone(),
-        ))
+    let named = Named {
+        ducklake: args.ducklake.as_deref(),
+        delta: args.delta.as_deref(),
+        iceberg: args.iceberg.as_deref(),
+        lake_table: args.lake_table.as_deref(),
+        catalog_name: &args.catalog_name,
     };
-    let target: LakeTarget = if let Some(location) = &args.delta {
-        DeltaTarget::new(location.clone()).into()
-    } else if let Some(url) = &args.iceberg {
-        let (namespace, table) = name("default")?;
-        IcebergTarget::new(Config::parse(url)?, namespace, table)
-            .with_catalog_name(args.catalog_name.clone())
-            .into()
-    } else if let Some(url) = &args.ducklake {
-        let (schema, table) = name("main")?;
-        DuckLakeTarget::new(Config::parse(url)?, schema, table).into()
-    } else {
-        return Err(usage(
-            "a lake table: --ducklake URL or --iceberg URL with --lake-table, or --delta LOCATION",
-        ));
-    };
-    Ok(target.with_storage(args.storage.options()?))
+    Ok(named.target(None)?.with_storage(args.storage.options()?))
+}
+
+/// A lake table as `pgarrow lake` and `pgarrow apply` name it.
+struct Named<'a> {
+    ducklake: Option<&'a str>,
+    delta: Option<&'a str>,
+    iceberg: Option<&'a str>,
+    lake_table: Option<&'a str>,
+    catalog_name: &'a str,
+}
+
+impl Named<'_> {
+    /// The table: a catalog's `--lake-table` (else `table`, in schema `main` or namespace
+    /// `default`), or the Delta location.
+    fn target(&self, table: Option<&str>) -> Result<LakeTarget> {
+        // Neither: each table of several its own (LakeTarget::for_table).
+        let name = |default: &str| -> Result<(String, String)> {
+            let Some(given) = self.lake_table.or(table) else {
+                return Ok((default.to_owned(), String::new()));
+            };
+            let name = TableName::parse(given)?;
+            Ok((name.schema.unwrap_or_else(|| default.to_owned()), name.name))
+        };
+        Ok(if let Some(location) = self.delta {
+            DeltaTarget::new(location).into()
+        } else if let Some(url) = self.iceberg {
+            let (namespace, table) = name("default")?;
+            IcebergTarget::new(Config::parse(url)?, namespace, table)
+                .with_catalog_name(self.catalog_name.to_owned())
+                .into()
+        } else if let Some(url) = self.ducklake {
+            let (schema, table) = name("main")?;
+            DuckLakeTarget::new(Config::parse(url)?, schema, table).into()
+        } else {
+            return Err(usage(
+                "a lake table: --ducklake URL or --iceberg URL with --lake-table, or --delta \
+                 LOCATION",
+            ));
+        })
+    }
 }
 
 /// `pgarrow apply DIR --ducklake|--delta|--iceberg`: a changes directory into lake tables, each
@@ -639,7 +664,6 @@ pub(crate) fn apply(
         options = options.with_key(TableName::parse(table.trim())?, columns);
     }
     let dir = args.storage.location(&args.dir)?;
-    // One table's lake table: --lake-table, else its own name; several: each its own.
     let manifest = pgarrow_changes::read_manifest(&dir)?;
     let mut sources: Vec<&str> = manifest.files.iter().map(|f| f.table.as_str()).collect();
     sources.sort_unstable();
@@ -651,32 +675,19 @@ pub(crate) fn apply(
             sources.len()
         )));
     }
-    let lake_name = |default: &str| -> Result<(String, String)> {
-        match (&args.lake_table, sources.as_slice()) {
-            (Some(t), _) => {
-                let t = TableName::parse(t)?;
-                Ok((t.schema.unwrap_or_else(|| default.to_owned()), t.name))
-            }
-            (None, [one]) => Ok((default.to_owned(), TableName::parse(one)?.name)),
-            (None, _) => Ok((default.to_owned(), String::new())),
-        }
+    // One table's lake table: --lake-table, else its own name; several: each its own.
+    let one = match sources.as_slice() {
+        [one] => Some(TableName::parse(one)?.name),
+        _ => None,
     };
-    let target: LakeTarget = if let Some(location) = &args.delta {
-        DeltaTarget::new(location.clone()).into()
-    } else if let Some(url) = &args.iceberg {
-        let (namespace, table) = lake_name("default")?;
-        IcebergTarget::new(Config::parse(url)?, namespace, table)
-            .with_catalog_name(args.catalog_name.clone())
-            .into()
-    } else {
-        let (schema, table) = lake_name("main")?;
-        DuckLakeTarget::new(
-            Config::parse(args.ducklake.as_deref().unwrap_or_default())?,
-            schema,
-            table,
-        )
-        .into()
+    let named = Named {
+        ducklake: args.ducklake.as_deref(),
+        delta: args.delta.as_deref(),
+        iceberg: args.iceberg.as_deref(),
+        lake_table: args.lake_table.as_deref(),
+        catalog_name: &args.catalog_name,
     };
+    let target = named.target(one.as_deref())?;
     let target = target.with_storage(args.storage.options()?);
     let quiet = args.quiet || args.json;
     let stop = session.stop.clone();
@@ -693,29 +704,5 @@ pub(crate) fn apply(
             }
         });
     let stats = wait(rt, &stop, apply_to_lake(&dir, &target, &options, hooks))?;
-    if args.json {
-        println!("{}", serde_json::to_string(&stats)?);
-    } else if !args.quiet {
-        let skipped = match stats.rolls_skipped {
-            0 => String::new(),
-            n => format!(" ({n} the lake tables held already, left alone)"),
-        };
-        eprintln!(
-            "applied {} roll(s) of slot {:?} to {} lake table(s){skipped}: {} changes, {} rows \
-             written, {} deleted, {} truncate(s); the tables hold every change up to {}",
-            stats.rolls,
-            stats.slot,
-            stats.tables.len(),
-            group(stats.changes),
-            group(stats.upserted),
-            group(stats.deleted),
-            stats.truncates,
-            if stats.checkpoint_lsn.is_empty() {
-                "(none yet)"
-            } else {
-                &stats.checkpoint_lsn
-            },
-        );
-    }
-    Ok(())
+    crate::changes::report_apply(args, &stats, true)
 }

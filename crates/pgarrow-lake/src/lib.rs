@@ -29,6 +29,7 @@ pub mod iceberg;
 mod live;
 pub mod maintain;
 pub mod mirror;
+mod retention;
 mod run;
 mod sql;
 mod tables;

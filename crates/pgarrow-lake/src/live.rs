@@ -67,27 +67,34 @@ pub(crate) async fn write_rows(
     dir: Location,
     options: pgarrow::io::SinkOptions,
     layout: pgarrow::io::Layout,
-    rows: &RecordBatch,
+    rows: NewRows,
     prefix: String,
 ) -> Result<Vec<pgarrow::io::WrittenFile>> {
-    let rows = rows.clone();
-    tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || -> Result<Vec<pgarrow::io::WrittenFile>> {
         dir.prepare_dir()?;
+        let schema = rows.schema();
         let mut writer = pgarrow::io::LayoutWriter::new(
             dir,
             pgarrow::io::Format::Parquet,
             &options,
-            &rows.schema(),
+            &schema,
             &layout,
             &prefix,
             256 << 20,
         )?;
-        writer.write(&rows)?;
-        writer.finish()
+        match &rows {
+            NewRows::Batch(b) => writer.write(b)?,
+            // A file's rows at a time.
+            NewRows::Files(f) => {
+                for file in &f.files {
+                    live_rows(file, |part| Ok(writer.write(&as_schema(&part, &schema)?)?))?;
+                }
+            }
+        }
+        Ok(writer.finish()?)
     })
     .await
     .map_err(|e| Error::from(ErrorKind::Internal(format!("writing data files: {e}"))))?
-    .map_err(Error::from)
 }
 
 /// Removes files a failed commit wrote (best effort: a file left over is named by no snapshot
@@ -225,9 +232,53 @@ pub(crate) struct Plan {
     pub(crate) gone: Vec<Key>,
     /// Changes folded.
     pub(crate) changes: u64,
-    /// The commit rewrites files (compaction): `rows` are the live rows of the files whose
-    /// every live position `deletes` names, and the table's rows stay the same.
+    /// Rows added that are read from files as they are written (compaction's: every live
+    /// row of the files it rewrites), instead of `rows`.
+    pub(crate) file_rows: Option<FileRows>,
+    /// Files whose every row goes (the files compaction rewrote), by ID: their positions are
+    /// not listed.
+    pub(crate) ended: Vec<i64>,
+    /// The commit rewrites files (compaction): `file_rows` are the live rows of the files
+    /// whose every live position `deletes` names, and the table's rows stay the same.
     pub(crate) rewrite: bool,
+}
+
+/// Rows a commit adds, read from files a file at a time as the new files are written: the
+/// memory holds one file's rows, not the commit's.
+#[derive(Debug, Clone)]
+pub(crate) struct FileRows {
+    /// The columns they are written with (a file's that lacks one is NULL there; a narrower
+    /// type is cast).
+    pub(crate) schema: SchemaRef,
+    /// The files whose live rows (those their deletes leave) are taken.
+    pub(crate) files: Vec<LiveFile>,
+}
+
+impl FileRows {
+    /// The rows.
+    pub(crate) fn rows(&self) -> u64 {
+        self.files
+            .iter()
+            .map(|f| f.rows.saturating_sub(f.deleted.len() as u64))
+            .sum()
+    }
+}
+
+/// The rows a commit writes: in memory, or read from files as they are written.
+#[derive(Debug, Clone)]
+pub(crate) enum NewRows {
+    Batch(RecordBatch),
+    Files(FileRows),
+}
+
+impl NewRows {
+    /// Their columns.
+    pub(crate) fn schema(&self) -> SchemaRef {
+        match self {
+            NewRows::Batch(b) => b.schema(),
+            NewRows::Files(f) => f.schema.clone(),
+        }
+    }
 }
 
 impl Plan {
@@ -239,11 +290,26 @@ impl Plan {
     /// Rows added.
     pub(crate) fn inserted(&self) -> u64 {
         self.rows.as_ref().map_or(0, |r| r.num_rows() as u64)
+            + self.file_rows.as_ref().map_or(0, FileRows::rows)
     }
 
     /// Whether it changes nothing.
     pub(crate) fn is_empty(&self) -> bool {
-        !self.truncate && self.rows.is_none() && self.deletes.is_empty()
+        !self.truncate && !self.adds_rows() && self.deletes.is_empty() && self.ended.is_empty()
+    }
+
+    /// Whether it writes rows.
+    pub(crate) fn adds_rows(&self) -> bool {
+        self.rows.is_some() || self.file_rows.is_some()
+    }
+
+    /// The rows it writes.
+    pub(crate) fn new_rows(&self) -> Option<NewRows> {
+        match (&self.rows, &self.file_rows) {
+            (Some(b), _) => Some(NewRows::Batch(b.clone())),
+            (None, Some(f)) => Some(NewRows::Files(f.clone())),
+            (None, None) => None,
+        }
     }
 }
 
@@ -412,6 +478,9 @@ impl Live {
         }
         for key in &plan.gone {
             self.index.remove(key.as_slice());
+        }
+        for id in &plan.ended {
+            self.files.remove(id);
         }
         for (id, positions) in &plan.deletes {
             if let Some(file) = self.files.get_mut(id) {
@@ -786,6 +855,89 @@ async fn read_keys(location: &Location, key: &[String]) -> Result<Vec<RecordBatc
     .map_err(|e| Error::from(ErrorKind::Internal(format!("reading keys: {e}"))))?
 }
 
+/// The rows of `file` its deletes leave, in order, handed to `each` a batch at a time as the
+/// file has them (its columns): the memory holds one batch. Blocking.
+///
+/// # Errors
+/// The file's and `each`'s; a file of another row count than the table says.
+fn live_rows(file: &LiveFile, mut each: impl FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+    let input = Input::open(
+        std::slice::from_ref(&file.location),
+        &InputOptions::default(),
+    )?;
+    let mut at = 0u64;
+    let mut deleted = file.deleted.iter().copied().peekable();
+    for batch in input {
+        let batch = batch.map_err(|e| Error::from(pgarrow::io::Error::Input(e)))?;
+        let n = batch.num_rows() as u64;
+        let keep: arrow_array::BooleanArray = (at..at + n)
+            .map(|p| Some(deleted.next_if_eq(&p).is_none()))
+            .collect();
+        at += n;
+        let kept = arrow_select::filter::filter_record_batch(&batch, &keep)
+            .map_err(|e| Error::from(ErrorKind::Internal(format!("taking rows: {e}"))))?;
+        if kept.num_rows() > 0 {
+            each(kept)?;
+        }
+    }
+    if at != file.rows {
+        return Err(ErrorKind::Unexpected(format!(
+            "{} holds {at} rows; the table's metadata says {}",
+            file.location, file.rows
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The rows at `positions` (sorted) of `file`, in that order, as the file has them (its
+/// columns). Blocking.
+///
+/// # Errors
+/// The file's; a position past its rows.
+pub(crate) fn take_rows(file: &LiveFile, positions: &[u64]) -> Result<Vec<RecordBatch>> {
+    let input = Input::open(
+        std::slice::from_ref(&file.location),
+        &InputOptions::default(),
+    )?;
+    let mut parts = Vec::new();
+    let mut at = 0u64;
+    let mut wanted = positions.iter().peekable();
+    for batch in input {
+        let batch = batch.map_err(|e| Error::from(pgarrow::io::Error::Input(e)))?;
+        let n = batch.num_rows() as u64;
+        let mut take = Vec::new();
+        while let Some(&&p) = wanted.peek() {
+            if p >= at + n {
+                break;
+            }
+            take.push((p - at) as u32);
+            wanted.next();
+        }
+        if !take.is_empty() {
+            let indices = arrow_array::UInt32Array::from(take);
+            let columns = batch
+                .columns()
+                .iter()
+                .map(|c| arrow_select::take::take(c.as_ref(), &indices, None))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| Error::from(ErrorKind::Internal(format!("taking rows: {e}"))))?;
+            let part = RecordBatch::try_new(batch.schema(), columns)
+                .map_err(|e| Error::from(ErrorKind::Internal(format!("taking rows: {e}"))))?;
+            parts.push(part);
+        }
+        at += n;
+    }
+    if let Some(p) = wanted.peek() {
+        return Err(ErrorKind::Unexpected(format!(
+            "{} has no row {p} the table's index places there",
+            file.location
+        ))
+        .into());
+    }
+    Ok(parts)
+}
+
 /// The rows at `positions` (sorted) of each file, in that order, as the table's columns.
 pub(crate) async fn read_rows(asked: Vec<(LiveFile, Vec<u64>)>) -> Result<RecordBatch> {
     tokio::task::spawn_blocking(move || -> Result<RecordBatch> {
@@ -793,52 +945,14 @@ pub(crate) async fn read_rows(asked: Vec<(LiveFile, Vec<u64>)>) -> Result<Record
         let mut schema: Option<SchemaRef> = None;
         let mut newest = i64::MIN;
         for (file, positions) in asked {
-            let input = Input::open(
-                std::slice::from_ref(&file.location),
-                &InputOptions::default(),
-            )?;
-            let mut at = 0u64;
-            let mut wanted = positions.iter().peekable();
-            for batch in input {
-                let batch = batch.map_err(|e| Error::from(pgarrow::io::Error::Input(e)))?;
-                let n = batch.num_rows() as u64;
-                let mut take = Vec::new();
-                while let Some(&&p) = wanted.peek() {
-                    if p >= at + n {
-                        break;
-                    }
-                    take.push((p - at) as u32);
-                    wanted.next();
-                }
-                if !take.is_empty() {
-                    let indices = arrow_array::UInt32Array::from(take);
-                    let columns = batch
-                        .columns()
-                        .iter()
-                        .map(|c| arrow_select::take::take(c.as_ref(), &indices, None))
-                        .collect::<std::result::Result<Vec<_>, _>>()
-                        .map_err(|e| {
-                            Error::from(ErrorKind::Internal(format!("taking rows: {e}")))
-                        })?;
-                    let part = RecordBatch::try_new(batch.schema(), columns).map_err(|e| {
-                        Error::from(ErrorKind::Internal(format!("taking rows: {e}")))
-                    })?;
-                    if file.id >= newest {
-                        newest = file.id;
-                        schema = Some(batch.schema());
-                    }
-                    parts.push(part);
-                }
-                at += n;
+            let taken = take_rows(&file, &positions)?;
+            if let Some(first) = taken.first()
+                && file.id >= newest
+            {
+                newest = file.id;
+                schema = Some(first.schema());
             }
-            if wanted.peek().is_some() {
-                return Err(ErrorKind::Unexpected(format!(
-                    "{} has no row {} the table's index places there",
-                    file.location,
-                    wanted.peek().map_or(0, |p| **p)
-                ))
-                .into());
-            }
+            parts.extend(taken);
         }
         // Files written before a schema change have other columns: each part as the newest
         // file's columns, by name (a column a file lacks is NULL there; a type widened since

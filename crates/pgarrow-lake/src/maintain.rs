@@ -27,15 +27,13 @@
 //! # }
 //! ```
 
-use std::time::{Duration, SystemTime};
-
 use arrow_schema::SchemaRef;
-use pgarrow::io::Location;
 use pgarrow::{Error, ErrorKind, Hooks, Result};
 use serde::Serialize;
 
-use crate::live::{self, Live, LiveFile, Plan};
+use crate::live::{FileRows, Live, LiveFile, Plan};
 use crate::mirror::{TableMirror, is_moved};
+pub use crate::retention::{ExpireOptions, ExpireStats};
 use crate::target::LakeTarget;
 
 /// The size compaction writes files of, unless the target's layout says otherwise.
@@ -88,7 +86,7 @@ pub struct CompactStats {
     pub format: &'static str,
     /// The lake table.
     pub table: String,
-    /// Commits made (one per group of files up to the target size).
+    /// Commits made: 1, or 0 (nothing to compact, or stepped aside).
     pub commits: u64,
     /// Data files rewritten (and so ended).
     pub files_rewritten: u64,
@@ -112,17 +110,14 @@ pub struct CompactStats {
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CompactProgress {
-    /// Group `group` of `groups` is read and written, its commit next.
+    /// The files' live rows are being read and written, the commit next.
     Rewriting {
-        group: usize,
-        groups: usize,
         /// The files it rewrites, and their live rows.
         files: usize,
         rows: u64,
     },
-    /// The group's commit landed.
+    /// The commit landed.
     Committed {
-        group: usize,
         /// The table's snapshot (version) it made.
         snapshot: i64,
         files_written: usize,
@@ -134,22 +129,15 @@ pub enum CompactProgress {
 impl std::fmt::Display for CompactProgress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CompactProgress::Rewriting {
-                group,
-                groups,
-                files,
-                rows,
-            } => write!(
-                f,
-                "group {group}/{groups}: {files} files, {rows} rows rewritten"
-            ),
+            CompactProgress::Rewriting { files, rows } => {
+                write!(f, "rewriting {files} files ({rows} live rows)")
+            }
             CompactProgress::Committed {
-                group,
                 snapshot,
                 files_written,
             } => write!(
                 f,
-                "group {group}: committed as snapshot {snapshot} ({files_written} files)"
+                "committed as snapshot {snapshot}: {files_written} files written"
             ),
             CompactProgress::Moved { retry, retries } => write!(
                 f,
@@ -161,9 +149,10 @@ impl std::fmt::Display for CompactProgress {
 
 /// Rewrites the table's small files and files with deletes: every file with deleted rows, and
 /// the files under three quarters of the target size when there are two or more, into files
-/// of the target size, each group of files up to it in one commit that ends the old files
-/// (and their delete files) and adds the new ones. Readers see the same rows before and after
-/// every commit; a mirror's position is carried on.
+/// of the target size, in one commit that ends the old files (and their delete files) and
+/// adds the new ones. The rows are read a file at a time as the new files are written (the
+/// memory holds one file's rows). Readers see the same rows before and after; a mirror's
+/// position is carried on.
 ///
 /// # Errors
 /// A table that does not exist; a table of a kind pgarrow does not write; files that cannot
@@ -192,69 +181,62 @@ pub async fn compact_lake(
         .layout()
         .max_file_bytes
         .unwrap_or(options.target_file_bytes);
-    'read: loop {
+    loop {
         let Some((mut lake, mut live, point)) = TableMirror::open(&target, &[]).await? else {
             return Err(Error::usage(format!(
                 "there is no {} table {name} to compact",
                 target.format()
             )));
         };
-        let groups = groups(&live, target_bytes);
-        if groups.is_empty() {
+        let picked = picked(&live, target_bytes);
+        if picked.is_empty() {
             return Ok(stats);
         }
         let schema = newest_schema(&live).await?;
-        let count = groups.len();
-        for (n, group) in groups.into_iter().enumerate() {
-            let plan = rewrite_plan(&live, &group, &schema).await?;
-            let folded: u64 = group
-                .iter()
-                .map(|id| live.files[id].deleted.len() as u64)
-                .sum();
-            hooks.report(&CompactProgress::Rewriting {
-                group: n + 1,
-                groups: count,
-                files: group.len(),
-                rows: plan.inserted(),
-            });
-            match lake.commit(&mut live, &plan, point.as_ref()).await {
-                Ok(done) => {
-                    hooks.report(&CompactProgress::Committed {
-                        group: n + 1,
-                        snapshot: done.snapshot,
-                        files_written: done.files,
-                    });
-                    stats.commits += 1;
-                    stats.files_rewritten += group.len() as u64;
-                    stats.files_written += done.files as u64;
-                    stats.rows += plan.inserted();
-                    stats.deletes_folded += folded;
-                    stats.snapshot = Some(done.snapshot);
-                }
-                Err(e) if is_moved(&e) => {
-                    if stats.retried as usize >= options.retries {
-                        stats.stepped_aside = true;
-                        return Ok(stats);
-                    }
-                    stats.retried += 1;
-                    hooks.report(&CompactProgress::Moved {
-                        retry: stats.retried as usize,
-                        retries: options.retries,
-                    });
-                    continue 'read;
-                }
-                Err(e) => return Err(e.context(format!("compacting {name}"))),
+        let plan = rewrite_plan(&live, &picked, &schema);
+        let folded: u64 = picked
+            .iter()
+            .map(|id| live.files[id].deleted.len() as u64)
+            .sum();
+        hooks.report(&CompactProgress::Rewriting {
+            files: picked.len(),
+            rows: plan.inserted(),
+        });
+        match lake.commit(&mut live, &plan, point.as_ref()).await {
+            Ok(done) => {
+                hooks.report(&CompactProgress::Committed {
+                    snapshot: done.snapshot,
+                    files_written: done.files,
+                });
+                stats.commits += 1;
+                stats.files_rewritten += picked.len() as u64;
+                stats.files_written += done.files as u64;
+                stats.rows += plan.inserted();
+                stats.deletes_folded += folded;
+                stats.snapshot = Some(done.snapshot);
+                return Ok(stats);
             }
+            Err(e) if is_moved(&e) => {
+                if stats.retried as usize >= options.retries {
+                    stats.stepped_aside = true;
+                    return Ok(stats);
+                }
+                stats.retried += 1;
+                hooks.report(&CompactProgress::Moved {
+                    retry: stats.retried as usize,
+                    retries: options.retries,
+                });
+            }
+            Err(e) => return Err(e.context(format!("compacting {name}"))),
         }
-        return Ok(stats);
     }
 }
 
-/// The groups of files to rewrite, each up to `target` bytes (a file with deletes alone when
-/// larger): every file with deletes, and the small ones when there are two or more.
-fn groups(live: &Live, target: u64) -> Vec<Vec<i64>> {
+/// The files to rewrite: every file with deletes, and the files under three quarters of
+/// `target` bytes; none when that is one small file without deletes (alone it gains nothing).
+fn picked(live: &Live, target: u64) -> Vec<i64> {
     let small = target / 4 * 3;
-    let mut picked: Vec<&LiveFile> = live
+    let picked: Vec<&LiveFile> = live
         .files
         .values()
         .filter(|f| !f.deleted.is_empty() || f.bytes < small)
@@ -262,29 +244,7 @@ fn groups(live: &Live, target: u64) -> Vec<Vec<i64>> {
     if picked.len() < 2 && picked.iter().all(|f| f.deleted.is_empty()) {
         return Vec::new();
     }
-    picked.sort_by_key(|f| f.id);
-    let mut groups: Vec<Vec<i64>> = Vec::new();
-    let mut size = 0u64;
-    for f in picked {
-        // The live share of a file's bytes.
-        let live_bytes = match f.rows {
-            0 => 0,
-            rows => f.bytes / rows * (rows - f.deleted.len() as u64),
-        };
-        match groups.last_mut() {
-            Some(g) if size + live_bytes <= target => {
-                g.push(f.id);
-                size += live_bytes;
-            }
-            _ => {
-                groups.push(vec![f.id]);
-                size = live_bytes;
-            }
-        }
-    }
-    // A group of one file without deletes gains nothing.
-    groups.retain(|g| g.len() > 1 || live.files[&g[0]].deleted.len() as u64 > 0);
-    groups
+    picked.iter().map(|f| f.id).collect()
 }
 
 /// The columns of the table's newest file (the table's columns as its last write left them:
@@ -311,91 +271,23 @@ async fn newest_schema(live: &Live) -> Result<SchemaRef> {
     .map_err(|e| Error::from(ErrorKind::Internal(format!("reading a footer: {e}"))))?
 }
 
-/// The commit that rewrites the files `group`: their live rows, as `schema`, and every live
-/// position of theirs deleted.
-async fn rewrite_plan(live: &Live, group: &[i64], schema: &SchemaRef) -> Result<Plan> {
-    let mut asked = Vec::with_capacity(group.len());
-    let mut plan = Plan {
+/// The commit that rewrites the files `ids`: their live rows, as `schema`, read a file at a
+/// time as the new files are written, and the files ended.
+fn rewrite_plan(live: &Live, ids: &[i64], schema: &SchemaRef) -> Plan {
+    let files: Vec<LiveFile> = ids
+        .iter()
+        .map(|id| live.files[id].clone())
+        .filter(|f| f.rows > f.deleted.len() as u64)
+        .collect();
+    Plan {
         rewrite: true,
+        ended: ids.to_vec(),
+        file_rows: (!files.is_empty()).then(|| FileRows {
+            schema: schema.clone(),
+            files,
+        }),
         ..Plan::default()
-    };
-    for id in group {
-        let file = live.files[id].clone();
-        let mut deleted = file.deleted.iter().copied().peekable();
-        let positions: Vec<u64> = (0..file.rows)
-            .filter(|p| deleted.next_if_eq(p).is_none())
-            .collect();
-        plan.deletes.insert(*id, positions.clone());
-        if !positions.is_empty() {
-            asked.push((file, positions));
-        }
     }
-    if !asked.is_empty() {
-        let rows = live::read_rows(asked).await?;
-        plan.rows = Some(live::as_schema(&rows, schema)?);
-    }
-    Ok(plan)
-}
-
-/// How [`expire_lake`] runs: [`ExpireOptions::new`], then `with_*`.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ExpireOptions {
-    /// Snapshots (versions) older than this go; the newest stays whatever its age.
-    pub older_than: Duration,
-    /// Report what would go, and change nothing.
-    pub dry_run: bool,
-    /// Times a commit that found the table changed tries anew.
-    pub retries: usize,
-}
-
-impl ExpireOptions {
-    /// Snapshots older than `older_than` go.
-    pub fn new(older_than: Duration) -> ExpireOptions {
-        ExpireOptions {
-            older_than,
-            dry_run: false,
-            retries: 10,
-        }
-    }
-
-    /// Report only.
-    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
-        self.dry_run = dry_run;
-        self
-    }
-
-    /// Retries.
-    pub fn with_retries(mut self, retries: usize) -> Self {
-        self.retries = retries;
-        self
-    }
-
-    /// The time before which snapshots go, in milliseconds since the epoch.
-    pub(crate) fn cutoff_ms(&self) -> i64 {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        i64::try_from(now.saturating_sub(self.older_than).as_millis()).unwrap_or(i64::MAX)
-    }
-}
-
-/// What [`expire_lake`] did (or, dry, would do).
-#[derive(Debug, Clone, Default, Serialize)]
-#[non_exhaustive]
-pub struct ExpireStats {
-    /// `ducklake`, `delta` or `iceberg`.
-    pub format: &'static str,
-    /// The lake table (a DuckLake catalog's snapshots are the whole lake's).
-    pub table: String,
-    /// Snapshots (Delta: log versions) dropped.
-    pub snapshots: u64,
-    /// Files removed: data files, delete files, and the format's metadata files.
-    pub files: u64,
-    /// Their bytes, where known.
-    pub bytes: u64,
-    /// Nothing was changed.
-    pub dry_run: bool,
 }
 
 /// Drops the table's snapshots older than the retention, never the newest, and removes the
@@ -416,15 +308,4 @@ pub async fn expire_lake(target: &LakeTarget, options: &ExpireOptions) -> Result
     stats.table = target.name();
     stats.dry_run = options.dry_run;
     Ok(stats)
-}
-
-/// Removes `files` (after the commit that dropped them), counting them into `stats`; a file
-/// already gone is not an error.
-pub(crate) fn remove_files(files: &[(Location, u64)], stats: &mut ExpireStats, dry: bool) {
-    for (f, bytes) in files {
-        if dry || f.remove().is_ok() {
-            stats.files += 1;
-            stats.bytes += bytes;
-        }
-    }
 }

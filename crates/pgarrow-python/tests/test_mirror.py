@@ -887,6 +887,10 @@ def test_compaction_and_expiry_beside_a_running_mirror(source, lake, slot, fmt, 
             out, err = running.communicate(timeout=300)
             assert running.returncode == 0, err
             compacted.append(json.loads(out))
+            if round == 0:
+                # Within the retention: nothing goes.
+                kept = upkeep(fmt, lake, table, "expire", "--older-than", "1h")
+                assert kept["snapshots"] == 0 and kept["files"] == 0, kept
             expired.append(upkeep(fmt, lake, table, "expire", "--older-than", "0s"))
             work.check(rows_at(fmt, lake, table, duckdb_lake=duckdb_lake), f"round {round}")
         work.step()
@@ -1050,4 +1054,55 @@ def test_apply_into_a_lake_table_says_what_is_missing(source, lake, slot, tmp_pa
     assert pgarrow.apply_changes(None, str(changes), delta=str(path))["rolls"] == 0
     with pytest.raises(pgarrow.UsageError, match="PostgreSQL's"):
         pgarrow.apply_changes(None, str(changes), delta=str(path), state_table="x")
+    work.close()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_object_store_refusing_writes_stops_the_mirror_with_nothing_committed(
+        source, lake, slot, fmt, s3_auth):
+    """The lake table on an object store (moto enforcing IAM): a run whose credentials may
+    only read fails at its first write, naming it, with nothing committed (the table, read
+    back, is the source at its last commit); the next run, allowed to write, goes on and loses
+    and doubles nothing."""
+    table = f"mirror_s3_{fmt}"
+    prefix = f"s3://{s3_auth.bucket}/{slot}"
+    named = {
+        "ducklake": (["--ducklake", lake[0], "--data-path", f"{prefix}/"],
+                     ["--ducklake", lake[0], "--lake-table", f"main.{table}"]),
+        "delta": (["--delta", f"{prefix}/delta"], ["--delta", f"{prefix}/delta"]),
+        "iceberg": (["--iceberg", lake[0], "--warehouse", prefix],
+                    ["--iceberg", lake[0], "--lake-table", f"default.{table}"]),
+    }[fmt]
+
+    def storage(options):
+        return [a for k, v in options.items() for a in ("--storage-option", f"{k}={v}")]
+
+    def run_mirror(options):
+        return subprocess.run(
+            [pgarrow_bin(), "mirror", "-d", source, "-t", table, "--slot", slot, *named[0],
+             *storage(options), "--catch-up", "--json"],
+            capture_output=True, text=True, timeout=300)
+
+    def read_back():
+        back = subprocess.run(
+            [pgarrow_bin(), "import", "-d", source, "--quiet", *named[1], *storage(s3_auth.admin_options),
+             "--into", f"{table}_back", "--create", "--mode", "replace"],
+            capture_output=True, text=True, timeout=300)
+        assert back.returncode == 0, back.stderr
+        return [tuple(r) for r in rows_of(source, f"{table}_back")]
+
+    make_table(source, table, rows=100)
+    first = run_mirror(s3_auth.admin_options)
+    assert first.returncode == 0, first.stderr
+    work = Workload(source, table, seed=53)
+    for _ in range(3):
+        work.step()
+    refused = run_mirror(s3_auth.readonly_options)
+    assert refused.returncode != 0, refused.stdout
+    assert "403" in refused.stderr or "denied" in refused.stderr.lower(), refused.stderr
+    assert not [e for e in events(refused.stdout) if e["event"] == "committed"], refused.stdout
+    assert work.check(read_back(), "refused") == 0
+    done = run_mirror(s3_auth.admin_options)
+    assert done.returncode == 0, done.stderr
+    assert work.check(read_back(), "the end") == len(work.history) - 1
     work.close()

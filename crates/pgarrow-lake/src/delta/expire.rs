@@ -11,7 +11,7 @@ use pgarrow::{Error, Result};
 
 use super::log::{Action, commit_name, read_commit};
 use super::{DeltaTarget, blocking, dv, read, replay};
-use crate::maintain::{ExpireOptions, ExpireStats, remove_files};
+use crate::retention::{ExpireOptions, ExpireStats, remove_files};
 
 /// Expires the table at `target`.
 ///

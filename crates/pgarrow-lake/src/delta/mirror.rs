@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use arrow_array::RecordBatch;
 use pgarrow::io::{Format, Layout, Location, Manifest, ManifestFile};
 use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_protocol::replication::Lsn;
@@ -18,7 +17,9 @@ use super::dv::{self, DvFile};
 use super::log::{self, Action, Add, Remove, Snapshot, Txn};
 use super::{DeltaTarget, blocking, now_ms, replay, schema};
 use crate::common::{IfExists, new_uuid};
-use crate::live::{LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, Plan, remove_all};
+use crate::live::{
+    LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Plan, remove_all,
+};
 
 /// The application ID of a mirror's `txn` actions: this, then the slot's name.
 const APP_PREFIX: &str = "pgarrow-mirror:";
@@ -242,7 +243,7 @@ impl DeltaMirror {
                 )))
             })?;
         // The rows, as data files, and the table's schema with the columns they add.
-        let (adds, evolved, ntz) = match &plan.rows {
+        let (adds, evolved, ntz) = match plan.new_rows() {
             Some(rows) => {
                 let ours = schema::delta_schema(&rows.schema())
                     .map_err(|e| e.context(format!("Delta table {}", self.name)))?;
@@ -276,6 +277,15 @@ impl DeltaMirror {
         if plan.truncate {
             changed.extend(self.adds.values().map(|a| Action::Remove(remove(a))));
         } else {
+            for id in &plan.ended {
+                let Some(add) = self.adds.get(id) else {
+                    return Err(ErrorKind::Unexpected(format!(
+                        "{MOVED}: file {id} is not the table's"
+                    ))
+                    .into());
+                };
+                changed.push(Action::Remove(remove(add)));
+            }
             for (id, positions) in &plan.deletes {
                 let (Some(add), Some(file)) = (self.adds.get(id), live.files.get(id)) else {
                     return Err(ErrorKind::Unexpected(format!(
@@ -342,7 +352,7 @@ impl DeltaMirror {
                 "engineInfo": format!("pgarrow/{}", env!("CARGO_PKG_VERSION")),
                 "operationMetrics": {
                     "numAddedFiles": adds.len().to_string(),
-                    "numRemovedFiles": plan.deletes.len().to_string(),
+                    "numRemovedFiles": plan.ended.len().to_string(),
                     "numOutputRows": inserted.to_string(),
                 },
                 "pgarrow": provenance(serde_json::json!({
@@ -387,7 +397,7 @@ impl DeltaMirror {
     }
 
     /// Writes `rows` as data files at the table's root.
-    async fn write_rows(&self, rows: &RecordBatch) -> Result<Manifest> {
+    async fn write_rows(&self, rows: NewRows) -> Result<Manifest> {
         let layout = Layout::default()
             .with_max_file_rows(self.target.layout.max_file_rows)
             .with_max_file_bytes(self.target.layout.max_file_bytes);

@@ -10,7 +10,7 @@ use pgarrow::{Error, Result};
 
 use super::DuckLakeTarget;
 use super::catalog::{Catalog, with_slash};
-use crate::maintain::{ExpireOptions, ExpireStats, remove_files};
+use crate::retention::{ExpireOptions, ExpireStats, remove_files};
 
 /// The snapshots kept: newer than the cutoff (`$1`, milliseconds since the epoch), the
 /// newest, and each table's newest pgarrow commit with a position or a run's state.
@@ -124,6 +124,7 @@ async fn run(
         .await?;
     let mut files: Vec<(Location, u64)> = Vec::new();
     let mut paths: Vec<String> = Vec::new();
+    let mut file_ids: Vec<String> = Vec::new();
     for r in data.iter().chain(&deletes) {
         let path = r[2].clone().unwrap_or_default();
         let path = match r[3].as_deref() {
@@ -137,6 +138,7 @@ async fn run(
         let bytes = r[4].as_deref().and_then(|b| b.parse().ok()).unwrap_or(0);
         files.push((Location::parse(&path, &target.storage)?, bytes));
         paths.push(path);
+        file_ids.push(r[0].clone().unwrap_or_default());
     }
     let list = |rows: &[Vec<Option<String>>]| {
         rows.iter()
@@ -185,12 +187,13 @@ async fn run(
             catalog.exec(&sql, &[Some(arg.as_str())]).await?;
         }
     }
-    // Scheduled in the same transaction: a run stopped before removing them leaves them named.
+    // Scheduled in the same transaction (a data file's ID, or a delete file's, as DuckDB
+    // schedules them): a run stopped before removing them leaves them named.
     catalog
         .exec(
             "INSERT INTO ducklake_files_scheduled_for_deletion \
-             SELECT NULL, p, false, now() FROM unnest($1::text[]) AS p",
-            &[Some(&text_array(&paths))],
+             SELECT i::bigint, p, false, now() FROM unnest($1::text[], $2::text[]) AS f(i, p)",
+            &[Some(&text_array(&file_ids)), Some(&text_array(&paths))],
         )
         .await?;
     catalog.batch("COMMIT").await?;

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 
-use arrow_array::RecordBatch;
 use pgarrow::io::{FieldIds, Format, Layout, Location, Manifest, ManifestFile};
 use pgarrow::{Error, ErrorKind, Result};
 
@@ -16,7 +15,7 @@ use super::columns::{known_ids, lake_columns_from};
 use super::commit::{Commit, DeleteChange, MOVED, Seen};
 use super::{DuckLakeTarget, Table, describe_files, find_table, last_column_id, partitions};
 use crate::common::{IfExists, new_uuid};
-use crate::live::{LakeCommit, Laps, Live, LiveFile, MirrorPoint, Plan, remove_all};
+use crate::live::{LakeCommit, Laps, Live, LiveFile, MirrorPoint, NewRows, Plan, remove_all};
 
 /// A DuckLake table a mirror commits to.
 pub(crate) struct DuckLakeMirror {
@@ -201,7 +200,7 @@ impl DuckLakeMirror {
         let laps = Laps::new(&name);
         let prefix = format!("ducklake-{}", new_uuid());
         // The rows, as data files laid out as the table is partitioned.
-        let (manifest, columns, keys) = match &plan.rows {
+        let (manifest, columns, keys) = match plan.new_rows() {
             Some(rows) => {
                 let (m, c, k) = self.write_rows(rows, &dir, &ids, &prefix, &name).await?;
                 (m, c, k)
@@ -230,6 +229,19 @@ impl DuckLakeMirror {
         let mut deletes = Vec::new();
         let mut delete_files = Vec::new();
         if !plan.truncate {
+            // Files ended whole (compaction's): no delete file, the data file ends.
+            for file in &plan.ended {
+                let Some(data) = live.files.get(file) else {
+                    remove_all(&written);
+                    return Err(ErrorKind::Unexpected(MOVED.into()).into());
+                };
+                deletes.push(DeleteChange {
+                    data_file_id: *file,
+                    previous: self.delete_files.get(file).copied(),
+                    file: None,
+                    removed: data.rows.saturating_sub(data.deleted.len() as u64),
+                });
+            }
             for (file, positions) in &plan.deletes {
                 let Some(data) = live.files.get(file) else {
                     remove_all(&written);
@@ -286,11 +298,7 @@ impl DuckLakeMirror {
             point,
             since: Some(&self.seen),
             rewrite: plan.rewrite,
-            dropped: if plan.rows.is_some() {
-                &self.dropped
-            } else {
-                &[]
-            },
+            dropped: if plan.adds_rows() { &self.dropped } else { &[] },
         };
         let mut catalog = Catalog::connect(&self.target.catalog).await?;
         let done = commit.run(&mut catalog).await;
@@ -316,7 +324,7 @@ impl DuckLakeMirror {
             };
         }
         // The table as it is now.
-        if plan.rows.is_some() && columns_changed(&self.table.columns, &columns, &self.dropped) {
+        if plan.adds_rows() && columns_changed(&self.table.columns, &columns, &self.dropped) {
             let mut catalog = Catalog::connect(&self.target.catalog).await?;
             let table = find_table(&mut catalog, &self.target.schema, &self.target.table).await;
             catalog.close().await;
@@ -421,7 +429,7 @@ impl DuckLakeMirror {
     /// Writes `rows` as data files under the table's directory, laid out as the table is.
     async fn write_rows(
         &self,
-        rows: &RecordBatch,
+        rows: NewRows,
         dir: &Location,
         ids: &FieldIds,
         prefix: &str,

@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 use super::catalog::SqlCatalog;
 use super::{IcebergTarget, blocking, metadata_version, read_metadata};
 use crate::common::new_uuid;
-use crate::maintain::{ExpireOptions, ExpireStats, remove_files};
+use crate::retention::{ExpireOptions, ExpireStats, remove_files};
 
 /// Expires the table `target` names.
 ///

@@ -9,7 +9,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use arrow_array::RecordBatch;
 use pgarrow::io::{Format, Layout, Location, Manifest, ManifestFile};
 use pgarrow::{Error, ErrorKind, Result};
 use serde_json::{Value as Json, json};
@@ -21,7 +20,7 @@ use super::{
     new_snapshot_id, next_metadata, read_metadata, schema, set_sequence, snapshot,
 };
 use crate::common::new_uuid;
-use crate::live::{LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, Plan};
+use crate::live::{LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Plan};
 
 /// An Iceberg table a mirror commits to.
 pub(crate) struct IcebergMirror {
@@ -167,7 +166,7 @@ impl IcebergMirror {
         let mut evolved = false;
         let mut new_last = last_column_id;
         let mut data_files = Vec::new();
-        if let Some(rows) = &plan.rows {
+        if let Some(rows) = plan.new_rows() {
             let ours = schema::iceberg_schema(&rows.schema(), &ids)
                 .map_err(|e| e.context(format!("Iceberg table {name}")))?;
             match schema::evolve(&current, &ours, true) {
@@ -253,13 +252,13 @@ impl IcebergMirror {
             // A rewrite merges always, ending the files it rewrote and every delete file (a
             // rewrite takes every data file that has deletes).
             let ending: Option<HashSet<String>> = plan.rewrite.then(|| {
-                plan.deletes
-                    .keys()
+                plan.ended
+                    .iter()
                     .filter_map(|id| self.paths.get(id).cloned())
                     .collect()
             });
             if let Some(ending) = &ending
-                && ending.len() != plan.deletes.len()
+                && ending.len() != plan.ended.len()
             {
                 return Err(ErrorKind::Unexpected(format!(
                     "{MOVED}: a file compaction rewrites is not the table's"
@@ -381,7 +380,7 @@ impl IcebergMirror {
     /// Writes `rows` as data files under the table's `data` directory, with its field IDs.
     async fn write_rows(
         &self,
-        rows: &RecordBatch,
+        rows: NewRows,
         data_dir: &str,
         ids: &pgarrow::io::FieldIds,
     ) -> Result<Manifest> {

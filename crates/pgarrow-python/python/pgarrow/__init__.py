@@ -1950,7 +1950,8 @@ def compact_lake(
 ) -> CompactStats:
     """Compacts a lake table, as ``pgarrow lake compact``: its files with deleted rows, and its
     files under three quarters of ``target_file_bytes``, are rewritten into files of that size,
-    each group in one commit that ends the old files and their delete files. Readers see the
+    in one commit that ends the old files and their delete files (the rows read a file at a
+    time as the new files are written). Readers see the
     same rows before and after; a mirror's position is carried on. Safe beside a running
     mirror: when it commits first, compaction reads the table again and tries anew
     (``retries``), then steps aside (``stepped_aside`` in the result).

@@ -239,7 +239,7 @@ class CompactStats(TypedDict):
 
     format: Literal["ducklake", "delta", "iceberg"]
     table: str
-    #: Commits made: one per group of files up to the target size.
+    #: Commits made: 1, or 0 (nothing to compact, or stepped aside).
     commits: int
     #: Data files rewritten (ended), and written.
     files_rewritten: int
