@@ -835,11 +835,11 @@ impl std::fmt::Display for Seen {
 pub(super) async fn last_point(catalog: &mut Catalog, table_id: i64) -> Result<Seen> {
     let rows = catalog
         .query(
-            "SELECT commit_extra_info, snapshot_id::text FROM ducklake_snapshot_changes \
+            "SELECT c.commit_extra_info, c.snapshot_id::text AS snapshot FROM ducklake_snapshot_changes c \
              WHERE author = 'pgarrow' AND commit_extra_info LIKE '%\"replication_slot\"%' \
              AND string_to_array(changes_made, ',') && \
              ARRAY['inserted_into_table:' || $1, 'deleted_from_table:' || $1] \
-             ORDER BY snapshot_id DESC LIMIT 1",
+             ORDER BY c.snapshot_id DESC LIMIT 1",
             &[Some(&table_id.to_string())],
         )
         .await?;
