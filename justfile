@@ -93,6 +93,11 @@ bench-changes rows="1000000" reps="3": bench-build
 bench-mirror rows="1000000" reps="3": bench-build
     python3 benches/mirror.py --rows {{rows}} --reps {{reps}}
 
+# Compaction: a mirrored Delta table (1M rows, 10 rounds of updates) compacted by `pgarrow lake
+# compact` vs deltalake's optimize.compact() -> benches/RESULTS.md.
+bench-compact rows="1000000" reps="3": bench-build
+    python3 benches/compact.py --rows {{rows}} --reps {{reps}}
+
 # Applying changes: 1M updated rows, `pgarrow changes` + `pgarrow apply` into another database
 # vs a PostgreSQL subscription doing the same -> benches/RESULTS.md.
 bench-apply rows="1000000" reps="3": bench-build
