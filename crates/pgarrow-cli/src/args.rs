@@ -555,7 +555,8 @@ pub(crate) struct SlotArgs {
     /// connection, as the same role: it needs the REPLICATION attribute, and wal_level =
     /// logical), and export in the snapshot it exports: a consumer streaming from the slot
     /// gets exactly the changes after this export. The slot and its consistent point (LSN)
-    /// are printed, in --json and in the manifest.
+    /// are printed, in --json and in the manifest (into a lake table: in its commit, where
+    /// `pgarrow apply` and `pgarrow mirror` of the slot go on from).
     #[arg(long, value_name = "NAME", requires = "create_slot", conflicts_with_all = ["incremental_by", "plan"])]
     pub(crate) replication_slot: Option<String>,
     /// Create the --replication-slot (an existing slot has no snapshot to export in).

@@ -1067,13 +1067,19 @@ fn next_metadata(meta: &Json, at: &str, snap: Json) -> Json {
         "snapshot-log",
         json!({"snapshot-id": id, "timestamp-ms": now}),
     );
-    push(
-        &mut m,
-        "metadata-log",
-        json!({"metadata-file": at, "timestamp-ms": previous_updated}),
-    );
-    // The log keeps the newest metadata files the table's property says (Iceberg's default:
-    // 100), as Iceberg's own writers do: a mirror commits often.
+    log_metadata(&mut m, at, previous_updated);
+    m
+}
+
+/// Adds the metadata file at `at` (last updated `updated`) to `m`'s metadata log, which keeps
+/// the newest files the table's property says (Iceberg's default: 100), as Iceberg's own
+/// writers do: a mirror commits often.
+fn log_metadata(m: &mut Json, at: &str, updated: Json) {
+    let entry = json!({"metadata-file": at, "timestamp-ms": updated});
+    match m["metadata-log"].as_array_mut() {
+        Some(a) => a.push(entry),
+        None => m["metadata-log"] = json!([entry]),
+    }
     let keep = m["properties"]["write.metadata.previous-versions-max"]
         .as_str()
         .and_then(|v| v.parse::<usize>().ok())
@@ -1084,7 +1090,15 @@ fn next_metadata(meta: &Json, at: &str, snap: Json) -> Json {
     {
         log.drain(..log.len() - keep);
     }
-    m
+}
+
+/// Where the metadata file after the one at `at` (of metadata `meta`) goes, in `metadata_dir`.
+fn next_metadata_path(metadata_dir: &str, at: &str, meta: &Json) -> String {
+    let version = metadata_version(at, meta) + 1;
+    format!(
+        "{metadata_dir}/{version:05}-{}.metadata.json",
+        crate::common::new_uuid()
+    )
 }
 
 /// Each written file as a manifest entry, its statistics read from its footer.

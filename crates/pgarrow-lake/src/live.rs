@@ -895,7 +895,7 @@ fn live_rows(file: &LiveFile, mut each: impl FnMut(RecordBatch) -> Result<()>) -
 ///
 /// # Errors
 /// The file's; a position past its rows.
-pub(crate) fn take_rows(file: &LiveFile, positions: &[u64]) -> Result<Vec<RecordBatch>> {
+fn take_rows(file: &LiveFile, positions: &[u64]) -> Result<Vec<RecordBatch>> {
     let input = Input::open(
         std::slice::from_ref(&file.location),
         &InputOptions::default(),

@@ -257,6 +257,8 @@ async fn newest_schema(live: &Live) -> Result<SchemaRef> {
         .max_by_key(|f| f.id)
         .map(|f| f.location.clone())
         .ok_or_else(|| Error::from(ErrorKind::Internal("no files".into())))?;
+    // The footer's Arrow schema, its fields' metadata (PostgreSQL types, extensions) kept in
+    // the new files; a type the rows are read as otherwise is cast to it.
     tokio::task::spawn_blocking(move || -> Result<SchemaRef> {
         let (meta, _) = newest.parquet_metadata()?;
         let file = meta.file_metadata();

@@ -11,8 +11,7 @@ use pgarrow::{Error, ErrorKind, Result};
 use serde_json::Value as Json;
 
 use super::catalog::SqlCatalog;
-use super::{IcebergTarget, blocking, metadata_version, read_metadata};
-use crate::common::new_uuid;
+use super::{IcebergTarget, blocking, read_metadata};
 use crate::retention::{ExpireOptions, ExpireStats, remove_files};
 
 /// Expires the table `target` names.
@@ -69,21 +68,12 @@ pub(crate) async fn expire(target: &IcebergTarget, options: &ExpireOptions) -> R
             }
         }
         next["last-updated-ms"] = super::now_ms().into();
-        if let Some(log) = next["metadata-log"].as_array_mut() {
-            log.push(serde_json::json!({
-                "metadata-file": at,
-                "timestamp-ms": meta["last-updated-ms"],
-            }));
-        }
+        super::log_metadata(&mut next, &at, meta["last-updated-ms"].clone());
         let location = meta["location"]
             .as_str()
             .unwrap_or_default()
             .trim_end_matches('/');
-        let version = metadata_version(&at, &meta) + 1;
-        let path = format!(
-            "{location}/metadata/{version:05}-{}.metadata.json",
-            new_uuid()
-        );
+        let path = super::next_metadata_path(&format!("{location}/metadata"), &at, &meta);
         let text = serde_json::to_vec_pretty(&next)
             .map_err(|e| Error::from(ErrorKind::Internal(format!("metadata JSON: {e}"))))?;
         let written = Location::parse(&path, &target.storage)?;

@@ -16,8 +16,8 @@ use serde_json::{Value as Json, json};
 use super::catalog::SqlCatalog;
 use super::manifest::{self, DataFile};
 use super::{
-    Cleanup, IcebergTarget, blocking, current_schema, default_spec, metadata_version,
-    new_snapshot_id, next_metadata, read_metadata, schema, set_sequence, snapshot,
+    Cleanup, IcebergTarget, blocking, current_schema, default_spec, new_snapshot_id, next_metadata,
+    read_metadata, schema, set_sequence, snapshot,
 };
 use crate::common::new_uuid;
 use crate::live::{LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Plan};
@@ -297,17 +297,16 @@ impl IcebergMirror {
         let list_path = format!("{metadata_dir}/snap-{snapshot_id}-1-{}.avro", new_uuid());
         let list_bytes = manifest::write_manifest_list(&entries, snapshot_id, parent, sequence)?;
         cleanup.write(&list_path, list_bytes).await?;
-        let summary = summary(
-            previous.as_ref(),
-            plan,
-            point,
-            &data_files,
-            delete_files.len(),
-            deleted_rows,
-        );
         let summary = match plan.rewrite {
             true => replace_summary(point, &data_files, &entries, kept_bytes.unwrap_or(0)),
-            false => summary,
+            false => summary(
+                previous.as_ref(),
+                plan,
+                point,
+                &data_files,
+                delete_files.len(),
+                deleted_rows,
+            ),
         };
         let snap = super::new_snapshot(
             snapshot_id,
@@ -321,8 +320,7 @@ impl IcebergMirror {
         if evolved {
             super::add_schema(&mut meta, &schema_json, new_last);
         }
-        let version = metadata_version(&self.at, &self.meta) + 1;
-        let meta_path = format!("{metadata_dir}/{version:05}-{}.metadata.json", new_uuid());
+        let meta_path = super::next_metadata_path(&metadata_dir, &self.at, &self.meta);
         let text = serde_json::to_vec_pretty(&meta)
             .map_err(|e| Error::from(ErrorKind::Internal(format!("metadata JSON: {e}"))))?;
         cleanup.write(&meta_path, text).await?;
