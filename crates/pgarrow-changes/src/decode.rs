@@ -54,8 +54,9 @@ pub const META_REPLICA_IDENTITY: &str = "pgarrow.replica_identity";
 /// Schema metadata: the columns of the relation's replica identity (the key its updates and
 /// deletes name rows by), a JSON array of names.
 pub const META_KEY: &str = "pgarrow.key";
-/// Schema metadata: the columns that have a default (or a value the rows before the column
-/// was added take, which the server writes no change for), a JSON array of names, as the
+/// Schema metadata: the columns that have a default or are an identity (or a value the rows
+/// before the column was added take, which the server writes no change for), a JSON array of
+/// names, as the
 /// catalog said when the relation's columns arrived.
 pub const META_DEFAULTS: &str = "pgarrow.defaults";
 /// Schema metadata: whether values arrived in their binary send format (`binary`) or as text.

@@ -61,6 +61,31 @@ impl ReplicationSlot {
         plugin: &str,
         failover: bool,
     ) -> Result<ReplicationSlot> {
+        Self::make(config, name, plugin, failover, false).await
+    }
+
+    /// As [`create`](Self::create), a temporary slot: the server drops it when its connection
+    /// closes ([`release`](Self::release), or the process ending), so it holds no WAL past
+    /// the snapshot's use. For reading a table again in a snapshot with a known place in the
+    /// WAL, beside a slot that goes on.
+    ///
+    /// # Errors
+    /// As [`create`](Self::create).
+    pub async fn create_temporary(
+        config: &Config,
+        name: &str,
+        plugin: &str,
+    ) -> Result<ReplicationSlot> {
+        Self::make(config, name, plugin, false, true).await
+    }
+
+    async fn make(
+        config: &Config,
+        name: &str,
+        plugin: &str,
+        failover: bool,
+        temporary: bool,
+    ) -> Result<ReplicationSlot> {
         if name.is_empty()
             || name.len() > 63
             || !name
@@ -89,8 +114,9 @@ impl ReplicationSlot {
         })?;
         let sql = match failover {
             false => format!(
-                "CREATE_REPLICATION_SLOT {} LOGICAL {} EXPORT_SNAPSHOT",
+                "CREATE_REPLICATION_SLOT {}{} LOGICAL {} EXPORT_SNAPSHOT",
                 quote_ident(name),
+                if temporary { " TEMPORARY" } else { "" },
                 quote_ident(plugin)
             ),
             true => {
@@ -159,7 +185,8 @@ impl ReplicationSlot {
         &self.info
     }
 
-    /// Closes the replication connection: the snapshot ends, the slot stays.
+    /// Closes the replication connection: the snapshot ends, the slot stays (a temporary one
+    /// goes).
     ///
     /// # Errors
     /// The connection broke meanwhile (the snapshot then ended early: an export still reading

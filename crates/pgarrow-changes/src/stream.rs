@@ -846,7 +846,8 @@ async fn plan_relation(
 ) -> Result<(Vec<ColumnMapping>, Vec<String>)> {
     let rows = conn
         .simple_query(&format!(
-            "SELECT attname, attnum::text, (atthasmissing OR atthasdef)::text \
+            "SELECT attname, attnum::text, \
+             (atthasmissing OR atthasdef OR attidentity <> '')::text \
              FROM pg_catalog.pg_attribute WHERE attrelid = {oid} AND attnum > 0 \
              AND NOT attisdropped"
         ))

@@ -493,6 +493,11 @@ pub(crate) struct MirrorFlags {
     /// with sync_replication_slots, so that the mirror goes on after a failover to one.
     #[arg(long)]
     pub(crate) failover: bool,
+    /// Stop at a schema change a lake table cannot take in place (a column added with a
+    /// default, a renamed column, a column dropped from a Delta table), instead of exporting
+    /// that table again in a new snapshot and going on.
+    #[arg(long)]
+    pub(crate) no_reexport: bool,
 }
 
 /// Lake tables: the export committed into a table of a lake format.

@@ -438,6 +438,7 @@ pub(crate) fn mirror(
         .with_catch_up(flags.catch_up)
         .with_start_over(flags.start_over)
         .with_failover(flags.failover)
+        .with_reexport(!flags.no_reexport)
         .with_export(export_options(&export.output, policies))
         .with_partitions(partition_options(&export.partition));
     let (quiet, json) = (export.output.quiet, export.output.json);
@@ -476,13 +477,16 @@ pub(crate) fn mirror(
              {} deleted); every table is at {}; {why}",
             stats.tables.len(),
             stats.slot,
-            if stats.exported {
-                format!(
+            match (stats.exported, stats.reexported) {
+                (false, 0) => String::new(),
+                (true, 0) => format!(
                     "exported {} rows in a new snapshot, then ",
                     group(stats.exported_rows)
-                )
-            } else {
-                String::new()
+                ),
+                (_, again) => format!(
+                    "exported {} rows ({again} table(s) again, at a schema change), ",
+                    group(stats.exported_rows)
+                ),
             },
             group(stats.commits),
             group(stats.changes),

@@ -328,13 +328,20 @@ fn follow_columns(m: &mut Mirrored, batch: &RecordBatch) -> Result<()> {
                 unknown.as_slice()
             }
         };
-        let change = SchemaChange::compare(m, &ours, &theirs, defaults).map_err(|what| {
-            Error::usage(format!(
-                "the columns of {} changed: {what}. The lake table holds every change before \
-                 it; nothing after it was applied",
-                m.table.quoted()
-            ))
-        })?;
+        // Files hold changes only: the rows a change needs again are not in them.
+        let change = SchemaChange::compare(m, &ours, &theirs, defaults)
+            .and_then(|c| match c.reexport {
+                Some(why) => Err(why),
+                None => Ok(c),
+            })
+            .map_err(|what| {
+                Error::usage(format!(
+                    "the columns of {} changed: {what}. The lake table holds every change \
+                     before it; nothing after it was applied (a mirror exports such a table \
+                     again; applying files cannot)",
+                    m.table.quoted()
+                ))
+            })?;
         m.lake.evolve(&change.dropped_names);
     }
     m.columns = columns;

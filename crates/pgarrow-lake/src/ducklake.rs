@@ -576,13 +576,41 @@ pub(super) fn evolve(
         ErrorKind::Usage(format!("DuckLake table {name}: {what}")).into()
     };
     let mut out = Evolution::default();
+    let top = |c: &&LakeColumn| c.parent.is_none();
+    let in_table = |e: &LakeColumn| table.iter().any(|t| t.id == e.id);
+    // On a replace the table takes the export's order too: when keeping its columns' places
+    // and adding the new ones after them would not give it, every column is placed anew.
+    let renumber = replace && {
+        let mut kept: Vec<&LakeColumn> = table
+            .iter()
+            .filter(top)
+            .filter(|t| export.iter().any(|e| e.id == t.id))
+            .collect();
+        kept.sort_by_key(|t| t.order);
+        let kept_then_new: Vec<i64> = kept
+            .iter()
+            .map(|t| t.id)
+            .chain(
+                export
+                    .iter()
+                    .filter(top)
+                    .filter(|e| !in_table(e))
+                    .map(|e| e.id),
+            )
+            .collect();
+        let theirs: Vec<i64> = export.iter().filter(top).map(|e| e.id).collect();
+        kept_then_new != theirs
+    };
     let mut order = table.iter().map(|c| c.order).max().unwrap_or(0);
     for e in export {
+        let placed = (e.parent.is_none() && (renumber || !in_table(e))).then(|| {
+            order += 1;
+            order
+        });
         let Some(t) = table.iter().find(|t| t.id == e.id) else {
             let mut added = e.clone();
-            if added.parent.is_none() {
-                order += 1;
-                added.order = order;
+            if let Some(o) = placed {
+                added.order = o;
             }
             out.new.push(e.id);
             out.begun.push(added);
@@ -595,14 +623,14 @@ pub(super) fn evolve(
                 t.id, t.name, e.name
             )));
         }
-        if t.ty == e.ty {
+        if t.ty == e.ty && placed.is_none() {
             continue;
         }
         if replace || columns::widens(&t.ty, &e.ty) {
             out.ended.push(t.id);
             out.begun.push(LakeColumn {
                 name: t.name.clone(),
-                order: t.order,
+                order: placed.unwrap_or(t.order),
                 ..e.clone()
             });
         } else if !columns::widens(&e.ty, &t.ty) {
@@ -656,4 +684,73 @@ pub(super) fn same_partitions(table: &Table, keys: &[Key], name: &str) -> Result
         shown(&ours)
     ))
     .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(id: i64, name: &str, ty: &str, order: i64) -> LakeColumn {
+        LakeColumn {
+            id,
+            name: name.into(),
+            ty: ty.into(),
+            parent: None,
+            order,
+            compare_as: None,
+        }
+    }
+
+    /// The live columns after `evolution`, in their order.
+    fn after(table: &[LakeColumn], evolution: &Evolution) -> Vec<(i64, String)> {
+        let mut live: Vec<&LakeColumn> = table
+            .iter()
+            .filter(|c| !evolution.ended.contains(&c.id))
+            .chain(&evolution.begun)
+            .collect();
+        live.sort_by_key(|c| c.order);
+        live.iter().map(|c| (c.id, c.name.clone())).collect()
+    }
+
+    #[test]
+    fn a_replace_takes_the_exports_order_and_an_append_keeps_the_tables() {
+        let table = [
+            column(1, "id", "int32", 1),
+            column(2, "a", "varchar", 2),
+            column(3, "big", "varchar", 3),
+        ];
+        // "a" renamed "title" in its place: a new column (a new ID) where "a" was.
+        let export = [
+            column(1, "id", "int32", 1),
+            column(4, "title", "varchar", 2),
+            column(3, "big", "varchar", 3),
+            column(5, "five", "int32", 4),
+        ];
+        let replaced = evolve(&table, &export, true, "t").unwrap();
+        assert_eq!(
+            after(&table, &replaced),
+            [(1, "id"), (4, "title"), (3, "big"), (5, "five")].map(|(i, n)| (i, n.to_owned()))
+        );
+        assert!(replaced.ended.contains(&2), "{replaced:?}");
+        // In the same order, a replace leaves the kept columns' rows as they are.
+        let same = [
+            column(1, "id", "int32", 1),
+            column(2, "a", "varchar", 2),
+            column(3, "big", "varchar", 3),
+            column(5, "five", "int32", 4),
+        ];
+        let added = evolve(&table, &same, true, "t").unwrap();
+        assert!(added.ended.is_empty(), "{added:?}");
+        assert_eq!(added.new, [5]);
+        assert_eq!(
+            after(&table, &added),
+            [(1, "id"), (2, "a"), (3, "big"), (5, "five")].map(|(i, n)| (i, n.to_owned()))
+        );
+        // An append adds after the table's columns, whatever the export's order.
+        let appended = evolve(&table, &export[..2], false, "t").unwrap();
+        assert_eq!(
+            after(&table, &appended),
+            [(1, "id"), (2, "a"), (3, "big"), (4, "title")].map(|(i, n)| (i, n.to_owned()))
+        );
+    }
 }

@@ -92,6 +92,11 @@ pub struct MirrorOptions {
     /// Make the slot a failover slot (PostgreSQL 17), synchronized to standbys so that the
     /// mirror goes on after a failover.
     pub failover: bool,
+    /// At a schema change the lake table cannot take in place (a column added with a
+    /// default, a renamed column, columns in a new order, a column dropped from a Delta
+    /// table), export that table again in a new snapshot, replacing its rows in one commit,
+    /// and go on; else stop, naming the change. On by default.
+    pub reexport: bool,
 }
 
 impl MirrorOptions {
@@ -109,7 +114,14 @@ impl MirrorOptions {
             partitions: PartitionOptions::new(1),
             retries: 10,
             failover: false,
+            reexport: true,
         }
+    }
+
+    /// Export a table again at a schema change it cannot take in place (else stop).
+    pub fn with_reexport(mut self, reexport: bool) -> Self {
+        self.reexport = reexport;
+        self
     }
 
     /// Make the slot a failover slot (PostgreSQL 17).
@@ -208,6 +220,20 @@ pub enum MirrorProgress {
         /// Columns dropped.
         dropped: Vec<String>,
     },
+    /// A table's columns changed in a way its lake table cannot take in place (`why`): it
+    /// was exported again in a new snapshot, its rows replaced in one commit.
+    Reexported {
+        /// The source table.
+        table: String,
+        /// The lake table.
+        lake_table: String,
+        /// Why.
+        why: String,
+        /// Rows exported.
+        rows: u64,
+        /// The new snapshot's place in the WAL: the table's position now.
+        lsn: String,
+    },
     /// Every table holds the changes up to `lsn`, confirmed to the slot.
     Checkpoint {
         /// The position confirmed.
@@ -259,6 +285,16 @@ impl std::fmt::Display for MirrorProgress {
                 added.join(", "),
                 dropped.join(", ")
             ),
+            MirrorProgress::Reexported {
+                table,
+                lake_table,
+                why,
+                rows,
+                lsn,
+            } => write!(
+                f,
+                "{table}: {why}: exported again into {lake_table}: {rows} rows, at {lsn}"
+            ),
             MirrorProgress::Checkpoint {
                 lsn,
                 server_lsn,
@@ -285,7 +321,7 @@ pub struct MirrorStats {
     pub tables: Vec<String>,
     /// Whether this run made the slot and exported the tables in its snapshot.
     pub exported: bool,
-    /// Rows the first export wrote.
+    /// Rows the first export wrote, and the exports again at schema changes.
     pub exported_rows: u64,
     /// Where the run started streaming.
     pub start_lsn: String,
@@ -305,6 +341,8 @@ pub struct MirrorStats {
     pub truncates: u64,
     /// Commits begun again after the table's files changed beside the mirror.
     pub retried: u64,
+    /// Tables exported again at a schema change they could not take in place.
+    pub reexported: u64,
 }
 
 /// One mirrored table.
@@ -479,7 +517,9 @@ pub async fn mirror_to_lake(
             columns: 0,
         });
     }
-    follow(
+    // A table exported again at a schema change: the stream starts over from the slot's
+    // confirmed position, every table leaving out what it holds.
+    while let Some((i, why)) = follow(
         &config,
         &publication,
         options,
@@ -487,8 +527,82 @@ pub async fn mirror_to_lake(
         &mut stats,
         &mut hooks,
     )
-    .await?;
+    .await?
+    {
+        reexport(
+            &config,
+            &mut mirrored[i],
+            &why,
+            options,
+            &mut stats,
+            &mut hooks,
+        )
+        .await?;
+    }
     Ok(stats)
+}
+
+/// Exports `m`'s table again into its lake table, replacing its rows in one commit, in the
+/// snapshot of a temporary slot: the commit records the mirror's slot at that snapshot's
+/// consistent point, so the stream's changes before it are left out and those after applied.
+async fn reexport(
+    config: &Config,
+    m: &mut Mirrored,
+    why: &str,
+    options: &MirrorOptions,
+    stats: &mut MirrorStats,
+    hooks: &mut Hooks<'_, MirrorProgress>,
+) -> Result<()> {
+    let name = m.table.quoted();
+    let lake_table = m.target.name();
+    let context = |e: Error| {
+        e.context(format!(
+            "exporting {name} again into {lake_table} ({why}); the lake table is as its last \
+             commit left it"
+        ))
+    };
+    let temporary = format!("pgarrow_again_{}_{}", std::process::id(), stats.reexported);
+    let slot = ReplicationSlot::create_temporary(config, &temporary, "pgoutput")
+        .await
+        .map_err(context)?;
+    let info = slot.info().clone();
+    let partitions = options.partitions.clone().with_import_snapshot_at(
+        &info.snapshot_name,
+        &options.slot,
+        &info.consistent_point,
+    );
+    let done = export_to_lake(
+        config,
+        Source::Table(m.table.clone()),
+        &options.export,
+        &partitions,
+        &m.target.clone().with_if_exists(IfExists::Replace),
+        Hooks::new().with_stop(hooks.stop().clone()),
+    )
+    .await;
+    // The temporary slot goes with its connection.
+    let released = slot.release().await;
+    let done = done.map_err(context)?;
+    released.map_err(context)?;
+    let Some((lake, live, Some(point))) = TableMirror::open(&m.target, &m.key).await? else {
+        return Err(ErrorKind::Unexpected(format!(
+            "lake table {lake_table} has no mirror position after its export"
+        ))
+        .into());
+    };
+    (m.lake, m.live, m.point) = (lake, live, point);
+    m.pending.clear();
+    m.columns = 0;
+    stats.reexported += 1;
+    stats.exported_rows += done.rows;
+    hooks.report(&MirrorProgress::Reexported {
+        table: name.clone(),
+        lake_table: lake_table.clone(),
+        why: why.to_owned(),
+        rows: done.rows,
+        lsn: info.consistent_point,
+    });
+    Ok(())
 }
 
 /// The tables `patterns` select on the source (`pg_dump`'s patterns: `--table`, `--schema`),
@@ -809,7 +923,8 @@ async fn first_export(
     Ok(rows)
 }
 
-/// Follows the slot, committing each table's changes at every checkpoint and confirming it.
+/// Follows the slot, committing each table's changes at every checkpoint and confirming it;
+/// ends with the table to export again (and why) at a schema change it cannot take in place.
 async fn follow(
     config: &Config,
     publication: &str,
@@ -817,7 +932,11 @@ async fn follow(
     mirrored: &mut [Mirrored],
     stats: &mut MirrorStats,
     hooks: &mut Hooks<'_, MirrorProgress>,
-) -> Result<()> {
+) -> Result<Option<(usize, String)>> {
+    // What a stream before this one gathered comes again: it was not confirmed.
+    for m in mirrored.iter_mut() {
+        m.pending.clear();
+    }
     let start = mirrored
         .iter()
         .map(|m| m.point.lsn)
@@ -831,13 +950,25 @@ async fn follow(
         .with_catch_up(options.catch_up)
         .with_flush_interval(options.commit_interval)
         .with_flush_rows(options.commit_changes);
-    let stream_hooks = Hooks::new().with_stop(hooks.stop().clone());
-    let mut stream = ChangeStream::start_with(config.clone(), stream_options, stream_hooks)
-        .await
-        .map_err(|e| match e.to_string().contains("binary") {
-            true => e.context("a mirror reads values in their binary form (PostgreSQL 14+)"),
-            false => e,
-        })?;
+    let mut waited = 0;
+    let mut stream = loop {
+        let stream_hooks = Hooks::new().with_stop(hooks.stop().clone());
+        match ChangeStream::start_with(config.clone(), stream_options.clone(), stream_hooks).await {
+            Ok(stream) => break stream,
+            // The walsender of a stream this run just closed has not let go of the slot yet
+            // ("replication slot ... is active for PID ...").
+            Err(e) if e.code() == Some("55006") && waited < 50 && stats.reexported > 0 => {
+                waited += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) if e.to_string().contains("binary") => {
+                return Err(
+                    e.context("a mirror reads values in their binary form (PostgreSQL 14+)")
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    };
     stats.start_lsn = stream.started_at().to_string();
     stats.end_lsn = start.to_string();
     let by_name: HashMap<String, usize> = mirrored
@@ -860,14 +991,32 @@ async fn follow(
                     .map(|f| f.name().clone())
                     .collect();
                 let ours: Vec<String> = m.lake.column_names();
+                // Columns of a transaction the table holds already (a stream that starts
+                // before the table's position replays older Relation messages): the lake
+                // table's are newer.
+                if s.lsn < m.point.lsn {
+                    m.columns = columns;
+                    continue;
+                }
                 if s.changed || theirs != ours {
-                    let change = SchemaChange::of(config, m, &ours, &theirs).await?;
+                    let defaults: Vec<String> = s
+                        .schema
+                        .metadata()
+                        .get(pgarrow_changes::META_DEFAULTS)
+                        .and_then(|d| serde_json::from_str(d).ok())
+                        .unwrap_or_else(|| theirs.clone());
+                    let change = SchemaChange::compare(m, &ours, &theirs, &defaults);
                     // Rows of the announcing transaction under the old columns (an ALTER
                     // TABLE after changes in one transaction) cannot be committed apart.
                     if m.pending
                         .iter()
                         .any(|b| !after(b, s.lsn).is_ok_and(|a| a.num_rows() == 0))
                     {
+                        if options.reexport && change.is_ok() {
+                            stream.close().await?;
+                            let why = "a transaction changed its rows and then its columns";
+                            return Ok(Some((i, why.to_owned())));
+                        }
                         return Err(Error::usage(format!(
                             "a transaction changed rows of {} and then its columns (at {}): a \
                              mirror commits whole transactions under one set of columns. Start \
@@ -888,6 +1037,21 @@ async fn follow(
                             s.lsn
                         ))
                     })?;
+                    if let Some(why) = change.reexport {
+                        if !options.reexport {
+                            return Err(Error::usage(format!(
+                                "the columns of {} changed at {}: {why}, which the lake table \
+                                 cannot take in place. The lake table holds every change before \
+                                 it; nothing after it was committed. Let the mirror export the \
+                                 table again (leave out --no-reexport), or start over from a \
+                                 new snapshot (--start-over)",
+                                m.table.quoted(),
+                                s.lsn
+                            )));
+                        }
+                        stream.close().await?;
+                        return Ok(Some((i, why)));
+                    }
                     m.lake.evolve(&change.dropped_names);
                     hooks.report(&MirrorProgress::SchemaChanged {
                         table: m.table.quoted(),
@@ -929,21 +1093,24 @@ async fn follow(
         }
     }
     stream.close().await?;
-    Ok(())
+    Ok(None)
 }
 
-/// A table's columns as a new Relation message gives them, against the lake table's: what a
-/// mirror follows (columns added without a value for the rows before, columns dropped, types
-/// widened), or what it refuses (the error's text).
+/// A table's columns as a new Relation message gives them, against the lake table's: what
+/// the lake table takes in place (columns added without a value for the rows before, columns
+/// dropped, types widened), what needs the table's rows again (`reexport`, why), or what a
+/// mirror cannot follow at all (the error's text).
 pub(crate) struct SchemaChange {
     pub(crate) added: Vec<String>,
     pub(crate) dropped_names: Vec<String>,
+    /// Why the lake table cannot take the change in place: the table is exported again.
+    pub(crate) reexport: Option<String>,
 }
 
 impl SchemaChange {
     /// The change from `ours` (the lake table's columns) to `theirs` (the source's), or why a
-    /// mirror cannot follow it; a column added with a default is refused when `defaults`
-    /// (the source's columns with one) names it.
+    /// mirror cannot follow it; `defaults` names the source's columns with a default (or a
+    /// value the rows before them take).
     pub(crate) fn compare(
         m: &Mirrored,
         ours: &[String],
@@ -963,79 +1130,55 @@ impl SchemaChange {
         if let Some(k) = m.key.iter().find(|k| dropped.contains(k)) {
             return Err(format!("its key column {k:?} is gone"));
         }
-        if let Some(why) = m.lake.refuses_drop(&dropped) {
-            return Err(why);
-        }
-        // A renamed column keeps its place among the columns (a dropped and an added one
-        // does not): the lake would lose its values.
+        let reexport = Self::reexport(m, ours, theirs, &added, &dropped, defaults);
+        Ok(SchemaChange {
+            added,
+            dropped_names: dropped,
+            reexport,
+        })
+    }
+
+    /// Why the lake table cannot take the change in place, if it cannot.
+    fn reexport(
+        m: &Mirrored,
+        ours: &[String],
+        theirs: &[String],
+        added: &[String],
+        dropped: &[String],
+        defaults: &[String],
+    ) -> Option<String> {
+        // The columns kept, in a new order: the lake's columns keep theirs.
         let kept_old: Vec<&String> = ours.iter().filter(|c| theirs.contains(c)).collect();
         let kept_new: Vec<&String> = theirs.iter().filter(|c| ours.contains(c)).collect();
         if kept_old != kept_new {
-            return Err("their order changed".into());
+            return Some("the columns are in a new order".into());
         }
+        // A renamed column keeps its place among the columns; a Relation message names the
+        // columns only, so a column dropped and another added in its place look the same.
+        // Taken as a drop and an add, a rename would lose the column's values.
         for (i, old) in ours.iter().enumerate() {
             if dropped.contains(old)
                 && let Some(new) = theirs.get(i)
                 && added.contains(new)
                 && ours.len() == theirs.len()
             {
-                return Err(format!(
-                    "{old:?} was renamed {new:?} (or dropped and another added in its place), \
-                     which a mirror does not follow"
+                return Some(format!(
+                    "column {old:?} was renamed {new:?} (or dropped and another added in its \
+                     place)"
                 ));
             }
         }
-        // A column added with a default gives the rows before it that value, without a
-        // change in the WAL: the lake cannot know it (it would read NULL).
-        if let Some(c) = added.iter().find(|c| defaults.contains(c)) {
-            return Err(format!(
-                "column {c:?} was added with a default, which the rows before it take without \
-                 a change a mirror sees"
-            ));
+        if let Some(why) = m.lake.refuses_drop(dropped) {
+            return Some(why);
         }
-        Ok(SchemaChange {
-            added,
-            dropped_names: dropped,
+        // A column added with a default gives the rows before it that value (a table
+        // rewritten, for a volatile one) with no change in the WAL.
+        added.iter().find(|c| defaults.contains(c)).map(|c| {
+            format!(
+                "column {c:?} was added with a default, which the rows before it take with no \
+                 change in the WAL"
+            )
         })
-    }
-
-    /// [`compare`](Self::compare), the columns with a default asked of the source.
-    async fn of(
-        config: &Config,
-        m: &Mirrored,
-        ours: &[String],
-        theirs: &[String],
-    ) -> Result<std::result::Result<SchemaChange, String>> {
-        let name = m.table.quoted();
-        let added: Vec<String> = theirs
-            .iter()
-            .filter(|c| !ours.contains(c))
-            .cloned()
-            .collect();
-        let mut defaults = Vec::new();
-        if !added.is_empty() {
-            let mut conn = Connection::connect(config)
-                .await
-                .map_err(|e| Error::from(ErrorKind::Connect(e)))?;
-            let list = added
-                .iter()
-                .map(|c| quote_literal(c))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let rows = conn
-                .simple_query(&format!(
-                    "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = \
-                     to_regclass({}) AND attname IN ({list}) AND (atthasmissing OR atthasdef)",
-                    quote_literal(&name)
-                ))
-                .await;
-            let _ = conn.close().await;
-            defaults = rows?
-                .into_iter()
-                .filter_map(|r| r.into_iter().next().flatten())
-                .collect();
-        }
-        Ok(Self::compare(m, ours, theirs, &defaults))
     }
 }
 

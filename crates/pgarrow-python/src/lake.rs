@@ -274,6 +274,7 @@ struct MirrorArgs<'py> {
     catch_up: bool,
     start_over: bool,
     failover: bool,
+    reexport: bool,
     options: Option<Bound<'py, PyDict>>,
     storage_options: Option<HashMap<String, String>>,
 }
@@ -359,6 +360,7 @@ pub(crate) fn mirror(
         .with_catch_up(args.catch_up)
         .with_start_over(args.start_over)
         .with_failover(args.failover)
+        .with_reexport(args.reexport)
         .with_export(options.export)
         .with_partitions(
             options

@@ -452,23 +452,177 @@ def test_changes_a_mirror_cannot_follow_stop_it_with_nothing_committed_past_them
     mirror(source, lake, slot, table)
     run(source, f"UPDATE {table} SET name = 'before' WHERE id = 1")
     mirror(source, lake, slot, table)
-    # A default gives the rows before it a value no change carries.
+    # A default gives the rows before it a value no change carries: with --no-reexport, the
+    # mirror stops there.
     run(source, f"ALTER TABLE {table} ADD COLUMN five int DEFAULT 5; "
                 f"INSERT INTO {table} VALUES (999, 'after', 'x', 1, 5)")
-    out = mirror(source, lake, slot, table, check=False)
+    out = mirror(source, lake, slot, table, "--no-reexport", check=False)
     assert out.returncode != 0
     assert "columns of" in out.stderr and "added with a default" in out.stderr, out.stderr
-    assert "--start-over" in out.stderr
+    assert "--no-reexport" in out.stderr and "--start-over" in out.stderr
     got = lake_rows(duckdb_lake, lake, table)
     assert [r for r in got if r[0] == 999] == []
     assert [r[1] for r in got if r[0] == 1] == ["before"]
-    # Starting over takes the new columns.
-    mirror(source, lake, slot, table, "--start-over")
+    # Python's reexport=False the same.
+    import pgarrow
+
+    with pytest.raises(pgarrow.UsageError, match="added with a default"):
+        pgarrow.mirror(source, table=table, ducklake=lake[0], slot=slot, catch_up=True, reexport=False)
+    # By default the table is exported again, in a transaction's snapshot of its own.
+    stats = pgarrow.mirror(source, table=table, ducklake=lake[0], slot=slot, catch_up=True)
+    assert stats["reexported"] == 1, stats
     assert lake_rows(duckdb_lake, lake, table) == [tuple(r) for r in rows_of(source, table)]
-    # A rename would lose the column's values.
-    run(source, f"ALTER TABLE {table} RENAME COLUMN name TO title; UPDATE {table} SET title = 't'")
+    # The key's column gone: the table has no key, and no mirror follows it.
+    run(source, f"ALTER TABLE {table} DROP COLUMN id; INSERT INTO {table} (name) VALUES ('t')")
     out = mirror(source, lake, slot, table, check=False)
-    assert out.returncode != 0 and "renamed" in out.stderr, out.stderr
+    assert out.returncode != 0 and "no primary key" in out.stderr, out.stderr
+    assert [r[1] for r in lake_rows(duckdb_lake, lake, table) if r[0] == 1] == ["before"]
+
+
+def read_columns(fmt, lake, table, columns, duckdb_lake):
+    """The lake table's `columns` (the first an id), sorted, as the format's reader reads them."""
+    if fmt == "delta":
+        return delta_rows(lake[1] / "delta" / table, columns=columns)
+    if fmt == "iceberg":
+        return iceberg_rows(lake, table, columns=columns)
+    got = duckdb_lake(lake[0], f"SELECT {', '.join(columns)} FROM lake.main.{table} ORDER BY 1")
+    return [tuple(r) for r in got]
+
+
+def lake_columns(fmt, lake, table, duckdb_lake):
+    """The lake table's columns, in order."""
+    if fmt == "delta":
+        import deltalake
+
+        return [f.name for f in deltalake.DeltaTable(str(lake[1] / "delta" / table)).schema().fields]
+    if fmt == "iceberg":
+        return [f.name for f in iceberg_table(lake, table).schema().fields]
+    got = duckdb_lake(lake[0], f"SELECT column_name FROM (DESCRIBE lake.main.{table})")
+    return [r[0] for r in got]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_schema_changes_the_lake_cannot_take_in_place_export_the_table_again(
+        source, lake, slot, fmt, duckdb_lake):
+    """Columns added with a default (a constant, a volatile one, an identity: PostgreSQL gives
+    the rows before them values with no change in the WAL), a rename, and (Delta) a drop: the
+    running mirror exports the table again in a new snapshot and goes on, leaving out the
+    changes before it and applying those after, none lost or doubled."""
+    table = f"mirror_again_{fmt}"
+    run(source, f"""DROP TABLE IF EXISTS {table};
+        CREATE TABLE {table} (id int PRIMARY KEY, name text, big text, n int);
+        ALTER TABLE {table} ALTER COLUMN big SET STORAGE EXTERNAL;
+        INSERT INTO {table} SELECT g, 'n' || g, repeat(md5(g::text), 100), g FROM generate_series(1, 50) g""")
+    proc = subprocess.Popen(mirror_args(source, lake, slot, table, "--commit-interval", "0", fmt=fmt),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = Lines(proc)
+    c = psycopg.connect(source, autocommit=True)
+
+    def committed(sql):
+        """Runs `sql` and waits for a checkpoint or a new snapshot past it."""
+        before = int_lsn(c.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])
+        c.execute(sql)
+        while True:
+            e = lines.next()
+            if e["event"] in ("checkpoint", "reexported") and int_lsn(e["lsn"]) > before:
+                return
+
+    def until(event):
+        while (e := lines.next())["event"] != event:
+            pass
+        return e
+
+    def equal(columns):
+        want = [tuple(r) for r in c.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY id")]
+        assert read_columns(fmt, lake, table, columns, duckdb_lake) == want
+        assert lake_columns(fmt, lake, table, duckdb_lake) == [
+            r[0] for r in c.execute(f"SELECT attname::text FROM pg_attribute WHERE attrelid = '{table}'::regclass "
+                                    "AND attnum > 0 AND NOT attisdropped ORDER BY attnum")]
+
+    try:
+        assert lines.next()["event"] == "exported"
+        committed(f"UPDATE {table} SET name = 'before' WHERE id <= 3")
+        # Three columns the rows before them take values of, with no change in the WAL (the
+        # second and third rewrite the table); changes around them.
+        c.execute(f"ALTER TABLE {table} ADD COLUMN five int DEFAULT 5")
+        c.execute(f"ALTER TABLE {table} ADD COLUMN r int DEFAULT (random() * 1000000)::int")
+        c.execute(f"ALTER TABLE {table} ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY")
+        c.execute(f"INSERT INTO {table} (id, name, big, n, five, r) VALUES (100, 'new', 'b', 100, 6, 7)")
+        c.execute(f"UPDATE {table} SET n = -n WHERE id IN (4, 5)")
+        again = until("reexported")
+        assert "added with a default" in again["why"], again
+        # After the new snapshot: a TOASTed value left unchanged comes from its files.
+        c.execute(f"UPDATE {table} SET n = 0, five = 50 WHERE id IN (6, 7); DELETE FROM {table} WHERE id = 8")
+        committed(f"INSERT INTO {table} (id, name, big, n) VALUES (101, 'newer', 'c', 101)")
+        equal(["id", "name", "big", "n", "five", "r", "seq"])
+        # A rename, in the middle of the table.
+        c.execute(f"ALTER TABLE {table} RENAME COLUMN name TO title")
+        c.execute(f"UPDATE {table} SET title = 'renamed' WHERE id IN (9, 10)")
+        again = until("reexported")
+        assert "renamed" in again["why"], again
+        committed(f"UPDATE {table} SET title = 'after' WHERE id = 11")
+        equal(["id", "title", "big", "n", "five", "r", "seq"])
+        # A drop: in place, except in a Delta table (whose files keep the values).
+        c.execute(f"ALTER TABLE {table} DROP COLUMN n")
+        committed(f"UPDATE {table} SET five = 55 WHERE id = 12")
+        committed(f"DELETE FROM {table} WHERE id = 13")
+        equal(["id", "title", "big", "five", "r", "seq"])
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        assert proc.returncode == 0, proc.stderr.read()
+        done = until("done")["stats"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        c.close()
+    kinds = [e["event"] for e in lines.seen]
+    assert done["reexported"] == (3 if fmt == "delta" else 2), (done, kinds)
+    assert ("schema_changed" in kinds) == (fmt != "delta"), kinds
+    # The next run goes on from the table's position.
+    run(source, f"UPDATE {table} SET five = 500 WHERE id <= 20")
+    out = mirror(source, lake, slot, table, fmt=fmt)
+    assert not [e for e in events(out.stdout) if e["event"] == "reexported"], out.stdout
+    want = rows_sql(source, f"SELECT id, title, big, five, r, seq FROM {table} ORDER BY id")
+    assert read_columns(fmt, lake, table, ("id", "title", "big", "five", "r", "seq"), duckdb_lake) == want
+
+
+def test_a_stream_replayed_from_before_a_schema_change_keeps_the_newer_columns(
+        source, lake, slot, duckdb_lake):
+    """A table ahead of the slot (a run stopped between its commit and the slot's
+    confirmation; a table behind it, with nothing to commit, holds the stream back) gets the
+    Relation messages of transactions it holds again: older columns, not a drop."""
+    run(source, "DROP SCHEMA IF EXISTS mreplay CASCADE; CREATE SCHEMA mreplay")
+    for t in ("mreplay.idle", "mreplay.busy"):
+        make_table(source, t, rows=20)
+    catalog, data = lake
+    args = [pgarrow_bin(), "mirror", "-d", source, "--schema", "mreplay", "--slot", slot,
+            "--ducklake", catalog, "--data-path", str(data), "--json", "--catch-up"]
+
+    def mirror_both():
+        out = subprocess.run(args, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return out
+
+    mirror_both()
+    run(source, f"SELECT pg_copy_logical_replication_slot('{slot}', '{slot}_old')")
+    try:
+        # Under the old columns, then the new ones: the busy table takes both.
+        run(source, "UPDATE mreplay.busy SET name = 'b' WHERE id = 2")
+        run(source, "ALTER TABLE mreplay.busy ADD COLUMN note text")
+        run(source, "UPDATE mreplay.busy SET note = 'noted' WHERE id <= 5")
+        mirror_both()
+        # The slot goes back to before them (as if that run had been killed before confirming
+        # it); the busy table stays after them, the idle one at its export.
+        run(source, f"SELECT pg_drop_replication_slot('{slot}')")
+        run(source, f"SELECT pg_copy_logical_replication_slot('{slot}_old', '{slot}')")
+    finally:
+        run(source, f"SELECT pg_drop_replication_slot('{slot}_old')")
+    run(source, "UPDATE mreplay.busy SET note = 'later' WHERE id = 6")
+    out = mirror_both()
+    assert not [e for e in events(out.stdout) if e["event"] in ("schema_changed", "reexported")], out.stdout
+    got = duckdb_lake(catalog, "SELECT id, name, big, amount, note FROM lake.mreplay.busy ORDER BY id")
+    assert [tuple(r) for r in got] == rows_sql(
+        source, "SELECT id, name, big, amount, note FROM mreplay.busy ORDER BY id")
 
 
 def rows_sql(url, sql):
@@ -666,7 +820,7 @@ def delta_readers_agree(path, commits, want, duckdb_delta):
     assert [tuple(r) for r in got] == want
 
 
-def test_delta_columns_added_follow_and_a_drop_stops_the_mirror(source, lake, slot):
+def test_delta_columns_added_follow_and_a_drop_exports_the_table_again(source, lake, slot):
     table = "mirror_delta_schema"
     path = lake[1] / "delta" / table
     run(source, f"""DROP TABLE IF EXISTS {table};
@@ -687,15 +841,22 @@ def test_delta_columns_added_follow_and_a_drop_stops_the_mirror(source, lake, sl
     assert changed and changed[0]["added"] == ["note"], changed
     columns = ("id", "name", "big", "note")
     assert delta_rows(path, columns=columns) == rows_sql(source, f"SELECT {', '.join(columns)} FROM {table} ORDER BY id")
-    # A dropped column: the table stays at the commit before it, and the mirror says why.
+    # A dropped column: with --no-reexport the table stays at the commit before it, and the
+    # mirror says why.
     run(source, f"UPDATE {table} SET name = 'last' WHERE id = 5")
     run(source, f"ALTER TABLE {table} DROP COLUMN name")
     run(source, f"UPDATE {table} SET note = 'after' WHERE id = 6")
-    out = mirror(source, lake, slot, table, check=False, fmt="delta")
+    out = mirror(source, lake, slot, table, "--no-reexport", check=False, fmt="delta")
     assert out.returncode != 0 and "dropped" in out.stderr and "--start-over" in out.stderr, out.stderr
     assert dict((r[0], r[1]) for r in delta_rows(path, columns=("id", "name")))[5] == "last"
-    # Starting over takes the new columns; Python goes on from there.
-    mirror(source, lake, slot, table, "--start-over", fmt="delta")
+    # By default the table is exported again: its files no longer hold the column.
+    out = mirror(source, lake, slot, table, fmt="delta")
+    again = [e for e in events(out.stdout) if e["event"] == "reexported"]
+    assert len(again) == 1 and "dropped" in again[0]["why"], out.stdout
+    import deltalake
+
+    assert "name" not in [f.name for f in deltalake.DeltaTable(str(path)).schema().fields]
+    # Python goes on from there.
     import pgarrow
 
     run(source, f"UPDATE {table} SET note = 'python' WHERE id < 8; DELETE FROM {table} WHERE id = 9")

@@ -1839,6 +1839,7 @@ def mirror(
     catch_up: bool = False,
     start_over: bool = False,
     failover: bool = False,
+    reexport: bool = True,
     storage_options: Optional[dict[str, str]] = None,
     **options: Unpack[FileOptions],
 ) -> MirrorStats:
@@ -1891,6 +1892,12 @@ def mirror(
     start_over : bool, default False
         Drop the slot if it exists and export every table anew in a new one's snapshot (after
         the slot was invalidated, say).
+    failover : bool, default False
+        Make the slot a failover slot (PostgreSQL 17).
+    reexport : bool, default True
+        At a schema change a lake table cannot take in place (a column added with a default,
+        a renamed column, a column dropped from a Delta table), export that table again in a
+        new snapshot, replacing its rows in one commit, and go on; ``False`` stops instead.
     storage_options : dict of str to str, optional
         As in :func:`export_file`, for an object-store data path.
     **options
@@ -1930,6 +1937,7 @@ def mirror(
         catch_up=catch_up,
         start_over=start_over,
         failover=failover,
+        reexport=reexport,
         options=options,
         storage_options=storage_options,
     )

@@ -212,6 +212,7 @@ def mirror(
     catch_up: bool,
     start_over: bool,
     failover: bool,
+    reexport: bool,
     options: Optional[dict[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> MirrorStats: ...

@@ -216,7 +216,8 @@ class MirrorStats(TypedDict):
     publication: str
     #: The source tables, quoted.
     tables: List[str]
-    #: Whether this call made the slot and exported the tables in its snapshot.
+    #: Whether this call made the slot and exported the tables in its snapshot; rows exported
+    #: (the tables exported again at a schema change included).
     exported: bool
     exported_rows: int
     #: Where the call started streaming, and where every table is now (WAL positions).
@@ -232,6 +233,8 @@ class MirrorStats(TypedDict):
     truncates: int
     #: Commits begun again after the table's files changed beside the mirror.
     retried: int
+    #: Tables exported again at a schema change they could not take in place.
+    reexported: int
 
 
 class CompactStats(TypedDict):
