@@ -329,7 +329,8 @@ fn follow_columns(m: &mut Mirrored, batch: &RecordBatch) -> Result<()> {
             }
         };
         // Files hold changes only: the rows a change needs again are not in them.
-        let change = SchemaChange::compare(m, &ours, &theirs, defaults)
+        let table_columns = arrow_schema::Schema::new(schema.fields()[..columns].to_vec());
+        let change = SchemaChange::compare(m, &ours, &table_columns, defaults)
             .and_then(|c| match c.reexport {
                 Some(why) => Err(why),
                 None => Ok(c),

@@ -674,11 +674,12 @@ impl TableMirror {
         }
     }
 
-    /// Why the table cannot follow a source that dropped `dropped`, if it cannot.
-    fn refuses_drop(&self, dropped: &[String]) -> Option<String> {
+    /// Why the table cannot take in place a source that dropped `dropped` and has `columns`
+    /// now, if it cannot.
+    fn refuses(&self, dropped: &[String], columns: &arrow_schema::Schema) -> Option<String> {
         match self {
             TableMirror::DuckLake(_) | TableMirror::Iceberg(_) => None,
-            TableMirror::Delta(l) => l.refuses_drop(dropped),
+            TableMirror::Delta(l) => l.refuses_drop(dropped).or_else(|| l.refuses_types(columns)),
         }
     }
 
@@ -998,14 +999,19 @@ async fn follow(
                     m.columns = columns;
                     continue;
                 }
-                if s.changed || theirs != ours {
+                let table_columns =
+                    arrow_schema::Schema::new(s.schema.fields()[..columns].to_vec());
+                // A type the table does not take in place is seen here even when the names are
+                // the same and the stream has had no other columns (a run that stopped before
+                // it exported the table again).
+                if s.changed || theirs != ours || m.lake.refuses(&[], &table_columns).is_some() {
                     let defaults: Vec<String> = s
                         .schema
                         .metadata()
                         .get(pgarrow_changes::META_DEFAULTS)
                         .and_then(|d| serde_json::from_str(d).ok())
                         .unwrap_or_else(|| theirs.clone());
-                    let change = SchemaChange::compare(m, &ours, &theirs, &defaults);
+                    let change = SchemaChange::compare(m, &ours, &table_columns, &defaults);
                     // Rows of the announcing transaction under the old columns (an ALTER
                     // TABLE after changes in one transaction) cannot be committed apart.
                     if m.pending
@@ -1114,9 +1120,12 @@ impl SchemaChange {
     pub(crate) fn compare(
         m: &Mirrored,
         ours: &[String],
-        theirs: &[String],
+        theirs: &arrow_schema::Schema,
         defaults: &[String],
     ) -> std::result::Result<SchemaChange, String> {
+        let columns = theirs;
+        let theirs: Vec<String> = columns.fields().iter().map(|f| f.name().clone()).collect();
+        let theirs = theirs.as_slice();
         let added: Vec<String> = theirs
             .iter()
             .filter(|c| !ours.contains(c))
@@ -1130,7 +1139,7 @@ impl SchemaChange {
         if let Some(k) = m.key.iter().find(|k| dropped.contains(k)) {
             return Err(format!("its key column {k:?} is gone"));
         }
-        let reexport = Self::reexport(m, ours, theirs, &added, &dropped, defaults);
+        let reexport = Self::reexport(m, ours, columns, &added, &dropped, defaults);
         Ok(SchemaChange {
             added,
             dropped_names: dropped,
@@ -1142,11 +1151,12 @@ impl SchemaChange {
     fn reexport(
         m: &Mirrored,
         ours: &[String],
-        theirs: &[String],
+        columns: &arrow_schema::Schema,
         added: &[String],
         dropped: &[String],
         defaults: &[String],
     ) -> Option<String> {
+        let theirs: Vec<String> = columns.fields().iter().map(|f| f.name().clone()).collect();
         // The columns kept, in a new order: the lake's columns keep theirs.
         let kept_old: Vec<&String> = ours.iter().filter(|c| theirs.contains(c)).collect();
         let kept_new: Vec<&String> = theirs.iter().filter(|c| ours.contains(c)).collect();
@@ -1168,7 +1178,7 @@ impl SchemaChange {
                 ));
             }
         }
-        if let Some(why) = m.lake.refuses_drop(dropped) {
+        if let Some(why) = m.lake.refuses(dropped, columns) {
             return Some(why);
         }
         // A column added with a default gives the rows before it that value (a table

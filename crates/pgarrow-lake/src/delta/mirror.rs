@@ -145,6 +145,15 @@ impl DeltaMirror {
         })
     }
 
+    /// Why the table cannot take `columns` (the source's) as they are, if it cannot: a type
+    /// changed (widened), which a Delta table pgarrow writes does not follow in place.
+    pub(crate) fn refuses_types(&self, columns: &arrow_schema::Schema) -> Option<String> {
+        let theirs = serde_json::from_str(&self.state.metadata.schema_string).ok()?;
+        // Columns the export would refuse are said so by the commit.
+        let ours = schema::delta_schema(columns).ok()?;
+        schema::retyped(&theirs, &ours.json).map(|what| format!("{what})"))
+    }
+
     /// Commits `plan` (its rows as data files, its deletes as deletion vectors) with `point`
     /// as the next version, then brings `live` up to date.
     ///

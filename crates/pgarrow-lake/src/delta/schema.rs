@@ -208,6 +208,32 @@ pub(crate) fn fields(schema: &Value) -> Vec<(String, Value, bool)> {
         .unwrap_or_default()
 }
 
+/// The first column `export` gives another type than `table` does, said (unclosed: the
+/// caller ends the parenthesis), if any.
+pub(crate) fn retyped(table: &Value, export: &Value) -> Option<String> {
+    let shown = |t: &Value| match t {
+        Value::String(s) => s.clone(),
+        other => other
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned(),
+    };
+    let ours = fields(export);
+    fields(table).into_iter().find_map(|(n, t, _)| {
+        let (_, o, _) = ours.iter().find(|o| o.0 == n)?;
+        (bare(&t) != bare(o)).then(|| {
+            format!(
+                "column \"{n}\" is {} in the table and {} in the export (Delta changes a \
+                 column's type only through its typeWidening feature, which pgarrow does not \
+                 write",
+                shown(&t),
+                shown(o)
+            )
+        })
+    })
+}
+
 /// The table's schema after an append of `export`'s columns (by name; the order may differ,
 /// as Delta readers match columns by name): `None` when it stays as it is, else the table's
 /// columns followed by the export's new ones (nullable: the table's earlier rows have none).
@@ -220,36 +246,18 @@ pub(crate) fn fields(schema: &Value) -> Vec<(String, Value, bool)> {
 pub(crate) fn evolve(table: &Value, export: &Value, name: &str) -> Result<Option<Value>> {
     let theirs = fields(table);
     let ours = fields(export);
-    let shown = |t: &Value| match t {
-        Value::String(s) => s.clone(),
-        other => other
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_owned(),
-    };
     let refuse = |what: String| -> Error {
         ErrorKind::Usage(format!("Delta table {name}: {what}; nothing was committed")).into()
     };
-    for (n, t, nullable) in &theirs {
-        match ours.iter().find(|o| &o.0 == n) {
-            None if !nullable => {
-                return Err(refuse(format!(
-                    "its column \"{n}\" holds no NULL (nullable: false), and the export has no \
-                     such column"
-                )));
-            }
-            None => {}
-            Some((_, o, _)) if bare(t) != bare(o) => {
-                return Err(refuse(format!(
-                    "column \"{n}\" is {} in the table and {} in the export (Delta changes a \
-                     column's type only through its typeWidening feature, which pgarrow does \
-                     not write: cast the column in the query)",
-                    shown(t),
-                    shown(o)
-                )));
-            }
-            Some(_) => {}
+    if let Some(what) = retyped(table, export) {
+        return Err(refuse(format!("{what}: cast the column in the query)")));
+    }
+    for (n, _, nullable) in &theirs {
+        if !nullable && !ours.iter().any(|o| &o.0 == n) {
+            return Err(refuse(format!(
+                "its column \"{n}\" holds no NULL (nullable: false), and the export has no \
+                 such column"
+            )));
         }
     }
     let added: Vec<Value> = export
