@@ -36,7 +36,7 @@ use pgarrow_protocol::replication::Lsn;
 
 use crate::live::MirrorPoint;
 use crate::mirror::{
-    MirrorOptions, MirrorStats, Mirrored, SchemaChange, TableMirror, after, commit_table,
+    MirrorOptions, MirrorStats, Mirrored, RowKey, SchemaChange, TableMirror, after, commit_table,
 };
 use crate::target::LakeTarget;
 
@@ -249,15 +249,22 @@ async fn open(
             && t.schema.as_deref().unwrap_or("public")
                 == table.schema.as_deref().unwrap_or("public")
     });
+    let metadata = |name: &str| {
+        rows.as_ref()
+            .and_then(|r| r.schema().metadata().get(name).cloned())
+    };
     let key: Vec<String> = match given {
         Some((_, key)) => key.clone(),
-        None => rows
-            .as_ref()
-            .and_then(|r| r.schema().metadata().get(META_KEY).cloned())
+        None => metadata(META_KEY)
             .and_then(|k| serde_json::from_str(&k).ok())
             .unwrap_or_default(),
     };
-    if key.is_empty() {
+    // Under REPLICA IDENTITY FULL every change names its row by all its values.
+    let key = match (given, metadata(pgarrow_changes::META_REPLICA_IDENTITY)) {
+        (None, Some(identity)) if identity == "full" => RowKey::WholeRow,
+        _ => RowKey::Columns(key),
+    };
+    if key == RowKey::Columns(Vec::new()) {
         return Err(Error::usage(format!(
             "the changes of {quoted} do not name its key (files of an older pgarrow, or a \
              table without a replica identity): give it (--key TABLE=COLUMNS)"
@@ -301,6 +308,7 @@ async fn open(
         },
         pending: Vec::new(),
         columns: 0,
+        types: Vec::new(),
     })
 }
 

@@ -20,6 +20,8 @@ use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_changes::net::{Change, Effect, KeyAt, KeyEncoder, KeyHashing, reduce};
 use pgarrow_changes::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN};
 
+mod whole;
+
 /// Where a mirrored table is: the slot it follows and the WAL position its last commit
 /// reached (every transaction committed before it is in the table, none after).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -212,11 +214,17 @@ impl std::fmt::Debug for Key {
 /// The table between commits.
 #[derive(Debug, Default)]
 pub(crate) struct Live {
-    /// The key's columns, by name.
+    /// The key's columns, by name; with [`whole`](Self::whole), all the table's.
     pub(crate) key: Vec<String>,
+    /// Rows are told apart by all their values (a source under `REPLICA IDENTITY FULL`
+    /// without a key), identical ones counted: see [`whole`].
+    pub(crate) whole: bool,
     pub(crate) files: BTreeMap<i64, LiveFile>,
-    /// Each live row's place, by its key (as [`KeyEncoder`] writes it).
+    /// Each live row's place, by its key (as [`KeyEncoder`] writes it); with `whole`, by its
+    /// values' digest and its ordinal among the rows of that digest.
     pub(crate) index: HashMap<Key, At, KeyHashing>,
+    /// With `whole`: the rows of each digest the table holds more than one of.
+    pub(crate) dups: HashMap<whole::Digest, u32>,
 }
 
 /// What one commit does to the table.
@@ -334,10 +342,12 @@ impl Live {
     /// # Errors
     /// A file that cannot be read, lacks a key column or holds a key twice (naming both
     /// places).
-    pub(crate) async fn load(key: Vec<String>, files: Vec<LiveFile>) -> Result<Live> {
+    pub(crate) async fn load(key: Vec<String>, whole: bool, files: Vec<LiveFile>) -> Result<Live> {
         let rows: u64 = files.iter().map(|f| f.rows - f.deleted.len() as u64).sum();
         let mut live = Live {
             key,
+            whole,
+            dups: HashMap::new(),
             files: BTreeMap::new(),
             index: HashMap::with_capacity_and_hasher(
                 usize::try_from(rows).unwrap_or(0),
@@ -362,6 +372,22 @@ impl Live {
         let mut at = 0u64;
         for batch in &keys {
             let columns: Vec<&dyn Array> = batch.columns().iter().map(|c| c.as_ref()).collect();
+            if self.whole {
+                let digests = whole::digests(&columns).map_err(|e| {
+                    Error::from(ErrorKind::Usage(format!(
+                        "the rows of {}: {e}",
+                        file.location
+                    )))
+                })?;
+                for d in digests {
+                    while deleted.next_if(|&&d| d < at).is_some() {}
+                    if deleted.next_if_eq(&&at).is_none() {
+                        whole::insert(self, d, (file.id, at));
+                    }
+                    at += 1;
+                }
+                continue;
+            }
             let (body, ends) = KeyEncoder::encode_all(&columns).map_err(|e| {
                 Error::from(ErrorKind::Usage(format!(
                     "the key of {}: {e}",
@@ -424,6 +450,15 @@ impl Live {
                     .ok_or_else(|| Error::from(ErrorKind::Internal(format!("no key column {k:?}"))))
             })
             .collect::<Result<Vec<&dyn Array>>>()?;
+        if self.whole {
+            let digests = whole::digests(&columns)
+                .map_err(|e| Error::from(ErrorKind::Usage(format!("the rows: {e}"))))?;
+            for (at, d) in digests.into_iter().enumerate() {
+                whole::insert(self, d, (file.id, at as u64));
+            }
+            self.files.insert(file.id, file);
+            return Ok(());
+        }
         let (body, ends) = KeyEncoder::encode_all(&columns)
             .map_err(|e| Error::from(ErrorKind::Usage(format!("the key: {e}"))))?;
         let mut start = 0;
@@ -475,9 +510,15 @@ impl Live {
         if plan.truncate {
             self.files.clear();
             self.index.clear();
+            self.dups.clear();
         }
         for key in &plan.gone {
-            self.index.remove(key.as_slice());
+            match self.whole {
+                true => whole::remove(self, key),
+                false => {
+                    self.index.remove(key.as_slice());
+                }
+            }
         }
         for id in &plan.ended {
             self.files.remove(id);
@@ -513,6 +554,9 @@ impl Live {
         F: FnOnce(Vec<(LiveFile, Vec<u64>)>) -> Fut,
         Fut: std::future::Future<Output = Result<RecordBatch>>,
     {
+        if self.whole {
+            return whole::plan(self, batch, columns, table);
+        }
         let schema = batch.schema();
         let key: Vec<usize> = self
             .key

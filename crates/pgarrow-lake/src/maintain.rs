@@ -32,7 +32,7 @@ use pgarrow::{Error, ErrorKind, Hooks, Result};
 use serde::Serialize;
 
 use crate::live::{FileRows, Live, LiveFile, Plan};
-use crate::mirror::{TableMirror, is_moved};
+use crate::mirror::{RowKey, TableMirror, is_moved};
 pub use crate::retention::{ExpireOptions, ExpireStats};
 use crate::target::LakeTarget;
 
@@ -182,7 +182,9 @@ pub async fn compact_lake(
         .max_file_bytes
         .unwrap_or(options.target_file_bytes);
     loop {
-        let Some((mut lake, mut live, point)) = TableMirror::open(&target, &[]).await? else {
+        let Some((mut lake, mut live, point)) =
+            TableMirror::open(&target, &RowKey::Columns(Vec::new())).await?
+        else {
             return Err(Error::usage(format!(
                 "there is no {} table {name} to compact",
                 target.format()

@@ -345,11 +345,21 @@ pub struct MirrorStats {
     pub reexported: u64,
 }
 
+/// How a mirrored table's rows are told apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RowKey {
+    /// By the values of its key's columns.
+    Columns(Vec<String>),
+    /// By all their values (a table under `REPLICA IDENTITY FULL` without a key), identical
+    /// rows counted.
+    WholeRow,
+}
+
 /// One mirrored table.
 pub(crate) struct Mirrored {
     pub(crate) table: TableName,
     pub(crate) target: LakeTarget,
-    pub(crate) key: Vec<String>,
+    pub(crate) key: RowKey,
     pub(crate) lake: TableMirror,
     pub(crate) live: Live,
     pub(crate) point: MirrorPoint,
@@ -357,6 +367,8 @@ pub(crate) struct Mirrored {
     pub(crate) pending: Vec<RecordBatch>,
     /// Of the schema's columns, how many are the table's.
     pub(crate) columns: usize,
+    /// The table's types as the stream's last Relation message gave them, by column.
+    pub(crate) types: Vec<arrow_schema::DataType>,
 }
 
 /// Mirrors `tables` into lake tables: `target` itself for one table, else `target` named for
@@ -515,6 +527,7 @@ pub async fn mirror_to_lake(
             point,
             pending: Vec::new(),
             columns: 0,
+            types: Vec::new(),
         });
     }
     // A table exported again at a schema change: the stream starts over from the slot's
@@ -593,6 +606,7 @@ async fn reexport(
     (m.lake, m.live, m.point) = (lake, live, point);
     m.pending.clear();
     m.columns = 0;
+    m.types.clear();
     stats.reexported += 1;
     stats.exported_rows += done.rows;
     hooks.report(&MirrorProgress::Reexported {
@@ -635,16 +649,20 @@ impl TableMirror {
     /// and the position its last commit reached.
     pub(crate) async fn open(
         target: &LakeTarget,
-        key: &[String],
+        key: &RowKey,
     ) -> Result<Option<(TableMirror, Live, Option<MirrorPoint>)>> {
+        let (columns, whole) = match key {
+            RowKey::Columns(k) => (k.clone(), false),
+            RowKey::WholeRow => (Vec::new(), true),
+        };
         Ok(match target {
-            LakeTarget::DuckLake(t) => DuckLakeMirror::open(t, key.to_vec())
+            LakeTarget::DuckLake(t) => DuckLakeMirror::open(t, columns, whole)
                 .await?
                 .map(|(l, live, p)| (TableMirror::DuckLake(l), live, p)),
-            LakeTarget::Delta(t) => DeltaMirror::open(t, key.to_vec())
+            LakeTarget::Delta(t) => DeltaMirror::open(t, columns, whole)
                 .await?
                 .map(|(l, live, p)| (TableMirror::Delta(l), live, p)),
-            LakeTarget::Iceberg(t) => IcebergMirror::open(t, key.to_vec())
+            LakeTarget::Iceberg(t) => IcebergMirror::open(t, columns, whole)
                 .await?
                 .map(|(l, live, p)| (TableMirror::Iceberg(l), live, p)),
         })
@@ -697,7 +715,7 @@ impl TableMirror {
 #[allow(clippy::type_complexity)]
 async fn open_all(
     targets: &[LakeTarget],
-    keys: &[Vec<String>],
+    keys: &[RowKey],
 ) -> Result<Vec<Option<(TableMirror, Live, Option<MirrorPoint>)>>> {
     let mut out = Vec::with_capacity(targets.len());
     let started = Instant::now();
@@ -713,8 +731,8 @@ async fn open_all(
 }
 
 /// The table's name as the server has it and its key: the primary key, else the replica
-/// identity index, else (under `REPLICA IDENTITY FULL`) refused until mirrors match whole rows.
-async fn describe(conn: &mut Connection, table: &TableName) -> Result<(TableName, Vec<String>)> {
+/// identity index, else (under `REPLICA IDENTITY FULL`) its whole rows.
+async fn describe(conn: &mut Connection, table: &TableName) -> Result<(TableName, RowKey)> {
     let regclass = quote_literal(&table.quoted());
     let rows = conn
         .simple_query(&format!(
@@ -747,12 +765,9 @@ async fn describe(conn: &mut Connection, table: &TableName) -> Result<(TableName
             "{name} has REPLICA IDENTITY NOTHING: its updates and deletes are not published, \
              so no mirror can follow it (ALTER TABLE {name} REPLICA IDENTITY DEFAULT)"
         ))),
-        _ if !key.is_empty() => Ok((named, key)),
-        "f" => Err(Error::usage(format!(
-            "{name} has no primary key or unique replica identity index; under REPLICA \
-             IDENTITY FULL its rows are told apart by all their values, which a mirror does not \
-             do yet: give it a primary key"
-        ))),
+        _ if !key.is_empty() => Ok((named, RowKey::Columns(key))),
+        // Its updates and deletes carry the whole old row.
+        "f" => Ok((named, RowKey::WholeRow)),
         _ => Err(Error::usage(format!(
             "{name} has no primary key (nor replica identity index): its updates and deletes \
              name no row. Give it a primary key (or ALTER TABLE {name} REPLICA IDENTITY USING \
@@ -1067,6 +1082,11 @@ async fn follow(
                     });
                 }
                 m.columns = columns;
+                m.types = table_columns
+                    .fields()
+                    .iter()
+                    .map(|f| f.data_type().clone())
+                    .collect();
             }
             ChangeEvent::Rows(b) => {
                 let Some(&i) = by_name.get(&b.table.quoted()) else {
@@ -1136,10 +1156,26 @@ impl SchemaChange {
             .filter(|c| !theirs.contains(c))
             .cloned()
             .collect();
-        if let Some(k) = m.key.iter().find(|k| dropped.contains(k)) {
+        if let RowKey::Columns(key) = &m.key
+            && let Some(k) = key.iter().find(|k| dropped.contains(k))
+        {
             return Err(format!("its key column {k:?} is gone"));
         }
-        let reexport = Self::reexport(m, ours, columns, &added, &dropped, defaults);
+        let mut reexport = Self::reexport(m, ours, columns, &added, &dropped, defaults);
+        // Told apart by whole rows, the table's index holds digests of the old columns.
+        let types: Vec<&arrow_schema::DataType> =
+            columns.fields().iter().map(|f| f.data_type()).collect();
+        let retyped = !m.types.is_empty() && m.types.iter().collect::<Vec<_>>() != types;
+        if m.key == RowKey::WholeRow
+            && reexport.is_none()
+            && (!added.is_empty() || !dropped.is_empty() || retyped)
+        {
+            reexport = Some(
+                "the columns of a table told apart by whole rows (REPLICA IDENTITY FULL, no \
+                 key) changed"
+                    .into(),
+            );
+        }
         Ok(SchemaChange {
             added,
             dropped_names: dropped,

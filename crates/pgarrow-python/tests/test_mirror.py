@@ -649,6 +649,65 @@ def test_tables_without_a_usable_key_are_refused(source, lake, slot):
                          (slot,)).fetchone()[0] == 0
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_table_without_a_key_under_replica_identity_full_is_told_apart_by_whole_rows(
+        source, lake, slot, fmt, duckdb_lake):
+    """No key, REPLICA IDENTITY FULL: identical rows are counted, an update or delete of one
+    of them takes one, an update's unsent TOASTed value comes from its old row; the lake
+    table holds the source's rows as a multiset after each run, and takes new columns by
+    being exported again."""
+    table = f"mirror_full_{fmt}"
+    run(source, f"""DROP TABLE IF EXISTS {table};
+        CREATE TABLE {table} (a int, b text, big text, arr int[]);
+        ALTER TABLE {table} REPLICA IDENTITY FULL;
+        ALTER TABLE {table} ALTER COLUMN big SET STORAGE EXTERNAL;
+        INSERT INTO {table} SELECT g % 5, 'b' || (g % 3), repeat(md5((g % 5)::text), 200), ARRAY[g % 2, NULL]
+          FROM generate_series(1, 60) g""")
+    columns = ("a", "b", "big", "arr")
+
+    def same():
+        want = sorted(tuple(r) for r in rows_sql(source, f"SELECT {', '.join(columns)} FROM {table}"))
+        got = sorted(tuple(list(v) if isinstance(v, tuple) else v for v in r)
+                     for r in read_columns(fmt, lake, table, columns, duckdb_lake))
+        assert got == want
+
+    mirror(source, lake, slot, table, fmt=fmt)
+    same()
+    one_of = f"ctid IN (SELECT ctid FROM {table} WHERE a = %s AND b = %s LIMIT %s)"
+    for sql, params in [
+        # One or two of identical rows, the TOASTed value left unchanged.
+        (f"UPDATE {table} SET b = 'one' WHERE {one_of}", (1, "b1", 1)),
+        (f"UPDATE {table} SET a = a + 100 WHERE {one_of}", (2, "b2", 2)),
+        (f"DELETE FROM {table} WHERE {one_of}", (3, "b0", 1)),
+        # Identical rows in, one out, one changed and changed back.
+        (f"INSERT INTO {table} VALUES (9, 'n', 'x', '{{1,2}}'), (9, 'n', 'x', '{{1,2}}'), "
+         "(9, 'n', 'x', '{1,2}')", None),
+        (f"DELETE FROM {table} WHERE {one_of}", (9, "n", 1)),
+        (f"UPDATE {table} SET b = 'm' WHERE {one_of}", (9, "n", 1)),
+        (f"UPDATE {table} SET b = 'n' WHERE {one_of}", (9, "m", 1)),
+        (f"UPDATE {table} SET big = 'short' WHERE {one_of}", (4, "b1", 1)),
+    ]:
+        run(source, sql, params)
+    mirror(source, lake, slot, table, fmt=fmt)
+    same()
+    # A truncate and rows after it, in one transaction.
+    run(source, f"BEGIN; DELETE FROM {table} WHERE a = 0; TRUNCATE {table}; "
+                f"INSERT INTO {table} VALUES (1, 'x', 'y', NULL), (1, 'x', 'y', NULL); "
+                f"DELETE FROM {table} WHERE {one_of.replace('%s', '1', 1).replace('%s', chr(39) + 'x' + chr(39), 1).replace('%s', '1')}; "
+                f"INSERT INTO {table} SELECT 7, 'z', repeat('q', 5000), ARRAY[g] FROM generate_series(1, 5) g; COMMIT")
+    mirror(source, lake, slot, table, fmt=fmt)
+    same()
+    # New columns: the table is exported again (its index is of the old ones).
+    run(source, f"ALTER TABLE {table} ADD COLUMN c int; UPDATE {table} SET c = a WHERE a = 7")
+    out = mirror(source, lake, slot, table, fmt=fmt)
+    again = [e for e in events(out.stdout) if e["event"] == "reexported"]
+    assert len(again) == 1 and "whole rows" in again[0]["why"], out.stdout
+    columns = ("a", "b", "big", "arr", "c")
+    run(source, f"UPDATE {table} SET c = 0 WHERE {one_of}", (7, "z", 2))
+    mirror(source, lake, slot, table, fmt=fmt)
+    same()
+
+
 def test_an_invalidated_slot_says_so_and_a_start_over_mirrors_again(source, lake, slot, duckdb_lake):
     table = "mirror_lost"
     make_table(source, table, rows=50)
@@ -1181,6 +1240,35 @@ def test_apply_changes_into_a_lake_table_once_each_through_kill_9(source, lake, 
     mirror(source, lake, slot, table, fmt=fmt)
     assert work.check(rows_at(fmt, lake, table, duckdb_lake=duckdb_lake), "mirrored") == len(work.history) - 1
     work.close()
+
+
+def test_apply_into_a_lake_table_of_a_table_without_a_key_under_replica_identity_full(
+        source, lake, slot, duckdb_lake, tmp_path):
+    """The changes of a table without a key under REPLICA IDENTITY FULL (their files say so)
+    are applied by whole rows, identical rows counted."""
+    table = "apply_full"
+    run(source, f"""DROP TABLE IF EXISTS {table};
+        CREATE TABLE {table} (a int, b text);
+        ALTER TABLE {table} REPLICA IDENTITY FULL;
+        INSERT INTO {table} SELECT g % 4, 'b' || (g % 2) FROM generate_series(1, 40) g;
+        CREATE PUBLICATION {slot} FOR TABLE {table}""")
+    out = subprocess.run([pgarrow_bin(), "export", "-d", source, "-t", table, "--replication-slot",
+                          slot, "--create-slot", *lake_flags("ducklake", lake, table), "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    run(source, f"UPDATE {table} SET b = 'u' WHERE ctid IN (SELECT ctid FROM {table} WHERE a = 1 LIMIT 3); "
+                f"DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE a = 2 LIMIT 4); "
+                f"INSERT INTO {table} VALUES (5, 'n'), (5, 'n')")
+    changes = tmp_path / "changes"
+    out = subprocess.run([pgarrow_bin(), "changes", "-d", source, "--slot", slot, "--publication",
+                          slot, "-o", str(changes), "--catch-up", "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run([pgarrow_bin(), "apply", str(changes), *upkeep_flags("ducklake", lake, table)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    want = sorted(rows_sql(source, f"SELECT a, b FROM {table}"))
+    assert sorted(read_columns("ducklake", lake, table, ("a", "b"), duckdb_lake)) == want
 
 
 def test_apply_into_a_lake_table_says_what_is_missing(source, lake, slot, tmp_path):

@@ -57,6 +57,7 @@ impl DeltaMirror {
     pub(crate) async fn open(
         target: &DeltaTarget,
         key: Vec<String>,
+        whole: bool,
     ) -> Result<Option<(DeltaMirror, Live, Option<MirrorPoint>)>> {
         let name = target.location.clone();
         let root = Location::parse(&target.location, &target.storage)?;
@@ -103,7 +104,13 @@ impl DeltaMirror {
             .await?
         };
         let next_id = adds.len() as i64;
-        let live = Live::load(key, files)
+        let key = match whole {
+            true => serde_json::from_str::<serde_json::Value>(&state.metadata.schema_string)
+                .map(|s| schema::fields(&s).into_iter().map(|(n, ..)| n).collect())
+                .unwrap_or_default(),
+            false => key,
+        };
+        let live = Live::load(key, whole, files)
             .await
             .map_err(|e| e.context(format!("reading Delta table {name}")))?;
         Ok(Some((

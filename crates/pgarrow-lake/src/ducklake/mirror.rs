@@ -40,6 +40,7 @@ impl DuckLakeMirror {
     pub(crate) async fn open(
         target: &DuckLakeTarget,
         key: Vec<String>,
+        whole: bool,
     ) -> Result<Option<(DuckLakeMirror, Live, Option<MirrorPoint>)>> {
         let name = format!("{}.{}", target.schema, target.table);
         let mut catalog = Catalog::connect(&target.catalog).await?;
@@ -49,7 +50,19 @@ impl DuckLakeMirror {
             return Ok(None);
         };
         let point = seen.point.clone();
-        let live = Live::load(key, files)
+        let key = match whole {
+            true => {
+                let mut columns: Vec<_> = table
+                    .columns
+                    .iter()
+                    .filter(|c| c.parent.is_none())
+                    .collect();
+                columns.sort_by_key(|c| c.order);
+                columns.iter().map(|c| c.name.clone()).collect()
+            }
+            false => key,
+        };
+        let live = Live::load(key, whole, files)
             .await
             .map_err(|e| e.context(format!("reading DuckLake table {name}")))?;
         Ok(Some((

@@ -45,6 +45,7 @@ impl IcebergMirror {
     pub(crate) async fn open(
         target: &IcebergTarget,
         key: Vec<String>,
+        whole: bool,
     ) -> Result<Option<(IcebergMirror, Live, Option<MirrorPoint>)>> {
         let name = format!("{}.{}", target.namespace, target.table);
         let mut catalog = SqlCatalog::connect(&target.catalog, &target.catalog_name).await?;
@@ -99,7 +100,16 @@ impl IcebergMirror {
             });
         }
         let next_id = live_files.len() as i64;
-        let live = Live::load(key, live_files)
+        let key = match whole {
+            true => current_schema(&meta)
+                .and_then(|s| s["fields"].as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["name"].as_str().map(str::to_owned))
+                .collect(),
+            false => key,
+        };
+        let live = Live::load(key, whole, live_files)
             .await
             .map_err(|e| e.context(format!("reading Iceberg table {name}")))?;
         Ok(Some((

@@ -1,0 +1,355 @@
+//! A table without a key, under `REPLICA IDENTITY FULL`: its rows are told apart by all their
+//! values, and identical rows are counted. The index holds each row under a digest of its
+//! values and its ordinal among the rows of that digest (0, 1, ...: kept dense, the last one
+//! goes first), so that it stays the size a keyed table's index is.
+//!
+//! Under `REPLICA IDENTITY FULL` the server logs an update's and a delete's old row whole,
+//! TOASTed values included: an update's unsent values come from its own old row, never from
+//! the table's files.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use pgarrow::{Error, ErrorKind, Result};
+use pgarrow_changes::net::KeyEncoder;
+use pgarrow_changes::{OLD_COLUMN, OP_COLUMN, UNCHANGED_COLUMN};
+
+use super::{At, Key, Live, Plan};
+
+/// A row's values, digested: 128 bits.
+pub(crate) type Digest = [u8; 16];
+
+/// The index's key of the `ordinal`th row of `digest`.
+pub(crate) fn key(digest: &Digest, ordinal: u32) -> Key {
+    let mut bytes = [0u8; 20];
+    bytes[..16].copy_from_slice(digest);
+    bytes[16..].copy_from_slice(&ordinal.to_le_bytes());
+    Key::new(&bytes)
+}
+
+/// The digest an index key holds.
+pub(crate) fn digest_of(key: &Key) -> Option<Digest> {
+    key.as_slice().get(..16)?.try_into().ok()
+}
+
+/// Each row's digest of `columns` (a table's, in its order): its values as the key encoder
+/// writes them (integers as 64 bits, so a widened column digests the same), a nested value as
+/// its text, NULL apart from every value.
+///
+/// # Errors
+/// A value that cannot be shown as text.
+pub(crate) fn digests(columns: &[&dyn Array]) -> std::result::Result<Vec<Digest>, String> {
+    let rows = columns.first().map_or(0, |c| c.len());
+    let mut first: Vec<std::hash::DefaultHasher> = (0..rows)
+        .map(|_| {
+            let mut h = std::hash::DefaultHasher::new();
+            h.write_u8(1);
+            h
+        })
+        .collect();
+    let mut second: Vec<std::hash::DefaultHasher> = (0..rows)
+        .map(|_| {
+            let mut h = std::hash::DefaultHasher::new();
+            h.write_u8(2);
+            h
+        })
+        .collect();
+    for column in columns {
+        let mut feed = |row: usize, bytes: &[u8]| {
+            bytes.hash(&mut first[row]);
+            bytes.hash(&mut second[row]);
+        };
+        match KeyEncoder::encode_all(&[*column]) {
+            Ok((body, ends)) => {
+                let mut start = 0;
+                for (row, end) in ends.into_iter().enumerate() {
+                    feed(row, &body[start..end]);
+                    start = end;
+                }
+            }
+            // Lists, structs, maps: their text (NULL marked apart from any text).
+            Err(_) => {
+                let options = arrow_cast::display::FormatOptions::default().with_null("");
+                let shown = arrow_cast::display::ArrayFormatter::try_new(*column, &options)
+                    .map_err(|e| e.to_string())?;
+                let mut text = String::new();
+                for row in 0..column.len() {
+                    text.clear();
+                    if column.is_null(row) {
+                        feed(row, &[0]);
+                        continue;
+                    }
+                    use std::fmt::Write;
+                    write!(text, "{}", shown.value(row)).map_err(|e| e.to_string())?;
+                    let mut bytes = vec![1];
+                    bytes.extend_from_slice(text.as_bytes());
+                    feed(row, &bytes);
+                }
+            }
+        }
+    }
+    Ok(first
+        .into_iter()
+        .zip(second)
+        .map(|(a, b)| {
+            let mut d = [0u8; 16];
+            d[..8].copy_from_slice(&a.finish().to_le_bytes());
+            d[8..].copy_from_slice(&b.finish().to_le_bytes());
+            d
+        })
+        .collect())
+}
+
+/// The rows of `digest` the table holds.
+pub(crate) fn count(live: &Live, digest: &Digest) -> u32 {
+    match live.dups.get(digest) {
+        Some(&n) => n,
+        None => u32::from(live.index.contains_key(key(digest, 0).as_slice())),
+    }
+}
+
+/// Indexes a row of `digest` at `at`.
+pub(crate) fn insert(live: &mut Live, digest: Digest, at: At) {
+    let n = count(live, &digest);
+    live.index.insert(key(&digest, n), at);
+    if n >= 1 {
+        live.dups.insert(digest, n + 1);
+    }
+}
+
+/// Takes out of the index a row a commit deleted (the last of its digest).
+pub(crate) fn remove(live: &mut Live, gone: &Key) {
+    if live.index.remove(gone.as_slice()).is_none() {
+        return;
+    }
+    if let Some(d) = digest_of(gone)
+        && let Some(n) = live.dups.get_mut(&d)
+    {
+        *n -= 1;
+        if *n <= 1 {
+            live.dups.remove(&d);
+        }
+    }
+}
+
+/// Folds `batch` (one table's changes in commit order) onto a table told apart by whole rows:
+/// per row of values, the rows inserted less those deleted; the rows gained are written, the
+/// rows lost deleted from the table's.
+///
+/// # Errors
+/// Changes of other columns than the table's; an update without its old row (the source's
+/// replica identity is no longer FULL); a delete of a row the table does not hold (it is not
+/// in step with the source).
+pub(crate) fn plan(live: &Live, batch: &RecordBatch, columns: usize, table: &str) -> Result<Plan> {
+    let schema = batch.schema();
+    let usage = |what: String| -> Error { ErrorKind::Usage(format!("{table}: {what}")).into() };
+    let internal = |what: &str| -> Error { ErrorKind::Internal(what.to_owned()).into() };
+    let theirs: Vec<&String> = schema.fields()[..columns]
+        .iter()
+        .map(|f| f.name())
+        .collect();
+    if theirs.len() != live.key.len() || theirs.iter().zip(&live.key).any(|(a, b)| *a != b) {
+        return Err(usage(format!(
+            "the changes' columns ({}) are not the lake table's ({})",
+            theirs
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            live.key.join(", ")
+        )));
+    }
+    let ops = batch
+        .column_by_name(OP_COLUMN)
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| internal("a change batch without its operations"))?;
+    let unchanged = batch
+        .column_by_name(UNCHANGED_COLUMN)
+        .and_then(|c| c.as_list_opt::<i32>())
+        .ok_or_else(|| internal("a change batch without its unsent columns"))?;
+    let old = batch
+        .column_by_name(OLD_COLUMN)
+        .and_then(|c| c.as_struct_opt())
+        .ok_or_else(|| internal("a change batch without its old rows"))?;
+    let rows = batch.num_rows();
+    // Each row's new values: an update's unsent ones from its old row.
+    let mut from_old = vec![Vec::new(); columns];
+    for i in 0..rows {
+        if ops.value(i) == "update" && unchanged.is_valid(i) {
+            for name in unchanged.value(i).as_string::<i32>().iter().flatten() {
+                if let Some(c) = theirs.iter().position(|t| t.as_str() == name) {
+                    from_old[c].push(i);
+                }
+            }
+        }
+    }
+    let mut new_columns: Vec<ArrayRef> = Vec::with_capacity(columns);
+    for (c, olds) in from_old.iter().enumerate() {
+        let mine = batch.column(c);
+        if olds.is_empty() {
+            new_columns.push(mine.clone());
+            continue;
+        }
+        let mut from = vec![(0usize, 0usize); rows];
+        for (i, f) in from.iter_mut().enumerate() {
+            *f = (0, i);
+        }
+        for &i in olds {
+            from[i] = (1, i);
+        }
+        let filled =
+            arrow_select::interleave::interleave(&[mine.as_ref(), old.column(c).as_ref()], &from)
+                .map_err(|e| internal(&format!("an update's unsent values: {e}")))?;
+        new_columns.push(filled);
+    }
+    fn as_refs(arrays: &[ArrayRef]) -> Vec<&dyn Array> {
+        arrays.iter().map(|a| a.as_ref()).collect()
+    }
+    let new_digests = digests(&as_refs(&new_columns)).map_err(|e| usage(e.clone()))?;
+    let old_columns: Vec<ArrayRef> = (0..columns).map(|c| old.column(c).clone()).collect();
+    let old_digests = digests(&as_refs(&old_columns)).map_err(|e| usage(e.clone()))?;
+
+    let mut plan = Plan {
+        changes: rows as u64,
+        ..Plan::default()
+    };
+    // Per row of values, in the order first touched: rows gained (or lost), and a change
+    // row holding its values.
+    let mut net: HashMap<Digest, (i64, Option<u32>)> = HashMap::new();
+    let mut order: Vec<Digest> = Vec::new();
+    fn add(
+        net: &mut HashMap<Digest, (i64, Option<u32>)>,
+        order: &mut Vec<Digest>,
+        d: Digest,
+        by: i64,
+        row: Option<u32>,
+    ) {
+        let entry = net.entry(d).or_insert_with(|| {
+            order.push(d);
+            (0, None)
+        });
+        entry.0 += by;
+        if row.is_some() {
+            entry.1 = row;
+        }
+    }
+    for i in 0..rows {
+        let row = u32::try_from(i).map_err(|_| internal("a change batch of 2^32 rows"))?;
+        match ops.value(i) {
+            "insert" => add(&mut net, &mut order, new_digests[i], 1, Some(row)),
+            "delete" => add(&mut net, &mut order, new_digests[i], -1, None),
+            "update" => {
+                if !old.is_valid(i) {
+                    return Err(usage(
+                        "an update without its old row: the source table's replica identity \
+                         is no longer FULL, and without a key its rows cannot be told apart"
+                            .into(),
+                    ));
+                }
+                add(&mut net, &mut order, old_digests[i], -1, None);
+                add(&mut net, &mut order, new_digests[i], 1, Some(row));
+            }
+            // Every row before goes, the table's and the changes'.
+            "truncate" => {
+                plan.truncate = true;
+                net.clear();
+                order.clear();
+            }
+            other => return Err(internal(&format!("{OP_COLUMN} {other:?}"))),
+        }
+    }
+    let mut left: Vec<u32> = Vec::new();
+    let mut gone: Vec<(At, Key)> = Vec::new();
+    for d in &order {
+        let (by, row) = net[d];
+        if by > 0 {
+            let row = row.ok_or_else(|| internal("rows gained without their values"))?;
+            left.extend(std::iter::repeat_n(row, usize::try_from(by).unwrap_or(0)));
+        } else if by < 0 {
+            let lost = u32::try_from(-by).unwrap_or(u32::MAX);
+            let held = if plan.truncate { 0 } else { count(live, d) };
+            if held < lost {
+                return Err(usage(format!(
+                    "the changes delete {lost} row(s) of some values the lake table holds {held} \
+                     of: it is not in step with the source (--start-over exports it again)"
+                )));
+            }
+            for ordinal in held - lost..held {
+                let k = key(d, ordinal);
+                let at = *live
+                    .index
+                    .get(k.as_slice())
+                    .ok_or_else(|| internal("an ordinal missing from the index"))?;
+                gone.push((at, k));
+            }
+        }
+    }
+    gone.sort_unstable_by_key(|(at, _)| *at);
+    let mut deletes: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
+    for ((file, pos), k) in gone {
+        deletes.entry(file).or_default().push(pos);
+        plan.gone.push(k);
+    }
+    plan.deletes = deletes;
+    if !left.is_empty() {
+        let indices = arrow_array::UInt32Array::from(left);
+        let arrays = new_columns
+            .iter()
+            .map(|a| arrow_select::take::take(a.as_ref(), &indices, None))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| internal(&format!("gathering rows: {e}")))?;
+        let fields: Vec<_> = schema.fields()[..columns].to_vec();
+        let rows = RecordBatch::try_new(
+            std::sync::Arc::new(arrow_schema::Schema::new(fields)),
+            arrays,
+        )
+        .map_err(|e| internal(&format!("the rows gained: {e}")))?;
+        plan.rows = Some(rows);
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int32Array, StringArray};
+
+    #[test]
+    fn equal_rows_digest_equal_and_widened_integers_the_same() {
+        let a = Int32Array::from(vec![Some(1), Some(1), None, Some(2)]);
+        let b = StringArray::from(vec![Some("x"), Some("x"), Some("x"), Some("")]);
+        let d = digests(&[&a, &b]).unwrap();
+        assert_eq!(d[0], d[1]);
+        assert_ne!(d[0], d[2]);
+        assert_ne!(d[2], d[3]);
+        let wide = arrow_array::Int64Array::from(vec![Some(1), Some(1), None, Some(2)]);
+        assert_eq!(digests(&[&wide, &b]).unwrap(), d);
+        // NULL is not the empty string, nor a value moved to the next column.
+        let n = StringArray::from(vec![None::<&str>]);
+        let e = StringArray::from(vec![Some("")]);
+        assert_ne!(digests(&[&n, &e]).unwrap(), digests(&[&e, &n]).unwrap());
+    }
+
+    #[test]
+    fn identical_rows_are_counted_and_the_last_goes_first() {
+        let mut live = Live {
+            whole: true,
+            ..Live::default()
+        };
+        let d = [7u8; 16];
+        insert(&mut live, d, (1, 0));
+        insert(&mut live, d, (1, 5));
+        insert(&mut live, d, (2, 3));
+        assert_eq!(count(&live, &d), 3);
+        remove(&mut live, &key(&d, 2));
+        assert_eq!(count(&live, &d), 2);
+        remove(&mut live, &key(&d, 1));
+        assert_eq!(count(&live, &d), 1);
+        assert_eq!(live.index.get(key(&d, 0).as_slice()), Some(&(1, 0)));
+        remove(&mut live, &key(&d, 0));
+        assert_eq!(count(&live, &d), 0);
+        assert!(live.index.is_empty() && live.dups.is_empty());
+    }
+}
