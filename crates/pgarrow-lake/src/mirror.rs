@@ -397,25 +397,14 @@ pub async fn mirror_to_lake(
     if tables.is_empty() {
         return Err(Error::usage("a mirror needs at least one table"));
     }
-    match target {
-        LakeTarget::DuckLake(_) => {}
-        LakeTarget::Delta(t) => {
-            let columns: Vec<String> = t
-                .layout
-                .partitions
-                .iter()
-                .map(|f| f.column.clone())
-                .collect();
-            crate::delta::mirror::refuse_partitions(&columns, &t.location)?;
-        }
-        LakeTarget::Iceberg(t) => {
-            if !t.layout.partitions.is_empty() {
-                return Err(crate::iceberg::mirror::partitioned(&format!(
-                    "{}.{}",
-                    t.namespace, t.table
-                )));
-            }
-        }
+    if let LakeTarget::Delta(t) = target {
+        let columns: Vec<String> = t
+            .layout
+            .partitions
+            .iter()
+            .map(|f| f.column.clone())
+            .collect();
+        crate::delta::mirror::refuse_partitions(&columns, &t.location)?;
     }
     let publication = options
         .publication

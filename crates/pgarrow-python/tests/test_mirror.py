@@ -1009,6 +1009,52 @@ def test_iceberg_manifests_are_merged_and_every_snapshot_reads_the_same(source, 
     work.close()
 
 
+def test_a_partitioned_iceberg_mirror_deletes_in_each_partition(source, lake, slot, duckdb_iceberg):
+    """An Iceberg table partitioned by a bucket of the key and a column's value: rows go into
+    their partitions' files, each commit's position deletes into one delete file per partition
+    it deletes from (a delete file applies to its own partition's data files); every snapshot
+    reads as the source at its transaction, in pyiceberg, DuckDB and pgarrow's import, and
+    compaction keeps the partitions."""
+    table = "mirror_parts_iceberg"
+    make_table(source, table)
+    work = Workload(source, table, seed=17)
+    mirror(source, lake, slot, table, "--files-by", "bucket(4, id)", "--files-by", "truncate(2, name)",
+           fmt="iceberg")
+    commits = []
+    for round_ in range(6):
+        for _ in range(3):
+            work.step(truncate=(round_ == 4))
+        out = mirror(source, lake, slot, table, fmt="iceberg")
+        commits += [e for e in events(out.stdout) if e["event"] == "committed"]
+    loaded = iceberg_table(lake, table)
+    assert [f.transform.__class__.__name__ for f in loaded.spec().fields] == ["BucketTransform", "TruncateTransform"]
+    # Deletes in several partitions: several delete files in one commit.
+    deletes = [t for t in loaded.scan().plan_files() if t.delete_files]
+    assert deletes, "no data file with deletes"
+    per_commit = max(int(loaded.snapshot_by_id(c["snapshot"]).summary.get("added-delete-files", 0))
+                     for c in commits)
+    assert per_commit >= 2, [loaded.snapshot_by_id(c["snapshot"]).summary for c in commits]
+    for t in deletes:
+        for d in t.delete_files:
+            assert d.partition == t.file.partition, (d.partition, t.file.partition)
+    reached = [work.check(iceberg_rows(lake, table, c["snapshot"]), f"snapshot {c['snapshot']}")
+               for c in commits]
+    assert reached == sorted(reached) and reached[-1] == len(work.history) - 1, reached
+    want = [tuple(r) for r in rows_of(source, table)]
+    got = duckdb_iceberg(f"SELECT id, name, big, amount FROM iceberg_scan('{loaded.metadata_location}') ORDER BY id")
+    assert [tuple(r) for r in got] == want
+    import_back("iceberg", lake, source, table)
+    # Compaction folds the deletes and keeps each file in one partition.
+    upkeep("iceberg", lake, table, "compact")
+    loaded = iceberg_table(lake, table)
+    assert not [t for t in loaded.scan().plan_files() if t.delete_files]
+    assert iceberg_rows(lake, table) == want
+    work.step()
+    mirror(source, lake, slot, table, fmt="iceberg")
+    assert work.check(iceberg_rows(lake, table), "after compaction") == len(work.history) - 1
+    work.close()
+
+
 def test_delta_mirror_goes_on_after_deltalake_compacts_the_table(source, lake, slot):
     """deltalake's OPTIMIZE (`optimize.compact()`) rewrites the mirrored table's files, its
     deletion vectors applied, between two runs: the next run reads the new files and goes on."""

@@ -59,6 +59,37 @@ pub(crate) enum Typed {
 }
 
 impl Typed {
+    /// A partition value as a manifest holds it (`result_type`: the partition field's type),
+    /// `None` for NULL; an error for a value pgarrow does not write.
+    pub(crate) fn from_avro(
+        value: &Value,
+        result_type: &str,
+    ) -> std::result::Result<Option<Typed>, String> {
+        Ok(Some(match value {
+            Value::Null => return Ok(None),
+            Value::Bool(b) => Typed::Bool(*b),
+            Value::Int(n) => Typed::Int(*n),
+            Value::Long(n) => Typed::Long(*n),
+            Value::String(s) => Typed::Text(s.clone()),
+            Value::Bytes(b) if decimal_of(result_type).is_some() => {
+                if b.len() > 16 {
+                    return Err(format!("a decimal partition value of {} bytes", b.len()));
+                }
+                // Big-endian two's complement, sign-extended.
+                let fill = if b.first().is_some_and(|&x| x & 0x80 != 0) {
+                    0xff
+                } else {
+                    0
+                };
+                let mut full = [fill; 16];
+                full[16 - b.len()..].copy_from_slice(b);
+                Typed::Decimal(i128::from_be_bytes(full))
+            }
+            Value::Bytes(b) => Typed::Bytes(b.clone()),
+            other => return Err(format!("a partition value {other:?} of type {result_type}")),
+        }))
+    }
+
     /// The specification's binary single-value form, for bounds.
     pub(crate) fn binary(&self, precision: Option<u32>) -> Vec<u8> {
         match self {
@@ -340,13 +371,18 @@ impl DataFile {
     }
 
     /// The entry of a position delete file of `rows` deletes (of an unpartitioned table).
-    pub(crate) fn position_deletes(path: String, rows: u64, bytes: u64) -> DataFile {
+    pub(crate) fn position_deletes(
+        path: String,
+        rows: u64,
+        bytes: u64,
+        partition: Vec<Option<Typed>>,
+    ) -> DataFile {
         DataFile {
             content: 1,
             path,
             rows,
             bytes,
-            partition: Vec::new(),
+            partition,
             column_sizes: BTreeMap::new(),
             value_counts: BTreeMap::new(),
             null_counts: BTreeMap::new(),

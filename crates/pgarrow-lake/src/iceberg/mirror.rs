@@ -9,15 +9,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use pgarrow::io::{Format, Layout, Location, Manifest, ManifestFile};
+use pgarrow::io::{Format, Layout, Location, Manifest, ManifestFile, PartitionField};
 use pgarrow::{Error, ErrorKind, Result};
 use serde_json::{Value as Json, json};
 
 use super::catalog::SqlCatalog;
-use super::manifest::{self, DataFile};
+use super::manifest::{self, DataFile, SpecField, Typed};
 use super::{
     Cleanup, IcebergTarget, blocking, current_schema, default_spec, new_snapshot_id, next_metadata,
-    read_metadata, schema, set_sequence, snapshot,
+    read_metadata, schema, set_sequence, snapshot, spec_layout,
 };
 use crate::common::new_uuid;
 use crate::live::{LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Plan};
@@ -33,6 +33,38 @@ pub(crate) struct IcebergMirror {
     /// knows it by.
     paths: HashMap<i64, String>,
     next_id: i64,
+    /// The table's partition spec (empty: not partitioned), and its fields as the layout
+    /// that writes rows by them.
+    spec: Vec<SpecField>,
+    partitions: Vec<PartitionField>,
+    /// Each live data file's partition tuple, by ID: a position delete file applies to the
+    /// data files of its own partition, so a commit writes one per partition it deletes from.
+    parts: HashMap<i64, Vec<Option<Typed>>>,
+}
+
+/// The table's current partition spec, with its source columns' types.
+fn table_spec(meta: &Json) -> Vec<SpecField> {
+    let fields: Vec<Json> = current_schema(meta)
+        .and_then(|s| s["fields"].as_array().cloned())
+        .unwrap_or_default();
+    let types = schema::primitive_types(&fields);
+    default_spec(meta)
+        .1
+        .iter()
+        .map(|f| {
+            let source_id = f["source-id"].as_i64().unwrap_or(-1);
+            SpecField {
+                source_id,
+                field_id: f["field-id"].as_i64().unwrap_or(-1),
+                name: f["name"].as_str().unwrap_or_default().to_owned(),
+                transform: f["transform"].as_str().unwrap_or_default().to_owned(),
+                source_type: i32::try_from(source_id)
+                    .ok()
+                    .and_then(|id| types.get(&id).cloned())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
 }
 
 impl IcebergMirror {
@@ -40,8 +72,8 @@ impl IcebergMirror {
     /// and the position its last commit that carries one reached.
     ///
     /// # Errors
-    /// A table partitioned by column values (one position delete file per commit serves an
-    /// unpartitioned table); equality delete files; its files' and the catalog's errors.
+    /// A partition spec pgarrow does not write (a transform of a nested column); equality
+    /// delete files; its files' and the catalog's errors.
     pub(crate) async fn open(
         target: &IcebergTarget,
         key: Vec<String>,
@@ -56,9 +88,8 @@ impl IcebergMirror {
         };
         let meta = read_metadata(&at, &target.storage).await?;
         super::writable(&meta)?;
-        if !default_spec(&meta).1.is_empty() {
-            return Err(partitioned(&name));
-        }
+        let partitions = spec_layout(&meta, &name)?;
+        let spec = table_spec(&meta);
         let snap = meta["current-snapshot-id"]
             .as_i64()
             .filter(|id| *id >= 0)
@@ -78,9 +109,13 @@ impl IcebergMirror {
             None => Vec::new(),
         };
         let mut paths = HashMap::new();
+        let mut parts = HashMap::new();
         let mut live_files = Vec::with_capacity(files.len());
         for (id, f) in files.into_iter().enumerate() {
             let id = id as i64;
+            if !spec.is_empty() {
+                parts.insert(id, partition_of(&f.partition, &spec, &name)?);
+            }
             let location = Location::parse(&f.path, &target.storage)?;
             let rows = match f.rows {
                 Some(rows) => rows,
@@ -120,6 +155,9 @@ impl IcebergMirror {
                 at,
                 paths,
                 next_id,
+                spec,
+                partitions,
+                parts,
             },
             live,
             point,
@@ -203,15 +241,16 @@ impl IcebergMirror {
                 .cloned()
                 .unwrap_or_default();
             let types = schema::primitive_types(&fields);
-            let (dir, s) = (data_dir.clone(), storage.clone());
+            let (dir, s, spec) = (data_dir.clone(), storage.clone(), self.spec.clone());
             data_files =
-                blocking(move || super::describe_files(&dir, &s, &written, &[], &types)).await?;
+                blocking(move || super::describe_files(&dir, &s, &written, &spec, &types)).await?;
         }
-        // The deletes: one position delete file of every row the fold deletes.
+        // The deletes: a position delete file of every row the fold deletes, one per
+        // partition it deletes from.
         let mut delete_files = Vec::new();
         let mut deleted_rows = 0u64;
         if !plan.truncate && !plan.rewrite && !plan.deletes.is_empty() {
-            let mut deletes = Vec::with_capacity(plan.deletes.len());
+            let mut by_partition: Vec<(Vec<Option<Typed>>, Vec<(String, Vec<u64>)>)> = Vec::new();
             for (id, positions) in &plan.deletes {
                 let path = self.paths.get(id).ok_or_else(|| {
                     Error::from(ErrorKind::Unexpected(format!(
@@ -222,13 +261,20 @@ impl IcebergMirror {
                 p.sort_unstable();
                 p.dedup();
                 deleted_rows += p.len() as u64;
-                deletes.push((path.clone(), p));
+                let partition = self.parts.get(id).cloned().unwrap_or_default();
+                match by_partition.iter_mut().find(|(k, _)| *k == partition) {
+                    Some((_, group)) => group.push((path.clone(), p)),
+                    None => by_partition.push((partition, vec![(path.clone(), p)])),
+                }
             }
-            let path = format!("{data_dir}/{}-deletes.parquet", new_uuid());
-            cleanup.track(&path);
-            let at = Location::parse(&path, &storage)?;
-            let (bytes, _) = blocking(move || crate::deletes::write(&at, &deletes)).await?;
-            delete_files.push(DataFile::position_deletes(path, deleted_rows, bytes));
+            for (partition, deletes) in by_partition {
+                let rows: u64 = deletes.iter().map(|(_, p)| p.len() as u64).sum();
+                let path = format!("{data_dir}/{}-deletes.parquet", new_uuid());
+                cleanup.track(&path);
+                let at = Location::parse(&path, &storage)?;
+                let (bytes, _) = blocking(move || crate::deletes::write(&at, &deletes)).await?;
+                delete_files.push(DataFile::position_deletes(path, rows, bytes, partition));
+            }
         }
         laps.lap("files written");
         // The manifests.
@@ -241,10 +287,12 @@ impl IcebergMirror {
                 continue;
             }
             let path = format!("{metadata_dir}/{}-m0.avro", new_uuid());
-            let bytes = manifest::write_manifest(files, &[], spec_id, &schema_json, snapshot_id)?;
+            let bytes =
+                manifest::write_manifest(files, &self.spec, spec_id, &schema_json, snapshot_id)?;
             let length = bytes.len() as u64;
             cleanup.write(&path, bytes).await?;
-            let entry = manifest::list_entry(&path, length, &[], spec_id, 0, snapshot_id, files);
+            let entry =
+                manifest::list_entry(&path, length, &self.spec, spec_id, 0, snapshot_id, files);
             entries.push(set_sequence(entry, sequence));
         }
         let parent = self.meta["current-snapshot-id"]
@@ -280,6 +328,7 @@ impl IcebergMirror {
                     let at = Merge {
                         storage: &storage,
                         schema: &schema_json,
+                        spec: &self.spec,
                         spec_id,
                         snapshot_id,
                         sequence,
@@ -358,9 +407,11 @@ impl IcebergMirror {
         // The index as the snapshot left it.
         if plan.truncate {
             self.paths.clear();
+            self.parts.clear();
         }
         live.committed(plan);
         self.paths.retain(|id, _| live.files.contains_key(id));
+        self.parts.retain(|id, _| live.files.contains_key(id));
         let files = data_files.len();
         let mut written = Vec::with_capacity(files);
         for f in data_files {
@@ -373,9 +424,13 @@ impl IcebergMirror {
                 bytes: f.bytes,
                 deleted: Vec::new(),
             });
+            if !self.spec.is_empty() {
+                self.parts.insert(id, f.partition.clone());
+            }
             self.paths.insert(id, f.path);
         }
-        let in_order = self.target.options.sorted_by.is_empty();
+        // Rows split by partition are not in the files in the order written.
+        let in_order = self.target.options.sorted_by.is_empty() && self.spec.is_empty();
         live.add_written(written, plan.rows.as_ref(), in_order)
             .await?;
         laps.lap("index updated");
@@ -392,9 +447,11 @@ impl IcebergMirror {
         data_dir: &str,
         ids: &pgarrow::io::FieldIds,
     ) -> Result<Manifest> {
-        let layout = Layout::default()
+        let mut layout = Layout::default()
             .with_max_file_rows(self.target.layout.max_file_rows)
-            .with_max_file_bytes(self.target.layout.max_file_bytes);
+            .with_max_file_bytes(self.target.layout.max_file_bytes)
+            .with_partition_columns_kept(true);
+        layout.partitions = self.partitions.clone();
         let options = self
             .target
             .options
@@ -420,6 +477,7 @@ const MERGE_AT: usize = 64;
 struct Merge<'a> {
     storage: &'a pgarrow::io::StorageOptions,
     schema: &'a Json,
+    spec: &'a [SpecField],
     spec_id: i64,
     snapshot_id: i64,
     sequence: i64,
@@ -514,7 +572,8 @@ impl Merge<'_> {
                 continue;
             }
             let deletes = k == 1;
-            let bytes = manifest::write_entries(entries, &[], self.spec_id, self.schema, deletes)?;
+            let bytes =
+                manifest::write_entries(entries, self.spec, self.spec_id, self.schema, deletes)?;
             let path = format!("{}/{}-m-merged.avro", self.dir, new_uuid());
             let length = bytes.len() as u64;
             cleanup.write(&path, bytes).await?;
@@ -550,13 +609,22 @@ impl Merge<'_> {
     }
 }
 
-/// The refusal of a table partitioned by column values.
-pub(crate) fn partitioned(name: &str) -> Error {
-    ErrorKind::Usage(format!(
-        "Iceberg table {name} is partitioned: a mirror writes Iceberg tables that are not \
-         partitioned so far (leave out --files-by; DuckLake tables mirror partitioned)"
-    ))
-    .into()
+/// A data file's partition tuple as its manifest entry holds it, typed by `spec`.
+fn partition_of(
+    record: &crate::avro::Value,
+    spec: &[SpecField],
+    name: &str,
+) -> Result<Vec<Option<Typed>>> {
+    spec.iter()
+        .map(|f| {
+            Typed::from_avro(record.get(&f.name), f.result_type()).map_err(|e| {
+                Error::from(ErrorKind::Usage(format!(
+                    "Iceberg table {name}: partition field {:?}: {e}",
+                    f.name
+                )))
+            })
+        })
+        .collect()
 }
 
 /// The summary of a mirror's snapshot: what it added and deleted, the table's totals, and the

@@ -89,6 +89,8 @@ pub(crate) struct SnapshotFile {
     pub(crate) bytes: u64,
     /// The positions its position delete files delete, ascending.
     pub(crate) deleted: Vec<u64>,
+    /// Its partition tuple, as its manifest entry holds it.
+    pub(crate) partition: Value,
 }
 
 /// The live data files of the snapshot whose manifest list is at `list`, each with the
@@ -137,7 +139,13 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
                     let bytes = long(file.get("file_size_in_bytes"))
                         .and_then(|n| u64::try_from(n).ok())
                         .unwrap_or(0);
-                    data.push((file_path, rows, bytes, sequence));
+                    data.push((
+                        file_path,
+                        rows,
+                        bytes,
+                        sequence,
+                        file.get("partition").clone(),
+                    ));
                 }
                 1 => deletes.push((file_path, sequence)),
                 _ => {
@@ -160,10 +168,10 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
         }
     }
     // Oldest first (by data sequence number): a file's place says when it was written.
-    data.sort_by_key(|(.., sequence)| *sequence);
+    data.sort_by_key(|(.., sequence, _)| *sequence);
     Ok(data
         .into_iter()
-        .map(|(path, rows, bytes, sequence)| {
+        .map(|(path, rows, bytes, sequence, partition)| {
             let mut deleted: Vec<u64> = gone
                 .get(&path)
                 .into_iter()
@@ -178,6 +186,7 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
                 rows,
                 bytes,
                 deleted,
+                partition,
             }
         })
         .collect())
