@@ -39,8 +39,11 @@ pub(crate) struct IcebergMirror {
     partitions: Vec<PartitionField>,
     /// Each live data file's partition tuple, by ID: a position delete file applies to the
     /// data files of its own partition, so a commit writes one per partition it deletes from.
-    parts: HashMap<i64, Vec<Option<Typed>>>,
+    parts: HashMap<i64, Partition>,
 }
+
+/// A data file's partition tuple.
+type Partition = Vec<Option<Typed>>;
 
 /// The table's current partition spec, with its source columns' types.
 fn table_spec(meta: &Json) -> Vec<SpecField> {
@@ -250,7 +253,9 @@ impl IcebergMirror {
         let mut delete_files = Vec::new();
         let mut deleted_rows = 0u64;
         if !plan.truncate && !plan.rewrite && !plan.deletes.is_empty() {
-            let mut by_partition: Vec<(Vec<Option<Typed>>, Vec<(String, Vec<u64>)>)> = Vec::new();
+            // Each partition's (data file path, positions), in the order first met.
+            type Positions = Vec<(String, Vec<u64>)>;
+            let mut by_partition: Vec<(Partition, Positions)> = Vec::new();
             for (id, positions) in &plan.deletes {
                 let path = self.paths.get(id).ok_or_else(|| {
                     Error::from(ErrorKind::Unexpected(format!(
@@ -610,11 +615,7 @@ impl Merge<'_> {
 }
 
 /// A data file's partition tuple as its manifest entry holds it, typed by `spec`.
-fn partition_of(
-    record: &crate::avro::Value,
-    spec: &[SpecField],
-    name: &str,
-) -> Result<Vec<Option<Typed>>> {
+fn partition_of(record: &crate::avro::Value, spec: &[SpecField], name: &str) -> Result<Partition> {
     spec.iter()
         .map(|f| {
             Typed::from_avro(record.get(&f.name), f.result_type()).map_err(|e| {
