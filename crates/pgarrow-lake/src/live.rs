@@ -152,6 +152,55 @@ pub(crate) struct LiveFile {
     pub(crate) bytes: u64,
     /// The positions its deletes remove, sorted.
     pub(crate) deleted: Vec<u64>,
+    /// Columns its rows hold one value of that the file leaves out (a Delta table's
+    /// partition columns): each column's name, type and value as text (`None`: NULL).
+    pub(crate) constants: Vec<Constant>,
+}
+
+/// A column whose value a file's rows share, kept outside the file.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Constant {
+    pub(crate) name: String,
+    pub(crate) data_type: arrow_schema::DataType,
+    pub(crate) value: Option<String>,
+}
+
+impl LiveFile {
+    /// `batch` (rows of the file) with its constant columns after its own.
+    fn with_constants(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        if self.constants.is_empty() {
+            return Ok(batch);
+        }
+        let rows = batch.num_rows();
+        let mut fields: Vec<arrow_schema::FieldRef> = batch.schema().fields().to_vec();
+        let mut columns = batch.columns().to_vec();
+        for c in &self.constants {
+            let array = match &c.value {
+                None => arrow_array::new_null_array(&c.data_type, rows),
+                Some(v) => {
+                    let text = arrow_array::StringArray::from(vec![v.as_str(); rows]);
+                    arrow_cast::cast(&text, &c.data_type).map_err(|e| {
+                        Error::from(ErrorKind::Usage(format!(
+                            "{}: its value {v:?} of column {:?} is not a {}: {e}",
+                            self.location, c.name, c.data_type
+                        )))
+                    })?
+                }
+            };
+            fields.push(Arc::new(arrow_schema::Field::new(
+                &c.name,
+                c.data_type.clone(),
+                true,
+            )));
+            columns.push(array);
+        }
+        RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns).map_err(|e| {
+            Error::from(ErrorKind::Internal(format!(
+                "{} with its partition values: {e}",
+                self.location
+            )))
+        })
+    }
 }
 
 /// Where a row is: a file's ID and the row's position in it.
@@ -367,7 +416,7 @@ impl Live {
             self.files.insert(file.id, file);
             return Ok(());
         }
-        let keys = read_keys(&file.location, &self.key).await?;
+        let keys = read_keys(&file, &self.key).await?;
         let mut deleted = file.deleted.iter().peekable();
         let mut at = 0u64;
         for batch in &keys {
@@ -848,11 +897,13 @@ impl Live {
     }
 }
 
-/// The key columns of a Parquet file (read whole, only those columns decoded).
-async fn read_keys(location: &Location, key: &[String]) -> Result<Vec<RecordBatch>> {
-    let location = location.clone();
+/// The key columns of a Parquet file (read whole, only those columns decoded; a column the
+/// file leaves out, from its constant).
+async fn read_keys(file: &LiveFile, key: &[String]) -> Result<Vec<RecordBatch>> {
+    let file = file.clone();
     let key = key.to_vec();
     tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
+        let location = &file.location;
         let shown = location.to_string();
         let bytes = Bytes::from(location.read()?);
         let bad = |e: &dyn std::fmt::Display| {
@@ -860,8 +911,10 @@ async fn read_keys(location: &Location, key: &[String]) -> Result<Vec<RecordBatc
         };
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| bad(&e))?;
         let arrow = builder.schema().clone();
+        let constant = |k: &String| file.constants.iter().any(|c| &c.name == k);
         let roots = key
             .iter()
+            .filter(|k| !constant(k))
             .map(|k| {
                 arrow
                     .index_of(k)
@@ -872,7 +925,7 @@ async fn read_keys(location: &Location, key: &[String]) -> Result<Vec<RecordBatc
         let reader = builder.with_projection(mask).build().map_err(|e| bad(&e))?;
         let mut out = Vec::new();
         for batch in reader {
-            let batch = batch.map_err(|e| bad(&e))?;
+            let batch = file.with_constants(batch.map_err(|e| bad(&e))?)?;
             // The projection keeps the file's column order: put the key's back.
             let columns = key
                 .iter()
@@ -921,7 +974,7 @@ fn live_rows(file: &LiveFile, mut each: impl FnMut(RecordBatch) -> Result<()>) -
         let kept = arrow_select::filter::filter_record_batch(&batch, &keep)
             .map_err(|e| Error::from(ErrorKind::Internal(format!("taking rows: {e}"))))?;
         if kept.num_rows() > 0 {
-            each(kept)?;
+            each(file.with_constants(kept)?)?;
         }
     }
     if at != file.rows {
@@ -968,7 +1021,7 @@ fn take_rows(file: &LiveFile, positions: &[u64]) -> Result<Vec<RecordBatch>> {
                 .map_err(|e| Error::from(ErrorKind::Internal(format!("taking rows: {e}"))))?;
             let part = RecordBatch::try_new(batch.schema(), columns)
                 .map_err(|e| Error::from(ErrorKind::Internal(format!("taking rows: {e}"))))?;
-            parts.push(part);
+            parts.push(file.with_constants(part)?);
         }
         at += n;
     }
@@ -1127,6 +1180,7 @@ mod tests {
         live.files.insert(
             7,
             LiveFile {
+                constants: Vec::new(),
                 id: 7,
                 location: Location::parse("/nowhere/f.parquet", &Default::default()).unwrap(),
                 rows: 3,

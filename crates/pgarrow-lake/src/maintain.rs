@@ -257,8 +257,14 @@ async fn newest_schema(live: &Live) -> Result<SchemaRef> {
         .files
         .values()
         .max_by_key(|f| f.id)
-        .map(|f| f.location.clone())
         .ok_or_else(|| Error::from(ErrorKind::Internal("no files".into())))?;
+    // The columns the files leave out (a Delta table's partition columns), after theirs.
+    let constants: Vec<arrow_schema::Field> = newest
+        .constants
+        .iter()
+        .map(|c| arrow_schema::Field::new(&c.name, c.data_type.clone(), true))
+        .collect();
+    let newest = newest.location.clone();
     // The footer's Arrow schema, its fields' metadata (PostgreSQL types, extensions) kept in
     // the new files; a type the rows are read as otherwise is cast to it.
     tokio::task::spawn_blocking(move || -> Result<SchemaRef> {
@@ -269,7 +275,11 @@ async fn newest_schema(live: &Live) -> Result<SchemaRef> {
                 .map_err(|e| {
                     Error::from(ErrorKind::Usage(format!("the columns of {newest}: {e}")))
                 })?;
-        Ok(std::sync::Arc::new(schema))
+        let mut fields: Vec<arrow_schema::FieldRef> = schema.fields().to_vec();
+        fields.extend(constants.into_iter().map(std::sync::Arc::new));
+        Ok(std::sync::Arc::new(
+            arrow_schema::Schema::new_with_metadata(fields, schema.metadata().clone()),
+        ))
     })
     .await
     .map_err(|e| Error::from(ErrorKind::Internal(format!("reading a footer: {e}"))))?

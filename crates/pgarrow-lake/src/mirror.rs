@@ -381,7 +381,7 @@ pub(crate) struct Mirrored {
 ///
 /// # Errors
 /// A table without a key the changes name rows by (no primary key, replica identity index or
-/// `REPLICA IDENTITY FULL`); a Delta or Iceberg table partitioned by column values; a slot whose tables do not all record it (an
+/// `REPLICA IDENTITY FULL`); a slot whose tables do not all record it (an
 /// interrupted first run: start over with [`start_over`](MirrorOptions::start_over)); a slot
 /// the server invalidated or dropped; a schema change; the export's, the stream's and the
 /// commits' errors. Every table is then as its last commit left it.
@@ -396,15 +396,6 @@ pub async fn mirror_to_lake(
     let config = config.into_config()?;
     if tables.is_empty() {
         return Err(Error::usage("a mirror needs at least one table"));
-    }
-    if let LakeTarget::Delta(t) = target {
-        let columns: Vec<String> = t
-            .layout
-            .partitions
-            .iter()
-            .map(|f| f.column.clone())
-            .collect();
-        crate::delta::mirror::refuse_partitions(&columns, &t.location)?;
     }
     let publication = options
         .publication

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use pgarrow::io::{Format, Layout, Location, Manifest, ManifestFile};
+use pgarrow::io::{Format, Layout, Location, Manifest, ManifestFile, PartitionField, Transform};
 use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_protocol::replication::Lsn;
 
@@ -18,7 +18,7 @@ use super::log::{self, Action, Add, Remove, Snapshot, Txn};
 use super::{DeltaTarget, blocking, now_ms, replay, schema};
 use crate::common::{IfExists, new_uuid};
 use crate::live::{
-    LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Plan, remove_all,
+    Constant, LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Plan, remove_all,
 };
 
 /// The application ID of a mirror's `txn` actions: this, then the slot's name.
@@ -43,6 +43,52 @@ pub(crate) struct DeltaMirror {
     /// Each live file's `add` action, by the ID the mirror's index knows the file by.
     adds: HashMap<i64, Add>,
     next_id: i64,
+    /// The table's partition columns (which its files leave out) and their types.
+    partitions: Vec<Partition>,
+}
+
+/// A partition column of the table.
+#[derive(Debug, Clone)]
+struct Partition {
+    name: String,
+    /// The type its values are read back as.
+    data_type: arrow_schema::DataType,
+}
+
+/// The partition columns of `state`'s table, typed by its schema.
+///
+/// # Errors
+/// A partition column the schema lacks, or of a type pgarrow does not read back.
+fn partitions_of(state: &Snapshot, name: &str) -> Result<Vec<Partition>> {
+    let schema: serde_json::Value =
+        serde_json::from_str(&state.metadata.schema_string).map_err(|e| {
+            Error::from(ErrorKind::Usage(format!(
+                "Delta table {name}: its schema is not JSON: {e}"
+            )))
+        })?;
+    let fields = schema::fields(&schema);
+    state
+        .metadata
+        .partition_columns
+        .iter()
+        .map(|column| {
+            let ty = fields
+                .iter()
+                .find(|f| &f.0 == column)
+                .map(|f| f.1.clone())
+                .unwrap_or_default();
+            let data_type = super::read::partition_type(&ty).ok_or_else(|| {
+                Error::from(ErrorKind::Usage(format!(
+                    "Delta table {name}: partition column \"{column}\" is of type {ty}, which \
+                     pgarrow does not read back"
+                )))
+            })?;
+            Ok(Partition {
+                name: column.clone(),
+                data_type,
+            })
+        })
+        .collect()
 }
 
 impl DeltaMirror {
@@ -50,9 +96,8 @@ impl DeltaMirror {
     /// and the position its mirror's last commit reached.
     ///
     /// # Errors
-    /// A table pgarrow does not write (its protocol, constraints, column mapping); a table
-    /// partitioned by column values (a mirror keeps each key's row in the files, which a
-    /// partitioned Delta table leaves its partition values out of); its files' and deletion
+    /// A table pgarrow does not write (its protocol, constraints, column mapping); a partition
+    /// column of a type pgarrow does not read back from the log; its files' and deletion
     /// vectors' errors.
     pub(crate) async fn open(
         target: &DeltaTarget,
@@ -70,7 +115,7 @@ impl DeltaMirror {
             return Ok(None);
         };
         super::writable(&state, IfExists::Append, &name)?;
-        refuse_partitions(&state.metadata.partition_columns, &name)?;
+        let partitions = partitions_of(&state, &name)?;
         let point = state
             .txns
             .values()
@@ -93,10 +138,11 @@ impl DeltaMirror {
             .collect();
         let files = {
             let (adds, root, storage) = (adds.clone(), root.clone(), target.storage.clone());
+            let parts = partitions.clone();
             blocking(move || {
                 let mut files = Vec::with_capacity(adds.len());
                 for (id, add) in adds {
-                    files.push(live_file(id, &add, &root, &storage)?);
+                    files.push(live_file(id, &add, &root, &storage, &parts)?);
                 }
                 files.sort_by_key(|f| f.id);
                 Ok(files)
@@ -122,6 +168,7 @@ impl DeltaMirror {
                 state,
                 adds,
                 next_id,
+                partitions,
             },
             live,
             point,
@@ -226,10 +273,17 @@ impl DeltaMirror {
         for (add, _) in adds {
             let id = self.next_id;
             self.next_id += 1;
-            written.push(live_file(id, &add, &self.root, &self.target.storage)?);
+            written.push(live_file(
+                id,
+                &add,
+                &self.root,
+                &self.target.storage,
+                &self.partitions,
+            )?);
             self.adds.insert(id, add);
         }
-        let in_order = self.target.options.sorted_by.is_empty();
+        // Rows split by partition are not in the files in the order written.
+        let in_order = self.target.options.sorted_by.is_empty() && self.partitions.is_empty();
         live.add_written(written, plan.rows.as_ref(), in_order)
             .await?;
         laps.lap("index updated");
@@ -267,9 +321,13 @@ impl DeltaMirror {
                 let manifest = self.write_rows(rows).await?;
                 written.extend(manifest.files.iter().map(|f| self.root.join_path(&f.path)));
                 let (root, m) = (self.root.clone(), manifest.clone());
+                let columns: Vec<String> = self.partitions.iter().map(|p| p.name.clone()).collect();
+                let types: BTreeMap<String, serde_json::Value> = schema::fields(&ours.json)
+                    .into_iter()
+                    .map(|(n, t, _)| (n, t))
+                    .collect();
                 let mut adds =
-                    blocking(move || super::describe_files(&root, &m, &[], &BTreeMap::new()))
-                        .await?;
+                    blocking(move || super::describe_files(&root, &m, &columns, &types)).await?;
                 for (add, _) in &mut adds {
                     add.data_change = !plan.rewrite;
                 }
@@ -414,16 +472,28 @@ impl DeltaMirror {
 
     /// Writes `rows` as data files at the table's root.
     async fn write_rows(&self, rows: NewRows) -> Result<Manifest> {
-        let layout = Layout::default()
+        let mut layout = Layout::default()
             .with_max_file_rows(self.target.layout.max_file_rows)
-            .with_max_file_bytes(self.target.layout.max_file_bytes);
+            .with_max_file_bytes(self.target.layout.max_file_bytes)
+            .with_partition_columns_kept(false);
+        // By the table's partition columns, which the files leave out.
+        layout.partitions = self
+            .partitions
+            .iter()
+            .map(|p| PartitionField::new(p.name.clone(), Transform::Identity))
+            .collect();
         let options = self.target.options.clone().with_arrow_extensions(false);
         let prefix = format!("part-{}", new_uuid());
         let written =
             crate::live::write_rows(self.root.clone(), options, layout, rows, prefix).await?;
         let files = written
             .into_iter()
-            .map(|w| ManifestFile::new(w.path, w.rows, w.bytes))
+            .map(|w| {
+                // Its partition values, which the entry or `add` records.
+                let mut f = ManifestFile::new(w.path, w.rows, w.bytes);
+                f.values = w.values;
+                f
+            })
             .collect();
         Ok(Manifest::new(Format::Parquet, None, None, None, files))
     }
@@ -452,21 +522,6 @@ impl DeltaMirror {
     }
 }
 
-/// Refuses a table partitioned by column values: its files leave the partition columns out,
-/// and a mirror reads rows (keys, unsent values) back from its files.
-pub(crate) fn refuse_partitions(columns: &[String], name: &str) -> Result<()> {
-    if columns.is_empty() {
-        return Ok(());
-    }
-    Err(ErrorKind::Usage(format!(
-        "Delta table {name} is partitioned by {}: a mirror writes Delta tables that are not \
-         partitioned by column values (leave out --files-by; DuckLake tables mirror \
-         partitioned)",
-        columns.join(", ")
-    ))
-    .into())
-}
-
 /// A file of the table as the mirror's index holds it: its rows (from its statistics, else its
 /// footer) and the positions its deletion vector deletes.
 fn live_file(
@@ -474,6 +529,7 @@ fn live_file(
     add: &Add,
     root: &Location,
     storage: &pgarrow::io::StorageOptions,
+    partitions: &[Partition],
 ) -> Result<LiveFile> {
     let location = match add.path.contains("://") {
         true => Location::parse(&super::read::uri_decode(&add.path), storage)?,
@@ -493,12 +549,27 @@ fn live_file(
             .map_err(|e| e.context(format!("the deletion vector of {}", add.path)))?,
         None => Vec::new(),
     };
+    // An empty string is a NULL in Delta's partition values.
+    let constants = partitions
+        .iter()
+        .map(|p| Constant {
+            name: p.name.clone(),
+            data_type: p.data_type.clone(),
+            value: add
+                .partition_values
+                .get(&p.name)
+                .cloned()
+                .flatten()
+                .filter(|v| !v.is_empty()),
+        })
+        .collect();
     Ok(LiveFile {
         id,
         location,
         rows,
         bytes: u64::try_from(add.size).unwrap_or(0),
         deleted,
+        constants,
     })
 }
 

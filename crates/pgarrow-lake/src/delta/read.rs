@@ -180,7 +180,7 @@ fn table_schema(
 }
 
 /// The Arrow type a partition column's values are restored as.
-fn partition_type(ty: &Value) -> Option<DataType> {
+pub(crate) fn partition_type(ty: &Value) -> Option<DataType> {
     Some(match ty.as_str()? {
         "string" => DataType::Utf8,
         "long" => DataType::Int64,

@@ -181,6 +181,7 @@ impl DuckLakeMirror {
             gone.sort_unstable();
             gone.dedup();
             live.push(LiveFile {
+                constants: Vec::new(),
                 id,
                 location: Location::parse(&path_of(&f[1], &f[2]), &target.storage)?,
                 rows: u64::try_from(number(&f[3])).unwrap_or(0),
@@ -361,6 +362,7 @@ impl DuckLakeMirror {
             .iter()
             .zip(&done.file_ids)
             .map(|(f, id)| LiveFile {
+                constants: Vec::new(),
                 id: *id,
                 location: dir.join_path(&f.path),
                 rows: f.rows,

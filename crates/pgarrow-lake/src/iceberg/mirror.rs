@@ -130,6 +130,7 @@ impl IcebergMirror {
             };
             paths.insert(id, f.path);
             live_files.push(LiveFile {
+                constants: Vec::new(),
                 id,
                 location,
                 rows,
@@ -423,6 +424,7 @@ impl IcebergMirror {
             let id = self.next_id;
             self.next_id += 1;
             written.push(LiveFile {
+                constants: Vec::new(),
                 id,
                 location: Location::parse(&f.path, &storage)?,
                 rows: f.rows,
@@ -468,7 +470,12 @@ impl IcebergMirror {
         let written = crate::live::write_rows(dir, options, layout, rows, new_uuid()).await?;
         let files = written
             .into_iter()
-            .map(|w| ManifestFile::new(w.path, w.rows, w.bytes))
+            .map(|w| {
+                // Its partition values, which the entry or `add` records.
+                let mut f = ManifestFile::new(w.path, w.rows, w.bytes);
+                f.values = w.values;
+                f
+            })
             .collect();
         Ok(Manifest::new(Format::Parquet, None, None, None, files))
     }
