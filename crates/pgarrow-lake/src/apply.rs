@@ -297,6 +297,8 @@ async fn open(
         }
     };
     Ok(Mirrored {
+        // An apply exports nothing.
+        source: pgarrow::Source::Table(table.clone()),
         table,
         target,
         key,

@@ -358,6 +358,9 @@ pub(crate) enum RowKey {
 /// One mirrored table.
 pub(crate) struct Mirrored {
     pub(crate) table: TableName,
+    /// What its exports read: the table, or the columns its changes carry when they are not
+    /// all of its own (generated columns, a publication's column list).
+    pub(crate) source: Source,
     pub(crate) target: LakeTarget,
     pub(crate) key: RowKey,
     pub(crate) lake: TableMirror,
@@ -422,6 +425,10 @@ pub async fn mirror_to_lake(
         named.push(table);
     }
     ensure_publication(&mut source, &publication, &named).await?;
+    let mut sources = Vec::with_capacity(named.len());
+    for t in &named {
+        sources.push(published(&mut source, &publication, t).await?);
+    }
     let targets: Vec<LakeTarget> = named
         .iter()
         .map(|t| match tables.len() {
@@ -484,13 +491,19 @@ pub async fn mirror_to_lake(
         if slot.is_some() {
             drop_slot(&config, &options.slot).await?;
         }
-        let rows = first_export(&config, &named, &targets, options, &mut hooks).await?;
+        let rows = first_export(&config, &named, &sources, &targets, options, &mut hooks).await?;
         stats.exported = true;
         stats.exported_rows = rows;
         opened = open_all(&targets, &keys).await?;
     }
     let mut mirrored = Vec::with_capacity(tables.len());
-    for (((table, target), key), o) in named.into_iter().zip(targets).zip(keys).zip(opened) {
+    for ((((table, source), target), key), o) in named
+        .into_iter()
+        .zip(sources)
+        .zip(targets)
+        .zip(keys)
+        .zip(opened)
+    {
         let Some((lake, live, Some(point))) = o else {
             return Err(ErrorKind::Unexpected(format!(
                 "lake table {} has no mirror position after its export",
@@ -500,6 +513,7 @@ pub async fn mirror_to_lake(
         };
         mirrored.push(Mirrored {
             table,
+            source,
             target,
             key,
             lake,
@@ -566,7 +580,7 @@ async fn reexport(
     );
     let done = export_to_lake(
         config,
-        Source::Table(m.table.clone()),
+        m.source.clone(),
         &options.export,
         &partitions,
         &m.target.clone().with_if_exists(IfExists::Replace),
@@ -756,6 +770,66 @@ async fn describe(conn: &mut Connection, table: &TableName) -> Result<(TableName
     }
 }
 
+/// What a mirror's exports of `table` read: the table, or, when its changes through
+/// `publication` carry fewer columns (stored generated columns, which PostgreSQL publishes
+/// only when asked from 18 on; a publication's column list), a query of those columns, so
+/// that the lake table has the columns the changes do.
+async fn published(conn: &mut Connection, publication: &str, table: &TableName) -> Result<Source> {
+    let regclass = quote_literal(&table.quoted());
+    let names = |rows: Vec<Vec<Option<String>>>| -> Vec<String> {
+        rows.into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect()
+    };
+    let all = names(
+        conn.simple_query(&format!(
+            "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = \
+             to_regclass({regclass}) AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+        ))
+        .await?,
+    );
+    // Before PostgreSQL 18 generated columns are never published (and pg_publication_tables
+    // lists them all the same); from 15 on a publication may list its columns.
+    let version = conn.server_version_num();
+    let generated = names(
+        conn.simple_query(&format!(
+            "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = \
+             to_regclass({regclass}) AND attnum > 0 AND NOT attisdropped AND attgenerated <> ''"
+        ))
+        .await?,
+    );
+    let listed = match version >= 150_000 {
+        true => names(
+            conn.simple_query(&format!(
+                "SELECT a::text FROM pg_catalog.pg_publication_tables p, unnest(p.attnames) a \
+                 WHERE p.pubname = {} AND p.schemaname = {} AND p.tablename = {}",
+                quote_literal(publication),
+                quote_literal(table.schema.as_deref().unwrap_or("public")),
+                quote_literal(&table.name)
+            ))
+            .await?,
+        ),
+        false => all.clone(),
+    };
+    let published: Vec<String> = listed
+        .into_iter()
+        .filter(|c| version >= 180_000 || !generated.contains(c))
+        .collect();
+    if published.is_empty() || published.len() == all.len() {
+        return Ok(Source::Table(table.clone()));
+    }
+    let columns: Vec<String> = all
+        .iter()
+        .filter(|c| published.contains(c))
+        .map(|c| quote_ident(c))
+        .collect();
+    Ok(Source::Query(format!(
+        "SELECT {} FROM {}",
+        columns.join(", "),
+        table.quoted()
+    )))
+}
+
 /// Makes publication `name` for `tables` when it does not exist; else checks it covers them.
 async fn ensure_publication(conn: &mut Connection, name: &str, tables: &[TableName]) -> Result<()> {
     let exists = conn
@@ -861,6 +935,7 @@ async fn drop_slot(config: &Config, slot: &str) -> Result<()> {
 async fn first_export(
     config: &Config,
     tables: &[TableName],
+    sources: &[Source],
     targets: &[LakeTarget],
     options: &MirrorOptions,
     hooks: &mut Hooks<'_, MirrorProgress>,
@@ -875,14 +950,14 @@ async fn first_export(
     );
     let mut rows = 0;
     let mut failed = None;
-    for (table, target) in tables.iter().zip(targets) {
+    for ((table, source), target) in tables.iter().zip(sources).zip(targets) {
         let target = match options.start_over {
             true => target.clone().with_if_exists(IfExists::Replace),
             false => target.clone(),
         };
         let done = export_to_lake(
             config,
-            Source::Table(table.clone()),
+            source.clone(),
             &options.export,
             &partitions,
             &target,

@@ -708,6 +708,45 @@ def test_a_table_without_a_key_under_replica_identity_full_is_told_apart_by_whol
     same()
 
 
+def test_the_lake_table_has_the_columns_the_publication_publishes(source, lake, slot, duckdb_lake):
+    """A stored generated column (not published before PostgreSQL 18) and a column a
+    publication's column list leaves out are left out of the lake table too: its export
+    reads the columns the changes carry, so that no change looks like a dropped column."""
+    table = "mirror_published"
+    # A column list names a generated column only from PostgreSQL 18 on (which publishes it).
+    version = int(rows_sql(source, "SHOW server_version_num")[0][0])
+    want_columns = ["id", "a", "g"] if version >= 180000 else ["id", "a"]
+    run(source, f"""DROP TABLE IF EXISTS {table};
+        CREATE TABLE {table} (id int PRIMARY KEY, a int, g int GENERATED ALWAYS AS (a * 2) STORED, secret text);
+        INSERT INTO {table} (id, a, secret) SELECT g, g, 's' FROM generate_series(1, 10) g;
+        CREATE PUBLICATION {slot} FOR TABLE {table} ({', '.join(want_columns)})""")
+    out = mirror(source, lake, slot, table)
+    run(source, f"UPDATE {table} SET a = 100 WHERE id = 1; DELETE FROM {table} WHERE id = 2")
+    out = mirror(source, lake, slot, table)
+    assert not [e for e in events(out.stdout) if e["event"] in ("reexported", "schema_changed")], out.stdout
+    assert lake_columns("ducklake", lake, table, duckdb_lake) == want_columns
+    assert read_columns("ducklake", lake, table, want_columns, duckdb_lake) == rows_sql(
+        source, f"SELECT {', '.join(want_columns)} FROM {table} ORDER BY id")
+    # The mirror's own publication (no column list): every column but a generated one (before
+    # PostgreSQL 18).
+    other, plain = slot + "_g", table + "_g"
+    want_columns = ["id", "a", "g"] if version >= 180000 else ["id", "a"]
+    run(source, f"""DROP TABLE IF EXISTS {plain};
+        CREATE TABLE {plain} (id int PRIMARY KEY, a int, g int GENERATED ALWAYS AS (a * 2) STORED);
+        INSERT INTO {plain} (id, a) SELECT g, g FROM generate_series(1, 5) g""")
+    try:
+        mirror(source, lake, other, plain)
+        run(source, f"UPDATE {plain} SET a = 50 WHERE id = 5")
+        out = mirror(source, lake, other, plain)
+        assert not [e for e in events(out.stdout) if e["event"] in ("reexported", "schema_changed")], out.stdout
+        assert lake_columns("ducklake", lake, plain, duckdb_lake) == want_columns
+        assert read_columns("ducklake", lake, plain, want_columns, duckdb_lake) == rows_sql(
+            source, f"SELECT {', '.join(want_columns)} FROM {plain} ORDER BY id")
+    finally:
+        run(source, f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                    f"WHERE slot_name = '{other}'; DROP PUBLICATION IF EXISTS {other}")
+
+
 def test_an_invalidated_slot_says_so_and_a_start_over_mirrors_again(source, lake, slot, duckdb_lake):
     table = "mirror_lost"
     make_table(source, table, rows=50)
