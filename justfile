@@ -93,6 +93,10 @@ bench-changes rows="1000000" reps="3": bench-build
 bench-mirror rows="1000000" reps="3": bench-build
     python3 benches/mirror.py --rows {{rows}} --reps {{reps}}
 
+# The mirror bench with dlt's pg_replication beside it (SOURCES: `dlt init pg_replication filesystem`'s directory)
+bench-mirror-dlt sources rows="1000000" reps="3": bench-build
+    python3 benches/mirror.py --rows {{rows}} --reps {{reps}} --dlt {{sources}}
+
 # Compaction: a mirrored Delta table (1M rows, 10 rounds of updates) compacted by `pgarrow lake
 # compact` vs deltalake's optimize.compact() -> benches/RESULTS.md.
 bench-compact rows="1000000" reps="3": bench-build

@@ -13,6 +13,12 @@ second in transactions of a tenth of that, each stamping its commit time, while 
 mirror` follows with `--commit-interval`; for each commit, the time from the last source commit
 it holds to the commit being visible to readers. Records the medians and ratios in
 benches/RESULTS.md under "Mirror". Standard library only.
+
+With `--dlt SOURCES` (the directory holding dlt's `pg_replication` verified source: `dlt init
+pg_replication filesystem` writes it), each round also runs dlt's Postgres replication into a
+Delta table of the filesystem destination, merged by key, in benches/venv's Python
+(benches/dlt_mirror.py): its slot and initial load before the updates (not timed), then the
+timed run that loads the slot's changes.
 """
 
 import argparse
@@ -67,12 +73,17 @@ def main():
     p.add_argument("--seconds", type=int, default=30, help="how long the steady load runs")
     p.add_argument("--commit-interval", type=float, default=1.0)
     p.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS))
+    p.add_argument("--dlt", metavar="SOURCES",
+                   help="dlt's verified sources directory (holding pg_replication): measure it too")
     a = p.parse_args()
+    venv_python = os.path.join(ROOT, "benches", "venv", "bin", "python")
+    if a.dlt and not os.path.isdir(os.path.join(a.dlt, "pg_replication")):
+        sys.exit(f"{a.dlt} has no pg_replication: `dlt init pg_replication filesystem` writes it")
     if not os.path.exists(PGARROW):
         sys.exit(f"{PGARROW} is missing: cargo build --release -p pgarrow-cli")
     with LogicalServer(a.rows) as server, tempfile.TemporaryDirectory() as out:
         server.psql("ALTER TABLE lineitem ADD PRIMARY KEY (l_orderkey, l_linenumber)")
-        times = {"changes": [], **{f: [] for f in a.formats}}
+        times = {"changes": [], **{f: [] for f in a.formats}, **({"dlt": []} if a.dlt else {})}
         for r in range(a.reps):
             mirrors = {}
             for f in a.formats:
@@ -80,6 +91,17 @@ def main():
                               "--slot", f"m{r}{f}", *lake_args(server, out, f, f"{f}{r}"),
                               "--catch-up", "--json"]
                 timed(mirrors[f])
+            if a.dlt:
+                dlt_out = os.path.join(out, f"dlt{r}")
+                step = [venv_python, os.path.join(ROOT, "benches", "dlt_mirror.py")]
+                where = [a.dlt, server.url, f"dlt{r}", "lineitem", dlt_out]
+                init = subprocess.run([*step, "init", *where], capture_output=True, text=True)
+                if init.returncode != 0:
+                    sys.exit(f"dlt's initial load failed: {init.stderr.strip()[-2000:]}")
+                loaded = int(init.stdout.strip().splitlines()[-1])
+                if loaded != a.rows:
+                    sys.exit(f"dlt's initial load loaded {loaded} rows, not {a.rows}")
+                mirrors["dlt"] = [*step, "changes", *where]
             server.psql(
                 "SELECT pg_create_logical_replication_slot('s_us', 'pgoutput')",
                 "CREATE PUBLICATION p FOR TABLE lineitem",
@@ -97,7 +119,11 @@ def main():
                 times[name].append(time.perf_counter() - start)
                 if done.returncode != 0:
                     sys.exit(f"{' '.join(argv)} failed: {done.stderr.strip()}")
-                if name != "changes":
+                if name == "dlt":
+                    loaded = int(done.stdout.strip().splitlines()[-1])
+                    if loaded != a.rows:
+                        sys.exit(f"dlt loaded {loaded} changed rows, not {a.rows}")
+                elif name != "changes":
                     stats = json.loads(done.stdout.strip().splitlines()[-1])["stats"]
                     if stats.get("inserted") != a.rows or stats.get("deleted") != a.rows:
                         sys.exit(f"the {name} mirror wrote {stats.get('inserted')} rows and "
@@ -106,13 +132,19 @@ def main():
                   flush=True)
             server.psql("SELECT pg_drop_replication_slot('s_us')", "DROP PUBLICATION p",
                         *[f"SELECT pg_drop_replication_slot('m{r}{f}')" for f in a.formats],
-                        *[f"DROP PUBLICATION m{r}{f}" for f in a.formats])
+                        *[f"DROP PUBLICATION m{r}{f}" for f in a.formats],
+                        *([f"SELECT pg_drop_replication_slot('dlt{r}')", f"DROP PUBLICATION dlt{r}"]
+                          if a.dlt else []))
         fresh = {f: freshness(server, out, a, f) for f in a.formats}
     ch = statistics.median(times["changes"])
     rows = [f"| pgarrow changes, to Parquet files | {ch:.2f} | 1.00 |"]
     for f in a.formats:
         mi = statistics.median(times[f])
         rows.append(f"| pgarrow mirror, into {FORMATS[f]} | {mi:.2f} | {mi / ch:.2f} |")
+    if a.dlt:
+        dl = statistics.median(times["dlt"])
+        rows.append(f"| dlt pg_replication, merged into Delta (filesystem destination) | {dl:.2f} "
+                    f"| {dl / ch:.2f} |")
     lines = []
     for f in a.formats:
         fr = sorted(fresh[f])
@@ -123,10 +155,16 @@ def main():
         f"- Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit "
         f"{sh(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD'])}, "
         f"`python3 benches/mirror.py --rows {a.rows} --reps {a.reps} --rate {a.rate} "
-        f"--seconds {a.seconds} --commit-interval {a.commit_interval}`",
+        f"--seconds {a.seconds} --commit-interval {a.commit_interval}"
+        f"{' --dlt SOURCES' if a.dlt else ''}`",
         f"- lineitem {a.rows:,} rows (primary key), every row updated in one transaction; every "
         "slot made at the same position before it; medians of the interleaved rounds. The "
         "mirror commits at transaction boundaries: the one transaction is one lake commit.",
+        *(["- dlt: its verified source `pg_replication` (dlt "
+           f"{sh([venv_python, '-c', 'import dlt; print(dlt.__version__)'])}), its slot and "
+           "initial load made before the updates (not timed); the timed run reads the slot's "
+           "changes (decoded in Python) and merges them into the Delta table by key."]
+          if a.dlt else []),
         "",
         "| tool | median (s) | vs pgarrow changes |",
         "|---|---|---|",
