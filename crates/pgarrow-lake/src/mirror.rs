@@ -526,7 +526,11 @@ pub async fn mirror_to_lake(
     }
     // A table exported again at a schema change: the stream starts over from the slot's
     // confirmed position, every table leaving out what it holds.
-    while let Some((i, why)) = follow(
+    while let Some(Again {
+        table: i,
+        why,
+        renamed,
+    }) = follow(
         &config,
         &publication,
         options,
@@ -540,6 +544,7 @@ pub async fn mirror_to_lake(
             &config,
             &mut mirrored[i],
             &why,
+            &renamed,
             options,
             &mut stats,
             &mut hooks,
@@ -549,6 +554,13 @@ pub async fn mirror_to_lake(
     Ok(stats)
 }
 
+/// A table to export again: which, why, and the columns renamed for sure.
+struct Again {
+    table: usize,
+    why: String,
+    renamed: Vec<(String, String)>,
+}
+
 /// Exports `m`'s table again into its lake table, replacing its rows in one commit, in the
 /// snapshot of a temporary slot: the commit records the mirror's slot at that snapshot's
 /// consistent point, so the stream's changes before it are left out and those after applied.
@@ -556,6 +568,7 @@ async fn reexport(
     config: &Config,
     m: &mut Mirrored,
     why: &str,
+    renamed: &[(String, String)],
     options: &MirrorOptions,
     stats: &mut MirrorStats,
     hooks: &mut Hooks<'_, MirrorProgress>,
@@ -568,6 +581,13 @@ async fn reexport(
              commit left it"
         ))
     };
+    // An Iceberg table renames the columns first, keeping their field IDs, which the export
+    // again then keeps too (it numbers a table's columns by name).
+    if let TableMirror::Iceberg(l) = &mut m.lake
+        && !renamed.is_empty()
+    {
+        l.rename(renamed).await.map_err(context)?;
+    }
     let temporary = format!("pgarrow_again_{}_{}", std::process::id(), stats.reexported);
     let slot = ReplicationSlot::create_temporary(config, &temporary, "pgoutput")
         .await
@@ -1003,7 +1023,7 @@ async fn follow(
     mirrored: &mut [Mirrored],
     stats: &mut MirrorStats,
     hooks: &mut Hooks<'_, MirrorProgress>,
-) -> Result<Option<(usize, String)>> {
+) -> Result<Option<Again>> {
     // What a stream before this one gathered comes again: it was not confirmed.
     for m in mirrored.iter_mut() {
         m.pending.clear();
@@ -1091,7 +1111,12 @@ async fn follow(
                         if options.reexport && change.is_ok() {
                             stream.close().await?;
                             let why = "a transaction changed its rows and then its columns";
-                            return Ok(Some((i, why.to_owned())));
+                            let renamed = change.map(|c| c.renamed).unwrap_or_default();
+                            return Ok(Some(Again {
+                                table: i,
+                                why: why.to_owned(),
+                                renamed,
+                            }));
                         }
                         return Err(Error::usage(format!(
                             "a transaction changed rows of {} and then its columns (at {}): a \
@@ -1126,7 +1151,11 @@ async fn follow(
                             )));
                         }
                         stream.close().await?;
-                        return Ok(Some((i, why)));
+                        return Ok(Some(Again {
+                            table: i,
+                            why,
+                            renamed: change.renamed,
+                        }));
                     }
                     m.lake.evolve(&change.dropped_names);
                     hooks.report(&MirrorProgress::SchemaChanged {
@@ -1186,6 +1215,9 @@ pub(crate) struct SchemaChange {
     pub(crate) dropped_names: Vec<String>,
     /// Why the lake table cannot take the change in place: the table is exported again.
     pub(crate) reexport: Option<String>,
+    /// Columns renamed for sure, `(old, new)`: in their place among the others, not the last
+    /// (a column added goes last).
+    pub(crate) renamed: Vec<(String, String)>,
 }
 
 impl SchemaChange {
@@ -1217,6 +1249,7 @@ impl SchemaChange {
             return Err(format!("its key column {k:?} is gone"));
         }
         let mut reexport = Self::reexport(m, ours, columns, &added, &dropped, defaults);
+        let renamed = Self::renamed(ours, columns, &added, &dropped);
         // Told apart by whole rows, the table's index holds digests of the old columns.
         let types: Vec<&arrow_schema::DataType> =
             columns.fields().iter().map(|f| f.data_type()).collect();
@@ -1235,7 +1268,31 @@ impl SchemaChange {
             added,
             dropped_names: dropped,
             reexport,
+            renamed,
         })
+    }
+
+    /// The columns renamed for sure: a column gone whose place (not the last) a new one
+    /// takes, the others in their order. A new column goes after the others, so only a rename
+    /// puts one there (or a column dropped and one added last, when the last).
+    fn renamed(
+        ours: &[String],
+        columns: &arrow_schema::Schema,
+        added: &[String],
+        dropped: &[String],
+    ) -> Vec<(String, String)> {
+        let theirs: Vec<&String> = columns.fields().iter().map(|f| f.name()).collect();
+        if ours.len() != theirs.len() {
+            return Vec::new();
+        }
+        ours.iter()
+            .zip(&theirs)
+            .enumerate()
+            .filter(|(i, (old, new))| {
+                *i + 1 < ours.len() && dropped.contains(old) && added.contains(new)
+            })
+            .map(|(_, (old, new))| (old.clone(), (*new).clone()))
+            .collect()
     }
 
     /// Why the lake table cannot take the change in place, if it cannot.

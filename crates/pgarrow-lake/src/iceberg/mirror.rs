@@ -178,6 +178,71 @@ impl IcebergMirror {
             .collect()
     }
 
+    /// Renames columns, `(old, new)`, in a new schema of the table that keeps their field IDs,
+    /// committed without a snapshot: data files map columns by ID, so every snapshot reads
+    /// the same values under the new names.
+    ///
+    /// # Errors
+    /// A column the table does not have; another writer moved the table ([`MOVED`]); the
+    /// catalog's and the store's.
+    pub(crate) async fn rename(&mut self, renames: &[(String, String)]) -> Result<()> {
+        let name = self.name.clone();
+        let mut schema = current_schema(&self.meta).cloned().ok_or_else(|| {
+            Error::from(ErrorKind::Unexpected(format!(
+                "Iceberg table {name}: its metadata has no current schema"
+            )))
+        })?;
+        let Some(fields) = schema["fields"].as_array_mut() else {
+            return Err(ErrorKind::Unexpected(format!(
+                "Iceberg table {name}: a schema without fields"
+            ))
+            .into());
+        };
+        for (old, new) in renames {
+            let field = fields
+                .iter_mut()
+                .find(|f| f["name"].as_str() == Some(old))
+                .ok_or_else(|| {
+                    Error::from(ErrorKind::Usage(format!(
+                        "Iceberg table {name} has no column {old:?} to rename {new:?}"
+                    )))
+                })?;
+            field["name"] = json!(new);
+        }
+        schema["schema-id"] = json!(super::next_schema_id(&self.meta));
+        let mut meta = self.meta.clone();
+        let last = meta["last-column-id"].as_i64().unwrap_or(0);
+        super::add_schema(&mut meta, &schema, last);
+        let updated = meta["last-updated-ms"].clone();
+        meta["last-updated-ms"] = json!(super::now_ms());
+        super::log_metadata(&mut meta, &self.at, updated);
+        let location = self.meta["location"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_end_matches('/');
+        let path = super::next_metadata_path(&format!("{location}/metadata"), &self.at, &self.meta);
+        let text = serde_json::to_vec_pretty(&meta)
+            .map_err(|e| Error::from(ErrorKind::Internal(format!("metadata JSON: {e}"))))?;
+        let mut cleanup = Cleanup::new(&self.target.storage);
+        cleanup.write(&path, text).await?;
+        let mut catalog =
+            SqlCatalog::connect(&self.target.catalog, &self.target.catalog_name).await?;
+        let swapped = catalog
+            .swap(&self.target.namespace, &self.target.table, &self.at, &path)
+            .await;
+        catalog.close().await;
+        if !swapped.map_err(|e| e.context(format!("renaming columns of Iceberg table {name}")))? {
+            return Err(ErrorKind::Unexpected(format!(
+                "{MOVED}: another writer committed to Iceberg table {name}"
+            ))
+            .into());
+        }
+        cleanup.keep();
+        self.meta = meta;
+        self.at = path;
+        Ok(())
+    }
+
     /// Commits `plan` (its rows as data files, its deletes as one position delete file) with
     /// `point` as the table's next snapshot, then brings `live` up to date.
     ///
