@@ -51,15 +51,7 @@ impl DuckLakeMirror {
         };
         let point = seen.point.clone();
         let key = match whole {
-            true => {
-                let mut columns: Vec<_> = table
-                    .columns
-                    .iter()
-                    .filter(|c| c.parent.is_none())
-                    .collect();
-                columns.sort_by_key(|c| c.order);
-                columns.iter().map(|c| c.name.clone()).collect()
-            }
+            true => top_columns(&table).map(str::to_owned).collect(),
             false => key,
         };
         let live = Live::load(key, whole, files)
@@ -381,14 +373,7 @@ impl DuckLakeMirror {
 
     /// The table's columns (top-level), in order.
     pub(crate) fn column_names(&self) -> Vec<&str> {
-        let mut columns: Vec<_> = self
-            .table
-            .columns
-            .iter()
-            .filter(|c| c.parent.is_none())
-            .collect();
-        columns.sort_by_key(|c| c.order);
-        columns.iter().map(|c| c.name.as_str()).collect()
+        top_columns(&self.table).collect()
     }
 
     /// The IDs of the top-level columns named `names`.
@@ -509,4 +494,15 @@ fn columns_changed(
                 .iter()
                 .any(|t| t.id == w.id && t.ty == w.ty && t.name == w.name)
         })
+}
+
+/// The names of `table`'s top-level columns, in order.
+fn top_columns(table: &Table) -> impl Iterator<Item = &str> {
+    let mut columns: Vec<_> = table
+        .columns
+        .iter()
+        .filter(|c| c.parent.is_none())
+        .collect();
+    columns.sort_by_key(|c| c.order);
+    columns.into_iter().map(|c| c.name.as_str())
 }

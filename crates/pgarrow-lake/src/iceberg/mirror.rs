@@ -225,22 +225,30 @@ impl IcebergMirror {
             .map_err(|e| Error::from(ErrorKind::Internal(format!("metadata JSON: {e}"))))?;
         let mut cleanup = Cleanup::new(&self.target.storage);
         cleanup.write(&path, text).await?;
-        let mut catalog =
-            SqlCatalog::connect(&self.target.catalog, &self.target.catalog_name).await?;
-        let swapped = catalog
-            .swap(&self.target.namespace, &self.target.table, &self.at, &path)
-            .await;
-        catalog.close().await;
-        if !swapped.map_err(|e| e.context(format!("renaming columns of Iceberg table {name}")))? {
-            return Err(ErrorKind::Unexpected(format!(
-                "{MOVED}: another writer committed to Iceberg table {name}"
-            ))
-            .into());
-        }
+        self.swap_to(&path, "renaming columns of").await?;
         cleanup.keep();
         self.meta = meta;
         self.at = path;
         Ok(())
+    }
+
+    /// Points the catalog at the metadata file `path`, if it still points at the one the
+    /// mirror read (else [`MOVED`]); `what` says what the commit did, for its errors.
+    async fn swap_to(&self, path: &str, what: &str) -> Result<()> {
+        let name = &self.name;
+        let mut catalog =
+            SqlCatalog::connect(&self.target.catalog, &self.target.catalog_name).await?;
+        let swapped = catalog
+            .swap(&self.target.namespace, &self.target.table, &self.at, path)
+            .await;
+        catalog.close().await;
+        match swapped.map_err(|e| e.context(format!("{what} Iceberg table {name}")))? {
+            true => Ok(()),
+            false => Err(ErrorKind::Unexpected(format!(
+                "{MOVED}: another writer committed to Iceberg table {name}"
+            ))
+            .into()),
+        }
     }
 
     /// Commits `plan` (its rows as data files, its deletes as one position delete file) with
@@ -454,23 +462,7 @@ impl IcebergMirror {
         let text = serde_json::to_vec_pretty(&meta)
             .map_err(|e| Error::from(ErrorKind::Internal(format!("metadata JSON: {e}"))))?;
         cleanup.write(&meta_path, text).await?;
-        let mut catalog =
-            SqlCatalog::connect(&self.target.catalog, &self.target.catalog_name).await?;
-        let swapped = catalog
-            .swap(
-                &self.target.namespace,
-                &self.target.table,
-                &self.at,
-                &meta_path,
-            )
-            .await;
-        catalog.close().await;
-        if !swapped.map_err(|e| e.context(format!("committing to Iceberg table {name}")))? {
-            return Err(ErrorKind::Unexpected(format!(
-                "{MOVED}: another writer committed to Iceberg table {name}"
-            ))
-            .into());
-        }
+        self.swap_to(&meta_path, "committing to").await?;
         cleanup.keep();
         laps.lap("committed");
         self.meta = meta;
