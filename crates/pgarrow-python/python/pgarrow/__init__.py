@@ -1853,9 +1853,11 @@ def mirror(
     record: no change is lost or applied twice, whenever a call was stopped or killed.
 
     Updates and deletes are written as DuckLake delete files, Delta deletion vectors or Iceberg
-    position delete files, by the table's primary key (or replica identity index); a value an update left unchanged (a
-    TOASTed one) is taken from the lake table's row. See the book's "Mirrors"
-    (docs/src/mirror.md).
+    position delete files, by the table's primary key (or replica identity index; under
+    ``REPLICA IDENTITY FULL`` without a key, by all the row's values); a value an update left
+    unchanged (a TOASTed one) is taken from the lake table's row. A schema change the lake
+    table cannot take in place (a column added with a default, a rename) exports that table
+    again in a new snapshot (``reexport``). See the book's "Mirrors" (docs/src/mirror.md).
 
     Parameters
     ----------
@@ -1911,8 +1913,10 @@ def mirror(
     Raises
     ------
     ConnectError, QueryError, UsageError
-        A table without a key, a slot that was invalidated or dropped, a schema change: each
-        said so, with what to do. The tables are as their last commit left them.
+        A table without a key (nor ``REPLICA IDENTITY FULL``), a slot that was invalidated or
+        dropped, a schema change no export again can take (the key's columns dropped; any with
+        ``reexport=False``): each said so, with what to do. The tables are as their last commit
+        left them.
     """
     patterns, schemas = _patterns(table), _patterns(schema)
     if not (patterns or schemas):
