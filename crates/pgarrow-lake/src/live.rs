@@ -900,7 +900,13 @@ impl Live {
 /// The key columns of a Parquet file (read whole, only those columns decoded; a column the
 /// file leaves out, from its constant).
 async fn read_keys(file: &LiveFile, key: &[String]) -> Result<Vec<RecordBatch>> {
-    let file = file.clone();
+    // Where it is and what it leaves out (not its deleted positions, which may be many).
+    let file = LiveFile {
+        location: file.location.clone(),
+        constants: file.constants.clone(),
+        deleted: Vec::new(),
+        ..*file
+    };
     let key = key.to_vec();
     tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
         let location = &file.location;

@@ -13,11 +13,19 @@
 //!
 //! # What a commit holds
 //! The net effect of the changes since the last commit, by the table's key (its primary key,
-//! else its replica identity index): rows inserted or updated are written as new data files;
-//! the rows they replace and the rows deleted are deleted by position (DuckLake's delete
-//! files, Delta's deletion vectors); a truncate ends every row first. A value an update did not send (an unchanged
-//! TOASTed value) is taken from the change before it or from the lake table's row, never
-//! written as NULL.
+//! else its replica identity index; under `REPLICA IDENTITY FULL` without one, by all the
+//! row's values, identical rows counted): rows inserted or updated are written as new data
+//! files, laid out as the table is partitioned; the rows they replace and the rows deleted
+//! are deleted by position (DuckLake's delete files, Delta's deletion vectors, Iceberg's
+//! position delete files); a truncate ends every row first. A value an update did not send
+//! (an unchanged TOASTed value) is taken from the change before it or from the lake table's
+//! row, never written as NULL.
+//!
+//! # Schema changes
+//! Columns added without a default, dropped and widened are taken in place where the format
+//! can; any other change of a table's columns (a default, a rename, a new order) exports that
+//! table again in a new snapshot, replacing its rows in one commit
+//! ([`reexport`](MirrorOptions::reexport)).
 //!
 //! ```no_run
 //! # async fn run() -> pgarrow::Result<()> {
@@ -386,8 +394,9 @@ pub(crate) struct Mirrored {
 /// A table without a key the changes name rows by (no primary key, replica identity index or
 /// `REPLICA IDENTITY FULL`); a slot whose tables do not all record it (an
 /// interrupted first run: start over with [`start_over`](MirrorOptions::start_over)); a slot
-/// the server invalidated or dropped; a schema change; the export's, the stream's and the
-/// commits' errors. Every table is then as its last commit left it.
+/// the server invalidated or dropped; a schema change no export again takes (the key's
+/// columns dropped; any, without [`reexport`](MirrorOptions::reexport)); the export's, the
+/// stream's and the commits' errors. Every table is then as its last commit left it.
 pub async fn mirror_to_lake(
     config: impl IntoConfig,
     tables: &[TableName],

@@ -192,10 +192,7 @@ pub(crate) fn plan(live: &Live, batch: &RecordBatch, columns: usize, table: &str
             new_columns.push(mine.clone());
             continue;
         }
-        let mut from = vec![(0usize, 0usize); rows];
-        for (i, f) in from.iter_mut().enumerate() {
-            *f = (0, i);
-        }
+        let mut from: Vec<(usize, usize)> = (0..rows).map(|i| (0, i)).collect();
         for &i in olds {
             from[i] = (1, i);
         }
