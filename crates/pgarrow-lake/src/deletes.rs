@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow_array::{Array, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use pgarrow::io::{Input, InputOptions, Location};
 use pgarrow::{Error, ErrorKind, Result};
@@ -31,26 +31,20 @@ pub(crate) fn write(at: &Location, deletes: &[(String, Vec<u64>)]) -> Result<(u6
                 .collect::<std::collections::HashMap<String, String>>(),
         )
     };
+    // Plain text in the embedded Arrow schema, as Iceberg's own writers declare it (engines
+    // built on arrow-rs refuse a dictionary there); Parquet still dictionary-encodes the
+    // repeated paths on the page.
     let schema = Arc::new(Schema::new(vec![
-        field(
-            "file_path",
-            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-            FILE_PATH_ID,
-        ),
+        field("file_path", DataType::Utf8, FILE_PATH_ID),
         field("pos", DataType::Int64, POS_ID),
     ]));
     let mut sorted: Vec<&(String, Vec<u64>)> = deletes.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    // The paths repeat: a dictionary of them (Parquet writes it dictionary-encoded).
-    let keys = Int32Array::from_iter_values(
+    let paths = StringArray::from_iter_values(
         sorted
             .iter()
-            .enumerate()
-            .flat_map(|(k, (_, p))| std::iter::repeat_n(k as i32, p.len())),
+            .flat_map(|(path, p)| std::iter::repeat_n(path.as_str(), p.len())),
     );
-    let values = StringArray::from_iter_values(sorted.iter().map(|(path, _)| path.as_str()));
-    let paths = DictionaryArray::<arrow_array::types::Int32Type>::try_new(keys, Arc::new(values))
-        .map_err(failed)?;
     let positions =
         Int64Array::from_iter_values(sorted.iter().flat_map(|(_, p)| p.iter().map(|&p| p as i64)));
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(paths), Arc::new(positions)])
@@ -158,5 +152,19 @@ mod tests {
         assert_eq!(back.len(), 2);
         assert_eq!(back["s3://b/data/z.parquet"], vec![0, 7, 9]);
         assert_eq!(back["s3://b/data/a.parquet"], vec![3]);
+        // Plain text as readers built on arrow-rs expect it (not a dictionary), the paths
+        // still dictionary-encoded on the page.
+        let file = std::fs::File::open(dir.path().join("d.parquet")).unwrap();
+        let builder =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        assert_eq!(builder.schema().field(0).data_type(), &DataType::Utf8);
+        let column = builder.metadata().row_group(0).column(0);
+        assert!(
+            column
+                .encodings()
+                .any(|e| e == parquet::basic::Encoding::RLE_DICTIONARY),
+            "{:?}",
+            column.encodings().collect::<Vec<_>>()
+        );
     }
 }
