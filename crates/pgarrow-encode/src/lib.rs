@@ -365,9 +365,15 @@ impl RowEncoder {
 /// The field metadata pgarrow's export writes on a column it read as the server's text.
 const META_CAST: &str = "pgarrow.cast";
 
-/// Whether `field` holds the server's text of its values (pgarrow's export cast it).
+/// The field metadata a lake table's files carry on a value given its text form (a `uuid`
+/// or a `time` in Delta, a wide `numeric`): `pgarrow.form = text`.
+const META_FORM: &str = "pgarrow.form";
+
+/// Whether `field` holds the server's text of its values (pgarrow's export cast it, or a lake
+/// format holds them as text).
 fn is_server_text(field: &arrow_schema::Field) -> bool {
     field.metadata().get(META_CAST).is_some_and(|c| c == "text")
+        || field.metadata().get(META_FORM).is_some_and(|c| c == "text")
 }
 
 #[cfg(test)]

@@ -37,9 +37,10 @@ pub use layout::{
 pub use manifest::{DirTarget, MANIFEST_NAME, MANIFEST_VERSION, Manifest, ManifestFile};
 pub use sink::{
     BloomFilter, ColumnEncoding, Compression, DEFAULT_ROW_GROUP_BYTES, EncodedRowGroup, Encoding,
-    FieldIds, Format, IntervalEncoding, META_INTERVAL_ENCODING, Output, Remote, RemoteWrite,
-    RowGroupEncoder, RowGroupEncoders, RowGroupFile, Sink, SinkOptions, SortKey,
-    parquet_compatible_schema, with_field_ids, with_field_ids_from,
+    FieldIds, Format, IntervalEncoding, META_FORM, META_INTERVAL_ENCODING, Output, Remote,
+    RemoteWrite, RowGroupEncoder, RowGroupEncoders, RowGroupFile, Sink, SinkOptions, SortKey,
+    ValueForms, compatible_batch, compatible_schema, parquet_compatible_schema, with_field_ids,
+    with_field_ids_from,
 };
 #[cfg(feature = "cloud")]
 pub use store::ObjectLocation;

@@ -50,8 +50,10 @@ use order::OrderCheck;
 use output::Out;
 pub use output::{Output, Remote, RemoteWrite};
 
-pub use parquet_compat::parquet_compatible_schema;
-use parquet_compat::{check_parquet_schema, parquet_compatible_batch};
+use parquet_compat::check_parquet_schema;
+pub use parquet_compat::{
+    META_FORM, ValueForms, compatible_batch, compatible_schema, parquet_compatible_schema,
+};
 pub use row_groups::{EncodedRowGroup, RowGroupEncoder, RowGroupEncoders, RowGroupFile};
 
 use std::sync::Arc;
@@ -134,13 +136,14 @@ impl Sink {
             });
         }
         let (out, target) = output::open(output, format, options.buffer_bytes)?;
-        let interval_structs =
-            format == Format::Parquet || options.intervals == IntervalEncoding::Struct;
+        let interval_structs = format == Format::Parquet
+            || options.intervals == IntervalEncoding::Struct
+            || options.forms != ValueForms::default();
         // The file's key-value metadata also goes into the embedded Arrow schema, which is where
         // pyarrow and pandas look for it in a Parquet file.
         let (written, converted) = match interval_structs {
             true => {
-                let converted = parquet_compatible_schema(schema);
+                let converted = compatible_schema(schema, &options.forms);
                 let changed = converted != *schema;
                 (converted.clone(), changed.then_some(converted))
             }
@@ -227,7 +230,7 @@ impl Sink {
         let converted;
         let batch = match &self.converted {
             Some(schema) => {
-                converted = parquet_compatible_batch(batch, schema)?;
+                converted = compatible_batch(batch, schema)?;
                 &converted
             }
             None => batch,

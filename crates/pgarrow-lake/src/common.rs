@@ -161,3 +161,98 @@ pub(crate) fn fields_from_files<W>(
     }
     Ok(())
 }
+
+/// The exact forms a table format gives the values it has no type for, written into its data
+/// files and given to the changes a mirror or `apply` commits, so that both hold the same
+/// types (the book's lake pages give each format's type mapping):
+/// - Delta has no `uuid`, time of day, unsigned or 16-bit float type, and its decimals stop at
+///   38 digits: a `uuid` is its canonical text (as Spark and Databricks store UUIDs), a `time`
+///   PostgreSQL's text of it, `oid`/`xid` a `long` (`xid8` a `decimal(20,0)`), a wide
+///   `numeric` its exact text, a `halfvec`'s Float16 a `float`;
+/// - Iceberg has `uuid` and `time` but no unsigned or 16-bit float type, decimals to 38
+///   digits;
+/// - DuckLake has them all but Float16 and decimals past 38 digits.
+///
+/// Every format holds an `interval` as the struct pgarrow's Parquet files hold
+/// (`months`, `days`, `microseconds`). Each converted field keeps its PostgreSQL type in its
+/// metadata and names its form (`pgarrow.form`), which `import` reads to load it back.
+pub(crate) fn value_forms(format: Format) -> pgarrow::io::ValueForms {
+    let all = pgarrow::io::ValueForms::default()
+        .with_wide_decimal_text(true)
+        .with_float16_widened(true);
+    match format {
+        Format::DuckLake => all,
+        Format::Iceberg => all.with_unsigned_widened(true),
+        Format::Delta => all
+            .with_unsigned_widened(true)
+            .with_uuid_text(true)
+            .with_time_text(true),
+    }
+}
+
+/// The three lake formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    DuckLake,
+    Delta,
+    Iceberg,
+}
+
+/// `schema` as `format`'s data files hold it ([`value_forms`]).
+pub(crate) fn lake_schema(
+    schema: &arrow_schema::Schema,
+    format: Format,
+) -> arrow_schema::SchemaRef {
+    pgarrow::io::compatible_schema(&std::sync::Arc::new(schema.clone()), &value_forms(format))
+}
+
+/// A change batch (the table's first `columns` columns, then the change's own) as `format`'s
+/// data files hold the table's values ([`value_forms`]): the table's columns and the old
+/// image (`_old`) converted, the change's positions and flags as they are.
+///
+/// # Errors
+/// A value the conversion refuses (none that pgarrow's decoders make).
+pub(crate) fn lake_batch(
+    batch: &arrow_array::RecordBatch,
+    columns: usize,
+    format: Format,
+) -> Result<arrow_array::RecordBatch> {
+    use std::sync::Arc;
+    let schema = batch.schema();
+    let converted = |i: usize| i < columns || schema.field(i).name() == pgarrow_changes::OLD_COLUMN;
+    let picked: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| converted(i))
+        .collect();
+    let part = Arc::new(arrow_schema::Schema::new(
+        picked
+            .iter()
+            .map(|&i| schema.field(i).clone())
+            .collect::<Vec<_>>(),
+    ));
+    let lake = pgarrow::io::compatible_schema(&part, &value_forms(format));
+    if lake == part {
+        return Ok(batch.clone());
+    }
+    let bad =
+        |e: pgarrow::io::Error| Error::from(e).context("giving the changes the lake table's forms");
+    let values = arrow_array::RecordBatch::try_new(
+        part,
+        picked.iter().map(|&i| batch.column(i).clone()).collect(),
+    )
+    .map_err(|e| Error::from(ErrorKind::Internal(format!("the changes' columns: {e}"))))?;
+    let values = pgarrow::io::compatible_batch(&values, &lake).map_err(bad)?;
+    let mut fields: Vec<arrow_schema::FieldRef> = schema.fields().iter().cloned().collect();
+    let mut arrays = batch.columns().to_vec();
+    for (k, &i) in picked.iter().enumerate() {
+        fields[i] = lake.fields()[k].clone();
+        arrays[i] = values.column(k).clone();
+    }
+    arrow_array::RecordBatch::try_new(
+        Arc::new(arrow_schema::Schema::new_with_metadata(
+            fields,
+            schema.metadata().clone(),
+        )),
+        arrays,
+    )
+    .map_err(|e| Error::from(ErrorKind::Internal(format!("the changes' columns: {e}"))))
+}

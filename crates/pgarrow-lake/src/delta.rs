@@ -258,7 +258,13 @@ pub async fn export_to_delta(
     let files = DirTarget::new(root.clone(), Format::Parquet)
         // Delta's schema has no JSON, UUID or geometry types: its readers are shown plain text
         // and binary, as the table's schema says.
-        .with_options(target.options.clone().with_arrow_extensions(false))
+        .with_options(
+            target
+                .options
+                .clone()
+                .with_arrow_extensions(false)
+                .with_forms(crate::common::value_forms(crate::common::Format::Delta)),
+        )
         .with_layout(layout.clone())
         .with_file_prefix(format!("part-{}", crate::common::new_uuid()));
     let run = target.incremental.as_ref().map(|r| (r, previous.as_ref()));

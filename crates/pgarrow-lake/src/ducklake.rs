@@ -251,7 +251,8 @@ pub async fn export_to_ducklake(
                 .options
                 .clone()
                 .with_field_ids(true)
-                .with_known_field_ids(ids.clone()),
+                .with_known_field_ids(ids.clone())
+                .with_forms(crate::common::value_forms(crate::common::Format::DuckLake)),
         )
         .with_layout(layout.clone())
         .with_file_prefix(format!("ducklake-{}", new_uuid()));

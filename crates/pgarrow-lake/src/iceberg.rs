@@ -424,7 +424,8 @@ async fn export(
             .options
             .clone()
             .with_known_field_ids(ids.clone())
-            .with_arrow_extensions(false),
+            .with_arrow_extensions(false)
+            .with_forms(crate::common::value_forms(crate::common::Format::Iceberg)),
     )
     .with_layout(layout.clone())
     .with_file_prefix(crate::common::new_uuid());

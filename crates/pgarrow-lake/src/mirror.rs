@@ -1381,6 +1381,9 @@ pub(crate) async fn commit_table(
     let schema = m.pending[0].schema();
     let batch = arrow_select::concat::concat_batches(&schema, &m.pending)
         .map_err(|e| Error::from(ErrorKind::Internal(format!("gathering changes: {e}"))))?;
+    // The values as the lake table's files hold them (a uuid as text in Delta, an interval as
+    // its struct): the rows it keeps and the keys it finds are of the same types.
+    let batch = crate::common::lake_batch(&batch, m.columns, m.target.lake_format())?;
     let name = m.table.quoted();
     let point = MirrorPoint {
         slot: options.slot.clone(),

@@ -82,6 +82,15 @@ impl LakeTarget {
         }
     }
 
+    /// The format, for what the formats share.
+    pub(crate) fn lake_format(&self) -> crate::common::Format {
+        match self {
+            LakeTarget::DuckLake(_) => crate::common::Format::DuckLake,
+            LakeTarget::Delta(_) => crate::common::Format::Delta,
+            LakeTarget::Iceberg(_) => crate::common::Format::Iceberg,
+        }
+    }
+
     /// The table, as reports name it: `schema.name` (a DuckLake schema, an Iceberg
     /// namespace), or a Delta table's location.
     pub fn name(&self) -> String {

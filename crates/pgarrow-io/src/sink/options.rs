@@ -13,6 +13,7 @@ use arrow_schema::{DataType, Field, FieldRef, Fields, Schema};
 use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder, WriterVersion};
 
+use super::parquet_compat::ValueForms;
 use crate::{Error, Result};
 
 /// Output formats.
@@ -188,6 +189,9 @@ pub struct SinkOptions {
     /// schema; without them a JSON column is plain text and a geometry plain binary, as table
     /// formats whose schema has no such types (Delta) want their readers to see them.
     pub arrow_extensions: bool,
+    /// Values given another exact form, for a table format without their types (none by
+    /// default): see [`ValueForms`].
+    pub forms: ValueForms,
 }
 
 /// A top-level column the rows are ordered by, as PostgreSQL's `ORDER BY` orders them:
@@ -470,6 +474,7 @@ impl Default for SinkOptions {
             geo_bbox: false,
             sorted_by: Vec::new(),
             arrow_extensions: true,
+            forms: ValueForms::default(),
         }
     }
 }
@@ -502,6 +507,12 @@ impl SinkOptions {
     /// How Arrow IPC files hold intervals.
     pub fn with_intervals(mut self, intervals: IntervalEncoding) -> Self {
         self.intervals = intervals;
+        self
+    }
+
+    /// Values given another exact form, for a table format without their types.
+    pub fn with_forms(mut self, forms: ValueForms) -> Self {
+        self.forms = forms;
         self
     }
 

@@ -23,7 +23,7 @@ use parquet::file::writer::SerializedFileWriter;
 use super::geo::{Covering, GEO_KEY, GeoColumns};
 use super::order::OrderCheck;
 use super::output::{self, Out};
-use super::parquet_compat::parquet_compatible_batch;
+use super::parquet_compat::compatible_batch;
 use crate::{Error, Result};
 
 /// What every encoder of one file shares: the column writer factory, the file's schema and
@@ -131,7 +131,7 @@ impl RowGroupEncoder {
         let converted;
         let batch = match &self.shared.converted {
             Some(schema) => {
-                converted = parquet_compatible_batch(batch, schema)?;
+                converted = compatible_batch(batch, schema)?;
                 &converted
             }
             None => batch,

@@ -482,7 +482,12 @@ impl DeltaMirror {
             .iter()
             .map(|p| PartitionField::new(p.name.clone(), Transform::Identity))
             .collect();
-        let options = self.target.options.clone().with_arrow_extensions(false);
+        let options = self
+            .target
+            .options
+            .clone()
+            .with_arrow_extensions(false)
+            .with_forms(crate::common::value_forms(crate::common::Format::Delta));
         let prefix = format!("part-{}", new_uuid());
         let written =
             crate::live::write_rows(self.root.clone(), options, layout, rows, prefix).await?;

@@ -21,6 +21,7 @@ pub(crate) struct DeltaSchema {
 /// # Errors
 /// A column of a type Delta cannot hold exactly, named, with what to do instead.
 pub(crate) fn delta_schema(schema: &Schema) -> Result<DeltaSchema> {
+    let schema = crate::common::lake_schema(schema, crate::common::Format::Delta);
     let mut ntz = false;
     let fields = schema
         .fields()
@@ -34,11 +35,19 @@ pub(crate) fn delta_schema(schema: &Schema) -> Result<DeltaSchema> {
 }
 
 fn field_json(field: &Field, path: &str, ntz: &mut bool) -> Result<Value> {
+    // A value given another form says which, and what it was, to every reader of the schema.
+    let mut metadata = serde_json::Map::new();
+    if let Some(form) = field.metadata().get(pgarrow::io::META_FORM) {
+        metadata.insert(pgarrow::io::META_FORM.into(), form.clone().into());
+        if let Some(t) = field.metadata().get(pgarrow::types::META_PG_TYPE) {
+            metadata.insert(pgarrow::types::META_PG_TYPE.into(), t.clone().into());
+        }
+    }
     Ok(json!({
         "name": field.name(),
         "type": type_json(field, path, ntz)?,
         "nullable": field.is_nullable(),
-        "metadata": {},
+        "metadata": metadata,
     }))
 }
 
@@ -355,15 +364,64 @@ mod tests {
     }
 
     #[test]
-    fn types_delta_cannot_hold_are_refused_by_column() {
-        for (ty, hint) in [
-            (DataType::UInt32, "bigint"),
-            (DataType::Time64(TimeUnit::Microsecond), "text"),
-            (DataType::Decimal256(50, 2), "38"),
+    fn types_delta_has_no_type_for_take_an_exact_form_named_in_the_metadata() {
+        let uuid = Field::new("c", DataType::FixedSizeBinary(16), true).with_metadata(
+            std::collections::HashMap::from([(
+                "ARROW:extension:name".to_owned(),
+                "arrow.uuid".to_owned(),
+            )]),
+        );
+        for (field, ty, form) in [
+            (
+                Field::new("c", DataType::UInt32, true),
+                json!("long"),
+                "widened",
+            ),
+            (
+                Field::new("c", DataType::UInt64, true),
+                json!("decimal(20,0)"),
+                "widened",
+            ),
+            (uuid, json!("string"), "text"),
+            (
+                Field::new("c", DataType::Time64(TimeUnit::Microsecond), true),
+                json!("string"),
+                "text",
+            ),
+            (
+                Field::new("c", DataType::Decimal256(50, 2), true),
+                json!("string"),
+                "text",
+            ),
+            (
+                Field::new("c", DataType::Float16, true),
+                json!("float"),
+                "widened",
+            ),
         ] {
-            let schema = Schema::new(vec![Field::new("c", ty, true)]);
-            let e = delta_schema(&schema).unwrap_err().to_string();
-            assert!(e.contains("\"c\"") && e.contains(hint), "{e}");
+            let got = delta_schema(&Schema::new(vec![field])).unwrap().json;
+            let f = &got["fields"][0];
+            assert_eq!(
+                (&f["type"], &f["metadata"]["pgarrow.form"]),
+                (&ty, &json!(form))
+            );
         }
+        // An interval is the struct the files hold.
+        let schema = Schema::new(vec![Field::new(
+            "span",
+            DataType::Interval(arrow_schema::IntervalUnit::MonthDayNano),
+            true,
+        )]);
+        let got = delta_schema(&schema).unwrap().json;
+        let names: Vec<&Value> = got["fields"][0]["type"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| &f["name"])
+            .collect();
+        assert_eq!(
+            names,
+            [&json!("months"), &json!("days"), &json!("microseconds")]
+        );
     }
 }

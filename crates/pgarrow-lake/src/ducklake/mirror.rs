@@ -452,7 +452,8 @@ impl DuckLakeMirror {
             .options
             .clone()
             .with_field_ids(true)
-            .with_known_field_ids(ids.clone());
+            .with_known_field_ids(ids.clone())
+            .with_forms(crate::common::value_forms(crate::common::Format::DuckLake));
         let written =
             crate::live::write_rows(dir.clone(), options, layout, rows, prefix.to_owned()).await?;
         let files = written

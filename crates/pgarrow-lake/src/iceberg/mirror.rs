@@ -522,7 +522,8 @@ impl IcebergMirror {
             .clone()
             .with_field_ids(true)
             .with_known_field_ids(ids.clone())
-            .with_arrow_extensions(false);
+            .with_arrow_extensions(false)
+            .with_forms(crate::common::value_forms(crate::common::Format::Iceberg));
         let dir = Location::parse(data_dir, &self.target.storage)?;
         let written = crate::live::write_rows(dir, options, layout, rows, new_uuid()).await?;
         let files = written

@@ -42,7 +42,8 @@ impl IcebergSchema {
 /// # Errors
 /// A column of a type Iceberg cannot hold exactly, named, with what to do instead.
 pub(crate) fn iceberg_schema(schema: &Schema, ids: &FieldIds) -> Result<IcebergSchema> {
-    let numbered = pgarrow::io::with_field_ids_from(schema, ids);
+    let schema = crate::common::lake_schema(schema, crate::common::Format::Iceberg);
+    let numbered = pgarrow::io::with_field_ids_from(&schema, ids);
     let mut out = IcebergSchema {
         fields: Vec::new(),
         last_id: 0,
@@ -115,7 +116,23 @@ fn type_json(field: &Field, id: i32, path: &str, out: &mut IcebergSchema) -> Res
             ));
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
-        DataType::FixedSizeBinary(16) if extension == Some("arrow.uuid") => "uuid".into(),
+        // An enum's labels (Parquet holds the text, dictionary-encoded).
+        DataType::Dictionary(_, value)
+            if matches!(**value, DataType::Utf8 | DataType::LargeUtf8) =>
+        {
+            "string".into()
+        }
+        // A file pgarrow wrote names the type in the field's metadata, without the extension.
+        DataType::FixedSizeBinary(16)
+            if extension == Some("arrow.uuid")
+                || field
+                    .metadata()
+                    .get(pgarrow::types::META_PG_TYPE)
+                    .map(String::as_str)
+                    == Some("uuid") =>
+        {
+            "uuid".into()
+        }
         DataType::FixedSizeBinary(n) => format!("fixed[{n}]"),
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "binary".into(),
         DataType::Date32 => "date".into(),
@@ -456,26 +473,52 @@ mod tests {
     }
 
     #[test]
-    fn types_iceberg_cannot_hold_are_refused_by_column() {
-        for (ty, why) in [
-            (DataType::UInt32, "bigint"),
-            (
-                DataType::Timestamp(TimeUnit::Nanosecond, None),
-                "microseconds",
-            ),
-            (DataType::Decimal256(50, 2), "38"),
-            (
-                DataType::Interval(arrow_schema::IntervalUnit::MonthDayNano),
-                "interval",
-            ),
+    fn types_iceberg_cannot_hold_are_refused_by_column_and_the_others_take_a_form() {
+        for (ty, want) in [
+            (DataType::UInt32, "long"),
+            (DataType::UInt64, "decimal(20, 0)"),
+            (DataType::Decimal256(50, 2), "string"),
+            (DataType::Float16, "float"),
         ] {
-            let e = iceberg_schema(
+            let s = iceberg_schema(
                 &Schema::new(vec![Field::new("c", ty, true)]),
                 &FieldIds::default(),
             )
-            .unwrap_err();
-            assert!(e.to_string().contains("column \"c\""), "{e}");
-            assert!(e.to_string().contains(why), "{e}");
+            .unwrap();
+            assert_eq!(s.fields[0]["type"], json!(want));
         }
+        let s = iceberg_schema(
+            &Schema::new(vec![
+                Field::new(
+                    "span",
+                    DataType::Interval(arrow_schema::IntervalUnit::MonthDayNano),
+                    true,
+                ),
+                Field::new("after", DataType::Int32, true),
+            ]),
+            &FieldIds::default(),
+        )
+        .unwrap();
+        assert_eq!(s.fields[0]["type"]["type"], json!("struct"));
+        assert_eq!(
+            s.fields[0]["type"]["fields"][2]["name"],
+            json!("microseconds")
+        );
+        // Numbered as the files number them: the columns first, then the struct's fields.
+        assert_eq!(s.fields[1]["id"], json!(2));
+        assert_eq!(s.fields[0]["type"]["fields"][0]["id"], json!(3));
+        assert_eq!(s.last_id, 5);
+        // What pgarrow never writes is still refused, named.
+        let e = iceberg_schema(
+            &Schema::new(vec![Field::new(
+                "c",
+                DataType::Timestamp(TimeUnit::Nanosecond, None),
+                true,
+            )]),
+            &FieldIds::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("column \"c\""), "{e}");
+        assert!(e.to_string().contains("microseconds"), "{e}");
     }
 }
