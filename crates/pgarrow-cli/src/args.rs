@@ -40,10 +40,16 @@ pub(crate) fn command() -> clap::Command {
             .help("Print help")
             .help_heading(None::<&str>)
     };
-    Cli::command()
-        .disable_help_flag(true)
-        .arg(help().short('h').short_alias('?'))
-        .mut_subcommands(move |s| s.disable_help_flag(true).arg(help()))
+    // Every command at every depth (`pgarrow lake compact --help` too).
+    fn with_help(c: clap::Command, help: &dyn Fn() -> Arg) -> clap::Command {
+        c.mut_subcommands(|s| with_help(s.disable_help_flag(true).arg(help()), help))
+    }
+    with_help(
+        Cli::command()
+            .disable_help_flag(true)
+            .arg(help().short('h').short_alias('?')),
+        &help,
+    )
 }
 
 /// How the connection settings combine, shown under every command that connects.

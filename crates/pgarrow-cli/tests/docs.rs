@@ -488,3 +488,44 @@ fn the_splitter_splits_as_a_shell_does() {
     // A bad option is refused with clap's message.
     assert!(parse(&["export".into(), "--no-such-flag".into()]).is_err());
 }
+
+/// Every command at every depth (`pgarrow lake compact`, `pgarrow lake expire` too) answers
+/// `--help` and `-?` with its help, as the binary parses them (`-h` is the host).
+#[test]
+fn every_command_at_every_depth_answers_help() {
+    fn walk(c: &clap::Command, path: &[String], out: &mut Vec<Vec<String>>) {
+        for s in c.get_subcommands().filter(|s| s.get_name() != "help") {
+            let path = [path, &[s.get_name().to_owned()]].concat();
+            walk(s, &path, out);
+            out.push(path);
+        }
+    }
+    let mut paths = Vec::new();
+    walk(&args::command(), &[], &mut paths);
+    assert!(
+        paths.contains(&vec!["lake".to_owned(), "compact".to_owned()])
+            && paths.contains(&vec!["lake".to_owned(), "expire".to_owned()]),
+        "{paths:?}"
+    );
+    for path in &paths {
+        for flag in ["--help", "-?"] {
+            let argv = std::iter::once("pgarrow")
+                .chain(path.iter().map(String::as_str))
+                .chain([flag]);
+            let e = args::command()
+                .try_get_matches_from(argv)
+                .expect_err("help is not a run");
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp,
+                "pgarrow {} {flag}: {e}",
+                path.join(" ")
+            );
+            assert!(
+                e.to_string().contains("Usage"),
+                "pgarrow {} {flag}",
+                path.join(" ")
+            );
+        }
+    }
+}

@@ -232,6 +232,16 @@ fn psql_question_mark_and_help_print_usage() {
             }
         }
     }
+    // Nested commands too (tests/docs.rs walks the whole tree through the parser).
+    for command in [["lake", "compact"], ["lake", "expire"]] {
+        for flag in ["-?", "--help"] {
+            let text = stdout_of(pgarrow([command[0], command[1], flag]));
+            assert!(
+                text.contains("Usage: pgarrow lake"),
+                "{command:?} {flag}: {text}"
+            );
+        }
+    }
 }
 
 #[test]
