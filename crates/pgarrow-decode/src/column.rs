@@ -133,6 +133,7 @@ pub(crate) enum StrWire {
     Ltree,
     Char,
     Numeric,
+    Timetz,
 }
 
 /// One column's decoder and the values it has buffered for the current batch.
@@ -271,6 +272,7 @@ impl Column {
             (ColumnKind::Jsonb, layout) => Column::Str(var(), StrWire::Jsonb, layout),
             (ColumnKind::Ltree, layout) => Column::Str(var(), StrWire::Ltree, layout),
             (ColumnKind::Char, layout) => Column::Str(var(), StrWire::Char, layout),
+            (ColumnKind::Timetz, layout) => Column::Str(var(), StrWire::Timetz, layout),
             (ColumnKind::Bytea, _) => Column::Bytes(var()),
             (ColumnKind::Wkb(geo), _) => Column::Wkb(Box::new(WkbCol::new(var(), geo))),
             (ColumnKind::Uuid, _) => Column::Uuid(
@@ -444,6 +446,7 @@ impl Column {
                     StrWire::Jsonb => v.values.extend_from_slice(jsonb_from_sql(b)?),
                     StrWire::Ltree => v.values.extend_from_slice(ltree_from_sql(b)?),
                     StrWire::Char => char_from_sql(b, &mut v.values)?,
+                    StrWire::Timetz => timetz_from_sql(b, &mut v.values)?,
                     StrWire::Numeric => match Numeric::parse(b)? {
                         Ok(n) => n.write_text_bytes(&mut v.values),
                         // Exact as text, as PostgreSQL prints them.

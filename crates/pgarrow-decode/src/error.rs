@@ -253,6 +253,8 @@ pub enum WireType {
     Date,
     /// `time`.
     Time,
+    /// `timetz`.
+    Timetz,
     /// `timestamp` and `timestamptz`.
     Timestamp,
     /// `interval`.
@@ -279,6 +281,7 @@ impl WireType {
             WireType::Float8 => "float8",
             WireType::Date => "date",
             WireType::Time => "time",
+            WireType::Timetz => "timetz",
             WireType::Timestamp => "timestamp",
             WireType::Interval => "interval",
             WireType::Uuid => "uuid",

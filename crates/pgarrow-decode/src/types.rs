@@ -80,6 +80,9 @@ pub enum ColumnKind {
     Date,
     /// `time` -> Time64(us).
     Time,
+    /// `timetz` -> Utf8, rendered as `timetz_out` does (`12:34:56.5+05:30`): Arrow has no
+    /// time of day with a zone, and the text keeps both exactly.
+    Timetz,
     /// `timestamp` -> Timestamp(us, None).
     Timestamp,
     /// `timestamptz` -> Timestamp(us, "UTC").
@@ -129,6 +132,7 @@ impl ColumnKind {
             B::Jsonb => ColumnKind::Jsonb,
             B::Date => ColumnKind::Date,
             B::Time => ColumnKind::Time,
+            B::Timetz => ColumnKind::Timetz,
             B::Timestamp => ColumnKind::Timestamp,
             B::Timestamptz => ColumnKind::Timestamptz,
             B::Interval => ColumnKind::Interval,
@@ -152,7 +156,8 @@ impl ColumnKind {
             | ColumnKind::Json
             | ColumnKind::Jsonb
             | ColumnKind::Char
-            | ColumnKind::Ltree => layout.data_type(),
+            | ColumnKind::Ltree
+            | ColumnKind::Timetz => layout.data_type(),
             ColumnKind::Wkb(_) => DataType::Binary,
             ColumnKind::NumericFloat64 => DataType::Float64,
             ColumnKind::Bool => DataType::Boolean,

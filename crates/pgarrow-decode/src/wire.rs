@@ -228,6 +228,57 @@ pub fn char_from_sql(b: &[u8], out: &mut Vec<u8>) -> FieldResult<()> {
     Ok(())
 }
 
+/// `timetz`: i64 microseconds from midnight (0 to 24:00:00 included), then i32 seconds *west*
+/// of UTC, rendered as `timetz_out` renders it under DateStyle ISO: the time as `time_out`
+/// (`HH:MM:SS`, then the fraction without its trailing zeros), the zone as a sign and its
+/// hours, then `:MM` and `:SS` where they are not zero (`+05:30`, `-08`, `+00`).
+pub fn timetz_from_sql(b: &[u8], out: &mut Vec<u8>) -> FieldResult<()> {
+    use std::io::Write;
+    let b: [u8; 12] = fixed(b, WireType::Timetz)?;
+    let (t, z) = b.split_at(8);
+    let time = i64::from_be_bytes(t.try_into().unwrap_or_default());
+    let zone = i32::from_be_bytes(z.try_into().unwrap_or_default());
+    if !(0..=US_PER_DAY).contains(&time) {
+        return Err(FieldError::TimeOfDay(time));
+    }
+    // PostgreSQL's limit on a zone's offset (TZDISP_LIMIT): 15:59:59.
+    if zone.unsigned_abs() > 15 * 3600 + 59 * 60 + 59 {
+        return Err(FieldError::new(format!(
+            "timetz zone offset of {zone} seconds is past PostgreSQL's 15:59:59"
+        )));
+    }
+    let (secs, frac) = (time / 1_000_000, time % 1_000_000);
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    );
+    if frac != 0 {
+        let mut digits = *b"000000";
+        let mut f = frac;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (f % 10) as u8;
+            f /= 10;
+        }
+        let len = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
+        out.push(b'.');
+        out.extend_from_slice(&digits[..len]);
+    }
+    // Seconds west: a zone east of UTC (or UTC itself) is `+`.
+    out.push(if zone <= 0 { b'+' } else { b'-' });
+    let abs = zone.unsigned_abs();
+    let (h, m, s) = (abs / 3600, abs / 60 % 60, abs % 60);
+    let _ = match (m, s) {
+        (_, s) if s != 0 => write!(out, "{h:02}:{m:02}:{s:02}"),
+        (m, _) if m != 0 => write!(out, "{h:02}:{m:02}"),
+        _ => write!(out, "{h:02}"),
+    };
+    Ok(())
+}
+
 /// Reads the parts of a composite wire value (arrays, records, ranges, maps).
 pub(crate) struct Reader<'a> {
     pub(crate) b: &'a [u8],
@@ -298,6 +349,27 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timetz_renders_as_timetz_out() {
+        let wire = |us: i64, west: i32| [us.to_be_bytes().as_slice(), &west.to_be_bytes()].concat();
+        for (us, west, text) in [
+            (0, 0, "00:00:00+00"),
+            (45_296_500_000, -19_800, "12:34:56.5+05:30"),
+            (86_399_999_999, 28_800, "23:59:59.999999-08"),
+            (US_PER_DAY, -57_599, "24:00:00+15:59:59"),
+            (1, 57_540, "00:00:00.000001-15:59"),
+            (3_600_000_120, 0, "01:00:00.00012+00"),
+        ] {
+            let mut out = Vec::new();
+            timetz_from_sql(&wire(us, west), &mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), text);
+        }
+        let mut out = Vec::new();
+        assert!(timetz_from_sql(&wire(US_PER_DAY + 1, 0), &mut out).is_err());
+        assert!(timetz_from_sql(&wire(0, 57_600), &mut out).is_err());
+        assert!(timetz_from_sql(&[0; 8], &mut out).is_err());
+    }
 
     #[test]
     pub(crate) fn temporal_edges() {

@@ -206,6 +206,8 @@ impl Target {
             B::Jsonb => Target::Jsonb,
             B::Date => Target::Date,
             B::Time => Target::Time,
+            // Loaded through its input function, from text.
+            B::Timetz => return None,
             B::Timestamp => Target::Timestamp,
             B::Timestamptz => Target::Timestamptz,
             B::Interval => Target::Interval,

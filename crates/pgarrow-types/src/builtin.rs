@@ -57,6 +57,8 @@ pub enum BuiltinType {
     Date,
     /// `time`: microseconds from midnight.
     Time,
+    /// `timetz`: microseconds from midnight, then the zone's offset in seconds west of UTC.
+    Timetz,
     /// `timestamp`: microseconds from 2000-01-01.
     Timestamp,
     /// `timestamptz`: microseconds from 2000-01-01 UTC.
@@ -95,6 +97,7 @@ impl BuiltinType {
             JSONB => BuiltinType::Jsonb,
             DATE => BuiltinType::Date,
             TIME => BuiltinType::Time,
+            TIMETZ => BuiltinType::Timetz,
             TIMESTAMP => BuiltinType::Timestamp,
             TIMESTAMPTZ => BuiltinType::Timestamptz,
             INTERVAL => BuiltinType::Interval,
@@ -142,6 +145,7 @@ pub fn builtin_type_name(type_oid: u32, typmod: i32) -> String {
         VARCHAR => "character varying",
         DATE => "date",
         TIME => "time without time zone",
+        TIMETZ => "time with time zone",
         TIMESTAMP => "timestamp without time zone",
         TIMESTAMPTZ => "timestamp with time zone",
         INTERVAL => "interval",
