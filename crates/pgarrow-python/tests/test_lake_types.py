@@ -1,5 +1,5 @@
 """Every PostgreSQL type into every lake format by a lossless default: `uuid` (a primary key),
-`time`, `interval`, `oid`, `numeric` past 38 digits, enums, and arrays of them, into
+`time`, `timetz`, `interval`, `oid`, `numeric` past 38 digits, enums, and arrays of them, into
 DuckLake, Delta and Iceberg tables, through the export a mirror starts with, the mirror's
 updates, deletes and key changes, `pgarrow lake compact`, and `pgarrow apply` of change files;
 read by each format's own readers in the form the book gives, and loaded back by `pgarrow
@@ -12,9 +12,10 @@ import uuid
 import psycopg
 import pytest
 
-from test_mirror import FORMATS, lake, lake_flags, mirror, pgarrow_bin, run, slot, source, upkeep  # noqa: F401
+from test_mirror import (  # noqa: F401 (lake, slot, source: fixtures)
+    FORMATS, lake, lake_flags, mirror, pgarrow_bin, run, slot, source, upkeep, upkeep_flags)
 
-COLUMNS = ["id", "n", "at_time", "span", "o", "wide", "ids", "spans", "mood", "label"]
+COLUMNS = ["id", "n", "at_time", "span", "at_tz", "o", "wide", "ids", "spans", "mood", "label"]
 
 
 def make_table(url, table):
@@ -22,11 +23,12 @@ def make_table(url, table):
         DROP TYPE IF EXISTS {table}_mood;
         CREATE TYPE {table}_mood AS ENUM ('sad', 'ok', 'happy');
         CREATE TABLE {table} (
-            id uuid PRIMARY KEY, n int, at_time time, span interval, o oid,
+            id uuid PRIMARY KEY, n int, at_time time, span interval, at_tz timetz, o oid,
             wide numeric(50,2), ids uuid[], spans interval[], mood {table}_mood, label text);
         INSERT INTO {table}
         SELECT md5(g::text)::uuid, g, time '00:00' + g * interval '17 min 3.000123 s',
-               make_interval(months => g, days => -g, secs => g * 1.000001), (g * 1000)::oid,
+               make_interval(months => g, days => -g, secs => g * 1.000001),
+               timetz '10:00:00.5+05:30' + g * interval '1 min 0.25 s', (g * 1000)::oid,
                (repeat('9', 46) || g || '.25')::numeric(50,2),
                ARRAY[md5((g + 1000)::text)::uuid, NULL], ARRAY[interval '1 mon 2 days 3.000004 s', NULL],
                (ARRAY['sad', 'ok', 'happy'])[g % 3 + 1]::{table}_mood, 'row ' || g
@@ -38,7 +40,7 @@ def change_rows(url, table):
     """Updates of every kind of column, deletes, inserts and a key change, in two
     transactions."""
     run(url, f"""BEGIN;
-        UPDATE {table} SET span = span + interval '1 us', at_time = '23:59:59.999999',
+        UPDATE {table} SET span = span + interval '1 us', at_time = '23:59:59.999999', at_tz = '24:00:00-03:30',
                            wide = -wide, ids = ARRAY[gen_random_uuid()] WHERE n % 5 = 0;
         DELETE FROM {table} WHERE n % 7 = 0;
         COMMIT;
@@ -77,14 +79,6 @@ def import_back(fmt, flags, url, table, into):
         assert g == w, (fmt, g, w)
 
 
-def import_flags(fmt, lake, table):
-    return {
-        "ducklake": ["--ducklake", lake[0], "--lake-table", f"main.{table}"],
-        "delta": ["--delta", str(lake[1] / "delta" / table)],
-        "iceberg": ["--iceberg", lake[0], "--lake-table", f"default.{table}"],
-    }[fmt]
-
-
 def check_reader(fmt, lake, table, url, duckdb_lake):
     """The lake table's own reader sees each value in the form the book gives."""
     want = {str(r[0]): r for r in as_text(url, table)}
@@ -103,8 +97,8 @@ def check_reader(fmt, lake, table, url, duckdb_lake):
         assert {r["id"] for r in rows} == set(want)
         for r in rows:
             w = want[r["id"]]
-            assert r["at_time"] == w[2] and (r["wide"] == w[5]), (r, w)
-            assert r["o"] == (None if w[4] is None else int(w[4]))
+            assert r["at_time"] == w[2] and r["at_tz"] == w[4] and r["wide"] == w[6], (r, w)
+            assert r["o"] == (None if w[5] is None else int(w[5]))
         spans = [r["span"] for r in rows if r["span"] is not None]
         assert spans and set(spans[0]) == {"months", "days", "microseconds"}
         return
@@ -122,7 +116,7 @@ def check_reader(fmt, lake, table, url, duckdb_lake):
     got = duckdb_lake(lake[0], f"SELECT id::varchar, at_time::varchar, o::varchar FROM lake.main.{table}")
     assert {r[0] for r in got} == set(want)
     for r in got:
-        assert r[1] == want[r[0]][2] and r[2] == want[r[0]][4], (r, want[r[0]])
+        assert r[1] == want[r[0]][2] and r[2] == want[r[0]][5], (r, want[r[0]])
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -134,13 +128,13 @@ def test_every_type_is_mirrored_compacted_and_loaded_back_exactly(source, lake, 
     change_rows(source, table)
     mirror(source, lake, slot, table, fmt=fmt)
     check_reader(fmt, lake, table, source, duckdb_lake)
-    import_back(fmt, import_flags(fmt, lake, table), source, table, f"{table}_back")
+    import_back(fmt, upkeep_flags(fmt, lake, table), source, table, f"{table}_back")
     # Compaction rewrites every type (the deletes folded in), and changes go on after it.
     stats = upkeep(fmt, lake, table, "compact")
     assert stats["commits"] == 1 and stats["deletes_folded"] > 0, stats
     run(source, f"UPDATE {table} SET span = span * 2, at_time = '00:00:00.000001' WHERE n = 1")
     mirror(source, lake, slot, table, fmt=fmt)
-    import_back(fmt, import_flags(fmt, lake, table), source, table, f"{table}_back")
+    import_back(fmt, upkeep_flags(fmt, lake, table), source, table, f"{table}_back")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -158,8 +152,8 @@ def test_every_type_is_applied_from_change_files_exactly(source, lake, slot, fmt
                           "-o", str(changes), "--catch-up", "--quiet"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    out = subprocess.run([pgarrow_bin(), "apply", str(changes), *import_flags(fmt, lake, table), "--json"],
+    out = subprocess.run([pgarrow_bin(), "apply", str(changes), *upkeep_flags(fmt, lake, table), "--json"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["rolls"] >= 1
-    import_back(fmt, import_flags(fmt, lake, table), source, table, f"{table}_applied_back")
+    import_back(fmt, upkeep_flags(fmt, lake, table), source, table, f"{table}_applied_back")
