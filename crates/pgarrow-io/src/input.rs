@@ -286,6 +286,11 @@ pub struct TableFile {
     /// The positions (from 0) of its rows the table's metadata deletes
     /// ([`Input::open_table_as`] drops them).
     pub deleted: Vec<u64>,
+    /// The values of table columns (by their place in the table's schema) for when the file
+    /// does not hold the column: a one-row array of any type that casts to the column's (an
+    /// Iceberg identity partition's value from the file's partition tuple, a column's
+    /// `initial-default`). A column the file lacks and that has none here is NULL.
+    pub absent: Vec<(usize, arrow_array::ArrayRef)>,
 }
 
 impl TableFile {
@@ -300,7 +305,15 @@ impl TableFile {
             rows,
             columns,
             deleted: Vec::new(),
+            absent: Vec::new(),
         }
+    }
+
+    /// With the value of the table's column at `index` for when the file does not hold it:
+    /// a one-row array that casts to the column's type.
+    pub fn with_absent(mut self, index: usize, value: arrow_array::ArrayRef) -> TableFile {
+        self.absent.push((index, value));
+        self
     }
 
     /// With the positions (from 0) of the rows the table deletes from it.
@@ -422,10 +435,40 @@ fn restore(
     Ok((schema, Box::new(mapped)))
 }
 
+/// `array` cast to `target`, as arrow-cast does, but a timestamp in the zone named `UTC` (how
+/// pgarrow and the lake formats name it) taken as the offset `+00:00`, which it is: arrow-cast
+/// parses zone names only with a time zone database this crate does not carry, and a naive
+/// timestamp (Spark's INT96, a partition value's text) cast into `UTC` needs no other zone.
+///
+/// # Errors
+/// arrow-cast's: a value that does not fit `target`.
+pub(crate) fn cast_exact(
+    array: &dyn arrow_array::Array,
+    target: &arrow_schema::DataType,
+    options: &arrow_cast::CastOptions<'_>,
+) -> std::result::Result<arrow_array::ArrayRef, arrow_schema::ArrowError> {
+    use arrow_schema::DataType;
+    match target {
+        DataType::Timestamp(unit, Some(zone))
+            if matches!(zone.as_ref(), "UTC" | "Etc/UTC" | "utc" | "Z") =>
+        {
+            let offset = DataType::Timestamp(*unit, Some("+00:00".into()));
+            let cast = arrow_cast::cast_with_options(array, &offset, options)?;
+            let data = cast
+                .to_data()
+                .into_builder()
+                .data_type(target.clone())
+                .build()?;
+            Ok(arrow_array::make_array(data))
+        }
+        _ => arrow_cast::cast_with_options(array, target, options),
+    }
+}
+
 /// A column of `rows` copies of a restored value.
 fn constant(c: &Restored, rows: usize) -> Result<arrow_array::ArrayRef> {
     let text = arrow_array::StringArray::from(vec![c.value.as_deref(); rows]);
-    let array = arrow_cast::cast_with_options(
+    let array = cast_exact(
         &text,
         c.field.data_type(),
         &arrow_cast::CastOptions {
@@ -718,6 +761,40 @@ mod tests {
     use arrow_schema::{DataType, Field, Schema};
 
     use super::*;
+
+    #[test]
+    fn timestamps_cast_into_utc_by_its_name() {
+        use arrow_array::Array;
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::TimestampMicrosecondType;
+        use arrow_schema::TimeUnit;
+        let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let options = arrow_cast::CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        // A partition value's text, with and without its zone.
+        let text = arrow_array::StringArray::from(vec![
+            Some("2026-11-26 10:00:00"),
+            Some("2026-11-26T10:00:00.000001Z"),
+            None,
+        ]);
+        let got = cast_exact(&text, &utc, &options).unwrap();
+        assert_eq!(got.data_type(), &utc);
+        let got = got.as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(got.value(0), 1_795_687_200_000_000);
+        assert_eq!(got.value(1), 1_795_687_200_000_001);
+        assert!(got.is_null(2));
+        // A naive timestamp (Spark's INT96 reads as nanoseconds without a zone) is UTC.
+        let naive = arrow_array::TimestampNanosecondArray::from(vec![1_795_687_200_000_001_000]);
+        let got = cast_exact(&naive, &utc, &options).unwrap();
+        assert_eq!(
+            got.as_primitive::<TimestampMicrosecondType>().value(0),
+            1_795_687_200_000_001
+        );
+        // Without the helper, arrow-cast refuses the name.
+        assert!(arrow_cast::cast_with_options(&text, &utc, &options).is_err());
+    }
     use crate::manifest::ManifestFile;
 
     fn write_ipc(path: &Path, values: &[i32], name: &str) {
