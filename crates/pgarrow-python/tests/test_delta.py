@@ -646,3 +646,33 @@ def test_deletion_vectors_are_applied_on_import(url, conn, tmp_path, duckdb_delt
     )
     assert out.returncode != 0 and "deletion vector" in out.stderr and "2 positions" in out.stderr, out.stderr
     assert conn.execute("SELECT to_regclass('delta_dv_bad')").fetchone() == (None,)
+
+
+def test_timestamp_partition_values_of_another_writer_import_exactly(url, conn, tmp_path):
+    """deltalake partitions by a `timestamp` (UTC) and a `timestamp_ntz` column: their values live
+    only in the log's partition values (`2026-11-26 10:00:00.000001`), which load as the
+    instants and times they name, NULL partitions as NULL."""
+    import pyarrow as pa
+
+    utc = datetime.timezone.utc
+    rows = pa.table({
+        "id": [1, 2, 3],
+        "at": pa.array([datetime.datetime(2026, 11, 26, 10, 0, 0, 1, tzinfo=utc),
+                        datetime.datetime(1970, 1, 1, tzinfo=utc), None], pa.timestamp("us", tz="UTC")),
+        "day": pa.array([datetime.datetime(2026, 11, 26, 10, 0, 0), None,
+                         datetime.datetime(1999, 12, 31, 23, 59, 59, 999999)], pa.timestamp("us")),
+    })
+    table = tmp_path / "by_time"
+    deltalake.write_deltalake(str(table), rows, partition_by=["at", "day"])
+    conn.execute("DROP TABLE IF EXISTS delta_by_time")
+    out = subprocess.run([pgarrow_bin(), "import", "-d", url, "--quiet", "--delta", str(table), "--into",
+                          "delta_by_time", "--create"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = conn.execute("SELECT id, (at AT TIME ZONE 'UTC')::text, day::text, format_type(pg_typeof(at), NULL), "
+                       "format_type(pg_typeof(day), NULL) FROM delta_by_time ORDER BY id").fetchall()
+    assert got == [
+        (1, "2026-11-26 10:00:00.000001", "2026-11-26 10:00:00", "timestamp with time zone",
+         "timestamp without time zone"),
+        (2, "1970-01-01 00:00:00", None, "timestamp with time zone", "timestamp without time zone"),
+        (3, None, "1999-12-31 23:59:59.999999", "timestamp with time zone", "timestamp without time zone"),
+    ], got

@@ -19,6 +19,8 @@ enum Source {
     Cast(usize),
     /// Not in the file: nulls.
     Missing,
+    /// Not in the file: this one-row value in every row (cast to the table's type).
+    Absent(ArrayRef),
 }
 
 /// The Parquet field ID of a field, if it has one.
@@ -34,18 +36,27 @@ fn field_id(field: &Field) -> Option<i64> {
 ///
 /// # Errors
 /// A column whose file type cannot become the table's, named.
-fn plan(schema: &SchemaRef, file: &SchemaRef, shown: &str) -> Result<Vec<Source>> {
+fn plan(
+    schema: &SchemaRef,
+    file: &SchemaRef,
+    absent: &[(usize, ArrayRef)],
+    shown: &str,
+) -> Result<Vec<Source>> {
     let file_ids = file.fields().iter().any(|f| field_id(f).is_some());
     schema
         .fields()
         .iter()
-        .map(|want| {
+        .enumerate()
+        .map(|(i, want)| {
             let found = file.fields().iter().position(|have| match field_id(want) {
                 Some(id) if file_ids => field_id(have) == Some(id),
                 _ => have.name() == want.name(),
             });
             let Some(k) = found else {
-                return Ok(Source::Missing);
+                return Ok(match absent.iter().find(|(at, _)| *at == i) {
+                    Some((_, value)) => Source::Absent(value.clone()),
+                    None => Source::Missing,
+                });
             };
             let have = file.field(k).data_type();
             if have == want.data_type() {
@@ -76,28 +87,41 @@ fn conform(
         safe: false,
         ..Default::default()
     };
-    let columns = plan
-        .iter()
-        .zip(schema.fields())
-        .map(
-            |(source, field)| -> std::result::Result<ArrayRef, ArrowError> {
-                Ok(match source {
-                    Source::Same(k) => batch.column(*k).clone(),
-                    Source::Cast(k) => {
-                        arrow_cast::cast_with_options(batch.column(*k), field.data_type(), &options)
-                            .map_err(|e| {
-                                ArrowError::from(Error::usage(format!(
-                                    "column \"{}\": a value does not fit {}: {e}",
-                                    field.name(),
-                                    field.data_type()
-                                )))
-                            })?
-                    }
-                    Source::Missing => arrow_array::new_null_array(field.data_type(), rows),
-                })
-            },
-        )
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let columns =
+        plan.iter()
+            .zip(schema.fields())
+            .map(
+                |(source, field)| -> std::result::Result<ArrayRef, ArrowError> {
+                    Ok(match source {
+                        Source::Same(k) => batch.column(*k).clone(),
+                        Source::Cast(k) => {
+                            super::cast_exact(batch.column(*k), field.data_type(), &options)
+                                .map_err(|e| {
+                                    ArrowError::from(Error::usage(format!(
+                                        "column \"{}\": a value does not fit {}: {e}",
+                                        field.name(),
+                                        field.data_type()
+                                    )))
+                                })?
+                        }
+                        Source::Missing => arrow_array::new_null_array(field.data_type(), rows),
+                        Source::Absent(value) => {
+                            let one = super::cast_exact(value, field.data_type(), &options)
+                                .map_err(|e| {
+                                    ArrowError::from(Error::usage(format!(
+                                        "column \"{}\": the value the table's metadata gives \
+                                         for a file without it does not fit {}: {e}",
+                                        field.name(),
+                                        field.data_type()
+                                    )))
+                                })?;
+                            let zeros = arrow_array::UInt32Array::from(vec![0u32; rows]);
+                            arrow_select::take::take(&one, &zeros, None)?
+                        }
+                    })
+                },
+            )
+            .collect::<std::result::Result<Vec<_>, _>>()?;
     RecordBatch::try_new_with_options(
         schema.clone(),
         columns,
@@ -183,7 +207,7 @@ impl Input {
                     "{shown}: its metadata deletes row {last}, past its {rows} rows"
                 )));
             }
-            let plan = plan(&schema, &file_schema, &shown)?;
+            let plan = plan(&schema, &file_schema, &file.absent, &shown)?;
             let counted: Batches = Box::new(Counted {
                 path: file.location.clone(),
                 expected: file.rows,
@@ -211,7 +235,7 @@ impl Input {
         if !rows.is_empty() {
             let mut conformed = Vec::with_capacity(rows.len());
             for batch in rows {
-                let plan = plan(&schema, &batch.schema(), &name)?;
+                let plan = plan(&schema, &batch.schema(), &[], &name)?;
                 conformed.push(conform(&batch, &plan, &schema).map_err(|e| {
                     Error::Input(e).context(format!("{name}: the rows its metadata holds"))
                 })?);
@@ -257,7 +281,7 @@ mod tests {
             with_id(Field::new("a", DataType::Int64, true), 1),
             with_id(Field::new("c", DataType::Float64, true), 3),
         ]));
-        let plan = plan(&table, &file, "f").unwrap();
+        let plan = plan(&table, &file, &[], "f").unwrap();
         let batch = RecordBatch::try_new(
             file,
             vec![
@@ -280,6 +304,52 @@ mod tests {
     }
 
     #[test]
+    fn a_column_a_file_lacks_takes_the_value_the_metadata_gives() {
+        let file = Arc::new(Schema::new(vec![with_id(
+            Field::new("a", DataType::Int32, true),
+            1,
+        )]));
+        let table = Arc::new(Schema::new(vec![
+            with_id(Field::new("a", DataType::Int32, true), 1),
+            with_id(Field::new("day", DataType::Date32, true), 2),
+            with_id(Field::new("region", DataType::Utf8, true), 3),
+            with_id(Field::new("n", DataType::Int64, true), 4),
+        ]));
+        // A partition tuple's date (days since 1970) and a default's text.
+        let absent: Vec<(usize, ArrayRef)> = vec![
+            (1, ints(&[Some(20_000)])),
+            (2, Arc::new(StringArray::from(vec!["eu"]))),
+        ];
+        let absent: Vec<(usize, ArrayRef)> = absent
+            .into_iter()
+            .map(|(i, a)| match i {
+                1 => (
+                    i,
+                    arrow_cast::cast(&a, &DataType::Int32).unwrap() as ArrayRef,
+                ),
+                _ => (i, a),
+            })
+            .collect();
+        let plan = plan(&table, &file, &absent, "f").unwrap();
+        let batch = RecordBatch::try_new(file, vec![ints(&[Some(1), None, Some(3)])]).unwrap();
+        let out = conform(&batch, &plan, &table).unwrap();
+        let days = out
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow_array::Date32Array>()
+            .unwrap();
+        assert_eq!(days.values().to_vec(), [20_000; 3]);
+        let region = out
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(region.iter().collect::<Vec<_>>(), [Some("eu"); 3]);
+        // Without a value, NULL.
+        assert_eq!(out.column(3).null_count(), 3);
+    }
+
+    #[test]
     fn a_type_that_cannot_be_read_is_named() {
         let file = Arc::new(Schema::new(vec![Field::new("a", DataType::Date32, true)]));
         let table = Arc::new(Schema::new(vec![Field::new(
@@ -287,7 +357,9 @@ mod tests {
             DataType::Struct(Vec::<Field>::new().into()),
             true,
         )]));
-        let e = plan(&table, &file, "f.parquet").unwrap_err().to_string();
+        let e = plan(&table, &file, &[], "f.parquet")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("f.parquet") && e.contains("\"a\""), "{e}");
     }
 

@@ -51,24 +51,38 @@ pub async fn open_iceberg(
         .as_str()
         .ok_or_else(|| refuse(format!("snapshot {id} has no manifest list")))?
         .to_owned();
+    let fields = super::current_schema(&meta)
+        .and_then(|s| s["fields"].as_array())
+        .cloned()
+        .ok_or_else(|| refuse("its metadata has no current schema".into()))?;
+    // What a file that lacks a column holds in it: an identity partition's value from the
+    // file's partition tuple (writers may leave such columns out of the files), else the
+    // column's `initial-default` (files written before it was added). Never NULL in their
+    // place.
+    let identity = identity_columns(&meta, &fields);
+    let defaults = initial_defaults(&fields).map_err(&refuse)?;
     let storage2 = storage.clone();
     let files = blocking(move || {
         snapshot_files(&list, &storage2)?
             .into_iter()
             .map(|f| {
-                Ok(
+                let mut file =
                     TableFile::new(Location::parse(&f.path, &storage2)?, f.rows, Vec::new())
-                        .with_deleted(f.deleted),
-                )
+                        .with_deleted(f.deleted);
+                for (partition, index) in &identity {
+                    if let Some(value) = avro_scalar(f.partition.get(partition)) {
+                        file = file.with_absent(*index, value);
+                    }
+                }
+                for (index, value) in &defaults {
+                    file = file.with_absent(*index, value.clone());
+                }
+                Ok(file)
             })
             .collect::<Result<Vec<_>>>()
     })
     .await
     .map_err(|e| e.context(format!("Iceberg table {name}")))?;
-    let fields = super::current_schema(&meta)
-        .and_then(|s| s["fields"].as_array())
-        .cloned()
-        .ok_or_else(|| refuse("its metadata has no current schema".into()))?;
     let schema = blocking(move || table_schema(&fields, &files).map(|s| (s, files)))
         .await
         .map_err(|e| e.context(format!("Iceberg table {name}")))?;
@@ -80,6 +94,72 @@ pub async fn open_iceberg(
         Vec::new(),
         options,
     )?)
+}
+
+/// The identity partition fields of every partition spec, by the name the partition tuples
+/// give them, with the place of their source column among `fields`.
+fn identity_columns(meta: &Value2, fields: &[Value2]) -> Vec<(String, usize)> {
+    let specs = meta["partition-specs"].as_array().into_iter().flatten();
+    specs
+        .flat_map(|spec| spec["fields"].as_array().into_iter().flatten())
+        .filter(|f| f["transform"].as_str() == Some("identity"))
+        .filter_map(|f| {
+            let index = fields.iter().position(|c| c["id"] == f["source-id"])?;
+            Some((f["name"].as_str()?.to_owned(), index))
+        })
+        .collect()
+}
+
+/// Each column's `initial-default` (the value of the rows written before it was added), as a
+/// one-row array of its JSON form (the specification's single-value serialization), cast to
+/// the column's type as a file's rows are read.
+///
+/// # Errors
+/// A default of a form no cast reads (an object or an array: a nested default), named.
+fn initial_defaults(
+    fields: &[Value2],
+) -> std::result::Result<Vec<(usize, arrow_array::ArrayRef)>, String> {
+    use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
+    let mut out = Vec::new();
+    for (index, f) in fields.iter().enumerate() {
+        let value: ArrayRef = match &f["initial-default"] {
+            Value2::Null => continue,
+            Value2::Bool(b) => Arc::new(BooleanArray::from(vec![*b])),
+            Value2::Number(n) => match n.as_i64() {
+                Some(i) => Arc::new(Int64Array::from(vec![i])),
+                None => Arc::new(Float64Array::from(vec![n.as_f64().unwrap_or(f64::NAN)])),
+            },
+            Value2::String(text) => Arc::new(StringArray::from(vec![text.as_str()])),
+            other => {
+                return Err(format!(
+                    "column {} has the initial default {other}, which pgarrow does not read yet",
+                    f["name"]
+                ));
+            }
+        };
+        out.push((index, value));
+    }
+    Ok(out)
+}
+
+/// A partition tuple's value as a one-row array (a date as its days, a timestamp as its
+/// microseconds: each casts to the column's type); `None` for a NULL partition.
+fn avro_scalar(value: &Value) -> Option<arrow_array::ArrayRef> {
+    use arrow_array::{
+        BinaryArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, StringArray,
+    };
+    Some(match value {
+        Value::Null => return None,
+        Value::Bool(b) => Arc::new(BooleanArray::from(vec![*b])),
+        Value::Int(n) => Arc::new(Int32Array::from(vec![*n])),
+        Value::Long(n) => Arc::new(Int64Array::from(vec![*n])),
+        Value::Float(x) => Arc::new(Float32Array::from(vec![*x])),
+        Value::Double(x) => Arc::new(Float64Array::from(vec![*x])),
+        Value::String(t) => Arc::new(StringArray::from(vec![t.as_str()])),
+        Value::Bytes(b) => Arc::new(BinaryArray::from(vec![b.as_slice()])),
+        // A record, array or map is no partition value: left to the file.
+        Value::Record(_) | Value::Array(_) | Value::Map(_) => return None,
+    })
 }
 
 /// A live data file of a snapshot.
