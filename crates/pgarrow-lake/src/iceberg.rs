@@ -183,9 +183,30 @@ async fn read_metadata(location: &str, storage: &StorageOptions) -> Result<Json>
     let at = Location::parse(location, storage)?;
     let shown = location.to_owned();
     let bytes = blocking(move || Ok(at.read()?)).await?;
+    // Writers may gzip it (`write.metadata.compression-codec = gzip`: `.gz.metadata.json`).
+    let bytes = match bytes.starts_with(&[0x1f, 0x8b]) {
+        true => {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
+                .map_err(|e| {
+                    Error::from(ErrorKind::Unexpected(format!(
+                        "Iceberg metadata {shown} is not a whole gzip stream: {e}"
+                    )))
+                })?;
+            out
+        }
+        false => bytes,
+    };
     serde_json::from_slice(&bytes).map_err(|e| {
         ErrorKind::Unexpected(format!("Iceberg metadata {shown} is not JSON: {e}")).into()
     })
+}
+
+/// A snapshot ID as the metadata spells it: a long, or (as some writers print them) the
+/// unsigned number of the same 64 bits.
+pub(crate) fn snapshot_id(v: &Json) -> Option<i64> {
+    // Two's complement: the same 64 bits, as Java's long holds them.
+    v.as_i64().or_else(|| v.as_u64().map(|u| u as i64))
 }
 
 /// A random snapshot ID (positive, as Iceberg's writers make them).
@@ -825,7 +846,7 @@ fn snapshot(meta: &Json, id: i64) -> Option<&Json> {
     meta["snapshots"]
         .as_array()?
         .iter()
-        .find(|s| s["snapshot-id"].as_i64() == Some(id))
+        .find(|s| snapshot_id(&s["snapshot-id"]) == Some(id))
 }
 
 /// Refuses a table pgarrow cannot add files to, naming why.

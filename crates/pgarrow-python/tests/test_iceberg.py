@@ -730,3 +730,67 @@ def test_columns_files_leave_out_load_from_the_partition_tuple_and_the_initial_d
     want = conn.execute(f"SELECT id, region, day, at, 'before' FROM {events} ORDER BY id").fetchall()
     got = conn.execute("SELECT id, region, day, at, note FROM iceberg_tuple_back ORDER BY id").fetchall()
     assert got == want
+
+
+def test_gzipped_metadata_unsigned_snapshot_ids_and_empty_tables_import(url, conn, catalog, events):
+    """Metadata files other writers make: gzip-compressed (`write.metadata.compression-codec`),
+    snapshot IDs printed as unsigned numbers past 2^63-1, and a table with no snapshot yet (an
+    empty table of its columns)."""
+    import gzip
+
+    import psycopg
+
+    cat_url, warehouse = catalog
+    ice(url, cat_url, "-q", f"SELECT id, region FROM {events} WHERE id <= 50", "--lake-table", "ev.odd",
+        warehouse=warehouse)
+
+    def repoint(edit, gz):
+        with psycopg.connect(cat_url, autocommit=True) as c:
+            (location,) = c.execute(
+                "SELECT metadata_location FROM iceberg_tables WHERE table_name = 'odd'").fetchone()
+            local = location.removeprefix("file://")
+            raw = open(local, "rb").read()
+            meta = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+            edit(meta)
+            body = json.dumps(meta).encode()
+            new = local.replace(".metadata.json", "-x.gz.metadata.json" if gz else "-x.metadata.json")
+            with open(new, "wb") as f:
+                f.write(gzip.compress(body) if gz else body)
+            c.execute("UPDATE iceberg_tables SET metadata_location = %s WHERE table_name = 'odd'", (new,))
+
+    def load():
+        conn.execute("DROP TABLE IF EXISTS iceberg_odd_back")
+        out = subprocess.run([pgarrow_bin(), "import", "-d", url, "--quiet", "--iceberg", cat_url, "--lake-table",
+                              "ev.odd", "--into", "iceberg_odd_back", "--create"],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return conn.execute("SELECT id, region FROM iceberg_odd_back ORDER BY id").fetchall()
+
+    want = conn.execute(f"SELECT id, region FROM {events} WHERE id <= 50 ORDER BY id").fetchall()
+    repoint(lambda meta: None, gz=True)
+    assert load() == want
+
+    def unsigned(meta):
+        old = meta["current-snapshot-id"]
+        big = 2**63 + 5
+        meta["current-snapshot-id"] = big
+        for s in meta["snapshots"]:
+            if s["snapshot-id"] == old:
+                s["snapshot-id"] = big
+        for ref in meta.get("refs", {}).values():
+            if ref["snapshot-id"] == old:
+                ref["snapshot-id"] = big
+
+    repoint(unsigned, gz=False)
+    assert load() == want
+    # A table with no snapshot: its columns, no rows.
+    pyiceberg(cat_url, warehouse).create_table("ev.empty", schema=pa.schema([("id", pa.int64()), ("name", pa.string())]))
+    conn.execute("DROP TABLE IF EXISTS iceberg_empty_back")
+    out = subprocess.run([pgarrow_bin(), "import", "-d", url, "--quiet", "--iceberg", cat_url, "--lake-table",
+                          "ev.empty", "--into", "iceberg_empty_back", "--create"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert conn.execute("SELECT count(*) FROM iceberg_empty_back").fetchone() == (0,)
+    cols = conn.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+                        "'iceberg_empty_back'::regclass AND attnum > 0 ORDER BY attnum").fetchall()
+    assert cols == [("id", "bigint"), ("name", "text")]

@@ -42,8 +42,20 @@ pub async fn open_iceberg(
         )));
     };
     let meta = read_metadata(&at, storage).await?;
-    let Some(id) = meta["current-snapshot-id"].as_i64().filter(|id| *id >= 0) else {
-        return Err(refuse("it has no snapshot (no rows)".into()));
+    let fields = super::current_schema(&meta)
+        .and_then(|s| s["fields"].as_array())
+        .cloned()
+        .ok_or_else(|| refuse("its metadata has no current schema".into()))?;
+    // No snapshot (-1, or none): a table of no rows, of its columns.
+    let Some(id) = super::snapshot_id(&meta["current-snapshot-id"]).filter(|id| *id != -1) else {
+        let schema = table_schema(&fields, &[])?;
+        return Ok(Input::open_table_as(
+            format!("Iceberg table {name} (no snapshot)"),
+            schema,
+            Vec::new(),
+            Vec::new(),
+            options,
+        )?);
     };
     let snap = snapshot(&meta, id)
         .ok_or_else(|| refuse(format!("its current snapshot {id} is not in its metadata")))?;
@@ -51,10 +63,6 @@ pub async fn open_iceberg(
         .as_str()
         .ok_or_else(|| refuse(format!("snapshot {id} has no manifest list")))?
         .to_owned();
-    let fields = super::current_schema(&meta)
-        .and_then(|s| s["fields"].as_array())
-        .cloned()
-        .ok_or_else(|| refuse("its metadata has no current schema".into()))?;
     // What a file that lacks a column holds in it: an identity partition's value from the
     // file's partition tuple (writers may leave such columns out of the files), else the
     // column's `initial-default` (files written before it was added). Never NULL in their
