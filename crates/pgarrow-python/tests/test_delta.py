@@ -676,3 +676,42 @@ def test_timestamp_partition_values_of_another_writer_import_exactly(url, conn, 
         (2, "1970-01-01 00:00:00", None, "timestamp with time zone", "timestamp without time zone"),
         (3, None, "1999-12-31 23:59:59.999999", "timestamp with time zone", "timestamp without time zone"),
     ], got
+
+
+def test_a_classic_named_checkpoint_with_sidecars_loads_every_file(url, conn, tmp_path):
+    """A V2 checkpoint under the classic name (`N.checkpoint.parquet`) keeps the files' `add`
+    actions in sidecar files (`_delta_log/_sidecars/`) and a `sidecar` action pointing at
+    each: the import reads them (it used to load 0 rows from such a table with exit 0)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = tmp_path / "sidecars"
+    for k in range(3):
+        export(url, "-q", f"SELECT g + {k * 10} AS id FROM generate_series(1, 10) g", "--delta", str(table),
+               "--if-exists", "append", "--checkpoint-interval", "2")
+    log = table / "_delta_log"
+    checkpoint = log / "00000000000000000002.checkpoint.parquet"
+    whole = pq.read_table(checkpoint)
+    adds = whole.filter(pc.is_valid(whole["add"]))
+    assert adds.num_rows == 3
+    (log / "_sidecars").mkdir()
+    sidecar = log / "_sidecars" / f"{uuid.uuid4()}.parquet"
+    pq.write_table(adds.select(["add"]), sidecar)
+    rest = whole.filter(pc.invert(pc.is_valid(whole["add"])))
+    side_type = pa.struct([("path", pa.string()), ("sizeInBytes", pa.int64()), ("modificationTime", pa.int64())])
+    rows = [dict(r, sidecar=None) for r in rest.to_pylist()]
+    rows.append({**{name: None for name in whole.schema.names},
+                 "sidecar": {"path": sidecar.name, "sizeInBytes": sidecar.stat().st_size, "modificationTime": 0}})
+    schema = whole.schema.append(pa.field("sidecar", side_type))
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), checkpoint)
+    # Only the checkpoint knows the files of versions 0 to 2.
+    for v in range(3):
+        (log / f"{v:020}.json").unlink()
+    conn.execute("DROP TABLE IF EXISTS delta_sidecars_back")
+    out = subprocess.run([pgarrow_bin(), "import", "-d", url, "--quiet", "--delta", str(table), "--into",
+                          "delta_sidecars_back", "--create"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = [r[0] for r in conn.execute("SELECT id FROM delta_sidecars_back ORDER BY id").fetchall()]
+    assert got == list(range(1, 31))
+

@@ -393,7 +393,7 @@ fn deletion_vectors(dvs: &[Option<&DeletionVector>]) -> Result<ArrayRef> {
 ///
 /// # Errors
 /// Storage errors; a file that is not a checkpoint pgarrow can read, named.
-pub(crate) fn read(at: &Location) -> Result<Vec<Action>> {
+pub(crate) fn read(at: &Location, log: &Location) -> Result<Vec<Action>> {
     let bytes = bytes::Bytes::from(at.read()?);
     let bad = |e: &dyn std::fmt::Display| -> Error {
         ErrorKind::Usage(format!(
@@ -462,6 +462,21 @@ pub(crate) fn read(at: &Location) -> Result<Vec<Action>> {
                     reader_features: texts(s, "readerFeatures", row),
                     writer_features: texts(s, "writerFeatures", row),
                 }));
+            } else if let Some(s) = column("sidecar").filter(|s| s.is_valid(row)) {
+                // A V2 checkpoint (whatever its name) keeps its files' actions in sidecar
+                // files under `_delta_log/_sidecars/`: read them too, or the table has no files.
+                let path = text(s, "path", row).ok_or_else(|| bad(&"a sidecar without a path"))?;
+                // Sidecars live in the log's `_sidecars` directory (the protocol's rule): a
+                // full URI names one there, by its file name.
+                let file = path.rsplit('/').next().unwrap_or(&path);
+                let sidecar = log.join("_sidecars").join(&super::read::uri_decode(file));
+                let actions = read(&sidecar, log)
+                    .map_err(|e| e.context(format!("the sidecar {path} of {at}")))?;
+                out.extend(
+                    actions
+                        .into_iter()
+                        .filter(|a| matches!(a, Action::Add(_) | Action::Remove(_))),
+                );
             } else if let Some(s) = column("txn").filter(|s| s.is_valid(row)) {
                 out.push(Action::Txn(Txn {
                     app_id: text(s, "appId", row).unwrap_or_default(),
@@ -627,6 +642,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let at = Location::from(dir.path()).join("0.checkpoint.parquet");
         assert!(at.create_new(&bytes).unwrap());
-        assert_eq!(read(&at).unwrap(), actions);
+        assert_eq!(read(&at, &Location::from(dir.path())).unwrap(), actions);
     }
 }

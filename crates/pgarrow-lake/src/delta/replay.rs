@@ -79,7 +79,7 @@ pub(crate) fn load(log: &Location) -> Result<Option<Snapshot>> {
         Some((v, names)) => {
             let mut actions = Vec::new();
             for name in names {
-                actions.extend(checkpoint::read(&log.join(name))?);
+                actions.extend(checkpoint::read(&log.join(name), log)?);
             }
             (Some(Snapshot::apply(None, *v, actions, log)?), v + 1)
         }
