@@ -228,6 +228,10 @@ impl TypeMapping {
         }
         if let Some(kind) = ColumnKind::for_type(type_oid, typmod) {
             return match kind {
+                // Decoded into its text as a column's value only: in an array or a composite
+                // the whole value is the server's text (cast in the projection), which a load
+                // gives back to the type's input function, as before there was a decoder.
+                ColumnKind::Timetz if !top => None,
                 ColumnKind::NumericText => match policies.numeric {
                     NumericTarget::String => scalar(kind),
                     NumericTarget::Float64 => scalar(ColumnKind::NumericFloat64),

@@ -1211,7 +1211,7 @@ async fn other_types_arrive_as_their_text() {
     let Some(db) = Db::new("fallback") else {
         return;
     };
-    let columns: [(&str, &str, [&str; 3]); 9] = [
+    let columns: [(&str, &str, [&str; 3]); 10] = [
         (
             "inet",
             "inet",
@@ -1221,6 +1221,13 @@ async fn other_types_arrive_as_their_text() {
             "cidr",
             "cidr",
             ["'10.0.0.0/8'", "'::ffff:1.2.3.4/128'", "'2001:db8::/32'"],
+        ),
+        // an array of timetz: its elements have a decoder, the whole array is cast to text
+        // (a load gives the array's text back to the input function)
+        (
+            "ttzs",
+            "timetz[]",
+            ["'{}'", "'{NULL,12:00:00.5+05:30}'", "'{24:00:00-08}'"],
         ),
         // an array of a type without a decoder
         (
