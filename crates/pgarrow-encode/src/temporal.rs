@@ -201,6 +201,9 @@ pub(crate) enum Times {
     Micros,
     /// Time64(ns).
     Nanos,
+    /// Utf8 holding PostgreSQL's text of a time, `HH:MM:SS[.ffffff]` (a lake format's form
+    /// of a `time`, at any depth).
+    Text,
 }
 
 impl Times {
@@ -210,6 +213,7 @@ impl Times {
             DataType::Time32(TimeUnit::Millisecond) => Some(Times::Millis),
             DataType::Time64(TimeUnit::Microsecond) => Some(Times::Micros),
             DataType::Time64(TimeUnit::Nanosecond) => Some(Times::Nanos),
+            DataType::Utf8 => Some(Times::Text),
             _ => None,
         }
     }
@@ -239,6 +243,11 @@ pub(crate) fn time_writer<'a>(
             let a = primitive::<Time64MicrosecondType>(array)?;
             Box::new(move |i| Ok(Some(a.value(i))))
         }
+        Times::Text => {
+            let a = array.as_string_opt::<i32>().ok_or_else(|| changed(array))?;
+            // Text that is no time of day is out of its range, named with its row.
+            Box::new(move |i| Ok(time_from_text(a.value(i))))
+        }
     };
     Ok(Box::new(move |i, out| {
         let us = get(i)?
@@ -247,6 +256,33 @@ pub(crate) fn time_writer<'a>(
         out.extend_from_slice(&us.to_be_bytes());
         Ok(())
     }))
+}
+
+/// Microseconds since midnight of `HH:MM:SS[.f]` (one to six fraction digits), as
+/// PostgreSQL prints a `time`; `None` for any other text.
+fn time_from_text(s: &str) -> Option<i64> {
+    let (hms, frac) = s.split_once('.').unwrap_or((s, ""));
+    let b = hms.as_bytes();
+    if b.len() != 8 || b[2] != b':' || b[5] != b':' || frac.len() > 6 {
+        return None;
+    }
+    let two = |i: usize| -> Option<i64> {
+        let (h, l) = (b[i].checked_sub(b'0')?, b[i + 1].checked_sub(b'0')?);
+        (h < 10 && l < 10).then(|| i64::from(h * 10 + l))
+    };
+    let (h, m, sec) = (two(0)?, two(3)?, two(6)?);
+    if m > 59 || sec > 59 {
+        return None;
+    }
+    let mut us = 0i64;
+    for (k, c) in frac.bytes().enumerate() {
+        let d = c.checked_sub(b'0').filter(|d| *d < 10)?;
+        us += i64::from(d) * 10i64.pow(5 - k as u32);
+    }
+    if s.contains('.') && frac.is_empty() {
+        return None;
+    }
+    Some(((h * 60 + m) * 60 + sec) * 1_000_000 + us)
 }
 
 /// An Arrow type that holds intervals.
@@ -367,6 +403,26 @@ pub(crate) fn interval_writer<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_text_parses_as_postgresql_prints_it() {
+        assert_eq!(time_from_text("00:00:00"), Some(0));
+        assert_eq!(time_from_text("12:34:56.5"), Some(45_296_500_000));
+        assert_eq!(time_from_text("23:59:59.999999"), Some(86_399_999_999));
+        assert_eq!(time_from_text("24:00:00"), Some(86_400_000_000));
+        assert_eq!(time_from_text("00:00:00.000001"), Some(1));
+        for bad in [
+            "",
+            "1:00:00",
+            "12:60:00",
+            "12:00:00.",
+            "12:00:00.1234567",
+            "ab:cd:ef",
+            "12:00",
+        ] {
+            assert_eq!(time_from_text(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn micros_round_half_to_even() {
