@@ -442,7 +442,7 @@ fn restore(
 ///
 /// # Errors
 /// arrow-cast's: a value that does not fit `target`.
-pub(crate) fn cast_exact(
+pub fn cast_exact(
     array: &dyn arrow_array::Array,
     target: &arrow_schema::DataType,
     options: &arrow_cast::CastOptions<'_>,

@@ -197,9 +197,41 @@ async fn read_metadata(location: &str, storage: &StorageOptions) -> Result<Json>
         }
         false => bytes,
     };
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ErrorKind::Unexpected(format!("Iceberg metadata {shown} is not JSON: {e}")).into()
-    })
+    let mut meta: Json = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::from(ErrorKind::Unexpected(format!(
+            "Iceberg metadata {shown} is not JSON: {e}"
+        )))
+    })?;
+    signed_snapshot_ids(&mut meta);
+    Ok(meta)
+}
+
+/// Snapshot IDs a writer printed as unsigned numbers past 2^63-1, as the longs they are (the
+/// same 64 bits), wherever the metadata names one: every reader and writer here then reads
+/// them as `i64`.
+fn signed_snapshot_ids(meta: &mut Json) {
+    // Only where the key is (indexing a missing key mutably would add a null).
+    fn fix(o: &mut Json, key: &str) {
+        if let Some(v) = o.get_mut(key)
+            && let Some(id) = snapshot_id(v)
+        {
+            *v = id.into();
+        }
+    }
+    fix(meta, "current-snapshot-id");
+    for key in ["snapshots", "snapshot-log"] {
+        if let Some(list) = meta.get_mut(key).and_then(Json::as_array_mut) {
+            for s in list {
+                fix(s, "snapshot-id");
+                fix(s, "parent-snapshot-id");
+            }
+        }
+    }
+    if let Some(refs) = meta.get_mut("refs").and_then(Json::as_object_mut) {
+        for r in refs.values_mut() {
+            fix(r, "snapshot-id");
+        }
+    }
 }
 
 /// A snapshot ID as the metadata spells it: a long, or (as some writers print them) the
@@ -566,7 +598,7 @@ async fn export(
         let parent = state
             .as_ref()
             .and_then(|(m, _)| m["current-snapshot-id"].as_i64())
-            .filter(|id| *id >= 0);
+            .filter(|id| *id != -1);
         let previous_snapshot = match (&state, parent) {
             (Some((meta, _)), Some(parent)) => snapshot(meta, parent).cloned(),
             _ => None,
@@ -728,7 +760,7 @@ const STATE_KEY: &str = "pgarrow.incremental";
 /// The state of the last incremental run the table's current snapshot descends from.
 fn last_state(meta: &Json) -> Result<Option<IncrementalState>> {
     let mut id = meta["current-snapshot-id"].as_i64();
-    while let Some(snap) = id.filter(|i| *i >= 0).and_then(|i| snapshot(meta, i)) {
+    while let Some(snap) = id.filter(|i| *i != -1).and_then(|i| snapshot(meta, i)) {
         if let Some(text) = snap["summary"][STATE_KEY].as_str() {
             let at = format!("snapshot {}", snap["snapshot-id"]);
             return crate::run::parse_state(text, &at).map(Some);

@@ -179,12 +179,15 @@ impl LiveFile {
                 None => arrow_array::new_null_array(&c.data_type, rows),
                 Some(v) => {
                     let text = arrow_array::StringArray::from(vec![v.as_str(); rows]);
-                    arrow_cast::cast(&text, &c.data_type).map_err(|e| {
-                        Error::from(ErrorKind::Usage(format!(
-                            "{}: its value {v:?} of column {:?} is not a {}: {e}",
-                            self.location, c.name, c.data_type
-                        )))
-                    })?
+                    // A timestamp partition's value into the zone named UTC too.
+                    pgarrow::io::cast_exact(&text, &c.data_type, &Default::default()).map_err(
+                        |e| {
+                            Error::from(ErrorKind::Usage(format!(
+                                "{}: its value {v:?} of column {:?} is not a {}: {e}",
+                                self.location, c.name, c.data_type
+                            )))
+                        },
+                    )?
                 }
             };
             fields.push(Arc::new(arrow_schema::Field::new(

@@ -713,10 +713,12 @@ def test_columns_files_leave_out_load_from_the_partition_tuple_and_the_initial_d
         new_id = meta["last-column-id"] + 1
         schema = dict(schema, **{"schema-id": schema["schema-id"] + 1, "fields": schema["fields"] + [
             {"id": new_id, "name": "note", "required": False, "type": "string",
-             "initial-default": "before", "write-default": "before"}]})
+             "initial-default": "before", "write-default": "before"},
+            {"id": new_id + 1, "name": "blob", "required": False, "type": "binary",
+             "initial-default": "00ff"}]})
         meta["schemas"].append(schema)
         meta["current-schema-id"] = schema["schema-id"]
-        meta["last-column-id"] = new_id
+        meta["last-column-id"] = new_id + 1
         evolved = location.replace(".metadata.json", "-evolved.metadata.json")
         with open(evolved.removeprefix("file://"), "w") as f:
             json.dump(meta, f)
@@ -727,8 +729,8 @@ def test_columns_files_leave_out_load_from_the_partition_tuple_and_the_initial_d
                           "ev.tuple", "--into", "iceberg_tuple_back", "--create"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    want = conn.execute(f"SELECT id, region, day, at, 'before' FROM {events} ORDER BY id").fetchall()
-    got = conn.execute("SELECT id, region, day, at, note FROM iceberg_tuple_back ORDER BY id").fetchall()
+    want = conn.execute(f"SELECT id, region, day, at, 'before', '\\x00ff'::bytea FROM {events} ORDER BY id").fetchall()
+    got = conn.execute("SELECT id, region, day, at, note, blob FROM iceberg_tuple_back ORDER BY id").fetchall()
     assert got == want
 
 
@@ -783,6 +785,10 @@ def test_gzipped_metadata_unsigned_snapshot_ids_and_empty_tables_import(url, con
 
     repoint(unsigned, gz=False)
     assert load() == want
+    # An append reads them as its parent's too: no earlier snapshot's files are lost.
+    ice(url, cat_url, "-q", f"SELECT id, region FROM {events} WHERE id > 50 AND id <= 60", "--lake-table",
+        "ev.odd", "--if-exists", "append")
+    assert load() == conn.execute(f"SELECT id, region FROM {events} WHERE id <= 60 ORDER BY id").fetchall()
     # A table with no snapshot: its columns, no rows.
     pyiceberg(cat_url, warehouse).create_table("ev.empty", schema=pa.schema([("id", pa.int64()), ("name", pa.string())]))
     conn.execute("DROP TABLE IF EXISTS iceberg_empty_back")

@@ -394,6 +394,12 @@ fn deletion_vectors(dvs: &[Option<&DeletionVector>]) -> Result<ArrayRef> {
 /// # Errors
 /// Storage errors; a file that is not a checkpoint pgarrow can read, named.
 pub(crate) fn read(at: &Location, log: &Location) -> Result<Vec<Action>> {
+    read_part(at, log, true)
+}
+
+/// A checkpoint file's actions; `sidecars`: whether it may name sidecar files (a sidecar may
+/// not: one naming another, or itself, is refused rather than followed).
+fn read_part(at: &Location, log: &Location, sidecars: bool) -> Result<Vec<Action>> {
     let bytes = bytes::Bytes::from(at.read()?);
     let bad = |e: &dyn std::fmt::Display| -> Error {
         ErrorKind::Usage(format!(
@@ -470,7 +476,10 @@ pub(crate) fn read(at: &Location, log: &Location) -> Result<Vec<Action>> {
                 // full URI names one there, by its file name.
                 let file = path.rsplit('/').next().unwrap_or(&path);
                 let sidecar = log.join("_sidecars").join(&super::read::uri_decode(file));
-                let actions = read(&sidecar, log)
+                if !sidecars {
+                    return Err(bad(&"a sidecar file names another sidecar"));
+                }
+                let actions = read_part(&sidecar, log, false)
                     .map_err(|e| e.context(format!("the sidecar {path} of {at}")))?;
                 out.extend(
                     actions

@@ -95,7 +95,7 @@ impl IcebergMirror {
         let spec = table_spec(&meta);
         let snap = meta["current-snapshot-id"]
             .as_i64()
-            .filter(|id| *id >= 0)
+            .filter(|id| *id != -1)
             .and_then(|id| snapshot(&meta, id))
             .cloned();
         let point = snap
@@ -376,7 +376,7 @@ impl IcebergMirror {
         }
         let parent = self.meta["current-snapshot-id"]
             .as_i64()
-            .filter(|id| *id >= 0);
+            .filter(|id| *id != -1);
         let previous = parent.and_then(|p| snapshot(&self.meta, p)).cloned();
         let mut kept_bytes = None;
         if !plan.truncate

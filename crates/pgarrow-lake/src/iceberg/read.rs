@@ -78,8 +78,15 @@ pub async fn open_iceberg(
                     TableFile::new(Location::parse(&f.path, &storage2)?, f.rows, Vec::new())
                         .with_deleted(f.deleted);
                 for (partition, index) in &identity {
-                    if let Some(value) = avro_scalar(f.partition.get(partition)) {
-                        file = file.with_absent(*index, value);
+                    // A NULL partition is a NULL value (not the column's default); a tuple
+                    // without the field (another spec's file) says nothing.
+                    let held = matches!(&f.partition, Value::Record(fs) if fs.iter().any(|(n, _)| n == partition));
+                    match avro_scalar(f.partition.get(partition)) {
+                        Some(value) => file = file.with_absent(*index, value),
+                        None if held => {
+                            file = file.with_absent(*index, arrow_array::new_null_array(&DataType::Null, 1))
+                        }
+                        None => {}
                     }
                 }
                 for (index, value) in &defaults {
@@ -137,6 +144,25 @@ fn initial_defaults(
                 Some(i) => Arc::new(Int64Array::from(vec![i])),
                 None => Arc::new(Float64Array::from(vec![n.as_f64().unwrap_or(f64::NAN)])),
             },
+            // Binary and fixed defaults are hex, a uuid's its text: their bytes.
+            Value2::String(text) if is_bytes_type(&f["type"]) => {
+                let hex: String = text.chars().filter(|c| *c != '-').collect();
+                let bytes = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| {
+                        hex.get(i..i + 2)
+                            .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    })
+                    .collect::<Option<Vec<u8>>>()
+                    .filter(|_| hex.len().is_multiple_of(2))
+                    .ok_or_else(|| {
+                        format!(
+                            "column {} has the initial default {text:?}, which is not hex",
+                            f["name"]
+                        )
+                    })?;
+                Arc::new(arrow_array::BinaryArray::from(vec![bytes.as_slice()]))
+            }
             Value2::String(text) => Arc::new(StringArray::from(vec![text.as_str()])),
             other => {
                 return Err(format!(
@@ -148,6 +174,12 @@ fn initial_defaults(
         out.push((index, value));
     }
     Ok(out)
+}
+
+/// Whether an Iceberg type's JSON values are bytes spelled as hex (or a uuid's text).
+fn is_bytes_type(ty: &Value2) -> bool {
+    ty.as_str()
+        .is_some_and(|t| t == "binary" || t == "uuid" || t.starts_with("fixed["))
 }
 
 /// A partition tuple's value as a one-row array (a date as its days, a timestamp as its
