@@ -247,26 +247,7 @@ pub fn timetz_from_sql(b: &[u8], out: &mut Vec<u8>) -> FieldResult<()> {
             "timetz zone offset of {zone} seconds is past PostgreSQL's 15:59:59"
         )));
     }
-    let (secs, frac) = (time / 1_000_000, time % 1_000_000);
-    // Writing into a Vec cannot fail.
-    let _ = write!(
-        out,
-        "{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
-    if frac != 0 {
-        let mut digits = *b"000000";
-        let mut f = frac;
-        for d in digits.iter_mut().rev() {
-            *d = b'0' + (f % 10) as u8;
-            f /= 10;
-        }
-        let len = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
-        out.push(b'.');
-        out.extend_from_slice(&digits[..len]);
-    }
+    pgarrow_types::write_time(time, out);
     // Seconds west: a zone east of UTC (or UTC itself) is `+`.
     out.push(if zone <= 0 { b'+' } else { b'-' });
     let abs = zone.unsigned_abs();

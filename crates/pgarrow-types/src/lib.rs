@@ -16,7 +16,8 @@
 //! * [`numeric_typmod`]: a `numeric(p,s)` typmod's precision and scale;
 //! * [`DATE_INFINITY`] and [`TIMESTAMP_INFINITY`]: the values pgarrow gives ±infinity in
 //!   Arrow's dates and timestamps, which the decoder writes and the encoder reads back;
-//!   [`civil_from_days`]: the calendar date of a day count.
+//!   [`civil_from_days`]: the calendar date of a day count; [`write_time`]: a time of day as
+//!   PostgreSQL prints it.
 //!
 //! How these types become Arrow types is the decoder's business (its `plan` module); how Arrow
 //! values are written in their binary formats is the encoder's.
@@ -114,3 +115,42 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// `timestamp`/`timestamptz` `-infinity` and `infinity` as pgarrow writes them in Arrow's
 /// Timestamp(µs) (microseconds since 1970): `∓i64::MAX`, as [`DATE_INFINITY`] is for dates.
 pub const TIMESTAMP_INFINITY: (i64, i64) = (-i64::MAX, i64::MAX);
+
+/// Appends `micros` since midnight as PostgreSQL's `time_out` prints a time of day:
+/// `HH:MM:SS`, then the microseconds without their trailing zeros (none when whole). 24:00:00,
+/// which PostgreSQL allows, prints as its hours; a negative value as midnight.
+///
+/// ```
+/// let mut out = Vec::new();
+/// pgarrow_types::write_time(45_296_500_000, &mut out);
+/// assert_eq!(out, b"12:34:56.5");
+/// ```
+pub fn write_time(micros: i64, out: &mut Vec<u8>) {
+    let micros = micros.max(0);
+    let (secs, frac) = (micros / 1_000_000, micros % 1_000_000);
+    let two = |n: i64, out: &mut Vec<u8>| {
+        out.push(b'0' + (n / 10 % 10) as u8);
+        out.push(b'0' + (n % 10) as u8);
+    };
+    let hours = secs / 3600;
+    if hours >= 100 {
+        out.extend_from_slice(hours.to_string().as_bytes());
+    } else {
+        two(hours, out);
+    }
+    out.push(b':');
+    two(secs / 60 % 60, out);
+    out.push(b':');
+    two(secs % 60, out);
+    if frac != 0 {
+        let mut digits = [b'0'; 6];
+        let mut f = frac;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (f % 10) as u8;
+            f /= 10;
+        }
+        let len = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
+        out.push(b'.');
+        out.extend_from_slice(&digits[..len]);
+    }
+}

@@ -384,29 +384,11 @@ fn time_text(a: &PrimitiveArray<Time64MicrosecondType>) -> Result<StringArray> {
     offsets.push(0i32);
     for i in 0..a.len() {
         if a.is_valid(i) {
-            push_time(a.value(i), &mut values);
+            pgarrow_types::write_time(a.value(i), &mut values);
         }
         offsets.push(i32::try_from(values.len()).unwrap_or(i32::MAX));
     }
     text_array(values, offsets, a.nulls().cloned())
-}
-
-/// Appends `micros` since midnight as PostgreSQL's text of a `time`.
-fn push_time(micros: i64, out: &mut Vec<u8>) {
-    use std::io::Write;
-    let micros = micros.max(0);
-    let (secs, frac) = (micros / 1_000_000, micros % 1_000_000);
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{h:02}:{m:02}:{s:02}");
-    if frac != 0 {
-        let mut digits = format!("{frac:06}");
-        while digits.ends_with('0') {
-            digits.pop();
-        }
-        out.push(b'.');
-        out.extend_from_slice(digits.as_bytes());
-    }
 }
 
 fn text_array(
