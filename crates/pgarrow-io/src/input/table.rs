@@ -19,7 +19,7 @@ enum Source {
     Cast(usize),
     /// Not in the file: nulls.
     Missing,
-    /// Not in the file: this one-row value in every row (cast to the table's type).
+    /// Not in the file: this one-row value (of the table's type) in every row.
     Absent(ArrayRef),
 }
 
@@ -53,10 +53,23 @@ fn plan(
                 _ => have.name() == want.name(),
             });
             let Some(k) = found else {
-                return Ok(match absent.iter().find(|(at, _)| *at == i) {
-                    Some((_, value)) => Source::Absent(value.clone()),
-                    None => Source::Missing,
-                });
+                let Some((_, value)) = absent.iter().find(|(at, _)| *at == i) else {
+                    return Ok(Source::Missing);
+                };
+                // Cast once, for every batch of the file.
+                let options = arrow_cast::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                };
+                let value = super::cast_exact(value, want.data_type(), &options).map_err(|e| {
+                    Error::usage(format!(
+                        "{shown}: the value the table's metadata gives its column \"{}\", which \
+                         the file does not hold, does not fit {}: {e}",
+                        want.name(),
+                        want.data_type()
+                    ))
+                })?;
+                return Ok(Source::Absent(value));
             };
             let have = file.field(k).data_type();
             if have == want.data_type() {
@@ -106,17 +119,8 @@ fn conform(
                         }
                         Source::Missing => arrow_array::new_null_array(field.data_type(), rows),
                         Source::Absent(value) => {
-                            let one = super::cast_exact(value, field.data_type(), &options)
-                                .map_err(|e| {
-                                    ArrowError::from(Error::usage(format!(
-                                        "column \"{}\": the value the table's metadata gives \
-                                         for a file without it does not fit {}: {e}",
-                                        field.name(),
-                                        field.data_type()
-                                    )))
-                                })?;
                             let zeros = arrow_array::UInt32Array::from(vec![0u32; rows]);
-                            arrow_select::take::take(&one, &zeros, None)?
+                            arrow_select::take::take(value, &zeros, None)?
                         }
                     })
                 },
@@ -320,16 +324,6 @@ mod tests {
             (1, ints(&[Some(20_000)])),
             (2, Arc::new(StringArray::from(vec!["eu"]))),
         ];
-        let absent: Vec<(usize, ArrayRef)> = absent
-            .into_iter()
-            .map(|(i, a)| match i {
-                1 => (
-                    i,
-                    arrow_cast::cast(&a, &DataType::Int32).unwrap() as ArrayRef,
-                ),
-                _ => (i, a),
-            })
-            .collect();
         let plan = plan(&table, &file, &absent, "f").unwrap();
         let batch = RecordBatch::try_new(file, vec![ints(&[Some(1), None, Some(3)])]).unwrap();
         let out = conform(&batch, &plan, &table).unwrap();
