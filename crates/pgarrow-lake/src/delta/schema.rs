@@ -1,6 +1,8 @@
 //! A Delta table's schema from an export's Arrow schema, by the mapping the docs give: each
-//! Arrow type to the Delta type whose Parquet form pgarrow's files hold, and a type Delta has
-//! no exact form for refused by column, with what to do instead.
+//! Arrow type to the Delta type whose Parquet form pgarrow's files hold, a type Delta has no
+//! type for first given its exact form (`crate::common::value_forms`: a uuid or a time as
+//! text, an interval as its struct), and what no form reaches (not a type pgarrow exports)
+//! refused by column.
 
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use pgarrow::{Error, ErrorKind, Result};
@@ -19,7 +21,7 @@ pub(crate) struct DeltaSchema {
 /// The Delta schema of `schema`.
 ///
 /// # Errors
-/// A column of a type Delta cannot hold exactly, named, with what to do instead.
+/// A column of a type no form of Delta's holds (none that pgarrow's export makes), named.
 pub(crate) fn delta_schema(schema: &Schema) -> Result<DeltaSchema> {
     let schema = crate::common::lake_schema(schema, crate::common::Format::Delta);
     let mut ntz = false;

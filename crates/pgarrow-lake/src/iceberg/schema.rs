@@ -1,7 +1,8 @@
 //! An Iceberg table's schema from an export's Arrow schema, by the mapping the docs give: each
 //! Arrow type to the Iceberg (format version 2) type whose Parquet form pgarrow's files hold,
-//! numbered as the files' field IDs number them, and a type Iceberg has no exact form for
-//! refused by column, with what to do instead.
+//! numbered as the files' field IDs number them, a type Iceberg has no type for first given its
+//! exact form (`crate::common::value_forms`), and what no form reaches (nanosecond timestamps,
+//! which pgarrow does not export) refused by column.
 
 use std::collections::BTreeMap;
 
@@ -40,7 +41,7 @@ impl IcebergSchema {
 /// a file's fields with `ids`.
 ///
 /// # Errors
-/// A column of a type Iceberg cannot hold exactly, named, with what to do instead.
+/// A column of a type no form of Iceberg's holds (none that pgarrow's export makes), named.
 pub(crate) fn iceberg_schema(schema: &Schema, ids: &FieldIds) -> Result<IcebergSchema> {
     let schema = crate::common::lake_schema(schema, crate::common::Format::Iceberg);
     let numbered = pgarrow::io::with_field_ids_from(&schema, ids);
