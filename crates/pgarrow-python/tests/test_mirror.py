@@ -1212,10 +1212,14 @@ def files_held(fmt, lake, table, duckdb_lake):
         import deltalake
 
         path = data / "delta" / table
-        adds = deltalake.DeltaTable(str(path)).get_add_actions(flatten=True)
+        import pyarrow as pa
+
+        loaded = deltalake.DeltaTable(str(path))
+        adds = loaded.get_add_actions(flatten=True)
         held = {os.path.basename(p) for p in adds.column("path").to_pylist()}
-        dvs = [d for d in adds.column("deletionVector.pathOrInlineDv").to_pylist() if d] \
-            if "deletionVector.pathOrInlineDv" in adds.column_names else []
+        # The files whose deletion vector drops a row (get_add_actions does not show vectors).
+        vectors = pa.table(loaded.deletion_vectors()).column("selection_vector").to_pylist()
+        dvs = [v for v in vectors if not all(v)]
         on_disk = {f.name for f in path.iterdir() if f.is_file()}
         return held, on_disk, len(dvs)
     if fmt == "iceberg":
