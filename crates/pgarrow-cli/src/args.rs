@@ -504,6 +504,11 @@ pub(crate) struct MirrorFlags {
     /// that table again in a new snapshot and going on.
     #[arg(long)]
     pub(crate) no_reexport: bool,
+    /// How commits take rows out of the lake table's files: merge-on-read (deletion vectors,
+    /// delete files: a commit writes little) or copy-on-write (each file that loses rows is
+    /// written again without them: data files only, for readers of neither).
+    #[arg(long, value_name = "MODE", default_value = "merge-on-read", value_parser = parse_with::<pgarrow_lake::mirror::DeleteMode>)]
+    pub(crate) deletes: pgarrow_lake::mirror::DeleteMode,
 }
 
 /// Lake tables: the export committed into a table of a lake format.
@@ -1032,6 +1037,10 @@ pub(crate) struct ApplyArgs {
     /// The Iceberg catalog's name in the catalog database.
     #[arg(long, value_name = "NAME", default_value = pgarrow_lake::iceberg::DEFAULT_CATALOG_NAME, requires = "iceberg", help_heading = "Apply to lake tables")]
     pub(crate) catalog_name: String,
+    /// How commits take rows out of a lake table's files: merge-on-read (deletion vectors,
+    /// delete files) or copy-on-write (each file that loses rows written again without them).
+    #[arg(long, value_name = "MODE", default_value = "merge-on-read", value_parser = parse_with::<pgarrow_lake::mirror::DeleteMode>, help_heading = "Apply to lake tables")]
+    pub(crate) deletes: pgarrow_lake::mirror::DeleteMode,
     /// Nanoseconds that are not whole microseconds: error, or round (as `import`).
     #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_with::<pgarrow::Nanoseconds>, help_heading = "Apply")]
     pub(crate) nanoseconds: pgarrow::Nanoseconds,

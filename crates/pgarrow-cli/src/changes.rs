@@ -106,6 +106,11 @@ pub(crate) fn apply(
     config: &Config,
     args: &ApplyArgs,
 ) -> Result<()> {
+    if args.deletes != pgarrow_lake::mirror::DeleteMode::default() {
+        return Err(usage(
+            "--deletes is how a lake table takes deletes: PostgreSQL deletes its rows itself",
+        ));
+    }
     let mut options = ApplyOptions::default().try_with_state_table(&args.state_table)?;
     for spec in &args.table {
         let Some((source, target)) = spec.split_once('=') else {

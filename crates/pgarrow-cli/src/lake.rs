@@ -439,6 +439,7 @@ pub(crate) fn mirror(
         .with_start_over(flags.start_over)
         .with_failover(flags.failover)
         .with_reexport(!flags.no_reexport)
+        .with_deletes(flags.deletes)
         .with_export(export_options(&export.output, policies))
         .with_partitions(partition_options(&export.partition));
     let (quiet, json) = (export.output.quiet, export.output.json);
@@ -652,7 +653,7 @@ pub(crate) fn apply(
             "--state-table is PostgreSQL's: a lake table records what it holds in its commits",
         ));
     }
-    let mut options = LakeApplyOptions::default();
+    let mut options = LakeApplyOptions::default().with_deletes(args.deletes);
     for spec in &args.key {
         let Some((table, columns)) = spec.split_once('=') else {
             return Err(usage(&format!(

@@ -36,7 +36,8 @@ use pgarrow_protocol::replication::Lsn;
 
 use crate::live::MirrorPoint;
 use crate::mirror::{
-    MirrorOptions, MirrorStats, Mirrored, RowKey, SchemaChange, TableMirror, after, commit_table,
+    DeleteMode, MirrorOptions, MirrorStats, Mirrored, RowKey, SchemaChange, TableMirror, after,
+    commit_table,
 };
 use crate::target::LakeTarget;
 
@@ -50,6 +51,8 @@ pub struct LakeApplyOptions {
     /// Times a commit that found the table changed (compaction beside it) reads the table
     /// again and tries anew.
     pub retries: usize,
+    /// How a commit takes rows out of the table's files (as a mirror's).
+    pub deletes: DeleteMode,
 }
 
 impl Default for LakeApplyOptions {
@@ -57,6 +60,7 @@ impl Default for LakeApplyOptions {
         LakeApplyOptions {
             keys: Vec::new(),
             retries: 10,
+            deletes: DeleteMode::MergeOnRead,
         }
     }
 }
@@ -65,6 +69,12 @@ impl LakeApplyOptions {
     /// `table` (a source table) is keyed by `columns`.
     pub fn with_key(mut self, table: TableName, columns: Vec<String>) -> Self {
         self.keys.push((table, columns));
+        self
+    }
+
+    /// Take rows out of the files this way.
+    pub fn with_deletes(mut self, deletes: DeleteMode) -> Self {
+        self.deletes = deletes;
         self
     }
 }
@@ -99,6 +109,7 @@ pub async fn apply_to_lake(
     stats.slot = manifest.slot.clone();
     let mirror_options = MirrorOptions {
         retries: options.retries,
+        deletes: options.deletes,
         ..MirrorOptions::new(manifest.slot.clone())
     };
     let mut tables: HashMap<String, Mirrored> = HashMap::new();

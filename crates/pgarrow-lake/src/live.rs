@@ -84,14 +84,12 @@ pub(crate) async fn write_rows(
             &prefix,
             256 << 20,
         )?;
-        match &rows {
-            NewRows::Batch(b) => writer.write(b)?,
-            // A file's rows at a time.
-            NewRows::Files(f) => {
-                for file in &f.files {
-                    live_rows(file, |part| Ok(writer.write(&as_schema(&part, &schema)?)?))?;
-                }
-            }
+        // A file's rows at a time.
+        for file in rows.files.iter().flat_map(|f| &f.files) {
+            live_rows(file, |part| Ok(writer.write(&as_schema(&part, &schema)?)?))?;
+        }
+        if let Some(b) = &rows.batch {
+            writer.write(b)?;
         }
         Ok(writer.finish()?)
     })
@@ -301,6 +299,9 @@ pub(crate) struct Plan {
     /// The commit rewrites files (compaction): `file_rows` are the live rows of the files
     /// whose every live position `deletes` names, and the table's rows stay the same.
     pub(crate) rewrite: bool,
+    /// Rows deleted by writing their files again without them (copy-on-write: the files are
+    /// in `ended`, their rows left in `file_rows`).
+    pub(crate) copied: u64,
 }
 
 /// Rows a commit adds, read from files a file at a time as the new files are written: the
@@ -324,19 +325,21 @@ impl FileRows {
     }
 }
 
-/// The rows a commit writes: in memory, or read from files as they are written.
+/// The rows a commit writes: in memory, read from files as they are written, or both (the
+/// files' first).
 #[derive(Debug, Clone)]
-pub(crate) enum NewRows {
-    Batch(RecordBatch),
-    Files(FileRows),
+pub(crate) struct NewRows {
+    batch: Option<RecordBatch>,
+    files: Option<FileRows>,
 }
 
 impl NewRows {
-    /// Their columns.
+    /// Their columns (the batch's when there is one: the files' rows are taken as them).
     pub(crate) fn schema(&self) -> SchemaRef {
-        match self {
-            NewRows::Batch(b) => b.schema(),
-            NewRows::Files(f) => f.schema.clone(),
+        match (&self.batch, &self.files) {
+            (Some(b), _) => b.schema(),
+            (None, Some(f)) => f.schema.clone(),
+            (None, None) => Arc::new(arrow_schema::Schema::empty()),
         }
     }
 }
@@ -344,13 +347,65 @@ impl NewRows {
 impl Plan {
     /// Rows deleted from the table's files (a truncate's not counted).
     pub(crate) fn deleted(&self) -> u64 {
-        self.deletes.values().map(|p| p.len() as u64).sum()
+        self.deletes.values().map(|p| p.len() as u64).sum::<u64>() + self.copied
     }
 
-    /// Rows added.
+    /// Rows the changes add (not those written again).
     pub(crate) fn inserted(&self) -> u64 {
         self.rows.as_ref().map_or(0, |r| r.num_rows() as u64)
-            + self.file_rows.as_ref().map_or(0, FileRows::rows)
+    }
+
+    /// Rows written again from the files the commit ends.
+    pub(crate) fn rewritten(&self) -> u64 {
+        self.file_rows.as_ref().map_or(0, FileRows::rows)
+    }
+
+    /// The rows, when they alone go into the new files, one after another (so that where
+    /// each landed is known without reading the files back).
+    pub(crate) fn rows_alone(&self) -> Option<&RecordBatch> {
+        self.rows.as_ref().filter(|_| self.file_rows.is_none())
+    }
+
+    /// This plan with its deletes made by writing files again (copy-on-write): each file
+    /// that loses rows ends, and the rows it keeps are written beside the new rows, as the
+    /// table's columns (the first `columns` of `changes`, in the lake's forms).
+    ///
+    /// # Errors
+    /// A file the plan deletes from that the table does not hold (it moved).
+    pub(crate) fn copy_on_write(
+        mut self,
+        live: &Live,
+        changes: &RecordBatch,
+        columns: usize,
+    ) -> Result<Plan> {
+        if self.truncate || self.deletes.is_empty() {
+            return Ok(self);
+        }
+        let mut files = Vec::new();
+        for (id, positions) in std::mem::take(&mut self.deletes) {
+            let mut file = live.files.get(&id).cloned().ok_or_else(|| {
+                Error::from(ErrorKind::Unexpected(format!(
+                    "{MOVED}: file {id} is not the table's"
+                )))
+            })?;
+            self.copied += positions.len() as u64;
+            file.deleted.extend(positions);
+            file.deleted.sort_unstable();
+            file.deleted.dedup();
+            self.ended.push(id);
+            if (file.deleted.len() as u64) < file.rows {
+                files.push(file);
+            }
+        }
+        if !files.is_empty() {
+            let schema = changes.schema();
+            let fields: Vec<_> = schema.fields().iter().take(columns).cloned().collect();
+            self.file_rows = Some(FileRows {
+                schema: Arc::new(arrow_schema::Schema::new(fields)),
+                files,
+            });
+        }
+        Ok(self)
     }
 
     /// Whether it changes nothing.
@@ -365,11 +420,10 @@ impl Plan {
 
     /// The rows it writes.
     pub(crate) fn new_rows(&self) -> Option<NewRows> {
-        match (&self.rows, &self.file_rows) {
-            (Some(b), _) => Some(NewRows::Batch(b.clone())),
-            (None, Some(f)) => Some(NewRows::Files(f.clone())),
-            (None, None) => None,
-        }
+        self.adds_rows().then(|| NewRows {
+            batch: self.rows.clone(),
+            files: self.file_rows.clone(),
+        })
     }
 }
 
@@ -575,6 +629,9 @@ impl Live {
         for id in &plan.ended {
             self.files.remove(id);
         }
+        if !plan.truncate && !plan.ended.is_empty() {
+            self.forget(&plan.ended);
+        }
         for (id, positions) in &plan.deletes {
             if let Some(file) = self.files.get_mut(id) {
                 file.deleted.extend(positions);
@@ -583,6 +640,38 @@ impl Live {
                 if file.deleted.len() as u64 >= file.rows {
                     self.files.remove(id);
                 }
+            }
+        }
+    }
+
+    /// Takes out of the index the rows of the files `ended` (their rows left are indexed
+    /// again where they were written): a pass over the index.
+    fn forget(&mut self, ended: &[i64]) {
+        if self.index.is_empty() {
+            return;
+        }
+        let ended: std::collections::HashSet<i64> = ended.iter().copied().collect();
+        if !self.whole {
+            self.index.retain(|_, at| !ended.contains(&at.0));
+            return;
+        }
+        // Identical rows are numbered 0..n by digest: those of a digest with a row in an
+        // ended file are numbered again without it.
+        let digests: std::collections::HashSet<whole::Digest> = self
+            .index
+            .iter()
+            .filter(|(_, at)| ended.contains(&at.0))
+            .filter_map(|(k, _)| whole::digest_of(k))
+            .collect();
+        for digest in digests {
+            let n = whole::count(self, &digest);
+            let kept: Vec<At> = (0..n)
+                .filter_map(|i| self.index.remove(whole::key(&digest, i).as_slice()))
+                .filter(|at| !ended.contains(&at.0))
+                .collect();
+            self.dups.remove(&digest);
+            for at in kept {
+                whole::insert(self, digest, at);
             }
         }
     }
@@ -1316,5 +1405,80 @@ mod tests {
         .unwrap();
         let e = live.plan(&nulled, 2, "t", rows_before).await.unwrap_err();
         assert!(e.to_string().contains("replica identity"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn copy_on_write_ends_the_files_that_lose_rows_and_forgets_their_places() {
+        let mut live = table();
+        live.files.get_mut(&7).unwrap().deleted = vec![2];
+        let batch = changes(&[
+            ("delete", 2, None, None, false),
+            ("insert", 9, Some("nine"), None, false),
+        ]);
+        let plan = live.plan(&batch, 2, "t", rows_before).await.unwrap();
+        assert_eq!(plan.deletes.get(&7), Some(&vec![1]));
+        let plan = plan.copy_on_write(&live, &batch, 2).unwrap();
+        // No deleted positions: file 7 ends, its rows left (the older delete too) rewritten.
+        assert!(plan.deletes.is_empty());
+        assert_eq!(plan.ended, [7]);
+        assert_eq!(
+            (plan.deleted(), plan.inserted(), plan.rewritten()),
+            (1, 1, 1)
+        );
+        let files = plan.file_rows.as_ref().unwrap();
+        assert_eq!(files.files[0].deleted, [1, 2]);
+        let names: Vec<&str> = files
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(names, ["id", "big"]);
+        // Written with the file's rows first: where each row lands is read back.
+        assert!(plan.rows_alone().is_none());
+        live.committed(&plan);
+        assert!(
+            live.files.is_empty() && live.index.is_empty(),
+            "{:?}",
+            live.index
+        );
+        // A file whose every row goes ends with nothing to write.
+        let mut live = table();
+        let batch = changes(&[
+            ("delete", 1, None, None, false),
+            ("delete", 2, None, None, false),
+            ("delete", 3, None, None, false),
+        ]);
+        let plan = live.plan(&batch, 2, "t", rows_before).await.unwrap();
+        let plan = plan.copy_on_write(&live, &batch, 2).unwrap();
+        assert!(plan.file_rows.is_none() && !plan.adds_rows() && plan.ended == [7]);
+        live.committed(&plan);
+        assert!(live.files.is_empty() && live.index.is_empty());
+    }
+
+    #[test]
+    fn forgetting_a_file_numbers_identical_rows_again() {
+        let mut live = Live {
+            key: vec!["a".into()],
+            whole: true,
+            ..Live::default()
+        };
+        let (d, e) = ([1u8; 16], [2u8; 16]);
+        for at in [(1, 0), (2, 0), (1, 1)] {
+            whole::insert(&mut live, d, at);
+        }
+        whole::insert(&mut live, e, (1, 2));
+        whole::insert(&mut live, e, (3, 0));
+        assert_eq!((whole::count(&live, &d), whole::count(&live, &e)), (3, 2));
+        live.forget(&[1]);
+        // One of d is left (file 2's), one of e (file 3's), each numbered 0.
+        assert_eq!((whole::count(&live, &d), whole::count(&live, &e)), (1, 1));
+        assert_eq!(live.index.get(whole::key(&d, 0).as_slice()), Some(&(2, 0)));
+        assert_eq!(live.index.get(whole::key(&e, 0).as_slice()), Some(&(3, 0)));
+        assert_eq!(live.index.len(), 2);
+        assert!(live.dups.is_empty());
+        // A new identical row is the second of its digest.
+        whole::insert(&mut live, d, (4, 0));
+        assert_eq!(whole::count(&live, &d), 2);
     }
 }

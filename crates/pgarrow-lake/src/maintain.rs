@@ -202,7 +202,7 @@ pub async fn compact_lake(
             .sum();
         hooks.report(&CompactProgress::Rewriting {
             files: picked.len(),
-            rows: plan.inserted(),
+            rows: plan.rewritten(),
         });
         match lake.commit(&mut live, &plan, point.as_ref()).await {
             Ok(done) => {
@@ -213,7 +213,7 @@ pub async fn compact_lake(
                 stats.commits += 1;
                 stats.files_rewritten += picked.len() as u64;
                 stats.files_written += done.files as u64;
-                stats.rows += plan.inserted();
+                stats.rows += plan.rewritten();
                 stats.deletes_folded += folded;
                 stats.snapshot = Some(done.snapshot);
                 return Ok(stats);

@@ -17,7 +17,9 @@
 //! row's values, identical rows counted): rows inserted or updated are written as new data
 //! files, laid out as the table is partitioned; the rows they replace and the rows deleted
 //! are deleted by position (DuckLake's delete files, Delta's deletion vectors, Iceberg's
-//! position delete files); a truncate ends every row first. A value an update did not send
+//! position delete files), or, under [`DeleteMode::CopyOnWrite`], each file that loses rows is
+//! written again without them in the same commit; a truncate ends every row first. A value an
+//! update did not send
 //! (an unchanged TOASTed value) is taken from the change before it or from the lake table's
 //! row, never written as NULL.
 //!
@@ -105,6 +107,58 @@ pub struct MirrorOptions {
     /// table), export that table again in a new snapshot, replacing its rows in one commit,
     /// and go on; else stop, naming the change. On by default.
     pub reexport: bool,
+    /// How a commit takes rows out of the table's files: recorded beside them (the default),
+    /// or by writing the files again without them.
+    pub deletes: DeleteMode,
+}
+
+/// How a mirror's (and [`apply`](crate::apply)'s) commits take rows out of the lake table's
+/// data files, as Iceberg's `write.delete.mode` names the two ways.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum DeleteMode {
+    /// The deleted positions are recorded beside the files: Delta's deletion vectors,
+    /// Iceberg's position delete files, DuckLake's delete files. A commit writes little; the
+    /// reader leaves the deleted rows out (and compaction folds them in later).
+    #[default]
+    MergeOnRead,
+    /// Each data file that loses rows is written again without them, in the same commit, and
+    /// ends: the table is data files only, for readers that read neither deletion vectors nor
+    /// delete files (a Delta table never takes the `deletionVectors` feature). A commit costs
+    /// the rewritten files' size, and (with a key) a pass over the mirror's index.
+    CopyOnWrite,
+}
+
+impl DeleteMode {
+    /// Its name: `merge-on-read` or `copy-on-write`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeleteMode::MergeOnRead => "merge-on-read",
+            DeleteMode::CopyOnWrite => "copy-on-write",
+        }
+    }
+}
+
+impl std::fmt::Display for DeleteMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DeleteMode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<DeleteMode> {
+        match s {
+            "merge-on-read" => Ok(DeleteMode::MergeOnRead),
+            "copy-on-write" => Ok(DeleteMode::CopyOnWrite),
+            _ => Err(Error::usage(format!(
+                "unknown delete mode {s:?}: merge-on-read (deletion vectors, delete files) or \
+                 copy-on-write (files written again without the deleted rows)"
+            ))),
+        }
+    }
 }
 
 impl MirrorOptions {
@@ -123,7 +177,14 @@ impl MirrorOptions {
             retries: 10,
             failover: false,
             reexport: true,
+            deletes: DeleteMode::MergeOnRead,
         }
+    }
+
+    /// Take rows out of the files this way.
+    pub fn with_deletes(mut self, deletes: DeleteMode) -> Self {
+        self.deletes = deletes;
+        self
     }
 
     /// Export a table again at a schema change it cannot take in place (else stop).
@@ -1400,6 +1461,10 @@ pub(crate) async fn commit_table(
             batch.num_rows(),
             planning.elapsed().as_secs_f64()
         ));
+        let plan = match (plan, options.deletes) {
+            (Ok(plan), DeleteMode::CopyOnWrite) => plan.copy_on_write(&m.live, &batch, m.columns),
+            (plan, _) => plan,
+        };
         let tried = match plan {
             Ok(plan) if plan.is_empty() => {
                 // The changes cancel out: nothing to commit (the slot is confirmed past them).

@@ -295,7 +295,9 @@ pub(crate) fn apply_changes(
                 lake_args.set_item(k, v)?;
             }
         }
-        return crate::lake::apply_to_lake(py, dir, &lake_args, keys);
+        let deletes: Option<String> = lake.get_item("deletes")?.map(|v| v.extract()).transpose()?;
+        let deletes = crate::lake::delete_mode(py, deletes.as_deref())?;
+        return crate::lake::apply_to_lake(py, dir, &lake_args, keys, deletes);
     }
     let args: ApplyArgs = kwargs(py, args)?;
     let config = config(conninfo, None)?;
@@ -335,7 +337,16 @@ fn lake_free<'py>(py: Python<'py>, args: &Bound<'py, PyDict>) -> PyResult<Bound<
     let out = PyDict::new(py);
     for (k, v) in args.iter() {
         let key: String = k.extract()?;
-        if !["ducklake", "delta", "iceberg", "lake_table", "catalog_name"].contains(&key.as_str()) {
+        if ![
+            "ducklake",
+            "delta",
+            "iceberg",
+            "lake_table",
+            "catalog_name",
+            "deletes",
+        ]
+        .contains(&key.as_str())
+        {
             out.set_item(k, v)?;
         }
     }

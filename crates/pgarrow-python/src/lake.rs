@@ -275,6 +275,7 @@ struct MirrorArgs<'py> {
     start_over: bool,
     failover: bool,
     reexport: bool,
+    deletes: Option<String>,
     options: Option<Bound<'py, PyDict>>,
     storage_options: Option<HashMap<String, String>>,
 }
@@ -361,6 +362,7 @@ pub(crate) fn mirror(
         .with_start_over(args.start_over)
         .with_failover(args.failover)
         .with_reexport(args.reexport)
+        .with_deletes(delete_mode(py, args.deletes.as_deref())?)
         .with_export(options.export)
         .with_partitions(
             options
@@ -551,6 +553,17 @@ pub(crate) fn expire_lake(py: Python<'_>, args: Option<&Bound<'_, PyDict>>) -> P
     })
 }
 
+/// The delete mode `name` names (`merge-on-read` when none).
+pub(crate) fn delete_mode(
+    py: Python<'_>,
+    name: Option<&str>,
+) -> PyResult<pgarrow_lake::mirror::DeleteMode> {
+    name.map_or(Ok(Default::default()), |n| {
+        n.parse()
+            .map_err(|e: pgarrow::Error| usage_error(py, format!("deletes: {e}")))
+    })
+}
+
 /// Applies the changes directory at `dir` to lake tables (`apply_changes(..., delta=...)`):
 /// `args` names them as for `compact_lake` (`lake_table` optional for one table); `keys` are
 /// source tables' keys.
@@ -559,6 +572,7 @@ pub(crate) fn apply_to_lake(
     dir: pgarrow::io::Location,
     args: &Bound<'_, PyDict>,
     keys: Vec<(String, Vec<String>)>,
+    deletes: pgarrow_lake::mirror::DeleteMode,
 ) -> PyResult<Py<PyAny>> {
     use pgarrow_lake::apply::LakeApplyOptions;
     let all = PyDict::new(py);
@@ -586,7 +600,7 @@ pub(crate) fn apply_to_lake(
         _ => None,
     };
     let target = args.target_or(py, one.as_deref())?;
-    let mut options = LakeApplyOptions::default();
+    let mut options = LakeApplyOptions::default().with_deletes(deletes);
     for (table, columns) in keys {
         let table = pgarrow::names::TableName::parse(&table)
             .map_err(|e| usage_error(py, format!("keys: {e}")))?;

@@ -284,7 +284,7 @@ impl DeltaMirror {
         }
         // Rows split by partition are not in the files in the order written.
         let in_order = self.target.options.sorted_by.is_empty() && self.partitions.is_empty();
-        live.add_written(written, plan.rows.as_ref(), in_order)
+        live.add_written(written, plan.rows_alone(), in_order)
             .await?;
         laps.lap("index updated");
         Ok(LakeCommit {

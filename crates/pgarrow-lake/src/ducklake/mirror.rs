@@ -362,7 +362,7 @@ impl DuckLakeMirror {
                 deleted: Vec::new(),
             })
             .collect();
-        live.add_written(written, plan.rows.as_ref(), in_order)
+        live.add_written(written, plan.rows_alone(), in_order)
             .await?;
         laps.lap("index updated");
         Ok(LakeCommit {

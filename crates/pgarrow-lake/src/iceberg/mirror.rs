@@ -386,19 +386,22 @@ impl IcebergMirror {
             let bytes = blocking(move || Ok(at.read()?)).await?;
             let before = manifest::read_manifest_list(&bytes)?;
             // Two manifests a commit: merged once there are many, so that readers open few.
-            // A rewrite merges always, ending the files it rewrote and every delete file (a
-            // rewrite takes every data file that has deletes).
-            let ending: Option<HashSet<String>> = plan.rewrite.then(|| {
-                plan.ended
+            // A commit that ends files merges always, marking them deleted: compaction's (which
+            // ends every delete file too, as it rewrites every data file with deletes) and
+            // copy-on-write's (whose older delete files stay for the files they name).
+            let ending: Option<Ending> = (!plan.ended.is_empty()).then(|| Ending {
+                files: plan
+                    .ended
                     .iter()
                     .filter_map(|id| self.paths.get(id).cloned())
-                    .collect()
+                    .collect(),
+                deletes: plan.rewrite,
             });
             if let Some(ending) = &ending
-                && ending.len() != plan.ended.len()
+                && ending.files.len() != plan.ended.len()
             {
                 return Err(ErrorKind::Unexpected(format!(
-                    "{MOVED}: a file compaction rewrites is not the table's"
+                    "{MOVED}: a file the commit ends is not the table's"
                 ))
                 .into());
             }
@@ -422,10 +425,11 @@ impl IcebergMirror {
                     entries.extend(merged);
                     kept_bytes = Some(bytes);
                 }
-                None if plan.rewrite => {
+                None if ending.is_some() => {
                     return Err(ErrorKind::Usage(format!(
                         "Iceberg table {name}: its manifests are of several partition specs, \
-                         which compaction does not rewrite"
+                         whose files pgarrow does not rewrite (compaction, copy-on-write \
+                         deletes)"
                     ))
                     .into());
                 }
@@ -435,9 +439,25 @@ impl IcebergMirror {
         let list_path = format!("{metadata_dir}/snap-{snapshot_id}-1-{}.avro", new_uuid());
         let list_bytes = manifest::write_manifest_list(&entries, snapshot_id, parent, sequence)?;
         cleanup.write(&list_path, list_bytes).await?;
-        let summary = match plan.rewrite {
-            true => replace_summary(point, &data_files, &entries, kept_bytes.unwrap_or(0)),
-            false => summary(
+        let summary = match (plan.rewrite, plan.ended.is_empty() || plan.truncate) {
+            (true, _) => replace_summary(
+                "replace",
+                point,
+                json!({"compacted": true}),
+                &data_files,
+                &entries,
+                kept_bytes.unwrap_or(0),
+            ),
+            // Copy-on-write: rows deleted by ending their files and adding what they keep.
+            (false, false) => replace_summary(
+                "overwrite",
+                point,
+                json!({"changes": plan.changes, "truncated": false}),
+                &data_files,
+                &entries,
+                kept_bytes.unwrap_or(0),
+            ),
+            (false, true) => summary(
                 previous.as_ref(),
                 plan,
                 point,
@@ -495,7 +515,7 @@ impl IcebergMirror {
         }
         // Rows split by partition are not in the files in the order written.
         let in_order = self.target.options.sorted_by.is_empty() && self.spec.is_empty();
-        live.add_written(written, plan.rows.as_ref(), in_order)
+        live.add_written(written, plan.rows_alone(), in_order)
             .await?;
         laps.lap("index updated");
         Ok(LakeCommit {
@@ -543,6 +563,14 @@ impl IcebergMirror {
 /// many (Iceberg's own writers merge at 100 by default; a mirror adds two a commit).
 const MERGE_AT: usize = 64;
 
+/// The files a commit ends as it merges the manifests: data files by path, and every delete
+/// file when `deletes` (compaction's, which rewrites every data file with deletes).
+#[derive(Clone)]
+struct Ending {
+    files: HashSet<String>,
+    deletes: bool,
+}
+
 /// Where a commit merges its snapshot's manifests.
 struct Merge<'a> {
     storage: &'a pgarrow::io::StorageOptions,
@@ -565,7 +593,7 @@ impl Merge<'_> {
     async fn merge(
         &self,
         before: &[crate::avro::Value],
-        ending: Option<&HashSet<String>>,
+        ending: Option<&Ending>,
         cleanup: &mut Cleanup,
     ) -> Result<Option<(Vec<crate::avro::Value>, u64)>> {
         use crate::avro::Value;
@@ -598,8 +626,8 @@ impl Merge<'_> {
                         .unwrap_or(inherited);
                     let snapshot = entry.get("snapshot_id").as_i64().unwrap_or(added_by);
                     let ended = ending.as_ref().is_some_and(|ending| {
-                        deletes
-                            || ending.contains(
+                        (deletes && ending.deletes)
+                            || ending.files.contains(
                                 entry
                                     .get("data_file")
                                     .get("file_path")
@@ -752,11 +780,14 @@ fn provenance(point: Option<&MirrorPoint>, mut more: Json) -> Json {
     Json::String(more.to_string())
 }
 
-/// The summary of a compaction's snapshot (`replace`: the same rows, in `data_files` and the
-/// files the manifest list `entries` keeps, `kept_bytes` of them): the table's totals counted
-/// from the manifest list, the position carried on.
+/// The summary of a snapshot that ended files as it added `data_files` (compaction's
+/// `replace`: the same rows; copy-on-write's `overwrite`), the files the manifest list
+/// `entries` keeps being `kept_bytes`: the table's totals counted from the manifest list, the
+/// position carried on, `provenance_more` in pgarrow's provenance.
 fn replace_summary(
+    operation: &str,
     point: Option<&MirrorPoint>,
+    provenance_more: Json,
     data_files: &[DataFile],
     entries: &[crate::avro::Value],
     kept_bytes: u64,
@@ -784,7 +815,7 @@ fn replace_summary(
     let added_bytes: u64 = data_files.iter().map(|f| f.bytes).sum();
     let s = |v: i64| Json::String(v.to_string());
     json!({
-        "operation": "replace",
+        "operation": operation,
         "added-data-files": s(data_files.len() as i64),
         "added-records": s(added_rows as i64),
         "added-files-size": s(added_bytes as i64),
@@ -798,6 +829,6 @@ fn replace_summary(
         "total-delete-files": s(sum(1, "files")),
         "total-position-deletes": s(sum(1, "rows")),
         "total-equality-deletes": s(0),
-        "pgarrow": provenance(point, json!({"compacted": true})),
+        "pgarrow": provenance(point, provenance_more),
     })
 }

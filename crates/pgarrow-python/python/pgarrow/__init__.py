@@ -90,6 +90,7 @@ from ._typing import (  # noqa: E402
     ChangesStats,
     CopyStats,
     CreateNested,
+    DeleteMode,
     DeltaStats,
     IcebergStats,
     Domains,
@@ -1747,6 +1748,7 @@ def apply_changes(
     iceberg: Optional[str] = None,
     lake_table: Optional[str] = None,
     catalog_name: Optional[str] = None,
+    deletes: DeleteMode = "merge-on-read",
 ) -> ApplyStats:
     """Applies a changes directory (as :func:`changes_to` and ``pgarrow changes`` write it) to
     the tables of ``url``'s database, by key, as ``pgarrow apply``: each roll in one
@@ -1785,6 +1787,8 @@ def apply_changes(
         (``pgarrow export --replication-slot SLOT --create-slot --delta ...``). ``keys``
         then name source tables' keys, for files that do not (changes files record their
         replica identity's columns).
+    deletes : {"merge-on-read", "copy-on-write"}, default "merge-on-read"
+        How the lake tables' commits take rows out of their files, as in :func:`mirror`.
 
     Returns
     -------
@@ -1800,6 +1804,9 @@ def apply_changes(
     """
     if path is None:
         raise UsageError("apply_changes needs the changes directory or object URL")
+    lake = any(x is not None for x in (ducklake, delta, iceberg))
+    if deletes != "merge-on-read" and not lake:
+        raise UsageError("deletes= is how a lake table takes deletes: PostgreSQL deletes its rows itself")
     key_lists = {
         table: [c.strip() for c in cols.split(",")] if isinstance(cols, str) else list(cols)
         for table, cols in (keys or {}).items()
@@ -1817,6 +1824,7 @@ def apply_changes(
         iceberg=iceberg,
         lake_table=lake_table,
         catalog_name=catalog_name,
+        deletes=deletes,
     )
 
 
@@ -1840,6 +1848,7 @@ def mirror(
     start_over: bool = False,
     failover: bool = False,
     reexport: bool = True,
+    deletes: DeleteMode = "merge-on-read",
     storage_options: Optional[dict[str, str]] = None,
     **options: Unpack[FileOptions],
 ) -> MirrorStats:
@@ -1853,7 +1862,8 @@ def mirror(
     record: no change is lost or applied twice, whenever a call was stopped or killed.
 
     Updates and deletes are written as DuckLake delete files, Delta deletion vectors or Iceberg
-    position delete files, by the table's primary key (or replica identity index; under
+    position delete files (or, with ``deletes="copy-on-write"``, by writing each file that
+    loses rows again without them), by the table's primary key (or replica identity index; under
     ``REPLICA IDENTITY FULL`` without a key, by all the row's values); a value an update left
     unchanged (a TOASTed one) is taken from the lake table's row. A schema change the lake
     table cannot take in place (a column added with a default, a rename) exports that table
@@ -1900,6 +1910,12 @@ def mirror(
         At a schema change a lake table cannot take in place (a column added with a default,
         a renamed column, a column dropped from a Delta table), export that table again in a
         new snapshot, replacing its rows in one commit, and go on; ``False`` stops instead.
+    deletes : {"merge-on-read", "copy-on-write"}, default "merge-on-read"
+        How commits take rows out of the lake tables' files: ``"merge-on-read"`` records the
+        deleted positions beside the files (a commit writes little); ``"copy-on-write"``
+        writes each file that loses rows again without them, in the same commit, so that the
+        tables hold data files only, for readers that read neither deletion vectors nor
+        delete files (a commit then costs the rewritten files' size).
     storage_options : dict of str to str, optional
         As in :func:`export_file`, for an object-store data path.
     **options
@@ -1942,6 +1958,7 @@ def mirror(
         start_over=start_over,
         failover=failover,
         reexport=reexport,
+        deletes=deletes,
         options=options,
         storage_options=storage_options,
     )

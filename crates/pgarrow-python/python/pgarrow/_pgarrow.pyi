@@ -93,6 +93,7 @@ def apply_changes(
     iceberg: Optional[str],
     lake_table: Optional[str],
     catalog_name: Optional[str],
+    deletes: str,
 ) -> ApplyStats: ...
 
 class Export:
@@ -213,6 +214,7 @@ def mirror(
     start_over: bool,
     failover: bool,
     reexport: bool,
+    deletes: str,
     options: Optional[dict[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> MirrorStats: ...

@@ -24,6 +24,9 @@ ChangesFormat = Literal["parquet", "arrow"]
 LoadMode = Literal["append", "replace", "upsert"]
 #: When a lake table exists: refuse, add the rows, or replace them.
 IfExists = Literal["fail", "append", "replace"]
+#: How a mirror's (and ``apply_changes``') commits take rows out of a lake table's files:
+#: recorded beside them (deletion vectors, delete files), or by writing the files again.
+DeleteMode = Literal["merge-on-read", "copy-on-write"]
 #: What ``create=True`` makes of a nested field without pgarrow's metadata.
 CreateNested = Literal["json", "typed"]
 #: What ``copy(create=True)`` makes of a domain column.
