@@ -93,6 +93,11 @@ bench-changes rows="1000000" reps="3": bench-build
 bench-mirror rows="1000000" reps="3": bench-build
     python3 benches/mirror.py --rows {{rows}} --reps {{reps}}
 
+# The delete modes: 1% of lineitem's rows updated (spread over every file), mirrored with
+# deletion vectors / delete files and with --deletes copy-on-write -> benches/RESULTS.md.
+bench-mirror-deletes rows="1000000" reps="3" every="100": bench-build
+    python3 benches/mirror.py --rows {{rows}} --reps {{reps}} --every {{every}} --copy-on-write --seconds 0
+
 # The mirror bench with dlt's pg_replication beside it (SOURCES: `dlt init pg_replication filesystem`'s directory)
 bench-mirror-dlt sources rows="1000000" reps="3": bench-build
     python3 benches/mirror.py --rows {{rows}} --reps {{reps}} --dlt {{sources}}

@@ -59,8 +59,10 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHES = os.path.join(ROOT, "benches")
 DATA = os.path.join(BENCHES, "data")
-PGARROW = os.path.join(ROOT, "target", "release", "pgarrow")
-SERVE = os.path.join(ROOT, "target", "release", "examples", "serve")
+# Where `just bench-build` put the binaries: cargo's target directory (CARGO_TARGET_DIR when set).
+TARGET = os.path.abspath(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"))
+PGARROW = os.path.join(TARGET, "release", "pgarrow")
+SERVE = os.path.join(TARGET, "release", "examples", "serve")
 VENV_PY = os.path.join(BENCHES, "venv", "bin", "python")
 PEERS = os.path.join(BENCHES, "peers.py")
 PG2PARQUET = os.path.join(BENCHES, "tools", "bin", "pg2parquet")

@@ -73,6 +73,11 @@ def main():
     p.add_argument("--seconds", type=int, default=30, help="how long the steady load runs")
     p.add_argument("--commit-interval", type=float, default=1.0)
     p.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS))
+    p.add_argument("--every", type=int, default=1,
+                   help="update the rows whose l_orderkey %% N = 0 (1: every row)")
+    p.add_argument("--copy-on-write", action="store_true",
+                   help="also mirror each format with --deletes copy-on-write (the files that lose "
+                        "rows written again), in the same rounds")
     p.add_argument("--dlt", metavar="SOURCES",
                    help="dlt's verified sources directory (holding pg_replication): measure it too")
     a = p.parse_args()
@@ -83,7 +88,11 @@ def main():
         sys.exit(f"{PGARROW} is missing: cargo build --release -p pgarrow-cli")
     with LogicalServer(a.rows) as server, tempfile.TemporaryDirectory() as out:
         server.psql("ALTER TABLE lineitem ADD PRIMARY KEY (l_orderkey, l_linenumber)")
-        times = {"changes": [], **{f: [] for f in a.formats}, **({"dlt": []} if a.dlt else {})}
+        modes = [(f, f) for f in a.formats]
+        if a.copy_on_write:
+            modes += [(f"{f}-cow", f) for f in a.formats]
+        times = {"changes": [], **{m: [] for m, _ in modes}, **({"dlt": []} if a.dlt else {})}
+        updated = int(server.psql(f"SELECT count(*) FROM lineitem WHERE l_orderkey % {a.every} = 0"))
         for r in range(a.reps):
             mirrors = {}
             if a.dlt:
@@ -101,15 +110,17 @@ def main():
                     sys.exit(f"dlt's initial load loaded {loaded} rows, not {a.rows}")
                 server.psql(f"SELECT pg_replication_slot_advance('dlt{r}', pg_current_wal_lsn())")
                 mirrors["dlt"] = [*step, "changes", *where]
-            for f in a.formats:
-                mirrors[f] = [PGARROW, "mirror", "--url", server.url, "-t", "lineitem",
-                              "--slot", f"m{r}{f}", *lake_args(server, out, f, f"{f}{r}"),
-                              "--catch-up", "--json"]
-                timed(mirrors[f])
+            for m, f in modes:
+                slot = f"m{r}{m.replace('-', '_')}"
+                mirrors[m] = [PGARROW, "mirror", "--url", server.url, "-t", "lineitem",
+                              "--slot", slot, *lake_args(server, out, f, slot),
+                              "--catch-up", "--json",
+                              *(["--deletes", "copy-on-write"] if m != f else [])]
+                timed(mirrors[m])
             server.psql(
                 "SELECT pg_create_logical_replication_slot('s_us', 'pgoutput')",
                 "CREATE PUBLICATION p FOR TABLE lineitem",
-                "UPDATE lineitem SET l_quantity = l_quantity + 1",
+                f"UPDATE lineitem SET l_quantity = l_quantity + 1 WHERE l_orderkey % {a.every} = 0",
             )
             dest = os.path.join(out, f"changes{r}")
             runs = [("changes", [PGARROW, "changes", "--url", server.url, "--slot", "s_us",
@@ -125,32 +136,35 @@ def main():
                     sys.exit(f"{' '.join(argv)} failed: {done.stderr.strip()}")
                 if name == "dlt":
                     loaded = int(done.stdout.strip().splitlines()[-1])
-                    if loaded != a.rows:
-                        sys.exit(f"dlt loaded {loaded} changed rows, not {a.rows}")
+                    if loaded != updated:
+                        sys.exit(f"dlt loaded {loaded} changed rows, not {updated}")
                 elif name != "changes":
                     stats = json.loads(done.stdout.strip().splitlines()[-1])["stats"]
-                    if stats.get("inserted") != a.rows or stats.get("deleted") != a.rows:
+                    if stats.get("inserted") != updated or stats.get("deleted") != updated:
                         sys.exit(f"the {name} mirror wrote {stats.get('inserted')} rows and "
-                                 f"deleted {stats.get('deleted')}, not {a.rows} each")
+                                 f"deleted {stats.get('deleted')}, not {updated} each")
             print(f"[{r + 1}/{a.reps}] " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
                   flush=True)
             server.psql("SELECT pg_drop_replication_slot('s_us')", "DROP PUBLICATION p",
-                        *[f"SELECT pg_drop_replication_slot('m{r}{f}')" for f in a.formats],
-                        *[f"DROP PUBLICATION m{r}{f}" for f in a.formats],
+                        *[f"SELECT pg_drop_replication_slot('m{r}{m.replace('-', '_')}')" for m, _ in modes],
+                        *[f"DROP PUBLICATION m{r}{m.replace('-', '_')}" for m, _ in modes],
                         *([f"SELECT pg_drop_replication_slot('dlt{r}')", f"DROP PUBLICATION dlt{r}"]
                           if a.dlt else []))
-        fresh = {f: freshness(server, out, a, f) for f in a.formats}
+        # --seconds 0: the timed rounds alone.
+        fresh = {f: freshness(server, out, a, f) for f in a.formats if a.seconds > 0}
     ch = statistics.median(times["changes"])
     rows = [f"| pgarrow changes, to Parquet files | {ch:.2f} | 1.00 |"]
-    for f in a.formats:
-        mi = statistics.median(times[f])
-        rows.append(f"| pgarrow mirror, into {FORMATS[f]} | {mi:.2f} | {mi / ch:.2f} |")
+    for m, f in modes:
+        mi = statistics.median(times[m])
+        into = FORMATS[f] if m == f else f"{FORMATS[f].split(' ')[0]} (--deletes copy-on-write: files rewritten)"
+        vs = f" ({mi / statistics.median(times[f]):.2f} of merge-on-read)" if m != f else ""
+        rows.append(f"| pgarrow mirror, into {into} | {mi:.2f} | {mi / ch:.2f}{vs} |")
     if a.dlt:
         dl = statistics.median(times["dlt"])
         rows.append(f"| dlt pg_replication, merged into Delta (filesystem destination) | {dl:.2f} "
                     f"| {dl / ch:.2f} |")
     lines = []
-    for f in a.formats:
+    for f in fresh:
         fr = sorted(fresh[f])
         p95 = fr[max(int(len(fr) * 0.95) - 1, 0)]
         lines.append(f"- {FORMATS[f].split(' ')[0]}: median {statistics.median(fr):.2f} s, "
@@ -160,8 +174,11 @@ def main():
         f"{sh(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD'])}, "
         f"`python3 benches/mirror.py --rows {a.rows} --reps {a.reps} --rate {a.rate} "
         f"--seconds {a.seconds} --commit-interval {a.commit_interval}"
+        f"{f' --every {a.every}' if a.every != 1 else ''}{' --copy-on-write' if a.copy_on_write else ''}"
         f"{' --dlt SOURCES' if a.dlt else ''}`",
-        f"- lineitem {a.rows:,} rows (primary key), every row updated in one transaction; every "
+        f"- lineitem {a.rows:,} rows (primary key), "
+        f"{'every row' if a.every == 1 else f'{updated:,} rows (l_orderkey % {a.every} = 0)'} "
+        "updated in one transaction; every "
         "slot made at the same position before it; medians of the interleaved rounds. The "
         "mirror commits at transaction boundaries: the one transaction is one lake commit.",
         *(["- dlt: its verified source `pg_replication` (dlt "
@@ -173,15 +190,19 @@ def main():
         "| tool | median (s) | vs pgarrow changes |",
         "|---|---|---|",
         *rows,
-        "",
-        f"Freshness at a steady {a.rate:,} changes/s for {a.seconds} s, "
-        f"`--commit-interval {a.commit_interval}`: from the source's commit to the lake commit "
-        "that holds it.",
-        "",
-        *lines,
+        *(["",
+           f"Freshness at a steady {a.rate:,} changes/s for {a.seconds} s, "
+           f"`--commit-interval {a.commit_interval}`: from the source's commit to the lake commit "
+           "that holds it.",
+           "",
+           *lines] if lines else []),
     ])
     print(text)
-    write_section("mirror", "## Mirror\n\n" + text)
+    if a.copy_on_write or a.every != 1:
+        # The delete modes side by side: a section of their own, beside the default run's.
+        write_section("mirror-deletes", "## Mirror: the delete modes\n\n" + text)
+    else:
+        write_section("mirror", "## Mirror\n\n" + text)
 
 
 def freshness(server, out, a, fmt):
