@@ -184,6 +184,25 @@ fi
 export PGARROW_DUCKDB_EXT_PYTHON="$root_dir/$duckdb_venv/bin/python3"
 step "DuckDB extensions: $("$PGARROW_DUCKDB_EXT_PYTHON" -c 'import duckdb, duckdb_extension_spatial, duckdb_extension_ducklake, duckdb_extension_delta, duckdb_extension_iceberg, duckdb_extension_postgres; print("duckdb", duckdb.__version__, "with its spatial, ducklake, delta, iceberg and postgres extensions")') in $duckdb_venv"
 
+# The engines of test_more_engines.py, which read the Delta and Iceberg tables with readers of
+# their own: chDB (ClickHouse embedded), Daft, and Sail (a Spark-compatible engine) with the
+# Spark Connect client. Daft pins a pyarrow older than the readers' one above: a venv of their
+# own, from the pinned .ci/engines-requirements.txt, whose python the tests run (PGARROW_ENGINES_PYTHON).
+engines_venv=target/engines-venv
+if [ ! -x "$engines_venv/bin/python3" ]; then
+    step "Engines: creating $engines_venv"
+    python3 -m venv "$engines_venv"
+fi
+engines_sum=$(sha256sum .ci/engines-requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$engines_venv/.requirements" 2>/dev/null)" != "$engines_sum" ]; then
+    step "Engines: installing the pinned .ci/engines-requirements.txt into $engines_venv (pip)"
+    "$engines_venv/bin/python3" -m pip install -q --disable-pip-version-check -r .ci/engines-requirements.txt ||
+        fail "pip could not install .ci/engines-requirements.txt into $engines_venv"
+    echo "$engines_sum" > "$engines_venv/.requirements"
+fi
+export PGARROW_ENGINES_PYTHON="$root_dir/$engines_venv/bin/python3"
+step "Engines: $("$PGARROW_ENGINES_PYTHON" -c 'from importlib.metadata import version; import chdb, daft, pysail; print(", ".join(f"{p} {version(p)}" for p in ("chdb", "daft", "pysail", "pyspark-client")))') in $engines_venv"
+
 # --- Azurite, the Azure Blob emulator of the object-store tests, from npm ------------------------
 # 3.35.0 is the newest release whose declared Node.js range includes Node 20.
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/pgarrow
