@@ -180,7 +180,7 @@ fn now_ms() -> i64 {
 
 /// A table's metadata file, read and parsed.
 async fn read_metadata(location: &str, storage: &StorageOptions) -> Result<Json> {
-    let at = Location::parse(location, storage)?;
+    let at = crate::iceberg::located(location, storage)?;
     let shown = location.to_owned();
     let bytes = blocking(move || Ok(at.read()?)).await?;
     // Writers may gzip it (`write.metadata.compression-codec = gzip`: `.gz.metadata.json`).
@@ -343,14 +343,48 @@ fn metadata_version(location: &str, meta: &Json) -> i64 {
         })
 }
 
-/// A local warehouse made absolute (Iceberg's paths are), an object URL as given.
+/// A local warehouse as a `file:` URI of its absolute path (as Iceberg's own writers name
+/// local files: readers built on iceberg-rust refuse a bare path), an object URL as given.
 fn absolute(path: &str) -> Result<String> {
     if path.contains("://") {
         return Ok(path.trim_end_matches('/').to_owned());
     }
     let p = std::path::absolute(path)
         .map_err(|e| Error::from(ErrorKind::Usage(format!("warehouse {path}: {e}"))))?;
-    Ok(p.to_string_lossy().trim_end_matches('/').to_owned())
+    Ok(format!(
+        "file://{}",
+        p.to_string_lossy().trim_end_matches('/')
+    ))
+}
+
+/// Where a path of an Iceberg table's metadata is. A `file:` URI (`file:///abs`, Java's
+/// `file:/abs`) names the path after its scheme as it is, not percent-decoded, as pyiceberg
+/// and iceberg-rust read it (a partition directory `s=a%2Fb` is a file of that name); a bare
+/// path (tables pgarrow wrote before it wrote URIs, and other writers') and an object URL as
+/// any location.
+///
+/// # Errors
+/// A `file:` URI naming another host; an object URL's.
+pub(crate) fn located(path: &str, storage: &pgarrow::io::StorageOptions) -> Result<Location> {
+    let local = match path.strip_prefix("file://") {
+        Some(rest) if rest.starts_with('/') => Some(rest),
+        Some(rest) => match rest.strip_prefix("localhost") {
+            Some(abs) if abs.starts_with('/') => Some(abs),
+            _ => {
+                return Err(ErrorKind::Unexpected(format!(
+                    "{path}: a file: URI of another host, which pgarrow cannot read"
+                ))
+                .into());
+            }
+        },
+        None => path
+            .strip_prefix("file:")
+            .filter(|rest| rest.starts_with('/')),
+    };
+    match local {
+        Some(abs) => Ok(Location::Local(std::path::PathBuf::from(abs))),
+        None => Ok(Location::parse(path, storage)?),
+    }
 }
 
 /// Exports `source` into the Iceberg table `target` describes, over
@@ -466,7 +500,7 @@ async fn export(
     };
     let data_dir = format!("{location}/data");
     let files = DirTarget::new(
-        Location::parse(&data_dir, &target.storage)?,
+        crate::iceberg::located(&data_dir, &target.storage)?,
         Format::Parquet,
     )
     // Iceberg's readers read the files by the table's schema, which has no JSON or
@@ -610,7 +644,7 @@ async fn export(
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
-            let at = Location::parse(&list, &target.storage)?;
+            let at = crate::iceberg::located(&list, &target.storage)?;
             let bytes = blocking(move || Ok(at.read()?)).await?;
             entries.extend(manifest::read_manifest_list(&bytes)?);
         }
@@ -787,7 +821,7 @@ impl Cleanup {
     }
 
     async fn write(&mut self, path: &str, bytes: Vec<u8>) -> Result<()> {
-        let at = Location::parse(path, &self.storage)?;
+        let at = crate::iceberg::located(path, &self.storage)?;
         self.paths.push(path.to_owned());
         blocking(move || {
             if let Some(dir) = at.as_local().and_then(|p| p.parent()) {
@@ -807,7 +841,7 @@ impl Cleanup {
 
     async fn remove(&mut self, paths: &[&str]) {
         for p in paths {
-            if let Ok(at) = Location::parse(p, &self.storage) {
+            if let Ok(at) = crate::iceberg::located(p, &self.storage) {
                 let _ = blocking(move || Ok(at.remove()?)).await;
             }
             self.paths.retain(|x| x != p);
@@ -825,7 +859,7 @@ impl Drop for Cleanup {
             return;
         }
         for p in &self.paths {
-            if let Ok(at) = Location::parse(p, &self.storage) {
+            if let Ok(at) = crate::iceberg::located(p, &self.storage) {
                 let _ = at.remove();
             }
         }
@@ -885,7 +919,7 @@ fn snapshot(meta: &Json, id: i64) -> Option<&Json> {
 fn writable(meta: &Json) -> Result<()> {
     let version = meta["format-version"].as_i64().unwrap_or(1);
     if version != 2 {
-        return Err(ErrorKind::Usage(format!(
+        return Err(ErrorKind::InvalidInput(format!(
             "it is of Iceberg format version {version}, and pgarrow writes version 2 tables \
              (upgrade it with `ALTER TABLE ... SET TBLPROPERTIES ('format-version'='2')` in \
              Spark, or pyiceberg's upgrade_table_version)"
@@ -893,7 +927,7 @@ fn writable(meta: &Json) -> Result<()> {
         .into());
     }
     if meta["properties"]["write.parquet.field-id.enabled"] == json!("false") {
-        return Err(ErrorKind::Usage(
+        return Err(ErrorKind::InvalidInput(
             "it maps columns by name (write.parquet.field-id.enabled = false)".into(),
         )
         .into());
@@ -1163,7 +1197,7 @@ fn describe_files(
     spec: &[SpecField],
     types: &std::collections::BTreeMap<i32, String>,
 ) -> Result<Vec<DataFile>> {
-    let root = Location::parse(data_dir, storage)?;
+    let root = crate::iceberg::located(data_dir, storage)?;
     manifest
         .files
         .iter()

@@ -105,8 +105,12 @@ def test_every_type_reads_back_in_three_readers_as_the_server_has_it(url, conn, 
     # pyiceberg, through the same catalog.
     table = pyiceberg(cat_url).load_table("sales.types")
     assert table.metadata.format_version == 2
-    assert table.location() == f"{warehouse}/sales.db/types"
+    # Local paths as file: URIs, as Iceberg's own writers name them (iceberg-rust's readers
+    # refuse a bare path): the table, its metadata file in the catalog, its data files.
+    assert table.location() == f"file://{warehouse}/sales.db/types"
     assert report["metadata_location"] == table.metadata_location
+    assert table.metadata_location.startswith(f"file://{warehouse}/sales.db/types/metadata/")
+    assert all(t.file.file_path.startswith(f"file://{warehouse}/") for t in table.scan().plan_files())
     got = table.scan().to_arrow().sort_by("id")
     same([tuple(r.values()) for r in got.select(COLUMNS.split(", ")).to_pylist()], want)
     types = {f.name: str(f.field_type) for f in table.schema().fields}
@@ -289,7 +293,10 @@ def test_tables_pyiceberg_wrote_take_pgarrow_appends_and_the_other_way_round(url
                             "--lake-table", "py.theirs", "--if-exists", "append").stdout)
     assert not report["created"]
     theirs = cat.load_table("py.theirs")
+    # pyiceberg, given a bare warehouse path, names its files by bare paths (as pgarrow did
+    # before it wrote file: URIs): such a table still takes appends and reads.
     assert theirs.location().startswith(str(warehouse)) and len(theirs.history()) == 2
+    assert all(t.file.file_path.startswith("/") for t in theirs.scan().plan_files())
     assert sorted(theirs.scan().to_arrow()["id"].to_pylist()) == [-2, -1, *range(1, 11)]
     # pgarrow's table, partitioned; pyiceberg appends to it and reads both.
     ice(url, cat_url, "-q", f"SELECT id, region, day FROM {events}", "--lake-table", "py.ours",

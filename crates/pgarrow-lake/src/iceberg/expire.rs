@@ -76,7 +76,7 @@ pub(crate) async fn expire(target: &IcebergTarget, options: &ExpireOptions) -> R
         let path = super::next_metadata_path(&format!("{location}/metadata"), &at, &meta);
         let text = serde_json::to_vec_pretty(&next)
             .map_err(|e| Error::from(ErrorKind::Internal(format!("metadata JSON: {e}"))))?;
-        let written = Location::parse(&path, &target.storage)?;
+        let written = crate::iceberg::located(&path, &target.storage)?;
         {
             let written = written.clone();
             blocking(move || Ok(written.write_atomically(&text)?)).await?;
@@ -156,7 +156,7 @@ fn unreachable(
         let mut out = HashSet::new();
         for list in lists {
             out.insert(list.clone());
-            let at = Location::parse(list, storage)?;
+            let at = crate::iceberg::located(list, storage)?;
             let entries = match at.read() {
                 Ok(bytes) => crate::avro::read_file(&bytes)?.records,
                 // A list already gone (an expiry that stopped after its swap).
@@ -171,7 +171,7 @@ fn unreachable(
                     .to_owned();
                 out.insert(path.clone());
                 if !manifests.contains_key(&path) {
-                    let files = match Location::parse(&path, storage)?.read() {
+                    let files = match crate::iceberg::located(&path, storage)?.read() {
                         Ok(bytes) => crate::avro::read_file(&bytes)?
                             .records
                             .iter()
@@ -211,7 +211,7 @@ fn unreachable(
     let mut out = Vec::new();
     for path in gone.difference(&keep) {
         let bytes = sizes.get(path.as_str()).copied().unwrap_or(0);
-        out.push((Location::parse(path, storage)?, bytes));
+        out.push((crate::iceberg::located(path, storage)?, bytes));
     }
     Ok(out)
 }

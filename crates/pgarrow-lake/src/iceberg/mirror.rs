@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use pgarrow::io::{Format, Layout, Location, Manifest, ManifestFile, PartitionField};
+use pgarrow::io::{Format, Layout, Manifest, ManifestFile, PartitionField};
 use pgarrow::{Error, ErrorKind, Result};
 use serde_json::{Value as Json, json};
 
@@ -119,7 +119,7 @@ impl IcebergMirror {
             if !spec.is_empty() {
                 parts.insert(id, partition_of(&f.partition, &spec, &name)?);
             }
-            let location = Location::parse(&f.path, &target.storage)?;
+            let location = crate::iceberg::located(&f.path, &target.storage)?;
             let rows = match f.rows {
                 Some(rows) => rows,
                 None => {
@@ -350,7 +350,7 @@ impl IcebergMirror {
                 let rows: u64 = deletes.iter().map(|(_, p)| p.len() as u64).sum();
                 let path = format!("{data_dir}/{}-deletes.parquet", new_uuid());
                 cleanup.track(&path);
-                let at = Location::parse(&path, &storage)?;
+                let at = crate::iceberg::located(&path, &storage)?;
                 let (bytes, _) = blocking(move || crate::deletes::write(&at, &deletes)).await?;
                 delete_files.push(DataFile::position_deletes(path, rows, bytes, partition));
             }
@@ -382,7 +382,7 @@ impl IcebergMirror {
         if !plan.truncate
             && let Some(list) = previous.as_ref().and_then(|p| p["manifest-list"].as_str())
         {
-            let at = Location::parse(list, &storage)?;
+            let at = crate::iceberg::located(list, &storage)?;
             let bytes = blocking(move || Ok(at.read()?)).await?;
             let before = manifest::read_manifest_list(&bytes)?;
             // Two manifests a commit: merged once there are many, so that readers open few.
@@ -503,7 +503,7 @@ impl IcebergMirror {
             written.push(LiveFile {
                 constants: Vec::new(),
                 id,
-                location: Location::parse(&f.path, &storage)?,
+                location: crate::iceberg::located(&f.path, &storage)?,
                 rows: f.rows,
                 bytes: f.bytes,
                 deleted: Vec::new(),
@@ -544,7 +544,7 @@ impl IcebergMirror {
             .with_known_field_ids(ids.clone())
             .with_arrow_extensions(false)
             .with_forms(crate::common::value_forms(crate::common::Format::Iceberg));
-        let dir = Location::parse(data_dir, &self.target.storage)?;
+        let dir = crate::iceberg::located(data_dir, &self.target.storage)?;
         let written = crate::live::write_rows(dir, options, layout, rows, new_uuid()).await?;
         let files = written
             .into_iter()
@@ -613,7 +613,8 @@ impl Merge<'_> {
                 let inherited = m.get("sequence_number").as_i64().unwrap_or(0);
                 let added_by = m.get("added_snapshot_id").as_i64().unwrap_or(0);
                 let deletes = m.get("content").as_i64().unwrap_or(0) != 0;
-                let manifest = crate::avro::read_file(&Location::parse(path, &storage)?.read()?)?;
+                let manifest =
+                    crate::avro::read_file(&crate::iceberg::located(path, &storage)?.read()?)?;
                 for entry in manifest.records {
                     // 2: deleted by the manifest's snapshot, gone from this one.
                     if entry.get("status").as_i64() == Some(2) {

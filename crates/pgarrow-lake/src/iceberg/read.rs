@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use pgarrow::io::{Input, InputOptions, Location, StorageOptions, TableFile};
+use pgarrow::io::{Input, InputOptions, StorageOptions, TableFile};
 use pgarrow::protocol::Config;
 use pgarrow::{Error, ErrorKind, Result};
 use serde_json::Value as Value2;
@@ -31,15 +31,16 @@ pub async fn open_iceberg(
 ) -> Result<Input> {
     let name = format!("{namespace}.{table}");
     let refuse = |what: String| -> Error {
-        ErrorKind::Usage(format!("Iceberg table {name}: {what}")).into()
+        ErrorKind::InvalidInput(format!("Iceberg table {name}: {what}")).into()
     };
     let mut db = SqlCatalog::connect(catalog, catalog_name).await?;
     let current = db.current(namespace, table).await;
     db.close().await;
     let Some(at) = current? else {
-        return Err(refuse(format!(
-            "the catalog {catalog_name:?} has no such table"
-        )));
+        return Err(ErrorKind::Usage(format!(
+            "Iceberg table {name}: the catalog {catalog_name:?} has no such table"
+        ))
+        .into());
     };
     let meta = read_metadata(&at, storage).await?;
     let fields = super::current_schema(&meta)
@@ -75,7 +76,7 @@ pub async fn open_iceberg(
             .into_iter()
             .map(|f| {
                 let mut file =
-                    TableFile::new(Location::parse(&f.path, &storage2)?, f.rows, Vec::new())
+                    TableFile::new(crate::iceberg::located(&f.path, &storage2)?, f.rows, Vec::new())
                         .with_deleted(f.deleted);
                 for (partition, index) in &identity {
                     // A NULL partition is a NULL value (not the column's default); a tuple
@@ -221,7 +222,7 @@ pub(crate) struct SnapshotFile {
 /// Equality delete files (which pgarrow does not apply: named); data files that are not
 /// Parquet; the files' errors.
 pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec<SnapshotFile>> {
-    let entries = avro::read_file(&Location::parse(list, storage)?.read()?)?.records;
+    let entries = avro::read_file(&crate::iceberg::located(list, storage)?.read()?)?.records;
     let long = |v: &Value| match v {
         Value::Long(n) => Some(*n),
         Value::Int(n) => Some(i64::from(*n)),
@@ -233,7 +234,7 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
         let path = m.get("manifest_path").as_str().unwrap_or_default();
         // Entries without a sequence number of their own inherit their manifest's.
         let inherited = long(m.get("sequence_number")).unwrap_or(0);
-        let manifest = avro::read_file(&Location::parse(path, storage)?.read()?)?;
+        let manifest = avro::read_file(&crate::iceberg::located(path, storage)?.read()?)?;
         for entry in &manifest.records {
             // 2: deleted by this manifest's snapshot.
             if entry.get("status").as_i64() == Some(2) {
@@ -248,7 +249,7 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
                 .to_owned();
             let format = file.get("file_format").as_str().unwrap_or_default();
             if !format.eq_ignore_ascii_case("parquet") {
-                return Err(ErrorKind::Usage(format!(
+                return Err(ErrorKind::InvalidInput(format!(
                     "its file {file_path} is {format}, and pgarrow reads Parquet"
                 ))
                 .into());
@@ -269,7 +270,7 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
                 }
                 1 => deletes.push((file_path, sequence)),
                 _ => {
-                    return Err(ErrorKind::Usage(format!(
+                    return Err(ErrorKind::InvalidInput(format!(
                         "its snapshot has the equality delete file {file_path} (rows deleted by \
                          value), which pgarrow does not apply yet: rewrite the table's data \
                          files (Spark's rewrite_data_files) first"
@@ -282,7 +283,7 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
     // Each data file's deleted positions, from the delete files that apply to it.
     let mut gone: std::collections::HashMap<String, Vec<(i64, Vec<u64>)>> = Default::default();
     for (path, sequence) in &deletes {
-        let at = Location::parse(path, storage)?;
+        let at = crate::iceberg::located(path, storage)?;
         for (file, positions) in crate::deletes::read(&at)? {
             gone.entry(file).or_default().push((*sequence, positions));
         }
@@ -384,7 +385,7 @@ fn primitive(want: &Value2) -> Result<Field> {
 }
 
 fn unreadable(name: &str, ty: &Value2) -> Error {
-    ErrorKind::Usage(format!(
+    ErrorKind::InvalidInput(format!(
         "no data file holds column \"{name}\" as the table types it ({ty}), and pgarrow reads \
          that type only from a file that does"
     ))
