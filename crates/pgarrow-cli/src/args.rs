@@ -62,8 +62,9 @@ PGSSLMODE, ...) as libpq reads them; the password last from ~/.pgpass (PGPASSFIL
 prompt with -W.
 
 Exit status: 0 done; 1 the export or load failed; 2 a usage error or no connection (bad \
-settings, server unreachable, authentication refused); 130 after Ctrl-C, 143 after SIGTERM \
-(nothing written, nothing loaded).";
+settings, server unreachable, authentication refused); 3 an input holds what it must not or \
+what pgarrow does not read (a malformed file, a lake table's feature: named); 130 after \
+Ctrl-C, 143 after SIGTERM (nothing written, nothing loaded).";
 
 const EXPORT_EXAMPLES: &str = "\
 Examples:

@@ -9,6 +9,9 @@ use pgarrow::{Category, Stop};
 
 /// The status after a usage error or a connection that could not be made.
 pub(crate) const EXIT_USAGE: i32 = 2;
+/// An input (a file, a lake table another writer made) holds what it must not, or what pgarrow
+/// does not read: a data error, not the command line's.
+pub(crate) const EXIT_DATA: i32 = 3;
 
 /// What the run knows that its error report needs: the query as the user wrote it (for the
 /// caret), a hint for a `--table` with capitals, whether the data goes to standard output,
@@ -148,7 +151,7 @@ pub(crate) fn usage(message: &str) -> anyhow::Error {
     Usage(message.to_owned()).into()
 }
 
-/// 2 for usage and connection failures, 1 for the rest.
+/// 2 for usage and connection failures, 3 for invalid input data, 1 for the rest.
 fn exit_status(e: &anyhow::Error) -> i32 {
     for cause in e.chain() {
         if cause.is::<Usage>() || cause.is::<clap::Error>() {
@@ -157,6 +160,7 @@ fn exit_status(e: &anyhow::Error) -> i32 {
         if let Some(p) = cause.downcast_ref::<pgarrow::Error>() {
             return match p.category() {
                 Category::Usage | Category::Connection => EXIT_USAGE,
+                _ if p.is_invalid_input() => EXIT_DATA,
                 _ => 1,
             };
         }
@@ -269,5 +273,14 @@ mod tests {
         assert_eq!(exit_status(&anyhow::Error::new(files.unwrap_err())), 2);
         let disk = pgarrow::io::Error::Stdout(std::io::Error::other("full"));
         assert_eq!(exit_status(&anyhow::Error::new(disk)), 1);
+    }
+
+    #[test]
+    fn invalid_input_data_exits_3_under_any_context() {
+        let data =
+            pgarrow::Error::invalid_input("a malformed deletion vector").context("reading t");
+        assert_eq!(exit_status(&anyhow::Error::new(data).context("import")), 3);
+        let value = pgarrow::Error::out_of_step("not in step");
+        assert_eq!(exit_status(&anyhow::Error::new(value)), 1);
     }
 }

@@ -74,7 +74,7 @@ pub(crate) fn write(at: &Location, deletes: &[(String, Vec<u64>)]) -> Result<(u6
 pub(crate) fn read(at: &Location) -> Result<BTreeMap<String, Vec<u64>>> {
     let shown = at.to_string();
     let bad = |what: &str| -> Error {
-        ErrorKind::Usage(format!("the position delete file {shown} {what}")).into()
+        ErrorKind::InvalidInput(format!("the position delete file {shown} {what}")).into()
     };
     let input = Input::open(std::slice::from_ref(at), &InputOptions::default())?;
     let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();

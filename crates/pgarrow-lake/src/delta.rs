@@ -416,7 +416,7 @@ fn last_state(log: &Location, version: i64) -> Result<Option<IncrementalState>> 
 /// Refuses a table whose protocol asks of a writer what pgarrow does not do, naming it.
 fn writable(table: &Snapshot, if_exists: IfExists, name: &str) -> Result<()> {
     let refuse = |what: String| -> Error {
-        ErrorKind::Usage(format!("Delta table {name}: {what}; nothing was written")).into()
+        ErrorKind::InvalidInput(format!("Delta table {name}: {what}; nothing was written")).into()
     };
     let p = &table.protocol;
     if p.min_writer_version > 7 || p.min_reader_version > 3 {
@@ -802,7 +802,7 @@ impl Plan<'_> {
     fn appendable(&self, table: &Snapshot) -> Result<Option<serde_json::Value>> {
         let theirs: serde_json::Value = serde_json::from_str(&table.metadata.schema_string)
             .map_err(|e| {
-                Error::from(ErrorKind::Usage(format!(
+                Error::from(ErrorKind::InvalidInput(format!(
                     "Delta table {}: its schema is not JSON: {e}",
                     self.name
                 )))

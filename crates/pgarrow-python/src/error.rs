@@ -40,6 +40,15 @@ pyo3::create_exception!(
     Error,
     "Writing the output file failed; nothing was left behind."
 );
+pyo3::create_exception!(
+    _pgarrow,
+    DataError,
+    Error,
+    "An input (a file, a lake table another writer made) holds what it must not, or what \
+     pgarrow does not read: a malformed file or deletion vector, a log that does not parse, a \
+     table's feature pgarrow refuses. The message names the file or table and what is wrong; \
+     the command line exits 3."
+);
 /// The Python exception for a pgarrow error, its class from what the caller can do about it
 /// ([`Category`]), with its attributes set.
 pub(crate) fn py_err(py: Python<'_>, e: &pgarrow::Error) -> PyErr {
@@ -52,6 +61,7 @@ pub(crate) fn py_err(py: Python<'_>, e: &pgarrow::Error) -> PyErr {
             DecodeError::new_err(message)
         }
         Category::Output => OutputError::new_err(message),
+        _ if e.is_invalid_input() => DataError::new_err(message),
         // Ctrl-C while a Python producer of `write`'s input ran: the handler raised inside it,
         // and its C stream can pass on only the text.
         Category::Input if message.contains("\nKeyboardInterrupt") => {

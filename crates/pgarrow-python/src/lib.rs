@@ -56,6 +56,7 @@ fn _pgarrow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("QueryError", py.get_type::<error::QueryError>())?;
     m.add("DecodeError", py.get_type::<error::DecodeError>())?;
     m.add("OutputError", py.get_type::<error::OutputError>())?;
+    m.add("DataError", py.get_type::<error::DataError>())?;
     m.add_class::<export::PyExport>()?;
     m.add_class::<export::PyBatch>()?;
     m.add_function(wrap_pyfunction!(export::schema, m)?)?;

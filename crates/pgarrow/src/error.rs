@@ -170,6 +170,13 @@ impl Error {
         self.category() == Category::Usage
     }
 
+    /// An input (a file, a lake table another writer made) holds what it must not, or what
+    /// pgarrow does not read: [`ErrorKind::InvalidInput`] under any context. A data error, not
+    /// the call's: the command line's exit status 3, Python's `pgarrow.DataError`.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(&*self.root().kind, ErrorKind::InvalidInput(_))
+    }
+
     /// No session could be had (see [`Category::Connection`]).
     pub fn is_connection(&self) -> bool {
         self.category() == Category::Connection

@@ -402,7 +402,7 @@ pub(crate) fn read(at: &Location, log: &Location) -> Result<Vec<Action>> {
 fn read_part(at: &Location, log: &Location, sidecars: bool) -> Result<Vec<Action>> {
     let bytes = bytes::Bytes::from(at.read()?);
     let bad = |e: &dyn std::fmt::Display| -> Error {
-        ErrorKind::Usage(format!(
+        ErrorKind::InvalidInput(format!(
             "Delta checkpoint {at}: {e}: not a checkpoint pgarrow can read"
         ))
         .into()

@@ -22,7 +22,7 @@ const Z85: &[u8; 85] =
     b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
 
 fn malformed(why: impl Into<String>) -> pgarrow::Error {
-    ErrorKind::Usage(format!("a malformed deletion vector: {}", why.into())).into()
+    ErrorKind::InvalidInput(format!("a malformed deletion vector: {}", why.into())).into()
 }
 
 /// Bytes (a multiple of 4 long) as Z85 text.

@@ -176,7 +176,7 @@ impl Snapshot {
             }
         }
         let broken = |what: &str| -> Error {
-            ErrorKind::Usage(format!(
+            ErrorKind::InvalidInput(format!(
                 "Delta table log {log}: version {version} has no {what} before it: not a Delta \
                  table pgarrow can read"
             ))
@@ -222,7 +222,7 @@ pub(crate) fn read_commit(log: &Location, version: i64) -> Result<Vec<Action>> {
     let at = log.join(&commit_name(version));
     let bytes = at.read()?;
     parse_commit(&bytes).map_err(|e| {
-        ErrorKind::Usage(format!(
+        ErrorKind::InvalidInput(format!(
             "Delta table log {at}: {e}: not a commit pgarrow can read"
         ))
         .into()

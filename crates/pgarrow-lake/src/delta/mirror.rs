@@ -62,7 +62,7 @@ struct Partition {
 fn partitions_of(state: &Snapshot, name: &str) -> Result<Vec<Partition>> {
     let schema: serde_json::Value =
         serde_json::from_str(&state.metadata.schema_string).map_err(|e| {
-            Error::from(ErrorKind::Usage(format!(
+            Error::from(ErrorKind::InvalidInput(format!(
                 "Delta table {name}: its schema is not JSON: {e}"
             )))
         })?;
@@ -78,7 +78,7 @@ fn partitions_of(state: &Snapshot, name: &str) -> Result<Vec<Partition>> {
                 .map(|f| f.1.clone())
                 .unwrap_or_default();
             let data_type = super::read::partition_type(&ty).ok_or_else(|| {
-                Error::from(ErrorKind::Usage(format!(
+                Error::from(ErrorKind::InvalidInput(format!(
                     "Delta table {name}: partition column \"{column}\" is of type {ty}, which \
                      pgarrow does not read back"
                 )))
@@ -307,7 +307,7 @@ impl DeltaMirror {
     ) -> Result<(Vec<(Add, u64)>, Vec<(i64, Add)>)> {
         let theirs: serde_json::Value = serde_json::from_str(&self.state.metadata.schema_string)
             .map_err(|e| {
-                Error::from(ErrorKind::Usage(format!(
+                Error::from(ErrorKind::InvalidInput(format!(
                     "Delta table {}: its schema is not JSON: {e}",
                     self.name
                 )))

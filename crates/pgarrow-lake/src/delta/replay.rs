@@ -87,7 +87,7 @@ pub(crate) fn load(log: &Location) -> Result<Option<Snapshot>> {
     };
     for version in first..=latest {
         if listing.commits.binary_search(&version).is_err() {
-            return Err(ErrorKind::Usage(format!(
+            return Err(ErrorKind::InvalidInput(format!(
                 "Delta table log {log}: commit {version} is missing (the log was cleaned up past \
                  its last checkpoint pgarrow reads: classic and multi-part checkpoints)"
             ))

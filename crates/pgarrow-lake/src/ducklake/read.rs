@@ -183,13 +183,13 @@ async fn read_at_snapshot(
         let path = path_of(&r[1], &r[2]);
         let format = r[3].as_deref().unwrap_or("parquet");
         if !format.eq_ignore_ascii_case("parquet") {
-            return Err(ErrorKind::Usage(format!(
+            return Err(ErrorKind::InvalidInput(format!(
                 "its data file {path} is {format}, and pgarrow reads Parquet"
             ))
             .into());
         }
         if r[5].as_deref() == Some("true") {
-            return Err(ErrorKind::Usage(format!(
+            return Err(ErrorKind::InvalidInput(format!(
                 "its data file {path} is encrypted, which pgarrow does not read"
             ))
             .into());
@@ -277,13 +277,13 @@ pub(super) async fn delete_positions(path: &str, storage: &StorageOptions) -> Re
                 .column_by_name("pos")
                 .and_then(|c| c.as_any().downcast_ref::<arrow_array::Int64Array>())
                 .ok_or_else(|| {
-                    Error::from(ErrorKind::Usage(format!(
+                    Error::from(ErrorKind::InvalidInput(format!(
                         "the delete file {shown} has no int64 column \"pos\""
                     )))
                 })?;
             for p in pos.iter() {
                 let p = p.and_then(|p| u64::try_from(p).ok()).ok_or_else(|| {
-                    Error::from(ErrorKind::Usage(format!(
+                    Error::from(ErrorKind::InvalidInput(format!(
                         "the delete file {shown} lists a null or negative position"
                     )))
                 })?;
@@ -324,7 +324,7 @@ async fn inlined_rows(catalog: &Config, read: &Read) -> Result<Vec<RecordBatch>>
                 "timestamp" | "timestamp_s" | "timestamp_ms" => format!("{c}::timestamp"),
                 "date" => format!("{c}::date"),
                 "list" | "struct" | "map" => {
-                    return Err(ErrorKind::Usage(format!(
+                    return Err(ErrorKind::InvalidInput(format!(
                         "column \"{now}\" ({ty}) has rows DuckDB inlined into the catalog as \
                          text, which pgarrow does not parse: write them to files first \
                          (in DuckDB: CALL ducklake_flush_inlined_data('<lake>'))"
@@ -412,7 +412,7 @@ fn field_of(column: &LakeColumn, columns: &[LakeColumn]) -> Result<Field> {
         .collect();
     children.sort_by_key(|c| c.order);
     let unknown = || -> Error {
-        ErrorKind::Usage(format!(
+        ErrorKind::InvalidInput(format!(
             "column \"{}\" is of DuckLake type {}, which pgarrow does not read",
             column.name, column.ty
         ))

@@ -65,12 +65,12 @@ import warnings
 from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 
 from . import _pgarrow
-from ._pgarrow import ConnectError, DecodeError, Error, OutputError, QueryError
+from ._pgarrow import ConnectError, DataError, DecodeError, Error, OutputError, QueryError
 
 
 # The native classes say they live in `pgarrow`, where users (and pickle, which engines use to
 # send a worker's error back to the driver) find them.
-for _cls in (Error, ConnectError, DecodeError, OutputError, QueryError):
+for _cls in (Error, ConnectError, DataError, DecodeError, OutputError, QueryError):
     _cls.__module__ = "pgarrow"
 
 
@@ -126,6 +126,7 @@ __all__ = [
     "ChangeBatch",
     "Changes",
     "ConnectError",
+    "DataError",
     "DecodeError",
     "Error",
     "OutputError",
