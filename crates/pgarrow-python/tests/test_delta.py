@@ -644,8 +644,28 @@ def test_deletion_vectors_are_applied_on_import(url, conn, tmp_path, duckdb_delt
         [pgarrow_bin(), "import", "-d", url, "--quiet", "--delta", str(table), "--into", "delta_dv_bad", "--create"],
         capture_output=True, text=True,
     )
-    assert out.returncode != 0 and "deletion vector" in out.stderr and "2 positions" in out.stderr, out.stderr
+    # A data error (exit status 3, Python's DataError), not the command line's.
+    assert out.returncode == 3 and "deletion vector" in out.stderr and "2 positions" in out.stderr, out.stderr
     assert conn.execute("SELECT to_regclass('delta_dv_bad')").fetchone() == (None,)
+    with pytest.raises(pgarrow.DataError, match="2 positions"):
+        pgarrow.write(url, "delta_dv_bad", delta=str(table), create=True)
+    # A reader feature pgarrow does not know: refused by name, a data error too.
+    (log / f"{4:020}.json").write_text(json.dumps({"protocol": {
+        "minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["deletionVectors", "someFutureFeature"],
+        "writerFeatures": ["deletionVectors", "someFutureFeature"]}}) + "\n")
+    out = subprocess.run(
+        [pgarrow_bin(), "import", "-d", url, "--quiet", "--delta", str(table), "--into", "delta_dv_bad", "--create"],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 3 and "someFutureFeature" in out.stderr, out.stderr
+    with pytest.raises(pgarrow.DataError, match="someFutureFeature"):
+        pgarrow.write(url, "delta_dv_bad", delta=str(table), create=True)
+    # A table that is not there is the call's error (exit status 2).
+    out = subprocess.run(
+        [pgarrow_bin(), "import", "-d", url, "--quiet", "--delta", str(tmp_path / "none"), "--into", "x", "--create"],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 2 and "no table there" in out.stderr, out.stderr
 
 
 def test_timestamp_partition_values_of_another_writer_import_exactly(url, conn, tmp_path):
@@ -676,6 +696,86 @@ def test_timestamp_partition_values_of_another_writer_import_exactly(url, conn, 
         (2, "1970-01-01 00:00:00", None, "timestamp with time zone", "timestamp without time zone"),
         (3, None, "1999-12-31 23:59:59.999999", "timestamp with time zone", "timestamp without time zone"),
     ], got
+
+
+@pytest.mark.parametrize("mode", ["name", "id"])
+def test_column_mapped_tables_of_another_writer_import_exactly(url, conn, tmp_path, mode, duckdb_delta):
+    """Column mapping (`delta.columnMapping.mode` name and id, as deltalake writes it): the
+    files hold every column, and every field of a struct, a list's struct and a map's value,
+    under a physical name (`col-<uuid>`, with its ID as the Parquet field ID); the partition
+    values are keyed by the partition column's physical name. The import finds each by it and
+    loads the table's own names and values: columns whose names need quoting, NULLs, a
+    partition column, a column added after the first files (NULL in them). It used to refuse
+    such tables."""
+    import pyarrow as pa
+
+    point = pa.struct([("x", pa.int64()), ("Label Y", pa.string())])
+    rows = pa.table({
+        "id": pa.array([1, 2, 3], pa.int64()),
+        "Name With Space": ["a", None, "ü"],
+        "Part": ["p1", "p2", None],
+        "s": pa.array([{"x": 1, "Label Y": "q"}, None, {"x": 3, "Label Y": None}], point),
+        "l": pa.array([[{"x": 7, "Label Y": "r"}], [], None], pa.list_(point)),
+        "m": pa.array([[("k", 1)], None, [("a", 2), ("b", None)]], pa.map_(pa.string(), pa.int64())),
+    })
+    table = tmp_path / f"mapped_{mode}"
+    deltalake.write_deltalake(str(table), rows, partition_by=["Part"],
+                              configuration={"delta.columnMapping.mode": mode})
+    # A column added (deltalake 1.6 does not add columns to a mapped table: the metaData
+    # action Spark's ALTER TABLE ADD COLUMNS commits, the next ID and a physical name of its own).
+    log0 = [json.loads(line) for line in (table / "_delta_log" / f"{0:020}.json").read_text().splitlines()]
+    meta = next(a["metaData"] for a in log0 if "metaData" in a)
+    schema = json.loads(meta["schemaString"])
+    next_id = int(meta["configuration"]["delta.columnMapping.maxColumnId"]) + 1
+    schema["fields"].append({"name": "added", "type": "integer", "nullable": True, "metadata": {
+        "delta.columnMapping.id": next_id, "delta.columnMapping.physicalName": f"col-added-{next_id}"}})
+    meta["schemaString"] = json.dumps(schema)
+    meta["configuration"]["delta.columnMapping.maxColumnId"] = str(next_id)
+    (table / "_delta_log" / f"{1:020}.json").write_text(json.dumps({"metaData": meta}) + "\n")
+    dt = deltalake.DeltaTable(str(table))
+    more = pa.table({
+        "id": pa.array([4], pa.int64()), "Name With Space": ["d"], "Part": ["p1"],
+        "s": pa.array([None], point), "l": pa.array([None], pa.list_(point)),
+        "m": pa.array([None], pa.map_(pa.string(), pa.int64())), "added": pa.array([40], pa.int32()),
+    })
+    deltalake.write_deltalake(str(table), more, mode="append")
+    log = [json.loads(line) for f in sorted((table / "_delta_log").glob("*.json")) for line in f.read_text().splitlines()]
+    physical = [a["add"] for a in log if "add" in a]
+    # What makes the table one a reader must map: physical names in the files and the log.
+    assert all(k.startswith("col-") for a in physical for k in a["partitionValues"]), physical
+    name = f"delta_mapped_{mode}"
+    conn.execute(f"DROP TABLE IF EXISTS {name}, {name}_py")
+    out = subprocess.run([pgarrow_bin(), "import", "-d", url, "--quiet", "--delta", str(table), "--into", name,
+                          "--create"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = conn.execute(
+        f'SELECT id, "Name With Space", "Part", s::text, l::text, m::text, added FROM {name} ORDER BY id').fetchall()
+    want = [
+        (1, "a", "p1", '{"x": 1, "Label Y": "q"}', '[{"x": 7, "Label Y": "r"}]', '{"k": 1}', None),
+        (2, None, "p2", None, "[]", None, None),
+        (3, "ü", None, '{"x": 3, "Label Y": null}', None, '{"a": 2, "b": null}', None),
+        (4, "d", "p1", None, None, None, 40),
+    ]
+    assert got == want, got
+    columns = [r[0] for r in conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 ORDER BY attnum",
+        (name,)).fetchall()]
+    assert columns == ["id", "Name With Space", "Part", "s", "l", "m", "added"], columns
+    # DuckDB's delta extension (delta-kernel) reads the same rows (but for the partition
+    # column, which DuckDB 1.5.5 reads as NULL in every row of a mapped table).
+    theirs = duckdb_delta(f'SELECT id, "Name With Space", added FROM delta_scan(\'{table}\') ORDER BY id')
+    assert [tuple(r) for r in theirs] == [(r[0], r[1], r[6]) for r in want]
+    import pgarrow
+
+    assert pgarrow.write(url, f"{name}_py", delta=str(table), create=True)["rows"] == 4
+    assert conn.execute(f'SELECT s::text, "Part", added FROM {name}_py WHERE id = 1').fetchone() == (
+        '{"x": 1, "Label Y": "q"}', "p1", None)
+    # Writing into it is refused by name (pgarrow does not write column-mapped tables): a data
+    # error, nothing written.
+    out = subprocess.run([pgarrow_bin(), "export", "-d", url, "--quiet", "-q", "SELECT 5::bigint AS id",
+                          "--delta", str(table), "--if-exists", "append"], capture_output=True, text=True)
+    assert out.returncode == 3 and "columnMapping" in out.stderr, out.stderr
+    assert deltalake.DeltaTable(str(table)).version() == dt.version() + 1
 
 
 def test_a_classic_named_checkpoint_with_sidecars_loads_every_file(url, conn, tmp_path):

@@ -4,8 +4,10 @@
 //! metadata deletes by position dropped, and rows the metadata holds itself (not in any file)
 //! appended.
 
-use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
-use arrow_schema::{ArrowError, Field, SchemaRef};
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_schema::{ArrowError, DataType, Field, SchemaRef};
 
 use super::{Batches, Counted, Input, InputOptions, TableFile, open_file, restore};
 use crate::{Error, Result};
@@ -48,10 +50,21 @@ fn plan(
         .iter()
         .enumerate()
         .map(|(i, want)| {
-            let found = file.fields().iter().position(|have| match field_id(want) {
-                Some(id) if file_ids => field_id(have) == Some(id),
-                _ => have.name() == want.name(),
-            });
+            let by_name = |have: &&arrow_schema::FieldRef| have.name() == want.name();
+            let found = match field_id(want) {
+                // By ID; else a column the file was given by name, without an ID (a partition
+                // value restored from the table's metadata).
+                Some(id) if file_ids => file
+                    .fields()
+                    .iter()
+                    .position(|have| field_id(have) == Some(id))
+                    .or_else(|| {
+                        file.fields()
+                            .iter()
+                            .position(|have| field_id(have).is_none() && by_name(&have))
+                    }),
+                _ => file.fields().iter().position(|have| by_name(&have)),
+            };
             let Some(k) = found else {
                 let Some((_, value)) = absent.iter().find(|(at, _)| *at == i) else {
                     return Ok(Source::Missing);
@@ -133,6 +146,119 @@ fn conform(
     )
 }
 
+/// Whether `a` and `b` are one type but for the names (and metadata) of nested fields.
+fn same_but_names(a: &DataType, b: &DataType) -> bool {
+    use DataType::*;
+    match (a, b) {
+        (Struct(x), Struct(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y.iter())
+                    .all(|(f, g)| same_but_names(f.data_type(), g.data_type()))
+        }
+        (List(x), List(y)) | (LargeList(x), LargeList(y)) => {
+            same_but_names(x.data_type(), y.data_type())
+        }
+        (FixedSizeList(x, n), FixedSizeList(y, m)) => {
+            n == m && same_but_names(x.data_type(), y.data_type())
+        }
+        (Map(x, s), Map(y, t)) => s == t && same_but_names(x.data_type(), y.data_type()),
+        _ => a == b,
+    }
+}
+
+/// `array` as `to`, its type but for the names of nested fields: the same buffers, the
+/// nested arrays given `to`'s field names.
+fn relabel(array: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef, ArrowError> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::{FixedSizeListArray, LargeListArray, ListArray, MapArray, StructArray};
+    if array.data_type() == to {
+        return Ok(array.clone());
+    }
+    Ok(match to {
+        DataType::Struct(fields) => {
+            let a = array.as_struct();
+            let columns = a
+                .columns()
+                .iter()
+                .zip(fields.iter())
+                .map(|(c, f)| relabel(c, f.data_type()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Arc::new(StructArray::try_new_with_length(
+                fields.clone(),
+                columns,
+                a.nulls().cloned(),
+                a.len(),
+            )?)
+        }
+        DataType::List(field) => {
+            let a = array.as_list::<i32>();
+            let values = relabel(a.values(), field.data_type())?;
+            Arc::new(ListArray::try_new(
+                field.clone(),
+                a.offsets().clone(),
+                values,
+                a.nulls().cloned(),
+            )?)
+        }
+        DataType::LargeList(field) => {
+            let a = array.as_list::<i64>();
+            let values = relabel(a.values(), field.data_type())?;
+            Arc::new(LargeListArray::try_new(
+                field.clone(),
+                a.offsets().clone(),
+                values,
+                a.nulls().cloned(),
+            )?)
+        }
+        DataType::FixedSizeList(field, n) => {
+            let a = array.as_fixed_size_list();
+            let values = relabel(a.values(), field.data_type())?;
+            Arc::new(FixedSizeListArray::try_new(
+                field.clone(),
+                *n,
+                values,
+                a.nulls().cloned(),
+            )?)
+        }
+        DataType::Map(field, sorted) => {
+            let a = array.as_map();
+            let entries = relabel(
+                &(Arc::new(a.entries().clone()) as ArrayRef),
+                field.data_type(),
+            )?;
+            Arc::new(MapArray::try_new(
+                field.clone(),
+                a.offsets().clone(),
+                entries.as_struct().clone(),
+                a.nulls().cloned(),
+                *sorted,
+            )?)
+        }
+        other => {
+            return Err(ArrowError::CastError(format!(
+                "{} cannot be named as {other}",
+                array.data_type()
+            )));
+        }
+    })
+}
+
+/// A batch of the files' names of the columns as `schema`'s (see [`relabel`]).
+fn rename(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<RecordBatch, ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| relabel(c, f.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+}
+
 /// The rows of a file's batches whose positions (from 0, sorted) are not in `deleted`.
 struct Undeleted {
     batches: Batches,
@@ -194,7 +320,41 @@ impl Input {
         rows: Vec<RecordBatch>,
         options: &InputOptions,
     ) -> Result<Input> {
+        Input::open_table_named(name, schema.clone(), schema, files, rows, options)
+    }
+
+    /// As [`open_table_as`](Input::open_table_as), for a table whose files name its columns
+    /// otherwise (Delta's column mapping: each column, and each field inside one, under a
+    /// physical name): `file_schema` is `schema` as the files hold it, field for field, the
+    /// same types but for the names of nested fields (and each field's name and ID as the
+    /// files give them). Each file's columns are matched and cast as `file_schema`'s, then
+    /// given `schema`'s names.
+    ///
+    /// # Errors
+    /// As [`open_table_as`](Input::open_table_as); a `file_schema` that is not `schema`
+    /// under other names.
+    pub fn open_table_named(
+        name: impl Into<String>,
+        schema: SchemaRef,
+        file_schema: SchemaRef,
+        files: Vec<TableFile>,
+        rows: Vec<RecordBatch>,
+        options: &InputOptions,
+    ) -> Result<Input> {
         let name = name.into();
+        if file_schema.fields().len() != schema.fields().len()
+            || file_schema
+                .fields()
+                .iter()
+                .zip(schema.fields())
+                .any(|(f, t)| !same_but_names(f.data_type(), t.data_type()))
+        {
+            return Err(Error::usage(format!(
+                "{name}: the columns as its files name them are not its columns"
+            )));
+        }
+        let renamed = file_schema != schema;
+        let file_schema_named = file_schema;
         let mut parts: Vec<Batches> = Vec::with_capacity(files.len() + 1);
         for file in files {
             let shown = file.location.to_string();
@@ -211,7 +371,7 @@ impl Input {
                     "{shown}: its metadata deletes row {last}, past its {rows} rows"
                 )));
             }
-            let plan = plan(&schema, &file_schema, &file.absent, &shown)?;
+            let plan = plan(&file_schema_named, &file_schema, &file.absent, &shown)?;
             let counted: Batches = Box::new(Counted {
                 path: file.location.clone(),
                 expected: file.rows,
@@ -230,10 +390,14 @@ impl Input {
                     next: 0,
                 }),
             };
-            let out = schema.clone();
+            let (named, out) = (file_schema_named.clone(), schema.clone());
             parts.push(Box::new(kept.map(move |batch| {
-                conform(&batch?, &plan, &out)
-                    .map_err(|e| ArrowError::from(Error::Input(e).context(shown.clone())))
+                let batch = conform(&batch?, &plan, &named);
+                let batch = match renamed {
+                    true => batch.and_then(|b| rename(&b, &out)),
+                    false => batch,
+                };
+                batch.map_err(|e| ArrowError::from(Error::Input(e).context(shown.clone())))
             })));
         }
         if !rows.is_empty() {
@@ -385,5 +549,86 @@ mod tests {
         })
         .collect();
         assert_eq!(kept, vec![1, 4]);
+    }
+
+    #[test]
+    fn nested_fields_under_other_names_take_the_tables_names() {
+        use arrow_array::builder::{Int64Builder, ListBuilder, StringBuilder, StructBuilder};
+        use arrow_schema::Fields;
+        let inner = |x: &str, y: &str| {
+            Fields::from(vec![
+                Field::new(x, DataType::Int64, true),
+                Field::new(y, DataType::Utf8, true),
+            ])
+        };
+        let list_of = |fields: Fields| {
+            DataType::List(Arc::new(Field::new(
+                "element",
+                DataType::Struct(fields),
+                true,
+            )))
+        };
+        // The file's: physical names; the table's: its own.
+        let file_type = list_of(inner("col-1", "col-2"));
+        let table_type = list_of(inner("x", "Label Y"));
+        assert!(same_but_names(&file_type, &table_type));
+        assert!(!same_but_names(
+            &file_type,
+            &list_of(inner("x", "y").iter().take(1).cloned().collect())
+        ));
+        let mut builder = ListBuilder::new(StructBuilder::new(
+            inner("col-1", "col-2"),
+            vec![
+                Box::new(Int64Builder::new()),
+                Box::new(StringBuilder::new()),
+            ],
+        ))
+        .with_field(Arc::new(Field::new(
+            "element",
+            DataType::Struct(inner("col-1", "col-2")),
+            true,
+        )));
+        let point = builder.values();
+        point
+            .field_builder::<Int64Builder>(0)
+            .unwrap()
+            .append_value(7);
+        point
+            .field_builder::<StringBuilder>(1)
+            .unwrap()
+            .append_null();
+        point.append(true);
+        builder.append(true);
+        builder.append(false);
+        let file: ArrayRef = Arc::new(builder.finish());
+        assert_eq!(file.data_type(), &file_type);
+        let named = relabel(&file, &table_type).unwrap();
+        assert_eq!(named.data_type(), &table_type);
+        assert_eq!(named.len(), 2);
+        assert!(named.is_null(1));
+        let list = arrow_array::cast::AsArray::as_list::<i32>(named.as_ref());
+        let point = arrow_array::cast::AsArray::as_struct(list.value(0).as_ref()).clone();
+        assert_eq!(point.column_names(), ["x", "Label Y"]);
+        let x = point
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(x.value(0), 7);
+        assert!(point.column(1).is_null(0));
+        // A file schema that is not the table's under other names is refused.
+        let table = Arc::new(Schema::new(vec![Field::new("a", table_type, true)]));
+        let other = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let e = Input::open_table_named(
+            "t",
+            table,
+            other,
+            Vec::new(),
+            Vec::new(),
+            &InputOptions::default(),
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("not its columns"), "{e}");
     }
 }

@@ -1,7 +1,8 @@
 //! A Delta table's current version as an [`Input`]: its live files (from any writer), each
 //! with its partition values put back as columns in the table's order, for `pgarrow import`
-//! to load into PostgreSQL, without the rows its deletion vectors delete. A table readers must
-//! apply column mapping to is refused, naming what it has, rather than read wrong.
+//! to load into PostgreSQL, without the rows its deletion vectors delete. Under column mapping
+//! (`delta.columnMapping.mode` `name` or `id`) the files hold each column, and each field in
+//! one, under its physical name (and its ID): they are found so and given the table's names.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use super::{replay, schema};
 
 /// Reader features whose tables pgarrow reads (deletion vectors applied file by file).
 const READER_FEATURES: &[&str] = &[
+    "columnMapping",
     "timestampNtz",
     "deletionVectors",
     "typeWidening",
@@ -34,12 +36,13 @@ pub fn open_delta(
 ) -> Result<Input> {
     let root = Location::parse(location, storage)?;
     let refuse = |what: String| -> Error {
-        ErrorKind::Usage(format!("Delta table {location}: {what}")).into()
+        ErrorKind::InvalidInput(format!("Delta table {location}: {what}")).into()
     };
     let Some(table) = replay::load(&root.join("_delta_log"))? else {
-        return Err(refuse(
-            "there is no table there (no _delta_log commit)".into(),
-        ));
+        return Err(ErrorKind::Usage(format!(
+            "Delta table {location}: there is no table there (no _delta_log commit)"
+        ))
+        .into());
     };
     let p = &table.protocol;
     if p.min_reader_version > 3 {
@@ -58,41 +61,43 @@ pub fn open_delta(
             "it has the reader feature {f:?}, which pgarrow does not read"
         )));
     }
-    if table
+    let mode = table
         .metadata
         .configuration
         .get("delta.columnMapping.mode")
-        .is_some_and(|m| m != "none")
-    {
-        return Err(refuse(
-            "it maps columns by ID or name (delta.columnMapping.mode), which pgarrow does not \
-             read"
-                .into(),
-        ));
+        .map_or("none", String::as_str);
+    if !matches!(mode, "none" | "name" | "id") {
+        return Err(refuse(format!(
+            "it maps columns in mode {mode:?} (delta.columnMapping.mode), which pgarrow does not \
+             know (none, name, id)"
+        )));
     }
     let schema: Value = serde_json::from_str(&table.metadata.schema_string)
         .map_err(|e| refuse(format!("its schema is not JSON: {e}")))?;
-    let fields = schema::fields(&schema);
+    let columns = schema::columns(&schema, mode).map_err(refuse)?;
     let mut partitions = Vec::new();
     for column in &table.metadata.partition_columns {
-        let (index, (_, ty, _)) = fields
+        let (index, c) = columns
             .iter()
             .enumerate()
-            .find(|(_, f)| &f.0 == column)
+            .find(|(_, c)| &c.name == column)
             .ok_or_else(|| {
                 refuse(format!(
                     "partition column \"{column}\" is not in its schema"
                 ))
             })?;
-        let dt = partition_type(ty).ok_or_else(|| {
+        let dt = partition_type(&c.ty).ok_or_else(|| {
             refuse(format!(
-                "partition column \"{column}\" is of type {ty}, which pgarrow does not restore"
+                "partition column \"{column}\" is of type {}, which pgarrow does not restore",
+                c.ty
             ))
         })?;
+        // Restored into each file's columns under the name the files give the column, its
+        // value by that name in the log.
         partitions.push((
             index,
-            Arc::new(Field::new(column, dt, true)),
-            column.clone(),
+            Arc::new(Field::new(&c.physical, dt, true)),
+            c.physical.clone(),
         ));
     }
     let files = table
@@ -126,57 +131,79 @@ pub fn open_delta(
             Ok(TableFile::new(at, rows, columns).with_deleted(deleted))
         })
         .collect::<Result<Vec<_>>>()?;
-    let schema = table_schema(&fields, &partitions, &files)
+    let (schema, file_schema) = table_schema(&columns, &partitions, &files, mode == "id")
         .map_err(|e| e.context(format!("Delta table {location}")))?;
-    Ok(Input::open_table_as(
+    Ok(Input::open_table_named(
         format!("Delta table {location} (version {})", table.version),
         schema,
+        file_schema,
         files,
         Vec::new(),
         options,
     )?)
 }
 
-/// The table's Arrow schema, its columns matched by name: each column as a file that holds it
-/// under the table's type gives it (keeping what the file says of it: pgarrow's PostgreSQL
-/// type, an extension), a partition column as its values are restored, else a primitive
-/// from its Delta type (a column no file holds as the table types it: added or widened
-/// since); every field nullable, without field IDs.
+/// The table's Arrow schema, and the same columns as the files name them (under column
+/// mapping, each column and each field in one by its physical name, with its ID as a field ID
+/// in mode `id`): each column as a file that holds it under the table's type gives it
+/// (keeping what the file says of it: pgarrow's PostgreSQL type, an extension), a partition
+/// column as its values are restored, else a primitive from its Delta type (a column no file
+/// holds as the table types it: added or widened since); every field nullable.
 fn table_schema(
-    fields: &[(String, Value, bool)],
+    columns: &[schema::Column],
     partitions: &[(usize, Arc<Field>, String)],
     files: &[TableFile],
-) -> Result<Arc<arrow_schema::Schema>> {
-    let mut found: Vec<Option<Field>> = vec![None; fields.len()];
-    for (k, (name, _, _)) in fields.iter().enumerate() {
-        if let Some((_, field, _)) = partitions.iter().find(|p| &p.2 == name) {
+    by_id: bool,
+) -> Result<(arrow_schema::SchemaRef, arrow_schema::SchemaRef)> {
+    let mut found: Vec<Option<Field>> = vec![None; columns.len()];
+    for (k, c) in columns.iter().enumerate() {
+        if let Some((_, field, _)) = partitions.iter().find(|p| p.2 == c.physical) {
             found[k] = Some(field.as_ref().clone());
         }
     }
-    crate::common::fields_from_files(files, fields, &mut found, |(name, ty, _), f| {
-        (f.name() == name && super::schema::holds(f, ty)).then(|| {
+    crate::common::fields_from_files(files, columns, &mut found, |c, f| {
+        (f.name() == &c.physical && super::schema::holds(f, &c.file_ty)).then(|| {
             let mut metadata = f.metadata().clone();
             metadata.remove(parquet::arrow::PARQUET_FIELD_ID_META_KEY);
             f.clone().with_nullable(true).with_metadata(metadata)
         })
     })?;
-    let fields = fields
-        .iter()
-        .zip(found)
-        .map(|((name, ty, _), field)| match field {
-            Some(field) => Ok(field),
-            None => partition_type(ty)
-                .map(|dt| Field::new(name, dt, true))
+    let mut logical = Vec::with_capacity(columns.len());
+    let mut physical = Vec::with_capacity(columns.len());
+    for (c, field) in columns.iter().zip(found) {
+        let field = match field {
+            Some(field) => field,
+            None => partition_type(&c.ty)
+                .map(|dt| Field::new(&c.physical, dt, true))
                 .ok_or_else(|| {
-                    ErrorKind::Usage(format!(
-                        "no data file holds column \"{name}\" as the table types it ({ty}), \
-                         and pgarrow reads that type only from a file that does"
-                    ))
-                    .into()
-                }),
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Arc::new(arrow_schema::Schema::new(fields)))
+                    Error::from(ErrorKind::InvalidInput(format!(
+                        "no data file holds column \"{}\" as the table types it ({}), and \
+                         pgarrow reads that type only from a file that does",
+                        c.name, c.ty
+                    )))
+                })?,
+        };
+        logical.push(
+            Field::new(
+                &c.name,
+                schema::logical_type(field.data_type(), &c.ty),
+                true,
+            )
+            .with_metadata(field.metadata().clone()),
+        );
+        let mut metadata = field.metadata().clone();
+        if let (true, Some(id)) = (by_id, c.id) {
+            metadata.insert(
+                parquet::arrow::PARQUET_FIELD_ID_META_KEY.to_owned(),
+                id.to_string(),
+            );
+        }
+        physical.push(field.with_metadata(metadata));
+    }
+    Ok((
+        Arc::new(arrow_schema::Schema::new(logical)),
+        Arc::new(arrow_schema::Schema::new(physical)),
+    ))
 }
 
 /// The Arrow type a partition column's values are restored as.

@@ -219,6 +219,160 @@ pub(crate) fn fields(schema: &Value) -> Vec<(String, Value, bool)> {
         .unwrap_or_default()
 }
 
+/// A top-level column of a table being read: its name, the name (and ID) its files hold it
+/// under, its type, and its type as the files name its fields.
+#[derive(Debug, Clone)]
+pub(crate) struct Column {
+    pub(crate) name: String,
+    /// The physical name under column mapping (`delta.columnMapping.physicalName`), else
+    /// the name.
+    pub(crate) physical: String,
+    /// `delta.columnMapping.id`, under column mapping.
+    pub(crate) id: Option<i64>,
+    pub(crate) ty: Value,
+    /// `ty` with each nested field under its physical name.
+    pub(crate) file_ty: Value,
+}
+
+/// Key of a field's physical name under column mapping.
+const PHYSICAL_NAME: &str = "delta.columnMapping.physicalName";
+
+/// The table's top-level columns, with the names their files give them under column mapping
+/// `mode` (`none`, `name`, `id`).
+///
+/// # Errors
+/// Under column mapping, a field without its physical name (or, in mode `id`, its ID).
+pub(crate) fn columns(schema: &Value, mode: &str) -> std::result::Result<Vec<Column>, String> {
+    let mapped = mode != "none";
+    let fields = schema.get("fields").and_then(Value::as_array);
+    fields
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let name = f
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let ty = f.get("type").cloned().unwrap_or(Value::Null);
+            let metadata = &f["metadata"];
+            let physical = match (mapped, metadata[PHYSICAL_NAME].as_str()) {
+                (false, _) => name.clone(),
+                (true, Some(p)) => p.to_owned(),
+                (true, None) => {
+                    return Err(format!(
+                        "it maps columns by name, and column \"{name}\" has no {PHYSICAL_NAME}"
+                    ));
+                }
+            };
+            let id = metadata["delta.columnMapping.id"].as_i64();
+            if mode == "id" && id.is_none() {
+                return Err(format!(
+                    "it maps columns by ID, and column \"{name}\" has no delta.columnMapping.id"
+                ));
+            }
+            let file_ty = match mapped {
+                true => physical_type(&ty),
+                false => ty.clone(),
+            };
+            Ok(Column {
+                name,
+                physical,
+                id: id.filter(|_| mapped),
+                ty,
+                file_ty,
+            })
+        })
+        .collect()
+}
+
+/// `ty` with each field of a struct in it (at any depth) under its physical name, as files
+/// written under column mapping name them.
+fn physical_type(ty: &Value) -> Value {
+    let Some(o) = ty.as_object() else {
+        return ty.clone();
+    };
+    let mut o = o.clone();
+    match o.get("type").and_then(Value::as_str) {
+        Some("struct") => {
+            if let Some(Value::Array(fields)) = o.get_mut("fields") {
+                for f in fields {
+                    if let Some(p) = f["metadata"][PHYSICAL_NAME].as_str().map(str::to_owned) {
+                        f["name"] = Value::String(p);
+                    }
+                    f["type"] = physical_type(&f["type"]);
+                }
+            }
+        }
+        Some("array") => {
+            o["elementType"] = physical_type(&o["elementType"]);
+        }
+        Some("map") => {
+            o["keyType"] = physical_type(&o["keyType"]);
+            o["valueType"] = physical_type(&o["valueType"]);
+        }
+        _ => {}
+    }
+    Value::Object(o)
+}
+
+/// A file's type `dt` of a column of Delta type `ty` with the table's names of the fields in
+/// it (the file's may be physical names): by place, as [`holds`] found them to be.
+pub(crate) fn logical_type(dt: &DataType, ty: &Value) -> DataType {
+    let kind = ty.get("type").and_then(Value::as_str);
+    let with = |f: &arrow_schema::FieldRef, ty: &Value| {
+        std::sync::Arc::new(
+            f.as_ref()
+                .clone()
+                .with_data_type(logical_type(f.data_type(), ty)),
+        )
+    };
+    match (dt, kind) {
+        (DataType::Struct(fields), Some("struct")) => {
+            let theirs = ty["fields"].as_array().cloned().unwrap_or_default();
+            if theirs.len() != fields.len() {
+                return dt.clone();
+            }
+            DataType::Struct(
+                fields
+                    .iter()
+                    .zip(&theirs)
+                    .map(|(f, t)| {
+                        let name = t["name"].as_str().unwrap_or(f.name());
+                        std::sync::Arc::new(
+                            f.as_ref()
+                                .clone()
+                                .with_name(name)
+                                .with_data_type(logical_type(f.data_type(), &t["type"])),
+                        )
+                    })
+                    .collect(),
+            )
+        }
+        (DataType::List(item), Some("array")) => DataType::List(with(item, &ty["elementType"])),
+        (DataType::LargeList(item), Some("array")) => {
+            DataType::LargeList(with(item, &ty["elementType"]))
+        }
+        (DataType::Map(entries, sorted), Some("map")) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => {
+                let kv: arrow_schema::Fields =
+                    vec![with(&kv[0], &ty["keyType"]), with(&kv[1], &ty["valueType"])].into();
+                DataType::Map(
+                    std::sync::Arc::new(
+                        entries
+                            .as_ref()
+                            .clone()
+                            .with_data_type(DataType::Struct(kv)),
+                    ),
+                    *sorted,
+                )
+            }
+            _ => dt.clone(),
+        },
+        _ => dt.clone(),
+    }
+}
+
 /// The first column `export` gives another type than `table` does, said (unclosed: the
 /// caller ends the parenthesis), if any.
 pub(crate) fn retyped(table: &Value, export: &Value) -> Option<String> {
