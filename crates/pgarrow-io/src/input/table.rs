@@ -171,7 +171,7 @@ fn same_but_names(a: &DataType, b: &DataType) -> bool {
 /// nested arrays given `to`'s field names.
 fn relabel(array: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef, ArrowError> {
     use arrow_array::cast::AsArray;
-    use arrow_array::{FixedSizeListArray, LargeListArray, ListArray, MapArray, StructArray};
+    use arrow_array::{FixedSizeListArray, MapArray, StructArray};
     if array.data_type() == to {
         return Ok(array.clone());
     }
@@ -191,26 +191,8 @@ fn relabel(array: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef, Arr
                 a.len(),
             )?)
         }
-        DataType::List(field) => {
-            let a = array.as_list::<i32>();
-            let values = relabel(a.values(), field.data_type())?;
-            Arc::new(ListArray::try_new(
-                field.clone(),
-                a.offsets().clone(),
-                values,
-                a.nulls().cloned(),
-            )?)
-        }
-        DataType::LargeList(field) => {
-            let a = array.as_list::<i64>();
-            let values = relabel(a.values(), field.data_type())?;
-            Arc::new(LargeListArray::try_new(
-                field.clone(),
-                a.offsets().clone(),
-                values,
-                a.nulls().cloned(),
-            )?)
-        }
+        DataType::List(field) => relabel_list::<i32>(array, field)?,
+        DataType::LargeList(field) => relabel_list::<i64>(array, field)?,
         DataType::FixedSizeList(field, n) => {
             let a = array.as_fixed_size_list();
             let values = relabel(a.values(), field.data_type())?;
@@ -242,6 +224,21 @@ fn relabel(array: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef, Arr
             )));
         }
     })
+}
+
+/// A list `array` as one of items `field` (see [`relabel`]).
+fn relabel_list<O: arrow_array::OffsetSizeTrait>(
+    array: &ArrayRef,
+    field: &arrow_schema::FieldRef,
+) -> std::result::Result<ArrayRef, ArrowError> {
+    let a = arrow_array::cast::AsArray::as_list::<O>(array.as_ref());
+    let values = relabel(a.values(), field.data_type())?;
+    Ok(Arc::new(arrow_array::GenericListArray::<O>::try_new(
+        field.clone(),
+        a.offsets().clone(),
+        values,
+        a.nulls().cloned(),
+    )?))
 }
 
 /// A batch of the files' names of the columns as `schema`'s (see [`relabel`]).
