@@ -739,6 +739,22 @@ def test_columns_files_leave_out_load_from_the_partition_tuple_and_the_initial_d
     want = conn.execute(f"SELECT id, region, day, at, 'before', '\\x00ff'::bytea FROM {events} ORDER BY id").fetchall()
     got = conn.execute("SELECT id, region, day, at, note, blob FROM iceberg_tuple_back ORDER BY id").fetchall()
     assert got == want
+    # Decimal and boolean identity partitions: the tuple holds a decimal as its unscaled
+    # big-endian bytes, read as the column's decimal (negative values and NULL included).
+    ice(url, cat_url, "-q", f"SELECT id, ((id % 4) - 1.5 + 0.25)::numeric(10,2) AS price, "
+        f"CASE WHEN id % 5 = 0 THEN NULL ELSE id % 2 = 0 END AS flag FROM {events}",
+        "--lake-table", "ev.dec", "--files-by", "price", "--files-by", "flag", warehouse=warehouse)
+    for task in pyiceberg(cat_url).load_table("ev.dec").scan().plan_files():
+        local = task.file.file_path.removeprefix("file://")
+        pq.write_table(pq.read_table(local).drop_columns(["price", "flag"]), local)
+    conn.execute("DROP TABLE IF EXISTS iceberg_dec_back")
+    out = subprocess.run([pgarrow_bin(), "import", "-d", url, "--quiet", "--iceberg", cat_url, "--lake-table",
+                          "ev.dec", "--into", "iceberg_dec_back", "--create"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert conn.execute("SELECT id, price, flag FROM iceberg_dec_back ORDER BY id").fetchall() == conn.execute(
+        f"SELECT id, ((id % 4) - 1.5 + 0.25)::numeric(10,2), CASE WHEN id % 5 = 0 THEN NULL ELSE id % 2 = 0 END "
+        f"FROM {events} ORDER BY id").fetchall()
 
 
 def test_gzipped_metadata_unsigned_snapshot_ids_and_empty_tables_import(url, conn, catalog, events):
@@ -797,7 +813,9 @@ def test_gzipped_metadata_unsigned_snapshot_ids_and_empty_tables_import(url, con
         "ev.odd", "--if-exists", "append")
     assert load() == conn.execute(f"SELECT id, region FROM {events} WHERE id <= 60 ORDER BY id").fetchall()
     # A table with no snapshot: its columns, no rows.
-    pyiceberg(cat_url, warehouse).create_table("ev.empty", schema=pa.schema([("id", pa.int64()), ("name", pa.string())]))
+    pyiceberg(cat_url, warehouse).create_table("ev.empty", schema=pa.schema([
+        ("id", pa.int64()), ("name", pa.string()), ("point", pa.struct([("x", pa.int32()), ("tags", pa.list_(pa.string()))])),
+        ("attrs", pa.map_(pa.string(), pa.int64()))]))
     conn.execute("DROP TABLE IF EXISTS iceberg_empty_back")
     out = subprocess.run([pgarrow_bin(), "import", "-d", url, "--quiet", "--iceberg", cat_url, "--lake-table",
                           "ev.empty", "--into", "iceberg_empty_back", "--create"],
@@ -806,4 +824,5 @@ def test_gzipped_metadata_unsigned_snapshot_ids_and_empty_tables_import(url, con
     assert conn.execute("SELECT count(*) FROM iceberg_empty_back").fetchone() == (0,)
     cols = conn.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
                         "'iceberg_empty_back'::regclass AND attnum > 0 ORDER BY attnum").fetchall()
-    assert cols == [("id", "bigint"), ("name", "text")]
+    # Nested columns too, made as any import makes them (jsonb by default).
+    assert cols == [("id", "bigint"), ("name", "text"), ("point", "jsonb"), ("attrs", "jsonb")], cols

@@ -71,6 +71,8 @@ pub async fn open_iceberg(
     let identity = identity_columns(&meta, &fields);
     let defaults = initial_defaults(&fields).map_err(&refuse)?;
     let storage2 = storage.clone();
+    // Each column's Iceberg type, for the partition values the tuple holds as bytes.
+    let fields_of: Vec<Value2> = fields.iter().map(|f| f["type"].clone()).collect();
     let files = blocking(move || {
         snapshot_files(&list, &storage2)?
             .into_iter()
@@ -82,7 +84,7 @@ pub async fn open_iceberg(
                     // A NULL partition is a NULL value (not the column's default); a tuple
                     // without the field (another spec's file) says nothing.
                     let held = matches!(&f.partition, Value::Record(fs) if fs.iter().any(|(n, _)| n == partition));
-                    match avro_scalar(f.partition.get(partition)) {
+                    match avro_scalar(f.partition.get(partition), &fields_of[*index]) {
                         Some(value) => file = file.with_absent(*index, value),
                         None if held => {
                             file = file.with_absent(*index, arrow_array::new_null_array(&DataType::Null, 1))
@@ -184,8 +186,37 @@ fn is_bytes_type(ty: &Value2) -> bool {
 }
 
 /// A partition tuple's value as a one-row array (a date as its days, a timestamp as its
-/// microseconds: each casts to the column's type); `None` for a NULL partition.
-fn avro_scalar(value: &Value) -> Option<arrow_array::ArrayRef> {
+/// microseconds: each casts to the column's type; a decimal's unscaled big-endian bytes as the
+/// column's decimal `ty`); `None` for a NULL partition.
+fn avro_scalar(value: &Value, ty: &Value2) -> Option<arrow_array::ArrayRef> {
+    if let (Value::Bytes(b), Some((p, s))) = (value, decimal_type(ty))
+        && !b.is_empty()
+        && b.len() <= 16
+    {
+        // Two's complement, big-endian, sign-extended to 128 bits.
+        let fill = if b[0] & 0x80 != 0 { 0xff } else { 0 };
+        let mut bytes = [fill; 16];
+        bytes[16 - b.len()..].copy_from_slice(b);
+        let array = arrow_array::Decimal128Array::from(vec![i128::from_be_bytes(bytes)])
+            .with_precision_and_scale(p, s)
+            .ok()?;
+        return Some(Arc::new(array));
+    }
+    avro_plain(value)
+}
+
+/// An Iceberg `decimal(P, S)` type's precision and scale.
+fn decimal_type(ty: &Value2) -> Option<(u8, i8)> {
+    let t = ty.as_str()?.replace(' ', "");
+    let (p, s) = t
+        .strip_prefix("decimal(")?
+        .strip_suffix(')')?
+        .split_once(',')?;
+    Some((p.parse().ok()?, s.parse().ok()?))
+}
+
+/// A partition tuple's value of a plain Avro type as a one-row array.
+fn avro_plain(value: &Value) -> Option<arrow_array::ArrayRef> {
     use arrow_array::{
         BinaryArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, StringArray,
     };
@@ -379,9 +410,48 @@ fn primitive(want: &Value2) -> Result<Field> {
                 Err(_) => return Err(unreadable(name, &want["type"])),
             }
         }
+        // A nested type (a column of a table no file holds yet: an empty table's): its
+        // fields, each with its ID.
+        "" => nested(&want["type"]).ok_or_else(|| unreadable(name, &want["type"]))?,
         _ => return Err(unreadable(name, &want["type"])),
     };
     Ok(Field::new(name, dt, true).with_metadata(metadata))
+}
+
+/// The Arrow type of a nested Iceberg type (`struct`, `list`, `map`), its fields with their IDs.
+fn nested(ty: &Value2) -> Option<DataType> {
+    let field = |name: &str, id: &Value2, ty: &Value2| -> Option<Field> {
+        let f = serde_json::json!({"name": name, "id": id, "type": ty});
+        primitive(&f).ok()
+    };
+    Some(match ty["type"].as_str()? {
+        "struct" => DataType::Struct(
+            ty["fields"]
+                .as_array()?
+                .iter()
+                .map(|f| field(f["name"].as_str()?, &f["id"], &f["type"]))
+                .collect::<Option<Vec<Field>>>()?
+                .into(),
+        ),
+        "list" => DataType::List(Arc::new(field(
+            "element",
+            &ty["element-id"],
+            &ty["element"],
+        )?)),
+        "map" => {
+            let key = field("key", &ty["key-id"], &ty["key"])?.with_nullable(false);
+            let value = field("value", &ty["value-id"], &ty["value"])?;
+            DataType::Map(
+                Arc::new(Field::new(
+                    "key_value",
+                    DataType::Struct(vec![key, value].into()),
+                    false,
+                )),
+                false,
+            )
+        }
+        _ => return None,
+    })
 }
 
 fn unreadable(name: &str, ty: &Value2) -> Error {
