@@ -41,6 +41,7 @@
 //! ```
 
 mod catalog;
+mod equality;
 pub(crate) mod expire;
 mod manifest;
 pub(crate) mod mirror;

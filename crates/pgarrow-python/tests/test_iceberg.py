@@ -8,6 +8,7 @@ round, concurrent appends, an object store as the warehouse, exports that fail, 
 cancelled or killed leaving the table as it was, and tables imported back."""
 
 import json
+import os
 import signal
 import subprocess
 import uuid
@@ -826,3 +827,93 @@ def test_gzipped_metadata_unsigned_snapshot_ids_and_empty_tables_import(url, con
                         "'iceberg_empty_back'::regclass AND attnum > 0 ORDER BY attnum").fetchall()
     # Nested columns too, made as any import makes them (jsonb by default).
     assert cols == [("id", "bigint"), ("name", "text"), ("point", "jsonb"), ("attrs", "jsonb")], cols
+
+
+def test_equality_deletes_of_another_writer_are_applied(url, conn, catalog, events, duckdb_iceberg):
+    """Equality deletes (rows deleted by value, as Flink's and other streaming sinks write
+    them): a snapshot adds an equality delete file on `region` holding 'eu' and NULL. The rows
+    of the data files written before it whose region equals one of those (a NULL equal to a
+    NULL) are left out; rows appended after it stay. The delete file, its manifest and the
+    snapshot are laid out as the specification says (no writer here writes equality deletes:
+    pyiceberg 0.12 does not); pyiceberg's own manifest writer writes the manifest."""
+    import time
+
+    import psycopg
+    import pyarrow.parquet as pq
+    from pyiceberg.manifest import (DataFile, DataFileContent, FileFormat, ManifestContent, ManifestEntry,
+                                    ManifestEntryStatus, ManifestWriterV2, write_manifest_list)
+    from pyiceberg.typedef import Record
+
+    cat_url, warehouse = catalog
+    ice(url, cat_url, "-q", f"SELECT id, region FROM {events} WHERE id <= 100", "--lake-table", "ev.eq",
+        "--max-file-rows", "40", warehouse=warehouse)
+    t = pyiceberg(cat_url).load_table("ev.eq")
+    region_id = next(f.field_id for f in t.schema().fields if f.name == "region")
+    location = t.location()
+    # The delete file: the values of its equality column, under the column's field ID.
+    deletes = pa.table({"region": pa.array(["eu", None], pa.string())}).cast(pa.schema([
+        pa.field("region", pa.string(), metadata={"PARQUET:field_id": str(region_id)})]))
+    delete_path = f"{location}/data/eq-deletes-1.parquet"
+    pq.write_table(deletes, delete_path.removeprefix("file://"))
+    size = os.path.getsize(delete_path.removeprefix("file://"))
+
+    class DeleteManifestWriter(ManifestWriterV2):
+        def content(self):
+            return ManifestContent.DELETES
+
+        @property
+        def _meta(self):
+            return {**super()._meta, "content": "deletes"}
+
+    snapshot_id, parent = 7_000_000_001, t.current_snapshot()
+    sequence = t.metadata.last_sequence_number + 1
+    manifest_path = f"{location}/metadata/eq-deletes-m0.avro"
+    with DeleteManifestWriter(t.spec(), t.schema(), t.io.new_output(manifest_path), snapshot_id, "null") as w:
+        w.add(ManifestEntry.from_args(
+            status=ManifestEntryStatus.ADDED, snapshot_id=snapshot_id,
+            data_file=DataFile.from_args(
+                content=DataFileContent.EQUALITY_DELETES, file_path=delete_path, file_format=FileFormat.PARQUET,
+                partition=Record(), record_count=2, file_size_in_bytes=size, equality_ids=[region_id])))
+    manifests = [*parent.manifests(t.io), w.to_manifest_file()]
+    list_path = f"{location}/metadata/snap-{snapshot_id}-eq.avro"
+    with write_manifest_list(format_version=2, output_file=t.io.new_output(list_path), snapshot_id=snapshot_id,
+                             parent_snapshot_id=parent.snapshot_id, sequence_number=sequence,
+                             avro_compression="null") as lw:
+        lw.add_manifests(manifests)
+    with psycopg.connect(cat_url, autocommit=True) as c:
+        (at,) = c.execute("SELECT metadata_location FROM iceberg_tables WHERE table_name = 'eq'").fetchone()
+        meta = json.loads(open(at.removeprefix("file://")).read())
+        now = int(time.time() * 1000)
+        meta["snapshots"].append({
+            "snapshot-id": snapshot_id, "parent-snapshot-id": parent.snapshot_id, "sequence-number": sequence,
+            "timestamp-ms": now, "manifest-list": list_path, "schema-id": meta["current-schema-id"],
+            "summary": {"operation": "delete", "added-delete-files": "1", "added-equality-deletes": "2"}})
+        meta["current-snapshot-id"] = snapshot_id
+        meta["last-sequence-number"] = sequence
+        meta["last-updated-ms"] = now
+        meta["refs"] = {"main": {"snapshot-id": snapshot_id, "type": "branch"}}
+        meta.setdefault("snapshot-log", []).append({"snapshot-id": snapshot_id, "timestamp-ms": now})
+        new = at.replace(".metadata.json", "-eq.metadata.json")
+        with open(new.removeprefix("file://"), "w") as f:
+            json.dump(meta, f)
+        c.execute("UPDATE iceberg_tables SET metadata_location = %s, previous_metadata_location = %s "
+                  "WHERE table_name = 'eq'", (new, at))
+    # Rows appended after the delete are not deleted by it, 'eu' and NULL included.
+    ice(url, cat_url, "-q", f"SELECT id, region FROM {events} WHERE id > 100 AND id <= 120", "--lake-table",
+        "ev.eq", "--if-exists", "append")
+
+    def load(into):
+        conn.execute(f"DROP TABLE IF EXISTS {into}")
+        out = subprocess.run([pgarrow_bin(), "import", "-d", url, "--quiet", "--iceberg", cat_url, "--lake-table",
+                              "ev.eq", "--into", into, "--create"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return conn.execute(f"SELECT id, region FROM {into} ORDER BY id").fetchall()
+
+    want = conn.execute(f"SELECT id, region FROM {events} WHERE (id <= 100 AND region IS DISTINCT FROM 'eu' "
+                        f"AND region IS NOT NULL) OR (id > 100 AND id <= 120) ORDER BY id").fetchall()
+    assert len(want) == 50 + 20
+    assert load("iceberg_eq_back") == want
+    # DuckDB's iceberg extension applies them the same way.
+    metadata = pyiceberg(cat_url).load_table("ev.eq").metadata_location
+    got = duckdb_iceberg(f"SELECT id, region FROM iceberg_scan('{metadata}') ORDER BY id")
+    assert [tuple(r) for r in got] == want

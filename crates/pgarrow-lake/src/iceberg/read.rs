@@ -249,9 +249,10 @@ pub(crate) struct SnapshotFile {
 /// positions deleted from it: by every position delete file of the snapshot whose data
 /// sequence number is at least the data file's (the specification's rule). Blocking.
 ///
+/// Equality delete files are applied too ([`super::equality`]).
+///
 /// # Errors
-/// Equality delete files (which pgarrow does not apply: named); data files that are not
-/// Parquet; the files' errors.
+/// Data files that are not Parquet; the files' errors.
 pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec<SnapshotFile>> {
     let entries = avro::read_file(&crate::iceberg::located(list, storage)?.read()?)?.records;
     let long = |v: &Value| match v {
@@ -261,8 +262,10 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
     };
     let mut data = Vec::new();
     let mut deletes = Vec::new();
+    let mut equality = Vec::new();
     for m in &entries {
         let path = m.get("manifest_path").as_str().unwrap_or_default();
+        let spec_id = long(m.get("partition_spec_id")).unwrap_or(0);
         // Entries without a sequence number of their own inherit their manifest's.
         let inherited = long(m.get("sequence_number")).unwrap_or(0);
         let manifest = avro::read_file(&crate::iceberg::located(path, storage)?.read()?)?;
@@ -297,14 +300,35 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
                         bytes,
                         sequence,
                         file.get("partition").clone(),
+                        spec_id,
                     ));
                 }
                 1 => deletes.push((file_path, sequence)),
-                _ => {
+                2 => {
+                    let ids: Vec<i32> = match file.get("equality_ids") {
+                        Value::Array(ids) => ids
+                            .iter()
+                            .filter_map(|v| long(v).and_then(|n| i32::try_from(n).ok()))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    if ids.is_empty() {
+                        return Err(ErrorKind::InvalidInput(format!(
+                            "its equality delete file {file_path} names no equality column"
+                        ))
+                        .into());
+                    }
+                    equality.push(super::equality::EqualityDelete {
+                        path: file_path,
+                        sequence,
+                        spec_id,
+                        partition: file.get("partition").clone(),
+                        ids,
+                    });
+                }
+                other => {
                     return Err(ErrorKind::InvalidInput(format!(
-                        "its snapshot has the equality delete file {file_path} (rows deleted by \
-                         value), which pgarrow does not apply yet: rewrite the table's data \
-                         files (Spark's rewrite_data_files) first"
+                        "its file {file_path} is of content {other}, which pgarrow does not know"
                     ))
                     .into());
                 }
@@ -319,11 +343,24 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
             gone.entry(file).or_default().push((*sequence, positions));
         }
     }
+    // The rows equality deletes delete, by position in each data file they apply to.
+    let targets: Vec<super::equality::Target<'_>> = data
+        .iter()
+        .map(
+            |(path, _, _, sequence, partition, spec_id)| super::equality::Target {
+                path,
+                sequence: *sequence,
+                spec_id: *spec_id,
+                partition,
+            },
+        )
+        .collect();
+    let mut by_value = super::equality::positions(&targets, &equality, storage)?;
     // Oldest first (by data sequence number): a file's place says when it was written.
-    data.sort_by_key(|(.., sequence, _)| *sequence);
+    data.sort_by_key(|(.., sequence, _, _)| *sequence);
     Ok(data
         .into_iter()
-        .map(|(path, rows, bytes, sequence, partition)| {
+        .map(|(path, rows, bytes, sequence, partition, _)| {
             let mut deleted: Vec<u64> = gone
                 .get(&path)
                 .into_iter()
@@ -331,6 +368,7 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
                 .filter(|(s, _)| *s >= sequence)
                 .flat_map(|(_, p)| p.iter().copied())
                 .collect();
+            deleted.extend(by_value.remove(&path).unwrap_or_default());
             deleted.sort_unstable();
             deleted.dedup();
             SnapshotFile {
