@@ -34,7 +34,8 @@ fn field_id(field: &Field) -> Option<i64> {
 }
 
 /// How `file`'s columns make the table's `schema`: a table column with a field ID by the file
-/// column of that ID when the file's columns carry them, any other by name.
+/// column of that ID when the file's columns carry them (else by a file column of its name
+/// without an ID: a value restored from the table's metadata), any other by name.
 ///
 /// # Errors
 /// A column whose file type cannot become the table's, named.

@@ -197,10 +197,13 @@ fn avro_scalar(value: &Value, ty: &Value2) -> Option<arrow_array::ArrayRef> {
         let fill = if b[0] & 0x80 != 0 { 0xff } else { 0 };
         let mut bytes = [fill; 16];
         bytes[16 - b.len()..].copy_from_slice(b);
-        let array = arrow_array::Decimal128Array::from(vec![i128::from_be_bytes(bytes)])
+        // A precision the decimal cannot have leaves the bytes to the cast, which names them
+        // (never a NULL in their place).
+        if let Ok(array) = arrow_array::Decimal128Array::from(vec![i128::from_be_bytes(bytes)])
             .with_precision_and_scale(p, s)
-            .ok()?;
-        return Some(Arc::new(array));
+        {
+            return Some(Arc::new(array));
+        }
     }
     avro_plain(value)
 }
@@ -431,17 +434,10 @@ fn primitive(want: &Value2) -> Result<Field> {
             metadata.insert("ARROW:extension:name".into(), "arrow.uuid".into());
             DataType::FixedSizeBinary(16)
         }
-        t if t.starts_with("decimal(") => {
-            let (p, s) = t
-                .trim_start_matches("decimal(")
-                .trim_end_matches(')')
-                .split_once(',')
-                .unwrap_or_default();
-            match (p.parse(), s.parse()) {
-                (Ok(p), Ok(s)) => DataType::Decimal128(p, s),
-                _ => return Err(unreadable(name, &want["type"])),
-            }
-        }
+        t if t.starts_with("decimal(") => match decimal_type(&want["type"]) {
+            Some((p, s)) => DataType::Decimal128(p, s),
+            None => return Err(unreadable(name, &want["type"])),
+        },
         t if t.starts_with("fixed[") => {
             match t.trim_start_matches("fixed[").trim_end_matches(']').parse() {
                 Ok(n) => DataType::FixedSizeBinary(n),
