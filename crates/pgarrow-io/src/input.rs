@@ -11,10 +11,13 @@ use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
 mod ipc;
+mod nested;
 #[cfg(feature = "cloud")]
 mod objects;
 mod parquet_file;
 mod table;
+
+pub use nested::{MappedField, NameMapping};
 mod thrift;
 
 use crate::manifest::{MANIFEST_NAME, Manifest};
@@ -291,6 +294,12 @@ pub struct TableFile {
     /// Iceberg identity partition's value from the file's partition tuple, a column's
     /// `initial-default`). A column the file lacks and that has none here is NULL.
     pub absent: Vec<(usize, arrow_array::ArrayRef)>,
+    /// The values of nested fields (by field ID) for when the file's struct lacks the field:
+    /// a one-row array of any type that casts to the field's (an Iceberg `initial-default`).
+    pub defaults: Vec<(i64, arrow_array::ArrayRef)>,
+    /// The table's name mapping, which numbers the fields of a file written without field
+    /// IDs (Iceberg's `schema.name-mapping.default`).
+    pub names: Option<std::sync::Arc<NameMapping>>,
 }
 
 impl TableFile {
@@ -306,7 +315,21 @@ impl TableFile {
             columns,
             deleted: Vec::new(),
             absent: Vec::new(),
+            defaults: Vec::new(),
+            names: None,
         }
+    }
+
+    /// With the value of the nested field of ID `id` for when the file's struct lacks it.
+    pub fn with_default(mut self, id: i64, value: arrow_array::ArrayRef) -> TableFile {
+        self.defaults.push((id, value));
+        self
+    }
+
+    /// With the table's name mapping, for a file written without field IDs.
+    pub fn with_names(mut self, names: std::sync::Arc<NameMapping>) -> TableFile {
+        self.names = Some(names);
+        self
     }
 
     /// With the value of the table's column at `index` for when the file does not hold it:

@@ -30,7 +30,9 @@ mod sink;
 mod store;
 
 pub use error::{Error, Result};
-pub use input::{DEFAULT_INPUT_BATCH_ROWS, Input, InputOptions, TableFile, cast_exact};
+pub use input::{
+    DEFAULT_INPUT_BATCH_ROWS, Input, InputOptions, MappedField, NameMapping, TableFile, cast_exact,
+};
 pub use layout::{
     HIVE_NULL, Layout, LayoutWriter, PartitionField, PartitionValue, Transform, WrittenFile,
 };

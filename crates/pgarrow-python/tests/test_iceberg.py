@@ -917,3 +917,82 @@ def test_equality_deletes_of_another_writer_are_applied(url, conn, catalog, even
     metadata = pyiceberg(cat_url).load_table("ev.eq").metadata_location
     got = duckdb_iceberg(f"SELECT id, region FROM iceberg_scan('{metadata}') ORDER BY id")
     assert [tuple(r) for r in got] == want
+
+
+def test_files_without_field_ids_read_through_the_tables_name_mapping(url, conn, catalog):
+    """Files added to a table as they are (pyiceberg's `add_files`, Spark's `add_files` and
+    migrations write no field IDs) are read through the table's name mapping
+    (`schema.name-mapping.default`): each column, struct field, list element and map key and
+    value by the names the mapping gives its field ID, so a column renamed since still reads
+    its values (by its old name in the mapping), never NULL in their place. pyiceberg reads
+    the same rows."""
+    import pyarrow.parquet as pq
+    from pyiceberg.types import StringType
+
+    cat_url, warehouse = catalog
+    cat = pyiceberg(cat_url, warehouse)
+    point = pa.struct([("x", pa.int64()), ("label", pa.string())])
+    data = pa.table({
+        "id": pa.array([1, 2, 3], pa.int64()),
+        "name": ["a", None, "c"],
+        "point": pa.array([{"x": 1, "label": "p"}, None, {"x": 3, "label": None}], point),
+        "tags": pa.array([["t1", None], [], None], pa.list_(pa.string())),
+        "attrs": pa.array([[("k", 1), ("j", 2)], None, []], pa.map_(pa.string(), pa.int64())),
+    })
+    cat.create_namespace("nm")
+    t = cat.create_table("nm.added", schema=data.schema)
+    path = warehouse / "added-1.parquet"
+    pq.write_table(data, path)
+    t.add_files([str(path)])
+    assert "schema.name-mapping.default" in t.properties
+    # Renamed since: the mapping keeps the names the files use.
+    with t.update_schema() as update:
+        update.rename_column("name", "title")
+        update.rename_column("point.label", "tag")
+        update.add_column("later", StringType())
+    t = cat.load_table("nm.added")
+    want = t.scan().to_arrow().to_pylist()
+    assert [r["title"] for r in want] == ["a", None, "c"]
+
+    conn.execute("DROP TABLE IF EXISTS iceberg_nm")
+    out = subprocess.run([pgarrow_bin(), "import", "-d", url, "--quiet", "--iceberg", cat_url, "--lake-table",
+                          "nm.added", "--into", "iceberg_nm", "--create"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = conn.execute("SELECT id, title, point::text, tags, attrs::text, later FROM iceberg_nm ORDER BY id").fetchall()
+    assert [r[0] for r in got] == [1, 2, 3]
+    assert [r[1] for r in got] == [r["title"] for r in want]
+    assert [json.loads(r[2]) if r[2] else None for r in got] == [r["point"] for r in want]
+    assert [r[3] for r in got] == [r["tags"] for r in want]
+    assert [dict(json.loads(r[4])) if r[4] else None for r in got] == [dict(r["attrs"]) if r["attrs"] is not None else None for r in want]
+    assert [r[5] for r in got] == [None, None, None]
+
+
+def test_a_structs_fields_are_read_by_field_id_never_by_place(url, conn, catalog):
+    """A struct's field dropped and another added in its place (same count, other name): the
+    older files' values of the dropped field are not read as the new one's (which is NULL in
+    them), and a renamed field keeps its values. pyiceberg reads the same rows."""
+    from pyiceberg.types import StringType
+
+    cat_url, warehouse = catalog
+    cat = pyiceberg(cat_url, warehouse)
+    point = pa.struct([("x", pa.int64()), ("gone", pa.string())])
+    cat.create_namespace("nest")
+    t = cat.create_table("nest.points", schema=pa.schema([("id", pa.int64()), ("p", point)]))
+    t.append(pa.table({"id": pa.array([1, 2], pa.int64()),
+                       "p": pa.array([{"x": 1, "gone": "old"}, None], point)}))
+    with t.update_schema() as update:
+        update.delete_column(("p", "gone"))
+        update.add_column(("p", "fresh"), StringType())
+        update.rename_column("p.x", "xx")
+    t = cat.load_table("nest.points")
+    new = pa.struct([("xx", pa.int64()), ("fresh", pa.string())])
+    t.append(pa.table({"id": pa.array([3], pa.int64()), "p": pa.array([{"xx": 3, "fresh": "new"}], new)}))
+    want = sorted(cat.load_table("nest.points").scan().to_arrow().to_pylist(), key=lambda r: r["id"])
+    assert want[0]["p"] == {"xx": 1, "fresh": None}
+    conn.execute("DROP TABLE IF EXISTS iceberg_nest")
+    out = subprocess.run([pgarrow_bin(), "import", "-d", url, "--quiet", "--iceberg", cat_url, "--lake-table",
+                          "nest.points", "--into", "iceberg_nest", "--create"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = conn.execute("SELECT id, p::text FROM iceberg_nest ORDER BY id").fetchall()
+    assert [(i, json.loads(p) if p else None) for i, p in got] == [(r["id"], r["p"]) for r in want]

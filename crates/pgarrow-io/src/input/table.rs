@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, SchemaRef};
 
+use super::nested::{self, Defaults, field_id};
 use super::{Batches, Counted, Input, InputOptions, TableFile, open_file, restore};
 use crate::{Error, Result};
 
@@ -23,19 +24,16 @@ enum Source {
     Missing,
     /// Not in the file: this one-row value (of the table's type) in every row.
     Absent(ArrayRef),
-}
-
-/// The Parquet field ID of a field, if it has one.
-fn field_id(field: &Field) -> Option<i64> {
-    field
-        .metadata()
-        .get(parquet::arrow::PARQUET_FIELD_ID_META_KEY)
-        .and_then(|v| v.parse().ok())
+    /// The file's nested column at this place, of the file's field, read field by field
+    /// ([`nested::adapt`]) with the values of nested fields it lacks.
+    Nested(usize, Arc<Field>, Arc<Defaults>),
 }
 
 /// How `file`'s columns make the table's `schema`: a table column with a field ID by the file
 /// column of that ID when the file's columns carry them (else by a file column of its name
-/// without an ID: a value restored from the table's metadata), any other by name.
+/// without an ID: a value restored from the table's metadata), any other by name; a nested
+/// column field by field the same way, with `defaults` for the nested fields a file lacks.
+/// `mapped`: the file's field IDs are the table's name mapping's, not its batches'.
 ///
 /// # Errors
 /// A column whose file type cannot become the table's, named.
@@ -43,6 +41,8 @@ fn plan(
     schema: &SchemaRef,
     file: &SchemaRef,
     absent: &[(usize, ArrayRef)],
+    defaults: &Arc<Defaults>,
+    mapped: bool,
     shown: &str,
 ) -> Result<Vec<Source>> {
     let file_ids = file.fields().iter().any(|f| field_id(f).is_some());
@@ -86,7 +86,22 @@ fn plan(
                 return Ok(Source::Absent(value));
             };
             let have = file.field(k).data_type();
-            if have == want.data_type() {
+            if nested::is_nested(have, want.data_type()) && (mapped || have != want.data_type()) {
+                nested::check(file.field(k), want, want.name()).map_err(|e| {
+                    Error::usage(format!(
+                        "{shown}: its column \"{}\" cannot be read as the table's column \"{}\" \
+                         ({}): {e}",
+                        file.field(k).name(),
+                        want.name(),
+                        want.data_type()
+                    ))
+                })?;
+                Ok(Source::Nested(
+                    k,
+                    Arc::new(file.field(k).clone()),
+                    defaults.clone(),
+                ))
+            } else if have == want.data_type() {
                 Ok(Source::Same(k))
             } else if arrow_cast::can_cast_types(have, want.data_type()) {
                 Ok(Source::Cast(k))
@@ -130,6 +145,15 @@ fn conform(
                                         field.data_type()
                                     )))
                                 })?
+                        }
+                        Source::Nested(k, have, defaults) => {
+                            nested::adapt(batch.column(*k), have, field, defaults).map_err(|e| {
+                                ArrowError::from(Error::usage(format!(
+                                    "column \"{}\": a value does not fit {}: {e}",
+                                    field.name(),
+                                    field.data_type()
+                                )))
+                            })?
                         }
                         Source::Missing => arrow_array::new_null_array(field.data_type(), rows),
                         Source::Absent(value) => {
@@ -362,6 +386,14 @@ impl Input {
                 true => (file_schema, batches),
                 false => restore(file_schema, batches, &restored, &file.location)?,
             };
+            // A file written without field IDs: numbered by the table's name mapping.
+            let (file_schema, mapped) = match &file.names {
+                Some(names) if !file_schema.fields().iter().any(|f| field_id(f).is_some()) => {
+                    (Arc::new(names.apply(&file_schema)), true)
+                }
+                _ => (file_schema, false),
+            };
+            let defaults = Arc::new(file.defaults.iter().cloned().collect::<Defaults>());
             if let (Some(rows), Some(last)) = (file.rows, file.deleted.last())
                 && *last >= rows
             {
@@ -369,7 +401,14 @@ impl Input {
                     "{shown}: its metadata deletes row {last}, past its {rows} rows"
                 )));
             }
-            let plan = plan(&file_schema_named, &file_schema, &file.absent, &shown)?;
+            let plan = plan(
+                &file_schema_named,
+                &file_schema,
+                &file.absent,
+                &defaults,
+                mapped,
+                &shown,
+            )?;
             let counted: Batches = Box::new(Counted {
                 path: file.location.clone(),
                 expected: file.rows,
@@ -401,7 +440,14 @@ impl Input {
         if !rows.is_empty() {
             let mut conformed = Vec::with_capacity(rows.len());
             for batch in rows {
-                let plan = plan(&schema, &batch.schema(), &[], &name)?;
+                let plan = plan(
+                    &schema,
+                    &batch.schema(),
+                    &[],
+                    &Default::default(),
+                    false,
+                    &name,
+                )?;
                 conformed.push(conform(&batch, &plan, &schema).map_err(|e| {
                     Error::Input(e).context(format!("{name}: the rows its metadata holds"))
                 })?);
@@ -447,7 +493,7 @@ mod tests {
             with_id(Field::new("a", DataType::Int64, true), 1),
             with_id(Field::new("c", DataType::Float64, true), 3),
         ]));
-        let plan = plan(&table, &file, &[], "f").unwrap();
+        let plan = plan(&table, &file, &[], &Default::default(), false, "f").unwrap();
         let batch = RecordBatch::try_new(
             file,
             vec![
@@ -486,7 +532,7 @@ mod tests {
             (1, ints(&[Some(20_000)])),
             (2, Arc::new(StringArray::from(vec!["eu"]))),
         ];
-        let plan = plan(&table, &file, &absent, "f").unwrap();
+        let plan = plan(&table, &file, &absent, &Default::default(), false, "f").unwrap();
         let batch = RecordBatch::try_new(file, vec![ints(&[Some(1), None, Some(3)])]).unwrap();
         let out = conform(&batch, &plan, &table).unwrap();
         let days = out
@@ -513,7 +559,7 @@ mod tests {
             DataType::Struct(Vec::<Field>::new().into()),
             true,
         )]));
-        let e = plan(&table, &file, &[], "f.parquet")
+        let e = plan(&table, &file, &[], &Default::default(), false, "f.parquet")
             .unwrap_err()
             .to_string();
         assert!(e.contains("f.parquet") && e.contains("\"a\""), "{e}");

@@ -70,6 +70,8 @@ pub async fn open_iceberg(
     // place.
     let identity = identity_columns(&meta, &fields);
     let defaults = initial_defaults(&fields).map_err(&refuse)?;
+    let nested_defaults = nested_defaults(&fields).map_err(&refuse)?;
+    let names = name_mapping(&meta).map_err(&refuse)?.map(Arc::new);
     let storage2 = storage.clone();
     // Each column's Iceberg type, for the partition values the tuple holds as bytes.
     let fields_of: Vec<Value2> = fields.iter().map(|f| f["type"].clone()).collect();
@@ -94,6 +96,12 @@ pub async fn open_iceberg(
                 }
                 for (index, value) in &defaults {
                     file = file.with_absent(*index, value.clone());
+                }
+                for (id, value) in &nested_defaults {
+                    file = file.with_default(*id, value.clone());
+                }
+                if let Some(names) = &names {
+                    file = file.with_names(names.clone());
                 }
                 Ok(file)
             })
@@ -137,11 +145,58 @@ fn identity_columns(meta: &Value2, fields: &[Value2]) -> Vec<(String, usize)> {
 fn initial_defaults(
     fields: &[Value2],
 ) -> std::result::Result<Vec<(usize, arrow_array::ArrayRef)>, String> {
-    use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
     let mut out = Vec::new();
     for (index, f) in fields.iter().enumerate() {
+        if let Some(value) = initial_default(f)? {
+            out.push((index, value));
+        }
+    }
+    Ok(out)
+}
+
+/// The `initial-default` of every field nested in a column (a struct's fields, at any depth,
+/// list elements' and map values' included), by field ID (see [`initial_defaults`]).
+///
+/// # Errors
+/// A default of a form no cast reads, named.
+fn nested_defaults(
+    fields: &[Value2],
+) -> std::result::Result<Vec<(i64, arrow_array::ArrayRef)>, String> {
+    fn walk(
+        ty: &Value2,
+        out: &mut Vec<(i64, arrow_array::ArrayRef)>,
+    ) -> std::result::Result<(), String> {
+        match ty["type"].as_str() {
+            Some("struct") => {
+                for f in ty["fields"].as_array().into_iter().flatten() {
+                    if let (Some(id), Some(value)) = (f["id"].as_i64(), initial_default(f)?) {
+                        out.push((id, value));
+                    }
+                    walk(&f["type"], out)?;
+                }
+            }
+            Some("list") => walk(&ty["element"], out)?,
+            Some("map") => {
+                walk(&ty["key"], out)?;
+                walk(&ty["value"], out)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for f in fields {
+        walk(&f["type"], &mut out)?;
+    }
+    Ok(out)
+}
+
+/// A field's `initial-default` as a one-row array; `None` without one.
+fn initial_default(f: &Value2) -> std::result::Result<Option<arrow_array::ArrayRef>, String> {
+    use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
+    {
         let value: ArrayRef = match &f["initial-default"] {
-            Value2::Null => continue,
+            Value2::Null => return Ok(None),
             Value2::Bool(b) => Arc::new(BooleanArray::from(vec![*b])),
             Value2::Number(n) => match n.as_i64() {
                 Some(i) => Arc::new(Int64Array::from(vec![i])),
@@ -174,9 +229,45 @@ fn initial_defaults(
                 ));
             }
         };
-        out.push((index, value));
+        Ok(Some(value))
     }
-    Ok(out)
+}
+
+/// The table's name mapping (`schema.name-mapping.default`: the names of each field ID in
+/// files written without field IDs), if it has one.
+///
+/// # Errors
+/// A mapping that is not the specification's JSON, named.
+fn name_mapping(meta: &Value2) -> std::result::Result<Option<pgarrow::io::NameMapping>, String> {
+    fn fields(list: &Value2) -> Option<Vec<pgarrow::io::MappedField>> {
+        let Some(list) = list.as_array() else {
+            return list.is_null().then(Vec::new);
+        };
+        list.iter()
+            .map(|m| {
+                Some(pgarrow::io::MappedField {
+                    id: match &m["field-id"] {
+                        Value2::Null => None,
+                        id => Some(id.as_i64()?),
+                    },
+                    names: m["names"]
+                        .as_array()?
+                        .iter()
+                        .map(|n| n.as_str().map(str::to_owned))
+                        .collect::<Option<_>>()?,
+                    fields: fields(&m["fields"])?,
+                })
+            })
+            .collect()
+    }
+    let Some(text) = meta["properties"]["schema.name-mapping.default"].as_str() else {
+        return Ok(None);
+    };
+    serde_json::from_str::<Value2>(text)
+        .ok()
+        .and_then(|v| fields(&v))
+        .map(|f| Some(pgarrow::io::NameMapping(f)))
+        .ok_or_else(|| format!("its name mapping (schema.name-mapping.default) is not one: {text}"))
 }
 
 /// Whether an Iceberg type's JSON values are bytes spelled as hex (or a uuid's text).
