@@ -815,3 +815,146 @@ def test_a_classic_named_checkpoint_with_sidecars_loads_every_file(url, conn, tm
     got = [r[0] for r in conn.execute("SELECT id FROM delta_sidecars_back ORDER BY id").fetchall()]
     assert got == list(range(1, 31))
 
+
+
+def pg_import_delta(url, table, into, *extra):
+    """`pgarrow import --delta table --into into --create`, its process's result."""
+    return subprocess.run([pgarrow_bin(), "import", "-d", url, "--quiet", "--delta", str(table), "--into", into,
+                           "--create", *extra], capture_output=True, text=True, timeout=120)
+
+
+def commit_lines(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def v2_checkpointed(url, table, form: str, pointer: bool) -> list[int]:
+    """A table whose state up to version 3 is only in a UUID-named V2 checkpoint
+    (`3.checkpoint.<uuid>.json` or `.parquet`), laid out by PROTOCOL.md: its
+    `checkpointMetadata`, the protocol (reader 3, `v2Checkpoint`), the metadata, and two
+    `sidecar` actions naming Parquet files in `_delta_log/_sidecars/` that hold the three
+    files' `add` actions; commits 0 to 2 and pgarrow's classic checkpoint gone; then commit 4
+    removes the second file. `_last_checkpoint` names it (`v2Checkpoint.path`, as delta-spark
+    writes it) or is gone (found by listing). The ids the table holds."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    for k in range(3):
+        export(url, "-q", f"SELECT g + {k * 10} AS id FROM generate_series(1, 10) g", "--delta", str(table),
+               "--if-exists", "append", "--checkpoint-interval", "2")
+    log = table / "_delta_log"
+    actions = [a for v in range(3) for a in commit_lines(log / f"{v:020}.json")]
+    metadata = next(a["metaData"] for a in actions if "metaData" in a)
+    adds = [a["add"] for a in actions if "add" in a]
+    assert len(adds) == 3
+    protocol = {"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["v2Checkpoint"],
+                "writerFeatures": ["v2Checkpoint"]}
+    (log / f"{3:020}.json").write_text(json.dumps({"protocol": protocol}) + "\n")
+    # The sidecars: pgarrow's classic checkpoint's `add` rows, one file, then two.
+    classic = log / f"{2:020}.checkpoint.parquet"
+    whole = pq.read_table(classic)
+    rows = whole.filter(pc.is_valid(whole["add"])).select(["add"])
+    (log / "_sidecars").mkdir()
+    sidecars = []
+    for part in (rows.slice(0, 1), rows.slice(1)):
+        path = log / "_sidecars" / f"{uuid.uuid4()}.parquet"
+        pq.write_table(part, path)
+        sidecars.append({"path": path.name, "sizeInBytes": path.stat().st_size, "modificationTime": 0})
+    name = f"{3:020}.checkpoint.{uuid.uuid4()}.{form}"
+    if form == "json":
+        lines = [{"checkpointMetadata": {"version": 3, "tags": {}}}, {"protocol": protocol},
+                 {"metaData": metadata}] + [{"sidecar": s} for s in sidecars]
+        (log / name).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    else:
+        rest = whole.filter(pc.invert(pc.is_valid(whole["add"])))
+        side_type = pa.struct([("path", pa.string()), ("sizeInBytes", pa.int64()), ("modificationTime", pa.int64())])
+        meta_type = pa.struct([("version", pa.int64()), ("tags", pa.map_(pa.string(), pa.string()))])
+        schema = whole.schema.append(pa.field("checkpointMetadata", meta_type)).append(pa.field("sidecar", side_type))
+        empty = {n: None for n in schema.names}
+        kept = [dict(r, checkpointMetadata=None, sidecar=None) for r in rest.to_pylist()]
+        for r in kept:
+            if r["protocol"] is not None:
+                r["protocol"] = protocol
+        kept.append({**empty, "checkpointMetadata": {"version": 3, "tags": []}})
+        kept.extend({**empty, "sidecar": s} for s in sidecars)
+        pq.write_table(pa.Table.from_pylist(kept, schema=schema), log / name)
+    for v in range(3):
+        (log / f"{v:020}.json").unlink()
+    classic.unlink()
+    (log / "_last_checkpoint").unlink()
+    if pointer:
+        (log / "_last_checkpoint").write_text(json.dumps({"version": 3, "size": 5, "v2Checkpoint": {
+            "path": name, "sizeInBytes": (log / name).stat().st_size, "modificationTime": 0}}))
+    second = adds[1]
+    (log / f"{4:020}.json").write_text(json.dumps({"remove": {
+        "path": second["path"], "dataChange": True, "deletionTimestamp": 1, "extendedFileMetadata": True,
+        "partitionValues": {}, "size": second["size"]}}) + "\n")
+    return [i for i in range(1, 31) if not 11 <= i <= 20]
+
+
+@pytest.mark.parametrize("form", ["json", "parquet"])
+@pytest.mark.parametrize("pointer", [True, False], ids=["last_checkpoint", "listed"])
+def test_uuid_named_v2_checkpoints_with_sidecars_load_every_file(url, conn, tmp_path, form, pointer,
+                                                                 duckdb_delta):
+    """A UUID-named V2 checkpoint (`n.checkpoint.<uuid>.json` and `.parquet`), its file actions
+    in sidecars, found through `_last_checkpoint` or by listing, then a commit after it: the
+    import loads what DuckDB's delta extension (delta-kernel) reads (pgarrow used to pass such
+    checkpoints over and, the commits before them gone, refuse the table). deltalake 1.6.6
+    refuses the `v2Checkpoint` reader feature."""
+    table = tmp_path / f"v2_{form}_{pointer}"
+    want = v2_checkpointed(url, table, form, pointer)
+    with pytest.raises(deltalake.exceptions.DeltaProtocolError, match="v2Checkpoint"):
+        deltalake.DeltaTable(str(table)).to_pyarrow_table()
+    assert [r[0] for r in duckdb_delta(f"SELECT id FROM delta_scan('{table}') ORDER BY id")] == want
+    into = f"delta_v2_{form}_{int(pointer)}"
+    conn.execute(f"DROP TABLE IF EXISTS {into}")
+    out = pg_import_delta(url, table, into)
+    assert out.returncode == 0, out.stderr
+    assert [r[0] for r in conn.execute(f"SELECT id FROM {into} ORDER BY id").fetchall()] == want
+
+
+def test_v2_checkpoints_pgarrow_cannot_read_are_refused_by_name(url, conn, tmp_path):
+    """A classic checkpoint of the same version beside a UUID-named one: either may be read (the
+    protocol's rule), and the rows are the same. A sidecar missing, a UUID-named checkpoint
+    without its `checkpointMetadata`, or with another version's: refused, named, a data error
+    (exit status 3), nothing loaded; never read as a table without those files."""
+    import pyarrow.parquet as pq
+
+    table = tmp_path / "v2_bad"
+    want = v2_checkpointed(url, table, "json", False)
+    log = table / "_delta_log"
+    (checkpoint,) = log.glob("*.checkpoint.*.json")
+    lines = commit_lines(checkpoint)
+    # The same checkpoint as a classic V2 one (a Parquet file of the same actions).
+    import pyarrow as pa
+
+    sidecars = sorted(log.glob("_sidecars/*.parquet"))
+    adds = pa.concat_tables([pq.read_table(s) for s in sidecars])
+    classic = log / f"{3:020}.checkpoint.parquet"
+    pq.write_table(adds, classic)  # the files only: a classic checkpoint missing its metadata
+    conn.execute("DROP TABLE IF EXISTS delta_v2_both")
+    out = pg_import_delta(url, table, "delta_v2_both")
+    # The UUID-named one is read (the classic one here lacks the protocol and metadata).
+    assert out.returncode == 0, out.stderr
+    assert [r[0] for r in conn.execute("SELECT id FROM delta_v2_both ORDER BY id").fetchall()] == want
+    classic.unlink()
+
+    def refused(text, into):
+        conn.execute(f"DROP TABLE IF EXISTS {into}")
+        checkpoint.write_text(text)
+        out = pg_import_delta(url, table, into)
+        assert conn.execute(f"SELECT to_regclass('{into}')").fetchone() == (None,)
+        return out
+
+    good = "".join(json.dumps(line) + "\n" for line in lines)
+    without = "".join(json.dumps(line) + "\n" for line in lines if "checkpointMetadata" not in line)
+    out = refused(without, "delta_v2_nometa")
+    assert out.returncode == 3 and checkpoint.name in out.stderr and "checkpointMetadata" in out.stderr, out.stderr
+    other = good.replace('"version": 3', '"version": 2', 1)
+    assert other != good
+    out = refused(other, "delta_v2_other")
+    assert out.returncode == 3 and "of version 2" in out.stderr, out.stderr
+    sidecars[0].unlink()
+    out = refused(good, "delta_v2_noside")
+    assert out.returncode == 3 and sidecars[0].name in out.stderr, out.stderr
+

@@ -1,7 +1,9 @@
 //! Classic Delta checkpoints: the table's state at a version in one Parquet file, a row per
 //! action (the protocol, the metadata, the transactions, the live files, the tombstones not
 //! yet expired), each in its own struct column, so that readers start there instead of
-//! replaying every commit. Read here too (one file or multi-part, by any writer).
+//! replaying every commit. Read here too, by any writer: classic, multi-part, and V2
+//! checkpoints (UUID-named, in JSON or Parquet, or classic-named), whose file actions may sit
+//! in sidecar files under `_delta_log/_sidecars/`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -389,17 +391,133 @@ fn deletion_vectors(dvs: &[Option<&DeletionVector>]) -> Result<ArrayRef> {
     Ok(Arc::new(array))
 }
 
-/// The actions of the checkpoint (or checkpoint part) at `at`.
+/// The actions of checkpoint `version` of the log `log`, held in the files `names` (one, or a
+/// multi-part checkpoint's parts), with its sidecars' file actions.
+///
+/// # Errors
+/// Storage errors; a file that is not a checkpoint pgarrow can read, named: a UUID-named (V2)
+/// checkpoint without exactly one `checkpointMetadata` action, any checkpoint whose
+/// `checkpointMetadata` names another version, a sidecar missing or naming another.
+pub(crate) fn read_checkpoint(
+    version: i64,
+    names: &[String],
+    log: &Location,
+) -> Result<Vec<Action>> {
+    let mut actions = Vec::new();
+    for name in names {
+        let at = log.join(name);
+        let kind = super::replay::log_file(name);
+        let read = match kind {
+            Some(super::replay::LogFile::Uuid { json: true, .. }) => read_json(&at, log)?,
+            _ => read_part(&at, log, true)?,
+        };
+        let bad = |what: String| -> Error {
+            ErrorKind::InvalidInput(format!(
+                "Delta checkpoint {at}: {what}: not a checkpoint pgarrow can read"
+            ))
+            .into()
+        };
+        if matches!(kind, Some(super::replay::LogFile::Uuid { .. })) && read.versions.len() != 1 {
+            return Err(bad(format!(
+                "a UUID-named (V2) checkpoint holds one checkpointMetadata action, and this one \
+                 holds {}",
+                read.versions.len()
+            )));
+        }
+        if let Some(other) = read.versions.iter().find(|v| **v != version) {
+            return Err(bad(format!(
+                "its checkpointMetadata is of version {other}, and its name of version {version}"
+            )));
+        }
+        actions.extend(read.actions);
+    }
+    Ok(actions)
+}
+
+/// The actions of the classic checkpoint (or checkpoint part) at `at`.
 ///
 /// # Errors
 /// Storage errors; a file that is not a checkpoint pgarrow can read, named.
+#[cfg(test)]
 pub(crate) fn read(at: &Location, log: &Location) -> Result<Vec<Action>> {
-    read_part(at, log, true)
+    Ok(read_part(at, log, true)?.actions)
+}
+
+/// What one checkpoint file holds: its actions (with its sidecars'), and the versions its
+/// `checkpointMetadata` actions give (one in a V2 checkpoint, none in a V1).
+struct Read {
+    actions: Vec<Action>,
+    versions: Vec<i64>,
+}
+
+/// The file actions of the sidecar a checkpoint at `at` names by `path`: sidecars live in
+/// the log's `_sidecars` directory (the protocol's rule), so a full URI names one there, by
+/// its file name.
+fn sidecar(path: &str, at: &Location, log: &Location) -> Result<Vec<Action>> {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let sidecar = log.join("_sidecars").join(&super::read::uri_decode(file));
+    if !sidecar.exists()? {
+        return Err(ErrorKind::InvalidInput(format!(
+            "Delta checkpoint {at}: its sidecar {path} is not there ({sidecar}): the table's \
+             files cannot be known"
+        ))
+        .into());
+    }
+    let read = read_part(&sidecar, log, false)
+        .map_err(|e| e.context(format!("the sidecar {path} of {at}")))?;
+    Ok(read
+        .actions
+        .into_iter()
+        .filter(|a| matches!(a, Action::Add(_) | Action::Remove(_)))
+        .collect())
+}
+
+/// A V2 checkpoint in JSON (`n.checkpoint.u.json`): an action per line, as in a commit, and
+/// `checkpointMetadata` and `sidecar` actions.
+fn read_json(at: &Location, log: &Location) -> Result<Read> {
+    let bytes = at.read()?;
+    let bad = |e: &dyn std::fmt::Display| -> Error {
+        ErrorKind::InvalidInput(format!(
+            "Delta checkpoint {at}: {e}: not a checkpoint pgarrow can read"
+        ))
+        .into()
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|e| bad(&format!("not UTF-8: {e}")))?;
+    let mut out = Read {
+        actions: Vec::new(),
+        versions: Vec::new(),
+    };
+    for (k, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad(&format!("line {}: {e}", k + 1)))?;
+        if let Some(meta) = value.get("checkpointMetadata") {
+            let version = meta.get("version").and_then(serde_json::Value::as_i64);
+            out.versions.push(version.ok_or_else(|| {
+                bad(&format!(
+                    "line {}: a checkpointMetadata without its version",
+                    k + 1
+                ))
+            })?);
+        } else if let Some(side) = value.get("sidecar") {
+            let path = side.get("path").and_then(serde_json::Value::as_str);
+            let path =
+                path.ok_or_else(|| bad(&format!("line {}: a sidecar without a path", k + 1)))?;
+            out.actions.extend(sidecar(path, at, log)?);
+        } else {
+            let actions = super::log::parse_commit(line.as_bytes())
+                .map_err(|e| bad(&format!("line {}: {e}", k + 1)))?;
+            out.actions.extend(actions);
+        }
+    }
+    Ok(out)
 }
 
 /// A checkpoint file's actions; `sidecars`: whether it may name sidecar files (a sidecar may
 /// not: one naming another, or itself, is refused rather than followed).
-fn read_part(at: &Location, log: &Location, sidecars: bool) -> Result<Vec<Action>> {
+fn read_part(at: &Location, log: &Location, sidecars: bool) -> Result<Read> {
     let bytes = bytes::Bytes::from(at.read()?);
     let bad = |e: &dyn std::fmt::Display| -> Error {
         ErrorKind::InvalidInput(format!(
@@ -411,6 +529,7 @@ fn read_part(at: &Location, log: &Location, sidecars: bool) -> Result<Vec<Action
         .and_then(|b| b.build())
         .map_err(|e| bad(&e))?;
     let mut out = Vec::new();
+    let mut versions = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| bad(&e))?;
         let column = |name: &str| batch.column_by_name(name).and_then(|c| c.as_struct_opt());
@@ -469,23 +588,17 @@ fn read_part(at: &Location, log: &Location, sidecars: bool) -> Result<Vec<Action
                     writer_features: texts(s, "writerFeatures", row),
                 }));
             } else if let Some(s) = column("sidecar").filter(|s| s.is_valid(row)) {
-                // A V2 checkpoint (whatever its name) keeps its files' actions in sidecar
-                // files under `_delta_log/_sidecars/`: read them too, or the table has no files.
+                // A V2 checkpoint (whatever its name) may keep its files' actions in sidecar
+                // files: read them too, or the table has no files.
                 let path = text(s, "path", row).ok_or_else(|| bad(&"a sidecar without a path"))?;
-                // Sidecars live in the log's `_sidecars` directory (the protocol's rule): a
-                // full URI names one there, by its file name.
-                let file = path.rsplit('/').next().unwrap_or(&path);
-                let sidecar = log.join("_sidecars").join(&super::read::uri_decode(file));
                 if !sidecars {
                     return Err(bad(&"a sidecar file names another sidecar"));
                 }
-                let actions = read_part(&sidecar, log, false)
-                    .map_err(|e| e.context(format!("the sidecar {path} of {at}")))?;
-                out.extend(
-                    actions
-                        .into_iter()
-                        .filter(|a| matches!(a, Action::Add(_) | Action::Remove(_))),
-                );
+                out.extend(sidecar(&path, at, log)?);
+            } else if let Some(s) = column("checkpointMetadata").filter(|s| s.is_valid(row)) {
+                let version = long(s, "version", row);
+                versions
+                    .push(version.ok_or_else(|| bad(&"a checkpointMetadata without its version"))?);
             } else if let Some(s) = column("txn").filter(|s| s.is_valid(row)) {
                 out.push(Action::Txn(Txn {
                     app_id: text(s, "appId", row).unwrap_or_default(),
@@ -495,7 +608,10 @@ fn read_part(at: &Location, log: &Location, sidecars: bool) -> Result<Vec<Action
             }
         }
     }
-    Ok(out)
+    Ok(Read {
+        actions: out,
+        versions,
+    })
 }
 
 fn required(m: BTreeMap<String, Option<String>>) -> BTreeMap<String, String> {
