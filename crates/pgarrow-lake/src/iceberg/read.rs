@@ -1,7 +1,8 @@
 //! An Iceberg table's current snapshot as an [`Input`]: its live data files (of any writer),
-//! without the rows its position delete files delete, for `pgarrow import` to load into
-//! PostgreSQL. A table whose snapshot has equality delete files is refused, naming them,
-//! rather than read with deleted rows in it.
+//! without the rows its deletes delete (position delete files, format version 3's deletion
+//! vectors, equality delete files), each file read as the table's current schema (by field
+//! ID, or through the table's name mapping for files without IDs), for `pgarrow import` to
+//! load into PostgreSQL.
 
 use std::sync::Arc;
 
@@ -356,6 +357,7 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
     };
     let mut data = Vec::new();
     let mut deletes = Vec::new();
+    let mut vectors: Vec<Vector> = Vec::new();
     let mut equality = Vec::new();
     for m in &entries {
         let path = m.get("manifest_path").as_str().unwrap_or_default();
@@ -376,13 +378,43 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
                 .unwrap_or_default()
                 .to_owned();
             let format = file.get("file_format").as_str().unwrap_or_default();
+            let content = file.get("content").as_i64().unwrap_or(0);
+            // A deletion vector (format version 3): a blob of a Puffin file.
+            if content == 1 && format.eq_ignore_ascii_case("puffin") {
+                let field = |name: &str| {
+                    long(file.get(name)).ok_or_else(|| -> Error {
+                        ErrorKind::InvalidInput(format!(
+                            "its deletion vector in {file_path} has no {name}"
+                        ))
+                        .into()
+                    })
+                };
+                vectors.push(Vector {
+                    data_file: file
+                        .get("referenced_data_file")
+                        .as_str()
+                        .ok_or_else(|| -> Error {
+                            ErrorKind::InvalidInput(format!(
+                                "its deletion vector in {file_path} names no data file"
+                            ))
+                            .into()
+                        })?
+                        .to_owned(),
+                    offset: field("content_offset")?,
+                    size: field("content_size_in_bytes")?,
+                    cardinality: field("record_count")?,
+                    path: file_path,
+                    sequence,
+                });
+                continue;
+            }
             if !format.eq_ignore_ascii_case("parquet") {
                 return Err(ErrorKind::InvalidInput(format!(
                     "its file {file_path} is {format}, and pgarrow reads Parquet"
                 ))
                 .into());
             }
-            match file.get("content").as_i64().unwrap_or(0) {
+            match content {
                 0 => {
                     let rows = long(file.get("record_count")).and_then(|n| u64::try_from(n).ok());
                     let bytes = long(file.get("file_size_in_bytes"))
@@ -437,6 +469,29 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
             gone.entry(file).or_default().push((*sequence, positions));
         }
     }
+    // Deletion vectors: a data file's applies when it is of the file's data sequence number
+    // or later; position delete files are then not read for that file (the vector holds
+    // theirs, as the specification has writers merge them).
+    let mut puffins: std::collections::HashMap<String, Vec<u8>> = Default::default();
+    let mut vectored: std::collections::HashMap<String, (i64, Vec<u64>)> = Default::default();
+    for v in &vectors {
+        if !puffins.contains_key(&v.path) {
+            let bytes = crate::iceberg::located(&v.path, storage)?.read()?;
+            puffins.insert(v.path.clone(), bytes);
+        }
+        let positions = v.positions(&puffins[&v.path])?;
+        if vectored
+            .insert(v.data_file.clone(), (v.sequence, positions))
+            .is_some()
+        {
+            return Err(ErrorKind::InvalidInput(format!(
+                "its data file {} has two deletion vectors",
+                v.data_file
+            ))
+            .into());
+        }
+    }
+    drop(puffins);
     // The rows equality deletes delete, by position in each data file they apply to.
     let targets: Vec<super::equality::Target<'_>> = data
         .iter()
@@ -455,13 +510,16 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
     Ok(data
         .into_iter()
         .map(|(path, rows, bytes, sequence, partition, _)| {
-            let mut deleted: Vec<u64> = gone
-                .get(&path)
-                .into_iter()
-                .flatten()
-                .filter(|(s, _)| *s >= sequence)
-                .flat_map(|(_, p)| p.iter().copied())
-                .collect();
+            let mut deleted: Vec<u64> = match vectored.remove(&path) {
+                Some((s, positions)) if s >= sequence => positions,
+                _ => gone
+                    .get(&path)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(s, _)| *s >= sequence)
+                    .flat_map(|(_, p)| p.iter().copied())
+                    .collect(),
+            };
             deleted.extend(by_value.remove(&path).unwrap_or_default());
             deleted.sort_unstable();
             deleted.dedup();
@@ -474,6 +532,78 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
             }
         })
         .collect())
+}
+
+/// A deletion vector of a snapshot (format version 3): the `deletion-vector-v1` blob at
+/// `offset` of the Puffin file `path`, of `size` bytes, deleting `cardinality` positions of
+/// `data_file`.
+struct Vector {
+    path: String,
+    data_file: String,
+    offset: i64,
+    size: i64,
+    cardinality: i64,
+    sequence: i64,
+}
+
+impl Vector {
+    /// Its positions, ascending, from the bytes of its Puffin file: the blob is its length
+    /// (4 bytes, big-endian, of the magic number and the bitmap), the magic number and a
+    /// portable 64-bit roaring bitmap (the same as a Delta deletion vector's), and the CRC-32
+    /// of both (big-endian); each checked, and the positions counted against the manifest's.
+    ///
+    /// # Errors
+    /// A blob that is not one, named.
+    fn positions(&self, puffin: &[u8]) -> Result<Vec<u64>> {
+        let bad = |why: String| -> Error {
+            ErrorKind::InvalidInput(format!(
+                "its deletion vector at offset {} of {}: {why}",
+                self.offset, self.path
+            ))
+            .into()
+        };
+        let (Ok(offset), Ok(size)) = (usize::try_from(self.offset), usize::try_from(self.size))
+        else {
+            return Err(bad(format!(
+                "an offset of {} and a size of {}",
+                self.offset, self.size
+            )));
+        };
+        let blob = puffin
+            .get(offset..offset.saturating_add(size))
+            .filter(|b| b.len() == size && size >= 12)
+            .ok_or_else(|| bad(format!("the file ends before its {size} bytes")))?;
+        let length = u32::from_be_bytes([blob[0], blob[1], blob[2], blob[3]]) as usize;
+        if length != size - 8 {
+            return Err(bad(format!(
+                "it says it is {length} bytes, and the manifest {}",
+                size - 8
+            )));
+        }
+        let body = &blob[4..size - 4];
+        let stored = u32::from_be_bytes([
+            blob[size - 4],
+            blob[size - 3],
+            blob[size - 2],
+            blob[size - 1],
+        ]);
+        let mut crc = flate2::Crc::new();
+        crc.update(body);
+        if crc.sum() != stored {
+            return Err(bad("its checksum does not match".into()));
+        }
+        let limit = u64::try_from(self.cardinality)
+            .map_err(|_| bad(format!("a record count of {}", self.cardinality)))?;
+        let positions = crate::delta::dv::positions(body, limit.saturating_add(1))
+            .map_err(|e| bad(e.to_string()))?;
+        if positions.len() as u64 != limit {
+            return Err(bad(format!(
+                "it holds {} positions, and the manifest says {limit}",
+                positions.len()
+            )));
+        }
+        Ok(positions)
+    }
 }
 
 /// The table's Arrow schema, its columns matched by field ID: each column as a file that holds
@@ -519,6 +649,12 @@ fn primitive(want: &Value2) -> Result<Field> {
         "time" => DataType::Time64(TimeUnit::Microsecond),
         "timestamp" => DataType::Timestamp(TimeUnit::Microsecond, None),
         "timestamptz" => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        // Format version 3's: loaded as PostgreSQL's microseconds, a value that is not whole
+        // microseconds refused by the load (or rounded, as `--nanoseconds` says).
+        "timestamp_ns" => DataType::Timestamp(TimeUnit::Nanosecond, None),
+        "timestamptz_ns" => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        // Format version 3's type of no values (a column no writer gave a type yet).
+        "unknown" => DataType::Null,
         "string" => DataType::Utf8,
         "binary" => DataType::Binary,
         "uuid" => {
@@ -585,4 +721,53 @@ fn unreadable(name: &str, ty: &Value2) -> Error {
          that type only from a file that does"
     ))
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Puffin file's bytes with one deletion vector blob of `positions` at offset 4.
+    fn puffin(positions: &[u64]) -> (Vec<u8>, usize) {
+        let body = crate::delta::dv::bitmap(positions);
+        let mut crc = flate2::Crc::new();
+        crc.update(&body);
+        let mut out = b"PFA1".to_vec();
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+        let size = out.len() - 4;
+        out.extend_from_slice(b"PFA1");
+        (out, size)
+    }
+
+    fn vector(size: usize, cardinality: i64) -> Vector {
+        Vector {
+            path: "dv.puffin".into(),
+            data_file: "d.parquet".into(),
+            offset: 4,
+            size: size as i64,
+            cardinality,
+            sequence: 1,
+        }
+    }
+
+    #[test]
+    fn a_deletion_vector_blob_reads_as_its_positions_and_each_fault_is_named() {
+        let positions = [0, 7, 70_000, 1 << 33];
+        let (bytes, size) = puffin(&positions);
+        assert_eq!(vector(size, 4).positions(&bytes).unwrap(), positions);
+        let fault = |v: Vector, bytes: &[u8]| v.positions(bytes).unwrap_err().to_string();
+        // The manifest's count, size or offset disagreeing; a byte changed; a file cut short.
+        assert!(fault(vector(size, 3), &bytes).contains("manifest says 3"));
+        assert!(fault(vector(size - 1, 4), &bytes).contains("says it is"));
+        let mut changed = bytes.clone();
+        changed[12] ^= 1;
+        let e = fault(vector(size, 4), &changed);
+        assert!(
+            e.contains("checksum") && e.contains("offset 4 of dv.puffin"),
+            "{e}"
+        );
+        assert!(fault(vector(size, 4), &bytes[..20]).contains("ends before"));
+    }
 }
