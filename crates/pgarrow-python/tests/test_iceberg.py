@@ -1079,6 +1079,8 @@ def test_a_format_version_3_table_reads_its_deletion_vectors_defaults_and_nanose
             f["type"]["fields"].append({"id": y_id, "name": "y", "required": False, "type": "long",
                                         "initial-default": 42, "write-default": 42})
     schema["fields"].append({"id": tns_id, "name": "tns", "required": False, "type": "timestamp_ns"})
+    g_id = tns_id + 1
+    schema["fields"].append({"id": g_id, "name": "g", "required": False, "type": "geometry('srid:4326')"})
     schema["schema-id"] = meta["current-schema-id"] + 1
     ids = {f["name"]: f["id"] for f in schema["fields"]}
     x_id = next(f for f in schema["fields"] if f["name"] == "p")["type"]["fields"][0]["id"]
@@ -1087,10 +1089,12 @@ def test_a_format_version_3_table_reads_its_deletion_vectors_defaults_and_nanose
     second_schema = pa.schema([
         fid("id", pa.int64(), ids["id"]), fid("note", pa.string(), ids["note"]),
         fid("p", pa.struct([fid("x", pa.int64(), x_id), fid("y", pa.int64(), y_id)]), ids["p"]),
-        fid("tns", pa.timestamp("ns"), tns_id)])
+        fid("tns", pa.timestamp("ns"), tns_id), fid("g", pa.binary(), g_id)])
     second = pa.table({"id": pa.array([10, 11], pa.int64()), "note": ["ten", None],
                        "p": [{"x": 100, "y": 1}, {"x": None, "y": None}],
-                       "tns": pa.array([1_795_687_200_123_456_000, None], pa.timestamp("ns"))}).cast(second_schema)
+                       "tns": pa.array([1_795_687_200_123_456_000, None], pa.timestamp("ns")),
+                       # POINT(1 2) as WKB.
+                       "g": [bytes.fromhex("0101000000000000000000f03f0000000000000040"), None]}).cast(second_schema)
     second_path = f"{location}/data/v3-second.parquet"
     pq.write_table(second, local(second_path))
     parent = t.current_snapshot()
@@ -1127,7 +1131,7 @@ def test_a_format_version_3_table_reads_its_deletion_vectors_defaults_and_nanose
     meta["next-row-id"] = 12
     meta["schemas"].append(schema)
     meta["current-schema-id"] = schema["schema-id"]
-    meta["last-column-id"] = tns_id
+    meta["last-column-id"] = g_id
     for s in meta["snapshots"]:
         s.setdefault("first-row-id", 0)
         s.setdefault("added-rows", 10)
@@ -1153,6 +1157,7 @@ def test_a_format_version_3_table_reads_its_deletion_vectors_defaults_and_nanose
         return subprocess.run([pgarrow_bin(), "import", "-d", url, "--quiet", "--iceberg", cat_url, "--lake-table",
                                "v3.t", "--into", into, "--create", *more], capture_output=True, text=True, timeout=120)
 
+    conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
     out = load("iceberg_v3")
     assert out.returncode == 0, out.stderr
     got = [(i, n, json.loads(p) if p else None, ts) for i, n, p, ts in conn.execute(
@@ -1163,8 +1168,12 @@ def test_a_format_version_3_table_reads_its_deletion_vectors_defaults_and_nanose
     want = [(i, f"n{i}", {"x": i * 10, "y": 42}, None) for i in range(10) if i not in (1, 3, 7)]
     want += [(10, "ten", {"x": 100, "y": 1}, stamp), (11, None, {"x": None, "y": None}, None)]
     assert got == want
+    # The geometry column: PostGIS's, with the type's SRID.
+    assert conn.execute("SELECT id, ST_AsText(g), ST_SRID(g) FROM iceberg_v3 WHERE g IS NOT NULL").fetchall() == [
+        (10, "POINT(1 2)", 4326)]
     # pyiceberg and DuckDB read the same rows.
-    theirs = sorted(cat.load_table("v3.t").scan().to_arrow().to_pylist(), key=lambda r: r["id"])
+    theirs = cat.load_table("v3.t").scan(selected_fields=("id", "note", "p")).to_arrow().to_pylist()
+    theirs = sorted(theirs, key=lambda r: r["id"])
     assert [(r["id"], r["note"], r["p"]) for r in theirs] == [(i, n, p) for i, n, p, _ in want]
     ducks = duckdb_iceberg(f"SELECT id, note, p.x, p.y FROM iceberg_scan('{new}') ORDER BY id")
     assert [tuple(r) for r in ducks] == [(i, n, p["x"], p["y"]) for i, n, p, _ in want]

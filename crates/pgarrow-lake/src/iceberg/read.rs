@@ -665,6 +665,29 @@ fn primitive(want: &Value2) -> Result<Field> {
             Some((p, s)) => DataType::Decimal128(p, s),
             None => return Err(unreadable(name, &want["type"])),
         },
+        // Format version 3's: WKB, as GeoArrow's `geoarrow.wkb` (PostGIS's `geometry`, or
+        // `geography` for spherical edges) with the type's CRS (OGC:CRS84 by default).
+        t if t == "geometry" || t.starts_with("geometry(") || t.starts_with("geography") => {
+            let spherical = t.starts_with("geography");
+            let args = t
+                .split_once('(')
+                .map(|(_, rest)| rest.trim_end_matches(')'))
+                .unwrap_or_default();
+            // The CRS is the first argument (a geography's second is its edge algorithm);
+            // the spaces of `ty` are gone, which no CRS form GeoArrow reads needs.
+            // (quoted by some writers: pyiceberg's `geometry('srid:4326')`).
+            let crs = match args.split(',').next().map(|c| c.trim_matches(['\'', '"'])) {
+                Some(crs) if !crs.is_empty() => crs,
+                _ => "OGC:CRS84",
+            };
+            let mut ext = serde_json::json!({ "crs": crs });
+            if spherical {
+                ext["edges"] = "spherical".into();
+            }
+            metadata.insert("ARROW:extension:name".into(), "geoarrow.wkb".into());
+            metadata.insert("ARROW:extension:metadata".into(), ext.to_string());
+            DataType::Binary
+        }
         t if t.starts_with("fixed[") => {
             match t.trim_start_matches("fixed[").trim_end_matches(']').parse() {
                 Ok(n) => DataType::FixedSizeBinary(n),
@@ -750,6 +773,23 @@ mod tests {
             cardinality,
             sequence: 1,
         }
+    }
+
+    #[test]
+    fn geometry_and_geography_read_as_geoarrow_wkb_with_their_crs() {
+        let ext = |ty: &str| {
+            let f = primitive(&serde_json::json!({"name": "g", "id": 1, "type": ty})).unwrap();
+            assert_eq!(f.data_type(), &DataType::Binary);
+            assert_eq!(f.metadata()["ARROW:extension:name"], "geoarrow.wkb");
+            f.metadata()["ARROW:extension:metadata"].clone()
+        };
+        assert_eq!(ext("geometry"), r#"{"crs":"OGC:CRS84"}"#);
+        assert_eq!(ext("geometry(srid:3857)"), r#"{"crs":"srid:3857"}"#);
+        assert_eq!(ext("geometry('EPSG:4326')"), r#"{"crs":"EPSG:4326"}"#);
+        assert_eq!(
+            ext("geography(srid:4326, vincenty)"),
+            r#"{"crs":"srid:4326","edges":"spherical"}"#
+        );
     }
 
     #[test]
