@@ -28,6 +28,7 @@ mod layout;
 mod manifest;
 mod sink;
 mod store;
+pub mod variant;
 
 pub use error::{Error, Result};
 pub use input::{

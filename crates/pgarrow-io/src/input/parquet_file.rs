@@ -185,6 +185,10 @@ where
             }
         }
     }
+    // Variant groups (Spark 4's, Delta's and Iceberg's semi-structured values): read as JSON
+    // text. Only top-level ones: one inside a struct, list or map is refused by name.
+    let variants = variant_columns(descr.root_schema())
+        .map_err(|why| (Error::Input(ArrowError::ParquetError(why))).context(shown.to_owned()))?;
     let probe = Shared(Arc::new(probe));
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     let mut hinted = false;
@@ -281,9 +285,60 @@ where
         let batches = reader
             .zip(months)
             .map(move |(batch, months)| with_months(batch?, &months?, &columns, out.clone()));
-        return Ok((schema, Box::new(batches)));
+        return Ok(as_json(&schema, Box::new(batches), &variants));
     }
-    Ok((reader.schema(), Box::new(reader)))
+    Ok(as_json(&reader.schema(), Box::new(reader), &variants))
+}
+
+/// `batches` of `schema` with its columns named `variants` read as JSON text.
+fn as_json(schema: &SchemaRef, batches: Batches, variants: &[String]) -> (SchemaRef, Batches) {
+    let columns = variants
+        .iter()
+        .filter_map(|name| schema.index_of(name).ok())
+        .collect();
+    crate::variant::decoded(schema, batches, columns)
+}
+
+/// The names of the top-level groups of a file's schema annotated VARIANT.
+///
+/// # Errors
+/// A VARIANT group inside another column, named by its path.
+fn variant_columns(
+    root: &parquet::schema::types::Type,
+) -> std::result::Result<Vec<String>, String> {
+    use parquet::basic::LogicalType;
+    use parquet::schema::types::Type;
+    fn is_variant(t: &Type) -> bool {
+        t.is_group()
+            && matches!(
+                t.get_basic_info().logical_type_ref(),
+                Some(LogicalType::Variant(_))
+            )
+    }
+    fn nested(t: &Type, path: &str) -> std::result::Result<(), String> {
+        for f in t.get_fields() {
+            let here = format!("{path}.{}", f.name());
+            if is_variant(f) {
+                return Err(format!(
+                    "column \"{here}\": a Variant inside a struct, list or map is not read \
+                     (a top-level Variant column is read as JSON)"
+                ));
+            }
+            if f.is_group() {
+                nested(f, &here)?;
+            }
+        }
+        Ok(())
+    }
+    let mut found = Vec::new();
+    for f in root.get_fields() {
+        if is_variant(f) {
+            found.push(f.name().to_owned());
+        } else if f.is_group() {
+            nested(f, f.name())?;
+        }
+    }
+    Ok(found)
 }
 
 /// `batch` with its Interval(DayTime) columns `columns` given their months from `months`

@@ -11,6 +11,7 @@ use arrow_schema::{ArrowError, DataType, Field, SchemaRef};
 
 use super::nested::{self, Defaults, field_id};
 use super::{Batches, Counted, Input, InputOptions, TableFile, open_file, restore};
+use crate::variant;
 use crate::{Error, Result};
 
 /// Where one column of the table comes from in one file's batches.
@@ -27,6 +28,9 @@ enum Source {
     /// The file's nested column at this place, of the file's field, read field by field
     /// ([`nested::adapt`]) with the values of nested fields it lacks.
     Nested(usize, Arc<Field>, Arc<Defaults>),
+    /// The file's Variant group at this place, read as JSON text (by [`variant::decoded`],
+    /// before the batches are conformed, so that errors count the file's rows).
+    Variant(usize),
 }
 
 /// How `file`'s columns make the table's `schema`: a table column with a field ID by the file
@@ -86,6 +90,9 @@ fn plan(
                 return Ok(Source::Absent(value));
             };
             let have = file.field(k).data_type();
+            if variant::is_json_text(want) && variant::is_variant(file.field(k)) {
+                return Ok(Source::Variant(k));
+            }
             if nested::is_nested(have, want.data_type()) && (mapped || have != want.data_type()) {
                 nested::check(file.field(k), want, want.name()).map_err(|e| {
                     Error::usage(format!(
@@ -155,6 +162,10 @@ fn conform(
                                 )))
                             })?
                         }
+                        Source::Variant(k) => match batch.column(*k).data_type() {
+                            DataType::Utf8 => batch.column(*k).clone(),
+                            _ => variant::json_array(batch.column(*k), field.name(), 0)?,
+                        },
                         Source::Missing => arrow_array::new_null_array(field.data_type(), rows),
                         Source::Absent(value) => {
                             let zeros = arrow_array::UInt32Array::from(vec![0u32; rows]);
@@ -281,6 +292,35 @@ fn rename(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<Record
     )
 }
 
+/// `schema` and `file_schema` ([`Input::open_table_named`]) with each column the files hold as
+/// a Variant group (a struct of binary `metadata` and `value`) and the table types as text (a
+/// Delta `variant`) made JSON text ([`variant::variant_field`]) in both.
+fn variants_as_json(schema: SchemaRef, file_schema: SchemaRef) -> (SchemaRef, SchemaRef) {
+    let pairs = || schema.fields().iter().zip(file_schema.fields());
+    let is_pair = |(table, file): (&arrow_schema::FieldRef, &arrow_schema::FieldRef)| {
+        table.data_type() == &DataType::Utf8 && variant::is_variant(file)
+    };
+    if schema.fields().len() != file_schema.fields().len() || !pairs().any(is_pair) {
+        return (schema, file_schema);
+    }
+    let (table, file): (Vec<Field>, Vec<Field>) = pairs()
+        .map(|pair| match is_pair(pair) {
+            true => (
+                variant::json_field_of(pair.0),
+                variant::json_field_of(pair.1),
+            ),
+            false => (pair.0.as_ref().clone(), pair.1.as_ref().clone()),
+        })
+        .collect();
+    let with = |fields: Vec<Field>, of: &SchemaRef| {
+        Arc::new(arrow_schema::Schema::new_with_metadata(
+            fields,
+            of.metadata().clone(),
+        ))
+    };
+    (with(table, &schema), with(file, &file_schema))
+}
+
 /// The rows of a file's batches whose positions (from 0, sorted) are not in `deleted`.
 struct Undeleted {
     batches: Batches,
@@ -364,6 +404,7 @@ impl Input {
         options: &InputOptions,
     ) -> Result<Input> {
         let name = name.into();
+        let (schema, file_schema) = variants_as_json(schema, file_schema);
         if file_schema.fields().len() != schema.fields().len()
             || file_schema
                 .fields()
@@ -409,6 +450,15 @@ impl Input {
                 mapped,
                 &shown,
             )?;
+            // Variant groups read as JSON text, their rows counted from the file's first.
+            let variants = plan
+                .iter()
+                .filter_map(|s| match s {
+                    Source::Variant(k) => Some(*k),
+                    _ => None,
+                })
+                .collect();
+            let (_, batches) = variant::decoded(&file_schema, batches, variants);
             let counted: Batches = Box::new(Counted {
                 path: file.location.clone(),
                 expected: file.rows,
