@@ -21,6 +21,8 @@ const READER_FEATURES: &[&str] = &[
     "typeWidening",
     "typeWidening-preview",
     "vacuumProtocolCheck",
+    "variantType",
+    "variantType-preview",
     "v2Checkpoint",
 ];
 

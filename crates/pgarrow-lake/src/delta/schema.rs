@@ -164,6 +164,10 @@ fn type_json(field: &Field, path: &str, ntz: &mut bool) -> Result<Value> {
 /// Whether a file's `field` holds the values of a table column of Delta type `ty` as they
 /// are (its type is the one pgarrow would give that column).
 pub(crate) fn holds(field: &Field, ty: &Value) -> bool {
+    // A `variant` is held as a Variant group (metadata and value), read as JSON text.
+    if ty.as_str() == Some("variant") {
+        return pgarrow::io::variant::is_variant(field);
+    }
     let mut ntz = false;
     type_json(field, field.name(), &mut ntz).is_ok_and(|t| bare(&t) == bare(ty))
 }
@@ -349,6 +353,8 @@ pub(crate) fn logical_type(dt: &DataType, ty: &Value) -> DataType {
                     .collect(),
             )
         }
+        // A Variant group (metadata and value) is read as JSON text: jsonb.
+        (_, None) if ty.as_str() == Some("variant") => DataType::Utf8,
         (DataType::List(item), Some("array")) => DataType::List(with(item, &ty["elementType"])),
         (DataType::LargeList(item), Some("array")) => {
             DataType::LargeList(with(item, &ty["elementType"]))
