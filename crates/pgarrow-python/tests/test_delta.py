@@ -9,6 +9,7 @@ table as it was."""
 
 import datetime
 import json
+import shutil
 import signal
 import subprocess
 import uuid
@@ -957,4 +958,208 @@ def test_v2_checkpoints_pgarrow_cannot_read_are_refused_by_name(url, conn, tmp_p
     sidecars[0].unlink()
     out = refused(good, "delta_v2_noside")
     assert out.returncode == 3 and sidecars[0].name in out.stderr, out.stderr
+
+
+def hand_table(table, schema: dict, files: list, *, partition_columns=(), protocol=None, configuration=None):
+    """A Delta table laid out by PROTOCOL.md in commit 0: `protocol`, a `metaData` of `schema`
+    (a `struct` type), and an `add` per `(pyarrow table, partition values)` of `files`, each
+    written as a Parquet file of the table. The actions, for more commits."""
+    import pyarrow.parquet as pq
+
+    table.mkdir(parents=True)
+    (table / "_delta_log").mkdir()
+    protocol = protocol or {"minReaderVersion": 1, "minWriterVersion": 2}
+    metadata = {"id": str(uuid.uuid4()), "format": {"provider": "parquet", "options": {}},
+                "schemaString": json.dumps(schema), "partitionColumns": list(partition_columns),
+                "configuration": configuration or {}, "createdTime": 0}
+    actions = [{"protocol": protocol}, {"metaData": metadata}]
+    actions.extend({"add": add} for add in data_adds(table, files))
+    (table / "_delta_log" / f"{0:020}.json").write_text("".join(json.dumps(a) + "\n" for a in actions))
+    return actions
+
+
+def data_adds(table, files: list) -> list[dict]:
+    """`add` actions of `files` (`(pyarrow table, partition values)`), written into `table`."""
+    import pyarrow.parquet as pq
+
+    adds = []
+    for rows, values in files:
+        name = f"part-{uuid.uuid4()}.parquet"
+        pq.write_table(rows, table / name)
+        adds.append({"path": name, "partitionValues": values, "size": (table / name).stat().st_size,
+                     "modificationTime": 0, "dataChange": True,
+                     "stats": json.dumps({"numRecords": rows.num_rows})})
+    return adds
+
+
+def test_void_columns_load_as_nulls_typed_text(url, conn, tmp_path, duckdb_delta):
+    """A `void` column (Spark's NullType) is in no data file (PROTOCOL.md "Void Type"): it
+    loads as NULL in every row, a `text` column in a table the import creates, as deltalake
+    and polars read it (a column of nulls); DuckDB's delta extension (delta-kernel) refuses the
+    type. A `void` inside a struct, list or map is refused by name."""
+    import polars as pl
+    import pyarrow as pa
+
+    schema = {"type": "struct", "fields": [
+        {"name": "id", "type": "long", "nullable": True, "metadata": {}},
+        {"name": "nothing", "type": "void", "nullable": True, "metadata": {}},
+        {"name": "label", "type": "string", "nullable": True, "metadata": {}},
+    ]}
+    table = tmp_path / "void"
+    hand_table(table, schema, [(pa.table({"id": pa.array([1, 2], pa.int64()), "label": ["a", None]}), {}),
+                               (pa.table({"id": pa.array([3], pa.int64()), "label": ["c"]}), {})])
+    want = [(1, None, "a"), (2, None, None), (3, None, "c")]
+    theirs = deltalake.DeltaTable(str(table)).to_pyarrow_table().sort_by("id")
+    assert theirs.schema.field("nothing").type == pa.null()
+    assert [(r["id"], r["nothing"], r["label"]) for r in theirs.to_pylist()] == want
+    assert pl.read_delta(str(table)).sort("id").rows() == want
+    with pytest.raises(RuntimeError, match="Unsupported Delta table type: 'void'"):
+        duckdb_delta(f"SELECT * FROM delta_scan('{table}')")
+    conn.execute("DROP TABLE IF EXISTS delta_void")
+    out = pg_import_delta(url, table, "delta_void")
+    assert out.returncode == 0, out.stderr
+    assert conn.execute("SELECT id, nothing, label FROM delta_void ORDER BY id").fetchall() == want
+    assert conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+                        "'delta_void'::regclass AND attname = 'nothing'").fetchone() == ("text",)
+    # Into a table that exists, the column of any type takes the NULLs.
+    conn.execute("DROP TABLE IF EXISTS delta_void_into")
+    conn.execute("CREATE TABLE delta_void_into (id bigint, nothing int, label text)")
+    out = subprocess.run([pgarrow_bin(), "import", "-d", url, "--quiet", "--delta", str(table), "--into",
+                          "delta_void_into"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert conn.execute("SELECT id, nothing, label FROM delta_void_into ORDER BY id").fetchall() == want
+    # A struct's void field (the files' struct lacks it) is NULL in each row, as deltalake reads it.
+    nested = {"type": "struct", "fields": [
+        {"name": "id", "type": "long", "nullable": True, "metadata": {}},
+        {"name": "s", "type": {"type": "struct", "fields": [
+            {"name": "a", "type": "long", "nullable": True, "metadata": {}},
+            {"name": "v", "type": "void", "nullable": True, "metadata": {}}]}, "nullable": True, "metadata": {}},
+    ]}
+    inner = tmp_path / "void_field"
+    hand_table(inner, nested, [(pa.table({"id": pa.array([1, 2], pa.int64()),
+                                          "s": pa.array([{"a": 1}, None], pa.struct([("a", pa.int64())]))}), {})])
+    theirs = deltalake.DeltaTable(str(inner)).to_pyarrow_table().sort_by("id").to_pylist()
+    assert theirs == [{"id": 1, "s": {"a": 1, "v": None}}, {"id": 2, "s": None}], theirs
+    conn.execute("DROP TABLE IF EXISTS delta_void_field")
+    out = pg_import_delta(url, inner, "delta_void_field")
+    assert out.returncode == 0, out.stderr
+    assert conn.execute("SELECT id, s FROM delta_void_field ORDER BY id").fetchall() == [
+        (r["id"], r["s"]) for r in theirs]
+    # A list of void (which no writer may write into a file): refused by name, a data error,
+    # nothing loaded.
+    nested["fields"][1] = {"name": "s", "type": {"type": "array", "elementType": "void", "containsNull": True},
+                           "nullable": True, "metadata": {}}
+    items = tmp_path / "void_items"
+    hand_table(items, nested, [(pa.table({"id": pa.array([1], pa.int64())}), {})])
+    conn.execute("DROP TABLE IF EXISTS delta_void_items")
+    out = pg_import_delta(url, items, "delta_void_items")
+    assert out.returncode == 3 and '"s" has void items' in out.stderr, out.stderr
+    assert conn.execute("SELECT to_regclass('delta_void_items')").fetchone() == (None,)
+
+
+def test_widened_columns_and_partition_values_read_as_the_tables_types(url, conn, tmp_path, duckdb_delta):
+    """Type widening (`typeWidening`, PROTOCOL.md "Type Widening"), laid out as the protocol
+    says: a file written before each column was widened (integer to long, short to integer,
+    float to double, date to timestamp_ntz, decimal(6,2) to decimal(10,4), integer to
+    decimal(12,2) and to double, a struct's field and a list's items integer to long) is read
+    as the table's type now, and so are the log's partition values of a widened partition
+    column (an integer's read as a long, a date's as a timestamp_ntz); first with no file of
+    the new types, then with one. A change the protocol does not allow is refused by name."""
+    import pyarrow as pa
+
+    def field(name, ty, changes=None):
+        return {"name": name, "type": ty, "nullable": True,
+                "metadata": {"delta.typeChanges": changes} if changes else {}}
+
+    def change(a, b, path=None):
+        return {"fromType": a, "toType": b, **({"fieldPath": path} if path else {})}
+
+    before = {"type": "struct", "fields": [
+        field("id", "long"), field("i", "integer"), field("s", "short"), field("f", "float"), field("d", "date"),
+        field("m", "decimal(6,2)"), field("n", "integer"), field("x", "integer"),
+        field("st", {"type": "struct", "fields": [field("a", "integer")]}),
+        field("l", {"type": "array", "elementType": "short", "containsNull": True}),
+        field("p", "integer"), field("pd", "date"),
+    ]}
+    after = {"type": "struct", "fields": [
+        field("id", "long"), field("i", "long", [change("integer", "long")]),
+        field("s", "integer", [change("short", "integer")]), field("f", "double", [change("float", "double")]),
+        field("d", "timestamp_ntz", [change("date", "timestamp_ntz")]),
+        field("m", "decimal(10,4)", [change("decimal(6,2)", "decimal(10,4)")]),
+        field("n", "decimal(12,2)", [change("integer", "decimal(12,2)")]),
+        field("x", "double", [change("integer", "double")]),
+        field("st", {"type": "struct", "fields": [field("a", "long", [change("integer", "long")])]}),
+        field("l", {"type": "array", "elementType": "integer", "containsNull": True},
+              [change("short", "integer", "element")]),
+        field("p", "long", [change("integer", "long")]), field("pd", "timestamp_ntz", [change("date", "timestamp_ntz")]),
+    ]}
+    old = pa.table({
+        "id": pa.array([1, 2], pa.int64()), "i": pa.array([2147483647, None], pa.int32()),
+        "s": pa.array([-32768, 1], pa.int16()), "f": pa.array([1.5, None], pa.float32()),
+        "d": pa.array([datetime.date(2026, 1, 1), None]), "m": pa.array([Decimal("1234.56"), None], pa.decimal128(6, 2)),
+        "n": pa.array([-5, None], pa.int32()), "x": pa.array([7, None], pa.int32()),
+        "st": pa.array([{"a": 1}, None], pa.struct([("a", pa.int32())])),
+        "l": pa.array([[1, 2], None], pa.list_(pa.int16())),
+    })
+    features = ["typeWidening", "timestampNtz"]
+    table = tmp_path / "widened"
+    actions = hand_table(table, before, [(old, {"p": "7", "pd": "2026-01-02"})],
+                         partition_columns=["p", "pd"],
+                         protocol={"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": features,
+                                   "writerFeatures": features},
+                         configuration={"delta.enableTypeWidening": "true"})
+    metadata = next(a["metaData"] for a in actions if "metaData" in a)
+    log = table / "_delta_log"
+    (log / f"{1:020}.json").write_text(json.dumps({"metaData": {**metadata, "schemaString": json.dumps(after)}}) + "\n")
+    query = ("SELECT id, i, s, f, d::text, m::text, n::text, x, st::text, l::text, p, pd::text FROM {} ORDER BY id")
+    want = [
+        (1, 2147483647, -32768, 1.5, "2026-01-01 00:00:00", "1234.5600", "-5.00", 7.0, '{"a": 1}', "{1,2}", 7,
+         "2026-01-02 00:00:00"),
+        (2, None, 1, None, None, None, None, None, None, None, 7, "2026-01-02 00:00:00"),
+    ]
+    conn.execute("DROP TABLE IF EXISTS delta_widened_old, delta_widened")
+    out = pg_import_delta(url, table, "delta_widened_old")
+    assert out.returncode == 0, out.stderr
+    assert conn.execute(query.format("delta_widened_old")).fetchall() == want
+    types = conn.execute("SELECT string_agg(format_type(atttypid, atttypmod), ', ' ORDER BY attnum) FROM pg_attribute "
+                         "WHERE attrelid = 'delta_widened_old'::regclass AND attnum > 0").fetchone()[0]
+    assert types == ("bigint, bigint, integer, double precision, timestamp without time zone, numeric(10,4), "
+                     "numeric(12,2), double precision, jsonb, integer[], bigint, timestamp without time zone"), types
+    new = pa.table({
+        "id": pa.array([3], pa.int64()), "i": pa.array([9000000000], pa.int64()),
+        "s": pa.array([100000], pa.int32()), "f": pa.array([0.1], pa.float64()),
+        "d": pa.array([datetime.datetime(2026, 1, 3, 4, 5, 6)], pa.timestamp("us")),
+        "m": pa.array([Decimal("123456.7891")], pa.decimal128(10, 4)),
+        "n": pa.array([Decimal("10.25")], pa.decimal128(12, 2)), "x": pa.array([2.5], pa.float64()),
+        "st": pa.array([{"a": 5000000000}], pa.struct([("a", pa.int64())])),
+        "l": pa.array([[70000]], pa.list_(pa.int32())),
+    })
+    adds = data_adds(table, [(new, {"p": "9000000000", "pd": "2026-01-03 04:05:06"})])
+    (log / f"{2:020}.json").write_text(json.dumps({"add": adds[0]}) + "\n")
+    want.append((3, 9000000000, 100000, 0.1, "2026-01-03 04:05:06", "123456.7891", "10.25", 2.5, '{"a": 5000000000}',
+                 "{70000}", 9000000000, "2026-01-03 04:05:06"))
+    out = pg_import_delta(url, table, "delta_widened")
+    assert out.returncode == 0, out.stderr
+    assert conn.execute(query.format("delta_widened")).fetchall() == want
+    # deltalake 1.6.6 does not read the feature. DuckDB's delta extension (delta-kernel) reads
+    # the same rows, once the partition value written as a date is spelled as a timestamp_ntz:
+    # it refuses to parse `2026-01-02` as one (pgarrow casts the text to the type, midnight).
+    with pytest.raises(Exception, match="(?i)typeWidening|2026-01-02"):
+        deltalake.DeltaTable(str(table)).to_pyarrow_table()
+    with pytest.raises(RuntimeError, match="Failed to parse value '2026-01-02' as 'timestamp_ntz'"):
+        duckdb_delta(f"SELECT * FROM delta_scan('{table}')")
+    spelled = tmp_path / "widened_spelled"
+    shutil.copytree(table, spelled)
+    first = spelled / "_delta_log" / f"{0:020}.json"
+    first.write_text(first.read_text().replace('"pd": "2026-01-02"', '"pd": "2026-01-02 00:00:00"'))
+    theirs = duckdb_delta(f"SELECT id, i, s, f, d, m, n, x, st, l, p, pd FROM delta_scan('{spelled}') ORDER BY id")
+    ours = conn.execute("SELECT id, i, s, f, d, m, n, x, st, l, p, pd FROM delta_widened ORDER BY id").fetchall()
+    assert [tuple(r) for r in theirs] == ours
+    # A change type widening does not make (a string to a long): refused by name, nothing loaded.
+    after["fields"][0] = field("id", "long", [change("string", "long")])
+    (log / f"{3:020}.json").write_text(json.dumps({"metaData": {**metadata, "schemaString": json.dumps(after)}}) + "\n")
+    conn.execute("DROP TABLE IF EXISTS delta_widened_bad")
+    out = pg_import_delta(url, table, "delta_widened_bad")
+    assert out.returncode == 3 and '"id" was changed from string to long' in out.stderr, out.stderr
+    assert conn.execute("SELECT to_regclass('delta_widened_bad')").fetchone() == (None,)
 

@@ -77,6 +77,14 @@ pub fn open_delta(
     let schema: Value = serde_json::from_str(&table.metadata.schema_string)
         .map_err(|e| refuse(format!("its schema is not JSON: {e}")))?;
     let columns = schema::columns(&schema, mode).map_err(refuse)?;
+    schema::type_changes(&schema).map_err(refuse)?;
+    if let Some(c) = columns.iter().find(|c| schema::void_items(&c.ty)) {
+        return Err(refuse(format!(
+            "column \"{}\" has void items (in a list or map), which no writer may write and \
+             pgarrow does not read",
+            c.name
+        )));
+    }
     let mut partitions = Vec::new();
     for column in &table.metadata.partition_columns {
         let (index, c) = columns
@@ -149,8 +157,9 @@ pub fn open_delta(
 /// mapping, each column and each field in one by its physical name, with its ID as a field ID
 /// in mode `id`): each column as a file that holds it under the table's type gives it
 /// (keeping what the file says of it: pgarrow's PostgreSQL type, an extension), a partition
-/// column as its values are restored, else a primitive from its Delta type (a column no file
-/// holds as the table types it: added or widened since); every field nullable.
+/// column as its values are restored, else the Arrow type of its Delta type (a column no file
+/// holds as the table types it: added or widened since, or `void`, in no file); every field
+/// nullable.
 fn table_schema(
     columns: &[schema::Column],
     partitions: &[(usize, Arc<Field>, String)],
@@ -175,7 +184,7 @@ fn table_schema(
     for (c, field) in columns.iter().zip(found) {
         let field = match field {
             Some(field) => field,
-            None => partition_type(&c.ty)
+            None => column_type(&c.file_ty)
                 .map(|dt| Field::new(&c.physical, dt, true))
                 .ok_or_else(|| {
                     Error::from(ErrorKind::InvalidInput(format!(
@@ -230,6 +239,57 @@ pub(crate) fn partition_type(ty: &Value) -> Option<DataType> {
     })
 }
 
+/// The Arrow type of a column of Delta type `ty` that no data file holds as the table types
+/// it, its nested fields named as `ty` names them: `void` as nulls (`Null`, a struct's field
+/// too: the files lack it), a nested type of its fields' types (a list's item `element`, a
+/// map's entries `key_value`, as Parquet names them); `None` for a type pgarrow reads only
+/// from a file that holds it (a list's or map's `void`, which no writer may write, `variant`).
+pub(crate) fn column_type(ty: &Value) -> Option<DataType> {
+    let nested = |ty: &Value| match ty.as_str() {
+        Some("void") => None,
+        _ => column_type(ty),
+    };
+    match ty.get("type").and_then(Value::as_str) {
+        Some("struct") => {
+            let fields = ty["fields"].as_array()?;
+            let fields: Option<Vec<Field>> = fields
+                .iter()
+                .map(|f| {
+                    Some(Field::new(
+                        f["name"].as_str()?,
+                        column_type(&f["type"])?,
+                        true,
+                    ))
+                })
+                .collect();
+            Some(DataType::Struct(fields?.into()))
+        }
+        Some("array") => Some(DataType::List(Arc::new(Field::new(
+            "element",
+            nested(&ty["elementType"])?,
+            true,
+        )))),
+        Some("map") => {
+            let entries = DataType::Struct(
+                vec![
+                    Field::new("key", nested(&ty["keyType"])?, false),
+                    Field::new("value", nested(&ty["valueType"])?, true),
+                ]
+                .into(),
+            );
+            Some(DataType::Map(
+                Arc::new(Field::new("key_value", entries, false)),
+                false,
+            ))
+        }
+        _ => match ty.as_str()? {
+            "void" => Some(DataType::Null),
+            "binary" => Some(DataType::Binary),
+            _ => partition_type(ty),
+        },
+    }
+}
+
 /// A log path's percent-encoding undone.
 pub(crate) fn uri_decode(path: &str) -> String {
     let bytes = path.as_bytes();
@@ -266,5 +326,45 @@ mod tests {
             Some(DataType::Decimal128(10, 2))
         );
         assert_eq!(partition_type(&Value::from("binary")), None);
+    }
+
+    #[test]
+    fn columns_no_file_holds_take_their_delta_types() {
+        assert_eq!(column_type(&Value::from("void")), Some(DataType::Null));
+        assert_eq!(column_type(&Value::from("long")), Some(DataType::Int64));
+        let ty = serde_json::json!({"type": "struct", "fields": [
+            {"name": "a", "type": "long"},
+            {"name": "l", "type": {"type": "array", "elementType": "double"}},
+            {"name": "m", "type": {"type": "map", "keyType": "string", "valueType": "date"}},
+        ]});
+        let DataType::Struct(fields) = column_type(&ty).unwrap() else {
+            panic!("a struct");
+        };
+        let types: Vec<String> = fields
+            .iter()
+            .map(|f| format!("{}: {}", f.name(), f.data_type()))
+            .collect();
+        assert_eq!(types.len(), 3);
+        assert_eq!(fields[0].data_type(), &DataType::Int64);
+        assert_eq!(
+            fields[1].data_type(),
+            &DataType::List(Arc::new(Field::new("element", DataType::Float64, true)))
+        );
+        assert!(
+            matches!(fields[2].data_type(), DataType::Map(e, false) if e.name() == "key_value"),
+            "{types:?}"
+        );
+        // A struct's void field is nulls; a list's void items are read only from a file that
+        // holds them (none may).
+        let with_void =
+            serde_json::json!({"type": "struct", "fields": [{"name": "v", "type": "void"}]});
+        assert_eq!(
+            column_type(&with_void),
+            Some(DataType::Struct(
+                vec![Field::new("v", DataType::Null, true)].into()
+            ))
+        );
+        let inner = serde_json::json!({"type": "array", "elementType": "void"});
+        assert_eq!(column_type(&inner), None);
     }
 }

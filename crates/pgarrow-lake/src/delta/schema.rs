@@ -379,6 +379,116 @@ pub(crate) fn logical_type(dt: &DataType, ty: &Value) -> DataType {
     }
 }
 
+/// Whether `ty` holds `void` items: a list's, or a map's keys or values, at any depth (a
+/// struct's `void` field, or a `void` column, is not one).
+pub(crate) fn void_items(ty: &Value) -> bool {
+    let void = |ty: &Value| ty.as_str() == Some("void") || void_items(ty);
+    match ty.get("type").and_then(Value::as_str) {
+        Some("struct") => ty["fields"]
+            .as_array()
+            .is_some_and(|fs| fs.iter().any(|f| void_items(&f["type"]))),
+        Some("array") => void(&ty["elementType"]),
+        Some("map") => void(&ty["keyType"]) || void(&ty["valueType"]),
+        _ => false,
+    }
+}
+
+/// Key of a field's type changes under type widening.
+const TYPE_CHANGES: &str = "delta.typeChanges";
+
+/// Checks each type change the schema records (`delta.typeChanges` of any field, at any
+/// depth) is one the protocol's type widening allows, which a reader widens by casting.
+///
+/// # Errors
+/// A change it does not allow, or a record that is not one, named by its field.
+pub(crate) fn type_changes(schema: &Value) -> std::result::Result<(), String> {
+    fn walk(ty: &Value, path: &str) -> std::result::Result<(), String> {
+        match ty.get("type").and_then(Value::as_str) {
+            Some("struct") => {
+                for f in ty["fields"].as_array().into_iter().flatten() {
+                    let name = f["name"].as_str().unwrap_or("");
+                    let here = match path.is_empty() {
+                        true => name.to_owned(),
+                        false => format!("{path}.{name}"),
+                    };
+                    if let Some(changes) = f["metadata"].get(TYPE_CHANGES) {
+                        field_changes(changes, &here)?;
+                    }
+                    walk(&f["type"], &here)?;
+                }
+                Ok(())
+            }
+            Some("array") => walk(&ty["elementType"], path),
+            Some("map") => {
+                walk(&ty["keyType"], path)?;
+                walk(&ty["valueType"], path)
+            }
+            _ => Ok(()),
+        }
+    }
+    fn field_changes(changes: &Value, path: &str) -> std::result::Result<(), String> {
+        // Spark writes the list itself; a writer may write it as a JSON string.
+        let parsed;
+        let changes = match changes {
+            Value::String(text) => {
+                parsed = serde_json::from_str::<Value>(text).map_err(|e| {
+                    format!("column \"{path}\" has a {TYPE_CHANGES} that is not JSON: {e}")
+                })?;
+                &parsed
+            }
+            other => other,
+        };
+        let list = changes
+            .as_array()
+            .ok_or_else(|| format!("column \"{path}\" has a {TYPE_CHANGES} that is not a list"))?;
+        for change in list {
+            let (from, to) = (change["fromType"].as_str(), change["toType"].as_str());
+            let (Some(from), Some(to)) = (from, to) else {
+                return Err(format!(
+                    "column \"{path}\" has a type change without fromType and toType: {change}"
+                ));
+            };
+            if !widens(from, to) {
+                return Err(format!(
+                    "column \"{path}\" was changed from {from} to {to}, which is not a type \
+                     widening Delta allows (typeWidening), so pgarrow does not read its older \
+                     files"
+                ));
+            }
+        }
+        Ok(())
+    }
+    walk(schema, "")
+}
+
+/// Whether Delta's type widening changes a column of type `from` to `to` (PROTOCOL.md "Type
+/// Widening"): integers to wider integers, `float` to `double`, `byte`, `short` or `integer`
+/// to `double`, `date` to `timestamp_ntz`, a decimal to one with as many more digits before
+/// the point and no fewer after, and an integer to a decimal that holds all its digits.
+pub(crate) fn widens(from: &str, to: &str) -> bool {
+    let rank = |t: &str| {
+        ["byte", "short", "integer", "long"]
+            .iter()
+            .position(|r| *r == t)
+    };
+    let decimal = |t: &str| -> Option<(u32, u32)> {
+        let inner = t.strip_prefix("decimal(")?.strip_suffix(')')?;
+        let (p, s) = inner.split_once(',')?;
+        Some((p.trim().parse().ok()?, s.trim().parse().ok()?))
+    };
+    match (rank(from), rank(to), decimal(from), decimal(to)) {
+        (Some(a), Some(b), ..) => a < b,
+        (Some(a), None, _, None) => a < 3 && to == "double",
+        // byte, short, integer: to decimal(10 + k1, k2); long: decimal(20 + k1, k2); k1 >= k2.
+        (Some(a), None, _, Some((p, s))) => {
+            let digits = if a < 3 { 10 } else { 20 };
+            p >= digits && p - digits >= s
+        }
+        (None, None, Some((p1, s1)), Some((p2, s2))) => p2 >= p1 && s2 >= s1 && p2 - p1 >= s2 - s1,
+        _ => matches!((from, to), ("float", "double") | ("date", "timestamp_ntz")),
+    }
+}
+
 /// The first column `export` gives another type than `table` does, said (unclosed: the
 /// caller ends the parenthesis), if any.
 pub(crate) fn retyped(table: &Value, export: &Value) -> Option<String> {
@@ -523,6 +633,63 @@ mod tests {
         .unwrap();
         let e = evolve(&got.json, &none.json, "t").unwrap_err().to_string();
         assert!(e.contains("\"id\" holds no NULL"), "{e}");
+    }
+
+    #[test]
+    fn type_widening_allows_what_the_protocol_allows() {
+        for (from, to, allowed) in [
+            ("byte", "short", true),
+            ("short", "integer", true),
+            ("integer", "long", true),
+            ("byte", "long", true),
+            ("long", "integer", false),
+            ("integer", "integer", false),
+            ("float", "double", true),
+            ("double", "float", false),
+            ("integer", "double", true),
+            ("long", "double", false),
+            ("date", "timestamp_ntz", true),
+            ("date", "timestamp", false),
+            ("timestamp_ntz", "date", false),
+            ("decimal(6,2)", "decimal(10,4)", true),
+            ("decimal(6, 2)", "decimal(10, 2)", true),
+            ("decimal(6,2)", "decimal(7,4)", false),
+            ("decimal(6,2)", "decimal(8,1)", false),
+            ("integer", "decimal(10,0)", true),
+            ("integer", "decimal(12,2)", true),
+            ("integer", "decimal(9,0)", false),
+            ("integer", "decimal(10,1)", false),
+            ("long", "decimal(20,0)", true),
+            ("long", "decimal(19,0)", false),
+            ("string", "long", false),
+            ("integer", "string", false),
+        ] {
+            assert_eq!(widens(from, to), allowed, "{from} -> {to}");
+        }
+        let schema = |changes: Value| {
+            json!({"type": "struct", "fields": [{"name": "s", "type": {"type": "struct", "fields": [
+                {"name": "e", "type": {"type": "array", "elementType": "long"}, "nullable": true,
+                 "metadata": {"delta.typeChanges": changes}}]}, "nullable": true, "metadata": {}}]})
+        };
+        let ok = json!([{"fromType": "short", "toType": "integer", "fieldPath": "element"},
+                        {"fromType": "integer", "toType": "long", "fieldPath": "element"}]);
+        assert_eq!(type_changes(&schema(ok.clone())), Ok(()));
+        assert_eq!(type_changes(&schema(Value::String(ok.to_string()))), Ok(()));
+        let e =
+            type_changes(&schema(json!([{"fromType": "string", "toType": "long"}]))).unwrap_err();
+        assert!(e.contains("\"s.e\" was changed from string to long"), "{e}");
+        let e = type_changes(&schema(json!({"fromType": "int"}))).unwrap_err();
+        assert!(e.contains("not a list"), "{e}");
+        // void items of a list or map, not a void column or struct field.
+        assert!(!void_items(&json!("void")));
+        assert!(void_items(&json!({"type": "array", "elementType": "void"})));
+        assert!(void_items(
+            &json!({"type": "struct", "fields": [{"name": "a", "type": {
+            "type": "map", "keyType": "string", "valueType": "void"}}]})
+        ));
+        assert!(!void_items(
+            &json!({"type": "struct", "fields": [{"name": "a", "type": "void"}]})
+        ));
     }
 
     #[test]
