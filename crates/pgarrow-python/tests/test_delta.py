@@ -1163,3 +1163,37 @@ def test_widened_columns_and_partition_values_read_as_the_tables_types(url, conn
     assert out.returncode == 3 and '"id" was changed from string to long' in out.stderr, out.stderr
     assert conn.execute("SELECT to_regclass('delta_widened_bad')").fetchone() == (None,)
 
+
+def test_log_compaction_files_are_neither_commits_nor_checkpoints(url, conn, tmp_path, duckdb_delta):
+    """A log compaction file (`x.y.compacted.json`, the commits x to y reconciled, which a
+    reader may read in their place) beside the commits it sums up: the import reads the
+    commits (the protocol leaves the choice to the reader) and loads what deltalake and
+    DuckDB's delta extension read; the listing takes it for no commit and no checkpoint."""
+    import pyarrow as pa
+
+    table = tmp_path / "compacted"
+    deltalake.write_deltalake(str(table), pa.table({"id": pa.array([1, 2], pa.int64())}))
+    deltalake.write_deltalake(str(table), pa.table({"id": pa.array([3], pa.int64())}), mode="append")
+    deltalake.DeltaTable(str(table)).delete("id = 1")
+    log = table / "_delta_log"
+    # Commits 0 to 2 reconciled as PROTOCOL.md says: the last protocol and metadata, each
+    # file's newest action, no commitInfo.
+    live, protocol, metadata = {}, None, None
+    for v in range(3):
+        for action in commit_lines(log / f"{v:020}.json"):
+            if "protocol" in action:
+                protocol = action
+            elif "metaData" in action:
+                metadata = action
+            elif "add" in action or "remove" in action:
+                live[(action.get("add") or action.get("remove"))["path"]] = action
+    lines = [protocol, metadata, *live.values()]
+    (log / f"{0:020}.{2:020}.compacted.json").write_text("".join(json.dumps(a) + "\n" for a in lines))
+    assert sum("remove" in a for a in lines) == 1 and sum("add" in a for a in lines) == 2
+    want = [2, 3]
+    assert sorted(deltalake.DeltaTable(str(table)).to_pyarrow_table()["id"].to_pylist()) == want
+    assert [r[0] for r in duckdb_delta(f"SELECT id FROM delta_scan('{table}') ORDER BY id")] == want
+    conn.execute("DROP TABLE IF EXISTS delta_compacted")
+    out = pg_import_delta(url, table, "delta_compacted")
+    assert out.returncode == 0, out.stderr
+    assert [r[0] for r in conn.execute("SELECT id FROM delta_compacted ORDER BY id").fetchall()] == want
