@@ -915,8 +915,9 @@ def test_uuid_named_v2_checkpoints_with_sidecars_load_every_file(url, conn, tmp_
 
 
 def test_v2_checkpoints_pgarrow_cannot_read_are_refused_by_name(url, conn, tmp_path):
-    """A classic checkpoint of the same version beside a UUID-named one: either may be read (the
-    protocol's rule), and the rows are the same. A sidecar missing, a UUID-named checkpoint
+    """A classic checkpoint of the same version beside a UUID-named one: the protocol lets a
+    reader take either, and pgarrow takes the UUID-named one (the classic one here holds only
+    the files, so reading it would fail for want of a protocol). A sidecar missing, a UUID-named checkpoint
     without its `checkpointMetadata`, or with another version's: refused, named, a data error
     (exit status 3), nothing loaded; never read as a table without those files."""
     import pyarrow.parquet as pq
