@@ -885,20 +885,24 @@ async fn plan_relation(
                 ..ColumnMapping::text(plan.column, policies)
             }),
             None => Ok(plan),
-            Some(_) => Err(Error::usage(format!(
-                "column {:?} of {} ({}): pgarrow has no decoder for its binary form (or a \
-                 policy asks for its text); stream text values instead",
-                plan.column.name,
-                table.quoted(),
-                plan.column.type_name
-            ))),
+            // A type pgarrow renders from its binary form as the server's text.
+            Some(_) => plan.from_binary_as_text().ok_or_else(|| {
+                Error::usage(format!(
+                    "column {:?} of {} ({}): pgarrow has no decoder for its binary form (or a \
+                     policy asks for its text); stream text values instead",
+                    plan.column.name,
+                    table.quoted(),
+                    plan.column.type_name
+                ))
+            }),
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((plans, defaults))
 }
 
 /// The published columns (`table.column (type)`) that binary values cannot give: no binary
-/// decoder for their type, or a policy that asks for their text.
+/// decoder for their type (nor a rendering of its binary form as its text), or a policy that
+/// asks for their text.
 async fn text_only_columns(conn: &mut Connection, options: &ChangeOptions) -> Result<Vec<String>> {
     let pubs = options
         .publications
@@ -953,7 +957,7 @@ async fn text_only_columns(conn: &mut Connection, options: &ChangeOptions) -> Re
     Ok(plans
         .iter()
         .zip(&names)
-        .filter(|(plan, _)| plan.cast.is_some())
+        .filter(|(plan, _)| plan.cast.is_some() && plan.from_binary_as_text().is_none())
         .map(|(plan, table)| {
             format!(
                 "{table}.{} ({})",

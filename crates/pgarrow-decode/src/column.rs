@@ -134,6 +134,7 @@ pub(crate) enum StrWire {
     Char,
     Numeric,
     Timetz,
+    TimetzArray,
 }
 
 /// One column's decoder and the values it has buffered for the current batch.
@@ -273,6 +274,7 @@ impl Column {
             (ColumnKind::Ltree, layout) => Column::Str(var(), StrWire::Ltree, layout),
             (ColumnKind::Char, layout) => Column::Str(var(), StrWire::Char, layout),
             (ColumnKind::Timetz, layout) => Column::Str(var(), StrWire::Timetz, layout),
+            (ColumnKind::TimetzArray, layout) => Column::Str(var(), StrWire::TimetzArray, layout),
             (ColumnKind::Bytea, _) => Column::Bytes(var()),
             (ColumnKind::Wkb(geo), _) => Column::Wkb(Box::new(WkbCol::new(var(), geo))),
             (ColumnKind::Uuid, _) => Column::Uuid(
@@ -447,6 +449,7 @@ impl Column {
                     StrWire::Ltree => v.values.extend_from_slice(ltree_from_sql(b)?),
                     StrWire::Char => char_from_sql(b, &mut v.values)?,
                     StrWire::Timetz => timetz_from_sql(b, &mut v.values)?,
+                    StrWire::TimetzArray => timetz_array_from_sql(b, &mut v.values)?,
                     StrWire::Numeric => match Numeric::parse(b)? {
                         Ok(n) => n.write_text_bytes(&mut v.values),
                         // Exact as text, as PostgreSQL prints them.

@@ -95,6 +95,25 @@ impl ColumnMapping {
         }
     }
 
+    /// For a column that arrives as the server's text ([`text`](ColumnMapping::text)) where
+    /// a binary replication stream sends its binary form: the same field, decoded from that
+    /// form when pgarrow renders it as the server does (`timetz[]`: `array_out`'s text);
+    /// `None` for any other.
+    pub fn from_binary_as_text(&self) -> Option<ColumnMapping> {
+        /// `timetz[]`'s OID.
+        const TIMETZ_ARRAY: u32 = 1270;
+        let TypeMapping::Scalar { layout, .. } = self.kind else {
+            return None;
+        };
+        (self.cast == Some("text") && self.column.oid == TIMETZ_ARRAY).then(|| ColumnMapping {
+            kind: TypeMapping::Scalar {
+                kind: ColumnKind::TimetzArray,
+                layout,
+            },
+            ..self.clone()
+        })
+    }
+
     /// The Arrow field this column produces.
     pub fn field(&self) -> arrow_schema::Field {
         let field = arrow_field(&self.column, &self.kind, self.cast);

@@ -83,6 +83,10 @@ pub enum ColumnKind {
     /// `timetz` -> Utf8, rendered as `timetz_out` does (`12:34:56.5+05:30`): Arrow has no
     /// time of day with a zone, and the text keeps both exactly.
     Timetz,
+    /// `timetz[]` -> Utf8, the whole array as `array_out` renders it (`{12:00:00+05:30,NULL}`):
+    /// the text the server gives for the array cast to `text`, which is how an export holds
+    /// it, from the binary form a replication stream sends.
+    TimetzArray,
     /// `timestamp` -> Timestamp(us, None).
     Timestamp,
     /// `timestamptz` -> Timestamp(us, "UTC").
@@ -157,7 +161,8 @@ impl ColumnKind {
             | ColumnKind::Jsonb
             | ColumnKind::Char
             | ColumnKind::Ltree
-            | ColumnKind::Timetz => layout.data_type(),
+            | ColumnKind::Timetz
+            | ColumnKind::TimetzArray => layout.data_type(),
             ColumnKind::Wkb(_) => DataType::Binary,
             ColumnKind::NumericFloat64 => DataType::Float64,
             ColumnKind::Bool => DataType::Boolean,

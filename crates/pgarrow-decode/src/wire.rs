@@ -228,6 +228,88 @@ pub fn char_from_sql(b: &[u8], out: &mut Vec<u8>) -> FieldResult<()> {
     Ok(())
 }
 
+/// A `timetz[]` (of any dimensions) in the array binary format, rendered as `array_out`
+/// renders it: `{...}` nested by dimension, `NULL` for a null element, each element as
+/// [`timetz_from_sql`] (whose text never needs quotes), and the dimensions' bounds first
+/// (`[0:1]={...}`) where one does not start at 1. The same text the server gives for the
+/// array cast to `text`, which is what an export holds for it.
+pub fn timetz_array_from_sql(b: &[u8], out: &mut Vec<u8>) -> FieldResult<()> {
+    use std::io::Write;
+    let bad = |why: &str| FieldError::new(format!("a timetz[] value {why}"));
+    let int = |at: usize| -> FieldResult<i32> {
+        b.get(at..at + 4)
+            .map(|x| i32::from_be_bytes([x[0], x[1], x[2], x[3]]))
+            .ok_or_else(|| bad("ends early"))
+    };
+    let ndim = usize::try_from(int(0)?).map_err(|_| bad("has a negative dimension count"))?;
+    if ndim > 6 {
+        return Err(bad("has more than 6 dimensions"));
+    }
+    let mut dims = Vec::with_capacity(ndim);
+    for d in 0..ndim {
+        let (len, lower) = (int(12 + 8 * d)?, int(16 + 8 * d)?);
+        let len = usize::try_from(len).map_err(|_| bad("has a negative dimension"))?;
+        dims.push((len, lower));
+    }
+    let mut at = 12 + 8 * ndim;
+    if ndim == 0 {
+        out.extend_from_slice(b"{}");
+        return if at == b.len() {
+            Ok(())
+        } else {
+            Err(bad("has bytes past its end"))
+        };
+    }
+    if dims.iter().any(|&(_, lower)| lower != 1) {
+        for &(len, lower) in &dims {
+            let upper = i64::from(lower) + len as i64 - 1;
+            let _ = write!(out, "[{lower}:{upper}]");
+        }
+        out.push(b'=');
+    }
+    let total = dims
+        .iter()
+        .try_fold(1usize, |n, &(len, _)| n.checked_mul(len));
+    let total = total
+        .filter(|&n| n > 0 && n <= b.len())
+        .ok_or_else(|| bad("claims more elements than its bytes hold, or none"))?;
+    // Row-major: element `k` opens a brace for each dimension (from the innermost out) whose
+    // run it starts, and closes one for each whose run it ends.
+    let runs: Vec<usize> = dims
+        .iter()
+        .rev()
+        .scan(1usize, |run, &(len, _)| {
+            *run *= len.max(1);
+            Some(*run)
+        })
+        .collect();
+    for k in 0..total {
+        if k > 0 {
+            out.push(b',');
+        }
+        let opens = runs.iter().take_while(|&&run| k % run == 0).count();
+        out.extend(std::iter::repeat_n(b'{', opens));
+        let len = int(at)?;
+        at += 4;
+        if len < 0 {
+            out.extend_from_slice(b"NULL");
+        } else {
+            let end = at.saturating_add(len as usize);
+            let value = b
+                .get(at..end)
+                .ok_or_else(|| bad("ends inside an element"))?;
+            timetz_from_sql(value, out)?;
+            at = end;
+        }
+        let closes = runs.iter().take_while(|&&run| (k + 1) % run == 0).count();
+        out.extend(std::iter::repeat_n(b'}', closes));
+    }
+    if at != b.len() {
+        return Err(bad("has bytes past its end"));
+    }
+    Ok(())
+}
+
 /// `timetz`: i64 microseconds from midnight (0 to 24:00:00 included), then i32 seconds *west*
 /// of UTC, rendered as `timetz_out` renders it under DateStyle ISO: the time as `time_out`
 /// (`HH:MM:SS`, then the fraction without its trailing zeros), the zone as a sign and its
@@ -350,6 +432,61 @@ mod tests {
         assert!(timetz_from_sql(&wire(US_PER_DAY + 1, 0), &mut out).is_err());
         assert!(timetz_from_sql(&wire(0, 57_600), &mut out).is_err());
         assert!(timetz_from_sql(&[0; 8], &mut out).is_err());
+    }
+
+    #[test]
+    fn timetz_arrays_render_as_array_out() {
+        // An array in the binary format: dimensions (length, lower bound), then elements
+        // (None: NULL).
+        let array = |dims: &[(i32, i32)], elements: &[Option<(i64, i32)>]| {
+            let mut b = Vec::new();
+            b.extend_from_slice(&(dims.len() as i32).to_be_bytes());
+            b.extend_from_slice(&i32::from(elements.contains(&None)).to_be_bytes());
+            b.extend_from_slice(&1266u32.to_be_bytes());
+            for (len, lower) in dims {
+                b.extend_from_slice(&len.to_be_bytes());
+                b.extend_from_slice(&lower.to_be_bytes());
+            }
+            for e in elements {
+                match e {
+                    None => b.extend_from_slice(&(-1i32).to_be_bytes()),
+                    Some((us, west)) => {
+                        b.extend_from_slice(&12i32.to_be_bytes());
+                        b.extend_from_slice(&us.to_be_bytes());
+                        b.extend_from_slice(&west.to_be_bytes());
+                    }
+                }
+            }
+            b
+        };
+        let text = |b: &[u8]| {
+            let mut out = Vec::new();
+            timetz_array_from_sql(b, &mut out).map(|()| String::from_utf8(out).unwrap())
+        };
+        let noon = Some((43_200_500_000, -19_800));
+        let midnight = Some((US_PER_DAY, 28_800));
+        assert_eq!(text(&array(&[], &[])).unwrap(), "{}");
+        assert_eq!(
+            text(&array(&[(3, 1)], &[noon, None, midnight])).unwrap(),
+            "{12:00:00.5+05:30,NULL,24:00:00-08}"
+        );
+        assert_eq!(
+            text(&array(&[(2, 1), (2, 1)], &[noon, None, None, midnight])).unwrap(),
+            "{{12:00:00.5+05:30,NULL},{NULL,24:00:00-08}}"
+        );
+        assert_eq!(
+            text(&array(&[(1, 0), (2, -1)], &[noon, None])).unwrap(),
+            "[0:0][-1:0]={{12:00:00.5+05:30,NULL}}"
+        );
+        assert_eq!(
+            text(&array(&[(2, 1), (1, 1), (2, 1)], &[noon, None, None, noon])).unwrap(),
+            "{{{12:00:00.5+05:30,NULL}},{{NULL,12:00:00.5+05:30}}}"
+        );
+        // Malformed: cut short, more elements claimed than bytes, bytes past the end.
+        let good = array(&[(2, 1)], &[noon, None]);
+        assert!(text(&good[..good.len() - 2]).is_err());
+        assert!(text(&array(&[(1_000_000, 1)], &[noon])).is_err());
+        assert!(text(&[good.as_slice(), &[0]].concat()).is_err());
     }
 
     #[test]

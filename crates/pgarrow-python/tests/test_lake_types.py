@@ -15,7 +15,7 @@ import pytest
 from test_mirror import (  # noqa: F401 (lake, slot, source: fixtures)
     FORMATS, lake, lake_flags, mirror, pgarrow_bin, run, slot, source, upkeep, upkeep_flags)
 
-COLUMNS = ["id", "n", "at_time", "span", "at_tz", "o", "wide", "ids", "spans", "mood", "label", "times"]
+COLUMNS = ["id", "n", "at_time", "span", "at_tz", "o", "wide", "ids", "spans", "mood", "label", "times", "zones"]
 
 
 def make_table(url, table):
@@ -25,7 +25,7 @@ def make_table(url, table):
         CREATE TABLE {table} (
             id uuid PRIMARY KEY, n int, at_time time, span interval, at_tz timetz, o oid,
             wide numeric(50,2), ids uuid[], spans interval[], mood {table}_mood, label text,
-            times time[]);
+            times time[], zones timetz[]);
         INSERT INTO {table}
         SELECT md5(g::text)::uuid, g, time '00:00' + g * interval '17 min 3.000123 s',
                make_interval(months => g, days => -g, secs => g * 1.000001),
@@ -33,7 +33,8 @@ def make_table(url, table):
                (repeat('9', 46) || g || '.25')::numeric(50,2),
                ARRAY[md5((g + 1000)::text)::uuid, NULL], ARRAY[interval '1 mon 2 days 3.000004 s', NULL],
                (ARRAY['sad', 'ok', 'happy'])[g % 3 + 1]::{table}_mood, 'row ' || g,
-               ARRAY[time '01:02:03.5' + g * interval '1 s', NULL, time '23:59:59.999999']
+               ARRAY[time '01:02:03.5' + g * interval '1 s', NULL, time '23:59:59.999999'],
+               ARRAY[timetz '10:00:00.5+05:30' + g * interval '1 s', NULL, timetz '24:00:00-15:59']
           FROM generate_series(1, 40) g;
         INSERT INTO {table} (id, n) VALUES ('00000000-0000-0000-0000-000000000000', 0)""")
 
