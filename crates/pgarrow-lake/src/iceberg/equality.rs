@@ -4,8 +4,9 @@
 //! sequence number (strictly) in its partition (every partition when its spec has none) whose
 //! values of its equality columns (by field ID) equal one of its rows, a NULL equal to a NULL.
 //!
-//! The delete files' keys are held in memory (they are small: the values of a few columns of
-//! the rows deleted); each data file they apply to is read for those columns alone.
+//! The delete files' keys are held in memory up to a budget (they are small: the values of a
+//! few columns of the rows deleted), in passes past it; each data file they apply to is read
+//! for those columns alone, once per pass.
 
 use std::collections::{HashMap, HashSet};
 
@@ -47,6 +48,11 @@ fn global(partition: &Value) -> bool {
     }
 }
 
+/// The memory the delete files' keys may take at once: past it, the keys read so far are
+/// applied (each data file they may apply to read for its equality columns) and let go before
+/// more are read, so the import's memory does not grow with the deletes.
+const KEY_BUDGET: usize = 64 << 20;
+
 /// The positions `deletes` delete in each of `data` (by path; files they delete nothing from
 /// are left out). Blocking.
 ///
@@ -57,25 +63,60 @@ pub(crate) fn positions(
     deletes: &[EqualityDelete],
     storage: &StorageOptions,
 ) -> Result<HashMap<String, Vec<u64>>> {
-    let mut out = HashMap::new();
-    if deletes.is_empty() {
-        return Ok(out);
-    }
-    // Each delete file's keys, read once.
-    let mut keys: Vec<HashSet<Vec<u8>>> = Vec::with_capacity(deletes.len());
-    for d in deletes {
+    positions_within(data, deletes, storage, KEY_BUDGET)
+}
+
+/// [`positions`], the delete files' keys held `budget` bytes at a time.
+fn positions_within(
+    data: &[Target<'_>],
+    deletes: &[EqualityDelete],
+    storage: &StorageOptions,
+    budget: usize,
+) -> Result<HashMap<String, Vec<u64>>> {
+    let mut out: HashMap<String, Vec<u64>> = HashMap::new();
+    // The keys of this pass, per delete file, and the bytes they take.
+    let mut keys: Vec<HashSet<Vec<u8>>> = vec![HashSet::new(); deletes.len()];
+    let mut held = 0usize;
+    for (k, d) in deletes.iter().enumerate() {
         let at = crate::iceberg::located(&d.path, storage)?;
-        keys.push(
-            row_keys(&at, &d.ids, "equality delete file")?
-                .into_iter()
-                .collect(),
-        );
+        each_key(&at, &d.ids, "equality delete file", |_, key| {
+            // The key, and about what a set's entry costs beside it.
+            held += key.len() + 48;
+            keys[k].insert(key.to_vec());
+            if held >= budget {
+                apply(data, deletes, &keys, storage, &mut out)?;
+                keys = vec![HashSet::new(); deletes.len()];
+                held = 0;
+            }
+            Ok(())
+        })?;
     }
+    if held > 0 {
+        apply(data, deletes, &keys, storage, &mut out)?;
+    }
+    for deleted in out.values_mut() {
+        deleted.sort_unstable();
+        deleted.dedup();
+    }
+    Ok(out)
+}
+
+/// Adds to `out` the positions of each of `data` whose key equals one of `keys` (the keys of
+/// this pass, per delete file) of a delete that applies to it.
+fn apply(
+    data: &[Target<'_>],
+    deletes: &[EqualityDelete],
+    keys: &[HashSet<Vec<u8>>],
+    storage: &StorageOptions,
+    out: &mut HashMap<String, Vec<u64>>,
+) -> Result<()> {
     for file in data {
-        // The delete files that apply to it, grouped by their equality columns.
+        // The delete files that apply to it (with keys in this pass), grouped by their
+        // equality columns.
         let mut groups: Vec<(&[i32], Vec<usize>)> = Vec::new();
         for (k, d) in deletes.iter().enumerate() {
-            let applies = file.sequence < d.sequence
+            let applies = !keys[k].is_empty()
+                && file.sequence < d.sequence
                 && (global(&d.partition)
                     || (d.spec_id == file.spec_id && &d.partition == file.partition));
             if !applies {
@@ -92,24 +133,28 @@ pub(crate) fn positions(
         let at = crate::iceberg::located(file.path, storage)?;
         let mut deleted = Vec::new();
         for (ids, ks) in groups {
-            for (position, key) in row_keys(&at, ids, "data file")?.iter().enumerate() {
+            each_key(&at, ids, "data file", |position, key| {
                 if ks.iter().any(|&k| keys[k].contains(key)) {
-                    deleted.push(position as u64);
+                    deleted.push(position);
                 }
-            }
+                Ok(())
+            })?;
         }
         if !deleted.is_empty() {
-            deleted.sort_unstable();
-            deleted.dedup();
-            out.insert(file.path.to_owned(), deleted);
+            out.entry(file.path.to_owned()).or_default().extend(deleted);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Each row's key of the columns with field `ids` of the Parquet file at `at` (read alone),
-/// in the file's order.
-fn row_keys(at: &Location, ids: &[i32], what: &str) -> Result<Vec<Vec<u8>>> {
+/// Each row's position and key of the columns with field `ids` of the Parquet file at `at`
+/// (read alone, a batch at a time), in the file's order, given to `f`.
+fn each_key(
+    at: &Location,
+    ids: &[i32],
+    what: &str,
+    mut f: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
     let shown = at.to_string();
     let bad = |e: &dyn std::fmt::Display| -> Error {
         ErrorKind::InvalidInput(format!("the {what} {shown}: {e}")).into()
@@ -135,7 +180,7 @@ fn row_keys(at: &Location, ids: &[i32], what: &str) -> Result<Vec<Vec<u8>>> {
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots.clone());
     // The projection keeps the file's order of columns: the IDs' order is put back by ID.
     let reader = builder.with_projection(mask).build().map_err(|e| bad(&e))?;
-    let mut out = Vec::new();
+    let mut position = 0u64;
     for batch in reader {
         let batch: RecordBatch = batch.map_err(|e| bad(&e))?;
         let columns = ids
@@ -154,9 +199,90 @@ fn row_keys(at: &Location, ids: &[i32], what: &str) -> Result<Vec<Vec<u8>>> {
         let (body, ends) = KeyEncoder::encode_all(&arrays).map_err(|e| bad(&e))?;
         let mut start = 0;
         for end in ends {
-            out.push(body[start..end].to_vec());
+            f(position, &body[start..end])?;
+            position += 1;
             start = end;
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A Parquet file at `dir/name` of one nullable int64 column of field ID 1.
+    fn file(dir: &std::path::Path, name: &str, values: &[Option<i64>]) -> String {
+        let field = arrow_schema::Field::new("k", arrow_schema::DataType::Int64, true)
+            .with_metadata(HashMap::from([(
+                parquet::arrow::PARQUET_FIELD_ID_META_KEY.to_owned(),
+                "1".to_owned(),
+            )]));
+        let schema = Arc::new(arrow_schema::Schema::new(vec![field]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(arrow_array::Int64Array::from(values.to_vec()))],
+        )
+        .unwrap();
+        let path = dir.join(name);
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            schema,
+            None,
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn deletes_apply_the_same_whatever_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = file(
+            dir.path(),
+            "old.parquet",
+            &[Some(1), Some(2), Some(3), Some(1), None, Some(2)],
+        );
+        let new = file(dir.path(), "new.parquet", &[Some(1), None]);
+        let unpartitioned = Value::Record(Vec::new());
+        let data = [
+            Target {
+                path: &old,
+                sequence: 1,
+                spec_id: 0,
+                partition: &unpartitioned,
+            },
+            // Written after the deletes: they do not apply to it.
+            Target {
+                path: &new,
+                sequence: 3,
+                spec_id: 0,
+                partition: &unpartitioned,
+            },
+        ];
+        let delete = |name: &str, values: &[Option<i64>]| EqualityDelete {
+            path: file(dir.path(), name, values),
+            sequence: 2,
+            spec_id: 0,
+            partition: unpartitioned.clone(),
+            ids: vec![1],
+        };
+        let deletes = [
+            delete("a.parquet", &[Some(1), None]),
+            delete("b.parquet", &[Some(3)]),
+        ];
+        let storage = StorageOptions::default();
+        let want = HashMap::from([(old.clone(), vec![0, 2, 3, 4])]);
+        // One pass; a pass per key (a budget of one byte).
+        assert_eq!(
+            positions_within(&data, &deletes, &storage, usize::MAX).unwrap(),
+            want
+        );
+        assert_eq!(
+            positions_within(&data, &deletes, &storage, 1).unwrap(),
+            want
+        );
+    }
 }
