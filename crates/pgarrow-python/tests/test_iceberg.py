@@ -1081,6 +1081,9 @@ def test_a_format_version_3_table_reads_its_deletion_vectors_defaults_and_nanose
     schema["fields"].append({"id": tns_id, "name": "tns", "required": False, "type": "timestamp_ns"})
     g_id = tns_id + 1
     schema["fields"].append({"id": g_id, "name": "g", "required": False, "type": "geometry('srid:4326')"})
+    # A variant column (pyiceberg 0.12 reads no table that has one: it joins the schema once
+    # they have read the table; the file holds it from the start).
+    v_id = g_id + 1
     schema["schema-id"] = meta["current-schema-id"] + 1
     ids = {f["name"]: f["id"] for f in schema["fields"]}
     x_id = next(f for f in schema["fields"] if f["name"] == "p")["type"]["fields"][0]["id"]
@@ -1089,12 +1092,19 @@ def test_a_format_version_3_table_reads_its_deletion_vectors_defaults_and_nanose
     second_schema = pa.schema([
         fid("id", pa.int64(), ids["id"]), fid("note", pa.string(), ids["note"]),
         fid("p", pa.struct([fid("x", pa.int64(), x_id), fid("y", pa.int64(), y_id)]), ids["p"]),
-        fid("tns", pa.timestamp("ns"), tns_id), fid("g", pa.binary(), g_id)])
+        fid("tns", pa.timestamp("ns"), tns_id), fid("g", pa.binary(), g_id),
+        # (the group's fields numbered too, past the table's: pyiceberg reads no file with a
+        # field without an ID)
+        fid("v", pa.struct([fid("metadata", pa.binary(), v_id + 100), fid("value", pa.binary(), v_id + 101)]),
+            v_id)])
     second = pa.table({"id": pa.array([10, 11], pa.int64()), "note": ["ten", None],
                        "p": [{"x": 100, "y": 1}, {"x": None, "y": None}],
                        "tns": pa.array([1_795_687_200_123_456_000, None], pa.timestamp("ns")),
                        # POINT(1 2) as WKB.
-                       "g": [bytes.fromhex("0101000000000000000000f03f0000000000000040"), None]}).cast(second_schema)
+                       "g": [bytes.fromhex("0101000000000000000000f03f0000000000000040"), None],
+                       # Variants (the Parquet Variant encoding): the int8 42; the short string "hi".
+                       "v": [{"metadata": b"\x01\x00\x00", "value": b"\x0c\x2a"},
+                             {"metadata": b"\x01\x00\x00", "value": b"\x09hi"}]}).cast(second_schema)
     second_path = f"{location}/data/v3-second.parquet"
     pq.write_table(second, local(second_path))
     parent = t.current_snapshot()
@@ -1131,7 +1141,7 @@ def test_a_format_version_3_table_reads_its_deletion_vectors_defaults_and_nanose
     meta["next-row-id"] = 12
     meta["schemas"].append(schema)
     meta["current-schema-id"] = schema["schema-id"]
-    meta["last-column-id"] = g_id
+    meta["last-column-id"] = v_id
     for s in meta["snapshots"]:
         s.setdefault("first-row-id", 0)
         s.setdefault("added-rows", 10)
@@ -1177,6 +1187,24 @@ def test_a_format_version_3_table_reads_its_deletion_vectors_defaults_and_nanose
     assert [(r["id"], r["note"], r["p"]) for r in theirs] == [(i, n, p) for i, n, p, _ in want]
     ducks = duckdb_iceberg(f"SELECT id, note, p.x, p.y FROM iceberg_scan('{new}') ORDER BY id")
     assert [tuple(r) for r in ducks] == [(i, n, p["x"], p["y"]) for i, n, p, _ in want]
+    # The variant column joins the schema: jsonb, the older file's rows NULL.
+    with_variant = json.loads(json.dumps(schema))
+    with_variant["schema-id"] += 1
+    with_variant["fields"].append({"id": v_id, "name": "v", "required": False, "type": "variant"})
+    meta["schemas"].append(with_variant)
+    meta["current-schema-id"] = with_variant["schema-id"]
+    newer = new.replace("-v3.metadata.json", "-v3-variant.metadata.json")
+    with open(local(newer), "w") as f:
+        json.dump(meta, f)
+    with psycopg.connect(cat_url, autocommit=True) as c:
+        c.execute("UPDATE iceberg_tables SET metadata_location = %s, previous_metadata_location = %s "
+                  "WHERE table_name = 't'", (newer, new))
+    out = load("iceberg_v3_variant")
+    assert out.returncode == 0, out.stderr
+    assert conn.execute("SELECT id, v FROM iceberg_v3_variant WHERE id IN (0, 10, 11) ORDER BY id").fetchall() == [
+        (0, None), (10, 42), (11, "hi")]
+    assert conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+                        "'iceberg_v3_variant'::regclass AND attname = 'v'").fetchone() == ("jsonb",)
     # A nanosecond value that is not whole microseconds: refused, naming the column, unless
     # rounded (the second file written again so, its rows the same).
     pq.write_table(second.set_column(3, second_schema.field("tns"), pa.array(

@@ -655,6 +655,13 @@ fn primitive(want: &Value2) -> Result<Field> {
         "timestamptz_ns" => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
         // Format version 3's type of no values (a column no writer gave a type yet).
         "unknown" => DataType::Null,
+        // Format version 3's semi-structured values, in the files as Parquet's Variant
+        // group: JSON text (`jsonb`), as pgarrow-io reads a Variant.
+        "variant" => {
+            let json = pgarrow::io::variant::variant_field(name);
+            metadata.extend(json.metadata().clone());
+            json.data_type().clone()
+        }
         "string" => DataType::Utf8,
         "binary" => DataType::Binary,
         "uuid" => {
