@@ -605,24 +605,10 @@ fn write_decimal(out: &mut String, unscaled: i128, scale: u8) {
     }
 }
 
-/// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
 /// A date as Spark writes it: `YYYY-MM-DD`, a year past 9999 signed (`+10000`), one before 1
 /// with its sign (year 0 is 1 BC).
 fn write_date(out: &mut String, days: i64) {
-    let (year, month, day) = civil(days);
+    let (year, month, day) = pgarrow_types::civil_from_days(days);
     let _ = match year {
         0..=9999 => write!(out, "{year:04}-{month:02}-{day:02}"),
         10_000.. => write!(out, "+{year}-{month:02}-{day:02}"),

@@ -829,6 +829,32 @@ def test_gzipped_metadata_unsigned_snapshot_ids_and_empty_tables_import(url, con
     assert cols == [("id", "bigint"), ("name", "text"), ("point", "jsonb"), ("attrs", "jsonb")], cols
 
 
+def _commit_snapshot(cat_url, table, meta, at, snapshot, suffix):
+    """Commits `snapshot` (a dict of the specification's snapshot fields) on top of the table
+    metadata `meta` read from `at`, as a writer does: the next metadata file (`at` with
+    `suffix`), the snapshot current on `main`, and the catalog's pointer swapped to it; the new
+    metadata file's location."""
+    import time
+
+    import psycopg
+
+    now = int(time.time() * 1000)
+    snapshot = {"timestamp-ms": now, **snapshot}
+    meta["snapshots"].append(snapshot)
+    meta["current-snapshot-id"] = snapshot["snapshot-id"]
+    meta["last-sequence-number"] = snapshot["sequence-number"]
+    meta["last-updated-ms"] = now
+    meta["refs"] = {"main": {"snapshot-id": snapshot["snapshot-id"], "type": "branch"}}
+    meta.setdefault("snapshot-log", []).append({"snapshot-id": snapshot["snapshot-id"], "timestamp-ms": now})
+    new = at.replace(".metadata.json", f"-{suffix}.metadata.json")
+    with open(new.removeprefix("file://"), "w") as f:
+        json.dump(meta, f)
+    with psycopg.connect(cat_url, autocommit=True) as c:
+        c.execute("UPDATE iceberg_tables SET metadata_location = %s, previous_metadata_location = %s "
+                  "WHERE table_name = %s", (new, at, table))
+    return new
+
+
 def test_equality_deletes_of_another_writer_are_applied(url, conn, catalog, events, duckdb_iceberg):
     """Equality deletes (rows deleted by value, as Flink's and other streaming sinks write
     them): a snapshot adds an equality delete file on `region` holding 'eu' and NULL. The rows
@@ -836,8 +862,6 @@ def test_equality_deletes_of_another_writer_are_applied(url, conn, catalog, even
     NULL) are left out; rows appended after it stay. The delete file, its manifest and the
     snapshot are laid out as the specification says (no writer here writes equality deletes:
     pyiceberg 0.12 does not); pyiceberg's own manifest writer writes the manifest."""
-    import time
-
     import psycopg
     import pyarrow.parquet as pq
     from pyiceberg.manifest import (DataFile, DataFileContent, FileFormat, ManifestContent, ManifestEntry,
@@ -882,22 +906,11 @@ def test_equality_deletes_of_another_writer_are_applied(url, conn, catalog, even
         lw.add_manifests(manifests)
     with psycopg.connect(cat_url, autocommit=True) as c:
         (at,) = c.execute("SELECT metadata_location FROM iceberg_tables WHERE table_name = 'eq'").fetchone()
-        meta = json.loads(open(at.removeprefix("file://")).read())
-        now = int(time.time() * 1000)
-        meta["snapshots"].append({
-            "snapshot-id": snapshot_id, "parent-snapshot-id": parent.snapshot_id, "sequence-number": sequence,
-            "timestamp-ms": now, "manifest-list": list_path, "schema-id": meta["current-schema-id"],
-            "summary": {"operation": "delete", "added-delete-files": "1", "added-equality-deletes": "2"}})
-        meta["current-snapshot-id"] = snapshot_id
-        meta["last-sequence-number"] = sequence
-        meta["last-updated-ms"] = now
-        meta["refs"] = {"main": {"snapshot-id": snapshot_id, "type": "branch"}}
-        meta.setdefault("snapshot-log", []).append({"snapshot-id": snapshot_id, "timestamp-ms": now})
-        new = at.replace(".metadata.json", "-eq.metadata.json")
-        with open(new.removeprefix("file://"), "w") as f:
-            json.dump(meta, f)
-        c.execute("UPDATE iceberg_tables SET metadata_location = %s, previous_metadata_location = %s "
-                  "WHERE table_name = 'eq'", (new, at))
+    meta = json.loads(open(at.removeprefix("file://")).read())
+    _commit_snapshot(cat_url, "eq", meta, at, {
+        "snapshot-id": snapshot_id, "parent-snapshot-id": parent.snapshot_id, "sequence-number": sequence,
+        "manifest-list": list_path, "schema-id": meta["current-schema-id"],
+        "summary": {"operation": "delete", "added-delete-files": "1", "added-equality-deletes": "2"}}, "eq")
     # Rows appended after the delete are not deleted by it, 'eu' and NULL included.
     ice(url, cat_url, "-q", f"SELECT id, region FROM {events} WHERE id > 100 AND id <= 120", "--lake-table",
         "ev.eq", "--if-exists", "append")
@@ -1026,8 +1039,6 @@ def test_a_format_version_3_table_reads_its_deletion_vectors_defaults_and_nanose
     `--nanoseconds round`). No writer here writes version 3 (pyiceberg 0.12 refuses to): the
     metadata, the manifests (pyiceberg's writer, at version 3) and the Puffin file are laid out
     as the specification says, and pyiceberg's and DuckDB's readers read the same rows."""
-    import time
-
     import psycopg
     import pyarrow.parquet as pq
     from pyiceberg.manifest import (DataFile, DataFileContent, FileFormat, ManifestContent, ManifestEntry,
@@ -1136,7 +1147,6 @@ def test_a_format_version_3_table_reads_its_deletion_vectors_defaults_and_nanose
                              parent_snapshot_id=parent.snapshot_id, sequence_number=sequence,
                              avro_compression="null") as lw:
         lw.add_manifests([*parent.manifests(t.io), dataw.to_manifest_file(), dw.to_manifest_file()])
-    now = int(time.time() * 1000)
     meta["format-version"] = 3
     meta["next-row-id"] = 12
     meta["schemas"].append(schema)
@@ -1145,22 +1155,10 @@ def test_a_format_version_3_table_reads_its_deletion_vectors_defaults_and_nanose
     for s in meta["snapshots"]:
         s.setdefault("first-row-id", 0)
         s.setdefault("added-rows", 10)
-    meta["snapshots"].append({
+    new = _commit_snapshot(cat_url, "t", meta, at, {
         "snapshot-id": snapshot_id, "parent-snapshot-id": parent.snapshot_id, "sequence-number": sequence,
-        "timestamp-ms": now, "manifest-list": list_path, "schema-id": schema["schema-id"],
-        "first-row-id": 10, "added-rows": 2,
-        "summary": {"operation": "overwrite", "added-data-files": "1", "added-delete-files": "1"}})
-    meta["current-snapshot-id"] = snapshot_id
-    meta["last-sequence-number"] = sequence
-    meta["last-updated-ms"] = now
-    meta["refs"] = {"main": {"snapshot-id": snapshot_id, "type": "branch"}}
-    meta.setdefault("snapshot-log", []).append({"snapshot-id": snapshot_id, "timestamp-ms": now})
-    new = at.replace(".metadata.json", "-v3.metadata.json")
-    with open(local(new), "w") as f:
-        json.dump(meta, f)
-    with psycopg.connect(cat_url, autocommit=True) as c:
-        c.execute("UPDATE iceberg_tables SET metadata_location = %s, previous_metadata_location = %s "
-                  "WHERE table_name = 't'", (new, at))
+        "manifest-list": list_path, "schema-id": schema["schema-id"], "first-row-id": 10, "added-rows": 2,
+        "summary": {"operation": "overwrite", "added-data-files": "1", "added-delete-files": "1"}}, "v3")
 
     def load(into, *more):
         conn.execute(f"DROP TABLE IF EXISTS {into}")
