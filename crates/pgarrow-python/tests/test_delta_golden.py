@@ -247,15 +247,7 @@ def with_kernel_rs_timestamp_partitions(name: str, table: pa.Table) -> pa.Table:
 
 # Tables pgarrow reads wrongly or refuses though Delta's own readers read them: bugs, kept
 # visible (strict: the test fails once they are fixed, and the mark must go).
-BUGS: dict[str, str] = {
-    "type-widening": (
-        "pgarrow refuses the table (exit 3: 'column \"byte_decimal\" was changed from byte to "
-        "decimal(4,1), which is not a type widening Delta allows'); Spark wrote it and "
-        "delta-kernel-rs reads it (type_widening_basic/type_widening_decimal). PROTOCOL.md lists "
-        "Byte/Short/Int -> Decimal(10 + k1, k2) only; Delta-Spark wrote byte -> decimal(4,1) and "
-        "short -> decimal(6,1) here"
-    ),
-}
+BUGS: dict[str, str] = {}
 
 
 def golden_params():

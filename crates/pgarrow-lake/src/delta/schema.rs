@@ -479,10 +479,13 @@ pub(crate) fn widens(from: &str, to: &str) -> bool {
     match (rank(from), rank(to), decimal(from), decimal(to)) {
         (Some(a), Some(b), ..) => a < b,
         (Some(a), None, _, None) => a < 3 && to == "double",
-        // byte, short, integer: to decimal(10 + k1, k2); long: decimal(20 + k1, k2); k1 >= k2.
+        // An integer to a decimal of as many digits before its point as the integer type can
+        // have: the protocol's decimal(10 + k1, k2) for every type up to integer (20 for
+        // long), and as Delta's own writer allows, which widened a byte to decimal(4, 1) in
+        // delta-kernel-rs's golden table. Every value fits, so the cast is exact either way.
         (Some(a), None, _, Some((p, s))) => {
-            let digits = if a < 3 { 10 } else { 20 };
-            p >= digits && p - digits >= s
+            let digits = [3, 5, 10, 20][a];
+            p >= s && p - s >= digits
         }
         (None, None, Some((p1, s1)), Some((p2, s2))) => p2 >= p1 && s2 >= s1 && p2 - p1 >= s2 - s1,
         _ => matches!((from, to), ("float", "double") | ("date", "timestamp_ntz")),
@@ -659,6 +662,11 @@ mod tests {
             ("integer", "decimal(12,2)", true),
             ("integer", "decimal(9,0)", false),
             ("integer", "decimal(10,1)", false),
+            // As Delta's writer widens the narrower integers (delta-kernel-rs's golden table).
+            ("byte", "decimal(4,1)", true),
+            ("byte", "decimal(3,1)", false),
+            ("short", "decimal(6,1)", true),
+            ("short", "decimal(5,1)", false),
             ("long", "decimal(20,0)", true),
             ("long", "decimal(19,0)", false),
             ("string", "long", false),
