@@ -13,6 +13,7 @@ import json
 import struct
 import subprocess
 import tarfile
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -48,6 +49,12 @@ def canon(v, t: pa.DataType):
     value of Arrow type `t`."""
     if v is None:
         return None
+    if isinstance(t, pa.BaseExtensionType) or (pa.types.is_fixed_size_binary(t) and t.byte_width == 16
+                                               and isinstance(v, str) and not v.startswith("\\x")):
+        # A uuid: pyarrow's extension, or a struct's `jsonb` text of one (or its `\\x` hex).
+        if isinstance(v, str):
+            v = bytes.fromhex(v[2:]) if v.startswith("\\x") else uuid.UUID(v)
+        return v.bytes if isinstance(v, uuid.UUID) else canon(v, t.storage_type)
     if pa.types.is_struct(t):
         assert isinstance(v, dict), v
         assert set(v) == {f.name for f in t}, (sorted(v), [f.name for f in t])
@@ -61,7 +68,8 @@ def canon(v, t: pa.DataType):
         else:  # pyarrow's [(k, v), ...]
             pairs = list(v)
         key = t.key_type
-        if not pa.types.is_string(key):  # a JSON object's text keys, as the numbers they name
+        if pa.types.is_integer(key) or pa.types.is_floating(key) or pa.types.is_decimal(key):
+            # a JSON object's text keys, as the numbers they name
             pairs = [(Decimal(k) if isinstance(k, str) else k, x) for k, x in pairs]
         return ("map", tuple(sorted(((canon(k, key), canon(x, t.item_type)) for k, x in pairs), key=repr)))
     if pa.types.is_list(t) or pa.types.is_large_list(t):
@@ -80,16 +88,18 @@ def canon(v, t: pa.DataType):
     if pa.types.is_decimal(t):
         d = Decimal(v) if not isinstance(v, float) else Decimal(repr(v))
         return d.normalize() if d else Decimal(0)
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
         assert isinstance(v, str), v
         return v
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
         if isinstance(v, str):  # JSON: `\x` hex text
             assert v.startswith("\\x"), v
             return bytes.fromhex(v[2:])
-        return bytes(v)
+        return v.bytes if isinstance(v, uuid.UUID) else bytes(v)
     if pa.types.is_date(t):
         return datetime.date.fromisoformat(v) if isinstance(v, str) else v
+    if pa.types.is_time(t):
+        return datetime.time.fromisoformat(v) if isinstance(v, str) else v
     if pa.types.is_timestamp(t):
         if isinstance(v, str):
             v = datetime.datetime.fromisoformat(v)

@@ -9,27 +9,22 @@ the metadata file registered in a fresh SQL catalog in PostgreSQL, then
 multiset, with the rows pyiceberg 0.12 reads from the same catalog (or, where pyiceberg cannot
 read the table, DuckDB's iceberg extension). Only representation is normalised."""
 
-import datetime
 import io
 import json
 import shutil
-import struct
 import subprocess
-import uuid
 import zlib
-from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from test_delta_golden import float32
+from test_delta_golden import canon, loaded_rows, same_rows
 from test_ducklake import pgarrow_bin
 from test_iceberg import catalog, pyiceberg  # noqa: F401 (catalog: a fixture)
 
 GOLDEN = Path(__file__).resolve().parents[3] / "testdata" / "iceberg-golden"
 PREFIX = "data/persistent/"  # how duckdb-iceberg's tables name their files
-UTC = datetime.timezone.utc
 
 
 # ---- a generic Avro object-container codec (spec 1.11), enough to rewrite strings ------------
@@ -310,107 +305,8 @@ def register(cat_url: str, rel_table: str, metadata: str, into: Path, ident: str
 # ---- normalising representation --------------------------------------------------------------
 
 
-def canon(v, t: pa.DataType):
-    if v is None:
-        return None
-    if isinstance(v, str) and not (pa.types.is_string(t) or pa.types.is_large_string(t)
-                                   or pa.types.is_string_view(t)):
-        v = from_json_text(v, t)
-    if isinstance(t, pa.BaseExtensionType):
-        return canon(v, t.storage_type) if not isinstance(v, uuid.UUID) else v.bytes
-    if pa.types.is_struct(t):
-        assert isinstance(v, dict), v
-        return tuple((f.name, canon(v[f.name], f.type)) for f in t)
-    if pa.types.is_map(t):
-        if isinstance(v, dict):
-            pairs = list(v.items())
-        elif v and isinstance(v[0], dict):
-            pairs = [(e["key"], e["value"]) for e in v]
-        else:
-            pairs = list(v)
-        return ("map", tuple(sorted(((canon(k, t.key_type), canon(x, t.item_type)) for k, x in pairs), key=repr)))
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        assert isinstance(v, list), v
-        return tuple(canon(e, t.value_type) for e in v)
-    if pa.types.is_boolean(t):
-        assert isinstance(v, bool), v
-        return v
-    if pa.types.is_integer(t):
-        assert isinstance(v, (int, Decimal)) and not isinstance(v, bool) and v == int(v), v
-        return int(v)
-    if pa.types.is_float32(t):
-        return float32(v)
-    if pa.types.is_floating(t):
-        return float(v)
-    if pa.types.is_decimal(t):
-        d = Decimal(v)
-        return d.normalize() if d else Decimal(0)
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        assert isinstance(v, str), v
-        return v
-    if pa.types.is_fixed_size_binary(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        return v.bytes if isinstance(v, uuid.UUID) else bytes(v)
-    if pa.types.is_date(t) or pa.types.is_time(t):
-        return v
-    if pa.types.is_timestamp(t):
-        if t.tz is not None:
-            assert v.tzinfo is not None, f"{v!r} has no zone for a {t}"
-            return v.astimezone(UTC)
-        assert v.tzinfo is None, f"{v!r} has a zone for a {t}"
-        return v
-    raise AssertionError(f"no comparison for {t}")
-
-
-def from_json_text(v: str, t: pa.DataType):
-    """A value a struct's `jsonb` holds as text (PostgreSQL's JSON forms: ISO 8601 times,
-    `\\x` hex bytes, a uuid's text) as the Python value of Arrow type `t`."""
-    if isinstance(t, pa.BaseExtensionType) or pa.types.is_fixed_size_binary(t) and t.byte_width == 16:
-        try:
-            return uuid.UUID(v)
-        except ValueError:
-            pass
-    if pa.types.is_timestamp(t):
-        return datetime.datetime.fromisoformat(v)
-    if pa.types.is_date(t):
-        return datetime.date.fromisoformat(v)
-    if pa.types.is_time(t):
-        return datetime.time.fromisoformat(v)
-    if (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)) \
-            and v.startswith("\\x"):
-        return bytes.fromhex(v[2:])
-    return v
-
-
 def arrow_rows(table: pa.Table) -> list[tuple]:
     return sorted((tuple(canon(r[f.name], f.type) for f in table.schema) for r in table.to_pylist()), key=repr)
-
-
-def loaded_rows(conn, into: str, schema: pa.Schema) -> list[tuple]:
-    cols = conn.execute(
-        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-        (into,),
-    ).fetchall()
-    assert [c for c, _ in cols] == schema.names, (cols, schema.names)
-    select = ", ".join(f'"{c}"::text' if ty in ("json", "jsonb") else f'"{c}"' for c, ty in cols)
-    with conn.cursor(binary=True) as cur:
-        raw = cur.execute(f'SELECT {select} FROM "{into}"').fetchall()
-    json_cols = {i for i, (_, ty) in enumerate(cols) if ty in ("json", "jsonb")}
-    rows = []
-    for r in raw:
-        vals = []
-        for i, (v, f) in enumerate(zip(r, schema, strict=True)):
-            if i in json_cols and v is not None:
-                v = json.loads(v, parse_float=Decimal)
-            vals.append(canon(v, f.type))
-        rows.append(tuple(vals))
-    return sorted(rows, key=repr)
-
-
-def same_rows(got, want, names):
-    assert len(got) == len(want), f"{len(got)} rows loaded, {len(want)} expected"
-    diff = [(g, w) for g, w in zip(got, want, strict=True) if g != w]
-    assert not diff, "rows differ (loaded, expected), first of {}: {}\ncolumns {}".format(len(diff), diff[:3], names)
 
 
 def pg_import(url, cat_url, ident, into) -> subprocess.CompletedProcess:
