@@ -384,7 +384,7 @@ impl Plan {
         let mut files = Vec::new();
         for (id, positions) in std::mem::take(&mut self.deletes) {
             let mut file = live.files.get(&id).cloned().ok_or_else(|| {
-                Error::from(ErrorKind::Unexpected(format!(
+                Error::from(ErrorKind::Conflict(format!(
                     "{MOVED}: file {id} is not the table's"
                 )))
             })?;

@@ -1547,14 +1547,8 @@ fn same_files(a: &Live, b: &Live) -> bool {
     files(a) == files(b)
 }
 
-/// Whether `e` says the table's files changed under a commit.
+/// Whether `e` says the table's files changed under a commit: an optimistic commit that lost
+/// its race ([`Error::is_conflict`], by its kind, never its text).
 pub(crate) fn is_moved(e: &Error) -> bool {
-    let mut at: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = at {
-        if err.to_string().contains(live::MOVED) {
-            return true;
-        }
-        at = err.source();
-    }
-    false
+    e.is_conflict()
 }

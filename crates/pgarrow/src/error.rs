@@ -52,6 +52,10 @@ pub enum ErrorKind {
     /// The data cannot be applied as it is: a change lacks a value its target needs, or the
     /// target is not in step with the source the changes came from.
     OutOfStep(String),
+    /// An optimistic commit lost its race: another writer changed the lake table since it was
+    /// read (a version taken, a file ended, a catalog row moved). Nothing was committed; the
+    /// caller reads the table again and retries ([`Error::is_conflict`]).
+    Conflict(String),
     /// The server's row count does not match the rows decoded.
     RowCount {
         /// Rows the server says it sent.
@@ -144,7 +148,9 @@ impl Error {
                 }
                 _ => Category::Server,
             },
-            ErrorKind::Unexpected(_) | ErrorKind::RowCount { .. } => Category::Server,
+            ErrorKind::Unexpected(_) | ErrorKind::RowCount { .. } | ErrorKind::Conflict(_) => {
+                Category::Server
+            }
             ErrorKind::Decode(_) | ErrorKind::Encode(_) | ErrorKind::OutOfStep(_) => {
                 Category::Value
             }
@@ -175,6 +181,13 @@ impl Error {
     /// the call's: the command line's exit status 3, Python's `pgarrow.DataError`.
     pub fn is_invalid_input(&self) -> bool {
         matches!(&*self.root().kind, ErrorKind::InvalidInput(_))
+    }
+
+    /// An optimistic commit lost its race to another writer ([`ErrorKind::Conflict`] under
+    /// any context): nothing was committed, and reading the table again and retrying may
+    /// succeed.
+    pub fn is_conflict(&self) -> bool {
+        matches!(&*self.root().kind, ErrorKind::Conflict(_))
     }
 
     /// No session could be had (see [`Category::Connection`]).
@@ -368,7 +381,8 @@ impl fmt::Display for Error {
             ErrorKind::Usage(m)
             | ErrorKind::Unexpected(m)
             | ErrorKind::InvalidInput(m)
-            | ErrorKind::OutOfStep(m) => f.write_str(m)?,
+            | ErrorKind::OutOfStep(m)
+            | ErrorKind::Conflict(m) => f.write_str(m)?,
             ErrorKind::RowCount { server, decoded } => write!(
                 f,
                 "the server reported {server} rows but {decoded} were decoded"
@@ -414,6 +428,30 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lost_race_is_a_conflict_by_its_kind_under_any_context() {
+        let e = Error::from(ErrorKind::Conflict(
+            "another writer committed version 3".into(),
+        ))
+        .context("Delta table t")
+        .context("mirror");
+        assert!(e.is_conflict());
+        assert_eq!(e.category(), Category::Server);
+        assert!(
+            e.to_string()
+                .ends_with("another writer committed version 3"),
+            "{e}"
+        );
+        // The same words in another kind are no conflict.
+        let other = Error::unexpected("another writer committed version 3");
+        assert!(!other.is_conflict());
+        // Through an input's Arrow error, as a reader hands it on.
+        let through = Error::from(ErrorKind::Input(ArrowError::ExternalError(Box::new(
+            Error::from(ErrorKind::Conflict("moved".into())),
+        ))));
+        assert!(through.is_conflict());
+    }
 
     #[test]
     fn categories_look_under_context() {

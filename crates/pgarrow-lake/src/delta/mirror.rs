@@ -245,7 +245,7 @@ impl DeltaMirror {
             Ok(true) => {}
             Ok(false) => {
                 remove_all(&written);
-                return Err(ErrorKind::Unexpected(format!(
+                return Err(ErrorKind::Conflict(format!(
                     "{MOVED}: another writer committed version {version} of Delta table {name}"
                 ))
                 .into());
@@ -353,7 +353,7 @@ impl DeltaMirror {
         } else {
             for id in &plan.ended {
                 let Some(add) = self.adds.get(id) else {
-                    return Err(ErrorKind::Unexpected(format!(
+                    return Err(ErrorKind::Conflict(format!(
                         "{MOVED}: file {id} is not the table's"
                     ))
                     .into());
@@ -362,7 +362,7 @@ impl DeltaMirror {
             }
             for (id, positions) in &plan.deletes {
                 let (Some(add), Some(file)) = (self.adds.get(id), live.files.get(id)) else {
-                    return Err(ErrorKind::Unexpected(format!(
+                    return Err(ErrorKind::Conflict(format!(
                         "{MOVED}: file {id} is not the table's"
                     ))
                     .into());

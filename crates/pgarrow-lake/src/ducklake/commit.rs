@@ -286,7 +286,7 @@ impl Commit<'_> {
         if let Some(since) = self.since {
             let now = last_point(catalog, table_id).await?;
             if now != *since {
-                return Err(ErrorKind::Unexpected(format!(
+                return Err(ErrorKind::Conflict(format!(
                     "{MOVED}: its last commit with a position is {now}, not {since}"
                 ))
                 .into());
@@ -586,7 +586,7 @@ impl Commit<'_> {
             let live = state.first().and_then(|r| r[0].as_deref()) == Some("1");
             let current = state.first().and_then(|r| r[1].clone());
             if !live || current != d.previous.map(|p| p.to_string()) {
-                return Err(ErrorKind::Unexpected(format!(
+                return Err(ErrorKind::Conflict(format!(
                     "{MOVED}: data file {file} is {}, its delete file {current:?}, not {:?}",
                     if live { "live" } else { "gone" },
                     d.previous

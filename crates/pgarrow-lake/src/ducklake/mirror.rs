@@ -239,7 +239,7 @@ impl DuckLakeMirror {
             for file in &plan.ended {
                 let Some(data) = live.files.get(file) else {
                     remove_all(&written);
-                    return Err(ErrorKind::Unexpected(MOVED.into()).into());
+                    return Err(ErrorKind::Conflict(MOVED.into()).into());
                 };
                 deletes.push(DeleteChange {
                     data_file_id: *file,
@@ -252,7 +252,7 @@ impl DuckLakeMirror {
                 let Some(data) = live.files.get(file) else {
                     remove_all(&written);
                     remove_all(&delete_files);
-                    return Err(ErrorKind::Unexpected(MOVED.into()).into());
+                    return Err(ErrorKind::Conflict(MOVED.into()).into());
                 };
                 let mut all = data.deleted.clone();
                 all.extend(positions);
@@ -317,7 +317,7 @@ impl DuckLakeMirror {
                 // Another commit landed first (a process of this mirror killed as it
                 // committed, whose backend finished after it died): read the table again.
                 if super::is_race(&e) {
-                    return Err(ErrorKind::Unexpected(format!("{MOVED}: {e}")).into());
+                    return Err(ErrorKind::Conflict(format!("{MOVED}: {e}")).into());
                 }
                 return Err(e.context(format!("committing to DuckLake table {name}")));
             }

@@ -244,7 +244,7 @@ impl IcebergMirror {
         catalog.close().await;
         match swapped.map_err(|e| e.context(format!("{what} Iceberg table {name}")))? {
             true => Ok(()),
-            false => Err(ErrorKind::Unexpected(format!(
+            false => Err(ErrorKind::Conflict(format!(
                 "{MOVED}: another writer committed to Iceberg table {name}"
             ))
             .into()),
@@ -332,7 +332,7 @@ impl IcebergMirror {
             let mut by_partition: Vec<(Partition, Positions)> = Vec::new();
             for (id, positions) in &plan.deletes {
                 let path = self.paths.get(id).ok_or_else(|| {
-                    Error::from(ErrorKind::Unexpected(format!(
+                    Error::from(ErrorKind::Conflict(format!(
                         "{MOVED}: file {id} is not the table's"
                     )))
                 })?;
@@ -400,7 +400,7 @@ impl IcebergMirror {
             if let Some(ending) = &ending
                 && ending.files.len() != plan.ended.len()
             {
-                return Err(ErrorKind::Unexpected(format!(
+                return Err(ErrorKind::Conflict(format!(
                     "{MOVED}: a file the commit ends is not the table's"
                 ))
                 .into());
