@@ -5,10 +5,8 @@ what Spark's own `to_json` gives for it, as parsed JSON with numbers compared ex
 JSON cannot say (NaN) is refused, naming the column and the row."""
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from decimal import Decimal
 
 import pytest
@@ -17,9 +15,9 @@ from engines import require
 
 require("pyspark")
 
-from pyspark.sql import SparkSession
 
 from test_ducklake import pgarrow_bin
+from test_spark import spark  # noqa: F401 (a fixture: one local Spark, its session zone UTC, as to_json needs)
 
 # A wide array and object: more than 255 elements (4-byte counts), 2-byte offsets.
 WIDE = json.dumps({f"key{i:03}": [i, str(i) * 3] for i in range(300)})
@@ -57,23 +55,6 @@ VALUES = [
     (29, "CAST(CAST(-0.001 AS decimal(5,3)) AS variant)"),
     (30, "CAST(timestamp_ntz'0001-01-01 00:00:00' AS variant)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def spark():
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    session = (
-        SparkSession.builder.master("local[1]")
-        .appName("pgarrow-variant-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "1")
-        # to_json writes a timestamp in the session's zone: pgarrow writes UTC.
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
-    yield session
-    session.stop()
 
 
 def values_sql(values) -> str:
