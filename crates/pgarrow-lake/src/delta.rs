@@ -60,6 +60,7 @@ use pgarrow::partition::{PartitionOptions, PartitionedStats};
 use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 
 use crate::common::IfExists;
+use crate::retry::Retries;
 use log::{Action, Add, Metadata, Protocol, Remove, Snapshot};
 use pgarrow::incremental::{IncrementalOptions, IncrementalState};
 pub use read::open_delta;
@@ -308,7 +309,7 @@ pub async fn export_to_delta(
         run_state: run_state.as_ref(),
     };
     let mut state = existing;
-    let mut retried = 0;
+    let mut tries = Retries::new(target.retries, format!("Delta table {name}"));
     let (version, actions, created, removed) = loop {
         let (version, actions, removed) = plan.actions(state.as_ref())?;
         let committed = {
@@ -318,15 +319,9 @@ pub async fn export_to_delta(
         if committed {
             break (version, actions, state.is_none(), removed);
         }
-        if retried >= target.retries {
-            return Err(ErrorKind::Usage(format!(
-                "Delta table {name}: version {version} was taken by another writer {} times in \
-                 a row; nothing was committed",
-                retried + 1
-            ))
-            .into());
-        }
-        retried += 1;
+        tries
+            .lost(format_args!("another writer took version {version}"))
+            .await?;
         // Another writer took the version: read what it (and any after it) committed.
         let (log2, from) = (log.clone(), state.as_ref().map_or(0, |s| s.version + 1));
         let (newer, winners) = blocking(move || {
@@ -380,7 +375,7 @@ pub async fn export_to_delta(
         rows,
         files: adds.len(),
         removed,
-        retried,
+        retried: tries.retried(),
         checkpointed,
         run,
     })

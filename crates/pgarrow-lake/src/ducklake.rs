@@ -59,6 +59,7 @@ use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source
 
 use crate::common::IfExists;
 use crate::common::new_uuid;
+use crate::retry::Retries;
 use catalog::{Catalog, with_slash};
 use columns::{LakeColumn, known_ids, lake_columns_from};
 use commit::Commit;
@@ -311,17 +312,19 @@ pub async fn export_to_ducklake(
         dropped: &[],
     };
     let mut catalog = Catalog::connect(&target.catalog).await?;
-    let mut retried = 0;
+    let mut tries = Retries::new(target.retries, format!("DuckLake table {name}"));
     let done = loop {
-        match plan.run(&mut catalog).await {
+        let lost = match plan.run(&mut catalog).await {
             Ok(done) => break done,
-            Err(e) if is_race(&e) && retried < target.retries => retried += 1,
-            Err(e) => {
-                catalog.close().await;
-                return Err(e.context(format!("committing to DuckLake table {name}")));
-            }
+            Err(e) if is_race(&e) => tries.lost(e).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = lost {
+            catalog.close().await;
+            return Err(e.context(format!("committing to DuckLake table {name}")));
         }
     };
+    let retried = tries.retried();
     catalog.close().await;
     Ok(DuckLakeStats {
         export: written.keep(),

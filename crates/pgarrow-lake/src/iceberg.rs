@@ -61,6 +61,7 @@ use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source
 use serde_json::{Value as Json, json};
 
 use crate::common::IfExists;
+use crate::retry::Retries;
 use catalog::SqlCatalog;
 use manifest::{DataFile, SpecField};
 pub use read::open_iceberg;
@@ -621,7 +622,10 @@ async fn export(
     let files = data_files.iter().map(|f| f.path.clone()).collect();
     let (run, run_state) = crate::run::finish(run, rows, files)?;
     let mut state = base.clone().zip(base_location.clone());
-    let mut retried = 0;
+    let mut tries = Retries::new(
+        target.retries,
+        format!("Iceberg table {}.{}", target.namespace, target.table),
+    );
     let (sequence, metadata_location) = loop {
         let sequence = state
             .as_ref()
@@ -651,7 +655,7 @@ async fn export(
         }
         let list_path = format!(
             "{metadata_dir}/snap-{snapshot_id}-{}-{}.avro",
-            retried + 1,
+            tries.retried() + 1,
             crate::common::new_uuid()
         );
         let list_bytes = manifest::write_manifest_list(&entries, snapshot_id, parent, sequence)?;
@@ -709,7 +713,7 @@ async fn export(
         cleanup.remove(&[&list_path, &meta_path]).await;
         match (&state, if_exists) {
             (Some(_), IfExists::Replace) => {
-                return Err(ErrorKind::Usage(
+                return Err(ErrorKind::Conflict(
                     "another writer committed to the table while it was being replaced; \
                      nothing was committed"
                         .into(),
@@ -718,7 +722,7 @@ async fn export(
             }
             // Another writer made the table first: only an append goes on, onto it.
             (None, IfExists::Fail | IfExists::Replace) => {
-                return Err(ErrorKind::Usage(
+                return Err(ErrorKind::Conflict(
                     "another writer made the table during the export; nothing was committed \
                      (--if-exists append adds to it)"
                         .into(),
@@ -727,16 +731,9 @@ async fn export(
             }
             _ => {}
         }
-        if retried >= target.retries {
-            return Err(ErrorKind::Usage(format!(
-                "another writer committed first {} times in a row; nothing was committed",
-                retried + 1
-            ))
-            .into());
-        }
-        retried += 1;
+        tries.lost("another writer committed first").await?;
         let now = catalog.current(ns, table).await?.ok_or_else(|| {
-            Error::from(ErrorKind::Usage(
+            Error::from(ErrorKind::Conflict(
                 "the table was dropped during the export; nothing was committed".into(),
             ))
         })?;
@@ -766,7 +763,7 @@ async fn export(
             }
         };
         if !unchanged {
-            return Err(ErrorKind::Usage(
+            return Err(ErrorKind::Conflict(
                 "another writer changed the table's schema or partitioning during the export; \
                  nothing was committed"
                     .into(),
@@ -781,10 +778,10 @@ async fn export(
         snapshot_id,
         sequence_number: sequence,
         metadata_location,
-        created: base.is_none() && retried == 0,
+        created: base.is_none() && tries.retried() == 0,
         rows,
         files: data_files.len(),
-        retried,
+        retried: tries.retried(),
         run,
     })
 }

@@ -30,6 +30,7 @@ mod live;
 pub mod maintain;
 pub mod mirror;
 mod retention;
+mod retry;
 mod run;
 mod sql;
 mod tables;

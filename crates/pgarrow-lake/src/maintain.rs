@@ -34,6 +34,7 @@ use serde::Serialize;
 use crate::live::{FileRows, Live, LiveFile, Plan};
 use crate::mirror::{RowKey, TableMirror, is_moved};
 pub use crate::retention::{ExpireOptions, ExpireStats};
+use crate::retry::Retries;
 use crate::target::LakeTarget;
 
 /// The size compaction writes files of, unless the target's layout says otherwise.
@@ -181,6 +182,7 @@ pub async fn compact_lake(
         .layout()
         .max_file_bytes
         .unwrap_or(options.target_file_bytes);
+    let mut tries = Retries::new(options.retries, format!("compacting {name}"));
     loop {
         let Some((mut lake, mut live, point)) =
             TableMirror::open(&target, &RowKey::Columns(Vec::new())).await?
@@ -219,13 +221,14 @@ pub async fn compact_lake(
                 return Ok(stats);
             }
             Err(e) if is_moved(&e) => {
-                if stats.retried as usize >= options.retries {
+                if tries.lost(e).await.is_err() {
+                    // The tries are spent: compaction gives way to the other writer.
                     stats.stepped_aside = true;
                     return Ok(stats);
                 }
                 stats.retried += 1;
                 hooks.report(&CompactProgress::Moved {
-                    retry: stats.retried as usize,
+                    retry: tries.retried(),
                     retries: options.retries,
                 });
             }

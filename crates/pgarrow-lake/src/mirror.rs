@@ -71,6 +71,7 @@ use crate::ducklake::mirror::DuckLakeMirror;
 use crate::iceberg::mirror::IcebergMirror;
 pub use crate::live::MirrorPoint;
 use crate::live::{self, LakeCommit, Live, Plan, debug};
+use crate::retry::Retries;
 use crate::target::{LakeTarget, export_to_lake};
 
 /// How a mirror runs: [`MirrorOptions::new`], then `with_*`.
@@ -1450,7 +1451,7 @@ pub(crate) async fn commit_table(
         slot: options.slot.clone(),
         lsn,
     };
-    let mut retried = 0;
+    let mut tries = Retries::new(options.retries, format!("mirroring into {name}"));
     let (plan, done): (Plan, _) = loop {
         // Only what the table does not hold yet (all of it, unless the table moved on).
         let batch = after(&batch, m.point.lsn)?;
@@ -1478,14 +1479,14 @@ pub(crate) async fn commit_table(
             },
             Err(e) => e,
         };
-        if retried >= options.retries {
-            return Err(tried);
-        }
         // The table's files changed beside the mirror (compaction; expiry then removed files
         // the mirror read from): read the table again and fold anew. Another error on a table
         // that did not change is the error.
         let moved = is_moved(&tried);
         debug(format_args!("moved ({moved}): {tried}"));
+        if tries.lost(&tried).await.is_err() {
+            return Err(tried);
+        }
         let Some((lake, live, now)) = TableMirror::open(&m.target, &m.key).await? else {
             return Err(Error::usage(format!(
                 "lake table {} was dropped beside the mirror",
@@ -1495,7 +1496,6 @@ pub(crate) async fn commit_table(
         if !moved && same_files(&live, &m.live) {
             return Err(tried);
         }
-        retried += 1;
         stats.retried += 1;
         match now {
             Some(now) if now.slot == options.slot => m.point = now,

@@ -13,6 +13,7 @@ use serde_json::Value as Json;
 use super::catalog::SqlCatalog;
 use super::{IcebergTarget, blocking, read_metadata};
 use crate::retention::{ExpireOptions, ExpireStats, remove_files};
+use crate::retry::Retries;
 
 /// Expires the table `target` names.
 ///
@@ -22,7 +23,8 @@ use crate::retention::{ExpireOptions, ExpireStats, remove_files};
 pub(crate) async fn expire(target: &IcebergTarget, options: &ExpireOptions) -> Result<ExpireStats> {
     let name = format!("{}.{}", target.namespace, target.table);
     let cutoff = options.cutoff_ms();
-    for _ in 0..=options.retries {
+    let mut tries = Retries::new(options.retries, format!("expiring Iceberg table {name}"));
+    loop {
         let mut catalog = SqlCatalog::connect(&target.catalog, &target.catalog_name).await?;
         let current = catalog.current(&target.namespace, &target.table).await;
         catalog.close().await;
@@ -101,6 +103,7 @@ pub(crate) async fn expire(target: &IcebergTarget, options: &ExpireOptions) -> R
             // Another writer (a mirror) committed first: read the table again.
             Ok(false) => {
                 let _ = written.remove();
+                tries.lost("another writer moved the table first").await?;
             }
             Err(e) => {
                 let _ = written.remove();
@@ -108,11 +111,6 @@ pub(crate) async fn expire(target: &IcebergTarget, options: &ExpireOptions) -> R
             }
         }
     }
-    Err(ErrorKind::Unexpected(format!(
-        "Iceberg table {name} moved at each of {} tries: expiry stepped aside",
-        options.retries + 1
-    ))
-    .into())
 }
 
 fn snapshots(meta: &Json) -> impl Iterator<Item = &Json> {
