@@ -44,6 +44,8 @@ use report::{Summary, advance, group, progress_bar, render_schema, stats_table, 
 fn main() {
     // A malformed file's reader panic is caught and reported as one error line.
     pgarrow::io::panic::quiet_caught_reader_panics();
+    // The library's warnings (and, under PGARROW_DEBUG, its debug lines) on stderr.
+    pgarrow::logging::to_stderr();
     let matches = command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let mut session = match Session::on_signals() {

@@ -364,7 +364,11 @@ pub async fn export_to_delta(
         match blocking(move || write_checkpoint(&log, &after)).await {
             Ok(()) => checkpointed = true,
             Err(e) => {
-                eprintln!("pgarrow: Delta table {name}: no checkpoint at version {version}: {e}")
+                // `checkpointed` says so; the log says why.
+                ::log::warn!(
+                    "Delta table {name}: no checkpoint at version {version} (the commit stands; \
+                     readers replay the log): {e}"
+                )
             }
         }
     }
@@ -851,7 +855,7 @@ impl Plan<'_> {
             return Ok(());
         };
         if before.is_none() && self.if_exists == IfExists::Fail {
-            return Err(ErrorKind::Usage(format!(
+            return Err(ErrorKind::Conflict(format!(
                 "Delta table {}: another writer created it (version {}) while this export ran; \
                  nothing was committed (--if-exists append or replace to add to it)",
                 self.name, after.version
@@ -872,7 +876,7 @@ impl Plan<'_> {
                 })
             });
             if let Some((version, _)) = touched {
-                return Err(ErrorKind::Usage(format!(
+                return Err(ErrorKind::Conflict(format!(
                     "Delta table {}: version {version}, committed by another writer while this \
                      replace ran, changed its files or columns; the replace would drop rows it \
                      never saw, so nothing was committed (run it again)",

@@ -130,12 +130,10 @@ impl Laps {
     }
 }
 
-/// A line on standard error when `PGARROW_MIRROR_DEBUG` is set: where a mirror's time goes.
+/// A debug line of the mirror (shown by the doors under `PGARROW_DEBUG`, see
+/// [`pgarrow::logging`]): where a mirror's time goes.
 pub(crate) fn debug(what: std::fmt::Arguments<'_>) {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *ON.get_or_init(|| std::env::var_os("PGARROW_MIRROR_DEBUG").is_some()) {
-        eprintln!("mirror: {what}");
-    }
+    log::debug!(target: "pgarrow_lake::mirror", "{what}");
 }
 
 /// A live data file of the table.
@@ -180,7 +178,7 @@ impl LiveFile {
                     // A timestamp partition's value into the zone named UTC too.
                     pgarrow::io::cast_exact(&text, &c.data_type, &Default::default()).map_err(
                         |e| {
-                            Error::from(ErrorKind::Usage(format!(
+                            Error::from(ErrorKind::InvalidInput(format!(
                                 "{}: its value {v:?} of column {:?} is not a {}: {e}",
                                 self.location, c.name, c.data_type
                             )))
@@ -480,7 +478,7 @@ impl Live {
             let columns: Vec<&dyn Array> = batch.columns().iter().map(|c| c.as_ref()).collect();
             if self.whole {
                 let digests = whole::digests(&columns).map_err(|e| {
-                    Error::from(ErrorKind::Usage(format!(
+                    Error::from(ErrorKind::InvalidInput(format!(
                         "the rows of {}: {e}",
                         file.location
                     )))
@@ -495,7 +493,7 @@ impl Live {
                 continue;
             }
             let (body, ends) = KeyEncoder::encode_all(&columns).map_err(|e| {
-                Error::from(ErrorKind::Usage(format!(
+                Error::from(ErrorKind::InvalidInput(format!(
                     "the key of {}: {e}",
                     file.location
                 )))
@@ -506,7 +504,7 @@ impl Live {
                 if deleted.next_if_eq(&&at).is_none() {
                     let key = Key::new(&body[start..end]);
                     if let Some((other, pos)) = self.index.insert(key, (file.id, at)) {
-                        return Err(ErrorKind::Usage(format!(
+                        return Err(ErrorKind::InvalidInput(format!(
                             "the lake table holds one key twice (file {} row {at}, and file {other} \
                              row {pos}): it is not a mirror of a table with that key",
                             file.id
@@ -780,7 +778,7 @@ impl Live {
             for i in start..end {
                 let op = op_of(i)?;
                 if key.iter().any(|&k| batch.column(k).is_null(i)) {
-                    return Err(ErrorKind::Usage(format!(
+                    return Err(ErrorKind::OutOfStep(format!(
                         "{table}: a change ({}) without a value for its key ({}): the source's \
                          replica identity must cover the key",
                         op.as_str(),
@@ -847,7 +845,7 @@ impl Live {
                                         None => match (plan.truncate, self.index.get(source)) {
                                             (false, Some(&place)) => From::Table(place),
                                             _ => {
-                                                return Err(ErrorKind::Usage(format!(
+                                                return Err(ErrorKind::OutOfStep(format!(
                                                     "{table}: an update did not send column \
                                                      {:?} (an unchanged TOASTed value), and the \
                                                      lake table has no row for its key: the \
@@ -942,7 +940,7 @@ impl Live {
                         rows.num_rows(),
                     )),
                     Some(theirs) if theirs.data_type() != mine.data_type() => {
-                        return Err(ErrorKind::Usage(format!(
+                        return Err(ErrorKind::InvalidInput(format!(
                             "column {:?} is {} in the lake table's files and {} in the changes",
                             field.name(),
                             theirs.data_type(),
@@ -1005,7 +1003,7 @@ async fn read_keys(file: &LiveFile, key: &[String]) -> Result<Vec<RecordBatch>> 
         let shown = location.to_string();
         let bytes = Bytes::from(location.read()?);
         let bad = |e: &dyn std::fmt::Display| {
-            Error::from(ErrorKind::Usage(format!("reading {shown}: {e}")))
+            Error::from(ErrorKind::InvalidInput(format!("reading {shown}: {e}")))
         };
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| bad(&e))?;
         let arrow = builder.schema().clone();
@@ -1158,8 +1156,11 @@ pub(crate) async fn read_rows(asked: Vec<(LiveFile, Vec<u64>)>) -> Result<Record
             .into_iter()
             .map(|part| as_schema(&part, &schema))
             .collect::<Result<Vec<_>>>()?;
-        arrow_select::concat::concat_batches(&schema, &parts)
-            .map_err(|e| Error::from(ErrorKind::Usage(format!("the lake table's rows: {e}"))))
+        arrow_select::concat::concat_batches(&schema, &parts).map_err(|e| {
+            Error::from(ErrorKind::InvalidInput(format!(
+                "the lake table's rows: {e}"
+            )))
+        })
     })
     .await
     .map_err(|e| Error::from(ErrorKind::Internal(format!("reading rows: {e}"))))?
@@ -1177,7 +1178,7 @@ pub(crate) fn as_schema(part: &RecordBatch, schema: &SchemaRef) -> Result<Record
         .map(|f| match part.column_by_name(f.name()) {
             Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
             Some(c) => arrow_cast::cast(c.as_ref(), f.data_type()).map_err(|e| {
-                Error::from(ErrorKind::Usage(format!(
+                Error::from(ErrorKind::InvalidInput(format!(
                     "column {:?} of the lake table's older files ({}) as {}: {e}",
                     f.name(),
                     c.data_type(),

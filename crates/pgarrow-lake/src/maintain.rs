@@ -276,7 +276,9 @@ async fn newest_schema(live: &Live) -> Result<SchemaRef> {
         let schema =
             parquet::arrow::parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())
                 .map_err(|e| {
-                    Error::from(ErrorKind::Usage(format!("the columns of {newest}: {e}")))
+                    Error::from(ErrorKind::InvalidInput(format!(
+                        "the columns of {newest}: {e}"
+                    )))
                 })?;
         let mut fields: Vec<arrow_schema::FieldRef> = schema.fields().to_vec();
         fields.extend(constants.into_iter().map(std::sync::Arc::new));

@@ -92,12 +92,12 @@ pub(crate) fn finish(
 /// A run's state from the JSON a commit carries (`at`: which commit, for errors).
 pub(crate) fn parse_state(text: &str, at: &str) -> Result<IncrementalState> {
     let state: IncrementalState = serde_json::from_str(text).map_err(|e| {
-        Error::from(ErrorKind::Unexpected(format!(
+        Error::from(ErrorKind::InvalidInput(format!(
             "{at}'s incremental state is not pgarrow's: {e}"
         )))
     })?;
     if state.pgarrow_incremental != STATE_VERSION {
-        return Err(ErrorKind::Usage(format!(
+        return Err(ErrorKind::InvalidInput(format!(
             "{at} carries an incremental state of version {}; this pgarrow reads version \
              {STATE_VERSION}",
             state.pgarrow_incremental
@@ -118,7 +118,7 @@ pub(crate) fn check_race(
         && other.table == ours.state.table
         && previous.is_none_or(|p| p.run != other.run || p.taken_at != other.taken_at)
     {
-        return Err(ErrorKind::Usage(format!(
+        return Err(ErrorKind::Conflict(format!(
             "another incremental run of {} (run {}) committed during this one; nothing was \
              committed (run again: it goes on from that run)",
             other.table, other.run
@@ -132,6 +132,16 @@ pub(crate) fn check_race(
 mod tests {
     use super::*;
     use pgarrow::names::TableName;
+
+    #[test]
+    fn a_state_another_writer_spoiled_is_invalid_input_not_usage() {
+        let e = parse_state("{\"pgarrow_incremental\": 1", "snapshot 7").unwrap_err();
+        assert!(e.is_invalid_input() && !e.is_usage(), "{e}");
+        assert!(
+            e.to_string().starts_with("snapshot 7's incremental state"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn runs_go_on_restart_or_refuse() {
@@ -187,6 +197,7 @@ mod tests {
         // Another run of the table landed since: refused, naming it.
         let e = check_race(Some(&ours), Some(&previous), Some(&state("public.t", 3))).unwrap_err();
         assert!(e.to_string().contains("(run 3)"), "{e}");
+        assert!(e.is_conflict(), "a lost race, never a usage error: {e}");
         assert!(check_race(Some(&ours), None, Some(&state("public.t", 1))).is_err());
     }
 }

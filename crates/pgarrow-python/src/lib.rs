@@ -48,6 +48,9 @@ fn _pgarrow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // A malformed file's reader panic is caught and raised as pgarrow.Error, without a panic
     // message on stderr first.
     pgarrow::io::panic::quiet_caught_reader_panics();
+    // The library's warnings (and, under PGARROW_DEBUG, its debug lines) on stderr, unless the
+    // process has a logger already.
+    pgarrow::logging::to_stderr();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // This module's file is also an ADBC driver (pgarrow.adbc), entered here.
     m.add("ADBC_ENTRYPOINT", pgarrow_adbc::ENTRYPOINT)?;

@@ -47,6 +47,7 @@ mod geo;
 mod hooks;
 pub mod incremental;
 mod load;
+pub mod logging;
 pub mod names;
 pub mod partition;
 mod pipeline;

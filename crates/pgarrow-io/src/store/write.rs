@@ -266,8 +266,8 @@ impl Drop for ObjectWriter {
             )),
         };
         if let Some(text) = told {
-            eprintln!(
-                "pgarrow: warning: {text}; its parts stay with the store until it expires them \
+            log::warn!(
+                "{text}; its parts stay with the store until it expires them \
                  (S3: a lifecycle rule with AbortIncompleteMultipartUpload)"
             );
         }

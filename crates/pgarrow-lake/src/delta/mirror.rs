@@ -519,8 +519,9 @@ impl DeltaMirror {
         }
         let (log, state) = (self.log.clone(), self.state.clone());
         if let Err(e) = blocking(move || super::write_checkpoint(&log, &state)).await {
-            eprintln!(
-                "pgarrow: Delta table {}: no checkpoint at version {version}: {e}",
+            ::log::warn!(
+                "Delta table {}: no checkpoint at version {version} (the commit stands; readers \
+                 replay the log): {e}",
                 self.name
             );
         }

@@ -117,9 +117,7 @@ impl Commit<'_> {
                 })
         };
         let snapshot = number(0)? + 1;
-        if std::env::var_os("PGARROW_MIRROR_DEBUG").is_some() {
-            eprintln!("commit: last snapshot {:?}, making {snapshot}", last[0]);
-        }
+        log::debug!("commit: last snapshot {:?}, making {snapshot}", last[0]);
         let mut schema_version = number(1)?;
         let mut next_catalog_id = number(2)?;
         let mut next_file_id = number(3)?;
@@ -132,7 +130,7 @@ impl Commit<'_> {
         // append goes on, onto a table of the same columns.
         let moved = table.as_ref().map(|t| t.id) != self.expected;
         if moved && !(self.if_exists == IfExists::Append && table.is_some()) {
-            return Err(ErrorKind::Usage(format!(
+            return Err(ErrorKind::Conflict(format!(
                 "DuckLake table {name} was {} by another writer during the export; nothing \
                  was committed",
                 if table.is_some() { "made" } else { "dropped" }

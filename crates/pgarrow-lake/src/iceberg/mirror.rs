@@ -713,7 +713,7 @@ fn partition_of(record: &crate::avro::Value, spec: &[SpecField], name: &str) -> 
     spec.iter()
         .map(|f| {
             Typed::from_avro(record.get(&f.name), f.result_type()).map_err(|e| {
-                Error::from(ErrorKind::Usage(format!(
+                Error::from(ErrorKind::InvalidInput(format!(
                     "Iceberg table {name}: partition field {:?}: {e}",
                     f.name
                 )))

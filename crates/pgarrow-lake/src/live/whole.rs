@@ -145,6 +145,8 @@ pub(crate) fn remove(live: &mut Live, gone: &Key) {
 pub(crate) fn plan(live: &Live, batch: &RecordBatch, columns: usize, table: &str) -> Result<Plan> {
     let schema = batch.schema();
     let usage = |what: String| -> Error { ErrorKind::Usage(format!("{table}: {what}")).into() };
+    let out_of_step =
+        |what: String| -> Error { ErrorKind::OutOfStep(format!("{table}: {what}")).into() };
     let internal = |what: &str| -> Error { ErrorKind::Internal(what.to_owned()).into() };
     let theirs: Vec<&String> = schema.fields()[..columns]
         .iter()
@@ -239,7 +241,7 @@ pub(crate) fn plan(live: &Live, batch: &RecordBatch, columns: usize, table: &str
             "delete" => add(&mut net, &mut order, new_digests[i], -1, None),
             "update" => {
                 if !old.is_valid(i) {
-                    return Err(usage(
+                    return Err(out_of_step(
                         "an update without its old row: the source table's replica identity \
                          is no longer FULL, and without a key its rows cannot be told apart"
                             .into(),
@@ -268,7 +270,7 @@ pub(crate) fn plan(live: &Live, batch: &RecordBatch, columns: usize, table: &str
             let lost = u32::try_from(-by).unwrap_or(u32::MAX);
             let held = if plan.truncate { 0 } else { count(live, d) };
             if held < lost {
-                return Err(usage(format!(
+                return Err(out_of_step(format!(
                     "the changes delete {lost} row(s) of some values the lake table holds {held} \
                      of: it is not in step with the source (--start-over exports it again)"
                 )));
