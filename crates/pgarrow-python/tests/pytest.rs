@@ -70,7 +70,10 @@ fn pytest_suite() {
     let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     let mut pytest = pgarrow_testkit::python();
     pytest
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"])
+        // Every test file runs to its end: one line of results per file, a failure does not
+        // hide the failures after it (no -x), and the summary lists every failure, error and
+        // skip with its reason (-rfEs).
+        .args(["-m", "pytest", "-p", "no:cacheprovider", "-rfEs"])
         .arg(&tests)
         .env("PGARROW_TEST_URL", pg.url(&db))
         .env("PGARROW_TEST_LOGICAL_URL", logical.url(&logical_db))
