@@ -13,6 +13,7 @@ use pgarrow::policy::{
     ArrayBounds, ArrayShape, EnumLayout, Infinity, InvalidUtf8, NumericTarget, Overflow, Policies,
     SpecialValues, TextLayout, WideNumeric,
 };
+use pgarrow_lake::IfExists;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -553,8 +554,8 @@ pub(crate) struct LakeArgs {
     pub(crate) data_path: Option<String>,
     /// When the lake table exists: fail (the default), append, or replace its rows (one
     /// snapshot or version; the old rows stay for time travel).
-    #[arg(long, value_name = "WHAT", default_value = "fail", value_parser = ["fail", "append", "replace"], requires = "lake_format")]
-    pub(crate) if_exists: String,
+    #[arg(long, value_name = "WHAT", default_value = "fail", value_parser = parse_with::<IfExists>, requires = "lake_format")]
+    pub(crate) if_exists: IfExists,
 }
 
 impl LakeArgs {
@@ -756,13 +757,50 @@ pub(crate) struct ImportArgs {
     pub(crate) load: LoadArgs,
 }
 
+/// A load's mode as `--mode` names it; with `--key` it makes the [`pgarrow::LoadMode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ModeName {
+    /// Add the rows.
+    Append,
+    /// TRUNCATE first.
+    Replace,
+    /// Insert new keys, update the others.
+    Upsert,
+}
+
+impl ModeName {
+    /// Its name, as `--mode` takes it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ModeName::Append => "append",
+            ModeName::Replace => "replace",
+            ModeName::Upsert => "upsert",
+        }
+    }
+}
+
+impl std::str::FromStr for ModeName {
+    type Err = pgarrow::Error;
+
+    fn from_str(s: &str) -> Result<ModeName, pgarrow::Error> {
+        match s {
+            "append" => Ok(ModeName::Append),
+            "replace" => Ok(ModeName::Replace),
+            "upsert" => Ok(ModeName::Upsert),
+            other => Err(pgarrow::Error::usage(format!(
+                "unknown load mode {other:?}: expected append, replace or upsert"
+            ))),
+        }
+    }
+}
+
 /// How `import` and `copy` load.
 #[derive(Args, Debug)]
 pub(crate) struct LoadArgs {
     /// append (add the rows), replace (TRUNCATE first) or upsert (insert new keys, update the
     /// others: needs --key). All in one transaction: a failure leaves the table as it was.
-    #[arg(long, default_value = "append", value_name = "MODE", value_parser = ["append", "replace", "upsert"])]
-    pub(crate) mode: String,
+    #[arg(long, default_value = "append", value_name = "MODE", value_parser = parse_with::<ModeName>)]
+    pub(crate) mode: ModeName,
     /// The upsert's key: columns of a unique index, comma-separated.
     #[arg(long, value_name = "COLUMNS")]
     pub(crate) key: Option<String>,

@@ -21,7 +21,7 @@ pub(crate) fn load_options(args: &LoadArgs) -> Result<LoadOptions> {
         .map(|k| k.split(',').map(|c| c.trim().to_owned()).collect());
     let mut policies = pgarrow::EncodePolicies::default();
     policies.nanoseconds = args.nanoseconds;
-    Ok(LoadOptions::new(LoadMode::parse(&args.mode, key)?)
+    Ok(LoadOptions::new(LoadMode::parse(args.mode.as_str(), key)?)
         .with_create(args.create)
         .with_create_nested(args.create_nested)
         .with_policies(policies))

@@ -9,7 +9,7 @@ use pgarrow::partition::PartitionOptions;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
 use pgarrow_lake::{
-    DeltaTarget, DuckLakeTarget, IcebergTarget, IfExists, LakeStats, LakeTarget, SharedSnapshot,
+    DeltaTarget, DuckLakeTarget, IcebergTarget, LakeStats, LakeTarget, SharedSnapshot,
     export_to_lake,
 };
 
@@ -298,7 +298,7 @@ fn target(source: &Source, job: &Job<'_>) -> Result<LakeTarget> {
             "a lake table needs --ducklake URL, --delta LOCATION or --iceberg URL",
         ));
     };
-    let if_exists: IfExists = lake.if_exists.parse()?;
+    let if_exists = lake.if_exists;
     let mut target = target
         .with_if_exists(if_exists)
         .with_storage(args.storage.options()?)

@@ -688,6 +688,38 @@ fn usage_errors_are_reported_by_the_parser() {
 }
 
 #[test]
+fn the_choices_parse_through_their_types_naming_what_they_take() {
+    let dir = tempdir();
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["import", "x.parquet", "--into", "t", "--mode", "merge"],
+            "unknown load mode \"merge\": expected append, replace or upsert",
+        ),
+        (
+            &[
+                "export",
+                "--query",
+                "SELECT 1",
+                "--delta",
+                "lake",
+                "--if-exists",
+                "sometimes",
+            ],
+            "if-exists \"sometimes\": fail, append or replace",
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut cmd = pgarrow(args);
+        cmd.current_dir(dir.path());
+        let out = run(cmd);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_dir_holds(dir.path(), &[]);
+    }
+}
+
+#[test]
 fn output_into_a_missing_directory_fails_before_the_query_runs() {
     let Some(t) = Setup::new("cli_missing_dir", SEQUENCE) else {
         return;
