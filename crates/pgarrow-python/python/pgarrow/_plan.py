@@ -217,7 +217,7 @@ class Part:
         """
         import pyarrow as pa
 
-        from . import _batches
+        from ._read import _batches
 
         export = self._export(columns, where, limit, batch_rows, batch_bytes)
         return pa.RecordBatchReader.from_batches(pa.schema(export), _batches(export))
@@ -249,7 +249,7 @@ class Part:
         """
         import pyarrow as pa
 
-        from . import _batches
+        from ._read import _batches
 
         export = self._export(columns, where, limit, batch_rows, batch_bytes)
         schema = pa.schema(export)
@@ -479,7 +479,7 @@ def plan(
     >>> with pgarrow.plan(url, "orders", partitions=8) as plan:
     ...     tables = [part.read_arrow() for part in plan.parts]
     """
-    from . import _source
+    from ._utils import _source
 
     if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
         raise ValueError(f"partitions must be a positive int, got {partitions!r}")

@@ -186,7 +186,7 @@ def read_postgres(
         The server refused the query or the snapshot.
     """
     if query is not None and table is None:
-        from . import _source
+        from ._utils import _source
 
         query, is_table = _source(query, None)
         if is_table:
