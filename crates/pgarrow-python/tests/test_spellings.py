@@ -36,6 +36,14 @@ def same(old: dict, new: dict) -> None:
     assert list(old) == list(new), "the keys in the same order"
 
 
+def test_the_deprecated_export_is_importable_but_not_listed():
+    from pgarrow import export
+
+    assert export is pgarrow.export
+    assert "export" not in pgarrow.__all__
+    assert all(hasattr(pgarrow, name) for name in pgarrow.__all__)
+
+
 def test_export_into_a_file_still_works_and_warns(url, conn, tmp_path):
     conn.execute(TABLE)
     with deprecated("export_file"):

@@ -118,6 +118,8 @@ from ._typing import (  # noqa: F401
 
 __version__: str = _pgarrow.__version__
 
+# The public names. `export` (deprecated: one function per kind of export replaces it) stays
+# importable as `pgarrow.export` until it goes, but is not listed.
 __all__ = [
     "ChangeBatch",
     "Changes",
@@ -136,7 +138,6 @@ __all__ = [
     "compact_lake",
     "copy",
     "expire_lake",
-    "export",
     "export_dataset",
     "export_delta",
     "export_ducklake",
