@@ -1,13 +1,18 @@
 """What the functions of every concern share: the source of a call (SQL or a table name),
 patterns and paths as the engine takes them, pyarrow's import, and the warning a deprecated
-spelling gives."""
+spelling gives (a keyword's old name: ``_renamed``)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import warnings
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, TypeVar, Union, cast
+
+from ._errors import UsageError
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 # A table name: one or two parts, each a plain identifier or a double-quoted one.
 _PART = r'(?:[A-Za-z_\x80-\uffff][A-Za-z0-9_$\x80-\uffff]*|"(?:[^"]|"")+")'
@@ -52,3 +57,32 @@ def _deprecated(old: str, new: str) -> None:
         DeprecationWarning,
         stacklevel=3,
     )
+
+
+def _renamed(**renames: str) -> Callable[[_F], _F]:
+    """Keeps the old names of renamed keyword arguments working for a release, as polars'
+    ``deprecate_renamed_parameter`` does: ``@_renamed(catalog="ducklake")`` passes
+    ``catalog=`` on as ``ducklake=``, warning (:func:`_deprecated`) which spelling to call,
+    and refuses both at once. The function's signature, and so its type, has the new names
+    only."""
+
+    def decorate(function: _F) -> _F:
+        name = function.__name__
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            for old, new in renames.items():
+                if old not in kwargs:
+                    continue
+                value = kwargs.pop(old)
+                if value is None:
+                    continue
+                if kwargs.get(new) is not None:
+                    raise UsageError(f"give {new}= ({old}= is its old name), not both")
+                _deprecated(f"pgarrow.{name}({old}=...)", f"pgarrow.{name}({new}=...)")
+                kwargs[new] = value
+            return function(*args, **kwargs)
+
+        return cast(_F, wrapper)
+
+    return decorate

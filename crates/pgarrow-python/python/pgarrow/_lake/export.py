@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from .. import _pgarrow
 from .._errors import UsageError
 from .._typing import DeltaStats, DuckLakeStats, FileOptions, IcebergStats, IfExists, LateRows
-from .._utils import _patterns, _source
+from .._utils import _patterns, _renamed, _source
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -19,11 +19,19 @@ def _export_lake(
     query: Optional[str],
     table: Union[str, list[str], None],
     schema: Union[str, list[str], None],
+    by: Optional[str],
+    since: Optional[str],
+    restart: bool,
     options: dict[str, Any],
     **args: Any,
 ) -> Any:
     """The three lake exports' common path: one table or query, or, with a list of ``table``
-    patterns or ``schema`` patterns, several tables into lake tables of their own."""
+    patterns or ``schema`` patterns, several tables into lake tables of their own; with ``by``,
+    an incremental run of each.
+
+    The native function's keywords keep the names the exports had before they named the lake
+    table as the CLI does (``catalog``, ``location``, ``incremental_by``): its refusals of
+    ``by``'s misuse would name ``incremental_by``, so they are made here first."""
     several = isinstance(table, list) or schema is not None
     if several:
         if query is not None:
@@ -34,23 +42,47 @@ def _export_lake(
     else:
         text, is_table = _source(query, table)
         patterns, schemas = [], []
-    every = dict(catalog=None, lake_table=None, data_path=None, catalog_name=None, warehouse=None,
-                 location=None, checkpoint_interval=None)
+    if by is None and (since is not None or restart):
+        raise UsageError("since= and restart= are options of by= (an incremental run)")
+    if by is not None and not is_table:
+        raise UsageError("by= (an incremental run) reads one table (table=...), not a query")
+    every = dict(
+        catalog=None,
+        lake_table=None,
+        data_path=None,
+        catalog_name=None,
+        warehouse=None,
+        location=None,
+        checkpoint_interval=None,
+    )
     every.update(args)
-    return _pgarrow.export_lake(url, format, text, is_table, patterns, schemas, options=options, **every)
+    return _pgarrow.export_lake(
+        url,
+        format,
+        text,
+        is_table,
+        patterns,
+        schemas,
+        incremental_by=by,
+        since=since,
+        restart=restart,
+        options=options,
+        **every,
+    )
 
 
+@_renamed(catalog="ducklake", incremental_by="by")
 def export_ducklake(
     url: Optional[str],
     query: Optional[str] = None,
     *,
-    catalog: str,
+    ducklake: str,
     table: Union[str, list[str], None] = None,
     schema: Union[str, list[str], None] = None,
     lake_table: Optional[str] = None,
     data_path: Optional[str] = None,
     if_exists: IfExists = "fail",
-    incremental_by: Optional[str] = None,
+    by: Optional[str] = None,
     since: Optional[str] = None,
     late_rows: LateRows = "auto",
     restart: bool = False,
@@ -74,21 +106,24 @@ def export_ducklake(
         schema's name): a list of ``table``
         patterns, or ``schema`` patterns (as :func:`export_tables` reads them). Each table is
         its own commit; the statistics are then a list, one per table.
-    catalog : str
-        The PostgreSQL database of the DuckLake catalog (a URL or ``key=value`` string); one
-        without a catalog gets one (DuckLake 1.0), with ``data_path``.
+    ducklake : str
+        The PostgreSQL database of the DuckLake catalog (a URL or ``key=value`` string), as
+        ``pgarrow export --ducklake`` and :func:`mirror` name it; one without a catalog gets
+        one (DuckLake 1.0), with ``data_path``. Its old name, ``catalog``, still works for a
+        release, with a ``DeprecationWarning``.
     lake_table : str, optional
         ``"[schema.]name"``; by default the exported table's name, in schema ``main``.
     data_path : str, optional
         Where a new catalog keeps its files: a directory or an object URL.
     if_exists : {"fail", "append", "replace"}
         When the table exists: refuse (the default), add the rows, or replace them.
-    incremental_by : str, optional
-        An incremental run of ``table`` by this cursor column (as :func:`export_incremental`):
-        what changed since the run whose state the table's last such snapshot carries,
-        appended with this run's state in the same snapshot (no state file). ``since``,
-        ``late_rows`` and ``restart`` (which replaces the table's rows with a first run) as
-        there.
+    by : str, optional
+        An incremental run of ``table`` by this cursor column (as :func:`export_incremental`'s
+        ``by``): what changed since the run whose state the table's last such snapshot
+        carries, appended with this run's state in the same snapshot (no state file).
+        ``since``, ``late_rows`` and ``restart`` (which replaces the table's rows with a first
+        run) as there. Its old name, ``incremental_by``, still works for a release, with a
+        ``DeprecationWarning``.
     storage_options : dict of str to str, optional
         As in :func:`export_file`, for an object-store data path.
     **options
@@ -105,13 +140,14 @@ def export_ducklake(
     ------
     UsageError
         The table exists and ``if_exists="fail"``; its columns are not the export's; a column
-        of a type DuckLake cannot hold (named).
+        of a type DuckLake cannot hold (named); ``since`` or ``restart`` without ``by``;
+        a keyword given with its old name too.
     ConnectError, QueryError, DecodeError, OutputError
         As in :func:`export_file`.
 
     Examples
     --------
-    >>> pgarrow.export_ducklake(url, table="orders", catalog="postgresql://catalog/lake",
+    >>> pgarrow.export_ducklake(url, table="orders", ducklake="postgresql://catalog/lake",
     ...                         data_path="s3://bucket/lake/", partitions=4)
     """
     return _export_lake(
@@ -120,29 +156,30 @@ def export_ducklake(
         query,
         table,
         schema,
+        by,
+        since,
+        restart,
         options,
-        catalog=catalog,
+        catalog=ducklake,
         lake_table=lake_table,
         data_path=data_path,
         if_exists=if_exists,
-        incremental_by=incremental_by,
-        since=since,
         late_rows=late_rows,
-        restart=restart,
         storage_options=storage_options,
     )
 
 
+@_renamed(location="delta", incremental_by="by")
 def export_delta(
     url: Optional[str],
     query: Optional[str] = None,
     *,
-    location: str,
+    delta: str,
     table: Union[str, list[str], None] = None,
     schema: Union[str, list[str], None] = None,
     if_exists: IfExists = "fail",
     checkpoint_interval: Optional[int] = None,
-    incremental_by: Optional[str] = None,
+    by: Optional[str] = None,
     since: Optional[str] = None,
     late_rows: LateRows = "auto",
     restart: bool = False,
@@ -163,24 +200,27 @@ def export_delta(
         As in :func:`export_file`.
     table, schema : str or list of str, optional
         One ``table`` (as in :func:`export_file`); or several tables, every one read in one
-        snapshot, each into a lake table of its own at ``location/SCHEMA.NAME``: a list of ``table``
+        snapshot, each into a lake table of its own at ``delta/SCHEMA.NAME``: a list of ``table``
         patterns, or ``schema`` patterns (as :func:`export_tables` reads them). Each table is
         its own commit; the statistics are then a list, one per table.
-    location : str
-        The table's root: a directory or an object URL (``s3://``, ``gs://``, ``az://``);
-        made when there is no table there.
+    delta : str
+        The table's location, its root: a directory or an object URL (``s3://``, ``gs://``,
+        ``az://``), as ``pgarrow export --delta`` and :func:`mirror` name it; made when there
+        is no table there. Its old name, ``location``, still works for a release, with a
+        ``DeprecationWarning``.
     if_exists : {"fail", "append", "replace"}
         When the table exists: refuse (the default), add the rows, or replace them (and the
         columns) in one version.
     checkpoint_interval : int, optional
         A checkpoint every this many versions (default 10; 0: none), unless the table's
         ``delta.checkpointInterval`` says otherwise.
-    incremental_by : str, optional
-        An incremental run of ``table`` by this cursor column (as :func:`export_incremental`):
-        what changed since the run whose state the table's last such commit carries (in its
-        ``commitInfo``), appended with this run's state in the same version (no state file).
-        ``since``, ``late_rows`` and ``restart`` (which replaces the table's rows with a first
-        run) as there.
+    by : str, optional
+        An incremental run of ``table`` by this cursor column (as :func:`export_incremental`'s
+        ``by``): what changed since the run whose state the table's last such commit carries
+        (in its ``commitInfo``), appended with this run's state in the same version (no state
+        file). ``since``, ``late_rows`` and ``restart`` (which replaces the table's rows with a
+        first run) as there. Its old name, ``incremental_by``, still works for a release, with
+        a ``DeprecationWarning``.
     storage_options : dict of str to str, optional
         As in :func:`export_file`, for an object-store location.
     **options
@@ -198,13 +238,14 @@ def export_delta(
     ------
     UsageError
         The table exists and ``if_exists="fail"``; its columns are not the export's; a column
-        of a type Delta cannot hold (named); a table feature pgarrow does not write (named).
+        of a type Delta cannot hold (named); a table feature pgarrow does not write (named);
+        ``since`` or ``restart`` without ``by``; a keyword given with its old name too.
     ConnectError, QueryError, DecodeError, OutputError
         As in :func:`export_file`.
 
     Examples
     --------
-    >>> pgarrow.export_delta(url, table="orders", location="s3://bucket/lake/orders",
+    >>> pgarrow.export_delta(url, table="orders", delta="s3://bucket/lake/orders",
     ...                      partition_by=["region"], partitions=4)
     """
     return _export_lake(
@@ -213,30 +254,31 @@ def export_delta(
         query,
         table,
         schema,
+        by,
+        since,
+        restart,
         options,
-        location=location,
+        location=delta,
         if_exists=if_exists,
         checkpoint_interval=checkpoint_interval,
-        incremental_by=incremental_by,
-        since=since,
         late_rows=late_rows,
-        restart=restart,
         storage_options=storage_options,
     )
 
 
+@_renamed(catalog="iceberg", incremental_by="by")
 def export_iceberg(
     url: Optional[str],
     query: Optional[str] = None,
     *,
-    catalog: str,
+    iceberg: str,
     table: Union[str, list[str], None] = None,
     schema: Union[str, list[str], None] = None,
     lake_table: Optional[str] = None,
     warehouse: Optional[str] = None,
     catalog_name: Optional[str] = None,
     if_exists: IfExists = "fail",
-    incremental_by: Optional[str] = None,
+    by: Optional[str] = None,
     since: Optional[str] = None,
     late_rows: LateRows = "auto",
     restart: bool = False,
@@ -262,9 +304,11 @@ def export_iceberg(
         snapshot, each into a lake table of its own namespace (the source schema's name) and name: a list of ``table``
         patterns, or ``schema`` patterns (as :func:`export_tables` reads them). Each table is
         its own commit; the statistics are then a list, one per table.
-    catalog : str
-        The catalog database's URL (``postgresql://...``): the ``iceberg_tables`` layout of
-        pyiceberg's ``SqlCatalog`` and Iceberg's JDBC catalog, made when it has none.
+    iceberg : str
+        The catalog database's URL (``postgresql://...``), as ``pgarrow export --iceberg`` and
+        :func:`mirror` name it: the ``iceberg_tables`` layout of pyiceberg's ``SqlCatalog`` and
+        Iceberg's JDBC catalog, made when it has none. Its old name, ``catalog``, still works
+        for a release, with a ``DeprecationWarning``.
     lake_table : str, optional
         The Iceberg table, ``namespace.name`` (default: the exported table's name, in namespace
         ``default``); a missing namespace is made.
@@ -278,12 +322,13 @@ def export_iceberg(
         When the table exists: refuse (the default), add the rows, or replace them in one
         snapshot (as the export's columns; an append adds new columns and widens types as
         Iceberg allows).
-    incremental_by : str, optional
-        An incremental run of ``table`` by this cursor column (as :func:`export_incremental`):
-        what changed since the run whose state the table's last commit carries, appended with
-        this run's state in the same snapshot (no state file); the first run takes the whole
-        table (or from ``since``). ``late_rows`` and ``restart`` (which replaces the table's
-        rows with a first run) as there.
+    by : str, optional
+        An incremental run of ``table`` by this cursor column (as :func:`export_incremental`'s
+        ``by``): what changed since the run whose state the table's last commit carries,
+        appended with this run's state in the same snapshot (no state file); the first run
+        takes the whole table (or from ``since``). ``late_rows`` and ``restart`` (which
+        replaces the table's rows with a first run) as there. Its old name,
+        ``incremental_by``, still works for a release, with a ``DeprecationWarning``.
     storage_options : dict of str to str, optional
         As in :func:`export_file`, for an object-store warehouse.
     **options
@@ -302,13 +347,14 @@ def export_iceberg(
     UsageError
         The table exists and ``if_exists="fail"``; a new table without ``warehouse``; its
         columns are not the export's (named); a column of a type Iceberg cannot hold (named);
-        a table of another format version.
+        a table of another format version; ``since`` or ``restart`` without ``by``; a keyword
+        given with its old name too.
     ConnectError, QueryError, DecodeError, OutputError
         As in :func:`export_file`.
 
     Examples
     --------
-    >>> pgarrow.export_iceberg(url, table="orders", catalog="postgresql://localhost/lake",
+    >>> pgarrow.export_iceberg(url, table="orders", iceberg="postgresql://localhost/lake",
     ...                        lake_table="sales.orders", warehouse="s3://bucket/warehouse",
     ...                        partition_by=["day(ordered_at)"], partitions=4)
     """
@@ -318,15 +364,15 @@ def export_iceberg(
         query,
         table,
         schema,
+        by,
+        since,
+        restart,
         options,
-        catalog=catalog,
+        catalog=iceberg,
         catalog_name=catalog_name,
         lake_table=lake_table,
         warehouse=warehouse,
         if_exists=if_exists,
-        incremental_by=incremental_by,
-        since=since,
         late_rows=late_rows,
-        restart=restart,
         storage_options=storage_options,
     )
