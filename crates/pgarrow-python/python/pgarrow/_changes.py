@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 from . import _pgarrow
 from ._errors import UsageError
 from ._typing import ApplyStats, ChangesFormat, ChangesStats, DeleteMode, Nanoseconds, Values
-from ._utils import _deprecated, _pyarrow
+from ._utils import _pyarrow, _renamed
 
 if TYPE_CHECKING:
     import pyarrow
@@ -198,6 +198,7 @@ def changes(
     return Changes(native)
 
 
+@_renamed(to="format")
 def changes_to(
     url: Optional[str] = None,
     output: Union[str, os.PathLike[str], None] = None,
@@ -213,7 +214,6 @@ def changes_to(
     roll_bytes: int = 128 << 20,
     roll_seconds: float = 60.0,
     storage_options: Optional[dict[str, str]] = None,
-    to: Optional[ChangesFormat] = None,
 ) -> ChangesStats:
     """Streams a slot's changes into file sets under ``output``, as ``pgarrow changes -o``.
 
@@ -231,7 +231,8 @@ def changes_to(
     slot, publication, create_slot, values, start
         As in :func:`changes`.
     format : {"parquet", "arrow"}, optional
-        The files' format; Parquet by default.
+        The files' format; Parquet by default. Its old name, ``to``, still works for a
+        release, with a ``DeprecationWarning``.
     catch_up : bool, default False
         Return once every change committed before the call is written; otherwise run until
         Ctrl-C, which ends it at a transaction boundary after a last roll (then
@@ -242,8 +243,6 @@ def changes_to(
         When files roll.
     storage_options : dict of str to str, optional
         As in :func:`export_file`.
-    to : {"parquet", "arrow"}, optional
-        Deprecated: ``format``.
 
     Returns
     -------
@@ -258,11 +257,6 @@ def changes_to(
     """
     if output is None:
         raise UsageError("changes_to needs an output directory or object URL")
-    if to is not None:
-        if format is not None:
-            raise UsageError("give format= (to= is its old name), not both")
-        _deprecated("pgarrow.changes_to(to=...)", "pgarrow.changes_to(format=...)")
-        format = to
     pubs = [publication] if isinstance(publication, str) else list(publication)
     return _pgarrow.changes_to(
         url,
