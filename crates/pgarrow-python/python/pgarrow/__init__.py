@@ -38,18 +38,21 @@ checked, with a ValueError naming a bad one, before anything connects):
   ``array_shape`` ("data", "flatten", "text"), ``array_bounds`` ("error", "drop"),
   ``enum`` ("dictionary", "utf8"). ``copy`` reads arrays as text unless ``array_shape`` is
   given (their bounds and depths then arrive exactly).
-- several connections, one snapshot (see the book: docs/src/partitions.md): ``partitions`` (int: connections),
-  ``parts`` (int), ``partition_by`` (a column: the way to split a query), ``snapshot``
-  ("shared", "per-connection"), ``memory_limit`` (bytes, or text such as ``"1GiB"``),
-  ``order_preserving`` (bool). Batches then come from every part as they are read.
-- files only (``export_file``, ``export_dataset``, ...): ``compression`` ("zstd", "zstd:LEVEL", "snappy", "lz4", "gzip",
-  "none"), ``row_group_rows``, ``row_group_bytes``, ``intervals`` ("native", "struct");
+- several connections, one snapshot (see the book: docs/src/partitions.md): ``partitions``
+  (int: connections), ``parts`` (int), ``partition_by`` (a column: the way to split a query),
+  ``snapshot`` ("shared", "per-connection"), ``memory_limit`` (bytes, or text such as
+  ``"1GiB"``), ``order_preserving`` (bool). Batches then come from every part as they are
+  read.
+- files only (``export_file``, ``export_dataset``, ...): ``compression`` ("zstd",
+  "zstd:LEVEL", "snappy", "lz4", "gzip", "none"), ``row_group_rows``, ``row_group_bytes``,
+  ``intervals`` ("native", "struct");
   Parquet's ``bloom_filters`` ("column" or "column:FPP", or a list), ``column_encodings``
   ({"column": "plain" | "dictionary" | "delta" | "delta-length" | "delta-prefix" |
   "byte-stream-split" | "rle"}), ``data_page_v2`` (bool), ``field_ids`` (bool: Iceberg's
   numbering), ``geo_types`` (bool: Parquet's GEOMETRY and GEOGRAPHY types), ``geo_bbox``
-  (bool: GeoParquet's bbox covering columns), ``sorted_by`` ("column", "column:desc", or a list, most significant first: the
-  query's ORDER BY, named in every row group's ``sorting_columns``; rows out of that order fail
+  (bool: GeoParquet's bbox covering columns), ``sorted_by`` ("column", "column:desc", or a
+  list, most significant first: the query's ORDER BY, named in every row group's
+  ``sorting_columns``; rows out of that order fail
   the export).
 - the layout of ``export_dataset``'s files: ``files_by`` (value partitions as Hive-style
   directories: "column", "year(c)", "month(c)", "day(c)", "hour(c)", "bucket(N, c)",
@@ -70,8 +73,11 @@ from ._errors import (
     QueryError,
     UsageError,
 )
+
+# Deprecated (one function per kind of export replaces it): importable as `pgarrow.export`
+# until it goes, but not in __all__.
+from ._export import export as export
 from ._export import (
-    export,
     export_dataset,
     export_file,
     export_incremental,

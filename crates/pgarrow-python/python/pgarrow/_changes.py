@@ -347,7 +347,9 @@ def apply_changes(
         raise UsageError("apply_changes needs the changes directory or object URL")
     lake = any(x is not None for x in (ducklake, delta, iceberg))
     if deletes != "merge-on-read" and not lake:
-        raise UsageError("deletes= is how a lake table takes deletes: PostgreSQL deletes its rows itself")
+        raise UsageError(
+            "deletes= is how a lake table takes deletes: PostgreSQL deletes its rows itself"
+        )
     key_lists = {
         table: [c.strip() for c in cols.split(",")] if isinstance(cols, str) else list(cols)
         for table, cols in (keys or {}).items()

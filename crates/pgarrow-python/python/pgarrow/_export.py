@@ -5,7 +5,7 @@ incremental run, an export handed off to a new replication slot; and the depreca
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union, cast
 
 from . import _pgarrow
 from ._errors import UsageError
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 _SLOT_OPTIONS = ("replication_slot", "slot_plugin")
 
 
-def _no_slot(options: dict[str, Any], function: str) -> None:
+def _no_slot(options: Mapping[str, Any], function: str) -> None:
     """Refuses the slot's options on the functions that do not create one."""
     given = [name for name in _SLOT_OPTIONS if options.get(name) is not None]
     if given:
@@ -392,7 +392,7 @@ def export_with_slot(
     text, is_table = _source(query, table)
     native_options = dict(options, replication_slot=slot, slot_plugin=slot_plugin)
     if path is not None:
-        return _pgarrow.export_file(
+        stats = _pgarrow.export_file(
             url,
             text,
             is_table,
@@ -401,16 +401,19 @@ def export_with_slot(
             options=native_options,
             storage_options=storage_options,
         )
-    assert output_dir is not None
-    return _pgarrow.export_dir(
-        url,
-        text,
-        is_table,
-        _path(output_dir),
-        format=format,
-        options=native_options,
-        storage_options=storage_options,
-    )
+    else:
+        assert output_dir is not None
+        stats = _pgarrow.export_dir(
+            url,
+            text,
+            is_table,
+            _path(output_dir),
+            format=format,
+            options=native_options,
+            storage_options=storage_options,
+        )
+    # With a slot, the statistics carry it.
+    return cast(SlotExportStats, stats)
 
 
 def export(
@@ -429,7 +432,7 @@ def export(
     restart: bool = False,
     late_rows: LateRows = "auto",
     **options: Any,
-) -> dict[str, Any]:
+) -> Union[PartitionedStats, TablesStats, IncrementalStats, SlotExportStats]:
     """Deprecated: one function per kind of export replaces it.
 
     .. deprecated::
@@ -496,7 +499,9 @@ def export(
 
     if table is not None or schema is not None:
         if query_or_table is not None or path is not None:
-            raise UsageError("table= and schema= patterns go to output_dir=, without a query or path")
+            raise UsageError(
+                "table= and schema= patterns go to output_dir=, without a query or path"
+            )
         if output_dir is None:
             raise UsageError("several tables (table= or schema= patterns) go to output_dir=")
         # (A slot given with patterns was never created: the tables' export has no slot.)

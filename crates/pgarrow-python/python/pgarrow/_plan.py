@@ -36,7 +36,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional, Sequence
 
 from . import _pgarrow
 
@@ -75,7 +75,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     read: dict[str, Any] = {}
     plan: dict[str, Any] = {}
     for key, value in options.items():
@@ -402,12 +402,14 @@ def _start_holder(
         code = proc.wait()
         from . import Error
 
-        raise Error(f"the snapshot holder (python -m pgarrow._hold) ended without a plan (exit {code})")
+        raise Error(
+            f"the snapshot holder (python -m pgarrow._hold) ended without a plan (exit {code})"
+        )
     answer = json.loads(line)
     if "error" in answer:
         proc.wait()
-        from . import _pgarrow as native
         from . import UsageError
+        from . import _pgarrow as native
 
         classes = {
             "UsageError": UsageError,

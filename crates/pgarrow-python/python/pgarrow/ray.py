@@ -100,7 +100,8 @@ class PostgresDatasource(Datasource):
 
     def estimate_inmemory_data_size(self) -> Optional[int]:
         sizes = [p.estimated_bytes for p in self.plan().parts]
-        return None if any(s is None for s in sizes) else sum(sizes)
+        known = [s for s in sizes if s is not None]
+        return sum(known) if len(known) == len(sizes) else None
 
     def get_read_tasks(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from .. import _pgarrow
 from .._errors import UsageError
@@ -22,7 +22,7 @@ def _export_lake(
     by: Optional[str],
     since: Optional[str],
     restart: bool,
-    options: dict[str, Any],
+    options: Mapping[str, Any],
     **args: Any,
 ) -> Any:
     """The three lake exports' common path: one table or query, or, with a list of ``table``
@@ -32,8 +32,7 @@ def _export_lake(
     The native function's keywords keep the names the exports had before they named the lake
     table as the CLI does (``catalog``, ``location``, ``incremental_by``): its refusals of
     ``by``'s misuse would name ``incremental_by``, so they are made here first."""
-    several = isinstance(table, list) or schema is not None
-    if several:
+    if isinstance(table, list) or schema is not None:
         if query is not None:
             raise UsageError("a query goes into one lake table: give table= patterns or a query")
         text, is_table, patterns, schemas = "", True, _patterns(table), _patterns(schema)
@@ -46,7 +45,7 @@ def _export_lake(
         raise UsageError("since= and restart= are options of by= (an incremental run)")
     if by is not None and not is_table:
         raise UsageError("by= (an incremental run) reads one table (table=...), not a query")
-    every = dict(
+    every: dict[str, Any] = dict(
         catalog=None,
         lake_table=None,
         data_path=None,
@@ -301,9 +300,10 @@ def export_iceberg(
         As in :func:`export_file`.
     table, schema : str or list of str, optional
         One ``table`` (as in :func:`export_file`); or several tables, every one read in one
-        snapshot, each into a lake table of its own namespace (the source schema's name) and name: a list of ``table``
-        patterns, or ``schema`` patterns (as :func:`export_tables` reads them). Each table is
-        its own commit; the statistics are then a list, one per table.
+        snapshot, each into a lake table of its own namespace (the source schema's name) and
+        name: a list of ``table`` patterns, or ``schema`` patterns (as :func:`export_tables`
+        reads them). Each table is its own commit; the statistics are then a list, one per
+        table.
     iceberg : str
         The catalog database's URL (``postgresql://...``), as ``pgarrow export --iceberg`` and
         :func:`mirror` name it: the ``iceberg_tables`` layout of pyiceberg's ``SqlCatalog`` and

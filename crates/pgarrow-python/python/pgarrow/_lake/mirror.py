@@ -37,10 +37,10 @@ def mirror(
     storage_options: Optional[dict[str, str]] = None,
     **options: Unpack[FileOptions],
 ) -> MirrorStats:
-    """Keeps DuckLake, Delta or Iceberg tables equal to PostgreSQL tables, as ``pgarrow mirror``: the
-    first call makes replication slot ``slot`` (and a publication of its name, unless
-    ``publication`` names one) and exports the tables into lake tables in its snapshot; then
-    every call commits the slot's changes at transaction boundaries, every ``commit_interval``
+    """Keeps DuckLake, Delta or Iceberg tables equal to PostgreSQL tables, as ``pgarrow
+    mirror``: the first call makes replication slot ``slot`` (and a publication of its name,
+    unless ``publication`` names one) and exports the tables into lake tables in its snapshot;
+    then every call commits the slot's changes at transaction boundaries, every ``commit_interval``
     seconds or ``commit_changes`` changes, each commit recording the WAL position it reaches,
     until caught up (``catch_up=True``, for a scheduled job) or interrupted (Ctrl-C: after a
     last commit at a transaction boundary). A later call goes on from the position the tables
@@ -123,7 +123,10 @@ def mirror(
     if not (patterns or schemas):
         raise UsageError("give table= or schema= patterns")
     if sum(x is not None for x in (ducklake, delta, iceberg)) != 1:
-        raise UsageError("name the lake table: ducklake= (a catalog), delta= (a location) or iceberg= (a catalog)")
+        raise UsageError(
+            "name the lake table: ducklake= (a catalog), delta= (a location) "
+            "or iceberg= (a catalog)"
+        )
     return _pgarrow.mirror(
         url,
         patterns,
