@@ -20,6 +20,7 @@ test-setup:
 lint:
     cargo fmt --all -- --check
     python3 scripts/depcheck.py
+    bash scripts/python-lint.sh
     cargo clippy --workspace --all-targets -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 

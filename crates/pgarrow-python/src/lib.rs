@@ -1,5 +1,5 @@
-//! The native half of the Python package: `pgarrow._pgarrow`, wrapped by
-//! `python/pgarrow/__init__.py` (which users import).
+//! The native half of the Python package: `pgarrow._pgarrow`, wrapped by the modules of
+//! `python/pgarrow/` (which users import; split by the same concerns as this crate).
 //!
 //! Data crosses through the Arrow C data and stream interfaces (PyCapsules named
 //! `arrow_schema`, `arrow_array` and `arrow_array_stream`), so pyarrow, polars, DuckDB or any

@@ -303,7 +303,7 @@ def test_incremental_runs_append_with_their_state_in_the_same_version(url, conn,
     # From Python too.
     import pgarrow
 
-    stats = pgarrow.export_delta(url, table="delta_inc", location=str(tmp_path / "py"), incremental_by="id")
+    stats = pgarrow.export_delta(url, table="delta_inc", delta=str(tmp_path / "py"), by="id")
     assert stats["first_run"] and stats["incremental"]["run"] == 1 and stats["rows"] == 130
 
 
@@ -406,7 +406,7 @@ def test_python_export_into_a_table_on_an_object_store(url, conn, typed, s3, duc
     s3.create_bucket(bucket)
     location = f"s3://{bucket}/lake/t"
     stats = pgarrow.export_delta(
-        url, table=typed, location=location, storage_options=s3.storage_options, partitions=2,
+        url, table=typed, delta=location, storage_options=s3.storage_options, partitions=2,
         partition_by="id", max_file_rows=1,
     )
     assert set(typing.get_type_hints(_typing.DeltaStats)) - set(typing.get_type_hints(_typing.LakeRun)) <= set(stats)
@@ -428,7 +428,7 @@ def test_python_export_into_a_table_on_an_object_store(url, conn, typed, s3, duc
 
     def append():
         try:
-            pgarrow.export_delta(url, f"SELECT * FROM {typed} WHERE id = 1", location=location, if_exists="append",
+            pgarrow.export_delta(url, f"SELECT * FROM {typed} WHERE id = 1", delta=location, if_exists="append",
                                  storage_options=s3.storage_options)
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
@@ -442,9 +442,9 @@ def test_python_export_into_a_table_on_an_object_store(url, conn, typed, s3, duc
     dt = deltalake.DeltaTable(location, storage_options=options)
     assert dt.version() == 3 and dt.to_pyarrow_table().num_rows == 6
     with pytest.raises(pgarrow.UsageError, match="exists"):
-        pgarrow.export_delta(url, table=typed, location=location, storage_options=s3.storage_options)
+        pgarrow.export_delta(url, table=typed, delta=location, storage_options=s3.storage_options)
     with pytest.raises(pgarrow.UsageError, match="Delta partitions by column values"):
-        pgarrow.export_delta(url, table=typed, location=location, if_exists="append",
+        pgarrow.export_delta(url, table=typed, delta=location, if_exists="append",
                              storage_options=s3.storage_options, files_by="bucket(4, id)")
 
 

@@ -1,7 +1,8 @@
 """The documentation's Python examples stay true: every ```python block of README.md and the
-book (docs/src/*.md) compiles, and every name it takes from pgarrow (`pgarrow.NAME`,
+book (docs/src/*.md) compiles, every name it takes from pgarrow (`pgarrow.NAME`,
 `pgarrow.MODULE.NAME`, `from pgarrow import NAME`, `from pgarrow.MODULE import NAME`) exists
-in the installed package. Nothing is run: the examples need servers and data.
+in the installed package, and every keyword it passes to a function of `pgarrow` is one the
+function takes by its current name. Nothing is run: the examples need servers and data.
 
 The package itself is imported; its submodules (spark, ray, dask, adbc, ...) are read, not
 imported, so that pyspark, ray and dask need not be loaded to check a name."""
@@ -11,9 +12,11 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import inspect
 import pathlib
 import re
 import types
+import typing
 from dataclasses import dataclass
 
 import pytest
@@ -177,3 +180,47 @@ def test_python_example(block: Block):
     assert not missing, (
         "names the example takes from pgarrow that the package lacks:\n" + "\n".join(missing)
     )
+
+
+def keywords(function) -> set[str] | None:
+    """The keywords `function` takes: its parameters, and the keys of the TypedDict its
+    ``**options: Unpack[...]`` names (None when its ``**`` takes anything). The old names of
+    renamed keywords are not among them: the signature has the new ones only."""
+    from pgarrow import _typing
+
+    params = inspect.signature(function).parameters.values()
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    for p in params:
+        if p.kind == p.VAR_KEYWORD:
+            m = re.fullmatch(r"Unpack\[(\w+)\]", str(p.annotation))
+            if not m:
+                return None
+            names |= set(typing.get_type_hints(getattr(_typing, m[1])))
+    return names
+
+
+@pytest.mark.parametrize("block", all_blocks(), ids=lambda b: f"{b.path}:{b.line}")
+def test_python_example_keywords(block: Block):
+    import pgarrow
+
+    try:
+        tree = ast.parse(block.code)
+    except SyntaxError:
+        return  # test_python_example names it
+    wrong = []
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "pgarrow"
+        ):
+            continue
+        function = getattr(pgarrow, node.func.attr, None)
+        if not inspect.isfunction(function):
+            continue
+        taken = keywords(function)
+        for kw in node.keywords:
+            if taken is not None and kw.arg is not None and kw.arg not in taken:
+                wrong.append(f"{block.path}:{block.line + node.lineno - 1}: pgarrow.{node.func.attr}({kw.arg}=...)")
+    assert not wrong, "keywords the functions do not take (or take by another name now):\n" + "\n".join(wrong)

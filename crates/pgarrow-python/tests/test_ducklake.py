@@ -313,7 +313,7 @@ def test_incremental_runs_append_with_their_state_in_the_same_snapshot(url, conn
     # From Python too.
     import pgarrow
 
-    stats = pgarrow.export_ducklake(url, table="ducklake_inc", catalog=catalog, lake_table="py", incremental_by="id")
+    stats = pgarrow.export_ducklake(url, table="ducklake_inc", ducklake=catalog, lake_table="py", by="id")
     assert stats["first_run"] and stats["incremental"]["run"] == 1 and stats["rows"] == 120
 
 
@@ -369,7 +369,7 @@ def test_python_export_into_a_lake_on_an_object_store(url, conn, lake, typed, s3
     bucket = f"lake-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(bucket)
     stats = pgarrow.export_ducklake(
-        url, table=typed, catalog=catalog, data_path=f"s3://{bucket}/lake/", lake_table="py.t",
+        url, table=typed, ducklake=catalog, data_path=f"s3://{bucket}/lake/", lake_table="py.t",
         storage_options=s3.storage_options, partitions=2, partition_by="id", max_file_rows=1,
     )
     assert set(typing.get_type_hints(_typing.DuckLakeStats)) - set(typing.get_type_hints(_typing.LakeRun)) <= set(stats)
@@ -379,16 +379,16 @@ def test_python_export_into_a_lake_on_an_object_store(url, conn, lake, typed, s3
     assert duckdb_lake(catalog, "SELECT count(*), sum(id) FROM lake.py.t", s3=s3) == [(3, 6)]
     # Appended from Python; refused when it exists and nothing says what to do.
     pgarrow.export_ducklake(
-        url, f"SELECT * FROM {typed} WHERE id = 1", catalog=catalog, lake_table="py.t", if_exists="append",
+        url, f"SELECT * FROM {typed} WHERE id = 1", ducklake=catalog, lake_table="py.t", if_exists="append",
         storage_options=s3.storage_options,
     )
     assert duckdb_lake(catalog, "SELECT count(*) FROM lake.py.t", s3=s3) == [(4,)]
     with pytest.raises(pgarrow.UsageError, match="py.t exists"):
-        pgarrow.export_ducklake(url, table=typed, catalog=catalog, lake_table="py.t")
+        pgarrow.export_ducklake(url, table=typed, ducklake=catalog, lake_table="py.t")
     with pytest.raises(pgarrow.UsageError, match="lake_table"):
-        pgarrow.export_ducklake(url, "SELECT 1 AS x", catalog=catalog)
+        pgarrow.export_ducklake(url, "SELECT 1 AS x", ducklake=catalog)
     with pytest.raises(pgarrow.UsageError, match="bucket.*year, month, day"):
-        pgarrow.export_ducklake(url, table=typed, catalog=catalog, lake_table="py.u", files_by="bucket(4, id)")
+        pgarrow.export_ducklake(url, table=typed, ducklake=catalog, lake_table="py.u", files_by="bucket(4, id)")
 
 
 def test_partitioned_tables_written_read_and_appended_by_both(url, conn, lake, duckdb_lake):

@@ -474,30 +474,30 @@ def test_several_tables_go_into_lake_tables_of_their_own_in_one_snapshot(url, co
     # returns a list of statistics, one per table.
     import pgarrow
 
-    many = pgarrow.export_iceberg(url, schema="lake_many", catalog=cat_url, if_exists="replace")
+    many = pgarrow.export_iceberg(url, schema="lake_many", iceberg=cat_url, if_exists="replace")
     assert [(r["table"], r["rows"], r["format"], r["created"]) for r in many] == [
         ("lake_many.a", 10, "iceberg", False), ("lake_many.b", 5, "iceberg", False)]
     snapshots = {json.loads(cat.load_table(f"lake_many.{t}").current_snapshot().summary["pgarrow"])["snapshot"]
                  for t in "ab"}
     assert len(snapshots) == 1 and None not in snapshots, snapshots
     py_delta = tmp_path / "delta_py"
-    many = pgarrow.export_delta(url, table=["lake_many.a", "lake_many.b"], location=str(py_delta), partitions=2)
+    many = pgarrow.export_delta(url, table=["lake_many.a", "lake_many.b"], delta=str(py_delta), partitions=2)
     assert [(r["table"], r["version"]) for r in many] == [
         (str(py_delta / "lake_many.a"), 0), (str(py_delta / "lake_many.b"), 0)]
     infos = [deltalake.DeltaTable(str(py_delta / f"lake_many.{t}")).history(1)[0]["pgarrow"] for t in "ab"]
     assert infos[0]["snapshot"] == infos[1]["snapshot"] and infos[1]["rows"] == 5
-    many = pgarrow.export_ducklake(url, table=["lake_many.*"], catalog=lake_url, if_exists="append")
+    many = pgarrow.export_ducklake(url, table=["lake_many.*"], ducklake=lake_url, if_exists="append")
     assert [(r["table"], r["rows"]) for r in many] == [("lake_many.a", 10), ("lake_many.b", 5)]
     assert duckdb_lake(lake_url, "SELECT count(*) FROM lake.lake_many.a") == [(20,)]
     # Incremental runs of each table, their states in their own tables' commits.
-    runs = [pgarrow.export_delta(url, schema="lake_many", location=str(tmp_path / "inc"), incremental_by="id")
+    runs = [pgarrow.export_delta(url, schema="lake_many", delta=str(tmp_path / "inc"), by="id")
             for _ in range(2)]
     assert [[(r["rows"], r["first_run"]) for r in run] for run in runs] == [[(10, True), (5, True)],
                                                                              [(0, False), (0, False)]]
     with pytest.raises(pgarrow.UsageError, match="lake_table"):
-        pgarrow.export_iceberg(url, schema="lake_many", catalog=cat_url, lake_table="x")
+        pgarrow.export_iceberg(url, schema="lake_many", iceberg=cat_url, lake_table="x")
     with pytest.raises(pgarrow.UsageError, match="patterns"):
-        pgarrow.export_delta(url, "SELECT 1", table=["lake_many.a"], location=str(py_delta))
+        pgarrow.export_delta(url, "SELECT 1", table=["lake_many.a"], delta=str(py_delta))
 
 
 def test_concurrent_appends_all_land_and_a_racing_replace_commits_nothing(url, conn, catalog, typed):
@@ -581,7 +581,7 @@ def test_python_export_into_a_table_on_an_object_store(url, conn, catalog, typed
     bucket = f"ice-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(bucket)
     stats = pgarrow.export_iceberg(
-        url, table=typed, catalog=cat_url, lake_table="s3ns.types", warehouse=f"s3://{bucket}/wh",
+        url, table=typed, iceberg=cat_url, lake_table="s3ns.types", warehouse=f"s3://{bucket}/wh",
         storage_options=s3.storage_options, partitions=2,
     )
     import typing
@@ -604,22 +604,22 @@ def test_python_export_into_a_table_on_an_object_store(url, conn, catalog, typed
         s3=s3,
     )
     same(got, want)
-    again = pgarrow.export_iceberg(url, table=typed, catalog=cat_url, lake_table="s3ns.types", if_exists="append",
+    again = pgarrow.export_iceberg(url, table=typed, iceberg=cat_url, lake_table="s3ns.types", if_exists="append",
                                    storage_options=s3.storage_options)
     assert again["sequence_number"] == 2 and cat.load_table("s3ns.types").scan().to_arrow().num_rows == 6
     with pytest.raises(pgarrow.UsageError, match="s3ns.types exists"):
-        pgarrow.export_iceberg(url, table=typed, catalog=cat_url, lake_table="s3ns.types",
+        pgarrow.export_iceberg(url, table=typed, iceberg=cat_url, lake_table="s3ns.types",
                                storage_options=s3.storage_options)
     # Incremental runs from Python, their state in the table's commits.
     runs = [
-        pgarrow.export_iceberg(url, table=typed, catalog=cat_url, lake_table="s3ns.inc", incremental_by="id",
+        pgarrow.export_iceberg(url, table=typed, iceberg=cat_url, lake_table="s3ns.inc", by="id",
                                warehouse=f"s3://{bucket}/wh", storage_options=s3.storage_options)
         for _ in range(2)
     ]
     assert set(typing.get_type_hints(_typing.IcebergStats)) <= set(runs[0])
     assert [(r["rows"], r["first_run"], r["incremental"]["run"]) for r in runs] == [(3, True, 1), (0, False, 2)]
     with pytest.raises(pgarrow.UsageError, match="table="):
-        pgarrow.export_iceberg(url, "SELECT 1 AS id", catalog=cat_url, lake_table="s3ns.q", incremental_by="id",
+        pgarrow.export_iceberg(url, "SELECT 1 AS id", iceberg=cat_url, lake_table="s3ns.q", by="id",
                                warehouse=f"s3://{bucket}/wh", storage_options=s3.storage_options)
 
 

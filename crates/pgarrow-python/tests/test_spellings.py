@@ -6,7 +6,9 @@ naming the parameter and the choices, before anything connects."""
 import json
 import os
 import typing
+import uuid
 import warnings
+from urllib.parse import urlparse, urlunparse
 
 import pyarrow.parquet as pq
 import pytest
@@ -34,6 +36,14 @@ def same(old: dict, new: dict) -> None:
     keep = lambda d: {k: v for k, v in d.items() if not k.endswith(varying) and k not in varying}
     assert keep(old) == keep(new)
     assert list(old) == list(new), "the keys in the same order"
+
+
+def test_the_deprecated_export_is_importable_but_not_listed():
+    from pgarrow import export
+
+    assert export is pgarrow.export
+    assert "export" not in pgarrow.__all__
+    assert all(hasattr(pgarrow, name) for name in pgarrow.__all__)
 
 
 def test_export_into_a_file_still_works_and_warns(url, conn, tmp_path):
@@ -96,6 +106,84 @@ def test_changes_to_with_to_still_works_and_warns(tmp_path):
             pgarrow.changes_to("postgresql://nobody@127.0.0.1:1/none", tmp_path, slot="s", publication="p", to="csv")
     with pytest.raises(pgarrow.UsageError, match="not both"):
         pgarrow.changes_to(None, tmp_path, slot="s", publication="p", to="arrow", format="arrow")
+
+
+@pytest.fixture
+def lakes(url, conn, tmp_path):
+    """A new DuckLake catalog database, a new Iceberg catalog database, and a directory for
+    the files: {"ducklake": URL, "iceberg": URL, "dir": path}."""
+    names = [f"sp_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("ducklake", "iceberg")]
+    for name in names:
+        conn.execute(f"CREATE DATABASE {name}")
+    u = urlparse(url)
+    ducklake, iceberg = (urlunparse(u._replace(path=f"/{name}")) for name in names)
+    yield {"ducklake": ducklake, "iceberg": iceberg, "dir": tmp_path}
+    for name in names:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def lake_table(function: str, lakes: dict, name: str) -> dict:
+    """The keywords of a new lake table `name` for `function`, by their new names."""
+    if function == "export_ducklake":
+        return {"ducklake": lakes["ducklake"], "data_path": str(lakes["dir"] / "ducklake"), "lake_table": name}
+    if function == "export_iceberg":
+        return {"iceberg": lakes["iceberg"], "warehouse": str(lakes["dir"] / "wh"), "lake_table": f"sp.{name}"}
+    return {"delta": str(lakes["dir"] / name)}
+
+
+def renamed(old: str, new: str, function: str):
+    """The DeprecationWarning of `function`'s keyword `old`, which names `new`."""
+    return pytest.warns(
+        DeprecationWarning, match=rf"pgarrow\.{function}\({old}=\.\.\.\) is deprecated .* call pgarrow\.{function}\({new}="
+    )
+
+
+def same_lake_export(old: dict, new: dict) -> None:
+    """Two exports of sp_orders into new lake tables of one format: the same statistics, but
+    for the table, its commit and the files' names."""
+    assert (old["rows"], old["created"], old["format"]) == (new["rows"], new["created"], new["format"]) == (
+        500, True, new["format"])
+    assert list(old) == list(new), "the keys in the same order"
+
+
+@pytest.mark.parametrize(
+    "function, old, new",
+    [("export_ducklake", "catalog", "ducklake"), ("export_iceberg", "catalog", "iceberg"), ("export_delta", "location", "delta")],
+)
+def test_a_lake_exports_old_name_of_its_lake_table_still_works_and_warns(url, conn, lakes, function, old, new):
+    # catalog= (export_ducklake, export_iceberg) and location= (export_delta) are now named as
+    # the CLI's --ducklake / --iceberg / --delta and mirror's keywords name the lake table.
+    conn.execute(TABLE)
+    export = getattr(pgarrow, function)
+    target = lake_table(function, lakes, "old")
+    target[old] = target.pop(new)
+    with renamed(old, new, function):
+        before = export(url, table="sp_orders", **target)
+    after = export(url, table="sp_orders", **lake_table(function, lakes, "new"))
+    same_lake_export(before, after)
+    # Both names at once: refused before anything connects.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(pgarrow.UsageError, match=rf"give {new}= \({old}= is its old name\), not both"):
+            export(None, table="sp_orders", **lake_table(function, lakes, "x"), **{old: "elsewhere"})
+
+
+@pytest.mark.parametrize("function", ["export_ducklake", "export_iceberg", "export_delta"])
+def test_a_lake_exports_incremental_by_still_works_and_warns(url, conn, lakes, function):
+    # incremental_by= is now by=, as export_incremental names the cursor column.
+    conn.execute(TABLE)
+    export = getattr(pgarrow, function)
+    with renamed("incremental_by", "by", function):
+        before = export(url, table="sp_orders", incremental_by="id", **lake_table(function, lakes, "old"))
+    after = export(url, table="sp_orders", by="id", **lake_table(function, lakes, "new"))
+    same_lake_export(before, after)
+    assert (before["first_run"], before["incremental"]["run"]) == (after["first_run"], after["incremental"]["run"]) == (
+        True, 1)
+    with pytest.raises(pgarrow.UsageError, match="not both"):
+        export(None, table="sp_orders", by="id", incremental_by="id", **lake_table(function, lakes, "x"))
+    # A run's options without a run name by=.
+    with pytest.raises(pgarrow.UsageError, match="options of by="):
+        export(None, table="sp_orders", since="1", **lake_table(function, lakes, "x"))
 
 
 def test_results_are_dicts_with_their_typed_keys(url, conn, tmp_path):

@@ -3,18 +3,20 @@
 
 Reads the request (JSON: url, source, is_table, options, hold_timeout, linger) from stdin,
 plans, and writes one line of JSON to stdout: ``{"plan": ...}`` or ``{"error": ..., "class":
-...}``. It then holds the snapshot while parts are read (see ``pgarrow.plan``), and exits. SIGTERM (``plan.close()``) ends it, and the snapshot with it.
+...}``. It then holds the snapshot while parts are read (see ``pgarrow.plan``), and exits.
+SIGTERM (``plan.close()``) ends it, and the snapshot with it.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 
 def main() -> int:
     request = json.loads(sys.stdin.read())
-    from . import _pgarrow, UsageError
+    from . import UsageError, _pgarrow
 
     try:
         holder = _pgarrow.Holder(
@@ -25,7 +27,7 @@ def main() -> int:
         name = next((c.__name__ for c in classes if isinstance(e, c)), "Error")
         if isinstance(e, ValueError) and name == "Error":
             name = "UsageError"
-        answer = {"error": str(e), "class": name}
+        answer: dict[str, Any] = {"error": str(e), "class": name}
         for attr in ("sqlstate", "server_message", "detail", "hint"):
             answer[attr] = getattr(e, attr, None)
         sys.stdout.write(json.dumps(answer) + "\n")

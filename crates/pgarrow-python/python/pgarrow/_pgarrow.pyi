@@ -5,21 +5,21 @@ wrappers pass every keyword (the defaults are theirs), and results come as dicts
 `pgarrow._typing`), built in Rust without JSON text.
 """
 
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 from ._typing import (
     ApplyStats,
     ChangesStats,
+    CompactStats,
     CopyStats,
     DeltaStats,
-    IcebergStats,
     DuckLakeStats,
-    MirrorStats,
-    CompactStats,
     ExpireStats,
     ExportStats,
+    IcebergStats,
     IncrementalStats,
     LoadStats,
+    MirrorStats,
     PartitionedStats,
     SlotExportStats,
     TablesStats,
@@ -42,7 +42,9 @@ class OutputError(Error): ...
 class DataError(Error): ...
 
 class Batch:
-    def __arrow_c_array__(self, requested_schema: Optional[object] = None) -> tuple[object, object]: ...
+    def __arrow_c_array__(
+        self, requested_schema: Optional[object] = None
+    ) -> tuple[object, object]: ...
 
 class Changes:
     def __init__(
@@ -79,7 +81,6 @@ def changes_to(
     roll_seconds: float,
     storage_options: Optional[dict[str, str]],
 ) -> ChangesStats: ...
-
 def apply_changes(
     conninfo: Optional[str],
     path: str,
@@ -103,7 +104,7 @@ class Export:
         conninfo: Optional[str],
         source: str,
         is_table: bool = False,
-        options: Optional[dict[str, Any]] = None,
+        options: Optional[Mapping[str, Any]] = None,
     ) -> None: ...
     @staticmethod
     def part(
@@ -111,7 +112,7 @@ class Export:
         plan_json: str,
         index: int,
         *,
-        options: Optional[dict[str, Any]],
+        options: Optional[Mapping[str, Any]],
         columns: Optional[list[str]],
         filter: Optional[str],
         limit: Optional[int],
@@ -128,7 +129,7 @@ class Plan:
         conninfo: Optional[str],
         source: str,
         is_table: bool = False,
-        options: Optional[dict[str, Any]] = None,
+        options: Optional[Mapping[str, Any]] = None,
     ) -> None: ...
     def plan_json(self) -> str: ...
     def held(self) -> bool: ...
@@ -140,7 +141,7 @@ class Holder:
         conninfo: Optional[str],
         source: str,
         is_table: bool = False,
-        options: Optional[dict[str, Any]] = None,
+        options: Optional[Mapping[str, Any]] = None,
     ) -> None: ...
     def plan_json(self) -> str: ...
     def wait(self, idle: float, linger: float) -> str: ...
@@ -150,7 +151,7 @@ def schema(
     conninfo: Optional[str],
     source: str,
     is_table: bool = False,
-    options: Optional[dict[str, Any]] = None,
+    options: Optional[Mapping[str, Any]] = None,
 ) -> object: ...
 def export_file(
     conninfo: Optional[str],
@@ -159,7 +160,7 @@ def export_file(
     path: str,
     *,
     format: Optional[str],
-    options: Optional[dict[str, Any]],
+    options: Optional[Mapping[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> PartitionedStats | SlotExportStats: ...
 def export_dir(
@@ -169,7 +170,7 @@ def export_dir(
     output_dir: str,
     *,
     format: Optional[str],
-    options: Optional[dict[str, Any]],
+    options: Optional[Mapping[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> PartitionedStats | SlotExportStats: ...
 def export_lake(
@@ -192,7 +193,7 @@ def export_lake(
     since: Optional[str],
     late_rows: str,
     restart: bool,
-    options: Optional[dict[str, Any]],
+    options: Optional[Mapping[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> Union[DuckLakeStats, DeltaStats, IcebergStats, list[Any]]: ...
 def mirror(
@@ -216,7 +217,7 @@ def mirror(
     failover: bool,
     reexport: bool,
     deletes: str,
-    options: Optional[dict[str, Any]],
+    options: Optional[Mapping[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> MirrorStats: ...
 def compact_lake(
@@ -257,7 +258,7 @@ def export_incremental(
     restart: bool,
     late_rows: str,
     format: Optional[str],
-    options: Optional[dict[str, Any]],
+    options: Optional[Mapping[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> IncrementalStats: ...
 def export_tables(
@@ -267,7 +268,7 @@ def export_tables(
     output_dir: str,
     *,
     format: Optional[str],
-    options: Optional[dict[str, Any]],
+    options: Optional[Mapping[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> TablesStats: ...
 def write(
@@ -300,5 +301,5 @@ def copy(
     create: bool,
     create_nested: str,
     domains: str,
-    options: Optional[dict[str, Any]],
+    options: Optional[Mapping[str, Any]],
 ) -> CopyStats: ...

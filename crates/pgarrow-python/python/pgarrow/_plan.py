@@ -36,7 +36,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional, Sequence
 
 from . import _pgarrow
 
@@ -75,7 +75,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     read: dict[str, Any] = {}
     plan: dict[str, Any] = {}
     for key, value in options.items():
@@ -217,7 +217,7 @@ class Part:
         """
         import pyarrow as pa
 
-        from . import _batches
+        from ._read import _batches
 
         export = self._export(columns, where, limit, batch_rows, batch_bytes)
         return pa.RecordBatchReader.from_batches(pa.schema(export), _batches(export))
@@ -249,7 +249,7 @@ class Part:
         """
         import pyarrow as pa
 
-        from . import _batches
+        from ._read import _batches
 
         export = self._export(columns, where, limit, batch_rows, batch_bytes)
         schema = pa.schema(export)
@@ -402,12 +402,14 @@ def _start_holder(
         code = proc.wait()
         from . import Error
 
-        raise Error(f"the snapshot holder (python -m pgarrow._hold) ended without a plan (exit {code})")
+        raise Error(
+            f"the snapshot holder (python -m pgarrow._hold) ended without a plan (exit {code})"
+        )
     answer = json.loads(line)
     if "error" in answer:
         proc.wait()
-        from . import _pgarrow as native
         from . import UsageError
+        from . import _pgarrow as native
 
         classes = {
             "UsageError": UsageError,
@@ -479,7 +481,7 @@ def plan(
     >>> with pgarrow.plan(url, "orders", partitions=8) as plan:
     ...     tables = [part.read_arrow() for part in plan.parts]
     """
-    from . import _source
+    from ._utils import _source
 
     if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
         raise ValueError(f"partitions must be a positive int, got {partitions!r}")

@@ -66,16 +66,21 @@ def _literal(node: Any) -> _Literal:
         raise _NotPushed
     lit = node["Literal"]
     if "Dyn" in lit:
-        (kind, value), = lit["Dyn"].items()
+        ((kind, value),) = lit["Dyn"].items()
         if kind == "Int" and isinstance(value, int):
             return _Literal("int", str(value))
-        if kind == "Float" and isinstance(value, float) and value == value and abs(value) != float("inf"):
+        if (
+            kind == "Float"
+            and isinstance(value, float)
+            and value == value
+            and abs(value) != float("inf")
+        ):
             return _Literal("float", repr(value))
         raise _NotPushed
     scalar = lit.get("Scalar")
     if not isinstance(scalar, dict) or len(scalar) != 1:
         raise _NotPushed
-    (kind, value), = scalar.items()
+    ((kind, value),) = scalar.items()
     if kind in _INTS and isinstance(value, int):
         return _Literal("int", str(value))
     if kind in ("Float32", "Float64") and isinstance(value, float):
@@ -169,7 +174,7 @@ class _Translator:
     def node(self, node: Any) -> str:
         if not isinstance(node, dict) or len(node) != 1:
             raise _NotPushed
-        (kind, body), = node.items()
+        ((kind, body),) = node.items()
         if kind == "Column":
             # A boolean column as a condition (polars simplifies `col == True` to it).
             if not pa.types.is_boolean(self.type_of(body)):
@@ -195,14 +200,15 @@ class _Translator:
                 return f"({_ident(self.name(inputs[0]))} IS NOT NULL)"
             if isinstance(boolean, dict) and "IsBetween" in boolean and len(inputs) == 3:
                 closed = boolean["IsBetween"].get("closed")
-                low_op, high_op = {
+                ops = {
                     "Both": ("GtEq", "LtEq"),
                     "Left": ("GtEq", "Lt"),
                     "Right": ("Gt", "LtEq"),
                     "None": ("Gt", "Lt"),
-                }.get(closed, (None, None))
-                if low_op is None:
+                }.get(closed)
+                if ops is None:
                     raise _NotPushed
+                low_op, high_op = ops
                 low = self.compare(inputs[0], low_op, inputs[1])
                 high = self.compare(inputs[0], high_op, inputs[2])
                 return f"({low} AND {high})"
@@ -270,7 +276,9 @@ def _python_literal(value: Any) -> _Literal:
     if isinstance(value, _dt.datetime):
         if value.tzinfo is None:
             return _Literal("datetime", f"TIMESTAMP '{value.isoformat(sep=' ')}'")
-        return _Literal("datetime", f"TIMESTAMPTZ '{value.isoformat(sep=' ')}'", tz=str(value.tzinfo))
+        return _Literal(
+            "datetime", f"TIMESTAMPTZ '{value.isoformat(sep=' ')}'", tz=str(value.tzinfo)
+        )
     if isinstance(value, _dt.date):
         return _Literal("date", f"DATE '{value.isoformat()}'")
     raise _NotPushed
@@ -369,7 +377,7 @@ def scan_polars(
                     if name not in columns:
                         columns.append(name)
         limit = n_rows if complete else None
-        read_options = dict(options)
+        read_options: dict[str, Any] = dict(options)
         if batch_size is not None and "batch_rows" not in read_options:
             read_options["batch_rows"] = max(1, batch_size)
         with pgarrow.plan(

@@ -183,7 +183,7 @@ class PartitionedStats(ExportStats, _PartitionedKeys):
 
 class LakeRun(TypedDict, total=False):
     """An incremental run's facts in :class:`DuckLakeStats`, :class:`DeltaStats` and
-    :class:`IcebergStats` (``incremental_by`` only)."""
+    :class:`IcebergStats` (with ``by`` only)."""
 
     #: The state the commit carries, which the next run reads back from the table.
     incremental: Dict[str, Any]

@@ -21,7 +21,7 @@ and structs as they are). The columns a computation uses are pushed into each pa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import dask.dataframe as dd
 import pandas as pd

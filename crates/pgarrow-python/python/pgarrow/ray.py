@@ -100,7 +100,8 @@ class PostgresDatasource(Datasource):
 
     def estimate_inmemory_data_size(self) -> Optional[int]:
         sizes = [p.estimated_bytes for p in self.plan().parts]
-        return None if any(s is None for s in sizes) else sum(sizes)
+        known = [s for s in sizes if s is not None]
+        return sum(known) if len(known) == len(sizes) else None
 
     def get_read_tasks(
         self,
@@ -186,7 +187,7 @@ def read_postgres(
         The server refused the query or the snapshot.
     """
     if query is not None and table is None:
-        from . import _source
+        from ._utils import _source
 
         query, is_table = _source(query, None)
         if is_table:

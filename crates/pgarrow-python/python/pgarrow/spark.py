@@ -39,9 +39,9 @@ from __future__ import annotations
 from typing import Any, Iterator, Optional
 
 import pyarrow as pa
+from pyspark.sql import types as T
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 from pyspark.sql.pandas.types import to_arrow_schema
-from pyspark.sql import types as T
 
 import pgarrow
 from pgarrow._plan import _READ_OPTIONS
@@ -52,7 +52,16 @@ DEFAULT_PARTITIONS = 4
 
 # The options every part's reader takes: type policies, batch sizes, the statement timeout.
 _POLICIES = _READ_OPTIONS
-_OPTIONS = ("url", "table", "query", "partitions", "partition_by", "hold_timeout", "linger") + _POLICIES
+_OPTIONS = (
+    "url",
+    "table",
+    "query",
+    "partitions",
+    "partition_by",
+    "hold_timeout",
+    "linger",
+    *_POLICIES,
+)
 _INTEGER_OPTIONS = ("batch_rows", "batch_bytes")
 
 
@@ -153,9 +162,7 @@ def spark_schema(schema: pa.Schema) -> T.StructType:
     pyspark.sql.types.StructType
         Each field's Spark type, as the module's table gives it.
     """
-    return T.StructType(
-        [T.StructField(f.name, _spark_type(f.type), f.nullable) for f in schema]
-    )
+    return T.StructType([T.StructField(f.name, _spark_type(f.type), f.nullable) for f in schema])
 
 
 def _uuid_text(storage: pa.Array) -> pa.Array:
@@ -175,7 +182,9 @@ def _uuid_text(storage: pa.Array) -> pa.Array:
         out[:, p] = digits[raw[:, i] >> 4]
         out[:, p + 1] = digits[raw[:, i] & 15]
     offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
-    text = pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(out.tobytes()))
+    text = pa.StringArray.from_buffers(
+        n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(out.tobytes())
+    )
     if storage.null_count:
         text = pa.compute.if_else(storage.is_valid(), text, pa.scalar(None, pa.string()))
     return text
@@ -243,7 +252,7 @@ class _Options:
         self.query: Optional[str] = given.get("query")
         if (self.table is None) == (self.query is None):
             raise pgarrow.UsageError(
-                "pgarrow data source: give either .option(\"table\", ...) or .option(\"query\", ...)"
+                'pgarrow data source: give either .option("table", ...) or .option("query", ...)'
             )
         self.partitions = self._int(given, "partitions", DEFAULT_PARTITIONS)
         self.partition_by: Optional[str] = given.get("partition_by")
@@ -263,7 +272,9 @@ class _Options:
         except (TypeError, ValueError):
             n = 0
         if n < 1:
-            raise pgarrow.UsageError(f"pgarrow data source: {key} must be a positive integer, got {value!r}")
+            raise pgarrow.UsageError(
+                f"pgarrow data source: {key} must be a positive integer, got {value!r}"
+            )
         return n
 
     @staticmethod
@@ -274,7 +285,9 @@ class _Options:
         except (TypeError, ValueError):
             x = 0.0
         if x <= 0:
-            raise pgarrow.UsageError(f"pgarrow data source: {key} must be positive seconds, got {value!r}")
+            raise pgarrow.UsageError(
+                f"pgarrow data source: {key} must be positive seconds, got {value!r}"
+            )
         return x
 
     def source(self) -> dict[str, Any]:
@@ -307,7 +320,9 @@ class PgarrowDataSource(DataSource):
         src = o.source()
         # A plan rather than pgarrow.schema(): the depth of an array column comes from its
         # first values, which the plan reads (and only then), as every action's plan will.
-        with pgarrow.plan(o.url, src.get("query"), table=src.get("table"), partitions=1, **o.policies) as plan:
+        with pgarrow.plan(
+            o.url, src.get("query"), table=src.get("table"), partitions=1, **o.policies
+        ) as plan:
             return spark_schema(plan.schema)
 
     def reader(self, schema: T.StructType) -> "PgarrowReader":
@@ -350,5 +365,7 @@ class PgarrowReader(DataSourceReader):
         batch_options = {k: v for k, v in self._options.policies.items() if k in _INTEGER_OPTIONS}
         reader = partition.part.read(**batch_options)
         for batch in reader:
-            columns = [_convert(batch.column(i), target.field(i).type) for i in range(batch.num_columns)]
+            columns = [
+                _convert(batch.column(i), target.field(i).type) for i in range(batch.num_columns)
+            ]
             yield pa.RecordBatch.from_arrays(columns, schema=target)

@@ -1,0 +1,152 @@
+"""Mirrors: lake tables kept equal to PostgreSQL tables by a logical replication slot."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Union
+
+from .. import _pgarrow
+from .._errors import UsageError
+from .._typing import DeleteMode, FileOptions, MirrorStats
+from .._utils import _patterns
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+
+def mirror(
+    url: Optional[str] = None,
+    *,
+    table: Union[str, list[str], None] = None,
+    schema: Union[str, list[str], None] = None,
+    ducklake: Optional[str] = None,
+    delta: Optional[str] = None,
+    iceberg: Optional[str] = None,
+    slot: str,
+    data_path: Optional[str] = None,
+    lake_table: Optional[str] = None,
+    warehouse: Optional[str] = None,
+    catalog_name: Optional[str] = None,
+    publication: Optional[str] = None,
+    commit_interval: float = 10.0,
+    commit_changes: int = 100_000,
+    catch_up: bool = False,
+    start_over: bool = False,
+    failover: bool = False,
+    reexport: bool = True,
+    deletes: DeleteMode = "merge-on-read",
+    storage_options: Optional[dict[str, str]] = None,
+    **options: Unpack[FileOptions],
+) -> MirrorStats:
+    """Keeps DuckLake, Delta or Iceberg tables equal to PostgreSQL tables, as ``pgarrow
+    mirror``: the first call makes replication slot ``slot`` (and a publication of its name,
+    unless ``publication`` names one) and exports the tables into lake tables in its snapshot;
+    then every call commits the slot's changes at transaction boundaries, every ``commit_interval``
+    seconds or ``commit_changes`` changes, each commit recording the WAL position it reaches,
+    until caught up (``catch_up=True``, for a scheduled job) or interrupted (Ctrl-C: after a
+    last commit at a transaction boundary). A later call goes on from the position the tables
+    record: no change is lost or applied twice, whenever a call was stopped or killed.
+
+    Updates and deletes are written as DuckLake delete files, Delta deletion vectors or Iceberg
+    position delete files (or, with ``deletes="copy-on-write"``, by writing each file that
+    loses rows again without them), by the table's primary key (or replica identity index; under
+    ``REPLICA IDENTITY FULL`` without a key, by all the row's values); a value an update left
+    unchanged (a TOASTed one) is taken from the lake table's row. A schema change the lake
+    table cannot take in place (a column added with a default, a rename) exports that table
+    again in a new snapshot (``reexport``). See the book's "Mirrors" (docs/src/mirror.md).
+
+    Parameters
+    ----------
+    url : str, optional
+        The source, as in :func:`read_batches` (a role with the REPLICATION attribute, on a
+        server with ``wal_level = logical``, PostgreSQL 14 or later).
+    table, schema : str or list of str
+        The tables: ``table`` patterns and ``schema`` patterns, as :func:`export_tables`
+        reads them. Several tables go into lake tables of their own schema and name.
+    ducklake : str, optional
+        The PostgreSQL database of the DuckLake catalog (one without a catalog gets one, with
+        ``data_path``).
+    delta : str, optional
+        Instead of ``ducklake``: the Delta table's location, a directory or an object URL
+        (several tables: each at ``schema.name`` under it).
+    iceberg : str, optional
+        Instead of ``ducklake``: the PostgreSQL database of the Iceberg SQL catalog
+        (``catalog_name``, default ``"default"``); a new table goes under ``warehouse``, in
+        namespace ``default`` unless ``lake_table`` names one.
+    slot : str
+        The logical replication slot.
+    data_path : str, optional
+        Where a new catalog keeps its files: a directory or an object URL.
+    lake_table : str, optional
+        One table's lake table, ``"[schema.]name"`` (default: its own name in schema
+        ``main``).
+    publication : str, optional
+        The publication to read; by default one named as the slot, made when missing.
+    commit_interval, commit_changes
+        A commit at the first transaction boundary after this many seconds, or this many
+        changes.
+    catch_up : bool, default False
+        Return once every change committed before the call is in the tables.
+    start_over : bool, default False
+        Drop the slot if it exists and export every table anew in a new one's snapshot (after
+        the slot was invalidated, say).
+    failover : bool, default False
+        Make the slot a failover slot (PostgreSQL 17).
+    reexport : bool, default True
+        At a schema change a lake table cannot take in place (a column added with a default,
+        a renamed column, a column dropped from a Delta table), export that table again in a
+        new snapshot, replacing its rows in one commit, and go on; ``False`` stops instead.
+    deletes : {"merge-on-read", "copy-on-write"}, default "merge-on-read"
+        How commits take rows out of the lake tables' files: ``"merge-on-read"`` records the
+        deleted positions beside the files (a commit writes little); ``"copy-on-write"``
+        writes each file that loses rows again without them, in the same commit, so that the
+        tables hold data files only, for readers that read neither deletion vectors nor
+        delete files (a commit then costs the rewritten files' size).
+    storage_options : dict of str to str, optional
+        As in :func:`export_file`, for an object-store data path.
+    **options
+        As in :func:`export_file`, for the first export and the types of the changes.
+
+    Returns
+    -------
+    dict
+        The statistics (:class:`pgarrow._typing.MirrorStats`).
+
+    Raises
+    ------
+    ConnectError, QueryError, UsageError
+        A table without a key (nor ``REPLICA IDENTITY FULL``), a slot that was invalidated or
+        dropped, a schema change no export again can take (the key's columns dropped; any with
+        ``reexport=False``): each said so, with what to do. The tables are as their last commit
+        left them.
+    """
+    patterns, schemas = _patterns(table), _patterns(schema)
+    if not (patterns or schemas):
+        raise UsageError("give table= or schema= patterns")
+    if sum(x is not None for x in (ducklake, delta, iceberg)) != 1:
+        raise UsageError(
+            "name the lake table: ducklake= (a catalog), delta= (a location) "
+            "or iceberg= (a catalog)"
+        )
+    return _pgarrow.mirror(
+        url,
+        patterns,
+        schemas,
+        catalog=ducklake,
+        delta=delta,
+        iceberg=iceberg,
+        warehouse=warehouse,
+        catalog_name=catalog_name,
+        data_path=data_path,
+        lake_table=lake_table,
+        slot=slot,
+        publication=publication,
+        commit_interval=float(commit_interval),
+        commit_changes=int(commit_changes),
+        catch_up=catch_up,
+        start_over=start_over,
+        failover=failover,
+        reexport=reexport,
+        deletes=deletes,
+        options=options,
+        storage_options=storage_options,
+    )
