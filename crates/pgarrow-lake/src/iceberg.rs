@@ -47,6 +47,7 @@ mod manifest;
 pub(crate) mod mirror;
 mod read;
 mod schema;
+pub(crate) mod spec;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -62,10 +63,11 @@ use serde_json::{Value as Json, json};
 
 use crate::common::IfExists;
 use crate::retry::Retries;
-use catalog::SqlCatalog;
+use catalog::{Catalog, Committed, Loaded, SqlCatalog};
 use manifest::{DataFile, SpecField};
 pub use read::open_iceberg;
 use schema::IcebergSchema;
+use spec::{PartitionSpec, Snapshot, TableMetadata, TableRequirement, TableUpdate};
 
 /// The catalog name of an SQL catalog when none is given (pyiceberg's `load_catalog()`
 /// default).
@@ -181,7 +183,7 @@ fn now_ms() -> i64 {
 }
 
 /// A table's metadata file, read and parsed.
-async fn read_metadata(location: &str, storage: &StorageOptions) -> Result<Json> {
+async fn read_metadata(location: &str, storage: &StorageOptions) -> Result<TableMetadata> {
     let at = crate::iceberg::located(location, storage)?;
     let shown = location.to_owned();
     let bytes = blocking(move || Ok(at.read()?)).await?;
@@ -191,7 +193,7 @@ async fn read_metadata(location: &str, storage: &StorageOptions) -> Result<Json>
             let mut out = Vec::new();
             std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
                 .map_err(|e| {
-                    Error::from(ErrorKind::Unexpected(format!(
+                    Error::from(ErrorKind::InvalidInput(format!(
                         "Iceberg metadata {shown} is not a whole gzip stream: {e}"
                     )))
                 })?;
@@ -199,48 +201,11 @@ async fn read_metadata(location: &str, storage: &StorageOptions) -> Result<Json>
         }
         false => bytes,
     };
-    let mut meta: Json = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::from(ErrorKind::Unexpected(format!(
-            "Iceberg metadata {shown} is not JSON: {e}"
+    TableMetadata::parse(&bytes).map_err(|e| {
+        Error::from(ErrorKind::InvalidInput(format!(
+            "Iceberg metadata {shown} is not Iceberg table metadata: {e}"
         )))
-    })?;
-    signed_snapshot_ids(&mut meta);
-    Ok(meta)
-}
-
-/// Snapshot IDs a writer printed as unsigned numbers past 2^63-1, as the longs they are (the
-/// same 64 bits), wherever the metadata names one: every reader and writer here then reads
-/// them as `i64`.
-fn signed_snapshot_ids(meta: &mut Json) {
-    // Only where the key is (indexing a missing key mutably would add a null).
-    fn fix(o: &mut Json, key: &str) {
-        if let Some(v) = o.get_mut(key)
-            && let Some(id) = snapshot_id(v)
-        {
-            *v = id.into();
-        }
-    }
-    fix(meta, "current-snapshot-id");
-    for key in ["snapshots", "snapshot-log"] {
-        if let Some(list) = meta.get_mut(key).and_then(Json::as_array_mut) {
-            for s in list {
-                fix(s, "snapshot-id");
-                fix(s, "parent-snapshot-id");
-            }
-        }
-    }
-    if let Some(refs) = meta.get_mut("refs").and_then(Json::as_object_mut) {
-        for r in refs.values_mut() {
-            fix(r, "snapshot-id");
-        }
-    }
-}
-
-/// A snapshot ID as the metadata spells it: a long, or (as some writers print them) the
-/// unsigned number of the same 64 bits.
-pub(crate) fn snapshot_id(v: &Json) -> Option<i64> {
-    // Two's complement: the same 64 bits, as Java's long holds them.
-    v.as_i64().or_else(|| v.as_u64().map(|u| u as i64))
+    })
 }
 
 /// A random snapshot ID (positive, as Iceberg's writers make them).
@@ -285,64 +250,27 @@ fn parse_transform(name: &str) -> Option<Transform> {
     })
 }
 
-/// The table's current schema and default partition spec, from its metadata.
-pub(crate) fn current_schema(meta: &Json) -> Option<&Json> {
-    let id = meta["current-schema-id"].as_i64()?;
-    meta["schemas"]
-        .as_array()?
-        .iter()
-        .find(|s| s["schema-id"].as_i64() == Some(id))
-}
-
-fn default_spec(meta: &Json) -> (i64, Vec<Json>) {
-    let id = meta["default-spec-id"].as_i64().unwrap_or(0);
-    let fields = meta["partition-specs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|s| s["spec-id"].as_i64() == Some(id))
-        .and_then(|s| s["fields"].as_array().cloned())
-        .unwrap_or_default();
-    (id, fields)
-}
-
 /// The table's partition spec as layout fields (its columns by name).
-fn spec_layout(meta: &Json, name: &str) -> Result<Vec<PartitionField>> {
-    let schema = current_schema(meta);
-    let (_, fields) = default_spec(meta);
+fn spec_layout(meta: &TableMetadata, name: &str) -> Result<Vec<PartitionField>> {
+    let schema = meta.current_schema();
+    let (_, fields) = meta.default_spec();
     fields
         .iter()
         .map(|f| {
-            let transform = f["transform"].as_str().unwrap_or_default();
             let column = schema
-                .and_then(|s| s["fields"].as_array())
-                .into_iter()
-                .flatten()
-                .find(|c| c["id"] == f["source-id"])
-                .and_then(|c| c["name"].as_str());
-            match (column, parse_transform(transform)) {
+                .and_then(|s| s.field_by_id(f.source_id))
+                .map(|c| c.name.as_str());
+            match (column, parse_transform(&f.transform)) {
                 (Some(column), Some(t)) => Ok(PartitionField::new(column, t)),
                 _ => Err(ErrorKind::Usage(format!(
-                    "Iceberg table {name}: partition field {} ({transform} of field {}) is not \
+                    "Iceberg table {name}: partition field {:?} ({} of field {}) is not \
                      one pgarrow writes (a transform of a top-level column)",
-                    f["name"], f["source-id"]
+                    f.name, f.transform, f.source_id
                 ))
                 .into()),
             }
         })
         .collect()
-}
-
-/// The metadata file's version number (`00003-<uuid>.metadata.json`), else the log's length.
-fn metadata_version(location: &str, meta: &Json) -> i64 {
-    let name = location.rsplit('/').next().unwrap_or_default();
-    name.split_once('-')
-        .and_then(|(v, _)| v.parse::<i64>().ok())
-        .unwrap_or_else(|| {
-            meta["metadata-log"]
-                .as_array()
-                .map_or(0, |l| l.len() as i64)
-        })
 }
 
 /// A local warehouse as a `file:` URI of its absolute path (as Iceberg's own writers name
@@ -407,7 +335,8 @@ pub async fn export_to_iceberg(
     hooks: Hooks<'_>,
 ) -> Result<IcebergStats> {
     let name = format!("{}.{}", target.namespace, target.table);
-    let mut catalog = SqlCatalog::connect(&target.catalog, &target.catalog_name).await?;
+    let mut catalog =
+        SqlCatalog::connect(&target.catalog, &target.catalog_name, &target.storage).await?;
     let result = export(
         &mut catalog,
         config,
@@ -435,14 +364,11 @@ async fn export(
     name: &str,
 ) -> Result<IcebergStats> {
     let (ns, table) = (target.namespace.as_str(), target.table.as_str());
-    let base_location = catalog.current(ns, table).await?;
-    let base = match &base_location {
-        Some(loc) => Some(read_metadata(loc, &target.storage).await?),
-        None => None,
-    };
+    let base = catalog.load(ns, table).await?;
+    let base_meta = base.as_ref().map(|b| &b.metadata);
     // An incremental run goes on from the state the table's last commit carries: appended
     // (a restart replaces the table's rows).
-    let previous = match (&base, &target.incremental) {
+    let previous = match (base_meta, &target.incremental) {
         (Some(meta), Some(_)) => last_state(meta)?,
         _ => None,
     };
@@ -452,7 +378,7 @@ async fn export(
         previous.is_some(),
         target.if_exists,
     )?;
-    if let Some(meta) = &base {
+    if let Some(meta) = base_meta {
         if if_exists == IfExists::Fail {
             return Err(ErrorKind::Usage(format!(
                 "Iceberg table {name} exists: append to it or replace it (--if-exists append, \
@@ -462,14 +388,8 @@ async fn export(
         }
         writable(meta)?;
     }
-    let location = match (&base, &target.warehouse) {
-        (Some(meta), _) => meta["location"]
-            .as_str()
-            .ok_or_else(|| {
-                Error::from(ErrorKind::Unexpected("its metadata has no location".into()))
-            })?
-            .trim_end_matches('/')
-            .to_owned(),
+    let location = match (base_meta, &target.warehouse) {
+        (Some(meta), _) => meta.location.trim_end_matches('/').to_owned(),
         (None, Some(w)) => format!("{}/{ns}.db/{table}", absolute(w)?),
         (None, None) => {
             return Err(ErrorKind::Usage(
@@ -482,7 +402,7 @@ async fn export(
     // An export with partitions of its own into a table partitioned otherwise gives the table
     // a new partition spec in its commit (the old files keep theirs).
     let mut respec = false;
-    if let Some(meta) = &base {
+    if let Some(meta) = base_meta {
         let theirs = spec_layout(meta, name)?;
         if layout.partitions.is_empty() {
             layout.partitions = theirs;
@@ -493,10 +413,10 @@ async fn export(
     let layout = layout.with_partition_columns_kept(true);
     // The files keep the table's field IDs for its columns; new columns are numbered after
     // its last.
-    let ids = match &base {
+    let ids = match base_meta {
         Some(meta) => schema::known_ids(
-            current_schema(meta).map_or(&Json::Null, |s| &s["fields"]),
-            meta["last-column-id"].as_i64().unwrap_or(0),
+            meta.current_schema().map_or(&[][..], |s| &s.fields),
+            meta.last_column_id,
         ),
         None => FieldIds::default(),
     };
@@ -528,74 +448,13 @@ async fn export(
         ))
     })?;
     let ours = schema::iceberg_schema(&arrow, &ids)?;
-    // The table's schema after this commit, and whether it is a new one.
-    let (schema_json, evolved, base_schema_id) = match &base {
-        None => (ours.json(0), false, None),
-        Some(meta) => {
-            let current = current_schema(meta).ok_or_else(|| {
-                Error::from(ErrorKind::Unexpected(
-                    "its metadata has no current schema".into(),
-                ))
-            })?;
-            let replace = if_exists == IfExists::Replace;
-            match schema::evolve(current, &ours, replace) {
-                Err(why) => {
-                    return Err(ErrorKind::Usage(format!("{why}; nothing was committed")).into());
-                }
-                Ok(None) => (current.clone(), false, current["schema-id"].as_i64()),
-                Ok(Some(fields)) => {
-                    let new = json!({"type": "struct", "schema-id": next_schema_id(meta), "fields": fields});
-                    (new, true, current["schema-id"].as_i64())
-                }
-            }
-        }
-    };
-    let fields: Vec<Json> = schema_json["fields"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let types = schema::primitive_types(&fields);
-    let (mut spec_id, mut spec) = (0, Vec::new());
-    for (k, field) in layout.partitions.iter().enumerate() {
-        let source_id = ours.id_of(&field.column).ok_or_else(|| {
-            Error::from(ErrorKind::Usage(format!(
-                "partition {field}: no column \"{}\"",
-                field.column
-            )))
-        })?;
-        spec.push(SpecField {
-            source_id,
-            field_id: 1000 + k as i64,
-            name: field.name(),
-            transform: transform_name(field.transform),
-            source_type: types.get(&(source_id as i32)).cloned().unwrap_or_default(),
-        });
-    }
-    let base_spec_id = base.as_ref().map(|meta| default_spec(meta).0);
-    if let Some(meta) = &base {
-        if respec {
-            spec_id = evolved_spec(meta, &mut spec);
-        } else {
-            // The table's own partition field IDs and names.
-            let (id, fields) = default_spec(meta);
-            spec_id = id;
-            for (ours, theirs) in spec.iter_mut().zip(&fields) {
-                ours.field_id = theirs["field-id"].as_i64().unwrap_or(ours.field_id);
-                ours.name = theirs["name"].as_str().unwrap_or(&ours.name).to_owned();
-            }
-        }
-    }
-    let last_column_id = base
-        .as_ref()
-        .and_then(|m| m["last-column-id"].as_i64())
-        .unwrap_or(0)
-        .max(i64::from(ours.last_id));
+    let change = Change::new(base_meta, &ours, &layout, if_exists, respec)?;
     let snapshot_id = new_snapshot_id();
     let data_files = {
         let (manifest, spec, types, storage, data_dir) = (
             manifest.clone(),
-            spec.clone(),
-            types.clone(),
+            change.spec.clone(),
+            schema::primitive_types(&change.schema.fields),
             target.storage.clone(),
             data_dir.clone(),
         );
@@ -603,8 +462,13 @@ async fn export(
     };
     let metadata_dir = format!("{location}/metadata");
     let manifest_path = format!("{metadata_dir}/{}-m0.avro", crate::common::new_uuid());
-    let manifest_bytes =
-        manifest::write_manifest(&data_files, &spec, spec_id, &schema_json, snapshot_id)?;
+    let manifest_bytes = manifest::write_manifest(
+        &data_files,
+        &change.spec,
+        change.spec_id,
+        &change.schema,
+        snapshot_id,
+    )?;
     let manifest_length = manifest_bytes.len() as u64;
     let mut cleanup = Cleanup::new(&target.storage);
     cleanup.write(&manifest_path, manifest_bytes).await?;
@@ -613,172 +477,43 @@ async fn export(
     let new_entry = manifest::list_entry(
         &manifest_path,
         manifest_length,
-        &spec,
-        spec_id,
+        &change.spec,
+        change.spec_id,
         0,
         snapshot_id,
         &data_files,
     );
     let files = data_files.iter().map(|f| f.path.clone()).collect();
     let (run, run_state) = crate::run::finish(run, rows, files)?;
-    let mut state = base.clone().zip(base_location.clone());
-    let mut tries = Retries::new(
-        target.retries,
-        format!("Iceberg table {}.{}", target.namespace, target.table),
-    );
-    let (sequence, metadata_location) = loop {
-        let sequence = state
-            .as_ref()
-            .and_then(|(m, _)| m["last-sequence-number"].as_i64())
-            .unwrap_or(0)
-            + 1;
-        // The manifest list: the new manifest, then (an append) the current snapshot's.
-        let mut entries = vec![set_sequence(new_entry.clone(), sequence)];
-        let parent = state
-            .as_ref()
-            .and_then(|(m, _)| m["current-snapshot-id"].as_i64())
-            .filter(|id| *id != -1);
-        let previous_snapshot = match (&state, parent) {
-            (Some((meta, _)), Some(parent)) => snapshot(meta, parent).cloned(),
-            _ => None,
-        };
-        if if_exists == IfExists::Append
-            && let Some(prev) = &previous_snapshot
-        {
-            let list = prev["manifest-list"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            let at = crate::iceberg::located(&list, &target.storage)?;
-            let bytes = blocking(move || Ok(at.read()?)).await?;
-            entries.extend(manifest::read_manifest_list(&bytes)?);
-        }
-        let list_path = format!(
-            "{metadata_dir}/snap-{snapshot_id}-{}-{}.avro",
-            tries.retried() + 1,
-            crate::common::new_uuid()
-        );
-        let list_bytes = manifest::write_manifest_list(&entries, snapshot_id, parent, sequence)?;
-        cleanup.write(&list_path, list_bytes).await?;
-        let mut summary = summary(
-            if_exists,
-            previous_snapshot.as_ref(),
-            data_files.len(),
-            rows,
-            bytes,
-            &manifest,
-        );
-        if let Some(text) = &run_state {
-            summary[STATE_KEY] = Json::String(text.clone());
-        }
-        let snap = new_snapshot(
-            snapshot_id,
-            sequence,
-            &list_path,
-            summary,
-            &schema_json,
-            parent,
-        );
-        let (meta, version) = match &state {
-            None => (new_metadata(&location, &ours, &spec, snap), 0),
-            Some((meta, at)) => {
-                let mut next = next_metadata(meta, at, snap);
-                if evolved {
-                    add_schema(&mut next, &schema_json, last_column_id);
-                }
-                if respec {
-                    add_spec(&mut next, spec_id, &spec);
-                }
-                (next, metadata_version(at, meta) + 1)
-            }
-        };
-        let meta_path = format!(
-            "{metadata_dir}/{version:05}-{}.metadata.json",
-            crate::common::new_uuid()
-        );
-        let text = serde_json::to_vec_pretty(&meta)
-            .map_err(|e| Error::from(ErrorKind::Internal(format!("metadata JSON: {e}"))))?;
-        cleanup.write(&meta_path, text).await?;
-        let swapped = match &state {
-            None => {
-                catalog.ensure_namespace(ns).await?;
-                catalog.create(ns, table, &meta_path).await?
-            }
-            Some((_, at)) => catalog.swap(ns, table, at, &meta_path).await?,
-        };
-        if swapped {
-            break (sequence, meta_path);
-        }
-        // Another writer committed first: what this attempt wrote names nothing.
-        cleanup.remove(&[&list_path, &meta_path]).await;
-        match (&state, if_exists) {
-            (Some(_), IfExists::Replace) => {
-                return Err(ErrorKind::Conflict(
-                    "another writer committed to the table while it was being replaced; \
-                     nothing was committed"
-                        .into(),
-                )
-                .into());
-            }
-            // Another writer made the table first: only an append goes on, onto it.
-            (None, IfExists::Fail | IfExists::Replace) => {
-                return Err(ErrorKind::Conflict(
-                    "another writer made the table during the export; nothing was committed \
-                     (--if-exists append adds to it)"
-                        .into(),
-                )
-                .into());
-            }
-            _ => {}
-        }
-        tries.lost("another writer committed first").await?;
-        let now = catalog.current(ns, table).await?.ok_or_else(|| {
-            Error::from(ErrorKind::Conflict(
-                "the table was dropped during the export; nothing was committed".into(),
-            ))
-        })?;
-        let meta = read_metadata(&now, &target.storage).await?;
-        writable(&meta)?;
-        crate::run::check_race(run.as_ref(), previous.as_ref(), last_state(&meta)?.as_ref())?;
-        let now_schema = current_schema(&meta);
-        let (now_spec_id, now_spec) = default_spec(&meta);
-        let unchanged = match base_schema_id {
-            Some(id) => {
-                now_schema.and_then(|s| s["schema-id"].as_i64()) == Some(id)
-                    && Some(now_spec_id) == base_spec_id
-            }
-            // The table another writer made must be this export's: its columns, numbered
-            // alike, and its partitioning.
-            None => {
-                now_schema.is_some_and(|s| {
-                    s["schema-id"] == schema_json["schema-id"]
-                        && schema::evolve(s, &ours, false) == Ok(None)
-                }) && now_spec_id == spec_id
-                    && now_spec.len() == spec.len()
-                    && now_spec.iter().zip(&spec).all(|(theirs, ours)| {
-                        theirs["source-id"].as_i64() == Some(ours.source_id)
-                            && theirs["transform"].as_str() == Some(ours.transform.as_str())
-                            && theirs["field-id"].as_i64() == Some(ours.field_id)
-                    })
-            }
-        };
-        if !unchanged {
-            return Err(ErrorKind::Conflict(
-                "another writer changed the table's schema or partitioning during the export; \
-                 nothing was committed"
-                    .into(),
-            )
-            .into());
-        }
-        state = Some((meta, now));
+    let adding = Adding {
+        ns,
+        table,
+        location: &location,
+        ours: &ours,
+        change: &change,
+        if_exists,
+        snapshot_id,
+        new_entry: &new_entry,
+        files: data_files.len(),
+        rows,
+        bytes,
+        manifest: &manifest,
+        run_state: run_state.as_ref(),
     };
+    let existed = base.is_some();
+    let mut tries = Retries::new(target.retries, format!("Iceberg table {name}"));
+    let (sequence, done) = adding
+        .commit(catalog, target, base, &mut tries, &mut cleanup, |now| {
+            crate::run::check_race(run.as_ref(), previous.as_ref(), last_state(now)?.as_ref())
+        })
+        .await?;
     cleanup.keep();
     Ok(IcebergStats {
         export: written.keep(),
         snapshot_id,
         sequence_number: sequence,
-        metadata_location,
-        created: base.is_none() && tries.retried() == 0,
+        metadata_location: done.location,
+        created: !existed && tries.retried() == 0,
         rows,
         files: data_files.len(),
         retried: tries.retried(),
@@ -786,18 +521,309 @@ async fn export(
     })
 }
 
+/// What an export changes of the table besides its snapshot: its schema after the export
+/// (a new one when `evolved`), and the partition spec its files are written by (a new default
+/// when `respec`).
+struct Change {
+    schema: spec::Schema,
+    evolved: bool,
+    last_column_id: i64,
+    spec_id: i64,
+    spec: Vec<SpecField>,
+    respec: bool,
+    /// The table's current schema and default spec the export began on.
+    base_schema_id: Option<i64>,
+    base_spec_id: Option<i64>,
+}
+
+impl Change {
+    fn new(
+        base: Option<&TableMetadata>,
+        ours: &IcebergSchema,
+        layout: &Layout,
+        if_exists: IfExists,
+        respec: bool,
+    ) -> Result<Change> {
+        let (schema, evolved, base_schema_id) = match base {
+            None => (ours.schema(0), false, None),
+            Some(meta) => {
+                let current = meta.current_schema().ok_or_else(|| {
+                    Error::from(ErrorKind::InvalidInput(
+                        "its metadata has no current schema".into(),
+                    ))
+                })?;
+                let replace = if_exists == IfExists::Replace;
+                match schema::evolve(current, ours, replace) {
+                    Err(why) => {
+                        return Err(
+                            ErrorKind::Usage(format!("{why}; nothing was committed")).into()
+                        );
+                    }
+                    Ok(None) => (current.clone(), false, Some(current.schema_id)),
+                    Ok(Some(fields)) => (
+                        spec::Schema::new(meta.next_schema_id(), fields),
+                        true,
+                        Some(current.schema_id),
+                    ),
+                }
+            }
+        };
+        let types = schema::primitive_types(&schema.fields);
+        let mut spec = Vec::new();
+        for (k, field) in layout.partitions.iter().enumerate() {
+            let source_id = ours.id_of(&field.column).ok_or_else(|| {
+                Error::from(ErrorKind::Usage(format!(
+                    "partition {field}: no column \"{}\"",
+                    field.column
+                )))
+            })?;
+            spec.push(SpecField {
+                source_id,
+                field_id: 1000 + k as i64,
+                name: field.name(),
+                transform: transform_name(field.transform),
+                source_type: types.get(&(source_id as i32)).cloned().unwrap_or_default(),
+            });
+        }
+        let mut spec_id = 0;
+        if let Some(meta) = base {
+            if respec {
+                spec_id = evolved_spec(meta, &mut spec);
+            } else {
+                // The table's own partition field IDs and names.
+                let (id, fields) = meta.default_spec();
+                spec_id = id;
+                for (ours, theirs) in spec.iter_mut().zip(fields) {
+                    ours.field_id = theirs.field_id.unwrap_or(ours.field_id);
+                    ours.name = theirs.name.clone();
+                }
+            }
+        }
+        let last_column_id = base
+            .map_or(0, |m| m.last_column_id)
+            .max(i64::from(ours.last_id));
+        Ok(Change {
+            schema,
+            evolved,
+            last_column_id,
+            spec_id,
+            spec,
+            respec,
+            base_schema_id,
+            base_spec_id: base.map(|m| m.default_spec().0),
+        })
+    }
+
+    /// The updates besides the snapshot's, on `meta`.
+    fn updates(&self, meta: &TableMetadata) -> Vec<TableUpdate> {
+        let mut out = Vec::new();
+        if self.evolved {
+            out.push(TableUpdate::AddSchema {
+                schema: self.schema.clone(),
+                last_column_id: self.last_column_id,
+            });
+            out.push(TableUpdate::SetCurrentSchema { schema_id: -1 });
+        }
+        if self.respec {
+            out.extend(spec_updates(meta, self.spec_id, &self.spec));
+        }
+        out
+    }
+
+    /// What the change needs of the table besides its snapshot: the schema it evolves and the
+    /// spec it replaces are still current.
+    fn requirements(&self) -> Vec<TableRequirement> {
+        let mut out = Vec::new();
+        if let (true, Some(id)) = (self.evolved, self.base_schema_id) {
+            out.push(TableRequirement::AssertCurrentSchemaId {
+                current_schema_id: id,
+            });
+        }
+        if let (true, Some(id)) = (self.respec, self.base_spec_id) {
+            out.push(TableRequirement::AssertDefaultSpecId {
+                default_spec_id: id,
+            });
+        }
+        out
+    }
+
+    /// Whether the table another writer committed to (`now`) still takes this change: its
+    /// schema and spec are the ones the export began on (or, for a table the export meant to
+    /// make, the export's own).
+    fn still_fits(&self, now: &TableMetadata, ours: &IcebergSchema) -> bool {
+        let now_schema = now.current_schema();
+        let (now_spec_id, now_spec) = now.default_spec();
+        match self.base_schema_id {
+            Some(id) => {
+                now_schema.map(|s| s.schema_id) == Some(id)
+                    && Some(now_spec_id) == self.base_spec_id
+            }
+            // The table another writer made must be this export's: its columns, numbered
+            // alike, and its partitioning.
+            None => {
+                now_schema.is_some_and(|s| {
+                    s.schema_id == self.schema.schema_id
+                        && schema::evolve(s, ours, false) == Ok(None)
+                }) && now_spec_id == self.spec_id
+                    && now_spec.len() == self.spec.len()
+                    && now_spec.iter().zip(&self.spec).all(|(theirs, ours)| {
+                        theirs.source_id == ours.source_id
+                            && theirs.transform == ours.transform
+                            && theirs.field_id == Some(ours.field_id)
+                    })
+            }
+        }
+    }
+}
+
+/// An export's files, ready to commit as a snapshot of the table.
+struct Adding<'a> {
+    ns: &'a str,
+    table: &'a str,
+    location: &'a str,
+    ours: &'a IcebergSchema,
+    change: &'a Change,
+    if_exists: IfExists,
+    snapshot_id: i64,
+    new_entry: &'a crate::avro::Value,
+    files: usize,
+    rows: u64,
+    bytes: u64,
+    manifest: &'a Manifest,
+    run_state: Option<&'a String>,
+}
+
+impl Adding<'_> {
+    /// Commits the snapshot onto `base` (none: a new table), onto each newer table another
+    /// writer committed while `tries` allow and the change still fits it (`race`: an
+    /// incremental run's check of the table now). Its sequence number and the table after it.
+    async fn commit(
+        &self,
+        catalog: &mut SqlCatalog,
+        target: &IcebergTarget,
+        base: Option<Loaded>,
+        tries: &mut Retries,
+        cleanup: &mut Cleanup,
+        race: impl Fn(&TableMetadata) -> Result<()>,
+    ) -> Result<(i64, Box<Loaded>)> {
+        let metadata_dir = format!("{}/metadata", self.location);
+        let mut state = base;
+        loop {
+            let meta = state.as_ref().map(|l| &l.metadata);
+            let sequence = meta.and_then(|m| m.last_sequence_number).unwrap_or(0) + 1;
+            // The manifest list: the new manifest, then (an append) the current snapshot's.
+            let mut entries = vec![set_sequence(self.new_entry.clone(), sequence)];
+            let parent = meta.and_then(TableMetadata::current_snapshot_id);
+            let previous = meta.and_then(TableMetadata::current_snapshot);
+            if self.if_exists == IfExists::Append
+                && let Some(list) = previous.and_then(|p| p.manifest_list.clone())
+            {
+                let at = crate::iceberg::located(&list, &target.storage)?;
+                let bytes = blocking(move || Ok(at.read()?)).await?;
+                entries.extend(manifest::read_manifest_list(&bytes)?);
+            }
+            let list_path = format!(
+                "{metadata_dir}/snap-{}-{}-{}.avro",
+                self.snapshot_id,
+                tries.retried() + 1,
+                crate::common::new_uuid()
+            );
+            let list_bytes =
+                manifest::write_manifest_list(&entries, self.snapshot_id, parent, sequence)?;
+            cleanup.write(&list_path, list_bytes).await?;
+            let mut summary = summary(
+                self.if_exists,
+                previous,
+                self.files,
+                self.rows,
+                self.bytes,
+                self.manifest,
+            );
+            if let Some(text) = self.run_state {
+                summary.insert(STATE_KEY.into(), Json::String(text.clone()));
+            }
+            let snap = new_snapshot(
+                self.snapshot_id,
+                sequence,
+                &list_path,
+                summary,
+                self.change.schema.schema_id,
+                parent,
+            );
+            let committed = match &state {
+                None => {
+                    let new = new_metadata(self.location, self.ours, &self.change.spec, snap);
+                    catalog.create(self.ns, self.table, new).await?
+                }
+                Some(b) => {
+                    let mut updates = self.change.updates(&b.metadata);
+                    updates.extend(snapshot_updates(snap));
+                    let mut required = requirements(&b.metadata);
+                    required.extend(self.change.requirements());
+                    catalog
+                        .commit(self.ns, self.table, b, &required, &updates)
+                        .await?
+                }
+            };
+            let why = match committed {
+                Committed::Done(done) => return Ok((sequence, done)),
+                Committed::Conflict(why) => why,
+            };
+            // Another writer committed first: what this attempt wrote names nothing.
+            cleanup.remove(&[&list_path]).await;
+            match (&state, self.if_exists) {
+                (Some(_), IfExists::Replace) => {
+                    return Err(ErrorKind::Conflict(
+                        "another writer committed to the table while it was being replaced; \
+                         nothing was committed"
+                            .into(),
+                    )
+                    .into());
+                }
+                // Another writer made the table first: only an append goes on, onto it.
+                (None, IfExists::Fail | IfExists::Replace) => {
+                    return Err(ErrorKind::Conflict(
+                        "another writer made the table during the export; nothing was committed \
+                         (--if-exists append adds to it)"
+                            .into(),
+                    )
+                    .into());
+                }
+                _ => {}
+            }
+            tries.lost(why).await?;
+            let now = catalog.load(self.ns, self.table).await?.ok_or_else(|| {
+                Error::from(ErrorKind::Conflict(
+                    "the table was dropped during the export; nothing was committed".into(),
+                ))
+            })?;
+            writable(&now.metadata)?;
+            race(&now.metadata)?;
+            if !self.change.still_fits(&now.metadata, self.ours) {
+                return Err(ErrorKind::Conflict(
+                    "another writer changed the table's schema or partitioning during the \
+                     export; nothing was committed"
+                        .into(),
+                )
+                .into());
+            }
+            state = Some(now);
+        }
+    }
+}
+
 /// The snapshot summary key of an incremental run's state.
 const STATE_KEY: &str = "pgarrow.incremental";
 
 /// The state of the last incremental run the table's current snapshot descends from.
-fn last_state(meta: &Json) -> Result<Option<IncrementalState>> {
-    let mut id = meta["current-snapshot-id"].as_i64();
-    while let Some(snap) = id.filter(|i| *i != -1).and_then(|i| snapshot(meta, i)) {
-        if let Some(text) = snap["summary"][STATE_KEY].as_str() {
-            let at = format!("snapshot {}", snap["snapshot-id"]);
+fn last_state(meta: &TableMetadata) -> Result<Option<IncrementalState>> {
+    let mut snap = meta.current_snapshot();
+    while let Some(s) = snap {
+        if let Some(text) = s.summary.get(STATE_KEY).and_then(Json::as_str) {
+            let at = format!("snapshot {}", s.snapshot_id);
             return crate::run::parse_state(text, &at).map(Some);
         }
-        id = snap["parent-snapshot-id"].as_i64();
+        snap = s.parent_snapshot_id.and_then(|p| meta.snapshot(p));
     }
     Ok(None)
 }
@@ -865,27 +891,51 @@ impl Drop for Cleanup {
 }
 
 /// A snapshot's entry in the table metadata: made now, its manifest list at `list`, of the
-/// schema `schema`, after `parent`.
+/// schema `schema_id`, after `parent`.
 fn new_snapshot(
     snapshot_id: i64,
     sequence: i64,
     list: &str,
-    summary: Json,
-    schema: &Json,
+    summary: serde_json::Map<String, Json>,
+    schema_id: i64,
     parent: Option<i64>,
-) -> Json {
-    let mut snap = json!({
-        "snapshot-id": snapshot_id,
-        "sequence-number": sequence,
-        "timestamp-ms": now_ms(),
-        "manifest-list": list,
-        "summary": summary,
-        "schema-id": schema["schema-id"],
-    });
-    if let Some(p) = parent {
-        snap["parent-snapshot-id"] = json!(p);
+) -> Snapshot {
+    Snapshot {
+        snapshot_id,
+        parent_snapshot_id: parent,
+        sequence_number: Some(sequence),
+        timestamp_ms: now_ms(),
+        manifest_list: Some(list.to_owned()),
+        summary,
+        schema_id: Some(schema_id),
+        other: Default::default(),
     }
-    snap
+}
+
+/// The updates that commit `snap` as the table's current snapshot (its `main` branch).
+fn snapshot_updates(snap: Snapshot) -> Vec<TableUpdate> {
+    let id = snap.snapshot_id;
+    vec![
+        TableUpdate::AddSnapshot { snapshot: snap },
+        TableUpdate::SetSnapshotRef {
+            ref_name: "main".into(),
+            snapshot_id: id,
+            kind: "branch".into(),
+        },
+    ]
+}
+
+/// What must still hold of the table `base` for a change made from it to apply: it is the
+/// same table, at the same snapshot.
+fn requirements(base: &TableMetadata) -> Vec<TableRequirement> {
+    let mut r = vec![TableRequirement::AssertRefSnapshotId {
+        name: "main".into(),
+        snapshot_id: base.current_snapshot_id(),
+    }];
+    if let Some(uuid) = &base.table_uuid {
+        r.push(TableRequirement::AssertTableUuid { uuid: uuid.clone() });
+    }
+    r
 }
 
 /// A manifest list entry with its sequence numbers set.
@@ -905,17 +955,9 @@ fn set_sequence(entry: crate::avro::Value, sequence: i64) -> crate::avro::Value 
     }
 }
 
-/// Snapshot `id` of the metadata.
-fn snapshot(meta: &Json, id: i64) -> Option<&Json> {
-    meta["snapshots"]
-        .as_array()?
-        .iter()
-        .find(|s| snapshot_id(&s["snapshot-id"]) == Some(id))
-}
-
 /// Refuses a table pgarrow cannot add files to, naming why.
-fn writable(meta: &Json) -> Result<()> {
-    let version = meta["format-version"].as_i64().unwrap_or(1);
+fn writable(meta: &TableMetadata) -> Result<()> {
+    let version = meta.format_version;
     if version != 2 {
         return Err(ErrorKind::InvalidInput(format!(
             "it is of Iceberg format version {version}, and pgarrow writes version 2 tables \
@@ -924,7 +966,7 @@ fn writable(meta: &Json) -> Result<()> {
         ))
         .into());
     }
-    if meta["properties"]["write.parquet.field-id.enabled"] == json!("false") {
+    if meta.property("write.parquet.field-id.enabled") == Some("false") {
         return Err(ErrorKind::InvalidInput(
             "it maps columns by name (write.parquet.field-id.enabled = false)".into(),
         )
@@ -937,12 +979,12 @@ fn writable(meta: &Json) -> Result<()> {
 /// snapshot gave them, and the export's provenance.
 fn summary(
     if_exists: IfExists,
-    previous: Option<&Json>,
+    previous: Option<&Snapshot>,
     files: usize,
     rows: u64,
     bytes: u64,
     manifest: &Manifest,
-) -> Json {
+) -> serde_json::Map<String, Json> {
     let replace = if_exists == IfExists::Replace && previous.is_some();
     let mut s = serde_json::Map::new();
     let mut put = |k: &str, v: String| {
@@ -958,7 +1000,7 @@ fn summary(
     let total = |k: &str| -> Option<u64> {
         match previous {
             None => Some(0),
-            Some(p) => p["summary"][k].as_str()?.parse().ok(),
+            Some(p) => p.summary.get(k)?.as_str()?.parse().ok(),
         }
     };
     if replace {
@@ -1002,53 +1044,25 @@ fn summary(
         }
     }
     put("pgarrow", crate::common::provenance(manifest).to_string());
-    Json::Object(s)
-}
-
-/// The ID a new schema of the table takes: one past its highest.
-fn next_schema_id(meta: &Json) -> i64 {
-    meta["schemas"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["schema-id"].as_i64())
-        .max()
-        .unwrap_or(0)
-        + 1
-}
-
-/// `schema` added to the metadata as its current schema.
-fn add_schema(meta: &mut Json, schema: &Json, last_column_id: i64) {
-    match meta["schemas"].as_array_mut() {
-        Some(a) => a.push(schema.clone()),
-        None => meta["schemas"] = json!([schema]),
-    }
-    meta["current-schema-id"] = schema["schema-id"].clone();
-    meta["last-column-id"] = json!(last_column_id);
+    s
 }
 
 /// The spec ID of the table's spec of `spec`'s fields, numbering them as Iceberg does: a
 /// field of a source column and transform some spec of the table has keeps that field's ID
 /// and name, a new one is numbered after `last-partition-id`; an existing spec of the same
 /// fields is reused, else the spec is a new one, numbered after the table's specs.
-fn evolved_spec(meta: &Json, spec: &mut [SpecField]) -> i64 {
-    let specs: Vec<&Json> = meta["partition-specs"]
-        .as_array()
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
-    let mut last = meta["last-partition-id"].as_i64().unwrap_or(999);
+fn evolved_spec(meta: &TableMetadata, spec: &mut [SpecField]) -> i64 {
+    let mut last = meta.last_partition_id.unwrap_or(999);
     for ours in spec.iter_mut() {
-        let known = specs
+        let known = meta
+            .partition_specs
             .iter()
-            .flat_map(|s| s["fields"].as_array().into_iter().flatten())
-            .find(|f| {
-                f["source-id"].as_i64() == Some(ours.source_id)
-                    && f["transform"].as_str() == Some(ours.transform.as_str())
-            });
+            .flat_map(|s| &s.fields)
+            .find(|f| f.source_id == ours.source_id && f.transform == ours.transform);
         match known {
             Some(f) => {
-                ours.field_id = f["field-id"].as_i64().unwrap_or(ours.field_id);
-                ours.name = f["name"].as_str().unwrap_or(&ours.name).to_owned();
+                ours.field_id = f.field_id.unwrap_or(ours.field_id);
+                ours.name = f.name.clone();
             }
             None => {
                 last += 1;
@@ -1056,24 +1070,20 @@ fn evolved_spec(meta: &Json, spec: &mut [SpecField]) -> i64 {
             }
         }
     }
-    let same = |s: &&&Json| {
-        let fields = s["fields"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        fields.len() == spec.len()
-            && fields.iter().zip(spec.iter()).all(|(f, ours)| {
-                f["field-id"].as_i64() == Some(ours.field_id)
-                    && f["source-id"].as_i64() == Some(ours.source_id)
-                    && f["transform"].as_str() == Some(ours.transform.as_str())
+    let same = |s: &&PartitionSpec| {
+        s.fields.len() == spec.len()
+            && s.fields.iter().zip(spec.iter()).all(|(f, ours)| {
+                f.field_id == Some(ours.field_id)
+                    && f.source_id == ours.source_id
+                    && f.transform == ours.transform
             })
     };
-    match specs.iter().find(same) {
-        Some(s) => s["spec-id"].as_i64().unwrap_or(0),
+    match meta.partition_specs.iter().find(same) {
+        Some(s) => s.spec_id,
         None => {
-            specs
+            meta.partition_specs
                 .iter()
-                .filter_map(|s| s["spec-id"].as_i64())
+                .map(|s| s.spec_id)
                 .max()
                 .unwrap_or(-1)
                 + 1
@@ -1081,110 +1091,66 @@ fn evolved_spec(meta: &Json, spec: &mut [SpecField]) -> i64 {
     }
 }
 
-/// Makes spec `spec_id` of `spec`'s fields the table's default (added when new).
-fn add_spec(meta: &mut Json, spec_id: i64, spec: &[SpecField]) {
-    let known = meta["partition-specs"]
-        .as_array()
-        .is_some_and(|a| a.iter().any(|s| s["spec-id"].as_i64() == Some(spec_id)));
-    if !known {
-        let new = json!({"spec-id": spec_id, "fields": spec.iter().map(SpecField::json).collect::<Vec<_>>()});
-        match meta["partition-specs"].as_array_mut() {
-            Some(a) => a.push(new),
-            None => meta["partition-specs"] = json!([new]),
-        }
+/// The updates that make spec `spec_id` of `spec`'s fields the table's default (added when
+/// new).
+fn spec_updates(meta: &TableMetadata, spec_id: i64, spec: &[SpecField]) -> Vec<TableUpdate> {
+    let mut out = Vec::new();
+    if !meta.partition_specs.iter().any(|s| s.spec_id == spec_id) {
+        out.push(TableUpdate::AddSpec {
+            spec: PartitionSpec {
+                spec_id,
+                fields: spec.iter().map(SpecField::spec_field).collect(),
+                other: Default::default(),
+            },
+        });
     }
-    meta["default-spec-id"] = json!(spec_id);
-    let highest = spec.iter().map(|f| f.field_id).max().unwrap_or(999);
-    let last = meta["last-partition-id"]
-        .as_i64()
-        .unwrap_or(999)
-        .max(highest);
-    meta["last-partition-id"] = json!(last);
+    out.push(TableUpdate::SetDefaultSpec { spec_id });
+    out
 }
 
 /// A new table's metadata, its first snapshot `snap`.
-fn new_metadata(location: &str, schema: &IcebergSchema, spec: &[SpecField], snap: Json) -> Json {
-    let now = snap["timestamp-ms"].clone();
-    let id = snap["snapshot-id"].clone();
-    json!({
-        "format-version": 2,
-        "table-uuid": crate::common::new_uuid(),
-        "location": location,
-        "last-sequence-number": snap["sequence-number"],
-        "last-updated-ms": now,
-        "last-column-id": schema.last_id,
-        "current-schema-id": 0,
-        "schemas": [schema.json(0)],
-        "default-spec-id": 0,
-        "partition-specs": [{"spec-id": 0, "fields": spec.iter().map(SpecField::json).collect::<Vec<_>>()}],
-        "last-partition-id": 999 + spec.len() as i64,
-        "default-sort-order-id": 0,
-        "sort-orders": [{"order-id": 0, "fields": []}],
-        "properties": {"created-by": format!("pgarrow {}", env!("CARGO_PKG_VERSION"))},
-        "current-snapshot-id": id,
-        "refs": {"main": {"snapshot-id": id, "type": "branch"}},
-        "snapshots": [snap],
-        "snapshot-log": [{"snapshot-id": id, "timestamp-ms": now}],
-        "metadata-log": [],
-    })
-}
-
-/// The metadata after `meta` (at `at`) with snapshot `snap` made current; everything else
-/// in it (another writer's properties, statistics, other branches) kept as it was.
-fn next_metadata(meta: &Json, at: &str, snap: Json) -> Json {
-    let mut m = meta.clone();
-    let now = snap["timestamp-ms"].clone();
-    let id = snap["snapshot-id"].clone();
-    let previous_updated = m["last-updated-ms"].clone();
-    m["last-sequence-number"] = snap["sequence-number"].clone();
-    m["last-updated-ms"] = now.clone();
-    m["current-snapshot-id"] = id.clone();
-    if !m["refs"].is_object() {
-        m["refs"] = json!({});
-    }
-    m["refs"]["main"] = json!({"snapshot-id": id, "type": "branch"});
-    let push = |m: &mut Json, key: &str, v: Json| match m[key].as_array_mut() {
-        Some(a) => a.push(v),
-        None => m[key] = json!([v]),
-    };
-    push(&mut m, "snapshots", snap);
-    push(
-        &mut m,
-        "snapshot-log",
-        json!({"snapshot-id": id, "timestamp-ms": now}),
+fn new_metadata(
+    location: &str,
+    schema: &IcebergSchema,
+    spec: &[SpecField],
+    snap: Snapshot,
+) -> TableMetadata {
+    let mut properties = serde_json::Map::new();
+    properties.insert(
+        "created-by".into(),
+        Json::String(format!("pgarrow {}", env!("CARGO_PKG_VERSION"))),
     );
-    log_metadata(&mut m, at, previous_updated);
+    let empty = TableMetadata {
+        format_version: 2,
+        table_uuid: Some(crate::common::new_uuid()),
+        location: location.to_owned(),
+        last_sequence_number: Some(0),
+        last_updated_ms: snap.timestamp_ms,
+        last_column_id: i64::from(schema.last_id),
+        schemas: vec![schema.schema(0)],
+        current_schema_id: Some(0),
+        partition_specs: vec![PartitionSpec {
+            spec_id: 0,
+            fields: spec.iter().map(SpecField::spec_field).collect(),
+            other: Default::default(),
+        }],
+        default_spec_id: Some(0),
+        last_partition_id: Some(999 + spec.len() as i64),
+        properties,
+        current_snapshot_id: None,
+        snapshots: Vec::new(),
+        snapshot_log: Vec::new(),
+        metadata_log: Vec::new(),
+        sort_orders: Some(json!([{"order-id": 0, "fields": []}])),
+        default_sort_order_id: Some(0),
+        refs: Default::default(),
+        other: Default::default(),
+    };
+    let now = snap.timestamp_ms;
+    let mut m = empty.updated("", &snapshot_updates(snap), now);
+    // A new table has no earlier metadata file.
+    m.metadata_log.clear();
     m
-}
-
-/// Adds the metadata file at `at` (last updated `updated`) to `m`'s metadata log, which keeps
-/// the newest files the table's property says (Iceberg's default: 100), as Iceberg's own
-/// writers do: a mirror commits often.
-fn log_metadata(m: &mut Json, at: &str, updated: Json) {
-    let entry = json!({"metadata-file": at, "timestamp-ms": updated});
-    match m["metadata-log"].as_array_mut() {
-        Some(a) => a.push(entry),
-        None => m["metadata-log"] = json!([entry]),
-    }
-    let keep = m["properties"]["write.metadata.previous-versions-max"]
-        .as_str()
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(100)
-        .max(1);
-    if let Some(log) = m["metadata-log"].as_array_mut()
-        && log.len() > keep
-    {
-        log.drain(..log.len() - keep);
-    }
-}
-
-/// Where the metadata file after the one at `at` (of metadata `meta`) goes, in `metadata_dir`.
-fn next_metadata_path(metadata_dir: &str, at: &str, meta: &Json) -> String {
-    let version = metadata_version(at, meta) + 1;
-    format!(
-        "{metadata_dir}/{version:05}-{}.metadata.json",
-        crate::common::new_uuid()
-    )
 }
 
 /// Each written file as a manifest entry, its statistics read from its footer.
@@ -1225,52 +1191,5 @@ mod tests {
         }
         assert_eq!(parse_transform("void"), None);
         assert!(new_snapshot_id() > 0);
-        assert_eq!(
-            metadata_version("s3://b/t/metadata/00012-abc.metadata.json", &json!({})),
-            12
-        );
-        assert_eq!(
-            metadata_version(
-                "/t/metadata/v3.metadata.json",
-                &json!({"metadata-log": [1, 2]})
-            ),
-            2
-        );
-    }
-
-    #[test]
-    fn a_commit_keeps_what_it_does_not_know() {
-        let meta = json!({"format-version": 2, "snapshots": [], "x-other": {"a": 1},
-            "last-updated-ms": 5, "refs": {"b": {"snapshot-id": 1, "type": "branch"}}});
-        let snap = json!({"snapshot-id": 9, "sequence-number": 3, "timestamp-ms": 7});
-        let next = next_metadata(&meta, "/m/00001-x.metadata.json", snap);
-        assert_eq!(next["x-other"], json!({"a": 1}));
-        assert_eq!(next["refs"]["b"]["snapshot-id"], json!(1));
-        assert_eq!(next["refs"]["main"]["snapshot-id"], json!(9));
-        assert_eq!(next["metadata-log"][0]["timestamp-ms"], json!(5));
-        assert_eq!(next["last-sequence-number"], json!(3));
-        assert!(writable(&json!({"format-version": 1})).is_err());
-        assert!(writable(&next).is_ok());
-        // The metadata log keeps the newest files the table's property says.
-        let mut meta = next;
-        meta["properties"] = json!({"write.metadata.previous-versions-max": "3"});
-        for k in 2..8 {
-            let snap = json!({"snapshot-id": 9 + k, "sequence-number": 3 + k, "timestamp-ms": 7});
-            meta = next_metadata(&meta, &format!("/m/{k:05}-x.metadata.json"), snap);
-        }
-        let log: Vec<&str> = meta["metadata-log"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["metadata-file"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            log,
-            [
-                "/m/00005-x.metadata.json",
-                "/m/00006-x.metadata.json",
-                "/m/00007-x.metadata.json"
-            ]
-        );
     }
 }

@@ -2,11 +2,58 @@
 //! `iceberg_namespace_properties` tables that pyiceberg's `SqlCatalog` and Iceberg's
 //! `JdbcCatalog` share, made when the database has none. A table's commit swaps its metadata
 //! location in one statement that holds only if no other writer swapped it first.
+//!
+//! Every commit goes through [`Catalog`]: a change to a table is its updates under its
+//! requirements (the REST catalog specification's terms, [`super::spec`]), which the SQL
+//! catalog applies to the metadata it read, writes as the next metadata file and swaps in; a
+//! REST catalog sends them instead.
 
-use pgarrow::Result;
+use pgarrow::io::StorageOptions;
 use pgarrow::protocol::Config;
+use pgarrow::{Error, ErrorKind, Result};
 
+use super::spec::{TableMetadata, TableRequirement, TableUpdate};
 use crate::sql::Db;
+
+/// A table as a catalog holds it: its metadata, and where that is.
+#[derive(Debug, Clone)]
+pub(crate) struct Loaded {
+    pub(crate) metadata: TableMetadata,
+    pub(crate) location: String,
+}
+
+/// What a commit answered: the table after it, or that another writer committed first (the
+/// caller reads the table again, [`crate::retry::Retries`]).
+#[derive(Debug)]
+pub(crate) enum Committed {
+    Done(Box<Loaded>),
+    Conflict(String),
+}
+
+/// An Iceberg catalog: where a table's current metadata is, and the one way it changes.
+#[allow(async_fn_in_trait)] // used by this crate only, on its own runtime
+pub(crate) trait Catalog {
+    /// The table, `None` when the catalog has no such table.
+    async fn load(&mut self, namespace: &str, table: &str) -> Result<Option<Loaded>>;
+
+    /// Makes the table of `metadata` (its first snapshot in it).
+    async fn create(
+        &mut self,
+        namespace: &str,
+        table: &str,
+        metadata: TableMetadata,
+    ) -> Result<Committed>;
+
+    /// Applies `updates` to the table read as `base`, if `requirements` still hold of it.
+    async fn commit(
+        &mut self,
+        namespace: &str,
+        table: &str,
+        base: &Loaded,
+        requirements: &[TableRequirement],
+        updates: &[TableUpdate],
+    ) -> Result<Committed>;
+}
 
 /// The catalog tables, as pyiceberg makes them (the JDBC catalog's schema version 1).
 const DDL: &str = "
@@ -34,6 +81,8 @@ const CREATE_LOCK: i64 = 0x0069_6365_6265_7267;
 pub(crate) struct SqlCatalog {
     db: Db,
     name: String,
+    /// Where the tables' metadata files are read and written.
+    storage: StorageOptions,
     /// Whether `iceberg_tables` has the `iceberg_type` column (schema version 1).
     typed: bool,
 }
@@ -41,7 +90,11 @@ pub(crate) struct SqlCatalog {
 impl SqlCatalog {
     /// Connects to the catalog `name` in the database `config` names, making the catalog
     /// tables when it has none.
-    pub(crate) async fn connect(config: &Config, name: &str) -> Result<SqlCatalog> {
+    pub(crate) async fn connect(
+        config: &Config,
+        name: &str,
+        storage: &StorageOptions,
+    ) -> Result<SqlCatalog> {
         let mut db = Db::connect(config, "the Iceberg catalog").await?;
         let exists = db
             .query("SELECT to_regclass('iceberg_tables')::text", &[])
@@ -74,6 +127,7 @@ impl SqlCatalog {
         Ok(SqlCatalog {
             db,
             name: name.to_owned(),
+            storage: storage.clone(),
             typed,
         })
     }
@@ -117,7 +171,7 @@ impl SqlCatalog {
     }
 
     /// Registers a new table at `metadata`; `false` when another writer registered it first.
-    pub(crate) async fn create(
+    pub(crate) async fn create_at(
         &mut self,
         namespace: &str,
         table: &str,
@@ -180,5 +234,105 @@ impl SqlCatalog {
     /// Ends the connection.
     pub(crate) async fn close(self) {
         self.db.close().await;
+    }
+
+    /// Writes `metadata` as the file at `path`, removed again when `register` (the catalog's
+    /// pointer moved to it) does not land.
+    async fn written(
+        &mut self,
+        path: &str,
+        metadata: &TableMetadata,
+        register: impl AsyncFnOnce(&mut SqlCatalog) -> Result<bool>,
+    ) -> Result<Committed> {
+        let mut cleanup = super::Cleanup::new(&self.storage);
+        cleanup.write(path, metadata.to_json_bytes()).await?;
+        if !register(self).await? {
+            // Dropped unkept: the file names nothing.
+            return Ok(Committed::Conflict(
+                "another writer committed to the table first".into(),
+            ));
+        }
+        cleanup.keep();
+        Ok(Committed::Done(Box::new(Loaded {
+            metadata: metadata.clone(),
+            location: path.to_owned(),
+        })))
+    }
+}
+
+impl Catalog for SqlCatalog {
+    async fn load(&mut self, namespace: &str, table: &str) -> Result<Option<Loaded>> {
+        let Some(location) = self.current(namespace, table).await? else {
+            return Ok(None);
+        };
+        let metadata = super::read_metadata(&location, &self.storage).await?;
+        Ok(Some(Loaded { metadata, location }))
+    }
+
+    async fn create(
+        &mut self,
+        namespace: &str,
+        table: &str,
+        metadata: TableMetadata,
+    ) -> Result<Committed> {
+        let path = format!(
+            "{}/metadata/00000-{}.metadata.json",
+            metadata.location.trim_end_matches('/'),
+            crate::common::new_uuid()
+        );
+        let (ns, t) = (namespace.to_owned(), table.to_owned());
+        self.ensure_namespace(namespace).await?;
+        let at = path.clone();
+        self.written(&path, &metadata, async move |c: &mut SqlCatalog| {
+            c.create_at(&ns, &t, &at).await
+        })
+        .await
+    }
+
+    async fn commit(
+        &mut self,
+        namespace: &str,
+        table: &str,
+        base: &Loaded,
+        requirements: &[TableRequirement],
+        updates: &[TableUpdate],
+    ) -> Result<Committed> {
+        // The swap below holds only from `base`'s file, which the requirements are checked on.
+        if let Some(why) = TableMetadata::unmet(Some(&base.metadata), requirements) {
+            return Ok(Committed::Conflict(why));
+        }
+        let next = base
+            .metadata
+            .updated(&base.location, updates, super::now_ms());
+        let version = base.metadata.version_at(&base.location) + 1;
+        let path = format!(
+            "{}/metadata/{version:05}-{}.metadata.json",
+            base.metadata.location.trim_end_matches('/'),
+            crate::common::new_uuid()
+        );
+        let (ns, t, old, new) = (
+            namespace.to_owned(),
+            table.to_owned(),
+            base.location.clone(),
+            path.clone(),
+        );
+        self.written(&path, &next, async move |c: &mut SqlCatalog| {
+            c.swap(&ns, &t, &old, &new).await
+        })
+        .await
+    }
+}
+
+impl Committed {
+    /// The table after the commit; [`ErrorKind::Conflict`] naming `what` when another writer
+    /// committed first.
+    pub(crate) fn or_conflict(self, what: &str) -> Result<Box<Loaded>> {
+        match self {
+            Committed::Done(l) => Ok(l),
+            Committed::Conflict(why) => Err(Error::from(ErrorKind::Conflict(format!(
+                "{}: {what}: {why}",
+                crate::live::MOVED
+            )))),
+        }
     }
 }

@@ -7,11 +7,11 @@
 use std::collections::{HashMap, HashSet};
 
 use pgarrow::io::{Location, StorageOptions};
-use pgarrow::{Error, ErrorKind, Result};
-use serde_json::Value as Json;
+use pgarrow::{Error, Result};
 
-use super::catalog::SqlCatalog;
-use super::{IcebergTarget, blocking, read_metadata};
+use super::catalog::{Catalog, Committed, SqlCatalog};
+use super::spec::{TableMetadata, TableRequirement, TableUpdate};
+use super::{IcebergTarget, blocking};
 use crate::retention::{ExpireOptions, ExpireStats, remove_files};
 use crate::retry::Retries;
 
@@ -25,71 +25,59 @@ pub(crate) async fn expire(target: &IcebergTarget, options: &ExpireOptions) -> R
     let cutoff = options.cutoff_ms();
     let mut tries = Retries::new(options.retries, format!("expiring Iceberg table {name}"));
     loop {
-        let mut catalog = SqlCatalog::connect(&target.catalog, &target.catalog_name).await?;
-        let current = catalog.current(&target.namespace, &target.table).await;
-        catalog.close().await;
-        let Some(at) = current? else {
+        let mut catalog =
+            SqlCatalog::connect(&target.catalog, &target.catalog_name, &target.storage).await?;
+        let loaded = catalog.load(&target.namespace, &target.table).await;
+        let Some(base) = loaded? else {
+            catalog.close().await;
             return Err(Error::usage(format!("there is no Iceberg table {name}")));
         };
-        let meta = read_metadata(&at, &target.storage).await?;
-        let (kept, dropped) = split(&meta, cutoff);
+        let meta = &base.metadata;
+        let (kept, dropped) = split(meta, cutoff);
         let mut stats = ExpireStats {
             snapshots: dropped.len() as u64,
             ..ExpireStats::default()
         };
         if dropped.is_empty() {
+            catalog.close().await;
             return Ok(stats);
         }
         let lists = |ids: &HashSet<i64>| -> Vec<String> {
-            snapshots(&meta)
-                .filter(|s| {
-                    s["snapshot-id"]
-                        .as_i64()
-                        .is_some_and(|id| ids.contains(&id))
-                })
-                .filter_map(|s| s["manifest-list"].as_str().map(str::to_owned))
+            meta.snapshots
+                .iter()
+                .filter(|s| ids.contains(&s.snapshot_id))
+                .filter_map(|s| s.manifest_list.clone())
                 .collect()
         };
         let (kept_lists, dropped_lists) = (lists(&kept), lists(&dropped));
         let storage = target.storage.clone();
-        let gone = blocking(move || unreachable(&kept_lists, &dropped_lists, &storage)).await?;
+        let gone = blocking(move || unreachable(&kept_lists, &dropped_lists, &storage)).await;
+        let gone = match gone {
+            Ok(gone) => gone,
+            Err(e) => {
+                catalog.close().await;
+                return Err(e);
+            }
+        };
         if options.dry_run {
+            catalog.close().await;
             remove_files(&gone, &mut stats, true);
             return Ok(stats);
         }
-        // The metadata without the dropped snapshots.
-        let mut next = meta.clone();
-        let keep = |v: &Json| {
-            v["snapshot-id"]
-                .as_i64()
-                .is_some_and(|id| kept.contains(&id))
-        };
-        for key in ["snapshots", "snapshot-log"] {
-            if let Some(a) = next[key].as_array_mut() {
-                a.retain(&keep);
-            }
-        }
-        next["last-updated-ms"] = super::now_ms().into();
-        super::log_metadata(&mut next, &at, meta["last-updated-ms"].clone());
-        let location = meta["location"]
-            .as_str()
-            .unwrap_or_default()
-            .trim_end_matches('/');
-        let path = super::next_metadata_path(&format!("{location}/metadata"), &at, &meta);
-        let text = serde_json::to_vec_pretty(&next)
-            .map_err(|e| Error::from(ErrorKind::Internal(format!("metadata JSON: {e}"))))?;
-        let written = crate::iceberg::located(&path, &target.storage)?;
-        {
-            let written = written.clone();
-            blocking(move || Ok(written.write_atomically(&text)?)).await?;
-        }
-        let mut catalog = SqlCatalog::connect(&target.catalog, &target.catalog_name).await?;
-        let swapped = catalog
-            .swap(&target.namespace, &target.table, &at, &path)
+        // The metadata without the dropped snapshots, only if no other writer moved it.
+        let mut ids: Vec<i64> = dropped.into_iter().collect();
+        ids.sort_unstable();
+        let updates = [TableUpdate::RemoveSnapshots { snapshot_ids: ids }];
+        let required = [TableRequirement::AssertRefSnapshotId {
+            name: "main".into(),
+            snapshot_id: meta.current_snapshot_id(),
+        }];
+        let committed = catalog
+            .commit(&target.namespace, &target.table, &base, &required, &updates)
             .await;
         catalog.close().await;
-        match swapped {
-            Ok(true) => {
+        match committed {
+            Ok(Committed::Done(_)) => {
                 let gone = blocking(move || {
                     let mut stats = ExpireStats::default();
                     remove_files(&gone, &mut stats, false);
@@ -101,41 +89,22 @@ pub(crate) async fn expire(target: &IcebergTarget, options: &ExpireOptions) -> R
                 return Ok(stats);
             }
             // Another writer (a mirror) committed first: read the table again.
-            Ok(false) => {
-                let _ = written.remove();
-                tries.lost("another writer moved the table first").await?;
-            }
-            Err(e) => {
-                let _ = written.remove();
-                return Err(e.context(format!("expiring Iceberg table {name}")));
-            }
+            Ok(Committed::Conflict(why)) => tries.lost(why).await?,
+            Err(e) => return Err(e.context(format!("expiring Iceberg table {name}"))),
         }
     }
 }
 
-fn snapshots(meta: &Json) -> impl Iterator<Item = &Json> {
-    meta["snapshots"].as_array().into_iter().flatten()
-}
-
 /// The snapshots kept (newer than `cutoff`, the current one, any a reference names) and those
 /// dropped, by ID.
-fn split(meta: &Json, cutoff: i64) -> (HashSet<i64>, HashSet<i64>) {
-    let mut named: HashSet<i64> = meta["refs"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(_, r)| r["snapshot-id"].as_i64())
-        .collect();
-    named.extend(meta["current-snapshot-id"].as_i64());
+fn split(meta: &TableMetadata, cutoff: i64) -> (HashSet<i64>, HashSet<i64>) {
+    let named: HashSet<i64> = meta.referenced_snapshots().collect();
     let (mut kept, mut dropped) = (HashSet::new(), HashSet::new());
-    for s in snapshots(meta) {
-        let Some(id) = s["snapshot-id"].as_i64() else {
-            continue;
-        };
-        let old = s["timestamp-ms"].as_i64().unwrap_or(i64::MAX) < cutoff;
-        match old && !named.contains(&id) {
-            true => dropped.insert(id),
-            false => kept.insert(id),
+    for s in &meta.snapshots {
+        let old = s.timestamp_ms < cutoff;
+        match old && !named.contains(&s.snapshot_id) {
+            true => dropped.insert(s.snapshot_id),
+            false => kept.insert(s.snapshot_id),
         };
     }
     (kept, dropped)

@@ -36,13 +36,15 @@ impl SpecField {
         }
     }
 
-    pub(crate) fn json(&self) -> Json {
-        json!({
-            "source-id": self.source_id,
-            "field-id": self.field_id,
-            "name": self.name,
-            "transform": self.transform,
-        })
+    /// The field as the table metadata's partition spec holds it.
+    pub(crate) fn spec_field(&self) -> super::spec::PartitionSpecField {
+        super::spec::PartitionSpecField {
+            source_id: self.source_id,
+            field_id: Some(self.field_id),
+            name: self.name.clone(),
+            transform: self.transform.clone(),
+            other: Default::default(),
+        }
     }
 }
 
@@ -506,7 +508,7 @@ pub(crate) fn write_manifest(
     files: &[DataFile],
     spec: &[SpecField],
     spec_id: i64,
-    schema: &Json,
+    schema: &super::spec::Schema,
     snapshot_id: i64,
 ) -> Result<Vec<u8>> {
     let records: Vec<Value> = files.iter().map(|f| f.avro(spec, snapshot_id)).collect();
@@ -522,16 +524,19 @@ pub(crate) fn write_entries(
     entries: &[Value],
     spec: &[SpecField],
     spec_id: i64,
-    schema: &Json,
+    schema: &super::spec::Schema,
     deletes: bool,
 ) -> Result<Vec<u8>> {
-    let spec_json: Vec<Json> = spec.iter().map(SpecField::json).collect();
+    let spec_fields: Vec<_> = spec.iter().map(SpecField::spec_field).collect();
+    // Types of strings and numbers: their JSON cannot fail.
+    let schema_text = serde_json::to_string(schema).unwrap_or_default();
+    let spec_text = serde_json::to_string(&spec_fields).unwrap_or_default();
     avro::write_file(
         &manifest_schema(spec),
         &[
-            ("schema", schema.to_string()),
-            ("schema-id", schema["schema-id"].to_string()),
-            ("partition-spec", Json::Array(spec_json).to_string()),
+            ("schema", schema_text),
+            ("schema-id", schema.schema_id.to_string()),
+            ("partition-spec", spec_text),
             ("partition-spec-id", spec_id.to_string()),
             ("format-version", "2".into()),
             ("content", if deletes { "deletes" } else { "data" }.into()),
@@ -786,7 +791,7 @@ mod tests {
             lower: [(1, vec![1, 0, 0, 0])].into(),
             upper: [(1, vec![2, 0, 0, 0])].into(),
         };
-        let schema = json!({"type": "struct", "schema-id": 0, "fields": []});
+        let schema = super::super::spec::Schema::new(0, Vec::new());
         let bytes = write_manifest(std::slice::from_ref(&file), &spec, 0, &schema, 42).unwrap();
         let read = avro::read_file(&bytes).unwrap();
         assert_eq!(read.meta("partition-spec-id"), Some("0"));

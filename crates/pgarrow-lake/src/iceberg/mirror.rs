@@ -13,11 +13,12 @@ use pgarrow::io::{Format, Layout, Manifest, ManifestFile, PartitionField};
 use pgarrow::{Error, ErrorKind, Result};
 use serde_json::{Value as Json, json};
 
-use super::catalog::SqlCatalog;
+use super::catalog::{Catalog, Loaded, SqlCatalog};
 use super::manifest::{self, DataFile, SpecField, Typed};
+use super::spec::{Snapshot, TableMetadata, TableUpdate};
 use super::{
-    Cleanup, IcebergTarget, blocking, current_schema, default_spec, new_snapshot_id, next_metadata,
-    read_metadata, schema, set_sequence, snapshot, spec_layout,
+    Cleanup, IcebergTarget, blocking, new_snapshot_id, requirements, schema, set_sequence,
+    snapshot_updates, spec_layout,
 };
 use crate::common::new_uuid;
 use crate::live::{LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Plan};
@@ -27,8 +28,7 @@ pub(crate) struct IcebergMirror {
     target: IcebergTarget,
     name: String,
     /// The table's metadata, and where it is.
-    meta: Json,
-    at: String,
+    table: Box<Loaded>,
     /// Each live data file's path (as the manifests name it), by the ID the mirror's index
     /// knows it by.
     paths: HashMap<i64, String>,
@@ -46,21 +46,18 @@ pub(crate) struct IcebergMirror {
 type Partition = Vec<Option<Typed>>;
 
 /// The table's current partition spec, with its source columns' types.
-fn table_spec(meta: &Json) -> Vec<SpecField> {
-    let fields: Vec<Json> = current_schema(meta)
-        .and_then(|s| s["fields"].as_array().cloned())
-        .unwrap_or_default();
-    let types = schema::primitive_types(&fields);
-    default_spec(meta)
+fn table_spec(meta: &TableMetadata) -> Vec<SpecField> {
+    let types = schema::primitive_types(meta.current_schema().map_or(&[][..], |s| &s.fields));
+    meta.default_spec()
         .1
         .iter()
         .map(|f| {
-            let source_id = f["source-id"].as_i64().unwrap_or(-1);
+            let source_id = f.source_id;
             SpecField {
                 source_id,
-                field_id: f["field-id"].as_i64().unwrap_or(-1),
-                name: f["name"].as_str().unwrap_or_default().to_owned(),
-                transform: f["transform"].as_str().unwrap_or_default().to_owned(),
+                field_id: f.field_id.unwrap_or(-1),
+                name: f.name.clone(),
+                transform: f.transform.clone(),
                 source_type: i32::try_from(source_id)
                     .ok()
                     .and_then(|id| types.get(&id).cloned())
@@ -83,26 +80,24 @@ impl IcebergMirror {
         whole: bool,
     ) -> Result<Option<(IcebergMirror, Live, Option<MirrorPoint>)>> {
         let name = format!("{}.{}", target.namespace, target.table);
-        let mut catalog = SqlCatalog::connect(&target.catalog, &target.catalog_name).await?;
-        let current = catalog.current(&target.namespace, &target.table).await;
+        let mut catalog =
+            SqlCatalog::connect(&target.catalog, &target.catalog_name, &target.storage).await?;
+        let loaded = catalog.load(&target.namespace, &target.table).await;
         catalog.close().await;
-        let Some(at) = current? else {
+        let Some(table) = loaded? else {
             return Ok(None);
         };
-        let meta = read_metadata(&at, &target.storage).await?;
-        super::writable(&meta)?;
-        let partitions = spec_layout(&meta, &name)?;
-        let spec = table_spec(&meta);
-        let snap = meta["current-snapshot-id"]
-            .as_i64()
-            .filter(|id| *id != -1)
-            .and_then(|id| snapshot(&meta, id))
-            .cloned();
+        let table = Box::new(table);
+        let meta = &table.metadata;
+        super::writable(meta)?;
+        let partitions = spec_layout(meta, &name)?;
+        let spec = table_spec(meta);
+        let snap = meta.current_snapshot();
         let point = snap
-            .as_ref()
-            .and_then(|s| s["summary"]["pgarrow"].as_str())
+            .and_then(|s| s.summary.get("pgarrow"))
+            .and_then(Json::as_str)
             .and_then(MirrorPoint::from_provenance);
-        let files = match snap.as_ref().and_then(|s| s["manifest-list"].as_str()) {
+        let files = match snap.and_then(|s| s.manifest_list.as_deref()) {
             Some(list) => {
                 let (list, storage) = (list.to_owned(), target.storage.clone());
                 blocking(move || super::read::snapshot_files(&list, &storage))
@@ -140,12 +135,7 @@ impl IcebergMirror {
         }
         let next_id = live_files.len() as i64;
         let key = match whole {
-            true => current_schema(&meta)
-                .and_then(|s| s["fields"].as_array())
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f["name"].as_str().map(str::to_owned))
-                .collect(),
+            true => meta.current_schema().map(|s| s.names()).unwrap_or_default(),
             false => key,
         };
         let live = Live::load(key, whole, live_files)
@@ -155,8 +145,7 @@ impl IcebergMirror {
             IcebergMirror {
                 target: target.clone(),
                 name,
-                meta,
-                at,
+                table,
                 paths,
                 next_id,
                 spec,
@@ -170,12 +159,11 @@ impl IcebergMirror {
 
     /// The table's columns, in order.
     pub(crate) fn column_names(&self) -> Vec<String> {
-        current_schema(&self.meta)
-            .and_then(|s| s["fields"].as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f["name"].as_str().map(str::to_owned))
-            .collect()
+        self.table
+            .metadata
+            .current_schema()
+            .map(|s| s.names())
+            .unwrap_or_default()
     }
 
     /// Renames columns, `(old, new)`, in a new schema of the table that keeps their field IDs,
@@ -187,68 +175,60 @@ impl IcebergMirror {
     /// catalog's and the store's.
     pub(crate) async fn rename(&mut self, renames: &[(String, String)]) -> Result<()> {
         let name = self.name.clone();
-        let mut schema = current_schema(&self.meta).cloned().ok_or_else(|| {
-            Error::from(ErrorKind::Unexpected(format!(
+        let meta = &self.table.metadata;
+        let mut schema = meta.current_schema().cloned().ok_or_else(|| {
+            Error::from(ErrorKind::InvalidInput(format!(
                 "Iceberg table {name}: its metadata has no current schema"
             )))
         })?;
-        let Some(fields) = schema["fields"].as_array_mut() else {
-            return Err(ErrorKind::Unexpected(format!(
-                "Iceberg table {name}: a schema without fields"
-            ))
-            .into());
-        };
         for (old, new) in renames {
-            let field = fields
+            let field = schema
+                .fields
                 .iter_mut()
-                .find(|f| f["name"].as_str() == Some(old))
+                .find(|f| f.name == *old)
                 .ok_or_else(|| {
                     Error::from(ErrorKind::Usage(format!(
                         "Iceberg table {name} has no column {old:?} to rename {new:?}"
                     )))
                 })?;
-            field["name"] = json!(new);
+            field.name = new.clone();
         }
-        schema["schema-id"] = json!(super::next_schema_id(&self.meta));
-        let mut meta = self.meta.clone();
-        let last = meta["last-column-id"].as_i64().unwrap_or(0);
-        super::add_schema(&mut meta, &schema, last);
-        let updated = meta["last-updated-ms"].clone();
-        meta["last-updated-ms"] = json!(super::now_ms());
-        super::log_metadata(&mut meta, &self.at, updated);
-        let location = self.meta["location"]
-            .as_str()
-            .unwrap_or_default()
-            .trim_end_matches('/');
-        let path = super::next_metadata_path(&format!("{location}/metadata"), &self.at, &self.meta);
-        let text = serde_json::to_vec_pretty(&meta)
-            .map_err(|e| Error::from(ErrorKind::Internal(format!("metadata JSON: {e}"))))?;
-        let mut cleanup = Cleanup::new(&self.target.storage);
-        cleanup.write(&path, text).await?;
-        self.swap_to(&path, "renaming columns of").await?;
-        cleanup.keep();
-        self.meta = meta;
-        self.at = path;
-        Ok(())
+        schema.schema_id = meta.next_schema_id();
+        let updates = [
+            TableUpdate::AddSchema {
+                schema,
+                last_column_id: meta.last_column_id,
+            },
+            TableUpdate::SetCurrentSchema { schema_id: -1 },
+        ];
+        self.commit_updates(&updates, "renaming columns of").await
     }
 
-    /// Points the catalog at the metadata file `path`, if it still points at the one the
-    /// mirror read (else [`MOVED`]); `what` says what the commit did, for its errors.
-    async fn swap_to(&self, path: &str, what: &str) -> Result<()> {
+    /// Commits `updates` onto the table the mirror read, if no other writer moved it (else
+    /// [`MOVED`]); `what` says what the commit did, for its errors.
+    async fn commit_updates(&mut self, updates: &[TableUpdate], what: &str) -> Result<()> {
         let name = &self.name;
-        let mut catalog =
-            SqlCatalog::connect(&self.target.catalog, &self.target.catalog_name).await?;
-        let swapped = catalog
-            .swap(&self.target.namespace, &self.target.table, &self.at, path)
+        let mut catalog = SqlCatalog::connect(
+            &self.target.catalog,
+            &self.target.catalog_name,
+            &self.target.storage,
+        )
+        .await?;
+        let required = requirements(&self.table.metadata);
+        let committed = catalog
+            .commit(
+                &self.target.namespace,
+                &self.target.table,
+                &self.table,
+                &required,
+                updates,
+            )
             .await;
         catalog.close().await;
-        match swapped.map_err(|e| e.context(format!("{what} Iceberg table {name}")))? {
-            true => Ok(()),
-            false => Err(ErrorKind::Conflict(format!(
-                "{MOVED}: another writer committed to Iceberg table {name}"
-            ))
-            .into()),
-        }
+        let committed = committed.map_err(|e| e.context(format!("{what} Iceberg table {name}")))?;
+        self.table =
+            committed.or_conflict(&format!("another writer committed to Iceberg table {name}"))?;
+        Ok(())
     }
 
     /// Commits `plan` (its rows as data files, its deletes as one position delete file) with
@@ -266,28 +246,21 @@ impl IcebergMirror {
         let name = self.name.clone();
         let laps = Laps::new(&name);
         let storage = self.target.storage.clone();
-        let location = self.meta["location"]
-            .as_str()
-            .ok_or_else(|| {
-                Error::from(ErrorKind::Unexpected(format!(
-                    "Iceberg table {name}: its metadata has no location"
-                )))
-            })?
-            .trim_end_matches('/')
-            .to_owned();
+        let meta = self.table.metadata.clone();
+        let location = meta.location.trim_end_matches('/').to_owned();
         let data_dir = format!("{location}/data");
         let metadata_dir = format!("{location}/metadata");
-        let current = current_schema(&self.meta).cloned().ok_or_else(|| {
-            Error::from(ErrorKind::Unexpected(format!(
+        let current = meta.current_schema().cloned().ok_or_else(|| {
+            Error::from(ErrorKind::InvalidInput(format!(
                 "Iceberg table {name}: its metadata has no current schema"
             )))
         })?;
-        let last_column_id = self.meta["last-column-id"].as_i64().unwrap_or(0);
-        let ids = schema::known_ids(&current["fields"], last_column_id);
+        let last_column_id = meta.last_column_id;
+        let ids = schema::known_ids(&current.fields, last_column_id);
         let mut cleanup = Cleanup::new(&storage);
         // The rows, as data files, and the table's schema after them: the source's columns,
         // keeping the IDs of those the table has.
-        let mut schema_json = current.clone();
+        let mut table_schema = current.clone();
         let mut evolved = false;
         let mut new_last = last_column_id;
         let mut data_files = Vec::new();
@@ -303,8 +276,7 @@ impl IcebergMirror {
                 }
                 Ok(None) => {}
                 Ok(Some(fields)) => {
-                    let next = super::next_schema_id(&self.meta);
-                    schema_json = json!({"type": "struct", "schema-id": next, "fields": fields});
+                    table_schema = super::spec::Schema::new(meta.next_schema_id(), fields);
                     evolved = true;
                     new_last = last_column_id.max(i64::from(ours.last_id));
                 }
@@ -313,11 +285,7 @@ impl IcebergMirror {
             for f in &written.files {
                 cleanup.track(&format!("{data_dir}/{}", f.path));
             }
-            let fields: Vec<Json> = schema_json["fields"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let types = schema::primitive_types(&fields);
+            let types = schema::primitive_types(&table_schema.fields);
             let (dir, s, spec) = (data_dir.clone(), storage.clone(), self.spec.clone());
             data_files =
                 blocking(move || super::describe_files(&dir, &s, &written, &spec, &types)).await?;
@@ -358,8 +326,8 @@ impl IcebergMirror {
         laps.lap("files written");
         // The manifests.
         let snapshot_id = new_snapshot_id();
-        let sequence = self.meta["last-sequence-number"].as_i64().unwrap_or(0) + 1;
-        let spec_id = default_spec(&self.meta).0;
+        let sequence = meta.last_sequence_number.unwrap_or(0) + 1;
+        let spec_id = meta.default_spec().0;
         let mut entries = Vec::new();
         for files in [&data_files, &delete_files] {
             if files.is_empty() {
@@ -367,20 +335,18 @@ impl IcebergMirror {
             }
             let path = format!("{metadata_dir}/{}-m0.avro", new_uuid());
             let bytes =
-                manifest::write_manifest(files, &self.spec, spec_id, &schema_json, snapshot_id)?;
+                manifest::write_manifest(files, &self.spec, spec_id, &table_schema, snapshot_id)?;
             let length = bytes.len() as u64;
             cleanup.write(&path, bytes).await?;
             let entry =
                 manifest::list_entry(&path, length, &self.spec, spec_id, 0, snapshot_id, files);
             entries.push(set_sequence(entry, sequence));
         }
-        let parent = self.meta["current-snapshot-id"]
-            .as_i64()
-            .filter(|id| *id != -1);
-        let previous = parent.and_then(|p| snapshot(&self.meta, p)).cloned();
+        let parent = meta.current_snapshot_id();
+        let previous: Option<Snapshot> = meta.current_snapshot().cloned();
         let mut kept_bytes = None;
         if !plan.truncate
-            && let Some(list) = previous.as_ref().and_then(|p| p["manifest-list"].as_str())
+            && let Some(list) = previous.as_ref().and_then(|p| p.manifest_list.as_deref())
         {
             let at = crate::iceberg::located(list, &storage)?;
             let bytes = blocking(move || Ok(at.read()?)).await?;
@@ -409,7 +375,7 @@ impl IcebergMirror {
                 true => {
                     let at = Merge {
                         storage: &storage,
-                        schema: &schema_json,
+                        schema: &table_schema,
                         spec: &self.spec,
                         spec_id,
                         snapshot_id,
@@ -470,23 +436,22 @@ impl IcebergMirror {
             snapshot_id,
             sequence,
             &list_path,
-            summary,
-            &schema_json,
+            summary.as_object().cloned().unwrap_or_default(),
+            table_schema.schema_id,
             parent,
         );
-        let mut meta = next_metadata(&self.meta, &self.at, snap);
+        let mut updates = Vec::new();
         if evolved {
-            super::add_schema(&mut meta, &schema_json, new_last);
+            updates.push(TableUpdate::AddSchema {
+                schema: table_schema.clone(),
+                last_column_id: new_last,
+            });
+            updates.push(TableUpdate::SetCurrentSchema { schema_id: -1 });
         }
-        let meta_path = super::next_metadata_path(&metadata_dir, &self.at, &self.meta);
-        let text = serde_json::to_vec_pretty(&meta)
-            .map_err(|e| Error::from(ErrorKind::Internal(format!("metadata JSON: {e}"))))?;
-        cleanup.write(&meta_path, text).await?;
-        self.swap_to(&meta_path, "committing to").await?;
+        updates.extend(snapshot_updates(snap));
+        self.commit_updates(&updates, "committing to").await?;
         cleanup.keep();
         laps.lap("committed");
-        self.meta = meta;
-        self.at = meta_path;
         // The index as the snapshot left it.
         if plan.truncate {
             self.paths.clear();
@@ -574,7 +539,7 @@ struct Ending {
 /// Where a commit merges its snapshot's manifests.
 struct Merge<'a> {
     storage: &'a pgarrow::io::StorageOptions,
-    schema: &'a Json,
+    schema: &'a super::spec::Schema,
     spec: &'a [SpecField],
     spec_id: i64,
     snapshot_id: i64,
@@ -725,7 +690,7 @@ fn partition_of(record: &crate::avro::Value, spec: &[SpecField], name: &str) -> 
 /// The summary of a mirror's snapshot: what it added and deleted, the table's totals, and the
 /// position it reaches (in pgarrow's provenance, where the next run finds it).
 fn summary(
-    previous: Option<&Json>,
+    previous: Option<&Snapshot>,
     plan: &Plan,
     point: Option<&MirrorPoint>,
     data_files: &[DataFile],
@@ -736,8 +701,10 @@ fn summary(
     let added_bytes: u64 = data_files.iter().map(|f| f.bytes).sum();
     let total = |k: &str| -> u64 {
         match (plan.truncate, previous) {
-            (false, Some(p)) => p["summary"][k]
-                .as_str()
+            (false, Some(p)) => p
+                .summary
+                .get(k)
+                .and_then(Json::as_str)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
             _ => 0,

@@ -10,10 +10,11 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use pgarrow::io::{Input, InputOptions, StorageOptions, TableFile};
 use pgarrow::protocol::Config;
 use pgarrow::{Error, ErrorKind, Result};
-use serde_json::Value as Value2;
+use serde_json::Value as Json;
 
-use super::catalog::SqlCatalog;
-use super::{blocking, read_metadata, snapshot};
+use super::blocking;
+use super::catalog::{Catalog, SqlCatalog};
+use super::spec::{NestedField, TableMetadata, Type};
 use crate::avro::{self, Value};
 
 /// The Iceberg table `namespace.table` of the SQL catalog `catalog_name` in database
@@ -34,22 +35,22 @@ pub async fn open_iceberg(
     let refuse = |what: String| -> Error {
         ErrorKind::InvalidInput(format!("Iceberg table {name}: {what}")).into()
     };
-    let mut db = SqlCatalog::connect(catalog, catalog_name).await?;
-    let current = db.current(namespace, table).await;
+    let mut db = SqlCatalog::connect(catalog, catalog_name, storage).await?;
+    let loaded = db.load(namespace, table).await;
     db.close().await;
-    let Some(at) = current? else {
+    let Some(loaded) = loaded? else {
         return Err(ErrorKind::Usage(format!(
             "Iceberg table {name}: the catalog {catalog_name:?} has no such table"
         ))
         .into());
     };
-    let meta = read_metadata(&at, storage).await?;
-    let fields = super::current_schema(&meta)
-        .and_then(|s| s["fields"].as_array())
-        .cloned()
+    let meta = loaded.metadata;
+    let fields = meta
+        .current_schema()
+        .map(|s| s.fields.clone())
         .ok_or_else(|| refuse("its metadata has no current schema".into()))?;
     // No snapshot (-1, or none): a table of no rows, of its columns.
-    let Some(id) = super::snapshot_id(&meta["current-snapshot-id"]).filter(|id| *id != -1) else {
+    let Some(id) = meta.current_snapshot_id() else {
         let schema = table_schema(&fields, &[])?;
         return Ok(Input::open_table_as(
             format!("Iceberg table {name} (no snapshot)"),
@@ -59,12 +60,13 @@ pub async fn open_iceberg(
             options,
         )?);
     };
-    let snap = snapshot(&meta, id)
+    let snap = meta
+        .snapshot(id)
         .ok_or_else(|| refuse(format!("its current snapshot {id} is not in its metadata")))?;
-    let list = snap["manifest-list"]
-        .as_str()
-        .ok_or_else(|| refuse(format!("snapshot {id} has no manifest list")))?
-        .to_owned();
+    let list = snap
+        .manifest_list
+        .clone()
+        .ok_or_else(|| refuse(format!("snapshot {id} has no manifest list")))?;
     // What a file that lacks a column holds in it: an identity partition's value from the
     // file's partition tuple (writers may leave such columns out of the files), else the
     // column's `initial-default` (files written before it was added). Never NULL in their
@@ -75,7 +77,7 @@ pub async fn open_iceberg(
     let names = name_mapping(&meta).map_err(&refuse)?.map(Arc::new);
     let storage2 = storage.clone();
     // Each column's Iceberg type, for the partition values the tuple holds as bytes.
-    let fields_of: Vec<Value2> = fields.iter().map(|f| f["type"].clone()).collect();
+    let fields_of: Vec<Type> = fields.iter().map(|f| f.ty.clone()).collect();
     let files = blocking(move || {
         snapshot_files(&list, &storage2)?
             .into_iter()
@@ -125,14 +127,14 @@ pub async fn open_iceberg(
 
 /// The identity partition fields of every partition spec, by the name the partition tuples
 /// give them, with the place of their source column among `fields`.
-fn identity_columns(meta: &Value2, fields: &[Value2]) -> Vec<(String, usize)> {
-    let specs = meta["partition-specs"].as_array().into_iter().flatten();
-    specs
-        .flat_map(|spec| spec["fields"].as_array().into_iter().flatten())
-        .filter(|f| f["transform"].as_str() == Some("identity"))
+fn identity_columns(meta: &TableMetadata, fields: &[NestedField]) -> Vec<(String, usize)> {
+    meta.partition_specs
+        .iter()
+        .flat_map(|spec| &spec.fields)
+        .filter(|f| f.transform == "identity")
         .filter_map(|f| {
-            let index = fields.iter().position(|c| c["id"] == f["source-id"])?;
-            Some((f["name"].as_str()?.to_owned(), index))
+            let index = fields.iter().position(|c| c.id == f.source_id)?;
+            Some((f.name.clone(), index))
         })
         .collect()
 }
@@ -144,7 +146,7 @@ fn identity_columns(meta: &Value2, fields: &[Value2]) -> Vec<(String, usize)> {
 /// # Errors
 /// A default of a form no cast reads (an object or an array: a nested default), named.
 fn initial_defaults(
-    fields: &[Value2],
+    fields: &[NestedField],
 ) -> std::result::Result<Vec<(usize, arrow_array::ArrayRef)>, String> {
     let mut out = Vec::new();
     for (index, f) in fields.iter().enumerate() {
@@ -161,50 +163,53 @@ fn initial_defaults(
 /// # Errors
 /// A default of a form no cast reads, named.
 fn nested_defaults(
-    fields: &[Value2],
+    fields: &[NestedField],
 ) -> std::result::Result<Vec<(i64, arrow_array::ArrayRef)>, String> {
     fn walk(
-        ty: &Value2,
+        ty: &Type,
         out: &mut Vec<(i64, arrow_array::ArrayRef)>,
     ) -> std::result::Result<(), String> {
-        match ty["type"].as_str() {
-            Some("struct") => {
-                for f in ty["fields"].as_array().into_iter().flatten() {
-                    if let (Some(id), Some(value)) = (f["id"].as_i64(), initial_default(f)?) {
-                        out.push((id, value));
+        match ty {
+            Type::Struct(fields) => {
+                for f in fields {
+                    if let Some(value) = initial_default(f)? {
+                        out.push((f.id, value));
                     }
-                    walk(&f["type"], out)?;
+                    walk(&f.ty, out)?;
                 }
             }
-            Some("list") => walk(&ty["element"], out)?,
-            Some("map") => {
-                walk(&ty["key"], out)?;
-                walk(&ty["value"], out)?;
+            Type::List { element, .. } => walk(element, out)?,
+            Type::Map { key, value, .. } => {
+                walk(key, out)?;
+                walk(value, out)?;
             }
-            _ => {}
+            Type::Primitive(_) => {}
         }
         Ok(())
     }
     let mut out = Vec::new();
     for f in fields {
-        walk(&f["type"], &mut out)?;
+        walk(&f.ty, &mut out)?;
     }
     Ok(out)
 }
 
 /// A field's `initial-default` as a one-row array; `None` without one.
-fn initial_default(f: &Value2) -> std::result::Result<Option<arrow_array::ArrayRef>, String> {
+fn initial_default(f: &NestedField) -> std::result::Result<Option<arrow_array::ArrayRef>, String> {
     use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
     {
-        let value: ArrayRef = match &f["initial-default"] {
-            Value2::Null => return Ok(None),
-            Value2::Bool(b) => Arc::new(BooleanArray::from(vec![*b])),
-            Value2::Number(n) => match n.as_i64() {
+        let Some(default) = f.initial_default() else {
+            return Ok(None);
+        };
+        let value: ArrayRef = match default {
+            Json::Null => return Ok(None),
+            Json::Bool(b) => Arc::new(BooleanArray::from(vec![*b])),
+            Json::Number(n) => match n.as_i64() {
                 Some(i) => Arc::new(Int64Array::from(vec![i])),
                 None => Arc::new(Float64Array::from(vec![n.as_f64().unwrap_or(f64::NAN)])),
             },
             // Binary and fixed defaults are hex, a uuid's its text: their bytes.
-            Value2::String(text) if is_bytes_type(&f["type"]) => {
+            Json::String(text) if is_bytes_type(&f.ty) => {
                 let hex: String = text.chars().filter(|c| *c != '-').collect();
                 let bytes = (0..hex.len())
                     .step_by(2)
@@ -216,17 +221,17 @@ fn initial_default(f: &Value2) -> std::result::Result<Option<arrow_array::ArrayR
                     .filter(|_| hex.len().is_multiple_of(2))
                     .ok_or_else(|| {
                         format!(
-                            "column {} has the initial default {text:?}, which is not hex",
-                            f["name"]
+                            "column {:?} has the initial default {text:?}, which is not hex",
+                            f.name
                         )
                     })?;
                 Arc::new(arrow_array::BinaryArray::from(vec![bytes.as_slice()]))
             }
-            Value2::String(text) => Arc::new(StringArray::from(vec![text.as_str()])),
+            Json::String(text) => Arc::new(StringArray::from(vec![text.as_str()])),
             other => {
                 return Err(format!(
-                    "column {} has the initial default {other}, which pgarrow does not read yet",
-                    f["name"]
+                    "column {:?} has the initial default {other}, which pgarrow does not read yet",
+                    f.name
                 ));
             }
         };
@@ -239,48 +244,48 @@ fn initial_default(f: &Value2) -> std::result::Result<Option<arrow_array::ArrayR
 ///
 /// # Errors
 /// A mapping that is not the specification's JSON, named.
-fn name_mapping(meta: &Value2) -> std::result::Result<Option<pgarrow::io::NameMapping>, String> {
-    fn fields(list: &Value2) -> Option<Vec<pgarrow::io::MappedField>> {
-        let Some(list) = list.as_array() else {
-            return list.is_null().then(Vec::new);
-        };
-        list.iter()
-            .map(|m| {
-                Some(pgarrow::io::MappedField {
-                    id: match &m["field-id"] {
-                        Value2::Null => None,
-                        id => Some(id.as_i64()?),
-                    },
-                    names: m["names"]
-                        .as_array()?
-                        .iter()
-                        .map(|n| n.as_str().map(str::to_owned))
-                        .collect::<Option<_>>()?,
-                    fields: fields(&m["fields"])?,
-                })
+fn name_mapping(
+    meta: &TableMetadata,
+) -> std::result::Result<Option<pgarrow::io::NameMapping>, String> {
+    // The mapping is JSON of its own inside a property's text (the specification's
+    // "Column Projection" section): a list of fields, each of an optional ID and its names.
+    #[derive(serde::Deserialize)]
+    struct Mapped {
+        #[serde(rename = "field-id", default)]
+        field_id: Option<i64>,
+        names: Vec<String>,
+        #[serde(default)]
+        fields: Option<Vec<Mapped>>,
+    }
+    fn fields(list: Vec<Mapped>) -> Vec<pgarrow::io::MappedField> {
+        list.into_iter()
+            .map(|m| pgarrow::io::MappedField {
+                id: m.field_id,
+                names: m.names,
+                fields: fields(m.fields.unwrap_or_default()),
             })
             .collect()
     }
-    let Some(text) = meta["properties"]["schema.name-mapping.default"].as_str() else {
+    let Some(text) = meta.property("schema.name-mapping.default") else {
         return Ok(None);
     };
-    serde_json::from_str::<Value2>(text)
-        .ok()
-        .and_then(|v| fields(&v))
-        .map(|f| Some(pgarrow::io::NameMapping(f)))
-        .ok_or_else(|| format!("its name mapping (schema.name-mapping.default) is not one: {text}"))
+    serde_json::from_str::<Vec<Mapped>>(text)
+        .map(|list| Some(pgarrow::io::NameMapping(fields(list))))
+        .map_err(|e| {
+            format!("its name mapping (schema.name-mapping.default) is not one ({e}): {text}")
+        })
 }
 
 /// Whether an Iceberg type's JSON values are bytes spelled as hex (or a uuid's text).
-fn is_bytes_type(ty: &Value2) -> bool {
-    ty.as_str()
+fn is_bytes_type(ty: &Type) -> bool {
+    ty.primitive()
         .is_some_and(|t| t == "binary" || t == "uuid" || t.starts_with("fixed["))
 }
 
 /// A partition tuple's value as a one-row array (a date as its days, a timestamp as its
 /// microseconds: each casts to the column's type; a decimal's unscaled big-endian bytes as the
 /// column's decimal `ty`); `None` for a NULL partition.
-fn avro_scalar(value: &Value, ty: &Value2) -> Option<arrow_array::ArrayRef> {
+fn avro_scalar(value: &Value, ty: &Type) -> Option<arrow_array::ArrayRef> {
     if let (Value::Bytes(b), Some((p, s))) = (value, decimal_type(ty))
         && !b.is_empty()
         && b.len() <= 16
@@ -301,8 +306,8 @@ fn avro_scalar(value: &Value, ty: &Value2) -> Option<arrow_array::ArrayRef> {
 }
 
 /// An Iceberg `decimal(P, S)` type's precision and scale.
-fn decimal_type(ty: &Value2) -> Option<(u8, i8)> {
-    let t = ty.as_str()?.replace(' ', "");
+fn decimal_type(ty: &Type) -> Option<(u8, i8)> {
+    let t = ty.primitive()?.replace(' ', "");
     let (p, s) = t
         .strip_prefix("decimal(")?
         .strip_suffix(')')?
@@ -611,14 +616,10 @@ impl Vector {
 /// type, an extension), else a primitive from its Iceberg type (a column no file holds as the
 /// table types it: added or promoted since); every field nullable, named as the table names
 /// it now.
-fn table_schema(fields: &[Value2], files: &[TableFile]) -> Result<Arc<Schema>> {
+fn table_schema(fields: &[NestedField], files: &[TableFile]) -> Result<Arc<Schema>> {
     let mut found: Vec<Option<Field>> = vec![None; fields.len()];
     crate::common::fields_from_files(files, fields, &mut found, |want, f| {
-        super::schema::holds(f, want).then(|| {
-            f.clone()
-                .with_name(want["name"].as_str().unwrap_or_default())
-                .with_nullable(true)
-        })
+        super::schema::holds(f, want).then(|| f.clone().with_name(&want.name).with_nullable(true))
     })?;
     let fields = fields
         .iter()
@@ -632,12 +633,16 @@ fn table_schema(fields: &[Value2], files: &[TableFile]) -> Result<Arc<Schema>> {
 }
 
 /// The Arrow field of a primitive column from its Iceberg type, with its field ID.
-fn primitive(want: &Value2) -> Result<Field> {
-    let name = want["name"].as_str().unwrap_or_default();
-    let ty = want["type"].as_str().unwrap_or_default().replace(' ', "");
+fn primitive(want: &NestedField) -> Result<Field> {
+    column(&want.name, want.id, &want.ty)
+}
+
+/// The Arrow field `name` of Iceberg type `ty`, with its field ID `id`.
+fn column(name: &str, id: i64, want: &Type) -> Result<Field> {
+    let ty = want.primitive().unwrap_or_default().replace(' ', "");
     let mut metadata = std::collections::HashMap::from([(
         parquet::arrow::PARQUET_FIELD_ID_META_KEY.to_owned(),
-        want["id"].as_i64().unwrap_or(-1).to_string(),
+        id.to_string(),
     )]);
     let dt = match ty.as_str() {
         "boolean" => DataType::Boolean,
@@ -668,9 +673,9 @@ fn primitive(want: &Value2) -> Result<Field> {
             metadata.insert("ARROW:extension:name".into(), "arrow.uuid".into());
             DataType::FixedSizeBinary(16)
         }
-        t if t.starts_with("decimal(") => match decimal_type(&want["type"]) {
+        t if t.starts_with("decimal(") => match decimal_type(want) {
             Some((p, s)) => DataType::Decimal128(p, s),
-            None => return Err(unreadable(name, &want["type"])),
+            None => return Err(unreadable(name, want)),
         },
         // Format version 3's: WKB, as GeoArrow's `geoarrow.wkb` (PostGIS's `geometry`, or
         // `geography` for spherical edges) with the type's CRS (OGC:CRS84 by default).
@@ -698,40 +703,42 @@ fn primitive(want: &Value2) -> Result<Field> {
         t if t.starts_with("fixed[") => {
             match t.trim_start_matches("fixed[").trim_end_matches(']').parse() {
                 Ok(n) => DataType::FixedSizeBinary(n),
-                Err(_) => return Err(unreadable(name, &want["type"])),
+                Err(_) => return Err(unreadable(name, want)),
             }
         }
         // A nested type (a column of a table no file holds yet: an empty table's): its
         // fields, each with its ID.
-        "" => nested(&want["type"]).ok_or_else(|| unreadable(name, &want["type"]))?,
-        _ => return Err(unreadable(name, &want["type"])),
+        "" => nested(want).ok_or_else(|| unreadable(name, want))?,
+        _ => return Err(unreadable(name, want)),
     };
     Ok(Field::new(name, dt, true).with_metadata(metadata))
 }
 
 /// The Arrow type of a nested Iceberg type (`struct`, `list`, `map`), its fields with their IDs.
-fn nested(ty: &Value2) -> Option<DataType> {
-    let field = |name: &str, id: &Value2, ty: &Value2| -> Option<Field> {
-        let f = serde_json::json!({"name": name, "id": id, "type": ty});
-        primitive(&f).ok()
-    };
-    Some(match ty["type"].as_str()? {
-        "struct" => DataType::Struct(
-            ty["fields"]
-                .as_array()?
+fn nested(ty: &Type) -> Option<DataType> {
+    let field = |name: &str, id: i64, ty: &Type| -> Option<Field> { column(name, id, ty).ok() };
+    Some(match ty {
+        Type::Struct(fields) => DataType::Struct(
+            fields
                 .iter()
-                .map(|f| field(f["name"].as_str()?, &f["id"], &f["type"]))
+                .map(|f| field(&f.name, f.id, &f.ty))
                 .collect::<Option<Vec<Field>>>()?
                 .into(),
         ),
-        "list" => DataType::List(Arc::new(field(
-            "element",
-            &ty["element-id"],
-            &ty["element"],
-        )?)),
-        "map" => {
-            let key = field("key", &ty["key-id"], &ty["key"])?.with_nullable(false);
-            let value = field("value", &ty["value-id"], &ty["value"])?;
+        Type::List {
+            element_id,
+            element,
+            ..
+        } => DataType::List(Arc::new(field("element", *element_id, element)?)),
+        Type::Map {
+            key_id,
+            key,
+            value_id,
+            value,
+            ..
+        } => {
+            let key = field("key", *key_id, key)?.with_nullable(false);
+            let value = field("value", *value_id, value)?;
             DataType::Map(
                 Arc::new(Field::new(
                     "key_value",
@@ -741,11 +748,11 @@ fn nested(ty: &Value2) -> Option<DataType> {
                 false,
             )
         }
-        _ => return None,
+        Type::Primitive(_) => return None,
     })
 }
 
-fn unreadable(name: &str, ty: &Value2) -> Error {
+fn unreadable(name: &str, ty: &Type) -> Error {
     ErrorKind::InvalidInput(format!(
         "no data file holds column \"{name}\" as the table types it ({ty}), and pgarrow reads \
          that type only from a file that does"
@@ -785,7 +792,7 @@ mod tests {
     #[test]
     fn geometry_and_geography_read_as_geoarrow_wkb_with_their_crs() {
         let ext = |ty: &str| {
-            let f = primitive(&serde_json::json!({"name": "g", "id": 1, "type": ty})).unwrap();
+            let f = column("g", 1, &Type::Primitive(ty.into())).unwrap();
             assert_eq!(f.data_type(), &DataType::Binary);
             assert_eq!(f.metadata()["ARROW:extension:name"], "geoarrow.wkb");
             f.metadata()["ARROW:extension:metadata"].clone()

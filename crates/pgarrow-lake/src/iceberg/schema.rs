@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use pgarrow::io::FieldIds;
 use pgarrow::{Error, ErrorKind, Result};
-use serde_json::{Value, json};
+
+use super::spec::{self, NestedField, Type};
 
 /// An export's schema as an Iceberg table's.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct IcebergSchema {
-    /// The fields of the `struct`, as the table metadata spells them.
-    pub(crate) fields: Vec<Value>,
+    /// The fields of the `struct`.
+    pub(crate) fields: Vec<NestedField>,
     /// The highest field ID.
     pub(crate) last_id: i32,
     /// Every primitive field's type by its ID (`"long"`, `"decimal(10, 2)"`).
@@ -24,16 +25,13 @@ pub(crate) struct IcebergSchema {
 
 impl IcebergSchema {
     /// The schema as the table metadata holds it, with its ID.
-    pub(crate) fn json(&self, id: i64) -> Value {
-        json!({"type": "struct", "schema-id": id, "fields": self.fields})
+    pub(crate) fn schema(&self, id: i64) -> spec::Schema {
+        spec::Schema::new(id, self.fields.clone())
     }
 
     /// The ID of top-level column `name`.
     pub(crate) fn id_of(&self, name: &str) -> Option<i64> {
-        self.fields
-            .iter()
-            .find(|f| f["name"].as_str() == Some(name))
-            .and_then(|f| f["id"].as_i64())
+        self.fields.iter().find(|f| f.name == name).map(|f| f.id)
     }
 }
 
@@ -71,18 +69,19 @@ fn id(field: &Field) -> Result<i32> {
         })
 }
 
-fn field_json(field: &Field, path: &str, out: &mut IcebergSchema) -> Result<Value> {
+fn field_json(field: &Field, path: &str, out: &mut IcebergSchema) -> Result<NestedField> {
     let id = id(field)?;
     out.last_id = out.last_id.max(id);
-    Ok(json!({
-        "id": id,
-        "name": field.name(),
-        "required": !field.is_nullable(),
-        "type": type_json(field, id, path, out)?,
-    }))
+    let ty = type_json(field, id, path, out)?;
+    Ok(NestedField::new(
+        i64::from(id),
+        field.name(),
+        !field.is_nullable(),
+        ty,
+    ))
 }
 
-fn type_json(field: &Field, id: i32, path: &str, out: &mut IcebergSchema) -> Result<Value> {
+fn type_json(field: &Field, id: i32, path: &str, out: &mut IcebergSchema) -> Result<Type> {
     let refuse = |why: &str| -> Error {
         ErrorKind::Usage(format!("column \"{path}\" ({}): {why}", field.data_type())).into()
     };
@@ -154,19 +153,18 @@ fn type_json(field: &Field, id: i32, path: &str, out: &mut IcebergSchema) -> Res
         DataType::List(child) | DataType::LargeList(child) => {
             let element_id = self::id(child)?;
             out.last_id = out.last_id.max(element_id);
-            return Ok(json!({
-                "type": "list",
-                "element-id": element_id,
-                "element": type_json(child, element_id, &format!("{path}[]"), out)?,
-                "element-required": !child.is_nullable(),
-            }));
+            return Ok(Type::List {
+                element_id: i64::from(element_id),
+                element: Box::new(type_json(child, element_id, &format!("{path}[]"), out)?),
+                element_required: !child.is_nullable(),
+            });
         }
         DataType::Struct(children) => {
             let fields = children
                 .iter()
                 .map(|c| field_json(c, &format!("{path}.{}", c.name()), out))
                 .collect::<Result<Vec<_>>>()?;
-            return Ok(json!({"type": "struct", "fields": fields}));
+            return Ok(Type::Struct(fields));
         }
         DataType::Map(entries, _) => {
             let DataType::Struct(kv) = entries.data_type() else {
@@ -177,14 +175,13 @@ fn type_json(field: &Field, id: i32, path: &str, out: &mut IcebergSchema) -> Res
             };
             let (key_id, value_id) = (self::id(key)?, self::id(value)?);
             out.last_id = out.last_id.max(key_id).max(value_id);
-            return Ok(json!({
-                "type": "map",
-                "key-id": key_id,
-                "key": type_json(key, key_id, &format!("{path}.key"), out)?,
-                "value-id": value_id,
-                "value": type_json(value, value_id, &format!("{path}.value"), out)?,
-                "value-required": !value.is_nullable(),
-            }));
+            return Ok(Type::Map {
+                key_id: i64::from(key_id),
+                key: Box::new(type_json(key, key_id, &format!("{path}.key"), out)?),
+                value_id: i64::from(value_id),
+                value: Box::new(type_json(value, value_id, &format!("{path}.value"), out)?),
+                value_required: !value.is_nullable(),
+            });
         }
         other => {
             return Err(refuse(&format!(
@@ -193,75 +190,88 @@ fn type_json(field: &Field, id: i32, path: &str, out: &mut IcebergSchema) -> Res
         }
     };
     out.types.insert(id, primitive.clone());
-    Ok(Value::String(primitive))
+    Ok(Type::Primitive(primitive))
 }
 
 /// The field IDs of a table's schema (its `fields`) by path, for the export's files to keep;
 /// new fields numbered after `last_column_id`.
-pub(crate) fn known_ids(fields: &Value, last_column_id: i64) -> FieldIds {
-    fn walk(ty: &Value, path: &[String], out: &mut FieldIds) {
-        let put = |name: &str, id: &Value, ty: &Value, out: &mut FieldIds| {
-            let path = [path, &[name.to_owned()]].concat();
-            if let Some(id) = id.as_i64().and_then(|i| i32::try_from(i).ok()) {
-                out.known.insert(path.clone(), id);
-            }
-            walk(ty, &path, out);
-        };
-        match ty["type"].as_str() {
-            Some("struct") => {
-                for f in ty["fields"].as_array().into_iter().flatten() {
-                    put(
-                        f["name"].as_str().unwrap_or_default(),
-                        &f["id"],
-                        &f["type"],
-                        out,
-                    );
+pub(crate) fn known_ids(fields: &[NestedField], last_column_id: i64) -> FieldIds {
+    fn put(path: &[String], name: &str, id: i64, ty: &Type, out: &mut FieldIds) {
+        let path = [path, &[name.to_owned()]].concat();
+        if let Ok(id) = i32::try_from(id) {
+            out.known.insert(path.clone(), id);
+        }
+        walk(ty, &path, out);
+    }
+    fn walk(ty: &Type, path: &[String], out: &mut FieldIds) {
+        match ty {
+            Type::Struct(fields) => {
+                for f in fields {
+                    put(path, &f.name, f.id, &f.ty, out);
                 }
             }
-            Some("list") => put("element", &ty["element-id"], &ty["element"], out),
-            Some("map") => {
-                put("key", &ty["key-id"], &ty["key"], out);
-                put("value", &ty["value-id"], &ty["value"], out);
+            Type::List {
+                element_id,
+                element,
+                ..
+            } => put(path, "element", *element_id, element, out),
+            Type::Map {
+                key_id,
+                key,
+                value_id,
+                value,
+                ..
+            } => {
+                put(path, "key", *key_id, key, out);
+                put(path, "value", *value_id, value, out);
             }
-            _ => {}
+            Type::Primitive(_) => {}
         }
     }
     let mut out = FieldIds {
         known: Default::default(),
         next: i32::try_from(last_column_id).unwrap_or(0) + 1,
     };
-    walk(&json!({"type": "struct", "fields": fields}), &[], &mut out);
+    for f in fields {
+        put(&[], &f.name, f.id, &f.ty, &mut out);
+    }
     out
 }
 
 /// Every primitive field's type by its ID, in `fields`.
-pub(crate) fn primitive_types(fields: &[Value]) -> BTreeMap<i32, String> {
-    fn walk(ty: &Value, id: Option<i64>, out: &mut BTreeMap<i32, String>) {
+pub(crate) fn primitive_types(fields: &[NestedField]) -> BTreeMap<i32, String> {
+    fn walk(ty: &Type, id: i64, out: &mut BTreeMap<i32, String>) {
         match ty {
-            Value::String(t) => {
-                if let Some(id) = id.and_then(|i| i32::try_from(i).ok()) {
+            Type::Primitive(t) => {
+                if let Ok(id) = i32::try_from(id) {
                     out.insert(id, t.clone());
                 }
             }
-            Value::Object(_) => match ty["type"].as_str() {
-                Some("struct") => {
-                    for f in ty["fields"].as_array().into_iter().flatten() {
-                        walk(&f["type"], f["id"].as_i64(), out);
-                    }
+            Type::Struct(fields) => {
+                for f in fields {
+                    walk(&f.ty, f.id, out);
                 }
-                Some("list") => walk(&ty["element"], ty["element-id"].as_i64(), out),
-                Some("map") => {
-                    walk(&ty["key"], ty["key-id"].as_i64(), out);
-                    walk(&ty["value"], ty["value-id"].as_i64(), out);
-                }
-                _ => {}
-            },
-            _ => {}
+            }
+            Type::List {
+                element_id,
+                element,
+                ..
+            } => walk(element, *element_id, out),
+            Type::Map {
+                key_id,
+                key,
+                value_id,
+                value,
+                ..
+            } => {
+                walk(key, *key_id, out);
+                walk(value, *value_id, out);
+            }
         }
     }
     let mut out = BTreeMap::new();
     for f in fields {
-        walk(&f["type"], f["id"].as_i64(), &mut out);
+        walk(&f.ty, f.id, &mut out);
     }
     out
 }
@@ -269,11 +279,11 @@ pub(crate) fn primitive_types(fields: &[Value]) -> BTreeMap<i32, String> {
 /// Of a table column's type and the export's, the one the table takes: the same, or the
 /// wider of two Iceberg lets a column be promoted between (`int` and `long`, `float` and
 /// `double`, decimals of one scale); `None` for any other pair.
-fn merged_type(table: &Value, ours: &Value) -> Option<Value> {
-    if bare(table) == bare(ours) {
+fn merged_type(table: &Type, ours: &Type) -> Option<Type> {
+    if table.same_as(ours) {
         return Some(table.clone());
     }
-    let (t, o) = (table.as_str()?, ours.as_str()?);
+    let (t, o) = (table.primitive()?, ours.primitive()?);
     let wider = |a: &str, b: &str| -> Option<&str> {
         match (a, b) {
             ("int", "long") | ("long", "int") => Some("long"),
@@ -282,11 +292,11 @@ fn merged_type(table: &Value, ours: &Value) -> Option<Value> {
         }
     };
     if let Some(w) = wider(t, o) {
-        return Some(Value::String(w.to_owned()));
+        return Some(Type::Primitive(w.to_owned()));
     }
     let (tp, ts) = super::manifest::decimal_of(t)?;
     let (op, os) = super::manifest::decimal_of(o)?;
-    (ts == os).then(|| Value::String(format!("decimal({}, {ts})", tp.max(op))))
+    (ts == os).then(|| Type::Primitive(format!("decimal({}, {ts})", tp.max(op))))
 }
 
 /// The table's columns after this export: an append keeps the table's and adds the export's
@@ -294,65 +304,66 @@ fn merged_type(table: &Value, ours: &Value) -> Option<Value> {
 /// replace takes the export's columns (keeping the IDs of those of the same name). `None`
 /// when they are the table's as they are; an error naming the column the table cannot take.
 pub(crate) fn evolve(
-    table: &Value,
+    table: &spec::Schema,
     ours: &IcebergSchema,
     replace: bool,
-) -> std::result::Result<Option<Vec<Value>>, String> {
-    let theirs = table["fields"].as_array().cloned().unwrap_or_default();
-    let mut out: Vec<Value> = if replace { Vec::new() } else { theirs.clone() };
+) -> std::result::Result<Option<Vec<NestedField>>, String> {
+    let theirs = &table.fields;
+    let mut out: Vec<NestedField> = if replace { Vec::new() } else { theirs.clone() };
     for field in &ours.fields {
-        let name = field["name"].as_str().unwrap_or_default();
-        let Some(t) = theirs.iter().find(|t| t["name"].as_str() == Some(name)) else {
+        let name = field.name.as_str();
+        let Some(t) = theirs.iter().find(|t| t.name == name) else {
             let mut added = field.clone();
-            added["required"] = json!(false);
+            added.required = false;
             out.push(added);
             continue;
         };
-        let merged = merged_type(&t["type"], &field["type"]).ok_or_else(|| {
+        let merged = merged_type(&t.ty, &field.ty).ok_or_else(|| {
             format!(
                 "column \"{name}\" is {} in the table, and {} in the export: Iceberg changes a \
                  column's type only from int to long, float to double, or to a decimal of more \
                  digits",
-                t["type"], field["type"]
+                t.ty, field.ty
             )
         })?;
         if replace {
             let mut kept = field.clone();
-            kept["type"] = merged;
-            kept["required"] = json!(false);
+            kept.ty = merged;
+            kept.required = false;
             out.push(kept);
         } else {
-            if t["required"] == json!(true) && field["required"] != json!(true) {
+            if t.required && !field.required {
                 return Err(format!(
                     "column \"{name}\" is required in the table, and may be NULL in the export"
                 ));
             }
-            if let Some(slot) = out.iter_mut().find(|o| o["name"].as_str() == Some(name)) {
-                slot["type"] = merged;
+            if let Some(slot) = out.iter_mut().find(|o| o.name == name) {
+                slot.ty = merged;
             }
         }
     }
     if !replace
-        && let Some(t) = theirs.iter().find(|t| {
-            t["required"] == json!(true) && !ours.fields.iter().any(|f| f["name"] == t["name"])
-        })
+        && let Some(t) = theirs
+            .iter()
+            .find(|t| t.required && !ours.fields.iter().any(|f| f.name == t.name))
     {
         return Err(format!(
-            "the table requires column {}, which the export does not have",
-            t["name"]
+            "the table requires column {:?}, which the export does not have",
+            t.name
         ));
     }
     let same = out.len() == theirs.len()
-        && out.iter().zip(&theirs).all(|(a, b)| {
-            a["name"] == b["name"] && a["id"] == b["id"] && bare(&a["type"]) == bare(&b["type"])
-        });
+        && out
+            .iter()
+            .zip(theirs)
+            .all(|(a, b)| a.name == b.name && a.id == b.id && a.ty.same_as(&b.ty));
     Ok((!same).then_some(out))
 }
 
 /// Whether a file's `field` (with its field ID) holds the values of the table's column
-/// `table_field` (as the table metadata spells it) as they are: the type pgarrow would give
-/// it is the column's, nested IDs included.
-pub(crate) fn holds(field: &Field, table_field: &Value) -> bool {
+/// `table_field` as they are: the type pgarrow would give it is the column's, nested IDs
+/// included.
+pub(crate) fn holds(field: &Field, table_field: &NestedField) -> bool {
     let mut out = IcebergSchema {
         fields: Vec::new(),
         last_id: 0,
@@ -361,45 +372,20 @@ pub(crate) fn holds(field: &Field, table_field: &Value) -> bool {
     let Ok(id) = id(field) else {
         return false;
     };
-    i64::from(id) == table_field["id"].as_i64().unwrap_or(-1)
-        && type_json(field, id, field.name(), &mut out)
-            .is_ok_and(|t| bare(&t) == bare(&table_field["type"]))
-}
-
-/// A type without what does not make it another (docs, defaults, nullability of nested
-/// fields compared as IDs and types).
-fn bare(ty: &Value) -> Value {
-    match ty {
-        Value::Object(o) => {
-            let mut kept = serde_json::Map::new();
-            for (k, v) in o {
-                match k.as_str() {
-                    "doc" | "initial-default" | "write-default" => {}
-                    "fields" => {
-                        let fields: Vec<Value> = v
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .map(|f| json!({"id": f["id"], "name": f["name"], "type": bare(&f["type"])}))
-                            .collect();
-                        kept.insert(k.clone(), Value::Array(fields));
-                    }
-                    _ => {
-                        kept.insert(k.clone(), bare(v));
-                    }
-                }
-            }
-            Value::Object(kept)
-        }
-        Value::String(s) => Value::String(s.replace(' ', "")),
-        other => other.clone(),
-    }
+    i64::from(id) == table_field.id
+        && type_json(field, id, field.name(), &mut out).is_ok_and(|t| t.same_as(&table_field.ty))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
     use std::sync::Arc;
+
+    /// Fields as the table metadata spells them.
+    fn fj(fields: &[NestedField]) -> Value {
+        serde_json::to_value(fields).unwrap()
+    }
 
     #[test]
     fn types_are_mapped_and_numbered_as_the_files() {
@@ -415,21 +401,21 @@ mod tests {
         ]);
         let s = iceberg_schema(&schema, &FieldIds::default()).unwrap();
         assert_eq!(
-            s.fields[0],
+            fj(&s.fields)[0],
             json!({"id": 1, "name": "id", "required": true, "type": "long"})
         );
-        assert_eq!(s.fields[1]["type"], json!("decimal(10, 2)"));
+        assert_eq!(fj(&s.fields)[1]["type"], json!("decimal(10, 2)"));
         assert_eq!(
-            s.fields[2]["type"],
+            fj(&s.fields)[2]["type"],
             json!({"type": "list", "element-id": 5, "element": "string", "element-required": false})
         );
-        assert_eq!(s.fields[3]["id"], json!(4));
+        assert_eq!(fj(&s.fields)[3]["id"], json!(4));
         assert_eq!(s.last_id, 5);
         assert_eq!(s.types[&4], "timestamptz");
         assert_eq!(s.id_of("t"), Some(4));
         // The same columns: nothing to change; numbered by the table's IDs.
-        assert_eq!(evolve(&s.json(0), &s, false), Ok(None));
-        let ids = known_ids(&s.json(0)["fields"], 5);
+        assert_eq!(evolve(&s.schema(0), &s, false), Ok(None));
+        let ids = known_ids(&s.fields, 5);
         assert_eq!(ids.known[&vec!["l".to_owned(), "element".to_owned()]], 5);
         assert_eq!(ids.next, 6);
         // A new column and a wider type: added and promoted, the others kept.
@@ -441,14 +427,14 @@ mod tests {
         let w = iceberg_schema(&wider, &ids).unwrap();
         assert_eq!(w.id_of("x"), Some(6));
         assert_eq!(w.id_of("d"), Some(2));
-        let fields = evolve(&s.json(0), &w, false).unwrap().unwrap();
+        let fields = evolve(&s.schema(0), &w, false).unwrap().unwrap();
         assert_eq!(fields.len(), 5);
-        assert_eq!(fields[1]["type"], json!("decimal(12, 2)"));
-        assert_eq!(fields[4]["name"], json!("x"));
-        assert_eq!(fields[4]["required"], json!(false));
+        assert_eq!(fj(&fields)[1]["type"], json!("decimal(12, 2)"));
+        assert_eq!(fj(&fields)[4]["name"], json!("x"));
+        assert_eq!(fj(&fields)[4]["required"], json!(false));
         assert_eq!(primitive_types(&fields)[&6], "string");
         // A replace takes the export's columns.
-        let replaced = evolve(&s.json(0), &w, true).unwrap().unwrap();
+        let replaced = evolve(&s.schema(0), &w, true).unwrap().unwrap();
         assert_eq!(replaced.len(), 3);
         // Another type: refused, naming the column; a required column missing, too.
         let other = iceberg_schema(
@@ -457,7 +443,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            evolve(&s.json(0), &other, false)
+            evolve(&s.schema(0), &other, false)
                 .unwrap_err()
                 .contains("\"id\"")
         );
@@ -467,7 +453,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            evolve(&s.json(0), &none, false)
+            evolve(&s.schema(0), &none, false)
                 .unwrap_err()
                 .contains("requires")
         );
@@ -486,7 +472,7 @@ mod tests {
                 &FieldIds::default(),
             )
             .unwrap();
-            assert_eq!(s.fields[0]["type"], json!(want));
+            assert_eq!(fj(&s.fields)[0]["type"], json!(want));
         }
         let s = iceberg_schema(
             &Schema::new(vec![
@@ -500,14 +486,14 @@ mod tests {
             &FieldIds::default(),
         )
         .unwrap();
-        assert_eq!(s.fields[0]["type"]["type"], json!("struct"));
+        assert_eq!(fj(&s.fields)[0]["type"]["type"], json!("struct"));
         assert_eq!(
-            s.fields[0]["type"]["fields"][2]["name"],
+            fj(&s.fields)[0]["type"]["fields"][2]["name"],
             json!("microseconds")
         );
         // Numbered as the files number them: the columns first, then the struct's fields.
-        assert_eq!(s.fields[1]["id"], json!(2));
-        assert_eq!(s.fields[0]["type"]["fields"][0]["id"], json!(3));
+        assert_eq!(fj(&s.fields)[1]["id"], json!(2));
+        assert_eq!(fj(&s.fields)[0]["type"]["fields"][0]["id"], json!(3));
         assert_eq!(s.last_id, 5);
         // What pgarrow never writes is still refused, named.
         let e = iceberg_schema(
