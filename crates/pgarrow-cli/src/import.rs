@@ -9,6 +9,7 @@ use anyhow::Result;
 use pgarrow::io::{Input, InputOptions};
 use pgarrow::protocol::Config;
 use pgarrow::{Hooks, LoadMode, LoadOptions, LoadProgress, LoadStats, Stop};
+use pgarrow_lake::LakeName;
 
 use crate::args::{ImportArgs, LoadArgs};
 use crate::report::{group, human_bytes, progress_bar, rate_message};
@@ -31,46 +32,20 @@ pub(crate) fn import(stop: &Stop, config: &Config, args: &ImportArgs) -> Result<
     let options = load_options(&args.load)?;
     let input_options = InputOptions::default().with_batch_rows(args.batch_rows);
     // Every file is opened (and its schema checked) before connecting.
-    let input = if let Some(location) = &args.delta {
-        pgarrow_lake::delta::open_delta(location, &args.storage.options()?, &input_options)?
-    } else if let Some(url) = args.iceberg.as_ref().or(args.ducklake.as_ref()) {
-        // A catalog's table: --lake-table [SCHEMA.]NAME, its schema (Iceberg's namespace)
-        // the format's default when left out.
-        let default_schema = match args.iceberg {
-            Some(_) => "default",
-            None => "main",
-        };
-        let parsed =
-            pgarrow::names::TableName::parse(args.lake_table.as_deref().unwrap_or_default())?;
-        let schema = parsed.schema.unwrap_or_else(|| default_schema.to_owned());
-        let catalog = Config::parse(url)?;
-        let storage = args.storage.options()?;
+    let lake = crate::lake::lake_name(
+        args.ducklake.as_deref(),
+        args.delta.as_deref(),
+        args.iceberg.as_deref(),
+        args.lake_table.as_deref(),
+        &args.catalog_name,
+    );
+    let input = if lake != LakeName::default() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        match args.iceberg {
-            Some(_) => {
-                let open = pgarrow_lake::iceberg::open_iceberg(
-                    &catalog,
-                    &args.catalog_name,
-                    &schema,
-                    &parsed.name,
-                    &storage,
-                    &input_options,
-                );
-                pgarrow::blocking::wait(&rt, stop, open)?
-            }
-            None => {
-                let open = pgarrow_lake::ducklake::open_ducklake(
-                    &catalog,
-                    &schema,
-                    &parsed.name,
-                    &storage,
-                    &input_options,
-                );
-                pgarrow::blocking::wait(&rt, stop, open)?
-            }
-        }
+        let storage = args.storage.options()?;
+        let open = pgarrow_lake::open_lake(&lake, &storage, &input_options);
+        pgarrow::blocking::wait(&rt, stop, open)?
     } else {
         let inputs = args
             .files

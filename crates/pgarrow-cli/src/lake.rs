@@ -9,7 +9,7 @@ use pgarrow::partition::PartitionOptions;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::Config;
 use pgarrow_lake::{
-    DeltaTarget, DuckLakeTarget, IcebergTarget, LakeStats, LakeTarget, SharedSnapshot,
+    DeltaTarget, DuckLakeTarget, IcebergTarget, LakeName, LakeStats, LakeTarget, SharedSnapshot,
     export_to_lake,
 };
 
@@ -589,54 +589,32 @@ pub(crate) fn maintain(
 
 /// The lake table `pgarrow lake` names.
 fn maintained(args: &LakeTableArgs) -> Result<LakeTarget> {
-    let named = Named {
-        ducklake: args.ducklake.as_deref(),
-        delta: args.delta.as_deref(),
-        iceberg: args.iceberg.as_deref(),
-        lake_table: args.lake_table.as_deref(),
-        catalog_name: &args.catalog_name,
-    };
+    let named = lake_name(
+        args.ducklake.as_deref(),
+        args.delta.as_deref(),
+        args.iceberg.as_deref(),
+        args.lake_table.as_deref(),
+        &args.catalog_name,
+    );
     Ok(named.target(None)?.with_storage(args.storage.options()?))
 }
 
-/// A lake table as `pgarrow lake` and `pgarrow apply` name it.
-struct Named<'a> {
-    ducklake: Option<&'a str>,
-    delta: Option<&'a str>,
-    iceberg: Option<&'a str>,
-    lake_table: Option<&'a str>,
-    catalog_name: &'a str,
-}
-
-impl Named<'_> {
-    /// The table: a catalog's `--lake-table` (else `table`, in schema `main` or namespace
-    /// `default`), or the Delta location.
-    fn target(&self, table: Option<&str>) -> Result<LakeTarget> {
-        // Neither: each table of several its own (LakeTarget::for_table).
-        let name = |default: &str| -> Result<(String, String)> {
-            let Some(given) = self.lake_table.or(table) else {
-                return Ok((default.to_owned(), String::new()));
-            };
-            let name = TableName::parse(given)?;
-            Ok((name.schema.unwrap_or_else(|| default.to_owned()), name.name))
-        };
-        Ok(if let Some(location) = self.delta {
-            DeltaTarget::new(location).into()
-        } else if let Some(url) = self.iceberg {
-            let (namespace, table) = name("default")?;
-            IcebergTarget::new(Config::parse(url)?, namespace, table)
-                .with_catalog_name(self.catalog_name.to_owned())
-                .into()
-        } else if let Some(url) = self.ducklake {
-            let (schema, table) = name("main")?;
-            DuckLakeTarget::new(Config::parse(url)?, schema, table).into()
-        } else {
-            return Err(usage(
-                "a lake table: --ducklake URL or --iceberg URL with --lake-table, or --delta \
-                 LOCATION",
-            ));
-        })
-    }
+/// A lake table as `pgarrow lake`, `pgarrow apply` and `pgarrow import` name it (the catalog
+/// name, which has a default, only with --iceberg).
+pub(crate) fn lake_name(
+    ducklake: Option<&str>,
+    delta: Option<&str>,
+    iceberg: Option<&str>,
+    lake_table: Option<&str>,
+    catalog_name: &str,
+) -> LakeName {
+    let mut name = LakeName::default();
+    name.ducklake = ducklake.map(str::to_owned);
+    name.delta = delta.map(str::to_owned);
+    name.iceberg = iceberg.map(str::to_owned);
+    name.lake_table = lake_table.map(str::to_owned);
+    name.catalog_name = iceberg.map(|_| catalog_name.to_owned());
+    name
 }
 
 /// `pgarrow apply DIR --ducklake|--delta|--iceberg`: a changes directory into lake tables, each
@@ -685,13 +663,13 @@ pub(crate) fn apply(
         [one] => Some(TableName::parse(one)?.name),
         _ => None,
     };
-    let named = Named {
-        ducklake: args.ducklake.as_deref(),
-        delta: args.delta.as_deref(),
-        iceberg: args.iceberg.as_deref(),
-        lake_table: args.lake_table.as_deref(),
-        catalog_name: &args.catalog_name,
-    };
+    let named = lake_name(
+        args.ducklake.as_deref(),
+        args.delta.as_deref(),
+        args.iceberg.as_deref(),
+        args.lake_table.as_deref(),
+        &args.catalog_name,
+    );
     let target = named.target(one.as_deref())?;
     let target = target.with_storage(args.storage.options()?);
     let quiet = args.quiet || args.json;

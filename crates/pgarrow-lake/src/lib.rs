@@ -16,7 +16,8 @@
 //!
 //! Any of them as one target and one report: [`LakeTarget`], [`export_to_lake`],
 //! [`LakeStats`]. Several tables go into lake tables of their own, read in one snapshot:
-//! [`SharedSnapshot`], [`LakeTarget::for_table`].
+//! [`SharedSnapshot`], [`LakeTarget::for_table`]. A table as the command line and Python name
+//! it, to write or to read: [`LakeName`], [`open_lake`].
 
 pub mod apply;
 mod avro;
@@ -29,6 +30,7 @@ pub mod iceberg;
 mod live;
 pub mod maintain;
 pub mod mirror;
+mod named;
 mod retention;
 mod retry;
 mod run;
@@ -39,6 +41,7 @@ mod target;
 pub use delta::{DeltaStats, DeltaTarget, export_to_delta};
 pub use ducklake::{DuckLakeStats, DuckLakeTarget, export_to_ducklake};
 pub use iceberg::{IcebergStats, IcebergTarget, export_to_iceberg};
+pub use named::{LakeName, open_lake};
 pub use tables::SharedSnapshot;
 pub use target::{LakeStats, LakeTarget, export_to_lake};
 

@@ -95,82 +95,25 @@ pub(crate) fn write(
         .unwrap_or_default()
         .into_iter()
         .collect();
-    if let Some(location) = args.delta {
+    let mut lake = pgarrow_lake::LakeName::default();
+    lake.ducklake = args.ducklake;
+    lake.delta = args.delta;
+    lake.iceberg = args.iceberg;
+    if lake != pgarrow_lake::LakeName::default() {
         if !data.is_none() {
             return Err(usage_error(
                 py,
-                "data and delta= are two inputs: give one (data=None to read the Delta table)",
+                "data and delta=, iceberg= or ducklake= are two inputs: give one (data=None to \
+                 read the lake table)",
             ));
         }
-        // The log is read and every file opened before connecting, without the GIL.
-        return document(py, move |stop| {
-            let input = pgarrow_lake::delta::open_delta(&location, &storage, &input_options)?;
-            blocking::load(config, table, input, &options, hooks(stop))
-        });
-    }
-    if let Some(url) = args.ducklake {
-        if !data.is_none() || args.delta.is_some() || args.iceberg.is_some() {
-            return Err(usage_error(
-                py,
-                "data, delta=, iceberg= and ducklake= are inputs: give one (data=None to read \
-                 the table)",
-            ));
-        }
-        if args.catalog_name.is_some() {
-            return Err(usage_error(py, "catalog_name is iceberg='s"));
-        }
-        let Some(name) = args.lake_table else {
-            return Err(usage_error(
-                py,
-                "ducklake= needs lake_table=\"schema.name\"",
-            ));
-        };
-        let name = TableName::parse(&name).map_err(|e| py_err(py, &e.into()))?;
-        let schema = name.schema.unwrap_or_else(|| "main".to_owned());
-        let catalog = pgarrow::protocol::Config::parse(&url).map_err(|e| py_err(py, &e.into()))?;
-        // The catalog, the inlined rows and every file are read before loading, without the
-        // GIL.
+        lake.lake_table = args.lake_table;
+        lake.catalog_name = args.catalog_name;
+        // The names are checked, the catalog, the log or metadata read, and every file
+        // opened before loading, without the GIL.
+        lake.target(None).map_err(|e| py_err(py, &e))?;
         return crate::runtime::document_on_runtime(py, move |runtime, stop| {
-            let open = pgarrow_lake::ducklake::open_ducklake(
-                &catalog,
-                &schema,
-                &name.name,
-                &storage,
-                &input_options,
-            );
-            let input = blocking::wait(runtime, stop, open)?;
-            blocking::load(config, table, input, &options, hooks(stop))
-        });
-    }
-    if let Some(url) = args.iceberg {
-        if !data.is_none() || args.delta.is_some() {
-            return Err(usage_error(
-                py,
-                "data, delta= and iceberg= are inputs: give one (data=None to read the table)",
-            ));
-        }
-        let Some(name) = args.lake_table else {
-            return Err(usage_error(
-                py,
-                "iceberg= needs lake_table=\"namespace.name\"",
-            ));
-        };
-        let name = TableName::parse(&name).map_err(|e| py_err(py, &e.into()))?;
-        let namespace = name.schema.unwrap_or_else(|| "default".to_owned());
-        let catalog = pgarrow::protocol::Config::parse(&url).map_err(|e| py_err(py, &e.into()))?;
-        let catalog_name = args
-            .catalog_name
-            .unwrap_or_else(|| pgarrow_lake::iceberg::DEFAULT_CATALOG_NAME.to_owned());
-        // The metadata, manifests and every file are read before connecting, without the GIL.
-        return crate::runtime::document_on_runtime(py, move |runtime, stop| {
-            let open = pgarrow_lake::iceberg::open_iceberg(
-                &catalog,
-                &catalog_name,
-                &namespace,
-                &name.name,
-                &storage,
-                &input_options,
-            );
+            let open = pgarrow_lake::open_lake(&lake, &storage, &input_options);
             let input = blocking::wait(runtime, stop, open)?;
             blocking::load(config, table, input, &options, hooks(stop))
         });
