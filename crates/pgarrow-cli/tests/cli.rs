@@ -676,15 +676,22 @@ fn usage_errors_are_reported_by_the_parser() {
         (&["frobnicate"], "frobnicate"),
     ];
     for (args, needle) in cases {
-        let mut cmd = pgarrow(args);
-        cmd.current_dir(dir.path());
-        let out = run(cmd);
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(needle), "{args:?}: {err}");
+        let err = refused_by_the_parser(&dir, args, needle);
         assert!(err.contains("Usage"), "{args:?}: {err}");
-        assert_dir_holds(dir.path(), &[]);
     }
+}
+
+/// Runs `args` in `dir`: refused before anything ran (exit 2, nothing written), the message
+/// holding `needle`. The message.
+fn refused_by_the_parser(dir: &tempfile::TempDir, args: &[&str], needle: &str) -> String {
+    let mut cmd = pgarrow(args);
+    cmd.current_dir(dir.path());
+    let out = run(cmd);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(err.contains(needle), "{args:?}: {err}");
+    assert_dir_holds(dir.path(), &[]);
+    err
 }
 
 #[test]
@@ -709,13 +716,7 @@ fn the_choices_parse_through_their_types_naming_what_they_take() {
         ),
     ];
     for (args, needle) in cases {
-        let mut cmd = pgarrow(args);
-        cmd.current_dir(dir.path());
-        let out = run(cmd);
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(needle), "{args:?}: {err}");
-        assert_dir_holds(dir.path(), &[]);
+        refused_by_the_parser(&dir, args, needle);
     }
 }
 
