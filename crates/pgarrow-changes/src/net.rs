@@ -82,7 +82,7 @@ pub enum Effect {
 pub fn reduce(changes: &[Change<'_>], columns: usize) -> std::result::Result<Vec<Effect>, String> {
     let mut effects: Vec<Option<Effect>> = Vec::with_capacity(changes.len());
     let mut latest: HashMap<&[u8], usize, KeyHashing> =
-        HashMap::with_capacity_and_hasher(changes.len(), KeyHashing);
+        HashMap::with_capacity_and_hasher(changes.len(), KeyHashing::default());
     fn put<'k>(
         effects: &mut Vec<Option<Effect>>,
         latest: &mut HashMap<&'k [u8], usize, KeyHashing>,
@@ -158,56 +158,36 @@ pub fn reduce(changes: &[Change<'_>], columns: usize) -> std::result::Result<Vec
     Ok(effects.into_iter().flatten().collect())
 }
 
-/// The hashing of keys (the reduction's, a mirror's index): a multiply-rotate over 8-byte words
-/// with a final mix. Keys are a source's rows, not an adversary's input; std's SipHash costs a
-/// third of a mirror's fold.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct KeyHashing;
+/// The hashing of keys (the reduction's, a mirror's index): foldhash (std's SipHash costs a
+/// third of a mirror's fold), seeded. Keys are a source's rows, which whoever writes to the
+/// source chooses: with a fixed seed, keys chosen to collide would turn the index's inserts
+/// and look-ups linear. The seed shared by every map is drawn once per process from the
+/// operating system's randomness (through std's `RandomState`), each map's own seed anew.
+#[derive(Debug, Clone)]
+pub struct KeyHashing(foldhash::fast::SeedableRandomState);
+
+impl Default for KeyHashing {
+    fn default() -> KeyHashing {
+        static SHARED: std::sync::OnceLock<foldhash::SharedSeed> = std::sync::OnceLock::new();
+        let shared = SHARED.get_or_init(|| foldhash::SharedSeed::from_u64(random_u64()));
+        KeyHashing(foldhash::fast::SeedableRandomState::with_seed(
+            random_u64(),
+            shared,
+        ))
+    }
+}
+
+/// 64 random bits: std's `RandomState` keys come from the operating system.
+fn random_u64() -> u64 {
+    use std::hash::BuildHasher;
+    std::hash::RandomState::new().hash_one(0u8)
+}
 
 impl std::hash::BuildHasher for KeyHashing {
-    type Hasher = KeyHasher;
+    type Hasher = foldhash::fast::FoldHasher<'static>;
 
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(0)
-    }
-}
-
-/// The hasher [`KeyHashing`] builds.
-#[derive(Debug)]
-pub struct KeyHasher(u64);
-
-impl KeyHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl std::hash::Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            self.add(u64::from_le_bytes(w.try_into().unwrap_or_default()));
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(last));
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        // murmur3's finalizer: every bit of the state reaches the top bits the table uses.
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
+    fn build_hasher(&self) -> Self::Hasher {
+        self.0.build_hasher()
     }
 }
 

@@ -93,33 +93,9 @@ pub(crate) fn provenance(manifest: &pgarrow::io::Manifest) -> serde_json::Value 
     })
 }
 
-/// A random (version 4) UUID as text: 122 bits from the standard library's randomly keyed
-/// hasher (new keys for each, seeded by the operating system), and the time.
+/// A random (version 4) UUID as text, lowercase and hyphenated.
 pub(crate) fn new_uuid() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let half = |salt: u64| {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(now);
-        h.write_u64(salt);
-        h.finish()
-    };
-    let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&half(1).to_le_bytes());
-    b[8..].copy_from_slice(&half(2).to_le_bytes());
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// Fills each column of `wanted` not yet `found` with the first field of `files` (read in

@@ -455,7 +455,7 @@ impl Live {
             files: BTreeMap::new(),
             index: HashMap::with_capacity_and_hasher(
                 usize::try_from(rows).unwrap_or(0),
-                KeyHashing,
+                KeyHashing::default(),
             ),
         };
         for file in files {
@@ -749,7 +749,7 @@ impl Live {
         // The rows left so far, by key, in the order their keys were last touched.
         let mut left: Vec<Option<Left>> = Vec::with_capacity(rows);
         let mut left_at: HashMap<&[u8], usize, KeyHashing> =
-            HashMap::with_capacity_and_hasher(rows, KeyHashing);
+            HashMap::with_capacity_and_hasher(rows, KeyHashing::default());
         let mut gone: Vec<(At, &[u8])> = Vec::new();
         let mut start = 0;
         while start < rows {

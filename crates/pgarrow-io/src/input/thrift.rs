@@ -5,6 +5,9 @@
 //! few kilobytes). Parquet's footer has no such field, so one is refused here; and every
 //! container must fit the bytes left, which bounds the parquet crate's own walk by the
 //! footer's length.
+//!
+//! Kept by hand rather than on a Thrift crate: the walk is its bounds and the fields it drops,
+//! which would still be written around any generic reader; the parquet crate's is what it guards.
 
 use super::{Malformed, malformed};
 

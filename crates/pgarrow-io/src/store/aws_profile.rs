@@ -8,6 +8,9 @@
 //! the AWS CLI. A profile that gets its keys from elsewhere (`role_arn`, `sso_*`,
 //! `credential_process`) is refused with what to do instead, rather than silently falling
 //! through to other credentials.
+//!
+//! Kept by hand rather than `aws-config` (the AWS SDK's runtime, some hundred crates, for two
+//! INI files) or an INI crate (the CLI's rules are the part that matters, and no parser has them).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

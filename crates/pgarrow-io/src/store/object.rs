@@ -651,12 +651,12 @@ impl Store {
                 }
                 let base = gcs::Gcs::base_url(&b);
                 let built = b
-                    .with_retry(retry)
+                    .with_retry(retry.clone())
                     .build()
                     .map_err(|e| build_error(e, &secrets))?;
                 let bucket = url.host_str().unwrap_or_default().to_owned();
                 gcs_uploads = Some(Arc::new(
-                    gcs::Gcs::new(base, bucket, built.credentials().clone())
+                    gcs::Gcs::new(base, bucket, built.credentials().clone(), retry)
                         .map_err(|e| build_error(e, &secrets))?,
                 ));
                 Arc::new(built)
@@ -692,7 +692,7 @@ impl Store {
 
 /// The TLS of the object stores' HTTP client is rustls on ring (the crypto the wire protocol
 /// already uses), installed once as the process's default.
-fn install_crypto() {
+pub(super) fn install_crypto() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // Another library of the process may have installed one first: that one serves.

@@ -8,6 +8,7 @@
 
 use pgarrow::io::{Location, StorageOptions};
 use pgarrow::{ErrorKind, Result};
+use roaring::{RoaringBitmap, RoaringTreemap};
 
 use super::log::DeletionVector;
 
@@ -17,233 +18,103 @@ const MAGIC: u32 = 1_681_511_377;
 /// The magic number of Delta's older native format.
 const NATIVE_MAGIC: u32 = 1_681_511_376;
 
-/// Z85's alphabet (ZeroMQ RFC 32): a digit's value is its place.
-const Z85: &[u8; 85] =
-    b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
-
 fn malformed(why: impl Into<String>) -> pgarrow::Error {
     ErrorKind::InvalidInput(format!("a malformed deletion vector: {}", why.into())).into()
 }
 
-/// Bytes (a multiple of 4 long) as Z85 text.
-fn z85_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() / 4 * 5);
-    for chunk in bytes.chunks(4) {
-        let mut word = [0u8; 4];
-        word[..chunk.len()].copy_from_slice(chunk);
-        let mut n = u32::from_be_bytes(word);
-        let mut digits = [0u8; 5];
-        for d in digits.iter_mut().rev() {
-            *d = Z85[(n % 85) as usize];
-            n /= 85;
-        }
-        out.extend(digits.iter().map(|&d| d as char));
+/// The `roaring` crate's refusal of a bitmap, as ours.
+fn unreadable(e: std::io::Error) -> pgarrow::Error {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => malformed("its bitmap ends early"),
+        _ => malformed(format!("its bitmap: {e}")),
     }
-    out
 }
 
-/// Z85 text as bytes: each 5 characters a big-endian 32-bit number in base 85.
+/// Z85 text (ZeroMQ RFC 32) as bytes: whole groups of 5 characters, each 4 bytes.
+///
+/// # Errors
+/// Text that is not Z85, or ends in the `z85` crate's own padded group (a last group opening
+/// with `#`, which plain Z85 never writes).
 fn z85_decode(text: &str) -> Result<Vec<u8>> {
-    let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(5) {
-        return Err(malformed(format!(
-            "its Z85 text is {} characters, not a multiple of 5",
-            bytes.len()
-        )));
+    let bytes = z85::decode(text).map_err(|e| malformed(format!("its Z85 text: {e}")))?;
+    if bytes.len() != text.len() / 5 * 4 {
+        return Err(malformed("its Z85 text ends in a padded group"));
     }
-    let mut out = Vec::with_capacity(bytes.len() / 5 * 4);
-    for chunk in bytes.chunks(5) {
-        let mut n: u64 = 0;
-        for &c in chunk {
-            let digit = Z85
-                .iter()
-                .position(|&z| z == c)
-                .ok_or_else(|| malformed(format!("{:?} is not a Z85 character", c as char)))?;
-            n = n * 85 + digit as u64;
-        }
-        let n = u32::try_from(n).map_err(|_| malformed("a Z85 group past 32 bits"))?;
-        out.extend_from_slice(&n.to_be_bytes());
-    }
-    Ok(out)
-}
-
-/// A cursor over little-endian numbers, each read checked against the bytes left.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8]> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|end| *end <= self.bytes.len())
-            .ok_or_else(|| malformed("its bitmap ends early"))?;
-        let out = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(out)
-    }
-
-    fn u16(&mut self) -> Result<u16> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-
-    fn u32(&mut self) -> Result<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn u64(&mut self) -> Result<u64> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
-    }
+    Ok(bytes)
 }
 
 /// The positions of a `RoaringBitmapArray`, ascending: the magic number 1681511377
-/// (little-endian), then a 64-bit roaring bitmap in the portable format, as the protocol
-/// specifies and writers write; or Delta's older "native" form the protocol's own inline
-/// example is in: the magic number 1681511376 (big-endian), the number of 32-bit bitmaps and
-/// each one's size (big-endian), the bitmaps (of the high keys 0, 1, ...).
+/// (little-endian), then a 64-bit roaring bitmap in the portable format (a `RoaringTreemap`
+/// as the `roaring` crate serializes it), as the protocol specifies and writers write; or
+/// Delta's older "native" form the protocol's own inline example is in: the magic number
+/// 1681511376 (big-endian), the number of 32-bit bitmaps and each one's size (big-endian), the
+/// bitmaps (of the high keys 0, 1, ...).
+///
+/// The bitmap is read whole before its positions are counted: a run container names up to
+/// 65,536 rows in a few bytes and is held as a bitmap of 8 KiB, so what it takes is bounded
+/// by some 600 times its bytes; the positions, 8 bytes each, are listed only under `limit`.
 ///
 /// # Errors
-/// A bitmap that is not one; more than `limit` positions (a run container names up to 65,536
-/// rows in 4 bytes: the log's cardinality bounds what a vector may claim).
+/// A bitmap that is not one; more than `limit` positions (the log's cardinality bounds what a
+/// vector may claim).
 pub(crate) fn positions(bitmap: &[u8], limit: u64) -> Result<Vec<u64>> {
-    let mut r = Reader {
-        bytes: bitmap,
-        at: 0,
-    };
-    let first = r.take(4)?;
-    let (le, be) = (
-        u32::from_le_bytes([first[0], first[1], first[2], first[3]]),
-        u32::from_be_bytes([first[0], first[1], first[2], first[3]]),
-    );
-    let mut out = Vec::new();
-    if le == MAGIC {
-        let buckets = r.u64()?;
-        for _ in 0..buckets {
-            let high = u64::from(r.u32()?) << 32;
-            read_roaring32(&mut r, limit, &mut out, high)?;
-        }
-    } else if be == NATIVE_MAGIC {
-        let be32 = |r: &mut Reader<'_>| -> Result<u32> {
-            let b = r.take(4)?;
-            Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        };
-        let count = be32(&mut r)?;
-        for high in 0..u64::from(count) {
-            let size = be32(&mut r)? as usize;
-            let end = r.at.saturating_add(size);
-            read_roaring32(&mut r, limit, &mut out, high << 32)?;
-            if r.at != end {
-                return Err(malformed(format!("bitmap {high} is not {size} bytes")));
-            }
-        }
+    let (&magic, mut rest) = bitmap
+        .split_first_chunk::<4>()
+        .ok_or_else(|| malformed("its bitmap ends early"))?;
+    let map = if u32::from_le_bytes(magic) == MAGIC {
+        RoaringTreemap::deserialize_from(&mut rest).map_err(unreadable)?
+    } else if u32::from_be_bytes(magic) == NATIVE_MAGIC {
+        native(&mut rest)?
     } else {
         return Err(malformed(
             "its magic number is neither 1681511377 nor 1681511376",
         ));
+    };
+    if !rest.is_empty() {
+        return Err(malformed(format!("{} bytes past its bitmap", rest.len())));
     }
-    if r.at != bitmap.len() {
+    if map.len() > limit {
         return Err(malformed(format!(
-            "{} bytes past its bitmap",
-            bitmap.len() - r.at
+            "more than the {limit} positions it may hold"
         )));
     }
-    Ok(out)
+    Ok(map.iter().collect())
 }
 
-/// One 32-bit roaring bitmap (RoaringFormatSpec), each value, above `high`, pushed to `out`
-/// in order, up to `limit` values in all.
-fn read_roaring32(r: &mut Reader<'_>, limit: u64, out: &mut Vec<u64>, high: u64) -> Result<()> {
-    let mut each = |low: u32| -> Result<()> {
-        if out.len() as u64 >= limit {
-            return Err(malformed(format!(
-                "more than the {limit} positions it may hold"
-            )));
+/// The native form's 32-bit bitmaps after its magic number, each behind its size.
+fn native(rest: &mut &[u8]) -> Result<RoaringTreemap> {
+    fn be32(rest: &mut &[u8]) -> Result<u32> {
+        let (&n, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| malformed("its bitmap ends early"))?;
+        *rest = tail;
+        Ok(u32::from_be_bytes(n))
+    }
+    let count = be32(rest)?;
+    let mut bitmaps = Vec::new();
+    for high in 0..count {
+        let size = be32(rest)? as usize;
+        let (mut body, tail) = rest
+            .split_at_checked(size)
+            .ok_or_else(|| malformed("its bitmap ends early"))?;
+        bitmaps.push((
+            high,
+            RoaringBitmap::deserialize_from(&mut body).map_err(unreadable)?,
+        ));
+        if !body.is_empty() {
+            return Err(malformed(format!("bitmap {high} is not {size} bytes")));
         }
-        out.push(high | u64::from(low));
-        Ok(())
-    };
-    const SERIAL_COOKIE_NO_RUNCONTAINER: u32 = 12346;
-    const SERIAL_COOKIE: u32 = 12347;
-    const NO_OFFSET_THRESHOLD: usize = 4;
-    let cookie = r.u32()?;
-    let (size, runs): (usize, Option<Vec<u8>>) = if cookie & 0xFFFF == SERIAL_COOKIE {
-        let size = (cookie >> 16) as usize + 1;
-        let flags = r.take(size.div_ceil(8))?.to_vec();
-        (size, Some(flags))
-    } else if cookie == SERIAL_COOKIE_NO_RUNCONTAINER {
-        (r.u32()? as usize, None)
-    } else {
-        return Err(malformed(format!("an unknown roaring cookie {cookie}")));
-    };
-    if size > 1 << 16 {
-        return Err(malformed(format!("{size} containers in one bucket")));
+        *rest = tail;
     }
-    let mut headers = Vec::with_capacity(size);
-    for _ in 0..size {
-        let key = r.u16()?;
-        let cardinality = usize::from(r.u16()?) + 1;
-        headers.push((key, cardinality));
-    }
-    if runs.is_none() || size >= NO_OFFSET_THRESHOLD {
-        r.take(size * 4)?;
-    }
-    for (k, (key, cardinality)) in headers.into_iter().enumerate() {
-        let high16 = u32::from(key) << 16;
-        let is_run = runs
-            .as_ref()
-            .is_some_and(|flags| flags[k / 8] & (1 << (k % 8)) != 0);
-        if is_run {
-            let n = r.u16()?;
-            for _ in 0..n {
-                let start = u32::from(r.u16()?);
-                let length = u32::from(r.u16()?);
-                if start + length > 0xFFFF {
-                    return Err(malformed("a run past its container"));
-                }
-                for v in start..=start + length {
-                    each(high16 | v)?;
-                }
-            }
-        } else if cardinality <= 4096 {
-            for _ in 0..cardinality {
-                each(high16 | u32::from(r.u16()?))?;
-            }
-        } else {
-            let words = r.take(8192)?;
-            for (w, word) in words.chunks(8).enumerate() {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(word);
-                let mut bits = u64::from_le_bytes(a);
-                while bits != 0 {
-                    let b = bits.trailing_zeros();
-                    each(high16 | (w as u32 * 64 + b))?;
-                    bits &= bits - 1;
-                }
-            }
-        }
-    }
-    Ok(())
+    Ok(RoaringTreemap::from_bitmaps(bitmaps))
 }
 
 /// The UUID of a `u` descriptor's 20 Z85 characters, in its canonical text.
 fn uuid_text(z85: &str) -> Result<String> {
-    let b = z85_decode(z85)?;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    ))
+    let bytes = z85_decode(z85)?;
+    let uuid = uuid::Uuid::from_slice(&bytes)
+        .map_err(|_| malformed(format!("{z85:?} is not a UUID's 20 characters")))?;
+    Ok(uuid.to_string())
 }
 
 /// The file a deletion vector is in, when it is in one (not inline): its UUID-named file under
@@ -342,93 +213,38 @@ pub(crate) fn read(
 }
 
 /// `positions` (ascending, distinct) as a `RoaringBitmapArray`: the magic number, then the
-/// portable 64-bit roaring bitmap, each bucket's containers arrays (up to 4,096 values) or
-/// bitmaps, without runs.
+/// portable 64-bit roaring bitmap (a `RoaringTreemap` serialized), each bucket's containers
+/// arrays (up to 4,096 values) or bitmaps, without runs (the `roaring` crate of 0.10 writes no
+/// run containers: the bytes stay what every earlier pgarrow wrote).
 pub(crate) fn bitmap(positions: &[u64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + positions.len() * 2);
+    let map = RoaringTreemap::from_sorted_iter(positions.iter().copied())
+        .unwrap_or_else(|_| positions.iter().copied().collect());
+    let mut out = Vec::with_capacity(4 + map.serialized_size());
     out.extend_from_slice(&MAGIC.to_le_bytes());
-    let buckets = split_by(positions, |p| p >> 32);
-    out.extend_from_slice(&(buckets.len() as u64).to_le_bytes());
-    for bucket in buckets {
-        out.extend_from_slice(&((bucket[0] >> 32) as u32).to_le_bytes());
-        let containers = split_by(bucket, |p| (p >> 16) & 0xFFFF);
-        out.extend_from_slice(&12346u32.to_le_bytes());
-        out.extend_from_slice(&(containers.len() as u32).to_le_bytes());
-        for c in &containers {
-            out.extend_from_slice(&(((c[0] >> 16) & 0xFFFF) as u16).to_le_bytes());
-            out.extend_from_slice(&((c.len() - 1) as u16).to_le_bytes());
-        }
-        // The offset of each container from the bucket's cookie.
-        let mut at = 8 + containers.len() * 8;
-        for c in &containers {
-            out.extend_from_slice(&(at as u32).to_le_bytes());
-            at += if c.len() <= 4096 { c.len() * 2 } else { 8192 };
-        }
-        for c in &containers {
-            if c.len() <= 4096 {
-                for &p in *c {
-                    out.extend_from_slice(&((p & 0xFFFF) as u16).to_le_bytes());
-                }
-            } else {
-                let mut words = [0u64; 1024];
-                for &p in *c {
-                    let low = (p & 0xFFFF) as usize;
-                    words[low / 64] |= 1 << (low % 64);
-                }
-                for w in words {
-                    out.extend_from_slice(&w.to_le_bytes());
-                }
-            }
-        }
-    }
-    out
-}
-
-/// `values` (ascending) in runs of one `key`.
-fn split_by(values: &[u64], key: impl Fn(u64) -> u64) -> Vec<&[u64]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for i in 1..=values.len() {
-        if i == values.len() || key(values[i]) != key(values[start]) {
-            out.push(&values[start..i]);
-            start = i;
-        }
-    }
+    map.serialize_into(&mut out)
+        .expect("writing into a Vec does not fail");
     out
 }
 
 /// One commit's deletion vector file: format version 1, then each vector's size, bitmap and
 /// checksum (big-endian), named `deletion_vector_<uuid>.bin` at the table's root.
 pub(crate) struct DvFile {
-    uuid: [u8; 16],
+    uuid: uuid::Uuid,
     pub(crate) bytes: Vec<u8>,
 }
 
 impl DvFile {
     /// An empty file of a new UUID.
     pub(crate) fn new() -> DvFile {
-        let text = crate::common::new_uuid().replace('-', "");
-        let mut uuid = [0u8; 16];
-        for (i, b) in uuid.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap_or(0);
-        }
         DvFile {
-            uuid,
+            uuid: uuid::Uuid::new_v4(),
             bytes: vec![1],
         }
     }
 
     /// The file's name, relative to the table's root.
     pub(crate) fn name(&self) -> String {
-        let hex: String = self.uuid.iter().map(|x| format!("{x:02x}")).collect();
-        format!(
-            "deletion_vector_{}-{}-{}-{}-{}.bin",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        )
+        format!("deletion_vector_{}.bin", self.uuid)
     }
 
     /// Adds the vector of `positions` (ascending, distinct): its descriptor.
@@ -445,7 +261,7 @@ impl DvFile {
         self.bytes.extend_from_slice(&crc.sum().to_be_bytes());
         Ok(DeletionVector {
             storage_type: "u".into(),
-            path_or_inline_dv: z85_encode(&self.uuid),
+            path_or_inline_dv: z85::encode(self.uuid.as_bytes()),
             offset: Some(offset),
             size_in_bytes: size,
             cardinality: positions.len() as i64,
@@ -612,12 +428,38 @@ mod tests {
         padded.resize(data.len().div_ceil(4) * 4, 0);
         let inline = DeletionVector {
             storage_type: "i".into(),
-            path_or_inline_dv: z85_encode(&padded),
+            path_or_inline_dv: z85::encode(&padded),
             offset: None,
             size_in_bytes: data.len() as i32,
             cardinality: 4,
         };
         assert_eq!(read(&inline, &root, &storage).unwrap(), small);
-        assert_eq!(z85_decode(&z85_encode(&padded)).unwrap(), padded);
+        assert_eq!(z85_decode(&z85::encode(&padded)).unwrap(), padded);
+    }
+
+    #[test]
+    fn written_bitmaps_keep_their_bytes() {
+        // What pgarrow's own RoaringBitmapArray writer wrote before the `roaring` crate did:
+        // one bucket, cookie 12346 (no runs), two array containers with their offsets.
+        assert_eq!(
+            super::bitmap(&[0, 3, 9, 70_000]),
+            [
+                209, 211, 57, 100, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 58, 48, 0, 0, 2, 0, 0, 0, 0,
+                0, 2, 0, 1, 0, 0, 0, 24, 0, 0, 0, 30, 0, 0, 0, 0, 0, 3, 0, 9, 0, 112, 17
+            ]
+        );
+        assert_eq!(
+            super::bitmap(&[]),
+            [209, 211, 57, 100, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        // A bitmap container and a second bucket: its length and checksum.
+        let large: Vec<u64> = (0..10_000)
+            .map(|p| p * 3)
+            .chain([(1 << 32) + 5, (1 << 32) + 6])
+            .collect();
+        let bytes = super::bitmap(&large);
+        let mut crc = flate2::Crc::new();
+        crc.update(&bytes);
+        assert_eq!((bytes.len(), crc.sum()), (8248, 0x721c_83f5));
     }
 }

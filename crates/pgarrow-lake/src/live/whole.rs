@@ -8,7 +8,7 @@
 //! the table's files.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
@@ -34,6 +34,15 @@ pub(crate) fn digest_of(key: &Key) -> Option<Digest> {
     key.as_slice().get(..16)?.try_into().ok()
 }
 
+/// The keys of a digest's two halves: std's SipHash under keys drawn once per process from the
+/// operating system. Rows are whoever writes to the source's; under known keys (SipHash's
+/// default ones) rows could be made to share a digest, and one would stand for the other.
+/// A digest lives only in the index of one process, never written.
+fn digest_keys() -> &'static [std::hash::RandomState; 2] {
+    static KEYS: std::sync::OnceLock<[std::hash::RandomState; 2]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| [std::hash::RandomState::new(), std::hash::RandomState::new()])
+}
+
 /// Each row's digest of `columns` (a table's, in its order): its values as the key encoder
 /// writes them (integers as 64 bits, so a widened column digests the same), a nested value as
 /// its text, NULL apart from every value.
@@ -42,20 +51,9 @@ pub(crate) fn digest_of(key: &Key) -> Option<Digest> {
 /// A value that cannot be shown as text.
 pub(crate) fn digests(columns: &[&dyn Array]) -> std::result::Result<Vec<Digest>, String> {
     let rows = columns.first().map_or(0, |c| c.len());
-    let mut first: Vec<std::hash::DefaultHasher> = (0..rows)
-        .map(|_| {
-            let mut h = std::hash::DefaultHasher::new();
-            h.write_u8(1);
-            h
-        })
-        .collect();
-    let mut second: Vec<std::hash::DefaultHasher> = (0..rows)
-        .map(|_| {
-            let mut h = std::hash::DefaultHasher::new();
-            h.write_u8(2);
-            h
-        })
-        .collect();
+    let [one, two] = digest_keys();
+    let mut first: Vec<_> = (0..rows).map(|_| one.build_hasher()).collect();
+    let mut second: Vec<_> = (0..rows).map(|_| two.build_hasher()).collect();
     for column in columns {
         let mut feed = |row: usize, bytes: &[u8]| {
             bytes.hash(&mut first[row]);
