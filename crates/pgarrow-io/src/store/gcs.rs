@@ -599,9 +599,11 @@ mod tests {
     }
 
     fn config(max_retries: usize, within: Duration) -> RetryConfig {
-        let mut c = RetryConfig::default();
-        c.max_retries = max_retries;
-        c.retry_timeout = within;
+        let mut c = RetryConfig {
+            max_retries,
+            retry_timeout: within,
+            ..RetryConfig::default()
+        };
         c.backoff.init_backoff = Duration::from_millis(100);
         c.backoff.max_backoff = Duration::from_secs(1);
         c.backoff.base = 2.0;
