@@ -788,7 +788,7 @@ impl std::str::FromStr for ModeName {
             "replace" => Ok(ModeName::Replace),
             "upsert" => Ok(ModeName::Upsert),
             other => Err(pgarrow::Error::usage(format!(
-                "unknown load mode {other:?}: expected append, replace or upsert"
+                "unknown load mode {other:?} (possible values: append, replace, upsert)"
             ))),
         }
     }

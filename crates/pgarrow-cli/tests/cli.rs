@@ -700,7 +700,7 @@ fn the_choices_parse_through_their_types_naming_what_they_take() {
     let cases: [(&[&str], &str); 2] = [
         (
             &["import", "x.parquet", "--into", "t", "--mode", "merge"],
-            "unknown load mode \"merge\": expected append, replace or upsert",
+            "unknown load mode \"merge\" (possible values: append, replace, upsert)",
         ),
         (
             &[
@@ -712,7 +712,7 @@ fn the_choices_parse_through_their_types_naming_what_they_take() {
                 "--if-exists",
                 "sometimes",
             ],
-            "if-exists \"sometimes\": fail, append or replace",
+            "if-exists \"sometimes\" (possible values: fail, append, replace)",
         ),
     ];
     for (args, needle) in cases {

@@ -69,9 +69,10 @@ impl std::str::FromStr for IfExists {
             "fail" => Ok(IfExists::Fail),
             "append" => Ok(IfExists::Append),
             "replace" => Ok(IfExists::Replace),
-            other => Err(
-                ErrorKind::Usage(format!("if-exists {other:?}: fail, append or replace")).into(),
-            ),
+            other => Err(ErrorKind::Usage(format!(
+                "if-exists {other:?} (possible values: fail, append, replace)"
+            ))
+            .into()),
         }
     }
 }
