@@ -8,15 +8,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, MapBuilder, MapFieldNames,
-    StringBuilder,
-};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, MapArray, RecordBatch, StructArray};
-use arrow_buffer::NullBuffer;
-use arrow_schema::{DataType, Field, Fields, Schema};
+use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use pgarrow::io::Location;
@@ -24,261 +19,22 @@ use pgarrow::{Error, ErrorKind, Result};
 
 use super::log::{Action, Add, DeletionVector, Format, Metadata, Protocol, Remove, Txn};
 
-/// The checkpoint of a state's `actions`, as Parquet bytes.
+/// The checkpoint of a state's `actions`, as Parquet bytes: each action, serialized as in a
+/// commit (`{"add": {...}}`), a row of [`schema`] (arrow-json's decoder), the other columns
+/// null.
 pub(crate) fn write(actions: &[Action]) -> Result<Vec<u8>> {
     let internal = |e: &dyn std::fmt::Display| -> Error {
         ErrorKind::Internal(format!("writing a Delta checkpoint: {e}")).into()
     };
-    let rows = |pick: &dyn Fn(&Action) -> bool| -> Vec<bool> { actions.iter().map(pick).collect() };
-    let txns: Vec<Option<&Txn>> = actions
-        .iter()
-        .map(|a| match a {
-            Action::Txn(t) => Some(t),
-            _ => None,
-        })
-        .collect();
-    let adds: Vec<Option<&Add>> = actions
-        .iter()
-        .map(|a| match a {
-            Action::Add(x) => Some(x),
-            _ => None,
-        })
-        .collect();
-    let removes: Vec<Option<&Remove>> = actions
-        .iter()
-        .map(|a| match a {
-            Action::Remove(x) => Some(x),
-            _ => None,
-        })
-        .collect();
-    let metas: Vec<Option<&Metadata>> = actions
-        .iter()
-        .map(|a| match a {
-            Action::MetaData(x) => Some(x),
-            _ => None,
-        })
-        .collect();
-    let protocols: Vec<Option<&Protocol>> = actions
-        .iter()
-        .map(|a| match a {
-            Action::Protocol(x) => Some(x),
-            _ => None,
-        })
-        .collect();
-
-    let txn = structure(
-        vec![
-            (
-                "appId",
-                strings(txns.iter().map(|t| t.map(|t| t.app_id.as_str()))),
-            ),
-            ("version", longs(txns.iter().map(|t| t.map(|t| t.version)))),
-            (
-                "lastUpdated",
-                longs(txns.iter().map(|t| t.and_then(|t| t.last_updated))),
-            ),
-        ],
-        rows(&|a| matches!(a, Action::Txn(_))),
-    )
-    .map_err(|e| internal(&e))?;
-    let add_dvs: Vec<Option<&DeletionVector>> = adds
-        .iter()
-        .map(|a| a.and_then(|a| a.deletion_vector.as_ref()))
-        .collect();
-    let add = structure(
-        vec![
-            (
-                "path",
-                strings(adds.iter().map(|a| a.map(|a| a.path.as_str()))),
-            ),
-            (
-                "partitionValues",
-                map(adds.iter().map(|a| a.map(|a| &a.partition_values))),
-            ),
-            ("size", longs(adds.iter().map(|a| a.map(|a| a.size)))),
-            (
-                "modificationTime",
-                longs(adds.iter().map(|a| a.map(|a| a.modification_time))),
-            ),
-            (
-                "dataChange",
-                booleans(adds.iter().map(|a| a.map(|a| a.data_change))),
-            ),
-            (
-                "stats",
-                strings(adds.iter().map(|a| a.and_then(|a| a.stats.as_deref()))),
-            ),
-            (
-                "tags",
-                map(adds.iter().map(|a| a.and_then(|a| a.tags.as_ref()))),
-            ),
-            ("deletionVector", deletion_vectors(&add_dvs)?),
-            (
-                "baseRowId",
-                longs(adds.iter().map(|a| a.and_then(|a| a.base_row_id))),
-            ),
-            (
-                "defaultRowCommitVersion",
-                longs(
-                    adds.iter()
-                        .map(|a| a.and_then(|a| a.default_row_commit_version)),
-                ),
-            ),
-        ],
-        rows(&|a| matches!(a, Action::Add(_))),
-    )
-    .map_err(|e| internal(&e))?;
-    let remove_dvs: Vec<Option<&DeletionVector>> = removes
-        .iter()
-        .map(|r| r.and_then(|r| r.deletion_vector.as_ref()))
-        .collect();
-    let remove = structure(
-        vec![
-            (
-                "path",
-                strings(removes.iter().map(|r| r.map(|r| r.path.as_str()))),
-            ),
-            (
-                "deletionTimestamp",
-                longs(removes.iter().map(|r| r.and_then(|r| r.deletion_timestamp))),
-            ),
-            (
-                "dataChange",
-                booleans(removes.iter().map(|r| r.map(|r| r.data_change))),
-            ),
-            (
-                "extendedFileMetadata",
-                booleans(
-                    removes
-                        .iter()
-                        .map(|r| r.and_then(|r| r.extended_file_metadata)),
-                ),
-            ),
-            (
-                "partitionValues",
-                map(removes
-                    .iter()
-                    .map(|r| r.and_then(|r| r.partition_values.as_ref()))),
-            ),
-            (
-                "size",
-                longs(removes.iter().map(|r| r.and_then(|r| r.size))),
-            ),
-            ("deletionVector", deletion_vectors(&remove_dvs)?),
-        ],
-        rows(&|a| matches!(a, Action::Remove(_))),
-    )
-    .map_err(|e| internal(&e))?;
-    let options: Vec<Option<BTreeMap<String, Option<String>>>> = metas
-        .iter()
-        .map(|m| m.map(|m| optional(&m.format.options)))
-        .collect();
-    let configuration: Vec<Option<BTreeMap<String, Option<String>>>> = metas
-        .iter()
-        .map(|m| m.map(|m| optional(&m.configuration)))
-        .collect();
-    let format = structure(
-        vec![
-            (
-                "provider",
-                strings(metas.iter().map(|m| m.map(|m| m.format.provider.as_str()))),
-            ),
-            ("options", map(options.iter().map(Option::as_ref))),
-        ],
-        rows(&|a| matches!(a, Action::MetaData(_))),
-    )
-    .map_err(|e| internal(&e))?;
-    let meta = structure(
-        vec![
-            (
-                "id",
-                strings(metas.iter().map(|m| m.map(|m| m.id.as_str()))),
-            ),
-            (
-                "name",
-                strings(metas.iter().map(|m| m.and_then(|m| m.name.as_deref()))),
-            ),
-            (
-                "description",
-                strings(
-                    metas
-                        .iter()
-                        .map(|m| m.and_then(|m| m.description.as_deref())),
-                ),
-            ),
-            ("format", Arc::new(format)),
-            (
-                "schemaString",
-                strings(metas.iter().map(|m| m.map(|m| m.schema_string.as_str()))),
-            ),
-            (
-                "partitionColumns",
-                string_lists(
-                    metas
-                        .iter()
-                        .map(|m| m.map(|m| m.partition_columns.as_slice())),
-                ),
-            ),
-            (
-                "configuration",
-                map(configuration.iter().map(Option::as_ref)),
-            ),
-            (
-                "createdTime",
-                longs(metas.iter().map(|m| m.and_then(|m| m.created_time))),
-            ),
-        ],
-        rows(&|a| matches!(a, Action::MetaData(_))),
-    )
-    .map_err(|e| internal(&e))?;
-    let protocol = structure(
-        vec![
-            (
-                "minReaderVersion",
-                ints(protocols.iter().map(|p| p.map(|p| p.min_reader_version))),
-            ),
-            (
-                "minWriterVersion",
-                ints(protocols.iter().map(|p| p.map(|p| p.min_writer_version))),
-            ),
-            (
-                "readerFeatures",
-                string_lists(
-                    protocols
-                        .iter()
-                        .map(|p| p.and_then(|p| p.reader_features.as_deref())),
-                ),
-            ),
-            (
-                "writerFeatures",
-                string_lists(
-                    protocols
-                        .iter()
-                        .map(|p| p.and_then(|p| p.writer_features.as_deref())),
-                ),
-            ),
-        ],
-        rows(&|a| matches!(a, Action::Protocol(_))),
-    )
-    .map_err(|e| internal(&e))?;
-    let columns: Vec<(&str, ArrayRef)> = vec![
-        ("txn", Arc::new(txn)),
-        ("add", Arc::new(add)),
-        ("remove", Arc::new(remove)),
-        ("metaData", Arc::new(meta)),
-        ("protocol", Arc::new(protocol)),
-    ];
-    let schema = Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(name, a)| Field::new(*name, a.data_type().clone(), true))
-            .collect::<Vec<_>>(),
-    ));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        columns.into_iter().map(|(_, a)| a).collect(),
-    )
-    .map_err(|e| internal(&e))?;
+    let schema = Arc::new(schema());
+    let mut decoder = arrow_json::ReaderBuilder::new(schema.clone())
+        .build_decoder()
+        .map_err(|e| internal(&e))?;
+    decoder.serialize(actions).map_err(|e| internal(&e))?;
+    let batch = decoder
+        .flush()
+        .map_err(|e| internal(&e))?
+        .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
     let mut bytes = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut bytes, schema, None).map_err(|e| internal(&e))?;
     writer.write(&batch).map_err(|e| internal(&e))?;
@@ -286,109 +42,76 @@ pub(crate) fn write(actions: &[Action]) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn optional(m: &BTreeMap<String, String>) -> BTreeMap<String, Option<String>> {
-    m.iter()
-        .map(|(k, v)| (k.clone(), Some(v.clone())))
-        .collect()
-}
-
-fn structure(
-    children: Vec<(&str, ArrayRef)>,
-    valid: Vec<bool>,
-) -> std::result::Result<StructArray, arrow_schema::ArrowError> {
-    let fields: Fields = children
-        .iter()
-        .map(|(name, a)| Field::new(*name, a.data_type().clone(), true))
-        .collect();
-    let arrays = children.into_iter().map(|(_, a)| a).collect();
-    StructArray::try_new(fields, arrays, Some(NullBuffer::from(valid)))
-}
-
-fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
-    let mut b = StringBuilder::new();
-    values.for_each(|v| b.append_option(v));
-    Arc::new(b.finish())
-}
-
-fn longs(values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
-    let mut b = Int64Builder::new();
-    values.for_each(|v| b.append_option(v));
-    Arc::new(b.finish())
-}
-
-fn ints(values: impl Iterator<Item = Option<i32>>) -> ArrayRef {
-    let mut b = Int32Builder::new();
-    values.for_each(|v| b.append_option(v));
-    Arc::new(b.finish())
-}
-
-fn booleans(values: impl Iterator<Item = Option<bool>>) -> ArrayRef {
-    let mut b = BooleanBuilder::new();
-    values.for_each(|v| b.append_option(v));
-    Arc::new(b.finish())
-}
-
-fn string_lists<'a>(values: impl Iterator<Item = Option<&'a [String]>>) -> ArrayRef {
-    let mut b = ListBuilder::new(StringBuilder::new());
-    for v in values {
-        match v {
-            Some(items) => {
-                items.iter().for_each(|s| b.values().append_value(s));
-                b.append(true);
-            }
-            None => b.append(false),
-        }
-    }
-    Arc::new(b.finish())
-}
-
-fn map<'a>(values: impl Iterator<Item = Option<&'a BTreeMap<String, Option<String>>>>) -> ArrayRef {
-    let names = MapFieldNames {
-        entry: "key_value".into(),
-        key: "key".into(),
-        value: "value".into(),
+/// A checkpoint's columns (PROTOCOL.md, "Checkpoint Schema"): a struct per action, every field
+/// nullable; maps of strings in `key_value` entries of a `key` and a `value` (Spark's names),
+/// lists of strings of `item`s (arrow-rs's; Parquet readers take either).
+fn schema() -> Schema {
+    let utf8 = |name: &str| Field::new(name, DataType::Utf8, true);
+    let long = |name: &str| Field::new(name, DataType::Int64, true);
+    let int = |name: &str| Field::new(name, DataType::Int32, true);
+    let boolean = |name: &str| Field::new(name, DataType::Boolean, true);
+    let list =
+        |name: &str| Field::new_list(name, Field::new_list_field(DataType::Utf8, true), true);
+    let map = |name: &str| {
+        let key = Field::new("key", DataType::Utf8, false);
+        Field::new_map(name, "key_value", key, utf8("value"), false, true)
     };
-    let mut b = MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new());
-    for v in values {
-        match v {
-            Some(entries) => {
-                for (k, v) in entries {
-                    b.keys().append_value(k);
-                    b.values().append_option(v.as_deref());
-                }
-                b.append(true).expect("keys and values match");
-            }
-            None => b.append(false).expect("keys and values match"),
-        }
-    }
-    Arc::new(b.finish())
-}
-
-fn deletion_vectors(dvs: &[Option<&DeletionVector>]) -> Result<ArrayRef> {
-    let array = structure(
-        vec![
-            (
-                "storageType",
-                strings(dvs.iter().map(|d| d.map(|d| d.storage_type.as_str()))),
-            ),
-            (
-                "pathOrInlineDv",
-                strings(dvs.iter().map(|d| d.map(|d| d.path_or_inline_dv.as_str()))),
-            ),
-            ("offset", ints(dvs.iter().map(|d| d.and_then(|d| d.offset)))),
-            (
-                "sizeInBytes",
-                ints(dvs.iter().map(|d| d.map(|d| d.size_in_bytes))),
-            ),
-            (
-                "cardinality",
-                longs(dvs.iter().map(|d| d.map(|d| d.cardinality))),
-            ),
-        ],
-        dvs.iter().map(Option::is_some).collect(),
-    )
-    .map_err(|e| Error::from(ErrorKind::Internal(format!("a deletion vector: {e}"))))?;
-    Ok(Arc::new(array))
+    let structure = |name: &str, fields: Vec<Field>| Field::new_struct(name, fields, true);
+    let deletion_vector = || {
+        let fields = vec![
+            utf8("storageType"),
+            utf8("pathOrInlineDv"),
+            int("offset"),
+            int("sizeInBytes"),
+            long("cardinality"),
+        ];
+        structure("deletionVector", fields)
+    };
+    let txn = vec![utf8("appId"), long("version"), long("lastUpdated")];
+    let add = vec![
+        utf8("path"),
+        map("partitionValues"),
+        long("size"),
+        long("modificationTime"),
+        boolean("dataChange"),
+        utf8("stats"),
+        map("tags"),
+        deletion_vector(),
+        long("baseRowId"),
+        long("defaultRowCommitVersion"),
+    ];
+    let remove = vec![
+        utf8("path"),
+        long("deletionTimestamp"),
+        boolean("dataChange"),
+        boolean("extendedFileMetadata"),
+        map("partitionValues"),
+        long("size"),
+        deletion_vector(),
+    ];
+    let meta = vec![
+        utf8("id"),
+        utf8("name"),
+        utf8("description"),
+        structure("format", vec![utf8("provider"), map("options")]),
+        utf8("schemaString"),
+        list("partitionColumns"),
+        map("configuration"),
+        long("createdTime"),
+    ];
+    let protocol = vec![
+        int("minReaderVersion"),
+        int("minWriterVersion"),
+        list("readerFeatures"),
+        list("writerFeatures"),
+    ];
+    Schema::new(vec![
+        structure("txn", txn),
+        structure("add", add),
+        structure("remove", remove),
+        structure("metaData", meta),
+        structure("protocol", protocol),
+    ])
 }
 
 /// The actions of checkpoint `version` of the log `log`, held in the files `names` (one, or a
@@ -768,5 +491,84 @@ mod tests {
         let at = Location::from(dir.path()).join("0.checkpoint.parquet");
         assert!(at.create_new(&bytes).unwrap());
         assert_eq!(read(&at, &Location::from(dir.path())).unwrap(), actions);
+    }
+
+    #[test]
+    fn the_checkpoint_keeps_the_columns_delta_readers_want() {
+        // The Parquet columns pgarrow's checkpoints have always had, in their order.
+        let bytes = bytes::Bytes::from(write(&[]).unwrap());
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        let columns = reader.parquet_schema().columns();
+        let paths: Vec<String> = columns.iter().map(|c| c.path().string()).collect();
+        let map = |p: &str| [format!("{p}.key_value.key"), format!("{p}.key_value.value")];
+        let list = |p: &str| [format!("{p}.list.item")];
+        let dv = |p: &str| {
+            [
+                "storageType",
+                "pathOrInlineDv",
+                "offset",
+                "sizeInBytes",
+                "cardinality",
+            ]
+            .map(|f| format!("{p}.deletionVector.{f}"))
+        };
+        let mut want: Vec<String> = ["txn.appId", "txn.version", "txn.lastUpdated", "add.path"]
+            .map(String::from)
+            .into();
+        want.extend(map("add.partitionValues"));
+        want.extend(
+            [
+                "add.size",
+                "add.modificationTime",
+                "add.dataChange",
+                "add.stats",
+            ]
+            .map(String::from),
+        );
+        want.extend(map("add.tags"));
+        want.extend(dv("add"));
+        want.extend(
+            [
+                "add.baseRowId",
+                "add.defaultRowCommitVersion",
+                "remove.path",
+            ]
+            .map(String::from),
+        );
+        want.extend(
+            [
+                "remove.deletionTimestamp",
+                "remove.dataChange",
+                "remove.extendedFileMetadata",
+            ]
+            .map(String::from),
+        );
+        want.extend(map("remove.partitionValues"));
+        want.push("remove.size".into());
+        want.extend(dv("remove"));
+        want.extend(
+            [
+                "metaData.id",
+                "metaData.name",
+                "metaData.description",
+                "metaData.format.provider",
+            ]
+            .map(String::from),
+        );
+        want.extend(map("metaData.format.options"));
+        want.push("metaData.schemaString".into());
+        want.extend(list("metaData.partitionColumns"));
+        want.extend(map("metaData.configuration"));
+        want.extend(
+            [
+                "metaData.createdTime",
+                "protocol.minReaderVersion",
+                "protocol.minWriterVersion",
+            ]
+            .map(String::from),
+        );
+        want.extend(list("protocol.readerFeatures"));
+        want.extend(list("protocol.writerFeatures"));
+        assert_eq!(paths, want);
     }
 }
