@@ -336,3 +336,122 @@ impl Committed {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::spec::{Snapshot, TableMetadata, TableRequirement, TableUpdate};
+    use super::*;
+
+    /// A new table's metadata at `location`, of no snapshot.
+    fn new_table(location: &str) -> TableMetadata {
+        serde_json::from_value(serde_json::json!({
+            "format-version": 2,
+            "table-uuid": "0b5a6c8e-6d4f-4f49-9e5b-1c1e2d3f4a5b",
+            "location": location,
+            "last-column-id": 1,
+            "current-schema-id": 0,
+            "schemas": [{"type": "struct", "schema-id": 0, "fields": [
+                {"id": 1, "name": "id", "required": false, "type": "long"}]}],
+            "default-spec-id": 0,
+            "partition-specs": [{"spec-id": 0, "fields": []}],
+            "x-theirs": {"kept": 1}
+        }))
+        .unwrap()
+    }
+
+    fn snapshot_of(id: i64) -> Vec<TableUpdate> {
+        let snapshot: Snapshot = serde_json::from_value(serde_json::json!({
+            "snapshot-id": id, "sequence-number": 1, "timestamp-ms": 1,
+            "manifest-list": "never-read.avro", "summary": {"operation": "append"}
+        }))
+        .unwrap();
+        vec![
+            TableUpdate::AddSnapshot { snapshot },
+            TableUpdate::SetSnapshotRef {
+                ref_name: "main".into(),
+                snapshot_id: id,
+                kind: "branch".into(),
+            },
+        ]
+    }
+
+    fn metadata_files(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir.join("metadata")).unwrap().count()
+    }
+
+    /// The SQL catalog's commit against a real catalog database: it applies the updates and
+    /// swaps only from the metadata read; a stale base or an unmet requirement is a conflict
+    /// that leaves no metadata file behind.
+    #[tokio::test]
+    async fn commits_swap_from_the_metadata_read_and_a_lost_race_leaves_nothing() {
+        let Some(pg) = pgarrow_testkit::Cluster::shared() else {
+            return;
+        };
+        let db = pg.create_database("iceberg_catalog").unwrap();
+        let config = Config::parse(&pg.url(&db)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().to_str().unwrap().to_owned();
+        let storage = StorageOptions::default();
+        let mut catalog = SqlCatalog::connect(&config, "default", &storage)
+            .await
+            .unwrap();
+        let Committed::Done(made) = catalog
+            .create("ns", "t", new_table(&location))
+            .await
+            .unwrap()
+        else {
+            panic!("a new table is made")
+        };
+        // Made again: the catalog holds it already.
+        assert!(matches!(
+            catalog
+                .create("ns", "t", new_table(&location))
+                .await
+                .unwrap(),
+            Committed::Conflict(_)
+        ));
+        assert_eq!(metadata_files(dir.path()), 1, "the loser's file is removed");
+        let base = catalog.load("ns", "t").await.unwrap().unwrap();
+        assert_eq!(base.location, made.location);
+        let main = |id: Option<i64>| TableRequirement::AssertRefSnapshotId {
+            name: "main".into(),
+            snapshot_id: id,
+        };
+        let Committed::Done(next) = catalog
+            .commit("ns", "t", &base, &[main(None)], &snapshot_of(7))
+            .await
+            .unwrap()
+        else {
+            panic!("the commit lands")
+        };
+        assert_eq!(next.metadata.current_snapshot_id(), Some(7));
+        assert_eq!(
+            next.metadata.other["x-theirs"],
+            serde_json::json!({"kept": 1})
+        );
+        assert_eq!(next.metadata.metadata_log[0].metadata_file, base.location);
+        let now = catalog.load("ns", "t").await.unwrap().unwrap();
+        assert_eq!(now.location, next.location);
+        assert_eq!(now.metadata, next.metadata);
+        // From the stale base: the swap finds the table moved.
+        let stale = catalog
+            .commit("ns", "t", &base, &[main(None)], &snapshot_of(8))
+            .await
+            .unwrap();
+        assert!(matches!(stale, Committed::Conflict(_)), "{stale:?}");
+        // A requirement the table read does not meet: refused before anything is written.
+        let unmet = catalog
+            .commit("ns", "t", &now, &[main(Some(99))], &snapshot_of(9))
+            .await
+            .unwrap();
+        assert!(matches!(unmet, Committed::Conflict(_)), "{unmet:?}");
+        let e = unmet.or_conflict("committing").unwrap_err();
+        assert!(e.is_conflict(), "{e}");
+        assert_eq!(
+            metadata_files(dir.path()),
+            2,
+            "only the two that landed stay"
+        );
+        catalog.close().await;
+    }
+}
