@@ -61,6 +61,7 @@ use pgarrow::protocol::Config;
 use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 use serde_json::{Value as Json, json};
 
+use crate::cleanup::Cleanup;
 use crate::common::IfExists;
 use crate::retry::Retries;
 use catalog::{Catalog, Committed, Loaded, SqlCatalog};
@@ -470,8 +471,10 @@ async fn export(
         snapshot_id,
     )?;
     let manifest_length = manifest_bytes.len() as u64;
-    let mut cleanup = Cleanup::new(&target.storage);
-    cleanup.write(&manifest_path, manifest_bytes).await?;
+    let mut cleanup = Cleanup::new();
+    cleanup
+        .write(located(&manifest_path, &target.storage)?, manifest_bytes)
+        .await?;
     let rows: u64 = data_files.iter().map(|f| f.rows).sum();
     let bytes: u64 = data_files.iter().map(|f| f.bytes).sum();
     let new_entry = manifest::list_entry(
@@ -730,7 +733,9 @@ impl Adding<'_> {
             );
             let list_bytes =
                 manifest::write_manifest_list(&entries, self.snapshot_id, parent, sequence)?;
-            cleanup.write(&list_path, list_bytes).await?;
+            cleanup
+                .write(located(&list_path, &target.storage)?, list_bytes)
+                .await?;
             let mut summary = summary(
                 self.if_exists,
                 previous,
@@ -770,7 +775,9 @@ impl Adding<'_> {
                 Committed::Conflict(why) => why,
             };
             // Another writer committed first: what this attempt wrote names nothing.
-            cleanup.remove(&[&list_path]).await;
+            cleanup
+                .remove(&located(&list_path, &target.storage)?)
+                .await;
             match (&state, self.if_exists) {
                 (Some(_), IfExists::Replace) => {
                     return Err(ErrorKind::Conflict(
@@ -826,68 +833,6 @@ fn last_state(meta: &TableMetadata) -> Result<Option<IncrementalState>> {
         snap = s.parent_snapshot_id.and_then(|p| meta.snapshot(p));
     }
     Ok(None)
-}
-
-/// Files the commit writes beside the data, removed unless it lands.
-struct Cleanup {
-    storage: StorageOptions,
-    paths: Vec<String>,
-    kept: bool,
-}
-
-impl Cleanup {
-    fn new(storage: &StorageOptions) -> Cleanup {
-        Cleanup {
-            storage: storage.clone(),
-            paths: Vec::new(),
-            kept: false,
-        }
-    }
-
-    async fn write(&mut self, path: &str, bytes: Vec<u8>) -> Result<()> {
-        let at = crate::iceberg::located(path, &self.storage)?;
-        self.paths.push(path.to_owned());
-        blocking(move || {
-            if let Some(dir) = at.as_local().and_then(|p| p.parent()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    Error::from(ErrorKind::Usage(format!("{}: {e}", dir.display())))
-                })?;
-            }
-            Ok(at.write_atomically(&bytes)?)
-        })
-        .await
-    }
-
-    /// Removes `path` too unless kept (a file written otherwise).
-    fn track(&mut self, path: &str) {
-        self.paths.push(path.to_owned());
-    }
-
-    async fn remove(&mut self, paths: &[&str]) {
-        for p in paths {
-            if let Ok(at) = crate::iceberg::located(p, &self.storage) {
-                let _ = blocking(move || Ok(at.remove()?)).await;
-            }
-            self.paths.retain(|x| x != p);
-        }
-    }
-
-    fn keep(&mut self) {
-        self.kept = true;
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if self.kept {
-            return;
-        }
-        for p in &self.paths {
-            if let Ok(at) = crate::iceberg::located(p, &self.storage) {
-                let _ = at.remove();
-            }
-        }
-    }
 }
 
 /// A snapshot's entry in the table metadata: made now, its manifest list at `list`, of the

@@ -22,6 +22,7 @@
 pub mod apply;
 mod avro;
 mod bounds;
+mod cleanup;
 mod common;
 mod deletes;
 pub mod delta;

@@ -97,14 +97,6 @@ pub(crate) async fn write_rows(
     .map_err(|e| Error::from(ErrorKind::Internal(format!("writing data files: {e}"))))?
 }
 
-/// Removes files a failed commit wrote (best effort: a file left over is named by no snapshot
-/// or version, and the format's cleanup of orphaned files removes it).
-pub(crate) fn remove_all(files: &[Location]) {
-    for f in files {
-        let _ = f.remove();
-    }
-}
-
 /// Where a commit's time goes, for [`debug`]: each step's time since the commit began.
 pub(crate) struct Laps {
     name: String,

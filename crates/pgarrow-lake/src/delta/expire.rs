@@ -88,7 +88,7 @@ fn expire_blocking(target: &DeltaTarget, options: &ExpireOptions) -> Result<Expi
         Some(v) if v == state.version => v,
         _ if dry => state.version,
         _ => {
-            super::write_checkpoint(&log, &state)?;
+            super::commit::write_checkpoint(&log, &state)?;
             state.version
         }
     };

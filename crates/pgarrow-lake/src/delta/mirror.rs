@@ -13,13 +13,13 @@ use pgarrow::io::{Format, Layout, Location, Manifest, ManifestFile, PartitionFie
 use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_protocol::replication::Lsn;
 
+use super::commit::DeltaLog;
 use super::dv::{self, DvFile};
-use super::log::{self, Action, Add, Remove, Snapshot, Txn};
-use super::{DeltaTarget, blocking, now_ms, replay, schema};
+use super::log::{Action, Add, Remove, Snapshot, Txn};
+use super::{DeltaTarget, now_ms, replay, schema};
+use crate::cleanup::{Cleanup, blocking};
 use crate::common::{IfExists, new_uuid};
-use crate::live::{
-    Constant, LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Plan, remove_all,
-};
+use crate::live::{Constant, LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Plan};
 
 /// The application ID of a mirror's `txn` actions: this, then the slot's name.
 const APP_PREFIX: &str = "pgarrow-mirror:";
@@ -224,41 +224,27 @@ impl DeltaMirror {
         let laps = Laps::new(&name);
         let now = now_ms();
         let mut actions = Vec::new();
-        let mut written: Vec<Location> = Vec::new();
-        let done = self
-            .actions(live, plan, point, now, &mut actions, &mut written)
-            .await;
-        let (adds, kept) = match done {
-            Ok(done) => done,
-            Err(e) => {
-                remove_all(&written);
-                return Err(e);
-            }
-        };
+        let mut cleanup = Cleanup::new();
+        let (adds, kept) = self
+            .actions(live, plan, point, now, &mut actions, &mut cleanup)
+            .await?;
         laps.lap("files written");
-        let version = self.state.version + 1;
-        let committed = {
-            let (log, actions) = (self.log.clone(), actions.clone());
-            blocking(move || log::commit(&log, version, &actions)).await
+        let log = DeltaLog {
+            log: &self.log,
+            name: &name,
+            checkpoint_interval: self.target.checkpoint_interval,
         };
-        match committed {
-            Ok(true) => {}
-            Ok(false) => {
-                remove_all(&written);
-                return Err(ErrorKind::Conflict(format!(
-                    "{MOVED}: another writer committed version {version} of Delta table {name}"
-                ))
-                .into());
-            }
-            Err(e) => {
-                remove_all(&written);
-                return Err(e.context(format!("committing to Delta table {name}")));
-            }
-        }
+        let Some(landed) = log.commit(Some(&self.state), actions).await? else {
+            return Err(ErrorKind::Conflict(format!(
+                "{MOVED}: another writer committed version {} of Delta table {name}",
+                self.state.version + 1
+            ))
+            .into());
+        };
+        cleanup.keep();
         laps.lap("committed");
-        let state = self.state.clone();
-        self.state = Snapshot::apply(Some(state), version, actions, &self.log)?;
-        self.checkpoint().await;
+        let version = landed.version;
+        self.state = landed.state;
         // The index and the files as the version left them.
         if plan.truncate {
             self.adds.clear();
@@ -303,7 +289,7 @@ impl DeltaMirror {
         point: Option<&MirrorPoint>,
         now: i64,
         actions: &mut Vec<Action>,
-        written: &mut Vec<Location>,
+        cleanup: &mut Cleanup,
     ) -> Result<(Vec<(Add, u64)>, Vec<(i64, Add)>)> {
         let theirs: serde_json::Value = serde_json::from_str(&self.state.metadata.schema_string)
             .map_err(|e| {
@@ -319,7 +305,9 @@ impl DeltaMirror {
                     .map_err(|e| e.context(format!("Delta table {}", self.name)))?;
                 let evolved = schema::evolve(&theirs, &ours.json, &self.name)?;
                 let manifest = self.write_rows(rows).await?;
-                written.extend(manifest.files.iter().map(|f| self.root.join_path(&f.path)));
+                for f in &manifest.files {
+                    cleanup.track(self.root.join_path(&f.path));
+                }
                 let (root, m) = (self.root.clone(), manifest.clone());
                 let columns: Vec<String> = self.partitions.iter().map(|p| p.name.clone()).collect();
                 let types: BTreeMap<String, serde_json::Value> = schema::fields(&ours.json)
@@ -327,7 +315,8 @@ impl DeltaMirror {
                     .map(|(n, t, _)| (n, t))
                     .collect();
                 let mut adds =
-                    blocking(move || super::describe_files(&root, &m, &columns, &types)).await?;
+                    blocking(move || super::export::describe_files(&root, &m, &columns, &types))
+                        .await?;
                 for (add, _) in &mut adds {
                     add.data_change = !plan.rewrite;
                 }
@@ -388,9 +377,7 @@ impl DeltaMirror {
         let has_vectors = vectors.bytes.len() > 1;
         if has_vectors {
             let at = self.root.join_path(&vectors.name());
-            written.push(at.clone());
-            let bytes = std::mem::take(&mut vectors.bytes);
-            blocking(move || Ok(at.write_atomically(&bytes)?)).await?;
+            cleanup.write(at, std::mem::take(&mut vectors.bytes)).await?;
         }
         // The protocol and metadata: deletion vectors enabled (once), new columns.
         let mut protocol = self.state.protocol.clone();
@@ -501,30 +488,6 @@ impl DeltaMirror {
             })
             .collect();
         Ok(Manifest::new(Format::Parquet, None, None, None, files))
-    }
-
-    /// Writes the version's checkpoint when it falls on the table's interval. A checkpoint
-    /// that cannot be written leaves the table correct (readers replay the commits): reported.
-    async fn checkpoint(&self) {
-        let interval = self
-            .state
-            .metadata
-            .configuration
-            .get("delta.checkpointInterval")
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(self.target.checkpoint_interval);
-        let version = self.state.version;
-        if interval == 0 || version <= 0 || !(version as u64).is_multiple_of(interval) {
-            return;
-        }
-        let (log, state) = (self.log.clone(), self.state.clone());
-        if let Err(e) = blocking(move || super::write_checkpoint(&log, &state)).await {
-            ::log::warn!(
-                "Delta table {}: no checkpoint at version {version} (the commit stands; readers \
-                 replay the log): {e}",
-                self.name
-            );
-        }
     }
 }
 

@@ -15,7 +15,8 @@ use super::columns::{known_ids, lake_columns_from};
 use super::commit::{Commit, DeleteChange, MOVED, Seen};
 use super::{DuckLakeTarget, Table, describe_files, find_table, last_column_id, partitions};
 use crate::common::{IfExists, new_uuid};
-use crate::live::{LakeCommit, Laps, Live, LiveFile, MirrorPoint, NewRows, Plan, remove_all};
+use crate::cleanup::Cleanup;
+use crate::live::{LakeCommit, Laps, Live, LiveFile, MirrorPoint, NewRows, Plan};
 
 /// A DuckLake table a mirror commits to.
 pub(crate) struct DuckLakeMirror {
@@ -218,71 +219,14 @@ impl DuckLakeMirror {
                 Vec::new(),
             ),
         };
-        let written: Vec<Location> = manifest
-            .files
-            .iter()
-            .map(|f| dir.join_path(&f.path))
-            .collect();
-        let described = describe_files(&dir, &manifest, &columns, &keys).await;
-        let described = match described {
-            Ok(d) => d,
-            Err(e) => {
-                remove_all(&written);
-                return Err(e);
-            }
-        };
-        // The deletes, one new delete file per data file that loses rows.
-        let mut deletes = Vec::new();
-        let mut delete_files = Vec::new();
-        if !plan.truncate {
-            // Files ended whole (compaction's): no delete file, the data file ends.
-            for file in &plan.ended {
-                let Some(data) = live.files.get(file) else {
-                    remove_all(&written);
-                    return Err(ErrorKind::Conflict(MOVED.into()).into());
-                };
-                deletes.push(DeleteChange {
-                    data_file_id: *file,
-                    previous: self.delete_files.get(file).copied(),
-                    file: None,
-                    removed: data.rows.saturating_sub(data.deleted.len() as u64),
-                });
-            }
-            for (file, positions) in &plan.deletes {
-                let Some(data) = live.files.get(file) else {
-                    remove_all(&written);
-                    remove_all(&delete_files);
-                    return Err(ErrorKind::Conflict(MOVED.into()).into());
-                };
-                let mut all = data.deleted.clone();
-                all.extend(positions);
-                all.sort_unstable();
-                all.dedup();
-                let file_written = if all.len() as u64 >= data.rows {
-                    None
-                } else {
-                    let path = format!("{prefix}-delete-{file}.parquet");
-                    let at = dir.join_path(&path);
-                    match write_delete_file(&at, &data.location.to_string(), &all).await {
-                        Ok((bytes, footer)) => {
-                            delete_files.push(at);
-                            Some((path, all.len() as u64, bytes, footer))
-                        }
-                        Err(e) => {
-                            remove_all(&written);
-                            remove_all(&delete_files);
-                            return Err(e);
-                        }
-                    }
-                };
-                deletes.push(DeleteChange {
-                    data_file_id: *file,
-                    previous: self.delete_files.get(file).copied(),
-                    file: file_written,
-                    removed: positions.len() as u64,
-                });
-            }
+        let mut cleanup = Cleanup::new();
+        for f in &manifest.files {
+            cleanup.track(dir.join_path(&f.path));
         }
+        let described = describe_files(&dir, &manifest, &columns, &keys).await?;
+        let deletes = self
+            .delete_files(live, plan, &dir, &prefix, &mut cleanup)
+            .await?;
         laps.lap("footers read, delete files written");
         let commit = Commit {
             schema: &self.target.schema,
@@ -312,8 +256,6 @@ impl DuckLakeMirror {
         let done = match done {
             Ok(done) => done,
             Err(e) => {
-                remove_all(&written);
-                remove_all(&delete_files);
                 // Another commit landed first (a process of this mirror killed as it
                 // committed, whose backend finished after it died): read the table again.
                 if super::is_race(&e) {
@@ -322,6 +264,7 @@ impl DuckLakeMirror {
                 return Err(e.context(format!("committing to DuckLake table {name}")));
             }
         };
+        cleanup.keep();
         laps.lap("committed");
         if let Some(point) = point {
             self.seen = Seen {
@@ -329,8 +272,85 @@ impl DuckLakeMirror {
                 snapshot: Some(done.snapshot),
             };
         }
+        self.committed(live, plan, &columns, &deletes, &dir, &described, &done.file_ids)
+            .await?;
+        laps.lap("index updated");
+        Ok(LakeCommit {
+            snapshot: done.snapshot,
+            files: described.len(),
+        })
+    }
+
+    /// One delete change per data file that loses rows: a new delete file of every position
+    /// it deletes (tracked by `cleanup`), or none when it ends whole (compaction's, or every
+    /// row deleted).
+    ///
+    /// # Errors
+    /// A file the table no longer has ([`MOVED`]); a delete file that cannot be written.
+    async fn delete_files(
+        &self,
+        live: &Live,
+        plan: &Plan,
+        dir: &Location,
+        prefix: &str,
+        cleanup: &mut Cleanup,
+    ) -> Result<Vec<DeleteChange>> {
+        let mut deletes = Vec::new();
+        if plan.truncate {
+            return Ok(deletes);
+        }
+        let moved = || Error::from(ErrorKind::Conflict(MOVED.into()));
+        for file in &plan.ended {
+            let data = live.files.get(file).ok_or_else(moved)?;
+            deletes.push(DeleteChange {
+                data_file_id: *file,
+                previous: self.delete_files.get(file).copied(),
+                file: None,
+                removed: data.rows.saturating_sub(data.deleted.len() as u64),
+            });
+        }
+        for (file, positions) in &plan.deletes {
+            let data = live.files.get(file).ok_or_else(moved)?;
+            let mut all = data.deleted.clone();
+            all.extend(positions);
+            all.sort_unstable();
+            all.dedup();
+            let file_written = if all.len() as u64 >= data.rows {
+                None
+            } else {
+                let path = format!("{prefix}-delete-{file}.parquet");
+                let at = dir.join_path(&path);
+                cleanup.track(at.clone());
+                let (bytes, footer) =
+                    write_delete_file(&at, &data.location.to_string(), &all).await?;
+                Some((path, all.len() as u64, bytes, footer))
+            };
+            deletes.push(DeleteChange {
+                data_file_id: *file,
+                previous: self.delete_files.get(file).copied(),
+                file: file_written,
+                removed: positions.len() as u64,
+            });
+        }
+        Ok(deletes)
+    }
+
+    /// The table, its delete files and `live` as the commit of `plan` left them: the catalog's
+    /// columns read again when the commit changed them, the new files (`described`, by their
+    /// `ids`) in the index.
+    #[allow(clippy::too_many_arguments)]
+    async fn committed(
+        &mut self,
+        live: &mut Live,
+        plan: &Plan,
+        columns: &[super::columns::LakeColumn],
+        deletes: &[DeleteChange],
+        dir: &Location,
+        described: &[super::DataFile],
+        ids: &[i64],
+    ) -> Result<()> {
         // The table as it is now.
-        if plan.adds_rows() && columns_changed(&self.table.columns, &columns, &self.dropped) {
+        if plan.adds_rows() && columns_changed(&self.table.columns, columns, &self.dropped) {
             let mut catalog = Catalog::connect(&self.target.catalog).await?;
             let table = find_table(&mut catalog, &self.target.schema, &self.target.table).await;
             catalog.close().await;
@@ -343,7 +363,7 @@ impl DuckLakeMirror {
             self.delete_files.clear();
         }
         live.committed(plan);
-        for d in &deletes {
+        for d in deletes {
             self.delete_files.remove(&d.data_file_id);
         }
         self.refresh_delete_ids().await?;
@@ -352,7 +372,7 @@ impl DuckLakeMirror {
         let in_order = self.table.partition.is_none() && self.target.options.sorted_by.is_empty();
         let written = described
             .iter()
-            .zip(&done.file_ids)
+            .zip(ids)
             .map(|(f, id)| LiveFile {
                 constants: Vec::new(),
                 id: *id,
@@ -364,11 +384,7 @@ impl DuckLakeMirror {
             .collect();
         live.add_written(written, plan.rows_alone(), in_order)
             .await?;
-        laps.lap("index updated");
-        Ok(LakeCommit {
-            snapshot: done.snapshot,
-            files: described.len(),
-        })
+        Ok(())
     }
 
     /// The table's columns (top-level), in order.

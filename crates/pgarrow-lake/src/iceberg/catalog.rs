@@ -244,8 +244,9 @@ impl SqlCatalog {
         metadata: &TableMetadata,
         register: impl AsyncFnOnce(&mut SqlCatalog) -> Result<bool>,
     ) -> Result<Committed> {
-        let mut cleanup = super::Cleanup::new(&self.storage);
-        cleanup.write(path, metadata.to_json_bytes()).await?;
+        let mut cleanup = crate::cleanup::Cleanup::new();
+        let at = super::located(path, &self.storage)?;
+        cleanup.write(at, metadata.to_json_bytes()).await?;
         if !register(self).await? {
             // Dropped unkept: the file names nothing.
             return Ok(Committed::Conflict(

@@ -17,9 +17,10 @@ use super::catalog::{Catalog, Loaded, SqlCatalog};
 use super::manifest::{self, DataFile, SpecField, Typed};
 use super::spec::{Snapshot, TableMetadata, TableUpdate};
 use super::{
-    Cleanup, IcebergTarget, blocking, new_snapshot_id, requirements, schema, set_sequence,
+    IcebergTarget, blocking, located, new_snapshot_id, requirements, schema, set_sequence,
     snapshot_updates, spec_layout,
 };
+use crate::cleanup::Cleanup;
 use crate::common::new_uuid;
 use crate::live::{LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Plan};
 
@@ -114,7 +115,7 @@ impl IcebergMirror {
             if !spec.is_empty() {
                 parts.insert(id, partition_of(&f.partition, &spec, &name)?);
             }
-            let location = crate::iceberg::located(&f.path, &target.storage)?;
+            let location = located(&f.path, &target.storage)?;
             let rows = match f.rows {
                 Some(rows) => rows,
                 None => {
@@ -257,7 +258,7 @@ impl IcebergMirror {
         })?;
         let last_column_id = meta.last_column_id;
         let ids = schema::known_ids(&current.fields, last_column_id);
-        let mut cleanup = Cleanup::new(&storage);
+        let mut cleanup = Cleanup::new();
         // The rows, as data files, and the table's schema after them: the source's columns,
         // keeping the IDs of those the table has.
         let mut table_schema = current.clone();
@@ -283,7 +284,7 @@ impl IcebergMirror {
             }
             let written = self.write_rows(rows, &data_dir, &ids).await?;
             for f in &written.files {
-                cleanup.track(&format!("{data_dir}/{}", f.path));
+                cleanup.track(located(&format!("{data_dir}/{}", f.path), &storage)?);
             }
             let types = schema::primitive_types(&table_schema.fields);
             let (dir, s, spec) = (data_dir.clone(), storage.clone(), self.spec.clone());
@@ -317,8 +318,8 @@ impl IcebergMirror {
             for (partition, deletes) in by_partition {
                 let rows: u64 = deletes.iter().map(|(_, p)| p.len() as u64).sum();
                 let path = format!("{data_dir}/{}-deletes.parquet", new_uuid());
-                cleanup.track(&path);
-                let at = crate::iceberg::located(&path, &storage)?;
+                let at = located(&path, &storage)?;
+                cleanup.track(at.clone());
                 let (bytes, _) = blocking(move || crate::deletes::write(&at, &deletes)).await?;
                 delete_files.push(DataFile::position_deletes(path, rows, bytes, partition));
             }
@@ -337,7 +338,7 @@ impl IcebergMirror {
             let bytes =
                 manifest::write_manifest(files, &self.spec, spec_id, &table_schema, snapshot_id)?;
             let length = bytes.len() as u64;
-            cleanup.write(&path, bytes).await?;
+            cleanup.write(located(&path, &storage)?, bytes).await?;
             let entry =
                 manifest::list_entry(&path, length, &self.spec, spec_id, 0, snapshot_id, files);
             entries.push(set_sequence(entry, sequence));
@@ -348,7 +349,7 @@ impl IcebergMirror {
         if !plan.truncate
             && let Some(list) = previous.as_ref().and_then(|p| p.manifest_list.as_deref())
         {
-            let at = crate::iceberg::located(list, &storage)?;
+            let at = located(list, &storage)?;
             let bytes = blocking(move || Ok(at.read()?)).await?;
             let before = manifest::read_manifest_list(&bytes)?;
             // Two manifests a commit: merged once there are many, so that readers open few.
@@ -404,7 +405,9 @@ impl IcebergMirror {
         }
         let list_path = format!("{metadata_dir}/snap-{snapshot_id}-1-{}.avro", new_uuid());
         let list_bytes = manifest::write_manifest_list(&entries, snapshot_id, parent, sequence)?;
-        cleanup.write(&list_path, list_bytes).await?;
+        cleanup
+            .write(located(&list_path, &storage)?, list_bytes)
+            .await?;
         let summary = match (plan.rewrite, plan.ended.is_empty() || plan.truncate) {
             (true, _) => replace_summary(
                 "replace",
@@ -468,7 +471,7 @@ impl IcebergMirror {
             written.push(LiveFile {
                 constants: Vec::new(),
                 id,
-                location: crate::iceberg::located(&f.path, &storage)?,
+                location: located(&f.path, &storage)?,
                 rows: f.rows,
                 bytes: f.bytes,
                 deleted: Vec::new(),
@@ -509,7 +512,7 @@ impl IcebergMirror {
             .with_known_field_ids(ids.clone())
             .with_arrow_extensions(false)
             .with_forms(crate::common::value_forms(crate::common::Format::Iceberg));
-        let dir = crate::iceberg::located(data_dir, &self.target.storage)?;
+        let dir = located(data_dir, &self.target.storage)?;
         let written = crate::live::write_rows(dir, options, layout, rows, new_uuid()).await?;
         let files = written
             .into_iter()
@@ -579,7 +582,7 @@ impl Merge<'_> {
                 let added_by = m.get("added_snapshot_id").as_i64().unwrap_or(0);
                 let deletes = m.get("content").as_i64().unwrap_or(0) != 0;
                 let manifest =
-                    crate::avro::read_file(&crate::iceberg::located(path, &storage)?.read()?)?;
+                    crate::avro::read_file(&located(path, &storage)?.read()?)?;
                 for entry in manifest.records {
                     // 2: deleted by the manifest's snapshot, gone from this one.
                     if entry.get("status").as_i64() == Some(2) {
@@ -640,7 +643,7 @@ impl Merge<'_> {
                 manifest::write_entries(entries, self.spec, self.spec_id, self.schema, deletes)?;
             let path = format!("{}/{}-m-merged.avro", self.dir, new_uuid());
             let length = bytes.len() as u64;
-            cleanup.write(&path, bytes).await?;
+            cleanup.write(located(&path, self.storage)?, bytes).await?;
             let count = |status: i64| -> (usize, i64) {
                 let of: Vec<_> = entries
                     .iter()
