@@ -36,8 +36,7 @@ use pgarrow_protocol::replication::Lsn;
 
 use crate::live::MirrorPoint;
 use crate::mirror::{
-    DeleteMode, MirrorOptions, MirrorStats, Mirrored, RowKey, SchemaChange, TableMirror, after,
-    commit_table,
+    DeleteMode, MirrorOptions, MirrorStats, Mirrored, RowKey, SchemaChange, after, commit_table,
 };
 use crate::target::LakeTarget;
 
@@ -281,7 +280,7 @@ async fn open(
              table without a replica identity): give it (--key TABLE=COLUMNS)"
         )));
     }
-    let Some((lake, live, point)) = TableMirror::open(&target, &key).await? else {
+    let Some((lake, live, point)) = crate::table::open(&target, &key).await? else {
         return Err(Error::usage(format!(
             "there is no lake table {} for the changes of {quoted}: export the table into it \
              in the slot's snapshot first (pgarrow export --replication-slot {slot} \

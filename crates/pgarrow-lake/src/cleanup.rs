@@ -99,7 +99,10 @@ mod tests {
             cleanup.remove(&c).await;
             assert!(dir.path().join("a/x").exists() && !dir.path().join("c").exists());
         }
-        assert!(!dir.path().join("a/x").exists(), "a lost attempt's file stayed");
+        assert!(
+            !dir.path().join("a/x").exists(),
+            "a lost attempt's file stayed"
+        );
         assert!(!dir.path().join("b").exists(), "a tracked file stayed");
         let mut cleanup = Cleanup::new();
         cleanup.write(c.clone(), b"c".to_vec()).await.unwrap();

@@ -775,9 +775,7 @@ impl Adding<'_> {
                 Committed::Conflict(why) => why,
             };
             // Another writer committed first: what this attempt wrote names nothing.
-            cleanup
-                .remove(&located(&list_path, &target.storage)?)
-                .await;
+            cleanup.remove(&located(&list_path, &target.storage)?).await;
             match (&state, self.if_exists) {
                 (Some(_), IfExists::Replace) => {
                     return Err(ErrorKind::Conflict(

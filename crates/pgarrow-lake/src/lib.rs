@@ -36,6 +36,7 @@ mod retention;
 mod retry;
 mod run;
 mod sql;
+mod table;
 mod tables;
 mod target;
 

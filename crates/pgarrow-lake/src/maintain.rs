@@ -32,7 +32,7 @@ use pgarrow::{Error, ErrorKind, Hooks, Result};
 use serde::Serialize;
 
 use crate::live::{FileRows, Live, LiveFile, Plan};
-use crate::mirror::{RowKey, TableMirror, is_moved};
+use crate::mirror::{RowKey, is_moved};
 pub use crate::retention::{ExpireOptions, ExpireStats};
 use crate::retry::Retries;
 use crate::target::LakeTarget;
@@ -185,7 +185,7 @@ pub async fn compact_lake(
     let mut tries = Retries::new(options.retries, format!("compacting {name}"));
     loop {
         let Some((mut lake, mut live, point)) =
-            TableMirror::open(&target, &RowKey::Columns(Vec::new())).await?
+            crate::table::open(&target, &RowKey::Columns(Vec::new())).await?
         else {
             return Err(Error::usage(format!(
                 "there is no {} table {name} to compact",

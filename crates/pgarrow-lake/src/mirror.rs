@@ -66,12 +66,10 @@ use pgarrow_protocol::replication::Lsn;
 use serde::Serialize;
 
 use crate::common::IfExists;
-use crate::delta::mirror::DeltaMirror;
-use crate::ducklake::mirror::DuckLakeMirror;
-use crate::iceberg::mirror::IcebergMirror;
 pub use crate::live::MirrorPoint;
-use crate::live::{self, LakeCommit, Live, Plan, debug};
+use crate::live::{self, Live, Plan, debug};
 use crate::retry::Retries;
+use crate::table::{LakeTable, Opened};
 use crate::target::{LakeTarget, export_to_lake};
 
 /// How a mirror runs: [`MirrorOptions::new`], then `with_*`.
@@ -433,7 +431,7 @@ pub(crate) struct Mirrored {
     pub(crate) source: Source,
     pub(crate) target: LakeTarget,
     pub(crate) key: RowKey,
-    pub(crate) lake: TableMirror,
+    pub(crate) lake: Box<dyn LakeTable>,
     pub(crate) live: Live,
     pub(crate) point: MirrorPoint,
     /// Changes since the last commit.
@@ -654,10 +652,8 @@ async fn reexport(
     };
     // An Iceberg table renames the columns first, keeping their field IDs, which the export
     // again then keeps too (it numbers a table's columns by name).
-    if let TableMirror::Iceberg(l) = &mut m.lake
-        && !renamed.is_empty()
-    {
-        l.rename(renamed).await.map_err(context)?;
+    if !renamed.is_empty() {
+        m.lake.rename(renamed).await.map_err(context)?;
     }
     let temporary = format!("pgarrow_again_{}_{}", std::process::id(), stats.reexported);
     let slot = ReplicationSlot::create_temporary(config, &temporary, "pgoutput")
@@ -682,7 +678,7 @@ async fn reexport(
     let released = slot.release().await;
     let done = done.map_err(context)?;
     released.map_err(context)?;
-    let Some((lake, live, Some(point))) = TableMirror::open(&m.target, &m.key).await? else {
+    let Some((lake, live, Some(point))) = crate::table::open(&m.target, &m.key).await? else {
         return Err(ErrorKind::Unexpected(format!(
             "lake table {lake_table} has no mirror position after its export"
         ))
@@ -722,90 +718,12 @@ pub async fn resolve_tables(
     tables
 }
 
-/// A lake table a mirror commits to, of its format.
-pub(crate) enum TableMirror {
-    DuckLake(DuckLakeMirror),
-    Delta(DeltaMirror),
-    Iceberg(IcebergMirror),
-}
-
-impl TableMirror {
-    /// The table `target` names, if it exists: as the mirror holds it (its index by `key`),
-    /// and the position its last commit reached.
-    pub(crate) async fn open(
-        target: &LakeTarget,
-        key: &RowKey,
-    ) -> Result<Option<(TableMirror, Live, Option<MirrorPoint>)>> {
-        let (columns, whole) = match key {
-            RowKey::Columns(k) => (k.clone(), false),
-            RowKey::WholeRow => (Vec::new(), true),
-        };
-        Ok(match target {
-            LakeTarget::DuckLake(t) => DuckLakeMirror::open(t, columns, whole)
-                .await?
-                .map(|(l, live, p)| (TableMirror::DuckLake(l), live, p)),
-            LakeTarget::Delta(t) => DeltaMirror::open(t, columns, whole)
-                .await?
-                .map(|(l, live, p)| (TableMirror::Delta(l), live, p)),
-            LakeTarget::Iceberg(t) => IcebergMirror::open(t, columns, whole)
-                .await?
-                .map(|(l, live, p)| (TableMirror::Iceberg(l), live, p)),
-        })
-    }
-
-    /// Commits `plan`, recording `point` (a mirror's commit; compaction carries the table's
-    /// on).
-    pub(crate) async fn commit(
-        &mut self,
-        live: &mut Live,
-        plan: &Plan,
-        point: Option<&MirrorPoint>,
-    ) -> Result<LakeCommit> {
-        match self {
-            TableMirror::DuckLake(l) => l.commit(live, plan, point).await,
-            TableMirror::Delta(l) => l.commit(live, plan, point).await,
-            TableMirror::Iceberg(l) => l.commit(live, plan, point).await,
-        }
-    }
-
-    /// The table's columns, in order.
-    pub(crate) fn column_names(&self) -> Vec<String> {
-        match self {
-            TableMirror::DuckLake(l) => l.column_names().into_iter().map(str::to_owned).collect(),
-            TableMirror::Delta(l) => l.column_names(),
-            TableMirror::Iceberg(l) => l.column_names(),
-        }
-    }
-
-    /// Why the table cannot take in place a source that dropped `dropped` and has `columns`
-    /// now, if it cannot.
-    fn refuses(&self, dropped: &[String], columns: &arrow_schema::Schema) -> Option<String> {
-        match self {
-            TableMirror::DuckLake(_) | TableMirror::Iceberg(_) => None,
-            TableMirror::Delta(l) => l.refuses_drop(dropped).or_else(|| l.refuses_types(columns)),
-        }
-    }
-
-    /// The source's columns changed: the next commit that writes rows takes the new ones and
-    /// ends `dropped`.
-    pub(crate) fn evolve(&mut self, dropped: &[String]) {
-        if let TableMirror::DuckLake(l) = self {
-            let ids = l.column_ids(dropped);
-            l.evolve(ids);
-        }
-    }
-}
-
 /// Each lake table as the mirror holds it, if it exists.
-#[allow(clippy::type_complexity)]
-async fn open_all(
-    targets: &[LakeTarget],
-    keys: &[RowKey],
-) -> Result<Vec<Option<(TableMirror, Live, Option<MirrorPoint>)>>> {
+async fn open_all(targets: &[LakeTarget], keys: &[RowKey]) -> Result<Vec<Option<Opened>>> {
     let mut out = Vec::with_capacity(targets.len());
     let started = Instant::now();
     for (target, key) in targets.iter().zip(keys) {
-        out.push(TableMirror::open(target, key).await?);
+        out.push(crate::table::open(target, key).await?);
     }
     debug(format_args!(
         "{} lake table(s) read in {:.3} s",
@@ -1487,7 +1405,7 @@ pub(crate) async fn commit_table(
         if tries.lost(&tried).await.is_err() {
             return Err(tried);
         }
-        let Some((lake, live, now)) = TableMirror::open(&m.target, &m.key).await? else {
+        let Some((lake, live, now)) = crate::table::open(&m.target, &m.key).await? else {
             return Err(Error::usage(format!(
                 "lake table {} was dropped beside the mirror",
                 m.target.name()

@@ -6,8 +6,8 @@
 //! writer of the version also writes its checkpoint. A version another writer took is
 //! [`None`]: the caller reads the table again and decides whether its change still fits.
 
-use pgarrow::io::Location;
 use pgarrow::Result;
+use pgarrow::io::Location;
 
 use super::log::{self, Action, Snapshot};
 use super::{checkpoint, now_ms};
@@ -146,4 +146,3 @@ fn interval_ms(text: &str) -> Option<i64> {
     };
     n.checked_mul(unit)
 }
-

@@ -377,7 +377,9 @@ impl DeltaMirror {
         let has_vectors = vectors.bytes.len() > 1;
         if has_vectors {
             let at = self.root.join_path(&vectors.name());
-            cleanup.write(at, std::mem::take(&mut vectors.bytes)).await?;
+            cleanup
+                .write(at, std::mem::take(&mut vectors.bytes))
+                .await?;
         }
         // The protocol and metadata: deletion vectors enabled (once), new columns.
         let mut protocol = self.state.protocol.clone();
@@ -551,5 +553,25 @@ fn wide(stats: &str) -> String {
             serde_json::Value::Object(m).to_string()
         }
         _ => stats.to_owned(),
+    }
+}
+
+impl crate::table::LakeTable for DeltaMirror {
+    fn column_names(&self) -> Vec<String> {
+        DeltaMirror::column_names(self)
+    }
+
+    fn refuses(&self, dropped: &[String], columns: &arrow_schema::Schema) -> Option<String> {
+        self.refuses_drop(dropped)
+            .or_else(|| self.refuses_types(columns))
+    }
+
+    fn commit<'a>(
+        &'a mut self,
+        live: &'a mut Live,
+        plan: &'a Plan,
+        point: Option<&'a MirrorPoint>,
+    ) -> crate::table::Pending<'a, LakeCommit> {
+        Box::pin(DeltaMirror::commit(self, live, plan, point))
     }
 }

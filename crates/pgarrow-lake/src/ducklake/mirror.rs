@@ -14,8 +14,8 @@ use super::catalog::Catalog;
 use super::columns::{known_ids, lake_columns_from};
 use super::commit::{Commit, DeleteChange, MOVED, Seen};
 use super::{DuckLakeTarget, Table, describe_files, find_table, last_column_id, partitions};
-use crate::common::{IfExists, new_uuid};
 use crate::cleanup::Cleanup;
+use crate::common::{IfExists, new_uuid};
 use crate::live::{LakeCommit, Laps, Live, LiveFile, MirrorPoint, NewRows, Plan};
 
 /// A DuckLake table a mirror commits to.
@@ -272,8 +272,16 @@ impl DuckLakeMirror {
                 snapshot: Some(done.snapshot),
             };
         }
-        self.committed(live, plan, &columns, &deletes, &dir, &described, &done.file_ids)
-            .await?;
+        self.committed(
+            live,
+            plan,
+            &columns,
+            &deletes,
+            &dir,
+            &described,
+            &done.file_ids,
+        )
+        .await?;
         laps.lap("index updated");
         Ok(LakeCommit {
             snapshot: done.snapshot,
@@ -522,4 +530,24 @@ fn top_columns(table: &Table) -> impl Iterator<Item = &str> {
         .collect();
     columns.sort_by_key(|c| c.order);
     columns.into_iter().map(|c| c.name.as_str())
+}
+
+impl crate::table::LakeTable for DuckLakeMirror {
+    fn column_names(&self) -> Vec<String> {
+        self.column_names().into_iter().map(str::to_owned).collect()
+    }
+
+    fn evolve(&mut self, dropped: &[String]) {
+        let ids = self.column_ids(dropped);
+        DuckLakeMirror::evolve(self, ids);
+    }
+
+    fn commit<'a>(
+        &'a mut self,
+        live: &'a mut Live,
+        plan: &'a Plan,
+        point: Option<&'a MirrorPoint>,
+    ) -> crate::table::Pending<'a, LakeCommit> {
+        Box::pin(DuckLakeMirror::commit(self, live, plan, point))
+    }
 }

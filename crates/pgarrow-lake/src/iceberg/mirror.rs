@@ -581,8 +581,7 @@ impl Merge<'_> {
                 let inherited = m.get("sequence_number").as_i64().unwrap_or(0);
                 let added_by = m.get("added_snapshot_id").as_i64().unwrap_or(0);
                 let deletes = m.get("content").as_i64().unwrap_or(0) != 0;
-                let manifest =
-                    crate::avro::read_file(&located(path, &storage)?.read()?)?;
+                let manifest = crate::avro::read_file(&located(path, &storage)?.read()?)?;
                 for entry in manifest.records {
                     // 2: deleted by the manifest's snapshot, gone from this one.
                     if entry.get("status").as_i64() == Some(2) {
@@ -802,4 +801,23 @@ fn replace_summary(
         "total-equality-deletes": s(0),
         "pgarrow": provenance(point, provenance_more),
     })
+}
+
+impl crate::table::LakeTable for IcebergMirror {
+    fn column_names(&self) -> Vec<String> {
+        IcebergMirror::column_names(self)
+    }
+
+    fn rename<'a>(&'a mut self, renames: &'a [(String, String)]) -> crate::table::Pending<'a, ()> {
+        Box::pin(IcebergMirror::rename(self, renames))
+    }
+
+    fn commit<'a>(
+        &'a mut self,
+        live: &'a mut Live,
+        plan: &'a Plan,
+        point: Option<&'a MirrorPoint>,
+    ) -> crate::table::Pending<'a, LakeCommit> {
+        Box::pin(IcebergMirror::commit(self, live, plan, point))
+    }
 }

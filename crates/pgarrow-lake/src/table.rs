@@ -1,0 +1,92 @@
+//! The contract a lake format implements for the writers that keep a table in step with
+//! changes (a mirror, `apply`, compaction): [`open`] reads the table's current snapshot as
+//! they hold it (its live files with their deleted positions, in an index by key, and the
+//! position its last mirror commit reached); [`LakeTable::commit`] stages a [`Plan`] (new
+//! data files, deletes, files ended) under one [`Cleanup`](crate::cleanup::Cleanup) guard and
+//! commits it as a compare-and-swap on the snapshot read: it lands whole, or it is a
+//! [`Conflict`](pgarrow::ErrorKind::Conflict) with nothing left behind, and the caller (under
+//! one [`Retries`](crate::retry::Retries)) reads the table again and folds anew.
+//!
+//! Each format has one commit sequence, which its export shares: DuckLake's catalog
+//! transaction ([`crate::ducklake`]'s `Commit`), Delta's next version written only if absent
+//! (`delta::commit::DeltaLog`), Iceberg's updates under requirements taken by a catalog
+//! (`iceberg::catalog::Catalog`). A fourth format implements this trait and adds one arm to
+//! [`open`]; nothing else matches on the format.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use pgarrow::Result;
+
+use crate::delta::mirror::DeltaMirror;
+use crate::ducklake::mirror::DuckLakeMirror;
+use crate::iceberg::mirror::IcebergMirror;
+use crate::live::{LakeCommit, Live, MirrorPoint, Plan};
+use crate::mirror::RowKey;
+use crate::target::LakeTarget;
+
+/// A future a [`LakeTable`] returns (boxed, so that the tables of every format are one type).
+pub(crate) type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// A lake table of some format, as the writers that keep it hold it.
+pub(crate) trait LakeTable: Send {
+    /// The table's columns, in order.
+    fn column_names(&self) -> Vec<String>;
+
+    /// Why the table cannot take in place a source that dropped `dropped` and has `columns`
+    /// now, if it cannot (the mirror exports the table again instead).
+    fn refuses(&self, _dropped: &[String], _columns: &arrow_schema::Schema) -> Option<String> {
+        None
+    }
+
+    /// The source's columns changed: the next commit that writes rows takes the new ones and
+    /// ends `dropped`.
+    fn evolve(&mut self, _dropped: &[String]) {}
+
+    /// Renames columns in place (`(old, new)`), where the format keeps a column's identity
+    /// apart from its name (Iceberg's field IDs), so that an export again keeps them;
+    /// elsewhere nothing to do.
+    fn rename<'a>(&'a mut self, _renames: &'a [(String, String)]) -> Pending<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Commits `plan` on the snapshot read, recording `point` (a mirror's; compaction carries
+    /// the table's on), then brings `live` up to date with what landed.
+    ///
+    /// # Errors
+    /// [`Conflict`](pgarrow::ErrorKind::Conflict) when the table changed since it was read
+    /// (nothing committed, no file of the attempt left); a column the table cannot take;
+    /// files that cannot be written; the catalog's or store's.
+    fn commit<'a>(
+        &'a mut self,
+        live: &'a mut Live,
+        plan: &'a Plan,
+        point: Option<&'a MirrorPoint>,
+    ) -> Pending<'a, LakeCommit>;
+}
+
+/// A lake table as [`open`] read it: the table, its live files indexed by key, and the
+/// position its last mirror commit recorded.
+pub(crate) type Opened = (Box<dyn LakeTable>, Live, Option<MirrorPoint>);
+
+/// The table `target` names, if it exists, read as the writers that keep it hold it: its
+/// index by `key`, and the position its last commit reached.
+///
+/// # Errors
+/// The format's: a table pgarrow does not write; its files, deletes or catalog.
+pub(crate) async fn open(target: &LakeTarget, key: &RowKey) -> Result<Option<Opened>> {
+    let (columns, whole) = match key {
+        RowKey::Columns(k) => (k.clone(), false),
+        RowKey::WholeRow => (Vec::new(), true),
+    };
+    fn opened<T: LakeTable + 'static>(
+        (table, live, point): (T, Live, Option<MirrorPoint>),
+    ) -> Opened {
+        (Box::new(table), live, point)
+    }
+    Ok(match target {
+        LakeTarget::DuckLake(t) => DuckLakeMirror::open(t, columns, whole).await?.map(opened),
+        LakeTarget::Delta(t) => DeltaMirror::open(t, columns, whole).await?.map(opened),
+        LakeTarget::Iceberg(t) => IcebergMirror::open(t, columns, whole).await?.map(opened),
+    })
+}
