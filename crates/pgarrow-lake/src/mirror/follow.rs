@@ -1,0 +1,378 @@
+//! Following the slot: the change stream read, each table's changes gathered and committed at
+//! every checkpoint (read again and folded anew when its files changed beside the mirror),
+//! schema changes met as they come.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use pgarrow::protocol::Config;
+use pgarrow::{Error, ErrorKind, Hooks, Result};
+use pgarrow_changes::{COMMIT_LSN_COLUMN, ChangeEvent, ChangeOptions, ChangeStream, ValueFormat};
+use pgarrow_protocol::replication::Lsn;
+
+use super::schema::SchemaChange;
+use super::{Again, DeleteMode, MirrorOptions, MirrorProgress, MirrorStats, Mirrored};
+use crate::live::{self, Live, MirrorPoint, Plan, debug};
+use crate::retry::Retries;
+
+/// Follows the slot, committing each table's changes at every checkpoint and confirming it;
+/// ends with the table to export again (and why) at a schema change it cannot take in place.
+pub(super) async fn follow(
+    config: &Config,
+    publication: &str,
+    options: &MirrorOptions,
+    mirrored: &mut [Mirrored],
+    stats: &mut MirrorStats,
+    hooks: &mut Hooks<'_, MirrorProgress>,
+) -> Result<Option<Again>> {
+    // What a stream before this one gathered comes again: it was not confirmed.
+    for m in mirrored.iter_mut() {
+        m.pending.clear();
+    }
+    let start = mirrored
+        .iter()
+        .map(|m| m.point.lsn)
+        .min()
+        .unwrap_or_default();
+    let mut stream = start_stream(config, publication, options, start, stats, hooks).await?;
+    stats.start_lsn = stream.started_at().to_string();
+    stats.end_lsn = start.to_string();
+    let by_name: HashMap<String, usize> = mirrored
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.table.quoted(), i))
+        .collect();
+    let mut since = Instant::now();
+    let mut changes_since = 0u64;
+    while let Some(event) = stream.next_event().await? {
+        match event {
+            ChangeEvent::Schema(s) => {
+                let Some(&i) = by_name.get(&s.table.quoted()) else {
+                    continue;
+                };
+                let again = met(&mut mirrored[i], &s, options, stats, hooks).await?;
+                if let Some((why, renamed)) = again {
+                    stream.close().await?;
+                    return Ok(Some(Again {
+                        table: i,
+                        why,
+                        renamed,
+                    }));
+                }
+            }
+            ChangeEvent::Rows(b) => {
+                let Some(&i) = by_name.get(&b.table.quoted()) else {
+                    continue;
+                };
+                let m = &mut mirrored[i];
+                let batch = after(&b.batch, m.point.lsn)?;
+                if batch.num_rows() > 0 {
+                    changes_since += batch.num_rows() as u64;
+                    m.pending.push(batch);
+                }
+            }
+            ChangeEvent::Checkpoint(lsn) => {
+                for m in mirrored.iter_mut() {
+                    commit_table(m, lsn, options, stats, hooks).await?;
+                }
+                stream.confirm(lsn).await?;
+                stats.end_lsn = lsn.to_string();
+                let server = stream.server_lsn().max(lsn);
+                let elapsed = since.elapsed().as_secs_f64().max(1e-9);
+                hooks.report(&MirrorProgress::Checkpoint {
+                    lsn: lsn.to_string(),
+                    server_lsn: server.to_string(),
+                    lag_bytes: server.0.saturating_sub(lsn.0),
+                    changes_per_s: changes_since as f64 / elapsed,
+                });
+                since = Instant::now();
+                changes_since = 0;
+            }
+        }
+    }
+    stream.close().await?;
+    Ok(None)
+}
+
+/// Starts the stream of the slot from `start`: a walsender of a stream this run just closed
+/// (before an export again) may still hold the slot for a moment.
+async fn start_stream(
+    config: &Config,
+    publication: &str,
+    options: &MirrorOptions,
+    start: Lsn,
+    stats: &MirrorStats,
+    hooks: &Hooks<'_, MirrorProgress>,
+) -> Result<ChangeStream> {
+    let stream_options = ChangeOptions::new(&options.slot, &[publication])
+        .with_start(Some(start))
+        .with_values(ValueFormat::Binary)
+        .with_decode(options.export.decode)
+        .with_policies(options.export.policies)
+        .with_catch_up(options.catch_up)
+        .with_flush_interval(options.commit_interval)
+        .with_flush_rows(options.commit_changes);
+    let mut waited = 0;
+    loop {
+        let stream_hooks = Hooks::new().with_stop(hooks.stop().clone());
+        match ChangeStream::start_with(config.clone(), stream_options.clone(), stream_hooks).await {
+            Ok(stream) => return Ok(stream),
+            // The walsender of a stream this run just closed has not let go of the slot yet
+            // ("replication slot ... is active for PID ...").
+            Err(e) if e.code() == Some("55006") && waited < 50 && stats.reexported > 0 => {
+                waited += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) if e.to_string().contains("binary") => {
+                return Err(
+                    e.context("a mirror reads values in their binary form (PostgreSQL 14+)")
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A table's new Relation message `s`, met: its columns as the lake table takes them (what
+/// changed before them committed under the old ones), or the export again it needs (why, and
+/// the columns renamed for sure).
+///
+/// # Errors
+/// A change no export again takes, or any without [`MirrorOptions::reexport`]; a transaction
+/// that changed rows and then columns without it; the commit's.
+async fn met(
+    m: &mut Mirrored,
+    s: &pgarrow_changes::TableSchema,
+    options: &MirrorOptions,
+    stats: &mut MirrorStats,
+    hooks: &mut Hooks<'_, MirrorProgress>,
+) -> Result<Option<(String, Vec<(String, String)>)>> {
+    let columns = s.schema.fields().len() - pgarrow_changes::net::CHANGE_COLUMNS;
+    let theirs: Vec<String> = s.schema.fields()[..columns]
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let ours: Vec<String> = m.lake.column_names();
+    // Columns of a transaction the table holds already (a stream that starts
+    // before the table's position replays older Relation messages): the lake
+    // table's are newer.
+    if s.lsn < m.point.lsn {
+        m.columns = columns;
+        return Ok(None);
+    }
+    let table_columns = arrow_schema::Schema::new(s.schema.fields()[..columns].to_vec());
+    // A type the table does not take in place is seen here even when the names are
+    // the same and the stream has had no other columns (a run that stopped before
+    // it exported the table again).
+    if s.changed || theirs != ours || m.lake.refuses(&[], &table_columns).is_some() {
+        let defaults: Vec<String> = s
+            .schema
+            .metadata()
+            .get(pgarrow_changes::META_DEFAULTS)
+            .and_then(|d| serde_json::from_str(d).ok())
+            .unwrap_or_else(|| theirs.clone());
+        let change = SchemaChange::compare(m, &ours, &table_columns, &defaults);
+        // Rows of the announcing transaction under the old columns (an ALTER
+        // TABLE after changes in one transaction) cannot be committed apart.
+        if m.pending
+            .iter()
+            .any(|b| !after(b, s.lsn).is_ok_and(|a| a.num_rows() == 0))
+        {
+            if options.reexport && change.is_ok() {
+                let why = "a transaction changed its rows and then its columns";
+                let renamed = change.map(|c| c.renamed).unwrap_or_default();
+                return Ok(Some((why.to_owned(), renamed)));
+            }
+            return Err(Error::usage(format!(
+                "a transaction changed rows of {} and then its columns (at {}): a \
+                 mirror commits whole transactions under one set of columns. Start \
+                 over from a new snapshot (--start-over)",
+                m.table.quoted(),
+                s.lsn
+            )));
+        }
+        // What changed before the new columns goes in under the old ones, at the
+        // transaction that announced them (and before a change refused).
+        commit_table(m, s.lsn, options, stats, hooks).await?;
+        let change = change.map_err(|what| {
+            Error::usage(format!(
+                "the columns of {} changed at {}: {what}. The lake table holds every \
+                 change before it; nothing after it was committed. Start over from a \
+                 new snapshot to take the new columns (--start-over)",
+                m.table.quoted(),
+                s.lsn
+            ))
+        })?;
+        if let Some(why) = change.reexport {
+            if !options.reexport {
+                return Err(Error::usage(format!(
+                    "the columns of {} changed at {}: {why}, which the lake table \
+                     cannot take in place. The lake table holds every change before \
+                     it; nothing after it was committed. Let the mirror export the \
+                     table again (leave out --no-reexport), or start over from a \
+                     new snapshot (--start-over)",
+                    m.table.quoted(),
+                    s.lsn
+                )));
+            }
+            return Ok(Some((why, change.renamed)));
+        }
+        m.lake.evolve(&change.dropped_names);
+        hooks.report(&MirrorProgress::SchemaChanged {
+            table: m.table.quoted(),
+            lsn: s.lsn.to_string(),
+            added: change.added,
+            dropped: change.dropped_names,
+        });
+    }
+    m.columns = columns;
+    m.types = table_columns
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
+    Ok(None)
+}
+
+/// The rows of `batch` whose transactions committed at or after `lsn` (those before are in
+/// the table already).
+pub(crate) fn after(batch: &RecordBatch, lsn: Lsn) -> Result<RecordBatch> {
+    let commits = batch
+        .column_by_name(COMMIT_LSN_COLUMN)
+        .and_then(|c| c.as_any().downcast_ref::<arrow_array::UInt64Array>())
+        .ok_or_else(|| Error::from(ErrorKind::Internal(format!("no {COMMIT_LSN_COLUMN}"))))?;
+    if commits.values().iter().all(|&c| c >= lsn.0) {
+        return Ok(batch.clone());
+    }
+    let keep: arrow_array::BooleanArray =
+        commits.values().iter().map(|&c| Some(c >= lsn.0)).collect();
+    arrow_select::filter::filter_record_batch(batch, &keep)
+        .map_err(|e| Error::from(ErrorKind::Internal(format!("filtering changes: {e}"))))
+}
+
+/// Commits a table's pending changes up to `lsn`, reading the table again and folding anew
+/// when its files changed beside the mirror.
+pub(crate) async fn commit_table(
+    m: &mut Mirrored,
+    lsn: Lsn,
+    options: &MirrorOptions,
+    stats: &mut MirrorStats,
+    hooks: &mut Hooks<'_, MirrorProgress>,
+) -> Result<()> {
+    if m.pending.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let schema = m.pending[0].schema();
+    let batch = arrow_select::concat::concat_batches(&schema, &m.pending)
+        .map_err(|e| Error::from(ErrorKind::Internal(format!("gathering changes: {e}"))))?;
+    // The values as the lake table's files hold them (a uuid as text in Delta, an interval as
+    // its struct): the rows it keeps and the keys it finds are of the same types.
+    let batch = crate::common::lake_batch(&batch, m.columns, m.target.lake_format())?;
+    let name = m.table.quoted();
+    let point = MirrorPoint {
+        slot: options.slot.clone(),
+        lsn,
+    };
+    let mut tries = Retries::new(options.retries, format!("mirroring into {name}"));
+    let (plan, done): (Plan, _) = loop {
+        // Only what the table does not hold yet (all of it, unless the table moved on).
+        let batch = after(&batch, m.point.lsn)?;
+        let planning = Instant::now();
+        let plan = m.live.plan(&batch, m.columns, &name, live::read_rows).await;
+        debug(format_args!(
+            "{name}: {} changes folded in {:.3} s",
+            batch.num_rows(),
+            planning.elapsed().as_secs_f64()
+        ));
+        let plan = match (plan, options.deletes) {
+            (Ok(plan), DeleteMode::CopyOnWrite) => plan.copy_on_write(&m.live, &batch, m.columns),
+            (plan, _) => plan,
+        };
+        let tried = match plan {
+            Ok(plan) if plan.is_empty() => {
+                // The changes cancel out: nothing to commit (the slot is confirmed past them).
+                m.pending.clear();
+                stats.changes += plan.changes;
+                return Ok(());
+            }
+            Ok(plan) => match m.lake.commit(&mut m.live, &plan, Some(&point)).await {
+                Ok(done) => break (plan, done),
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        // The table's files changed beside the mirror (compaction; expiry then removed files
+        // the mirror read from): read the table again and fold anew. Another error on a table
+        // that did not change is the error.
+        let moved = is_moved(&tried);
+        debug(format_args!("moved ({moved}): {tried}"));
+        if tries.lost(&tried).await.is_err() {
+            return Err(tried);
+        }
+        let Some((lake, live, now)) = crate::table::open(&m.target, &m.key).await? else {
+            return Err(Error::usage(format!(
+                "lake table {} was dropped beside the mirror",
+                m.target.name()
+            )));
+        };
+        if !moved && same_files(&live, &m.live) {
+            return Err(tried);
+        }
+        stats.retried += 1;
+        match now {
+            Some(now) if now.slot == options.slot => m.point = now,
+            _ => {
+                return Err(Error::usage(format!(
+                    "lake table {} no longer records slot {:?}: another writer replaced it \
+                     beside the mirror",
+                    m.target.name(),
+                    options.slot
+                )));
+            }
+        }
+        m.lake = lake;
+        m.live = live;
+    };
+    m.pending.clear();
+    m.point = point;
+    stats.commits += 1;
+    stats.files += done.files as u64;
+    stats.changes += plan.changes;
+    stats.inserted += plan.inserted();
+    stats.deleted += plan.deleted();
+    stats.truncates += u64::from(plan.truncate);
+    hooks.report(&MirrorProgress::Committed {
+        table: name,
+        lsn: lsn.to_string(),
+        changes: plan.changes,
+        inserted: plan.inserted(),
+        deleted: plan.deleted(),
+        truncated: plan.truncate,
+        snapshot: done.snapshot,
+        commit_s: started.elapsed().as_secs_f64(),
+    });
+    Ok(())
+}
+
+/// Whether two reads of a table found the same files (each at the same place, with the same
+/// deletes).
+fn same_files(a: &Live, b: &Live) -> bool {
+    let files = |l: &Live| {
+        let mut f: Vec<(String, usize)> = l
+            .files
+            .values()
+            .map(|f| (f.location.to_string(), f.deleted.len()))
+            .collect();
+        f.sort();
+        f
+    };
+    files(a) == files(b)
+}
+
+/// Whether `e` says the table's files changed under a commit: an optimistic commit that lost
+/// its race ([`Error::is_conflict`], by its kind, never its text).
+pub(crate) fn is_moved(e: &Error) -> bool {
+    e.is_conflict()
+}

@@ -1,0 +1,349 @@
+//! What a mirror is told (its options, the delete mode) and what it tells (its progress events
+//! and statistics).
+
+use std::time::Duration;
+
+use pgarrow::partition::PartitionOptions;
+use pgarrow::{Error, ExportOptions, Result};
+use serde::Serialize;
+
+/// How a mirror runs: [`MirrorOptions::new`], then `with_*`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MirrorOptions {
+    /// The logical replication slot (made, with its snapshot, by the first run).
+    pub slot: String,
+    /// The publication the slot's changes are read through; by default one named as the slot,
+    /// made for the tables when missing.
+    pub publication: Option<String>,
+    /// A commit comes at the first transaction boundary this long after the last.
+    pub commit_interval: Duration,
+    /// ... or once this many changes arrived, whichever comes first.
+    pub commit_changes: u64,
+    /// End once every change committed before the start is in the tables (a scheduled job),
+    /// instead of following until stopped.
+    pub catch_up: bool,
+    /// Start over: drop the slot if it exists and export every table again in a new one's
+    /// snapshot, replacing the lake tables.
+    pub start_over: bool,
+    /// The first export's options (and the change stream's types and policies, the same).
+    pub export: ExportOptions,
+    /// The first export's connections and parts.
+    pub partitions: PartitionOptions,
+    /// Times a commit that found the table's files changed (compaction beside the mirror)
+    /// reads the table again and tries anew.
+    pub retries: usize,
+    /// Make the slot a failover slot (PostgreSQL 17), synchronized to standbys so that the
+    /// mirror goes on after a failover.
+    pub failover: bool,
+    /// At a schema change the lake table cannot take in place (a column added with a
+    /// default, a renamed column, columns in a new order, a column dropped from a Delta
+    /// table), export that table again in a new snapshot, replacing its rows in one commit,
+    /// and go on; else stop, naming the change. On by default.
+    pub reexport: bool,
+    /// How a commit takes rows out of the table's files: recorded beside them (the default),
+    /// or by writing the files again without them.
+    pub deletes: DeleteMode,
+}
+
+/// How a mirror's (and [`apply`](crate::apply)'s) commits take rows out of the lake table's
+/// data files, as Iceberg's `write.delete.mode` names the two ways.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum DeleteMode {
+    /// The deleted positions are recorded beside the files: Delta's deletion vectors,
+    /// Iceberg's position delete files, DuckLake's delete files. A commit writes little; the
+    /// reader leaves the deleted rows out (and compaction folds them in later).
+    #[default]
+    MergeOnRead,
+    /// Each data file that loses rows is written again without them, in the same commit, and
+    /// ends: the table is data files only, for readers that read neither deletion vectors nor
+    /// delete files (a Delta table never takes the `deletionVectors` feature). A commit costs
+    /// the rewritten files' size, and (with a key) a pass over the mirror's index.
+    CopyOnWrite,
+}
+
+impl DeleteMode {
+    /// Its name: `merge-on-read` or `copy-on-write`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeleteMode::MergeOnRead => "merge-on-read",
+            DeleteMode::CopyOnWrite => "copy-on-write",
+        }
+    }
+}
+
+impl std::fmt::Display for DeleteMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DeleteMode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<DeleteMode> {
+        match s {
+            "merge-on-read" => Ok(DeleteMode::MergeOnRead),
+            "copy-on-write" => Ok(DeleteMode::CopyOnWrite),
+            _ => Err(Error::usage(format!(
+                "unknown delete mode {s:?}: merge-on-read (deletion vectors, delete files) or \
+                 copy-on-write (files written again without the deleted rows)"
+            ))),
+        }
+    }
+}
+
+impl MirrorOptions {
+    /// A mirror through `slot`, with the defaults: a commit every 10 seconds or 100,000
+    /// changes, following until stopped.
+    pub fn new(slot: impl Into<String>) -> MirrorOptions {
+        MirrorOptions {
+            slot: slot.into(),
+            publication: None,
+            commit_interval: Duration::from_secs(10),
+            commit_changes: 100_000,
+            catch_up: false,
+            start_over: false,
+            export: ExportOptions::default(),
+            partitions: PartitionOptions::new(1),
+            retries: 10,
+            failover: false,
+            reexport: true,
+            deletes: DeleteMode::MergeOnRead,
+        }
+    }
+
+    /// Take rows out of the files this way.
+    pub fn with_deletes(mut self, deletes: DeleteMode) -> Self {
+        self.deletes = deletes;
+        self
+    }
+
+    /// Export a table again at a schema change it cannot take in place (else stop).
+    pub fn with_reexport(mut self, reexport: bool) -> Self {
+        self.reexport = reexport;
+        self
+    }
+
+    /// Make the slot a failover slot (PostgreSQL 17).
+    pub fn with_failover(mut self, failover: bool) -> Self {
+        self.failover = failover;
+        self
+    }
+
+    /// Read through publication `name`.
+    pub fn with_publication(mut self, name: Option<String>) -> Self {
+        self.publication = name;
+        self
+    }
+
+    /// A commit at the first transaction boundary this long after the last.
+    pub fn with_commit_interval(mut self, interval: Duration) -> Self {
+        self.commit_interval = interval;
+        self
+    }
+
+    /// A commit once this many changes arrived.
+    pub fn with_commit_changes(mut self, changes: u64) -> Self {
+        self.commit_changes = changes.max(1);
+        self
+    }
+
+    /// End once caught up.
+    pub fn with_catch_up(mut self, catch_up: bool) -> Self {
+        self.catch_up = catch_up;
+        self
+    }
+
+    /// Start over in a new slot.
+    pub fn with_start_over(mut self, start_over: bool) -> Self {
+        self.start_over = start_over;
+        self
+    }
+
+    /// The first export's options.
+    pub fn with_export(mut self, export: ExportOptions) -> Self {
+        self.export = export;
+        self
+    }
+
+    /// The first export's connections and parts.
+    pub fn with_partitions(mut self, partitions: PartitionOptions) -> Self {
+        self.partitions = partitions;
+        self
+    }
+}
+
+/// What a mirror reports while it runs ([`Hooks`]'s `P`): each shows as the line the command
+/// line prints, and as a JSON line with `--json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MirrorProgress {
+    /// A table was exported into its lake table in the slot's snapshot.
+    Exported {
+        /// The source table.
+        table: String,
+        /// The lake table.
+        lake_table: String,
+        /// Rows exported.
+        rows: u64,
+        /// The slot's consistent point: the table's first position.
+        lsn: String,
+    },
+    /// A table's changes up to a position were committed.
+    Committed {
+        /// The source table.
+        table: String,
+        /// The position the table is at now.
+        lsn: String,
+        /// Changes folded into the commit.
+        changes: u64,
+        /// Rows written (inserted or updated).
+        inserted: u64,
+        /// Rows deleted by position (updated rows' old versions included).
+        deleted: u64,
+        /// Whether the table was emptied first.
+        truncated: bool,
+        /// The lake table's new snapshot or version.
+        snapshot: i64,
+        /// Seconds the commit took, files included.
+        commit_s: f64,
+    },
+    /// A table's columns changed: the lake table takes the new ones with its next commit.
+    SchemaChanged {
+        /// The source table.
+        table: String,
+        /// The transaction that announced them.
+        lsn: String,
+        /// Columns added (NULL in the rows before).
+        added: Vec<String>,
+        /// Columns dropped.
+        dropped: Vec<String>,
+    },
+    /// A table's columns changed in a way its lake table cannot take in place (`why`): it
+    /// was exported again in a new snapshot, its rows replaced in one commit.
+    Reexported {
+        /// The source table.
+        table: String,
+        /// The lake table.
+        lake_table: String,
+        /// Why.
+        why: String,
+        /// Rows exported.
+        rows: u64,
+        /// The new snapshot's place in the WAL: the table's position now.
+        lsn: String,
+    },
+    /// Every table holds the changes up to `lsn`, confirmed to the slot.
+    Checkpoint {
+        /// The position confirmed.
+        lsn: String,
+        /// The furthest position the server reported.
+        server_lsn: String,
+        /// How far behind the server the mirror is, in bytes of WAL.
+        lag_bytes: u64,
+        /// Changes per second since the last checkpoint.
+        changes_per_s: f64,
+    },
+}
+
+impl std::fmt::Display for MirrorProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MirrorProgress::Exported {
+                table,
+                lake_table,
+                rows,
+                lsn,
+            } => write!(
+                f,
+                "exported {table} into {lake_table}: {rows} rows, at {lsn}"
+            ),
+            MirrorProgress::Committed {
+                table,
+                lsn,
+                changes,
+                inserted,
+                deleted,
+                truncated,
+                snapshot,
+                commit_s,
+            } => write!(
+                f,
+                "{table}: {changes} changes committed up to {lsn} (snapshot {snapshot}): \
+                 {inserted} rows written, {deleted} deleted{} in {commit_s:.2} s",
+                if *truncated { ", truncated first" } else { "" }
+            ),
+            MirrorProgress::SchemaChanged {
+                table,
+                lsn,
+                added,
+                dropped,
+            } => write!(
+                f,
+                "{table}: columns changed at {lsn}: added [{}], dropped [{}]",
+                added.join(", "),
+                dropped.join(", ")
+            ),
+            MirrorProgress::Reexported {
+                table,
+                lake_table,
+                why,
+                rows,
+                lsn,
+            } => write!(
+                f,
+                "{table}: {why}: exported again into {lake_table}: {rows} rows, at {lsn}"
+            ),
+            MirrorProgress::Checkpoint {
+                lsn,
+                server_lsn,
+                lag_bytes,
+                changes_per_s,
+            } => write!(
+                f,
+                "at {lsn} (server {server_lsn}, {lag_bytes} bytes behind), \
+                 {changes_per_s:.0} changes/s"
+            ),
+        }
+    }
+}
+
+/// What a mirror did.
+#[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
+pub struct MirrorStats {
+    /// The slot.
+    pub slot: String,
+    /// The publication.
+    pub publication: String,
+    /// The source tables.
+    pub tables: Vec<String>,
+    /// Whether this run made the slot and exported the tables in its snapshot.
+    pub exported: bool,
+    /// Rows the first export wrote, and the exports again at schema changes.
+    pub exported_rows: u64,
+    /// Where the run started streaming.
+    pub start_lsn: String,
+    /// Where every table is now.
+    pub end_lsn: String,
+    /// Commits made (one per table with changes per checkpoint).
+    pub commits: u64,
+    /// Data files written by them.
+    pub files: u64,
+    /// Changes folded into them.
+    pub changes: u64,
+    /// Rows written.
+    pub inserted: u64,
+    /// Rows deleted by position.
+    pub deleted: u64,
+    /// Truncates.
+    pub truncates: u64,
+    /// Commits begun again after the table's files changed beside the mirror.
+    pub retried: u64,
+    /// Tables exported again at a schema change they could not take in place.
+    pub reexported: u64,
+}
