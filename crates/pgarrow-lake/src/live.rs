@@ -10,14 +10,14 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, ListArray, RecordBatch, StringArray, StructArray};
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use pgarrow::io::{Input, InputOptions, Location};
 use pgarrow::{Error, ErrorKind, Result};
-use pgarrow_changes::net::{Change, Effect, KeyAt, KeyEncoder, KeyHashing, reduce};
+use pgarrow_changes::net::{Change, Effect, Kept, KeyAt, KeyEncoder, KeyHashing, reduce};
 use pgarrow_changes::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN};
 
 mod whole;
@@ -432,6 +432,300 @@ struct Left {
     fill: Option<Vec<From>>,
 }
 
+/// Keys encoded one after another (as [`KeyEncoder`] writes them): the bytes, and where each
+/// key ends.
+struct Encoded {
+    body: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Encoded {
+    /// The `i`th key.
+    fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.body[start..self.ends[i]]
+    }
+}
+
+/// A keyed table's change batch as [`Live::plan`] reads it: its change columns, and each
+/// row's key and old key encoded.
+struct ChangeBatch<'a> {
+    live: &'a Live,
+    schema: SchemaRef,
+    /// The table's columns: the batch's first.
+    columns: usize,
+    table: &'a str,
+    /// The key's columns, by index.
+    key: Vec<usize>,
+    batch: &'a RecordBatch,
+    ops: &'a StringArray,
+    unchanged: &'a ListArray,
+    old: &'a StructArray,
+    new_keys: Encoded,
+    old_keys: Encoded,
+}
+
+impl<'a> ChangeBatch<'a> {
+    /// The changes `batch` holds of the table `live` (its first `columns` columns the
+    /// table's), with their keys encoded.
+    ///
+    /// # Errors
+    /// A batch without a key column of the table's, or without the change columns; a key
+    /// the encoder does not take.
+    fn read(
+        live: &'a Live,
+        batch: &'a RecordBatch,
+        columns: usize,
+        table: &'a str,
+    ) -> Result<Self> {
+        let schema = batch.schema();
+        let key: Vec<usize> = live
+            .key
+            .iter()
+            .map(|k| {
+                schema
+                    .index_of(k)
+                    .ok()
+                    .filter(|&i| i < columns)
+                    .ok_or_else(|| {
+                        Error::from(ErrorKind::Usage(format!(
+                            "{table}'s changes have no key column {k:?}"
+                        )))
+                    })
+            })
+            .collect::<Result<_>>()?;
+        let column = |name: &str| -> Result<&'a ArrayRef> {
+            batch.column_by_name(name).ok_or_else(|| {
+                Error::from(ErrorKind::Internal(format!(
+                    "a change batch without {name}"
+                )))
+            })
+        };
+        let ops = column(OP_COLUMN)?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| Error::from(ErrorKind::Internal(format!("{OP_COLUMN} is not text"))))?;
+        let unchanged = column(UNCHANGED_COLUMN)?
+            .as_list_opt::<i32>()
+            .ok_or_else(|| {
+                Error::from(ErrorKind::Internal(format!(
+                    "{UNCHANGED_COLUMN} is not a list"
+                )))
+            })?;
+        let old = column(OLD_COLUMN)?.as_struct_opt().ok_or_else(|| {
+            Error::from(ErrorKind::Internal(format!("{OLD_COLUMN} is not a struct")))
+        })?;
+        let encode = |arrays: Vec<&dyn Array>| {
+            KeyEncoder::encode_all(&arrays)
+                .map(|(body, ends)| Encoded { body, ends })
+                .map_err(|e| Error::from(ErrorKind::Usage(format!("{table}'s key: {e}"))))
+        };
+        let new_keys = encode(key.iter().map(|&k| batch.column(k).as_ref()).collect())?;
+        let old_keys = encode(key.iter().map(|&k| old.column(k).as_ref()).collect())?;
+        Ok(Self {
+            live,
+            schema,
+            columns,
+            table,
+            key,
+            batch,
+            ops,
+            unchanged,
+            old,
+            new_keys,
+            old_keys,
+        })
+    }
+
+    /// Row `i`'s operation.
+    fn op(&self, i: usize) -> Result<Op> {
+        match self.ops.value(i) {
+            "insert" => Ok(Op::Insert),
+            "update" => Ok(Op::Update),
+            "delete" => Ok(Op::Delete),
+            "truncate" => Ok(Op::Truncate),
+            other => Err(ErrorKind::Internal(format!("{OP_COLUMN} {other:?}")).into()),
+        }
+    }
+
+    /// The changes of `rows` (a run without a truncate), for [`reduce`].
+    ///
+    /// # Errors
+    /// A change without a key value.
+    fn run(&self, rows: std::ops::Range<usize>) -> Result<Vec<Change<'_>>> {
+        let mut changes = Vec::with_capacity(rows.len());
+        for i in rows {
+            let op = self.op(i)?;
+            if self.key.iter().any(|&k| self.batch.column(k).is_null(i)) {
+                return Err(ErrorKind::OutOfStep(format!(
+                    "{}: a change ({}) without a value for its key ({}): the source's \
+                     replica identity must cover the key",
+                    self.table,
+                    op.as_str(),
+                    self.live.key.join(", ")
+                ))
+                .into());
+            }
+            let mut unsent = Vec::new();
+            if self.unchanged.is_valid(i) {
+                for name in self.unchanged.value(i).as_string::<i32>().iter().flatten() {
+                    if let Ok(c) = self.schema.index_of(name)
+                        && c < self.columns
+                    {
+                        unsent.push(c);
+                    }
+                }
+            }
+            let has_old = op == Op::Update && self.old.is_valid(i);
+            changes.push(Change {
+                op,
+                key: self.new_keys.get(i),
+                old_key: has_old.then(|| self.old_keys.get(i)),
+                unchanged: unsent,
+            });
+        }
+        Ok(changes)
+    }
+
+    /// The key `at` names in the run that starts at row `start`.
+    fn key_at(&self, start: usize, at: KeyAt) -> &[u8] {
+        match at {
+            KeyAt::New(r) => self.new_keys.get(start + r as usize),
+            KeyAt::Old(r) => self.old_keys.get(start + r as usize),
+        }
+    }
+
+    /// Where each value of the row `kept` comes from, when not every one is its change's
+    /// own (in the run that starts at row `start`): a change, or the table's row (none
+    /// after a `truncate`).
+    ///
+    /// # Errors
+    /// A value the table has no row to take from (it is not in step with the source).
+    fn fill(&self, start: usize, kept: &Kept, truncate: bool) -> Result<Option<Vec<From>>> {
+        if kept.fill.is_none() {
+            return Ok(None);
+        }
+        let source = self.key_at(start, kept.source);
+        let mut from = Vec::with_capacity(self.columns);
+        for c in 0..self.columns {
+            from.push(match kept.value_row(c) {
+                Some(r) => From::Change(start as u32 + r),
+                None => match (truncate, self.live.index.get(source)) {
+                    (false, Some(&place)) => From::Table(place),
+                    _ => {
+                        return Err(ErrorKind::OutOfStep(format!(
+                            "{}: an update did not send column {:?} (an unchanged TOASTed \
+                             value), and the lake table has no row for its key: the table is \
+                             not in step with the source",
+                            self.table,
+                            self.schema.field(c).name()
+                        ))
+                        .into());
+                    }
+                },
+            });
+        }
+        Ok(Some(from))
+    }
+}
+
+/// The rows a commit leaves and the table's rows it deletes, as [`Live::plan`] folds in
+/// the runs of changes (the keys those of a [`ChangeBatch`]).
+struct Fold<'k> {
+    /// A truncate among the changes: every row of the table goes first.
+    truncate: bool,
+    /// The rows left so far, in the order their keys were last touched (`None`: gone
+    /// since).
+    left: Vec<Option<Left>>,
+    /// Each key's place in `left`.
+    left_at: HashMap<&'k [u8], usize, KeyHashing>,
+    /// The table's rows that go, with their keys.
+    gone: Vec<(At, &'k [u8])>,
+}
+
+impl<'k> Fold<'k> {
+    /// A fold of `rows` changes.
+    fn with_capacity(rows: usize) -> Self {
+        Fold {
+            truncate: false,
+            left: Vec::with_capacity(rows),
+            left_at: HashMap::with_capacity_and_hasher(rows, KeyHashing::default()),
+            gone: Vec::new(),
+        }
+    }
+
+    /// A truncate: every row before it goes, the table's and the changes'.
+    fn truncate(&mut self) {
+        self.truncate = true;
+        self.left.clear();
+        self.left_at.clear();
+        self.gone.clear();
+    }
+
+    /// Folds in the `effects` of the run of `changes` that starts at row `start`.
+    ///
+    /// # Errors
+    /// As [`ChangeBatch::fill`].
+    fn effects(
+        &mut self,
+        changes: &'k ChangeBatch<'_>,
+        start: usize,
+        effects: Vec<Effect>,
+    ) -> Result<()> {
+        for effect in effects {
+            match effect {
+                Effect::Gone(at) => {
+                    let k = changes.key_at(start, at);
+                    if let Some(i) = self.left_at.remove(k) {
+                        self.left[i] = None;
+                    } else {
+                        self.table_row_goes(changes.live, k);
+                    }
+                }
+                Effect::Keep(kept) => self.keep(changes, start, &kept)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The row `kept` is left, in place of its key's row before.
+    fn keep(&mut self, changes: &'k ChangeBatch<'_>, start: usize, kept: &Kept) -> Result<()> {
+        let row = u32::try_from(start).unwrap_or(u32::MAX) + kept.row;
+        let k = changes.key_at(start, KeyAt::New(kept.row));
+        let before = self.left_at.remove(k).and_then(|i| self.left[i].take());
+        if before.is_none() {
+            self.table_row_goes(changes.live, k);
+        }
+        let fill = changes.fill(start, kept, self.truncate)?;
+        self.left_at.insert(k, self.left.len());
+        self.left.push(Some(Left { row, fill }));
+        Ok(())
+    }
+
+    /// The table's row of key `k`, when it has one (and no truncate went before), goes.
+    fn table_row_goes(&mut self, live: &Live, k: &'k [u8]) {
+        if !self.truncate
+            && let Some(&place) = live.index.get(k)
+        {
+            self.gone.push((place, k));
+        }
+    }
+
+    /// The fold into `plan`: its truncate, the table's rows that go (as deletes by file, and
+    /// their keys); returns the rows left, in order.
+    fn finish(self, plan: &mut Plan) -> Vec<Left> {
+        plan.truncate = self.truncate;
+        let mut gone = self.gone;
+        gone.sort_unstable_by_key(|(at, _)| *at);
+        gone.dedup_by_key(|(at, _)| *at);
+        plan.gone.reserve(gone.len());
+        for ((file, pos), k) in gone {
+            plan.deletes.entry(file).or_default().push(pos);
+            plan.gone.push(Key::new(k));
+        }
+        self.left.into_iter().flatten().collect()
+    }
+}
+
 impl Live {
     /// The table of `files`, its index read from their key columns.
     ///
@@ -688,185 +982,30 @@ impl Live {
         if self.whole {
             return whole::plan(self, batch, columns, table);
         }
-        let schema = batch.schema();
-        let key: Vec<usize> = self
-            .key
-            .iter()
-            .map(|k| {
-                schema
-                    .index_of(k)
-                    .ok()
-                    .filter(|&i| i < columns)
-                    .ok_or_else(|| {
-                        Error::from(ErrorKind::Usage(format!(
-                            "{table}'s changes have no key column {k:?}"
-                        )))
-                    })
-            })
-            .collect::<Result<_>>()?;
-        let column = |name: &str| -> Result<&ArrayRef> {
-            batch.column_by_name(name).ok_or_else(|| {
-                Error::from(ErrorKind::Internal(format!(
-                    "a change batch without {name}"
-                )))
-            })
-        };
-        let ops = column(OP_COLUMN)?
-            .as_string_opt::<i32>()
-            .ok_or_else(|| Error::from(ErrorKind::Internal(format!("{OP_COLUMN} is not text"))))?;
-        let unchanged = column(UNCHANGED_COLUMN)?
-            .as_list_opt::<i32>()
-            .ok_or_else(|| {
-                Error::from(ErrorKind::Internal(format!(
-                    "{UNCHANGED_COLUMN} is not a list"
-                )))
-            })?;
-        let old = column(OLD_COLUMN)?.as_struct_opt().ok_or_else(|| {
-            Error::from(ErrorKind::Internal(format!("{OLD_COLUMN} is not a struct")))
-        })?;
-        let encode = |arrays: Vec<&dyn Array>| {
-            KeyEncoder::encode_all(&arrays)
-                .map_err(|e| Error::from(ErrorKind::Usage(format!("{table}'s key: {e}"))))
-        };
-        let (new_body, new_ends) = encode(key.iter().map(|&k| batch.column(k).as_ref()).collect())?;
-        let (old_body, old_ends) = encode(key.iter().map(|&k| old.column(k).as_ref()).collect())?;
-        let slice = |ends: &[usize], i: usize| -> std::ops::Range<usize> {
-            (if i == 0 { 0 } else { ends[i - 1] })..ends[i]
-        };
+        let changes = ChangeBatch::read(self, batch, columns, table)?;
         let rows = batch.num_rows();
-        let mut plan = Plan {
-            changes: rows as u64,
-            ..Plan::default()
-        };
-        // The rows left so far, by key, in the order their keys were last touched.
-        let mut left: Vec<Option<Left>> = Vec::with_capacity(rows);
-        let mut left_at: HashMap<&[u8], usize, KeyHashing> =
-            HashMap::with_capacity_and_hasher(rows, KeyHashing::default());
-        let mut gone: Vec<(At, &[u8])> = Vec::new();
+        let mut fold = Fold::with_capacity(rows);
         let mut start = 0;
         while start < rows {
-            let op_of = |i: usize| -> Result<Op> {
-                match ops.value(i) {
-                    "insert" => Ok(Op::Insert),
-                    "update" => Ok(Op::Update),
-                    "delete" => Ok(Op::Delete),
-                    "truncate" => Ok(Op::Truncate),
-                    other => Err(ErrorKind::Internal(format!("{OP_COLUMN} {other:?}")).into()),
-                }
-            };
-            if op_of(start)? == Op::Truncate {
-                plan.truncate = true;
-                left.clear();
-                left_at.clear();
-                gone.clear();
+            if changes.op(start)? == Op::Truncate {
+                fold.truncate();
                 start += 1;
                 continue;
             }
             let mut end = start;
-            while end < rows && op_of(end)? != Op::Truncate {
+            while end < rows && changes.op(end)? != Op::Truncate {
                 end += 1;
             }
-            let mut changes = Vec::with_capacity(end - start);
-            for i in start..end {
-                let op = op_of(i)?;
-                if key.iter().any(|&k| batch.column(k).is_null(i)) {
-                    return Err(ErrorKind::OutOfStep(format!(
-                        "{table}: a change ({}) without a value for its key ({}): the source's \
-                         replica identity must cover the key",
-                        op.as_str(),
-                        self.key.join(", ")
-                    ))
-                    .into());
-                }
-                let mut unsent = Vec::new();
-                if unchanged.is_valid(i) {
-                    for name in unchanged.value(i).as_string::<i32>().iter().flatten() {
-                        if let Ok(c) = schema.index_of(name)
-                            && c < columns
-                        {
-                            unsent.push(c);
-                        }
-                    }
-                }
-                let has_old = op == Op::Update && old.is_valid(i);
-                changes.push(Change {
-                    op,
-                    key: &new_body[slice(&new_ends, i)],
-                    old_key: has_old.then(|| &old_body[slice(&old_ends, i)]),
-                    unchanged: unsent,
-                });
-            }
-            let effects = reduce(&changes, columns)
+            let effects = reduce(&changes.run(start..end)?, columns)
                 .map_err(|e| Error::from(ErrorKind::Usage(format!("{table}: {e}"))))?;
-            let key_of = |at: KeyAt| -> &[u8] {
-                match at {
-                    KeyAt::New(r) => &new_body[slice(&new_ends, start + r as usize)],
-                    KeyAt::Old(r) => &old_body[slice(&old_ends, start + r as usize)],
-                }
-            };
-            for effect in effects {
-                match effect {
-                    Effect::Gone(at) => {
-                        let k = key_of(at);
-                        if let Some(i) = left_at.remove(k) {
-                            left[i] = None;
-                        } else if !plan.truncate
-                            && let Some(&place) = self.index.get(k)
-                        {
-                            gone.push((place, k));
-                        }
-                    }
-                    Effect::Keep(kept) => {
-                        let row = u32::try_from(start).unwrap_or(u32::MAX) + kept.row;
-                        let k = key_of(KeyAt::New(kept.row));
-                        let before = left_at.remove(k).and_then(|i| left[i].take());
-                        if before.is_none()
-                            && !plan.truncate
-                            && let Some(&place) = self.index.get(k)
-                        {
-                            gone.push((place, k));
-                        }
-                        let fill = match &kept.fill {
-                            None => None,
-                            Some(_) => {
-                                let source = key_of(kept.source);
-                                let mut from = Vec::with_capacity(columns);
-                                for c in 0..columns {
-                                    from.push(match kept.value_row(c) {
-                                        Some(r) => From::Change(start as u32 + r),
-                                        None => match (plan.truncate, self.index.get(source)) {
-                                            (false, Some(&place)) => From::Table(place),
-                                            _ => {
-                                                return Err(ErrorKind::OutOfStep(format!(
-                                                    "{table}: an update did not send column \
-                                                     {:?} (an unchanged TOASTed value), and the \
-                                                     lake table has no row for its key: the \
-                                                     table is not in step with the source",
-                                                    schema.field(c).name()
-                                                ))
-                                                .into());
-                                            }
-                                        },
-                                    });
-                                }
-                                Some(from)
-                            }
-                        };
-                        left_at.insert(k, left.len());
-                        left.push(Some(Left { row, fill }));
-                    }
-                }
-            }
+            fold.effects(&changes, start, effects)?;
             start = end;
         }
-        gone.sort_unstable_by_key(|(at, _)| *at);
-        gone.dedup_by_key(|(at, _)| *at);
-        plan.gone.reserve(gone.len());
-        for ((file, pos), k) in gone {
-            plan.deletes.entry(file).or_default().push(pos);
-            plan.gone.push(Key::new(k));
-        }
-        let left: Vec<Left> = left.into_iter().flatten().collect();
+        let mut plan = Plan {
+            changes: rows as u64,
+            ..Plan::default()
+        };
+        let left = fold.finish(&mut plan);
         if !left.is_empty() {
             plan.rows = Some(self.materialize(batch, columns, &left, fetch).await?);
         }

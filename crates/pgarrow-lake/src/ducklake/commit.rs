@@ -12,7 +12,7 @@ use super::catalog::{Catalog, quote_ident};
 use super::columns::LakeColumn;
 use super::partitions::Key;
 use super::{
-    DataFile, Evolution, IfExists, evolve, find_schema, find_table, same_partitions, stats,
+    DataFile, Evolution, IfExists, Table, evolve, find_schema, find_table, same_partitions, stats,
 };
 use crate::bounds::{self, Value};
 use crate::common::new_uuid;
@@ -93,42 +93,69 @@ impl Commit<'_> {
     }
 
     async fn changes(&self, catalog: &mut Catalog) -> Result<Committed> {
-        let last = catalog
-            .query(
-                "SELECT snapshot_id::text, schema_version::text, next_catalog_id::text, \
-                 next_file_id::text FROM ducklake_snapshot s ORDER BY s.snapshot_id DESC LIMIT 1",
-                &[],
-            )
-            .await?;
-        let last = last.first().ok_or_else(|| {
-            Error::from(ErrorKind::Unexpected(
-                "the DuckLake catalog has no snapshot".into(),
-            ))
-        })?;
-        let number = |k: usize| -> Result<i64> {
-            last[k]
-                .as_deref()
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| {
-                    ErrorKind::Unexpected(
-                        "the DuckLake catalog's last snapshot is malformed".into(),
-                    )
-                    .into()
-                })
-        };
-        let snapshot = number(0)? + 1;
-        log::debug!("commit: last snapshot {:?}, making {snapshot}", last[0]);
-        let mut schema_version = number(1)?;
-        let mut next_catalog_id = number(2)?;
-        let mut next_file_id = number(3)?;
-        let s = snapshot.to_string();
-        let mut changes = Vec::new();
+        let mut snap = NewSnapshot::after_last(catalog).await?;
         let name = format!("{}.{}", self.schema, self.table);
-
         let table = find_table(catalog, self.schema, self.table).await?;
-        // Another writer made, dropped or replaced the table since the export began: only an
-        // append goes on, onto a table of the same columns.
-        let moved = table.as_ref().map(|t| t.id) != self.expected;
+        self.refuse_moved(table.as_ref(), &name)?;
+        let evolution = match &table {
+            Some(t) => self.check_against(catalog, t, &name).await?,
+            None => Evolution::default(),
+        };
+        let created = table.is_none();
+        let (table_id, mut partition_id) = match &table {
+            Some(t) => (t.id, t.partition.as_ref().map(|p| p.0)),
+            None => self.create_table(catalog, &mut snap).await?,
+        };
+        let t = table_id.to_string();
+        let repartitioned = self.repartitions(table.as_ref());
+        if repartitioned {
+            partition_id = Some(self.repartition(catalog, &t, &mut snap).await?);
+        }
+        let altered = !created && !evolution.is_none();
+        if altered {
+            alter_columns(catalog, &evolution, &t, repartitioned, &mut snap).await?;
+        }
+        if repartitioned || altered {
+            snap.changes.push(format!("altered_table:{table_id}"));
+        }
+        if !created && self.if_exists == IfExists::Replace {
+            self.end_rows(catalog, &t, &snap.s).await?;
+            snap.changes.push(format!("deleted_from_table:{table_id}"));
+        }
+        if let Some(since) = self.since {
+            still_at(catalog, table_id, since).await?;
+        }
+        if !self.deletes.is_empty() {
+            self.delete_rows(catalog, &t, &snap.s, &mut snap.next_file_id)
+                .await?;
+            snap.changes.push(format!("deleted_from_table:{table_id}"));
+        }
+        let file_ids = self
+            .add_files(catalog, &t, &snap.s, partition_id, &mut snap.next_file_id)
+            .await?;
+        if let Some(old) = &table
+            && self.if_exists != IfExists::Replace
+        {
+            self.null_where_appended(catalog, old, &evolution, &t)
+                .await?;
+        }
+        if !self.files.is_empty() || created {
+            snap.changes.push(format!("inserted_into_table:{table_id}"));
+        }
+        snap.insert(catalog).await?;
+        self.record_changes(catalog, &snap, &name).await?;
+        Ok(Committed {
+            snapshot: snap.id,
+            table_id,
+            created,
+            file_ids,
+        })
+    }
+
+    /// Refuses a commit onto a table another writer made, dropped or replaced since the
+    /// export began: only an append goes on, onto a table of the same columns.
+    fn refuse_moved(&self, table: Option<&Table>, name: &str) -> Result<()> {
+        let moved = table.map(|t| t.id) != self.expected;
         if moved && !(self.if_exists == IfExists::Append && table.is_some()) {
             return Err(ErrorKind::Conflict(format!(
                 "DuckLake table {name} was {} by another writer during the export; nothing \
@@ -137,204 +164,211 @@ impl Commit<'_> {
             ))
             .into());
         }
-        let mut evolution = Evolution::default();
-        if let Some(t) = &table {
-            evolution = evolve(
-                &t.columns,
-                self.columns,
-                self.if_exists == IfExists::Replace,
-                &name,
-            )?;
-            for c in &t.columns {
-                let gone = self.dropped.contains(&c.id)
-                    || c.parent.is_some_and(|p| self.dropped.contains(&p));
-                if gone && !evolution.ended.contains(&c.id) {
-                    evolution.ended.push(c.id);
-                }
-            }
-            if self.if_exists != IfExists::Replace {
-                self.no_nulls_in_required(catalog, t.id, &name).await?;
-            }
-            if !self.repartition && !self.files.is_empty() {
-                same_partitions(t, self.keys, &name)?;
-            }
-            if self.run.is_some() {
-                let theirs = super::last_state(catalog, t.id).await?;
-                crate::run::check_race(self.run, self.previous, theirs.as_ref())
-                    .map_err(|e| e.context(format!("DuckLake table {name}")))?;
+        Ok(())
+    }
+
+    /// Checks the commit against the table `t` as it is (its columns, the ones that take no
+    /// NULL, its partitioning, an incremental run's race) and returns what it does to the
+    /// table's columns, the columns it drops among those ended.
+    async fn check_against(
+        &self,
+        catalog: &mut Catalog,
+        t: &Table,
+        name: &str,
+    ) -> Result<Evolution> {
+        let mut evolution = evolve(
+            &t.columns,
+            self.columns,
+            self.if_exists == IfExists::Replace,
+            name,
+        )?;
+        for c in &t.columns {
+            let gone =
+                self.dropped.contains(&c.id) || c.parent.is_some_and(|p| self.dropped.contains(&p));
+            if gone && !evolution.ended.contains(&c.id) {
+                evolution.ended.push(c.id);
             }
         }
-        let created = table.is_none();
-        let mut partition_id = table
-            .as_ref()
-            .and_then(|t| t.partition.as_ref().map(|p| p.0));
-        let table_id = match &table {
-            Some(t) => t.id,
-            None => {
-                let schema_id = match find_schema(catalog, self.schema).await? {
-                    Some((id, _)) => id,
-                    None => {
-                        let id = next_catalog_id;
-                        next_catalog_id += 1;
-                        schema_version += 1;
-                        catalog
-                            .exec(
-                                "INSERT INTO ducklake_schema VALUES ($1::bigint, $2::uuid, \
-                                 $3::bigint, NULL, $4, $5, true)",
-                                &[
-                                    Some(&id.to_string()),
-                                    Some(&new_uuid()),
-                                    Some(&s),
-                                    Some(self.schema),
-                                    Some(&format!("{}/", self.schema)),
-                                ],
-                            )
-                            .await?;
-                        changes.push(format!("created_schema:{}", quote_ident(self.schema)));
-                        id
-                    }
-                };
-                let id = next_catalog_id;
-                next_catalog_id += 1;
-                schema_version += 1;
-                let t = id.to_string();
-                catalog
-                    .exec(
-                        "INSERT INTO ducklake_table VALUES ($1::bigint, $2::uuid, $3::bigint, \
-                         NULL, $4::bigint, $5, $6, true)",
-                        &[
-                            Some(&t),
-                            Some(&new_uuid()),
-                            Some(&s),
-                            Some(&schema_id.to_string()),
-                            Some(self.table),
-                            Some(&format!("{}/", self.table)),
-                        ],
-                    )
-                    .await?;
-                insert_columns(catalog, self.columns, &s, &t, schema_version).await?;
-                catalog
-                    .exec(
-                        "INSERT INTO ducklake_table_stats VALUES ($1::bigint, 0, 0, 0)",
-                        &[Some(&t)],
-                    )
-                    .await?;
-                if !self.keys.is_empty() {
-                    let p = next_catalog_id;
-                    next_catalog_id += 1;
-                    insert_partition(catalog, p, self.keys, &t, &s).await?;
-                    partition_id = Some(p);
-                }
-                changes.push(format!(
-                    "created_table:{}.{}",
-                    quote_ident(self.schema),
-                    quote_ident(self.table)
-                ));
-                id
-            }
+        if self.if_exists != IfExists::Replace {
+            self.no_nulls_in_required(catalog, t.id, name).await?;
+        }
+        if !self.repartition && !self.files.is_empty() {
+            same_partitions(t, self.keys, name)?;
+        }
+        if self.run.is_some() {
+            let theirs = super::last_state(catalog, t.id).await?;
+            crate::run::check_race(self.run, self.previous, theirs.as_ref())
+                .map_err(|e| e.context(format!("DuckLake table {name}")))?;
+        }
+        Ok(evolution)
+    }
+
+    /// Makes the table in `snap` (its schema too when there is none): its columns, empty
+    /// statistics, and the files' partitioning when they have one. Returns the table's ID and
+    /// its partitioning's.
+    async fn create_table(
+        &self,
+        catalog: &mut Catalog,
+        snap: &mut NewSnapshot,
+    ) -> Result<(i64, Option<i64>)> {
+        let schema_id = match find_schema(catalog, self.schema).await? {
+            Some((id, _)) => id,
+            None => self.create_schema(catalog, snap).await?,
         };
-        let t = table_id.to_string();
-        // The table's partitioning changes to the export's, in a new schema version.
+        let id = snap.catalog_id();
+        snap.schema_version += 1;
+        let t = id.to_string();
+        catalog
+            .exec(
+                "INSERT INTO ducklake_table VALUES ($1::bigint, $2::uuid, $3::bigint, \
+                 NULL, $4::bigint, $5, $6, true)",
+                &[
+                    Some(&t),
+                    Some(&new_uuid()),
+                    Some(&snap.s),
+                    Some(&schema_id.to_string()),
+                    Some(self.table),
+                    Some(&format!("{}/", self.table)),
+                ],
+            )
+            .await?;
+        insert_columns(catalog, self.columns, &snap.s, &t, snap.schema_version).await?;
+        catalog
+            .exec(
+                "INSERT INTO ducklake_table_stats VALUES ($1::bigint, 0, 0, 0)",
+                &[Some(&t)],
+            )
+            .await?;
+        let mut partition_id = None;
+        if !self.keys.is_empty() {
+            let p = snap.catalog_id();
+            insert_partition(catalog, p, self.keys, &t, &snap.s).await?;
+            partition_id = Some(p);
+        }
+        snap.changes.push(format!(
+            "created_table:{}.{}",
+            quote_ident(self.schema),
+            quote_ident(self.table)
+        ));
+        Ok((id, partition_id))
+    }
+
+    /// Makes the table's schema in `snap`: its ID.
+    async fn create_schema(&self, catalog: &mut Catalog, snap: &mut NewSnapshot) -> Result<i64> {
+        let id = snap.catalog_id();
+        snap.schema_version += 1;
+        catalog
+            .exec(
+                "INSERT INTO ducklake_schema VALUES ($1::bigint, $2::uuid, \
+                 $3::bigint, NULL, $4, $5, true)",
+                &[
+                    Some(&id.to_string()),
+                    Some(&new_uuid()),
+                    Some(&snap.s),
+                    Some(self.schema),
+                    Some(&format!("{}/", self.schema)),
+                ],
+            )
+            .await?;
+        snap.changes
+            .push(format!("created_schema:{}", quote_ident(self.schema)));
+        Ok(id)
+    }
+
+    /// Whether the commit changes the partitioning of the existing `table` to the files'
+    /// own.
+    fn repartitions(&self, table: Option<&Table>) -> bool {
         let spec: Vec<(i64, String)> = self
             .keys
             .iter()
             .map(|k| (k.column_id, k.transform.clone()))
             .collect();
-        let repartitioned = self.repartition
-            && table.as_ref().is_some_and(|t| {
-                t.partition.as_ref().map_or(&[][..], |(_, theirs)| theirs) != spec
-            });
-        if repartitioned {
-            schema_version += 1;
-            catalog
-                .exec(
-                    "UPDATE ducklake_partition_info SET end_snapshot = $1::bigint \
-                     WHERE table_id = $2::bigint AND end_snapshot IS NULL",
-                    &[Some(&s), Some(&t)],
-                )
-                .await?;
-            let p = next_catalog_id;
-            next_catalog_id += 1;
-            insert_partition(catalog, p, self.keys, &t, &s).await?;
-            partition_id = Some(p);
-        }
-        if !created && !evolution.is_none() {
-            // The columns change in a new schema version: ended rows, begun rows.
-            if !repartitioned {
-                schema_version += 1;
-            }
-            let ended: Vec<String> = evolution.ended.iter().map(i64::to_string).collect();
-            catalog
-                .exec(
-                    "UPDATE ducklake_column SET end_snapshot = $1::bigint \
-                     WHERE table_id = $2::bigint AND end_snapshot IS NULL \
-                     AND column_id = ANY(string_to_array($3, ',')::bigint[])",
-                    &[Some(&s), Some(&t), Some(&ended.join(","))],
-                )
-                .await?;
-            insert_columns(catalog, &evolution.begun, &s, &t, schema_version).await?;
-        }
-        if repartitioned || (!created && !evolution.is_none()) {
-            changes.push(format!("altered_table:{table_id}"));
-        }
-        if !created && self.if_exists == IfExists::Replace {
-            self.end_rows(catalog, &t, &s).await?;
-            changes.push(format!("deleted_from_table:{table_id}"));
-        }
-        if let Some(since) = self.since {
-            let now = last_point(catalog, table_id).await?;
-            if now != *since {
-                return Err(ErrorKind::Conflict(format!(
-                    "{MOVED}: its last commit with a position is {now}, not {since}"
-                ))
-                .into());
-            }
-        }
-        if !self.deletes.is_empty() {
-            self.delete_rows(catalog, &t, &s, &mut next_file_id).await?;
-            changes.push(format!("deleted_from_table:{table_id}"));
-        }
-        let file_ids = self
-            .add_files(catalog, &t, &s, partition_id, &mut next_file_id)
+        self.repartition
+            && table
+                .is_some_and(|t| t.partition.as_ref().map_or(&[][..], |(_, theirs)| theirs) != spec)
+    }
+
+    /// Changes the partitioning of table `t` to the files' in a new schema version of
+    /// `snap`: ends the table's and adds theirs, whose ID it returns.
+    async fn repartition(
+        &self,
+        catalog: &mut Catalog,
+        t: &str,
+        snap: &mut NewSnapshot,
+    ) -> Result<i64> {
+        snap.schema_version += 1;
+        catalog
+            .exec(
+                "UPDATE ducklake_partition_info SET end_snapshot = $1::bigint \
+                 WHERE table_id = $2::bigint AND end_snapshot IS NULL",
+                &[Some(&snap.s), Some(t)],
+            )
             .await?;
-        if !created && self.if_exists != IfExists::Replace {
-            // The table's earlier rows are NULL in a new column, and the new rows in a column
-            // the export lacks.
-            let mut nullable: Vec<String> = evolution.new.iter().map(i64::to_string).collect();
-            if let Some(old) = &table {
-                nullable.extend(
-                    old.columns
-                        .iter()
-                        .filter(|c| !self.columns.iter().any(|e| e.id == c.id))
-                        .map(|c| c.id.to_string()),
-                );
-            }
-            if !nullable.is_empty() {
-                catalog
-                    .exec(
-                        "UPDATE ducklake_table_column_stats SET contains_null = true \
-                         WHERE table_id = $1::bigint \
-                         AND column_id = ANY(string_to_array($2, ',')::bigint[])",
-                        &[Some(&t), Some(&nullable.join(","))],
-                    )
-                    .await?;
-            }
-        }
-        if !self.files.is_empty() || created {
-            changes.push(format!("inserted_into_table:{table_id}"));
+        let p = snap.catalog_id();
+        insert_partition(catalog, p, self.keys, t, &snap.s).await?;
+        Ok(p)
+    }
+
+    /// Marks NULL in the statistics of table `old` where an append brings it: the table's
+    /// earlier rows in a column new to it, and the new rows in a column the export lacks.
+    async fn null_where_appended(
+        &self,
+        catalog: &mut Catalog,
+        old: &Table,
+        evolution: &Evolution,
+        t: &str,
+    ) -> Result<()> {
+        let mut nullable: Vec<String> = evolution.new.iter().map(i64::to_string).collect();
+        nullable.extend(
+            old.columns
+                .iter()
+                .filter(|c| !self.columns.iter().any(|e| e.id == c.id))
+                .map(|c| c.id.to_string()),
+        );
+        if nullable.is_empty() {
+            return Ok(());
         }
         catalog
             .exec(
-                "INSERT INTO ducklake_snapshot VALUES ($1::bigint, now(), $2::bigint, \
-                 $3::bigint, $4::bigint)",
+                "UPDATE ducklake_table_column_stats SET contains_null = true \
+                 WHERE table_id = $1::bigint \
+                 AND column_id = ANY(string_to_array($2, ',')::bigint[])",
+                &[Some(t), Some(&nullable.join(","))],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Records the changes `snap` made, with the commit's provenance and a message naming
+    /// table `name`.
+    async fn record_changes(
+        &self,
+        catalog: &mut Catalog,
+        snap: &NewSnapshot,
+        name: &str,
+    ) -> Result<()> {
+        let provenance = self.provenance()?;
+        catalog
+            .exec(
+                "INSERT INTO ducklake_snapshot_changes VALUES ($1::bigint, $2, 'pgarrow', $3, $4)",
                 &[
-                    Some(&s),
-                    Some(&schema_version.to_string()),
-                    Some(&next_catalog_id.to_string()),
-                    Some(&next_file_id.to_string()),
+                    Some(&snap.s),
+                    Some(&snap.changes.join(",")),
+                    Some(&match (self.rewrite, self.point) {
+                        (true, _) => format!("pgarrow compaction of {name}"),
+                        (false, Some(p)) => format!("pgarrow mirror of {name} to {}", p.lsn),
+                        (false, None) => format!("pgarrow export of {name}"),
+                    }),
+                    Some(&provenance.to_string()),
                 ],
             )
             .await?;
+        Ok(())
+    }
+
+    /// The commit's provenance: the manifest's, with a mirror's position, a compaction's
+    /// mark and an incremental run's state.
+    fn provenance(&self) -> Result<serde_json::Value> {
         let mut provenance = crate::common::provenance(self.manifest);
         if let Some(point) = self.point {
             provenance["replication_slot"] = point.slot.clone().into();
@@ -349,27 +383,7 @@ impl Commit<'_> {
                 Error::from(ErrorKind::Internal(format!("the incremental state: {e}")))
             })?;
         }
-        catalog
-            .exec(
-                "INSERT INTO ducklake_snapshot_changes VALUES ($1::bigint, $2, 'pgarrow', $3, $4)",
-                &[
-                    Some(&s),
-                    Some(&changes.join(",")),
-                    Some(&match (self.rewrite, self.point) {
-                        (true, _) => format!("pgarrow compaction of {name}"),
-                        (false, Some(p)) => format!("pgarrow mirror of {name} to {}", p.lsn),
-                        (false, None) => format!("pgarrow export of {name}"),
-                    }),
-                    Some(&provenance.to_string()),
-                ],
-            )
-            .await?;
-        Ok(Committed {
-            snapshot,
-            table_id,
-            created,
-            file_ids,
-        })
+        Ok(provenance)
     }
 
     /// Refuses an append that leaves out a column the table holds no NULL in.
@@ -727,6 +741,122 @@ impl Commit<'_> {
         }
         Ok(())
     }
+}
+
+/// The snapshot a commit makes, as its steps build it: its ID, the catalog's counters moved
+/// on from the last snapshot's, and the changes it records.
+struct NewSnapshot {
+    id: i64,
+    /// `id` as text, as the statements take it.
+    s: String,
+    schema_version: i64,
+    next_catalog_id: i64,
+    next_file_id: i64,
+    /// Its `changes_made`, in order.
+    changes: Vec<String>,
+}
+
+impl NewSnapshot {
+    /// The snapshot after the catalog's last.
+    ///
+    /// # Errors
+    /// A catalog without a snapshot, or whose last one is malformed.
+    async fn after_last(catalog: &mut Catalog) -> Result<Self> {
+        let last = catalog
+            .query(
+                "SELECT snapshot_id::text, schema_version::text, next_catalog_id::text, \
+                 next_file_id::text FROM ducklake_snapshot s ORDER BY s.snapshot_id DESC LIMIT 1",
+                &[],
+            )
+            .await?;
+        let last = last.first().ok_or_else(|| {
+            Error::from(ErrorKind::Unexpected(
+                "the DuckLake catalog has no snapshot".into(),
+            ))
+        })?;
+        let number = |k: usize| -> Result<i64> {
+            last[k]
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| {
+                    ErrorKind::Unexpected(
+                        "the DuckLake catalog's last snapshot is malformed".into(),
+                    )
+                    .into()
+                })
+        };
+        let id = number(0)? + 1;
+        log::debug!("commit: last snapshot {:?}, making {id}", last[0]);
+        Ok(Self {
+            id,
+            s: id.to_string(),
+            schema_version: number(1)?,
+            next_catalog_id: number(2)?,
+            next_file_id: number(3)?,
+            changes: Vec::new(),
+        })
+    }
+
+    /// Takes the next catalog ID (a schema's, a table's, a partitioning's).
+    fn catalog_id(&mut self) -> i64 {
+        let id = self.next_catalog_id;
+        self.next_catalog_id += 1;
+        id
+    }
+
+    /// Adds the snapshot to the catalog, with the counters as the commit left them.
+    async fn insert(&self, catalog: &mut Catalog) -> Result<()> {
+        catalog
+            .exec(
+                "INSERT INTO ducklake_snapshot VALUES ($1::bigint, now(), $2::bigint, \
+                 $3::bigint, $4::bigint)",
+                &[
+                    Some(&self.s),
+                    Some(&self.schema_version.to_string()),
+                    Some(&self.next_catalog_id.to_string()),
+                    Some(&self.next_file_id.to_string()),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// Ends the columns `evolution` ends and begins those it begins in table `t`, in a new
+/// schema version of `snap` (the one a repartitioning made, when `repartitioned`).
+async fn alter_columns(
+    catalog: &mut Catalog,
+    evolution: &Evolution,
+    t: &str,
+    repartitioned: bool,
+    snap: &mut NewSnapshot,
+) -> Result<()> {
+    if !repartitioned {
+        snap.schema_version += 1;
+    }
+    let ended: Vec<String> = evolution.ended.iter().map(i64::to_string).collect();
+    catalog
+        .exec(
+            "UPDATE ducklake_column SET end_snapshot = $1::bigint \
+             WHERE table_id = $2::bigint AND end_snapshot IS NULL \
+             AND column_id = ANY(string_to_array($3, ',')::bigint[])",
+            &[Some(&snap.s), Some(t), Some(&ended.join(","))],
+        )
+        .await?;
+    insert_columns(catalog, &evolution.begun, &snap.s, t, snap.schema_version).await
+}
+
+/// Refuses a commit when the last commit of table `table_id` with a position is no longer
+/// `since`, the one the mirror read the table at ([`MOVED`]).
+async fn still_at(catalog: &mut Catalog, table_id: i64, since: &Seen) -> Result<()> {
+    let now = last_point(catalog, table_id).await?;
+    if now != *since {
+        return Err(ErrorKind::Conflict(format!(
+            "{MOVED}: its last commit with a position is {now}, not {since}"
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Adds `columns` to table `t` from snapshot `s` (nullable, with DuckDB's defaults), the

@@ -16,6 +16,7 @@ use pgarrow::{Client, Error, ErrorKind, ExportOptions, Result};
 use super::catalog::{Catalog, quote_ident};
 use super::columns::{LakeColumn, lake_columns_as_numbered};
 use super::find_table;
+use crate::sql::Rows;
 
 /// The Parquet field ID key of Arrow field metadata.
 const FIELD_ID: &str = "PARQUET:field_id";
@@ -102,6 +103,11 @@ fn number(v: &Option<String>) -> i64 {
     v.as_deref().and_then(|v| v.parse().ok()).unwrap_or(-1)
 }
 
+/// A row of a catalog table live at snapshot `$2` (the statements' own).
+const LIVE: &str =
+    "begin_snapshot <= $2::bigint AND (end_snapshot IS NULL OR end_snapshot > $2::bigint)";
+
+/// Reads the table at the catalog's last snapshot, in the transaction [`read_catalog`] opened.
 async fn read_at_snapshot(
     db: &mut Catalog,
     schema: &str,
@@ -119,68 +125,106 @@ async fn read_at_snapshot(
     };
     let id = t.id.to_string();
     let s = snapshot.to_string();
-    let live =
-        "begin_snapshot <= $2::bigint AND (end_snapshot IS NULL OR end_snapshot > $2::bigint)";
     let rows = db
         .query(
             &format!(
                 "SELECT data_file_id::text, path, path_is_relative::text, file_format, \
                  record_count::text, (encryption_key IS NOT NULL)::text \
-                 FROM ducklake_data_file f WHERE table_id = $1::bigint AND {live} \
+                 FROM ducklake_data_file f WHERE table_id = $1::bigint AND {LIVE} \
                  ORDER BY f.file_order NULLS LAST, f.data_file_id"
             ),
             &[Some(&id), Some(&s)],
         )
         .await?;
-    let path_of = |path: &Option<String>, relative: &Option<String>| -> String {
-        let path = path.clone().unwrap_or_default();
-        match relative.as_deref() {
-            Some("true") => format!("{}{path}", t.dir),
-            _ => path,
-        }
-    };
+    let deleted = inlined_deletes(db, t.id, &s).await?;
+    let delete_files = db
+        .query(
+            &format!(
+                "SELECT data_file_id::text, path, path_is_relative::text, format \
+                 FROM ducklake_delete_file WHERE table_id = $1::bigint AND {LIVE}"
+            ),
+            &[Some(&id), Some(&s)],
+        )
+        .await?;
+    let files = table_files(&t.dir, &rows, &delete_files, deleted, storage).await?;
+    let inlined = inlined_tables(db, &id, &s).await?;
+    Ok(Read {
+        snapshot,
+        columns: t.columns,
+        files,
+        inlined,
+    })
+}
+
+/// A file's path from its catalog row's `path` and `path_is_relative`: a relative one is
+/// under the table's directory `dir`.
+fn path_in(dir: &str, path: &Option<String>, relative: &Option<String>) -> String {
+    let path = path.clone().unwrap_or_default();
+    match relative.as_deref() {
+        Some("true") => format!("{dir}{path}"),
+        _ => path,
+    }
+}
+
+/// The deletes of table `table_id` kept in the catalog at snapshot `s` (DuckDB's small
+/// deletes): positions, by the ID of their file.
+///
+/// # Errors
+/// A negative position; the catalog's errors.
+async fn inlined_deletes(
+    db: &mut Catalog,
+    table_id: i64,
+    s: &str,
+) -> Result<HashMap<i64, Vec<u64>>> {
     let mut deleted: HashMap<i64, Vec<u64>> = HashMap::new();
-    // Deletes kept in the catalog (DuckDB's small deletes): positions in their files.
-    let inlined_deletes = format!("ducklake_inlined_delete_{}", t.id);
+    let inlined_deletes = format!("ducklake_inlined_delete_{table_id}");
     if db
         .query("SELECT to_regclass($1)::text", &[Some(&inlined_deletes)])
         .await?
         .first()
         .and_then(|r| r[0].as_ref())
-        .is_some()
+        .is_none()
     {
-        for r in db
-            .query(
-                &format!(
-                    "SELECT file_id::text, row_id::text FROM {} \
-                     WHERE begin_snapshot <= $1::bigint",
-                    quote_ident(&inlined_deletes)
-                ),
-                &[Some(&s)],
-            )
-            .await?
-        {
-            let at = u64::try_from(number(&r[1])).map_err(|_| {
-                Error::from(ErrorKind::Unexpected(format!(
-                    "{inlined_deletes} deletes a negative row of file {}",
-                    number(&r[0])
-                )))
-            })?;
-            deleted.entry(number(&r[0])).or_default().push(at);
-        }
+        return Ok(deleted);
     }
-    let delete_files = db
+    for r in db
         .query(
             &format!(
-                "SELECT data_file_id::text, path, path_is_relative::text, format \
-                 FROM ducklake_delete_file WHERE table_id = $1::bigint AND {live}"
+                "SELECT file_id::text, row_id::text FROM {} \
+                 WHERE begin_snapshot <= $1::bigint",
+                quote_ident(&inlined_deletes)
             ),
-            &[Some(&id), Some(&s)],
+            &[Some(s)],
         )
-        .await?;
+        .await?
+    {
+        let at = u64::try_from(number(&r[1])).map_err(|_| {
+            Error::from(ErrorKind::Unexpected(format!(
+                "{inlined_deletes} deletes a negative row of file {}",
+                number(&r[0])
+            )))
+        })?;
+        deleted.entry(number(&r[0])).or_default().push(at);
+    }
+    Ok(deleted)
+}
+
+/// The live data files of the table in directory `dir` (their catalog `rows`, in order),
+/// each with the positions deleted from it: those `deleted` in the catalog and those its
+/// `delete_files` list.
+///
+/// # Errors
+/// A data file that is not Parquet or is encrypted (named); the delete files' errors.
+async fn table_files(
+    dir: &str,
+    rows: &Rows,
+    delete_files: &Rows,
+    mut deleted: HashMap<i64, Vec<u64>>,
+    storage: &StorageOptions,
+) -> Result<Vec<TableFile>> {
     let mut files = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let path = path_of(&r[1], &r[2]);
+    for r in rows {
+        let path = path_in(dir, &r[1], &r[2]);
         let format = r[3].as_deref().unwrap_or("parquet");
         if !format.eq_ignore_ascii_case("parquet") {
             return Err(ErrorKind::InvalidInput(format!(
@@ -198,14 +242,19 @@ async fn read_at_snapshot(
         let file_id = number(&r[0]);
         let mut gone = deleted.remove(&file_id).unwrap_or_default();
         for d in delete_files.iter().filter(|d| number(&d[0]) == file_id) {
-            let at = path_of(&d[1], &d[2]);
+            let at = path_in(dir, &d[1], &d[2]);
             gone.extend(delete_positions(&at, storage).await?);
         }
         files.push(
             TableFile::new(Location::parse(&path, storage)?, rows, Vec::new()).with_deleted(gone),
         );
     }
-    // Rows DuckDB inlined into the catalog, by the schema version they were written under.
+    Ok(files)
+}
+
+/// The tables of rows DuckDB inlined into the catalog for table `id` with live rows at
+/// snapshot `s`, each with the columns of the schema version it was written under.
+async fn inlined_tables(db: &mut Catalog, id: &str, s: &str) -> Result<Vec<Inlined>> {
     let mut inlined = Vec::new();
     let tables = db
         .query(
@@ -215,7 +264,7 @@ async fn read_at_snapshot(
              FROM ducklake_inlined_data_tables i LEFT JOIN ducklake_schema_versions v \
              ON v.table_id = i.table_id AND v.schema_version = i.schema_version \
              WHERE i.table_id = $1::bigint ORDER BY i.schema_version",
-            &[Some(&id)],
+            &[Some(id)],
         )
         .await?;
     for r in tables {
@@ -227,7 +276,7 @@ async fn read_at_snapshot(
                      AND (end_snapshot IS NULL OR end_snapshot > $1::bigint)",
                     quote_ident(&table_name)
                 ),
-                &[Some(&s)],
+                &[Some(s)],
             )
             .await?;
         if number(&live_rows.first().and_then(|r| r[0].clone())) <= 0 {
@@ -239,7 +288,7 @@ async fn read_at_snapshot(
                  WHERE table_id = $1::bigint AND parent_column IS NULL \
                  AND begin_snapshot <= $2::bigint \
                  AND (end_snapshot IS NULL OR end_snapshot > $2::bigint) ORDER BY column_order",
-                &[Some(&id), Some(r[2].as_deref().unwrap_or("0"))],
+                &[Some(id), Some(r[2].as_deref().unwrap_or("0"))],
             )
             .await?
             .iter()
@@ -256,12 +305,7 @@ async fn read_at_snapshot(
             columns,
         });
     }
-    Ok(Read {
-        snapshot,
-        columns: t.columns,
-        files,
-        inlined,
-    })
+    Ok(inlined)
 }
 
 /// The positions a DuckLake delete file lists (its `pos` column).

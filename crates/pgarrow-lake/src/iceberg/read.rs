@@ -4,6 +4,7 @@
 //! ID, or through the table's name mapping for files without IDs), for `pgarrow import` to
 //! load into PostgreSQL.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
@@ -355,131 +356,218 @@ pub(crate) struct SnapshotFile {
 /// Data files that are not Parquet; the files' errors.
 pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec<SnapshotFile>> {
     let entries = avro::read_file(&crate::iceberg::located(list, storage)?.read()?)?.records;
-    let long = |v: &Value| match v {
-        Value::Long(n) => Some(*n),
-        Value::Int(n) => Some(i64::from(*n)),
-        _ => None,
-    };
-    let mut data = Vec::new();
-    let mut deletes = Vec::new();
-    let mut vectors: Vec<Vector> = Vec::new();
-    let mut equality = Vec::new();
+    let mut live = LiveEntries::default();
     for m in &entries {
+        live.read_manifest(m, storage)?;
+    }
+    let gone = position_deletes(&live.deletes, storage)?;
+    let mut vectored = deletion_vectors(&live.vectors, storage)?;
+    // The rows equality deletes delete, by position in each data file they apply to.
+    let targets: Vec<super::equality::Target<'_>> = live
+        .data
+        .iter()
+        .map(|d| super::equality::Target {
+            path: &d.path,
+            sequence: d.sequence,
+            spec_id: d.spec_id,
+            partition: &d.partition,
+        })
+        .collect();
+    let mut by_value = super::equality::positions(&targets, &live.equality, storage)?;
+    let mut data = live.data;
+    // Oldest first (by data sequence number): a file's place says when it was written.
+    data.sort_by_key(|d| d.sequence);
+    Ok(data
+        .into_iter()
+        .map(|d| {
+            let mut deleted: Vec<u64> = match vectored.remove(&d.path) {
+                Some((s, positions)) if s >= d.sequence => positions,
+                _ => gone
+                    .get(&d.path)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(s, _)| *s >= d.sequence)
+                    .flat_map(|(_, p)| p.iter().copied())
+                    .collect(),
+            };
+            deleted.extend(by_value.remove(&d.path).unwrap_or_default());
+            deleted.sort_unstable();
+            deleted.dedup();
+            SnapshotFile {
+                path: d.path,
+                rows: d.rows,
+                bytes: d.bytes,
+                deleted,
+                partition: d.partition,
+            }
+        })
+        .collect())
+}
+
+/// A data file's live manifest entry.
+struct DataEntry {
+    path: String,
+    rows: Option<u64>,
+    bytes: u64,
+    /// Its data sequence number.
+    sequence: i64,
+    partition: Value,
+    /// Its partition spec's ID.
+    spec_id: i64,
+}
+
+/// The live entries of a snapshot's manifests, by content.
+#[derive(Default)]
+struct LiveEntries {
+    data: Vec<DataEntry>,
+    /// Position delete files, each with its data sequence number.
+    deletes: Vec<(String, i64)>,
+    vectors: Vec<Vector>,
+    equality: Vec<super::equality::EqualityDelete>,
+}
+
+impl LiveEntries {
+    /// Adds the live entries of the manifest that `m`, an entry of a manifest list, names.
+    ///
+    /// # Errors
+    /// Files that are not Parquet (deletion vectors aside), or of a content pgarrow does not
+    /// know; an entry that lacks what its content needs; the files' errors.
+    fn read_manifest(&mut self, m: &Value, storage: &StorageOptions) -> Result<()> {
         let path = m.get("manifest_path").as_str().unwrap_or_default();
-        let spec_id = long(m.get("partition_spec_id")).unwrap_or(0);
+        let spec_id = m.get("partition_spec_id").as_i64().unwrap_or(0);
         // Entries without a sequence number of their own inherit their manifest's.
-        let inherited = long(m.get("sequence_number")).unwrap_or(0);
+        let inherited = m.get("sequence_number").as_i64().unwrap_or(0);
         let manifest = avro::read_file(&crate::iceberg::located(path, storage)?.read()?)?;
         for entry in &manifest.records {
             // 2: deleted by this manifest's snapshot.
             if entry.get("status").as_i64() == Some(2) {
                 continue;
             }
-            let sequence = long(entry.get("sequence_number")).unwrap_or(inherited);
-            let file = entry.get("data_file");
-            let file_path = file
-                .get("file_path")
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            let format = file.get("file_format").as_str().unwrap_or_default();
-            let content = file.get("content").as_i64().unwrap_or(0);
-            // A deletion vector (format version 3): a blob of a Puffin file.
-            if content == 1 && format.eq_ignore_ascii_case("puffin") {
-                let field = |name: &str| {
-                    long(file.get(name)).ok_or_else(|| -> Error {
-                        ErrorKind::InvalidInput(format!(
-                            "its deletion vector in {file_path} has no {name}"
-                        ))
-                        .into()
-                    })
-                };
-                vectors.push(Vector {
-                    data_file: file
-                        .get("referenced_data_file")
-                        .as_str()
-                        .ok_or_else(|| -> Error {
-                            ErrorKind::InvalidInput(format!(
-                                "its deletion vector in {file_path} names no data file"
-                            ))
-                            .into()
-                        })?
-                        .to_owned(),
-                    offset: field("content_offset")?,
-                    size: field("content_size_in_bytes")?,
-                    cardinality: field("record_count")?,
-                    path: file_path,
-                    sequence,
-                });
-                continue;
-            }
-            if !format.eq_ignore_ascii_case("parquet") {
+            let sequence = entry.get("sequence_number").as_i64().unwrap_or(inherited);
+            self.add(entry.get("data_file"), sequence, spec_id)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the live entry's `file`, of data sequence number `sequence` and partition spec
+    /// `spec_id`, by its content.
+    fn add(&mut self, file: &Value, sequence: i64, spec_id: i64) -> Result<()> {
+        let file_path = file
+            .get("file_path")
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let format = file.get("file_format").as_str().unwrap_or_default();
+        let content = file.get("content").as_i64().unwrap_or(0);
+        // A deletion vector (format version 3): a blob of a Puffin file.
+        if content == 1 && format.eq_ignore_ascii_case("puffin") {
+            self.vectors.push(Vector::of(file, file_path, sequence)?);
+            return Ok(());
+        }
+        if !format.eq_ignore_ascii_case("parquet") {
+            return Err(ErrorKind::InvalidInput(format!(
+                "its file {file_path} is {format}, and pgarrow reads Parquet"
+            ))
+            .into());
+        }
+        match content {
+            0 => self.data.push(DataEntry {
+                rows: file
+                    .get("record_count")
+                    .as_i64()
+                    .and_then(|n| u64::try_from(n).ok()),
+                bytes: file
+                    .get("file_size_in_bytes")
+                    .as_i64()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0),
+                path: file_path,
+                sequence,
+                partition: file.get("partition").clone(),
+                spec_id,
+            }),
+            1 => self.deletes.push((file_path, sequence)),
+            2 => self
+                .equality
+                .push(equality_delete(file, file_path, sequence, spec_id)?),
+            other => {
                 return Err(ErrorKind::InvalidInput(format!(
-                    "its file {file_path} is {format}, and pgarrow reads Parquet"
+                    "its file {file_path} is of content {other}, which pgarrow does not know"
                 ))
                 .into());
             }
-            match content {
-                0 => {
-                    let rows = long(file.get("record_count")).and_then(|n| u64::try_from(n).ok());
-                    let bytes = long(file.get("file_size_in_bytes"))
-                        .and_then(|n| u64::try_from(n).ok())
-                        .unwrap_or(0);
-                    data.push((
-                        file_path,
-                        rows,
-                        bytes,
-                        sequence,
-                        file.get("partition").clone(),
-                        spec_id,
-                    ));
-                }
-                1 => deletes.push((file_path, sequence)),
-                2 => {
-                    let ids: Vec<i32> = match file.get("equality_ids") {
-                        Value::Array(ids) => ids
-                            .iter()
-                            .filter_map(|v| long(v).and_then(|n| i32::try_from(n).ok()))
-                            .collect(),
-                        _ => Vec::new(),
-                    };
-                    if ids.is_empty() {
-                        return Err(ErrorKind::InvalidInput(format!(
-                            "its equality delete file {file_path} names no equality column"
-                        ))
-                        .into());
-                    }
-                    equality.push(super::equality::EqualityDelete {
-                        path: file_path,
-                        sequence,
-                        spec_id,
-                        partition: file.get("partition").clone(),
-                        ids,
-                    });
-                }
-                other => {
-                    return Err(ErrorKind::InvalidInput(format!(
-                        "its file {file_path} is of content {other}, which pgarrow does not know"
-                    ))
-                    .into());
-                }
-            }
         }
+        Ok(())
     }
-    // Each data file's deleted positions, from the delete files that apply to it.
-    let mut gone: std::collections::HashMap<String, Vec<(i64, Vec<u64>)>> = Default::default();
-    for (path, sequence) in &deletes {
+}
+
+/// The equality delete file `file` at `path`, of data sequence number `sequence` and
+/// partition spec `spec_id`.
+///
+/// # Errors
+/// A file that names no equality column.
+fn equality_delete(
+    file: &Value,
+    path: String,
+    sequence: i64,
+    spec_id: i64,
+) -> Result<super::equality::EqualityDelete> {
+    let ids: Vec<i32> = match file.get("equality_ids") {
+        Value::Array(ids) => ids
+            .iter()
+            .filter_map(|v| v.as_i64().and_then(|n| i32::try_from(n).ok()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if ids.is_empty() {
+        return Err(ErrorKind::InvalidInput(format!(
+            "its equality delete file {path} names no equality column"
+        ))
+        .into());
+    }
+    Ok(super::equality::EqualityDelete {
+        path,
+        sequence,
+        spec_id,
+        partition: file.get("partition").clone(),
+        ids,
+    })
+}
+
+/// Positions deleted from a data file, with the data sequence number of the delete file or
+/// deletion vector that deletes them.
+type Sequenced = (i64, Vec<u64>);
+
+/// Each data file's deleted positions from the position delete files `deletes`, with the
+/// data sequence number of the delete file that lists them.
+fn position_deletes(
+    deletes: &[(String, i64)],
+    storage: &StorageOptions,
+) -> Result<HashMap<String, Vec<Sequenced>>> {
+    let mut gone: HashMap<String, Vec<Sequenced>> = HashMap::new();
+    for (path, sequence) in deletes {
         let at = crate::iceberg::located(path, storage)?;
         for (file, positions) in crate::deletes::read(&at)? {
             gone.entry(file).or_default().push((*sequence, positions));
         }
     }
-    // Deletion vectors: a data file's applies when it is of the file's data sequence number
-    // or later; position delete files are then not read for that file (the vector holds
-    // theirs, as the specification has writers merge them).
-    let mut puffins: std::collections::HashMap<String, Vec<u8>> = Default::default();
-    let mut vectored: std::collections::HashMap<String, (i64, Vec<u64>)> = Default::default();
-    for v in &vectors {
+    Ok(gone)
+}
+
+/// Each data file's deletion vector's positions, with the vector's data sequence number. A
+/// data file's applies when it is of the file's data sequence number or later; position
+/// delete files are then not read for that file (the vector holds theirs, as the
+/// specification has writers merge them).
+///
+/// # Errors
+/// A data file with two deletion vectors; a blob that is not one; the files' errors.
+fn deletion_vectors(
+    vectors: &[Vector],
+    storage: &StorageOptions,
+) -> Result<HashMap<String, Sequenced>> {
+    let mut puffins: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut vectored: HashMap<String, Sequenced> = HashMap::new();
+    for v in vectors {
         if !puffins.contains_key(&v.path) {
             let bytes = crate::iceberg::located(&v.path, storage)?.read()?;
             puffins.insert(v.path.clone(), bytes);
@@ -496,47 +584,7 @@ pub(crate) fn snapshot_files(list: &str, storage: &StorageOptions) -> Result<Vec
             .into());
         }
     }
-    drop(puffins);
-    // The rows equality deletes delete, by position in each data file they apply to.
-    let targets: Vec<super::equality::Target<'_>> = data
-        .iter()
-        .map(
-            |(path, _, _, sequence, partition, spec_id)| super::equality::Target {
-                path,
-                sequence: *sequence,
-                spec_id: *spec_id,
-                partition,
-            },
-        )
-        .collect();
-    let mut by_value = super::equality::positions(&targets, &equality, storage)?;
-    // Oldest first (by data sequence number): a file's place says when it was written.
-    data.sort_by_key(|(.., sequence, _, _)| *sequence);
-    Ok(data
-        .into_iter()
-        .map(|(path, rows, bytes, sequence, partition, _)| {
-            let mut deleted: Vec<u64> = match vectored.remove(&path) {
-                Some((s, positions)) if s >= sequence => positions,
-                _ => gone
-                    .get(&path)
-                    .into_iter()
-                    .flatten()
-                    .filter(|(s, _)| *s >= sequence)
-                    .flat_map(|(_, p)| p.iter().copied())
-                    .collect(),
-            };
-            deleted.extend(by_value.remove(&path).unwrap_or_default());
-            deleted.sort_unstable();
-            deleted.dedup();
-            SnapshotFile {
-                path,
-                rows,
-                bytes,
-                deleted,
-                partition,
-            }
-        })
-        .collect())
+    Ok(vectored)
 }
 
 /// A deletion vector of a snapshot (format version 3): the `deletion-vector-v1` blob at
@@ -552,6 +600,37 @@ struct Vector {
 }
 
 impl Vector {
+    /// The deletion vector of the manifest entry's `file`, a blob of the Puffin file `path`,
+    /// of data sequence number `sequence`.
+    ///
+    /// # Errors
+    /// An entry without the data file it deletes from or without the blob's place.
+    fn of(file: &Value, path: String, sequence: i64) -> Result<Vector> {
+        let field = |name: &str| {
+            file.get(name).as_i64().ok_or_else(|| -> Error {
+                ErrorKind::InvalidInput(format!("its deletion vector in {path} has no {name}"))
+                    .into()
+            })
+        };
+        Ok(Vector {
+            data_file: file
+                .get("referenced_data_file")
+                .as_str()
+                .ok_or_else(|| -> Error {
+                    ErrorKind::InvalidInput(format!(
+                        "its deletion vector in {path} names no data file"
+                    ))
+                    .into()
+                })?
+                .to_owned(),
+            offset: field("content_offset")?,
+            size: field("content_size_in_bytes")?,
+            cardinality: field("record_count")?,
+            path,
+            sequence,
+        })
+    }
+
     /// Its positions, ascending, from the bytes of its Puffin file: the blob is its length
     /// (4 bytes, big-endian, of the magic number and the bitmap), the magic number and a
     /// portable 64-bit roaring bitmap (the same as a Delta deletion vector's), and the CRC-32

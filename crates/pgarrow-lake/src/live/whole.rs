@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, ListArray, RecordBatch, StringArray, StructArray};
+use arrow_schema::{FieldRef, Schema};
 use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_changes::net::KeyEncoder;
 use pgarrow_changes::{OLD_COLUMN, OP_COLUMN, UNCHANGED_COLUMN};
@@ -142,25 +143,7 @@ pub(crate) fn remove(live: &mut Live, gone: &Key) {
 /// in step with the source).
 pub(crate) fn plan(live: &Live, batch: &RecordBatch, columns: usize, table: &str) -> Result<Plan> {
     let schema = batch.schema();
-    let usage = |what: String| -> Error { ErrorKind::Usage(format!("{table}: {what}")).into() };
-    let out_of_step =
-        |what: String| -> Error { ErrorKind::OutOfStep(format!("{table}: {what}")).into() };
-    let internal = |what: &str| -> Error { ErrorKind::Internal(what.to_owned()).into() };
-    let theirs: Vec<&String> = schema.fields()[..columns]
-        .iter()
-        .map(|f| f.name())
-        .collect();
-    if theirs.len() != live.key.len() || theirs.iter().zip(&live.key).any(|(a, b)| *a != b) {
-        return Err(usage(format!(
-            "the changes' columns ({}) are not the lake table's ({})",
-            theirs
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            live.key.join(", ")
-        )));
-    }
+    let theirs = table_columns(live, &schema, columns, table)?;
     let ops = batch
         .column_by_name(OP_COLUMN)
         .and_then(|c| c.as_string_opt::<i32>())
@@ -173,9 +156,93 @@ pub(crate) fn plan(live: &Live, batch: &RecordBatch, columns: usize, table: &str
         .column_by_name(OLD_COLUMN)
         .and_then(|c| c.as_struct_opt())
         .ok_or_else(|| internal("a change batch without its old rows"))?;
+    let new_columns = new_values(batch, &theirs, ops, unchanged, old)?;
+    let new_digests = digests(&as_refs(&new_columns)).map_err(|e| usage(table, e))?;
+    let old_columns: Vec<ArrayRef> = (0..columns).map(|c| old.column(c).clone()).collect();
+    let old_digests = digests(&as_refs(&old_columns)).map_err(|e| usage(table, e))?;
+    let mut plan = Plan {
+        changes: batch.num_rows() as u64,
+        ..Plan::default()
+    };
+    let net = Net::of(ops, old, &new_digests, &old_digests, table)?;
+    plan.truncate = net.truncate;
+    let Outcome { left, mut gone } = net.outcome(live, table)?;
+    gone.sort_unstable_by_key(|(at, _)| *at);
+    let mut deletes: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
+    for ((file, pos), k) in gone {
+        deletes.entry(file).or_default().push(pos);
+        plan.gone.push(k);
+    }
+    plan.deletes = deletes;
+    if !left.is_empty() {
+        let fields: Vec<_> = schema.fields()[..columns].to_vec();
+        plan.rows = Some(gather(&new_columns, left, fields)?);
+    }
+    Ok(plan)
+}
+
+/// A usage error of table `table`: `what`.
+fn usage(table: &str, what: String) -> Error {
+    ErrorKind::Usage(format!("{table}: {what}")).into()
+}
+
+/// The error of table `table` not being in step with the source: `what`.
+fn out_of_step(table: &str, what: String) -> Error {
+    ErrorKind::OutOfStep(format!("{table}: {what}")).into()
+}
+
+/// A broken invariant: `what`.
+fn internal(what: &str) -> Error {
+    ErrorKind::Internal(what.to_owned()).into()
+}
+
+/// The arrays as the digests take them.
+fn as_refs(arrays: &[ArrayRef]) -> Vec<&dyn Array> {
+    arrays.iter().map(|a| a.as_ref()).collect()
+}
+
+/// The names of the first `columns` columns of the changes' `schema`, the table's.
+///
+/// # Errors
+/// Columns other than the lake table's (every one of its columns is its key).
+fn table_columns<'s>(
+    live: &Live,
+    schema: &'s Schema,
+    columns: usize,
+    table: &str,
+) -> Result<Vec<&'s String>> {
+    let theirs: Vec<&String> = schema.fields()[..columns]
+        .iter()
+        .map(|f| f.name())
+        .collect();
+    if theirs.len() != live.key.len() || theirs.iter().zip(&live.key).any(|(a, b)| *a != b) {
+        return Err(usage(
+            table,
+            format!(
+                "the changes' columns ({}) are not the lake table's ({})",
+                theirs
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                live.key.join(", ")
+            ),
+        ));
+    }
+    Ok(theirs)
+}
+
+/// Each row's new values of the table's columns (named `theirs`): an update's unsent ones
+/// from its old row.
+fn new_values(
+    batch: &RecordBatch,
+    theirs: &[&String],
+    ops: &StringArray,
+    unchanged: &ListArray,
+    old: &StructArray,
+) -> Result<Vec<ArrayRef>> {
     let rows = batch.num_rows();
-    // Each row's new values: an update's unsent ones from its old row.
-    let mut from_old = vec![Vec::new(); columns];
+    let mut from_old = vec![Vec::new(); theirs.len()];
     for i in 0..rows {
         if ops.value(i) == "update" && unchanged.is_valid(i) {
             for name in unchanged.value(i).as_string::<i32>().iter().flatten() {
@@ -185,7 +252,7 @@ pub(crate) fn plan(live: &Live, batch: &RecordBatch, columns: usize, table: &str
             }
         }
     }
-    let mut new_columns: Vec<ArrayRef> = Vec::with_capacity(columns);
+    let mut new_columns: Vec<ArrayRef> = Vec::with_capacity(theirs.len());
     for (c, olds) in from_old.iter().enumerate() {
         let mine = batch.column(c);
         if olds.is_empty() {
@@ -201,30 +268,67 @@ pub(crate) fn plan(live: &Live, batch: &RecordBatch, columns: usize, table: &str
                 .map_err(|e| internal(&format!("an update's unsent values: {e}")))?;
         new_columns.push(filled);
     }
-    fn as_refs(arrays: &[ArrayRef]) -> Vec<&dyn Array> {
-        arrays.iter().map(|a| a.as_ref()).collect()
-    }
-    let new_digests = digests(&as_refs(&new_columns)).map_err(|e| usage(e.clone()))?;
-    let old_columns: Vec<ArrayRef> = (0..columns).map(|c| old.column(c).clone()).collect();
-    let old_digests = digests(&as_refs(&old_columns)).map_err(|e| usage(e.clone()))?;
+    Ok(new_columns)
+}
 
-    let mut plan = Plan {
-        changes: rows as u64,
-        ..Plan::default()
-    };
-    // Per row of values, in the order first touched: rows gained (or lost), and a change
-    // row holding its values.
-    let mut net: HashMap<Digest, (i64, Option<u32>)> = HashMap::new();
-    let mut order: Vec<Digest> = Vec::new();
-    fn add(
-        net: &mut HashMap<Digest, (i64, Option<u32>)>,
-        order: &mut Vec<Digest>,
-        d: Digest,
-        by: i64,
-        row: Option<u32>,
-    ) {
-        let entry = net.entry(d).or_insert_with(|| {
-            order.push(d);
+/// What the changes do per row of values, in the order first touched: the rows gained (or
+/// lost), and a change row holding its values.
+#[derive(Default)]
+struct Net {
+    by_digest: HashMap<Digest, (i64, Option<u32>)>,
+    order: Vec<Digest>,
+    /// A truncate among the changes: every row before it went, the table's and the changes'.
+    truncate: bool,
+}
+
+impl Net {
+    /// The net of the changes (`ops`, their `old` rows), by the digests of their new and
+    /// old values.
+    ///
+    /// # Errors
+    /// An update without its old row.
+    fn of(
+        ops: &StringArray,
+        old: &StructArray,
+        new_digests: &[Digest],
+        old_digests: &[Digest],
+        table: &str,
+    ) -> Result<Net> {
+        let mut net = Net::default();
+        for i in 0..ops.len() {
+            let row = u32::try_from(i).map_err(|_| internal("a change batch of 2^32 rows"))?;
+            match ops.value(i) {
+                "insert" => net.add(new_digests[i], 1, Some(row)),
+                "delete" => net.add(new_digests[i], -1, None),
+                "update" => {
+                    if !old.is_valid(i) {
+                        return Err(out_of_step(
+                            table,
+                            "an update without its old row: the source table's replica \
+                             identity is no longer FULL, and without a key its rows cannot be \
+                             told apart"
+                                .into(),
+                        ));
+                    }
+                    net.add(old_digests[i], -1, None);
+                    net.add(new_digests[i], 1, Some(row));
+                }
+                // Every row before goes, the table's and the changes'.
+                "truncate" => {
+                    net.truncate = true;
+                    net.by_digest.clear();
+                    net.order.clear();
+                }
+                other => return Err(internal(&format!("{OP_COLUMN} {other:?}"))),
+            }
+        }
+        Ok(net)
+    }
+
+    /// Counts `by` rows of digest `d` gained, their values those of change `row` when given.
+    fn add(&mut self, d: Digest, by: i64, row: Option<u32>) {
+        let entry = self.by_digest.entry(d).or_insert_with(|| {
+            self.order.push(d);
             (0, None)
         });
         entry.0 += by;
@@ -232,80 +336,66 @@ pub(crate) fn plan(live: &Live, batch: &RecordBatch, columns: usize, table: &str
             entry.1 = row;
         }
     }
-    for i in 0..rows {
-        let row = u32::try_from(i).map_err(|_| internal("a change batch of 2^32 rows"))?;
-        match ops.value(i) {
-            "insert" => add(&mut net, &mut order, new_digests[i], 1, Some(row)),
-            "delete" => add(&mut net, &mut order, new_digests[i], -1, None),
-            "update" => {
-                if !old.is_valid(i) {
+
+    /// What the changes leave of the table: the rows of a digest that go are its last ones.
+    ///
+    /// # Errors
+    /// The changes delete more rows of some values than the table holds.
+    fn outcome(&self, live: &Live, table: &str) -> Result<Outcome> {
+        let mut left: Vec<u32> = Vec::new();
+        let mut gone: Vec<(At, Key)> = Vec::new();
+        for d in &self.order {
+            let (by, row) = self.by_digest[d];
+            if by > 0 {
+                let row = row.ok_or_else(|| internal("rows gained without their values"))?;
+                left.extend(std::iter::repeat_n(row, usize::try_from(by).unwrap_or(0)));
+            } else if by < 0 {
+                let lost = u32::try_from(-by).unwrap_or(u32::MAX);
+                let held = if self.truncate { 0 } else { count(live, d) };
+                if held < lost {
                     return Err(out_of_step(
-                        "an update without its old row: the source table's replica identity \
-                         is no longer FULL, and without a key its rows cannot be told apart"
-                            .into(),
+                        table,
+                        format!(
+                            "the changes delete {lost} row(s) of some values the lake table \
+                             holds {held} of: it is not in step with the source (--start-over \
+                             exports it again)"
+                        ),
                     ));
                 }
-                add(&mut net, &mut order, old_digests[i], -1, None);
-                add(&mut net, &mut order, new_digests[i], 1, Some(row));
-            }
-            // Every row before goes, the table's and the changes'.
-            "truncate" => {
-                plan.truncate = true;
-                net.clear();
-                order.clear();
-            }
-            other => return Err(internal(&format!("{OP_COLUMN} {other:?}"))),
-        }
-    }
-    let mut left: Vec<u32> = Vec::new();
-    let mut gone: Vec<(At, Key)> = Vec::new();
-    for d in &order {
-        let (by, row) = net[d];
-        if by > 0 {
-            let row = row.ok_or_else(|| internal("rows gained without their values"))?;
-            left.extend(std::iter::repeat_n(row, usize::try_from(by).unwrap_or(0)));
-        } else if by < 0 {
-            let lost = u32::try_from(-by).unwrap_or(u32::MAX);
-            let held = if plan.truncate { 0 } else { count(live, d) };
-            if held < lost {
-                return Err(out_of_step(format!(
-                    "the changes delete {lost} row(s) of some values the lake table holds {held} \
-                     of: it is not in step with the source (--start-over exports it again)"
-                )));
-            }
-            for ordinal in held - lost..held {
-                let k = key(d, ordinal);
-                let at = *live
-                    .index
-                    .get(k.as_slice())
-                    .ok_or_else(|| internal("an ordinal missing from the index"))?;
-                gone.push((at, k));
+                for ordinal in held - lost..held {
+                    let k = key(d, ordinal);
+                    let at = *live
+                        .index
+                        .get(k.as_slice())
+                        .ok_or_else(|| internal("an ordinal missing from the index"))?;
+                    gone.push((at, k));
+                }
             }
         }
+        Ok(Outcome { left, gone })
     }
-    gone.sort_unstable_by_key(|(at, _)| *at);
-    let mut deletes: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
-    for ((file, pos), k) in gone {
-        deletes.entry(file).or_default().push(pos);
-        plan.gone.push(k);
-    }
-    plan.deletes = deletes;
-    if !left.is_empty() {
-        let indices = arrow_array::UInt32Array::from(left);
-        let arrays = new_columns
-            .iter()
-            .map(|a| arrow_select::take::take(a.as_ref(), &indices, None))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| internal(&format!("gathering rows: {e}")))?;
-        let fields: Vec<_> = schema.fields()[..columns].to_vec();
-        let rows = RecordBatch::try_new(
-            std::sync::Arc::new(arrow_schema::Schema::new(fields)),
-            arrays,
-        )
-        .map_err(|e| internal(&format!("the rows gained: {e}")))?;
-        plan.rows = Some(rows);
-    }
-    Ok(plan)
+}
+
+/// What the changes leave: the change rows written (one per row gained), and the table's
+/// rows that go, with their keys.
+struct Outcome {
+    left: Vec<u32>,
+    gone: Vec<(At, Key)>,
+}
+
+/// The rows `left` (change rows) of `new_columns`, as a batch of `fields`.
+fn gather(new_columns: &[ArrayRef], left: Vec<u32>, fields: Vec<FieldRef>) -> Result<RecordBatch> {
+    let indices = arrow_array::UInt32Array::from(left);
+    let arrays = new_columns
+        .iter()
+        .map(|a| arrow_select::take::take(a.as_ref(), &indices, None))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| internal(&format!("gathering rows: {e}")))?;
+    RecordBatch::try_new(
+        std::sync::Arc::new(arrow_schema::Schema::new(fields)),
+        arrays,
+    )
+    .map_err(|e| internal(&format!("the rows gained: {e}")))
 }
 
 #[cfg(test)]
