@@ -117,7 +117,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let at = local(&dir, "m.avro");
         let (wrote, written) = std::sync::mpsc::channel();
-        let mut attempt = std::pin::pin!(async {
+        let mut attempt = Box::pin(async {
             let mut cleanup = Cleanup::new();
             cleanup.write(at.clone(), b"m".to_vec()).await.unwrap();
             wrote.send(()).unwrap();
