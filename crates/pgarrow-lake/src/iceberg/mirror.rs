@@ -46,6 +46,35 @@ pub(crate) struct IcebergMirror {
 /// A data file's partition tuple.
 type Partition = Vec<Option<Typed>>;
 
+/// Where a commit writes, and the schema it starts from.
+struct Staging {
+    storage: pgarrow::io::StorageOptions,
+    data_dir: String,
+    metadata_dir: String,
+    current: super::spec::Schema,
+}
+
+impl Staging {
+    fn new(
+        meta: &TableMetadata,
+        name: &str,
+        storage: pgarrow::io::StorageOptions,
+    ) -> Result<Staging> {
+        let location = meta.location.trim_end_matches('/');
+        let current = meta.current_schema().cloned().ok_or_else(|| {
+            Error::from(ErrorKind::InvalidInput(format!(
+                "Iceberg table {name}: its metadata has no current schema"
+            )))
+        })?;
+        Ok(Staging {
+            storage,
+            data_dir: format!("{location}/data"),
+            metadata_dir: format!("{location}/metadata"),
+            current,
+        })
+    }
+}
+
 /// The table's current partition spec, with its source columns' types.
 fn table_spec(meta: &TableMetadata) -> Vec<SpecField> {
     let types = schema::primitive_types(meta.current_schema().map_or(&[][..], |s| &s.fields));
@@ -244,88 +273,16 @@ impl IcebergMirror {
         plan: &Plan,
         point: Option<&MirrorPoint>,
     ) -> Result<LakeCommit> {
-        let name = self.name.clone();
-        let laps = Laps::new(&name);
-        let storage = self.target.storage.clone();
+        let laps = Laps::new(&self.name);
         let meta = self.table.metadata.clone();
-        let location = meta.location.trim_end_matches('/').to_owned();
-        let data_dir = format!("{location}/data");
-        let metadata_dir = format!("{location}/metadata");
-        let current = meta.current_schema().cloned().ok_or_else(|| {
-            Error::from(ErrorKind::InvalidInput(format!(
-                "Iceberg table {name}: its metadata has no current schema"
-            )))
-        })?;
-        let last_column_id = meta.last_column_id;
-        let ids = schema::known_ids(&current.fields, last_column_id);
         let mut cleanup = Cleanup::new();
-        // The rows, as data files, and the table's schema after them: the source's columns,
-        // keeping the IDs of those the table has.
-        let mut table_schema = current.clone();
-        let mut evolved = false;
-        let mut new_last = last_column_id;
-        let mut data_files = Vec::new();
-        if let Some(rows) = plan.new_rows() {
-            let ours = schema::iceberg_schema(&rows.schema(), &ids)
-                .map_err(|e| e.context(format!("Iceberg table {name}")))?;
-            match schema::evolve(&current, &ours, true) {
-                Err(why) => {
-                    return Err(ErrorKind::Usage(format!(
-                        "Iceberg table {name}: {why}; nothing was committed"
-                    ))
-                    .into());
-                }
-                Ok(None) => {}
-                Ok(Some(fields)) => {
-                    table_schema = super::spec::Schema::new(meta.next_schema_id(), fields);
-                    evolved = true;
-                    new_last = last_column_id.max(i64::from(ours.last_id));
-                }
-            }
-            let written = self.write_rows(rows, &data_dir, &ids).await?;
-            for f in &written.files {
-                cleanup.track(located(&format!("{data_dir}/{}", f.path), &storage)?);
-            }
-            let types = schema::primitive_types(&table_schema.fields);
-            let (dir, s, spec) = (data_dir.clone(), storage.clone(), self.spec.clone());
-            data_files =
-                blocking(move || super::describe_files(&dir, &s, &written, &spec, &types)).await?;
-        }
-        // The deletes: a position delete file of every row the fold deletes, one per
-        // partition it deletes from.
-        let mut delete_files = Vec::new();
-        let mut deleted_rows = 0u64;
-        if !plan.truncate && !plan.rewrite && !plan.deletes.is_empty() {
-            // Each partition's (data file path, positions), in the order first met.
-            type Positions = Vec<(String, Vec<u64>)>;
-            let mut by_partition: Vec<(Partition, Positions)> = Vec::new();
-            for (id, positions) in &plan.deletes {
-                let path = self.paths.get(id).ok_or_else(|| {
-                    Error::from(ErrorKind::Conflict(format!(
-                        "{MOVED}: file {id} is not the table's"
-                    )))
-                })?;
-                let mut p = positions.clone();
-                p.sort_unstable();
-                p.dedup();
-                deleted_rows += p.len() as u64;
-                let partition = self.parts.get(id).cloned().unwrap_or_default();
-                match by_partition.iter_mut().find(|(k, _)| *k == partition) {
-                    Some((_, group)) => group.push((path.clone(), p)),
-                    None => by_partition.push((partition, vec![(path.clone(), p)])),
-                }
-            }
-            for (partition, deletes) in by_partition {
-                let rows: u64 = deletes.iter().map(|(_, p)| p.len() as u64).sum();
-                let path = format!("{data_dir}/{}-deletes.parquet", new_uuid());
-                let at = located(&path, &storage)?;
-                cleanup.track(at.clone());
-                let (bytes, _) = blocking(move || crate::deletes::write(&at, &deletes)).await?;
-                delete_files.push(DataFile::position_deletes(path, rows, bytes, partition));
-            }
-        }
+        let at = Staging::new(&meta, &self.name, self.target.storage.clone())?;
+        let (table_schema, evolved, data_files) = match plan.new_rows() {
+            Some(rows) => self.data_files(rows, &at, &mut cleanup).await?,
+            None => (at.current.clone(), None, Vec::new()),
+        };
+        let (delete_files, deleted_rows) = self.delete_files(plan, &at, &mut cleanup).await?;
         laps.lap("files written");
-        // The manifests.
         let snapshot_id = new_snapshot_id();
         let sequence = meta.last_sequence_number.unwrap_or(0) + 1;
         let spec_id = meta.default_spec().0;
@@ -334,79 +291,41 @@ impl IcebergMirror {
             if files.is_empty() {
                 continue;
             }
-            let path = format!("{metadata_dir}/{}-m0.avro", new_uuid());
+            let path = format!("{}/{}-m0.avro", at.metadata_dir, new_uuid());
             let bytes =
                 manifest::write_manifest(files, &self.spec, spec_id, &table_schema, snapshot_id)?;
             let length = bytes.len() as u64;
-            cleanup.write(located(&path, &storage)?, bytes).await?;
+            cleanup.write(located(&path, &at.storage)?, bytes).await?;
             let entry =
                 manifest::list_entry(&path, length, &self.spec, spec_id, 0, snapshot_id, files);
             entries.push(set_sequence(entry, sequence));
         }
-        let parent = meta.current_snapshot_id();
         let previous: Option<Snapshot> = meta.current_snapshot().cloned();
-        let mut kept_bytes = None;
-        if !plan.truncate
-            && let Some(list) = previous.as_ref().and_then(|p| p.manifest_list.as_deref())
-        {
-            let at = located(list, &storage)?;
-            let bytes = blocking(move || Ok(at.read()?)).await?;
-            let before = manifest::read_manifest_list(&bytes)?;
-            // Two manifests a commit: merged once there are many, so that readers open few.
-            // A commit that ends files merges always, marking them deleted: compaction's (which
-            // ends every delete file too, as it rewrites every data file with deletes) and
-            // copy-on-write's (whose older delete files stay for the files they name).
-            let ending: Option<Ending> = (!plan.ended.is_empty()).then(|| Ending {
-                files: plan
-                    .ended
-                    .iter()
-                    .filter_map(|id| self.paths.get(id).cloned())
-                    .collect(),
-                deletes: plan.rewrite,
-            });
-            if let Some(ending) = &ending
-                && ending.files.len() != plan.ended.len()
-            {
-                return Err(ErrorKind::Conflict(format!(
-                    "{MOVED}: a file the commit ends is not the table's"
-                ))
-                .into());
+        let merge = Merge {
+            storage: &at.storage,
+            schema: &table_schema,
+            spec: &self.spec,
+            spec_id,
+            snapshot_id,
+            sequence,
+            dir: &at.metadata_dir,
+        };
+        let kept_bytes = match previous.as_ref().and_then(|p| p.manifest_list.as_deref()) {
+            Some(list) if !plan.truncate => {
+                self.kept_manifests(plan, list, &merge, &mut entries, &mut cleanup)
+                    .await?
             }
-            let merged = match before.len() >= MERGE_AT || ending.is_some() {
-                true => {
-                    let at = Merge {
-                        storage: &storage,
-                        schema: &table_schema,
-                        spec: &self.spec,
-                        spec_id,
-                        snapshot_id,
-                        sequence,
-                        dir: &metadata_dir,
-                    };
-                    at.merge(&before, ending.as_ref(), &mut cleanup).await?
-                }
-                false => None,
-            };
-            match merged {
-                Some((merged, bytes)) => {
-                    entries.extend(merged);
-                    kept_bytes = Some(bytes);
-                }
-                None if ending.is_some() => {
-                    return Err(ErrorKind::Usage(format!(
-                        "Iceberg table {name}: its manifests are of several partition specs, \
-                         whose files pgarrow does not rewrite (compaction, copy-on-write \
-                         deletes)"
-                    ))
-                    .into());
-                }
-                None => entries.extend(before),
-            }
-        }
-        let list_path = format!("{metadata_dir}/snap-{snapshot_id}-1-{}.avro", new_uuid());
+            _ => None,
+        };
+        let parent = meta.current_snapshot_id();
+        let list_path = format!(
+            "{}/snap-{snapshot_id}-1-{}.avro",
+            at.metadata_dir,
+            new_uuid()
+        );
         let list_bytes = manifest::write_manifest_list(&entries, snapshot_id, parent, sequence)?;
         cleanup
-            .write(located(&list_path, &storage)?, list_bytes)
+            .write(located(&list_path, &at.storage)?, list_bytes)
             .await?;
         let summary = match (plan.rewrite, plan.ended.is_empty() || plan.truncate) {
             (true, _) => replace_summary(
@@ -444,10 +363,10 @@ impl IcebergMirror {
             parent,
         );
         let mut updates = Vec::new();
-        if evolved {
+        if let Some(last_column_id) = evolved {
             updates.push(TableUpdate::AddSchema {
                 schema: table_schema.clone(),
-                last_column_id: new_last,
+                last_column_id,
             });
             updates.push(TableUpdate::SetCurrentSchema { schema_id: -1 });
         }
@@ -455,7 +374,161 @@ impl IcebergMirror {
         self.commit_updates(&updates, "committing to").await?;
         cleanup.keep();
         laps.lap("committed");
-        // The index as the snapshot left it.
+        let files = data_files.len();
+        self.committed(live, plan, data_files, &at.storage).await?;
+        laps.lap("index updated");
+        Ok(LakeCommit {
+            snapshot: snapshot_id,
+            files,
+        })
+    }
+
+    /// `rows` written as data files (tracked by `cleanup`) and described, with the table's
+    /// schema after them: the source's columns, keeping the IDs of those the table has (and
+    /// the new last column ID when it changed).
+    async fn data_files(
+        &self,
+        rows: NewRows,
+        at: &Staging,
+        cleanup: &mut Cleanup,
+    ) -> Result<(super::spec::Schema, Option<i64>, Vec<DataFile>)> {
+        let (name, current) = (&self.name, &at.current);
+        let last_column_id = self.table.metadata.last_column_id;
+        let ids = schema::known_ids(&current.fields, last_column_id);
+        let ours = schema::iceberg_schema(&rows.schema(), &ids)
+            .map_err(|e| e.context(format!("Iceberg table {name}")))?;
+        let (table_schema, evolved) = match schema::evolve(current, &ours, true) {
+            Err(why) => {
+                return Err(ErrorKind::Usage(format!(
+                    "Iceberg table {name}: {why}; nothing was committed"
+                ))
+                .into());
+            }
+            Ok(None) => (current.clone(), None),
+            Ok(Some(fields)) => (
+                super::spec::Schema::new(self.table.metadata.next_schema_id(), fields),
+                Some(last_column_id.max(i64::from(ours.last_id))),
+            ),
+        };
+        let written = self.write_rows(rows, &at.data_dir, &ids).await?;
+        for f in &written.files {
+            cleanup.track(located(
+                &format!("{}/{}", at.data_dir, f.path),
+                &at.storage,
+            )?);
+        }
+        let types = schema::primitive_types(&table_schema.fields);
+        let (dir, s, spec) = (at.data_dir.clone(), at.storage.clone(), self.spec.clone());
+        let described =
+            blocking(move || super::describe_files(&dir, &s, &written, &spec, &types)).await?;
+        Ok((table_schema, evolved, described))
+    }
+
+    /// A position delete file of every row `plan` deletes, one per partition it deletes from
+    /// (tracked by `cleanup`), and the rows they delete.
+    async fn delete_files(
+        &self,
+        plan: &Plan,
+        at: &Staging,
+        cleanup: &mut Cleanup,
+    ) -> Result<(Vec<DataFile>, u64)> {
+        let mut delete_files = Vec::new();
+        let mut deleted_rows = 0u64;
+        if plan.truncate || plan.rewrite || plan.deletes.is_empty() {
+            return Ok((delete_files, deleted_rows));
+        }
+        // Each partition's (data file path, positions), in the order first met.
+        type Positions = Vec<(String, Vec<u64>)>;
+        let mut by_partition: Vec<(Partition, Positions)> = Vec::new();
+        for (id, positions) in &plan.deletes {
+            let path = self.paths.get(id).ok_or_else(|| {
+                Error::from(ErrorKind::Conflict(format!(
+                    "{MOVED}: file {id} is not the table's"
+                )))
+            })?;
+            let mut p = positions.clone();
+            p.sort_unstable();
+            p.dedup();
+            deleted_rows += p.len() as u64;
+            let partition = self.parts.get(id).cloned().unwrap_or_default();
+            match by_partition.iter_mut().find(|(k, _)| *k == partition) {
+                Some((_, group)) => group.push((path.clone(), p)),
+                None => by_partition.push((partition, vec![(path.clone(), p)])),
+            }
+        }
+        for (partition, deletes) in by_partition {
+            let rows: u64 = deletes.iter().map(|(_, p)| p.len() as u64).sum();
+            let path = format!("{}/{}-deletes.parquet", at.data_dir, new_uuid());
+            let located = located(&path, &at.storage)?;
+            cleanup.track(located.clone());
+            let (bytes, _) = blocking(move || crate::deletes::write(&located, &deletes)).await?;
+            delete_files.push(DataFile::position_deletes(path, rows, bytes, partition));
+        }
+        Ok((delete_files, deleted_rows))
+    }
+
+    /// The manifests of the snapshot before (its manifest `list`), onto `entries`: as they
+    /// are, or merged by `merge` once there are many (so that readers open few) and always
+    /// when `plan` ends files, marking them deleted: compaction's (which ends every delete
+    /// file too, as it rewrites every data file with deletes) and copy-on-write's (whose
+    /// older delete files stay for the files they name). The bytes of the files a merge kept.
+    async fn kept_manifests(
+        &self,
+        plan: &Plan,
+        list: &str,
+        merge: &Merge<'_>,
+        entries: &mut Vec<crate::avro::Value>,
+        cleanup: &mut Cleanup,
+    ) -> Result<Option<u64>> {
+        let at = located(list, merge.storage)?;
+        let bytes = blocking(move || Ok(at.read()?)).await?;
+        let before = manifest::read_manifest_list(&bytes)?;
+        let ending: Option<Ending> = (!plan.ended.is_empty()).then(|| Ending {
+            files: plan
+                .ended
+                .iter()
+                .filter_map(|id| self.paths.get(id).cloned())
+                .collect(),
+            deletes: plan.rewrite,
+        });
+        if let Some(ending) = &ending
+            && ending.files.len() != plan.ended.len()
+        {
+            return Err(ErrorKind::Conflict(format!(
+                "{MOVED}: a file the commit ends is not the table's"
+            ))
+            .into());
+        }
+        let merged = match before.len() >= MERGE_AT || ending.is_some() {
+            true => merge.merge(&before, ending.as_ref(), cleanup).await?,
+            false => None,
+        };
+        match merged {
+            Some((merged, bytes)) => {
+                entries.extend(merged);
+                Ok(Some(bytes))
+            }
+            None if ending.is_some() => Err(ErrorKind::Usage(format!(
+                "Iceberg table {}: its manifests are of several partition specs, whose files \
+                 pgarrow does not rewrite (compaction, copy-on-write deletes)",
+                self.name
+            ))
+            .into()),
+            None => {
+                entries.extend(before);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The index as the snapshot of `plan` left it, its new `data_files` numbered on.
+    async fn committed(
+        &mut self,
+        live: &mut Live,
+        plan: &Plan,
+        data_files: Vec<DataFile>,
+        storage: &pgarrow::io::StorageOptions,
+    ) -> Result<()> {
         if plan.truncate {
             self.paths.clear();
             self.parts.clear();
@@ -463,15 +536,14 @@ impl IcebergMirror {
         live.committed(plan);
         self.paths.retain(|id, _| live.files.contains_key(id));
         self.parts.retain(|id, _| live.files.contains_key(id));
-        let files = data_files.len();
-        let mut written = Vec::with_capacity(files);
+        let mut written = Vec::with_capacity(data_files.len());
         for f in data_files {
             let id = self.next_id;
             self.next_id += 1;
             written.push(LiveFile {
                 constants: Vec::new(),
                 id,
-                location: located(&f.path, &storage)?,
+                location: located(&f.path, storage)?,
                 rows: f.rows,
                 bytes: f.bytes,
                 deleted: Vec::new(),
@@ -483,13 +555,7 @@ impl IcebergMirror {
         }
         // Rows split by partition are not in the files in the order written.
         let in_order = self.target.options.sorted_by.is_empty() && self.spec.is_empty();
-        live.add_written(written, plan.rows_alone(), in_order)
-            .await?;
-        laps.lap("index updated");
-        Ok(LakeCommit {
-            snapshot: snapshot_id,
-            files,
-        })
+        live.add_written(written, plan.rows_alone(), in_order).await
     }
 
     /// Writes `rows` as data files under the table's `data` directory, with its field IDs.
