@@ -325,6 +325,58 @@ impl DeltaMirror {
             None => (Vec::new(), None, false),
         };
         // The deletes: every file that loses rows gets a vector of all it deletes, or goes.
+        let (changed, kept, has_vectors) = self.deletes(live, plan, now, cleanup).await?;
+        // The protocol and metadata: deletion vectors enabled (once), new columns.
+        let mut protocol = self.state.protocol.clone();
+        let mut metadata = self.state.metadata.clone();
+        if has_vectors {
+            protocol = super::with_feature(&protocol, "deletionVectors");
+            metadata
+                .configuration
+                .insert("delta.enableDeletionVectors".into(), "true".into());
+        }
+        if ntz {
+            protocol = super::with_feature(&protocol, "timestampNtz");
+        }
+        if let Some(evolved) = evolved {
+            metadata.schema_string = evolved.to_string();
+        }
+        let inserted: u64 = adds.iter().map(|(_, r)| r).sum();
+        actions.push(Action::CommitInfo(commit_info(
+            plan,
+            point,
+            now,
+            adds.len(),
+            inserted,
+        )));
+        if protocol != self.state.protocol {
+            actions.push(Action::Protocol(protocol));
+        }
+        if metadata != self.state.metadata {
+            actions.push(Action::MetaData(metadata));
+        }
+        if let Some(point) = point.filter(|_| !plan.rewrite) {
+            actions.push(Action::Txn(txn(&point.slot, point.lsn, now)));
+        }
+        actions.extend(changed);
+        actions.extend(adds.iter().map(|(a, _)| Action::Add(a.clone())));
+        Ok((adds, kept))
+    }
+
+    /// The `remove` and `add` actions of each file that loses rows (all of them for a
+    /// truncate): a new deletion vector of every row it deletes (all in one file of the
+    /// commit, tracked by `cleanup`), or none when no row is left; the new `add` of each file
+    /// that keeps rows, by its ID; whether a deletion vector was written.
+    ///
+    /// # Errors
+    /// A file the table no longer has ([`MOVED`]); the vectors' file cannot be written.
+    async fn deletes(
+        &self,
+        live: &Live,
+        plan: &Plan,
+        now: i64,
+        cleanup: &mut Cleanup,
+    ) -> Result<(Vec<Action>, Vec<(i64, Add)>, bool)> {
         let mut vectors = DvFile::new();
         let mut changed = Vec::new();
         let mut kept = Vec::new();
@@ -381,82 +433,7 @@ impl DeltaMirror {
                 .write(at, std::mem::take(&mut vectors.bytes))
                 .await?;
         }
-        // The protocol and metadata: deletion vectors enabled (once), new columns.
-        let mut protocol = self.state.protocol.clone();
-        let mut metadata = self.state.metadata.clone();
-        if has_vectors {
-            protocol = super::with_feature(&protocol, "deletionVectors");
-            metadata
-                .configuration
-                .insert("delta.enableDeletionVectors".into(), "true".into());
-        }
-        if ntz {
-            protocol = super::with_feature(&protocol, "timestampNtz");
-        }
-        if let Some(evolved) = evolved {
-            metadata.schema_string = evolved.to_string();
-        }
-        let inserted: u64 = adds.iter().map(|(_, r)| r).sum();
-        let provenance = |mut p: serde_json::Value| {
-            if let Some(point) = point {
-                p["replication_slot"] = point.slot.clone().into();
-                p["wal_lsn"] = point.lsn.to_string().into();
-            }
-            p
-        };
-        actions.push(Action::CommitInfo(match plan.rewrite {
-            // Compaction: the same rows in fewer files, no data changed (dataChange false:
-            // streaming readers skip it).
-            true => serde_json::json!({
-                "timestamp": now,
-                "operation": "OPTIMIZE",
-                "operationParameters": {"predicate": "[]", "zOrderBy": "[]"},
-                "isBlindAppend": false,
-                "engineInfo": format!("pgarrow/{}", env!("CARGO_PKG_VERSION")),
-                "operationMetrics": {
-                    "numAddedFiles": adds.len().to_string(),
-                    "numRemovedFiles": plan.ended.len().to_string(),
-                    "numOutputRows": inserted.to_string(),
-                },
-                "pgarrow": provenance(serde_json::json!({
-                    "pgarrow": env!("CARGO_PKG_VERSION"),
-                    "compacted": true,
-                })),
-            }),
-            false => serde_json::json!({
-                "timestamp": now,
-                "operation": "STREAMING UPDATE",
-                "operationParameters": {
-                    "outputMode": "Update",
-                    "queryId": point.map(|p| p.slot.clone()),
-                    "epochId": point.map(|p| p.lsn.to_string()),
-                },
-                "isBlindAppend": false,
-                "engineInfo": format!("pgarrow/{}", env!("CARGO_PKG_VERSION")),
-                "operationMetrics": {
-                    "numAddedFiles": adds.len().to_string(),
-                    "numOutputRows": inserted.to_string(),
-                    "numDeletedRows": plan.deleted().to_string(),
-                },
-                "pgarrow": provenance(serde_json::json!({
-                    "pgarrow": env!("CARGO_PKG_VERSION"),
-                    "changes": plan.changes,
-                    "truncated": plan.truncate,
-                })),
-            }),
-        }));
-        if protocol != self.state.protocol {
-            actions.push(Action::Protocol(protocol));
-        }
-        if metadata != self.state.metadata {
-            actions.push(Action::MetaData(metadata));
-        }
-        if let Some(point) = point.filter(|_| !plan.rewrite) {
-            actions.push(Action::Txn(txn(&point.slot, point.lsn, now)));
-        }
-        actions.extend(changed);
-        actions.extend(adds.iter().map(|(a, _)| Action::Add(a.clone())));
-        Ok((adds, kept))
+        Ok((changed, kept, has_vectors))
     }
 
     /// Writes `rows` as data files at the table's root.
@@ -573,5 +550,65 @@ impl crate::table::LakeTable for DeltaMirror {
         point: Option<&'a MirrorPoint>,
     ) -> crate::table::Pending<'a, LakeCommit> {
         Box::pin(DeltaMirror::commit(self, live, plan, point))
+    }
+}
+
+/// The `commitInfo` of a commit of `plan` at `now` (`adds` files of `inserted` rows):
+/// compaction's `OPTIMIZE` (the same rows in fewer files, no data changed, so streaming
+/// readers skip it), else a mirror's `STREAMING UPDATE`, each with pgarrow's provenance.
+fn commit_info(
+    plan: &Plan,
+    point: Option<&MirrorPoint>,
+    now: i64,
+    adds: usize,
+    inserted: u64,
+) -> serde_json::Value {
+    let provenance = |mut p: serde_json::Value| {
+        if let Some(point) = point {
+            p["replication_slot"] = point.slot.clone().into();
+            p["wal_lsn"] = point.lsn.to_string().into();
+        }
+        p
+    };
+    match plan.rewrite {
+        // Compaction: the same rows in fewer files, no data changed (dataChange false:
+        // streaming readers skip it).
+        true => serde_json::json!({
+            "timestamp": now,
+            "operation": "OPTIMIZE",
+            "operationParameters": {"predicate": "[]", "zOrderBy": "[]"},
+            "isBlindAppend": false,
+            "engineInfo": format!("pgarrow/{}", env!("CARGO_PKG_VERSION")),
+            "operationMetrics": {
+                "numAddedFiles": adds.to_string(),
+                "numRemovedFiles": plan.ended.len().to_string(),
+                "numOutputRows": inserted.to_string(),
+            },
+            "pgarrow": provenance(serde_json::json!({
+                "pgarrow": env!("CARGO_PKG_VERSION"),
+                "compacted": true,
+            })),
+        }),
+        false => serde_json::json!({
+            "timestamp": now,
+            "operation": "STREAMING UPDATE",
+            "operationParameters": {
+                "outputMode": "Update",
+                "queryId": point.map(|p| p.slot.clone()),
+                "epochId": point.map(|p| p.lsn.to_string()),
+            },
+            "isBlindAppend": false,
+            "engineInfo": format!("pgarrow/{}", env!("CARGO_PKG_VERSION")),
+            "operationMetrics": {
+                "numAddedFiles": adds.to_string(),
+                "numOutputRows": inserted.to_string(),
+                "numDeletedRows": plan.deleted().to_string(),
+            },
+            "pgarrow": provenance(serde_json::json!({
+                "pgarrow": env!("CARGO_PKG_VERSION"),
+                "changes": plan.changes,
+                "truncated": plan.truncate,
+            })),
+        }),
     }
 }
