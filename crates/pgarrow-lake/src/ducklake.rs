@@ -41,30 +41,27 @@ mod catalog;
 mod columns;
 mod commit;
 pub(crate) mod expire;
+mod export;
 pub(crate) mod mirror;
 mod partitions;
 mod read;
 mod stats;
 
+pub use export::export_to_ducklake;
 pub use read::open_ducklake;
 
 use std::collections::HashMap;
 
-use pgarrow::io::{
-    DirTarget, FieldIds, Format, Layout, Location, Manifest, SinkOptions, StorageOptions, Transform,
-};
-use pgarrow::partition::{PartitionOptions, PartitionedStats};
+use pgarrow::incremental::{IncrementalOptions, IncrementalState};
+use pgarrow::io::{Layout, Location, Manifest, SinkOptions, StorageOptions};
+use pgarrow::partition::PartitionedStats;
 use pgarrow::protocol::Config;
-use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
+use pgarrow::{Error, ErrorKind, Result};
 
 use crate::common::IfExists;
-use crate::common::new_uuid;
-use crate::retry::Retries;
 use catalog::{Catalog, with_slash};
-use columns::{LakeColumn, known_ids, lake_columns_from};
-use commit::Commit;
+use columns::LakeColumn;
 use partitions::Key;
-use pgarrow::incremental::{IncrementalOptions, IncrementalState};
 use stats::{ColumnStats, file_stats};
 
 /// Where and how an export goes into a DuckLake table: [`DuckLakeTarget::new`], then `with_*`.
@@ -161,181 +158,6 @@ pub(super) struct Table {
     pub(super) columns: Vec<LakeColumn>,
     /// Its live partitioning: the partition ID and the keys (column ID, transform).
     pub(super) partition: Option<(i64, Vec<(i64, String)>)>,
-}
-
-/// Exports `source` into the DuckLake table `target` describes, over
-/// `partitions.connections` connections reading one snapshot, and commits the files in one
-/// catalog transaction.
-///
-/// # Errors
-/// The table exists and [`IfExists::Fail`]; its columns differ from the export's (named); a
-/// column of a type DuckLake cannot hold (named); the export's errors; the catalog's. The
-/// table is then as it was, and the files written are removed.
-pub async fn export_to_ducklake(
-    config: impl IntoConfig,
-    source: impl Into<Source>,
-    options: &ExportOptions,
-    partitions: &PartitionOptions,
-    target: &DuckLakeTarget,
-    hooks: Hooks<'_>,
-) -> Result<DuckLakeStats> {
-    if let Some(field) = target
-        .layout
-        .partitions
-        .iter()
-        .find(|f| matches!(f.transform, Transform::Bucket(_) | Transform::Truncate(_)))
-    {
-        return Err(ErrorKind::Usage(format!(
-            "value partition {field}: DuckLake partitions by a column or by year, month, day \
-             or hour"
-        ))
-        .into());
-    }
-    let mut catalog = Catalog::connect(&target.catalog).await?;
-    let data_path = catalog.open(target.data_path.as_deref()).await?;
-    let existing = find_table(&mut catalog, &target.schema, &target.table).await?;
-    let name = format!("{}.{}", target.schema, target.table);
-    let previous = match (&existing, &target.incremental) {
-        (Some(table), Some(_)) => last_state(&mut catalog, table.id).await?,
-        _ => None,
-    };
-    let if_exists = crate::run::if_exists(
-        target.incremental.as_ref(),
-        existing.is_some(),
-        previous.is_some(),
-        target.if_exists,
-    )
-    .map_err(|e| e.context(format!("DuckLake table {name}")))?;
-    if existing.is_some() && if_exists == IfExists::Fail {
-        return Err(ErrorKind::Usage(format!(
-            "DuckLake table {name} exists: append to it or replace it (--if-exists append, \
-             --if-exists replace)"
-        ))
-        .into());
-    }
-    let dir = match &existing {
-        Some(table) => table.dir.clone(),
-        None => match find_schema(&mut catalog, &target.schema).await? {
-            Some((_, schema_dir)) => format!("{schema_dir}{}/", target.table),
-            None => format!("{data_path}{}/{}/", target.schema, target.table),
-        },
-    };
-    // Not held idle through the export (which may take hours, past a server's
-    // idle_session_timeout or a proxy's): the commit connects again.
-    // The export's columns take the table's IDs by path; new ones are numbered after the
-    // table's highest (a dropped column's ID is never reused).
-    let ids = match &existing {
-        Some(table) => known_ids(
-            &table.columns,
-            last_column_id(&mut catalog, table.id).await?,
-        ),
-        None => FieldIds::default(),
-    };
-    catalog.close().await;
-    // An append without partitions of its own writes files as the table is partitioned.
-    let mut layout = target.layout.clone();
-    if layout.partitions.is_empty()
-        && let Some(Table {
-            partition: Some((_, spec)),
-            columns,
-            ..
-        }) = &existing
-    {
-        layout.partitions = partitions::layout_of(spec, columns)
-            .map_err(|e| e.context(format!("DuckLake table {name}")))?;
-    }
-    let layout = layout.with_partition_columns_kept(true);
-    let location = Location::parse(&dir, &target.storage)?;
-    let files = DirTarget::new(location.clone(), Format::Parquet)
-        .with_options(
-            target
-                .options
-                .clone()
-                .with_field_ids(true)
-                .with_known_field_ids(ids.clone())
-                .with_forms(crate::common::value_forms(crate::common::Format::DuckLake)),
-        )
-        .with_layout(layout.clone())
-        .with_file_prefix(format!("ducklake-{}", new_uuid()));
-    let run = target.incremental.as_ref().map(|r| (r, previous.as_ref()));
-    let (written, run) =
-        crate::run::export(config, source, options, partitions, &files, hooks, run).await?;
-    let manifest = written.manifest().clone();
-    let schema = manifest.schema.clone().ok_or_else(|| {
-        Error::from(ErrorKind::Internal(
-            "the export's manifest has no schema".into(),
-        ))
-    })?;
-    let columns = lake_columns_from(&schema, &ids)
-        .map_err(|e| e.context(format!("DuckLake table {name}")))?;
-    if let Some(table) = &existing {
-        evolve(
-            &table.columns,
-            &columns,
-            if_exists == IfExists::Replace,
-            &name,
-        )?;
-    }
-    let keys = partitions::keys(&layout, &columns, &schema)
-        .map_err(|e| e.context(format!("DuckLake table {name}")))?;
-    // Files partitioned otherwise than the table: its partitioning changes with the commit
-    // when the export asked for its own (--files-by), as DuckDB's SET PARTITIONED BY does.
-    let repartition = !target.layout.partitions.is_empty();
-    if let Some(table) = &existing
-        && !repartition
-    {
-        same_partitions(table, &keys, &name)?;
-    }
-    let described = describe_files(&location, &manifest, &columns, &keys).await?;
-    let rows = described.iter().map(|f| f.rows).sum();
-    let paths = described
-        .iter()
-        .map(|f| format!("{dir}{}", f.path))
-        .collect();
-    let (run, _) = crate::run::finish(run, rows, paths)?;
-    let plan = Commit {
-        schema: &target.schema,
-        table: &target.table,
-        if_exists,
-        run: run.as_ref(),
-        previous: previous.as_ref(),
-        expected: existing.as_ref().map(|t| t.id),
-        columns: &columns,
-        keys: &keys,
-        repartition,
-        files: &described,
-        manifest: &manifest,
-        deletes: &[],
-        point: None,
-        since: None,
-        rewrite: false,
-        dropped: &[],
-    };
-    let mut catalog = Catalog::connect(&target.catalog).await?;
-    let mut tries = Retries::new(target.retries, format!("DuckLake table {name}"));
-    let done = loop {
-        let lost = match plan.run(&mut catalog).await {
-            Ok(done) => break done,
-            Err(e) if is_race(&e) => tries.lost(e).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = lost {
-            catalog.close().await;
-            return Err(e.context(format!("committing to DuckLake table {name}")));
-        }
-    };
-    let retried = tries.retried();
-    catalog.close().await;
-    Ok(DuckLakeStats {
-        export: written.keep(),
-        snapshot: done.snapshot,
-        table_id: done.table_id,
-        created: done.created,
-        rows,
-        files: described.len(),
-        retried,
-        run,
-    })
 }
 
 /// The state of the last incremental run committed to table `table_id`: the newest of its
