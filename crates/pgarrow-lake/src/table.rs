@@ -10,8 +10,9 @@
 //! Each format has one commit sequence, which its export shares: DuckLake's catalog
 //! transaction ([`crate::ducklake`]'s `Commit`), Delta's next version written only if absent
 //! (`delta::commit::DeltaLog`), Iceberg's updates under requirements taken by a catalog
-//! (`iceberg::catalog::Catalog`). A fourth format implements this trait and adds one arm to
-//! [`open`]; nothing else matches on the format.
+//! (`iceberg::catalog::Catalog`). A fourth format implements this trait beside its code, adds
+//! its [`LakeTarget`] variant, and one arm each here in [`open`], in `export_to_lake` and in
+//! expiry's dispatch.
 
 use std::future::Future;
 use std::pin::Pin;
