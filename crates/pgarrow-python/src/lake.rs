@@ -18,24 +18,24 @@ use pyo3::types::PyDict;
 use crate::error::{py_err, usage_error};
 use crate::runtime::{Prologue, document_on_runtime, hooks, kwargs, source};
 
-/// The keyword arguments of `export_lake` (the wrappers pass each by name; a format's own are
-/// `None` for the others).
+/// The keyword arguments of `export_lake` (the wrappers pass each by name, as the public
+/// functions name them; a format's own are `None` for the others).
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
 struct LakeArgs<'py> {
-    /// DuckLake's and Iceberg's catalog database.
-    catalog: Option<String>,
+    ducklake: Option<String>,
+    delta: Option<String>,
+    iceberg: Option<String>,
     lake_table: Option<String>,
+    catalog_name: Option<String>,
     /// DuckLake's.
     data_path: Option<String>,
     /// Iceberg's.
-    catalog_name: Option<String>,
     warehouse: Option<String>,
     /// Delta's.
-    location: Option<String>,
     checkpoint_interval: Option<u64>,
     if_exists: String,
-    incremental_by: Option<String>,
+    by: Option<String>,
     since: Option<String>,
     late_rows: String,
     restart: bool,
@@ -53,11 +53,14 @@ struct Run {
 }
 
 impl Run {
-    /// The arguments' run, when `incremental_by` asks for one.
+    /// The arguments' run, when `by` asks for one.
     fn new(py: Python<'_>, args: &LakeArgs<'_>) -> PyResult<Option<Run>> {
-        let Some(column) = &args.incremental_by else {
+        let Some(column) = &args.by else {
             if args.since.is_some() || args.restart {
-                return Err(usage_error(py, "since and restart are incremental_by's"));
+                return Err(usage_error(
+                    py,
+                    "since= and restart= are options of by= (an incremental run)",
+                ));
             }
             return Ok(None);
         };
@@ -111,14 +114,13 @@ fn target(
             )),
         }
     };
-    let catalog = || -> PyResult<Config> {
-        let url = args.catalog.as_deref().unwrap_or_default();
-        Config::parse(url).map_err(|e| py_err(py, &e.into()))
+    let catalog = |url: &Option<String>| -> PyResult<Config> {
+        Config::parse(url.as_deref().unwrap_or_default()).map_err(|e| py_err(py, &e.into()))
     };
     Ok(match format {
         "ducklake" => {
             let (schema, table) = name("main")?;
-            let mut t = DuckLakeTarget::new(catalog()?, schema, table);
+            let mut t = DuckLakeTarget::new(catalog(&args.ducklake)?, schema, table);
             if let Some(path) = &args.data_path {
                 t = t.with_data_path(path.clone());
             }
@@ -126,7 +128,7 @@ fn target(
         }
         "iceberg" => {
             let (namespace, table) = name("default")?;
-            let mut t = IcebergTarget::new(catalog()?, namespace, table);
+            let mut t = IcebergTarget::new(catalog(&args.iceberg)?, namespace, table);
             if let Some(n) = &args.catalog_name {
                 t = t.with_catalog_name(n.clone());
             }
@@ -136,7 +138,7 @@ fn target(
             t.into()
         }
         _ => {
-            let mut t = DeltaTarget::new(args.location.clone().unwrap_or_default());
+            let mut t = DeltaTarget::new(args.delta.clone().unwrap_or_default());
             if let Some(n) = args.checkpoint_interval {
                 t = t.with_checkpoint_interval(n);
             }
@@ -240,7 +242,7 @@ pub(crate) fn export_lake(
         let Some(table) = source.as_table() else {
             return Err(usage_error(
                 py,
-                "incremental_by reads one table (table=...), not a query",
+                "by= (an incremental run) reads one table (table=...), not a query",
             ));
         };
         target = target.with_incremental(run.of(table.clone()));
@@ -260,7 +262,7 @@ fn storage_options(given: Option<&HashMap<String, String>>) -> pgarrow::io::Stor
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
 struct MirrorArgs<'py> {
-    catalog: Option<String>,
+    ducklake: Option<String>,
     delta: Option<String>,
     iceberg: Option<String>,
     warehouse: Option<String>,
@@ -280,7 +282,7 @@ struct MirrorArgs<'py> {
     storage_options: Option<HashMap<String, String>>,
 }
 
-/// Mirrors the tables `patterns` and `schemas` match into DuckLake tables of `catalog` (one
+/// Mirrors the tables `patterns` and `schemas` match into DuckLake tables of `ducklake` (one
 /// table: the lake table `lake_table`, else its own name in schema `main`; several: each its
 /// own schema and name), Delta tables at `delta` (several: `schema.name` under it) or Iceberg
 /// tables of the SQL catalog in `iceberg` (under `warehouse` when new) through replication
@@ -314,7 +316,7 @@ pub(crate) fn mirror(
     if found.is_empty() {
         return Err(usage_error(py, "give table= or schema= patterns"));
     }
-    let named = [&args.catalog, &args.delta, &args.iceberg]
+    let named = [&args.ducklake, &args.delta, &args.iceberg]
         .iter()
         .filter(|a| a.is_some())
         .count();
@@ -330,7 +332,7 @@ pub(crate) fn mirror(
             .map(|c| Config::parse(c).map_err(|e| py_err(py, &e.into())))
             .transpose()
     };
-    let (catalog, iceberg) = (parse(&args.catalog)?, parse(&args.iceberg)?);
+    let (catalog, iceberg) = (parse(&args.ducklake)?, parse(&args.iceberg)?);
     if args.delta.is_some() && (args.data_path.is_some() || args.lake_table.is_some()) {
         return Err(usage_error(
             py,
