@@ -175,7 +175,6 @@ def export_dir(
 ) -> PartitionedStats | SlotExportStats: ...
 def export_lake(
     conninfo: Optional[str],
-    format: str,
     source: str,
     is_table: bool,
     patterns: list[str],

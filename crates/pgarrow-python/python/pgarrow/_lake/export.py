@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 
 
 def _export_lake(
-    format: str,
     url: Optional[str],
     query: Optional[str],
     table: Union[str, list[str], None],
@@ -55,7 +54,6 @@ def _export_lake(
     every.update(args)
     return _pgarrow.export_lake(
         url,
-        format,
         text,
         is_table,
         patterns,
@@ -148,7 +146,6 @@ def export_ducklake(
     ...                         data_path="s3://bucket/lake/", partitions=4)
     """
     return _export_lake(
-        "ducklake",
         url,
         query,
         table,
@@ -246,7 +243,6 @@ def export_delta(
     ...                      partition_by=["region"], partitions=4)
     """
     return _export_lake(
-        "delta",
         url,
         query,
         table,
@@ -357,7 +353,6 @@ def export_iceberg(
     ...                        partition_by=["day(ordered_at)"], partitions=4)
     """
     return _export_lake(
-        "iceberg",
         url,
         query,
         table,
