@@ -7,35 +7,145 @@ use std::collections::HashMap;
 use pgarrow::blocking;
 use pgarrow::names::TablePattern;
 use pgarrow::partition::PartitionOptions;
-use pgarrow::protocol::Config;
-use pgarrow_lake::{
-    DeltaTarget, DuckLakeTarget, IcebergTarget, IfExists, LakeStats, LakeTarget, SharedSnapshot,
-    export_to_lake,
-};
+use pgarrow::protocol::quote_ident;
+use pgarrow_lake::{IfExists, LakeName, LakeStats, LakeTarget, SharedSnapshot, export_to_lake};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::error::{py_err, usage_error};
 use crate::runtime::{Prologue, document_on_runtime, hooks, kwargs, source};
 
-/// The keyword arguments of `export_lake` (the wrappers pass each by name; a format's own are
-/// `None` for the others).
+/// The lake table the keywords every lake function takes name: exactly one of `ducklake`
+/// (a catalog database), `delta` (a location) or `iceberg` (a catalog database), with
+/// `lake_table` and Iceberg's `catalog_name`. [`LakeName`] makes the target, as the CLI's
+/// flags do.
+fn lake_name(
+    py: Python<'_>,
+    ducklake: Option<&String>,
+    delta: Option<&String>,
+    iceberg: Option<&String>,
+    lake_table: Option<&String>,
+    catalog_name: Option<&String>,
+) -> PyResult<LakeName> {
+    let mut name = LakeName::default();
+    name.ducklake = ducklake.cloned();
+    name.delta = delta.cloned();
+    name.iceberg = iceberg.cloned();
+    name.lake_table = lake_table.cloned();
+    name.catalog_name = catalog_name.cloned();
+    let given = [&name.ducklake, &name.delta, &name.iceberg]
+        .iter()
+        .filter(|g| g.is_some())
+        .count();
+    if given != 1 {
+        return Err(usage_error(
+            py,
+            "name the lake table: ducklake= or iceberg= (a catalog, with lake_table=), or \
+             delta= (a location)",
+        ));
+    }
+    Ok(name)
+}
+
+/// `table`'s name as [`LakeName::target`] reads it back unchanged (quoted: its case and any
+/// dot kept).
+fn exact(table: &pgarrow::names::TableName) -> String {
+    quote_ident(&table.name)
+}
+
+/// The options of one format: DuckLake's `data_path`, Iceberg's `warehouse`, Delta's
+/// `checkpoint_interval`.
+#[derive(Clone, Default)]
+struct FormatOptions {
+    data_path: Option<String>,
+    warehouse: Option<String>,
+    checkpoint_interval: Option<u64>,
+}
+
+impl FormatOptions {
+    /// The target `name` names (`table` the lake table when `lake_table` is not given), with
+    /// these options.
+    ///
+    /// # Errors
+    /// What [`LakeName::target`] refuses; an option of another format than the target's.
+    fn target(&self, name: &LakeName, table: Option<&str>) -> pgarrow::Result<LakeTarget> {
+        let refuse = |given: bool, what: &str| {
+            if given {
+                Err(pgarrow::Error::usage(what))
+            } else {
+                Ok(())
+            }
+        };
+        let (path, warehouse, interval) =
+            (&self.data_path, &self.warehouse, self.checkpoint_interval);
+        Ok(match name.target(table)? {
+            LakeTarget::DuckLake(t) => {
+                refuse(
+                    warehouse.is_some(),
+                    "warehouse= is Iceberg's: a new DuckLake catalog keeps its files under \
+                     data_path=",
+                )?;
+                refuse(interval.is_some(), "checkpoint_interval= is Delta's")?;
+                match path {
+                    Some(p) => t.with_data_path(p.clone()).into(),
+                    None => t.into(),
+                }
+            }
+            LakeTarget::Iceberg(t) => {
+                refuse(
+                    path.is_some(),
+                    "data_path= is DuckLake's: a new Iceberg table goes under warehouse=",
+                )?;
+                refuse(interval.is_some(), "checkpoint_interval= is Delta's")?;
+                match warehouse {
+                    Some(w) => t.with_warehouse(w.clone()).into(),
+                    None => t.into(),
+                }
+            }
+            LakeTarget::Delta(t) => {
+                refuse(
+                    path.is_some(),
+                    "data_path= is DuckLake's: a Delta table is named by its location (delta=)",
+                )?;
+                refuse(
+                    warehouse.is_some(),
+                    "warehouse= is Iceberg's: a Delta table is named by its location (delta=)",
+                )?;
+                match interval {
+                    Some(n) => t.with_checkpoint_interval(n).into(),
+                    None => t.into(),
+                }
+            }
+            other => {
+                refuse(
+                    path.is_some() || warehouse.is_some() || interval.is_some(),
+                    "data_path=, warehouse= and checkpoint_interval= are DuckLake's, Iceberg's \
+                     and Delta's",
+                )?;
+                other
+            }
+        })
+    }
+}
+
+/// The keyword arguments of `export_lake` (the wrappers pass each by name, as the public
+/// functions name them; a format's own are `None` for the others).
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
 struct LakeArgs<'py> {
-    /// DuckLake's and Iceberg's catalog database.
-    catalog: Option<String>,
+    ducklake: Option<String>,
+    delta: Option<String>,
+    iceberg: Option<String>,
     lake_table: Option<String>,
+    catalog_name: Option<String>,
     /// DuckLake's.
     data_path: Option<String>,
     /// Iceberg's.
-    catalog_name: Option<String>,
     warehouse: Option<String>,
     /// Delta's.
-    location: Option<String>,
     checkpoint_interval: Option<u64>,
     if_exists: String,
-    incremental_by: Option<String>,
+    by: Option<String>,
     since: Option<String>,
     late_rows: String,
     restart: bool,
@@ -53,11 +163,14 @@ struct Run {
 }
 
 impl Run {
-    /// The arguments' run, when `incremental_by` asks for one.
+    /// The arguments' run, when `by` asks for one.
     fn new(py: Python<'_>, args: &LakeArgs<'_>) -> PyResult<Option<Run>> {
-        let Some(column) = &args.incremental_by else {
+        let Some(column) = &args.by else {
             if args.since.is_some() || args.restart {
-                return Err(usage_error(py, "since and restart are incremental_by's"));
+                return Err(usage_error(
+                    py,
+                    "since= and restart= are options of by= (an incremental run)",
+                ));
             }
             return Ok(None);
         };
@@ -85,77 +198,47 @@ impl Run {
     }
 }
 
-/// The lake table of `format` the arguments name: `lake_table` (`[schema.]name`), else the
-/// exported table's name (`source`; `None` with several tables, each named later).
+/// The lake table the arguments name: `lake_table` (`[schema.]name`), else the exported
+/// table's name (`source`; `None` with several tables, each named later).
 fn target(
     py: Python<'_>,
-    format: &str,
     args: &LakeArgs<'_>,
     source: Option<&pgarrow::Source>,
 ) -> PyResult<LakeTarget> {
-    let name = |default_schema: &str| -> PyResult<(String, String)> {
-        match (&args.lake_table, source.and_then(pgarrow::Source::as_table)) {
-            (Some(name), _) => {
-                let name = pgarrow::names::TableName::parse(name)
-                    .map_err(|e| usage_error(py, format!("lake_table: {e}")))?;
-                Ok((
-                    name.schema.unwrap_or_else(|| default_schema.to_owned()),
-                    name.name,
-                ))
-            }
-            (None, Some(t)) => Ok((default_schema.to_owned(), t.name.clone())),
-            (None, None) if source.is_none() => Ok((default_schema.to_owned(), String::new())),
-            (None, None) => Err(usage_error(
-                py,
-                "a query has no table name: give lake_table=\"[schema.]name\"",
-            )),
-        }
+    let name = lake_name(
+        py,
+        args.ducklake.as_ref(),
+        args.delta.as_ref(),
+        args.iceberg.as_ref(),
+        args.lake_table.as_ref(),
+        args.catalog_name.as_ref(),
+    )?;
+    let query = source.is_some_and(|s| s.as_table().is_none());
+    if query && name.delta.is_none() && name.lake_table.is_none() {
+        return Err(usage_error(
+            py,
+            "a query has no table name: give lake_table=\"[schema.]name\"",
+        ));
+    }
+    let table = source.and_then(pgarrow::Source::as_table).map(exact);
+    let own = FormatOptions {
+        data_path: args.data_path.clone(),
+        warehouse: args.warehouse.clone(),
+        checkpoint_interval: args.checkpoint_interval,
     };
-    let catalog = || -> PyResult<Config> {
-        let url = args.catalog.as_deref().unwrap_or_default();
-        Config::parse(url).map_err(|e| py_err(py, &e.into()))
-    };
-    Ok(match format {
-        "ducklake" => {
-            let (schema, table) = name("main")?;
-            let mut t = DuckLakeTarget::new(catalog()?, schema, table);
-            if let Some(path) = &args.data_path {
-                t = t.with_data_path(path.clone());
-            }
-            t.into()
-        }
-        "iceberg" => {
-            let (namespace, table) = name("default")?;
-            let mut t = IcebergTarget::new(catalog()?, namespace, table);
-            if let Some(n) = &args.catalog_name {
-                t = t.with_catalog_name(n.clone());
-            }
-            if let Some(w) = &args.warehouse {
-                t = t.with_warehouse(w.clone());
-            }
-            t.into()
-        }
-        _ => {
-            let mut t = DeltaTarget::new(args.location.clone().unwrap_or_default());
-            if let Some(n) = args.checkpoint_interval {
-                t = t.with_checkpoint_interval(n);
-            }
-            t.into()
-        }
-    })
+    own.target(&name, table.as_deref())
+        .map_err(|e| py_err(py, &e))
 }
 
 /// Exports `source` (or, with `patterns` / `schemas`, every table they match, read in one
-/// snapshot, each into a lake table of its own schema and name) into a lake table of
-/// `format` (`ducklake`, `delta`, `iceberg`): one commit per table. Returns the statistics,
+/// snapshot, each into a lake table of its own schema and name) into the lake table
+/// `ducklake=`, `delta=` or `iceberg=` names: one commit per table. Returns the statistics,
 /// a list of them for several tables.
 #[pyfunction]
-#[pyo3(signature = (conninfo, format, source, is_table, patterns, schemas, **args))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (conninfo, source, is_table, patterns, schemas, **args))]
 pub(crate) fn export_lake(
     py: Python<'_>,
     conninfo: Option<&str>,
-    format: &str,
     source: &str,
     is_table: bool,
     patterns: Vec<String>,
@@ -185,7 +268,7 @@ pub(crate) fn export_lake(
         true => None,
         false => Some(self::source(source, is_table)?),
     };
-    let base = target(py, format, &args, source.as_ref())?
+    let base = target(py, &args, source.as_ref())?
         .with_if_exists(if_exists)
         .with_storage(storage)
         .with_options(options.sink)
@@ -206,17 +289,13 @@ pub(crate) fn export_lake(
             found.push(TablePattern::schema(s).map_err(|e| py_err(py, &e))?);
         }
         let run = Run::new(py, &args)?;
-        let default_schema = match format {
-            "ducklake" => "main",
-            "iceberg" => "default",
-            _ => "public",
-        };
         return document_on_runtime(py, move |runtime, stop| {
             let shared =
                 blocking::wait(runtime, stop, SharedSnapshot::begin(config.clone(), &found))?;
             let mut out: Vec<LakeStats> = Vec::new();
             for table in shared.tables().to_vec() {
-                let mut target = base.for_table(&table, default_schema);
+                // The tables found are schema-qualified: no default schema is taken.
+                let mut target = base.for_table(&table, "public");
                 if let Some(run) = &run {
                     target = target.with_incremental(run.of(table.clone()));
                 }
@@ -240,7 +319,7 @@ pub(crate) fn export_lake(
         let Some(table) = source.as_table() else {
             return Err(usage_error(
                 py,
-                "incremental_by reads one table (table=...), not a query",
+                "by= (an incremental run) reads one table (table=...), not a query",
             ));
         };
         target = target.with_incremental(run.of(table.clone()));
@@ -260,7 +339,7 @@ fn storage_options(given: Option<&HashMap<String, String>>) -> pgarrow::io::Stor
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
 struct MirrorArgs<'py> {
-    catalog: Option<String>,
+    ducklake: Option<String>,
     delta: Option<String>,
     iceberg: Option<String>,
     warehouse: Option<String>,
@@ -280,7 +359,7 @@ struct MirrorArgs<'py> {
     storage_options: Option<HashMap<String, String>>,
 }
 
-/// Mirrors the tables `patterns` and `schemas` match into DuckLake tables of `catalog` (one
+/// Mirrors the tables `patterns` and `schemas` match into DuckLake tables of `ducklake` (one
 /// table: the lake table `lake_table`, else its own name in schema `main`; several: each its
 /// own schema and name), Delta tables at `delta` (several: `schema.name` under it) or Iceberg
 /// tables of the SQL catalog in `iceberg` (under `warehouse` when new) through replication
@@ -314,46 +393,23 @@ pub(crate) fn mirror(
     if found.is_empty() {
         return Err(usage_error(py, "give table= or schema= patterns"));
     }
-    let named = [&args.catalog, &args.delta, &args.iceberg]
-        .iter()
-        .filter(|a| a.is_some())
-        .count();
-    if named != 1 {
-        return Err(usage_error(
-            py,
-            "name the lake table: ducklake= (a catalog), delta= (a location) or iceberg= (a \
-             catalog)",
-        ));
-    }
-    let parse = |c: &Option<String>| -> PyResult<Option<Config>> {
-        c.as_deref()
-            .map(|c| Config::parse(c).map_err(|e| py_err(py, &e.into())))
-            .transpose()
+    let named = lake_name(
+        py,
+        args.ducklake.as_ref(),
+        args.delta.as_ref(),
+        args.iceberg.as_ref(),
+        args.lake_table.as_ref(),
+        args.catalog_name.as_ref(),
+    )?;
+    let own = FormatOptions {
+        data_path: args.data_path.clone(),
+        warehouse: args.warehouse.clone(),
+        checkpoint_interval: None,
     };
-    let (catalog, iceberg) = (parse(&args.catalog)?, parse(&args.iceberg)?);
-    if args.delta.is_some() && (args.data_path.is_some() || args.lake_table.is_some()) {
-        return Err(usage_error(
-            py,
-            "data_path= and lake_table= name a DuckLake table: a Delta table is named by its \
-             location (delta=)",
-        ));
-    }
-    if iceberg.is_some() && args.data_path.is_some() {
-        return Err(usage_error(
-            py,
-            "data_path= is DuckLake's: a new Iceberg table goes under warehouse=",
-        ));
-    }
-    let delta = args.delta.clone();
-    let (warehouse, catalog_name) = (args.warehouse.clone(), args.catalog_name.clone());
+    // The names and options are checked before connecting; the table is known once the
+    // patterns are resolved.
+    own.target(&named, None).map_err(|e| py_err(py, &e))?;
     let storage = storage_options(args.storage_options.as_ref());
-    let lake_table = match &args.lake_table {
-        Some(name) => Some(
-            pgarrow::names::TableName::parse(name)
-                .map_err(|e| usage_error(py, format!("lake_table: {e}")))?,
-        ),
-        None => None,
-    };
     let mirror_options = MirrorOptions::new(args.slot.clone())
         .with_publication(args.publication.clone())
         .with_commit_interval(std::time::Duration::from_secs_f64(args.commit_interval))
@@ -369,49 +425,22 @@ pub(crate) fn mirror(
                 .partitions
                 .unwrap_or_else(|| PartitionOptions::new(1)),
         );
-    let data_path = args.data_path.clone();
     let (sink, layout) = (options.sink, options.layout);
     document_on_runtime(py, move |runtime, stop| {
         let resolved = pgarrow_lake::mirror::resolve_tables(config.clone(), &found);
         let tables = blocking::wait(runtime, stop, resolved)?;
-        let (schema, name) = match (&lake_table, tables.as_slice()) {
+        // One table: the lake table `lake_table`, else its own name; several: each its own.
+        let one = match (&named.lake_table, tables.as_slice()) {
             (Some(_), [_, _, ..]) => {
                 return Err(pgarrow::Error::usage(
                     "lake_table names one lake table: several tables go into tables of their \
                      own schemas and names",
                 ));
             }
-            (Some(t), _) => (
-                t.schema.clone().unwrap_or_else(|| "main".to_owned()),
-                t.name.clone(),
-            ),
-            (None, [one]) => ("main".to_owned(), one.name.clone()),
-            (None, _) => ("main".to_owned(), String::new()),
+            (None, [one]) => Some(exact(one)),
+            _ => None,
         };
-        let target = match (catalog, iceberg) {
-            (Some(catalog), _) => {
-                let mut target = DuckLakeTarget::new(catalog, schema, name);
-                if let Some(path) = data_path {
-                    target = target.with_data_path(path);
-                }
-                LakeTarget::from(target)
-            }
-            (None, Some(catalog)) => {
-                let namespace = match lake_table.as_ref().and_then(|t| t.schema.clone()) {
-                    Some(s) => s,
-                    None => "default".to_owned(),
-                };
-                let mut t = IcebergTarget::new(catalog, namespace, name);
-                if let Some(n) = catalog_name {
-                    t = t.with_catalog_name(n);
-                }
-                if let Some(w) = warehouse {
-                    t = t.with_warehouse(w);
-                }
-                LakeTarget::from(t)
-            }
-            (None, None) => LakeTarget::Delta(DeltaTarget::new(delta.unwrap_or_default())),
-        };
+        let target = own.target(&named, one.as_deref())?;
         let target = target
             .with_storage(storage)
             .with_options(sink)
@@ -464,51 +493,20 @@ impl MaintainArgs {
     }
 
     /// The lake table the arguments name; a catalog's without `lake_table` is `table` (the
-    /// one source table of a changes directory).
+    /// one source table of a changes directory, as [`LakeName::target`] reads it).
     fn target_or(&self, py: Python<'_>, table: Option<&str>) -> PyResult<LakeTarget> {
-        let named = [&self.ducklake, &self.delta, &self.iceberg]
-            .iter()
-            .filter(|a| a.is_some())
-            .count();
-        if named != 1 {
-            return Err(usage_error(
-                py,
-                "name the lake table: ducklake= or iceberg= (a catalog, with lake_table=), or \
-                 delta= (a location)",
-            ));
+        let name = lake_name(
+            py,
+            self.ducklake.as_ref(),
+            self.delta.as_ref(),
+            self.iceberg.as_ref(),
+            self.lake_table.as_ref(),
+            self.catalog_name.as_ref(),
+        )?;
+        if name.delta.is_none() && name.lake_table.is_none() && table.is_none() {
+            return Err(usage_error(py, "lake_table= names the catalog's table"));
         }
-        let name = |default: &str| -> PyResult<(String, String)> {
-            let Some(t) = self.lake_table.as_deref().or(table) else {
-                return Err(usage_error(py, "lake_table= names the catalog's table"));
-            };
-            let t = pgarrow::names::TableName::parse(t)
-                .map_err(|e| usage_error(py, format!("lake_table: {e}")))?;
-            Ok((t.schema.unwrap_or_else(|| default.to_owned()), t.name))
-        };
-        let config = |c: &str| Config::parse(c).map_err(|e| py_err(py, &e.into()));
-        let target = if let Some(location) = &self.delta {
-            if self.lake_table.is_some() {
-                return Err(usage_error(
-                    py,
-                    "lake_table= names a catalog's table: a Delta table is named by its location",
-                ));
-            }
-            LakeTarget::from(DeltaTarget::new(location.clone()))
-        } else if let Some(url) = &self.iceberg {
-            let (namespace, table) = name("default")?;
-            let mut t = IcebergTarget::new(config(url)?, namespace, table);
-            if let Some(n) = &self.catalog_name {
-                t = t.with_catalog_name(n.clone());
-            }
-            LakeTarget::from(t)
-        } else {
-            let (schema, table) = name("main")?;
-            LakeTarget::from(DuckLakeTarget::new(
-                config(self.ducklake.as_deref().unwrap_or_default())?,
-                schema,
-                table,
-            ))
-        };
+        let target = name.target(table).map_err(|e| py_err(py, &e))?;
         Ok(target.with_storage(storage_options(self.storage_options.as_ref())))
     }
 }
@@ -592,11 +590,9 @@ pub(crate) fn apply_to_lake(
         ));
     }
     let one = match sources.as_slice() {
-        [one] => Some(
-            pgarrow::names::TableName::parse(one)
-                .map_err(|e| usage_error(py, e.to_string()))?
-                .name,
-        ),
+        [one] => Some(exact(
+            &pgarrow::names::TableName::parse(one).map_err(|e| usage_error(py, e.to_string()))?,
+        )),
         _ => None,
     };
     let target = args.target_or(py, one.as_deref())?;

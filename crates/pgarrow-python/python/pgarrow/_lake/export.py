@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 
 
 def _export_lake(
-    format: str,
     url: Optional[str],
     query: Optional[str],
     table: Union[str, list[str], None],
@@ -27,11 +26,8 @@ def _export_lake(
 ) -> Any:
     """The three lake exports' common path: one table or query, or, with a list of ``table``
     patterns or ``schema`` patterns, several tables into lake tables of their own; with ``by``,
-    an incremental run of each.
-
-    The native function's keywords keep the names the exports had before they named the lake
-    table as the CLI does (``catalog``, ``location``, ``incremental_by``): its refusals of
-    ``by``'s misuse would name ``incremental_by``, so they are made here first."""
+    an incremental run of each. The native function takes the public keywords (``ducklake``,
+    ``delta`` or ``iceberg``, ``by``); the old ones are mapped by ``_renamed``."""
     if isinstance(table, list) or schema is not None:
         if query is not None:
             raise UsageError("a query goes into one lake table: give table= patterns or a query")
@@ -46,23 +42,23 @@ def _export_lake(
     if by is not None and not is_table:
         raise UsageError("by= (an incremental run) reads one table (table=...), not a query")
     every: dict[str, Any] = dict(
-        catalog=None,
+        ducklake=None,
+        delta=None,
+        iceberg=None,
         lake_table=None,
-        data_path=None,
         catalog_name=None,
+        data_path=None,
         warehouse=None,
-        location=None,
         checkpoint_interval=None,
     )
     every.update(args)
     return _pgarrow.export_lake(
         url,
-        format,
         text,
         is_table,
         patterns,
         schemas,
-        incremental_by=by,
+        by=by,
         since=since,
         restart=restart,
         options=options,
@@ -150,7 +146,6 @@ def export_ducklake(
     ...                         data_path="s3://bucket/lake/", partitions=4)
     """
     return _export_lake(
-        "ducklake",
         url,
         query,
         table,
@@ -159,7 +154,7 @@ def export_ducklake(
         since,
         restart,
         options,
-        catalog=ducklake,
+        ducklake=ducklake,
         lake_table=lake_table,
         data_path=data_path,
         if_exists=if_exists,
@@ -248,7 +243,6 @@ def export_delta(
     ...                      partition_by=["region"], partitions=4)
     """
     return _export_lake(
-        "delta",
         url,
         query,
         table,
@@ -257,7 +251,7 @@ def export_delta(
         since,
         restart,
         options,
-        location=delta,
+        delta=delta,
         if_exists=if_exists,
         checkpoint_interval=checkpoint_interval,
         late_rows=late_rows,
@@ -359,7 +353,6 @@ def export_iceberg(
     ...                        partition_by=["day(ordered_at)"], partitions=4)
     """
     return _export_lake(
-        "iceberg",
         url,
         query,
         table,
@@ -368,7 +361,7 @@ def export_iceberg(
         since,
         restart,
         options,
-        catalog=iceberg,
+        iceberg=iceberg,
         catalog_name=catalog_name,
         lake_table=lake_table,
         warehouse=warehouse,

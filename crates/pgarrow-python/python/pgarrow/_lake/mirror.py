@@ -131,7 +131,7 @@ def mirror(
         url,
         patterns,
         schemas,
-        catalog=ducklake,
+        ducklake=ducklake,
         delta=delta,
         iceberg=iceberg,
         warehouse=warehouse,
