@@ -7,11 +7,8 @@ use pgarrow::blocking::wait;
 use pgarrow::names::TableName;
 use pgarrow::partition::PartitionOptions;
 use pgarrow::policy::Policies;
-use pgarrow::protocol::Config;
-use pgarrow_lake::{
-    DeltaTarget, DuckLakeTarget, IcebergTarget, LakeName, LakeStats, LakeTarget, SharedSnapshot,
-    export_to_lake,
-};
+use pgarrow::protocol::{Config, quote_ident};
+use pgarrow_lake::{LakeName, LakeStats, LakeTarget, SharedSnapshot, export_to_lake};
 
 use crate::args::{
     ExportArgs, IncrementalArgs, LakeArgs, LakeCommand, LakeTableArgs, MirrorArgs, OutputArgs,
@@ -36,31 +33,6 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    /// `--lake-table`, or the exported table's name (in schema `default_schema`); with several
-    /// tables, each one's own schema and name.
-    fn name(&self, source: &Source, default_schema: &str) -> Result<(String, String)> {
-        if let Some((table, _)) = &self.shared {
-            let schema = table
-                .schema
-                .clone()
-                .unwrap_or_else(|| default_schema.to_owned());
-            return Ok((schema, table.name.clone()));
-        }
-        if let Some(name) = &self.lake.lake_table {
-            let parsed = TableName::parse(name)?;
-            return Ok((
-                parsed.schema.unwrap_or_else(|| default_schema.to_owned()),
-                parsed.name,
-            ));
-        }
-        match source.as_table() {
-            Some(table) => Ok((default_schema.to_owned(), table.name.clone())),
-            None => Err(usage(
-                "a query has no table name: give the lake table's (--lake-table [SCHEMA.]NAME)",
-            )),
-        }
-    }
-
     /// How the source is read: over `--partitions` connections, in the shared snapshot when
     /// there is one.
     fn partitions(&self) -> PartitionOptions {
@@ -251,52 +223,40 @@ fn export_one(
 /// written.
 fn target(source: &Source, job: &Job<'_>) -> Result<LakeTarget> {
     let (args, lake) = (job.args, job.lake);
-    let target: LakeTarget = if let Some(location) = &lake.delta {
-        for (flag, given) in [
-            ("--lake-table", lake.lake_table.is_some()),
-            ("--data-path", lake.data_path.is_some()),
-        ] {
-            if given {
-                return Err(usage(&format!(
-                    "{flag} is a catalog's: a Delta table is named by its location (--delta)"
-                )));
+    let mut named = lake_name(
+        lake.ducklake.as_deref(),
+        lake.delta.as_deref(),
+        lake.iceberg.as_deref(),
+        lake.lake_table.as_deref(),
+        &lake.catalog_name,
+    );
+    named.data_path = lake.data_path.clone();
+    named.warehouse = lake.warehouse.clone();
+    named.checkpoint_interval = lake.delta.as_ref().map(|_| lake.checkpoint_interval);
+    let target = match (&job.shared, source.as_table()) {
+        // Several tables: each its own lake table, a Delta table at LOCATION/SCHEMA.NAME.
+        (Some((table, _)), _) => {
+            let default = match (&named.ducklake, &named.iceberg) {
+                (Some(_), _) => "main",
+                (_, Some(_)) => "default",
+                _ => "public",
+            };
+            named.target(None)?.for_table(table, default)
+        }
+        // A catalog's table: --lake-table, else the source table's own name (its case kept).
+        (None, Some(table)) if named.lake_table.is_none() => {
+            named.target(Some(&quote_ident(&table.name)))?
+        }
+        (None, None) if named.lake_table.is_none() && named.delta.is_none() => {
+            if named.ducklake.is_some() || named.iceberg.is_some() {
+                return Err(usage(
+                    "a query has no table name: give the lake table's (--lake-table \
+                     [SCHEMA.]NAME)",
+                ));
             }
+            named.target(None)?
         }
-        // Several tables: each at LOCATION/SCHEMA.NAME.
-        let location = match &job.shared {
-            Some(_) => {
-                let (schema, name) = job.name(source, "public")?;
-                format!("{}/{schema}.{name}", location.trim_end_matches('/'))
-            }
-            None => location.clone(),
-        };
-        DeltaTarget::new(location)
-            .with_checkpoint_interval(lake.checkpoint_interval)
-            .into()
-    } else if let Some(url) = &lake.iceberg {
-        if lake.data_path.is_some() {
-            return Err(usage(
-                "--data-path is DuckLake's: a new Iceberg table goes under --warehouse",
-            ));
-        }
-        let (namespace, table) = job.name(source, "default")?;
-        let mut t = IcebergTarget::new(Config::parse(url)?, namespace, table)
-            .with_catalog_name(lake.catalog_name.clone());
-        if let Some(w) = &lake.warehouse {
-            t = t.with_warehouse(w.clone());
-        }
-        t.into()
-    } else if let Some(url) = &lake.ducklake {
-        let (schema, table) = job.name(source, "main")?;
-        let mut t = DuckLakeTarget::new(Config::parse(url)?, schema, table);
-        if let Some(path) = &lake.data_path {
-            t = t.with_data_path(path.clone());
-        }
-        t.into()
-    } else {
-        return Err(usage(
-            "a lake table needs --ducklake URL, --delta LOCATION or --iceberg URL",
-        ));
+        _ => named.target(None)?,
     };
     let if_exists = lake.if_exists;
     let mut target = target
@@ -660,7 +620,7 @@ pub(crate) fn apply(
     }
     // One table's lake table: --lake-table, else its own name; several: each its own.
     let one = match sources.as_slice() {
-        [one] => Some(TableName::parse(one)?.name),
+        [one] => Some(quote_ident(&TableName::parse(one)?.name)),
         _ => None,
     };
     let named = lake_name(

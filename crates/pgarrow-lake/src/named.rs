@@ -40,6 +40,12 @@ pub struct LakeName {
     pub lake_table: Option<String>,
     /// The Iceberg catalog's name ([`DEFAULT_CATALOG_NAME`] when left out).
     pub catalog_name: Option<String>,
+    /// Where a new DuckLake catalog keeps its files.
+    pub data_path: Option<String>,
+    /// Where a new Iceberg table's files go.
+    pub warehouse: Option<String>,
+    /// Versions between a Delta table's checkpoints.
+    pub checkpoint_interval: Option<u64>,
 }
 
 impl LakeName {
@@ -79,6 +85,63 @@ impl LakeName {
         self
     }
 
+    /// Where a new DuckLake catalog keeps its files.
+    pub fn with_data_path(mut self, path: impl Into<String>) -> Self {
+        self.data_path = Some(path.into());
+        self
+    }
+
+    /// Where a new Iceberg table's files go.
+    pub fn with_warehouse(mut self, warehouse: impl Into<String>) -> Self {
+        self.warehouse = Some(warehouse.into());
+        self
+    }
+
+    /// Versions between a Delta table's checkpoints.
+    pub fn with_checkpoint_interval(mut self, versions: u64) -> Self {
+        self.checkpoint_interval = Some(versions);
+        self
+    }
+
+    /// Refuses an option of another format than the one named.
+    fn options_fit(&self) -> Result<()> {
+        let refuse = |given: bool, what: &str| match given {
+            true => Err(Error::usage(what)),
+            false => Ok(()),
+        };
+        let (ducklake, delta, iceberg) = (
+            self.ducklake.is_some(),
+            self.delta.is_some(),
+            self.iceberg.is_some(),
+        );
+        refuse(
+            self.catalog_name.is_some() && !iceberg,
+            "--catalog-name (catalog_name=) is an Iceberg catalog's",
+        )?;
+        refuse(
+            self.data_path.is_some() && !ducklake,
+            match iceberg {
+                true => {
+                    "--data-path (data_path=) is DuckLake's: a new Iceberg table goes under \
+                     --warehouse (warehouse=)"
+                }
+                false => {
+                    "--data-path (data_path=) is a DuckLake catalog's: a Delta table is named by \
+                     its location (--delta, delta=)"
+                }
+            },
+        )?;
+        refuse(
+            self.warehouse.is_some() && !iceberg,
+            "--warehouse (warehouse=) is Iceberg's: a new DuckLake catalog keeps its files under \
+             --data-path (data_path=), a Delta table at its location",
+        )?;
+        refuse(
+            self.checkpoint_interval.is_some() && !delta,
+            "--checkpoint-interval (checkpoint_interval=) is Delta's",
+        )
+    }
+
     /// The target it names. A catalog's table is `lake_table`, else `table` (the source's
     /// name), in the format's default schema; with neither, a target of no table yet, for
     /// [`LakeTarget::for_table`] to name per table of several.
@@ -99,11 +162,7 @@ impl LakeName {
                  them",
             ));
         }
-        if self.catalog_name.is_some() && self.iceberg.is_none() {
-            return Err(Error::usage(
-                "--catalog-name (catalog_name=) is an Iceberg catalog's",
-            ));
-        }
+        self.options_fit()?;
         let name = |default: &str| -> Result<(String, String)> {
             let Some(given) = self.lake_table.as_deref().or(table) else {
                 return Ok((default.to_owned(), String::new()));
@@ -118,20 +177,31 @@ impl LakeName {
                      location (--delta, delta=)",
                 ));
             }
-            DeltaTarget::new(location.clone()).into()
+            let mut t = DeltaTarget::new(location.clone());
+            if let Some(versions) = self.checkpoint_interval {
+                t = t.with_checkpoint_interval(versions);
+            }
+            t.into()
         } else if let Some(url) = &self.iceberg {
             let (namespace, table) = name("default")?;
-            IcebergTarget::new(Config::parse(url)?, namespace, table)
+            let mut t = IcebergTarget::new(Config::parse(url)?, namespace, table)
                 .with_catalog_name(
                     self.catalog_name
                         .clone()
                         .unwrap_or_else(|| DEFAULT_CATALOG_NAME.to_owned()),
-                )
-                .into()
+                );
+            if let Some(w) = &self.warehouse {
+                t = t.with_warehouse(w.clone());
+            }
+            t.into()
         } else {
             let url = self.ducklake.as_deref().unwrap_or_default();
             let (schema, table) = name("main")?;
-            DuckLakeTarget::new(Config::parse(url)?, schema, table).into()
+            let mut t = DuckLakeTarget::new(Config::parse(url)?, schema, table);
+            if let Some(path) = &self.data_path {
+                t = t.with_data_path(path.clone());
+            }
+            t.into()
         })
     }
 }
@@ -215,6 +285,22 @@ mod tests {
             LakeName::delta("/lake/t").target(None).unwrap().name(),
             "/lake/t"
         );
+        // Each format's own options reach its target.
+        let t = LakeName::delta("/lake/t").with_checkpoint_interval(3);
+        let LakeTarget::Delta(t) = t.target(None).unwrap() else {
+            panic!()
+        };
+        assert_eq!(t.checkpoint_interval, 3);
+        let t = LakeName::iceberg("postgresql://h/l").with_warehouse("/w");
+        let LakeTarget::Iceberg(t) = t.target(Some("o")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(t.warehouse.as_deref(), Some("/w"));
+        let t = LakeName::ducklake("postgresql://h/l").with_data_path("/d/");
+        let LakeTarget::DuckLake(t) = t.target(Some("o")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(t.data_path.as_deref(), Some("/d/"));
     }
 
     #[test]
@@ -231,6 +317,12 @@ mod tests {
         assert!(e.to_string().contains("is a catalog's"), "{e}");
         let e = refused(LakeName::ducklake("postgresql://h/l").with_catalog_name("x"));
         assert!(e.to_string().contains("--catalog-name"), "{e}");
+        let e = refused(LakeName::iceberg("postgresql://h/l").with_data_path("/d"));
+        assert!(e.to_string().contains("--warehouse"), "{e}");
+        let e = refused(LakeName::delta("/t").with_warehouse("/w"));
+        assert!(e.to_string().contains("is Iceberg's"), "{e}");
+        let e = refused(LakeName::ducklake("postgresql://h/l").with_checkpoint_interval(5));
+        assert!(e.to_string().contains("is Delta's"), "{e}");
     }
 
     #[tokio::test]

@@ -53,81 +53,6 @@ fn exact(table: &pgarrow::names::TableName) -> String {
     quote_ident(&table.name)
 }
 
-/// The options of one format: DuckLake's `data_path`, Iceberg's `warehouse`, Delta's
-/// `checkpoint_interval`.
-#[derive(Clone, Default)]
-struct FormatOptions {
-    data_path: Option<String>,
-    warehouse: Option<String>,
-    checkpoint_interval: Option<u64>,
-}
-
-impl FormatOptions {
-    /// The target `name` names (`table` the lake table when `lake_table` is not given), with
-    /// these options.
-    ///
-    /// # Errors
-    /// What [`LakeName::target`] refuses; an option of another format than the target's.
-    fn target(&self, name: &LakeName, table: Option<&str>) -> pgarrow::Result<LakeTarget> {
-        let refuse = |given: bool, what: &str| {
-            if given {
-                Err(pgarrow::Error::usage(what))
-            } else {
-                Ok(())
-            }
-        };
-        let (path, warehouse, interval) =
-            (&self.data_path, &self.warehouse, self.checkpoint_interval);
-        Ok(match name.target(table)? {
-            LakeTarget::DuckLake(t) => {
-                refuse(
-                    warehouse.is_some(),
-                    "warehouse= is Iceberg's: a new DuckLake catalog keeps its files under \
-                     data_path=",
-                )?;
-                refuse(interval.is_some(), "checkpoint_interval= is Delta's")?;
-                match path {
-                    Some(p) => t.with_data_path(p.clone()).into(),
-                    None => t.into(),
-                }
-            }
-            LakeTarget::Iceberg(t) => {
-                refuse(
-                    path.is_some(),
-                    "data_path= is DuckLake's: a new Iceberg table goes under warehouse=",
-                )?;
-                refuse(interval.is_some(), "checkpoint_interval= is Delta's")?;
-                match warehouse {
-                    Some(w) => t.with_warehouse(w.clone()).into(),
-                    None => t.into(),
-                }
-            }
-            LakeTarget::Delta(t) => {
-                refuse(
-                    path.is_some(),
-                    "data_path= is DuckLake's: a Delta table is named by its location (delta=)",
-                )?;
-                refuse(
-                    warehouse.is_some(),
-                    "warehouse= is Iceberg's: a Delta table is named by its location (delta=)",
-                )?;
-                match interval {
-                    Some(n) => t.with_checkpoint_interval(n).into(),
-                    None => t.into(),
-                }
-            }
-            other => {
-                refuse(
-                    path.is_some() || warehouse.is_some() || interval.is_some(),
-                    "data_path=, warehouse= and checkpoint_interval= are DuckLake's, Iceberg's \
-                     and Delta's",
-                )?;
-                other
-            }
-        })
-    }
-}
-
 /// The keyword arguments of `export_lake` (the wrappers pass each by name, as the public
 /// functions name them; a format's own are `None` for the others).
 #[derive(FromPyObject)]
@@ -221,13 +146,11 @@ fn target(
         ));
     }
     let table = source.and_then(pgarrow::Source::as_table).map(exact);
-    let own = FormatOptions {
-        data_path: args.data_path.clone(),
-        warehouse: args.warehouse.clone(),
-        checkpoint_interval: args.checkpoint_interval,
-    };
-    own.target(&name, table.as_deref())
-        .map_err(|e| py_err(py, &e))
+    let mut name = name;
+    name.data_path = args.data_path.clone();
+    name.warehouse = args.warehouse.clone();
+    name.checkpoint_interval = args.checkpoint_interval;
+    name.target(table.as_deref()).map_err(|e| py_err(py, &e))
 }
 
 /// Exports `source` (or, with `patterns` / `schemas`, every table they match, read in one
@@ -393,7 +316,7 @@ pub(crate) fn mirror(
     if found.is_empty() {
         return Err(usage_error(py, "give table= or schema= patterns"));
     }
-    let named = lake_name(
+    let mut named = lake_name(
         py,
         args.ducklake.as_ref(),
         args.delta.as_ref(),
@@ -401,14 +324,11 @@ pub(crate) fn mirror(
         args.lake_table.as_ref(),
         args.catalog_name.as_ref(),
     )?;
-    let own = FormatOptions {
-        data_path: args.data_path.clone(),
-        warehouse: args.warehouse.clone(),
-        checkpoint_interval: None,
-    };
+    named.data_path = args.data_path.clone();
+    named.warehouse = args.warehouse.clone();
     // The names and options are checked before connecting; the table is known once the
     // patterns are resolved.
-    own.target(&named, None).map_err(|e| py_err(py, &e))?;
+    named.target(None).map_err(|e| py_err(py, &e))?;
     let storage = storage_options(args.storage_options.as_ref());
     let mirror_options = MirrorOptions::new(args.slot.clone())
         .with_publication(args.publication.clone())
@@ -440,7 +360,7 @@ pub(crate) fn mirror(
             (None, [one]) => Some(exact(one)),
             _ => None,
         };
-        let target = own.target(&named, one.as_deref())?;
+        let target = named.target(one.as_deref())?;
         let target = target
             .with_storage(storage)
             .with_options(sink)
