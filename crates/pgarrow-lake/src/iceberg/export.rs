@@ -722,6 +722,7 @@ fn new_metadata(
         default_sort_order_id: Some(0),
         refs: Default::default(),
         other: Default::default(),
+        unsigned_ids: Default::default(),
     };
     let now = snap.timestamp_ms;
     let mut m = empty.updated("", &snapshot_updates(snap), now);

@@ -508,7 +508,7 @@ impl IcebergMirror {
                 entries.extend(merged);
                 Ok(Some(bytes))
             }
-            None if ending.is_some() => Err(ErrorKind::Usage(format!(
+            None if ending.is_some() => Err(ErrorKind::InvalidInput(format!(
                 "Iceberg table {}: its manifests are of several partition specs, whose files \
                  pgarrow does not rewrite (compaction, copy-on-write deletes)",
                 self.name

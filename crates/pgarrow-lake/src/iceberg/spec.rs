@@ -64,6 +64,10 @@ pub(crate) struct TableMetadata {
     pub(crate) refs: Map<String, Json>,
     #[serde(flatten)]
     pub(crate) other: Other,
+    /// Snapshot IDs the file spells as unsigned numbers past a long's range (as some writers
+    /// print them), held as the long of the same 64 bits: written back as they were spelled.
+    #[serde(skip)]
+    pub(crate) unsigned_ids: std::collections::BTreeSet<i64>,
 }
 
 /// A schema: the table's columns, each a field of an ID.
@@ -265,13 +269,31 @@ impl TableMetadata {
     /// # Errors
     /// What is not Iceberg table metadata, said by `serde_json` (the field and place).
     pub(crate) fn parse(bytes: &[u8]) -> std::result::Result<TableMetadata, serde_json::Error> {
-        serde_json::from_slice(bytes)
+        let mut json: Json = serde_json::from_slice(bytes)?;
+        let mut unsigned = std::collections::BTreeSet::new();
+        snapshot_ids(&mut json, &mut |id| {
+            if id.is_u64() && !id.is_i64() {
+                unsigned.extend(signed_value(id));
+            }
+        });
+        let mut m: TableMetadata = serde_json::from_value(json)?;
+        m.unsigned_ids = unsigned;
+        Ok(m)
     }
 
-    /// The metadata file's JSON.
+    /// The metadata file's JSON (a snapshot ID spelled unsigned when read spelled so again).
     pub(crate) fn to_json_bytes(&self) -> Vec<u8> {
         // Types of strings, numbers and maps with string keys: their JSON cannot fail.
-        serde_json::to_vec_pretty(self).unwrap_or_default()
+        if self.unsigned_ids.is_empty() {
+            return serde_json::to_vec_pretty(self).unwrap_or_default();
+        }
+        let mut json = serde_json::to_value(self).unwrap_or_default();
+        snapshot_ids(&mut json, &mut |id| {
+            if let Some(long) = id.as_i64().filter(|l| self.unsigned_ids.contains(l)) {
+                *id = Json::from(long as u64);
+            }
+        });
+        serde_json::to_vec_pretty(&json).unwrap_or_default()
     }
 
     /// The current snapshot's ID (none for a table without snapshots, or `-1`).
@@ -671,6 +693,23 @@ pub(crate) fn signed_value(v: &Json) -> Option<i64> {
     v.as_i64().or_else(|| v.as_u64().map(|u| u as i64))
 }
 
+/// Calls `f` on every snapshot ID of the metadata `json` (the table's current one, each
+/// snapshot's and its parent's, the snapshot log's, the refs', the statistics').
+fn snapshot_ids(json: &mut Json, f: &mut impl FnMut(&mut Json)) {
+    match json {
+        Json::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                match key.as_str() {
+                    "snapshot-id" | "parent-snapshot-id" | "current-snapshot-id" => f(value),
+                    _ => snapshot_ids(value, f),
+                }
+            }
+        }
+        Json::Array(items) => items.iter_mut().for_each(|v| snapshot_ids(v, f)),
+        _ => {}
+    }
+}
+
 fn signed<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> {
     use serde::de::Error as _;
     let v = Json::deserialize(d)?;
@@ -862,5 +901,129 @@ mod tests {
         );
         assert!(serde_json::from_value::<Type>(json!({"type": "list"})).is_err());
         assert!(serde_json::from_value::<Type>(json!(5)).is_err());
+    }
+    /// The metadata files other writers made (Spark, pyiceberg, DuckDB: duckdb-iceberg's test
+    /// tables, format versions 1 to 3): each reads, writes back as the same JSON, and after a
+    /// commit's updates (a schema, a snapshot and `main` moved to it) keeps every field the
+    /// commit does not change, those pgarrow does not know included.
+    #[test]
+    fn other_writers_tables_read_change_and_write_back_with_their_fields_intact() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/iceberg-golden");
+        let mut files = Vec::new();
+        let mut dirs = vec![std::path::PathBuf::from(root)];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.to_string_lossy().ends_with(".metadata.json") {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(
+            files.len() >= 80,
+            "{} metadata files under {root}",
+            files.len()
+        );
+        let mut versions = std::collections::BTreeSet::new();
+        for path in files {
+            let bytes = std::fs::read(&path).unwrap();
+            let theirs: Json = serde_json::from_slice(&bytes).unwrap();
+            let m =
+                TableMetadata::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            versions.insert(m.format_version);
+            let again: Json = serde_json::from_slice(&m.to_json_bytes()).unwrap();
+            assert_eq!(again, theirs, "{} written back", path.display());
+
+            let schema_id = m.next_schema_id();
+            let mut fields = m
+                .current_schema()
+                .map(|s| s.fields.clone())
+                .unwrap_or_default();
+            let last = m.last_column_id + 1;
+            fields.push(NestedField::new(
+                last,
+                "added",
+                false,
+                Type::Primitive("long".into()),
+            ));
+            let snap = Snapshot {
+                snapshot_id: 4242,
+                parent_snapshot_id: m.current_snapshot_id(),
+                sequence_number: Some(m.last_sequence_number.unwrap_or(0) + 1),
+                timestamp_ms: 9,
+                manifest_list: Some("file:///t/metadata/snap-4242.avro".into()),
+                summary: Map::new(),
+                schema_id: Some(schema_id),
+                other: Other::new(),
+            };
+            let updates = [
+                TableUpdate::AddSchema {
+                    schema: Schema::new(schema_id, fields),
+                    last_column_id: last,
+                },
+                TableUpdate::SetCurrentSchema { schema_id: -1 },
+                TableUpdate::AddSnapshot { snapshot: snap },
+                TableUpdate::SetSnapshotRef {
+                    ref_name: "main".into(),
+                    snapshot_id: 4242,
+                    kind: "branch".into(),
+                },
+            ];
+            let next = m.updated("file:///t/metadata/old.json", &updates, 10);
+            let next: Json = serde_json::from_slice(&next.to_json_bytes()).unwrap();
+            let changed = [
+                "schemas",
+                "current-schema-id",
+                "last-column-id",
+                "snapshots",
+                "current-snapshot-id",
+                "refs",
+                "snapshot-log",
+                "metadata-log",
+                "last-sequence-number",
+                "last-updated-ms",
+            ];
+            let (Json::Object(before), Json::Object(after)) = (&theirs, &next) else {
+                panic!("{}: not an object", path.display());
+            };
+            for (key, value) in before {
+                if !changed.contains(&key.as_str()) {
+                    assert_eq!(after.get(key), Some(value), "{}: {key}", path.display());
+                }
+            }
+            // What was there stays, the commit's own added after it.
+            for key in ["schemas", "snapshots", "snapshot-log", "metadata-log"] {
+                let (Some(Json::Array(was)), Some(Json::Array(now))) =
+                    (before.get(key), after.get(key))
+                else {
+                    continue;
+                };
+                assert_eq!(&now[..was.len()], &was[..], "{}: {key}", path.display());
+                assert!(now.len() > was.len(), "{}: {key}", path.display());
+            }
+            for (name, r) in before
+                .get("refs")
+                .and_then(Json::as_object)
+                .into_iter()
+                .flatten()
+            {
+                if name != "main" {
+                    assert_eq!(
+                        after["refs"].get(name),
+                        Some(r),
+                        "{}: ref {name}",
+                        path.display()
+                    );
+                }
+            }
+            assert_eq!(after["current-snapshot-id"], json!(4242));
+            assert_eq!(after["refs"]["main"]["snapshot-id"], json!(4242));
+        }
+        assert!(
+            versions.is_superset(&[1, 2].into_iter().collect()),
+            "format versions {versions:?}"
+        );
     }
 }
