@@ -38,8 +38,18 @@ pub(crate) fn if_exists(
     }
 }
 
+/// What an export into a lake table wrote, before its commit: its files (removed unless
+/// kept), its incremental run, and their manifest with its Arrow schema.
+pub(crate) struct Exported {
+    pub(crate) files: ExportedFiles,
+    pub(crate) run: Option<IncrementalRun>,
+    pub(crate) manifest: pgarrow::io::Manifest,
+    pub(crate) schema: arrow_schema::Schema,
+}
+
 /// The export's files into `files`: of `source`, or, with `run`, of the incremental run going
 /// on from `previous` (`source` is then not read), over `partitions` in the run's snapshot.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn export(
     config: impl IntoConfig,
     source: impl Into<Source>,
@@ -47,23 +57,41 @@ pub(crate) async fn export(
     partitions: &PartitionOptions,
     files: &DirTarget,
     hooks: Hooks<'_>,
-    run: Option<(&IncrementalOptions, Option<&IncrementalState>)>,
-) -> Result<(ExportedFiles, Option<IncrementalRun>)> {
-    let Some((opts, previous)) = run else {
-        let written = export_files(config, source, options, partitions, files, hooks).await?;
-        return Ok((written, None));
+    run: Option<&IncrementalOptions>,
+    previous: Option<&IncrementalState>,
+) -> Result<Exported> {
+    let (files, run) = match run {
+        None => {
+            let written = export_files(config, source, options, partitions, files, hooks).await?;
+            (written, None)
+        }
+        Some(opts) => {
+            let config = config.into_config()?;
+            let mut client = Client::connect(&config).await?;
+            let run = client.begin_incremental(opts, previous).await?;
+            let id = client.share_incremental_snapshot().await?;
+            let mut split = partitions.clone().with_import_snapshot(id);
+            if matches!(run.source, Source::Query(_)) && split.by.is_none() {
+                split = split.with_by(opts.column.clone());
+            }
+            let written =
+                export_files(&config, run.source.clone(), options, &split, files, hooks).await?;
+            client.end_incremental().await?;
+            (written, Some(run))
+        }
     };
-    let config = config.into_config()?;
-    let mut client = Client::connect(&config).await?;
-    let run = client.begin_incremental(opts, previous).await?;
-    let id = client.share_incremental_snapshot().await?;
-    let mut split = partitions.clone().with_import_snapshot(id);
-    if matches!(run.source, Source::Query(_)) && split.by.is_none() {
-        split = split.with_by(opts.column.clone());
-    }
-    let written = export_files(&config, run.source.clone(), options, &split, files, hooks).await?;
-    client.end_incremental().await?;
-    Ok((written, Some(run)))
+    let manifest = files.manifest().clone();
+    let schema = manifest.schema.clone().ok_or_else(|| {
+        Error::from(ErrorKind::Internal(
+            "the export's manifest has no schema".into(),
+        ))
+    })?;
+    Ok(Exported {
+        files,
+        run,
+        manifest,
+        schema,
+    })
 }
 
 /// The run's state once its `rows` are in `files`, and its JSON for the commit.

@@ -16,6 +16,7 @@ use super::{DeltaStats, DeltaTarget, now_ms, replay, stats, with_feature, writab
 use crate::cleanup::blocking;
 use crate::common::{IfExists, LakeRun};
 use crate::retry::Retries;
+use crate::run::Exported;
 
 /// Exports `source` into the Delta table `target` describes, over `partitions.connections`
 /// connections reading one snapshot, and commits the files in one version.
@@ -47,14 +48,23 @@ pub async fn export_to_delta(
     }
     let table = Opened::read(target).await?;
     let files = table.files(target);
-    let run = target
-        .incremental
-        .as_ref()
-        .map(|r| (r, table.previous.as_ref()));
-    let (written, run) =
-        crate::run::export(config, source, options, partitions, &files, hooks, run).await?;
-    let manifest = written.manifest().clone();
-    let (ours, adds) = table.describe(&manifest).await?;
+    let Exported {
+        files: written,
+        run,
+        manifest,
+        schema: arrow,
+    } = crate::run::export(
+        config,
+        source,
+        options,
+        partitions,
+        &files,
+        hooks,
+        target.incremental.as_ref(),
+        table.previous.as_ref(),
+    )
+    .await?;
+    let (ours, adds) = table.describe(&manifest, &arrow).await?;
     let rows = adds.iter().map(|(_, rows)| rows).sum();
     let paths = adds.iter().map(|(a, _)| a.path.clone()).collect();
     let (run, _) = crate::run::finish(run, rows, paths)?;
@@ -185,13 +195,12 @@ impl Opened {
     }
 
     /// The export's schema as Delta's, and each file it wrote as an `add` (with its rows).
-    async fn describe(&self, manifest: &Manifest) -> Result<(DeltaSchema, Vec<(Add, u64)>)> {
-        let arrow = manifest.schema.clone().ok_or_else(|| {
-            Error::from(ErrorKind::Internal(
-                "the export's manifest has no schema".into(),
-            ))
-        })?;
-        let ours = schema::delta_schema(&arrow)
+    async fn describe(
+        &self,
+        manifest: &Manifest,
+        arrow: &arrow_schema::Schema,
+    ) -> Result<(DeltaSchema, Vec<(Add, u64)>)> {
+        let ours = schema::delta_schema(arrow)
             .map_err(|e| e.context(format!("Delta table {}", self.name)))?;
         // The table's schema holds the partition columns too; the files do not.
         let (root, manifest, columns) = (

@@ -7,7 +7,7 @@
 use pgarrow::incremental::IncrementalState;
 use pgarrow::io::{DirTarget, FieldIds, Format, Layout, Location, Transform};
 use pgarrow::partition::PartitionOptions;
-use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
+use pgarrow::{ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 
 use super::catalog::Catalog;
 use super::columns::{known_ids, lake_columns_from};
@@ -18,6 +18,7 @@ use super::{
 };
 use crate::common::{IfExists, new_uuid};
 use crate::retry::Retries;
+use crate::run::Exported;
 
 /// Exports `source` into the DuckLake table `target` describes, over
 /// `partitions.connections` connections reading one snapshot, and commits the files in one
@@ -61,18 +62,22 @@ pub async fn export_to_ducklake(
         )
         .with_layout(opened.layout.clone())
         .with_file_prefix(format!("ducklake-{}", new_uuid()));
-    let run = target
-        .incremental
-        .as_ref()
-        .map(|r| (r, opened.previous.as_ref()));
-    let (written, run) =
-        crate::run::export(config, source, options, partitions, &files, hooks, run).await?;
-    let manifest = written.manifest().clone();
-    let schema = manifest.schema.clone().ok_or_else(|| {
-        Error::from(ErrorKind::Internal(
-            "the export's manifest has no schema".into(),
-        ))
-    })?;
+    let Exported {
+        files: written,
+        run,
+        manifest,
+        schema,
+    } = crate::run::export(
+        config,
+        source,
+        options,
+        partitions,
+        &files,
+        hooks,
+        target.incremental.as_ref(),
+        opened.previous.as_ref(),
+    )
+    .await?;
     let columns = lake_columns_from(&schema, &opened.ids)
         .map_err(|e| e.context(format!("DuckLake table {name}")))?;
     if let Some(table) = &opened.existing {

@@ -20,6 +20,7 @@ use super::{
 use crate::cleanup::{Cleanup, blocking};
 use crate::common::IfExists;
 use crate::retry::Retries;
+use crate::run::Exported;
 
 /// A local warehouse as a `file:` URI of its absolute path (as Iceberg's own writers name
 /// local files: readers built on iceberg-rust refuse a bare path), an object URL as given.
@@ -84,18 +85,22 @@ async fn export(
     let (ns, table) = (target.namespace.as_str(), target.table.as_str());
     let opened = Opened::read(catalog, target, name).await?;
     let files = opened.files(target)?;
-    let run = target
-        .incremental
-        .as_ref()
-        .map(|r| (r, opened.previous.as_ref()));
-    let (written, run) =
-        crate::run::export(config, source, options, partitions, &files, hooks, run).await?;
-    let manifest = written.manifest().clone();
-    let arrow = manifest.schema.clone().ok_or_else(|| {
-        Error::from(ErrorKind::Internal(
-            "the export's manifest has no schema".into(),
-        ))
-    })?;
+    let Exported {
+        files: written,
+        run,
+        manifest,
+        schema: arrow,
+    } = crate::run::export(
+        config,
+        source,
+        options,
+        partitions,
+        &files,
+        hooks,
+        target.incremental.as_ref(),
+        opened.previous.as_ref(),
+    )
+    .await?;
     let ours = schema::iceberg_schema(&arrow, &opened.ids)?;
     let Opened {
         base,
