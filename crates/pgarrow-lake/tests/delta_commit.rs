@@ -9,16 +9,14 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
 use pgarrow::Hooks;
-use pgarrow::io::Layout;
-use pgarrow::names::TableName;
 use pgarrow::partition::PartitionOptions;
-use pgarrow_lake::maintain::{CompactOptions, compact_lake};
-use pgarrow_lake::mirror::{MirrorOptions, MirrorProgress, mirror_to_lake};
 use pgarrow_lake::{DeltaTarget, IfExists, LakeTarget, export_to_delta};
-use support::{FAILS_MIDWAY, Gate, files_under, rows_of, source_rows, source_table};
+use support::{
+    Gate, export_failing_midway, files_under, mirror_overtaken_by_compaction, rows_of, source_rows,
+    source_table,
+};
 
 /// The rows of the Delta table at `path`, as pgarrow's reader reads it (deletion vectors
 /// applied).
@@ -256,46 +254,14 @@ async fn an_export_whose_source_fails_midway_leaves_no_file_and_no_version() {
     let (pg, path) = (t.pg, t.path.as_str());
     let rows = delta_rows(path);
     let files = data_files(path);
-    let gate = Gate::closed(pg, &t.src).await;
-    let opener = gate.opener();
-    // Small batches and files: the rows before the failure are in files before it comes.
-    let target = t
-        .target
-        .clone()
-        .with_layout(Layout::default().with_max_file_rows(Some(500)));
-    let options = pgarrow::ExportOptions::default()
-        .with_decode(pgarrow::DecodeOptions::default().with_batch_rows(100));
-    // The files written while the query waited at the gate: the gate opens once there are
-    // some (or, should none come, after a minute, and the test fails).
-    let mut written_before_failure = None;
-    let started = Instant::now();
-    let hooks = Hooks::new().on_progress(|_: &pgarrow::ExportStats| {
-        if written_before_failure.is_some() {
-            return;
-        }
-        let now = data_files(path).len().saturating_sub(files.len());
-        if now > 0 || started.elapsed() > Duration::from_secs(60) {
-            written_before_failure = Some(now);
-            opener.open(pg);
-        }
-    });
-    let e = export_to_delta(
-        pg.url(&t.src),
-        FAILS_MIDWAY,
-        &options,
-        &PartitionOptions::new(1),
-        &target,
-        hooks,
+    export_failing_midway(
+        pg,
+        &t.src,
+        &LakeTarget::from(t.target.clone()),
+        files.len(),
+        || data_files(path).len(),
     )
-    .await
-    .unwrap_err();
-    drop(gate);
-    assert!(
-        written_before_failure.is_some_and(|n| n > 0),
-        "files were written before the failure: {written_before_failure:?}"
-    );
-    assert!(!e.is_conflict(), "{e}");
-    assert!(e.to_string().contains("division by zero"), "{e}");
+    .await;
     assert_eq!(data_files(path), files, "the export's files are removed");
     assert_eq!(versions(path), [0], "no version");
     assert_eq!(delta_rows(path), rows);
@@ -310,52 +276,7 @@ async fn a_mirror_commit_that_compaction_overtook_reads_the_table_again() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t").to_str().unwrap().to_owned();
     let target = LakeTarget::from(DeltaTarget::new(&path));
-    let tables = [TableName::new(Some("public"), "t")];
-    // A commit per few changes: several in one run.
-    let mirror = MirrorOptions::new("delta_mirror")
-        .with_catch_up(true)
-        .with_commit_changes(1);
-    mirror_to_lake(pg.url(&src), &tables, &target, &mirror, Hooks::new())
-        .await
-        .unwrap();
-    pg.psql(
-        &src,
-        "UPDATE t SET v = v || '+' WHERE id % 7 = 0; DELETE FROM t WHERE id % 11 = 0",
-    )
-    .unwrap();
-    pg.psql(
-        &src,
-        "UPDATE t SET v = v || '*' WHERE id % 5 = 0; \
-         INSERT INTO t SELECT g, 'n' FROM generate_series(1000, 1020) g",
-    )
-    .unwrap();
-    // After the mirror's first commit, compaction rewrites the table before its next.
-    let mut compacted = None;
-    let hooks = Hooks::new().on_progress(|e: &MirrorProgress| {
-        if matches!(e, MirrorProgress::Committed { .. }) && compacted.is_none() {
-            let target = &target;
-            compacted = Some(
-                std::thread::scope(|s| {
-                    s.spawn(|| {
-                        tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()
-                            .unwrap()
-                            .block_on(compact_lake(target, &CompactOptions::new(), Hooks::new()))
-                    })
-                    .join()
-                })
-                .unwrap()
-                .unwrap(),
-            );
-        }
-    });
-    let stats = mirror_to_lake(pg.url(&src), &tables, &target, &mirror, hooks)
-        .await
-        .unwrap();
-    let compacted = compacted.expect("the mirror committed");
-    assert_eq!(compacted.commits, 1, "{compacted:?}");
-    assert!(stats.commits >= 2 && stats.retried >= 1, "{stats:?}");
+    mirror_overtaken_by_compaction(&pg, &src, &target, "delta_mirror").await;
     assert_eq!(
         delta_rows(&path),
         source_rows(&pg, &src, "SELECT id, v FROM t")

@@ -12,17 +12,14 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use pgarrow::Hooks;
-use pgarrow::io::Layout;
-use pgarrow::names::TableName;
 use pgarrow::partition::PartitionOptions;
 use pgarrow::protocol::Config;
-use pgarrow_lake::maintain::{CompactOptions, compact_lake};
-use pgarrow_lake::mirror::{MirrorOptions, MirrorProgress, mirror_to_lake};
 use pgarrow_lake::{DuckLakeTarget, IfExists, LakeTarget, export_to_ducklake};
-use support::{FAILS_MIDWAY, Gate, files_under, rows_of, source_rows, source_table};
+use support::{
+    export_failing_midway, files_under, mirror_overtaken_by_compaction, rows_of, source_rows,
+    source_table,
+};
 
 /// The rows of DuckLake table `s.name` of the catalog `catalog`, as pgarrow's reader reads it.
 async fn lake_rows(catalog: &Config, name: &str) -> Vec<String> {
@@ -332,47 +329,14 @@ async fn an_export_whose_source_fails_midway_leaves_no_file_and_no_snapshot() {
     let rows = lake_rows(&lake.catalog, "t").await;
     let files = lake.files();
     let before = last_snapshot(pg, db);
-    let gate = Gate::closed(pg, &lake.src).await;
-    let opener = gate.opener();
-    // Small batches and files: the rows before the failure are in files before it comes.
-    let target = lake
-        .target
-        .clone()
-        .with_layout(Layout::default().with_max_file_rows(Some(500)));
-    let options = pgarrow::ExportOptions::default()
-        .with_decode(pgarrow::DecodeOptions::default().with_batch_rows(100));
-    let data = lake.data.path().to_owned();
-    // The files written while the query waited at the gate: the gate opens once there are
-    // some (or, should none come, after a minute, and the test fails).
-    let mut written_before_failure = None;
-    let started = Instant::now();
-    let hooks = Hooks::new().on_progress(|_: &pgarrow::ExportStats| {
-        if written_before_failure.is_some() {
-            return;
-        }
-        let now = files_under(&data, &[]).len().saturating_sub(files.len());
-        if now > 0 || started.elapsed() > Duration::from_secs(60) {
-            written_before_failure = Some(now);
-            opener.open(pg);
-        }
-    });
-    let e = export_to_ducklake(
-        pg.url(&lake.src),
-        FAILS_MIDWAY,
-        &options,
-        &PartitionOptions::new(1),
-        &target,
-        hooks,
+    export_failing_midway(
+        pg,
+        &lake.src,
+        &LakeTarget::from(lake.target.clone()),
+        files.len(),
+        || lake.files().len(),
     )
-    .await
-    .unwrap_err();
-    drop(gate);
-    assert!(
-        written_before_failure.is_some_and(|n| n > 0),
-        "files were written before the failure: {written_before_failure:?}"
-    );
-    assert!(!e.is_conflict(), "{e}");
-    assert!(e.to_string().contains("division by zero"), "{e}");
+    .await;
     assert_eq!(lake.files(), files, "the export's files are removed");
     assert_eq!(last_snapshot(pg, db), before, "no snapshot");
     assert_eq!(lake_rows(&lake.catalog, "t").await, rows);
@@ -391,52 +355,7 @@ async fn a_mirror_commit_that_compaction_overtook_reads_the_table_again() {
         DuckLakeTarget::new(catalog.clone(), "s", "t")
             .with_data_path(data.path().to_str().unwrap()),
     );
-    let tables = [TableName::new(Some("public"), "t")];
-    // One commit per source transaction.
-    let mirror = MirrorOptions::new("dl_mirror")
-        .with_catch_up(true)
-        .with_commit_changes(1);
-    mirror_to_lake(pg.url(&src), &tables, &target, &mirror, Hooks::new())
-        .await
-        .unwrap();
-    pg.psql(
-        &src,
-        "UPDATE t SET v = v || '+' WHERE id % 7 = 0; DELETE FROM t WHERE id % 11 = 0",
-    )
-    .unwrap();
-    pg.psql(
-        &src,
-        "UPDATE t SET v = v || '*' WHERE id % 5 = 0; \
-         INSERT INTO t SELECT g, 'n' FROM generate_series(1000, 1020) g",
-    )
-    .unwrap();
-    // After the mirror's first commit, compaction rewrites the table before its second.
-    let mut compacted = None;
-    let hooks = Hooks::new().on_progress(|e: &MirrorProgress| {
-        if matches!(e, MirrorProgress::Committed { .. }) && compacted.is_none() {
-            let target = &target;
-            compacted = Some(
-                std::thread::scope(|s| {
-                    s.spawn(|| {
-                        tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()
-                            .unwrap()
-                            .block_on(compact_lake(target, &CompactOptions::new(), Hooks::new()))
-                    })
-                    .join()
-                })
-                .unwrap()
-                .unwrap(),
-            );
-        }
-    });
-    let stats = mirror_to_lake(pg.url(&src), &tables, &target, &mirror, hooks)
-        .await
-        .unwrap();
-    let compacted = compacted.expect("the mirror committed");
-    assert_eq!(compacted.commits, 1, "{compacted:?}");
-    assert!(stats.commits >= 2 && stats.retried >= 1, "{stats:?}");
+    mirror_overtaken_by_compaction(&pg, &src, &target, "dl_mirror").await;
     assert_eq!(
         lake_rows(&catalog, "t").await,
         source_rows(&pg, &src, "SELECT id, v FROM t")

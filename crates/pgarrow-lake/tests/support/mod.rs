@@ -158,3 +158,114 @@ pub fn source_table(pg: &pgarrow_scratch::Cluster, prefix: &str, rows: u32) -> S
 pub const FAILS_MIDWAY: &str = "SELECT g AS id, CASE WHEN g > 5000 AND gate() \
                                 THEN (g / (g - g))::text ELSE 'v' || g END AS v \
                                 FROM generate_series(1, 10000) g";
+
+/// Mirrors table `t` of database `src` into `target` under `slot` (its first run: the export),
+/// changes the source, and mirrors again, compaction rewriting the lake table from the
+/// mirror's first commit of that run, before its next: the mirror's next commit loses its
+/// race and reads the table again. Asserts that compaction committed once and that the mirror
+/// committed at least twice, one retried.
+pub async fn mirror_overtaken_by_compaction(
+    pg: &pgarrow_scratch::Cluster,
+    src: &str,
+    target: &pgarrow_lake::LakeTarget,
+    slot: &str,
+) -> pgarrow_lake::mirror::MirrorStats {
+    use pgarrow::Hooks;
+    use pgarrow_lake::maintain::{CompactOptions, compact_lake};
+    use pgarrow_lake::mirror::{MirrorOptions, MirrorProgress, mirror_to_lake};
+    let tables = [pgarrow::names::TableName::new(Some("public"), "t")];
+    // A commit per source transaction: several in one run.
+    let mirror = MirrorOptions::new(slot)
+        .with_catch_up(true)
+        .with_commit_changes(1);
+    mirror_to_lake(pg.url(src), &tables, target, &mirror, Hooks::new())
+        .await
+        .unwrap();
+    pg.psql(
+        src,
+        "UPDATE t SET v = v || '+' WHERE id % 7 = 0; DELETE FROM t WHERE id % 11 = 0",
+    )
+    .unwrap();
+    pg.psql(
+        src,
+        "UPDATE t SET v = v || '*' WHERE id % 5 = 0; \
+         INSERT INTO t SELECT g, 'n' FROM generate_series(1000, 1020) g",
+    )
+    .unwrap();
+    let mut compacted = None;
+    let hooks = Hooks::new().on_progress(|e: &MirrorProgress| {
+        if matches!(e, MirrorProgress::Committed { .. }) && compacted.is_none() {
+            compacted = Some(
+                std::thread::scope(|s| {
+                    s.spawn(|| {
+                        tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .unwrap()
+                            .block_on(compact_lake(target, &CompactOptions::new(), Hooks::new()))
+                    })
+                    .join()
+                })
+                .unwrap()
+                .unwrap(),
+            );
+        }
+    });
+    let stats = mirror_to_lake(pg.url(src), &tables, target, &mirror, hooks)
+        .await
+        .unwrap();
+    let compacted = compacted.expect("the mirror committed");
+    assert_eq!(compacted.commits, 1, "{compacted:?}");
+    assert!(stats.commits >= 2 && stats.retried >= 1, "{stats:?}");
+    stats
+}
+
+/// Exports [`FAILS_MIDWAY`] of database `db` into `target` in small batches and files, the
+/// gate in its query opened once `files()` counts more files than `before` (or, should none
+/// come, after a minute, and the assertion fails): the export fails after writing files.
+/// Asserts that it did, and that its error is the source's, not a conflict.
+pub async fn export_failing_midway(
+    pg: &pgarrow_scratch::Cluster,
+    db: &str,
+    target: &pgarrow_lake::LakeTarget,
+    before: usize,
+    files: impl Fn() -> usize + Send + Sync,
+) {
+    use std::time::{Duration, Instant};
+    let gate = Gate::closed(pg, db).await;
+    let opener = gate.opener();
+    let target = target
+        .clone()
+        .with_layout(pgarrow::io::Layout::default().with_max_file_rows(Some(500)));
+    let options = pgarrow::ExportOptions::default()
+        .with_decode(pgarrow::DecodeOptions::default().with_batch_rows(100));
+    let mut written_before_failure = None;
+    let started = Instant::now();
+    let hooks = pgarrow::Hooks::new().on_progress(|_: &pgarrow::ExportStats| {
+        if written_before_failure.is_some() {
+            return;
+        }
+        let now = files().saturating_sub(before);
+        if now > 0 || started.elapsed() > Duration::from_secs(60) {
+            written_before_failure = Some(now);
+            opener.open(pg);
+        }
+    });
+    let e = pgarrow_lake::export_to_lake(
+        pg.url(db),
+        FAILS_MIDWAY,
+        &options,
+        &pgarrow::partition::PartitionOptions::new(1),
+        &target,
+        hooks,
+    )
+    .await
+    .unwrap_err();
+    drop(gate);
+    assert!(
+        written_before_failure.is_some_and(|n| n > 0),
+        "files were written before the failure: {written_before_failure:?}"
+    );
+    assert!(!e.is_conflict(), "{e}");
+    assert!(e.to_string().contains("division by zero"), "{e}");
+}
