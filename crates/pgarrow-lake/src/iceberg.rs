@@ -254,7 +254,7 @@ fn spec_layout(meta: &TableMetadata, name: &str) -> Result<Vec<PartitionField>> 
                 .map(|c| c.name.as_str());
             match (column, parse_transform(&f.transform)) {
                 (Some(column), Some(t)) => Ok(PartitionField::new(column, t)),
-                _ => Err(ErrorKind::Usage(format!(
+                _ => Err(ErrorKind::InvalidInput(format!(
                     "Iceberg table {name}: partition field {:?} ({} of field {}) is not \
                      one pgarrow writes (a transform of a top-level column)",
                     f.name, f.transform, f.source_id

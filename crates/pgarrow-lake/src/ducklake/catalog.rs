@@ -82,7 +82,7 @@ impl Catalog {
         };
         let version = value("version").unwrap_or_default();
         if version != VERSION {
-            return Err(ErrorKind::Usage(format!(
+            return Err(ErrorKind::InvalidInput(format!(
                 "the catalog is DuckLake {version:?}, and pgarrow writes DuckLake {VERSION} \
                  (DuckDB 1.5's): migrate it with DuckDB first"
             ))

@@ -110,7 +110,7 @@ impl DuckLakeMirror {
                     )
                     .await?;
                 if live.first().and_then(|r| r[0].as_deref()) != Some("0") {
-                    return Err(ErrorKind::Usage(format!(
+                    return Err(ErrorKind::InvalidInput(format!(
                         "DuckLake table {name} holds rows DuckDB inlined into the catalog, \
                          which a mirror cannot delete by position: flush them into files \
                          first (CALL ducklake_flush_inlined_data('LAKE'))"
