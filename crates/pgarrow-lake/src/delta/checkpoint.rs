@@ -126,13 +126,41 @@ pub(crate) fn read_checkpoint(
     names: &[String],
     log: &Location,
 ) -> Result<Vec<Action>> {
-    let mut actions = Vec::new();
+    Ok(read_all(version, names, log, Sidecars::Follow)?.actions)
+}
+
+/// The sidecar files (their names in the log's `_sidecars` directory) checkpoint `version`
+/// (in the files `names`) names, not read.
+///
+/// # Errors
+/// As [`read_checkpoint`]'s, but for the sidecars themselves.
+pub(crate) fn sidecars_named(
+    version: i64,
+    names: &[String],
+    log: &Location,
+) -> Result<Vec<String>> {
+    Ok(read_all(version, names, log, Sidecars::Name)?.sidecars)
+}
+
+/// What a checkpoint file's `sidecar` actions are taken for.
+#[derive(Clone, Copy, PartialEq)]
+enum Sidecars {
+    /// Their files read, their actions the checkpoint's.
+    Follow,
+    /// Their names kept, nothing read.
+    Name,
+    /// Refused: a sidecar names no other.
+    Refuse,
+}
+
+fn read_all(version: i64, names: &[String], log: &Location, mode: Sidecars) -> Result<Read> {
+    let mut all = Read::default();
     for name in names {
         let at = log.join(name);
         let kind = super::replay::log_file(name);
         let read = match kind {
-            Some(super::replay::LogFile::Uuid { json: true, .. }) => read_json(&at, log)?,
-            _ => read_part(&at, log, true)?,
+            Some(super::replay::LogFile::Uuid { json: true, .. }) => read_json(&at, log, mode)?,
+            _ => read_part(&at, log, mode)?,
         };
         let bad = |what: String| -> Error {
             ErrorKind::InvalidInput(format!(
@@ -152,9 +180,10 @@ pub(crate) fn read_checkpoint(
                 "its checkpointMetadata is of version {other}, and its name of version {version}"
             )));
         }
-        actions.extend(read.actions);
+        all.actions.extend(read.actions);
+        all.sidecars.extend(read.sidecars);
     }
-    Ok(actions)
+    Ok(all)
 }
 
 /// The actions of the classic checkpoint (or checkpoint part) at `at`.
@@ -163,14 +192,37 @@ pub(crate) fn read_checkpoint(
 /// Storage errors; a file that is not a checkpoint pgarrow can read, named.
 #[cfg(test)]
 pub(crate) fn read(at: &Location, log: &Location) -> Result<Vec<Action>> {
-    Ok(read_part(at, log, true)?.actions)
+    Ok(read_part(at, log, Sidecars::Follow)?.actions)
 }
 
-/// What one checkpoint file holds: its actions (with its sidecars'), and the versions its
-/// `checkpointMetadata` actions give (one in a V2 checkpoint, none in a V1).
+/// What one checkpoint file holds: its actions (with its sidecars', when followed), the
+/// versions its `checkpointMetadata` actions give (one in a V2 checkpoint, none in a V1), and
+/// the sidecars it names.
+#[derive(Default)]
 struct Read {
     actions: Vec<Action>,
     versions: Vec<i64>,
+    sidecars: Vec<String>,
+}
+
+impl Read {
+    /// The sidecar `path` that the checkpoint at `at` names, taken as `mode` says.
+    fn sidecar(&mut self, path: &str, at: &Location, log: &Location, mode: Sidecars) -> Result<()> {
+        let file = path.rsplit('/').next().unwrap_or(path);
+        match mode {
+            Sidecars::Refuse => {
+                return Err(ErrorKind::InvalidInput(format!(
+                    "Delta checkpoint {at}: a sidecar file names another sidecar: not a \
+                     checkpoint pgarrow can read"
+                ))
+                .into());
+            }
+            Sidecars::Follow => self.actions.extend(sidecar(path, at, log)?),
+            Sidecars::Name => {}
+        }
+        self.sidecars.push(super::read::uri_decode(file));
+        Ok(())
+    }
 }
 
 /// The file actions of the sidecar a checkpoint at `at` names by `path`: sidecars live in
@@ -186,7 +238,7 @@ fn sidecar(path: &str, at: &Location, log: &Location) -> Result<Vec<Action>> {
         ))
         .into());
     }
-    let read = read_part(&sidecar, log, false)
+    let read = read_part(&sidecar, log, Sidecars::Refuse)
         .map_err(|e| e.context(format!("the sidecar {path} of {at}")))?;
     Ok(read
         .actions
@@ -197,7 +249,7 @@ fn sidecar(path: &str, at: &Location, log: &Location) -> Result<Vec<Action>> {
 
 /// A V2 checkpoint in JSON (`n.checkpoint.u.json`): an action per line, as in a commit, and
 /// `checkpointMetadata` and `sidecar` actions.
-fn read_json(at: &Location, log: &Location) -> Result<Read> {
+fn read_json(at: &Location, log: &Location, mode: Sidecars) -> Result<Read> {
     let bytes = at.read()?;
     let bad = |e: &dyn std::fmt::Display| -> Error {
         ErrorKind::InvalidInput(format!(
@@ -206,10 +258,7 @@ fn read_json(at: &Location, log: &Location) -> Result<Read> {
         .into()
     };
     let text = std::str::from_utf8(&bytes).map_err(|e| bad(&format!("not UTF-8: {e}")))?;
-    let mut out = Read {
-        actions: Vec::new(),
-        versions: Vec::new(),
-    };
+    let mut out = Read::default();
     for (k, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -228,7 +277,7 @@ fn read_json(at: &Location, log: &Location) -> Result<Read> {
             let path = side.get("path").and_then(serde_json::Value::as_str);
             let path =
                 path.ok_or_else(|| bad(&format!("line {}: a sidecar without a path", k + 1)))?;
-            out.actions.extend(sidecar(path, at, log)?);
+            out.sidecar(path, at, log, mode)?;
         } else {
             let actions = super::log::parse_commit(line.as_bytes())
                 .map_err(|e| bad(&format!("line {}: {e}", k + 1)))?;
@@ -240,7 +289,7 @@ fn read_json(at: &Location, log: &Location) -> Result<Read> {
 
 /// A checkpoint file's actions; `sidecars`: whether it may name sidecar files (a sidecar may
 /// not: one naming another, or itself, is refused rather than followed).
-fn read_part(at: &Location, log: &Location, sidecars: bool) -> Result<Read> {
+fn read_part(at: &Location, log: &Location, mode: Sidecars) -> Result<Read> {
     let bytes = bytes::Bytes::from(at.read()?);
     let bad = |e: &dyn std::fmt::Display| -> Error {
         ErrorKind::InvalidInput(format!(
@@ -251,14 +300,13 @@ fn read_part(at: &Location, log: &Location, sidecars: bool) -> Result<Read> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|b| b.build())
         .map_err(|e| bad(&e))?;
-    let mut out = Vec::new();
-    let mut versions = Vec::new();
+    let mut read = Read::default();
     for batch in reader {
         let batch = batch.map_err(|e| bad(&e))?;
         let column = |name: &str| batch.column_by_name(name).and_then(|c| c.as_struct_opt());
         for row in 0..batch.num_rows() {
             if let Some(s) = column("add").filter(|s| s.is_valid(row)) {
-                out.push(Action::Add(Add {
+                read.actions.push(Action::Add(Add {
                     path: text(s, "path", row).ok_or_else(|| bad(&"an add without a path"))?,
                     partition_values: pairs(s, "partitionValues", row).unwrap_or_default(),
                     size: long(s, "size", row).unwrap_or(0),
@@ -271,7 +319,7 @@ fn read_part(at: &Location, log: &Location, sidecars: bool) -> Result<Read> {
                     default_row_commit_version: long(s, "defaultRowCommitVersion", row),
                 }));
             } else if let Some(s) = column("remove").filter(|s| s.is_valid(row)) {
-                out.push(Action::Remove(Remove {
+                read.actions.push(Action::Remove(Remove {
                     path: text(s, "path", row).ok_or_else(|| bad(&"a remove without a path"))?,
                     deletion_timestamp: long(s, "deletionTimestamp", row),
                     data_change: boolean(s, "dataChange", row).unwrap_or(false),
@@ -282,7 +330,7 @@ fn read_part(at: &Location, log: &Location, sidecars: bool) -> Result<Read> {
                 }));
             } else if let Some(s) = column("metaData").filter(|s| s.is_valid(row)) {
                 let format = child(s, "format").and_then(|c| c.as_struct_opt());
-                out.push(Action::MetaData(Metadata {
+                read.actions.push(Action::MetaData(Metadata {
                     id: text(s, "id", row).unwrap_or_default(),
                     name: text(s, "name", row),
                     description: text(s, "description", row),
@@ -304,7 +352,7 @@ fn read_part(at: &Location, log: &Location, sidecars: bool) -> Result<Read> {
                         .unwrap_or_default(),
                 }));
             } else if let Some(s) = column("protocol").filter(|s| s.is_valid(row)) {
-                out.push(Action::Protocol(Protocol {
+                read.actions.push(Action::Protocol(Protocol {
                     min_reader_version: long(s, "minReaderVersion", row).unwrap_or(1) as i32,
                     min_writer_version: long(s, "minWriterVersion", row).unwrap_or(2) as i32,
                     reader_features: texts(s, "readerFeatures", row),
@@ -314,16 +362,13 @@ fn read_part(at: &Location, log: &Location, sidecars: bool) -> Result<Read> {
                 // A V2 checkpoint (whatever its name) may keep its files' actions in sidecar
                 // files: read them too, or the table has no files.
                 let path = text(s, "path", row).ok_or_else(|| bad(&"a sidecar without a path"))?;
-                if !sidecars {
-                    return Err(bad(&"a sidecar file names another sidecar"));
-                }
-                out.extend(sidecar(&path, at, log)?);
+                read.sidecar(&path, at, log, mode)?;
             } else if let Some(s) = column("checkpointMetadata").filter(|s| s.is_valid(row)) {
                 let version = long(s, "version", row);
-                versions
+                read.versions
                     .push(version.ok_or_else(|| bad(&"a checkpointMetadata without its version"))?);
             } else if let Some(s) = column("txn").filter(|s| s.is_valid(row)) {
-                out.push(Action::Txn(Txn {
+                read.actions.push(Action::Txn(Txn {
                     app_id: text(s, "appId", row).unwrap_or_default(),
                     version: long(s, "version", row).unwrap_or(0),
                     last_updated: long(s, "lastUpdated", row),
@@ -331,10 +376,7 @@ fn read_part(at: &Location, log: &Location, sidecars: bool) -> Result<Read> {
             }
         }
     }
-    Ok(Read {
-        actions: out,
-        versions,
-    })
+    Ok(read)
 }
 
 fn required(m: BTreeMap<String, Option<String>>) -> BTreeMap<String, String> {
