@@ -176,7 +176,7 @@ impl MirrorOptions {
     }
 }
 
-/// What a mirror reports while it runs ([`Hooks`]'s `P`): each shows as the line the command
+/// What a mirror reports while it runs ([`Hooks`](pgarrow::Hooks)'s `P`): each shows as the line the command
 /// line prints, and as a JSON line with `--json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
