@@ -715,36 +715,63 @@ def lake_suite(args, command):
     pyice_dir = os.path.join(DATA, "lake-pyiceberg")
     dlt_ice_dir = os.path.join(DATA, "lake-dlt-iceberg")
 
-    def pg(extra):
-        return lambda s, q, t, out: [PGARROW, "export", "--url", s.url, "--table", t, *extra(s, out)]
+    def pgarrow_tools(binary, label="", side=""):
+        """The pgarrow cases run by `binary`, named with `label`; their tables in catalog
+        databases and directories of their own (`side`), so that two builds never replace each
+        other's tables."""
+        def pg(extra):
+            return lambda s, q, t, out: [binary, "export", "--url", s.url, "--table", t, *extra(s, out)]
 
+        lake_db, ice_db = "bench_lake" + side, "bench_iceberg" + side
+        lake, delta, ice = lake_dir + side, delta_dir + side, ice_dir + side
+        return {
+            "file": [Tool("pgarrow --to parquet (one file)" + label, "dataset", "pgarrow",
+                          pg(lambda s, out: ["-o", out + ".parquet"]))],
+            "ducklake": [
+                Tool("pgarrow --ducklake (replace)" + label, "dataset", "pgarrow",
+                     pg(lambda s, out: ["--ducklake", s.url_of(lake_db), "--data-path", lake,
+                                        "--if-exists", "replace"])),
+                Tool("pgarrow --ducklake --partitions 2 (replace)" + label, "dataset", "pgarrow",
+                     pg(lambda s, out: ["--ducklake", s.url_of(lake_db), "--data-path", lake,
+                                        "--if-exists", "replace", "--partitions", "2"])),
+            ],
+            "delta": [
+                Tool("pgarrow --delta (replace)" + label, "dataset", "pgarrow",
+                     pg(lambda s, out: ["--delta", delta, "--if-exists", "replace"])),
+                Tool("pgarrow --delta --partitions 2 (replace)" + label, "dataset", "pgarrow",
+                     pg(lambda s, out: ["--delta", delta, "--if-exists", "replace",
+                                        "--partitions", "2"])),
+            ],
+            "iceberg": [
+                Tool("pgarrow --iceberg (replace)" + label, "dataset", "pgarrow",
+                     pg(lambda s, out: ["--iceberg", s.url_of(ice_db), "--warehouse", ice,
+                                        "--lake-table", "bench.lineitem", "--if-exists", "replace"])),
+                Tool("pgarrow --iceberg --partitions 2 (replace)" + label, "dataset", "pgarrow",
+                     pg(lambda s, out: ["--iceberg", s.url_of(ice_db), "--warehouse", ice,
+                                        "--lake-table", "bench.lineitem", "--if-exists", "replace",
+                                        "--partitions", "2"])),
+            ],
+        }
+
+    ours = pgarrow_tools(PGARROW)
+    sides = [""]
+    if args.baseline:
+        # Each pgarrow case again with the other build, right after its own.
+        sides.append("_baseline")
+        theirs = pgarrow_tools(os.path.abspath(args.baseline), " [baseline]", sides[-1])
+        ours = {k: [t for pair in zip(v, theirs[k]) for t in pair] for k, v in ours.items()}
     tools = [
-        Tool("pgarrow --to parquet (one file)", "dataset", "pgarrow",
-             pg(lambda s, out: ["-o", out + ".parquet"])),
-        Tool("pgarrow --ducklake (replace)", "dataset", "pgarrow",
-             pg(lambda s, out: ["--ducklake", s.url_of("bench_lake"), "--data-path", lake_dir,
-                                "--if-exists", "replace"])),
-        Tool("pgarrow --ducklake --partitions 2 (replace)", "dataset", "pgarrow",
-             pg(lambda s, out: ["--ducklake", s.url_of("bench_lake"), "--data-path", lake_dir,
-                                "--if-exists", "replace", "--partitions", "2"])),
+        *ours["file"],
+        *ours["ducklake"],
         Tool("DuckDB postgres ext -> ducklake CREATE OR REPLACE TABLE", "dataset", "python",
              lambda s, q, t, out: [VENV_PY, PEERS, "duckdb-ducklake", s.url, t,
                                    s.url_of("bench_lake_duckdb") + "|" + duck_dir],
              needs="duckdb-ducklake"),
-        Tool("pgarrow --delta (replace)", "dataset", "pgarrow",
-             pg(lambda s, out: ["--delta", delta_dir, "--if-exists", "replace"])),
-        Tool("pgarrow --delta --partitions 2 (replace)", "dataset", "pgarrow",
-             pg(lambda s, out: ["--delta", delta_dir, "--if-exists", "replace", "--partitions", "2"])),
+        *ours["delta"],
         Tool("dlt sql_table (pyarrow) -> filesystem delta (replace)", "dataset", "python",
              lambda s, q, t, out: [VENV_PY, PEERS, "dlt-delta", s.url, t, dlt_dir],
              needs="dlt-delta"),
-        Tool("pgarrow --iceberg (replace)", "dataset", "pgarrow",
-             pg(lambda s, out: ["--iceberg", s.url_of("bench_iceberg"), "--warehouse", ice_dir,
-                                "--lake-table", "bench.lineitem", "--if-exists", "replace"])),
-        Tool("pgarrow --iceberg --partitions 2 (replace)", "dataset", "pgarrow",
-             pg(lambda s, out: ["--iceberg", s.url_of("bench_iceberg"), "--warehouse", ice_dir,
-                                "--lake-table", "bench.lineitem", "--if-exists", "replace",
-                                "--partitions", "2"])),
+        *ours["iceberg"],
         Tool("ADBC driver -> pyiceberg overwrite (SQL catalog)", "dataset", "python",
              lambda s, q, t, out: [VENV_PY, PEERS, "pyiceberg-adbc", s.url, t,
                                    s.url_of("bench_iceberg") + "|" + pyice_dir],
@@ -756,15 +783,18 @@ def lake_suite(args, command):
     if args.tools:
         tools = [t for t in tools if t == tools[0] or any(w in t.name for w in args.tools)]
     check_tools(tools)
+    dirs = [duck_dir, dlt_dir, pyice_dir, dlt_ice_dir,
+            *[d + side for d in (lake_dir, delta_dir, ice_dir) for side in sides]]
 
     def run(tool, _):
         return run_lineitem_tool(tool, server, rows, "lake-")
 
     with Server(rows, 0) as server:
         info = machine_info(server)
-        for db in ("bench_lake", "bench_lake_duckdb", "bench_iceberg"):
+        for db in ("bench_lake_duckdb", *[d + side for d in ("bench_lake", "bench_iceberg")
+                                          for side in sides]):
             server.psql(f"DROP DATABASE IF EXISTS {db}", f"CREATE DATABASE {db}")
-        for d in (lake_dir, duck_dir, delta_dir, dlt_dir, ice_dir, pyice_dir, dlt_ice_dir):
+        for d in dirs:
             shutil.rmtree(d, ignore_errors=True)
         runs = interleaved(tools, args.reps, run)
     results = {name: summarize(rs) for name, rs in runs.items()}
@@ -777,7 +807,7 @@ def lake_suite(args, command):
             continue
         lines.append(f"| {tool.name} | {s['wall']:.2f} | {s['wall'] / base:.2f} | {s['cpu']:.1f} "
                      f"| {s['maxrss_mib']:,.0f} |")
-    for d in (lake_dir, duck_dir, delta_dir, dlt_dir, ice_dir, pyice_dir, dlt_ice_dir):
+    for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
     text = (
         "## Lake tables (`just bench-lake`)\n\n" + describe_machine(info, command)

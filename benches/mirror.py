@@ -19,6 +19,10 @@ pg_replication filesystem` writes it), each round also runs dlt's Postgres repli
 Delta table of the filesystem destination, merged by key, in benches/venv's Python
 (benches/dlt_mirror.py): its slot and initial load before the updates (not timed), then the
 timed run that loads the slot's changes.
+
+`--pgarrow BIN` measures another pgarrow binary than target/release/pgarrow; with `--baseline
+BIN`, `pgarrow changes` and each mirror run again with that other build, right after its own in
+the same rounds (labelled [baseline], its freshness too): a change's cost in one run.
 """
 
 import argparse
@@ -32,7 +36,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e import PGARROW, ROOT, Server, sh, write_section  # noqa: E402
+from e2e import ROOT, Server, sh, write_section  # noqa: E402
+from e2e import PGARROW as BUILT  # noqa: E402
 from incremental import timed  # noqa: E402
 
 
@@ -80,18 +85,31 @@ def main():
                         "rows written again), in the same rounds")
     p.add_argument("--dlt", metavar="SOURCES",
                    help="dlt's verified sources directory (holding pg_replication): measure it too")
+    p.add_argument("--pgarrow", metavar="BIN", default=BUILT,
+                   help="the pgarrow binary to measure (default target/release/pgarrow)")
+    p.add_argument("--baseline", metavar="BIN",
+                   help="also run changes and each mirror with this other pgarrow binary, "
+                        "interleaved in the same rounds (labelled [baseline])")
     a = p.parse_args()
+    a.pgarrow = os.path.abspath(a.pgarrow)
+    # (label, binary, the suffix of its slots and tables)
+    builds = [("", a.pgarrow, "")]
+    if a.baseline:
+        builds.append((" [baseline]", os.path.abspath(a.baseline), "_b"))
     venv_python = os.path.join(ROOT, "benches", "venv", "bin", "python")
     if a.dlt and not os.path.isdir(os.path.join(a.dlt, "pg_replication")):
         sys.exit(f"{a.dlt} has no pg_replication: `dlt init pg_replication filesystem` writes it")
-    if not os.path.exists(PGARROW):
-        sys.exit(f"{PGARROW} is missing: cargo build --release -p pgarrow-cli")
+    for _, binary, _ in builds:
+        if not os.path.exists(binary):
+            sys.exit(f"{binary} is missing: cargo build --release -p pgarrow-cli")
     with LogicalServer(a.rows) as server, tempfile.TemporaryDirectory() as out:
         server.psql("ALTER TABLE lineitem ADD PRIMARY KEY (l_orderkey, l_linenumber)")
-        modes = [(f, f) for f in a.formats]
-        if a.copy_on_write:
-            modes += [(f"{f}-cow", f) for f in a.formats]
-        times = {"changes": [], **{m: [] for m, _ in modes}, **({"dlt": []} if a.dlt else {})}
+        # (name, format, copy-on-write, binary, slot, label): each build's right after the other's.
+        modes = [(f"{f}{cow}{label}", f, bool(cow), binary, f"{f}{cow.replace('-', '_')}{side}", label)
+                 for cow in ["", *(["-cow"] if a.copy_on_write else [])] for f in a.formats
+                 for label, binary, side in builds]
+        times = {**{f"changes{label}": [] for label, _, _ in builds}, **{m[0]: [] for m in modes},
+                 **({"dlt": []} if a.dlt else {})}
         updated = int(server.psql(f"SELECT count(*) FROM lineitem WHERE l_orderkey % {a.every} = 0"))
         for r in range(a.reps):
             mirrors = {}
@@ -110,21 +128,24 @@ def main():
                     sys.exit(f"dlt's initial load loaded {loaded} rows, not {a.rows}")
                 server.psql(f"SELECT pg_replication_slot_advance('dlt{r}', pg_current_wal_lsn())")
                 mirrors["dlt"] = [*step, "changes", *where]
-            for m, f in modes:
-                slot = f"m{r}{m.replace('-', '_')}"
-                mirrors[m] = [PGARROW, "mirror", "--url", server.url, "-t", "lineitem",
+            for m, f, cow, binary, name, _ in modes:
+                slot = f"m{r}{name}"
+                mirrors[m] = [binary, "mirror", "--url", server.url, "-t", "lineitem",
                               "--slot", slot, *lake_args(server, out, f, slot),
                               "--catch-up", "--json",
-                              *(["--deletes", "copy-on-write"] if m != f else [])]
+                              *(["--deletes", "copy-on-write"] if cow else [])]
                 timed(mirrors[m])
             server.psql(
-                "SELECT pg_create_logical_replication_slot('s_us', 'pgoutput')",
+                *[f"SELECT pg_create_logical_replication_slot('s_us{side}', 'pgoutput')"
+                  for _, _, side in builds],
                 "CREATE PUBLICATION p FOR TABLE lineitem",
                 f"UPDATE lineitem SET l_quantity = l_quantity + 1 WHERE l_orderkey % {a.every} = 0",
             )
-            dest = os.path.join(out, f"changes{r}")
-            runs = [("changes", [PGARROW, "changes", "--url", server.url, "--slot", "s_us",
-                                 "--publication", "p", "--catch-up", "-o", dest, "--quiet"])]
+            runs = [(f"changes{label}",
+                     [binary, "changes", "--url", server.url, "--slot", f"s_us{side}",
+                      "--publication", "p", "--catch-up", "-o",
+                      os.path.join(out, f"changes{r}{side}"), "--quiet"])
+                    for label, binary, side in builds]
             runs += list(mirrors.items())
             # Each round in another order.
             runs = runs[r % len(runs):] + runs[:r % len(runs)]
@@ -138,36 +159,39 @@ def main():
                     loaded = int(done.stdout.strip().splitlines()[-1])
                     if loaded != updated:
                         sys.exit(f"dlt loaded {loaded} changed rows, not {updated}")
-                elif name != "changes":
+                elif not name.startswith("changes"):
                     stats = json.loads(done.stdout.strip().splitlines()[-1])["stats"]
                     if stats.get("inserted") != updated or stats.get("deleted") != updated:
                         sys.exit(f"the {name} mirror wrote {stats.get('inserted')} rows and "
                                  f"deleted {stats.get('deleted')}, not {updated} each")
             print(f"[{r + 1}/{a.reps}] " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
                   flush=True)
-            server.psql("SELECT pg_drop_replication_slot('s_us')", "DROP PUBLICATION p",
-                        *[f"SELECT pg_drop_replication_slot('m{r}{m.replace('-', '_')}')" for m, _ in modes],
-                        *[f"DROP PUBLICATION m{r}{m.replace('-', '_')}" for m, _ in modes],
+            server.psql(*[f"SELECT pg_drop_replication_slot('s_us{side}')" for _, _, side in builds],
+                        "DROP PUBLICATION p",
+                        *[f"SELECT pg_drop_replication_slot('m{r}{m[4]}')" for m in modes],
+                        *[f"DROP PUBLICATION m{r}{m[4]}" for m in modes],
                         *([f"SELECT pg_drop_replication_slot('dlt{r}')", f"DROP PUBLICATION dlt{r}"]
                           if a.dlt else []))
         # --seconds 0: the timed rounds alone.
-        fresh = {f: freshness(server, out, a, f) for f in a.formats if a.seconds > 0}
+        fresh = {(f, label): freshness(server, out, a, f, binary, side)
+                 for f in a.formats if a.seconds > 0 for label, binary, side in builds}
     ch = statistics.median(times["changes"])
-    rows = [f"| pgarrow changes, to Parquet files | {ch:.2f} | 1.00 |"]
-    for m, f in modes:
+    rows = [f"| pgarrow changes, to Parquet files{label} | {statistics.median(times[f'changes{label}']):.2f} "
+            f"| {statistics.median(times[f'changes{label}']) / ch:.2f} |" for label, _, _ in builds]
+    for m, f, cow, _, _, label in modes:
         mi = statistics.median(times[m])
-        into = FORMATS[f] if m == f else f"{FORMATS[f].split(' ')[0]} (--deletes copy-on-write: files rewritten)"
-        vs = f" ({mi / statistics.median(times[f]):.2f} of merge-on-read)" if m != f else ""
-        rows.append(f"| pgarrow mirror, into {into} | {mi:.2f} | {mi / ch:.2f}{vs} |")
+        into = FORMATS[f] if not cow else f"{FORMATS[f].split(' ')[0]} (--deletes copy-on-write: files rewritten)"
+        vs = f" ({mi / statistics.median(times[f + label]):.2f} of merge-on-read)" if cow else ""
+        rows.append(f"| pgarrow mirror, into {into}{label} | {mi:.2f} | {mi / ch:.2f}{vs} |")
     if a.dlt:
         dl = statistics.median(times["dlt"])
         rows.append(f"| dlt pg_replication, merged into Delta (filesystem destination) | {dl:.2f} "
                     f"| {dl / ch:.2f} |")
     lines = []
-    for f in fresh:
-        fr = sorted(fresh[f])
+    for (f, label), fr in fresh.items():
+        fr = sorted(fr)
         p95 = fr[max(int(len(fr) * 0.95) - 1, 0)]
-        lines.append(f"- {FORMATS[f].split(' ')[0]}: median {statistics.median(fr):.2f} s, "
+        lines.append(f"- {FORMATS[f].split(' ')[0]}{label}: median {statistics.median(fr):.2f} s, "
                      f"p95 {p95:.2f} s ({len(fr)} commits).")
     text = "\n".join([
         f"- Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit "
@@ -175,7 +199,8 @@ def main():
         f"`python3 benches/mirror.py --rows {a.rows} --reps {a.reps} --rate {a.rate} "
         f"--seconds {a.seconds} --commit-interval {a.commit_interval}"
         f"{f' --every {a.every}' if a.every != 1 else ''}{' --copy-on-write' if a.copy_on_write else ''}"
-        f"{' --dlt SOURCES' if a.dlt else ''}`",
+        f"{' --dlt SOURCES' if a.dlt else ''}{' --baseline BIN' if a.baseline else ''}`"
+        f"{f'; [baseline]: {a.baseline}' if a.baseline else ''}",
         f"- lineitem {a.rows:,} rows (primary key), "
         f"{'every row' if a.every == 1 else f'{updated:,} rows (l_orderkey % {a.every} = 0)'} "
         "updated in one transaction; every "
@@ -205,12 +230,13 @@ def main():
         write_section("mirror", "## Mirror\n\n" + text)
 
 
-def freshness(server, out, a, fmt):
-    """Seconds from each lake commit's newest source commit to the lake commit, under load."""
+def freshness(server, out, a, fmt, binary, side):
+    """Seconds from each lake commit's newest source commit to the lake commit, under load
+    (`binary` mirroring; `side` the suffix of its slot and table)."""
     server.psql("DROP TABLE IF EXISTS stamp", "CREATE TABLE stamp (id int PRIMARY KEY, at timestamptz)",
                 "INSERT INTO stamp VALUES (1, now())")
-    argv = [PGARROW, "mirror", "--url", server.url, "-t", "lineitem", "-t", "stamp",
-            "--slot", f"mf{fmt}", *lake_args(server, out, fmt, f"fresh{fmt}"), "--json",
+    argv = [binary, "mirror", "--url", server.url, "-t", "lineitem", "-t", "stamp",
+            "--slot", f"mf{fmt}{side}", *lake_args(server, out, fmt, f"fresh{fmt}{side}"), "--json",
             "--commit-interval", str(a.commit_interval),
             "--commit-changes", str(max(a.rate * 10, 100_000))]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -264,7 +290,7 @@ def freshness(server, out, a, fmt):
         writer.join()
     proc.send_signal(2)
     proc.communicate(timeout=120)
-    server.psql(f"SELECT pg_drop_replication_slot('mf{fmt}')", f"DROP PUBLICATION mf{fmt}")
+    server.psql(f"SELECT pg_drop_replication_slot('mf{fmt}{side}')", f"DROP PUBLICATION mf{fmt}{side}")
     if not fresh:
         sys.exit("the mirror made no commit under the load")
     return fresh
