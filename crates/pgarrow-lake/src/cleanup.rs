@@ -1,9 +1,15 @@
 //! The one guard over what a commit writes before it lands: data files, deletion vectors,
 //! delete files, manifests, metadata. Every file a commit writes is tracked here; unless the
 //! commit lands and [`Cleanup::keep`] is called, dropping the guard removes them all, so an
-//! error, a lost race or a cancelled task (Ctrl-C drops the future) leaves no file of the
-//! attempt behind. The export's own data files have their guard in the export
+//! error, a lost race or a future dropped before its commit leaves no file of the attempt
+//! behind. The export's own data files have their guard in the export
 //! ([`pgarrow::partition::ExportedFiles`]), kept on the same commit.
+//!
+//! A future dropped while its commit's own write is in flight (the version file, the catalog
+//! transaction, the metadata swap, each on a task of its own) is the one case the guard cannot
+//! tell from a failure: the commit may land after the guard removed its files. The doors never
+//! drop a commit's future (Ctrl-C asks the run to stop, and it stops between steps); a library
+//! caller that cancels a lake write should let it finish instead.
 
 use pgarrow::io::Location;
 use pgarrow::{Error, ErrorKind, Result};
