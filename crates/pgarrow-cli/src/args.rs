@@ -528,19 +528,32 @@ pub(crate) struct LakeArgs {
     /// when there is none): the files go under it, and one commit in its _delta_log adds them.
     #[arg(long, value_name = "LOCATION", conflicts_with_all = ["output", "plan"])]
     pub(crate) delta: Option<String>,
-    /// Export into an Apache Iceberg table of the SQL catalog in the PostgreSQL database at
-    /// URL (pyiceberg's SqlCatalog and Iceberg's JDBC catalog; its tables made when the
-    /// database has none): the files go under the table's location, and one swap of its
-    /// metadata in the catalog commits them.
+    /// Export into an Apache Iceberg table of the catalog at URL: a REST catalog's
+    /// http[s]:// address (with --iceberg-property), or the SQL catalog in the PostgreSQL
+    /// database at URL (pyiceberg's SqlCatalog and Iceberg's JDBC catalog; its tables made
+    /// when the database has none). The files go under the table's location, and one commit
+    /// of the catalog adds them.
     #[arg(long, value_name = "URL", conflicts_with_all = ["output", "plan"])]
     pub(crate) iceberg: Option<String>,
     /// Where a new Iceberg table goes: WAREHOUSE/NAMESPACE.db/TABLE (a directory or an
-    /// object store URL); an existing table keeps its own location.
+    /// object store URL); an existing table keeps its own location. With a REST catalog: the
+    /// catalog's warehouse (its warehouse property), which places new tables itself.
     #[arg(long, value_name = "PATH", requires = "iceberg")]
     pub(crate) warehouse: Option<String>,
     /// The Iceberg catalog's name in the catalog database (pyiceberg's load_catalog name).
     #[arg(long, value_name = "NAME", default_value = pgarrow_lake::iceberg::DEFAULT_CATALOG_NAME, requires = "iceberg")]
     pub(crate) catalog_name: String,
+    /// A property of the Iceberg REST catalog (--iceberg http[s]://...), as pyiceberg spells
+    /// them: credential=ID:SECRET, token=..., scope=..., oauth2-server-uri=..., prefix=...,
+    /// header.NAME=..., ssl.cabundle=FILE, s3.endpoint=..., s3.access-key-id=...,
+    /// s3.path-style-access=true, ... (repeat for each; over ~/.pyiceberg.yaml and the
+    /// PYICEBERG_CATALOG__NAME__KEY variables of --catalog-name's catalog).
+    #[arg(
+        long = "iceberg-property",
+        value_name = "KEY=VALUE",
+        requires = "iceberg"
+    )]
+    pub(crate) iceberg_property: Vec<String>,
     /// A Delta checkpoint every N versions, unless the table's delta.checkpointInterval says
     /// otherwise (0: none).
     #[arg(long, value_name = "N", default_value_t = pgarrow_lake::delta::DEFAULT_CHECKPOINT_INTERVAL, requires = "delta")]
@@ -718,7 +731,8 @@ pub(crate) struct ImportArgs {
     #[arg(long, value_name = "LOCATION", conflicts_with_all = ["files", "iceberg"])]
     pub(crate) delta: Option<String>,
     /// Load the current snapshot of an Apache Iceberg table (--lake-table NAMESPACE.NAME) of
-    /// the SQL catalog in the PostgreSQL database at URL, whoever wrote it.
+    /// the catalog at URL (a REST catalog's http[s]:// address, or the PostgreSQL database of
+    /// an SQL catalog), whoever wrote it.
     #[arg(
         long,
         value_name = "URL",
@@ -743,6 +757,17 @@ pub(crate) struct ImportArgs {
     /// The Iceberg catalog's name in the catalog database.
     #[arg(long, value_name = "NAME", default_value = pgarrow_lake::iceberg::DEFAULT_CATALOG_NAME, requires = "iceberg")]
     pub(crate) catalog_name: String,
+    /// A property of the Iceberg REST catalog (--iceberg http[s]://...), as pyiceberg spells
+    /// them: credential=ID:SECRET, token=..., scope=..., oauth2-server-uri=..., prefix=...,
+    /// header.NAME=..., ssl.cabundle=FILE, s3.endpoint=..., s3.access-key-id=...,
+    /// s3.path-style-access=true, ... (repeat for each; over ~/.pyiceberg.yaml and the
+    /// PYICEBERG_CATALOG__NAME__KEY variables of --catalog-name's catalog).
+    #[arg(
+        long = "iceberg-property",
+        value_name = "KEY=VALUE",
+        requires = "iceberg"
+    )]
+    pub(crate) iceberg_property: Vec<String>,
     #[command(flatten)]
     pub(crate) storage: StorageArgs,
     /// The table (name or schema.name, read as SQL reads it: unquoted names fold to lower
@@ -917,8 +942,8 @@ pub(crate) struct LakeTableArgs {
     /// The Delta Lake table at LOCATION (a directory or an object store URL).
     #[arg(long, value_name = "LOCATION", conflicts_with = "lake_table_catalog")]
     pub(crate) delta: Option<String>,
-    /// An Apache Iceberg table (--lake-table NAMESPACE.NAME) of the SQL catalog in the
-    /// PostgreSQL database at URL.
+    /// An Apache Iceberg table (--lake-table NAMESPACE.NAME) of the catalog at URL (a REST
+    /// catalog's http[s]:// address, or the PostgreSQL database of an SQL catalog).
     #[arg(long, value_name = "URL", requires = "lake_table")]
     pub(crate) iceberg: Option<String>,
     /// The table: SCHEMA.NAME of --ducklake (schema default: main), NAMESPACE.NAME of
@@ -928,6 +953,17 @@ pub(crate) struct LakeTableArgs {
     /// The Iceberg catalog's name in the catalog database.
     #[arg(long, value_name = "NAME", default_value = pgarrow_lake::iceberg::DEFAULT_CATALOG_NAME, requires = "iceberg")]
     pub(crate) catalog_name: String,
+    /// A property of the Iceberg REST catalog (--iceberg http[s]://...), as pyiceberg spells
+    /// them: credential=ID:SECRET, token=..., scope=..., oauth2-server-uri=..., prefix=...,
+    /// header.NAME=..., ssl.cabundle=FILE, s3.endpoint=..., s3.access-key-id=...,
+    /// s3.path-style-access=true, ... (repeat for each; over ~/.pyiceberg.yaml and the
+    /// PYICEBERG_CATALOG__NAME__KEY variables of --catalog-name's catalog).
+    #[arg(
+        long = "iceberg-property",
+        value_name = "KEY=VALUE",
+        requires = "iceberg"
+    )]
+    pub(crate) iceberg_property: Vec<String>,
     #[command(flatten)]
     pub(crate) storage: StorageArgs,
     /// Print what was done as one JSON object on standard output.
@@ -1061,7 +1097,8 @@ pub(crate) struct ApplyArgs {
     /// Apply to the Delta Lake table at LOCATION (several tables: LOCATION/SCHEMA.NAME each).
     #[arg(long, value_name = "LOCATION", help_heading = "Apply to lake tables", conflicts_with_all = ["iceberg", "table", "lake_table"])]
     pub(crate) delta: Option<String>,
-    /// Apply to Apache Iceberg tables of the SQL catalog in the PostgreSQL database at URL.
+    /// Apply to Apache Iceberg tables of the catalog at URL (a REST catalog's http[s]://
+    /// address, or the PostgreSQL database of an SQL catalog).
     #[arg(
         long,
         value_name = "URL",
@@ -1076,6 +1113,18 @@ pub(crate) struct ApplyArgs {
     /// The Iceberg catalog's name in the catalog database.
     #[arg(long, value_name = "NAME", default_value = pgarrow_lake::iceberg::DEFAULT_CATALOG_NAME, requires = "iceberg", help_heading = "Apply to lake tables")]
     pub(crate) catalog_name: String,
+    /// A property of the Iceberg REST catalog (--iceberg http[s]://...), as pyiceberg spells
+    /// them: credential=ID:SECRET, token=..., scope=..., oauth2-server-uri=..., prefix=...,
+    /// header.NAME=..., ssl.cabundle=FILE, s3.endpoint=..., s3.access-key-id=...,
+    /// s3.path-style-access=true, ... (repeat for each; over ~/.pyiceberg.yaml and the
+    /// PYICEBERG_CATALOG__NAME__KEY variables of --catalog-name's catalog).
+    #[arg(
+        long = "iceberg-property",
+        value_name = "KEY=VALUE",
+        requires = "iceberg",
+        help_heading = "Apply to lake tables"
+    )]
+    pub(crate) iceberg_property: Vec<String>,
     /// How commits take rows out of a lake table's files: merge-on-read (deletion vectors,
     /// delete files) or copy-on-write (each file that loses rows written again without them).
     #[arg(long, value_name = "MODE", default_value = "merge-on-read", value_parser = parse_with::<pgarrow_lake::mirror::DeleteMode>, help_heading = "Apply to lake tables")]

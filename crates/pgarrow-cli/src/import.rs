@@ -38,7 +38,8 @@ pub(crate) fn import(stop: &Stop, config: &Config, args: &ImportArgs) -> Result<
         args.iceberg.as_deref(),
         args.lake_table.as_deref(),
         &args.catalog_name,
-    );
+        &args.iceberg_property,
+    )?;
     let input = if lake != LakeName::default() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

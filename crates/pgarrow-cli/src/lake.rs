@@ -229,7 +229,8 @@ fn target(source: &Source, job: &Job<'_>) -> Result<LakeTarget> {
         lake.iceberg.as_deref(),
         lake.lake_table.as_deref(),
         &lake.catalog_name,
-    );
+        &lake.iceberg_property,
+    )?;
     named.data_path = lake.data_path.clone();
     named.warehouse = lake.warehouse.clone();
     named.checkpoint_interval = lake.delta.as_ref().map(|_| lake.checkpoint_interval);
@@ -555,26 +556,39 @@ fn maintained(args: &LakeTableArgs) -> Result<LakeTarget> {
         args.iceberg.as_deref(),
         args.lake_table.as_deref(),
         &args.catalog_name,
-    );
+        &args.iceberg_property,
+    )?;
     Ok(named.target(None)?.with_storage(args.storage.options()?))
 }
 
 /// A lake table as `pgarrow lake`, `pgarrow apply` and `pgarrow import` name it (the catalog
-/// name, which has a default, only with --iceberg).
+/// name, which has a default, only with --iceberg; `properties`: --iceberg-property KEY=VALUE).
 pub(crate) fn lake_name(
     ducklake: Option<&str>,
     delta: Option<&str>,
     iceberg: Option<&str>,
     lake_table: Option<&str>,
     catalog_name: &str,
-) -> LakeName {
+    properties: &[String],
+) -> Result<LakeName> {
     let mut name = LakeName::default();
     name.ducklake = ducklake.map(str::to_owned);
     name.delta = delta.map(str::to_owned);
     name.iceberg = iceberg.map(str::to_owned);
     name.lake_table = lake_table.map(str::to_owned);
     name.catalog_name = iceberg.map(|_| catalog_name.to_owned());
-    name
+    for p in properties {
+        let Some((k, v)) = p.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
+            // The value may be a secret: only its key is shown.
+            return Err(usage(&format!(
+                "--iceberg-property is KEY=VALUE (such as s3.endpoint=http://localhost:9000), \
+                 not {:?}",
+                p.split('=').next().unwrap_or_default()
+            )));
+        };
+        name = name.with_iceberg_property(k.trim(), v);
+    }
+    Ok(name)
 }
 
 /// `pgarrow apply DIR --ducklake|--delta|--iceberg`: a changes directory into lake tables, each
@@ -629,7 +643,8 @@ pub(crate) fn apply(
         args.iceberg.as_deref(),
         args.lake_table.as_deref(),
         &args.catalog_name,
-    );
+        &args.iceberg_property,
+    )?;
     let target = named.target(one.as_deref())?;
     let target = target.with_storage(args.storage.options()?);
     let quiet = args.quiet || args.json;

@@ -47,6 +47,7 @@ mod export;
 mod manifest;
 pub(crate) mod mirror;
 mod read;
+pub mod rest;
 mod schema;
 pub(crate) mod spec;
 
@@ -66,26 +67,86 @@ use crate::common::IfExists;
 pub use export::export_to_iceberg;
 use manifest::{DataFile, SpecField};
 pub use read::open_iceberg;
+pub use rest::RestCatalogOptions;
 use spec::{Snapshot, TableMetadata, TableRequirement, TableUpdate};
 
 /// The catalog name of an SQL catalog when none is given (pyiceberg's `load_catalog()`
 /// default).
 pub const DEFAULT_CATALOG_NAME: &str = "default";
 
+/// An Iceberg catalog: the SQL catalog in a PostgreSQL database (pyiceberg's `SqlCatalog`,
+/// Iceberg's JDBC catalog), or a REST catalog (Polaris, Glue, S3 Tables, Unity, Lakekeeper,
+/// Nessie, ...).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum IcebergCatalog {
+    /// The SQL catalog in the database of this connection.
+    Sql(Config),
+    /// A REST catalog.
+    Rest(RestCatalogOptions),
+}
+
+impl From<Config> for IcebergCatalog {
+    fn from(config: Config) -> Self {
+        IcebergCatalog::Sql(config)
+    }
+}
+
+impl From<RestCatalogOptions> for IcebergCatalog {
+    fn from(options: RestCatalogOptions) -> Self {
+        IcebergCatalog::Rest(options)
+    }
+}
+
+impl IcebergCatalog {
+    /// The catalog of `text`: an `http://` or `https://` address is a REST catalog's `uri`,
+    /// anything else a PostgreSQL connection string of an SQL catalog.
+    ///
+    /// # Errors
+    /// A connection string that does not parse.
+    pub fn parse(text: &str) -> Result<IcebergCatalog> {
+        if text.starts_with("http://") || text.starts_with("https://") {
+            return Ok(IcebergCatalog::Rest(RestCatalogOptions::new(text)));
+        }
+        Ok(IcebergCatalog::Sql(Config::parse(text)?))
+    }
+
+    /// Whether this is a REST catalog.
+    pub fn is_rest(&self) -> bool {
+        matches!(self, IcebergCatalog::Rest(_))
+    }
+
+    /// The catalog with REST property `key` set (an SQL catalog: refused).
+    ///
+    /// # Errors
+    /// An SQL catalog, which takes no properties.
+    pub fn with_property(self, key: &str, value: &str) -> Result<IcebergCatalog> {
+        match self {
+            IcebergCatalog::Rest(o) => Ok(IcebergCatalog::Rest(o.with_property(key, value))),
+            IcebergCatalog::Sql(_) => Err(ErrorKind::Usage(format!(
+                "Iceberg catalog property {key} is a REST catalog's; this is an SQL catalog \
+                 (a postgresql:// URL)"
+            ))
+            .into()),
+        }
+    }
+}
+
 /// Where and how an export goes into an Iceberg table: [`IcebergTarget::new`], then `with_*`.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct IcebergTarget {
-    /// The database of the SQL catalog.
-    pub catalog: Config,
-    /// The catalog's name in that database ([`DEFAULT_CATALOG_NAME`] unless given).
+    /// The catalog: an SQL catalog's database, or a REST catalog.
+    pub catalog: IcebergCatalog,
+    /// An SQL catalog's name in its database ([`DEFAULT_CATALOG_NAME`] unless given).
     pub catalog_name: String,
     /// The table's namespace (made when missing; `a.b` for a nested one).
     pub namespace: String,
     /// The table.
     pub table: String,
     /// Where a new table goes: `<warehouse>/<namespace>.db/<table>` (a directory or an
-    /// object store URL). An existing table keeps its own location.
+    /// object store URL; a REST catalog without it: where the server puts the table). An
+    /// existing table keeps its own location.
     pub warehouse: Option<String>,
     /// When the table exists.
     pub if_exists: IfExists,
@@ -106,10 +167,15 @@ pub struct IcebergTarget {
 }
 
 impl IcebergTarget {
-    /// Table `namespace.table` of the SQL catalog in database `catalog`.
-    pub fn new(catalog: Config, namespace: impl Into<String>, table: impl Into<String>) -> Self {
+    /// Table `namespace.table` of `catalog` (an SQL catalog's [`Config`], or a REST catalog's
+    /// [`RestCatalogOptions`]).
+    pub fn new(
+        catalog: impl Into<IcebergCatalog>,
+        namespace: impl Into<String>,
+        table: impl Into<String>,
+    ) -> Self {
         IcebergTarget {
-            catalog,
+            catalog: catalog.into(),
             catalog_name: DEFAULT_CATALOG_NAME.to_owned(),
             namespace: namespace.into(),
             table: table.into(),

@@ -42,7 +42,9 @@ mod target;
 
 pub use delta::{DeltaStats, DeltaTarget, export_to_delta};
 pub use ducklake::{DuckLakeStats, DuckLakeTarget, export_to_ducklake};
-pub use iceberg::{IcebergStats, IcebergTarget, export_to_iceberg};
+pub use iceberg::{
+    IcebergCatalog, IcebergStats, IcebergTarget, RestCatalogOptions, export_to_iceberg,
+};
 pub use named::{LakeName, open_lake};
 pub use tables::SharedSnapshot;
 pub use target::{LakeStats, LakeTarget, export_to_lake};

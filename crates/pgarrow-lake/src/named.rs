@@ -21,7 +21,7 @@ use pgarrow::{Error, Result};
 
 use crate::delta::DeltaTarget;
 use crate::ducklake::DuckLakeTarget;
-use crate::iceberg::{DEFAULT_CATALOG_NAME, IcebergTarget};
+use crate::iceberg::{DEFAULT_CATALOG_NAME, IcebergCatalog, IcebergTarget};
 use crate::target::LakeTarget;
 
 /// A lake table as the doors name it: one format's argument, and for a catalog's table its
@@ -33,8 +33,13 @@ pub struct LakeName {
     pub ducklake: Option<String>,
     /// A Delta table's location (a directory or an object URL).
     pub delta: Option<String>,
-    /// An Iceberg SQL catalog's database URL.
+    /// An Iceberg catalog: an SQL catalog's database URL, or a REST catalog's `http(s)://`
+    /// address.
     pub iceberg: Option<String>,
+    /// A REST catalog's properties (pyiceberg's: `credential`, `token`, `s3.endpoint`, ...),
+    /// over those its configuration file and environment give (see
+    /// [`pyiceberg_properties`](crate::iceberg::rest::pyiceberg_properties)).
+    pub iceberg_properties: Vec<(String, String)>,
     /// A catalog's table, `[schema.]name` (schema `main` in DuckLake, namespace `default` in
     /// Iceberg when left out).
     pub lake_table: Option<String>,
@@ -42,7 +47,8 @@ pub struct LakeName {
     pub catalog_name: Option<String>,
     /// Where a new DuckLake catalog keeps its files.
     pub data_path: Option<String>,
-    /// Where a new Iceberg table's files go.
+    /// Where a new Iceberg table's files go (an SQL catalog's); a REST catalog's warehouse
+    /// (its `warehouse` property).
     pub warehouse: Option<String>,
     /// Versions between a Delta table's checkpoints.
     pub checkpoint_interval: Option<u64>,
@@ -71,6 +77,16 @@ impl LakeName {
             iceberg: Some(url.into()),
             ..LakeName::default()
         }
+    }
+
+    /// A REST catalog's property.
+    pub fn with_iceberg_property(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.iceberg_properties.push((key.into(), value.into()));
+        self
     }
 
     /// The catalog's table, `[schema.]name`.
@@ -132,6 +148,10 @@ impl LakeName {
             },
         )?;
         refuse(
+            !self.iceberg_properties.is_empty() && !iceberg,
+            "--iceberg-property (iceberg_properties=) is an Iceberg REST catalog's",
+        )?;
+        refuse(
             self.warehouse.is_some() && !iceberg,
             "--warehouse (warehouse=) is Iceberg's: a new DuckLake catalog keeps its files under \
              --data-path (data_path=), a Delta table at its location",
@@ -184,14 +204,33 @@ impl LakeName {
             t.into()
         } else if let Some(url) = &self.iceberg {
             let (namespace, table) = name("default")?;
-            let mut t = IcebergTarget::new(Config::parse(url)?, namespace, table)
-                .with_catalog_name(
-                    self.catalog_name
-                        .clone()
-                        .unwrap_or_else(|| DEFAULT_CATALOG_NAME.to_owned()),
-                );
-            if let Some(w) = &self.warehouse {
-                t = t.with_warehouse(w.clone());
+            let catalog_name = self
+                .catalog_name
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CATALOG_NAME.to_owned());
+            let mut catalog = IcebergCatalog::parse(url)?;
+            let mut warehouse = self.warehouse.clone();
+            if catalog.is_rest() {
+                // pyiceberg's own configuration of the catalog of that name, under what the
+                // call gives (its address is the one given).
+                for (k, v) in crate::iceberg::rest::pyiceberg_properties(&catalog_name)? {
+                    if k != "uri" {
+                        catalog = catalog.with_property(&k, &v)?;
+                    }
+                }
+                // A REST catalog's warehouse is the one the server is asked for; the server
+                // says where a new table goes.
+                if let Some(w) = warehouse.take() {
+                    catalog = catalog.with_property("warehouse", &w)?;
+                }
+            }
+            for (k, v) in &self.iceberg_properties {
+                catalog = catalog.with_property(k, v)?;
+            }
+            let mut t =
+                IcebergTarget::new(catalog, namespace, table).with_catalog_name(catalog_name);
+            if let Some(w) = warehouse {
+                t = t.with_warehouse(w);
             }
             t.into()
         } else {

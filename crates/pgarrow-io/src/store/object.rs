@@ -352,14 +352,17 @@ impl ObjectLocation {
 }
 
 /// A marker name's suffix of its own (the process and the moment): writers checking one
-/// prefix at once each write and remove their own marker, never another's.
+/// prefix at once each write and remove their own marker, never another's. It ends in
+/// `.parquet`: stores that take only a table's own kinds of object under a table's prefix
+/// (SeaweedFS's table buckets: `*.parquet`, `*.avro`, `*.metadata.json`) refuse any other
+/// name, and readers skip a name that starts with a dot.
 pub(crate) fn marker_suffix() -> String {
     static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("-{}-{nanos}-{n}", std::process::id())
+    format!("-{}-{nanos}-{n}.parquet", std::process::id())
 }
 
 /// A marker's removal, a marker already gone being no error.

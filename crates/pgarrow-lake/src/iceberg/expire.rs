@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use pgarrow::io::{Location, StorageOptions};
 use pgarrow::{Error, Result};
 
-use super::catalog::{Catalog, Committed, SqlCatalog};
+use super::catalog::{Catalog, Committed, Connected};
 use super::spec::{TableMetadata, TableRequirement, TableUpdate};
 use super::{IcebergTarget, blocking};
 use crate::retention::{ExpireOptions, ExpireStats, remove_files};
@@ -26,7 +26,7 @@ pub(crate) async fn expire(target: &IcebergTarget, options: &ExpireOptions) -> R
     let mut tries = Retries::new(options.retries, format!("expiring Iceberg table {name}"));
     loop {
         let mut catalog =
-            SqlCatalog::connect(&target.catalog, &target.catalog_name, &target.storage).await?;
+            Connected::connect(&target.catalog, &target.catalog_name, &target.storage).await?;
         let loaded = catalog.load(&target.namespace, &target.table).await;
         let Some(base) = loaded? else {
             catalog.close().await;
@@ -50,7 +50,7 @@ pub(crate) async fn expire(target: &IcebergTarget, options: &ExpireOptions) -> R
                 .collect()
         };
         let (kept_lists, dropped_lists) = (lists(&kept), lists(&dropped));
-        let storage = target.storage.clone();
+        let storage = catalog.storage().clone();
         let gone = blocking(move || unreachable(&kept_lists, &dropped_lists, &storage)).await;
         let gone = match gone {
             Ok(gone) => gone,

@@ -9,7 +9,7 @@ use pgarrow::partition::PartitionOptions;
 use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 use serde_json::{Value as Json, json};
 
-use super::catalog::{Catalog, Committed, Loaded, SqlCatalog};
+use super::catalog::{Catalog, Committed, Connected, Loaded};
 use super::manifest::{self, SpecField};
 use super::schema::{self, IcebergSchema};
 use super::spec::{self, PartitionSpec, Snapshot, TableMetadata, TableRequirement, TableUpdate};
@@ -55,7 +55,7 @@ pub async fn export_to_iceberg(
 ) -> Result<IcebergStats> {
     let name = format!("{}.{}", target.namespace, target.table);
     let mut catalog =
-        SqlCatalog::connect(&target.catalog, &target.catalog_name, &target.storage).await?;
+        Connected::connect(&target.catalog, &target.catalog_name, &target.storage).await?;
     let result = export(
         &mut catalog,
         config,
@@ -73,7 +73,7 @@ pub async fn export_to_iceberg(
 
 #[allow(clippy::too_many_arguments)]
 async fn export(
-    catalog: &mut SqlCatalog,
+    catalog: &mut Connected,
     config: impl IntoConfig,
     source: impl Into<Source>,
     options: &ExportOptions,
@@ -84,6 +84,11 @@ async fn export(
 ) -> Result<IcebergStats> {
     let (ns, table) = (target.namespace.as_str(), target.table.as_str());
     let opened = Opened::read(catalog, target, name).await?;
+    // The table's files are where its catalog says, with the storage it gives.
+    let target = &IcebergTarget {
+        storage: catalog.storage().clone(),
+        ..target.clone()
+    };
     let files = opened.files(target)?;
     let Exported {
         files: written,
@@ -187,7 +192,7 @@ struct Opened {
 
 impl Opened {
     /// The table `target` names, refused if it exists and the export may not add to it.
-    async fn read(catalog: &mut SqlCatalog, target: &IcebergTarget, name: &str) -> Result<Opened> {
+    async fn read(catalog: &mut Connected, target: &IcebergTarget, name: &str) -> Result<Opened> {
         let (ns, table) = (target.namespace.as_str(), target.table.as_str());
         let base = catalog.load(ns, table).await?;
         let base_meta = base.as_ref().map(|b| &b.metadata);
@@ -215,13 +220,11 @@ impl Opened {
         }
         let location = match (base_meta, &target.warehouse) {
             (Some(meta), _) => meta.location.trim_end_matches('/').to_owned(),
-            (None, Some(w)) => format!("{}/{ns}.db/{table}", absolute(w)?),
-            (None, None) => {
-                return Err(ErrorKind::Usage(
-                    "the table is new: give the warehouse its files go under (--warehouse PATH)"
-                        .into(),
-                )
-                .into());
+            (None, w) => {
+                let warehouse = w.as_deref().map(absolute).transpose()?;
+                catalog
+                    .new_location(ns, table, warehouse.as_deref())
+                    .await?
             }
         };
         let mut layout = target.layout.clone();
@@ -498,7 +501,7 @@ impl Adding<'_> {
     /// incremental run's check of the table now). Its sequence number and the table after it.
     async fn commit(
         &self,
-        catalog: &mut SqlCatalog,
+        catalog: &mut Connected,
         target: &IcebergTarget,
         base: Option<Loaded>,
         tries: &mut Retries,

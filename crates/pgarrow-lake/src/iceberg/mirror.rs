@@ -13,7 +13,7 @@ use pgarrow::io::{Format, Layout, Manifest, ManifestFile, PartitionField};
 use pgarrow::{Error, ErrorKind, Result};
 use serde_json::{Value as Json, json};
 
-use super::catalog::{Catalog, Loaded, SqlCatalog};
+use super::catalog::{Catalog, Connected, Loaded};
 use super::manifest::{self, DataFile, SpecField, Typed};
 use super::spec::{Snapshot, TableMetadata, TableUpdate};
 use super::{
@@ -41,6 +41,8 @@ pub(crate) struct IcebergMirror {
     /// Each live data file's partition tuple, by ID: a position delete file applies to the
     /// data files of its own partition, so a commit writes one per partition it deletes from.
     parts: HashMap<i64, Partition>,
+    /// A REST catalog's session, held from commit to commit.
+    session: Option<Connected>,
 }
 
 /// A data file's partition tuple.
@@ -111,9 +113,20 @@ impl IcebergMirror {
     ) -> Result<Option<(IcebergMirror, Live, Option<MirrorPoint>)>> {
         let name = format!("{}.{}", target.namespace, target.table);
         let mut catalog =
-            SqlCatalog::connect(&target.catalog, &target.catalog_name, &target.storage).await?;
+            Connected::connect(&target.catalog, &target.catalog_name, &target.storage).await?;
         let loaded = catalog.load(&target.namespace, &target.table).await;
-        catalog.close().await;
+        // The table's files are where its catalog says, with the storage it gives.
+        let target = &IcebergTarget {
+            storage: catalog.storage().clone(),
+            ..target.clone()
+        };
+        let session = match catalog {
+            rest @ Connected::Rest(_) => Some(rest),
+            sql => {
+                sql.close().await;
+                None
+            }
+        };
         let Some(table) = loaded? else {
             return Ok(None);
         };
@@ -181,6 +194,7 @@ impl IcebergMirror {
                 spec,
                 partitions,
                 parts,
+                session,
             },
             live,
             point,
@@ -238,12 +252,17 @@ impl IcebergMirror {
     /// [`MOVED`]); `what` says what the commit did, for its errors.
     async fn commit_updates(&mut self, updates: &[TableUpdate], what: &str) -> Result<()> {
         let name = &self.name;
-        let mut catalog = SqlCatalog::connect(
-            &self.target.catalog,
-            &self.target.catalog_name,
-            &self.target.storage,
-        )
-        .await?;
+        let mut catalog = match self.session.take() {
+            Some(c) => c,
+            None => {
+                Connected::connect(
+                    &self.target.catalog,
+                    &self.target.catalog_name,
+                    &self.target.storage,
+                )
+                .await?
+            }
+        };
         let required = requirements(&self.table.metadata);
         let committed = catalog
             .commit(
@@ -254,7 +273,12 @@ impl IcebergMirror {
                 updates,
             )
             .await;
-        catalog.close().await;
+        // A REST catalog's session (its connections, its token) serves the next commit; an
+        // SQL catalog's connection is not held between commits.
+        match catalog {
+            rest @ Connected::Rest(_) => self.session = Some(rest),
+            sql => sql.close().await,
+        }
         let committed = committed.map_err(|e| e.context(format!("{what} Iceberg table {name}")))?;
         self.table =
             committed.or_conflict(&format!("another writer committed to Iceberg table {name}"))?;

@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use pgarrow::io::{Input, InputOptions, StorageOptions, TableFile};
-use pgarrow::protocol::Config;
 use pgarrow::{Error, ErrorKind, Result};
 use serde_json::Value as Json;
 
+use super::IcebergCatalog;
 use super::blocking;
-use super::catalog::{Catalog, SqlCatalog};
+use super::catalog::{Catalog, Connected};
 use super::spec::{NestedField, TableMetadata, Type};
 use crate::avro::{self, Value};
 
@@ -25,7 +25,7 @@ use crate::avro::{self, Value};
 /// No such table; a table without a snapshot; equality delete files in its snapshot (named);
 /// data files that are not Parquet; the catalog's and the files' errors.
 pub async fn open_iceberg(
-    catalog: &Config,
+    catalog: &IcebergCatalog,
     catalog_name: &str,
     namespace: &str,
     table: &str,
@@ -36,8 +36,9 @@ pub async fn open_iceberg(
     let refuse = |what: String| -> Error {
         ErrorKind::InvalidInput(format!("Iceberg table {name}: {what}")).into()
     };
-    let mut db = SqlCatalog::connect(catalog, catalog_name, storage).await?;
+    let mut db = Connected::connect(catalog, catalog_name, storage).await?;
     let loaded = db.load(namespace, table).await;
+    let storage = &db.storage().clone();
     db.close().await;
     let Some(loaded) = loaded? else {
         return Err(ErrorKind::Usage(format!(

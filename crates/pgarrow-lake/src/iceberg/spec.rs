@@ -230,6 +230,29 @@ pub(crate) enum TableUpdate {
         #[serde(rename = "snapshot-ids")]
         snapshot_ids: Vec<i64>,
     },
+    /// The table's UUID (a new table's, in the commit that creates it).
+    AssignUuid { uuid: String },
+    /// The format version (a new table's).
+    UpgradeFormatVersion {
+        #[serde(rename = "format-version")]
+        format_version: i64,
+    },
+    /// A sort order (a new table's; pgarrow changes none).
+    AddSortOrder {
+        #[serde(rename = "sort-order")]
+        sort_order: Json,
+    },
+    /// The default sort order.
+    SetDefaultSortOrder {
+        #[serde(rename = "sort-order-id")]
+        sort_order_id: i64,
+    },
+    /// Where the table's files go.
+    SetLocation { location: String },
+    /// Table properties set.
+    SetProperties {
+        updates: std::collections::BTreeMap<String, String>,
+    },
 }
 
 /// What must hold of the table for a change to apply, as the REST catalog specification
@@ -240,7 +263,6 @@ pub(crate) enum TableUpdate {
 pub(crate) enum TableRequirement {
     /// The table does not exist yet (a REST catalog's create sends it; the SQL catalog's
     /// insert holds it by itself).
-    #[allow(dead_code)]
     AssertCreate,
     /// It is the table read (not one dropped and made again).
     AssertTableUuid { uuid: String },
@@ -491,6 +513,27 @@ impl TableMetadata {
                     .retain(|s| !snapshot_ids.contains(&s.snapshot_id));
                 self.snapshot_log
                     .retain(|e| !snapshot_ids.contains(&e.snapshot_id));
+            }
+            TableUpdate::AssignUuid { uuid } => self.table_uuid = Some(uuid.clone()),
+            TableUpdate::UpgradeFormatVersion { format_version } => {
+                self.format_version = self.format_version.max(*format_version);
+            }
+            TableUpdate::AddSortOrder { sort_order } => {
+                let orders = self.sort_orders.get_or_insert_with(|| json!([]));
+                if let Some(list) = orders.as_array_mut()
+                    && !list.iter().any(|o| o["order-id"] == sort_order["order-id"])
+                {
+                    list.push(sort_order.clone());
+                }
+            }
+            TableUpdate::SetDefaultSortOrder { sort_order_id } => {
+                self.default_sort_order_id = Some(*sort_order_id);
+            }
+            TableUpdate::SetLocation { location } => self.location = location.clone(),
+            TableUpdate::SetProperties { updates } => {
+                for (k, v) in updates {
+                    self.properties.insert(k.clone(), Json::String(v.clone()));
+                }
             }
         }
     }
