@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from emulators import AzureEmulator, GcsEmulator, Missing, S3Emulator
+from rest_catalogs import SERVERS as REST_SERVERS
 
 
 @pytest.fixture(scope="session")
@@ -140,6 +141,17 @@ def s3_auth():
 def azure():
     """Azurite's blob service with the development account."""
     yield from _emulator(AzureEmulator)
+
+
+@pytest.fixture(scope="session", params=sorted(REST_SERVERS))
+def rest_catalog(request):
+    """A real Iceberg REST catalog server (rest_catalogs.py), each test once per server:
+    SeaweedFS and Rustberg."""
+    server = REST_SERVERS[request.param]()
+    try:
+        yield from _emulator(lambda: server)
+    finally:
+        server.cleanup()
 
 
 @pytest.fixture(scope="session")

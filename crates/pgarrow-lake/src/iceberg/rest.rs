@@ -863,15 +863,13 @@ fn creation(metadata: &TableMetadata) -> Vec<TableUpdate> {
             last_column_id: metadata.last_column_id,
         });
     }
-    updates.push(TableUpdate::SetCurrentSchema {
-        schema_id: metadata.current_schema_id.unwrap_or(0),
-    });
+    // `-1`: the one added last, as Iceberg's clients say it (a server numbers what it adds
+    // itself, and may start a new table from a placeholder schema 0 of no columns).
+    updates.push(TableUpdate::SetCurrentSchema { schema_id: -1 });
     for spec in &metadata.partition_specs {
         updates.push(TableUpdate::AddSpec { spec: spec.clone() });
     }
-    updates.push(TableUpdate::SetDefaultSpec {
-        spec_id: metadata.default_spec_id.unwrap_or(0),
-    });
+    updates.push(TableUpdate::SetDefaultSpec { spec_id: -1 });
     for order in metadata
         .sort_orders
         .as_ref()
@@ -883,9 +881,7 @@ fn creation(metadata: &TableMetadata) -> Vec<TableUpdate> {
             sort_order: order.clone(),
         });
     }
-    updates.push(TableUpdate::SetDefaultSortOrder {
-        sort_order_id: metadata.default_sort_order_id.unwrap_or(0),
-    });
+    updates.push(TableUpdate::SetDefaultSortOrder { sort_order_id: -1 });
     updates.push(TableUpdate::SetLocation {
         location: metadata.location.clone(),
     });

@@ -476,7 +476,14 @@ impl TableMetadata {
                     (a, b) => a.or(b).or(Some(999)),
                 };
             }
-            TableUpdate::SetDefaultSpec { spec_id } => self.default_spec_id = Some(*spec_id),
+            TableUpdate::SetDefaultSpec { spec_id } => {
+                // `-1`: the spec added last.
+                let id = match *spec_id {
+                    -1 => self.partition_specs.last().map_or(0, |s| s.spec_id),
+                    id => id,
+                };
+                self.default_spec_id = Some(id);
+            }
             TableUpdate::AddSnapshot { snapshot } => {
                 if let Some(seq) = snapshot.sequence_number {
                     self.last_sequence_number = Some(seq);
@@ -527,7 +534,18 @@ impl TableMetadata {
                 }
             }
             TableUpdate::SetDefaultSortOrder { sort_order_id } => {
-                self.default_sort_order_id = Some(*sort_order_id);
+                // `-1`: the order added last.
+                let last = self
+                    .sort_orders
+                    .as_ref()
+                    .and_then(Json::as_array)
+                    .and_then(|l| l.last())
+                    .and_then(|o| o["order-id"].as_i64());
+                let id = match *sort_order_id {
+                    -1 => last.unwrap_or(0),
+                    id => id,
+                };
+                self.default_sort_order_id = Some(id);
             }
             TableUpdate::SetLocation { location } => self.location = location.clone(),
             TableUpdate::SetProperties { updates } => {
