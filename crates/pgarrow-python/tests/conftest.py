@@ -143,15 +143,39 @@ def azure():
     yield from _emulator(AzureEmulator)
 
 
+@pytest.fixture(scope="session")
+def _rest_servers():
+    """The REST catalog servers started so far in the session (each once), stopped at its end."""
+    started: dict = {}
+    yield started
+    for server in started.values():
+        server.stop()
+        server.cleanup()
+
+
+def _rest_server(started: dict, name: str):
+    if name not in started:
+        server = REST_SERVERS[name]()
+        try:
+            server.start()
+        except Missing as e:
+            server.cleanup()
+            _missing(e)
+        started[name] = server
+    return started[name]
+
+
 @pytest.fixture(scope="session", params=sorted(REST_SERVERS))
-def rest_catalog(request):
+def rest_catalog(request, _rest_servers):
     """A real Iceberg REST catalog server (rest_catalogs.py), each test once per server:
     SeaweedFS and Rustberg."""
-    server = REST_SERVERS[request.param]()
-    try:
-        yield from _emulator(lambda: server)
-    finally:
-        server.cleanup()
+    return _rest_server(_rest_servers, request.param)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(_rest_servers):
+    """The SeaweedFS REST catalog (OAuth2 client credentials), for the tests of tokens."""
+    return _rest_server(_rest_servers, "seaweedfs")
 
 
 @pytest.fixture(scope="session")

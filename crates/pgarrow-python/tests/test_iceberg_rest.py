@@ -147,15 +147,41 @@ class Proxy:
         self.held = threading.Event()
         self.lose_answer = 0
         self.commits = 0
+        # Tokens: `tokens` = "short" gives each a lifetime of one second in the token answer,
+        # "silent" gives none; with `one_use`, a token is refused (401) after its first request,
+        # as an expired one is.
+        self.tokens: str | None = None
+        self.one_use = False
+        self.issued = 0
+        self.used: set[str] = set()
+        self.aliases: dict[str, str] = {}
+        self.refused = 0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
 
+            def answer(self, status, data, headers=()):
+                self.send_response(status)
+                for k, v in headers:
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def forward(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 commit = self.command == "POST" and "/tables/" in self.path and b'"updates"' in body
+                token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                if proxy.one_use and token and not self.path.endswith("/oauth/tokens"):
+                    if token in proxy.used:
+                        proxy.refused += 1
+                        return self.answer(401, b'{"error": {"message": "token expired", '
+                                                b'"type": "NotAuthorizedException", "code": 401}}')
+                    proxy.used.add(token)
+                real = proxy.aliases.get(token)
                 if commit:
                     proxy.commits += 1
                     if proxy.hold is not None:
@@ -163,6 +189,9 @@ class Proxy:
                         proxy.hold.wait(60)
                 c = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                if real is not None:
+                    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                    headers["Authorization"] = f"Bearer {real}"
                 c.request(self.command, self.path, body=body or None, headers=headers)
                 r = c.getresponse()
                 data = r.read()
@@ -171,13 +200,19 @@ class Proxy:
                     status, data = 500, b'{"error": {"message": "proxy lost the answer", "type": "X", "code": 500}}'
                 else:
                     status = r.status
-                self.send_response(status)
-                for k, v in r.getheaders():
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                if self.path.endswith("/oauth/tokens") and status == 200 and proxy.tokens:
+                    proxy.issued += 1
+                    grant = json.loads(data)
+                    # A token of its own each time (the server's are the same within a second).
+                    alias = f"alias-{proxy.issued}"
+                    proxy.aliases[alias] = grant["access_token"]
+                    grant["access_token"] = alias
+                    if proxy.tokens == "short":
+                        grant["expires_in"] = 1
+                    else:
+                        grant.pop("expires_in", None)
+                    data = json.dumps(grant).encode()
+                self.answer(status, data, r.getheaders())
 
             do_GET = do_POST = do_HEAD = do_DELETE = forward
 
@@ -277,3 +312,34 @@ def test_refused_credentials_name_the_server_answer_and_never_the_secret(url, co
     assert out.returncode != 0
     assert "not-the-secret-xyz" not in out.stderr + out.stdout
     assert "HTTP 401" in out.stderr or "HTTP 403" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("tokens", ["short", "silent"])
+def test_a_mirror_goes_on_as_its_tokens_expire(logical_url, source, seaweedfs, tokens):
+    """Tokens good for one request: told to expire in a second, pgarrow renews each before it
+    is due and none is refused; told nothing, each is refused once it expired (401), and
+    pgarrow fetches a new one and sends the request again. The mirror goes on either way."""
+    proxy = Proxy(seaweedfs.uri)
+    proxy.tokens, proxy.one_use = tokens, True
+    server, src, conn = seaweedfs, new_name("tok"), source
+    conn.execute(f"CREATE TABLE {src} (id bigint PRIMARY KEY, v int)")
+    conn.execute(f"INSERT INTO {src} SELECT g, 0 FROM generate_series(1, 50) g")
+    lake, slot = f"rest_tokens.{src}", new_name("slot")
+    via = flags(server, lake, uri=proxy.uri, **{"oauth2-server-uri": f"{proxy.uri}/v1/oauth/tokens"})
+    args = ["mirror", "-d", logical_url, "-t", src, "--slot", slot, *via, "--catch-up", "--json"]
+    try:
+        run(*args)
+        for k in range(3):
+            conn.execute(f"UPDATE {src} SET v = {k + 1} WHERE id % 3 = {k}")
+        run(*args, "--commit-changes", "1")
+        want = [normalized(r) for r in conn.execute(f"SELECT id, v FROM {src} ORDER BY id")]
+        assert pyiceberg_rows(server, lake, ["id", "v"]) == want
+        assert proxy.issued >= 4, proxy.issued
+        if tokens == "short":
+            assert proxy.refused == 0, "a token renewed before it is due is never refused"
+        else:
+            assert proxy.refused >= 2, proxy.refused
+    finally:
+        proxy.close()
+        conn.execute(f"SELECT pg_drop_replication_slot('{slot}') WHERE EXISTS "
+                     f"(SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')")
