@@ -308,6 +308,17 @@ impl RestCatalog {
                 "a REST catalog's uri is an http:// or https:// address, not {uri:?}"
             )));
         }
+        if options
+            .get("rest.sigv4-enabled")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
+            // AWS Glue's and S3 Tables' catalogs authenticate each request by its signature.
+            return Err(usage(
+                "rest.sigv4-enabled: pgarrow does not sign REST catalog requests with AWS \
+                 SigV4 yet, which AWS Glue's and S3 Tables' Iceberg endpoints require"
+                    .into(),
+            ));
+        }
         let http = client(options)?;
         let mut headers = vec![(
             "X-Iceberg-Access-Delegation".to_owned(),
