@@ -94,6 +94,12 @@ bench-changes rows="1000000" reps="3": bench-build
 bench-mirror rows="1000000" reps="3": bench-build
     python3 benches/mirror.py --rows {{rows}} --reps {{reps}}
 
+# Iceberg's two catalogs: the mirror bench into the SQL catalog and into a REST catalog
+# (Rustberg, `cargo install rustberg --version 0.3.0 --locked --no-default-features --features
+# cli`), commit latency under load included -> benches/RESULTS.md.
+bench-mirror-rest rows="1000000" reps="3": bench-build
+    python3 benches/mirror.py --rows {{rows}} --reps {{reps}} --formats iceberg iceberg_rest
+
 # The delete modes: 1% of lineitem's rows updated (spread over every file), mirrored with
 # deletion vectors / delete files and with --deletes copy-on-write -> benches/RESULTS.md.
 bench-mirror-deletes rows="1000000" reps="3" every="100": bench-build

@@ -707,6 +707,11 @@ def lake_suite(args, command):
     same rounds. Each round replaces the
     table's rows (one snapshot), so every run commits the same work."""
     rows = args.rows
+    # Rustberg, the REST catalog of the REST row (the tests' own server class; `cargo install
+    # rustberg --version 0.3.0 --locked --no-default-features --features cli`).
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "crates", "pgarrow-python", "tests"))
+    from rest_catalogs import Rustberg
+    rest = Rustberg()
     lake_dir = os.path.join(DATA, "lake")
     duck_dir = os.path.join(DATA, "lake-duckdb")
     delta_dir = os.path.join(DATA, "lake-delta")
@@ -746,6 +751,11 @@ def lake_suite(args, command):
                 Tool("pgarrow --iceberg (replace)" + label, "dataset", "pgarrow",
                      pg(lambda s, out: ["--iceberg", s.url_of(ice_db), "--warehouse", ice,
                                         "--lake-table", "bench.lineitem", "--if-exists", "replace"])),
+                # The same export through a REST catalog (Rustberg, its warehouse on the same
+                # disk): what the catalog's HTTP round trips cost beside the SQL catalog's.
+                Tool("pgarrow --iceberg REST catalog (Rustberg) (replace)" + label, "dataset", "pgarrow",
+                     pg(lambda s, out: ["--iceberg", rest.uri, "--iceberg-property", f"token={rest.key}",
+                                        "--lake-table", f"bench{side}.lineitem", "--if-exists", "replace"])),
                 Tool("pgarrow --iceberg --partitions 2 (replace)" + label, "dataset", "pgarrow",
                      pg(lambda s, out: ["--iceberg", s.url_of(ice_db), "--warehouse", ice,
                                         "--lake-table", "bench.lineitem", "--if-exists", "replace",
@@ -787,8 +797,10 @@ def lake_suite(args, command):
             *[d + side for d in (lake_dir, delta_dir, ice_dir) for side in sides]]
 
     def run(tool, _):
+        # A new REST table's first round is a create, like the SQL catalog's first round.
         return run_lineitem_tool(tool, server, rows, "lake-")
 
+    rest.start()
     with Server(rows, 0) as server:
         info = machine_info(server)
         for db in ("bench_lake_duckdb", *[d + side for d in ("bench_lake", "bench_iceberg")
@@ -809,11 +821,14 @@ def lake_suite(args, command):
                      f"| {s['maxrss_mib']:,.0f} |")
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
+    rest.stop()
+    rest.cleanup()
     text = (
         "## Lake tables (`just bench-lake`)\n\n" + describe_machine(info, command)
         + f"- lineitem ({rows:,} rows) into a DuckLake table whose catalog is a database of the "
         "same cluster, a Delta table on the local disk, and an Iceberg table of the SQL catalog "
-        "in a database of the same cluster, replacing its rows each round "
+        "in a database of the same cluster (and of a REST catalog, Rustberg on this machine, its "
+        "warehouse on the same disk), replacing its rows each round "
         f"(one snapshot, one version); medians of {args.reps} "
         "interleaved rounds. `x one file`: wall time over the plain one-file export's.\n\n"
         "| tool | s | x one file | client CPU s | peak RSS MiB |\n"

@@ -56,14 +56,24 @@ FORMATS = {
     "ducklake": "DuckLake (updates as delete files)",
     "delta": "Delta (updates as deletion vectors)",
     "iceberg": "Iceberg (updates as position delete files)",
+    "iceberg_rest": "Iceberg-REST (Rustberg on this machine, its warehouse on the same disk; "
+                    "updates as position delete files)",
 }
 
+# The REST catalog of `iceberg-rest`, started by main() when asked for (the tests' own server
+# class; `cargo install rustberg --version 0.3.0 --locked --no-default-features --features cli`).
+REST = None
 
-def lake_args(server, out, fmt, name):
-    """The flags naming a new lake table of `fmt` called `name` (its catalog database made)."""
+
+def lake_args(server, out, fmt, name, one=True):
+    """The flags naming a new lake table of `fmt` called `name` (its catalog database made;
+    a REST catalog's tables, of several source tables (`one` false), each named after its own)."""
     path = os.path.join(out, name)
     if fmt == "delta":
         return ["--delta", path]
+    if fmt == "iceberg_rest":
+        return ["--iceberg", REST.uri, "--iceberg-property", f"token={REST.key}",
+                *(["--lake-table", f"bench.{name}"] if one else [])]
     server.psql_in("postgres", f"CREATE DATABASE {name}")
     if fmt == "iceberg":
         return ["--iceberg", server.url_of(name), "--warehouse", path]
@@ -77,7 +87,8 @@ def main():
     p.add_argument("--rate", type=int, default=10_000, help="changes a second, for the freshness")
     p.add_argument("--seconds", type=int, default=30, help="how long the steady load runs")
     p.add_argument("--commit-interval", type=float, default=1.0)
-    p.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS))
+    p.add_argument("--formats", nargs="+", default=[f for f in FORMATS if f != "iceberg_rest"],
+                   choices=list(FORMATS))
     p.add_argument("--every", type=int, default=1,
                    help="update the rows whose l_orderkey %% N = 0 (1: every row)")
     p.add_argument("--copy-on-write", action="store_true",
@@ -102,6 +113,11 @@ def main():
     for _, binary, _ in builds:
         if not os.path.exists(binary):
             sys.exit(f"{binary} is missing: cargo build --release -p pgarrow-cli")
+    if "iceberg_rest" in a.formats:
+        global REST
+        sys.path.insert(0, os.path.join(ROOT, "crates", "pgarrow-python", "tests"))
+        from rest_catalogs import Rustberg
+        REST = Rustberg().start()
     with LogicalServer(a.rows) as server, tempfile.TemporaryDirectory() as out:
         server.psql("ALTER TABLE lineitem ADD PRIMARY KEY (l_orderkey, l_linenumber)")
         # (name, format, copy-on-write, binary, slot, label): each build's right after the other's.
@@ -223,7 +239,10 @@ def main():
            *lines] if lines else []),
     ])
     print(text)
-    if a.copy_on_write or a.every != 1:
+    if a.formats == ["iceberg", "iceberg_rest"]:
+        # Iceberg's two catalogs side by side (`just bench-mirror-rest`): a section of its own.
+        write_section("mirror-rest", "## Mirror: Iceberg through a REST catalog\n\n" + text)
+    elif a.copy_on_write or a.every != 1:
         # The delete modes side by side: a section of their own, beside the default run's.
         write_section("mirror-deletes", "## Mirror: the delete modes\n\n" + text)
     else:
@@ -236,7 +255,7 @@ def freshness(server, out, a, fmt, binary, side):
     server.psql("DROP TABLE IF EXISTS stamp", "CREATE TABLE stamp (id int PRIMARY KEY, at timestamptz)",
                 "INSERT INTO stamp VALUES (1, now())")
     argv = [binary, "mirror", "--url", server.url, "-t", "lineitem", "-t", "stamp",
-            "--slot", f"mf{fmt}{side}", *lake_args(server, out, fmt, f"fresh{fmt}{side}"), "--json",
+            "--slot", f"mf{fmt}{side}", *lake_args(server, out, fmt, f"fresh{fmt}{side}", one=False), "--json",
             "--commit-interval", str(a.commit_interval),
             "--commit-changes", str(max(a.rate * 10, 100_000))]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
