@@ -60,7 +60,7 @@ pub(crate) trait Catalog {
 /// The catalog a target names, connected: the SQL catalog in a PostgreSQL database, or a REST
 /// catalog.
 pub(crate) enum Connected {
-    Sql(SqlCatalog),
+    Sql(Box<SqlCatalog>),
     Rest(Box<RestCatalog>),
 }
 
@@ -74,7 +74,7 @@ impl Connected {
     ) -> Result<Connected> {
         Ok(match catalog {
             IcebergCatalog::Sql(config) => {
-                Connected::Sql(SqlCatalog::connect(config, name, storage).await?)
+                Connected::Sql(Box::new(SqlCatalog::connect(config, name, storage).await?))
             }
             IcebergCatalog::Rest(options) => {
                 Connected::Rest(Box::new(RestCatalog::connect(options, storage).await?))

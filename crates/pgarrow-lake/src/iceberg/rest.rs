@@ -1,10 +1,10 @@
 //! Iceberg's REST catalog, as its OpenAPI specification gives it: `GET /v1/config` (the
 //! server's defaults and overrides of the client's properties, and the prefix of every other
 //! path), namespaces (made when missing), tables loaded, created and committed to through
-//! requirements and updates ([`super::spec`]).
+//! requirements and updates (the `spec` module).
 //!
 //! A commit is a compare-and-swap the server holds: `409` is a lost race (the caller reads the
-//! table again, [`crate::retry::Retries`]); an answer that never came (a `5xx`, a timeout, a
+//! table again, retried as every lost race is); an answer that never came (a `5xx`, a timeout, a
 //! connection cut after the request went out) leaves the commit's fate unknown, so the table
 //! is loaded again and the commit counts as landed when the table carries what it added (its
 //! snapshot, by ID), else it is sent again: a commit is applied once.
@@ -1008,9 +1008,9 @@ fn server_message(status: u16, body: &[u8]) -> String {
     let said = said.unwrap_or_else(|| {
         let text = String::from_utf8_lossy(body);
         let text = text.trim();
-        match text.len() > 300 {
-            true => format!("{}...", &text[..text.floor_char_boundary(300)]),
-            false => text.to_owned(),
+        match text.char_indices().nth(300) {
+            Some((cut, _)) => format!("{}...", &text[..cut]),
+            None => text.to_owned(),
         }
     });
     format!("HTTP {status}: {said}")
