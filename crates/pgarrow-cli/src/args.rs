@@ -540,7 +540,8 @@ pub(crate) struct LakeArgs {
     /// catalog's warehouse (its warehouse property), which places new tables itself.
     #[arg(long, value_name = "PATH", requires = "iceberg")]
     pub(crate) warehouse: Option<String>,
-    /// The Iceberg catalog's name in the catalog database (pyiceberg's load_catalog name).
+    /// The Iceberg catalog's name: an SQL catalog's in its database (pyiceberg's load_catalog
+    /// name); a REST catalog's entry in ~/.pyiceberg.yaml and PYICEBERG_CATALOG__NAME__*.
     #[arg(long, value_name = "NAME", default_value = pgarrow_lake::iceberg::DEFAULT_CATALOG_NAME, requires = "iceberg")]
     pub(crate) catalog_name: String,
     /// A property of the Iceberg REST catalog (--iceberg http[s]://...), as pyiceberg spells
@@ -754,7 +755,8 @@ pub(crate) struct ImportArgs {
     /// SCHEMA.NAME of --ducklake (schema default: main).
     #[arg(long, value_name = "NAME", requires = "import_catalog")]
     pub(crate) lake_table: Option<String>,
-    /// The Iceberg catalog's name in the catalog database.
+    /// The Iceberg catalog's name: an SQL catalog's in its database; a REST catalog's entry in
+    /// ~/.pyiceberg.yaml and PYICEBERG_CATALOG__NAME__*.
     #[arg(long, value_name = "NAME", default_value = pgarrow_lake::iceberg::DEFAULT_CATALOG_NAME, requires = "iceberg")]
     pub(crate) catalog_name: String,
     /// A property of the Iceberg REST catalog (--iceberg http[s]://...), as pyiceberg spells
@@ -950,7 +952,8 @@ pub(crate) struct LakeTableArgs {
     /// --iceberg (namespace default: default).
     #[arg(long, value_name = "NAME", requires = "lake_table_catalog")]
     pub(crate) lake_table: Option<String>,
-    /// The Iceberg catalog's name in the catalog database.
+    /// The Iceberg catalog's name: an SQL catalog's in its database; a REST catalog's entry in
+    /// ~/.pyiceberg.yaml and PYICEBERG_CATALOG__NAME__*.
     #[arg(long, value_name = "NAME", default_value = pgarrow_lake::iceberg::DEFAULT_CATALOG_NAME, requires = "iceberg")]
     pub(crate) catalog_name: String,
     /// A property of the Iceberg REST catalog (--iceberg http[s]://...), as pyiceberg spells
@@ -1110,7 +1113,8 @@ pub(crate) struct ApplyArgs {
     /// NAMESPACE.NAME (Iceberg; namespace default).
     #[arg(long, value_name = "NAME", help_heading = "Apply to lake tables")]
     pub(crate) lake_table: Option<String>,
-    /// The Iceberg catalog's name in the catalog database.
+    /// The Iceberg catalog's name: an SQL catalog's in its database; a REST catalog's entry in
+    /// ~/.pyiceberg.yaml and PYICEBERG_CATALOG__NAME__*.
     #[arg(long, value_name = "NAME", default_value = pgarrow_lake::iceberg::DEFAULT_CATALOG_NAME, requires = "iceberg", help_heading = "Apply to lake tables")]
     pub(crate) catalog_name: String,
     /// A property of the Iceberg REST catalog (--iceberg http[s]://...), as pyiceberg spells
