@@ -298,6 +298,20 @@ impl IcebergMirror {
         point: Option<&MirrorPoint>,
     ) -> Result<LakeCommit> {
         let laps = Laps::new(&self.name);
+        // Vended credentials about to expire: new ones, from the table loaded again.
+        if let Some(Connected::Rest(rest)) = &mut self.session
+            && rest.storage_due()
+        {
+            rest.load(&self.target.namespace, &self.target.table)
+                .await
+                .map_err(|e| {
+                    e.context(format!(
+                        "renewing the storage credentials of Iceberg table {}",
+                        self.name
+                    ))
+                })?;
+            self.target.storage = rest.storage().clone();
+        }
         let meta = self.table.metadata.clone();
         let mut cleanup = Cleanup::new();
         let at = Staging::new(&meta, &self.name, self.target.storage.clone())?;

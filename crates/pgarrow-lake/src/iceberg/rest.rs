@@ -273,6 +273,8 @@ pub(crate) struct RestCatalog {
     user_storage: StorageOptions,
     /// The storage of the table loaded last.
     storage: StorageOptions,
+    /// When the soonest of its vended credentials expires (milliseconds since the epoch).
+    storage_expires_ms: Option<i64>,
     /// Whether the server offers multi-table transactions.
     pub(crate) transactions: bool,
     /// Whether the server takes an `Idempotency-Key` (its configuration gives the keys'
@@ -371,6 +373,7 @@ impl RestCatalog {
             properties: BTreeMap::new(),
             user_storage: storage.clone(),
             storage: storage.clone(),
+            storage_expires_ms: None,
             transactions: false,
             idempotent: false,
         };
@@ -433,6 +436,13 @@ impl RestCatalog {
     /// once it is loaded).
     pub(crate) fn storage(&self) -> &StorageOptions {
         &self.storage
+    }
+
+    /// Whether the storage's vended credentials expire within [`RENEW_BEFORE`]: the table is
+    /// then loaded again for new ones before files are written with them.
+    pub(crate) fn storage_due(&self) -> bool {
+        let soon = super::now_ms() + RENEW_BEFORE.as_millis() as i64;
+        self.storage_expires_ms.is_some_and(|at| at <= soon)
     }
 
     /// The address of `segments` under `/v1/{prefix}`.
@@ -519,6 +529,8 @@ impl RestCatalog {
             }
         }
         self.storage = with_storage(&self.user_storage, properties.iter().map(|(k, v)| (k, v)));
+        self.storage_expires_ms =
+            expiry_ms(properties.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         Ok(Loaded { metadata, location })
     }
 
@@ -923,6 +935,16 @@ fn creation(metadata: &TableMetadata) -> Vec<TableUpdate> {
     updates
 }
 
+/// When the soonest credential of `properties` expires: the `*-expires-at-ms` properties of
+/// vended credentials (`s3.session-token-expires-at-ms`, `adls.sas-token-expires-at-ms.ACCOUNT`,
+/// `gcs.oauth2.token-expires-at`), in milliseconds since the epoch.
+fn expiry_ms<'a>(properties: impl Iterator<Item = (&'a str, &'a str)>) -> Option<i64> {
+    properties
+        .filter(|(k, _)| k.contains("expires-at"))
+        .filter_map(|(_, v)| v.trim().parse::<i64>().ok())
+        .min()
+}
+
 /// `user` with the storage of the catalog's `properties` added (the user's own win: what the
 /// user set is what the user meant).
 fn with_storage<'a>(
@@ -1084,6 +1106,20 @@ catalog:
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
         );
         assert!(yaml_catalog("catalog:\n  lake\n", "lake").is_err());
+    }
+
+    #[test]
+    fn vended_credentials_expire_at_their_soonest() {
+        let props = [
+            ("s3.session-token-expires-at-ms", "1795000000000"),
+            (
+                "adls.sas-token-expires-at-ms.acct.dfs.core.windows.net",
+                "1794000000000",
+            ),
+            ("s3.endpoint", "http://h"),
+        ];
+        assert_eq!(expiry_ms(props.into_iter()), Some(1_794_000_000_000));
+        assert_eq!(expiry_ms([("s3.region", "x")].into_iter()), None);
     }
 
     #[test]
