@@ -57,7 +57,38 @@ def _wait_until(ready, what: str, process: _Process) -> None:
     raise RuntimeError(f"{what} was not ready within {READY_TIMEOUT:.0f} s:\n{process.output()}")
 
 
-class SeaweedFS:
+class _Server:
+    """What both servers share: their process, stopped (or killed) and started again on the
+    same ports and data; pyiceberg's catalog on them."""
+
+    name = ""
+    process: _Process | None = None
+    dir: Path
+
+    @property
+    def properties(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is not None and self.process.proc is not None and kill:
+            self.process.proc.kill()
+            self.process.proc.wait()
+        if self.process is not None:
+            self.process.stop()
+
+    def output(self) -> str:
+        return self.process.output() if self.process else "(not started)"
+
+    def pyiceberg(self, **more):
+        from pyiceberg.catalog.rest import RestCatalog
+
+        return RestCatalog(self.name, **{**self.properties, **more})
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SeaweedFS(_Server):
     """`weed mini` with its Iceberg REST catalog and S3, on ports of its own."""
 
     name = "seaweedfs"
@@ -140,21 +171,6 @@ class SeaweedFS:
         _wait_until(ready, "SeaweedFS", self.process)
         return self
 
-    def stop(self, kill: bool = False) -> None:
-        if self.process is not None and self.process.proc is not None and kill:
-            self.process.proc.kill()
-            self.process.proc.wait()
-        if self.process is not None:
-            self.process.stop()
-
-    def output(self) -> str:
-        return self.process.output() if self.process else "(not started)"
-
-    def pyiceberg(self, **more):
-        from pyiceberg.catalog.rest import RestCatalog
-
-        return RestCatalog("seaweedfs", **{**self.properties, **more})
-
     def duckdb_attach(self) -> str:
         """DuckDB statements that attach the catalog as `w` (its data through an S3 secret)."""
         return (
@@ -165,11 +181,8 @@ class SeaweedFS:
             f"ATTACH '{self.warehouse}' AS w (TYPE iceberg, ENDPOINT '{self.uri}', SECRET rest)"
         )
 
-    def cleanup(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
 
-
-class Rustberg:
+class Rustberg(_Server):
     """`rustberg` with an API key, an embedded catalog file and a local warehouse."""
 
     name = "rustberg"
@@ -234,29 +247,11 @@ sink = "none"
                     "Rustberg", self.process)
         return self
 
-    def stop(self, kill: bool = False) -> None:
-        if self.process is not None and self.process.proc is not None and kill:
-            self.process.proc.kill()
-            self.process.proc.wait()
-        if self.process is not None:
-            self.process.stop()
-
-    def output(self) -> str:
-        return self.process.output() if self.process else "(not started)"
-
-    def pyiceberg(self, **more):
-        from pyiceberg.catalog.rest import RestCatalog
-
-        return RestCatalog("rustberg", **{**self.properties, **more})
-
     def duckdb_attach(self) -> str:
         return (
             f"CREATE SECRET rest (TYPE iceberg, TOKEN '{self.key}');\n"
             f"ATTACH '' AS w (TYPE iceberg, ENDPOINT '{self.uri}', SECRET rest)"
         )
-
-    def cleanup(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 SERVERS = {"seaweedfs": SeaweedFS, "rustberg": Rustberg}
