@@ -125,6 +125,8 @@ class SeaweedFS(_Server):
             "uri": self.uri,
             "warehouse": self.warehouse,
             "credential": f"{self.key_id}:{self.secret}",
+            # Named (pyiceberg warns that its default, the catalog's own, is deprecated).
+            "oauth2-server-uri": f"{self.uri}/v1/oauth/tokens",
             "s3.endpoint": self.s3_endpoint,
             "s3.access-key-id": self.key_id,
             "s3.secret-access-key": self.secret,
