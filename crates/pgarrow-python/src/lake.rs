@@ -453,6 +453,19 @@ struct MaintainArgs {
 }
 
 impl MaintainArgs {
+    /// The lake table's name, as the keywords give it.
+    fn name(&self, py: Python<'_>) -> PyResult<LakeName> {
+        lake_name(
+            py,
+            self.ducklake.as_ref(),
+            self.delta.as_ref(),
+            self.iceberg.as_ref(),
+            self.iceberg_properties.as_ref(),
+            self.lake_table.as_ref(),
+            self.catalog_name.as_ref(),
+        )
+    }
+
     /// The lake table the arguments name.
     fn target(&self, py: Python<'_>) -> PyResult<LakeTarget> {
         self.target_or(py, None)
@@ -461,15 +474,7 @@ impl MaintainArgs {
     /// The lake table the arguments name; a catalog's without `lake_table` is `table` (the
     /// one source table of a changes directory, as [`LakeName::target`] reads it).
     fn target_or(&self, py: Python<'_>, table: Option<&str>) -> PyResult<LakeTarget> {
-        let name = lake_name(
-            py,
-            self.ducklake.as_ref(),
-            self.delta.as_ref(),
-            self.iceberg.as_ref(),
-            self.iceberg_properties.as_ref(),
-            self.lake_table.as_ref(),
-            self.catalog_name.as_ref(),
-        )?;
+        let name = self.name(py)?;
         if name.delta.is_none() && name.lake_table.is_none() && table.is_none() {
             return Err(usage_error(py, "lake_table= names the catalog's table"));
         }
@@ -545,6 +550,8 @@ pub(crate) fn apply_to_lake(
         all.set_item(k, args.get_item(k)?)?;
     }
     let args: MaintainArgs = all.extract()?;
+    // The keywords are checked before the directory is read.
+    args.name(py)?;
     let manifest = pgarrow_changes::read_manifest(&dir).map_err(|e| py_err(py, &e))?;
     let mut sources: Vec<&str> = manifest.files.iter().map(|f| f.table.as_str()).collect();
     sources.sort_unstable();

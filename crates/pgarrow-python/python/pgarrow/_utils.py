@@ -61,7 +61,10 @@ def _properties(value: Optional[Mapping[str, str]]) -> Optional[dict[str, str]]:
         if not isinstance(k, str):
             raise TypeError(f"iceberg_properties: keys are str, not {type(k).__name__}")
         if not isinstance(v, str):
-            raise TypeError(f"iceberg_properties: {k!r}'s value is {type(v).__name__}, not str")
+            raise TypeError(
+                f"iceberg_properties[{k!r}] is {type(v).__name__}: values are str, as "
+                "pyiceberg's are"
+            )
         out[k] = v
     return out
 
