@@ -287,6 +287,7 @@ pub(crate) fn apply_changes(
             "ducklake",
             "delta",
             "iceberg",
+            "iceberg_properties",
             "lake_table",
             "catalog_name",
             "storage_options",
@@ -298,6 +299,11 @@ pub(crate) fn apply_changes(
         let deletes: Option<String> = lake.get_item("deletes")?.map(|v| v.extract()).transpose()?;
         let deletes = crate::lake::delete_mode(py, deletes.as_deref())?;
         return crate::lake::apply_to_lake(py, dir, &lake_args, keys, deletes);
+    }
+    if let Some(given) = args.and_then(|a| a.get_item("iceberg_properties").ok().flatten()) {
+        // Into PostgreSQL: there is no REST catalog to give properties to.
+        let given: Option<HashMap<String, String>> = given.extract()?;
+        crate::lake::iceberg_properties_of(py, None, given.as_ref())?;
     }
     let args: ApplyArgs = kwargs(py, args)?;
     let config = config(conninfo, None)?;
@@ -331,8 +337,8 @@ pub(crate) fn apply_changes(
     })
 }
 
-/// `args` without the lake's arguments (`ducklake`, `delta`, `iceberg`, `lake_table`,
-/// `catalog_name`).
+/// `args` without the lake's arguments (`ducklake`, `delta`, `iceberg`, `iceberg_properties`,
+/// `lake_table`, `catalog_name`, `deletes`).
 fn lake_free<'py>(py: Python<'py>, args: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     for (k, v) in args.iter() {
@@ -341,6 +347,7 @@ fn lake_free<'py>(py: Python<'py>, args: &Bound<'py, PyDict>) -> PyResult<Bound<
             "ducklake",
             "delta",
             "iceberg",
+            "iceberg_properties",
             "lake_table",
             "catalog_name",
             "deletes",

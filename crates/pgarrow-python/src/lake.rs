@@ -16,14 +16,16 @@ use crate::error::{py_err, usage_error};
 use crate::runtime::{Prologue, document_on_runtime, hooks, kwargs, source};
 
 /// The lake table the keywords every lake function takes name: exactly one of `ducklake`
-/// (a catalog database), `delta` (a location) or `iceberg` (a catalog database), with
-/// `lake_table` and Iceberg's `catalog_name`. [`LakeName`] makes the target, as the CLI's
-/// flags do.
+/// (a catalog database), `delta` (a location) or `iceberg` (an SQL catalog's database or a
+/// REST catalog's address, with its `iceberg_properties`), with `lake_table` and Iceberg's
+/// `catalog_name`. [`LakeName`] makes the target, as the CLI's flags do.
+#[allow(clippy::too_many_arguments)]
 fn lake_name(
     py: Python<'_>,
     ducklake: Option<&String>,
     delta: Option<&String>,
     iceberg: Option<&String>,
+    iceberg_properties: Option<&HashMap<String, String>>,
     lake_table: Option<&String>,
     catalog_name: Option<&String>,
 ) -> PyResult<LakeName> {
@@ -44,7 +46,43 @@ fn lake_name(
              delta= (a location)",
         ));
     }
+    name.iceberg_properties = iceberg_properties_of(py, iceberg, iceberg_properties)?;
     Ok(name)
+}
+
+/// `iceberg_properties=` (pyiceberg's properties of the REST catalog at `iceberg=`) as
+/// [`LakeName::iceberg_properties`], sorted by key. Refused without `iceberg=`, and with a
+/// `uri` other than `iceberg=` (the catalog's address is given once). Errors name keys only:
+/// values may be secrets.
+pub(crate) fn iceberg_properties_of(
+    py: Python<'_>,
+    iceberg: Option<&String>,
+    given: Option<&HashMap<String, String>>,
+) -> PyResult<Vec<(String, String)>> {
+    let Some(given) = given else {
+        return Ok(Vec::new());
+    };
+    let Some(uri) = iceberg else {
+        return Err(usage_error(
+            py,
+            "iceberg_properties= are an Iceberg REST catalog's properties: give the catalog's \
+             address as iceberg=\"http(s)://...\"",
+        ));
+    };
+    if given.get("uri").is_some_and(|u| u != uri) {
+        return Err(usage_error(
+            py,
+            "iceberg_properties: its \"uri\" is not iceberg=; the catalog's address is iceberg= \
+             (leave \"uri\" out)",
+        ));
+    }
+    let mut out: Vec<(String, String)> = given
+        .iter()
+        .filter(|(k, _)| k.as_str() != "uri")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.sort();
+    Ok(out)
 }
 
 /// `table`'s name as [`LakeName::target`] reads it back unchanged (quoted: its case and any
@@ -61,6 +99,8 @@ struct LakeArgs<'py> {
     ducklake: Option<String>,
     delta: Option<String>,
     iceberg: Option<String>,
+    /// A REST catalog's properties (pyiceberg's), with `iceberg`.
+    iceberg_properties: Option<HashMap<String, String>>,
     lake_table: Option<String>,
     catalog_name: Option<String>,
     /// DuckLake's.
@@ -135,6 +175,7 @@ fn target(
         args.ducklake.as_ref(),
         args.delta.as_ref(),
         args.iceberg.as_ref(),
+        args.iceberg_properties.as_ref(),
         args.lake_table.as_ref(),
         args.catalog_name.as_ref(),
     )?;
@@ -265,6 +306,7 @@ struct MirrorArgs<'py> {
     ducklake: Option<String>,
     delta: Option<String>,
     iceberg: Option<String>,
+    iceberg_properties: Option<HashMap<String, String>>,
     warehouse: Option<String>,
     catalog_name: Option<String>,
     data_path: Option<String>,
@@ -285,7 +327,8 @@ struct MirrorArgs<'py> {
 /// Mirrors the tables `patterns` and `schemas` match into DuckLake tables of `ducklake` (one
 /// table: the lake table `lake_table`, else its own name in schema `main`; several: each its
 /// own schema and name), Delta tables at `delta` (several: `schema.name` under it) or Iceberg
-/// tables of the SQL catalog in `iceberg` (under `warehouse` when new) through replication
+/// tables of the catalog `iceberg` names (an SQL catalog's database, new tables under
+/// `warehouse`; or a REST catalog's address, with `iceberg_properties`) through replication
 /// slot `slot`, until caught up (`catch_up`) or interrupted.
 /// Returns the statistics.
 #[pyfunction]
@@ -321,6 +364,7 @@ pub(crate) fn mirror(
         args.ducklake.as_ref(),
         args.delta.as_ref(),
         args.iceberg.as_ref(),
+        args.iceberg_properties.as_ref(),
         args.lake_table.as_ref(),
         args.catalog_name.as_ref(),
     )?;
@@ -377,10 +421,11 @@ pub(crate) fn mirror(
 }
 
 /// The keys of [`MaintainArgs`] (the wrappers pass every one, `None` when not theirs).
-const MAINTAIN_KEYS: [&str; 10] = [
+const MAINTAIN_KEYS: [&str; 11] = [
     "ducklake",
     "delta",
     "iceberg",
+    "iceberg_properties",
     "lake_table",
     "catalog_name",
     "storage_options",
@@ -397,6 +442,7 @@ struct MaintainArgs {
     ducklake: Option<String>,
     delta: Option<String>,
     iceberg: Option<String>,
+    iceberg_properties: Option<HashMap<String, String>>,
     lake_table: Option<String>,
     catalog_name: Option<String>,
     storage_options: Option<HashMap<String, String>>,
@@ -407,6 +453,19 @@ struct MaintainArgs {
 }
 
 impl MaintainArgs {
+    /// The lake table's name, as the keywords give it.
+    fn name(&self, py: Python<'_>) -> PyResult<LakeName> {
+        lake_name(
+            py,
+            self.ducklake.as_ref(),
+            self.delta.as_ref(),
+            self.iceberg.as_ref(),
+            self.iceberg_properties.as_ref(),
+            self.lake_table.as_ref(),
+            self.catalog_name.as_ref(),
+        )
+    }
+
     /// The lake table the arguments name.
     fn target(&self, py: Python<'_>) -> PyResult<LakeTarget> {
         self.target_or(py, None)
@@ -415,14 +474,7 @@ impl MaintainArgs {
     /// The lake table the arguments name; a catalog's without `lake_table` is `table` (the
     /// one source table of a changes directory, as [`LakeName::target`] reads it).
     fn target_or(&self, py: Python<'_>, table: Option<&str>) -> PyResult<LakeTarget> {
-        let name = lake_name(
-            py,
-            self.ducklake.as_ref(),
-            self.delta.as_ref(),
-            self.iceberg.as_ref(),
-            self.lake_table.as_ref(),
-            self.catalog_name.as_ref(),
-        )?;
+        let name = self.name(py)?;
         if name.delta.is_none() && name.lake_table.is_none() && table.is_none() {
             return Err(usage_error(py, "lake_table= names the catalog's table"));
         }
@@ -498,6 +550,8 @@ pub(crate) fn apply_to_lake(
         all.set_item(k, args.get_item(k)?)?;
     }
     let args: MaintainArgs = all.extract()?;
+    // The keywords are checked before the directory is read.
+    args.name(py)?;
     let manifest = pgarrow_changes::read_manifest(&dir).map_err(|e| py_err(py, &e))?;
     let mut sources: Vec<&str> = manifest.files.iter().map(|f| f.table.as_str()).collect();
     sources.sort_unstable();

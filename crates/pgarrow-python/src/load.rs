@@ -50,8 +50,11 @@ struct WriteArgs {
     nanoseconds: String,
     /// A Delta table's location, read instead of `data`.
     delta: Option<String>,
-    /// An Iceberg table's SQL catalog database, read instead of `data` (with `lake_table`).
+    /// An Iceberg table's catalog (an SQL catalog's database, a REST catalog's address), read
+    /// instead of `data` (with `lake_table`).
     iceberg: Option<String>,
+    /// The REST catalog's properties (pyiceberg's), with `iceberg`.
+    iceberg_properties: Option<HashMap<String, String>>,
     /// A DuckLake catalog database, read instead of `data` (with `lake_table`).
     ducklake: Option<String>,
     /// The Iceberg table, `namespace.name`, or the DuckLake table, `schema.name`.
@@ -95,6 +98,11 @@ pub(crate) fn write(
         .unwrap_or_default()
         .into_iter()
         .collect();
+    let properties = crate::lake::iceberg_properties_of(
+        py,
+        args.iceberg.as_ref(),
+        args.iceberg_properties.as_ref(),
+    )?;
     let mut lake = pgarrow_lake::LakeName::default();
     lake.ducklake = args.ducklake;
     lake.delta = args.delta;
@@ -109,6 +117,7 @@ pub(crate) fn write(
         }
         lake.lake_table = args.lake_table;
         lake.catalog_name = args.catalog_name;
+        lake.iceberg_properties = properties;
         // The names are checked, the catalog, the log or metadata read, and every file
         // opened before loading, without the GIL.
         lake.target(None).map_err(|e| py_err(py, &e))?;

@@ -4,12 +4,12 @@ into files (``changes_to``), and those files applied to tables (``apply_changes`
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional, Union
 
 from . import _pgarrow
 from ._errors import UsageError
 from ._typing import ApplyStats, ChangesFormat, ChangesStats, DeleteMode, Nanoseconds, Values
-from ._utils import _pyarrow, _renamed
+from ._utils import _properties, _pyarrow, _renamed
 
 if TYPE_CHECKING:
     import pyarrow
@@ -289,6 +289,7 @@ def apply_changes(
     iceberg: Optional[str] = None,
     lake_table: Optional[str] = None,
     catalog_name: Optional[str] = None,
+    iceberg_properties: Optional[Mapping[str, str]] = None,
     deletes: DeleteMode = "merge-on-read",
 ) -> ApplyStats:
     """Applies a changes directory (as :func:`changes_to` and ``pgarrow changes`` write it) to
@@ -328,6 +329,9 @@ def apply_changes(
         (``pgarrow export --replication-slot SLOT --create-slot --delta ...``). ``keys``
         then name source tables' keys, for files that do not (changes files record their
         replica identity's columns).
+    iceberg_properties : mapping of str to str, optional
+        With ``iceberg`` a REST catalog's address: its properties, as in
+        :func:`export_iceberg`.
     deletes : {"merge-on-read", "copy-on-write"}, default "merge-on-read"
         How the lake tables' commits take rows out of their files, as in :func:`mirror`.
 
@@ -367,5 +371,6 @@ def apply_changes(
         iceberg=iceberg,
         lake_table=lake_table,
         catalog_name=catalog_name,
+        iceberg_properties=_properties(iceberg_properties),
         deletes=deletes,
     )

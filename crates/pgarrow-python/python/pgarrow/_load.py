@@ -3,12 +3,12 @@ query or table of one server into a table of another (``copy``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from . import _pgarrow
 from ._errors import UsageError
 from ._typing import CopyStats, CreateNested, Domains, LoadMode, LoadStats, Nanoseconds, ReadOptions
-from ._utils import _source
+from ._utils import _properties, _source
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -31,6 +31,7 @@ def write(
     ducklake: Optional[str] = None,
     lake_table: Optional[str] = None,
     catalog_name: Optional[str] = None,
+    iceberg_properties: Optional[Mapping[str, str]] = None,
     key: Union[str, list[str], None] = None,
     create: bool = False,
     create_nested: CreateNested = "json",
@@ -75,8 +76,11 @@ def write(
     iceberg, lake_table, catalog_name : str, optional
         Instead of ``data``: the Apache Iceberg table ``lake_table`` (``namespace.name``) of
         the SQL catalog in the PostgreSQL database at ``iceberg`` (its name in it
-        ``catalog_name``, default ``"default"``), its current snapshot, whoever wrote it (as
-        ``pgarrow import --iceberg``; a snapshot with delete files is refused).
+        ``catalog_name``, default ``"default"``), or of the REST catalog at ``iceberg``
+        (``http(s)://...``, with ``iceberg_properties``), its current snapshot, whoever wrote
+        it (as ``pgarrow import --iceberg``; a snapshot with delete files is refused).
+    iceberg_properties : mapping of str to str, optional
+        The REST catalog's properties, as in :func:`export_iceberg`.
     ducklake : str, optional
         Instead of ``data``: the DuckLake table ``lake_table`` (``schema.name``, schema
         ``main`` by default) whose catalog is the PostgreSQL database at ``ducklake``, its
@@ -140,6 +144,7 @@ def write(
         ducklake=ducklake,
         lake_table=lake_table,
         catalog_name=catalog_name,
+        iceberg_properties=_properties(iceberg_properties),
     )
 
 

@@ -95,6 +95,7 @@ def apply_changes(
     iceberg: Optional[str],
     lake_table: Optional[str],
     catalog_name: Optional[str],
+    iceberg_properties: Optional[dict[str, str]],
     deletes: str,
 ) -> ApplyStats: ...
 
@@ -185,6 +186,7 @@ def export_lake(
     iceberg: Optional[str],
     lake_table: Optional[str],
     catalog_name: Optional[str],
+    iceberg_properties: Optional[dict[str, str]],
     data_path: Optional[str],
     warehouse: Optional[str],
     checkpoint_interval: Optional[int],
@@ -206,6 +208,7 @@ def mirror(
     iceberg: Optional[str],
     warehouse: Optional[str],
     catalog_name: Optional[str],
+    iceberg_properties: Optional[dict[str, str]],
     data_path: Optional[str],
     lake_table: Optional[str],
     slot: str,
@@ -227,6 +230,7 @@ def compact_lake(
     iceberg: Optional[str],
     lake_table: Optional[str],
     catalog_name: Optional[str],
+    iceberg_properties: Optional[dict[str, str]],
     target_file_bytes: int,
     retries: int,
     older_than: None,
@@ -240,6 +244,7 @@ def expire_lake(
     iceberg: Optional[str],
     lake_table: Optional[str],
     catalog_name: Optional[str],
+    iceberg_properties: Optional[dict[str, str]],
     target_file_bytes: None,
     retries: None,
     older_than: float,
@@ -288,6 +293,7 @@ def write(
     ducklake: Optional[str],
     lake_table: Optional[str],
     catalog_name: Optional[str],
+    iceberg_properties: Optional[dict[str, str]],
 ) -> LoadStats: ...
 def copy(
     from_conninfo: Optional[str],

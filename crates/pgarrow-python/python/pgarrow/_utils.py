@@ -8,7 +8,7 @@ import functools
 import os
 import re
 import warnings
-from typing import Any, Callable, Optional, TypeVar, Union, cast
+from typing import Any, Callable, Mapping, Optional, TypeVar, Union, cast
 
 from ._errors import UsageError
 
@@ -49,6 +49,24 @@ def _patterns(value: Union[str, list[str], None]) -> list[str]:
 
 def _path(value: Union[str, os.PathLike[str]]) -> str:
     return os.fspath(value)
+
+
+def _properties(value: Optional[Mapping[str, str]]) -> Optional[dict[str, str]]:
+    """``iceberg_properties`` as the engine takes it: a dict of str to str (any mapping is
+    copied). A key or value of another type is refused by its key: values may be secrets."""
+    if value is None:
+        return None
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise TypeError(f"iceberg_properties: keys are str, not {type(k).__name__}")
+        if not isinstance(v, str):
+            raise TypeError(
+                f"iceberg_properties[{k!r}] is {type(v).__name__}: values are str, as "
+                "pyiceberg's are"
+            )
+        out[k] = v
+    return out
 
 
 def _deprecated(old: str, new: str) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 from .. import _pgarrow
 from .._errors import UsageError
 from .._typing import DeltaStats, DuckLakeStats, FileOptions, IcebergStats, IfExists, LateRows
-from .._utils import _patterns, _renamed, _source
+from .._utils import _patterns, _properties, _renamed, _source
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -45,6 +45,7 @@ def _export_lake(
         ducklake=None,
         delta=None,
         iceberg=None,
+        iceberg_properties=None,
         lake_table=None,
         catalog_name=None,
         data_path=None,
@@ -270,6 +271,7 @@ def export_iceberg(
     lake_table: Optional[str] = None,
     warehouse: Optional[str] = None,
     catalog_name: Optional[str] = None,
+    iceberg_properties: Optional[Mapping[str, str]] = None,
     if_exists: IfExists = "fail",
     by: Optional[str] = None,
     since: Optional[str] = None,
@@ -279,11 +281,12 @@ def export_iceberg(
     **options: Unpack[FileOptions],
 ) -> Union[IcebergStats, list[IcebergStats]]:
     """Exports a query or table into an Apache Iceberg table (format version 2) of the SQL
-    catalog in a PostgreSQL database, committed in one snapshot (as ``pgarrow export
-    --iceberg``): the Parquet files are written under the table's location (over
-    ``partitions`` connections in one snapshot), then a manifest, a manifest list and a new
-    metadata file, and one swap of the table's metadata location in the catalog commits them,
-    only if no other writer swapped it first. Readers (pyiceberg, DuckDB's ``iceberg``
+    catalog in a PostgreSQL database, or of a REST catalog, committed in one snapshot (as
+    ``pgarrow export --iceberg``): the Parquet files are written under the table's location
+    (over ``partitions`` connections in one snapshot), then a manifest, a manifest list and a
+    new metadata file, and one swap of the table's metadata location in the catalog commits
+    them, only if no other writer swapped it first (a REST catalog: one commit the server
+    checks against the table it holds). Readers (pyiceberg, DuckDB's ``iceberg``
     extension, polars, Spark, Trino) see the table before or after, never between; on any
     failure, Ctrl-C included, the table is as it was and the files are removed. See the book's
     "Lake tables" (docs/src/lake.md).
@@ -299,19 +302,31 @@ def export_iceberg(
         reads them). Each table is its own commit; the statistics are then a list, one per
         table.
     iceberg : str
-        The catalog database's URL (``postgresql://...``), as ``pgarrow export --iceberg`` and
-        :func:`mirror` name it: the ``iceberg_tables`` layout of pyiceberg's ``SqlCatalog`` and
-        Iceberg's JDBC catalog, made when it has none. Its old name, ``catalog``, still works
-        for a release, with a ``DeprecationWarning``.
+        The catalog, as ``pgarrow export --iceberg`` and :func:`mirror` name it: the catalog
+        database's URL (``postgresql://...``), the ``iceberg_tables`` layout of pyiceberg's
+        ``SqlCatalog`` and Iceberg's JDBC catalog, made when it has none; or a REST catalog's
+        address (``http://...`` or ``https://...``, pyiceberg's ``uri``), with
+        ``iceberg_properties``. Its old name, ``catalog``, still works for a release, with a
+        ``DeprecationWarning``.
     lake_table : str, optional
         The Iceberg table, ``namespace.name`` (default: the exported table's name, in namespace
         ``default``); a missing namespace is made.
     warehouse : str, optional
         Where a new table goes (``<warehouse>/<namespace>.db/<name>``): a directory or an
-        object URL. An existing table keeps its own location.
+        object URL. An existing table keeps its own location. A REST catalog's: the
+        warehouse the server is asked for (its ``warehouse`` property); the server says where a
+        new table goes.
     catalog_name : str, optional
         The catalog's name in the database (default ``"default"``, pyiceberg's
-        ``load_catalog()`` name).
+        ``load_catalog()`` name); a REST catalog's: the name whose pyiceberg configuration
+        (``~/.pyiceberg.yaml``, ``PYICEBERG_CATALOG__<NAME>__<KEY>`` variables) is read.
+    iceberg_properties : mapping of str to str, optional
+        A REST catalog's properties, as pyiceberg's ``load_catalog`` takes them
+        (``{"credential": "ID:SECRET", "warehouse": "...", "s3.endpoint": "http://..."}``;
+        ``token``, ``scope``, ``oauth2-server-uri``, ``prefix``, ``header.NAME``,
+        ``ssl.cabundle``, ``s3.*``, ...), over those its pyiceberg configuration gives; a
+        ``"uri"`` among them must be ``iceberg``. Only with ``iceberg``; their values are never
+        shown (errors name keys).
     if_exists : {"fail", "append", "replace"}
         When the table exists: refuse (the default), add the rows, or replace them in one
         snapshot (as the export's columns; an append adds new columns and widens types as
@@ -339,9 +354,10 @@ def export_iceberg(
     Raises
     ------
     UsageError
-        The table exists and ``if_exists="fail"``; a new table without ``warehouse``; its
-        columns are not the export's (named); a column of a type Iceberg cannot hold (named);
-        a table of another format version; ``since`` or ``restart`` without ``by``; a keyword
+        The table exists and ``if_exists="fail"``; a new table of an SQL catalog without
+        ``warehouse``; its columns are not the export's (named); a column of a type Iceberg
+        cannot hold (named); a table of another format version; ``since`` or ``restart``
+        without ``by``; ``iceberg_properties`` of an SQL catalog (named by key); a keyword
         given with its old name too.
     ConnectError, QueryError, DecodeError, OutputError
         As in :func:`export_file`.
@@ -362,6 +378,7 @@ def export_iceberg(
         restart,
         options,
         iceberg=iceberg,
+        iceberg_properties=_properties(iceberg_properties),
         catalog_name=catalog_name,
         lake_table=lake_table,
         warehouse=warehouse,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Mapping, Optional
 
 from .. import _pgarrow
 from .._typing import CompactStats, ExpireStats
+from .._utils import _properties
 
 
 def compact_lake(
@@ -15,6 +16,7 @@ def compact_lake(
     iceberg: Optional[str] = None,
     lake_table: Optional[str] = None,
     catalog_name: Optional[str] = None,
+    iceberg_properties: Optional[Mapping[str, str]] = None,
     target_file_bytes: int = 128 << 20,
     retries: int = 10,
     storage_options: Optional[dict[str, str]] = None,
@@ -31,8 +33,11 @@ def compact_lake(
     ----------
     ducklake, iceberg : str, optional
         The PostgreSQL database of the DuckLake catalog, or of the Iceberg SQL catalog
-        (``catalog_name``), with ``lake_table`` (``"[schema.]name"``; schema ``main``,
+        (``catalog_name``), or an Iceberg REST catalog's address (``http(s)://...``, with
+        ``iceberg_properties``), with ``lake_table`` (``"[schema.]name"``; schema ``main``,
         namespace ``default`` by default).
+    iceberg_properties : mapping of str to str, optional
+        The REST catalog's properties, as in :func:`export_iceberg`.
     delta : str, optional
         Instead: the Delta table's location, a directory or an object URL.
     target_file_bytes : int, default 128 MiB
@@ -51,6 +56,7 @@ def compact_lake(
         ducklake=ducklake,
         delta=delta,
         iceberg=iceberg,
+        iceberg_properties=_properties(iceberg_properties),
         lake_table=lake_table,
         catalog_name=catalog_name,
         target_file_bytes=int(target_file_bytes),
@@ -68,6 +74,7 @@ def expire_lake(
     iceberg: Optional[str] = None,
     lake_table: Optional[str] = None,
     catalog_name: Optional[str] = None,
+    iceberg_properties: Optional[Mapping[str, str]] = None,
     older_than: float = 7 * 86400.0,
     dry_run: bool = False,
     storage_options: Optional[dict[str, str]] = None,
@@ -82,7 +89,7 @@ def expire_lake(
 
     Parameters
     ----------
-    ducklake, delta, iceberg, lake_table, catalog_name, storage_options
+    ducklake, delta, iceberg, lake_table, catalog_name, iceberg_properties, storage_options
         The lake table, as in :func:`compact_lake`.
     older_than : float, default 7 days
         The retention, in seconds (0: every snapshot but the newest).
@@ -98,6 +105,7 @@ def expire_lake(
         ducklake=ducklake,
         delta=delta,
         iceberg=iceberg,
+        iceberg_properties=_properties(iceberg_properties),
         lake_table=lake_table,
         catalog_name=catalog_name,
         target_file_bytes=None,

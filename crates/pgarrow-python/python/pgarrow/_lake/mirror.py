@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Mapping, Optional, Union
 
 from .. import _pgarrow
 from .._errors import UsageError
 from .._typing import DeleteMode, FileOptions, MirrorStats
-from .._utils import _patterns
+from .._utils import _patterns, _properties
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -26,6 +26,7 @@ def mirror(
     lake_table: Optional[str] = None,
     warehouse: Optional[str] = None,
     catalog_name: Optional[str] = None,
+    iceberg_properties: Optional[Mapping[str, str]] = None,
     publication: Optional[str] = None,
     commit_interval: float = 10.0,
     commit_changes: int = 100_000,
@@ -70,8 +71,12 @@ def mirror(
         (several tables: each at ``schema.name`` under it).
     iceberg : str, optional
         Instead of ``ducklake``: the PostgreSQL database of the Iceberg SQL catalog
-        (``catalog_name``, default ``"default"``); a new table goes under ``warehouse``, in
-        namespace ``default`` unless ``lake_table`` names one.
+        (``catalog_name``, default ``"default"``), a new table under ``warehouse``; or a REST
+        catalog's address (``http(s)://...``), with ``iceberg_properties`` (``warehouse``: the
+        catalog's warehouse). A new table goes in namespace ``default`` unless ``lake_table``
+        names one.
+    iceberg_properties : mapping of str to str, optional
+        The REST catalog's properties, as in :func:`export_iceberg`.
     slot : str
         The logical replication slot.
     data_path : str, optional
@@ -134,6 +139,7 @@ def mirror(
         ducklake=ducklake,
         delta=delta,
         iceberg=iceberg,
+        iceberg_properties=_properties(iceberg_properties),
         warehouse=warehouse,
         catalog_name=catalog_name,
         data_path=data_path,
