@@ -343,3 +343,89 @@ def test_a_mirror_goes_on_as_its_tokens_expire(logical_url, source, seaweedfs, t
         proxy.close()
         conn.execute(f"SELECT pg_drop_replication_slot('{slot}') WHERE EXISTS "
                      f"(SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')")
+
+
+def test_a_server_killed_during_a_commit_keeps_the_files_and_the_table_whole(url, conn, rest_catalog, proxy):
+    """The commit is on its way (held at the proxy) when the server is killed: pgarrow cannot
+    learn whether it landed, says so, and keeps its files (removing them could break a table
+    that holds them). Started again, the server holds the table as it was, and an append
+    lands once."""
+    server, src, lake = rest_catalog, new_name("killed"), f"rest_faults.{new_name()}"
+    conn.execute(f"CREATE TABLE {src} AS SELECT g::bigint AS id FROM generate_series(1, 30) g")
+    export(url, "-t", src, *flags(server, lake))
+    proxy.hold = threading.Event()
+    p = subprocess.Popen([pgarrow_bin(), "export", "-d", url, "--quiet", "--json", "-t", src,
+                          *flags(server, lake, uri=proxy.uri), "--if-exists", "append"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proxy.held.wait(120), p.communicate()
+        server.stop(kill=True)
+    finally:
+        proxy.hold.set()
+        _, stderr = p.communicate(timeout=300)
+        server.start()
+    assert p.returncode != 0
+    assert "did not say whether the commit landed" in stderr and "files are kept" in stderr, stderr
+    table = server.pyiceberg().load_table(lake)
+    assert len(table.metadata.snapshots) == 1
+    assert sorted(table.scan().to_arrow()["id"].to_pylist()) == list(range(1, 31))
+    export(url, "-t", src, *flags(server, lake), "--if-exists", "append")
+    ids = sorted(server.pyiceberg().load_table(lake).scan().to_arrow()["id"].to_pylist())
+    assert ids == sorted(list(range(1, 31)) * 2)
+
+
+def test_compaction_and_expiry_beside_a_running_mirror(logical_url, rest_catalog):
+    """While the source changes and the mirror commits through the REST catalog, `pgarrow lake
+    compact` rewrites the table's files and `pgarrow lake expire --older-than 0s` drops the old
+    snapshots; every read equals the source at a transaction, and the mirror goes on."""
+    import signal
+
+    from test_mirror import Lines, Workload, make_table
+
+    server, table = rest_catalog, new_name("upkeep")
+    lake, slot = f"rest_upkeep.{table}", new_name("slot")
+    make_table(logical_url, table, rows=300)
+    proc = subprocess.Popen([pgarrow_bin(), "mirror", "-d", logical_url, "-t", table, "--slot", slot,
+                             *flags(server, lake), "--json", "--commit-interval", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines, work = Lines(proc), None
+    compacted, expired = [], []
+
+    def lake_rows():
+        return pyiceberg_rows(server, lake, ["id", "name", "big", "amount"])
+
+    try:
+        assert lines.next()["event"] == "exported"
+        work = Workload(logical_url, table, seed=41)
+        for round in range(3):
+            for _ in range(2):
+                work.step()
+                lines.checkpoint_past(work.inside)
+            running = subprocess.Popen([pgarrow_bin(), "lake", "compact", *flags(server, lake), "--json",
+                                        "--retries", "100"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True)
+            for _ in range(2):
+                work.step()
+                lines.checkpoint_past(work.inside)
+            out, err = running.communicate(timeout=300)
+            assert running.returncode == 0, err
+            compacted.append(json.loads(out))
+            expired.append(json.loads(run("lake", "expire", *flags(server, lake), "--older-than", "0s",
+                                          "--json").stdout))
+            work.check(lake_rows(), f"round {round}")
+        work.step()
+        lines.checkpoint_past(work.inside)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        assert proc.returncode == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        with psycopg.connect(logical_url, autocommit=True) as c:
+            c.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                      "WHERE slot_name = %s AND NOT active", (slot,))
+            c.execute(f"DROP PUBLICATION IF EXISTS {slot}")
+    assert sum(c["commits"] for c in compacted) >= 1, compacted
+    assert sum(e["snapshots"] for e in expired) > 0, expired
+    assert work.check(lake_rows(), "the end") == len(work.history) - 1
+    work.close()

@@ -30,6 +30,9 @@ pub(crate) struct Loaded {
 pub(crate) enum Committed {
     Done(Box<Loaded>),
     Conflict(String),
+    /// No answer came, and the table could not be read to see whether the commit landed (a
+    /// REST catalog gone mid-commit): the commit's files must stay, for it may have.
+    Unknown(String),
 }
 
 /// An Iceberg catalog: where a table's current metadata is, and the one way it changes.
@@ -430,6 +433,16 @@ impl Catalog for SqlCatalog {
     }
 }
 
+/// The error of a commit whose outcome is unknown: its files are kept.
+pub(crate) fn unknown(why: &str) -> Error {
+    ErrorKind::Unexpected(format!(
+        "the catalog did not say whether the commit landed ({why}); its files are kept, as it may \
+         have: the table, read again, shows it (its snapshot) or not (the files are then orphans \
+         that expiry or remove_orphan_files clears)"
+    ))
+    .into()
+}
+
 impl Committed {
     /// The table after the commit; [`ErrorKind::Conflict`] naming `what` when another writer
     /// committed first.
@@ -440,6 +453,7 @@ impl Committed {
                 "{}: {what}: {why}",
                 crate::live::MOVED
             )))),
+            Committed::Unknown(why) => Err(unknown(&why)),
         }
     }
 }

@@ -90,6 +90,11 @@ pub(crate) async fn expire(target: &IcebergTarget, options: &ExpireOptions) -> R
             }
             // Another writer (a mirror) committed first: read the table again.
             Ok(Committed::Conflict(why)) => tries.lost(why).await?,
+            // Nothing is removed: the snapshots may still be there.
+            Ok(Committed::Unknown(why)) => {
+                return Err(super::catalog::unknown(&why)
+                    .context(format!("expiring Iceberg table {name}")));
+            }
             Err(e) => return Err(e.context(format!("expiring Iceberg table {name}"))),
         }
     }

@@ -572,6 +572,10 @@ impl Adding<'_> {
             let why = match committed {
                 Committed::Done(done) => return Ok((sequence, done)),
                 Committed::Conflict(why) => why,
+                Committed::Unknown(why) => {
+                    cleanup.keep();
+                    return Err(super::catalog::unknown(&why));
+                }
             };
             // Another writer committed first: what this attempt wrote names nothing.
             cleanup.remove(&located(&list_path, &target.storage)?).await;

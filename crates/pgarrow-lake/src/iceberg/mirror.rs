@@ -245,12 +245,20 @@ impl IcebergMirror {
             },
             TableUpdate::SetCurrentSchema { schema_id: -1 },
         ];
-        self.commit_updates(&updates, "renaming columns of").await
+        // No file is written: nothing to keep.
+        self.commit_updates(&updates, "renaming columns of", &mut Cleanup::new())
+            .await
     }
 
     /// Commits `updates` onto the table the mirror read, if no other writer moved it (else
     /// [`MOVED`]); `what` says what the commit did, for its errors.
-    async fn commit_updates(&mut self, updates: &[TableUpdate], what: &str) -> Result<()> {
+    /// `cleanup`: the commit's files, kept when its outcome is unknown.
+    async fn commit_updates(
+        &mut self,
+        updates: &[TableUpdate],
+        what: &str,
+        cleanup: &mut Cleanup,
+    ) -> Result<()> {
         let name = &self.name;
         let mut catalog = match self.session.take() {
             Some(c) => c,
@@ -280,8 +288,12 @@ impl IcebergMirror {
             sql => sql.close().await,
         }
         let committed = committed.map_err(|e| e.context(format!("{what} Iceberg table {name}")))?;
-        self.table =
-            committed.or_conflict(&format!("another writer committed to Iceberg table {name}"))?;
+        if matches!(committed, super::catalog::Committed::Unknown(_)) {
+            cleanup.keep();
+        }
+        self.table = committed
+            .or_conflict(&format!("another writer committed to Iceberg table {name}"))
+            .map_err(|e| e.context(format!("{what} Iceberg table {name}")))?;
         Ok(())
     }
 
@@ -409,7 +421,8 @@ impl IcebergMirror {
             updates.push(TableUpdate::SetCurrentSchema { schema_id: -1 });
         }
         updates.extend(snapshot_updates(snap));
-        self.commit_updates(&updates, "committing to").await?;
+        self.commit_updates(&updates, "committing to", &mut cleanup)
+            .await?;
         cleanup.keep();
         laps.lap("committed");
         let files = data_files.len();

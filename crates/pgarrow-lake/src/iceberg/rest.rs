@@ -658,8 +658,11 @@ impl RestCatalog {
                 Answer::Got(status, answer) => return Err(self.refused(&what, status, &answer)),
                 Answer::Lost(e) => e,
             };
-            // The server may have applied it: the table says.
-            let now = self.load(namespace, table).await?;
+            // The server may have applied it: the table says, if it can be read.
+            let now = match self.load(namespace, table).await {
+                Ok(now) => now,
+                Err(e) => return Ok(Committed::Unknown(format!("{why}; then {e}"))),
+            };
             if let Some(now) = now.filter(|n| landed(n, base, updates)) {
                 log::info!(
                     "the REST catalog did not answer a commit to {namespace}.{table} ({why}), \
