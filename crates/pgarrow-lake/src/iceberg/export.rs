@@ -155,12 +155,20 @@ async fn export(
     };
     let existed = base.is_some();
     let mut tries = Retries::new(target.retries, format!("Iceberg table {name}"));
-    let (sequence, done) = adding
+    let landing = adding
         .commit(catalog, target, base, &mut tries, &mut cleanup, |now| {
             crate::run::check_race(run.as_ref(), previous.as_ref(), last_state(now)?.as_ref())
         })
         .await?;
     cleanup.keep();
+    let (sequence, done) = match landing {
+        Landing::Landed(sequence, done) => (sequence, done),
+        // It may have landed: every file it names stays.
+        Landing::Unknown(why) => {
+            let _ = written.keep();
+            return Err(super::catalog::unknown(&why));
+        }
+    };
     Ok(IcebergStats {
         export: written.keep(),
         snapshot_id,
@@ -498,7 +506,7 @@ struct Adding<'a> {
 impl Adding<'_> {
     /// Commits the snapshot onto `base` (none: a new table), onto each newer table another
     /// writer committed while `tries` allow and the change still fits it (`race`: an
-    /// incremental run's check of the table now). Its sequence number and the table after it.
+    /// incremental run's check of the table now): landed, or not known to have.
     async fn commit(
         &self,
         catalog: &mut Connected,
@@ -507,7 +515,7 @@ impl Adding<'_> {
         tries: &mut Retries,
         cleanup: &mut Cleanup,
         race: impl Fn(&TableMetadata) -> Result<()>,
-    ) -> Result<(i64, Box<Loaded>)> {
+    ) -> Result<Landing> {
         let metadata_dir = format!("{}/metadata", self.location);
         let mut state = base;
         loop {
@@ -570,12 +578,9 @@ impl Adding<'_> {
                 }
             };
             let why = match committed {
-                Committed::Done(done) => return Ok((sequence, done)),
+                Committed::Done(done) => return Ok(Landing::Landed(sequence, done)),
                 Committed::Conflict(why) => why,
-                Committed::Unknown(why) => {
-                    cleanup.keep();
-                    return Err(super::catalog::unknown(&why));
-                }
+                Committed::Unknown(why) => return Ok(Landing::Unknown(why)),
             };
             // Another writer committed first: what this attempt wrote names nothing.
             cleanup.remove(&located(&list_path, &target.storage)?).await;
@@ -618,6 +623,13 @@ impl Adding<'_> {
             state = Some(now);
         }
     }
+}
+
+/// How a commit ended: landed (its sequence number and the table after it), or not known to
+/// have (the catalog could not say: the caller keeps every file it names).
+enum Landing {
+    Landed(i64, Box<Loaded>),
+    Unknown(String),
 }
 
 /// The snapshot summary key of an incremental run's state.
