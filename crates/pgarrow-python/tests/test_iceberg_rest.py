@@ -8,6 +8,7 @@ front of the real server: the only fake here."""
 
 import http.client
 import json
+import os
 import subprocess
 import threading
 import uuid
@@ -345,6 +346,21 @@ def test_a_mirror_goes_on_as_its_tokens_expire(logical_url, source, seaweedfs, t
                      f"(SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')")
 
 
+def data_files(server, location):
+    """The names of the Parquet files under the table's `data/`, as the store has them."""
+    if location.startswith("file://"):
+        root = location.removeprefix("file://") + "/data"
+        return {f for _, _, files in os.walk(root) for f in files if f.endswith(".parquet")}
+    import boto3
+
+    bucket, _, prefix = location.removeprefix("s3://").partition("/")
+    s3 = boto3.client("s3", endpoint_url=server.s3_endpoint, aws_access_key_id=server.key_id,
+                      aws_secret_access_key=server.secret, region_name="us-east-1")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/data/")
+    return {o["Key"].rsplit("/", 1)[-1] for page in pages for o in page.get("Contents", [])
+            if o["Key"].endswith(".parquet")}
+
+
 def test_a_server_killed_during_a_commit_keeps_the_files_and_the_table_whole(url, conn, rest_catalog, proxy):
     """The commit is on its way (held at the proxy) when the server is killed: pgarrow cannot
     learn whether it landed, says so, and keeps its files (removing them could break a table
@@ -368,6 +384,10 @@ def test_a_server_killed_during_a_commit_keeps_the_files_and_the_table_whole(url
     assert "did not say whether the commit landed" in stderr and "files are kept" in stderr, stderr
     table = server.pyiceberg().load_table(lake)
     assert len(table.metadata.snapshots) == 1
+    # The failed append's data file is still there, beside the one the table holds.
+    held = {t.file.file_path.rsplit("/", 1)[-1] for t in table.scan().plan_files()}
+    stored = data_files(server, table.location())
+    assert held < stored and len(stored - held) == 1, (held, stored)
     assert sorted(table.scan().to_arrow()["id"].to_pylist()) == list(range(1, 31))
     export(url, "-t", src, *flags(server, lake), "--if-exists", "append")
     ids = sorted(server.pyiceberg().load_table(lake).scan().to_arrow()["id"].to_pylist())

@@ -92,8 +92,9 @@ pub(crate) async fn expire(target: &IcebergTarget, options: &ExpireOptions) -> R
             Ok(Committed::Conflict(why)) => tries.lost(why).await?,
             // Nothing is removed: the snapshots may still be there.
             Ok(Committed::Unknown(why)) => {
-                return Err(super::catalog::unknown(&why)
-                    .context(format!("expiring Iceberg table {name}")));
+                return Err(
+                    super::catalog::unknown(&why).context(format!("expiring Iceberg table {name}"))
+                );
             }
             Err(e) => return Err(e.context(format!("expiring Iceberg table {name}"))),
         }
