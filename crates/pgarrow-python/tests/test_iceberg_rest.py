@@ -246,16 +246,24 @@ def test_a_commit_whose_answer_is_lost_after_it_landed_is_applied_once(url, conn
     assert sorted(table.scan().to_arrow()["id"].to_pylist()) == sorted(list(range(1, 51)) * 2)
 
 
-def test_a_commit_overtaken_by_pyiceberg_is_redone_on_top_of_it(url, conn, rest_catalog, proxy):
-    """pgarrow's commit is held at the proxy while pyiceberg appends: the server answers 409,
-    and pgarrow reads the table again and commits on top. Every row once."""
-    server, src, lake = rest_catalog, new_name("race"), f"rest_faults.{new_name()}"
-    conn.execute(f"CREATE TABLE {src} AS SELECT g::bigint AS id FROM generate_series(1, 20) g")
+def held_append(url, conn, server, proxy, prefix, rows):
+    """A new table of ids 1..rows exported into a new lake table, then an append of it started
+    through the proxy, which holds its commit: (source table, lake table, the append's process)."""
+    src, lake = new_name(prefix), f"rest_faults.{new_name()}"
+    conn.execute(f"CREATE TABLE {src} AS SELECT g::bigint AS id FROM generate_series(1, {rows}) g")
     export(url, "-t", src, *flags(server, lake))
     proxy.hold = threading.Event()
     p = subprocess.Popen([pgarrow_bin(), "export", "-d", url, "--quiet", "--json", "-t", src,
                           *flags(server, lake, uri=proxy.uri), "--if-exists", "append"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return src, lake, p
+
+
+def test_a_commit_overtaken_by_pyiceberg_is_redone_on_top_of_it(url, conn, rest_catalog, proxy):
+    """pgarrow's commit is held at the proxy while pyiceberg appends: the server answers 409,
+    and pgarrow reads the table again and commits on top. Every row once."""
+    server = rest_catalog
+    src, lake, p = held_append(url, conn, server, proxy, "race", 20)
     try:
         assert proxy.held.wait(120), p.communicate()
         theirs = server.pyiceberg().load_table(lake)
@@ -366,13 +374,8 @@ def test_a_server_killed_during_a_commit_keeps_the_files_and_the_table_whole(url
     learn whether it landed, says so, and keeps its files (removing them could break a table
     that holds them). Started again, the server holds the table as it was, and an append
     lands once."""
-    server, src, lake = rest_catalog, new_name("killed"), f"rest_faults.{new_name()}"
-    conn.execute(f"CREATE TABLE {src} AS SELECT g::bigint AS id FROM generate_series(1, 30) g")
-    export(url, "-t", src, *flags(server, lake))
-    proxy.hold = threading.Event()
-    p = subprocess.Popen([pgarrow_bin(), "export", "-d", url, "--quiet", "--json", "-t", src,
-                          *flags(server, lake, uri=proxy.uri), "--if-exists", "append"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = rest_catalog
+    src, lake, p = held_append(url, conn, server, proxy, "killed", 30)
     try:
         assert proxy.held.wait(120), p.communicate()
         server.stop(kill=True)
