@@ -41,6 +41,7 @@
 //! ```
 
 mod catalog;
+mod connected;
 mod equality;
 pub(crate) mod expire;
 mod export;

@@ -9,7 +9,8 @@ use std::collections::{HashMap, HashSet};
 use pgarrow::io::{Location, StorageOptions};
 use pgarrow::{Error, Result};
 
-use super::catalog::{Catalog, Committed, Connected};
+use super::catalog::{Catalog, Committed};
+use super::connected::Connected;
 use super::spec::{TableMetadata, TableRequirement, TableUpdate};
 use super::{IcebergTarget, blocking};
 use crate::retention::{ExpireOptions, ExpireStats, remove_files};

@@ -9,7 +9,8 @@ use pgarrow::partition::PartitionOptions;
 use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 use serde_json::{Value as Json, json};
 
-use super::catalog::{Catalog, Committed, Connected, Loaded};
+use super::catalog::{Catalog, Committed, Loaded};
+use super::connected::Connected;
 use super::manifest::{self, SpecField};
 use super::schema::{self, IcebergSchema};
 use super::spec::{self, PartitionSpec, Snapshot, TableMetadata, TableRequirement, TableUpdate};

@@ -13,7 +13,8 @@ use pgarrow::io::{Format, Layout, Manifest, ManifestFile, PartitionField};
 use pgarrow::{Error, ErrorKind, Result};
 use serde_json::{Value as Json, json};
 
-use super::catalog::{Catalog, Connected, Loaded};
+use super::catalog::{Catalog, Loaded};
+use super::connected::Connected;
 use super::manifest::{self, DataFile, SpecField, Typed};
 use super::spec::{Snapshot, TableMetadata, TableUpdate};
 use super::{

@@ -14,7 +14,8 @@ use serde_json::Value as Json;
 
 use super::IcebergCatalog;
 use super::blocking;
-use super::catalog::{Catalog, Connected};
+use super::catalog::Catalog;
+use super::connected::Connected;
 use super::spec::{NestedField, TableMetadata, Type};
 use crate::avro::{self, Value};
 
