@@ -1,16 +1,17 @@
 //! Apache Iceberg tables (format version 2): an export's Parquet files committed into an
-//! Iceberg table whose catalog is the SQL catalog in a PostgreSQL database (the
-//! `iceberg_tables` layout pyiceberg's `SqlCatalog` and Iceberg's `JdbcCatalog` share).
+//! Iceberg table of a REST catalog ([`rest`]) or of the SQL catalog in a PostgreSQL database
+//! (the `iceberg_tables` layout pyiceberg's `SqlCatalog` and Iceberg's `JdbcCatalog` share).
 //!
 //! The files go under the table's `data/` directory (in `column_transform=value/`
 //! directories when the table is partitioned), written by pgarrow's partitioned export with
 //! Parquet field IDs (the table schema's). Then one manifest (Avro) lists them with their
 //! partition tuples, counts and bounds; a manifest list names it (and, for an append, every
 //! manifest of the table's current snapshot); and a new metadata file adds the snapshot, with
-//! the export's provenance in its summary. The commit swaps the table's metadata location in
-//! the catalog from the one the export began on to the new one, in one statement that holds
-//! only if no other writer swapped it first: readers see the table before the export or
-//! after it, never between. An export that fails, or whose commit fails, removes what it
+//! the export's provenance in its summary. The commit moves the table from the metadata the
+//! export began on to the new one only if no other writer moved it first (the SQL catalog:
+//! one statement that swaps its metadata location; a REST catalog: the server, under the
+//! commit's requirements): readers see the table before the export or after it, never
+//! between. An export that fails, or whose commit fails, removes what it
 //! wrote; a process killed before the commit leaves files no snapshot names (Iceberg's
 //! `remove_orphan_files` removes them).
 //!

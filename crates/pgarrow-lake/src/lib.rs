@@ -9,7 +9,8 @@
 //!
 //! - [`ducklake`]: DuckLake tables, the catalog in a PostgreSQL database.
 //! - [`delta`]: Delta Lake tables, the log beside the data (local or any object store).
-//! - [`iceberg`]: Apache Iceberg tables, the SQL catalog in a PostgreSQL database.
+//! - [`iceberg`]: Apache Iceberg tables, behind a REST catalog or the SQL catalog in a
+//!   PostgreSQL database.
 //!
 //! A lake table that follows PostgreSQL, kept equal to its source through a logical
 //! replication slot: [`mirror`].

@@ -71,7 +71,8 @@ impl LakeName {
         }
     }
 
-    /// A table of the Iceberg SQL catalog in database `url`.
+    /// A table of the Iceberg catalog at `url`: a REST catalog's `http(s)://` address, else
+    /// the database of an SQL catalog.
     pub fn iceberg(url: impl Into<String>) -> Self {
         LakeName {
             iceberg: Some(url.into()),

@@ -19,8 +19,8 @@ use super::connected::Connected;
 use super::spec::{NestedField, TableMetadata, Type};
 use crate::avro::{self, Value};
 
-/// The Iceberg table `namespace.table` of the SQL catalog `catalog_name` in database
-/// `catalog` (its current snapshot) as the input of a load.
+/// The Iceberg table `namespace.table` of `catalog` (a REST catalog, or an SQL catalog's
+/// database, `catalog_name` in it) (its current snapshot) as the input of a load.
 ///
 /// # Errors
 /// No such table; a table without a snapshot; equality delete files in its snapshot (named);
