@@ -1,5 +1,6 @@
 //! `export --ducklake URL`, `export --delta LOCATION` and `export --iceberg URL`: the export
-//! committed into a lake table; several tables, each into its own, in one snapshot.
+//! committed into a lake table; several tables, each into its own, in one snapshot (Iceberg
+//! tables committed together, in one transaction of their catalog).
 
 use anyhow::Result;
 use pgarrow::Source;
@@ -8,7 +9,9 @@ use pgarrow::names::TableName;
 use pgarrow::partition::PartitionOptions;
 use pgarrow::policy::Policies;
 use pgarrow::protocol::{Config, quote_ident};
-use pgarrow_lake::{LakeName, LakeStats, LakeTarget, SharedSnapshot, export_to_lake};
+use pgarrow_lake::{
+    LakeName, LakeStats, LakeTarget, SharedSnapshot, export_tables_to_lake, export_to_lake,
+};
 
 use crate::args::{
     ExportArgs, IncrementalArgs, LakeArgs, LakeCommand, LakeTableArgs, MirrorArgs, OutputArgs,
@@ -72,7 +75,8 @@ fn run_options(
 
 /// `export` into a lake table: one table or query; or several tables (`--table` patterns,
 /// `--schema`), each into a lake table of its own schema and name (a Delta table at
-/// LOCATION/SCHEMA.NAME), all read in one snapshot, each table its own commit.
+/// LOCATION/SCHEMA.NAME), all read in one snapshot; Iceberg tables committed together (one
+/// transaction of their catalog), the others each by its own commit.
 pub(crate) fn export(
     rt: &tokio::runtime::Runtime,
     session: &mut Session,
@@ -112,16 +116,51 @@ pub(crate) fn export(
     }
     let stop = session.stop.clone();
     let shared = wait(rt, &stop, SharedSnapshot::begin(config, &patterns))?;
-    let partitions = partition_options(&args.partition);
+    let partitions = shared.partitions(&partition_options(&args.partition));
+    let mut jobs = Vec::new();
     for table in shared.tables().to_vec() {
         let job = Job {
-            shared: Some((&table, shared.partitions(&partitions))),
+            shared: Some((&table, partitions.clone())),
             in_slot: None,
             ..one
         };
-        export_one(rt, session, config, &Source::from(table.clone()), &job)?;
+        let source = Source::from(table.clone());
+        let target = target(&source, &job)?;
+        jobs.push((source, target));
     }
+    let options = export_options(&args.output, policies);
+    // One bar, each table's export in turn.
+    let progress = crate::report::progress_bar(args.output.quiet, None);
+    let hooks = |_| {
+        let bar = progress.clone();
+        pgarrow::Hooks::new()
+            .on_progress(move |s: &pgarrow::ExportStats| {
+                crate::report::advance(&bar, s.rows, s.bytes, s.total)
+            })
+            .with_stop(stop.clone())
+    };
+    let run = export_tables_to_lake(config.clone(), jobs, &options, &partitions, hooks);
+    let done = wait(rt, &stop, run);
+    progress.finish_and_clear();
+    let done = done?;
     wait(rt, &stop, shared.end())?;
+    for stats in &done {
+        finish(&args.output, stats)?;
+    }
+    if !args.output.quiet
+        && let Some(first) = done.first()
+    {
+        match (&first.apart, first.committed_together) {
+            (Some(why), _) => eprintln!(
+                "the {} tables were committed each on its own: {why}",
+                done.len()
+            ),
+            (None, Some(n)) if n > 1 => {
+                eprintln!("the {n} tables were committed together, in one transaction")
+            }
+            _ => {}
+        }
+    }
     Ok(())
 }
 

@@ -66,6 +66,7 @@ use serde_json::Value as Json;
 
 use crate::cleanup::blocking;
 use crate::common::IfExists;
+pub(crate) use export::export_tables_to_iceberg;
 pub use export::export_to_iceberg;
 use manifest::{DataFile, SpecField};
 pub use read::open_iceberg;
@@ -79,7 +80,7 @@ pub const DEFAULT_CATALOG_NAME: &str = "default";
 /// An Iceberg catalog: the SQL catalog in a PostgreSQL database (pyiceberg's `SqlCatalog`,
 /// Iceberg's JDBC catalog), or a REST catalog (Polaris, Glue, S3 Tables, Unity, Lakekeeper,
 /// Nessie, ...).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 // Held once per target, as DuckLake's target holds its `Config`: boxing it would buy nothing.
 #[allow(clippy::large_enum_variant)]

@@ -48,7 +48,7 @@ pub use iceberg::{
 };
 pub use named::{LakeName, open_lake};
 pub use tables::SharedSnapshot;
-pub use target::{LakeStats, LakeTarget, export_to_lake};
+pub use target::{LakeStats, LakeTarget, export_tables_to_lake, export_to_lake};
 
 pub use common::{IfExists, LakeRun};
 

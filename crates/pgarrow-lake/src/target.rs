@@ -29,7 +29,7 @@ use pgarrow::{ExportOptions, Hooks, IntoConfig, Result, Source};
 use crate::common::{IfExists, LakeRun};
 use crate::delta::{DeltaTarget, export_to_delta};
 use crate::ducklake::{DuckLakeTarget, export_to_ducklake};
-use crate::iceberg::{IcebergTarget, export_to_iceberg};
+use crate::iceberg::{IcebergStats, IcebergTarget, export_tables_to_iceberg, export_to_iceberg};
 
 /// A lake table of any format.
 #[derive(Debug, Clone)]
@@ -222,6 +222,15 @@ pub struct LakeStats {
     /// Whether it scanned for late rows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub late_scan: Option<bool>,
+    /// With several tables exported together: how many tables became visible in the one
+    /// commit this table's was part of (a multi-table transaction); 1 when each table was
+    /// committed on its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub committed_together: Option<usize>,
+    /// Why the tables were committed each on its own, where they were exported together into
+    /// a catalog that cannot commit them at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apart: Option<String>,
     /// From the export's end to the commit: the files' footers read, the metadata written,
     /// the catalog's or log's commit (and its retries).
     #[serde(rename = "commit_s", serialize_with = "seconds")]
@@ -258,6 +267,8 @@ impl LakeStats {
             first_run: run.as_ref().map(|r| r.first),
             late_scan: run.as_ref().map(|r| r.late_scan),
             incremental: run.map(|r| r.state),
+            committed_together: None,
+            apart: None,
             commit: std::time::Duration::ZERO,
         }
     }
@@ -316,19 +327,97 @@ pub async fn export_to_lake(
         }
         LakeTarget::Iceberg(t) => {
             let s = export_to_iceberg(config, source, options, partitions, t, hooks).await?;
-            LakeStats {
-                snapshot: Some(s.snapshot_id),
-                sequence_number: Some(s.sequence_number),
-                metadata_location: Some(s.metadata_location),
-                ..LakeStats::new(
-                    s.export,
-                    target,
-                    (s.rows, s.created, s.files, s.retried),
-                    s.run,
-                )
-            }
+            LakeStats::iceberg(s, target)
         }
     };
     stats.commit = started.elapsed().saturating_sub(stats.export.export.total);
     Ok(stats)
+}
+
+impl LakeStats {
+    fn iceberg(s: IcebergStats, target: &LakeTarget) -> LakeStats {
+        LakeStats {
+            snapshot: Some(s.snapshot_id),
+            sequence_number: Some(s.sequence_number),
+            metadata_location: Some(s.metadata_location),
+            ..LakeStats::new(
+                s.export,
+                target,
+                (s.rows, s.created, s.files, s.retried),
+                s.run,
+            )
+        }
+    }
+}
+
+/// Exports several sources, each into its own lake table (`jobs`, all read over `partitions`:
+/// one shared snapshot, [`crate::SharedSnapshot`]), with `hooks(i)` for the `i`th.
+///
+/// Iceberg tables of one catalog are committed together, in one multi-table transaction (a
+/// REST catalog's `transactions/commit`, one transaction of an SQL catalog's database):
+/// readers see all of the new snapshots or none, and an error leaves every table as it was.
+/// Where the catalog cannot, each is committed on its own and every report's
+/// [`LakeStats::apart`] says why. Other tables are exported and committed one after another.
+///
+/// # Errors
+/// The first table's error (see [`export_to_lake`]).
+pub async fn export_tables_to_lake<'h>(
+    config: impl IntoConfig,
+    jobs: Vec<(Source, LakeTarget)>,
+    options: &ExportOptions,
+    partitions: &PartitionOptions,
+    mut hooks: impl FnMut(usize) -> Hooks<'h>,
+) -> Result<Vec<LakeStats>> {
+    let config = config.into_config()?;
+    let one_catalog = match jobs.first() {
+        Some((_, LakeTarget::Iceberg(first))) => jobs.iter().all(|(_, t)| {
+            matches!(t, LakeTarget::Iceberg(t)
+                if t.catalog == first.catalog && t.catalog_name == first.catalog_name)
+        }),
+        _ => false,
+    };
+    if !one_catalog || jobs.len() < 2 {
+        let mut out = Vec::with_capacity(jobs.len());
+        for (i, (source, target)) in jobs.into_iter().enumerate() {
+            let stats = export_to_lake(
+                config.clone(),
+                source,
+                options,
+                partitions,
+                &target,
+                hooks(i),
+            )
+            .await?;
+            out.push(stats);
+        }
+        return Ok(out);
+    }
+    let started = std::time::Instant::now();
+    let icebergs: Vec<(Source, &IcebergTarget, Hooks<'h>)> = jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (source, target))| match target {
+            LakeTarget::Iceberg(t) => Some((source.clone(), t, hooks(i))),
+            _ => None,
+        })
+        .collect();
+    let (stats, apart) = export_tables_to_iceberg(&config, icebergs, options, partitions).await?;
+    let elapsed = started.elapsed();
+    let together = match apart {
+        None => stats.len(),
+        Some(_) => 1,
+    };
+    // The exports ran one after another, then the one commit.
+    let exporting: std::time::Duration = stats.iter().map(|s| s.export.export.total).sum();
+    Ok(stats
+        .into_iter()
+        .zip(&jobs)
+        .map(|(s, (_, target))| {
+            let mut stats = LakeStats::iceberg(s, target);
+            stats.committed_together = Some(together);
+            stats.apart = apart.clone();
+            stats.commit = elapsed.saturating_sub(exporting);
+            stats
+        })
+        .collect())
 }

@@ -8,7 +8,10 @@ use pgarrow::blocking;
 use pgarrow::names::TablePattern;
 use pgarrow::partition::PartitionOptions;
 use pgarrow::protocol::quote_ident;
-use pgarrow_lake::{IfExists, LakeName, LakeStats, LakeTarget, SharedSnapshot, export_to_lake};
+use pgarrow_lake::{
+    IfExists, LakeName, LakeStats, LakeTarget, SharedSnapshot, export_tables_to_lake,
+    export_to_lake,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -256,24 +259,19 @@ pub(crate) fn export_lake(
         return document_on_runtime(py, move |runtime, stop| {
             let shared =
                 blocking::wait(runtime, stop, SharedSnapshot::begin(config.clone(), &found))?;
-            let mut out: Vec<LakeStats> = Vec::new();
+            let mut jobs = Vec::new();
             for table in shared.tables().to_vec() {
                 // The tables found are schema-qualified: no default schema is taken.
                 let mut target = base.for_table(&table, "public");
                 if let Some(run) = &run {
                     target = target.with_incremental(run.of(table.clone()));
                 }
-                let read = shared.partitions(&partitions);
-                let one = export_to_lake(
-                    config.clone(),
-                    table.clone(),
-                    &export,
-                    &read,
-                    &target,
-                    hooks(stop),
-                );
-                out.push(blocking::wait(runtime, stop, one)?);
+                jobs.push((pgarrow::Source::from(table), target));
             }
+            let read = shared.partitions(&partitions);
+            // Iceberg tables are committed together (one transaction of their catalog).
+            let all = export_tables_to_lake(config.clone(), jobs, &export, &read, |_| hooks(stop));
+            let out: Vec<LakeStats> = blocking::wait(runtime, stop, all)?;
             blocking::wait(runtime, stop, shared.end())?;
             Ok(out)
         });

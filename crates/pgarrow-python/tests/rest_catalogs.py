@@ -279,11 +279,12 @@ sink = "none"
 SERVERS = {"seaweedfs": SeaweedFS, "rustberg": Rustberg}
 
 
-def flags(server, lake_table: str, **more: str) -> list[str]:
-    """pgarrow's flags naming `lake_table` of `server`: --iceberg URI, each other property as
-    --iceberg-property KEY=VALUE (`more` over the server's own)."""
+def flags(server, lake_table: str | None, **more: str) -> list[str]:
+    """pgarrow's flags naming `lake_table` of `server` (none: several tables, each into one of
+    its own name): --iceberg URI, each other property as --iceberg-property KEY=VALUE (`more`
+    over the server's own)."""
     props = {**server.properties, **more}
-    out = ["--iceberg", props.pop("uri"), "--lake-table", lake_table]
+    out = ["--iceberg", props.pop("uri")] + (["--lake-table", lake_table] if lake_table else [])
     for k, v in props.items():
         out += ["--iceberg-property", f"{k}={v}"]
     return out

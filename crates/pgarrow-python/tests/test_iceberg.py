@@ -427,7 +427,9 @@ def test_several_tables_go_into_lake_tables_of_their_own_in_one_snapshot(url, co
                                                                          duckdb_lake):
     """`--table PATTERN` / `--schema` with a lake target: each table into a lake table of its
     own schema and name (Delta: LOCATION/SCHEMA.NAME), every one read in one snapshot (the
-    commits' provenance names the same one), each its own commit."""
+    commits' provenance names the same one); Iceberg's committed together, in one transaction
+    of the catalog database (a table that cannot take its rows leaves the others as they were),
+    the other formats' each by its own commit."""
     cat_url, warehouse = catalog
     conn.execute("DROP SCHEMA IF EXISTS lake_many CASCADE")
     conn.execute("CREATE SCHEMA lake_many")
@@ -441,6 +443,19 @@ def test_several_tables_go_into_lake_tables_of_their_own_in_one_snapshot(url, co
                  for t in "ab"}
     assert len(snapshots) == 1 and None not in snapshots, snapshots
     assert cat.load_table("lake_many.b").scan().to_arrow().num_rows == 5
+    assert [r["committed_together"] for r in reports] == [2, 2]
+    out = subprocess.run([pgarrow_bin(), "export", "-d", url, "--iceberg", cat_url, "--warehouse", str(warehouse),
+                          "--schema", "lake_many", "--if-exists", "append"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "the 2 tables were committed together, in one transaction" in out.stderr, out.stderr
+    assert [cat.load_table(f"lake_many.{t}").scan().to_arrow().num_rows for t in "ab"] == [20, 10]
+    # b's id turned text, which its lake table's long cannot take: a is not appended either.
+    conn.execute("ALTER TABLE lake_many.b ALTER COLUMN id TYPE text")
+    out = ice(url, cat_url, "--schema", "lake_many", "--if-exists", "append", warehouse=warehouse, check=False)
+    assert out.returncode != 0 and "lake_many.b" in out.stderr, out.stderr
+    conn.execute("ALTER TABLE lake_many.b ALTER COLUMN id TYPE int USING id::int")
+    assert [cat.load_table(f"lake_many.{t}").scan().to_arrow().num_rows for t in "ab"] == [20, 10]
+    assert len(cat.load_table("lake_many.a").metadata.snapshots) == 2
     # Delta: a table per source table under the location.
     delta_root = tmp_path / "delta"
     out = export(url, "-t", "lake_many.*", "--delta", str(delta_root), "--partitions", "2")

@@ -138,9 +138,10 @@ def test_a_mirror_follows_changes_and_a_schema_change(logical_url, source, rest_
 
 class Proxy:
     """A proxy in front of a real catalog: forwards every request, and lets a test act on a
-    commit (a POST to a table) before or after the server has it: `hold` (an event the commit
-    waits on before it is forwarded), `lose_answer` (the server applies it; the client gets a
-    500 instead of its answer)."""
+    commit (a POST to a table, or a multi-table transaction) before or after the server has it:
+    `hold` (an event the commit waits on before it is forwarded), `lose_answer` (the server
+    applies it; the client gets a 500 instead of its answer). `committed` lists each commit's
+    path."""
 
     def __init__(self, upstream: str):
         self.upstream = urlparse(upstream)
@@ -148,6 +149,7 @@ class Proxy:
         self.held = threading.Event()
         self.lose_answer = 0
         self.commits = 0
+        self.committed: list[str] = []
         # Tokens: `tokens` = "short" gives each a lifetime of one second in the token answer,
         # "silent" gives none; with `one_use`, a token is refused (401) after its first request,
         # as an expired one is.
@@ -174,7 +176,8 @@ class Proxy:
 
             def forward(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                commit = self.command == "POST" and "/tables/" in self.path and b'"updates"' in body
+                commit = (self.command == "POST" and b'"updates"' in body
+                          and ("/tables/" in self.path or self.path.endswith("/transactions/commit")))
                 token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
                 if proxy.one_use and token and not self.path.endswith("/oauth/tokens"):
                     if token in proxy.used:
@@ -185,6 +188,7 @@ class Proxy:
                 real = proxy.aliases.get(token)
                 if commit:
                     proxy.commits += 1
+                    proxy.committed.append(self.path)
                     if proxy.hold is not None:
                         proxy.held.set()
                         proxy.hold.wait(60)
@@ -395,6 +399,61 @@ def test_a_server_killed_during_a_commit_keeps_the_files_and_the_table_whole(url
     export(url, "-t", src, *flags(server, lake), "--if-exists", "append")
     ids = sorted(server.pyiceberg().load_table(lake).scan().to_arrow()["id"].to_pylist())
     assert ids == sorted(list(range(1, 31)) * 2)
+
+
+def test_several_tables_land_in_one_transaction_all_or_none(url, conn, rest_catalog, proxy):
+    """Tables exported together are committed in one multi-table transaction: a first export
+    makes them in it where the server makes tables inside one (Rustberg; SeaweedFS makes each
+    by a commit of its own, and the output says so); an append of both is one transaction. Held
+    at the proxy while the server is killed, it leaves both tables as they were (or both
+    appended), never one; started again, an append lands once on each."""
+    server, schema = rest_catalog, new_name("several")
+    conn.execute(f"CREATE SCHEMA {schema}")
+    conn.execute(f"CREATE TABLE {schema}.a AS SELECT g::bigint AS id FROM generate_series(1, 10) g")
+    conn.execute(f"CREATE TABLE {schema}.b AS SELECT g::bigint AS id, 'x' || g AS v FROM generate_series(1, 20) g")
+    via = flags(server, None, uri=proxy.uri)
+    reports = [json.loads(line) for line in export(url, "--schema", schema, *via).stdout.splitlines()]
+    assert [(r["table"], r["rows"], r["created"]) for r in reports] == [
+        (f"{schema}.a", 10, True), (f"{schema}.b", 20, True)]
+    if server.name == "rustberg":
+        assert [r["committed_together"] for r in reports] == [2, 2] and "apart" not in reports[0]
+        assert [p.rsplit("/", 2)[-2:] for p in proxy.committed] == [["transactions", "commit"]]
+    else:
+        assert "makes no new table inside a multi-table transaction" in reports[0]["apart"]
+        assert [r["committed_together"] for r in reports] == [1, 1]
+        # The transaction tried first, then a commit of each table.
+        assert [p.rsplit("/", 2)[-2:] for p in proxy.committed] == [
+            ["transactions", "commit"], ["tables", "a"], ["tables", "b"]]
+
+    def counts():
+        cat = server.pyiceberg()
+        return [len(cat.load_table(f"{schema}.{t}").scan().to_arrow()) for t in "ab"]
+
+    assert counts() == [10, 20]
+    # An append of both: one transaction, on either server.
+    proxy.committed.clear()
+    out = export(url, "--schema", schema, *via, "--if-exists", "append")
+    assert [p.rsplit("/", 2)[-2:] for p in proxy.committed] == [["transactions", "commit"]]
+    assert counts() == [20, 40]
+    assert [json.loads(line)["committed_together"] for line in out.stdout.splitlines()] == [2, 2]
+    # Held at the proxy, then the server killed: the transaction is lost or whole.
+    proxy.hold = threading.Event()
+    p = subprocess.Popen([pgarrow_bin(), "export", "-d", url, "--quiet", "--json", "--schema", schema,
+                          *via, "--if-exists", "append"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proxy.held.wait(120), p.communicate()
+        server.stop(kill=True)
+    finally:
+        proxy.hold.set()
+        _, stderr = p.communicate(timeout=300)
+        server.start()
+    assert p.returncode != 0
+    assert "did not say whether the commit landed" in stderr and "files are kept" in stderr, stderr
+    assert counts() in ([20, 40], [30, 60]), counts()
+    before = counts()
+    proxy.hold = None
+    export(url, "--schema", schema, *via, "--if-exists", "append")
+    assert counts() == [before[0] + 10, before[1] + 20]
 
 
 def test_compaction_and_expiry_beside_a_running_mirror(logical_url, rest_catalog):

@@ -25,8 +25,8 @@ pub(crate) struct Loaded {
 /// What a commit answered: the table after it, or that another writer committed first (the
 /// caller reads the table again, [`crate::retry::Retries`]).
 #[derive(Debug)]
-pub(crate) enum Committed {
-    Done(Box<Loaded>),
+pub(crate) enum Committed<T = Box<Loaded>> {
+    Done(T),
     Conflict(String),
     /// No answer came, and the table could not be read to see whether the commit landed (a
     /// REST catalog gone mid-commit): the commit's files must stay, for it may have.
@@ -56,6 +56,43 @@ pub(crate) trait Catalog {
         requirements: &[TableRequirement],
         updates: &[TableUpdate],
     ) -> Result<Committed>;
+
+    /// Applies every change at once, or none (a conflict on any table is the conflict of all):
+    /// the tables after it, in order. `Err(why)` inside: this catalog cannot commit these
+    /// tables in one operation (the caller commits each on its own and says so).
+    async fn commit_all(&mut self, changes: &[TableChange<'_>]) -> Result<Together>;
+}
+
+/// What [`Catalog::commit_all`] answered: the commit of every table, or why they cannot be
+/// committed together.
+pub(crate) type Together = std::result::Result<Committed<Vec<Loaded>>, String>;
+
+/// One table's part of a commit of several tables.
+#[derive(Debug)]
+pub(crate) struct TableChange<'a> {
+    pub(crate) namespace: &'a str,
+    pub(crate) table: &'a str,
+    pub(crate) change: Change<'a>,
+}
+
+/// A new table, or updates to a table as read.
+#[derive(Debug)]
+pub(crate) enum Change<'a> {
+    /// Makes the table of this metadata (its first snapshot in it).
+    Create(TableMetadata),
+    /// `updates` to the table read as `base`, if `requirements` still hold of it.
+    Update {
+        base: &'a Loaded,
+        requirements: Vec<TableRequirement>,
+        updates: Vec<TableUpdate>,
+    },
+}
+
+impl TableChange<'_> {
+    /// `namespace.table`.
+    pub(crate) fn name(&self) -> String {
+        format!("{}.{}", self.namespace, self.table)
+    }
 }
 
 /// The catalog tables, as pyiceberg makes them (the JDBC catalog's schema version 1).
@@ -325,6 +362,93 @@ impl Catalog for SqlCatalog {
         })
         .await
     }
+
+    async fn commit_all(&mut self, changes: &[TableChange<'_>]) -> Result<Together> {
+        self.swap_all(changes).await.map(Ok)
+    }
+}
+
+impl SqlCatalog {
+    /// [`Catalog::commit_all`]: each table's next metadata file written, then every pointer
+    /// moved in one transaction of the catalog database, which holds only if each still points
+    /// where it was read (a new table: none yet).
+    async fn swap_all(&mut self, changes: &[TableChange<'_>]) -> Result<Committed<Vec<Loaded>>> {
+        let mut cleanup = crate::cleanup::Cleanup::new();
+        // (namespace, table, the file it was read at (none: new), the new file, its metadata)
+        let mut moves = Vec::with_capacity(changes.len());
+        for c in changes {
+            let (old, metadata, version) = match &c.change {
+                Change::Create(metadata) => {
+                    self.ensure_namespace(c.namespace).await?;
+                    (None, metadata.clone(), 0)
+                }
+                Change::Update {
+                    base,
+                    requirements,
+                    updates,
+                } => {
+                    if let Some(why) = TableMetadata::unmet(Some(&base.metadata), requirements) {
+                        return Ok(Committed::Conflict(format!("{}: {why}", c.name())));
+                    }
+                    let next = base
+                        .metadata
+                        .updated(&base.location, updates, super::now_ms());
+                    let version = base.metadata.version_at(&base.location) + 1;
+                    (Some(base.location.clone()), next, version)
+                }
+            };
+            let path = format!(
+                "{}/metadata/{version:05}-{}.metadata.json",
+                metadata.location.trim_end_matches('/'),
+                crate::common::new_uuid()
+            );
+            let at = super::located(&path, &self.storage)?;
+            cleanup.write(at, metadata.to_json_bytes()).await?;
+            moves.push((c.namespace, c.table, old, path, metadata));
+        }
+        self.db.batch("BEGIN").await?;
+        let moved = async {
+            for (ns, table, old, new, _) in &moves {
+                let done = match old {
+                    None => self.create_at(ns, table, new).await?,
+                    Some(old) => self.swap(ns, table, old, new).await?,
+                };
+                if !done {
+                    return Ok(Some(format!(
+                        "{ns}.{table}: another writer committed to it first"
+                    )));
+                }
+            }
+            Ok::<_, Error>(None)
+        }
+        .await;
+        match moved {
+            Ok(None) => {}
+            // Rolled back: the files written name nothing, and the guard removes them.
+            Ok(Some(why)) => {
+                self.db.batch("ROLLBACK").await?;
+                return Ok(Committed::Conflict(why));
+            }
+            Err(e) => {
+                let _ = self.db.batch("ROLLBACK").await;
+                return Err(e);
+            }
+        }
+        if let Err(e) = self.db.batch("COMMIT").await {
+            // The database may have committed before the answer was lost.
+            cleanup.keep();
+            return Ok(Committed::Unknown(format!(
+                "the catalog database's COMMIT: {e}"
+            )));
+        }
+        cleanup.keep();
+        Ok(Committed::Done(
+            moves
+                .into_iter()
+                .map(|(_, _, _, location, metadata)| Loaded { metadata, location })
+                .collect(),
+        ))
+    }
 }
 
 /// The error of a commit whose outcome is unknown: its files are kept.
@@ -466,6 +590,78 @@ mod tests {
             metadata_files(dir.path()),
             2,
             "only the two that landed stay"
+        );
+        catalog.close().await;
+    }
+
+    /// Several tables committed at once in the SQL catalog: a new table and an update land
+    /// together; a conflict on one table (a stale base) leaves every table as it was and no
+    /// metadata file of the attempt behind.
+    #[tokio::test]
+    async fn several_tables_commit_all_or_none() {
+        let Some(pg) = pgarrow_testkit::Cluster::shared() else {
+            return;
+        };
+        let db = pg.create_database("iceberg_catalog_all").unwrap();
+        let config = Config::parse(&pg.url(&db)).unwrap();
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let at = |d: &tempfile::TempDir| d.path().to_str().unwrap().to_owned();
+        let storage = StorageOptions::default();
+        let mut catalog = SqlCatalog::connect(&config, "default", &storage)
+            .await
+            .unwrap();
+        catalog
+            .create("ns", "t", new_table(&at(&one)))
+            .await
+            .unwrap();
+        let t = catalog.load("ns", "t").await.unwrap().unwrap();
+        let update = |base, id| TableChange {
+            namespace: "ns",
+            table: "t",
+            change: Change::Update {
+                base,
+                requirements: vec![],
+                updates: snapshot_of(id),
+            },
+        };
+        let both = [
+            update(&t, 10),
+            TableChange {
+                namespace: "other",
+                table: "u",
+                change: Change::Create(new_table(&at(&two))),
+            },
+        ];
+        let Ok(Committed::Done(done)) = catalog.commit_all(&both).await.unwrap() else {
+            panic!("both land")
+        };
+        assert_eq!(done.len(), 2);
+        assert_eq!(done[0].metadata.current_snapshot_id(), Some(10));
+        let u = catalog.load("other", "u").await.unwrap().unwrap();
+        assert_eq!(u.location, done[1].location);
+        let files = (metadata_files(one.path()), metadata_files(two.path()));
+        // `t` read before the commit above: stale. `u` would land alone, but not with it.
+        let stale = [
+            TableChange {
+                namespace: "other",
+                table: "u",
+                change: Change::Update {
+                    base: &u,
+                    requirements: vec![],
+                    updates: snapshot_of(11),
+                },
+            },
+            update(&t, 12),
+        ];
+        let answer = catalog.commit_all(&stale).await.unwrap();
+        assert!(matches!(answer, Ok(Committed::Conflict(_))), "{answer:?}");
+        let now = catalog.load("other", "u").await.unwrap().unwrap();
+        assert_eq!(now.location, u.location, "u is as it was");
+        assert_eq!(now.metadata.current_snapshot_id(), None);
+        assert_eq!(
+            (metadata_files(one.path()), metadata_files(two.path())),
+            files,
+            "the attempt's files are removed"
         );
         catalog.close().await;
     }

@@ -7,7 +7,7 @@ use pgarrow::io::StorageOptions;
 use pgarrow::{ErrorKind, Result};
 
 use super::IcebergCatalog;
-use super::catalog::{Catalog, Committed, Loaded, SqlCatalog};
+use super::catalog::{Catalog, Committed, Loaded, SqlCatalog, TableChange, Together};
 use super::rest::RestCatalog;
 use super::spec::{TableMetadata, TableRequirement, TableUpdate};
 
@@ -111,6 +111,13 @@ impl Catalog for Connected {
                 c.commit(namespace, table, base, requirements, updates)
                     .await
             }
+        }
+    }
+
+    async fn commit_all(&mut self, changes: &[TableChange<'_>]) -> Result<Together> {
+        match self {
+            Connected::Sql(c) => c.commit_all(changes).await,
+            Connected::Rest(c) => c.commit_all(changes).await,
         }
     }
 }

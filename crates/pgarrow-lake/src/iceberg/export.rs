@@ -9,7 +9,7 @@ use pgarrow::partition::PartitionOptions;
 use pgarrow::{Error, ErrorKind, ExportOptions, Hooks, IntoConfig, Result, Source};
 use serde_json::{Value as Json, json};
 
-use super::catalog::{Catalog, Committed, Loaded};
+use super::catalog::{Catalog, Change as CatalogChange, Committed, Loaded, TableChange};
 use super::connected::Connected;
 use super::manifest::{self, SpecField};
 use super::schema::{self, IcebergSchema};
@@ -57,130 +57,478 @@ pub async fn export_to_iceberg(
     let name = format!("{}.{}", target.namespace, target.table);
     let mut catalog =
         Connected::connect(&target.catalog, &target.catalog_name, &target.storage).await?;
-    let result = export(
-        &mut catalog,
-        config,
-        source,
-        options,
-        partitions,
-        target,
-        hooks,
-        &name,
-    )
+    let result = async {
+        let prepared = Prepared::new(
+            &mut catalog,
+            config,
+            source,
+            options,
+            partitions,
+            target,
+            hooks,
+        )
+        .await?;
+        prepared.commit_alone(&mut catalog).await
+    }
     .await;
     catalog.close().await;
     result.map_err(|e| e.context(format!("Iceberg table {name}")))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn export(
-    catalog: &mut Connected,
-    config: impl IntoConfig,
-    source: impl Into<Source>,
+/// Exports each source into its Iceberg table (every target of one catalog, the first's),
+/// then commits all of them in one multi-table transaction: a REST catalog's
+/// `transactions/commit`, one transaction of an SQL catalog's database. Readers see every
+/// table's new snapshot, or none. Where the catalog cannot (a REST server without the
+/// endpoint, or one that makes no new table inside a transaction), each table is committed on
+/// its own, and the second value says why.
+///
+/// # Errors
+/// [`export_to_iceberg`]'s, for any of the tables: then no table changed (unless committed
+/// each on its own: the error names the table it stopped at), and the files are removed.
+pub(crate) async fn export_tables_to_iceberg(
+    config: &pgarrow::protocol::Config,
+    jobs: Vec<(Source, &IcebergTarget, Hooks<'_>)>,
     options: &ExportOptions,
     partitions: &PartitionOptions,
-    target: &IcebergTarget,
-    hooks: Hooks<'_>,
-    name: &str,
-) -> Result<IcebergStats> {
-    let (ns, table) = (target.namespace.as_str(), target.table.as_str());
-    let opened = Opened::read(catalog, target, name).await?;
-    // The table's files are where its catalog says, with the storage it gives.
-    let target = &IcebergTarget {
-        storage: catalog.storage().clone(),
-        ..target.clone()
+) -> Result<(Vec<IcebergStats>, Option<String>)> {
+    let Some((_, first, _)) = jobs.first() else {
+        return Ok((Vec::new(), None));
     };
-    let files = opened.files(target)?;
-    let Exported {
-        files: written,
-        run,
-        manifest,
-        schema: arrow,
-    } = crate::run::export(
-        config,
-        source,
-        options,
-        partitions,
-        &files,
-        hooks,
-        target.incremental.as_ref(),
-        opened.previous.as_ref(),
-    )
-    .await?;
-    let ours = schema::iceberg_schema(&arrow, &opened.ids)?;
-    let Opened {
-        base,
-        previous,
-        if_exists,
-        location,
-        layout,
-        respec,
-        ..
-    } = opened;
-    let change = Change::new(
-        base.as_ref().map(|b| &b.metadata),
-        &ours,
-        &layout,
-        if_exists,
-        respec,
-    )?;
-    let snapshot_id = new_snapshot_id();
-    let mut cleanup = Cleanup::new();
-    let (data_files, new_entry) = stage(
-        &manifest,
-        &change,
-        &location,
-        snapshot_id,
-        target,
-        &mut cleanup,
-    )
-    .await?;
-    let rows: u64 = data_files.iter().map(|f| f.rows).sum();
-    let bytes: u64 = data_files.iter().map(|f| f.bytes).sum();
-    let files = data_files.iter().map(|f| f.path.clone()).collect();
-    let (run, run_state) = crate::run::finish(run, rows, files)?;
-    let adding = Adding {
-        ns,
-        table,
-        location: &location,
-        ours: &ours,
-        change: &change,
-        if_exists,
-        snapshot_id,
-        new_entry: &new_entry,
-        files: data_files.len(),
-        rows,
-        bytes,
-        manifest: &manifest,
-        run_state: run_state.as_ref(),
-    };
-    let existed = base.is_some();
-    let mut tries = Retries::new(target.retries, format!("Iceberg table {name}"));
-    let landing = adding
-        .commit(catalog, target, base, &mut tries, &mut cleanup, |now| {
-            crate::run::check_race(run.as_ref(), previous.as_ref(), last_state(now)?.as_ref())
-        })
-        .await?;
-    cleanup.keep();
-    let (sequence, done) = match landing {
-        Landing::Landed(sequence, done) => (sequence, done),
-        // It may have landed: every file it names stays.
-        Landing::Unknown(why) => {
-            let _ = written.keep();
-            return Err(super::catalog::unknown(&why));
+    let mut catalog =
+        Connected::connect(&first.catalog, &first.catalog_name, &first.storage).await?;
+    let result = async {
+        let mut prepared = Vec::with_capacity(jobs.len());
+        for (source, target, hooks) in jobs {
+            let name = format!("{}.{}", target.namespace, target.table);
+            let p = Prepared::new(
+                &mut catalog,
+                config.clone(),
+                source,
+                options,
+                partitions,
+                target,
+                hooks,
+            )
+            .await
+            .map_err(|e| e.context(format!("Iceberg table {name}")))?;
+            prepared.push(p);
         }
-    };
-    Ok(IcebergStats {
-        export: written.keep(),
-        snapshot_id,
-        sequence_number: sequence,
-        metadata_location: done.location,
-        created: !existed && tries.retried() == 0,
-        rows,
-        files: data_files.len(),
-        retried: tries.retried(),
-        run,
-    })
+        commit_together(&mut catalog, prepared).await
+    }
+    .await;
+    catalog.close().await;
+    result
+}
+
+/// Commits every export in one operation of the catalog, onto the tables as they are after
+/// each conflict while `tries` allow (the first's retries); each on its own where the catalog
+/// cannot commit them together (and why).
+async fn commit_together(
+    catalog: &mut Connected,
+    mut prepared: Vec<Prepared>,
+) -> Result<(Vec<IcebergStats>, Option<String>)> {
+    let names: Vec<&str> = prepared.iter().map(|p| p.name.as_str()).collect();
+    let retries = prepared.first().map_or(0, |p| p.target.retries);
+    let mut tries = Retries::new(retries, format!("Iceberg tables {}", names.join(", ")));
+    loop {
+        let mut attempts = Vec::with_capacity(prepared.len());
+        for p in prepared.iter_mut() {
+            attempts.push(p.attempt(tries.retried()).await?);
+        }
+        let together = {
+            let changes: Vec<TableChange<'_>> = prepared
+                .iter()
+                .zip(&attempts)
+                .map(|(p, a)| p.change(a))
+                .collect();
+            catalog.commit_all(&changes).await?
+        };
+        let why = match together {
+            Err(apart) => {
+                for (p, a) in prepared.iter_mut().zip(attempts) {
+                    p.discard(a).await?;
+                }
+                log::info!("{apart}: each table is committed on its own");
+                let mut out = Vec::with_capacity(prepared.len());
+                for p in prepared {
+                    let name = p.name.clone();
+                    let landed: Vec<String> = out
+                        .iter()
+                        .map(|s: &IcebergStats| s.metadata_location.clone())
+                        .collect();
+                    let stats = p.commit_alone(catalog).await.map_err(|e| {
+                        let before = match landed.len() {
+                            0 => String::new(),
+                            n => format!(" ({n} table(s) before it were committed)"),
+                        };
+                        e.context(format!("Iceberg table {name}{before}"))
+                    })?;
+                    out.push(stats);
+                }
+                return Ok((out, Some(apart)));
+            }
+            Ok(Committed::Done(tables)) => {
+                let retried = tries.retried();
+                let out = prepared
+                    .into_iter()
+                    .zip(attempts)
+                    .zip(tables)
+                    .map(|((p, a), done)| p.landed(&a, done, retried))
+                    .collect();
+                return Ok((out, None));
+            }
+            // It may have landed: every file it names stays.
+            Ok(Committed::Unknown(why)) => {
+                for p in prepared {
+                    p.keep_all();
+                }
+                return Err(super::catalog::unknown(&why));
+            }
+            Ok(Committed::Conflict(why)) => why,
+        };
+        for (p, a) in prepared.iter_mut().zip(attempts) {
+            p.discard(a).await?;
+        }
+        tries.lost(why).await?;
+        for p in prepared.iter_mut() {
+            p.reload(catalog)
+                .await
+                .map_err(|e| e.context(format!("Iceberg table {}", p.name)))?;
+        }
+    }
+}
+
+/// An export's files, written and described, ready to commit as a snapshot of its table;
+/// removed when dropped uncommitted.
+struct Prepared {
+    ns: String,
+    table: String,
+    name: String,
+    /// The target, with the storage its catalog gives the table.
+    target: IcebergTarget,
+    location: String,
+    ours: IcebergSchema,
+    change: Change,
+    if_exists: IfExists,
+    snapshot_id: i64,
+    new_entry: crate::avro::Value,
+    files: usize,
+    rows: u64,
+    bytes: u64,
+    manifest: Manifest,
+    run: Option<crate::common::LakeRun>,
+    run_state: Option<String>,
+    previous: Option<IncrementalState>,
+    /// The table as last read; none while the export makes it.
+    state: Option<Loaded>,
+    written: pgarrow::partition::ExportedFiles,
+    cleanup: Cleanup,
+}
+
+/// One attempt at the commit: its manifest list, sequence number and snapshot.
+struct Attempt {
+    list_path: String,
+    sequence: i64,
+    snapshot: Snapshot,
+}
+
+impl Prepared {
+    /// Reads the table `target` names, exports `source` under it and writes the manifest of
+    /// its files.
+    async fn new(
+        catalog: &mut Connected,
+        config: impl IntoConfig,
+        source: impl Into<Source>,
+        options: &ExportOptions,
+        partitions: &PartitionOptions,
+        target: &IcebergTarget,
+        hooks: Hooks<'_>,
+    ) -> Result<Prepared> {
+        let name = format!("{}.{}", target.namespace, target.table);
+        let opened = Opened::read(catalog, target, &name).await?;
+        // The table's files are where its catalog says, with the storage it gives.
+        let target = IcebergTarget {
+            storage: catalog.storage().clone(),
+            ..target.clone()
+        };
+        let files = opened.files(&target)?;
+        let Exported {
+            files: written,
+            run,
+            manifest,
+            schema: arrow,
+        } = crate::run::export(
+            config,
+            source,
+            options,
+            partitions,
+            &files,
+            hooks,
+            target.incremental.as_ref(),
+            opened.previous.as_ref(),
+        )
+        .await?;
+        let ours = schema::iceberg_schema(&arrow, &opened.ids)?;
+        let Opened {
+            base,
+            previous,
+            if_exists,
+            location,
+            layout,
+            respec,
+            ..
+        } = opened;
+        let change = Change::new(
+            base.as_ref().map(|b| &b.metadata),
+            &ours,
+            &layout,
+            if_exists,
+            respec,
+        )?;
+        let snapshot_id = new_snapshot_id();
+        let mut cleanup = Cleanup::new();
+        let (data_files, new_entry) = stage(
+            &manifest,
+            &change,
+            &location,
+            snapshot_id,
+            &target,
+            &mut cleanup,
+        )
+        .await?;
+        let rows: u64 = data_files.iter().map(|f| f.rows).sum();
+        let bytes: u64 = data_files.iter().map(|f| f.bytes).sum();
+        let paths = data_files.iter().map(|f| f.path.clone()).collect();
+        let (run, run_state) = crate::run::finish(run, rows, paths)?;
+        Ok(Prepared {
+            ns: target.namespace.clone(),
+            table: target.table.clone(),
+            name,
+            target,
+            location,
+            ours,
+            change,
+            if_exists,
+            snapshot_id,
+            new_entry,
+            files: data_files.len(),
+            rows,
+            bytes,
+            manifest,
+            run,
+            run_state,
+            previous,
+            state: base,
+            written,
+            cleanup,
+        })
+    }
+
+    /// Commits the snapshot on its own, onto each newer table another writer committed while
+    /// the target's retries allow and the change still fits it.
+    async fn commit_alone(mut self, catalog: &mut Connected) -> Result<IcebergStats> {
+        let mut tries = Retries::new(self.target.retries, format!("Iceberg table {}", self.name));
+        loop {
+            let a = self.attempt(tries.retried()).await?;
+            let committed = {
+                let c = self.change(&a);
+                match c.change {
+                    CatalogChange::Create(metadata) => {
+                        catalog.create(c.namespace, c.table, metadata).await?
+                    }
+                    CatalogChange::Update {
+                        base,
+                        requirements,
+                        updates,
+                    } => {
+                        catalog
+                            .commit(c.namespace, c.table, base, &requirements, &updates)
+                            .await?
+                    }
+                }
+            };
+            let why = match committed {
+                Committed::Done(done) => return Ok(self.landed(&a, *done, tries.retried())),
+                // It may have landed: every file it names stays.
+                Committed::Unknown(why) => {
+                    self.keep_all();
+                    return Err(super::catalog::unknown(&why));
+                }
+                Committed::Conflict(why) => why,
+            };
+            self.discard(a).await?;
+            tries.lost(why).await?;
+            self.reload(catalog).await?;
+        }
+    }
+
+    /// Writes the manifest list of an attempt onto the table as last read: the new manifest,
+    /// then (an append) the current snapshot's.
+    async fn attempt(&mut self, retried: usize) -> Result<Attempt> {
+        let meta = self.state.as_ref().map(|l| &l.metadata);
+        let sequence = meta.and_then(|m| m.last_sequence_number).unwrap_or(0) + 1;
+        let mut entries = vec![set_sequence(self.new_entry.clone(), sequence)];
+        let parent = meta.and_then(TableMetadata::current_snapshot_id);
+        let previous = meta.and_then(TableMetadata::current_snapshot);
+        if self.if_exists == IfExists::Append
+            && let Some(list) = previous.and_then(|p| p.manifest_list.clone())
+        {
+            let at = crate::iceberg::located(&list, &self.target.storage)?;
+            let bytes = blocking(move || Ok(at.read()?)).await?;
+            entries.extend(manifest::read_manifest_list(&bytes)?);
+        }
+        let list_path = format!(
+            "{}/metadata/snap-{}-{}-{}.avro",
+            self.location,
+            self.snapshot_id,
+            retried + 1,
+            crate::common::new_uuid()
+        );
+        let list_bytes =
+            manifest::write_manifest_list(&entries, self.snapshot_id, parent, sequence)?;
+        self.cleanup
+            .write(located(&list_path, &self.target.storage)?, list_bytes)
+            .await?;
+        let mut summary = summary(
+            self.if_exists,
+            previous,
+            self.files,
+            self.rows,
+            self.bytes,
+            &self.manifest,
+        );
+        if let Some(text) = &self.run_state {
+            summary.insert(STATE_KEY.into(), Json::String(text.clone()));
+        }
+        let snapshot = new_snapshot(
+            self.snapshot_id,
+            sequence,
+            &list_path,
+            summary,
+            self.change.schema.schema_id,
+            parent,
+        );
+        Ok(Attempt {
+            list_path,
+            sequence,
+            snapshot,
+        })
+    }
+
+    /// What the attempt asks of the catalog: the table made, or updated under requirements.
+    fn change(&self, a: &Attempt) -> TableChange<'_> {
+        let change = match &self.state {
+            None => CatalogChange::Create(new_metadata(
+                &self.location,
+                &self.ours,
+                &self.change.spec,
+                a.snapshot.clone(),
+            )),
+            Some(b) => {
+                let mut updates = self.change.updates(&b.metadata);
+                updates.extend(snapshot_updates(a.snapshot.clone()));
+                let mut requirements = requirements(&b.metadata);
+                requirements.extend(self.change.requirements());
+                CatalogChange::Update {
+                    base: b,
+                    requirements,
+                    updates,
+                }
+            }
+        };
+        TableChange {
+            namespace: &self.ns,
+            table: &self.table,
+            change,
+        }
+    }
+
+    /// Removes what an attempt that did not land wrote (it names nothing).
+    async fn discard(&mut self, a: Attempt) -> Result<()> {
+        self.cleanup
+            .remove(&located(&a.list_path, &self.target.storage)?)
+            .await;
+        Ok(())
+    }
+
+    /// Reads the table again after a lost race: a table another writer changed takes the
+    /// export still only if it appends, its incremental run was not raced, and its schema and
+    /// partitioning are the ones the export began on.
+    async fn reload(&mut self, catalog: &mut Connected) -> Result<()> {
+        let now = catalog.load(&self.ns, &self.table).await?;
+        let changed = match (&self.state, &now) {
+            (Some(was), Some(now)) => was.location != now.location,
+            (None, None) => false,
+            _ => true,
+        };
+        if !changed {
+            return Ok(());
+        }
+        match (&self.state, self.if_exists) {
+            (Some(_), IfExists::Replace) => {
+                return Err(ErrorKind::Conflict(
+                    "another writer committed to the table while it was being replaced; \
+                     nothing was committed"
+                        .into(),
+                )
+                .into());
+            }
+            // Another writer made the table first: only an append goes on, onto it.
+            (None, IfExists::Fail | IfExists::Replace) => {
+                return Err(ErrorKind::Conflict(
+                    "another writer made the table during the export; nothing was committed \
+                     (--if-exists append adds to it)"
+                        .into(),
+                )
+                .into());
+            }
+            _ => {}
+        }
+        let now = now.ok_or_else(|| {
+            Error::from(ErrorKind::Conflict(
+                "the table was dropped during the export; nothing was committed".into(),
+            ))
+        })?;
+        writable(&now.metadata)?;
+        crate::run::check_race(
+            self.run.as_ref(),
+            self.previous.as_ref(),
+            last_state(&now.metadata)?.as_ref(),
+        )?;
+        if !self.change.still_fits(&now.metadata, &self.ours) {
+            return Err(ErrorKind::Conflict(
+                "another writer changed the table's schema or partitioning during the export; \
+                 nothing was committed"
+                    .into(),
+            )
+            .into());
+        }
+        self.target.storage = catalog.storage().clone();
+        self.state = Some(now);
+        Ok(())
+    }
+
+    /// The export's statistics, its files kept: the attempt `a` landed as `done`.
+    fn landed(mut self, a: &Attempt, done: Loaded, retried: usize) -> IcebergStats {
+        self.cleanup.keep();
+        IcebergStats {
+            export: self.written.keep(),
+            snapshot_id: self.snapshot_id,
+            sequence_number: a.sequence,
+            metadata_location: done.location,
+            created: self.state.is_none(),
+            rows: self.rows,
+            files: self.files,
+            retried,
+            run: self.run,
+        }
+    }
+
+    /// Keeps every file, for a commit that may have landed.
+    fn keep_all(mut self) {
+        self.cleanup.keep();
+        let _ = self.written.keep();
+    }
 }
 
 /// The table an export goes into, as loaded before it: its metadata if it exists, the last
@@ -485,152 +833,6 @@ impl Change {
             }
         }
     }
-}
-
-/// An export's files, ready to commit as a snapshot of the table.
-struct Adding<'a> {
-    ns: &'a str,
-    table: &'a str,
-    location: &'a str,
-    ours: &'a IcebergSchema,
-    change: &'a Change,
-    if_exists: IfExists,
-    snapshot_id: i64,
-    new_entry: &'a crate::avro::Value,
-    files: usize,
-    rows: u64,
-    bytes: u64,
-    manifest: &'a Manifest,
-    run_state: Option<&'a String>,
-}
-
-impl Adding<'_> {
-    /// Commits the snapshot onto `base` (none: a new table), onto each newer table another
-    /// writer committed while `tries` allow and the change still fits it (`race`: an
-    /// incremental run's check of the table now): landed, or not known to have.
-    async fn commit(
-        &self,
-        catalog: &mut Connected,
-        target: &IcebergTarget,
-        base: Option<Loaded>,
-        tries: &mut Retries,
-        cleanup: &mut Cleanup,
-        race: impl Fn(&TableMetadata) -> Result<()>,
-    ) -> Result<Landing> {
-        let metadata_dir = format!("{}/metadata", self.location);
-        let mut state = base;
-        loop {
-            let meta = state.as_ref().map(|l| &l.metadata);
-            let sequence = meta.and_then(|m| m.last_sequence_number).unwrap_or(0) + 1;
-            // The manifest list: the new manifest, then (an append) the current snapshot's.
-            let mut entries = vec![set_sequence(self.new_entry.clone(), sequence)];
-            let parent = meta.and_then(TableMetadata::current_snapshot_id);
-            let previous = meta.and_then(TableMetadata::current_snapshot);
-            if self.if_exists == IfExists::Append
-                && let Some(list) = previous.and_then(|p| p.manifest_list.clone())
-            {
-                let at = crate::iceberg::located(&list, &target.storage)?;
-                let bytes = blocking(move || Ok(at.read()?)).await?;
-                entries.extend(manifest::read_manifest_list(&bytes)?);
-            }
-            let list_path = format!(
-                "{metadata_dir}/snap-{}-{}-{}.avro",
-                self.snapshot_id,
-                tries.retried() + 1,
-                crate::common::new_uuid()
-            );
-            let list_bytes =
-                manifest::write_manifest_list(&entries, self.snapshot_id, parent, sequence)?;
-            cleanup
-                .write(located(&list_path, &target.storage)?, list_bytes)
-                .await?;
-            let mut summary = summary(
-                self.if_exists,
-                previous,
-                self.files,
-                self.rows,
-                self.bytes,
-                self.manifest,
-            );
-            if let Some(text) = self.run_state {
-                summary.insert(STATE_KEY.into(), Json::String(text.clone()));
-            }
-            let snap = new_snapshot(
-                self.snapshot_id,
-                sequence,
-                &list_path,
-                summary,
-                self.change.schema.schema_id,
-                parent,
-            );
-            let committed = match &state {
-                None => {
-                    let new = new_metadata(self.location, self.ours, &self.change.spec, snap);
-                    catalog.create(self.ns, self.table, new).await?
-                }
-                Some(b) => {
-                    let mut updates = self.change.updates(&b.metadata);
-                    updates.extend(snapshot_updates(snap));
-                    let mut required = requirements(&b.metadata);
-                    required.extend(self.change.requirements());
-                    catalog
-                        .commit(self.ns, self.table, b, &required, &updates)
-                        .await?
-                }
-            };
-            let why = match committed {
-                Committed::Done(done) => return Ok(Landing::Landed(sequence, done)),
-                Committed::Conflict(why) => why,
-                Committed::Unknown(why) => return Ok(Landing::Unknown(why)),
-            };
-            // Another writer committed first: what this attempt wrote names nothing.
-            cleanup.remove(&located(&list_path, &target.storage)?).await;
-            match (&state, self.if_exists) {
-                (Some(_), IfExists::Replace) => {
-                    return Err(ErrorKind::Conflict(
-                        "another writer committed to the table while it was being replaced; \
-                         nothing was committed"
-                            .into(),
-                    )
-                    .into());
-                }
-                // Another writer made the table first: only an append goes on, onto it.
-                (None, IfExists::Fail | IfExists::Replace) => {
-                    return Err(ErrorKind::Conflict(
-                        "another writer made the table during the export; nothing was committed \
-                         (--if-exists append adds to it)"
-                            .into(),
-                    )
-                    .into());
-                }
-                _ => {}
-            }
-            tries.lost(why).await?;
-            let now = catalog.load(self.ns, self.table).await?.ok_or_else(|| {
-                Error::from(ErrorKind::Conflict(
-                    "the table was dropped during the export; nothing was committed".into(),
-                ))
-            })?;
-            writable(&now.metadata)?;
-            race(&now.metadata)?;
-            if !self.change.still_fits(&now.metadata, self.ours) {
-                return Err(ErrorKind::Conflict(
-                    "another writer changed the table's schema or partitioning during the \
-                     export; nothing was committed"
-                        .into(),
-                )
-                .into());
-            }
-            state = Some(now);
-        }
-    }
-}
-
-/// How a commit ended: landed (its sequence number and the table after it), or not known to
-/// have (the catalog could not say: the caller keeps every file it names).
-enum Landing {
-    Landed(i64, Box<Loaded>),
-    Unknown(String),
 }
 
 /// The snapshot summary key of an incremental run's state.

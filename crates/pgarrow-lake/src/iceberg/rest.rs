@@ -23,7 +23,7 @@ use pgarrow::io::StorageOptions;
 use pgarrow::{Error, ErrorKind, Result};
 use serde_json::{Value as Json, json};
 
-use super::catalog::{Committed, Loaded};
+use super::catalog::{Change, Committed, Loaded, TableChange, Together};
 use super::spec::{TableMetadata, TableRequirement, TableUpdate};
 
 /// The settings of a REST catalog: pyiceberg's catalog properties.
@@ -687,6 +687,159 @@ impl RestCatalog {
         }
     }
 
+    /// Sends every change in one multi-table transaction (`POST /v1/{prefix}/transactions/commit`):
+    /// all land or none. `Err(why)` inside when the server offers no such transaction, or
+    /// makes no new table inside one (it answers that the table does not exist).
+    pub(crate) async fn commit_all(&mut self, changes: &[TableChange<'_>]) -> Result<Together> {
+        if !self.transactions {
+            return Ok(Err(format!(
+                "the REST catalog at {} lists no multi-table transactions among its endpoints",
+                self.base
+            )));
+        }
+        let mut parts = Vec::with_capacity(changes.len());
+        // Each table's updates, and the table it was read as (none: new).
+        let mut judged: Vec<(Option<&Loaded>, Vec<TableUpdate>)> = Vec::new();
+        for c in changes {
+            let (requirements, updates, base) = match &c.change {
+                Change::Create(metadata) => {
+                    self.ensure_namespace(c.namespace).await?;
+                    (
+                        vec![TableRequirement::AssertCreate],
+                        creation(metadata),
+                        None,
+                    )
+                }
+                Change::Update {
+                    base,
+                    requirements,
+                    updates,
+                } => (requirements.clone(), updates.clone(), Some(*base)),
+            };
+            parts.push(json!({
+                "identifier": {
+                    "namespace": c.namespace.split('.').collect::<Vec<_>>(),
+                    "name": c.table,
+                },
+                "requirements": requirements,
+                "updates": updates,
+            }));
+            judged.push((base, updates));
+        }
+        let creates = judged.iter().any(|(base, _)| base.is_none());
+        let body = json!({ "table-changes": parts });
+        let url = self.url(&["transactions", "commit"]);
+        let names: Vec<String> = changes.iter().map(TableChange::name).collect();
+        let what = format!("a transaction committing to tables {}", names.join(", "));
+        let key = crate::common::new_uuid();
+        let mut unknown = 0;
+        loop {
+            let sent = self
+                .send_keyed(reqwest::Method::POST, &url, Some(&body), Some(&key))
+                .await?;
+            let why = match sent {
+                Answer::Got(200 | 204, _) => return self.after_all(changes).await.map(Ok),
+                Answer::Got(409, answer) => {
+                    return Ok(Ok(Committed::Conflict(server_message(409, &answer))));
+                }
+                // A table to make that the server says does not exist: it makes tables only
+                // by a commit of their own (SeaweedFS).
+                Answer::Got(404, answer) if creates => {
+                    return Ok(Err(format!(
+                        "the REST catalog at {} makes no new table inside a multi-table \
+                         transaction ({})",
+                        self.base,
+                        server_message(404, &answer)
+                    )));
+                }
+                Answer::Got(404, answer)
+                    if error_type(&answer).as_deref() == Some("NoSuchTableException") =>
+                {
+                    return Ok(Ok(Committed::Conflict(server_message(404, &answer))));
+                }
+                // No such endpoint after all.
+                Answer::Got(status @ (404 | 405 | 501), answer) => {
+                    return Ok(Err(format!(
+                        "the REST catalog at {} takes no multi-table transaction ({})",
+                        self.base,
+                        server_message(status, &answer)
+                    )));
+                }
+                Answer::Got(status @ (500..=599), answer) => server_message(status, &answer),
+                Answer::Got(status, answer) => return Err(self.refused(&what, status, &answer)),
+                Answer::Lost(e) => e,
+            };
+            // The server may have applied it: the tables say, if they can be read. A
+            // transaction lands whole, so one table showing it is enough to know; all are read
+            // for what the caller reports.
+            let mut now = Vec::with_capacity(changes.len());
+            for c in changes {
+                match self.load(c.namespace, c.table).await {
+                    Ok(table) => now.push(table),
+                    Err(e) => return Ok(Ok(Committed::Unknown(format!("{why}; then {e}")))),
+                }
+            }
+            let shown: Vec<bool> = now
+                .iter()
+                .zip(&judged)
+                .map(|(n, (base, updates))| n.as_ref().is_some_and(|n| landed(n, *base, updates)))
+                .collect();
+            if shown.iter().all(|&s| s) {
+                log::info!(
+                    "the REST catalog did not answer {what} ({why}), which the tables show landed"
+                );
+                return Ok(Ok(Committed::Done(now.into_iter().flatten().collect())));
+            }
+            if shown.iter().any(|&s| s) {
+                return Err(ErrorKind::Unexpected(format!(
+                    "the REST catalog at {} did not answer {what} ({why}), and the tables show \
+                     it landed on some of them only: the server did not apply it as one \
+                     transaction",
+                    self.base
+                ))
+                .into());
+            }
+            unknown += 1;
+            if unknown > UNKNOWN_TRIES {
+                return Err(ErrorKind::Unexpected(format!(
+                    "the REST catalog at {} did not answer {what} {unknown} times, the last:                      {why}; the tables show it did not land",
+                    self.base
+                ))
+                .into());
+            }
+            log::warn!(
+                "the REST catalog did not answer {what} ({why}); the tables show it did not \
+                 land: sending it again"
+            );
+            tokio::time::sleep(Duration::from_millis(200 << unknown.min(5))).await;
+        }
+    }
+
+    /// The tables after a transaction that landed (its answer carries none of them).
+    async fn after_all(&mut self, changes: &[TableChange<'_>]) -> Result<Committed<Vec<Loaded>>> {
+        let mut out = Vec::with_capacity(changes.len());
+        for c in changes {
+            let read = match self.load(c.namespace, c.table).await {
+                Ok(Some(table)) => table,
+                Ok(None) => {
+                    return Ok(Committed::Unknown(format!(
+                        "the transaction landed, and then table {} was gone",
+                        c.name()
+                    )));
+                }
+                // Landed: its files stay, whatever reading the tables again says.
+                Err(e) => {
+                    return Ok(Committed::Unknown(format!(
+                        "the transaction landed, and then reading table {} failed: {e}",
+                        c.name()
+                    )));
+                }
+            };
+            out.push(read);
+        }
+        Ok(Committed::Done(out))
+    }
+
     /// Sends a request, the token renewed when due and once more on a `401`.
     async fn send(
         &mut self,
@@ -1039,6 +1192,12 @@ fn server_message(status: u16, body: &[u8]) -> String {
         }
     });
     format!("HTTP {status}: {said}")
+}
+
+/// The `type` of an error answer (`NoSuchTableException`, ...).
+fn error_type(body: &[u8]) -> Option<String> {
+    let json: Json = serde_json::from_slice(body).ok()?;
+    json["error"]["type"].as_str().map(str::to_owned)
 }
 
 fn parse(body: &[u8], what: &str) -> Result<Json> {
