@@ -79,7 +79,7 @@ pub(crate) struct TableChange<'a> {
 #[derive(Debug)]
 pub(crate) enum Change<'a> {
     /// Makes the table of this metadata (its first snapshot in it).
-    Create(TableMetadata),
+    Create(Box<TableMetadata>),
     /// `updates` to the table read as `base`, if `requirements` still hold of it.
     Update {
         base: &'a Loaded,
@@ -380,7 +380,7 @@ impl SqlCatalog {
             let (old, metadata, version) = match &c.change {
                 Change::Create(metadata) => {
                     self.ensure_namespace(c.namespace).await?;
-                    (None, metadata.clone(), 0)
+                    (None, (**metadata).clone(), 0)
                 }
                 Change::Update {
                     base,
@@ -629,7 +629,7 @@ mod tests {
             TableChange {
                 namespace: "other",
                 table: "u",
-                change: Change::Create(new_table(&at(&two))),
+                change: Change::Create(Box::new(new_table(&at(&two)))),
             },
         ];
         let Ok(Committed::Done(done)) = catalog.commit_all(&both).await.unwrap() else {

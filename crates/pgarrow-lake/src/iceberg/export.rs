@@ -334,7 +334,7 @@ impl Prepared {
                 let c = self.change(&a);
                 match c.change {
                     CatalogChange::Create(metadata) => {
-                        catalog.create(c.namespace, c.table, metadata).await?
+                        catalog.create(c.namespace, c.table, *metadata).await?
                     }
                     CatalogChange::Update {
                         base,
@@ -418,12 +418,12 @@ impl Prepared {
     /// What the attempt asks of the catalog: the table made, or updated under requirements.
     fn change(&self, a: &Attempt) -> TableChange<'_> {
         let change = match &self.state {
-            None => CatalogChange::Create(new_metadata(
+            None => CatalogChange::Create(Box::new(new_metadata(
                 &self.location,
                 &self.ours,
                 &self.change.spec,
                 a.snapshot.clone(),
-            )),
+            ))),
             Some(b) => {
                 let mut updates = self.change.updates(&b.metadata);
                 updates.extend(snapshot_updates(a.snapshot.clone()));
