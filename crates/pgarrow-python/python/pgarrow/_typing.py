@@ -296,7 +296,19 @@ class DeltaStats(PartitionedStats, LakeRun):
     commit_s: float
 
 
-class IcebergStats(PartitionedStats, LakeRun):
+class TogetherCommit(TypedDict, total=False):
+    """With several tables exported together into one Iceberg catalog (in
+    :class:`IcebergStats`)."""
+
+    #: How many tables the one commit this table's was part of made visible (a multi-table
+    #: transaction); 1 when each was committed on its own.
+    committed_together: int
+    #: Why each table was committed on its own (a REST catalog that cannot commit them
+    #: together).
+    apart: str
+
+
+class IcebergStats(PartitionedStats, LakeRun, TogetherCommit):
     """An export committed into an Iceberg table: the export's statistics, and the commit's."""
 
     format: Literal["iceberg"]

@@ -299,8 +299,10 @@ def export_iceberg(
         One ``table`` (as in :func:`export_file`); or several tables, every one read in one
         snapshot, each into a lake table of its own namespace (the source schema's name) and
         name: a list of ``table`` patterns, or ``schema`` patterns (as :func:`export_tables`
-        reads them). Each table is its own commit; the statistics are then a list, one per
-        table.
+        reads them). The tables are committed together, in one transaction of the catalog
+        (each statistics' ``committed_together`` says how many); a REST catalog that cannot
+        commits each on its own, and ``apart`` says why. The statistics are then a list, one
+        per table.
     iceberg : str
         The catalog, as ``pgarrow export --iceberg`` and :func:`mirror` name it: the catalog
         database's URL (``postgresql://...``), the ``iceberg_tables`` layout of pyiceberg's
