@@ -495,6 +495,16 @@ pub(crate) fn mirror(
             group(stats.deleted),
             stats.end_lsn,
         );
+        if stats.together > 0 {
+            eprintln!(
+                "{} commit round(s) committed several tables at once, in one transaction of \
+                 their catalog",
+                group(stats.together)
+            );
+        }
+        if let Some(why) = &stats.apart {
+            eprintln!("a round of several tables was committed table by table: {why}");
+        }
     }
     Ok(())
 }

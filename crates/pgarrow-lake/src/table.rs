@@ -64,6 +64,58 @@ pub(crate) trait LakeTable: Send {
         plan: &'a Plan,
         point: Option<&'a MirrorPoint>,
     ) -> Pending<'a, LakeCommit>;
+
+    /// Stages `plan` (as [`LakeTable::commit`] would commit it) for [`commit_together`]: its
+    /// files written, its catalog change ready. `None`: this format commits each table on its
+    /// own.
+    fn stage<'a>(
+        &'a mut self,
+        _plan: &'a Plan,
+        _point: Option<&'a MirrorPoint>,
+    ) -> Pending<'a, Option<Staged>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// After [`commit_together`] landed `staged`: its files kept and `live` brought up to
+    /// date, as [`LakeTable::commit`] ends.
+    fn finish<'a>(
+        &'a mut self,
+        _live: &'a mut Live,
+        _plan: &'a Plan,
+        _staged: Staged,
+    ) -> Pending<'a, LakeCommit> {
+        Box::pin(async {
+            Err(
+                pgarrow::ErrorKind::Internal("a staged commit of a format that stages none".into())
+                    .into(),
+            )
+        })
+    }
+
+    /// Takes back a staged commit that did not land (its files removed).
+    fn unstage(&mut self, _staged: Staged) {}
+}
+
+/// A table's commit staged by [`LakeTable::stage`], for a commit of several tables at once.
+pub(crate) enum Staged {
+    Iceberg(Box<crate::iceberg::mirror::StagedCommit>),
+}
+
+/// Commits several tables' staged commits in one operation of their catalog: all land (each
+/// table's [`LakeTable::finish`] follows), or none; `Err(why)` inside when they did not (a
+/// lost race, or a catalog that cannot), each table then taking back its own
+/// ([`LakeTable::unstage`]) and committing on its own.
+///
+/// # Errors
+/// The catalog's; a commit whose outcome is unknown (its files kept).
+pub(crate) async fn commit_together(
+    staged: &mut [Staged],
+) -> Result<std::result::Result<(), String>> {
+    let mut icebergs: Vec<_> = staged
+        .iter_mut()
+        .map(|Staged::Iceberg(c)| &mut **c)
+        .collect();
+    crate::iceberg::mirror::commit_together(&mut icebergs).await
 }
 
 /// A lake table as [`open`] read it: the table, its live files indexed by key, and the

@@ -456,6 +456,67 @@ def test_several_tables_land_in_one_transaction_all_or_none(url, conn, rest_cata
     assert counts() == [before[0] + 10, before[1] + 20]
 
 
+def test_a_mirror_commits_its_tables_together_all_or_none(logical_url, source, rest_catalog, proxy):
+    """A transaction that writes orders and their lines reaches the lake in one multi-table
+    transaction: a reader never sees lines without their order. Held at the proxy while the
+    server is killed, the round leaves both tables as they were; the next run brings both."""
+    server, conn, schema = rest_catalog, source, new_name("fk")
+    conn.execute(f"CREATE SCHEMA {schema}")
+    conn.execute(f"CREATE TABLE {schema}.orders (id bigint PRIMARY KEY, total bigint)")
+    conn.execute(f"CREATE TABLE {schema}.lines (id bigint PRIMARY KEY, order_id bigint, amount bigint)")
+    conn.execute(f"INSERT INTO {schema}.orders SELECT g, 0 FROM generate_series(1, 20) g")
+    slot = new_name("slot")
+    args = ["mirror", "-d", logical_url, "--schema", schema, "--slot", slot, *flags(server, None, uri=proxy.uri),
+            "--catch-up", "--json"]
+
+    def write(k):
+        with conn.transaction():
+            conn.execute(f"INSERT INTO {schema}.lines SELECT 100 * {k} + g, g, {k} FROM generate_series(1, 20) g")
+            conn.execute(f"UPDATE {schema}.orders SET total = total + {k}")
+
+    def lake():
+        cat = server.pyiceberg()
+        orders = cat.load_table(f"{schema}.orders").scan().to_arrow()
+        lines = cat.load_table(f"{schema}.lines").scan().to_arrow()
+        return sum(orders["total"].to_pylist()), sum(lines["amount"].to_pylist())
+
+    def source_sums():
+        return tuple(conn.execute(f"SELECT (SELECT sum(total) FROM {schema}.orders)::bigint, "
+                                  f"(SELECT coalesce(sum(amount), 0) FROM {schema}.lines)::bigint").fetchone())
+
+    try:
+        run(*args)
+        write(1)
+        proxy.committed.clear()
+        out = run(*args)
+        committed = [json.loads(line) for line in out.stdout.splitlines() if '"committed"' in line]
+        assert sorted(e["table"] for e in committed) == [f'"{schema}"."lines"', f'"{schema}"."orders"']
+        assert [e["together"] for e in committed] == [2, 2], committed
+        assert [p.rsplit("/", 2)[-2:] for p in proxy.committed] == [["transactions", "commit"]]
+        assert json.loads(out.stdout.splitlines()[-1])["stats"]["together"] == 1
+        assert lake() == source_sums() == (20, 20)
+        # The round's transaction held, then the server killed under it.
+        write(2)
+        proxy.hold = threading.Event()
+        p = subprocess.Popen([pgarrow_bin(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proxy.held.wait(120), p.communicate()
+            server.stop(kill=True)
+        finally:
+            proxy.hold.set()
+            _, stderr = p.communicate(timeout=300)
+            server.start()
+        assert p.returncode != 0
+        assert "did not say whether the commit landed" in stderr, stderr
+        assert lake() == (20, 20), "neither table took the round"
+        proxy.hold = None
+        run(*args)
+        assert lake() == source_sums() == (60, 60)
+    finally:
+        conn.execute(f"SELECT pg_drop_replication_slot('{slot}') WHERE EXISTS "
+                     f"(SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')")
+
+
 def test_compaction_and_expiry_beside_a_running_mirror(logical_url, rest_catalog):
     """While the source changes and the mirror commits through the REST catalog, `pgarrow lake
     compact` rewrites the table's files and `pgarrow lake expire --older-than 0s` drops the old

@@ -801,6 +801,37 @@ def test_several_tables_each_into_their_own_lake_table(source, lake, slot, duckd
         assert [tuple(r) for r in got] == [tuple(r) for r in rows_of(source, f"msales.{t}")]
 
 
+def test_iceberg_tables_of_a_round_commit_together_in_the_sql_catalog(source, lake, slot):
+    """Two tables changed by one transaction: the round commits both Iceberg tables in one
+    transaction of the SQL catalog's database (each `committed` event says `together: 2`)."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    run(source, "DROP SCHEMA IF EXISTS mice CASCADE; CREATE SCHEMA mice")
+    for t in ("mice.a", "mice.b"):
+        make_table(source, t, rows=30)
+    catalog, data = lake
+    args = [pgarrow_bin(), "mirror", "-d", source, "--schema", "mice", "--slot", slot,
+            "--iceberg", catalog, "--warehouse", str(data), "--json", "--catch-up"]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    run(source, "BEGIN; UPDATE mice.a SET name = 'x' WHERE id < 5; DELETE FROM mice.b WHERE id > 20; COMMIT")
+    second = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    committed = [e for e in events(second.stdout) if e["event"] == "committed"]
+    assert sorted((e["table"], e["together"]) for e in committed) == [('"mice"."a"', 2), ('"mice"."b"', 2)]
+    assert events(second.stdout)[-1]["stats"]["together"] == 1
+    # Without --json, the summary says it.
+    run(source, "BEGIN; UPDATE mice.a SET name = 'y' WHERE id < 3; UPDATE mice.b SET name = 'y' WHERE id < 3; COMMIT")
+    third = subprocess.run([a for a in args if a != "--json"], capture_output=True, text=True, timeout=300)
+    assert third.returncode == 0, third.stderr
+    assert "1 commit round(s) committed several tables at once" in third.stderr, third.stderr
+    cat = SqlCatalog("default", uri=catalog.replace("postgresql://", "postgresql+psycopg://", 1))
+    for t in ("a", "b"):
+        got = cat.load_table(f"mice.{t}").scan().to_arrow()
+        rows = sorted(zip(*[got[c].to_pylist() for c in ("id", "name", "big", "amount")]))
+        assert rows == [tuple(r) for r in rows_of(source, f"mice.{t}")]
+
+
 def test_python_mirror_goes_on_from_the_tables_position(source, lake, slot, duckdb_lake):
     import pgarrow
 

@@ -13,10 +13,10 @@ use pgarrow::io::{Format, Layout, Manifest, ManifestFile, PartitionField};
 use pgarrow::{Error, ErrorKind, Result};
 use serde_json::{Value as Json, json};
 
-use super::catalog::{Catalog, Loaded};
+use super::catalog::{Catalog, Change, Committed, Loaded, TableChange};
 use super::connected::Connected;
 use super::manifest::{self, DataFile, SpecField, Typed};
-use super::spec::{Snapshot, TableMetadata, TableUpdate};
+use super::spec::{Snapshot, TableMetadata, TableRequirement, TableUpdate};
 use super::{
     IcebergTarget, blocking, located, new_snapshot_id, requirements, schema, set_sequence,
     snapshot_updates, spec_layout,
@@ -24,6 +24,7 @@ use super::{
 use crate::cleanup::Cleanup;
 use crate::common::new_uuid;
 use crate::live::{LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Plan};
+use crate::table::Staged;
 
 /// An Iceberg table a mirror commits to.
 pub(crate) struct IcebergMirror {
@@ -44,6 +45,96 @@ pub(crate) struct IcebergMirror {
     parts: HashMap<i64, Partition>,
     /// A REST catalog's session, held from commit to commit.
     session: Option<Connected>,
+}
+
+/// A mirror's commit to one table, staged: its files written (removed when it is dropped
+/// unkept) and its updates ready, for the table's own commit or a commit of several tables at
+/// once ([`commit_together`]).
+pub(crate) struct StagedCommit {
+    target: IcebergTarget,
+    /// The table as the mirror read it, which the updates apply to.
+    base: Loaded,
+    requirements: Vec<TableRequirement>,
+    updates: Vec<TableUpdate>,
+    cleanup: Cleanup,
+    data_files: Vec<DataFile>,
+    storage: pgarrow::io::StorageOptions,
+    snapshot_id: i64,
+    /// The table's REST session, carried while the commit is staged.
+    session: Option<Connected>,
+    /// The table after a commit of several tables landed.
+    after: Option<Loaded>,
+}
+
+/// Commits several tables' staged commits in one operation of their catalog (a REST
+/// catalog's multi-table transaction, one transaction of an SQL catalog's database): all land,
+/// or none. `Err(why)` inside when they did not (another writer committed to one of them
+/// first, the tables are in different catalogs, or the catalog cannot): each table then
+/// commits on its own, its staged files removed ([`IcebergMirror::unstage`]).
+///
+/// # Errors
+/// The catalog's; a commit whose outcome is unknown (its files then kept).
+pub(crate) async fn commit_together(
+    staged: &mut [&mut StagedCommit],
+) -> Result<std::result::Result<(), String>> {
+    let Some(first) = staged.first_mut() else {
+        return Ok(Ok(()));
+    };
+    let (catalog, name) = (
+        first.target.catalog.clone(),
+        first.target.catalog_name.clone(),
+    );
+    if staged
+        .iter()
+        .any(|s| s.target.catalog != catalog || s.target.catalog_name != name)
+    {
+        return Ok(Err("the tables are in different catalogs".into()));
+    }
+    let first = &mut staged[0];
+    let mut session = match first.session.take() {
+        Some(c) => c,
+        None => Connected::connect(&catalog, &name, &first.target.storage).await?,
+    };
+    let answer = {
+        let changes: Vec<TableChange<'_>> = staged
+            .iter()
+            .map(|s| TableChange {
+                namespace: &s.target.namespace,
+                table: &s.target.table,
+                change: Change::Update {
+                    base: &s.base,
+                    requirements: s.requirements.clone(),
+                    updates: s.updates.clone(),
+                },
+            })
+            .collect();
+        session.commit_all(&changes).await
+    };
+    // A REST catalog's session serves the next commit; an SQL catalog's connection is not
+    // held between commits.
+    match session {
+        rest @ Connected::Rest(_) => staged[0].session = Some(rest),
+        sql => sql.close().await,
+    }
+    match answer? {
+        Ok(Committed::Done(tables)) => {
+            for (s, table) in staged.iter_mut().zip(tables) {
+                s.after = Some(table);
+            }
+            Ok(Ok(()))
+        }
+        Ok(Committed::Conflict(why)) => Ok(Err(format!(
+            "another writer committed to one of the tables first ({why})"
+        ))),
+        // It may have landed: every file it names stays.
+        Ok(Committed::Unknown(why)) => {
+            for s in staged.iter_mut() {
+                s.cleanup.keep();
+            }
+            Err(super::catalog::unknown(&why))
+        }
+        Err(why) => Ok(Err(why)),
+    }
 }
 
 /// A data file's partition tuple.
@@ -310,6 +401,62 @@ impl IcebergMirror {
         plan: &Plan,
         point: Option<&MirrorPoint>,
     ) -> Result<LakeCommit> {
+        let mut staged = self.stage(plan, point).await?;
+        self.session = staged.session.take();
+        self.commit_updates(&staged.updates, "committing to", &mut staged.cleanup)
+            .await?;
+        self.finish(live, plan, staged).await
+    }
+
+    /// After `staged` landed (alone, or with other tables: then `after` is the table after
+    /// it): its files kept, and `live` brought up to date.
+    pub(crate) async fn finish(
+        &mut self,
+        live: &mut Live,
+        plan: &Plan,
+        staged: StagedCommit,
+    ) -> Result<LakeCommit> {
+        let StagedCommit {
+            mut cleanup,
+            data_files,
+            storage,
+            snapshot_id,
+            session,
+            after,
+            ..
+        } = staged;
+        if let Some(after) = after {
+            *self.table = after;
+        }
+        if session.is_some() {
+            self.session = session;
+        }
+        cleanup.keep();
+        let laps = Laps::new(&self.name);
+        let files = data_files.len();
+        self.committed(live, plan, data_files, &storage).await?;
+        laps.lap("index updated");
+        Ok(LakeCommit {
+            snapshot: snapshot_id,
+            files,
+        })
+    }
+
+    /// Takes back a staged commit that did not land: its files are removed, its session kept.
+    pub(crate) fn unstage(&mut self, staged: StagedCommit) {
+        if staged.session.is_some() {
+            self.session = staged.session;
+        }
+    }
+
+    /// Writes `plan`'s files (its rows as data files, its deletes as position delete files)
+    /// and the manifests and manifest list of the table's next snapshot, recording `point`:
+    /// the commit, ready to send, alone or with other tables'.
+    pub(crate) async fn stage(
+        &mut self,
+        plan: &Plan,
+        point: Option<&MirrorPoint>,
+    ) -> Result<StagedCommit> {
         let laps = Laps::new(&self.name);
         // Vended credentials about to expire: new ones, from the table loaded again.
         if let Some(Connected::Rest(rest)) = &mut self.session
@@ -422,16 +569,18 @@ impl IcebergMirror {
             updates.push(TableUpdate::SetCurrentSchema { schema_id: -1 });
         }
         updates.extend(snapshot_updates(snap));
-        self.commit_updates(&updates, "committing to", &mut cleanup)
-            .await?;
-        cleanup.keep();
-        laps.lap("committed");
-        let files = data_files.len();
-        self.committed(live, plan, data_files, &at.storage).await?;
-        laps.lap("index updated");
-        Ok(LakeCommit {
-            snapshot: snapshot_id,
-            files,
+        laps.lap("staged");
+        Ok(StagedCommit {
+            target: self.target.clone(),
+            base: (*self.table).clone(),
+            requirements: requirements(&self.table.metadata),
+            updates,
+            cleanup,
+            data_files,
+            storage: at.storage,
+            snapshot_id,
+            session: self.session.take(),
+            after: None,
         })
     }
 
@@ -937,5 +1086,31 @@ impl crate::table::LakeTable for IcebergMirror {
         point: Option<&'a MirrorPoint>,
     ) -> crate::table::Pending<'a, LakeCommit> {
         Box::pin(IcebergMirror::commit(self, live, plan, point))
+    }
+
+    fn stage<'a>(
+        &'a mut self,
+        plan: &'a Plan,
+        point: Option<&'a MirrorPoint>,
+    ) -> crate::table::Pending<'a, Option<Staged>> {
+        Box::pin(async move {
+            let staged = IcebergMirror::stage(self, plan, point).await?;
+            Ok(Some(Staged::Iceberg(Box::new(staged))))
+        })
+    }
+
+    fn finish<'a>(
+        &'a mut self,
+        live: &'a mut Live,
+        plan: &'a Plan,
+        staged: Staged,
+    ) -> crate::table::Pending<'a, LakeCommit> {
+        let Staged::Iceberg(staged) = staged;
+        Box::pin(IcebergMirror::finish(self, live, plan, *staged))
+    }
+
+    fn unstage(&mut self, staged: Staged) {
+        let Staged::Iceberg(staged) = staged;
+        IcebergMirror::unstage(self, *staged);
     }
 }

@@ -15,6 +15,7 @@ use super::schema::SchemaChange;
 use super::{Again, DeleteMode, MirrorOptions, MirrorProgress, MirrorStats, Mirrored};
 use crate::live::{self, Live, MirrorPoint, Plan, debug};
 use crate::retry::Retries;
+use crate::table::Staged;
 
 /// Follows the slot, committing each table's changes at every checkpoint and confirming it;
 /// ends with the table to export again (and why) at a schema change it cannot take in place.
@@ -73,9 +74,7 @@ pub(super) async fn follow(
                 }
             }
             ChangeEvent::Checkpoint(lsn) => {
-                for m in mirrored.iter_mut() {
-                    commit_table(m, lsn, options, stats, hooks).await?;
-                }
+                commit_round(mirrored, lsn, options, stats, hooks).await?;
                 stream.confirm(lsn).await?;
                 stats.end_lsn = lsn.to_string();
                 let server = stream.server_lsn().max(lsn);
@@ -251,6 +250,144 @@ pub(crate) fn after(batch: &RecordBatch, lsn: Lsn) -> Result<RecordBatch> {
         .map_err(|e| Error::from(ErrorKind::Internal(format!("filtering changes: {e}"))))
 }
 
+/// Commits every table's pending changes up to `lsn`: where several tables have changes and
+/// their format and catalog can (Iceberg), together, in one operation of the catalog, so that
+/// readers see all of them at the one source transaction boundary; else, or when that did not
+/// land (another writer committed to one of them first), each on its own.
+pub(crate) async fn commit_round(
+    mirrored: &mut [Mirrored],
+    lsn: Lsn,
+    options: &MirrorOptions,
+    stats: &mut MirrorStats,
+    hooks: &mut Hooks<'_, MirrorProgress>,
+) -> Result<()> {
+    if mirrored.iter().filter(|m| !m.pending.is_empty()).count() > 1 {
+        together(mirrored, lsn, options, stats, hooks).await?;
+    }
+    // What the round committed together has nothing pending left.
+    for m in mirrored.iter_mut() {
+        commit_table(m, lsn, options, stats, hooks).await?;
+    }
+    Ok(())
+}
+
+/// Stages each table's fold and commits them all at once; a table whose format stages none, a
+/// fold or staging that fails, or a commit that did not land leaves every table's changes
+/// pending (and its staged files removed) for its own commit, which reports any error.
+async fn together(
+    mirrored: &mut [Mirrored],
+    lsn: Lsn,
+    options: &MirrorOptions,
+    stats: &mut MirrorStats,
+    hooks: &mut Hooks<'_, MirrorProgress>,
+) -> Result<()> {
+    let started = Instant::now();
+    let point = MirrorPoint {
+        slot: options.slot.clone(),
+        lsn,
+    };
+    let mut plans: Vec<(usize, Plan)> = Vec::new();
+    let mut staged: Vec<Staged> = Vec::new();
+    let mut alone = None;
+    for (i, m) in mirrored.iter_mut().enumerate() {
+        if m.pending.is_empty() {
+            continue;
+        }
+        let plan = match folded(m, options).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                alone = Some(e.to_string());
+                break;
+            }
+        };
+        if plan.is_empty() {
+            // The changes cancel out: nothing to commit (the slot is confirmed past them).
+            m.pending.clear();
+            stats.changes += plan.changes;
+            continue;
+        }
+        match m.lake.stage(&plan, Some(&point)).await {
+            Ok(Some(s)) => {
+                plans.push((i, plan));
+                staged.push(s);
+            }
+            Ok(None) => {
+                unstage(mirrored, plans, staged);
+                return Ok(());
+            }
+            Err(e) => {
+                alone = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    if let Some(why) = alone {
+        debug(format_args!(
+            "the round's tables commit each on its own: {why}"
+        ));
+        unstage(mirrored, plans, staged);
+        return Ok(());
+    }
+    if plans.len() < 2 {
+        unstage(mirrored, plans, staged);
+        return Ok(());
+    }
+    if let Err(why) = crate::table::commit_together(&mut staged).await? {
+        log::info!("the round's tables are committed each on its own: {why}");
+        stats.apart = Some(why);
+        unstage(mirrored, plans, staged);
+        return Ok(());
+    }
+    let n = plans.len();
+    for ((i, plan), s) in plans.into_iter().zip(staged) {
+        let m = &mut mirrored[i];
+        let done = m.lake.finish(&mut m.live, &plan, s).await?;
+        landed(m, &plan, done, &point, started, n, stats, hooks);
+    }
+    stats.together += 1;
+    Ok(())
+}
+
+/// Gives each table back what it staged (its files removed).
+fn unstage(mirrored: &mut [Mirrored], plans: Vec<(usize, Plan)>, staged: Vec<Staged>) {
+    for ((i, _), s) in plans.into_iter().zip(staged) {
+        mirrored[i].lake.unstage(s);
+    }
+}
+
+/// The table's pending changes folded into a plan against the files it holds: only what the
+/// table does not hold yet, as its files hold values.
+async fn folded(m: &Mirrored, options: &MirrorOptions) -> Result<Plan> {
+    let batch = gathered(m)?;
+    fold(m, &after(&batch, m.point.lsn)?, options).await
+}
+
+/// The table's pending changes as one batch, its values as the lake table's files hold them
+/// (a uuid as text in Delta, an interval as its struct): the rows it keeps and the keys it
+/// finds are of the same types.
+fn gathered(m: &Mirrored) -> Result<RecordBatch> {
+    let schema = m.pending[0].schema();
+    let batch = arrow_select::concat::concat_batches(&schema, &m.pending)
+        .map_err(|e| Error::from(ErrorKind::Internal(format!("gathering changes: {e}"))))?;
+    crate::common::lake_batch(&batch, m.columns, m.target.lake_format())
+}
+
+/// `batch` folded into a plan against the table's files.
+async fn fold(m: &Mirrored, batch: &RecordBatch, options: &MirrorOptions) -> Result<Plan> {
+    let name = m.table.quoted();
+    let planning = Instant::now();
+    let plan = m.live.plan(batch, m.columns, &name, live::read_rows).await;
+    debug(format_args!(
+        "{name}: {} changes folded in {:.3} s",
+        batch.num_rows(),
+        planning.elapsed().as_secs_f64()
+    ));
+    match (plan, options.deletes) {
+        (Ok(plan), DeleteMode::CopyOnWrite) => plan.copy_on_write(&m.live, batch, m.columns),
+        (plan, _) => plan,
+    }
+}
+
 /// Commits a table's pending changes up to `lsn`, reading the table again and folding anew
 /// when its files changed beside the mirror.
 pub(crate) async fn commit_table(
@@ -264,12 +401,7 @@ pub(crate) async fn commit_table(
         return Ok(());
     }
     let started = Instant::now();
-    let schema = m.pending[0].schema();
-    let batch = arrow_select::concat::concat_batches(&schema, &m.pending)
-        .map_err(|e| Error::from(ErrorKind::Internal(format!("gathering changes: {e}"))))?;
-    // The values as the lake table's files hold them (a uuid as text in Delta, an interval as
-    // its struct): the rows it keeps and the keys it finds are of the same types.
-    let batch = crate::common::lake_batch(&batch, m.columns, m.target.lake_format())?;
+    let batch = gathered(m)?;
     let name = m.table.quoted();
     let point = MirrorPoint {
         slot: options.slot.clone(),
@@ -278,18 +410,7 @@ pub(crate) async fn commit_table(
     let mut tries = Retries::new(options.retries, format!("mirroring into {name}"));
     let (plan, done): (Plan, _) = loop {
         // Only what the table does not hold yet (all of it, unless the table moved on).
-        let batch = after(&batch, m.point.lsn)?;
-        let planning = Instant::now();
-        let plan = m.live.plan(&batch, m.columns, &name, live::read_rows).await;
-        debug(format_args!(
-            "{name}: {} changes folded in {:.3} s",
-            batch.num_rows(),
-            planning.elapsed().as_secs_f64()
-        ));
-        let plan = match (plan, options.deletes) {
-            (Ok(plan), DeleteMode::CopyOnWrite) => plan.copy_on_write(&m.live, &batch, m.columns),
-            (plan, _) => plan,
-        };
+        let plan = fold(m, &after(&batch, m.point.lsn)?, options).await;
         let tried = match plan {
             Ok(plan) if plan.is_empty() => {
                 // The changes cancel out: nothing to commit (the slot is confirmed past them).
@@ -335,8 +456,26 @@ pub(crate) async fn commit_table(
         m.lake = lake;
         m.live = live;
     };
+    landed(m, &plan, done, &point, started, 1, stats, hooks);
+    Ok(())
+}
+
+/// A table's commit of `plan` landed (with `together - 1` other tables' in one operation):
+/// its changes are no longer pending, its point is the round's, and the commit is counted and
+/// reported.
+#[allow(clippy::too_many_arguments)]
+fn landed(
+    m: &mut Mirrored,
+    plan: &Plan,
+    done: crate::live::LakeCommit,
+    point: &MirrorPoint,
+    started: Instant,
+    together: usize,
+    stats: &mut MirrorStats,
+    hooks: &mut Hooks<'_, MirrorProgress>,
+) {
     m.pending.clear();
-    m.point = point;
+    m.point = point.clone();
     stats.commits += 1;
     stats.files += done.files as u64;
     stats.changes += plan.changes;
@@ -344,16 +483,16 @@ pub(crate) async fn commit_table(
     stats.deleted += plan.deleted();
     stats.truncates += u64::from(plan.truncate);
     hooks.report(&MirrorProgress::Committed {
-        table: name,
-        lsn: lsn.to_string(),
+        table: m.table.quoted(),
+        lsn: point.lsn.to_string(),
         changes: plan.changes,
         inserted: plan.inserted(),
         deleted: plan.deleted(),
         truncated: plan.truncate,
         snapshot: done.snapshot,
         commit_s: started.elapsed().as_secs_f64(),
+        together,
     });
-    Ok(())
 }
 
 /// Whether two reads of a table found the same files (each at the same place, with the same

@@ -211,6 +211,9 @@ pub enum MirrorProgress {
         snapshot: i64,
         /// Seconds the commit took, files included.
         commit_s: f64,
+        /// How many tables the one commit this table's was part of made visible at once (a
+        /// multi-table transaction of their catalog); 1: the table's own commit.
+        together: usize,
     },
     /// A table's columns changed: the lake table takes the new ones with its next commit.
     SchemaChanged {
@@ -271,11 +274,16 @@ impl std::fmt::Display for MirrorProgress {
                 truncated,
                 snapshot,
                 commit_s,
+                together,
             } => write!(
                 f,
                 "{table}: {changes} changes committed up to {lsn} (snapshot {snapshot}): \
-                 {inserted} rows written, {deleted} deleted{} in {commit_s:.2} s",
-                if *truncated { ", truncated first" } else { "" }
+                 {inserted} rows written, {deleted} deleted{}{} in {commit_s:.2} s",
+                if *truncated { ", truncated first" } else { "" },
+                match together {
+                    1 => String::new(),
+                    n => format!(", with {} other tables in one transaction", n - 1),
+                }
             ),
             MirrorProgress::SchemaChanged {
                 table,
@@ -346,4 +354,11 @@ pub struct MirrorStats {
     pub retried: u64,
     /// Tables exported again at a schema change they could not take in place.
     pub reexported: u64,
+    /// Commit rounds that committed several tables at once, in one operation of their catalog
+    /// (Iceberg's multi-table transactions).
+    pub together: u64,
+    /// Why a round of several tables was committed table by table, the last time one was
+    /// (a catalog that cannot commit them together, or a race lost to another writer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apart: Option<String>,
 }

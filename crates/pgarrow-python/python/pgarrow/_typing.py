@@ -212,7 +212,14 @@ class DuckLakeStats(PartitionedStats, LakeRun):
     commit_s: float
 
 
-class MirrorStats(TypedDict):
+class MirrorApart(TypedDict, total=False):
+    """In :class:`MirrorStats` when a round of several tables was committed table by table."""
+
+    #: Why (a catalog that cannot commit them together, a race lost to another writer).
+    apart: str
+
+
+class MirrorStats(MirrorApart):
     """What :func:`pgarrow.mirror` did."""
 
     slot: str
@@ -238,6 +245,9 @@ class MirrorStats(TypedDict):
     retried: int
     #: Tables exported again at a schema change they could not take in place.
     reexported: int
+    #: Commit rounds that committed several tables at once, in one operation of their catalog
+    #: (Iceberg's multi-table transactions).
+    together: int
 
 
 class CompactStats(TypedDict):
