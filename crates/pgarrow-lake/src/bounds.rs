@@ -250,7 +250,7 @@ pub(crate) fn split_micros(micros: i64) -> Option<(String, i64, i64, i64, i64)> 
 }
 
 /// The proleptic Gregorian date of a day number (days since 1970-01-01), for years 1 to 9999.
-fn civil(days: i64) -> Option<(i64, i64, i64)> {
+pub(crate) fn civil(days: i64) -> Option<(i64, i64, i64)> {
     // Howard Hinnant's days_from_civil, inverted.
     let z = days.checked_add(719_468)?;
     let era = z.div_euclid(146_097);

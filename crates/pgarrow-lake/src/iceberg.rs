@@ -51,6 +51,7 @@ pub(crate) mod mirror;
 mod read;
 pub mod rest;
 mod schema;
+mod sigv4;
 pub(crate) mod spec;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -255,6 +255,8 @@ enum Auth {
         form: Vec<(String, String)>,
         token: Option<(String, Option<Instant>)>,
     },
+    /// AWS SigV4: each request signed (AWS Glue, S3 Tables).
+    SigV4(Box<super::sigv4::SigV4>),
 }
 
 /// A REST catalog's session: the HTTP client, the properties after the server's
@@ -310,17 +312,10 @@ impl RestCatalog {
                 "a REST catalog's uri is an http:// or https:// address, not {uri:?}"
             )));
         }
-        if options
+        // AWS Glue's and S3 Tables' catalogs authenticate each request by its signature.
+        let sigv4 = options
             .get("rest.sigv4-enabled")
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        {
-            // AWS Glue's and S3 Tables' catalogs authenticate each request by its signature.
-            return Err(usage(
-                "rest.sigv4-enabled: pgarrow does not sign REST catalog requests with AWS \
-                 SigV4 yet, which AWS Glue's and S3 Tables' Iceberg endpoints require"
-                    .into(),
-            ));
-        }
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let http = client(options)?;
         let mut headers = vec![(
             "X-Iceberg-Access-Delegation".to_owned(),
@@ -333,6 +328,10 @@ impl RestCatalog {
             }
         }
         let auth = match (options.get("token"), options.get("credential")) {
+            _ if sigv4 => Auth::SigV4(Box::new(super::sigv4::SigV4::new(
+                |k| options.get(k).map(str::to_owned),
+                |k| std::env::var(k).ok(),
+            )?)),
             (_, Some(credential)) => {
                 let (id, secret) = match credential.split_once(':') {
                     Some((id, secret)) => (Some(id), secret),
@@ -876,7 +875,19 @@ impl RestCatalog {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(serde_json::to_vec(b).unwrap_or_default());
             }
-            let response = match request.send().await {
+            let sent = match &self.auth {
+                Auth::SigV4(signer) => {
+                    let mut built = request.build().map_err(|e| {
+                        Error::from(ErrorKind::Internal(format!(
+                            "building a REST catalog request: {e}"
+                        )))
+                    })?;
+                    signer.sign(&mut built, std::time::SystemTime::now())?;
+                    self.http.execute(built).await
+                }
+                _ => request.send().await,
+            };
+            let response = match sent {
                 Ok(r) => r,
                 Err(e) => return Ok(Answer::Lost(describe(&e))),
             };
@@ -914,7 +925,7 @@ impl RestCatalog {
     /// The bearer token to send: OAuth2's, fetched or renewed when due (`force`: now).
     async fn token(&mut self, force: bool) -> Result<Option<String>> {
         let (server, form, token) = match &mut self.auth {
-            Auth::None => return Ok(None),
+            Auth::None | Auth::SigV4(_) => return Ok(None),
             Auth::Bearer(t) => return Ok(Some(t.clone())),
             Auth::Client {
                 server,
