@@ -87,6 +87,7 @@ class _Server:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+        (self.dir.parent / f"{self.dir.name}-iam.json").unlink(missing_ok=True)
 
 
 class SeaweedFS(_Server):
@@ -97,12 +98,38 @@ class SeaweedFS(_Server):
     secret = "pgarrowtestsecret"
     warehouse = "warehouse"
 
-    def __init__(self):
+    #: The role its catalog assumes to vend credentials (`vend=True`).
+    vend_role = "arn:aws:iam::000000000000:role/IcebergVend"
+
+    def __init__(self, vend: bool = False):
         self.dir = Path(tempfile.mkdtemp(prefix="pgarrow-seaweedfs-"))
         names = ["master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3",
                  "s3_grpc", "iceberg", "admin", "admin_grpc", "metrics", "s3_metrics"]
         self.ports = {n: _free_port() for n in names}
         self.process: _Process | None = None
+        self.vend = vend
+
+    def _vending(self) -> list[str]:
+        """The flags that make the catalog vend each table's credentials: an IAM file with the
+        STS signing key, a policy on the bucket and a role trusting SeaweedFS's fixed provider
+        `iceberg-catalog`, which the catalog assumes, narrowing each session to the table's
+        own path. 900 s is the shortest lifetime it vends."""
+        policy = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": ["s3:*"],
+            "Resource": [f"arn:aws:s3:::{self.warehouse}", f"arn:aws:s3:::{self.warehouse}/*"]}]}
+        trust = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Federated": "iceberg-catalog"},
+            "Action": ["sts:AssumeRoleWithCredentials"]}]}
+        iam = {
+            "sts": {"signingKey": "cGdhcnJvdy10ZXN0LXN0cy1zaWduaW5nLWtleS0zMmI="},
+            "policies": [{"name": "IcebergVendPolicy", "document": policy}],
+            "roles": [{"roleName": "IcebergVend", "roleArn": self.vend_role, "trustPolicy": trust,
+                       "attachedPolicies": ["IcebergVendPolicy"]}],
+        }
+        path = self.dir.parent / f"{self.dir.name}-iam.json"
+        path.write_text(json.dumps(iam))
+        return [f"-s3.iam.config={path}", f"-s3.iceberg.credentialRole={self.vend_role}",
+                "-s3.iceberg.credentialDurationSeconds=900"]
 
     @staticmethod
     def executable() -> str:
@@ -154,7 +181,7 @@ class SeaweedFS(_Server):
             f"-metricsPort={p['metrics']}", f"-s3.metricsPort={p['s3_metrics']}",
             f"-tableBucket={self.warehouse}", "-webdav=false", "-admin.ui=false",
             "-master.telemetry=false",
-        ]
+        ] + (self._vending() if self.vend else [])
         env = {**os.environ, "AWS_ACCESS_KEY_ID": self.key_id, "AWS_SECRET_ACCESS_KEY": self.secret}
         # Its ready line is printed before the catalog answers: readiness is polled below.
         self.process = _Process("SeaweedFS", argv, r".", env=env)

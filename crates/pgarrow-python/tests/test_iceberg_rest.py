@@ -374,6 +374,64 @@ def test_requests_signed_with_aws_sigv4_are_taken_and_a_wrong_key_is_refused(url
     assert len(server.pyiceberg().load_table(lake).metadata.snapshots) == 2
 
 
+def test_vended_credentials_are_the_only_storage_keys_a_run_needs(url, conn, logical_url, source, seaweedfs):
+    """A SeaweedFS that vends each table's credentials (an STS session narrowed to the table's
+    path, in the load answer's `config` and `storage-credentials`): pgarrow, given no S3 keys
+    of its own, asks for them and exports, appends, mirrors and imports with them. The same
+    run against a server that vends nothing fails: no other keys were at hand."""
+    from rest_catalogs import SeaweedFS
+
+    src, lake = new_name("vend"), f"rest_vend.{new_name()}"
+    conn.execute(f"CREATE TABLE {src} (id bigint PRIMARY KEY, v int)")
+    conn.execute(f"INSERT INTO {src} SELECT g, 0 FROM generate_series(1, 40) g")
+    # No AWS_* variables of another test's emulator: the vended keys are the only ones.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+
+    def pgarrow(server, *args):
+        keyless = {k: v for k, v in server.properties.items()
+                   if k not in ("s3.access-key-id", "s3.secret-access-key")}
+        props = {**keyless}
+        via = ["--iceberg", props.pop("uri"), "--lake-table", lake]
+        for k, v in props.items():
+            via += ["--iceberg-property", f"{k}={v}"]
+        return subprocess.run([pgarrow_bin(), *args[:1], *via, *args[1:]], capture_output=True, text=True,
+                              env=env, timeout=300)
+
+    refused = pgarrow(seaweedfs, "export", "-d", url, "-t", src, "--quiet")
+    assert refused.returncode != 0, "a server that vends nothing leaves the run without keys"
+    server = SeaweedFS(vend=True).start()
+    slot = new_name("slot")
+    try:
+        for more in ([], ["--if-exists", "append"]):
+            out = pgarrow(server, "export", "-d", url, "-t", src, "--quiet", *more)
+            assert out.returncode == 0, out.stderr
+        ids = server.pyiceberg().load_table(lake).scan().to_arrow()["id"].to_pylist()
+        assert sorted(ids) == sorted(list(range(1, 41)) * 2)
+        back = new_name("back")
+        conn.execute(f"CREATE TABLE {back} (LIKE {src})")
+        out = pgarrow(server, "import", "-d", url, "--into", back, "--quiet")
+        assert out.returncode == 0, out.stderr
+        assert conn.execute(f"SELECT count(*) FROM {back}").fetchone() == (80,)
+        # A mirror into a table of its own, its changes written with the vended keys.
+        lake = f"rest_vend.{new_name()}"
+        source.execute(f"CREATE TABLE {src}_m (id bigint PRIMARY KEY, v int)")
+        source.execute(f"INSERT INTO {src}_m SELECT g, 0 FROM generate_series(1, 40) g")
+        args = ["-d", logical_url, "-t", f"{src}_m", "--slot", slot, "--catch-up", "--json"]
+        out = pgarrow(server, "mirror", *args)
+        assert out.returncode == 0, out.stderr
+        source.execute(f"UPDATE {src}_m SET v = id % 5 WHERE id <= 25")
+        source.execute(f"DELETE FROM {src}_m WHERE id > 35")
+        out = pgarrow(server, "mirror", *args)
+        assert out.returncode == 0, out.stderr
+        want = [normalized(r) for r in source.execute(f"SELECT id, v FROM {src}_m ORDER BY id")]
+        assert pyiceberg_rows(server, lake, ["id", "v"]) == want
+    finally:
+        source.execute(f"SELECT pg_drop_replication_slot('{slot}') WHERE EXISTS "
+                       f"(SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')")
+        server.stop()
+        server.cleanup()
+
+
 @pytest.mark.parametrize("tokens", ["short", "silent"])
 def test_a_mirror_goes_on_as_its_tokens_expire(logical_url, source, seaweedfs, tokens):
     """Tokens good for one request: told to expire in a second, pgarrow renews each before it
