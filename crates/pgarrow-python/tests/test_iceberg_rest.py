@@ -148,6 +148,8 @@ class Proxy:
         self.hold: threading.Event | None = None
         self.held = threading.Event()
         self.lose_answer = 0
+        # Commits answered `200` with an error body, not forwarded (as some servers answer).
+        self.error_200 = 0
         self.commits = 0
         self.committed: list[str] = []
         # Tokens: `tokens` = "short" gives each a lifetime of one second in the token answer,
@@ -189,6 +191,10 @@ class Proxy:
                 if commit:
                     proxy.commits += 1
                     proxy.committed.append(self.path)
+                    if proxy.error_200 > 0:
+                        proxy.error_200 -= 1
+                        return self.answer(200, b'{"error": {"message": "the backend refused it", '
+                                                b'"type": "CommitFailedException", "code": 500}}')
                     if proxy.hold is not None:
                         proxy.held.set()
                         proxy.hold.wait(60)
@@ -261,6 +267,34 @@ def held_append(url, conn, server, proxy, prefix, rows):
                           *flags(server, lake, uri=proxy.uri), "--if-exists", "append"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return src, lake, p
+
+
+def test_a_success_answer_carrying_an_error_fails_naming_it_and_leaves_nothing(url, conn, rest_catalog, proxy):
+    """A server that answers `200` with an error body (the commit not applied): the export
+    fails in the server's words, the table keeps its one snapshot, and the append's data file
+    is removed; the same for a transaction of two tables."""
+    server, src, lake = rest_catalog, new_name("err200"), f"rest_faults.{new_name()}"
+    conn.execute(f"CREATE TABLE {src} AS SELECT g::bigint AS id FROM generate_series(1, 12) g")
+    export(url, "-t", src, *flags(server, lake))
+    table = server.pyiceberg().load_table(lake)
+    before = data_files(server, table.location())
+    proxy.error_200 = 1
+    out = export(url, "-t", src, *flags(server, lake, uri=proxy.uri), "--if-exists", "append", check=False)
+    assert out.returncode != 0
+    assert "with success and an error" in out.stderr and "the backend refused it" in out.stderr, out.stderr
+    assert len(server.pyiceberg().load_table(lake).metadata.snapshots) == 1
+    assert data_files(server, table.location()) == before
+    schema = new_name("err200s")
+    conn.execute(f"CREATE SCHEMA {schema}")
+    for t in "ab":
+        conn.execute(f"CREATE TABLE {schema}.{t} AS SELECT g::bigint AS id FROM generate_series(1, 5) g")
+    export(url, "--schema", schema, *flags(server, None))
+    proxy.error_200 = 1
+    out = export(url, "--schema", schema, *flags(server, None, uri=proxy.uri), "--if-exists", "append", check=False)
+    assert out.returncode != 0 and "the backend refused it" in out.stderr, out.stderr
+    assert [p.rsplit("/", 2)[-2:] for p in proxy.committed][-1] == ["transactions", "commit"]
+    cat = server.pyiceberg()
+    assert [len(cat.load_table(f"{schema}.{t}").metadata.snapshots) for t in "ab"] == [1, 1]
 
 
 def test_a_commit_overtaken_by_pyiceberg_is_redone_on_top_of_it(url, conn, rest_catalog, proxy):

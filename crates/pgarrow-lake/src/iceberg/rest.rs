@@ -392,6 +392,7 @@ impl RestCatalog {
             .expect(reqwest::Method::GET, &url, None, &[200])
             .await?;
         let config: Json = parse(&body, "GET /v1/config")?;
+        self.no_error(&config, &body, "GET /v1/config")?;
         let strings = |key: &str| -> BTreeMap<String, String> {
             config[key]
                 .as_object()
@@ -429,6 +430,21 @@ impl RestCatalog {
         self.storage = with_storage(&self.user_storage, properties.iter());
         self.properties = properties;
         Ok(())
+    }
+
+    /// A success status whose body is an error (some servers answer `200` so): the error,
+    /// in the server's words.
+    fn no_error(&self, answer: &Json, body: &[u8], what: &str) -> Result<()> {
+        let Some(error) = answer.get("error").filter(|e| e.is_object()) else {
+            return Ok(());
+        };
+        let code = error["code"].as_u64().map_or(200, |c| c as u16);
+        Err(ErrorKind::Unexpected(format!(
+            "the REST catalog at {} answered {what} with success and an error: {}",
+            self.base,
+            server_message(code, body)
+        ))
+        .into())
     }
 
     /// Where the table's files are read and written (the table's own `config` included,
@@ -488,6 +504,7 @@ impl RestCatalog {
     /// configuration (merged into [`RestCatalog::storage`]).
     fn loaded(&mut self, body: &[u8], what: &str) -> Result<Loaded> {
         let result: Json = parse(body, what)?;
+        self.no_error(&result, body, what)?;
         let location = result["metadata-location"]
             .as_str()
             .unwrap_or_default()
@@ -737,7 +754,12 @@ impl RestCatalog {
                 .send_keyed(reqwest::Method::POST, &url, Some(&body), Some(&key))
                 .await?;
             let why = match sent {
-                Answer::Got(200 | 204, _) => return self.after_all(changes).await.map(Ok),
+                Answer::Got(200 | 204, answer) => {
+                    if let Ok(said) = serde_json::from_slice::<Json>(&answer) {
+                        self.no_error(&said, &answer, &what)?;
+                    }
+                    return self.after_all(changes, &judged).await.map(Ok);
+                }
                 Answer::Got(409, answer) => {
                     return Ok(Ok(Committed::Conflict(server_message(409, &answer))));
                 }
@@ -814,10 +836,15 @@ impl RestCatalog {
         }
     }
 
-    /// The tables after a transaction that landed (its answer carries none of them).
-    async fn after_all(&mut self, changes: &[TableChange<'_>]) -> Result<Committed<Vec<Loaded>>> {
+    /// The tables after a transaction the server said it applied (its answer carries none of
+    /// them), each checked to hold it.
+    async fn after_all(
+        &mut self,
+        changes: &[TableChange<'_>],
+        judged: &[(Option<&Loaded>, Vec<TableUpdate>)],
+    ) -> Result<Committed<Vec<Loaded>>> {
         let mut out = Vec::with_capacity(changes.len());
-        for c in changes {
+        for (c, (base, updates)) in changes.iter().zip(judged) {
             let read = match self.load(c.namespace, c.table).await {
                 Ok(Some(table)) => table,
                 Ok(None) => {
@@ -834,9 +861,30 @@ impl RestCatalog {
                     )));
                 }
             };
-            out.push(read);
+            out.push((landed(&read, *base, updates), read));
         }
-        Ok(Committed::Done(out))
+        let held = out.iter().filter(|(shown, _)| *shown).count();
+        if held == 0 {
+            return Err(ErrorKind::Unexpected(format!(
+                "the REST catalog at {} answered that a transaction committing to tables {} \
+                 landed, and none of them holds it: nothing is taken as committed",
+                self.base,
+                changes
+                    .iter()
+                    .map(TableChange::name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into());
+        }
+        if held < out.len() {
+            // Some tables hold it: their files must stay.
+            return Ok(Committed::Unknown(format!(
+                "the transaction landed on {held} of its {} tables only",
+                out.len()
+            )));
+        }
+        Ok(Committed::Done(out.into_iter().map(|(_, t)| t).collect()))
     }
 
     /// Sends a request, the token renewed when due and once more on a `401`.
