@@ -55,6 +55,25 @@ def test_every_type_goes_out_and_back_through_the_catalog(url, conn, rest_catalo
     assert server_rows(conn, back) == sorted(want * 2, key=lambda r: r[0])
 
 
+def test_several_tables_from_python_are_committed_together(url, conn, rest_catalog):
+    """`schema=` into a REST catalog: one statistics dict per table, each saying how many
+    tables its commit made visible at once; an append of both is one transaction on either
+    server (a first export of new tables is one on Rustberg, which makes tables inside one)."""
+    server, schema = rest_catalog, new_name("pymany")
+    conn.execute(f"CREATE SCHEMA {schema}")
+    for t, n in (("a", 4), ("b", 6)):
+        conn.execute(f"CREATE TABLE {schema}.{t} AS SELECT g::bigint AS id FROM generate_series(1, {n}) g")
+    kw = keywords(server, None)
+    kw.pop("lake_table")
+    first = pgarrow.export_iceberg(url, schema=schema, **kw)
+    assert [(s["table"], s["rows"]) for s in first] == [(f"{schema}.a", 4), (f"{schema}.b", 6)]
+    assert [s["committed_together"] for s in first] == ([2, 2] if server.name == "rustberg" else [1, 1])
+    again = pgarrow.export_iceberg(url, schema=schema, if_exists="append", **kw)
+    assert [s["committed_together"] for s in again] == [2, 2] and "apart" not in again[0], again
+    cat = server.pyiceberg()
+    assert [len(cat.load_table(f"{schema}.{t}").scan().to_arrow()) for t in "ab"] == [8, 12]
+
+
 @pytest.fixture
 def source(logical_url):
     """A connection to the database of the mirror tests (wal_level = logical)."""
