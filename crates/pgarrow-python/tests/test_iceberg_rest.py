@@ -297,6 +297,19 @@ def test_a_success_answer_carrying_an_error_fails_naming_it_and_leaves_nothing(u
     assert [len(cat.load_table(f"{schema}.{t}").metadata.snapshots) for t in "ab"] == [1, 1]
 
 
+def killed_while_held(server, proxy, p):
+    """Kills `server` while the proxy holds the commit of `p` (a pgarrow process), lets the
+    commit go on to the dead server, waits for `p` and starts the server again: `p`'s stderr."""
+    try:
+        assert proxy.held.wait(120), p.communicate()
+        server.stop(kill=True)
+    finally:
+        proxy.hold.set()
+        _, stderr = p.communicate(timeout=300)
+        server.start()
+    return stderr
+
+
 def test_a_commit_overtaken_by_pyiceberg_is_redone_on_top_of_it(url, conn, rest_catalog, proxy):
     """pgarrow's commit is held at the proxy while pyiceberg appends: the server answers 409,
     and pgarrow reads the table again and commits on top. Every row once."""
@@ -519,13 +532,7 @@ def test_a_server_killed_during_a_commit_keeps_the_files_and_the_table_whole(url
     lands once."""
     server = rest_catalog
     src, lake, p = held_append(url, conn, server, proxy, "killed", 30)
-    try:
-        assert proxy.held.wait(120), p.communicate()
-        server.stop(kill=True)
-    finally:
-        proxy.hold.set()
-        _, stderr = p.communicate(timeout=300)
-        server.start()
+    stderr = killed_while_held(server, proxy, p)
     assert p.returncode != 0
     assert "did not say whether the commit landed" in stderr and "files are kept" in stderr, stderr
     table = server.pyiceberg().load_table(lake)
@@ -579,13 +586,7 @@ def test_several_tables_land_in_one_transaction_all_or_none(url, conn, rest_cata
     proxy.hold = threading.Event()
     p = subprocess.Popen([pgarrow_bin(), "export", "-d", url, "--quiet", "--json", "--schema", schema,
                           *via, "--if-exists", "append"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proxy.held.wait(120), p.communicate()
-        server.stop(kill=True)
-    finally:
-        proxy.hold.set()
-        _, stderr = p.communicate(timeout=300)
-        server.start()
+    stderr = killed_while_held(server, proxy, p)
     assert p.returncode != 0
     assert "did not say whether the commit landed" in stderr and "files are kept" in stderr, stderr
     assert counts() in ([20, 40], [30, 60]), counts()
@@ -638,13 +639,7 @@ def test_a_mirror_commits_its_tables_together_all_or_none(logical_url, source, r
         write(2)
         proxy.hold = threading.Event()
         p = subprocess.Popen([pgarrow_bin(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            assert proxy.held.wait(120), p.communicate()
-            server.stop(kill=True)
-        finally:
-            proxy.hold.set()
-            _, stderr = p.communicate(timeout=300)
-            server.start()
+        stderr = killed_while_held(server, proxy, p)
         assert p.returncode != 0
         assert "did not say whether the commit landed" in stderr, stderr
         assert lake() == (20, 20), "neither table took the round"
