@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
@@ -150,6 +151,10 @@ class Proxy:
         self.lose_answer = 0
         # Commits answered `200` with an error body, not forwarded (as some servers answer).
         self.error_200 = 0
+        # Vended credentials in a table's load answer told to expire a second later
+        # (`short_vended`), and how many such answers went by (`vended`).
+        self.short_vended = False
+        self.vended = 0
         self.commits = 0
         self.committed: list[str] = []
         # Tokens: `tokens` = "short" gives each a lifetime of one second in the token answer,
@@ -211,6 +216,17 @@ class Proxy:
                     status, data = 500, b'{"error": {"message": "proxy lost the answer", "type": "X", "code": 500}}'
                 else:
                     status = r.status
+                if proxy.short_vended and self.command == "GET" and "/tables/" in self.path and status == 200:
+                    loaded = json.loads(data)
+                    configs = [loaded.get("config") or {}] + [
+                        c.get("config") or {} for c in loaded.get("storage-credentials") or []]
+                    soon = str(int(time.time() * 1000) + 1000)
+                    for config in configs:
+                        if "s3.session-token-expires-at-ms" in config:
+                            config["s3.session-token-expires-at-ms"] = soon
+                    if any("s3.session-token" in c for c in configs):
+                        proxy.vended += 1
+                    data = json.dumps(loaded).encode()
                 if self.path.endswith("/oauth/tokens") and status == 200 and proxy.tokens:
                     proxy.issued += 1
                     grant = json.loads(data)
@@ -475,6 +491,48 @@ def test_vended_credentials_are_the_only_storage_keys_a_run_needs(url, conn, log
     finally:
         source.execute(f"SELECT pg_drop_replication_slot('{slot}') WHERE EXISTS "
                        f"(SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')")
+        server.stop()
+        server.cleanup()
+
+
+def test_a_mirror_renews_vended_credentials_before_they_expire(logical_url, source):
+    """The vending SeaweedFS's credentials, told by the proxy to expire a second after each
+    load: before each commit the mirror loads the table again for new ones (it renews those
+    due within five minutes), and goes on with no keys of its own."""
+    from rest_catalogs import SeaweedFS
+
+    server = SeaweedFS(vend=True).start()
+    proxy = Proxy(server.uri)
+    proxy.short_vended = True
+    src, slot = new_name("renew"), new_name("slot")
+    lake = f"rest_vend.{src}"
+    source.execute(f"CREATE TABLE {src} (id bigint PRIMARY KEY, v int)")
+    source.execute(f"INSERT INTO {src} SELECT g, 0 FROM generate_series(1, 30) g")
+    keyless = {k: v for k, v in server.properties.items() if k not in ("s3.access-key-id", "s3.secret-access-key")}
+    keyless.pop("uri")
+    via = ["--iceberg", proxy.uri, "--lake-table", lake]
+    for k, v in {**keyless, "oauth2-server-uri": f"{proxy.uri}/v1/oauth/tokens"}.items():
+        via += ["--iceberg-property", f"{k}={v}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    args = [pgarrow_bin(), "mirror", "-d", logical_url, "-t", src, "--slot", slot, *via, "--catch-up", "--json"]
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr
+        for k in range(4):
+            source.execute(f"UPDATE {src} SET v = {k + 1} WHERE id % 4 = {k}")
+        loads = proxy.vended
+        out = subprocess.run([*args, "--commit-changes", "1"], capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr
+        commits = json.loads(out.stdout.splitlines()[-1])["stats"]["commits"]
+        assert commits >= 2, out.stdout
+        # One load to open the table, then one more before each commit.
+        assert proxy.vended - loads >= commits + 1, (proxy.vended - loads, commits)
+        want = [normalized(r) for r in source.execute(f"SELECT id, v FROM {src} ORDER BY id")]
+        assert pyiceberg_rows(server, lake, ["id", "v"]) == want
+    finally:
+        source.execute(f"SELECT pg_drop_replication_slot('{slot}') WHERE EXISTS "
+                       f"(SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')")
+        proxy.close()
         server.stop()
         server.cleanup()
 

@@ -292,6 +292,14 @@ impl fmt::Debug for RestCatalog {
     }
 }
 
+/// What answer a table's metadata came in: a load's (with the table's storage configuration)
+/// or a commit's (without).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loads {
+    Table,
+    Commit,
+}
+
 /// An HTTP exchange's outcome: the status and body, or no answer at all.
 enum Answer {
     Got(u16, Vec<u8>),
@@ -493,7 +501,7 @@ impl RestCatalog {
         let url = self.table_url(namespace, table);
         let what = format!("loading table {namespace}.{table}");
         match self.send(reqwest::Method::GET, &url, None).await? {
-            Answer::Got(200, body) => Ok(Some(self.loaded(&body, &what)?)),
+            Answer::Got(200, body) => Ok(Some(self.loaded(&body, &what, Loads::Table)?)),
             Answer::Got(404, _) => Ok(None),
             Answer::Got(status, body) => Err(self.refused(&what, status, &body)),
             Answer::Lost(e) => Err(unreachable_server(&self.base, &what, &e)),
@@ -502,7 +510,7 @@ impl RestCatalog {
 
     /// A load result (`LoadTableResult`): the metadata, where it is, and the table's storage
     /// configuration (merged into [`RestCatalog::storage`]).
-    fn loaded(&mut self, body: &[u8], what: &str) -> Result<Loaded> {
+    fn loaded(&mut self, body: &[u8], what: &str, kind: Loads) -> Result<Loaded> {
         let result: Json = parse(body, what)?;
         self.no_error(&result, body, what)?;
         let location = result["metadata-location"]
@@ -544,9 +552,13 @@ impl RestCatalog {
                 properties.extend(config.filter_map(|(k, v)| Some((k.clone(), text(v)?))));
             }
         }
-        self.storage = with_storage(&self.user_storage, properties.iter().map(|(k, v)| (k, v)));
-        self.storage_expires_ms =
-            expiry_ms(properties.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        // A commit's answer carries no storage configuration: the table's, from its load,
+        // still holds (vended credentials and when they expire among it).
+        if kind == Loads::Table {
+            self.storage = with_storage(&self.user_storage, properties.iter().map(|(k, v)| (k, v)));
+            self.storage_expires_ms =
+                expiry_ms(properties.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
         Ok(Loaded { metadata, location })
     }
 
@@ -566,7 +578,7 @@ impl RestCatalog {
             .expect(reqwest::Method::POST, &url, Some(&body), &[200])
             .await
             .map_err(|e| e.context(what.clone()))?;
-        let loaded = self.loaded(&answer, &what)?;
+        let loaded = self.loaded(&answer, &what, Loads::Table)?;
         Ok(loaded.metadata.location.trim_end_matches('/').to_owned())
     }
 
@@ -661,7 +673,11 @@ impl RestCatalog {
                 .await?;
             let why = match sent {
                 Answer::Got(200, answer) => {
-                    return Ok(Committed::Done(Box::new(self.loaded(&answer, &what)?)));
+                    return Ok(Committed::Done(Box::new(self.loaded(
+                        &answer,
+                        &what,
+                        Loads::Commit,
+                    )?)));
                 }
                 Answer::Got(409, answer) => {
                     return Ok(Committed::Conflict(server_message(409, &answer)));
