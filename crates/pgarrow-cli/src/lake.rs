@@ -503,7 +503,7 @@ pub(crate) fn mirror(
             );
         }
         if let Some(why) = &stats.apart {
-            eprintln!("a round of several tables was committed table by table: {why}");
+            eprintln!("rounds of several tables were committed table by table: {why}");
         }
     }
     Ok(())

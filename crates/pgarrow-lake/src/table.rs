@@ -94,6 +94,19 @@ pub(crate) trait LakeTable: Send {
 
     /// Takes back a staged commit that did not land (its files removed).
     fn unstage(&mut self, _staged: Staged) {}
+
+    /// Whether [`LakeTable::stage`] stages (the format commits several tables at once), so
+    /// that a round of tables that do not is never folded twice.
+    fn stages(&self) -> bool {
+        false
+    }
+}
+
+/// Why staged commits did not land together: `lasting` when the catalog cannot commit them
+/// at once (every round would fail alike), else a race lost this time.
+pub(crate) struct Apart {
+    pub(crate) why: String,
+    pub(crate) lasting: bool,
 }
 
 /// A table's commit staged by [`LakeTable::stage`], for a commit of several tables at once.
@@ -110,7 +123,7 @@ pub(crate) enum Staged {
 /// The catalog's; a commit whose outcome is unknown (its files kept).
 pub(crate) async fn commit_together(
     staged: &mut [Staged],
-) -> Result<std::result::Result<(), String>> {
+) -> Result<std::result::Result<(), Apart>> {
     let mut icebergs: Vec<_> = staged
         .iter_mut()
         .map(|Staged::Iceberg(c)| &mut **c)

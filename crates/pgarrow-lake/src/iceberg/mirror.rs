@@ -24,7 +24,7 @@ use super::{
 use crate::cleanup::Cleanup;
 use crate::common::new_uuid;
 use crate::live::{LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Plan};
-use crate::table::Staged;
+use crate::table::{Apart, Staged};
 
 /// An Iceberg table a mirror commits to.
 pub(crate) struct IcebergMirror {
@@ -76,7 +76,7 @@ pub(crate) struct StagedCommit {
 /// The catalog's; a commit whose outcome is unknown (its files then kept).
 pub(crate) async fn commit_together(
     staged: &mut [&mut StagedCommit],
-) -> Result<std::result::Result<(), String>> {
+) -> Result<std::result::Result<(), Apart>> {
     let Some(first) = staged.first_mut() else {
         return Ok(Ok(()));
     };
@@ -88,7 +88,10 @@ pub(crate) async fn commit_together(
         .iter()
         .any(|s| s.target.catalog != catalog || s.target.catalog_name != name)
     {
-        return Ok(Err("the tables are in different catalogs".into()));
+        return Ok(Err(Apart {
+            why: "the tables are in different catalogs".into(),
+            lasting: true,
+        }));
     }
     let first = &mut staged[0];
     let mut session = match first.session.take() {
@@ -123,9 +126,10 @@ pub(crate) async fn commit_together(
             }
             Ok(Ok(()))
         }
-        Ok(Committed::Conflict(why)) => Ok(Err(format!(
-            "another writer committed to one of the tables first ({why})"
-        ))),
+        Ok(Committed::Conflict(why)) => Ok(Err(Apart {
+            why: format!("another writer committed to one of the tables first ({why})"),
+            lasting: false,
+        })),
         // It may have landed: every file it names stays.
         Ok(Committed::Unknown(why)) => {
             for s in staged.iter_mut() {
@@ -133,7 +137,7 @@ pub(crate) async fn commit_together(
             }
             Err(super::catalog::unknown(&why))
         }
-        Err(why) => Ok(Err(why)),
+        Err(why) => Ok(Err(Apart { why, lasting: true })),
     }
 }
 
@@ -1112,5 +1116,9 @@ impl crate::table::LakeTable for IcebergMirror {
     fn unstage(&mut self, staged: Staged) {
         let Staged::Iceberg(staged) = staged;
         IcebergMirror::unstage(self, *staged);
+    }
+
+    fn stages(&self) -> bool {
+        true
     }
 }

@@ -261,7 +261,10 @@ pub(crate) async fn commit_round(
     stats: &mut MirrorStats,
     hooks: &mut Hooks<'_, MirrorProgress>,
 ) -> Result<()> {
-    if mirrored.iter().filter(|m| !m.pending.is_empty()).count() > 1 {
+    // Tables whose format stages their commits, while their catalog has not said it cannot
+    // commit them at once (then every round of this run commits table by table).
+    let due: Vec<&Mirrored> = mirrored.iter().filter(|m| !m.pending.is_empty()).collect();
+    if due.len() > 1 && due.iter().all(|m| m.lake.stages()) && stats.apart.is_none() {
         together(mirrored, lsn, options, stats, hooks).await?;
     }
     // What the round committed together has nothing pending left.
@@ -332,9 +335,14 @@ async fn together(
         unstage(mirrored, plans, staged);
         return Ok(());
     }
-    if let Err(why) = crate::table::commit_together(&mut staged).await? {
-        log::info!("the round's tables are committed each on its own: {why}");
-        stats.apart = Some(why);
+    if let Err(apart) = crate::table::commit_together(&mut staged).await? {
+        log::info!(
+            "the round's tables are committed each on its own: {}",
+            apart.why
+        );
+        if apart.lasting {
+            stats.apart = Some(apart.why);
+        }
         unstage(mirrored, plans, staged);
         return Ok(());
     }

@@ -357,8 +357,8 @@ pub struct MirrorStats {
     /// Commit rounds that committed several tables at once, in one operation of their catalog
     /// (Iceberg's multi-table transactions).
     pub together: u64,
-    /// Why a round of several tables was committed table by table, the last time one was
-    /// (a catalog that cannot commit them together, or a race lost to another writer).
+    /// Why rounds of several tables are committed table by table (a catalog that cannot
+    /// commit them together): said once, and the run's later rounds do not try again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub apart: Option<String>,
 }

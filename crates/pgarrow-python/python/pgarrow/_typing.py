@@ -213,9 +213,9 @@ class DuckLakeStats(PartitionedStats, LakeRun):
 
 
 class MirrorApart(TypedDict, total=False):
-    """In :class:`MirrorStats` when a round of several tables was committed table by table."""
+    """In :class:`MirrorStats` when rounds of several tables are committed table by table."""
 
-    #: Why (a catalog that cannot commit them together, a race lost to another writer).
+    #: Why: the catalog cannot commit them together (the run's later rounds do not try).
     apart: str
 
 
