@@ -105,6 +105,12 @@ bench-mirror-rest rows="1000000" reps="3": bench-build
 bench-mirror-deletes rows="1000000" reps="3" every="100": bench-build
     python3 benches/mirror.py --rows {{rows}} --reps {{reps}} --every {{every}} --copy-on-write --seconds 0
 
+# A mirror's cost as its table grows: runs with no change, 0.1% changed, 10,000 rows and one
+# transaction of 25% into tables of 1M, 8M and 32M rows (and a uuid and a two-column key at 8M),
+# time and peak RSS under --memory-limit 256MiB -> benches/RESULTS.md.
+bench-mirror-scale sizes="1000000 8000000 32000000": bench-build
+    python3 benches/mirror_scale.py --sizes {{sizes}}
+
 # The mirror bench with dlt's pg_replication beside it (SOURCES: `dlt init pg_replication filesystem`'s directory)
 bench-mirror-dlt sources rows="1000000" reps="3": bench-build
     python3 benches/mirror.py --rows {{rows}} --reps {{reps}} --dlt {{sources}}

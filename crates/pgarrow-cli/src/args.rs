@@ -1133,6 +1133,10 @@ pub(crate) struct ApplyArgs {
     /// delete files) or copy-on-write (each file that loses rows written again without them).
     #[arg(long, value_name = "MODE", default_value = "merge-on-read", value_parser = parse_with::<pgarrow_lake::mirror::DeleteMode>, help_heading = "Apply to lake tables")]
     pub(crate) deletes: pgarrow_lake::mirror::DeleteMode,
+    /// The memory a lake table's key index holds (a quarter of it; past that, written out
+    /// with the table): 256MiB, 1GiB, ... [default: 512MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Apply to lake tables")]
+    pub(crate) memory_limit: Option<usize>,
     /// Nanoseconds that are not whole microseconds: error, or round (as `import`).
     #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_with::<pgarrow::Nanoseconds>, help_heading = "Apply")]
     pub(crate) nanoseconds: pgarrow::Nanoseconds,

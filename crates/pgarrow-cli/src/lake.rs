@@ -384,7 +384,6 @@ pub(crate) fn mirror(
         ),
         ("--replication-slot", export.slot.replication_slot.is_some()),
         ("--plan", export.plan.is_some()),
-        ("--stats", export.output.stats),
         ("--stats-json", export.output.stats_json.is_some()),
     ];
     if let Some((flag, _)) = not_here.iter().find(|(_, given)| *given) {
@@ -440,6 +439,12 @@ pub(crate) fn mirror(
         .with_failover(flags.failover)
         .with_reexport(!flags.no_reexport)
         .with_deletes(flags.deletes)
+        .with_memory_limit(
+            export
+                .partition
+                .memory_limit
+                .map_or(pgarrow_lake::mirror::DEFAULT_MEMORY_LIMIT, |m| m as u64),
+        )
         .with_export(export_options(&export.output, policies))
         .with_partitions(partition_options(&export.partition));
     let (quiet, json) = (export.output.quiet, export.output.json);
@@ -504,6 +509,25 @@ pub(crate) fn mirror(
         }
         if let Some(why) = &stats.apart {
             eprintln!("rounds of several tables were committed table by table: {why}");
+        }
+        if export.output.stats {
+            let i = &stats.index;
+            eprintln!(
+                "key index: {} entries on disk in {} run(s), {} bytes; {} in memory, about {} \
+                 bytes; {} keys looked up, {} bytes of it read; {} data file(s) read for their \
+                 keys ({} bytes); {} spill(s), {} merge(s)",
+                group(i.disk_entries),
+                i.runs,
+                group(i.disk_bytes),
+                group(i.memory_entries),
+                group(i.memory_bytes),
+                group(i.lookups),
+                group(i.read_bytes),
+                group(i.files_read),
+                group(i.files_read_bytes),
+                i.spills,
+                i.merges,
+            );
         }
     }
     Ok(())
@@ -655,6 +679,9 @@ pub(crate) fn apply(
         ));
     }
     let mut options = LakeApplyOptions::default().with_deletes(args.deletes);
+    if let Some(m) = args.memory_limit {
+        options = options.with_memory_limit(m as u64);
+    }
     for spec in &args.key {
         let Some((table, columns)) = spec.split_once('=') else {
             return Err(usage(&format!(

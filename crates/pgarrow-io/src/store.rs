@@ -386,6 +386,32 @@ impl Location {
         }
     }
 
+    /// The bytes `ranges` name, each in full, without the rest of the file (an object's in
+    /// ranged reads, which the store may coalesce).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] or [`Error::Io`]; a range past the end.
+    pub fn read_ranges(&self, ranges: &[std::ops::Range<u64>]) -> Result<Vec<bytes::Bytes>> {
+        match self {
+            Location::Local(p) => {
+                use std::os::unix::fs::FileExt;
+                let file = std::fs::File::open(p).map_err(|e| local_io("cannot read", p, e))?;
+                ranges
+                    .iter()
+                    .map(|r| {
+                        let len = usize::try_from(r.end.saturating_sub(r.start)).unwrap_or(0);
+                        let mut buf = vec![0; len];
+                        file.read_exact_at(&mut buf, r.start)
+                            .map_err(|e| local_io("cannot read", p, e))?;
+                        Ok(bytes::Bytes::from(buf))
+                    })
+                    .collect()
+            }
+            #[cfg(feature = "cloud")]
+            Location::Object(o) => o.read_ranges(ranges),
+        }
+    }
+
     /// The footer of the Parquet file here (its schema, row groups and their column chunks'
     /// statistics) and the footer's length in bytes, read without the rest of the file (for
     /// an object, ranged reads of its end).

@@ -52,6 +52,8 @@ pub struct LakeApplyOptions {
     pub retries: usize,
     /// How a commit takes rows out of the table's files (as a mirror's).
     pub deletes: DeleteMode,
+    /// The memory its bookkeeping may take (as a mirror's).
+    pub memory_limit: u64,
 }
 
 impl Default for LakeApplyOptions {
@@ -60,6 +62,7 @@ impl Default for LakeApplyOptions {
             keys: Vec::new(),
             retries: 10,
             deletes: DeleteMode::MergeOnRead,
+            memory_limit: crate::mirror::DEFAULT_MEMORY_LIMIT,
         }
     }
 }
@@ -74,6 +77,12 @@ impl LakeApplyOptions {
     /// Take rows out of the files this way.
     pub fn with_deletes(mut self, deletes: DeleteMode) -> Self {
         self.deletes = deletes;
+        self
+    }
+
+    /// The memory its bookkeeping may take.
+    pub fn with_memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
         self
     }
 }
@@ -109,6 +118,7 @@ pub async fn apply_to_lake(
     let mirror_options = MirrorOptions {
         retries: options.retries,
         deletes: options.deletes,
+        memory_limit: options.memory_limit,
         ..MirrorOptions::new(manifest.slot.clone())
     };
     let mut tables: HashMap<String, Mirrored> = HashMap::new();
@@ -280,7 +290,8 @@ async fn open(
              table without a replica identity): give it (--key TABLE=COLUMNS)"
         )));
     }
-    let Some((lake, live, point)) = crate::table::open(&target, &key).await? else {
+    let Some((lake, live, point)) = crate::table::open(&target, &key, options.memory_limit).await?
+    else {
         return Err(Error::usage(format!(
             "there is no lake table {} for the changes of {quoted}: export the table into it \
              in the slot's snapshot first (pgarrow export --replication-slot {slot} \

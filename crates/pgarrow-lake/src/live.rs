@@ -20,7 +20,11 @@ use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_changes::net::{Change, Effect, Kept, KeyAt, KeyEncoder, KeyHashing, reduce};
 use pgarrow_changes::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN};
 
+mod index;
 mod whole;
+
+pub use index::IndexStats;
+pub(crate) use index::{HOME as INDEX_HOME, Index, Place};
 
 /// Where a mirrored table is: the slot it follows and the WAL position its last commit
 /// reached (every transaction committed before it is in the table, none after).
@@ -260,9 +264,10 @@ pub(crate) struct Live {
     /// without a key), identical ones counted: see [`whole`].
     pub(crate) whole: bool,
     pub(crate) files: BTreeMap<i64, LiveFile>,
-    /// Each live row's place, by its key (as [`KeyEncoder`] writes it); with `whole`, by its
-    /// values' digest and its ordinal among the rows of that digest.
-    pub(crate) index: HashMap<Key, At, KeyHashing>,
+    /// Each live row's place, by its key (as [`KeyEncoder`] writes it), persisted with the
+    /// table (see [`index`]); with `whole`, in memory, by its values' digest and its ordinal
+    /// among the rows of that digest.
+    pub(crate) index: Index,
     /// With `whole`: the rows of each digest the table holds more than one of.
     pub(crate) dups: HashMap<whole::Digest, u32>,
 }
@@ -292,6 +297,11 @@ pub(crate) struct Plan {
     /// Rows deleted by writing their files again without them (copy-on-write: the files are
     /// in `ended`, their rows left in `file_rows`).
     pub(crate) copied: u64,
+    /// Seconds finding where the changed keys' rows are, and bytes of the key index read.
+    pub(crate) lookup_s: f64,
+    pub(crate) index_read: u64,
+    /// Seconds folding the changes (the lookup included).
+    pub(crate) fold_s: f64,
 }
 
 /// Rows a commit adds, read from files a file at a time as the new files are written: the
@@ -463,6 +473,8 @@ struct ChangeBatch<'a> {
     old: &'a StructArray,
     new_keys: Encoded,
     old_keys: Encoded,
+    /// Where the table's rows of the batch's keys are.
+    found: HashMap<Key, At, KeyHashing>,
 }
 
 impl<'a> ChangeBatch<'a> {
@@ -533,7 +545,22 @@ impl<'a> ChangeBatch<'a> {
             old,
             new_keys,
             old_keys,
+            found: HashMap::default(),
         })
+    }
+
+    /// Finds where the table's rows of the batch's keys (new and old) are.
+    ///
+    /// # Errors
+    /// The index's.
+    async fn locate(&mut self) -> Result<()> {
+        let rows = self.batch.num_rows();
+        let old = (0..rows)
+            .filter(|&i| self.old.is_valid(i))
+            .map(|i| self.old_keys.get(i));
+        let keys = (0..rows).map(|i| self.new_keys.get(i)).chain(old);
+        self.found = self.live.index.locate(keys, &self.live.files).await?;
+        Ok(())
     }
 
     /// Row `i`'s operation.
@@ -609,7 +636,7 @@ impl<'a> ChangeBatch<'a> {
         for c in 0..self.columns {
             from.push(match kept.value_row(c) {
                 Some(r) => From::Change(start as u32 + r),
-                None => match (truncate, self.live.index.get(source)) {
+                None => match (truncate, self.found.get(source)) {
                     (false, Some(&place)) => From::Table(place),
                     _ => {
                         return Err(ErrorKind::OutOfStep(format!(
@@ -678,7 +705,7 @@ impl<'k> Fold<'k> {
                     if let Some(i) = self.left_at.remove(k) {
                         self.left[i] = None;
                     } else {
-                        self.table_row_goes(changes.live, k);
+                        self.table_row_goes(&changes.found, k);
                     }
                 }
                 Effect::Keep(kept) => self.keep(changes, start, &kept)?,
@@ -693,7 +720,7 @@ impl<'k> Fold<'k> {
         let k = changes.key_at(start, KeyAt::New(kept.row));
         let before = self.left_at.remove(k).and_then(|i| self.left[i].take());
         if before.is_none() {
-            self.table_row_goes(changes.live, k);
+            self.table_row_goes(&changes.found, k);
         }
         let fill = changes.fill(start, kept, self.truncate)?;
         self.left_at.insert(k, self.left.len());
@@ -702,9 +729,9 @@ impl<'k> Fold<'k> {
     }
 
     /// The table's row of key `k`, when it has one (and no truncate went before), goes.
-    fn table_row_goes(&mut self, live: &Live, k: &'k [u8]) {
+    fn table_row_goes(&mut self, found: &HashMap<Key, At, KeyHashing>, k: &'k [u8]) {
         if !self.truncate
-            && let Some(&place) = live.index.get(k)
+            && let Some(&place) = found.get(k)
         {
             self.gone.push((place, k));
         }
@@ -727,25 +754,53 @@ impl<'k> Fold<'k> {
 }
 
 impl Live {
-    /// The table of `files`, its index read from their key columns.
+    /// The table of `files`, its index by `key` at `place`: the persisted one, and the
+    /// files it does not cover read for their keys (a table told apart by whole rows, or
+    /// without a key, is indexed in memory).
     ///
     /// # Errors
     /// A file that cannot be read, lacks a key column or holds a key twice (naming both
-    /// places).
-    pub(crate) async fn load(key: Vec<String>, whole: bool, files: Vec<LiveFile>) -> Result<Live> {
-        let rows: u64 = files.iter().map(|f| f.rows - f.deleted.len() as u64).sum();
+    /// places); the index's storage.
+    pub(crate) async fn load(
+        key: Vec<String>,
+        whole: bool,
+        files: Vec<LiveFile>,
+        place: &Place,
+    ) -> Result<Live> {
+        let place = match whole || key.is_empty() {
+            true => Place::memory(),
+            false => place.clone(),
+        };
+        let all: BTreeMap<i64, LiveFile> = files.into_iter().map(|f| (f.id, f)).collect();
+        let (index, uncovered) = Index::open(&place, &key, &all).await?;
         let mut live = Live {
             key,
             whole,
             dups: HashMap::new(),
             files: BTreeMap::new(),
-            index: HashMap::with_capacity_and_hasher(
-                usize::try_from(rows).unwrap_or(0),
-                KeyHashing::default(),
-            ),
+            index,
         };
-        for file in files {
+        let uncovered: std::collections::HashSet<i64> = uncovered.into_iter().collect();
+        let mut reading = Vec::with_capacity(uncovered.len());
+        for (id, file) in all {
+            match uncovered.contains(&id) {
+                true => reading.push(file),
+                false => {
+                    live.files.insert(id, file);
+                }
+            }
+        }
+        let rows: u64 = reading
+            .iter()
+            .map(|f| f.rows - f.deleted.len() as u64)
+            .sum();
+        live.index.reserve(usize::try_from(rows).unwrap_or(0));
+        let read = !reading.is_empty();
+        for file in reading {
             live.add_file(file).await?;
+        }
+        if read && live.index.persisted() {
+            live.index.persist(&live.files).await?;
         }
         Ok(live)
     }
@@ -757,22 +812,27 @@ impl Live {
             self.files.insert(file.id, file);
             return Ok(());
         }
-        let keys = read_keys(&file, &self.key).await?;
-        let mut deleted = file.deleted.iter().peekable();
+        let (keys, read) = read_keys(&file, &self.key).await?;
+        self.index.file_read(read);
+        // The file is the table's as its keys go in (an entry written out is of a live file).
+        let (id, location, rows) = (file.id, file.location.to_string(), file.rows);
+        let deleted_positions = file.deleted.clone();
+        self.files.insert(file.id, file);
+        let mut deleted = deleted_positions.iter().peekable();
         let mut at = 0u64;
         for batch in &keys {
+            self.index.spill_if_full(&self.files).await?;
             let columns: Vec<&dyn Array> = batch.columns().iter().map(|c| c.as_ref()).collect();
             if self.whole {
                 let digests = whole::digests(&columns).map_err(|e| {
                     Error::from(ErrorKind::InvalidInput(format!(
-                        "the rows of {}: {e}",
-                        file.location
+                        "the rows of {location}: {e}"
                     )))
                 })?;
                 for d in digests {
                     while deleted.next_if(|&&d| d < at).is_some() {}
                     if deleted.next_if_eq(&&at).is_none() {
-                        whole::insert(self, d, (file.id, at));
+                        whole::insert(self, d, (id, at));
                     }
                     at += 1;
                 }
@@ -780,8 +840,7 @@ impl Live {
             }
             let (body, ends) = KeyEncoder::encode_all(&columns).map_err(|e| {
                 Error::from(ErrorKind::InvalidInput(format!(
-                    "the key of {}: {e}",
-                    file.location
+                    "the key of {location}: {e}"
                 )))
             })?;
             let mut start = 0;
@@ -789,11 +848,10 @@ impl Live {
                 while deleted.next_if(|&&d| d < at).is_some() {}
                 if deleted.next_if_eq(&&at).is_none() {
                     let key = Key::new(&body[start..end]);
-                    if let Some((other, pos)) = self.index.insert(key, (file.id, at)) {
+                    if let Some((other, pos)) = self.index.insert(key, (id, at)) {
                         return Err(ErrorKind::InvalidInput(format!(
-                            "the lake table holds one key twice (file {} row {at}, and file {other} \
-                             row {pos}): it is not a mirror of a table with that key",
-                            file.id
+                            "the lake table holds one key twice (file {id} row {at}, and file \
+                             {other} row {pos}): it is not a mirror of a table with that key"
                         ))
                         .into());
                     }
@@ -802,14 +860,12 @@ impl Live {
                 at += 1;
             }
         }
-        if at != file.rows {
+        if at != rows {
             return Err(ErrorKind::Unexpected(format!(
-                "{} holds {at} rows; the table's metadata says {}",
-                file.location, file.rows
+                "{location} holds {at} rows; the table's metadata says {rows}"
             ))
             .into());
         }
-        self.files.insert(file.id, file);
         Ok(())
     }
 
@@ -890,8 +946,21 @@ impl Live {
                 }
                 _ => self.add_file(file).await?,
             }
+            // Past the budget, written out; else held a while longer (the commit landed).
+            if let Err(e) = self.index.spill_if_full(&self.files).await {
+                log::warn!("the mirror's key index was not written out: {e}");
+            }
         }
+        self.settle().await;
         Ok(())
+    }
+
+    /// Persists the index after a commit: a failure is told and left (the commit landed; the
+    /// next run reads the files the index missed).
+    pub(crate) async fn settle(&mut self) {
+        if let Err(e) = self.index.persist(&self.files).await {
+            log::warn!("the mirror's key index was not persisted: {e}");
+        }
     }
 
     /// After a commit of `plan`: its deletes and truncate in the files and the index; the
@@ -982,7 +1051,11 @@ impl Live {
         if self.whole {
             return whole::plan(self, batch, columns, table);
         }
-        let changes = ChangeBatch::read(self, batch, columns, table)?;
+        let mut changes = ChangeBatch::read(self, batch, columns, table)?;
+        let (looking, read_before) = (std::time::Instant::now(), self.index.stats().read_bytes);
+        changes.locate().await?;
+        let lookup_s = looking.elapsed().as_secs_f64();
+        let index_read = self.index.stats().read_bytes - read_before;
         let rows = batch.num_rows();
         let mut fold = Fold::with_capacity(rows);
         let mut start = 0;
@@ -1003,6 +1076,8 @@ impl Live {
         }
         let mut plan = Plan {
             changes: rows as u64,
+            lookup_s,
+            index_read,
             ..Plan::default()
         };
         let left = fold.finish(&mut plan);
@@ -1118,9 +1193,10 @@ impl Live {
     }
 }
 
-/// The key columns of a Parquet file (read whole, only those columns decoded; a column the
-/// file leaves out, from its constant).
-async fn read_keys(file: &LiveFile, key: &[String]) -> Result<Vec<RecordBatch>> {
+/// The key columns of a Parquet file (a local file: only their column chunks read; an
+/// object: read whole, only those columns decoded; a column the file leaves out, from its
+/// constant), and the bytes of those column chunks.
+async fn read_keys(file: &LiveFile, key: &[String]) -> Result<(Vec<RecordBatch>, u64)> {
     // Where it is and what it leaves out (not its deleted positions, which may be many).
     let file = LiveFile {
         location: file.location.clone(),
@@ -1129,54 +1205,78 @@ async fn read_keys(file: &LiveFile, key: &[String]) -> Result<Vec<RecordBatch>> 
         ..*file
     };
     let key = key.to_vec();
-    tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
+    tokio::task::spawn_blocking(move || -> Result<(Vec<RecordBatch>, u64)> {
         let location = &file.location;
-        let shown = location.to_string();
-        let bytes = Bytes::from(location.read()?);
-        let bad = |e: &dyn std::fmt::Display| {
-            Error::from(ErrorKind::InvalidInput(format!("reading {shown}: {e}")))
-        };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| bad(&e))?;
-        let arrow = builder.schema().clone();
-        let constant = |k: &String| file.constants.iter().any(|c| &c.name == k);
-        let roots = key
-            .iter()
-            .filter(|k| !constant(k))
-            .map(|k| {
-                arrow
-                    .index_of(k)
-                    .map_err(|_| bad(&format!("no key column {k:?}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-        let reader = builder.with_projection(mask).build().map_err(|e| bad(&e))?;
-        let mut out = Vec::new();
-        for batch in reader {
-            let batch = file.with_constants(batch.map_err(|e| bad(&e))?)?;
-            // The projection keeps the file's column order: put the key's back.
-            let columns = key
-                .iter()
-                .map(|k| {
-                    batch
-                        .column_by_name(k)
-                        .cloned()
-                        .ok_or_else(|| bad(&format!("no key column {k:?}")))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let fields: Vec<_> = key
-                .iter()
-                .zip(&columns)
-                .map(|(k, c)| arrow_schema::Field::new(k, c.data_type().clone(), true))
-                .collect();
-            out.push(
-                RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
-                    .map_err(|e| bad(&e))?,
-            );
+        match location.as_local() {
+            Some(path) => {
+                let opened = std::fs::File::open(path).map_err(|e| {
+                    Error::from(ErrorKind::InvalidInput(format!("reading {location}: {e}")))
+                })?;
+                keys_of(opened, &file, &key)
+            }
+            None => keys_of(Bytes::from(location.read()?), &file, &key),
         }
-        Ok(out)
     })
     .await
     .map_err(|e| Error::from(ErrorKind::Internal(format!("reading keys: {e}"))))?
+}
+
+/// [`read_keys`] from `reader`. Blocking.
+fn keys_of<R: parquet::file::reader::ChunkReader + 'static>(
+    reader: R,
+    file: &LiveFile,
+    key: &[String],
+) -> Result<(Vec<RecordBatch>, u64)> {
+    let shown = file.location.to_string();
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::from(ErrorKind::InvalidInput(format!("reading {shown}: {e}")))
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| bad(&e))?;
+    let arrow = builder.schema().clone();
+    let constant = |k: &String| file.constants.iter().any(|c| &c.name == k);
+    let roots = key
+        .iter()
+        .filter(|k| !constant(k))
+        .map(|k| {
+            arrow
+                .index_of(k)
+                .map_err(|_| bad(&format!("no key column {k:?}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let read: u64 = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .flat_map(|g| g.columns().iter().enumerate())
+        .filter(|(i, _)| mask.leaf_included(*i))
+        .map(|(_, c)| u64::try_from(c.compressed_size()).unwrap_or(0))
+        .sum();
+    let reader = builder.with_projection(mask).build().map_err(|e| bad(&e))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = file.with_constants(batch.map_err(|e| bad(&e))?)?;
+        // The projection keeps the file's column order: put the key's back.
+        let columns = key
+            .iter()
+            .map(|k| {
+                batch
+                    .column_by_name(k)
+                    .cloned()
+                    .ok_or_else(|| bad(&format!("no key column {k:?}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let fields: Vec<_> = key
+            .iter()
+            .zip(&columns)
+            .map(|(k, c)| arrow_schema::Field::new(k, c.data_type().clone(), true))
+            .collect();
+        out.push(
+            RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
+                .map_err(|e| bad(&e))?,
+        );
+    }
+    Ok((out, read))
 }
 
 /// The rows of `file` its deletes leave, in order, handed to `each` a batch at a time as the

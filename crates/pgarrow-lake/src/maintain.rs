@@ -185,7 +185,7 @@ pub async fn compact_lake(
     let mut tries = Retries::new(options.retries, format!("compacting {name}"));
     loop {
         let Some((mut lake, mut live, point)) =
-            crate::table::open(&target, &RowKey::Columns(Vec::new())).await?
+            crate::table::open(&target, &RowKey::Columns(Vec::new()), u64::MAX).await?
         else {
             return Err(Error::usage(format!(
                 "there is no {} table {name} to compact",

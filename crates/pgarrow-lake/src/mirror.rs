@@ -66,13 +66,15 @@ use pgarrow::{Error, ErrorKind, Hooks, IntoConfig, Result, Source};
 use pgarrow_changes::slot::ReplicationSlot;
 
 use crate::common::IfExists;
+pub use crate::live::IndexStats;
 pub use crate::live::MirrorPoint;
 use crate::live::{Live, debug};
 use crate::table::{LakeTable, Opened};
 use crate::target::{LakeTarget, export_to_lake};
 use follow::follow;
 pub(crate) use follow::{after, commit_table, is_moved};
-pub use options::{DeleteMode, MirrorOptions, MirrorProgress, MirrorStats};
+pub(crate) use options::index_memory;
+pub use options::{DEFAULT_MEMORY_LIMIT, DeleteMode, MirrorOptions, MirrorProgress, MirrorStats};
 pub(crate) use schema::SchemaChange;
 pub use source::resolve_tables;
 use source::{Prepared, SlotState, drop_slot, prepare};
@@ -153,7 +155,7 @@ pub async fn mirror_to_lake(
         tables: named.iter().map(TableName::quoted).collect(),
         ..MirrorStats::default()
     };
-    let mut opened = open_all(&targets, &keys).await?;
+    let mut opened = open_all(&targets, &keys, options.memory_limit).await?;
     let recorded = opened
         .iter()
         .filter(|o| {
@@ -173,7 +175,7 @@ pub async fn mirror_to_lake(
         let rows = first_export(&config, &named, &sources, &targets, options, &mut hooks).await?;
         stats.exported = true;
         stats.exported_rows = rows;
-        opened = open_all(&targets, &keys).await?;
+        opened = open_all(&targets, &keys, options.memory_limit).await?;
     }
     let mut mirrored = Vec::with_capacity(tables.len());
     for ((((table, source), target), key), o) in named
@@ -230,6 +232,10 @@ pub async fn mirror_to_lake(
         )
         .await?;
     }
+    stats.index = mirrored
+        .iter()
+        .map(|m| m.live.index.stats())
+        .fold(IndexStats::default(), IndexStats::plus);
     Ok(stats)
 }
 
@@ -322,7 +328,9 @@ async fn reexport(
     let released = slot.release().await;
     let done = done.map_err(context)?;
     released.map_err(context)?;
-    let Some((lake, live, Some(point))) = crate::table::open(&m.target, &m.key).await? else {
+    let Some((lake, live, Some(point))) =
+        crate::table::open(&m.target, &m.key, options.memory_limit).await?
+    else {
         return Err(ErrorKind::Unexpected(format!(
             "lake table {lake_table} has no mirror position after its export"
         ))
@@ -345,11 +353,15 @@ async fn reexport(
 }
 
 /// Each lake table as the mirror holds it, if it exists.
-async fn open_all(targets: &[LakeTarget], keys: &[RowKey]) -> Result<Vec<Option<Opened>>> {
+async fn open_all(
+    targets: &[LakeTarget],
+    keys: &[RowKey],
+    memory: u64,
+) -> Result<Vec<Option<Opened>>> {
     let mut out = Vec::with_capacity(targets.len());
     let started = Instant::now();
     for (target, key) in targets.iter().zip(keys) {
-        out.push(crate::table::open(target, key).await?);
+        out.push(crate::table::open(target, key, memory).await?);
     }
     debug(format_args!(
         "{} lake table(s) read in {:.3} s",

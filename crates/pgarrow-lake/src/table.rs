@@ -140,7 +140,12 @@ pub(crate) type Opened = (Box<dyn LakeTable>, Live, Option<MirrorPoint>);
 ///
 /// # Errors
 /// The format's: a table pgarrow does not write; its files, deletes or catalog.
-pub(crate) async fn open(target: &LakeTarget, key: &RowKey) -> Result<Option<Opened>> {
+pub(crate) async fn open(
+    target: &LakeTarget,
+    key: &RowKey,
+    memory_limit: u64,
+) -> Result<Option<Opened>> {
+    let memory = crate::mirror::index_memory(memory_limit);
     let (columns, whole) = match key {
         RowKey::Columns(k) => (k.clone(), false),
         RowKey::WholeRow => (Vec::new(), true),
@@ -151,8 +156,14 @@ pub(crate) async fn open(target: &LakeTarget, key: &RowKey) -> Result<Option<Ope
         (Box::new(table), live, point)
     }
     Ok(match target {
-        LakeTarget::DuckLake(t) => DuckLakeMirror::open(t, columns, whole).await?.map(opened),
-        LakeTarget::Delta(t) => DeltaMirror::open(t, columns, whole).await?.map(opened),
-        LakeTarget::Iceberg(t) => IcebergMirror::open(t, columns, whole).await?.map(opened),
+        LakeTarget::DuckLake(t) => DuckLakeMirror::open(t, columns, whole, memory)
+            .await?
+            .map(opened),
+        LakeTarget::Delta(t) => DeltaMirror::open(t, columns, whole, memory)
+            .await?
+            .map(opened),
+        LakeTarget::Iceberg(t) => IcebergMirror::open(t, columns, whole, memory)
+            .await?
+            .map(opened),
     })
 }

@@ -341,6 +341,15 @@ pub(crate) fn mirror(
     use pgarrow_lake::mirror::{MirrorOptions, mirror_to_lake};
     let args: MirrorArgs<'_> = kwargs(py, args)?;
     let Prologue { config, options } = Prologue::new(conninfo, args.options.as_ref(), true)?;
+    // memory_limit= bounds the mirror's bookkeeping as well as its first export's.
+    let memory_given = match &args.options {
+        Some(o) => o.contains("memory_limit")?,
+        None => false,
+    };
+    let memory_limit = match (memory_given, &options.partitions) {
+        (true, Some(p)) => p.memory_limit as u64,
+        _ => pgarrow_lake::mirror::DEFAULT_MEMORY_LIMIT,
+    };
     if !(args.commit_interval.is_finite() && args.commit_interval >= 0.0) {
         return Err(usage_error(
             py,
@@ -381,6 +390,7 @@ pub(crate) fn mirror(
         .with_failover(args.failover)
         .with_reexport(args.reexport)
         .with_deletes(delete_mode(py, args.deletes.as_deref())?)
+        .with_memory_limit(memory_limit)
         .with_export(options.export)
         .with_partitions(
             options

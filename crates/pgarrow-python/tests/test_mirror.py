@@ -1546,3 +1546,94 @@ def test_an_object_store_refusing_writes_stops_the_mirror_with_nothing_committed
     assert done.returncode == 0, done.stderr
     assert work.check(read_back(), "the end") == len(work.history) - 1
     work.close()
+
+
+def index_stats(out):
+    """The key index's statistics of a finished `--json` run."""
+    done = [e for e in events(out.stdout) if e["event"] == "done"]
+    assert done, out.stdout
+    return done[0]["stats"]["index"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_run_reads_only_what_its_changes_need_of_the_key_index(source, lake, slot, fmt,
+                                                                 duckdb_lake):
+    """The key index is persisted with the table: a run with nothing to do reads none of it
+    and no data file; a run after a few updates reads a few of its blocks, not the table's
+    keys; a compaction between runs makes the next one read the compacted files' keys only;
+    the table equals the source after each."""
+    table = f"mirror_index_{fmt}"
+    make_table(source, table, rows=6_000)
+    first = index_stats(mirror(source, lake, slot, table, fmt=fmt))
+    assert first["files_read"] >= 1 and first["disk_entries"] == 6_001, first
+    assert first["memory_entries"] == 0 and first["runs"] >= 1, first
+    key_bytes = 8 * 6_001
+    idle = index_stats(mirror(source, lake, slot, table, fmt=fmt))
+    assert idle["files_read"] == 0 and idle["read_bytes"] == 0 and idle["lookups"] == 0, idle
+    assert idle["read_bytes"] + idle["files_read_bytes"] < key_bytes / 100, idle
+    work = Workload(source, table, seed=71)
+    work.step()
+    few = index_stats(mirror(source, lake, slot, table, fmt=fmt))
+    assert few["files_read"] == 0 and few["lookups"] > 0, few
+    assert 0 < few["read_bytes"] < first["disk_bytes"] / 2, (few, first)
+    work.check(rows_at(fmt, lake, table, duckdb_lake=duckdb_lake), "a few changes")
+    # Compacted beside the mirror: the next run reads the keys of the files it wrote.
+    compacted = upkeep(fmt, lake, table, "compact")
+    assert compacted["files_written"] >= 1, compacted
+    work.step()
+    after = index_stats(mirror(source, lake, slot, table, fmt=fmt))
+    assert 1 <= after["files_read"] <= compacted["files_written"], (after, compacted)
+    assert work.check(rows_at(fmt, lake, table, duckdb_lake=duckdb_lake), "compacted") == len(work.history) - 1
+    # The index directory is the table's own, beside its files; removed, it is built again.
+    homes = [p for p in lake[1].rglob("_pgarrow_index") if p.is_dir()]
+    assert len(homes) == 1, homes
+    import shutil
+    shutil.rmtree(homes[0])
+    work.step()
+    rebuilt = index_stats(mirror(source, lake, slot, table, fmt=fmt))
+    assert rebuilt["files_read"] >= 1 and rebuilt["runs"] >= 1, rebuilt
+    assert work.check(rows_at(fmt, lake, table, duckdb_lake=duckdb_lake), "rebuilt") == len(work.history) - 1
+    work.close()
+
+
+@pytest.mark.parametrize("fmt", ["delta", "ducklake"])
+def test_kill_9_while_the_index_spills_and_merges_loses_and_doubles_nothing(source, lake, slot,
+                                                                           fmt, duckdb_lake):
+    """Under a memory limit that holds about a thousand of the index's entries, a commit of
+    thousands of new rows writes its entries out in runs and merges them; killed with SIGKILL
+    at random moments (in a spill, a merge, between a commit and its index), each next run
+    finds the table right, and the end equals the source, read back into PostgreSQL."""
+    table = f"mirror_spilled_{fmt}"
+    make_table(source, table, rows=3_000)
+    limit = ["--memory-limit", "64KiB"]
+    mirror(source, lake, slot, table, fmt=fmt)
+    rng = random.Random(9)
+    start = 200_000
+
+    def inserted(n):
+        nonlocal start
+        run(source, f"INSERT INTO {table} SELECT g, 'x' || g, 'b', 1 FROM "
+                    f"generate_series({start}, {start + n - 1}) g")
+        run(source, f"UPDATE {table} SET name = name || '!' WHERE id % 7 = {rng.randint(0, 6)}")
+        start += n
+
+    inserted(3_000)
+    spilled = index_stats(mirror(source, lake, slot, table, *limit, fmt=fmt))
+    assert spilled["spills"] >= 1 and spilled["merges"] >= 1, spilled
+    for _ in range(12):
+        inserted(rng.randint(500, 3_000))
+        proc = subprocess.Popen(
+            mirror_args(source, lake, slot, table, *limit, "--commit-changes",
+                        str(rng.randint(300, 3_000)), "--commit-interval", "0", fmt=fmt),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(rng.randint(0, 3)):
+            ready, _, _ = select.select([proc.stdout], [], [], 30)
+            if not ready or not proc.stdout.readline():
+                break
+        proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, err
+    last = index_stats(mirror(source, lake, slot, table, *limit, fmt=fmt))
+    assert last["memory_entries"] == 0, last
+    # Read back into PostgreSQL (its deletes applied), it is the source.
+    import_back(fmt, lake, source, table)

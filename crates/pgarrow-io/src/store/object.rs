@@ -230,6 +230,14 @@ impl ObjectLocation {
             .map_err(|e| self.error("cannot read", e).into())
     }
 
+    /// The bytes `ranges` name (several ranges in one call: the store may coalesce them).
+    pub(crate) fn read_ranges(&self, ranges: &[std::ops::Range<u64>]) -> Result<Vec<bytes::Bytes>> {
+        let (store, path) = (self.store.store.clone(), self.path.clone());
+        let ranges = ranges.to_vec();
+        runtime::run(async move { store.get_ranges(&path, &ranges).await })
+            .map_err(|e| self.error("cannot read", e).into())
+    }
+
     pub(crate) fn put(&self, bytes: &[u8]) -> Result<()> {
         let (store, path) = (self.store.store.clone(), self.path.clone());
         let result = match self.store.gcs.clone() {

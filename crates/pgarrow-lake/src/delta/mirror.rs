@@ -19,7 +19,10 @@ use super::log::{Action, Add, Remove, Snapshot, Txn};
 use super::{DeltaTarget, now_ms, replay, schema};
 use crate::cleanup::{Cleanup, blocking};
 use crate::common::{IfExists, new_uuid};
-use crate::live::{Constant, LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Plan};
+use crate::live::{
+    Constant, INDEX_HOME, LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Place,
+    Plan,
+};
 
 /// The application ID of a mirror's `txn` actions: this, then the slot's name.
 const APP_PREFIX: &str = "pgarrow-mirror:";
@@ -103,6 +106,7 @@ impl DeltaMirror {
         target: &DeltaTarget,
         key: Vec<String>,
         whole: bool,
+        memory: usize,
     ) -> Result<Option<(DeltaMirror, Live, Option<MirrorPoint>)>> {
         let name = target.location.clone();
         let root = Location::parse(&target.location, &target.storage)?;
@@ -156,7 +160,11 @@ impl DeltaMirror {
                 .unwrap_or_default(),
             false => key,
         };
-        let live = Live::load(key, whole, files)
+        let place = Place {
+            home: Some(root.join(INDEX_HOME)),
+            memory,
+        };
+        let live = Live::load(key, whole, files, &place)
             .await
             .map_err(|e| e.context(format!("reading Delta table {name}")))?;
         Ok(Some((

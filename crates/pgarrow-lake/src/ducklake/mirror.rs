@@ -16,7 +16,9 @@ use super::commit::{Commit, DeleteChange, MOVED, Seen};
 use super::{DuckLakeTarget, Table, describe_files, find_table, last_column_id, partitions};
 use crate::cleanup::Cleanup;
 use crate::common::{IfExists, new_uuid};
-use crate::live::{LakeCommit, Laps, Live, LiveFile, MirrorPoint, NewRows, Plan};
+use crate::live::{
+    INDEX_HOME, LakeCommit, Laps, Live, LiveFile, MirrorPoint, NewRows, Place, Plan,
+};
 
 /// A DuckLake table a mirror commits to.
 pub(crate) struct DuckLakeMirror {
@@ -42,6 +44,7 @@ impl DuckLakeMirror {
         target: &DuckLakeTarget,
         key: Vec<String>,
         whole: bool,
+        memory: usize,
     ) -> Result<Option<(DuckLakeMirror, Live, Option<MirrorPoint>)>> {
         let name = format!("{}.{}", target.schema, target.table);
         let mut catalog = Catalog::connect(&target.catalog).await?;
@@ -55,7 +58,11 @@ impl DuckLakeMirror {
             true => top_columns(&table).map(str::to_owned).collect(),
             false => key,
         };
-        let live = Live::load(key, whole, files)
+        let place = Place {
+            home: Some(Location::parse(&table.dir, &target.storage)?.join(INDEX_HOME)),
+            memory,
+        };
+        let live = Live::load(key, whole, files, &place)
             .await
             .map_err(|e| e.context(format!("reading DuckLake table {name}")))?;
         Ok(Some((

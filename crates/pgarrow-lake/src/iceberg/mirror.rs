@@ -23,7 +23,9 @@ use super::{
 };
 use crate::cleanup::Cleanup;
 use crate::common::new_uuid;
-use crate::live::{LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Plan};
+use crate::live::{
+    INDEX_HOME, LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Place, Plan,
+};
 use crate::table::{Apart, Staged};
 
 /// An Iceberg table a mirror commits to.
@@ -206,6 +208,7 @@ impl IcebergMirror {
         target: &IcebergTarget,
         key: Vec<String>,
         whole: bool,
+        memory: usize,
     ) -> Result<Option<(IcebergMirror, Live, Option<MirrorPoint>)>> {
         let name = format!("{}.{}", target.namespace, target.table);
         let mut catalog =
@@ -277,7 +280,11 @@ impl IcebergMirror {
             true => meta.current_schema().map(|s| s.names()).unwrap_or_default(),
             false => key,
         };
-        let live = Live::load(key, whole, live_files)
+        let place = Place {
+            home: Some(located(&meta.location, &target.storage)?.join(INDEX_HOME)),
+            memory,
+        };
+        let live = Live::load(key, whole, live_files, &place)
             .await
             .map_err(|e| e.context(format!("reading Iceberg table {name}")))?;
         Ok(Some((

@@ -384,7 +384,14 @@ fn gathered(m: &Mirrored) -> Result<RecordBatch> {
 async fn fold(m: &Mirrored, batch: &RecordBatch, options: &MirrorOptions) -> Result<Plan> {
     let name = m.table.quoted();
     let planning = Instant::now();
-    let plan = m.live.plan(batch, m.columns, &name, live::read_rows).await;
+    let plan = m
+        .live
+        .plan(batch, m.columns, &name, live::read_rows)
+        .await
+        .map(|mut p| {
+            p.fold_s = planning.elapsed().as_secs_f64();
+            p
+        });
     debug(format_args!(
         "{name}: {} changes folded in {:.3} s",
         batch.num_rows(),
@@ -440,7 +447,9 @@ pub(crate) async fn commit_table(
         if tries.lost(&tried).await.is_err() {
             return Err(tried);
         }
-        let Some((lake, live, now)) = crate::table::open(&m.target, &m.key).await? else {
+        let Some((lake, live, now)) =
+            crate::table::open(&m.target, &m.key, options.memory_limit).await?
+        else {
             return Err(Error::usage(format!(
                 "lake table {} was dropped beside the mirror",
                 m.target.name()
@@ -499,6 +508,9 @@ fn landed(
         truncated: plan.truncate,
         snapshot: done.snapshot,
         commit_s: started.elapsed().as_secs_f64(),
+        fold_s: plan.fold_s,
+        lookup_s: plan.lookup_s,
+        index_read_bytes: plan.index_read,
         together,
     });
 }

@@ -44,6 +44,17 @@ pub struct MirrorOptions {
     /// How a commit takes rows out of the table's files: recorded beside them (the default),
     /// or by writing the files again without them.
     pub deletes: DeleteMode,
+    /// The memory the mirror's bookkeeping may take (its key index held in memory, by a
+    /// quarter of it; past that, written out with the table): 512 MiB by default.
+    pub memory_limit: u64,
+}
+
+/// The memory a mirror's bookkeeping takes unless told: 512 MiB.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 512 << 20;
+
+/// The memory a key index holds in memory under a budget of `limit` bytes: a quarter of it.
+pub(crate) fn index_memory(limit: u64) -> usize {
+    usize::try_from(limit / 4).unwrap_or(usize::MAX)
 }
 
 /// How a mirror's (and [`apply`](crate::apply)'s) commits take rows out of the lake table's
@@ -112,7 +123,14 @@ impl MirrorOptions {
             failover: false,
             reexport: true,
             deletes: DeleteMode::MergeOnRead,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
         }
+    }
+
+    /// The memory its bookkeeping may take (see [`memory_limit`](Self::memory_limit)).
+    pub fn with_memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
     }
 
     /// Take rows out of the files this way.
@@ -211,6 +229,12 @@ pub enum MirrorProgress {
         snapshot: i64,
         /// Seconds the commit took, files included.
         commit_s: f64,
+        /// Of them: seconds folding the changes into what the commit writes and deletes,
+        /// and of those, seconds finding the changed keys' rows in the key index.
+        fold_s: f64,
+        lookup_s: f64,
+        /// Bytes of the key index read to find those rows.
+        index_read_bytes: u64,
         /// How many tables the one commit this table's was part of made visible at once (a
         /// multi-table transaction of their catalog); 1: the table's own commit.
         together: usize,
@@ -275,6 +299,7 @@ impl std::fmt::Display for MirrorProgress {
                 snapshot,
                 commit_s,
                 together,
+                ..
             } => write!(
                 f,
                 "{table}: {changes} changes committed up to {lsn} (snapshot {snapshot}): \
@@ -361,4 +386,7 @@ pub struct MirrorStats {
     /// commit them together): said once, and the run's later rounds do not try again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub apart: Option<String>,
+    /// The tables' key indexes at the end of the run, summed: their memory and disk, what
+    /// finding rows read.
+    pub index: crate::live::IndexStats,
 }

@@ -75,7 +75,7 @@ impl Opener {
 }
 
 /// The files under `dir` (recursively), as paths relative to it; directories named in `skip`
-/// are left out.
+/// are left out, and the mirror's key index (`_pgarrow_index`: not the table's files).
 pub fn files_under(dir: &Path, skip: &[&str]) -> BTreeSet<String> {
     fn walk(root: &Path, dir: &Path, skip: &[&str], out: &mut BTreeSet<String>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -86,7 +86,7 @@ pub fn files_under(dir: &Path, skip: &[&str]) -> BTreeSet<String> {
             let path = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
             if e.file_type().unwrap().is_dir() {
-                if !skip.contains(&name.as_str()) {
+                if !skip.contains(&name.as_str()) && name != "_pgarrow_index" {
                     walk(root, &path, skip, out);
                 }
             } else {

@@ -212,6 +212,29 @@ class DuckLakeStats(PartitionedStats, LakeRun):
     commit_s: float
 
 
+class IndexStats(TypedDict):
+    """The tables' key indexes at the end of a mirror (in :class:`MirrorStats`), summed."""
+
+    #: Entries held in memory, and their memory (about).
+    memory_entries: int
+    memory_bytes: int
+    #: The index persisted with the tables (under ``_pgarrow_index``): bytes, entries, runs.
+    disk_bytes: int
+    disk_entries: int
+    runs: int
+    #: Bytes of the persisted index read to find the changed keys' rows (merges included).
+    read_bytes: int
+    #: Data files read for their keys (files the persisted index did not cover: the first
+    #: run, or files another writer wrote), and their bytes.
+    files_read: int
+    files_read_bytes: int
+    #: Times the entries in memory were written out past the budget; runs merged.
+    spills: int
+    merges: int
+    #: Keys looked up.
+    lookups: int
+
+
 class MirrorApart(TypedDict, total=False):
     """In :class:`MirrorStats` when rounds of several tables are committed table by table."""
 
@@ -248,6 +271,8 @@ class MirrorStats(MirrorApart):
     #: Commit rounds that committed several tables at once, in one operation of their catalog
     #: (Iceberg's multi-table transactions).
     together: int
+    #: The tables' key indexes: memory, disk, what finding rows read.
+    index: IndexStats
 
 
 class CompactStats(TypedDict):

@@ -1,0 +1,1305 @@
+//! Where each key's row is in a mirrored table, found for one commit's keys at a cost that
+//! follows those keys, not the table.
+//!
+//! The entries added since the index was last persisted are held in memory, up to their
+//! share of the budget; past it they are written out as a run. Persisted runs live with the
+//! table, under [`HOME`]: each is sorted by key and cut into segments of bounded size, each
+//! segment a file of small blocks with a footer naming each block's first key, so that
+//! finding a key reads the footer once and then one block. A manifest (`index-<n>.json`, the
+//! highest `n` wins) names the runs and the table's data files they cover. After each
+//! commit the new entries become a run; runs of like size are merged (entries of rows no
+//! longer live dropped), so a table of `N` rows keeps about `log2(N)` runs.
+//!
+//! Nothing persisted is trusted. An entry says a key's row is at a position of a data file;
+//! it counts only while that file is one of the table's and that position is not deleted,
+//! so an index older than the table (another writer compacted or expired it, a kill came
+//! between a commit and its index) is never wrong, only incomplete: a live file the manifest
+//! does not cover is read for its keys when the table is opened. A manifest or a run that
+//! cannot be read (removed as an orphan by another engine's maintenance, cut short) is
+//! dropped, and the index is built again from the table's files. Each block carries a
+//! checksum; a block that does not match it fails the lookup rather than delete a row that
+//! is not the key's.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pgarrow::io::Location;
+use pgarrow::{Error, ErrorKind, Result};
+use pgarrow_changes::net::KeyHashing;
+use serde::{Deserialize, Serialize};
+
+use super::{At, Key, LiveFile};
+use crate::cleanup::blocking;
+
+/// The directory under a table's root that holds its index.
+pub(crate) const HOME: &str = "_pgarrow_index";
+
+const SEGMENT_MAGIC: &[u8; 8] = b"PGAXSEG1";
+/// The bytes of a block, about (its last entry may pass it).
+const BLOCK: usize = 4096;
+/// The bytes of a segment, at most about: what one write holds in memory.
+const SEGMENT: usize = 32 << 20;
+/// The memory an entry held in memory takes, about (a short key inline, its place, the hash
+/// table's room).
+const ENTRY_MEMORY: usize = 64;
+/// Runs past this many are merged whatever their sizes.
+const MOST_RUNS: usize = 12;
+
+/// What the index did, for `--stats` and `--json`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IndexStats {
+    /// Entries held in memory now.
+    pub memory_entries: u64,
+    /// Their memory, about.
+    pub memory_bytes: u64,
+    /// The persisted index's bytes on disk.
+    pub disk_bytes: u64,
+    /// Entries in the persisted runs (rows deleted since included until a merge drops them).
+    pub disk_entries: u64,
+    /// Runs persisted.
+    pub runs: u64,
+    /// Bytes of the persisted index read to find keys' rows.
+    pub read_bytes: u64,
+    /// Data files read for their keys (the manifest did not cover them).
+    pub files_read: u64,
+    /// Their bytes.
+    pub files_read_bytes: u64,
+    /// Times the entries in memory were written out as a run past the budget.
+    pub spills: u64,
+    /// Runs merged.
+    pub merges: u64,
+    /// Keys looked up.
+    pub lookups: u64,
+}
+
+impl IndexStats {
+    /// Both summed (the indexes of two tables).
+    #[must_use]
+    pub fn plus(self, o: IndexStats) -> IndexStats {
+        IndexStats {
+            memory_entries: self.memory_entries + o.memory_entries,
+            memory_bytes: self.memory_bytes + o.memory_bytes,
+            disk_bytes: self.disk_bytes + o.disk_bytes,
+            disk_entries: self.disk_entries + o.disk_entries,
+            runs: self.runs + o.runs,
+            read_bytes: self.read_bytes + o.read_bytes,
+            files_read: self.files_read + o.files_read,
+            files_read_bytes: self.files_read_bytes + o.files_read_bytes,
+            spills: self.spills + o.spills,
+            merges: self.merges + o.merges,
+            lookups: self.lookups + o.lookups,
+        }
+    }
+}
+
+/// The manifest: the runs, oldest first, and the data files they cover.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Manifest {
+    version: u32,
+    /// The key's columns: an index of another key is not this one's.
+    key: Vec<String>,
+    /// The next file number: numbers are never given twice, so that an entry of a file long
+    /// gone never names a file of today.
+    next: u32,
+    /// The data files the runs cover (every row of each has its entry), by number.
+    files: BTreeMap<u32, String>,
+    runs: Vec<RunMeta>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunMeta {
+    entries: u64,
+    /// The file numbers its entries name.
+    files: Vec<u32>,
+    segments: Vec<SegmentMeta>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SegmentMeta {
+    name: String,
+    bytes: u64,
+    /// Where its footer begins.
+    footer: u64,
+    entries: u64,
+    /// Its first and last keys, as hex.
+    first: String,
+    last: String,
+}
+
+/// A segment's blocks, read from its footer once.
+#[derive(Debug)]
+struct Blocks {
+    firsts: Vec<Box<[u8]>>,
+    places: Vec<(u64, u32, u32)>,
+}
+
+/// A persisted run as held: its manifest entry and its segments' footers once read.
+#[derive(Debug, Clone)]
+struct Run {
+    meta: RunMeta,
+    /// Per segment: its first and last key, and its blocks once read.
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone)]
+struct Segment {
+    meta: SegmentMeta,
+    first: Box<[u8]>,
+    last: Box<[u8]>,
+    blocks: Arc<std::sync::OnceLock<Blocks>>,
+}
+
+/// The index's place with the table and the memory it may take.
+#[derive(Debug, Clone)]
+pub(crate) struct Store {
+    home: Location,
+    /// The number of the manifest in use (0: none yet).
+    seq: u64,
+    manifest: Manifest,
+    runs: Vec<Run>,
+    /// File numbers by location, for files numbered this run or by the manifest.
+    numbers: HashMap<String, u32>,
+    /// Entries held in memory before they are written out.
+    most_in_memory: usize,
+}
+
+/// Where the index lives and how much memory it may take.
+#[derive(Debug, Clone)]
+pub(crate) struct Place {
+    /// The directory that holds it, with the table (`None`: memory only).
+    pub(crate) home: Option<Location>,
+    /// The memory its entries in memory may take.
+    pub(crate) memory: usize,
+}
+
+impl Place {
+    /// An index held in memory only.
+    pub(crate) fn memory() -> Place {
+        Place {
+            home: None,
+            memory: usize::MAX,
+        }
+    }
+}
+
+/// The key index.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    /// Entries not yet in a run, by key.
+    mem: HashMap<Key, At, KeyHashing>,
+    store: Option<Store>,
+    stats: IndexStats,
+    /// Bytes read and keys looked up by [`locate`](Self::locate), which takes the index as
+    /// it is.
+    read: std::sync::atomic::AtomicU64,
+    lookups: std::sync::atomic::AtomicU64,
+}
+
+/// A block's CRC-32.
+fn crc(b: &[u8]) -> u32 {
+    let mut c = flate2::Crc::new();
+    c.update(b);
+    c.sum()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Box<[u8]>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(b: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// The index is damaged (a block that does not match its checksum, an entry cut short): a
+/// conflict, so that the table is read again, and its index built again from its files once
+/// [`Index::locate`] removed the manifests.
+fn damaged(what: impl std::fmt::Display) -> Error {
+    Error::from(ErrorKind::Conflict(format!(
+        "the mirror's key index is damaged ({what}): it is built again from the table's files"
+    )))
+}
+
+/// A block's entries, in order: key, file number, position.
+fn entries(block: &[u8]) -> Result<Vec<(&[u8], u32, u64)>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < block.len() {
+        let bad = || damaged("a block's entry is cut short");
+        let len =
+            usize::try_from(get_varint(block, &mut at).ok_or_else(bad)?).map_err(|_| bad())?;
+        let key = block.get(at..at + len).ok_or_else(bad)?;
+        at += len;
+        let file = u32::try_from(get_varint(block, &mut at).ok_or_else(bad)?).map_err(|_| bad())?;
+        let pos = get_varint(block, &mut at).ok_or_else(bad)?;
+        out.push((key, file, pos));
+    }
+    Ok(out)
+}
+
+/// Writes sorted entries as segments under `home`, each at most about [`SEGMENT`] bytes.
+struct SegmentWriter {
+    home: Location,
+    prefix: String,
+    body: Vec<u8>,
+    block: Vec<u8>,
+    block_first: Option<Vec<u8>>,
+    footer: Vec<(Vec<u8>, u64, u32, u32)>,
+    first: Option<Vec<u8>>,
+    last: Vec<u8>,
+    entries: u64,
+    files: HashSet<u32>,
+    done: Vec<SegmentMeta>,
+    total: u64,
+    written: Vec<Location>,
+}
+
+impl SegmentWriter {
+    fn new(home: &Location) -> SegmentWriter {
+        let prefix = format!("run-{}", uuid::Uuid::new_v4().simple());
+        SegmentWriter {
+            home: home.clone(),
+            prefix,
+            body: SEGMENT_MAGIC.to_vec(),
+            block: Vec::with_capacity(BLOCK + 64),
+            block_first: None,
+            footer: Vec::new(),
+            first: None,
+            last: Vec::new(),
+            entries: 0,
+            files: HashSet::new(),
+            done: Vec::new(),
+            total: 0,
+            written: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, key: &[u8], file: u32, pos: u64) -> Result<()> {
+        if self.block_first.is_none() {
+            self.block_first = Some(key.to_vec());
+        }
+        if self.first.is_none() {
+            self.first = Some(key.to_vec());
+        }
+        put_varint(&mut self.block, key.len() as u64);
+        self.block.extend_from_slice(key);
+        put_varint(&mut self.block, u64::from(file));
+        put_varint(&mut self.block, pos);
+        self.last.clear();
+        self.last.extend_from_slice(key);
+        self.entries += 1;
+        self.total += 1;
+        self.files.insert(file);
+        if self.block.len() >= BLOCK {
+            self.end_block();
+            if self.body.len() >= SEGMENT {
+                self.end_segment()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn end_block(&mut self) {
+        if self.block.is_empty() {
+            return;
+        }
+        let first = self.block_first.take().unwrap_or_default();
+        let crc = crc(&self.block);
+        self.footer
+            .push((first, self.body.len() as u64, self.block.len() as u32, crc));
+        self.body.extend_from_slice(&self.block);
+        self.block.clear();
+    }
+
+    fn end_segment(&mut self) -> Result<()> {
+        self.end_block();
+        if self.entries == 0 {
+            return Ok(());
+        }
+        let footer = self.body.len() as u64;
+        put_varint(&mut self.body, self.footer.len() as u64);
+        for (first, offset, len, crc) in self.footer.drain(..) {
+            put_varint(&mut self.body, first.len() as u64);
+            self.body.extend_from_slice(&first);
+            self.body.extend_from_slice(&offset.to_le_bytes());
+            self.body.extend_from_slice(&len.to_le_bytes());
+            self.body.extend_from_slice(&crc.to_le_bytes());
+        }
+        let name = format!("{}-{:04}.seg", self.prefix, self.done.len());
+        let at = self.home.join(&name);
+        at.write_atomically(&self.body)?;
+        self.written.push(at);
+        self.done.push(SegmentMeta {
+            name,
+            bytes: self.body.len() as u64,
+            footer,
+            entries: self.entries,
+            first: hex(self.first.as_deref().unwrap_or_default()),
+            last: hex(&self.last),
+        });
+        self.body.clear();
+        self.body.extend_from_slice(SEGMENT_MAGIC);
+        self.first = None;
+        self.entries = 0;
+        Ok(())
+    }
+
+    /// The run written (`None`: no entry).
+    fn finish(mut self) -> Result<Option<(RunMeta, Vec<Location>)>> {
+        self.end_segment()?;
+        if self.done.is_empty() {
+            return Ok(None);
+        }
+        let mut files: Vec<u32> = self.files.into_iter().collect();
+        files.sort_unstable();
+        Ok(Some((
+            RunMeta {
+                entries: self.total,
+                files,
+                segments: self.done,
+            },
+            self.written,
+        )))
+    }
+}
+
+impl Segment {
+    fn of(meta: SegmentMeta) -> Result<Segment> {
+        let first = unhex(&meta.first).ok_or_else(|| damaged("a segment's first key"))?;
+        let last = unhex(&meta.last).ok_or_else(|| damaged("a segment's last key"))?;
+        Ok(Segment {
+            meta,
+            first,
+            last,
+            blocks: Arc::default(),
+        })
+    }
+
+    /// Its blocks, reading its footer the first time (counted in `read`).
+    fn blocks(&self, home: &Location, read: &mut u64) -> Result<&Blocks> {
+        if let Some(b) = self.blocks.get() {
+            return Ok(b);
+        }
+        let at = home.join(&self.meta.name);
+        let bytes = at
+            .read_ranges(std::slice::from_ref(&(self.meta.footer..self.meta.bytes)))?
+            .pop()
+            .unwrap_or_default();
+        *read += bytes.len() as u64;
+        let bad = || damaged(format!("the footer of {at}"));
+        let mut p = 0;
+        let n = get_varint(&bytes, &mut p).ok_or_else(bad)?;
+        let mut firsts = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(1 << 24));
+        let mut places = Vec::with_capacity(firsts.capacity());
+        for _ in 0..n {
+            let len =
+                usize::try_from(get_varint(&bytes, &mut p).ok_or_else(bad)?).map_err(|_| bad())?;
+            firsts.push(Box::<[u8]>::from(bytes.get(p..p + len).ok_or_else(bad)?));
+            p += len;
+            let fixed = bytes.get(p..p + 16).ok_or_else(bad)?;
+            p += 16;
+            let word = |i: usize, n: usize| -> u64 {
+                let mut b = [0u8; 8];
+                b[..n].copy_from_slice(&fixed[i..i + n]);
+                u64::from_le_bytes(b)
+            };
+            places.push((word(0, 8), word(8, 4) as u32, word(12, 4) as u32));
+        }
+        let _ = self.blocks.set(Blocks { firsts, places });
+        self.blocks.get().ok_or_else(bad)
+    }
+
+    /// The entries of blocks `which`, read at once (counted in `read`), each checked against
+    /// its checksum.
+    fn read_blocks(&self, home: &Location, which: &[usize], read: &mut u64) -> Result<Vec<Bytes>> {
+        let blocks = self.blocks(home, read)?;
+        let ranges: Vec<_> = which
+            .iter()
+            .map(|&b| {
+                let (offset, len, _) = blocks.places[b];
+                offset..offset + u64::from(len)
+            })
+            .collect();
+        let at = home.join(&self.meta.name);
+        let got = at.read_ranges(&ranges)?;
+        for (&b, bytes) in which.iter().zip(&got) {
+            *read += bytes.len() as u64;
+            if crc(bytes) != blocks.places[b].2 {
+                return Err(damaged(format!(
+                    "block {b} of {at} does not match its checksum"
+                )));
+            }
+        }
+        Ok(got)
+    }
+}
+
+impl Run {
+    fn of(meta: RunMeta) -> Result<Run> {
+        let segments = meta
+            .segments
+            .iter()
+            .cloned()
+            .map(Segment::of)
+            .collect::<Result<_>>()?;
+        Ok(Run { meta, segments })
+    }
+
+    fn bytes(&self) -> u64 {
+        self.meta.segments.iter().map(|s| s.bytes).sum()
+    }
+}
+
+/// The keys `keys` (sorted) asks of `runs` that are there: each key's entries, any run.
+/// Blocking.
+fn look_up(
+    home: &Location,
+    runs: &[Run],
+    keys: &[Vec<u8>],
+    read: &mut u64,
+) -> Result<Vec<(usize, u32, u64)>> {
+    let mut found = Vec::new();
+    for run in runs.iter().rev() {
+        for segment in &run.segments {
+            // The keys within the segment's range.
+            let lo = keys.partition_point(|k| k.as_slice() < &*segment.first);
+            let hi = keys.partition_point(|k| k.as_slice() <= &*segment.last);
+            if lo >= hi {
+                continue;
+            }
+            let blocks = segment.blocks(home, read)?;
+            // Each asked key's block: the last whose first key is at most the key.
+            let mut wanted: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+            for (i, k) in keys.iter().enumerate().take(hi).skip(lo) {
+                let b = blocks.firsts.partition_point(|f| &**f <= k.as_slice());
+                if b > 0 {
+                    wanted.entry(b - 1).or_default().push(i);
+                }
+            }
+            let which: Vec<usize> = wanted.keys().copied().collect();
+            let got = segment.read_blocks(home, &which, read)?;
+            for ((_, asked), bytes) in wanted.iter().zip(&got) {
+                let entries = entries(bytes)?;
+                for &i in asked {
+                    let k = keys[i].as_slice();
+                    let at = entries.partition_point(|(e, ..)| *e < k);
+                    for (e, file, pos) in &entries[at..] {
+                        if *e != k {
+                            break;
+                        }
+                        found.push((i, *file, *pos));
+                    }
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The live files by location, and whether a position of one is live.
+struct Liveness<'a> {
+    files: &'a BTreeMap<i64, LiveFile>,
+    by_location: HashMap<String, i64>,
+}
+
+impl<'a> Liveness<'a> {
+    fn new(files: &'a BTreeMap<i64, LiveFile>) -> Liveness<'a> {
+        Liveness {
+            files,
+            by_location: files
+                .values()
+                .map(|f| (f.location.to_string(), f.id))
+                .collect(),
+        }
+    }
+
+    /// The place of a row, when its file is the table's and the row not deleted.
+    fn place(&self, location: &str, pos: u64) -> Option<At> {
+        let id = *self.by_location.get(location)?;
+        self.live((id, pos)).then_some((id, pos))
+    }
+
+    fn live(&self, (id, pos): At) -> bool {
+        self.files
+            .get(&id)
+            .is_some_and(|f| pos < f.rows && f.deleted.binary_search(&pos).is_err())
+    }
+}
+
+impl Store {
+    /// The index under `home` for `key`: its manifest, when there is one of this key that
+    /// reads; else an empty one (the next manifest numbered past any there).
+    fn open(home: Location, key: &[String], memory: usize) -> Result<Store> {
+        let listed: HashMap<String, u64> = home.list_names()?.into_iter().collect();
+        let mut names: Vec<(u64, String)> = listed
+            .keys()
+            .filter_map(|name| {
+                let n = name.strip_prefix("index-")?.strip_suffix(".json")?;
+                Some((n.parse().ok()?, name.clone()))
+            })
+            .collect();
+        names.sort();
+        let newest = names.last().map_or(0, |(n, _)| *n);
+        let most_in_memory = (memory / ENTRY_MEMORY).max(1024);
+        let empty = |why: &str| {
+            if newest > 0 {
+                log::info!("the mirror's key index under {home} is built again: {why}");
+            }
+            Store {
+                home: home.clone(),
+                seq: newest,
+                manifest: Manifest {
+                    version: 1,
+                    key: key.to_vec(),
+                    ..Manifest::default()
+                },
+                runs: Vec::new(),
+                numbers: HashMap::new(),
+                most_in_memory,
+            }
+        };
+        let Some((seq, name)) = names.pop() else {
+            return Ok(empty("none"));
+        };
+        let manifest: Manifest = match home
+            .join(&name)
+            .read()
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        {
+            Ok(m) => m,
+            Err(e) => return Ok(empty(&format!("{name} does not read: {e}"))),
+        };
+        if manifest.version != 1 || manifest.key != key {
+            return Ok(empty(&format!("{name} is of another key or version")));
+        }
+        // Every run there whole (another engine's maintenance may remove files it does not
+        // know as orphans).
+        let missing = manifest
+            .runs
+            .iter()
+            .flat_map(|r| &r.segments)
+            .find(|s| listed.get(&s.name) != Some(&s.bytes));
+        if let Some(s) = missing {
+            return Ok(empty(&format!(
+                "its run {} is missing or cut short",
+                s.name
+            )));
+        }
+        let runs = match manifest.runs.iter().cloned().map(Run::of).collect() {
+            Ok(runs) => runs,
+            Err(e) => return Ok(empty(&e.to_string())),
+        };
+        let numbers = manifest
+            .files
+            .iter()
+            .map(|(n, l)| (l.clone(), *n))
+            .collect();
+        Ok(Store {
+            home,
+            seq,
+            manifest,
+            runs,
+            numbers,
+            most_in_memory,
+        })
+    }
+
+    /// The number of the file at `location`, given now when it has none.
+    fn number(&mut self, location: &str) -> u32 {
+        if let Some(&n) = self.numbers.get(location) {
+            return n;
+        }
+        let n = self.manifest.next;
+        self.manifest.next += 1;
+        self.numbers.insert(location.to_owned(), n);
+        n
+    }
+
+    /// The location of file number `n`, when it is one this index knows.
+    fn locations(&self) -> HashMap<u32, &str> {
+        self.numbers.iter().map(|(l, n)| (*n, l.as_str())).collect()
+    }
+}
+
+impl Index {
+    /// An index in memory only.
+    pub(crate) fn in_memory() -> Index {
+        Index::default()
+    }
+
+    /// The index at `place` for a table of `key` whose files are `files`: the persisted one
+    /// when it reads (see [`Store::open`]). Returns it and the files it does not cover, whose
+    /// keys the caller reads in.
+    ///
+    /// # Errors
+    /// The storage's, listing the index's directory.
+    pub(crate) async fn open(
+        place: &Place,
+        key: &[String],
+        files: &BTreeMap<i64, LiveFile>,
+    ) -> Result<(Index, Vec<i64>)> {
+        let Some(home) = place.home.clone() else {
+            return Ok((Index::in_memory(), files.keys().copied().collect()));
+        };
+        let (key, memory) = (key.to_vec(), place.memory);
+        let store = blocking(move || Store::open(home, &key, memory)).await?;
+        let covered: HashSet<&str> = store.manifest.files.values().map(String::as_str).collect();
+        let uncovered = files
+            .values()
+            .filter(|f| !covered.contains(f.location.to_string().as_str()))
+            .map(|f| f.id)
+            .collect();
+        let mut index = Index {
+            store: Some(store),
+            ..Index::default()
+        };
+        index.refresh_stats();
+        Ok((index, uncovered))
+    }
+
+    /// Whether it is persisted with the table.
+    pub(crate) fn persisted(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// What it did and holds.
+    pub(crate) fn stats(&self) -> IndexStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        IndexStats {
+            read_bytes: self.stats.read_bytes + self.read.load(Relaxed),
+            lookups: self.stats.lookups + self.lookups.load(Relaxed),
+            ..self.stats
+        }
+    }
+
+    fn refresh_stats(&mut self) {
+        self.stats.memory_entries = self.mem.len() as u64;
+        self.stats.memory_bytes = (self.mem.capacity() * ENTRY_MEMORY) as u64;
+        if let Some(s) = &self.store {
+            self.stats.runs = s.runs.len() as u64;
+            self.stats.disk_bytes = s.runs.iter().map(Run::bytes).sum();
+            self.stats.disk_entries = s.runs.iter().map(|r| r.meta.entries).sum();
+        }
+    }
+
+    /// Counts a data file read for its keys.
+    pub(crate) fn file_read(&mut self, bytes: u64) {
+        self.stats.files_read += 1;
+        self.stats.files_read_bytes += bytes;
+    }
+
+    /// The entry of `key` held in memory (a table told apart by whole rows is all there).
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&At> {
+        self.mem.get(key)
+    }
+
+    /// Holds `key` at `at` in memory; returns the place it held before there.
+    pub(crate) fn insert(&mut self, key: Key, at: At) -> Option<At> {
+        self.mem.insert(key, at)
+    }
+
+    /// Takes `key` out of memory (a row gone: a persisted entry of it no longer counts, its
+    /// position deleted).
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<At> {
+        self.mem.remove(key)
+    }
+
+    pub(crate) fn contains_key(&self, key: &[u8]) -> bool {
+        self.mem.contains_key(key)
+    }
+
+    /// The entries in memory.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Key, &At)> {
+        self.mem.iter()
+    }
+
+    pub(crate) fn retain(&mut self, f: impl FnMut(&Key, &mut At) -> bool) {
+        self.mem.retain(f);
+    }
+
+    /// Entries in memory.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.mem.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.mem.is_empty() && self.store.as_ref().is_none_or(|s| s.runs.is_empty())
+    }
+
+    /// Every entry goes (a truncate: no file of the table is left).
+    pub(crate) fn clear(&mut self) {
+        self.mem = HashMap::default();
+    }
+
+    /// Room made for `n` more entries in memory, within the budget.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        let most = self.store.as_ref().map_or(usize::MAX, |s| s.most_in_memory);
+        self.mem.reserve(n.min(most.saturating_sub(self.mem.len())));
+    }
+
+    /// Where the live rows of `keys` are: those in memory, then those in the persisted runs,
+    /// each counted only while its file is one of `files` and its position not deleted.
+    ///
+    /// # Errors
+    /// The storage's; a damaged run.
+    pub(crate) async fn locate(
+        &self,
+        keys: impl Iterator<Item = &[u8]>,
+        files: &BTreeMap<i64, LiveFile>,
+    ) -> Result<HashMap<Key, At, KeyHashing>> {
+        let liveness = Liveness::new(files);
+        let mut found: HashMap<Key, At, KeyHashing> = HashMap::default();
+        let mut asked: Vec<Vec<u8>> = Vec::new();
+        for k in keys {
+            self.lookups
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match self.mem.get(k) {
+                Some(&at) if liveness.live(at) => {
+                    found.insert(Key::new(k), at);
+                }
+                _ => asked.push(k.to_vec()),
+            }
+        }
+        let Some(store) = &self.store else {
+            return Ok(found);
+        };
+        if asked.is_empty() || store.runs.is_empty() {
+            return Ok(found);
+        }
+        asked.sort_unstable();
+        asked.dedup();
+        let (home, runs) = (store.home.clone(), store.runs.clone());
+        let (entries, read, asked) = blocking(move || {
+            let mut read = 0;
+            match look_up(&home, &runs, &asked, &mut read) {
+                Ok(entries) => Ok((entries, read, asked)),
+                Err(e) if e.is_conflict() => {
+                    // Damaged: no manifest is left to trust it again.
+                    log::warn!("{e}");
+                    for (name, _) in home.list_names()? {
+                        if name.starts_with("index-") && name.ends_with(".json") {
+                            home.join(&name).remove()?;
+                        }
+                    }
+                    Err(e)
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+        self.read
+            .fetch_add(read, std::sync::atomic::Ordering::Relaxed);
+        let locations = store.locations();
+        for (i, file, pos) in entries {
+            let k = asked[i].as_slice();
+            if found.contains_key(k) {
+                continue;
+            }
+            if let Some(at) = locations.get(&file).and_then(|l| liveness.place(l, pos)) {
+                found.insert(Key::new(k), at);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Writes the entries in memory out as a run when they are past the budget (between
+    /// files of a load, a commit's written files).
+    ///
+    /// # Errors
+    /// The storage's.
+    pub(crate) async fn spill_if_full(&mut self, files: &BTreeMap<i64, LiveFile>) -> Result<()> {
+        let full = self
+            .store
+            .as_ref()
+            .is_some_and(|s| self.mem.len() >= s.most_in_memory);
+        if full {
+            self.write_out(files, false).await?;
+            self.stats.spills += 1;
+        }
+        Ok(())
+    }
+
+    /// The entries in memory written as a run (only live ones when `live_only`), memory
+    /// emptied; on an error they are held in memory still.
+    async fn write_out(&mut self, files: &BTreeMap<i64, LiveFile>, live_only: bool) -> Result<()> {
+        let Some(store) = &mut self.store else {
+            return Ok(());
+        };
+        if self.mem.is_empty() {
+            return Ok(());
+        }
+        let liveness = Liveness::new(files);
+        let mut ids: HashMap<u32, i64> = HashMap::new();
+        let mut entries: Vec<(Key, u32, u64)> = Vec::with_capacity(self.mem.len());
+        for (k, at) in std::mem::take(&mut self.mem) {
+            if live_only && !liveness.live(at) {
+                continue;
+            }
+            let Some(file) = files.get(&at.0) else {
+                continue;
+            };
+            let n = store.number(&file.location.to_string());
+            ids.insert(n, at.0);
+            entries.push((k, n, at.1));
+        }
+        let home = store.home.clone();
+        let (written, entries) = blocking(move || {
+            let mut entries = entries;
+            entries.sort_unstable_by(|a, b| a.0.as_slice().cmp(b.0.as_slice()));
+            let written = (|| -> Result<_> {
+                home.prepare_dir()?;
+                let mut w = SegmentWriter::new(&home);
+                for (k, n, pos) in &entries {
+                    w.push(k.as_slice(), *n, *pos)?;
+                }
+                w.finish()
+            })();
+            Ok((written, entries))
+        })
+        .await?;
+        match written {
+            Ok(Some((meta, _))) => store.runs.push(Run::of(meta)?),
+            Ok(None) => {}
+            Err(e) => {
+                self.mem = entries
+                    .into_iter()
+                    .filter_map(|(k, n, pos)| Some((k, (*ids.get(&n)?, pos))))
+                    .collect();
+                return Err(e);
+            }
+        }
+        self.refresh_stats();
+        Ok(())
+    }
+
+    /// Persists the index for the table whose files are now `files` (after a commit, or a
+    /// load that read files in): the entries in memory as a run, runs of like size merged,
+    /// runs of no live file dropped, and a new manifest naming them; the manifest before it
+    /// and what only it named are removed after. A kill at any moment leaves one manifest
+    /// or the other in use, each right for a table it covers (see the module's text).
+    ///
+    /// # Errors
+    /// The storage's.
+    pub(crate) async fn persist(&mut self, files: &BTreeMap<i64, LiveFile>) -> Result<()> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        self.write_out(files, true).await?;
+        let Some(store) = &mut self.store else {
+            return Ok(());
+        };
+        let liveness = Liveness::new(files);
+        let live_numbers: HashSet<u32> = files
+            .values()
+            .filter_map(|f| store.numbers.get(&f.location.to_string()).copied())
+            .collect();
+        store
+            .runs
+            .retain(|r| r.meta.files.iter().any(|n| live_numbers.contains(n)));
+        // The newest runs that together are at least half the run before them are merged,
+        // at once (and every run, past the most): each entry is written again about log2 of
+        // the table's size times, and equal runs spilled by a load are merged in one pass.
+        loop {
+            let n = store.runs.len();
+            if n < 2 {
+                break;
+            }
+            let mut k = 1;
+            let mut sum = store.runs[n - 1].meta.entries;
+            while k < n && sum * 2 >= store.runs[n - k - 1].meta.entries {
+                sum += store.runs[n - k - 1].meta.entries;
+                k += 1;
+            }
+            if n > MOST_RUNS {
+                k = n;
+            }
+            if k < 2 {
+                break;
+            }
+            let runs = store.runs[n - k..].to_vec();
+            let locations: HashMap<u32, String> = store
+                .locations()
+                .into_iter()
+                .map(|(n, l)| (n, l.to_owned()))
+                .collect();
+            let live: HashMap<u32, (u64, Vec<u64>)> = locations
+                .iter()
+                .filter_map(|(n, l)| {
+                    let id = liveness.by_location.get(l)?;
+                    let f = files.get(id)?;
+                    Some((*n, (f.rows, f.deleted.clone())))
+                })
+                .collect();
+            let home = store.home.clone();
+            let (merged, read) = blocking(move || merge(&home, &runs, &live)).await?;
+            self.stats.read_bytes += read;
+            self.stats.merges += 1;
+            store.runs.truncate(n - k);
+            if let Some(meta) = merged {
+                store.runs.push(Run::of(meta)?);
+            }
+        }
+        // The manifest: every live file is covered now.
+        store.manifest.files = files
+            .values()
+            .map(|f| {
+                let l = f.location.to_string();
+                (store.number(&l), l)
+            })
+            .collect();
+        store.numbers = store
+            .manifest
+            .files
+            .iter()
+            .map(|(n, l)| (l.clone(), *n))
+            .collect();
+        store.manifest.runs = store.runs.iter().map(|r| r.meta.clone()).collect();
+        let body = serde_json::to_vec(&store.manifest)
+            .map_err(|e| Error::from(ErrorKind::Internal(format!("the index's manifest: {e}"))))?;
+        let home = store.home.clone();
+        let before = store.seq;
+        let named: HashSet<String> = store
+            .runs
+            .iter()
+            .flat_map(|r| r.meta.segments.iter().map(|s| s.name.clone()))
+            .collect();
+        let seq = blocking(move || {
+            home.prepare_dir()?;
+            let mut seq = before + 1;
+            while !home
+                .join(&format!("index-{seq:020}.json"))
+                .create_new(&body)?
+            {
+                seq += 1;
+            }
+            // What the new manifest does not name: older manifests, runs merged away or of
+            // attempts that never landed.
+            for (name, _) in home.list_names()? {
+                let old_manifest = name
+                    .strip_prefix("index-")
+                    .and_then(|n| n.strip_suffix(".json"))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| n < seq);
+                let old_run = name.ends_with(".seg") && !named.contains(&name);
+                if old_manifest || old_run {
+                    home.join(&name).remove()?;
+                }
+            }
+            Ok(seq)
+        })
+        .await?;
+        store.seq = seq;
+        self.refresh_stats();
+        Ok(())
+    }
+}
+
+/// Reads a run's entries in order, a few blocks at a time.
+struct RunReader<'a> {
+    home: &'a Location,
+    run: &'a Run,
+    segment: usize,
+    block: usize,
+    buffered: std::collections::VecDeque<(Vec<u8>, u32, u64)>,
+    read: u64,
+}
+
+impl<'a> RunReader<'a> {
+    fn new(home: &'a Location, run: &'a Run) -> Self {
+        RunReader {
+            home,
+            run,
+            segment: 0,
+            block: 0,
+            buffered: Default::default(),
+            read: 0,
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<(Vec<u8>, u32, u64)>> {
+        while self.buffered.is_empty() {
+            let Some(segment) = self.run.segments.get(self.segment) else {
+                return Ok(None);
+            };
+            let count = segment.blocks(self.home, &mut self.read)?.places.len();
+            if self.block >= count {
+                self.segment += 1;
+                self.block = 0;
+                continue;
+            }
+            let which: Vec<usize> = (self.block..count.min(self.block + 256)).collect();
+            self.block += which.len();
+            for bytes in segment.read_blocks(self.home, &which, &mut self.read)? {
+                for (k, f, p) in entries(&bytes)? {
+                    self.buffered.push_back((k.to_vec(), f, p));
+                }
+            }
+        }
+        Ok(self.buffered.pop_front())
+    }
+}
+
+/// Two runs merged into one, their entries of rows no longer live (`live`: each live file's
+/// rows and deleted positions, by number) dropped. Blocking; memory: a few blocks.
+fn merge(
+    home: &Location,
+    runs: &[Run],
+    live: &HashMap<u32, (u64, Vec<u64>)>,
+) -> Result<(Option<RunMeta>, u64)> {
+    let is_live = |file: u32, pos: u64| {
+        live.get(&file)
+            .is_some_and(|(rows, deleted)| pos < *rows && deleted.binary_search(&pos).is_err())
+    };
+    let mut readers: Vec<RunReader<'_>> = runs.iter().map(|r| RunReader::new(home, r)).collect();
+    let mut heads = Vec::with_capacity(readers.len());
+    for r in &mut readers {
+        heads.push(r.next()?);
+    }
+    let mut w = SegmentWriter::new(home);
+    while let Some(i) = (0..heads.len())
+        .filter(|&i| heads[i].is_some())
+        .min_by(|&a, &b| {
+            heads[a]
+                .as_ref()
+                .map(|h| &h.0)
+                .cmp(&heads[b].as_ref().map(|h| &h.0))
+        })
+    {
+        if let Some((k, f, p)) = heads[i].take()
+            && is_live(f, p)
+        {
+            w.push(&k, f, p)?;
+        }
+        heads[i] = readers[i].next()?;
+    }
+    let read = readers.iter().map(|r| r.read).sum();
+    Ok((w.finish()?.map(|(m, _)| m), read))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(list: &[(i64, &str, u64, Vec<u64>)]) -> BTreeMap<i64, LiveFile> {
+        list.iter()
+            .map(|(id, name, rows, deleted)| {
+                (
+                    *id,
+                    LiveFile {
+                        id: *id,
+                        location: Location::parse(name, &Default::default()).unwrap(),
+                        rows: *rows,
+                        bytes: 0,
+                        deleted: deleted.clone(),
+                        constants: Vec::new(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn key(i: u64) -> Vec<u8> {
+        let mut k = vec![1];
+        k.extend_from_slice(&i.to_be_bytes());
+        k
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        for v in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            let mut at = 0;
+            assert_eq!(get_varint(&b, &mut at), Some(v));
+            assert_eq!(at, b.len());
+        }
+        assert_eq!(get_varint(&[0x80], &mut 0), None);
+    }
+
+    #[tokio::test]
+    async fn keys_are_found_in_runs_only_while_their_rows_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let home =
+            Location::parse(dir.path().join(HOME).to_str().unwrap(), &Default::default()).unwrap();
+        let place = Place {
+            home: Some(home.clone()),
+            memory: 1024 * ENTRY_MEMORY,
+        };
+        let k: Vec<String> = vec!["id".into()];
+        let mut table = files(&[
+            (0, "/t/a.parquet", 3000, vec![]),
+            (1, "/t/b.parquet", 3000, vec![]),
+        ]);
+        let (mut index, uncovered) = Index::open(&place, &k, &table).await.unwrap();
+        assert_eq!(uncovered, vec![0, 1]);
+        for i in 0..6000u64 {
+            index.insert(Key::new(&key(i)), ((i / 3000) as i64, i % 3000));
+            index.spill_if_full(&table).await.unwrap();
+        }
+        assert!(index.stats().spills >= 4, "{:?}", index.stats());
+        index.persist(&table).await.unwrap();
+        assert_eq!(index.len(), 0);
+        let asked: Vec<Vec<u8>> = [5u64, 2999, 3000, 5999, 7000]
+            .iter()
+            .map(|&i| key(i))
+            .collect();
+        let before = index.stats().read_bytes;
+        let found = index
+            .locate(asked.iter().map(Vec::as_slice), &table)
+            .await
+            .unwrap();
+        assert_eq!(found.get(key(5).as_slice()), Some(&(0, 5)));
+        assert_eq!(found.get(key(3000).as_slice()), Some(&(1, 0)));
+        assert_eq!(found.get(key(5999).as_slice()), Some(&(1, 2999)));
+        assert!(!found.contains_key(key(7000).as_slice()));
+        // The footer and a few blocks read, not the index.
+        let read = index.stats().read_bytes - before;
+        assert!(
+            read < index.stats().disk_bytes / 2,
+            "{read} of {:?}",
+            index.stats()
+        );
+
+        // Opened again by another process: covered, and a deleted row is not found.
+        table.get_mut(&0).unwrap().deleted = vec![5];
+        let (again, uncovered) = Index::open(&place, &k, &table).await.unwrap();
+        assert!(uncovered.is_empty());
+        let found = again
+            .locate(asked.iter().map(Vec::as_slice), &table)
+            .await
+            .unwrap();
+        assert!(!found.contains_key(key(5).as_slice()));
+        assert_eq!(found.get(key(2999).as_slice()), Some(&(0, 2999)));
+
+        // File b rewritten by another writer (compaction) as c: b's entries no longer count,
+        // and c is not covered.
+        let compacted = files(&[
+            (0, "/t/a.parquet", 3000, vec![5]),
+            (7, "/t/c.parquet", 3000, vec![]),
+        ]);
+        let (mut third, uncovered) = Index::open(&place, &k, &compacted).await.unwrap();
+        assert_eq!(uncovered, vec![7]);
+        let found = third
+            .locate(asked.iter().map(Vec::as_slice), &compacted)
+            .await
+            .unwrap();
+        assert!(!found.contains_key(key(3000).as_slice()));
+        for i in 3000..6000u64 {
+            third.insert(Key::new(&key(i)), (7, i - 3000));
+        }
+        third.persist(&compacted).await.unwrap();
+        let found = third
+            .locate(asked.iter().map(Vec::as_slice), &compacted)
+            .await
+            .unwrap();
+        assert_eq!(found.get(key(3000).as_slice()), Some(&(7, 0)));
+        // Merged: file b's entries dropped, one manifest left.
+        let names: Vec<String> = home
+            .list_names()
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names.iter().filter(|n| n.ends_with(".json")).count(),
+            1,
+            "{names:?}"
+        );
+        assert_eq!(third.stats().disk_entries, 5999, "{:?}", third.stats());
+    }
+
+    /// A table of 100 rows in file 0 and its index persisted under `dir`: the place, the key.
+    async fn persisted(dir: &std::path::Path) -> (Place, Vec<String>, BTreeMap<i64, LiveFile>) {
+        let home = Location::parse(dir.join(HOME).to_str().unwrap(), &Default::default()).unwrap();
+        let place = Place {
+            home: Some(home),
+            memory: 1 << 20,
+        };
+        let k: Vec<String> = vec!["id".into()];
+        let table = files(&[(0, "/t/a.parquet", 100, vec![])]);
+        let (mut index, _) = Index::open(&place, &k, &table).await.unwrap();
+        for i in 0..100u64 {
+            index.insert(Key::new(&key(i)), (0, i));
+        }
+        index.persist(&table).await.unwrap();
+        (place, k, table)
+    }
+
+    fn named(dir: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+        let name = std::fs::read_dir(dir.join(HOME))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .find(|n| n.ends_with(suffix))
+            .unwrap();
+        dir.join(HOME).join(name)
+    }
+
+    #[tokio::test]
+    async fn a_damaged_block_is_a_conflict_and_the_index_is_built_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (place, k, table) = persisted(dir.path()).await;
+        let path = named(dir.path(), ".seg");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[20] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+        let (again, uncovered) = Index::open(&place, &k, &table).await.unwrap();
+        assert!(uncovered.is_empty());
+        let e = again
+            .locate(std::iter::once(key(3).as_slice()), &table)
+            .await
+            .unwrap_err();
+        assert!(e.is_conflict() && e.to_string().contains("checksum"), "{e}");
+        // Its manifest removed: the table is read for its keys again.
+        let (_, uncovered) = Index::open(&place, &k, &table).await.unwrap();
+        assert_eq!(uncovered, vec![0]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_run_or_a_damaged_manifest_is_built_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (place, k, table) = persisted(dir.path()).await;
+        // Another key's manifest is not this key's.
+        let (_, uncovered) = Index::open(&place, &["other".to_owned()], &table)
+            .await
+            .unwrap();
+        assert_eq!(uncovered, vec![0]);
+        // A run removed (as an orphan, by another engine's maintenance).
+        std::fs::remove_file(named(dir.path(), ".seg")).unwrap();
+        let (_, uncovered) = Index::open(&place, &k, &table).await.unwrap();
+        assert_eq!(uncovered, vec![0]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let (place, k, table) = persisted(dir.path()).await;
+        std::fs::write(named(dir.path(), ".json"), b"{ cut").unwrap();
+        let (_, uncovered) = Index::open(&place, &k, &table).await.unwrap();
+        assert_eq!(uncovered, vec![0]);
+    }
+}
