@@ -511,6 +511,10 @@ pub(crate) struct MirrorFlags {
     /// written again without them: data files only, for readers of neither).
     #[arg(long, value_name = "MODE", default_value = "merge-on-read", value_parser = parse_with::<pgarrow_lake::mirror::DeleteMode>)]
     pub(crate) deletes: pgarrow_lake::mirror::DeleteMode,
+    /// Where a table's changes past a quarter of --memory-limit are set aside until their
+    /// commit (Arrow IPC files, removed after it) [default: the system's temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) spill_dir: Option<PathBuf>,
 }
 
 /// Lake tables: the export committed into a table of a lake format.

@@ -445,6 +445,7 @@ pub(crate) fn mirror(
                 .memory_limit
                 .map_or(pgarrow_lake::mirror::DEFAULT_MEMORY_LIMIT, |m| m as u64),
         )
+        .with_spill_dir(flags.spill_dir.clone())
         .with_export(export_options(&export.output, policies))
         .with_partitions(partition_options(&export.partition));
     let (quiet, json) = (export.output.quiet, export.output.json);

@@ -155,8 +155,8 @@ pub async fn apply_to_lake(
                 if batch.num_rows() == 0 {
                     continue;
                 }
-                if let Some(pending) = m.pending.first()
-                    && pending.schema().fields() != batch.schema().fields()
+                if let Some(pending) = m.pending.schema()
+                    && pending.fields() != batch.schema().fields()
                 {
                     // New columns: what came before goes in under the old ones, up to the
                     // transaction that announced them (which must not also hold rows before).
@@ -174,7 +174,11 @@ pub async fn apply_to_lake(
                         .map_err(|e| e.context(format!("applying to {}", m.target.name())))?;
                 }
                 follow_columns(m, &batch).map_err(|e| e.context(format!("applying {at}")))?;
-                m.pending.push(batch);
+                m.pending.push(
+                    batch,
+                    crate::mirror::pending_memory(mirror_options.memory_limit),
+                    mirror_options.spill_dir.as_deref(),
+                )?;
                 before = Some(file.last_commit_lsn.parse()?);
                 stats.files += 1;
             }
@@ -329,7 +333,7 @@ async fn open(
             slot: point.slot,
             lsn: point.lsn,
         },
-        pending: Vec::new(),
+        pending: crate::mirror::pending::Pending::default(),
         columns: 0,
         types: Vec::new(),
     })

@@ -21,7 +21,10 @@ use pgarrow_changes::net::{Change, Effect, Kept, KeyAt, KeyEncoder, KeyHashing, 
 use pgarrow_changes::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN};
 
 mod index;
+mod large;
 mod whole;
+
+pub(crate) use large::{Changes, SpilledRows};
 
 pub use index::IndexStats;
 pub(crate) use index::{HOME as INDEX_HOME, Index, Place};
@@ -91,6 +94,9 @@ pub(crate) async fn write_rows(
         // A file's rows at a time.
         for file in rows.files.iter().flat_map(|f| &f.files) {
             live_rows(file, |part| Ok(writer.write(&as_schema(&part, &schema)?)?))?;
+        }
+        if let Some(spilled) = &rows.spilled {
+            spilled.each(|part| Ok(writer.write(&as_schema(&part, &schema)?)?))?;
         }
         if let Some(b) = &rows.batch {
             writer.write(b)?;
@@ -302,6 +308,9 @@ pub(crate) struct Plan {
     pub(crate) index_read: u64,
     /// Seconds folding the changes (the lookup included).
     pub(crate) fold_s: f64,
+    /// Rows added, set aside in a spill file (changes too large for memory, folded in
+    /// buckets), instead of `rows`.
+    pub(crate) spilled: Option<Arc<SpilledRows>>,
 }
 
 /// Rows a commit adds, read from files a file at a time as the new files are written: the
@@ -331,15 +340,17 @@ impl FileRows {
 pub(crate) struct NewRows {
     batch: Option<RecordBatch>,
     files: Option<FileRows>,
+    spilled: Option<Arc<SpilledRows>>,
 }
 
 impl NewRows {
     /// Their columns (the batch's when there is one: the files' rows are taken as them).
     pub(crate) fn schema(&self) -> SchemaRef {
-        match (&self.batch, &self.files) {
-            (Some(b), _) => b.schema(),
-            (None, Some(f)) => f.schema.clone(),
-            (None, None) => Arc::new(arrow_schema::Schema::empty()),
+        match (&self.batch, &self.spilled, &self.files) {
+            (Some(b), ..) => b.schema(),
+            (None, Some(s), _) => s.schema.clone(),
+            (None, None, Some(f)) => f.schema.clone(),
+            (None, None, None) => Arc::new(arrow_schema::Schema::empty()),
         }
     }
 }
@@ -353,6 +364,7 @@ impl Plan {
     /// Rows the changes add (not those written again).
     pub(crate) fn inserted(&self) -> u64 {
         self.rows.as_ref().map_or(0, |r| r.num_rows() as u64)
+            + self.spilled.as_ref().map_or(0, |s| s.rows)
     }
 
     /// Rows written again from the files the commit ends.
@@ -363,7 +375,9 @@ impl Plan {
     /// The rows, when they alone go into the new files, one after another (so that where
     /// each landed is known without reading the files back).
     pub(crate) fn rows_alone(&self) -> Option<&RecordBatch> {
-        self.rows.as_ref().filter(|_| self.file_rows.is_none())
+        self.rows
+            .as_ref()
+            .filter(|_| self.file_rows.is_none() && self.spilled.is_none())
     }
 
     /// This plan with its deletes made by writing files again (copy-on-write): each file
@@ -415,7 +429,7 @@ impl Plan {
 
     /// Whether it writes rows.
     pub(crate) fn adds_rows(&self) -> bool {
-        self.rows.is_some() || self.file_rows.is_some()
+        self.rows.is_some() || self.file_rows.is_some() || self.spilled.is_some()
     }
 
     /// The rows it writes.
@@ -423,6 +437,7 @@ impl Plan {
         self.adds_rows().then(|| NewRows {
             batch: self.rows.clone(),
             files: self.file_rows.clone(),
+            spilled: self.spilled.clone(),
         })
     }
 }

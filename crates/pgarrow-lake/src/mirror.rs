@@ -54,12 +54,12 @@
 
 mod follow;
 mod options;
+pub(crate) mod pending;
 mod schema;
 mod source;
 
 use std::time::Instant;
 
-use arrow_array::RecordBatch;
 use pgarrow::names::TableName;
 use pgarrow::protocol::Config;
 use pgarrow::{Error, ErrorKind, Hooks, IntoConfig, Result, Source};
@@ -73,7 +73,7 @@ use crate::table::{LakeTable, Opened};
 use crate::target::{LakeTarget, export_to_lake};
 use follow::follow;
 pub(crate) use follow::{after, commit_table, is_moved};
-pub(crate) use options::index_memory;
+pub(crate) use options::{index_memory, pending_memory};
 pub use options::{DEFAULT_MEMORY_LIMIT, DeleteMode, MirrorOptions, MirrorProgress, MirrorStats};
 pub(crate) use schema::SchemaChange;
 pub use source::resolve_tables;
@@ -101,7 +101,7 @@ pub(crate) struct Mirrored {
     pub(crate) live: Live,
     pub(crate) point: MirrorPoint,
     /// Changes since the last commit.
-    pub(crate) pending: Vec<RecordBatch>,
+    pub(crate) pending: pending::Pending,
     /// Of the schema's columns, how many are the table's.
     pub(crate) columns: usize,
     /// The table's types as the stream's last Relation message gave them, by column.
@@ -200,7 +200,7 @@ pub async fn mirror_to_lake(
             lake,
             live,
             point,
-            pending: Vec::new(),
+            pending: pending::Pending::default(),
             columns: 0,
             types: Vec::new(),
         });

@@ -1637,3 +1637,47 @@ def test_kill_9_while_the_index_spills_and_merges_loses_and_doubles_nothing(sour
     assert last["memory_entries"] == 0, last
     # Read back into PostgreSQL (its deletes applied), it is the source.
     import_back(fmt, lake, source, table)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_transaction_larger_than_the_budget_is_set_aside_and_committed_whole(
+        source, lake, slot, fmt, duckdb_lake):
+    """Under a memory limit far below one transaction's changes, they are set aside on disk
+    and folded bucket by bucket: updates that leave the TOASTed column unchanged (taken from
+    the lake table's rows), deletes and inserts in one transaction, then a truncate followed by
+    new rows in another; an update that changes keys folds whole. Each run commits its
+    transactions whole, and the table read back into PostgreSQL is the source."""
+    table = f"mirror_large_{fmt}"
+    make_table(source, table, rows=3_000)
+    mirror(source, lake, slot, table, fmt=fmt)
+    limit = ["--memory-limit", "256KiB", "--commit-changes", "1000000"]
+    with psycopg.connect(source) as c:
+        c.execute(f"UPDATE {table} SET name = name || '+' WHERE id > 0")
+        c.execute(f"DELETE FROM {table} WHERE id % 5 = 0 AND id > 0")
+        c.execute(f"INSERT INTO {table} SELECT g, 'new' || g, 'b', 2 FROM generate_series(5000, 7999) g")
+        c.execute(f"UPDATE {table} SET amount = amount + 1 WHERE id % 3 = 0")
+    out = mirror(source, lake, slot, table, *limit, fmt=fmt)
+    done = [e for e in events(out.stdout) if e["event"] == "done"][0]["stats"]
+    committed = [e for e in events(out.stdout) if e["event"] == "committed"]
+    assert len(committed) == 1, committed
+    assert done["set_aside_bytes"] > 256 * 1024 and done["folded_in_buckets"] == 1, done
+    assert committed[0]["changes"] == done["changes"] > 8_000, (committed, done)
+    import_back(fmt, lake, source, table)
+    # A truncate in the middle of a transaction: what came before it goes.
+    with psycopg.connect(source) as c:
+        c.execute(f"UPDATE {table} SET name = name || '-'")
+        c.execute(f"TRUNCATE {table}")
+        c.execute(f"INSERT INTO {table} SELECT g, 't' || g, repeat('x', 3000), g FROM generate_series(1, 4000) g")
+        c.execute(f"UPDATE {table} SET name = name || '!' WHERE id % 2 = 0")
+    done = [e for e in events(mirror(source, lake, slot, table, *limit, fmt=fmt).stdout)
+            if e["event"] == "done"][0]["stats"]
+    assert done["truncates"] == 1 and done["folded_in_buckets"] == 1, done
+    import_back(fmt, lake, source, table)
+    # Keys changed: folded whole, still right.
+    with psycopg.connect(source) as c:
+        c.execute(f"UPDATE {table} SET name = name || '*'")
+        c.execute(f"UPDATE {table} SET id = id + 100000 WHERE id <= 50")
+    done = [e for e in events(mirror(source, lake, slot, table, *limit, fmt=fmt).stdout)
+            if e["event"] == "done"][0]["stats"]
+    assert done["set_aside_bytes"] > 0 and done["folded_in_buckets"] == 0, done
+    import_back(fmt, lake, source, table)

@@ -70,7 +70,11 @@ pub(super) async fn follow(
                 let batch = after(&b.batch, m.point.lsn)?;
                 if batch.num_rows() > 0 {
                     changes_since += batch.num_rows() as u64;
-                    m.pending.push(batch);
+                    m.pending.push(
+                        batch,
+                        super::pending_memory(options.memory_limit),
+                        options.spill_dir.as_deref(),
+                    )?;
                 }
             }
             ChangeEvent::Checkpoint(lsn) => {
@@ -174,10 +178,7 @@ async fn met(
         let change = SchemaChange::compare(m, &ours, &table_columns, &defaults);
         // Rows of the announcing transaction under the old columns (an ALTER
         // TABLE after changes in one transaction) cannot be committed apart.
-        if m.pending
-            .iter()
-            .any(|b| !after(b, s.lsn).is_ok_and(|a| a.num_rows() == 0))
-        {
+        if m.pending.any_since(s.lsn) {
             if options.reexport && change.is_ok() {
                 let why = "a transaction changed its rows and then its columns";
                 let renamed = change.map(|c| c.renamed).unwrap_or_default();
@@ -364,8 +365,47 @@ fn unstage(mirrored: &mut [Mirrored], plans: Vec<(usize, Plan)>, staged: Vec<Sta
 }
 
 /// The table's pending changes folded into a plan against the files it holds: only what the
-/// table does not hold yet, as its files hold values.
+/// table does not hold yet, as its files hold values. Changes set aside past the budget fold in
+/// buckets, unless an update changed its key.
 async fn folded(m: &Mirrored, options: &MirrorOptions) -> Result<Plan> {
+    if m.pending.spilled() {
+        let name = m.table.quoted();
+        let planning = Instant::now();
+        let changes = crate::live::Changes {
+            memory: m.pending.in_memory(),
+            spill: m.pending.spill_path(),
+            after: m.point.lsn,
+            // The lake's forms of the values (as `gathered`), bucket by bucket.
+            format: Some(m.target.lake_format()),
+        };
+        let bucket = super::pending_memory(options.memory_limit) / 2;
+        let dir = options.spill_dir.as_deref();
+        if let Some(plan) = m.live.plan_large(changes, m.columns, &name, bucket, dir).await? {
+            debug(format_args!(
+                "{name}: {} changes ({} bytes set aside) folded in buckets in {:.3} s",
+                plan.changes,
+                m.pending.spilled_bytes(),
+                planning.elapsed().as_secs_f64()
+            ));
+            let plan = Plan {
+                fold_s: planning.elapsed().as_secs_f64(),
+                ..plan
+            };
+            return match options.deletes {
+                DeleteMode::CopyOnWrite => {
+                    let schema = plan.spilled.as_ref().map(|s| s.schema.clone());
+                    let empty = RecordBatch::new_empty(schema.unwrap_or_else(|| {
+                        std::sync::Arc::new(arrow_schema::Schema::empty())
+                    }));
+                    plan.copy_on_write(&m.live, &empty, m.columns)
+                }
+                DeleteMode::MergeOnRead => Ok(plan),
+            };
+        }
+        debug(format_args!(
+            "{name}: an update changed its key: the changes set aside fold whole"
+        ));
+    }
     let batch = gathered(m)?;
     fold(m, &after(&batch, m.point.lsn)?, options).await
 }
@@ -374,8 +414,19 @@ async fn folded(m: &Mirrored, options: &MirrorOptions) -> Result<Plan> {
 /// (a uuid as text in Delta, an interval as its struct): the rows it keeps and the keys it
 /// finds are of the same types.
 fn gathered(m: &Mirrored) -> Result<RecordBatch> {
-    let schema = m.pending[0].schema();
-    let batch = arrow_select::concat::concat_batches(&schema, &m.pending)
+    let schema = m
+        .pending
+        .schema()
+        .ok_or_else(|| Error::from(ErrorKind::Internal("no pending changes".into())))?;
+    let mut parts = Vec::new();
+    if let Some(path) = m.pending.spill_path() {
+        super::pending::read_spill(&path, |b| {
+            parts.push(b);
+            Ok(())
+        })?;
+    }
+    parts.extend(m.pending.in_memory().iter().cloned());
+    let batch = arrow_select::concat::concat_batches(&schema, &parts)
         .map_err(|e| Error::from(ErrorKind::Internal(format!("gathering changes: {e}"))))?;
     crate::common::lake_batch(&batch, m.columns, m.target.lake_format())
 }
@@ -416,7 +467,6 @@ pub(crate) async fn commit_table(
         return Ok(());
     }
     let started = Instant::now();
-    let batch = gathered(m)?;
     let name = m.table.quoted();
     let point = MirrorPoint {
         slot: options.slot.clone(),
@@ -425,7 +475,7 @@ pub(crate) async fn commit_table(
     let mut tries = Retries::new(options.retries, format!("mirroring into {name}"));
     let (plan, done): (Plan, _) = loop {
         // Only what the table does not hold yet (all of it, unless the table moved on).
-        let plan = fold(m, &after(&batch, m.point.lsn)?, options).await;
+        let plan = folded(m, options).await;
         let tried = match plan {
             Ok(plan) if plan.is_empty() => {
                 // The changes cancel out: nothing to commit (the slot is confirmed past them).
@@ -491,6 +541,8 @@ fn landed(
     stats: &mut MirrorStats,
     hooks: &mut Hooks<'_, MirrorProgress>,
 ) {
+    stats.set_aside_bytes += m.pending.spilled_bytes();
+    stats.folded_in_buckets += u64::from(plan.spilled.is_some());
     m.pending.clear();
     m.point = point.clone();
     stats.commits += 1;

@@ -47,6 +47,9 @@ pub struct MirrorOptions {
     /// The memory the mirror's bookkeeping may take (its key index held in memory, by a
     /// quarter of it; past that, written out with the table): 512 MiB by default.
     pub memory_limit: u64,
+    /// Where changes past the budget are set aside (the system's temporary directory when
+    /// `None`).
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 /// The memory a mirror's bookkeeping takes unless told: 512 MiB.
@@ -54,6 +57,12 @@ pub const DEFAULT_MEMORY_LIMIT: u64 = 512 << 20;
 
 /// The memory a key index holds in memory under a budget of `limit` bytes: a quarter of it.
 pub(crate) fn index_memory(limit: u64) -> usize {
+    usize::try_from(limit / 4).unwrap_or(usize::MAX)
+}
+
+/// The memory a table's pending changes take before they are set aside: a quarter of the
+/// budget. A commit of changes set aside folds them in buckets of half that.
+pub(crate) fn pending_memory(limit: u64) -> usize {
     usize::try_from(limit / 4).unwrap_or(usize::MAX)
 }
 
@@ -124,7 +133,14 @@ impl MirrorOptions {
             reexport: true,
             deletes: DeleteMode::MergeOnRead,
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            spill_dir: None,
         }
+    }
+
+    /// Where changes past the budget are set aside.
+    pub fn with_spill_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.spill_dir = dir;
+        self
     }
 
     /// The memory its bookkeeping may take (see [`memory_limit`](Self::memory_limit)).
@@ -386,6 +402,10 @@ pub struct MirrorStats {
     /// commit them together): said once, and the run's later rounds do not try again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub apart: Option<String>,
+    /// Bytes of changes set aside on disk past the budget (`spill_dir`) until their commit,
+    /// and the commits that folded such changes in buckets.
+    pub set_aside_bytes: u64,
+    pub folded_in_buckets: u64,
     /// The tables' key indexes at the end of the run, summed: their memory and disk, what
     /// finding rows read.
     pub index: crate::live::IndexStats,

@@ -271,6 +271,10 @@ class MirrorStats(MirrorApart):
     #: Commit rounds that committed several tables at once, in one operation of their catalog
     #: (Iceberg's multi-table transactions).
     together: int
+    #: Bytes of changes set aside on disk past the budget until their commit, and the commits
+    #: that folded such changes in buckets.
+    set_aside_bytes: int
+    folded_in_buckets: int
     #: The tables' key indexes: memory, disk, what finding rows read.
     index: IndexStats
 
