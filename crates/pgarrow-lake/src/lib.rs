@@ -36,6 +36,7 @@ mod named;
 mod retention;
 mod retry;
 mod run;
+mod spill;
 mod sql;
 mod table;
 mod tables;

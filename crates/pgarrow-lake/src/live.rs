@@ -24,7 +24,8 @@ mod index;
 mod large;
 mod whole;
 
-pub(crate) use large::{Changes, SpilledRows};
+use crate::spill::Spilled;
+pub(crate) use large::Changes;
 
 pub use index::IndexStats;
 pub(crate) use index::{HOME as INDEX_HOME, Index, Place};
@@ -54,6 +55,30 @@ impl MirrorPoint {
             lsn: v.get("wal_lsn")?.as_str()?.parse().ok()?,
         })
     }
+}
+
+/// The rows of `batch` (changes) whose transactions committed at or after `lsn` (those before
+/// are in the table already).
+///
+/// # Errors
+/// A batch without the commit position column.
+pub(crate) fn after(batch: &RecordBatch, lsn: Lsn) -> Result<RecordBatch> {
+    let commits = batch
+        .column_by_name(pgarrow_changes::COMMIT_LSN_COLUMN)
+        .and_then(|c| c.as_any().downcast_ref::<arrow_array::UInt64Array>())
+        .ok_or_else(|| {
+            Error::from(ErrorKind::Internal(format!(
+                "no {}",
+                pgarrow_changes::COMMIT_LSN_COLUMN
+            )))
+        })?;
+    if commits.values().iter().all(|&c| c >= lsn.0) {
+        return Ok(batch.clone());
+    }
+    let keep: arrow_array::BooleanArray =
+        commits.values().iter().map(|&c| Some(c >= lsn.0)).collect();
+    arrow_select::filter::filter_record_batch(batch, &keep)
+        .map_err(|e| Error::from(ErrorKind::Internal(format!("filtering changes: {e}"))))
 }
 
 /// What a commit's error says when the lake table's files changed since the mirror read them
@@ -310,7 +335,7 @@ pub(crate) struct Plan {
     pub(crate) fold_s: f64,
     /// Rows added, set aside in a spill file (changes too large for memory, folded in
     /// buckets), instead of `rows`.
-    pub(crate) spilled: Option<Arc<SpilledRows>>,
+    pub(crate) spilled: Option<Arc<Spilled>>,
 }
 
 /// Rows a commit adds, read from files a file at a time as the new files are written: the
@@ -340,7 +365,7 @@ impl FileRows {
 pub(crate) struct NewRows {
     batch: Option<RecordBatch>,
     files: Option<FileRows>,
-    spilled: Option<Arc<SpilledRows>>,
+    spilled: Option<Arc<Spilled>>,
 }
 
 impl NewRows {

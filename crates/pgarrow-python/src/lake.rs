@@ -318,6 +318,7 @@ struct MirrorArgs<'py> {
     failover: bool,
     reexport: bool,
     deletes: Option<String>,
+    spill_dir: Option<String>,
     options: Option<Bound<'py, PyDict>>,
     storage_options: Option<HashMap<String, String>>,
 }
@@ -391,6 +392,7 @@ pub(crate) fn mirror(
         .with_reexport(args.reexport)
         .with_deletes(delete_mode(py, args.deletes.as_deref())?)
         .with_memory_limit(memory_limit)
+        .with_spill_dir(args.spill_dir.clone().map(std::path::PathBuf::from))
         .with_export(options.export)
         .with_partitions(
             options

@@ -1,5 +1,7 @@
 //! Folding changes too large for memory (a source transaction that updated millions of rows):
-//! they are cut by key into buckets, each a spill file small enough to fold in memory. Keys of
+//! they are cut by key into buckets, each a spill file small enough to fold in memory, each a
+//! range of keys (cut at the quantiles of a sample), so that each bucket's lookups read a range
+//! of the key index's blocks, not all of them. Keys of
 //! different buckets do not meet, so each bucket folds on its own against the table, as
 //! [`Live::plan`] folds a commit's changes; the rows each leaves are set aside in one more
 //! spill file, which the commit's data files are written from a batch at a time. A truncate
@@ -7,47 +9,20 @@
 //! two buckets together: changes with one are folded whole, in memory, as before.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::hash::BuildHasher;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
-use arrow_schema::SchemaRef;
 use pgarrow::{Error, ErrorKind, Result};
-use pgarrow_changes::net::{KeyEncoder, KeyHashing};
+use pgarrow_changes::net::KeyEncoder;
 use pgarrow_changes::{OLD_COLUMN, OP_COLUMN};
 
 use super::{Live, Plan};
-use crate::mirror::pending::{read_spill, spill_error};
+use crate::spill::{SpillWriter, read_spill};
 
 /// The most buckets a fold cuts changes into (each a file open while they are cut).
 const MOST_BUCKETS: usize = 128;
-
-/// Rows a commit writes, set aside in a spill file (removed when the last holder drops it).
-pub(crate) struct SpilledRows {
-    file: tempfile::TempPath,
-    pub(crate) schema: SchemaRef,
-    pub(crate) rows: u64,
-}
-
-impl std::fmt::Debug for SpilledRows {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SpilledRows({} rows at {})", self.rows, self.file.display())
-    }
-}
-
-impl SpilledRows {
-    /// Its batches, in order, to `each`. Blocking.
-    ///
-    /// # Errors
-    /// The file's and `each`'s.
-    pub(crate) fn each(&self, each: impl FnMut(RecordBatch) -> Result<()>) -> Result<()> {
-        read_spill(&self.file, each)
-    }
-}
 
 /// A table's changes in commit order: batches in memory, then (or instead) a spill file.
 pub(crate) struct Changes<'a> {
@@ -63,69 +38,6 @@ fn failed(what: &str, e: impl std::fmt::Display) -> Error {
     Error::from(ErrorKind::Internal(format!(
         "folding changes set aside ({what}): {e}"
     )))
-}
-
-/// A spill file being written: its file opened at its first rows (a bucket that gets none
-/// takes no file handle).
-struct Writer {
-    dir: PathBuf,
-    file: Option<tempfile::TempPath>,
-    writer: Option<arrow_ipc::writer::StreamWriter<BufWriter<File>>>,
-    schema: Option<SchemaRef>,
-    rows: u64,
-}
-
-impl Writer {
-    fn new(dir: &Path) -> Result<Writer> {
-        Ok(Writer {
-            dir: dir.to_path_buf(),
-            file: None,
-            writer: None,
-            schema: None,
-            rows: 0,
-        })
-    }
-
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        if self.writer.is_none() {
-            let (out, path) = tempfile::Builder::new()
-                .prefix("pgarrow-fold-")
-                .suffix(".arrows")
-                .tempfile_in(&self.dir)
-                .map_err(|e| spill_error(&self.dir, e))?
-                .into_parts();
-            self.writer = Some(
-                arrow_ipc::writer::StreamWriter::try_new(BufWriter::new(out), &batch.schema())
-                    .map_err(|e| spill_error(&path, e))?,
-            );
-            self.file = Some(path);
-            self.schema = Some(batch.schema());
-        }
-        if let (Some(w), Some(path)) = (&mut self.writer, &self.file) {
-            w.write(batch).map_err(|e| spill_error(path, e))?;
-        }
-        self.rows += batch.num_rows() as u64;
-        Ok(())
-    }
-
-    /// The rows written, their file closed (`None`: no rows).
-    fn finish(mut self) -> Result<Option<SpilledRows>> {
-        match (self.writer.take(), self.schema.take(), self.file.take()) {
-            (Some(mut w), Some(schema), Some(file)) => {
-                w.finish().map_err(|e| spill_error(&file, e))?;
-                drop(w);
-                Ok(Some(SpilledRows {
-                    file,
-                    schema,
-                    rows: self.rows,
-                }))
-            }
-            _ => Ok(None),
-        }
-    }
 }
 
 /// How changes are read: only those after a position, the table's columns (the first) in a
@@ -144,7 +56,7 @@ fn each_batch(
     mut each: impl FnMut(RecordBatch) -> Result<()>,
 ) -> Result<()> {
     let mut one = |b: RecordBatch| -> Result<()> {
-        let b = crate::mirror::after(&b, after)?;
+        let b = super::after(&b, after)?;
         if b.num_rows() == 0 {
             return Ok(());
         }
@@ -162,13 +74,32 @@ fn each_batch(
     Ok(())
 }
 
-/// The first pass: the changes' bytes, the place of the last truncate (its batch's row) and
-/// whether an update changed its key.
+/// The first pass: the changes' bytes, the place of the last truncate (its batch's row),
+/// whether an update changed its key, and a sample of their keys (uniform, of at most
+/// [`SAMPLE`]), whose quantiles cut the buckets.
 struct Surveyed {
     bytes: usize,
     rows: u64,
     truncate: Option<(usize, RecordBatch)>,
     key_changed: bool,
+    sample: Vec<Vec<u8>>,
+}
+
+/// The keys sampled to cut the buckets by.
+const SAMPLE: usize = 8192;
+
+impl Surveyed {
+    /// The keys that end each bucket but the last, so that each holds about as many changes
+    /// and a range of keys (its lookups then read a range of the index's blocks).
+    fn splits(&mut self, buckets: usize) -> Vec<Vec<u8>> {
+        self.sample.sort_unstable();
+        let n = self.sample.len();
+        let mut splits: Vec<Vec<u8>> = (1..buckets)
+            .filter_map(|i| self.sample.get(i * n / buckets).cloned())
+            .collect();
+        splits.dedup();
+        splits
+    }
 }
 
 fn survey(
@@ -183,9 +114,27 @@ fn survey(
         rows: 0,
         truncate: None,
         key_changed: false,
+        sample: Vec::new(),
     };
     let mut at = 0usize;
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    let mut seen = 0u64;
     each_batch(memory, spill, reading, |b| {
+        let (body, ends) = KeyEncoder::encode_all(&key_columns(&b, key, columns)?)
+            .map_err(|e| failed("a key", e))?;
+        let mut start = 0;
+        for end in ends {
+            let k = &body[start..end];
+            start = end;
+            if out.sample.len() < SAMPLE {
+                out.sample.push(k.to_vec());
+            } else if let Ok(j) = usize::try_from(rng.u64(0..=seen))
+                && j < SAMPLE
+            {
+                out.sample[j] = k.to_vec();
+            }
+            seen += 1;
+        }
         out.bytes += b.get_array_memory_size();
         out.rows += b.num_rows() as u64;
         let ops = op_column(&b)?;
@@ -210,7 +159,11 @@ fn op_column(b: &RecordBatch) -> Result<&arrow_array::StringArray> {
 }
 
 /// The key columns of `b` (within its first `columns`).
-fn key_columns<'b>(b: &'b RecordBatch, key: &[String], columns: usize) -> Result<Vec<&'b dyn Array>> {
+fn key_columns<'b>(
+    b: &'b RecordBatch,
+    key: &[String],
+    columns: usize,
+) -> Result<Vec<&'b dyn Array>> {
     let schema = b.schema();
     key.iter()
         .map(|k| {
@@ -275,67 +228,74 @@ impl Live {
         let memory: Vec<RecordBatch> = changes.memory.to_vec();
         let (spill, key) = (changes.spill.clone(), self.key.clone());
         let reading: Reading = (changes.after, columns, changes.format);
-        let buckets = tokio::task::spawn_blocking(move || -> Result<Option<(Vec<Writer>, u64)>> {
-            let surveyed = survey(&memory, spill.as_deref(), reading, &key)?;
-            if surveyed.key_changed {
-                return Ok(None);
-            }
-            // At most MOST_BUCKETS files open at once: past that, buckets grow beyond
-            // their share.
-            let n = surveyed
-                .bytes
-                .div_ceil(bucket_bytes.max(1))
-                .clamp(2, MOST_BUCKETS);
-            let mut buckets = (0..n).map(|_| Writer::new(&dir)).collect::<Result<Vec<_>>>()?;
-            let first = match &surveyed.truncate {
-                Some((at, row)) => {
-                    for b in &mut buckets {
-                        b.write(row)?;
+        let buckets =
+            tokio::task::spawn_blocking(move || -> Result<Option<(Vec<SpillWriter>, u64)>> {
+                let surveyed = survey(&memory, spill.as_deref(), reading, &key)?;
+                if surveyed.key_changed {
+                    return Ok(None);
+                }
+                // At most MOST_BUCKETS files open at once: past that, buckets grow beyond
+                // their share.
+                // At most MOST_BUCKETS files open at once: past that, buckets grow beyond
+                // their share.
+                let mut surveyed = surveyed;
+                let wanted = surveyed
+                    .bytes
+                    .div_ceil(bucket_bytes.max(1))
+                    .clamp(2, MOST_BUCKETS);
+                let splits = surveyed.splits(wanted);
+                let n = splits.len() + 1;
+                let mut buckets: Vec<SpillWriter> = (0..n)
+                    .map(|_| SpillWriter::new(Some(&dir), "pgarrow-fold-"))
+                    .collect();
+                let first = match &surveyed.truncate {
+                    Some((at, row)) => {
+                        for b in &mut buckets {
+                            b.write(row)?;
+                        }
+                        at + 1
                     }
-                    at + 1
-                }
-                None => 0,
-            };
-            let hashing = KeyHashing::default();
-            let mut at = 0usize;
-            let mut picked: Vec<Vec<u32>> = vec![Vec::new(); n];
-            each_batch(&memory, spill.as_deref(), reading, |b| {
-                let rows = b.num_rows();
-                let skip = first.saturating_sub(at).min(rows);
-                at += rows;
-                if skip == rows {
-                    return Ok(());
-                }
-                let (body, ends) = KeyEncoder::encode_all(&key_columns(&b, &key, columns)?)
-                    .map_err(|e| failed("a key", e))?;
-                let mut start = 0;
-                for (i, end) in ends.into_iter().enumerate() {
-                    if i >= skip {
-                        let h = hashing.hash_one(&body[start..end]);
-                        picked[(h % n as u64) as usize].push(i as u32);
+                    None => 0,
+                };
+                let mut at = 0usize;
+                let mut picked: Vec<Vec<u32>> = vec![Vec::new(); n];
+                each_batch(&memory, spill.as_deref(), reading, |b| {
+                    let rows = b.num_rows();
+                    let skip = first.saturating_sub(at).min(rows);
+                    at += rows;
+                    if skip == rows {
+                        return Ok(());
                     }
-                    start = end;
-                }
-                for (bucket, rows) in buckets.iter_mut().zip(&mut picked) {
-                    if rows.is_empty() {
-                        continue;
+                    let (body, ends) = KeyEncoder::encode_all(&key_columns(&b, &key, columns)?)
+                        .map_err(|e| failed("a key", e))?;
+                    let mut start = 0;
+                    for (i, end) in ends.into_iter().enumerate() {
+                        if i >= skip {
+                            let k = &body[start..end];
+                            picked[splits.partition_point(|s| s.as_slice() <= k)].push(i as u32);
+                        }
+                        start = end;
                     }
-                    let indices = arrow_array::UInt32Array::from(std::mem::take(rows));
-                    let part = arrow_select::take::take_record_batch(&b, &indices)
-                        .map_err(|e| failed("a bucket", e))?;
-                    bucket.write(&part)?;
-                }
-                Ok(())
-            })?;
-            Ok(Some((buckets, surveyed.rows)))
-        })
-        .await
-        .map_err(|e| failed("a task", e))??;
+                    for (bucket, rows) in buckets.iter_mut().zip(&mut picked) {
+                        if rows.is_empty() {
+                            continue;
+                        }
+                        let indices = arrow_array::UInt32Array::from(std::mem::take(rows));
+                        let part = arrow_select::take::take_record_batch(&b, &indices)
+                            .map_err(|e| failed("a bucket", e))?;
+                        bucket.write(&part)?;
+                    }
+                    Ok(())
+                })?;
+                Ok(Some((buckets, surveyed.rows)))
+            })
+            .await
+            .map_err(|e| failed("a task", e))??;
         let Some((buckets, changed)) = buckets else {
             return Ok(None);
         };
         let mut total = Plan::default();
-        let mut rows = Some(Writer::new(&rows_dir)?);
+        let mut rows = Some(SpillWriter::new(Some(&rows_dir), "pgarrow-rows-"));
         let mut deletes: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
         for bucket in buckets {
             let Some(spilled) = tokio::task::spawn_blocking(move || bucket.finish())
@@ -356,9 +316,7 @@ impl Live {
             })
             .await
             .map_err(|e| failed("a task", e))??;
-            let plan = self
-                .plan(&batch, columns, table, super::read_rows)
-                .await?;
+            let plan = self.plan(&batch, columns, table, super::read_rows).await?;
             drop(batch);
             total.truncate |= plan.truncate;
             total.changes += plan.changes;

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use arrow_array::RecordBatch;
 use pgarrow::protocol::Config;
 use pgarrow::{Error, ErrorKind, Hooks, Result};
-use pgarrow_changes::{COMMIT_LSN_COLUMN, ChangeEvent, ChangeOptions, ChangeStream, ValueFormat};
+use pgarrow_changes::{ChangeEvent, ChangeOptions, ChangeStream, ValueFormat};
 use pgarrow_protocol::replication::Lsn;
 
 use super::schema::SchemaChange;
 use super::{Again, DeleteMode, MirrorOptions, MirrorProgress, MirrorStats, Mirrored};
+pub(crate) use crate::live::after;
 use crate::live::{self, Live, MirrorPoint, Plan, debug};
 use crate::retry::Retries;
 use crate::table::Staged;
@@ -235,22 +236,6 @@ async fn met(
     Ok(None)
 }
 
-/// The rows of `batch` whose transactions committed at or after `lsn` (those before are in
-/// the table already).
-pub(crate) fn after(batch: &RecordBatch, lsn: Lsn) -> Result<RecordBatch> {
-    let commits = batch
-        .column_by_name(COMMIT_LSN_COLUMN)
-        .and_then(|c| c.as_any().downcast_ref::<arrow_array::UInt64Array>())
-        .ok_or_else(|| Error::from(ErrorKind::Internal(format!("no {COMMIT_LSN_COLUMN}"))))?;
-    if commits.values().iter().all(|&c| c >= lsn.0) {
-        return Ok(batch.clone());
-    }
-    let keep: arrow_array::BooleanArray =
-        commits.values().iter().map(|&c| Some(c >= lsn.0)).collect();
-    arrow_select::filter::filter_record_batch(batch, &keep)
-        .map_err(|e| Error::from(ErrorKind::Internal(format!("filtering changes: {e}"))))
-}
-
 /// Commits every table's pending changes up to `lsn`: where several tables have changes and
 /// their format and catalog can (Iceberg), together, in one operation of the catalog, so that
 /// readers see all of them at the one source transaction boundary; else, or when that did not
@@ -380,7 +365,11 @@ async fn folded(m: &Mirrored, options: &MirrorOptions) -> Result<Plan> {
         };
         let bucket = super::pending_memory(options.memory_limit) / 2;
         let dir = options.spill_dir.as_deref();
-        if let Some(plan) = m.live.plan_large(changes, m.columns, &name, bucket, dir).await? {
+        if let Some(plan) = m
+            .live
+            .plan_large(changes, m.columns, &name, bucket, dir)
+            .await?
+        {
             debug(format_args!(
                 "{name}: {} changes ({} bytes set aside) folded in buckets in {:.3} s",
                 plan.changes,
@@ -394,9 +383,10 @@ async fn folded(m: &Mirrored, options: &MirrorOptions) -> Result<Plan> {
             return match options.deletes {
                 DeleteMode::CopyOnWrite => {
                     let schema = plan.spilled.as_ref().map(|s| s.schema.clone());
-                    let empty = RecordBatch::new_empty(schema.unwrap_or_else(|| {
-                        std::sync::Arc::new(arrow_schema::Schema::empty())
-                    }));
+                    let empty = RecordBatch::new_empty(
+                        schema
+                            .unwrap_or_else(|| std::sync::Arc::new(arrow_schema::Schema::empty())),
+                    );
                     plan.copy_on_write(&m.live, &empty, m.columns)
                 }
                 DeleteMode::MergeOnRead => Ok(plan),
@@ -420,7 +410,7 @@ fn gathered(m: &Mirrored) -> Result<RecordBatch> {
         .ok_or_else(|| Error::from(ErrorKind::Internal("no pending changes".into())))?;
     let mut parts = Vec::new();
     if let Some(path) = m.pending.spill_path() {
-        super::pending::read_spill(&path, |b| {
+        crate::spill::read_spill(&path, |b| {
             parts.push(b);
             Ok(())
         })?;

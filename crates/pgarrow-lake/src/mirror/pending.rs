@@ -2,15 +2,15 @@
 //! set aside in a spill file (Arrow IPC, in the spill directory) that a commit reads back a
 //! batch at a time (see [`Live::plan_large`](crate::live::Live::plan_large)).
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::SchemaRef;
-use pgarrow::{Error, ErrorKind, Result};
+use pgarrow::Result;
 use pgarrow_changes::COMMIT_LSN_COLUMN;
 use pgarrow_protocol::replication::Lsn;
+
+use crate::spill::SpillWriter;
 
 /// A table's pending changes, in the order they came.
 #[derive(Default)]
@@ -23,50 +23,7 @@ pub(crate) struct Pending {
     /// The newest commit position among them.
     newest: u64,
     schema: Option<SchemaRef>,
-    spill: Option<Spill>,
-}
-
-/// The changes set aside: a file of the spill directory (removed when dropped).
-struct Spill {
-    file: tempfile::TempPath,
-    writer: arrow_ipc::writer::StreamWriter<BufWriter<File>>,
-    bytes: u64,
-}
-
-/// A spill file's failure at `path`: the disk's (full, out of file handles, unwritable) as
-/// such, else Arrow's.
-pub(crate) fn spill_error(path: &Path, e: impl Into<SpillFault>) -> Error {
-    match e.into() {
-        SpillFault::Io(source) | SpillFault::Arrow(arrow_schema::ArrowError::IoError(_, source)) => {
-            Error::from(pgarrow::io::Error::Io {
-                what: "setting changes aside in",
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-        SpillFault::Arrow(e) => Error::from(ErrorKind::Internal(format!(
-            "changes set aside in {}: {e}",
-            path.display()
-        ))),
-    }
-}
-
-/// What a spill file's write or read can fail with.
-pub(crate) enum SpillFault {
-    Io(std::io::Error),
-    Arrow(arrow_schema::ArrowError),
-}
-
-impl From<std::io::Error> for SpillFault {
-    fn from(e: std::io::Error) -> Self {
-        SpillFault::Io(e)
-    }
-}
-
-impl From<arrow_schema::ArrowError> for SpillFault {
-    fn from(e: arrow_schema::ArrowError) -> Self {
-        SpillFault::Arrow(e)
-    }
+    spill: Option<SpillWriter>,
 }
 
 impl Pending {
@@ -96,7 +53,7 @@ impl Pending {
 
     /// Bytes set aside on disk.
     pub(crate) fn spilled_bytes(&self) -> u64 {
-        self.spill.as_ref().map_or(0, |s| s.bytes)
+        self.spill.as_ref().map_or(0, SpillWriter::bytes)
     }
 
     /// Adds `batch`; past `limit` bytes in memory, they are all set aside in a file of `dir`
@@ -104,7 +61,12 @@ impl Pending {
     ///
     /// # Errors
     /// The spill file's.
-    pub(crate) fn push(&mut self, batch: RecordBatch, limit: usize, dir: Option<&Path>) -> Result<()> {
+    pub(crate) fn push(
+        &mut self,
+        batch: RecordBatch,
+        limit: usize,
+        dir: Option<&Path>,
+    ) -> Result<()> {
         if let Some(commits) = batch
             .column_by_name(COMMIT_LSN_COLUMN)
             .and_then(|c| c.as_any().downcast_ref::<arrow_array::UInt64Array>())
@@ -122,8 +84,7 @@ impl Pending {
         self.bytes += batch.get_array_memory_size();
         self.batches.push(batch);
         if self.bytes > limit {
-            let schema = self.batches[0].schema();
-            let mut spill = Spill::new(dir, &schema)?;
+            let mut spill = SpillWriter::new(dir, "pgarrow-mirror-");
             for b in std::mem::take(&mut self.batches) {
                 spill.write(&b)?;
             }
@@ -140,54 +101,11 @@ impl Pending {
 
     /// Where they were set aside.
     pub(crate) fn spill_path(&self) -> Option<PathBuf> {
-        self.spill.as_ref().map(|s| s.file.to_path_buf())
+        self.spill
+            .as_ref()
+            .and_then(|s| s.path())
+            .map(Path::to_path_buf)
     }
-}
-
-impl Spill {
-    fn new(dir: Option<&Path>, schema: &SchemaRef) -> Result<Spill> {
-        let dir = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
-        let (out, file) = tempfile::Builder::new()
-            .prefix("pgarrow-mirror-")
-            .suffix(".arrows")
-            .tempfile_in(&dir)
-            .map_err(|e| spill_error(&dir, e))?
-            .into_parts();
-        let writer = arrow_ipc::writer::StreamWriter::try_new(BufWriter::new(out), schema)
-            .map_err(|e| spill_error(&file, e))?;
-        Ok(Spill {
-            file,
-            writer,
-            bytes: 0,
-        })
-    }
-
-    /// Appends `batch`, flushed so that a reader sees it.
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer
-            .write(batch)
-            .and_then(|()| self.writer.flush())
-            .map_err(|e| spill_error(&self.file, e))?;
-        self.bytes += batch.get_array_memory_size() as u64;
-        Ok(())
-    }
-}
-
-/// The batches of the spill file at `path`, in order, to `each`. Blocking.
-///
-/// # Errors
-/// The file's and `each`'s.
-pub(crate) fn read_spill(
-    path: &Path,
-    mut each: impl FnMut(RecordBatch) -> Result<()>,
-) -> Result<()> {
-    let file = File::open(path).map_err(|e| spill_error(path, e))?;
-    let reader = arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None)
-        .map_err(|e| spill_error(path, e))?;
-    for batch in reader {
-        each(batch.map_err(|e| spill_error(path, e))?)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -198,6 +116,7 @@ mod tests {
     use arrow_schema::{DataType, Field, Schema};
 
     use super::*;
+    use crate::spill::read_spill;
 
     fn batch(from: i64, n: i64) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
@@ -208,7 +127,9 @@ mod tests {
             schema,
             vec![
                 Arc::new(Int64Array::from_iter_values(from..from + n)),
-                Arc::new(UInt64Array::from_iter_values((from..from + n).map(|v| v as u64))),
+                Arc::new(UInt64Array::from_iter_values(
+                    (from..from + n).map(|v| v as u64),
+                )),
             ],
         )
         .unwrap()

@@ -220,6 +220,7 @@ def mirror(
     failover: bool,
     reexport: bool,
     deletes: str,
+    spill_dir: Optional[str],
     options: Optional[Mapping[str, Any]],
     storage_options: Optional[dict[str, str]],
 ) -> MirrorStats: ...

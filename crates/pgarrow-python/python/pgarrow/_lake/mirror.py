@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Mapping, Optional, Union
 
 from .. import _pgarrow
@@ -35,6 +36,7 @@ def mirror(
     failover: bool = False,
     reexport: bool = True,
     deletes: DeleteMode = "merge-on-read",
+    spill_dir: Union[str, os.PathLike[str], None] = None,
     storage_options: Optional[dict[str, str]] = None,
     **options: Unpack[FileOptions],
 ) -> MirrorStats:
@@ -106,10 +108,17 @@ def mirror(
         writes each file that loses rows again without them, in the same commit, so that the
         tables hold data files only, for readers that read neither deletion vectors nor
         delete files (a commit then costs the rewritten files' size).
+    spill_dir : str or path, optional
+        Where a table's changes past a quarter of ``memory_limit`` are set aside until their
+        commit (Arrow IPC files, removed after it); the system's temporary directory by
+        default.
     storage_options : dict of str to str, optional
         As in :func:`export_file`, for an object-store data path.
     **options
-        As in :func:`export_file`, for the first export and the types of the changes.
+        As in :func:`export_file`, for the first export and the types of the changes;
+        ``memory_limit`` (default ``"512MiB"`` for a mirror) also bounds the mirror's
+        bookkeeping: its key index in memory and the changes held for a commit (see the
+        book's "Memory, disk, and what a run reads").
 
     Returns
     -------
@@ -153,6 +162,7 @@ def mirror(
         failover=failover,
         reexport=reexport,
         deletes=deletes,
+        spill_dir=None if spill_dir is None else os.fspath(spill_dir),
         options=options,
         storage_options=storage_options,
     )
