@@ -840,7 +840,7 @@ impl Live {
             live.add_file(file).await?;
         }
         if read && live.index.persisted() {
-            live.index.persist(&live.files).await?;
+            live.settle().await;
         }
         Ok(live)
     }
@@ -861,7 +861,10 @@ impl Live {
         let mut deleted = deleted_positions.iter().peekable();
         let mut at = 0u64;
         for batch in &keys {
-            self.index.spill_if_full(&self.files).await?;
+            // Past the budget, written out (else held a while longer: the index is a cache).
+            if let Err(e) = self.index.spill_if_full(&self.files).await {
+                log::warn!("the mirror's key index was not written out: {e}");
+            }
             let columns: Vec<&dyn Array> = batch.columns().iter().map(|c| c.as_ref()).collect();
             if self.whole {
                 let digests = whole::digests(&columns).map_err(|e| {

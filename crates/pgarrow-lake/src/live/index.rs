@@ -681,7 +681,15 @@ impl Index {
             return Ok((Index::in_memory(), files.keys().copied().collect()));
         };
         let (key, memory) = (key.to_vec(), place.memory);
-        let store = blocking(move || Store::open(home, &key, memory)).await?;
+        let shown = home.to_string();
+        let store = match blocking(move || Store::open(home, &key, memory)).await {
+            Ok(store) => store,
+            // The index is a cache: a place that cannot be listed leaves it in memory.
+            Err(e) => {
+                log::warn!("the mirror's key index under {shown} is held in memory: {e}");
+                return Ok((Index::in_memory(), files.keys().copied().collect()));
+            }
+        };
         let covered: HashSet<&str> = store.manifest.files.values().map(String::as_str).collect();
         let uncovered = files
             .values()
@@ -1353,5 +1361,29 @@ mod tests {
             }
         }
         assert!(caught > 100, "{caught}");
+    }
+
+    #[tokio::test]
+    async fn a_home_that_cannot_be_listed_leaves_the_index_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the directory would be.
+        let path = dir.path().join(HOME);
+        std::fs::write(&path, b"not a directory").unwrap();
+        let place = Place {
+            home: Some(Location::parse(path.to_str().unwrap(), &Default::default()).unwrap()),
+            memory: 1 << 20,
+        };
+        let table = files(&[(0, "/t/a.parquet", 10, vec![])]);
+        let (mut index, uncovered) = Index::open(&place, &["id".to_owned()], &table)
+            .await
+            .unwrap();
+        assert!(!index.persisted() && uncovered == vec![0]);
+        index.insert(Key::new(&key(1)), (0, 1));
+        index.persist(&table).await.unwrap();
+        let found = index
+            .locate(std::iter::once(key(1).as_slice()), &table)
+            .await
+            .unwrap();
+        assert_eq!(found.get(key(1).as_slice()), Some(&(0, 1)));
     }
 }
