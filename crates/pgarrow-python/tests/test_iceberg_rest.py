@@ -33,6 +33,12 @@ def run(*args, check=True):
     return out
 
 
+def drop_slot(conn, slot):
+    """Drops replication slot `slot` if it is there."""
+    conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                 "WHERE slot_name = %s", (slot,))
+
+
 def new_name(prefix="t"):
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
@@ -133,8 +139,7 @@ def test_a_mirror_follows_changes_and_a_schema_change(logical_url, source, rest_
         mirror()
         check(["id", "name", "amount", "note"])
     finally:
-        conn.execute(f"SELECT pg_drop_replication_slot('{slot}') WHERE EXISTS "
-                     f"(SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')")
+        drop_slot(conn, slot)
 
 
 class Proxy:
@@ -361,8 +366,7 @@ def test_a_server_killed_and_started_again_loses_and_doubles_nothing(logical_url
         want = [normalized(r) for r in conn.execute(f"SELECT id, v FROM {src} ORDER BY id")]
         assert pyiceberg_rows(server, lake, ["id", "v"]) == want
     finally:
-        conn.execute(f"SELECT pg_drop_replication_slot('{slot}') WHERE EXISTS "
-                     f"(SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')")
+        drop_slot(conn, slot)
 
 
 def test_compaction_and_expiry_through_the_catalog(url, conn, rest_catalog):
@@ -489,8 +493,7 @@ def test_vended_credentials_are_the_only_storage_keys_a_run_needs(url, conn, log
         want = [normalized(r) for r in source.execute(f"SELECT id, v FROM {src}_m ORDER BY id")]
         assert pyiceberg_rows(server, lake, ["id", "v"]) == want
     finally:
-        source.execute(f"SELECT pg_drop_replication_slot('{slot}') WHERE EXISTS "
-                       f"(SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')")
+        drop_slot(source, slot)
         server.stop()
         server.cleanup()
 
@@ -530,8 +533,7 @@ def test_a_mirror_renews_vended_credentials_before_they_expire(logical_url, sour
         want = [normalized(r) for r in source.execute(f"SELECT id, v FROM {src} ORDER BY id")]
         assert pyiceberg_rows(server, lake, ["id", "v"]) == want
     finally:
-        source.execute(f"SELECT pg_drop_replication_slot('{slot}') WHERE EXISTS "
-                       f"(SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')")
+        drop_slot(source, slot)
         proxy.close()
         server.stop()
         server.cleanup()
@@ -564,8 +566,7 @@ def test_a_mirror_goes_on_as_its_tokens_expire(logical_url, source, seaweedfs, t
             assert proxy.refused >= 2, proxy.refused
     finally:
         proxy.close()
-        conn.execute(f"SELECT pg_drop_replication_slot('{slot}') WHERE EXISTS "
-                     f"(SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')")
+        drop_slot(conn, slot)
 
 
 def data_files(server, location):
@@ -705,8 +706,7 @@ def test_a_mirror_commits_its_tables_together_all_or_none(logical_url, source, r
         run(*args)
         assert lake() == source_sums() == (60, 60)
     finally:
-        conn.execute(f"SELECT pg_drop_replication_slot('{slot}') WHERE EXISTS "
-                     f"(SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')")
+        drop_slot(conn, slot)
 
 
 def test_compaction_and_expiry_beside_a_running_mirror(logical_url, rest_catalog):
