@@ -18,8 +18,10 @@
 //! slot starts after it. A stream started at a later position ([`ChangeOptions::start`], a
 //! manifest's end) skips the transactions committed before it, so rows made durable but not
 //! yet confirmed when a process died are not delivered twice. Only committed transactions are
-//! sent (pgoutput without `streaming`: the server spills a large transaction to its own disk
-//! and sends it once committed), so a checkpoint always falls between transactions.
+//! delivered, so a checkpoint always falls between transactions: on PostgreSQL 14+ the server
+//! streams a large transaction in parts before its commit ([`ChangeOptions::streaming`]); the
+//! parts are set aside on local disk and delivered at the commit, in commit order (an aborted
+//! one leaves nothing). Before 14, the server holds it and sends it once committed.
 //!
 //! [`changes_to`] is the whole loop for files: one file set per table, rolled by rows, bytes or
 //! seconds, named by LSN range, written atomically, with a manifest of LSN ranges
@@ -33,6 +35,7 @@ mod files;
 pub mod net;
 pub mod slot;
 mod stream;
+mod streamed;
 
 pub use apply::{
     APPLIED_TABLE, ApplyOptions, ApplyStats, Roll, apply_changes, read_manifest, rolls,
@@ -48,6 +51,7 @@ pub use files::{
     changes_to,
 };
 pub use stream::{ChangeBatch, ChangeEvent, ChangeOptions, ChangeStream, TableSchema, ValueFormat};
+pub use streamed::StreamedStats;
 
 /// A duration as seconds (a float), as every document of pgarrow writes times.
 fn seconds<S: serde::Serializer>(

@@ -20,6 +20,7 @@ use pgarrow::protocol::{Config, Connection, quote_ident, quote_literal};
 use pgarrow::{Error, ErrorKind, IntoConfig, Result};
 
 use crate::decode::{self, ChangeAt, Op, RelationDecoder};
+use crate::streamed::{Replay, Streamed, StreamedStats};
 
 /// How values are asked for; read from text by its [`FromStr`](std::str::FromStr) (`auto`,
 /// `binary`, `text`), the one parser of the CLI's `--values` and Python's `values=`.
@@ -93,6 +94,15 @@ pub struct ChangeOptions {
     pub catch_up: bool,
     /// How often the slot is told the position confirmed, at least.
     pub status_interval: Duration,
+    /// Let the server send a large transaction in parts before its commit (`streaming`,
+    /// PostgreSQL 14+; past its `logical_decoding_work_mem`): the parts are set aside on local
+    /// disk under [`spill_dir`](Self::spill_dir) and delivered at the commit, in commit order
+    /// like every other transaction; an aborted one leaves nothing. Off, the server holds such a
+    /// transaction (spilling it on its side) and sends it whole once committed.
+    pub streaming: bool,
+    /// Where streamed transactions are set aside (the system's temporary directory when
+    /// `None`).
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 impl ChangeOptions {
@@ -110,6 +120,8 @@ impl ChangeOptions {
             flush_rows: 1_000_000,
             catch_up: false,
             status_interval: Duration::from_secs(10),
+            streaming: true,
+            spill_dir: None,
         }
     }
 
@@ -164,6 +176,18 @@ impl ChangeOptions {
     /// Tell the slot the confirmed position at least this often.
     pub fn with_status_interval(mut self, interval: Duration) -> Self {
         self.status_interval = interval;
+        self
+    }
+
+    /// Large transactions streamed before their commit (PostgreSQL 14+), or not.
+    pub fn with_streaming(mut self, streaming: bool) -> Self {
+        self.streaming = streaming;
+        self
+    }
+
+    /// Where streamed transactions are set aside until their commit.
+    pub fn with_spill_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.spill_dir = dir;
         self
     }
 }
@@ -252,6 +276,20 @@ pub struct ChangeStream {
     checkpoint_asked: bool,
     /// Why values come as text when binary was possible.
     text_reason: Option<String>,
+    /// Transactions streamed before their commit, set aside until it.
+    streamed: Streamed,
+    /// A committed streamed transaction being read again.
+    replay: Option<Replaying>,
+    /// Whether the server was asked to stream large transactions.
+    streaming: bool,
+}
+
+/// A committed streamed transaction being delivered.
+struct Replaying {
+    txn: Transaction,
+    end_lsn: Lsn,
+    messages: Replay,
+    parser: PgOutputParser,
 }
 
 impl std::fmt::Debug for ChangeStream {
@@ -384,9 +422,14 @@ impl ChangeStream {
         } else {
             ", binary 'true'".to_owned()
         };
+        let streaming = options.streaming && version >= 140_000;
+        let (proto, streamed) = match streaming {
+            true => ("2", ", streaming 'on'"),
+            false => ("1", ""),
+        };
         let command = format!(
-            "START_REPLICATION SLOT {} LOGICAL {resume} (proto_version '1', publication_names \
-             {}{binary})",
+            "START_REPLICATION SLOT {} LOGICAL {resume} (proto_version '{proto}', \
+             publication_names {}{binary}{streamed})",
             quote_ident(&options.slot),
             quote_literal(&pubs)
         );
@@ -418,6 +461,9 @@ impl ChangeStream {
             rows: 0,
             checkpoint_asked: false,
             text_reason,
+            streamed: Streamed::new(options.spill_dir.as_deref()),
+            replay: None,
+            streaming,
             options,
         })
     }
@@ -436,6 +482,16 @@ impl ChangeStream {
     /// a published column without a binary decoder), naming the columns.
     pub fn text_reason(&self) -> Option<&str> {
         self.text_reason.as_deref()
+    }
+
+    /// Whether the server streams large transactions before their commit.
+    pub fn streaming(&self) -> bool {
+        self.streaming
+    }
+
+    /// What transactions streamed before their commit cost so far.
+    pub fn streamed(&self) -> StreamedStats {
+        self.streamed.stats()
     }
 
     /// The position confirmed last.
@@ -485,6 +541,10 @@ impl ChangeStream {
             }
             if self.last_status.elapsed() >= self.options.status_interval {
                 self.send_status(false).await?;
+            }
+            if self.replay.is_some() {
+                self.replay_step().await?;
+                continue;
             }
             let wait = self.wait_time();
             let stop = self.hooks.stop().clone();
@@ -632,8 +692,93 @@ impl ChangeStream {
             StreamMessage::XLogData { start, data, .. } => {
                 self.received = self.received.max(start);
                 let message = self.parser.parse(data)?;
-                self.apply(start, message).await
+                match message {
+                    Message::StreamStart { xid, first_segment } => {
+                        if self.txn.is_some() {
+                            return Err(Error::unexpected(
+                                "a streamed transaction's part inside another transaction",
+                            ));
+                        }
+                        self.streamed.start(xid, first_segment)
+                    }
+                    Message::StreamStop => {
+                        self.streamed.stop();
+                        Ok(())
+                    }
+                    Message::StreamAbort { xid, subxid, .. } => self.streamed.abort(xid, subxid),
+                    Message::StreamCommit {
+                        xid,
+                        commit_lsn,
+                        end_lsn,
+                        commit_time,
+                        ..
+                    } => self.stream_commit(xid, commit_lsn, end_lsn, commit_time),
+                    message if self.streamed.in_part() => {
+                        self.streamed.push(start, message_xid(&message), data)
+                    }
+                    message => self.apply(start, message).await,
+                }
             }
+        }
+    }
+
+    /// A streamed transaction committed: its messages are delivered from the next step on, as
+    /// one transaction committed at `commit_lsn`.
+    fn stream_commit(&mut self, xid: u32, commit_lsn: Lsn, end_lsn: Lsn, time: i64) -> Result<()> {
+        if self.txn.is_some() {
+            return Err(Error::unexpected(
+                "a streamed transaction committed inside another transaction",
+            ));
+        }
+        let txn = Transaction {
+            commit_lsn,
+            commit_time: time,
+            xid,
+            skip: commit_lsn < self.resume,
+        };
+        match self.streamed.commit(xid)? {
+            Some(messages) => {
+                self.txn = Some(txn);
+                self.replay = Some(Replaying {
+                    txn,
+                    end_lsn,
+                    messages,
+                    parser: PgOutputParser::in_stream_part(false),
+                });
+            }
+            None => self.end_transaction(txn, end_lsn),
+        }
+        Ok(())
+    }
+
+    /// Delivers a committed streamed transaction's messages until an event is ready or they
+    /// end (then the transaction ends as a plain one does at its Commit).
+    async fn replay_step(&mut self) -> Result<()> {
+        let Some(mut replay) = self.replay.take() else {
+            return Ok(());
+        };
+        while self.events.is_empty() {
+            let Some((lsn, data)) = replay.messages.next_message()? else {
+                self.txn = None;
+                self.end_transaction(replay.txn, replay.end_lsn);
+                return Ok(());
+            };
+            let message = replay.parser.parse(data)?;
+            self.apply(lsn, message).await?;
+        }
+        self.replay = Some(replay);
+        Ok(())
+    }
+
+    /// A transaction ended at `end_lsn`: its rows are pending a checkpoint.
+    fn end_transaction(&mut self, txn: Transaction, end_lsn: Lsn) {
+        if !txn.skip {
+            self.pending = Some(end_lsn);
+        }
+        if let Some(target) = self.target
+            && end_lsn >= target
+        {
+            self.caught_up = true;
         }
     }
 
@@ -656,14 +801,7 @@ impl ChangeStream {
             }
             Message::Commit { end_lsn, .. } => {
                 let txn = in_txn(self.txn.take())?;
-                if !txn.skip {
-                    self.pending = Some(end_lsn);
-                }
-                if let Some(target) = self.target
-                    && end_lsn >= target
-                {
-                    self.caught_up = true;
-                }
+                self.end_transaction(txn, end_lsn);
             }
             Message::Relation {
                 oid,
@@ -715,10 +853,14 @@ impl ChangeStream {
             Message::StreamStart { .. }
             | Message::StreamStop
             | Message::StreamCommit { .. }
-            | Message::StreamAbort { .. }
-            | Message::TwoPhase { .. } => {
+            | Message::StreamAbort { .. } => {
                 return Err(Error::unexpected(
-                    "the server sent a streamed or two-phase transaction, which was not asked for",
+                    "a streamed transaction's message inside a transaction",
+                ));
+            }
+            Message::TwoPhase { .. } => {
+                return Err(Error::unexpected(
+                    "the server sent a two-phase transaction, which was not asked for",
                 ));
             }
         }
@@ -830,6 +972,20 @@ impl ChangeStream {
         }));
         self.relations.insert(oid, decoder);
         Ok(())
+    }
+}
+
+/// The (sub)transaction a message of a streamed part belongs to.
+fn message_xid(message: &Message<'_>) -> Option<u32> {
+    match message {
+        Message::Relation { xid, .. }
+        | Message::Type { xid, .. }
+        | Message::Insert { xid, .. }
+        | Message::Update { xid, .. }
+        | Message::Delete { xid, .. }
+        | Message::Truncate { xid, .. }
+        | Message::LogicalMessage { xid, .. } => *xid,
+        _ => None,
     }
 }
 

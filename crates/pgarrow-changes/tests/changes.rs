@@ -142,14 +142,15 @@ fn column<'a>(b: &'a RecordBatch, name: &str) -> &'a ArrayRef {
         .unwrap_or_else(|| panic!("no column {name}"))
 }
 
-/// Replays changes in LSN order onto an empty table keyed by `id`: the last image of each live
+/// Replays changes in commit order onto an empty table keyed by `id`: the last image of each live
 /// row, as (batch, index).
 fn replay(batches: &[&RecordBatch]) -> BTreeMap<i32, (usize, usize)> {
     let mut live = BTreeMap::new();
-    let mut last_lsn = 0;
+    let mut last_lsn = (0, 0);
     for (bi, b) in batches.iter().enumerate() {
         let ops = column(b, "_op").as_string::<i32>();
         let lsns = column(b, "_lsn").as_primitive::<UInt64Type>();
+        let commits = column(b, "_commit_lsn").as_primitive::<UInt64Type>();
         let ids = column(b, "id").as_primitive::<Int32Type>();
         let old = column(b, "_old").as_struct();
         let old_ids = old
@@ -157,8 +158,11 @@ fn replay(batches: &[&RecordBatch]) -> BTreeMap<i32, (usize, usize)> {
             .unwrap()
             .as_primitive::<Int32Type>();
         for i in 0..b.num_rows() {
-            assert!(lsns.value(i) >= last_lsn, "changes in LSN order");
-            last_lsn = lsns.value(i);
+            // Transactions in commit order, each one's changes in LSN order (a transaction
+            // that began before another and committed after it has the lower LSNs).
+            let at = (commits.value(i), lsns.value(i));
+            assert!(at >= last_lsn, "changes in commit order, then LSN order");
+            last_lsn = at;
             if old.is_valid(i) {
                 live.remove(&old_ids.value(i));
             }
@@ -522,6 +526,137 @@ async fn a_large_transaction_comes_in_bounded_batches_then_one_checkpoint() {
     }
     assert_eq!(rows, 200_000);
     assert_eq!(checkpoints, 1);
+}
+
+async fn run(c: &mut pgarrow::protocol::Connection, sql: &str) {
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// On PostgreSQL 14+ a transaction past `logical_decoding_work_mem` (64kB here) comes in parts
+/// before its commit, between other transactions: what is delivered is still each committed
+/// transaction whole, in commit order, without the rows of a subtransaction rolled back, and
+/// nothing of a transaction aborted.
+#[tokio::test]
+async fn streamed_transactions_are_delivered_whole_at_their_commit_and_aborted_ones_not_at_all() {
+    let Some(db) = Db::new(
+        "changes_streamed",
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         CREATE PUBLICATION p FOR TABLE t;
+         SELECT pg_create_logical_replication_slot('s_streamed', 'pgoutput');",
+    ) else {
+        return;
+    };
+    let version: u32 = db.psql("SHOW server_version_num").trim().parse().unwrap();
+    let config = pgarrow::IntoConfig::into_config(db.url().as_str()).unwrap();
+    let mut big = pgarrow::protocol::Connection::connect(&config)
+        .await
+        .unwrap();
+    let mut aborted = pgarrow::protocol::Connection::connect(&config)
+        .await
+        .unwrap();
+    // The large one starts first, a savepoint of it is rolled back, another rolled back later
+    // nests one released inside it; a small one and an aborted large one come between.
+    run(
+        &mut big,
+        "BEGIN; INSERT INTO t SELECT g, repeat('a', 40) FROM generate_series(1, 4000) g",
+    )
+    .await;
+    run(
+        &mut aborted,
+        "BEGIN; INSERT INTO t SELECT g, 'gone' FROM generate_series(100001, 104000) g",
+    )
+    .await;
+    db.psql("INSERT INTO t VALUES (50000, 'small, committed first')");
+    run(&mut big, "SAVEPOINT a; INSERT INTO t SELECT g, 'rolled back' FROM generate_series(20001, 23000) g; ROLLBACK TO a").await;
+    run(
+        &mut big,
+        "SAVEPOINT b; UPDATE t SET v = 'kept' WHERE id <= 2000; SAVEPOINT c; \
+         DELETE FROM t WHERE id > 3000; RELEASE c; ROLLBACK TO b",
+    )
+    .await;
+    run(
+        &mut big,
+        "SAVEPOINT d; UPDATE t SET v = 'updated' WHERE id % 2 = 0; RELEASE d",
+    )
+    .await;
+    run(&mut aborted, "ROLLBACK").await;
+    run(&mut big, "COMMIT").await;
+    db.psql("DELETE FROM t WHERE id = 50000");
+
+    let mut stream = ChangeStream::start(db.url(), catch_up("s_streamed"))
+        .await
+        .unwrap();
+    assert_eq!(stream.streaming(), version >= 140_000);
+    let mut rows: Vec<RecordBatch> = Vec::new();
+    while let Some(e) = stream.next_event().await.unwrap() {
+        match e {
+            ChangeEvent::Rows(b) => rows.push(b.batch),
+            ChangeEvent::Checkpoint(lsn) => stream.confirm(lsn).await.unwrap(),
+            ChangeEvent::Schema(_) => {}
+        }
+    }
+    let streamed = stream.streamed();
+    stream.close().await.unwrap();
+    let rows: Vec<&RecordBatch> = rows.iter().collect();
+    // The replay equals the table, row by row.
+    let (schema, table) = db.export("t").await;
+    assert_replay_equals(&rows, &schema, &table);
+    let ids: Vec<i32> = rows
+        .iter()
+        .flat_map(|b| {
+            column(b, "id")
+                .as_primitive::<Int32Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    let ops: Vec<Option<String>> = rows
+        .iter()
+        .flat_map(|b| strs(column(b, "_op").as_ref()))
+        .collect();
+    // Commit order: the small insert, the large transaction (4,000 inserts then 2,001
+    // updates, the small row's among them; nothing of its rolled-back savepoints), the small
+    // delete.
+    let mut counts = BTreeMap::new();
+    for o in &ops {
+        *counts.entry(o.clone()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        ids.len(),
+        1 + 4000 + 2001 + 1,
+        "{counts:?} {:?}",
+        &ids[ids.len() - 5..]
+    );
+    assert_eq!((ids[0], ops[0].as_deref()), (50000, Some("insert")));
+    assert_eq!(*ids.last().unwrap(), 50000);
+    assert!(ids[1..4001].iter().copied().eq(1..=4000));
+    assert!(
+        ops[4001..6002]
+            .iter()
+            .all(|o| o.as_deref() == Some("update"))
+    );
+    assert!(
+        !ids.iter().any(|id| *id > 20000 && *id != 50000),
+        "rows rolled back delivered"
+    );
+    if version >= 140_000 {
+        assert_eq!(
+            (streamed.committed, streamed.aborted),
+            (1, 1),
+            "{streamed:?}"
+        );
+        assert!(streamed.rolled_back >= 1, "{streamed:?}");
+        assert!(
+            streamed.parts >= 2 && streamed.bytes > 64 * 1024,
+            "{streamed:?}"
+        );
+        let server = db.psql(
+            "SELECT stream_txns > 0 FROM pg_stat_replication_slots WHERE slot_name = 's_streamed'",
+        );
+        assert_eq!(server.trim(), "t", "the server streamed");
+    }
 }
 
 #[tokio::test]

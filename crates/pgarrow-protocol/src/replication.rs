@@ -385,6 +385,15 @@ impl PgOutputParser {
         }
     }
 
+    /// A parser already inside a streamed transaction's part: for reading again the messages
+    /// of such a part, set aside until the transaction's commit.
+    pub fn in_stream_part(parallel_streaming: bool) -> PgOutputParser {
+        PgOutputParser {
+            in_stream: true,
+            abort_info: parallel_streaming,
+        }
+    }
+
     /// Reads one message.
     ///
     /// # Errors
