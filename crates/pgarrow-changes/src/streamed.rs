@@ -23,7 +23,7 @@ use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_protocol::replication::Lsn;
 
 /// What streamed transactions cost this stream so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct StreamedStats {
     /// Streamed transactions committed (and delivered like any other).
@@ -39,6 +39,18 @@ pub struct StreamedStats {
     pub bytes: u64,
     /// The most bytes set aside at one moment.
     pub peak_bytes: u64,
+}
+
+impl StreamedStats {
+    /// Adds another stream's (a run that streamed more than once): the peaks are the larger.
+    pub fn plus(&mut self, other: &StreamedStats) {
+        self.committed += other.committed;
+        self.aborted += other.aborted;
+        self.rolled_back += other.rolled_back;
+        self.parts += other.parts;
+        self.bytes += other.bytes;
+        self.peak_bytes = self.peak_bytes.max(other.peak_bytes);
+    }
 }
 
 /// The transactions being streamed, each with its file.

@@ -511,8 +511,9 @@ pub(crate) struct MirrorFlags {
     /// written again without them: data files only, for readers of neither).
     #[arg(long, value_name = "MODE", default_value = "merge-on-read", value_parser = parse_with::<pgarrow_lake::mirror::DeleteMode>)]
     pub(crate) deletes: pgarrow_lake::mirror::DeleteMode,
-    /// Where a table's changes past a quarter of --memory-limit are set aside until their
-    /// commit (Arrow IPC files, removed after it) [default: the system's temporary directory].
+    /// Where a table's changes past a quarter of --memory-limit, and large source transactions
+    /// the server streams before their commit, are set aside until it (files removed after it)
+    /// [default: the system's temporary directory].
     #[arg(long, value_name = "DIR")]
     pub(crate) spill_dir: Option<PathBuf>,
 }
@@ -1141,6 +1142,10 @@ pub(crate) struct ApplyArgs {
     /// with the table): 256MiB, 1GiB, ... [default: 512MiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Apply to lake tables")]
     pub(crate) memory_limit: Option<usize>,
+    /// Where a lake table's changes past a quarter of --memory-limit are set aside until their
+    /// commit [default: the system's temporary directory].
+    #[arg(long, value_name = "DIR", help_heading = "Apply to lake tables")]
+    pub(crate) spill_dir: Option<PathBuf>,
     /// Nanoseconds that are not whole microseconds: error, or round (as `import`).
     #[arg(long, default_value = "error", value_name = "POLICY", value_parser = parse_with::<pgarrow::Nanoseconds>, help_heading = "Apply")]
     pub(crate) nanoseconds: pgarrow::Nanoseconds,
@@ -1208,6 +1213,10 @@ pub(crate) struct ChangesArgs {
     pub(crate) roll_seconds: f64,
     #[command(flatten)]
     pub(crate) storage: StorageArgs,
+    /// Where large transactions the server streams before their commit (PostgreSQL 14+) are
+    /// set aside until it [default: the system's temporary directory].
+    #[arg(long, value_name = "DIR", help_heading = "Changes")]
+    pub(crate) spill_dir: Option<PathBuf>,
     /// No progress lines and no summary.
     #[arg(long, help_heading = "Changes")]
     pub(crate) quiet: bool,

@@ -39,7 +39,8 @@ pub(crate) fn changes(
     .with_create_slot(args.create_slot)
     .with_start(start)
     .with_catch_up(args.catch_up)
-    .with_values(args.values);
+    .with_values(args.values)
+    .with_spill_dir(args.spill_dir.clone());
     if !(args.roll_seconds.is_finite() && args.roll_seconds >= 0.0) {
         return Err(usage("--roll-seconds takes a number of seconds, 0 or more"));
     }
@@ -109,6 +110,12 @@ pub(crate) fn apply(
     if args.deletes != pgarrow_lake::mirror::DeleteMode::default() {
         return Err(usage(
             "--deletes is how a lake table takes deletes: PostgreSQL deletes its rows itself",
+        ));
+    }
+    if args.memory_limit.is_some() || args.spill_dir.is_some() {
+        return Err(usage(
+            "--memory-limit and --spill-dir bound a lake table's bookkeeping (--ducklake, \
+             --delta, --iceberg): into PostgreSQL, each roll is applied by the server",
         ));
     }
     let mut options = ApplyOptions::default().try_with_state_table(&args.state_table)?;

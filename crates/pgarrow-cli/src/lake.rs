@@ -530,6 +530,18 @@ pub(crate) fn mirror(
                 i.merges,
             );
         }
+        let s = &stats.streamed;
+        if s.parts > 0 {
+            eprintln!(
+                "large source transactions streamed before their commit: {} committed, {} \
+                 aborted, {} savepoint(s) rolled back; {} bytes set aside (at most {} at once)",
+                group(s.committed),
+                group(s.aborted),
+                group(s.rolled_back),
+                group(s.bytes),
+                group(s.peak_bytes),
+            );
+        }
     }
     Ok(())
 }
@@ -680,6 +692,7 @@ pub(crate) fn apply(
         ));
     }
     let mut options = LakeApplyOptions::default().with_deletes(args.deletes);
+    options = options.with_spill_dir(args.spill_dir.clone());
     if let Some(m) = args.memory_limit {
         options = options.with_memory_limit(m as u64);
     }

@@ -54,6 +54,9 @@ pub struct LakeApplyOptions {
     pub deletes: DeleteMode,
     /// The memory its bookkeeping may take (as a mirror's).
     pub memory_limit: u64,
+    /// Where changes past the budget are set aside until their commit (the system's
+    /// temporary directory when `None`).
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for LakeApplyOptions {
@@ -63,6 +66,7 @@ impl Default for LakeApplyOptions {
             retries: 10,
             deletes: DeleteMode::MergeOnRead,
             memory_limit: crate::mirror::DEFAULT_MEMORY_LIMIT,
+            spill_dir: None,
         }
     }
 }
@@ -83,6 +87,12 @@ impl LakeApplyOptions {
     /// The memory its bookkeeping may take.
     pub fn with_memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = bytes;
+        self
+    }
+
+    /// Set changes past the budget aside under `dir`.
+    pub fn with_spill_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.spill_dir = dir;
         self
     }
 }
@@ -119,6 +129,7 @@ pub async fn apply_to_lake(
         retries: options.retries,
         deletes: options.deletes,
         memory_limit: options.memory_limit,
+        spill_dir: options.spill_dir.clone(),
         ..MirrorOptions::new(manifest.slot.clone())
     };
     let mut tables: HashMap<String, Mirrored> = HashMap::new();

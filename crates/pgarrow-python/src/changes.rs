@@ -27,6 +27,8 @@ struct SlotArgs {
     values: String,
     /// A WAL position (`16/B374D848`) to skip transactions committed before.
     start: Option<String>,
+    /// Where large transactions streamed before their commit are set aside.
+    spill_dir: Option<PathBuf>,
 }
 
 impl SlotArgs {
@@ -51,7 +53,8 @@ impl SlotArgs {
             .with_create_slot(self.create_slot)
             .with_catch_up(self.catch_up)
             .with_values(values)
-            .with_start(start))
+            .with_start(start)
+            .with_spill_dir(self.spill_dir))
     }
 }
 
@@ -251,6 +254,10 @@ struct ApplyArgs {
     /// "error" or "round".
     nanoseconds: String,
     storage_options: Option<HashMap<String, String>>,
+    /// A lake table's bookkeeping budget, as a size (`"256MiB"`, bytes).
+    memory_limit: Option<String>,
+    /// Where a lake table's changes past the budget are set aside.
+    spill_dir: Option<PathBuf>,
 }
 
 /// Applies the changes directory `path` (as `changes_to` writes it) to the tables of
@@ -298,7 +305,15 @@ pub(crate) fn apply_changes(
         }
         let deletes: Option<String> = lake.get_item("deletes")?.map(|v| v.extract()).transpose()?;
         let deletes = crate::lake::delete_mode(py, deletes.as_deref())?;
-        return crate::lake::apply_to_lake(py, dir, &lake_args, keys, deletes);
+        let mut options = pgarrow_lake::apply::LakeApplyOptions::default()
+            .with_deletes(deletes)
+            .with_spill_dir(given.spill_dir);
+        if let Some(limit) = &given.memory_limit {
+            let bytes = pgarrow::partition::parse_size(limit)
+                .map_err(|e| usage_error(py, format!("memory_limit={limit:?}: {e}")))?;
+            options = options.with_memory_limit(bytes as u64);
+        }
+        return crate::lake::apply_to_lake(py, dir, &lake_args, keys, options);
     }
     if let Some(given) = args.and_then(|a| a.get_item("iceberg_properties").ok().flatten()) {
         // Into PostgreSQL: there is no REST catalog to give properties to.
@@ -306,6 +321,13 @@ pub(crate) fn apply_changes(
         crate::lake::iceberg_properties_of(py, None, given.as_ref())?;
     }
     let args: ApplyArgs = kwargs(py, args)?;
+    if args.memory_limit.is_some() || args.spill_dir.is_some() {
+        return Err(usage_error(
+            py,
+            "memory_limit= and spill_dir= bound a lake table's bookkeeping (ducklake=, delta=, \
+             iceberg=): into PostgreSQL, each roll is applied by the server",
+        ));
+    }
     let config = config(conninfo, None)?;
     let usage = |e: pgarrow::Error| usage_error(py, e.to_string());
     let mut options = pgarrow_changes::ApplyOptions::default();

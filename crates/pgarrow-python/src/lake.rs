@@ -552,9 +552,8 @@ pub(crate) fn apply_to_lake(
     dir: pgarrow::io::Location,
     args: &Bound<'_, PyDict>,
     keys: Vec<(String, Vec<String>)>,
-    deletes: pgarrow_lake::mirror::DeleteMode,
+    options: pgarrow_lake::apply::LakeApplyOptions,
 ) -> PyResult<Py<PyAny>> {
-    use pgarrow_lake::apply::LakeApplyOptions;
     let all = PyDict::new(py);
     for k in MAINTAIN_KEYS {
         all.set_item(k, args.get_item(k)?)?;
@@ -580,7 +579,7 @@ pub(crate) fn apply_to_lake(
         _ => None,
     };
     let target = args.target_or(py, one.as_deref())?;
-    let mut options = LakeApplyOptions::default().with_deletes(deletes);
+    let mut options = options;
     for (table, columns) in keys {
         let table = pgarrow::names::TableName::parse(&table)
             .map_err(|e| usage_error(py, format!("keys: {e}")))?;

@@ -56,7 +56,10 @@ fn pytest_suite() {
     };
     let db = pg.create_database("pytest").expect("a database for pytest");
     // Changes need wal_level = logical and replication connections: a cluster of their own.
-    let logical = pgarrow_testkit::logical_cluster(&[]).expect("the shared cluster started");
+    // Its decoding memory is the least there is, so that every transaction past 64kB is
+    // streamed before its commit: the mirror and change tests all go through that path.
+    let logical = pgarrow_testkit::logical_cluster(&["logical_decoding_work_mem = '64kB'"])
+        .expect("the shared cluster started");
     let logical_db = logical
         .create_database("pytest_changes")
         .expect("a database for the changes tests");

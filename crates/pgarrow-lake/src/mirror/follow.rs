@@ -55,6 +55,7 @@ pub(super) async fn follow(
                 };
                 let again = met(&mut mirrored[i], &s, options, stats, hooks).await?;
                 if let Some((why, renamed)) = again {
+                    stats.streamed.plus(&stream.streamed());
                     stream.close().await?;
                     return Ok(Some(Again {
                         table: i,
@@ -95,6 +96,7 @@ pub(super) async fn follow(
             }
         }
     }
+    stats.streamed.plus(&stream.streamed());
     stream.close().await?;
     Ok(None)
 }
@@ -116,7 +118,8 @@ async fn start_stream(
         .with_policies(options.export.policies)
         .with_catch_up(options.catch_up)
         .with_flush_interval(options.commit_interval)
-        .with_flush_rows(options.commit_changes);
+        .with_flush_rows(options.commit_changes)
+        .with_spill_dir(options.spill_dir.clone());
     let mut waited = 0;
     loop {
         let stream_hooks = Hooks::new().with_stop(hooks.stop().clone());

@@ -409,4 +409,7 @@ pub struct MirrorStats {
     /// The tables' key indexes at the end of the run, summed: their memory and disk, what
     /// finding rows read.
     pub index: crate::live::IndexStats,
+    /// Large source transactions the server streamed before their commit, set aside on disk
+    /// (`spill_dir`) until it.
+    pub streamed: pgarrow_changes::StreamedStats,
 }

@@ -136,6 +136,7 @@ def changes(
     start: Optional[str] = None,
     batch_rows: Optional[int] = None,
     flush_interval: float = 1.0,
+    spill_dir: Union[str, os.PathLike[str], None] = None,
 ) -> Changes:
     """Streams a logical replication slot's changes (plugin pgoutput), as
     ``ChangeBatch(table, pyarrow.RecordBatch)`` items with the export's types.
@@ -162,6 +163,11 @@ def changes(
         The most rows of a batch.
     flush_interval : float, default 1.0
         Seconds rows may wait for a checkpoint.
+    spill_dir : str or os.PathLike, optional
+        Where a large transaction that the server streams before its commit (PostgreSQL 14+,
+        past its ``logical_decoding_work_mem``) is set aside until the commit; the system's
+        temporary directory by default. It is delivered whole at its commit, in commit order;
+        an aborted one is never delivered.
 
     Returns
     -------
@@ -192,6 +198,7 @@ def changes(
         catch_up=catch_up,
         values=values,
         start=start,
+        spill_dir=None if spill_dir is None else os.fspath(spill_dir),
         batch_rows=batch_rows,
         flush_interval=flush_interval,
     )
@@ -214,6 +221,7 @@ def changes_to(
     roll_bytes: int = 128 << 20,
     roll_seconds: float = 60.0,
     storage_options: Optional[dict[str, str]] = None,
+    spill_dir: Union[str, os.PathLike[str], None] = None,
 ) -> ChangesStats:
     """Streams a slot's changes into file sets under ``output``, as ``pgarrow changes -o``.
 
@@ -228,7 +236,7 @@ def changes_to(
         As in :func:`read_batches`.
     output : str or os.PathLike
         A directory, or an object URL such as ``s3://bucket/changes/``.
-    slot, publication, create_slot, values, start
+    slot, publication, create_slot, values, start, spill_dir
         As in :func:`changes`.
     format : {"parquet", "arrow"}, optional
         The files' format; Parquet by default. Its old name, ``to``, still works for a
@@ -268,6 +276,7 @@ def changes_to(
         catch_up=catch_up,
         values=values,
         start=start,
+        spill_dir=None if spill_dir is None else os.fspath(spill_dir),
         roll_rows=roll_rows,
         roll_bytes=roll_bytes,
         roll_seconds=roll_seconds,
@@ -291,6 +300,8 @@ def apply_changes(
     catalog_name: Optional[str] = None,
     iceberg_properties: Optional[Mapping[str, str]] = None,
     deletes: DeleteMode = "merge-on-read",
+    memory_limit: Union[int, str, None] = None,
+    spill_dir: Union[str, os.PathLike[str], None] = None,
 ) -> ApplyStats:
     """Applies a changes directory (as :func:`changes_to` and ``pgarrow changes`` write it) to
     the tables of ``url``'s database, by key, as ``pgarrow apply``: each roll in one
@@ -334,6 +345,13 @@ def apply_changes(
         :func:`export_iceberg`.
     deletes : {"merge-on-read", "copy-on-write"}, default "merge-on-read"
         How the lake tables' commits take rows out of their files, as in :func:`mirror`.
+    memory_limit : int or str, optional
+        With a lake: the memory the tables' bookkeeping may take (a quarter for the key index,
+        a quarter for the changes of the commit under way; past that, set aside on disk), in
+        bytes or as ``"256MiB"``; 512 MiB by default, as in :func:`mirror`.
+    spill_dir : str or os.PathLike, optional
+        With a lake: where changes past the budget are set aside until their commit; the
+        system's temporary directory by default.
 
     Returns
     -------
@@ -354,6 +372,11 @@ def apply_changes(
         raise UsageError(
             "deletes= is how a lake table takes deletes: PostgreSQL deletes its rows itself"
         )
+    if (memory_limit is not None or spill_dir is not None) and not lake:
+        raise UsageError(
+            "memory_limit= and spill_dir= bound a lake table's bookkeeping (ducklake=, delta=, "
+            "iceberg=): into PostgreSQL, each roll is applied by the server"
+        )
     key_lists = {
         table: [c.strip() for c in cols.split(",")] if isinstance(cols, str) else list(cols)
         for table, cols in (keys or {}).items()
@@ -373,4 +396,6 @@ def apply_changes(
         catalog_name=catalog_name,
         iceberg_properties=_properties(iceberg_properties),
         deletes=deletes,
+        memory_limit=None if memory_limit is None else str(memory_limit),
+        spill_dir=None if spill_dir is None else os.fspath(spill_dir),
     )

@@ -57,6 +57,7 @@ class Changes:
         catch_up: bool,
         values: str,
         start: Optional[str],
+        spill_dir: Optional[str],
         batch_rows: Optional[int],
         flush_interval: float,
     ) -> None: ...
@@ -76,6 +77,7 @@ def changes_to(
     catch_up: bool,
     values: str,
     start: Optional[str],
+    spill_dir: Optional[str],
     roll_rows: int,
     roll_bytes: int,
     roll_seconds: float,
@@ -97,6 +99,8 @@ def apply_changes(
     catalog_name: Optional[str],
     iceberg_properties: Optional[dict[str, str]],
     deletes: str,
+    memory_limit: Optional[str],
+    spill_dir: Optional[str],
 ) -> ApplyStats: ...
 
 class Export:

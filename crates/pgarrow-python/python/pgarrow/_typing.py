@@ -235,6 +235,20 @@ class IndexStats(TypedDict):
     lookups: int
 
 
+class StreamedStats(TypedDict):
+    """Large source transactions streamed before their commit (in :class:`MirrorStats`)."""
+
+    #: Streamed transactions committed (delivered whole at their commit) and aborted (nothing
+    #: of them delivered); savepoints rolled back after some of their changes came.
+    committed: int
+    aborted: int
+    rolled_back: int
+    #: Parts received, bytes set aside on disk over the run, and the most at one moment.
+    parts: int
+    bytes: int
+    peak_bytes: int
+
+
 class MirrorApart(TypedDict, total=False):
     """In :class:`MirrorStats` when rounds of several tables are committed table by table."""
 
@@ -277,6 +291,8 @@ class MirrorStats(MirrorApart):
     folded_in_buckets: int
     #: The tables' key indexes: memory, disk, what finding rows read.
     index: IndexStats
+    #: Large source transactions the server streamed before their commit, set aside on disk.
+    streamed: StreamedStats
 
 
 class CompactStats(TypedDict):
