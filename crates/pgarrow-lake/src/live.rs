@@ -312,7 +312,8 @@ pub(crate) struct Plan {
     pub(crate) rows: Option<RecordBatch>,
     /// Positions deleted, by file: only new ones.
     pub(crate) deletes: BTreeMap<i64, Vec<u64>>,
-    /// The keys whose rows the deletes remove (for the index).
+    /// The keys whose rows the deletes remove, for an index held in memory whole (a
+    /// persisted one judges its entries by the deletes themselves).
     pub(crate) gone: Vec<Key>,
     /// Changes folded.
     pub(crate) changes: u64,
@@ -778,16 +779,20 @@ impl<'k> Fold<'k> {
     }
 
     /// The fold into `plan`: its truncate, the table's rows that go (as deletes by file, and
-    /// their keys); returns the rows left, in order.
-    fn finish(self, plan: &mut Plan) -> Vec<Left> {
+    /// with `keys`, their keys); returns the rows left, in order.
+    fn finish(self, plan: &mut Plan, keys: bool) -> Vec<Left> {
         plan.truncate = self.truncate;
         let mut gone = self.gone;
         gone.sort_unstable_by_key(|(at, _)| *at);
         gone.dedup_by_key(|(at, _)| *at);
-        plan.gone.reserve(gone.len());
+        if keys {
+            plan.gone.reserve(gone.len());
+        }
         for ((file, pos), k) in gone {
             plan.deletes.entry(file).or_default().push(pos);
-            plan.gone.push(Key::new(k));
+            if keys {
+                plan.gone.push(Key::new(k));
+            }
         }
         self.left.into_iter().flatten().collect()
     }
@@ -1123,7 +1128,10 @@ impl Live {
             index_read,
             ..Plan::default()
         };
-        let left = fold.finish(&mut plan);
+        // A persisted index needs no keys of the rows that go: its entries, in memory too,
+        // count only while their position is live (and the next write-out drops them). An
+        // index held in memory whole takes them out, or it would grow with every delete.
+        let left = fold.finish(&mut plan, !self.index.persisted());
         if !left.is_empty() {
             plan.rows = Some(self.materialize(batch, columns, &left, fetch).await?);
         }

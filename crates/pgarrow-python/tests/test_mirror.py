@@ -14,6 +14,7 @@ import select
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import uuid
 from urllib.parse import urlparse, urlunparse
@@ -1682,6 +1683,110 @@ def test_a_transaction_larger_than_the_budget_is_set_aside_and_committed_whole(
             if e["event"] == "done"][0]["stats"]
     assert done["set_aside_bytes"] > 0 and done["folded_in_buckets"] == 0, done
     import_back(fmt, lake, source, table)
+
+
+def server_streamed(source, slot):
+    """Transactions the server streamed to `slot` before their commit (PostgreSQL 14+)."""
+    with psycopg.connect(source) as c:
+        row = c.execute("SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = %s",
+                        (slot,)).fetchone()
+    return row[0] if row else 0
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_streamed_transaction_is_committed_whole_and_an_aborted_one_leaves_nothing(
+        source, lake, slot, fmt):
+    """The test cluster streams every transaction past 64kB (`logical_decoding_work_mem`)
+    before its commit. One that commits, with a savepoint rolled back inside it, lands whole
+    after a small one that committed while it ran; one aborted after being streamed leaves
+    nothing; the run's statistics and the server's say so, and the table read back into
+    PostgreSQL is the source."""
+    table = f"mirror_streamed_{fmt}"
+    make_table(source, table, rows=2_000)
+    mirror(source, lake, slot, table, fmt=fmt)
+    with psycopg.connect(source) as big, psycopg.connect(source) as gone:
+        big.execute(f"UPDATE {table} SET name = name || '+' WHERE id <= 1500")
+        gone.execute(f"INSERT INTO {table} SELECT g, 'gone', repeat('g', 500), 0 "
+                     "FROM generate_series(100000, 103000) g")
+        run(source, f"UPDATE {table} SET amount = -1 WHERE id = 1900")
+        big.execute("SAVEPOINT a")
+        big.execute(f"DELETE FROM {table} WHERE id <= 1500")
+        big.execute(f"INSERT INTO {table} SELECT g, 'rolled back', repeat('r', 500), 0 "
+                    "FROM generate_series(200000, 203000) g")
+        big.execute("ROLLBACK TO a")
+        big.execute(f"INSERT INTO {table} SELECT g, 'kept', repeat('k', 200), g "
+                    "FROM generate_series(5000, 7999) g")
+        gone.rollback()
+        big.commit()
+    run(source, f"DELETE FROM {table} WHERE id = 1901")
+    done = [e for e in events(mirror(source, lake, slot, table, fmt=fmt).stdout)
+            if e["event"] == "done"][0]["stats"]
+    streamed = done["streamed"]
+    assert streamed["committed"] >= 1 and streamed["aborted"] == 1, streamed
+    assert streamed["rolled_back"] >= 1 and streamed["bytes"] > 64 * 1024, streamed
+    assert server_streamed(source, slot) >= 2
+    import_back(fmt, lake, source, table)
+    with psycopg.connect(source) as c:
+        assert c.execute(f"SELECT count(*) FROM {table}_back WHERE id >= 100000").fetchone()[0] == 0
+
+
+def test_one_transaction_updating_five_million_rows_under_a_256mib_limit(source, lake, slot,
+                                                                         tmp_path, duckdb_delta):
+    """The issue's test: a table of 5,000,000 rows mirrored, then one transaction updating
+    every row, mirrored under `memory_limit="256MiB"` (the release engine, through Python). The
+    transaction is streamed by the server, set aside on disk, folded in buckets and committed
+    whole in one commit; the process's peak memory (the kernel's high-water mark, less what the
+    interpreter held once pgarrow was imported) stays near the limit, and the Delta table, read
+    by DuckDB, holds the source's rows."""
+    table = "mirror_five_million"
+    n = 5_000_000
+    run(source, f"""DROP TABLE IF EXISTS {table};
+        CREATE TABLE {table} (id bigint PRIMARY KEY, n bigint NOT NULL, v text NOT NULL);
+        INSERT INTO {table} SELECT g, g, 'v' FROM generate_series(1, {n}) g""")
+    path = lake[1] / "delta" / table
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    # The high-water mark of the process's own memory (/proc: ru_maxrss would count the
+    # pytest process it was forked from).
+    script = (
+        "import json, sys, pgarrow\n"
+        "def mem(field):\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith(field + ':'):\n"
+        "            return int(line.split()[1]) * 1024\n"
+        "base = mem('VmRSS')\n"
+        "url, table, path, slot, spill = sys.argv[1:]\n"
+        "stats = pgarrow.mirror(url, table=table, delta=path, slot=slot, catch_up=True,\n"
+        "                       memory_limit='256MiB', spill_dir=spill, commit_changes=10**9)\n"
+        "print(json.dumps({'stats': stats, 'base': base, 'peak': mem('VmHWM')}))\n"
+    )
+
+    def measured():
+        out = subprocess.run([sys.executable, "-c", script, source, table, str(path), slot,
+                              str(spill)], capture_output=True, text=True, timeout=900)
+        assert out.returncode == 0, out.stderr
+        got = json.loads(out.stdout)
+        return got["stats"], got["peak"] - got["base"]
+
+    first, first_peak = measured()
+    assert first["exported_rows"] == n, first
+    run(source, f"UPDATE {table} SET n = n + 1, v = 'w'")
+    stats, peak = measured()
+    assert stats["commits"] == 1 and stats["changes"] == n, stats
+    assert stats["folded_in_buckets"] == 1 and stats["set_aside_bytes"] > 256 << 20, stats
+    assert stats["streamed"]["committed"] == 1 and stats["streamed"]["bytes"] > 256 << 20, stats
+    assert list(spill.iterdir()) == []
+    limit = 256 << 20
+    print(f"peak memory past the interpreter's: the first run {first_peak >> 20} MiB, the "
+          f"5M-row transaction {peak >> 20} MiB (limit {limit >> 20} MiB)")
+    assert first_peak <= 1.25 * limit and peak <= 1.6 * limit, (first_peak, peak)
+    with psycopg.connect(source) as c:
+        want = c.execute(f"SELECT count(*), sum(id), sum(n), sum(id * n), "
+                         f"count(*) FILTER (WHERE v = 'w') FROM {table}").fetchone()
+    got = duckdb_delta(f"SELECT count(*), sum(id), sum(n), sum(id * n::hugeint), "
+                       f"count(*) FILTER (WHERE v = 'w') FROM delta_scan('{path}')")[0]
+    assert tuple(int(x) for x in got) == tuple(int(x) for x in want), (got, want)
+    run(source, f"DROP TABLE {table}")
 
 
 def test_python_mirror_sets_a_large_transaction_aside_in_its_spill_dir(source, lake, slot, tmp_path,
