@@ -71,6 +71,41 @@ def test_changes_come_as_typed_batches_and_resume_after_the_confirmed_checkpoint
     assert items[-1].table == '"public"."py_t"'
 
 
+def test_a_streamed_transaction_is_set_aside_in_spill_dir_and_delivered_whole(logical_url, tmp_path):
+    """The test cluster streams transactions past 64kB before their commit: `spill_dir=` is
+    where they are set aside (a directory that does not exist is named), in files that leave
+    nothing behind; the transaction comes whole at its commit, an aborted one not at all."""
+    run(
+        logical_url,
+        """DROP PUBLICATION IF EXISTS py_spub; DROP TABLE IF EXISTS py_st;
+           CREATE TABLE py_st (id int PRIMARY KEY, v text);
+           CREATE PUBLICATION py_spub FOR TABLE py_st;""",
+    )
+    with pgarrow.changes(logical_url, slot="py_ss", publication="py_spub", create_slot=True, catch_up=True) as s:
+        assert list(s) == []
+    with psycopg.connect(logical_url) as big, psycopg.connect(logical_url) as gone:
+        big.execute("INSERT INTO py_st SELECT g, repeat('b', 100) FROM generate_series(1, 3000) g")
+        gone.execute("INSERT INTO py_st SELECT g, repeat('g', 100) FROM generate_series(10001, 13000) g")
+        gone.rollback()
+        big.commit()
+    with pytest.raises(pgarrow.Error, match="no-such-dir"):
+        with pgarrow.changes(logical_url, slot="py_ss", publication="py_spub", catch_up=True,
+                             spill_dir=tmp_path / "no-such-dir") as s:
+            list(s)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    with pgarrow.changes(logical_url, slot="py_ss", publication="py_spub", catch_up=True, spill_dir=spill) as s:
+        ids = [i for _, b in s for i in b.column("id").to_pylist()]
+        s.confirm()
+    assert ids == list(range(1, 3001))
+    assert list(spill.iterdir()) == []
+    out = tmp_path / "files"
+    run(logical_url, "INSERT INTO py_st SELECT g, repeat('c', 100) FROM generate_series(3001, 6000) g")
+    stats = pgarrow.changes_to(logical_url, out, slot="py_ss", publication="py_spub", catch_up=True,
+                               spill_dir=spill)
+    assert stats["rows"] == 3000, stats
+
+
 def test_changes_name_what_is_missing(logical_url):
     run(logical_url, "DROP PUBLICATION IF EXISTS py_pub2; CREATE PUBLICATION py_pub2")
     with pytest.raises(pgarrow.UsageError, match='"nope" does not exist'):

@@ -1491,8 +1491,23 @@ def test_apply_into_a_lake_table_says_what_is_missing(source, lake, slot, tmp_pa
     unrecorded = subprocess.run([pgarrow_bin(), "apply", str(changes), "--delta", str(other)],
                                 capture_output=True, text=True)
     assert unrecorded.returncode != 0 and "records no replication slot" in unrecorded.stderr, unrecorded.stderr
-    stats = pgarrow.apply_changes(None, str(changes), delta=str(path))
+    # The bookkeeping's budget and spill directory reach the lake apply: changes past a
+    # quarter of 4KiB are set aside there (a directory that does not exist is named).
+    with pytest.raises(pgarrow.Error, match="no-such-spill-dir"):
+        pgarrow.apply_changes(None, str(changes), delta=str(path), memory_limit="4KiB",
+                              spill_dir=tmp_path / "no-such-spill-dir")
+    spill = tmp_path / "apply-spill"
+    spill.mkdir()
+    stats = pgarrow.apply_changes(None, str(changes), delta=str(path), memory_limit=4096,
+                                  spill_dir=spill)
     assert stats["rolls"] >= 1 and stats["tables"] == [str(path)], stats
+    assert list(spill.iterdir()) == []
+    for refused in (dict(memory_limit="1GiB"), dict(spill_dir=spill)):
+        with pytest.raises(pgarrow.UsageError, match="lake table's bookkeeping"):
+            pgarrow.apply_changes(source, str(changes), **refused)
+    into_pg = subprocess.run([pgarrow_bin(), "apply", str(changes), "-d", source, "--spill-dir",
+                              str(spill)], capture_output=True, text=True)
+    assert into_pg.returncode == 2 and "lake table's bookkeeping" in into_pg.stderr, into_pg.stderr
     assert work.check(delta_rows(path), "applied") == len(work.history) - 1
     assert pgarrow.apply_changes(None, str(changes), delta=str(path))["rolls"] == 0
     with pytest.raises(pgarrow.UsageError, match="PostgreSQL's"):
