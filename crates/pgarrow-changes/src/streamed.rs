@@ -110,6 +110,12 @@ impl Streamed {
             // A transaction id streamed from its start again: what was set aside is stale.
             self.held -= old.len;
         }
+        if !first && !self.open.contains_key(&xid) {
+            // PostgreSQL's own apply worker refuses this too: the part cannot be whole.
+            return Err(Error::unexpected(format!(
+                "a later part of streamed transaction {xid} came without its first part"
+            )));
+        }
         if !self.open.contains_key(&xid) {
             let file = tempfile::tempfile_in(&self.dir).map_err(|e| io_error(&self.dir, e))?;
             self.open.insert(
@@ -329,6 +335,13 @@ mod tests {
         let mut s = Streamed::new(Some(Path::new("/nonexistent/pgarrow-spill")));
         let e = s.start(1, true).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/pgarrow-spill"), "{e}");
+    }
+
+    #[test]
+    fn a_later_part_without_the_first_is_refused() {
+        let mut s = Streamed::new(None);
+        let e = s.start(9, false).unwrap_err().to_string();
+        assert!(e.contains("without its first part"), "{e}");
     }
 
     #[test]
