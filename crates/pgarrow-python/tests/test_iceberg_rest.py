@@ -688,7 +688,8 @@ def test_a_mirror_commits_its_tables_together_all_or_none(logical_url, source, r
         write(1)
         proxy.committed.clear()
         out = run(*args)
-        committed = [json.loads(line) for line in out.stdout.splitlines() if '"committed"' in line]
+        committed = [e for e in map(json.loads, (x for x in out.stdout.splitlines() if x.startswith("{")))
+                     if e.get("event") == "committed"]
         assert sorted(e["table"] for e in committed) == [f'"{schema}"."lines"', f'"{schema}"."orders"']
         assert [e["together"] for e in committed] == [2, 2], committed
         assert [p.rsplit("/", 2)[-2:] for p in proxy.committed] == [["transactions", "commit"]]
