@@ -71,6 +71,9 @@ struct Spool {
     len: u64,
     /// Subtransactions in the order of their first message, with the offset of that message.
     subxacts: Vec<(u32, u64)>,
+    /// Each subtransaction's place in `subxacts` (a PL/pgSQL loop with an exception block
+    /// makes one per iteration: a scan per message would be quadratic).
+    places: HashMap<u32, usize>,
 }
 
 fn io_error(dir: &Path, source: std::io::Error) -> Error {
@@ -124,6 +127,7 @@ impl Streamed {
                     file: BufWriter::with_capacity(64 * 1024, file),
                     len: 0,
                     subxacts: Vec::new(),
+                    places: HashMap::new(),
                 },
             );
         }
@@ -149,8 +153,9 @@ impl Streamed {
         };
         if let Some(sub) = subxid
             && sub != xid
-            && !spool.subxacts.iter().any(|(s, _)| *s == sub)
+            && !spool.places.contains_key(&sub)
         {
+            spool.places.insert(sub, spool.subxacts.len());
             spool.subxacts.push((sub, spool.len));
         }
         let len = u32::try_from(message.len()).map_err(|_| {
@@ -185,12 +190,14 @@ impl Streamed {
         let Some(spool) = self.open.get_mut(&xid) else {
             return Ok(());
         };
-        let Some(i) = spool.subxacts.iter().position(|(s, _)| *s == subxid) else {
+        let Some(&i) = spool.places.get(&subxid) else {
             // Nothing of it was sent.
             return Ok(());
         };
         let cut = spool.subxacts[i].1;
-        spool.subxacts.truncate(i);
+        for (sub, _) in spool.subxacts.drain(i..) {
+            spool.places.remove(&sub);
+        }
         self.stats.rolled_back += 1;
         let cut_file = |f: &mut BufWriter<File>| -> std::io::Result<()> {
             f.flush()?;

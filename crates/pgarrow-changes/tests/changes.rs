@@ -19,8 +19,8 @@ use pgarrow_changes::{
     ChangeEvent, ChangeOptions, ChangeStream, ChangeTarget, ChangesProgress, ValueFormat,
 };
 
-/// One cluster for the binary, with `wal_level = logical` and a small decoding memory (the
-/// server spills a large transaction to disk before sending it).
+/// One cluster for the binary, with `wal_level = logical` and the least decoding memory (64kB:
+/// the server streams every larger transaction before its commit).
 fn cluster() -> Option<&'static pgarrow_scratch::Cluster> {
     static CLUSTER: OnceLock<Option<pgarrow_scratch::Cluster>> = OnceLock::new();
     CLUSTER
