@@ -12,15 +12,13 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, ListArray, RecordBatch, StringArray, StructArray};
 use arrow_schema::SchemaRef;
-use bytes::Bytes;
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use pgarrow::io::{Input, InputOptions, Location};
 use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_changes::net::{Change, Effect, Kept, KeyAt, KeyEncoder, KeyHashing, reduce};
 use pgarrow_changes::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN};
 
 mod index;
+mod keys;
 mod large;
 mod whole;
 
@@ -857,55 +855,58 @@ impl Live {
             self.files.insert(file.id, file);
             return Ok(());
         }
-        let (keys, read) = read_keys(&file, &self.key).await?;
-        self.index.file_read(read);
+        // One row group's keys at a time: a file of any size takes one row group's memory.
+        let reader = keys::KeyReader::open(&file, &self.key).await?;
+        self.index.file_read(reader.key_bytes());
         // The file is the table's as its keys go in (an entry written out is of a live file).
         let (id, location, rows) = (file.id, file.location.to_string(), file.rows);
         let deleted_positions = file.deleted.clone();
         self.files.insert(file.id, file);
         let mut deleted = deleted_positions.iter().peekable();
         let mut at = 0u64;
-        for batch in &keys {
-            // Past the budget, written out (else held a while longer: the index is a cache).
-            if let Err(e) = self.index.spill_if_full(&self.files).await {
-                log::warn!("the mirror's key index was not written out: {e}");
-            }
-            let columns: Vec<&dyn Array> = batch.columns().iter().map(|c| c.as_ref()).collect();
-            if self.whole {
-                let digests = whole::digests(&columns).map_err(|e| {
+        for group in 0..reader.row_groups() {
+            for batch in &reader.read(group).await? {
+                // Past the budget, written out (else held a while longer: the index is a cache).
+                if let Err(e) = self.index.spill_if_full(&self.files).await {
+                    log::warn!("the mirror's key index was not written out: {e}");
+                }
+                let columns: Vec<&dyn Array> = batch.columns().iter().map(|c| c.as_ref()).collect();
+                if self.whole {
+                    let digests = whole::digests(&columns).map_err(|e| {
+                        Error::from(ErrorKind::InvalidInput(format!(
+                            "the rows of {location}: {e}"
+                        )))
+                    })?;
+                    for d in digests {
+                        while deleted.next_if(|&&d| d < at).is_some() {}
+                        if deleted.next_if_eq(&&at).is_none() {
+                            whole::insert(self, d, (id, at));
+                        }
+                        at += 1;
+                    }
+                    continue;
+                }
+                let (body, ends) = KeyEncoder::encode_all(&columns).map_err(|e| {
                     Error::from(ErrorKind::InvalidInput(format!(
-                        "the rows of {location}: {e}"
+                        "the key of {location}: {e}"
                     )))
                 })?;
-                for d in digests {
+                let mut start = 0;
+                for end in ends {
                     while deleted.next_if(|&&d| d < at).is_some() {}
                     if deleted.next_if_eq(&&at).is_none() {
-                        whole::insert(self, d, (id, at));
+                        let key = Key::new(&body[start..end]);
+                        if let Some((other, pos)) = self.index.insert(key, (id, at)) {
+                            return Err(ErrorKind::InvalidInput(format!(
+                                "the lake table holds one key twice (file {id} row {at}, and file \
+                             {other} row {pos}): it is not a mirror of a table with that key"
+                            ))
+                            .into());
+                        }
                     }
+                    start = end;
                     at += 1;
                 }
-                continue;
-            }
-            let (body, ends) = KeyEncoder::encode_all(&columns).map_err(|e| {
-                Error::from(ErrorKind::InvalidInput(format!(
-                    "the key of {location}: {e}"
-                )))
-            })?;
-            let mut start = 0;
-            for end in ends {
-                while deleted.next_if(|&&d| d < at).is_some() {}
-                if deleted.next_if_eq(&&at).is_none() {
-                    let key = Key::new(&body[start..end]);
-                    if let Some((other, pos)) = self.index.insert(key, (id, at)) {
-                        return Err(ErrorKind::InvalidInput(format!(
-                            "the lake table holds one key twice (file {id} row {at}, and file \
-                             {other} row {pos}): it is not a mirror of a table with that key"
-                        ))
-                        .into());
-                    }
-                }
-                start = end;
-                at += 1;
             }
         }
         if at != rows {
@@ -1242,92 +1243,6 @@ impl Live {
         RecordBatch::try_new(table_schema, arrays)
             .map_err(|e| Error::from(ErrorKind::Internal(format!("the rows left: {e}"))))
     }
-}
-
-/// The key columns of a Parquet file (a local file: only their column chunks read; an
-/// object: read whole, only those columns decoded; a column the file leaves out, from its
-/// constant), and the bytes of those column chunks.
-async fn read_keys(file: &LiveFile, key: &[String]) -> Result<(Vec<RecordBatch>, u64)> {
-    // Where it is and what it leaves out (not its deleted positions, which may be many).
-    let file = LiveFile {
-        location: file.location.clone(),
-        constants: file.constants.clone(),
-        deleted: Vec::new(),
-        ..*file
-    };
-    let key = key.to_vec();
-    tokio::task::spawn_blocking(move || -> Result<(Vec<RecordBatch>, u64)> {
-        let location = &file.location;
-        match location.as_local() {
-            Some(path) => {
-                let opened = std::fs::File::open(path).map_err(|e| {
-                    Error::from(ErrorKind::InvalidInput(format!("reading {location}: {e}")))
-                })?;
-                keys_of(opened, &file, &key)
-            }
-            None => keys_of(Bytes::from(location.read()?), &file, &key),
-        }
-    })
-    .await
-    .map_err(|e| Error::from(ErrorKind::Internal(format!("reading keys: {e}"))))?
-}
-
-/// [`read_keys`] from `reader`. Blocking.
-fn keys_of<R: parquet::file::reader::ChunkReader + 'static>(
-    reader: R,
-    file: &LiveFile,
-    key: &[String],
-) -> Result<(Vec<RecordBatch>, u64)> {
-    let shown = file.location.to_string();
-    let bad = |e: &dyn std::fmt::Display| {
-        Error::from(ErrorKind::InvalidInput(format!("reading {shown}: {e}")))
-    };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| bad(&e))?;
-    let arrow = builder.schema().clone();
-    let constant = |k: &String| file.constants.iter().any(|c| &c.name == k);
-    let roots = key
-        .iter()
-        .filter(|k| !constant(k))
-        .map(|k| {
-            arrow
-                .index_of(k)
-                .map_err(|_| bad(&format!("no key column {k:?}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    let read: u64 = builder
-        .metadata()
-        .row_groups()
-        .iter()
-        .flat_map(|g| g.columns().iter().enumerate())
-        .filter(|(i, _)| mask.leaf_included(*i))
-        .map(|(_, c)| u64::try_from(c.compressed_size()).unwrap_or(0))
-        .sum();
-    let reader = builder.with_projection(mask).build().map_err(|e| bad(&e))?;
-    let mut out = Vec::new();
-    for batch in reader {
-        let batch = file.with_constants(batch.map_err(|e| bad(&e))?)?;
-        // The projection keeps the file's column order: put the key's back.
-        let columns = key
-            .iter()
-            .map(|k| {
-                batch
-                    .column_by_name(k)
-                    .cloned()
-                    .ok_or_else(|| bad(&format!("no key column {k:?}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let fields: Vec<_> = key
-            .iter()
-            .zip(&columns)
-            .map(|(k, c)| arrow_schema::Field::new(k, c.data_type().clone(), true))
-            .collect();
-        out.push(
-            RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
-                .map_err(|e| bad(&e))?,
-        );
-    }
-    Ok((out, read))
 }
 
 /// The rows of `file` its deletes leave, in order, handed to `each` a batch at a time as the
