@@ -40,9 +40,23 @@ const SEGMENT_MAGIC: &[u8; 8] = b"PGAXSEG1";
 const BLOCK: usize = 4096;
 /// The bytes of a segment, at most about: what one write holds in memory.
 const SEGMENT: usize = 32 << 20;
-/// The memory an entry held in memory takes, about (a short key inline, its place, the hash
-/// table's room).
-const ENTRY_MEMORY: usize = 64;
+/// The most entries held in memory under `memory` bytes: a hash table's buckets come in
+/// powers of two, seven eighths of them used at most, each an entry and a control byte; and
+/// writing them out sorts a reference to each. So the largest power of two of buckets whose
+/// table and references fit, seven eighths of it: filled up to that, the table is never
+/// resized past the budget.
+fn most_in_memory(memory: usize) -> usize {
+    let bucket = std::mem::size_of::<(Key, At)>() + 1;
+    let reference = std::mem::size_of::<(&Key, &At)>();
+    // Per bucket: its entry and control byte, and (seven eighths of the time) a reference.
+    let per = bucket + reference * 7 / 8 + 1;
+    let buckets = (memory / per).max(1024);
+    let buckets = match buckets.is_power_of_two() {
+        true => buckets,
+        false => buckets.next_power_of_two() / 2,
+    };
+    buckets / 8 * 7
+}
 /// Runs past this many are merged whatever their sizes.
 const MOST_RUNS: usize = 12;
 
@@ -252,17 +266,21 @@ fn entries(block: &[u8]) -> Result<Vec<(&[u8], u32, u64)>> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < block.len() {
-        let bad = || damaged("a block's entry is cut short");
-        let len =
-            usize::try_from(get_varint(block, &mut at).ok_or_else(bad)?).map_err(|_| bad())?;
-        let end = at.checked_add(len).ok_or_else(bad)?;
-        let key = block.get(at..end).ok_or_else(bad)?;
-        at = end;
-        let file = u32::try_from(get_varint(block, &mut at).ok_or_else(bad)?).map_err(|_| bad())?;
-        let pos = get_varint(block, &mut at).ok_or_else(bad)?;
-        out.push((key, file, pos));
+        out.push(entry(block, &mut at)?);
     }
     Ok(out)
+}
+
+/// The entry of `block` at `at` (key, file number, position), `at` moved past it.
+fn entry<'b>(block: &'b [u8], at: &mut usize) -> Result<(&'b [u8], u32, u64)> {
+    let bad = || damaged("a block's entry is cut short");
+    let len = usize::try_from(get_varint(block, at).ok_or_else(bad)?).map_err(|_| bad())?;
+    let end = at.checked_add(len).ok_or_else(bad)?;
+    let key = block.get(*at..end).ok_or_else(bad)?;
+    *at = end;
+    let file = u32::try_from(get_varint(block, at).ok_or_else(bad)?).map_err(|_| bad())?;
+    let pos = get_varint(block, at).ok_or_else(bad)?;
+    Ok((key, file, pos))
 }
 
 /// Writes sorted entries as segments under `home`, each at most about [`SEGMENT`] bytes.
@@ -578,7 +596,7 @@ impl Store {
             .collect();
         names.sort();
         let newest = names.last().map_or(0, |(n, _)| *n);
-        let most_in_memory = (memory / ENTRY_MEMORY).max(1024);
+        let most_in_memory = most_in_memory(memory);
         let empty = |why: &str| {
             if newest > 0 {
                 log::info!("the mirror's key index under {home} is built again: {why}");
@@ -721,7 +739,9 @@ impl Index {
 
     fn refresh_stats(&mut self) {
         self.stats.memory_entries = self.mem.len() as u64;
-        self.stats.memory_bytes = (self.mem.capacity() * ENTRY_MEMORY) as u64;
+        // A table of this room has about 8/7 as many buckets, each an entry and a control byte.
+        let bucket = std::mem::size_of::<(Key, At)>() + 1;
+        self.stats.memory_bytes = (self.mem.capacity() / 7 * 8 * bucket) as u64;
         if let Some(s) = &self.store {
             self.stats.runs = s.runs.len() as u64;
             self.stats.disk_bytes = s.runs.iter().map(Run::bytes).sum();
@@ -868,53 +888,56 @@ impl Index {
     }
 
     /// The entries in memory written as a run (only live ones when `live_only`), memory
-    /// emptied; on an error they are held in memory still.
+    /// emptied (its room kept for the next ones); on an error they are held in memory still.
     async fn write_out(&mut self, files: &BTreeMap<i64, LiveFile>, live_only: bool) -> Result<()> {
         let Some(store) = &mut self.store else {
             return Ok(());
         };
+        if live_only {
+            let liveness = Liveness::new(files);
+            self.mem.retain(|_, at| liveness.live(*at));
+        }
         if self.mem.is_empty() {
             return Ok(());
         }
-        let liveness = Liveness::new(files);
-        let mut ids: HashMap<u32, i64> = HashMap::new();
-        let mut entries: Vec<(Key, u32, u64)> = Vec::with_capacity(self.mem.len());
-        for (k, at) in std::mem::take(&mut self.mem) {
-            if live_only && !liveness.live(at) {
-                continue;
+        // The files' numbers, given before the entries go to be sorted where they are (no
+        // copy of them: that would double the memory they take).
+        let mut numbers: HashMap<i64, u32> = HashMap::new();
+        for (_, at) in self.mem.iter() {
+            if let std::collections::hash_map::Entry::Vacant(v) = numbers.entry(at.0)
+                && let Some(file) = files.get(&at.0)
+            {
+                v.insert(store.number(&file.location.to_string()));
             }
-            let Some(file) = files.get(&at.0) else {
-                continue;
-            };
-            let n = store.number(&file.location.to_string());
-            ids.insert(n, at.0);
-            entries.push((k, n, at.1));
         }
         let home = store.home.clone();
-        let (written, entries) = blocking(move || {
-            let mut entries = entries;
-            entries.sort_unstable_by(|a, b| a.0.as_slice().cmp(b.0.as_slice()));
+        let mut mem = std::mem::take(&mut self.mem);
+        let (written, mem) = blocking(move || {
             let written = (|| -> Result<_> {
+                let mut entries: Vec<(&Key, &At)> = mem
+                    .iter()
+                    .filter(|(_, at)| numbers.contains_key(&at.0))
+                    .collect();
+                entries.sort_unstable_by(|a, b| a.0.as_slice().cmp(b.0.as_slice()));
                 home.prepare_dir()?;
                 let mut w = SegmentWriter::new(&home);
-                for (k, n, pos) in &entries {
-                    w.push(k.as_slice(), *n, *pos)?;
+                for (k, (id, pos)) in entries {
+                    w.push(k.as_slice(), numbers[id], *pos)?;
                 }
                 w.finish()
             })();
-            Ok((written, entries))
+            if written.is_ok() {
+                mem.clear();
+            }
+            Ok((written, mem))
         })
         .await?;
-        match written {
-            Ok(Some((meta, _))) => store.runs.push(Run::of(meta)?),
-            Ok(None) => {}
-            Err(e) => {
-                self.mem = entries
-                    .into_iter()
-                    .filter_map(|(k, n, pos)| Some((k, (*ids.get(&n)?, pos))))
-                    .collect();
-                return Err(e);
-            }
+        self.mem = mem;
+        if let Some(meta) = written? {
+            let Some(store) = &mut self.store else {
+                return Ok(());
+            };
+            store.runs.push(Run::of(meta.0)?);
         }
         self.refresh_stats();
         Ok(())
@@ -1042,13 +1065,18 @@ impl Index {
     }
 }
 
-/// Reads a run's entries in order, a few blocks at a time.
+/// Blocks a run's reader reads at once (a merge of many runs holds this many per run).
+const READ_BLOCKS: usize = 64;
+
+/// Reads a run's entries in order, a few blocks at a time, each decoded as it is taken.
 struct RunReader<'a> {
     home: &'a Location,
     run: &'a Run,
     segment: usize,
     block: usize,
-    buffered: std::collections::VecDeque<(Vec<u8>, u32, u64)>,
+    /// Blocks read and not yet taken; the first one's next entry at `at`.
+    buffered: std::collections::VecDeque<Bytes>,
+    at: usize,
     read: u64,
 }
 
@@ -1060,12 +1088,22 @@ impl<'a> RunReader<'a> {
             segment: 0,
             block: 0,
             buffered: Default::default(),
+            at: 0,
             read: 0,
         }
     }
 
     fn next(&mut self) -> Result<Option<(Vec<u8>, u32, u64)>> {
-        while self.buffered.is_empty() {
+        loop {
+            if let Some(block) = self.buffered.front() {
+                if self.at < block.len() {
+                    let (k, f, p) = entry(block, &mut self.at)?;
+                    return Ok(Some((k.to_vec(), f, p)));
+                }
+                self.buffered.pop_front();
+                self.at = 0;
+                continue;
+            }
             let Some(segment) = self.run.segments.get(self.segment) else {
                 return Ok(None);
             };
@@ -1075,15 +1113,11 @@ impl<'a> RunReader<'a> {
                 self.block = 0;
                 continue;
             }
-            let which: Vec<usize> = (self.block..count.min(self.block + 256)).collect();
+            let which: Vec<usize> = (self.block..count.min(self.block + READ_BLOCKS)).collect();
             self.block += which.len();
-            for bytes in segment.read_blocks(self.home, &which, &mut self.read)? {
-                for (k, f, p) in entries(&bytes)? {
-                    self.buffered.push_back((k.to_vec(), f, p));
-                }
-            }
+            self.buffered
+                .extend(segment.read_blocks(self.home, &which, &mut self.read)?);
         }
-        Ok(self.buffered.pop_front())
     }
 }
 
@@ -1164,6 +1198,28 @@ mod tests {
         assert_eq!(get_varint(&[0x80], &mut 0), None);
     }
 
+    #[test]
+    fn entries_held_in_memory_fit_their_budget_with_the_references_that_sort_them() {
+        let bucket = std::mem::size_of::<(Key, At)>() + 1;
+        for memory in [64 << 10, 1 << 20, 3 << 20, 64 << 20, 100_000_000] {
+            let most = most_in_memory(memory);
+            let mut map: HashMap<Key, At, KeyHashing> = HashMap::default();
+            map.reserve(most);
+            let room = map.capacity();
+            for i in 0..most as u64 {
+                map.insert(Key::new(&key(i)), (0, i));
+            }
+            assert_eq!(map.capacity(), room, "{memory}: filled without a resize");
+            let buckets = (room + 1).next_power_of_two();
+            let taken = buckets * bucket + most * std::mem::size_of::<(&Key, &At)>();
+            assert!(
+                taken <= memory,
+                "{memory}: {taken} bytes for {most} entries"
+            );
+            assert!(taken * 3 > memory, "{memory}: {taken} bytes use the budget");
+        }
+    }
+
     #[tokio::test]
     async fn keys_are_found_in_runs_only_while_their_rows_live() {
         let dir = tempfile::tempdir().unwrap();
@@ -1171,7 +1227,7 @@ mod tests {
             Location::parse(dir.path().join(HOME).to_str().unwrap(), &Default::default()).unwrap();
         let place = Place {
             home: Some(home.clone()),
-            memory: 1024 * ENTRY_MEMORY,
+            memory: 64 << 10,
         };
         let k: Vec<String> = vec!["id".into()];
         let mut table = files(&[
