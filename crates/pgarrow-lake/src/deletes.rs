@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::live::Positions;
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use pgarrow::io::{Input, InputOptions, Location};
@@ -23,7 +24,7 @@ fn failed(e: impl std::fmt::Display) -> Error {
 ///
 /// # Errors
 /// The storage's.
-pub(crate) fn write(at: &Location, deletes: &[(String, Vec<u64>)]) -> Result<(u64, u64)> {
+pub(crate) fn write(at: &Location, deletes: &[(String, Positions)]) -> Result<(u64, u64)> {
     let field = |name: &str, ty: DataType, id: &str| {
         Field::new(name, ty, false).with_metadata(
             [("PARQUET:field_id".to_owned(), id.to_owned())]
@@ -38,24 +39,27 @@ pub(crate) fn write(at: &Location, deletes: &[(String, Vec<u64>)]) -> Result<(u6
         field("file_path", DataType::Utf8, FILE_PATH_ID),
         field("pos", DataType::Int64, POS_ID),
     ]));
-    let mut sorted: Vec<&(String, Vec<u64>)> = deletes.iter().collect();
+    let mut sorted: Vec<&(String, Positions)> = deletes.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let paths = StringArray::from_iter_values(
-        sorted
-            .iter()
-            .flat_map(|(path, p)| std::iter::repeat_n(path.as_str(), p.len())),
-    );
-    let positions =
-        Int64Array::from_iter_values(sorted.iter().flat_map(|(_, p)| p.iter().map(|&p| p as i64)));
-    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(paths), Arc::new(positions)])
-        .map_err(failed)?;
     let mut bytes = Vec::new();
     let mut writer =
-        parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, None).map_err(failed)?;
-    writer
-        .write(&batch)
-        .and_then(|_| writer.close().map(|_| ()))
-        .map_err(failed)?;
+        parquet::arrow::ArrowWriter::try_new(&mut bytes, schema.clone(), None).map_err(failed)?;
+    // In batches of a bounded size: a file may lose millions of rows in one commit.
+    const BATCH: usize = 64 * 1024;
+    let mut rows = sorted
+        .iter()
+        .flat_map(|(path, p)| p.iter().map(move |pos| (path.as_str(), pos)))
+        .peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<(&str, u64)> = rows.by_ref().take(BATCH).collect();
+        let paths = StringArray::from_iter_values(chunk.iter().map(|(path, _)| *path));
+        let positions = Int64Array::from_iter_values(chunk.iter().map(|&(_, p)| p as i64));
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(paths), Arc::new(positions)])
+                .map_err(failed)?;
+        writer.write(&batch).map_err(failed)?;
+    }
+    writer.close().map_err(failed)?;
     let footer = bytes
         .len()
         .checked_sub(8)
@@ -143,8 +147,8 @@ mod tests {
         )
         .unwrap();
         let deletes = vec![
-            ("s3://b/data/z.parquet".to_owned(), vec![0, 7, 9]),
-            ("s3://b/data/a.parquet".to_owned(), vec![3]),
+            ("s3://b/data/z.parquet".to_owned(), vec![0, 7, 9].into()),
+            ("s3://b/data/a.parquet".to_owned(), vec![3].into()),
         ];
         let (bytes, footer) = write(&at, &deletes).unwrap();
         assert!(bytes > footer && footer > 0);

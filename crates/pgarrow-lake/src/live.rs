@@ -16,10 +16,12 @@ use pgarrow::io::{Input, InputOptions, Location};
 use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_changes::net::{Change, Effect, Kept, KeyAt, KeyEncoder, KeyHashing, reduce};
 use pgarrow_changes::{OLD_COLUMN, OP_COLUMN, Op, UNCHANGED_COLUMN};
+pub(crate) use positions::Positions;
 
 mod index;
 mod keys;
 mod large;
+mod positions;
 mod whole;
 
 use crate::spill::Spilled;
@@ -172,7 +174,7 @@ pub(crate) struct LiveFile {
     /// Its size.
     pub(crate) bytes: u64,
     /// The positions its deletes remove, sorted.
-    pub(crate) deleted: Vec<u64>,
+    pub(crate) deleted: Positions,
     /// Columns its rows hold one value of that the file leaves out (a Delta table's
     /// partition columns): each column's name, type and value as text (`None`: NULL).
     pub(crate) constants: Vec<Constant>,
@@ -309,7 +311,7 @@ pub(crate) struct Plan {
     /// The rows added (the table's columns).
     pub(crate) rows: Option<RecordBatch>,
     /// Positions deleted, by file: only new ones.
-    pub(crate) deletes: BTreeMap<i64, Vec<u64>>,
+    pub(crate) deletes: BTreeMap<i64, Positions>,
     /// The keys whose rows the deletes remove, for an index held in memory whole (a
     /// persisted one judges its entries by the deletes themselves).
     pub(crate) gone: Vec<Key>,
@@ -353,7 +355,7 @@ impl FileRows {
     pub(crate) fn rows(&self) -> u64 {
         self.files
             .iter()
-            .map(|f| f.rows.saturating_sub(f.deleted.len() as u64))
+            .map(|f| f.rows.saturating_sub(f.deleted.len()))
             .sum()
     }
 }
@@ -382,7 +384,7 @@ impl NewRows {
 impl Plan {
     /// Rows deleted from the table's files (a truncate's not counted).
     pub(crate) fn deleted(&self) -> u64 {
-        self.deletes.values().map(|p| p.len() as u64).sum::<u64>() + self.copied
+        self.deletes.values().map(Positions::len).sum::<u64>() + self.copied
     }
 
     /// Rows the changes add (not those written again).
@@ -426,12 +428,10 @@ impl Plan {
                     "{MOVED}: file {id} is not the table's"
                 )))
             })?;
-            self.copied += positions.len() as u64;
-            file.deleted.extend(positions);
-            file.deleted.sort_unstable();
-            file.deleted.dedup();
+            self.copied += positions.len();
+            file.deleted.union_with(&positions);
             self.ended.push(id);
-            if (file.deleted.len() as u64) < file.rows {
+            if file.deleted.len() < file.rows {
                 files.push(file);
             }
         }
@@ -787,7 +787,7 @@ impl<'k> Fold<'k> {
             plan.gone.reserve(gone.len());
         }
         for ((file, pos), k) in gone {
-            plan.deletes.entry(file).or_default().push(pos);
+            plan.deletes.entry(file).or_default().insert(pos);
             if keys {
                 plan.gone.push(Key::new(k));
             }
@@ -833,10 +833,7 @@ impl Live {
                 }
             }
         }
-        let rows: u64 = reading
-            .iter()
-            .map(|f| f.rows - f.deleted.len() as u64)
-            .sum();
+        let rows: u64 = reading.iter().map(|f| f.rows - f.deleted.len()).sum();
         live.index.reserve(usize::try_from(rows).unwrap_or(0));
         let read = !reading.is_empty();
         for file in reading {
@@ -878,8 +875,8 @@ impl Live {
                         )))
                     })?;
                     for d in digests {
-                        while deleted.next_if(|&&d| d < at).is_some() {}
-                        if deleted.next_if_eq(&&at).is_none() {
+                        while deleted.next_if(|&d| d < at).is_some() {}
+                        if deleted.next_if_eq(&at).is_none() {
                             whole::insert(self, d, (id, at));
                         }
                         at += 1;
@@ -893,8 +890,8 @@ impl Live {
                 })?;
                 let mut start = 0;
                 for end in ends {
-                    while deleted.next_if(|&&d| d < at).is_some() {}
-                    if deleted.next_if_eq(&&at).is_none() {
+                    while deleted.next_if(|&d| d < at).is_some() {}
+                    if deleted.next_if_eq(&at).is_none() {
                         let key = Key::new(&body[start..end]);
                         if let Some((other, pos)) = self.index.insert(key, (id, at)) {
                             return Err(ErrorKind::InvalidInput(format!(
@@ -1036,10 +1033,8 @@ impl Live {
         }
         for (id, positions) in &plan.deletes {
             if let Some(file) = self.files.get_mut(id) {
-                file.deleted.extend(positions);
-                file.deleted.sort_unstable();
-                file.deleted.dedup();
-                if file.deleted.len() as u64 >= file.rows {
+                file.deleted.union_with(positions);
+                if file.deleted.len() >= file.rows {
                     self.files.remove(id);
                 }
             }
@@ -1256,7 +1251,7 @@ fn live_rows(file: &LiveFile, mut each: impl FnMut(RecordBatch) -> Result<()>) -
         &InputOptions::default(),
     )?;
     let mut at = 0u64;
-    let mut deleted = file.deleted.iter().copied().peekable();
+    let mut deleted = file.deleted.iter().peekable();
     for batch in input {
         let batch = batch.map_err(|e| Error::from(pgarrow::io::Error::Input(e)))?;
         let n = batch.num_rows() as u64;
@@ -1481,7 +1476,7 @@ mod tests {
                 location: Location::parse("/nowhere/f.parquet", &Default::default()).unwrap(),
                 rows: 3,
                 bytes: 0,
-                deleted: Vec::new(),
+                deleted: Default::default(),
             },
         );
         for (pos, id) in [1i64, 2, 3].iter().enumerate() {
@@ -1548,7 +1543,7 @@ mod tests {
         ]);
         let plan = live.plan(&batch, 2, "t", rows_before).await.unwrap();
         assert!(!plan.truncate);
-        assert_eq!(plan.deletes.get(&7), Some(&vec![1, 2]));
+        assert_eq!(plan.deletes[&7], [1, 2]);
         assert_eq!(plan.gone.len(), 2);
         let rows = plan.rows.unwrap();
         assert_eq!(column(&rows, "id"), ["2", "9", "30"]);
@@ -1608,13 +1603,13 @@ mod tests {
     #[tokio::test]
     async fn copy_on_write_ends_the_files_that_lose_rows_and_forgets_their_places() {
         let mut live = table();
-        live.files.get_mut(&7).unwrap().deleted = vec![2];
+        live.files.get_mut(&7).unwrap().deleted = vec![2].into();
         let batch = changes(&[
             ("delete", 2, None, None, false),
             ("insert", 9, Some("nine"), None, false),
         ]);
         let plan = live.plan(&batch, 2, "t", rows_before).await.unwrap();
-        assert_eq!(plan.deletes.get(&7), Some(&vec![1]));
+        assert_eq!(plan.deletes[&7], [1]);
         let plan = plan.copy_on_write(&live, &batch, 2).unwrap();
         // No deleted positions: file 7 ends, its rows left (the older delete too) rewritten.
         assert!(plan.deletes.is_empty());

@@ -198,10 +198,7 @@ pub async fn compact_lake(
         }
         let schema = newest_schema(&live).await?;
         let plan = rewrite_plan(&live, &picked, &schema);
-        let folded: u64 = picked
-            .iter()
-            .map(|id| live.files[id].deleted.len() as u64)
-            .sum();
+        let folded: u64 = picked.iter().map(|id| live.files[id].deleted.len()).sum();
         hooks.report(&CompactProgress::Rewriting {
             files: picked.len(),
             rows: plan.rewritten(),
@@ -296,7 +293,7 @@ fn rewrite_plan(live: &Live, ids: &[i64], schema: &SchemaRef) -> Plan {
     let files: Vec<LiveFile> = ids
         .iter()
         .map(|id| live.files[id].clone())
-        .filter(|f| f.rows > f.deleted.len() as u64)
+        .filter(|f| f.rows > f.deleted.len())
         .collect();
     Plan {
         rewrite: true,

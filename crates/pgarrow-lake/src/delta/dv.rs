@@ -10,6 +10,8 @@ use pgarrow::io::{Location, StorageOptions};
 use pgarrow::{ErrorKind, Result};
 use roaring::{RoaringBitmap, RoaringTreemap};
 
+use crate::live::Positions;
+
 use super::log::DeletionVector;
 
 /// The magic number before a deletion vector's bitmap (the portable format).
@@ -58,6 +60,11 @@ fn z85_decode(text: &str) -> Result<Vec<u8>> {
 /// A bitmap that is not one; more than `limit` positions (the log's cardinality bounds what a
 /// vector may claim).
 pub(crate) fn positions(bitmap: &[u8], limit: u64) -> Result<Vec<u64>> {
+    Ok(treemap(bitmap, limit)?.iter().collect())
+}
+
+/// [`positions`] as the bitmap it reads.
+pub(crate) fn treemap(bitmap: &[u8], limit: u64) -> Result<RoaringTreemap> {
     let (&magic, mut rest) = bitmap
         .split_first_chunk::<4>()
         .ok_or_else(|| malformed("its bitmap ends early"))?;
@@ -78,7 +85,7 @@ pub(crate) fn positions(bitmap: &[u8], limit: u64) -> Result<Vec<u64>> {
             "more than the {limit} positions it may hold"
         )));
     }
-    Ok(map.iter().collect())
+    Ok(map)
 }
 
 /// The native form's 32-bit bitmaps after its magic number, each behind its size.
@@ -155,7 +162,7 @@ pub(crate) fn read(
     dv: &DeletionVector,
     root: &Location,
     storage: &StorageOptions,
-) -> Result<Vec<u64>> {
+) -> Result<Positions> {
     let size = usize::try_from(dv.size_in_bytes)
         .map_err(|_| malformed(format!("a size of {} bytes", dv.size_in_bytes)))?;
     let bitmap = match dv.storage_type.as_str() {
@@ -201,7 +208,7 @@ pub(crate) fn read(
     };
     let limit = u64::try_from(dv.cardinality)
         .map_err(|_| malformed(format!("a cardinality of {}", dv.cardinality)))?;
-    let out = positions(&bitmap, limit.saturating_add(1))?;
+    let out = Positions::from(treemap(&bitmap, limit.saturating_add(1))?);
     if out.len() as i64 != dv.cardinality {
         return Err(malformed(format!(
             "it holds {} positions, and the log says {}",
@@ -216,9 +223,8 @@ pub(crate) fn read(
 /// portable 64-bit roaring bitmap (a `RoaringTreemap` serialized), each bucket's containers
 /// arrays (up to 4,096 values) or bitmaps, without runs (the `roaring` crate of 0.10 writes no
 /// run containers: the bytes stay what every earlier pgarrow wrote).
-pub(crate) fn bitmap(positions: &[u64]) -> Vec<u8> {
-    let map = RoaringTreemap::from_sorted_iter(positions.iter().copied())
-        .unwrap_or_else(|_| positions.iter().copied().collect());
+pub(crate) fn bitmap(positions: &Positions) -> Vec<u8> {
+    let map = positions.bitmap();
     let mut out = Vec::with_capacity(4 + map.serialized_size());
     out.extend_from_slice(&MAGIC.to_le_bytes());
     map.serialize_into(&mut out)
@@ -248,7 +254,7 @@ impl DvFile {
     }
 
     /// Adds the vector of `positions` (ascending, distinct): its descriptor.
-    pub(crate) fn push(&mut self, positions: &[u64]) -> Result<DeletionVector> {
+    pub(crate) fn push(&mut self, positions: &Positions) -> Result<DeletionVector> {
         let data = bitmap(positions);
         let size = i32::try_from(data.len())
             .map_err(|_| malformed(format!("{} bytes for one data file", data.len())))?;
@@ -279,7 +285,7 @@ pub fn fuzz_positions(bytes: &[u8]) -> usize {
     let round_trip = |mut p: Vec<u64>| {
         p.sort_unstable();
         p.dedup();
-        let back = positions(&bitmap(&p), p.len() as u64 + 1);
+        let back = positions(&bitmap(&Positions::from(p.clone())), p.len() as u64 + 1);
         assert_eq!(
             back.ok().as_ref(),
             Some(&p),
@@ -405,8 +411,8 @@ mod tests {
         let mut large: Vec<u64> = (0..10_000).map(|p| p * 3).collect();
         large.extend([(1 << 32) + 5, (1 << 32) + 6]);
         let mut file = DvFile::new();
-        let a = file.push(&small).unwrap();
-        let b = file.push(&large).unwrap();
+        let a = file.push(&small.clone().into()).unwrap();
+        let b = file.push(&large.clone().into()).unwrap();
         assert_eq!(a.offset, Some(1));
         assert_eq!((a.cardinality, b.cardinality), (4, 10_002));
         root.join_path(&file.name())
@@ -423,7 +429,7 @@ mod tests {
             file.name()
         );
         // Inline, the same bitmap reads the same.
-        let data = super::bitmap(&small);
+        let data = super::bitmap(&small.clone().into());
         let mut padded = data.clone();
         padded.resize(data.len().div_ceil(4) * 4, 0);
         let inline = DeletionVector {
@@ -442,14 +448,14 @@ mod tests {
         // What pgarrow's own RoaringBitmapArray writer wrote before the `roaring` crate did:
         // one bucket, cookie 12346 (no runs), two array containers with their offsets.
         assert_eq!(
-            super::bitmap(&[0, 3, 9, 70_000]),
+            super::bitmap(&vec![0, 3, 9, 70_000].into()),
             [
                 209, 211, 57, 100, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 58, 48, 0, 0, 2, 0, 0, 0, 0,
                 0, 2, 0, 1, 0, 0, 0, 24, 0, 0, 0, 30, 0, 0, 0, 0, 0, 3, 0, 9, 0, 112, 17
             ]
         );
         assert_eq!(
-            super::bitmap(&[]),
+            super::bitmap(&Positions::new()),
             [209, 211, 57, 100, 0, 0, 0, 0, 0, 0, 0, 0]
         );
         // A bitmap container and a second bucket: its length and checksum.
@@ -457,7 +463,7 @@ mod tests {
             .map(|p| p * 3)
             .chain([(1 << 32) + 5, (1 << 32) + 6])
             .collect();
-        let bytes = super::bitmap(&large);
+        let bytes = super::bitmap(&large.into());
         let mut crc = flate2::Crc::new();
         crc.update(&bytes);
         assert_eq!((bytes.len(), crc.sum()), (8248, 0x721c_83f5));

@@ -417,11 +417,9 @@ impl DeltaMirror {
                     .into());
                 };
                 let mut all = file.deleted.clone();
-                all.extend(positions);
-                all.sort_unstable();
-                all.dedup();
+                all.union_with(positions);
                 changed.push(Action::Remove(remove(add)));
-                if (all.len() as u64) < file.rows {
+                if all.len() < file.rows {
                     let vector = vectors.push(&all)?;
                     let now_add = Add {
                         deletion_vector: Some(vector),
@@ -503,7 +501,7 @@ fn live_file(
     let deleted = match &add.deletion_vector {
         Some(v) => dv::read(v, root, storage)
             .map_err(|e| e.context(format!("the deletion vector of {}", add.path)))?,
-        None => Vec::new(),
+        None => Default::default(),
     };
     // An empty string is a NULL in Delta's partition values.
     let constants = partitions

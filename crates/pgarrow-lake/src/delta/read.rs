@@ -135,7 +135,9 @@ pub fn open_delta(
             // A deletion vector's rows are left out (its file's own rows counted as they end).
             let deleted = match &add.deletion_vector {
                 Some(dv) => super::dv::read(dv, &root, storage)
-                    .map_err(|e| e.context(format!("the deletion vector of {}", add.path)))?,
+                    .map_err(|e| e.context(format!("the deletion vector of {}", add.path)))?
+                    .iter()
+                    .collect(),
                 None => Vec::new(),
             };
             Ok(TableFile::new(at, rows, columns).with_deleted(deleted))

@@ -17,7 +17,7 @@ use super::{DuckLakeTarget, Table, describe_files, find_table, last_column_id, p
 use crate::cleanup::Cleanup;
 use crate::common::{IfExists, new_uuid};
 use crate::live::{
-    INDEX_HOME, LakeCommit, Laps, Live, LiveFile, MirrorPoint, NewRows, Place, Plan,
+    INDEX_HOME, LakeCommit, Laps, Live, LiveFile, MirrorPoint, NewRows, Place, Plan, Positions,
 };
 
 /// A DuckLake table a mirror commits to.
@@ -177,9 +177,7 @@ impl DuckLakeMirror {
         let mut live = Vec::with_capacity(files.len());
         for f in &files {
             let id = number(&f[0]);
-            let mut gone = deleted.remove(&id).unwrap_or_default();
-            gone.sort_unstable();
-            gone.dedup();
+            let gone: Positions = deleted.remove(&id).unwrap_or_default().into();
             live.push(LiveFile {
                 constants: Vec::new(),
                 id,
@@ -321,16 +319,14 @@ impl DuckLakeMirror {
                 data_file_id: *file,
                 previous: self.delete_files.get(file).copied(),
                 file: None,
-                removed: data.rows.saturating_sub(data.deleted.len() as u64),
+                removed: data.rows.saturating_sub(data.deleted.len()),
             });
         }
         for (file, positions) in &plan.deletes {
             let data = live.files.get(file).ok_or_else(moved)?;
             let mut all = data.deleted.clone();
-            all.extend(positions);
-            all.sort_unstable();
-            all.dedup();
-            let file_written = if all.len() as u64 >= data.rows {
+            all.union_with(positions);
+            let file_written = if all.len() >= data.rows {
                 None
             } else {
                 let path = format!("{prefix}-delete-{file}.parquet");
@@ -338,7 +334,7 @@ impl DuckLakeMirror {
                 cleanup.track(at.clone());
                 let (bytes, footer) =
                     write_delete_file(&at, &data.location.to_string(), &all).await?;
-                Some((path, all.len() as u64, bytes, footer))
+                Some((path, all.len(), bytes, footer))
             };
             deletes.push(DeleteChange {
                 data_file_id: *file,
@@ -394,7 +390,7 @@ impl DuckLakeMirror {
                 location: dir.join_path(&f.path),
                 rows: f.rows,
                 bytes: f.bytes,
-                deleted: Vec::new(),
+                deleted: Default::default(),
             })
             .collect();
         live.add_written(written, plan.rows_alone(), in_order)
@@ -506,9 +502,9 @@ impl DuckLakeMirror {
 async fn write_delete_file(
     at: &Location,
     data_file: &str,
-    positions: &[u64],
+    positions: &Positions,
 ) -> Result<(u64, u64)> {
-    let (at, deletes) = (at.clone(), vec![(data_file.to_owned(), positions.to_vec())]);
+    let (at, deletes) = (at.clone(), vec![(data_file.to_owned(), positions.clone())]);
     tokio::task::spawn_blocking(move || crate::deletes::write(&at, &deletes))
         .await
         .map_err(|e| Error::from(ErrorKind::Internal(format!("writing a delete file: {e}"))))?

@@ -25,6 +25,7 @@ use crate::cleanup::Cleanup;
 use crate::common::new_uuid;
 use crate::live::{
     INDEX_HOME, LakeCommit, Laps, Live, LiveFile, MOVED, MirrorPoint, NewRows, Place, Plan,
+    Positions,
 };
 use crate::table::{Apart, Staged};
 
@@ -272,7 +273,7 @@ impl IcebergMirror {
                 location,
                 rows,
                 bytes: f.bytes,
-                deleted: f.deleted,
+                deleted: f.deleted.into(),
             });
         }
         let next_id = live_files.len() as i64;
@@ -650,18 +651,16 @@ impl IcebergMirror {
             return Ok((delete_files, deleted_rows));
         }
         // Each partition's (data file path, positions), in the order first met.
-        type Positions = Vec<(String, Vec<u64>)>;
-        let mut by_partition: Vec<(Partition, Positions)> = Vec::new();
+        type ByFile = Vec<(String, Positions)>;
+        let mut by_partition: Vec<(Partition, ByFile)> = Vec::new();
         for (id, positions) in &plan.deletes {
             let path = self.paths.get(id).ok_or_else(|| {
                 Error::from(ErrorKind::Conflict(format!(
                     "{MOVED}: file {id} is not the table's"
                 )))
             })?;
-            let mut p = positions.clone();
-            p.sort_unstable();
-            p.dedup();
-            deleted_rows += p.len() as u64;
+            let p = positions.clone();
+            deleted_rows += p.len();
             let partition = self.parts.get(id).cloned().unwrap_or_default();
             match by_partition.iter_mut().find(|(k, _)| *k == partition) {
                 Some((_, group)) => group.push((path.clone(), p)),
@@ -669,7 +668,7 @@ impl IcebergMirror {
             }
         }
         for (partition, deletes) in by_partition {
-            let rows: u64 = deletes.iter().map(|(_, p)| p.len() as u64).sum();
+            let rows: u64 = deletes.iter().map(|(_, p)| p.len()).sum();
             let path = format!("{}/{}-deletes.parquet", at.data_dir, new_uuid());
             let located = located(&path, &at.storage)?;
             cleanup.track(located.clone());
@@ -758,7 +757,7 @@ impl IcebergMirror {
                 location: located(&f.path, storage)?,
                 rows: f.rows,
                 bytes: f.bytes,
-                deleted: Vec::new(),
+                deleted: Default::default(),
             });
             if !self.spec.is_empty() {
                 self.parts.insert(id, f.partition.clone());

@@ -847,7 +847,7 @@ mod tests {
 
     /// A Puffin file's bytes with one deletion vector blob of `positions` at offset 4.
     fn puffin(positions: &[u64]) -> (Vec<u8>, usize) {
-        let body = crate::delta::dv::bitmap(positions);
+        let body = crate::delta::dv::bitmap(&positions.to_vec().into());
         let mut crc = flate2::Crc::new();
         crc.update(&body);
         let mut out = b"PFA1".to_vec();

@@ -29,7 +29,7 @@ use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_changes::net::KeyHashing;
 use serde::{Deserialize, Serialize};
 
-use super::{At, Key, LiveFile};
+use super::{At, Key, LiveFile, Positions};
 use crate::cleanup::blocking;
 
 /// The directory under a table's root that holds its index.
@@ -578,7 +578,7 @@ impl<'a> Liveness<'a> {
     fn live(&self, (id, pos): At) -> bool {
         self.files
             .get(&id)
-            .is_some_and(|f| pos < f.rows && f.deleted.binary_search(&pos).is_err())
+            .is_some_and(|f| pos < f.rows && !f.deleted.contains(pos))
     }
 }
 
@@ -993,7 +993,7 @@ impl Index {
                 .into_iter()
                 .map(|(n, l)| (n, l.to_owned()))
                 .collect();
-            let live: HashMap<u32, (u64, Vec<u64>)> = locations
+            let live: HashMap<u32, (u64, Positions)> = locations
                 .iter()
                 .filter_map(|(n, l)| {
                     let id = liveness.by_location.get(l)?;
@@ -1126,11 +1126,11 @@ impl<'a> RunReader<'a> {
 fn merge(
     home: &Location,
     runs: &[Run],
-    live: &HashMap<u32, (u64, Vec<u64>)>,
+    live: &HashMap<u32, (u64, Positions)>,
 ) -> Result<(Option<RunMeta>, u64)> {
     let is_live = |file: u32, pos: u64| {
         live.get(&file)
-            .is_some_and(|(rows, deleted)| pos < *rows && deleted.binary_search(&pos).is_err())
+            .is_some_and(|(rows, deleted)| pos < *rows && !deleted.contains(pos))
     };
     let mut readers: Vec<RunReader<'_>> = runs.iter().map(|r| RunReader::new(home, r)).collect();
     let mut heads = Vec::with_capacity(readers.len());
@@ -1172,7 +1172,7 @@ mod tests {
                         location: Location::parse(name, &Default::default()).unwrap(),
                         rows: *rows,
                         bytes: 0,
-                        deleted: deleted.clone(),
+                        deleted: deleted.clone().into(),
                         constants: Vec::new(),
                     },
                 )
@@ -1265,7 +1265,7 @@ mod tests {
         );
 
         // Opened again by another process: covered, and a deleted row is not found.
-        table.get_mut(&0).unwrap().deleted = vec![5];
+        table.get_mut(&0).unwrap().deleted = vec![5].into();
         let (again, uncovered) = Index::open(&place, &k, &table).await.unwrap();
         assert!(uncovered.is_empty());
         let found = again

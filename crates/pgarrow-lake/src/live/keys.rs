@@ -42,7 +42,7 @@ impl KeyReader {
         let file = Arc::new(LiveFile {
             location: file.location.clone(),
             constants: file.constants.clone(),
-            deleted: Vec::new(),
+            deleted: Default::default(),
             ..*file
         });
         let key: Arc<[String]> = key.into();

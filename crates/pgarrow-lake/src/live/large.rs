@@ -18,7 +18,7 @@ use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_changes::net::KeyEncoder;
 use pgarrow_changes::{OLD_COLUMN, OP_COLUMN};
 
-use super::{Live, Plan};
+use super::{Live, Plan, Positions};
 use crate::spill::{SpillWriter, read_spill};
 
 /// The most buckets a fold cuts changes into (each a file open while they are cut).
@@ -296,7 +296,7 @@ impl Live {
         };
         let mut total = Plan::default();
         let mut rows = Some(SpillWriter::new(Some(&rows_dir), "pgarrow-rows-"));
-        let mut deletes: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
+        let mut deletes: BTreeMap<i64, Positions> = BTreeMap::new();
         for bucket in buckets {
             let Some(spilled) = tokio::task::spawn_blocking(move || bucket.finish())
                 .await
@@ -323,8 +323,11 @@ impl Live {
             total.lookup_s += plan.lookup_s;
             total.index_read += plan.index_read;
             total.gone.extend(plan.gone);
-            for (file, mut positions) in plan.deletes {
-                deletes.entry(file).or_default().append(&mut positions);
+            for (file, positions) in plan.deletes {
+                deletes
+                    .entry(file)
+                    .or_insert_with(Positions::new)
+                    .union_with(&positions);
             }
             if let Some(left) = plan.rows {
                 let mut w = rows.take().ok_or_else(|| failed("the rows", "gone"))?;
@@ -333,10 +336,6 @@ impl Live {
                     .map_err(|e| failed("a task", e))??;
                 rows = Some(w);
             }
-        }
-        for positions in deletes.values_mut() {
-            positions.sort_unstable();
-            positions.dedup();
         }
         total.deletes = deletes;
         // Every change once (a truncate heads each bucket).

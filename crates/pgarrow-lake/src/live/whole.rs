@@ -17,7 +17,7 @@ use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_changes::net::KeyEncoder;
 use pgarrow_changes::{OLD_COLUMN, OP_COLUMN, UNCHANGED_COLUMN};
 
-use super::{At, Key, Live, Plan};
+use super::{At, Key, Live, Plan, Positions};
 
 /// A row's values, digested: 128 bits.
 pub(crate) type Digest = [u8; 16];
@@ -168,9 +168,9 @@ pub(crate) fn plan(live: &Live, batch: &RecordBatch, columns: usize, table: &str
     plan.truncate = net.truncate;
     let Outcome { left, mut gone } = net.outcome(live, table)?;
     gone.sort_unstable_by_key(|(at, _)| *at);
-    let mut deletes: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
+    let mut deletes: BTreeMap<i64, Positions> = BTreeMap::new();
     for ((file, pos), k) in gone {
-        deletes.entry(file).or_default().push(pos);
+        deletes.entry(file).or_default().insert(pos);
         plan.gone.push(k);
     }
     plan.deletes = deletes;

@@ -564,7 +564,7 @@ fn landed(
 /// deletes).
 fn same_files(a: &Live, b: &Live) -> bool {
     let files = |l: &Live| {
-        let mut f: Vec<(String, usize)> = l
+        let mut f: Vec<(String, u64)> = l
             .files
             .values()
             .map(|f| (f.location.to_string(), f.deleted.len()))
