@@ -90,6 +90,18 @@ pub(crate) const MOVED: &str = "the lake table's files changed since the mirror 
 pub(crate) struct LakeCommit {
     pub(crate) snapshot: i64,
     pub(crate) files: usize,
+    /// Seconds writing its data and delete files.
+    pub(crate) write_s: f64,
+    /// Seconds bringing the key index up to date (and persisting it) after it landed.
+    pub(crate) index_s: f64,
+}
+
+impl LakeCommit {
+    /// Seconds of a commit that took `took` in all not spent writing files or updating the
+    /// index: making it the table's (its log, catalog or metadata).
+    pub(crate) fn publish_s(&self, took: f64) -> f64 {
+        (took - self.write_s - self.index_s).max(0.0)
+    }
 }
 
 /// Writes `rows` as Parquet data files under `dir`, laid out by `layout`, each named after
@@ -147,13 +159,11 @@ impl Laps {
         }
     }
 
-    /// Step `what` is done.
-    pub(crate) fn lap(&self, what: &str) {
-        debug(format_args!(
-            "{}: {what} at {:.3} s",
-            self.name,
-            self.started.elapsed().as_secs_f64()
-        ));
+    /// Step `what` is done: the seconds since the commit began.
+    pub(crate) fn lap(&self, what: &str) -> f64 {
+        let at = self.started.elapsed().as_secs_f64();
+        debug(format_args!("{}: {what} at {at:.3} s", self.name));
+        at
     }
 }
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import datetime
 import importlib.util
 import json
@@ -144,12 +145,16 @@ class S3Emulator:
         self.admin_options: dict[str, str] = {}
         self.readonly_options: dict[str, str] = {}
         self.bad_options: dict[str, str] = {}
+        self._recording: tempfile.TemporaryDirectory | None = None
 
     def start(self) -> "S3Emulator":
         for module, pip in (("moto", "'moto[server]'"), ("flask", "'moto[server]'"), ("boto3", "boto3")):
             _require_module(module, pip)
         env = {k: v for k, v in os.environ.items() if k != "INITIAL_NO_AUTH_ACTION_COUNT"}
         env["PYTHONUNBUFFERED"] = "1"
+        # moto's recorder (off until `recorded()` turns it on) logs here, not in the cwd.
+        self._recording = tempfile.TemporaryDirectory(prefix="pgarrow-moto-")
+        env["MOTO_RECORDER_FILEPATH"] = os.path.join(self._recording.name, "requests.jsonl")
         self._process = _Process(
             "moto server (S3)",
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
@@ -164,9 +169,33 @@ class S3Emulator:
     def stop(self) -> None:
         if self._process is not None:
             self._process.stop()
+        if self._recording is not None:
+            self._recording.cleanup()
 
     def output(self) -> str:
         return self._process.output() if self._process else ""
+
+    @contextlib.contextmanager
+    def recorded(self):
+        """The requests the server received while the block ran, from moto's own recorder:
+        a list (filled when the block ends) of dicts with `method`, `url` and `headers`."""
+        def call(what, method="POST"):
+            req = urllib.request.Request(f"{self.endpoint}/moto-api/recorder/{what}",
+                                         method=method)
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.read().decode()
+
+        got: list[dict] = []
+        call("reset-recording")
+        call("start-recording")
+        try:
+            yield got
+        finally:
+            call("stop-recording")
+            for line in call("download-recording", "GET").splitlines():
+                if line.strip():
+                    e = json.loads(line)
+                    got.append({k: e[k] for k in ("method", "url", "headers")})
 
     def options(self, key_id: str, secret: str) -> dict[str, str]:
         """object_store S3 configuration for this endpoint with the given keys."""

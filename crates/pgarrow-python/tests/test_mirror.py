@@ -1596,8 +1596,14 @@ def test_a_run_reads_only_what_its_changes_need_of_the_key_index(source, lake, s
     assert "key index: 6,001 entries on disk" in said.stderr and "0 keys looked up" in said.stderr, said.stderr
     work = Workload(source, table, seed=71)
     work.step()
-    few = index_stats(mirror(source, lake, slot, table, fmt=fmt))
+    few_run = mirror(source, lake, slot, table, fmt=fmt)
+    few = index_stats(few_run)
     assert few["files_read"] == 0 and few["lookups"] > 0, few
+    # Each commit's phases, within its time.
+    for c in [e for e in events(few_run.stdout) if e["event"] == "committed"]:
+        phases = [c[k] for k in ("fold_s", "write_s", "publish_s", "index_s")]
+        assert all(p >= 0 for p in phases) and c["write_s"] > 0, c
+        assert sum(phases) <= c["commit_s"] * 1.01 + 0.001, c
     assert 0 < few["read_bytes"] < first["disk_bytes"] / 2, (few, first)
     work.check(rows_at(fmt, lake, table, duckdb_lake=duckdb_lake), "a few changes")
     # Compacted beside the mirror: the next run reads the keys of the files it wrote.
@@ -1617,6 +1623,92 @@ def test_a_run_reads_only_what_its_changes_need_of_the_key_index(source, lake, s
     assert rebuilt["files_read"] >= 1 and rebuilt["runs"] >= 1, rebuilt
     assert work.check(rows_at(fmt, lake, table, duckdb_lake=duckdb_lake), "rebuilt") == len(work.history) - 1
     work.close()
+
+
+def test_an_idle_run_reads_from_the_object_store_under_one_percent_of_the_key_column(
+        source, slot, s3):
+    """Measured by the storage, not by pgarrow's own counters: moto's recorder logs every
+    request of a `--catch-up` run with nothing to do on a Delta table of 300,000 rows in S3.
+    The bytes its GETs of data files and of the key index ask for (each range's length, an
+    object's size when whole) are under 1% of the key column's bytes in the data files. With
+    the index removed, the same measure sees the run read the key column again: it is one
+    that can fail."""
+    import io
+    import pyarrow.parquet as pq
+
+    table = "mirror_idle_s3"
+    run(source, f"""DROP TABLE IF EXISTS {table};
+        CREATE TABLE {table} (id bigint PRIMARY KEY, n int NOT NULL);
+        INSERT INTO {table} SELECT g, g % 1000 FROM generate_series(1, 300000) g""")
+    client = s3.client()
+    bucket = "pgarrow-idle"
+    client.create_bucket(Bucket=bucket)
+    root = f"s3://{bucket}/{table}"
+    storage = [a for k, v in s3.storage_options.items() for a in ("--storage-option", f"{k}={v}")]
+
+    def run_mirror():
+        out = subprocess.run([pgarrow_bin(), "mirror", "-d", source, "-t", table, "--slot", slot,
+                              "--delta", root, *storage, "--catch-up", "--json"],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return out
+
+    def objects():
+        got = client.list_objects_v2(Bucket=bucket, Prefix=f"{table}/")
+        return {o["Key"]: o["Size"] for o in got.get("Contents", [])}
+
+    def bytes_read(requests, sizes):
+        """Bytes the GETs asked for, of data files and index files, and of all objects."""
+        data_and_index, every = 0, 0
+        for r in requests:
+            path = urlparse(r["url"]).path.lstrip("/")
+            key = path.removeprefix(f"{bucket}/")
+            if r["method"] != "GET" or key not in sizes:
+                continue  # a list, a HEAD, a PUT
+            ranged = {k.lower(): v for k, v in r["headers"].items()}.get("range")
+            if ranged:
+                start, _, end = ranged.removeprefix("bytes=").partition("-")
+                n = (int(end) if end else sizes[key] - 1) - int(start) + 1
+            else:
+                n = sizes[key]
+            every += n
+            if "/_delta_log/" not in key:
+                data_and_index += n
+        return data_and_index, every
+
+    first = run_mirror()
+    assert [e for e in events(first.stdout) if e["event"] == "exported"], first.stdout
+    sizes = objects()
+    data_files = [k for k in sizes if k.endswith(".parquet") and "/_delta_log/" not in k
+                  and "/_pgarrow_index/" not in k]
+    assert data_files, sizes
+    key_bytes = 0
+    for k in data_files:
+        meta = pq.ParquetFile(io.BytesIO(client.get_object(Bucket=bucket, Key=k)["Body"].read())).metadata
+        for g in range(meta.num_row_groups):
+            for c in range(meta.num_columns):
+                if meta.row_group(g).column(c).path_in_schema == "id":
+                    key_bytes += meta.row_group(g).column(c).total_compressed_size
+    assert key_bytes > 100_000, key_bytes
+
+    with s3.recorded() as requests:
+        idle = run_mirror()
+    assert requests, "moto recorded no request of the run"
+    read, total = bytes_read(requests, sizes)
+    stats = [e for e in events(idle.stdout) if e["event"] == "done"][0]["stats"]
+    assert stats["changes"] == 0, stats
+    assert read < key_bytes / 100, (read, total, key_bytes)
+    print(f"idle run: {read:,} bytes of data and index files read ({total:,} with the log), "
+          f"key column {key_bytes:,} bytes")
+
+    # The control: without its index the run reads the key column's chunks again.
+    for k in [k for k in sizes if "/_pgarrow_index/" in k]:
+        client.delete_object(Bucket=bucket, Key=k)
+    sizes = objects()
+    with s3.recorded() as requests:
+        run_mirror()
+    rebuilt, _ = bytes_read(requests, sizes)
+    assert rebuilt >= key_bytes, (rebuilt, key_bytes)
 
 
 @pytest.mark.parametrize("fmt", ["delta", "ducklake"])

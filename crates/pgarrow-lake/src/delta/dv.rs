@@ -455,7 +455,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            super::bitmap(&Positions::new()),
+            super::bitmap(&Positions::default()),
             [209, 211, 57, 100, 0, 0, 0, 0, 0, 0, 0, 0]
         );
         // A bitmap container and a second bucket: its length and checksum.

@@ -236,7 +236,7 @@ impl DeltaMirror {
         let (adds, kept) = self
             .actions(live, plan, point, now, &mut actions, &mut cleanup)
             .await?;
-        laps.lap("files written");
+        let written_at = laps.lap("files written");
         let log = DeltaLog {
             log: &self.log,
             name: &name,
@@ -250,7 +250,7 @@ impl DeltaMirror {
             .into());
         };
         cleanup.keep();
-        laps.lap("committed");
+        let committed_at = laps.lap("committed");
         let version = landed.version;
         self.state = landed.state;
         // The index and the files as the version left them.
@@ -280,10 +280,12 @@ impl DeltaMirror {
         let in_order = self.target.options.sorted_by.is_empty() && self.partitions.is_empty();
         live.add_written(written, plan.rows_alone(), in_order)
             .await?;
-        laps.lap("index updated");
+        let indexed_at = laps.lap("index updated");
         Ok(LakeCommit {
             snapshot: version,
             files,
+            write_s: written_at,
+            index_s: indexed_at - committed_at,
         })
     }
 

@@ -232,7 +232,7 @@ impl DuckLakeMirror {
         let deletes = self
             .delete_files(live, plan, &dir, &prefix, &mut cleanup)
             .await?;
-        laps.lap("footers read, delete files written");
+        let written_at = laps.lap("footers read, delete files written");
         let commit = Commit {
             schema: &self.target.schema,
             table: &self.target.table,
@@ -270,7 +270,7 @@ impl DuckLakeMirror {
             }
         };
         cleanup.keep();
-        laps.lap("committed");
+        let committed_at = laps.lap("committed");
         if let Some(point) = point {
             self.seen = Seen {
                 point: Some(point.clone()),
@@ -287,10 +287,12 @@ impl DuckLakeMirror {
             &done.file_ids,
         )
         .await?;
-        laps.lap("index updated");
+        let indexed_at = laps.lap("index updated");
         Ok(LakeCommit {
             snapshot: done.snapshot,
             files: described.len(),
+            write_s: written_at,
+            index_s: indexed_at - committed_at,
         })
     }
 
@@ -340,7 +342,7 @@ impl DuckLakeMirror {
                 data_file_id: *file,
                 previous: self.delete_files.get(file).copied(),
                 file: file_written,
-                removed: positions.len() as u64,
+                removed: positions.len(),
             });
         }
         Ok(deletes)

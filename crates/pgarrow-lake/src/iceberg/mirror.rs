@@ -63,6 +63,8 @@ pub(crate) struct StagedCommit {
     data_files: Vec<DataFile>,
     storage: pgarrow::io::StorageOptions,
     snapshot_id: i64,
+    /// Seconds writing its files and manifests.
+    write_s: f64,
     /// The table's REST session, carried while the commit is staged.
     session: Option<Connected>,
     /// The table after a commit of several tables landed.
@@ -433,6 +435,7 @@ impl IcebergMirror {
             data_files,
             storage,
             snapshot_id,
+            write_s,
             session,
             after,
             ..
@@ -447,10 +450,12 @@ impl IcebergMirror {
         let laps = Laps::new(&self.name);
         let files = data_files.len();
         self.committed(live, plan, data_files, &storage).await?;
-        laps.lap("index updated");
+        let index_s = laps.lap("index updated");
         Ok(LakeCommit {
             snapshot: snapshot_id,
             files,
+            write_s,
+            index_s,
         })
     }
 
@@ -581,7 +586,7 @@ impl IcebergMirror {
             updates.push(TableUpdate::SetCurrentSchema { schema_id: -1 });
         }
         updates.extend(snapshot_updates(snap));
-        laps.lap("staged");
+        let write_s = laps.lap("staged");
         Ok(StagedCommit {
             target: self.target.clone(),
             base: (*self.table).clone(),
@@ -591,6 +596,7 @@ impl IcebergMirror {
             data_files,
             storage: at.storage,
             snapshot_id,
+            write_s,
             session: self.session.take(),
             after: None,
         })

@@ -324,10 +324,7 @@ impl Live {
             total.index_read += plan.index_read;
             total.gone.extend(plan.gone);
             for (file, positions) in plan.deletes {
-                deletes
-                    .entry(file)
-                    .or_insert_with(Positions::new)
-                    .union_with(&positions);
+                deletes.entry(file).or_default().union_with(&positions);
             }
             if let Some(left) = plan.rows {
                 let mut w = rows.take().ok_or_else(|| failed("the rows", "gone"))?;

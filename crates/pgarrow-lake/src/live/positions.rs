@@ -9,10 +9,6 @@ use roaring::RoaringTreemap;
 pub(crate) struct Positions(RoaringTreemap);
 
 impl Positions {
-    pub(crate) fn new() -> Positions {
-        Positions::default()
-    }
-
     pub(crate) fn len(&self) -> u64 {
         self.0.len()
     }

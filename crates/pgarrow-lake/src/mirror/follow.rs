@@ -324,6 +324,7 @@ async fn together(
         unstage(mirrored, plans, staged);
         return Ok(());
     }
+    let publishing = Instant::now();
     if let Err(apart) = crate::table::commit_together(&mut staged).await? {
         log::info!(
             "the round's tables are committed each on its own: {}",
@@ -335,11 +336,12 @@ async fn together(
         unstage(mirrored, plans, staged);
         return Ok(());
     }
+    let publish_s = publishing.elapsed().as_secs_f64();
     let n = plans.len();
     for ((i, plan), s) in plans.into_iter().zip(staged) {
         let m = &mut mirrored[i];
         let done = m.lake.finish(&mut m.live, &plan, s).await?;
-        landed(m, &plan, done, &point, started, n, stats, hooks);
+        landed(m, &plan, done, publish_s, &point, started, n, stats, hooks);
     }
     stats.together += 1;
     Ok(())
@@ -476,9 +478,12 @@ pub(crate) async fn commit_table(
                 stats.changes += plan.changes;
                 return Ok(());
             }
-            Ok(plan) => match m.lake.commit(&mut m.live, &plan, Some(&point)).await {
-                Ok(done) => break (plan, done),
-                Err(e) => e,
+            Ok(plan) => match timed(m.lake.commit(&mut m.live, &plan, Some(&point))).await {
+                (Ok(done), took) => {
+                    let publish_s = done.publish_s(took);
+                    break (plan, (done, publish_s));
+                }
+                (Err(e), _) => e,
             },
             Err(e) => e,
         };
@@ -516,7 +521,8 @@ pub(crate) async fn commit_table(
         m.lake = lake;
         m.live = live;
     };
-    landed(m, &plan, done, &point, started, 1, stats, hooks);
+    let (done, publish_s) = done;
+    landed(m, &plan, done, publish_s, &point, started, 1, stats, hooks);
     Ok(())
 }
 
@@ -528,6 +534,7 @@ fn landed(
     m: &mut Mirrored,
     plan: &Plan,
     done: crate::live::LakeCommit,
+    publish_s: f64,
     point: &MirrorPoint,
     started: Instant,
     together: usize,
@@ -555,6 +562,9 @@ fn landed(
         commit_s: started.elapsed().as_secs_f64(),
         fold_s: plan.fold_s,
         lookup_s: plan.lookup_s,
+        write_s: done.write_s,
+        publish_s,
+        index_s: done.index_s,
         index_read_bytes: plan.index_read,
         together,
     });
@@ -579,4 +589,11 @@ fn same_files(a: &Live, b: &Live) -> bool {
 /// its race ([`Error::is_conflict`], by its kind, never its text).
 pub(crate) fn is_moved(e: &Error) -> bool {
     e.is_conflict()
+}
+
+/// `f` awaited, and the seconds it took.
+async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, f64) {
+    let began = Instant::now();
+    let out = f.await;
+    (out, began.elapsed().as_secs_f64())
 }

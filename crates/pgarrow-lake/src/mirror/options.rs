@@ -249,6 +249,12 @@ pub enum MirrorProgress {
         /// and of those, seconds finding the changed keys' rows in the key index.
         fold_s: f64,
         lookup_s: f64,
+        /// Of them: seconds writing its data and delete files; making them the table's (its
+        /// log, catalog or metadata, a multi-table transaction's whole); bringing the key
+        /// index up to date and persisting it.
+        write_s: f64,
+        publish_s: f64,
+        index_s: f64,
         /// Bytes of the key index read to find those rows.
         index_read_bytes: u64,
         /// How many tables the one commit this table's was part of made visible at once (a
