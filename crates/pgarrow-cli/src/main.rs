@@ -42,6 +42,7 @@ use report::{Summary, advance, group, progress_bar, render_schema, stats_table, 
 // and purges cost system time and memory once several threads allocate.
 
 fn main() {
+    bound_malloc();
     // A malformed file's reader panic is caught and reported as one error line.
     pgarrow::io::panic::quiet_caught_reader_panics();
     // The library's warnings (and, under PGARROW_DEBUG, its debug lines) on stderr.
@@ -61,6 +62,34 @@ fn main() {
     };
     std::process::exit(code);
 }
+
+/// glibc's malloc set for a run whose memory is bounded by `--memory-limit`: at most two
+/// arenas (each thread that allocates may otherwise get its own, up to eight per core, and
+/// memory freed in one is never reused by another), and blocks of 1 MiB and more mapped on
+/// their own and returned when freed (by default the threshold rises to the largest block
+/// freed, up to 32 MiB, and such blocks then stay in the heap). Measured in one run, a mirror
+/// commit of one transaction updating 8 million rows of 32 million under `--memory-limit
+/// 256MiB`: peak RSS 329 MiB by default, 242 MiB with two arenas, 210 MiB with both; its time
+/// the same. Left alone when the user sets `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn bound_malloc() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some()
+        || std::env::var_os("GLIBC_TUNABLES").is_some()
+    {
+        return;
+    }
+    // SAFETY: `mallopt` only sets parameters of glibc's allocator, which it reads under its
+    // own lock; it is called first thing in `main`, before any other thread, with parameters
+    // and values glibc documents. Every test that runs the binary runs it.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn bound_malloc() {}
 
 /// Exits as clap does for a usage error (status 2, with the subcommand's usage): for rules the
 /// parser cannot say, such as a source that may also come from `--plan`.
