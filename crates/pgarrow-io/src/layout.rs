@@ -788,19 +788,52 @@ impl LayoutWriter {
         failed.map_or(Ok(()), Err)
     }
 
-    /// Makes every file written durable before the caller lists them (a manifest): one sync
-    /// of the local file system for all of them.
+    /// Makes every file written durable before the caller lists them (a manifest): a few
+    /// files each synced, with their directories (what a mirror's commit writes: a sync of the
+    /// whole file system would wait for every other writer's dirty pages too, a source
+    /// database's on the same disk included, 0.12 s of a 0.17 s commit measured); many, one
+    /// sync of the local file system for all of them.
     fn sync(&self) -> Result<()> {
+        /// Files past this many are made durable by one sync of the file system.
+        const EACH: usize = 64;
         let Some(root) = self.files.dir.as_local() else {
             return Ok(());
         };
-        let io = |source: std::io::Error| Error::Io {
-            what: "cannot sync the files in",
-            path: root.to_path_buf(),
-            source,
+        let io = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source: std::io::Error| Error::Io {
+                what: "cannot sync",
+                path,
+                source,
+            }
         };
-        let dir = std::fs::File::open(root).map_err(io)?;
-        rustix::fs::syncfs(&dir).map_err(|e| io(e.into()))
+        if self.made.written.len() > EACH {
+            let dir = std::fs::File::open(root).map_err(io(root))?;
+            return rustix::fs::syncfs(&dir).map_err(|e| io(root)(e.into()));
+        }
+        let mut dirs = std::collections::BTreeSet::new();
+        for f in &self.made.written {
+            let path = root.join(&f.path);
+            std::fs::File::open(&path)
+                .and_then(|file| file.sync_all())
+                .map_err(io(&path))?;
+            dirs.insert(path.parent().unwrap_or(root).to_path_buf());
+        }
+        // The directories hold the renames that put the files in place; a directory made for
+        // them is held by its parent, up to the root.
+        for made in &self.made.dirs {
+            let mut at = made.as_path();
+            while let Some(parent) = at.parent().filter(|_| at != root) {
+                dirs.insert(parent.to_path_buf());
+                at = parent;
+            }
+        }
+        for dir in &dirs {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(dir))?;
+        }
+        Ok(())
     }
 
     /// Files written so far (finished ones only).
