@@ -1734,7 +1734,8 @@ def test_kill_9_while_the_index_spills_and_merges_loses_and_doubles_nothing(sour
 
     inserted(3_000)
     spilled = index_stats(mirror(source, lake, slot, table, *limit, fmt=fmt))
-    assert spilled["spills"] >= 1 and spilled["runs"] >= 2, spilled
+    # Spilled in runs, which the commit's index then keeps apart or merges.
+    assert spilled["spills"] >= 1 and (spilled["runs"] >= 2 or spilled["merges"] >= 1), spilled
     for _ in range(12):
         inserted(rng.randint(500, 3_000))
         killed_at_random(mirror_args(source, lake, slot, table, *limit, "--commit-changes",

@@ -168,9 +168,14 @@ struct Chunks(Vec<(u64, Bytes)>);
 impl Chunks {
     /// The part holding `start`, from there on.
     fn from(&self, start: u64) -> parquet::errors::Result<Bytes> {
+        // The part that holds `start`; at a part's very end (two chunks side by side: the
+        // next one's start), the empty rest of the part only when no part starts there.
+        let within = |(at, b): &&(u64, Bytes)| *at <= start && start < at + b.len() as u64;
+        let at_end = |(at, b): &&(u64, Bytes)| start == at + b.len() as u64;
         self.0
             .iter()
-            .find(|(at, b)| *at <= start && start <= at + b.len() as u64)
+            .find(within)
+            .or_else(|| self.0.iter().find(at_end))
             .map(|(at, b)| b.slice(usize::try_from(start - at).unwrap_or(0)..))
             .ok_or_else(|| {
                 parquet::errors::ParquetError::General(format!(
@@ -227,5 +232,12 @@ mod tests {
         assert!(c.get_bytes(12, 3).is_err(), "past a part's end");
         assert!(c.get_bytes(50, 1).is_err(), "between parts");
         assert!(c.get_read(9).is_err(), "before the first");
+        // Two chunks side by side: the second's start is the second's, not the first's end.
+        let c = Chunks(vec![
+            (0, Bytes::from_static(b"ab")),
+            (2, Bytes::from_static(b"cd")),
+        ]);
+        assert_eq!(&c.get_bytes(2, 2).unwrap()[..], b"cd");
+        assert_eq!(&c.get_bytes(0, 2).unwrap()[..], b"ab");
     }
 }
