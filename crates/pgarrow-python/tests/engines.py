@@ -231,7 +231,8 @@ def slow_part_query(conn, name: str) -> str:
 
 def fail_the_slow_part(url: str, job) -> BaseException | None:
     """Runs `job` (an engine's action over slow_part_query) on a thread, terminates the
-    backend of the slow part as soon as it runs, and returns the exception the job raised
+    backend of the slow part as soon as it runs (an active COPY: a part that finished keeps its
+    COPY as the last query of an idle connection, and ending that fails nothing), and returns the exception the job raised
     (None if it did not fail)."""
     failure: dict[str, BaseException] = {}
 
@@ -249,7 +250,8 @@ def fail_the_slow_part(url: str, job) -> BaseException | None:
         while not terminated and time.monotonic() < deadline and thread.is_alive():
             terminated = c.execute(
                 "SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) FROM pg_stat_activity "
-                "WHERE query LIKE 'COPY%pg_sleep(60)%' AND pid <> pg_backend_pid()"
+                "WHERE state = 'active' AND query LIKE 'COPY%pg_sleep(60)%' "
+                "AND pid <> pg_backend_pid()"
             ).fetchone()[0]
             if not terminated:
                 thread.join(0.1)
