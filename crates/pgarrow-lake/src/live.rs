@@ -306,11 +306,8 @@ pub(crate) struct Live {
     pub(crate) whole: bool,
     pub(crate) files: BTreeMap<i64, LiveFile>,
     /// Each live row's place, by its key (as [`KeyEncoder`] writes it), persisted with the
-    /// table (see [`index`]); with `whole`, in memory, by its values' digest and its ordinal
-    /// among the rows of that digest.
+    /// table (see [`index`]); with `whole`, by its values' digest (see [`whole`]).
     pub(crate) index: Index,
-    /// With `whole`: the rows of each digest the table holds more than one of.
-    pub(crate) dups: HashMap<whole::Digest, u32>,
 }
 
 /// What one commit does to the table.
@@ -808,8 +805,8 @@ impl<'k> Fold<'k> {
 
 impl Live {
     /// The table of `files`, its index by `key` at `place`: the persisted one, and the
-    /// files it does not cover read for their keys (a table told apart by whole rows, or
-    /// without a key, is indexed in memory).
+    /// files it does not cover read for their keys (a table without a key and not told
+    /// apart by whole rows has no index).
     ///
     /// # Errors
     /// A file that cannot be read, lacks a key column or holds a key twice (naming both
@@ -820,16 +817,15 @@ impl Live {
         files: Vec<LiveFile>,
         place: &Place,
     ) -> Result<Live> {
-        let place = match whole || key.is_empty() {
+        let place = match key.is_empty() {
             true => Place::memory(),
             false => place.clone(),
         };
         let all: BTreeMap<i64, LiveFile> = files.into_iter().map(|f| (f.id, f)).collect();
-        let (index, uncovered) = Index::open(&place, &key, &all).await?;
+        let (index, uncovered) = Index::open(&place, &key, whole, &all).await?;
         let mut live = Live {
             key,
             whole,
-            dups: HashMap::new(),
             files: BTreeMap::new(),
             index,
         };
@@ -879,7 +875,7 @@ impl Live {
                 }
                 let columns: Vec<&dyn Array> = batch.columns().iter().map(|c| c.as_ref()).collect();
                 if self.whole {
-                    let digests = whole::digests(&columns).map_err(|e| {
+                    let digests = whole::digests(&self.index.secret(), &columns).map_err(|e| {
                         Error::from(ErrorKind::InvalidInput(format!(
                             "the rows of {location}: {e}"
                         )))
@@ -887,7 +883,7 @@ impl Live {
                     for d in digests {
                         while deleted.next_if(|&d| d < at).is_some() {}
                         if deleted.next_if_eq(&at).is_none() {
-                            whole::insert(self, d, (id, at));
+                            whole::insert(&mut self.index, d, (id, at));
                         }
                         at += 1;
                     }
@@ -953,10 +949,10 @@ impl Live {
             })
             .collect::<Result<Vec<&dyn Array>>>()?;
         if self.whole {
-            let digests = whole::digests(&columns)
+            let digests = whole::digests(&self.index.secret(), &columns)
                 .map_err(|e| Error::from(ErrorKind::Usage(format!("the rows: {e}"))))?;
             for (at, d) in digests.into_iter().enumerate() {
-                whole::insert(self, d, (file.id, at as u64));
+                whole::insert(&mut self.index, d, (file.id, at as u64));
             }
             self.files.insert(file.id, file);
             return Ok(());
@@ -1025,12 +1021,18 @@ impl Live {
         if plan.truncate {
             self.files.clear();
             self.index.clear();
-            self.dups.clear();
         }
-        for key in &plan.gone {
-            match self.whole {
-                true => whole::remove(self, key),
-                false => {
+        match self.whole {
+            // The highest ordinals first: each taken out is the last of its digest then.
+            true => {
+                let mut gone: Vec<&[u8]> = plan.gone.iter().map(Key::as_slice).collect();
+                gone.sort_unstable_by(|a, b| b.cmp(a));
+                for key in gone {
+                    whole::remove(&mut self.index, key);
+                }
+            }
+            false => {
+                for key in &plan.gone {
                     self.index.remove(key.as_slice());
                 }
             }
@@ -1051,6 +1053,14 @@ impl Live {
         }
     }
 
+    /// Whether the row at `at` is one of the table's: its file is, and its position not
+    /// deleted.
+    pub(crate) fn is_live(&self, (id, pos): At) -> bool {
+        self.files
+            .get(&id)
+            .is_some_and(|f| pos < f.rows && !f.deleted.contains(pos))
+    }
+
     /// Takes out of the index the rows of the files `ended` (their rows left are indexed
     /// again where they were written): a pass over the index.
     fn forget(&mut self, ended: &[i64]) {
@@ -1062,23 +1072,23 @@ impl Live {
             self.index.retain(|_, at| !ended.contains(&at.0));
             return;
         }
-        // Identical rows are numbered 0..n by digest: those of a digest with a row in an
-        // ended file are numbered again without it.
+        // Identical rows in memory are numbered 0..n by digest: those of a digest with a row
+        // in an ended file are numbered again without it.
         let digests: std::collections::HashSet<whole::Digest> = self
             .index
             .iter()
             .filter(|(_, at)| ended.contains(&at.0))
-            .filter_map(|(k, _)| whole::digest_of(k))
+            .filter_map(|(k, _)| whole::digest_of(k.as_slice()))
             .collect();
         for digest in digests {
-            let n = whole::count(self, &digest);
+            let n = whole::count(&self.index, &digest);
             let kept: Vec<At> = (0..n)
                 .filter_map(|i| self.index.remove(whole::key(&digest, i).as_slice()))
                 .filter(|at| !ended.contains(&at.0))
                 .collect();
-            self.dups.remove(&digest);
+            self.index.dups.remove(&digest);
             for at in kept {
-                whole::insert(self, digest, at);
+                whole::insert(&mut self.index, digest, at);
             }
         }
     }
@@ -1103,7 +1113,7 @@ impl Live {
         Fut: std::future::Future<Output = Result<RecordBatch>>,
     {
         if self.whole {
-            return whole::plan(self, batch, columns, table);
+            return whole::plan(self, batch, columns, table).await;
         }
         let mut changes = ChangeBatch::read(self, batch, columns, table)?;
         let (looking, read_before) = (std::time::Instant::now(), self.index.stats().read_bytes);
@@ -1668,20 +1678,26 @@ mod tests {
         };
         let (d, e) = ([1u8; 16], [2u8; 16]);
         for at in [(1, 0), (2, 0), (1, 1)] {
-            whole::insert(&mut live, d, at);
+            whole::insert(&mut live.index, d, at);
         }
-        whole::insert(&mut live, e, (1, 2));
-        whole::insert(&mut live, e, (3, 0));
-        assert_eq!((whole::count(&live, &d), whole::count(&live, &e)), (3, 2));
+        whole::insert(&mut live.index, e, (1, 2));
+        whole::insert(&mut live.index, e, (3, 0));
+        assert_eq!(
+            (whole::count(&live.index, &d), whole::count(&live.index, &e)),
+            (3, 2)
+        );
         live.forget(&[1]);
         // One of d is left (file 2's), one of e (file 3's), each numbered 0.
-        assert_eq!((whole::count(&live, &d), whole::count(&live, &e)), (1, 1));
+        assert_eq!(
+            (whole::count(&live.index, &d), whole::count(&live.index, &e)),
+            (1, 1)
+        );
         assert_eq!(live.index.get(whole::key(&d, 0).as_slice()), Some(&(2, 0)));
         assert_eq!(live.index.get(whole::key(&e, 0).as_slice()), Some(&(3, 0)));
         assert_eq!(live.index.len(), 2);
-        assert!(live.dups.is_empty());
+        assert!(live.index.dups.is_empty());
         // A new identical row is the second of its digest.
-        whole::insert(&mut live, d, (4, 0));
-        assert_eq!(whole::count(&live, &d), 2);
+        whole::insert(&mut live.index, d, (4, 0));
+        assert_eq!(whole::count(&live.index, &d), 2);
     }
 }

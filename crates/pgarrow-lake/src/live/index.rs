@@ -29,6 +29,7 @@ use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_changes::net::KeyHashing;
 use serde::{Deserialize, Serialize};
 
+use super::whole::{self, Digest, Secret};
 use super::{At, Key, LiveFile, Positions};
 use crate::cleanup::blocking;
 
@@ -113,12 +114,26 @@ struct Manifest {
     version: u32,
     /// The key's columns: an index of another key is not this one's.
     key: Vec<String>,
+    /// Rows told apart by all their values (a table without a key): its keys are digests of
+    /// them (see [`whole`](super::whole)).
+    #[serde(default)]
+    whole: bool,
+    /// With `whole`: the secret key of the digests, as hex.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    secret: String,
     /// The next file number: numbers are never given twice, so that an entry of a file long
     /// gone never names a file of today.
     next: u32,
     /// The data files the runs cover (every row of each has its entry), by number.
     files: BTreeMap<u32, String>,
     runs: Vec<RunMeta>,
+}
+
+impl Manifest {
+    /// The secret of its digests, when it has one.
+    fn secret(&self) -> Option<Secret> {
+        unhex(&self.secret)?.as_ref().try_into().ok()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -203,6 +218,13 @@ impl Place {
 pub(crate) struct Index {
     /// Entries not yet in a run, by key.
     mem: HashMap<Key, At, KeyHashing>,
+    /// Rows told apart by all their values: keys in memory are a digest and an ordinal, and
+    /// a run holds the digest alone (see [`whole`]).
+    whole: bool,
+    /// The key of the digests (with `whole`).
+    secret: Secret,
+    /// With `whole`: the rows in memory of each digest held there more than once.
+    pub(crate) dups: HashMap<Digest, u32>,
     store: Option<Store>,
     stats: IndexStats,
     /// Bytes read and keys looked up by [`locate`](Self::locate), which takes the index as
@@ -507,11 +529,13 @@ impl Run {
 }
 
 /// The keys `keys` (sorted) asks of `runs` that are there: each key's entries, any run.
+/// With `many`, a run may hold a key many times, its entries across blocks and segments.
 /// Blocking.
 fn look_up(
     home: &Location,
     runs: &[Run],
     keys: &[Vec<u8>],
+    many: bool,
     read: &mut u64,
 ) -> Result<Vec<(usize, u32, u64)>> {
     let mut found = Vec::new();
@@ -524,12 +548,20 @@ fn look_up(
                 continue;
             }
             let blocks = segment.blocks(home, read)?;
-            // Each asked key's block: the last whose first key is at most the key.
+            // Each asked key's block: the last whose first key is at most the key; with
+            // `many`, from the last whose first key is before it.
             let mut wanted: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
             for (i, k) in keys.iter().enumerate().take(hi).skip(lo) {
-                let b = blocks.firsts.partition_point(|f| &**f <= k.as_slice());
-                if b > 0 {
-                    wanted.entry(b - 1).or_default().push(i);
+                let end = blocks.firsts.partition_point(|f| &**f <= k.as_slice());
+                let start = match many {
+                    true => blocks
+                        .firsts
+                        .partition_point(|f| &**f < k.as_slice())
+                        .saturating_sub(1),
+                    false => end.saturating_sub(1),
+                };
+                for b in start..end {
+                    wanted.entry(b).or_default().push(i);
                 }
             }
             let which: Vec<usize> = wanted.keys().copied().collect();
@@ -585,7 +617,7 @@ impl<'a> Liveness<'a> {
 impl Store {
     /// The index under `home` for `key`: its manifest, when there is one of this key that
     /// reads; else an empty one (the next manifest numbered past any there).
-    fn open(home: Location, key: &[String], memory: usize) -> Result<Store> {
+    fn open(home: Location, key: &[String], whole: bool, memory: usize) -> Result<Store> {
         let listed: HashMap<String, u64> = home.list_names()?.into_iter().collect();
         let mut names: Vec<(u64, String)> = listed
             .keys()
@@ -607,6 +639,11 @@ impl Store {
                 manifest: Manifest {
                     version: 1,
                     key: key.to_vec(),
+                    whole,
+                    secret: match whole {
+                        true => hex(&whole::new_secret()),
+                        false => String::new(),
+                    },
                     ..Manifest::default()
                 },
                 runs: Vec::new(),
@@ -626,8 +663,11 @@ impl Store {
             Ok(m) => m,
             Err(e) => return Ok(empty(&format!("{name} does not read: {e}"))),
         };
-        if manifest.version != 1 || manifest.key != key {
+        if manifest.version != 1 || manifest.key != key || manifest.whole != whole {
             return Ok(empty(&format!("{name} is of another key or version")));
+        }
+        if whole && manifest.secret().is_none() {
+            return Ok(empty(&format!("{name} has no secret of its digests")));
         }
         // Every run there whole (another engine's maintenance may remove files it does not
         // know as orphans).
@@ -681,7 +721,10 @@ impl Store {
 impl Index {
     /// An index in memory only.
     pub(crate) fn in_memory() -> Index {
-        Index::default()
+        Index {
+            secret: whole::new_secret(),
+            ..Index::default()
+        }
     }
 
     /// The index at `place` for a table of `key` whose files are `files`: the persisted one
@@ -693,6 +736,7 @@ impl Index {
     pub(crate) async fn open(
         place: &Place,
         key: &[String],
+        whole: bool,
         files: &BTreeMap<i64, LiveFile>,
     ) -> Result<(Index, Vec<i64>)> {
         let Some(home) = place.home.clone() else {
@@ -700,7 +744,7 @@ impl Index {
         };
         let (key, memory) = (key.to_vec(), place.memory);
         let shown = home.to_string();
-        let store = match blocking(move || Store::open(home, &key, memory)).await {
+        let store = match blocking(move || Store::open(home, &key, whole, memory)).await {
             Ok(store) => store,
             // The index is a cache: a place that cannot be listed leaves it in memory.
             Err(e) => {
@@ -715,11 +759,18 @@ impl Index {
             .map(|f| f.id)
             .collect();
         let mut index = Index {
+            whole,
+            secret: store.manifest.secret().unwrap_or_default(),
             store: Some(store),
             ..Index::default()
         };
         index.refresh_stats();
         Ok((index, uncovered))
+    }
+
+    /// The key of the table's digests (a table told apart by whole rows).
+    pub(crate) fn secret(&self) -> Secret {
+        self.secret
     }
 
     /// Whether it is persisted with the table.
@@ -755,7 +806,7 @@ impl Index {
         self.stats.files_read_bytes += bytes;
     }
 
-    /// The entry of `key` held in memory (a table told apart by whole rows is all there).
+    /// The entry of `key` held in memory.
     pub(crate) fn get(&self, key: &[u8]) -> Option<&At> {
         self.mem.get(key)
     }
@@ -797,6 +848,7 @@ impl Index {
     /// Every entry goes (a truncate: no file of the table is left).
     pub(crate) fn clear(&mut self) {
         self.mem = HashMap::default();
+        self.dups = HashMap::default();
     }
 
     /// Room made for `n` more entries in memory, within the budget.
@@ -831,18 +883,74 @@ impl Index {
         let Some(store) = &self.store else {
             return Ok(found);
         };
-        if asked.is_empty() || store.runs.is_empty() {
+        let (entries, asked) = self.search(asked, false).await?;
+        let locations = store.locations();
+        for (i, file, pos) in entries {
+            let k = asked[i].as_slice();
+            if found.contains_key(k) {
+                continue;
+            }
+            if let Some(at) = locations.get(&file).and_then(|l| liveness.place(l, pos)) {
+                found.insert(Key::new(k), at);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every live place the persisted runs hold for each of `keys` (a table told apart by
+    /// whole rows: a run holds a digest once a row), each place once; counted only while its
+    /// file is one of `files` and its position not deleted. Entries in memory are the
+    /// caller's (see [`whole`]).
+    ///
+    /// # Errors
+    /// The storage's; a damaged run.
+    pub(crate) async fn locate_all(
+        &self,
+        keys: impl Iterator<Item = &[u8]>,
+        files: &BTreeMap<i64, LiveFile>,
+    ) -> Result<HashMap<Key, Vec<At>>> {
+        let asked: Vec<Vec<u8>> = keys.map(<[u8]>::to_vec).collect();
+        self.lookups
+            .fetch_add(asked.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let mut found: HashMap<Key, Vec<At>> = HashMap::new();
+        let Some(store) = &self.store else {
             return Ok(found);
+        };
+        let (entries, asked) = self.search(asked, true).await?;
+        let (liveness, locations) = (Liveness::new(files), store.locations());
+        let mut seen: HashSet<At> = HashSet::new();
+        for (i, file, pos) in entries {
+            if let Some(at) = locations.get(&file).and_then(|l| liveness.place(l, pos))
+                && seen.insert(at)
+            {
+                found.entry(Key::new(&asked[i])).or_default().push(at);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The entries the persisted runs hold of `asked` (see [`look_up`]), and the keys asked,
+    /// sorted, that they name by index; the bytes read counted. A damaged run leaves no
+    /// manifest to trust it again.
+    async fn search(
+        &self,
+        mut asked: Vec<Vec<u8>>,
+        many: bool,
+    ) -> Result<(Vec<(usize, u32, u64)>, Vec<Vec<u8>>)> {
+        let Some(store) = &self.store else {
+            return Ok((Vec::new(), asked));
+        };
+        if asked.is_empty() || store.runs.is_empty() {
+            return Ok((Vec::new(), asked));
         }
         asked.sort_unstable();
         asked.dedup();
         let (home, runs) = (store.home.clone(), store.runs.clone());
         let (entries, read, asked) = blocking(move || {
             let mut read = 0;
-            match look_up(&home, &runs, &asked, &mut read) {
+            match look_up(&home, &runs, &asked, many, &mut read) {
                 Ok(entries) => Ok((entries, read, asked)),
                 Err(e) if e.is_conflict() => {
-                    // Damaged: no manifest is left to trust it again.
                     log::warn!("{e}");
                     for (name, _) in home.list_names()? {
                         if name.starts_with("index-") && name.ends_with(".json") {
@@ -857,17 +965,7 @@ impl Index {
         .await?;
         self.read
             .fetch_add(read, std::sync::atomic::Ordering::Relaxed);
-        let locations = store.locations();
-        for (i, file, pos) in entries {
-            let k = asked[i].as_slice();
-            if found.contains_key(k) {
-                continue;
-            }
-            if let Some(at) = locations.get(&file).and_then(|l| liveness.place(l, pos)) {
-                found.insert(Key::new(k), at);
-            }
-        }
-        Ok(found)
+        Ok((entries, asked))
     }
 
     /// Writes the entries in memory out as a run when they are past the budget (between
@@ -898,6 +996,7 @@ impl Index {
             self.mem.retain(|_, at| liveness.live(*at));
         }
         if self.mem.is_empty() {
+            self.dups.clear();
             return Ok(());
         }
         // The files' numbers, given before the entries go to be sorted where they are (no
@@ -911,6 +1010,11 @@ impl Index {
             }
         }
         let home = store.home.clone();
+        // A digest is written alone, without the ordinal it has in memory.
+        let written_len = match self.whole {
+            true => whole::WRITTEN,
+            false => usize::MAX,
+        };
         let mut mem = std::mem::take(&mut self.mem);
         let (written, mem) = blocking(move || {
             let written = (|| -> Result<_> {
@@ -922,7 +1026,8 @@ impl Index {
                 home.prepare_dir()?;
                 let mut w = SegmentWriter::new(&home);
                 for (k, (id, pos)) in entries {
-                    w.push(k.as_slice(), numbers[id], *pos)?;
+                    let k = k.as_slice();
+                    w.push(&k[..k.len().min(written_len)], numbers[id], *pos)?;
                 }
                 w.finish()
             })();
@@ -933,7 +1038,9 @@ impl Index {
         })
         .await?;
         self.mem = mem;
-        if let Some(meta) = written? {
+        let written = written?;
+        self.dups.clear();
+        if let Some(meta) = written {
             let Some(store) = &mut self.store else {
                 return Ok(());
             };
@@ -1234,7 +1341,7 @@ mod tests {
             (0, "/t/a.parquet", 3000, vec![]),
             (1, "/t/b.parquet", 3000, vec![]),
         ]);
-        let (mut index, uncovered) = Index::open(&place, &k, &table).await.unwrap();
+        let (mut index, uncovered) = Index::open(&place, &k, false, &table).await.unwrap();
         assert_eq!(uncovered, vec![0, 1]);
         for i in 0..6000u64 {
             index.insert(Key::new(&key(i)), ((i / 3000) as i64, i % 3000));
@@ -1266,7 +1373,7 @@ mod tests {
 
         // Opened again by another process: covered, and a deleted row is not found.
         table.get_mut(&0).unwrap().deleted = vec![5].into();
-        let (again, uncovered) = Index::open(&place, &k, &table).await.unwrap();
+        let (again, uncovered) = Index::open(&place, &k, false, &table).await.unwrap();
         assert!(uncovered.is_empty());
         let found = again
             .locate(asked.iter().map(Vec::as_slice), &table)
@@ -1281,7 +1388,7 @@ mod tests {
             (0, "/t/a.parquet", 3000, vec![5]),
             (7, "/t/c.parquet", 3000, vec![]),
         ]);
-        let (mut third, uncovered) = Index::open(&place, &k, &compacted).await.unwrap();
+        let (mut third, uncovered) = Index::open(&place, &k, false, &compacted).await.unwrap();
         assert_eq!(uncovered, vec![7]);
         let found = third
             .locate(asked.iter().map(Vec::as_slice), &compacted)
@@ -1312,6 +1419,67 @@ mod tests {
         assert_eq!(third.stats().disk_entries, 5999, "{:?}", third.stats());
     }
 
+    #[tokio::test]
+    async fn identical_rows_persisted_are_each_found_across_blocks_and_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let home =
+            Location::parse(dir.path().join(HOME).to_str().unwrap(), &Default::default()).unwrap();
+        let place = Place {
+            home: Some(home.clone()),
+            memory: 64 << 10,
+        };
+        let k: Vec<String> = vec!["a".into(), "b".into()];
+        let mut table = files(&[
+            (0, "/t/a.parquet", 5000, vec![]),
+            (1, "/t/b.parquet", 5000, vec![]),
+        ]);
+        let (mut index, uncovered) = Index::open(&place, &k, true, &table).await.unwrap();
+        assert_eq!(uncovered, vec![0, 1]);
+        let secret = index.secret();
+        // 3,000 identical rows in file 0, the rest each of its own values.
+        let many: Digest = [1; 16];
+        let own = |i: u64| -> Digest {
+            let mut d = [2; 16];
+            d[..8].copy_from_slice(&i.to_be_bytes());
+            d
+        };
+        for i in 0..10_000u64 {
+            let digest = if i < 3000 { many } else { own(i) };
+            whole::insert(&mut index, digest, ((i / 5000) as i64, i % 5000));
+            index.spill_if_full(&table).await.unwrap();
+        }
+        assert!(index.stats().spills >= 4, "{:?}", index.stats());
+        assert!(index.dups.len() <= 1, "counts of what memory holds only");
+        index.persist(&table).await.unwrap();
+        assert!(index.dups.is_empty());
+        // Opened again: the same secret, every file covered, each identical row found.
+        let (again, uncovered) = Index::open(&place, &k, true, &table).await.unwrap();
+        assert!(uncovered.is_empty(), "{uncovered:?}");
+        assert_eq!(again.secret(), secret);
+        let absent: Digest = [3; 16];
+        let asked = [many, own(3000), own(9999), absent];
+        let found = again
+            .locate_all(asked.iter().map(|d| d.as_slice()), &table)
+            .await
+            .unwrap();
+        let mut places = found[many.as_slice()].clone();
+        places.sort_unstable();
+        assert_eq!(places, (0..3000).map(|p| (0, p)).collect::<Vec<_>>());
+        assert_eq!(found[own(3000).as_slice()], vec![(0, 3000)]);
+        assert_eq!(found[own(9999).as_slice()], vec![(1, 4999)]);
+        assert!(!found.contains_key(absent.as_slice()));
+        // Rows deleted are not found.
+        table.get_mut(&0).unwrap().deleted = (0..100).chain(2990..3001).collect();
+        let found = again
+            .locate_all(std::iter::once(many.as_slice()), &table)
+            .await
+            .unwrap();
+        assert_eq!(found[many.as_slice()].len(), 2890);
+        // A keyed index of the same columns is not this one: built again.
+        let (_, uncovered) = Index::open(&place, &k, false, &table).await.unwrap();
+        assert_eq!(uncovered, vec![0, 1]);
+    }
+
     /// A table of 100 rows in file 0 and its index persisted under `dir`: the place, the key.
     async fn persisted(dir: &std::path::Path) -> (Place, Vec<String>, BTreeMap<i64, LiveFile>) {
         let home = Location::parse(dir.join(HOME).to_str().unwrap(), &Default::default()).unwrap();
@@ -1321,7 +1489,7 @@ mod tests {
         };
         let k: Vec<String> = vec!["id".into()];
         let table = files(&[(0, "/t/a.parquet", 100, vec![])]);
-        let (mut index, _) = Index::open(&place, &k, &table).await.unwrap();
+        let (mut index, _) = Index::open(&place, &k, false, &table).await.unwrap();
         for i in 0..100u64 {
             index.insert(Key::new(&key(i)), (0, i));
         }
@@ -1346,7 +1514,7 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[20] ^= 0xff;
         std::fs::write(&path, bytes).unwrap();
-        let (again, uncovered) = Index::open(&place, &k, &table).await.unwrap();
+        let (again, uncovered) = Index::open(&place, &k, false, &table).await.unwrap();
         assert!(uncovered.is_empty());
         let e = again
             .locate(std::iter::once(key(3).as_slice()), &table)
@@ -1354,7 +1522,7 @@ mod tests {
             .unwrap_err();
         assert!(e.is_conflict() && e.to_string().contains("checksum"), "{e}");
         // Its manifest removed: the table is read for its keys again.
-        let (_, uncovered) = Index::open(&place, &k, &table).await.unwrap();
+        let (_, uncovered) = Index::open(&place, &k, false, &table).await.unwrap();
         assert_eq!(uncovered, vec![0]);
     }
 
@@ -1363,19 +1531,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (place, k, table) = persisted(dir.path()).await;
         // Another key's manifest is not this key's.
-        let (_, uncovered) = Index::open(&place, &["other".to_owned()], &table)
+        let (_, uncovered) = Index::open(&place, &["other".to_owned()], false, &table)
             .await
             .unwrap();
         assert_eq!(uncovered, vec![0]);
         // A run removed (as an orphan, by another engine's maintenance).
         std::fs::remove_file(named(dir.path(), ".seg")).unwrap();
-        let (_, uncovered) = Index::open(&place, &k, &table).await.unwrap();
+        let (_, uncovered) = Index::open(&place, &k, false, &table).await.unwrap();
         assert_eq!(uncovered, vec![0]);
 
         let dir = tempfile::tempdir().unwrap();
         let (place, k, table) = persisted(dir.path()).await;
         std::fs::write(named(dir.path(), ".json"), b"{ cut").unwrap();
-        let (_, uncovered) = Index::open(&place, &k, &table).await.unwrap();
+        let (_, uncovered) = Index::open(&place, &k, false, &table).await.unwrap();
         assert_eq!(uncovered, vec![0]);
     }
 
@@ -1395,7 +1563,7 @@ mod tests {
                 bytes.truncate(rng.usize(0..bytes.len()));
             }
             std::fs::write(&path, &bytes).unwrap();
-            let (index, _) = Index::open(&place, &k, &table).await.unwrap();
+            let (index, _) = Index::open(&place, &k, false, &table).await.unwrap();
             match index.locate(asked.iter().map(Vec::as_slice), &table).await {
                 Ok(found) => {
                     // Cut short, the run is dropped (nothing found, all read again); else a
@@ -1430,7 +1598,7 @@ mod tests {
             memory: 1 << 20,
         };
         let table = files(&[(0, "/t/a.parquet", 10, vec![])]);
-        let (mut index, uncovered) = Index::open(&place, &["id".to_owned()], &table)
+        let (mut index, uncovered) = Index::open(&place, &["id".to_owned()], false, &table)
             .await
             .unwrap();
         assert!(!index.persisted() && uncovered == vec![0]);

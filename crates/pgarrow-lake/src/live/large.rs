@@ -7,6 +7,10 @@
 //! spill file, which the commit's data files are written from a batch at a time. A truncate
 //! heads every bucket (what came before it is dropped). An update that changed its key ties
 //! two buckets together: changes with one are folded whole, in memory, as before.
+//!
+//! A table told apart by whole rows (see [`whole`](super::whole)) is cut by its rows'
+//! digests, evenly over their range (digests are uniform): each update is cut into the delete
+//! of its old row and the insert of its new one first, each going where its digest does.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +22,7 @@ use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_changes::net::KeyEncoder;
 use pgarrow_changes::{OLD_COLUMN, OP_COLUMN};
 
-use super::{Live, Plan, Positions};
+use super::{Live, Plan, Positions, whole};
 use crate::spill::{SpillWriter, read_spill};
 
 /// The most buckets a fold cuts changes into (each a file open while they are cut).
@@ -102,11 +106,13 @@ impl Surveyed {
     }
 }
 
+/// The first pass; with `whole`, no key is sampled (digests are cut evenly).
 fn survey(
     memory: &[RecordBatch],
     spill: Option<&Path>,
     reading: Reading,
     key: &[String],
+    whole: bool,
 ) -> Result<Surveyed> {
     let columns = reading.1;
     let mut out = Surveyed {
@@ -120,8 +126,11 @@ fn survey(
     let mut rng = fastrand::Rng::with_seed(0x5eed);
     let mut seen = 0u64;
     each_batch(memory, spill, reading, |b| {
-        let (body, ends) = KeyEncoder::encode_all(&key_columns(&b, key, columns)?)
-            .map_err(|e| failed("a key", e))?;
+        let (body, ends) = match whole {
+            true => (Vec::new(), Vec::new()),
+            false => KeyEncoder::encode_all(&key_columns(&b, key, columns)?)
+                .map_err(|e| failed("a key", e))?,
+        };
         let mut start = 0;
         for end in ends {
             let k = &body[start..end];
@@ -143,7 +152,7 @@ fn survey(
                 out.truncate = Some((at + i, b.slice(i, 1)));
             }
         }
-        if !out.key_changed {
+        if !out.key_changed && !whole {
             out.key_changed = key_changes(&b, key, columns)?;
         }
         at += b.num_rows();
@@ -208,7 +217,7 @@ fn key_changes(b: &RecordBatch, key: &[String], columns: usize) -> Result<bool> 
 impl Live {
     /// Folds `changes` bucket by bucket (see the module's text), each bucket about
     /// `bucket_bytes` of changes, the spill files in `dir`; `None` when an update changed its
-    /// key (the caller folds them whole).
+    /// key, or the table has none (the caller folds them whole).
     ///
     /// # Errors
     /// As [`plan`](Self::plan); the spill files'.
@@ -220,9 +229,10 @@ impl Live {
         bucket_bytes: usize,
         dir: Option<&Path>,
     ) -> Result<Option<Plan>> {
-        if self.whole || self.key.is_empty() {
+        if self.key.is_empty() {
             return Ok(None);
         }
+        let whole = self.whole.then(|| (self.index.secret(), table.to_owned()));
         let dir = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
         let rows_dir = dir.clone();
         let memory: Vec<RecordBatch> = changes.memory.to_vec();
@@ -230,12 +240,10 @@ impl Live {
         let reading: Reading = (changes.after, columns, changes.format);
         let buckets =
             tokio::task::spawn_blocking(move || -> Result<Option<(Vec<SpillWriter>, u64)>> {
-                let surveyed = survey(&memory, spill.as_deref(), reading, &key)?;
+                let surveyed = survey(&memory, spill.as_deref(), reading, &key, whole.is_some())?;
                 if surveyed.key_changed {
                     return Ok(None);
                 }
-                // At most MOST_BUCKETS files open at once: past that, buckets grow beyond
-                // their share.
                 // At most MOST_BUCKETS files open at once: past that, buckets grow beyond
                 // their share.
                 let mut surveyed = surveyed;
@@ -243,7 +251,17 @@ impl Live {
                     .bytes
                     .div_ceil(bucket_bytes.max(1))
                     .clamp(2, MOST_BUCKETS);
-                let splits = surveyed.splits(wanted);
+                let splits = match whole {
+                    // Digests are uniform: cut evenly (an update's halves double some).
+                    Some(_) => (1..wanted)
+                        .map(|i| {
+                            (u128::MAX / wanted as u128 * i as u128)
+                                .to_be_bytes()
+                                .to_vec()
+                        })
+                        .collect(),
+                    None => surveyed.splits(wanted),
+                };
                 let n = splits.len() + 1;
                 let mut buckets: Vec<SpillWriter> = (0..n)
                     .map(|_| SpillWriter::new(Some(&dir), "pgarrow-fold-"))
@@ -266,16 +284,35 @@ impl Live {
                     if skip == rows {
                         return Ok(());
                     }
-                    let (body, ends) = KeyEncoder::encode_all(&key_columns(&b, &key, columns)?)
-                        .map_err(|e| failed("a key", e))?;
-                    let mut start = 0;
-                    for (i, end) in ends.into_iter().enumerate() {
-                        if i >= skip {
-                            let k = &body[start..end];
-                            picked[splits.partition_point(|s| s.as_slice() <= k)].push(i as u32);
+                    let b = match &whole {
+                        Some((secret, table)) => {
+                            let b = whole::halves(&b.slice(skip, rows - skip), columns, table)?;
+                            let values: Vec<&dyn Array> =
+                                b.columns()[..columns].iter().map(|c| c.as_ref()).collect();
+                            let digests = whole::digests(secret, &values)
+                                .map_err(|e| failed("a row's digest", e))?;
+                            for (i, d) in digests.iter().enumerate() {
+                                picked[splits.partition_point(|s| s.as_slice() <= d.as_slice())]
+                                    .push(i as u32);
+                            }
+                            b
                         }
-                        start = end;
-                    }
+                        None => {
+                            let (body, ends) =
+                                KeyEncoder::encode_all(&key_columns(&b, &key, columns)?)
+                                    .map_err(|e| failed("a key", e))?;
+                            let mut start = 0;
+                            for (i, end) in ends.into_iter().enumerate() {
+                                if i >= skip {
+                                    let k = &body[start..end];
+                                    picked[splits.partition_point(|s| s.as_slice() <= k)]
+                                        .push(i as u32);
+                                }
+                                start = end;
+                            }
+                            b
+                        }
+                    };
                     for (bucket, rows) in buckets.iter_mut().zip(&mut picked) {
                         if rows.is_empty() {
                             continue;

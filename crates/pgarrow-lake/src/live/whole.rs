@@ -1,14 +1,25 @@
 //! A table without a key, under `REPLICA IDENTITY FULL`: its rows are told apart by all their
 //! values, and identical rows are counted. The index holds each row under a digest of its
-//! values and its ordinal among the rows of that digest (0, 1, ...: kept dense, the last one
-//! goes first), so that it stays the size a keyed table's index is.
+//! values, one entry a row:
+//! - in memory, under the digest and the row's ordinal among that digest's rows held there
+//!   (0, 1, ...: kept dense, the one taken out replaced by the last), so that each is a key of
+//!   its own and the table of them stays the size a keyed table's is;
+//! - persisted, under the digest alone (a run holds a key as many times as it has rows).
+//!
+//! A commit that deletes `k` rows of some values takes `k` of that digest's live entries,
+//! those in memory first (see [`plan`]). A persisted entry goes as a keyed one does: it
+//! counts only while its position is live.
+//!
+//! Digests are keyed by a secret the index keeps with its runs (see [`Secret`]): rows are
+//! whoever writes to the source's, and under a known key rows could be made to share a
+//! digest, one then standing for the other.
 //!
 //! Under `REPLICA IDENTITY FULL` the server logs an update's and a delete's old row whole,
 //! TOASTed values included: an update's unsent values come from its own old row, never from
 //! the table's files.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hasher;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, ListArray, RecordBatch, StringArray, StructArray};
@@ -16,49 +27,62 @@ use arrow_schema::{FieldRef, Schema};
 use pgarrow::{Error, ErrorKind, Result};
 use pgarrow_changes::net::KeyEncoder;
 use pgarrow_changes::{OLD_COLUMN, OP_COLUMN, UNCHANGED_COLUMN};
+use siphasher::sip128::{Hasher128, SipHasher24};
 
+use super::index::Index;
 use super::{At, Key, Live, Plan, Positions};
 
 /// A row's values, digested: 128 bits.
 pub(crate) type Digest = [u8; 16];
 
-/// The index's key of the `ordinal`th row of `digest`.
+/// The key of a table's digests: 128 random bits drawn when its index is made, kept with
+/// the index (its runs hold digests under it), never shown.
+pub(crate) type Secret = [u8; 16];
+
+/// A new secret, from the operating system's generator.
+pub(crate) fn new_secret() -> Secret {
+    *uuid::Uuid::new_v4().as_bytes()
+}
+
+/// The bytes of a digest the index writes: the digest alone.
+pub(crate) const WRITTEN: usize = 16;
+
+/// The in-memory key of the `ordinal`th row of `digest` held in memory.
 pub(crate) fn key(digest: &Digest, ordinal: u32) -> Key {
     let mut bytes = [0u8; 20];
     bytes[..16].copy_from_slice(digest);
-    bytes[16..].copy_from_slice(&ordinal.to_le_bytes());
+    // Big-endian: a digest's keys sort by ordinal.
+    bytes[16..].copy_from_slice(&ordinal.to_be_bytes());
     Key::new(&bytes)
 }
 
 /// The digest an index key holds.
-pub(crate) fn digest_of(key: &Key) -> Option<Digest> {
-    key.as_slice().get(..16)?.try_into().ok()
+pub(crate) fn digest_of(key: &[u8]) -> Option<Digest> {
+    key.get(..16)?.try_into().ok()
 }
 
-/// The keys of a digest's two halves: std's SipHash under keys drawn once per process from the
-/// operating system. Rows are whoever writes to the source's; under known keys (SipHash's
-/// default ones) rows could be made to share a digest, and one would stand for the other.
-/// A digest lives only in the index of one process, never written.
-fn digest_keys() -> &'static [std::hash::RandomState; 2] {
-    static KEYS: std::sync::OnceLock<[std::hash::RandomState; 2]> = std::sync::OnceLock::new();
-    KEYS.get_or_init(|| [std::hash::RandomState::new(), std::hash::RandomState::new()])
+/// The ordinal an in-memory key holds.
+fn ordinal_of(key: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(key.get(16..20)?.try_into().ok()?))
 }
 
-/// Each row's digest of `columns` (a table's, in its order): its values as the key encoder
-/// writes them (integers as 64 bits, so a widened column digests the same), a nested value as
-/// its text, NULL apart from every value.
+/// Each row's digest of `columns` (a table's, in its order) under `secret`: SipHash-2-4 of
+/// 128 bits over its values as the key encoder writes them (integers as 64 bits, so a
+/// widened column digests the same), a nested value as its text, NULL apart from every
+/// value; each value's length before it.
 ///
 /// # Errors
 /// A value that cannot be shown as text.
-pub(crate) fn digests(columns: &[&dyn Array]) -> std::result::Result<Vec<Digest>, String> {
+pub(crate) fn digests(
+    secret: &Secret,
+    columns: &[&dyn Array],
+) -> std::result::Result<Vec<Digest>, String> {
     let rows = columns.first().map_or(0, |c| c.len());
-    let [one, two] = digest_keys();
-    let mut first: Vec<_> = (0..rows).map(|_| one.build_hasher()).collect();
-    let mut second: Vec<_> = (0..rows).map(|_| two.build_hasher()).collect();
+    let mut hashers = vec![SipHasher24::new_with_key(secret); rows];
     for column in columns {
         let mut feed = |row: usize, bytes: &[u8]| {
-            bytes.hash(&mut first[row]);
-            bytes.hash(&mut second[row]);
+            hashers[row].write(&(bytes.len() as u64).to_le_bytes());
+            hashers[row].write(bytes);
         };
         match KeyEncoder::encode_all(&[*column]) {
             Ok((body, ends)) => {
@@ -73,64 +97,100 @@ pub(crate) fn digests(columns: &[&dyn Array]) -> std::result::Result<Vec<Digest>
                 let options = arrow_cast::display::FormatOptions::default().with_null("");
                 let shown = arrow_cast::display::ArrayFormatter::try_new(*column, &options)
                     .map_err(|e| e.to_string())?;
-                let mut text = String::new();
+                let mut bytes = Vec::new();
                 for row in 0..column.len() {
-                    text.clear();
                     if column.is_null(row) {
                         feed(row, &[0]);
                         continue;
                     }
-                    use std::fmt::Write;
-                    write!(text, "{}", shown.value(row)).map_err(|e| e.to_string())?;
-                    let mut bytes = vec![1];
-                    bytes.extend_from_slice(text.as_bytes());
+                    use std::io::Write;
+                    bytes.clear();
+                    bytes.push(1);
+                    write!(bytes, "{}", shown.value(row)).map_err(|e| e.to_string())?;
                     feed(row, &bytes);
                 }
             }
         }
     }
-    Ok(first
-        .into_iter()
-        .zip(second)
-        .map(|(a, b)| {
-            let mut d = [0u8; 16];
-            d[..8].copy_from_slice(&a.finish().to_le_bytes());
-            d[8..].copy_from_slice(&b.finish().to_le_bytes());
-            d
-        })
-        .collect())
+    Ok(hashers.iter().map(|h| h.finish128().as_bytes()).collect())
 }
 
-/// The rows of `digest` the table holds.
-pub(crate) fn count(live: &Live, digest: &Digest) -> u32 {
-    match live.dups.get(digest) {
+/// The rows of `digest` held in memory (live or not).
+pub(crate) fn count(index: &Index, digest: &Digest) -> u32 {
+    match index.dups.get(digest) {
         Some(&n) => n,
-        None => u32::from(live.index.contains_key(key(digest, 0).as_slice())),
+        None => u32::from(index.contains_key(key(digest, 0).as_slice())),
     }
 }
 
-/// Indexes a row of `digest` at `at`.
-pub(crate) fn insert(live: &mut Live, digest: Digest, at: At) {
-    let n = count(live, &digest);
-    live.index.insert(key(&digest, n), at);
+/// Indexes a row of `digest` at `at`, in memory.
+pub(crate) fn insert(index: &mut Index, digest: Digest, at: At) {
+    let n = count(index, &digest);
+    index.insert(key(&digest, n), at);
     if n >= 1 {
-        live.dups.insert(digest, n + 1);
+        index.dups.insert(digest, n + 1);
     }
 }
 
-/// Takes out of the index a row a commit deleted (the last of its digest).
-pub(crate) fn remove(live: &mut Live, gone: &Key) {
-    if live.index.remove(gone.as_slice()).is_none() {
+/// Takes out of memory the row of in-memory key `gone` (a commit deleted it): the digest's
+/// last row takes its ordinal. A key of no row held there (a persisted one, or one taken
+/// out already) is left.
+pub(crate) fn remove(index: &mut Index, gone: &[u8]) {
+    let (Some(d), Some(ordinal)) = (digest_of(gone), ordinal_of(gone)) else {
+        return;
+    };
+    let n = count(index, &d);
+    if index.remove(gone).is_none() {
         return;
     }
-    if let Some(d) = digest_of(gone)
-        && let Some(n) = live.dups.get_mut(&d)
+    let last = n.saturating_sub(1);
+    if ordinal < last
+        && let Some(at) = index.remove(key(&d, last).as_slice())
     {
-        *n -= 1;
-        if *n <= 1 {
-            live.dups.remove(&d);
+        index.insert(key(&d, ordinal), at);
+    }
+    match last {
+        0 | 1 => index.dups.remove(&d),
+        _ => index.dups.insert(d, last),
+    };
+}
+
+/// The live rows of each digest of `wanted`, those in memory first (the last ordinal first),
+/// each with its in-memory key (`None`: a persisted entry).
+///
+/// # Errors
+/// The index's storage.
+async fn held(live: &Live, wanted: &[Digest]) -> Result<HashMap<Digest, Vec<(At, Option<Key>)>>> {
+    let mut out: HashMap<Digest, Vec<(At, Option<Key>)>> = HashMap::new();
+    for d in wanted {
+        let mine = out.entry(*d).or_default();
+        for ordinal in (0..count(&live.index, d)).rev() {
+            let k = key(d, ordinal);
+            if let Some(&at) = live.index.get(k.as_slice())
+                && live.is_live(at)
+            {
+                mine.push((at, Some(k)));
+            }
         }
     }
+    let persisted = live
+        .index
+        .locate_all(wanted.iter().map(|d| d.as_slice()), &live.files)
+        .await?;
+    for (k, places) in persisted {
+        let Some(d) = digest_of(k.as_slice()) else {
+            continue;
+        };
+        let mine = out.entry(d).or_default();
+        let known: HashSet<At> = mine.iter().map(|(at, _)| *at).collect();
+        mine.extend(
+            places
+                .into_iter()
+                .filter(|at| !known.contains(at))
+                .map(|at| (at, None)),
+        );
+    }
+    Ok(out)
 }
 
 /// Folds `batch` (one table's changes in commit order) onto a table told apart by whole rows:
@@ -141,7 +201,12 @@ pub(crate) fn remove(live: &mut Live, gone: &Key) {
 /// Changes of other columns than the table's; an update without its old row (the source's
 /// replica identity is no longer FULL); a delete of a row the table does not hold (it is not
 /// in step with the source).
-pub(crate) fn plan(live: &Live, batch: &RecordBatch, columns: usize, table: &str) -> Result<Plan> {
+pub(crate) async fn plan(
+    live: &Live,
+    batch: &RecordBatch,
+    columns: usize,
+    table: &str,
+) -> Result<Plan> {
     let schema = batch.schema();
     let theirs = table_columns(live, &schema, columns, table)?;
     let ops = batch
@@ -157,21 +222,31 @@ pub(crate) fn plan(live: &Live, batch: &RecordBatch, columns: usize, table: &str
         .and_then(|c| c.as_struct_opt())
         .ok_or_else(|| internal("a change batch without its old rows"))?;
     let new_columns = new_values(batch, &theirs, ops, unchanged, old)?;
-    let new_digests = digests(&as_refs(&new_columns)).map_err(|e| usage(table, e))?;
+    let secret = live.index.secret();
+    let new_digests = digests(&secret, &as_refs(&new_columns)).map_err(|e| usage(table, e))?;
     let old_columns: Vec<ArrayRef> = (0..columns).map(|c| old.column(c).clone()).collect();
-    let old_digests = digests(&as_refs(&old_columns)).map_err(|e| usage(table, e))?;
+    let old_digests = digests(&secret, &as_refs(&old_columns)).map_err(|e| usage(table, e))?;
     let mut plan = Plan {
         changes: batch.num_rows() as u64,
         ..Plan::default()
     };
     let net = Net::of(ops, old, &new_digests, &old_digests, table)?;
     plan.truncate = net.truncate;
-    let Outcome { left, mut gone } = net.outcome(live, table)?;
+    let (looking, read_before) = (std::time::Instant::now(), live.index.stats().read_bytes);
+    let lost: Vec<Digest> = match net.truncate {
+        // The table's rows all went before.
+        true => Vec::new(),
+        false => net.lost().collect(),
+    };
+    let held = held(live, &lost).await?;
+    plan.lookup_s = looking.elapsed().as_secs_f64();
+    plan.index_read = live.index.stats().read_bytes - read_before;
+    let Outcome { left, mut gone } = net.outcome(held, table)?;
     gone.sort_unstable_by_key(|(at, _)| *at);
     let mut deletes: BTreeMap<i64, Positions> = BTreeMap::new();
     for ((file, pos), k) in gone {
         deletes.entry(file).or_default().insert(pos);
-        plan.gone.push(k);
+        plan.gone.extend(k);
     }
     plan.deletes = deletes;
     if !left.is_empty() {
@@ -179,6 +254,82 @@ pub(crate) fn plan(live: &Live, batch: &RecordBatch, columns: usize, table: &str
         plan.rows = Some(gather(&new_columns, left, fields)?);
     }
     Ok(plan)
+}
+
+/// The changes of `batch` (the table's `columns` columns, then the change columns) with each
+/// update cut in two: a delete of its old row, then an insert of its new one (values it did
+/// not send from its old row). The net of each row of values is the same, and each half
+/// can then go where its values' digest does (see [`large`](super::large)).
+///
+/// # Errors
+/// Change columns missing; an update without its old row.
+pub(crate) fn halves(batch: &RecordBatch, columns: usize, table: &str) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let theirs: Vec<&String> = schema.fields()[..columns]
+        .iter()
+        .map(|f| f.name())
+        .collect();
+    let ops = batch
+        .column_by_name(OP_COLUMN)
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| internal("a change batch without its operations"))?;
+    if !ops.iter().any(|o| o == Some("update")) {
+        return Ok(batch.clone());
+    }
+    let unchanged = batch
+        .column_by_name(UNCHANGED_COLUMN)
+        .and_then(|c| c.as_list_opt::<i32>())
+        .ok_or_else(|| internal("a change batch without its unsent columns"))?;
+    let old = batch
+        .column_by_name(OLD_COLUMN)
+        .and_then(|c| c.as_struct_opt())
+        .ok_or_else(|| internal("a change batch without its old rows"))?;
+    let new_columns = new_values(batch, &theirs, ops, unchanged, old)?;
+    // Per row out: the row in, and whether it is an update's old half.
+    let mut rows: Vec<(usize, bool)> = Vec::with_capacity(batch.num_rows() * 2);
+    for i in 0..batch.num_rows() {
+        if ops.value(i) == "update" {
+            if !old.is_valid(i) {
+                return Err(out_of_step(
+                    table,
+                    "an update without its old row: the source table's replica identity is no \
+                     longer FULL, and without a key its rows cannot be told apart"
+                        .into(),
+                ));
+            }
+            rows.push((i, true));
+        }
+        rows.push((i, false));
+    }
+    let failed = |e: arrow_schema::ArrowError| internal(&format!("an update cut in two: {e}"));
+    let take: arrow_array::UInt32Array = rows.iter().map(|&(i, _)| i as u32).collect();
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for (c, new) in new_columns.iter().enumerate() {
+        let from: Vec<(usize, usize)> = rows.iter().map(|&(i, o)| (usize::from(o), i)).collect();
+        arrays.push(
+            arrow_select::interleave::interleave(&[new.as_ref(), old.column(c).as_ref()], &from)
+                .map_err(failed)?,
+        );
+    }
+    for (c, field) in schema.fields().iter().enumerate().skip(columns) {
+        if field.name() == OP_COLUMN {
+            let op: StringArray = rows
+                .iter()
+                .map(|&(i, o)| {
+                    Some(match (ops.value(i), o) {
+                        ("update", true) => "delete",
+                        ("update", false) => "insert",
+                        (other, _) => other,
+                    })
+                })
+                .collect();
+            arrays.push(std::sync::Arc::new(op));
+            continue;
+        }
+        arrays
+            .push(arrow_select::take::take(batch.column(c).as_ref(), &take, None).map_err(failed)?);
+    }
+    RecordBatch::try_new(schema, arrays).map_err(failed)
 }
 
 /// A usage error of table `table`: `what`.
@@ -337,39 +488,46 @@ impl Net {
         }
     }
 
-    /// What the changes leave of the table: the rows of a digest that go are its last ones.
+    /// The digests the changes take rows of.
+    fn lost(&self) -> impl Iterator<Item = Digest> + '_ {
+        self.order
+            .iter()
+            .filter(|d| self.by_digest[*d].0 < 0)
+            .copied()
+    }
+
+    /// What the changes leave of the table whose live rows of the digests they take rows of
+    /// are `held` (in the order they go).
     ///
     /// # Errors
     /// The changes delete more rows of some values than the table holds.
-    fn outcome(&self, live: &Live, table: &str) -> Result<Outcome> {
+    fn outcome(
+        &self,
+        mut held: HashMap<Digest, Vec<(At, Option<Key>)>>,
+        table: &str,
+    ) -> Result<Outcome> {
         let mut left: Vec<u32> = Vec::new();
-        let mut gone: Vec<(At, Key)> = Vec::new();
+        let mut gone: Vec<(At, Option<Key>)> = Vec::new();
         for d in &self.order {
             let (by, row) = self.by_digest[d];
             if by > 0 {
                 let row = row.ok_or_else(|| internal("rows gained without their values"))?;
                 left.extend(std::iter::repeat_n(row, usize::try_from(by).unwrap_or(0)));
             } else if by < 0 {
-                let lost = u32::try_from(-by).unwrap_or(u32::MAX);
-                let held = if self.truncate { 0 } else { count(live, d) };
-                if held < lost {
+                let lost = usize::try_from(-by).unwrap_or(usize::MAX);
+                let rows = held.remove(d).unwrap_or_default();
+                if rows.len() < lost {
                     return Err(out_of_step(
                         table,
                         format!(
                             "the changes delete {lost} row(s) of some values the lake table \
-                             holds {held} of: it is not in step with the source (--start-over \
-                             exports it again)"
+                             holds {} of: it is not in step with the source (--start-over \
+                             exports it again)",
+                            rows.len()
                         ),
                     ));
                 }
-                for ordinal in held - lost..held {
-                    let k = key(d, ordinal);
-                    let at = *live
-                        .index
-                        .get(k.as_slice())
-                        .ok_or_else(|| internal("an ordinal missing from the index"))?;
-                    gone.push((at, k));
-                }
+                gone.extend(rows.into_iter().take(lost));
             }
         }
         Ok(Outcome { left, gone })
@@ -377,10 +535,10 @@ impl Net {
 }
 
 /// What the changes leave: the change rows written (one per row gained), and the table's
-/// rows that go, with their keys.
+/// rows that go, with their in-memory keys.
 struct Outcome {
     left: Vec<u32>,
-    gone: Vec<(At, Key)>,
+    gone: Vec<(At, Option<Key>)>,
 }
 
 /// The rows `left` (change rows) of `new_columns`, as a batch of `fields`.
@@ -405,38 +563,62 @@ mod tests {
 
     #[test]
     fn equal_rows_digest_equal_and_widened_integers_the_same() {
+        let secret = new_secret();
         let a = Int32Array::from(vec![Some(1), Some(1), None, Some(2)]);
         let b = StringArray::from(vec![Some("x"), Some("x"), Some("x"), Some("")]);
-        let d = digests(&[&a, &b]).unwrap();
+        let d = digests(&secret, &[&a, &b]).unwrap();
         assert_eq!(d[0], d[1]);
         assert_ne!(d[0], d[2]);
         assert_ne!(d[2], d[3]);
         let wide = arrow_array::Int64Array::from(vec![Some(1), Some(1), None, Some(2)]);
-        assert_eq!(digests(&[&wide, &b]).unwrap(), d);
+        assert_eq!(digests(&secret, &[&wide, &b]).unwrap(), d);
         // NULL is not the empty string, nor a value moved to the next column.
         let n = StringArray::from(vec![None::<&str>]);
         let e = StringArray::from(vec![Some("")]);
-        assert_ne!(digests(&[&n, &e]).unwrap(), digests(&[&e, &n]).unwrap());
+        assert_ne!(
+            digests(&secret, &[&n, &e]).unwrap(),
+            digests(&secret, &[&e, &n]).unwrap()
+        );
+        let ab = StringArray::from(vec![Some("ab")]);
+        let (a_, b_) = (
+            StringArray::from(vec![Some("a")]),
+            StringArray::from(vec![Some("b")]),
+        );
+        assert_ne!(
+            digests(&secret, &[&ab, &e]).unwrap(),
+            digests(&secret, &[&a_, &b_]).unwrap()
+        );
+        // The same under the same secret (a persisted index reads its digests again), and
+        // another under another.
+        assert_eq!(digests(&secret, &[&a, &b]).unwrap(), d);
+        assert_ne!(digests(&new_secret(), &[&a, &b]).unwrap(), d);
     }
 
     #[test]
-    fn identical_rows_are_counted_and_the_last_goes_first() {
-        let mut live = Live {
-            whole: true,
-            ..Live::default()
-        };
-        let d = [7u8; 16];
-        insert(&mut live, d, (1, 0));
-        insert(&mut live, d, (1, 5));
-        insert(&mut live, d, (2, 3));
-        assert_eq!(count(&live, &d), 3);
-        remove(&mut live, &key(&d, 2));
-        assert_eq!(count(&live, &d), 2);
-        remove(&mut live, &key(&d, 1));
-        assert_eq!(count(&live, &d), 1);
-        assert_eq!(live.index.get(key(&d, 0).as_slice()), Some(&(1, 0)));
-        remove(&mut live, &key(&d, 0));
-        assert_eq!(count(&live, &d), 0);
-        assert!(live.index.is_empty() && live.dups.is_empty());
+    fn identical_rows_are_counted_and_one_taken_out_is_replaced_by_the_last() {
+        let mut index = Index::in_memory();
+        let (d, e) = ([7u8; 16], [8u8; 16]);
+        insert(&mut index, d, (1, 0));
+        insert(&mut index, d, (1, 5));
+        insert(&mut index, d, (2, 3));
+        insert(&mut index, e, (2, 4));
+        assert_eq!((count(&index, &d), count(&index, &e)), (3, 1));
+        remove(&mut index, key(&d, 0).as_slice());
+        assert_eq!(count(&index, &d), 2);
+        assert_eq!(index.get(key(&d, 0).as_slice()), Some(&(2, 3)));
+        assert_eq!(index.get(key(&d, 1).as_slice()), Some(&(1, 5)));
+        remove(&mut index, key(&d, 1).as_slice());
+        // A key taken out already, and a persisted one (the digest alone), are left.
+        remove(&mut index, key(&d, 1).as_slice());
+        remove(&mut index, &d);
+        assert_eq!(count(&index, &d), 1);
+        assert_eq!(index.get(key(&d, 0).as_slice()), Some(&(2, 3)));
+        insert(&mut index, d, (3, 0));
+        assert_eq!(index.get(key(&d, 1).as_slice()), Some(&(3, 0)));
+        remove(&mut index, key(&d, 1).as_slice());
+        remove(&mut index, key(&d, 0).as_slice());
+        remove(&mut index, key(&e, 0).as_slice());
+        assert_eq!(count(&index, &d), 0);
+        assert!(index.is_empty() && index.dups.is_empty());
     }
 }
