@@ -268,6 +268,15 @@ impl Key {
             Key::Heap(b) => b,
         }
     }
+
+    /// The bytes it holds on the heap, about (its allocation, with the allocator's own):
+    /// none when inline.
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Key::Inline { .. } => 0,
+            Key::Heap(b) => b.len().next_multiple_of(16) + 16,
+        }
+    }
 }
 
 impl std::hash::Hash for Key {

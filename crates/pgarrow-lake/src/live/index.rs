@@ -46,18 +46,25 @@ const SEGMENT: usize = 32 << 20;
 /// writing them out sorts a reference to each. So the largest power of two of buckets whose
 /// table and references fit, seven eighths of it: filled up to that, the table is never
 /// resized past the budget.
-fn most_in_memory(memory: usize) -> usize {
-    let bucket = std::mem::size_of::<(Key, At)>() + 1;
-    let reference = std::mem::size_of::<(&Key, &At)>();
-    // Per bucket: its entry and control byte, and (seven eighths of the time) a reference.
-    let per = bucket + reference * 7 / 8 + 1;
-    let buckets = (memory / per).max(1024);
+///
+/// Keys too long for an entry (`heap` bytes each, on average) are held apart: each then
+/// takes those bytes more.
+fn most_in_memory(memory: usize, heap: usize) -> usize {
+    let buckets = (memory / (per_bucket() + heap * 7 / 8)).max(1024);
     let buckets = match buckets.is_power_of_two() {
         true => buckets,
         false => buckets.next_power_of_two() / 2,
     };
     buckets / 8 * 7
 }
+/// The bytes of a hash table's bucket: its entry and control byte, and (seven eighths of the
+/// time) a reference that sorts it.
+fn per_bucket() -> usize {
+    let bucket = std::mem::size_of::<(Key, At)>() + 1;
+    let reference = std::mem::size_of::<(&Key, &At)>();
+    bucket + reference * 7 / 8 + 1
+}
+
 /// Runs past this many are merged whatever their sizes.
 const MOST_RUNS: usize = 12;
 
@@ -192,6 +199,8 @@ pub(crate) struct Store {
     numbers: HashMap<String, u32>,
     /// Entries held in memory before they are written out.
     most_in_memory: usize,
+    /// The memory they may take, keys longer than an entry holds included.
+    memory: usize,
 }
 
 /// Where the index lives and how much memory it may take.
@@ -225,6 +234,9 @@ pub(crate) struct Index {
     secret: Secret,
     /// With `whole`: the rows in memory of each digest held there more than once.
     pub(crate) dups: HashMap<Digest, u32>,
+    /// The bytes the keys in memory hold on the heap (those longer than an entry holds: a
+    /// uuid as text, a long text key), counted against the budget.
+    heap: usize,
     store: Option<Store>,
     stats: IndexStats,
     /// Bytes read and keys looked up by [`locate`](Self::locate), which takes the index as
@@ -628,7 +640,7 @@ impl Store {
             .collect();
         names.sort();
         let newest = names.last().map_or(0, |(n, _)| *n);
-        let most_in_memory = most_in_memory(memory);
+        let most_in_memory = most_in_memory(memory, 0);
         let empty = |why: &str| {
             if newest > 0 {
                 log::info!("the mirror's key index under {home} is built again: {why}");
@@ -649,6 +661,7 @@ impl Store {
                 runs: Vec::new(),
                 numbers: HashMap::new(),
                 most_in_memory,
+                memory,
             }
         };
         let Some((seq, name)) = names.pop() else {
@@ -698,6 +711,7 @@ impl Store {
             runs,
             numbers,
             most_in_memory,
+            memory,
         })
     }
 
@@ -792,7 +806,7 @@ impl Index {
         self.stats.memory_entries = self.mem.len() as u64;
         // A table of this room has about 8/7 as many buckets, each an entry and a control byte.
         let bucket = std::mem::size_of::<(Key, At)>() + 1;
-        self.stats.memory_bytes = (self.mem.capacity() / 7 * 8 * bucket) as u64;
+        self.stats.memory_bytes = (self.mem.capacity() / 7 * 8 * bucket + self.heap) as u64;
         if let Some(s) = &self.store {
             self.stats.runs = s.runs.len() as u64;
             self.stats.disk_bytes = s.runs.iter().map(Run::bytes).sum();
@@ -813,13 +827,20 @@ impl Index {
 
     /// Holds `key` at `at` in memory; returns the place it held before there.
     pub(crate) fn insert(&mut self, key: Key, at: At) -> Option<At> {
-        self.mem.insert(key, at)
+        let heap = key.heap_bytes();
+        let before = self.mem.insert(key, at);
+        if before.is_none() {
+            self.heap += heap;
+        }
+        before
     }
 
     /// Takes `key` out of memory (a row gone: a persisted entry of it no longer counts, its
     /// position deleted).
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<At> {
-        self.mem.remove(key)
+        let (key, at) = self.mem.remove_entry(key)?;
+        self.heap -= key.heap_bytes();
+        Some(at)
     }
 
     pub(crate) fn contains_key(&self, key: &[u8]) -> bool {
@@ -833,6 +854,20 @@ impl Index {
 
     pub(crate) fn retain(&mut self, f: impl FnMut(&Key, &mut At) -> bool) {
         self.mem.retain(f);
+        self.count_heap();
+    }
+
+    /// The bytes of the table of entries in memory: its buckets (a power of two, seven eighths
+    /// of them usable), each an entry and a control byte, and the references that sort them.
+    fn table_bytes(&self) -> usize {
+        let buckets = (self.mem.capacity() / 7 * 8).next_power_of_two();
+        let bucket = std::mem::size_of::<(Key, At)>() + 1;
+        buckets * bucket + self.mem.len() * std::mem::size_of::<(&Key, &At)>()
+    }
+
+    /// Counts the bytes the keys in memory hold on the heap again.
+    fn count_heap(&mut self) {
+        self.heap = self.mem.keys().map(Key::heap_bytes).sum();
     }
 
     /// Entries in memory.
@@ -849,6 +884,7 @@ impl Index {
     pub(crate) fn clear(&mut self) {
         self.mem = HashMap::default();
         self.dups = HashMap::default();
+        self.heap = 0;
     }
 
     /// Room made for `n` more entries in memory, within the budget.
@@ -974,13 +1010,25 @@ impl Index {
     /// # Errors
     /// The storage's.
     pub(crate) async fn spill_if_full(&mut self, files: &BTreeMap<i64, LiveFile>) -> Result<()> {
-        let full = self
-            .store
-            .as_ref()
-            .is_some_and(|s| self.mem.len() >= s.most_in_memory);
+        // Past the entries the table holds, or past the budget with the keys held apart.
+        let full = self.store.as_ref().is_some_and(|s| {
+            self.mem.len() >= s.most_in_memory
+                || (self.heap > 0 && self.table_bytes() + self.heap >= s.memory)
+        });
         if full {
+            let heap = self.heap / self.mem.len().max(1);
             self.write_out(files, false).await?;
             self.stats.spills += 1;
+            // Keys held apart: a table of fewer entries, so that they fit beside it.
+            if let Some(s) = &mut self.store
+                && heap > 0
+            {
+                let most = most_in_memory(s.memory, heap);
+                if most < s.most_in_memory {
+                    s.most_in_memory = most;
+                    self.mem = HashMap::with_capacity_and_hasher(most, KeyHashing::default());
+                }
+            }
         }
         Ok(())
     }
@@ -994,6 +1042,7 @@ impl Index {
         if live_only {
             let liveness = Liveness::new(files);
             self.mem.retain(|_, at| liveness.live(*at));
+            self.heap = self.mem.keys().map(Key::heap_bytes).sum();
         }
         if self.mem.is_empty() {
             self.dups.clear();
@@ -1040,6 +1089,7 @@ impl Index {
         self.mem = mem;
         let written = written?;
         self.dups.clear();
+        self.heap = 0;
         if let Some(meta) = written {
             let Some(store) = &mut self.store else {
                 return Ok(());
@@ -1309,7 +1359,7 @@ mod tests {
     fn entries_held_in_memory_fit_their_budget_with_the_references_that_sort_them() {
         let bucket = std::mem::size_of::<(Key, At)>() + 1;
         for memory in [64 << 10, 1 << 20, 3 << 20, 64 << 20, 100_000_000] {
-            let most = most_in_memory(memory);
+            let most = most_in_memory(memory, 0);
             let mut map: HashMap<Key, At, KeyHashing> = HashMap::default();
             map.reserve(most);
             let room = map.capacity();
@@ -1325,6 +1375,47 @@ mod tests {
             );
             assert!(taken * 3 > memory, "{memory}: {taken} bytes use the budget");
         }
+    }
+
+    #[tokio::test]
+    async fn keys_too_long_for_an_entry_are_counted_against_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let home =
+            Location::parse(dir.path().join(HOME).to_str().unwrap(), &Default::default()).unwrap();
+        let memory = 1 << 20;
+        let place = Place {
+            home: Some(home),
+            memory,
+        };
+        let k: Vec<String> = vec!["id".into()];
+        let table = files(&[(0, "/t/a.parquet", 100_000, vec![])]);
+        let (mut index, _) = Index::open(&place, &k, false, &table).await.unwrap();
+        // Room made for as many as the budget holds of short keys (as a load does).
+        index.reserve(100_000);
+        // A uuid as text: 44 bytes of key, held apart from its entry.
+        let long = |i: u64| format!("{:0>36}-{i:07}", i).into_bytes();
+        let mut most_held = 0;
+        for i in 0..100_000u64 {
+            index.insert(Key::new(&long(i)), (0, i));
+            let held = index.table_bytes() + index.heap;
+            most_held = most_held.max(held);
+            index.spill_if_full(&table).await.unwrap();
+        }
+        assert!(index.stats().spills >= 2, "{:?}", index.stats());
+        // Each held with its key within the budget (at most one entry past it).
+        assert!(most_held <= memory + 256, "{most_held} bytes of {memory}");
+        // And the table made room for what fits beside the keys, not for short keys: most
+        // spills write many entries.
+        let runs = index.stats().runs.max(1);
+        assert!(100_000 / runs > 2_000, "{:?}", index.stats());
+        // Every key is found.
+        index.persist(&table).await.unwrap();
+        let asked: Vec<Vec<u8>> = [0u64, 4_999, 99_999].iter().map(|&i| long(i)).collect();
+        let found = index
+            .locate(asked.iter().map(Vec::as_slice), &table)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 3);
     }
 
     #[tokio::test]
