@@ -295,16 +295,6 @@ fn damaged(what: impl std::fmt::Display) -> Error {
     )))
 }
 
-/// A block's entries, in order: key, file number, position.
-fn entries(block: &[u8]) -> Result<Vec<(&[u8], u32, u64)>> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < block.len() {
-        out.push(entry(block, &mut at)?);
-    }
-    Ok(out)
-}
-
 /// The entry of `block` at `at` (key, file number, position), `at` moved past it.
 fn entry<'b>(block: &'b [u8], at: &mut usize) -> Result<(&'b [u8], u32, u64)> {
     let bad = || damaged("a block's entry is cut short");
@@ -576,18 +566,24 @@ fn look_up(
                     wanted.entry(b).or_default().push(i);
                 }
             }
-            let which: Vec<usize> = wanted.keys().copied().collect();
-            let got = segment.read_blocks(home, &which, read)?;
-            for ((_, asked), bytes) in wanted.iter().zip(&got) {
-                let entries = entries(bytes)?;
-                for &i in asked {
-                    let k = keys[i].as_slice();
-                    let at = entries.partition_point(|(e, ..)| *e < k);
-                    for (e, file, pos) in &entries[at..] {
-                        if *e != k {
-                            break;
+            // A few blocks at a time (the memory of one batch serves the next), each
+            // walked once beside the keys asked of it (both in order).
+            let wanted: Vec<(usize, Vec<usize>)> = wanted.into_iter().collect();
+            for batch in wanted.chunks(READ_BLOCKS) {
+                let which: Vec<usize> = batch.iter().map(|(b, _)| *b).collect();
+                let got = segment.read_blocks(home, &which, read)?;
+                for ((_, asked), bytes) in batch.iter().zip(&got) {
+                    let mut asked = asked.iter().map(|&i| (i, keys[i].as_slice())).peekable();
+                    let mut at = 0;
+                    while at < bytes.len() && asked.peek().is_some() {
+                        let (e, file, pos) = entry(bytes, &mut at)?;
+                        while asked.next_if(|(_, k)| *k < e).is_some() {}
+                        // Not taken: the next entries may hold the same key (`many`).
+                        if let Some(&(i, k)) = asked.peek()
+                            && k == e
+                        {
+                            found.push((i, file, pos));
                         }
-                        found.push((i, *file, *pos));
                     }
                 }
             }
