@@ -4,10 +4,12 @@ of `pgarrow mirror --catch-up` runs into a Delta table of N rows, for N in `--si
 whole process under `--memory-limit`.
 
 A scratch cluster with `wal_level = logical` (`serve --logical`) holds, per size, a table of N
-rows (a bigint key and five columns; with `--keys`, also a uuid key and a two-column key at the
-middle size). Per table, one after another: the first run (the export, and the key index built
-and persisted), a run with no change, a run after 0.1% of the rows were updated (spread over
-the table), a run after 10,000 rows were updated (the commit's time from its event), and a run
+rows (a bigint key and five columns; with `--keys`, also a uuid key, a two-column key and no key
+under REPLICA IDENTITY FULL at the middle size). Per table, one after another: the first run
+(the export, and the key index built and persisted), a run with no change, a run after 0.1% of
+the rows were updated (picked by a hash of a column: spread over the index's order, whatever
+the key's encoding), a run after 10,000 rows so picked were updated (the commit's time from its
+event), and a run
 after one transaction updated 25% of the rows. Each run's time, peak RSS (the process's, from
 wait4) and what its key index read (from `--json`'s statistics) go to benches/RESULTS.md under
 "Mirror scale", with the ratios of the largest size to the smallest. Standard library only.
@@ -63,6 +65,8 @@ KEYS = {
     "bigint": ("id bigint PRIMARY KEY", "g::bigint", "id"),
     "uuid": ("id uuid PRIMARY KEY", "md5(g::text)::uuid", "id"),
     "pair": ("k1 int, k2 int, PRIMARY KEY (k1, k2)", "g / 1000, g % 1000", "k1"),
+    # No key: rows told apart by all their values (the index holds their digests).
+    "full": ("id bigint", "g::bigint", "id"),
 }
 
 
@@ -75,6 +79,7 @@ def make_table(server, name, rows, key):
         f"INSERT INTO {name} SELECT {values}, g, g % 1000, 'row ' || g, g * 0.5, "
         f"'2024-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, {rows}) g",
         f"CREATE INDEX ON {name} (n)",
+        *([f"ALTER TABLE {name} REPLICA IDENTITY FULL"] if key == "full" else []),
         f"VACUUM ANALYZE {name}",
     )
 
@@ -82,7 +87,7 @@ def make_table(server, name, rows, key):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 8_000_000, 32_000_000])
-    p.add_argument("--keys", nargs="*", default=["uuid", "pair"],
+    p.add_argument("--keys", nargs="*", default=["uuid", "pair", "full"],
                    help="other key types, at the middle size")
     p.add_argument("--memory-limit", default="256MiB")
     p.add_argument("--pgarrow", default=PGARROW)
@@ -115,16 +120,26 @@ def main():
                     "read": idx.get("read_bytes", 0) + idx.get("files_read_bytes", 0),
                     "disk": idx.get("disk_bytes", 0),
                     "commit_s": sum(c.get("commit_s", 0) for c in commits),
+                    # The commits' phases: fold (lookups included), files, log, index.
+                    "phases": {k: sum(c.get(k, 0) for c in commits)
+                               for k in ("fold_s", "write_s", "publish_s", "index_s")},
                 }
+                phases = " ".join(f"{k} {v:.3f}" for k, v in runs[label]["phases"].items())
                 print(f"   {label}: {s:.2f} s, {rss:.0f} MiB, index read "
                       f"{runs[label]['read'] / 2**20:.1f} MiB, index on disk "
-                      f"{runs[label]['disk'] / 2**20:.1f} MiB", flush=True)
+                      f"{runs[label]['disk'] / 2**20:.1f} MiB; commits {phases}", flush=True)
 
             step("first run")
             step("no change")
-            step("0.1% changed", f"UPDATE {name} SET a = a + 1 WHERE n % 1000 = 0")
-            step("10,000 changed", f"UPDATE {name} SET a = a + 1 WHERE n % {n // 10_000} = 1")
-            step("25% in one transaction", f"UPDATE {name} SET a = a + 1 WHERE n % 4 = 2")
+            # Rows picked by a hash: `n % k` would pick keys that share their low bytes, which
+            # sit together in the index's order of little-endian integers.
+            # Each a different remainder: no row of one step is one of another's.
+            picked = "abs(hashint8(n)) % {} = {}"
+            step("0.1% changed", f"UPDATE {name} SET a = a + 1 WHERE {picked.format(1000, 0)}")
+            step("10,000 changed",
+                 f"UPDATE {name} SET a = a + 1 WHERE {picked.format(n // 10_000, 1)}")
+            step("25% in one transaction",
+                 f"UPDATE {name} SET a = a + 1 WHERE {picked.format(4, 2)}")
             server.psql(f"SELECT pg_drop_replication_slot('{name}')", f"DROP TABLE {name}")
             rows_out.append((n, key, runs))
     lines = [
@@ -153,6 +168,8 @@ def main():
         c0, c1 = small["10,000 changed"]["commit_s"], large["10,000 changed"]["commit_s"]
         if c0 > 0:
             lines.append(f"- the commit of 10,000 changed rows: {c1 / c0:.2f}x")
+            p0, p1 = small["10,000 changed"]["phases"], large["10,000 changed"]["phases"]
+            lines.append("  (" + ", ".join(f"{k} {p0[k]:.3f} s → {p1[k]:.3f} s" for k in p0) + ")")
     text = "\n".join(lines)
     print(text)
     write_section("mirror-scale", "## Mirror scale\n\n" + text)
