@@ -209,18 +209,7 @@ pub(crate) async fn plan(
 ) -> Result<Plan> {
     let schema = batch.schema();
     let theirs = table_columns(live, &schema, columns, table)?;
-    let ops = batch
-        .column_by_name(OP_COLUMN)
-        .and_then(|c| c.as_string_opt::<i32>())
-        .ok_or_else(|| internal("a change batch without its operations"))?;
-    let unchanged = batch
-        .column_by_name(UNCHANGED_COLUMN)
-        .and_then(|c| c.as_list_opt::<i32>())
-        .ok_or_else(|| internal("a change batch without its unsent columns"))?;
-    let old = batch
-        .column_by_name(OLD_COLUMN)
-        .and_then(|c| c.as_struct_opt())
-        .ok_or_else(|| internal("a change batch without its old rows"))?;
+    let (ops, unchanged, old) = change_columns(batch)?;
     let new_columns = new_values(batch, &theirs, ops, unchanged, old)?;
     let secret = live.index.secret();
     let new_digests = digests(&secret, &as_refs(&new_columns)).map_err(|e| usage(table, e))?;
@@ -269,21 +258,10 @@ pub(crate) fn halves(batch: &RecordBatch, columns: usize, table: &str) -> Result
         .iter()
         .map(|f| f.name())
         .collect();
-    let ops = batch
-        .column_by_name(OP_COLUMN)
-        .and_then(|c| c.as_string_opt::<i32>())
-        .ok_or_else(|| internal("a change batch without its operations"))?;
+    let (ops, unchanged, old) = change_columns(batch)?;
     if !ops.iter().any(|o| o == Some("update")) {
         return Ok(batch.clone());
     }
-    let unchanged = batch
-        .column_by_name(UNCHANGED_COLUMN)
-        .and_then(|c| c.as_list_opt::<i32>())
-        .ok_or_else(|| internal("a change batch without its unsent columns"))?;
-    let old = batch
-        .column_by_name(OLD_COLUMN)
-        .and_then(|c| c.as_struct_opt())
-        .ok_or_else(|| internal("a change batch without its old rows"))?;
     let new_columns = new_values(batch, &theirs, ops, unchanged, old)?;
     // Per row out: the row in, and whether it is an update's old half.
     let mut rows: Vec<(usize, bool)> = Vec::with_capacity(batch.num_rows() * 2);
@@ -330,6 +308,27 @@ pub(crate) fn halves(batch: &RecordBatch, columns: usize, table: &str) -> Result
             .push(arrow_select::take::take(batch.column(c).as_ref(), &take, None).map_err(failed)?);
     }
     RecordBatch::try_new(schema, arrays).map_err(failed)
+}
+
+/// The change columns of `batch`: each row's operation, the columns an update did not send,
+/// and its old row.
+///
+/// # Errors
+/// One of them missing, or of another type.
+fn change_columns(batch: &RecordBatch) -> Result<(&StringArray, &ListArray, &StructArray)> {
+    let ops = batch
+        .column_by_name(OP_COLUMN)
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| internal("a change batch without its operations"))?;
+    let unchanged = batch
+        .column_by_name(UNCHANGED_COLUMN)
+        .and_then(|c| c.as_list_opt::<i32>())
+        .ok_or_else(|| internal("a change batch without its unsent columns"))?;
+    let old = batch
+        .column_by_name(OLD_COLUMN)
+        .and_then(|c| c.as_struct_opt())
+        .ok_or_else(|| internal("a change batch without its old rows"))?;
+    Ok((ops, unchanged, old))
 }
 
 /// A usage error of table `table`: `what`.
