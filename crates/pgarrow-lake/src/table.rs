@@ -70,6 +70,7 @@ pub(crate) trait LakeTable: Send {
     /// own.
     fn stage<'a>(
         &'a mut self,
+        _live: &'a Live,
         _plan: &'a Plan,
         _point: Option<&'a MirrorPoint>,
     ) -> Pending<'a, Option<Staged>> {
@@ -112,6 +113,7 @@ pub(crate) struct Apart {
 /// A table's commit staged by [`LakeTable::stage`], for a commit of several tables at once.
 pub(crate) enum Staged {
     Iceberg(Box<crate::iceberg::mirror::StagedCommit>),
+    DuckLake(Box<crate::ducklake::mirror::StagedCommit>),
 }
 
 /// Commits several tables' staged commits in one operation of their catalog: all land (each
@@ -124,11 +126,23 @@ pub(crate) enum Staged {
 pub(crate) async fn commit_together(
     staged: &mut [Staged],
 ) -> Result<std::result::Result<(), Apart>> {
-    let mut icebergs: Vec<_> = staged
-        .iter_mut()
-        .map(|Staged::Iceberg(c)| &mut **c)
-        .collect();
-    crate::iceberg::mirror::commit_together(&mut icebergs).await
+    let mut icebergs = Vec::new();
+    let mut ducklakes = Vec::new();
+    for s in staged.iter_mut() {
+        match s {
+            Staged::Iceberg(c) => icebergs.push(&mut **c),
+            Staged::DuckLake(c) => ducklakes.push(&mut **c),
+        }
+    }
+    match (icebergs.is_empty(), ducklakes.is_empty()) {
+        (false, true) => crate::iceberg::mirror::commit_together(&mut icebergs).await,
+        (true, false) => crate::ducklake::mirror::commit_together(&mut ducklakes).await,
+        (true, true) => Ok(Ok(())),
+        (false, false) => Ok(Err(Apart {
+            why: "the tables are of different lake formats".into(),
+            lasting: true,
+        })),
+    }
 }
 
 /// A lake table as [`open`] read it: the table, its live files indexed by key, and the

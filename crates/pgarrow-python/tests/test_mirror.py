@@ -914,6 +914,129 @@ def test_iceberg_tables_of_a_round_commit_together_in_the_sql_catalog(source, la
         assert rows == [tuple(r) for r in rows_of(source, f"mice.{t}")]
 
 
+def fk_broken_at(duckdb_lake, catalog, schema, versions):
+    """The snapshots among `versions` at which the DuckLake tables `schema.orders` and
+    `schema.lines` disagree: a line without its order, or an order whose total and count are
+    not its lines' (the source keeps them equal in every transaction). One DuckDB process,
+    every snapshot read by time travel."""
+    parts = []
+    for v in versions:
+        o = f"(SELECT * FROM lake.{schema}.orders AT (VERSION => {v}))"
+        li = f"(SELECT * FROM lake.{schema}.lines AT (VERSION => {v}))"
+        parts.append(
+            f"SELECT {v} AS v FROM {o} o LEFT JOIN (SELECT order_id, sum(amount) AS s, count(*) AS n "
+            f"FROM {li} GROUP BY order_id) l ON l.order_id = o.id "
+            f"WHERE o.total <> coalesce(l.s, 0) OR o.n <> coalesce(l.n, 0) "
+            f"UNION ALL SELECT {v} FROM {li} l WHERE l.order_id NOT IN (SELECT id FROM {o})")
+    rows = duckdb_lake(catalog, "SELECT DISTINCT v FROM (" + " UNION ALL ".join(parts) + ") ORDER BY v")
+    return [r[0] for r in rows]
+
+
+def test_ducklake_tables_of_a_round_commit_in_one_snapshot_and_every_snapshot_is_consistent(
+        source, lake, slot, duckdb_lake):
+    """Orders and their lines written together in single transactions (inserted, updated,
+    deleted together; each order's total and count kept equal to its lines'), mirrored into
+    one DuckLake catalog with runs killed at random: each round commits both tables in one
+    catalog transaction (one snapshot, `together: 2`), so that at every snapshot of the lake
+    since both tables exist (read by DuckDB's time travel) every line has its order and every
+    order's total is its lines'; the end equals the source. A control commits the same
+    workload's tables one at a time (into another schema, each table its own slot) and finds
+    snapshots where they disagree: the check can fail."""
+    catalog, data = lake
+    rng = random.Random(70)
+
+    def make(schema):
+        run(source, f"""DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
+            CREATE TABLE {schema}.orders (id int PRIMARY KEY, total bigint NOT NULL, n int NOT NULL);
+            CREATE TABLE {schema}.lines (id int PRIMARY KEY, order_id int NOT NULL, amount int NOT NULL);
+            INSERT INTO {schema}.orders SELECT g, 0, 0 FROM generate_series(1, 20) g""")
+
+    line_ids = iter(range(1, 10**9))
+
+    def work(schema, steps, seed):
+        r = random.Random(seed)
+        with psycopg.connect(source, autocommit=True) as c:
+            for _ in range(steps):
+                o = r.randint(1, 60)
+                with c.transaction():
+                    c.execute(f"INSERT INTO {schema}.orders VALUES (%s, 0, 0) ON CONFLICT DO NOTHING", (o,))
+                    what = r.random()
+                    if what < 0.6:
+                        c.execute(f"INSERT INTO {schema}.lines VALUES (%s, %s, %s)",
+                                  (next(line_ids), o, r.randint(1, 99)))
+                    elif what < 0.85:
+                        c.execute(f"UPDATE {schema}.lines SET amount = amount + 1 WHERE order_id = %s", (o,))
+                    else:
+                        c.execute(f"DELETE FROM {schema}.lines WHERE order_id = %s", (o,))
+                        c.execute(f"DELETE FROM {schema}.orders WHERE id = %s", (o,))
+                        continue
+                    c.execute(f"UPDATE {schema}.orders o SET total = coalesce(s.t, 0), n = coalesce(s.n, 0) "
+                              f"FROM (SELECT sum(amount) AS t, count(*) AS n FROM {schema}.lines "
+                              f"WHERE order_id = %s) s WHERE o.id = %s", (o, o))
+
+    def versions(schema):
+        with psycopg.connect(catalog, autocommit=True) as c:
+            since = c.execute(
+                "SELECT max(t.begin_snapshot) FROM ducklake_table t JOIN ducklake_schema s USING (schema_id) "
+                "WHERE s.schema_name = %s AND t.table_name IN ('orders', 'lines') AND t.end_snapshot IS NULL",
+                (schema,)).fetchone()[0]
+            return [r[0] for r in c.execute(
+                "SELECT snapshot_id FROM ducklake_snapshot WHERE snapshot_id >= %s ORDER BY 1",
+                (since,)).fetchall()]
+
+    make("fk")
+    args = [pgarrow_bin(), "mirror", "-d", source, "--schema", "fk", "--slot", slot,
+            "--ducklake", catalog, "--data-path", str(data), "--json", "--catch-up"]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    work("fk", 40, 1)
+    second = subprocess.run(args + ["--commit-interval", "0"], capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    committed = [e for e in events(second.stdout) if e["event"] == "committed"]
+    # A round whose changes touched both tables commits them in one snapshot (a round that
+    # changed one table commits it alone).
+    by_lsn = {}
+    for e in committed:
+        by_lsn.setdefault(e["lsn"], []).append(e["together"])
+    assert any(len(t) == 2 for t in by_lsn.values()), committed
+    assert all(t == [len(t)] * len(t) for t in by_lsn.values()), committed
+    assert events(second.stdout)[-1]["stats"]["together"] >= 1
+    # One snapshot for both: its changes name both tables.
+    with psycopg.connect(catalog, autocommit=True) as c:
+        made = c.execute("SELECT changes_made, commit_message FROM ducklake_snapshot_changes "
+                         "ORDER BY snapshot_id DESC LIMIT 1").fetchone()
+    assert made[0].count("table:") >= 2 and "fk.orders" in made[1] and "fk.lines" in made[1], made
+    for i in range(8):
+        work("fk", rng.randint(5, 30), 100 + i)
+        killed_at_random(args + ["--commit-changes", str(rng.randint(2, 20)), "--commit-interval", "0"], rng)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    seen = versions("fk")
+    assert len(seen) > 10, seen
+    assert fk_broken_at(duckdb_lake, catalog, "fk", seen) == []
+    for t in ("orders", "lines"):
+        got = duckdb_lake(catalog, f"SELECT * FROM lake.fk.{t} ORDER BY id")
+        assert [tuple(r) for r in got] == rows_sql(source, f"SELECT * FROM fk.{t} ORDER BY id")
+    # The control: the same workload, each table mirrored on its own (two slots, two runs).
+    make("fk_apart")
+    apart = [[pgarrow_bin(), "mirror", "-d", source, "-t", f"fk_apart.{t}", "--slot", f"{slot}_{t}",
+              "--ducklake", catalog, "--data-path", str(data), "--lake-table", f"fk_apart.{t}",
+              "--json", "--catch-up", "--commit-interval", "0"] for t in ("orders", "lines")]
+    try:
+        for a in apart:
+            assert subprocess.run(a, capture_output=True, text=True, timeout=300).returncode == 0
+        for i in range(3):
+            work("fk_apart", 10, 200 + i)
+            for a in apart:
+                out = subprocess.run(a, capture_output=True, text=True, timeout=300)
+                assert out.returncode == 0, out.stderr
+        assert fk_broken_at(duckdb_lake, catalog, "fk_apart", versions("fk_apart")) != []
+    finally:
+        for t in ("orders", "lines"):
+            run(source, f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                        f"WHERE slot_name = '{slot}_{t}'; DROP PUBLICATION IF EXISTS {slot}_{t}")
+
+
 def test_python_mirror_goes_on_from_the_tables_position(source, lake, slot, duckdb_lake):
     import pgarrow
 

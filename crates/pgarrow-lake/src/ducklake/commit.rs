@@ -47,6 +47,9 @@ pub(super) struct Commit<'a> {
     pub(super) rewrite: bool,
     /// Columns the commit ends (dropped at a mirror's source), with their nested fields.
     pub(super) dropped: &'a [i64],
+    /// One of several tables' commits in one snapshot (see [`run_together`]): it changes
+    /// no table's columns, partitioning or existence (those commit alone).
+    pub(super) together: bool,
 }
 
 /// The deletes of one data file a commit makes: a new delete file listing every position
@@ -75,6 +78,45 @@ pub(super) struct Committed {
     pub(super) file_ids: Vec<i64>,
 }
 
+/// Several tables' commits (each `together`) in one catalog transaction that adds one
+/// snapshot: all land, or none. The outer error is the `COMMIT`'s, whose outcome is then
+/// unknown; the inner one a commit that was rolled back (a table moved, changed its
+/// columns, or the catalog refused), each table then left to commit alone.
+///
+/// # Errors
+/// The catalog's, starting or ending the transaction.
+pub(super) async fn run_together(
+    commits: &[Commit<'_>],
+    catalog: &mut Catalog,
+) -> Result<std::result::Result<Vec<Committed>, Error>> {
+    catalog
+        .batch("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await?;
+    let tried = async {
+        let mut snap = NewSnapshot::after_last(catalog).await?;
+        let mut done = Vec::with_capacity(commits.len());
+        for c in commits {
+            done.push(c.table_changes(catalog, &mut snap).await?);
+        }
+        snap.insert(catalog).await?;
+        if let Some(first) = commits.first() {
+            first.record_changes(catalog, &snap, commits).await?;
+        }
+        Ok::<_, Error>(done)
+    }
+    .await;
+    match tried {
+        Ok(done) => {
+            catalog.batch("COMMIT").await?;
+            Ok(Ok(done))
+        }
+        Err(e) => {
+            let _ = catalog.batch("ROLLBACK").await;
+            Ok(Err(e))
+        }
+    }
+}
+
 impl Commit<'_> {
     pub(super) async fn run(&self, catalog: &mut Catalog) -> Result<Committed> {
         catalog
@@ -94,7 +136,25 @@ impl Commit<'_> {
 
     async fn changes(&self, catalog: &mut Catalog) -> Result<Committed> {
         let mut snap = NewSnapshot::after_last(catalog).await?;
-        let name = format!("{}.{}", self.schema, self.table);
+        let done = self.table_changes(catalog, &mut snap).await?;
+        snap.insert(catalog).await?;
+        self.record_changes(catalog, &snap, std::slice::from_ref(self))
+            .await?;
+        Ok(done)
+    }
+
+    /// `schema.table`.
+    fn name(&self) -> String {
+        format!("{}.{}", self.schema, self.table)
+    }
+
+    /// The table's changes in snapshot `snap` (not yet added).
+    async fn table_changes(
+        &self,
+        catalog: &mut Catalog,
+        snap: &mut NewSnapshot,
+    ) -> Result<Committed> {
+        let name = self.name();
         let table = find_table(catalog, self.schema, self.table).await?;
         self.refuse_moved(table.as_ref(), &name)?;
         let evolution = match &table {
@@ -102,18 +162,30 @@ impl Commit<'_> {
             None => Evolution::default(),
         };
         let created = table.is_none();
+        let repartitioned = self.repartitions(table.as_ref());
+        if self.together && (created || repartitioned) {
+            return Err(ErrorKind::Conflict(format!(
+                "{name} is new or partitioned anew: it commits alone"
+            ))
+            .into());
+        }
         let (table_id, mut partition_id) = match &table {
             Some(t) => (t.id, t.partition.as_ref().map(|p| p.0)),
-            None => self.create_table(catalog, &mut snap).await?,
+            None => self.create_table(catalog, snap).await?,
         };
         let t = table_id.to_string();
-        let repartitioned = self.repartitions(table.as_ref());
         if repartitioned {
-            partition_id = Some(self.repartition(catalog, &t, &mut snap).await?);
+            partition_id = Some(self.repartition(catalog, &t, snap).await?);
         }
         let altered = !created && !evolution.is_none();
+        if self.together && altered {
+            return Err(ErrorKind::Conflict(format!(
+                "{name} changes its columns: it commits alone"
+            ))
+            .into());
+        }
         if altered {
-            alter_columns(catalog, &evolution, &t, repartitioned, &mut snap).await?;
+            alter_columns(catalog, &evolution, &t, repartitioned, snap).await?;
         }
         if repartitioned || altered {
             snap.changes.push(format!("altered_table:{table_id}"));
@@ -142,8 +214,6 @@ impl Commit<'_> {
         if !self.files.is_empty() || created {
             snap.changes.push(format!("inserted_into_table:{table_id}"));
         }
-        snap.insert(catalog).await?;
-        self.record_changes(catalog, &snap, &name).await?;
         Ok(Committed {
             snapshot: snap.id,
             table_id,
@@ -340,14 +410,22 @@ impl Commit<'_> {
     }
 
     /// Records the changes `snap` made, with the commit's provenance and a message naming
-    /// table `name`.
+    /// the tables of the commits `all` (this one, or several in one snapshot: their tables
+    /// and rows then in its provenance).
     async fn record_changes(
         &self,
         catalog: &mut Catalog,
         snap: &NewSnapshot,
-        name: &str,
+        all: &[Commit<'_>],
     ) -> Result<()> {
-        let provenance = self.provenance()?;
+        let names: Vec<String> = all.iter().map(Commit::name).collect();
+        let mut provenance = self.provenance()?;
+        if all.len() > 1 {
+            provenance["tables"] = names.clone().into();
+            provenance["source"] = serde_json::Value::Null;
+            provenance["rows"] = all.iter().map(|c| c.manifest.rows).sum::<u64>().into();
+        }
+        let name = names.join(", ");
         catalog
             .exec(
                 "INSERT INTO ducklake_snapshot_changes VALUES ($1::bigint, $2, 'pgarrow', $3, $4)",

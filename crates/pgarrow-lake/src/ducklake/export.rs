@@ -118,6 +118,7 @@ pub async fn export_to_ducklake(
         since: None,
         rewrite: false,
         dropped: &[],
+        together: false,
     };
     let mut tries = Retries::new(target.retries, format!("DuckLake table {name}"));
     let done = commit(&plan, target, &mut tries, name).await?;

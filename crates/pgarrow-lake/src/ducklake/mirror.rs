@@ -19,6 +19,109 @@ use crate::common::{IfExists, new_uuid};
 use crate::live::{
     INDEX_HOME, LakeCommit, Laps, Live, LiveFile, MirrorPoint, NewRows, Place, Plan, Positions,
 };
+use crate::table::{Apart, Staged};
+
+/// A table's commit staged: its files written, its catalog change ready to run alone or in
+/// one catalog transaction with other tables' ([`commit_together`]).
+pub(crate) struct StagedCommit {
+    catalog: pgarrow::protocol::Config,
+    schema: String,
+    table: String,
+    /// `schema.table`.
+    name: String,
+    if_exists: IfExists,
+    expected: i64,
+    columns: Vec<super::columns::LakeColumn>,
+    keys: Vec<partitions::Key>,
+    described: Vec<super::DataFile>,
+    manifest: Manifest,
+    deletes: Vec<DeleteChange>,
+    point: Option<MirrorPoint>,
+    since: Seen,
+    rewrite: bool,
+    dropped: Vec<i64>,
+    dir: Location,
+    /// The files written, removed unless the commit lands.
+    cleanup: Cleanup,
+    write_s: f64,
+    /// Once landed: its snapshot and the IDs its data files got.
+    landed: Option<(i64, Vec<i64>)>,
+}
+
+impl StagedCommit {
+    /// The commit to run (`together`: with other tables', in one snapshot).
+    fn commit(&self, together: bool) -> Commit<'_> {
+        Commit {
+            schema: &self.schema,
+            table: &self.table,
+            if_exists: self.if_exists,
+            expected: Some(self.expected),
+            columns: &self.columns,
+            keys: &self.keys,
+            repartition: false,
+            files: &self.described,
+            manifest: &self.manifest,
+            run: None,
+            previous: None,
+            deletes: &self.deletes,
+            point: self.point.as_ref(),
+            since: Some(&self.since),
+            rewrite: self.rewrite,
+            dropped: &self.dropped,
+            together,
+        }
+    }
+}
+
+/// Commits several tables' staged commits in one catalog transaction, one snapshot of the
+/// lake holding all their changes: all land (each table's [`DuckLakeMirror::finish`]
+/// follows), or none. `Err(why)` inside when they did not: the tables are in different
+/// catalogs, one moved, or one changes its columns (those commit alone); each table then
+/// commits on its own, its staged files removed.
+///
+/// # Errors
+/// The catalog's; a `COMMIT` whose outcome is unknown (every staged file then kept).
+pub(crate) async fn commit_together(
+    staged: &mut [&mut StagedCommit],
+) -> Result<std::result::Result<(), Apart>> {
+    let Some(first) = staged.first() else {
+        return Ok(Ok(()));
+    };
+    if staged.iter().any(|s| s.catalog != first.catalog) {
+        return Ok(Err(Apart {
+            why: "the tables are in different DuckLake catalogs".into(),
+            lasting: true,
+        }));
+    }
+    let mut catalog = Catalog::connect(&first.catalog).await?;
+    let tried = {
+        let commits: Vec<Commit<'_>> = staged.iter().map(|s| s.commit(true)).collect();
+        super::commit::run_together(&commits, &mut catalog).await
+    };
+    catalog.close().await;
+    match tried {
+        Ok(Ok(done)) => {
+            for (s, d) in staged.iter_mut().zip(done) {
+                s.landed = Some((d.snapshot, d.file_ids));
+            }
+            Ok(Ok(()))
+        }
+        Ok(Err(e)) => Ok(Err(Apart {
+            why: e.to_string(),
+            lasting: false,
+        })),
+        Err(e) => {
+            // Landed or not, no file it names may go.
+            for s in staged.iter_mut() {
+                s.cleanup.keep();
+            }
+            Err(e.context(format!(
+                "committing {} DuckLake tables together (whether it landed is unknown)",
+                staged.len()
+            )))
+        }
+    }
+}
 
 /// A DuckLake table a mirror commits to.
 pub(crate) struct DuckLakeMirror {
@@ -190,8 +293,8 @@ impl DuckLakeMirror {
         Ok(Some((table, live, delete_files, point)))
     }
 
-    /// Commits `plan` (its rows written as data files, its deletes as delete files) with
-    /// `point`, then brings `live` up to date.
+    /// Commits `plan` (its rows as data files, its deletes as delete files) with `point` as
+    /// the table's next snapshot, then brings `live` up to date.
     ///
     /// # Errors
     /// The table's files changed since they were read ([`MOVED`]: the caller reads the table
@@ -203,6 +306,39 @@ impl DuckLakeMirror {
         plan: &Plan,
         point: Option<&MirrorPoint>,
     ) -> Result<LakeCommit> {
+        let mut staged = self.stage(live, plan, point).await?;
+        let mut catalog = Catalog::connect(&self.target.catalog).await?;
+        let done = staged.commit(false).run(&mut catalog).await;
+        catalog.close().await;
+        let done = match done {
+            Ok(done) => done,
+            Err(e) => {
+                // Another commit landed first (a process of this mirror killed as it
+                // committed, whose backend finished after it died): read the table again.
+                if super::is_race(&e) {
+                    return Err(ErrorKind::Conflict(format!("{MOVED}: {e}")).into());
+                }
+                return Err(e.context(format!("committing to DuckLake table {}", staged.name)));
+            }
+        };
+        staged.landed = Some((done.snapshot, done.file_ids));
+        self.finish(live, plan, staged).await
+    }
+
+    /// Writes `plan`'s files (its rows as data files, laid out as the table is partitioned;
+    /// a delete file per data file that loses rows) and readies its catalog change,
+    /// recording `point`: the commit, ready to run alone or with other tables' (see
+    /// [`commit_together`]).
+    ///
+    /// # Errors
+    /// A data file the table no longer has ([`MOVED`]); files that cannot be written; the
+    /// catalog's.
+    pub(crate) async fn stage(
+        &mut self,
+        live: &Live,
+        plan: &Plan,
+        point: Option<&MirrorPoint>,
+    ) -> Result<StagedCommit> {
         let name = format!("{}.{}", self.target.schema, self.target.table);
         let dir = Location::parse(&self.table.dir, &self.target.storage)?;
         let mut catalog = Catalog::connect(&self.target.catalog).await?;
@@ -213,10 +349,7 @@ impl DuckLakeMirror {
         let prefix = format!("ducklake-{}", new_uuid());
         // The rows, as data files laid out as the table is partitioned.
         let (manifest, columns, keys) = match plan.new_rows() {
-            Some(rows) => {
-                let (m, c, k) = self.write_rows(rows, &dir, &ids, &prefix, &name).await?;
-                (m, c, k)
-            }
+            Some(rows) => self.write_rows(rows, &dir, &ids, &prefix, &name).await?,
             // No files: no partition values to check against the table's.
             None => (
                 Manifest::new(Format::Parquet, None, None, None, Vec::new()),
@@ -232,67 +365,75 @@ impl DuckLakeMirror {
         let deletes = self
             .delete_files(live, plan, &dir, &prefix, &mut cleanup)
             .await?;
-        let written_at = laps.lap("footers read, delete files written");
-        let commit = Commit {
-            schema: &self.target.schema,
-            table: &self.target.table,
-            if_exists: if plan.truncate {
-                IfExists::Replace
-            } else {
-                IfExists::Append
+        let write_s = laps.lap("footers read, delete files written");
+        Ok(StagedCommit {
+            catalog: self.target.catalog.clone(),
+            schema: self.target.schema.clone(),
+            table: self.target.table.clone(),
+            name,
+            if_exists: match plan.truncate {
+                true => IfExists::Replace,
+                false => IfExists::Append,
             },
-            expected: Some(self.table.id),
-            columns: &columns,
-            keys: &keys,
-            repartition: false,
-            files: &described,
-            manifest: &manifest,
-            run: None,
-            previous: None,
-            deletes: &deletes,
-            point,
-            since: Some(&self.seen),
+            expected: self.table.id,
+            columns,
+            keys,
+            described,
+            manifest,
+            deletes,
+            point: point.cloned(),
+            since: self.seen.clone(),
             rewrite: plan.rewrite,
-            dropped: if plan.adds_rows() { &self.dropped } else { &[] },
-        };
-        let mut catalog = Catalog::connect(&self.target.catalog).await?;
-        let done = commit.run(&mut catalog).await;
-        catalog.close().await;
-        let done = match done {
-            Ok(done) => done,
-            Err(e) => {
-                // Another commit landed first (a process of this mirror killed as it
-                // committed, whose backend finished after it died): read the table again.
-                if super::is_race(&e) {
-                    return Err(ErrorKind::Conflict(format!("{MOVED}: {e}")).into());
-                }
-                return Err(e.context(format!("committing to DuckLake table {name}")));
-            }
-        };
-        cleanup.keep();
-        let committed_at = laps.lap("committed");
-        if let Some(point) = point {
+            dropped: match plan.adds_rows() {
+                true => self.dropped.clone(),
+                false => Vec::new(),
+            },
+            dir,
+            cleanup,
+            write_s,
+            landed: None,
+        })
+    }
+
+    /// After `staged` landed (alone, or with other tables'): its files kept, the table's
+    /// position and `live` brought up to date.
+    ///
+    /// # Errors
+    /// The catalog's, reading the table's columns or delete files again; the index's.
+    pub(crate) async fn finish(
+        &mut self,
+        live: &mut Live,
+        plan: &Plan,
+        mut staged: StagedCommit,
+    ) -> Result<LakeCommit> {
+        let (snapshot, file_ids) = staged.landed.take().ok_or_else(|| {
+            Error::from(ErrorKind::Internal(
+                "a DuckLake commit finished before it landed".into(),
+            ))
+        })?;
+        staged.cleanup.keep();
+        let laps = Laps::new(&staged.name);
+        if let Some(point) = &staged.point {
             self.seen = Seen {
                 point: Some(point.clone()),
-                snapshot: Some(done.snapshot),
+                snapshot: Some(snapshot),
             };
         }
         self.committed(
             live,
             plan,
-            &columns,
-            &deletes,
-            &dir,
-            &described,
-            &done.file_ids,
+            &staged.columns,
+            &staged.deletes,
+            &staged.dir,
+            &staged.described,
+            &file_ids,
         )
         .await?;
-        let indexed_at = laps.lap("index updated");
         Ok(LakeCommit {
-            snapshot: done.snapshot,
-            files: described.len(),
-            write_s: written_at,
-            index_s: indexed_at - committed_at,
+            snapshot,
+            files: staged.described.len(),
+            write_s: staged.write_s,
+            index_s: laps.lap("index updated"),
         })
     }
 
@@ -554,5 +695,38 @@ impl crate::table::LakeTable for DuckLakeMirror {
         point: Option<&'a MirrorPoint>,
     ) -> crate::table::Pending<'a, LakeCommit> {
         Box::pin(DuckLakeMirror::commit(self, live, plan, point))
+    }
+
+    fn stage<'a>(
+        &'a mut self,
+        live: &'a Live,
+        plan: &'a Plan,
+        point: Option<&'a MirrorPoint>,
+    ) -> crate::table::Pending<'a, Option<Staged>> {
+        Box::pin(async move {
+            let staged = DuckLakeMirror::stage(self, live, plan, point).await?;
+            Ok(Some(Staged::DuckLake(Box::new(staged))))
+        })
+    }
+
+    fn finish<'a>(
+        &'a mut self,
+        live: &'a mut Live,
+        plan: &'a Plan,
+        staged: Staged,
+    ) -> crate::table::Pending<'a, LakeCommit> {
+        Box::pin(async move {
+            match staged {
+                Staged::DuckLake(staged) => DuckLakeMirror::finish(self, live, plan, *staged).await,
+                Staged::Iceberg(_) => Err(ErrorKind::Internal(
+                    "an Iceberg commit staged for a DuckLake table".into(),
+                )
+                .into()),
+            }
+        })
+    }
+
+    fn stages(&self) -> bool {
+        true
     }
 }

@@ -1106,6 +1106,7 @@ impl crate::table::LakeTable for IcebergMirror {
 
     fn stage<'a>(
         &'a mut self,
+        _live: &'a Live,
         plan: &'a Plan,
         point: Option<&'a MirrorPoint>,
     ) -> crate::table::Pending<'a, Option<Staged>> {
@@ -1121,13 +1122,21 @@ impl crate::table::LakeTable for IcebergMirror {
         plan: &'a Plan,
         staged: Staged,
     ) -> crate::table::Pending<'a, LakeCommit> {
-        let Staged::Iceberg(staged) = staged;
-        Box::pin(IcebergMirror::finish(self, live, plan, *staged))
+        Box::pin(async move {
+            match staged {
+                Staged::Iceberg(staged) => IcebergMirror::finish(self, live, plan, *staged).await,
+                Staged::DuckLake(_) => Err(pgarrow::ErrorKind::Internal(
+                    "a DuckLake commit staged for an Iceberg table".into(),
+                )
+                .into()),
+            }
+        })
     }
 
     fn unstage(&mut self, staged: Staged) {
-        let Staged::Iceberg(staged) = staged;
-        IcebergMirror::unstage(self, *staged);
+        if let Staged::Iceberg(staged) = staged {
+            IcebergMirror::unstage(self, *staged);
+        }
     }
 
     fn stages(&self) -> bool {

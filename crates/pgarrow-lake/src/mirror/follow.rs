@@ -298,7 +298,7 @@ async fn together(
             stats.changes += plan.changes;
             continue;
         }
-        match m.lake.stage(&plan, Some(&point)).await {
+        match m.lake.stage(&m.live, &plan, Some(&point)).await {
             Ok(Some(s)) => {
                 plans.push((i, plan));
                 staged.push(s);
