@@ -240,7 +240,7 @@ async fn met(
 }
 
 /// Commits every table's pending changes up to `lsn`: where several tables have changes and
-/// their format and catalog can (Iceberg), together, in one operation of the catalog, so that
+/// their format and catalog can (DuckLake, Iceberg), together, in one operation of the catalog, so that
 /// readers see all of them at the one source transaction boundary; else, or when that did not
 /// land (another writer committed to one of them first), each on its own.
 pub(crate) async fn commit_round(

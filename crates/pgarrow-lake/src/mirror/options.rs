@@ -402,7 +402,7 @@ pub struct MirrorStats {
     /// Tables exported again at a schema change they could not take in place.
     pub reexported: u64,
     /// Commit rounds that committed several tables at once, in one operation of their catalog
-    /// (Iceberg's multi-table transactions).
+    /// (DuckLake's one catalog transaction and snapshot, Iceberg's multi-table transactions).
     pub together: u64,
     /// Why rounds of several tables are committed table by table (a catalog that cannot
     /// commit them together): said once, and the run's later rounds do not try again.

@@ -283,7 +283,7 @@ class MirrorStats(MirrorApart):
     #: Tables exported again at a schema change they could not take in place.
     reexported: int
     #: Commit rounds that committed several tables at once, in one operation of their catalog
-    #: (Iceberg's multi-table transactions).
+    #: (DuckLake's one catalog transaction and snapshot, Iceberg's multi-table transactions).
     together: int
     #: Bytes of changes set aside on disk past the budget until their commit, and the commits
     #: that folded such changes in buckets.
