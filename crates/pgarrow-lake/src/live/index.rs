@@ -531,16 +531,19 @@ impl Run {
 }
 
 /// The keys `keys` (sorted) asks of `runs` that are there: each key's entries, any run.
-/// With `many`, a run may hold a key many times, its entries across blocks and segments.
-/// Blocking.
+/// With `many`, a run may hold a key many times, its entries across blocks and segments:
+/// each key's first entries only (newest run first), as many as its cap says. Blocking.
 fn look_up(
     home: &Location,
     runs: &[Run],
     keys: &[Vec<u8>],
-    many: bool,
+    many: Option<&[usize]>,
     read: &mut u64,
 ) -> Result<Vec<(usize, u32, u64)>> {
     let mut found = Vec::new();
+    // With `many`: each key's entries found so far.
+    let mut got = vec![0usize; many.map_or(0, <[usize]>::len)];
+    let open = |got: &[usize], i: usize| many.is_none_or(|caps| got[i] < caps[i]);
     for run in runs.iter().rev() {
         for segment in &run.segments {
             // The keys within the segment's range.
@@ -554,13 +557,16 @@ fn look_up(
             // `many`, from the last whose first key is before it.
             let mut wanted: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
             for (i, k) in keys.iter().enumerate().take(hi).skip(lo) {
+                if !open(&got, i) {
+                    continue;
+                }
                 let end = blocks.firsts.partition_point(|f| &**f <= k.as_slice());
                 let start = match many {
-                    true => blocks
+                    Some(_) => blocks
                         .firsts
                         .partition_point(|f| &**f < k.as_slice())
                         .saturating_sub(1),
-                    false => end.saturating_sub(1),
+                    None => end.saturating_sub(1),
                 };
                 for b in start..end {
                     wanted.entry(b).or_default().push(i);
@@ -570,9 +576,14 @@ fn look_up(
             // walked once beside the keys asked of it (both in order).
             let wanted: Vec<(usize, Vec<usize>)> = wanted.into_iter().collect();
             for batch in wanted.chunks(READ_BLOCKS) {
+                // Blocks only keys that have all they may take ask of are not read.
+                let batch: Vec<&(usize, Vec<usize>)> = batch
+                    .iter()
+                    .filter(|(_, asked)| asked.iter().any(|&i| open(&got, i)))
+                    .collect();
                 let which: Vec<usize> = batch.iter().map(|(b, _)| *b).collect();
-                let got = segment.read_blocks(home, &which, read)?;
-                for ((_, asked), bytes) in batch.iter().zip(&got) {
+                let blocks = segment.read_blocks(home, &which, read)?;
+                for ((_, asked), bytes) in batch.iter().zip(&blocks) {
                     let mut asked = asked.iter().map(|&i| (i, keys[i].as_slice())).peekable();
                     let mut at = 0;
                     while at < bytes.len() && asked.peek().is_some() {
@@ -581,8 +592,12 @@ fn look_up(
                         // Not taken: the next entries may hold the same key (`many`).
                         if let Some(&(i, k)) = asked.peek()
                             && k == e
+                            && open(&got, i)
                         {
                             found.push((i, file, pos));
+                            if let Some(n) = got.get_mut(i) {
+                                *n += 1;
+                            }
                         }
                     }
                 }
@@ -915,7 +930,7 @@ impl Index {
         let Some(store) = &self.store else {
             return Ok(found);
         };
-        let (entries, asked) = self.search(asked, false).await?;
+        let (entries, asked) = self.search(asked, None).await?;
         let locations = store.locations();
         for (i, file, pos) in entries {
             let k = asked[i].as_slice();
@@ -929,34 +944,61 @@ impl Index {
         Ok(found)
     }
 
-    /// Every live place the persisted runs hold for each of `keys` (a table told apart by
-    /// whole rows: a run holds a digest once a row), each place once; counted only while its
-    /// file is one of `files` and its position not deleted. Entries in memory are the
-    /// caller's (see [`whole`]).
+    /// Live places the persisted runs hold for each of `keys` (a table told apart by whole
+    /// rows: a run holds a digest once a row), each place once, as many as the key's count
+    /// asks when the runs hold that many (and a few more at most); counted only while its file
+    /// is one of `files` and its position not deleted. Entries in memory are the caller's (see
+    /// [`whole`]). A digest held by many identical rows costs what the rows asked of it do:
+    /// the runs are read again, taking twice as many, only while the entries taken name rows
+    /// no longer live.
     ///
     /// # Errors
     /// The storage's; a damaged run.
-    pub(crate) async fn locate_all(
+    pub(crate) async fn locate_all<'k>(
         &self,
-        keys: impl Iterator<Item = &[u8]>,
+        keys: impl Iterator<Item = (&'k [u8], usize)>,
         files: &BTreeMap<i64, LiveFile>,
     ) -> Result<HashMap<Key, Vec<At>>> {
-        let asked: Vec<Vec<u8>> = keys.map(<[u8]>::to_vec).collect();
+        let mut asked: Vec<(Vec<u8>, usize)> = keys.map(|(k, n)| (k.to_vec(), n)).collect();
         self.lookups
             .fetch_add(asked.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut found: HashMap<Key, Vec<At>> = HashMap::new();
         let Some(store) = &self.store else {
             return Ok(found);
         };
-        let (entries, asked) = self.search(asked, true).await?;
         let (liveness, locations) = (Liveness::new(files), store.locations());
-        let mut seen: HashSet<At> = HashSet::new();
-        for (i, file, pos) in entries {
-            if let Some(at) = locations.get(&file).and_then(|l| liveness.place(l, pos))
-                && seen.insert(at)
-            {
-                found.entry(Key::new(&asked[i])).or_default().push(at);
+        // Each key asked for the live rows it needs, with room for as many taken that are not.
+        let mut caps: HashMap<Vec<u8>, usize> =
+            asked.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        while !asked.is_empty() {
+            let want: Vec<Vec<u8>> = asked.iter().map(|(k, _)| k.clone()).collect();
+            let (entries, keys) = self.search(want, Some(&caps)).await?;
+            let mut taken = vec![0usize; keys.len()];
+            let mut live: Vec<Vec<At>> = vec![Vec::new(); keys.len()];
+            let mut seen: HashSet<At> = HashSet::new();
+            for (i, file, pos) in entries {
+                taken[i] += 1;
+                if let Some(at) = locations.get(&file).and_then(|l| liveness.place(l, pos))
+                    && seen.insert(at)
+                {
+                    live[i].push(at);
+                }
             }
+            let need: HashMap<&[u8], usize> =
+                asked.iter().map(|(k, n)| (k.as_slice(), *n)).collect();
+            let mut again = Vec::new();
+            for (i, (k, places)) in keys.iter().zip(live).enumerate() {
+                let cap = caps.get(k).copied().unwrap_or(0);
+                let n = need.get(k.as_slice()).copied().unwrap_or(0);
+                // Short of its rows with all it could take taken: there may be more.
+                if places.len() < n && taken[i] >= cap {
+                    caps.insert(k.clone(), cap.saturating_mul(2).max(1));
+                    again.push((k.clone(), n));
+                } else if !places.is_empty() {
+                    found.insert(Key::new(k), places);
+                }
+            }
+            asked = again;
         }
         Ok(found)
     }
@@ -967,7 +1009,7 @@ impl Index {
     async fn search(
         &self,
         mut asked: Vec<Vec<u8>>,
-        many: bool,
+        many: Option<&HashMap<Vec<u8>, usize>>,
     ) -> Result<(Vec<(usize, u32, u64)>, Vec<Vec<u8>>)> {
         let Some(store) = &self.store else {
             return Ok((Vec::new(), asked));
@@ -977,10 +1019,16 @@ impl Index {
         }
         asked.sort_unstable();
         asked.dedup();
+        let caps: Option<Vec<usize>> = many.map(|caps| {
+            asked
+                .iter()
+                .map(|k| caps.get(k).copied().unwrap_or(0))
+                .collect()
+        });
         let (home, runs) = (store.home.clone(), store.runs.clone());
         let (entries, read, asked) = blocking(move || {
             let mut read = 0;
-            match look_up(&home, &runs, &asked, many, &mut read) {
+            match look_up(&home, &runs, &asked, caps.as_deref(), &mut read) {
                 Ok(entries) => Ok((entries, read, asked)),
                 Err(e) if e.is_conflict() => {
                     log::warn!("{e}");
@@ -1544,9 +1592,9 @@ mod tests {
         assert!(uncovered.is_empty(), "{uncovered:?}");
         assert_eq!(again.secret(), secret);
         let absent: Digest = [3; 16];
-        let asked = [many, own(3000), own(9999), absent];
+        let asked = [(many, 3000), (own(3000), 1), (own(9999), 1), (absent, 1)];
         let found = again
-            .locate_all(asked.iter().map(|d| d.as_slice()), &table)
+            .locate_all(asked.iter().map(|(d, n)| (d.as_slice(), *n)), &table)
             .await
             .unwrap();
         let mut places = found[many.as_slice()].clone();
@@ -1555,13 +1603,45 @@ mod tests {
         assert_eq!(found[own(3000).as_slice()], vec![(0, 3000)]);
         assert_eq!(found[own(9999).as_slice()], vec![(1, 4999)]);
         assert!(!found.contains_key(absent.as_slice()));
-        // Rows deleted are not found.
+        // Asked for a few of them, a few are read: not every block they span.
+        let read = |i: &Index| i.read.load(std::sync::atomic::Ordering::Relaxed);
+        let before = read(&again);
+        let found = again
+            .locate_all(std::iter::once((many.as_slice(), 5)), &table)
+            .await
+            .unwrap();
+        let few = read(&again) - before;
+        assert!((5..3000).contains(&found[many.as_slice()].len()));
+        let before = read(&again);
+        again
+            .locate_all(std::iter::once((many.as_slice(), 3000)), &table)
+            .await
+            .unwrap();
+        let all = read(&again) - before;
+        assert!(
+            few * 3 < all,
+            "{few} bytes read for 5 of them, {all} for all"
+        );
+        // Rows deleted are not found; the runs are read again past them for as many as
+        // asked.
         table.get_mut(&0).unwrap().deleted = (0..100).chain(2990..3001).collect();
         let found = again
-            .locate_all(std::iter::once(many.as_slice()), &table)
+            .locate_all(std::iter::once((many.as_slice(), 3000)), &table)
             .await
             .unwrap();
         assert_eq!(found[many.as_slice()].len(), 2890);
+        table.get_mut(&0).unwrap().deleted = (0..2000).collect();
+        let found = again
+            .locate_all(std::iter::once((many.as_slice(), 50)), &table)
+            .await
+            .unwrap();
+        let places = &found[many.as_slice()];
+        assert!(places.len() >= 50, "{}", places.len());
+        assert!(
+            places
+                .iter()
+                .all(|&(f, p)| f == 0 && (2000..3000).contains(&p))
+        );
         // A keyed index of the same columns is not this one: built again.
         let (_, uncovered) = Index::open(&place, &k, false, &table).await.unwrap();
         assert_eq!(uncovered, vec![0, 1]);

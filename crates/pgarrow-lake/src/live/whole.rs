@@ -160,11 +160,17 @@ pub(crate) fn remove(index: &mut Index, gone: &[u8]) {
 ///
 /// # Errors
 /// The index's storage.
-async fn held(live: &Live, wanted: &[Digest]) -> Result<HashMap<Digest, Vec<(At, Option<Key>)>>> {
+async fn held(
+    live: &Live,
+    wanted: &[(Digest, usize)],
+) -> Result<HashMap<Digest, Vec<(At, Option<Key>)>>> {
     let mut out: HashMap<Digest, Vec<(At, Option<Key>)>> = HashMap::new();
-    for d in wanted {
+    for (d, lost) in wanted {
         let mine = out.entry(*d).or_default();
         for ordinal in (0..count(&live.index, d)).rev() {
+            if mine.len() >= *lost {
+                break;
+            }
             let k = key(d, ordinal);
             if let Some(&at) = live.index.get(k.as_slice())
                 && live.is_live(at)
@@ -175,7 +181,13 @@ async fn held(live: &Live, wanted: &[Digest]) -> Result<HashMap<Digest, Vec<(At,
     }
     let persisted = live
         .index
-        .locate_all(wanted.iter().map(|d| d.as_slice()), &live.files)
+        .locate_all(
+            wanted
+                .iter()
+                .filter(|(d, lost)| out.get(d).map_or(0, Vec::len) < *lost)
+                .map(|(d, lost)| (d.as_slice(), *lost)),
+            &live.files,
+        )
         .await?;
     for (k, places) in persisted {
         let Some(d) = digest_of(k.as_slice()) else {
@@ -222,7 +234,7 @@ pub(crate) async fn plan(
     let net = Net::of(ops, old, &new_digests, &old_digests, table)?;
     plan.truncate = net.truncate;
     let (looking, read_before) = (std::time::Instant::now(), live.index.stats().read_bytes);
-    let lost: Vec<Digest> = match net.truncate {
+    let lost: Vec<(Digest, usize)> = match net.truncate {
         // The table's rows all went before.
         true => Vec::new(),
         false => net.lost().collect(),
@@ -487,12 +499,12 @@ impl Net {
         }
     }
 
-    /// The digests the changes take rows of.
-    fn lost(&self) -> impl Iterator<Item = Digest> + '_ {
-        self.order
-            .iter()
-            .filter(|d| self.by_digest[*d].0 < 0)
-            .copied()
+    /// The digests the changes take rows of, and how many rows of each.
+    fn lost(&self) -> impl Iterator<Item = (Digest, usize)> + '_ {
+        self.order.iter().filter_map(|d| {
+            let by = self.by_digest[d].0;
+            (by < 0).then(|| (*d, usize::try_from(-by).unwrap_or(usize::MAX)))
+        })
     }
 
     /// What the changes leave of the table whose live rows of the digests they take rows of
