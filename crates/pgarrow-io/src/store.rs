@@ -412,6 +412,49 @@ impl Location {
         }
     }
 
+    /// The bytes `ranges` name, one after another, into `out` (emptied first), as
+    /// [`read_ranges`](Self::read_ranges) reads them: a caller reading many small ranges, a
+    /// batch at a time, keeps one buffer for them all.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] or [`Error::Io`]; a range past the end.
+    pub fn read_ranges_into(
+        &self,
+        ranges: &[std::ops::Range<u64>],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        out.clear();
+        match self {
+            Location::Local(p) => {
+                use std::os::unix::fs::FileExt;
+                let lens: Vec<usize> = ranges
+                    .iter()
+                    .map(|r| usize::try_from(r.end.saturating_sub(r.start)).unwrap_or(usize::MAX))
+                    .collect();
+                let total = lens.iter().try_fold(0usize, |a, &l| a.checked_add(l));
+                let total = total.ok_or_else(|| {
+                    local_io("cannot read", p, std::io::Error::other("ranges too long"))
+                })?;
+                out.resize(total, 0);
+                let file = std::fs::File::open(p).map_err(|e| local_io("cannot read", p, e))?;
+                let mut at = 0;
+                for (r, len) in ranges.iter().zip(lens) {
+                    file.read_exact_at(&mut out[at..at + len], r.start)
+                        .map_err(|e| local_io("cannot read", p, e))?;
+                    at += len;
+                }
+                Ok(())
+            }
+            #[cfg(feature = "cloud")]
+            Location::Object(o) => {
+                for b in o.read_ranges(ranges)? {
+                    out.extend_from_slice(&b);
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// The footer of the Parquet file here (its schema, row groups and their column chunks'
     /// statistics) and the footer's length in bytes, read without the rest of the file (for
     /// an object, ranged reads of its end).
@@ -738,6 +781,23 @@ mod tests {
         });
         assert_eq!(won, 1);
         assert_eq!(log.list_names().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn ranges_read_into_one_buffer_are_those_read_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = Location::from(dir.path()).join("f");
+        let body: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        assert!(at.create_new(&body).unwrap());
+        let ranges = [9_000..9_100, 0..10, 4_096..8_192, 10..10];
+        let apart: Vec<u8> = at.read_ranges(&ranges).unwrap().concat();
+        // A buffer holding more than the next read: it is emptied first.
+        let mut buf = vec![7; 50_000];
+        at.read_ranges_into(&ranges, &mut buf).unwrap();
+        assert_eq!(buf, apart);
+        assert_eq!(&buf[..100], &body[9_000..9_100]);
+        let e = at.read_ranges_into(&[9_990..10_010], &mut buf).unwrap_err();
+        assert!(e.to_string().contains("cannot read"), "{e}");
     }
 
     #[test]

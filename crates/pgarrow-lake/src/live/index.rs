@@ -164,11 +164,38 @@ struct SegmentMeta {
     last: String,
 }
 
-/// A segment's blocks, read from its footer once.
+/// A segment's blocks, read from its footer once: each block's first key (one after another
+/// in `firsts`, each ending at its `ends`) and its place (offset, length, CRC-32).
 #[derive(Debug)]
 struct Blocks {
-    firsts: Vec<Box<[u8]>>,
+    firsts: Vec<u8>,
+    ends: Vec<u32>,
     places: Vec<(u64, u32, u32)>,
+}
+
+impl Blocks {
+    /// The first key of block `b`.
+    fn first(&self, b: usize) -> &[u8] {
+        let start = match b {
+            0 => 0,
+            _ => self.ends[b - 1] as usize,
+        };
+        &self.firsts[start..self.ends[b] as usize]
+    }
+
+    /// The first block at or past `from` whose first key `before` is not true of (it is of
+    /// the blocks before it, in their order).
+    fn partition_point(&self, from: usize, before: impl Fn(&[u8]) -> bool) -> usize {
+        let (mut lo, mut hi) = (from.min(self.ends.len()), self.ends.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match before(self.first(mid)) {
+                true => lo = mid + 1,
+                false => hi = mid,
+            }
+        }
+        lo
+    }
 }
 
 /// A persisted run as held: its manifest entry and its segments' footers once read.
@@ -468,13 +495,15 @@ impl Segment {
         let n = get_varint(&bytes, &mut p).ok_or_else(bad)?;
         // A block's footer entry takes 17 bytes at least.
         let most = bytes.len() / 17;
-        let mut firsts = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(most));
-        let mut places = Vec::with_capacity(firsts.capacity());
+        let mut places = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(most));
+        let mut ends = Vec::with_capacity(places.capacity());
+        let mut firsts = Vec::with_capacity(bytes.len());
         for _ in 0..n {
             let len =
                 usize::try_from(get_varint(&bytes, &mut p).ok_or_else(bad)?).map_err(|_| bad())?;
             let end = p.checked_add(len).ok_or_else(bad)?;
-            firsts.push(Box::<[u8]>::from(bytes.get(p..end).ok_or_else(bad)?));
+            firsts.extend_from_slice(bytes.get(p..end).ok_or_else(bad)?);
+            ends.push(u32::try_from(firsts.len()).map_err(|_| bad())?);
             p = end;
             let fixed = bytes.get(p..p + 16).ok_or_else(bad)?;
             p += 16;
@@ -485,8 +514,50 @@ impl Segment {
             };
             places.push((word(0, 8), word(8, 4) as u32, word(12, 4) as u32));
         }
-        let _ = self.blocks.set(Blocks { firsts, places });
+        let _ = self.blocks.set(Blocks {
+            firsts,
+            ends,
+            places,
+        });
         self.blocks.get().ok_or_else(bad)
+    }
+
+    /// The blocks `which`, read at once into `buf` (counted in `read`), each checked against
+    /// its checksum: where each is in `buf`.
+    fn read_blocks_into(
+        &self,
+        home: &Location,
+        which: &[usize],
+        buf: &mut Vec<u8>,
+        read: &mut u64,
+    ) -> Result<Vec<std::ops::Range<usize>>> {
+        let blocks = self.blocks(home, read)?;
+        let ranges: Vec<_> = which
+            .iter()
+            .map(|&b| {
+                let (offset, len, _) = blocks.places[b];
+                offset..offset + u64::from(len)
+            })
+            .collect();
+        let at = home.join(&self.meta.name);
+        at.read_ranges_into(&ranges, buf)?;
+        *read += buf.len() as u64;
+        let mut start = 0;
+        let mut out = Vec::with_capacity(which.len());
+        for &b in which {
+            let end = start + blocks.places[b].1 as usize;
+            let bytes = buf
+                .get(start..end)
+                .ok_or_else(|| damaged(format!("{at} cut short")))?;
+            if crc(bytes) != blocks.places[b].2 {
+                return Err(damaged(format!(
+                    "block {b} of {at} does not match its checksum"
+                )));
+            }
+            out.push(start..end);
+            start = end;
+        }
+        Ok(out)
     }
 
     /// The entries of blocks `which`, read at once (counted in `read`), each checked against
@@ -544,6 +615,8 @@ fn look_up(
     // With `many`: each key's entries found so far.
     let mut got = vec![0usize; many.map_or(0, <[usize]>::len)];
     let open = |got: &[usize], i: usize| many.is_none_or(|caps| got[i] < caps[i]);
+    // The blocks of a batch, read into one buffer that serves every batch.
+    let mut buf = Vec::new();
     for run in runs.iter().rev() {
         for segment in &run.segments {
             // The keys within the segment's range.
@@ -554,20 +627,21 @@ fn look_up(
             }
             let blocks = segment.blocks(home, read)?;
             // Each asked key's block: the last whose first key is at most the key; with
-            // `many`, from the last whose first key is before it.
+            // `many`, from the last whose first key is before it. The keys are in order, so
+            // are their blocks: each searched for from the last one's.
             let mut wanted: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+            let mut from = 0;
             for (i, k) in keys.iter().enumerate().take(hi).skip(lo) {
                 if !open(&got, i) {
                     continue;
                 }
-                let end = blocks.firsts.partition_point(|f| &**f <= k.as_slice());
+                let k = k.as_slice();
+                let end = blocks.partition_point(from, |f| f <= k);
                 let start = match many {
-                    Some(_) => blocks
-                        .firsts
-                        .partition_point(|f| &**f < k.as_slice())
-                        .saturating_sub(1),
+                    Some(_) => blocks.partition_point(from, |f| f < k).saturating_sub(1),
                     None => end.saturating_sub(1),
                 };
+                from = start;
                 for b in start..end {
                     wanted.entry(b).or_default().push(i);
                 }
@@ -582,8 +656,9 @@ fn look_up(
                     .filter(|(_, asked)| asked.iter().any(|&i| open(&got, i)))
                     .collect();
                 let which: Vec<usize> = batch.iter().map(|(b, _)| *b).collect();
-                let blocks = segment.read_blocks(home, &which, read)?;
-                for ((_, asked), bytes) in batch.iter().zip(&blocks) {
+                let blocks = segment.read_blocks_into(home, &which, &mut buf, read)?;
+                for ((_, asked), range) in batch.iter().zip(blocks) {
+                    let bytes = &buf[range];
                     let mut asked = asked.iter().map(|&i| (i, keys[i].as_slice())).peekable();
                     let mut at = 0;
                     while at < bytes.len() && asked.peek().is_some() {
