@@ -426,7 +426,6 @@ impl Location {
         out.clear();
         match self {
             Location::Local(p) => {
-                use std::os::unix::fs::FileExt;
                 let lens: Vec<usize> = ranges
                     .iter()
                     .map(|r| usize::try_from(r.end.saturating_sub(r.start)).unwrap_or(usize::MAX))
@@ -437,13 +436,9 @@ impl Location {
                 })?;
                 out.resize(total, 0);
                 let file = std::fs::File::open(p).map_err(|e| local_io("cannot read", p, e))?;
-                let mut at = 0;
-                for (r, len) in ranges.iter().zip(lens) {
-                    file.read_exact_at(&mut out[at..at + len], r.start)
-                        .map_err(|e| local_io("cannot read", p, e))?;
-                    at += len;
-                }
-                Ok(())
+                read_local_ranges(&file, ranges, &lens, out)
+                    .map(drop)
+                    .map_err(|e| local_io("cannot read", p, e))
             }
             #[cfg(feature = "cloud")]
             Location::Object(o) => {
@@ -605,6 +600,83 @@ pub(crate) fn local_io(what: &'static str, path: &Path, e: std::io::Error) -> Er
         what,
         path: path.to_owned(),
         source: e,
+    }
+}
+
+/// Reads `ranges` (of `lens` bytes) of `file` one after another into `out`, which holds their
+/// sum; returns how many were not in the page cache.
+///
+/// Each range is first read from the page cache only (`preadv2` with `RWF_NOWAIT`, on
+/// Linux): the ranges it does not hold are then asked of the disk all at once
+/// (`POSIX_FADV_WILLNEED`, which starts their reads side by side) and read. A lookup of many
+/// small blocks scattered over a large file that is not in memory so waits for the disk about
+/// once, not once a block.
+fn read_local_ranges(
+    file: &std::fs::File,
+    ranges: &[std::ops::Range<u64>],
+    lens: &[usize],
+    out: &mut [u8],
+) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut missing = Vec::new();
+    let mut at = 0;
+    for (i, (r, &len)) in ranges.iter().zip(lens).enumerate() {
+        if !read_cached(file, &mut out[at..at + len], r.start)? {
+            missing.push((i, at));
+        }
+        at += len;
+    }
+    #[cfg(target_os = "linux")]
+    if missing.len() > 1 {
+        for &(i, _) in &missing {
+            let len = std::num::NonZeroU64::new(lens[i] as u64);
+            // Advice only: a refusal leaves the reads below to wait one by one.
+            let _ = rustix::fs::fadvise(file, ranges[i].start, len, rustix::fs::Advice::WillNeed);
+        }
+    }
+    for &(i, at) in &missing {
+        file.read_exact_at(&mut out[at..at + lens[i]], ranges[i].start)?;
+    }
+    Ok(missing.len())
+}
+
+/// Reads `buf` at `offset` of `file` if the page cache holds it all: `false` (and `buf` in
+/// part) when the disk would have to be waited for. Elsewhere than Linux, or on a file system
+/// that cannot tell, reads it.
+fn read_cached(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::io::{Errno, ReadWriteFlags, preadv2};
+        let mut done = 0;
+        while done < buf.len() {
+            let mut slice = [std::io::IoSliceMut::new(&mut buf[done..])];
+            match preadv2(
+                file,
+                &mut slice,
+                offset + done as u64,
+                ReadWriteFlags::NOWAIT,
+            ) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => done += n,
+                Err(Errno::AGAIN) => return Ok(false),
+                Err(Errno::INTR) => {}
+                // A kernel or file system without RWF_NOWAIT: read as usual.
+                Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if done == buf.len() {
+            return Ok(true);
+        }
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(&mut buf[done..], offset + done as u64)?;
+        Ok(true)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(buf, offset)?;
+        Ok(true)
     }
 }
 
@@ -799,6 +871,37 @@ mod tests {
         let past = [0..10, 9_990..10_010];
         let e = at.read_ranges_into(&past, &mut buf).unwrap_err();
         assert!(e.to_string().contains("cannot read"), "{e}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn ranges_not_in_the_page_cache_are_read_all_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let body: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &body).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        file.sync_all().unwrap();
+        let ranges: Vec<std::ops::Range<u64>> =
+            (0..50u64).map(|i| i * 19_000..i * 19_000 + 4096).collect();
+        let lens = vec![4096; ranges.len()];
+        let want: Vec<u8> = ranges
+            .iter()
+            .flat_map(|r| body[r.start as usize..r.end as usize].iter().copied())
+            .collect();
+        // Cached: none from the disk.
+        let mut out = vec![0; want.len()];
+        assert_eq!(
+            read_local_ranges(&file, &ranges, &lens, &mut out).unwrap(),
+            0
+        );
+        assert_eq!(out, want);
+        // Dropped from the cache (clean pages go): read from the disk, the same bytes.
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        let mut out = vec![0; want.len()];
+        let missing = read_local_ranges(&file, &ranges, &lens, &mut out).unwrap();
+        assert_eq!(out, want);
+        assert!(missing > 0, "no range left the page cache");
     }
 
     #[test]
