@@ -109,6 +109,13 @@ impl Error {
     pub fn is_input(&self) -> bool {
         matches!(self.root(), Error::Input(_))
     }
+
+    /// Whether trying again later may succeed: an object store that did not answer, or
+    /// answered with a failure of its own (the network, the service), not one of the call's.
+    pub fn is_transient(&self) -> bool {
+        self.storage()
+            .is_some_and(|s| s.problem == crate::StorageProblem::Other)
+    }
 }
 
 impl From<Error> for ArrowError {

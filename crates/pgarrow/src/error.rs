@@ -84,6 +84,10 @@ pub enum ErrorKind {
     },
     /// Something pgarrow itself got wrong (a worker thread panicked, ...): a bug to report.
     Internal(String),
+    /// A service the work needs besides the server (an Iceberg REST catalog) did not answer,
+    /// or answered that it cannot serve now (HTTP 429, 502, 503, 504): the network or the
+    /// service. Trying again later may succeed ([`Error::is_transient`]).
+    Unavailable(String),
 }
 
 /// What the caller can do about an [`Error`]: the coarse class that exit statuses, Python
@@ -140,7 +144,7 @@ impl Error {
         match &*self.root().kind {
             ErrorKind::Usage(_) => Category::Usage,
             ErrorKind::Connect(p) if matches!(p.kind(), WireKind::Config(_)) => Category::Usage,
-            ErrorKind::Connect(_) => Category::Connection,
+            ErrorKind::Connect(_) | ErrorKind::Unavailable(_) => Category::Connection,
             ErrorKind::Protocol(p) => match p.kind() {
                 WireKind::Config(_) => Category::Usage,
                 WireKind::Connect { .. } | WireKind::Auth(_) | WireKind::Tls { .. } => {
@@ -193,6 +197,32 @@ impl Error {
     /// No session could be had (see [`Category::Connection`]).
     pub fn is_connection(&self) -> bool {
         self.category() == Category::Connection
+    }
+
+    /// Whether the same work tried again later may succeed: the connection to the server
+    /// could not be made or broke (the network, a restart, the server shutting down or out
+    /// of connections or resources), the server refused for a passing reason (a
+    /// serialization failure, a deadlock, an object in use: a replication slot whose last
+    /// reader the server has not yet seen go), or an object store or catalog did not answer.
+    /// What the call or its data got wrong (settings, a refused password, a value) is not.
+    pub fn is_transient(&self) -> bool {
+        match &*self.root().kind {
+            ErrorKind::Connect(p) | ErrorKind::Protocol(p) => match p.kind() {
+                WireKind::Connect { .. }
+                | WireKind::Io(_)
+                | WireKind::Closed
+                | WireKind::Timeout(_)
+                | WireKind::Broken(_) => true,
+                WireKind::Db(db) => transient_state(&db.code),
+                _ => false,
+            },
+            ErrorKind::Unavailable(_) => true,
+            ErrorKind::Io(e) => e.is_transient(),
+            ErrorKind::Input(ArrowError::ExternalError(inner)) => inner
+                .downcast_ref::<pgarrow_io::Error>()
+                .is_some_and(pgarrow_io::Error::is_transient),
+            _ => false,
+        }
     }
 
     /// A value could not be converted exactly (see [`Category::Value`]).
@@ -382,7 +412,8 @@ impl fmt::Display for Error {
             | ErrorKind::Unexpected(m)
             | ErrorKind::InvalidInput(m)
             | ErrorKind::OutOfStep(m)
-            | ErrorKind::Conflict(m) => f.write_str(m)?,
+            | ErrorKind::Conflict(m)
+            | ErrorKind::Unavailable(m) => f.write_str(m)?,
             ErrorKind::RowCount { server, decoded } => write!(
                 f,
                 "the server reported {server} rows but {decoded} were decoded"
@@ -422,12 +453,43 @@ impl std::error::Error for Error {
     }
 }
 
+/// Whether a SQLSTATE says trying again later may succeed: a connection exception (class
+/// 08), insufficient resources (53), the server shutting down or not yet up (57P01-57P03), a
+/// serialization failure or deadlock (40001, 40P01), an object in use or a lock not
+/// available (55006, 55P03).
+fn transient_state(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "55006" | "55P03"
+        )
+}
+
 /// A specialized `Result` for exports.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passing_failures_are_transient_under_any_context_and_the_calls_are_not() {
+        let cut = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let broke = Error::from(ErrorKind::Protocol(cut.into())).context("mirror of t");
+        assert!(broke.is_transient(), "{broke}");
+        let catalog = Error::from(ErrorKind::Unavailable("the catalog did not answer".into()));
+        assert!(catalog.is_transient() && catalog.is_connection());
+        assert!(!Error::usage("no such table").is_transient());
+        assert!(!Error::from(ErrorKind::OutOfStep("gone".into())).is_transient());
+        assert!(!Error::from(ErrorKind::Conflict("lost".into())).is_transient());
+        for code in ["08006", "57P01", "53300", "40001", "40P01", "55006"] {
+            assert!(transient_state(code), "{code}");
+        }
+        for code in ["42P01", "28P01", "57P04", "22003", "XX000"] {
+            assert!(!transient_state(code), "{code}");
+        }
+    }
 
     #[test]
     fn a_lost_race_is_a_conflict_by_its_kind_under_any_context() {

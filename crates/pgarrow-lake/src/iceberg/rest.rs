@@ -1051,6 +1051,7 @@ impl RestCatalog {
         let text = format!("the REST catalog at {} refused {what}: {said}", self.base);
         match status {
             400 | 401 | 403 | 404 | 406 => usage(text),
+            429 | 502 | 503 | 504 => ErrorKind::Unavailable(text).into(),
             _ => ErrorKind::Unexpected(text).into(),
         }
     }
@@ -1221,7 +1222,7 @@ fn usage(text: String) -> Error {
 }
 
 fn unreachable_server(base: &str, what: &str, why: &str) -> Error {
-    ErrorKind::Unexpected(format!(
+    ErrorKind::Unavailable(format!(
         "the REST catalog at {base} did not answer {what}: {why}"
     ))
     .into()
