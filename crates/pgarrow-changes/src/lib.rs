@@ -50,7 +50,10 @@ pub use files::{
     CHANGES_MANIFEST, ChangeTarget, ChangesFile, ChangesManifest, ChangesProgress, ChangesStats,
     changes_to,
 };
-pub use stream::{ChangeBatch, ChangeEvent, ChangeOptions, ChangeStream, TableSchema, ValueFormat};
+pub use stream::{
+    ChangeBatch, ChangeEvent, ChangeOptions, ChangeStream, StreamPositions, TableSchema,
+    ValueFormat,
+};
 pub use streamed::StreamedStats;
 
 /// A duration as seconds (a float), as every document of pgarrow writes times.

@@ -240,6 +240,42 @@ struct Transaction {
     skip: bool,
 }
 
+/// A running stream's positions, as [`ChangeStream::positions`] shares them.
+#[derive(Debug)]
+pub struct StreamPositions {
+    received: std::sync::atomic::AtomicU64,
+    confirmed: std::sync::atomic::AtomicU64,
+    /// Microseconds since 2000-01-01 UTC; `i64::MIN`: none yet.
+    committed_at: std::sync::atomic::AtomicI64,
+}
+
+impl StreamPositions {
+    fn new(at: Lsn) -> StreamPositions {
+        StreamPositions {
+            received: at.0.into(),
+            confirmed: at.0.into(),
+            committed_at: i64::MIN.into(),
+        }
+    }
+
+    /// The furthest WAL position the server said it has.
+    pub fn received(&self) -> Lsn {
+        Lsn(self.received.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// The position confirmed to the slot: everything before it is the caller's for good.
+    pub fn confirmed(&self) -> Lsn {
+        Lsn(self.confirmed.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// When the last transaction delivered committed on the server (microseconds since
+    /// 2000-01-01 UTC); `None` before the first.
+    pub fn delivered_commit_time(&self) -> Option<i64> {
+        let t = self.committed_at.load(std::sync::atomic::Ordering::Relaxed);
+        (t != i64::MIN).then_some(t)
+    }
+}
+
 /// A running change stream.
 pub struct ChangeStream {
     stream: ReplicationStream<Box<Connection>>,
@@ -254,6 +290,12 @@ pub struct ChangeStream {
     pending: Option<Lsn>,
     /// The end of the last transaction whose rows were all delivered.
     delivered: Lsn,
+    /// The commit times (microseconds since 2000-01-01 UTC, as the server's) of the last
+    /// transaction pending and of the last delivered.
+    pending_time: Option<i64>,
+    delivered_time: Option<i64>,
+    /// The positions as other tasks read them while the stream runs.
+    shared: std::sync::Arc<StreamPositions>,
     /// What the caller confirmed (or the server's own position where nothing was pending).
     confirmed: Lsn,
     /// The furthest WAL position seen.
@@ -449,6 +491,9 @@ impl ChangeStream {
             events: VecDeque::new(),
             pending: None,
             delivered: resume,
+            pending_time: None,
+            delivered_time: None,
+            shared: std::sync::Arc::new(StreamPositions::new(resume)),
             confirmed: resume,
             received: resume,
             resume,
@@ -502,6 +547,28 @@ impl ChangeStream {
     /// The position of the last checkpoint delivered.
     pub fn delivered(&self) -> Lsn {
         self.delivered
+    }
+
+    /// The stream's positions, shared: another task (a metrics endpoint) reads them as they
+    /// move, while the stream runs.
+    pub fn positions(&self) -> std::sync::Arc<StreamPositions> {
+        self.shared.clone()
+    }
+
+    /// Publishes the positions to [`positions`](Self::positions)' readers.
+    fn share(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.shared.received.store(self.received.0, Relaxed);
+        self.shared.confirmed.store(self.confirmed.0, Relaxed);
+        self.shared
+            .committed_at
+            .store(self.delivered_time.unwrap_or(i64::MIN), Relaxed);
+    }
+
+    /// When the last transaction whose rows were all delivered committed on the server (a
+    /// time as the server's, microseconds since 2000-01-01 UTC); `None` before the first.
+    pub fn delivered_commit_time(&self) -> Option<i64> {
+        self.delivered_time
     }
 
     /// The furthest WAL position the server said it has (its keepalives' and data's): how far
@@ -604,6 +671,7 @@ impl ChangeStream {
         }
         if lsn > self.confirmed {
             self.confirmed = lsn;
+            self.share();
             self.send_status(false).await?;
             self.hooks.report(&lsn);
         }
@@ -641,6 +709,8 @@ impl ChangeStream {
         }
         if let Some(lsn) = self.pending.take() {
             self.delivered = lsn;
+            self.delivered_time = self.pending_time.take().or(self.delivered_time);
+            self.share();
             self.events.push_back(ChangeEvent::Checkpoint(lsn));
         }
         self.last_checkpoint = Instant::now();
@@ -678,6 +748,7 @@ impl ChangeStream {
                         self.delivered = self.delivered.max(wal_end);
                         self.confirmed = self.delivered;
                     }
+                    self.share();
                     if let Some(target) = self.target
                         && wal_end >= target
                     {
@@ -691,6 +762,7 @@ impl ChangeStream {
             }
             StreamMessage::XLogData { start, data, .. } => {
                 self.received = self.received.max(start);
+                self.share();
                 let message = self.parser.parse(data)?;
                 match message {
                     Message::StreamStart { xid, first_segment } => {
@@ -774,6 +846,7 @@ impl ChangeStream {
     fn end_transaction(&mut self, txn: Transaction, end_lsn: Lsn) {
         if !txn.skip {
             self.pending = Some(end_lsn);
+            self.pending_time = Some(txn.commit_time);
         }
         if let Some(target) = self.target
             && end_lsn >= target

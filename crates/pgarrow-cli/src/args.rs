@@ -275,6 +275,11 @@ where
     s.parse()
 }
 
+/// `--metrics-listen`'s address.
+fn metrics_address(s: &str) -> Result<std::net::SocketAddr, String> {
+    pgarrow_lake::mirror::metrics_address(s).map_err(|e| e.to_string())
+}
+
 /// Object-store settings, for commands that read or write files.
 #[derive(Args, Clone, Default)]
 #[command(next_help_heading = "Object stores")]
@@ -516,6 +521,23 @@ pub(crate) struct MirrorFlags {
     /// [default: the system's temporary directory].
     #[arg(long, value_name = "DIR")]
     pub(crate) spill_dir: Option<PathBuf>,
+    /// How many seconds to try through failures that may pass (a connection to the source or
+    /// the catalog cut, an object store or catalog that does not answer), each retry reported,
+    /// before giving up; counted from the first failure since the last commit. 0: give up at
+    /// the first.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    pub(crate) retry_for: f64,
+    /// Serve the mirror's figures for Prometheus on GET /metrics while it runs: the source's
+    /// WAL position, each table's, the lag in bytes and seconds, commits, rows, retries,
+    /// spills. PORT listens on 127.0.0.1 only; HOST:PORT where told (port 0: any, said in the
+    /// first line).
+    #[arg(long, value_name = "[HOST:]PORT", value_parser = metrics_address)]
+    pub(crate) metrics_listen: Option<std::net::SocketAddr>,
+    /// Say where the mirror is and exit, without running it: the slot on the source (active
+    /// or not, what it confirmed, how far the server's WAL is past it) and each lake table's
+    /// recorded position and snapshot (with --json, one JSON object).
+    #[arg(long)]
+    pub(crate) status: bool,
 }
 
 /// Lake tables: the export committed into a table of a lake format.

@@ -401,6 +401,9 @@ pub(crate) fn mirror(
             "--commit-interval takes a number of seconds, 0 or more",
         ));
     }
+    if !(flags.retry_for.is_finite() && flags.retry_for >= 0.0) {
+        return Err(usage("--retry-for takes a number of seconds, 0 or more"));
+    }
     let stop = session.stop.clone();
     let tables = match selected {
         Selected::One(Source::Table(t)) => vec![t],
@@ -430,6 +433,15 @@ pub(crate) fn mirror(
         in_slot: None,
     };
     let target = target(&Source::Table(tables[0].clone()), &one)?;
+    if flags.status {
+        let status = wait(
+            rt,
+            &stop,
+            pgarrow_lake::mirror::mirror_status(config.clone(), &tables, &target, &flags.slot),
+        )?;
+        print_status(&status, export.output.json)?;
+        return Ok(());
+    }
     let options = MirrorOptions::new(flags.slot.clone())
         .with_publication(flags.publication.clone())
         .with_commit_interval(std::time::Duration::from_secs_f64(flags.commit_interval))
@@ -446,6 +458,8 @@ pub(crate) fn mirror(
                 .map_or(pgarrow_lake::mirror::DEFAULT_MEMORY_LIMIT, |m| m as u64),
         )
         .with_spill_dir(flags.spill_dir.clone())
+        .with_retry_for(std::time::Duration::from_secs_f64(flags.retry_for))
+        .with_metrics_listen(flags.metrics_listen)
         .with_export(export_options(&export.output, policies))
         .with_partitions(partition_options(&export.partition));
     let (quiet, json) = (export.output.quiet, export.output.json);
@@ -510,6 +524,12 @@ pub(crate) fn mirror(
         }
         if let Some(why) = &stats.apart {
             eprintln!("rounds of several tables were committed table by table: {why}");
+        }
+        if stats.restarts > 0 {
+            eprintln!(
+                "started again {} time(s) after failures that passed (each reported above)",
+                group(stats.restarts)
+            );
         }
         if export.output.stats {
             let i = &stats.index;
@@ -753,4 +773,55 @@ pub(crate) fn apply(
         });
     let stats = wait(rt, &stop, apply_to_lake(&dir, &target, &options, hooks))?;
     crate::changes::report_apply(args, &stats, true)
+}
+
+/// `mirror --status`: the slot, then a line per table (with `json`, one JSON object).
+fn print_status(s: &pgarrow_lake::mirror::MirrorStatus, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(s)?);
+        return Ok(());
+    }
+    let bytes =
+        |b: Option<u64>| b.map_or_else(|| "?".to_owned(), |b| format!("{} bytes", group(b)));
+    match s.slot_exists {
+        true => println!(
+            "slot {:?}: {}, confirmed {} ({} behind the server at {}){}",
+            s.slot,
+            if s.active {
+                "active (a mirror is reading it)"
+            } else {
+                "not active"
+            },
+            s.confirmed_lsn.as_deref().unwrap_or("?"),
+            bytes(s.lag_bytes),
+            s.server_lsn,
+            s.wal_status
+                .as_deref()
+                .map(|w| format!(", WAL {w}"))
+                .unwrap_or_default(),
+        ),
+        false => println!(
+            "slot {:?}: none on the source (the first run makes it); the server is at {}",
+            s.slot, s.server_lsn
+        ),
+    }
+    for t in &s.tables {
+        match (t.exists, &t.lsn) {
+            (false, _) => println!("{} -> {}: no lake table yet", t.table, t.lake_table),
+            (true, None) => println!(
+                "{} -> {}: snapshot {}, no position of this slot",
+                t.table,
+                t.lake_table,
+                t.snapshot.map_or_else(|| "?".to_owned(), |v| v.to_string())
+            ),
+            (true, Some(lsn)) => println!(
+                "{} -> {}: at {lsn}, snapshot {} ({} behind the server)",
+                t.table,
+                t.lake_table,
+                t.snapshot.map_or_else(|| "?".to_owned(), |v| v.to_string()),
+                bytes(t.behind_bytes)
+            ),
+        }
+    }
+    Ok(())
 }

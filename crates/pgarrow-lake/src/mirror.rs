@@ -53,12 +53,15 @@
 //! ```
 
 mod follow;
+mod metrics;
 mod options;
 pub(crate) mod pending;
 mod schema;
 mod source;
+mod status;
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use pgarrow::names::TableName;
 use pgarrow::protocol::Config;
@@ -73,11 +76,16 @@ use crate::table::{LakeTable, Opened};
 use crate::target::{LakeTarget, export_to_lake};
 use follow::follow;
 pub(crate) use follow::{after, commit_table, is_moved};
-pub use options::{DEFAULT_MEMORY_LIMIT, DeleteMode, MirrorOptions, MirrorProgress, MirrorStats};
+use metrics::Metrics;
+pub use options::{
+    DEFAULT_MEMORY_LIMIT, DEFAULT_RETRY_FOR, DeleteMode, MirrorOptions, MirrorProgress,
+    MirrorStats, metrics_address,
+};
 pub(crate) use options::{index_memory, pending_memory};
 pub(crate) use schema::SchemaChange;
 pub use source::resolve_tables;
 use source::{Prepared, SlotState, drop_slot, prepare};
+pub use status::{MirrorStatus, TableStatus, mirror_status};
 
 /// How a mirrored table's rows are told apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +131,12 @@ pub(crate) struct Mirrored {
 /// the server invalidated or dropped; a schema change no export again takes (the key's
 /// columns dropped; any, without [`reexport`](MirrorOptions::reexport)); the export's, the
 /// stream's and the commits' errors. Every table is then as its last commit left it.
+///
+/// A failure that may pass ([`Error::is_transient`]: a connection to the source or the catalog
+/// cut, an object store or catalog that did not answer) is not the end while
+/// [`retry_for`](MirrorOptions::retry_for) lasts: the run waits a jittered backoff, reported as
+/// [`MirrorProgress::Retrying`], and starts again from the tables' commits and the slot, which
+/// keep every change exactly once across it.
 pub async fn mirror_to_lake(
     config: impl IntoConfig,
     tables: &[TableName],
@@ -135,6 +149,149 @@ pub async fn mirror_to_lake(
     if tables.is_empty() {
         return Err(Error::usage("a mirror needs at least one table"));
     }
+    let metrics = match options.metrics_listen {
+        Some(address) => Some(Arc::new(Metrics::listen(address, &options.slot).await?)),
+        None => None,
+    };
+    if let Some(m) = &metrics {
+        hooks.report(&MirrorProgress::Metrics {
+            address: m.address.to_string(),
+        });
+        // Every event the caller sees, the endpoint counts.
+        let (recorder, mut outer) = (m.clone(), hooks);
+        hooks = Hooks::new().with_stop(outer.stop().clone()).on_progress(
+            move |event: &MirrorProgress| {
+                recorder.record(event);
+                outer.report(event);
+            },
+        );
+    }
+    let mut stats = MirrorStats::default();
+    let mut backoff = Backoff::new(options.retry_for);
+    let mut options = options.clone();
+    loop {
+        let before = (stats.commits, stats.reexported);
+        let mut attempt = Attempt {
+            first: FirstExport::NotBegun,
+            metrics: metrics.as_deref(),
+        };
+        let tried = run(
+            &config,
+            tables,
+            target,
+            &options,
+            &mut hooks,
+            &mut stats,
+            &mut attempt,
+        )
+        .await;
+        let first = attempt.first;
+        match tried {
+            Ok(()) => return Ok(stats),
+            Err(e) if e.is_transient() && !hooks.stop().is_stopped() => {
+                // A run that committed (or exported) before it failed made progress: the time
+                // to give up counts from this failure.
+                if (stats.commits, stats.reexported) != before || first == FirstExport::Done {
+                    backoff = Backoff::new(options.retry_for);
+                }
+                // A first export cut short left a slot its tables do not record: the next
+                // try begins again; one that finished is not done again.
+                if first != FirstExport::NotBegun {
+                    options.start_over = first == FirstExport::Begun;
+                }
+                let Some(wait) = backoff.next() else {
+                    return Err(e);
+                };
+                stats.restarts += 1;
+                hooks.report(&MirrorProgress::Retrying {
+                    attempt: backoff.failures,
+                    wait_s: wait.as_secs_f64(),
+                    left_s: backoff.left().as_secs_f64(),
+                    error: e.to_string(),
+                });
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = hooks.stop().stopped() => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One try of a mirror: how far it got with a first export, and the endpoint it reports to.
+#[derive(Debug)]
+struct Attempt<'m> {
+    first: FirstExport,
+    metrics: Option<&'m Metrics>,
+}
+
+/// How far a try of a mirror got with a first export (a new slot and every table exported in
+/// its snapshot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstExport {
+    NotBegun,
+    Begun,
+    Done,
+}
+
+/// The waits between a mirror's tries after failures that may pass: jittered, each bound
+/// twice the last (from one second up to thirty), for `within` after the first failure.
+#[derive(Debug)]
+struct Backoff {
+    within: Duration,
+    first: Option<Instant>,
+    failures: u32,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_secs(1);
+    const LONGEST: Duration = Duration::from_secs(30);
+
+    fn new(within: Duration) -> Backoff {
+        Backoff {
+            within,
+            first: None,
+            failures: 0,
+        }
+    }
+
+    /// The time left to try in.
+    fn left(&self) -> Duration {
+        self.within
+            .saturating_sub(self.first.map_or(Duration::ZERO, |f| f.elapsed()))
+    }
+
+    /// The wait before the next try, after a failure; `None` when the time is spent.
+    fn next(&mut self) -> Option<Duration> {
+        let first = *self.first.get_or_insert_with(Instant::now);
+        self.failures += 1;
+        let left = self.within.checked_sub(first.elapsed())?;
+        if left.is_zero() {
+            return None;
+        }
+        let bound = Self::FIRST
+            .saturating_mul(1 << self.failures.saturating_sub(1).min(5))
+            .min(Self::LONGEST);
+        // Half the bound and a random part of the other half: tries of several mirrors cut
+        // at once do not come back in step.
+        let wait = bound / 2 + bound.mul_f64(fastrand::f64() / 2.0);
+        Some(wait.min(left))
+    }
+}
+
+/// One try of [`mirror_to_lake`], its counts added to `stats`.
+async fn run(
+    config: &Config,
+    tables: &[TableName],
+    target: &LakeTarget,
+    options: &MirrorOptions,
+    hooks: &mut Hooks<'_, MirrorProgress>,
+    stats: &mut MirrorStats,
+    attempt: &mut Attempt<'_>,
+) -> Result<()> {
+    let metrics = attempt.metrics;
+    let config = config.clone();
     let Prepared {
         publication,
         tables: named,
@@ -149,12 +306,9 @@ pub async fn mirror_to_lake(
             _ => target.for_table(t, "public"),
         })
         .collect();
-    let mut stats = MirrorStats {
-        slot: options.slot.clone(),
-        publication: publication.clone(),
-        tables: named.iter().map(TableName::quoted).collect(),
-        ..MirrorStats::default()
-    };
+    stats.slot.clone_from(&options.slot);
+    stats.publication.clone_from(&publication);
+    stats.tables = named.iter().map(TableName::quoted).collect();
     let mut opened = open_all(&targets, &keys, options.memory_limit).await?;
     let recorded = opened
         .iter()
@@ -169,10 +323,12 @@ pub async fn mirror_to_lake(
         goes_on(options, slot.as_ref(), recorded, tables.len())?;
     }
     if start_over {
+        attempt.first = FirstExport::Begun;
         if slot.is_some() {
             drop_slot(&config, &options.slot).await?;
         }
-        let rows = first_export(&config, &named, &sources, &targets, options, &mut hooks).await?;
+        let rows = first_export(&config, &named, &sources, &targets, options, hooks).await?;
+        attempt.first = FirstExport::Done;
         stats.exported = true;
         stats.exported_rows = rows;
         opened = open_all(&targets, &keys, options.memory_limit).await?;
@@ -216,8 +372,9 @@ pub async fn mirror_to_lake(
         &publication,
         options,
         &mut mirrored,
-        &mut stats,
-        &mut hooks,
+        stats,
+        hooks,
+        metrics,
     )
     .await?
     {
@@ -227,8 +384,8 @@ pub async fn mirror_to_lake(
             &why,
             &renamed,
             options,
-            &mut stats,
-            &mut hooks,
+            stats,
+            hooks,
         )
         .await?;
     }
@@ -236,7 +393,7 @@ pub async fn mirror_to_lake(
         .iter()
         .map(|m| m.live.index.stats())
         .fold(IndexStats::default(), IndexStats::plus);
-    Ok(stats)
+    Ok(())
 }
 
 /// Refuses to go on from `slot` (none: it no longer exists) when it cannot carry the lake
@@ -433,4 +590,29 @@ async fn first_export(
     }
     released?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backoff_waits_longer_each_try_jittered_and_ends_with_its_time() {
+        let mut b = Backoff::new(Duration::from_secs(3600));
+        let waits: Vec<Duration> = (0..8).map(|_| b.next().unwrap()).collect();
+        for (i, w) in waits.iter().enumerate() {
+            // Half the bound and up to half again: 1 s, 2 s, 4 s ... 30 s at most.
+            let bound = Duration::from_secs(1 << i.min(5)).min(Backoff::LONGEST);
+            assert!(
+                *w >= bound / 2 && *w <= bound,
+                "try {i}: {w:?} of {bound:?}"
+            );
+        }
+        assert_eq!(b.failures, 8);
+        assert!(b.left() > Duration::from_secs(3500));
+        // No time: no try; a little: a wait no longer than what is left.
+        assert_eq!(Backoff::new(Duration::ZERO).next(), None);
+        let mut short = Backoff::new(Duration::from_millis(300));
+        assert!(short.next().unwrap() <= Duration::from_millis(300));
+    }
 }

@@ -319,6 +319,9 @@ struct MirrorArgs<'py> {
     reexport: bool,
     deletes: Option<String>,
     spill_dir: Option<String>,
+    retry_for: f64,
+    metrics_listen: Option<String>,
+    status: bool,
     options: Option<Bound<'py, PyDict>>,
     storage_options: Option<HashMap<String, String>>,
 }
@@ -357,6 +360,16 @@ pub(crate) fn mirror(
             "commit_interval takes a number of seconds, 0 or more",
         ));
     }
+    if !(args.retry_for.is_finite() && args.retry_for >= 0.0) {
+        return Err(usage_error(
+            py,
+            "retry_for takes a number of seconds, 0 or more",
+        ));
+    }
+    let metrics_listen = match &args.metrics_listen {
+        Some(a) => Some(pgarrow_lake::mirror::metrics_address(a).map_err(|e| py_err(py, &e))?),
+        None => None,
+    };
     let mut found = Vec::new();
     for t in &patterns {
         found.push(TablePattern::parse(t).map_err(|e| py_err(py, &e))?);
@@ -393,6 +406,8 @@ pub(crate) fn mirror(
         .with_deletes(delete_mode(py, args.deletes.as_deref())?)
         .with_memory_limit(memory_limit)
         .with_spill_dir(args.spill_dir.clone().map(std::path::PathBuf::from))
+        .with_retry_for(std::time::Duration::from_secs_f64(args.retry_for))
+        .with_metrics_listen(metrics_listen)
         .with_export(options.export)
         .with_partitions(
             options
@@ -400,6 +415,7 @@ pub(crate) fn mirror(
                 .unwrap_or_else(|| PartitionOptions::new(1)),
         );
     let (sink, layout) = (options.sink, options.layout);
+    let (status, slot) = (args.status, args.slot.clone());
     document_on_runtime(py, move |runtime, stop| {
         let resolved = pgarrow_lake::mirror::resolve_tables(config.clone(), &found);
         let tables = blocking::wait(runtime, stop, resolved)?;
@@ -419,6 +435,10 @@ pub(crate) fn mirror(
             .with_storage(storage)
             .with_options(sink)
             .with_layout(layout);
+        if status {
+            let read = pgarrow_lake::mirror::mirror_status(config.clone(), &tables, &target, &slot);
+            return blocking::wait(runtime, stop, read).map(Mirrored::Status);
+        }
         let run = mirror_to_lake(
             config.clone(),
             &tables,
@@ -426,8 +446,16 @@ pub(crate) fn mirror(
             &mirror_options,
             hooks(stop),
         );
-        blocking::wait(runtime, stop, run)
+        blocking::wait(runtime, stop, run).map(|s| Mirrored::Ran(Box::new(s)))
     })
+}
+
+/// What `mirror` gives back: its statistics, or (with `status`) where it is.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Mirrored {
+    Ran(Box<pgarrow_lake::mirror::MirrorStats>),
+    Status(pgarrow_lake::mirror::MirrorStatus),
 }
 
 /// The keys of [`MaintainArgs`] (the wrappers pass every one, `None` when not theirs).

@@ -16,6 +16,8 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 import uuid
 from urllib.parse import urlparse, urlunparse
 
@@ -389,8 +391,9 @@ def test_a_cut_connection_leaves_the_table_at_its_position_and_the_next_run_goes
         for _ in range(6):
             for _ in range(4):
                 work.step()
+            # Told not to try again: the cut ends the run.
             proc = subprocess.Popen(mirror_args(through, lake, slot, table, "--commit-changes", "20",
-                                                "--commit-interval", "0"),
+                                                "--commit-interval", "0", "--retry-for", "0"),
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             # Cut once it said something (a commit), or straight away.
             select.select([proc.stdout], [], [], 30)
@@ -410,6 +413,184 @@ def test_a_cut_connection_leaves_the_table_at_its_position_and_the_next_run_goes
         work.close()
     finally:
         proxy.close()
+
+
+def test_a_mirror_tries_again_through_cut_connections_without_exiting_and_ends_equal(
+        source, lake, slot, duckdb_lake):
+    """--retry-for (on by default): each cut is reported and tried through with a backoff; the
+    run starts again from the table's commit and the slot, every change exactly once."""
+    table = "mirror_rides"
+    make_table(source, table)
+    u = urlparse(source)
+    proxy = Proxy(u.hostname, u.port)
+    through = urlunparse(u._replace(netloc=f"{u.username}@127.0.0.1:{proxy.port}"))
+    proc = None
+    try:
+        mirror(through, lake, slot, table)
+        work = Workload(source, table, seed=11)
+        proc = subprocess.Popen(mirror_args(through, lake, slot, table, "--commit-changes", "20",
+                                            "--commit-interval", "0", "--retry-for", "120",
+                                            "--metrics-listen", "0"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = Lines(proc)
+        served = lines.next()
+        assert served["event"] == "metrics", served
+        cuts = 5
+
+        def steps():
+            """Four transactions; then waits for the mirror to have committed the last."""
+            for _ in range(3):
+                work.step()
+            before = work.lsn()
+            work.step()
+            lines.checkpoint_past(before)
+
+        for _ in range(cuts):
+            # Cut once the mirror committed the round: its connections are open.
+            steps()
+            proxy.cut()
+            while (e := lines.next())["event"] != "retrying":
+                pass
+            assert e["attempt"] >= 1 and 0 < e["wait_s"] <= 30 and e["error"], e
+            assert proc.poll() is None, "the mirror exited at a cut"
+        # The changes after the last cut come through the connections made again.
+        steps()
+        assert proc.poll() is None
+        assert metric(scrape(served["address"]), "pgarrow_mirror_retries_total") >= cuts
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        assert proc.returncode == 0, proc.stderr.read()
+        while (e := lines.next())["event"] != "done":
+            pass
+        assert e["stats"]["restarts"] >= cuts, e["stats"]
+        assert proxy.cuts >= cuts
+        # Every transaction once: the table equals the source, and each snapshot the run
+        # committed is one of the source's states.
+        assert lake_rows(duckdb_lake, lake, table) == [tuple(r) for r in rows_of(source, table)]
+        snapshots = [x["snapshot"] for x in lines.seen if x["event"] == "committed"]
+        for snap, rows in lake_rows(duckdb_lake, lake, table, snapshots[-3:]).items():
+            work.check(rows, f"snapshot {snap}")
+        work.close()
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        proxy.close()
+
+
+def scrape(address):
+    """A mirror's metrics endpoint, read as Prometheus reads it: {sample with labels: value}."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            sample, value = line.rsplit(" ", 1)
+            out[sample] = float(value)
+    return out
+
+
+def metric(samples, name, **labels):
+    """The one sample of `name` with `labels` (and any slot)."""
+    found = [v for k, v in samples.items()
+             if k.split("{")[0] == name and all(f'{l}="{v}"' in k for l, v in labels.items())]
+    assert len(found) == 1, (name, labels, samples)
+    return found[0]
+
+
+def test_the_metrics_endpoint_shows_the_lag_falling_to_zero_once_the_writer_stops(
+        source, lake, slot, duckdb_lake):
+    table = "mirror_metrics"
+    make_table(source, table)
+    mirror(source, lake, slot, table)
+    proc = subprocess.Popen(mirror_args(source, lake, slot, table, "--commit-interval", "0",
+                                        "--metrics-listen", "0"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = Lines(proc)
+    try:
+        served = lines.next()
+        assert served["event"] == "metrics" and served["address"].startswith("127.0.0.1:"), served
+        work = Workload(source, table, seed=3)
+        for _ in range(12):
+            work.step()
+        before = work.lsn()
+        work.step()
+        lines.checkpoint_past(before)
+        # While it runs: what it committed, per table too.
+        m = scrape(served["address"])
+        committed = [e for e in lines.seen if e["event"] == "committed"]
+        assert metric(m, "pgarrow_mirror_commits_total") >= len(committed) > 0
+        assert metric(m, "pgarrow_mirror_changes_total") >= sum(e["changes"] for e in committed)
+        # Labelled as people write the name, not quoted for SQL.
+        assert committed[-1]["table"] == f'"public"."{table}"'
+        name = f"public.{table}"
+        assert metric(m, "pgarrow_mirror_table_lsn", table=name) >= int_lsn(committed[-1]["lsn"])
+        assert metric(m, "pgarrow_mirror_table_snapshot", table=name) == committed[-1]["snapshot"]
+        assert metric(m, "pgarrow_mirror_source_lsn") >= metric(m, "pgarrow_mirror_confirmed_lsn") >= before
+        # The writer stopped: the slot is confirmed up to the server's position, and the lag
+        # reads zero, in bytes and seconds.
+        deadline = time.monotonic() + 60
+        while True:
+            m = scrape(served["address"])
+            if metric(m, "pgarrow_mirror_lag_bytes") == 0:
+                break
+            assert time.monotonic() < deadline, m
+            time.sleep(0.2)
+        assert metric(m, "pgarrow_mirror_lag_seconds") == 0
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        assert proc.returncode == 0, proc.stderr.read()
+        work.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert lake_rows(duckdb_lake, lake, table) == [tuple(r) for r in rows_of(source, table)]
+
+
+@pytest.mark.parametrize("fmt", ["ducklake", "delta", "iceberg"])
+def test_status_says_where_the_slot_and_each_table_are_without_running_the_mirror(
+        source, lake, slot, fmt):
+    table = f"mirror_status_{fmt}"
+    make_table(source, table, rows=50)
+
+    def status():
+        out = subprocess.run(mirror_args(source, lake, slot, table, "--status", fmt=fmt),
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    # Nothing yet: no slot, no lake table.
+    s = status()
+    assert not s["slot_exists"] and s["lag_bytes"] is None, s
+    assert [(t["exists"], t["lsn"]) for t in s["tables"]] == [(False, None)], s
+    mirror(source, lake, slot, table, fmt=fmt)
+    s = status()
+    assert s["slot_exists"] and not s["active"], s
+    (t,) = s["tables"]
+    assert t["exists"] and t["lsn"] is not None and t["snapshot"] is not None, t
+    assert t["table"] == table and t["behind_bytes"] >= 0, t
+    at = int_lsn(t["lsn"])
+    # Changes the mirror has not taken: the slot and the table are behind the server, the
+    # table's position and snapshot unchanged; a run brings them level again.
+    run(source, f"UPDATE {table} SET amount = amount + 1 WHERE id < 10")
+    behind = status()
+    assert behind["lag_bytes"] > 0 and behind["tables"][0]["behind_bytes"] > 0, behind
+    assert behind["tables"][0]["lsn"] == t["lsn"] and behind["tables"][0]["snapshot"] == t["snapshot"]
+    mirror(source, lake, slot, table, fmt=fmt)
+    after = status()
+    (t2,) = after["tables"]
+    assert int_lsn(t2["lsn"]) > at and t2["snapshot"] != t["snapshot"], (t, t2)
+    assert int_lsn(after["confirmed_lsn"]) >= int_lsn(t2["lsn"]), after
+    # Python: the same, read the same way.
+    import pgarrow
+
+    flags = lake_flags(fmt, lake, table)
+    kw = {"ducklake": flags[1]} if fmt == "ducklake" else (
+        {"delta": flags[1]} if fmt == "delta" else {"iceberg": flags[1]})
+    py = pgarrow.mirror_status(source, table=table, slot=slot, **kw)
+    assert py["tables"][0]["lsn"] == t2["lsn"] and py["slot_exists"], py
+    assert py["tables"][0]["snapshot"] == t2["snapshot"], py
 
 
 def test_columns_added_dropped_and_widened_follow_the_source(source, lake, slot, duckdb_lake):

@@ -102,6 +102,29 @@ impl DeltaMirror {
     /// A table pgarrow does not write (its protocol, constraints, column mapping); a partition
     /// column of a type pgarrow does not read back from the log; its files' and deletion
     /// vectors' errors.
+    /// The position the table records for each slot's mirror, at its newest version (which
+    /// it returns); `None`: no table there.
+    ///
+    /// # Errors
+    /// The storage's; a log that does not read.
+    pub(crate) async fn position(target: &DeltaTarget) -> Result<Option<(Vec<MirrorPoint>, i64)>> {
+        let log = Location::parse(&target.location, &target.storage)?.join("_delta_log");
+        let Some(state) = blocking(move || replay::load(&log)).await? else {
+            return Ok(None);
+        };
+        let points = state
+            .txns
+            .values()
+            .filter_map(|t| {
+                Some(MirrorPoint {
+                    slot: t.app_id.strip_prefix(APP_PREFIX)?.to_owned(),
+                    lsn: Lsn(u64::try_from(t.version).ok()?),
+                })
+            })
+            .collect();
+        Ok(Some((points, state.version)))
+    }
+
     pub(crate) async fn open(
         target: &DeltaTarget,
         key: Vec<String>,

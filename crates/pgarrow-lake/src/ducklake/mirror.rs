@@ -181,6 +181,33 @@ impl DuckLakeMirror {
         )))
     }
 
+    /// The position the table's newest mirror commit recorded, and the catalog's snapshot
+    /// then; `None`: no such table.
+    ///
+    /// # Errors
+    /// The catalog's.
+    pub(crate) async fn position(
+        target: &DuckLakeTarget,
+    ) -> Result<Option<(Option<MirrorPoint>, Option<i64>)>> {
+        let mut catalog = Catalog::connect(&target.catalog).await?;
+        let read = async {
+            let exists = catalog
+                .query("SELECT to_regclass('ducklake_metadata')::text", &[])
+                .await?;
+            if exists.first().and_then(|r| r[0].as_ref()).is_none() {
+                return Ok(None);
+            }
+            let Some(table) = find_table(&mut catalog, &target.schema, &target.table).await? else {
+                return Ok(None);
+            };
+            let seen = super::commit::last_point(&mut catalog, table.id).await?;
+            Ok(Some((seen.point, seen.snapshot)))
+        }
+        .await;
+        catalog.close().await;
+        read
+    }
+
     #[allow(clippy::type_complexity)]
     async fn read(
         catalog: &mut Catalog,

@@ -207,6 +207,31 @@ impl IcebergMirror {
     /// # Errors
     /// A partition spec pgarrow does not write (a transform of a nested column); equality
     /// delete files; its files' and the catalog's errors.
+    /// The position the table's current snapshot records, and that snapshot's ID; `None`:
+    /// no such table.
+    ///
+    /// # Errors
+    /// The catalog's; metadata that does not read.
+    pub(crate) async fn position(
+        target: &IcebergTarget,
+    ) -> Result<Option<(Option<MirrorPoint>, Option<i64>)>> {
+        let catalog =
+            Connected::connect(&target.catalog, &target.catalog_name, &target.storage).await?;
+        let mut catalog = catalog;
+        let loaded = catalog.load(&target.namespace, &target.table).await;
+        catalog.close().await;
+        let Some(table) = loaded? else {
+            return Ok(None);
+        };
+        let meta = &table.metadata;
+        let snap = meta.current_snapshot();
+        let point = snap
+            .and_then(|s| s.summary.get("pgarrow"))
+            .and_then(Json::as_str)
+            .and_then(MirrorPoint::from_provenance);
+        Ok(Some((point, meta.current_snapshot_id())))
+    }
+
     pub(crate) async fn open(
         target: &IcebergTarget,
         key: Vec<String>,

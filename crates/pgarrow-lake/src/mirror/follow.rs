@@ -27,6 +27,7 @@ pub(super) async fn follow(
     mirrored: &mut [Mirrored],
     stats: &mut MirrorStats,
     hooks: &mut Hooks<'_, MirrorProgress>,
+    metrics: Option<&super::Metrics>,
 ) -> Result<Option<Again>> {
     // What a stream before this one gathered comes again: it was not confirmed.
     for m in mirrored.iter_mut() {
@@ -38,7 +39,12 @@ pub(super) async fn follow(
         .min()
         .unwrap_or_default();
     let mut stream = start_stream(config, publication, options, start, stats, hooks).await?;
-    stats.start_lsn = stream.started_at().to_string();
+    if let Some(m) = metrics {
+        m.watch(stream.positions());
+    }
+    if stats.start_lsn.is_empty() {
+        stats.start_lsn = stream.started_at().to_string();
+    }
     stats.end_lsn = start.to_string();
     let by_name: HashMap<String, usize> = mirrored
         .iter()
@@ -85,11 +91,19 @@ pub(super) async fn follow(
                 stats.end_lsn = lsn.to_string();
                 let server = stream.server_lsn().max(lsn);
                 let elapsed = since.elapsed().as_secs_f64().max(1e-9);
+                let lag_bytes = server.0.saturating_sub(lsn.0);
+                let spills = stats.folded_in_buckets
+                    + mirrored
+                        .iter()
+                        .map(|m| m.live.index.stats().spills)
+                        .sum::<u64>();
                 hooks.report(&MirrorProgress::Checkpoint {
                     lsn: lsn.to_string(),
                     server_lsn: server.to_string(),
-                    lag_bytes: server.0.saturating_sub(lsn.0),
+                    lag_bytes,
+                    lag_s: lag_seconds(lag_bytes, stream.delivered_commit_time()),
                     changes_per_s: changes_since as f64 / elapsed,
+                    spills,
                 });
                 since = Instant::now();
                 changes_since = 0;
@@ -99,6 +113,24 @@ pub(super) async fn follow(
     stats.streamed.plus(&stream.streamed());
     stream.close().await?;
     Ok(None)
+}
+
+/// How far behind the source the tables are in time: none when the server has nothing past
+/// them (`lag_bytes`), else how long ago the newest transaction they hold committed there
+/// (`committed`, microseconds since 2000-01-01 UTC); `None` when that is not known yet.
+fn lag_seconds(lag_bytes: u64, committed: Option<i64>) -> Option<f64> {
+    if lag_bytes == 0 {
+        return Some(0.0);
+    }
+    // PostgreSQL's epoch, 2000-01-01, in Unix seconds.
+    const PG_EPOCH: u64 = 946_684_800;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_micros();
+    let now = i128::try_from(now).ok()? - i128::from(PG_EPOCH) * 1_000_000;
+    let ago = now - i128::from(committed?);
+    Some((ago.max(0) as f64) / 1e6)
 }
 
 /// Starts the stream of the slot from `start`: a walsender of a stream this run just closed

@@ -50,7 +50,39 @@ pub struct MirrorOptions {
     /// Where changes past the budget are set aside (the system's temporary directory when
     /// `None`).
     pub spill_dir: Option<std::path::PathBuf>,
+    /// How long failures that may pass ([`Error::is_transient`]: the source's connections or
+    /// the catalog's cut, an object store or catalog that did not answer) are tried through
+    /// before the run gives up, counted from the first failure since the run last committed:
+    /// [`DEFAULT_RETRY_FOR`] unless told; zero gives up at the first.
+    pub retry_for: Duration,
+    /// Serve the mirror's figures in Prometheus' text format on `GET /metrics` at this
+    /// address while it runs (port 0: one the system picks, said by
+    /// [`MirrorProgress::Metrics`]).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
+
+/// The address a metrics endpoint listens on, from `PORT` (on the loopback interface: only
+/// this machine can scrape it) or `HOST:PORT` (`0.0.0.0:PORT` for every interface).
+///
+/// # Errors
+/// Neither, or a host that does not resolve.
+pub fn metrics_address(text: &str) -> Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "metrics address {text:?}: give PORT (on 127.0.0.1) or HOST:PORT"
+            ))
+        })
+}
+
+/// How long a mirror tries through failures that may pass unless told: five minutes.
+pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(300);
 
 /// The memory a mirror's bookkeeping takes unless told: 512 MiB.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 512 << 20;
@@ -134,7 +166,23 @@ impl MirrorOptions {
             deletes: DeleteMode::MergeOnRead,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             spill_dir: None,
+            retry_for: DEFAULT_RETRY_FOR,
+            metrics_listen: None,
         }
+    }
+
+    /// Serve the figures for Prometheus at `address` (see
+    /// [`metrics_listen`](Self::metrics_listen)).
+    pub fn with_metrics_listen(mut self, address: Option<std::net::SocketAddr>) -> Self {
+        self.metrics_listen = address;
+        self
+    }
+
+    /// Try through failures that may pass for this long (see
+    /// [`retry_for`](Self::retry_for)).
+    pub fn with_retry_for(mut self, retry_for: Duration) -> Self {
+        self.retry_for = retry_for;
+        self
     }
 
     /// Where changes past the budget are set aside.
@@ -286,6 +334,25 @@ pub enum MirrorProgress {
         /// The new snapshot's place in the WAL: the table's position now.
         lsn: String,
     },
+    /// The figures are served for Prometheus at `address` (`GET /metrics`) while the mirror
+    /// runs.
+    Metrics {
+        /// Where: the address and port listened on.
+        address: String,
+    },
+    /// The run failed for a reason that may pass (`error`) and starts again from the tables'
+    /// commits after `wait_s` seconds: try `attempt` since it last committed, `left_s`
+    /// seconds of [`retry_for`](MirrorOptions::retry_for) left.
+    Retrying {
+        /// Tries failed since the run last committed.
+        attempt: u32,
+        /// Seconds until the next.
+        wait_s: f64,
+        /// Seconds left to try in.
+        left_s: f64,
+        /// What failed.
+        error: String,
+    },
     /// Every table holds the changes up to `lsn`, confirmed to the slot.
     Checkpoint {
         /// The position confirmed.
@@ -294,8 +361,15 @@ pub enum MirrorProgress {
         server_lsn: String,
         /// How far behind the server the mirror is, in bytes of WAL.
         lag_bytes: u64,
+        /// ... and in seconds: none when the server has nothing past the tables, else how long
+        /// ago the newest transaction they hold committed at the source (`None`: not known
+        /// yet, before this run's first).
+        lag_s: Option<f64>,
         /// Changes per second since the last checkpoint.
         changes_per_s: f64,
+        /// Times so far a key index was written out past its memory, or a commit's changes
+        /// folded in buckets past the budget.
+        spills: u64,
     },
 }
 
@@ -358,10 +432,24 @@ impl std::fmt::Display for MirrorProgress {
                 server_lsn,
                 lag_bytes,
                 changes_per_s,
+                ..
             } => write!(
                 f,
                 "at {lsn} (server {server_lsn}, {lag_bytes} bytes behind), \
                  {changes_per_s:.0} changes/s"
+            ),
+            MirrorProgress::Metrics { address } => {
+                write!(f, "metrics for Prometheus at http://{address}/metrics")
+            }
+            MirrorProgress::Retrying {
+                attempt,
+                wait_s,
+                left_s,
+                error,
+            } => write!(
+                f,
+                "{error}: trying again in {wait_s:.1} s (try {attempt}, {left_s:.0} s left \
+                 to try in)"
             ),
         }
     }
@@ -401,6 +489,10 @@ pub struct MirrorStats {
     pub retried: u64,
     /// Tables exported again at a schema change they could not take in place.
     pub reexported: u64,
+    /// Times the run failed for a reason that may pass (a connection cut, a catalog or object
+    /// store that did not answer) and started again within
+    /// [`retry_for`](MirrorOptions::retry_for).
+    pub restarts: u64,
     /// Commit rounds that committed several tables at once, in one operation of their catalog
     /// (DuckLake's one catalog transaction and snapshot, Iceberg's multi-table transactions).
     pub together: u64,

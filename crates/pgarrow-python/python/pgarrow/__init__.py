@@ -84,7 +84,15 @@ from ._export import (
     export_tables,
     export_with_slot,
 )
-from ._lake import compact_lake, expire_lake, export_delta, export_ducklake, export_iceberg, mirror
+from ._lake import (
+    compact_lake,
+    expire_lake,
+    export_delta,
+    export_ducklake,
+    export_iceberg,
+    mirror,
+    mirror_status,
+)
 from ._load import copy, write
 from ._plan import Part, Plan, plan
 from ._polars_scan import scan_polars
@@ -153,6 +161,7 @@ __all__ = [
     "export_tables",
     "export_with_slot",
     "mirror",
+    "mirror_status",
     "plan",
     "read_arrow",
     "read_batches",

@@ -20,6 +20,7 @@ from ._typing import (
     IncrementalStats,
     LoadStats,
     MirrorStats,
+    MirrorStatus,
     PartitionedStats,
     SlotExportStats,
     TablesStats,
@@ -225,9 +226,12 @@ def mirror(
     reexport: bool,
     deletes: str,
     spill_dir: Optional[str],
+    retry_for: float,
+    metrics_listen: Optional[str],
+    status: bool,
     options: Optional[Mapping[str, Any]],
     storage_options: Optional[dict[str, str]],
-) -> MirrorStats: ...
+) -> Union[MirrorStats, MirrorStatus]: ...
 def compact_lake(
     *,
     ducklake: Optional[str],

@@ -256,6 +256,39 @@ class MirrorApart(TypedDict, total=False):
     apart: str
 
 
+class TableStatus(TypedDict):
+    """A mirrored table's lake table, as :func:`pgarrow.mirror_status` reads it."""
+
+    #: The source table and the lake table.
+    table: str
+    lake_table: str
+    #: Whether the lake table exists.
+    exists: bool
+    #: The position its newest commit recorded for the slot (``None``: none).
+    lsn: Optional[str]
+    #: Its snapshot or version now (DuckLake snapshot, Delta version, Iceberg snapshot ID).
+    snapshot: Optional[int]
+    #: How far the source's WAL is past the table's position, in bytes.
+    behind_bytes: Optional[int]
+
+
+class MirrorStatus(TypedDict):
+    """Where a mirror is, as :func:`pgarrow.mirror_status` reads it without running it."""
+
+    slot: str
+    #: Whether the source has the slot, and whether a session (a mirror) is reading it now.
+    slot_exists: bool
+    active: bool
+    #: The slot's ``wal_status`` (PostgreSQL 13+).
+    wal_status: Optional[str]
+    #: What the slot confirmed: every table holds the changes before it.
+    confirmed_lsn: Optional[str]
+    #: The source's WAL position now, and how far it is past ``confirmed_lsn``, in bytes.
+    server_lsn: str
+    lag_bytes: Optional[int]
+    tables: list[TableStatus]
+
+
 class MirrorStats(MirrorApart):
     """What :func:`pgarrow.mirror` did."""
 
@@ -282,6 +315,9 @@ class MirrorStats(MirrorApart):
     retried: int
     #: Tables exported again at a schema change they could not take in place.
     reexported: int
+    #: Times the run failed for a reason that may pass (a connection cut, a catalog or object
+    #: store that did not answer) and started again within ``retry_for``.
+    restarts: int
     #: Commit rounds that committed several tables at once, in one operation of their catalog
     #: (DuckLake's one catalog transaction and snapshot, Iceberg's multi-table transactions).
     together: int

@@ -4,7 +4,7 @@ lake`` do. Re-exported by ``pgarrow``."""
 
 from .export import export_delta, export_ducklake, export_iceberg
 from .maintain import compact_lake, expire_lake
-from .mirror import mirror
+from .mirror import mirror, mirror_status
 
 __all__ = [
     "compact_lake",
@@ -13,4 +13,5 @@ __all__ = [
     "export_ducklake",
     "export_iceberg",
     "mirror",
+    "mirror_status",
 ]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Mapping, Optional, Union, cast
 
 from .. import _pgarrow
 from .._errors import UsageError
-from .._typing import DeleteMode, FileOptions, MirrorStats
+from .._typing import DeleteMode, FileOptions, MirrorStats, MirrorStatus
 from .._utils import _patterns, _properties
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ def mirror(
     reexport: bool = True,
     deletes: DeleteMode = "merge-on-read",
     spill_dir: Union[str, os.PathLike[str], None] = None,
+    retry_for: float = 300.0,
+    metrics_listen: Union[str, int, None] = None,
     storage_options: Optional[dict[str, str]] = None,
     **options: Unpack[FileOptions],
 ) -> MirrorStats:
@@ -112,6 +114,17 @@ def mirror(
         Where a table's changes past a quarter of ``memory_limit`` are set aside until their
         commit (Arrow IPC files, removed after it); the system's temporary directory by
         default.
+    retry_for : float, default 300.0
+        Seconds to try through failures that may pass (a connection to the source or the
+        catalog cut, an object store or catalog that does not answer) before giving up,
+        counted from the first failure since the last commit: the mirror waits a jittered
+        backoff and starts again from the tables' commits, every change still exactly once
+        (``MirrorStats["restarts"]`` counts them). ``0`` gives up at the first.
+    metrics_listen : str or int, optional
+        Serve the mirror's figures for Prometheus on ``GET /metrics`` while it runs (the
+        source's WAL position, the slot's, each table's last commit, the lag in bytes and
+        seconds, commits, rows, retries, spills): a port (on 127.0.0.1 only) or
+        ``"HOST:PORT"``.
     storage_options : dict of str to str, optional
         As in :func:`export_file`, for an object-store data path.
     **options
@@ -141,7 +154,7 @@ def mirror(
             "name the lake table: ducklake= (a catalog), delta= (a location) "
             "or iceberg= (a catalog)"
         )
-    return _pgarrow.mirror(
+    done = _pgarrow.mirror(
         url,
         patterns,
         schemas,
@@ -163,6 +176,74 @@ def mirror(
         reexport=reexport,
         deletes=deletes,
         spill_dir=None if spill_dir is None else os.fspath(spill_dir),
+        retry_for=float(retry_for),
+        metrics_listen=None if metrics_listen is None else str(metrics_listen),
+        status=False,
         options=options,
         storage_options=storage_options,
     )
+    return cast(MirrorStats, done)
+
+
+def mirror_status(
+    url: Optional[str] = None,
+    *,
+    table: Union[str, list[str], None] = None,
+    schema: Union[str, list[str], None] = None,
+    ducklake: Optional[str] = None,
+    delta: Optional[str] = None,
+    iceberg: Optional[str] = None,
+    slot: str,
+    lake_table: Optional[str] = None,
+    catalog_name: Optional[str] = None,
+    iceberg_properties: Optional[Mapping[str, str]] = None,
+    storage_options: Optional[dict[str, str]] = None,
+) -> MirrorStatus:
+    """Where the mirror of these tables through ``slot`` is, read without running it, as
+    ``pgarrow mirror --status``: the slot on the source (whether a mirror is reading it, what
+    it confirmed, how far the server's WAL is past it) and each lake table's recorded position
+    and snapshot or version. The arguments name the tables and lake tables as :func:`mirror`'s
+    do.
+
+    Returns
+    -------
+    dict
+        :class:`pgarrow._typing.MirrorStatus`.
+    """
+    patterns, schemas = _patterns(table), _patterns(schema)
+    if not (patterns or schemas):
+        raise UsageError("give table= or schema= patterns")
+    if sum(x is not None for x in (ducklake, delta, iceberg)) != 1:
+        raise UsageError(
+            "name the lake table: ducklake= (a catalog), delta= (a location) "
+            "or iceberg= (a catalog)"
+        )
+    done = _pgarrow.mirror(
+        url,
+        patterns,
+        schemas,
+        ducklake=ducklake,
+        delta=delta,
+        iceberg=iceberg,
+        iceberg_properties=_properties(iceberg_properties),
+        warehouse=None,
+        catalog_name=catalog_name,
+        data_path=None,
+        lake_table=lake_table,
+        slot=slot,
+        publication=None,
+        commit_interval=10.0,
+        commit_changes=100_000,
+        catch_up=False,
+        start_over=False,
+        failover=False,
+        reexport=True,
+        deletes="merge-on-read",
+        spill_dir=None,
+        retry_for=0.0,
+        metrics_listen=None,
+        status=True,
+        options=None,
+        storage_options=storage_options,
+    )
+    return cast(MirrorStatus, done)
