@@ -323,7 +323,7 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(source, lake, slot, 
 
 class Proxy:
     """A TCP proxy to the source the test controls: `cut()` closes every connection through
-    it, in the middle of whatever they carry."""
+    it, in the middle of whatever they carry; while `down`, it closes each new one at once."""
 
     def __init__(self, host, port):
         self.target = (host, port)
@@ -334,6 +334,8 @@ class Proxy:
         self.lock = threading.Lock()
         self.open = []
         self.cuts = 0
+        self.down = False
+        self.refused = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -342,6 +344,10 @@ class Proxy:
                 client, _ = self.server.accept()
             except OSError:
                 return
+            if self.down:
+                self.refused += 1
+                client.close()
+                continue
             upstream = socket.create_connection(self.target)
             with self.lock:
                 self.open += [client, upstream]
@@ -424,6 +430,10 @@ def test_a_mirror_tries_again_through_cut_connections_without_exiting_and_ends_e
     u = urlparse(source)
     proxy = Proxy(u.hostname, u.port)
     through = urlunparse(u._replace(netloc=f"{u.username}@127.0.0.1:{proxy.port}"))
+    # The DuckLake catalog through a proxy of its own.
+    c = urlparse(lake[0])
+    catalog_proxy = Proxy(c.hostname, c.port)
+    lake = (urlunparse(c._replace(netloc=f"{c.username}@127.0.0.1:{catalog_proxy.port}")), lake[1])
     proc = None
     try:
         mirror(through, lake, slot, table)
@@ -453,16 +463,26 @@ def test_a_mirror_tries_again_through_cut_connections_without_exiting_and_ends_e
                 pass
             assert e["attempt"] >= 1 and 0 < e["wait_s"] <= 30 and e["error"], e
             assert proc.poll() is None, "the mirror exited at a cut"
-        # The changes after the last cut come through the connections made again.
+        # The catalog down while changes come: each commit fails to reach it and is tried
+        # again, until it is back.
+        catalog_proxy.down = True
+        catalog_proxy.cut()
+        for _ in range(3):
+            work.step()
+        while (e := lines.next())["event"] != "retrying":
+            pass
+        assert proc.poll() is None and catalog_proxy.refused >= 1
+        catalog_proxy.down = False
+        # The changes after the outages come through the connections made again.
         steps()
         assert proc.poll() is None
-        assert metric(scrape(served["address"]), "pgarrow_mirror_retries_total") >= cuts
+        assert metric(scrape(served["address"]), "pgarrow_mirror_retries_total") >= cuts + 1
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
         assert proc.returncode == 0, proc.stderr.read()
         while (e := lines.next())["event"] != "done":
             pass
-        assert e["stats"]["restarts"] >= cuts, e["stats"]
+        assert e["stats"]["restarts"] >= cuts + 1, e["stats"]
         assert proxy.cuts >= cuts
         # Every transaction once: the table equals the source, and each snapshot the run
         # committed is one of the source's states.
@@ -475,6 +495,7 @@ def test_a_mirror_tries_again_through_cut_connections_without_exiting_and_ends_e
         if proc is not None and proc.poll() is None:
             proc.kill()
         proxy.close()
+        catalog_proxy.close()
 
 
 def scrape(address):
