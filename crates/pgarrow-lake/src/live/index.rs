@@ -560,28 +560,13 @@ impl Segment {
         Ok(out)
     }
 
-    /// The entries of blocks `which`, read at once (counted in `read`), each checked against
-    /// its checksum.
+    /// The blocks `which`, read at once (counted in `read`), each checked against its
+    /// checksum: each a slice of one buffer.
     fn read_blocks(&self, home: &Location, which: &[usize], read: &mut u64) -> Result<Vec<Bytes>> {
-        let blocks = self.blocks(home, read)?;
-        let ranges: Vec<_> = which
-            .iter()
-            .map(|&b| {
-                let (offset, len, _) = blocks.places[b];
-                offset..offset + u64::from(len)
-            })
-            .collect();
-        let at = home.join(&self.meta.name);
-        let got = at.read_ranges(&ranges)?;
-        for (&b, bytes) in which.iter().zip(&got) {
-            *read += bytes.len() as u64;
-            if crc(bytes) != blocks.places[b].2 {
-                return Err(damaged(format!(
-                    "block {b} of {at} does not match its checksum"
-                )));
-            }
-        }
-        Ok(got)
+        let mut buf = Vec::new();
+        let ranges = self.read_blocks_into(home, which, &mut buf, read)?;
+        let buf = Bytes::from(buf);
+        Ok(ranges.into_iter().map(|r| buf.slice(r)).collect())
     }
 }
 

@@ -146,14 +146,7 @@ def mirror(
         ``reexport=False``): each said so, with what to do. The tables are as their last commit
         left them.
     """
-    patterns, schemas = _patterns(table), _patterns(schema)
-    if not (patterns or schemas):
-        raise UsageError("give table= or schema= patterns")
-    if sum(x is not None for x in (ducklake, delta, iceberg)) != 1:
-        raise UsageError(
-            "name the lake table: ducklake= (a catalog), delta= (a location) "
-            "or iceberg= (a catalog)"
-        )
+    patterns, schemas = _named(table, schema, ducklake, delta, iceberg)
     done = _pgarrow.mirror(
         url,
         patterns,
@@ -210,14 +203,7 @@ def mirror_status(
     dict
         :class:`pgarrow._typing.MirrorStatus`.
     """
-    patterns, schemas = _patterns(table), _patterns(schema)
-    if not (patterns or schemas):
-        raise UsageError("give table= or schema= patterns")
-    if sum(x is not None for x in (ducklake, delta, iceberg)) != 1:
-        raise UsageError(
-            "name the lake table: ducklake= (a catalog), delta= (a location) "
-            "or iceberg= (a catalog)"
-        )
+    patterns, schemas = _named(table, schema, ducklake, delta, iceberg)
     done = _pgarrow.mirror(
         url,
         patterns,
@@ -247,3 +233,22 @@ def mirror_status(
         storage_options=storage_options,
     )
     return cast(MirrorStatus, done)
+
+
+def _named(
+    table: Union[str, list[str], None],
+    schema: Union[str, list[str], None],
+    ducklake: Optional[str],
+    delta: Optional[str],
+    iceberg: Optional[str],
+) -> tuple[list[str], list[str]]:
+    """The table and schema patterns, once the tables and the one lake format are named."""
+    patterns, schemas = _patterns(table), _patterns(schema)
+    if not (patterns or schemas):
+        raise UsageError("give table= or schema= patterns")
+    if sum(x is not None for x in (ducklake, delta, iceberg)) != 1:
+        raise UsageError(
+            "name the lake table: ducklake= (a catalog), delta= (a location) "
+            "or iceberg= (a catalog)"
+        )
+    return patterns, schemas
