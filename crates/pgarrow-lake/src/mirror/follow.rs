@@ -118,7 +118,7 @@ pub(super) async fn follow(
 /// How far behind the source the tables are in time: none when the server has nothing past
 /// them (`lag_bytes`), else how long ago the newest transaction they hold committed there
 /// (`committed`, microseconds since 2000-01-01 UTC); `None` when that is not known yet.
-fn lag_seconds(lag_bytes: u64, committed: Option<i64>) -> Option<f64> {
+pub(super) fn lag_seconds(lag_bytes: u64, committed: Option<i64>) -> Option<f64> {
     if lag_bytes == 0 {
         return Some(0.0);
     }

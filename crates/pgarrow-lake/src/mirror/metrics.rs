@@ -15,13 +15,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pgarrow::{Error, Result};
 use pgarrow_changes::StreamPositions;
+use pgarrow_protocol::replication::Lsn;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::MirrorProgress;
-
-/// PostgreSQL's epoch, 2000-01-01, in Unix seconds.
-const PG_EPOCH: f64 = 946_684_800.0;
 
 /// The endpoint: its figures, and the task that serves them (ended when it is dropped).
 #[derive(Debug)]
@@ -155,9 +153,8 @@ fn unix_now() -> f64 {
 }
 
 /// `16/B374D848` as a number.
-fn parse_lsn(text: &str) -> Option<u64> {
-    let (hi, lo) = text.split_once('/')?;
-    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+pub(super) fn parse_lsn(text: &str) -> Option<u64> {
+    text.parse::<Lsn>().ok().map(|l| l.0)
 }
 
 /// A label value as the text format writes it.
@@ -179,12 +176,7 @@ fn render(f: &Figures) -> String {
         None => (f.source_lsn.max(f.confirmed_lsn), f.confirmed_lsn, None),
     };
     let lag_bytes = source.saturating_sub(confirmed);
-    // None behind: no lag; else how long ago the newest transaction held committed.
-    let lag_s = match (lag_bytes, committed_at) {
-        (0, _) => Some(0.0),
-        (_, Some(t)) => Some((unix_now() - (PG_EPOCH + t as f64 / 1e6)).max(0.0)),
-        (_, None) => None,
-    };
+    let lag_s = super::follow::lag_seconds(lag_bytes, committed_at);
     let slot = format!("slot=\"{}\"", label(&f.slot));
     let mut out = String::new();
     let mut one = |name: &str, kind: &str, help: &str, value: String| {

@@ -70,7 +70,7 @@ pub async fn mirror_status(
         return Err(Error::usage("a mirror's status needs at least one table"));
     }
     let mut status = slot_status(&config, slot).await?;
-    let server = parse_lsn(&status.server_lsn);
+    let server = super::metrics::parse_lsn(&status.server_lsn);
     for table in tables {
         let target = match tables.len() {
             1 => target.clone(),
@@ -136,10 +136,4 @@ async fn slot_status(config: &Config, slot: &str) -> Result<MirrorStatus> {
             .map(|b| b.max(0) as u64),
         tables: Vec::new(),
     })
-}
-
-/// `16/B374D848` as a number.
-fn parse_lsn(text: &str) -> Option<u64> {
-    let (hi, lo) = text.split_once('/')?;
-    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
 }
