@@ -26,9 +26,12 @@ use pgarrow_protocol::replication::Lsn;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct StreamedStats {
-    /// Streamed transactions committed (and delivered like any other).
+    /// Streamed transactions committed (and delivered like any other) that had changes set
+    /// aside here.
     pub committed: u64,
-    /// Streamed transactions aborted (nothing of them delivered).
+    /// Streamed transactions aborted (nothing of them delivered) that had changes set aside
+    /// here. The server also streams parts with no change of the publication (a transaction
+    /// of another database holding catalog changes, on some versions): those are not counted.
     pub aborted: u64,
     /// Subtransactions rolled back after some of their changes were set aside (those were
     /// dropped).
@@ -183,7 +186,9 @@ impl Streamed {
         if xid == subxid {
             if let Some(spool) = self.open.remove(&xid) {
                 self.held -= spool.len;
-                self.stats.aborted += 1;
+                if spool.len > 0 {
+                    self.stats.aborted += 1;
+                }
             }
             return Ok(());
         }
@@ -224,7 +229,9 @@ impl Streamed {
             return Ok(None);
         };
         self.held -= spool.len;
-        self.stats.committed += 1;
+        if spool.len > 0 {
+            self.stats.committed += 1;
+        }
         let mut file = spool
             .file
             .into_inner()
@@ -333,6 +340,23 @@ mod tests {
             (1, 1, 1, 4)
         );
         assert_eq!(stats.peak_bytes, 4 * 12 + 5 + 7 + 5 + 12);
+    }
+
+    /// Parts with nothing of the publication (another database's transaction holding catalog
+    /// changes, which some versions stream) are neither committed nor aborted transactions.
+    #[test]
+    fn transactions_streamed_empty_are_not_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Streamed::new(Some(dir.path()));
+        s.start(30, true).unwrap();
+        s.stop();
+        s.start(31, true).unwrap();
+        s.stop();
+        s.abort(30, 30).unwrap();
+        let replay = s.commit(31).unwrap().unwrap();
+        assert!(read_all(replay).is_empty());
+        let stats = s.stats();
+        assert_eq!((stats.committed, stats.aborted, stats.parts), (0, 0, 2));
     }
 
     #[test]
