@@ -316,6 +316,9 @@ pub struct ChangeStream {
     rows: u64,
     /// A checkpoint asked for at the next transaction boundary.
     checkpoint_asked: bool,
+    /// A checkpoint asked for at the end of the transaction ending at this position (or the
+    /// first past it).
+    checkpoint_at: Option<Lsn>,
     /// Why values come as text when binary was possible.
     text_reason: Option<String>,
     /// Transactions streamed before their commit, set aside until it.
@@ -505,6 +508,7 @@ impl ChangeStream {
             ended: false,
             rows: 0,
             checkpoint_asked: false,
+            checkpoint_at: None,
             text_reason,
             streamed: Streamed::new(options.spill_dir.as_deref()),
             replay: None,
@@ -725,6 +729,13 @@ impl ChangeStream {
         self.checkpoint_asked = true;
     }
 
+    /// Asks for a checkpoint at the end of the transaction that ends at `lsn`, or of the first
+    /// that ends past it, whatever the flush interval and rows (a consumer bringing what it
+    /// writes to a position it wrote before, say).
+    pub fn request_checkpoint_at(&mut self, lsn: Lsn) {
+        self.checkpoint_at = Some(lsn);
+    }
+
     fn flush_relation(&mut self, oid: u32) -> Result<()> {
         if let Some(d) = self.relations.get_mut(&oid)
             && let Some(batch) = d.flush()?
@@ -847,6 +858,10 @@ impl ChangeStream {
         if !txn.skip {
             self.pending = Some(end_lsn);
             self.pending_time = Some(txn.commit_time);
+            if self.checkpoint_at.is_some_and(|at| end_lsn >= at) {
+                self.checkpoint_at = None;
+                self.checkpoint_asked = true;
+            }
         }
         if let Some(target) = self.target
             && end_lsn >= target

@@ -538,6 +538,13 @@ pub(crate) struct MirrorFlags {
     /// recorded position and snapshot (with --json, one JSON object).
     #[arg(long)]
     pub(crate) status: bool,
+    /// Say which snapshot or version of each lake table holds the source as it was at POINT,
+    /// and how to read it there, and exit, without running the mirror: `latest` (the latest
+    /// point every table holds whole: what the slot confirmed), a WAL position (16/B374D848),
+    /// or a time the source reads as a timestamptz ('2026-11-29 10:00+01'; the newest
+    /// position whose transaction committed by then). With --json, one JSON object.
+    #[arg(long, value_name = "POINT", conflicts_with = "status")]
+    pub(crate) at: Option<String>,
 }
 
 /// Lake tables: the export committed into a table of a lake format.

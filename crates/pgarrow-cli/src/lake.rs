@@ -442,6 +442,15 @@ pub(crate) fn mirror(
         print_status(&status, export.output.json)?;
         return Ok(());
     }
+    if let Some(at) = &flags.at {
+        let point = wait(
+            rt,
+            &stop,
+            pgarrow_lake::mirror::mirror_at_text(config.clone(), &tables, &target, &flags.slot, at),
+        )?;
+        print_point(&point, export.output.json)?;
+        return Ok(());
+    }
     let options = MirrorOptions::new(flags.slot.clone())
         .with_publication(flags.publication.clone())
         .with_commit_interval(std::time::Duration::from_secs_f64(flags.commit_interval))
@@ -773,6 +782,45 @@ pub(crate) fn apply(
         });
     let stats = wait(rt, &stop, apply_to_lake(&dir, &target, &options, hooks))?;
     crate::changes::report_apply(args, &stats, true)
+}
+
+/// `mirror --at`: the point read, then each table's snapshot and the statements that read it
+/// there (with `json`, one JSON object).
+fn print_point(p: &pgarrow_lake::mirror::LakePoint, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(p)?);
+        return Ok(());
+    }
+    let asked = match p.asked == p.lsn {
+        true => String::new(),
+        false => format!(" (asked: {})", p.asked),
+    };
+    println!(
+        "the lake at source position {}{asked}; slot {:?} confirmed {}",
+        p.lsn,
+        p.slot,
+        p.confirmed_lsn
+            .as_deref()
+            .unwrap_or("nothing (no such slot)")
+    );
+    for t in &p.tables {
+        match (t.snapshot, &t.recorded_lsn) {
+            (Some(s), Some(lsn)) => {
+                println!(
+                    "{} -> {} ({}): snapshot {s}, recorded at {lsn}",
+                    t.table, t.lake_table, t.format
+                );
+                for (reader, statement) in &t.read {
+                    println!("    {reader}: {statement}");
+                }
+            }
+            _ => println!(
+                "{} -> {} ({}): no snapshot at that point (not exported yet)",
+                t.table, t.lake_table, t.format
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// `mirror --status`: the slot, then a line per table (with `json`, one JSON object).

@@ -180,9 +180,16 @@ pub async fn apply_to_lake(
                              columns"
                         )));
                     }
-                    commit_table(m, first, &mirror_options, &mut counts, &mut Hooks::new())
-                        .await
-                        .map_err(|e| e.context(format!("applying to {}", m.target.name())))?;
+                    commit_table(
+                        m,
+                        first,
+                        None,
+                        &mirror_options,
+                        &mut counts,
+                        &mut Hooks::new(),
+                    )
+                    .await
+                    .map_err(|e| e.context(format!("applying to {}", m.target.name())))?;
                 }
                 follow_columns(m, &batch).map_err(|e| e.context(format!("applying {at}")))?;
                 m.pending.push(
@@ -202,6 +209,7 @@ pub async fn apply_to_lake(
             commit_table(
                 m,
                 roll.checkpoint,
+                None,
                 &mirror_options,
                 &mut counts,
                 &mut Hooks::new(),
@@ -343,6 +351,7 @@ async fn open(
         point: MirrorPoint {
             slot: point.slot,
             lsn: point.lsn,
+            time: None,
         },
         pending: crate::mirror::pending::Pending::default(),
         columns: 0,

@@ -39,7 +39,14 @@ pub struct MirrorPoint {
     /// The position.
     #[serde(serialize_with = "as_text")]
     pub lsn: Lsn,
+    /// When the transaction at `lsn` committed on the source, in microseconds since
+    /// 1970-01-01 UTC (`None`: an export's point, or a commit of an older pgarrow).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<i64>,
 }
+
+/// The provenance key of a point's source commit time.
+const SOURCE_COMMIT_US: &str = "source_commit_us";
 
 fn as_text<S: serde::Serializer>(lsn: &Lsn, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_str(&lsn.to_string())
@@ -49,11 +56,26 @@ impl MirrorPoint {
     /// The point a commit's provenance (the JSON pgarrow writes with each commit) names: its
     /// replication slot and WAL position, when it has both.
     pub(crate) fn from_provenance(text: &str) -> Option<MirrorPoint> {
-        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        Self::from_value(&serde_json::from_str(text).ok()?)
+    }
+
+    /// The point provenance `v` (parsed) names.
+    pub(crate) fn from_value(v: &serde_json::Value) -> Option<MirrorPoint> {
         Some(MirrorPoint {
             slot: v.get("replication_slot")?.as_str()?.to_owned(),
             lsn: v.get("wal_lsn")?.as_str()?.parse().ok()?,
+            time: v.get(SOURCE_COMMIT_US).and_then(serde_json::Value::as_i64),
         })
+    }
+
+    /// Writes the point into a commit's provenance `p` (where
+    /// [`from_provenance`](Self::from_provenance) reads it back).
+    pub(crate) fn record(&self, p: &mut serde_json::Value) {
+        p["replication_slot"] = self.slot.clone().into();
+        p["wal_lsn"] = self.lsn.to_string().into();
+        if let Some(t) = self.time {
+            p[SOURCE_COMMIT_US] = t.into();
+        }
     }
 }
 

@@ -52,6 +52,7 @@
 //! # }
 //! ```
 
+mod at;
 mod follow;
 mod metrics;
 mod options;
@@ -74,6 +75,7 @@ pub use crate::live::MirrorPoint;
 use crate::live::{Live, debug};
 use crate::table::{LakeTable, Opened};
 use crate::target::{LakeTarget, export_to_lake};
+pub use at::{LakePoint, SourcePoint, TableAt, mirror_at, mirror_at_text};
 use follow::follow;
 pub(crate) use follow::{after, commit_table, is_moved};
 use metrics::Metrics;

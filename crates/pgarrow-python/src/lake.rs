@@ -322,6 +322,7 @@ struct MirrorArgs<'py> {
     retry_for: f64,
     metrics_listen: Option<String>,
     status: bool,
+    at: Option<String>,
     options: Option<Bound<'py, PyDict>>,
     storage_options: Option<HashMap<String, String>>,
 }
@@ -415,7 +416,7 @@ pub(crate) fn mirror(
                 .unwrap_or_else(|| PartitionOptions::new(1)),
         );
     let (sink, layout) = (options.sink, options.layout);
-    let (status, slot) = (args.status, args.slot.clone());
+    let (status, at, slot) = (args.status, args.at.clone(), args.slot.clone());
     document_on_runtime(py, move |runtime, stop| {
         let resolved = pgarrow_lake::mirror::resolve_tables(config.clone(), &found);
         let tables = blocking::wait(runtime, stop, resolved)?;
@@ -439,6 +440,11 @@ pub(crate) fn mirror(
             let read = pgarrow_lake::mirror::mirror_status(config.clone(), &tables, &target, &slot);
             return blocking::wait(runtime, stop, read).map(Mirrored::Status);
         }
+        if let Some(at) = &at {
+            let read =
+                pgarrow_lake::mirror::mirror_at_text(config.clone(), &tables, &target, &slot, at);
+            return blocking::wait(runtime, stop, read).map(Mirrored::At);
+        }
         let run = mirror_to_lake(
             config.clone(),
             &tables,
@@ -450,12 +456,14 @@ pub(crate) fn mirror(
     })
 }
 
-/// What `mirror` gives back: its statistics, or (with `status`) where it is.
+/// What `mirror` gives back: its statistics, (with `status`) where it is, or (with `at`) the
+/// lake tables' snapshots at a source point.
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 enum Mirrored {
     Ran(Box<pgarrow_lake::mirror::MirrorStats>),
     Status(pgarrow_lake::mirror::MirrorStatus),
+    At(pgarrow_lake::mirror::LakePoint),
 }
 
 /// The keys of [`MaintainArgs`] (the wrappers pass every one, `None` when not theirs).

@@ -7,8 +7,11 @@ the source as of the commit's WAL position. Processes killed with SIGKILL at ran
 connections cut by a proxy the test controls lose and double nothing; schema changes follow or
 stop the mirror with what to do; an invalidated slot says so."""
 
+import datetime
+import functools
 import json
 import os
+import pathlib
 import random
 import select
 import signal
@@ -283,15 +286,21 @@ def test_each_commit_equals_the_source_at_its_position(source, lake, slot, fmt, 
 
 def killed_at_random(argv, rng):
     """Runs `argv` and kills it with SIGKILL after a random number of its output lines
-    (commits and checkpoints), or before it said anything."""
+    (commits and checkpoints), or before it said anything; returns what it printed."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    printed = []
     for _ in range(rng.randint(0, 3)):
         ready, _, _ = select.select([proc.stdout], [], [], 30)
-        if not ready or not proc.stdout.readline():
+        if not ready:
             break
+        line = proc.stdout.readline()
+        if not line:
+            break
+        printed.append(line)
     proc.send_signal(signal.SIGKILL)
-    _, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL, err
+    return "".join(printed) + out
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -1116,6 +1125,53 @@ def test_iceberg_tables_of_a_round_commit_together_in_the_sql_catalog(source, la
         assert rows == [tuple(r) for r in rows_of(source, f"mice.{t}")]
 
 
+def fk_make(source, schema):
+    """Orders and their lines in `schema`: each order's total and count kept equal to its
+    lines' by every transaction of `fk_work`."""
+    run(source, f"""DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
+        CREATE TABLE {schema}.orders (id int PRIMARY KEY, total bigint NOT NULL, n int NOT NULL);
+        CREATE TABLE {schema}.lines (id int PRIMARY KEY, order_id int NOT NULL, amount int NOT NULL);
+        INSERT INTO {schema}.orders SELECT g, 0, 0 FROM generate_series(1, 20) g""")
+
+
+def fk_work(source, schema, steps, seed, line_ids):
+    """`steps` transactions on orders and lines together: a line added, its order's lines
+    updated, or the order and its lines deleted; each order's total and count follow."""
+    r = random.Random(seed)
+    with psycopg.connect(source, autocommit=True) as c:
+        for _ in range(steps):
+            o = r.randint(1, 60)
+            with c.transaction():
+                c.execute(f"INSERT INTO {schema}.orders VALUES (%s, 0, 0) ON CONFLICT DO NOTHING", (o,))
+                what = r.random()
+                if what < 0.6:
+                    c.execute(f"INSERT INTO {schema}.lines VALUES (%s, %s, %s)",
+                              (next(line_ids), o, r.randint(1, 99)))
+                elif what < 0.85:
+                    c.execute(f"UPDATE {schema}.lines SET amount = amount + 1 WHERE order_id = %s", (o,))
+                else:
+                    c.execute(f"DELETE FROM {schema}.lines WHERE order_id = %s", (o,))
+                    c.execute(f"DELETE FROM {schema}.orders WHERE id = %s", (o,))
+                    continue
+                c.execute(f"UPDATE {schema}.orders o SET total = coalesce(s.t, 0), n = coalesce(s.n, 0) "
+                          f"FROM (SELECT sum(amount) AS t, count(*) AS n FROM {schema}.lines "
+                          f"WHERE order_id = %s) s WHERE o.id = %s", (o, o))
+
+
+def fk_broken(orders, lines):
+    """What breaks the orders' rule in rows `orders` (id, total, n) and `lines` (id, order_id,
+    amount): lines without their order, orders whose total or count is not their lines'."""
+    ids = {o[0] for o in orders}
+    sums = {}
+    for _, order, amount in lines:
+        t, n = sums.get(order, (0, 0))
+        sums[order] = (t + amount, n + 1)
+    broken = [f"line {li[0]} without order {li[1]}" for li in lines if li[1] not in ids]
+    broken += [f"order {o[0]}: {o[1:]} but lines {sums.get(o[0], (0, 0))}"
+               for o in orders if tuple(o[1:]) != sums.get(o[0], (0, 0))]
+    return broken
+
+
 def fk_broken_at(duckdb_lake, catalog, schema, versions):
     """The snapshots among `versions` at which the DuckLake tables `schema.orders` and
     `schema.lines` disagree: a line without its order, or an order whose total and count are
@@ -1146,35 +1202,11 @@ def test_ducklake_tables_of_a_round_commit_in_one_snapshot_and_every_snapshot_is
     snapshots where they disagree: the check can fail."""
     catalog, data = lake
     rng = random.Random(70)
-
-    def make(schema):
-        run(source, f"""DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
-            CREATE TABLE {schema}.orders (id int PRIMARY KEY, total bigint NOT NULL, n int NOT NULL);
-            CREATE TABLE {schema}.lines (id int PRIMARY KEY, order_id int NOT NULL, amount int NOT NULL);
-            INSERT INTO {schema}.orders SELECT g, 0, 0 FROM generate_series(1, 20) g""")
-
+    make = functools.partial(fk_make, source)
     line_ids = iter(range(1, 10**9))
 
     def work(schema, steps, seed):
-        r = random.Random(seed)
-        with psycopg.connect(source, autocommit=True) as c:
-            for _ in range(steps):
-                o = r.randint(1, 60)
-                with c.transaction():
-                    c.execute(f"INSERT INTO {schema}.orders VALUES (%s, 0, 0) ON CONFLICT DO NOTHING", (o,))
-                    what = r.random()
-                    if what < 0.6:
-                        c.execute(f"INSERT INTO {schema}.lines VALUES (%s, %s, %s)",
-                                  (next(line_ids), o, r.randint(1, 99)))
-                    elif what < 0.85:
-                        c.execute(f"UPDATE {schema}.lines SET amount = amount + 1 WHERE order_id = %s", (o,))
-                    else:
-                        c.execute(f"DELETE FROM {schema}.lines WHERE order_id = %s", (o,))
-                        c.execute(f"DELETE FROM {schema}.orders WHERE id = %s", (o,))
-                        continue
-                    c.execute(f"UPDATE {schema}.orders o SET total = coalesce(s.t, 0), n = coalesce(s.n, 0) "
-                              f"FROM (SELECT sum(amount) AS t, count(*) AS n FROM {schema}.lines "
-                              f"WHERE order_id = %s) s WHERE o.id = %s", (o, o))
+        fk_work(source, schema, steps, seed, line_ids)
 
     def versions(schema):
         with psycopg.connect(catalog, autocommit=True) as c:
@@ -1237,6 +1269,162 @@ def test_ducklake_tables_of_a_round_commit_in_one_snapshot_and_every_snapshot_is
         for t in ("orders", "lines"):
             run(source, f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                         f"WHERE slot_name = '{slot}_{t}'; DROP PUBLICATION IF EXISTS {slot}_{t}")
+
+
+def fk_flags(fmt, lake):
+    """The flags naming a schema's lake tables of format `fmt` (each table its own)."""
+    catalog, data = lake
+    return {
+        "ducklake": ["--ducklake", catalog, "--data-path", str(data)],
+        "delta": ["--delta", str(data / "delta")],
+        "iceberg": ["--iceberg", catalog, "--warehouse", str(data)],
+    }[fmt]
+
+
+def ran(argv):
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def read_at(fmt, lake, point, duckdb_lake):
+    """The rows of each table of `point` (a `mirror --at --json` answer), read through the
+    statements it gives: DuckDB's time travel (DuckLake), deltalake (Delta), pyiceberg
+    (Iceberg). {source table: sorted rows}."""
+    out = {}
+    for t in point["tables"]:
+        statement = t["read"][{"ducklake": "duckdb", "delta": "deltalake", "iceberg": "pyiceberg"}[fmt]]
+        if fmt == "ducklake":
+            rows = [tuple(r) for r in duckdb_lake(lake[0], statement)]
+        else:
+            import deltalake
+            import pyarrow
+            from pyiceberg.catalog.sql import SqlCatalog
+
+            catalog = SqlCatalog("default", uri=lake[0].replace("postgresql://", "postgresql+psycopg://", 1))
+            got = eval(statement, {"deltalake": deltalake, "pyarrow": pyarrow, "catalog": catalog})
+            rows = list(zip(*[got[c].to_pylist() for c in got.column_names]))
+            if fmt == "delta":
+                import polars
+
+                assert sorted(eval(t["read"]["polars"], {"polars": polars}).rows()) == sorted(rows)
+        out[t["table"].split(".")[-1]] = sorted(rows)
+    return out
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_lake_at_every_recorded_point_has_each_line_with_its_order_through_20_kills(
+        source, lake, slot, fmt, duckdb_lake):
+    """Orders and their lines written together in single transactions, mirrored with runs
+    killed at 20 random moments: for every position a commit recorded, `pgarrow mirror --at`
+    names each table's snapshot or version, and read there through the statements it gives
+    (DuckDB's time travel, deltalake, pyiceberg) every line has its order and every order's
+    total and count are its lines'. DuckLake and Iceberg commit a round's tables in one
+    catalog operation; Delta's are committed one by one, and a run killed between them is
+    completed first by the next. Asked by the source time of a point, it names the same
+    snapshots; the end equals the source."""
+    schema = f"fk_{fmt}"
+    fk_make(source, schema)
+    line_ids = iter(range(1, 10**9))
+    args = [pgarrow_bin(), "mirror", "-d", source, "--schema", schema, "--slot", slot,
+            *fk_flags(fmt, lake), "--json", "--catch-up"]
+    printed = [ran(args)]
+    rng = random.Random(71)
+    for i in range(20):
+        fk_work(source, schema, rng.randint(3, 15), 300 + i, line_ids)
+        printed.append(killed_at_random(
+            args + ["--commit-changes", str(rng.randint(2, 20)), "--commit-interval", "0"], rng))
+    printed.append(ran(args))
+    points = sorted({e["lsn"] for out in printed for e in events(out) if e["event"] == "committed"},
+                    key=int_lsn)
+    assert len(points) >= 10, points
+    for p in points:
+        at = json.loads(ran(args + ["--at", p]))
+        assert at["lsn"] == p and at["asked"] == p, at
+        assert all(int_lsn(t["recorded_lsn"]) <= int_lsn(p) for t in at["tables"]), at
+        assert p in {t["recorded_lsn"] for t in at["tables"]}, at
+        rows = read_at(fmt, lake, at, duckdb_lake)
+        assert fk_broken(rows["orders"], rows["lines"]) == [], (p, at)
+    # The latest point is what the slot confirmed: the source now.
+    latest = json.loads(ran(args + ["--at", "latest"]))
+    assert latest["lsn"] == latest["confirmed_lsn"] == points[-1], latest
+    rows = read_at(fmt, lake, latest, duckdb_lake)
+    for t in ("orders", "lines"):
+        assert rows[t] == sorted(rows_sql(source, f"SELECT * FROM {schema}.{t}")), t
+    # By the source's commit time of a point: the same snapshots.
+    middle = json.loads(ran(args + ["--at", points[len(points) // 2]]))
+    assert middle["time_us"] is not None, middle
+    when = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(
+        microseconds=middle["time_us"])
+    by_time = json.loads(ran(args + ["--at", when.isoformat()]))
+    assert by_time["lsn"] == middle["lsn"] and by_time["tables"] == middle["tables"], (by_time, middle)
+    # Before the first commit that records a time: said so.
+    early = subprocess.run(args + ["--at", "2000-01-01 00:00+00"], capture_output=True, text=True)
+    assert early.returncode == 2 and "records a source transaction committed at or before" in early.stderr, \
+        early.stderr
+
+
+def test_a_delta_table_a_failed_round_left_behind_is_brought_to_the_others_position_first(
+        source, lake, slot):
+    """Delta commits a round's tables one by one: when the second's commit fails (its next log
+    entry taken by a directory here), the first is at the round's position and the second
+    behind. The next run commits the second up to exactly that position before anything past
+    it, so that the position reads whole, then goes on."""
+    schema = "fk_behind"
+    fk_make(source, schema)
+    line_ids = iter(range(1, 10**9))
+    args = [pgarrow_bin(), "mirror", "-d", source, "--schema", schema, "--slot", slot,
+            *fk_flags("delta", lake), "--json", "--catch-up", "--retry-for", "0"]
+    ran(args)
+    fk_work(source, schema, 10, 1, line_ids)
+    order = [e["table"] for e in events(ran(args)) if e["event"] == "committed"]
+    assert len(order) == 2, order
+    fk_work(source, schema, 10, 2, line_ids)
+    status = json.loads(ran(args + ["--status"]))
+    second = next(t for t in status["tables"] if f'"{schema}"."{t["table"].split(".")[-1]}"' == order[1])
+    blocker = pathlib.Path(second["lake_table"]) / "_delta_log" / f"{second['snapshot'] + 1:020}.json"
+    blocker.mkdir()
+    failed = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    blocker.rmdir()
+    assert failed.returncode != 0, failed.stdout
+    landed = [e for e in events(failed.stdout) if e["event"] == "committed"]
+    assert [e["table"] for e in landed] == order[:1], failed.stdout
+    point = landed[0]["lsn"]
+    behind = json.loads(ran(args + ["--status"]))
+    assert {t["table"]: t["lsn"] for t in behind["tables"]}[second["table"]] != point
+    fk_work(source, schema, 10, 3, line_ids)
+    ran(args)
+    at = json.loads(ran(args + ["--at", point]))
+    assert at["lsn"] == point and {t["recorded_lsn"] for t in at["tables"]} == {point}, at
+    rows = read_at("delta", lake, at, None)
+    assert fk_broken(rows["orders"], rows["lines"]) == []
+    now = read_at("delta", lake, json.loads(ran(args + ["--at", "latest"])), None)
+    for t in ("orders", "lines"):
+        assert now[t] == sorted(rows_sql(source, f"SELECT * FROM {schema}.{t}")), t
+
+
+def test_python_mirror_at_names_the_snapshots_the_command_names(source, lake, slot):
+    """`pgarrow.mirror_at` gives what `pgarrow mirror --at` gives, for `latest` and for a
+    `datetime`; text that is no point says so."""
+    import pgarrow
+
+    schema = "fk_python_at"
+    fk_make(source, schema)
+    catalog, data = lake
+    named = dict(schema=schema, ducklake=catalog, slot=slot)
+    pgarrow.mirror(source, **named, data_path=str(data), catch_up=True)
+    fk_work(source, schema, 10, 5, iter(range(1, 10**9)))
+    pgarrow.mirror(source, **named, data_path=str(data), catch_up=True, commit_changes=5)
+    latest = pgarrow.mirror_at(source, **named)
+    args = [pgarrow_bin(), "mirror", "-d", source, "--schema", schema, "--slot", slot,
+            *fk_flags("ducklake", lake), "--json"]
+    assert latest == json.loads(ran(args + ["--at", "latest"]))
+    assert latest["lsn"] == latest["confirmed_lsn"] and len(latest["tables"]) == 2, latest
+    when = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(
+        microseconds=latest["time_us"])
+    assert pgarrow.mirror_at(source, **named, at=when)["tables"] == latest["tables"]
+    with pytest.raises(pgarrow.UsageError, match="neither `latest`"):
+        pgarrow.mirror_at(source, **named, at="not a point")
 
 
 def test_python_mirror_goes_on_from_the_tables_position(source, lake, slot, duckdb_lake):

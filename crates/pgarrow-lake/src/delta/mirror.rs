@@ -95,13 +95,6 @@ fn partitions_of(state: &Snapshot, name: &str) -> Result<Vec<Partition>> {
 }
 
 impl DeltaMirror {
-    /// The table at `target`, if there is one: as the mirror holds it (its index by `key`),
-    /// and the position its mirror's last commit reached.
-    ///
-    /// # Errors
-    /// A table pgarrow does not write (its protocol, constraints, column mapping); a partition
-    /// column of a type pgarrow does not read back from the log; its files' and deletion
-    /// vectors' errors.
     /// The position the table records for each slot's mirror, at its newest version (which
     /// it returns); `None`: no table there.
     ///
@@ -119,12 +112,77 @@ impl DeltaMirror {
                 Some(MirrorPoint {
                     slot: t.app_id.strip_prefix(APP_PREFIX)?.to_owned(),
                     lsn: Lsn(u64::try_from(t.version).ok()?),
+                    time: None,
                 })
             })
             .collect();
         Ok(Some((points, state.version)))
     }
 
+    /// Each version of the table whose rows a mirror's commit (or its export) brought to a
+    /// position, with that position, oldest first: a version that recorded one, and the versions
+    /// after it that changed no rows (maintenance) until the next; `None`: no table there. The
+    /// versions whose commits the log no longer holds are left out.
+    ///
+    /// # Errors
+    /// The storage's; a commit that does not read.
+    pub(crate) async fn history(target: &DeltaTarget) -> Result<Option<Vec<(i64, MirrorPoint)>>> {
+        let log = Location::parse(&target.location, &target.storage)?.join("_delta_log");
+        blocking(move || {
+            let listing = replay::list(&log)?;
+            if listing.commits.is_empty() {
+                return Ok(None);
+            }
+            let mut out = Vec::new();
+            let mut current: HashMap<String, MirrorPoint> = HashMap::new();
+            for &v in &listing.commits {
+                let actions = super::log::read_commit(&log, v)?;
+                let time = actions.iter().find_map(|a| match a {
+                    Action::CommitInfo(info) => info
+                        .get("pgarrow")
+                        .and_then(MirrorPoint::from_value)
+                        .and_then(|p| p.time),
+                    _ => None,
+                });
+                let mut changed = false;
+                for a in &actions {
+                    match a {
+                        Action::Txn(t) => {
+                            if let (Some(slot), Ok(lsn)) =
+                                (t.app_id.strip_prefix(APP_PREFIX), u64::try_from(t.version))
+                            {
+                                let point = MirrorPoint {
+                                    slot: slot.to_owned(),
+                                    lsn: Lsn(lsn),
+                                    time,
+                                };
+                                current.insert(slot.to_owned(), point);
+                            }
+                        }
+                        Action::Add(add) if add.data_change => changed = true,
+                        Action::Remove(r) if r.data_change => changed = true,
+                        _ => {}
+                    }
+                }
+                let recorded = actions.iter().any(|a| matches!(a, Action::Txn(_)));
+                if changed && !recorded {
+                    // Rows changed by another writer: no position holds for them.
+                    current.clear();
+                }
+                out.extend(current.values().map(|p| (v, p.clone())));
+            }
+            Ok(Some(out))
+        })
+        .await
+    }
+
+    /// The table at `target`, if there is one: as the mirror holds it (its index by `key`),
+    /// and the position its mirror's last commit reached.
+    ///
+    /// # Errors
+    /// A table pgarrow does not write (its protocol, constraints, column mapping); a partition
+    /// column of a type pgarrow does not read back from the log; its files' and deletion
+    /// vectors' errors.
     pub(crate) async fn open(
         target: &DeltaTarget,
         key: Vec<String>,
@@ -151,6 +209,7 @@ impl DeltaMirror {
                 Some(MirrorPoint {
                     slot: slot.to_owned(),
                     lsn: Lsn(u64::try_from(t.version).ok()?),
+                    time: None,
                 })
             })
             .max_by_key(|p| p.lsn);
@@ -596,8 +655,7 @@ fn commit_info(
 ) -> serde_json::Value {
     let provenance = |mut p: serde_json::Value| {
         if let Some(point) = point {
-            p["replication_slot"] = point.slot.clone().into();
-            p["wal_lsn"] = point.lsn.to_string().into();
+            point.record(&mut p);
         }
         p
     };

@@ -449,8 +449,7 @@ impl Commit<'_> {
     fn provenance(&self) -> Result<serde_json::Value> {
         let mut provenance = crate::common::provenance(self.manifest);
         if let Some(point) = self.point {
-            provenance["replication_slot"] = point.slot.clone().into();
-            provenance["wal_lsn"] = point.lsn.to_string().into();
+            point.record(&mut provenance);
             provenance["mirror"] = true.into();
         }
         if self.rewrite {
@@ -1035,6 +1034,31 @@ impl std::fmt::Display for Seen {
             _ => f.write_str("none"),
         }
     }
+}
+
+/// Each snapshot of pgarrow that changed table `table_id` recording a mirror's position,
+/// oldest first, with that position.
+pub(super) async fn points(
+    catalog: &mut Catalog,
+    table_id: i64,
+) -> Result<Vec<(i64, crate::live::MirrorPoint)>> {
+    let rows = catalog
+        .query(
+            "SELECT c.commit_extra_info, c.snapshot_id::text AS snapshot FROM ducklake_snapshot_changes c \
+             WHERE author = 'pgarrow' AND commit_extra_info LIKE '%\"replication_slot\"%' \
+             AND string_to_array(changes_made, ',') && \
+             ARRAY['inserted_into_table:' || $1, 'deleted_from_table:' || $1] \
+             ORDER BY c.snapshot_id",
+            &[Some(&table_id.to_string())],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let point = crate::live::MirrorPoint::from_provenance(r[0].as_deref()?)?;
+            Some((r[1].as_deref()?.parse().ok()?, point))
+        })
+        .collect())
 }
 
 /// The last commit of table `table_id` that records a position.

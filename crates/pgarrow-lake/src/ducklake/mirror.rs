@@ -208,6 +208,31 @@ impl DuckLakeMirror {
         read
     }
 
+    /// Each snapshot that committed a mirror's changes (or its export) to the table `target`
+    /// names, oldest first, with the position it recorded; `None` when there is no such table.
+    pub(crate) async fn history(
+        target: &DuckLakeTarget,
+    ) -> Result<Option<Vec<(i64, MirrorPoint)>>> {
+        let mut catalog = Catalog::connect(&target.catalog).await?;
+        let read = async {
+            let exists = catalog
+                .query("SELECT to_regclass('ducklake_metadata')::text", &[])
+                .await?;
+            if exists.first().and_then(|r| r[0].as_ref()).is_none() {
+                return Ok(None);
+            }
+            let Some(table) = find_table(&mut catalog, &target.schema, &target.table).await? else {
+                return Ok(None);
+            };
+            super::commit::points(&mut catalog, table.id)
+                .await
+                .map(Some)
+        }
+        .await;
+        catalog.close().await;
+        read
+    }
+
     #[allow(clippy::type_complexity)]
     async fn read(
         catalog: &mut Catalog,

@@ -201,12 +201,6 @@ fn table_spec(meta: &TableMetadata) -> Vec<SpecField> {
 }
 
 impl IcebergMirror {
-    /// The table `target` names, if it exists: as the mirror holds it (its index by `key`),
-    /// and the position its last commit that carries one reached.
-    ///
-    /// # Errors
-    /// A partition spec pgarrow does not write (a transform of a nested column); equality
-    /// delete files; its files' and the catalog's errors.
     /// The position the table's current snapshot records, and that snapshot's ID; `None`:
     /// no such table.
     ///
@@ -232,6 +226,43 @@ impl IcebergMirror {
         Ok(Some((point, meta.current_snapshot_id())))
     }
 
+    /// The current snapshot and its ancestors the table still has that record a mirror's
+    /// position, oldest first, with that position; `None`: no such table.
+    ///
+    /// # Errors
+    /// The catalog's; metadata that does not read.
+    pub(crate) async fn history(target: &IcebergTarget) -> Result<Option<Vec<(i64, MirrorPoint)>>> {
+        let mut catalog =
+            Connected::connect(&target.catalog, &target.catalog_name, &target.storage).await?;
+        let loaded = catalog.load(&target.namespace, &target.table).await;
+        catalog.close().await;
+        let Some(table) = loaded? else {
+            return Ok(None);
+        };
+        let meta = &table.metadata;
+        let mut out = Vec::new();
+        let mut at = meta.current_snapshot();
+        while let Some(snap) = at {
+            if let Some(point) = snap
+                .summary
+                .get("pgarrow")
+                .and_then(Json::as_str)
+                .and_then(MirrorPoint::from_provenance)
+            {
+                out.push((snap.snapshot_id, point));
+            }
+            at = snap.parent_snapshot_id.and_then(|id| meta.snapshot(id));
+        }
+        out.reverse();
+        Ok(Some(out))
+    }
+
+    /// The table `target` names, if it exists: as the mirror holds it (its index by `key`),
+    /// and the position its last commit that carries one reached.
+    ///
+    /// # Errors
+    /// A partition spec pgarrow does not write (a transform of a nested column); equality
+    /// delete files; its files' and the catalog's errors.
     pub(crate) async fn open(
         target: &IcebergTarget,
         key: Vec<String>,
@@ -1052,8 +1083,7 @@ fn summary(
 fn provenance(point: Option<&MirrorPoint>, mut more: Json) -> Json {
     more["pgarrow"] = env!("CARGO_PKG_VERSION").into();
     if let Some(point) = point {
-        more["replication_slot"] = point.slot.clone().into();
-        more["wal_lsn"] = point.lsn.to_string().into();
+        point.record(&mut more);
     }
     Json::String(more.to_string())
 }

@@ -39,6 +39,26 @@ pub(super) async fn follow(
         .min()
         .unwrap_or_default();
     let mut stream = start_stream(config, publication, options, start, stats, hooks).await?;
+    // Tables behind others (a run killed between the tables' commits of a round, or Delta's
+    // tables, committed one by one) are first brought to the furthest one's position, so that
+    // every position a table records is one where all of them equal the source.
+    let ahead = mirrored
+        .iter()
+        .map(|m| m.point.lsn)
+        .max()
+        .unwrap_or_default();
+    if ahead > start {
+        let behind: Vec<String> = mirrored
+            .iter()
+            .filter(|m| m.point.lsn < ahead)
+            .map(|m| m.table.quoted())
+            .collect();
+        log::info!(
+            "{} behind the other tables' position {ahead}: committed up to it first",
+            behind.join(", ")
+        );
+        stream.request_checkpoint_at(ahead);
+    }
     if let Some(m) = metrics {
         m.watch(stream.positions());
     }
@@ -86,7 +106,8 @@ pub(super) async fn follow(
                 }
             }
             ChangeEvent::Checkpoint(lsn) => {
-                commit_round(mirrored, lsn, options, stats, hooks).await?;
+                let time = stream.delivered_commit_time().map(unix_micros);
+                commit_round(mirrored, lsn, time, options, stats, hooks).await?;
                 stream.confirm(lsn).await?;
                 stats.end_lsn = lsn.to_string();
                 let server = stream.server_lsn().max(lsn);
@@ -113,6 +134,11 @@ pub(super) async fn follow(
     stats.streamed.plus(&stream.streamed());
     stream.close().await?;
     Ok(None)
+}
+
+/// A server's time (microseconds since 2000-01-01 UTC) in microseconds since 1970-01-01 UTC.
+pub(crate) fn unix_micros(server: i64) -> i64 {
+    server.saturating_add(946_684_800_000_000)
 }
 
 /// How far behind the source the tables are in time: none when the server has nothing past
@@ -230,7 +256,7 @@ async fn met(
         }
         // What changed before the new columns goes in under the old ones, at the
         // transaction that announced them (and before a change refused).
-        commit_table(m, s.lsn, options, stats, hooks).await?;
+        commit_table(m, s.lsn, None, options, stats, hooks).await?;
         let change = change.map_err(|what| {
             Error::usage(format!(
                 "the columns of {} changed at {}: {what}. The lake table holds every \
@@ -278,6 +304,7 @@ async fn met(
 pub(crate) async fn commit_round(
     mirrored: &mut [Mirrored],
     lsn: Lsn,
+    time: Option<i64>,
     options: &MirrorOptions,
     stats: &mut MirrorStats,
     hooks: &mut Hooks<'_, MirrorProgress>,
@@ -286,11 +313,11 @@ pub(crate) async fn commit_round(
     // commit them at once (then every round of this run commits table by table).
     let due: Vec<&Mirrored> = mirrored.iter().filter(|m| !m.pending.is_empty()).collect();
     if due.len() > 1 && due.iter().all(|m| m.lake.stages()) && stats.apart.is_none() {
-        together(mirrored, lsn, options, stats, hooks).await?;
+        together(mirrored, lsn, time, options, stats, hooks).await?;
     }
     // What the round committed together has nothing pending left.
     for m in mirrored.iter_mut() {
-        commit_table(m, lsn, options, stats, hooks).await?;
+        commit_table(m, lsn, time, options, stats, hooks).await?;
     }
     Ok(())
 }
@@ -301,6 +328,7 @@ pub(crate) async fn commit_round(
 async fn together(
     mirrored: &mut [Mirrored],
     lsn: Lsn,
+    time: Option<i64>,
     options: &MirrorOptions,
     stats: &mut MirrorStats,
     hooks: &mut Hooks<'_, MirrorProgress>,
@@ -309,6 +337,7 @@ async fn together(
     let point = MirrorPoint {
         slot: options.slot.clone(),
         lsn,
+        time,
     };
     let mut plans: Vec<(usize, Plan)> = Vec::new();
     let mut staged: Vec<Staged> = Vec::new();
@@ -486,6 +515,7 @@ async fn fold(m: &Mirrored, batch: &RecordBatch, options: &MirrorOptions) -> Res
 pub(crate) async fn commit_table(
     m: &mut Mirrored,
     lsn: Lsn,
+    time: Option<i64>,
     options: &MirrorOptions,
     stats: &mut MirrorStats,
     hooks: &mut Hooks<'_, MirrorProgress>,
@@ -498,6 +528,7 @@ pub(crate) async fn commit_table(
     let point = MirrorPoint {
         slot: options.slot.clone(),
         lsn,
+        time,
     };
     let mut tries = Retries::new(options.retries, format!("mirroring into {name}"));
     let (plan, done): (Plan, _) = loop {

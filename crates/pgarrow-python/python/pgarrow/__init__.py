@@ -91,6 +91,7 @@ from ._lake import (
     export_ducklake,
     export_iceberg,
     mirror,
+    mirror_at,
     mirror_status,
 )
 from ._load import copy, write
@@ -161,6 +162,7 @@ __all__ = [
     "export_tables",
     "export_with_slot",
     "mirror",
+    "mirror_at",
     "mirror_status",
     "plan",
     "read_arrow",

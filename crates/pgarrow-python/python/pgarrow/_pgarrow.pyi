@@ -18,6 +18,7 @@ from ._typing import (
     ExportStats,
     IcebergStats,
     IncrementalStats,
+    LakePoint,
     LoadStats,
     MirrorStats,
     MirrorStatus,
@@ -229,9 +230,10 @@ def mirror(
     retry_for: float,
     metrics_listen: Optional[str],
     status: bool,
+    at: Optional[str],
     options: Optional[Mapping[str, Any]],
     storage_options: Optional[dict[str, str]],
-) -> Union[MirrorStats, MirrorStatus]: ...
+) -> Union[MirrorStats, MirrorStatus, LakePoint]: ...
 def compact_lake(
     *,
     ducklake: Optional[str],

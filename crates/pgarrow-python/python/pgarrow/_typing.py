@@ -289,6 +289,41 @@ class MirrorStatus(TypedDict):
     tables: list[TableStatus]
 
 
+class TableAt(TypedDict):
+    """One lake table at a source point, as :func:`pgarrow.mirror_at` finds it."""
+
+    #: The source table and the lake table.
+    table: str
+    lake_table: str
+    #: ``ducklake``, ``delta`` or ``iceberg``.
+    format: str
+    #: Its snapshot at the point: a DuckLake snapshot, a Delta version, an Iceberg snapshot ID
+    #: (``None``: the table did not exist yet there).
+    snapshot: Optional[int]
+    #: The position that snapshot's commit recorded (at or before the point).
+    recorded_lsn: Optional[str]
+    #: Statements that read the table at that snapshot, by reader (``duckdb``, ``spark``,
+    #: ``pyiceberg``, ``deltalake``, ``polars``).
+    read: dict[str, str]
+
+
+class LakePoint(TypedDict):
+    """The lake at a source point, as :func:`pgarrow.mirror_at` finds it."""
+
+    slot: str
+    #: The point asked for, as text.
+    asked: str
+    #: The source position the tables are read at: each table's snapshot holds the source as
+    #: it was there.
+    lsn: str
+    #: When the source committed the transaction at the newest position recorded at or before
+    #: ``lsn`` (microseconds since 1970-01-01 UTC), when a commit recorded it.
+    time_us: Optional[int]
+    #: What the slot confirmed: every point up to it is whole in every format.
+    confirmed_lsn: Optional[str]
+    tables: list[TableAt]
+
+
 class MirrorStats(MirrorApart):
     """What :func:`pgarrow.mirror` did."""
 

@@ -4,7 +4,7 @@ lake`` do. Re-exported by ``pgarrow``."""
 
 from .export import export_delta, export_ducklake, export_iceberg
 from .maintain import compact_lake, expire_lake
-from .mirror import mirror, mirror_status
+from .mirror import mirror, mirror_at, mirror_status
 
 __all__ = [
     "compact_lake",
@@ -13,5 +13,6 @@ __all__ = [
     "export_ducklake",
     "export_iceberg",
     "mirror",
+    "mirror_at",
     "mirror_status",
 ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from typing import TYPE_CHECKING, Mapping, Optional, Union, cast
 
 from .. import _pgarrow
 from .._errors import UsageError
-from .._typing import DeleteMode, FileOptions, MirrorStats, MirrorStatus
+from .._typing import DeleteMode, FileOptions, LakePoint, MirrorStats, MirrorStatus
 from .._utils import _patterns, _properties
 
 if TYPE_CHECKING:
@@ -172,6 +173,7 @@ def mirror(
         retry_for=float(retry_for),
         metrics_listen=None if metrics_listen is None else str(metrics_listen),
         status=False,
+        at=None,
         options=options,
         storage_options=storage_options,
     )
@@ -203,8 +205,98 @@ def mirror_status(
     dict
         :class:`pgarrow._typing.MirrorStatus`.
     """
+    done = _read_only(
+        url,
+        table,
+        schema,
+        ducklake,
+        delta,
+        iceberg,
+        slot,
+        lake_table,
+        catalog_name,
+        iceberg_properties,
+        storage_options,
+        status=True,
+        at=None,
+    )
+    return cast(MirrorStatus, done)
+
+
+def mirror_at(
+    url: Optional[str] = None,
+    *,
+    table: Union[str, list[str], None] = None,
+    schema: Union[str, list[str], None] = None,
+    ducklake: Optional[str] = None,
+    delta: Optional[str] = None,
+    iceberg: Optional[str] = None,
+    slot: str,
+    at: Union[str, datetime.datetime] = "latest",
+    lake_table: Optional[str] = None,
+    catalog_name: Optional[str] = None,
+    iceberg_properties: Optional[Mapping[str, str]] = None,
+    storage_options: Optional[dict[str, str]] = None,
+) -> LakePoint:
+    """The snapshot or version of each lake table of the mirror through ``slot`` that holds the
+    source as it was at one point, and the statements that read it there, as
+    ``pgarrow mirror --at``, without running the mirror. The arguments name the tables and
+    lake tables as :func:`mirror`'s do.
+
+    Parameters
+    ----------
+    at : str or datetime, default "latest"
+        ``"latest"`` (the latest point every table holds whole: what the slot confirmed), a
+        WAL position (``"16/B374D848"``), or a time: a ``datetime`` (a naive one is taken in
+        the source's time zone) or text the source reads as a ``timestamptz``; the tables are
+        then read at the newest position whose transaction committed by then.
+
+    Returns
+    -------
+    dict
+        :class:`pgarrow._typing.LakePoint`: the position read (``lsn``) and, for each table,
+        its ``snapshot`` (DuckLake snapshot, Delta version, Iceberg snapshot ID) and ``read``,
+        statements by reader (``duckdb``, ``spark``, ``pyiceberg``, ``deltalake``,
+        ``polars``).
+    """
+    text = at.isoformat(sep=" ") if isinstance(at, datetime.datetime) else str(at)
+    done = _read_only(
+        url,
+        table,
+        schema,
+        ducklake,
+        delta,
+        iceberg,
+        slot,
+        lake_table,
+        catalog_name,
+        iceberg_properties,
+        storage_options,
+        status=False,
+        at=text,
+    )
+    return cast(LakePoint, done)
+
+
+def _read_only(
+    url: Optional[str],
+    table: Union[str, list[str], None],
+    schema: Union[str, list[str], None],
+    ducklake: Optional[str],
+    delta: Optional[str],
+    iceberg: Optional[str],
+    slot: str,
+    lake_table: Optional[str],
+    catalog_name: Optional[str],
+    iceberg_properties: Optional[Mapping[str, str]],
+    storage_options: Optional[dict[str, str]],
+    *,
+    status: bool,
+    at: Optional[str],
+) -> Union[MirrorStats, MirrorStatus, LakePoint]:
+    """A call of the native ``mirror`` that reads where the mirror is and runs nothing."""
     patterns, schemas = _named(table, schema, ducklake, delta, iceberg)
-    done = _pgarrow.mirror(
+    return _pgarrow.mirror(
         url,
         patterns,
         schemas,
@@ -228,11 +320,11 @@ def mirror_status(
         spill_dir=None,
         retry_for=0.0,
         metrics_listen=None,
-        status=True,
+        status=status,
+        at=at,
         options=None,
         storage_options=storage_options,
     )
-    return cast(MirrorStatus, done)
 
 
 def _named(
