@@ -507,6 +507,62 @@ def test_a_mirror_tries_again_through_cut_connections_without_exiting_and_ends_e
         catalog_proxy.close()
 
 
+def test_a_mirror_tries_through_an_object_store_that_does_not_answer_and_ends_equal(
+        source, lake, slot, duckdb_lake, s3):
+    """The lake's data path on an object store behind a proxy the test runs: while it refuses
+    every connection, each commit's upload fails (the store's own retries cut short) and the
+    mirror reports it and tries again, not exiting; once it answers, the changes held come
+    through, each once."""
+    table = "mirror_store_down"
+    make_table(source, table, rows=50)
+    bucket = "pgarrow-store-down"
+    s3.client().create_bucket(Bucket=bucket)
+    e = urlparse(s3.storage_options["aws_endpoint"])
+    proxy = Proxy(e.hostname, e.port)
+    options = dict(s3.storage_options, aws_endpoint=f"http://127.0.0.1:{proxy.port}",
+                   max_retries="1", retry_timeout="2")
+    storage = [a for k, v in options.items() for a in ("--storage-option", f"{k}={v}")]
+    catalog = lake[0]
+    args = [pgarrow_bin(), "mirror", "-d", source, "-t", table, "--slot", slot, "--ducklake", catalog,
+            "--data-path", f"s3://{bucket}/lake", *storage, "--json"]
+    proc = None
+    try:
+        ran(args + ["--catch-up"])
+        work = Workload(source, table, seed=13)
+        proc = subprocess.Popen(args + ["--commit-changes", "20", "--commit-interval", "0",
+                                        "--retry-for", "120"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = Lines(proc)
+
+        def steps():
+            for _ in range(3):
+                work.step()
+            before = work.lsn()
+            work.step()
+            lines.checkpoint_past(before)
+
+        steps()
+        proxy.down = True
+        proxy.cut()
+        for _ in range(3):
+            work.step()
+        while (e := lines.next())["event"] != "retrying":
+            pass
+        assert e["error"] and proc.poll() is None and proxy.refused >= 1, e
+        proxy.down = False
+        steps()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        assert proc.returncode == 0, proc.stderr.read()
+        got = duckdb_lake(catalog, f"SELECT id, name, big, amount FROM lake.main.{table} ORDER BY id", s3=s3)
+        assert [tuple(r) for r in got] == [tuple(r) for r in rows_of(source, table)]
+        work.close()
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        proxy.close()
+
+
 def scrape(address):
     """A mirror's metrics endpoint, read as Prometheus reads it: {sample with labels: value}."""
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as r:
