@@ -103,6 +103,10 @@ pub struct ChangeOptions {
     /// Where streamed transactions are set aside (the system's temporary directory when
     /// `None`).
     pub spill_dir: Option<std::path::PathBuf>,
+    /// While nothing comes, a checkpoint at the last position delivered every
+    /// [`flush_interval`](Self::flush_interval) (at least a second) all the same: a consumer
+    /// that does its own upkeep at checkpoints gets to it on an idle source.
+    pub idle_checkpoints: bool,
 }
 
 impl ChangeOptions {
@@ -122,7 +126,15 @@ impl ChangeOptions {
             status_interval: Duration::from_secs(10),
             streaming: true,
             spill_dir: None,
+            idle_checkpoints: false,
         }
+    }
+
+    /// Checkpoints while nothing comes, too (see
+    /// [`idle_checkpoints`](Self::idle_checkpoints)).
+    pub fn with_idle_checkpoints(mut self, on: bool) -> Self {
+        self.idle_checkpoints = on;
+        self
     }
 
     /// Create the slot when it does not exist.
@@ -609,6 +621,14 @@ impl ChangeStream {
                     self.checkpoint()?;
                     continue;
                 }
+                if self.idle_checkpoint_due() {
+                    // Everything before the start was skipped: delivered, as far as it goes.
+                    self.delivered = self.delivered.max(self.resume);
+                    self.last_checkpoint = Instant::now();
+                    self.events
+                        .push_back(ChangeEvent::Checkpoint(self.delivered));
+                    continue;
+                }
             }
             if self.last_status.elapsed() >= self.options.status_interval {
                 self.send_status(false).await?;
@@ -640,6 +660,20 @@ impl ChangeStream {
         }
     }
 
+    /// Whether an idle checkpoint is due: asked for, nothing pending or being read, and the
+    /// flush interval (at least a second) past since the last checkpoint.
+    fn idle_checkpoint_due(&self) -> bool {
+        self.options.idle_checkpoints
+            && self.pending.is_none()
+            && self.replay.is_none()
+            && self.txn.is_none()
+            && self.last_checkpoint.elapsed() >= self.idle_interval()
+    }
+
+    fn idle_interval(&self) -> Duration {
+        self.options.flush_interval.max(Duration::from_secs(1))
+    }
+
     /// How long to wait for the server before a checkpoint or a status is due.
     fn wait_time(&self) -> Duration {
         let status = self
@@ -651,6 +685,9 @@ impl ChangeStream {
             (Some(_), None) => self
                 .options
                 .flush_interval
+                .saturating_sub(self.last_checkpoint.elapsed()),
+            (None, None) if self.options.idle_checkpoints => self
+                .idle_interval()
                 .saturating_sub(self.last_checkpoint.elapsed()),
             _ => Duration::MAX,
         };
