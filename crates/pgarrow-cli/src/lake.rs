@@ -405,6 +405,7 @@ pub(crate) fn mirror(
         return Err(usage("--retry-for takes a number of seconds, 0 or more"));
     }
     let stop = session.stop.clone();
+    let mut patterns = Vec::new();
     let tables = match selected {
         Selected::One(Source::Table(t)) => vec![t],
         Selected::One(_) => {
@@ -412,15 +413,17 @@ pub(crate) fn mirror(
                 "a mirror follows tables (--table, --schema), not a query",
             ));
         }
-        Selected::Tables(patterns) => {
+        Selected::Tables(found) => {
             if export.lake.lake_table.is_some() {
                 return Err(usage(
                     "--lake-table names one lake table: several tables go into tables of their \
                      own schemas and names",
                 ));
             }
-            let resolved = pgarrow_lake::mirror::resolve_tables(config.clone(), &patterns);
-            wait(rt, &stop, resolved)?
+            let resolved = pgarrow_lake::mirror::resolve_tables(config.clone(), &found);
+            let tables = wait(rt, &stop, resolved)?;
+            patterns = found;
+            tables
         }
     };
     let one = Job {
@@ -452,6 +455,7 @@ pub(crate) fn mirror(
         return Ok(());
     }
     let options = MirrorOptions::new(flags.slot.clone())
+        .with_patterns(patterns)
         .with_publication(flags.publication.clone())
         .with_commit_interval(std::time::Duration::from_secs_f64(flags.commit_interval))
         .with_commit_changes(flags.commit_changes)

@@ -294,6 +294,25 @@ async fn run(
 ) -> Result<()> {
     let metrics = attempt.metrics;
     let config = config.clone();
+    // Tables that came to match the patterns since the caller read them (joined a run
+    // before this try, say) are this run's too.
+    let resolved;
+    let tables = match grows(options) {
+        true => {
+            resolved = resolve_tables(config.clone(), &options.patterns).await?;
+            resolved.as_slice()
+        }
+        false => tables,
+    };
+    // ... and those added to the mirror's own publication.
+    let with_own;
+    let tables = match options.publication.is_none() && (tables.len() > 1 || grows(options)) {
+        true => {
+            with_own = source::with_published(&config, tables, &options.slot).await?;
+            with_own.as_slice()
+        }
+        false => tables,
+    };
     let Prepared {
         publication,
         tables: named,
@@ -301,17 +320,26 @@ async fn run(
         sources,
         slot,
     } = prepare(&config, tables, options).await?;
-    let targets: Vec<LakeTarget> = named
+    // One table is named by the target itself, unless patterns may bring more (then each
+    // table by its own name, as several are).
+    let mut alone = tables.len() == 1 && !grows(options);
+    let mut targets: Vec<LakeTarget> = named
         .iter()
-        .map(|t| match tables.len() {
-            1 => target.clone(),
-            _ => target.for_table(t, "public"),
+        .map(|t| match alone {
+            true => target.clone(),
+            false => target.for_table(t, "public"),
         })
         .collect();
     stats.slot.clone_from(&options.slot);
     stats.publication.clone_from(&publication);
     stats.tables = named.iter().map(TableName::quoted).collect();
     let mut opened = open_all(&targets, &keys, options.memory_limit).await?;
+    if tables.len() == 1 && !alone && opened[0].is_none() {
+        // A mirror of one table made when one table was named by the target itself.
+        if let Some(o) = crate::table::open(target, &keys[0], options.memory_limit).await? {
+            (targets[0], opened[0], alone) = (target.clone(), Some(o), true);
+        }
+    }
     let recorded = opened
         .iter()
         .filter(|o| {
@@ -321,8 +349,17 @@ async fn run(
         })
         .count();
     let start_over = options.start_over || (recorded == 0 && slot.is_none());
+    // Tables without a lake table yet beside tables that record the slot (made, or come to
+    // match the patterns, since the last run) join the mirror rather than start it over.
+    let absent = opened.iter().filter(|o| o.is_none()).count();
+    let joins_now = !start_over && !alone && recorded > 0 && slot.is_some() && absent > 0;
     if !start_over {
-        goes_on(options, slot.as_ref(), recorded, tables.len())?;
+        let counted = if joins_now {
+            recorded + absent
+        } else {
+            recorded
+        };
+        goes_on(options, slot.as_ref(), counted, tables.len())?;
     }
     if start_over {
         attempt.first = FirstExport::Begun;
@@ -335,7 +372,9 @@ async fn run(
         stats.exported_rows = rows;
         opened = open_all(&targets, &keys, options.memory_limit).await?;
     }
+    let named_all = named.clone();
     let mut mirrored = Vec::with_capacity(tables.len());
+    let mut joining = Vec::new();
     for ((((table, source), target), key), o) in named
         .into_iter()
         .zip(sources)
@@ -343,6 +382,10 @@ async fn run(
         .zip(keys)
         .zip(opened)
     {
+        if o.is_none() && joins_now {
+            joining.push(table);
+            continue;
+        }
         let Some((lake, live, Some(point))) = o else {
             return Err(ErrorKind::Unexpected(format!(
                 "lake table {} has no mirror position after its export",
@@ -363,33 +406,70 @@ async fn run(
             types: Vec::new(),
         });
     }
-    // A table exported again at a schema change: the stream starts over from the slot's
-    // confirmed position, every table leaving out what it holds.
-    while let Some(Again {
-        table: i,
-        why,
-        renamed,
-    }) = follow(
-        &config,
-        &publication,
-        options,
-        &mut mirrored,
-        stats,
-        hooks,
-        metrics,
-    )
-    .await?
-    {
-        reexport(
+    // Tables without a lake table yet join first; then a table exported again at a schema
+    // change, tables joining or leaving: the stream starts over from the slot's confirmed
+    // position, every table leaving out what it holds.
+    let mut growing = Growing {
+        known: named_all,
+        discovers: !alone,
+    };
+    let mut tables_changed = Some(source::Discovered {
+        joining,
+        leaving: Vec::new(),
+    });
+    loop {
+        if let Some(found) = tables_changed.take() {
+            let mut leaving = found.leaving;
+            leaving.sort_by_key(|l| std::cmp::Reverse(l.0));
+            for (i, why) in leaving {
+                let m = mirrored.remove(i);
+                hooks.report(&MirrorProgress::Left {
+                    table: m.table.quoted(),
+                    lake_table: m.target.name(),
+                    why,
+                });
+            }
+            for table in found.joining {
+                let into = Joining {
+                    config: &config,
+                    publication: &publication,
+                    target,
+                    options,
+                };
+                into.join(table, stats, hooks, &mut mirrored).await?;
+            }
+        }
+        let again = follow(
             &config,
-            &mut mirrored[i],
-            &why,
-            &renamed,
+            &publication,
             options,
+            &mut mirrored,
             stats,
             hooks,
+            metrics,
+            &mut growing,
         )
         .await?;
+        match again {
+            None => break,
+            Some(Again::Reexport {
+                table: i,
+                why,
+                renamed,
+            }) => {
+                reexport(
+                    &config,
+                    &mut mirrored[i],
+                    &why,
+                    &renamed,
+                    options,
+                    stats,
+                    hooks,
+                )
+                .await?;
+            }
+            Some(Again::Tables(found)) => tables_changed = Some(found),
+        }
     }
     stats.index = mirrored
         .iter()
@@ -432,11 +512,16 @@ fn goes_on(
     }
 }
 
-/// A table to export again: which, why, and the columns renamed for sure.
-struct Again {
-    table: usize,
-    why: String,
-    renamed: Vec<(String, String)>,
+/// Why a stream ended before its time, for the run to act on before it follows again.
+enum Again {
+    /// A table to export again: which, why, and the columns renamed for sure.
+    Reexport {
+        table: usize,
+        why: String,
+        renamed: Vec<(String, String)>,
+    },
+    /// Tables that join the mirror, and tables that leave it.
+    Tables(source::Discovered),
 }
 
 /// Exports `m`'s table again into its lake table, replacing its rows in one commit, in the
@@ -464,10 +549,44 @@ async fn reexport(
     if !renamed.is_empty() {
         m.lake.rename(renamed).await.map_err(context)?;
     }
-    let temporary = format!("pgarrow_again_{}_{}", std::process::id(), stats.reexported);
-    let slot = ReplicationSlot::create_temporary(config, &temporary, "pgoutput")
-        .await
-        .map_err(context)?;
+    let (rows, consistent, (lake, live, point)) =
+        export_at_new_point(config, &m.source, &m.target, &m.key, options, hooks)
+            .await
+            .map_err(context)?;
+    (m.lake, m.live, m.point) = (lake, live, point);
+    m.pending.clear();
+    m.columns = 0;
+    m.types.clear();
+    stats.reexported += 1;
+    stats.exported_rows += rows;
+    hooks.report(&MirrorProgress::Reexported {
+        table: name.clone(),
+        lake_table: lake_table.clone(),
+        why: why.to_owned(),
+        rows,
+        lsn: consistent,
+    });
+    Ok(())
+}
+
+/// Exports `source` into `target`, replacing its rows in one commit, in the snapshot of a
+/// temporary slot: the commit records the mirror's slot at that snapshot's consistent point,
+/// so the stream's changes before it are left out and those after applied. Gives the rows
+/// exported, that point, and the table as the mirror then holds it.
+async fn export_at_new_point(
+    config: &Config,
+    source: &Source,
+    target: &LakeTarget,
+    key: &RowKey,
+    options: &MirrorOptions,
+    hooks: &Hooks<'_, MirrorProgress>,
+) -> Result<(u64, String, (Box<dyn LakeTable>, Live, MirrorPoint))> {
+    let temporary = format!(
+        "pgarrow_again_{}_{}",
+        std::process::id(),
+        NEXT_TEMPORARY.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let slot = ReplicationSlot::create_temporary(config, &temporary, "pgoutput").await?;
     let info = slot.info().clone();
     let partitions = options.partitions.clone().with_import_snapshot_at(
         &info.snapshot_name,
@@ -476,39 +595,145 @@ async fn reexport(
     );
     let done = export_to_lake(
         config,
-        m.source.clone(),
+        source.clone(),
         &options.export,
         &partitions,
-        &m.target.clone().with_if_exists(IfExists::Replace),
+        &target.clone().with_if_exists(IfExists::Replace),
         Hooks::new().with_stop(hooks.stop().clone()),
     )
     .await;
     // The temporary slot goes with its connection.
     let released = slot.release().await;
-    let done = done.map_err(context)?;
-    released.map_err(context)?;
+    let done = done?;
+    released?;
     let Some((lake, live, Some(point))) =
-        crate::table::open(&m.target, &m.key, options.memory_limit).await?
+        crate::table::open(target, key, options.memory_limit).await?
     else {
         return Err(ErrorKind::Unexpected(format!(
-            "lake table {lake_table} has no mirror position after its export"
+            "lake table {} has no mirror position after its export",
+            target.name()
         ))
         .into());
     };
-    (m.lake, m.live, m.point) = (lake, live, point);
-    m.pending.clear();
-    m.columns = 0;
-    m.types.clear();
-    stats.reexported += 1;
-    stats.exported_rows += done.rows;
-    hooks.report(&MirrorProgress::Reexported {
-        table: name.clone(),
-        lake_table: lake_table.clone(),
-        why: why.to_owned(),
-        rows: done.rows,
-        lsn: info.consistent_point,
-    });
-    Ok(())
+    Ok((done.rows, info.consistent_point, (lake, live, point)))
+}
+
+/// Temporary slots' numbers within the process.
+static NEXT_TEMPORARY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Whether tables may join the mirror by its patterns: any pattern but one naming one table.
+fn grows(options: &MirrorOptions) -> bool {
+    match options.patterns.as_slice() {
+        [] => false,
+        [one] => one.exact().is_none(),
+        _ => true,
+    }
+}
+
+/// What a run keeps to find tables that join it.
+pub(crate) struct Growing {
+    /// The tables the patterns matched when last read.
+    pub(crate) known: Vec<TableName>,
+    /// Whether tables may join or leave (not a mirror of one table named by the target).
+    pub(crate) discovers: bool,
+}
+
+/// Where tables join a run: its source, publication, lake and options.
+struct Joining<'a> {
+    config: &'a Config,
+    publication: &'a str,
+    /// The lake target, named for each table that joins.
+    target: &'a LakeTarget,
+    options: &'a MirrorOptions,
+}
+
+impl Joining<'_> {
+    /// Makes `table` a table of the running mirror (its lake table named by `target` for it):
+    /// in the mirror's publication (its own, added to it), exported in a snapshot of its own, then
+    /// followed. A table that cannot be (no key, not in a publication given) is reported as not
+    /// followed, and the others go on.
+    async fn join(
+        &self,
+        table: TableName,
+        stats: &mut MirrorStats,
+        hooks: &mut Hooks<'_, MirrorProgress>,
+        mirrored: &mut Vec<Mirrored>,
+    ) -> Result<()> {
+        let Joining {
+            config,
+            publication,
+            target,
+            options,
+        } = *self;
+        let target = target.for_table(&table, "public");
+        let mut conn = pgarrow::protocol::Connection::connect(config)
+            .await
+            .map_err(|e| Error::from(ErrorKind::Connect(e)))?;
+        let ready = async {
+            let (named, key) = source::describe(&mut conn, &table).await?;
+            match options.publication {
+                None => source::publish(&mut conn, publication, &named).await?,
+                Some(_) if !source::publishes(&mut conn, publication, &named).await? => {
+                    return Err(Error::usage(format!(
+                        "publication {publication:?} does not publish it (ALTER PUBLICATION {} ADD \
+                     TABLE {})",
+                        pgarrow::protocol::quote_ident(publication),
+                        named.quoted()
+                    )));
+                }
+                Some(_) => {}
+            }
+            let source = source::published(&mut conn, publication, &named).await?;
+            Ok((named, key, source))
+        }
+        .await;
+        let _ = conn.close().await;
+        let (named, key, source) = match ready {
+            Ok(ready) => ready,
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                hooks.report(&MirrorProgress::Left {
+                    table: table.quoted(),
+                    lake_table: target.name(),
+                    why: format!("not followed: {e}"),
+                });
+                return Ok(());
+            }
+        };
+        let (rows, consistent, (lake, live, point)) =
+            export_at_new_point(config, &source, &target, &key, options, hooks)
+                .await
+                .map_err(|e| {
+                    e.context(format!(
+                        "exporting {} into {}, which joined the mirror",
+                        named.quoted(),
+                        target.name()
+                    ))
+                })?;
+        stats.exported_rows += rows;
+        hooks.report(&MirrorProgress::Joined {
+            table: named.quoted(),
+            lake_table: target.name(),
+            rows,
+            lsn: consistent,
+        });
+        if !stats.tables.contains(&named.quoted()) {
+            stats.tables.push(named.quoted());
+        }
+        mirrored.push(Mirrored {
+            table: named,
+            source,
+            target,
+            key,
+            lake,
+            live,
+            point,
+            pending: pending::Pending::default(),
+            columns: 0,
+            types: Vec::new(),
+        });
+        Ok(())
+    }
 }
 
 /// Each lake table as the mirror holds it, if it exists.

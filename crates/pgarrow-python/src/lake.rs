@@ -397,6 +397,7 @@ pub(crate) fn mirror(
     named.target(None).map_err(|e| py_err(py, &e))?;
     let storage = storage_options(args.storage_options.as_ref());
     let mirror_options = MirrorOptions::new(args.slot.clone())
+        .with_patterns(found.clone())
         .with_publication(args.publication.clone())
         .with_commit_interval(std::time::Duration::from_secs_f64(args.commit_interval))
         .with_commit_changes(args.commit_changes)

@@ -1483,6 +1483,99 @@ def test_python_mirror_at_names_the_snapshots_the_command_names(source, lake, sl
         pgarrow.mirror_at(source, **named, at="not a point")
 
 
+def test_tables_join_a_running_mirror_and_leave_it_with_no_change_lost_or_doubled(
+        source, lake, slot, duckdb_lake):
+    """A mirror of `--schema grow` running while a writer changes its tables all along: a
+    table made in the schema (written to during its export too) joins it, exported in a
+    snapshot of its own and then followed; one of another schema added to the mirror's
+    publication joins it; a dropped table leaves it, its lake table kept; a table made while
+    nothing else changes joins too. Afterwards each followed lake table equals the source, and
+    the next run goes on with the tables there are now."""
+    run(source, "DROP SCHEMA IF EXISTS grow CASCADE; DROP SCHEMA IF EXISTS grow_other CASCADE; "
+                "CREATE SCHEMA grow; CREATE SCHEMA grow_other")
+    for t in ("grow.a", "grow.b", "grow_other.c"):
+        make_table(source, t, rows=30)
+    catalog, data = lake
+    args = [pgarrow_bin(), "mirror", "-d", source, "--schema", "grow", "--slot", slot,
+            "--ducklake", catalog, "--data-path", str(data), "--json"]
+    ran(args + ["--catch-up"])
+    proc = subprocess.Popen(args + ["--commit-interval", "0.2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = Lines(proc)
+    stop = threading.Event()
+    wrote = {"new": 0, "c": 0}
+
+    def writer():
+        with psycopg.connect(source, autocommit=True) as c:
+            i = 100000
+            while not stop.is_set():
+                i += 1
+                c.execute("INSERT INTO grow.a VALUES (%s, 'w', 'w', 1)", (i,))
+                for t in ("new", "c"):
+                    name = {"new": "grow.new", "c": "grow_other.c"}[t]
+                    try:
+                        with c.transaction():
+                            c.execute(f"INSERT INTO {name} VALUES (%s, 'w', 'w', 1)", (i,))
+                            c.execute(f"UPDATE {name} SET amount = amount + 1 WHERE id = 1")
+                            c.execute(f"DELETE FROM {name} WHERE id = %s", (i - 3,))
+                        wrote[t] += 1
+                    except psycopg.errors.UndefinedTable:
+                        pass
+                time.sleep(0.005)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    seen = []
+
+    def until(event, table):
+        while True:
+            e = lines.next()
+            seen.append(e)
+            if e["event"] == event and e["table"] == table:
+                return e
+    try:
+        make_table(source, "grow.new", rows=20000)
+        joined = until("joined", '"grow"."new"')
+        assert joined["rows"] >= 20000 and joined["lake_table"] == "grow.new", joined
+        run(source, f"ALTER PUBLICATION {slot} ADD TABLE grow_other.c")
+        until("joined", '"grow_other"."c"')
+        run(source, "DROP TABLE grow.b")
+        left = until("left", '"grow"."b"')
+        assert "publication" in left["why"], left
+        assert proc.poll() is None
+        stop.set()
+        thread.join()
+        assert wrote["new"] > 0 and wrote["c"] > 0, wrote
+        # On a source with nothing else going on, a table made in the schema joins all the same.
+        make_table(source, "grow.late", rows=10)
+        until("joined", '"grow"."late"')
+        with psycopg.connect(source, autocommit=True) as c:
+            end = int_lsn(c.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])
+        lines.checkpoint_past(end - 1)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        assert proc.returncode == 0, proc.stderr.read()
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            proc.kill()
+
+    def equal():
+        for lake_table, table in (("grow.a", "grow.a"), ("grow.new", "grow.new"),
+                                  ("grow_other.c", "grow_other.c"), ("grow.late", "grow.late")):
+            got = duckdb_lake(catalog, f"SELECT id, name, big, amount FROM lake.{lake_table} ORDER BY id")
+            assert [tuple(r) for r in got] == [tuple(r) for r in rows_of(source, table)], lake_table
+
+    equal()
+    # The dropped table's lake table is kept as its last commit left it.
+    assert len(duckdb_lake(catalog, "SELECT * FROM lake.grow.b")) == 31
+    # The next run follows the tables there are now (grow_other.c stays in the publication).
+    run(source, "UPDATE grow.new SET name = 'after' WHERE id < 100; UPDATE grow_other.c SET name = 'after'")
+    after = ran(args + ["--catch-up"])
+    assert not [e for e in events(after) if e["event"] in ("joined", "left", "exported")], after
+    equal()
+
+
 def test_python_mirror_goes_on_from_the_tables_position(source, lake, slot, duckdb_lake):
     import pgarrow
 

@@ -20,6 +20,7 @@ use crate::table::Staged;
 
 /// Follows the slot, committing each table's changes at every checkpoint and confirming it;
 /// ends with the table to export again (and why) at a schema change it cannot take in place.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn follow(
     config: &Config,
     publication: &str,
@@ -28,6 +29,7 @@ pub(super) async fn follow(
     stats: &mut MirrorStats,
     hooks: &mut Hooks<'_, MirrorProgress>,
     metrics: Option<&super::Metrics>,
+    growing: &mut super::Growing,
 ) -> Result<Option<Again>> {
     // What a stream before this one gathered comes again: it was not confirmed.
     for m in mirrored.iter_mut() {
@@ -73,17 +75,23 @@ pub(super) async fn follow(
         .collect();
     let mut since = Instant::now();
     let mut changes_since = 0u64;
+    // Tables joining or leaving are looked for every few seconds, at once after a change of a
+    // table not followed (one added to the publication).
+    let mut looked = Instant::now();
+    let mut stranger = false;
+    let mut reported = None;
     while let Some(event) = stream.next_event().await? {
         match event {
             ChangeEvent::Schema(s) => {
                 let Some(&i) = by_name.get(&s.table.quoted()) else {
+                    stranger = true;
                     continue;
                 };
                 let again = met(&mut mirrored[i], &s, options, stats, hooks).await?;
                 if let Some((why, renamed)) = again {
                     stats.streamed.plus(&stream.streamed());
                     stream.close().await?;
-                    return Ok(Some(Again {
+                    return Ok(Some(Again::Reexport {
                         table: i,
                         why,
                         renamed,
@@ -92,6 +100,7 @@ pub(super) async fn follow(
             }
             ChangeEvent::Rows(b) => {
                 let Some(&i) = by_name.get(&b.table.quoted()) else {
+                    stranger = true;
                     continue;
                 };
                 let m = &mut mirrored[i];
@@ -106,28 +115,47 @@ pub(super) async fn follow(
                 }
             }
             ChangeEvent::Checkpoint(lsn) => {
-                let time = stream.delivered_commit_time().map(unix_micros);
-                commit_round(mirrored, lsn, time, options, stats, hooks).await?;
-                stream.confirm(lsn).await?;
-                stats.end_lsn = lsn.to_string();
-                let server = stream.server_lsn().max(lsn);
-                let elapsed = since.elapsed().as_secs_f64().max(1e-9);
-                let lag_bytes = server.0.saturating_sub(lsn.0);
-                let spills = stats.folded_in_buckets
-                    + mirrored
-                        .iter()
-                        .map(|m| m.live.index.stats().spills)
-                        .sum::<u64>();
-                hooks.report(&MirrorProgress::Checkpoint {
-                    lsn: lsn.to_string(),
-                    server_lsn: server.to_string(),
-                    lag_bytes,
-                    lag_s: lag_seconds(lag_bytes, stream.delivered_commit_time()),
-                    changes_per_s: changes_since as f64 / elapsed,
-                    spills,
-                });
-                since = Instant::now();
-                changes_since = 0;
+                // A checkpoint of an idle stream, where the last one was: only the upkeep.
+                if reported != Some(lsn) || changes_since > 0 {
+                    reported = Some(lsn);
+                    let time = stream.delivered_commit_time().map(unix_micros);
+                    commit_round(mirrored, lsn, time, options, stats, hooks).await?;
+                    stream.confirm(lsn).await?;
+                    stats.end_lsn = lsn.to_string();
+                    let server = stream.server_lsn().max(lsn);
+                    let elapsed = since.elapsed().as_secs_f64().max(1e-9);
+                    let lag_bytes = server.0.saturating_sub(lsn.0);
+                    let spills = stats.folded_in_buckets
+                        + mirrored
+                            .iter()
+                            .map(|m| m.live.index.stats().spills)
+                            .sum::<u64>();
+                    hooks.report(&MirrorProgress::Checkpoint {
+                        lsn: lsn.to_string(),
+                        server_lsn: server.to_string(),
+                        lag_bytes,
+                        lag_s: lag_seconds(lag_bytes, stream.delivered_commit_time()),
+                        changes_per_s: changes_since as f64 / elapsed,
+                        spills,
+                    });
+                    since = Instant::now();
+                    changes_since = 0;
+                }
+                if let Some(found) = look(
+                    config,
+                    publication,
+                    options,
+                    mirrored,
+                    growing,
+                    &mut looked,
+                    &mut stranger,
+                )
+                .await?
+                {
+                    stats.streamed.plus(&stream.streamed());
+                    stream.close().await?;
+                    return Ok(Some(Again::Tables(found)));
+                }
             }
         }
     }
@@ -135,6 +163,37 @@ pub(super) async fn follow(
     stream.close().await?;
     Ok(None)
 }
+
+/// Tables joining or leaving the mirror, when it is time to look (every [`LOOK_EVERY`], at
+/// once after a change of a table not followed) and there are any.
+async fn look(
+    config: &Config,
+    publication: &str,
+    options: &MirrorOptions,
+    mirrored: &[Mirrored],
+    growing: &mut super::Growing,
+    looked: &mut Instant,
+    stranger: &mut bool,
+) -> Result<Option<super::source::Discovered>> {
+    if !growing.discovers || !(*stranger || looked.elapsed() >= LOOK_EVERY) {
+        return Ok(None);
+    }
+    let followed: Vec<_> = mirrored.iter().map(|m| m.table.clone()).collect();
+    let found = super::source::discover(
+        config,
+        publication,
+        options.publication.is_none(),
+        &options.patterns,
+        &mut growing.known,
+        &followed,
+    )
+    .await?;
+    (*looked, *stranger) = (Instant::now(), false);
+    Ok((!found.is_empty()).then_some(found))
+}
+
+/// How often a running mirror looks for tables joining or leaving it.
+const LOOK_EVERY: Duration = Duration::from_secs(5);
 
 /// A server's time (microseconds since 2000-01-01 UTC) in microseconds since 1970-01-01 UTC.
 pub(crate) fn unix_micros(server: i64) -> i64 {
@@ -177,7 +236,9 @@ async fn start_stream(
         .with_catch_up(options.catch_up)
         .with_flush_interval(options.commit_interval)
         .with_flush_rows(options.commit_changes)
-        .with_spill_dir(options.spill_dir.clone());
+        .with_spill_dir(options.spill_dir.clone())
+        // Tables joining or leaving are looked for on an idle source too.
+        .with_idle_checkpoints(true);
     let mut waited = 0;
     loop {
         let stream_hooks = Hooks::new().with_stop(hooks.stop().clone());

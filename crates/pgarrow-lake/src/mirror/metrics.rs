@@ -85,7 +85,9 @@ impl Metrics {
             return;
         };
         match event {
-            MirrorProgress::Exported { rows, .. } | MirrorProgress::Reexported { rows, .. } => {
+            MirrorProgress::Exported { rows, .. }
+            | MirrorProgress::Reexported { rows, .. }
+            | MirrorProgress::Joined { rows, .. } => {
                 f.exported_rows += rows;
             }
             MirrorProgress::Committed {

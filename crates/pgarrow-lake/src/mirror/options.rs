@@ -59,6 +59,11 @@ pub struct MirrorOptions {
     /// address while it runs (port 0: one the system picks, said by
     /// [`MirrorProgress::Metrics`]).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The patterns (`--table`, `--schema`) the tables were chosen by: a table that comes to
+    /// match them while the mirror runs (made, or renamed into them) joins it, exported in a
+    /// snapshot of its own and then followed ([`MirrorProgress::Joined`]). Empty: the tables
+    /// given only (and those added to the mirror's own publication).
+    pub patterns: Vec<pgarrow::names::TablePattern>,
 }
 
 /// The address a metrics endpoint listens on, from `PORT` (on the loopback interface: only
@@ -168,6 +173,7 @@ impl MirrorOptions {
             spill_dir: None,
             retry_for: DEFAULT_RETRY_FOR,
             metrics_listen: None,
+            patterns: Vec::new(),
         }
     }
 
@@ -175,6 +181,13 @@ impl MirrorOptions {
     /// [`metrics_listen`](Self::metrics_listen)).
     pub fn with_metrics_listen(mut self, address: Option<std::net::SocketAddr>) -> Self {
         self.metrics_listen = address;
+        self
+    }
+
+    /// Let tables that come to match `patterns` join the mirror while it runs (see
+    /// [`patterns`](Self::patterns)).
+    pub fn with_patterns(mut self, patterns: Vec<pgarrow::names::TablePattern>) -> Self {
+        self.patterns = patterns;
         self
     }
 
@@ -334,6 +347,28 @@ pub enum MirrorProgress {
         /// The new snapshot's place in the WAL: the table's position now.
         lsn: String,
     },
+    /// A table joined the mirror while it ran (added to its publication, or made to match its
+    /// patterns): exported in a snapshot of its own, then followed from there.
+    Joined {
+        /// The source table.
+        table: String,
+        /// The lake table.
+        lake_table: String,
+        /// Rows exported.
+        rows: u64,
+        /// The snapshot's place in the WAL: the table's first position.
+        lsn: String,
+    },
+    /// A table left the mirror (dropped, or no longer in its publication): no longer
+    /// followed, its lake table kept as its last commit left it.
+    Left {
+        /// The source table.
+        table: String,
+        /// The lake table.
+        lake_table: String,
+        /// Why.
+        why: String,
+    },
     /// The figures are served for Prometheus at `address` (`GET /metrics`) while the mirror
     /// runs.
     Metrics {
@@ -426,6 +461,23 @@ impl std::fmt::Display for MirrorProgress {
             } => write!(
                 f,
                 "{table}: {why}: exported again into {lake_table}: {rows} rows, at {lsn}"
+            ),
+            MirrorProgress::Joined {
+                table,
+                lake_table,
+                rows,
+                lsn,
+            } => write!(
+                f,
+                "{table} joined the mirror: exported into {lake_table}: {rows} rows, at {lsn}"
+            ),
+            MirrorProgress::Left {
+                table,
+                lake_table,
+                why,
+            } => write!(
+                f,
+                "{table} left the mirror ({why}): {lake_table} kept as its last commit left it"
             ),
             MirrorProgress::Checkpoint {
                 lsn,

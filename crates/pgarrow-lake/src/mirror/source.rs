@@ -171,16 +171,7 @@ pub(super) async fn ensure_publication(
         return Ok(());
     }
     for t in tables {
-        let covered = conn
-            .simple_query(&format!(
-                "SELECT 1 FROM pg_catalog.pg_publication_tables WHERE pubname = {} \
-                 AND schemaname = {} AND tablename = {}",
-                quote_literal(name),
-                quote_literal(t.schema.as_deref().unwrap_or("public")),
-                quote_literal(&t.name)
-            ))
-            .await?;
-        if covered.is_empty() {
+        if !publishes(conn, name, t).await? {
             return Err(Error::usage(format!(
                 "publication {name:?} does not publish {} (ALTER PUBLICATION {} ADD TABLE {})",
                 t.quoted(),
@@ -304,4 +295,150 @@ pub(super) async fn prepare(
         sources,
         slot,
     })
+}
+
+/// What the source has now against what a mirror follows: tables to join it, and tables to
+/// leave it (by their place in the followed list, with why).
+#[derive(Debug, Default)]
+pub(super) struct Discovered {
+    pub(super) joining: Vec<TableName>,
+    pub(super) leaving: Vec<(usize, String)>,
+}
+
+impl Discovered {
+    pub(super) fn is_empty(&self) -> bool {
+        self.joining.is_empty() && self.leaving.is_empty()
+    }
+}
+
+/// Compares the source with the `followed` tables: a followed table that no longer exists or
+/// is no longer in `publication` leaves; a table that came to match `patterns` since they were
+/// last read (`known`: the tables they matched) joins, and so does, when the publication is
+/// the mirror's own (`own`), one added to it.
+pub(super) async fn discover(
+    config: &Config,
+    publication: &str,
+    own: bool,
+    patterns: &[pgarrow::names::TablePattern],
+    known: &mut Vec<TableName>,
+    followed: &[TableName],
+) -> Result<Discovered> {
+    let mut conn = Connection::connect(config)
+        .await
+        .map_err(|e| Error::from(ErrorKind::Connect(e)))?;
+    let found = async {
+        let published = published_tables(&mut conn, publication).await?;
+        let mut out = Discovered::default();
+        for (i, t) in followed.iter().enumerate() {
+            if !published.contains(t) {
+                out.leaving.push((
+                    i,
+                    format!("no longer in publication {publication:?} (or dropped)"),
+                ));
+            }
+        }
+        for p in patterns {
+            // A pattern that matches nothing now (its tables dropped) finds nothing new.
+            let Ok(now) = pgarrow::names::resolve(&mut conn, std::slice::from_ref(p)).await else {
+                continue;
+            };
+            for t in now {
+                if !known.contains(&t) {
+                    known.push(t.clone());
+                    if !followed.contains(&t) && !out.joining.contains(&t) {
+                        out.joining.push(t);
+                    }
+                }
+            }
+        }
+        if own {
+            for t in published {
+                if !followed.contains(&t) && !out.joining.contains(&t) {
+                    out.joining.push(t);
+                }
+            }
+        }
+        Ok(out)
+    }
+    .await;
+    let _ = conn.close().await;
+    found
+}
+
+/// Adds `table` to the mirror's own publication `name` when it does not publish it yet.
+pub(super) async fn publish(conn: &mut Connection, name: &str, table: &TableName) -> Result<()> {
+    if !publishes(conn, name, table).await? {
+        conn.simple_query(&format!(
+            "ALTER PUBLICATION {} ADD TABLE {}",
+            quote_ident(name),
+            table.quoted()
+        ))
+        .await
+        .map_err(|e| {
+            Error::from(e).context(format!("adding {} to publication {name:?}", table.quoted()))
+        })?;
+    }
+    Ok(())
+}
+
+/// Whether publication `name` publishes `table`.
+pub(super) async fn publishes(
+    conn: &mut Connection,
+    name: &str,
+    table: &TableName,
+) -> Result<bool> {
+    let covered = conn
+        .simple_query(&format!(
+            "SELECT 1 FROM pg_catalog.pg_publication_tables WHERE pubname = {} \
+             AND schemaname = {} AND tablename = {}",
+            quote_literal(name),
+            quote_literal(table.schema.as_deref().unwrap_or("public")),
+            quote_literal(&table.name)
+        ))
+        .await?;
+    Ok(!covered.is_empty())
+}
+
+/// The tables publication `name` publishes (a partition counted as its root table), in schema
+/// and name order; none when there is no such publication.
+pub(super) async fn published_tables(conn: &mut Connection, name: &str) -> Result<Vec<TableName>> {
+    let rows = conn
+        .simple_query(&format!(
+            "SELECT DISTINCT n.nspname::text, c.relname::text \
+             FROM pg_catalog.pg_publication_tables p, \
+             LATERAL (SELECT to_regclass(format('%I.%I', p.schemaname, p.tablename)) AS r) t \
+             JOIN pg_catalog.pg_class c ON c.oid = coalesce(pg_catalog.pg_partition_root(t.r), t.r) \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE p.pubname = {} ORDER BY 1, 2",
+            quote_literal(name)
+        ))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            TableName::new(Some(get(0)), get(1))
+        })
+        .collect())
+}
+
+/// `tables` and every other table `publication` publishes (a mirror's own publication: the
+/// tables added to it join the mirror).
+pub(super) async fn with_published(
+    config: &Config,
+    tables: &[TableName],
+    publication: &str,
+) -> Result<Vec<TableName>> {
+    let mut conn = Connection::connect(config)
+        .await
+        .map_err(|e| Error::from(ErrorKind::Connect(e)))?;
+    let published = published_tables(&mut conn, publication).await;
+    let _ = conn.close().await;
+    let mut out = tables.to_vec();
+    for t in published? {
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
 }
