@@ -319,6 +319,7 @@ async fn run(
         keys,
         sources,
         slot,
+        republished,
     } = prepare(&config, tables, options).await?;
     // One table is named by the target itself, unless patterns may bring more (then each
     // table by its own name, as several are).
@@ -339,6 +340,11 @@ async fn run(
         if let Some(o) = crate::table::open(target, &keys[0], options.memory_limit).await? {
             (targets[0], opened[0], alone) = (target.clone(), Some(o), true);
         }
+    }
+    // Tables the mirror's own publication had lost are as if they had no lake table: the
+    // changes made while they were out of it are not in the slot, so they are exported again.
+    for &i in &republished {
+        opened[i] = None;
     }
     let recorded = opened
         .iter()

@@ -1488,12 +1488,13 @@ def test_tables_join_a_running_mirror_and_leave_it_with_no_change_lost_or_double
     """A mirror of `--schema grow` running while a writer changes its tables all along: a
     table made in the schema (written to during its export too) joins it, exported in a
     snapshot of its own and then followed; one of another schema added to the mirror's
-    publication joins it; a dropped table leaves it, its lake table kept; a table made while
-    nothing else changes joins too. Afterwards each followed lake table equals the source, and
-    the next run goes on with the tables there are now."""
+    publication joins it; a dropped table leaves it, its lake table kept, and so does one taken
+    out of the publication; a table made while nothing else changes joins too. Afterwards each
+    followed lake table equals the source, and the next run goes on with the tables there are
+    now, exporting again the one taken out (its changes meanwhile are in no slot)."""
     run(source, "DROP SCHEMA IF EXISTS grow CASCADE; DROP SCHEMA IF EXISTS grow_other CASCADE; "
                 "CREATE SCHEMA grow; CREATE SCHEMA grow_other")
-    for t in ("grow.a", "grow.b", "grow_other.c"):
+    for t in ("grow.a", "grow.b", "grow.d", "grow_other.c"):
         make_table(source, t, rows=30)
     catalog, data = lake
     args = [pgarrow_bin(), "mirror", "-d", source, "--schema", "grow", "--slot", slot,
@@ -1542,6 +1543,10 @@ def test_tables_join_a_running_mirror_and_leave_it_with_no_change_lost_or_double
         run(source, "DROP TABLE grow.b")
         left = until("left", '"grow"."b"')
         assert "publication" in left["why"], left
+        run(source, f"ALTER PUBLICATION {slot} DROP TABLE grow.d")
+        until("left", '"grow"."d"')
+        # Changes while it is out of the publication are not in the slot.
+        run(source, "UPDATE grow.d SET name = 'while out' WHERE id < 10")
         assert proc.poll() is None
         stop.set()
         thread.join()
@@ -1569,11 +1574,16 @@ def test_tables_join_a_running_mirror_and_leave_it_with_no_change_lost_or_double
     equal()
     # The dropped table's lake table is kept as its last commit left it.
     assert len(duckdb_lake(catalog, "SELECT * FROM lake.grow.b")) == 31
-    # The next run follows the tables there are now (grow_other.c stays in the publication).
+    # The next run follows the tables there are now (grow_other.c stays in the publication);
+    # grow.d, which the patterns match, is put back in it and exported again, its changes while
+    # out of it being in no slot.
     run(source, "UPDATE grow.new SET name = 'after' WHERE id < 100; UPDATE grow_other.c SET name = 'after'")
     after = ran(args + ["--catch-up"])
-    assert not [e for e in events(after) if e["event"] in ("joined", "left", "exported")], after
+    moved = [(e["event"], e["table"]) for e in events(after) if e["event"] in ("joined", "left", "exported")]
+    assert moved == [("joined", '"grow"."d"')], after
     equal()
+    got = duckdb_lake(catalog, "SELECT id, name, big, amount FROM lake.grow.d ORDER BY id")
+    assert [tuple(r) for r in got] == [tuple(r) for r in rows_of(source, "grow.d")]
 
 
 def test_python_mirror_goes_on_from_the_tables_position(source, lake, slot, duckdb_lake):

@@ -140,11 +140,15 @@ pub(super) async fn published(
 }
 
 /// Makes publication `name` for `tables` when it does not exist; else checks it covers them.
+/// The mirror's own publication (`own`) that lacks some (taken out of it since a run followed
+/// them) gets them back, and their places are returned: changes made while they were out
+/// are not in the slot, so they are exported again.
 pub(super) async fn ensure_publication(
     conn: &mut Connection,
     name: &str,
+    own: bool,
     tables: &[TableName],
-) -> Result<()> {
+) -> Result<Vec<usize>> {
     let exists = conn
         .simple_query(&format!(
             "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = {}",
@@ -168,9 +172,15 @@ pub(super) async fn ensure_publication(
                  name it with --publication)"
             ))
         })?;
-        return Ok(());
+        return Ok(Vec::new());
     }
-    for t in tables {
+    let mut added = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        if own && !publishes(conn, name, t).await? {
+            publish(conn, name, t).await?;
+            added.push(i);
+            continue;
+        }
         if !publishes(conn, name, t).await? {
             return Err(Error::usage(format!(
                 "publication {name:?} does not publish {} (ALTER PUBLICATION {} ADD TABLE {})",
@@ -180,7 +190,7 @@ pub(super) async fn ensure_publication(
             )));
         }
     }
-    Ok(())
+    Ok(added)
 }
 
 /// A slot as the server has it.
@@ -244,6 +254,9 @@ pub(super) struct Prepared {
     pub(super) sources: Vec<Source>,
     /// The slot, if it exists.
     pub(super) slot: Option<SlotState>,
+    /// The tables the mirror's own publication had lost and got back (by place): exported
+    /// again, their changes while out of it not being in the slot.
+    pub(super) republished: Vec<usize>,
 }
 
 /// Describes `tables` on the source (names, keys, what their changes carry), makes sure the
@@ -281,7 +294,8 @@ pub(super) async fn prepare(
         keys.push(key);
         named.push(table);
     }
-    ensure_publication(&mut conn, &publication, &named).await?;
+    let own = options.publication.is_none();
+    let republished = ensure_publication(&mut conn, &publication, own, &named).await?;
     let mut sources = Vec::with_capacity(named.len());
     for t in &named {
         sources.push(published(&mut conn, &publication, t).await?);
@@ -294,6 +308,7 @@ pub(super) async fn prepare(
         keys,
         sources,
         slot,
+        republished,
     })
 }
 
