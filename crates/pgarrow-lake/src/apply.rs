@@ -340,23 +340,20 @@ async fn open(
             )));
         }
     };
-    Ok(Mirrored {
-        // An apply exports nothing.
-        source: pgarrow::Source::Table(table.clone()),
+    // An apply exports nothing.
+    let source = pgarrow::Source::Table(table.clone());
+    let point = MirrorPoint {
+        slot: point.slot,
+        lsn: point.lsn,
+        time: None,
+    };
+    Ok(Mirrored::new(
         table,
+        source,
         target,
         key,
-        lake,
-        live,
-        point: MirrorPoint {
-            slot: point.slot,
-            lsn: point.lsn,
-            time: None,
-        },
-        pending: crate::mirror::pending::Pending::default(),
-        columns: 0,
-        types: Vec::new(),
-    })
+        (lake, live, point),
+    ))
 }
 
 /// Takes the columns of `batch` (a file's changes) for the table: a mirror's schema changes

@@ -118,6 +118,31 @@ pub(crate) struct Mirrored {
     pub(crate) types: Vec<arrow_schema::DataType>,
 }
 
+impl Mirrored {
+    /// `table`, read by `source`, kept in `target` (told apart by `key`) as `opened` holds it,
+    /// nothing pending yet.
+    pub(crate) fn new(
+        table: TableName,
+        source: Source,
+        target: LakeTarget,
+        key: RowKey,
+        (lake, live, point): (Box<dyn LakeTable>, Live, MirrorPoint),
+    ) -> Mirrored {
+        Mirrored {
+            table,
+            source,
+            target,
+            key,
+            lake,
+            live,
+            point,
+            pending: pending::Pending::default(),
+            columns: 0,
+            types: Vec::new(),
+        }
+    }
+}
+
 /// Mirrors `tables` into lake tables: `target` itself for one table, else `target` named for
 /// each ([`LakeTarget::for_table`]). The first run makes the slot and exports the tables in
 /// its snapshot; every run then follows the slot, committing at transaction boundaries every
@@ -399,18 +424,13 @@ async fn run(
             ))
             .into());
         };
-        mirrored.push(Mirrored {
+        mirrored.push(Mirrored::new(
             table,
             source,
             target,
             key,
-            lake,
-            live,
-            point,
-            pending: pending::Pending::default(),
-            columns: 0,
-            types: Vec::new(),
-        });
+            (lake, live, point),
+        ));
     }
     // Tables without a lake table yet join first; then a table exported again at a schema
     // change, tables joining or leaving: the stream starts over from the slot's confirmed
@@ -726,18 +746,13 @@ impl Joining<'_> {
         if !stats.tables.contains(&named.quoted()) {
             stats.tables.push(named.quoted());
         }
-        mirrored.push(Mirrored {
-            table: named,
+        mirrored.push(Mirrored::new(
+            named,
             source,
             target,
             key,
-            lake,
-            live,
-            point,
-            pending: pending::Pending::default(),
-            columns: 0,
-            types: Vec::new(),
-        });
+            (lake, live, point),
+        ));
         Ok(())
     }
 }

@@ -1036,6 +1036,14 @@ impl std::fmt::Display for Seen {
     }
 }
 
+/// pgarrow's snapshots that changed table `$1` and record a mirror's position: their
+/// provenance and ID.
+const RECORDING: &str = "SELECT c.commit_extra_info, c.snapshot_id::text AS snapshot \
+     FROM ducklake_snapshot_changes c \
+     WHERE author = 'pgarrow' AND commit_extra_info LIKE '%\"replication_slot\"%' \
+     AND string_to_array(changes_made, ',') && \
+     ARRAY['inserted_into_table:' || $1, 'deleted_from_table:' || $1]";
+
 /// Each snapshot of pgarrow that changed table `table_id` recording a mirror's position,
 /// oldest first, with that position.
 pub(super) async fn points(
@@ -1044,11 +1052,7 @@ pub(super) async fn points(
 ) -> Result<Vec<(i64, crate::live::MirrorPoint)>> {
     let rows = catalog
         .query(
-            "SELECT c.commit_extra_info, c.snapshot_id::text AS snapshot FROM ducklake_snapshot_changes c \
-             WHERE author = 'pgarrow' AND commit_extra_info LIKE '%\"replication_slot\"%' \
-             AND string_to_array(changes_made, ',') && \
-             ARRAY['inserted_into_table:' || $1, 'deleted_from_table:' || $1] \
-             ORDER BY c.snapshot_id",
+            &format!("{RECORDING} ORDER BY c.snapshot_id"),
             &[Some(&table_id.to_string())],
         )
         .await?;
@@ -1065,11 +1069,7 @@ pub(super) async fn points(
 pub(super) async fn last_point(catalog: &mut Catalog, table_id: i64) -> Result<Seen> {
     let rows = catalog
         .query(
-            "SELECT c.commit_extra_info, c.snapshot_id::text AS snapshot FROM ducklake_snapshot_changes c \
-             WHERE author = 'pgarrow' AND commit_extra_info LIKE '%\"replication_slot\"%' \
-             AND string_to_array(changes_made, ',') && \
-             ARRAY['inserted_into_table:' || $1, 'deleted_from_table:' || $1] \
-             ORDER BY c.snapshot_id DESC LIMIT 1",
+            &format!("{RECORDING} ORDER BY c.snapshot_id DESC LIMIT 1"),
             &[Some(&table_id.to_string())],
         )
         .await?;

@@ -136,6 +136,17 @@ pub(crate) struct DuckLakeMirror {
     seen: Seen,
 }
 
+/// The table `target` names, when its catalog is a DuckLake one and has it.
+async fn catalog_table(catalog: &mut Catalog, target: &DuckLakeTarget) -> Result<Option<Table>> {
+    let exists = catalog
+        .query("SELECT to_regclass('ducklake_metadata')::text", &[])
+        .await?;
+    if exists.first().and_then(|r| r[0].as_ref()).is_none() {
+        return Ok(None);
+    }
+    find_table(catalog, &target.schema, &target.table).await
+}
+
 impl DuckLakeMirror {
     /// The table `target` names, if it exists: as the mirror holds it (its index by `key`),
     /// and the position its last commit that carries one reached.
@@ -191,13 +202,7 @@ impl DuckLakeMirror {
     ) -> Result<Option<(Option<MirrorPoint>, Option<i64>)>> {
         let mut catalog = Catalog::connect(&target.catalog).await?;
         let read = async {
-            let exists = catalog
-                .query("SELECT to_regclass('ducklake_metadata')::text", &[])
-                .await?;
-            if exists.first().and_then(|r| r[0].as_ref()).is_none() {
-                return Ok(None);
-            }
-            let Some(table) = find_table(&mut catalog, &target.schema, &target.table).await? else {
+            let Some(table) = catalog_table(&mut catalog, target).await? else {
                 return Ok(None);
             };
             let seen = super::commit::last_point(&mut catalog, table.id).await?;
@@ -215,13 +220,7 @@ impl DuckLakeMirror {
     ) -> Result<Option<Vec<(i64, MirrorPoint)>>> {
         let mut catalog = Catalog::connect(&target.catalog).await?;
         let read = async {
-            let exists = catalog
-                .query("SELECT to_regclass('ducklake_metadata')::text", &[])
-                .await?;
-            if exists.first().and_then(|r| r[0].as_ref()).is_none() {
-                return Ok(None);
-            }
-            let Some(table) = find_table(&mut catalog, &target.schema, &target.table).await? else {
+            let Some(table) = catalog_table(&mut catalog, target).await? else {
                 return Ok(None);
             };
             super::commit::points(&mut catalog, table.id)
