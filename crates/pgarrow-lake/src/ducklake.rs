@@ -47,6 +47,7 @@ mod partitions;
 mod read;
 mod stats;
 
+pub(crate) use export::export_tables_to_ducklake;
 pub use export::export_to_ducklake;
 pub use read::open_ducklake;
 
@@ -169,7 +170,7 @@ pub(super) async fn last_state(
     let rows = catalog
         .query(
             "SELECT c.snapshot_id::text, c.commit_extra_info::text FROM ducklake_snapshot_changes c \
-             WHERE c.author = 'pgarrow' AND c.commit_extra_info LIKE '%\"incremental\"%' \
+             WHERE c.author = 'pgarrow' AND c.commit_extra_info LIKE '%\"incremental%' \
              AND $1 = ANY(string_to_array(c.changes_made, ',')) ORDER BY c.snapshot_id DESC LIMIT 1",
             &[Some(&format!("inserted_into_table:{table_id}"))],
         )
@@ -182,7 +183,12 @@ pub(super) async fn last_state(
         .as_deref()
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_default();
-    match info.get("incremental") {
+    // A snapshot of one table holds its state; one of several, each table's by its ID.
+    let state = info.get("incremental").or_else(|| {
+        info.get(commit::INCREMENTAL_BY_TABLE)
+            .and_then(|by| by.get(table_id.to_string()))
+    });
+    match state {
         Some(state) => crate::run::parse_state(&state.to_string(), &at).map(Some),
         None => Ok(None),
     }

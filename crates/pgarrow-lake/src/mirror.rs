@@ -74,7 +74,7 @@ pub use crate::live::IndexStats;
 pub use crate::live::MirrorPoint;
 use crate::live::{Live, debug};
 use crate::table::{LakeTable, Opened};
-use crate::target::{LakeTarget, export_to_lake};
+use crate::target::{LakeTarget, export_tables_to_lake, export_to_lake};
 pub use at::{LakePoint, SourcePoint, TableAt, mirror_at, mirror_at_text};
 use follow::follow;
 pub(crate) use follow::{after, commit_table, is_moved};
@@ -776,8 +776,10 @@ async fn open_all(
     Ok(out)
 }
 
-/// Makes the slot and exports every table into its lake table in the slot's snapshot (each
-/// commit recording the slot's consistent point). A failed export drops the slot again.
+/// Makes the slot and exports every table into its lake table in the slot's snapshot, every
+/// commit recording the slot's consistent point: tables of one DuckLake or Iceberg catalog in
+/// one commit of the catalog (see [`export_tables_to_lake`]), so that the lake is at that one
+/// point whole or not at all. A failed export drops the slot again.
 async fn first_export(
     config: &Config,
     tables: &[TableName],
@@ -794,49 +796,46 @@ async fn first_export(
         &info.slot_name,
         &info.consistent_point,
     );
-    let mut rows = 0;
-    let mut failed = None;
-    for ((table, source), target) in tables.iter().zip(sources).zip(targets) {
-        let target = match options.start_over {
-            true => target.clone().with_if_exists(IfExists::Replace),
-            false => target.clone(),
-        };
-        let done = export_to_lake(
-            config,
-            source.clone(),
-            &options.export,
-            &partitions,
-            &target,
-            Hooks::new().with_stop(hooks.stop().clone()),
-        )
-        .await;
-        match done {
-            Ok(stats) => {
-                rows += stats.rows;
-                hooks.report(&MirrorProgress::Exported {
-                    table: table.quoted(),
-                    lake_table: target.name(),
-                    rows: stats.rows,
-                    lsn: info.consistent_point.clone(),
-                });
-            }
-            Err(e) => {
-                failed = Some(e.context(format!(
-                    "exporting {} into {} in the snapshot of slot {:?}",
-                    table.quoted(),
-                    target.name(),
-                    options.slot
-                )));
-                break;
-            }
-        }
-    }
+    let jobs: Vec<(Source, LakeTarget)> = sources
+        .iter()
+        .zip(targets)
+        .map(|(source, target)| {
+            let target = match options.start_over {
+                true => target.clone().with_if_exists(IfExists::Replace),
+                false => target.clone(),
+            };
+            (source.clone(), target)
+        })
+        .collect();
+    let stop = hooks.stop().clone();
+    let done = export_tables_to_lake(config, jobs, &options.export, &partitions, |_| {
+        Hooks::new().with_stop(stop.clone())
+    })
+    .await;
     let released = slot.release().await;
-    if let Some(e) = failed {
-        let _ = drop_slot(config, &options.slot).await;
-        return Err(e);
-    }
+    let done = match done {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = drop_slot(config, &options.slot).await;
+            let names: Vec<String> = tables.iter().map(TableName::quoted).collect();
+            return Err(e.context(format!(
+                "exporting {} in the snapshot of slot {:?}",
+                names.join(", "),
+                options.slot
+            )));
+        }
+    };
     released?;
+    let mut rows = 0;
+    for ((table, target), stats) in tables.iter().zip(targets).zip(&done) {
+        rows += stats.rows;
+        hooks.report(&MirrorProgress::Exported {
+            table: table.quoted(),
+            lake_table: target.name(),
+            rows: stats.rows,
+            lsn: info.consistent_point.clone(),
+        });
+    }
     Ok(rows)
 }
 

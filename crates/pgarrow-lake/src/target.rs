@@ -300,16 +300,7 @@ pub async fn export_to_lake(
     let mut stats = match target {
         LakeTarget::DuckLake(t) => {
             let s = export_to_ducklake(config, source, options, partitions, t, hooks).await?;
-            LakeStats {
-                snapshot: Some(s.snapshot),
-                table_id: Some(s.table_id),
-                ..LakeStats::new(
-                    s.export,
-                    target,
-                    (s.rows, s.created, s.files, s.retried),
-                    s.run,
-                )
-            }
+            LakeStats::ducklake(s, target)
         }
         LakeTarget::Delta(t) => {
             let s = export_to_delta(config, source, options, partitions, t, hooks).await?;
@@ -335,6 +326,19 @@ pub async fn export_to_lake(
 }
 
 impl LakeStats {
+    fn ducklake(s: crate::ducklake::DuckLakeStats, target: &LakeTarget) -> LakeStats {
+        LakeStats {
+            snapshot: Some(s.snapshot),
+            table_id: Some(s.table_id),
+            ..LakeStats::new(
+                s.export,
+                target,
+                (s.rows, s.created, s.files, s.retried),
+                s.run,
+            )
+        }
+    }
+
     fn iceberg(s: IcebergStats, target: &LakeTarget) -> LakeStats {
         LakeStats {
             snapshot: Some(s.snapshot_id),
@@ -353,11 +357,14 @@ impl LakeStats {
 /// Exports several sources, each into its own lake table (`jobs`, all read over `partitions`:
 /// one shared snapshot, [`crate::SharedSnapshot`]), with `hooks(i)` for the `i`th.
 ///
-/// Iceberg tables of one catalog are committed together, in one multi-table transaction (a
-/// REST catalog's `transactions/commit`, one transaction of an SQL catalog's database):
-/// readers see all of the new snapshots or none, and an error leaves every table as it was.
-/// Where the catalog cannot, each is committed on its own and every report's
-/// [`LakeStats::apart`] says why. Other tables are exported and committed one after another.
+/// Tables of one catalog are committed together, at the snapshot they were read in: DuckLake
+/// tables in one catalog transaction (one lake snapshot holds all of them), Iceberg tables in
+/// one multi-table transaction (a REST catalog's `transactions/commit`, one transaction of an
+/// SQL catalog's database). Readers see all of the tables' new rows or none, and an error
+/// leaves every table as it was. Where an Iceberg catalog cannot, each is committed on its
+/// own and every report's [`LakeStats::apart`] says why. Delta tables (the format has no
+/// commit of several tables), and tables of different catalogs, are exported and committed
+/// one after another.
 ///
 /// # Errors
 /// The first table's error (see [`export_to_lake`]).
@@ -373,6 +380,10 @@ pub async fn export_tables_to_lake<'h>(
         Some((_, LakeTarget::Iceberg(first))) => jobs.iter().all(|(_, t)| {
             matches!(t, LakeTarget::Iceberg(t)
                 if t.catalog == first.catalog && t.catalog_name == first.catalog_name)
+        }),
+        Some((_, LakeTarget::DuckLake(first))) => jobs.iter().all(|(_, t)| {
+            matches!(t, LakeTarget::DuckLake(t)
+                if t.catalog == first.catalog && t.data_path == first.data_path)
         }),
         _ => false,
     };
@@ -393,15 +404,45 @@ pub async fn export_tables_to_lake<'h>(
         return Ok(out);
     }
     let started = std::time::Instant::now();
-    let icebergs: Vec<(Source, &IcebergTarget, Hooks<'h>)> = jobs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (source, target))| match target {
-            LakeTarget::Iceberg(t) => Some((source.clone(), t, hooks(i))),
-            _ => None,
-        })
-        .collect();
-    let (stats, apart) = export_tables_to_iceberg(&config, icebergs, options, partitions).await?;
+    let (stats, apart) = match &jobs[0].1 {
+        LakeTarget::DuckLake(_) => {
+            let ducklakes = jobs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (source, target))| match target {
+                    LakeTarget::DuckLake(t) => Some((source.clone(), t, hooks(i))),
+                    _ => None,
+                })
+                .collect();
+            let stats =
+                crate::ducklake::export_tables_to_ducklake(&config, ducklakes, options, partitions)
+                    .await?;
+            let stats: Vec<LakeStats> = stats
+                .into_iter()
+                .zip(&jobs)
+                .map(|(s, (_, target))| LakeStats::ducklake(s, target))
+                .collect();
+            (stats, None)
+        }
+        _ => {
+            let icebergs: Vec<(Source, &IcebergTarget, Hooks<'h>)> = jobs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (source, target))| match target {
+                    LakeTarget::Iceberg(t) => Some((source.clone(), t, hooks(i))),
+                    _ => None,
+                })
+                .collect();
+            let (stats, apart) =
+                export_tables_to_iceberg(&config, icebergs, options, partitions).await?;
+            let stats: Vec<LakeStats> = stats
+                .into_iter()
+                .zip(&jobs)
+                .map(|(s, (_, target))| LakeStats::iceberg(s, target))
+                .collect();
+            (stats, apart)
+        }
+    };
     let elapsed = started.elapsed();
     let together = match apart {
         None => stats.len(),
@@ -411,9 +452,7 @@ pub async fn export_tables_to_lake<'h>(
     let exporting: std::time::Duration = stats.iter().map(|s| s.export.export.total).sum();
     Ok(stats
         .into_iter()
-        .zip(&jobs)
-        .map(|(s, (_, target))| {
-            let mut stats = LakeStats::iceberg(s, target);
+        .map(|mut stats| {
             stats.committed_together = Some(together);
             stats.apart = apart.clone();
             stats.commit = elapsed.saturating_sub(exporting);

@@ -269,7 +269,8 @@ pub(crate) fn export_lake(
                 jobs.push((pgarrow::Source::from(table), target));
             }
             let read = shared.partitions(&partitions);
-            // Iceberg tables are committed together (one transaction of their catalog).
+            // DuckLake and Iceberg tables are committed together (one transaction of their
+            // catalog).
             let all = export_tables_to_lake(config.clone(), jobs, &export, &read, |_| hooks(stop));
             let out: Vec<LakeStats> = blocking::wait(runtime, stop, all)?;
             blocking::wait(runtime, stop, shared.end())?;

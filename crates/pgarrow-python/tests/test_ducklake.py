@@ -641,3 +641,96 @@ def test_an_export_with_its_own_partitions_repartitions_the_table(url, conn, lak
     out = pg_import(url, catalog, "rp", "ducklake_rp")
     assert out.returncode == 0, out.stderr
     assert conn.execute("SELECT id, k, d FROM ducklake_rp ORDER BY id, d").fetchall() == want
+
+
+def test_several_tables_are_committed_in_one_snapshot_read_whole_at_it(url, conn, lake, duckdb_lake):
+    """`--schema` into DuckLake: every table (and its schema) made in one snapshot, which holds
+    all of the tables as the one source snapshot they were read in, and before which none is;
+    incremental runs of several tables, each table's state its own in the shared snapshot;
+    a column added to one table in the same snapshot as another's rows; a table that cannot
+    take its rows leaves every table as it was (no snapshot, no file left). DuckDB reads each
+    snapshot and writes after them."""
+    catalog, data = lake
+    conn.execute("DROP SCHEMA IF EXISTS dl_many CASCADE")
+    conn.execute("CREATE SCHEMA dl_many")
+    conn.execute("CREATE TABLE dl_many.a (id bigint PRIMARY KEY, v text)")
+    conn.execute("INSERT INTO dl_many.a SELECT i, 'a' || i FROM generate_series(1, 10) i")
+    conn.execute("CREATE TABLE dl_many.b (id bigint PRIMARY KEY, n numeric(8,2))")
+    conn.execute("INSERT INTO dl_many.b SELECT i, i / 4.0 FROM generate_series(1, 5) i")
+    conn.execute("CREATE TABLE dl_many.c (id bigint PRIMARY KEY, day date)")
+    conn.execute("INSERT INTO dl_many.c SELECT i, date '2026-01-01' + i FROM generate_series(1, 3) i")
+
+    def run(*extra, check=True):
+        return export(url, "--schema", "dl_many", "--ducklake", catalog, "--data-path", str(data),
+                      "--incremental-by", "id", *extra, check=check)
+
+    def counts(version):
+        return duckdb_lake(catalog, " UNION ALL ".join(
+            f"SELECT '{t}', count(*) FROM lake.dl_many.{t} AT (VERSION => {version})" for t in "abc"))
+
+    def snapshots():
+        return catalog_rows(catalog, "SELECT snapshot_id, schema_version, changes_made FROM ducklake_snapshot "
+                                     "JOIN ducklake_snapshot_changes USING (snapshot_id) ORDER BY snapshot_id")
+
+    first = [json.loads(line) for line in run().stdout.splitlines()]
+    assert [(r["table"], r["rows"], r["created"], r["committed_together"]) for r in first] == [
+        ("dl_many.a", 10, True, 3), ("dl_many.b", 5, True, 3), ("dl_many.c", 3, True, 3)], first
+    made = {r["snapshot"] for r in first}
+    assert len(made) == 1, first
+    made = made.pop()
+    (before, _, _), (snap, version, changes) = snapshots()
+    assert snap == made and [c for c in changes.split(",") if c.startswith("created_")] == [
+        'created_schema:"dl_many"', 'created_table:"dl_many"."a"', 'created_table:"dl_many"."b"',
+        'created_table:"dl_many"."c"'], changes
+    # One schema version for the snapshot's every new schema and table.
+    assert catalog_rows(catalog, "SELECT DISTINCT schema_version FROM ducklake_schema_versions "
+                                 f"WHERE begin_snapshot = {made}") == [(version,)]
+    assert sorted(counts(made)) == [("a", 10), ("b", 5), ("c", 3)]
+    with pytest.raises(RuntimeError, match="does not exist"):
+        duckdb_lake(catalog, f"SELECT count(*) FROM lake.dl_many.a AT (VERSION => {before})")
+    # Incremental runs: each table goes on from its own state, all in one new snapshot.
+    conn.execute("INSERT INTO dl_many.a SELECT i, 'a' || i FROM generate_series(11, 12) i")
+    conn.execute("INSERT INTO dl_many.b VALUES (6, 1.5)")
+    second = [json.loads(line) for line in run().stdout.splitlines()]
+    assert [(r["rows"], r["first_run"], r["incremental"]["run"]) for r in second] == [
+        (2, False, 2), (1, False, 2), (0, False, 2)], second
+    assert len({r["snapshot"] for r in second}) == 1
+    extra = json.loads(catalog_rows(catalog, "SELECT commit_extra_info FROM ducklake_snapshot_changes "
+                                             f"WHERE snapshot_id = {second[0]['snapshot']}")[0][0])
+    assert sorted(s["high_water"] for s in extra["incremental_by_table"].values()) == ["12", "3", "6"], extra
+    # A column new to one table, in the same snapshot as another's rows.
+    conn.execute("ALTER TABLE dl_many.c ADD COLUMN note text")
+    conn.execute("INSERT INTO dl_many.c VALUES (4, '2027-01-01', 'new')")
+    conn.execute("INSERT INTO dl_many.a VALUES (13, 'a13')")
+    third = [json.loads(line) for line in run().stdout.splitlines()]
+    assert [r["rows"] for r in third] == [1, 0, 1] and len({r["snapshot"] for r in third}) == 1, third
+    assert sorted(counts(third[0]["snapshot"])) == [("a", 13), ("b", 6), ("c", 4)]
+    assert duckdb_lake(catalog, "SELECT id, note FROM lake.dl_many.c ORDER BY id") == [
+        (1, None), (2, None), (3, None), (4, "new")]
+    # DuckDB writes after, in the catalog as pgarrow left it, and reads every snapshot.
+    duckdb_lake(catalog, "INSERT INTO lake.dl_many.b VALUES (100, 2.25); "
+                         "ALTER TABLE lake.dl_many.a ADD COLUMN w int")
+    assert duckdb_lake(catalog, "SELECT count(*), max(id) FROM lake.dl_many.b") == [(7, 100)]
+    for s in {r["snapshot"] for r in first + second + third}:
+        assert len(counts(s)) == 3
+    conn.execute("INSERT INTO dl_many.a VALUES (14, 'a14')")
+    fourth = [json.loads(line) for line in run().stdout.splitlines()]
+    assert [r["rows"] for r in fourth] == [1, 0, 0], fourth
+    assert duckdb_lake(catalog, "SELECT id, w FROM lake.dl_many.a WHERE id >= 13 ORDER BY id") == [
+        (13, None), (14, None)]
+    # b's id turned text, which its lake table's bigint cannot take: a is not appended either.
+    files = lake_files(data)
+    kept = snapshots()
+    conn.execute("INSERT INTO dl_many.a VALUES (15, 'a15')")
+    conn.execute("ALTER TABLE dl_many.b ALTER COLUMN id TYPE text")
+    out = export(url, "--schema", "dl_many", "--ducklake", catalog, "--if-exists", "append", check=False)
+    assert out.returncode != 0 and "dl_many.b" in out.stderr, out.stderr
+    assert snapshots() == kept and lake_files(data) == files
+    # From Python: the tables replaced (b's id now text) in one snapshot.
+    import pgarrow
+
+    many = pgarrow.export_ducklake(url, schema="dl_many", ducklake=catalog, if_exists="replace")
+    assert [(r["table"], r["rows"], r["committed_together"]) for r in many] == [
+        ("dl_many.a", 15, 3), ("dl_many.b", 6, 3), ("dl_many.c", 4, 3)], many
+    assert len({r["snapshot"] for r in many}) == 1
+    assert duckdb_lake(catalog, "SELECT typeof(id) FROM lake.dl_many.b LIMIT 1") == [("VARCHAR",)]

@@ -1391,9 +1391,17 @@ def test_the_lake_at_every_recorded_point_has_each_line_with_its_order_through_2
         printed.append(killed_at_random(
             args + ["--commit-changes", str(rng.randint(2, 20)), "--commit-interval", "0"], rng))
     printed.append(ran(args))
-    points = sorted({e["lsn"] for out in printed for e in events(out) if e["event"] == "committed"},
+    points = sorted({e["lsn"] for out in printed for e in events(out) if e["event"] in ("exported", "committed")},
                     key=int_lsn)
     assert len(points) >= 10, points
+    # The first export's tables, read in the slot's snapshot, are committed at its point together:
+    # DuckLake's in one snapshot of the lake.
+    exported = {e["lsn"] for e in events(printed[0]) if e["event"] == "exported"}
+    assert len(exported) == 1 and exported <= set(points), printed[0]
+    first = json.loads(ran(args + ["--at", exported.pop()]))
+    assert {t["recorded_lsn"] for t in first["tables"]} == {first["lsn"]}, first
+    if fmt == "ducklake":
+        assert len({t["snapshot"] for t in first["tables"]}) == 1, first
     for p in points:
         at = json.loads(ran(args + ["--at", p]))
         assert at["lsn"] == p and at["asked"] == p, at

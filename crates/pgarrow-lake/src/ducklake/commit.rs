@@ -47,9 +47,6 @@ pub(super) struct Commit<'a> {
     pub(super) rewrite: bool,
     /// Columns the commit ends (dropped at a mirror's source), with their nested fields.
     pub(super) dropped: &'a [i64],
-    /// One of several tables' commits in one snapshot (see [`run_together`]): it changes
-    /// no table's columns, partitioning or existence (those commit alone).
-    pub(super) together: bool,
 }
 
 /// The deletes of one data file a commit makes: a new delete file listing every position
@@ -78,10 +75,11 @@ pub(super) struct Committed {
     pub(super) file_ids: Vec<i64>,
 }
 
-/// Several tables' commits (each `together`) in one catalog transaction that adds one
-/// snapshot: all land, or none. The outer error is the `COMMIT`'s, whose outcome is then
-/// unknown; the inner one a commit that was rolled back (a table moved, changed its
-/// columns, or the catalog refused), each table then left to commit alone.
+/// Several tables' commits in one catalog transaction that adds one snapshot: all land, or
+/// none. Tables made, altered or partitioned anew go in it as their data does: the
+/// snapshot's one schema version holds every table's new columns. The outer error is the
+/// `COMMIT`'s, whose outcome is then unknown; the inner one a commit that was rolled back (a
+/// table moved, another writer won the race, or the catalog refused).
 ///
 /// # Errors
 /// The catalog's, starting or ending the transaction.
@@ -95,12 +93,21 @@ pub(super) async fn run_together(
     let tried = async {
         let mut snap = NewSnapshot::after_last(catalog).await?;
         let mut done = Vec::with_capacity(commits.len());
-        for c in commits {
+        for (i, c) in commits.iter().enumerate() {
+            if commits[..i]
+                .iter()
+                .any(|o| (o.schema, o.table) == (c.schema, c.table))
+            {
+                return Err(Error::from(ErrorKind::Usage(format!(
+                    "DuckLake table {} is the target of two exports of one commit",
+                    c.name()
+                ))));
+            }
             done.push(c.table_changes(catalog, &mut snap).await?);
         }
         snap.insert(catalog).await?;
         if let Some(first) = commits.first() {
-            first.record_changes(catalog, &snap, commits).await?;
+            first.record_changes(catalog, &snap, commits, &done).await?;
         }
         Ok::<_, Error>(done)
     }
@@ -138,8 +145,13 @@ impl Commit<'_> {
         let mut snap = NewSnapshot::after_last(catalog).await?;
         let done = self.table_changes(catalog, &mut snap).await?;
         snap.insert(catalog).await?;
-        self.record_changes(catalog, &snap, std::slice::from_ref(self))
-            .await?;
+        self.record_changes(
+            catalog,
+            &snap,
+            std::slice::from_ref(self),
+            std::slice::from_ref(&done),
+        )
+        .await?;
         Ok(done)
     }
 
@@ -163,12 +175,6 @@ impl Commit<'_> {
         };
         let created = table.is_none();
         let repartitioned = self.repartitions(table.as_ref());
-        if self.together && (created || repartitioned) {
-            return Err(ErrorKind::Conflict(format!(
-                "{name} is new or partitioned anew: it commits alone"
-            ))
-            .into());
-        }
         let (table_id, mut partition_id) = match &table {
             Some(t) => (t.id, t.partition.as_ref().map(|p| p.0)),
             None => self.create_table(catalog, snap).await?,
@@ -178,14 +184,8 @@ impl Commit<'_> {
             partition_id = Some(self.repartition(catalog, &t, snap).await?);
         }
         let altered = !created && !evolution.is_none();
-        if self.together && altered {
-            return Err(ErrorKind::Conflict(format!(
-                "{name} changes its columns: it commits alone"
-            ))
-            .into());
-        }
         if altered {
-            alter_columns(catalog, &evolution, &t, repartitioned, snap).await?;
+            alter_columns(catalog, &evolution, &t, snap).await?;
         }
         if repartitioned || altered {
             snap.changes.push(format!("altered_table:{table_id}"));
@@ -286,7 +286,7 @@ impl Commit<'_> {
             None => self.create_schema(catalog, snap).await?,
         };
         let id = snap.catalog_id();
-        snap.schema_version += 1;
+        let version = snap.schema_change();
         let t = id.to_string();
         catalog
             .exec(
@@ -302,7 +302,7 @@ impl Commit<'_> {
                 ],
             )
             .await?;
-        insert_columns(catalog, self.columns, &snap.s, &t, snap.schema_version).await?;
+        insert_columns(catalog, self.columns, &snap.s, &t, version).await?;
         catalog
             .exec(
                 "INSERT INTO ducklake_table_stats VALUES ($1::bigint, 0, 0, 0)",
@@ -326,7 +326,7 @@ impl Commit<'_> {
     /// Makes the table's schema in `snap`: its ID.
     async fn create_schema(&self, catalog: &mut Catalog, snap: &mut NewSnapshot) -> Result<i64> {
         let id = snap.catalog_id();
-        snap.schema_version += 1;
+        snap.schema_change();
         catalog
             .exec(
                 "INSERT INTO ducklake_schema VALUES ($1::bigint, $2::uuid, \
@@ -366,7 +366,7 @@ impl Commit<'_> {
         t: &str,
         snap: &mut NewSnapshot,
     ) -> Result<i64> {
-        snap.schema_version += 1;
+        snap.schema_change();
         catalog
             .exec(
                 "UPDATE ducklake_partition_info SET end_snapshot = $1::bigint \
@@ -411,12 +411,14 @@ impl Commit<'_> {
 
     /// Records the changes `snap` made, with the commit's provenance and a message naming
     /// the tables of the commits `all` (this one, or several in one snapshot: their tables
-    /// and rows then in its provenance).
+    /// and rows then in its provenance, and each incremental run's state under its table's
+    /// ID, `done`'s).
     async fn record_changes(
         &self,
         catalog: &mut Catalog,
         snap: &NewSnapshot,
         all: &[Commit<'_>],
+        done: &[Committed],
     ) -> Result<()> {
         let names: Vec<String> = all.iter().map(Commit::name).collect();
         let mut provenance = self.provenance()?;
@@ -424,6 +426,18 @@ impl Commit<'_> {
             provenance["tables"] = names.clone().into();
             provenance["source"] = serde_json::Value::Null;
             provenance["rows"] = all.iter().map(|c| c.manifest.rows).sum::<u64>().into();
+            if let Some(map) = provenance.as_object_mut() {
+                map.remove("incremental");
+            }
+            let mut states = serde_json::Map::new();
+            for (c, d) in all.iter().zip(done) {
+                if let Some(run) = c.run {
+                    states.insert(d.table_id.to_string(), state_json(run)?);
+                }
+            }
+            if !states.is_empty() {
+                provenance[INCREMENTAL_BY_TABLE] = states.into();
+            }
         }
         let name = names.join(", ");
         catalog
@@ -456,9 +470,7 @@ impl Commit<'_> {
             provenance["compacted"] = true.into();
         }
         if let Some(run) = self.run {
-            provenance["incremental"] = serde_json::to_value(&run.state).map_err(|e| {
-                Error::from(ErrorKind::Internal(format!("the incremental state: {e}")))
-            })?;
+            provenance["incremental"] = state_json(run)?;
         }
         Ok(provenance)
     }
@@ -827,6 +839,8 @@ struct NewSnapshot {
     /// `id` as text, as the statements take it.
     s: String,
     schema_version: i64,
+    /// Whether `schema_version` is the snapshot's own (one for every table it changes).
+    schema_changed: bool,
     next_catalog_id: i64,
     next_file_id: i64,
     /// Its `changes_made`, in order.
@@ -868,10 +882,21 @@ impl NewSnapshot {
             id,
             s: id.to_string(),
             schema_version: number(1)?,
+            schema_changed: false,
             next_catalog_id: number(2)?,
             next_file_id: number(3)?,
             changes: Vec::new(),
         })
+    }
+
+    /// The schema version of the snapshot's changes to schemas, tables and columns: one
+    /// past the last snapshot's, for all of them (as DuckDB numbers them).
+    fn schema_change(&mut self) -> i64 {
+        if !self.schema_changed {
+            self.schema_version += 1;
+            self.schema_changed = true;
+        }
+        self.schema_version
     }
 
     /// Takes the next catalog ID (a schema's, a table's, a partitioning's).
@@ -899,18 +924,25 @@ impl NewSnapshot {
     }
 }
 
-/// Ends the columns `evolution` ends and begins those it begins in table `t`, in a new
-/// schema version of `snap` (the one a repartitioning made, when `repartitioned`).
+/// The provenance key of a snapshot of several tables holding each one's incremental run's
+/// state, by table ID (a snapshot of one table holds it as `incremental`).
+pub(super) const INCREMENTAL_BY_TABLE: &str = "incremental_by_table";
+
+/// An incremental run's state as the provenance records it.
+fn state_json(run: &crate::common::LakeRun) -> Result<serde_json::Value> {
+    serde_json::to_value(&run.state)
+        .map_err(|e| Error::from(ErrorKind::Internal(format!("the incremental state: {e}"))))
+}
+
+/// Ends the columns `evolution` ends and begins those it begins in table `t`, in the
+/// schema version of `snap`.
 async fn alter_columns(
     catalog: &mut Catalog,
     evolution: &Evolution,
     t: &str,
-    repartitioned: bool,
     snap: &mut NewSnapshot,
 ) -> Result<()> {
-    if !repartitioned {
-        snap.schema_version += 1;
-    }
+    let version = snap.schema_change();
     let ended: Vec<String> = evolution.ended.iter().map(i64::to_string).collect();
     catalog
         .exec(
@@ -920,7 +952,7 @@ async fn alter_columns(
             &[Some(&snap.s), Some(t), Some(&ended.join(","))],
         )
         .await?;
-    insert_columns(catalog, &evolution.begun, &snap.s, t, snap.schema_version).await
+    insert_columns(catalog, &evolution.begun, &snap.s, t, version).await
 }
 
 /// Refuses a commit when the last commit of table `table_id` with a position is no longer

@@ -22,7 +22,7 @@ const KEPT: &str = "SELECT snapshot_id FROM ducklake_snapshot \
      UNION SELECT max(c.snapshot_id) FROM ducklake_snapshot_changes c, \
      unnest(string_to_array(c.changes_made, ',')) AS change \
      WHERE c.author = 'pgarrow' AND (c.commit_extra_info LIKE '%\"replication_slot\"%' \
-     OR c.commit_extra_info LIKE '%\"incremental\"%') \
+     OR c.commit_extra_info LIKE '%\"incremental%') \
      AND change ~ '^(inserted_into|deleted_from)_table:[0-9]+$' \
      GROUP BY split_part(change, ':', 2)";
 

@@ -49,8 +49,8 @@ pub(crate) struct StagedCommit {
 }
 
 impl StagedCommit {
-    /// The commit to run (`together`: with other tables', in one snapshot).
-    fn commit(&self, together: bool) -> Commit<'_> {
+    /// The commit to run, alone or with other tables' in one snapshot.
+    fn commit(&self) -> Commit<'_> {
         Commit {
             schema: &self.schema,
             table: &self.table,
@@ -68,7 +68,6 @@ impl StagedCommit {
             since: Some(&self.since),
             rewrite: self.rewrite,
             dropped: &self.dropped,
-            together,
         }
     }
 }
@@ -76,8 +75,7 @@ impl StagedCommit {
 /// Commits several tables' staged commits in one catalog transaction, one snapshot of the
 /// lake holding all their changes: all land (each table's [`DuckLakeMirror::finish`]
 /// follows), or none. `Err(why)` inside when they did not: the tables are in different
-/// catalogs, one moved, or one changes its columns (those commit alone); each table then
-/// commits on its own, its staged files removed.
+/// catalogs, or one moved; each table then commits on its own, its staged files removed.
 ///
 /// # Errors
 /// The catalog's; a `COMMIT` whose outcome is unknown (every staged file then kept).
@@ -95,7 +93,7 @@ pub(crate) async fn commit_together(
     }
     let mut catalog = Catalog::connect(&first.catalog).await?;
     let tried = {
-        let commits: Vec<Commit<'_>> = staged.iter().map(|s| s.commit(true)).collect();
+        let commits: Vec<Commit<'_>> = staged.iter().map(|s| s.commit()).collect();
         super::commit::run_together(&commits, &mut catalog).await
     };
     catalog.close().await;
@@ -359,7 +357,7 @@ impl DuckLakeMirror {
     ) -> Result<LakeCommit> {
         let mut staged = self.stage(live, plan, point).await?;
         let mut catalog = Catalog::connect(&self.target.catalog).await?;
-        let done = staged.commit(false).run(&mut catalog).await;
+        let done = staged.commit().run(&mut catalog).await;
         catalog.close().await;
         let done = match done {
             Ok(done) => done,

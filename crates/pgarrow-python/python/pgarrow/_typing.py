@@ -193,7 +193,19 @@ class LakeRun(TypedDict, total=False):
     late_scan: bool
 
 
-class DuckLakeStats(PartitionedStats, LakeRun):
+class TogetherCommit(TypedDict, total=False):
+    """With several tables exported together into one DuckLake or Iceberg catalog (in
+    :class:`DuckLakeStats`, :class:`IcebergStats`)."""
+
+    #: How many tables the one commit this table's was part of made visible (a multi-table
+    #: transaction); 1 when each was committed on its own.
+    committed_together: int
+    #: Why each table was committed on its own (an Iceberg REST catalog that cannot commit
+    #: them together).
+    apart: str
+
+
+class DuckLakeStats(PartitionedStats, LakeRun, TogetherCommit):
     """An export committed into a DuckLake table: the export's statistics, and the commit's."""
 
     format: Literal["ducklake"]
@@ -420,18 +432,6 @@ class DeltaStats(PartitionedStats, LakeRun):
     checkpointed: bool
     #: Seconds from the export's end to the commit (footers, the log's commit, a checkpoint).
     commit_s: float
-
-
-class TogetherCommit(TypedDict, total=False):
-    """With several tables exported together into one Iceberg catalog (in
-    :class:`IcebergStats`)."""
-
-    #: How many tables the one commit this table's was part of made visible (a multi-table
-    #: transaction); 1 when each was committed on its own.
-    committed_together: int
-    #: Why each table was committed on its own (a REST catalog that cannot commit them
-    #: together).
-    apart: str
 
 
 class IcebergStats(PartitionedStats, LakeRun, TogetherCommit):

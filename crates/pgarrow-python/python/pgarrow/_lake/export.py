@@ -100,8 +100,9 @@ def export_ducklake(
         One ``table`` (as in :func:`export_file`); or several tables, every one read in one
         snapshot, each into a lake table of its own schema and name (a DuckLake schema of the source
         schema's name): a list of ``table``
-        patterns, or ``schema`` patterns (as :func:`export_tables` reads them). Each table is
-        its own commit; the statistics are then a list, one per table.
+        patterns, or ``schema`` patterns (as :func:`export_tables` reads them). All of them
+        are committed in one snapshot of the lake (each statistics' ``committed_together``
+        says how many), or none; the statistics are then a list, one per table.
     ducklake : str
         The PostgreSQL database of the DuckLake catalog (a URL or ``key=value`` string), as
         ``pgarrow export --ducklake`` and :func:`mirror` name it; one without a catalog gets
