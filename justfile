@@ -93,6 +93,13 @@ bench-changes rows="1000000" reps="3": bench-build
 # changes/s -> benches/RESULTS.md.
 bench-mirror rows="1000000" reps="3": bench-build
     python3 benches/mirror.py --rows {{rows}} --reps {{reps}}
+    python3 benches/mirror_tables.py --reps {{reps}}
+
+# Ten tables written by one transaction stream, mirrored into DuckLake and Iceberg: the commit
+# rounds that bring every table to one source point, and the freshness; `--baseline BIN` beside
+# a build whose rounds commit table by table (8a9c1fe, say) -> benches/RESULTS.md.
+bench-mirror-tables *args: bench-build
+    python3 benches/mirror_tables.py {{args}}
 
 # Iceberg's two catalogs: the mirror bench into the SQL catalog and into a REST catalog
 # (Rustberg, `cargo install rustberg --version 0.3.0 --locked --no-default-features --features
