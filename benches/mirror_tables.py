@@ -10,7 +10,7 @@ with this build and, with `--baseline BIN`, with that other build (labelled [bas
 a build from before rounds were committed together, whose rounds commit table by table); every
 slot is made before the load, at the same position. The load: `--transactions` transactions,
 each updating `--per` rows of every table (no row twice). Then, interleaved, each mirror
-`--catch-up --commit-interval 0 --commit-changes N` (N: `--round-transactions` transactions'
+`--catch-up --commit-interval 3600 --commit-changes N` (N: `--round-transactions` transactions'
 changes, so that the backlog is committed in many rounds); timed as a whole process, its
 rounds counted from its `committed` events (and how many tables each commit made visible).
 
@@ -101,7 +101,8 @@ def main():
                 argv = [binary, "mirror", "--url", server.url, "--schema", "ten", "--slot", slot,
                         *lake_args(server, out, f, slot, one=False), "--json", "--catch-up"]
                 timed(argv)
-                runs[m] = argv + ["--commit-interval", "0", "--commit-changes", str(round_changes)]
+                # Rounds cut by their changes alone.
+                runs[m] = argv + ["--commit-interval", "3600", "--commit-changes", str(round_changes)]
             load(server, a, 1 + r * a.transactions * a.per)
             order = list(runs.items())
             order = order[r % len(order):] + order[:r % len(order)]
@@ -127,21 +128,17 @@ def main():
         fresh = {f: freshness(server, out, a, f) for f in a.formats if a.seconds > 0}
     rows = []
     for f in a.formats:
-        mine = statistics.median(times[f])
-        n = statistics.median(rounds[f])
-        line = (f"| {FORMATS[f].split(' ')[0]} | {mine:.2f} | {n:.0f} | {1000 * mine / n:.0f} | "
-                f"{max(together[f])} |")
-        if a.baseline:
-            base = statistics.median(times[f + " [baseline]"])
-            bn = statistics.median(rounds[f + " [baseline]"])
-            line += (f" {base:.2f} | {1000 * base / bn:.0f} | {max(together[f + ' [baseline]'])} | "
-                     f"{mine / base:.2f} |")
-        rows.append(line)
-    head = "| format | catch-up (s) | rounds | per round (ms) | tables per commit |"
-    rule = "|---|---|---|---|---|"
-    if a.baseline:
-        head += " [baseline] catch-up (s) | [baseline] per round (ms) | [baseline] tables per commit | vs [baseline] |"
-        rule += "---|---|---|---|"
+        name = FORMATS[f].split(" ")[0]
+        base = statistics.median(times[f + " [baseline]"]) if a.baseline else None
+        for label, what in [("", "this build"), (" [baseline]", "[baseline]")][:2 if a.baseline else 1]:
+            m = f + label
+            t = statistics.median(times[m])
+            n = statistics.median(rounds[m])
+            vs = f"{t / base:.2f}" if base else "-"
+            rows.append(f"| pgarrow mirror into {name}, {what} | {t:.2f} | {n:.0f} | {1000 * t / n:.0f} | "
+                        f"{max(together[m])} | {vs} |")
+    head = "| tool | median (s) | rounds | per round (ms) | tables per commit | vs [baseline] |"
+    rule = "|---|---|---|---|---|---|"
     lines = []
     for f, fr in fresh.items():
         fr = sorted(fr)
