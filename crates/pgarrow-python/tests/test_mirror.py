@@ -2725,3 +2725,32 @@ def test_keys_of_every_kind_go_through_the_persisted_index_and_the_buckets(sourc
             f"{table}_back EXCEPT ALL SELECT {cast}, n, v FROM {table})) d").fetchone()[0]
         assert differ == 0
         assert c.execute(f"SELECT count(*) FROM {table}_back").fetchone()[0] == 4000 - 571 + 2000
+
+
+def test_views_a_schema_holds_are_left_out_of_its_mirror_and_one_named_is_refused(source, lake, slot, duckdb_lake):
+    """`--schema` matching a view and a materialized view beside a table: the table is
+    mirrored, the others left out, each named as such; a view named by `--table` is refused by
+    name; a schema of views alone is refused, naming them."""
+    run(source, """DROP SCHEMA IF EXISTS with_views CASCADE; CREATE SCHEMA with_views;
+        CREATE TABLE with_views.t (id int PRIMARY KEY, x int); INSERT INTO with_views.t VALUES (1, 1), (2, 2);
+        CREATE VIEW with_views.v AS SELECT * FROM with_views.t;
+        CREATE MATERIALIZED VIEW with_views.m AS SELECT * FROM with_views.t;
+        DROP SCHEMA IF EXISTS only_views CASCADE; CREATE SCHEMA only_views;
+        CREATE VIEW only_views.v AS SELECT 1 AS one""")
+    base = [pgarrow_bin(), "mirror", "-d", source, *fk_flags("ducklake", lake), "--catch-up"]
+    args = base + ["--slot", slot]
+    out = subprocess.run(args + ["--schema", "with_views"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert '"with_views"."v" is a view: not mirrored' in out.stderr, out.stderr
+    assert '"with_views"."m" is a materialized view: not mirrored' in out.stderr, out.stderr
+    run(source, "INSERT INTO with_views.t VALUES (3, 3)")
+    ran(args + ["--schema", "with_views"])
+    assert duckdb_lake(lake[0], "SELECT count(*) FROM lake.with_views.t") == [(3,)]
+    assert duckdb_lake(lake[0], "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake'") == [(1,)]
+    named = subprocess.run(base + ["--slot", f"{slot}_v", "-t", "with_views.v", "-t", "with_views.t"],
+                           capture_output=True, text=True, timeout=300)
+    assert named.returncode == 2 and '"with_views"."v" is not a table' in named.stderr, named.stderr
+    alone = subprocess.run(base + ["--slot", f"{slot}_o", "--schema", "only_views"], capture_output=True,
+                           text=True, timeout=300)
+    assert alone.returncode == 2 and 'no table to mirror: the patterns match only "only_views"."v" (a view)' \
+        in alone.stderr, alone.stderr
