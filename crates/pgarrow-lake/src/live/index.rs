@@ -38,7 +38,7 @@ pub(crate) const HOME: &str = "_pgarrow_index";
 
 const SEGMENT_MAGIC: &[u8; 8] = b"PGAXSEG1";
 /// The bytes of a block, about (its last entry may pass it).
-const BLOCK: usize = 4096;
+const BLOCK: usize = 2048;
 /// The bytes of a segment, at most about: what one write holds in memory.
 const SEGMENT: usize = 32 << 20;
 /// The most entries held in memory under `memory` bytes: a hash table's buckets come in
@@ -173,7 +173,78 @@ struct Blocks {
     places: Vec<(u64, u32, u32)>,
 }
 
+/// A segment's footer: held with the segment, or read for one use (past the budget that
+/// footers held may take).
+enum Footer<'a> {
+    Held(&'a Blocks),
+    Read(Blocks),
+}
+
+impl std::ops::Deref for Footer<'_> {
+    type Target = Blocks;
+
+    fn deref(&self) -> &Blocks {
+        match self {
+            Footer::Held(b) => b,
+            Footer::Read(b) => b,
+        }
+    }
+}
+
+/// The memory the footers held with their segments may take, and what they take: past it a
+/// footer is read for each use and let go (a table of a billion rows has some 200 MiB of
+/// them).
+#[derive(Debug)]
+struct Footers {
+    most: usize,
+    held: std::sync::atomic::AtomicUsize,
+}
+
+impl Footers {
+    fn new(memory: usize) -> Arc<Footers> {
+        Arc::new(Footers {
+            most: memory / 8,
+            held: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    fn give_back(&self, bytes: usize) {
+        self.held
+            .fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether `bytes` more may be held (then counted).
+    fn take(&self, bytes: usize) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.held
+            .fetch_update(Relaxed, Relaxed, |held| {
+                (held + bytes <= self.most).then_some(held + bytes)
+            })
+            .is_ok()
+    }
+}
+
+/// Where a segment's footer is held once read, counted against `footers` until let go.
+#[derive(Debug)]
+struct FooterCell {
+    cell: std::sync::OnceLock<Blocks>,
+    footers: Arc<Footers>,
+}
+
+impl Drop for FooterCell {
+    fn drop(&mut self) {
+        if let Some(b) = self.cell.get() {
+            self.footers.give_back(b.bytes());
+        }
+    }
+}
+
 impl Blocks {
+    /// Its memory, about.
+    fn bytes(&self) -> usize {
+        self.firsts.len() + self.ends.len() * 4 + self.places.len() * 16
+    }
+
     /// The first key of block `b`.
     fn first(&self, b: usize) -> &[u8] {
         let start = match b {
@@ -211,7 +282,7 @@ struct Segment {
     meta: SegmentMeta,
     first: Box<[u8]>,
     last: Box<[u8]>,
-    blocks: Arc<std::sync::OnceLock<Blocks>>,
+    blocks: Arc<FooterCell>,
 }
 
 /// The index's place with the table and the memory it may take.
@@ -228,6 +299,8 @@ pub(crate) struct Store {
     most_in_memory: usize,
     /// The memory they may take, keys longer than an entry holds included.
     memory: usize,
+    /// What the runs' footers held take.
+    footers: Arc<Footers>,
 }
 
 /// Where the index lives and how much memory it may take.
@@ -463,21 +536,25 @@ impl SegmentWriter {
 }
 
 impl Segment {
-    fn of(meta: SegmentMeta) -> Result<Segment> {
+    fn of(meta: SegmentMeta, footers: &Arc<Footers>) -> Result<Segment> {
         let first = unhex(&meta.first).ok_or_else(|| damaged("a segment's first key"))?;
         let last = unhex(&meta.last).ok_or_else(|| damaged("a segment's last key"))?;
         Ok(Segment {
             meta,
             first,
             last,
-            blocks: Arc::default(),
+            blocks: Arc::new(FooterCell {
+                cell: std::sync::OnceLock::new(),
+                footers: footers.clone(),
+            }),
         })
     }
 
-    /// Its blocks, reading its footer the first time (counted in `read`).
-    fn blocks(&self, home: &Location, read: &mut u64) -> Result<&Blocks> {
-        if let Some(b) = self.blocks.get() {
-            return Ok(b);
+    /// Its blocks: its footer, read (counted in `read`) the first time and held while
+    /// `footers` allow, else read for this use.
+    fn footer(&self, home: &Location, read: &mut u64) -> Result<Footer<'_>> {
+        if let Some(b) = self.blocks.cell.get() {
+            return Ok(Footer::Held(b));
         }
         let at = home.join(&self.meta.name);
         let bytes = at
@@ -514,12 +591,19 @@ impl Segment {
             };
             places.push((word(0, 8), word(8, 4) as u32, word(12, 4) as u32));
         }
-        let _ = self.blocks.set(Blocks {
+        let blocks = Blocks {
             firsts,
             ends,
             places,
-        });
-        self.blocks.get().ok_or_else(bad)
+        };
+        if !self.blocks.footers.take(blocks.bytes()) {
+            return Ok(Footer::Read(blocks));
+        }
+        if let Err(lost) = self.blocks.cell.set(blocks) {
+            // Another thread held it first.
+            self.blocks.footers.give_back(lost.bytes());
+        }
+        self.blocks.cell.get().map(Footer::Held).ok_or_else(bad)
     }
 
     /// The blocks `which`, read at once into `buf` (counted in `read`), each checked against
@@ -527,11 +611,11 @@ impl Segment {
     fn read_blocks_into(
         &self,
         home: &Location,
+        blocks: &Blocks,
         which: &[usize],
         buf: &mut Vec<u8>,
         read: &mut u64,
     ) -> Result<Vec<std::ops::Range<usize>>> {
-        let blocks = self.blocks(home, read)?;
         let ranges: Vec<_> = which
             .iter()
             .map(|&b| {
@@ -562,21 +646,27 @@ impl Segment {
 
     /// The blocks `which`, read at once (counted in `read`), each checked against its
     /// checksum: each a slice of one buffer.
-    fn read_blocks(&self, home: &Location, which: &[usize], read: &mut u64) -> Result<Vec<Bytes>> {
+    fn read_blocks(
+        &self,
+        home: &Location,
+        blocks: &Blocks,
+        which: &[usize],
+        read: &mut u64,
+    ) -> Result<Vec<Bytes>> {
         let mut buf = Vec::new();
-        let ranges = self.read_blocks_into(home, which, &mut buf, read)?;
+        let ranges = self.read_blocks_into(home, blocks, which, &mut buf, read)?;
         let buf = Bytes::from(buf);
         Ok(ranges.into_iter().map(|r| buf.slice(r)).collect())
     }
 }
 
 impl Run {
-    fn of(meta: RunMeta) -> Result<Run> {
+    fn of(meta: RunMeta, footers: &Arc<Footers>) -> Result<Run> {
         let segments = meta
             .segments
             .iter()
             .cloned()
-            .map(Segment::of)
+            .map(|m| Segment::of(m, footers))
             .collect::<Result<_>>()?;
         Ok(Run { meta, segments })
     }
@@ -610,7 +700,7 @@ fn look_up(
             if lo >= hi {
                 continue;
             }
-            let blocks = segment.blocks(home, read)?;
+            let blocks = segment.footer(home, read)?;
             // Each asked key's block: the last whose first key is at most the key; with
             // `many`, from the last whose first key is before it. The keys are in order, so
             // are their blocks: each searched for from the last one's.
@@ -641,8 +731,8 @@ fn look_up(
                     .filter(|(_, asked)| asked.iter().any(|&i| open(&got, i)))
                     .collect();
                 let which: Vec<usize> = batch.iter().map(|(b, _)| *b).collect();
-                let blocks = segment.read_blocks_into(home, &which, &mut buf, read)?;
-                for ((_, asked), range) in batch.iter().zip(blocks) {
+                let ranges = segment.read_blocks_into(home, &blocks, &which, &mut buf, read)?;
+                for ((_, asked), range) in batch.iter().zip(ranges) {
                     let bytes = &buf[range];
                     let mut asked = asked.iter().map(|&i| (i, keys[i].as_slice())).peekable();
                     let mut at = 0;
@@ -733,6 +823,7 @@ impl Store {
                 numbers: HashMap::new(),
                 most_in_memory,
                 memory,
+                footers: Footers::new(memory),
             }
         };
         let Some((seq, name)) = names.pop() else {
@@ -766,7 +857,14 @@ impl Store {
                 s.name
             )));
         }
-        let runs = match manifest.runs.iter().cloned().map(Run::of).collect() {
+        let footers = Footers::new(memory);
+        let runs = match manifest
+            .runs
+            .iter()
+            .cloned()
+            .map(|r| Run::of(r, &footers))
+            .collect()
+        {
             Ok(runs) => runs,
             Err(e) => return Ok(empty(&e.to_string())),
         };
@@ -783,6 +881,7 @@ impl Store {
             numbers,
             most_in_memory,
             memory,
+            footers,
         })
     }
 
@@ -1198,7 +1297,7 @@ impl Index {
             let Some(store) = &mut self.store else {
                 return Ok(());
             };
-            store.runs.push(Run::of(meta.0)?);
+            store.runs.push(Run::of(meta.0, &store.footers)?);
         }
         self.refresh_stats();
         Ok(())
@@ -1268,7 +1367,7 @@ impl Index {
             self.stats.merges += 1;
             store.runs.truncate(n - k);
             if let Some(meta) = merged {
-                store.runs.push(Run::of(meta)?);
+                store.runs.push(Run::of(meta, &store.footers)?);
             }
         }
         // The manifest: every live file is covered now.
@@ -1334,6 +1433,8 @@ struct RunReader<'a> {
     home: &'a Location,
     run: &'a Run,
     segment: usize,
+    /// The segment's footer, once read.
+    footer: Option<Footer<'a>>,
     block: usize,
     /// Blocks read and not yet taken; the first one's next entry at `at`.
     buffered: std::collections::VecDeque<Bytes>,
@@ -1347,6 +1448,7 @@ impl<'a> RunReader<'a> {
             home,
             run,
             segment: 0,
+            footer: None,
             block: 0,
             buffered: Default::default(),
             at: 0,
@@ -1368,7 +1470,11 @@ impl<'a> RunReader<'a> {
             let Some(segment) = self.run.segments.get(self.segment) else {
                 return Ok(None);
             };
-            let count = segment.blocks(self.home, &mut self.read)?.places.len();
+            let footer = match self.footer.take() {
+                Some(f) => f,
+                None => segment.footer(self.home, &mut self.read)?,
+            };
+            let count = footer.places.len();
             if self.block >= count {
                 self.segment += 1;
                 self.block = 0;
@@ -1376,8 +1482,9 @@ impl<'a> RunReader<'a> {
             }
             let which: Vec<usize> = (self.block..count.min(self.block + READ_BLOCKS)).collect();
             self.block += which.len();
-            self.buffered
-                .extend(segment.read_blocks(self.home, &which, &mut self.read)?);
+            let blocks = segment.read_blocks(self.home, &footer, &which, &mut self.read)?;
+            self.buffered.extend(blocks);
+            self.footer = Some(footer);
         }
     }
 }
@@ -1612,6 +1719,54 @@ mod tests {
             "{names:?}"
         );
         assert_eq!(third.stats().disk_entries, 5999, "{:?}", third.stats());
+    }
+
+    #[tokio::test]
+    async fn footers_are_held_within_their_budget_and_let_go_with_their_runs() {
+        use std::sync::atomic::Ordering::Relaxed;
+        // Held (an eighth of a MiB is room for them), then never held (8 bytes is not).
+        for (memory, held) in [(1usize << 20, true), (64, false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let home =
+                Location::parse(dir.path().join(HOME).to_str().unwrap(), &Default::default())
+                    .unwrap();
+            let place = Place {
+                home: Some(home),
+                memory,
+            };
+            let k: Vec<String> = vec!["id".into()];
+            let table = files(&[(0, "/t/a.parquet", 20_000, vec![])]);
+            let (mut index, _) = Index::open(&place, &k, false, &table).await.unwrap();
+            for i in 0..20_000u64 {
+                index.insert(Key::new(&key(i)), (0, i));
+                index.spill_if_full(&table).await.unwrap();
+            }
+            index.persist(&table).await.unwrap();
+            let asked = [key(17), key(19_999)];
+            let mut reads = Vec::new();
+            for _ in 0..2 {
+                let before = index.stats().read_bytes;
+                let found = index
+                    .locate(asked.iter().map(Vec::as_slice), &table)
+                    .await
+                    .unwrap();
+                assert_eq!(found.get(key(17).as_slice()), Some(&(0, 17)));
+                assert_eq!(found.get(key(19_999).as_slice()), Some(&(0, 19_999)));
+                reads.push(index.stats().read_bytes - before);
+            }
+            let footers = index.store.as_ref().unwrap().footers.clone();
+            let now = footers.held.load(Relaxed);
+            if held {
+                // The second lookup read its blocks only.
+                assert!(now > 0 && now <= footers.most, "{now} of {}", footers.most);
+                assert!(reads[1] < reads[0], "{reads:?}");
+            } else {
+                assert_eq!(now, 0);
+                assert_eq!(reads[1], reads[0], "{reads:?}");
+            }
+            drop(index);
+            assert_eq!(footers.held.load(Relaxed), 0);
+        }
     }
 
     #[tokio::test]
