@@ -533,6 +533,12 @@ pub(crate) fn mirror(
             group(stats.deleted),
             stats.end_lsn,
         );
+        if stats.joined > 0 || stats.left > 0 {
+            eprintln!(
+                "{} table(s) joined the mirror as it ran, {} left it",
+                stats.joined, stats.left
+            );
+        }
         if stats.together > 0 {
             eprintln!(
                 "{} commit round(s) committed several tables at once, in one transaction of \

@@ -449,6 +449,7 @@ async fn run(
             leaving.sort_by_key(|l| std::cmp::Reverse(l.0));
             for (i, why) in leaving {
                 let m = mirrored.remove(i);
+                stats.left += 1;
                 hooks.report(&MirrorProgress::Left {
                     table: m.table.quoted(),
                     lake_table: m.target.name(),
@@ -718,6 +719,7 @@ impl Joining<'_> {
             Ok(ready) => ready,
             Err(e) if e.is_transient() => return Err(e),
             Err(e) => {
+                stats.left += 1;
                 hooks.report(&MirrorProgress::Left {
                     table: table.quoted(),
                     lake_table: target.name(),
@@ -737,6 +739,7 @@ impl Joining<'_> {
                     ))
                 })?;
         stats.exported_rows += rows;
+        stats.joined += 1;
         hooks.report(&MirrorProgress::Joined {
             table: named.quoted(),
             lake_table: target.name(),

@@ -1589,6 +1589,8 @@ def test_tables_join_a_running_mirror_and_leave_it_with_no_change_lost_or_double
     after = ran(args + ["--catch-up"])
     moved = [(e["event"], e["table"]) for e in events(after) if e["event"] in ("joined", "left", "exported")]
     assert moved == [("joined", '"grow"."d"')], after
+    done = [e for e in events(after) if e["event"] == "done"][0]["stats"]
+    assert (done["joined"], done["left"]) == (1, 0), done
     equal()
     got = duckdb_lake(catalog, "SELECT id, name, big, amount FROM lake.grow.d ORDER BY id")
     assert [tuple(r) for r in got] == [tuple(r) for r in rows_of(source, "grow.d")]

@@ -541,6 +541,11 @@ pub struct MirrorStats {
     pub retried: u64,
     /// Tables exported again at a schema change they could not take in place.
     pub reexported: u64,
+    /// Tables that joined the running mirror (exported in a snapshot of their own, then
+    /// followed).
+    pub joined: u64,
+    /// Tables that left it (out of its publication, dropped, or not followable).
+    pub left: u64,
     /// Times the run failed for a reason that may pass (a connection cut, a catalog or object
     /// store that did not answer) and started again within
     /// [`retry_for`](MirrorOptions::retry_for).

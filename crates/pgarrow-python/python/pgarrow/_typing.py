@@ -362,6 +362,10 @@ class MirrorStats(MirrorApart):
     retried: int
     #: Tables exported again at a schema change they could not take in place.
     reexported: int
+    #: Tables that joined the running mirror (exported in a snapshot of their own, then
+    #: followed), and tables that left it (out of its publication, dropped, not followable).
+    joined: int
+    left: int
     #: Times the run failed for a reason that may pass (a connection cut, a catalog or object
     #: store that did not answer) and started again within ``retry_for``.
     restarts: int
