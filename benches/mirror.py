@@ -287,19 +287,29 @@ def freshness(server, out, a, fmt, binary, side):
         conn.stdin.close()
         conn.wait()
 
-    fresh = []
-    writer = None
-    deadline = None
+    fresh = follow_fresh(proc, commits, stop, load, a.seconds,
+                         lambda e: e["event"] == "exported" and e["table"].endswith('"stamp"'))
+    server.psql(f"SELECT pg_drop_replication_slot('mf{fmt}{side}')", f"DROP PUBLICATION mf{fmt}{side}")
+    if not fresh:
+        sys.exit("the mirror made no commit under the load")
+    return fresh
+
+
+def follow_fresh(proc, commits, stop, load, seconds, ready):
+    """Reads the JSON lines of the mirror `proc`: from the event `ready` takes, runs `load` on a
+    thread for `seconds` (it records each source commit's end LSN and time in `commits` until
+    `stop` is set); for each checkpoint, the seconds since the newest source commit it holds.
+    Then stops the load and the mirror."""
+    fresh, writer, deadline = [], None, None
     for line in proc.stdout:
         e = json.loads(line)
         now = time.time()
-        if e["event"] == "exported" and e["table"].endswith('"stamp"'):
+        if writer is None and ready(e):
             writer = threading.Thread(target=load, daemon=True)
             writer.start()
-            deadline = now + a.seconds
+            deadline = now + seconds
         if e["event"] == "checkpoint" and writer is not None:
-            lsn = int_lsn(e["lsn"])
-            held = [t for end, t in commits.items() if end <= lsn]
+            held = [t for end, t in list(commits.items()) if end <= int_lsn(e["lsn"])]
             if held:
                 fresh.append(now - max(held))
         if deadline is not None and now > deadline:
@@ -309,9 +319,6 @@ def freshness(server, out, a, fmt, binary, side):
         writer.join()
     proc.send_signal(2)
     proc.communicate(timeout=120)
-    server.psql(f"SELECT pg_drop_replication_slot('mf{fmt}{side}')", f"DROP PUBLICATION mf{fmt}{side}")
-    if not fresh:
-        sys.exit("the mirror made no commit under the load")
     return fresh
 
 

@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e import ROOT, sh, write_section  # noqa: E402
 from e2e import PGARROW as BUILT  # noqa: E402
 from incremental import timed  # noqa: E402
-from mirror import FORMATS, LogicalServer, int_lsn, lake_args  # noqa: E402
+from mirror import FORMATS, LogicalServer, follow_fresh, int_lsn, lake_args  # noqa: E402
 
 
 def make_tables(server, tables, rows):
@@ -198,27 +198,13 @@ def freshness(server, out, a, fmt):
         conn.stdin.close()
         conn.wait()
 
-    fresh, writer, deadline, exported = [], None, None, 0
-    for line in proc.stdout:
-        e = json.loads(line)
-        now = time.time()
-        if e["event"] == "exported":
-            exported += 1
-            if exported == a.tables:
-                writer = threading.Thread(target=write, daemon=True)
-                writer.start()
-                deadline = now + a.seconds
-        if e["event"] == "checkpoint" and writer is not None:
-            held = [t for end, t in list(commits.items()) if end <= int_lsn(e["lsn"])]
-            if held:
-                fresh.append(now - max(held))
-        if deadline is not None and now > deadline:
-            break
-    stop.set()
-    if writer is not None:
-        writer.join()
-    proc.send_signal(2)
-    proc.communicate(timeout=120)
+    exported = []
+
+    def ready(e):
+        exported.extend([e] if e["event"] == "exported" else [])
+        return len(exported) == a.tables
+
+    fresh = follow_fresh(proc, commits, stop, write, a.seconds, ready)
     server.psql(f"SELECT pg_drop_replication_slot('{slot}')", f"DROP PUBLICATION {slot}")
     if not fresh:
         sys.exit("the mirror made no commit under the load")
