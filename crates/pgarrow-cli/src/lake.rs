@@ -420,13 +420,8 @@ pub(crate) fn mirror(
                      own schemas and names",
                 ));
             }
-            let resolved = pgarrow_lake::mirror::resolve_mirrored(config.clone(), &found);
-            let (tables, skipped) = wait(rt, &stop, resolved)?;
-            if !export.output.quiet && !export.output.json {
-                for (t, kind) in skipped {
-                    eprintln!("{} is {kind}: not mirrored", t.quoted());
-                }
-            }
+            let resolved = pgarrow_lake::mirror::resolve_tables(config.clone(), &found);
+            let tables = wait(rt, &stop, resolved)?;
             patterns = found;
             tables
         }

@@ -85,8 +85,8 @@ pub use options::{
 };
 pub(crate) use options::{index_memory, pending_memory};
 pub(crate) use schema::SchemaChange;
+pub use source::resolve_tables;
 use source::{Prepared, SlotState, drop_slot, prepare};
-pub use source::{resolve_mirrored, resolve_tables};
 pub use status::{MirrorStatus, TableStatus, mirror_status};
 
 /// How a mirrored table's rows are told apart.

@@ -2729,7 +2729,8 @@ def test_keys_of_every_kind_go_through_the_persisted_index_and_the_buckets(sourc
         assert c.execute(f"SELECT count(*) FROM {table}_back").fetchone()[0] == 4000 - 571 + 2000
 
 
-def test_views_a_schema_holds_are_left_out_of_its_mirror_and_one_named_is_refused(source, lake, slot, duckdb_lake):
+def test_views_a_schema_holds_are_left_out_of_its_mirror_and_one_named_is_refused(source, lake, slot, duckdb_lake,
+                                                                                    capfd):
     """`--schema` matching a view and a materialized view beside a table: the table is
     mirrored, the others left out, each named as such; a view named by `--table` is refused by
     name; a schema of views alone is refused, naming them."""
@@ -2743,11 +2744,20 @@ def test_views_a_schema_holds_are_left_out_of_its_mirror_and_one_named_is_refuse
     args = base + ["--slot", slot]
     out = subprocess.run(args + ["--schema", "with_views"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert '"with_views"."v" is a view: not mirrored' in out.stderr, out.stderr
-    assert '"with_views"."m" is a materialized view: not mirrored' in out.stderr, out.stderr
+    assert 'warning: "with_views"."v" (a view) publishes no changes: not mirrored' in out.stderr, out.stderr
+    assert '"with_views"."m" (a materialized view) publishes no changes: not mirrored' in out.stderr, out.stderr
     run(source, "INSERT INTO with_views.t VALUES (3, 3)")
     ran(args + ["--schema", "with_views"])
     assert duckdb_lake(lake[0], "SELECT count(*) FROM lake.with_views.t") == [(3,)]
+    # From Python: the same tables, the same warning.
+    import pgarrow
+
+    capfd.readouterr()
+    run(source, "INSERT INTO with_views.t VALUES (4, 4)")
+    stats = pgarrow.mirror(source, schema="with_views", ducklake=lake[0], slot=slot, catch_up=True)
+    assert stats["tables"] == ['"with_views"."t"'], stats
+    assert '"with_views"."v" (a view) publishes no changes: not mirrored' in capfd.readouterr().err
+    assert duckdb_lake(lake[0], "SELECT count(*) FROM lake.with_views.t") == [(4,)]
     assert duckdb_lake(lake[0], "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake'") == [(1,)]
     named = subprocess.run(base + ["--slot", f"{slot}_v", "-t", "with_views.v", "-t", "with_views.t"],
                            capture_output=True, text=True, timeout=300)

@@ -10,38 +10,28 @@ use super::{MirrorOptions, RowKey};
 
 /// The tables `patterns` select on the source (`pg_dump`'s patterns: `--table`, `--schema`),
 /// in schema and name order: what a mirror of patterns follows. Views, materialized views and
-/// foreign tables a wildcard or schema pattern matches are left out (they publish no
-/// changes; see [`resolve_mirrored`]); one a pattern names exactly is kept, for the mirror to
-/// refuse by name.
+/// foreign tables a wildcard or schema pattern matches publish no changes: they are left out,
+/// each named in a warning; one a pattern names exactly is kept, for the mirror to refuse by
+/// name.
 ///
 /// # Errors
-/// Connecting; a pattern that matches nothing.
+/// Connecting; a pattern that matches nothing, or only relations that are not tables.
 pub async fn resolve_tables(
     config: impl IntoConfig,
     patterns: &[pgarrow::names::TablePattern],
 ) -> Result<Vec<TableName>> {
-    Ok(resolve_mirrored(config, patterns).await?.0)
-}
-
-/// [`resolve_tables`], with the relations left out, each with what it is ("a view").
-///
-/// # Errors
-/// Connecting; a pattern that matches nothing, or only relations that are not tables.
-pub async fn resolve_mirrored(
-    config: impl IntoConfig,
-    patterns: &[pgarrow::names::TablePattern],
-) -> Result<(Vec<TableName>, Vec<(TableName, &'static str)>)> {
     let config = config.into_config()?;
     let mut conn = Connection::connect(&config)
         .await
         .map_err(|e| Error::from(ErrorKind::Connect(e)))?;
     let found = async {
         let tables = pgarrow::names::resolve(&mut conn, patterns).await?;
+        let kinds = relkinds(&mut conn, &tables).await?;
         let exact: Vec<TableName> = patterns.iter().filter_map(|p| p.exact()).collect();
         let mut kept = Vec::with_capacity(tables.len());
         let mut skipped = Vec::new();
-        for t in tables {
-            let kind = match relkind(&mut conn, &t).await?.as_str() {
+        for (t, kind) in tables.into_iter().zip(kinds) {
+            let kind = match kind.as_str() {
                 "v" => Some("a view"),
                 "m" => Some("a materialized view"),
                 "f" => Some("a foreign table"),
@@ -54,40 +44,40 @@ pub async fn resolve_mirrored(
                         .is_none_or(|s| Some(s) == t.schema.as_ref())
             });
             match kind {
-                Some(kind) if !named => skipped.push((t, kind)),
+                Some(kind) if !named => skipped.push(format!("{} ({kind})", t.quoted())),
                 _ => kept.push(t),
             }
         }
         if kept.is_empty() {
-            let names: Vec<String> = skipped
-                .iter()
-                .map(|(t, kind)| format!("{} ({kind})", t.quoted()))
-                .collect();
             return Err(Error::usage(format!(
                 "no table to mirror: the patterns match only {}, which publish no changes",
-                names.join(", ")
+                skipped.join(", ")
             )));
         }
-        Ok((kept, skipped))
+        for s in &skipped {
+            log::warn!("{s} publishes no changes: not mirrored");
+        }
+        Ok(kept)
     }
     .await;
     let _ = conn.close().await;
     found
 }
 
-/// The kind of relation `table` is (`pg_class.relkind`).
-async fn relkind(conn: &mut Connection, table: &TableName) -> Result<String> {
+/// The kind of relation each of `tables` is (`pg_class.relkind`), in order, in one query.
+async fn relkinds(conn: &mut Connection, tables: &[TableName]) -> Result<Vec<String>> {
+    let names: Vec<String> = tables.iter().map(|t| quote_literal(&t.quoted())).collect();
     let rows = conn
         .simple_query(&format!(
-            "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = to_regclass({})",
-            quote_literal(&table.quoted())
+            "SELECT c.relkind::text FROM unnest(ARRAY[{}]::text[]) WITH ORDINALITY AS t(name, i) \
+             LEFT JOIN pg_catalog.pg_class c ON c.oid = to_regclass(t.name) ORDER BY t.i",
+            names.join(", ")
         ))
         .await?;
     Ok(rows
         .into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next().flatten())
-        .unwrap_or_default())
+        .map(|r| r.into_iter().next().flatten().unwrap_or_default())
+        .collect())
 }
 
 /// The table's name as the server has it and its key: the primary key, else the replica
