@@ -1018,6 +1018,30 @@ impl Live {
         rows: Option<&RecordBatch>,
         in_order: bool,
     ) -> Result<()> {
+        self.index.begin_fresh();
+        let added = self.add_each_written(files, rows, in_order).await;
+        let twice = self.index.end_fresh();
+        if added.is_err() || twice.is_some() {
+            self.index.unfresh();
+        }
+        added?;
+        if let Some(((a, p), (b, q))) = twice {
+            return Err(ErrorKind::Unexpected(format!(
+                "one key twice: file {a} row {p}, and file {b} row {q}"
+            ))
+            .into());
+        }
+        self.settle().await;
+        Ok(())
+    }
+
+    /// [`add_written`](Self::add_written)'s files, one by one.
+    async fn add_each_written(
+        &mut self,
+        files: Vec<LiveFile>,
+        rows: Option<&RecordBatch>,
+        in_order: bool,
+    ) -> Result<()> {
         let mut first = 0usize;
         for file in files {
             match (rows, in_order) {
@@ -1034,7 +1058,6 @@ impl Live {
                 log::warn!("the mirror's key index was not written out: {e}");
             }
         }
-        self.settle().await;
         Ok(())
     }
 

@@ -50,7 +50,7 @@ const SEGMENT: usize = 32 << 20;
 /// Keys too long for an entry (`heap` bytes each, on average) are held apart: each then
 /// takes those bytes more.
 fn most_in_memory(memory: usize, heap: usize) -> usize {
-    let buckets = (memory / (per_bucket() + heap * 7 / 8)).max(1024);
+    let buckets = (memory / (per_bucket() + heap * 7 / 8)).max(512);
     let buckets = match buckets.is_power_of_two() {
         true => buckets,
         false => buckets.next_power_of_two() / 2,
@@ -61,8 +61,34 @@ fn most_in_memory(memory: usize, heap: usize) -> usize {
 /// time) a reference that sorts it.
 fn per_bucket() -> usize {
     let bucket = std::mem::size_of::<(Key, At)>() + 1;
-    let reference = std::mem::size_of::<(&Key, &At)>();
+    let reference = std::mem::size_of::<Sorting<'_>>();
     bucket + reference * 7 / 8 + 1
+}
+
+/// An entry being sorted to be written out: its key's first eight bytes (zero-padded, read
+/// big-endian) beside the reference, so that most comparisons read the sorting vector alone,
+/// not the entries scattered over the hash table.
+type Sorting<'m> = (u64, &'m Key, &'m At);
+
+/// The key's first eight bytes, zero-padded, as a number that sorts as the keys do: where two
+/// differ, the keys differ at that byte (or the shorter one ends there), and the keys sort the
+/// same way; where they are equal, the keys' bytes decide.
+fn prefix(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = key.len().min(8);
+    b[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(b)
+}
+
+/// A run written: what the manifest says of it, and its segments.
+type Written = (RunMeta, Vec<Location>);
+
+/// Entries sorted by key, as a run holds them.
+fn sort_fresh(fresh: &mut [(Key, At)]) {
+    fresh.sort_unstable_by(|a, b| {
+        let (a, b) = (a.0.as_slice(), b.0.as_slice());
+        prefix(a).cmp(&prefix(b)).then_with(|| a.cmp(b))
+    });
 }
 
 /// Runs past this many are merged whatever their sizes.
@@ -327,6 +353,13 @@ impl Place {
 pub(crate) struct Index {
     /// Entries not yet in a run, by key.
     mem: HashMap<Key, At, KeyHashing>,
+    /// Entries of the files a commit wrote, while [`fresh`](Self::begin_fresh): in the order
+    /// they came, to be sorted and written out as a run. A hash table would take each at a
+    /// random place of its memory only to have them sorted out of it moments later.
+    fresh: Vec<(Key, At)>,
+    /// Whether entries go to `fresh` (between [`begin_fresh`](Self::begin_fresh) and
+    /// [`end_fresh`](Self::end_fresh)).
+    freshening: bool,
     /// Rows told apart by all their values: keys in memory are a digest and an ordinal, and
     /// a run holds the digest alone (see [`whole`]).
     whole: bool,
@@ -973,10 +1006,11 @@ impl Index {
     }
 
     fn refresh_stats(&mut self) {
-        self.stats.memory_entries = self.mem.len() as u64;
+        self.stats.memory_entries = (self.mem.len() + self.fresh.len()) as u64;
         // A table of this room has about 8/7 as many buckets, each an entry and a control byte.
         let bucket = std::mem::size_of::<(Key, At)>() + 1;
-        self.stats.memory_bytes = (self.mem.capacity() / 7 * 8 * bucket + self.heap) as u64;
+        let list = self.fresh.capacity() * std::mem::size_of::<(Key, At)>();
+        self.stats.memory_bytes = (self.mem.capacity() / 7 * 8 * bucket + list + self.heap) as u64;
         if let Some(s) = &self.store {
             self.stats.runs = s.runs.len() as u64;
             self.stats.disk_bytes = s.runs.iter().map(Run::bytes).sum();
@@ -995,9 +1029,16 @@ impl Index {
         self.mem.get(key)
     }
 
-    /// Holds `key` at `at` in memory; returns the place it held before there.
+    /// Holds `key` at `at` in memory; returns the place it held before there (while
+    /// [`begin_fresh`](Self::begin_fresh) holds, `None`: [`end_fresh`](Self::end_fresh) finds
+    /// a key twice).
     pub(crate) fn insert(&mut self, key: Key, at: At) -> Option<At> {
         let heap = key.heap_bytes();
+        if self.freshening {
+            self.heap += heap;
+            self.fresh.push((key, at));
+            return None;
+        }
         let before = self.mem.insert(key, at);
         if before.is_none() {
             self.heap += heap;
@@ -1022,7 +1063,8 @@ impl Index {
         self.mem.iter()
     }
 
-    pub(crate) fn retain(&mut self, f: impl FnMut(&Key, &mut At) -> bool) {
+    pub(crate) fn retain(&mut self, mut f: impl FnMut(&Key, &mut At) -> bool) {
+        self.fresh.retain_mut(|(k, at)| f(k, at));
         self.mem.retain(f);
         self.count_heap();
     }
@@ -1032,12 +1074,19 @@ impl Index {
     fn table_bytes(&self) -> usize {
         let buckets = (self.mem.capacity() / 7 * 8).next_power_of_two();
         let bucket = std::mem::size_of::<(Key, At)>() + 1;
-        buckets * bucket + self.mem.len() * std::mem::size_of::<(&Key, &At)>()
+        buckets * bucket
+            + self.mem.len() * std::mem::size_of::<Sorting<'_>>()
+            + self.fresh.capacity() * std::mem::size_of::<(Key, At)>()
     }
 
     /// Counts the bytes the keys in memory hold on the heap again.
     fn count_heap(&mut self) {
-        self.heap = self.mem.keys().map(Key::heap_bytes).sum();
+        self.heap = self.mem.keys().map(Key::heap_bytes).sum::<usize>()
+            + self
+                .fresh
+                .iter()
+                .map(|(k, _)| k.heap_bytes())
+                .sum::<usize>();
     }
 
     /// Entries in memory.
@@ -1047,12 +1096,54 @@ impl Index {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.mem.is_empty() && self.store.as_ref().is_none_or(|s| s.runs.is_empty())
+        self.mem.is_empty()
+            && self.fresh.is_empty()
+            && self.store.as_ref().is_none_or(|s| s.runs.is_empty())
+    }
+
+    /// The entries of the files a commit wrote go into a list, not the hash table, until
+    /// [`end_fresh`](Self::end_fresh): they are written out as a run right after (they are
+    /// the new entries [`persist`](Self::persist) writes), and a list takes them in order, in
+    /// less memory. Only for a persisted index of keys (not whole rows) holding nothing in
+    /// memory: then the list holds every entry not in a run, and nothing looks one up before
+    /// `end_fresh`. The hash table's room is given back meanwhile (the list takes its place
+    /// in the budget).
+    pub(crate) fn begin_fresh(&mut self) {
+        if self.store.is_some() && !self.whole && self.mem.is_empty() && self.dups.is_empty() {
+            self.mem = HashMap::default();
+            self.freshening = true;
+        }
+    }
+
+    /// The entries since [`begin_fresh`](Self::begin_fresh) that are not written out yet are
+    /// sorted, as a run holds them; a key among them twice is returned with both its places.
+    /// They are written out by the next [`persist`](Self::persist), and held in the hash
+    /// table if that fails.
+    pub(crate) fn end_fresh(&mut self) -> Option<(At, At)> {
+        self.freshening = false;
+        sort_fresh(&mut self.fresh);
+        self.fresh
+            .windows(2)
+            .find(|w| w[0].0 == w[1].0)
+            .map(|w| (w[0].1, w[1].1))
+    }
+
+    /// The entries of `fresh` held in the hash table instead (they were not written out).
+    pub(crate) fn unfresh(&mut self) {
+        if self.fresh.is_empty() {
+            return;
+        }
+        let fresh = std::mem::take(&mut self.fresh);
+        self.mem.reserve(fresh.len());
+        self.mem.extend(fresh);
+        self.count_heap();
     }
 
     /// Every entry goes (a truncate: no file of the table is left).
     pub(crate) fn clear(&mut self) {
         self.mem = HashMap::default();
+        self.fresh = Vec::new();
+        self.freshening = false;
         self.dups = HashMap::default();
         self.heap = 0;
     }
@@ -1214,12 +1305,13 @@ impl Index {
     /// The storage's.
     pub(crate) async fn spill_if_full(&mut self, files: &BTreeMap<i64, LiveFile>) -> Result<()> {
         // Past the entries the table holds, or past the budget with the keys held apart.
+        let held = self.mem.len() + self.fresh.len();
         let full = self.store.as_ref().is_some_and(|s| {
-            self.mem.len() >= s.most_in_memory
+            held >= s.most_in_memory
                 || (self.heap > 0 && self.table_bytes() + self.heap >= s.memory)
         });
         if full {
-            let heap = self.heap / self.mem.len().max(1);
+            let heap = self.heap / held.max(1);
             self.write_out(files, false).await?;
             self.stats.spills += 1;
             // Keys held apart: a table of fewer entries, so that they fit beside it.
@@ -1229,7 +1321,9 @@ impl Index {
                 let most = most_in_memory(s.memory, heap);
                 if most < s.most_in_memory {
                     s.most_in_memory = most;
-                    self.mem = HashMap::with_capacity_and_hasher(most, KeyHashing::default());
+                    if !self.freshening {
+                        self.mem = HashMap::with_capacity_and_hasher(most, KeyHashing::default());
+                    }
                 }
             }
         }
@@ -1239,22 +1333,30 @@ impl Index {
     /// The entries in memory written as a run (only live ones when `live_only`), memory
     /// emptied (its room kept for the next ones); on an error they are held in memory still.
     async fn write_out(&mut self, files: &BTreeMap<i64, LiveFile>, live_only: bool) -> Result<()> {
-        let Some(store) = &mut self.store else {
+        if self.store.is_none() {
             return Ok(());
-        };
+        }
+        if !self.fresh.is_empty() && !self.mem.is_empty() {
+            // Not met (fresh entries come only to an empty table): one place for them all.
+            self.unfresh();
+        }
         if live_only {
             let liveness = Liveness::new(files);
             self.mem.retain(|_, at| liveness.live(*at));
-            self.heap = self.mem.keys().map(Key::heap_bytes).sum();
+            self.fresh.retain(|(_, at)| liveness.live(*at));
+            self.count_heap();
         }
-        if self.mem.is_empty() {
+        if self.mem.is_empty() && self.fresh.is_empty() {
             self.dups.clear();
             return Ok(());
         }
+        let Some(store) = &mut self.store else {
+            return Ok(());
+        };
         // The files' numbers, given before the entries go to be sorted where they are (no
         // copy of them: that would double the memory they take).
-        let mut numbers: HashMap<i64, u32> = HashMap::new();
-        for (_, at) in self.mem.iter() {
+        let mut numbers: HashMap<i64, u32, KeyHashing> = HashMap::default();
+        for at in self.mem.values().chain(self.fresh.iter().map(|(_, at)| at)) {
             if let std::collections::hash_map::Entry::Vacant(v) = numbers.entry(at.0)
                 && let Some(file) = files.get(&at.0)
             {
@@ -1267,17 +1369,75 @@ impl Index {
             true => whole::WRITTEN,
             false => usize::MAX,
         };
+        let written = match self.fresh.is_empty() {
+            true => self.write_out_mem(home, numbers, written_len).await?,
+            false => {
+                let mut fresh = std::mem::take(&mut self.fresh);
+                let (written, fresh) = blocking(move || {
+                    let written = (|| -> Result<_> {
+                        sort_fresh(&mut fresh);
+                        home.prepare_dir()?;
+                        let mut w = SegmentWriter::new(&home);
+                        for (k, (id, pos)) in &fresh {
+                            if let Some(&n) = numbers.get(id) {
+                                w.push(k.as_slice(), n, *pos)?;
+                            }
+                        }
+                        w.finish()
+                    })();
+                    if written.is_ok() {
+                        fresh.clear();
+                    }
+                    Ok((written, fresh))
+                })
+                .await?;
+                self.fresh = fresh;
+                if written.is_err() && !self.freshening {
+                    // Held in the hash table, as entries not written out are.
+                    self.unfresh();
+                }
+                if written.is_ok() && !self.freshening {
+                    self.fresh = Vec::new();
+                }
+                written
+            }
+        };
+        let written = written?;
+        self.dups.clear();
+        self.heap = 0;
+        if let Some(meta) = written {
+            let Some(store) = &mut self.store else {
+                return Ok(());
+            };
+            store.runs.push(Run::of(meta.0, &store.footers)?);
+        }
+        self.refresh_stats();
+        Ok(())
+    }
+
+    /// The hash table's entries written as a run, sorted where they are; emptied when that
+    /// worked. The run written, or why not.
+    async fn write_out_mem(
+        &mut self,
+        home: Location,
+        numbers: HashMap<i64, u32, KeyHashing>,
+        written_len: usize,
+    ) -> Result<Result<Option<Written>>> {
         let mut mem = std::mem::take(&mut self.mem);
         let (written, mem) = blocking(move || {
             let written = (|| -> Result<_> {
-                let mut entries: Vec<(&Key, &At)> = mem
+                let mut entries: Vec<Sorting<'_>> = mem
                     .iter()
                     .filter(|(_, at)| numbers.contains_key(&at.0))
+                    .map(|(k, at)| (prefix(k.as_slice()), k, at))
                     .collect();
-                entries.sort_unstable_by(|a, b| a.0.as_slice().cmp(b.0.as_slice()));
+                entries.sort_unstable_by(|a, b| {
+                    a.0.cmp(&b.0)
+                        .then_with(|| a.1.as_slice().cmp(b.1.as_slice()))
+                });
                 home.prepare_dir()?;
                 let mut w = SegmentWriter::new(&home);
-                for (k, (id, pos)) in entries {
+                for (_, k, (id, pos)) in entries {
                     let k = k.as_slice();
                     w.push(&k[..k.len().min(written_len)], numbers[id], *pos)?;
                 }
@@ -1290,17 +1450,7 @@ impl Index {
         })
         .await?;
         self.mem = mem;
-        let written = written?;
-        self.dups.clear();
-        self.heap = 0;
-        if let Some(meta) = written {
-            let Some(store) = &mut self.store else {
-                return Ok(());
-            };
-            store.runs.push(Run::of(meta.0, &store.footers)?);
-        }
-        self.refresh_stats();
-        Ok(())
+        Ok(written)
     }
 
     /// Persists the index for the table whose files are now `files` (after a commit, or a
@@ -1555,6 +1705,29 @@ mod tests {
     }
 
     #[test]
+    fn keys_sort_by_their_prefix_then_their_bytes_as_by_their_bytes_alone() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        // Short keys, keys ending in zeros, keys equal for their first eight bytes.
+        let mut keys: Vec<Vec<u8>> = (0..5000)
+            .map(|_| {
+                let len = rng.usize(0..14);
+                (0..len)
+                    .map(|_| rng.choice([0u8, 1, 2, 255]).unwrap())
+                    .collect()
+            })
+            .collect();
+        keys.push(vec![1]);
+        keys.push(vec![1, 0]);
+        keys.push(vec![1, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let mut by_prefix: Vec<(u64, &[u8])> =
+            keys.iter().map(|k| (prefix(k), k.as_slice())).collect();
+        by_prefix.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        let mut by_bytes: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        by_bytes.sort_unstable();
+        assert_eq!(by_prefix.iter().map(|e| e.1).collect::<Vec<_>>(), by_bytes);
+    }
+
+    #[test]
     fn varints_round_trip() {
         for v in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
             let mut b = Vec::new();
@@ -1579,7 +1752,7 @@ mod tests {
             }
             assert_eq!(map.capacity(), room, "{memory}: filled without a resize");
             let buckets = (room + 1).next_power_of_two();
-            let taken = buckets * bucket + most * std::mem::size_of::<(&Key, &At)>();
+            let taken = buckets * bucket + most * std::mem::size_of::<Sorting<'_>>();
             assert!(
                 taken <= memory,
                 "{memory}: {taken} bytes for {most} entries"
@@ -1776,7 +1949,7 @@ mod tests {
             Location::parse(dir.path().join(HOME).to_str().unwrap(), &Default::default()).unwrap();
         let place = Place {
             home: Some(home.clone()),
-            memory: 64 << 10,
+            memory: 128 << 10,
         };
         let k: Vec<String> = vec!["a".into(), "b".into()];
         let mut table = files(&[
@@ -1863,6 +2036,67 @@ mod tests {
     }
 
     /// A table of 100 rows in file 0 and its index persisted under `dir`: the place, the key.
+    #[tokio::test]
+    async fn a_commits_entries_listed_apart_are_found_as_those_of_the_hash_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let home =
+            Location::parse(dir.path().join(HOME).to_str().unwrap(), &Default::default()).unwrap();
+        let place = Place {
+            home: Some(home.clone()),
+            memory: 64 << 10,
+        };
+        let k: Vec<String> = vec!["id".into()];
+        let table = files(&[
+            (0, "/t/a.parquet", 3000, vec![]),
+            (1, "/t/b.parquet", 3000, vec![]),
+        ]);
+        let (mut index, _) = Index::open(&place, &k, false, &table).await.unwrap();
+        // Out of key order, past the memory's share (written out while listed).
+        index.begin_fresh();
+        for i in (0..6000u64).rev() {
+            assert_eq!(
+                index.insert(Key::new(&key(i)), ((i / 3000) as i64, i % 3000)),
+                None
+            );
+            index.spill_if_full(&table).await.unwrap();
+        }
+        assert!(index.stats().spills >= 4, "{:?}", index.stats());
+        assert_eq!(index.end_fresh(), None);
+        index.persist(&table).await.unwrap();
+        assert!(index.fresh.is_empty() && index.mem.is_empty());
+        let asked: Vec<Vec<u8>> = (0..6000u64).step_by(7).map(key).collect();
+        let found = index
+            .locate(asked.iter().map(Vec::as_slice), &table)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), asked.len());
+        for i in (0..6000u64).step_by(7) {
+            assert_eq!(
+                found.get(key(i).as_slice()),
+                Some(&((i / 3000) as i64, i % 3000))
+            );
+        }
+
+        // A key twice among them is named with both places.
+        let (mut twice, _) = Index::open(&place, &k, false, &table).await.unwrap();
+        twice.begin_fresh();
+        twice.insert(Key::new(&key(9000)), (0, 1));
+        twice.insert(Key::new(&key(9001)), (0, 2));
+        twice.insert(Key::new(&key(9000)), (1, 4));
+        assert_eq!(twice.end_fresh(), Some(((0, 1), (1, 4))));
+
+        // Not written out (the index's home is a file now): held in the hash table, found.
+        let (mut held, _) = Index::open(&place, &k, false, &table).await.unwrap();
+        held.begin_fresh();
+        held.insert(Key::new(&key(9002)), (1, 7));
+        assert_eq!(held.end_fresh(), None);
+        std::fs::rename(dir.path().join(HOME), dir.path().join("moved")).unwrap();
+        std::fs::write(dir.path().join(HOME), b"not a directory").unwrap();
+        assert!(held.persist(&table).await.is_err());
+        assert!(held.fresh.is_empty());
+        assert_eq!(held.get(key(9002).as_slice()), Some(&(1, 7)));
+    }
+
     async fn persisted(dir: &std::path::Path) -> (Place, Vec<String>, BTreeMap<i64, LiveFile>) {
         let home = Location::parse(dir.join(HOME).to_str().unwrap(), &Default::default()).unwrap();
         let place = Place {
