@@ -192,11 +192,7 @@ pub async fn apply_to_lake(
                     .map_err(|e| e.context(format!("applying to {}", m.target.name())))?;
                 }
                 follow_columns(m, &batch).map_err(|e| e.context(format!("applying {at}")))?;
-                m.pending.push(
-                    batch,
-                    crate::mirror::pending_memory(mirror_options.memory_limit),
-                    mirror_options.spill_dir.as_deref(),
-                )?;
+                crate::mirror::pend(m, batch, &mirror_options)?;
                 before = Some(file.last_commit_lsn.parse()?);
                 stats.files += 1;
             }

@@ -25,7 +25,7 @@ mod positions;
 mod whole;
 
 use crate::spill::Spilled;
-pub(crate) use large::Changes;
+pub(crate) use large::{Changes, Surveying};
 
 pub use index::IndexStats;
 pub(crate) use index::{HOME as INDEX_HOME, Index, Place};

@@ -77,7 +77,7 @@ use crate::table::{LakeTable, Opened};
 use crate::target::{LakeTarget, export_tables_to_lake, export_to_lake};
 pub use at::{LakePoint, SourcePoint, TableAt, mirror_at, mirror_at_text};
 use follow::follow;
-pub(crate) use follow::{after, commit_table, is_moved};
+pub(crate) use follow::{after, commit_table, is_moved, pend};
 use metrics::Metrics;
 pub use options::{
     DEFAULT_MEMORY_LIMIT, DEFAULT_RETRY_FOR, DeleteMode, MirrorOptions, MirrorProgress,

@@ -107,11 +107,7 @@ pub(super) async fn follow(
                 let batch = after(&b.batch, m.point.lsn)?;
                 if batch.num_rows() > 0 {
                     changes_since += batch.num_rows() as u64;
-                    m.pending.push(
-                        batch,
-                        super::pending_memory(options.memory_limit),
-                        options.spill_dir.as_deref(),
-                    )?;
+                    pend(m, batch, options)?;
                 }
             }
             ChangeEvent::Checkpoint(lsn) => {
@@ -476,6 +472,22 @@ fn unstage(mirrored: &mut [Mirrored], plans: Vec<(usize, Plan)>, staged: Vec<Sta
     }
 }
 
+/// `batch` added to the table's pending changes (past their share of `options`' budget, set
+/// aside, and surveyed as `folded` reads them).
+///
+/// # Errors
+/// The spill file's.
+pub(crate) fn pend(m: &mut Mirrored, batch: RecordBatch, options: &MirrorOptions) -> Result<()> {
+    let reading = (m.point.lsn, m.columns, Some(m.target.lake_format()));
+    let live = &m.live;
+    m.pending.push(
+        batch,
+        super::pending_memory(options.memory_limit),
+        options.spill_dir.as_deref(),
+        || live.surveying(reading),
+    )
+}
+
 /// The table's pending changes folded into a plan against the files it holds: only what the
 /// table does not hold yet, as its files hold values. Changes set aside past the budget fold in
 /// buckets, unless an update changed its key.
@@ -489,6 +501,7 @@ async fn folded(m: &Mirrored, options: &MirrorOptions) -> Result<Plan> {
             after: m.point.lsn,
             // The lake's forms of the values (as `gathered`), bucket by bucket.
             format: Some(m.target.lake_format()),
+            surveyed: m.pending.surveyed(),
         };
         let bucket = super::pending_memory(options.memory_limit) / 2;
         let dir = options.spill_dir.as_deref();

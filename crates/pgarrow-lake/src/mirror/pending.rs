@@ -10,6 +10,7 @@ use pgarrow::Result;
 use pgarrow_changes::COMMIT_LSN_COLUMN;
 use pgarrow_protocol::replication::Lsn;
 
+use crate::live::Surveying;
 use crate::spill::SpillWriter;
 
 /// A table's pending changes, in the order they came.
@@ -24,6 +25,9 @@ pub(crate) struct Pending {
     newest: u64,
     schema: Option<SchemaRef>,
     spill: Option<SpillWriter>,
+    /// The fold's first pass over what was set aside, made as it was written (`None` once
+    /// a batch did not take it: the fold makes its own).
+    surveying: Option<Surveying>,
 }
 
 impl Pending {
@@ -57,7 +61,8 @@ impl Pending {
     }
 
     /// Adds `batch`; past `limit` bytes in memory, they are all set aside in a file of `dir`
-    /// (the system's temporary directory when `None`), and the later ones go there too.
+    /// (the system's temporary directory when `None`), and the later ones go there too, each
+    /// taken by the fold's first pass (`survey` makes it, when they are first set aside).
     ///
     /// # Errors
     /// The spill file's.
@@ -66,6 +71,7 @@ impl Pending {
         batch: RecordBatch,
         limit: usize,
         dir: Option<&Path>,
+        survey: impl FnOnce() -> Option<Surveying>,
     ) -> Result<()> {
         if let Some(commits) = batch
             .column_by_name(COMMIT_LSN_COLUMN)
@@ -78,6 +84,9 @@ impl Pending {
         if self.schema.is_none() {
             self.schema = Some(batch.schema());
         }
+        if self.spill.is_some() {
+            self.survey(&batch);
+        }
         if let Some(spill) = &mut self.spill {
             return spill.write(&batch);
         }
@@ -85,13 +94,30 @@ impl Pending {
         self.batches.push(batch);
         if self.bytes > limit {
             let mut spill = SpillWriter::new(dir, "pgarrow-mirror-");
+            self.surveying = survey();
             for b in std::mem::take(&mut self.batches) {
+                self.survey(&b);
                 spill.write(&b)?;
             }
             self.bytes = 0;
             self.spill = Some(spill);
         }
         Ok(())
+    }
+
+    /// `b` taken by the first pass; one it cannot take ends it (the fold's own pass then
+    /// says why).
+    fn survey(&mut self, b: &RecordBatch) {
+        if let Some(s) = &mut self.surveying
+            && s.see(b).is_err()
+        {
+            self.surveying = None;
+        }
+    }
+
+    /// The fold's first pass over what was set aside, when one was made as they were.
+    pub(crate) fn surveyed(&self) -> Option<&Surveying> {
+        self.surveying.as_ref()
     }
 
     /// The batches held in memory (none once set aside).
@@ -139,10 +165,12 @@ mod tests {
     fn past_the_limit_changes_are_set_aside_and_read_back_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let mut p = Pending::default();
-        p.push(batch(0, 10), 1 << 20, Some(dir.path())).unwrap();
+        p.push(batch(0, 10), 1 << 20, Some(dir.path()), || None)
+            .unwrap();
         assert!(!p.spilled() && p.in_memory().len() == 1);
         for i in 1..20 {
-            p.push(batch(i * 10, 10), 4096, Some(dir.path())).unwrap();
+            p.push(batch(i * 10, 10), 4096, Some(dir.path()), || None)
+                .unwrap();
         }
         assert!(p.spilled() && p.in_memory().is_empty());
         assert!(p.any_since(Lsn(199)) && !p.any_since(Lsn(200)));
