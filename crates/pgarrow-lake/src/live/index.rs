@@ -1805,17 +1805,7 @@ mod tests {
     #[tokio::test]
     async fn keys_are_found_in_runs_only_while_their_rows_live() {
         let dir = tempfile::tempdir().unwrap();
-        let home =
-            Location::parse(dir.path().join(HOME).to_str().unwrap(), &Default::default()).unwrap();
-        let place = Place {
-            home: Some(home.clone()),
-            memory: 64 << 10,
-        };
-        let k: Vec<String> = vec!["id".into()];
-        let mut table = files(&[
-            (0, "/t/a.parquet", 3000, vec![]),
-            (1, "/t/b.parquet", 3000, vec![]),
-        ]);
+        let (place, k, mut table) = two_files(dir.path());
         let (mut index, uncovered) = Index::open(&place, &k, false, &table).await.unwrap();
         assert_eq!(uncovered, vec![0, 1]);
         for i in 0..6000u64 {
@@ -1880,6 +1870,7 @@ mod tests {
             .unwrap();
         assert_eq!(found.get(key(3000).as_slice()), Some(&(7, 0)));
         // Merged: file b's entries dropped, one manifest left.
+        let home = place.home.as_ref().unwrap();
         let names: Vec<String> = home
             .list_names()
             .unwrap()
@@ -2035,21 +2026,25 @@ mod tests {
         assert_eq!(uncovered, vec![0, 1]);
     }
 
-    /// A table of 100 rows in file 0 and its index persisted under `dir`: the place, the key.
-    #[tokio::test]
-    async fn a_commits_entries_listed_apart_are_found_as_those_of_the_hash_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let home =
-            Location::parse(dir.path().join(HOME).to_str().unwrap(), &Default::default()).unwrap();
+    /// An index of `dir` in 64 KiB of memory, keyed by `id`, of a table of two files of 3,000
+    /// rows: the place, the key, the files.
+    fn two_files(dir: &std::path::Path) -> (Place, Vec<String>, BTreeMap<i64, LiveFile>) {
+        let home = Location::parse(dir.join(HOME).to_str().unwrap(), &Default::default()).unwrap();
         let place = Place {
-            home: Some(home.clone()),
+            home: Some(home),
             memory: 64 << 10,
         };
-        let k: Vec<String> = vec!["id".into()];
         let table = files(&[
             (0, "/t/a.parquet", 3000, vec![]),
             (1, "/t/b.parquet", 3000, vec![]),
         ]);
+        (place, vec!["id".into()], table)
+    }
+
+    #[tokio::test]
+    async fn a_commits_entries_listed_apart_are_found_as_those_of_the_hash_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let (place, k, table) = two_files(dir.path());
         let (mut index, _) = Index::open(&place, &k, false, &table).await.unwrap();
         // Out of key order, past the memory's share (written out while listed).
         index.begin_fresh();
@@ -2097,6 +2092,7 @@ mod tests {
         assert_eq!(held.get(key(9002).as_slice()), Some(&(1, 7)));
     }
 
+    /// A table of 100 rows in file 0 and its index persisted under `dir`: the place, the key.
     async fn persisted(dir: &std::path::Path) -> (Place, Vec<String>, BTreeMap<i64, LiveFile>) {
         let home = Location::parse(dir.join(HOME).to_str().unwrap(), &Default::default()).unwrap();
         let place = Place {
