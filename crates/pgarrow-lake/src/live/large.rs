@@ -462,10 +462,25 @@ impl Live {
             buckets.len()
         ));
         // Three at once: the buckets read back (one ahead), each folded, the rows each leaves
-        // set aside; the reading and the writing on threads of their own.
+        // set aside; the reading and the writing on threads of their own. That holds up to
+        // four buckets at once (one read, one waiting, one folded, its rows being set aside):
+        // when four do not fit in a bucket's share of the budget (a small budget, or past
+        // MOST_BUCKETS), they go one at a time, the next read when the last one's rows are set
+        // aside.
+        let ahead = buckets
+            .iter()
+            .map(|b| b.bytes().saturating_mul(4))
+            .max()
+            .is_none_or(|most| most <= bucket_bytes as u64);
         let (read_tx, mut read) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(1);
+        let (ask, asked) = std::sync::mpsc::channel::<()>();
+        let _ = ask.send(());
         let reader = tokio::task::spawn_blocking(move || {
-            for bucket in buckets {
+            // Each bucket read when asked for (empty ones skipped).
+            for bucket in buckets.into_iter().filter(|b| b.path().is_some()) {
+                if asked.recv().is_err() {
+                    return;
+                }
                 match read_bucket(bucket) {
                     Ok(None) => {}
                     Ok(Some(batch)) => {
@@ -481,10 +496,12 @@ impl Live {
             }
         });
         let (rows_tx, mut rows_rx) = tokio::sync::mpsc::channel::<RecordBatch>(1);
+        let (done, mut set_aside) = tokio::sync::mpsc::unbounded_channel::<()>();
         let writer = tokio::task::spawn_blocking(move || -> Result<_> {
             let mut w = SpillWriter::new(Some(&rows_dir), "pgarrow-rows-");
             while let Some(rows) = rows_rx.blocking_recv() {
                 w.write(&rows)?;
+                let _ = done.send(());
             }
             w.finish()
         });
@@ -493,6 +510,9 @@ impl Live {
         let folded = async {
             while let Some(batch) = read.recv().await {
                 let batch = batch?;
+                if ahead {
+                    let _ = ask.send(());
+                }
                 let plan = self.plan(&batch, columns, table, super::read_rows).await?;
                 drop(batch);
                 total.truncate |= plan.truncate;
@@ -503,11 +523,17 @@ impl Live {
                 for (file, positions) in plan.deletes {
                     deletes.entry(file).or_default().union_with(&positions);
                 }
-                if let Some(left) = plan.rows
-                    && rows_tx.send(left).await.is_err()
-                {
-                    // The writer stopped: its error is told below.
-                    break;
+                if let Some(left) = plan.rows {
+                    if rows_tx.send(left).await.is_err() {
+                        // The writer stopped: its error is told below.
+                        break;
+                    }
+                    if !ahead && set_aside.recv().await.is_none() {
+                        break;
+                    }
+                }
+                if !ahead {
+                    let _ = ask.send(());
                 }
             }
             Ok::<(), Error>(())
@@ -516,6 +542,7 @@ impl Live {
         // The reader stops at a fold's error (nothing takes its batches), the writer at the
         // end of the rows.
         drop(read);
+        drop(ask);
         drop(rows_tx);
         reader.await.map_err(|e| failed("a task", e))?;
         let written = writer.await.map_err(|e| failed("a task", e))?;
