@@ -74,6 +74,9 @@ enum Writer {
     /// The writer, and the Arrow schema to embed in the footer when it is finished (with the
     /// metadata known only then).
     Parquet(Box<ArrowWriter<Out>>, SchemaRef),
+    /// A Parquet file whose row groups' columns are encoded on several threads
+    /// ([`SinkOptions::encode_threads`]).
+    Columns(Box<(RowGroupFile, RowGroupEncoder)>),
     File(arrow_ipc::writer::FileWriter<Out>),
     Stream(arrow_ipc::writer::StreamWriter<Out>),
     Null,
@@ -202,7 +205,7 @@ impl Sink {
             ),
             _ => (None, None),
         };
-        Ok(Sink {
+        let sink = Sink {
             writer,
             target,
             converted,
@@ -212,7 +215,29 @@ impl Sink {
             geo,
             covering: covering.map(Box::new),
             order,
-        })
+        };
+        if options.encode_threads <= 1 {
+            return Ok(sink);
+        }
+        // The encoder converts, covers, summarizes and checks each batch itself.
+        let (row_group_bytes, sync) = (sink.row_group_bytes, sink.sync);
+        match sink.into_row_groups(options)? {
+            Ok((file, encoders)) => {
+                let encoder = encoders.encoder().with_threads(options.encode_threads);
+                Ok(Sink {
+                    writer: Writer::Columns(Box::new((file, encoder))),
+                    target: None,
+                    converted: None,
+                    row_group_bytes,
+                    rows: 0,
+                    sync,
+                    geo: None,
+                    covering: None,
+                    order: None,
+                })
+            }
+            Err(sink) => Ok(sink),
+        }
     }
 
     /// Writes one batch.
@@ -248,6 +273,12 @@ impl Sink {
                 w.write(batch)?;
                 if w.in_progress_size() >= self.row_group_bytes {
                     w.flush()?;
+                }
+            }
+            Writer::Columns(w) => {
+                let (file, encoder) = &mut **w;
+                for group in encoder.write(batch)? {
+                    file.append(group)?;
                 }
             }
             Writer::File(w) => w.write(batch)?,
@@ -310,6 +341,7 @@ impl Sink {
     pub fn size_estimate(&self) -> u64 {
         match &self.writer {
             Writer::Parquet(w, _) => (w.bytes_written() + w.in_progress_size()) as u64,
+            Writer::Columns(w) => (w.0.bytes_written() + w.1.in_progress_bytes()) as u64,
             Writer::File(w) => w.get_ref().bytes,
             Writer::Stream(w) => w.get_ref().bytes,
             Writer::Null => 0,
@@ -321,6 +353,7 @@ impl Sink {
     pub fn buffered(&self) -> usize {
         match &self.writer {
             Writer::Parquet(w, _) => w.memory_size(),
+            Writer::Columns(w) => w.1.memory_size(),
             _ => 0,
         }
     }
@@ -347,6 +380,13 @@ impl Sink {
         }
         let metadata = &metadata[..];
         let out = match self.writer {
+            Writer::Columns(w) => {
+                let (mut file, mut encoder) = *w;
+                if let Some(group) = encoder.finish()? {
+                    file.append(group)?;
+                }
+                return file.finish_with_metadata(metadata);
+            }
             Writer::Parquet(mut w, schema) => {
                 for (k, v) in metadata {
                     w.append_key_value_metadata(KeyValue::new(k.clone(), v.clone()));
@@ -493,6 +533,87 @@ mod tests {
         // 10,000 int32 values are about 40 KB in memory: a group per batch or two.
         let groups = write(40_000);
         assert!((5..=10).contains(&groups), "{groups} row groups");
+    }
+
+    /// A file whose columns are encoded on several threads is the file one thread writes:
+    /// the same row groups, column chunks and values (intervals converted, metadata added);
+    /// small batches, held until they are worth spreading, give the same rows in order.
+    #[test]
+    fn parquet_columns_on_several_threads_make_the_same_file() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("iv", DataType::Interval(IntervalUnit::MonthDayNano), true),
+        ]));
+        let batch = |start: i64, n: i64| {
+            let ids = Int64Array::from_iter_values(start..start + n);
+            let names = arrow_array::StringArray::from_iter(
+                (start..start + n)
+                    .map(|i| (i % 7 != 0).then(|| format!("name {} of a row", i % 5_000))),
+            );
+            let ivs = IntervalMonthDayNanoArray::from_iter_values(
+                (start..start + n).map(|i| IntervalMonthDayNano::new(1, (i % 30) as i32, i)),
+            );
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(ids), Arc::new(names), Arc::new(ivs)],
+            )
+            .unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let write = |threads: usize, rows: i64| {
+            let path = dir.path().join(format!("t{threads}-{rows}.parquet"));
+            let options = SinkOptions::default()
+                .with_row_group_bytes(1 << 20)
+                .with_encode_threads(threads);
+            let mut sink = Sink::create(
+                Format::Parquet,
+                Output::File(path.clone()),
+                &schema,
+                &options,
+            )
+            .unwrap();
+            for start in (0..180_000).step_by(rows as usize) {
+                sink.write(&batch(start, rows)).unwrap();
+            }
+            assert!(sink.size_estimate() > 0 && sink.buffered() > 0);
+            let bytes = sink
+                .finish_with_metadata(&[("k".into(), "v".into())])
+                .unwrap();
+            assert_eq!(bytes, std::fs::metadata(&path).unwrap().len());
+            path
+        };
+        let read = |path: &Path| {
+            let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                File::open(path).unwrap(),
+            )
+            .unwrap();
+            let meta = builder.metadata().clone();
+            let schema = builder.schema().clone();
+            let batches: Vec<RecordBatch> = builder.build().unwrap().map(Result::unwrap).collect();
+            let all = arrow_select::concat::concat_batches(&schema, &batches).unwrap();
+            (meta, schema, all)
+        };
+        let ((m1, s1, b1), (m3, s3, b3)) = (read(&write(1, 60_000)), read(&write(3, 60_000)));
+        assert!(m1.num_row_groups() > 1, "the byte bound cuts row groups");
+        assert_eq!(m1.num_row_groups(), m3.num_row_groups());
+        for (g1, g3) in m1.row_groups().iter().zip(m3.row_groups()) {
+            assert_eq!(g1.num_rows(), g3.num_rows());
+            let sizes = |g: &parquet::file::metadata::RowGroupMetaData| {
+                g.columns()
+                    .iter()
+                    .map(|c| (c.compressed_size(), c.statistics().cloned()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(sizes(g1), sizes(g3));
+        }
+        assert_eq!(s1, s3);
+        assert_eq!(s3.metadata().get("k").map(String::as_str), Some("v"));
+        assert_eq!(b1, b3);
+        assert_eq!(b3.num_rows(), 180_000);
+        let (m, s, b) = read(&write(2, 1_000));
+        assert!(m.num_row_groups() > 1);
+        assert_eq!((s, b), (s1, b1));
     }
 
     #[test]

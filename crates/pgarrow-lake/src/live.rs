@@ -127,7 +127,8 @@ impl LakeCommit {
 }
 
 /// Writes `rows` as Parquet data files under `dir`, laid out by `layout`, each named after
-/// `prefix`: what each file holds. Off the async threads.
+/// `prefix`: what each file holds. Off the async threads, each file's columns encoded on every
+/// core (nothing else of the commit runs meanwhile).
 ///
 /// # Errors
 /// The files' and the storage's.
@@ -138,6 +139,8 @@ pub(crate) async fn write_rows(
     rows: NewRows,
     prefix: String,
 ) -> Result<Vec<pgarrow::io::WrittenFile>> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let options = options.with_encode_threads(cores.min(4));
     tokio::task::spawn_blocking(move || -> Result<Vec<pgarrow::io::WrittenFile>> {
         dir.prepare_dir()?;
         let schema = rows.schema();

@@ -149,6 +149,9 @@ pub struct SinkOptions {
     /// this many bytes (default 32 MiB): the writer holds a whole row group until it is
     /// closed, so this is what bounds its memory on wide rows.
     pub row_group_bytes: usize,
+    /// Threads a Parquet row group's columns are encoded on (default 1: the caller's own).
+    /// More when one file is written at a time and cores are idle: the file is the same.
+    pub encode_threads: usize,
     /// Key-value metadata added to the file.
     pub metadata: Vec<(String, String)>,
     /// How Arrow IPC files hold intervals (Parquet always holds the struct form).
@@ -461,6 +464,7 @@ impl Default for SinkOptions {
             compression: Compression::Zstd(3),
             row_group_rows: 1 << 20,
             row_group_bytes: DEFAULT_ROW_GROUP_BYTES,
+            encode_threads: 1,
             metadata: Vec::new(),
             intervals: IntervalEncoding::Native,
             buffer_bytes: 1 << 20,
@@ -495,6 +499,12 @@ impl SinkOptions {
     /// Bytes of encoded data that close a Parquet row group early.
     pub fn with_row_group_bytes(mut self, bytes: usize) -> Self {
         self.row_group_bytes = bytes;
+        self
+    }
+
+    /// Sets [`encode_threads`](Self::encode_threads).
+    pub fn with_encode_threads(mut self, threads: usize) -> Self {
+        self.encode_threads = threads.max(1);
         self
     }
 

@@ -7,6 +7,12 @@
 //! order it is given them and writes the footer. Row groups are cut at
 //! [`SinkOptions::row_group_rows`](crate::SinkOptions) rows or
 //! [`row_group_bytes`](crate::SinkOptions) bytes of encoded data, as the sink's own are.
+//!
+//! One encoder may also spread a row group's columns over several threads
+//! ([`RowGroupEncoder::with_threads`]): each column chunk is encoded and compressed by a writer
+//! of its own, so a file written by one caller (a mirror's data file) is encoded on every core.
+//! Small batches are held until there is enough work to spread: the rows and their order are
+//! the same either way, and a row group may end a few batches later than on one thread.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +20,8 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 use parquet::arrow::arrow_writer::{
-    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+    ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory,
+    compute_leaves,
 };
 use parquet::arrow::{ARROW_SCHEMA_META_KEY, encode_arrow_schema};
 use parquet::file::metadata::KeyValue;
@@ -63,6 +70,9 @@ impl RowGroupEncoders {
             shared: self.clone(),
             writers: None,
             rows: 0,
+            threads: 1,
+            held: Vec::new(),
+            held_bytes: 0,
         }
     }
 }
@@ -77,6 +87,11 @@ pub struct RowGroupEncoder {
     geo: Option<GeoColumns>,
     /// The order of this encoder's rows, checked.
     order: Option<OrderCheck>,
+    /// Threads a row group's columns are spread over.
+    threads: usize,
+    /// With several threads, batches not yet encoded (see [`HOLD_UP_TO`]), and their bytes.
+    held: Vec<RecordBatch>,
+    held_bytes: usize,
 }
 
 impl std::fmt::Debug for RowGroupEncoder {
@@ -117,6 +132,13 @@ impl EncodedRowGroup {
 }
 
 impl RowGroupEncoder {
+    /// This encoder with each batch's columns encoded on up to `threads` threads (the
+    /// caller's among them), when a batch is large enough to be worth it.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
     /// Encodes `batch`, returning the row groups it completed (none, usually).
     ///
     /// # Errors
@@ -147,12 +169,11 @@ impl RowGroupEncoder {
         let mut done = Vec::new();
         let mut offset = 0;
         while offset < batch.num_rows() {
-            let room = self.shared.row_group_rows - self.rows;
+            let room = self.shared.row_group_rows - self.rows - self.held_rows();
             let take = room.min(batch.num_rows() - offset);
-            let slice = batch.slice(offset, take);
-            self.encode(&slice)?;
+            self.hold(batch.slice(offset, take))?;
             offset += take;
-            if self.rows >= self.shared.row_group_rows
+            if self.rows + self.held_rows() >= self.shared.row_group_rows
                 || self.in_progress_bytes() >= self.shared.row_group_bytes
             {
                 done.extend(self.finish()?);
@@ -161,24 +182,81 @@ impl RowGroupEncoder {
         Ok(done)
     }
 
-    fn encode(&mut self, batch: &RecordBatch) -> Result<()> {
+    /// Rows held, not yet encoded.
+    fn held_rows(&self) -> usize {
+        self.held.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// Encodes `batch`, or on several threads holds it until the batches held are worth
+    /// spreading (small batches would leave the other threads idle).
+    fn hold(&mut self, batch: RecordBatch) -> Result<()> {
+        if self.threads <= 1 {
+            return self.encode(&[batch]);
+        }
+        self.held_bytes += slice_bytes(&batch);
+        self.held.push(batch);
+        match self.held_bytes >= HOLD_UP_TO {
+            true => self.encode_held(),
+            false => Ok(()),
+        }
+    }
+
+    fn encode_held(&mut self) -> Result<()> {
+        let held = std::mem::take(&mut self.held);
+        self.held_bytes = 0;
+        match held.is_empty() {
+            true => Ok(()),
+            false => self.encode(&held),
+        }
+    }
+
+    /// Encodes `batches`, one after another, each leaf column by its own writer: the columns
+    /// spread over the threads.
+    fn encode(&mut self, batches: &[RecordBatch]) -> Result<()> {
         let writers = match &mut self.writers {
             Some(w) => w,
             None => self
                 .writers
                 .insert(self.shared.factory.create_column_writers(0)?),
         };
-        let mut leaves = writers.iter_mut();
-        for (field, column) in self.shared.schema.fields().iter().zip(batch.columns()) {
-            for leaf in compute_leaves(field, column)? {
-                let writer = leaves.next().ok_or_else(|| {
-                    Error::Unsupported("more Parquet leaf columns than writers".into())
-                })?;
-                writer.write(&leaf)?;
+        // Each leaf column's parts (one per batch) with the bytes they hold: the work they are.
+        let mut leaves: Vec<(Vec<ArrowLeafColumn>, usize)> =
+            (0..writers.len()).map(|_| (Vec::new(), 0)).collect();
+        for batch in batches {
+            let mut at = 0;
+            for (field, column) in self.shared.schema.fields().iter().zip(batch.columns()) {
+                let of_column = compute_leaves(field, column)?;
+                let share =
+                    column.to_data().get_slice_memory_size().unwrap_or(0) / of_column.len().max(1);
+                for leaf in of_column {
+                    let (parts, bytes) = leaves.get_mut(at).ok_or_else(|| {
+                        Error::Unsupported("more Parquet leaf columns than writers".into())
+                    })?;
+                    parts.push(leaf);
+                    *bytes += share;
+                    at += 1;
+                }
             }
+            self.rows += batch.num_rows();
         }
-        self.rows += batch.num_rows();
+        let work = writers
+            .iter_mut()
+            .zip(leaves)
+            .map(|(writer, (parts, bytes))| ((writer, parts), bytes))
+            .collect();
+        spread(work, self.threads, |(writer, parts)| {
+            parts.iter().try_for_each(|leaf| writer.write(leaf))
+        })?;
         Ok(())
+    }
+
+    /// Memory held for the row group in progress (its batches held included).
+    pub fn memory_size(&self) -> usize {
+        self.held_bytes
+            + self
+                .writers
+                .as_ref()
+                .map_or(0, |w| w.iter().map(ArrowColumnWriter::memory_size).sum())
     }
 
     /// Bytes of encoded data held for the row group in progress.
@@ -193,8 +271,9 @@ impl RowGroupEncoder {
     /// Ends the row group in progress, if it has rows.
     ///
     /// # Errors
-    /// The Parquet encoder failed to close a column.
+    /// The Parquet encoder failed to encode or close a column.
     pub fn finish(&mut self) -> Result<Option<EncodedRowGroup>> {
+        self.encode_held()?;
         let Some(writers) = self.writers.take() else {
             return Ok(None);
         };
@@ -203,10 +282,15 @@ impl RowGroupEncoder {
             .iter()
             .map(ArrowColumnWriter::get_estimated_total_bytes)
             .sum();
-        let chunks = writers
+        // Closing a column compresses its last page and its dictionary.
+        let work = writers
             .into_iter()
-            .map(ArrowColumnWriter::close)
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|w| {
+                let share = w.get_estimated_total_bytes();
+                (w, share)
+            })
+            .collect();
+        let chunks = spread(work, self.threads, ArrowColumnWriter::close)?;
         // The row group takes what was seen since the last one (a batch is summarized
         // whole before it is cut, so a group's summary may cover a few rows of the next: the
         // file's, their union, is exact).
@@ -223,6 +307,79 @@ impl RowGroupEncoder {
     }
 }
 
+/// Work smaller than this (bytes of the columns it reads) is not worth a thread.
+const SPREAD_FROM: usize = 256 << 10;
+
+/// An encoder on several threads holds batches until they hold this many bytes, then
+/// encodes them together.
+const HOLD_UP_TO: usize = 4 << 20;
+
+/// The bytes `batch`'s columns hold (of their buffers, only the part the batch uses).
+fn slice_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+        .sum()
+}
+
+/// `f` of each item, on up to `threads` threads (this one among them), each thread taking the
+/// heaviest item left as it is free (the weights only order them: what an item costs is
+/// learned by doing it); the results in the items' order. The first error is returned (every
+/// item is still done).
+fn spread<T, R, E>(
+    items: Vec<(T, usize)>,
+    threads: usize,
+    f: impl Fn(T) -> std::result::Result<R, E> + Sync,
+) -> std::result::Result<Vec<R>, E>
+where
+    T: Send,
+    R: Send,
+    E: Send,
+{
+    let weight: usize = items.iter().map(|(_, w)| w).sum();
+    let threads = threads.min(items.len());
+    if threads <= 1 || weight < SPREAD_FROM {
+        return items.into_iter().map(|(item, _)| f(item)).collect();
+    }
+    // Lightest first: each thread pops the heaviest left.
+    let mut left: Vec<(usize, T, usize)> = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, (item, w))| (i, item, w))
+        .collect();
+    left.sort_by_key(|&(_, _, w)| w);
+    let count = left.len();
+    let left = std::sync::Mutex::new(left);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let next = match left.lock() {
+                Ok(mut left) => left.pop(),
+                Err(poisoned) => poisoned.into_inner().pop(),
+            };
+            let Some((i, item, _)) = next else {
+                return done;
+            };
+            done.push((i, f(item)));
+        }
+    };
+    let mut done: Vec<(usize, std::result::Result<R, E>)> = std::thread::scope(|s| {
+        let others: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut done = work();
+        for other in others {
+            match other.join() {
+                Ok(d) => done.extend(d),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        done
+    });
+    debug_assert_eq!(done.len(), count);
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
 /// The Parquet file that encoded row groups are appended to; written atomically, as a
 /// [`Sink`](crate::Sink)'s file is.
 pub struct RowGroupFile {
@@ -233,6 +390,8 @@ pub struct RowGroupFile {
     rows: u64,
     /// The geometry columns, summarized over the row groups appended.
     geo: Option<GeoColumns>,
+    /// Whether finishing syncs the file.
+    sync: bool,
 }
 
 impl std::fmt::Debug for RowGroupFile {
@@ -270,6 +429,7 @@ impl RowGroupFile {
             schema,
             rows: 0,
             geo,
+            sync: options.sync,
         };
         (file, encoders)
     }
@@ -296,6 +456,11 @@ impl RowGroupFile {
         self.rows
     }
 
+    /// Bytes written so far (the row groups appended).
+    pub fn bytes_written(&self) -> usize {
+        self.writer.bytes_written()
+    }
+
     /// Writes the footer with `metadata` added (as [`Sink::finish_with_metadata`](crate::Sink::finish_with_metadata)
     /// does) and renames the file over its target. Returns the bytes written.
     ///
@@ -318,7 +483,7 @@ impl RowGroupFile {
             encode_arrow_schema(&schema),
         ));
         let out = self.writer.into_inner()?;
-        output::finish(out, self.target, true)
+        output::finish(out, self.target, self.sync)
     }
 }
 
@@ -339,6 +504,44 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(spans)]).unwrap()
+    }
+
+    /// Work is taken by the threads as they are free and comes back in its order; an error
+    /// is the first.
+    #[test]
+    fn spread_work_comes_back_in_order() {
+        let items: Vec<(u64, usize)> = (0..9).map(|i| (i, (i as usize + 1) << 18)).collect();
+        // Each item waits (a while at most) until three threads hold one: it is done on
+        // three threads only if three take work at once.
+        let on = std::sync::Mutex::new(std::collections::HashSet::new());
+        let met = std::sync::Condvar::new();
+        let done = spread(items.clone(), 3, |i| {
+            let mut on = on.lock().unwrap();
+            on.insert(std::thread::current().id());
+            met.notify_all();
+            let timeout = std::time::Duration::from_secs(10);
+            drop(
+                met.wait_timeout_while(on, timeout, |on| on.len() < 3)
+                    .unwrap(),
+            );
+            Ok::<_, String>(i * 10)
+        })
+        .unwrap();
+        assert_eq!(done, (0..9).map(|i| i * 10).collect::<Vec<_>>());
+        assert_eq!(on.lock().unwrap().len(), 3, "on three threads");
+        let failed = spread(items.clone(), 2, |i| match i {
+            4 | 7 => Err(format!("item {i}")),
+            _ => Ok(i),
+        });
+        assert_eq!(failed, Err("item 4".to_owned()));
+        // Light work stays on the caller's thread.
+        let light: Vec<(u64, usize)> = (0..9).map(|i| (i, 10)).collect();
+        let here = std::thread::current().id();
+        spread(light, 4, |_| match std::thread::current().id() == here {
+            true => Ok(()),
+            false => Err(()),
+        })
+        .unwrap();
     }
 
     #[test]
