@@ -352,6 +352,7 @@ impl Live {
         if self.key.is_empty() {
             return Ok(None);
         }
+        let cutting = std::time::Instant::now();
         let whole = self.whole.then(|| (self.index.secret(), table.to_owned()));
         let dir = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
         let rows_dir = dir.clone();
@@ -403,53 +404,76 @@ impl Live {
                 };
                 let mut at = 0usize;
                 let mut picked: Vec<Vec<u32>> = vec![Vec::new(); n];
-                each_batch_ahead(&memory, spill.as_deref(), reading, |b| {
-                    let rows = b.num_rows();
-                    let skip = first.saturating_sub(at).min(rows);
-                    at += rows;
-                    if skip == rows {
-                        return Ok(());
-                    }
-                    let b = match &whole {
-                        Some((secret, table)) => {
-                            let b = whole::halves(&b.slice(skip, rows - skip), columns, table)?;
-                            let values: Vec<&dyn Array> =
-                                b.columns()[..columns].iter().map(|c| c.as_ref()).collect();
-                            let digests = whole::digests(secret, &values)
-                                .map_err(|e| failed("a row's digest", e))?;
-                            for (i, d) in digests.iter().enumerate() {
-                                picked[splits.partition_point(|s| s.as_slice() <= d.as_slice())]
+                // Each bucket's part of a batch is written on a thread of its own (a batch's
+                // parts in flight at most) while the next batch is cut.
+                let (parts, to_write) = std::sync::mpsc::sync_channel::<(usize, RecordBatch)>(n);
+                let (cut, written) = std::thread::scope(|scope| {
+                    let writer = scope.spawn(move || -> Result<Vec<SpillWriter>> {
+                        for (i, part) in to_write {
+                            buckets[i].write(&part)?;
+                        }
+                        Ok(buckets)
+                    });
+                    let cut = each_batch_ahead(&memory, spill.as_deref(), reading, |b| {
+                        let rows = b.num_rows();
+                        let skip = first.saturating_sub(at).min(rows);
+                        at += rows;
+                        if skip == rows {
+                            return Ok(());
+                        }
+                        let b = match &whole {
+                            Some((secret, table)) => {
+                                let b = whole::halves(&b.slice(skip, rows - skip), columns, table)?;
+                                let values: Vec<&dyn Array> =
+                                    b.columns()[..columns].iter().map(|c| c.as_ref()).collect();
+                                let digests = whole::digests(secret, &values)
+                                    .map_err(|e| failed("a row's digest", e))?;
+                                for (i, d) in digests.iter().enumerate() {
+                                    picked
+                                        [splits.partition_point(|s| s.as_slice() <= d.as_slice())]
                                     .push(i as u32);
-                            }
-                            b
-                        }
-                        None => {
-                            let (body, ends) =
-                                KeyEncoder::encode_all(&key_columns(&b, &key, columns)?)
-                                    .map_err(|e| failed("a key", e))?;
-                            let mut start = 0;
-                            for (i, end) in ends.into_iter().enumerate() {
-                                if i >= skip {
-                                    let k = &body[start..end];
-                                    picked[splits.partition_point(|s| s.as_slice() <= k)]
-                                        .push(i as u32);
                                 }
-                                start = end;
+                                b
                             }
-                            b
+                            None => {
+                                let (body, ends) =
+                                    KeyEncoder::encode_all(&key_columns(&b, &key, columns)?)
+                                        .map_err(|e| failed("a key", e))?;
+                                let mut start = 0;
+                                for (i, end) in ends.into_iter().enumerate() {
+                                    if i >= skip {
+                                        let k = &body[start..end];
+                                        picked[splits.partition_point(|s| s.as_slice() <= k)]
+                                            .push(i as u32);
+                                    }
+                                    start = end;
+                                }
+                                b
+                            }
+                        };
+                        for (i, rows) in picked.iter_mut().enumerate() {
+                            if rows.is_empty() {
+                                continue;
+                            }
+                            let indices = arrow_array::UInt32Array::from(std::mem::take(rows));
+                            let part = arrow_select::take::take_record_batch(&b, &indices)
+                                .map_err(|e| failed("a bucket", e))?;
+                            // Refused: the writer failed, and its error is the one told.
+                            if parts.send((i, part)).is_err() {
+                                return Err(failed("a bucket", "no longer written"));
+                            }
                         }
-                    };
-                    for (bucket, rows) in buckets.iter_mut().zip(&mut picked) {
-                        if rows.is_empty() {
-                            continue;
-                        }
-                        let indices = arrow_array::UInt32Array::from(std::mem::take(rows));
-                        let part = arrow_select::take::take_record_batch(&b, &indices)
-                            .map_err(|e| failed("a bucket", e))?;
-                        bucket.write(&part)?;
-                    }
-                    Ok(())
-                })?;
+                        Ok(())
+                    });
+                    // The writer ends with the parts.
+                    drop(parts);
+                    let written = writer
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    (cut, written)
+                });
+                let buckets = written?;
+                cut?;
                 Ok(Some((buckets, surveyed.rows)))
             })
             .await
@@ -458,8 +482,9 @@ impl Live {
             return Ok(None);
         };
         super::debug(format_args!(
-            "{table}: changes cut into {} buckets",
-            buckets.len()
+            "{table}: changes cut into {} buckets in {:.3} s",
+            buckets.len(),
+            cutting.elapsed().as_secs_f64()
         ));
         // Three at once: the buckets read back (one ahead), each folded, the rows each leaves
         // set aside; the reading and the writing on threads of their own. That holds up to
