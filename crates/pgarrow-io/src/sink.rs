@@ -489,6 +489,17 @@ mod tests {
         .unwrap()
     }
 
+    /// A Parquet sink writing `path`.
+    fn parquet_sink(path: &Path, schema: &SchemaRef, options: &SinkOptions) -> Sink {
+        Sink::create(
+            Format::Parquet,
+            Output::File(path.to_path_buf()),
+            schema,
+            options,
+        )
+        .unwrap()
+    }
+
     /// Row groups end at the byte bound as well as at the row count: the writer's memory.
     #[test]
     fn parquet_row_groups_bounded_by_bytes() {
@@ -505,13 +516,7 @@ mod tests {
                 row_group_bytes,
                 ..SinkOptions::default()
             };
-            let mut sink = Sink::create(
-                Format::Parquet,
-                Output::File(path.clone()),
-                &schema,
-                &options,
-            )
-            .unwrap();
+            let mut sink = parquet_sink(&path, &schema, &options);
             for i in 0..10 {
                 sink.write(&batch(i * 10_000)).unwrap();
             }
@@ -566,13 +571,7 @@ mod tests {
             let options = SinkOptions::default()
                 .with_row_group_bytes(1 << 20)
                 .with_encode_threads(threads);
-            let mut sink = Sink::create(
-                Format::Parquet,
-                Output::File(path.clone()),
-                &schema,
-                &options,
-            )
-            .unwrap();
+            let mut sink = parquet_sink(&path, &schema, &options);
             for start in (0..180_000).step_by(rows as usize) {
                 sink.write(&batch(start, rows)).unwrap();
             }
@@ -621,13 +620,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.parquet");
         let b = batch();
-        let mut sink = Sink::create(
-            Format::Parquet,
-            Output::File(path.clone()),
-            &b.schema(),
-            &SinkOptions::default(),
-        )
-        .unwrap();
+        let mut sink = parquet_sink(&path, &b.schema(), &SinkOptions::default());
         sink.write(&b).unwrap();
         sink.finish().unwrap();
         let file = File::open(&path).unwrap();
