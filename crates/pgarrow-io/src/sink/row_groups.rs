@@ -132,8 +132,8 @@ impl EncodedRowGroup {
 }
 
 impl RowGroupEncoder {
-    /// This encoder with each batch's columns encoded on up to `threads` threads (the
-    /// caller's among them), when a batch is large enough to be worth it.
+    /// This encoder with its columns encoded on up to `threads` threads (the caller's among
+    /// them): batches are held until 4 MiB of them is worth spreading.
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
         self
@@ -193,7 +193,7 @@ impl RowGroupEncoder {
         if self.threads <= 1 {
             return self.encode(&[batch]);
         }
-        self.held_bytes += slice_bytes(&batch);
+        self.held_bytes += batch.columns().iter().map(column_bytes).sum::<usize>();
         self.held.push(batch);
         match self.held_bytes >= HOLD_UP_TO {
             true => self.encode_held(),
@@ -226,8 +226,7 @@ impl RowGroupEncoder {
             let mut at = 0;
             for (field, column) in self.shared.schema.fields().iter().zip(batch.columns()) {
                 let of_column = compute_leaves(field, column)?;
-                let share =
-                    column.to_data().get_slice_memory_size().unwrap_or(0) / of_column.len().max(1);
+                let share = column_bytes(column) / of_column.len().max(1);
                 for leaf in of_column {
                     let (parts, bytes) = leaves.get_mut(at).ok_or_else(|| {
                         Error::Unsupported("more Parquet leaf columns than writers".into())
@@ -314,13 +313,9 @@ const SPREAD_FROM: usize = 256 << 10;
 /// encodes them together.
 const HOLD_UP_TO: usize = 4 << 20;
 
-/// The bytes `batch`'s columns hold (of their buffers, only the part the batch uses).
-fn slice_bytes(batch: &RecordBatch) -> usize {
-    batch
-        .columns()
-        .iter()
-        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
-        .sum()
+/// The bytes `column` holds (of its buffers, only the part it uses).
+fn column_bytes(column: &arrow_array::ArrayRef) -> usize {
+    column.to_data().get_slice_memory_size().unwrap_or(0)
 }
 
 /// `f` of each item, on up to `threads` threads (this one among them), each thread taking the
