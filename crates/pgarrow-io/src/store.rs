@@ -536,9 +536,13 @@ impl Location {
                 let mut out = Vec::new();
                 for entry in entries {
                     let entry = entry.map_err(|e| local_io("cannot list", dir, e))?;
-                    let meta = entry
-                        .metadata()
-                        .map_err(|e| local_io("cannot list", dir, e))?;
+                    let meta = match entry.metadata() {
+                        Ok(meta) => meta,
+                        // Removed since the directory was read (another writer's temporary
+                        // file, say): not there, so not listed.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(local_io("cannot list", dir, e)),
+                    };
                     if meta.is_file() {
                         out.push((entry.file_name().to_string_lossy().into_owned(), meta.len()));
                     }
@@ -853,6 +857,32 @@ mod tests {
         });
         assert_eq!(won, 1);
         assert_eq!(log.list_names().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_directory_is_listed_while_others_create_names_in_it() {
+        // Writers make and remove temporary files beside the names they create: a listing
+        // meeting one that is gone by the time it looks at it skips it, and never fails.
+        let dir = tempfile::tempdir().unwrap();
+        let log = Location::from(dir.path()).join("_log");
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let seen = std::thread::scope(|s| {
+            let writer = s.spawn(|| {
+                for v in 0..2_000 {
+                    assert!(log.join(&format!("{v}.json")).create_new(b"v").unwrap());
+                }
+                done.store(true, std::sync::atomic::Ordering::Release);
+            });
+            let mut seen = 0;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                let names = log.list_names().unwrap_or_else(|e| panic!("listing: {e}"));
+                seen = seen.max(names.iter().filter(|(n, _)| n.ends_with(".json")).count());
+            }
+            writer.join().unwrap();
+            seen
+        });
+        assert!(seen <= 2_000);
+        assert_eq!(log.list_names().unwrap().len(), 2_000);
     }
 
     #[test]
