@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use common::*;
 use fault_server::{End, FaultServer, Script, msg};
-use pgarrow_testkit::activity::{backend_gone_within, slow_database, wait_for_pid};
+use pgarrow_testkit::activity::{
+    CANCEL_REACHES_BACKEND, backend_gone_within, slow_database, wait_for_pid,
+};
 
 /// A new database holding `slow()`, with a directory of its own.
 fn setup(prefix: &str) -> Option<Setup> {
@@ -40,7 +42,7 @@ fn interrupt_export(t: &Setup, query: &str, signal_name: &str) {
         "{signal_name}: exited {took:?} after the signal"
     );
     t.assert_holds(&[]);
-    let gone = backend_gone_within(t.pg, backend, Duration::from_secs(2));
+    let gone = backend_gone_within(t.pg, backend, CANCEL_REACHES_BACKEND);
     eprintln!("{signal_name} on {query:?}: exit after {took:?}, backend gone {gone:?} later");
 }
 

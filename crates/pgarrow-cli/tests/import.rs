@@ -303,7 +303,11 @@ fn ctrl_c_during_an_import_sends_copy_fail_and_loads_nothing() {
         "exited {took:?} after the signal"
     );
     assert_eq!(t.psql("SELECT count(*) FROM dst"), "0");
-    pgarrow_testkit::activity::backend_gone_within(t.pg, backend, Duration::from_secs(2));
+    pgarrow_testkit::activity::backend_gone_within(
+        t.pg,
+        backend,
+        pgarrow_testkit::activity::CANCEL_REACHES_BACKEND,
+    );
     // The server was told (CopyFail), not left to find a closed socket.
     let log = std::fs::read_to_string(t.pg.log_path()).unwrap_or_default();
     assert!(

@@ -301,7 +301,9 @@ fn a_plan_written_to_a_file_and_a_hold_ended_by_a_signal() {
 
 #[test]
 fn ctrl_c_stops_every_connection_and_leaves_nothing() {
-    use pgarrow_testkit::activity::{backend_gone_within, slow_database, wait_for_pid};
+    use pgarrow_testkit::activity::{
+        CANCEL_REACHES_BACKEND, backend_gone_within, slow_database, wait_for_pid,
+    };
     use std::time::Duration;
     let Some((pg, db)) = slow_database("cli_part_sigint", "0.001") else {
         return;
@@ -335,12 +337,12 @@ fn ctrl_c_stops_every_connection_and_leaves_nothing() {
         "exited {took:?} after the signal"
     );
     t.assert_holds(&[]);
-    backend_gone_within(t.pg, backend, Duration::from_secs(2));
+    backend_gone_within(t.pg, backend, CANCEL_REACHES_BACKEND);
     let left = format!(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND application_name = 'pgarrow'"
     );
     pgarrow_testkit::activity::poll_until(
-        Duration::from_secs(2),
+        CANCEL_REACHES_BACKEND,
         "every connection is gone",
         || t.pg.psql("postgres", &left).unwrap().trim() == "0",
     );

@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use common::*;
-use pgarrow_testkit::activity::{backend_gone_within, slow_database, wait_for_pid};
+use pgarrow_testkit::activity::{
+    CANCEL_REACHES_BACKEND, backend_gone_within, slow_database, wait_for_pid,
+};
 
 /// A URL nobody answers at: a run that tried to connect would fail with another message.
 fn unreachable() -> String {
@@ -573,7 +575,7 @@ fn psql_sigterm_exits_143_and_sigint_130() {
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(code), "{signal_name}: {err}");
         t.assert_holds(&[]);
-        backend_gone_within(t.pg, backend, Duration::from_secs(10));
+        backend_gone_within(t.pg, backend, CANCEL_REACHES_BACKEND);
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use pgarrow_testkit::activity::{backend_gone_within, wait_for_pid};
+use pgarrow_testkit::activity::{CANCEL_REACHES_BACKEND, backend_gone_within, wait_for_pid};
 use pgarrow_testkit::tls::{CERT_USER, SERVER_NAME, TlsCluster};
 use pgarrow_testkit::{MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER};
 
@@ -136,5 +136,5 @@ fn ctrl_c_cancels_over_tls() {
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert_dir_holds(dir.path(), &[]);
     // Only the cancel request stops a sleeping backend so fast.
-    backend_gone_within(pg.cluster(), backend, Duration::from_secs(2));
+    backend_gone_within(pg.cluster(), backend, CANCEL_REACHES_BACKEND);
 }

@@ -63,6 +63,12 @@ pub fn wait_for_pid(pg: &pgarrow_scratch::Cluster, sql: &str, limit: Duration) -
     pid.unwrap_or_default()
 }
 
+/// How long a cancelled backend may take to leave `pg_stat_activity`: the tests' slow queries
+/// run for ten minutes or more unless a CancelRequest stops them, and a shared CI machine under
+/// load can take seconds to fork the cancel's handler, signal the backend and reap it. So the
+/// limit tells a cancelled query from one left running without guessing at the machine's speed.
+pub const CANCEL_REACHES_BACKEND: Duration = Duration::from_secs(30);
+
 /// Polls `pg_stat_activity` until backend `pid` is gone, failing after `limit`; returns how
 /// long it took.
 ///
